@@ -1,0 +1,253 @@
+#ifndef SESSD_H
+#define SESSD_H
+
+/*
+ * libsessd: the C client of the sessd session store.
+ *
+ * One struct sessd_client is one connection to one daemon; it is not thread-safe (use one per
+ * thread). Every call blocks for at most the client's timeout. Calls return an int that is
+ * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
+ * what went wrong in words (the server's message for server errors).
+ *
+ * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
+ * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
+ * A request whose reply was lost may or may not have been carried out.
+ *
+ * Ids are opaque bytes (1..128). The namespace is the client's (sessd_set_namespace).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SESSD_VERSION "0.1.0"
+/* Length of an id from sessd_id_new, without its NUL. */
+#define SESSD_ID_LEN 43
+
+enum sessd_result {
+	SESSD_OK = 0,
+	SESSD_NOT_FOUND = 1,
+	/* Errors the server reports; the numbers are the wire statuses (PROTOCOL.md). */
+	SESSD_ERR_BAD_REQUEST = 2,
+	SESSD_ERR_TOO_LARGE = 3,
+	SESSD_ERR_NO_MEMORY = 4,
+	SESSD_ERR_UNKNOWN_OP = 5,
+	SESSD_ERR_BAD_VERSION = 6,
+	SESSD_ERR_NOT_READY = 7,
+	SESSD_ERR_IO = 8,
+	SESSD_ERR_AUTH = 9,
+	SESSD_ERR_INTERNAL = 10,
+	SESSD_ERR_SHUTTING_DOWN = 11,
+	SESSD_ERR_LIMIT = 12,
+	/* Errors found on the client side. */
+	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
+	SESSD_ERR_CONNECT = 101,  /* could not connect or complete HELLO */
+	SESSD_ERR_TIMEOUT = 102,  /* no reply within the timeout; the connection is dropped */
+	SESSD_ERR_CLOSED = 103,   /* the server closed the connection or it broke */
+	SESSD_ERR_PROTOCOL = 104, /* the server sent something this client cannot read */
+	SESSD_ERR_NOMEM = 105     /* the client could not allocate */
+};
+
+struct sessd_client;
+
+struct sessd_options {
+	int timeout_ms;          /* per call; 0 means the default, 5000 */
+	const char *ns;          /* the namespace; NULL means "default" */
+	const char *client_name; /* sent in HELLO; NULL means "libsessd" */
+};
+
+/*
+ * sessd_connect(url, opts, client):
+ * Connect to "unix:/path/to/socket" or "tcp://host:port" and say HELLO. ${opts} may be NULL
+ * (defaults); it is copied. On SESSD_OK, *${client} is a new client to free with sessd_close.
+ * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
+ */
+int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client);
+
+/* sessd_close(c): close the connection and free ${c}. sessd_close(NULL) does nothing. */
+void sessd_close(struct sessd_client *c);
+
+/* sessd_errmsg(c): words for the last error on ${c}; valid until the next call on ${c}. */
+const char *sessd_errmsg(const struct sessd_client *c);
+
+/* sessd_strerror(code): a static name for a result code, such as "not found". */
+const char *sessd_strerror(int code);
+
+/* sessd_set_namespace(c, ns): use namespace ${ns} (1..64 bytes, copied) from now on. */
+int sessd_set_namespace(struct sessd_client *c, const char *ns);
+
+/* sessd_max_frame(c): the server's max_frame from HELLO. */
+uint32_t sessd_max_frame(const struct sessd_client *c);
+
+/* sessd_server_id(c): the server id from HELLO (32 hex digits); owned by ${c}. */
+const char *sessd_server_id(const struct sessd_client *c);
+
+/*
+ * sessd_id_new(out):
+ * Write a new session id, 256 bits from libsodium as 43 characters of base64url, and a NUL.
+ * Returns SESSD_OK, or SESSD_ERR_USAGE when libsodium cannot start.
+ */
+int sessd_id_new(char out[SESSD_ID_LEN + 1]);
+
+/* --- Blocking calls: one request, one reply. --- */
+
+int sessd_ping(struct sessd_client *c);
+
+/*
+ * sessd_get(c, id, id_len, data, data_len):
+ * On SESSD_OK, *${data} is a malloc'd copy of the session's data (the caller frees it with
+ * free(); one extra NUL byte follows the data, not counted in *${data_len}).
+ * SESSD_NOT_FOUND when there is no such session.
+ */
+int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data,
+	      size_t *data_len);
+
+/* sessd_set: store ${data_len} bytes of ${data} (borrowed) with a ttl in milliseconds. */
+int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+	      size_t data_len, uint64_t ttl_ms);
+
+/* sessd_touch: give an existing session a new ttl. SESSD_NOT_FOUND if there is none. */
+int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms);
+
+/* sessd_destroy: remove a session and its flashes. SESSD_NOT_FOUND if there was none. */
+int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len);
+
+/*
+ * sessd_flash_push(c, id, id_len, type, msg, msg_len, ttl_ms, queue_len):
+ * Queue a message (sent as str) of ${type} (NUL-terminated, 1..64 bytes). A missing session
+ * is created with ${ttl_ms}. ${queue_len} (may be NULL) receives that type's queue length.
+ */
+int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+		     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len);
+
+struct sessd_flash {
+	const char *type; /* NUL-terminated */
+	const void *msg;  /* msg_len bytes and a NUL after them */
+	size_t msg_len;
+	int is_bin; /* pushed as bin rather than str */
+};
+
+struct sessd_flashes {
+	size_t count;
+	struct sessd_flash *items; /* in type order, then oldest first */
+};
+
+/*
+ * sessd_flash_pop(c, id, id_len, type, out):
+ * Remove and return the messages of ${type}, or of every type when ${type} is NULL. On
+ * SESSD_OK *${out} is owned by the caller: free it with sessd_flashes_free (count may be 0).
+ * SESSD_NOT_FOUND when there is no such session (*${out} is NULL).
+ */
+int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+		    struct sessd_flashes **out);
+
+/* sessd_flashes_free(f): free what sessd_flash_pop returned; NULL does nothing. */
+void sessd_flashes_free(struct sessd_flashes *f);
+
+/* sessd_count: the number of sessions in the client's namespace. */
+int sessd_count(struct sessd_client *c, uint64_t *count);
+
+struct sessd_list_entry {
+	const void *id; /* id_len bytes and a NUL after them */
+	size_t id_len;
+	uint64_t ttl_ms;
+};
+
+struct sessd_list {
+	uint64_t next_cursor; /* 0 when the scan is complete */
+	size_t count;
+	struct sessd_list_entry *items;
+};
+
+/*
+ * sessd_list(c, cursor, limit, out):
+ * One page of a scan of the namespace (PROTOCOL.md, LIST). On SESSD_OK *${out} is owned by
+ * the caller; free it with sessd_list_free.
+ */
+int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out);
+
+/* sessd_list_free(l): free what sessd_list returned; NULL does nothing. */
+void sessd_list_free(struct sessd_list *l);
+
+/* sessd_clear: remove every session of the namespace; ${removed} (may be NULL) gets how many. */
+int sessd_clear(struct sessd_client *c, uint64_t *removed);
+
+struct sessd_stat {
+	const char *name;
+	uint64_t value;
+};
+
+struct sessd_stats {
+	size_t count;
+	struct sessd_stat *items;
+};
+
+/*
+ * sessd_stats(c, whole_server, out):
+ * The server's figures (whole_server != 0) or the namespace's. On SESSD_OK *${out} is owned
+ * by the caller; free it with sessd_stats_free.
+ */
+int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **out);
+
+/* sessd_stats_free(s): free what sessd_stats returned; NULL does nothing. */
+void sessd_stats_free(struct sessd_stats *s);
+
+/* --- Pipelined calls: queue many requests, send them at once, read every reply. --- */
+
+struct sessd_batch;
+
+/*
+ * sessd_batch_new(c): an empty batch on ${c}, or NULL (out of memory). The batch borrows
+ * ${c}, which must outlive it. Free with sessd_batch_free.
+ */
+struct sessd_batch *sessd_batch_new(struct sessd_client *c);
+
+/* sessd_batch_free(b): free the batch and its results. NULL does nothing. */
+void sessd_batch_free(struct sessd_batch *b);
+
+/*
+ * Queue one request each; arguments are copied. Each returns the request's index in the
+ * batch (0, 1, ...), or -1 (bad argument or out of memory; nothing queued).
+ */
+int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len);
+int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+		    size_t data_len, uint64_t ttl_ms);
+int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms);
+int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len);
+int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
+			   const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms);
+int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len,
+			  const char *type);
+int sessd_batch_ping(struct sessd_batch *b);
+
+/*
+ * sessd_batch_run(b):
+ * Send every queued request in as few writes as possible, then read all the replies.
+ * Returns SESSD_OK when every reply arrived (each may still be an error: see
+ * sessd_batch_status), or the transport error that cut the batch short.
+ */
+int sessd_batch_run(struct sessd_batch *b);
+
+/* sessd_batch_status(b, i): the result code of request ${i} after sessd_batch_run. */
+int sessd_batch_status(const struct sessd_batch *b, size_t i);
+
+/*
+ * sessd_batch_data(b, i, len):
+ * GET's data, or NULL when request ${i} was not a successful GET; owned by ${b}.
+ */
+const void *sessd_batch_data(const struct sessd_batch *b, size_t i, size_t *len);
+
+/* sessd_batch_flashes(b, i): FLASH_POP's messages for request ${i}, owned by ${b}; or NULL. */
+const struct sessd_flashes *sessd_batch_flashes(const struct sessd_batch *b, size_t i);
+
+/* sessd_batch_reset(b): forget the requests and results, keep the memory for the next batch. */
+void sessd_batch_reset(struct sessd_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

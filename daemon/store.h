@@ -1,0 +1,193 @@
+#ifndef SESSD_STORE_H
+#define SESSD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The session store: namespaces of sessions keyed by opaque ids, each with a data blob, an
+ * absolute expiry instant (wall-clock milliseconds since the epoch) and flash queues.
+ *
+ * The store does no I/O and reads no clock: every call that depends on time takes ${now_ms}.
+ * A session whose expiry instant is <= now_ms is absent for every operation from that instant
+ * on (lazy expiry); store_expire reclaims them in bounded slices (active expiry), with work
+ * proportional to the sessions that expire, not to the sessions that exist.
+ *
+ * Byte arguments are borrowed for the duration of the call; the store copies what it keeps.
+ * Limits on lengths (ids 1..128, namespaces 1..64, flash types 1..64) are the caller's to
+ * check; the store asserts them.
+ */
+
+struct store;
+
+struct store_config {
+	/* Bytes of session memory (data, ids, flashes and per-session overhead) above which
+	 * writes that would grow the store fail with ENOMEM; 0 means no limit. */
+	size_t max_bytes;
+	/* The most bytes of flash types and messages one session may hold. */
+	size_t max_flash_bytes;
+};
+
+/* A namespace and id, both borrowed. */
+struct store_key {
+	const uint8_t *ns;
+	size_t ns_len;
+	const uint8_t *id;
+	size_t id_len;
+};
+
+/*
+ * store_new(cfg):
+ * A new empty store; ${cfg} is copied. Returns NULL with errno ENOMEM.
+ * Free with store_free.
+ */
+struct store *store_new(const struct store_config *cfg);
+
+/* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
+void store_free(struct store *st);
+
+/*
+ * store_get(st, key, now_ms, data, len):
+ * Find the data of a live session that has data (a flash-only session has none).
+ * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
+ * changes the store; or -1 with errno ENOENT.
+ */
+int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
+	      size_t *len);
+
+/*
+ * store_set(st, key, data, len, expires_at_ms, now_ms):
+ * Copy ${len} bytes of ${data} into the session, creating it if needed, and make it expire at
+ * ${expires_at_ms}. Flash queues are kept. Returns 0, or -1 with errno ENOMEM (memory limit
+ * or allocation failure; nothing changed).
+ */
+int store_set(struct store *st, const struct store_key *key, const void *data, size_t len,
+	      uint64_t expires_at_ms, uint64_t now_ms);
+
+/*
+ * store_touch(st, key, expires_at_ms, now_ms):
+ * Make a live session expire at ${expires_at_ms}. Returns 0, or -1 with errno ENOENT.
+ */
+int store_touch(struct store *st, const struct store_key *key, uint64_t expires_at_ms,
+		uint64_t now_ms);
+
+/*
+ * store_destroy(st, key, now_ms):
+ * Remove a live session with its data and flashes. Returns 0, or -1 with errno ENOENT.
+ */
+int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms);
+
+/*
+ * store_flash_push(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms, now_ms,
+ *                  queue_len):
+ * Append a message to the session's queue of ${type}. A missing session is created without
+ * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
+ * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
+ * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
+ * would exceed max_flash_bytes); nothing changed on -1.
+ */
+int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
+		     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+		     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len);
+
+/*
+ * Called by store_flash_pop once per popped queue, before its messages.
+ * Returns 0 to go on, -1 to abandon the pop.
+ */
+typedef int (*store_flash_type_fn)(void *arg, const uint8_t *type, size_t type_len,
+				   size_t count);
+/* Called once per popped message, oldest first. Returns 0 to go on, -1 to abandon the pop. */
+typedef int (*store_flash_msg_fn)(void *arg, const void *msg, size_t len, bool is_bin);
+
+/*
+ * store_flash_pop(st, key, type, type_len, now_ms, on_type, on_msg, arg):
+ * Pop the queue of ${type}, or every queue when ${type} is NULL (queues in the order of
+ * their oldest message). For each queue popped, ${on_type} is called with its message count
+ * (also for a one-type pop of an empty or missing queue, with count 0, so the caller can
+ * write an empty array), then ${on_msg} for each message. The messages are removed only after
+ * every callback returned 0, so a caller that fails to deliver them loses nothing.
+ * ${queue_count} (may be NULL) receives the number of queues visited, before the first call.
+ * Returns 0; -1 with errno ENOENT (no live session) or ECANCELED (a callback returned -1;
+ * nothing removed).
+ */
+int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t *type,
+		    size_t type_len, uint64_t now_ms, size_t *queue_count,
+		    store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
+
+/* store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. */
+size_t store_count(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
+
+/* Called by store_list once per session; returns 0 to go on, -1 to stop the scan (error). */
+typedef int (*store_list_fn)(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms);
+
+/*
+ * store_list(st, ns, ns_len, cursor, limit, now_ms, visit, arg, next_cursor):
+ * Visit at most ${limit} live sessions of the namespace from ${cursor} (0 starts a scan) and
+ * set ${next_cursor} (0 when the scan is complete). A session present for the whole scan is
+ * visited at least once, even when the table grows or shrinks between calls. ${count}
+ * receives the number of sessions visited. Returns 0, or -1 when ${visit} returned -1.
+ */
+int store_list(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t cursor, size_t limit,
+	       uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
+	       size_t *count);
+
+/* store_clear(st, ns, ns_len): remove every session of the namespace; returns how many. */
+size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len);
+
+/*
+ * store_expire(st, now_ms, budget):
+ * Reclaim at most ${budget} sessions whose expiry is <= now_ms. Returns how many it removed;
+ * a return equal to ${budget} means more may be waiting.
+ */
+size_t store_expire(struct store *st, uint64_t now_ms, size_t budget);
+
+/*
+ * store_next_expiry(st):
+ * The earliest instant at which store_expire may find work, or UINT64_MAX for none. May be
+ * early (a coarse bound), never late.
+ */
+uint64_t store_next_expiry(const struct store *st);
+
+struct store_stats {
+	uint64_t sessions;
+	uint64_t namespaces;
+	uint64_t bytes;   /* memory the store accounts to its sessions */
+	uint64_t flashes; /* messages queued */
+	uint64_t expired_total;
+};
+
+/*
+ * store_stats(st, ns, ns_len, out):
+ * Fill ${out} for one namespace, or for the whole store when ${ns} is NULL (namespaces then
+ * counts the namespaces that hold sessions; expired_total is store-wide in both cases).
+ */
+void store_stats(const struct store *st, const uint8_t *ns, size_t ns_len,
+		 struct store_stats *out);
+
+/*
+ * A whole session as store_foreach shows it, for snapshots. Pointers are valid only during
+ * the callback.
+ */
+struct store_session_view {
+	const uint8_t *ns;
+	size_t ns_len;
+	const uint8_t *id;
+	size_t id_len;
+	bool has_data;
+	const void *data;
+	size_t data_len;
+	uint64_t expires_at_ms;
+};
+
+typedef int (*store_session_fn)(void *arg, const struct store_session_view *s);
+
+/*
+ * store_foreach(st, now_ms, on_session, on_type, on_msg, arg):
+ * Visit every live session; after each session, its flash queues through ${on_type} and
+ * ${on_msg} (which may be NULL). Changes nothing. Returns 0, or -1 when a callback returned -1.
+ */
+int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_session,
+		  store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
+
+#endif

@@ -1,0 +1,40 @@
+#ifndef SESSD_BUF_H
+#define SESSD_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A growable byte buffer. The struct is public because callers embed it (connections keep one
+ * for output, clients one per request batch); its fields are read freely but only changed
+ * through buf_* so that len <= cap always holds.
+ */
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* buf_init(b): make ${b} empty without allocating. */
+void buf_init(struct buf *b);
+
+/* buf_finish(b): free the memory of ${b}; it is then empty and may be reused. */
+void buf_finish(struct buf *b);
+
+/*
+ * buf_reserve(b, extra):
+ * Make room for ${extra} more bytes after len. Returns 0, or -1 with errno ENOMEM (nothing
+ * changed; also when len + extra overflows).
+ */
+int buf_reserve(struct buf *b, size_t extra);
+
+/* buf_append(b, p, n): copy ${n} bytes of ${p} to the end. Returns 0, or -1 with errno ENOMEM. */
+int buf_append(struct buf *b, const void *p, size_t n);
+
+/* buf_reset(b): forget the contents but keep the memory for reuse. */
+void buf_reset(struct buf *b);
+
+/* buf_consume(b, n): drop the first ${n} bytes (n <= len), moving the rest to the front. */
+void buf_consume(struct buf *b, size_t n);
+
+#endif

@@ -1,0 +1,155 @@
+#ifndef SESSD_CODEC_H
+#define SESSD_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "mp.h"
+
+/*
+ * The sessd wire codec: frames, requests and replies as PROTOCOL.md defines them. Pure: no
+ * sockets, no event loop, no allocation while decoding (decoded fields borrow the frame).
+ */
+
+#define CODEC_PROTOCOL_VERSION 1
+#define CODEC_HEADER_BYTES     4
+#define CODEC_DEFAULT_MAX_FRAME (1024u * 1024u)
+/* The smallest max frame a server may announce; below it a SET of a small session fails. */
+#define CODEC_MIN_MAX_FRAME     4096u
+#define CODEC_DEFAULT_NAMESPACE "default"
+#define CODEC_LIST_MAX_LIMIT    1000u
+/* The largest ttl a request may carry: 10 years, in milliseconds. */
+#define CODEC_MAX_TTL_MS        (10ull * 366 * 24 * 3600 * 1000)
+
+enum codec_op {
+	CODEC_OP_HELLO = 0x01,
+	CODEC_OP_PING = 0x02,
+	CODEC_OP_GET = 0x10,
+	CODEC_OP_SET = 0x11,
+	CODEC_OP_TOUCH = 0x12,
+	CODEC_OP_DESTROY = 0x13,
+	CODEC_OP_FLASH_PUSH = 0x20,
+	CODEC_OP_FLASH_POP = 0x21,
+	CODEC_OP_COUNT = 0x30,
+	CODEC_OP_LIST = 0x31,
+	CODEC_OP_CLEAR = 0x32,
+	CODEC_OP_STATS = 0x33,
+};
+
+/* Reply statuses; the numbers are on the wire (PROTOCOL.md, "Statuses"). */
+enum codec_status {
+	CODEC_OK = 0,
+	CODEC_NOT_FOUND = 1,
+	CODEC_BAD_REQUEST = 2,   /* malformed frame or arguments: the connection is closed */
+	CODEC_TOO_LARGE = 3,     /* frame over max_frame: the connection is closed */
+	CODEC_NO_MEMORY = 4,     /* the store's memory limit is reached; nothing changed */
+	CODEC_UNKNOWN_OP = 5,    /* well-formed frame, opcode this server does not know */
+	CODEC_BAD_VERSION = 6,   /* HELLO asked for a protocol version the server lacks */
+	CODEC_NOT_READY = 7,     /* a request before HELLO: the connection is closed */
+	CODEC_IO_ERROR = 8,      /* the change could not be persisted; nothing changed */
+	CODEC_AUTH_FAILED = 9,   /* authentication required or rejected */
+	CODEC_INTERNAL = 10,     /* a server fault */
+	CODEC_SHUTTING_DOWN = 11 /* the server is stopping and takes no new work */
+};
+
+/* A human-readable name for ${status}, such as "NOT_FOUND"; "UNKNOWN" for other numbers. */
+const char *codec_status_name(uint32_t status);
+
+/* A name for ${op}, such as "FLASH_POP"; NULL for other numbers. */
+const char *codec_op_name(uint32_t op);
+
+/*
+ * One decoded request. Byte fields borrow the frame they were decoded from. Fields an
+ * opcode does not carry are zero. PROTOCOL.md gives each opcode's arguments.
+ */
+struct codec_request {
+	uint32_t op;
+	uint64_t request_id;
+	/* Session operations and COUNT/LIST/CLEAR/STATS: the namespace; nil on the wire
+	 * decodes to CODEC_DEFAULT_NAMESPACE. STATS may send nil meaning the whole server:
+	 * then ns_all is true. */
+	struct mp_bytes ns;
+	bool ns_all;
+	struct mp_bytes id;         /* GET SET TOUCH DESTROY FLASH_PUSH FLASH_POP */
+	struct mp_bytes data;       /* SET */
+	uint64_t ttl_ms;            /* SET TOUCH FLASH_PUSH */
+	struct mp_bytes flash_type; /* FLASH_PUSH; FLASH_POP unless flash_all */
+	bool flash_all;             /* FLASH_POP with a nil type: every type */
+	struct mp_bytes flash_msg;  /* FLASH_PUSH */
+	bool flash_msg_is_bin;      /* FLASH_PUSH: the message was bin, not str */
+	uint64_t cursor;            /* LIST */
+	uint32_t limit;             /* LIST, clamped to 1..CODEC_LIST_MAX_LIMIT */
+	uint32_t version;           /* HELLO */
+	struct mp_bytes client_name; /* HELLO */
+	/* HELLO: the raw msgpack of the auth field (nil today), for the authentication step
+	 * a later version adds. */
+	struct mp_bytes auth;
+};
+
+/*
+ * codec_frame_length(header):
+ * The body length a 4-byte frame header announces (big-endian).
+ */
+uint32_t codec_frame_length(const uint8_t header[CODEC_HEADER_BYTES]);
+
+/*
+ * codec_frame_open(out, at) / codec_frame_close(out, at):
+ * Reserve a frame header in ${out} (its offset goes to ${at}), write the body after it with
+ * mp_write_*, then close to fill in the length. Open returns 0 or -1 (ENOMEM). Close returns
+ * 0, or -1 when the body is empty or over 4 GiB - 1 (the caller drops the frame).
+ */
+int codec_frame_open(struct buf *out, size_t *at);
+int codec_frame_close(struct buf *out, size_t at);
+
+/*
+ * codec_decode_request(body, len, req, status, why):
+ * Decode one frame body (without its header) into ${req}, consuming it exactly.
+ * Returns 0, or -1 with ${status} set to CODEC_BAD_REQUEST or CODEC_UNKNOWN_OP and ${why}
+ * to a static message. On -1, req->request_id holds the request id when it could be read
+ * (else 0), so the error reply can carry it. Fields of ${req} borrow ${body}.
+ */
+int codec_decode_request(const uint8_t *body, size_t len, struct codec_request *req,
+			 uint32_t *status, const char **why);
+
+/*
+ * codec_encode_request(out, req):
+ * Append one whole frame (header and body) for ${req} to ${out}, writing the fields its
+ * opcode carries. A zero-length ns is sent as nil (the default namespace).
+ * Returns 0, or -1 with errno ENOMEM or EINVAL (unknown op, or a field over its limit).
+ */
+int codec_encode_request(struct buf *out, const struct codec_request *req);
+
+/*
+ * codec_reply_open(out, request_id, status, at):
+ * Start a reply frame: header, the 3-element array, the request id and the status. The
+ * caller then writes exactly one result value with mp_write_* and calls codec_frame_close.
+ * Returns 0 or -1 (ENOMEM).
+ */
+int codec_reply_open(struct buf *out, uint64_t request_id, uint32_t status, size_t *at);
+
+/*
+ * codec_reply_error(out, request_id, status, message):
+ * Append a whole error reply whose result is the str ${message}. Returns 0 or -1 (ENOMEM).
+ */
+int codec_reply_error(struct buf *out, uint64_t request_id, uint32_t status, const char *message);
+
+/* One decoded reply; byte fields borrow the frame. */
+struct codec_reply {
+	uint64_t request_id;
+	uint32_t status;
+	/* The raw msgpack of the result value, to be read with an mp_reader. */
+	struct mp_bytes result;
+	/* For statuses other than OK and NOT_FOUND: the message (result must be a str). */
+	struct mp_bytes message;
+};
+
+/*
+ * codec_decode_reply(body, len, rep):
+ * Decode one reply frame body, consuming it exactly and checking the result value is
+ * well formed (mp_skip). Returns 0, or -1 for a malformed reply.
+ */
+int codec_decode_reply(const uint8_t *body, size_t len, struct codec_reply *rep);
+
+#endif
