@@ -1,0 +1,97 @@
+#ifndef SESSD_PERSIST_H
+#define SESSD_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/*
+ * Persistence: an append-only log of every acknowledged change plus snapshots, in one data
+ * directory (DATA.md describes the files). The network layer never sees the files; dispatch
+ * logs each change it made to the store, and the server commits once per loop turn before it
+ * releases that turn's replies (group commit).
+ *
+ * The contract with dispatch and the server:
+ * - Before a mutating request, dispatch asks persist_writable(); on -1 it answers IO_ERROR
+ *   and changes nothing.
+ * - After the store accepted a change, dispatch calls the matching persist_log_*; these only
+ *   append to a memory buffer and fail only with ENOMEM.
+ * - At the end of the loop turn the server calls persist_commit() and only then sends the
+ *   replies written during the turn. If persist_commit() fails, the server closes the
+ *   connections whose replies were waiting (their changes may or may not survive a crash:
+ *   they were never acknowledged) and persist_writable() answers -1 until a retry succeeds.
+ */
+
+struct persist;
+
+enum persist_fsync {
+	PERSIST_FSYNC_ALWAYS,   /* fdatasync in persist_commit, before replies go out */
+	PERSIST_FSYNC_EVERYSEC, /* fdatasync from a background thread about once a second */
+	PERSIST_FSYNC_NO        /* write(2) only; the kernel decides */
+};
+
+struct persist_config {
+	const char *data_dir;
+	enum persist_fsync fsync;
+	/* A file holding a 32-byte key for encryption at rest, or NULL for none. */
+	const char *key_file;
+	/* Write a snapshot when the log has grown past this many bytes (0: a default). */
+	uint64_t snapshot_log_bytes;
+};
+
+/*
+ * persist_open(cfg, st, now_ms):
+ * Open (creating) the data directory, load the newest snapshot and replay the log into the
+ * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
+ * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
+ * offset. Returns a handle to free with persist_free, or NULL (logged).
+ */
+struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
+
+/* persist_free(p): commit what is pending, stop the background work, close. NULL: nothing. */
+void persist_free(struct persist *p);
+
+/* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */
+int persist_writable(struct persist *p);
+
+/* Each records one change the store has accepted. Returns 0, or -1 with errno ENOMEM. */
+int persist_log_set(struct persist *p, const struct store_key *key, const void *data,
+		    size_t len, uint64_t expires_at_ms);
+int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms);
+int persist_log_destroy(struct persist *p, const struct store_key *key);
+int persist_log_flash_push(struct persist *p, const struct store_key *key, const uint8_t *type,
+			   size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+			   uint64_t expires_at_ms);
+/* ${type} NULL: every type was popped. */
+int persist_log_flash_pop(struct persist *p, const struct store_key *key, const uint8_t *type,
+			  size_t type_len);
+int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len);
+
+/* persist_pending(p): true when changes were logged since the last persist_commit. */
+bool persist_pending(const struct persist *p);
+
+/*
+ * persist_commit(p):
+ * Write what was logged and, under PERSIST_FSYNC_ALWAYS, fdatasync it. Returns 0 when the
+ * changes are as durable as the policy promises, or -1 (logged) when they are not.
+ */
+int persist_commit(struct persist *p);
+
+/*
+ * persist_tick(p, st, now_ms):
+ * Called about once a second by the server: retries a failed disk, and starts a snapshot
+ * when the log has grown enough (the snapshot is written without stopping service).
+ */
+void persist_tick(struct persist *p, struct store *st, uint64_t now_ms);
+
+/*
+ * persist_check(data_dir, key_file, repair):
+ * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
+ * stdout; with ${repair}, cut the log to its valid prefix. Returns 0 when the data is sound
+ * (or was repaired), 1 when damage remains, -1 when the files cannot be read.
+ */
+int persist_check(const char *data_dir, const char *key_file, bool repair);
+
+#endif
