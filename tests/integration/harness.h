@@ -1,0 +1,78 @@
+#ifndef SESSD_HARNESS_H
+#define SESSD_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+
+/*
+ * The integration-test harness: starts the real sessd ($SESSD_BIN) in a temporary directory,
+ * on a Unix socket there and an ephemeral loopback TCP port, and talks raw protocol to it.
+ * The daemon's stderr goes to <dir>/sessd.log; when something fails the log is copied to the
+ * test's stderr and the directory is kept for debugging.
+ */
+
+struct harness_daemon {
+	pid_t pid;
+	char dir[256];
+	char unix_path[300];
+	char unix_url[320];
+	char tcp_url[64];
+};
+
+/*
+ * harness_start(d, extra_args):
+ * Start $SESSD_BIN with --listen unix:<tmpdir>/sessd.sock --listen tcp://127.0.0.1:0
+ * --ready-file <tmpdir>/ready plus ${extra_args} (NULL-terminated, may be NULL); wait (up to
+ * 10 s) for the ready file and fill the URLs. The tmpdir is made with mkdtemp.
+ * Returns 0 or -1.
+ */
+int harness_start(struct harness_daemon *d, const char *const *extra_args);
+
+/*
+ * harness_stop(d):
+ * SIGTERM the daemon and wait for it. Returns its exit status (0 expected), or -1 when it
+ * died from a signal or could not be waited for. Removes the tmpdir when the status is 0.
+ */
+int harness_stop(struct harness_daemon *d);
+
+/* harness_kill(d): SIGKILL and wait; keeps the tmpdir (for restart tests). Returns 0 or -1. */
+int harness_kill(struct harness_daemon *d);
+
+/*
+ * harness_restart(d, extra_args):
+ * Start the daemon again on the same tmpdir, socket path and TCP port (pass the extra args
+ * again). Returns 0 or -1.
+ */
+int harness_restart(struct harness_daemon *d, const char *const *extra_args);
+
+/*
+ * harness_connect(url):
+ * Connect, blocking, to "unix:PATH", a bare PATH, or "tcp://HOST:PORT" ([v6] allowed), with
+ * receive and send timeouts of 10 s. Returns the fd (the caller closes it) or -1.
+ */
+int harness_connect(const char *url);
+
+/*
+ * harness_call(fd, req, rep, body):
+ * Send one frame built from ${req}, read one reply frame into *${body} (malloc'd, the caller
+ * frees it, also on -1 it is NULL) and decode it into ${rep}, which borrows *${body}.
+ * Returns 0 or -1.
+ */
+int harness_call(int fd, const struct codec_request *req, struct codec_reply *rep, uint8_t **body);
+
+/*
+ * harness_send_all(fd, p, n) / harness_recv_all(fd, p, n):
+ * Write or read exactly ${n} bytes. Return 0, or -1 (error, timeout, or end of stream).
+ */
+int harness_send_all(int fd, const void *p, size_t n);
+int harness_recv_all(int fd, void *p, size_t n);
+
+/*
+ * harness_recv_frame(fd, body, len):
+ * Read one frame; *${body} is malloc'd (the caller frees it). Returns 0 or -1.
+ */
+int harness_recv_frame(int fd, uint8_t **body, size_t *len);
+
+#endif
