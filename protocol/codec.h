@@ -51,7 +51,8 @@ enum codec_status {
 	CODEC_IO_ERROR = 8,      /* the change could not be persisted; nothing changed */
 	CODEC_AUTH_FAILED = 9,   /* authentication required or rejected */
 	CODEC_INTERNAL = 10,     /* a server fault */
-	CODEC_SHUTTING_DOWN = 11 /* the server is stopping and takes no new work */
+	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
+	CODEC_LIMIT = 12          /* a per-session limit (flash bytes) would be exceeded */
 };
 
 /* A human-readable name for ${status}, such as "NOT_FOUND"; "UNKNOWN" for other numbers. */
@@ -73,6 +74,7 @@ struct codec_request {
 	struct mp_bytes ns;
 	bool ns_all;
 	struct mp_bytes id;         /* GET SET TOUCH DESTROY FLASH_PUSH FLASH_POP */
+	bool id_is_bin;             /* the id was bin, not str (the same session either way) */
 	struct mp_bytes data;       /* SET */
 	uint64_t ttl_ms;            /* SET TOUCH FLASH_PUSH */
 	struct mp_bytes flash_type; /* FLASH_PUSH; FLASH_POP unless flash_all */
