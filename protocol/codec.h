@@ -13,15 +13,15 @@
  * sockets, no event loop, no allocation while decoding (decoded fields borrow the frame).
  */
 
-#define CODEC_PROTOCOL_VERSION 1
-#define CODEC_HEADER_BYTES     4
+#define CODEC_PROTOCOL_VERSION  1
+#define CODEC_HEADER_BYTES      4
 #define CODEC_DEFAULT_MAX_FRAME (1024u * 1024u)
 /* The smallest max frame a server may announce; below it a SET of a small session fails. */
 #define CODEC_MIN_MAX_FRAME     4096u
 #define CODEC_DEFAULT_NAMESPACE "default"
 #define CODEC_LIST_MAX_LIMIT    1000u
 /* The largest ttl a request may carry: 10 years, in milliseconds. */
-#define CODEC_MAX_TTL_MS        (10ull * 366 * 24 * 3600 * 1000)
+#define CODEC_MAX_TTL_MS (10ull * 366 * 24 * 3600 * 1000)
 
 enum codec_op {
 	CODEC_OP_HELLO = 0x01,
@@ -42,15 +42,15 @@ enum codec_op {
 enum codec_status {
 	CODEC_OK = 0,
 	CODEC_NOT_FOUND = 1,
-	CODEC_BAD_REQUEST = 2,   /* malformed frame or arguments: the connection is closed */
-	CODEC_TOO_LARGE = 3,     /* frame over max_frame: the connection is closed */
-	CODEC_NO_MEMORY = 4,     /* the store's memory limit is reached; nothing changed */
-	CODEC_UNKNOWN_OP = 5,    /* well-formed frame, opcode this server does not know */
-	CODEC_BAD_VERSION = 6,   /* HELLO asked for a protocol version the server lacks */
-	CODEC_NOT_READY = 7,     /* a request before HELLO: the connection is closed */
-	CODEC_IO_ERROR = 8,      /* the change could not be persisted; nothing changed */
-	CODEC_AUTH_FAILED = 9,   /* authentication required or rejected */
-	CODEC_INTERNAL = 10,     /* a server fault */
+	CODEC_BAD_REQUEST = 2,    /* malformed frame or arguments: the connection is closed */
+	CODEC_TOO_LARGE = 3,      /* frame over max_frame: the connection is closed */
+	CODEC_NO_MEMORY = 4,      /* the store's memory limit is reached; nothing changed */
+	CODEC_UNKNOWN_OP = 5,     /* well-formed frame, opcode this server does not know */
+	CODEC_BAD_VERSION = 6,    /* HELLO asked for a protocol version the server lacks */
+	CODEC_NOT_READY = 7,      /* a request before HELLO: the connection is closed */
+	CODEC_IO_ERROR = 8,       /* the change could not be persisted; nothing changed */
+	CODEC_AUTH_FAILED = 9,    /* authentication required or rejected */
+	CODEC_INTERNAL = 10,      /* a server fault */
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
 	CODEC_LIMIT = 12          /* a per-session limit (flash bytes) would be exceeded */
 };
@@ -73,17 +73,17 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	struct mp_bytes id;         /* GET SET TOUCH DESTROY FLASH_PUSH FLASH_POP */
-	bool id_is_bin;             /* the id was bin, not str (the same session either way) */
-	struct mp_bytes data;       /* SET */
-	uint64_t ttl_ms;            /* SET TOUCH FLASH_PUSH */
-	struct mp_bytes flash_type; /* FLASH_PUSH; FLASH_POP unless flash_all */
-	bool flash_all;             /* FLASH_POP with a nil type: every type */
-	struct mp_bytes flash_msg;  /* FLASH_PUSH */
-	bool flash_msg_is_bin;      /* FLASH_PUSH: the message was bin, not str */
-	uint64_t cursor;            /* LIST */
-	uint32_t limit;             /* LIST, clamped to 1..CODEC_LIST_MAX_LIMIT */
-	uint32_t version;           /* HELLO */
+	struct mp_bytes id;          /* GET SET TOUCH DESTROY FLASH_PUSH FLASH_POP */
+	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
+	struct mp_bytes data;        /* SET */
+	uint64_t ttl_ms;             /* SET TOUCH FLASH_PUSH */
+	struct mp_bytes flash_type;  /* FLASH_PUSH; FLASH_POP unless flash_all */
+	bool flash_all;              /* FLASH_POP with a nil type: every type */
+	struct mp_bytes flash_msg;   /* FLASH_PUSH */
+	bool flash_msg_is_bin;       /* FLASH_PUSH: the message was bin, not str */
+	uint64_t cursor;             /* LIST */
+	uint32_t limit;              /* LIST, clamped to 1..CODEC_LIST_MAX_LIMIT */
+	uint32_t version;            /* HELLO */
 	struct mp_bytes client_name; /* HELLO */
 	/* HELLO: the raw msgpack of the auth field (nil today), for the authentication step
 	 * a later version adds. */
@@ -113,7 +113,7 @@ int codec_frame_close(struct buf *out, size_t at);
  * (else 0), so the error reply can carry it. Fields of ${req} borrow ${body}.
  */
 int codec_decode_request(const uint8_t *body, size_t len, struct codec_request *req,
-			 uint32_t *status, const char **why);
+                         uint32_t *status, const char **why);
 
 /*
  * codec_encode_request(out, req):

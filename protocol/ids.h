@@ -9,8 +9,8 @@
 #define IDS_TEXT_LEN     43
 
 /* Limits on application-chosen IDs, namespaces and flash types (PROTOCOL.md, "Limits"). */
-#define IDS_MAX_ID_LEN        128
-#define IDS_MAX_NAMESPACE_LEN 64
+#define IDS_MAX_ID_LEN         128
+#define IDS_MAX_NAMESPACE_LEN  64
 #define IDS_MAX_FLASH_TYPE_LEN 64
 
 /*

@@ -43,7 +43,8 @@ struct mp_reader {
 	const uint8_t *end;
 };
 
-/* mp_reader_init(r, data, len): read the ${len} bytes at ${data}, which stay owned by the caller. */
+/* mp_reader_init(r, data, len): read the ${len} bytes at ${data}, which stay owned by the caller.
+ */
 void mp_reader_init(struct mp_reader *r, const void *data, size_t len);
 
 /* mp_reader_left(r): the bytes not yet consumed. */
