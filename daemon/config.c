@@ -1,2 +1,385 @@
-/* Placeholder until the network layer lands. */
-#include "store.h"
+/*
+ * The daemon's command line. See config.h.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_MAX_FRAME,
+	OPT_MAX_MEMORY,
+	OPT_MAX_CONNECTIONS,
+	OPT_LOG_LEVEL,
+	OPT_READY_FILE,
+	OPT_DATA_DIR,
+	OPT_FSYNC,
+	OPT_KEY_FILE,
+	OPT_CHECK_DATA,
+	OPT_REPAIR,
+};
+
+static const struct option config_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"check-data", required_argument, NULL, OPT_CHECK_DATA},
+    {"repair", no_argument, NULL, OPT_REPAIR},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+void config_usage(FILE *out)
+{
+	fputs("usage: sessd [options]\n"
+	      "  --listen URL            tcp://HOST:PORT, tcp://[V6]:PORT or unix:PATH "
+	      "(repeatable)\n"
+	      "  --max-frame BYTES       largest frame body (default 1M, at least 4096)\n"
+	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default 0: none)\n"
+	      "  --max-connections N     connections served at once (default 10000)\n"
+	      "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+	      "  --ready-file PATH       write the listeners' URLs here once they are bound\n"
+	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
+	      "  --fsync POLICY          always, everysec or no (default everysec)\n"
+	      "  --key-file PATH         32-byte key for encryption at rest\n"
+	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
+	      "2 unreadable)\n"
+	      "  --repair                with --check-data: cut a damaged log to its valid part\n"
+	      "  --version               print the version and exit\n"
+	      "  --help                  print this help and exit\n",
+	      out);
+}
+
+int config_parse_size(const char *text, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = text;
+
+	if (*p < '0' || *p > '9')
+		goto fail;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			goto fail;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1024;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1024 * 1024;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1024 * 1024 * 1024;
+		p++;
+		break;
+	default:
+		goto fail;
+	}
+	if (*p != '\0' || (v != 0 && v > UINT64_MAX / mult))
+		goto fail;
+	*out = v * mult;
+	return 0;
+
+fail:
+	errno = EINVAL;
+	return -1;
+}
+
+/* A decimal port 0..65535 with nothing after it. */
+static int parse_port(const char *text, uint16_t *port)
+{
+	unsigned long v = 0;
+	const char *p = text;
+
+	if (*p == '\0' || strlen(p) > 5)
+		return -1;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int config_parse_listen(const char *url, struct config_listen *out)
+{
+	unsigned char addr[16];
+	const char *host, *end, *port;
+	size_t hlen;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(url, "unix:", 5) == 0) {
+		const char *path = url + 5;
+
+		if (*path == '\0' || strlen(path) >= sizeof(out->path))
+			goto fail;
+		out->kind = CONFIG_LISTEN_UNIX;
+		strcpy(out->path, path);
+		return 0;
+	}
+	if (strncmp(url, "tcp://", 6) != 0)
+		goto fail;
+	host = url + 6;
+	out->kind = CONFIG_LISTEN_TCP;
+	if (*host == '[') {
+		host++;
+		end = strchr(host, ']');
+		if (end == NULL || end[1] != ':')
+			goto fail;
+		port = end + 2;
+		hlen = (size_t)(end - host);
+	} else {
+		end = strrchr(host, ':');
+		if (end == NULL)
+			goto fail;
+		port = end + 1;
+		hlen = (size_t)(end - host);
+	}
+	if (hlen == 0 || hlen >= sizeof(out->host))
+		goto fail;
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	/* Numeric addresses only: what the daemon binds is what the operator wrote. */
+	if (url[6] == '[' ? inet_pton(AF_INET6, out->host, addr) != 1
+	                  : inet_pton(AF_INET, out->host, addr) != 1)
+		goto fail;
+	if (parse_port(port, &out->port) == -1)
+		goto fail;
+	return 0;
+
+fail:
+	memset(out, 0, sizeof(*out));
+	errno = EINVAL;
+	return -1;
+}
+
+int config_runtime_dir(char *out, size_t size)
+{
+	const char *env;
+	int n;
+
+	env = getenv("RUNTIME_DIRECTORY");
+	if (env != NULL && *env != '\0') {
+		/* systemd may list several directories separated by ':'; the first is ours. */
+		size_t len = strcspn(env, ":");
+
+		n = snprintf(out, size, "%.*s", (int)len, env);
+	} else if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && *env != '\0') {
+		n = snprintf(out, size, "%s/sessd", env);
+	} else if (geteuid() == 0) {
+		n = snprintf(out, size, "/run/sessd");
+	} else {
+		n = snprintf(out, size, "/tmp/sessd-%lu", (unsigned long)geteuid());
+	}
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int add_listen(struct config *cfg, const struct config_listen *l)
+{
+	struct config_listen *grown;
+
+	grown = realloc(cfg->listens, (cfg->n_listens + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	cfg->listens = grown;
+	cfg->listens[cfg->n_listens++] = *l;
+	return 0;
+}
+
+static int add_default_listens(struct config *cfg, FILE *err)
+{
+	struct config_listen l;
+	char dir[sizeof(l.make_dir)];
+
+	if (config_runtime_dir(dir, sizeof(dir)) == -1 ||
+	    strlen(dir) + 1 + strlen(CONFIG_SOCKET_NAME) >= sizeof(l.path)) {
+		fprintf(err, "sessd: the runtime directory's path is too long\n");
+		return -1;
+	}
+	memset(&l, 0, sizeof(l));
+	l.kind = CONFIG_LISTEN_UNIX;
+	snprintf(l.path, sizeof(l.path), "%s/%s", dir, CONFIG_SOCKET_NAME);
+	strcpy(l.make_dir, dir);
+	if (add_listen(cfg, &l) == -1)
+		goto fail_nomem;
+	memset(&l, 0, sizeof(l));
+	l.kind = CONFIG_LISTEN_TCP;
+	strcpy(l.host, "127.0.0.1");
+	l.port = CONFIG_DEFAULT_TCP_PORT;
+	if (add_listen(cfg, &l) == -1)
+		goto fail_nomem;
+	return 0;
+
+fail_nomem:
+	fprintf(err, "sessd: out of memory\n");
+	return -1;
+}
+
+static int parse_uint_option(const char *name, const char *text, uint64_t min, uint64_t max,
+                             uint64_t *out, FILE *err)
+{
+	if (config_parse_size(text, out) == -1) {
+		fprintf(err, "sessd: --%s: not a size: '%s'\n", name, text);
+		return -1;
+	}
+	if (*out < min || *out > max) {
+		fprintf(err, "sessd: --%s: %s is out of range (%llu..%llu)\n", name, text,
+		        (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
+{
+	struct config_listen l;
+	uint64_t v;
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->action = CONFIG_RUN;
+	cfg->max_frame = CODEC_DEFAULT_MAX_FRAME;
+	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+	cfg->log_level = LOG_INFO;
+	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
+
+	/* 0 rather than 1 makes glibc start over completely, so tests can parse again. */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hV", config_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_LISTEN:
+			if (config_parse_listen(optarg, &l) == -1) {
+				fprintf(err,
+				        "sessd: --listen: bad URL '%s' (want tcp://A.B.C.D:PORT, "
+				        "tcp://[V6]:PORT or unix:PATH)\n",
+				        optarg);
+				return -1;
+			}
+			if (add_listen(cfg, &l) == -1) {
+				fprintf(err, "sessd: out of memory\n");
+				return -1;
+			}
+			break;
+		case OPT_MAX_FRAME:
+			if (parse_uint_option("max-frame", optarg, CODEC_MIN_MAX_FRAME,
+			                      CONFIG_MAX_MAX_FRAME, &v, err) == -1)
+				return -1;
+			cfg->max_frame = (uint32_t)v;
+			break;
+		case OPT_MAX_MEMORY:
+			if (parse_uint_option("max-memory", optarg, 0, SIZE_MAX, &v, err) == -1)
+				return -1;
+			cfg->max_memory = v;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (parse_uint_option("max-connections", optarg, 1, 1000000, &v, err) == -1)
+				return -1;
+			cfg->max_connections = (uint32_t)v;
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg, &cfg->log_level) == -1) {
+				fprintf(err,
+				        "sessd: --log-level: '%s' is not debug, info, warn or "
+				        "error\n",
+				        optarg);
+				return -1;
+			}
+			break;
+		case OPT_READY_FILE:
+			cfg->ready_file = optarg;
+			break;
+		case OPT_DATA_DIR:
+			cfg->data_dir = optarg;
+			break;
+		case OPT_FSYNC:
+			if (strcmp(optarg, "always") == 0) {
+				cfg->fsync = PERSIST_FSYNC_ALWAYS;
+			} else if (strcmp(optarg, "everysec") == 0) {
+				cfg->fsync = PERSIST_FSYNC_EVERYSEC;
+			} else if (strcmp(optarg, "no") == 0) {
+				cfg->fsync = PERSIST_FSYNC_NO;
+			} else {
+				fprintf(err, "sessd: --fsync: '%s' is not always, everysec or no\n",
+				        optarg);
+				return -1;
+			}
+			break;
+		case OPT_KEY_FILE:
+			cfg->key_file = optarg;
+			break;
+		case OPT_CHECK_DATA:
+			cfg->check_data_dir = optarg;
+			break;
+		case OPT_REPAIR:
+			cfg->repair = true;
+			break;
+		case 'h':
+			cfg->action = CONFIG_HELP;
+			return 0;
+		case 'V':
+			cfg->action = CONFIG_VERSION;
+			return 0;
+		case ':':
+			fprintf(err, "sessd: %s needs a value\n", argv[optind - 1]);
+			return -1;
+		default:
+			if (optopt != 0)
+				fprintf(err, "sessd: unknown option '-%c'\n", optopt);
+			else
+				fprintf(err, "sessd: unknown option '%s'\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "sessd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (cfg->repair && cfg->check_data_dir == NULL) {
+		fprintf(err, "sessd: --repair only goes with --check-data\n");
+		return -1;
+	}
+	if (cfg->check_data_dir != NULL) {
+		cfg->action = CONFIG_CHECK_DATA;
+		return 0;
+	}
+	if (cfg->n_listens == 0 && add_default_listens(cfg, err) == -1)
+		return -1;
+	return 0;
+}
+
+void config_finish(struct config *cfg)
+{
+	free(cfg->listens);
+	cfg->listens = NULL;
+	cfg->n_listens = 0;
+}

@@ -1,2 +1,576 @@
-/* Placeholder until the network layer lands. */
-#include "store.h"
+/*
+ * Dispatch: requests in, replies out, the store in between. See dispatch.h and PROTOCOL.md.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "codec.h"
+#include "ids.h"
+#include "log.h"
+#include "mp.h"
+
+/*
+ * The most a LIST entry takes on the wire: fixarray, bin8 header and a 128-byte id, uint64.
+ * LIST pages are cut to what fits in max_frame (PROTOCOL.md: the server may return fewer).
+ */
+#define DISPATCH_LIST_ENTRY_MAX (1 + 2 + IDS_MAX_ID_LEN + 9)
+#define DISPATCH_REPLY_OVERHEAD 64
+
+struct dispatch {
+	struct dispatch_config cfg;
+	struct store *st;
+	struct persist *p;
+	const struct dispatch_server_stats *stats;
+	uint64_t requests_total;
+	/* LIST writes its entries here first: the cursor goes before them on the wire but is
+	 * known only after the scan. Reused, so LIST allocates only while it grows. */
+	struct buf scratch;
+	uint8_t tag_key[32];
+	char server_id[33];
+};
+
+struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
+                              struct persist *p, const struct dispatch_server_stats *stats)
+{
+	uint8_t raw[16];
+	struct dispatch *d;
+
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d->cfg = *cfg;
+	d->st = st;
+	d->p = p;
+	d->stats = stats;
+	buf_init(&d->scratch);
+	randombytes_buf(d->tag_key, sizeof(d->tag_key));
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
+	return d;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	buf_finish(&d->scratch);
+	sodium_memzero(d->tag_key, sizeof(d->tag_key));
+	free(d);
+}
+
+const char *dispatch_server_id(const struct dispatch *d)
+{
+	return d->server_id;
+}
+
+uint64_t dispatch_requests_total(const struct dispatch *d)
+{
+	return d->requests_total;
+}
+
+/* An OK reply whose result is nil. */
+static int reply_nil(struct buf *out, uint64_t request_id)
+{
+	size_t at;
+
+	if (codec_reply_open(out, request_id, CODEC_OK, &at) == -1 || mp_write_nil(out) == -1 ||
+	    codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
+static int reply_uint(struct buf *out, uint64_t request_id, uint64_t v)
+{
+	size_t at;
+
+	if (codec_reply_open(out, request_id, CODEC_OK, &at) == -1 || mp_write_uint(out, v) == -1 ||
+	    codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
+/* NOT_FOUND carries nil; every other status a message (PROTOCOL.md, "Requests and replies"). */
+static int reply_not_found(struct buf *out, uint64_t request_id)
+{
+	size_t at;
+
+	if (codec_reply_open(out, request_id, CODEC_NOT_FOUND, &at) == -1 ||
+	    mp_write_nil(out) == -1 || codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
+static int write_str(struct buf *out, const char *s)
+{
+	return mp_write_str(out, s, strlen(s));
+}
+
+static int write_key_uint(struct buf *out, const char *key, uint64_t v)
+{
+	if (write_str(out, key) == -1 || mp_write_uint(out, v) == -1)
+		return -1;
+	return 0;
+}
+
+static void request_key(const struct codec_request *req, struct store_key *key)
+{
+	key->ns = req->ns.ptr;
+	key->ns_len = req->ns.len;
+	key->id = req->id.ptr;
+	key->id_len = req->id.len;
+}
+
+static uint64_t expires_at(uint64_t now_ms, uint64_t ttl_ms)
+{
+	/* The codec caps ttl at 10 years, so only a wildly wrong clock could overflow. */
+	return ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms;
+}
+
+/* Log that a change reached the store but not the persistence log. */
+static void warn_unlogged(struct dispatch *d, const struct codec_request *req)
+{
+	char tag[13] = "-";
+
+	if (req->id.len > 0)
+		ids_log_tag(tag, req->id.ptr, req->id.len, d->tag_key);
+	log_warn("%s of session %s was applied but could not be logged: out of memory",
+	         codec_op_name(req->op), tag);
+}
+
+/*
+ * The persistence guard before a change. Returns 0 to go on; 1 when the IO_ERROR reply was
+ * written instead; -1 when that reply could not be written.
+ */
+static int refuse_unwritable(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	if (d->p == NULL || persist_writable(d->p) == 0)
+		return 0;
+	if (codec_reply_error(out, req->request_id, CODEC_IO_ERROR,
+	                      "the change cannot be made durable now; nothing changed") == -1)
+		return -1;
+	return 1;
+}
+
+static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
+                    struct buf *out, enum dispatch_verdict *verdict)
+{
+	size_t at;
+
+	if (peer->ready) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_BAD_REQUEST,
+		                         "HELLO was already done on this connection");
+	}
+	if (req->version != CODEC_PROTOCOL_VERSION) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
+		                         "this server speaks protocol version 1 only");
+	}
+	/* Version 1 has no authentication: auth must be nil (0xc0). */
+	if (req->auth.len != 1 || req->auth.ptr[0] != 0xc0) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_AUTH_FAILED,
+		                         "this server does not take authentication; send nil");
+	}
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_map(out, 9) == -1 || write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
+	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
+	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
+	    write_key_uint(out, "max_frame", d->cfg.max_frame) == -1 ||
+	    write_key_uint(out, "max_id", IDS_MAX_ID_LEN) == -1 ||
+	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
+	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
+	    write_key_uint(out, "max_list", CODEC_LIST_MAX_LIMIT) == -1 ||
+	    write_str(out, "auth") == -1 || mp_write_nil(out) == -1 ||
+	    codec_frame_close(out, at) == -1)
+		return -1;
+	peer->ready = true;
+	return 0;
+}
+
+static int op_get(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                  struct buf *out)
+{
+	struct store_key key;
+	const void *data;
+	size_t len, at;
+
+	request_key(req, &key);
+	if (store_get(d->st, &key, now_ms, &data, &len) == -1)
+		return reply_not_found(out, req->request_id);
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_bin(out, data, len) == -1 || codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
+static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                  struct buf *out)
+{
+	uint64_t when = expires_at(now_ms, req->ttl_ms);
+	struct store_key key;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	request_key(req, &key);
+	if (store_set(d->st, &key, req->data.ptr, req->data.len, when, now_ms) == -1)
+		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
+		                         "the server's memory limit is reached");
+	if (d->p != NULL && persist_log_set(d->p, &key, req->data.ptr, req->data.len, when) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
+	return reply_nil(out, req->request_id);
+}
+
+static int op_touch(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                    struct buf *out)
+{
+	uint64_t when = expires_at(now_ms, req->ttl_ms);
+	struct store_key key;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	request_key(req, &key);
+	if (store_touch(d->st, &key, when, now_ms) == -1)
+		return reply_not_found(out, req->request_id);
+	if (d->p != NULL && persist_log_touch(d->p, &key, when) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
+	return reply_nil(out, req->request_id);
+}
+
+static int op_destroy(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                      struct buf *out)
+{
+	struct store_key key;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	request_key(req, &key);
+	if (store_destroy(d->st, &key, now_ms) == -1)
+		return reply_not_found(out, req->request_id);
+	if (d->p != NULL && persist_log_destroy(d->p, &key) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
+	return reply_nil(out, req->request_id);
+}
+
+static int op_flash_push(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                         struct buf *out)
+{
+	uint64_t when = expires_at(now_ms, req->ttl_ms);
+	struct store_key key;
+	size_t queued = 0;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	request_key(req, &key);
+	if (store_flash_push(d->st, &key, req->flash_type.ptr, req->flash_type.len,
+	                     req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin, when,
+	                     now_ms, &queued) == -1) {
+		if (errno == ENOSPC)
+			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
+			                         "the session's flash messages would exceed "
+			                         "max_frame / 2 bytes");
+		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
+		                         "the server's memory limit is reached");
+	}
+	if (d->p != NULL &&
+	    persist_log_flash_push(d->p, &key, req->flash_type.ptr, req->flash_type.len,
+	                           req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin,
+	                           when) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
+	return reply_uint(out, req->request_id, queued);
+}
+
+/* What the flash-pop callbacks write into. */
+struct pop_writer {
+	struct buf *out;
+	size_t frame_start;
+	size_t max_frame;
+	const size_t *queue_count;
+	bool all;
+	bool opened; /* the map (all) or array (one type) header is written */
+	bool too_large;
+	size_t messages;
+};
+
+static int pop_on_type(void *arg, const uint8_t *type, size_t type_len, size_t count)
+{
+	struct pop_writer *w = arg;
+
+	if (w->all) {
+		if (!w->opened && mp_write_map(w->out, (uint32_t)*w->queue_count) == -1)
+			return -1;
+		w->opened = true;
+		if (mp_write_str(w->out, type, type_len) == -1)
+			return -1;
+	} else {
+		w->opened = true;
+	}
+	if (count > UINT32_MAX)
+		return -1;
+	return mp_write_array(w->out, (uint32_t)count);
+}
+
+static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	struct pop_writer *w = arg;
+	int rc;
+
+	rc = is_bin ? mp_write_bin(w->out, msg, len) : mp_write_str(w->out, msg, len);
+	if (rc == -1)
+		return -1;
+	w->messages++;
+	/* The per-session flash limit keeps replies under max_frame; if message headers ever
+	 * push one over, abandon the pop: the store then keeps every message. */
+	if (w->out->len - w->frame_start > w->max_frame) {
+		w->too_large = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int op_flash_pop(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                        struct buf *out)
+{
+	struct pop_writer w;
+	struct store_key key;
+	size_t queues = 0, at;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	request_key(req, &key);
+	memset(&w, 0, sizeof(w));
+	w.out = out;
+	w.frame_start = out->len;
+	w.max_frame = d->cfg.max_frame;
+	w.queue_count = &queues;
+	w.all = req->flash_all;
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
+		return -1;
+	if (store_flash_pop(d->st, &key, req->flash_all ? NULL : req->flash_type.ptr,
+	                    req->flash_all ? 0 : req->flash_type.len, now_ms, &queues, pop_on_type,
+	                    pop_on_msg, &w) == -1) {
+		int err = errno;
+
+		/* Drop the partial reply: the store removed nothing. */
+		out->len = w.frame_start;
+		if (err == ENOENT)
+			return reply_not_found(out, req->request_id);
+		if (w.too_large)
+			return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+			                         "the flash messages do not fit in one reply");
+		return -1;
+	}
+	if (!w.opened && (w.all ? mp_write_map(out, 0) : mp_write_array(out, 0)) == -1)
+		return -1;
+	if (codec_frame_close(out, at) == -1)
+		return -1;
+	if (d->p != NULL && w.messages > 0 &&
+	    persist_log_flash_pop(d->p, &key, req->flash_all ? NULL : req->flash_type.ptr,
+	                          req->flash_all ? 0 : req->flash_type.len) == -1) {
+		/* The messages are popped and in this reply; a crash may bring them back. */
+		warn_unlogged(d, req);
+	}
+	return 0;
+}
+
+static int list_visit(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms)
+{
+	struct buf *scratch = arg;
+
+	if (mp_write_array(scratch, 2) == -1 || mp_write_bin(scratch, id, id_len) == -1 ||
+	    mp_write_uint(scratch, ttl_ms) == -1)
+		return -1;
+	return 0;
+}
+
+static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                   struct buf *out)
+{
+	size_t limit = req->limit, fits, count = 0, at;
+	uint64_t next = 0;
+
+	fits = (d->cfg.max_frame - DISPATCH_REPLY_OVERHEAD) / DISPATCH_LIST_ENTRY_MAX;
+	if (limit > fits)
+		limit = fits;
+	if (limit > CODEC_LIST_MAX_LIMIT)
+		limit = CODEC_LIST_MAX_LIMIT;
+	if (limit == 0)
+		limit = 1;
+	buf_reset(&d->scratch);
+	if (store_list(d->st, req->ns.ptr, req->ns.len, req->cursor, limit, now_ms, list_visit,
+	               &d->scratch, &next, &count) == -1)
+		return -1;
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_array(out, 2) == -1 || mp_write_uint(out, next) == -1 ||
+	    mp_write_array(out, (uint32_t)count) == -1 ||
+	    buf_append(out, d->scratch.data, d->scratch.len) == -1 ||
+	    codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
+static int op_clear(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	size_t removed;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	removed = store_clear(d->st, req->ns.ptr, req->ns.len);
+	if (d->p != NULL && removed > 0 && persist_log_clear(d->p, req->ns.ptr, req->ns.len) == -1)
+		log_warn("CLEAR of a namespace was applied but could not be logged: out of memory");
+	return reply_uint(out, req->request_id, removed);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int op_stats(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	struct store_stats s;
+	size_t at;
+
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
+		return -1;
+	if (req->ns_all) {
+		uint64_t now = mono_ms();
+
+		store_stats(d->st, NULL, 0, &s);
+		if (mp_write_map(out, 9) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		    write_key_uint(out, "namespaces", s.namespaces) ||
+		    write_key_uint(out, "bytes", s.bytes) ||
+		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
+		    write_key_uint(out, "expired_total", s.expired_total) ||
+		    write_key_uint(out, "connections", d->stats->connections) ||
+		    write_key_uint(out, "connections_total", d->stats->connections_total) ||
+		    write_key_uint(out, "requests_total", d->requests_total) ||
+		    write_key_uint(out, "uptime_ms",
+		                   now > d->stats->started_mono_ms ? now - d->stats->started_mono_ms
+		                                                   : 0))
+			return -1;
+	} else {
+		store_stats(d->st, req->ns.ptr, req->ns.len, &s);
+		if (mp_write_map(out, 3) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		    write_key_uint(out, "bytes", s.bytes) ||
+		    write_key_uint(out, "flashes", s.flashes))
+			return -1;
+	}
+	return codec_frame_close(out, at);
+}
+
+/* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
+static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
+               uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
+{
+	if (req->op == CODEC_OP_HELLO)
+		return op_hello(d, peer, req, out, verdict);
+	if (!peer->ready) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_NOT_READY,
+		                         "the first request must be HELLO");
+	}
+	switch (req->op) {
+	case CODEC_OP_PING:
+		return reply_nil(out, req->request_id);
+	case CODEC_OP_GET:
+		return op_get(d, req, now_ms, out);
+	case CODEC_OP_SET:
+		return op_set(d, req, now_ms, out);
+	case CODEC_OP_TOUCH:
+		return op_touch(d, req, now_ms, out);
+	case CODEC_OP_DESTROY:
+		return op_destroy(d, req, now_ms, out);
+	case CODEC_OP_FLASH_PUSH:
+		return op_flash_push(d, req, now_ms, out);
+	case CODEC_OP_FLASH_POP:
+		return op_flash_pop(d, req, now_ms, out);
+	case CODEC_OP_COUNT:
+		return reply_uint(out, req->request_id,
+		                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));
+	case CODEC_OP_LIST:
+		return op_list(d, req, now_ms, out);
+	case CODEC_OP_CLEAR:
+		return op_clear(d, req, out);
+	case CODEC_OP_STATS:
+		return op_stats(d, req, out);
+	default:
+		/* The codec answers UNKNOWN_OP itself; an op it decodes must be handled here. */
+		return codec_reply_error(out, req->request_id, CODEC_UNKNOWN_OP,
+		                         "this server does not know that operation");
+	}
+}
+
+enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,
+                                     const uint8_t *body, size_t len, uint64_t now_ms,
+                                     struct buf *out)
+{
+	enum dispatch_verdict verdict = DISPATCH_KEEP;
+	struct codec_request req;
+	size_t start = out->len;
+	const char *why = NULL;
+	uint32_t status = 0;
+	int rc;
+
+	d->requests_total++;
+	if (codec_decode_request(body, len, &req, &status, &why) == -1) {
+		if (status == CODEC_UNKNOWN_OP && peer->ready) {
+			rc = codec_reply_error(out, req.request_id, CODEC_UNKNOWN_OP, why);
+		} else if (status == CODEC_UNKNOWN_OP) {
+			verdict = DISPATCH_CLOSE;
+			rc = codec_reply_error(out, req.request_id, CODEC_NOT_READY,
+			                       "the first request must be HELLO");
+		} else {
+			verdict = DISPATCH_CLOSE;
+			rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST,
+			                       why != NULL ? why : "malformed request");
+		}
+	} else {
+		if (log_enabled(LOG_DEBUG) && req.id.len > 0) {
+			char tag[13];
+
+			ids_log_tag(tag, req.id.ptr, req.id.len, d->tag_key);
+			log_debug("%s session %s", codec_op_name(req.op), tag);
+		}
+		rc = run(d, peer, &req, now_ms, out, &verdict);
+	}
+	if (rc == 0)
+		return verdict;
+
+	/* Out of memory while writing the reply: replace the partial frame with a short error,
+	 * and close if even that cannot be written. The buffer only ever shrinks here. */
+	out->len = start;
+	if (codec_reply_error(out, req.request_id, CODEC_INTERNAL, "out of memory") == 0)
+		return verdict;
+	out->len = start;
+	return DISPATCH_CLOSE;
+}

@@ -1,2 +1,260 @@
-/* Placeholder until the network layer lands. */
-#include "store.h"
+/*
+ * Listening sockets. See listener.h.
+ */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "log.h"
+
+#define LISTENER_BACKLOG 1024
+/* After running out of descriptors, accepting again at once would spin; wait a little. */
+#define LISTENER_RETRY_MS 100
+
+struct listener {
+	struct evconnlistener *evl;
+	struct event *retry;
+	listener_accept_fn on_accept;
+	void *arg;
+	/* Unix: the path to remove on close, "" for TCP. */
+	char path[sizeof(((struct config_listen *)0)->path)];
+	char url[160];
+};
+
+static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                               int socklen, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)evl, (void)sa, (void)socklen;
+	l->on_accept(l->arg, fd);
+}
+
+static void listener_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd, (void)what;
+	evconnlistener_enable(l->evl);
+}
+
+static void listener_on_error(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, LISTENER_RETRY_MS * 1000};
+
+	log_warn("accept on %s: %s; pausing %d ms", l->url, strerror(err), LISTENER_RETRY_MS);
+	evconnlistener_disable(evl);
+	evtimer_add(l->retry, &tv);
+}
+
+/* Make room for a Unix socket at ${path}: refuse a live socket or another kind of file. */
+static int unix_clear_path(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		log_error("cannot inspect %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket; refusing to replace it", path);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (rc == 0) {
+		log_error("another daemon is listening on %s; not taking its socket", path);
+		return -1;
+	}
+	if (errno != ECONNREFUSED) {
+		log_error("cannot tell whether %s is in use: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("replacing the stale socket %s", path);
+	if (unlink(path) == -1 && errno != ENOENT) {
+		log_error("cannot remove the stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static evutil_socket_t bind_unix(const struct config_listen *addr)
+{
+	struct sockaddr_un sun;
+	evutil_socket_t fd;
+
+	if (addr->make_dir[0] != '\0' && mkdir(addr->make_dir, 0750) == -1 && errno != EEXIST) {
+		log_error("cannot create %s: %s", addr->make_dir, strerror(errno));
+		return -1;
+	}
+	if (unix_clear_path(addr->path) == -1)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, addr->path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		log_error("cannot bind %s: %s", addr->path, strerror(errno));
+		goto fail_close;
+	}
+	/* Group access is the knob for who may talk to the daemon; others never may. */
+	if (chmod(addr->path, 0660) == -1) {
+		log_error("cannot chmod %s: %s", addr->path, strerror(errno));
+		goto fail_unlink;
+	}
+	return fd;
+
+fail_unlink:
+	unlink(addr->path);
+fail_close:
+	close(fd);
+	return -1;
+}
+
+static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	evutil_socket_t fd;
+	int one = 1;
+	bool v6 = strchr(addr->host, ':') != NULL;
+
+	memset(&ss, 0, sizeof(ss));
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(addr->port);
+		inet_pton(AF_INET6, addr->host, &s6->sin6_addr);
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(addr->port);
+		inet_pton(AF_INET, addr->host, &s4->sin_addr);
+		sslen = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A restart must get its port back while old connections sit in TIME_WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
+		log_error("cannot bind tcp://%s%s%s:%u: %s", v6 ? "[" : "", addr->host,
+		          v6 ? "]" : "", addr->port, strerror(errno));
+		goto fail_close;
+	}
+	sslen = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+		log_error("getsockname: %s", strerror(errno));
+		goto fail_close;
+	}
+	snprintf(url, url_size, "tcp://%s%s%s:%u", v6 ? "[" : "", addr->host, v6 ? "]" : "",
+	         ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                  : ((struct sockaddr_in *)&ss)->sin_port));
+	return fd;
+
+fail_close:
+	close(fd);
+	return -1;
+}
+
+struct listener *listener_new(struct event_base *base, const struct config_listen *addr,
+                              listener_accept_fn on_accept, void *arg)
+{
+	struct listener *l;
+	evutil_socket_t fd;
+
+	l = calloc(1, sizeof(*l));
+	if (l == NULL) {
+		log_error("out of memory");
+		return NULL;
+	}
+	l->on_accept = on_accept;
+	l->arg = arg;
+	if (addr->kind == CONFIG_LISTEN_UNIX) {
+		fd = bind_unix(addr);
+		if (fd == -1)
+			goto fail_free;
+		strcpy(l->path, addr->path);
+		snprintf(l->url, sizeof(l->url), "unix:%s", addr->path);
+	} else {
+		fd = bind_tcp(addr, l->url, sizeof(l->url));
+		if (fd == -1)
+			goto fail_free;
+	}
+	l->retry = evtimer_new(base, listener_on_retry, l);
+	if (l->retry == NULL) {
+		log_error("out of memory");
+		goto fail_close;
+	}
+	l->evl =
+	    evconnlistener_new(base, listener_on_accept, l,
+	                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTENER_BACKLOG, fd);
+	if (l->evl == NULL) {
+		log_error("cannot listen on %s: %s", l->url, strerror(errno));
+		goto fail_timer;
+	}
+	evconnlistener_set_error_cb(l->evl, listener_on_error);
+	return l;
+
+fail_timer:
+	event_free(l->retry);
+fail_close:
+	close(fd);
+	if (l->path[0] != '\0')
+		unlink(l->path);
+fail_free:
+	free(l);
+	return NULL;
+}
+
+void listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	evconnlistener_free(l->evl);
+	event_free(l->retry);
+	if (l->path[0] != '\0' && unlink(l->path) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", l->path, strerror(errno));
+	free(l);
+}
+
+const char *listener_url(const struct listener *l)
+{
+	return l->url;
+}

@@ -1,2 +1,68 @@
-/* Placeholder until the network layer lands. */
-#include "store.h"
+/*
+ * The daemon's log: timestamped lines on stderr. See log.h.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * The one file-static of the daemon besides signal flags: the threshold is set once by main
+ * before the event loop starts and only read afterwards, so it needs no owner to pass around.
+ */
+static enum log_level log_threshold = LOG_INFO;
+
+static const char *const log_names[] = {"debug", "info", "warn", "error"};
+
+int log_level_parse(const char *name, enum log_level *level)
+{
+	for (size_t i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++) {
+		if (strcmp(name, log_names[i]) == 0) {
+			*level = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_set_level(enum log_level level)
+{
+	log_threshold = level;
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level >= log_threshold;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int n, m;
+
+	if (level < log_threshold)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	             ts.tv_nsec / 1000000L, log_names[level]);
+	if (n < 0)
+		return;
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line so lines from a crash-time flush never interleave. */
+	fwrite(line, 1, (size_t)n, stderr);
+}

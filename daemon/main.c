@@ -1,2 +1,69 @@
-/* Placeholder until the network layer lands. */
-#include "store.h"
+/*
+ * sessd: the session-store daemon. Parses the command line and runs the server.
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "persist.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct server *srv;
+	int rc = 1;
+
+	if (config_parse(&cfg, argc, argv, stderr) == -1) {
+		fprintf(stderr, "Try 'sessd --help'.\n");
+		config_finish(&cfg);
+		return 2;
+	}
+	switch (cfg.action) {
+	case CONFIG_HELP:
+		config_usage(stdout);
+		rc = 0;
+		goto out;
+	case CONFIG_VERSION:
+		printf("%s\n", DISPATCH_SERVER_NAME);
+		rc = 0;
+		goto out;
+	case CONFIG_CHECK_DATA:
+		if (sodium_init() < 0) {
+			fprintf(stderr, "sessd: libsodium failed to initialise\n");
+			rc = 2;
+			goto out;
+		}
+		/* persist_check: 0 sound, 1 damage, -1 unreadable; the exit codes are 0, 1, 2. */
+		rc = persist_check(cfg.check_data_dir, cfg.key_file, cfg.repair);
+		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
+		goto out;
+	case CONFIG_RUN:
+		break;
+	}
+
+	log_set_level(cfg.log_level);
+	if (sodium_init() < 0) {
+		log_error("libsodium failed to initialise");
+		goto out;
+	}
+	/* A client that hangs up must cost us an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	srv = server_new(&cfg);
+	if (srv == NULL)
+		goto out;
+	rc = server_run(srv) == 0 ? 0 : 1;
+	server_free(srv);
+	if (rc == 0)
+		log_info("stopped");
+
+out:
+	config_finish(&cfg);
+	libevent_global_shutdown();
+	return rc;
+}

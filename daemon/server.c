@@ -1,2 +1,465 @@
-/* Placeholder until the network layer lands. */
+/*
+ * The server: the glue between the loop, the sockets, the connections and the store. See
+ * server.h.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conn.h"
+#include "dispatch.h"
+#include "listener.h"
+#include "log.h"
+#include "persist.h"
 #include "store.h"
+
+/* Unsent replies above which a client's requests stop being read. */
+#define SERVER_OUTPUT_HIGH_BYTES (4u * 1024u * 1024u)
+#define SERVER_CLOSE_TIMEOUT_S   10
+/* How long a stopping server waits for its last replies to leave. */
+#define SERVER_DRAIN_MS 2000
+/* Expiry works in slices and looks at the clock between them, to hold the loop ~1 ms at most. */
+#define SERVER_EXPIRE_SLICE   128
+#define SERVER_EXPIRE_SPAN_NS 1000000L
+#define SERVER_EXPIRE_MAX_MS  100
+#define SERVER_REFUSED_LOG_S  10
+
+/* Loop priorities: everything runs at the middle one; the group commit at the lowest, so it
+ * comes after the I/O of its turn. */
+#define SERVER_PRIORITIES      3
+#define SERVER_PRIORITY_COMMIT 2
+
+struct server {
+	const struct config *cfg;
+	struct event_base *base;
+	struct store *store;
+	struct persist *persist;
+	struct dispatch *dispatch;
+	struct dispatch_server_stats stats;
+	struct conn_set conns;
+	bool conns_ready;
+	struct listener **listeners;
+	size_t n_listeners;
+	struct event *sigterm;
+	struct event *sigint;
+	struct event *expire_timer;
+	struct event *tick_timer;
+	struct event *commit_event;
+	struct event *drain_timer;
+	bool commit_scheduled;
+	bool stopping;
+	/* Connections refused over --max-connections since the last log line about them. */
+	uint64_t refused;
+	uint64_t refused_logged_mono_s;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Tell systemd (Type=notify) about a state change: one datagram, no libsystemd needed. */
+static void notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	size_t plen;
+	int fd;
+
+	if (path == NULL || *path == '\0')
+		return;
+	plen = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || plen >= sizeof(sun.sun_path)) {
+		log_warn("NOTIFY_SOCKET is not a socket path; not notifying");
+		return;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, plen);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) == -1)
+		log_warn("cannot notify systemd: %s", strerror(errno));
+	close(fd);
+}
+
+/* Write the bound URLs, one a line, to the ready file: a temporary file renamed into place. */
+static int write_ready_file(struct server *srv)
+{
+	const char *path = srv->cfg->ready_file;
+	char tmp[4096];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		log_error("the ready file's path is too long");
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		log_error("cannot write %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		fprintf(f, "%s\n", listener_url(srv->listeners[i]));
+	if (fflush(f) != 0 || ferror(f)) {
+		log_error("cannot write %s: %s", tmp, strerror(errno));
+		fclose(f);
+		goto fail_unlink;
+	}
+	fclose(f);
+	if (rename(tmp, path) == -1) {
+		log_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto fail_unlink;
+	}
+	return 0;
+
+fail_unlink:
+	unlink(tmp);
+	return -1;
+}
+
+static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *peer,
+                                             const uint8_t *body, size_t len, uint64_t now_ms,
+                                             struct buf *out)
+{
+	struct server *srv = arg;
+
+	return dispatch_frame(srv->dispatch, peer, body, len, now_ms, out);
+}
+
+/* Some connection holds replies: commit once at the end of this loop turn. */
+static void server_on_held(void *arg)
+{
+	struct server *srv = arg;
+
+	if (srv->commit_scheduled)
+		return;
+	srv->commit_scheduled = true;
+	event_active(srv->commit_event, EV_TIMEOUT, 0);
+}
+
+static void server_on_closed(void *arg)
+{
+	struct server *srv = arg;
+
+	srv->stats.connections = srv->conns.count;
+	if (srv->stopping && srv->conns.count == 0)
+		event_base_loopbreak(srv->base);
+}
+
+/* The group commit: one write (and fsync, by policy) for every change of the turn. */
+static void server_commit(struct server *srv)
+{
+	bool ok = true;
+
+	srv->commit_scheduled = false;
+	if (persist_pending(srv->persist) && persist_commit(srv->persist) == -1) {
+		ok = false;
+		log_warn("changes were not committed; closing the connections waiting on them");
+	}
+	conn_set_release_held(&srv->conns, ok);
+}
+
+static void server_on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	server_commit(arg);
+}
+
+static void server_on_accept(void *arg, evutil_socket_t fd)
+{
+	struct server *srv = arg;
+
+	if (srv->stopping) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (srv->conns.count >= srv->cfg->max_connections) {
+		uint64_t now_s = (uint64_t)(mono_ns() / 1000000000L);
+
+		evutil_closesocket(fd);
+		srv->refused++;
+		if (srv->refused_logged_mono_s == 0 ||
+		    now_s - srv->refused_logged_mono_s >= SERVER_REFUSED_LOG_S) {
+			log_warn("--max-connections %u reached: closed %llu new connection(s)",
+			         srv->cfg->max_connections, (unsigned long long)srv->refused);
+			srv->refused = 0;
+			srv->refused_logged_mono_s = now_s;
+		}
+		return;
+	}
+	if (conn_new(&srv->conns, srv->base, fd) == -1)
+		return;
+	srv->stats.connections = srv->conns.count;
+	srv->stats.connections_total++;
+}
+
+/* Reclaim expired sessions a slice at a time; lazy expiry keeps answers right meanwhile. */
+static void server_on_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t now = wall_ms(), next, wait_ms;
+	int64_t started = mono_ns();
+	struct timeval tv = {0, 0};
+
+	(void)fd, (void)what;
+	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
+		if (mono_ns() - started > SERVER_EXPIRE_SPAN_NS) {
+			/* More to do: come back after the loop has served I/O. */
+			evtimer_add(srv->expire_timer, &tv);
+			return;
+		}
+	}
+	next = store_next_expiry(srv->store);
+	if (next == UINT64_MAX || next > now + SERVER_EXPIRE_MAX_MS)
+		wait_ms = SERVER_EXPIRE_MAX_MS;
+	else if (next <= now)
+		wait_ms = 1; /* a coarse bound said "now" but nothing was due: do not spin */
+	else
+		wait_ms = next - now;
+	tv.tv_sec = 0;
+	tv.tv_usec = (suseconds_t)(wait_ms * 1000);
+	evtimer_add(srv->expire_timer, &tv);
+}
+
+static void server_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd, (void)what;
+	persist_tick(srv->persist, srv->store, wall_ms());
+}
+
+static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd, (void)what;
+	log_warn("%zu connection(s) still had replies to send after %d ms; closing them",
+	         srv->conns.count, SERVER_DRAIN_MS);
+	event_base_loopbreak(srv->base);
+}
+
+static void server_close_listeners(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_free(srv->listeners[i]);
+	free(srv->listeners);
+	srv->listeners = NULL;
+	srv->n_listeners = 0;
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = {SERVER_DRAIN_MS / 1000, (SERVER_DRAIN_MS % 1000) * 1000};
+
+	(void)what;
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify_systemd("STOPPING=1");
+	server_close_listeners(srv);
+	/* Replies of this turn are released before the connections wind down. */
+	if (srv->persist != NULL && conn_set_has_held(&srv->conns))
+		server_commit(srv);
+	conn_set_shutdown(&srv->conns);
+	if (srv->conns.count == 0) {
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	evtimer_add(srv->drain_timer, &tv);
+}
+
+static int server_listen(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+
+	srv->listeners = calloc(cfg->n_listens, sizeof(*srv->listeners));
+	if (srv->listeners == NULL && cfg->n_listens > 0) {
+		log_error("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_listens; i++) {
+		srv->listeners[i] =
+		    listener_new(srv->base, &cfg->listens[i], server_on_accept, srv);
+		if (srv->listeners[i] == NULL)
+			return -1;
+		srv->n_listeners++;
+		log_info("listening on %s", listener_url(srv->listeners[i]));
+	}
+	return 0;
+}
+
+static int server_events(struct server *srv)
+{
+	struct timeval zero = {0, 0}, second = {1, 0};
+
+	srv->sigterm = evsignal_new(srv->base, SIGTERM, server_on_signal, srv);
+	srv->sigint = evsignal_new(srv->base, SIGINT, server_on_signal, srv);
+	srv->expire_timer = evtimer_new(srv->base, server_on_expire, srv);
+	srv->drain_timer = evtimer_new(srv->base, server_on_drain_timeout, srv);
+	if (srv->sigterm == NULL || srv->sigint == NULL || srv->expire_timer == NULL ||
+	    srv->drain_timer == NULL)
+		goto fail;
+	if (evsignal_add(srv->sigterm, NULL) == -1 || evsignal_add(srv->sigint, NULL) == -1 ||
+	    evtimer_add(srv->expire_timer, &zero) == -1)
+		goto fail;
+	if (srv->persist != NULL) {
+		srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
+		srv->commit_event = event_new(srv->base, -1, 0, server_on_commit, srv);
+		if (srv->tick_timer == NULL || srv->commit_event == NULL ||
+		    event_priority_set(srv->commit_event, SERVER_PRIORITY_COMMIT) == -1 ||
+		    evtimer_add(srv->tick_timer, &second) == -1)
+			goto fail;
+	}
+	return 0;
+
+fail:
+	log_error("cannot set up the event loop's events");
+	return -1;
+}
+
+struct server *server_new(const struct config *cfg)
+{
+	struct store_config store_cfg;
+	struct dispatch_config dispatch_cfg;
+	struct conn_config conn_cfg;
+	struct server *srv;
+
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		log_error("out of memory");
+		return NULL;
+	}
+	srv->cfg = cfg;
+	srv->stats.started_mono_ms = (uint64_t)(mono_ns() / 1000000L);
+	srv->base = event_base_new();
+	if (srv->base == NULL || event_base_priority_init(srv->base, SERVER_PRIORITIES) == -1) {
+		log_error("cannot create the event loop");
+		goto fail;
+	}
+
+	memset(&store_cfg, 0, sizeof(store_cfg));
+	store_cfg.max_bytes = (size_t)cfg->max_memory;
+	store_cfg.max_flash_bytes = cfg->max_frame / 2;
+	srv->store = store_new(&store_cfg);
+	if (srv->store == NULL) {
+		log_error("out of memory for the store");
+		goto fail;
+	}
+	if (cfg->data_dir != NULL) {
+		struct persist_config pcfg;
+
+		memset(&pcfg, 0, sizeof(pcfg));
+		pcfg.data_dir = cfg->data_dir;
+		pcfg.fsync = cfg->fsync;
+		pcfg.key_file = cfg->key_file;
+		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
+		if (srv->persist == NULL) {
+			log_error("cannot open the data directory %s", cfg->data_dir);
+			goto fail;
+		}
+		log_info("sessions are kept in %s", cfg->data_dir);
+	} else {
+		log_info("memory-only: sessions do not survive a restart");
+	}
+
+	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
+	dispatch_cfg.max_frame = cfg->max_frame;
+	dispatch_cfg.max_bytes = cfg->max_memory;
+	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);
+	if (srv->dispatch == NULL) {
+		log_error("out of memory");
+		goto fail;
+	}
+
+	memset(&conn_cfg, 0, sizeof(conn_cfg));
+	conn_cfg.max_frame = cfg->max_frame;
+	conn_cfg.output_high_bytes = SERVER_OUTPUT_HIGH_BYTES;
+	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
+	conn_cfg.hold_replies = srv->persist != NULL;
+	conn_cfg.on_frame = server_on_frame;
+	conn_cfg.on_held = server_on_held;
+	conn_cfg.on_closed = server_on_closed;
+	conn_cfg.arg = srv;
+	conn_set_init(&srv->conns, &conn_cfg);
+	srv->conns_ready = true;
+
+	if (server_events(srv) == -1 || server_listen(srv) == -1)
+		goto fail;
+	if (cfg->ready_file != NULL && write_ready_file(srv) == -1)
+		goto fail;
+	log_info("sessd 0.1.0 ready (server id %s, max frame %u bytes)",
+	         dispatch_server_id(srv->dispatch), cfg->max_frame);
+	notify_systemd("READY=1");
+	return srv;
+
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+int server_run(struct server *srv)
+{
+	if (event_base_dispatch(srv->base) == -1) {
+		log_error("the event loop failed");
+		return -1;
+	}
+	return 0;
+}
+
+void server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	server_close_listeners(srv);
+	if (srv->conns_ready)
+		conn_set_finish(&srv->conns);
+	if (srv->sigterm != NULL)
+		event_free(srv->sigterm);
+	if (srv->sigint != NULL)
+		event_free(srv->sigint);
+	if (srv->expire_timer != NULL)
+		event_free(srv->expire_timer);
+	if (srv->tick_timer != NULL)
+		event_free(srv->tick_timer);
+	if (srv->commit_event != NULL)
+		event_free(srv->commit_event);
+	if (srv->drain_timer != NULL)
+		event_free(srv->drain_timer);
+	dispatch_free(srv->dispatch);
+	persist_free(srv->persist);
+	store_free(srv->store);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+	free(srv);
+}

@@ -1,2 +1,422 @@
-/* Placeholder until the harness lands. */
-#include "codec.h"
+/*
+ * The integration-test harness: the real daemon in a temporary directory, raw frames over
+ * real sockets. See harness.h.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+#define HARNESS_READY_WAIT_MS 10000
+#define HARNESS_STOP_WAIT_MS  30000
+#define HARNESS_IO_TIMEOUT_S  10
+/* Replies larger than this are a broken daemon, not something to allocate for. */
+#define HARNESS_MAX_REPLY (64u * 1024u * 1024u)
+#define HARNESS_MAX_ARGS  64
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* Copy the daemon's log to our stderr so a failing test shows why. */
+static void dump_log(const struct harness_daemon *d)
+{
+	char path[400];
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	fprintf(stderr, "---- %s ----\n", path);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, stderr);
+	fprintf(stderr, "---- end of %s (directory kept) ----\n", path);
+	fclose(f);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void remove_dir(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Wait for ${pid} up to ${ms}; returns the wait status, or -1 on timeout or error. */
+static int wait_for(pid_t pid, long ms, int *status)
+{
+	long waited = 0;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (waited >= ms)
+			return -1;
+		sleep_ms(10);
+		waited += 10;
+	}
+}
+
+/* Read the ready file: the listeners' URLs, one a line. Returns 0 when the TCP URL was found. */
+static int read_ready(struct harness_daemon *d, const char *path)
+{
+	char line[512];
+	int found = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strncmp(line, "tcp://", 6) == 0 && strlen(line) < sizeof(d->tcp_url)) {
+			strcpy(d->tcp_url, line);
+			found = 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Fork and exec the daemon with its listeners on ${tcp_listen}; wait for it to be ready. */
+static int launch(struct harness_daemon *d, const char *tcp_listen, const char *const *extra_args)
+{
+	const char *argv[HARNESS_MAX_ARGS];
+	char unix_listen[320], ready[300], log[300];
+	const char *bin = getenv("SESSD_BIN");
+	int argc = 0, status, fd;
+	long waited;
+	pid_t pid;
+
+	if (bin == NULL || *bin == '\0') {
+		fprintf(stderr, "harness: SESSD_BIN is not set\n");
+		return -1;
+	}
+	snprintf(unix_listen, sizeof(unix_listen), "unix:%s", d->unix_path);
+	snprintf(ready, sizeof(ready), "%s/ready", d->dir);
+	snprintf(log, sizeof(log), "%s/sessd.log", d->dir);
+	unlink(ready);
+
+	argv[argc++] = bin;
+	argv[argc++] = "--listen";
+	argv[argc++] = unix_listen;
+	argv[argc++] = "--listen";
+	argv[argc++] = tcp_listen;
+	argv[argc++] = "--ready-file";
+	argv[argc++] = ready;
+	for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+		if (argc >= HARNESS_MAX_ARGS - 1) {
+			fprintf(stderr, "harness: too many arguments\n");
+			return -1;
+		}
+		argv[argc++] = extra_args[i];
+	}
+	argv[argc] = NULL;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd != -1)
+			dup2(fd, STDERR_FILENO);
+		execv(bin, (char *const *)argv);
+		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	d->pid = pid;
+
+	for (waited = 0; waited < HARNESS_READY_WAIT_MS; waited += 10) {
+		if (read_ready(d, ready) == 0)
+			return 0;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "harness: sessd exited before it was ready (status %d)\n",
+			        status);
+			d->pid = 0;
+			dump_log(d);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "harness: sessd was not ready within %d ms\n", HARNESS_READY_WAIT_MS);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	d->pid = 0;
+	dump_log(d);
+	return -1;
+}
+
+int harness_start(struct harness_daemon *d, const char *const *extra_args)
+{
+	memset(d, 0, sizeof(*d));
+	strcpy(d->dir, "/tmp/sessd-test-XXXXXX");
+	if (mkdtemp(d->dir) == NULL) {
+		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(d->unix_path, sizeof(d->unix_path), "%s/sessd.sock", d->dir);
+	snprintf(d->unix_url, sizeof(d->unix_url), "unix:%s", d->unix_path);
+	return launch(d, "tcp://127.0.0.1:0", extra_args);
+}
+
+int harness_restart(struct harness_daemon *d, const char *const *extra_args)
+{
+	char tcp_listen[64];
+
+	if (d->pid > 0) {
+		fprintf(stderr, "harness: restart while the daemon still runs\n");
+		return -1;
+	}
+	if (d->tcp_url[0] == '\0')
+		return -1;
+	snprintf(tcp_listen, sizeof(tcp_listen), "%s", d->tcp_url);
+	return launch(d, tcp_listen, extra_args);
+}
+
+int harness_stop(struct harness_daemon *d)
+{
+	int status, rc;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	if (wait_for(d->pid, HARNESS_STOP_WAIT_MS, &status) == -1) {
+		fprintf(stderr, "harness: sessd did not stop on SIGTERM; killing it\n");
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, &status, 0);
+		d->pid = 0;
+		dump_log(d);
+		return -1;
+	}
+	d->pid = 0;
+	rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (rc != 0) {
+		fprintf(stderr, "harness: sessd stopped with status %d\n", status);
+		dump_log(d);
+		return rc;
+	}
+	remove_dir(d->dir);
+	return 0;
+}
+
+int harness_kill(struct harness_daemon *d)
+{
+	int status;
+
+	if (d->pid <= 0)
+		return -1;
+	if (kill(d->pid, SIGKILL) == -1)
+		return -1;
+	if (waitpid(d->pid, &status, 0) != d->pid)
+		return -1;
+	d->pid = 0;
+	return 0;
+}
+
+void harness_cleanup(struct harness_daemon *d)
+{
+	if (d->dir[0] != '\0')
+		remove_dir(d->dir);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int connect_tcp(const char *hostport)
+{
+	struct addrinfo hints, *res, *ai;
+	char host[256];
+	const char *port, *colon;
+	size_t hlen;
+	int fd = -1;
+
+	if (hostport[0] == '[') {
+		const char *close_br = strchr(hostport, ']');
+
+		if (close_br == NULL || close_br[1] != ':')
+			return -1;
+		hlen = (size_t)(close_br - hostport - 1);
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, hostport + 1, hlen);
+		port = close_br + 2;
+	} else {
+		colon = strrchr(hostport, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - hostport);
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, hostport, hlen);
+		port = colon + 1;
+	}
+	host[hlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int harness_connect(const char *url)
+{
+	struct timeval tv = {HARNESS_IO_TIMEOUT_S, 0};
+	int fd;
+
+	if (strncmp(url, "tcp://", 6) == 0)
+		fd = connect_tcp(url + 6);
+	else if (strncmp(url, "unix:", 5) == 0)
+		fd = connect_unix(url + 5);
+	else
+		fd = connect_unix(url);
+	if (fd == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+int harness_send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *at = p;
+	ssize_t w;
+
+	while (n > 0) {
+		/* MSG_NOSIGNAL: a daemon that closed on us is a test failure, not a SIGPIPE. */
+		w = send(fd, at, n, MSG_NOSIGNAL);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		at += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int harness_recv_all(int fd, void *p, size_t n)
+{
+	uint8_t *at = p;
+	ssize_t r;
+
+	while (n > 0) {
+		r = recv(fd, at, n, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		at += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int harness_recv_frame(int fd, uint8_t **body, size_t *len)
+{
+	uint8_t header[CODEC_HEADER_BYTES];
+	uint32_t n;
+	uint8_t *b;
+
+	*body = NULL;
+	if (harness_recv_all(fd, header, sizeof(header)) == -1)
+		return -1;
+	n = codec_frame_length(header);
+	if (n == 0 || n > HARNESS_MAX_REPLY)
+		return -1;
+	b = malloc(n);
+	if (b == NULL)
+		return -1;
+	if (harness_recv_all(fd, b, n) == -1) {
+		free(b);
+		return -1;
+	}
+	*body = b;
+	*len = n;
+	return 0;
+}
+
+int harness_call(int fd, const struct codec_request *req, struct codec_reply *rep, uint8_t **body)
+{
+	struct buf out;
+	size_t len;
+
+	*body = NULL;
+	buf_init(&out);
+	if (codec_encode_request(&out, req) == -1)
+		goto fail;
+	if (harness_send_all(fd, out.data, out.len) == -1)
+		goto fail;
+	if (harness_recv_frame(fd, body, &len) == -1)
+		goto fail;
+	if (codec_decode_reply(*body, len, rep) == -1)
+		goto fail_body;
+	buf_finish(&out);
+	return 0;
+
+fail_body:
+	free(*body);
+	*body = NULL;
+fail:
+	buf_finish(&out);
+	return -1;
+}

@@ -47,6 +47,9 @@ int harness_kill(struct harness_daemon *d);
  */
 int harness_restart(struct harness_daemon *d, const char *const *extra_args);
 
+/* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
+void harness_cleanup(struct harness_daemon *d);
+
 /*
  * harness_connect(url):
  * Connect, blocking, to "unix:PATH", a bare PATH, or "tcp://HOST:PORT" ([v6] allowed), with

@@ -1,0 +1,101 @@
+#ifndef SESSD_CONFIG_H
+#define SESSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "persist.h"
+
+/*
+ * The daemon's command line: parsing and checking only, no sockets and no files. Listen
+ * addresses are parsed here too, so a bad URL is a usage error (exit 2) like any other.
+ */
+
+#define CONFIG_DEFAULT_TCP_PORT        7077
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
+#define CONFIG_SOCKET_NAME             "sessd.sock"
+/* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
+#define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
+
+enum config_listen_kind {
+	CONFIG_LISTEN_TCP,
+	CONFIG_LISTEN_UNIX,
+};
+
+/* One listen address. */
+struct config_listen {
+	enum config_listen_kind kind;
+	/* TCP: the numeric host without brackets, and the port (0: ephemeral). */
+	char host[64];
+	uint16_t port;
+	/* Unix: the socket's path. */
+	char path[108];
+	/* Unix: the runtime directory to create (0750) first, for the default socket; else "". */
+	char make_dir[108];
+};
+
+enum config_action {
+	CONFIG_RUN,
+	CONFIG_HELP,
+	CONFIG_VERSION,
+	CONFIG_CHECK_DATA,
+};
+
+struct config {
+	enum config_action action;
+	struct config_listen *listens; /* owned; free with config_finish */
+	size_t n_listens;
+	uint32_t max_frame;
+	uint64_t max_memory; /* 0: no limit */
+	uint32_t max_connections;
+	enum log_level log_level;
+	/* Strings borrow argv. */
+	const char *ready_file;
+	const char *data_dir;
+	enum persist_fsync fsync;
+	const char *key_file;
+	const char *check_data_dir;
+	bool repair;
+};
+
+/*
+ * config_parse(cfg, argc, argv, err):
+ * Fill ${cfg} from the command line (getopt_long; ${argv} may be permuted, and cfg's strings
+ * borrow it). When no --listen is given, the defaults are added: a Unix socket in the runtime
+ * directory (config_runtime_dir) and tcp://127.0.0.1:7077. Returns 0, or -1 after writing a
+ * message to ${err} (the caller exits 2). Free with config_finish, also after -1.
+ */
+int config_parse(struct config *cfg, int argc, char **argv, FILE *err);
+
+/* config_finish(cfg): free what config_parse allocated. */
+void config_finish(struct config *cfg);
+
+/* config_usage(out): write the --help text. */
+void config_usage(FILE *out);
+
+/*
+ * config_parse_size(text, out):
+ * Read a byte count: decimal digits with an optional K, M or G suffix (powers of 1024, either
+ * case). Returns 0, or -1 (errno EINVAL) for anything else or a value over UINT64_MAX.
+ */
+int config_parse_size(const char *text, uint64_t *out);
+
+/*
+ * config_parse_listen(url, out):
+ * Read "tcp://A.B.C.D:PORT", "tcp://[V6]:PORT" or "unix:PATH" into ${out}.
+ * Returns 0, or -1 (errno EINVAL) for a malformed URL.
+ */
+int config_parse_listen(const char *url, struct config_listen *out);
+
+/*
+ * config_runtime_dir(out, size):
+ * The directory for the default socket: $RUNTIME_DIRECTORY (systemd), else
+ * $XDG_RUNTIME_DIR/sessd, else /run/sessd for root, else /tmp/sessd-UID.
+ * Returns 0, or -1 (errno ENAMETOOLONG) when it does not fit in ${size}.
+ */
+int config_runtime_dir(char *out, size_t size);
+
+#endif

@@ -1,0 +1,74 @@
+#ifndef SESSD_DISPATCH_H
+#define SESSD_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "persist.h"
+#include "store.h"
+
+/*
+ * Dispatch: the one place that knows every operation. A frame body goes in, its reply frame
+ * comes out in a buffer; in between, the store (and the persistence log) do the work. Knows
+ * requests, replies and the store; never sockets.
+ */
+
+#define DISPATCH_SERVER_NAME "sessd 0.1.0"
+
+/* Figures only the server knows, filled in by the server and read by STATS. */
+struct dispatch_server_stats {
+	uint64_t connections;
+	uint64_t connections_total;
+	uint64_t started_mono_ms; /* CLOCK_MONOTONIC at start, for uptime_ms */
+};
+
+struct dispatch_config {
+	uint32_t max_frame;
+	uint64_t max_bytes; /* the store's limit, announced by STATS; 0: none */
+};
+
+/* Per-connection protocol state, embedded in the connection; zero it to start. */
+struct dispatch_peer {
+	bool ready; /* HELLO done */
+};
+
+enum dispatch_verdict {
+	DISPATCH_KEEP = 0,  /* the connection stays open */
+	DISPATCH_CLOSE = 1, /* an error that closes: send what is queued, then close */
+};
+
+struct dispatch;
+
+/*
+ * dispatch_new(cfg, st, p, stats):
+ * A dispatcher over the store ${st} and the persistence log ${p} (NULL: memory-only), both
+ * borrowed for its lifetime, as is ${stats}. ${cfg} is copied. Draws a random server id and a
+ * random key for log tags. Returns NULL (errno ENOMEM). Free with dispatch_free.
+ */
+struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
+                              struct persist *p, const struct dispatch_server_stats *stats);
+
+/* dispatch_free(d): free it; the store and the log stay the caller's. NULL: nothing. */
+void dispatch_free(struct dispatch *d);
+
+/* dispatch_server_id(d): the 32 hex digits HELLO announces; owned by ${d}. */
+const char *dispatch_server_id(const struct dispatch *d);
+
+/*
+ * dispatch_frame(d, peer, body, len, now_ms, out):
+ * Decode one frame body (borrowed) and carry it out for the connection whose state is
+ * ${peer}, at wall-clock time ${now_ms}, appending exactly one whole reply frame to ${out}.
+ * Returns DISPATCH_KEEP, or DISPATCH_CLOSE when the reply is an error that closes the
+ * connection (or no reply could be written at all for lack of memory; ${out} is then as it
+ * was).
+ */
+enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,
+                                     const uint8_t *body, size_t len, uint64_t now_ms,
+                                     struct buf *out);
+
+/* dispatch_requests_total(d): the frames dispatched so far. */
+uint64_t dispatch_requests_total(const struct dispatch *d);
+
+#endif

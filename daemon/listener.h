@@ -1,0 +1,36 @@
+#ifndef SESSD_LISTENER_H
+#define SESSD_LISTENER_H
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "config.h"
+
+/*
+ * One listening socket (TCP or Unix) on an event base. Knows sockets and paths; hands each
+ * accepted descriptor to its owner and knows nothing of what happens to it.
+ */
+
+struct listener;
+
+/* Called with each accepted, non-blocking descriptor, which the callee then owns. */
+typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd);
+
+/*
+ * listener_new(base, addr, on_accept, arg):
+ * Bind and listen on ${addr}. A Unix socket gets mode 0660; a stale socket file left by a dead
+ * daemon (connecting to it is refused) is replaced, but a live one or a file that is not a
+ * socket is an error. Accepted descriptors go to ${on_accept} with ${arg}.
+ * Returns the listener (free with listener_free), or NULL after logging why.
+ */
+struct listener *listener_new(struct event_base *base, const struct config_listen *addr,
+                              listener_accept_fn on_accept, void *arg);
+
+/* listener_free(l): stop listening, close, and remove a Unix socket's file. NULL: nothing. */
+void listener_free(struct listener *l);
+
+/* listener_url(l): the URL actually bound (the port resolved), e.g. "tcp://127.0.0.1:41234".
+ * Owned by the listener. */
+const char *listener_url(const struct listener *l);
+
+#endif

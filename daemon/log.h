@@ -1,0 +1,38 @@
+#ifndef SESSD_LOG_H
+#define SESSD_LOG_H
+
+#include <stdbool.h>
+
+/*
+ * The daemon's log: one line per message on stderr, "2026-11-22T04:00:00.123Z info text".
+ * Callers never pass a full session ID; they log ids_log_tag tags instead.
+ */
+
+enum log_level {
+	LOG_DEBUG = 0,
+	LOG_INFO = 1,
+	LOG_WARN = 2,
+	LOG_ERROR = 3,
+};
+
+/*
+ * log_level_parse(name, level):
+ * Read "debug", "info", "warn" or "error" into ${level}. Returns 0, or -1 for another name.
+ */
+int log_level_parse(const char *name, enum log_level *level);
+
+/* log_set_level(level): drop messages below ${level} from now on. Call once, at startup. */
+void log_set_level(enum log_level level);
+
+/* log_enabled(level): true when a message at ${level} would be written. */
+bool log_enabled(enum log_level level);
+
+/* log_msg(level, fmt, ...): write one line at ${level} (printf format, no newline needed). */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,33 @@
+#ifndef SESSD_SERVER_H
+#define SESSD_SERVER_H
+
+#include "config.h"
+
+/*
+ * The server: one struct that owns the event base, the listeners, the connections, the store,
+ * the persistence log and the dispatcher, and joins them with loop callbacks (timers for
+ * expiry and persistence, signals, the end-of-turn group commit). The only file that knows
+ * all of them.
+ */
+
+struct server;
+
+/*
+ * server_new(cfg):
+ * Build the server for ${cfg} (borrowed for the server's lifetime): open the data directory
+ * when there is one, bind every listener, write the ready file and tell systemd. Returns the
+ * server (free with server_free), or NULL after logging why.
+ */
+struct server *server_new(const struct config *cfg);
+
+/*
+ * server_run(srv):
+ * Serve until SIGTERM or SIGINT, then stop accepting, answer what was already read (for at
+ * most a couple of seconds) and return 0; -1 when the loop failed.
+ */
+int server_run(struct server *srv);
+
+/* server_free(srv): close everything and remove Unix socket files. NULL: nothing. */
+void server_free(struct server *srv);
+
+#endif

@@ -1,0 +1,1018 @@
+/*
+ * The real daemon over real sockets, spoken to in raw protocol frames (harness + codec).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "harness.h"
+#include "mp.h"
+
+static struct harness_daemon dmn;
+
+static void start(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(harness_start(&dmn, NULL), 0, "the daemon starts");
+}
+
+static void stop(void)
+{
+	if (dmn.pid > 0)
+		cr_assert_eq(harness_stop(&dmn), 0, "the daemon exits 0 on SIGTERM");
+}
+
+TestSuite(daemon, .init = start, .fini = stop, .timeout = 120);
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static struct mp_bytes bytes(const char *s)
+{
+	struct mp_bytes b = {(const uint8_t *)s, s == NULL ? 0 : strlen(s)};
+
+	return b;
+}
+
+/* One call; the reply's body is kept in *body for the caller to free. */
+static uint32_t call(int fd, struct codec_request *req, struct codec_reply *rep, uint8_t **body)
+{
+	cr_assert_eq(harness_call(fd, req, rep, body), 0, "call op %u", req->op);
+	cr_assert_eq(rep->request_id, req->request_id, "the reply carries the request id");
+	return rep->status;
+}
+
+/* Call and free: only the status matters. */
+static uint32_t call_status(int fd, struct codec_request *req)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	uint32_t status = call(fd, req, &rep, &body);
+
+	free(body);
+	return status;
+}
+
+static void hello(int fd)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+
+	req.client_name = bytes("test_daemon");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "HELLO");
+}
+
+static int open_ready(const char *url)
+{
+	int fd = harness_connect(url);
+
+	cr_assert_geq(fd, 0, "connect %s", url);
+	hello(fd);
+	return fd;
+}
+
+/* The daemon closed: end of stream (a reset counts too). */
+static void expect_closed(int fd)
+{
+	uint8_t b;
+	ssize_t r;
+
+	do
+		r = recv(fd, &b, 1, 0);
+	while (r == -1 && errno == EINTR);
+	cr_assert(r == 0 || (r == -1 && errno == ECONNRESET), "connection closed (r=%zd %s)", r,
+	          r == -1 ? strerror(errno) : "");
+}
+
+static void read_reply(int fd, struct codec_reply *rep, uint8_t **body)
+{
+	size_t len;
+
+	cr_assert_eq(harness_recv_frame(fd, body, &len), 0, "a reply frame arrives");
+	cr_assert_eq(codec_decode_reply(*body, len, rep), 0, "the reply decodes");
+}
+
+static uint64_t result_uint(const struct codec_reply *rep)
+{
+	struct mp_reader r;
+	uint64_t v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_uint(&r, &v), 0, "result is a uint");
+	return v;
+}
+
+static uint64_t map_uint(const struct codec_reply *rep, const char *key)
+{
+	struct mp_reader r;
+	struct mp_bytes k;
+	uint32_t n;
+	uint64_t v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0, "result is a map");
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_str(&r, &k), 0);
+		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0) {
+			cr_assert_eq(mp_read_uint(&r, &v), 0, "%s is a uint", key);
+			return v;
+		}
+		cr_assert_eq(mp_skip(&r), 0);
+	}
+	cr_assert_fail("key %s missing", key);
+	return 0;
+}
+
+static void send_frames(int fd, const struct buf *b)
+{
+	cr_assert_eq(harness_send_all(fd, b->data, b->len), 0, "send %zu bytes", b->len);
+}
+
+static void every_op(const char *url)
+{
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes b;
+	uint8_t *body;
+	uint32_t n;
+	uint64_t v;
+	int fd = open_ready(url);
+
+	req.request_id = 100;
+	req.op = CODEC_OP_PING;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	req.op = CODEC_OP_SET;
+	req.ns = bytes("app");
+	req.id = bytes("sess-1");
+	req.data = bytes("{\"user\":1}");
+	req.ttl_ms = 60000;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &b), 0);
+	cr_assert_eq(b.len, strlen("{\"user\":1}"));
+	cr_assert_eq(memcmp(b.ptr, "{\"user\":1}", b.len), 0);
+	free(body);
+
+	req.op = CODEC_OP_TOUCH;
+	req.ttl_ms = 120000;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	req.op = CODEC_OP_FLASH_PUSH;
+	req.flash_type = bytes("info");
+	req.flash_msg = bytes("saved");
+	req.ttl_ms = 60000;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_eq(result_uint(&rep), 1);
+	free(body);
+	req.flash_type = bytes("error");
+	req.flash_msg = bytes("oops");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	req.op = CODEC_OP_FLASH_POP;
+	req.flash_type = bytes("info");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(mp_read_str(&r, &b), 0);
+	cr_assert_eq(memcmp(b.ptr, "saved", 5), 0);
+	free(body);
+
+	req.flash_all = true;
+	req.flash_type = bytes(NULL);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	free(body);
+	req.flash_all = false;
+
+	req.op = CODEC_OP_COUNT;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_eq(result_uint(&rep), 1);
+	free(body);
+
+	req.op = CODEC_OP_LIST;
+	req.cursor = 0;
+	req.limit = 10;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(mp_read_uint(&r, &v), 0);
+	cr_assert_eq(v, 0, "one page holds the namespace");
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	free(body);
+
+	req.op = CODEC_OP_STATS;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_eq(map_uint(&rep, "sessions"), 1);
+	free(body);
+	req.ns_all = true;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_geq(map_uint(&rep, "connections"), 1);
+	cr_assert_geq(map_uint(&rep, "requests_total"), 10);
+	free(body);
+	req.ns_all = false;
+
+	req.op = CODEC_OP_DESTROY;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_NOT_FOUND);
+	free(body);
+
+	req.op = CODEC_OP_SET;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	req.op = CODEC_OP_CLEAR;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_eq(result_uint(&rep), 1);
+	free(body);
+	close(fd);
+}
+
+Test(daemon, every_op_over_unix)
+{
+	every_op(dmn.unix_url);
+}
+
+Test(daemon, every_op_over_tcp)
+{
+	every_op(dmn.tcp_url);
+}
+
+Test(daemon, hello_reply)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 7, .version = 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd = harness_connect(dmn.unix_url);
+
+	cr_assert_geq(fd, 0);
+	req.client_name = bytes("x");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_assert_eq(map_uint(&rep, "version"), 1);
+	cr_assert_eq(map_uint(&rep, "max_frame"), CODEC_DEFAULT_MAX_FRAME);
+	cr_assert_eq(map_uint(&rep, "max_list"), 1000);
+	free(body);
+	close(fd);
+}
+
+Test(daemon, not_ready_before_hello)
+{
+	struct codec_request req = {.op = CODEC_OP_GET, .request_id = 3};
+	int fd = harness_connect(dmn.unix_url);
+
+	cr_assert_geq(fd, 0);
+	req.id = bytes("x");
+	cr_assert_eq(call_status(fd, &req), CODEC_NOT_READY);
+	expect_closed(fd);
+	close(fd);
+}
+
+Test(daemon, bad_version)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 3, .version = 9};
+	int fd = harness_connect(dmn.tcp_url);
+
+	cr_assert_geq(fd, 0);
+	req.client_name = bytes("future");
+	cr_assert_eq(call_status(fd, &req), CODEC_BAD_VERSION);
+	expect_closed(fd);
+	close(fd);
+}
+
+Test(daemon, unknown_op_stays_open)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t at;
+	int fd = open_ready(dmn.unix_url);
+
+	buf_init(&b);
+	cr_assert_eq(codec_frame_open(&b, &at), 0);
+	mp_write_array(&b, 2);
+	mp_write_uint(&b, 0x66);
+	mp_write_uint(&b, 31);
+	cr_assert_eq(codec_frame_close(&b, at), 0);
+	send_frames(fd, &b);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_UNKNOWN_OP);
+	cr_assert_eq(rep.request_id, 31);
+	free(body);
+	{
+		struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 32};
+
+		cr_assert_eq(call_status(fd, &ping), CODEC_OK, "still open");
+	}
+	buf_finish(&b);
+	close(fd);
+}
+
+Test(daemon, garbage_closes_one_client_only)
+{
+	static const uint8_t garbage[] = {0, 0, 0, 5, 0xc1, 0xff, 0x00, 0x13, 0x37};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 55};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	int good = open_ready(dmn.tcp_url);
+	int bad = open_ready(dmn.tcp_url);
+
+	/* A good request and then garbage in one write: the first is answered, then the error. */
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &ping), 0);
+	cr_assert_eq(buf_append(&b, garbage, sizeof(garbage)), 0);
+	send_frames(bad, &b);
+	read_reply(bad, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 55);
+	free(body);
+	read_reply(bad, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	cr_assert_eq(rep.request_id, 0);
+	cr_assert_gt(rep.message.len, 0);
+	free(body);
+	expect_closed(bad);
+	close(bad);
+
+	cr_assert_eq(call_status(good, &ping), CODEC_OK, "the other client is unaffected");
+	buf_finish(&b);
+	close(good);
+}
+
+Test(daemon, oversized_header_is_too_large_without_the_body)
+{
+	/* Only the header: the daemon must answer without waiting for 1 MiB + 1 bytes. */
+	static const uint8_t header[] = {0x00, 0x10, 0x00, 0x01};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd = open_ready(dmn.unix_url);
+
+	cr_assert_eq(harness_send_all(fd, header, sizeof(header)), 0);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_TOO_LARGE);
+	cr_assert_eq(rep.request_id, 0);
+	free(body);
+	expect_closed(fd);
+	close(fd);
+}
+
+Test(daemon, zero_length_frame_is_bad_request)
+{
+	static const uint8_t header[] = {0, 0, 0, 0};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd = open_ready(dmn.unix_url);
+
+	cr_assert_eq(harness_send_all(fd, header, sizeof(header)), 0);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	free(body);
+	expect_closed(fd);
+	close(fd);
+}
+
+Test(daemon, truncated_frame_then_close)
+{
+	static const uint8_t partial[] = {0, 0, 0, 100, 0x94, 0x10, 0x01};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	int fd = open_ready(dmn.unix_url);
+	int other;
+
+	cr_assert_eq(harness_send_all(fd, partial, sizeof(partial)), 0);
+	close(fd);
+	other = open_ready(dmn.unix_url);
+	cr_assert_eq(call_status(other, &ping), CODEC_OK);
+	close(other);
+}
+
+static void deep_pipeline(const char *url, int n_requests)
+{
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[32], data[32];
+	struct buf b;
+	int fd = open_ready(url);
+
+	buf_init(&b);
+	for (int i = 0; i < n_requests; i++) {
+		memset(&req, 0, sizeof(req));
+		req.request_id = 1000000 + (uint64_t)i;
+		snprintf(id, sizeof(id), "pipe-%d", i / 2);
+		snprintf(data, sizeof(data), "value-%d", i / 2);
+		req.id = bytes(id);
+		if (i % 2 == 0) {
+			req.op = CODEC_OP_SET;
+			req.data = bytes(data);
+			req.ttl_ms = 60000;
+		} else {
+			req.op = CODEC_OP_GET;
+		}
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	send_frames(fd, &b);
+	for (int i = 0; i < n_requests; i++) {
+		read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, 1000000 + (uint64_t)i, "reply %d in order", i);
+		cr_assert_eq(rep.status, CODEC_OK, "reply %d", i);
+		if (i % 2 == 1) {
+			snprintf(data, sizeof(data), "value-%d", i / 2);
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_bin(&r, &got), 0);
+			cr_assert_eq(got.len, strlen(data));
+			cr_assert_eq(memcmp(got.ptr, data, got.len), 0);
+		}
+		free(body);
+	}
+	buf_finish(&b);
+	close(fd);
+}
+
+Test(daemon, deep_pipeline_in_order)
+{
+	deep_pipeline(dmn.tcp_url, 10000);
+}
+
+/*
+ * A client that sends far more than it reads: the daemon stops reading it at its output
+ * high-water mark and resumes once the replies drain, answering every request in order.
+ */
+Test(daemon, backpressure_then_resume)
+{
+	enum { GETS = 2000, VALUE = 64 * 1024 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	struct buf b;
+	char *value;
+	int status;
+	pid_t writer;
+	int fd = open_ready(dmn.unix_url);
+
+	value = malloc(VALUE + 1);
+	cr_assert_not_null(value);
+	memset(value, 'v', VALUE);
+	value[VALUE] = '\0';
+	req.id = bytes("big");
+	req.data = bytes(value);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	buf_init(&b);
+	req.op = CODEC_OP_GET;
+	for (int i = 0; i < GETS; i++) {
+		req.request_id = 10 + (uint64_t)i;
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	/* A separate writer, so that this process can read while the daemon pushes back. */
+	writer = fork();
+	cr_assert_neq(writer, -1);
+	if (writer == 0)
+		_exit(harness_send_all(fd, b.data, b.len) == 0 ? 0 : 1);
+	for (int i = 0; i < GETS; i++) {
+		read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, 10 + (uint64_t)i);
+		cr_assert_eq(rep.status, CODEC_OK);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert_eq(got.len, VALUE);
+		free(body);
+	}
+	cr_assert_eq(waitpid(writer, &status, 0), writer);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer sent everything");
+	buf_finish(&b);
+	free(value);
+	close(fd);
+}
+
+/* A child's whole job; returns the number of failures (its exit status). */
+static int child_work(const char *url, int child)
+{
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[32], data[64];
+	int fd, failures = 0;
+
+	fd = harness_connect(url);
+	if (fd == -1)
+		return 1;
+	req.op = CODEC_OP_HELLO;
+	req.version = 1;
+	req.client_name = bytes("child");
+	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+		return 1;
+	free(body);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(id, sizeof(id), "c%d-%d", child, i);
+		snprintf(data, sizeof(data), "data of child %d number %d", child, i);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.id = bytes(id);
+		req.data = bytes(data);
+		req.ttl_ms = 60000;
+		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+			failures++;
+		free(body);
+		req.op = CODEC_OP_GET;
+		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK) {
+			failures++;
+		} else {
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			if (mp_read_bin(&r, &got) == -1 || got.len != strlen(data) ||
+			    memcmp(got.ptr, data, got.len) != 0)
+				failures++;
+		}
+		free(body);
+	}
+	close(fd);
+	return failures > 100 ? 100 : failures;
+}
+
+Test(daemon, several_client_processes)
+{
+	pid_t pids[8];
+	int status;
+
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		cr_assert_neq(pids[i], -1);
+		if (pids[i] == 0)
+			_exit(child_work(i % 2 ? dmn.tcp_url : dmn.unix_url, i));
+	}
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+		cr_assert(WIFEXITED(status), "child %d exited", i);
+		cr_assert_eq(WEXITSTATUS(status), 0, "child %d: %d failures", i,
+		             WEXITSTATUS(status));
+	}
+}
+
+Test(daemon, expiry_happens)
+{
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 200};
+	struct codec_request get = {.op = CODEC_OP_GET, .request_id = 2};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .request_id = 3, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	uint32_t status = CODEC_OK;
+	uint64_t expired = 0;
+	int fd = open_ready(dmn.unix_url);
+
+	set.id = get.id = bytes("short-lived");
+	set.data = bytes("x");
+	/* SET and GET in one write are handled in one batch, at one "now": present. */
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &set), 0);
+	cr_assert_eq(codec_encode_request(&b, &get), 0);
+	send_frames(fd, &b);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	free(body);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "present right after SET");
+	free(body);
+
+	for (int i = 0; i < 200 && status == CODEC_OK; i++) {
+		sleep_ms(50);
+		status = call_status(fd, &get);
+	}
+	cr_assert_eq(status, CODEC_NOT_FOUND, "gone within 10 s");
+	/* And reclaimed by the expiry timer, not only hidden. */
+	for (int i = 0; i < 200 && expired == 0; i++) {
+		cr_assert_eq(call(fd, &stats, &rep, &body), CODEC_OK);
+		expired = map_uint(&rep, "expired_total");
+		free(body);
+		if (expired == 0)
+			sleep_ms(50);
+	}
+	cr_assert_geq(expired, 1, "the expiry timer reclaimed it");
+	buf_finish(&b);
+	close(fd);
+}
+
+Test(daemon, list_full_scan)
+{
+	enum { N = 2500 };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes id;
+	static bool seen[N];
+	uint64_t cursor = 0, ttl;
+	uint32_t n, pair;
+	size_t distinct = 0;
+	uint8_t *body;
+	struct buf b;
+	char name[32];
+	int fd = open_ready(dmn.tcp_url), pages = 0;
+
+	buf_init(&b);
+	for (int i = 0; i < N; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes("scan");
+		snprintf(name, sizeof(name), "%d", i);
+		req.id = bytes(name);
+		req.data = bytes("d");
+		req.ttl_ms = 600000;
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	send_frames(fd, &b);
+	for (int i = 0; i < N; i++) {
+		read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_LIST;
+	req.ns = bytes("scan");
+	req.limit = 700;
+	do {
+		req.request_id = (uint64_t)pages;
+		req.cursor = cursor;
+		cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_array(&r, &pair), 0);
+		cr_assert_eq(mp_read_uint(&r, &cursor), 0);
+		cr_assert_eq(mp_read_array(&r, &n), 0);
+		cr_assert_leq(n, 700);
+		for (uint32_t i = 0; i < n; i++) {
+			char text[16];
+			int k;
+
+			cr_assert_eq(mp_read_array(&r, &pair), 0);
+			cr_assert_eq(mp_read_bin(&r, &id), 0);
+			cr_assert_eq(mp_read_uint(&r, &ttl), 0);
+			cr_assert_leq(ttl, 600000);
+			cr_assert_lt(id.len, sizeof(text));
+			memcpy(text, id.ptr, id.len);
+			text[id.len] = '\0';
+			k = atoi(text);
+			cr_assert(k >= 0 && k < N);
+			if (!seen[k])
+				distinct++;
+			seen[k] = true;
+		}
+		free(body);
+		cr_assert_lt(++pages, 1000);
+	} while (cursor != 0);
+	cr_assert_eq(distinct, N, "every session listed");
+	buf_finish(&b);
+	close(fd);
+}
+
+Test(daemon, stats_counts_connections)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 4, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	int a = open_ready(dmn.unix_url);
+	int c = open_ready(dmn.tcp_url);
+
+	cr_assert_eq(call(a, &req, &rep, &body), CODEC_OK);
+	cr_assert_geq(map_uint(&rep, "connections"), 2);
+	cr_assert_geq(map_uint(&rep, "connections_total"), 2);
+	cr_assert_geq(map_uint(&rep, "requests_total"), 3);
+	cr_assert_eq(map_uint(&rep, "max_bytes"), 0);
+	(void)map_uint(&rep, "uptime_ms");
+	(void)map_uint(&rep, "namespaces");
+	(void)map_uint(&rep, "bytes");
+	free(body);
+	close(a);
+	close(c);
+}
+
+Test(daemon, socket_mode_0660)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(dmn.unix_path, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+}
+
+Test(daemon, sigterm_exits_0_and_removes_the_socket)
+{
+	struct stat st;
+	int status;
+	int fd = open_ready(dmn.unix_url);
+
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "exit status 0 (sanitizers report nothing)");
+	cr_assert_eq(stat(dmn.unix_path, &st), -1, "the socket file is removed");
+	cr_assert_eq(errno, ENOENT);
+	expect_closed(fd);
+	close(fd);
+	harness_cleanup(&dmn);
+}
+
+Test(daemon, stale_socket_is_replaced)
+{
+	struct stat st;
+	int fd;
+
+	cr_assert_eq(harness_kill(&dmn), 0);
+	cr_assert_eq(stat(dmn.unix_path, &st), 0, "SIGKILL leaves the socket file behind");
+	cr_assert_eq(harness_restart(&dmn, NULL), 0, "a stale socket does not stop a restart");
+	fd = open_ready(dmn.unix_url);
+	close(fd);
+	fd = open_ready(dmn.tcp_url);
+	close(fd);
+}
+
+Test(daemon, live_socket_is_not_stolen)
+{
+	char listen[320], log[300];
+	const char *bin = getenv("SESSD_BIN");
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 8};
+	struct stat st;
+	int status, fd;
+	pid_t pid;
+
+	cr_assert_not_null(bin);
+	snprintf(listen, sizeof(listen), "unix:%s", dmn.unix_path);
+	snprintf(log, sizeof(log), "%s/second.log", dmn.dir);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (lfd != -1)
+			dup2(lfd, STDERR_FILENO);
+		execl(bin, bin, "--listen", listen, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_neq(WEXITSTATUS(status), 0, "the second daemon refuses to start");
+	cr_assert_neq(WEXITSTATUS(status), 127, "the second daemon ran");
+	cr_assert_eq(stat(dmn.unix_path, &st), 0, "the socket file is still there");
+	fd = open_ready(dmn.unix_url);
+	cr_assert_eq(call_status(fd, &ping), CODEC_OK, "the first daemon keeps serving");
+	close(fd);
+}
+
+Test(daemon, flash_race_each_message_once)
+{
+	enum { MSGS = 1000, POPS = 300 };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes m;
+	static int count[MSGS];
+	uint8_t *body;
+	struct buf pushes, pops;
+	char text[32];
+	int p = open_ready(dmn.unix_url);
+	int a = open_ready(dmn.unix_url);
+	int c = open_ready(dmn.tcp_url);
+	int fds[2] = {a, c};
+	uint32_t n;
+
+	buf_init(&pushes);
+	buf_init(&pops);
+	for (int i = 0; i < MSGS; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_FLASH_PUSH;
+		req.request_id = (uint64_t)i;
+		req.id = bytes("race");
+		req.flash_type = bytes("info");
+		snprintf(text, sizeof(text), "%d", i);
+		req.flash_msg = bytes(text);
+		req.ttl_ms = 600000;
+		cr_assert_eq(codec_encode_request(&pushes, &req), 0);
+	}
+	/* The session must exist before the first pop, or a pop may say NOT_FOUND. */
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_SET;
+	req.id = bytes("race");
+	req.data = bytes("d");
+	req.ttl_ms = 600000;
+	cr_assert_eq(call_status(p, &req), CODEC_OK);
+
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_FLASH_POP;
+	req.id = bytes("race");
+	req.flash_type = bytes("info");
+	for (int i = 0; i < POPS; i++) {
+		req.request_id = (uint64_t)i;
+		cr_assert_eq(codec_encode_request(&pops, &req), 0);
+	}
+	/* Pushes and both poppers' pipelines in flight at once. */
+	send_frames(p, &pushes);
+	send_frames(a, &pops);
+	send_frames(c, &pops);
+	for (int i = 0; i < MSGS; i++) {
+		read_reply(p, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < POPS; i++) {
+			read_reply(fds[k], &rep, &body);
+			cr_assert_eq(rep.status, CODEC_OK);
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_array(&r, &n), 0);
+			for (uint32_t j = 0; j < n; j++) {
+				cr_assert_eq(mp_read_str(&r, &m), 0);
+				cr_assert_lt(m.len, sizeof(text));
+				memcpy(text, m.ptr, m.len);
+				text[m.len] = '\0';
+				count[atoi(text)]++;
+			}
+			free(body);
+		}
+	}
+	/* Whatever is left, popped last. */
+	req.request_id = 9999;
+	cr_assert_eq(call(a, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	for (uint32_t j = 0; j < n; j++) {
+		cr_assert_eq(mp_read_str(&r, &m), 0);
+		memcpy(text, m.ptr, m.len);
+		text[m.len] = '\0';
+		count[atoi(text)]++;
+	}
+	free(body);
+	for (int i = 0; i < MSGS; i++)
+		cr_assert_eq(count[i], 1, "message %d returned %d times", i, count[i]);
+	buf_finish(&pushes);
+	buf_finish(&pops);
+	close(p);
+	close(a);
+	close(c);
+}
+
+/* Tests that start the daemon with options of their own. */
+TestSuite(daemon_opts, .fini = stop, .timeout = 120);
+
+Test(daemon_opts, max_connections_closes_the_excess)
+{
+	static const char *const args[] = {"--max-connections", "2", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	int a, c, extra;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	a = open_ready(dmn.unix_url);
+	c = open_ready(dmn.tcp_url);
+	extra = harness_connect(dmn.unix_url);
+	cr_assert_geq(extra, 0, "the connection is accepted ...");
+	expect_closed(extra);
+	close(extra);
+	cr_assert_eq(call_status(a, &ping), CODEC_OK, "... and the others keep working");
+	close(a);
+	close(c);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+/* Under --data-dir, replies wait for the group commit at the end of each loop turn. */
+Test(daemon_opts, persistent_mode_serves_and_keeps_sessions)
+{
+	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 5, .ttl_ms = 600000};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(mkdtemp(data_dir));
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	every_op(dmn.unix_url);
+	every_op(dmn.tcp_url);
+	deep_pipeline(dmn.unix_url, 2000);
+
+	fd = open_ready(dmn.unix_url);
+	req.id = bytes("durable");
+	req.data = bytes("kept");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	close(fd);
+
+	/* Acknowledged means committed: it survives a SIGKILL. */
+	cr_assert_eq(harness_kill(&dmn), 0);
+	cr_assert_eq(harness_restart(&dmn, args), 0);
+	fd = open_ready(dmn.tcp_url);
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "the session survived the restart");
+	free(body);
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A SET whose frame body is exactly ${body_len} bytes. */
+static void encode_set_of_body(struct buf *b, size_t body_len, char *data)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 6, .ttl_ms = 60000};
+	size_t data_len = body_len - 32;
+
+	req.id = bytes("edge");
+	for (int tries = 0; tries < 64; tries++) {
+		memset(data, 'e', data_len);
+		data[data_len] = '\0';
+		req.data = bytes(data);
+		buf_reset(b);
+		cr_assert_eq(codec_encode_request(b, &req), 0);
+		if (b->len - CODEC_HEADER_BYTES == body_len)
+			return;
+		data_len += body_len - (b->len - CODEC_HEADER_BYTES);
+	}
+	cr_assert_fail("could not size the frame");
+}
+
+Test(daemon_opts, max_frame_boundary)
+{
+	static const char *const args[] = {"--max-frame", "4096", NULL};
+	struct codec_reply rep;
+	uint8_t *body;
+	char data[4200];
+	struct buf b;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	buf_init(&b);
+	fd = open_ready(dmn.unix_url);
+	encode_set_of_body(&b, 4096, data);
+	send_frames(fd, &b);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "a body of exactly max_frame is accepted");
+	free(body);
+
+	encode_set_of_body(&b, 4097, data);
+	send_frames(fd, &b);
+	read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_TOO_LARGE, "one byte more is not");
+	free(body);
+	expect_closed(fd);
+	close(fd);
+	buf_finish(&b);
+}
+
+Test(daemon, sigterm_with_requests_in_flight)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 60000};
+	struct buf b;
+	int status;
+	int fd = open_ready(dmn.tcp_url);
+
+	buf_init(&b);
+	req.id = bytes("inflight");
+	req.data = bytes("d");
+	for (int i = 0; i < 5000; i++) {
+		req.request_id = (uint64_t)i;
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	send_frames(fd, &b);
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "exit 0 with a client mid-pipeline");
+	close(fd);
+	harness_cleanup(&dmn);
+	buf_finish(&b);
+}

@@ -1,0 +1,311 @@
+/*
+ * Command-line parsing: options, sizes, listen URLs, the runtime directory, bad input.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "config.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static char *err_text;
+static size_t err_len;
+static FILE *err;
+
+static void setup(void)
+{
+	err = open_memstream(&err_text, &err_len);
+	cr_assert_not_null(err);
+	unsetenv("RUNTIME_DIRECTORY");
+	unsetenv("XDG_RUNTIME_DIR");
+}
+
+static void teardown(void)
+{
+	fclose(err);
+	free(err_text);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* Parse and expect failure with a message; the config is freed. */
+static void expect_bad(int argc, char **argv)
+{
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, argc, argv, err), -1, "'%s %s' should fail", argv[1],
+	             argc > 2 ? argv[2] : "");
+	config_finish(&cfg);
+	fflush(err);
+	cr_assert_gt(err_len, 0, "a message was written");
+}
+
+Test(config, defaults)
+{
+	char *argv[] = {"sessd"};
+	struct config cfg;
+
+	setenv("RUNTIME_DIRECTORY", "/run/sessd-test", 1);
+	cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_RUN);
+	cr_assert_eq(cfg.max_frame, 1048576);
+	cr_assert_eq(cfg.max_memory, 0);
+	cr_assert_eq(cfg.max_connections, 10000);
+	cr_assert_eq(cfg.log_level, LOG_INFO);
+	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
+	cr_assert_null(cfg.data_dir);
+	cr_assert_null(cfg.ready_file);
+	cr_assert_eq(cfg.n_listens, 2);
+	cr_assert_eq(cfg.listens[0].kind, CONFIG_LISTEN_UNIX);
+	cr_assert_str_eq(cfg.listens[0].path, "/run/sessd-test/sessd.sock");
+	cr_assert_str_eq(cfg.listens[0].make_dir, "/run/sessd-test");
+	cr_assert_eq(cfg.listens[1].kind, CONFIG_LISTEN_TCP);
+	cr_assert_str_eq(cfg.listens[1].host, "127.0.0.1");
+	cr_assert_eq(cfg.listens[1].port, 7077);
+	config_finish(&cfg);
+}
+
+Test(config, every_option)
+{
+	char *argv[] = {"sessd",
+	                "--listen",
+	                "tcp://0.0.0.0:0",
+	                "--listen=tcp://[::1]:9000",
+	                "--listen",
+	                "unix:/tmp/x.sock",
+	                "--max-frame",
+	                "64K",
+	                "--max-memory",
+	                "512M",
+	                "--max-connections",
+	                "5",
+	                "--log-level",
+	                "debug",
+	                "--ready-file",
+	                "/tmp/ready",
+	                "--data-dir",
+	                "/var/lib/sessd",
+	                "--fsync",
+	                "always",
+	                "--key-file",
+	                "/etc/sessd.key"};
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
+	cr_assert_eq(cfg.n_listens, 3, "explicit listeners replace the defaults");
+	cr_assert_eq(cfg.listens[0].kind, CONFIG_LISTEN_TCP);
+	cr_assert_str_eq(cfg.listens[0].host, "0.0.0.0");
+	cr_assert_eq(cfg.listens[0].port, 0);
+	cr_assert_str_eq(cfg.listens[1].host, "::1");
+	cr_assert_eq(cfg.listens[1].port, 9000);
+	cr_assert_eq(cfg.listens[2].kind, CONFIG_LISTEN_UNIX);
+	cr_assert_str_eq(cfg.listens[2].path, "/tmp/x.sock");
+	cr_assert_str_eq(cfg.listens[2].make_dir, "");
+	cr_assert_eq(cfg.max_frame, 65536);
+	cr_assert_eq(cfg.max_memory, 512ull * 1024 * 1024);
+	cr_assert_eq(cfg.max_connections, 5);
+	cr_assert_eq(cfg.log_level, LOG_DEBUG);
+	cr_assert_str_eq(cfg.ready_file, "/tmp/ready");
+	cr_assert_str_eq(cfg.data_dir, "/var/lib/sessd");
+	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_ALWAYS);
+	cr_assert_str_eq(cfg.key_file, "/etc/sessd.key");
+	config_finish(&cfg);
+}
+
+Test(config, fsync_and_log_levels)
+{
+	const char *fs[] = {"always", "everysec", "no"};
+	const enum persist_fsync fv[] = {PERSIST_FSYNC_ALWAYS, PERSIST_FSYNC_EVERYSEC,
+	                                 PERSIST_FSYNC_NO};
+	const char *ls[] = {"debug", "info", "warn", "error"};
+	struct config cfg;
+
+	for (int i = 0; i < 3; i++) {
+		char *argv[] = {"sessd", "--fsync", (char *)fs[i], "--listen", "unix:/tmp/s"};
+
+		cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
+		cr_assert_eq(cfg.fsync, fv[i]);
+		config_finish(&cfg);
+	}
+	for (int i = 0; i < 4; i++) {
+		char *argv[] = {"sessd", "--log-level", (char *)ls[i], "--listen", "unix:/tmp/s"};
+
+		cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
+		cr_assert_eq(cfg.log_level, (enum log_level)i);
+		config_finish(&cfg);
+	}
+}
+
+Test(config, sizes)
+{
+	uint64_t v;
+
+	cr_assert_eq(config_parse_size("0", &v), 0);
+	cr_assert_eq(v, 0);
+	cr_assert_eq(config_parse_size("4096", &v), 0);
+	cr_assert_eq(v, 4096);
+	cr_assert_eq(config_parse_size("1k", &v), 0);
+	cr_assert_eq(v, 1024);
+	cr_assert_eq(config_parse_size("1K", &v), 0);
+	cr_assert_eq(v, 1024);
+	cr_assert_eq(config_parse_size("3M", &v), 0);
+	cr_assert_eq(v, 3ull << 20);
+	cr_assert_eq(config_parse_size("2g", &v), 0);
+	cr_assert_eq(v, 2ull << 30);
+	cr_assert_eq(config_parse_size("18446744073709551615", &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+
+	cr_assert_eq(config_parse_size("", &v), -1);
+	cr_assert_eq(config_parse_size("K", &v), -1);
+	cr_assert_eq(config_parse_size("-1", &v), -1);
+	cr_assert_eq(config_parse_size("+1", &v), -1);
+	cr_assert_eq(config_parse_size(" 1", &v), -1);
+	cr_assert_eq(config_parse_size("1 ", &v), -1);
+	cr_assert_eq(config_parse_size("12X", &v), -1);
+	cr_assert_eq(config_parse_size("1KB", &v), -1);
+	cr_assert_eq(config_parse_size("1.5M", &v), -1);
+	cr_assert_eq(config_parse_size("18446744073709551616", &v), -1, "overflow");
+	cr_assert_eq(config_parse_size("17179869184G", &v), -1, "overflow with a suffix");
+}
+
+Test(config, listen_urls)
+{
+	struct config_listen l;
+
+	cr_assert_eq(config_parse_listen("tcp://127.0.0.1:7077", &l), 0);
+	cr_assert_eq(l.kind, CONFIG_LISTEN_TCP);
+	cr_assert_str_eq(l.host, "127.0.0.1");
+	cr_assert_eq(l.port, 7077);
+	cr_assert_eq(config_parse_listen("tcp://[::]:65535", &l), 0);
+	cr_assert_str_eq(l.host, "::");
+	cr_assert_eq(l.port, 65535);
+	cr_assert_eq(config_parse_listen("unix:relative.sock", &l), 0);
+	cr_assert_eq(l.kind, CONFIG_LISTEN_UNIX);
+	cr_assert_str_eq(l.path, "relative.sock");
+
+	const char *bad[] = {"",
+	                     "unix:",
+	                     "tcp://",
+	                     "tcp://127.0.0.1",
+	                     "tcp://127.0.0.1:",
+	                     "tcp://127.0.0.1:65536",
+	                     "tcp://127.0.0.1:-1",
+	                     "tcp://127.0.0.1:80x",
+	                     "tcp://localhost:80",
+	                     "tcp://::1:80",
+	                     "tcp://[::1:80",
+	                     "tcp://[127.0.0.1]:80",
+	                     "tcp://[::1]80",
+	                     "tcp://:80",
+	                     "udp://127.0.0.1:80",
+	                     "/tmp/sock",
+	                     "unix:/a/path/that/is/far/too/long/for/a/unix/socket/address/which/"
+	                     "holds/only/one/hundred/and/eight/bytes/including/its/nul/x.sock"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(config_parse_listen(bad[i], &l), -1, "'%s' must be refused", bad[i]);
+}
+
+Test(config, runtime_dir)
+{
+	char dir[108];
+
+	setenv("RUNTIME_DIRECTORY", "/run/one:/run/two", 1);
+	cr_assert_eq(config_runtime_dir(dir, sizeof(dir)), 0);
+	cr_assert_str_eq(dir, "/run/one");
+	unsetenv("RUNTIME_DIRECTORY");
+	setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1);
+	cr_assert_eq(config_runtime_dir(dir, sizeof(dir)), 0);
+	cr_assert_str_eq(dir, "/run/user/1000/sessd");
+	unsetenv("XDG_RUNTIME_DIR");
+	cr_assert_eq(config_runtime_dir(dir, sizeof(dir)), 0);
+	if (geteuid() == 0) {
+		cr_assert_str_eq(dir, "/run/sessd");
+	} else {
+		char want[64];
+
+		snprintf(want, sizeof(want), "/tmp/sessd-%lu", (unsigned long)geteuid());
+		cr_assert_str_eq(dir, want);
+	}
+	cr_assert_eq(config_runtime_dir(dir, 4), -1, "too small a buffer");
+}
+
+Test(config, max_frame_bounds)
+{
+	struct config cfg;
+	char *low[] = {"sessd", "--max-frame", "4095"};
+	char *min[] = {"sessd", "--max-frame", "4096", "--listen", "unix:/tmp/s"};
+	char *huge[] = {"sessd", "--max-frame", "2G"};
+
+	expect_bad(ARGC(low), low);
+	cr_assert_eq(config_parse(&cfg, ARGC(min), min, err), 0);
+	cr_assert_eq(cfg.max_frame, CODEC_MIN_MAX_FRAME);
+	config_finish(&cfg);
+	expect_bad(ARGC(huge), huge);
+}
+
+Test(config, bad_values)
+{
+	char *a[] = {"sessd", "--max-memory", "lots"};
+	char *b[] = {"sessd", "--max-connections", "0"};
+	char *c[] = {"sessd", "--max-connections", "many"};
+	char *d[] = {"sessd", "--log-level", "loud"};
+	char *e[] = {"sessd", "--fsync", "sometimes"};
+	char *f[] = {"sessd", "--listen", "http://127.0.0.1:80"};
+
+	expect_bad(ARGC(a), a);
+	expect_bad(ARGC(b), b);
+	expect_bad(ARGC(c), c);
+	expect_bad(ARGC(d), d);
+	expect_bad(ARGC(e), e);
+	expect_bad(ARGC(f), f);
+}
+
+Test(config, bad_usage)
+{
+	char *a[] = {"sessd", "--no-such-option"};
+	char *b[] = {"sessd", "--listen"};
+	char *c[] = {"sessd", "stray"};
+	char *d[] = {"sessd", "--repair"};
+	char *e[] = {"sessd", "-x"};
+
+	expect_bad(ARGC(a), a);
+	expect_bad(ARGC(b), b);
+	expect_bad(ARGC(c), c);
+	expect_bad(ARGC(d), d);
+	expect_bad(ARGC(e), e);
+}
+
+Test(config, actions)
+{
+	struct config cfg;
+	char *help[] = {"sessd", "--help"};
+	char *version[] = {"sessd", "--version"};
+	char *check[] = {"sessd", "--check-data", "/var/lib/sessd", "--repair"};
+
+	cr_assert_eq(config_parse(&cfg, ARGC(help), help, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_HELP);
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(version), version, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_VERSION);
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(check), check, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_CHECK_DATA);
+	cr_assert_str_eq(cfg.check_data_dir, "/var/lib/sessd");
+	cr_assert(cfg.repair);
+	config_finish(&cfg);
+}
+
+Test(config, log_level_names)
+{
+	enum log_level l;
+
+	cr_assert_eq(log_level_parse("warn", &l), 0);
+	cr_assert_eq(l, LOG_WARN);
+	cr_assert_eq(log_level_parse("WARN", &l), -1);
+	cr_assert_eq(log_level_parse("", &l), -1);
+}

@@ -1,0 +1,616 @@
+/*
+ * dispatch with a real store and the real codec, no sockets: request frames in, reply bytes
+ * out, decoded and checked.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "codec.h"
+#include "dispatch.h"
+#include "mp.h"
+#include "store.h"
+
+#define NOW 1700000000000ull
+
+struct fx {
+	struct store *st;
+	struct dispatch *d;
+	struct dispatch_server_stats stats;
+	struct dispatch_peer peer;
+	struct buf req;
+	struct buf out;
+	uint32_t max_frame;
+};
+
+static struct fx fx;
+
+static void fx_open(uint32_t max_frame, size_t max_bytes)
+{
+	struct store_config scfg = {.max_bytes = max_bytes, .max_flash_bytes = max_frame / 2};
+	struct dispatch_config dcfg = {.max_frame = max_frame, .max_bytes = max_bytes};
+
+	cr_assert(sodium_init() >= 0);
+	memset(&fx, 0, sizeof(fx));
+	fx.max_frame = max_frame;
+	fx.st = store_new(&scfg);
+	cr_assert_not_null(fx.st);
+	fx.stats.connections = 3;
+	fx.stats.connections_total = 7;
+	fx.d = dispatch_new(&dcfg, fx.st, NULL, &fx.stats);
+	cr_assert_not_null(fx.d);
+	buf_init(&fx.req);
+	buf_init(&fx.out);
+}
+
+static void setup(void)
+{
+	fx_open(CODEC_DEFAULT_MAX_FRAME, 0);
+}
+
+static void teardown(void)
+{
+	buf_finish(&fx.req);
+	buf_finish(&fx.out);
+	dispatch_free(fx.d);
+	store_free(fx.st);
+}
+
+/* Dispatch one raw body; the reply is decoded into ${rep} (borrowing fx.out). */
+static enum dispatch_verdict call_raw(const uint8_t *body, size_t len, uint64_t now,
+                                      struct codec_reply *rep)
+{
+	enum dispatch_verdict v;
+	uint32_t n;
+
+	buf_reset(&fx.out);
+	v = dispatch_frame(fx.d, &fx.peer, body, len, now, &fx.out);
+	cr_assert_geq(fx.out.len, CODEC_HEADER_BYTES, "no reply written");
+	n = codec_frame_length(fx.out.data);
+	cr_assert_eq((size_t)n + CODEC_HEADER_BYTES, fx.out.len, "exactly one whole reply frame");
+	cr_assert_leq(n, fx.max_frame, "a reply is never over max_frame");
+	cr_assert_eq(codec_decode_reply(fx.out.data + CODEC_HEADER_BYTES, n, rep), 0,
+	             "reply decodes");
+	return v;
+}
+
+static enum dispatch_verdict call_at(struct codec_request *req, uint64_t now,
+                                     struct codec_reply *rep)
+{
+	buf_reset(&fx.req);
+	cr_assert_eq(codec_encode_request(&fx.req, req), 0, "encode op %u", req->op);
+	return call_raw(fx.req.data + CODEC_HEADER_BYTES, fx.req.len - CODEC_HEADER_BYTES, now,
+	                rep);
+}
+
+static enum dispatch_verdict call(struct codec_request *req, struct codec_reply *rep)
+{
+	return call_at(req, NOW, rep);
+}
+
+static struct mp_bytes bytes(const char *s)
+{
+	struct mp_bytes b = {(const uint8_t *)s, s == NULL ? 0 : strlen(s)};
+
+	return b;
+}
+
+static void hello(void)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+
+	req.client_name = bytes("test");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+}
+
+static uint32_t do_set(const char *ns, const char *id, const char *data, uint64_t ttl, uint64_t now)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = ttl};
+	struct codec_reply rep;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	req.data = bytes(data);
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP);
+	return rep.status;
+}
+
+static uint32_t do_get(const char *ns, const char *id, uint64_t now, char *data, size_t size)
+{
+	struct codec_request req = {.op = CODEC_OP_GET, .request_id = 3};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes b;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP);
+	if (rep.status == CODEC_OK) {
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &b), 0, "GET returns bin");
+		cr_assert_lt(b.len, size);
+		memcpy(data, b.ptr, b.len);
+		data[b.len] = '\0';
+	} else {
+		cr_assert_eq(rep.status, CODEC_NOT_FOUND);
+		cr_assert_eq(rep.result.len, 1);
+		cr_assert_eq(rep.result.ptr[0], 0xc0, "NOT_FOUND carries nil");
+	}
+	return rep.status;
+}
+
+static uint64_t result_uint(const struct codec_reply *rep)
+{
+	struct mp_reader r;
+	uint64_t v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_uint(&r, &v), 0, "result is a uint");
+	return v;
+}
+
+/* Find ${key} in a result map; the value's reader is left in ${at}. Returns 0 or -1. */
+static int map_find(const struct codec_reply *rep, const char *key, struct mp_reader *at)
+{
+	struct mp_reader r;
+	struct mp_bytes k;
+	uint32_t n;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0, "result is a map");
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_str(&r, &k), 0, "map keys are str");
+		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0) {
+			*at = r;
+			return 0;
+		}
+		cr_assert_eq(mp_skip(&r), 0);
+	}
+	return -1;
+}
+
+static uint64_t map_uint(const struct codec_reply *rep, const char *key)
+{
+	struct mp_reader r;
+	uint64_t v;
+
+	cr_assert_eq(map_find(rep, key, &r), 0, "key %s present", key);
+	cr_assert_eq(mp_read_uint(&r, &v), 0, "key %s is a uint", key);
+	return v;
+}
+
+TestSuite(dispatch, .init = setup, .fini = teardown);
+
+Test(dispatch, hello_reply_announces_limits)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 99, .version = 1};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes s;
+
+	req.client_name = bytes("unit");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 99);
+	cr_assert_eq(map_uint(&rep, "version"), 1);
+	cr_assert_eq(map_uint(&rep, "max_frame"), CODEC_DEFAULT_MAX_FRAME);
+	cr_assert_eq(map_uint(&rep, "max_id"), 128);
+	cr_assert_eq(map_uint(&rep, "max_namespace"), 64);
+	cr_assert_eq(map_uint(&rep, "max_flash_type"), 64);
+	cr_assert_eq(map_uint(&rep, "max_list"), 1000);
+	cr_assert_eq(map_find(&rep, "server", &r), 0);
+	cr_assert_eq(mp_read_str(&r, &s), 0);
+	cr_assert_eq(s.len, strlen("sessd 0.1.0"));
+	cr_assert_eq(memcmp(s.ptr, "sessd 0.1.0", s.len), 0);
+	cr_assert_eq(map_find(&rep, "server_id", &r), 0);
+	cr_assert_eq(mp_read_str(&r, &s), 0);
+	cr_assert_eq(s.len, 32);
+	for (size_t i = 0; i < s.len; i++)
+		cr_assert(strchr("0123456789abcdef", s.ptr[i]) != NULL, "server_id is hex");
+	cr_assert_eq(map_find(&rep, "auth", &r), 0);
+	cr_assert_eq(mp_read_nil(&r), 0);
+	cr_assert(fx.peer.ready);
+}
+
+Test(dispatch, request_before_hello_is_not_ready_and_closes)
+{
+	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 5};
+	struct codec_reply rep;
+
+	cr_assert_eq(call(&req, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_NOT_READY);
+	cr_assert_eq(rep.request_id, 5);
+	cr_assert_gt(rep.message.len, 0);
+}
+
+Test(dispatch, bad_version_closes)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 2};
+	struct codec_reply rep;
+
+	req.client_name = bytes("x");
+	cr_assert_eq(call(&req, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_BAD_VERSION);
+	cr_assert_not(fx.peer.ready);
+}
+
+Test(dispatch, auth_not_nil_fails_and_closes)
+{
+	static const uint8_t auth[] = {0xa3, 'k', 'e', 'y'};
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+
+	req.client_name = bytes("x");
+	req.auth.ptr = auth;
+	req.auth.len = sizeof(auth);
+	cr_assert_eq(call(&req, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_AUTH_FAILED);
+}
+
+Test(dispatch, second_hello_is_bad_request)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+
+	hello();
+	req.client_name = bytes("again");
+	cr_assert_eq(call(&req, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+}
+
+Test(dispatch, garbage_is_bad_request_with_id_zero)
+{
+	static const uint8_t junk[] = {0xc1, 0x00, 0x01};
+	struct codec_reply rep;
+
+	hello();
+	cr_assert_eq(call_raw(junk, sizeof(junk), NOW, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	cr_assert_eq(rep.request_id, 0);
+}
+
+Test(dispatch, unknown_op_keeps_the_connection)
+{
+	struct buf b;
+	struct codec_reply rep;
+
+	hello();
+	buf_init(&b);
+	cr_assert_eq(mp_write_array(&b, 2), 0);
+	cr_assert_eq(mp_write_uint(&b, 0x7f), 0);
+	cr_assert_eq(mp_write_uint(&b, 42), 0);
+	cr_assert_eq(call_raw(b.data, b.len, NOW, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_UNKNOWN_OP);
+	cr_assert_eq(rep.request_id, 42);
+	buf_finish(&b);
+}
+
+Test(dispatch, unknown_op_before_hello_is_not_ready)
+{
+	struct buf b;
+	struct codec_reply rep;
+
+	buf_init(&b);
+	cr_assert_eq(mp_write_array(&b, 2), 0);
+	cr_assert_eq(mp_write_uint(&b, 0x7f), 0);
+	cr_assert_eq(mp_write_uint(&b, 42), 0);
+	cr_assert_eq(call_raw(b.data, b.len, NOW, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_NOT_READY);
+	buf_finish(&b);
+}
+
+Test(dispatch, set_get_touch_destroy)
+{
+	struct codec_request req = {.request_id = 9};
+	struct codec_reply rep;
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_get(NULL, "s1", NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	cr_assert_eq(do_set(NULL, "s1", "hello", 1000, NOW), CODEC_OK);
+	cr_assert_eq(do_get(NULL, "s1", NOW + 1, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "hello");
+	/* The same id in another namespace is another session. */
+	cr_assert_eq(do_get("other", "s1", NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	/* ttl counts from the request's now: gone at NOW + 1000. */
+	cr_assert_eq(do_get(NULL, "s1", NOW + 999, data, sizeof(data)), CODEC_OK);
+	cr_assert_eq(do_get(NULL, "s1", NOW + 1000, data, sizeof(data)), CODEC_NOT_FOUND);
+
+	cr_assert_eq(do_set(NULL, "s1", "again", 1000, NOW), CODEC_OK);
+	req.op = CODEC_OP_TOUCH;
+	req.id = bytes("s1");
+	req.ttl_ms = 5000;
+	cr_assert_eq(call_at(&req, NOW + 500, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 9);
+	cr_assert_eq(do_get(NULL, "s1", NOW + 5499, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "again");
+
+	req.op = CODEC_OP_DESTROY;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
+	req.op = CODEC_OP_TOUCH;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
+}
+
+Test(dispatch, ping)
+{
+	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 77};
+	struct codec_reply rep;
+
+	hello();
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 77);
+	cr_assert_eq(rep.result.len, 1);
+	cr_assert_eq(rep.result.ptr[0], 0xc0);
+}
+
+static uint64_t push(const char *id, const char *type, const char *msg, bool is_bin)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .request_id = 4, .ttl_ms = 60000};
+	struct codec_reply rep;
+
+	req.id = bytes(id);
+	req.flash_type = bytes(type);
+	req.flash_msg = bytes(msg);
+	req.flash_msg_is_bin = is_bin;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK, "push status %u", rep.status);
+	return result_uint(&rep);
+}
+
+static void expect_msg(struct mp_reader *r, const char *text, bool is_bin)
+{
+	struct mp_bytes b;
+	bool bin;
+
+	cr_assert_eq(mp_read_bytes(r, &b, &bin), 0);
+	cr_assert_eq(bin, is_bin, "message keeps its format");
+	cr_assert_eq(b.len, strlen(text));
+	cr_assert_eq(memcmp(b.ptr, text, b.len), 0);
+}
+
+Test(dispatch, flash_push_and_pop)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 5};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes k;
+	uint32_t n;
+	char data[8];
+
+	hello();
+	cr_assert_eq(push("f", "info", "one", false), 1);
+	cr_assert_eq(push("f", "error", "bad", true), 1);
+	cr_assert_eq(push("f", "info", "two", false), 2);
+	/* A flash-only session has no data. */
+	cr_assert_eq(do_get(NULL, "f", NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	/* SET keeps the flashes. */
+	cr_assert_eq(do_set(NULL, "f", "d", 60000, NOW), CODEC_OK);
+
+	req.id = bytes("f");
+	req.flash_type = bytes("info");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 2);
+	expect_msg(&r, "one", false);
+	expect_msg(&r, "two", false);
+
+	/* Popped: now empty. */
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 0);
+
+	cr_assert_eq(push("f", "info", "three", false), 1);
+	req.flash_all = true;
+	req.flash_type = bytes(NULL);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	cr_assert_eq(n, 2);
+	/* Types in the order of their oldest message: "error" was pushed before "three". */
+	cr_assert_eq(mp_read_str(&r, &k), 0);
+	cr_assert_eq(k.len, 5);
+	cr_assert_eq(memcmp(k.ptr, "error", 5), 0);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	expect_msg(&r, "bad", true);
+	cr_assert_eq(mp_read_str(&r, &k), 0);
+	cr_assert_eq(memcmp(k.ptr, "info", 4), 0);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	expect_msg(&r, "three", false);
+
+	/* Everything popped: an empty map. */
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.result.len, 1);
+	cr_assert_eq(rep.result.ptr[0], 0x80);
+
+	req.id = bytes("nobody");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
+}
+
+Test(dispatch, flash_limit_is_limit_status)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .request_id = 4, .ttl_ms = 60000};
+	struct codec_reply rep;
+	char *big;
+
+	teardown();
+	fx_open(CODEC_MIN_MAX_FRAME, 0);
+	hello();
+	big = malloc(3000);
+	cr_assert_not_null(big);
+	memset(big, 'x', 2999);
+	big[2999] = '\0';
+	req.id = bytes("f");
+	req.flash_type = bytes("info");
+	req.flash_msg = bytes(big);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_LIMIT);
+	cr_assert_gt(rep.message.len, 0);
+	free(big);
+}
+
+Test(dispatch, memory_limit_is_no_memory)
+{
+	char data[2048];
+	uint32_t status = CODEC_OK;
+	int i;
+
+	teardown();
+	fx_open(CODEC_DEFAULT_MAX_FRAME, 16 * 1024);
+	hello();
+	memset(data, 'y', sizeof(data) - 1);
+	data[sizeof(data) - 1] = '\0';
+	for (i = 0; i < 100 && status == CODEC_OK; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "s%d", i);
+		status = do_set(NULL, id, data, 60000, NOW);
+	}
+	cr_assert_eq(status, CODEC_NO_MEMORY);
+	cr_assert_lt(i, 100);
+}
+
+Test(dispatch, count_list_clear)
+{
+	struct codec_request req = {.request_id = 11};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes id;
+	uint64_t cursor = 0, ttl;
+	uint32_t n, pair;
+	bool seen[2500] = {false};
+	size_t total = 0;
+	int pages = 0;
+
+	hello();
+	for (int i = 0; i < 2500; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "id-%d", i);
+		cr_assert_eq(do_set("big", name, "x", 60000, NOW), CODEC_OK);
+	}
+	cr_assert_eq(do_set(NULL, "elsewhere", "x", 60000, NOW), CODEC_OK);
+
+	req.op = CODEC_OP_COUNT;
+	req.ns = bytes("big");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), 2500);
+
+	req.op = CODEC_OP_LIST;
+	req.limit = 1000;
+	do {
+		req.cursor = cursor;
+		cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+		cr_assert_eq(rep.status, CODEC_OK);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_array(&r, &pair), 0);
+		cr_assert_eq(pair, 2);
+		cr_assert_eq(mp_read_uint(&r, &cursor), 0);
+		cr_assert_eq(mp_read_array(&r, &n), 0);
+		cr_assert_leq(n, 1000);
+		for (uint32_t i = 0; i < n; i++) {
+			int k;
+
+			cr_assert_eq(mp_read_array(&r, &pair), 0);
+			cr_assert_eq(pair, 2);
+			cr_assert_eq(mp_read_bin(&r, &id), 0, "ids come back as bin");
+			cr_assert_eq(mp_read_uint(&r, &ttl), 0);
+			cr_assert_leq(ttl, 60000);
+			cr_assert_gt(id.len, 3);
+			cr_assert_eq(memcmp(id.ptr, "id-", 3), 0);
+			k = atoi((const char *)id.ptr + 3);
+			cr_assert(k >= 0 && k < 2500);
+			if (!seen[k])
+				total++;
+			seen[k] = true;
+		}
+		cr_assert_eq(mp_reader_left(&r), 0);
+		pages++;
+		cr_assert_lt(pages, 1000, "the scan ends");
+	} while (cursor != 0);
+	cr_assert_eq(total, 2500, "a full scan returns every session");
+
+	req.op = CODEC_OP_CLEAR;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), 2500);
+	req.op = CODEC_OP_COUNT;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), 0);
+	req.ns = bytes(NULL);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), 1, "CLEAR touched one namespace only");
+}
+
+Test(dispatch, list_pages_fit_a_small_max_frame)
+{
+	struct codec_request req = {.op = CODEC_OP_LIST, .request_id = 1, .limit = 1000};
+	struct codec_reply rep;
+	char id[129];
+
+	teardown();
+	fx_open(CODEC_MIN_MAX_FRAME, 0);
+	hello();
+	memset(id, 'z', 128);
+	id[128] = '\0';
+	for (int i = 0; i < 100; i++) {
+		snprintf(id, 12, "%011d", i);
+		id[11] = 'z';
+		cr_assert_eq(do_set(NULL, id, "x", 60000, NOW), CODEC_OK);
+	}
+	/* call_raw checks the reply is within max_frame. */
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+}
+
+Test(dispatch, stats)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 12};
+	struct codec_reply rep;
+
+	hello();
+	cr_assert_eq(do_set("a", "1", "xyz", 60000, NOW), CODEC_OK);
+	cr_assert_eq(do_set("a", "2", "xyz", 60000, NOW), CODEC_OK);
+	cr_assert_eq(do_set("b", "1", "xyz", 60000, NOW), CODEC_OK);
+	push("1", "info", "m", false);
+
+	req.ns = bytes("a");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(map_uint(&rep, "sessions"), 2);
+	cr_assert_gt(map_uint(&rep, "bytes"), 0);
+	cr_assert_eq(map_uint(&rep, "flashes"), 0);
+
+	req.ns_all = true;
+	req.ns = bytes(NULL);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(map_uint(&rep, "sessions"), 4);
+	cr_assert_eq(map_uint(&rep, "namespaces"), 3);
+	cr_assert_gt(map_uint(&rep, "bytes"), 0);
+	cr_assert_eq(map_uint(&rep, "max_bytes"), 0);
+	(void)map_uint(&rep, "expired_total");
+	cr_assert_eq(map_uint(&rep, "connections"), 3);
+	cr_assert_eq(map_uint(&rep, "connections_total"), 7);
+	cr_assert_geq(map_uint(&rep, "requests_total"), 6);
+	(void)map_uint(&rep, "uptime_ms");
+	cr_assert_eq(dispatch_requests_total(fx.d), map_uint(&rep, "requests_total"));
+}
