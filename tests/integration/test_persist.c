@@ -1,0 +1,378 @@
+/*
+ * Persistence through the real daemon: a restart keeps every session and flash; a kill -9
+ * under load from several client processes with --fsync always loses no acknowledged write;
+ * a daemon killed at random points while snapshots are being written always restarts on a
+ * readable state with every acknowledged write.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "harness.h"
+#include "mp.h"
+
+#define TTL_MS 3600000u
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void make_data_dir(char out[64])
+{
+	snprintf(out, 64, "/tmp/sessd-data-XXXXXX");
+	cr_assert_not_null(mkdtemp(out));
+}
+
+static uint64_t next_request_id = 1;
+
+/* One request; returns the status, or -1 when the connection failed. ${result} (may be
+ * NULL) receives a malloc'd copy of the raw result. */
+static int call(int fd, struct codec_request *req, uint8_t **result, size_t *result_len)
+{
+	struct codec_reply rep;
+	uint8_t *body = NULL;
+	int status;
+
+	req->request_id = next_request_id++;
+	if (harness_call(fd, req, &rep, &body) == -1) {
+		free(body);
+		return -1;
+	}
+	status = (int)rep.status;
+	if (result) {
+		*result = malloc(rep.result.len + 1);
+		cr_assert_not_null(*result);
+		memcpy(*result, rep.result.ptr, rep.result.len);
+		*result_len = rep.result.len;
+	}
+	free(body);
+	return status;
+}
+
+static int connect_hello(const char *url)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1};
+	int fd = harness_connect(url);
+
+	cr_assert_neq(fd, -1, "connect %s", url);
+	req.client_name = (struct mp_bytes){(const uint8_t *)"persist-test", 12};
+	cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_OK, "HELLO refused");
+	return fd;
+}
+
+static struct mp_bytes bytes(const void *p, size_t len)
+{
+	return (struct mp_bytes){p, len};
+}
+
+static struct mp_bytes str(const char *s)
+{
+	return bytes(s, strlen(s));
+}
+
+static int do_set(int fd, const char *ns, const char *id, const void *data, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = TTL_MS};
+
+	req.ns = str(ns);
+	req.id = str(id);
+	req.data = bytes(data, len);
+	return call(fd, &req, NULL, NULL);
+}
+
+static void expect_get(int fd, const char *ns, const char *id, const void *want, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_GET};
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *res;
+	size_t res_len;
+
+	req.ns = str(ns);
+	req.id = str(id);
+	cr_assert_eq(call(fd, &req, &res, &res_len), CODEC_OK, "GET %s/%s: not found", ns, id);
+	mp_reader_init(&r, res, res_len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, len, "GET %s/%s: %zu bytes, not %zu", ns, id, got.len, len);
+	cr_assert_eq(memcmp(got.ptr, want, len), 0, "GET %s/%s: other bytes", ns, id);
+	free(res);
+}
+
+static void expect_missing(int fd, const char *ns, const char *id)
+{
+	struct codec_request req = {.op = CODEC_OP_GET};
+
+	req.ns = str(ns);
+	req.id = str(id);
+	cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_NOT_FOUND, "%s/%s still exists", ns, id);
+}
+
+static void push(int fd, const char *id, const char *type, const char *msg)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = TTL_MS};
+
+	req.ns = str("app");
+	req.id = str(id);
+	req.flash_type = str(type);
+	req.flash_msg = str(msg);
+	cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_OK);
+}
+
+/* Pop one type and expect exactly these messages (strings), oldest first. */
+static void expect_pop(int fd, const char *id, const char *type, const char *const *msgs, size_t n)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP};
+	struct mp_reader r;
+	uint8_t *res;
+	size_t res_len;
+	uint32_t count;
+
+	req.ns = str("app");
+	req.id = str(id);
+	req.flash_type = str(type);
+	cr_assert_eq(call(fd, &req, &res, &res_len), CODEC_OK);
+	mp_reader_init(&r, res, res_len);
+	cr_assert_eq(mp_read_array(&r, &count), 0);
+	cr_assert_eq(count, n, "%s: %u messages of %s, not %zu", id, count, type, n);
+	for (size_t i = 0; i < n; i++) {
+		struct mp_bytes m;
+
+		cr_assert_eq(mp_read_str(&r, &m), 0);
+		cr_assert_eq(m.len, strlen(msgs[i]));
+		cr_assert_eq(memcmp(m.ptr, msgs[i], m.len), 0);
+	}
+	free(res);
+}
+
+Test(persist, restart_keeps_every_session_and_flash)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	static const char *const infos[] = {"one", "two", "three"};
+	static const char *const errors[] = {"bad"};
+	struct harness_daemon d;
+	uint8_t bin[5000];
+	int fd;
+
+	for (size_t i = 0; i < sizeof(bin); i++)
+		bin[i] = (uint8_t)(i * 13 + 1);
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = connect_hello(d.unix_url);
+	cr_assert_eq(do_set(fd, "app", "alice", "{\"n\":1}", 7), CODEC_OK);
+	cr_assert_eq(do_set(fd, "app", "bob", bin, sizeof(bin)), CODEC_OK);
+	cr_assert_eq(do_set(fd, "app", "gone", "x", 1), CODEC_OK);
+	cr_assert_eq(do_set(fd, "other", "alice", "o", 1), CODEC_OK);
+	{
+		struct codec_request req = {.op = CODEC_OP_DESTROY};
+
+		req.ns = str("app");
+		req.id = str("gone");
+		cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_OK);
+	}
+	push(fd, "alice", "info", "one");
+	push(fd, "alice", "info", "two");
+	push(fd, "alice", "error", "bad");
+	push(fd, "alice", "info", "three");
+	push(fd, "flashonly", "info", "one");
+	close(fd);
+
+	/* A clean stop and a fresh daemon on the same data directory. */
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = connect_hello(d.tcp_url);
+	expect_get(fd, "app", "alice", "{\"n\":1}", 7);
+	expect_get(fd, "app", "bob", bin, sizeof(bin));
+	expect_get(fd, "other", "alice", "o", 1);
+	expect_missing(fd, "app", "gone");
+	expect_missing(fd, "app", "flashonly"); /* a flash-only session has no data */
+	expect_pop(fd, "alice", "info", infos, 3);
+	close(fd);
+
+	/* kill -9 this time: the pops are durable too. */
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = connect_hello(d.unix_url);
+	expect_pop(fd, "alice", "info", NULL, 0);
+	expect_pop(fd, "alice", "error", errors, 1);
+	expect_pop(fd, "flashonly", "info", infos, 1);
+	expect_get(fd, "app", "bob", bin, sizeof(bin));
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#define WRITERS 4
+
+/* A client process: SETs until its connection dies, reporting each acknowledged index. */
+static void writer(const char *url, int w, int report_fd)
+{
+	int fd = harness_connect(url);
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .version = 1};
+
+	if (fd == -1 || call(fd, &hello, NULL, NULL) != CODEC_OK)
+		_exit(2);
+	for (uint32_t i = 0;; i++) {
+		char id[32], val[600];
+
+		snprintf(id, sizeof(id), "w%d-%u", w, i);
+		memset(val, 'a' + (int)((i + (uint32_t)w) % 26), sizeof(val));
+		snprintf(val, 32, "writer %d value %u", w, i);
+		if (do_set(fd, "load", id, val, sizeof(val)) != CODEC_OK)
+			_exit(0);
+		if (write(report_fd, &i, sizeof(i)) != sizeof(i))
+			_exit(3);
+	}
+}
+
+Test(persist, kill_9_under_load_loses_no_acknowledged_write, .timeout = 240)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	int pipes[WRITERS][2];
+	pid_t kids[WRITERS];
+	uint32_t acked[WRITERS];
+	size_t total = 0;
+
+	make_data_dir(data_dir);
+	srand((unsigned)getpid());
+	cr_assert_eq(harness_start(&d, args), 0);
+	for (int round = 0; round < 3; round++) {
+		int fd;
+
+		for (int w = 0; w < WRITERS; w++) {
+			cr_assert_eq(pipe(pipes[w]), 0);
+			kids[w] = fork();
+			cr_assert_neq(kids[w], -1);
+			if (kids[w] == 0) {
+				close(pipes[w][0]);
+				writer(w % 2 ? d.unix_url : d.tcp_url, w + WRITERS * round,
+				       pipes[w][1]);
+			}
+			close(pipes[w][1]);
+		}
+		usleep(300000 + (useconds_t)(rand() % 700000));
+		cr_assert_eq(harness_kill(&d), 0);
+		for (int w = 0; w < WRITERS; w++) {
+			uint32_t i;
+			int status;
+
+			acked[w] = 0;
+			while (read(pipes[w][0], &i, sizeof(i)) == sizeof(i))
+				acked[w] = i + 1;
+			close(pipes[w][0]);
+			cr_assert_eq(waitpid(kids[w], &status, 0), kids[w]);
+			cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			          "writer %d failed (status %d)", w, status);
+			total += acked[w];
+		}
+		cr_assert_eq(harness_restart(&d, args), 0);
+		fd = connect_hello(d.unix_url);
+		for (int w = 0; w < WRITERS; w++) {
+			for (uint32_t i = 0; i < acked[w]; i++) {
+				char id[32], val[600];
+				int ww = w + WRITERS * round;
+
+				snprintf(id, sizeof(id), "w%d-%u", ww, i);
+				memset(val, 'a' + (int)((i + (uint32_t)ww) % 26), sizeof(val));
+				snprintf(val, 32, "writer %d value %u", ww, i);
+				expect_get(fd, "load", id, val, sizeof(val));
+			}
+		}
+		close(fd);
+	}
+	cr_expect_gt(total, 0, "the writers got some writes acknowledged");
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool has_snapshot(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "snap.", 5) == 0)
+			found = true;
+	closedir(d);
+	return found;
+}
+
+#define BIG_KEYS  48
+#define BIG_VALUE (400 * 1024)
+
+static void big_value(uint8_t *v, int key, uint32_t gen)
+{
+	memset(v, (int)(gen * 31 + (uint32_t)key) & 0xff, BIG_VALUE);
+	memcpy(v, &gen, sizeof(gen));
+	memcpy(v + sizeof(gen), &key, sizeof(key));
+}
+
+/*
+ * Large values fill the default 64 MiB snapshot threshold in about 170 writes, so the daemon
+ * starts a snapshot (the next second's tick) of ~20 MB of sessions; it is killed at a random
+ * moment around that, again and again. Every start must succeed, with each key at the last
+ * value whose SET was acknowledged.
+ */
+Test(persist, killed_during_snapshots_always_restarts_readable, .timeout = 280)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "no", NULL};
+	struct harness_daemon d;
+	uint32_t last_gen[BIG_KEYS] = {0};
+	uint8_t *v = malloc(BIG_VALUE);
+	uint32_t gen = 0;
+	int snapshots_seen = 0;
+
+	cr_assert_not_null(v);
+	make_data_dir(data_dir);
+	srand((unsigned)getpid() * 7u);
+	cr_assert_eq(harness_start(&d, args), 0);
+	for (int round = 0; round < 8; round++) {
+		int fd = connect_hello(d.unix_url);
+		char id[16];
+
+		for (int i = 0; i < 180; i++) {
+			int key = i % BIG_KEYS;
+
+			gen++;
+			snprintf(id, sizeof(id), "big%d", key);
+			big_value(v, key, gen);
+			cr_assert_eq(do_set(fd, "snap", id, v, BIG_VALUE), CODEC_OK);
+			last_gen[key] = gen;
+		}
+		usleep((useconds_t)(rand() % 1500000));
+		close(fd);
+		cr_assert_eq(harness_kill(&d), 0);
+		cr_assert_eq(harness_restart(&d, args), 0, "round %d: no readable state", round);
+		snapshots_seen += has_snapshot(data_dir);
+		fd = connect_hello(d.unix_url);
+		for (int key = 0; key < BIG_KEYS; key++) {
+			if (last_gen[key] == 0)
+				continue;
+			snprintf(id, sizeof(id), "big%d", key);
+			big_value(v, key, last_gen[key]);
+			expect_get(fd, "snap", id, v, BIG_VALUE);
+		}
+		close(fd);
+	}
+	free(v);
+	cr_expect_gt(snapshots_seen, 0, "no snapshot was ever completed");
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

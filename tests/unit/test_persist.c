@@ -1,0 +1,961 @@
+/*
+ * Persistence against the real store: what is logged and committed comes back byte for byte
+ * after a reopen; torn tails are cut to the exact valid prefix; damage in the middle is never
+ * accepted; snapshots, disk-full and encryption work; a snapshot killed at any point leaves a
+ * readable directory.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "persist.h"
+#include "store.h"
+
+#define HOUR_MS   3600000u
+#define FIRST_LOG "log.0000000000000001"
+#define FLASH_MAX (1u << 20)
+
+static uint64_t now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_tmpdir(char out[64])
+{
+	snprintf(out, 64, "/tmp/sessd-persist-XXXXXX");
+	cr_assert_not_null(mkdtemp(out));
+}
+
+static struct store *new_store(void)
+{
+	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = FLASH_MAX};
+	struct store *st = store_new(&cfg);
+
+	cr_assert_not_null(st);
+	return st;
+}
+
+static struct persist *open_dir(const char *dir, struct store *st, enum persist_fsync policy,
+                                const char *key_file, uint64_t snapshot_bytes, uint64_t now_ms)
+{
+	struct persist_config cfg = {
+	    .data_dir = dir,
+	    .fsync = policy,
+	    .key_file = key_file,
+	    .snapshot_log_bytes = snapshot_bytes,
+	};
+
+	return persist_open(&cfg, st, now_ms);
+}
+
+static struct store_key key_of(const char *ns, const char *id)
+{
+	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+}
+
+/* The operations, applied to the store and logged the way dispatch does it. */
+static void op_set(struct persist *p, struct store *st, const char *ns, const char *id,
+                   const void *data, size_t len, uint64_t exp)
+{
+	struct store_key k = key_of(ns, id);
+
+	cr_assert_eq(persist_writable(p), 0);
+	cr_assert_eq(store_set(st, &k, data, len, exp, now_wall_ms()), 0);
+	cr_assert_eq(persist_log_set(p, &k, data, len, exp), 0);
+}
+
+static void op_touch(struct persist *p, struct store *st, const char *ns, const char *id,
+                     uint64_t exp)
+{
+	struct store_key k = key_of(ns, id);
+
+	cr_assert_eq(store_touch(st, &k, exp, now_wall_ms()), 0);
+	cr_assert_eq(persist_log_touch(p, &k, exp), 0);
+}
+
+static void op_destroy(struct persist *p, struct store *st, const char *ns, const char *id)
+{
+	struct store_key k = key_of(ns, id);
+
+	cr_assert_eq(store_destroy(st, &k, now_wall_ms()), 0);
+	cr_assert_eq(persist_log_destroy(p, &k), 0);
+}
+
+static void op_push(struct persist *p, struct store *st, const char *ns, const char *id,
+                    const char *type, const void *msg, size_t len, bool bin, uint64_t exp)
+{
+	struct store_key k = key_of(ns, id);
+
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)type, strlen(type), msg, len, bin,
+	                              exp, now_wall_ms(), NULL),
+	             0);
+	cr_assert_eq(
+	    persist_log_flash_push(p, &k, (const uint8_t *)type, strlen(type), msg, len, bin, exp),
+	    0);
+}
+
+static int pop_type(void *arg, const uint8_t *type, size_t len, size_t count)
+{
+	(void)arg, (void)type, (void)len, (void)count;
+	return 0;
+}
+
+static int pop_msg(void *arg, const void *msg, size_t len, bool bin)
+{
+	(void)arg, (void)msg, (void)len, (void)bin;
+	return 0;
+}
+
+static void op_pop(struct persist *p, struct store *st, const char *ns, const char *id,
+                   const char *type)
+{
+	struct store_key k = key_of(ns, id);
+	const uint8_t *t = (const uint8_t *)type;
+	size_t tl = type ? strlen(type) : 0;
+
+	cr_assert_eq(store_flash_pop(st, &k, t, tl, now_wall_ms(), NULL, pop_type, pop_msg, NULL),
+	             0);
+	cr_assert_eq(persist_log_flash_pop(p, &k, t, tl), 0);
+}
+
+static void op_clear(struct persist *p, struct store *st, const char *ns)
+{
+	store_clear(st, (const uint8_t *)ns, strlen(ns));
+	cr_assert_eq(persist_log_clear(p, (const uint8_t *)ns, strlen(ns)), 0);
+}
+
+/*
+ * A canonical text of everything in a store: one line per session (namespace, id, data,
+ * expiry, then its flash queues in the store's order), sorted. Two stores hold the same
+ * sessions exactly when their dumps are equal.
+ */
+struct dump {
+	char **lines;
+	size_t n;
+	char *cur;
+	size_t cur_len;
+};
+
+static void dump_add(struct dump *d, const char *fmt, const void *bytes, size_t len)
+{
+	size_t need = strlen(fmt) + 2 * len + 32;
+	char *p;
+
+	d->cur = realloc(d->cur, d->cur_len + need);
+	cr_assert_not_null(d->cur);
+	p = d->cur + d->cur_len;
+	p += sprintf(p, "%s", fmt);
+	for (size_t i = 0; i < len; i++)
+		p += sprintf(p, "%02x", ((const uint8_t *)bytes)[i]);
+	d->cur_len = (size_t)(p - d->cur);
+}
+
+static void dump_end_line(struct dump *d)
+{
+	if (d->cur == NULL)
+		return;
+	d->lines = realloc(d->lines, (d->n + 1) * sizeof(*d->lines));
+	cr_assert_not_null(d->lines);
+	d->lines[d->n++] = d->cur;
+	d->cur = NULL;
+	d->cur_len = 0;
+}
+
+static int dump_session(void *arg, const struct store_session_view *s)
+{
+	struct dump *d = arg;
+	char exp[48];
+
+	dump_end_line(d);
+	dump_add(d, "ns=", s->ns, s->ns_len);
+	dump_add(d, " id=", s->id, s->id_len);
+	if (s->has_data)
+		dump_add(d, " data=", s->data, s->data_len);
+	else
+		dump_add(d, " nodata", NULL, 0);
+	snprintf(exp, sizeof(exp), " exp=%" PRIu64, s->expires_at_ms);
+	dump_add(d, exp, NULL, 0);
+	return 0;
+}
+
+static int dump_type(void *arg, const uint8_t *type, size_t len, size_t count)
+{
+	char c[32];
+
+	snprintf(c, sizeof(c), "(%zu)", count);
+	dump_add(arg, " type=", type, len);
+	dump_add(arg, c, NULL, 0);
+	return 0;
+}
+
+static int dump_msg(void *arg, const void *msg, size_t len, bool bin)
+{
+	dump_add(arg, bin ? " bin=" : " str=", msg, len);
+	return 0;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The dump as one string; free it. */
+static char *dump_store(struct store *st, uint64_t now_ms)
+{
+	struct dump d = {0};
+	size_t total = 1;
+	char *out, *w;
+
+	cr_assert_eq(store_foreach(st, now_ms, dump_session, dump_type, dump_msg, &d), 0);
+	dump_end_line(&d);
+	if (d.n > 0)
+		qsort(d.lines, d.n, sizeof(*d.lines), line_cmp);
+	for (size_t i = 0; i < d.n; i++)
+		total += strlen(d.lines[i]) + 1;
+	out = w = malloc(total);
+	cr_assert_not_null(out);
+	*w = '\0';
+	for (size_t i = 0; i < d.n; i++) {
+		w += sprintf(w, "%s\n", d.lines[i]);
+		free(d.lines[i]);
+	}
+	free(d.lines);
+	return out;
+}
+
+/* Reopen ${dir} into a fresh store and compare with ${want} (a dump). */
+static void expect_reopen_equals(const char *dir, const char *want, const char *key_file)
+{
+	struct store *st = new_store();
+	struct persist *p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, key_file, 0, now_wall_ms());
+	char *got;
+
+	cr_assert_not_null(p, "reopening %s failed", dir);
+	got = dump_store(st, now_wall_ms());
+	cr_expect_str_eq(got, want);
+	free(got);
+	persist_free(p);
+	store_free(st);
+}
+
+/* A workload touching every kind of change; commits after each step when ${each}. */
+static void workload(struct persist *p, struct store *st, bool each)
+{
+	uint64_t now = now_wall_ms();
+	uint8_t bin[300];
+
+	for (size_t i = 0; i < sizeof(bin); i++)
+		bin[i] = (uint8_t)(i * 7);
+	op_set(p, st, "app", "alice", "{\"user\":1}", 10, now + HOUR_MS);
+	op_set(p, st, "app", "bob", bin, sizeof(bin), now + 2 * HOUR_MS);
+	op_set(p, st, "app", "empty", "", 0, now + HOUR_MS);
+	op_set(p, st, "other", "alice", "x", 1, now + 3 * HOUR_MS);
+	if (each)
+		cr_assert_eq(persist_commit(p), 0);
+	op_set(p, st, "app", "alice", "{\"user\":2}", 10, now + HOUR_MS);
+	op_touch(p, st, "app", "bob", now + 5 * HOUR_MS);
+	op_push(p, st, "app", "alice", "info", "saved", 5, false, now + HOUR_MS);
+	op_push(p, st, "app", "alice", "error", bin, 20, true, now + HOUR_MS);
+	op_push(p, st, "app", "alice", "info", "again", 5, false, now + HOUR_MS);
+	op_push(p, st, "app", "flashonly", "info", "hello", 5, false, now + HOUR_MS);
+	op_push(p, st, "app", "popped", "info", "gone", 4, false, now + HOUR_MS);
+	if (each)
+		cr_assert_eq(persist_commit(p), 0);
+	op_pop(p, st, "app", "popped", "info");
+	op_push(p, st, "app", "bob", "a", "1", 1, false, now + HOUR_MS);
+	op_push(p, st, "app", "bob", "b", "2", 1, false, now + HOUR_MS);
+	op_pop(p, st, "app", "bob", NULL);
+	op_set(p, st, "gone", "x", "1", 1, now + HOUR_MS);
+	op_set(p, st, "gone", "y", "2", 1, now + HOUR_MS);
+	op_clear(p, st, "gone");
+	op_set(p, st, "app", "carol", "c", 1, now + HOUR_MS);
+	op_destroy(p, st, "app", "carol");
+	cr_assert_eq(persist_commit(p), 0);
+}
+
+static void run_roundtrip(enum persist_fsync policy, const char *key_file)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	char *want;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, policy, key_file, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	workload(p, st, true);
+	want = dump_store(st, now_wall_ms());
+	cr_assert(strstr(want, "nodata") != NULL, "the workload makes flash-only sessions");
+	persist_free(p);
+	store_free(st);
+	expect_reopen_equals(dir, want, key_file);
+	/* A second generation: reopen, change more, reopen again. */
+	st = new_store();
+	p = open_dir(dir, st, policy, key_file, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	op_set(p, st, "app", "dave", "d", 1, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	free(want);
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	expect_reopen_equals(dir, want, key_file);
+	free(want);
+	rm_tree(dir);
+}
+
+Test(persist, roundtrip_every_change_always)
+{
+	run_roundtrip(PERSIST_FSYNC_ALWAYS, NULL);
+}
+
+Test(persist, roundtrip_everysec_and_no)
+{
+	run_roundtrip(PERSIST_FSYNC_EVERYSEC, NULL);
+	run_roundtrip(PERSIST_FSYNC_NO, NULL);
+}
+
+Test(persist, pending_and_commit_contract)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	cr_expect_not(persist_pending(p));
+	cr_expect_eq(persist_commit(p), 0);
+	op_set(p, st, "a", "b", "c", 1, now_wall_ms() + HOUR_MS);
+	cr_expect(persist_pending(p));
+	cr_expect_eq(persist_commit(p), 0);
+	cr_expect_not(persist_pending(p));
+	persist_free(p);
+	store_free(st);
+	rm_tree(dir);
+}
+
+Test(persist, second_daemon_on_the_same_directory_is_refused)
+{
+	char dir[64];
+	struct store *a = new_store(), *b = new_store();
+	struct persist *p;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, a, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	cr_expect_null(open_dir(dir, b, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()));
+	persist_free(p);
+	store_free(a);
+	store_free(b);
+	rm_tree(dir);
+}
+
+Test(persist, sessions_that_expired_while_down_are_dropped)
+{
+	char dir[64];
+	uint64_t now = now_wall_ms();
+	struct store *st = new_store();
+	struct persist *p;
+	char *got;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now);
+	cr_assert_not_null(p);
+	op_set(p, st, "app", "short", "s", 1, now + HOUR_MS);
+	op_set(p, st, "app", "long", "l", 1, now + 3 * HOUR_MS);
+	op_push(p, st, "app", "flash", "info", "m", 1, false, now + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	persist_free(p);
+	store_free(st);
+
+	/* Two hours of downtime, passed in as the start time: only "long" is left. */
+	st = new_store();
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now + 2 * HOUR_MS);
+	cr_assert_not_null(p);
+	got = dump_store(st, now + 2 * HOUR_MS);
+	cr_expect(strstr(got, "id=6c6f6e67") != NULL, "long survives: %s", got);
+	cr_expect(strstr(got, "73686f7274") == NULL, "short is gone: %s", got);
+	cr_expect(strstr(got, "666c617368") == NULL, "the flash-only session is gone: %s", got);
+	cr_expect_eq(store_count(st, (const uint8_t *)"app", 3, now + 2 * HOUR_MS), 1);
+	free(got);
+	persist_free(p);
+	store_free(st);
+	rm_tree(dir);
+}
+
+/* Read a whole file; free the result. */
+static uint8_t *slurp(const char *dir, const char *name, size_t *len)
+{
+	char path[128];
+	struct stat sb;
+	uint8_t *b;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	cr_assert_neq(fd, -1, "%s", path);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	b = malloc((size_t)sb.st_size + 1);
+	cr_assert_not_null(b);
+	cr_assert_eq(read(fd, b, (size_t)sb.st_size), sb.st_size);
+	close(fd);
+	*len = (size_t)sb.st_size;
+	return b;
+}
+
+static void spit(const char *dir, const char *name, const uint8_t *b, size_t len)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+static off_t file_size(const char *dir, const char *name)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &sb), 0, "%s", path);
+	return sb.st_size;
+}
+
+#define STEPS 8
+
+/*
+ * A log of STEPS commits, one record each, with the size of the segment and the dump of the
+ * store after each commit (index 0: before any record).
+ */
+struct history {
+	char dir[64];
+	uint8_t *log;
+	size_t log_len;
+	size_t size_after[STEPS + 1];
+	char *dump_after[STEPS + 1];
+};
+
+static void history_make(struct history *h, const char *key_file)
+{
+	struct store *st = new_store();
+	struct persist *p;
+	uint64_t now = now_wall_ms();
+
+	make_tmpdir(h->dir);
+	p = open_dir(h->dir, st, PERSIST_FSYNC_ALWAYS, key_file, 0, now);
+	cr_assert_not_null(p);
+	h->size_after[0] = (size_t)file_size(h->dir, FIRST_LOG);
+	h->dump_after[0] = dump_store(st, now);
+	for (int i = 1; i <= STEPS; i++) {
+		char id[16], val[64];
+
+		snprintf(id, sizeof(id), "s%d", i % 3);
+		snprintf(val, sizeof(val), "value number %d", i);
+		if (i % 4 == 3)
+			op_push(p, st, "ns", id, "info", val, strlen(val), false, now + HOUR_MS);
+		else
+			op_set(p, st, "ns", id, val, strlen(val), now + HOUR_MS);
+		cr_assert_eq(persist_commit(p), 0);
+		h->size_after[i] = (size_t)file_size(h->dir, FIRST_LOG);
+		h->dump_after[i] = dump_store(st, now);
+	}
+	persist_free(p);
+	store_free(st);
+	h->log = slurp(h->dir, FIRST_LOG, &h->log_len);
+	cr_assert_eq(h->log_len, h->size_after[STEPS]);
+}
+
+static void history_free(struct history *h)
+{
+	for (int i = 0; i <= STEPS; i++)
+		free(h->dump_after[i]);
+	free(h->log);
+	rm_tree(h->dir);
+}
+
+static void torn_tail_every_offset(const char *key_file)
+{
+	struct history h;
+
+	history_make(&h, key_file);
+	/* Every cut inside the last three records gives back exactly the records before it. */
+	for (size_t cut = h.size_after[STEPS - 3]; cut < h.log_len; cut++) {
+		char dir[64];
+		int whole = 0;
+
+		while (whole < STEPS && h.size_after[whole + 1] <= cut)
+			whole++;
+		make_tmpdir(dir);
+		spit(dir, FIRST_LOG, h.log, cut);
+		expect_reopen_equals(dir, h.dump_after[whole], key_file);
+		cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[whole],
+		             "the torn tail is cut off (cut at %zu)", cut);
+		rm_tree(dir);
+	}
+	history_free(&h);
+}
+
+Test(persist, torn_tail_cut_at_every_offset_keeps_the_exact_prefix)
+{
+	torn_tail_every_offset(NULL);
+}
+
+Test(persist, torn_header_of_an_empty_last_segment_is_rewritten)
+{
+	struct history h;
+	char dir[64];
+
+	history_make(&h, NULL);
+	for (size_t cut = 0; cut < h.size_after[0]; cut++) {
+		make_tmpdir(dir);
+		spit(dir, FIRST_LOG, h.log, cut);
+		expect_reopen_equals(dir, h.dump_after[0], NULL);
+		rm_tree(dir);
+	}
+	history_free(&h);
+}
+
+static void flipped_bytes_are_refused(const char *key_file)
+{
+	struct history h;
+
+	history_make(&h, key_file);
+	/* Every byte of the file header and of every record but the last, flipped. */
+	for (size_t at = 0; at < h.size_after[STEPS - 1]; at++) {
+		struct store *st = new_store();
+		struct persist *p;
+		char dir[64];
+
+		make_tmpdir(dir);
+		h.log[at] ^= 0x40;
+		spit(dir, FIRST_LOG, h.log, h.log_len);
+		h.log[at] ^= 0x40;
+		p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, key_file, 0, now_wall_ms());
+		cr_expect_null(p, "a flipped byte at offset %zu was accepted", at);
+		persist_free(p);
+		store_free(st);
+		rm_tree(dir);
+	}
+	history_free(&h);
+}
+
+Test(persist, flipped_byte_in_the_middle_is_never_accepted)
+{
+	flipped_bytes_are_refused(NULL);
+}
+
+Test(persist, check_reports_and_repair_keeps_the_valid_prefix)
+{
+	struct history h;
+	size_t at;
+	char dir[64];
+
+	history_make(&h, NULL);
+	cr_expect_eq(persist_check(h.dir, NULL, false), 0);
+
+	/* Damage the fourth record: check finds it, repair keeps the three before it. */
+	make_tmpdir(dir);
+	at = h.size_after[3] + 20;
+	h.log[at] ^= 1;
+	spit(dir, FIRST_LOG, h.log, h.log_len);
+	h.log[at] ^= 1;
+	cr_expect_eq(persist_check(dir, NULL, false), 1);
+	cr_expect_eq(persist_check(dir, NULL, false), 1, "checking alone changes nothing");
+	cr_expect_eq(persist_check(dir, NULL, true), 0);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[3]);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	expect_reopen_equals(dir, h.dump_after[3], NULL);
+	rm_tree(dir);
+
+	/* A torn tail is reported too, and repaired the same way. */
+	make_tmpdir(dir);
+	spit(dir, FIRST_LOG, h.log, h.log_len - 3);
+	cr_expect_eq(persist_check(dir, NULL, false), 1);
+	cr_expect_eq(persist_check(dir, NULL, true), 0);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[STEPS - 1]);
+	rm_tree(dir);
+
+	cr_expect_eq(persist_check("/nonexistent/sessd-data", NULL, false), -1);
+	history_free(&h);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* Tick until the snapshot for segment ${seq} is durable and the log below it is gone. */
+static void wait_for_snapshot(struct persist *p, struct store *st, const char *dir, uint64_t seq)
+{
+	char snap[64], old_log[64];
+
+	snprintf(snap, sizeof(snap), "snap.%016" PRIx64, seq);
+	snprintf(old_log, sizeof(old_log), "log.%016" PRIx64, seq - 1);
+	/* A bound, not a timing assertion: a snapshot of a few sessions takes milliseconds. */
+	for (int i = 0; i < 6000; i++) {
+		persist_tick(p, st, now_wall_ms());
+		if (file_exists(dir, snap) && !file_exists(dir, old_log))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("snapshot %s never completed", snap);
+}
+
+static void run_snapshot_then_log(const char *key_file)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	char *want;
+
+	make_tmpdir(dir);
+	/* The workload writes more than 512 bytes of log, what follows less. */
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, key_file, 512, now_wall_ms());
+	cr_assert_not_null(p);
+	workload(p, st, false);
+	persist_tick(p, st, now_wall_ms()); /* starts snapshot 2 */
+	/* Changes while the child writes go to the new segment. */
+	op_set(p, st, "app", "during", "snapshot", 8, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	wait_for_snapshot(p, st, dir, 2);
+	op_set(p, st, "app", "after", "snapshot", 8, now_wall_ms() + HOUR_MS);
+	op_destroy(p, st, "app", "alice");
+	cr_assert_eq(persist_commit(p), 0);
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	cr_expect(file_exists(dir, "log.0000000000000002"));
+	cr_expect_not(file_exists(dir, FIRST_LOG));
+	expect_reopen_equals(dir, want, key_file);
+	cr_expect_eq(persist_check(dir, key_file, false), 0);
+	free(want);
+	rm_tree(dir);
+}
+
+Test(persist, snapshot_plus_log_replay_equals_the_state)
+{
+	run_snapshot_then_log(NULL);
+}
+
+Test(persist, snapshot_of_many_sessions_and_repeated_snapshots)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	char *want;
+	uint64_t now = now_wall_ms();
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_NO, NULL, 64 * 1024, now);
+	cr_assert_not_null(p);
+	for (uint64_t gen = 2; gen <= 4; gen++) {
+		for (int i = 0; i < 2000; i++) {
+			char id[32], val[128];
+
+			snprintf(id, sizeof(id), "sess-%d", i);
+			snprintf(val, sizeof(val), "generation %" PRIu64 " value %d", gen, i);
+			op_set(p, st, "bulk", id, val, strlen(val), now + HOUR_MS + (uint64_t)i);
+			if (i % 100 == 0)
+				op_push(p, st, "bulk", id, "n", val, 3, true, now + HOUR_MS);
+		}
+		cr_assert_eq(persist_commit(p), 0);
+		persist_tick(p, st, now_wall_ms());
+		wait_for_snapshot(p, st, dir, gen);
+	}
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	expect_reopen_equals(dir, want, NULL);
+	free(want);
+	rm_tree(dir);
+}
+
+Test(persist, corrupt_snapshot_is_refused_and_reported)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	uint8_t *b;
+	size_t len;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 512, now_wall_ms());
+	cr_assert_not_null(p);
+	workload(p, st, false);
+	persist_tick(p, st, now_wall_ms());
+	wait_for_snapshot(p, st, dir, 2);
+	persist_free(p);
+	store_free(st);
+	b = slurp(dir, "snap.0000000000000002", &len);
+	b[len / 2] ^= 0x10;
+	spit(dir, "snap.0000000000000002", b, len);
+	free(b);
+	st = new_store();
+	cr_expect_null(open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()));
+	store_free(st);
+	cr_expect_eq(persist_check(dir, NULL, false), 1);
+	cr_expect_eq(persist_check(dir, NULL, true), 1, "a snapshot cannot be repaired");
+	rm_tree(dir);
+}
+
+Test(persist, missing_segment_is_refused)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	workload(p, st, true);
+	persist_free(p);
+	store_free(st);
+	{
+		char from[128], to[128];
+
+		snprintf(from, sizeof(from), "%s/%s", dir, FIRST_LOG);
+		snprintf(to, sizeof(to), "%s/log.0000000000000002", dir);
+		cr_assert_eq(rename(from, to), 0);
+	}
+	st = new_store();
+	cr_expect_null(open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()));
+	store_free(st);
+	cr_expect_eq(persist_check(dir, NULL, false), 1);
+	rm_tree(dir);
+}
+
+/*
+ * Disk full, without privileges: a file-size limit makes writes past it fail with EFBIG
+ * (SIGXFSZ ignored), which the log treats like ENOSPC.
+ */
+Test(persist, disk_full_refuses_changes_then_recovers_without_restart)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	struct rlimit lim, saved;
+	char big[4096];
+	char *want;
+
+	memset(big, 'z', sizeof(big));
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	op_set(p, st, "app", "before", "ok", 2, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = (rlim_t)file_size(dir, FIRST_LOG) + 1000;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	op_set(p, st, "app", "big", big, sizeof(big), now_wall_ms() + HOUR_MS);
+	cr_expect(persist_pending(p));
+	cr_expect_eq(persist_commit(p), -1, "the write past the limit fails");
+	cr_expect_eq(persist_writable(p), -1);
+	persist_tick(p, st, now_wall_ms());
+	cr_expect_eq(persist_writable(p), -1, "still full: still refused");
+	cr_expect_not(persist_pending(p));
+	cr_expect_eq(persist_commit(p), 0, "nothing new was logged");
+
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	persist_tick(p, st, now_wall_ms());
+	cr_expect_eq(persist_writable(p), 0, "the retry wrote the pending batch");
+	op_set(p, st, "app", "after", "ok", 2, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	expect_reopen_equals(dir, want, NULL);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	free(want);
+	rm_tree(dir);
+}
+
+static void write_key(const char *dir, const char *name, uint8_t fill, char out[128])
+{
+	uint8_t key[32];
+
+	memset(key, fill, sizeof(key));
+	key[0] = 0x5a;
+	spit(dir, name, key, sizeof(key));
+	snprintf(out, 128, "%s/%s", dir, name);
+}
+
+Test(persist, encrypted_roundtrip_snapshot_and_torn_tail)
+{
+	char kdir[64], key[128];
+
+	make_tmpdir(kdir);
+	write_key(kdir, "key", 0x11, key);
+	run_roundtrip(PERSIST_FSYNC_ALWAYS, key);
+	run_snapshot_then_log(key);
+	torn_tail_every_offset(key);
+	rm_tree(kdir);
+}
+
+Test(persist, encrypted_files_need_the_right_key_and_hide_the_data)
+{
+	char kdir[64], key[128], wrong[128], shortkey[128];
+	struct store *st;
+	struct persist *p;
+	uint8_t *b;
+	size_t len;
+	struct history h;
+
+	make_tmpdir(kdir);
+	write_key(kdir, "key", 0x11, key);
+	write_key(kdir, "wrong", 0x22, wrong);
+	spit(kdir, "short", (const uint8_t *)"abc", 3);
+	snprintf(shortkey, sizeof(shortkey), "%s/short", kdir);
+	history_make(&h, key);
+	b = slurp(h.dir, FIRST_LOG, &len);
+	cr_expect_null(memmem(b, len, "value number", 12), "no plaintext on disk");
+	free(b);
+	st = new_store();
+	cr_expect_null(open_dir(h.dir, st, PERSIST_FSYNC_ALWAYS, wrong, 0, now_wall_ms()));
+	cr_expect_null(open_dir(h.dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()));
+	cr_expect_null(open_dir(h.dir, st, PERSIST_FSYNC_ALWAYS, shortkey, 0, now_wall_ms()));
+	cr_expect_eq(persist_check(h.dir, wrong, false), -1);
+	cr_expect_eq(persist_check(h.dir, key, false), 0);
+	p = open_dir(h.dir, st, PERSIST_FSYNC_ALWAYS, key, 0, now_wall_ms());
+	cr_expect_not_null(p);
+	persist_free(p);
+	store_free(st);
+	history_free(&h);
+	rm_tree(kdir);
+}
+
+/*
+ * A writer process committing numbered sessions under fsync always, with a snapshot after
+ * every few kilobytes of log, killed at a random moment (in the middle of a snapshot most of
+ * the time). Each restart must find a readable state: exactly the sessions 0..n-1 with their
+ * values, for some n at least as large as what the writer had committed.
+ */
+static void writer_main(const char *dir, int progress_fd)
+{
+	struct store *st = new_store();
+	struct persist *p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 8192, now_wall_ms());
+	uint64_t now = now_wall_ms();
+	char id[32], val[256];
+	size_t base = store_count(st, (const uint8_t *)"k", 1, now);
+
+	if (p == NULL)
+		_exit(3);
+	for (size_t i = base;; i++) {
+		struct store_key k;
+
+		snprintf(id, sizeof(id), "%zu", i);
+		memset(val, 'a' + (int)(i % 26), sizeof(val));
+		snprintf(val, 32, "v%zu", i);
+		k = key_of("k", id);
+		if (persist_writable(p) == -1 ||
+		    store_set(st, &k, val, sizeof(val), now + HOUR_MS, now) == -1 ||
+		    persist_log_set(p, &k, val, sizeof(val), now + HOUR_MS) == -1 ||
+		    persist_commit(p) == -1)
+			_exit(4);
+		if (write(progress_fd, &i, sizeof(i)) != sizeof(i))
+			_exit(5);
+		persist_tick(p, st, now_wall_ms());
+	}
+}
+
+Test(persist, killed_at_random_points_always_restarts_readable)
+{
+	char dir[64];
+	size_t committed = 0;
+
+	make_tmpdir(dir);
+	srand((unsigned)getpid());
+	for (int round = 0; round < 25; round++) {
+		int pipefd[2];
+		pid_t pid;
+		size_t last = 0, got;
+		struct store *st;
+		struct persist *p;
+		int status;
+
+		cr_assert_eq(pipe(pipefd), 0);
+		pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			setpgid(0, 0);
+			close(pipefd[0]);
+			writer_main(dir, pipefd[1]);
+		}
+		close(pipefd[1]);
+		usleep(20000 + (useconds_t)(rand() % 80000));
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status), "the writer failed by itself: status %d", status);
+		while (read(pipefd[0], &got, sizeof(got)) == sizeof(got))
+			last = got + 1;
+		close(pipefd[0]);
+		if (last > committed)
+			committed = last;
+
+		st = new_store();
+		p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+		cr_assert_not_null(p, "round %d: restart found no readable state", round);
+		{
+			size_t n = store_count(st, (const uint8_t *)"k", 1, now_wall_ms());
+
+			cr_assert_geq(n, committed, "round %d: acknowledged sessions lost", round);
+			for (size_t i = 0; i < n; i++) {
+				char id[32], want[32];
+				struct store_key k;
+				const void *data;
+				size_t len;
+
+				snprintf(id, sizeof(id), "%zu", i);
+				snprintf(want, sizeof(want), "v%zu", i);
+				k = key_of("k", id);
+				cr_assert_eq(store_get(st, &k, now_wall_ms(), &data, &len), 0,
+				             "round %d: session %zu missing of %zu", round, i, n);
+				cr_assert_eq(len, 256);
+				cr_assert_str_eq((const char *)data, want);
+			}
+			committed = n;
+		}
+		persist_free(p);
+		store_free(st);
+	}
+	rm_tree(dir);
+}
