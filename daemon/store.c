@@ -1,2 +1,1103 @@
-/* Placeholder until the store lands. */
 #include "store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "expiry.h"
+#include "flash.h"
+
+/*
+ * Layout. The store maps namespace names to namespaces through a small hash table; each
+ * namespace has its own table of sessions, so COUNT is O(1), CLEAR drops one namespace and
+ * LIST scans one namespace. Both kinds of table are the same incremental dict (below), keyed
+ * with SipHash under a random per-store key so that clients cannot aim ids at one bucket.
+ *
+ * A session is a single allocation: a 50-byte header, the id and the data. The hash is not
+ * stored (it is recomputed when a node moves between tables, which happens once per resize),
+ * the namespace is a 32-bit index rather than a pointer, and flashes hang off a pointer only
+ * when the session has some. With 1 KB of data that keeps the overhead (header, malloc's
+ * rounding and its own 8 bytes, the bucket slot) under 100 bytes.
+ *
+ * Memory accounting (max_bytes, stats bytes) counts malloc_usable_size of every session node
+ * and of its flash allocations. Tables and namespace records (8-16 bytes per session) are not
+ * counted: they are bounded by the session count and keeping them out lets a failed write
+ * leave the accounted figure exactly as it was.
+ */
+
+#define DICT_MIN_BUCKETS  4u
+#define DICT_MAX_BUCKETS  (UINT64_C(1) << 31)
+#define DICT_STEP_BUCKETS 2u
+/* A SET that shrinks the data keeps its node unless it would waste more than this. */
+#define SET_SLACK_BYTES 256u
+/* Credit of expiry work (nodes moved between wheel levels) per session a slice may expire. */
+#define EXPIRE_WORK_PER_SESSION 8u
+#define EXPIRE_WORK_BASE        64u
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+struct hnode {
+	struct hnode *next;
+};
+
+/*
+ * A chained hash table that resizes like Redis's dict: a resize allocates the new bucket
+ * array and every later operation moves a couple of buckets, so no call rehashes more than a
+ * few chains. While table[1] exists, buckets of table[0] below rehash_idx are empty.
+ */
+struct dict {
+	struct hnode **table[2];
+	size_t size[2];
+	size_t used;
+	size_t rehash_idx;
+};
+
+struct sess {
+	struct hnode link;
+	struct expiry_node exp; /* exp.at_ms is the session's expiry instant */
+	struct flash_set *flash;
+	uint32_t data_len;
+	uint32_t ns_index;
+	uint8_t id_len;
+	uint8_t has_data;
+	uint8_t bytes[]; /* id, then data */
+};
+
+struct ns {
+	struct hnode link;
+	struct dict sessions;
+	uint64_t bytes;
+	uint64_t flashes;
+	uint32_t index;
+	uint8_t name_len;
+	uint8_t name[64];
+};
+
+struct store {
+	struct store_config cfg;
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	struct dict names;
+	/* Sessions name their namespace by index into ns_slots; freed indexes are reused. */
+	struct ns **ns_slots;
+	uint32_t *ns_free;
+	size_t ns_slots_len;
+	size_t ns_slots_cap;
+	size_t ns_free_len;
+	uint64_t sessions;
+	uint64_t bytes;
+	uint64_t flashes;
+	uint64_t expired_total;
+	struct expiry_wheel wheel;
+};
+
+typedef uint64_t (*dict_hash_fn)(const struct store *st, const struct hnode *n);
+typedef bool (*dict_eq_fn)(const struct hnode *n, const uint8_t *key, size_t len);
+
+static uint64_t hash_bytes(const struct store *st, const uint8_t *p, size_t len)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	crypto_shorthash(out, p, len, st->hash_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+static struct sess *sess_of(const struct hnode *n)
+{
+	return container_of(n, struct sess, link);
+}
+
+static struct ns *ns_of(const struct hnode *n)
+{
+	return container_of(n, struct ns, link);
+}
+
+static uint64_t sess_hash(const struct store *st, const struct hnode *n)
+{
+	const struct sess *s = sess_of(n);
+
+	return hash_bytes(st, s->bytes, s->id_len);
+}
+
+static uint64_t ns_hash(const struct store *st, const struct hnode *n)
+{
+	const struct ns *ns = ns_of(n);
+
+	return hash_bytes(st, ns->name, ns->name_len);
+}
+
+static bool sess_eq(const struct hnode *n, const uint8_t *id, size_t id_len)
+{
+	const struct sess *s = sess_of(n);
+
+	return s->id_len == id_len && memcmp(s->bytes, id, id_len) == 0;
+}
+
+static bool ns_eq(const struct hnode *n, const uint8_t *name, size_t name_len)
+{
+	const struct ns *ns = ns_of(n);
+
+	return ns->name_len == name_len && memcmp(ns->name, name, name_len) == 0;
+}
+
+static void dict_init(struct dict *d)
+{
+	*d = (struct dict){0};
+}
+
+static void dict_finish(struct dict *d)
+{
+	free(d->table[0]);
+	free(d->table[1]);
+}
+
+static struct hnode **dict_bucket(const struct dict *d, int t, uint64_t h)
+{
+	return &d->table[t][h & (d->size[t] - 1)];
+}
+
+/* Move up to ${buckets} non-empty buckets (and a bounded run of empty ones) to table[1]. */
+static void dict_step(const struct store *st, struct dict *d, dict_hash_fn hash, unsigned buckets)
+{
+	unsigned empty_left = buckets * 10;
+
+	if (d->table[1] == NULL)
+		return;
+	while (buckets > 0 && d->rehash_idx < d->size[0]) {
+		struct hnode *e = d->table[0][d->rehash_idx];
+
+		d->table[0][d->rehash_idx++] = NULL;
+		if (e == NULL) {
+			if (--empty_left == 0)
+				break;
+			continue;
+		}
+		while (e != NULL) {
+			struct hnode *next = e->next;
+			struct hnode **b = dict_bucket(d, 1, hash(st, e));
+
+			e->next = *b;
+			*b = e;
+			e = next;
+		}
+		buckets--;
+	}
+	if (d->rehash_idx >= d->size[0]) {
+		free(d->table[0]);
+		d->table[0] = d->table[1];
+		d->size[0] = d->size[1];
+		d->table[1] = NULL;
+		d->size[1] = 0;
+		d->rehash_idx = 0;
+	}
+}
+
+static int dict_resize(struct dict *d, size_t buckets)
+{
+	struct hnode **t = calloc(buckets, sizeof(*t));
+
+	if (t == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (d->table[0] == NULL) {
+		d->table[0] = t;
+		d->size[0] = buckets;
+		return 0;
+	}
+	d->table[1] = t;
+	d->size[1] = buckets;
+	d->rehash_idx = 0;
+	return 0;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = DICT_MIN_BUCKETS;
+
+	while (p < n && p < DICT_MAX_BUCKETS)
+		p <<= 1;
+	return p;
+}
+
+/* Make room for one more node: 0, or -1 with ENOMEM. */
+static int dict_reserve(struct dict *d)
+{
+	if (d->table[0] == NULL)
+		return dict_resize(d, DICT_MIN_BUCKETS);
+	if (d->table[1] == NULL && d->used + 1 > d->size[0] && d->size[0] < DICT_MAX_BUCKETS)
+		return dict_resize(d, pow2_at_least(d->used + 1));
+	return 0;
+}
+
+/* Start shrinking a sparse table; only on paths that may allocate. Failure is harmless. */
+static void dict_maybe_shrink(struct dict *d)
+{
+	if (d->table[1] == NULL && d->size[0] > DICT_MIN_BUCKETS && d->used * 8 < d->size[0])
+		(void)dict_resize(d, pow2_at_least(2 * d->used));
+}
+
+static void dict_insert(struct dict *d, struct hnode *n, uint64_t h)
+{
+	struct hnode **b = dict_bucket(d, d->table[1] != NULL ? 1 : 0, h);
+
+	n->next = *b;
+	*b = n;
+	d->used++;
+}
+
+/* The link that points at the node equal to ${key}, or NULL. */
+static struct hnode **dict_find(const struct dict *d, uint64_t h, dict_eq_fn eq, const uint8_t *key,
+                                size_t len)
+{
+	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
+		for (struct hnode **link = dict_bucket(d, t, h); *link != NULL;
+		     link = &(*link)->next) {
+			if (eq(*link, key, len))
+				return link;
+		}
+	}
+	return NULL;
+}
+
+/* The link that points at ${n}, which is in ${d} with hash ${h}. */
+static struct hnode **dict_link_of(const struct dict *d, const struct hnode *n, uint64_t h)
+{
+	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
+		for (struct hnode **link = dict_bucket(d, t, h); *link != NULL;
+		     link = &(*link)->next) {
+			if (*link == n)
+				return link;
+		}
+	}
+	abort(); /* a node not in its own table: the store is corrupt */
+}
+
+static void dict_unlink(struct dict *d, struct hnode **link)
+{
+	*link = (*link)->next;
+	d->used--;
+}
+
+static size_t sess_header(void)
+{
+	return offsetof(struct sess, bytes);
+}
+
+static uint8_t *sess_data(struct sess *s)
+{
+	return s->bytes + s->id_len;
+}
+
+static bool sess_live(const struct sess *s, uint64_t now_ms)
+{
+	return s->exp.at_ms > now_ms;
+}
+
+static size_t sess_memory(const struct sess *s)
+{
+	return malloc_usable_size((void *)s) + flash_memory(s->flash);
+}
+
+static void account(struct store *st, struct ns *ns, size_t added, size_t removed)
+{
+	st->bytes = st->bytes + added - removed;
+	ns->bytes = ns->bytes + added - removed;
+}
+
+/* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes
+ * are released, or NULL with ENOMEM. */
+static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_usable)
+{
+	struct sess *s = malloc(size);
+
+	if (s == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (st->cfg.max_bytes != 0 &&
+	    st->bytes - old_usable + malloc_usable_size(s) > st->cfg.max_bytes) {
+		free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}
+
+/* Unlink ${s} (found through ${link}) from everything and free it. The namespace stays. */
+static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, struct sess *s)
+{
+	size_t messages = flash_messages(s->flash);
+
+	dict_unlink(&ns->sessions, link);
+	expiry_cancel(&st->wheel, &s->exp);
+	account(st, ns, 0, sess_memory(s));
+	ns->flashes -= messages;
+	st->flashes -= messages;
+	st->sessions--;
+	flash_free(s->flash);
+	free(s);
+}
+
+/*
+ * The live session ${id} of ${ns}, with ${linkp} set to the link that points at it, or NULL.
+ * A session found past its expiry is reclaimed on the spot (only frees), but its namespace
+ * is left for the caller to release, so that ${ns} stays valid.
+ */
+static struct sess *sess_lookup(struct store *st, struct ns *ns, const uint8_t *id, size_t id_len,
+                                uint64_t h, uint64_t now_ms, struct hnode ***linkp)
+{
+	struct hnode **link;
+	struct sess *s;
+
+	dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
+	link = dict_find(&ns->sessions, h, sess_eq, id, id_len);
+	if (link == NULL)
+		return NULL;
+	s = sess_of(*link);
+	if (!sess_live(s, now_ms)) {
+		sess_remove(st, ns, link, s);
+		st->expired_total++;
+		return NULL;
+	}
+	*linkp = link;
+	return s;
+}
+
+static struct ns *ns_find_const(const struct store *st, const uint8_t *name, size_t name_len)
+{
+	struct hnode **link =
+	    dict_find(&st->names, hash_bytes(st, name, name_len), ns_eq, name, name_len);
+
+	return link != NULL ? ns_of(*link) : NULL;
+}
+
+static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len)
+{
+	assert(name_len >= 1 && name_len <= 64);
+	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
+	return ns_find_const(st, name, name_len);
+}
+
+static int ns_slots_grow(struct store *st)
+{
+	size_t cap = st->ns_slots_cap != 0 ? 2 * st->ns_slots_cap : 8;
+	struct ns **slots;
+	uint32_t *free_list;
+
+	if (cap > UINT32_MAX) {
+		errno = ENOMEM;
+		return -1;
+	}
+	slots = realloc(st->ns_slots, cap * sizeof(*slots));
+	if (slots == NULL)
+		goto fail;
+	st->ns_slots = slots;
+	free_list = realloc(st->ns_free, cap * sizeof(*free_list));
+	if (free_list == NULL)
+		goto fail;
+	st->ns_free = free_list;
+	st->ns_slots_cap = cap;
+	return 0;
+
+fail:
+	errno = ENOMEM;
+	return -1;
+}
+
+/* The namespace ${name}, created empty if needed; NULL with ENOMEM. */
+static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_len)
+{
+	struct ns *ns = ns_find(st, name, name_len);
+	uint32_t index;
+
+	if (ns != NULL)
+		return ns;
+	if (st->ns_free_len == 0 && st->ns_slots_len == st->ns_slots_cap && ns_slots_grow(st) != 0)
+		goto fail;
+	if (dict_reserve(&st->names) != 0)
+		goto fail;
+	ns = malloc(sizeof(*ns));
+	if (ns == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	index = st->ns_free_len > 0 ? st->ns_free[--st->ns_free_len] : (uint32_t)st->ns_slots_len++;
+	dict_init(&ns->sessions);
+	ns->bytes = 0;
+	ns->flashes = 0;
+	ns->index = index;
+	ns->name_len = (uint8_t)name_len;
+	memcpy(ns->name, name, name_len);
+	st->ns_slots[index] = ns;
+	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
+	return ns;
+
+fail:
+	return NULL;
+}
+
+/* Free ${ns} if it holds no session, so that empty namespaces cost nothing. Only frees. */
+static void ns_release_if_empty(struct store *st, struct ns *ns)
+{
+	struct hnode **link;
+
+	if (ns->sessions.used > 0)
+		return;
+	link = dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len));
+	dict_unlink(&st->names, link);
+	st->ns_slots[ns->index] = NULL;
+	st->ns_free[st->ns_free_len++] = ns->index;
+	dict_finish(&ns->sessions);
+	free(ns);
+}
+
+/* Free every session of ${ns}; returns how many. The namespace itself stays. */
+static size_t ns_drop_sessions(struct store *st, struct ns *ns)
+{
+	size_t removed = 0;
+
+	for (int t = 0; t < 2; t++) {
+		for (size_t b = 0; b < ns->sessions.size[t]; b++) {
+			struct hnode *n = ns->sessions.table[t][b];
+
+			while (n != NULL) {
+				struct hnode *next = n->next;
+				struct sess *s = sess_of(n);
+
+				expiry_cancel(&st->wheel, &s->exp);
+				account(st, ns, 0, sess_memory(s));
+				st->flashes -= flash_messages(s->flash);
+				flash_free(s->flash);
+				free(s);
+				removed++;
+				n = next;
+			}
+			ns->sessions.table[t][b] = NULL;
+		}
+	}
+	st->sessions -= removed;
+	ns->sessions.used = 0;
+	ns->flashes = 0;
+	return removed;
+}
+
+static void check_key(const struct store_key *key)
+{
+	assert(key->ns_len >= 1 && key->ns_len <= 64);
+	assert(key->id_len >= 1 && key->id_len <= 128);
+	(void)key;
+}
+
+/*
+ * store_new(cfg):
+ * A new empty store; ${cfg} is copied. Returns NULL with errno ENOMEM.
+ * Free with store_free.
+ */
+struct store *store_new(const struct store_config *cfg)
+{
+	struct store *st;
+
+	if (sodium_init() < 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	st->cfg = *cfg;
+	randombytes_buf(st->hash_key, sizeof(st->hash_key));
+	dict_init(&st->names);
+	expiry_init(&st->wheel);
+	return st;
+}
+
+/* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
+void store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->ns_slots_len; i++) {
+		struct ns *ns = st->ns_slots[i];
+
+		if (ns == NULL)
+			continue;
+		ns_drop_sessions(st, ns);
+		dict_finish(&ns->sessions);
+		free(ns);
+	}
+	free(st->ns_slots);
+	free(st->ns_free);
+	dict_finish(&st->names);
+	free(st);
+}
+
+/*
+ * store_get(st, key, now_ms, data, len):
+ * Find the data of a live session that has data (a flash-only session has none).
+ * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
+ * changes the store; or -1 with errno ENOENT.
+ */
+int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
+              size_t *len)
+{
+	struct ns *ns;
+	struct sess *s;
+	struct hnode **link;
+
+	check_key(key);
+	ns = ns_find(st, key->ns, key->ns_len);
+	if (ns == NULL)
+		goto fail;
+	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	                &link);
+	if (s == NULL || !s->has_data)
+		goto fail_release;
+	*data = sess_data(s);
+	*len = s->data_len;
+	return 0;
+
+fail_release:
+	ns_release_if_empty(st, ns);
+fail:
+	errno = ENOENT;
+	return -1;
+}
+
+/* Replace the data of the live session ${s}; 0, or -1 with ENOMEM and nothing changed. */
+static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **link, struct sess *s,
+                             const void *data, size_t len, uint64_t expires_at_ms, uint64_t now_ms)
+{
+	size_t need = sess_header() + s->id_len + len;
+	size_t old_usable = malloc_usable_size(s);
+	struct sess *n;
+
+	if (need <= old_usable && old_usable - need <= SET_SLACK_BYTES) {
+		/* memmove: ${data} may be what store_get returned for this very session. */
+		if (len > 0)
+			memmove(sess_data(s), data, len);
+		n = s;
+	} else {
+		/* A fresh node rather than realloc, so that failing leaves the old one intact
+		 * and ${data} stays readable until it is copied. */
+		n = sess_alloc_within(st, need, old_usable);
+		if (n == NULL)
+			return -1;
+		memcpy(n, s, sess_header() + s->id_len);
+		if (len > 0)
+			memcpy(sess_data(n), data, len);
+		expiry_cancel(&st->wheel, &s->exp);
+		n->exp.next = NULL;
+		*link = &n->link;
+		account(st, ns, malloc_usable_size(n), old_usable);
+		free(s);
+	}
+	n->data_len = (uint32_t)len;
+	n->has_data = 1;
+	expiry_reschedule(&st->wheel, &n->exp, expires_at_ms, now_ms);
+	return 0;
+}
+
+/*
+ * store_set(st, key, data, len, expires_at_ms, now_ms):
+ * Copy ${len} bytes of ${data} into the session, creating it if needed, and make it expire at
+ * ${expires_at_ms}. Flash queues are kept. Returns 0, or -1 with errno ENOMEM (memory limit
+ * or allocation failure; nothing changed).
+ */
+int store_set(struct store *st, const struct store_key *key, const void *data, size_t len,
+              uint64_t expires_at_ms, uint64_t now_ms)
+{
+	struct ns *ns;
+	struct sess *s;
+	struct hnode **link;
+	uint64_t h;
+
+	check_key(key);
+	if (len >= UINT32_MAX) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	ns = ns_obtain(st, key->ns, key->ns_len);
+	if (ns == NULL)
+		goto fail;
+	h = hash_bytes(st, key->id, key->id_len);
+	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
+	if (s != NULL) {
+		if (sess_replace_data(st, ns, link, s, data, len, expires_at_ms, now_ms) != 0)
+			goto fail_release;
+		dict_maybe_shrink(&ns->sessions);
+		return 0;
+	}
+	if (dict_reserve(&ns->sessions) != 0)
+		goto fail_release;
+	s = sess_alloc_within(st, sess_header() + key->id_len + len, 0);
+	if (s == NULL)
+		goto fail_release;
+	s->flash = NULL;
+	s->data_len = (uint32_t)len;
+	s->ns_index = ns->index;
+	s->id_len = (uint8_t)key->id_len;
+	s->has_data = 1;
+	memcpy(s->bytes, key->id, key->id_len);
+	if (len > 0)
+		memcpy(sess_data(s), data, len);
+	dict_insert(&ns->sessions, &s->link, h);
+	account(st, ns, malloc_usable_size(s), 0);
+	st->sessions++;
+	expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
+	return 0;
+
+fail_release:
+	ns_release_if_empty(st, ns);
+fail:
+	return -1;
+}
+
+/*
+ * store_touch(st, key, expires_at_ms, now_ms):
+ * Make a live session expire at ${expires_at_ms}. Returns 0, or -1 with errno ENOENT.
+ */
+int store_touch(struct store *st, const struct store_key *key, uint64_t expires_at_ms,
+                uint64_t now_ms)
+{
+	struct ns *ns;
+	struct sess *s;
+	struct hnode **link;
+
+	check_key(key);
+	ns = ns_find(st, key->ns, key->ns_len);
+	if (ns == NULL)
+		goto fail;
+	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	                &link);
+	if (s == NULL)
+		goto fail_release;
+	expiry_reschedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
+	return 0;
+
+fail_release:
+	ns_release_if_empty(st, ns);
+fail:
+	errno = ENOENT;
+	return -1;
+}
+
+/*
+ * store_destroy(st, key, now_ms):
+ * Remove a live session with its data and flashes. Returns 0, or -1 with errno ENOENT.
+ */
+int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms)
+{
+	struct ns *ns;
+	struct sess *s;
+	struct hnode **link;
+	int rc = 0;
+
+	check_key(key);
+	ns = ns_find(st, key->ns, key->ns_len);
+	if (ns == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	                &link);
+	if (s != NULL) {
+		sess_remove(st, ns, link, s);
+	} else {
+		errno = ENOENT;
+		rc = -1;
+	}
+	ns_release_if_empty(st, ns);
+	return rc;
+}
+
+/*
+ * store_flash_push(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms, now_ms,
+ *                  queue_len):
+ * Append a message to the session's queue of ${type}. A missing session is created without
+ * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
+ * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
+ * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
+ * would exceed max_flash_bytes); nothing changed on -1.
+ */
+int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
+                     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
+{
+	struct ns *ns;
+	struct sess *s, *created = NULL;
+	struct hnode **link;
+	uint64_t h;
+	size_t node_usable = 0, old_memory, max_memory = SIZE_MAX;
+	size_t max_flash = st->cfg.max_flash_bytes != 0 ? st->cfg.max_flash_bytes : SIZE_MAX;
+
+	check_key(key);
+	assert(type_len >= 1 && type_len <= 64);
+	ns = ns_obtain(st, key->ns, key->ns_len);
+	if (ns == NULL)
+		goto fail;
+	h = hash_bytes(st, key->id, key->id_len);
+	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
+	if (s == NULL) {
+		if (dict_reserve(&ns->sessions) != 0)
+			goto fail_release;
+		s = sess_alloc_within(st, sess_header() + key->id_len, 0);
+		if (s == NULL)
+			goto fail_release;
+		s->flash = NULL;
+		s->exp.next = NULL;
+		s->data_len = 0;
+		s->ns_index = ns->index;
+		s->id_len = (uint8_t)key->id_len;
+		s->has_data = 0;
+		memcpy(s->bytes, key->id, key->id_len);
+		created = s;
+		node_usable = malloc_usable_size(s);
+	}
+	old_memory = flash_memory(s->flash);
+	if (st->cfg.max_bytes != 0) {
+		if (st->bytes + node_usable > st->cfg.max_bytes) {
+			errno = ENOMEM;
+			goto fail_free;
+		}
+		max_memory = old_memory + (st->cfg.max_bytes - st->bytes - node_usable);
+	}
+	if (flash_push(&s->flash, type, type_len, msg, msg_len, msg_is_bin, max_flash, max_memory,
+	               queue_len) != 0)
+		goto fail_free;
+	account(st, ns, node_usable + flash_memory(s->flash) - old_memory, 0);
+	ns->flashes++;
+	st->flashes++;
+	if (created != NULL) {
+		dict_insert(&ns->sessions, &s->link, h);
+		st->sessions++;
+		expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
+	} else if (expires_at_ms > s->exp.at_ms) {
+		expiry_reschedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
+	}
+	return 0;
+
+fail_free:
+	free(created);
+fail_release:
+	ns_release_if_empty(st, ns);
+fail:
+	return -1;
+}
+
+/*
+ * store_flash_pop(st, key, type, type_len, now_ms, on_type, on_msg, arg):
+ * Pop the queue of ${type}, or every queue when ${type} is NULL (queues in the order of
+ * their oldest message). For each queue popped, ${on_type} is called with its message count
+ * (also for a one-type pop of an empty or missing queue, with count 0, so the caller can
+ * write an empty array), then ${on_msg} for each message. The messages are removed only after
+ * every callback returned 0, so a caller that fails to deliver them loses nothing.
+ * ${queue_count} (may be NULL) receives the number of queues visited, before the first call.
+ * Returns 0; -1 with errno ENOENT (no live session) or ECANCELED (a callback returned -1;
+ * nothing removed).
+ */
+int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t *type,
+                    size_t type_len, uint64_t now_ms, size_t *queue_count,
+                    store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg)
+{
+	struct ns *ns;
+	struct sess *s;
+	struct hnode **link;
+	size_t old_memory, removed;
+
+	check_key(key);
+	assert(type == NULL || (type_len >= 1 && type_len <= 64));
+	ns = ns_find(st, key->ns, key->ns_len);
+	if (ns == NULL)
+		goto fail_missing;
+	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	                &link);
+	if (s == NULL) {
+		ns_release_if_empty(st, ns);
+		goto fail_missing;
+	}
+	old_memory = flash_memory(s->flash);
+	if (flash_pop(&s->flash, type, type_len, queue_count, on_type, on_msg, arg, &removed) != 0)
+		return -1;
+	account(st, ns, 0, old_memory - flash_memory(s->flash));
+	ns->flashes -= removed;
+	st->flashes -= removed;
+	return 0;
+
+fail_missing:
+	errno = ENOENT;
+	return -1;
+}
+
+/*
+ * store_count(st, ns, ns_len, now_ms): the live sessions in the namespace.
+ *
+ * Sessions past their expiry are reclaimed first (store_expire without a budget) so that the
+ * count is exact. That work is owed anyway and each session pays it once; the daemon's
+ * expiry timer keeps the backlog to what expired since its last slice.
+ */
+size_t store_count(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
+{
+	struct ns *ns;
+
+	store_expire(st, now_ms, SIZE_MAX);
+	ns = ns_find(st, ns_name, ns_len);
+	return ns != NULL ? ns->sessions.used : 0;
+}
+
+static uint32_t reverse_bits32(uint32_t v)
+{
+	v = ((v >> 1) & 0x55555555u) | ((v & 0x55555555u) << 1);
+	v = ((v >> 2) & 0x33333333u) | ((v & 0x33333333u) << 2);
+	v = ((v >> 4) & 0x0f0f0f0fu) | ((v & 0x0f0f0f0fu) << 4);
+	v = ((v >> 8) & 0x00ff00ffu) | ((v & 0x00ff00ffu) << 8);
+	return (v >> 16) | (v << 16);
+}
+
+/*
+ * LIST visits a namespace in the order of a per-session scan key: the low 32 bits of the
+ * id's hash reversed, then its high 32 bits. Reversing makes the order of buckets the
+ * reverse-binary order of Redis's SCAN, so the sessions of one bucket (in a table of any
+ * power-of-two size) have consecutive keys; and since the key does not depend on the table,
+ * a cursor that is "the next key to visit" stays exact across any number of resizes, and
+ * can stop in the middle of a bucket to honour the limit.
+ */
+static uint64_t scan_key(const struct store *st, const struct sess *s)
+{
+	uint64_t h = hash_bytes(st, s->bytes, s->id_len);
+
+	return ((uint64_t)reverse_bits32((uint32_t)h) << 32) | (h >> 32);
+}
+
+struct scan_pick {
+	const struct sess *s;
+	uint64_t key;
+};
+
+/* The live session of the chain ${n} with the smallest scan key >= ${from}, into ${best}. */
+static void scan_chain(const struct store *st, const struct hnode *n, uint64_t from,
+                       uint64_t now_ms, struct scan_pick *best)
+{
+	for (; n != NULL; n = n->next) {
+		const struct sess *s = sess_of(n);
+		uint64_t key;
+
+		if (!sess_live(s, now_ms))
+			continue;
+		key = scan_key(st, s);
+		if (key >= from && (best->s == NULL || key < best->key)) {
+			best->s = s;
+			best->key = key;
+		}
+	}
+}
+
+/*
+ * store_list(st, ns, ns_len, cursor, limit, now_ms, visit, arg, next_cursor):
+ * Visit at most ${limit} live sessions of the namespace from ${cursor} (0 starts a scan) and
+ * set ${next_cursor} (0 when the scan is complete). A session present for the whole scan is
+ * visited at least once, even when the table grows or shrinks between calls. ${count}
+ * receives the number of sessions visited. Returns 0, or -1 when ${visit} returned -1.
+ * A ${limit} of 0 is taken as 1.
+ */
+int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t cursor,
+               size_t limit, uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
+               size_t *count)
+{
+	const struct ns *ns;
+	const struct dict *d;
+	uint64_t c = cursor;
+	size_t groups_left;
+
+	assert(ns_len >= 1 && ns_len <= 64);
+	*count = 0;
+	*next_cursor = 0;
+	if (limit == 0)
+		limit = 1;
+	/* Empty buckets cost work too: bound them so one call stays short. */
+	groups_left = limit > SIZE_MAX / 16 ? SIZE_MAX : 16 * limit + 64;
+	ns = ns_find_const(st, ns_name, ns_len);
+	if (ns == NULL || ns->sessions.table[0] == NULL)
+		return 0;
+	d = &ns->sessions;
+	for (;;) {
+		/* A group is one bucket of the smaller table and the buckets of the larger one
+		 * that split from it; its sessions have the scan keys in [c's group start,
+		 * group_end). */
+		int small = d->table[1] != NULL && d->size[1] < d->size[0] ? 1 : 0;
+		int large = d->table[1] != NULL ? 1 - small : -1;
+		unsigned bits = (unsigned)__builtin_ctzll(d->size[small]);
+		uint64_t group_end = ((c >> (64 - bits)) + 1) << (64 - bits);
+		size_t b = reverse_bits32((uint32_t)(c >> 32)) & (d->size[small] - 1);
+
+		for (;;) {
+			struct scan_pick best = {NULL, 0};
+
+			scan_chain(st, d->table[small][b], c, now_ms, &best);
+			for (size_t j = b; large >= 0 && j < d->size[large]; j += d->size[small])
+				scan_chain(st, d->table[large][j], c, now_ms, &best);
+			if (best.s == NULL)
+				break;
+			if (*count == limit) {
+				*next_cursor = c;
+				return 0;
+			}
+			if (visit(arg, best.s->bytes, best.s->id_len, best.s->exp.at_ms - now_ms) !=
+			    0) {
+				*next_cursor = c;
+				return -1;
+			}
+			(*count)++;
+			if (best.key == UINT64_MAX)
+				return 0;
+			c = best.key + 1;
+		}
+		if (group_end == 0)
+			return 0;
+		c = group_end;
+		if (--groups_left == 0) {
+			*next_cursor = c;
+			return 0;
+		}
+	}
+}
+
+/* store_clear(st, ns, ns_len): remove every session of the namespace; returns how many.
+ * Sessions past their expiry but not yet reclaimed are removed and counted too: the call
+ * has no clock to tell them apart. */
+size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len)
+{
+	struct ns *ns = ns_find(st, ns_name, ns_len);
+	size_t removed;
+
+	if (ns == NULL)
+		return 0;
+	removed = ns_drop_sessions(st, ns);
+	ns_release_if_empty(st, ns);
+	return removed;
+}
+
+/*
+ * store_expire(st, now_ms, budget):
+ * Reclaim at most ${budget} sessions whose expiry is <= now_ms. Returns how many it removed;
+ * a return equal to ${budget} means more may be waiting. Moving sessions between wheel levels
+ * is bounded too (a few moves per unit of budget), so a slice can also end early with work
+ * left; store_next_expiry() <= now_ms then says so.
+ */
+size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
+{
+	size_t work = budget > (SIZE_MAX - EXPIRE_WORK_BASE) / EXPIRE_WORK_PER_SESSION
+	                  ? SIZE_MAX
+	                  : budget * EXPIRE_WORK_PER_SESSION + EXPIRE_WORK_BASE;
+	size_t removed = 0;
+
+	while (removed < budget) {
+		struct expiry_node *node = expiry_pop_due(&st->wheel, now_ms, &work);
+		struct sess *s;
+		struct ns *ns;
+		struct hnode **link;
+
+		if (node == NULL)
+			break;
+		s = container_of(node, struct sess, exp);
+		ns = st->ns_slots[s->ns_index];
+		dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
+		link = dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link));
+		sess_remove(st, ns, link, s);
+		st->expired_total++;
+		removed++;
+		if (ns->sessions.used == 0)
+			ns_release_if_empty(st, ns);
+		else
+			dict_maybe_shrink(&ns->sessions);
+	}
+	return removed;
+}
+
+/*
+ * store_next_expiry(st):
+ * The earliest instant at which store_expire may find work, or UINT64_MAX for none. May be
+ * early (a coarse bound), never late.
+ */
+uint64_t store_next_expiry(const struct store *st)
+{
+	return expiry_next(&st->wheel);
+}
+
+/*
+ * store_stats(st, ns, ns_len, out):
+ * Fill ${out} for one namespace, or for the whole store when ${ns} is NULL (namespaces then
+ * counts the namespaces that hold sessions; expired_total is store-wide in both cases).
+ * Sessions past their expiry that are not reclaimed yet are still counted here: the call
+ * has no clock.
+ */
+void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
+                 struct store_stats *out)
+{
+	*out = (struct store_stats){.expired_total = st->expired_total};
+	if (ns_name != NULL) {
+		const struct ns *ns = ns_find_const(st, ns_name, ns_len);
+
+		if (ns != NULL) {
+			out->sessions = ns->sessions.used;
+			out->namespaces = 1;
+			out->bytes = ns->bytes;
+			out->flashes = ns->flashes;
+		}
+		return;
+	}
+	out->sessions = st->sessions;
+	out->namespaces = st->names.used;
+	out->bytes = st->bytes;
+	out->flashes = st->flashes;
+}
+
+/*
+ * store_foreach(st, now_ms, on_session, on_type, on_msg, arg):
+ * Visit every live session; after each session, its flash queues through ${on_type} and
+ * ${on_msg} (which may be NULL). Changes nothing. Returns 0, or -1 when a callback returned -1.
+ */
+int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_session,
+                  store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg)
+{
+	for (size_t i = 0; i < st->ns_slots_len; i++) {
+		const struct ns *ns = st->ns_slots[i];
+
+		if (ns == NULL)
+			continue;
+		for (int t = 0; t < 2; t++) {
+			for (size_t b = 0; b < ns->sessions.size[t]; b++) {
+				for (const struct hnode *n = ns->sessions.table[t][b]; n != NULL;
+				     n = n->next) {
+					struct sess *s = sess_of(n);
+					struct store_session_view view = {
+					    .ns = ns->name,
+					    .ns_len = ns->name_len,
+					    .id = s->bytes,
+					    .id_len = s->id_len,
+					    .has_data = s->has_data != 0,
+					    .data = s->has_data ? sess_data(s) : NULL,
+					    .data_len = s->data_len,
+					    .expires_at_ms = s->exp.at_ms,
+					};
+
+					if (!sess_live(s, now_ms))
+						continue;
+					if (on_session(arg, &view) != 0)
+						return -1;
+					if ((on_type != NULL || on_msg != NULL) &&
+					    flash_foreach(s->flash, on_type, on_msg, arg) != 0)
+						return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}

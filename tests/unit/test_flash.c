@@ -1,0 +1,386 @@
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+#define T0 UINT64_C(1700000000000)
+
+/* What the pop callbacks saw, as "type:count" and "msg/s" or "msg/b" entries. */
+struct seen {
+	char log[4096];
+	size_t types;
+	size_t msgs;
+	int fail_at; /* fail on this call (1-based), 0: never */
+	int calls;
+};
+
+static void seen_add(struct seen *s, const char *what)
+{
+	size_t used = strlen(s->log);
+
+	snprintf(s->log + used, sizeof(s->log) - used, "%s%s", used ? " " : "", what);
+}
+
+static int on_type(void *arg, const uint8_t *type, size_t type_len, size_t count)
+{
+	struct seen *s = arg;
+	char buf[128];
+
+	if (++s->calls == s->fail_at)
+		return -1;
+	snprintf(buf, sizeof(buf), "%.*s:%zu", (int)type_len, (const char *)type, count);
+	seen_add(s, buf);
+	s->types++;
+	return 0;
+}
+
+static int on_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	struct seen *s = arg;
+	char buf[128];
+
+	if (++s->calls == s->fail_at)
+		return -1;
+	snprintf(buf, sizeof(buf), "%.*s/%c", (int)len, (const char *)msg, is_bin ? 'b' : 's');
+	seen_add(s, buf);
+	s->msgs++;
+	return 0;
+}
+
+static struct store_key key_of(const char *ns, const char *id)
+{
+	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+}
+
+static struct store *new_store(size_t max_flash)
+{
+	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = max_flash};
+	struct store *st = store_new(&cfg);
+
+	cr_assert_not_null(st);
+	return st;
+}
+
+static size_t push(struct store *st, const char *id, const char *type, const char *msg, bool is_bin)
+{
+	struct store_key k = key_of("app", id);
+	size_t qlen = 0;
+
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)type, strlen(type), msg, strlen(msg),
+	                              is_bin, T0 + 60000, T0, &qlen),
+	             0);
+	return qlen;
+}
+
+static int pop(struct store *st, const char *id, const char *type, struct seen *s, size_t *queues)
+{
+	struct store_key k = key_of("app", id);
+
+	return store_flash_pop(st, &k, (const uint8_t *)type, type ? strlen(type) : 0, T0, queues,
+	                       on_type, on_msg, s);
+}
+
+Test(flash, fifo_and_type_order)
+{
+	struct store *st = new_store(4096);
+	struct seen s = {0};
+	size_t queues = 99;
+
+	cr_assert_eq(push(st, "u", "info", "a", false), 1);
+	cr_assert_eq(push(st, "u", "error", "b", true), 1);
+	cr_assert_eq(push(st, "u", "info", "c", false), 2);
+	cr_assert_eq(push(st, "u", "success", "d", false), 1);
+	cr_assert_eq(push(st, "u", "error", "e", false), 2);
+	cr_assert_eq(pop(st, "u", NULL, &s, &queues), 0);
+	cr_assert_eq(queues, 3);
+	cr_assert_str_eq(s.log, "info:2 a/s c/s error:2 b/b e/s success:1 d/s");
+	/* Everything went; the session remains (flash-only, no data). */
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(pop(st, "u", NULL, &s, &queues), 0);
+	cr_assert_eq(queues, 0);
+	cr_assert_str_eq(s.log, "");
+	cr_assert_eq(store_count(st, (const uint8_t *)"app", 3, T0), 1);
+	store_free(st);
+}
+
+Test(flash, pop_one_type)
+{
+	struct store *st = new_store(4096);
+	struct seen s = {0};
+	size_t queues = 0;
+	struct store_stats stats;
+
+	push(st, "u", "info", "a", false);
+	push(st, "u", "error", "b", false);
+	push(st, "u", "info", "c", false);
+	cr_assert_eq(pop(st, "u", "info", &s, &queues), 0);
+	cr_assert_eq(queues, 1);
+	cr_assert_str_eq(s.log, "info:2 a/s c/s");
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, 1);
+	/* A type pushed again after its pop queues behind the older queues. */
+	push(st, "u", "info", "x", false);
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(pop(st, "u", NULL, &s, &queues), 0);
+	cr_assert_str_eq(s.log, "error:1 b/s info:1 x/s");
+	store_free(st);
+}
+
+Test(flash, pop_missing_type_and_missing_session)
+{
+	struct store *st = new_store(4096);
+	struct seen s = {0};
+	size_t queues = 0;
+
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(pop(st, "u", "warning", &s, &queues), 0);
+	cr_assert_eq(queues, 1);
+	cr_assert_str_eq(s.log, "warning:0");
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(pop(st, "nobody", "info", &s, &queues), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(pop(st, "nobody", NULL, &s, &queues), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(s.calls, 0);
+	store_free(st);
+}
+
+Test(flash, failing_callback_keeps_everything)
+{
+	struct store *st = new_store(4096);
+	struct store_stats before, after;
+
+	push(st, "u", "info", "a", false);
+	push(st, "u", "info", "b", false);
+	push(st, "u", "error", "c", false);
+	store_stats(st, NULL, 0, &before);
+	/* Fail at every possible callback, for a one-type pop and a pop of everything. */
+	for (int at = 1; at <= 5; at++) {
+		struct seen s = {.fail_at = at};
+
+		cr_assert_eq(pop(st, "u", NULL, &s, NULL), -1);
+		cr_assert_eq(errno, ECANCELED);
+		s = (struct seen){.fail_at = at};
+		if (at <= 3) {
+			cr_assert_eq(pop(st, "u", "info", &s, NULL), -1);
+			cr_assert_eq(errno, ECANCELED);
+		}
+		store_stats(st, NULL, 0, &after);
+		cr_assert_eq(after.flashes, before.flashes);
+		cr_assert_eq(after.bytes, before.bytes);
+	}
+	{
+		struct seen s = {0};
+
+		cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+		cr_assert_str_eq(s.log, "info:2 a/s b/s error:1 c/s");
+	}
+	store_free(st);
+}
+
+Test(flash, empty_type_pop_failure)
+{
+	struct store *st = new_store(4096);
+	struct seen s = {.fail_at = 1};
+
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(pop(st, "u", "none", &s, NULL), -1);
+	cr_assert_eq(errno, ECANCELED);
+	store_free(st);
+}
+
+Test(flash, limit_is_enforced)
+{
+	/* "info" + 6 bytes = 10 flash bytes per message. */
+	struct store *st = new_store(30);
+	struct store_key k = key_of("app", "u");
+	struct store_stats before, after;
+	size_t qlen = 0;
+
+	cr_assert_eq(push(st, "u", "info", "123456", false), 1);
+	cr_assert_eq(push(st, "u", "info", "123456", false), 2);
+	cr_assert_eq(push(st, "u", "info", "123456", false), 3);
+	store_stats(st, NULL, 0, &before);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"i", 1, "", 0, false, T0 + 1, T0, &qlen), -1);
+	cr_assert_eq(errno, ENOSPC);
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(after.flashes, before.flashes);
+	cr_assert_eq(after.bytes, before.bytes);
+	/* A message bigger than the limit on its own never creates the session. */
+	k = key_of("app", "fresh");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4,
+	                              "0123456789012345678901234567", 28, false, T0 + 1, T0, &qlen),
+	             -1);
+	cr_assert_eq(errno, ENOSPC);
+	cr_assert_eq(store_count(st, (const uint8_t *)"app", 3, T0), 1);
+	/* Popping frees room again. */
+	{
+		struct seen s = {0};
+
+		cr_assert_eq(pop(st, "u", "info", &s, NULL), 0);
+		cr_assert_eq(push(st, "u", "info", "123456", false), 1);
+	}
+	store_free(st);
+}
+
+Test(flash, empty_and_binary_messages)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	struct seen s = {0};
+	const uint8_t bin[] = {'x', 0, 'y'};
+	size_t qlen;
+
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "", 0, false, T0 + 10, T0, &qlen), 0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, bin, 3, true, T0 + 10, T0, NULL), 0);
+	cr_assert_eq(pop(st, "u", "t", &s, NULL), 0);
+	cr_assert_eq(s.msgs, 2);
+	cr_assert_str_eq(s.log, "t:2 /s x/b");
+	store_free(st);
+}
+
+static int list_count(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms)
+{
+	size_t *listed = arg;
+
+	cr_assert_eq(id_len, 1);
+	cr_assert_eq(id[0], 'u');
+	cr_assert_eq(ttl_ms, 60000);
+	(*listed)++;
+	return 0;
+}
+
+Test(flash, creates_session_without_data)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	const void *data;
+	size_t len, n, listed = 0;
+	uint64_t cursor = 1;
+
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_count(st, (const uint8_t *)"app", 3, T0), 1);
+	cr_assert_eq(
+	    store_list(st, (const uint8_t *)"app", 3, 0, 10, T0, list_count, &listed, &cursor, &n),
+	    0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(listed, 1);
+	cr_assert_eq(cursor, 0);
+	/* SET adds data and keeps the flashes. */
+	cr_assert_eq(store_set(st, &k, "data", 4, T0 + 1000, T0), 0);
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(data, "data", 4), 0);
+	{
+		struct seen s = {0};
+
+		cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+		cr_assert_str_eq(s.log, "info:1 a/s");
+	}
+	store_free(st);
+}
+
+Test(flash, set_keeps_flashes_across_resizes)
+{
+	struct store *st = new_store(1 << 20);
+	struct store_key k = key_of("app", "u");
+	char big[5000];
+	struct seen s = {0};
+
+	memset(big, 'z', sizeof(big));
+	cr_assert_eq(store_set(st, &k, "small", 5, T0 + 1000, T0), 0);
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(store_set(st, &k, big, sizeof(big), T0 + 1000, T0), 0);
+	push(st, "u", "info", "b", false);
+	cr_assert_eq(store_set(st, &k, "s", 1, T0 + 1000, T0), 0);
+	cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+	cr_assert_str_eq(s.log, "info:2 a/s b/s");
+	store_free(st);
+}
+
+Test(flash, destroy_removes_flashes)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	struct store_stats stats;
+	struct seen s = {0};
+
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, 0);
+	cr_assert_eq(stats.bytes, 0);
+	cr_assert_eq(pop(st, "u", NULL, &s, NULL), -1);
+	cr_assert_eq(errno, ENOENT);
+	/* A new push starts from nothing. */
+	cr_assert_eq(push(st, "u", "info", "b", false), 1);
+	store_free(st);
+}
+
+Test(flash, push_extends_expiry_to_the_later)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	const void *data;
+	size_t len;
+
+	cr_assert_eq(store_set(st, &k, "d", 1, T0 + 1000, T0), 0);
+	/* An earlier instant does not shorten the session. */
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "m", 1, false, T0 + 10, T0, NULL), 0);
+	cr_assert_eq(store_get(st, &k, T0 + 999, &data, &len), 0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "m", 1, false, T0 + 5000, T0, NULL),
+	    0);
+	cr_assert_eq(store_get(st, &k, T0 + 4999, &data, &len), 0);
+	cr_assert_eq(store_get(st, &k, T0 + 5000, &data, &len), -1);
+	store_free(st);
+}
+
+Test(flash, expired_session_flashes_are_gone)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	struct seen s = {0};
+
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "old", 3, false, T0 + 10, T0, NULL),
+	    0);
+	/* Past its expiry the session is absent: a push starts a new one. */
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"t", 1, "new", 3, false, T0 + 100,
+	                              T0 + 10, NULL),
+	             0);
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0 + 10, NULL, on_type, on_msg, &s), 0);
+	cr_assert_str_eq(s.log, "t:1 new/s");
+	store_free(st);
+}
+
+Test(flash, many_messages_and_types)
+{
+	struct store *st = new_store(1 << 20);
+	struct seen s = {0};
+	struct store_stats stats;
+	char type[16], msg[16];
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(type, sizeof(type), "t%d", i % 17);
+		snprintf(msg, sizeof(msg), "m%d", i);
+		push(st, "u", type, msg, i % 2 == 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, 2000);
+	cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+	cr_assert_eq(s.types, 17);
+	cr_assert_eq(s.msgs, 2000);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, 0);
+	store_free(st);
+}

@@ -1,0 +1,761 @@
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define T0 UINT64_C(1700000000000)
+#define NS ((const uint8_t *)"app")
+
+static struct store_key key_of(const char *ns, const char *id)
+{
+	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+}
+
+/* Keys over fixed-size ids "s%07zu", so tests can make many of them cheaply. */
+struct id_buf {
+	char s[16];
+};
+
+static struct store_key key_n(struct id_buf *b, const char *ns, size_t n)
+{
+	snprintf(b->s, sizeof(b->s), "s%07zu", n);
+	return key_of(ns, b->s);
+}
+
+static struct store *new_store(size_t max_bytes)
+{
+	struct store_config cfg = {.max_bytes = max_bytes, .max_flash_bytes = 65536};
+	struct store *st = store_new(&cfg);
+
+	cr_assert_not_null(st);
+	return st;
+}
+
+static void set_str(struct store *st, const char *ns, const char *id, const char *data, uint64_t at,
+                    uint64_t now)
+{
+	struct store_key k = key_of(ns, id);
+
+	cr_assert_eq(store_set(st, &k, data, strlen(data), at, now), 0);
+}
+
+static void assert_data(struct store *st, const char *ns, const char *id, uint64_t now,
+                        const char *want)
+{
+	struct store_key k = key_of(ns, id);
+	const void *data;
+	size_t len;
+
+	cr_assert_eq(store_get(st, &k, now, &data, &len), 0, "%s/%s missing", ns, id);
+	cr_assert_eq(len, strlen(want));
+	cr_assert_eq(memcmp(data, want, len), 0);
+}
+
+static void assert_absent(struct store *st, const char *ns, const char *id, uint64_t now)
+{
+	struct store_key k = key_of(ns, id);
+	const void *data;
+	size_t len;
+
+	cr_assert_eq(store_get(st, &k, now, &data, &len), -1);
+	cr_assert_eq(errno, ENOENT);
+}
+
+Test(store, new_and_free)
+{
+	struct store *st = new_store(0);
+	struct store_stats stats;
+
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.namespaces, 0);
+	cr_assert_eq(stats.bytes, 0);
+	cr_assert_eq(store_next_expiry(st), UINT64_MAX);
+	cr_assert_eq(store_count(st, NS, 3, T0), 0);
+	cr_assert_eq(store_clear(st, NS, 3), 0);
+	cr_assert_eq(store_expire(st, T0, 100), 0);
+	store_free(st);
+	store_free(NULL);
+}
+
+Test(store, set_get_overwrite)
+{
+	struct store *st = new_store(0);
+	char big[3000];
+
+	assert_absent(st, "app", "a", T0);
+	set_str(st, "app", "a", "hello", T0 + 1000, T0);
+	assert_data(st, "app", "a", T0, "hello");
+	/* Same size, smaller, much bigger, empty: each keeps only the new bytes. */
+	set_str(st, "app", "a", "HELLO", T0 + 1000, T0);
+	assert_data(st, "app", "a", T0, "HELLO");
+	set_str(st, "app", "a", "hi", T0 + 1000, T0);
+	assert_data(st, "app", "a", T0, "hi");
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	set_str(st, "app", "a", big, T0 + 1000, T0);
+	assert_data(st, "app", "a", T0, big);
+	set_str(st, "app", "a", "", T0 + 1000, T0);
+	assert_data(st, "app", "a", T0, "");
+	cr_assert_eq(store_count(st, NS, 3, T0), 1);
+	store_free(st);
+}
+
+Test(store, set_from_own_data)
+{
+	struct store *st = new_store(0);
+	struct store_key k = key_of("app", "a");
+	const void *data;
+	size_t len;
+
+	set_str(st, "app", "a", "abcdef", T0 + 1000, T0);
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), 0);
+	/* The store's own copy handed back in: must not be read after it is freed. */
+	cr_assert_eq(store_set(st, &k, data, len, T0 + 1000, T0), 0);
+	assert_data(st, "app", "a", T0, "abcdef");
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), 0);
+	cr_assert_eq(store_set(st, &k, (const char *)data + 2, 2, T0 + 1000, T0), 0);
+	assert_data(st, "app", "a", T0, "cd");
+	store_free(st);
+}
+
+Test(store, binary_ids_and_max_lengths)
+{
+	struct store *st = new_store(0);
+	uint8_t id[128], ns[64];
+	struct store_key k = {ns, sizeof(ns), id, sizeof(id)};
+	const void *data;
+	size_t len;
+
+	memset(id, 0, sizeof(id));
+	memset(ns, 0xff, sizeof(ns));
+	cr_assert_eq(store_set(st, &k, "x", 1, T0 + 1, T0), 0);
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), 0);
+	k.id_len = 127;
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), -1);
+	k.id_len = 128;
+	k.ns_len = 63;
+	cr_assert_eq(store_get(st, &k, T0, &data, &len), -1);
+	store_free(st);
+}
+
+Test(store, namespaces_are_isolated)
+{
+	struct store *st = new_store(0);
+	struct store_stats stats;
+
+	set_str(st, "a", "id", "in a", T0 + 1000, T0);
+	set_str(st, "b", "id", "in b", T0 + 1000, T0);
+	set_str(st, "b", "id2", "in b too", T0 + 1000, T0);
+	assert_data(st, "a", "id", T0, "in a");
+	assert_data(st, "b", "id", T0, "in b");
+	assert_absent(st, "c", "id", T0);
+	cr_assert_eq(store_count(st, (const uint8_t *)"a", 1, T0), 1);
+	cr_assert_eq(store_count(st, (const uint8_t *)"b", 1, T0), 2);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, 2);
+	cr_assert_eq(stats.sessions, 3);
+	cr_assert_eq(store_clear(st, (const uint8_t *)"b", 1), 2);
+	assert_data(st, "a", "id", T0, "in a");
+	assert_absent(st, "b", "id", T0);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, 1);
+	cr_assert_eq(stats.sessions, 1);
+	{
+		struct store_key k = key_of("a", "id");
+
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, 0);
+	cr_assert_eq(stats.bytes, 0);
+	store_free(st);
+}
+
+Test(store, touch)
+{
+	struct store *st = new_store(0);
+	struct store_key k = key_of("app", "a");
+	struct store_key missing = key_of("app", "zz");
+
+	set_str(st, "app", "a", "v", T0 + 100, T0);
+	cr_assert_eq(store_touch(st, &k, T0 + 5000, T0 + 50), 0);
+	assert_data(st, "app", "a", T0 + 4999, "v");
+	assert_absent(st, "app", "a", T0 + 5000);
+	cr_assert_eq(store_touch(st, &k, T0 + 9000, T0 + 5000), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_touch(st, &missing, T0 + 9000, T0), -1);
+	cr_assert_eq(errno, ENOENT);
+	/* TOUCH may also shorten. */
+	set_str(st, "app", "b", "v", T0 + 100000, T0);
+	k = key_of("app", "b");
+	cr_assert_eq(store_touch(st, &k, T0 + 10, T0), 0);
+	assert_absent(st, "app", "b", T0 + 10);
+	store_free(st);
+}
+
+Test(store, destroy)
+{
+	struct store *st = new_store(0);
+	struct store_key k = key_of("app", "a");
+
+	cr_assert_eq(store_destroy(st, &k, T0), -1);
+	cr_assert_eq(errno, ENOENT);
+	set_str(st, "app", "a", "v", T0 + 100, T0);
+	set_str(st, "app", "b", "v", T0 + 100, T0);
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	assert_absent(st, "app", "a", T0);
+	assert_data(st, "app", "b", T0, "v");
+	cr_assert_eq(store_destroy(st, &k, T0), -1);
+	/* An expired session is already gone. */
+	k = key_of("app", "b");
+	cr_assert_eq(store_destroy(st, &k, T0 + 100), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_count(st, NS, 3, T0), 0);
+	store_free(st);
+}
+
+Test(store, lazy_expiry_is_exact)
+{
+	struct store *st = new_store(0);
+	struct store_stats stats;
+
+	set_str(st, "app", "a", "v", T0 + 1000, T0);
+	assert_data(st, "app", "a", T0 + 999, "v");
+	assert_absent(st, "app", "a", T0 + 1000);
+	/* The lookup reclaimed it. */
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.expired_total, 1);
+	cr_assert_eq(stats.bytes, 0);
+	/* An instant already past at SET is absent at once. */
+	set_str(st, "app", "b", "v", T0 - 1, T0);
+	assert_absent(st, "app", "b", T0);
+	/* SET revives an expired id as a new session. */
+	set_str(st, "app", "a", "new", T0 + 3000, T0 + 2000);
+	assert_data(st, "app", "a", T0 + 2000, "new");
+	store_free(st);
+}
+
+Test(store, count_excludes_expired_unreclaimed)
+{
+	struct store *st = new_store(0);
+	struct id_buf b;
+
+	for (size_t i = 0; i < 100; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		cr_assert_eq(store_set(st, &k, "v", 1, T0 + 10 + i, T0), 0);
+	}
+	cr_assert_eq(store_count(st, NS, 3, T0), 100);
+	cr_assert_eq(store_count(st, NS, 3, T0 + 10), 99);
+	cr_assert_eq(store_count(st, NS, 3, T0 + 59), 50);
+	cr_assert_eq(store_count(st, NS, 3, T0 + 109), 0);
+	store_free(st);
+}
+
+Test(store, active_expiry_is_exact)
+{
+	enum { N = 5000 };
+	struct store *st = new_store(0);
+	uint64_t *at = calloc(N, sizeof(*at));
+	uint64_t rng = 88172645463325252u;
+	struct id_buf b;
+
+	cr_assert_not_null(at);
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		at[i] = T0 + 1 + rng % (i % 3 == 0 ? 100 : i % 3 == 1 ? 100000 : 100000000);
+		cr_assert_eq(store_set(st, &k, "v", 1, at[i], T0), 0);
+	}
+	for (uint64_t now = T0; now < T0 + 200000000; now += 1 + now % 7919 * 3000) {
+		size_t due = 0, left;
+		struct store_stats stats;
+
+		cr_assert_leq(store_next_expiry(st), now > T0 ? UINT64_MAX : now + 1);
+		while (store_expire(st, now, 64) == 64 || store_next_expiry(st) <= now)
+			;
+		for (size_t i = 0; i < N; i++)
+			due += at[i] <= now;
+		store_stats(st, NULL, 0, &stats);
+		left = N - due;
+		cr_assert_eq(stats.sessions, left, "at %llu", (unsigned long long)(now - T0));
+		cr_assert_eq(stats.expired_total, due);
+	}
+	free(at);
+	store_free(st);
+}
+
+Test(store, next_expiry_is_never_late)
+{
+	struct store *st = new_store(0);
+
+	set_str(st, "app", "a", "v", T0 + 123456, T0);
+	set_str(st, "app", "b", "v", T0 + 777, T0);
+	cr_assert_leq(store_next_expiry(st), T0 + 777);
+	cr_assert_eq(store_expire(st, T0 + 776, 10), 0);
+	cr_assert_leq(store_next_expiry(st), T0 + 777);
+	cr_assert_eq(store_expire(st, T0 + 777, 10), 1);
+	cr_assert_leq(store_next_expiry(st), T0 + 123456);
+	cr_assert_gt(store_next_expiry(st), T0 + 777);
+	store_free(st);
+}
+
+Test(store, expire_in_slices)
+{
+	struct store *st = new_store(0);
+	struct id_buf b;
+	size_t total = 0, calls = 0, n;
+
+	for (size_t i = 0; i < 100; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		cr_assert_eq(store_set(st, &k, "v", 1, T0 + 5, T0), 0);
+	}
+	do {
+		n = store_expire(st, T0 + 5, 7);
+		cr_assert_leq(n, 7);
+		total += n;
+		calls++;
+	} while (n == 7 || store_next_expiry(st) <= T0 + 5);
+	cr_assert_eq(total, 100);
+	cr_assert_geq(calls, 15);
+	cr_assert_eq(store_count(st, NS, 3, T0 + 5), 0);
+	store_free(st);
+}
+
+/* A million sessions expiring at one instant come out in slices of at most the budget,
+ * and a bounded number of slices does it. */
+Test(store, million_expire_in_bounded_slices, .timeout = 300)
+{
+	enum { N = 1000000, BUDGET = 1000 };
+	struct store *st = new_store(0);
+	struct id_buf b;
+	size_t total = 0, calls = 0, n;
+	struct store_stats stats;
+
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&b, i % 2 ? "app" : "other", i);
+
+		cr_assert_eq(store_set(st, &k, "v", 1, T0 + 3600000, T0 + i / 1000), 0);
+	}
+	cr_assert_eq(store_expire(st, T0 + 3599999, BUDGET), 0);
+	do {
+		n = store_expire(st, T0 + 3600000, BUDGET);
+		cr_assert_leq(n, BUDGET);
+		total += n;
+		calls++;
+		cr_assert_lt(calls, 20 * (N / BUDGET), "too many slices");
+	} while (n == BUDGET || store_next_expiry(st) <= T0 + 3600000);
+	cr_assert_eq(total, N);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.namespaces, 0);
+	cr_assert_eq(stats.bytes, 0);
+	cr_assert_eq(stats.expired_total, N);
+	cr_assert_eq(store_next_expiry(st), UINT64_MAX);
+	store_free(st);
+}
+
+struct list_seen {
+	unsigned char *seen; /* visits per index */
+	size_t n;
+	size_t visits;
+	uint64_t now;
+	int stop_after;
+};
+
+static int list_visit(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms)
+{
+	struct list_seen *ls = arg;
+	char buf[16];
+	size_t idx;
+
+	cr_assert_eq(id_len, 8);
+	memcpy(buf, id, 8);
+	buf[8] = 0;
+	idx = strtoul(buf + 1, NULL, 10);
+	cr_assert_lt(idx, ls->n);
+	cr_assert_gt(ttl_ms, 0);
+	if (ls->seen[idx] < 255)
+		ls->seen[idx]++;
+	ls->visits++;
+	if (ls->stop_after != 0 && (int)ls->visits == ls->stop_after)
+		return -1;
+	return 0;
+}
+
+static void put_range(struct store *st, size_t from, size_t to, uint64_t at)
+{
+	struct id_buf b;
+
+	for (size_t i = from; i < to; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		cr_assert_eq(store_set(st, &k, "v", 1, at, T0), 0);
+	}
+}
+
+static void del_range(struct store *st, size_t from, size_t to)
+{
+	struct id_buf b;
+
+	for (size_t i = from; i < to; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+	}
+}
+
+Test(store, list_full_scan_small_pages)
+{
+	enum { N = 3000 };
+	struct store *st = new_store(0);
+	struct list_seen ls = {calloc(N, 1), N, 0, T0, 0};
+	uint64_t cursor = 0;
+	size_t count, pages = 0;
+
+	put_range(st, 0, N, T0 + 1000);
+	do {
+		cr_assert_eq(store_list(st, NS, 3, cursor, 1, T0, list_visit, &ls, &cursor, &count),
+		             0);
+		cr_assert_leq(count, 1);
+		pages++;
+	} while (cursor != 0);
+	/* Without resizes every session is seen exactly once. */
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(ls.seen[i], 1, "session %zu seen %d times", i, ls.seen[i]);
+	cr_assert_geq(pages, N);
+	free(ls.seen);
+	store_free(st);
+}
+
+Test(store, list_survives_growth)
+{
+	enum { BASE = 1000, N = 40000 };
+	struct store *st = new_store(0);
+	struct list_seen ls = {calloc(N, 1), N, 0, T0, 0};
+	uint64_t cursor = 0;
+	size_t count, added = BASE;
+
+	put_range(st, 0, BASE, T0 + 1000);
+	do {
+		cr_assert_eq(store_list(st, NS, 3, cursor, 7, T0, list_visit, &ls, &cursor, &count),
+		             0);
+		cr_assert_leq(count, 7);
+		/* Grow the namespace a lot between pages, across several resizes. */
+		if (added < N) {
+			put_range(st, added, added + 500, T0 + 1000);
+			added += 500;
+		}
+	} while (cursor != 0);
+	for (size_t i = 0; i < BASE; i++)
+		cr_assert_geq(ls.seen[i], 1, "session %zu never seen", i);
+	free(ls.seen);
+	store_free(st);
+}
+
+Test(store, list_survives_shrink)
+{
+	enum { KEEP = 300, N = 30000 };
+	struct store *st = new_store(0);
+	struct list_seen ls = {calloc(N, 1), N, 0, T0, 0};
+	uint64_t cursor = 0;
+	size_t count, deleted = KEEP;
+	struct id_buf b;
+
+	put_range(st, 0, N, T0 + 1000);
+	do {
+		cr_assert_eq(store_list(st, NS, 3, cursor, 5, T0, list_visit, &ls, &cursor, &count),
+		             0);
+		cr_assert_leq(count, 5);
+		if (deleted < N) {
+			size_t to = deleted + 2000 < N ? deleted + 2000 : N;
+
+			del_range(st, deleted, to);
+			deleted = to;
+			/* SET is a path that may shrink the table. */
+			{
+				struct store_key k = key_n(&b, "app", 0);
+
+				cr_assert_eq(store_set(st, &k, "v", 1, T0 + 1000, T0), 0);
+			}
+		}
+	} while (cursor != 0);
+	for (size_t i = 0; i < KEEP; i++)
+		cr_assert_geq(ls.seen[i], 1, "session %zu never seen", i);
+	cr_assert_eq(store_count(st, NS, 3, T0), KEEP);
+	free(ls.seen);
+	store_free(st);
+}
+
+Test(store, list_details)
+{
+	struct store *st = new_store(0);
+	struct list_seen ls = {calloc(10, 1), 10, 0, T0, 0};
+	uint64_t cursor = 5;
+	size_t count = 5;
+
+	/* Unknown namespace: an empty, complete scan. */
+	cr_assert_eq(store_list(st, NS, 3, 0, 10, T0, list_visit, &ls, &cursor, &count), 0);
+	cr_assert_eq(cursor, 0);
+	cr_assert_eq(count, 0);
+	put_range(st, 0, 5, T0 + 1000);
+	put_range(st, 5, 10, T0 + 10);
+	/* Expired sessions are skipped. */
+	cr_assert_eq(store_list(st, NS, 3, 0, 1000, T0 + 10, list_visit, &ls, &cursor, &count), 0);
+	cr_assert_eq(count, 5);
+	cr_assert_eq(cursor, 0);
+	for (size_t i = 0; i < 10; i++)
+		cr_assert_eq(ls.seen[i], i < 5 ? 1 : 0);
+	/* A visitor that fails stops the scan. */
+	ls.stop_after = ls.visits + 2;
+	cr_assert_eq(store_list(st, NS, 3, 0, 1000, T0, list_visit, &ls, &cursor, &count), -1);
+	free(ls.seen);
+	store_free(st);
+}
+
+static int ttl_check(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms)
+{
+	cr_assert_eq(ttl_ms, *(uint64_t *)arg);
+	return 0;
+}
+
+Test(store, list_reports_remaining_ttl)
+{
+	struct store *st = new_store(0);
+	uint64_t want = 750, cursor;
+	size_t count;
+
+	set_str(st, "app", "a", "v", T0 + 1000, T0);
+	cr_assert_eq(store_list(st, NS, 3, 0, 10, T0 + 250, ttl_check, &want, &cursor, &count), 0);
+	cr_assert_eq(count, 1);
+	store_free(st);
+}
+
+Test(store, memory_limit_leaves_store_unchanged)
+{
+	struct store *st = new_store(64 * 1024);
+	struct store_stats before, after;
+	char data[1000];
+	struct id_buf b;
+	size_t stored = 0;
+
+	memset(data, 'd', sizeof(data));
+	for (;;) {
+		struct store_key k = key_n(&b, "app", stored);
+
+		store_stats(st, NULL, 0, &before);
+		if (store_set(st, &k, data, sizeof(data), T0 + 1000, T0) != 0) {
+			cr_assert_eq(errno, ENOMEM);
+			break;
+		}
+		stored++;
+		cr_assert_lt(stored, 1000);
+	}
+	cr_assert_gt(stored, 30);
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0);
+	cr_assert_leq(after.bytes, 64 * 1024);
+	/* Growing an existing session fails too, keeping the old data. */
+	{
+		char big[4000];
+		struct store_key k = key_n(&b, "app", 0);
+		const void *got;
+		size_t len;
+
+		memset(big, 'B', sizeof(big));
+		cr_assert_eq(store_set(st, &k, big, sizeof(big), T0 + 1000, T0), -1);
+		cr_assert_eq(errno, ENOMEM);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0);
+		cr_assert_eq(len, sizeof(data));
+		/* A flash push fails with ENOMEM and creates nothing. */
+		k = key_of("other", "x");
+		cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"t", 1, big, 2000, false,
+		                              T0 + 10, T0, NULL),
+		             -1);
+		cr_assert_eq(errno, ENOMEM);
+		store_stats(st, NULL, 0, &after);
+		cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0);
+		/* Shrinking is always allowed, and frees room. */
+		k = key_n(&b, "app", 0);
+		cr_assert_eq(store_set(st, &k, "s", 1, T0 + 1000, T0), 0);
+		k = key_n(&b, "app", stored);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 1000, T0), 0);
+	}
+	store_free(st);
+}
+
+Test(store, stats_per_namespace)
+{
+	struct store *st = new_store(0);
+	struct store_stats s, all;
+	struct store_key k = key_of("b", "x");
+
+	set_str(st, "a", "1", "12345", T0 + 10, T0);
+	set_str(st, "a", "2", "12345", T0 + 10, T0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "m", 1, false, T0 + 100, T0, NULL),
+	    0);
+	store_stats(st, (const uint8_t *)"a", 1, &s);
+	cr_assert_eq(s.sessions, 2);
+	cr_assert_eq(s.namespaces, 1);
+	cr_assert_gt(s.bytes, 2 * (1 + 5));
+	cr_assert_eq(s.flashes, 0);
+	store_stats(st, (const uint8_t *)"b", 1, &s);
+	cr_assert_eq(s.sessions, 1);
+	cr_assert_eq(s.flashes, 1);
+	store_stats(st, NULL, 0, &all);
+	cr_assert_eq(all.sessions, 3);
+	cr_assert_eq(all.namespaces, 2);
+	cr_assert_eq(all.flashes, 1);
+	store_stats(st, (const uint8_t *)"zzz", 3, &s);
+	cr_assert_eq(s.sessions, 0);
+	cr_assert_eq(store_expire(st, T0 + 10, 100), 2);
+	store_stats(st, (const uint8_t *)"a", 1, &s);
+	cr_assert_eq(s.sessions, 0);
+	cr_assert_eq(s.bytes, 0);
+	cr_assert_eq(s.expired_total, 2);
+	store_stats(st, NULL, 0, &all);
+	cr_assert_eq(all.namespaces, 1);
+	cr_assert_eq(all.expired_total, 2);
+	store_free(st);
+}
+
+struct dump {
+	char log[1024];
+	int stop_at;
+	int calls;
+};
+
+static int dump_session(void *arg, const struct store_session_view *s)
+{
+	struct dump *d = arg;
+	size_t used = strlen(d->log);
+
+	if (++d->calls == d->stop_at)
+		return -1;
+	snprintf(d->log + used, sizeof(d->log) - used, "[%.*s/%.*s %s %llu]", (int)s->ns_len,
+	         (const char *)s->ns, (int)s->id_len, (const char *)s->id,
+	         s->has_data ? "data" : "nodata", (unsigned long long)(s->expires_at_ms - T0));
+	if (s->has_data) {
+		used = strlen(d->log);
+		snprintf(d->log + used, sizeof(d->log) - used, "=%.*s", (int)s->data_len,
+		         (const char *)s->data);
+	}
+	return 0;
+}
+
+static int dump_type(void *arg, const uint8_t *type, size_t len, size_t count)
+{
+	struct dump *d = arg;
+	size_t used = strlen(d->log);
+
+	snprintf(d->log + used, sizeof(d->log) - used, "{%.*s:%zu}", (int)len, (const char *)type,
+	         count);
+	return 0;
+}
+
+static int dump_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	struct dump *d = arg;
+	size_t used = strlen(d->log);
+
+	snprintf(d->log + used, sizeof(d->log) - used, "(%.*s)", (int)len, (const char *)msg);
+	return 0;
+}
+
+Test(store, foreach_shows_live_sessions_and_flashes)
+{
+	struct store *st = new_store(0);
+	struct store_key k = key_of("n", "f");
+	struct dump d = {0};
+
+	set_str(st, "n", "a", "A", T0 + 100, T0);
+	set_str(st, "n", "gone", "G", T0 + 5, T0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "m1", 2, false, T0 + 50, T0, NULL),
+	    0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "m2", 2, false, T0 + 50, T0, NULL),
+	    0);
+	cr_assert_eq(store_foreach(st, T0 + 5, dump_session, dump_type, dump_msg, &d), 0);
+	/* Order between sessions is the table's; check each piece. */
+	cr_assert_not_null(strstr(d.log, "[n/a data 100]=A"));
+	cr_assert_not_null(strstr(d.log, "[n/f nodata 50]{t:2}(m1)(m2)"));
+	cr_assert_null(strstr(d.log, "gone"));
+	cr_assert_eq(d.calls, 2);
+	/* Without flash callbacks, and stopping early. */
+	d = (struct dump){.stop_at = 1};
+	cr_assert_eq(store_foreach(st, T0, dump_session, NULL, NULL, &d), -1);
+	/* Nothing changed: the expired one is still counted until reclaimed. */
+	{
+		struct store_stats s;
+
+		store_stats(st, NULL, 0, &s);
+		cr_assert_eq(s.sessions, 3);
+	}
+	store_free(st);
+}
+
+Test(store, many_sessions_across_resizes)
+{
+	enum { N = 100000 };
+	struct store *st = new_store(0);
+	struct id_buf b;
+
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&b, "app", i);
+		char v[16];
+
+		snprintf(v, sizeof(v), "v%zu", i);
+		cr_assert_eq(store_set(st, &k, v, strlen(v), T0 + 1000, T0), 0);
+	}
+	cr_assert_eq(store_count(st, NS, 3, T0), N);
+	for (size_t i = 0; i < N; i += 2)
+		del_range(st, i, i + 1);
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&b, "app", i);
+		const void *data;
+		size_t len;
+		char v[16];
+
+		snprintf(v, sizeof(v), "v%zu", i);
+		if (i % 2 == 0) {
+			cr_assert_eq(store_get(st, &k, T0, &data, &len), -1);
+		} else {
+			cr_assert_eq(store_get(st, &k, T0, &data, &len), 0);
+			cr_assert_eq(len, strlen(v));
+			cr_assert_eq(memcmp(data, v, len), 0);
+		}
+	}
+	cr_assert_eq(store_count(st, NS, 3, T0), N / 2);
+	cr_assert_eq(store_clear(st, NS, 3), N / 2);
+	cr_assert_eq(store_count(st, NS, 3, T0), 0);
+	store_free(st);
+}
+
+Test(store, clock_going_back)
+{
+	struct store *st = new_store(0);
+
+	set_str(st, "app", "a", "v", T0 + 100, T0);
+	cr_assert_eq(store_expire(st, T0 + 50, 10), 0);
+	/* The wall clock stepped back by a minute; later instants still expire exactly. */
+	set_str(st, "app", "b", "v", T0 - 59000, T0 - 60000);
+	cr_assert_leq(store_next_expiry(st), T0 - 59000);
+	cr_assert_eq(store_expire(st, T0 - 59001, 10), 0);
+	assert_data(st, "app", "b", T0 - 59001, "v");
+	cr_assert_eq(store_expire(st, T0 - 59000, 10), 1);
+	cr_assert_eq(store_expire(st, T0 + 99, 10), 0);
+	cr_assert_eq(store_expire(st, T0 + 100, 10), 1);
+	store_free(st);
+}
