@@ -9,7 +9,8 @@
  * A queue is one allocation: its header, its type, then its messages as records of
  * [uint32 length][uint8 is_bin][bytes] in push order. Queues are linked in creation order,
  * which is the order of their oldest message because a queue only ever loses all its
- * messages at once. Types are found by a linear walk: sessions use a handful of types.
+ * messages at once. Types are found by a linear walk: sessions use a handful of types, and
+ * FLASH_MAX_TYPES keeps a hostile client from making every push walk thousands of queues.
  */
 
 #define RECORD_HEADER 5u
@@ -141,6 +142,10 @@ int flash_push(struct flash_set **setp, const uint8_t *type, size_t type_len, co
 			q = nq;
 		}
 	} else {
+		if (set->queues >= FLASH_MAX_TYPES) {
+			errno = ENOSPC;
+			goto fail_set;
+		}
 		q = alloc_within(sizeof(*q) + type_len + record, memory, 0, max_memory);
 		if (q == NULL)
 			goto fail_set;

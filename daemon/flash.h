@@ -7,6 +7,9 @@
 
 #include "store.h"
 
+/* The most distinct flash types one session may hold (PROTOCOL.md, "Limits"). */
+#define FLASH_MAX_TYPES 64
+
 /*
  * The flash queues of one session: one FIFO queue per type, queues in the order of their
  * oldest message, each message remembering whether it was pushed as str or bin. A session

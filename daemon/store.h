@@ -85,7 +85,7 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
  * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
  * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
  * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
- * would exceed max_flash_bytes); nothing changed on -1.
+ * would exceed max_flash_bytes, or 64 types); nothing changed on -1.
  */
 int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
 		     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flash.h"
 #include "store.h"
 
 #define T0 UINT64_C(1700000000000)
@@ -382,5 +383,30 @@ Test(flash, many_messages_and_types)
 	cr_assert_eq(s.msgs, 2000);
 	store_stats(st, NULL, 0, &stats);
 	cr_assert_eq(stats.flashes, 0);
+	store_free(st);
+}
+
+Test(flash, distinct_types_are_bounded)
+{
+	struct store *st = new_store(1 << 20);
+	struct store_key k = key_of("app", "u");
+	struct seen s = {0};
+	char type[16];
+	size_t qlen = 0;
+
+	for (int i = 0; i < FLASH_MAX_TYPES; i++) {
+		snprintf(type, sizeof(type), "t%d", i);
+		cr_assert_eq(push(st, "u", type, "m", false), 1);
+	}
+	/* One type more is refused, while the existing types still take messages. */
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"extra", 5, "m", 1, false, T0 + 1, T0, &qlen),
+	    -1);
+	cr_assert_eq(errno, ENOSPC);
+	cr_assert_eq(push(st, "u", "t0", "m", false), 2);
+	cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+	cr_assert_eq(s.types, FLASH_MAX_TYPES);
+	/* Popping frees the types again. */
+	cr_assert_eq(push(st, "u", "extra", "m", false), 1);
 	store_free(st);
 }
