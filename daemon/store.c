@@ -79,7 +79,9 @@ struct ns {
 
 struct store {
 	struct store_config cfg;
-	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
+	 * collisions at one bucket. */
+	uint8_t *hash_key;
 	struct dict names;
 	/* Sessions name their namespace by index into ns_slots; freed indexes are reused. */
 	struct ns **ns_slots;
@@ -513,7 +515,14 @@ struct store *store_new(const struct store_config *cfg)
 		return NULL;
 	}
 	st->cfg = *cfg;
-	randombytes_buf(st->hash_key, sizeof(st->hash_key));
+	st->hash_key = sodium_malloc(crypto_shorthash_KEYBYTES);
+	if (st->hash_key == NULL) {
+		free(st);
+		errno = ENOMEM;
+		return NULL;
+	}
+	randombytes_buf(st->hash_key, crypto_shorthash_KEYBYTES);
+	sodium_mprotect_readonly(st->hash_key);
 	dict_init(&st->names);
 	expiry_init(&st->wheel);
 	return st;
@@ -536,6 +545,7 @@ void store_free(struct store *st)
 	free(st->ns_slots);
 	free(st->ns_free);
 	dict_finish(&st->names);
+	sodium_free(st->hash_key);
 	free(st);
 }
 
