@@ -1,0 +1,281 @@
+'use strict';
+// Client: a small pool of sessd connections with reconnection, and one method per
+// operation of PROTOCOL.md. Requests that name a session go to the connection chosen by a
+// hash of the id, so the operations one process makes on one session are answered in the
+// order they were made even when the caller does not wait (a flash push and the session
+// save that follows it); other requests go round robin. A connection that is down is
+// skipped; when every connection is down, requests fail at once (express-session then
+// serves requests without a session, see the 'disconnect' event).
+
+const { EventEmitter } = require('events');
+const codec = require('./codec');
+const { Connection, SessdError } = require('./connection');
+
+const { OP, STATUS } = codec;
+
+const DEFAULT_URL = 'tcp://127.0.0.1:7077';
+
+function toBuffer(v) {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.length);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  throw new TypeError('expected bytes or a string');
+}
+
+function checkTtl(ttlMs) {
+  if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > codec.MAX_TTL_MS) {
+    throw new RangeError(`ttl must be an integer 1..${codec.MAX_TTL_MS} ms, got ${ttlMs}`);
+  }
+  return ttlMs;
+}
+
+function byteLength(v) {
+  return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v instanceof Uint8Array ? v.length : -1;
+}
+
+// Arguments the server would answer with BAD_REQUEST (which closes the connection under
+// every other pending request) are refused here instead.
+function checkNs(ns) {
+  if (ns === null || ns === undefined) return null;
+  const n = typeof ns === 'string' ? byteLength(ns) : -1;
+  if (n < 1 || n > 64) throw new RangeError('namespace must be null or a string of 1..64 bytes');
+  return ns;
+}
+
+function checkId(id) {
+  const n = byteLength(id);
+  if (n < 1 || n > 128) throw new RangeError('session id must be a string or bytes of 1..128 bytes');
+  return id;
+}
+
+function checkType(type) {
+  const n = typeof type === 'string' ? byteLength(type) : -1;
+  if (n < 1 || n > 64) throw new RangeError('flash type must be a string of 1..64 bytes');
+  return type;
+}
+
+// FNV-1a over the id's UTF-16 code units: cheap and stable; only spreads sessions.
+function hashId(id) {
+  let h = 0x811c9dc5;
+  if (typeof id === 'string') {
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  } else {
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id[i], 0x01000193);
+  }
+  return h >>> 0;
+}
+
+// Events: 'connect' (hello) when the first connection is ready after none was;
+// 'disconnect' (err) when the last ready connection closed; 'error' is never emitted
+// (errors reach the callers of the requests they fail).
+class Client extends EventEmitter {
+  // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
+  // (5000; 0 disables), connectTimeoutMs (5000), clientName, reconnectMinMs (50),
+  // reconnectMaxMs (2000).
+  constructor(opts = {}) {
+    super();
+    this.url = opts.url || process.env.SESSD_URL || DEFAULT_URL;
+    this.poolSize = Math.max(1, opts.poolSize ?? 2);
+    this.connOpts = {
+      url: this.url,
+      timeoutMs: opts.timeoutMs ?? 5000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      clientName: opts.clientName ?? 'connect-sessd',
+    };
+    this.reconnectMinMs = opts.reconnectMinMs ?? 50;
+    this.reconnectMaxMs = opts.reconnectMaxMs ?? 2000;
+    this.slots = [];
+    this.readyCount = 0;
+    this.connected = null; // null: not yet known
+    this.closed = false;
+    this.rr = 0;
+    this.hello = null;
+    for (let i = 0; i < this.poolSize; i++) {
+      const slot = { index: i, conn: null, attempts: 0, retryTimer: null };
+      this.slots.push(slot);
+      this.open(slot);
+    }
+  }
+
+  open(slot) {
+    slot.retryTimer = null;
+    if (this.closed) return;
+    const conn = new Connection(this.connOpts);
+    slot.conn = conn;
+    conn.on('ready', (hello) => {
+      slot.attempts = 0;
+      this.hello = hello;
+      this.readyCount++;
+      if (this.connected !== true) {
+        this.connected = true;
+        this.emit('connect', hello);
+      }
+    });
+    conn.on('close', (err, wasReady) => {
+      if (wasReady) this.readyCount--;
+      this.lastError = err;
+      // Down: the last ready connection closed, or (never connected yet) every first
+      // attempt failed, so express-session stops waiting on a store that is not there.
+      const allClosed = this.slots.every((s) => !s.conn || !s.conn.isOpen);
+      if ((this.connected === true && this.readyCount === 0) || (this.connected === null && allClosed)) {
+        this.connected = false;
+        this.emit('disconnect', err);
+      }
+      if (this.closed) return;
+      // Exponential backoff with full jitter in the upper half, capped.
+      const base = Math.min(this.reconnectMaxMs, this.reconnectMinMs * 2 ** Math.min(slot.attempts, 20));
+      const delay = base / 2 + Math.random() * (base / 2);
+      slot.attempts++;
+      slot.retryTimer = setTimeout(() => this.open(slot), wasReady ? Math.random() * this.reconnectMinMs : delay);
+      slot.retryTimer.unref?.();
+    });
+  }
+
+  // The connection for a request: the session's own one if it is usable, else the next
+  // usable one; null when none is.
+  pick(key) {
+    const n = this.slots.length;
+    let start = key === undefined ? this.rr++ % n : hashId(key) % n;
+    if (this.rr > 1e9) this.rr = 0;
+    // Prefer ready connections; a connecting one queues the request behind its HELLO.
+    for (let i = 0; i < n; i++) {
+      const c = this.slots[(start + i) % n].conn;
+      if (c && c.state === 'ready') return c;
+    }
+    for (let i = 0; i < n; i++) {
+      const c = this.slots[(start + i) % n].conn;
+      if (c && c.isOpen) return c;
+    }
+    return null;
+  }
+
+  // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
+  // and transport errors.
+  request(op, args, key) {
+    if (this.closed) return Promise.reject(Object.assign(new Error('sessd client is closed'), { code: 'ESESSD_CLOSED' }));
+    const conn = this.pick(key);
+    if (!conn) {
+      const err = new Error('sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : ''));
+      err.code = 'ESESSD_DISCONNECTED';
+      return Promise.reject(err);
+    }
+    return conn.request(op, args);
+  }
+
+  async ok(op, args, key) {
+    return (await this.request(op, args, key)).result;
+  }
+
+  // ready(): resolves with the HELLO reply once a connection is ready.
+  ready() {
+    if (this.connected === true) return Promise.resolve(this.hello);
+    return new Promise((resolve) => this.once('connect', resolve));
+  }
+
+  async ping() {
+    await this.ok(OP.PING, []);
+  }
+
+  // get(ns, id): the session's data as a Buffer, or null when there is none.
+  async get(ns, id) {
+    const r = await this.request(OP.GET, [checkNs(ns), checkId(id)], id);
+    return r.status === STATUS.OK ? toBuffer(r.result) : null;
+  }
+
+  // set(ns, id, data, ttlMs): stores data (Buffer, Uint8Array or string, sent as bin).
+  async set(ns, id, data, ttlMs) {
+    await this.ok(OP.SET, [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs)], id);
+  }
+
+  // touch(ns, id, ttlMs): true if the session existed.
+  async touch(ns, id, ttlMs) {
+    return (await this.request(OP.TOUCH, [checkNs(ns), checkId(id), checkTtl(ttlMs)], id)).status === STATUS.OK;
+  }
+
+  // destroy(ns, id): true if the session existed.
+  async destroy(ns, id) {
+    return (await this.request(OP.DESTROY, [checkNs(ns), checkId(id)], id)).status === STATUS.OK;
+  }
+
+  // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push.
+  // A string msg travels as str; anything else as bin holding its MessagePack encoding.
+  async flashPush(ns, id, type, msg, ttlMs) {
+    const wire = codec.encodeFlashMessage(msg);
+    return codec.normalizeInt(await this.ok(OP.FLASH_PUSH, [checkNs(ns), checkId(id), checkType(type), wire, checkTtl(ttlMs)], id));
+  }
+
+  // flashPop(ns, id, type): with a type, that queue's messages (an array, empty when none);
+  // with type null, an object of type -> array. Bin messages are decoded back to values.
+  async flashPop(ns, id, type = null) {
+    const r = await this.request(OP.FLASH_POP, [checkNs(ns), checkId(id), type === null ? null : checkType(type)], id);
+    if (type !== null) {
+      return r.status === STATUS.OK ? r.result.map(codec.decodeFlashMessage) : [];
+    }
+    const out = {};
+    if (r.status === STATUS.OK) {
+      for (const [t, msgs] of Object.entries(r.result)) out[t] = msgs.map(codec.decodeFlashMessage);
+    }
+    return out;
+  }
+
+  // count(ns): sessions in the namespace, flash-only sessions included.
+  async count(ns) {
+    return codec.normalizeInt(await this.ok(OP.COUNT, [checkNs(ns)]));
+  }
+
+  // list(ns, cursor, limit): { cursor, entries: [{ id, ttlMs }] }; ids as utf8 strings.
+  async list(ns, cursor = 0, limit = 1000) {
+    const [next, entries] = await this.ok(OP.LIST, [checkNs(ns), cursor, limit]);
+    return {
+      cursor: codec.normalizeInt(next),
+      entries: entries.map(([id, ttl]) => ({ id: toBuffer(id).toString('utf8'), ttlMs: codec.normalizeInt(ttl) })),
+    };
+  }
+
+  // ids(ns): every id of the namespace (one LIST scan; a session may repeat if the
+  // namespace grows meanwhile, so ids are deduplicated).
+  async ids(ns, pageSize = 1000) {
+    const seen = new Set();
+    let cursor = 0;
+    do {
+      const page = await this.list(ns, cursor, pageSize);
+      for (const e of page.entries) seen.add(e.id);
+      cursor = page.cursor;
+    } while (cursor !== 0);
+    return [...seen];
+  }
+
+  // clear(ns): the number of sessions removed.
+  async clear(ns) {
+    return codec.normalizeInt(await this.ok(OP.CLEAR, [checkNs(ns)]));
+  }
+
+  // stats(ns): an object of counters (ns null: the server's).
+  async stats(ns = null) {
+    const r = await this.ok(OP.STATS, [checkNs(ns)]);
+    const out = {};
+    for (const [k, v] of Object.entries(r)) out[k] = codec.normalizeInt(v);
+    return out;
+  }
+
+  // close(): takes no new requests and stops reconnecting; requests already sent are
+  // answered, then the connections close.
+  close() {
+    this.closed = true;
+    for (const slot of this.slots) {
+      clearTimeout(slot.retryTimer);
+      if (slot.conn) slot.conn.end();
+    }
+  }
+
+  // terminate(): closes every connection now; pending requests are rejected.
+  terminate() {
+    this.closed = true;
+    for (const slot of this.slots) {
+      clearTimeout(slot.retryTimer);
+      if (slot.conn) slot.conn.close();
+    }
+  }
+}
+
+module.exports = { Client, SessdError, DEFAULT_URL };

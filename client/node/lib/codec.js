@@ -1,0 +1,579 @@
+'use strict';
+// The sessd wire protocol, version 1 (protocol/PROTOCOL.md): frames, requests and replies.
+// Pure functions, no I/O. Requests are written by a small shortest-form encoder (the
+// protocol's vectors require exact bytes); values are read with @msgpack/msgpack after a
+// structural scan that enforces the spec's decoding rules (counts against bytes left, no
+// 0xc1, nesting at most 16 levels, the body consumed exactly).
+
+const { Encoder, Decoder } = require('@msgpack/msgpack');
+
+const PROTOCOL_VERSION = 1;
+const HEADER_BYTES = 4;
+const DEFAULT_MAX_FRAME = 1048576;
+const MAX_DEPTH = 16;
+const MAX_TTL_MS = 316224000000;
+
+const OP = Object.freeze({
+  HELLO: 0x01,
+  PING: 0x02,
+  GET: 0x10,
+  SET: 0x11,
+  TOUCH: 0x12,
+  DESTROY: 0x13,
+  FLASH_PUSH: 0x20,
+  FLASH_POP: 0x21,
+  COUNT: 0x30,
+  LIST: 0x31,
+  CLEAR: 0x32,
+  STATS: 0x33,
+});
+
+const STATUS = Object.freeze({
+  OK: 0,
+  NOT_FOUND: 1,
+  BAD_REQUEST: 2,
+  TOO_LARGE: 3,
+  NO_MEMORY: 4,
+  UNKNOWN_OP: 5,
+  BAD_VERSION: 6,
+  NOT_READY: 7,
+  IO_ERROR: 8,
+  AUTH_FAILED: 9,
+  INTERNAL: 10,
+  SHUTTING_DOWN: 11,
+  LIMIT: 12,
+});
+const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
+// After these the server closes the connection (PROTOCOL.md, "Errors that close").
+const CLOSING_STATUSES = new Set([
+  STATUS.BAD_REQUEST, STATUS.TOO_LARGE, STATUS.NOT_READY, STATUS.BAD_VERSION, STATUS.AUTH_FAILED,
+]);
+
+// Argument kinds of each opcode, in order; used by the strict request decoder.
+const ARGS = Object.freeze({
+  [OP.HELLO]: ['version', 'client_name', 'auth'],
+  [OP.PING]: [],
+  [OP.GET]: ['ns', 'id'],
+  [OP.SET]: ['ns', 'id', 'data', 'ttl'],
+  [OP.TOUCH]: ['ns', 'id', 'ttl'],
+  [OP.DESTROY]: ['ns', 'id'],
+  [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
+  [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
+  [OP.COUNT]: ['ns'],
+  [OP.LIST]: ['ns', 'cursor', 'limit'],
+  [OP.CLEAR]: ['ns'],
+  [OP.STATS]: ['ns_or_nil'],
+});
+
+class ProtocolError extends Error {
+  // status: the status a server would answer for this input (BAD_REQUEST, TOO_LARGE, ...).
+  constructor(message, status = STATUS.BAD_REQUEST) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.status = status;
+    this.code = 'ESESSD_PROTOCOL';
+    this.statusName = STATUS_NAME[status];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding: shortest forms, straight into a growable buffer.
+
+class Writer {
+  constructor(size = 256) {
+    this.buf = Buffer.allocUnsafe(size);
+    this.pos = 0;
+  }
+
+  ensure(n) {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  u8(v) {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+
+  nil() {
+    this.u8(0xc0);
+  }
+
+  uint(v) {
+    if (typeof v === 'bigint') {
+      if (v < 0n || v > 0xffffffffffffffffn) throw new RangeError('uint out of range: ' + v);
+      if (v <= BigInt(Number.MAX_SAFE_INTEGER)) return this.uint(Number(v));
+      this.ensure(9);
+      this.buf[this.pos] = 0xcf;
+      this.buf.writeBigUInt64BE(v, this.pos + 1);
+      this.pos += 9;
+      return undefined;
+    }
+    if (!Number.isInteger(v) || v < 0 || v > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError('not a non-negative safe integer: ' + v);
+    }
+    this.ensure(9);
+    const b = this.buf;
+    if (v < 0x80) {
+      b[this.pos++] = v;
+    } else if (v < 0x100) {
+      b[this.pos++] = 0xcc;
+      b[this.pos++] = v;
+    } else if (v < 0x10000) {
+      b[this.pos] = 0xcd;
+      b.writeUInt16BE(v, this.pos + 1);
+      this.pos += 3;
+    } else if (v < 0x100000000) {
+      b[this.pos] = 0xce;
+      b.writeUInt32BE(v, this.pos + 1);
+      this.pos += 5;
+    } else {
+      b[this.pos] = 0xcf;
+      b.writeBigUInt64BE(BigInt(v), this.pos + 1);
+      this.pos += 9;
+    }
+    return undefined;
+  }
+
+  str(s) {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.ensure(5 + n);
+    const b = this.buf;
+    if (n < 32) {
+      b[this.pos++] = 0xa0 | n;
+    } else if (n < 0x100) {
+      b[this.pos++] = 0xd9;
+      b[this.pos++] = n;
+    } else if (n < 0x10000) {
+      b[this.pos] = 0xda;
+      b.writeUInt16BE(n, this.pos + 1);
+      this.pos += 3;
+    } else {
+      b[this.pos] = 0xdb;
+      b.writeUInt32BE(n, this.pos + 1);
+      this.pos += 5;
+    }
+    this.pos += b.write(s, this.pos, n, 'utf8');
+  }
+
+  bin(bytes) {
+    const n = bytes.length;
+    this.ensure(5 + n);
+    const b = this.buf;
+    if (n < 0x100) {
+      b[this.pos++] = 0xc4;
+      b[this.pos++] = n;
+    } else if (n < 0x10000) {
+      b[this.pos] = 0xc5;
+      b.writeUInt16BE(n, this.pos + 1);
+      this.pos += 3;
+    } else {
+      b[this.pos] = 0xc6;
+      b.writeUInt32BE(n, this.pos + 1);
+      this.pos += 5;
+    }
+    b.set(bytes, this.pos);
+    this.pos += n;
+  }
+
+  arrayHeader(n) {
+    this.ensure(5);
+    if (n < 16) {
+      this.buf[this.pos++] = 0x90 | n;
+    } else if (n < 0x10000) {
+      this.buf[this.pos] = 0xdc;
+      this.buf.writeUInt16BE(n, this.pos + 1);
+      this.pos += 3;
+    } else {
+      this.buf[this.pos] = 0xdd;
+      this.buf.writeUInt32BE(n, this.pos + 1);
+      this.pos += 5;
+    }
+  }
+
+  // Writes one argument value: null -> nil, integer -> uint, string -> str, bytes -> bin.
+  value(v) {
+    if (v === null || v === undefined) this.nil();
+    else if (typeof v === 'string') this.str(v);
+    else if (typeof v === 'number' || typeof v === 'bigint') this.uint(v);
+    else if (v instanceof Uint8Array) this.bin(v);
+    else throw new TypeError('cannot encode a request argument of type ' + typeof v);
+  }
+}
+
+// encodeRequest(op, requestId, args): the whole frame (header included) of the request
+// [op, requestId, ...args] as a new Buffer the caller owns. Arguments are null, integers,
+// strings or Uint8Arrays; they are written as given (the caller checks ranges).
+function encodeRequest(op, requestId, args) {
+  const w = new Writer(64);
+  w.pos = HEADER_BYTES;
+  w.arrayHeader(2 + args.length);
+  w.uint(op);
+  w.uint(requestId);
+  for (const a of args) w.value(a);
+  w.buf.writeUInt32BE(w.pos - HEADER_BYTES, 0);
+  return w.buf.subarray(0, w.pos);
+}
+
+// encodeReply(requestId, status, resultBytes): a whole reply frame; resultBytes is the
+// result's own MessagePack encoding (a Buffer). Used by tests and tools, not the client.
+function encodeReply(requestId, status, resultBytes) {
+  const w = new Writer(16 + resultBytes.length);
+  w.pos = HEADER_BYTES;
+  w.arrayHeader(3);
+  w.uint(requestId);
+  w.uint(status);
+  w.ensure(resultBytes.length);
+  w.buf.set(resultBytes, w.pos);
+  w.pos += resultBytes.length;
+  w.buf.writeUInt32BE(w.pos - HEADER_BYTES, 0);
+  return w.buf.subarray(0, w.pos);
+}
+
+// ---------------------------------------------------------------------------------------
+// Structural scan: checks one value's bounds without building it.
+
+// scanValue(buf, pos, end, depth): the offset just past the value starting at pos.
+// Throws ProtocolError(BAD_REQUEST) for 0xc1, truncation, counts the bytes left cannot
+// hold, or nesting deeper than MAX_DEPTH. Iterative, so hostile input cannot overflow the
+// JS stack.
+function scanValue(buf, pos, end) {
+  // Each stack entry counts the values still owed by an open array or map.
+  const owed = [1];
+  while (owed.length > 0) {
+    if (owed[owed.length - 1] === 0) {
+      owed.pop();
+      continue;
+    }
+    owed[owed.length - 1]--;
+    if (pos >= end) throw new ProtocolError('frame ends inside a value');
+    const t = buf[pos++];
+    let len = -1; // bytes of payload to skip
+    let count = -1; // child values for a container
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) len = 0;
+    else if ((t & 0xf0) === 0x80) count = (t & 0x0f) * 2;
+    else if ((t & 0xf0) === 0x90) count = t & 0x0f;
+    else if ((t & 0xe0) === 0xa0) len = t & 0x1f;
+    else {
+      switch (t) {
+        case 0xc1:
+          throw new ProtocolError('reserved byte 0xc1');
+        case 0xc4: case 0xd9: len = need(buf, pos, end, 1) && buf[pos]; pos += 1; break;
+        case 0xc5: case 0xda: len = need(buf, pos, end, 2) && buf.readUInt16BE(pos); pos += 2; break;
+        case 0xc6: case 0xdb: len = need(buf, pos, end, 4) && buf.readUInt32BE(pos); pos += 4; break;
+        case 0xc7: len = need(buf, pos, end, 2) && buf[pos] + 1; pos += 1; break;
+        case 0xc8: len = need(buf, pos, end, 3) && buf.readUInt16BE(pos) + 1; pos += 2; break;
+        case 0xc9: len = need(buf, pos, end, 5) && buf.readUInt32BE(pos) + 1; pos += 4; break;
+        case 0xca: len = 4; break;
+        case 0xcb: len = 8; break;
+        case 0xcc: case 0xd0: len = 1; break;
+        case 0xcd: case 0xd1: len = 2; break;
+        case 0xce: case 0xd2: len = 4; break;
+        case 0xcf: case 0xd3: len = 8; break;
+        case 0xd4: len = 2; break;
+        case 0xd5: len = 3; break;
+        case 0xd6: len = 5; break;
+        case 0xd7: len = 9; break;
+        case 0xd8: len = 17; break;
+        case 0xdc: count = need(buf, pos, end, 2) && buf.readUInt16BE(pos); pos += 2; break;
+        case 0xdd: count = need(buf, pos, end, 4) && buf.readUInt32BE(pos); pos += 4; break;
+        case 0xde: count = need(buf, pos, end, 2) && buf.readUInt16BE(pos) * 2; pos += 2; break;
+        case 0xdf: count = need(buf, pos, end, 4) && buf.readUInt32BE(pos) * 2; pos += 4; break;
+        default:
+          throw new ProtocolError('unknown type byte 0x' + t.toString(16));
+      }
+    }
+    if (len >= 0) {
+      if (len > end - pos) throw new ProtocolError('declared length exceeds the frame');
+      pos += len;
+    } else {
+      // Every child takes at least one byte: a count beyond the bytes left is a lie.
+      if (count > end - pos) throw new ProtocolError('declared count exceeds the frame');
+      if (owed.length > MAX_DEPTH) throw new ProtocolError('nesting deeper than ' + MAX_DEPTH);
+      owed.push(count);
+    }
+  }
+  return pos;
+}
+
+function need(buf, pos, end, n) {
+  if (end - pos < n) throw new ProtocolError('frame ends inside a header');
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding.
+
+const decoder = new Decoder({ useBigInt64: true });
+const encoder = new Encoder();
+const flashDecoder = new Decoder();
+
+function decodeValue(bytes) {
+  try {
+    return decoder.decode(bytes);
+  } catch (err) {
+    throw new ProtocolError('malformed MessagePack: ' + err.message);
+  }
+}
+
+// Converts a decoded integer to a Number when it is exactly representable, else a BigInt.
+function normalizeInt(v) {
+  if (typeof v === 'bigint' && v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) {
+    return Number(v);
+  }
+  return v;
+}
+
+// readFrameLength(buf, offset, maxFrame): the body length announced at offset, checked.
+// Throws ProtocolError(TOO_LARGE) over maxFrame, ProtocolError(BAD_REQUEST) for zero.
+function readFrameLength(buf, offset, maxFrame) {
+  const len = buf.readUInt32BE(offset);
+  if (len === 0) throw new ProtocolError('zero-length frame');
+  if (len > maxFrame) throw new ProtocolError(`frame of ${len} bytes over max_frame ${maxFrame}`, STATUS.TOO_LARGE);
+  return len;
+}
+
+// splitFrame(frame, maxFrame): the body of one whole frame (header included), checked
+// against maxFrame (header first, as a server does) and the bytes present.
+function splitFrame(frame, maxFrame = DEFAULT_MAX_FRAME) {
+  if (frame.length < HEADER_BYTES) throw new ProtocolError('frame shorter than its header');
+  const len = readFrameLength(frame, 0, maxFrame);
+  if (frame.length !== HEADER_BYTES + len) throw new ProtocolError('frame length does not match its header');
+  return frame.subarray(HEADER_BYTES);
+}
+
+// elements(body): [start, end) spans of the top-level array's elements. The whole body is
+// scanned first, so every rule (bounds, 0xc1, depth, trailing bytes) holds before use.
+function elements(body) {
+  if (body.length === 0) throw new ProtocolError('empty body');
+  const end = scanValue(body, 0, body.length);
+  if (end !== body.length) throw new ProtocolError('trailing bytes after the value');
+  const t = body[0];
+  let count;
+  let pos;
+  if ((t & 0xf0) === 0x90) {
+    count = t & 0x0f;
+    pos = 1;
+  } else if (t === 0xdc) {
+    count = body.readUInt16BE(1);
+    pos = 3;
+  } else if (t === 0xdd) {
+    count = body.readUInt32BE(1);
+    pos = 5;
+  } else {
+    throw new ProtocolError('the body must be an array');
+  }
+  const spans = [];
+  for (let i = 0; i < count; i++) {
+    const next = scanValue(body, pos, end);
+    spans.push([pos, next]);
+    pos = next;
+  }
+  return spans;
+}
+
+// readInt(body, [start, end]): the integer at the span as a Number, or a BigInt when it is
+// not a safe integer; throws unless the value is a MessagePack integer.
+function readInt(body, span, what) {
+  const [p] = span;
+  const t = body[p];
+  let v;
+  if (t <= 0x7f) v = t;
+  else if (t >= 0xe0) v = t - 0x100;
+  else {
+    switch (t) {
+      case 0xcc: v = body[p + 1]; break;
+      case 0xcd: v = body.readUInt16BE(p + 1); break;
+      case 0xce: v = body.readUInt32BE(p + 1); break;
+      case 0xcf: v = normalizeInt(body.readBigUInt64BE(p + 1)); break;
+      case 0xd0: v = body.readInt8(p + 1); break;
+      case 0xd1: v = body.readInt16BE(p + 1); break;
+      case 0xd2: v = body.readInt32BE(p + 1); break;
+      case 0xd3: v = normalizeInt(body.readBigInt64BE(p + 1)); break;
+      default: throw new ProtocolError(`${what} must be an integer`);
+    }
+  }
+  return v;
+}
+
+function readUint(body, span, what, max) {
+  const v = readInt(body, span, what);
+  if (v < 0) throw new ProtocolError(`${what} must not be negative`);
+  if (max !== undefined && v > max) throw new ProtocolError(`${what} is out of range`);
+  return v;
+}
+
+function isNil(body, span) {
+  return body[span[0]] === 0xc0;
+}
+
+// readBytes(body, span, kinds): { kind: 'str'|'bin', bytes } of a str or bin at the span.
+function readBytes(body, span, what, allowStr, allowBin) {
+  const [p, e] = span;
+  const t = body[p];
+  let hdr;
+  let kind;
+  if ((t & 0xe0) === 0xa0) [hdr, kind] = [1, 'str'];
+  else if (t === 0xd9) [hdr, kind] = [2, 'str'];
+  else if (t === 0xda) [hdr, kind] = [3, 'str'];
+  else if (t === 0xdb) [hdr, kind] = [5, 'str'];
+  else if (t === 0xc4) [hdr, kind] = [2, 'bin'];
+  else if (t === 0xc5) [hdr, kind] = [3, 'bin'];
+  else if (t === 0xc6) [hdr, kind] = [5, 'bin'];
+  else throw new ProtocolError(`${what} must be a ${allowStr && allowBin ? 'str or bin' : allowStr ? 'str' : 'bin'}`);
+  if ((kind === 'str' && !allowStr) || (kind === 'bin' && !allowBin)) {
+    throw new ProtocolError(`${what} must be a ${allowStr ? 'str' : 'bin'}`);
+  }
+  return { kind, bytes: body.subarray(p + hdr, e) };
+}
+
+function sized(r, min, max, what) {
+  if (r.bytes.length < min || r.bytes.length > max) throw new ProtocolError(`${what} must be ${min}..${max} bytes`);
+  return r;
+}
+
+// The field as the vectors write it: a str as a string under key, a bin as key_hex.
+function putBytes(out, key, r) {
+  if (r.kind === 'str') out[key] = r.bytes.toString('utf8');
+  else out[key + '_hex'] = r.bytes.toString('hex');
+}
+
+function readNs(body, span) {
+  if (isNil(body, span)) return null;
+  return sized(readBytes(body, span, 'namespace', true, false), 1, 64, 'namespace').bytes.toString('utf8');
+}
+
+function readTtl(body, span) {
+  const t = readUint(body, span, 'ttl');
+  if (t < 1 || t > MAX_TTL_MS) throw new ProtocolError('ttl must be 1..' + MAX_TTL_MS + ' ms');
+  return t;
+}
+
+// decodeRequestBody(body): the fields of a request ({ op, request_id, ... } named as in
+// vectors.json), validated as a server does (PROTOCOL.md "Types used below"; LIST limits
+// clamped to 1..1000). Throws ProtocolError carrying the status a server answers.
+function decodeRequestBody(body) {
+  body = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const spans = elements(body);
+  if (spans.length < 2) throw new ProtocolError('a request is an array [op, request_id, ...]');
+  const op = readUint(body, spans[0], 'opcode');
+  const requestId = readUint(body, spans[1], 'request_id');
+  const kinds = ARGS[op];
+  if (!kinds) {
+    // The reply to an unknown opcode carries the request's id (PROTOCOL.md).
+    const err = new ProtocolError('unknown opcode ' + op, STATUS.UNKNOWN_OP);
+    err.requestId = requestId;
+    throw err;
+  }
+  if (spans.length !== 2 + kinds.length) throw new ProtocolError(`opcode ${op} takes ${kinds.length} arguments`);
+  const out = { op, request_id: requestId };
+  kinds.forEach((kind, i) => {
+    const sp = spans[2 + i];
+    switch (kind) {
+      case 'version': out.version = readUint(body, sp, 'version'); break;
+      case 'client_name':
+        out.client_name = sized(readBytes(body, sp, 'client_name', true, false), 0, 64, 'client_name').bytes.toString('utf8');
+        break;
+      // Version 1 sends nil; what a server makes of anything else (AUTH_FAILED) is its
+      // business, so the decoder hands the raw value on.
+      case 'auth': out.auth_hex = body.subarray(sp[0], sp[1]).toString('hex'); break;
+      case 'ns': case 'ns_or_nil': out.ns = readNs(body, sp); break;
+      case 'id': putBytes(out, 'id', sized(readBytes(body, sp, 'id', true, true), 1, 128, 'id')); break;
+      case 'data': out.data_hex = readBytes(body, sp, 'data', true, true).bytes.toString('hex'); break;
+      case 'ttl': out.ttl_ms = readTtl(body, sp); break;
+      case 'type': out.type = sized(readBytes(body, sp, 'flash type', true, false), 1, 64, 'flash type').bytes.toString('utf8'); break;
+      case 'type_or_nil':
+        out.type = isNil(body, sp) ? null : sized(readBytes(body, sp, 'flash type', true, false), 1, 64, 'flash type').bytes.toString('utf8');
+        break;
+      case 'msg': putBytes(out, 'msg', readBytes(body, sp, 'msg', true, true)); break;
+      case 'cursor': out.cursor = readUint(body, sp, 'cursor'); break;
+      case 'limit': {
+        const l = readUint(body, sp, 'limit');
+        out.limit = l < 1 ? 1 : l > 1000 ? 1000 : Number(l);
+        break;
+      }
+      default: throw new Error('unreachable');
+    }
+  });
+  return out;
+}
+
+// decodeRequest(frame, maxFrame): decodeRequestBody of a whole frame.
+function decodeRequest(frame, maxFrame) {
+  return decodeRequestBody(splitFrame(frame, maxFrame));
+}
+
+// decodeReplyBody(body): { requestId, status, result, resultBytes } of a reply body.
+// result is the decoded value (bin as Buffer, ints as Number, or BigInt when not safe);
+// resultBytes is a view of the result's own encoding within body. Throws ProtocolError for
+// a malformed reply, including a NOT_FOUND without nil or an error status without a str.
+function decodeReplyBody(body) {
+  const spans = elements(body);
+  if (spans.length !== 3) throw new ProtocolError('a reply is a 3-element array');
+  const requestId = readUint(body, spans[0], 'request_id');
+  const status = readUint(body, spans[1], 'status', 0xffffffff);
+  const resultBytes = body.subarray(spans[2][0], spans[2][1]);
+  let result;
+  if (status === STATUS.OK) {
+    result = decodeValue(resultBytes);
+  } else if (status === STATUS.NOT_FOUND) {
+    if (!isNil(body, spans[2])) throw new ProtocolError('NOT_FOUND carries nil');
+    result = null;
+  } else {
+    result = readBytes(body, spans[2], 'an error message', true, false).bytes.toString('utf8');
+  }
+  return { requestId, status, result, resultBytes };
+}
+
+// decodeReply(frame, maxFrame): decodeReplyBody of a whole frame.
+function decodeReply(frame, maxFrame) {
+  return decodeReplyBody(Buffer.from(splitFrame(frame, maxFrame)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Flash messages: a JS string travels as msgpack str; anything else as a bin holding the
+// value's MessagePack encoding, so objects round-trip through FLASH_PUSH / FLASH_POP.
+
+function encodeFlashMessage(msg) {
+  if (typeof msg === 'string') return msg;
+  return encoder.encode(msg);
+}
+
+function decodeFlashMessage(msg) {
+  if (typeof msg === 'string') return msg;
+  try {
+    return flashDecoder.decode(msg);
+  } catch (err) {
+    // Not ours (pushed raw by another client): hand the bytes back unchanged.
+    return Buffer.from(msg.buffer, msg.byteOffset, msg.length);
+  }
+}
+
+module.exports = {
+  PROTOCOL_VERSION,
+  HEADER_BYTES,
+  DEFAULT_MAX_FRAME,
+  MAX_DEPTH,
+  MAX_TTL_MS,
+  OP,
+  STATUS,
+  STATUS_NAME,
+  CLOSING_STATUSES,
+  ProtocolError,
+  encodeRequest,
+  encodeReply,
+  readFrameLength,
+  splitFrame,
+  scanValue,
+  decodeReply,
+  decodeReplyBody,
+  decodeRequest,
+  decodeRequestBody,
+  normalizeInt,
+  encodeFlashMessage,
+  decodeFlashMessage,
+};

@@ -1,0 +1,243 @@
+'use strict';
+// One socket to sessd: HELLO first, then pipelined requests answered in order
+// (PROTOCOL.md "Ordering and pipelining"), so pending requests are a FIFO and the reply's
+// request_id is only a check.
+
+const net = require('net');
+const { EventEmitter } = require('events');
+const codec = require('./codec');
+
+const { OP, STATUS, STATUS_NAME } = codec;
+
+class SessdError extends Error {
+  // An error status the server answered. status: the wire number; statusName: its name.
+  constructor(status, message, op) {
+    super(`sessd ${STATUS_NAME[status] || 'status ' + status}: ${message}`);
+    this.name = 'SessdError';
+    this.status = status;
+    this.statusName = STATUS_NAME[status] || String(status);
+    this.code = 'ESESSD_' + this.statusName;
+    this.op = op;
+  }
+}
+
+function connectionError(code, message) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
+}
+
+// parseUrl(url): net.connect options for "unix:/path", "unix:///path" or "tcp://host:port".
+function parseUrl(url) {
+  if (typeof url !== 'string' || url.length === 0) throw new TypeError('sessd url must be a non-empty string');
+  if (url.startsWith('unix:')) {
+    let path = url.slice(5);
+    if (path.startsWith('//')) path = path.slice(2);
+    if (!path) throw new TypeError('unix url without a path: ' + url);
+    return { path };
+  }
+  if (url.startsWith('/')) return { path: url };
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(url);
+  if (!m) throw new TypeError('sessd url must be unix:/path or tcp://host:port, got ' + url);
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  return { host, port: Number(m[2]) };
+}
+
+// Connection events: 'ready' (hello info) once HELLO succeeded; 'close' (err or null) once,
+// after every pending request was rejected.
+class Connection extends EventEmitter {
+  // opts: url, timeoutMs (per request, 0 = none), connectTimeoutMs, clientName.
+  constructor(opts) {
+    super();
+    this.url = opts.url;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.clientName = opts.clientName ?? 'connect-sessd';
+    this.maxFrame = codec.DEFAULT_MAX_FRAME;
+    this.hello = null;
+    this.state = 'connecting';
+    this.pending = []; // FIFO of { id, op, resolve, reject, deadline }
+    this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
+    this.nextId = 1;
+    this.rbuf = null; // unparsed bytes
+    this.timer = null;
+    this.corked = false;
+
+    this.socket = net.connect(parseUrl(this.url));
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (chunk) => this.onData(chunk));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => this.fail(connectionError('ECONNRESET', 'sessd connection closed')));
+    if (this.connectTimeoutMs > 0) {
+      this.connectTimer = setTimeout(() => {
+        this.fail(connectionError('ETIMEDOUT', `sessd HELLO not answered within ${this.connectTimeoutMs} ms`));
+      }, this.connectTimeoutMs);
+      this.connectTimer.unref?.();
+    }
+    // The HELLO goes first; requests queued behind it are written to the socket before it
+    // connects and are answered after the HELLO reply.
+    this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, null], 0).then((info) => {
+      clearTimeout(this.connectTimer);
+      this.hello = info;
+      const mf = codec.normalizeInt(info && info.max_frame);
+      if (typeof mf === 'number' && mf >= 4096) this.maxFrame = mf;
+      this.serverId = info && info.server_id;
+      if (this.state !== 'connecting') return; // closed or draining meanwhile
+      this.state = 'ready';
+      this.announcedReady = true;
+      this.emit('ready', info);
+    }, (err) => this.fail(err));
+  }
+
+  get isOpen() {
+    return this.state === 'connecting' || this.state === 'ready';
+  }
+
+  get pendingCount() {
+    return this.pending.length - this.head;
+  }
+
+  // request(op, args): a promise of { status, result } for OK and NOT_FOUND; rejects with
+  // SessdError for other statuses, or with the transport error that closed the connection.
+  request(op, args) {
+    return this.send(op, args, this.timeoutMs);
+  }
+
+  send(op, args, timeoutMs) {
+    if (!this.isOpen) return Promise.reject(connectionError('ESESSD_CLOSED', 'sessd connection is closed'));
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    let frame;
+    try {
+      frame = codec.encodeRequest(op, id, args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // A frame over max_frame would make the server close the connection under every other
+    // pending request; refuse it here instead.
+    if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
+      return Promise.reject(new SessdError(STATUS.TOO_LARGE, `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${this.maxFrame}`, op));
+    }
+    return new Promise((resolve, reject) => {
+      const entry = { id, op, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 };
+      this.pending.push(entry);
+      if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
+      // Requests made in one tick leave in one write.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
+      }
+      this.socket.write(frame);
+    });
+  }
+
+  // One timer for the whole FIFO: entries are queued in deadline order (one timeout for all
+  // requests), so only the head can be overdue.
+  armTimer(ms) {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.pendingCount === 0) return;
+      const entry = this.pending[this.head];
+      const now = Date.now();
+      if (entry.deadline && entry.deadline <= now) {
+        // Replies come back in order, so a stuck reply blocks all after it: give up the
+        // connection; the pool opens a fresh one.
+        this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`));
+      } else if (entry.deadline) {
+        this.armTimer(entry.deadline - now);
+      } else {
+        this.armTimer(this.timeoutMs);
+      }
+    }, Math.max(1, ms));
+    this.timer.unref?.();
+  }
+
+  onData(chunk) {
+    let buf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
+    let pos = 0;
+    try {
+      while (buf.length - pos >= codec.HEADER_BYTES) {
+        const len = codec.readFrameLength(buf, pos, this.maxFrame);
+        if (buf.length - pos - codec.HEADER_BYTES < len) break;
+        const body = buf.subarray(pos + codec.HEADER_BYTES, pos + codec.HEADER_BYTES + len);
+        pos += codec.HEADER_BYTES + len;
+        this.onReply(codec.decodeReplyBody(body));
+        if (this.state === 'closed') return;
+      }
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.rbuf = pos < buf.length ? buf.subarray(pos) : null;
+  }
+
+  onReply(reply) {
+    if (this.pendingCount === 0) throw new codec.ProtocolError('reply without a request');
+    const entry = this.pending[this.head];
+    this.pending[this.head] = undefined;
+    this.head++;
+    if (this.head === this.pending.length) {
+      this.pending.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+    if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
+    if (reply.requestId !== entry.id) {
+      entry.reject(new codec.ProtocolError(`reply for request ${reply.requestId}, expected ${entry.id}`));
+      throw new codec.ProtocolError('replies out of order');
+    }
+    if (reply.status === STATUS.OK) {
+      entry.resolve(entry.op === OP.HELLO ? reply.result : { status: STATUS.OK, result: reply.result });
+    } else if (reply.status === STATUS.NOT_FOUND) {
+      entry.resolve({ status: STATUS.NOT_FOUND, result: null });
+    } else {
+      const message = typeof reply.result === 'string' ? reply.result : '';
+      entry.reject(new SessdError(reply.status, message, entry.op));
+    }
+  }
+
+  // fail(err): closes the connection and rejects every pending request with err (the first
+  // one) or a closed error (the rest). Idempotent.
+  fail(err) {
+    if (this.state === 'closed') return;
+    const wasReady = this.announcedReady === true;
+    this.state = 'closed';
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.socket.destroy();
+    const pending = this.pending.slice(this.head);
+    this.pending = [];
+    this.head = 0;
+    this.rbuf = null;
+    pending.forEach((entry, i) => {
+      if (i === 0) entry.reject(err);
+      else entry.reject(connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`));
+    });
+    this.closeError = err;
+    this.emit('close', err, wasReady);
+  }
+
+  // end(): takes no new requests, lets the pending ones be answered, then closes.
+  end() {
+    if (!this.isOpen) return;
+    if (this.pendingCount === 0) {
+      this.close();
+      return;
+    }
+    this.state = 'draining';
+  }
+
+  // close(): closes now; pending requests are rejected.
+  close() {
+    this.fail(connectionError('ESESSD_CLOSED', 'sessd connection closed by the client'));
+  }
+}
+
+module.exports = { Connection, SessdError, parseUrl };

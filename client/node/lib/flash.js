@@ -1,0 +1,109 @@
+'use strict';
+// flash(): connect-flash's req.flash on sessd. Flash queues live beside the session (one
+// FIFO per type, PROTOCOL.md "Flashes"), so every push and pop is one atomic request and a
+// concurrent whole-session save cannot drop a message. Every call returns a promise.
+
+const util = require('util');
+
+const DEFAULT_MARK = '_flash';
+
+function findBackend(opts, req) {
+  const store = opts.store || req.sessionStore;
+  if (opts.client) {
+    return { client: opts.client, namespace: opts.namespace ?? null, prefix: opts.prefix ?? '', store };
+  }
+  if (store && store.client && typeof store.client.flashPush === 'function') {
+    return { client: store.client, namespace: store.namespace, prefix: store.prefix, store };
+  }
+  throw new Error('connect-sessd flash() needs a SessdStore: pass flash({ store }) or use express-session with a SessdStore');
+}
+
+function ttlFor(req, backend) {
+  const cookie = req.session && req.session.cookie;
+  if (cookie && cookie.expires) {
+    const ms = Math.ceil(new Date(cookie.expires).getTime() - Date.now());
+    if (ms > 0) return Math.min(ms, 316224000000);
+  }
+  if (backend.store && typeof backend.store.ttlMs === 'function') {
+    const ms = backend.store.ttlMs(req.session);
+    if (ms > 0) return Math.min(ms, 316224000000);
+  }
+  return 86400 * 1000;
+}
+
+// flash(opts): middleware that sets req.flash. opts: store (a SessdStore; default
+// req.sessionStore), or client + namespace + prefix; markSession (default true: the first
+// push sets req.session._flash = true so express-session saves the session and sends its
+// cookie even with saveUninitialized: false; a string names another property; false turns
+// this off).
+function flash(opts = {}) {
+  const mark = opts.markSession === false ? null : typeof opts.markSession === 'string' ? opts.markSession : DEFAULT_MARK;
+
+  return function sessdFlash(req, res, next) {
+    if (req.flash) return next();
+    let backend = null;
+
+    function ctx() {
+      if (!backend) backend = findBackend(opts, req);
+      if (typeof req.sessionID !== 'string' || !req.session) {
+        throw new Error('req.flash() requires a session (is express-session mounted, and is sessd up?)');
+      }
+      return backend;
+    }
+
+    function push(type, msg) {
+      const b = ctx();
+      if (mark && !req.session[mark]) req.session[mark] = true;
+      return b.client.flashPush(b.namespace, b.prefix + req.sessionID, type, msg, ttlFor(req, b));
+    }
+
+    // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
+    // queue's length after the push. req.flash(type): pop that type, resolves to an array.
+    // req.flash(): pop every type, resolves to { type: [msgs] }.
+    req.flash = function reqFlash(type, msg, ...rest) {
+      try {
+        if (arguments.length === 0 || type === undefined || type === null) {
+          const b = ctx();
+          return b.client.flashPop(b.namespace, b.prefix + req.sessionID, null);
+        }
+        if (typeof type !== 'string' || type.length === 0) throw new TypeError('flash type must be a non-empty string');
+        if (arguments.length === 1) {
+          const b = ctx();
+          return b.client.flashPop(b.namespace, b.prefix + req.sessionID, type);
+        }
+        if (rest.length > 0) return push(type, util.format(msg, ...rest));
+        if (Array.isArray(msg)) {
+          // One connection serves one session id, so these pipelined pushes keep their order.
+          const pushes = msg.map((m) => push(type, m));
+          return Promise.all(pushes).then((lengths) => (lengths.length ? lengths[lengths.length - 1] : undefined));
+        }
+        return push(type, msg);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    next();
+  };
+}
+
+// flash.locals(opts): middleware that pops every pending flash into res.locals.flash
+// ({ type: [msgs] }, {} when none) before the route renders. opts.methods: the request
+// methods it pops on (default ['GET']: a POST that redirects must not eat the flashes
+// meant for the page after it). Mount it after flash().
+flash.locals = function locals(opts = {}) {
+  const methods = new Set((opts.methods || ['GET']).map((m) => m.toUpperCase()));
+  return function sessdFlashLocals(req, res, next) {
+    res.locals = res.locals || {};
+    if (!methods.has(req.method) || typeof req.flash !== 'function' || !req.session) {
+      res.locals.flash = {};
+      next();
+      return;
+    }
+    req.flash().then((all) => {
+      res.locals.flash = all;
+      next();
+    }, next);
+  };
+};
+
+module.exports = { flash };

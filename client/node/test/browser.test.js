@@ -1,0 +1,123 @@
+'use strict';
+// The example app (examples/express-demo) in headless Chromium, driven by playwright-core:
+// log in, add to the cart, see the flash once, reload and see it gone, log out. Two app
+// processes share the daemon; the browser moves between them.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { Daemon, REPO_DIR } = require('./helpers');
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const DEMO_DIR = path.join(REPO_DIR, 'examples/express-demo');
+const SCREENSHOT = path.join(os.tmpdir(), 'sessd-express-demo.png');
+
+// startDemo(env): a demo process and its base URL (read from its "listening on" line).
+function startDemo(env) {
+  if (!fs.existsSync(path.join(DEMO_DIR, 'node_modules/connect-sessd'))) {
+    throw new Error(`the example's dependencies are not installed: run npm ci in ${DEMO_DIR}`);
+  }
+  const proc = spawn(process.execPath, ['server.js'], {
+    cwd: DEMO_DIR,
+    env: { ...process.env, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('the demo did not start: ' + out)), 15000);
+    const onData = (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ proc, base: m[1] });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (d) => {
+      out += d;
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`the demo exited (${code}): ${out}`));
+    });
+  });
+}
+
+function stopDemo(demo) {
+  return new Promise((resolve) => {
+    if (demo.proc.exitCode !== null) return resolve();
+    demo.proc.once('exit', () => resolve());
+    demo.proc.kill('SIGTERM');
+    return undefined;
+  });
+}
+
+test('the example app in headless Chromium', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium (or set CHROMIUM_BIN)`);
+  }
+  const { chromium } = require('playwright-core');
+  const daemon = await new Daemon().start();
+  t.after(() => daemon.cleanup());
+  const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test' };
+  const demoA = await startDemo(env);
+  t.after(() => stopDemo(demoA));
+  const demoB = await startDemo({ ...env, SESSD_URL: daemon.unixUrl });
+  t.after(() => stopDemo(demoB));
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-chromium-'));
+  let context = null;
+  // One hook, so the profile is removed only after Chromium has exited.
+  t.after(async () => {
+    if (context) await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const flashText = async () => (await page.locator('#flash').innerText()).trim();
+
+  await page.goto(demoA.base + '/');
+  await page.fill('#username', 'Grace');
+  await page.click('#login');
+  await page.waitForURL(demoA.base + '/');
+  assert.equal(await flashText(), 'Welcome back, Grace');
+  assert.match(await page.locator('#user').innerText(), /Grace/);
+
+  await page.fill('#item', '2 lemons');
+  await page.click('#add');
+  await page.waitForSelector('#cart li');
+  assert.equal(await flashText(), 'Added 2 lemons');
+  assert.equal((await page.locator('#cart').innerText()).trim(), '2 lemons');
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  await page.reload();
+  assert.equal(await flashText(), '', 'the flash is shown once');
+  assert.equal((await page.locator('#cart').innerText()).trim(), '2 lemons');
+
+  // The same browser on the other process: same session, same cart.
+  await page.goto(demoB.base + '/');
+  assert.match(await page.locator('#user').innerText(), /Grace/);
+  await page.fill('#item', 'apple');
+  await page.click('#add');
+  await page.waitForSelector('#flash p');
+  assert.equal(await flashText(), 'Added 1 apple');
+  assert.deepEqual((await page.locator('#cart li').allInnerTexts()).map((s) => s.trim()), ['2 lemons', '1 apple']);
+
+  await page.click('#logout');
+  await page.waitForSelector('#username');
+  assert.equal(await flashText(), 'Goodbye, Grace');
+  await page.reload();
+  assert.equal(await flashText(), '');
+  assert.equal(await page.locator('#user').count(), 0);
+  await page.goto(demoA.base + '/');
+  assert.equal(await page.locator('#username').count(), 1, 'logged out on the other process too');
+});

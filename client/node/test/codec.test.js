@@ -1,0 +1,124 @@
+'use strict';
+// The Node codec against protocol/vectors.json (PROTOCOL.md "Test vectors"): every valid
+// vector decodes to its fields, every canonical one encodes to its exact bytes, and every
+// invalid one is rejected with the status a server answers.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const codec = require('../lib/codec');
+
+const VECTORS = path.resolve(__dirname, '../../../protocol/vectors.json');
+const vectors = JSON.parse(fs.readFileSync(VECTORS, 'utf8'));
+
+// JSON writes integers above 2^53 as decimal strings.
+function int(v) {
+  if (typeof v === 'string') return codec.normalizeInt(BigInt(v));
+  return v;
+}
+
+function bytesOf(fields, key) {
+  if (fields[key + '_hex'] !== undefined) return Buffer.from(fields[key + '_hex'], 'hex');
+  return fields[key];
+}
+
+// The argument list of a request, in wire order, from a vector's fields.
+function argsOf(r) {
+  switch (r.op) {
+    case codec.OP.HELLO: return null; // auth is raw bytes; built below
+    case codec.OP.PING: return [];
+    case codec.OP.GET: case codec.OP.DESTROY: return [r.ns, bytesOf(r, 'id')];
+    case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
+    case codec.OP.TOUCH: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms)];
+    case codec.OP.FLASH_PUSH: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
+    case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
+    case codec.OP.COUNT: case codec.OP.CLEAR: case codec.OP.STATS: return [r.ns];
+    case codec.OP.LIST: return [r.ns, int(r.cursor), int(r.limit)];
+    default: throw new Error('vector with unknown op ' + r.op);
+  }
+}
+
+function normalizeFields(fields) {
+  const out = {};
+  for (const [k, v] of Object.entries(fields)) {
+    out[k] = ['request_id', 'cursor', 'ttl_ms', 'limit', 'op', 'version', 'status'].includes(k) ? int(v) : v;
+  }
+  return out;
+}
+
+test('vectors.json is present and not empty', () => {
+  assert.ok(Array.isArray(vectors), 'vectors.json must be an array');
+  assert.ok(vectors.length > 0, 'vectors.json is empty: the protocol vectors have not been written yet');
+  const kinds = new Set(vectors.map((v) => `${v.kind}/${v.error ? 'invalid' : 'valid'}`));
+  for (const k of ['request/valid', 'request/invalid', 'reply/valid', 'reply/invalid']) {
+    assert.ok(kinds.has(k), `vectors.json has no ${k} vector`);
+  }
+});
+
+for (const v of vectors) {
+  test(`vector: ${v.kind}: ${v.name}`, () => {
+    const frame = Buffer.from(v.hex, 'hex');
+    const maxFrame = v.max_frame ?? codec.DEFAULT_MAX_FRAME;
+    if (v.error) {
+      const decode = v.kind === 'request' ? codec.decodeRequest : codec.decodeReply;
+      assert.throws(() => decode(frame, maxFrame), (err) => {
+        assert.equal(err.name, 'ProtocolError', `unexpected ${err.stack}`);
+        assert.equal(err.statusName, v.error);
+        if (v.error === 'UNKNOWN_OP') assert.deepEqual(err.requestId, int(v.request_id));
+        return true;
+      });
+      return;
+    }
+    if (v.kind === 'request') {
+      const want = normalizeFields(v.request);
+      assert.deepEqual(codec.decodeRequest(frame, maxFrame), want);
+      if (v.canonical !== false) {
+        let encoded;
+        if (want.op === codec.OP.HELLO) {
+          // The encoder writes nil for auth; a raw auth value is spliced in to compare.
+          const pre = codec.encodeRequest(want.op, want.request_id, [want.version, want.client_name]);
+          const body = Buffer.concat([pre.subarray(4), Buffer.from(want.auth_hex, 'hex')]);
+          body[0] += 1; // the fixarray grows by the auth element
+          encoded = Buffer.concat([Buffer.alloc(4), body]);
+          encoded.writeUInt32BE(body.length, 0);
+          if (want.auth_hex === 'c0') {
+            assert.equal(codec.encodeRequest(want.op, want.request_id, [want.version, want.client_name, null]).toString('hex'), v.hex);
+          }
+        } else {
+          encoded = codec.encodeRequest(want.op, want.request_id, argsOf(want));
+        }
+        assert.equal(encoded.toString('hex'), v.hex);
+      } else {
+        // Not the shortest form: encoding the fields must still decode to the same fields.
+        const args = want.op === codec.OP.HELLO ? [want.version, want.client_name, null] : argsOf(want);
+        assert.deepEqual(codec.decodeRequest(codec.encodeRequest(want.op, want.request_id, args)), want);
+      }
+      return;
+    }
+    const r = v.reply;
+    const got = codec.decodeReply(frame, maxFrame);
+    assert.deepEqual(got.requestId, int(r.request_id));
+    assert.equal(got.status, r.status);
+    assert.equal(Buffer.from(got.resultBytes).toString('hex'), r.result_hex);
+    if (r.message !== undefined) assert.equal(got.result, r.message);
+    if (v.canonical !== false) {
+      assert.equal(codec.encodeReply(int(r.request_id), r.status, Buffer.from(r.result_hex, 'hex')).toString('hex'), v.hex);
+    }
+  });
+}
+
+test('flash messages: strings stay str, other values round-trip through bin', () => {
+  assert.equal(codec.encodeFlashMessage('hi'), 'hi');
+  const obj = { a: [1, 'two', null], b: true };
+  const wire = codec.encodeFlashMessage(obj);
+  assert.ok(wire instanceof Uint8Array);
+  assert.deepEqual(codec.decodeFlashMessage(wire), obj);
+  assert.equal(codec.decodeFlashMessage(codec.encodeFlashMessage(42)), 42);
+});
+
+test('encoder refuses values it cannot write', () => {
+  assert.throws(() => codec.encodeRequest(codec.OP.PING, -1, []), RangeError);
+  assert.throws(() => codec.encodeRequest(codec.OP.GET, 1, [null, {}]), TypeError);
+  assert.throws(() => codec.encodeRequest(codec.OP.GET, 1.5, []), RangeError);
+});

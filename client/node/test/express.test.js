@@ -1,0 +1,173 @@
+'use strict';
+// Two Express servers sharing one sessd, as two processes of one app would: sessions and
+// flashes cross between them, concurrent flashes are never lost or duplicated, logout and
+// cookie expiry end sessions.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore, flash } = require('..');
+const { Daemon, Browser, listen, closeServer, waitFor, once } = require('./helpers');
+
+const SECRET = 'express-test-secret';
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  if (daemon) await daemon.cleanup();
+});
+
+function makeApp(store, { maxAge = 3600000 } = {}) {
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge } }));
+  app.use(flash());
+  const wrap = (fn) => (req, res, next) => Promise.resolve(fn(req, res)).catch(next);
+  app.post('/login', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = req.body.user;
+      res.json({ ok: true });
+      return undefined;
+    });
+  });
+  app.get('/me', (req, res) => res.json({ user: (req.session && req.session.user) || null, sid: req.sessionID || null }));
+  app.post('/flash', wrap(async (req, res) => res.json({ n: await req.flash(req.body.type || 'info', req.body.msg) })));
+  app.post('/flash-format', wrap(async (req, res) => res.json({ n: await req.flash('info', 'Added %d %s', 2, 'lemons') })));
+  app.post('/flash-many', wrap(async (req, res) => res.json({ n: await req.flash('info', ['a', 'b', 'c']) })));
+  app.post('/flash-object', wrap(async (req, res) => res.json({ n: await req.flash('data', { x: [1, 2], ok: true }) })));
+  app.get('/flash', wrap(async (req, res) => res.json(req.query.type ? await req.flash(req.query.type) : await req.flash())));
+  app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+  app.post('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+  app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  return app;
+}
+
+// Two "processes": each its own store (own connections) and HTTP server.
+async function twoServers(t, opts) {
+  const out = [];
+  for (let i = 0; i < 2; i++) {
+    const store = new SessdStore({ url: i === 0 ? daemon.unixUrl : daemon.tcpUrl, namespace: 'express-test', poolSize: 2 });
+    const { server, base } = await listen(makeApp(store, opts));
+    t.after(async () => {
+      await closeServer(server);
+      store.close();
+    });
+    out.push({ store, base });
+  }
+  return out;
+}
+
+test('log in on one server, be logged in on the other; logout destroys the session', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  assert.equal((await br.post('/login', { user: 'ann' })).status, 200);
+  assert.ok(br.cookies.has('sid'), 'login sets the session cookie');
+  const onB = JSON.parse((await br.get('/me', b.base)).body);
+  assert.equal(onB.user, 'ann');
+  const onA = JSON.parse((await br.get('/me')).body);
+  assert.equal(onA.sid, onB.sid);
+  assert.equal((await a.store.get(onA.sid)).user, 'ann');
+
+  assert.equal((await br.post('/logout', {}, b.base)).status, 200);
+  assert.equal(await a.store.get(onA.sid), null, 'the session is gone from sessd');
+  assert.equal(JSON.parse((await br.get('/me')).body).user, null);
+  assert.equal(JSON.parse((await br.get('/me', b.base)).body).user, null);
+});
+
+test('a flash pushed on one server is shown once on the other, then gone', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  await br.post('/login', { user: 'bob' });
+  assert.deepEqual(JSON.parse((await br.post('/flash', { msg: 'Welcome back, bob' })).body), { n: 1 });
+  assert.deepEqual(JSON.parse((await br.get('/page', b.base)).body), { info: ['Welcome back, bob'] });
+  assert.deepEqual(JSON.parse((await br.get('/page', b.base)).body), {});
+  assert.deepEqual(JSON.parse((await br.get('/page')).body), {});
+});
+
+test('req.flash calling forms: format, arrays, objects, pop one type, pop all', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  await br.post('/login', { user: 'cy' });
+  assert.deepEqual(JSON.parse((await br.post('/flash-format')).body), { n: 1 });
+  assert.deepEqual(JSON.parse((await br.post('/flash-many')).body), { n: 4 });
+  assert.deepEqual(JSON.parse((await br.post('/flash-object')).body), { n: 1 });
+  assert.deepEqual(JSON.parse((await br.post('/flash', { type: 'error', msg: '' })).body), { n: 1 });
+  assert.deepEqual(JSON.parse((await br.get('/flash?type=data', b.base)).body), [{ x: [1, 2], ok: true }]);
+  assert.deepEqual(JSON.parse((await br.get('/flash', b.base)).body), { info: ['Added 2 lemons', 'a', 'b', 'c'], error: [''] });
+  assert.deepEqual(JSON.parse((await br.get('/flash?type=info')).body), []);
+  // flash.locals pops only on GET by default: a POST leaves the flashes for the next page.
+  await br.post('/flash', { msg: 'kept' });
+  assert.deepEqual(JSON.parse((await br.post('/page')).body), {});
+  assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['kept'] });
+});
+
+test('a flash pushed before the session was ever saved sets the cookie and survives', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  assert.equal(br.cookies.size, 0);
+  await br.post('/flash', { msg: 'first visit' });
+  assert.ok(br.cookies.has('sid'), 'the flash marks the session so express-session sends its cookie');
+  assert.deepEqual(JSON.parse((await br.get('/page', b.base)).body), { info: ['first visit'] });
+});
+
+test('50 concurrent flash pushes yield exactly 50 messages, each popped once', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  await br.post('/login', { user: 'dee' });
+  const pushes = [];
+  for (let i = 0; i < 50; i++) pushes.push(br.post('/flash', { msg: `m${i}` }, i % 2 ? b.base : a.base));
+  const lengths = (await Promise.all(pushes)).map((r) => JSON.parse(r.body).n);
+  // Every push saw a distinct queue length: none overwrote another.
+  assert.deepEqual([...lengths].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1));
+  // Concurrent pops on both servers: each message comes back exactly once.
+  const pops = [];
+  for (let i = 0; i < 10; i++) pops.push(br.get('/flash?type=info', i % 2 ? b.base : a.base));
+  const got = (await Promise.all(pops)).flatMap((r) => JSON.parse(r.body));
+  assert.equal(got.length, 50);
+  assert.deepEqual([...got].sort(), Array.from({ length: 50 }, (_, i) => `m${i}`).sort());
+  assert.deepEqual(JSON.parse((await br.get('/flash')).body), {});
+});
+
+test('a short cookie maxAge ends the session on time', async (t) => {
+  const [a, b] = await twoServers(t, { maxAge: 1500 });
+  const br = new Browser(a.base);
+  await br.post('/login', { user: 'eve' });
+  const me = JSON.parse((await br.get('/me', b.base)).body);
+  assert.equal(me.user, 'eve');
+  const started = Date.now();
+  // Poll the store, not the app: each app request would renew the session.
+  await waitFor(async () => (await a.store.get(me.sid)) === null, 'the session to expire', 20000, 100);
+  assert.ok(Date.now() - started >= 500, 'the session did not end long before its maxAge');
+  assert.equal(JSON.parse((await br.get('/me', b.base)).body).user, null);
+});
+
+test('while sessd is down, express-session serves requests without a session', async (t) => {
+  const d = await new Daemon().start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  const { server, base } = await listen(makeApp(store));
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  await once(store, 'connect');
+  const br = new Browser(base);
+  await br.post('/login', { user: 'fay' });
+  assert.equal(JSON.parse((await br.get('/me')).body).user, 'fay');
+  const down = once(store, 'disconnect');
+  await d.stop('SIGKILL');
+  await down;
+  const r = await br.get('/me');
+  assert.equal(r.status, 200);
+  assert.deepEqual(JSON.parse(r.body), { user: null, sid: null });
+  const up = once(store, 'connect');
+  await d.start();
+  await up;
+  await br.post('/login', { user: 'fay' });
+  assert.equal(JSON.parse((await br.get('/me')).body).user, 'fay');
+});

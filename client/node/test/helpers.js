@@ -1,0 +1,173 @@
+'use strict';
+// Shared test helpers: start the real sessd daemon on a temporary Unix socket and an
+// ephemeral loopback port, and talk HTTP with cookies.
+
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const http = require('http');
+
+const NODE_DIR = path.resolve(__dirname, '..');
+const REPO_DIR = path.resolve(NODE_DIR, '../..');
+
+function sessdBin() {
+  const bin = process.env.SESSD_BIN
+    ? path.resolve(NODE_DIR, process.env.SESSD_BIN)
+    : path.resolve(NODE_DIR, '../../build/daemon/sessd');
+  if (!fs.existsSync(bin)) {
+    throw new Error(`sessd binary not found at ${bin}: build it (meson setup build && ninja -C build daemon/sessd) or set SESSD_BIN`);
+  }
+  return bin;
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// waitFor(fn, what, timeoutMs): polls fn until it returns a truthy value (awaited).
+async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+// A running daemon. start() launches it with a ready file and waits for its URLs.
+class Daemon {
+  constructor({ dir, extraArgs = [] } = {}) {
+    this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-node-'));
+    this.ownsDir = !dir;
+    this.sock = path.join(this.dir, 's.sock');
+    this.readyFile = path.join(this.dir, 'ready');
+    this.extraArgs = extraArgs;
+    this.proc = null;
+    this.stderr = '';
+  }
+
+  async start() {
+    fs.rmSync(this.readyFile, { force: true });
+    const args = ['--listen', `unix:${this.sock}`, '--listen', 'tcp://127.0.0.1:0', '--ready-file', this.readyFile, ...this.extraArgs];
+    const proc = spawn(sessdBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    this.stderr = '';
+    proc.stderr.on('data', (d) => {
+      this.stderr += d;
+      if (this.stderr.length > 65536) this.stderr = this.stderr.slice(-32768);
+    });
+    let exited = null;
+    proc.once('exit', (code, sig) => {
+      exited = { code, sig };
+    });
+    const urls = await waitFor(() => {
+      if (exited) throw new Error(`sessd exited (${exited.code ?? exited.sig}) before it was ready: ${this.stderr}`);
+      if (!fs.existsSync(this.readyFile)) return null;
+      const lines = fs.readFileSync(this.readyFile, 'utf8').split('\n').filter(Boolean);
+      return lines.length >= 2 ? lines : null;
+    }, 'the sessd ready file');
+    this.unixUrl = urls.find((u) => u.startsWith('unix:'));
+    this.tcpUrl = urls.find((u) => u.startsWith('tcp:'));
+    if (!this.unixUrl || !this.tcpUrl) throw new Error('unexpected ready file: ' + urls.join(' | '));
+    return this;
+  }
+
+  // stop(signal): ends the daemon and waits for it to exit.
+  async stop(signal = 'SIGTERM') {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const gone = new Promise((r) => proc.once('exit', r));
+    proc.kill(signal);
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(t);
+  }
+
+  async cleanup() {
+    await this.stop();
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// A minimal cookie-keeping HTTP client (fetch would do, but keep-alive agents and manual
+// redirects are simpler this way).
+class Browser {
+  constructor(base) {
+    this.base = base;
+    this.cookies = new Map();
+  }
+
+  cookieHeader() {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  // request(method, path, form): { status, headers, body, location }.
+  request(method, p, form, base = this.base) {
+    const url = new URL(p, base);
+    const body = form ? new URLSearchParams(form).toString() : null;
+    const headers = {};
+    if (this.cookies.size) headers.cookie = this.cookieHeader();
+    if (body !== null) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    return new Promise((resolve, reject) => {
+      const req = http.request(url, { method, headers, agent: false }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          data += d;
+        });
+        res.on('end', () => {
+          for (const c of res.headers['set-cookie'] || []) {
+            const [pair] = c.split(';');
+            const i = pair.indexOf('=');
+            this.cookies.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+          }
+          resolve({ status: res.statusCode, headers: res.headers, body: data, location: res.headers.location });
+        });
+      });
+      req.on('error', reject);
+      if (body !== null) req.end(body);
+      else req.end();
+    });
+  }
+
+  get(p, base) {
+    return this.request('GET', p, null, base);
+  }
+
+  post(p, form, base) {
+    return this.request('POST', p, form || {}, base);
+  }
+}
+
+// listen(app): an http.Server on an ephemeral loopback port, and its base URL.
+function listen(app) {
+  return new Promise((resolve, reject) => {
+    const server = http.createServer(app);
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, base: `http://127.0.0.1:${server.address().port}` }));
+  });
+}
+
+function closeServer(server) {
+  return new Promise((r) => {
+    server.closeAllConnections?.();
+    server.close(() => r());
+  });
+}
+
+function once(emitter, event, timeoutMs = 15000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)), timeoutMs);
+    emitter.once(event, (v) => {
+      clearTimeout(t);
+      resolve(v);
+    });
+  });
+}
+
+module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, sessdBin, NODE_DIR, REPO_DIR };

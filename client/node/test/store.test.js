@@ -1,0 +1,366 @@
+'use strict';
+// Client and SessdStore against the real daemon: every operation, promise and callback
+// forms, connect-redis ttl semantics, errors, timeouts and reconnection.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('net');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { Client, SessdStore, SessdError, codec } = require('..');
+const { Daemon, waitFor, once, sleep } = require('./helpers');
+
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  if (daemon) await daemon.cleanup();
+});
+
+function sess(extra = {}, maxAgeMs = 60000) {
+  return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' }, ...extra };
+}
+
+test('client: HELLO over unix and tcp, ping, stats', async (t) => {
+  for (const url of [daemon.unixUrl, daemon.tcpUrl]) {
+    const c = new Client({ url });
+    t.after(() => c.close());
+    const hello = await c.ready();
+    assert.equal(codec.normalizeInt(hello.version), 1);
+    assert.match(hello.server_id, /^[0-9a-f]{32}$/);
+    assert.ok(codec.normalizeInt(hello.max_frame) >= 4096);
+    await c.ping();
+    const st = await c.stats(null);
+    assert.ok(st.connections >= 1, JSON.stringify(st));
+    assert.equal(typeof st.uptime_ms, 'number');
+  }
+});
+
+test('client: every session and flash operation', async (t) => {
+  const c = new Client({ url: daemon.unixUrl, poolSize: 3 });
+  t.after(() => c.close());
+  const ns = 'client-ops';
+  assert.equal(await c.get(ns, 'nope'), null);
+  await c.set(ns, 'a', 'hello', 60000);
+  assert.equal((await c.get(ns, 'a')).toString(), 'hello');
+  await c.set(ns, Buffer.from('a'), Buffer.from([0, 1, 2]), 60000); // bin id names the same session
+  assert.deepEqual([...(await c.get(ns, 'a'))], [0, 1, 2]);
+  assert.equal(await c.touch(ns, 'a', 120000), true);
+  assert.equal(await c.touch(ns, 'missing', 1000), false);
+  assert.equal(await c.count(ns), 1);
+  const page = await c.list(ns, 0, 10);
+  assert.equal(page.cursor, 0);
+  assert.deepEqual(page.entries.map((e) => e.id), ['a']);
+  assert.ok(page.entries[0].ttlMs > 60000 && page.entries[0].ttlMs <= 120000);
+
+  assert.equal(await c.flashPush(ns, 'a', 'info', 'one', 60000), 1);
+  assert.equal(await c.flashPush(ns, 'a', 'info', { two: [2] }, 60000), 2);
+  assert.equal(await c.flashPush(ns, 'a', 'error', 'bad', 60000), 1);
+  // A whole-session SET does not touch the flashes.
+  await c.set(ns, 'a', 'v2', 60000);
+  assert.deepEqual(await c.flashPop(ns, 'a', 'info'), ['one', { two: [2] }]);
+  assert.deepEqual(await c.flashPop(ns, 'a', 'info'), []);
+  assert.deepEqual(await c.flashPop(ns, 'a', null), { error: ['bad'] });
+  assert.deepEqual(await c.flashPop(ns, 'a'), {});
+  assert.deepEqual(await c.flashPop(ns, 'never', 'info'), []);
+  assert.deepEqual(await c.flashPop(ns, 'never'), {});
+
+  // A flash on a session that was never saved creates a flash-only session: GET misses.
+  assert.equal(await c.flashPush(ns, 'fresh', 'info', 'hi', 60000), 1);
+  assert.equal(await c.get(ns, 'fresh'), null);
+  assert.equal(await c.count(ns), 2);
+  const nsStats = await c.stats(ns);
+  assert.equal(nsStats.sessions, 2);
+  assert.equal(nsStats.flashes, 1);
+
+  assert.equal(await c.destroy(ns, 'a'), true);
+  assert.equal(await c.destroy(ns, 'a'), false);
+  assert.equal(await c.clear(ns), 1);
+  assert.equal(await c.count(ns), 0);
+});
+
+test('client: LIST pages through many sessions; pipelined requests', async (t) => {
+  const c = new Client({ url: daemon.tcpUrl, poolSize: 2 });
+  t.after(() => c.close());
+  const ns = 'client-list';
+  const ids = Array.from({ length: 250 }, (_, i) => `id-${i}`);
+  await Promise.all(ids.map((id) => c.set(ns, id, id, 60000)));
+  const values = await Promise.all(ids.map((id) => c.get(ns, id)));
+  assert.deepEqual(values.map(String), ids);
+  const seen = await c.ids(ns, 7);
+  assert.deepEqual(seen.sort(), [...ids].sort());
+  assert.equal(await c.clear(ns), 250);
+});
+
+test('client: refuses bad arguments locally, server errors are SessdErrors', async (t) => {
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => c.close());
+  const hello = await c.ready();
+  await assert.rejects(c.get(null, 'x'.repeat(129)), RangeError);
+  await assert.rejects(c.get('n'.repeat(65), 'x'), RangeError);
+  await assert.rejects(c.set(null, 'x', 'v', 0), RangeError);
+  await assert.rejects(c.set(null, 'x', 'v', codec.MAX_TTL_MS + 1), RangeError);
+  await assert.rejects(c.flashPush(null, 'x', '', 'v', 1000), RangeError);
+  const big = Buffer.alloc(codec.normalizeInt(hello.max_frame) + 1);
+  await assert.rejects(c.set(null, 'x', big, 1000), (err) => err instanceof SessdError && err.statusName === 'TOO_LARGE');
+  // An opcode the server does not know: UNKNOWN_OP, and the connection stays usable.
+  await assert.rejects(c.request(0x7f, []), (err) => err instanceof SessdError && err.statusName === 'UNKNOWN_OP');
+  await c.ping();
+});
+
+test('client: close() lets requests in flight finish; terminate() does not', async () => {
+  const c = new Client({ url: daemon.unixUrl, poolSize: 2 });
+  await c.ready();
+  const sets = Array.from({ length: 100 }, (_, i) => c.set('client-close', `k${i}`, 'v', 60000));
+  c.close();
+  await Promise.all(sets);
+  await assert.rejects(c.ping(), (err) => err.code === 'ESESSD_CLOSED');
+  const d = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  await d.ready();
+  assert.equal(await d.count('client-close'), 100);
+  await d.clear('client-close');
+  const pending = d.ping();
+  d.terminate();
+  await assert.rejects(pending, (err) => err.code === 'ESESSD_CLOSED');
+});
+
+test('client: a reply over max_frame closes the connection', async (t) => {
+  // A hostile peer: answers HELLO with max_frame 4096, then announces a 5000-byte frame.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-hostile-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sockPath = path.join(dir, 'h.sock');
+  const server = net.createServer((s) => {
+    let got = Buffer.alloc(0);
+    let helloDone = false;
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (!helloDone && got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
+        helloDone = true;
+        const req = codec.decodeRequest(got.subarray(0, 4 + got.readUInt32BE(0)));
+        // map: { max_frame: 4096 }
+        const result = Buffer.from('81a96d61785f6672616d65cd1000', 'hex');
+        s.write(codec.encodeReply(req.request_id, 0, result));
+        got = got.subarray(4 + got.readUInt32BE(0));
+      }
+      if (helloDone && got.length > 0) {
+        const hdr = Buffer.alloc(4);
+        hdr.writeUInt32BE(5000);
+        s.write(hdr);
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(sockPath, r));
+  t.after(() => server.close());
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10000, reconnectMaxMs: 10000 });
+  t.after(() => c.close());
+  await c.ready();
+  await assert.rejects(c.ping(), (err) => err.name === 'ProtocolError' && err.statusName === 'TOO_LARGE');
+});
+
+test('client: request timeout when the daemon stops answering', async (t) => {
+  const d = await new Daemon().start();
+  t.after(() => d.cleanup());
+  const c = new Client({ url: d.unixUrl, poolSize: 1, timeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
+  t.after(() => c.close());
+  await c.ready();
+  process.kill(d.proc.pid, 'SIGSTOP');
+  try {
+    await assert.rejects(c.get(null, 'x'), (err) => err.code === 'ETIMEDOUT');
+  } finally {
+    process.kill(d.proc.pid, 'SIGCONT');
+  }
+  await waitFor(async () => {
+    try {
+      await c.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'the client to work again after SIGCONT');
+});
+
+test('store: promise forms of every method', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'store-promise' });
+  t.after(() => store.close());
+  await store.clear();
+  assert.equal(await store.get('s1'), null);
+  await store.set('s1', sess({ user: 'ann' }));
+  await store.set('s2', sess({ user: 'bob' }));
+  assert.equal((await store.get('s1')).user, 'ann');
+  assert.equal(await store.length(), 2);
+  assert.deepEqual((await store.ids()).sort(), ['s1', 's2']);
+  const all = await store.all();
+  assert.deepEqual(all.map((s) => `${s.id}:${s.user}`).sort(), ['s1:ann', 's2:bob']);
+  await store.touch('s1', sess({ user: 'ann' }, 3600000));
+  const { entries } = await store.client.list('store-promise', 0, 10);
+  assert.ok(entries.find((e) => e.id === 's1').ttlMs > 60000);
+  await store.destroy('s1');
+  assert.equal(await store.get('s1'), null);
+  await store.destroy('s1'); // destroying a missing session is not an error
+  await store.clear();
+  assert.equal(await store.length(), 0);
+  assert.deepEqual(await store.all(), []);
+});
+
+test('store: callback forms of every method', async (t) => {
+  const store = new SessdStore({ url: daemon.tcpUrl, namespace: 'store-callback' });
+  t.after(() => store.close());
+  const call = (method, ...args) => new Promise((resolve, reject) => {
+    const ret = store[method](...args, (err, v) => (err ? reject(err) : resolve(v)));
+    assert.equal(ret, undefined, `${method} with a callback returns nothing`);
+  });
+  await call('clear');
+  assert.equal(await call('get', 'c1'), null);
+  assert.equal(await call('set', 'c1', sess({ n: 1 })), undefined);
+  assert.equal((await call('get', 'c1')).n, 1);
+  assert.equal(await call('touch', 'c1', sess({ n: 1 })), undefined);
+  assert.equal(await call('length'), 1);
+  assert.deepEqual(await call('ids'), ['c1']);
+  assert.deepEqual((await call('all')).map((s) => s.id), ['c1']);
+  assert.equal(await call('destroy', 'c1'), undefined);
+  assert.equal(await call('get', 'c1'), null);
+  await call('set', 'c2', sess());
+  await call('clear');
+  assert.equal(await call('length'), 0);
+  // express-session's own helpers on the Store base class work through get/set.
+  await call('set', 'c3', sess({ n: 3 }));
+  const loaded = await new Promise((resolve, reject) => store.load('c3', (err, s) => (err ? reject(err) : resolve(s))));
+  assert.equal(loaded.n, 3);
+  assert.equal(typeof loaded.cookie.expires, 'object');
+});
+
+test('store: ttl from the cookie, the ttl option, and expired sessions', async (t) => {
+  const ns = 'store-ttl';
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: ns });
+  const ttlOf = async (id) => (await store.client.list(ns, 0, 1000)).entries.find((e) => e.id === id)?.ttlMs;
+  t.after(() => store.close());
+  await store.clear();
+  // No cookie expiry: the ttl option (default one day).
+  await store.set('nocookie', { cookie: { originalMaxAge: null, expires: null } });
+  const day = await ttlOf('nocookie');
+  assert.ok(day > 86400000 - 60000 && day <= 86400000, String(day));
+  // The cookie's expiry, to the millisecond.
+  await store.set('cookie', sess({}, 5 * 60000));
+  const five = await ttlOf('cookie');
+  assert.ok(five > 4 * 60000 && five <= 5 * 60000, String(five));
+  // An expired cookie destroys instead of saving.
+  await store.set('cookie', sess({}, -1000));
+  assert.equal(await store.get('cookie'), null);
+  await store.set('gone', sess());
+  await store.touch('gone', sess({}, -5));
+  assert.equal(await store.get('gone'), null);
+
+  const fixed = new SessdStore({ url: daemon.unixUrl, namespace: ns, ttl: 120 });
+  t.after(() => fixed.close());
+  await fixed.set('fixed', { cookie: {} });
+  const two = await ttlOf('fixed');
+  assert.ok(two > 60000 && two <= 120000, String(two));
+  const fn = new SessdStore({ url: daemon.unixUrl, namespace: ns, ttl: (s) => s.minutes * 60 });
+  t.after(() => fn.close());
+  await fn.set('fn', sess({ minutes: 30 }));
+  const thirty = await ttlOf('fn');
+  assert.ok(thirty > 29 * 60000 && thirty <= 30 * 60000, String(thirty));
+  await fn.set('fn', sess({ minutes: 0 }));
+  assert.equal(await fn.get('fn'), null);
+
+  // disableTouch: touch leaves the expiry alone.
+  const nt = new SessdStore({ url: daemon.unixUrl, namespace: ns, disableTouch: true });
+  t.after(() => nt.close());
+  await nt.set('nt', sess({}, 60000));
+  await nt.touch('nt', sess({}, 3600000));
+  assert.ok((await ttlOf('nt')) <= 60000);
+
+  // A session really ends when its ttl runs out.
+  await store.set('short', sess({}, 300));
+  await waitFor(async () => (await store.get('short')) === null, 'the 300 ms session to expire');
+});
+
+test('store: serializer, prefix and namespaces keep apart', async (t) => {
+  const serializer = {
+    stringify: (s) => 'X' + JSON.stringify(s),
+    parse: (str) => JSON.parse(str.slice(1)),
+  };
+  const a = new SessdStore({ url: daemon.unixUrl, namespace: 'store-sep', prefix: 'a:', serializer });
+  const b = new SessdStore({ url: daemon.unixUrl, namespace: 'store-sep', prefix: 'b:' });
+  const other = new SessdStore({ url: daemon.unixUrl, namespace: 'store-sep-2' });
+  t.after(() => [a, b, other].forEach((s) => s.close()));
+  await Promise.all([a.clear(), b.clear(), other.clear()]);
+  await a.set('1', sess({ who: 'a1' }));
+  await a.set('2', sess({ who: 'a2' }));
+  await b.set('1', sess({ who: 'b1' }));
+  await other.set('1', sess({ who: 'o1' }));
+  assert.equal((await store_raw(a, 'a:1')).slice(0, 2), 'X{');
+  assert.equal((await a.get('1')).who, 'a1');
+  assert.equal((await b.get('1')).who, 'b1');
+  assert.equal((await other.get('1')).who, 'o1');
+  assert.equal(await a.length(), 2);
+  assert.equal(await b.length(), 1);
+  assert.deepEqual((await a.all()).map((s) => s.id).sort(), ['1', '2']);
+  await a.clear();
+  assert.equal(await a.length(), 0);
+  assert.equal((await b.get('1')).who, 'b1');
+  assert.equal((await other.get('1')).who, 'o1');
+  await b.clear();
+  await other.clear();
+});
+
+async function store_raw(store, key) {
+  return (await store.client.get(store.namespace, key)).toString();
+}
+
+test('store: errors are errors, never a missing session', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-none-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = new SessdStore({ url: `unix:${path.join(dir, 'nobody.sock')}`, reconnectMinMs: 50, reconnectMaxMs: 200 });
+  t.after(() => store.close());
+  // Never connected: 'disconnect' tells express-session to stop waiting on the store.
+  await once(store, 'disconnect');
+  await assert.rejects(store.get('x'), (err) => err.code === 'ESESSD_DISCONNECTED');
+  const err = await new Promise((resolve) => store.get('x', (e, s) => resolve({ e, s })));
+  assert.ok(err.e instanceof Error);
+  assert.equal(err.s, undefined);
+  await assert.rejects(store.set('x', sess()), Error);
+  await assert.rejects(store.length(), Error);
+});
+
+test('store: reconnects after the daemon restarts on the same socket', async (t) => {
+  const d = await new Daemon().start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  t.after(() => store.close());
+  await once(store, 'connect');
+  assert.equal(store.connected, true);
+  await store.set('r1', sess({ v: 1 }));
+  const disconnected = once(store, 'disconnect');
+  await d.stop('SIGKILL');
+  await disconnected;
+  assert.equal(store.connected, false);
+  await assert.rejects(store.get('r1'), Error);
+  const connected = once(store, 'connect');
+  await d.start();
+  await connected;
+  assert.equal(store.connected, true);
+  // The daemon kept nothing (no data dir): the session is gone, and the store works.
+  assert.equal(await store.get('r1'), null);
+  await store.set('r2', sess({ v: 2 }));
+  assert.equal((await store.get('r2')).v, 2);
+});
+
+test('client: backoff keeps retrying while the daemon is down, then connects', async (t) => {
+  const d = new Daemon();
+  t.after(() => d.cleanup());
+  const c = new Client({ url: `unix:${d.sock}`, poolSize: 1, reconnectMinMs: 10, reconnectMaxMs: 80 });
+  t.after(() => c.close());
+  await once(c, 'disconnect');
+  await sleep(300); // several failed attempts
+  assert.ok(c.slots[0].attempts >= 2, `attempts: ${c.slots[0].attempts}`);
+  const connected = once(c, 'connect');
+  await d.start();
+  await connected;
+  await c.ping();
+});

@@ -1,0 +1,130 @@
+'use strict';
+// The demo shop: login (any name), a cart kept in the session, flash messages after every
+// redirect. createApp() builds the Express app around a session store and a flash
+// middleware so the same app runs on sessd or, for comparison, on express-session's
+// MemoryStore.
+
+const express = require('express');
+const session = require('express-session');
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+// "2 lemons" -> { qty: 2, name: 'lemons' }; "apple" -> { qty: 1, name: 'apple' }.
+function parseItem(text) {
+  const t = String(text || '').trim().replace(/\s+/g, ' ').slice(0, 100);
+  if (!t) return null;
+  const m = /^(\d{1,4})\s+(.+)$/.exec(t);
+  if (m && Number(m[1]) > 0) return { qty: Number(m[1]), name: m[2] };
+  return { qty: 1, name: t };
+}
+
+function page({ title, user, flash, body, served }) {
+  const flashes = Object.entries(flash || {})
+    .flatMap(([type, msgs]) => msgs.map((m) => `<p class="flash ${escapeHtml(type)}">${escapeHtml(m)}</p>`))
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>
+body { font-family: sans-serif; max-width: 36em; margin: 2em auto; }
+.flash { padding: .5em 1em; border-radius: 4px; }
+.flash.info { background: #e0f0ff; } .flash.error { background: #ffe0e0; }
+footer { color: #888; font-size: .8em; margin-top: 3em; }
+</style></head>
+<body>
+<h1>sessd demo shop</h1>
+<div id="flash">${flashes}</div>
+${user ? `<p id="user">Logged in as <b>${escapeHtml(user)}</b>.</p>` : ''}
+${body}
+<footer>served by ${escapeHtml(served)}</footer>
+</body></html>
+`;
+}
+
+// createApp({ store, flash, secret, served }): store is an express-session store; flash is
+// an object with middleware() (sets req.flash) and locals() (pops into res.locals.flash).
+function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAgeMs = 3600 * 1000 }) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.urlencoded({ extended: false, limit: '8kb' }));
+  app.use(session({
+    store,
+    secret,
+    name: 'demo.sid',
+    resave: false,
+    saveUninitialized: false,
+    cookie: { httpOnly: true, sameSite: 'lax', maxAge: cookieMaxAgeMs },
+  }));
+  app.use(flash.middleware());
+  app.use(flash.locals());
+
+  app.get('/', (req, res) => {
+    const user = req.session.user;
+    let body;
+    if (!user) {
+      body = `<form method="post" action="/login">
+<label>Your name <input name="username" id="username" autofocus required></label>
+<button type="submit" id="login">Log in</button></form>`;
+    } else {
+      const cart = req.session.cart || [];
+      const rows = cart.map((it) => `<li>${it.qty} ${escapeHtml(it.name)}</li>`).join('\n');
+      body = `<h2>Your cart</h2>
+<ul id="cart">${rows || '<li class="empty">(empty)</li>'}</ul>
+<form method="post" action="/cart">
+<label>Add <input name="item" id="item" placeholder="2 lemons" required></label>
+<button type="submit" id="add">Add to cart</button></form>
+<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>`;
+    }
+    res.type('html').send(page({ title: 'sessd demo shop', user, flash: res.locals.flash, body, served }));
+  });
+
+  app.post('/login', (req, res, next) => {
+    const name = String(req.body.username || '').trim().slice(0, 40);
+    if (!name) {
+      req.flash('error', 'Please enter a name.').then(() => res.redirect(303, '/'), next);
+      return;
+    }
+    // A fresh session id at login (no fixation); the flash goes to the new session.
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = name;
+      req.session.cart = [];
+      req.flash('info', 'Welcome back, %s', name).then(() => res.redirect(303, '/'), next);
+      return undefined;
+    });
+  });
+
+  app.post('/cart', (req, res, next) => {
+    if (!req.session.user) return res.redirect(303, '/');
+    const item = parseItem(req.body.item);
+    if (!item) {
+      req.flash('error', 'Say what to add, e.g. "2 lemons".').then(() => res.redirect(303, '/'), next);
+      return undefined;
+    }
+    const cart = req.session.cart || (req.session.cart = []);
+    const same = cart.find((it) => it.name === item.name);
+    if (same) same.qty += item.qty;
+    else cart.push(item);
+    req.flash('info', 'Added %d %s', item.qty, item.name).then(() => res.redirect(303, '/'), next);
+    return undefined;
+  });
+
+  app.post('/logout', (req, res, next) => {
+    const name = req.session.user;
+    // regenerate destroys the old session in the store and starts an empty one, which
+    // carries the goodbye flash.
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      const done = () => res.redirect(303, '/');
+      if (name) req.flash('info', 'Goodbye, %s', name).then(done, next);
+      else done();
+      return undefined;
+    });
+  });
+
+  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
+  return app;
+}
+
+module.exports = { createApp, parseItem, escapeHtml };

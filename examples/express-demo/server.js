@@ -1,0 +1,48 @@
+'use strict';
+// Starts the demo shop: `npm start`. Environment:
+//   PORT            port to listen on (default 3000; 0 picks a free one)
+//   SESSD_URL       the sessd daemon (default tcp://127.0.0.1:7077)
+//   SESSION_SECRET  cookie signing secret; every process sharing sessions needs the same
+//                   one (a fixed development default is used when unset)
+//   DEMO_STORE      "sessd" (default) or "memory" (express-session's MemoryStore, for
+//                   benchmarks; sessions are then private to this process)
+
+const session = require('express-session');
+const { SessdStore, flash } = require('connect-sessd');
+const { createApp } = require('./app');
+const memoryFlash = require('./memory-flash');
+
+const port = Number(process.env.PORT ?? 3000);
+const secret = process.env.SESSION_SECRET || 'sessd-demo-development-secret';
+const kind = process.env.DEMO_STORE || 'sessd';
+
+let store;
+let flashImpl;
+if (kind === 'memory') {
+  store = new session.MemoryStore();
+  flashImpl = memoryFlash;
+} else {
+  store = new SessdStore({ url: process.env.SESSD_URL, namespace: process.env.SESSD_NAMESPACE || 'express-demo' });
+  store.on('disconnect', (err) => console.error(`sessd disconnected: ${err ? err.message : ''}`));
+  store.on('connect', () => console.error('sessd connected'));
+  flashImpl = { middleware: () => flash(), locals: () => flash.locals() };
+}
+
+const app = createApp({ store, flash: flashImpl, secret, served: `pid ${process.pid}` });
+const server = app.listen(port, '127.0.0.1', () => {
+  // Tests and scripts read this line to find the port.
+  console.log(`express-demo (${kind}) listening on http://127.0.0.1:${server.address().port}`);
+});
+
+function shutdown() {
+  // Stop taking requests; handlers still running (their clients may be gone) get a moment
+  // to finish with the store, which then lets its last requests complete and closes.
+  server.close();
+  server.closeIdleConnections?.();
+  setTimeout(() => {
+    if (typeof store.close === 'function') store.close();
+    setTimeout(() => process.exit(0), 200).unref();
+  }, 300).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
