@@ -1,0 +1,342 @@
+/*
+ * libsessd's pipelined calls. Requests are encoded into one buffer as they are queued; a run
+ * sends the whole buffer while reading replies (wire_run), matching them by position and
+ * checking each request id. GET data is kept in one arena so a batch of thousands of GETs
+ * costs no allocation per request once the batch's buffers have grown.
+ */
+#include "sessd.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "reply.h"
+
+#define NO_TYPE SIZE_MAX
+
+struct batch_item {
+	uint64_t request_id;
+	uint32_t op;
+	int status;
+	size_t type_at; /* FLASH_POP: offset of the type in types, or NO_TYPE for all */
+	size_t data_at; /* GET: offset of the data in the data arena */
+	size_t data_len;
+	struct sessd_flashes *flashes; /* FLASH_POP */
+};
+
+struct sessd_batch {
+	struct sessd_client *c;
+	struct buf out;   /* the encoded frames */
+	struct buf types; /* NUL-terminated FLASH_POP types */
+	struct buf data;  /* GET results, each followed by a NUL */
+	struct batch_item *items;
+	size_t count;
+	size_t cap;
+	size_t done;  /* replies handled in the current run */
+	bool closing; /* a reply said the server will close */
+};
+
+struct sessd_batch *sessd_batch_new(struct sessd_client *c)
+{
+	struct sessd_batch *b;
+
+	if (c == NULL)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	b->c = c;
+	buf_init(&b->out);
+	buf_init(&b->types);
+	buf_init(&b->data);
+	return b;
+}
+
+static void forget_results(struct sessd_batch *b)
+{
+	for (size_t i = 0; i < b->count; i++) {
+		free(b->items[i].flashes);
+		b->items[i].flashes = NULL;
+		b->items[i].status = SESSD_ERR_USAGE;
+	}
+	buf_reset(&b->data);
+	b->done = 0;
+	b->closing = false;
+}
+
+void sessd_batch_reset(struct sessd_batch *b)
+{
+	if (b == NULL)
+		return;
+	forget_results(b);
+	b->count = 0;
+	buf_reset(&b->out);
+	buf_reset(&b->types);
+}
+
+void sessd_batch_free(struct sessd_batch *b)
+{
+	if (b == NULL)
+		return;
+	sessd_batch_reset(b);
+	buf_finish(&b->out);
+	buf_finish(&b->types);
+	buf_finish(&b->data);
+	free(b->items);
+	free(b);
+}
+
+/* Encode ${req} and record it; on failure nothing is left queued. Returns its index or -1. */
+static int queue(struct sessd_batch *b, struct codec_request *req, const char *flash_type)
+{
+	struct sessd_client *c = b->c;
+	struct batch_item *item, *grown;
+	size_t out_mark = b->out.len, types_mark = b->types.len, cap;
+
+	if (b->count >= INT32_MAX)
+		goto fail;
+	if (b->count == b->cap) {
+		cap = b->cap ? b->cap * 2 : 64;
+		grown = realloc(b->items, cap * sizeof(*grown));
+		if (grown == NULL)
+			goto fail;
+		b->items = grown;
+		b->cap = cap;
+	}
+	item = &b->items[b->count];
+	memset(item, 0, sizeof(*item));
+	item->op = req->op;
+	item->status = SESSD_ERR_USAGE;
+	item->type_at = NO_TYPE;
+	if (flash_type != NULL) {
+		item->type_at = b->types.len;
+		if (buf_append(&b->types, flash_type, strlen(flash_type) + 1) == -1)
+			goto fail;
+	}
+	if (req->op != CODEC_OP_PING) {
+		req->ns.ptr = (const uint8_t *)c->ns;
+		req->ns.len = c->ns_len;
+	}
+	/* Ids are taken when a request is queued, so they rise within the batch. */
+	req->request_id = item->request_id = client_next_id(c);
+	if (codec_encode_request(&b->out, req) == -1)
+		goto fail_rewind;
+	/* A frame over the server's limit would make it close the connection mid-batch. */
+	if (b->out.len - out_mark - CODEC_HEADER_BYTES > c->max_frame) {
+		errno = EMSGSIZE;
+		goto fail_rewind;
+	}
+	return (int)b->count++;
+
+fail_rewind:
+	b->out.len = out_mark;
+	b->types.len = types_mark;
+fail:
+	return -1;
+}
+
+static bool args_ok(const void *id, size_t id_len, bool has_ttl, uint64_t ttl_ms)
+{
+	if (id == NULL || id_len < 1 || id_len > IDS_MAX_ID_LEN)
+		return false;
+	return !has_ttl || (ttl_ms >= 1 && ttl_ms <= CODEC_MAX_TTL_MS);
+}
+
+static bool type_ok(const char *type)
+{
+	size_t n = type != NULL ? strlen(type) : 0;
+
+	return n >= 1 && n <= IDS_MAX_FLASH_TYPE_LEN;
+}
+
+int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len)
+{
+	struct codec_request req = {.op = CODEC_OP_GET, .id = {id, id_len}};
+
+	if (b == NULL || !args_ok(id, id_len, false, 0))
+		return -1;
+	return queue(b, &req, NULL);
+}
+
+int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+                    size_t data_len, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .id = {id, id_len}, .ttl_ms = ttl_ms};
+
+	if (b == NULL || !args_ok(id, id_len, true, ttl_ms) || (data == NULL && data_len > 0))
+		return -1;
+	req.data.ptr = data_len > 0 ? data : (const uint8_t *)"";
+	req.data.len = data_len;
+	return queue(b, &req, NULL);
+}
+
+int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_TOUCH, .id = {id, id_len}, .ttl_ms = ttl_ms};
+
+	if (b == NULL || !args_ok(id, id_len, true, ttl_ms))
+		return -1;
+	return queue(b, &req, NULL);
+}
+
+int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY, .id = {id, id_len}};
+
+	if (b == NULL || !args_ok(id, id_len, false, 0))
+		return -1;
+	return queue(b, &req, NULL);
+}
+
+int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len, const char *type,
+                           const void *msg, size_t msg_len, uint64_t ttl_ms)
+{
+	struct codec_request req = {
+	    .op = CODEC_OP_FLASH_PUSH, .id = {id, id_len}, .ttl_ms = ttl_ms};
+
+	if (b == NULL || !args_ok(id, id_len, true, ttl_ms) || !type_ok(type) ||
+	    (msg == NULL && msg_len > 0))
+		return -1;
+	req.flash_type.ptr = (const uint8_t *)type;
+	req.flash_type.len = strlen(type);
+	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
+	req.flash_msg.len = msg_len;
+	return queue(b, &req, NULL);
+}
+
+int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .id = {id, id_len}};
+
+	if (b == NULL || !args_ok(id, id_len, false, 0) || (type != NULL && !type_ok(type)))
+		return -1;
+	if (type != NULL) {
+		req.flash_type.ptr = (const uint8_t *)type;
+		req.flash_type.len = strlen(type);
+	} else {
+		req.flash_all = true;
+	}
+	return queue(b, &req, type);
+}
+
+int sessd_batch_ping(struct sessd_batch *b)
+{
+	struct codec_request req = {.op = CODEC_OP_PING};
+
+	if (b == NULL)
+		return -1;
+	return queue(b, &req, NULL);
+}
+
+/* Decode an OK result of ${item}. Returns a result code for the item. */
+static int decode_item(struct sessd_batch *b, struct batch_item *item,
+                       const struct mp_bytes *result)
+{
+	struct mp_bytes data;
+	uint64_t unused;
+	const char *type;
+	int rc;
+
+	switch (item->op) {
+	case CODEC_OP_GET:
+		rc = reply_data(result, &data);
+		if (rc != SESSD_OK)
+			return rc;
+		item->data_at = b->data.len;
+		item->data_len = data.len;
+		if (buf_append(&b->data, data.ptr, data.len) == -1 ||
+		    buf_append(&b->data, "", 1) == -1)
+			return SESSD_ERR_NOMEM;
+		return SESSD_OK;
+	case CODEC_OP_FLASH_PUSH:
+		return reply_uint(result, &unused);
+	case CODEC_OP_FLASH_POP:
+		type =
+		    item->type_at == NO_TYPE ? NULL : (const char *)b->types.data + item->type_at;
+		return reply_flashes(result, type, &item->flashes);
+	default:
+		return reply_nil(result);
+	}
+}
+
+static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+	struct sessd_batch *b = ctx;
+	struct batch_item *item = &b->items[b->done++];
+	struct codec_reply rep;
+	int rc;
+
+	rc = client_check_reply(b->c, body, len, item->request_id, &rep);
+	if (rc == SESSD_NOT_FOUND && reply_nil(&rep.result) != SESSD_OK)
+		rc = client_error(b->c, SESSD_ERR_PROTOCOL, "NOT_FOUND with a result");
+	if (rc == SESSD_OK) {
+		rc = decode_item(b, item, &rep.result);
+		if (rc == SESSD_ERR_PROTOCOL)
+			client_error(b->c, rc, "the server's %s result has the wrong shape",
+			             codec_op_name(item->op));
+		else if (rc == SESSD_ERR_NOMEM)
+			client_error(b->c, rc, "out of memory for a result");
+	}
+	item->status = rc;
+	if (client_status_closes(rc))
+		b->closing = true;
+	return rc == SESSD_ERR_PROTOCOL ? rc : SESSD_OK;
+}
+
+int sessd_batch_run(struct sessd_batch *b)
+{
+	struct sessd_client *c;
+	int rc;
+
+	if (b == NULL)
+		return SESSD_ERR_USAGE;
+	c = b->c;
+	forget_results(b);
+	if (b->count == 0)
+		return SESSD_OK;
+	c->errmsg[0] = '\0';
+	rc = client_ready(c);
+	if (rc == SESSD_OK)
+		rc = client_exchange(c, b->out.data, b->out.len, b->count, true, batch_on_frame, b);
+	if (rc != SESSD_OK) {
+		/* The replies that arrived keep their status; the rest share the failure. */
+		for (size_t i = b->done; i < b->count; i++)
+			b->items[i].status = rc;
+		return rc;
+	}
+	if (b->closing)
+		client_drop(c);
+	return SESSD_OK;
+}
+
+int sessd_batch_status(const struct sessd_batch *b, size_t i)
+{
+	if (b == NULL || i >= b->count)
+		return SESSD_ERR_USAGE;
+	return b->items[i].status;
+}
+
+const void *sessd_batch_data(const struct sessd_batch *b, size_t i, size_t *len)
+{
+	const struct batch_item *item;
+
+	if (b == NULL || i >= b->count)
+		return NULL;
+	item = &b->items[i];
+	if (item->op != CODEC_OP_GET || item->status != SESSD_OK)
+		return NULL;
+	if (len != NULL)
+		*len = item->data_len;
+	return b->data.data + item->data_at;
+}
+
+const struct sessd_flashes *sessd_batch_flashes(const struct sessd_batch *b, size_t i)
+{
+	if (b == NULL || i >= b->count)
+		return NULL;
+	if (b->items[i].op != CODEC_OP_FLASH_POP || b->items[i].status != SESSD_OK)
+		return NULL;
+	return b->items[i].flashes;
+}

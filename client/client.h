@@ -1,0 +1,83 @@
+#ifndef SESSD_CLIENT_CLIENT_H
+#define SESSD_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "ids.h"
+#include "sessd.h"
+#include "url.h"
+#include "wire.h"
+
+/*
+ * The inside of a struct sessd_client, shared by the blocking calls (sessd.c) and the
+ * batches (batch.c): the connection's life (connect, HELLO, drop, reconnect), request ids,
+ * reply checking and error words. Not installed.
+ */
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000
+#define CLIENT_DEFAULT_NAME       "libsessd"
+#define CLIENT_ERRMSG_SIZE        256
+
+struct sessd_client {
+	struct url url;
+	int fd; /* -1 between a broken connection and the next call */
+	int timeout_ms;
+	char ns[IDS_MAX_NAMESPACE_LEN + 1];
+	size_t ns_len; /* 0: the default namespace, sent as nil */
+	char client_name[65];
+	uint32_t max_frame; /* from the last HELLO */
+	char server_id[33];
+	uint64_t next_request_id;
+	struct buf out; /* the frame of a blocking call, reused */
+	struct buf in;  /* replies being read, reused */
+	char errmsg[CLIENT_ERRMSG_SIZE];
+};
+
+/*
+ * client_error(c, code, fmt, ...):
+ * Put words for ${code} in c->errmsg. Returns ${code}, so callers can `return client_error()`.
+ */
+int client_error(struct sessd_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * client_ready(c):
+ * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
+ * or the server has closed it since (nothing is pending on it between calls, so anything
+ * readable means it is gone). Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the
+ * connect), the server's status if it refused the HELLO, or SESSD_ERR_NOMEM.
+ */
+int client_ready(struct sessd_client *c);
+
+/* client_drop(c): close the connection; the next call reconnects. */
+void client_drop(struct sessd_client *c);
+
+/* client_next_id(c): the request id for the next request (increasing from 1). */
+uint64_t client_next_id(struct sessd_client *c);
+
+/*
+ * client_check_reply(c, body, len, request_id, rep):
+ * Decode a reply frame body into ${rep} (borrowing ${body}) and check it answers
+ * ${request_id}. Returns SESSD_OK or SESSD_NOT_FOUND (read rep->result), the server's error
+ * status (its message is then in c->errmsg), or SESSD_ERR_PROTOCOL.
+ */
+int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint64_t request_id,
+                       struct codec_reply *rep);
+
+/* client_status_closes(status): whether the server closes the connection after ${status}. */
+bool client_status_closes(int status);
+
+/*
+ * client_exchange(c, out, out_len, replies, idle_timeout, on_frame, ctx):
+ * Send ${out_len} bytes of frames on c's connection and hand ${replies} reply frames to
+ * ${on_frame} (wire_run). On any failure the connection is dropped and c->errmsg says why.
+ * Returns what wire_run returned.
+ */
+int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
+                    bool idle_timeout, wire_frame_fn on_frame, void *ctx);
+
+#endif

@@ -1,0 +1,505 @@
+/*
+ * libsessd's blocking calls: one request, one reply. Each call checks its arguments, makes
+ * sure the connection is live (client_ready), sends one frame and decodes the one reply.
+ */
+#include "sessd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client.h"
+#include "reply.h"
+
+/* What one blocking call expects back and where its result goes. */
+struct call {
+	struct sessd_client *c;
+	uint32_t op;
+	uint64_t request_id;
+	const char *flash_type; /* FLASH_POP: the type asked for, or NULL for all */
+	int status;
+	void **data; /* GET */
+	size_t *data_len;
+	uint64_t *number; /* FLASH_PUSH, COUNT, CLEAR */
+	struct sessd_flashes **flashes;
+	struct sessd_list **list;
+	struct sessd_stats **stats;
+};
+
+static int decode_get(struct call *k, const struct mp_bytes *result)
+{
+	struct mp_bytes data;
+	uint8_t *copy;
+	int rc;
+
+	rc = reply_data(result, &data);
+	if (rc != SESSD_OK)
+		return rc;
+	copy = malloc(data.len + 1);
+	if (copy == NULL)
+		return SESSD_ERR_NOMEM;
+	if (data.len > 0)
+		memcpy(copy, data.ptr, data.len);
+	copy[data.len] = '\0';
+	*k->data = copy;
+	*k->data_len = data.len;
+	return SESSD_OK;
+}
+
+static int decode_result(struct call *k, const struct mp_bytes *result)
+{
+	uint64_t unused;
+
+	switch (k->op) {
+	case CODEC_OP_GET:
+		return decode_get(k, result);
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_COUNT:
+	case CODEC_OP_CLEAR:
+		return reply_uint(result, k->number != NULL ? k->number : &unused);
+	case CODEC_OP_FLASH_POP:
+		return reply_flashes(result, k->flash_type, k->flashes);
+	case CODEC_OP_LIST:
+		return reply_list(result, k->list);
+	case CODEC_OP_STATS:
+		return reply_stats(result, k->stats);
+	default:
+		return reply_nil(result);
+	}
+}
+
+static int call_on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+	struct call *k = ctx;
+	struct codec_reply rep;
+
+	k->status = client_check_reply(k->c, body, len, k->request_id, &rep);
+	if (k->status == SESSD_NOT_FOUND && reply_nil(&rep.result) != SESSD_OK)
+		k->status = client_error(k->c, SESSD_ERR_PROTOCOL, "NOT_FOUND with a result");
+	if (k->status == SESSD_OK) {
+		k->status = decode_result(k, &rep.result);
+		if (k->status == SESSD_ERR_PROTOCOL)
+			client_error(k->c, k->status, "the server's %s result has the wrong shape",
+			             codec_op_name(k->op));
+		else if (k->status == SESSD_ERR_NOMEM)
+			client_error(k->c, k->status, "out of memory for the result");
+	}
+	/* A malformed reply means the stream can no longer be trusted: stop and drop. */
+	return k->status == SESSD_ERR_PROTOCOL ? SESSD_ERR_PROTOCOL : SESSD_OK;
+}
+
+/* Send ${req} (ns and request id filled in here) and wait for its reply into ${k}. */
+static int call_run(struct sessd_client *c, struct codec_request *req, struct call *k)
+{
+	size_t body_len;
+	int rc;
+
+	c->errmsg[0] = '\0';
+	rc = client_ready(c);
+	if (rc != SESSD_OK)
+		return rc;
+	if (req->op != CODEC_OP_STATS && req->op != CODEC_OP_PING) {
+		req->ns.ptr = (const uint8_t *)c->ns;
+		req->ns.len = c->ns_len;
+	}
+	req->request_id = client_next_id(c);
+	buf_reset(&c->out);
+	if (codec_encode_request(&c->out, req) == -1) {
+		if (errno == ENOMEM)
+			return client_error(c, SESSD_ERR_NOMEM, "out of memory");
+		return client_error(c, SESSD_ERR_USAGE, "an argument is out of range");
+	}
+	/* The server would refuse it unread and close the connection: say so without sending
+	 * a body that can only be thrown away. */
+	body_len = c->out.len - CODEC_HEADER_BYTES;
+	if (body_len > c->max_frame)
+		return client_error(c, SESSD_ERR_TOO_LARGE,
+		                    "request of %zu bytes is over the server's max_frame of %u",
+		                    body_len, c->max_frame);
+	k->c = c;
+	k->op = req->op;
+	k->request_id = req->request_id;
+	k->status = SESSD_ERR_PROTOCOL;
+	rc = client_exchange(c, c->out.data, c->out.len, 1, false, call_on_frame, k);
+	if (rc != SESSD_OK)
+		return rc;
+	if (client_status_closes(k->status))
+		client_drop(c);
+	return k->status;
+}
+
+static bool id_ok(const void *id, size_t id_len)
+{
+	return id != NULL && id_len >= 1 && id_len <= IDS_MAX_ID_LEN;
+}
+
+static bool ttl_ok(uint64_t ttl_ms)
+{
+	return ttl_ms >= 1 && ttl_ms <= CODEC_MAX_TTL_MS;
+}
+
+static bool type_ok(const char *type)
+{
+	size_t n;
+
+	if (type == NULL)
+		return false;
+	n = strlen(type);
+	return n >= 1 && n <= IDS_MAX_FLASH_TYPE_LEN;
+}
+
+static void set_id(struct codec_request *req, const void *id, size_t id_len)
+{
+	req->id.ptr = id;
+	req->id.len = id_len;
+}
+
+int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client)
+{
+	struct sessd_client *c;
+	const char *why;
+	int rc, saved;
+
+	if (client == NULL)
+		return SESSD_ERR_USAGE;
+	*client = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return SESSD_ERR_NOMEM;
+	c->fd = -1;
+	c->next_request_id = 1;
+	c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+	buf_init(&c->out);
+	buf_init(&c->in);
+	snprintf(c->client_name, sizeof(c->client_name), "%s", CLIENT_DEFAULT_NAME);
+	rc = SESSD_ERR_USAGE;
+	if (url_parse(url, &c->url, &why) == -1)
+		goto fail;
+	if (opts != NULL) {
+		if (opts->timeout_ms < 0)
+			goto fail;
+		if (opts->timeout_ms > 0)
+			c->timeout_ms = opts->timeout_ms;
+		if (opts->client_name != NULL) {
+			if (strlen(opts->client_name) >= sizeof(c->client_name))
+				goto fail;
+			snprintf(c->client_name, sizeof(c->client_name), "%s", opts->client_name);
+		}
+		if (opts->ns != NULL && sessd_set_namespace(c, opts->ns) != SESSD_OK)
+			goto fail;
+	}
+	rc = client_ready(c);
+	if (rc != SESSD_OK)
+		goto fail;
+	*client = c;
+	return SESSD_OK;
+
+fail:
+	saved = errno;
+	if (rc == SESSD_ERR_USAGE)
+		saved = EINVAL;
+	sessd_close(c);
+	errno = saved;
+	return rc;
+}
+
+void sessd_close(struct sessd_client *c)
+{
+	if (c == NULL)
+		return;
+	client_drop(c);
+	buf_finish(&c->out);
+	buf_finish(&c->in);
+	free(c);
+}
+
+const char *sessd_errmsg(const struct sessd_client *c)
+{
+	if (c == NULL)
+		return "no client";
+	return c->errmsg;
+}
+
+const char *sessd_strerror(int code)
+{
+	switch (code) {
+	case SESSD_OK:
+		return "ok";
+	case SESSD_NOT_FOUND:
+		return "not found";
+	case SESSD_ERR_BAD_REQUEST:
+		return "bad request";
+	case SESSD_ERR_TOO_LARGE:
+		return "too large";
+	case SESSD_ERR_NO_MEMORY:
+		return "server out of memory";
+	case SESSD_ERR_UNKNOWN_OP:
+		return "unknown operation";
+	case SESSD_ERR_BAD_VERSION:
+		return "bad protocol version";
+	case SESSD_ERR_NOT_READY:
+		return "not ready";
+	case SESSD_ERR_IO:
+		return "server I/O error";
+	case SESSD_ERR_AUTH:
+		return "authentication failed";
+	case SESSD_ERR_INTERNAL:
+		return "internal server error";
+	case SESSD_ERR_SHUTTING_DOWN:
+		return "server shutting down";
+	case SESSD_ERR_LIMIT:
+		return "limit exceeded";
+	case SESSD_ERR_USAGE:
+		return "bad argument";
+	case SESSD_ERR_CONNECT:
+		return "cannot connect";
+	case SESSD_ERR_TIMEOUT:
+		return "timed out";
+	case SESSD_ERR_CLOSED:
+		return "connection closed";
+	case SESSD_ERR_PROTOCOL:
+		return "protocol error";
+	case SESSD_ERR_NOMEM:
+		return "out of memory";
+	default:
+		return "unknown error";
+	}
+}
+
+int sessd_set_namespace(struct sessd_client *c, const char *ns)
+{
+	size_t n;
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (ns == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no namespace");
+	n = strlen(ns);
+	if (n < 1 || n > IDS_MAX_NAMESPACE_LEN)
+		return client_error(c, SESSD_ERR_USAGE, "a namespace has 1 to %d bytes",
+		                    IDS_MAX_NAMESPACE_LEN);
+	/* The default namespace goes as nil, the short form PROTOCOL.md gives it. */
+	if (strcmp(ns, CODEC_DEFAULT_NAMESPACE) == 0)
+		n = 0;
+	memcpy(c->ns, ns, n);
+	c->ns[n] = '\0';
+	c->ns_len = n;
+	return SESSD_OK;
+}
+
+uint32_t sessd_max_frame(const struct sessd_client *c)
+{
+	return c == NULL ? 0 : c->max_frame;
+}
+
+const char *sessd_server_id(const struct sessd_client *c)
+{
+	return c == NULL ? "" : c->server_id;
+}
+
+int sessd_id_new(char out[SESSD_ID_LEN + 1])
+{
+	if (out == NULL || sodium_init() < 0)
+		return SESSD_ERR_USAGE;
+	ids_generate(out);
+	return SESSD_OK;
+}
+
+int sessd_ping(struct sessd_client *c)
+{
+	struct codec_request req = {.op = CODEC_OP_PING};
+	struct call k = {0};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	return call_run(c, &req, &k);
+}
+
+int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len)
+{
+	struct codec_request req = {.op = CODEC_OP_GET};
+	struct call k = {.data = data, .data_len = data_len};
+
+	if (c == NULL || data == NULL || data_len == NULL)
+		return SESSD_ERR_USAGE;
+	*data = NULL;
+	*data_len = 0;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	set_id(&req, id, id_len);
+	return call_run(c, &req, &k);
+}
+
+int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+              size_t data_len, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = ttl_ms};
+	struct call k = {0};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (data == NULL && data_len > 0)
+		return client_error(c, SESSD_ERR_USAGE, "no data");
+	if (!ttl_ok(ttl_ms))
+		return client_error(c, SESSD_ERR_USAGE, "a ttl is 1 ms to 10 years");
+	set_id(&req, id, id_len);
+	req.data.ptr = data_len > 0 ? data : (const uint8_t *)"";
+	req.data.len = data_len;
+	return call_run(c, &req, &k);
+}
+
+int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_TOUCH, .ttl_ms = ttl_ms};
+	struct call k = {0};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (!ttl_ok(ttl_ms))
+		return client_error(c, SESSD_ERR_USAGE, "a ttl is 1 ms to 10 years");
+	set_id(&req, id, id_len);
+	return call_run(c, &req, &k);
+}
+
+int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY};
+	struct call k = {0};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	set_id(&req, id, id_len);
+	return call_run(c, &req, &k);
+}
+
+int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+                     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = ttl_ms};
+	uint64_t queued = 0;
+	struct call k = {.number = &queued};
+	int rc;
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (!type_ok(type))
+		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
+		                    IDS_MAX_FLASH_TYPE_LEN);
+	if (msg == NULL && msg_len > 0)
+		return client_error(c, SESSD_ERR_USAGE, "no message");
+	if (!ttl_ok(ttl_ms))
+		return client_error(c, SESSD_ERR_USAGE, "a ttl is 1 ms to 10 years");
+	set_id(&req, id, id_len);
+	req.flash_type.ptr = (const uint8_t *)type;
+	req.flash_type.len = strlen(type);
+	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
+	req.flash_msg.len = msg_len;
+	rc = call_run(c, &req, &k);
+	if (rc == SESSD_OK && queue_len != NULL)
+		*queue_len = (size_t)queued;
+	return rc;
+}
+
+int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+                    struct sessd_flashes **out)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP};
+	struct call k = {.flash_type = type, .flashes = out};
+
+	if (c == NULL || out == NULL)
+		return SESSD_ERR_USAGE;
+	*out = NULL;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (type != NULL && !type_ok(type))
+		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
+		                    IDS_MAX_FLASH_TYPE_LEN);
+	set_id(&req, id, id_len);
+	if (type != NULL) {
+		req.flash_type.ptr = (const uint8_t *)type;
+		req.flash_type.len = strlen(type);
+	} else {
+		req.flash_all = true;
+	}
+	return call_run(c, &req, &k);
+}
+
+void sessd_flashes_free(struct sessd_flashes *f)
+{
+	free(f);
+}
+
+int sessd_count(struct sessd_client *c, uint64_t *count)
+{
+	struct codec_request req = {.op = CODEC_OP_COUNT};
+	struct call k = {.number = count};
+
+	if (c == NULL || count == NULL)
+		return SESSD_ERR_USAGE;
+	return call_run(c, &req, &k);
+}
+
+int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out)
+{
+	struct codec_request req = {.op = CODEC_OP_LIST, .cursor = cursor};
+	struct call k = {.list = out};
+
+	if (c == NULL || out == NULL)
+		return SESSD_ERR_USAGE;
+	*out = NULL;
+	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
+	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
+	return call_run(c, &req, &k);
+}
+
+void sessd_list_free(struct sessd_list *l)
+{
+	free(l);
+}
+
+int sessd_clear(struct sessd_client *c, uint64_t *removed)
+{
+	struct codec_request req = {.op = CODEC_OP_CLEAR};
+	struct call k = {.number = removed};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	return call_run(c, &req, &k);
+}
+
+int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **out)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS};
+	struct call k = {.stats = out};
+
+	if (c == NULL || out == NULL)
+		return SESSD_ERR_USAGE;
+	*out = NULL;
+	if (whole_server) {
+		req.ns_all = true;
+	} else if (c->ns_len > 0) {
+		req.ns.ptr = (const uint8_t *)c->ns;
+		req.ns.len = c->ns_len;
+	} else {
+		/* For STATS nil means the whole server, so the default namespace is named. */
+		req.ns.ptr = (const uint8_t *)CODEC_DEFAULT_NAMESPACE;
+		req.ns.len = strlen(CODEC_DEFAULT_NAMESPACE);
+	}
+	return call_run(c, &req, &k);
+}
+
+void sessd_stats_free(struct sessd_stats *s)
+{
+	free(s);
+}

@@ -1,0 +1,108 @@
+/*
+ * URL parsing for libsessd. Only the two forms PROTOCOL.md's transports need; anything else
+ * is refused with a reason, because a typo in a URL should never turn into a connection to
+ * somewhere unexpected.
+ */
+#include "url.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define UNIX_PREFIX "unix:"
+#define TCP_PREFIX  "tcp://"
+
+static int fail(const char **why, const char *message)
+{
+	*why = message;
+	errno = EINVAL;
+	return -1;
+}
+
+/* A decimal port 1..65535 with no sign, spaces or leading zeros padding past 5 digits. */
+static int parse_port(const char *p, char out[6])
+{
+	size_t n = strlen(p);
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	memcpy(out, p, n + 1);
+	return 0;
+}
+
+static bool host_char_ok(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.' || ch == '_';
+}
+
+static int parse_tcp(const char *rest, struct url *out, const char **why)
+{
+	const char *host, *host_end, *colon;
+	size_t host_len;
+
+	if (rest[0] == '[') {
+		host = rest + 1;
+		host_end = strchr(host, ']');
+		if (host_end == NULL)
+			return fail(why, "unclosed '[' in the host");
+		if (host_end[1] != ':')
+			return fail(why, "a port must follow the bracketed host");
+		colon = host_end + 1;
+		for (const char *p = host; p < host_end; p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+			      (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.' || *p == '%'))
+				return fail(why, "bad character in the IPv6 address");
+	} else {
+		host = rest;
+		colon = strrchr(rest, ':');
+		if (colon == NULL)
+			return fail(why, "missing :port after the host");
+		host_end = colon;
+		for (const char *p = host; p < host_end; p++)
+			if (!host_char_ok(*p))
+				return fail(why,
+				            "bad character in the host (IPv6 needs [brackets])");
+	}
+	host_len = (size_t)(host_end - host);
+	if (host_len == 0)
+		return fail(why, "empty host");
+	if (host_len > URL_MAX_HOST)
+		return fail(why, "host name too long");
+	if (parse_port(colon + 1, out->port) == -1)
+		return fail(why, "the port must be a number from 1 to 65535");
+	memcpy(out->host, host, host_len);
+	out->host[host_len] = '\0';
+	out->is_unix = false;
+	return 0;
+}
+
+int url_parse(const char *text, struct url *out, const char **why)
+{
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (text == NULL || text[0] == '\0')
+		return fail(why, "empty URL");
+	if (strncmp(text, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
+		text += strlen(UNIX_PREFIX);
+		n = strlen(text);
+		if (n == 0)
+			return fail(why, "empty socket path");
+		if (n > URL_MAX_PATH)
+			return fail(why, "socket path too long");
+		memcpy(out->path, text, n + 1);
+		out->is_unix = true;
+		return 0;
+	}
+	if (strncmp(text, TCP_PREFIX, strlen(TCP_PREFIX)) == 0)
+		return parse_tcp(text + strlen(TCP_PREFIX), out, why);
+	return fail(why, "the URL must start with unix: or tcp://");
+}

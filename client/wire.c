@@ -1,0 +1,296 @@
+/*
+ * The client's socket layer. One poll() loop does both directions at once: a batch of
+ * 100,000 requests can fill the server's receive buffer and our own, and a client that only
+ * wrote until it was done would deadlock with a server that stops reading while its replies
+ * go unread.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "sessd.h"
+
+/* How much to ask the kernel for per read when no large frame is pending. */
+#define WIRE_READ_CHUNK (64u * 1024u)
+
+int64_t wire_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int poll_wait_ms(int64_t deadline_ms)
+{
+	int64_t left = deadline_ms - wire_now_ms();
+
+	if (left <= 0)
+		return 0;
+	return left > 60000 ? 60000 : (int)left;
+}
+
+/* Wait for a non-blocking connect to finish. Returns 0, or -1 with errno. */
+static int finish_connect(int fd, int64_t deadline_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+	int n;
+
+	for (;;) {
+		n = poll(&pfd, 1, poll_wait_ms(deadline_ms));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			if (wire_now_ms() < deadline_ms)
+				continue;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		break;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+		return -1;
+	if (soerr != 0) {
+		errno = soerr;
+		return -1;
+	}
+	return 0;
+}
+
+static int open_socket(int family, int type, int protocol)
+{
+	return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+}
+
+static int connect_unix(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
+{
+	struct sockaddr_un sa;
+	int fd, saved;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
+	fd = open_socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd == -1)
+		goto fail;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
+	    (errno != EINPROGRESS || finish_connect(fd, deadline_ms) == -1))
+		goto fail_close;
+	return fd;
+
+fail_close:
+	saved = errno;
+	close(fd);
+	errno = saved;
+fail:
+	snprintf(err, err_size, "cannot connect to unix:%s: %s", u->path, strerror(errno));
+	return -1;
+}
+
+static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd = -1, rc, one = 1, last_errno = ECONNREFUSED;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+	rc = getaddrinfo(u->host, u->port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, err_size, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = open_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd == -1) {
+			last_errno = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS && finish_connect(fd, deadline_ms) == 0))
+			break;
+		last_errno = errno;
+		close(fd);
+		fd = -1;
+		if (last_errno == ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd == -1) {
+		snprintf(err, err_size, "cannot connect to tcp://%s:%s: %s", u->host, u->port,
+		         strerror(last_errno));
+		errno = last_errno;
+		return -1;
+	}
+	/* Requests are small and answered at once; Nagle would hold each one back. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
+{
+	if (u->is_unix)
+		return connect_unix(u, deadline_ms, err, err_size);
+	return connect_tcp(u, deadline_ms, err, err_size);
+}
+
+/*
+ * Hand every complete frame at the front of x->in to on_frame. Returns SESSD_OK (maybe with
+ * a partial frame left), or the code that stops the exchange.
+ */
+static int deliver_frames(struct wire_exchange *x, size_t *done)
+{
+	size_t at = 0;
+	uint32_t len;
+	int rc = SESSD_OK;
+
+	while (*done < x->replies && x->in->len - at >= CODEC_HEADER_BYTES) {
+		len = codec_frame_length(x->in->data + at);
+		/* Checked before the body is waited for, let alone buffered. */
+		if (len == 0 || len > x->max_frame) {
+			snprintf(x->err, x->err_size,
+			         "the server sent a frame of %u bytes (limit %u)", len,
+			         x->max_frame);
+			rc = SESSD_ERR_PROTOCOL;
+			break;
+		}
+		if (x->in->len - at - CODEC_HEADER_BYTES < len)
+			break;
+		rc = x->on_frame(x->ctx, x->in->data + at + CODEC_HEADER_BYTES, len);
+		at += CODEC_HEADER_BYTES + (size_t)len;
+		(*done)++;
+		if (rc != SESSD_OK)
+			break;
+	}
+	buf_consume(x->in, at);
+	if (rc == SESSD_OK && *done == x->replies && x->in->len != 0) {
+		snprintf(x->err, x->err_size, "the server sent bytes after the last reply");
+		rc = SESSD_ERR_PROTOCOL;
+	}
+	return rc;
+}
+
+/* How many bytes to read next: the rest of a pending large frame, else a chunk. */
+static size_t read_want(const struct wire_exchange *x)
+{
+	uint32_t len;
+	size_t need;
+
+	if (x->in->len >= CODEC_HEADER_BYTES) {
+		len = codec_frame_length(x->in->data);
+		need = CODEC_HEADER_BYTES + (size_t)len;
+		if (len <= x->max_frame && need > x->in->len + WIRE_READ_CHUNK)
+			return need - x->in->len;
+	}
+	return WIRE_READ_CHUNK;
+}
+
+/* Read what is there. Returns 1 (bytes read), 0 (nothing now), or a SESSD_ERR_ code. */
+static int read_some(struct wire_exchange *x)
+{
+	size_t want = read_want(x);
+	ssize_t n;
+
+	if (buf_reserve(x->in, want) == -1) {
+		snprintf(x->err, x->err_size, "out of memory for a reply");
+		return -SESSD_ERR_NOMEM;
+	}
+	n = recv(x->fd, x->in->data + x->in->len, want, 0);
+	if (n > 0) {
+		x->in->len += (size_t)n;
+		return 1;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n == 0)
+		snprintf(x->err, x->err_size, "the server closed the connection");
+	else
+		snprintf(x->err, x->err_size, "reading from the server: %s", strerror(errno));
+	return -SESSD_ERR_CLOSED;
+}
+
+/* Write what the socket takes. Returns 1 (progress), 0 (full), or -1 (peer gone). */
+static int write_some(struct wire_exchange *x, size_t *sent)
+{
+	ssize_t n;
+
+	/* MSG_NOSIGNAL: a closed peer is an error code for us, never a SIGPIPE for the app. */
+	n = send(x->fd, x->out + *sent, x->out_len - *sent, MSG_NOSIGNAL);
+	if (n >= 0) {
+		*sent += (size_t)n;
+		return n > 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return -1;
+}
+
+int wire_run(struct wire_exchange *x)
+{
+	struct pollfd pfd;
+	size_t sent = 0, done = 0;
+	bool can_write = true;
+	int64_t deadline = wire_now_ms() + x->timeout_ms;
+	int n, rc, progress;
+
+	buf_reset(x->in);
+	while (done < x->replies) {
+		pfd.fd = x->fd;
+		pfd.events = POLLIN;
+		if (can_write && sent < x->out_len)
+			pfd.events |= POLLOUT;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, poll_wait_ms(deadline));
+		if (n == -1 && errno != EINTR) {
+			snprintf(x->err, x->err_size, "poll: %s", strerror(errno));
+			return SESSD_ERR_CLOSED;
+		}
+		if (n <= 0) {
+			if (wire_now_ms() >= deadline) {
+				snprintf(x->err, x->err_size, "no reply within %d ms",
+				         x->timeout_ms);
+				return SESSD_ERR_TIMEOUT;
+			}
+			continue;
+		}
+		progress = 0;
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			rc = read_some(x);
+			if (rc < 0)
+				return -rc;
+			progress |= rc;
+			rc = deliver_frames(x, &done);
+			if (rc != SESSD_OK)
+				return rc;
+		}
+		if ((pfd.revents & POLLOUT) && can_write && sent < x->out_len) {
+			rc = write_some(x, &sent);
+			if (rc == -1)
+				can_write =
+				    false; /* keep reading: an error reply may be on its way */
+			else
+				progress |= rc;
+		}
+		if (progress && x->idle_timeout)
+			deadline = wire_now_ms() + x->timeout_ms;
+	}
+	return SESSD_OK;
+}

@@ -1,0 +1,64 @@
+#ifndef SESSD_CLIENT_WIRE_H
+#define SESSD_CLIENT_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "url.h"
+
+/*
+ * The client's socket layer: connecting with a deadline, and pumping frames both ways on a
+ * non-blocking socket with poll(). It knows frames (a 4-byte length and a body) but not what
+ * they carry. Results are libsessd codes (sessd.h).
+ */
+
+/* wire_now_ms(): a monotonic clock in milliseconds, for deadlines. */
+int64_t wire_now_ms(void);
+
+/*
+ * wire_connect(u, deadline_ms, err, err_size):
+ * Open a non-blocking stream socket to ${u} (trying each address getaddrinfo gives, with
+ * TCP_NODELAY on TCP), waiting until ${deadline_ms} (wire_now_ms) at most. Name resolution
+ * itself is not bounded by the deadline. Returns the fd (the caller closes it), or -1 with
+ * errno set and words in ${err}.
+ */
+int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err_size);
+
+/*
+ * Called with each complete reply frame's body, which is borrowed until the call returns.
+ * Returns SESSD_OK to go on, or another code to stop the exchange with that code.
+ */
+typedef int (*wire_frame_fn)(void *ctx, const uint8_t *body, size_t len);
+
+struct wire_exchange {
+	int fd;
+	const uint8_t *out; /* whole frames to send; borrowed */
+	size_t out_len;
+	size_t replies;     /* frames to read before the exchange is done */
+	uint32_t max_frame; /* a reply body longer than this is refused unread */
+	int timeout_ms;
+	/* false: the whole exchange must end within timeout_ms. true: it fails only after
+	 * timeout_ms without a byte moving either way (batches of any size). */
+	bool idle_timeout;
+	struct buf *in; /* a reusable read buffer; left empty afterwards on success */
+	wire_frame_fn on_frame;
+	void *ctx;
+	char *err; /* words for a failure */
+	size_t err_size;
+};
+
+/*
+ * wire_run(x):
+ * Send ${x->out} while reading replies, so that neither side can block on a full socket
+ * buffer, until ${x->replies} frames have been handed to ${x->on_frame}. A write refused
+ * because the peer closed stops the sending but not the reading, so a reply the server sent
+ * before closing (TOO_LARGE, NOT_READY) still arrives. Returns SESSD_OK, SESSD_ERR_TIMEOUT,
+ * SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL (a frame length of 0 or over max_frame, or bytes after
+ * the last reply), SESSD_ERR_NOMEM, or what on_frame returned. After an error the connection
+ * is in an unknown state and must be closed.
+ */
+int wire_run(struct wire_exchange *x);
+
+#endif

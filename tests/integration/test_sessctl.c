@@ -1,0 +1,638 @@
+/*
+ * sessctl as a user runs it: the real binary ($SESSCTL_BIN) against the real daemon, with
+ * its standard input, output and error on pipes. Checks exact output bytes, JSON validity,
+ * messages and exit statuses (0 done, 1 no such session, 2 usage, connection, server error).
+ */
+#include <criterion/criterion.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "harness.h"
+#include "sessd.h"
+
+extern char **environ;
+
+static struct harness_daemon daemon_;
+
+struct run {
+	int status; /* exit status, or -1 when it died from a signal */
+	struct buf out;
+	struct buf err;
+};
+
+static void start_daemon(void)
+{
+	cr_assert_eq(harness_start(&daemon_, NULL), 0, "the daemon did not start");
+}
+
+/*
+ * Under ASan, each test checks for leaks at its end: LeakSanitizer's own report comes when
+ * the worker exits, after criterion has counted the test, and criterion ignores failures in
+ * .fini, so a leak would otherwise pass silently.
+ */
+static void expect_no_leaks(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (report above)");
+#endif
+}
+
+#define LEAK_CHECKED_TEST(suite, name)                                                             \
+	static void suite##_##name(void);                                                          \
+	Test(suite, name)                                                                          \
+	{                                                                                          \
+		suite##_##name();                                                                  \
+		expect_no_leaks();                                                                 \
+	}                                                                                          \
+	static void suite##_##name(void)
+
+static void stop_daemon(void)
+{
+	if (daemon_.pid > 0)
+		cr_expect_eq(harness_stop(&daemon_), 0, "the daemon did not stop cleanly");
+}
+
+static void run_free(struct run *r)
+{
+	buf_finish(&r->out);
+	buf_finish(&r->err);
+}
+
+/* Read what is there from ${fd} into ${b}; returns false at end of stream. */
+static bool drain(int fd, struct buf *b)
+{
+	ssize_t n;
+
+	cr_assert_eq(buf_reserve(b, 65536), 0);
+	n = read(fd, b->data + b->len, 65536);
+	if (n > 0) {
+		b->len += (size_t)n;
+		return true;
+	}
+	return n == -1 && errno == EINTR;
+}
+
+/*
+ * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
+ * input, with SESSD_URL set to ${env_url} (NULL: unset). Everything is pumped with poll so
+ * large inputs and outputs cannot deadlock.
+ */
+static void run_env(struct run *r, const char *env_url, const void *in, size_t in_len,
+                    const char *const *args)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	const char *argv[64];
+	char *envp[256], env_buf[400];
+	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd[3];
+	size_t sent = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	buf_init(&r->out);
+	buf_init(&r->err);
+	argv[argc++] = bin;
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	for (char **e = environ; *e != NULL && envc < 250; e++)
+		if (strncmp(*e, "SESSD_URL=", 10) != 0)
+			envp[envc++] = *e;
+	if (env_url != NULL) {
+		snprintf(env_buf, sizeof(env_buf), "SESSD_URL=%s", env_url);
+		envp[envc++] = env_buf;
+	}
+	envp[envc] = NULL;
+
+	cr_assert_eq(pipe2(in_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(out_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in_pipe[0]);
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+	if (in_len == 0) {
+		close(in_pipe[1]);
+		in_pipe[1] = -1;
+	}
+
+	pfd[0] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+	pfd[2] = (struct pollfd){.fd = in_pipe[1], .events = POLLOUT};
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		pfd[2].fd = in_pipe[1];
+		cr_assert_neq(poll(pfd, 3, 60000), 0, "sessctl hangs");
+		if (pfd[0].revents && !drain(pfd[0].fd, &r->out)) {
+			close(pfd[0].fd);
+			pfd[0].fd = -1;
+		}
+		if (pfd[1].revents && !drain(pfd[1].fd, &r->err)) {
+			close(pfd[1].fd);
+			pfd[1].fd = -1;
+		}
+		if (in_pipe[1] != -1 && pfd[2].revents) {
+			n = write(in_pipe[1], (const char *)in + sent, in_len - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			if ((n == -1 && errno != EAGAIN && errno != EINTR) || sent == in_len) {
+				close(in_pipe[1]);
+				in_pipe[1] = -1;
+			}
+		}
+	}
+	if (in_pipe[1] != -1)
+		close(in_pipe[1]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	/* NUL-terminate both for string checks; the NUL is not counted in len. */
+	cr_assert_eq(buf_append(&r->out, "", 1), 0);
+	r->out.len--;
+	cr_assert_eq(buf_append(&r->err, "", 1), 0);
+	r->err.len--;
+}
+
+static void run_in(struct run *r, const void *in, size_t in_len, const char *const *args)
+{
+	run_env(r, daemon_.unix_url, in, in_len, args);
+}
+
+#define RUN(r, ...) run_in((r), NULL, 0, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Expect ${status}, exactly ${out} on stdout, and stderr empty (status 0) or "sessctl: ...". */
+static void expect(struct run *r, int status, const char *out)
+{
+	cr_assert_eq(r->status, status, "exit %d, not %d; stderr: %s", r->status, status,
+	             (const char *)r->err.data);
+	if (out != NULL)
+		cr_assert_str_eq((const char *)r->out.data, out);
+	if (status == 0)
+		cr_assert_eq(r->err.len, 0, "stderr: %s", (const char *)r->err.data);
+	else
+		cr_assert_eq(strncmp((const char *)r->err.data, "sessctl: ", 9), 0, "stderr: %s",
+		             (const char *)r->err.data);
+	run_free(r);
+}
+
+/* --- A small strict JSON checker (RFC 8259), so --json output is proven parseable. --- */
+
+static const char *json_value(const char *p, int depth);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	while (*p != '"') {
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (strchr("0123456789abcdefABCDEF", p[i]) == NULL ||
+					    p[i] == '\0')
+						return NULL;
+				p += 4;
+			} else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
+				return NULL;
+			}
+		}
+		p++;
+	}
+	return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+	const char *start = p;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else
+		while (*p >= '0' && *p <= '9')
+			p++;
+	return p == start ? NULL : p;
+}
+
+static const char *json_value(const char *p, int depth)
+{
+	char close;
+
+	p = json_ws(p);
+	if (depth > 32)
+		return NULL;
+	if (*p == '"')
+		return json_string(p);
+	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+		return p + 4;
+	if (strncmp(p, "false", 5) == 0)
+		return p + 5;
+	if (*p != '[' && *p != '{')
+		return json_number(p);
+	close = *p == '[' ? ']' : '}';
+	p = json_ws(p + 1);
+	if (*p == close)
+		return p + 1;
+	for (;;) {
+		if (close == '}') {
+			p = json_string(json_ws(p));
+			if (p == NULL || *(p = json_ws(p)) != ':')
+				return NULL;
+			p++;
+		}
+		p = json_value(p, depth + 1);
+		if (p == NULL)
+			return NULL;
+		p = json_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static void expect_json(const struct run *r)
+{
+	const char *s = (const char *)r->out.data;
+	const char *end = json_value(s, 0);
+
+	cr_assert_eq(strlen(s), r->out.len, "NUL byte in JSON output");
+	cr_assert_not_null(end, "not JSON: %s", s);
+	cr_assert_str_eq(json_ws(end), "", "trailing bytes after JSON: %s", s);
+}
+
+TestSuite(sessctl, .init = start_daemon, .fini = stop_daemon, .timeout = 240);
+
+LEAK_CHECKED_TEST(sessctl, help_and_version)
+{
+	struct run r;
+
+	RUN(&r, "--help");
+	cr_assert(strstr((char *)r.out.data, "usage: sessctl") != NULL);
+	cr_assert(strstr((char *)r.out.data, "flash-pop") != NULL);
+	expect(&r, 0, NULL);
+	RUN(&r, "get", "-h");
+	expect(&r, 0, NULL);
+	RUN(&r, "--version");
+	expect(&r, 0, "sessctl " SESSD_VERSION "\n");
+}
+
+LEAK_CHECKED_TEST(sessctl, usage_errors)
+{
+	static const char *const cases[][6] = {
+	    {NULL},
+	    {"frobnicate", NULL},
+	    {"--bogus", "ping", NULL},
+	    {"ping", "extra", NULL},
+	    {"get", NULL},
+	    {"get", "a", "b", NULL},
+	    {"touch", "a", NULL},
+	    {"get", "a", "--ttl", "5", NULL},
+	    {"set", "a", "v", "--ttl", "0", NULL},
+	    {"set", "a", "v", "--ttl", "x", NULL},
+	    {"set", "a", "v", "--ttl", NULL},
+	    {"--timeout", "-5", "ping", NULL},
+	    {"--timeout=abc", "ping", NULL},
+	    {"ping", "--yes", NULL},
+	    {"--namespace", "", "count", NULL},
+	    {"flash-push", "a", "t", NULL},
+	    {"flash-pop", "a", "t", "x", NULL},
+	    {"--json=yes", "ping", NULL},
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		run_in(&r, NULL, 0, cases[i]);
+		cr_assert_eq(r.status, 2, "case %zu: exit %d", i, r.status);
+		cr_assert_eq(r.out.len, 0, "case %zu printed %s", i, (char *)r.out.data);
+		expect(&r, 2, "");
+	}
+}
+
+LEAK_CHECKED_TEST(sessctl, ping_over_unix_tcp_and_env)
+{
+	struct run r;
+
+	RUN(&r, "ping");
+	expect(&r, 0, "pong\n");
+	RUN(&r, "--connect", daemon_.tcp_url, "ping");
+	expect(&r, 0, "pong\n");
+	/* Options after the command, and --opt=value. */
+	run_env(&r, "unix:/nonexistent/sessd.sock", NULL, 0,
+	        (const char *const[]){"ping", "--connect=", NULL});
+	expect(&r, 2, "");
+	{
+		char opt[400];
+
+		snprintf(opt, sizeof(opt), "--connect=%s", daemon_.tcp_url);
+		run_env(&r, NULL, NULL, 0, (const char *const[]){"ping", opt, NULL});
+		expect(&r, 0, "pong\n");
+	}
+	run_env(&r, daemon_.tcp_url, NULL, 0, (const char *const[]){"--json", "ping", NULL});
+	expect_json(&r);
+	cr_assert(strstr((char *)r.out.data, "\"server_id\":\"") != NULL);
+	cr_assert(strstr((char *)r.out.data, "\"max_frame\":1048576") != NULL);
+	expect(&r, 0, NULL);
+}
+
+LEAK_CHECKED_TEST(sessctl, connection_errors)
+{
+	struct run r;
+
+	RUN(&r, "--connect", "http://127.0.0.1:7077", "ping");
+	cr_assert(strstr((char *)r.err.data, "bad URL") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "--connect", "tcp://127.0.0.1:99999", "ping");
+	expect(&r, 2, "");
+	run_env(&r, "unix:/nonexistent/dir/sessd.sock", NULL, 0,
+	        (const char *const[]){"count", NULL});
+	cr_assert(strstr((char *)r.err.data,
+	                 "cannot connect to unix:/nonexistent/dir/sessd.sock") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	/* A stopped server: the HELLO times out. */
+	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	RUN(&r, "--timeout", "200", "ping");
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	expect(&r, 2, "");
+}
+
+LEAK_CHECKED_TEST(sessctl, new_id)
+{
+	struct run r;
+
+	RUN(&r, "new-id");
+	cr_assert_eq(r.out.len, SESSD_ID_LEN + 1);
+	cr_assert_eq(((char *)r.out.data)[SESSD_ID_LEN], '\n');
+	expect(&r, 0, NULL);
+	/* No server needed. */
+	run_env(&r, "unix:/nonexistent.sock", NULL, 0,
+	        (const char *const[]){"new-id", "--json", NULL});
+	expect_json(&r);
+	cr_assert_eq(r.out.len, SESSD_ID_LEN + 3);
+	expect(&r, 0, NULL);
+}
+
+LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
+{
+	struct run r;
+
+	RUN(&r, "set", "s1", "hello world", "--ttl", "60");
+	expect(&r, 0, "");
+	RUN(&r, "get", "s1");
+	expect(&r, 0, "hello world");
+	RUN(&r, "--json", "get", "s1");
+	expect(&r, 0, "\"hello world\"\n");
+	RUN(&r, "touch", "s1", "--ttl=120");
+	expect(&r, 0, "");
+	RUN(&r, "touch", "s1", "--ttl", "5", "--json");
+	expect(&r, 0, "{\"ok\":true}\n");
+	RUN(&r, "destroy", "s1");
+	expect(&r, 0, "");
+	RUN(&r, "get", "s1");
+	cr_assert_str_eq((char *)r.err.data, "sessctl: get: no such session\n");
+	expect(&r, 1, "");
+	RUN(&r, "--json", "get", "s1");
+	expect(&r, 1, "");
+	RUN(&r, "destroy", "s1");
+	expect(&r, 1, "");
+	RUN(&r, "touch", "s1", "--ttl", "5");
+	expect(&r, 1, "");
+	/* set's ttl defaults to a day. */
+	RUN(&r, "set", "s2", "x");
+	expect(&r, 0, "");
+	RUN(&r, "--json", "list", "--namespace", "default");
+	cr_assert(strstr((char *)r.out.data, "\"id\":\"s2\"") != NULL);
+	expect(&r, 0, NULL);
+	/* Data that looks like an option goes after --. */
+	RUN(&r, "set", "s3", "--", "--ttl");
+	expect(&r, 0, "");
+	RUN(&r, "get", "s3");
+	expect(&r, 0, "--ttl");
+}
+
+LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
+{
+	uint8_t data[70000];
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 31 + (i >> 8));
+	data[0] = 0;
+	run_in(&r, data, sizeof(data), (const char *const[]){"set", "bin", "--ttl", "60", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "get", "bin");
+	cr_assert_eq(r.status, 0);
+	cr_assert_eq(r.out.len, sizeof(data));
+	cr_assert_eq(memcmp(r.out.data, data, sizeof(data)), 0);
+	expect(&r, 0, NULL);
+	RUN(&r, "get", "bin", "--json");
+	expect_json(&r);
+	expect(&r, 0, NULL);
+
+	/* Exact escapes: quote, backslash, newline, control, invalid UTF-8, valid UTF-8. */
+	run_in(&r, "a\"\\\n\x01\xff\xc3\xa9\x7f\xed\xa0\x80", 12,
+	       (const char *const[]){"set", "esc", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "--json", "get", "esc");
+	expect_json(&r);
+	expect(&r, 0, "\"a\\\"\\\\\\n\\u0001\\u00ff\xc3\xa9\\u007f\\u00ed\\u00a0\\u0080\"\n");
+	/* Empty standard input is empty data. */
+	run_in(&r, NULL, 0, (const char *const[]){"set", "empty", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "get", "empty");
+	expect(&r, 0, "");
+}
+
+LEAK_CHECKED_TEST(sessctl, oversized_set_is_an_error)
+{
+	size_t len = 1048577;
+	uint8_t *data = calloc(1, len);
+	struct run r;
+
+	cr_assert_not_null(data);
+	run_in(&r, data, len, (const char *const[]){"set", "huge", NULL});
+	free(data);
+	cr_assert(strstr((char *)r.err.data, "too large") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "huge");
+	expect(&r, 1, "");
+}
+
+LEAK_CHECKED_TEST(sessctl, flash_push_and_pop)
+{
+	struct run r;
+
+	RUN(&r, "flash-pop", "fl");
+	expect(&r, 1, "");
+	RUN(&r, "flash-push", "fl", "error", "bad thing");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "fl", "info", "first", "--ttl", "30");
+	expect(&r, 0, "1\n");
+	RUN(&r, "--json", "flash-push", "fl", "info", "sec\"ond");
+	expect(&r, 0, "{\"queued\":2}\n");
+	RUN(&r, "flash-pop", "fl", "info");
+	expect(&r, 0, "first\nsec\"ond\n");
+	RUN(&r, "flash-pop", "fl", "info");
+	expect(&r, 0, "");
+	RUN(&r, "flash-pop", "fl", "info", "--json");
+	expect(&r, 0, "[]\n");
+	RUN(&r, "flash-push", "fl", "info", "x");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl");
+	expect(&r, 0, "error\tbad thing\ninfo\tx\n");
+
+	RUN(&r, "flash-push", "fl", "info", "a");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "fl", "info", "b");
+	expect(&r, 0, "2\n");
+	RUN(&r, "flash-push", "fl", "warn", "c");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl", "--json");
+	expect_json(&r);
+	expect(&r, 0, "{\"info\":[\"a\",\"b\"],\"warn\":[\"c\"]}\n");
+	RUN(&r, "flash-pop", "fl", "--json");
+	expect(&r, 0, "{}\n");
+	RUN(&r, "flash-push", "fl", "info", "a");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl", "info", "--json");
+	expect(&r, 0, "[\"a\"]\n");
+}
+
+LEAK_CHECKED_TEST(sessctl, server_error_exits_2)
+{
+	/* Flashes may hold max_frame / 2 bytes per session: 5 x 120 KB is over. */
+	size_t len = 120000;
+	char *msg = malloc(len + 1);
+	struct run r;
+	int last = 0;
+
+	cr_assert_not_null(msg);
+	memset(msg, 'm', len);
+	msg[len] = '\0';
+	for (int i = 0; i < 5; i++) {
+		RUN(&r, "flash-push", "lim", "t", msg);
+		last = r.status;
+		if (last != 0)
+			break;
+		run_free(&r);
+	}
+	free(msg);
+	cr_assert(strstr((char *)r.err.data, "LIMIT") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	cr_assert_eq(last, 2);
+}
+
+LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
+{
+	struct sessd_options opts = {.ns = "adm", .timeout_ms = 20000};
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	char id[32], *line, *save = NULL;
+	uint8_t seen[2345] = {0};
+	struct run r;
+	size_t lines = 0;
+	int k;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < 2345; i++) {
+		snprintf(id, sizeof(id), "adm-%d", i);
+		sessd_batch_set(b, id, strlen(id), "v", 1, 600000);
+	}
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK);
+	sessd_batch_free(b);
+	sessd_close(c);
+
+	RUN(&r, "--namespace", "adm", "count");
+	expect(&r, 0, "2345\n");
+	RUN(&r, "count", "--namespace=adm", "--json");
+	expect(&r, 0, "{\"count\":2345}\n");
+	RUN(&r, "count", "--namespace", "empty-ns");
+	expect(&r, 0, "0\n");
+
+	RUN(&r, "--namespace", "adm", "list");
+	cr_assert_eq(r.status, 0);
+	for (line = strtok_r((char *)r.out.data, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long ttl;
+
+		cr_assert_eq(sscanf(line, "adm-%d\t%llu", &k, &ttl), 2, "line: %s", line);
+		cr_assert(k >= 0 && k < 2345);
+		cr_assert(ttl > 0 && ttl <= 600000);
+		seen[k] = 1;
+		lines++;
+	}
+	cr_assert_geq(lines, 2345);
+	for (int i = 0; i < 2345; i++)
+		cr_assert(seen[i], "adm-%d not listed", i);
+	expect(&r, 0, NULL);
+
+	RUN(&r, "--namespace", "adm", "list", "--json");
+	expect_json(&r);
+	cr_assert_eq(((char *)r.out.data)[0], '[');
+	cr_assert(strstr((char *)r.out.data, "{\"id\":\"adm-7\",\"ttl_ms\":") != NULL);
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "empty-ns", "list", "--json");
+	expect(&r, 0, "[]\n");
+
+	RUN(&r, "stats");
+	cr_assert(strstr((char *)r.out.data, "\nsessions ") != NULL ||
+	          strncmp((char *)r.out.data, "sessions ", 9) == 0);
+	cr_assert(strstr((char *)r.out.data, "uptime_ms ") != NULL);
+	expect(&r, 0, NULL);
+	RUN(&r, "stats", "--json");
+	expect_json(&r);
+	cr_assert(strstr((char *)r.out.data, "\"requests_total\":") != NULL);
+	expect(&r, 0, NULL);
+	RUN(&r, "stats", "--namespace", "adm");
+	cr_assert(strstr((char *)r.out.data, "sessions 2345\n") != NULL, "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	RUN(&r, "stats", "--namespace", "adm", "--json");
+	expect_json(&r);
+	cr_assert(strstr((char *)r.out.data, "\"sessions\":2345") != NULL);
+	expect(&r, 0, NULL);
+
+	RUN(&r, "--namespace", "adm", "clear");
+	cr_assert(strstr((char *)r.err.data, "--yes") != NULL);
+	expect(&r, 2, "");
+	RUN(&r, "--namespace", "adm", "count");
+	expect(&r, 0, "2345\n");
+	RUN(&r, "--namespace", "adm", "clear", "--yes");
+	expect(&r, 0, "2345\n");
+	RUN(&r, "--namespace", "adm", "clear", "--yes", "--json");
+	expect(&r, 0, "{\"removed\":0}\n");
+	RUN(&r, "--namespace", "adm", "count");
+	expect(&r, 0, "0\n");
+}
