@@ -4,9 +4,6 @@
  * restart, timeouts against a stopped server, and URL and connect failures.
  */
 #include <criterion/criterion.h>
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/lsan_interface.h>
-#endif
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "leakcheck.h"
 #include "sessd.h"
 
 #define TTL_MS 60000u
@@ -36,27 +34,6 @@ static void start_small_frame_daemon(void)
 
 	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
 }
-
-/*
- * Under ASan, each test checks for leaks at its end: LeakSanitizer's own report comes when
- * the worker exits, after criterion has counted the test, and criterion ignores failures in
- * .fini, so a leak would otherwise pass silently.
- */
-static void expect_no_leaks(void)
-{
-#ifdef __SANITIZE_ADDRESS__
-	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (report above)");
-#endif
-}
-
-#define LEAK_CHECKED_TEST(suite, name)                                                             \
-	static void suite##_##name(void);                                                          \
-	Test(suite, name)                                                                          \
-	{                                                                                          \
-		suite##_##name();                                                                  \
-		expect_no_leaks();                                                                 \
-	}                                                                                          \
-	static void suite##_##name(void)
 
 static void stop_daemon(void)
 {

@@ -6,6 +6,8 @@
  */
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
@@ -156,7 +158,7 @@ static void expect_pop(int fd, const char *id, const char *type, const char *con
 	free(res);
 }
 
-Test(persist, restart_keeps_every_session_and_flash)
+LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 {
 	char data_dir[64];
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
@@ -237,7 +239,7 @@ static void writer(const char *url, int w, int report_fd)
 	}
 }
 
-Test(persist, kill_9_under_load_loses_no_acknowledged_write, .timeout = 240)
+LEAK_CHECKED_TEST_OPTS(persist, kill_9_under_load_loses_no_acknowledged_write, .timeout = 240)
 {
 	char data_dir[64];
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
@@ -329,7 +331,7 @@ static void big_value(uint8_t *v, int key, uint32_t gen)
  * moment around that, again and again. Every start must succeed, with each key at the last
  * value whose SET was acknowledged.
  */
-Test(persist, killed_during_snapshots_always_restarts_readable, .timeout = 280)
+LEAK_CHECKED_TEST_OPTS(persist, killed_during_snapshots_always_restarts_readable, .timeout = 280)
 {
 	char data_dir[64];
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "no", NULL};

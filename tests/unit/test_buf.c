@@ -1,12 +1,14 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
 
-Test(buf, init_is_empty_without_memory)
+LEAK_CHECKED_TEST(buf, init_is_empty_without_memory)
 {
 	struct buf b;
 
@@ -18,7 +20,7 @@ Test(buf, init_is_empty_without_memory)
 	buf_finish(&b); /* finishing an empty buffer again is harmless */
 }
 
-Test(buf, append_grows_and_keeps_bytes)
+LEAK_CHECKED_TEST(buf, append_grows_and_keeps_bytes)
 {
 	struct buf b;
 	uint8_t chunk[100];
@@ -37,7 +39,7 @@ Test(buf, append_grows_and_keeps_bytes)
 	cr_expect_null(b.data);
 }
 
-Test(buf, append_zero_bytes_allocates_nothing)
+LEAK_CHECKED_TEST(buf, append_zero_bytes_allocates_nothing)
 {
 	struct buf b;
 
@@ -47,7 +49,7 @@ Test(buf, append_zero_bytes_allocates_nothing)
 	buf_finish(&b);
 }
 
-Test(buf, reserve_overflow_is_enomem_and_changes_nothing)
+LEAK_CHECKED_TEST(buf, reserve_overflow_is_enomem_and_changes_nothing)
 {
 	struct buf b;
 
@@ -61,7 +63,7 @@ Test(buf, reserve_overflow_is_enomem_and_changes_nothing)
 	buf_finish(&b);
 }
 
-Test(buf, reset_keeps_memory)
+LEAK_CHECKED_TEST(buf, reset_keeps_memory)
 {
 	struct buf b;
 	uint8_t *before;
@@ -77,7 +79,7 @@ Test(buf, reset_keeps_memory)
 	buf_finish(&b);
 }
 
-Test(buf, consume_moves_the_rest_to_the_front)
+LEAK_CHECKED_TEST(buf, consume_moves_the_rest_to_the_front)
 {
 	struct buf b;
 

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +107,7 @@ static size_t sample_requests(struct codec_request *q)
 	return n;
 }
 
-Test(codec, round_trip_every_op)
+LEAK_CHECKED_TEST(codec, round_trip_every_op)
 {
 	struct codec_request q[16], got;
 	size_t n = sample_requests(q), i;
@@ -126,7 +128,7 @@ Test(codec, round_trip_every_op)
 }
 
 /* Every strict prefix of every valid body is rejected as BAD_REQUEST. */
-Test(codec, truncated_at_every_offset)
+LEAK_CHECKED_TEST(codec, truncated_at_every_offset)
 {
 	struct codec_request q[16], got;
 	size_t n = sample_requests(q), i, cut;
@@ -153,7 +155,7 @@ Test(codec, truncated_at_every_offset)
 	}
 }
 
-Test(codec, trailing_bytes_rejected)
+LEAK_CHECKED_TEST(codec, trailing_bytes_rejected)
 {
 	struct codec_request q[16], got;
 	size_t n = sample_requests(q), i;
@@ -184,7 +186,7 @@ static int decode_lit(const char *body, size_t len, struct codec_request *req, u
 
 #define DECODE(lit, req, st) decode_lit((lit), sizeof(lit) - 1, (req), (st))
 
-Test(codec, nil_namespace_is_default)
+LEAK_CHECKED_TEST(codec, nil_namespace_is_default)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -200,7 +202,7 @@ Test(codec, nil_namespace_is_default)
 	cr_expect_eq(r.ns.len, 0);
 }
 
-Test(codec, wrong_types_rejected)
+LEAK_CHECKED_TEST(codec, wrong_types_rejected)
 {
 	static const struct {
 		const char *body;
@@ -275,7 +277,7 @@ static void id_of_len(size_t len, bool bin, int want_rc)
 	free(id);
 }
 
-Test(codec, id_length_limits)
+LEAK_CHECKED_TEST(codec, id_length_limits)
 {
 	id_of_len(1, false, 0);
 	id_of_len(128, false, 0);
@@ -285,7 +287,7 @@ Test(codec, id_length_limits)
 	id_of_len(70000, true, -1);
 }
 
-Test(codec, huge_declared_counts_rejected_without_allocation)
+LEAK_CHECKED_TEST(codec, huge_declared_counts_rejected_without_allocation)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -300,7 +302,7 @@ Test(codec, huge_declared_counts_rejected_without_allocation)
 	cr_expect_eq(DECODE("\x96\x11\x01\xc0\xa1x\xc6\x7f\xff\xff\xff\x01", &r, &st), -1);
 }
 
-Test(codec, unknown_op_is_checked_and_keeps_request_id)
+LEAK_CHECKED_TEST(codec, unknown_op_is_checked_and_keeps_request_id)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -322,7 +324,7 @@ Test(codec, unknown_op_is_checked_and_keeps_request_id)
 	cr_expect_eq(st, CODEC_BAD_REQUEST);
 }
 
-Test(codec, request_id_recovered_when_opcode_is_bad)
+LEAK_CHECKED_TEST(codec, request_id_recovered_when_opcode_is_bad)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -362,7 +364,7 @@ static int nested_request(uint32_t op, int levels, uint32_t *st)
 	return rc;
 }
 
-Test(codec, nesting_counts_the_request_array)
+LEAK_CHECKED_TEST(codec, nesting_counts_the_request_array)
 {
 	uint32_t st;
 
@@ -375,7 +377,7 @@ Test(codec, nesting_counts_the_request_array)
 	cr_expect_eq(st, CODEC_BAD_REQUEST);
 }
 
-Test(codec, hello_keeps_auth_raw_and_saturates_version)
+LEAK_CHECKED_TEST(codec, hello_keeps_auth_raw_and_saturates_version)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -388,7 +390,7 @@ Test(codec, hello_keeps_auth_raw_and_saturates_version)
 	cr_expect_eq(r.version, UINT32_MAX);
 }
 
-Test(codec, list_limit_clamped)
+LEAK_CHECKED_TEST(codec, list_limit_clamped)
 {
 	struct codec_request r;
 	uint32_t st;
@@ -403,7 +405,7 @@ Test(codec, list_limit_clamped)
 	cr_expect_eq(r.limit, 5);
 }
 
-Test(codec, encode_rejects_out_of_range_fields)
+LEAK_CHECKED_TEST(codec, encode_rejects_out_of_range_fields)
 {
 	struct codec_request q[16], bad;
 	struct buf b;
@@ -449,7 +451,7 @@ Test(codec, encode_rejects_out_of_range_fields)
 	buf_finish(&b);
 }
 
-Test(codec, encode_nil_for_empty_ns_and_default_for_stats)
+LEAK_CHECKED_TEST(codec, encode_nil_for_empty_ns_and_default_for_stats)
 {
 	struct codec_request q = {0}, r;
 	struct buf b;
@@ -477,7 +479,7 @@ Test(codec, encode_nil_for_empty_ns_and_default_for_stats)
 	buf_finish(&b);
 }
 
-Test(codec, frame_open_close)
+LEAK_CHECKED_TEST(codec, frame_open_close)
 {
 	struct buf b;
 	size_t at, at2;
@@ -500,7 +502,7 @@ Test(codec, frame_open_close)
 	buf_finish(&b);
 }
 
-Test(codec, frame_length_big_endian)
+LEAK_CHECKED_TEST(codec, frame_length_big_endian)
 {
 	static const uint8_t h1[4] = {0x00, 0x00, 0x00, 0x01}, h2[4] = {0xff, 0xff, 0xff, 0xff},
 	                     h3[4] = {0x01, 0x02, 0x03, 0x04};
@@ -510,7 +512,7 @@ Test(codec, frame_length_big_endian)
 	cr_expect_eq(codec_frame_length(h3), 0x01020304);
 }
 
-Test(codec, replies_round_trip)
+LEAK_CHECKED_TEST(codec, replies_round_trip)
 {
 	struct buf b;
 	struct codec_reply rep;
@@ -545,7 +547,7 @@ Test(codec, replies_round_trip)
 	buf_finish(&b);
 }
 
-Test(codec, malformed_replies)
+LEAK_CHECKED_TEST(codec, malformed_replies)
 {
 	struct codec_reply rep;
 
@@ -564,7 +566,7 @@ Test(codec, malformed_replies)
 #undef REP
 }
 
-Test(codec, names)
+LEAK_CHECKED_TEST(codec, names)
 {
 	cr_expect_str_eq(codec_status_name(CODEC_OK), "OK");
 	cr_expect_str_eq(codec_status_name(CODEC_NOT_FOUND), "NOT_FOUND");

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -39,7 +41,7 @@ static size_t drain(struct expiry_wheel *w, uint64_t now, struct expiry_node **o
 	return n;
 }
 
-Test(expiry, empty_wheel)
+LEAK_CHECKED_TEST(expiry, empty_wheel)
 {
 	struct expiry_wheel *w = wheel_new();
 	size_t work = 10;
@@ -50,7 +52,7 @@ Test(expiry, empty_wheel)
 	free(w);
 }
 
-Test(expiry, exact_instant)
+LEAK_CHECKED_TEST(expiry, exact_instant)
 {
 	struct expiry_wheel *w = wheel_new();
 	struct expiry_node n = {0}, *out[2];
@@ -70,7 +72,7 @@ Test(expiry, exact_instant)
 	free(w);
 }
 
-Test(expiry, cancel_and_reschedule)
+LEAK_CHECKED_TEST(expiry, cancel_and_reschedule)
 {
 	struct expiry_wheel *w = wheel_new();
 	struct expiry_node a = {0}, b = {0}, *out[4];
@@ -88,7 +90,7 @@ Test(expiry, cancel_and_reschedule)
 	free(w);
 }
 
-Test(expiry, far_future_and_extremes)
+LEAK_CHECKED_TEST(expiry, far_future_and_extremes)
 {
 	struct expiry_wheel *w = wheel_new();
 	struct expiry_node a = {0}, b = {0}, c = {0}, *out[4];
@@ -109,7 +111,7 @@ Test(expiry, far_future_and_extremes)
 	free(w);
 }
 
-Test(expiry, clock_steps_back)
+LEAK_CHECKED_TEST(expiry, clock_steps_back)
 {
 	struct expiry_wheel *w = wheel_new();
 	struct expiry_node a = {0}, b = {0}, *out[4];
@@ -128,7 +130,7 @@ Test(expiry, clock_steps_back)
 	free(w);
 }
 
-Test(expiry, work_credit_bounds_each_call)
+LEAK_CHECKED_TEST(expiry, work_credit_bounds_each_call)
 {
 	enum { N = 20000 };
 	struct expiry_wheel *w = wheel_new();
@@ -159,7 +161,7 @@ Test(expiry, work_credit_bounds_each_call)
 }
 
 /* Against a model: after every step, exactly the nodes with at <= now have come out. */
-Test(expiry, random_against_model)
+LEAK_CHECKED_TEST(expiry, random_against_model)
 {
 	enum { N = 3000, STEPS = 4000 };
 	struct expiry_wheel *w = wheel_new();

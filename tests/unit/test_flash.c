@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,7 +86,7 @@ static int pop(struct store *st, const char *id, const char *type, struct seen *
 	                       on_type, on_msg, s);
 }
 
-Test(flash, fifo_and_type_order)
+LEAK_CHECKED_TEST(flash, fifo_and_type_order)
 {
 	struct store *st = new_store(4096);
 	struct seen s = {0};
@@ -107,7 +109,7 @@ Test(flash, fifo_and_type_order)
 	store_free(st);
 }
 
-Test(flash, pop_one_type)
+LEAK_CHECKED_TEST(flash, pop_one_type)
 {
 	struct store *st = new_store(4096);
 	struct seen s = {0};
@@ -130,7 +132,7 @@ Test(flash, pop_one_type)
 	store_free(st);
 }
 
-Test(flash, pop_missing_type_and_missing_session)
+LEAK_CHECKED_TEST(flash, pop_missing_type_and_missing_session)
 {
 	struct store *st = new_store(4096);
 	struct seen s = {0};
@@ -149,7 +151,7 @@ Test(flash, pop_missing_type_and_missing_session)
 	store_free(st);
 }
 
-Test(flash, failing_callback_keeps_everything)
+LEAK_CHECKED_TEST(flash, failing_callback_keeps_everything)
 {
 	struct store *st = new_store(4096);
 	struct store_stats before, after;
@@ -182,7 +184,7 @@ Test(flash, failing_callback_keeps_everything)
 	store_free(st);
 }
 
-Test(flash, empty_type_pop_failure)
+LEAK_CHECKED_TEST(flash, empty_type_pop_failure)
 {
 	struct store *st = new_store(4096);
 	struct seen s = {.fail_at = 1};
@@ -193,7 +195,7 @@ Test(flash, empty_type_pop_failure)
 	store_free(st);
 }
 
-Test(flash, limit_is_enforced)
+LEAK_CHECKED_TEST(flash, limit_is_enforced)
 {
 	/* "info" + 6 bytes = 10 flash bytes per message. */
 	struct store *st = new_store(30);
@@ -228,7 +230,7 @@ Test(flash, limit_is_enforced)
 	store_free(st);
 }
 
-Test(flash, empty_and_binary_messages)
+LEAK_CHECKED_TEST(flash, empty_and_binary_messages)
 {
 	struct store *st = new_store(4096);
 	struct store_key k = key_of("app", "u");
@@ -257,7 +259,7 @@ static int list_count(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_
 	return 0;
 }
 
-Test(flash, creates_session_without_data)
+LEAK_CHECKED_TEST(flash, creates_session_without_data)
 {
 	struct store *st = new_store(4096);
 	struct store_key k = key_of("app", "u");
@@ -289,7 +291,7 @@ Test(flash, creates_session_without_data)
 	store_free(st);
 }
 
-Test(flash, set_keeps_flashes_across_resizes)
+LEAK_CHECKED_TEST(flash, set_keeps_flashes_across_resizes)
 {
 	struct store *st = new_store(1 << 20);
 	struct store_key k = key_of("app", "u");
@@ -307,7 +309,7 @@ Test(flash, set_keeps_flashes_across_resizes)
 	store_free(st);
 }
 
-Test(flash, destroy_removes_flashes)
+LEAK_CHECKED_TEST(flash, destroy_removes_flashes)
 {
 	struct store *st = new_store(4096);
 	struct store_key k = key_of("app", "u");
@@ -326,7 +328,7 @@ Test(flash, destroy_removes_flashes)
 	store_free(st);
 }
 
-Test(flash, push_extends_expiry_to_the_later)
+LEAK_CHECKED_TEST(flash, push_extends_expiry_to_the_later)
 {
 	struct store *st = new_store(4096);
 	struct store_key k = key_of("app", "u");
@@ -346,7 +348,7 @@ Test(flash, push_extends_expiry_to_the_later)
 	store_free(st);
 }
 
-Test(flash, expired_session_flashes_are_gone)
+LEAK_CHECKED_TEST(flash, expired_session_flashes_are_gone)
 {
 	struct store *st = new_store(4096);
 	struct store_key k = key_of("app", "u");
@@ -364,7 +366,7 @@ Test(flash, expired_session_flashes_are_gone)
 	store_free(st);
 }
 
-Test(flash, many_messages_and_types)
+LEAK_CHECKED_TEST(flash, many_messages_and_types)
 {
 	struct store *st = new_store(1 << 20);
 	struct seen s = {0};
@@ -386,7 +388,7 @@ Test(flash, many_messages_and_types)
 	store_free(st);
 }
 
-Test(flash, distinct_types_are_bounded)
+LEAK_CHECKED_TEST(flash, distinct_types_are_bounded)
 {
 	struct store *st = new_store(1 << 20);
 	struct store_key k = key_of("app", "u");

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <string.h>
 
 #include <sodium.h>
@@ -18,7 +20,7 @@ static void check_pair(const char *raw, size_t raw_len, const char *text)
 }
 
 /* RFC 4648 section 10 test vectors, without padding. */
-Test(ids, rfc4648_vectors)
+LEAK_CHECKED_TEST(ids, rfc4648_vectors)
 {
 	check_pair("", 0, "");
 	check_pair("f", 1, "Zg");
@@ -29,7 +31,7 @@ Test(ids, rfc4648_vectors)
 	check_pair("foobar", 6, "Zm9vYmFy");
 }
 
-Test(ids, url_alphabet_for_62_and_63)
+LEAK_CHECKED_TEST(ids, url_alphabet_for_62_and_63)
 {
 	check_pair("\xfb\xff", 2, "-_8");
 	check_pair("\xff\xff\xff", 3, "____");
@@ -37,7 +39,7 @@ Test(ids, url_alphabet_for_62_and_63)
 	check_pair("\x00\x00\x00", 3, "AAAA");
 }
 
-Test(ids, every_byte_round_trips)
+LEAK_CHECKED_TEST(ids, every_byte_round_trips)
 {
 	uint8_t raw[256], back[256];
 	char text[400];
@@ -55,7 +57,7 @@ Test(ids, every_byte_round_trips)
 	}
 }
 
-Test(ids, encode_needs_room_for_the_nul)
+LEAK_CHECKED_TEST(ids, encode_needs_room_for_the_nul)
 {
 	char out[8];
 
@@ -68,7 +70,7 @@ Test(ids, encode_needs_room_for_the_nul)
 	cr_expect_eq(out[0], '\0');
 }
 
-Test(ids, decode_rejects_bad_input)
+LEAK_CHECKED_TEST(ids, decode_rejects_bad_input)
 {
 	uint8_t out[64];
 
@@ -88,7 +90,7 @@ Test(ids, decode_rejects_bad_input)
 	cr_expect_eq(ids_base64url_decode(out, 0, "", 0), 0);
 }
 
-Test(ids, generate_makes_43_url_safe_distinct_ids)
+LEAK_CHECKED_TEST(ids, generate_makes_43_url_safe_distinct_ids)
 {
 	char a[IDS_TEXT_LEN + 1], b[IDS_TEXT_LEN + 1];
 	uint8_t raw[IDS_RANDOM_BYTES + 1];
@@ -103,7 +105,7 @@ Test(ids, generate_makes_43_url_safe_distinct_ids)
 	cr_expect_eq(ids_base64url_decode(raw, sizeof raw, a, IDS_TEXT_LEN), IDS_RANDOM_BYTES);
 }
 
-Test(ids, log_tag_is_keyed_short_hex)
+LEAK_CHECKED_TEST(ids, log_tag_is_keyed_short_hex)
 {
 	uint8_t key1[32] = {1}, key2[32] = {2};
 	char t1[13], t2[13], t3[13], t4[13];

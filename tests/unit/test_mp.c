@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +40,7 @@ static void uint_case(uint64_t v, const char *want, size_t want_len)
 	buf_finish(&b);
 }
 
-Test(mp, uint_every_width_shortest)
+LEAK_CHECKED_TEST(mp, uint_every_width_shortest)
 {
 	uint_case(0, "\x00", 1);
 	uint_case(127, "\x7f", 1);
@@ -52,7 +54,7 @@ Test(mp, uint_every_width_shortest)
 	uint_case(UINT64_MAX, "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9);
 }
 
-Test(mp, uint_accepts_non_negative_signed_encodings)
+LEAK_CHECKED_TEST(mp, uint_accepts_non_negative_signed_encodings)
 {
 	struct mp_reader r;
 	uint64_t v;
@@ -78,7 +80,7 @@ Test(mp, uint_accepts_non_negative_signed_encodings)
 	cr_expect_eq(v, 5);
 }
 
-Test(mp, uint_rejects_negative_and_other_types)
+LEAK_CHECKED_TEST(mp, uint_rejects_negative_and_other_types)
 {
 	static const char *const bad[] = {"\xff",
 	                                  "\xe0",
@@ -118,7 +120,7 @@ Test(mp, uint_rejects_negative_and_other_types)
 	cr_expect_eq(mp_peek_type(&r), MP_UINT);
 }
 
-Test(mp, peek_types)
+LEAK_CHECKED_TEST(mp, peek_types)
 {
 	struct mp_reader r;
 
@@ -146,7 +148,7 @@ Test(mp, peek_types)
 	cr_expect_eq(mp_peek_type(&r), MP_EXT);
 }
 
-Test(mp, nil_and_bool)
+LEAK_CHECKED_TEST(mp, nil_and_bool)
 {
 	struct buf b;
 	struct mp_reader r;
@@ -206,7 +208,7 @@ static void raw_case(bool bin, size_t len, const char *hdr, size_t hdr_len)
 	free(payload);
 }
 
-Test(mp, str_every_width)
+LEAK_CHECKED_TEST(mp, str_every_width)
 {
 	raw_case(false, 0, "\xa0", 1);
 	raw_case(false, 31, "\xbf", 1);
@@ -217,7 +219,7 @@ Test(mp, str_every_width)
 	raw_case(false, 65536, "\xdb\x00\x01\x00\x00", 5);
 }
 
-Test(mp, bin_every_width)
+LEAK_CHECKED_TEST(mp, bin_every_width)
 {
 	raw_case(true, 0, "\xc4\x00", 2);
 	raw_case(true, 255, "\xc4\xff", 2);
@@ -226,7 +228,7 @@ Test(mp, bin_every_width)
 	raw_case(true, 65536, "\xc6\x00\x01\x00\x00", 5);
 }
 
-Test(mp, huge_declared_lengths_are_rejected)
+LEAK_CHECKED_TEST(mp, huge_declared_lengths_are_rejected)
 {
 	struct mp_reader r;
 	struct mp_bytes v;
@@ -246,7 +248,7 @@ Test(mp, huge_declared_lengths_are_rejected)
 	cr_expect_eq(mp_reader_left(&r), 2);
 }
 
-Test(mp, array_and_map_headers_every_width)
+LEAK_CHECKED_TEST(mp, array_and_map_headers_every_width)
 {
 	struct buf b;
 	struct mp_reader r;
@@ -282,7 +284,7 @@ Test(mp, array_and_map_headers_every_width)
 	}
 }
 
-Test(mp, counts_are_checked_against_bytes_left)
+LEAK_CHECKED_TEST(mp, counts_are_checked_against_bytes_left)
 {
 	struct mp_reader r;
 	uint32_t n;
@@ -312,7 +314,7 @@ Test(mp, counts_are_checked_against_bytes_left)
 	cr_expect_eq(mp_read_array(&r, &n), -1);
 }
 
-Test(mp, skip_every_type)
+LEAK_CHECKED_TEST(mp, skip_every_type)
 {
 	/* nil, true, fixint, negative fixint, every int/uint/float width, fixext 1..16,
 	 * ext 8/16/32, str, bin, nested array and map */
@@ -343,7 +345,7 @@ Test(mp, skip_every_type)
 	}
 }
 
-Test(mp, skip_rejects_reserved_byte)
+LEAK_CHECKED_TEST(mp, skip_rejects_reserved_byte)
 {
 	struct mp_reader r;
 
@@ -369,7 +371,7 @@ static void nested(struct buf *b, int levels, bool maps)
 			cr_assert_eq(mp_write_nil(b), 0); /* keys go first: put them after */
 }
 
-Test(mp, skip_depth_limit)
+LEAK_CHECKED_TEST(mp, skip_depth_limit)
 {
 	struct buf b;
 	struct mp_reader r;
@@ -389,7 +391,7 @@ Test(mp, skip_depth_limit)
 	}
 }
 
-Test(mp, skip_deep_input_without_recursion)
+LEAK_CHECKED_TEST(mp, skip_deep_input_without_recursion)
 {
 	/* 100000 nested arrays: rejected at level 17 with no stack growth */
 	size_t n = 100000;
@@ -404,7 +406,7 @@ Test(mp, skip_deep_input_without_recursion)
 	free(deep);
 }
 
-Test(mp, skip_consumes_one_value_only)
+LEAK_CHECKED_TEST(mp, skip_consumes_one_value_only)
 {
 	struct mp_reader r;
 
@@ -416,7 +418,7 @@ Test(mp, skip_consumes_one_value_only)
 	cr_expect_eq(mp_skip(&r), -1);
 }
 
-Test(mp, array_and_map_open_close)
+LEAK_CHECKED_TEST(mp, array_and_map_open_close)
 {
 	struct buf b;
 	struct mp_reader r;
@@ -445,7 +447,7 @@ Test(mp, array_and_map_open_close)
 	buf_finish(&b);
 }
 
-Test(mp, write_refuses_over_4gib)
+LEAK_CHECKED_TEST(mp, write_refuses_over_4gib)
 {
 	struct buf b;
 

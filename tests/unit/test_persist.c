@@ -6,6 +6,8 @@
  */
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -331,18 +333,18 @@ static void run_roundtrip(enum persist_fsync policy, const char *key_file)
 	rm_tree(dir);
 }
 
-Test(persist, roundtrip_every_change_always)
+LEAK_CHECKED_TEST(persist, roundtrip_every_change_always)
 {
 	run_roundtrip(PERSIST_FSYNC_ALWAYS, NULL);
 }
 
-Test(persist, roundtrip_everysec_and_no)
+LEAK_CHECKED_TEST(persist, roundtrip_everysec_and_no)
 {
 	run_roundtrip(PERSIST_FSYNC_EVERYSEC, NULL);
 	run_roundtrip(PERSIST_FSYNC_NO, NULL);
 }
 
-Test(persist, pending_and_commit_contract)
+LEAK_CHECKED_TEST(persist, pending_and_commit_contract)
 {
 	char dir[64];
 	struct store *st = new_store();
@@ -362,7 +364,7 @@ Test(persist, pending_and_commit_contract)
 	rm_tree(dir);
 }
 
-Test(persist, second_daemon_on_the_same_directory_is_refused)
+LEAK_CHECKED_TEST(persist, second_daemon_on_the_same_directory_is_refused)
 {
 	char dir[64];
 	struct store *a = new_store(), *b = new_store();
@@ -378,7 +380,7 @@ Test(persist, second_daemon_on_the_same_directory_is_refused)
 	rm_tree(dir);
 }
 
-Test(persist, sessions_that_expired_while_down_are_dropped)
+LEAK_CHECKED_TEST(persist, sessions_that_expired_while_down_are_dropped)
 {
 	char dir[64];
 	uint64_t now = now_wall_ms();
@@ -527,12 +529,12 @@ static void torn_tail_every_offset(const char *key_file)
 	history_free(&h);
 }
 
-Test(persist, torn_tail_cut_at_every_offset_keeps_the_exact_prefix)
+LEAK_CHECKED_TEST(persist, torn_tail_cut_at_every_offset_keeps_the_exact_prefix)
 {
 	torn_tail_every_offset(NULL);
 }
 
-Test(persist, torn_header_of_an_empty_last_segment_is_rewritten)
+LEAK_CHECKED_TEST(persist, torn_header_of_an_empty_last_segment_is_rewritten)
 {
 	struct history h;
 	char dir[64];
@@ -571,12 +573,12 @@ static void flipped_bytes_are_refused(const char *key_file)
 	history_free(&h);
 }
 
-Test(persist, flipped_byte_in_the_middle_is_never_accepted)
+LEAK_CHECKED_TEST(persist, flipped_byte_in_the_middle_is_never_accepted)
 {
 	flipped_bytes_are_refused(NULL);
 }
 
-Test(persist, check_reports_and_repair_keeps_the_valid_prefix)
+LEAK_CHECKED_TEST(persist, check_reports_and_repair_keeps_the_valid_prefix)
 {
 	struct history h;
 	size_t at;
@@ -667,12 +669,12 @@ static void run_snapshot_then_log(const char *key_file)
 	rm_tree(dir);
 }
 
-Test(persist, snapshot_plus_log_replay_equals_the_state)
+LEAK_CHECKED_TEST(persist, snapshot_plus_log_replay_equals_the_state)
 {
 	run_snapshot_then_log(NULL);
 }
 
-Test(persist, snapshot_of_many_sessions_and_repeated_snapshots)
+LEAK_CHECKED_TEST(persist, snapshot_of_many_sessions_and_repeated_snapshots)
 {
 	char dir[64];
 	struct store *st = new_store();
@@ -705,7 +707,7 @@ Test(persist, snapshot_of_many_sessions_and_repeated_snapshots)
 	rm_tree(dir);
 }
 
-Test(persist, corrupt_snapshot_is_refused_and_reported)
+LEAK_CHECKED_TEST(persist, corrupt_snapshot_is_refused_and_reported)
 {
 	char dir[64];
 	struct store *st = new_store();
@@ -733,7 +735,7 @@ Test(persist, corrupt_snapshot_is_refused_and_reported)
 	rm_tree(dir);
 }
 
-Test(persist, missing_segment_is_refused)
+LEAK_CHECKED_TEST(persist, missing_segment_is_refused)
 {
 	char dir[64];
 	struct store *st = new_store();
@@ -763,7 +765,7 @@ Test(persist, missing_segment_is_refused)
  * Disk full, without privileges: a file-size limit makes writes past it fail with EFBIG
  * (SIGXFSZ ignored), which the log treats like ENOSPC.
  */
-Test(persist, disk_full_refuses_changes_then_recovers_without_restart)
+LEAK_CHECKED_TEST(persist, disk_full_refuses_changes_then_recovers_without_restart)
 {
 	char dir[64];
 	struct store *st = new_store();
@@ -818,7 +820,7 @@ static void write_key(const char *dir, const char *name, uint8_t fill, char out[
 	snprintf(out, 128, "%s/%s", dir, name);
 }
 
-Test(persist, encrypted_roundtrip_snapshot_and_torn_tail)
+LEAK_CHECKED_TEST(persist, encrypted_roundtrip_snapshot_and_torn_tail)
 {
 	char kdir[64], key[128];
 
@@ -830,7 +832,7 @@ Test(persist, encrypted_roundtrip_snapshot_and_torn_tail)
 	rm_tree(kdir);
 }
 
-Test(persist, encrypted_files_need_the_right_key_and_hide_the_data)
+LEAK_CHECKED_TEST(persist, encrypted_files_need_the_right_key_and_hide_the_data)
 {
 	char kdir[64], key[128], wrong[128], shortkey[128];
 	struct store *st;
@@ -896,7 +898,7 @@ static void writer_main(const char *dir, int progress_fd)
 	}
 }
 
-Test(persist, killed_at_random_points_always_restarts_readable)
+LEAK_CHECKED_TEST(persist, killed_at_random_points_always_restarts_readable)
 {
 	char dir[64];
 	size_t committed = 0;

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +67,7 @@ static void assert_absent(struct store *st, const char *ns, const char *id, uint
 	cr_assert_eq(errno, ENOENT);
 }
 
-Test(store, new_and_free)
+LEAK_CHECKED_TEST(store, new_and_free)
 {
 	struct store *st = new_store(0);
 	struct store_stats stats;
@@ -82,7 +84,7 @@ Test(store, new_and_free)
 	store_free(NULL);
 }
 
-Test(store, set_get_overwrite)
+LEAK_CHECKED_TEST(store, set_get_overwrite)
 {
 	struct store *st = new_store(0);
 	char big[3000];
@@ -105,7 +107,7 @@ Test(store, set_get_overwrite)
 	store_free(st);
 }
 
-Test(store, set_from_own_data)
+LEAK_CHECKED_TEST(store, set_from_own_data)
 {
 	struct store *st = new_store(0);
 	struct store_key k = key_of("app", "a");
@@ -123,7 +125,7 @@ Test(store, set_from_own_data)
 	store_free(st);
 }
 
-Test(store, binary_ids_and_max_lengths)
+LEAK_CHECKED_TEST(store, binary_ids_and_max_lengths)
 {
 	struct store *st = new_store(0);
 	uint8_t id[128], ns[64];
@@ -143,7 +145,7 @@ Test(store, binary_ids_and_max_lengths)
 	store_free(st);
 }
 
-Test(store, namespaces_are_isolated)
+LEAK_CHECKED_TEST(store, namespaces_are_isolated)
 {
 	struct store *st = new_store(0);
 	struct store_stats stats;
@@ -176,7 +178,7 @@ Test(store, namespaces_are_isolated)
 	store_free(st);
 }
 
-Test(store, touch)
+LEAK_CHECKED_TEST(store, touch)
 {
 	struct store *st = new_store(0);
 	struct store_key k = key_of("app", "a");
@@ -198,7 +200,7 @@ Test(store, touch)
 	store_free(st);
 }
 
-Test(store, destroy)
+LEAK_CHECKED_TEST(store, destroy)
 {
 	struct store *st = new_store(0);
 	struct store_key k = key_of("app", "a");
@@ -219,7 +221,7 @@ Test(store, destroy)
 	store_free(st);
 }
 
-Test(store, lazy_expiry_is_exact)
+LEAK_CHECKED_TEST(store, lazy_expiry_is_exact)
 {
 	struct store *st = new_store(0);
 	struct store_stats stats;
@@ -241,7 +243,7 @@ Test(store, lazy_expiry_is_exact)
 	store_free(st);
 }
 
-Test(store, count_excludes_expired_unreclaimed)
+LEAK_CHECKED_TEST(store, count_excludes_expired_unreclaimed)
 {
 	struct store *st = new_store(0);
 	struct id_buf b;
@@ -258,7 +260,7 @@ Test(store, count_excludes_expired_unreclaimed)
 	store_free(st);
 }
 
-Test(store, active_expiry_is_exact)
+LEAK_CHECKED_TEST(store, active_expiry_is_exact)
 {
 	enum { N = 5000 };
 	struct store *st = new_store(0);
@@ -294,7 +296,7 @@ Test(store, active_expiry_is_exact)
 	store_free(st);
 }
 
-Test(store, next_expiry_is_never_late)
+LEAK_CHECKED_TEST(store, next_expiry_is_never_late)
 {
 	struct store *st = new_store(0);
 
@@ -309,7 +311,7 @@ Test(store, next_expiry_is_never_late)
 	store_free(st);
 }
 
-Test(store, expire_in_slices)
+LEAK_CHECKED_TEST(store, expire_in_slices)
 {
 	struct store *st = new_store(0);
 	struct id_buf b;
@@ -334,7 +336,7 @@ Test(store, expire_in_slices)
 
 /* A million sessions expiring at one instant come out in slices of at most the budget,
  * and a bounded number of slices does it. */
-Test(store, million_expire_in_bounded_slices, .timeout = 300)
+LEAK_CHECKED_TEST_OPTS(store, million_expire_in_bounded_slices, .timeout = 300)
 {
 	enum { N = 1000000, BUDGET = 1000 };
 	struct store *st = new_store(0);
@@ -415,7 +417,7 @@ static void del_range(struct store *st, size_t from, size_t to)
 	}
 }
 
-Test(store, list_full_scan_small_pages)
+LEAK_CHECKED_TEST(store, list_full_scan_small_pages)
 {
 	enum { N = 3000 };
 	struct store *st = new_store(0);
@@ -438,7 +440,7 @@ Test(store, list_full_scan_small_pages)
 	store_free(st);
 }
 
-Test(store, list_survives_growth)
+LEAK_CHECKED_TEST(store, list_survives_growth)
 {
 	enum { BASE = 1000, N = 40000 };
 	struct store *st = new_store(0);
@@ -463,7 +465,7 @@ Test(store, list_survives_growth)
 	store_free(st);
 }
 
-Test(store, list_survives_shrink)
+LEAK_CHECKED_TEST(store, list_survives_shrink)
 {
 	enum { KEEP = 300, N = 30000 };
 	struct store *st = new_store(0);
@@ -497,7 +499,7 @@ Test(store, list_survives_shrink)
 	store_free(st);
 }
 
-Test(store, list_details)
+LEAK_CHECKED_TEST(store, list_details)
 {
 	struct store *st = new_store(0);
 	struct list_seen ls = {calloc(10, 1), 10, 0, T0, 0};
@@ -529,7 +531,7 @@ static int ttl_check(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_m
 	return 0;
 }
 
-Test(store, list_reports_remaining_ttl)
+LEAK_CHECKED_TEST(store, list_reports_remaining_ttl)
 {
 	struct store *st = new_store(0);
 	uint64_t want = 750, cursor;
@@ -541,7 +543,7 @@ Test(store, list_reports_remaining_ttl)
 	store_free(st);
 }
 
-Test(store, memory_limit_leaves_store_unchanged)
+LEAK_CHECKED_TEST(store, memory_limit_leaves_store_unchanged)
 {
 	struct store *st = new_store(64 * 1024);
 	struct store_stats before, after;
@@ -594,7 +596,7 @@ Test(store, memory_limit_leaves_store_unchanged)
 	store_free(st);
 }
 
-Test(store, stats_per_namespace)
+LEAK_CHECKED_TEST(store, stats_per_namespace)
 {
 	struct store *st = new_store(0);
 	struct store_stats s, all;
@@ -673,7 +675,7 @@ static int dump_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return 0;
 }
 
-Test(store, foreach_shows_live_sessions_and_flashes)
+LEAK_CHECKED_TEST(store, foreach_shows_live_sessions_and_flashes)
 {
 	struct store *st = new_store(0);
 	struct store_key k = key_of("n", "f");
@@ -706,7 +708,7 @@ Test(store, foreach_shows_live_sessions_and_flashes)
 	store_free(st);
 }
 
-Test(store, many_sessions_across_resizes)
+LEAK_CHECKED_TEST(store, many_sessions_across_resizes)
 {
 	enum { N = 100000 };
 	struct store *st = new_store(0);
@@ -743,7 +745,7 @@ Test(store, many_sessions_across_resizes)
 	store_free(st);
 }
 
-Test(store, clock_going_back)
+LEAK_CHECKED_TEST(store, clock_going_back)
 {
 	struct store *st = new_store(0);
 

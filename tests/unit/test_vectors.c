@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 
+#include "leakcheck.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,7 +490,7 @@ static void check_invalid(const char *name, const struct jval *vec, const uint8_
 	cr_expect_str_eq(got, want, "%s", name);
 }
 
-Test(vectors, every_vector)
+LEAK_CHECKED_TEST(vectors, every_vector)
 {
 	struct vectors vs;
 	size_t i, requests = 0, replies = 0, invalid = 0;
