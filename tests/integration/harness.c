@@ -147,9 +147,13 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 	if (pid == -1)
 		return -1;
 	if (pid == 0) {
+		/* Standard output too: a daemon orphaned by a crashed test must not hold the
+		 * test's output pipe open, or the test runner waits for it forever. */
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd != -1)
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
+		}
 		execv(bin, (char *const *)argv);
 		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
