@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -147,6 +148,8 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 	if (pid == -1)
 		return -1;
 	if (pid == 0) {
+		/* A test worker that dies (a failed assert, a timeout) takes its daemon along. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* Standard output too: a daemon orphaned by a crashed test must not hold the
 		 * test's output pipe open, or the test runner waits for it forever. */
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
