@@ -22,6 +22,7 @@ enum {
 	OPT_DATA_DIR,
 	OPT_FSYNC,
 	OPT_KEY_FILE,
+	OPT_SNAPSHOT_LOG_BYTES,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
 };
@@ -36,6 +37,7 @@ static const struct option config_options[] = {
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
     {"version", no_argument, NULL, 'V'},
@@ -56,6 +58,9 @@ void config_usage(FILE *out)
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
 	      "  --fsync POLICY          always, everysec or no (default everysec)\n"
 	      "  --key-file PATH         32-byte key for encryption at rest\n"
+	      "  --snapshot-log-bytes BYTES\n"
+	      "                          snapshot once the log passes this size, K/M/G suffixes\n"
+	      "                          (default 0: 64M)\n"
 	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
 	      "2 unreadable)\n"
 	      "  --repair                with --check-data: cut a damaged log to its valid part\n"
@@ -336,6 +341,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			break;
 		case OPT_KEY_FILE:
 			cfg->key_file = optarg;
+			break;
+		case OPT_SNAPSHOT_LOG_BYTES:
+			if (parse_uint_option("snapshot-log-bytes", optarg, 0, UINT64_MAX, &v,
+			                      err) == -1)
+				return -1;
+			cfg->snapshot_log_bytes = v;
 			break;
 		case OPT_CHECK_DATA:
 			cfg->check_data_dir = optarg;

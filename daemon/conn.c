@@ -12,19 +12,38 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-
 #include "codec.h"
 #include "log.h"
 
+/* Bytes asked of each read(2) at least; a frame longer than this is read in one go once its
+ * header has been checked. */
+#define CONN_READ_CHUNK (16u * 1024u)
+/* Buffers grown past these by a large frame or a burst of replies are given back once they
+ * are empty again, so an idle connection does not keep a megabyte. */
+#define CONN_INPUT_KEEP_BYTES  (4u * CONN_READ_CHUNK)
+#define CONN_OUTPUT_KEEP_BYTES (256u * 1024u)
+#define CONN_LINGER_S          2
+
 struct conn {
 	TAILQ_ENTRY(conn) link;
-	TAILQ_ENTRY(conn) held_link;
+	TAILQ_ENTRY(conn) pending_link;
 	struct conn_set *set;
-	struct bufferevent *bev;
+	evutil_socket_t fd;
+	struct event *read_ev;  /* EV_READ | EV_PERSIST */
+	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
+	struct event *timer;    /* close timeout or linger; made when closing starts */
+	/* Input: bytes [in_start, in_end) of in_data are received and not yet handled. */
+	uint8_t *in_data;
+	size_t in_start;
+	size_t in_end;
+	size_t in_cap;
+	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
+	struct buf out;
+	size_t out_sent;
 	struct dispatch_peer peer;
-	bool held;     /* replies wait in the output with writing off, for the group commit */
+	bool pending;  /* on the set's pending list */
+	bool reading;  /* read_ev is added */
+	bool writing;  /* write_ev is added */
 	bool closing;  /* reading is over: close once the output is sent */
 	bool paused;   /* the client is not reading its replies: stop reading its requests */
 	bool peer_eof; /* the client shut its side down */
@@ -34,8 +53,6 @@ struct conn {
 	bool lingering;
 };
 
-#define CONN_LINGER_S 2
-
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -44,29 +61,74 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static size_t unsent(const struct conn *c)
+{
+	return c->out.len - c->out_sent;
+}
+
+/* Free ${c}'s memory and descriptor; no list is touched. */
+static void conn_destroy(struct conn *c)
+{
+	event_free(c->read_ev);
+	event_free(c->write_ev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	evutil_closesocket(c->fd);
+	free(c->in_data);
+	buf_finish(&c->out);
+	free(c);
+}
+
 /* Free ${c} now, telling the owner first. ${c} is gone afterwards. */
 static void conn_close(struct conn *c)
 {
 	struct conn_set *s = c->set;
 
-	if (c->held)
-		TAILQ_REMOVE(&s->held, c, held_link);
+	if (c->pending)
+		TAILQ_REMOVE(&s->pending, c, pending_link);
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
-	bufferevent_free(c->bev);
-	free(c);
+	conn_destroy(c);
 	/* Last, so the owner sees the set as it now is (a stopping server counts to zero). */
 	if (s->cfg.on_closed != NULL)
 		s->cfg.on_closed(s->cfg.arg);
 }
 
-/* Read only while nothing stops it; see the flags in struct conn. */
+/* Watch for requests only while nothing stops it (see the flags in struct conn); the flags
+ * spare epoll_ctl calls that would change nothing. */
 static void update_reading(struct conn *c)
 {
-	if (c->closing || c->held || c->paused || c->set->stopping)
-		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
+	bool want = c->lingering || !(c->closing || c->paused || c->set->stopping);
+
+	if (want == c->reading)
+		return;
+	if ((want ? event_add(c->read_ev, NULL) : event_del(c->read_ev)) == -1)
+		log_warn("cannot change a connection's read event");
+	c->reading = want;
+}
+
+static void set_writing(struct conn *c, bool want)
+{
+	if (want == c->writing)
+		return;
+	if ((want ? event_add(c->write_ev, NULL) : event_del(c->write_ev)) == -1)
+		log_warn("cannot change a connection's write event");
+	c->writing = want;
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Arm the one timer of a closing connection. Returns 0, or -1 when it cannot be made. */
+static int arm_timer(struct conn *c, int seconds)
+{
+	struct timeval tv = {seconds, 0};
+
+	if (c->timer == NULL) {
+		c->timer = evtimer_new(event_get_base(c->read_ev), conn_on_timer, c);
+		if (c->timer == NULL)
+			return -1;
+	}
+	return evtimer_add(c->timer, &tv);
 }
 
 /*
@@ -75,14 +137,17 @@ static void update_reading(struct conn *c)
  */
 static bool finish_closing(struct conn *c)
 {
-	struct timeval close_tv = {c->set->cfg.close_timeout_s, 0};
-	struct timeval linger_tv = {CONN_LINGER_S, 0};
-
-	if (c->held)
-		return false;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		/* A client that never reads its last replies must not keep us forever. */
-		bufferevent_set_timeouts(c->bev, NULL, &close_tv);
+	if (c->pending)
+		return false; /* the flush comes back here */
+	if (unsent(c) > 0) {
+		/* A client that never reads its last replies must not keep us forever; a partial
+		 * write does not restart the clock, or a trickling reader could. */
+		if (c->timer != NULL && evtimer_pending(c->timer, NULL))
+			return false;
+		if (arm_timer(c, c->set->cfg.close_timeout_s) == -1) {
+			conn_close(c);
+			return true;
+		}
 		return false;
 	}
 	if (c->peer_eof || c->set->stopping) {
@@ -90,12 +155,14 @@ static bool finish_closing(struct conn *c)
 		return true;
 	}
 	if (!c->lingering) {
+		if (arm_timer(c, CONN_LINGER_S) == -1) {
+			conn_close(c);
+			return true;
+		}
 		c->lingering = true;
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-		evbuffer_drain(bufferevent_get_input(c->bev),
-		               evbuffer_get_length(bufferevent_get_input(c->bev)));
-		bufferevent_set_timeouts(c->bev, &linger_tv, NULL);
-		bufferevent_enable(c->bev, EV_READ);
+		shutdown(c->fd, SHUT_WR);
+		c->in_start = c->in_end = 0;
+		update_reading(c);
 	}
 	return false;
 }
@@ -104,140 +171,228 @@ static bool finish_closing(struct conn *c)
 static bool begin_closing(struct conn *c)
 {
 	c->closing = true;
-	bufferevent_disable(c->bev, EV_READ);
+	update_reading(c);
 	return finish_closing(c);
 }
 
+/* Put ${c} on the pending list, for the flush at the end of the turn. */
+static void mark_pending(struct conn *c)
+{
+	if (c->pending)
+		return;
+	c->pending = true;
+	TAILQ_INSERT_TAIL(&c->set->pending, c, pending_link);
+}
+
+/* Queue a reply the connection closes after. */
+static void reply_and_close(struct conn *c, uint32_t status, const char *message)
+{
+	if (codec_reply_error(&c->out, 0, status, message) == -1)
+		log_warn("out of memory for an error reply");
+	c->closing = true;
+}
+
 /*
- * Handle every complete frame in the input, replies into the shared scratch, then hand them to
- * the output in one append. Returns true when ${c} was freed.
+ * Handle every complete frame in the input, where it lies, with replies appended to the
+ * connection's output. Returns true when ${c} was freed.
  */
 static bool process(struct conn *c)
 {
 	struct conn_set *s = c->set;
-	struct evbuffer *input = bufferevent_get_input(c->bev);
-	struct evbuffer *output = bufferevent_get_output(c->bev);
-	struct buf *out = &s->reply_scratch;
-	uint8_t header[CODEC_HEADER_BYTES];
-	struct evbuffer_iovec vec;
+	size_t before = c->out.len;
 	uint64_t now_ms = 0;
-	const uint8_t *body;
 	size_t avail, whole;
 	uint32_t n;
 
-	if (c->lingering) {
-		evbuffer_drain(input, evbuffer_get_length(input));
-		return false;
-	}
 	while (!c->closing && !c->paused) {
-		avail = evbuffer_get_length(input);
+		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
 			break;
-		evbuffer_copyout(input, header, sizeof(header));
-		n = codec_frame_length(header);
+		n = codec_frame_length(c->in_data + c->in_start);
 		/* Checked before a byte of the body is waited for (PROTOCOL.md, "Transport"). */
 		if (n > s->cfg.max_frame) {
-			if (codec_reply_error(out, 0, CODEC_TOO_LARGE,
-			                      "the frame is longer than max_frame") == -1)
-				log_warn("out of memory for an error reply");
-			c->closing = true;
+			reply_and_close(c, CODEC_TOO_LARGE, "the frame is longer than max_frame");
 			break;
 		}
 		if (n == 0) {
-			if (codec_reply_error(out, 0, CODEC_BAD_REQUEST, "a frame of length 0") ==
-			    -1)
-				log_warn("out of memory for an error reply");
-			c->closing = true;
+			reply_and_close(c, CODEC_BAD_REQUEST, "a frame of length 0");
 			break;
 		}
 		whole = CODEC_HEADER_BYTES + (size_t)n;
 		if (avail < whole)
 			break;
-		/* Use the frame where it lies when it is contiguous; else copy it out once. */
-		if (evbuffer_peek(input, (ev_ssize_t)whole, NULL, &vec, 1) >= 1 &&
-		    vec.iov_len >= whole) {
-			body = (const uint8_t *)vec.iov_base + CODEC_HEADER_BYTES;
-		} else {
-			buf_reset(&s->frame_scratch);
-			if (buf_reserve(&s->frame_scratch, whole) == -1) {
-				log_warn("out of memory for a %zu-byte frame; closing", whole);
-				c->closing = true;
-				break;
-			}
-			evbuffer_copyout(input, s->frame_scratch.data, whole);
-			body = s->frame_scratch.data + CODEC_HEADER_BYTES;
-		}
 		/* The wall clock is read once per batch, and only when there is work. */
 		if (now_ms == 0)
 			now_ms = wall_ms();
-		if (s->cfg.on_frame(s->cfg.arg, &c->peer, body, n, now_ms, out) == DISPATCH_CLOSE)
+		if (s->cfg.on_frame(s->cfg.arg, &c->peer,
+		                    c->in_data + c->in_start + CODEC_HEADER_BYTES, n, now_ms,
+		                    &c->out) == DISPATCH_CLOSE)
 			c->closing = true;
-		evbuffer_drain(input, whole);
-		if (out->len + evbuffer_get_length(output) >= s->cfg.output_high_bytes)
+		c->in_start += whole;
+		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
-
-	if (out->len > 0) {
-		if (s->cfg.hold_replies && !c->held) {
-			/* Writing off first, so that adding the replies does not send them. */
-			bufferevent_disable(c->bev, EV_WRITE);
-			c->held = true;
-			TAILQ_INSERT_TAIL(&s->held, c, held_link);
-			s->cfg.on_held(s->cfg.arg);
-		}
-		if (evbuffer_add(output, out->data, out->len) == -1) {
-			buf_reset(out);
-			log_warn("out of memory for replies; closing the connection");
-			conn_close(c);
-			return true;
-		}
-		buf_reset(out);
-	}
+	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
+	if (c->in_start == c->in_end)
+		c->in_start = c->in_end = 0;
+	if (c->out.len > before)
+		mark_pending(c);
 	if (c->closing)
 		return begin_closing(c);
 	update_reading(c);
 	return false;
 }
 
-static void conn_on_read(struct bufferevent *bev, void *arg)
+/*
+ * Room for the next read: at least a chunk, or the rest of a frame whose header is in and
+ * checked. Moves the partial frame to the front only when the tail is too short. Returns 0,
+ * or -1 (ENOMEM).
+ */
+static int make_room(struct conn *c)
 {
-	(void)bev;
-	process(arg);
+	size_t avail = c->in_end - c->in_start, want = CONN_READ_CHUNK, need;
+	uint8_t *data;
+
+	if (avail >= CODEC_HEADER_BYTES) {
+		/* process() left a partial frame whose length passed the max_frame check. */
+		need = CODEC_HEADER_BYTES + (size_t)codec_frame_length(c->in_data + c->in_start);
+		if (need > avail && need - avail > want)
+			want = need - avail;
+	}
+	if (c->in_cap - c->in_end >= want)
+		return 0;
+	if (c->in_start > 0) {
+		memmove(c->in_data, c->in_data + c->in_start, avail);
+		c->in_start = 0;
+		c->in_end = avail;
+	}
+	if (c->in_cap - c->in_end >= want)
+		return 0;
+	data = realloc(c->in_data, avail + want);
+	if (data == NULL)
+		return -1;
+	c->in_data = data;
+	c->in_cap = avail + want;
+	return 0;
 }
 
-/* Called when the output dropped to the low watermark (half the high one) or below. */
-static void conn_on_write(struct bufferevent *bev, void *arg)
+/* Give back a buffer that a large frame grew, once nothing is in it. */
+static void trim_input(struct conn *c)
 {
-	struct conn *c = arg;
-	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
-
-	if (c->held)
-		return;
-	if (c->closing) {
-		if (left == 0)
-			finish_closing(c);
-		return;
-	}
-	if (c->paused) {
-		c->paused = false;
-		/* Frames may wait in the input already; the socket will not announce them. */
-		process(c);
+	if (c->in_end == 0 && c->in_cap > CONN_INPUT_KEEP_BYTES) {
+		free(c->in_data);
+		c->in_data = NULL;
+		c->in_cap = 0;
 	}
 }
 
-static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	ssize_t got;
 
-	(void)bev;
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_TIMEOUT) &&
-	    !c->lingering) {
+	(void)what;
+	if (c->lingering) {
+		uint8_t sink[4096];
+
+		got = recv(fd, sink, sizeof(sink), 0);
+		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
+			conn_close(c);
+		return;
+	}
+	if (make_room(c) == -1) {
+		log_warn("out of memory for a connection's input; closing it");
+		conn_close(c);
+		return;
+	}
+	got = recv(fd, c->in_data + c->in_end, c->in_cap - c->in_end, 0);
+	if (got == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c);
+		return;
+	}
+	if (got == 0) {
 		/* The client is done sending; what it sent is answered before we close. */
 		c->peer_eof = true;
 		begin_closing(c);
 		return;
 	}
-	conn_close(c);
+	c->in_end += (size_t)got;
+	if (process(c))
+		return;
+	trim_input(c);
+}
+
+/*
+ * Send what the socket takes. Returns 0; 1 when the socket is full (write_ev now watches);
+ * -1 when the connection is broken.
+ */
+static int send_output(struct conn *c)
+{
+	ssize_t put;
+
+	while (unsent(c) > 0) {
+		put = send(c->fd, c->out.data + c->out_sent, unsent(c), MSG_NOSIGNAL);
+		if (put == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				set_writing(c, true);
+				/* Keep what is sent from piling up at the front. */
+				if (c->out_sent > c->out.len / 2) {
+					buf_consume(&c->out, c->out_sent);
+					c->out_sent = 0;
+				}
+				return 1;
+			}
+			return -1;
+		}
+		c->out_sent += (size_t)put;
+	}
+	buf_reset(&c->out);
+	c->out_sent = 0;
+	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
+		buf_finish(&c->out);
+	set_writing(c, false);
+	return 0;
+}
+
+/*
+ * Write ${c}'s output, then resume reading if the client caught up, or finish closing.
+ * Returns true when ${c} was freed.
+ */
+static bool conn_write(struct conn *c)
+{
+	if (send_output(c) == -1) {
+		conn_close(c);
+		return true;
+	}
+	if (c->closing)
+		return finish_closing(c);
+	if (c->paused && unsent(c) <= c->set->cfg.output_high_bytes / 2) {
+		c->paused = false;
+		/* Frames may wait in the input already; the socket will not announce them. */
+		return process(c);
+	}
+	return false;
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd, (void)what;
+	/* Replies of this turn wait for the commit; the flush writes them all. */
+	if (c->pending)
+		return;
+	conn_write(c);
+}
+
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	conn_close(arg);
 }
 
 void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
@@ -245,9 +400,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	TAILQ_INIT(&s->all);
-	TAILQ_INIT(&s->held);
-	buf_init(&s->frame_scratch);
-	buf_init(&s->reply_scratch);
+	TAILQ_INIT(&s->pending);
 }
 
 void conn_set_finish(struct conn_set *s)
@@ -255,15 +408,12 @@ void conn_set_finish(struct conn_set *s)
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&s->all)) != NULL) {
-		if (c->held)
-			TAILQ_REMOVE(&s->held, c, held_link);
+		if (c->pending)
+			TAILQ_REMOVE(&s->pending, c, pending_link);
 		TAILQ_REMOVE(&s->all, c, link);
-		bufferevent_free(c->bev);
-		free(c);
+		conn_destroy(c);
 	}
 	s->count = 0;
-	buf_finish(&s->frame_scratch);
-	buf_finish(&s->reply_scratch);
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
@@ -272,66 +422,61 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 	int one = 1;
 
 	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		log_warn("out of memory for a connection");
+	if (c == NULL)
 		goto fail_fd;
-	}
 	c->set = s;
-	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		log_warn("out of memory for a connection");
-		goto fail_free;
-	}
+	c->fd = fd;
+	buf_init(&c->out);
+	c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->write_ev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	if (c->read_ev == NULL || c->write_ev == NULL)
+		goto fail_events;
 	/* Replies go out in batches already; Nagle would only delay them. Fails on Unix
 	 * sockets, harmlessly. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-	/* At most one whole frame is buffered: the header is checked before the body is read. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CODEC_HEADER_BYTES + (size_t)s->cfg.max_frame);
-	bufferevent_setwatermark(c->bev, EV_WRITE, s->cfg.output_high_bytes / 2, 0);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) == -1) {
+	if (event_add(c->read_ev, NULL) == -1) {
 		log_warn("cannot watch a new connection");
-		bufferevent_free(c->bev);
-		free(c);
-		return -1;
+		goto fail_events;
 	}
+	c->reading = true;
 	TAILQ_INSERT_TAIL(&s->all, c, link);
 	s->count++;
 	return 0;
 
-fail_free:
+fail_events:
+	if (c->read_ev != NULL)
+		event_free(c->read_ev);
+	if (c->write_ev != NULL)
+		event_free(c->write_ev);
 	free(c);
 fail_fd:
+	log_warn("out of memory for a connection");
 	evutil_closesocket(fd);
 	return -1;
 }
 
-bool conn_set_has_held(const struct conn_set *s)
+bool conn_set_has_pending(const struct conn_set *s)
 {
-	return !TAILQ_EMPTY(&s->held);
+	return !TAILQ_EMPTY(&s->pending);
 }
 
-void conn_set_release_held(struct conn_set *s, bool committed)
+void conn_set_flush(struct conn_set *s, bool committed)
 {
 	struct conn_list batch;
 	struct conn *c;
 
-	/* Work on a detached list: releasing may let a connection hold again (next turn). */
+	/* Work on a detached list: a connection that resumes reading here may queue replies
+	 * again, for the next flush. */
 	TAILQ_INIT(&batch);
-	while ((c = TAILQ_FIRST(&s->held)) != NULL) {
-		TAILQ_REMOVE(&s->held, c, held_link);
-		TAILQ_INSERT_TAIL(&batch, c, held_link);
-	}
+	TAILQ_CONCAT(&batch, &s->pending, pending_link);
 	while ((c = TAILQ_FIRST(&batch)) != NULL) {
-		TAILQ_REMOVE(&batch, c, held_link);
-		c->held = false;
+		TAILQ_REMOVE(&batch, c, pending_link);
+		c->pending = false;
 		if (!committed) {
 			conn_close(c);
 			continue;
 		}
-		bufferevent_enable(c->bev, EV_WRITE);
-		if (!c->closing)
-			update_reading(c);
+		conn_write(c);
 	}
 }
 

@@ -13,10 +13,15 @@
 #include "dispatch.h"
 
 /*
- * Client connections: bytes in, frames out. A connection reads with a libevent bufferevent,
- * checks each 4-byte header against max_frame before it buffers any of the body, hands every
- * complete frame to its owner's frame callback, and writes the replies of one read callback
- * with one append to its output. Knows nothing of the store.
+ * Client connections: bytes in, frames out. A connection reads with read(2) into its own
+ * input buffer, checks each 4-byte header against max_frame before it waits for any of the
+ * body, and hands every complete frame, where it lies, to its owner's frame callback, which
+ * appends the reply to the connection's own output buffer. Replies are not written from the
+ * read callback: the connection joins the set's pending list, and the owner calls
+ * conn_set_flush once per loop turn (after its group commit), which writes each pending
+ * output with one send(2) and watches for writability only when the socket would block (the
+ * Redis model: no write event per reply, no extra loop round trip). Knows nothing of the
+ * store.
  */
 
 struct conn;
@@ -29,8 +34,6 @@ TAILQ_HEAD(conn_list, conn);
 typedef enum dispatch_verdict (*conn_frame_fn)(void *arg, struct dispatch_peer *peer,
                                                const uint8_t *body, size_t len, uint64_t now_ms,
                                                struct buf *out);
-/* Replies are being held for the end of the loop turn (conn_set_release_held). */
-typedef void (*conn_held_fn)(void *arg);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 
@@ -41,11 +44,7 @@ struct conn_config {
 	size_t output_high_bytes;
 	/* Seconds a closing connection may take to take its last replies. */
 	int close_timeout_s;
-	/* Hold each read's replies until conn_set_release_held (group commit); false sends at
-	 * once and costs nothing extra. */
-	bool hold_replies;
 	conn_frame_fn on_frame;
-	conn_held_fn on_held;
 	conn_closed_fn on_closed;
 	void *arg;
 };
@@ -54,20 +53,18 @@ struct conn_config {
 struct conn_set {
 	struct conn_config cfg;
 	struct conn_list all;
-	struct conn_list held;
+	/* Connections with replies written since the last conn_set_flush: not sent yet, and
+	 * not acknowledged until the owner's commit of this turn succeeded. */
+	struct conn_list pending;
 	size_t count;
 	bool stopping;
-	/* Shared by all connections: the loop runs one callback at a time, and replies leave
-	 * for the connection's own output before the callback returns. Reused, never shrunk. */
-	struct buf frame_scratch;
-	struct buf reply_scratch;
 };
 
 /* conn_set_init(s, cfg): an empty set; ${cfg} is copied. */
 void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 
-/* conn_set_finish(s): free every connection at once (unsent replies are lost) and the
- * scratch buffers. No callbacks run. */
+/* conn_set_finish(s): free every connection at once (unsent replies are lost). No callbacks
+ * run. */
 void conn_set_finish(struct conn_set *s);
 
 /*
@@ -78,19 +75,22 @@ void conn_set_finish(struct conn_set *s);
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd);
 
 /*
- * conn_set_release_held(s, committed):
- * End of a loop turn under group commit: send the held replies of every connection, or, when
- * ${committed} is false, close those connections without sending them.
+ * conn_set_flush(s, committed):
+ * End of a loop turn: write the replies of every pending connection (what the socket does
+ * not take now goes out when it becomes writable), or, when ${committed} is false (the
+ * changes behind them are not durable), close those connections without sending them.
+ * A connection that was paused for backpressure and resumes here may queue new replies;
+ * conn_set_has_pending then says so, and the next turn must not block.
  */
-void conn_set_release_held(struct conn_set *s, bool committed);
+void conn_set_flush(struct conn_set *s, bool committed);
 
-/* conn_set_has_held(s): true when some connection holds replies. */
-bool conn_set_has_held(const struct conn_set *s);
+/* conn_set_has_pending(s): true when some connection has replies waiting for a flush. */
+bool conn_set_has_pending(const struct conn_set *s);
 
 /*
  * conn_set_shutdown(s):
- * Stop reading on every connection; each closes once its queued replies are sent (held ones
- * after conn_set_release_held) or its close timeout passes.
+ * Stop reading on every connection; each closes once its queued replies are sent (pending
+ * ones after conn_set_flush) or its close timeout passes.
  */
 void conn_set_shutdown(struct conn_set *s);
 

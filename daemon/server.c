@@ -35,11 +35,6 @@
 #define SERVER_EXPIRE_MAX_MS  100
 #define SERVER_REFUSED_LOG_S  10
 
-/* Loop priorities: everything runs at the middle one; the group commit at the lowest, so it
- * comes after the I/O of its turn. */
-#define SERVER_PRIORITIES      3
-#define SERVER_PRIORITY_COMMIT 2
-
 struct server {
 	const struct config *cfg;
 	struct event_base *base;
@@ -55,10 +50,9 @@ struct server {
 	struct event *sigint;
 	struct event *expire_timer;
 	struct event *tick_timer;
-	struct event *commit_event;
 	struct event *drain_timer;
-	bool commit_scheduled;
 	bool stopping;
+	bool done; /* server_run returns after this turn */
 	/* Connections refused over --max-connections since the last log line about them. */
 	uint64_t refused;
 	uint64_t refused_logged_mono_s;
@@ -154,43 +148,31 @@ static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *pe
 	return dispatch_frame(srv->dispatch, peer, body, len, now_ms, out);
 }
 
-/* Some connection holds replies: commit once at the end of this loop turn. */
-static void server_on_held(void *arg)
-{
-	struct server *srv = arg;
-
-	if (srv->commit_scheduled)
-		return;
-	srv->commit_scheduled = true;
-	event_active(srv->commit_event, EV_TIMEOUT, 0);
-}
-
 static void server_on_closed(void *arg)
 {
 	struct server *srv = arg;
 
 	srv->stats.connections = srv->conns.count;
 	if (srv->stopping && srv->conns.count == 0)
-		event_base_loopbreak(srv->base);
+		srv->done = true;
 }
 
-/* The group commit: one write (and fsync, by policy) for every change of the turn. */
-static void server_commit(struct server *srv)
+/*
+ * The end of a loop turn: the group commit (one write, and an fdatasync under --fsync always,
+ * for every change of the turn), then the turn's replies go out. Replies are never sent
+ * before the changes they acknowledge are committed; when the commit fails, the connections
+ * waiting on it are closed instead.
+ */
+static void server_after_turn(struct server *srv)
 {
 	bool ok = true;
 
-	srv->commit_scheduled = false;
-	if (persist_pending(srv->persist) && persist_commit(srv->persist) == -1) {
+	if (srv->persist != NULL && persist_pending(srv->persist) &&
+	    persist_commit(srv->persist) == -1) {
 		ok = false;
 		log_warn("changes were not committed; closing the connections waiting on them");
 	}
-	conn_set_release_held(&srv->conns, ok);
-}
-
-static void server_on_commit(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd, (void)what;
-	server_commit(arg);
+	conn_set_flush(&srv->conns, ok);
 }
 
 static void server_on_accept(void *arg, evutil_socket_t fd)
@@ -264,7 +246,7 @@ static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	log_warn("%zu connection(s) still had replies to send after %d ms; closing them",
 	         srv->conns.count, SERVER_DRAIN_MS);
-	event_base_loopbreak(srv->base);
+	srv->done = true;
 }
 
 static void server_close_listeners(struct server *srv)
@@ -288,12 +270,10 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_systemd("STOPPING=1");
 	server_close_listeners(srv);
-	/* Replies of this turn are released before the connections wind down. */
-	if (srv->persist != NULL && conn_set_has_held(&srv->conns))
-		server_commit(srv);
+	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);
 	if (srv->conns.count == 0) {
-		event_base_loopbreak(srv->base);
+		srv->done = true;
 		return;
 	}
 	evtimer_add(srv->drain_timer, &tv);
@@ -335,10 +315,7 @@ static int server_events(struct server *srv)
 		goto fail;
 	if (srv->persist != NULL) {
 		srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
-		srv->commit_event = event_new(srv->base, -1, 0, server_on_commit, srv);
-		if (srv->tick_timer == NULL || srv->commit_event == NULL ||
-		    event_priority_set(srv->commit_event, SERVER_PRIORITY_COMMIT) == -1 ||
-		    evtimer_add(srv->tick_timer, &second) == -1)
+		if (srv->tick_timer == NULL || evtimer_add(srv->tick_timer, &second) == -1)
 			goto fail;
 	}
 	return 0;
@@ -363,7 +340,7 @@ struct server *server_new(const struct config *cfg)
 	srv->cfg = cfg;
 	srv->stats.started_mono_ms = (uint64_t)(mono_ns() / 1000000L);
 	srv->base = event_base_new();
-	if (srv->base == NULL || event_base_priority_init(srv->base, SERVER_PRIORITIES) == -1) {
+	if (srv->base == NULL) {
 		log_error("cannot create the event loop");
 		goto fail;
 	}
@@ -383,6 +360,7 @@ struct server *server_new(const struct config *cfg)
 		pcfg.data_dir = cfg->data_dir;
 		pcfg.fsync = cfg->fsync;
 		pcfg.key_file = cfg->key_file;
+		pcfg.snapshot_log_bytes = cfg->snapshot_log_bytes;
 		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
 		if (srv->persist == NULL) {
 			log_error("cannot open the data directory %s", cfg->data_dir);
@@ -406,9 +384,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.max_frame = cfg->max_frame;
 	conn_cfg.output_high_bytes = SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
-	conn_cfg.hold_replies = srv->persist != NULL;
 	conn_cfg.on_frame = server_on_frame;
-	conn_cfg.on_held = server_on_held;
 	conn_cfg.on_closed = server_on_closed;
 	conn_cfg.arg = srv;
 	conn_set_init(&srv->conns, &conn_cfg);
@@ -430,9 +406,23 @@ fail:
 
 int server_run(struct server *srv)
 {
-	if (event_base_dispatch(srv->base) == -1) {
-		log_error("the event loop failed");
-		return -1;
+	int flags, rc;
+
+	/* One turn: every ready callback decodes and dispatches what it read, replies pile up in
+	 * the connections' outputs, and server_after_turn commits and writes them all. */
+	while (!srv->done) {
+		/* Replies queued by the last flush (a client resumed) must not wait for I/O. */
+		flags = EVLOOP_ONCE;
+		if (conn_set_has_pending(&srv->conns))
+			flags |= EVLOOP_NONBLOCK;
+		rc = event_base_loop(srv->base, flags);
+		if (rc == -1) {
+			log_error("the event loop failed");
+			return -1;
+		}
+		server_after_turn(srv);
+		if (rc == 1 && !conn_set_has_pending(&srv->conns))
+			break; /* nothing left to wait for */
 	}
 	return 0;
 }
@@ -452,8 +442,6 @@ void server_free(struct server *srv)
 		event_free(srv->expire_timer);
 	if (srv->tick_timer != NULL)
 		event_free(srv->tick_timer);
-	if (srv->commit_event != NULL)
-		event_free(srv->commit_event);
 	if (srv->drain_timer != NULL)
 		event_free(srv->drain_timer);
 	dispatch_free(srv->dispatch);

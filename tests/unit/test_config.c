@@ -10,6 +10,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "leakcheck.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -45,7 +46,7 @@ static void expect_bad(int argc, char **argv)
 	cr_assert_gt(err_len, 0, "a message was written");
 }
 
-Test(config, defaults)
+LEAK_CHECKED_TEST(config, defaults)
 {
 	char *argv[] = {"sessd"};
 	struct config cfg;
@@ -58,6 +59,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.log_level, LOG_INFO);
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
+	cr_assert_eq(cfg.snapshot_log_bytes, 0, "0: the persistence layer's default");
 	cr_assert_null(cfg.data_dir);
 	cr_assert_null(cfg.ready_file);
 	cr_assert_eq(cfg.n_listens, 2);
@@ -70,7 +72,7 @@ Test(config, defaults)
 	config_finish(&cfg);
 }
 
-Test(config, every_option)
+LEAK_CHECKED_TEST(config, every_option)
 {
 	char *argv[] = {"sessd",
 	                "--listen",
@@ -93,7 +95,9 @@ Test(config, every_option)
 	                "--fsync",
 	                "always",
 	                "--key-file",
-	                "/etc/sessd.key"};
+	                "/etc/sessd.key",
+	                "--snapshot-log-bytes",
+	                "8M"};
 	struct config cfg;
 
 	cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
@@ -114,10 +118,11 @@ Test(config, every_option)
 	cr_assert_str_eq(cfg.data_dir, "/var/lib/sessd");
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_ALWAYS);
 	cr_assert_str_eq(cfg.key_file, "/etc/sessd.key");
+	cr_assert_eq(cfg.snapshot_log_bytes, 8ull * 1024 * 1024);
 	config_finish(&cfg);
 }
 
-Test(config, fsync_and_log_levels)
+LEAK_CHECKED_TEST(config, fsync_and_log_levels)
 {
 	const char *fs[] = {"always", "everysec", "no"};
 	const enum persist_fsync fv[] = {PERSIST_FSYNC_ALWAYS, PERSIST_FSYNC_EVERYSEC,
@@ -141,7 +146,7 @@ Test(config, fsync_and_log_levels)
 	}
 }
 
-Test(config, sizes)
+LEAK_CHECKED_TEST(config, sizes)
 {
 	uint64_t v;
 
@@ -173,7 +178,7 @@ Test(config, sizes)
 	cr_assert_eq(config_parse_size("17179869184G", &v), -1, "overflow with a suffix");
 }
 
-Test(config, listen_urls)
+LEAK_CHECKED_TEST(config, listen_urls)
 {
 	struct config_listen l;
 
@@ -210,7 +215,7 @@ Test(config, listen_urls)
 		cr_assert_eq(config_parse_listen(bad[i], &l), -1, "'%s' must be refused", bad[i]);
 }
 
-Test(config, runtime_dir)
+LEAK_CHECKED_TEST(config, runtime_dir)
 {
 	char dir[108];
 
@@ -234,7 +239,7 @@ Test(config, runtime_dir)
 	cr_assert_eq(config_runtime_dir(dir, 4), -1, "too small a buffer");
 }
 
-Test(config, max_frame_bounds)
+LEAK_CHECKED_TEST(config, max_frame_bounds)
 {
 	struct config cfg;
 	char *low[] = {"sessd", "--max-frame", "4095"};
@@ -248,7 +253,7 @@ Test(config, max_frame_bounds)
 	expect_bad(ARGC(huge), huge);
 }
 
-Test(config, bad_values)
+LEAK_CHECKED_TEST(config, bad_values)
 {
 	char *a[] = {"sessd", "--max-memory", "lots"};
 	char *b[] = {"sessd", "--max-connections", "0"};
@@ -256,7 +261,9 @@ Test(config, bad_values)
 	char *d[] = {"sessd", "--log-level", "loud"};
 	char *e[] = {"sessd", "--fsync", "sometimes"};
 	char *f[] = {"sessd", "--listen", "http://127.0.0.1:80"};
+	char *g[] = {"sessd", "--snapshot-log-bytes", "64X"};
 
+	expect_bad(ARGC(g), g);
 	expect_bad(ARGC(a), a);
 	expect_bad(ARGC(b), b);
 	expect_bad(ARGC(c), c);
@@ -265,7 +272,7 @@ Test(config, bad_values)
 	expect_bad(ARGC(f), f);
 }
 
-Test(config, bad_usage)
+LEAK_CHECKED_TEST(config, bad_usage)
 {
 	char *a[] = {"sessd", "--no-such-option"};
 	char *b[] = {"sessd", "--listen"};
@@ -280,7 +287,7 @@ Test(config, bad_usage)
 	expect_bad(ARGC(e), e);
 }
 
-Test(config, actions)
+LEAK_CHECKED_TEST(config, actions)
 {
 	struct config cfg;
 	char *help[] = {"sessd", "--help"};
@@ -300,7 +307,7 @@ Test(config, actions)
 	config_finish(&cfg);
 }
 
-Test(config, log_level_names)
+LEAK_CHECKED_TEST(config, log_level_names)
 {
 	enum log_level l;
 
