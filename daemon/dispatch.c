@@ -181,10 +181,11 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		                         "this server does not take authentication; send nil");
 	}
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
-	    mp_write_map(out, 9) == -1 || write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
+	    mp_write_map(out, 10) == -1 || write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
 	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
 	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
 	    write_key_uint(out, "max_frame", d->cfg.max_frame) == -1 ||
+	    write_key_uint(out, "max_data", d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD) == -1 ||
 	    write_key_uint(out, "max_id", IDS_MAX_ID_LEN) == -1 ||
 	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
 	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
@@ -221,6 +222,9 @@ static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t 
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
+	if (req->data.len > d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD)
+		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
+		                         "session data may be at most max_frame - 16 bytes");
 	request_key(req, &key);
 	if (store_set(d->st, &key, req->data.ptr, req->data.len, when, now_ms) == -1)
 		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
@@ -434,16 +438,21 @@ static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t
 	return 0;
 }
 
-static int op_clear(struct dispatch *d, const struct codec_request *req, struct buf *out)
+static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                    struct buf *out)
 {
 	size_t removed;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	removed = store_clear(d->st, req->ns.ptr, req->ns.len);
-	if (d->p != NULL && removed > 0 && persist_log_clear(d->p, req->ns.ptr, req->ns.len) == -1)
-		log_warn("CLEAR of a namespace was applied but could not be logged: out of memory");
+	removed = store_clear(d->st, req->ns.ptr, req->ns.len, now_ms);
+	if (d->p != NULL && removed > 0 &&
+	    persist_log_clear(d->p, req->ns.ptr, req->ns.len) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
 	return reply_uint(out, req->request_id, removed);
 }
 
@@ -520,7 +529,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_LIST:
 		return op_list(d, req, now_ms, out);
 	case CODEC_OP_CLEAR:
-		return op_clear(d, req, out);
+		return op_clear(d, req, now_ms, out);
 	case CODEC_OP_STATS:
 		return op_stats(d, req, out);
 	default:

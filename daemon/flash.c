@@ -32,9 +32,20 @@ struct flash_set {
 	size_t memory; /* malloc_usable_size of the set and its queues */
 };
 
+/*
+ * What a message counts against the session's flash budget: its type, its bytes and
+ * RECORD_HEADER, which is at least the msgpack header a pop writes before it. Counting the
+ * header keeps every accepted push poppable in one reply under max_frame, even for a
+ * session full of empty messages.
+ */
+static size_t message_charge(size_t type_len, size_t msg_len)
+{
+	return type_len + RECORD_HEADER + msg_len;
+}
+
 static size_t queue_flash_bytes(const struct flash_queue *q)
 {
-	return (size_t)q->count * q->type_len + q->used - (size_t)q->count * RECORD_HEADER;
+	return (size_t)q->count * q->type_len + q->used;
 }
 
 static const uint8_t *queue_records(const struct flash_queue *q)
@@ -100,8 +111,8 @@ int flash_push(struct flash_set **setp, const uint8_t *type, size_t type_len, co
 	size_t flash_bytes = set != NULL ? set->flash_bytes : 0;
 	size_t record = RECORD_HEADER + msg_len;
 
-	if (msg_len > UINT32_MAX / 2 || type_len + msg_len > max_flash_bytes ||
-	    flash_bytes + type_len + msg_len > max_flash_bytes) {
+	if (msg_len > UINT32_MAX / 2 || message_charge(type_len, msg_len) > max_flash_bytes ||
+	    flash_bytes + message_charge(type_len, msg_len) > max_flash_bytes) {
 		errno = ENOSPC;
 		goto fail;
 	}
@@ -164,7 +175,7 @@ int flash_push(struct flash_set **setp, const uint8_t *type, size_t type_len, co
 	}
 	record_append(q, msg, msg_len, msg_is_bin);
 	set->messages++;
-	set->flash_bytes += type_len + msg_len;
+	set->flash_bytes += message_charge(type_len, msg_len);
 	*setp = set;
 	if (queue_len != NULL)
 		*queue_len = q->count;

@@ -768,7 +768,7 @@ static int replay_log_record(void *arg, const struct record *r)
 			rc = -1;
 		break;
 	case REC_CLEAR:
-		store_clear(st, r->key.ns, r->key.ns_len);
+		store_clear(st, r->key.ns, r->key.ns_len, r->time_ms);
 		break;
 	default:
 		errno = EINVAL;

@@ -460,9 +460,10 @@ static void ns_release_if_empty(struct store *st, struct ns *ns)
 }
 
 /* Free every session of ${ns}; returns how many. The namespace itself stays. */
-static size_t ns_drop_sessions(struct store *st, struct ns *ns)
+/* Free every session of ${ns}; returns how many of them were live at ${now_ms}. */
+static size_t ns_drop_sessions(struct store *st, struct ns *ns, uint64_t now_ms)
 {
-	size_t removed = 0;
+	size_t removed = 0, live = 0;
 
 	for (int t = 0; t < 2; t++) {
 		for (size_t b = 0; b < ns->sessions.size[t]; b++) {
@@ -472,6 +473,8 @@ static size_t ns_drop_sessions(struct store *st, struct ns *ns)
 				struct hnode *next = n->next;
 				struct sess *s = sess_of(n);
 
+				if (sess_live(s, now_ms))
+					live++;
 				expiry_cancel(&st->wheel, &s->exp);
 				account(st, ns, 0, sess_memory(s));
 				st->flashes -= flash_messages(s->flash);
@@ -486,7 +489,7 @@ static size_t ns_drop_sessions(struct store *st, struct ns *ns)
 	st->sessions -= removed;
 	ns->sessions.used = 0;
 	ns->flashes = 0;
-	return removed;
+	return live;
 }
 
 static void check_key(const struct store_key *key)
@@ -538,7 +541,7 @@ void store_free(struct store *st)
 
 		if (ns == NULL)
 			continue;
-		ns_drop_sessions(st, ns);
+		ns_drop_sessions(st, ns, 0);
 		dict_finish(&ns->sessions);
 		free(ns);
 	}
@@ -846,20 +849,45 @@ fail_missing:
 	return -1;
 }
 
+/* How many sessions store_count reclaims before it counts instead. */
+#define COUNT_EXPIRE_BUDGET 4096
+
+/* The live sessions of ${ns} at ${now_ms}, by a walk of its table. */
+static size_t ns_count_live(const struct ns *ns, uint64_t now_ms)
+{
+	size_t live = 0;
+
+	for (int t = 0; t < 2; t++) {
+		for (size_t b = 0; b < ns->sessions.size[t]; b++) {
+			for (const struct hnode *n = ns->sessions.table[t][b]; n != NULL;
+			     n = n->next)
+				live += sess_live(sess_of(n), now_ms) ? 1 : 0;
+		}
+	}
+	return live;
+}
+
 /*
  * store_count(st, ns, ns_len, now_ms): the live sessions in the namespace.
  *
- * Sessions past their expiry are reclaimed first (store_expire without a budget) so that the
- * count is exact. That work is owed anyway and each session pays it once; the daemon's
- * expiry timer keeps the backlog to what expired since its last slice.
+ * Usually nothing is due (the daemon's expiry timer keeps up) and the table's size is the
+ * answer. Otherwise a bounded slice of the owed expiry work is done, and if some is still
+ * left (a mass expiry in progress) the namespace is walked and its live sessions counted:
+ * a walk reads each session once and frees nothing, where reclaiming all would free them
+ * all in one call.
  */
 size_t store_count(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
 {
+	size_t removed;
 	struct ns *ns;
 
-	store_expire(st, now_ms, SIZE_MAX);
+	removed = store_expire(st, now_ms, COUNT_EXPIRE_BUDGET);
 	ns = ns_find(st, ns_name, ns_len);
-	return ns != NULL ? ns->sessions.used : 0;
+	if (ns == NULL)
+		return 0;
+	if (removed < COUNT_EXPIRE_BUDGET && store_next_expiry(st) > now_ms)
+		return ns->sessions.used;
+	return ns_count_live(ns, now_ms);
 }
 
 static uint32_t reverse_bits32(uint32_t v)
@@ -979,17 +1007,16 @@ int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t
 	}
 }
 
-/* store_clear(st, ns, ns_len): remove every session of the namespace; returns how many.
- * Sessions past their expiry but not yet reclaimed are removed and counted too: the call
- * has no clock to tell them apart. */
-size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len)
+/* store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
+ * many of them were live (sessions past their expiry but not yet reclaimed go too, uncounted). */
+size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
 {
 	struct ns *ns = ns_find(st, ns_name, ns_len);
 	size_t removed;
 
 	if (ns == NULL)
 		return 0;
-	removed = ns_drop_sessions(st, ns);
+	removed = ns_drop_sessions(st, ns, now_ms);
 	ns_release_if_empty(st, ns);
 	return removed;
 }

@@ -54,7 +54,7 @@ void store_free(struct store *st);
  * changes the store; or -1 with errno ENOENT.
  */
 int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
-	      size_t *len);
+              size_t *len);
 
 /*
  * store_set(st, key, data, len, expires_at_ms, now_ms):
@@ -63,14 +63,14 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
  * or allocation failure; nothing changed).
  */
 int store_set(struct store *st, const struct store_key *key, const void *data, size_t len,
-	      uint64_t expires_at_ms, uint64_t now_ms);
+              uint64_t expires_at_ms, uint64_t now_ms);
 
 /*
  * store_touch(st, key, expires_at_ms, now_ms):
  * Make a live session expire at ${expires_at_ms}. Returns 0, or -1 with errno ENOENT.
  */
 int store_touch(struct store *st, const struct store_key *key, uint64_t expires_at_ms,
-		uint64_t now_ms);
+                uint64_t now_ms);
 
 /*
  * store_destroy(st, key, now_ms):
@@ -88,15 +88,14 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
  * would exceed max_flash_bytes, or 64 types); nothing changed on -1.
  */
 int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
-		     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
-		     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len);
+                     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len);
 
 /*
  * Called by store_flash_pop once per popped queue, before its messages.
  * Returns 0 to go on, -1 to abandon the pop.
  */
-typedef int (*store_flash_type_fn)(void *arg, const uint8_t *type, size_t type_len,
-				   size_t count);
+typedef int (*store_flash_type_fn)(void *arg, const uint8_t *type, size_t type_len, size_t count);
 /* Called once per popped message, oldest first. Returns 0 to go on, -1 to abandon the pop. */
 typedef int (*store_flash_msg_fn)(void *arg, const void *msg, size_t len, bool is_bin);
 
@@ -112,8 +111,8 @@ typedef int (*store_flash_msg_fn)(void *arg, const void *msg, size_t len, bool i
  * nothing removed).
  */
 int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t *type,
-		    size_t type_len, uint64_t now_ms, size_t *queue_count,
-		    store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
+                    size_t type_len, uint64_t now_ms, size_t *queue_count,
+                    store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
 
 /* store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. */
 size_t store_count(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
@@ -129,11 +128,12 @@ typedef int (*store_list_fn)(void *arg, const uint8_t *id, size_t id_len, uint64
  * receives the number of sessions visited. Returns 0, or -1 when ${visit} returned -1.
  */
 int store_list(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t cursor, size_t limit,
-	       uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
-	       size_t *count);
+               uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
+               size_t *count);
 
-/* store_clear(st, ns, ns_len): remove every session of the namespace; returns how many. */
-size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len);
+/* store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
+ * many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted). */
+size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
 
 /*
  * store_expire(st, now_ms, budget):
@@ -162,8 +162,7 @@ struct store_stats {
  * Fill ${out} for one namespace, or for the whole store when ${ns} is NULL (namespaces then
  * counts the namespaces that hold sessions; expired_total is store-wide in both cases).
  */
-void store_stats(const struct store *st, const uint8_t *ns, size_t ns_len,
-		 struct store_stats *out);
+void store_stats(const struct store *st, const uint8_t *ns, size_t ns_len, struct store_stats *out);
 
 /*
  * A whole session as store_foreach shows it, for snapshots. Pointers are valid only during
@@ -188,6 +187,6 @@ typedef int (*store_session_fn)(void *arg, const struct store_session_view *s);
  * ${on_msg} (which may be NULL). Changes nothing. Returns 0, or -1 when a callback returned -1.
  */
 int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_session,
-		  store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
+                  store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
 
 #endif

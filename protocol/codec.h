@@ -19,7 +19,10 @@
 /* The smallest max frame a server may announce; below it a SET of a small session fails. */
 #define CODEC_MIN_MAX_FRAME     4096u
 #define CODEC_DEFAULT_NAMESPACE "default"
-#define CODEC_LIST_MAX_LIMIT    1000u
+/* The most a reply adds around data it returns (array, request id, status, bin header):
+ * session data is at most max_frame minus this, so its GET reply fits in max_frame. */
+#define CODEC_REPLY_DATA_OVERHEAD 16u
+#define CODEC_LIST_MAX_LIMIT      1000u
 /* The largest ttl a request may carry: 10 years, in milliseconds. */
 #define CODEC_MAX_TTL_MS (10ull * 366 * 24 * 3600 * 1000)
 

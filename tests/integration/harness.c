@@ -21,7 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
 #include "buf.h"
+#include "mp.h"
 
 #define HARNESS_READY_WAIT_MS 10000
 #define HARNESS_STOP_WAIT_MS  30000
@@ -426,4 +429,76 @@ fail_body:
 fail:
 	buf_finish(&out);
 	return -1;
+}
+
+int harness_open_ready(const char *url, const char *client_name)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+	uint8_t *body = NULL;
+	int fd = harness_connect(url);
+
+	cr_assert_geq(fd, 0, "connect %s", url);
+	req.client_name.ptr = (const uint8_t *)client_name;
+	req.client_name.len = strlen(client_name);
+	cr_assert_eq(harness_call(fd, &req, &rep, &body), 0, "HELLO answered");
+	cr_assert_eq(rep.status, CODEC_OK, "HELLO: %s", codec_status_name(rep.status));
+	free(body);
+	return fd;
+}
+
+void harness_send_buf(int fd, const struct buf *b)
+{
+	cr_assert_eq(harness_send_all(fd, b->data, b->len), 0, "send %zu bytes", b->len);
+}
+
+void harness_read_reply(int fd, struct codec_reply *rep, uint8_t **body)
+{
+	size_t len;
+
+	cr_assert_eq(harness_recv_frame(fd, body, &len), 0, "a reply frame arrives");
+	cr_assert_eq(codec_decode_reply(*body, len, rep), 0, "the reply decodes");
+}
+
+void harness_expect_closed(int fd)
+{
+	uint8_t b;
+	ssize_t r;
+
+	do
+		r = recv(fd, &b, 1, 0);
+	while (r == -1 && errno == EINTR);
+	cr_assert(r == 0 || (r == -1 && (errno == ECONNRESET || errno == EPIPE)),
+	          "connection closed (r=%zd %s)", r, r == -1 ? strerror(errno) : "data");
+}
+
+uint64_t harness_result_uint(const struct codec_reply *rep)
+{
+	struct mp_reader r;
+	uint64_t v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_uint(&r, &v), 0, "result is a uint");
+	return v;
+}
+
+uint64_t harness_map_uint(const struct codec_reply *rep, const char *key)
+{
+	struct mp_reader r;
+	struct mp_bytes k;
+	uint32_t n;
+	uint64_t v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0, "result is a map");
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_str(&r, &k), 0);
+		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0) {
+			cr_assert_eq(mp_read_uint(&r, &v), 0, "%s is a uint", key);
+			return v;
+		}
+		cr_assert_eq(mp_skip(&r), 0);
+	}
+	cr_assert_fail("key %s missing", key);
+	return 0;
 }

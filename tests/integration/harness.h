@@ -78,4 +78,24 @@ int harness_recv_all(int fd, void *p, size_t n);
  */
 int harness_recv_frame(int fd, uint8_t **body, size_t *len);
 
+/*
+ * Asserting helpers for tests: each fails the running criterion test instead of returning
+ * an error.
+ *
+ * harness_open_ready(url, client_name): a connection that has said HELLO; the caller
+ * closes the fd.
+ * harness_send_buf(fd, b): send all of ${b}.
+ * harness_read_reply(fd, rep, body): read and decode one reply; *${body} is malloc'd and
+ * ${rep} borrows it (the caller frees *${body}).
+ * harness_expect_closed(fd): the daemon closed the connection (end of stream or a reset).
+ * harness_result_uint(rep): the reply's result, which must be a uint.
+ * harness_map_uint(rep, key): the uint under ${key} in the reply's map result.
+ */
+int harness_open_ready(const char *url, const char *client_name);
+void harness_send_buf(int fd, const struct buf *b);
+void harness_read_reply(int fd, struct codec_reply *rep, uint8_t **body);
+void harness_expect_closed(int fd);
+uint64_t harness_result_uint(const struct codec_reply *rep);
+uint64_t harness_map_uint(const struct codec_reply *rep, const char *key);
+
 #endif

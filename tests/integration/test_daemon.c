@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "harness.h"
 #include "mp.h"
+#include "leakcheck.h"
 
 static struct harness_daemon dmn;
 
@@ -70,80 +71,6 @@ static uint32_t call_status(int fd, struct codec_request *req)
 	return status;
 }
 
-static void hello(int fd)
-{
-	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
-
-	req.client_name = bytes("test_daemon");
-	cr_assert_eq(call_status(fd, &req), CODEC_OK, "HELLO");
-}
-
-static int open_ready(const char *url)
-{
-	int fd = harness_connect(url);
-
-	cr_assert_geq(fd, 0, "connect %s", url);
-	hello(fd);
-	return fd;
-}
-
-/* The daemon closed: end of stream (a reset counts too). */
-static void expect_closed(int fd)
-{
-	uint8_t b;
-	ssize_t r;
-
-	do
-		r = recv(fd, &b, 1, 0);
-	while (r == -1 && errno == EINTR);
-	cr_assert(r == 0 || (r == -1 && errno == ECONNRESET), "connection closed (r=%zd %s)", r,
-	          r == -1 ? strerror(errno) : "");
-}
-
-static void read_reply(int fd, struct codec_reply *rep, uint8_t **body)
-{
-	size_t len;
-
-	cr_assert_eq(harness_recv_frame(fd, body, &len), 0, "a reply frame arrives");
-	cr_assert_eq(codec_decode_reply(*body, len, rep), 0, "the reply decodes");
-}
-
-static uint64_t result_uint(const struct codec_reply *rep)
-{
-	struct mp_reader r;
-	uint64_t v;
-
-	mp_reader_init(&r, rep->result.ptr, rep->result.len);
-	cr_assert_eq(mp_read_uint(&r, &v), 0, "result is a uint");
-	return v;
-}
-
-static uint64_t map_uint(const struct codec_reply *rep, const char *key)
-{
-	struct mp_reader r;
-	struct mp_bytes k;
-	uint32_t n;
-	uint64_t v;
-
-	mp_reader_init(&r, rep->result.ptr, rep->result.len);
-	cr_assert_eq(mp_read_map(&r, &n), 0, "result is a map");
-	for (uint32_t i = 0; i < n; i++) {
-		cr_assert_eq(mp_read_str(&r, &k), 0);
-		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0) {
-			cr_assert_eq(mp_read_uint(&r, &v), 0, "%s is a uint", key);
-			return v;
-		}
-		cr_assert_eq(mp_skip(&r), 0);
-	}
-	cr_assert_fail("key %s missing", key);
-	return 0;
-}
-
-static void send_frames(int fd, const struct buf *b)
-{
-	cr_assert_eq(harness_send_all(fd, b->data, b->len), 0, "send %zu bytes", b->len);
-}
-
 static void every_op(const char *url)
 {
 	struct codec_request req = {0};
@@ -153,7 +80,7 @@ static void every_op(const char *url)
 	uint8_t *body;
 	uint32_t n;
 	uint64_t v;
-	int fd = open_ready(url);
+	int fd = harness_open_ready(url, "test_daemon");
 
 	req.request_id = 100;
 	req.op = CODEC_OP_PING;
@@ -183,7 +110,7 @@ static void every_op(const char *url)
 	req.flash_msg = bytes("saved");
 	req.ttl_ms = 60000;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_eq(result_uint(&rep), 1);
+	cr_assert_eq(harness_result_uint(&rep), 1);
 	free(body);
 	req.flash_type = bytes("error");
 	req.flash_msg = bytes("oops");
@@ -210,7 +137,7 @@ static void every_op(const char *url)
 
 	req.op = CODEC_OP_COUNT;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_eq(result_uint(&rep), 1);
+	cr_assert_eq(harness_result_uint(&rep), 1);
 	free(body);
 
 	req.op = CODEC_OP_LIST;
@@ -228,12 +155,12 @@ static void every_op(const char *url)
 
 	req.op = CODEC_OP_STATS;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_eq(map_uint(&rep, "sessions"), 1);
+	cr_assert_eq(harness_map_uint(&rep, "sessions"), 1);
 	free(body);
 	req.ns_all = true;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_geq(map_uint(&rep, "connections"), 1);
-	cr_assert_geq(map_uint(&rep, "requests_total"), 10);
+	cr_assert_geq(harness_map_uint(&rep, "connections"), 1);
+	cr_assert_geq(harness_map_uint(&rep, "requests_total"), 10);
 	free(body);
 	req.ns_all = false;
 
@@ -247,22 +174,22 @@ static void every_op(const char *url)
 	cr_assert_eq(call_status(fd, &req), CODEC_OK);
 	req.op = CODEC_OP_CLEAR;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_eq(result_uint(&rep), 1);
+	cr_assert_eq(harness_result_uint(&rep), 1);
 	free(body);
 	close(fd);
 }
 
-Test(daemon, every_op_over_unix)
+LEAK_CHECKED_TEST(daemon, every_op_over_unix)
 {
 	every_op(dmn.unix_url);
 }
 
-Test(daemon, every_op_over_tcp)
+LEAK_CHECKED_TEST(daemon, every_op_over_tcp)
 {
 	every_op(dmn.tcp_url);
 }
 
-Test(daemon, hello_reply)
+LEAK_CHECKED_TEST(daemon, hello_reply)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 7, .version = 1};
 	struct codec_reply rep;
@@ -272,14 +199,14 @@ Test(daemon, hello_reply)
 	cr_assert_geq(fd, 0);
 	req.client_name = bytes("x");
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	cr_assert_eq(map_uint(&rep, "version"), 1);
-	cr_assert_eq(map_uint(&rep, "max_frame"), CODEC_DEFAULT_MAX_FRAME);
-	cr_assert_eq(map_uint(&rep, "max_list"), 1000);
+	cr_assert_eq(harness_map_uint(&rep, "version"), 1);
+	cr_assert_eq(harness_map_uint(&rep, "max_frame"), CODEC_DEFAULT_MAX_FRAME);
+	cr_assert_eq(harness_map_uint(&rep, "max_list"), 1000);
 	free(body);
 	close(fd);
 }
 
-Test(daemon, not_ready_before_hello)
+LEAK_CHECKED_TEST(daemon, not_ready_before_hello)
 {
 	struct codec_request req = {.op = CODEC_OP_GET, .request_id = 3};
 	int fd = harness_connect(dmn.unix_url);
@@ -287,11 +214,11 @@ Test(daemon, not_ready_before_hello)
 	cr_assert_geq(fd, 0);
 	req.id = bytes("x");
 	cr_assert_eq(call_status(fd, &req), CODEC_NOT_READY);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 }
 
-Test(daemon, bad_version)
+LEAK_CHECKED_TEST(daemon, bad_version)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 3, .version = 9};
 	int fd = harness_connect(dmn.tcp_url);
@@ -299,17 +226,17 @@ Test(daemon, bad_version)
 	cr_assert_geq(fd, 0);
 	req.client_name = bytes("future");
 	cr_assert_eq(call_status(fd, &req), CODEC_BAD_VERSION);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 }
 
-Test(daemon, unknown_op_stays_open)
+LEAK_CHECKED_TEST(daemon, unknown_op_stays_open)
 {
 	struct codec_reply rep;
 	uint8_t *body;
 	struct buf b;
 	size_t at;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	buf_init(&b);
 	cr_assert_eq(codec_frame_open(&b, &at), 0);
@@ -317,8 +244,8 @@ Test(daemon, unknown_op_stays_open)
 	mp_write_uint(&b, 0x66);
 	mp_write_uint(&b, 31);
 	cr_assert_eq(codec_frame_close(&b, at), 0);
-	send_frames(fd, &b);
-	read_reply(fd, &rep, &body);
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_UNKNOWN_OP);
 	cr_assert_eq(rep.request_id, 31);
 	free(body);
@@ -331,31 +258,31 @@ Test(daemon, unknown_op_stays_open)
 	close(fd);
 }
 
-Test(daemon, garbage_closes_one_client_only)
+LEAK_CHECKED_TEST(daemon, garbage_closes_one_client_only)
 {
 	static const uint8_t garbage[] = {0, 0, 0, 5, 0xc1, 0xff, 0x00, 0x13, 0x37};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 55};
 	struct codec_reply rep;
 	uint8_t *body;
 	struct buf b;
-	int good = open_ready(dmn.tcp_url);
-	int bad = open_ready(dmn.tcp_url);
+	int good = harness_open_ready(dmn.tcp_url, "test_daemon");
+	int bad = harness_open_ready(dmn.tcp_url, "test_daemon");
 
 	/* A good request and then garbage in one write: the first is answered, then the error. */
 	buf_init(&b);
 	cr_assert_eq(codec_encode_request(&b, &ping), 0);
 	cr_assert_eq(buf_append(&b, garbage, sizeof(garbage)), 0);
-	send_frames(bad, &b);
-	read_reply(bad, &rep, &body);
+	harness_send_buf(bad, &b);
+	harness_read_reply(bad, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_OK);
 	cr_assert_eq(rep.request_id, 55);
 	free(body);
-	read_reply(bad, &rep, &body);
+	harness_read_reply(bad, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
 	cr_assert_eq(rep.request_id, 0);
 	cr_assert_gt(rep.message.len, 0);
 	free(body);
-	expect_closed(bad);
+	harness_expect_closed(bad);
 	close(bad);
 
 	cr_assert_eq(call_status(good, &ping), CODEC_OK, "the other client is unaffected");
@@ -363,48 +290,48 @@ Test(daemon, garbage_closes_one_client_only)
 	close(good);
 }
 
-Test(daemon, oversized_header_is_too_large_without_the_body)
+LEAK_CHECKED_TEST(daemon, oversized_header_is_too_large_without_the_body)
 {
 	/* Only the header: the daemon must answer without waiting for 1 MiB + 1 bytes. */
 	static const uint8_t header[] = {0x00, 0x10, 0x00, 0x01};
 	struct codec_reply rep;
 	uint8_t *body;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	cr_assert_eq(harness_send_all(fd, header, sizeof(header)), 0);
-	read_reply(fd, &rep, &body);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_TOO_LARGE);
 	cr_assert_eq(rep.request_id, 0);
 	free(body);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 }
 
-Test(daemon, zero_length_frame_is_bad_request)
+LEAK_CHECKED_TEST(daemon, zero_length_frame_is_bad_request)
 {
 	static const uint8_t header[] = {0, 0, 0, 0};
 	struct codec_reply rep;
 	uint8_t *body;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	cr_assert_eq(harness_send_all(fd, header, sizeof(header)), 0);
-	read_reply(fd, &rep, &body);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
 	free(body);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 }
 
-Test(daemon, truncated_frame_then_close)
+LEAK_CHECKED_TEST(daemon, truncated_frame_then_close)
 {
 	static const uint8_t partial[] = {0, 0, 0, 100, 0x94, 0x10, 0x01};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	int other;
 
 	cr_assert_eq(harness_send_all(fd, partial, sizeof(partial)), 0);
 	close(fd);
-	other = open_ready(dmn.unix_url);
+	other = harness_open_ready(dmn.unix_url, "test_daemon");
 	cr_assert_eq(call_status(other, &ping), CODEC_OK);
 	close(other);
 }
@@ -418,7 +345,7 @@ static void deep_pipeline(const char *url, int n_requests)
 	uint8_t *body;
 	char id[32], data[32];
 	struct buf b;
-	int fd = open_ready(url);
+	int fd = harness_open_ready(url, "test_daemon");
 
 	buf_init(&b);
 	for (int i = 0; i < n_requests; i++) {
@@ -436,9 +363,9 @@ static void deep_pipeline(const char *url, int n_requests)
 		}
 		cr_assert_eq(codec_encode_request(&b, &req), 0);
 	}
-	send_frames(fd, &b);
+	harness_send_buf(fd, &b);
 	for (int i = 0; i < n_requests; i++) {
-		read_reply(fd, &rep, &body);
+		harness_read_reply(fd, &rep, &body);
 		cr_assert_eq(rep.request_id, 1000000 + (uint64_t)i, "reply %d in order", i);
 		cr_assert_eq(rep.status, CODEC_OK, "reply %d", i);
 		if (i % 2 == 1) {
@@ -454,16 +381,86 @@ static void deep_pipeline(const char *url, int n_requests)
 	close(fd);
 }
 
-Test(daemon, deep_pipeline_in_order)
+LEAK_CHECKED_TEST(daemon, deep_pipeline_in_order)
 {
 	deep_pipeline(dmn.tcp_url, 10000);
+}
+
+/*
+ * Frames of every size arriving in odd-sized pieces: headers split across reads, bodies far
+ * longer than one read, several frames in one piece. Every reply comes back whole, in order.
+ */
+LEAK_CHECKED_TEST(daemon, frames_in_odd_pieces)
+{
+	static const size_t sizes[] = {1, 300, 16 * 1024 - 40, 16 * 1024 + 7, 5, 200 * 1024, 2};
+	static const size_t pieces[] = {1, 3, 7, 4093, 65536, 2};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[32];
+	char *data = malloc(200 * 1024);
+	struct buf b;
+	size_t at = 0, k = 0, n;
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	cr_assert_not_null(data);
+	buf_init(&b);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "odd-%zu", i);
+		memset(data, 'a' + (int)i, sizes[i]);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = 100 + i;
+		req.id = bytes(id);
+		req.data.ptr = (const uint8_t *)data;
+		req.data.len = sizes[i];
+		req.ttl_ms = 60000;
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_GET;
+		req.request_id = 200 + i;
+		req.id = bytes(id);
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	while (at < b.len) {
+		n = pieces[k++ % (sizeof(pieces) / sizeof(pieces[0]))];
+		if (n > b.len - at)
+			n = b.len - at;
+		cr_assert_eq(harness_send_all(fd, b.data + at, n), 0);
+		at += n;
+		if (k % 3 == 0)
+			sleep_ms(2); /* let the daemon see a partial frame now and then */
+	}
+	for (size_t i = 0; i < N; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, 100 + i);
+		cr_assert_eq(rep.status, CODEC_OK, "SET %zu", i);
+		free(body);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, 200 + i);
+		cr_assert_eq(rep.status, CODEC_OK, "GET %zu", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert_eq(got.len, sizes[i], "GET %zu returns the whole value", i);
+		n = 0;
+		while (n < got.len && got.ptr[n] == 'a' + (int)i)
+			n++;
+		cr_assert_eq(n, got.len, "value %zu is intact (first wrong byte at %zu)", i, n);
+		free(body);
+	}
+	buf_finish(&b);
+	free(data);
+	close(fd);
 }
 
 /*
  * A client that sends far more than it reads: the daemon stops reading it at its output
  * high-water mark and resumes once the replies drain, answering every request in order.
  */
-Test(daemon, backpressure_then_resume)
+LEAK_CHECKED_TEST(daemon, backpressure_then_resume)
 {
 	enum { GETS = 2000, VALUE = 64 * 1024 };
 	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
@@ -475,7 +472,7 @@ Test(daemon, backpressure_then_resume)
 	char *value;
 	int status;
 	pid_t writer;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	value = malloc(VALUE + 1);
 	cr_assert_not_null(value);
@@ -497,7 +494,7 @@ Test(daemon, backpressure_then_resume)
 	if (writer == 0)
 		_exit(harness_send_all(fd, b.data, b.len) == 0 ? 0 : 1);
 	for (int i = 0; i < GETS; i++) {
-		read_reply(fd, &rep, &body);
+		harness_read_reply(fd, &rep, &body);
 		cr_assert_eq(rep.request_id, 10 + (uint64_t)i);
 		cr_assert_eq(rep.status, CODEC_OK);
 		mp_reader_init(&r, rep.result.ptr, rep.result.len);
@@ -559,7 +556,7 @@ static int child_work(const char *url, int child)
 	return failures > 100 ? 100 : failures;
 }
 
-Test(daemon, several_client_processes)
+LEAK_CHECKED_TEST(daemon, several_client_processes)
 {
 	pid_t pids[8];
 	int status;
@@ -578,7 +575,7 @@ Test(daemon, several_client_processes)
 	}
 }
 
-Test(daemon, expiry_happens)
+LEAK_CHECKED_TEST(daemon, expiry_happens)
 {
 	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 200};
 	struct codec_request get = {.op = CODEC_OP_GET, .request_id = 2};
@@ -588,7 +585,7 @@ Test(daemon, expiry_happens)
 	struct buf b;
 	uint32_t status = CODEC_OK;
 	uint64_t expired = 0;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	set.id = get.id = bytes("short-lived");
 	set.data = bytes("x");
@@ -596,11 +593,11 @@ Test(daemon, expiry_happens)
 	buf_init(&b);
 	cr_assert_eq(codec_encode_request(&b, &set), 0);
 	cr_assert_eq(codec_encode_request(&b, &get), 0);
-	send_frames(fd, &b);
-	read_reply(fd, &rep, &body);
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_OK);
 	free(body);
-	read_reply(fd, &rep, &body);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_OK, "present right after SET");
 	free(body);
 
@@ -612,7 +609,7 @@ Test(daemon, expiry_happens)
 	/* And reclaimed by the expiry timer, not only hidden. */
 	for (int i = 0; i < 200 && expired == 0; i++) {
 		cr_assert_eq(call(fd, &stats, &rep, &body), CODEC_OK);
-		expired = map_uint(&rep, "expired_total");
+		expired = harness_map_uint(&rep, "expired_total");
 		free(body);
 		if (expired == 0)
 			sleep_ms(50);
@@ -622,7 +619,7 @@ Test(daemon, expiry_happens)
 	close(fd);
 }
 
-Test(daemon, list_full_scan)
+LEAK_CHECKED_TEST(daemon, list_full_scan)
 {
 	enum { N = 2500 };
 	struct codec_request req = {0};
@@ -636,7 +633,7 @@ Test(daemon, list_full_scan)
 	uint8_t *body;
 	struct buf b;
 	char name[32];
-	int fd = open_ready(dmn.tcp_url), pages = 0;
+	int fd = harness_open_ready(dmn.tcp_url, "test_daemon"), pages = 0;
 
 	buf_init(&b);
 	for (int i = 0; i < N; i++) {
@@ -650,9 +647,9 @@ Test(daemon, list_full_scan)
 		req.ttl_ms = 600000;
 		cr_assert_eq(codec_encode_request(&b, &req), 0);
 	}
-	send_frames(fd, &b);
+	harness_send_buf(fd, &b);
 	for (int i = 0; i < N; i++) {
-		read_reply(fd, &rep, &body);
+		harness_read_reply(fd, &rep, &body);
 		cr_assert_eq(rep.status, CODEC_OK);
 		free(body);
 	}
@@ -694,28 +691,28 @@ Test(daemon, list_full_scan)
 	close(fd);
 }
 
-Test(daemon, stats_counts_connections)
+LEAK_CHECKED_TEST(daemon, stats_counts_connections)
 {
 	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 4, .ns_all = true};
 	struct codec_reply rep;
 	uint8_t *body;
-	int a = open_ready(dmn.unix_url);
-	int c = open_ready(dmn.tcp_url);
+	int a = harness_open_ready(dmn.unix_url, "test_daemon");
+	int c = harness_open_ready(dmn.tcp_url, "test_daemon");
 
 	cr_assert_eq(call(a, &req, &rep, &body), CODEC_OK);
-	cr_assert_geq(map_uint(&rep, "connections"), 2);
-	cr_assert_geq(map_uint(&rep, "connections_total"), 2);
-	cr_assert_geq(map_uint(&rep, "requests_total"), 3);
-	cr_assert_eq(map_uint(&rep, "max_bytes"), 0);
-	(void)map_uint(&rep, "uptime_ms");
-	(void)map_uint(&rep, "namespaces");
-	(void)map_uint(&rep, "bytes");
+	cr_assert_geq(harness_map_uint(&rep, "connections"), 2);
+	cr_assert_geq(harness_map_uint(&rep, "connections_total"), 2);
+	cr_assert_geq(harness_map_uint(&rep, "requests_total"), 3);
+	cr_assert_eq(harness_map_uint(&rep, "max_bytes"), 0);
+	(void)harness_map_uint(&rep, "uptime_ms");
+	(void)harness_map_uint(&rep, "namespaces");
+	(void)harness_map_uint(&rep, "bytes");
 	free(body);
 	close(a);
 	close(c);
 }
 
-Test(daemon, socket_mode_0660)
+LEAK_CHECKED_TEST(daemon, socket_mode_0660)
 {
 	struct stat st;
 
@@ -724,11 +721,11 @@ Test(daemon, socket_mode_0660)
 	cr_assert_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
 }
 
-Test(daemon, sigterm_exits_0_and_removes_the_socket)
+LEAK_CHECKED_TEST(daemon, sigterm_exits_0_and_removes_the_socket)
 {
 	struct stat st;
 	int status;
-	int fd = open_ready(dmn.unix_url);
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
 	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
@@ -737,12 +734,12 @@ Test(daemon, sigterm_exits_0_and_removes_the_socket)
 	cr_assert_eq(WEXITSTATUS(status), 0, "exit status 0 (sanitizers report nothing)");
 	cr_assert_eq(stat(dmn.unix_path, &st), -1, "the socket file is removed");
 	cr_assert_eq(errno, ENOENT);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 	harness_cleanup(&dmn);
 }
 
-Test(daemon, stale_socket_is_replaced)
+LEAK_CHECKED_TEST(daemon, stale_socket_is_replaced)
 {
 	struct stat st;
 	int fd;
@@ -750,13 +747,13 @@ Test(daemon, stale_socket_is_replaced)
 	cr_assert_eq(harness_kill(&dmn), 0);
 	cr_assert_eq(stat(dmn.unix_path, &st), 0, "SIGKILL leaves the socket file behind");
 	cr_assert_eq(harness_restart(&dmn, NULL), 0, "a stale socket does not stop a restart");
-	fd = open_ready(dmn.unix_url);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	close(fd);
-	fd = open_ready(dmn.tcp_url);
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
 	close(fd);
 }
 
-Test(daemon, live_socket_is_not_stolen)
+LEAK_CHECKED_TEST(daemon, live_socket_is_not_stolen)
 {
 	char listen[320], log[300];
 	const char *bin = getenv("SESSD_BIN");
@@ -783,12 +780,12 @@ Test(daemon, live_socket_is_not_stolen)
 	cr_assert_neq(WEXITSTATUS(status), 0, "the second daemon refuses to start");
 	cr_assert_neq(WEXITSTATUS(status), 127, "the second daemon ran");
 	cr_assert_eq(stat(dmn.unix_path, &st), 0, "the socket file is still there");
-	fd = open_ready(dmn.unix_url);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	cr_assert_eq(call_status(fd, &ping), CODEC_OK, "the first daemon keeps serving");
 	close(fd);
 }
 
-Test(daemon, flash_race_each_message_once)
+LEAK_CHECKED_TEST(daemon, flash_race_each_message_once)
 {
 	enum { MSGS = 1000, POPS = 300 };
 	struct codec_request req = {0};
@@ -799,9 +796,9 @@ Test(daemon, flash_race_each_message_once)
 	uint8_t *body;
 	struct buf pushes, pops;
 	char text[32];
-	int p = open_ready(dmn.unix_url);
-	int a = open_ready(dmn.unix_url);
-	int c = open_ready(dmn.tcp_url);
+	int p = harness_open_ready(dmn.unix_url, "test_daemon");
+	int a = harness_open_ready(dmn.unix_url, "test_daemon");
+	int c = harness_open_ready(dmn.tcp_url, "test_daemon");
 	int fds[2] = {a, c};
 	uint32_t n;
 
@@ -835,17 +832,17 @@ Test(daemon, flash_race_each_message_once)
 		cr_assert_eq(codec_encode_request(&pops, &req), 0);
 	}
 	/* Pushes and both poppers' pipelines in flight at once. */
-	send_frames(p, &pushes);
-	send_frames(a, &pops);
-	send_frames(c, &pops);
+	harness_send_buf(p, &pushes);
+	harness_send_buf(a, &pops);
+	harness_send_buf(c, &pops);
 	for (int i = 0; i < MSGS; i++) {
-		read_reply(p, &rep, &body);
+		harness_read_reply(p, &rep, &body);
 		cr_assert_eq(rep.status, CODEC_OK);
 		free(body);
 	}
 	for (int k = 0; k < 2; k++) {
 		for (int i = 0; i < POPS; i++) {
-			read_reply(fds[k], &rep, &body);
+			harness_read_reply(fds[k], &rep, &body);
 			cr_assert_eq(rep.status, CODEC_OK);
 			mp_reader_init(&r, rep.result.ptr, rep.result.len);
 			cr_assert_eq(mp_read_array(&r, &n), 0);
@@ -883,7 +880,7 @@ Test(daemon, flash_race_each_message_once)
 /* Tests that start the daemon with options of their own. */
 TestSuite(daemon_opts, .fini = stop, .timeout = 120);
 
-Test(daemon_opts, max_connections_closes_the_excess)
+LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
 {
 	static const char *const args[] = {"--max-connections", "2", NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
@@ -891,11 +888,11 @@ Test(daemon_opts, max_connections_closes_the_excess)
 
 	signal(SIGPIPE, SIG_IGN);
 	cr_assert_eq(harness_start(&dmn, args), 0);
-	a = open_ready(dmn.unix_url);
-	c = open_ready(dmn.tcp_url);
+	a = harness_open_ready(dmn.unix_url, "test_daemon");
+	c = harness_open_ready(dmn.tcp_url, "test_daemon");
 	extra = harness_connect(dmn.unix_url);
 	cr_assert_geq(extra, 0, "the connection is accepted ...");
-	expect_closed(extra);
+	harness_expect_closed(extra);
 	close(extra);
 	cr_assert_eq(call_status(a, &ping), CODEC_OK, "... and the others keep working");
 	close(a);
@@ -909,7 +906,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 /* Under --data-dir, replies wait for the group commit at the end of each loop turn. */
-Test(daemon_opts, persistent_mode_serves_and_keeps_sessions)
+LEAK_CHECKED_TEST(daemon_opts, persistent_mode_serves_and_keeps_sessions)
 {
 	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
@@ -925,7 +922,7 @@ Test(daemon_opts, persistent_mode_serves_and_keeps_sessions)
 	every_op(dmn.tcp_url);
 	deep_pipeline(dmn.unix_url, 2000);
 
-	fd = open_ready(dmn.unix_url);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	req.id = bytes("durable");
 	req.data = bytes("kept");
 	cr_assert_eq(call_status(fd, &req), CODEC_OK);
@@ -934,7 +931,7 @@ Test(daemon_opts, persistent_mode_serves_and_keeps_sessions)
 	/* Acknowledged means committed: it survives a SIGKILL. */
 	cr_assert_eq(harness_kill(&dmn), 0);
 	cr_assert_eq(harness_restart(&dmn, args), 0);
-	fd = open_ready(dmn.tcp_url);
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
 	req.op = CODEC_OP_GET;
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "the session survived the restart");
 	free(body);
@@ -963,7 +960,7 @@ static void encode_set_of_body(struct buf *b, size_t body_len, char *data)
 	cr_assert_fail("could not size the frame");
 }
 
-Test(daemon_opts, max_frame_boundary)
+LEAK_CHECKED_TEST(daemon_opts, max_frame_boundary)
 {
 	static const char *const args[] = {"--max-frame", "4096", NULL};
 	struct codec_reply rep;
@@ -975,29 +972,37 @@ Test(daemon_opts, max_frame_boundary)
 	signal(SIGPIPE, SIG_IGN);
 	cr_assert_eq(harness_start(&dmn, args), 0);
 	buf_init(&b);
-	fd = open_ready(dmn.unix_url);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	/* A body of exactly max_frame is read and decoded; its SET is then refused only by the
+	 * data limit (max_frame - 16), on a connection that stays open. */
 	encode_set_of_body(&b, 4096, data);
-	send_frames(fd, &b);
-	read_reply(fd, &rep, &body);
-	cr_assert_eq(rep.status, CODEC_OK, "a body of exactly max_frame is accepted");
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_LIMIT, "a body of exactly max_frame is read: %s",
+	             codec_status_name(rep.status));
+	free(body);
+	encode_set_of_body(&b, 4096 - 8, data);
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "a SET within max_data is stored");
 	free(body);
 
 	encode_set_of_body(&b, 4097, data);
-	send_frames(fd, &b);
-	read_reply(fd, &rep, &body);
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_TOO_LARGE, "one byte more is not");
 	free(body);
-	expect_closed(fd);
+	harness_expect_closed(fd);
 	close(fd);
 	buf_finish(&b);
 }
 
-Test(daemon, sigterm_with_requests_in_flight)
+LEAK_CHECKED_TEST(daemon, sigterm_with_requests_in_flight)
 {
 	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 60000};
 	struct buf b;
 	int status;
-	int fd = open_ready(dmn.tcp_url);
+	int fd = harness_open_ready(dmn.tcp_url, "test_daemon");
 
 	buf_init(&b);
 	req.id = bytes("inflight");
@@ -1006,7 +1011,7 @@ Test(daemon, sigterm_with_requests_in_flight)
 		req.request_id = (uint64_t)i;
 		cr_assert_eq(codec_encode_request(&b, &req), 0);
 	}
-	send_frames(fd, &b);
+	harness_send_buf(fd, &b);
 	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
 	dmn.pid = 0;

@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "mp.h"
 #include "store.h"
+#include "leakcheck.h"
 
 #define NOW 1700000000000ull
 
@@ -187,7 +188,7 @@ static uint64_t map_uint(const struct codec_reply *rep, const char *key)
 
 TestSuite(dispatch, .init = setup, .fini = teardown);
 
-Test(dispatch, hello_reply_announces_limits)
+LEAK_CHECKED_TEST(dispatch, hello_reply_announces_limits)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 99, .version = 1};
 	struct codec_reply rep;
@@ -218,7 +219,7 @@ Test(dispatch, hello_reply_announces_limits)
 	cr_assert(fx.peer.ready);
 }
 
-Test(dispatch, request_before_hello_is_not_ready_and_closes)
+LEAK_CHECKED_TEST(dispatch, request_before_hello_is_not_ready_and_closes)
 {
 	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 5};
 	struct codec_reply rep;
@@ -229,7 +230,7 @@ Test(dispatch, request_before_hello_is_not_ready_and_closes)
 	cr_assert_gt(rep.message.len, 0);
 }
 
-Test(dispatch, bad_version_closes)
+LEAK_CHECKED_TEST(dispatch, bad_version_closes)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 2};
 	struct codec_reply rep;
@@ -240,7 +241,7 @@ Test(dispatch, bad_version_closes)
 	cr_assert_not(fx.peer.ready);
 }
 
-Test(dispatch, auth_not_nil_fails_and_closes)
+LEAK_CHECKED_TEST(dispatch, auth_not_nil_fails_and_closes)
 {
 	static const uint8_t auth[] = {0xa3, 'k', 'e', 'y'};
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
@@ -253,7 +254,7 @@ Test(dispatch, auth_not_nil_fails_and_closes)
 	cr_assert_eq(rep.status, CODEC_AUTH_FAILED);
 }
 
-Test(dispatch, second_hello_is_bad_request)
+LEAK_CHECKED_TEST(dispatch, second_hello_is_bad_request)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
 	struct codec_reply rep;
@@ -264,7 +265,7 @@ Test(dispatch, second_hello_is_bad_request)
 	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
 }
 
-Test(dispatch, garbage_is_bad_request_with_id_zero)
+LEAK_CHECKED_TEST(dispatch, garbage_is_bad_request_with_id_zero)
 {
 	static const uint8_t junk[] = {0xc1, 0x00, 0x01};
 	struct codec_reply rep;
@@ -275,7 +276,7 @@ Test(dispatch, garbage_is_bad_request_with_id_zero)
 	cr_assert_eq(rep.request_id, 0);
 }
 
-Test(dispatch, unknown_op_keeps_the_connection)
+LEAK_CHECKED_TEST(dispatch, unknown_op_keeps_the_connection)
 {
 	struct buf b;
 	struct codec_reply rep;
@@ -291,7 +292,7 @@ Test(dispatch, unknown_op_keeps_the_connection)
 	buf_finish(&b);
 }
 
-Test(dispatch, unknown_op_before_hello_is_not_ready)
+LEAK_CHECKED_TEST(dispatch, unknown_op_before_hello_is_not_ready)
 {
 	struct buf b;
 	struct codec_reply rep;
@@ -305,7 +306,7 @@ Test(dispatch, unknown_op_before_hello_is_not_ready)
 	buf_finish(&b);
 }
 
-Test(dispatch, set_get_touch_destroy)
+LEAK_CHECKED_TEST(dispatch, set_get_touch_destroy)
 {
 	struct codec_request req = {.request_id = 9};
 	struct codec_reply rep;
@@ -342,7 +343,7 @@ Test(dispatch, set_get_touch_destroy)
 	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
 }
 
-Test(dispatch, ping)
+LEAK_CHECKED_TEST(dispatch, ping)
 {
 	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 77};
 	struct codec_reply rep;
@@ -380,7 +381,7 @@ static void expect_msg(struct mp_reader *r, const char *text, bool is_bin)
 	cr_assert_eq(memcmp(b.ptr, text, b.len), 0);
 }
 
-Test(dispatch, flash_push_and_pop)
+LEAK_CHECKED_TEST(dispatch, flash_push_and_pop)
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 5};
 	struct codec_reply rep;
@@ -446,7 +447,7 @@ Test(dispatch, flash_push_and_pop)
 	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
 }
 
-Test(dispatch, flash_limit_is_limit_status)
+LEAK_CHECKED_TEST(dispatch, flash_limit_is_limit_status)
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .request_id = 4, .ttl_ms = 60000};
 	struct codec_reply rep;
@@ -468,7 +469,7 @@ Test(dispatch, flash_limit_is_limit_status)
 	free(big);
 }
 
-Test(dispatch, memory_limit_is_no_memory)
+LEAK_CHECKED_TEST(dispatch, memory_limit_is_no_memory)
 {
 	char data[2048];
 	uint32_t status = CODEC_OK;
@@ -489,7 +490,7 @@ Test(dispatch, memory_limit_is_no_memory)
 	cr_assert_lt(i, 100);
 }
 
-Test(dispatch, count_list_clear)
+LEAK_CHECKED_TEST(dispatch, count_list_clear)
 {
 	struct codec_request req = {.request_id = 11};
 	struct codec_reply rep;
@@ -560,7 +561,7 @@ Test(dispatch, count_list_clear)
 	cr_assert_eq(result_uint(&rep), 1, "CLEAR touched one namespace only");
 }
 
-Test(dispatch, list_pages_fit_a_small_max_frame)
+LEAK_CHECKED_TEST(dispatch, list_pages_fit_a_small_max_frame)
 {
 	struct codec_request req = {.op = CODEC_OP_LIST, .request_id = 1, .limit = 1000};
 	struct codec_reply rep;
@@ -581,7 +582,7 @@ Test(dispatch, list_pages_fit_a_small_max_frame)
 	cr_assert_eq(rep.status, CODEC_OK);
 }
 
-Test(dispatch, stats)
+LEAK_CHECKED_TEST(dispatch, stats)
 {
 	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 12};
 	struct codec_reply rep;

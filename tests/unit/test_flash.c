@@ -197,8 +197,8 @@ LEAK_CHECKED_TEST(flash, empty_type_pop_failure)
 
 LEAK_CHECKED_TEST(flash, limit_is_enforced)
 {
-	/* "info" + 6 bytes = 10 flash bytes per message. */
-	struct store *st = new_store(30);
+	/* "info" + 6 bytes + a 5-byte header = 15 flash bytes per message. */
+	struct store *st = new_store(45);
 	struct store_key k = key_of("app", "u");
 	struct store_stats before, after;
 	size_t qlen = 0;
@@ -216,7 +216,8 @@ LEAK_CHECKED_TEST(flash, limit_is_enforced)
 	/* A message bigger than the limit on its own never creates the session. */
 	k = key_of("app", "fresh");
 	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4,
-	                              "0123456789012345678901234567", 28, false, T0 + 1, T0, &qlen),
+	                              "0123456789012345678901234567890123456789", 40, false, T0 + 1,
+	                              T0, &qlen),
 	             -1);
 	cr_assert_eq(errno, ENOSPC);
 	cr_assert_eq(store_count(st, (const uint8_t *)"app", 3, T0), 1);

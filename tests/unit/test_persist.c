@@ -149,7 +149,7 @@ static void op_pop(struct persist *p, struct store *st, const char *ns, const ch
 
 static void op_clear(struct persist *p, struct store *st, const char *ns)
 {
-	store_clear(st, (const uint8_t *)ns, strlen(ns));
+	store_clear(st, (const uint8_t *)ns, strlen(ns), now_wall_ms());
 	cr_assert_eq(persist_log_clear(p, (const uint8_t *)ns, strlen(ns)), 0);
 }
 

@@ -78,7 +78,7 @@ LEAK_CHECKED_TEST(store, new_and_free)
 	cr_assert_eq(stats.bytes, 0);
 	cr_assert_eq(store_next_expiry(st), UINT64_MAX);
 	cr_assert_eq(store_count(st, NS, 3, T0), 0);
-	cr_assert_eq(store_clear(st, NS, 3), 0);
+	cr_assert_eq(store_clear(st, NS, 3, T0), 0);
 	cr_assert_eq(store_expire(st, T0, 100), 0);
 	store_free(st);
 	store_free(NULL);
@@ -161,7 +161,7 @@ LEAK_CHECKED_TEST(store, namespaces_are_isolated)
 	store_stats(st, NULL, 0, &stats);
 	cr_assert_eq(stats.namespaces, 2);
 	cr_assert_eq(stats.sessions, 3);
-	cr_assert_eq(store_clear(st, (const uint8_t *)"b", 1), 2);
+	cr_assert_eq(store_clear(st, (const uint8_t *)"b", 1, T0), 2);
 	assert_data(st, "a", "id", T0, "in a");
 	assert_absent(st, "b", "id", T0);
 	store_stats(st, NULL, 0, &stats);
@@ -740,7 +740,7 @@ LEAK_CHECKED_TEST(store, many_sessions_across_resizes)
 		}
 	}
 	cr_assert_eq(store_count(st, NS, 3, T0), N / 2);
-	cr_assert_eq(store_clear(st, NS, 3), N / 2);
+	cr_assert_eq(store_clear(st, NS, 3, T0), N / 2);
 	cr_assert_eq(store_count(st, NS, 3, T0), 0);
 	store_free(st);
 }

@@ -1,0 +1,2532 @@
+/*
+ * Hostile and careless clients against the real daemon: slow senders, floods, clients that
+ * never read, vanish mid-frame or send garbage, protocol abuse at every limit, a full store,
+ * mass expiry, thousands of namespaces, and a socket path that is not a socket. Each test
+ * starts its own daemon and ends by stopping it, which must exit 0 (under ASan: no leak,
+ * no error report).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "harness.h"
+#include "leakcheck.h"
+#include "mp.h"
+#include "sessd.h"
+
+/* The sanitizer build is several times slower: scale the biggest counts down there. */
+#ifdef __SANITIZE_ADDRESS__
+#define SCALED(normal, sanitized) (sanitized)
+#else
+#define SCALED(normal, sanitized) (normal)
+#endif
+
+static struct harness_daemon dmn;
+
+static void stop_quietly(void)
+{
+	/* Only a test that failed before its own stop gets here with a live daemon. */
+	if (dmn.pid > 0)
+		harness_stop(&dmn);
+}
+
+TestSuite(hostile, .fini = stop_quietly, .timeout = 120);
+
+static void start_with(const char *const *args)
+{
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(harness_start(&dmn, args), 0, "the daemon starts");
+}
+
+static void stop_clean(void)
+{
+	cr_assert_eq(harness_stop(&dmn), 0, "the daemon exits 0 on SIGTERM (sanitizers quiet)");
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static struct timespec now_ts(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+/* Milliseconds since ${t0}: for bounds on waiting, never for assertions. */
+static long elapsed_ms(struct timespec t0)
+{
+	struct timespec t = now_ts();
+
+	return (t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L;
+}
+
+static struct mp_bytes bytes(const char *s)
+{
+	struct mp_bytes b = {(const uint8_t *)s, s == NULL ? 0 : strlen(s)};
+
+	return b;
+}
+
+static struct mp_bytes span(const void *p, size_t n)
+{
+	struct mp_bytes b = {p, n};
+
+	return b;
+}
+
+/* xorshift64*: a seeded, reproducible stream; a failure message names the seed. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint32_t rng_below(uint64_t *s, uint32_t n)
+{
+	return (uint32_t)(rng_next(s) % n);
+}
+
+static uint32_t call(int fd, const struct codec_request *req, struct codec_reply *rep,
+                     uint8_t **body)
+{
+	cr_assert_eq(harness_call(fd, req, rep, body), 0, "call op %s",
+	             codec_op_name(req->op) ? codec_op_name(req->op) : "?");
+	cr_assert_eq(rep->request_id, req->request_id, "the reply carries the request id");
+	return rep->status;
+}
+
+static uint32_t call_status(int fd, const struct codec_request *req)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	uint32_t status = call(fd, req, &rep, &body);
+
+	free(body);
+	return status;
+}
+
+static void hello(int fd)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+
+	req.client_name = bytes("test_hostile");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "HELLO");
+}
+
+/* Send one raw frame and read one reply. */
+static uint32_t raw_call(int fd, const struct buf *frame, struct codec_reply *rep, uint8_t **body)
+{
+	harness_send_buf(fd, frame);
+	harness_read_reply(fd, rep, body);
+	return rep->status;
+}
+
+/* One figure of STATS: of the namespace ${ns}, or of the whole server when ${ns} is NULL. */
+static uint64_t stat_of(int fd, const char *ns, const char *key)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 77};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t v;
+
+	if (ns == NULL)
+		req.ns_all = true;
+	else
+		req.ns = bytes(ns);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "STATS");
+	v = harness_map_uint(&rep, key);
+	free(body);
+	return v;
+}
+
+static uint64_t count_of(int fd, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_COUNT, .request_id = 78};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t v;
+
+	req.ns = bytes(ns);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "COUNT");
+	v = harness_result_uint(&rep);
+	free(body);
+	return v;
+}
+
+/* Poll the server's open connections until they are ${want} (closing is asynchronous). */
+static void wait_connections(int fd, uint64_t want)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 1000; i++) {
+		n = stat_of(fd, NULL, "connections");
+		if (n == want)
+			return;
+		sleep_ms(10);
+	}
+	cr_assert_fail("the daemon still counts %llu connections, expected %llu",
+	               (unsigned long long)n, (unsigned long long)want);
+}
+
+/* The daemon's resident set, in KiB. */
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "open %s", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kib, 0, "VmRSS read");
+	return kib;
+}
+
+static void ping_ok(int fd, uint64_t rid)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = rid};
+
+	cr_assert_eq(call_status(fd, &ping), CODEC_OK, "PING %llu", (unsigned long long)rid);
+}
+
+/* SET then GET of a fresh session on a good client; the value comes back exactly. */
+static void good_roundtrip(int fd, uint64_t n)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = n, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[48], data[64];
+
+	snprintf(id, sizeof(id), "good-%llu", (unsigned long long)n);
+	snprintf(data, sizeof(data), "the value of good session %llu", (unsigned long long)n);
+	req.ns = bytes("good");
+	req.id = bytes(id);
+	req.data = bytes(data);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "good SET %llu", (unsigned long long)n);
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "good GET %llu", (unsigned long long)n);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, strlen(data));
+	cr_assert_eq(memcmp(got.ptr, data, got.len), 0, "good GET %llu returns its value",
+	             (unsigned long long)n);
+	free(body);
+}
+
+/* Raw frames, for what codec_encode_request refuses to write. */
+static size_t raw_begin(struct buf *b, uint32_t op, uint64_t rid, uint32_t nargs)
+{
+	size_t at;
+
+	cr_assert_eq(codec_frame_open(b, &at), 0);
+	cr_assert_eq(mp_write_array(b, 2 + nargs), 0);
+	cr_assert_eq(mp_write_uint(b, op), 0);
+	cr_assert_eq(mp_write_uint(b, rid), 0);
+	return at;
+}
+
+static void raw_end(struct buf *b, size_t at)
+{
+	cr_assert_eq(codec_frame_close(b, at), 0);
+}
+
+static void encode(struct buf *b, const struct codec_request *req)
+{
+	cr_assert_eq(codec_encode_request(b, req), 0, "encode %s",
+	             codec_op_name(req->op) ? codec_op_name(req->op) : "?");
+}
+
+/* Read ${n} replies of a pipeline, each OK with request ids ${first_rid}, +1, ... */
+static void expect_ok_replies(int fd, size_t n, uint64_t first_rid)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+
+	for (size_t i = 0; i < n; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, first_rid + i, "reply %zu in order", i);
+		cr_assert_eq(rep.status, CODEC_OK, "reply %zu: %s %.*s", i,
+		             codec_status_name(rep.status), (int)rep.message.len,
+		             (const char *)rep.message.ptr);
+		free(body);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * 200 clients send a SET's frame header and then its body one byte per 100 ms. Nothing
+ * times them out, but nothing they do may slow anyone else: a good client's 1,000 requests
+ * made meanwhile all succeed, and each slow client's SET is answered once it is whole.
+ */
+#define SLOW_DATA "slow"
+
+LEAK_CHECKED_TEST_OPTS(hostile, slowloris, .timeout = 60)
+{
+	enum { SLOW = 200, GOOD_REQUESTS = 1000 };
+	static int slow[SLOW];
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	struct buf frame;
+	char id[16];
+	size_t body_len = 0;
+	int status, good;
+	pid_t dripper;
+
+	start_with(NULL);
+	buf_init(&frame);
+	for (int i = 0; i < SLOW; i++) {
+		slow[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+		snprintf(id, sizeof(id), "slow-%03d", i);
+		req.request_id = 5000 + (uint64_t)i;
+		req.ns = bytes("slow");
+		req.id = bytes(id);
+		req.data = bytes(SLOW_DATA);
+		buf_reset(&frame);
+		encode(&frame, &req);
+		if (i == 0)
+			body_len = frame.len - CODEC_HEADER_BYTES;
+		cr_assert_eq(frame.len - CODEC_HEADER_BYTES, body_len,
+		             "every slow frame is as long");
+		cr_assert_eq(harness_send_all(slow[i], frame.data, CODEC_HEADER_BYTES), 0);
+	}
+
+	/* The dripper sends byte k of every slow client's body at k * 100 ms. */
+	fflush(NULL);
+	dripper = fork();
+	cr_assert_neq(dripper, -1);
+	if (dripper == 0) {
+		int failures = 0;
+
+		for (size_t k = 0; k < body_len; k++) {
+			sleep_ms(100);
+			for (int i = 0; i < SLOW; i++) {
+				uint8_t byte;
+
+				snprintf(id, sizeof(id), "slow-%03d", i);
+				req.request_id = 5000 + (uint64_t)i;
+				req.id = bytes(id);
+				buf_reset(&frame);
+				if (codec_encode_request(&frame, &req) == -1) {
+					failures++;
+					continue;
+				}
+				byte = frame.data[CODEC_HEADER_BYTES + k];
+				if (harness_send_all(slow[i], &byte, 1) == -1)
+					failures++;
+			}
+		}
+		_exit(failures == 0 ? 0 : 1);
+	}
+
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int i = 0; i < GOOD_REQUESTS / 2; i++)
+		good_roundtrip(good, (uint64_t)i);
+	if (waitpid(dripper, &status, WNOHANG) == dripper)
+		fprintf(stderr, "slowloris: the good client finished after the slow ones; the "
+		                "machine is very slow\n");
+	else
+		cr_assert_eq(waitpid(dripper, &status, 0), dripper);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the dripper sent every byte");
+
+	for (int i = 0; i < SLOW; i++) {
+		harness_read_reply(slow[i], &rep, &body);
+		cr_assert_eq(rep.request_id, 5000 + (uint64_t)i);
+		cr_assert_eq(rep.status, CODEC_OK, "slow client %d's SET: %s", i,
+		             codec_status_name(rep.status));
+		free(body);
+		close(slow[i]);
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.ns = bytes("slow");
+	for (int i = 0; i < SLOW; i++) {
+		snprintf(id, sizeof(id), "slow-%03d", i);
+		req.id = bytes(id);
+		req.request_id = (uint64_t)i;
+		cr_assert_eq(call(good, &req, &rep, &body), CODEC_OK, "slow session %d stored", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert_eq(got.len, strlen(SLOW_DATA));
+		cr_assert_eq(memcmp(got.ptr, SLOW_DATA, got.len), 0);
+		free(body);
+	}
+	cr_assert_eq(count_of(good, "good"), GOOD_REQUESTS / 2);
+	buf_finish(&frame);
+	close(good);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * Outcome of HELLO on a connection that may have been refused: 1 served, 0 closed by the
+ * daemon, -1 neither (a timeout or a garbled reply).
+ */
+static int hello_outcome(int fd)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 9, .version = 1};
+	struct codec_reply rep;
+	uint8_t header[CODEC_HEADER_BYTES];
+	uint8_t *body;
+	struct buf b;
+	size_t len;
+	ssize_t r;
+	int outcome;
+
+	req.client_name = bytes("flood");
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	/* A refused connection may already be reset: then the send fails, which is fine. */
+	(void)send(fd, b.data, b.len, MSG_NOSIGNAL);
+	buf_finish(&b);
+	do
+		r = recv(fd, header, 1, MSG_PEEK);
+	while (r == -1 && errno == EINTR);
+	if (r == 0 || (r == -1 && (errno == ECONNRESET || errno == EPIPE)))
+		return 0;
+	if (r == -1)
+		return -1;
+	if (harness_recv_frame(fd, &body, &len) == -1)
+		return -1;
+	outcome = codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_OK ? 1 : -1;
+	free(body);
+	return outcome;
+}
+
+/*
+ * A flood of connections past --max-connections 50: the excess are accepted and closed at
+ * once, the daemon stays up, clients already connected keep working, and once the flood
+ * ends the freed slots are usable again, exactly up to the limit.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, connection_flood, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "50", NULL};
+	enum { MAX = 50, GOOD = 5, FLOOD = 250 };
+	static int flood[FLOOD], later[MAX];
+	int good[GOOD], served = 0, closed = 0, outcome;
+
+	start_with(args);
+	for (int i = 0; i < GOOD; i++)
+		good[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+
+	for (int i = 0; i < FLOOD; i++) {
+		flood[i] = harness_connect(i % 2 ? dmn.tcp_url : dmn.unix_url);
+		cr_assert_geq(flood[i], 0, "flood connection %d reaches the backlog", i);
+	}
+	for (int i = 0; i < FLOOD; i++) {
+		outcome = hello_outcome(flood[i]);
+		cr_assert_neq(outcome, -1, "flood connection %d is either served or closed", i);
+		if (outcome == 1)
+			served++;
+		else
+			closed++;
+	}
+	cr_assert_eq(served, MAX - GOOD, "exactly the free slots are served (%d served)", served);
+	cr_assert_eq(closed, FLOOD - (MAX - GOOD));
+	for (int i = 0; i < GOOD; i++) {
+		ping_ok(good[i], 100 + (uint64_t)i);
+		good_roundtrip(good[i], (uint64_t)i);
+	}
+	cr_assert_eq(stat_of(good[0], NULL, "connections"), MAX);
+
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i]);
+	wait_connections(good[0], GOOD);
+	for (int i = 0; i < MAX - GOOD; i++) {
+		later[i] = harness_connect(i % 2 ? dmn.unix_url : dmn.tcp_url);
+		cr_assert_geq(later[i], 0);
+		cr_assert_eq(hello_outcome(later[i]), 1, "slot %d is free again", i);
+	}
+	/* The limit still holds: one more is refused. */
+	later[MAX - GOOD] = harness_connect(dmn.unix_url);
+	cr_assert_geq(later[MAX - GOOD], 0);
+	cr_assert_eq(hello_outcome(later[MAX - GOOD]), 0, "the 51st connection is closed");
+	for (int i = 0; i <= MAX - GOOD; i++)
+		close(later[i]);
+	for (int i = 0; i < GOOD; i++) {
+		ping_ok(good[i], 200 + (uint64_t)i);
+		close(good[i]);
+	}
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * Send as much of ${b} as ${fd} takes, until it is all sent or the peer has stopped taking
+ * any for ${stall_ms}. Returns the bytes sent.
+ */
+static size_t send_until_stalled(int fd, const struct buf *b, int stall_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	size_t at = 0;
+	ssize_t w;
+	int rc;
+
+	while (at < b->len) {
+		w = send(fd, b->data + at, b->len - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			at += (size_t)w;
+			continue;
+		}
+		cr_assert(w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR),
+		          "the daemon did not drop the pipelining client (%s)", strerror(errno));
+		do
+			rc = poll(&p, 1, stall_ms);
+		while (rc == -1 && errno == EINTR);
+		if (rc == 0)
+			break;
+	}
+	return at;
+}
+
+/*
+ * A client that pipelines 200,000 GETs of a 64 KiB session and never reads a reply (12 GiB
+ * of replies): backpressure stops the daemon reading it, its memory stays bounded, others
+ * are served meanwhile, and when the client goes away its connection is freed.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
+{
+	enum { GETS = 200000, VALUE = 64 * 1024, BOUND_KIB = 200 * 1024 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	struct buf gets;
+	char *value = malloc(VALUE);
+	long rss0, rss, peak = 0;
+	size_t sent;
+	int good, bad;
+
+	cr_assert_not_null(value);
+	memset(value, 'v', VALUE);
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	req.id = bytes("big");
+	req.data = span(value, VALUE);
+	cr_assert_eq(call_status(good, &req), CODEC_OK);
+
+	buf_init(&gets);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.id = bytes("big");
+	for (int i = 0; i < GETS; i++) {
+		req.request_id = (uint64_t)i;
+		encode(&gets, &req);
+	}
+
+	for (int round = 0; round < 2; round++) {
+		const char *url = round == 0 ? dmn.tcp_url : dmn.unix_url;
+
+		rss0 = rss_kib(dmn.pid);
+		bad = harness_open_ready(url, "test_hostile");
+		sent = send_until_stalled(bad, &gets, 1000);
+		fprintf(stderr, "pipeline_without_reading (%s): %zu of %zu bytes of GETs taken\n",
+		        round == 0 ? "tcp" : "unix", sent, gets.len);
+		for (int k = 0; k < 10; k++) {
+			/* Others are served while the bad client sits on 4 MiB of replies. */
+			req.request_id = 1000 + (uint64_t)k;
+			cr_assert_eq(call(good, &req, &rep, &body), CODEC_OK);
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_bin(&r, &got), 0);
+			cr_assert_eq(got.len, VALUE);
+			free(body);
+			good_roundtrip(good, (uint64_t)(round * 100 + k));
+			rss = rss_kib(dmn.pid);
+			if (rss > peak)
+				peak = rss;
+			sleep_ms(50);
+		}
+		cr_assert_lt(peak - rss0, BOUND_KIB,
+		             "RSS grew by %ld KiB while a client did not read (bound %d KiB)",
+		             peak - rss0, BOUND_KIB);
+
+		/* The bad client leaves with replies unread (a reset): its memory goes back. */
+		close(bad);
+		wait_connections(good, 1);
+		for (int k = 0; k < 20; k++)
+			good_roundtrip(good, (uint64_t)(round * 100 + 50 + k));
+		rss = rss_kib(dmn.pid);
+		cr_assert_lt(rss - rss0, BOUND_KIB, "RSS after the bad client left: +%ld KiB",
+		             rss - rss0);
+		bad = harness_open_ready(url, "test_hostile");
+		ping_ok(bad, 7);
+		close(bad);
+	}
+	buf_finish(&gets);
+	free(value);
+	close(good);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Make close(2) send a reset instead of a FIN (TCP); a no-op on Unix sockets. */
+static void set_reset_on_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/*
+ * Clients that vanish at every awkward moment: mid-header, mid-request, mid-reply, right
+ * after sending a pipeline, before reading HELLO's reply, after a half-close; with a FIN or
+ * a reset, over TCP and Unix. The daemon serves a good client throughout, counts its
+ * connections back to one, and exits 0 (under ASan: nothing leaked).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, disconnects_at_every_moment, .timeout = 90)
+{
+	enum { HUGE = 512 * 1024, ROUNDS = SCALED(144, 72), SCENARIOS = 6 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body, sink[1000];
+	struct buf b;
+	char *huge = malloc(HUGE), id[32];
+	int good, fd;
+
+	cr_assert_not_null(huge);
+	for (size_t i = 0; i < HUGE; i++)
+		huge[i] = (char)('a' + i % 26);
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	req.id = bytes("huge");
+	req.data = span(huge, HUGE);
+	cr_assert_eq(call_status(good, &req), CODEC_OK);
+	buf_init(&b);
+
+	for (int round = 0; round < ROUNDS; round++) {
+		int scenario = round % SCENARIOS;
+		bool tcp = (round / SCENARIOS) % 2 == 1;
+		bool rst = (round / (2 * SCENARIOS)) % 2 == 1;
+
+		fd = harness_connect(tcp ? dmn.tcp_url : dmn.unix_url);
+		cr_assert_geq(fd, 0);
+		buf_reset(&b);
+		switch (scenario) {
+		case 0: /* half a header */
+			hello(fd);
+			cr_assert_eq(harness_send_all(fd, "\0\0", 2), 0);
+			break;
+		case 1: /* half of a 512 KiB SET */
+			hello(fd);
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_SET;
+			req.id = bytes("half");
+			req.data = span(huge, HUGE);
+			req.ttl_ms = 60000;
+			encode(&b, &req);
+			cr_assert_eq(harness_send_all(fd, b.data, b.len / 2), 0);
+			break;
+		case 2: /* 4 MiB of replies queued, 1000 bytes read */
+			hello(fd);
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_GET;
+			req.id = bytes("huge");
+			for (int i = 0; i < 8; i++)
+				encode(&b, &req);
+			harness_send_buf(fd, &b);
+			cr_assert_eq(harness_recv_all(fd, sink, sizeof(sink)), 0);
+			break;
+		case 3: /* a pipeline of changes, gone before a reply is read */
+			hello(fd);
+			for (int i = 0; i < 500; i++) {
+				memset(&req, 0, sizeof(req));
+				req.request_id = (uint64_t)i;
+				req.ns = bytes("gone");
+				snprintf(id, sizeof(id), "p%d", i % 50);
+				req.id = bytes(id);
+				req.ttl_ms = 60000;
+				req.op =
+				    (uint32_t[]){CODEC_OP_SET, CODEC_OP_GET, CODEC_OP_FLASH_PUSH,
+				                 CODEC_OP_FLASH_POP, CODEC_OP_DESTROY}[i % 5];
+				req.data = bytes("pipelined");
+				req.flash_type = bytes("info");
+				req.flash_msg = bytes("m");
+				encode(&b, &req);
+			}
+			harness_send_buf(fd, &b);
+			break;
+		case 4: /* HELLO and requests sent, nothing read */
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_HELLO;
+			req.version = 1;
+			req.client_name = bytes("gone");
+			encode(&b, &req);
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_GET;
+			req.id = bytes("huge");
+			encode(&b, &req);
+			encode(&b, &req);
+			harness_send_buf(fd, &b);
+			break;
+		default: /* half-close after a pipeline, then gone without reading */
+			hello(fd);
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_GET;
+			req.id = bytes("huge");
+			for (int i = 0; i < 4; i++)
+				encode(&b, &req);
+			harness_send_buf(fd, &b);
+			shutdown(fd, SHUT_WR);
+			break;
+		}
+		if (rst)
+			set_reset_on_close(fd);
+		close(fd);
+		ping_ok(good, 1000 + (uint64_t)round);
+	}
+
+	wait_connections(good, 1);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.request_id = 3;
+	req.id = bytes("huge");
+	cr_assert_eq(call(good, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, HUGE);
+	cr_assert_eq(memcmp(got.ptr, huge, HUGE), 0, "the big session is intact");
+	free(body);
+	req.id = bytes("half");
+	cr_assert_eq(call_status(good, &req), CODEC_NOT_FOUND, "half a SET changes nothing");
+	buf_finish(&b);
+	free(huge);
+	close(good);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* A random valid request frame (small fields, a few namespaces). */
+static void random_request(struct buf *b, uint64_t *rng)
+{
+	static const uint32_t ops[] = {
+	    CODEC_OP_PING,    CODEC_OP_GET,        CODEC_OP_SET,       CODEC_OP_TOUCH,
+	    CODEC_OP_DESTROY, CODEC_OP_FLASH_PUSH, CODEC_OP_FLASH_POP, CODEC_OP_COUNT,
+	    CODEC_OP_LIST,    CODEC_OP_CLEAR,      CODEC_OP_STATS,
+	};
+	static const char *const names[] = {"", "g1", "g2", "g3"};
+	struct codec_request req = {0};
+	char id[16], data[40];
+
+	req.op = ops[rng_below(rng, sizeof(ops) / sizeof(ops[0]))];
+	req.request_id = rng_below(rng, 4) == 0 ? rng_next(rng) : rng_below(rng, 1000);
+	req.ns = bytes(names[rng_below(rng, 4)]);
+	req.ns_all = req.op == CODEC_OP_STATS && rng_below(rng, 2) == 0;
+	snprintf(id, sizeof(id), "r%u", rng_below(rng, 64));
+	req.id = bytes(id);
+	snprintf(data, sizeof(data), "data-%llu", (unsigned long long)rng_next(rng));
+	req.data = bytes(data);
+	req.ttl_ms = 1 + rng_below(rng, 600000);
+	req.flash_type = bytes(rng_below(rng, 2) ? "info" : "error");
+	req.flash_all = req.op == CODEC_OP_FLASH_POP && rng_below(rng, 2) == 0;
+	if (req.flash_all)
+		req.flash_type = bytes(NULL);
+	req.flash_msg = bytes(data);
+	req.cursor = rng_below(rng, 2) ? 0 : rng_next(rng);
+	req.limit = 1 + rng_below(rng, 1000);
+	cr_assert_eq(codec_encode_request(b, &req), 0);
+}
+
+/* Change one frame (appended to ${b} at ${start}) in one of several hostile ways. */
+static void mutate_frame(struct buf *b, size_t start, uint64_t *rng)
+{
+	size_t len = b->len - start;
+	uint32_t n;
+	uint8_t junk;
+
+	switch (rng_below(rng, 5)) {
+	case 0: /* flip bytes anywhere, header included */
+		for (uint32_t k = 1 + rng_below(rng, 4); k > 0; k--)
+			b->data[start + rng_below(rng, (uint32_t)len)] ^=
+			    (uint8_t)(1 + rng_below(rng, 255));
+		break;
+	case 1: /* truncate */
+		b->len = start + rng_below(rng, (uint32_t)len);
+		break;
+	case 2: /* a length that promises more than comes */
+		n = codec_frame_length(b->data + start) + 1 + rng_below(rng, 1000);
+		b->data[start] = (uint8_t)(n >> 24);
+		b->data[start + 1] = (uint8_t)(n >> 16);
+		b->data[start + 2] = (uint8_t)(n >> 8);
+		b->data[start + 3] = (uint8_t)n;
+		break;
+	case 3: /* a shorter length: the rest becomes the next "frame" */
+		n = codec_frame_length(b->data + start);
+		n = n > 1 ? 1 + rng_below(rng, n - 1) : 0;
+		b->data[start] = (uint8_t)(n >> 24);
+		b->data[start + 1] = (uint8_t)(n >> 16);
+		b->data[start + 2] = (uint8_t)(n >> 8);
+		b->data[start + 3] = (uint8_t)n;
+		break;
+	default: /* trailing bytes inside the frame */
+		for (uint32_t k = 1 + rng_below(rng, 8); k > 0; k--) {
+			junk = (uint8_t)rng_next(rng);
+			cr_assert_eq(buf_append(b, &junk, 1), 0);
+		}
+		n = (uint32_t)(b->len - start - CODEC_HEADER_BYTES);
+		b->data[start] = (uint8_t)(n >> 24);
+		b->data[start + 1] = (uint8_t)(n >> 16);
+		b->data[start + 2] = (uint8_t)(n >> 8);
+		b->data[start + 3] = (uint8_t)n;
+		break;
+	}
+}
+
+/* A hostile payload for connection ${i}. */
+static void random_payload(struct buf *b, uint64_t *rng, int kind)
+{
+	size_t start;
+	uint32_t n;
+	uint8_t byte;
+
+	switch (kind) {
+	case 0: /* noise */
+		for (n = 1 + rng_below(rng, 512); n > 0; n--) {
+			byte = (uint8_t)rng_next(rng);
+			cr_assert_eq(buf_append(b, &byte, 1), 0);
+		}
+		break;
+	case 1: /* an honest header over noise */
+		n = 1 + rng_below(rng, 256);
+		byte = 0;
+		cr_assert_eq(buf_append(b, &byte, 1), 0);
+		cr_assert_eq(buf_append(b, &byte, 1), 0);
+		byte = (uint8_t)(n >> 8);
+		cr_assert_eq(buf_append(b, &byte, 1), 0);
+		byte = (uint8_t)n;
+		cr_assert_eq(buf_append(b, &byte, 1), 0);
+		for (; n > 0; n--) {
+			byte = (uint8_t)rng_next(rng);
+			cr_assert_eq(buf_append(b, &byte, 1), 0);
+		}
+		break;
+	case 2: /* one mutated frame */
+		start = b->len;
+		random_request(b, rng);
+		mutate_frame(b, start, rng);
+		break;
+	default: /* valid frames around a mutated one */
+		for (n = rng_below(rng, 5); n > 0; n--)
+			random_request(b, rng);
+		start = b->len;
+		random_request(b, rng);
+		mutate_frame(b, start, rng);
+		for (n = rng_below(rng, 3); n > 0; n--)
+			random_request(b, rng);
+		break;
+	}
+}
+
+static bool closes_connection(uint32_t status)
+{
+	return status == CODEC_BAD_REQUEST || status == CODEC_TOO_LARGE ||
+	       status == CODEC_NOT_READY || status == CODEC_BAD_VERSION ||
+	       status == CODEC_AUTH_FAILED;
+}
+
+/*
+ * Read one frame. Returns 1 with *body (malloc'd), 0 at a clean end of stream or reset
+ * between frames, -1 otherwise (timeout, a stream cut inside a frame, a bad length).
+ */
+static int recv_frame_or_end(int fd, uint8_t **body, size_t *len, const char **why)
+{
+	uint8_t header[CODEC_HEADER_BYTES];
+	size_t got = 0;
+	ssize_t r;
+
+	*body = NULL;
+	while (got < sizeof(header)) {
+		r = recv(fd, header + got, sizeof(header) - got, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (got == 0 && (r == 0 || (r == -1 && errno == ECONNRESET)))
+			return 0;
+		if (r <= 0) {
+			*why = r == 0 ? "end of stream inside a header" : strerror(errno);
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	*len = codec_frame_length(header);
+	if (*len == 0 || *len > CODEC_DEFAULT_MAX_FRAME) {
+		*why = "a reply with a bad length";
+		return -1;
+	}
+	*body = malloc(*len);
+	cr_assert_not_null(*body);
+	if (harness_recv_all(fd, *body, *len) == -1) {
+		free(*body);
+		*body = NULL;
+		*why = "a reply cut short";
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * 2,000 connections each send HELLO and then garbage: noise, honest headers over noise, and
+ * real frames with flipped bytes, truncated, with lengths stretched or shrunk, with trailing
+ * bytes. Every reply must be a well-formed frame; after a status that closes, nothing more
+ * comes and the daemon closes; the daemon never stalls or crashes; a good client is served
+ * throughout; at the end STATS adds up and the daemon stops cleanly.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, random_garbage, .timeout = 120)
+{
+	enum { CONNS = SCALED(2000, 1000) };
+	uint64_t statuses[16] = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t len;
+	const char *why = "";
+	int good, fd, rc, frames;
+	bool must_close;
+
+	start_with(NULL);
+	good = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&b);
+	for (int i = 0; i < CONNS; i++) {
+		uint64_t seed = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)i * 0x100000001b3ULL);
+		uint64_t rng = seed;
+
+		fd = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+		buf_reset(&b);
+		random_payload(&b, &rng, i % 4);
+		/* The daemon may close halfway through: a failed send is part of the game. */
+		(void)harness_send_all(fd, b.data, b.len);
+		/* Our side is done; the daemon must answer what it has and close. */
+		shutdown(fd, SHUT_WR);
+		must_close = false;
+		frames = 0;
+		while ((rc = recv_frame_or_end(fd, &body, &len, &why)) == 1) {
+			cr_assert(!must_close,
+			          "connection %d (seed %#llx): a reply after a closing status", i,
+			          (unsigned long long)seed);
+			cr_assert_eq(codec_decode_reply(body, len, &rep), 0,
+			             "connection %d (seed %#llx): reply %d is malformed", i,
+			             (unsigned long long)seed, frames);
+			cr_assert_leq(rep.status, CODEC_LIMIT, "connection %d: status %u", i,
+			              rep.status);
+			statuses[rep.status]++;
+			must_close = closes_connection(rep.status);
+			frames++;
+			free(body);
+		}
+		cr_assert_eq(rc, 0, "connection %d (seed %#llx): %s after %d replies", i,
+		             (unsigned long long)seed, why, frames);
+		close(fd);
+		if (i % 50 == 0)
+			good_roundtrip(good, (uint64_t)i);
+	}
+	fprintf(stderr,
+	        "random_garbage: OK %llu, NOT_FOUND %llu, BAD_REQUEST %llu, TOO_LARGE "
+	        "%llu, UNKNOWN_OP %llu, LIMIT %llu, INTERNAL %llu\n",
+	        (unsigned long long)statuses[CODEC_OK],
+	        (unsigned long long)statuses[CODEC_NOT_FOUND],
+	        (unsigned long long)statuses[CODEC_BAD_REQUEST],
+	        (unsigned long long)statuses[CODEC_TOO_LARGE],
+	        (unsigned long long)statuses[CODEC_UNKNOWN_OP],
+	        (unsigned long long)statuses[CODEC_LIMIT],
+	        (unsigned long long)statuses[CODEC_INTERNAL]);
+	cr_assert_gt(statuses[CODEC_OK], 0, "some garbage was valid");
+	cr_assert_gt(statuses[CODEC_BAD_REQUEST], 0, "some garbage was refused");
+	cr_assert_eq(statuses[CODEC_INTERNAL], 0, "no request made the server fault");
+
+	wait_connections(good, 1);
+	cr_assert_geq(stat_of(good, NULL, "connections_total"), (uint64_t)CONNS + 1);
+	cr_assert_geq(stat_of(good, NULL, "requests_total"), (uint64_t)CONNS * 2);
+	/* Flipped bytes make namespaces of their own, so only bounds hold. */
+	cr_assert_eq(count_of(good, "good"), (uint64_t)(CONNS + 49) / 50);
+	cr_assert_geq(stat_of(good, NULL, "sessions"), (uint64_t)(CONNS + 49) / 50);
+	cr_assert_geq(stat_of(good, NULL, "namespaces"), 1);
+	cr_assert_gt(stat_of(good, NULL, "bytes"), 0);
+	good_roundtrip(good, 999999);
+	buf_finish(&b);
+	close(good);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Send ${frame} on a fresh ready connection: BAD_REQUEST carrying ${rid}, then closed. */
+static void expect_bad_request(const struct buf *frame, uint64_t rid, const char *what)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd = harness_open_ready(dmn.unix_url, "test_hostile");
+
+	cr_assert_eq(raw_call(fd, frame, &rep, &body), CODEC_BAD_REQUEST, "%s: %s", what,
+	             codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, rid, "%s: the reply carries the request id", what);
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+}
+
+LEAK_CHECKED_TEST(hostile, hello_twice)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 42, .version = 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	req.client_name = bytes("again");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_BAD_REQUEST, "a second HELLO");
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+	/* A second HELLO pipelined after the first, and a PING after it that is never run. */
+	{
+		struct buf b;
+		struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 5};
+
+		buf_init(&b);
+		req.request_id = 1;
+		encode(&b, &req);
+		req.request_id = 2;
+		encode(&b, &req);
+		encode(&b, &ping);
+		fd = harness_connect(dmn.unix_url);
+		cr_assert_geq(fd, 0);
+		harness_send_buf(fd, &b);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+		cr_assert_eq(rep.request_id, 2);
+		free(body);
+		harness_expect_closed(fd);
+		close(fd);
+		buf_finish(&b);
+	}
+	stop_clean();
+}
+
+LEAK_CHECKED_TEST(hostile, huge_request_ids)
+{
+	static const uint64_t ids[] = {UINT64_MAX, UINT64_MAX - 1, 1ull << 63,
+	                               1ull << 32, UINT32_MAX,     0};
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t at;
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		req.request_id = ids[i];
+		req.op = CODEC_OP_PING;
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+		req.op = CODEC_OP_SET;
+		req.id = bytes("rid");
+		req.data = bytes("d");
+		req.ttl_ms = 60000;
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+		req.op = CODEC_OP_GET;
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+		req.op = CODEC_OP_DESTROY;
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+		req.op = CODEC_OP_GET;
+		cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND);
+	}
+	/* An unknown opcode keeps the id, and the connection. */
+	buf_init(&b);
+	at = raw_begin(&b, 0x7f, UINT64_MAX, 0);
+	raw_end(&b, at);
+	cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_UNKNOWN_OP);
+	cr_assert_eq(rep.request_id, UINT64_MAX);
+	free(body);
+	/* The largest opcode too. */
+	buf_reset(&b);
+	at = raw_begin(&b, UINT32_MAX, UINT64_MAX - 5, 0);
+	raw_end(&b, at);
+	cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_UNKNOWN_OP);
+	cr_assert_eq(rep.request_id, UINT64_MAX - 5);
+	free(body);
+	ping_ok(fd, UINT64_MAX);
+
+	/* An id as a signed int64 holding a non-negative value is a uint (PROTOCOL.md). */
+	buf_reset(&b);
+	cr_assert_eq(codec_frame_open(&b, &at), 0);
+	cr_assert_eq(mp_write_array(&b, 2), 0);
+	cr_assert_eq(mp_write_uint(&b, CODEC_OP_PING), 0);
+	{
+		static const uint8_t i64[] = {0xd3, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+		cr_assert_eq(buf_append(&b, i64, sizeof(i64)), 0);
+	}
+	raw_end(&b, at);
+	cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_OK);
+	cr_assert_eq(rep.request_id, (uint64_t)INT64_MAX);
+	free(body);
+	close(fd);
+
+	/* A wrong argument count with a huge id: BAD_REQUEST carries the id. */
+	buf_reset(&b);
+	at = raw_begin(&b, CODEC_OP_GET, UINT64_MAX, 3);
+	mp_write_nil(&b);
+	mp_write_str(&b, "x", 1);
+	mp_write_nil(&b);
+	raw_end(&b, at);
+	expect_bad_request(&b, UINT64_MAX, "GET with three arguments");
+
+	/* A negative id cannot be read: 0. */
+	buf_reset(&b);
+	cr_assert_eq(codec_frame_open(&b, &at), 0);
+	cr_assert_eq(mp_write_array(&b, 2), 0);
+	cr_assert_eq(mp_write_uint(&b, CODEC_OP_PING), 0);
+	{
+		static const uint8_t neg[] = {0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+		cr_assert_eq(buf_append(&b, neg, sizeof(neg)), 0);
+	}
+	raw_end(&b, at);
+	expect_bad_request(&b, 0, "a negative request id");
+
+	/* A request before HELLO is NOT_READY with its own id. */
+	fd = harness_connect(dmn.tcp_url);
+	cr_assert_geq(fd, 0);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_PING;
+	req.request_id = UINT64_MAX;
+	cr_assert_eq(call_status(fd, &req), CODEC_NOT_READY);
+	harness_expect_closed(fd);
+	close(fd);
+	buf_finish(&b);
+	stop_clean();
+}
+
+/* Fill ${p} with ${n} bytes that are not text: every byte value, from ${seed}. */
+static void fill_binary(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + i * 7);
+}
+
+/*
+ * Namespaces, ids and flash types at their maximum lengths, with every byte value, work
+ * end to end; one byte more is BAD_REQUEST (and closes); empty ones are BAD_REQUEST.
+ */
+LEAK_CHECKED_TEST(hostile, max_length_fields)
+{
+	uint8_t ns[65], id[129], type[65], name[65];
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	uint32_t n;
+	uint64_t cursor;
+	struct buf b;
+	size_t at;
+	int fd;
+
+	memset(ns, 'n', sizeof(ns));
+	fill_binary(id, sizeof(id), 0);
+	memset(type, 't', sizeof(type));
+	memset(name, 'c', sizeof(name));
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+
+	req.op = CODEC_OP_SET;
+	req.request_id = 1;
+	req.ns = span(ns, 64);
+	req.id = span(id, 128);
+	req.id_is_bin = true;
+	req.data = bytes("max");
+	req.ttl_ms = CODEC_MAX_TTL_MS;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "SET with every field at its maximum");
+	req.op = CODEC_OP_FLASH_PUSH;
+	req.flash_type = span(type, 64);
+	req.flash_msg = bytes("m");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "a 64-byte flash type");
+	req.op = CODEC_OP_GET;
+	req.id_is_bin = false; /* the same bytes as str name the same session */
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	free(body);
+	req.op = CODEC_OP_LIST;
+	req.cursor = 0;
+	req.limit = 10;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(mp_read_uint(&r, &cursor), 0);
+	cr_assert_eq(cursor, 0);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, 128);
+	cr_assert_eq(memcmp(got.ptr, id, 128), 0, "LIST returns the 128-byte id exactly");
+	free(body);
+	req.op = CODEC_OP_FLASH_POP;
+	req.flash_all = true;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(mp_read_str(&r, &got), 0);
+	cr_assert_eq(got.len, 64);
+	free(body);
+	close(fd);
+
+	/* A client name of 64 bytes is fine, 65 is not. */
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_HELLO;
+	req.version = 1;
+	req.client_name = span(name, 64);
+	fd = harness_connect(dmn.tcp_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "a 64-byte client name");
+	close(fd);
+	buf_init(&b);
+	at = raw_begin(&b, CODEC_OP_HELLO, 3, 3);
+	mp_write_uint(&b, 1);
+	mp_write_str(&b, name, 65);
+	mp_write_nil(&b);
+	raw_end(&b, at);
+	fd = harness_connect(dmn.tcp_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_BAD_REQUEST, "a 65-byte client name");
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+
+	/* One byte over, or empty: BAD_REQUEST with the id, and the connection closes. */
+	struct {
+		bool flash;
+		size_t ns_len, id_len, type_len;
+		const char *what;
+	} cases[] = {
+	    {false, 65, 1, 0, "a 65-byte namespace"},
+	    {false, 64, 129, 0, "a 129-byte id"},
+	    {true, 64, 128, 65, "a 65-byte flash type"},
+	    {false, 0, 1, 0, "an empty namespace"},
+	    {false, 1, 0, 0, "an empty id"},
+	    {true, 1, 1, 0, "an empty flash type"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool flash = cases[i].flash;
+
+		buf_reset(&b);
+		at = raw_begin(&b, flash ? CODEC_OP_FLASH_PUSH : CODEC_OP_GET, 1000 + i,
+		               flash ? 5 : 2);
+		mp_write_str(&b, ns, cases[i].ns_len);
+		mp_write_bin(&b, id, cases[i].id_len);
+		if (flash) {
+			mp_write_str(&b, type, cases[i].type_len);
+			mp_write_str(&b, "m", 1);
+			mp_write_uint(&b, 60000);
+		}
+		raw_end(&b, at);
+		expect_bad_request(&b, 1000 + i, cases[i].what);
+	}
+	/* ttl 0 and one past ten years. */
+	for (int k = 0; k < 2; k++) {
+		buf_reset(&b);
+		at = raw_begin(&b, CODEC_OP_SET, 2000 + (uint64_t)k, 4);
+		mp_write_nil(&b);
+		mp_write_str(&b, "x", 1);
+		mp_write_bin(&b, "d", 1);
+		mp_write_uint(&b, k == 0 ? 0 : CODEC_MAX_TTL_MS + 1);
+		raw_end(&b, at);
+		expect_bad_request(&b, 2000 + (uint64_t)k, k == 0 ? "ttl 0" : "ttl over 10 years");
+	}
+	buf_finish(&b);
+	stop_clean();
+}
+
+/* A flash push; returns the status (the reply is freed). */
+static uint32_t push(int fd, const char *id, const void *type, size_t type_len, const void *msg,
+                     size_t msg_len, bool is_bin)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .request_id = 11, .ttl_ms = 600000};
+
+	req.id = bytes(id);
+	req.flash_type = span(type, type_len);
+	req.flash_msg = span(msg, msg_len);
+	req.flash_msg_is_bin = is_bin;
+	return call_status(fd, &req);
+}
+
+/* 64 distinct flash types, then a 65th: LIMIT, nothing changed, the connection stays. */
+LEAK_CHECKED_TEST(hostile, flash_type_limit)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 12, .flash_all = true};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	uint32_t n, msgs;
+	char type[16], msg[16];
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int t = 0; t < 64; t++) {
+		snprintf(type, sizeof(type), "type-%02d", t);
+		snprintf(msg, sizeof(msg), "msg-%02d", t);
+		cr_assert_eq(push(fd, "types", type, strlen(type), msg, strlen(msg), false),
+		             CODEC_OK, "type %d", t);
+	}
+	cr_assert_eq(push(fd, "types", "type-64", 7, "no", 2, false), CODEC_LIMIT, "a 65th type");
+	cr_assert_eq(push(fd, "types", "type-64", 7, "no", 2, false), CODEC_LIMIT, "still");
+	cr_assert_eq(push(fd, "types", "type-05", 7, "again", 5, false), CODEC_OK,
+	             "an existing type still takes messages");
+	req.id = bytes("types");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	cr_assert_eq(n, 64, "64 types, the refused one not among them");
+	for (int t = 0; t < 64; t++) {
+		snprintf(type, sizeof(type), "type-%02d", t);
+		cr_assert_eq(mp_read_str(&r, &got), 0);
+		cr_assert_eq(got.len, strlen(type));
+		cr_assert_eq(memcmp(got.ptr, type, got.len), 0, "types in order of first message");
+		cr_assert_eq(mp_read_array(&r, &msgs), 0);
+		cr_assert_eq(msgs, t == 5 ? 2u : 1u);
+		for (uint32_t m = 0; m < msgs; m++)
+			cr_assert_eq(mp_skip(&r), 0);
+	}
+	free(body);
+	/* Emptied: 64 new types fit again. */
+	for (int t = 0; t < 64; t++) {
+		snprintf(type, sizeof(type), "new-%02d", t);
+		cr_assert_eq(push(fd, "types", type, strlen(type), "x", 1, false), CODEC_OK);
+	}
+	close(fd);
+	stop_clean();
+}
+
+/*
+ * The per-session flash budget is max_frame / 2 bytes, each message counting its type, its
+ * bytes and 5: exactly that is accepted, one byte more is LIMIT (and changes nothing), and
+ * what was accepted pops intact.
+ */
+LEAK_CHECKED_TEST(hostile, flash_bytes_limit)
+{
+	enum { BUDGET = CODEC_DEFAULT_MAX_FRAME / 2 };
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 13};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body, *big = malloc(BUDGET + 1);
+	uint32_t n;
+	int fd;
+
+	cr_assert_not_null(big);
+	fill_binary(big, BUDGET + 1, 3);
+	start_with(NULL);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	cr_assert_eq(push(fd, "fb", "t", 1, big, BUDGET - 5, true), CODEC_LIMIT,
+	             "one push of budget + 1 bytes");
+	cr_assert_eq(push(fd, "fb", "t", 1, big, BUDGET - 6, true), CODEC_OK, "exactly the budget");
+	cr_assert_eq(push(fd, "fb", "t", 1, "", 0, false), CODEC_LIMIT, "one byte more");
+	cr_assert_eq(push(fd, "fb", "u", 1, "", 0, true), CODEC_LIMIT, "one byte more, new type");
+	req.id = bytes("fb");
+	req.flash_type = bytes("t");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1, "only the accepted message");
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, BUDGET - 6);
+	cr_assert_eq(memcmp(got.ptr, big, got.len), 0, "intact");
+	free(body);
+	cr_assert_eq(push(fd, "fb", "t", 1, big, BUDGET - 6, true), CODEC_OK, "room again");
+	free(big);
+	close(fd);
+	stop_clean();
+}
+
+/*
+ * PROTOCOL.md: "FLASH_POP replies stay under max_frame because of the per-session flash
+ * limit." Whatever the daemon accepts must therefore pop, whole, in one reply no longer
+ * than max_frame, for the smallest messages too (a 0-byte bin message costs 1 byte of the
+ * budget, its type's byte, but takes 2 bytes in the reply).
+ */
+LEAK_CHECKED_TEST(hostile, accepted_flashes_always_pop)
+{
+	static const char *const args[] = {"--max-frame", "4096", NULL};
+	enum { MAX_FRAME = 4096, TRIES = MAX_FRAME };
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 14};
+	struct codec_reply rep;
+	struct mp_reader r;
+	uint8_t *body;
+	size_t len;
+	uint32_t n, status, accepted = 0;
+	struct buf b;
+	int fd;
+
+	start_with(args);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int by_type = 0; by_type < 2; by_type++) {
+		accepted = 0;
+		for (int i = 0; i < TRIES; i++) {
+			status = push(fd, "tiny", "t", 1, "", 0, true);
+			cr_assert(status == CODEC_OK || status == CODEC_LIMIT, "push %d: %s", i,
+			          codec_status_name(status));
+			if (status == CODEC_LIMIT)
+				break;
+			accepted++;
+		}
+		cr_assert_lt(accepted, (uint32_t)TRIES, "the budget ends somewhere");
+		req.id = bytes("tiny");
+		req.flash_all = by_type == 0;
+		req.flash_type = by_type == 0 ? bytes(NULL) : bytes("t");
+		buf_init(&b);
+		encode(&b, &req);
+		harness_send_buf(fd, &b);
+		buf_finish(&b);
+		cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		if (rep.status != CODEC_OK) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "%s %.*s", codec_status_name(rep.status),
+			         (int)rep.message.len, (const char *)rep.message.ptr);
+			free(body);
+			cr_assert_fail("popping %u accepted 0-byte bin messages (%s): %s", accepted,
+			               by_type ? "by type" : "all types", why);
+		}
+		cr_assert_leq(len, MAX_FRAME, "the reply fits in max_frame");
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		if (by_type == 0) {
+			cr_assert_eq(mp_read_map(&r, &n), 0);
+			cr_assert_eq(n, 1);
+			cr_assert_eq(mp_skip(&r), 0);
+		}
+		cr_assert_eq(mp_read_array(&r, &n), 0);
+		cr_assert_eq(n, accepted, "every accepted message comes back");
+		free(body);
+	}
+	close(fd);
+	stop_clean();
+}
+
+/* One LIST page: returns the next cursor; counts entries into *entries. */
+static uint64_t list_page(int fd, const char *ns, uint64_t cursor, uint32_t limit,
+                          uint32_t *entries)
+{
+	struct codec_request req = {.op = CODEC_OP_LIST, .request_id = 15};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes id;
+	uint8_t *body;
+	uint32_t n, pair;
+	uint64_t next, ttl;
+
+	req.ns = bytes(ns);
+	req.cursor = cursor;
+	req.limit = limit;
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "LIST from %#llx",
+	             (unsigned long long)cursor);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &pair), 0);
+	cr_assert_eq(pair, 2);
+	cr_assert_eq(mp_read_uint(&r, &next), 0);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_leq(n, limit);
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_array(&r, &pair), 0);
+		cr_assert_eq(mp_read_bin(&r, &id), 0);
+		cr_assert(id.len >= 2 && id.ptr[0] == 'L', "a listed id is one of ours");
+		cr_assert_eq(mp_read_uint(&r, &ttl), 0);
+		cr_assert_leq(ttl, 600000);
+	}
+	cr_assert_eq(mp_reader_left(&r), 0);
+	free(body);
+	*entries = n;
+	return next;
+}
+
+/*
+ * LIST with cursors no server ever handed out (random 64-bit values, the extremes) and
+ * absurd limits: every call answers a well-formed page, and following the cursors from any
+ * of them ends.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, list_absurd_cursors, .timeout = 60)
+{
+	enum { N = 3000, RANDOM = SCALED(2000, 500), CHAINS = 40 };
+	static const uint64_t special[] = {1,
+	                                   2,
+	                                   UINT64_MAX,
+	                                   UINT64_MAX - 1,
+	                                   1ull << 63,
+	                                   (1ull << 63) - 1,
+	                                   0xffffffffull,
+	                                   0x100000000ull,
+	                                   0xdeadbeefcafebabeull};
+	static const uint64_t limits[] = {0, 1001, 65535, UINT32_MAX, UINT64_MAX};
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t rng = 0xc0ffee, cursor;
+	uint32_t entries, total;
+	struct buf b;
+	size_t at;
+	char id[16];
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&b);
+	for (int i = 0; i < N; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes("cur");
+		snprintf(id, sizeof(id), "L%d", i);
+		req.id = bytes(id);
+		req.data = bytes("d");
+		req.ttl_ms = 600000;
+		encode(&b, &req);
+	}
+	harness_send_buf(fd, &b);
+	expect_ok_replies(fd, N, 0);
+
+	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+		(void)list_page(fd, "cur", special[i], 1000, &entries);
+		(void)list_page(fd, "nowhere", special[i], 1000, &entries);
+		cr_assert_eq(entries, 0);
+	}
+	for (int i = 0; i < RANDOM; i++)
+		(void)list_page(fd, "cur", rng_next(&rng), 1 + rng_below(&rng, 1000), &entries);
+	/* From anywhere, the chain of cursors ends, and from 0 it sees everyone. */
+	for (int c = 0; c <= CHAINS; c++) {
+		uint32_t limit = c % 2 ? 1 + rng_below(&rng, 50) : 1 + rng_below(&rng, 1000);
+		int pages = 0;
+
+		cursor = c == 0 ? 0 : rng_next(&rng);
+		total = 0;
+		do {
+			cursor = list_page(fd, "cur", cursor, limit, &entries);
+			total += entries;
+			cr_assert_lt(++pages, 20 * N, "chain %d (limit %u) does not end", c, limit);
+		} while (cursor != 0);
+		if (c == 0)
+			cr_assert_geq(total, N, "a scan from 0 sees every session");
+		cr_assert_leq(total, 2 * N);
+	}
+	/* Limits out of 1..1000 on the wire are clamped. */
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		buf_reset(&b);
+		at = raw_begin(&b, CODEC_OP_LIST, 16, 3);
+		mp_write_str(&b, "cur", 3);
+		mp_write_uint(&b, rng_next(&rng));
+		mp_write_uint(&b, limits[i]);
+		raw_end(&b, at);
+		cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_OK, "LIST limit %llu",
+		             (unsigned long long)limits[i]);
+		free(body);
+	}
+	ping_ok(fd, 17);
+	buf_finish(&b);
+	close(fd);
+	stop_clean();
+}
+
+/*
+ * Reads of namespaces that do not exist answer zeros and NOT_FOUND, and create nothing: a
+ * client probing a million names must not leave a million namespaces behind.
+ */
+LEAK_CHECKED_TEST(hostile, stats_of_a_nonexistent_namespace)
+{
+	struct codec_request req = {.request_id = 18, .ttl_ms = 1000};
+	struct codec_reply rep;
+	uint8_t *body;
+	char ns[32];
+	uint32_t entries;
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), 0);
+	for (int i = 0; i < 500; i++) {
+		snprintf(ns, sizeof(ns), "nope-%d", i);
+		req.ns = bytes(ns);
+		req.op = CODEC_OP_STATS;
+		cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+		cr_assert_eq(harness_map_uint(&rep, "sessions"), 0);
+		cr_assert_eq(harness_map_uint(&rep, "bytes"), 0);
+		cr_assert_eq(harness_map_uint(&rep, "flashes"), 0);
+		free(body);
+		cr_assert_eq(count_of(fd, ns), 0);
+		cr_assert_eq(list_page(fd, ns, 0, 10, &entries), 0);
+		cr_assert_eq(entries, 0);
+		req.op = CODEC_OP_CLEAR;
+		cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+		cr_assert_eq(harness_result_uint(&rep), 0);
+		free(body);
+		req.id = bytes("who");
+		req.op = CODEC_OP_GET;
+		cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND);
+		req.op = CODEC_OP_TOUCH;
+		cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND);
+		req.op = CODEC_OP_DESTROY;
+		cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND);
+		req.op = CODEC_OP_FLASH_POP;
+		req.flash_all = true;
+		cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND);
+		req.flash_all = false;
+	}
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), 0, "probing created no namespace");
+	cr_assert_eq(stat_of(fd, NULL, "sessions"), 0);
+	cr_assert_eq(stat_of(fd, NULL, "bytes"), 0);
+	close(fd);
+	stop_clean();
+}
+
+/*
+ * One client walks a namespace with LIST while another CLEARs it (and refills it) between
+ * the pages: every page is well formed, the walk ends, and after a CLEAR with no refill it
+ * finds nothing.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, clear_while_listing, .timeout = 60)
+{
+	enum { N = 2000, ROUNDS = 20 };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t cursor;
+	uint32_t entries, after_clear;
+	struct buf fill;
+	char id[16];
+	int lister, clearer, pages;
+
+	start_with(NULL);
+	lister = harness_open_ready(dmn.unix_url, "test_hostile");
+	clearer = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&fill);
+	for (int i = 0; i < N; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes("walk");
+		snprintf(id, sizeof(id), "L%d", i);
+		req.id = bytes(id);
+		req.data = bytes("d");
+		req.ttl_ms = 600000;
+		encode(&fill, &req);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		bool refill = round % 2 == 0;
+
+		harness_send_buf(clearer, &fill);
+		expect_ok_replies(clearer, N, 0);
+		cursor = list_page(lister, "walk", 0, 1 + (uint32_t)round * 37, &entries);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_CLEAR;
+		req.request_id = 19;
+		req.ns = bytes("walk");
+		cr_assert_eq(call(clearer, &req, &rep, &body), CODEC_OK);
+		cr_assert_eq(harness_result_uint(&rep), N, "CLEAR removes the whole namespace");
+		free(body);
+		if (refill)
+			harness_send_buf(clearer,
+			                 &fill); /* replies read after the walk: concurrent */
+		pages = 0;
+		after_clear = 0;
+		while (cursor != 0) {
+			cursor =
+			    list_page(lister, "walk", cursor, 1 + (uint32_t)round * 37, &entries);
+			after_clear += entries;
+			cr_assert_lt(++pages, 20 * N, "the walk ends");
+		}
+		if (refill) {
+			expect_ok_replies(clearer, N, 0);
+			cr_assert_leq(after_clear, 2 * N);
+			cr_assert_eq(call(clearer, &req, &rep, &body), CODEC_OK);
+			free(body);
+		} else {
+			cr_assert_eq(after_clear, 0, "a cleared namespace lists nothing");
+		}
+		cr_assert_eq(count_of(lister, "walk"), 0);
+	}
+	cr_assert_eq(stat_of(lister, NULL, "namespaces"), 0);
+	buf_finish(&fill);
+	close(lister);
+	close(clearer);
+	stop_clean();
+}
+
+/*
+ * PROTOCOL.md: an expired session "is gone: every operation treats it as absent from that
+ * instant on, whether or not the server has reclaimed its memory yet". So CLEAR, which
+ * "returns how many it removed", must not count sessions that had expired already.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, clear_counts_only_live_sessions, .timeout = 60)
+{
+	enum { N = SCALED(50000, 20000) };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t removed;
+	struct buf b;
+	char id[16];
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	for (int i = 0; i < N; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes("brief");
+		snprintf(id, sizeof(id), "b%d", i);
+		req.id = bytes(id);
+		req.data = bytes("d");
+		req.ttl_ms = 200;
+		encode(&b, &req);
+	}
+	harness_send_buf(fd, &b);
+	expect_ok_replies(fd, N, 0);
+
+	/* Every session expires while the daemon is stopped (acknowledged before the stop,
+	 * 200 ms to live, 400 ms stopped), and CLEAR waits in its socket when it resumes: it
+	 * runs before the expiry timer has reclaimed them all, but not one is live. (Not
+	 * COUNT first: COUNT reclaims every expired session of the store before counting.) */
+	buf_reset(&b);
+	memset(&req, 0, sizeof(req));
+	req.ns = bytes("brief");
+	req.op = CODEC_OP_CLEAR;
+	req.request_id = 2;
+	encode(&b, &req);
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	sleep_ms(400);
+	harness_send_buf(fd, &b);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	removed = harness_result_uint(&rep);
+	free(body);
+	buf_finish(&b);
+	cr_assert_eq(removed, 0,
+	             "CLEAR says it removed %llu sessions, but all %d had expired before it ran",
+	             (unsigned long long)removed, N);
+	cr_assert_eq(count_of(fd, "brief"), 0);
+	close(fd);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Session ${i}'s data for the memory test: its own pattern, so a mix-up shows. */
+static void fill_session(uint8_t *p, size_t n, int i)
+{
+	for (size_t k = 0; k < n; k++)
+		p[k] = (uint8_t)(i * 31 + k * 13 + (k >> 8));
+}
+
+/*
+ * --max-memory 8M: writes fail with NO_MEMORY once it is reached, no acknowledged session
+ * is evicted or damaged, nothing a refused write touched changes, and destroying sessions
+ * makes room again.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, memory_limit_never_evicts, .timeout = 60)
+{
+	static const char *const args[] = {"--max-memory", "8M", NULL};
+	enum {
+		SIZE = 16 * 1024,
+		LIMIT_BYTES = 8 * 1024 * 1024,
+		MAX_TRIES = 2 * LIMIT_BYTES / SIZE
+	};
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body, *data = malloc(4 * SIZE), *want = malloc(SIZE);
+	char id[16];
+	int fd, acked = 0;
+	uint32_t status = CODEC_OK;
+
+	cr_assert_not_null(data);
+	cr_assert_not_null(want);
+	start_with(args);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	cr_assert_eq(stat_of(fd, NULL, "max_bytes"), LIMIT_BYTES);
+	req.ns = bytes("mem");
+	req.ttl_ms = 600000;
+	while (acked < MAX_TRIES) {
+		snprintf(id, sizeof(id), "m%d", acked);
+		fill_session(data, SIZE, acked);
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)acked;
+		req.id = bytes(id);
+		req.data = span(data, SIZE);
+		status = call_status(fd, &req);
+		if (status != CODEC_OK)
+			break;
+		acked++;
+	}
+	cr_assert_eq(status, CODEC_NO_MEMORY, "SET %d: %s", acked, codec_status_name(status));
+	cr_assert_gt(acked, LIMIT_BYTES / SIZE / 2, "the limit is not hit far too early (%d)",
+	             acked);
+	cr_assert_leq(stat_of(fd, NULL, "bytes"), LIMIT_BYTES);
+
+	/* Full: new sessions, a larger overwrite and new flashes are refused ... */
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "x%d", i);
+		req.op = CODEC_OP_SET;
+		req.id = bytes(id);
+		req.data = span(data, SIZE + 64);
+		cr_assert_eq(call_status(fd, &req), CODEC_NO_MEMORY, "a new session when full");
+	}
+	req.op = CODEC_OP_SET;
+	req.id = bytes("m0");
+	req.data = span(data, 4 * SIZE);
+	cr_assert_eq(call_status(fd, &req), CODEC_NO_MEMORY, "growing m0 when full");
+	req.op = CODEC_OP_FLASH_PUSH;
+	req.id = bytes("flashy");
+	req.flash_type = bytes("info");
+	req.flash_msg = span(data, 2 * SIZE);
+	cr_assert_eq(call_status(fd, &req), CODEC_NO_MEMORY, "a flash when full");
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(call_status(fd, &req), CODEC_NOT_FOUND, "the refused flash made no session");
+	/* ... while reads, touches and pings go on. */
+	req.op = CODEC_OP_TOUCH;
+	req.id = bytes("m1");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	ping_ok(fd, 5);
+	cr_assert_eq(count_of(fd, "mem"), (uint64_t)acked, "nothing was evicted");
+
+	for (int i = 0; i < acked; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		fill_session(want, SIZE, i);
+		req.op = CODEC_OP_GET;
+		req.request_id = (uint64_t)i;
+		req.id = bytes(id);
+		cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK, "session %d survives", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert_eq(got.len, SIZE, "session %d keeps its size", i);
+		cr_assert_eq(memcmp(got.ptr, want, SIZE), 0, "session %d is intact byte for byte",
+		             i);
+		free(body);
+	}
+
+	/* Room again after destroying some. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		req.op = CODEC_OP_DESTROY;
+		req.id = bytes(id);
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "y%d", i);
+		req.op = CODEC_OP_SET;
+		req.id = bytes(id);
+		req.data = span(data, SIZE);
+		cr_assert_eq(call_status(fd, &req), CODEC_OK, "room after DESTROY (%d)", i);
+	}
+	req.op = CODEC_OP_CLEAR;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	cr_assert_eq(stat_of(fd, NULL, "bytes"), 0, "an empty store holds no bytes");
+	req.op = CODEC_OP_SET;
+	req.id = bytes("z");
+	req.data = span(data, 4 * SIZE);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	free(data);
+	free(want);
+	close(fd);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* A client that keeps working until ${stop_fd} hangs up; returns its failures (exit code). */
+static int busy_client(const char *url, int stop_fd)
+{
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+	uint8_t *body;
+	char id[32], data[64];
+	int fd, failures = 0;
+	long n = 0;
+
+	fd = harness_connect(url);
+	if (fd == -1)
+		return 1;
+	req.op = CODEC_OP_HELLO;
+	req.version = 1;
+	req.client_name = bytes("busy");
+	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+		return 1;
+	free(body);
+	while (poll(&p, 1, 0) == 0 && failures < 100) {
+		snprintf(id, sizeof(id), "busy-%ld", n % 100);
+		snprintf(data, sizeof(data), "busy value %ld", n);
+		memset(&req, 0, sizeof(req));
+		req.request_id = (uint64_t)n;
+		req.ns = bytes("busy");
+		req.id = bytes(id);
+		req.data = bytes(data);
+		req.ttl_ms = 600000;
+		req.op = CODEC_OP_SET;
+		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+			failures++;
+		free(body);
+		req.op = CODEC_OP_GET;
+		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK) {
+			failures++;
+		} else {
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			if (mp_read_bin(&r, &got) == -1 || got.len != strlen(data) ||
+			    memcmp(got.ptr, data, got.len) != 0)
+				failures++;
+		}
+		free(body);
+		req.op = CODEC_OP_COUNT;
+		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+			failures++;
+		free(body);
+		n++;
+	}
+	close(fd);
+	fprintf(stderr, "busy client: %ld rounds, %d failures\n", n, failures);
+	return failures > 0 || n == 0 ? 1 : 0;
+}
+
+/*
+ * 200,000 sessions with the same 1 s ttl while another client keeps working: they all
+ * expire and are reclaimed, and the busy client never sees an error.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, mass_expiry_under_load, .timeout = 90)
+{
+	enum { N = SCALED(200000, 50000), CHUNK = 5000 };
+	struct codec_request req = {0};
+	struct buf b;
+	char id[16];
+	int fd, pipefd[2], status;
+	uint64_t left = 1, expired = 0;
+	pid_t busy;
+
+	start_with(NULL);
+	cr_assert_eq(pipe(pipefd), 0);
+	fflush(NULL);
+	busy = fork();
+	cr_assert_neq(busy, -1);
+	if (busy == 0) {
+		close(pipefd[1]);
+		_exit(busy_client(dmn.unix_url, pipefd[0]));
+	}
+	close(pipefd[0]);
+
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&b);
+	for (int base = 0; base < N; base += CHUNK) {
+		buf_reset(&b);
+		for (int i = base; i < base + CHUNK; i++) {
+			memset(&req, 0, sizeof(req));
+			req.op = CODEC_OP_SET;
+			req.request_id = (uint64_t)i;
+			req.ns = bytes("mass");
+			snprintf(id, sizeof(id), "e%d", i);
+			req.id = bytes(id);
+			req.data = bytes("expiring");
+			req.ttl_ms = 1000;
+			encode(&b, &req);
+		}
+		harness_send_buf(fd, &b);
+		expect_ok_replies(fd, CHUNK, (uint64_t)base);
+	}
+	for (int i = 0; i < 600 && left != 0; i++) {
+		left = count_of(fd, "mass");
+		if (left != 0)
+			sleep_ms(100);
+	}
+	cr_assert_eq(left, 0, "every session expired within 60 s");
+	for (int i = 0; i < 600 && expired < (uint64_t)N; i++) {
+		expired = stat_of(fd, NULL, "expired_total");
+		if (expired < (uint64_t)N)
+			sleep_ms(100);
+	}
+	cr_assert_geq(expired, (uint64_t)N, "every session was reclaimed within 60 s");
+	cr_assert_eq(stat_of(fd, "mass", "sessions"), 0);
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), 1, "only the busy client's namespace left");
+
+	close(pipefd[1]);
+	cr_assert_eq(waitpid(busy, &status, 0), busy);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "the busy client saw no error (status %d)", status);
+	buf_finish(&b);
+	close(fd);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * 5,000 namespaces of one session each: COUNT and STATS of each are right, CLEAR of each
+ * removes one, and the server's namespaces, sessions and bytes go back to 0.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, many_namespaces, .timeout = 60)
+{
+	enum { N = SCALED(5000, 2000) };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	char ns[32];
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	for (int i = 0; i < N; i++) {
+		snprintf(ns, sizeof(ns), "tenant-%d", i);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes(ns);
+		req.id = bytes("the-one");
+		req.data = bytes(ns);
+		req.ttl_ms = 600000;
+		encode(&b, &req);
+	}
+	harness_send_buf(fd, &b);
+	expect_ok_replies(fd, N, 0);
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), N);
+	cr_assert_eq(stat_of(fd, NULL, "sessions"), N);
+
+	/* COUNT, STATS, CLEAR, COUNT of each, pipelined. */
+	buf_reset(&b);
+	for (int i = 0; i < N; i++) {
+		snprintf(ns, sizeof(ns), "tenant-%d", i);
+		memset(&req, 0, sizeof(req));
+		req.ns = bytes(ns);
+		req.request_id = (uint64_t)i;
+		req.op = CODEC_OP_COUNT;
+		encode(&b, &req);
+		req.op = CODEC_OP_STATS;
+		encode(&b, &req);
+		req.op = CODEC_OP_CLEAR;
+		encode(&b, &req);
+		req.op = CODEC_OP_COUNT;
+		encode(&b, &req);
+	}
+	harness_send_buf(fd, &b);
+	for (int i = 0; i < N; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(harness_result_uint(&rep), 1, "COUNT of tenant-%d", i);
+		free(body);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(harness_map_uint(&rep, "sessions"), 1, "STATS of tenant-%d", i);
+		cr_assert_gt(harness_map_uint(&rep, "bytes"), 0);
+		cr_assert_eq(harness_map_uint(&rep, "flashes"), 0);
+		free(body);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(harness_result_uint(&rep), 1, "CLEAR of tenant-%d", i);
+		free(body);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(harness_result_uint(&rep), 0, "COUNT of tenant-%d after CLEAR", i);
+		free(body);
+	}
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), 0);
+	cr_assert_eq(stat_of(fd, NULL, "sessions"), 0);
+	cr_assert_eq(stat_of(fd, NULL, "bytes"), 0);
+	good_roundtrip(fd, 1);
+	cr_assert_eq(stat_of(fd, NULL, "namespaces"), 1);
+	buf_finish(&b);
+	close(fd);
+	stop_clean();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* The socket is 0660 whatever the umask, and libsessd in this process talks over it. */
+LEAK_CHECKED_TEST(hostile, unix_socket_mode_and_local_client)
+{
+	static const mode_t masks[] = {0, 077, 022};
+	struct sessd_client *c;
+	struct stat st;
+	void *data;
+	size_t len;
+	mode_t old;
+	char id[SESSD_ID_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		old = umask(masks[i]);
+		start_with(NULL);
+		umask(old);
+		cr_assert_eq(stat(dmn.unix_path, &st), 0);
+		cr_assert(S_ISSOCK(st.st_mode));
+		cr_assert_eq(st.st_mode & 07777, 0660, "umask %03o: mode %04o", masks[i],
+		             st.st_mode & 07777);
+		cr_assert_eq(sessd_connect(dmn.unix_url, NULL, &c), SESSD_OK);
+		cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+		cr_assert_eq(sessd_id_new(id), 0);
+		cr_assert_eq(sessd_set(c, id, strlen(id), "local", 5, 60000), SESSD_OK);
+		cr_assert_eq(sessd_get(c, id, strlen(id), &data, &len), SESSD_OK);
+		cr_assert_eq(len, 5);
+		cr_assert_eq(memcmp(data, "local", 5), 0);
+		free(data);
+		sessd_close(c);
+		stop_clean();
+	}
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+	char text[8192];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return false;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	return strstr(text, needle) != NULL;
+}
+
+/*
+ * Something that is not a socket at the socket path (a file, a directory, a FIFO, a symlink
+ * to a file): startup fails with a non-zero exit and a message naming the path, and the
+ * thing is left exactly as it was.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, non_socket_at_the_socket_path, .timeout = 60)
+{
+	static const char precious[] = "precious data\n";
+	const char *bin = getenv("SESSD_BIN");
+	char dir[64] = "/tmp/sessd-hostile-XXXXXX";
+	char path[128], target[128], listen[160], log[128], ready[128], text[64];
+	struct stat st;
+	int status, fd;
+	pid_t pid;
+
+	cr_assert_not_null(bin);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sessd.sock", dir);
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(listen, sizeof(listen), "unix:%s", path);
+	snprintf(log, sizeof(log), "%s/sessd.log", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	for (int kind = 0; kind < 4; kind++) {
+		static const char *const kinds[] = {"a regular file", "a directory", "a FIFO",
+		                                    "a symlink to a file"};
+
+		switch (kind) {
+		case 0:
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(write(fd, precious, strlen(precious)),
+			             (ssize_t)strlen(precious));
+			close(fd);
+			break;
+		case 1:
+			cr_assert_eq(mkdir(path, 0755), 0);
+			break;
+		case 2:
+			cr_assert_eq(mkfifo(path, 0644), 0);
+			break;
+		default:
+			fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(write(fd, precious, strlen(precious)),
+			             (ssize_t)strlen(precious));
+			close(fd);
+			cr_assert_eq(symlink(target, path), 0);
+			break;
+		}
+		fflush(NULL);
+		pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			if (lfd != -1) {
+				dup2(lfd, STDOUT_FILENO);
+				dup2(lfd, STDERR_FILENO);
+			}
+			execl(bin, bin, "--listen", listen, "--ready-file", ready, (char *)NULL);
+			_exit(127);
+		}
+		for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 10) {
+			if (waited >= 10000) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &status, 0);
+				cr_assert_fail("%s at the socket path: the daemon did not exit",
+				               kinds[kind]);
+			}
+			sleep_ms(10);
+		}
+		cr_assert(WIFEXITED(status), "%s: the daemon exited (status %d)", kinds[kind],
+		          status);
+		cr_assert_neq(WEXITSTATUS(status), 0, "%s: a non-zero exit", kinds[kind]);
+		cr_assert_neq(WEXITSTATUS(status), 127, "%s: the daemon ran", kinds[kind]);
+		cr_assert(file_contains(log, path), "%s: the message names the path", kinds[kind]);
+		cr_assert(file_contains(log, "not a socket"), "%s: the message says why",
+		          kinds[kind]);
+		cr_assert_eq(access(ready, F_OK), -1, "%s: no ready file", kinds[kind]);
+		cr_assert_eq(lstat(path, &st), 0, "%s is still there", kinds[kind]);
+		switch (kind) {
+		case 0:
+			cr_assert(S_ISREG(st.st_mode));
+			fd = open(path, O_RDONLY);
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(read(fd, text, sizeof(text)), (ssize_t)strlen(precious));
+			cr_assert_eq(memcmp(text, precious, strlen(precious)), 0,
+			             "the file is intact");
+			close(fd);
+			cr_assert_eq(unlink(path), 0);
+			break;
+		case 1:
+			cr_assert(S_ISDIR(st.st_mode));
+			cr_assert_eq(rmdir(path), 0);
+			break;
+		case 2:
+			cr_assert(S_ISFIFO(st.st_mode));
+			cr_assert_eq(unlink(path), 0);
+			break;
+		default:
+			cr_assert(S_ISLNK(st.st_mode));
+			cr_assert_eq(unlink(path), 0);
+			fd = open(target, O_RDONLY);
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(read(fd, text, sizeof(text)), (ssize_t)strlen(precious));
+			close(fd);
+			cr_assert_eq(unlink(target), 0);
+			break;
+		}
+	}
+	nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * PROTOCOL.md: "A reply frame is never longer than max_frame", and "a GET reply is never
+ * larger than the SET frame that stored the data". A SET of exactly max_frame bytes sent
+ * with a 1-byte request id, read back by a GET whose request id takes 9 bytes: whatever
+ * the daemon acknowledged must come back in a reply within max_frame.
+ */
+LEAK_CHECKED_TEST(hostile, get_reply_within_max_frame)
+{
+	static const char *const args[] = {"--max-frame", "4096", NULL};
+	enum { MAX_FRAME = 4096 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 0, .ttl_ms = 1};
+	struct codec_reply rep;
+	uint8_t *body, data[MAX_FRAME];
+	size_t len, data_len = MAX_FRAME - 32;
+	struct buf b;
+	uint32_t status;
+	int fd;
+
+	memset(data, 'g', sizeof(data));
+	start_with(args);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	req.id = bytes("x");
+	req.ttl_ms = 60000;
+	/* Size the data so the SET's body is exactly max_frame. */
+	for (int tries = 0; tries < 64; tries++) {
+		req.data = span(data, data_len);
+		buf_reset(&b);
+		encode(&b, &req);
+		if (b.len - CODEC_HEADER_BYTES == MAX_FRAME)
+			break;
+		data_len += MAX_FRAME - (b.len - CODEC_HEADER_BYTES);
+	}
+	cr_assert_eq(b.len - CODEC_HEADER_BYTES, MAX_FRAME);
+	status = raw_call(fd, &b, &rep, &body);
+	free(body);
+	if (status == CODEC_OK) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_GET;
+		req.request_id = UINT64_MAX;
+		req.id = bytes("x");
+		buf_reset(&b);
+		encode(&b, &req);
+		harness_send_buf(fd, &b);
+		cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+		free(body);
+		buf_finish(&b);
+		cr_assert_leq(len, MAX_FRAME,
+		              "a SET of %zu data bytes was acknowledged, but its GET reply is %zu "
+		              "bytes, over max_frame %d",
+		              data_len, len, MAX_FRAME);
+	} else {
+		buf_finish(&b);
+		cr_assert_eq(status, CODEC_LIMIT, "a SET that could not be read back: %s",
+		             codec_status_name(status));
+		/* Refused, not fatal: the connection goes on, and the largest data it takes
+		 * (max_data) reads back within max_frame. */
+		ping_ok(fd, 7);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.id = bytes("x");
+		req.ttl_ms = 60000;
+		req.data = span(data, MAX_FRAME - CODEC_REPLY_DATA_OVERHEAD);
+		cr_assert_eq(call_status(fd, &req), CODEC_OK);
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_GET;
+		req.request_id = UINT64_MAX;
+		req.id = bytes("x");
+		buf_init(&b);
+		encode(&b, &req);
+		harness_send_buf(fd, &b);
+		buf_finish(&b);
+		cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(rep.result.len, MAX_FRAME - CODEC_REPLY_DATA_OVERHEAD + 3);
+		free(body);
+		cr_assert_leq(len, MAX_FRAME);
+	}
+	close(fd);
+	stop_clean();
+}
+
+/* A chain of ${depth} nested arrays, innermost empty, as the one argument of op 0x7e. */
+static void nested_unknown_op(struct buf *b, uint64_t rid, int depth)
+{
+	size_t at = raw_begin(b, 0x7e, rid, 1);
+
+	for (int i = 0; i < depth; i++)
+		cr_assert_eq(mp_write_array(b, i == depth - 1 ? 0 : 1), 0);
+	raw_end(b, at);
+}
+
+/*
+ * Nesting past 16 levels and declared counts far beyond the frame, in values the server
+ * does not interpret (an unknown opcode's arguments): BAD_REQUEST, no allocation from the
+ * count, no crash; 16 levels exactly is well formed (UNKNOWN_OP, the connection stays).
+ */
+LEAK_CHECKED_TEST(hostile, deep_nesting_and_huge_counts)
+{
+	static const uint8_t huge[][6] = {
+	    {0xdd, 0xff, 0xff, 0xff, 0xff}, /* array32 of 4 G elements */
+	    {0xdf, 0xff, 0xff, 0xff, 0xff}, /* map32 of 4 G pairs */
+	    {0xdb, 0xff, 0xff, 0xff, 0xff}, /* str32 of 4 GiB */
+	    {0xc6, 0x7f, 0xff, 0xff, 0xff}, /* bin32 of 2 GiB */
+	    {0xc7, 0xff, 0x01},             /* ext8 of 255 bytes */
+	    {0xc1},                         /* the reserved byte */
+	};
+	static const size_t huge_len[] = {5, 5, 5, 5, 3, 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t at;
+	int fd;
+
+	start_with(NULL);
+	buf_init(&b);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	/* Level 1 is the request array: 15 more levels make 16. */
+	nested_unknown_op(&b, 31, 15);
+	cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_UNKNOWN_OP, "16 levels: %s",
+	             codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 31);
+	free(body);
+	ping_ok(fd, 32);
+	close(fd);
+	buf_reset(&b);
+	nested_unknown_op(&b, 33, 16);
+	expect_bad_request(&b, 33, "17 levels of nesting");
+	buf_reset(&b);
+	nested_unknown_op(&b, 34, 5000);
+	expect_bad_request(&b, 34, "5000 levels of nesting");
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		buf_reset(&b);
+		at = raw_begin(&b, 0x7e, 40 + i, 1);
+		cr_assert_eq(buf_append(&b, huge[i], huge_len[i]), 0);
+		cr_assert_eq(buf_append(&b, "\x01\x02\x03", 3), 0);
+		raw_end(&b, at);
+		fd = harness_open_ready(dmn.unix_url, "test_hostile");
+		cr_assert_eq(raw_call(fd, &b, &rep, &body), CODEC_BAD_REQUEST, "value %zu: %s", i,
+		             codec_status_name(rep.status));
+		free(body);
+		harness_expect_closed(fd);
+		close(fd);
+	}
+	/* A huge count at the top: the request array itself. */
+	buf_reset(&b);
+	cr_assert_eq(codec_frame_open(&b, &at), 0);
+	cr_assert_eq(buf_append(&b, huge[0], huge_len[0]), 0);
+	cr_assert_eq(mp_write_uint(&b, CODEC_OP_PING), 0);
+	cr_assert_eq(mp_write_uint(&b, 50), 0);
+	raw_end(&b, at);
+	expect_bad_request(&b, 0, "a request array of 4 G elements");
+	buf_finish(&b);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	good_roundtrip(fd, 1);
+	close(fd);
+	stop_clean();
+}
+
+/*
+ * After an error that closes, a client that keeps sending, or sends nothing and does not
+ * close, or never reads: the daemon still closes (it lingers at most a little, and a
+ * closing connection whose replies are never read is dropped after its close timeout).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, closing_a_client_that_will_not_cooperate, .timeout = 90)
+{
+	static const uint8_t bad[] = {0, 0, 0, 2, 0xc1, 0xc1};
+	enum { VALUE = 64 * 1024 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	uint8_t *body, junk[4096];
+	char *value = malloc(VALUE);
+	struct buf b;
+	ssize_t r;
+	int good, quiet, noisy, deaf;
+
+	cr_assert_not_null(value);
+	memset(value, 'w', VALUE);
+	memset(junk, 0xee, sizeof(junk));
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	req.id = bytes("w");
+	req.data = span(value, VALUE);
+	cr_assert_eq(call_status(good, &req), CODEC_OK);
+	free(value);
+
+	/* Quiet: the error, then nothing, and no close from the client. */
+	quiet = harness_open_ready(dmn.tcp_url, "test_hostile");
+	cr_assert_eq(harness_send_all(quiet, bad, sizeof(bad)), 0);
+	harness_read_reply(quiet, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	free(body);
+	harness_expect_closed(quiet);
+
+	/* Noisy: the error, then more and more bytes. The daemon stops taking them. */
+	noisy = harness_open_ready(dmn.tcp_url, "test_hostile");
+	cr_assert_eq(harness_send_all(noisy, bad, sizeof(bad)), 0);
+	harness_read_reply(noisy, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	free(body);
+	for (struct timespec t0 = now_ts(); elapsed_ms(t0) < 20000;) {
+		r = send(noisy, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r == -1 && errno == EAGAIN) {
+			sleep_ms(10);
+			continue;
+		}
+		if (r == -1)
+			break; /* reset: the daemon closed */
+	}
+	cr_assert_eq(send(noisy, junk, sizeof(junk), MSG_NOSIGNAL), -1,
+	             "the daemon closed on the noisy client");
+
+	/* Deaf: 2 MiB of replies it never reads, then an error. */
+	deaf = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.id = bytes("w");
+	for (int i = 0; i < 32; i++)
+		encode(&b, &req);
+	cr_assert_eq(buf_append(&b, bad, sizeof(bad)), 0);
+	harness_send_buf(deaf, &b);
+	buf_finish(&b);
+
+	ping_ok(good, 2);
+	/* quiet, noisy and deaf all go; deaf after the close timeout (10 s). */
+	for (int i = 0; i < 300 && stat_of(good, NULL, "connections") != 1; i++)
+		sleep_ms(100);
+	cr_assert_eq(stat_of(good, NULL, "connections"), 1, "every uncooperative client dropped");
+	close(quiet);
+	close(noisy);
+	close(deaf);
+	good_roundtrip(good, 3);
+	close(good);
+	stop_clean();
+}
+
+/*
+ * SIGTERM while a client sits on 4 MiB of unread replies with more requests queued: the
+ * daemon stops within its drain time anyway and exits 0.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, sigterm_with_a_client_that_never_reads, .timeout = 60)
+{
+	enum { GETS = 20000, VALUE = 64 * 1024 };
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct buf b;
+	char *value = malloc(VALUE);
+	int fd, stuck;
+
+	cr_assert_not_null(value);
+	memset(value, 's', VALUE);
+	start_with(NULL);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	req.id = bytes("s");
+	req.data = span(value, VALUE);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	stuck = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&b);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.id = bytes("s");
+	for (int i = 0; i < GETS; i++) {
+		req.request_id = (uint64_t)i;
+		encode(&b, &req);
+	}
+	(void)send_until_stalled(stuck, &b, 500);
+	ping_ok(fd, 2);
+	stop_clean();
+	close(stuck);
+	close(fd);
+	buf_finish(&b);
+	free(value);
+}
