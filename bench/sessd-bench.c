@@ -33,6 +33,7 @@
 
 #include "buf.h"
 #include "hist.h"
+#include "sessd.h"
 #include "wire.h"
 #include "workload.h"
 
@@ -75,6 +76,7 @@ struct bench_options {
 	bool json;
 	uint64_t load;         /* --load N: only SET N keys and exit */
 	uint64_t expire_burst; /* --expire-burst N */
+	bool hold;             /* --hold: the burst's sessions live 24 h (the baseline run) */
 	long server_pid;       /* --server-pid: sample its CPU over the timed run */
 };
 
@@ -134,6 +136,7 @@ struct bench {
 	uint64_t load_end_ns;
 
 	uint64_t burst_ttl_ms;
+	uint64_t burst_expire_ns; /* every burst session expires at this instant */
 	uint64_t burst_start_ns;
 	uint64_t burst_ready_ns; /* WAIT lasts until then, so the burst expires mid-run */
 
@@ -149,7 +152,41 @@ struct bench {
 	double server_cpu_s[2];
 	double client_cpu_s[2];
 	bool server_cpu_ok;
+
+	/* A sessd target's own loop figures (STATS, on a side connection) at the start and end
+	 * of TIMED: [0] max stall since start (us), [1..3] stalls over 1, 2, 10 ms. */
+	struct sessd_client *stats_client;
+	uint64_t loop[2][4];
+	bool loop_ok;
 };
+
+static const char *const bench_loop_keys[4] = {"loop_stall_max_us", "loop_stalls_over_1ms",
+                                               "loop_stalls_over_2ms", "loop_stalls_over_10ms"};
+
+/* Read the loop figures of a sessd target into b->loop[which]; a failure drops them. */
+static void bench_sample_loop(struct bench *b, int which)
+{
+	struct sessd_stats *st = NULL;
+	int found = 0;
+
+	if (b->stats_client == NULL || !b->loop_ok)
+		return;
+	if (sessd_stats(b->stats_client, 1, &st) != SESSD_OK) {
+		b->loop_ok = false;
+		return;
+	}
+	for (size_t i = 0; i < st->count; i++) {
+		for (int k = 0; k < 4; k++) {
+			if (strcmp(st->items[i].name, bench_loop_keys[k]) == 0) {
+				b->loop[which][k] = st->items[i].value;
+				found++;
+			}
+		}
+	}
+	sessd_stats_free(st);
+	if (found != 4)
+		b->loop_ok = false;
+}
 
 static uint64_t bench_now_ns(void)
 {
@@ -210,12 +247,18 @@ static double bench_self_cpu_s(void)
 
 static void bench_sample_cpu(struct bench *b, int which)
 {
+	/* First at the start and last at the end, so its round trip stays outside the CPU
+	 * window. */
+	if (which == 0)
+		bench_sample_loop(b, 0);
 	b->client_cpu_s[which] = bench_self_cpu_s();
 	if (b->opt.server_pid > 0) {
 		b->server_cpu_s[which] = bench_proc_cpu_s(b->opt.server_pid);
 		if (b->server_cpu_s[which] < 0)
 			b->server_cpu_ok = false;
 	}
+	if (which == 1)
+		bench_sample_loop(b, 1);
 }
 
 static void bench_conn_flush(struct bench_conn *c);
@@ -284,11 +327,16 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 		break;
 	case PHASE_BURST: {
 		/*
-		 * Every burst session gets the same ttl: long enough to outlast the load (assumed
-		 * to run at 100k sets/s or faster, plus slack), the warmup and half the run. If
-		 * the load finishes early we WAIT, so the expiries land in the middle of TIMED.
+		 * Every burst session expires at one instant: each SET's ttl is what is left
+		 * until then, so a slow load does not spread the expiries out. The instant
+		 * leaves room for the load (at the rate the --keys load ran, with slack), the
+		 * warmup and half the run; if the load finishes early we WAIT, so the expiries
+		 * land in the middle of TIMED.
 		 */
-		uint64_t allowance_ms = 500 + b->opt.expire_burst / 100;
+		double load_s = (double)(now - b->load_start_ns) / 1e9;
+		double rate = load_s > 0 && b->opt.keys > 0 ? (double)b->opt.keys / load_s : 1e5;
+		uint64_t allowance_ms = 500 + (uint64_t)(1500.0 * (double)b->opt.expire_burst /
+		                                         (rate > 1e3 ? rate : 1e3));
 
 		b->load_end_ns = now;
 		b->cursor = b->opt.keys;
@@ -297,7 +345,8 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 		b->burst_ready_ns = now + allowance_ms * 1000000ull;
 		b->burst_ttl_ms = allowance_ms + (uint64_t)(b->opt.warmup_s * 1000) +
 		                  (uint64_t)(b->opt.duration_s * 500);
-		b->cursor_ttl_ms = b->burst_ttl_ms;
+		b->burst_expire_ns = now + b->burst_ttl_ms * 1000000ull;
+		b->cursor_ttl_ms = BENCH_LOAD_TTL_MS; /* --hold */
 		break;
 	}
 	case PHASE_WAIT:
@@ -360,6 +409,13 @@ static bool bench_next_op(struct bench_conn *c, struct workload_op *op)
 		op->value = workload_value(b->workload, b->cursor);
 		op->value_len = workload_value_size(b->workload);
 		op->ttl_ms = b->cursor_ttl_ms;
+		if (b->phase == PHASE_BURST && !b->opt.hold) {
+			uint64_t now = bench_now_ns();
+
+			op->ttl_ms = b->burst_expire_ns > now + 1000000ull
+			                 ? (b->burst_expire_ns - now) / 1000000ull
+			                 : 1;
+		}
 		b->cursor++;
 		return true;
 	case PHASE_WARMUP:
@@ -770,6 +826,15 @@ static void bench_report(const struct bench *b)
 		if (server_cpu >= 0)
 			printf(",\"server_cpu_s\":%.3f,\"server_cpu_us_per_op\":%.3f", server_cpu,
 			       ops ? server_cpu * 1e6 / (double)ops : 0);
+		if (b->stats_client != NULL && b->loop_ok)
+			printf(",\"server_loop_stall_max_us\":%" PRIu64
+			       ",\"server_loop_stalls_over_1ms\":%" PRIu64
+			       ",\"server_loop_stalls_over_2ms\":%" PRIu64
+			       ",\"server_loop_stalls_over_10ms\":%" PRIu64,
+			       b->loop[1][0], b->loop[1][1] - b->loop[0][1],
+			       b->loop[1][2] - b->loop[0][2], b->loop[1][3] - b->loop[0][3]);
+		if (b->opt.expire_burst)
+			printf(",\"burst_held\":%s", b->opt.hold ? "true" : "false");
 		if (b->opt.expire_burst)
 			printf(",\"expire_burst\":%" PRIu64 ",\"burst_ttl_ms\":%" PRIu64
 			       ",\"max_at_s\":%.3f",
@@ -801,6 +866,11 @@ static void bench_report(const struct bench *b)
 	       bench_us(hist_quantile(&b->all, 0.5)), bench_us(hist_quantile(&b->all, 0.99)),
 	       bench_us(hist_quantile(&b->all, 0.999)), bench_us(b->all.max),
 	       hist_mean(&b->all) / 1000.0);
+	if (b->stats_client != NULL && b->loop_ok)
+		printf("server loop stalls over 1 / 2 / 10 ms in the run: %" PRIu64 " / %" PRIu64
+		       " / %" PRIu64 "; longest since it started %" PRIu64 " us\n",
+		       b->loop[1][1] - b->loop[0][1], b->loop[1][2] - b->loop[0][2],
+		       b->loop[1][3] - b->loop[0][3], b->loop[1][0]);
 	printf("outcomes    %" PRIu64 " errors, %" PRIu64 " misses", errors, misses);
 	if (b->load_errors)
 		printf(", %" PRIu64 " errors while loading", b->load_errors);
@@ -823,7 +893,11 @@ static void bench_report(const struct bench *b)
 		       ops ? server_cpu * 1e6 / (double)ops : 0,
 		       secs > 0 ? 100 * server_cpu / secs : 0);
 	printf("\n");
-	if (b->opt.expire_burst)
+	if (b->opt.expire_burst && b->opt.hold)
+		printf("burst       %" PRIu64 " sessions held with a 24 h ttl (baseline); worst "
+		       "latency at %.2f s\n",
+		       b->opt.expire_burst, (double)(b->max_at_ns - b->timed_start_ns) / 1e9);
+	else if (b->opt.expire_burst)
 		printf("burst       %" PRIu64 " sessions with ttl %" PRIu64
 		       " ms expired during the run; worst latency at %.2f s\n",
 		       b->opt.expire_burst, b->burst_ttl_ms,
@@ -832,25 +906,27 @@ static void bench_report(const struct bench *b)
 
 static void bench_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: sessd-bench --target URL [options]\n"
-	        "  --target URL         unix:/path or tcp://host:port (sessd),\n"
-	        "                       redis://host:port or redis+unix:/path (Redis)\n"
-	        "  --connections N      connections, all on one event loop (default 50)\n"
-	        "  --pipeline N         requests in flight per connection (default 1)\n"
-	        "  --value-size BYTES   session JSON size for SET (default 1024)\n"
-	        "  --duration SECONDS   timed run (default 5)\n"
-	        "  --warmup SECONDS     run before timing starts (default 1)\n"
-	        "  --mix SPEC           default " BENCH_DEFAULT_MIX "\n"
-	        "                       (flash = FLASH_PUSH then FLASH_POP; ping=100 for the "
-	        "transport)\n"
-	        "  --keys N             sessions SET before the run, GETs pick among them (default "
-	        "10000)\n"
-	        "  --namespace NS       sessd namespace / Redis key prefix \"NS:\"\n"
-	        "  --expire-burst N     also SET N sessions whose same short ttl ends mid-run\n"
-	        "  --load N             only SET N sessions (ttl 24 h) and exit\n"
-	        "  --server-pid PID     report the server's CPU per operation over the timed run\n"
-	        "  --json               print one JSON object\n");
+	fprintf(
+	    f, "usage: sessd-bench --target URL [options]\n"
+	       "  --target URL         unix:/path or tcp://host:port (sessd),\n"
+	       "                       redis://host:port or redis+unix:/path (Redis)\n"
+	       "  --connections N      connections, all on one event loop (default 50)\n"
+	       "  --pipeline N         requests in flight per connection (default 1)\n"
+	       "  --value-size BYTES   session JSON size for SET (default 1024)\n"
+	       "  --duration SECONDS   timed run (default 5)\n"
+	       "  --warmup SECONDS     run before timing starts (default 1)\n"
+	       "  --mix SPEC           default " BENCH_DEFAULT_MIX "\n"
+	       "                       (flash = FLASH_PUSH then FLASH_POP; ping=100 for the "
+	       "transport)\n"
+	       "  --keys N             sessions SET before the run, GETs pick among them (default "
+	       "10000)\n"
+	       "  --namespace NS       sessd namespace / Redis key prefix \"NS:\"\n"
+	       "  --expire-burst N     also SET N sessions that all expire at one instant mid-run\n"
+	       "  --hold               with --expire-burst: give them a 24 h ttl instead (the\n"
+	       "                       baseline: the same memory, nothing expiring)\n"
+	       "  --load N             only SET N sessions (ttl 24 h) and exit\n"
+	       "  --server-pid PID     report the server's CPU per operation over the timed run\n"
+	       "  --json               print one JSON object\n");
 }
 
 static int bench_parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -899,6 +975,7 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    {"json", no_argument, NULL, 'j'},
 	    {"load", required_argument, NULL, 'L'},
 	    {"expire-burst", required_argument, NULL, 'E'},
+	    {"hold", no_argument, NULL, 'H'},
 	    {"server-pid", required_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -958,6 +1035,9 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 			break;
 		case 'E':
 			bad = bench_parse_u64(optarg, 1ull << 31, &o->expire_burst);
+			break;
+		case 'H':
+			o->hold = true;
 			break;
 		case 'p':
 			bad = bench_parse_u64(optarg, 1u << 30, &v) || v == 0;
@@ -1049,6 +1129,12 @@ int main(int argc, char **argv)
 	b->ctx.workload = b->workload;
 	b->ctx.ns = b->opt.ns;
 	b->phase = PHASE_HELLO;
+	/* sessd reports its loop's stalls; sample them beside the CPU. */
+	if (strcmp(b->wire->name, "sessd") == 0 && !b->opt.load) {
+		struct sessd_options so = {.client_name = "sessd-bench stats"};
+
+		b->loop_ok = sessd_connect(b->opt.target, &so, &b->stats_client) == SESSD_OK;
+	}
 	for (unsigned i = 0; i < b->opt.connections; i++)
 		if (bench_conn_open(b, &b->conns[i], &target, i) < 0)
 			goto out_close;
@@ -1068,6 +1154,7 @@ out_close:
 		if (b->conns[i].b)
 			bench_conn_close(&b->conns[i]);
 out_free:
+	sessd_close(b->stats_client);
 	if (b->timer)
 		event_free(b->timer);
 	if (b->base)

@@ -17,6 +17,7 @@ enum {
 	OPT_MAX_FRAME,
 	OPT_MAX_MEMORY,
 	OPT_MAX_CONNECTIONS,
+	OPT_HELLO_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_READY_FILE,
 	OPT_DATA_DIR,
@@ -32,6 +33,7 @@ static const struct option config_options[] = {
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -53,6 +55,7 @@ void config_usage(FILE *out)
 	      "  --max-frame BYTES       largest frame body (default 1M, at least 4096)\n"
 	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default 0: none)\n"
 	      "  --max-connections N     connections served at once (default 10000)\n"
+	      "  --hello-timeout SECONDS close a connection with no HELLO by then (default 10)\n"
 	      "  --log-level LEVEL       debug, info, warn or error (default info)\n"
 	      "  --ready-file PATH       write the listeners' URLs here once they are bound\n"
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
@@ -274,6 +277,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->action = CONFIG_RUN;
 	cfg->max_frame = CODEC_DEFAULT_MAX_FRAME;
 	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+	cfg->hello_timeout_s = CONFIG_DEFAULT_HELLO_TIMEOUT_S;
 	cfg->log_level = LOG_INFO;
 	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
 
@@ -310,6 +314,11 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			if (parse_uint_option("max-connections", optarg, 1, 1000000, &v, err) == -1)
 				return -1;
 			cfg->max_connections = (uint32_t)v;
+			break;
+		case OPT_HELLO_TIMEOUT:
+			if (parse_uint_option("hello-timeout", optarg, 1, 3600, &v, err) == -1)
+				return -1;
+			cfg->hello_timeout_s = (int)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &cfg->log_level) == -1) {

@@ -16,6 +16,7 @@
 
 #define CONFIG_DEFAULT_TCP_PORT        7077
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
+#define CONFIG_DEFAULT_HELLO_TIMEOUT_S 10
 #define CONFIG_SOCKET_NAME             "sessd.sock"
 /* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
 #define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
@@ -51,6 +52,7 @@ struct config {
 	uint32_t max_frame;
 	uint64_t max_memory; /* 0: no limit */
 	uint32_t max_connections;
+	int hello_timeout_s; /* a connection must complete HELLO within this */
 	enum log_level log_level;
 	/* Strings borrow argv. */
 	const char *ready_file;

@@ -31,7 +31,9 @@ struct conn {
 	evutil_socket_t fd;
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
 	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
-	struct event *timer;    /* close timeout or linger; made when closing starts */
+	/* HELLO deadline until HELLO is done, then the close timeout or linger once closing
+	 * starts. */
+	struct event *timer;
 	/* Input: bytes [in_start, in_end) of in_data are received and not yet handled. */
 	uint8_t *in_data;
 	size_t in_start;
@@ -47,6 +49,7 @@ struct conn {
 	bool closing;  /* reading is over: close once the output is sent */
 	bool paused;   /* the client is not reading its replies: stop reading its requests */
 	bool peer_eof; /* the client shut its side down */
+	bool greeted;  /* HELLO is done and its deadline disarmed */
 	/* Replies are out and our side is shut down; reading on (and discarding) until the
 	 * client closes, so unread requests in the kernel cannot turn our close into a reset
 	 * that destroys the replies still in flight. */
@@ -232,6 +235,11 @@ static bool process(struct conn *c)
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
+	if (!c->greeted && c->peer.ready) {
+		c->greeted = true;
+		if (!c->closing)
+			evtimer_del(c->timer);
+	}
 	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
@@ -391,8 +399,13 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd, (void)what;
-	conn_close(arg);
+	if (!c->closing && !c->peer.ready)
+		log_debug("a client sent no HELLO within %d s; closing it",
+		          c->set->cfg.hello_timeout_s);
+	conn_close(c);
 }
 
 void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
@@ -439,11 +452,18 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 		goto fail_events;
 	}
 	c->reading = true;
+	/* A client that connects and says nothing must not hold a connection slot forever. */
+	if (arm_timer(c, s->cfg.hello_timeout_s) == -1) {
+		log_warn("cannot arm a new connection's HELLO deadline");
+		goto fail_events;
+	}
 	TAILQ_INSERT_TAIL(&s->all, c, link);
 	s->count++;
 	return 0;
 
 fail_events:
+	if (c->timer != NULL)
+		event_free(c->timer);
 	if (c->read_ev != NULL)
 		event_free(c->read_ev);
 	if (c->write_ev != NULL)

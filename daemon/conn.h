@@ -44,6 +44,8 @@ struct conn_config {
 	size_t output_high_bytes;
 	/* Seconds a closing connection may take to take its last replies. */
 	int close_timeout_s;
+	/* Seconds a new connection may take to complete HELLO before it is closed. */
+	int hello_timeout_s;
 	conn_frame_fn on_frame;
 	conn_closed_fn on_closed;
 	void *arg;

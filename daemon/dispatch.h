@@ -22,6 +22,12 @@ struct dispatch_server_stats {
 	uint64_t connections;
 	uint64_t connections_total;
 	uint64_t started_mono_ms; /* CLOCK_MONOTONIC at start, for uptime_ms */
+	/* Loop turns: the time from a turn's first callback to the end of its flush, i.e. the
+	 * longest a ready client waited for the loop to look at it. */
+	uint64_t loop_stall_max_us;
+	uint64_t loop_stalls_over_1ms;
+	uint64_t loop_stalls_over_2ms;
+	uint64_t loop_stalls_over_10ms;
 };
 
 struct dispatch_config {

@@ -29,11 +29,17 @@
 #define SERVER_CLOSE_TIMEOUT_S   10
 /* How long a stopping server waits for its last replies to leave. */
 #define SERVER_DRAIN_MS 2000
-/* Expiry works in slices and looks at the clock between them, to hold the loop ~1 ms at most. */
-#define SERVER_EXPIRE_SLICE   128
-#define SERVER_EXPIRE_SPAN_NS 1000000L
-#define SERVER_EXPIRE_MAX_MS  100
-#define SERVER_REFUSED_LOG_S  10
+/*
+ * Expiry works in slices of 32 sessions and looks at the clock between them: it holds the loop
+ * for about 0.1 ms at a time, and during a mass expiry takes at most a quarter of the loop's
+ * time, so the latency of the requests served meanwhile grows by a slice at most.
+ */
+#define SERVER_EXPIRE_SLICE   32
+#define SERVER_EXPIRE_SPAN_NS 100000L
+/* After a full slice, wait this many times its length before the next one. */
+#define SERVER_EXPIRE_SHARE_WAIT 3
+#define SERVER_EXPIRE_MAX_MS     100
+#define SERVER_REFUSED_LOG_S     10
 
 struct server {
 	const struct config *cfg;
@@ -53,6 +59,8 @@ struct server {
 	struct event *drain_timer;
 	bool stopping;
 	bool done; /* server_run returns after this turn */
+	/* CLOCK_MONOTONIC ns of this turn's first callback; 0 before it (see note_turn). */
+	int64_t turn_started_ns;
 	/* Connections refused over --max-connections since the last log line about them. */
 	uint64_t refused;
 	uint64_t refused_logged_mono_s;
@@ -139,12 +147,37 @@ fail_unlink:
 	return -1;
 }
 
+/* A callback of this turn runs: the turn's busy time starts at the first one. Polling for
+ * the turn ends before it, so the turn's stall is measured from here to the flush's end. */
+static void note_turn(struct server *srv)
+{
+	if (srv->turn_started_ns == 0)
+		srv->turn_started_ns = mono_ns();
+}
+
+/* The turn is over: account its stall in the figures STATS reports. */
+static void end_turn(struct server *srv)
+{
+	uint64_t us;
+
+	if (srv->turn_started_ns == 0)
+		return;
+	us = (uint64_t)(mono_ns() - srv->turn_started_ns) / 1000u;
+	srv->turn_started_ns = 0;
+	if (us > srv->stats.loop_stall_max_us)
+		srv->stats.loop_stall_max_us = us;
+	srv->stats.loop_stalls_over_1ms += us > 1000;
+	srv->stats.loop_stalls_over_2ms += us > 2000;
+	srv->stats.loop_stalls_over_10ms += us > 10000;
+}
+
 static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *peer,
                                              const uint8_t *body, size_t len, uint64_t now_ms,
                                              struct buf *out)
 {
 	struct server *srv = arg;
 
+	note_turn(srv);
 	return dispatch_frame(srv->dispatch, peer, body, len, now_ms, out);
 }
 
@@ -179,6 +212,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd)
 {
 	struct server *srv = arg;
 
+	note_turn(srv);
 	if (srv->stopping) {
 		evutil_closesocket(fd);
 		return;
@@ -212,9 +246,18 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = {0, 0};
 
 	(void)fd, (void)what;
+	if (srv->turn_started_ns == 0)
+		srv->turn_started_ns = started;
 	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
-		if (mono_ns() - started > SERVER_EXPIRE_SPAN_NS) {
-			/* More to do: come back after the loop has served I/O. */
+		int64_t spent = mono_ns() - started;
+
+		if (spent > SERVER_EXPIRE_SPAN_NS) {
+			/* More to do: come back once the loop has served I/O for three times as
+			 * long, so a mass expiry takes at most a quarter of the loop's time. */
+			int64_t wait_us = SERVER_EXPIRE_SHARE_WAIT * spent / 1000;
+
+			/* A slice the machine stretched (preemption) must not park expiry long. */
+			tv.tv_usec = (suseconds_t)(wait_us < 100000 ? wait_us : 100000);
 			evtimer_add(srv->expire_timer, &tv);
 			return;
 		}
@@ -236,6 +279,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 
 	(void)fd, (void)what;
+	note_turn(srv);
 	persist_tick(srv->persist, srv->store, wall_ms());
 }
 
@@ -384,6 +428,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.max_frame = cfg->max_frame;
 	conn_cfg.output_high_bytes = SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
+	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
 	conn_cfg.on_frame = server_on_frame;
 	conn_cfg.on_closed = server_on_closed;
 	conn_cfg.arg = srv;
@@ -421,6 +466,7 @@ int server_run(struct server *srv)
 			return -1;
 		}
 		server_after_turn(srv);
+		end_turn(srv);
 		if (rc == 1 && !conn_set_has_pending(&srv->conns))
 			break; /* nothing left to wait for */
 	}

@@ -2530,3 +2530,54 @@ LEAK_CHECKED_TEST_OPTS(hostile, sigterm_with_a_client_that_never_reads, .timeout
 	buf_finish(&b);
 	free(value);
 }
+
+/*
+ * Clients that connect and never finish HELLO (silent, or half a HELLO frame) are closed
+ * after --hello-timeout; a client that did HELLO may then sit idle as long as it likes.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, no_hello_is_closed_in_time, .timeout = 30)
+{
+	static const char *const args[] = {"--hello-timeout", "1", NULL};
+	static const uint8_t half_hello[] = {0, 0, 0, 20, 0x95, 0x01};
+	int silent, partial, idle;
+
+	start_with(args);
+	silent = harness_connect(dmn.unix_url);
+	partial = harness_connect(dmn.tcp_url);
+	cr_assert_geq(silent, 0);
+	cr_assert_geq(partial, 0);
+	cr_assert_eq(harness_send_all(partial, half_hello, sizeof(half_hello)), 0);
+	idle = harness_open_ready(dmn.unix_url, "test_hostile");
+	wait_connections(idle, 3);
+	sleep_ms(1500);
+	harness_expect_closed(silent);
+	harness_expect_closed(partial);
+	wait_connections(idle, 1);
+	/* The greeted connection outlived the deadline and still works. */
+	ping_ok(idle, 3);
+	close(silent);
+	close(partial);
+	close(idle);
+	stop_clean();
+}
+
+/* STATS reports the loop's stalls, and its counters are consistent. */
+LEAK_CHECKED_TEST(hostile, loop_stall_figures)
+{
+	uint64_t max_us, over1, over2, over10;
+	int fd;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	ping_ok(fd, 4);
+	max_us = stat_of(fd, NULL, "loop_stall_max_us");
+	over1 = stat_of(fd, NULL, "loop_stalls_over_1ms");
+	over2 = stat_of(fd, NULL, "loop_stalls_over_2ms");
+	over10 = stat_of(fd, NULL, "loop_stalls_over_10ms");
+	cr_assert_geq(over1, over2);
+	cr_assert_geq(over2, over10);
+	cr_assert(over1 == 0 || max_us > 1000, "a stall over 1 ms shows in the max (%llu us)",
+	          (unsigned long long)max_us);
+	close(fd);
+	stop_clean();
+}

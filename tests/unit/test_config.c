@@ -57,6 +57,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.max_frame, 1048576);
 	cr_assert_eq(cfg.max_memory, 0);
 	cr_assert_eq(cfg.max_connections, 10000);
+	cr_assert_eq(cfg.hello_timeout_s, 10);
 	cr_assert_eq(cfg.log_level, LOG_INFO);
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
 	cr_assert_eq(cfg.snapshot_log_bytes, 0, "0: the persistence layer's default");
@@ -86,6 +87,8 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "512M",
 	                "--max-connections",
 	                "5",
+	                "--hello-timeout",
+	                "3",
 	                "--log-level",
 	                "debug",
 	                "--ready-file",
@@ -113,6 +116,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_eq(cfg.max_frame, 65536);
 	cr_assert_eq(cfg.max_memory, 512ull * 1024 * 1024);
 	cr_assert_eq(cfg.max_connections, 5);
+	cr_assert_eq(cfg.hello_timeout_s, 3);
 	cr_assert_eq(cfg.log_level, LOG_DEBUG);
 	cr_assert_str_eq(cfg.ready_file, "/tmp/ready");
 	cr_assert_str_eq(cfg.data_dir, "/var/lib/sessd");
