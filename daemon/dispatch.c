@@ -31,7 +31,8 @@ struct dispatch {
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
 	struct buf scratch;
-	uint8_t tag_key[32];
+	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
+	uint8_t *tag_key;
 	char server_id[33];
 };
 
@@ -51,7 +52,14 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	d->p = p;
 	d->stats = stats;
 	buf_init(&d->scratch);
-	randombytes_buf(d->tag_key, sizeof(d->tag_key));
+	d->tag_key = sodium_malloc(IDS_LOG_TAG_KEY_BYTES);
+	if (d->tag_key == NULL) {
+		free(d);
+		errno = ENOMEM;
+		return NULL;
+	}
+	randombytes_buf(d->tag_key, IDS_LOG_TAG_KEY_BYTES);
+	sodium_mprotect_readonly(d->tag_key);
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
 	return d;
@@ -62,7 +70,7 @@ void dispatch_free(struct dispatch *d)
 	if (d == NULL)
 		return;
 	buf_finish(&d->scratch);
-	sodium_memzero(d->tag_key, sizeof(d->tag_key));
+	sodium_free(d->tag_key); /* wipes it */
 	free(d);
 }
 

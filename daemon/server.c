@@ -31,13 +31,13 @@
 #define SERVER_DRAIN_MS 2000
 /*
  * Expiry works in slices of 32 sessions and looks at the clock between them: it holds the loop
- * for about 0.1 ms at a time, and during a mass expiry takes at most a quarter of the loop's
- * time, so the latency of the requests served meanwhile grows by a slice at most.
+ * for about 0.1 ms at a time, and during a mass expiry takes at most a fifth of the loop's
+ * time, so the requests served meanwhile keep most of the server.
  */
 #define SERVER_EXPIRE_SLICE   32
 #define SERVER_EXPIRE_SPAN_NS 100000L
 /* After a full slice, wait this many times its length before the next one. */
-#define SERVER_EXPIRE_SHARE_WAIT 3
+#define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
 
@@ -252,8 +252,8 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 		int64_t spent = mono_ns() - started;
 
 		if (spent > SERVER_EXPIRE_SPAN_NS) {
-			/* More to do: come back once the loop has served I/O for three times as
-			 * long, so a mass expiry takes at most a quarter of the loop's time. */
+			/* More to do: come back once the loop has served I/O for four times as
+			 * long, so a mass expiry takes at most a fifth of the loop's time. */
 			int64_t wait_us = SERVER_EXPIRE_SHARE_WAIT * spent / 1000;
 
 			/* A slice the machine stretched (preemption) must not park expiry long. */

@@ -104,7 +104,7 @@ int ids_generate(char out[IDS_TEXT_LEN + 1])
 	return 0;
 }
 
-void ids_log_tag(char out[13], const void *id, size_t len, const uint8_t key[32])
+void ids_log_tag(char out[13], const void *id, size_t len, const uint8_t key[IDS_LOG_TAG_KEY_BYTES])
 {
 	/* crypto_generichash's shortest output is 16 bytes; the tag is its first 6. */
 	uint8_t hash[crypto_generichash_BYTES_MIN];

@@ -36,12 +36,15 @@ int ids_base64url_decode(uint8_t *out, size_t out_size, const char *in, size_t l
  */
 int ids_generate(char out[IDS_TEXT_LEN + 1]);
 
+#define IDS_LOG_TAG_KEY_BYTES 32
+
 /*
  * ids_log_tag(out, id, len, key):
  * A short tag for logs that names a session without revealing it: the first 6 bytes of the
  * BLAKE2b hash of the id keyed with the 32-byte ${key} (random per process), as 12 hex digits
  * and a NUL in ${out}. A full session ID never reaches a log.
  */
-void ids_log_tag(char out[13], const void *id, size_t len, const uint8_t key[32]);
+void ids_log_tag(char out[13], const void *id, size_t len,
+                 const uint8_t key[IDS_LOG_TAG_KEY_BYTES]);
 
 #endif
