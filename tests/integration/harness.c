@@ -431,6 +431,39 @@ fail:
 	return -1;
 }
 
+int harness_set_get(int fd, const char *ns, const char *id, const char *data, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = ttl_ms};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body = NULL;
+	int rc = -1;
+
+	if (ns != NULL) {
+		req.ns.ptr = (const uint8_t *)ns;
+		req.ns.len = strlen(ns);
+	}
+	req.id.ptr = (const uint8_t *)id;
+	req.id.len = strlen(id);
+	req.data.ptr = (const uint8_t *)data;
+	req.data.len = strlen(data);
+	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+		goto out;
+	free(body);
+	req.op = CODEC_OP_GET;
+	req.request_id = 2;
+	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+		goto out;
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	if (mp_read_bin(&r, &got) == 0 && got.len == req.data.len &&
+	    memcmp(got.ptr, data, got.len) == 0)
+		rc = 0;
+out:
+	free(body);
+	return rc;
+}
+
 int harness_open_ready(const char *url, const char *client_name)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};

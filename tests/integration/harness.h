@@ -79,6 +79,14 @@ int harness_recv_all(int fd, void *p, size_t n);
 int harness_recv_frame(int fd, uint8_t **body, size_t *len);
 
 /*
+ * harness_set_get(fd, ns, id, data, ttl_ms):
+ * SET the string ${data} as session ${id} of namespace ${ns} (NULL: the default), then GET it
+ * back. Returns 0 when both succeed and the same bytes come back, else -1. It asserts
+ * nothing, so child processes of a test can use it.
+ */
+int harness_set_get(int fd, const char *ns, const char *id, const char *data, uint64_t ttl_ms);
+
+/*
  * Asserting helpers for tests: each fails the running criterion test instead of returning
  * an error.
  *

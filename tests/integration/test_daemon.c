@@ -514,8 +514,6 @@ static int child_work(const char *url, int child)
 {
 	struct codec_request req = {0};
 	struct codec_reply rep;
-	struct mp_reader r;
-	struct mp_bytes got;
 	uint8_t *body;
 	char id[32], data[64];
 	int fd, failures = 0;
@@ -532,25 +530,8 @@ static int child_work(const char *url, int child)
 	for (int i = 0; i < 1000; i++) {
 		snprintf(id, sizeof(id), "c%d-%d", child, i);
 		snprintf(data, sizeof(data), "data of child %d number %d", child, i);
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.id = bytes(id);
-		req.data = bytes(data);
-		req.ttl_ms = 60000;
-		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
+		if (harness_set_get(fd, NULL, id, data, 60000) == -1)
 			failures++;
-		free(body);
-		req.op = CODEC_OP_GET;
-		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK) {
-			failures++;
-		} else {
-			mp_reader_init(&r, rep.result.ptr, rep.result.len);
-			if (mp_read_bin(&r, &got) == -1 || got.len != strlen(data) ||
-			    memcmp(got.ptr, data, got.len) != 0)
-				failures++;
-		}
-		free(body);
 	}
 	close(fd);
 	return failures > 100 ? 100 : failures;

@@ -284,6 +284,26 @@ static void expect_ok_replies(int fd, size_t n, uint64_t first_rid)
 	}
 }
 
+/* Append ${n} SETs of "d" to ${b}: ids ${prefix}0, ${prefix}1, ... in ${ns}, request ids
+ * 0 .. n-1. */
+static void encode_sets(struct buf *b, const char *ns, const char *prefix, int n, uint64_t ttl_ms)
+{
+	struct codec_request req;
+	char id[32];
+
+	for (int i = 0; i < n; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes(ns);
+		snprintf(id, sizeof(id), "%s%d", prefix, i);
+		req.id = bytes(id);
+		req.data = bytes("d");
+		req.ttl_ms = ttl_ms;
+		encode(b, &req);
+	}
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 /*
@@ -1505,30 +1525,18 @@ LEAK_CHECKED_TEST_OPTS(hostile, list_absurd_cursors, .timeout = 60)
 	                                   0x100000000ull,
 	                                   0xdeadbeefcafebabeull};
 	static const uint64_t limits[] = {0, 1001, 65535, UINT32_MAX, UINT64_MAX};
-	struct codec_request req = {0};
 	struct codec_reply rep;
 	uint8_t *body;
 	uint64_t rng = 0xc0ffee, cursor;
 	uint32_t entries, total;
 	struct buf b;
 	size_t at;
-	char id[16];
 	int fd;
 
 	start_with(NULL);
 	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
 	buf_init(&b);
-	for (int i = 0; i < N; i++) {
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.ns = bytes("cur");
-		snprintf(id, sizeof(id), "L%d", i);
-		req.id = bytes(id);
-		req.data = bytes("d");
-		req.ttl_ms = 600000;
-		encode(&b, &req);
-	}
+	encode_sets(&b, "cur", "L", N, 600000);
 	harness_send_buf(fd, &b);
 	expect_ok_replies(fd, N, 0);
 
@@ -1638,24 +1646,13 @@ LEAK_CHECKED_TEST_OPTS(hostile, clear_while_listing, .timeout = 60)
 	uint64_t cursor;
 	uint32_t entries, after_clear;
 	struct buf fill;
-	char id[16];
 	int lister, clearer, pages;
 
 	start_with(NULL);
 	lister = harness_open_ready(dmn.unix_url, "test_hostile");
 	clearer = harness_open_ready(dmn.tcp_url, "test_hostile");
 	buf_init(&fill);
-	for (int i = 0; i < N; i++) {
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.ns = bytes("walk");
-		snprintf(id, sizeof(id), "L%d", i);
-		req.id = bytes(id);
-		req.data = bytes("d");
-		req.ttl_ms = 600000;
-		encode(&fill, &req);
-	}
+	encode_sets(&fill, "walk", "L", N, 600000);
 	for (int round = 0; round < ROUNDS; round++) {
 		bool refill = round % 2 == 0;
 
@@ -1710,23 +1707,12 @@ LEAK_CHECKED_TEST_OPTS(hostile, clear_counts_only_live_sessions, .timeout = 60)
 	uint8_t *body;
 	uint64_t removed;
 	struct buf b;
-	char id[16];
 	int fd;
 
 	start_with(NULL);
 	fd = harness_open_ready(dmn.unix_url, "test_hostile");
 	buf_init(&b);
-	for (int i = 0; i < N; i++) {
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.ns = bytes("brief");
-		snprintf(id, sizeof(id), "b%d", i);
-		req.id = bytes(id);
-		req.data = bytes("d");
-		req.ttl_ms = 200;
-		encode(&b, &req);
-	}
+	encode_sets(&b, "brief", "b", N, 200);
 	harness_send_buf(fd, &b);
 	expect_ok_replies(fd, N, 0);
 
@@ -1887,8 +1873,6 @@ static int busy_client(const char *url, int stop_fd)
 {
 	struct codec_request req = {0};
 	struct codec_reply rep;
-	struct mp_reader r;
-	struct mp_bytes got;
 	struct pollfd p = {.fd = stop_fd, .events = POLLIN};
 	uint8_t *body;
 	char id[32], data[64];
@@ -1907,26 +1891,11 @@ static int busy_client(const char *url, int stop_fd)
 	while (poll(&p, 1, 0) == 0 && failures < 100) {
 		snprintf(id, sizeof(id), "busy-%ld", n % 100);
 		snprintf(data, sizeof(data), "busy value %ld", n);
+		if (harness_set_get(fd, "busy", id, data, 600000) == -1)
+			failures++;
 		memset(&req, 0, sizeof(req));
 		req.request_id = (uint64_t)n;
 		req.ns = bytes("busy");
-		req.id = bytes(id);
-		req.data = bytes(data);
-		req.ttl_ms = 600000;
-		req.op = CODEC_OP_SET;
-		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
-			failures++;
-		free(body);
-		req.op = CODEC_OP_GET;
-		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK) {
-			failures++;
-		} else {
-			mp_reader_init(&r, rep.result.ptr, rep.result.len);
-			if (mp_read_bin(&r, &got) == -1 || got.len != strlen(data) ||
-			    memcmp(got.ptr, data, got.len) != 0)
-				failures++;
-		}
-		free(body);
 		req.op = CODEC_OP_COUNT;
 		if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
 			failures++;
