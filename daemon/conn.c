@@ -121,7 +121,8 @@ static void set_writing(struct conn *c, bool want)
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 
-/* Arm the one timer of a closing connection. Returns 0, or -1 when it cannot be made. */
+/* Arm the connection's one timer (HELLO deadline, close timeout or linger) for ${seconds},
+ * making it on first use. Returns 0, or -1 when it cannot be made. */
 static int arm_timer(struct conn *c, int seconds)
 {
 	struct timeval tv = {seconds, 0};
@@ -435,15 +436,19 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 	int one = 1;
 
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL) {
+		log_warn("out of memory for a connection");
 		goto fail_fd;
+	}
 	c->set = s;
 	c->fd = fd;
 	buf_init(&c->out);
 	c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->write_ev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
-	if (c->read_ev == NULL || c->write_ev == NULL)
+	if (c->read_ev == NULL || c->write_ev == NULL) {
+		log_warn("out of memory for a connection");
 		goto fail_events;
+	}
 	/* Replies go out in batches already; Nagle would only delay them. Fails on Unix
 	 * sockets, harmlessly. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -470,7 +475,6 @@ fail_events:
 		event_free(c->write_ev);
 	free(c);
 fail_fd:
-	log_warn("out of memory for a connection");
 	evutil_closesocket(fd);
 	return -1;
 }

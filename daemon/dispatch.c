@@ -167,6 +167,12 @@ static int refuse_unwritable(struct dispatch *d, const struct codec_request *req
 	return 1;
 }
 
+/* The largest session data a SET may carry: its GET reply must fit in max_frame. */
+static size_t max_data(const struct dispatch *d)
+{
+	return d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD;
+}
+
 static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                     struct buf *out, enum dispatch_verdict *verdict)
 {
@@ -193,7 +199,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
 	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
 	    write_key_uint(out, "max_frame", d->cfg.max_frame) == -1 ||
-	    write_key_uint(out, "max_data", d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD) == -1 ||
+	    write_key_uint(out, "max_data", max_data(d)) == -1 ||
 	    write_key_uint(out, "max_id", IDS_MAX_ID_LEN) == -1 ||
 	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
 	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
@@ -230,7 +236,7 @@ static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t 
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	if (req->data.len > d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD)
+	if (req->data.len > max_data(d))
 		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 		                         "session data may be at most max_frame - 16 bytes");
 	request_key(req, &key);

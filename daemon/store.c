@@ -459,8 +459,8 @@ static void ns_release_if_empty(struct store *st, struct ns *ns)
 	free(ns);
 }
 
-/* Free every session of ${ns}; returns how many. The namespace itself stays. */
-/* Free every session of ${ns}; returns how many of them were live at ${now_ms}. */
+/* Free every session of ${ns}; returns how many of them were live at ${now_ms}. The
+ * namespace itself stays. */
 static size_t ns_drop_sessions(struct store *st, struct ns *ns, uint64_t now_ms)
 {
 	size_t removed = 0, live = 0;

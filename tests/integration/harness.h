@@ -79,6 +79,13 @@ int harness_recv_all(int fd, void *p, size_t n);
 int harness_recv_frame(int fd, uint8_t **body, size_t *len);
 
 /*
+ * harness_connect_hello(url, client_name):
+ * Connect and say HELLO. Returns the fd (the caller closes it), or -1 when either fails. It
+ * asserts nothing, so child processes of a test can use it.
+ */
+int harness_connect_hello(const char *url, const char *client_name);
+
+/*
  * harness_set_get(fd, ns, id, data, ttl_ms):
  * SET the string ${data} as session ${id} of namespace ${ns} (NULL: the default), then GET it
  * back. Returns 0 when both succeed and the same bytes come back, else -1. It asserts

@@ -512,21 +512,12 @@ LEAK_CHECKED_TEST(daemon, backpressure_then_resume)
 /* A child's whole job; returns the number of failures (its exit status). */
 static int child_work(const char *url, int child)
 {
-	struct codec_request req = {0};
-	struct codec_reply rep;
-	uint8_t *body;
 	char id[32], data[64];
 	int fd, failures = 0;
 
-	fd = harness_connect(url);
+	fd = harness_connect_hello(url, "child");
 	if (fd == -1)
 		return 1;
-	req.op = CODEC_OP_HELLO;
-	req.version = 1;
-	req.client_name = bytes("child");
-	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
-		return 1;
-	free(body);
 	for (int i = 0; i < 1000; i++) {
 		snprintf(id, sizeof(id), "c%d-%d", child, i);
 		snprintf(data, sizeof(data), "data of child %d number %d", child, i);

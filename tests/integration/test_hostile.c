@@ -1879,15 +1879,9 @@ static int busy_client(const char *url, int stop_fd)
 	int fd, failures = 0;
 	long n = 0;
 
-	fd = harness_connect(url);
+	fd = harness_connect_hello(url, "busy");
 	if (fd == -1)
 		return 1;
-	req.op = CODEC_OP_HELLO;
-	req.version = 1;
-	req.client_name = bytes("busy");
-	if (harness_call(fd, &req, &rep, &body) == -1 || rep.status != CODEC_OK)
-		return 1;
-	free(body);
 	while (poll(&p, 1, 0) == 0 && failures < 100) {
 		snprintf(id, sizeof(id), "busy-%ld", n % 100);
 		snprintf(data, sizeof(data), "busy value %ld", n);

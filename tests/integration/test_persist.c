@@ -63,17 +63,6 @@ static int call(int fd, struct codec_request *req, uint8_t **result, size_t *res
 	return status;
 }
 
-static int connect_hello(const char *url)
-{
-	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1};
-	int fd = harness_connect(url);
-
-	cr_assert_neq(fd, -1, "connect %s", url);
-	req.client_name = (struct mp_bytes){(const uint8_t *)"persist-test", 12};
-	cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_OK, "HELLO refused");
-	return fd;
-}
-
 static struct mp_bytes bytes(const void *p, size_t len)
 {
 	return (struct mp_bytes){p, len};
@@ -172,7 +161,7 @@ LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 		bin[i] = (uint8_t)(i * 13 + 1);
 	make_data_dir(data_dir);
 	cr_assert_eq(harness_start(&d, args), 0);
-	fd = connect_hello(d.unix_url);
+	fd = harness_open_ready(d.unix_url, "persist-test");
 	cr_assert_eq(do_set(fd, "app", "alice", "{\"n\":1}", 7), CODEC_OK);
 	cr_assert_eq(do_set(fd, "app", "bob", bin, sizeof(bin)), CODEC_OK);
 	cr_assert_eq(do_set(fd, "app", "gone", "x", 1), CODEC_OK);
@@ -194,7 +183,7 @@ LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 	/* A clean stop and a fresh daemon on the same data directory. */
 	cr_assert_eq(harness_stop(&d), 0);
 	cr_assert_eq(harness_start(&d, args), 0);
-	fd = connect_hello(d.tcp_url);
+	fd = harness_open_ready(d.tcp_url, "persist-test");
 	expect_get(fd, "app", "alice", "{\"n\":1}", 7);
 	expect_get(fd, "app", "bob", bin, sizeof(bin));
 	expect_get(fd, "other", "alice", "o", 1);
@@ -206,7 +195,7 @@ LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 	/* kill -9 this time: the pops are durable too. */
 	cr_assert_eq(harness_kill(&d), 0);
 	cr_assert_eq(harness_restart(&d, args), 0);
-	fd = connect_hello(d.unix_url);
+	fd = harness_open_ready(d.unix_url, "persist-test");
 	expect_pop(fd, "alice", "info", NULL, 0);
 	expect_pop(fd, "alice", "error", errors, 1);
 	expect_pop(fd, "flashonly", "info", infos, 1);
@@ -282,7 +271,7 @@ LEAK_CHECKED_TEST_OPTS(persist, kill_9_under_load_loses_no_acknowledged_write, .
 			total += acked[w];
 		}
 		cr_assert_eq(harness_restart(&d, args), 0);
-		fd = connect_hello(d.unix_url);
+		fd = harness_open_ready(d.unix_url, "persist-test");
 		for (int w = 0; w < WRITERS; w++) {
 			for (uint32_t i = 0; i < acked[w]; i++) {
 				char id[32], val[600];
@@ -346,7 +335,7 @@ LEAK_CHECKED_TEST_OPTS(persist, killed_during_snapshots_always_restarts_readable
 	srand((unsigned)getpid() * 7u);
 	cr_assert_eq(harness_start(&d, args), 0);
 	for (int round = 0; round < 8; round++) {
-		int fd = connect_hello(d.unix_url);
+		int fd = harness_open_ready(d.unix_url, "persist-test");
 		char id[16];
 
 		for (int i = 0; i < 180; i++) {
@@ -368,7 +357,7 @@ LEAK_CHECKED_TEST_OPTS(persist, killed_during_snapshots_always_restarts_readable
 		cr_assert_eq(harness_kill(&d), 0);
 		cr_assert_eq(harness_restart(&d, args), 0, "round %d: no readable state", round);
 		snapshots_seen += has_snapshot(data_dir);
-		fd = connect_hello(d.unix_url);
+		fd = harness_open_ready(d.unix_url, "persist-test");
 		for (int key = 0; key < BIG_KEYS; key++) {
 			if (last_gen[key] == 0)
 				continue;
