@@ -58,9 +58,22 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   }));
   app.use(flash.middleware());
   app.use(flash.locals());
+  // While the store is down, express-session passes requests through without req.session
+  // (the store emitted 'disconnect'): pages render logged out, and changes are refused
+  // with a 503 instead of failing on a missing session.
+  app.use((req, res, next) => {
+    if (req.session || req.method === 'GET' || req.method === 'HEAD') return next();
+    res.status(503).set('Retry-After', '5').type('html').send(page({
+      title: 'sessd demo shop',
+      flash: { error: ['Sessions are unavailable right now. Please try again in a moment.'] },
+      body: '<p><a href="/">Back to the shop</a></p>',
+      served,
+    }));
+    return undefined;
+  });
 
   app.get('/', (req, res) => {
-    const user = req.session.user;
+    const user = req.session && req.session.user;
     let body;
     if (!user) {
       body = `<form method="post" action="/login">

@@ -9,6 +9,10 @@ const codec = require('./codec');
 
 const { OP, STATUS, STATUS_NAME } = codec;
 
+// The smallest max_frame a server may announce (PROTOCOL.md "Limits"): a frame this size
+// is safe to send before the HELLO reply tells the real limit.
+const MIN_MAX_FRAME = 4096;
+
 class SessdError extends Error {
   // An error status the server answered. status: the wire number; statusName: its name.
   constructor(status, message, op) {
@@ -25,6 +29,10 @@ function connectionError(code, message) {
   const err = new Error(message);
   err.code = code;
   return err;
+}
+
+function tooLarge(frame, maxFrame, op) {
+  return new SessdError(STATUS.TOO_LARGE, `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`, op);
 }
 
 // parseUrl(url): net.connect options for "unix:/path", "unix:///path" or "tcp://host:port".
@@ -56,12 +64,13 @@ class Connection extends EventEmitter {
     this.maxFrame = codec.DEFAULT_MAX_FRAME;
     this.hello = null;
     this.state = 'connecting';
-    this.pending = []; // FIFO of { id, op, resolve, reject, deadline }
+    this.pending = []; // FIFO of { id, op, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
     this.rbuf = null; // unparsed bytes
     this.timer = null;
     this.corked = false;
+    this.holding = false; // frames wait in pending[].held until the HELLO reply
 
     this.socket = net.connect(parseUrl(this.url));
     this.socket.setNoDelay(true);
@@ -75,14 +84,16 @@ class Connection extends EventEmitter {
       this.connectTimer.unref?.();
     }
     // The HELLO goes first; requests queued behind it are written to the socket before it
-    // connects and are answered after the HELLO reply.
+    // connects and are answered after the HELLO reply, except large ones (see send()).
     this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, null], 0).then((info) => {
       clearTimeout(this.connectTimer);
       this.hello = info;
       const mf = codec.normalizeInt(info && info.max_frame);
-      if (typeof mf === 'number' && mf >= 4096) this.maxFrame = mf;
+      if (typeof mf === 'number' && mf >= MIN_MAX_FRAME) this.maxFrame = mf;
       this.serverId = info && info.server_id;
-      if (this.state !== 'connecting') return; // closed or draining meanwhile
+      if (this.state === 'closed') return;
+      this.releaseHeld();
+      if (this.state !== 'connecting') return; // draining meanwhile
       this.state = 'ready';
       this.announcedReady = true;
       this.emit('ready', info);
@@ -115,13 +126,19 @@ class Connection extends EventEmitter {
     }
     // A frame over max_frame would make the server close the connection under every other
     // pending request; refuse it here instead.
-    if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
-      return Promise.reject(new SessdError(STATUS.TOO_LARGE, `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${this.maxFrame}`, op));
-    }
+    if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op));
     return new Promise((resolve, reject) => {
-      const entry = { id, op, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 };
+      const entry = { id, op, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
       if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
+      // Until the HELLO reply announces max_frame, a frame over the smallest one a server
+      // may have waits (and, to keep the order, every frame after it): sent blind, one over
+      // the server's limit would close the connection under the other requests.
+      if (!this.hello && op !== OP.HELLO && (this.holding || frame.length - codec.HEADER_BYTES > MIN_MAX_FRAME)) {
+        this.holding = true;
+        entry.held = frame;
+        return;
+      }
       // Requests made in one tick leave in one write.
       if (!this.corked) {
         this.corked = true;
@@ -135,22 +152,47 @@ class Connection extends EventEmitter {
     });
   }
 
+  // releaseHeld(): once max_frame is known, sends the frames held back by send() in order,
+  // and refuses those over it. They are the tail of the FIFO.
+  releaseHeld() {
+    if (!this.holding) return;
+    this.holding = false;
+    let i = this.head;
+    while (i < this.pending.length && !this.pending[i].held) i++;
+    const tail = this.pending.splice(i);
+    this.socket.cork();
+    for (const entry of tail) {
+      const frame = entry.held;
+      entry.held = null;
+      if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
+        entry.reject(tooLarge(frame, this.maxFrame, entry.op));
+        continue;
+      }
+      this.pending.push(entry);
+      this.socket.write(frame);
+    }
+    this.socket.uncork();
+    if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
+  }
+
   // One timer for the whole FIFO: entries are queued in deadline order (one timeout for all
-  // requests), so only the head can be overdue.
+  // requests), so only the oldest entry with a deadline can be overdue. The HELLO has none
+  // (connectTimeoutMs governs it) and may be ahead of it: requests queued behind a HELLO
+  // that a stuck daemon never answers must still time out after timeoutMs.
   armTimer(ms) {
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.pendingCount === 0) return;
-      const entry = this.pending[this.head];
+      let i = this.head;
+      while (i < this.pending.length && !this.pending[i].deadline) i++;
+      if (i === this.pending.length) return; // the next request re-arms
+      const entry = this.pending[i];
       const now = Date.now();
-      if (entry.deadline && entry.deadline <= now) {
+      if (entry.deadline <= now) {
         // Replies come back in order, so a stuck reply blocks all after it: give up the
         // connection; the pool opens a fresh one.
-        this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`));
-      } else if (entry.deadline) {
-        this.armTimer(entry.deadline - now);
+        this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
       } else {
-        this.armTimer(this.timeoutMs);
+        this.armTimer(entry.deadline - now);
       }
     }, Math.max(1, ms));
     this.timer.unref?.();
@@ -202,9 +244,9 @@ class Connection extends EventEmitter {
     }
   }
 
-  // fail(err): closes the connection and rejects every pending request with err (the first
-  // one) or a closed error (the rest). Idempotent.
-  fail(err) {
+  // fail(err, culprit): closes the connection and rejects every pending request: culprit
+  // (default: the oldest) with err, the rest with a closed error. Idempotent.
+  fail(err, culprit) {
     if (this.state === 'closed') return;
     const wasReady = this.announcedReady === true;
     this.state = 'closed';
@@ -216,8 +258,9 @@ class Connection extends EventEmitter {
     this.pending = [];
     this.head = 0;
     this.rbuf = null;
-    pending.forEach((entry, i) => {
-      if (i === 0) entry.reject(err);
+    const first = culprit || pending[0];
+    pending.forEach((entry) => {
+      if (entry === first) entry.reject(err);
       else entry.reject(connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`));
     });
     this.closeError = err;

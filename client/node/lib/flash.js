@@ -60,7 +60,16 @@ function flash(opts = {}) {
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
     // queue's length after the push. req.flash(type): pop that type, resolves to an array.
     // req.flash(): pop every type, resolves to { type: [msgs] }.
-    req.flash = function reqFlash(type, msg, ...rest) {
+    req.flash = function reqFlash(...args) {
+      // connect-flash code and passport (failureFlash, successFlash) call req.flash without
+      // using its result. A failure (sessd down, the flash limit) must not then become an
+      // unhandled rejection, which ends the process; callers that await still get it.
+      const p = flashCall(...args);
+      p.catch(() => {});
+      return p;
+    };
+
+    function flashCall(type, msg, ...rest) {
       try {
         if (arguments.length === 0 || type === undefined || type === null) {
           const b = ctx();
@@ -81,7 +90,7 @@ function flash(opts = {}) {
       } catch (err) {
         return Promise.reject(err);
       }
-    };
+    }
     next();
   };
 }
