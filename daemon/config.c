@@ -144,8 +144,13 @@ int config_parse_listen(const char *url, struct config_listen *out)
 	if (strncmp(url, "unix:", 5) == 0) {
 		const char *path = url + 5;
 
-		if (*path == '\0' || strlen(path) >= sizeof(out->path))
+		if (*path == '\0')
 			goto fail;
+		if (strlen(path) >= sizeof(out->path)) {
+			memset(out, 0, sizeof(*out));
+			errno = ENAMETOOLONG;
+			return -1;
+		}
 		out->kind = CONFIG_LISTEN_UNIX;
 		strcpy(out->path, path);
 		return 0;
@@ -288,10 +293,17 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		switch (c) {
 		case OPT_LISTEN:
 			if (config_parse_listen(optarg, &l) == -1) {
-				fprintf(err,
-				        "sessd: --listen: bad URL '%s' (want tcp://A.B.C.D:PORT, "
-				        "tcp://[V6]:PORT or unix:PATH)\n",
-				        optarg);
+				if (errno == ENAMETOOLONG)
+					fprintf(err,
+					        "sessd: --listen: the socket path of '%s' has %zu "
+					        "bytes; a Unix socket path can have at most %zu\n",
+					        optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
+				else
+					fprintf(
+					    err,
+					    "sessd: --listen: bad URL '%s' (want "
+					    "tcp://A.B.C.D:PORT, tcp://[V6]:PORT or unix:PATH)\n",
+					    optarg);
 				return -1;
 			}
 			if (add_listen(cfg, &l) == -1) {

@@ -90,7 +90,8 @@ int config_parse_size(const char *text, uint64_t *out);
 /*
  * config_parse_listen(url, out):
  * Read "tcp://A.B.C.D:PORT", "tcp://[V6]:PORT" or "unix:PATH" into ${out}.
- * Returns 0, or -1 (errno EINVAL) for a malformed URL.
+ * Returns 0, or -1 with errno EINVAL for a malformed URL or ENAMETOOLONG for a Unix socket
+ * path longer than sun_path holds.
  */
 int config_parse_listen(const char *url, struct config_listen *out);
 

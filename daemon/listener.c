@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -21,6 +22,8 @@
 #define LISTENER_BACKLOG 1024
 /* After running out of descriptors, accepting again at once would spin; wait a little. */
 #define LISTENER_RETRY_MS 100
+/* While accepts keep failing (every LISTENER_RETRY_MS), say so at most this often. */
+#define LISTENER_ERROR_LOG_S 10
 
 struct listener {
 	struct evconnlistener *evl;
@@ -30,7 +33,19 @@ struct listener {
 	/* Unix: the path to remove on close, "" for TCP. */
 	char path[sizeof(((struct config_listen *)0)->path)];
 	char url[160];
+	/* Accept failures since the last log line about them, and when that line was written. */
+	uint64_t errors;
+	uint64_t error_logged_mono_s;
+	bool error_logged;
 };
+
+static uint64_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
 
 static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                                int socklen, void *arg)
@@ -54,8 +69,19 @@ static void listener_on_error(struct evconnlistener *evl, void *arg)
 	struct listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = {0, LISTENER_RETRY_MS * 1000};
+	uint64_t now_s = mono_s();
 
-	log_warn("accept on %s: %s; pausing %d ms", l->url, strerror(err), LISTENER_RETRY_MS);
+	/* Out of descriptors is a state that lasts: one line per episode, not ten a second. */
+	l->errors++;
+	if (!l->error_logged || now_s - l->error_logged_mono_s >= LISTENER_ERROR_LOG_S) {
+		log_warn("accept on %s: %s; accepting again every %d ms (%llu failure(s) since "
+		         "the last report, reported at most every %d s)",
+		         l->url, strerror(err), LISTENER_RETRY_MS, (unsigned long long)l->errors,
+		         LISTENER_ERROR_LOG_S);
+		l->errors = 0;
+		l->error_logged = true;
+		l->error_logged_mono_s = now_s;
+	}
 	evconnlistener_disable(evl);
 	evtimer_add(l->retry, &tv);
 }

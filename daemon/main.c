@@ -54,6 +54,11 @@ int main(int argc, char **argv)
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Nor may a SIGHUP while the data loads, before the loop takes it over (server.c). */
+	signal(SIGHUP, SIG_IGN);
+	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
+	 * which is answered like a full disk, instead of killing the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	srv = server_new(&cfg);
 	if (srv == NULL)
 		goto out;

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 
 #define FILE_VERSION        1u
 #define FILE_HEADER_BYTES   52u
@@ -89,7 +90,8 @@ struct persist {
 	int lock_fd;
 	enum persist_fsync fsync;
 	uint64_t snapshot_log_bytes;
-	uint8_t *key; /* sodium_malloc'd, or NULL */
+	uint64_t max_memory; /* the store's limit, for messages */
+	uint8_t *key;        /* sodium_malloc'd, or NULL */
 
 	/* The segment being appended to. fd is changed only with sync_mutex held, because the
 	 * everysec thread reads it. */
@@ -135,17 +137,22 @@ struct record {
 	uint64_t count;
 };
 
-static void persist_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * One line of the daemon's log (log.c: timestamp and level, so alerting on levels sees disk
+ * trouble), prefixed "persist:" so the file layer's messages are told apart.
+ */
+static void persist_say(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void persist_say(const char *fmt, ...)
+static void persist_say(enum log_level level, const char *fmt, ...)
 {
+	char text[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("sessd: persist: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	log_msg(level, "persist: %s", text);
 }
 
 static uint64_t wall_ms(void)
@@ -625,14 +632,14 @@ static int file_scan(int dir_fd, const char *name, const char magic[8], uint64_t
 
 	memset(s, 0, sizeof(*s));
 	if (file_map(dir_fd, name, &m) == -1) {
-		persist_say("%s: cannot read: %s", name, strerror(errno));
+		persist_say(LOG_ERROR, "%s: cannot read: %s", name, strerror(errno));
 		return -1;
 	}
 	s->size = m.size;
 	if (header_check(m.map, m.size, magic, seq, key, &s->created_ms, &s->why, &fatal_config) ==
 	    -1) {
 		if (fatal_config) {
-			persist_say("%s: %s", name, s->why);
+			persist_say(LOG_ERROR, "%s: %s", name, s->why);
 			file_unmap(&m);
 			errno = EINVAL;
 			return -1;
@@ -686,7 +693,7 @@ static int file_scan(int dir_fd, const char *name, const char magic[8], uint64_t
 			}
 			buf_reset(plain);
 			if (buf_reserve(plain, len) == -1) {
-				persist_say("%s: out of memory", name);
+				persist_say(LOG_ERROR, "%s: out of memory", name);
 				file_unmap(&m);
 				return -1;
 			}
@@ -738,9 +745,8 @@ static int replay_pop_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return 0;
 }
 
-static int replay_log_record(void *arg, const struct record *r)
+static int apply_log_record(struct store *st, const struct record *r)
 {
-	struct store *st = arg;
 	int rc = 0;
 
 	switch (r->type) {
@@ -775,6 +781,45 @@ static int replay_log_record(void *arg, const struct record *r)
 		rc = -1;
 	}
 	return rc;
+}
+
+/*
+ * Reclaim every session that had expired at ${now_ms}. store_expire bounds its work per
+ * call, and a call that removed nothing may still have moved sessions between wheel levels,
+ * so it goes on while the wheel says something is due; the idle bound keeps a coarse "due"
+ * from spinning.
+ */
+static void reclaim_expired(struct store *st, uint64_t now_ms)
+{
+	unsigned idle = 0;
+
+	while (idle < 64) {
+		if (store_expire(st, now_ms, 65536) > 0)
+			idle = 0;
+		else if (store_next_expiry(st) > now_ms)
+			break;
+		else
+			idle++;
+	}
+}
+
+/*
+ * Live, the expiry timer reclaims expired sessions within a fraction of a second, and the
+ * memory they held goes to later writes. Replay has no timer: without reclaiming here, a log
+ * of short-lived sessions written under --max-memory would not fit back into the same
+ * --max-memory, and the daemon could not restart. So a change refused for memory is retried
+ * once after reclaiming what had expired at the record's time.
+ */
+static int replay_log_record(void *arg, const struct record *r)
+{
+	struct store *st = arg;
+
+	if (apply_log_record(st, r) == 0)
+		return 0;
+	if (errno != ENOMEM)
+		return -1;
+	reclaim_expired(st, r->time_ms);
+	return apply_log_record(st, r);
 }
 
 /*
@@ -1039,18 +1084,27 @@ static uint8_t *key_load(const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
-		persist_say("key file %s: %s", path, strerror(errno));
+		persist_say(LOG_ERROR, "key file %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size != KEY_BYTES) {
-		persist_say("key file %s: must be a regular file of exactly %u bytes", path,
-		            (unsigned)KEY_BYTES);
+		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
+		            path, (unsigned)KEY_BYTES);
 		errno = EINVAL;
+		goto fail_close;
+	}
+	/* A key other users can read protects nothing; refuse it as ssh refuses such keys. */
+	if ((sb.st_mode & 0007) != 0) {
+		persist_say(LOG_ERROR,
+		            "key file %s: mode %04o lets other users read or replace the key; "
+		            "chmod o-rwx it",
+		            path, (unsigned)(sb.st_mode & 07777));
+		errno = EPERM;
 		goto fail_close;
 	}
 	key = sodium_malloc(KEY_BYTES);
 	if (key == NULL) {
-		persist_say("key file %s: out of memory", path);
+		persist_say(LOG_ERROR, "key file %s: out of memory", path);
 		goto fail_close;
 	}
 	while (got < KEY_BYTES) {
@@ -1059,7 +1113,7 @@ static uint8_t *key_load(const char *path)
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			persist_say("key file %s: short read", path);
+			persist_say(LOG_ERROR, "key file %s: short read", path);
 			errno = EIO;
 			goto fail_free;
 		}
@@ -1097,7 +1151,7 @@ static int segment_create(struct persist *p, uint64_t seq)
 fail_close:
 	close(fd);
 fail:
-	persist_say("cannot create %s/%s: %s", p->dir, name, strerror(errno));
+	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(errno));
 	return -1;
 }
 
@@ -1106,7 +1160,8 @@ static void enter_sync_failed(struct persist *p, int err)
 	char name[NAME_BYTES];
 
 	log_name(name, p->seq);
-	persist_say("FSYNC FAILED on %s/%s: %s. Its unsynced records cannot be trusted: changes "
+	persist_say(LOG_ERROR,
+	            "FSYNC FAILED on %s/%s: %s. Its unsynced records cannot be trusted: changes "
 	            "are refused until a snapshot covers them",
 	            p->dir, name, strerror(err));
 	p->state = STATE_SYNC_FAILED;
@@ -1134,7 +1189,8 @@ static int commit_batch(struct persist *p)
 		return p->state == STATE_OK ? 0 : -1;
 	if (write_full(p->fd, p->batch.data, p->batch.len, p->file_off) == -1) {
 		log_name(name, p->seq);
-		persist_say("writing %s/%s at offset %" PRIu64 " failed: %s; changes are refused "
+		persist_say(LOG_ERROR,
+		            "writing %s/%s at offset %" PRIu64 " failed: %s; changes are refused "
 		            "until a retry succeeds",
 		            p->dir, name, p->file_off, strerror(errno));
 		p->state = STATE_WRITE_FAILED;
@@ -1170,7 +1226,7 @@ static void retry_write(struct persist *p)
 	buf_reset(&p->batch);
 	p->failed_len = 0;
 	p->state = STATE_OK;
-	persist_say("the log is writable again; changes are accepted");
+	persist_say(LOG_INFO, "the log is writable again; changes are accepted");
 }
 
 static void *sync_thread_main(void *arg)
@@ -1296,6 +1352,7 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	close(p->lock_fd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	buf_init(&w.out);
 	buf_init(&w.plain);
 	snap_tmp_name(tmp, seq, getpid());
@@ -1345,7 +1402,8 @@ static void snapshot_done(struct persist *p, uint64_t seq)
 	p->switch_log_bytes = 0;
 	if (p->state == STATE_SYNC_FAILED && seq > p->sync_failed_seq) {
 		p->state = STATE_OK;
-		persist_say("snapshot %" PRIu64 " covers the segment whose fsync failed; changes "
+		persist_say(LOG_INFO,
+		            "snapshot %" PRIu64 " covers the segment whose fsync failed; changes "
 		            "are accepted again",
 		            seq);
 	}
@@ -1369,7 +1427,8 @@ static void snapshot_reap(struct persist *p, bool block)
 	} else {
 		snap_tmp_name(tmp, p->child_seq, p->child);
 		unlinkat(p->dir_fd, tmp, 0);
-		persist_say("snapshot %" PRIu64 " failed (status %d); the log is kept and the "
+		persist_say(LOG_WARN,
+		            "snapshot %" PRIu64 " failed (status %d); the log is kept and the "
 		            "snapshot will be retried",
 		            p->child_seq, r == p->child ? status : -1);
 		p->next_snapshot_ms = wall_ms() + SNAPSHOT_RETRY_MS;
@@ -1408,7 +1467,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 	p->log_bytes += FILE_HEADER_BYTES;
 	pid = fork();
 	if (pid == -1) {
-		persist_say("cannot fork the snapshot writer: %s", strerror(errno));
+		persist_say(LOG_WARN, "cannot fork the snapshot writer: %s", strerror(errno));
 		p->next_snapshot_ms = now_ms + SNAPSHOT_RETRY_MS;
 		return;
 	}
@@ -1418,11 +1477,26 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 	p->child_seq = seq;
 }
 
-/* Say where a record could not be applied. */
-static void say_apply_failure(const char *name, uint64_t off, const char *why)
+/*
+ * Say where a record could not be applied. A store refusing for memory under --max-memory is
+ * an operator's setting, not damage: say which setting, so the fix is obvious.
+ */
+static void say_apply_failure(const struct persist *p, const struct store *st, const char *name,
+                              uint64_t off, const char *why)
 {
-	persist_say("%s at offset %" PRIu64 ": cannot apply the record: %s", name, off,
-	            why ? why : strerror(errno));
+	struct store_stats ss;
+
+	if (why == NULL && errno == ENOMEM && p->max_memory != 0) {
+		store_stats(st, NULL, 0, &ss);
+		persist_say(LOG_ERROR,
+		            "%s/%s at offset %" PRIu64 ": the sessions do not fit in --max-memory "
+		            "%" PRIu64 " (%" PRIu64 " bytes loaded so far); start with a larger "
+		            "--max-memory",
+		            p->dir, name, off, p->max_memory, ss.bytes);
+		return;
+	}
+	persist_say(LOG_ERROR, "%s/%s at offset %" PRIu64 ": cannot apply the record: %s", p->dir,
+	            name, off, why ? why : strerror(errno));
 }
 
 static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
@@ -1436,16 +1510,21 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
 	if (file_scan(p->dir_fd, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
 	              &p->plain, &s, &fail_off) == -1) {
 		if (fail_off > 0)
-			say_apply_failure(name, fail_off, l.why);
+			say_apply_failure(p, st, name, fail_off, l.why);
 		return -1;
 	}
 	if (s.damaged) {
-		persist_say("%s/%s is corrupt at offset %" PRIu64 " (%s); run sessd --check-data",
-		            p->dir, name, s.bad_off, s.why);
+		persist_say(LOG_ERROR,
+		            "%s/%s is corrupt at offset %" PRIu64 " (%s); not starting. Inspect "
+		            "with sessd --check-data %s, which says what can be done",
+		            p->dir, name, s.bad_off, s.why, p->dir);
 		return -1;
 	}
 	if (!l.ended) {
-		persist_say("%s/%s is corrupt: it has no end record", p->dir, name);
+		persist_say(LOG_ERROR,
+		            "%s/%s is corrupt: it has no end record; not starting. Inspect with "
+		            "sessd --check-data %s, which says what can be done",
+		            p->dir, name, p->dir);
 		return -1;
 	}
 	return 0;
@@ -1468,11 +1547,12 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 		if (file_scan(p->dir_fd, name, LOG_MAGIC, segs[i], p->key, false, replay_log_record,
 		              st, &p->plain, &s, &fail_off) == -1) {
 			if (fail_off > 0)
-				say_apply_failure(name, fail_off, NULL);
+				say_apply_failure(p, st, name, fail_off, NULL);
 			return -1;
 		}
 		if (s.damaged && !(last && s.torn)) {
-			persist_say("%s/%s is corrupt at offset %" PRIu64
+			persist_say(LOG_ERROR,
+			            "%s/%s is corrupt at offset %" PRIu64
 			            " (%s) with records after "
 			            "it; not starting. Inspect with sessd --check-data %s, and "
 			            "--repair keeps the records before the damage",
@@ -1480,7 +1560,8 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			return -1;
 		}
 		if (s.damaged) {
-			persist_say("warning: %s/%s ends in a torn write at offset %" PRIu64
+			persist_say(LOG_WARN,
+			            "%s/%s ends in a torn write at offset %" PRIu64
 			            " (%s); cutting off %" PRIu64 " bytes",
 			            p->dir, name, s.bad_off, s.why, s.size - s.good_end);
 		}
@@ -1498,7 +1579,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
 		                                  fsync(p->fd) == -1))) {
-			persist_say("cannot open %s/%s for appending: %s", p->dir, name,
+			persist_say(LOG_ERROR, "cannot open %s/%s for appending: %s", p->dir, name,
 			            strerror(errno));
 			return -1;
 		}
@@ -1516,7 +1597,7 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 	int rc = -1;
 
 	if (listing_read(p->dir_fd, &l, true) == -1) {
-		persist_say("cannot list %s: %s", p->dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot list %s: %s", p->dir, strerror(errno));
 		return -1;
 	}
 	if (l.n_snaps > 0) {
@@ -1531,7 +1612,7 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 
 		if (l.logs[i] != want) {
 			log_name(name, want);
-			persist_say("%s/%s is missing; not starting", p->dir, name);
+			persist_say(LOG_ERROR, "%s/%s is missing; not starting", p->dir, name);
 			goto out;
 		}
 	}
@@ -1573,7 +1654,8 @@ static void persist_close(struct persist *p)
 	snapshot_reap(p, true);
 	if (p->fd != -1) {
 		if (p->state == STATE_OK && fdatasync(p->fd) == -1)
-			persist_say("final fsync of the log failed: %s", strerror(errno));
+			persist_say(LOG_ERROR, "final fsync of the log failed: %s",
+			            strerror(errno));
 		close(p->fd);
 	}
 	if (p->lock_fd != -1)
@@ -1603,11 +1685,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
-		persist_say("out of memory");
+		persist_say(LOG_ERROR, "out of memory");
 		return NULL;
 	}
 	p->dir_fd = p->lock_fd = p->fd = -1;
 	p->fsync = cfg->fsync;
+	p->max_memory = cfg->max_memory;
 	p->snapshot_log_bytes =
 	    cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : DEFAULT_SNAPSHOT_LOG_BYTES;
 	buf_init(&p->batch);
@@ -1618,32 +1701,35 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	atomic_init(&p->sync_errno, 0);
 	p->dir = strdup(cfg->data_dir);
 	if (p->dir == NULL || sodium_init() < 0) {
-		persist_say("cannot initialise: %s", strerror(errno));
+		persist_say(LOG_ERROR, "cannot initialise: %s", strerror(errno));
 		goto fail;
 	}
 	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL)
 		goto fail;
 	if (mkdir(p->dir, 0700) == -1 && errno != EEXIST) {
-		persist_say("cannot create %s: %s", p->dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot create %s: %s", p->dir, strerror(errno));
 		goto fail;
 	}
 	p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dir_fd == -1) {
-		persist_say("cannot open %s: %s", p->dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot open %s: %s", p->dir, strerror(errno));
 		goto fail;
 	}
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
-		persist_say("cannot lock %s/LOCK: %s", p->dir,
-		            errno == EAGAIN || errno == EACCES ? "another sessd uses this directory"
-		                                               : strerror(errno));
+		/* dir_lock turns a held lock into EAGAIN; EACCES here is the directory's mode. */
+		persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s%s", p->dir,
+		            errno == EAGAIN ? "another sessd uses this directory" : strerror(errno),
+		            errno == EACCES || errno == EROFS
+		                ? " (the data directory must be writable by the user sessd runs as)"
+		                : "");
 		goto fail;
 	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
 	if (p->fsync == PERSIST_FSYNC_EVERYSEC) {
 		if (pthread_create(&p->sync_thread, NULL, sync_thread_main, p) != 0) {
-			persist_say("cannot start the fsync thread");
+			persist_say(LOG_ERROR, "cannot start the fsync thread");
 			goto fail;
 		}
 		p->sync_thread_running = true;
@@ -1661,6 +1747,10 @@ void persist_free(struct persist *p)
 {
 	if (p == NULL)
 		return;
+	/* Changes whose write failed are still only in memory (and visible to readers): one last
+	 * try, in case space came back since the last tick, before they are lost. */
+	if (p->state == STATE_WRITE_FAILED)
+		retry_write(p);
 	commit_batch(p);
 	persist_close(p);
 }
@@ -1836,9 +1926,12 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 		retry_write(p);
 	if (p->child > 0)
 		return;
+	/* A segment holding only its header adds nothing to the snapshot that began it: without
+	 * this, a --snapshot-log-bytes below the header size would fork a snapshot every second
+	 * of an idle daemon. */
 	if (p->state == STATE_SYNC_FAILED ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
-	     now_ms >= p->next_snapshot_ms))
+	     p->file_off > FILE_HEADER_BYTES && now_ms >= p->next_snapshot_ms))
 		snapshot_start(p, st, now_ms);
 }
 
@@ -1875,18 +1968,20 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		goto out;
 	dir_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd == -1) {
-		persist_say("cannot open %s: %s", data_dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot open %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
 	if (repair) {
 		lock_fd = dir_lock(dir_fd);
 		if (lock_fd == -1) {
-			persist_say("cannot lock %s/LOCK (is sessd running on it?)", data_dir);
+			persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s", data_dir,
+			            errno == EAGAIN ? "a running sessd uses this directory"
+			                            : strerror(errno));
 			goto out;
 		}
 	}
 	if (listing_read(dir_fd, &l, false) == -1) {
-		persist_say("cannot list %s: %s", data_dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot list %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
 	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", data_dir, l.n_snaps, l.n_logs,
@@ -1904,8 +1999,10 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       sl.why ? sl.why : "bad record");
 			snap_damaged = true;
 		} else if (s.damaged || !sl.ended) {
-			printf("%s: DAMAGED at offset %" PRIu64 ": %s\n", name,
-			       s.damaged ? s.bad_off : s.size, s.damaged ? s.why : "no end record");
+			printf("%s: DAMAGED at offset %" PRIu64 ": %s; %" PRIu64
+			       " session(s) before it\n",
+			       name, s.damaged ? s.bad_off : s.size,
+			       s.damaged ? s.why : "no end record", sl.sessions);
 			snap_damaged = true;
 		} else {
 			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes\n", name,
@@ -1963,7 +2060,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			int fd = openat(dir_fd, name, O_WRONLY | O_CLOEXEC);
 
 			if (fd == -1 || ftruncate(fd, (off_t)bad_keep) == -1 || fsync(fd) == -1) {
-				persist_say("cannot cut %s: %s", name, strerror(errno));
+				persist_say(LOG_ERROR, "cannot cut %s: %s", name, strerror(errno));
 				if (fd != -1)
 					close(fd);
 				goto out;
@@ -1978,8 +2075,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		fsync(dir_fd);
 		bad_seg = SIZE_MAX;
 	}
+	/* Its records hold the only copy of the sessions it saved (the log below it is gone),
+	 * and a snapshot is not cut the way a log is: name the ways out. */
 	if (snap_damaged)
-		printf("the snapshot is damaged: it cannot be repaired from the log\n");
+		printf("the snapshot is damaged and --repair cannot mend it: restore the data "
+		       "directory from a backup, or move it aside to start with no sessions\n");
 	rc = snap_damaged || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
 out:

@@ -39,6 +39,8 @@ struct persist_config {
 	const char *key_file;
 	/* Write a snapshot when the log has grown past this many bytes (0: a default). */
 	uint64_t snapshot_log_bytes;
+	/* The store's --max-memory (0: none), named when the data does not fit at startup. */
+	uint64_t max_memory;
 };
 
 /*
@@ -57,16 +59,16 @@ void persist_free(struct persist *p);
 int persist_writable(struct persist *p);
 
 /* Each records one change the store has accepted. Returns 0, or -1 with errno ENOMEM. */
-int persist_log_set(struct persist *p, const struct store_key *key, const void *data,
-		    size_t len, uint64_t expires_at_ms);
+int persist_log_set(struct persist *p, const struct store_key *key, const void *data, size_t len,
+                    uint64_t expires_at_ms);
 int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms);
 int persist_log_destroy(struct persist *p, const struct store_key *key);
 int persist_log_flash_push(struct persist *p, const struct store_key *key, const uint8_t *type,
-			   size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
-			   uint64_t expires_at_ms);
+                           size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                           uint64_t expires_at_ms);
 /* ${type} NULL: every type was popped. */
 int persist_log_flash_pop(struct persist *p, const struct store_key *key, const uint8_t *type,
-			  size_t type_len);
+                          size_t type_len);
 int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len);
 
 /* persist_pending(p): true when changes were logged since the last persist_commit. */

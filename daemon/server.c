@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -40,6 +41,8 @@
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
+/* Descriptors besides the connections: listeners, the log and data files, the event loop. */
+#define SERVER_SPARE_FDS 64
 
 struct server {
 	const struct config *cfg;
@@ -54,6 +57,7 @@ struct server {
 	size_t n_listeners;
 	struct event *sigterm;
 	struct event *sigint;
+	struct event *sighup;
 	struct event *expire_timer;
 	struct event *tick_timer;
 	struct event *drain_timer;
@@ -323,6 +327,46 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(srv->drain_timer, &tv);
 }
 
+/*
+ * SIGHUP's default action would kill the daemon without a drain or a log line, leaving its
+ * socket file behind: an operator's reflexive "kill -HUP" or a closed terminal must not stop
+ * the service. sessd reads no configuration after startup, so there is nothing to reload.
+ */
+static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what, (void)arg;
+	log_info("SIGHUP: ignored (sessd has nothing to reload; SIGTERM stops it)");
+}
+
+/*
+ * --max-connections (default 10000) is above the usual soft limit of 1024 open files: raise
+ * the soft limit as far as the hard one allows, and say once at startup when that is not far
+ * enough, rather than have accepts fail later with EMFILE under load.
+ */
+static void server_fit_fd_limit(const struct config *cfg)
+{
+	rlim_t want = (rlim_t)cfg->max_connections + SERVER_SPARE_FDS;
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY ||
+	    lim.rlim_cur >= want)
+		return;
+	if (lim.rlim_max != lim.rlim_cur) {
+		struct rlimit raised = lim;
+
+		raised.rlim_cur =
+		    lim.rlim_max == RLIM_INFINITY || lim.rlim_max >= want ? want : lim.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			lim = raised;
+	}
+	if (lim.rlim_cur < want)
+		log_warn("--max-connections %u needs about %llu open files but the limit is %llu: "
+		         "past that, new connections wait until others close (raise ulimit -n or "
+		         "LimitNOFILE=, or lower --max-connections)",
+		         cfg->max_connections, (unsigned long long)want,
+		         (unsigned long long)lim.rlim_cur);
+}
+
 static int server_listen(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
@@ -349,13 +393,14 @@ static int server_events(struct server *srv)
 
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, server_on_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, server_on_signal, srv);
+	srv->sighup = evsignal_new(srv->base, SIGHUP, server_on_sighup, srv);
 	srv->expire_timer = evtimer_new(srv->base, server_on_expire, srv);
 	srv->drain_timer = evtimer_new(srv->base, server_on_drain_timeout, srv);
-	if (srv->sigterm == NULL || srv->sigint == NULL || srv->expire_timer == NULL ||
-	    srv->drain_timer == NULL)
+	if (srv->sigterm == NULL || srv->sigint == NULL || srv->sighup == NULL ||
+	    srv->expire_timer == NULL || srv->drain_timer == NULL)
 		goto fail;
 	if (evsignal_add(srv->sigterm, NULL) == -1 || evsignal_add(srv->sigint, NULL) == -1 ||
-	    evtimer_add(srv->expire_timer, &zero) == -1)
+	    evsignal_add(srv->sighup, NULL) == -1 || evtimer_add(srv->expire_timer, &zero) == -1)
 		goto fail;
 	if (srv->persist != NULL) {
 		srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
@@ -382,6 +427,7 @@ struct server *server_new(const struct config *cfg)
 		return NULL;
 	}
 	srv->cfg = cfg;
+	server_fit_fd_limit(cfg);
 	srv->stats.started_mono_ms = (uint64_t)(mono_ns() / 1000000L);
 	srv->base = event_base_new();
 	if (srv->base == NULL) {
@@ -405,6 +451,7 @@ struct server *server_new(const struct config *cfg)
 		pcfg.fsync = cfg->fsync;
 		pcfg.key_file = cfg->key_file;
 		pcfg.snapshot_log_bytes = cfg->snapshot_log_bytes;
+		pcfg.max_memory = cfg->max_memory;
 		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
 		if (srv->persist == NULL) {
 			log_error("cannot open the data directory %s", cfg->data_dir);
@@ -484,6 +531,8 @@ void server_free(struct server *srv)
 		event_free(srv->sigterm);
 	if (srv->sigint != NULL)
 		event_free(srv->sigint);
+	if (srv->sighup != NULL)
+		event_free(srv->sighup);
 	if (srv->expire_timer != NULL)
 		event_free(srv->expire_timer);
 	if (srv->tick_timer != NULL)

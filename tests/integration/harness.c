@@ -431,6 +431,29 @@ fail:
 	return -1;
 }
 
+int harness_request(int fd, struct codec_request *req, uint8_t **result, size_t *result_len)
+{
+	static uint64_t next_request_id = 1;
+	struct codec_reply rep;
+	uint8_t *body = NULL;
+	int status = -1;
+
+	req->request_id = next_request_id++;
+	if (harness_call(fd, req, &rep, &body) == -1)
+		goto out;
+	if (result != NULL) {
+		*result = malloc(rep.result.len + 1);
+		if (*result == NULL)
+			goto out;
+		memcpy(*result, rep.result.ptr, rep.result.len);
+		*result_len = rep.result.len;
+	}
+	status = (int)rep.status;
+out:
+	free(body);
+	return status;
+}
+
 int harness_set_get(int fd, const char *ns, const char *id, const char *data, uint64_t ttl_ms)
 {
 	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = ttl_ms};

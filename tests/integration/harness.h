@@ -66,6 +66,14 @@ int harness_connect(const char *url);
 int harness_call(int fd, const struct codec_request *req, struct codec_reply *rep, uint8_t **body);
 
 /*
+ * harness_request(fd, req, result, result_len):
+ * Give ${req} the next request id, send it and read its reply. Returns the reply's status, or
+ * -1 when the connection failed. ${result} (may be NULL) receives a malloc'd copy of the raw
+ * result, which the caller frees, and ${result_len} its length.
+ */
+int harness_request(int fd, struct codec_request *req, uint8_t **result, size_t *result_len);
+
+/*
  * harness_send_all(fd, p, n) / harness_recv_all(fd, p, n):
  * Write or read exactly ${n} bytes. Return 0, or -1 (error, timeout, or end of stream).
  */

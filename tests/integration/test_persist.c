@@ -37,30 +37,11 @@ static void make_data_dir(char out[64])
 	cr_assert_not_null(mkdtemp(out));
 }
 
-static uint64_t next_request_id = 1;
-
 /* One request; returns the status, or -1 when the connection failed. ${result} (may be
  * NULL) receives a malloc'd copy of the raw result. */
 static int call(int fd, struct codec_request *req, uint8_t **result, size_t *result_len)
 {
-	struct codec_reply rep;
-	uint8_t *body = NULL;
-	int status;
-
-	req->request_id = next_request_id++;
-	if (harness_call(fd, req, &rep, &body) == -1) {
-		free(body);
-		return -1;
-	}
-	status = (int)rep.status;
-	if (result) {
-		*result = malloc(rep.result.len + 1);
-		cr_assert_not_null(*result);
-		memcpy(*result, rep.result.ptr, rep.result.len);
-		*result_len = rep.result.len;
-	}
-	free(body);
-	return status;
+	return harness_request(fd, req, result, result_len);
 }
 
 static struct mp_bytes bytes(const void *p, size_t len)

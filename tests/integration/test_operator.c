@@ -1,0 +1,639 @@
+/*
+ * What operators and hostile environments do to a running sessd: a full disk (a file-size
+ * limit, so no mount is needed) while it serves, a SIGHUP, running out of descriptors, a
+ * restart under the same --max-memory after a log of short-lived sessions, an idle daemon
+ * with a tiny --snapshot-log-bytes, and startup mistakes (socket path, key file, address in
+ * use, unwritable data directory, too little --max-memory) that must end in one clear line
+ * and a non-zero exit, never a crash.
+ */
+#include <criterion/criterion.h>
+
+#include "leakcheck.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "harness.h"
+#include "mp.h"
+
+#define TTL_MS      3600000u
+#define DEADLINE_MS 15000
+#define RUN_WAIT_MS 20000
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_dir(char out[64], const char *what)
+{
+	snprintf(out, 64, "/tmp/sessd-%s-XXXXXX", what);
+	cr_assert_not_null(mkdtemp(out));
+}
+
+static struct mp_bytes str(const char *s)
+{
+	return (struct mp_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* One request; returns its status, or -1 when the connection failed. */
+static int status_of(int fd, struct codec_request *req)
+{
+	return harness_request(fd, req, NULL, NULL);
+}
+
+static int set_session(int fd, const char *id, const void *data, size_t len, uint64_t ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = ttl_ms};
+
+	req.ns = str("ops");
+	req.id = str(id);
+	req.data = (struct mp_bytes){(const uint8_t *)data, len};
+	return status_of(fd, &req);
+}
+
+/* GET ${id}: CODEC_OK only when the bytes are exactly ${want}; -2 when they differ. */
+static int get_session(int fd, const char *id, const void *want, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_GET};
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *result = NULL;
+	size_t result_len = 0;
+	int status;
+
+	req.ns = str("ops");
+	req.id = str(id);
+	status = harness_request(fd, &req, &result, &result_len);
+	if (status == CODEC_OK) {
+		mp_reader_init(&r, result, result_len);
+		if (mp_read_bin(&r, &got) == -1 || got.len != len ||
+		    memcmp(got.ptr, want, len) != 0)
+			status = -2;
+	}
+	free(result);
+	return status;
+}
+
+static int ping(int fd)
+{
+	struct codec_request req = {.op = CODEC_OP_PING};
+
+	return status_of(fd, &req);
+}
+
+static void fill(uint8_t *p, size_t len, int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed * 31 + (int)(i % 251));
+}
+
+/* The whole of a (small) text file, NUL-terminated; malloc'd, the caller frees it. */
+static char *slurp(const char *path)
+{
+	char *text = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "cannot open %s", path);
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	n = (size_t)ftell(f);
+	rewind(f);
+	text = calloc(1, n + 1);
+	cr_assert_not_null(text);
+	cr_assert_eq(fread(text, 1, n, f), n);
+	fclose(f);
+	return text;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* Whether the daemon still runs; a dead one is reaped (and forgotten) here. */
+static bool alive(struct harness_daemon *d)
+{
+	int status;
+
+	if (d->pid <= 0)
+		return false;
+	if (waitpid(d->pid, &status, WNOHANG) == 0)
+		return true;
+	fprintf(stderr, "sessd exited with status %d\n", status);
+	d->pid = 0;
+	return false;
+}
+
+static char *daemon_log(const struct harness_daemon *d)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	return slurp(path);
+}
+
+/* A drop of the capabilities that let root ignore file modes, so that a mode also binds a
+ * daemon a root test starts. Returns 0, or -1 when this process cannot drop them. */
+static int drop_dac_override(void)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) == -1 ||
+	    prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Run $SESSD_BIN with ${args} (NULL-terminated) to its exit, its stderr and stdout into
+ * ${log_path}, with file modes binding root too when ${modes_bind}. A daemon still running
+ * after RUN_WAIT_MS is killed and fails the test. Returns the exit code; a daemon killed by a
+ * signal (a crash) fails the test. Returns 126 when ${modes_bind} could not be arranged.
+ */
+static int run_sessd(const char *const *args, const char *log_path, bool modes_bind)
+{
+	const char *argv[32];
+	const char *bin = getenv("SESSD_BIN");
+	int argc = 0, status = 0, fd;
+	long started;
+	pid_t pid, r;
+
+	cr_assert_not_null(bin, "SESSD_BIN is not set");
+	argv[argc++] = bin;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		cr_assert_lt(argc, 31);
+		argv[argc++] = args[i];
+	}
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (modes_bind && drop_dac_override() == -1)
+			_exit(126);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	started = mono_ms();
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() - started < RUN_WAIT_MS)
+		sleep_ms(10);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert_fail("sessd %s did not exit", args[0]);
+	}
+	cr_assert_eq(r, pid);
+	cr_assert(WIFEXITED(status), "sessd %s died from signal %d", args[0],
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * Run sessd with ${args}; it must exit with ${want_exit}, and its output must hold
+ * ${want_text} and no sanitizer report.
+ */
+static void expect_refused(const char *const *args, int want_exit, const char *want_text)
+{
+	char dir[64], log_path[128];
+	char *text;
+	int rc;
+
+	make_dir(dir, "refused");
+	snprintf(log_path, sizeof(log_path), "%s/out", dir);
+	rc = run_sessd(args, log_path, false);
+	text = slurp(log_path);
+	cr_expect_eq(rc, want_exit, "sessd %s exited %d, not %d; it said:\n%s", args[0], rc,
+	             want_exit, text);
+	cr_expect_not_null(strstr(text, want_text), "sessd %s did not say '%s'; it said:\n%s",
+	                   args[0], want_text, text);
+	cr_expect_null(strstr(text, "Sanitizer"), "sessd %s:\n%s", args[0], text);
+	free(text);
+	rm_tree(dir);
+}
+
+/*
+ * A log write past the disk's end, simulated with a file-size limit (ulimit -f, systemd's
+ * LimitFSIZE=): the daemon must not die of SIGXFSZ. The write that hit the limit is never
+ * acknowledged, later writes are answered IO_ERROR, reads go on, the log says so once, and
+ * writes resume by themselves once the limit is raised. After a restart every acknowledged
+ * session is there and no refused one is.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
+{
+	enum { SIZE = 16 * 1024, MAX = 64 };
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	struct rlimit saved, lim;
+	uint8_t *data = malloc(SIZE);
+	int fd, acked = 0, refused = 0, status = CODEC_OK;
+	char id[32], *text;
+	long started;
+
+	cr_assert_not_null(data);
+	make_dir(data_dir, "full");
+	/* The daemon inherits the limit; the test process gets its own back at once. */
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = 256 * 1024;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(harness_start(&d, args), 0);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+
+	fd = harness_open_ready(d.unix_url, "full");
+	while (acked < MAX) {
+		snprintf(id, sizeof(id), "s%d", acked);
+		fill(data, SIZE, acked);
+		status = set_session(fd, id, data, SIZE, TTL_MS);
+		if (status != CODEC_OK)
+			break;
+		acked++;
+	}
+	cr_assert_lt(acked, MAX, "the file-size limit never bit");
+	cr_assert(alive(&d), "the daemon died at the limit");
+	if (status == -1) {
+		/* The write that failed in the commit: not acknowledged, its connection closed. */
+		close(fd);
+		fd = harness_open_ready(d.unix_url, "full-again");
+	} else {
+		cr_assert_eq(status, CODEC_IO_ERROR, "SET at the limit: %d", status);
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "refused%d", i);
+		cr_assert_eq(set_session(fd, id, data, SIZE, TTL_MS), CODEC_IO_ERROR,
+		             "a SET while the disk is full is refused");
+		refused++;
+	}
+	for (int i = 0; i < acked; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		fill(data, SIZE, i);
+		cr_assert_eq(get_session(fd, id, data, SIZE), CODEC_OK, "reads go on: %s", id);
+	}
+	cr_assert_eq(ping(fd), CODEC_OK);
+	text = daemon_log(&d);
+	cr_expect_eq(count_of(text, "changes are refused"), 1, "said once, not a flood:\n%s", text);
+	/* In the log's own format, with its level, where alerting on errors finds it. */
+	cr_expect_not_null(strstr(text, "Z error persist: writing "), "%s", text);
+	free(text);
+
+	/* Space again: raise the daemon's limit; writes resume without a restart. */
+	cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &saved, NULL), 0);
+	started = mono_ms();
+	fill(data, SIZE, 1000);
+	while ((status = set_session(fd, "after", data, SIZE, TTL_MS)) == CODEC_IO_ERROR &&
+	       mono_ms() - started < DEADLINE_MS)
+		sleep_ms(50);
+	cr_assert_eq(status, CODEC_OK, "writes never resumed");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "check");
+	for (int i = 0; i < acked; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		fill(data, SIZE, i);
+		cr_expect_eq(get_session(fd, id, data, SIZE), CODEC_OK, "%s was acknowledged", id);
+	}
+	for (int i = 0; i < refused; i++) {
+		snprintf(id, sizeof(id), "refused%d", i);
+		cr_expect_eq(get_session(fd, id, data, 0), CODEC_NOT_FOUND, "%s was refused", id);
+	}
+	fill(data, SIZE, 1000);
+	cr_expect_eq(get_session(fd, "after", data, SIZE), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(data_dir);
+	free(data);
+}
+
+/* SIGHUP (a closed terminal, a reflexive "kill -HUP") neither stops nor disturbs the daemon. */
+LEAK_CHECKED_TEST(operator, sighup_is_ignored)
+{
+	struct harness_daemon d;
+	char *text;
+	int fd;
+
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	fd = harness_open_ready(d.unix_url, "hup");
+	cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	/* The daemon logs the signal once it has handled it; wait for that. */
+	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
+		text = daemon_log(&d);
+		if (strstr(text, "SIGHUP") != NULL) {
+			free(text);
+			break;
+		}
+		free(text);
+		cr_assert(alive(&d), "SIGHUP killed the daemon");
+	}
+	text = daemon_log(&d);
+	cr_expect_not_null(strstr(text, "SIGHUP: ignored"), "%s", text);
+	free(text);
+	cr_assert_eq(ping(fd), CODEC_OK, "the connection survives SIGHUP");
+	cr_assert_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0, "SIGTERM still stops it cleanly");
+}
+
+/*
+ * Live, expired sessions are reclaimed and their memory goes to later writes. A log of such
+ * sessions written under --max-memory must load again under the same --max-memory.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeout = 60)
+{
+	enum { SIZE = 96 * 1024, N = 24 };
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "no", "--max-memory", "1M", NULL};
+	struct harness_daemon d;
+	uint8_t *data = malloc(SIZE);
+	char id[32];
+	int fd, status;
+
+	cr_assert_not_null(data);
+	make_dir(data_dir, "maxmem");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "short-lived");
+	/* N sessions of 96 KiB living 200 ms: more than twice the limit in all, and each written
+	 * once the earlier ones have expired and made room. */
+	for (int i = 0; i < N; i++) {
+		long started = mono_ms();
+
+		snprintf(id, sizeof(id), "short%d", i);
+		fill(data, SIZE, i);
+		while ((status = set_session(fd, id, data, SIZE, 200)) == CODEC_NO_MEMORY &&
+		       mono_ms() - started < DEADLINE_MS)
+			sleep_ms(20);
+		cr_assert_eq(status, CODEC_OK, "SET %s: %d", id, status);
+	}
+	fill(data, SIZE, 99);
+	for (long started = mono_ms();
+	     (status = set_session(fd, "keep", data, SIZE, TTL_MS)) == CODEC_NO_MEMORY &&
+	     mono_ms() - started < DEADLINE_MS;)
+		sleep_ms(20);
+	cr_assert_eq(status, CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0, "the same --max-memory must load its own data");
+	fd = harness_open_ready(d.unix_url, "check");
+	cr_expect_eq(get_session(fd, "keep", data, SIZE), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* A limit below what the live sessions need: refused, naming the setting. */
+	{
+		const char *small[] = {"--data-dir",   data_dir, "--listen", "tcp://127.0.0.1:0",
+		                       "--max-memory", "16K",    NULL};
+
+		expect_refused(small, 1, "--max-memory");
+	}
+	rm_tree(data_dir);
+	free(data);
+}
+
+/* Mistakes in the command line or the environment: one clear line, a non-zero exit. */
+LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
+{
+	char dir[64], key[128], long_url[200], tcp_in_use[80];
+	struct harness_daemon d;
+	uint8_t bytes[32];
+	int fd;
+
+	make_dir(dir, "mistakes");
+	/* A Unix socket path longer than sun_path: say so, not "bad URL". */
+	snprintf(long_url, sizeof(long_url), "unix:%s/%0120d.sock", dir, 0);
+	{
+		const char *args[] = {"--listen", long_url, NULL};
+
+		expect_refused(args, 2, "a Unix socket path can have at most 107");
+	}
+
+	/* A key file others can read, and one of the wrong size. */
+	memset(bytes, 7, sizeof(bytes));
+	snprintf(key, sizeof(key), "%s/key", dir);
+	fd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	close(fd);
+	cr_assert_eq(chmod(key, 0644), 0);
+	{
+		char data_dir[100];
+		const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir",
+		                      data_dir,   "--key-file",        key,
+		                      NULL};
+
+		snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+		expect_refused(args, 1, "chmod o-rwx");
+		cr_assert_eq(chmod(key, 0600), 0);
+		cr_assert_eq(truncate(key, 31), 0);
+		expect_refused(args, 1, "exactly 32 bytes");
+	}
+
+	/* A TCP address another daemon already listens on. */
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	snprintf(tcp_in_use, sizeof(tcp_in_use), "%s", d.tcp_url);
+	{
+		const char *args[] = {"--listen", tcp_in_use, NULL};
+
+		expect_refused(args, 1, "Address already in use");
+	}
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(dir);
+}
+
+/*
+ * A data directory the daemon's user cannot write is reported as such, not as "another sessd
+ * uses this directory" (which sends the operator hunting for a process that does not exist).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
+{
+	char dir[64], log_path[128], data_dir[100];
+	const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	char *text;
+	int rc;
+
+	make_dir(dir, "rodata");
+	snprintf(log_path, sizeof(log_path), "%s/out", dir);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	cr_assert_eq(mkdir(data_dir, 0500), 0);
+	rc = run_sessd(args, log_path, true);
+	cr_assert_eq(chmod(data_dir, 0700), 0);
+	if (rc == 126) {
+		rm_tree(dir);
+		cr_skip_test("cannot drop CAP_DAC_OVERRIDE here");
+	}
+	text = slurp(log_path);
+	cr_expect_eq(rc, 1, "exit %d:\n%s", rc, text);
+	cr_expect_not_null(strstr(text, "Permission denied"), "%s", text);
+	cr_expect_not_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
+	cr_expect_null(strstr(text, "another sessd"), "%s", text);
+	free(text);
+	rm_tree(dir);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[200];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/* The highest sequence number of a snapshot in ${dir}, 0 for none. */
+static unsigned long long newest_snapshot(const char *dir)
+{
+	unsigned long long seq, newest = 0;
+	struct dirent *e;
+	DIR *dp = opendir(dir);
+
+	cr_assert_not_null(dp);
+	while ((e = readdir(dp)) != NULL)
+		if (sscanf(e->d_name, "snap.%16llx", &seq) == 1 && strlen(e->d_name) == 21 &&
+		    seq > newest)
+			newest = seq;
+	closedir(dp);
+	return newest;
+}
+
+/*
+ * An idle daemon writes no snapshots: a tiny --snapshot-log-bytes once made it fork and write
+ * one every second, forever, with nothing new to save.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, idle_daemon_takes_no_snapshots, .timeout = 60)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
+	struct harness_daemon d;
+	unsigned long long newest = 0;
+	long started;
+	int fd;
+
+	make_dir(data_dir, "idle");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "idle");
+	cr_assert_eq(set_session(fd, "one", "x", 1, TTL_MS), CODEC_OK);
+	/* The write is worth a snapshot: wait for one to be durable and the log below it gone. */
+	for (started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20))
+		if ((newest = newest_snapshot(data_dir)) >= 2 &&
+		    !file_exists(data_dir, "log.0000000000000001"))
+			break;
+	cr_assert_geq(newest, 2, "no snapshot after a write");
+	/* The daemon looks at the log once a second: give it a few looks with nothing to save. */
+	sleep_ms(3500);
+	cr_expect_eq(newest_snapshot(data_dir), newest, "an idle daemon wrote snapshots");
+	cr_assert_eq(ping(fd), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(data_dir);
+}
+
+/* The soft "Max open files" limit of process ${pid}, from /proc. */
+static unsigned long long open_files_limit(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long soft = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Max open files %llu", &soft) == 1)
+			break;
+	fclose(f);
+	return soft;
+}
+
+/*
+ * Descriptors: the default --max-connections is above the usual soft limit of 1024, so the
+ * daemon raises its soft limit (as far as the hard one allows). When it does run out anyway,
+ * it says so once, not ten times a second, and serves again once connections close.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
+{
+	enum { CLIENTS = 80 };
+	struct harness_daemon d;
+	struct rlimit saved, lim;
+	int fds[CLIENTS], fd;
+	unsigned long long want = 10000 + 64;
+	char *text;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = 256;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < want)
+		want = saved.rlim_max;
+	cr_expect_geq(open_files_limit(d.pid), want, "the daemon kept a soft limit of 256");
+
+	/* Now leave it few descriptors, and more clients than fit. */
+	lim = saved;
+	lim.rlim_cur = 48;
+	cr_assert_eq(prlimit(d.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+	for (int i = 0; i < CLIENTS; i++) {
+		fds[i] = harness_connect(d.unix_url);
+		cr_assert_neq(fds[i], -1, "connect %d (the backlog holds what is not accepted)", i);
+	}
+	/* Accepts fail, and are retried, every 100 ms: give that a few seconds. */
+	sleep_ms(2500);
+	text = daemon_log(&d);
+	cr_expect_not_null(strstr(text, "Too many open files"), "%s", text);
+	cr_expect_leq(count_of(text, "accept on"), 1, "one line, not a flood:\n%s", text);
+	free(text);
+	for (int i = 0; i < CLIENTS; i++)
+		close(fds[i]);
+	fd = harness_open_ready(d.unix_url, "after");
+	cr_assert_eq(ping(fd), CODEC_OK, "served again once connections closed");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
