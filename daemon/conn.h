@@ -34,6 +34,11 @@ TAILQ_HEAD(conn_list, conn);
 typedef enum dispatch_verdict (*conn_frame_fn)(void *arg, struct dispatch_peer *peer,
                                                const uint8_t *body, size_t len, uint64_t now_ms,
                                                struct buf *out);
+/*
+ * A hint before ${count} frames (borrowed) are handed to conn_frame_fn one by one; see
+ * dispatch_prefetch.
+ */
+typedef void (*conn_prefetch_fn)(void *arg, const struct dispatch_frame_ref *frames, size_t count);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 
@@ -47,6 +52,7 @@ struct conn_config {
 	/* Seconds a new connection may take to complete HELLO before it is closed. */
 	int hello_timeout_s;
 	conn_frame_fn on_frame;
+	conn_prefetch_fn on_prefetch; /* NULL: no hints */
 	conn_closed_fn on_closed;
 	void *arg;
 };

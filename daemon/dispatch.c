@@ -557,6 +557,31 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	}
 }
 
+void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *frames, size_t count)
+{
+	struct store_hint hints[DISPATCH_PREFETCH_MAX];
+	size_t n = 0;
+
+	if (count > DISPATCH_PREFETCH_MAX)
+		count = DISPATCH_PREFETCH_MAX;
+	for (size_t i = 0; i < count; i++) {
+		struct codec_request req;
+		struct store_key key;
+		const char *why;
+		uint32_t status;
+
+		if (codec_decode_request(frames[i].body, frames[i].len, &req, &status, &why) ==
+		        -1 ||
+		    req.id.len == 0)
+			continue;
+		key = (struct store_key){req.ns.ptr, req.ns.len, req.id.ptr, req.id.len};
+		if (store_hint_start(d->st, &key, &hints[n]) == 0)
+			n++;
+	}
+	for (size_t i = 0; i < n; i++)
+		store_hint_follow(d->st, &hints[i]);
+}
+
 enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,
                                      const uint8_t *body, size_t len, uint64_t now_ms,
                                      struct buf *out)

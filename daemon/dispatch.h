@@ -74,6 +74,24 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
                                      const uint8_t *body, size_t len, uint64_t now_ms,
                                      struct buf *out);
 
+/* A frame body waiting in a connection's input (borrowed). */
+struct dispatch_frame_ref {
+	const uint8_t *body;
+	size_t len;
+};
+
+/* The most frames one dispatch_prefetch call looks at. */
+#define DISPATCH_PREFETCH_MAX 32
+
+/*
+ * dispatch_prefetch(d, frames, count):
+ * A hint, before dispatch_frame runs for these ${count} (at most DISPATCH_PREFETCH_MAX)
+ * frames: start loading what their store lookups will touch, so that their cache misses
+ * overlap. Changes nothing and answers nothing; a malformed frame is skipped here and
+ * answered by dispatch_frame.
+ */
+void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *frames, size_t count);
+
 /* dispatch_requests_total(d): the frames dispatched so far. */
 uint64_t dispatch_requests_total(const struct dispatch *d);
 

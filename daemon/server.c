@@ -185,6 +185,13 @@ static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *pe
 	return dispatch_frame(srv->dispatch, peer, body, len, now_ms, out);
 }
 
+static void server_on_prefetch(void *arg, const struct dispatch_frame_ref *frames, size_t count)
+{
+	struct server *srv = arg;
+
+	dispatch_prefetch(srv->dispatch, frames, count);
+}
+
 static void server_on_closed(void *arg)
 {
 	struct server *srv = arg;
@@ -477,6 +484,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
 	conn_cfg.on_frame = server_on_frame;
+	conn_cfg.on_prefetch = server_on_prefetch;
 	conn_cfg.on_closed = server_on_closed;
 	conn_cfg.arg = srv;
 	conn_set_init(&srv->conns, &conn_cfg);

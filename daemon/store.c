@@ -379,6 +379,38 @@ static struct ns *ns_find_const(const struct store *st, const uint8_t *name, siz
 	return link != NULL ? ns_of(*link) : NULL;
 }
 
+int store_hint_start(const struct store *st, const struct store_key *key, struct store_hint *hint)
+{
+	const struct ns *ns = ns_find_const(st, key->ns, key->ns_len);
+	const struct dict *d;
+	uint64_t h;
+
+	hint->buckets[0] = hint->buckets[1] = NULL;
+	if (ns == NULL || key->id_len == 0)
+		return -1;
+	d = &ns->sessions;
+	h = hash_bytes(st, key->id, key->id_len);
+	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
+		hint->buckets[t] = dict_bucket(d, t, h);
+		__builtin_prefetch(hint->buckets[t]);
+	}
+	return 0;
+}
+
+void store_hint_follow(const struct store *st, const struct store_hint *hint)
+{
+	(void)st;
+	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
+		const struct hnode *head = *(struct hnode *const *)hint->buckets[t];
+
+		if (head != NULL) {
+			/* The header and the id, which a lookup compares, span two lines. */
+			__builtin_prefetch(head);
+			__builtin_prefetch((const char *)head + 64);
+		}
+	}
+}
+
 static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len)
 {
 	assert(name_len >= 1 && name_len <= 64);

@@ -38,6 +38,14 @@ struct store_key {
 };
 
 /*
+ * What store_hint_start found for one lookup, for store_hint_follow. Callers keep an array of
+ * them for a batch, hence the visible body; its fields are the store's.
+ */
+struct store_hint {
+	const void *buckets[2]; /* the bucket(s) the lookup reads; NULL: none */
+};
+
+/*
  * store_new(cfg):
  * A new empty store; ${cfg} is copied. Returns NULL with errno ENOMEM.
  * Free with store_free.
@@ -46,6 +54,23 @@ struct store *store_new(const struct store_config *cfg);
 
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
 void store_free(struct store *st);
+
+/*
+ * store_hint_start(st, key, hint):
+ * Start loading the hash bucket that a lookup of ${key} reads, changing nothing, and fill
+ * ${hint} for store_hint_follow. Returns 0, or -1 when there is nothing to load (no such
+ * namespace). A lookup is a chain of cache misses (bucket, then session); started for a
+ * batch of requests before any is carried out, the misses overlap instead of queueing.
+ */
+int store_hint_start(const struct store *st, const struct store_key *key, struct store_hint *hint);
+
+/*
+ * store_hint_follow(st, hint):
+ * Start loading the session at the head of the hinted bucket(s). Call it once the bucket has
+ * had time to arrive (after starting the rest of the batch), with the store unchanged since
+ * store_hint_start.
+ */
+void store_hint_follow(const struct store *st, const struct store_hint *hint);
 
 /*
  * store_get(st, key, now_ms, data, len):

@@ -2544,3 +2544,91 @@ LEAK_CHECKED_TEST(hostile, loop_stall_figures)
 	close(fd);
 	stop_clean();
 }
+
+/*
+ * Frames that arrive together are looked ahead at (their store lookups start early) before
+ * any is carried out. A batch mixing namespaces, a missing namespace, a session SET earlier in
+ * the same batch, and a malformed frame must still be answered exactly as one by one: in order,
+ * each right, nothing after the malformed frame.
+ */
+LEAK_CHECKED_TEST(hostile, batch_with_a_malformed_frame)
+{
+	struct codec_request req;
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	const char *why = "";
+	uint8_t *body;
+	struct buf b;
+	size_t len, at;
+	int fd, check;
+
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_SET;
+	req.ttl_ms = 600000;
+	req.request_id = 1;
+	req.ns = bytes("bx");
+	req.id = bytes("s1");
+	req.data = bytes("one");
+	encode(&b, &req);
+	req.request_id = 2;
+	req.ns = bytes("by");
+	req.data = bytes("two");
+	encode(&b, &req);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.request_id = 3;
+	req.ns = bytes("bx");
+	req.id = bytes("s1");
+	encode(&b, &req);
+	req.request_id = 4;
+	req.ns = bytes("no-such-namespace");
+	encode(&b, &req);
+	/* GET with an integer where the id goes: well framed, malformed. */
+	at = raw_begin(&b, CODEC_OP_GET, 5, 2);
+	cr_assert_eq(mp_write_nil(&b), 0);
+	cr_assert_eq(mp_write_uint(&b, 7), 0);
+	raw_end(&b, at);
+	req.request_id = 6;
+	req.ns = bytes("bx");
+	encode(&b, &req);
+	cr_assert_eq(harness_send_all(fd, b.data, b.len), 0);
+
+	expect_ok_replies(fd, 2, 1);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, 3);
+	cr_assert_eq(rep.status, CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == 3 && memcmp(got.ptr, "one", 3) == 0, "GET in the batch sees its SET");
+	free(body);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, 4);
+	cr_assert_eq(rep.status, CODEC_NOT_FOUND);
+	free(body);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, 5);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	free(body);
+	cr_assert_eq(recv_frame_or_end(fd, &body, &len, &why), 0,
+	             "nothing after the malformed frame (%s)", why);
+	close(fd);
+
+	check = harness_open_ready(dmn.tcp_url, "test_hostile");
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.request_id = 7;
+	req.ns = bytes("by");
+	req.id = bytes("s1");
+	cr_assert_eq(call(check, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == 3 && memcmp(got.ptr, "two", 3) == 0, "each namespace its own data");
+	free(body);
+	close(check);
+	buf_finish(&b);
+	stop_clean();
+}

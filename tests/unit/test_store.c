@@ -745,6 +745,55 @@ LEAK_CHECKED_TEST(store, many_sessions_across_resizes)
 	store_free(st);
 }
 
+/*
+ * Lookup hints only read: started and followed for present and absent ids, unknown
+ * namespaces and empty ids, at every step of growth (so also while a resize is moving
+ * buckets), they leave every session as it was.
+ */
+LEAK_CHECKED_TEST(store, hints_change_nothing)
+{
+	enum { N = 5000 };
+	struct store *st = new_store(0);
+	struct store_stats before, after;
+	struct store_hint hint;
+	struct store_key k;
+	struct id_buf b;
+
+	k = key_of("nope", "x");
+	cr_assert_eq(store_hint_start(st, &k, &hint), -1, "no such namespace yet");
+	for (size_t i = 0; i < N; i++) {
+		put_range(st, i, i + 1, T0 + 60000);
+		for (size_t probe = i; probe < i + 3; probe++) {
+			k = key_n(&b, "app", probe);
+			cr_assert_eq(store_hint_start(st, &k, &hint), 0);
+			store_hint_follow(st, &hint);
+		}
+	}
+	k = key_of("app", "");
+	cr_assert_eq(store_hint_start(st, &k, &hint), -1, "an empty id has no session");
+	k = key_of("nope", "s0000001");
+	cr_assert_eq(store_hint_start(st, &k, &hint), -1);
+	store_stats(st, NULL, 0, &before);
+	for (size_t i = 0; i < 2 * N; i++) {
+		k = key_n(&b, "app", i);
+		if (store_hint_start(st, &k, &hint) == 0)
+			store_hint_follow(st, &hint);
+	}
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(after.sessions, before.sessions);
+	cr_assert_eq(after.bytes, before.bytes);
+	cr_assert_eq(store_count(st, NS, 3, T0), N);
+	for (size_t i = 0; i < N; i++) {
+		const void *data;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		cr_assert_eq(store_get(st, &k, T0, &data, &len), 0, "session %zu", i);
+		cr_assert(len == 1 && memcmp(data, "v", 1) == 0);
+	}
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, clock_going_back)
 {
 	struct store *st = new_store(0);
