@@ -66,7 +66,8 @@ function hashId(id) {
 }
 
 // Events: 'connect' (hello) when the first connection is ready after none was;
-// 'disconnect' (err) when the last ready connection closed; 'error' is never emitted
+// 'disconnect' (err) when the last ready connection closed, or before any was ready when an
+// attempt failed; 'error' is never emitted
 // (errors reach the callers of the requests they fail).
 class Client extends EventEmitter {
   // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
@@ -114,10 +115,12 @@ class Client extends EventEmitter {
     conn.on('close', (err, wasReady) => {
       if (wasReady) this.readyCount--;
       this.lastError = err;
-      // Down: the last ready connection closed, or (never connected yet) every first
-      // attempt failed, so express-session stops waiting on a store that is not there.
-      const allClosed = this.slots.every((s) => !s.conn || !s.conn.isOpen);
-      if ((this.connected === true && this.readyCount === 0) || (this.connected === null && allClosed)) {
+      // Down: the last ready connection closed, or (never connected yet) an attempt
+      // failed, so express-session stops waiting on a store that is not there. Waiting for
+      // every slot's attempt to fail could wait for ever: a hanging attempt (connect or HELLO
+      // unanswered) keeps its slot open while the others fail and retry. A slot that
+      // connects later says 'connect'.
+      if ((this.connected === true && this.readyCount === 0) || this.connected === null) {
         this.connected = false;
         this.emit('disconnect', err);
       }
@@ -137,11 +140,14 @@ class Client extends EventEmitter {
     const n = this.slots.length;
     let start = key === undefined ? this.rr++ % n : hashId(key) % n;
     if (this.rr > 1e9) this.rr = 0;
-    // Prefer ready connections; a connecting one queues the request behind its HELLO.
+    // Prefer ready connections; a connecting one queues the request behind its HELLO, but
+    // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
+    // requests fail at once rather than wait on an attempt that may hang.
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.state === 'ready') return c;
     }
+    if (this.connected === false) return null;
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.isOpen) return c;

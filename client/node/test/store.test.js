@@ -328,6 +328,30 @@ test('store: errors are errors, never a missing session', async (t) => {
   await assert.rejects(store.length(), Error);
 });
 
+test('store: never connected, one attempt hanging and another failing: disconnect at once', async (t) => {
+  // A listener that takes the first connection and never answers (a daemon that is stuck,
+  // or a connect that hangs) and refuses every later one at once.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-hang-'));
+  const sock = path.join(dir, 'hang.sock');
+  const held = [];
+  const server = net.createServer((s) => {
+    if (held.length === 0) held.push(s);
+    else s.destroy();
+  });
+  await new Promise((resolve) => server.listen(sock, resolve));
+  t.after(() => {
+    held.forEach((s) => s.destroy());
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const store = new SessdStore({ url: `unix:${sock}`, poolSize: 2, connectTimeoutMs: 30000, reconnectMinMs: 20, reconnectMaxMs: 100 });
+  t.after(() => store.close());
+  // express-session must learn that the store is down long before the hanging attempt
+  // gives up, or every request waits on it.
+  await once(store, 'disconnect', 3000);
+  assert.equal(store.connected, false);
+});
+
 test('store: reconnects after the daemon restarts on the same socket', async (t) => {
   const d = await new Daemon().start();
   t.after(() => d.cleanup());
