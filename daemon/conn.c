@@ -27,6 +27,7 @@
 struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) pending_link;
+	TAILQ_ENTRY(conn) input_link;
 	struct conn_set *set;
 	evutil_socket_t fd;
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
@@ -44,6 +45,7 @@ struct conn {
 	size_t out_sent;
 	struct dispatch_peer peer;
 	bool pending;  /* on the set's pending list */
+	bool queued;   /* on the set's input list: read this turn, not handled yet */
 	bool reading;  /* read_ev is added */
 	bool writing;  /* write_ev is added */
 	bool closing;  /* reading is over: close once the output is sent */
@@ -89,6 +91,8 @@ static void conn_close(struct conn *c)
 
 	if (c->pending)
 		TAILQ_REMOVE(&s->pending, c, pending_link);
+	if (c->queued)
+		TAILQ_REMOVE(&s->input, c, input_link);
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
 	conn_destroy(c);
@@ -355,9 +359,12 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->in_end += (size_t)got;
-	if (process(c))
-		return;
-	trim_input(c);
+	/* Handled at the end of the turn with the other connections' input (conn_set_handle_input),
+	 * so that their store lookups can start together. */
+	if (!c->queued) {
+		c->queued = true;
+		TAILQ_INSERT_TAIL(&c->set->input, c, input_link);
+	}
 }
 
 /*
@@ -442,6 +449,47 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	s->cfg = *cfg;
 	TAILQ_INIT(&s->all);
 	TAILQ_INIT(&s->pending);
+	TAILQ_INIT(&s->input);
+}
+
+/* The first complete frame in ${c}'s input, if it will be handled: 1 with ${frame} set, or 0. */
+static int first_frame(const struct conn *c, struct dispatch_frame_ref *frame)
+{
+	uint32_t n;
+
+	if (!c->greeted || c->closing || c->paused || c->in_end - c->in_start < CODEC_HEADER_BYTES)
+		return 0;
+	n = codec_frame_length(c->in_data + c->in_start);
+	if (n == 0 || n > c->set->cfg.max_frame || c->in_end - c->in_start - CODEC_HEADER_BYTES < n)
+		return 0;
+	frame->body = c->in_data + c->in_start + CODEC_HEADER_BYTES;
+	frame->len = n;
+	return 1;
+}
+
+void conn_set_handle_input(struct conn_set *s)
+{
+	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
+	struct conn *batch[DISPATCH_PREFETCH_MAX];
+	size_t n_conns, n_frames;
+	struct conn *c;
+
+	while (!TAILQ_EMPTY(&s->input)) {
+		/* A chunk at a time: hints run too far ahead would be evicted before use. */
+		n_conns = n_frames = 0;
+		while (n_conns < DISPATCH_PREFETCH_MAX && (c = TAILQ_FIRST(&s->input)) != NULL) {
+			TAILQ_REMOVE(&s->input, c, input_link);
+			c->queued = false;
+			batch[n_conns++] = c;
+			n_frames += (size_t)first_frame(c, &frames[n_frames]);
+		}
+		if (s->cfg.on_prefetch != NULL && n_frames >= 2)
+			s->cfg.on_prefetch(s->cfg.arg, frames, n_frames);
+		for (size_t i = 0; i < n_conns; i++) {
+			if (!process(batch[i]))
+				trim_input(batch[i]);
+		}
+	}
 }
 
 void conn_set_finish(struct conn_set *s)
@@ -451,6 +499,8 @@ void conn_set_finish(struct conn_set *s)
 	while ((c = TAILQ_FIRST(&s->all)) != NULL) {
 		if (c->pending)
 			TAILQ_REMOVE(&s->pending, c, pending_link);
+		if (c->queued)
+			TAILQ_REMOVE(&s->input, c, input_link);
 		TAILQ_REMOVE(&s->all, c, link);
 		conn_destroy(c);
 	}
@@ -535,6 +585,8 @@ void conn_set_shutdown(struct conn_set *s)
 {
 	struct conn *c, *next;
 
+	/* Requests read before the stop are answered, as they would have been at once. */
+	conn_set_handle_input(s);
 	s->stopping = true;
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);

@@ -14,10 +14,12 @@
 
 /*
  * Client connections: bytes in, frames out. A connection reads with read(2) into its own
- * input buffer, checks each 4-byte header against max_frame before it waits for any of the
- * body, and hands every complete frame, where it lies, to its owner's frame callback, which
- * appends the reply to the connection's own output buffer. Replies are not written from the
- * read callback: the connection joins the set's pending list, and the owner calls
+ * input buffer; once per loop turn the owner calls conn_set_handle_input, which checks each
+ * 4-byte header against max_frame before it waits for any of the body and hands every
+ * complete frame, where it lies, to the owner's frame callback, which appends the reply to
+ * the connection's own output buffer (frames that arrived together are first offered to
+ * on_prefetch, so their store lookups can start together). Replies are not written there:
+ * the connection joins the set's pending list, and the owner calls
  * conn_set_flush once per loop turn (after its group commit), which writes each pending
  * output with one send(2) and watches for writability only when the socket would block (the
  * Redis model: no write event per reply, no extra loop round trip). Knows nothing of the
@@ -64,6 +66,8 @@ struct conn_set {
 	/* Connections with replies written since the last conn_set_flush: not sent yet, and
 	 * not acknowledged until the owner's commit of this turn succeeded. */
 	struct conn_list pending;
+	/* Connections that read input this turn, not handled yet (conn_set_handle_input). */
+	struct conn_list input;
 	size_t count;
 	bool stopping;
 };
@@ -81,6 +85,15 @@ void conn_set_finish(struct conn_set *s);
  * failure too). Returns 0, or -1 (logged).
  */
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd);
+
+/*
+ * conn_set_handle_input(s):
+ * Handle the requests every connection read in this loop turn, handing each frame to the
+ * owner's on_frame; called once per turn, before the commit and conn_set_flush. Reads only
+ * queue their connection, so that the store lookups of a turn's requests can start together
+ * (on_prefetch) before any is carried out.
+ */
+void conn_set_handle_input(struct conn_set *s);
 
 /*
  * conn_set_flush(s, committed):

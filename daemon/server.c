@@ -211,6 +211,7 @@ static void server_after_turn(struct server *srv)
 {
 	bool ok = true;
 
+	conn_set_handle_input(&srv->conns);
 	if (srv->persist != NULL && persist_pending(srv->persist) &&
 	    persist_commit(srv->persist) == -1) {
 		ok = false;
@@ -508,8 +509,8 @@ int server_run(struct server *srv)
 {
 	int flags, rc;
 
-	/* One turn: every ready callback decodes and dispatches what it read, replies pile up in
-	 * the connections' outputs, and server_after_turn commits and writes them all. */
+	/* One turn: the ready callbacks read, server_after_turn handles what they read (replies
+	 * pile up in the connections' outputs), commits, and writes them all. */
 	while (!srv->done) {
 		/* Replies queued by the last flush (a client resumed) must not wait for I/O. */
 		flags = EVLOOP_ONCE;

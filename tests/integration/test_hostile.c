@@ -2632,3 +2632,93 @@ LEAK_CHECKED_TEST(hostile, batch_with_a_malformed_frame)
 	buf_finish(&b);
 	stop_clean();
 }
+
+/*
+ * Requests that several connections sent in the same loop turn are handled together at its
+ * end (their lookups start together). Connections that send a SET, a GET of it after the
+ * SET's reply, a malformed frame, or that hang up right after sending, each get exactly
+ * their own answers.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, many_connections_one_turn, .timeout = 60)
+{
+	enum { CONNS = 40 };
+	int fds[CONNS];
+	struct codec_request req;
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	const char *why = "";
+	char id[16], data[16];
+	uint8_t *body;
+	struct buf b;
+	size_t len, at;
+
+	start_with(NULL);
+	buf_init(&b);
+	for (int i = 0; i < CONNS; i++)
+		fds[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+	for (int round = 0; round < 2; round++) {
+		/* Every connection's request goes out before any reply is read. */
+		for (int i = 0; i < CONNS; i++) {
+			if (fds[i] == -1)
+				continue;
+			buf_reset(&b);
+			memset(&req, 0, sizeof(req));
+			snprintf(id, sizeof(id), "one-%02d", i);
+			snprintf(data, sizeof(data), "data-%02d", i);
+			req.request_id = 100 + (uint64_t)i;
+			req.ns = bytes("turn");
+			req.id = bytes(id);
+			if (i % 10 == 7 && round == 1) {
+				at = raw_begin(&b, CODEC_OP_GET, req.request_id, 2);
+				cr_assert_eq(mp_write_nil(&b), 0);
+				cr_assert_eq(mp_write_uint(&b, 7), 0);
+				raw_end(&b, at);
+			} else if (round == 0) {
+				req.op = CODEC_OP_SET;
+				req.ttl_ms = 600000;
+				req.data = bytes(data);
+				encode(&b, &req);
+			} else {
+				req.op = CODEC_OP_GET;
+				encode(&b, &req);
+			}
+			cr_assert_eq(harness_send_all(fds[i], b.data, b.len), 0);
+			if (i % 10 == 3 && round == 1) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		for (int i = 0; i < CONNS; i++) {
+			if (fds[i] == -1)
+				continue;
+			harness_read_reply(fds[i], &rep, &body);
+			cr_assert_eq(rep.request_id, 100 + (uint64_t)i, "connection %d", i);
+			if (i % 10 == 7 && round == 1) {
+				cr_assert_eq(rep.status, CODEC_BAD_REQUEST, "connection %d", i);
+				free(body);
+				cr_assert_eq(recv_frame_or_end(fds[i], &body, &len, &why), 0,
+				             "connection %d is closed (%s)", i, why);
+				close(fds[i]);
+				fds[i] = -1;
+				continue;
+			}
+			cr_assert_eq(rep.status, CODEC_OK, "connection %d: %s", i,
+			             codec_status_name(rep.status));
+			if (round == 1) {
+				snprintf(data, sizeof(data), "data-%02d", i);
+				mp_reader_init(&r, rep.result.ptr, rep.result.len);
+				cr_assert_eq(mp_read_bin(&r, &got), 0);
+				cr_assert(got.len == strlen(data) &&
+				              memcmp(got.ptr, data, got.len) == 0,
+				          "connection %d reads its own session", i);
+			}
+			free(body);
+		}
+	}
+	for (int i = 0; i < CONNS; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	buf_finish(&b);
+	stop_clean();
+}
