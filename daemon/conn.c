@@ -200,10 +200,34 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 	c->closing = true;
 }
 
+/* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
+static bool will_handle(const struct conn *c)
+{
+	return c->set->cfg.on_prefetch != NULL && c->greeted && !c->closing && !c->paused;
+}
+
+/*
+ * The complete frame at offset ${at} of ${c}'s input, its body into ${frame}: returns the
+ * offset after it, or 0 when there is none there (too short yet, or a length process()
+ * refuses and answers).
+ */
+static size_t frame_at(const struct conn *c, size_t at, struct dispatch_frame_ref *frame)
+{
+	uint32_t n;
+
+	if (c->in_end - at < CODEC_HEADER_BYTES)
+		return 0;
+	n = codec_frame_length(c->in_data + at);
+	if (n == 0 || n > c->set->cfg.max_frame || c->in_end - at - CODEC_HEADER_BYTES < n)
+		return 0;
+	frame->body = c->in_data + at + CODEC_HEADER_BYTES;
+	frame->len = n;
+	return at + CODEC_HEADER_BYTES + (size_t)n;
+}
+
 /*
  * Hint the frames already complete in the input to the owner before any is handled: with
- * several (a pipelining client), their store lookups' cache misses can overlap. Frames the
- * size checks in process() would refuse end the walk; process() answers them.
+ * several (a pipelining client), their store lookups' cache misses can overlap.
  */
 static void prefetch_frames(struct conn *c)
 {
@@ -211,16 +235,8 @@ static void prefetch_frames(struct conn *c)
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
 	size_t count = 0, at = c->in_start;
 
-	while (count < DISPATCH_PREFETCH_MAX && c->in_end - at >= CODEC_HEADER_BYTES) {
-		uint32_t n = codec_frame_length(c->in_data + at);
-
-		if (n == 0 || n > s->cfg.max_frame || c->in_end - at - CODEC_HEADER_BYTES < n)
-			break;
-		frames[count].body = c->in_data + at + CODEC_HEADER_BYTES;
-		frames[count].len = n;
+	while (count < DISPATCH_PREFETCH_MAX && (at = frame_at(c, at, &frames[count])) != 0)
 		count++;
-		at += CODEC_HEADER_BYTES + (size_t)n;
-	}
 	if (count >= 2)
 		s->cfg.on_prefetch(s->cfg.arg, frames, count);
 }
@@ -237,7 +253,7 @@ static bool process(struct conn *c)
 	size_t avail, whole;
 	uint32_t n;
 
-	if (s->cfg.on_prefetch != NULL && c->greeted && !c->closing && !c->paused)
+	if (will_handle(c))
 		prefetch_frames(c);
 	while (!c->closing && !c->paused) {
 		avail = c->in_end - c->in_start;
@@ -452,21 +468,6 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->input);
 }
 
-/* The first complete frame in ${c}'s input, if it will be handled: 1 with ${frame} set, or 0. */
-static int first_frame(const struct conn *c, struct dispatch_frame_ref *frame)
-{
-	uint32_t n;
-
-	if (!c->greeted || c->closing || c->paused || c->in_end - c->in_start < CODEC_HEADER_BYTES)
-		return 0;
-	n = codec_frame_length(c->in_data + c->in_start);
-	if (n == 0 || n > c->set->cfg.max_frame || c->in_end - c->in_start - CODEC_HEADER_BYTES < n)
-		return 0;
-	frame->body = c->in_data + c->in_start + CODEC_HEADER_BYTES;
-	frame->len = n;
-	return 1;
-}
-
 void conn_set_handle_input(struct conn_set *s)
 {
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
@@ -481,9 +482,10 @@ void conn_set_handle_input(struct conn_set *s)
 			TAILQ_REMOVE(&s->input, c, input_link);
 			c->queued = false;
 			batch[n_conns++] = c;
-			n_frames += (size_t)first_frame(c, &frames[n_frames]);
+			if (will_handle(c) && frame_at(c, c->in_start, &frames[n_frames]) != 0)
+				n_frames++;
 		}
-		if (s->cfg.on_prefetch != NULL && n_frames >= 2)
+		if (n_frames >= 2)
 			s->cfg.on_prefetch(s->cfg.arg, frames, n_frames);
 		for (size_t i = 0; i < n_conns; i++) {
 			if (!process(batch[i]))

@@ -52,14 +52,11 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	d->p = p;
 	d->stats = stats;
 	buf_init(&d->scratch);
-	d->tag_key = sodium_malloc(IDS_LOG_TAG_KEY_BYTES);
+	d->tag_key = ids_secret_new(IDS_LOG_TAG_KEY_BYTES);
 	if (d->tag_key == NULL) {
 		free(d);
-		errno = ENOMEM;
 		return NULL;
 	}
-	randombytes_buf(d->tag_key, IDS_LOG_TAG_KEY_BYTES);
-	sodium_mprotect_readonly(d->tag_key);
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
 	return d;
@@ -570,16 +567,14 @@ void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *fram
 		const char *why;
 		uint32_t status;
 
-		if (codec_decode_request(frames[i].body, frames[i].len, &req, &status, &why) ==
-		        -1 ||
-		    req.id.len == 0)
+		if (codec_decode_request(frames[i].body, frames[i].len, &req, &status, &why) == -1)
 			continue;
 		key = (struct store_key){req.ns.ptr, req.ns.len, req.id.ptr, req.id.len};
 		if (store_hint_start(d->st, &key, &hints[n]) == 0)
 			n++;
 	}
 	for (size_t i = 0; i < n; i++)
-		store_hint_follow(d->st, &hints[i]);
+		store_hint_follow(&hints[i]);
 }
 
 enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,

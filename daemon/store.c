@@ -10,6 +10,7 @@
 
 #include "expiry.h"
 #include "flash.h"
+#include "ids.h"
 
 /*
  * Layout. The store maps namespace names to namespaces through a small hash table; each
@@ -397,9 +398,8 @@ int store_hint_start(const struct store *st, const struct store_key *key, struct
 	return 0;
 }
 
-void store_hint_follow(const struct store *st, const struct store_hint *hint)
+void store_hint_follow(const struct store_hint *hint)
 {
-	(void)st;
 	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
 		const struct hnode *head = *(struct hnode *const *)hint->buckets[t];
 
@@ -550,14 +550,11 @@ struct store *store_new(const struct store_config *cfg)
 		return NULL;
 	}
 	st->cfg = *cfg;
-	st->hash_key = sodium_malloc(crypto_shorthash_KEYBYTES);
+	st->hash_key = ids_secret_new(crypto_shorthash_KEYBYTES);
 	if (st->hash_key == NULL) {
 		free(st);
-		errno = ENOMEM;
 		return NULL;
 	}
-	randombytes_buf(st->hash_key, crypto_shorthash_KEYBYTES);
-	sodium_mprotect_readonly(st->hash_key);
 	dict_init(&st->names);
 	expiry_init(&st->wheel);
 	return st;

@@ -65,12 +65,12 @@ void store_free(struct store *st);
 int store_hint_start(const struct store *st, const struct store_key *key, struct store_hint *hint);
 
 /*
- * store_hint_follow(st, hint):
+ * store_hint_follow(hint):
  * Start loading the session at the head of the hinted bucket(s). Call it once the bucket has
  * had time to arrive (after starting the rest of the batch), with the store unchanged since
  * store_hint_start.
  */
-void store_hint_follow(const struct store *st, const struct store_hint *hint);
+void store_hint_follow(const struct store_hint *hint);
 
 /*
  * store_get(st, key, now_ms, data, len):

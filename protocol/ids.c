@@ -1,5 +1,6 @@
 #include "ids.h"
 
+#include <errno.h>
 #include <limits.h>
 
 #include <sodium.h>
@@ -102,6 +103,19 @@ int ids_generate(char out[IDS_TEXT_LEN + 1])
 	(void)ids_base64url_encode(out, IDS_TEXT_LEN + 1, raw, sizeof raw);
 	sodium_memzero(raw, sizeof raw);
 	return 0;
+}
+
+uint8_t *ids_secret_new(size_t len)
+{
+	uint8_t *key = sodium_malloc(len);
+
+	if (key == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	randombytes_buf(key, len);
+	sodium_mprotect_readonly(key);
+	return key;
 }
 
 void ids_log_tag(char out[13], const void *id, size_t len, const uint8_t key[IDS_LOG_TAG_KEY_BYTES])

@@ -39,6 +39,14 @@ int ids_generate(char out[IDS_TEXT_LEN + 1]);
 #define IDS_LOG_TAG_KEY_BYTES 32
 
 /*
+ * ids_secret_new(len):
+ * ${len} random bytes in sodium_malloc'd memory, then made read-only: a per-process key that
+ * a stray write cannot change and a core dump or swap is less likely to show. Returns it, or
+ * NULL (errno ENOMEM); the caller frees it with sodium_free, which wipes it.
+ */
+uint8_t *ids_secret_new(size_t len);
+
+/*
  * ids_log_tag(out, id, len, key):
  * A short tag for logs that names a session without revealing it: the first 6 bytes of the
  * BLAKE2b hash of the id keyed with the 32-byte ${key} (random per process), as 12 hex digits

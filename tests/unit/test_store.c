@@ -766,7 +766,7 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 		for (size_t probe = i; probe < i + 3; probe++) {
 			k = key_n(&b, "app", probe);
 			cr_assert_eq(store_hint_start(st, &k, &hint), 0);
-			store_hint_follow(st, &hint);
+			store_hint_follow(&hint);
 		}
 	}
 	k = key_of("app", "");
@@ -777,7 +777,7 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 	for (size_t i = 0; i < 2 * N; i++) {
 		k = key_n(&b, "app", i);
 		if (store_hint_start(st, &k, &hint) == 0)
-			store_hint_follow(st, &hint);
+			store_hint_follow(&hint);
 	}
 	store_stats(st, NULL, 0, &after);
 	cr_assert_eq(after.sessions, before.sessions);
