@@ -226,16 +226,20 @@ static size_t frame_at(const struct conn *c, size_t at, struct dispatch_frame_re
 }
 
 /*
- * Hint the frames already complete in the input to the owner before any is handled: with
- * several (a pipelining client), their store lookups' cache misses can overlap.
+ * Hint the frames already complete in the input to the owner before any is handled, all
+ * but the first ${skip} (hinted already): with several (a pipelining client), their store
+ * lookups' cache misses can overlap.
  */
-static void prefetch_frames(struct conn *c)
+static void prefetch_frames(struct conn *c, size_t skip)
 {
 	struct conn_set *s = c->set;
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
 	size_t count = 0, at = c->in_start;
 
-	while (count < DISPATCH_PREFETCH_MAX && (at = frame_at(c, at, &frames[count])) != 0)
+	while (skip > 0 && (at = frame_at(c, at, &frames[0])) != 0)
+		skip--;
+	while (at != 0 && count < DISPATCH_PREFETCH_MAX &&
+	       (at = frame_at(c, at, &frames[count])) != 0)
 		count++;
 	if (count >= 2)
 		s->cfg.on_prefetch(s->cfg.arg, frames, count);
@@ -243,9 +247,10 @@ static void prefetch_frames(struct conn *c)
 
 /*
  * Handle every complete frame in the input, where it lies, with replies appended to the
- * connection's output. Returns true when ${c} was freed.
+ * connection's output; the first ${hinted} frames were hinted already. Returns true when
+ * ${c} was freed.
  */
-static bool process(struct conn *c)
+static bool process(struct conn *c, size_t hinted)
 {
 	struct conn_set *s = c->set;
 	size_t before = c->out.len;
@@ -254,7 +259,7 @@ static bool process(struct conn *c)
 	uint32_t n;
 
 	if (will_handle(c))
-		prefetch_frames(c);
+		prefetch_frames(c, hinted);
 	while (!c->closing && !c->paused) {
 		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
@@ -432,7 +437,7 @@ static bool conn_write(struct conn *c)
 	if (c->paused && unsent(c) <= c->set->cfg.output_high_bytes / 2) {
 		c->paused = false;
 		/* Frames may wait in the input already; the socket will not announce them. */
-		return process(c);
+		return process(c, 0);
 	}
 	return false;
 }
@@ -472,6 +477,7 @@ void conn_set_handle_input(struct conn_set *s)
 {
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
 	struct conn *batch[DISPATCH_PREFETCH_MAX];
+	bool first_hinted[DISPATCH_PREFETCH_MAX];
 	size_t n_conns, n_frames;
 	struct conn *c;
 
@@ -481,14 +487,15 @@ void conn_set_handle_input(struct conn_set *s)
 		while (n_conns < DISPATCH_PREFETCH_MAX && (c = TAILQ_FIRST(&s->input)) != NULL) {
 			TAILQ_REMOVE(&s->input, c, input_link);
 			c->queued = false;
+			first_hinted[n_conns] =
+			    will_handle(c) && frame_at(c, c->in_start, &frames[n_frames]) != 0;
+			n_frames += first_hinted[n_conns];
 			batch[n_conns++] = c;
-			if (will_handle(c) && frame_at(c, c->in_start, &frames[n_frames]) != 0)
-				n_frames++;
 		}
 		if (n_frames >= 2)
 			s->cfg.on_prefetch(s->cfg.arg, frames, n_frames);
 		for (size_t i = 0; i < n_conns; i++) {
-			if (!process(batch[i]))
+			if (!process(batch[i], n_frames >= 2 && first_hinted[i]))
 				trim_input(batch[i]);
 		}
 	}

@@ -10,6 +10,9 @@
  *   start keeps every node where it belongs.
  * - pending holds nodes of slots whose start pos has reached; late holds nodes scheduled
  *   below pos (only when the caller's clock stepped back).
+ * - A postponed node keeps its place, so its at_ms may lie beyond its slot (or above
+ *   late_min_ms): a slot's start, and late_min_ms, are lower bounds of its nodes' instants,
+ *   and a node reached before its instant is placed again rather than popped.
  */
 
 static void list_init(struct expiry_node *head)
@@ -158,6 +161,14 @@ void expiry_cancel(struct expiry_wheel *w, struct expiry_node *n)
 void expiry_reschedule(struct expiry_wheel *w, struct expiry_node *n, uint64_t at_ms,
                        uint64_t now_ms)
 {
+	/* Postponing (every touch of a session does) leaves the node in its slot: when the
+	 * wheel reaches that slot, the node is re-placed by its new instant like any cascading
+	 * node. Moving it now would write to its two neighbours and a slot's tail, other
+	 * sessions' memory that is rarely in cache. */
+	if (n->next != NULL && at_ms >= n->at_ms) {
+		n->at_ms = at_ms;
+		return;
+	}
 	expiry_cancel(w, n);
 	expiry_schedule(w, n, at_ms, now_ms);
 }

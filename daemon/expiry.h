@@ -48,7 +48,11 @@ void expiry_schedule(struct expiry_wheel *w, struct expiry_node *n, uint64_t at_
 /* expiry_cancel(w, n): unschedule ${n}; does nothing if it is not scheduled. O(1). */
 void expiry_cancel(struct expiry_wheel *w, struct expiry_node *n);
 
-/* expiry_reschedule(w, n, at_ms, now_ms): cancel then schedule. O(1). */
+/*
+ * expiry_reschedule(w, n, at_ms, now_ms):
+ * Make ${n} due at ${at_ms}, scheduled or not. O(1). Postponing a scheduled node writes only
+ * to the node; the wheel re-places it when it reaches the node's old slot.
+ */
 void expiry_reschedule(struct expiry_wheel *w, struct expiry_node *n, uint64_t at_ms,
                        uint64_t now_ms);
 

@@ -78,12 +78,29 @@ struct ns {
 	uint8_t name[64];
 };
 
+/*
+ * An id store_hint_start hashed, kept for the request that looks it up moments later: with
+ * libsodium's SipHash, hashing an id costs as much as the rest of a lookup. Ids longer than
+ * the slot (none that sessd or connect-sessd make) are not kept.
+ */
+#define HASH_MEMO_SLOTS  32
+#define HASH_MEMO_ID_MAX 48
+
+struct hash_memo {
+	uint64_t hash;
+	uint8_t id_len; /* 0: empty */
+	uint8_t id[HASH_MEMO_ID_MAX];
+};
+
 struct store {
 	struct store_config cfg;
 	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
 	 * collisions at one bucket. */
 	uint8_t *hash_key;
 	struct dict names;
+	/* The namespace found last, or NULL: nearly every request names the one its app always
+	 * uses, and hashing the name costs as much as the rest of a lookup. */
+	struct ns *ns_recent;
 	/* Sessions name their namespace by index into ns_slots; freed indexes are reused. */
 	struct ns **ns_slots;
 	uint32_t *ns_free;
@@ -95,6 +112,7 @@ struct store {
 	uint64_t flashes;
 	uint64_t expired_total;
 	struct expiry_wheel wheel;
+	struct hash_memo hash_memo[HASH_MEMO_SLOTS];
 };
 
 typedef uint64_t (*dict_hash_fn)(const struct store *st, const struct hnode *n);
@@ -108,6 +126,26 @@ static uint64_t hash_bytes(const struct store *st, const uint8_t *p, size_t len)
 	crypto_shorthash(out, p, len, st->hash_key);
 	memcpy(&h, out, sizeof(h));
 	return h;
+}
+
+/* The memo slot for ${id}. Chosen by the id's own bytes: whoever aims ids at one slot only
+ * makes their hashes be computed again, never wrong. */
+static size_t hash_memo_slot(const uint8_t *id, size_t len)
+{
+	uint64_t word = 0;
+
+	memcpy(&word, id, len < sizeof(word) ? len : sizeof(word));
+	return (size_t)((word * UINT64_C(0x9e3779b97f4a7c15)) >> 59) % HASH_MEMO_SLOTS;
+}
+
+/* The hash of session id ${id}, from the memo when store_hint_start left it there. */
+static uint64_t id_hash(const struct store *st, const uint8_t *id, size_t len)
+{
+	const struct hash_memo *m = &st->hash_memo[hash_memo_slot(id, len)];
+
+	if (m->id_len == len && memcmp(m->id, id, len) == 0)
+		return m->hash;
+	return hash_bytes(st, id, len);
 }
 
 static struct sess *sess_of(const struct hnode *n)
@@ -374,15 +412,18 @@ static struct sess *sess_lookup(struct store *st, struct ns *ns, const uint8_t *
 
 static struct ns *ns_find_const(const struct store *st, const uint8_t *name, size_t name_len)
 {
-	struct hnode **link =
-	    dict_find(&st->names, hash_bytes(st, name, name_len), ns_eq, name, name_len);
+	struct hnode **link;
 
+	if (st->ns_recent != NULL && ns_eq(&st->ns_recent->link, name, name_len))
+		return st->ns_recent;
+	link = dict_find(&st->names, hash_bytes(st, name, name_len), ns_eq, name, name_len);
 	return link != NULL ? ns_of(*link) : NULL;
 }
 
-int store_hint_start(const struct store *st, const struct store_key *key, struct store_hint *hint)
+int store_hint_start(struct store *st, const struct store_key *key, struct store_hint *hint)
 {
 	const struct ns *ns = ns_find_const(st, key->ns, key->ns_len);
+	struct hash_memo *memo;
 	const struct dict *d;
 	uint64_t h;
 
@@ -390,7 +431,13 @@ int store_hint_start(const struct store *st, const struct store_key *key, struct
 	if (ns == NULL || key->id_len == 0)
 		return -1;
 	d = &ns->sessions;
-	h = hash_bytes(st, key->id, key->id_len);
+	h = id_hash(st, key->id, key->id_len);
+	if (key->id_len <= HASH_MEMO_ID_MAX) {
+		memo = &st->hash_memo[hash_memo_slot(key->id, key->id_len)];
+		memo->hash = h;
+		memo->id_len = (uint8_t)key->id_len;
+		memcpy(memo->id, key->id, key->id_len);
+	}
 	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
 		hint->buckets[t] = dict_bucket(d, t, h);
 		__builtin_prefetch(hint->buckets[t]);
@@ -414,8 +461,13 @@ void store_hint_follow(const struct store_hint *hint)
 static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len)
 {
 	assert(name_len >= 1 && name_len <= 64);
+	struct ns *ns;
+
 	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
-	return ns_find_const(st, name, name_len);
+	ns = ns_find_const(st, name, name_len);
+	if (ns != NULL)
+		st->ns_recent = ns;
+	return ns;
 }
 
 static int ns_slots_grow(struct store *st)
@@ -470,6 +522,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	memcpy(ns->name, name, name_len);
 	st->ns_slots[index] = ns;
 	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
+	st->ns_recent = ns;
 	return ns;
 
 fail:
@@ -485,6 +538,8 @@ static void ns_release_if_empty(struct store *st, struct ns *ns)
 		return;
 	link = dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len));
 	dict_unlink(&st->names, link);
+	if (st->ns_recent == ns)
+		st->ns_recent = NULL;
 	st->ns_slots[ns->index] = NULL;
 	st->ns_free[st->ns_free_len++] = ns->index;
 	dict_finish(&ns->sessions);
@@ -598,7 +653,7 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
 	                &link);
 	if (s == NULL || !s->has_data)
 		goto fail_release;
@@ -669,7 +724,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	h = hash_bytes(st, key->id, key->id_len);
+	h = id_hash(st, key->id, key->id_len);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s != NULL) {
 		if (sess_replace_data(st, ns, link, s, data, len, expires_at_ms, now_ms) != 0)
@@ -717,7 +772,7 @@ int store_touch(struct store *st, const struct store_key *key, uint64_t expires_
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
 	                &link);
 	if (s == NULL)
 		goto fail_release;
@@ -748,7 +803,7 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
 		errno = ENOENT;
 		return -1;
 	}
-	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
 	                &link);
 	if (s != NULL) {
 		sess_remove(st, ns, link, s);
@@ -785,7 +840,7 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	h = hash_bytes(st, key->id, key->id_len);
+	h = id_hash(st, key->id, key->id_len);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s == NULL) {
 		if (dict_reserve(&ns->sessions) != 0)
@@ -859,7 +914,7 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail_missing;
-	s = sess_lookup(st, ns, key->id, key->id_len, hash_bytes(st, key->id, key->id_len), now_ms,
+	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
 	                &link);
 	if (s == NULL) {
 		ns_release_if_empty(st, ns);

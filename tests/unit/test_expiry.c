@@ -90,6 +90,36 @@ LEAK_CHECKED_TEST(expiry, cancel_and_reschedule)
 	free(w);
 }
 
+/* A rolling session: touched again and again, each touch postponing it by a day. */
+LEAK_CHECKED_TEST(expiry, postponed_node_pops_at_its_last_instant)
+{
+	struct expiry_wheel *w = wheel_new();
+	struct expiry_node n = {0}, early = {0}, *out[4];
+	uint64_t now = UINT64_C(1700000000000);
+	uint64_t day = UINT64_C(86400000);
+
+	expiry_schedule(w, &n, now + day, now);
+	for (int touch = 0; touch < 200; touch++) {
+		now += 997 * (uint64_t)(touch + 1);
+		cr_assert_eq(drain(w, now, out, 4), 0, "popped before its instant at touch %d",
+		             touch);
+		expiry_reschedule(w, &n, now + day, now);
+		cr_assert_eq(expiry_count(w), 1);
+		cr_assert_leq(expiry_next(w), now + day);
+	}
+	/* Bringing a node forward moves it at once. */
+	expiry_schedule(w, &early, now + day, now);
+	expiry_reschedule(w, &early, now + 5, now);
+	cr_assert_leq(expiry_next(w), now + 5);
+	cr_assert_eq(drain(w, now + 5, out, 4), 1);
+	cr_assert_eq(out[0], &early);
+	cr_assert_eq(drain(w, now + day - 1, out, 4), 0);
+	cr_assert_eq(drain(w, now + day, out, 4), 1);
+	cr_assert_eq(out[0], &n);
+	cr_assert_eq(expiry_count(w), 0);
+	free(w);
+}
+
 LEAK_CHECKED_TEST(expiry, far_future_and_extremes)
 {
 	struct expiry_wheel *w = wheel_new();

@@ -178,6 +178,32 @@ LEAK_CHECKED_TEST(store, namespaces_are_isolated)
 	store_free(st);
 }
 
+/* The namespace found last is remembered: freeing it, and names that share a prefix, must
+ * not make a lookup answer from the wrong namespace or from freed memory (ASan build). */
+LEAK_CHECKED_TEST(store, namespace_freed_right_after_use)
+{
+	struct store *st = new_store(0);
+	struct store_key ka = key_of("a", "id");
+	struct store_hint hint;
+
+	set_str(st, "a", "id", "in a", T0 + 1000, T0);
+	assert_absent(st, "ab", "id", T0);
+	assert_absent(st, "b", "id", T0);
+	cr_assert_eq(store_destroy(st, &ka, T0), 0);
+	cr_assert_eq(store_hint_start(st, &ka, &hint), -1, "a freed namespace is still found");
+	assert_absent(st, "a", "id", T0);
+	set_str(st, "ab", "id", "in ab", T0 + 1000, T0);
+	assert_absent(st, "a", "id", T0);
+	set_str(st, "a", "id", "in a again", T0 + 1000, T0);
+	assert_data(st, "ab", "id", T0, "in ab");
+	assert_data(st, "a", "id", T0, "in a again");
+	/* Lazily expired: the lookup frees the session and then its namespace. */
+	assert_absent(st, "ab", "id", T0 + 1000);
+	assert_absent(st, "ab", "id", T0 + 1000);
+	assert_data(st, "a", "id", T0, "in a again");
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, touch)
 {
 	struct store *st = new_store(0);
@@ -791,6 +817,44 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 		cr_assert_eq(store_get(st, &k, T0, &data, &len), 0, "session %zu", i);
 		cr_assert(len == 1 && memcmp(data, "v", 1) == 0);
 	}
+	store_free(st);
+}
+
+/* Hints keep each id's hash for the lookup after them. Ids that share their first bytes
+ * share a memo slot, and ids of every length must still each find their own session. */
+LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
+{
+	enum { N = 40 };
+	static const size_t lens[] = {1, 8, 9, 47, 48, 49, 128};
+	char ids[N][129];
+	struct store *st = new_store(0);
+	struct store_hint hint;
+
+	for (size_t i = 0; i < N; i++) {
+		size_t len = lens[i % (sizeof(lens) / sizeof(lens[0]))];
+
+		memset(ids[i], 'p', len);
+		ids[i][len] = '\0';
+		/* Distinct ids: the last byte tells apart those of one length. */
+		ids[i][len - 1] = (char)('A' + i);
+		set_str(st, "app", ids[i], ids[i], T0 + 1000, T0);
+	}
+	for (size_t i = 0; i < N; i++) {
+		struct store_key hinted = key_of("app", ids[i]);
+		struct store_key other = key_of("app", ids[(i + 7) % N]);
+		const void *data;
+		size_t len;
+
+		cr_assert_eq(store_hint_start(st, &hinted, &hint), 0);
+		cr_assert_eq(store_get(st, &other, T0, &data, &len), 0, "id %zu", (i + 7) % N);
+		cr_assert(len == strlen(ids[(i + 7) % N]) &&
+		          memcmp(data, ids[(i + 7) % N], len) == 0);
+		assert_data(st, "app", ids[i], T0, ids[i]);
+		cr_assert_eq(store_destroy(st, &hinted, T0), 0);
+		assert_absent(st, "app", ids[i], T0);
+		set_str(st, "app", ids[i], ids[i], T0 + 1000, T0);
+	}
+	cr_assert_eq(store_count(st, NS, 3, T0), N);
 	store_free(st);
 }
 
