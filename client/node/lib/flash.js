@@ -7,6 +7,26 @@ const util = require('util');
 
 const DEFAULT_MARK = '_flash';
 
+// holdEnd(res, pending): until every push in ${pending} has settled, keep res.end (and so the
+// headers: express-session sends them at res.end, before its own save completes) from going
+// out. A browser follows a redirect as soon as it has the headers, and the next page may be
+// served by another process on another connection: it must find the flash already stored.
+function holdEnd(res, pending) {
+  const end = res.end;
+  res.end = function endAfterFlashes(...args) {
+    if (pending.size === 0) return end.apply(this, args);
+    const settleAll = () => {
+      if (pending.size === 0) {
+        end.apply(this, args);
+        return;
+      }
+      Promise.allSettled([...pending]).then(settleAll);
+    };
+    settleAll();
+    return this;
+  };
+}
+
 function findBackend(opts, req) {
   const store = opts.store || req.sessionStore;
   if (opts.client) {
@@ -42,6 +62,7 @@ function flash(opts = {}) {
   return function sessdFlash(req, res, next) {
     if (req.flash) return next();
     let backend = null;
+    let pending = null;
 
     function ctx() {
       if (!backend) backend = findBackend(opts, req);
@@ -54,7 +75,15 @@ function flash(opts = {}) {
     function push(type, msg) {
       const b = ctx();
       if (mark && !req.session[mark]) req.session[mark] = true;
-      return b.client.flashPush(b.namespace, b.prefix + req.sessionID, type, msg, ttlFor(req, b));
+      const p = b.client.flashPush(b.namespace, b.prefix + req.sessionID, type, msg, ttlFor(req, b));
+      if (!pending) {
+        pending = new Set();
+        holdEnd(res, pending);
+      }
+      pending.add(p);
+      const done = () => pending.delete(p);
+      p.then(done, done);
+      return p;
     }
 
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the

@@ -103,7 +103,8 @@ class Browser {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }
 
-  // request(method, path, form): { status, headers, body, location }.
+  // request(method, path, form): { status, headers, body, location, headersAt } (headersAt:
+  // Date.now() when the status line and headers arrived, which may be before the body).
   request(method, p, form, base = this.base) {
     const url = new URL(p, base);
     const body = form ? new URLSearchParams(form).toString() : null;
@@ -115,6 +116,7 @@ class Browser {
     }
     return new Promise((resolve, reject) => {
       const req = http.request(url, { method, headers, agent: false }, (res) => {
+        const headersAt = Date.now();
         let data = '';
         res.setEncoding('utf8');
         res.on('data', (d) => {
@@ -126,7 +128,7 @@ class Browser {
             const i = pair.indexOf('=');
             this.cookies.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
           }
-          resolve({ status: res.statusCode, headers: res.headers, body: data, location: res.headers.location });
+          resolve({ status: res.statusCode, headers: res.headers, body: data, location: res.headers.location, headersAt });
         });
       });
       req.on('error', reject);

@@ -207,6 +207,60 @@ test('a stuck sessd (SIGSTOP): requests fail with ETIMEDOUT within timeoutMs, th
   assert.equal((await store.get(sid)).user, 'dee');
 });
 
+test('passport-style failureFlash (push not awaited, then redirect): the redirect waits until the flash is stored', async (t) => {
+  const d = await new Daemon().start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'realapp-order', timeoutMs: 10000 });
+  // The route stops the daemon just before it pushes, as a slow or busy daemon would leave
+  // the push unanswered: without the hold, express-session sends the redirect's headers at
+  // once, and a browser follows them before the push is stored, on whatever process and
+  // connection serves the next page.
+  let resumedAt = 0;
+  let resumed = null;
+  const stallDaemon = () => {
+    resumedAt = 0;
+    process.kill(d.proc.pid, 'SIGSTOP');
+    resumed = sleep(300).then(() => {
+      resumedAt = Date.now();
+      process.kill(d.proc.pid, 'SIGCONT');
+    });
+  };
+  const app = makeApp(store, {}, (a) => {
+    a.post('/fail', (req, res) => {
+      stallDaemon();
+      req.flash('error', 'Invalid password');
+      res.redirect(302, '/page');
+    });
+    a.post('/fail-twice', (req, res) => {
+      stallDaemon();
+      req.flash('error', 'one');
+      req.flash('error', 'two');
+      res.redirect(302, '/page');
+    });
+  });
+  const base = await serve(t, app, store);
+  await once(store, 'connect');
+  const br = new Browser(base);
+  assert.equal((await br.post('/login', { user: 'eve' })).status, 302);
+
+  for (const route of ['/fail', '/fail-twice']) {
+    const r = await within(8000, br.post(route, {}), `POST ${route}`);
+    await resumed;
+    assert.equal(r.status, 302);
+    assert.ok(r.headersAt >= resumedAt, `${route}: the redirect's headers arrived ${resumedAt - r.headersAt} ms before the flash could be stored`);
+    // Another connection (as another app process would have) sees the messages at once.
+    const other = new SessdStore({ url: d.unixUrl, namespace: 'realapp-order', poolSize: 1 });
+    try {
+      const want = route === '/fail' ? ['Invalid password'] : ['one', 'two'];
+      assert.deepEqual(await other.client.flashPop('realapp-order', other.prefix + sidOf(br), 'error'), want);
+    } finally {
+      other.close();
+    }
+  }
+  // Requests that push nothing are not held, and a page shows no leftover flash.
+  assert.deepEqual(json(await br.get('/page')), {});
+});
+
 test('a session over max_data: a clear error for that request, the connection and the others carry on', async (t) => {
   const d = await new Daemon({ extraArgs: ['--max-frame', '8192'] }).start();
   t.after(() => d.cleanup());
