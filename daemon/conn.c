@@ -234,14 +234,15 @@ static void prefetch_frames(struct conn *c, size_t skip)
 {
 	struct conn_set *s = c->set;
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
-	size_t count = 0, at = c->in_start;
+	size_t count = 0, skipped = 0, at = c->in_start;
 
-	while (skip > 0 && (at = frame_at(c, at, &frames[0])) != 0)
-		skip--;
+	while (skipped < skip && (at = frame_at(c, at, &frames[0])) != 0)
+		skipped++;
 	while (at != 0 && count < DISPATCH_PREFETCH_MAX &&
 	       (at = frame_at(c, at, &frames[count])) != 0)
 		count++;
-	if (count >= 2)
+	/* A lone frame handled at once gains nothing from a hint. */
+	if (count > 0 && skipped + count >= 2)
 		s->cfg.on_prefetch(s->cfg.arg, frames, count);
 }
 
