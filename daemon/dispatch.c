@@ -557,6 +557,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *frames, size_t count)
 {
 	struct store_hint hints[DISPATCH_PREFETCH_MAX];
+	bool copies_data[DISPATCH_PREFETCH_MAX];
 	size_t n = 0;
 
 	if (count > DISPATCH_PREFETCH_MAX)
@@ -571,10 +572,15 @@ void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *fram
 			continue;
 		key = (struct store_key){req.ns.ptr, req.ns.len, req.id.ptr, req.id.len};
 		if (store_hint_start(d->st, &key, &hints[n]) == 0)
-			n++;
+			copies_data[n++] = req.op == CODEC_OP_GET;
 	}
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
+	/* A GET's reply copies the session's data: its lines are the third miss in a row. */
+	for (size_t i = 0; i < n; i++) {
+		if (copies_data[i])
+			store_hint_data(&hints[i]);
+	}
 }
 
 enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,

@@ -458,6 +458,24 @@ void store_hint_follow(const struct store_hint *hint)
 	}
 }
 
+void store_hint_data(const struct store_hint *hint)
+{
+	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
+		const struct hnode *head = *(struct hnode *const *)hint->buckets[t];
+		const struct sess *s;
+		const char *data;
+		size_t len;
+
+		if (head == NULL)
+			continue;
+		s = sess_of(head);
+		data = (const char *)s->bytes + s->id_len;
+		len = s->data_len < STORE_HINT_DATA_MAX ? s->data_len : STORE_HINT_DATA_MAX;
+		for (size_t at = 0; at < len; at += 64)
+			__builtin_prefetch(data + at);
+	}
+}
+
 static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len)
 {
 	assert(name_len >= 1 && name_len <= 64);

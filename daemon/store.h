@@ -74,6 +74,16 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 void store_hint_follow(const struct store_hint *hint);
 
 /*
+ * store_hint_data(hint):
+ * Start loading the data (its first STORE_HINT_DATA_MAX bytes) of the session at the head of
+ * the hinted bucket(s), for a request that copies it out (a GET). Call it once the session
+ * itself has had time to arrive (after store_hint_follow for the rest of the batch), with the
+ * store unchanged since store_hint_start.
+ */
+#define STORE_HINT_DATA_MAX 4096
+void store_hint_data(const struct store_hint *hint);
+
+/*
  * store_get(st, key, now_ms, data, len):
  * Find the data of a live session that has data (a flash-only session has none).
  * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that

@@ -793,6 +793,7 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 			k = key_n(&b, "app", probe);
 			cr_assert_eq(store_hint_start(st, &k, &hint), 0);
 			store_hint_follow(&hint);
+			store_hint_data(&hint);
 		}
 	}
 	k = key_of("app", "");
@@ -802,8 +803,10 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 	store_stats(st, NULL, 0, &before);
 	for (size_t i = 0; i < 2 * N; i++) {
 		k = key_n(&b, "app", i);
-		if (store_hint_start(st, &k, &hint) == 0)
+		if (store_hint_start(st, &k, &hint) == 0) {
 			store_hint_follow(&hint);
+			store_hint_data(&hint);
+		}
 	}
 	store_stats(st, NULL, 0, &after);
 	cr_assert_eq(after.sessions, before.sessions);
@@ -846,6 +849,8 @@ LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
 		size_t len;
 
 		cr_assert_eq(store_hint_start(st, &hinted, &hint), 0);
+		store_hint_follow(&hint);
+		store_hint_data(&hint);
 		cr_assert_eq(store_get(st, &other, T0, &data, &len), 0, "id %zu", (i + 7) % N);
 		cr_assert(len == strlen(ids[(i + 7) % N]) &&
 		          memcmp(data, ids[(i + 7) % N], len) == 0);
@@ -855,6 +860,29 @@ LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
 		set_str(st, "app", ids[i], ids[i], T0 + 1000, T0);
 	}
 	cr_assert_eq(store_count(st, NS, 3, T0), N);
+	{
+		/* Data longer than a hint loads, and a session with flashes but no data. */
+		static char big[3 * STORE_HINT_DATA_MAX];
+		struct store_key kb = key_of("app", "big"), kf = key_of("app", "flash-only");
+		const void *data;
+		size_t len, queue;
+
+		memset(big, 'b', sizeof(big));
+		cr_assert_eq(store_set(st, &kb, big, sizeof(big), T0 + 1000, T0), 0);
+		cr_assert_eq(store_flash_push(st, &kf, (const uint8_t *)"info", 4, "hi", 2, false,
+		                              T0 + 1000, T0, &queue),
+		             0);
+		cr_assert_eq(store_hint_start(st, &kb, &hint), 0);
+		store_hint_follow(&hint);
+		store_hint_data(&hint);
+		cr_assert_eq(store_hint_start(st, &kf, &hint), 0);
+		store_hint_follow(&hint);
+		store_hint_data(&hint);
+		cr_assert_eq(store_get(st, &kb, T0, &data, &len), 0);
+		cr_assert(len == sizeof(big) && memcmp(data, big, len) == 0);
+		cr_assert_eq(store_get(st, &kf, T0, &data, &len), -1,
+		             "a flash-only session has no data");
+	}
 	store_free(st);
 }
 
