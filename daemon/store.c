@@ -83,7 +83,7 @@ struct ns {
  * libsodium's SipHash, hashing an id costs as much as the rest of a lookup. Ids longer than
  * the slot (none that sessd or connect-sessd make) are not kept.
  */
-#define HASH_MEMO_SLOTS  32
+#define HASH_MEMO_SLOTS  128
 #define HASH_MEMO_ID_MAX 48
 
 struct hash_memo {
@@ -135,7 +135,7 @@ static size_t hash_memo_slot(const uint8_t *id, size_t len)
 	uint64_t word = 0;
 
 	memcpy(&word, id, len < sizeof(word) ? len : sizeof(word));
-	return (size_t)((word * UINT64_C(0x9e3779b97f4a7c15)) >> 59) % HASH_MEMO_SLOTS;
+	return (size_t)((word * UINT64_C(0x9e3779b97f4a7c15)) >> 32) % HASH_MEMO_SLOTS;
 }
 
 /* The hash of session id ${id}, from the memo when store_hint_start left it there. */
@@ -478,9 +478,9 @@ void store_hint_data(const struct store_hint *hint)
 
 static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len)
 {
-	assert(name_len >= 1 && name_len <= 64);
 	struct ns *ns;
 
+	assert(name_len >= 1 && name_len <= 64);
 	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
 	ns = ns_find_const(st, name, name_len);
 	if (ns != NULL)
