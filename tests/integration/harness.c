@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@
 /* Replies larger than this are a broken daemon, not something to allocate for. */
 #define HARNESS_MAX_REPLY (64u * 1024u * 1024u)
 #define HARNESS_MAX_ARGS  64
+/* How long harness_run waits for a daemon expected to exit. */
+#define HARNESS_RUN_WAIT_MS 20000
 
 static void sleep_ms(long ms)
 {
@@ -112,12 +115,69 @@ static int read_ready(struct harness_daemon *d, const char *path)
 }
 
 /* Fork and exec the daemon with its listeners on ${tcp_listen}; wait for it to be ready. */
+/* Append ${more} (NULL-terminated, may be NULL) to the ${argc} entries of ${argv}
+ * (HARNESS_MAX_ARGS long) and end it with NULL. Returns the new count, or -1 when too many. */
+static int argv_append(const char **argv, int argc, const char *const *more)
+{
+	for (size_t i = 0; more != NULL && more[i] != NULL; i++) {
+		if (argc >= HARNESS_MAX_ARGS - 1) {
+			fprintf(stderr, "harness: too many arguments\n");
+			return -1;
+		}
+		argv[argc++] = more[i];
+	}
+	argv[argc] = NULL;
+	return argc;
+}
+
+/* Drop the capabilities that let root ignore file modes, so that a mode also binds a daemon
+ * a root test starts. Returns 0, or -1 when this process cannot drop them. */
+static int drop_dac_override(void)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) == -1 ||
+	    prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Fork and exec ${argv} (argv[0] the binary), its stdout and stderr into ${log} (appended to,
+ * or written over when ${truncate}). With ${modes_bind}, the child first drops root's power
+ * to ignore file modes, exiting 126 when it cannot. Returns the child's pid, or -1.
+ */
+static pid_t spawn_logged(const char *const *argv, const char *log, bool truncate, bool modes_bind)
+{
+	pid_t pid;
+	int fd;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	/* A test worker that dies (a failed assert, a timeout) takes its daemon along. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Standard output too: a daemon orphaned by a crashed test must not hold the test's
+	 * output pipe open, or the test runner waits for it forever. */
+	fd = open(log, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+	if (fd != -1) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (modes_bind && drop_dac_override() == -1)
+		_exit(126);
+	execv(argv[0], (char *const *)argv);
+	fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
 static int launch(struct harness_daemon *d, const char *tcp_listen, const char *const *extra_args)
 {
 	const char *argv[HARNESS_MAX_ARGS];
 	char unix_listen[320], ready[300], log[300];
 	const char *bin = getenv("SESSD_BIN");
-	int argc = 0, status, fd;
+	int argc = 0, status;
 	long waited;
 	pid_t pid;
 
@@ -137,33 +197,12 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 	argv[argc++] = tcp_listen;
 	argv[argc++] = "--ready-file";
 	argv[argc++] = ready;
-	for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
-		if (argc >= HARNESS_MAX_ARGS - 1) {
-			fprintf(stderr, "harness: too many arguments\n");
-			return -1;
-		}
-		argv[argc++] = extra_args[i];
-	}
-	argv[argc] = NULL;
+	if (argv_append(argv, argc, extra_args) == -1)
+		return -1;
 
-	fflush(NULL);
-	pid = fork();
+	pid = spawn_logged(argv, log, false, false);
 	if (pid == -1)
 		return -1;
-	if (pid == 0) {
-		/* A test worker that dies (a failed assert, a timeout) takes its daemon along. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/* Standard output too: a daemon orphaned by a crashed test must not hold the
-		 * test's output pipe open, or the test runner waits for it forever. */
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd != -1) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execv(bin, (char *const *)argv);
-		fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
 	d->pid = pid;
 
 	for (waited = 0; waited < HARNESS_READY_WAIT_MS; waited += 10) {
@@ -197,6 +236,35 @@ int harness_start(struct harness_daemon *d, const char *const *extra_args)
 	snprintf(d->unix_path, sizeof(d->unix_path), "%s/sessd.sock", d->dir);
 	snprintf(d->unix_url, sizeof(d->unix_url), "unix:%s", d->unix_path);
 	return launch(d, "tcp://127.0.0.1:0", extra_args);
+}
+
+int harness_run(const char *const *args, const char *log_path, bool modes_bind, int *status)
+{
+	const char *argv[HARNESS_MAX_ARGS];
+	const char *bin = getenv("SESSD_BIN");
+	long waited;
+	pid_t pid;
+
+	if (bin == NULL || *bin == '\0') {
+		fprintf(stderr, "harness: SESSD_BIN is not set\n");
+		return -1;
+	}
+	argv[0] = bin;
+	if (argv_append(argv, 1, args) == -1)
+		return -1;
+	pid = spawn_logged(argv, log_path, true, modes_bind);
+	if (pid == -1)
+		return -1;
+	for (waited = 0; waited < HARNESS_RUN_WAIT_MS; waited += 10) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return 0;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "harness: sessd %s did not exit within %d ms\n", args[0],
+	        HARNESS_RUN_WAIT_MS);
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return -1;
 }
 
 int harness_restart(struct harness_daemon *d, const char *const *extra_args)

@@ -1,6 +1,7 @@
 #ifndef SESSD_HARNESS_H
 #define SESSD_HARNESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,6 +30,15 @@ struct harness_daemon {
  * Returns 0 or -1.
  */
 int harness_start(struct harness_daemon *d, const char *const *extra_args);
+
+/*
+ * harness_run(args, log_path, modes_bind, status):
+ * Run $SESSD_BIN with ${args} (NULL-terminated) to its exit, its stdout and stderr written to
+ * ${log_path}; with ${modes_bind}, without root's power to ignore file modes (it exits 126
+ * when that cannot be arranged). Returns 0 with the waitpid status in ${status}, or -1 when it
+ * could not start or did not exit within 20 s (then it is killed).
+ */
+int harness_run(const char *const *args, const char *log_path, bool modes_bind, int *status);
 
 /*
  * harness_stop(d):

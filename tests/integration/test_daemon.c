@@ -728,26 +728,14 @@ LEAK_CHECKED_TEST(daemon, stale_socket_is_replaced)
 LEAK_CHECKED_TEST(daemon, live_socket_is_not_stolen)
 {
 	char listen[320], log[300];
-	const char *bin = getenv("SESSD_BIN");
+	const char *args[] = {"--listen", listen, NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 8};
 	struct stat st;
 	int status, fd;
-	pid_t pid;
 
-	cr_assert_not_null(bin);
 	snprintf(listen, sizeof(listen), "unix:%s", dmn.unix_path);
 	snprintf(log, sizeof(log), "%s/second.log", dmn.dir);
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (lfd != -1)
-			dup2(lfd, STDERR_FILENO);
-		execl(bin, bin, "--listen", listen, (char *)NULL);
-		_exit(127);
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(harness_run(args, log, false, &status), 0);
 	cr_assert(WIFEXITED(status));
 	cr_assert_neq(WEXITSTATUS(status), 0, "the second daemon refuses to start");
 	cr_assert_neq(WEXITSTATUS(status), 127, "the second daemon ran");

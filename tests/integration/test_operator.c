@@ -14,12 +14,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,7 +30,6 @@
 
 #define TTL_MS      3600000u
 #define DEADLINE_MS 15000
-#define RUN_WAIT_MS 20000
 
 static void sleep_ms(long ms)
 {
@@ -173,63 +170,18 @@ static char *daemon_log(const struct harness_daemon *d)
 	return slurp(path);
 }
 
-/* A drop of the capabilities that let root ignore file modes, so that a mode also binds a
- * daemon a root test starts. Returns 0, or -1 when this process cannot drop them. */
-static int drop_dac_override(void)
-{
-	if (geteuid() != 0)
-		return 0;
-	if (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) == -1 ||
-	    prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH, 0, 0, 0) == -1)
-		return -1;
-	return 0;
-}
-
 /*
  * Run $SESSD_BIN with ${args} (NULL-terminated) to its exit, its stderr and stdout into
  * ${log_path}, with file modes binding root too when ${modes_bind}. A daemon still running
- * after RUN_WAIT_MS is killed and fails the test. Returns the exit code; a daemon killed by a
+ * after 20 s is killed and fails the test. Returns the exit code; a daemon killed by a
  * signal (a crash) fails the test. Returns 126 when ${modes_bind} could not be arranged.
  */
 static int run_sessd(const char *const *args, const char *log_path, bool modes_bind)
 {
-	const char *argv[32];
-	const char *bin = getenv("SESSD_BIN");
-	int argc = 0, status = 0, fd;
-	long started;
-	pid_t pid, r;
+	int status = 0;
 
-	cr_assert_not_null(bin, "SESSD_BIN is not set");
-	argv[argc++] = bin;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		cr_assert_lt(argc, 31);
-		argv[argc++] = args[i];
-	}
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd != -1) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		if (modes_bind && drop_dac_override() == -1)
-			_exit(126);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	started = mono_ms();
-	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() - started < RUN_WAIT_MS)
-		sleep_ms(10);
-	if (r == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		cr_assert_fail("sessd %s did not exit", args[0]);
-	}
-	cr_assert_eq(r, pid);
+	cr_assert_eq(harness_run(args, log_path, modes_bind, &status), 0, "sessd %s did not exit",
+	             args[0]);
 	cr_assert(WIFEXITED(status), "sessd %s died from signal %d", args[0],
 	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	return WEXITSTATUS(status);
