@@ -422,13 +422,18 @@ static struct ns *ns_find_const(const struct store *st, const uint8_t *name, siz
 
 int store_hint_start(struct store *st, const struct store_key *key, struct store_hint *hint)
 {
-	const struct ns *ns = ns_find_const(st, key->ns, key->ns_len);
+	const struct ns *ns;
 	struct hash_memo *memo;
 	const struct dict *d;
 	uint64_t h;
 
 	hint->buckets[0] = hint->buckets[1] = NULL;
-	if (ns == NULL || key->id_len == 0)
+	/* Before the namespace: a request with no id (PING, HELLO, the admin queries) comes with
+	 * no namespace either, and looking up the empty name would cost a hash for nothing. */
+	if (key->id_len == 0)
+		return -1;
+	ns = ns_find_const(st, key->ns, key->ns_len);
+	if (ns == NULL)
 		return -1;
 	d = &ns->sessions;
 	h = id_hash(st, key->id, key->id_len);

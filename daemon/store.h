@@ -59,9 +59,9 @@ void store_free(struct store *st);
  * store_hint_start(st, key, hint):
  * Start loading the hash bucket that a lookup of ${key} reads, changing no session, and fill
  * ${hint} for store_hint_follow; the id's hash is kept for the lookup that follows. Returns
- * 0, or -1 when there is nothing to load (no such namespace). A lookup is a chain of cache
- * misses (bucket, then session); started for a batch of requests before any is carried out,
- * the misses overlap instead of queueing.
+ * 0, or -1 when there is nothing to load (no id, or no such namespace). A lookup is a chain
+ * of cache misses (bucket, then session); started for a batch of requests before any is
+ * carried out, the misses overlap instead of queueing.
  */
 int store_hint_start(struct store *st, const struct store_key *key, struct store_hint *hint);
 
