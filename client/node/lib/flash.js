@@ -55,9 +55,24 @@ function ttlFor(req, backend) {
 // req.sessionStore), or client + namespace + prefix; markSession (default true: the first
 // push sets req.session._flash = true so express-session saves the session and sends its
 // cookie even with saveUninitialized: false; a string names another property; false turns
-// this off).
+// this off); onError(err, req): called for every req.flash call that fails, awaited or not.
 function flash(opts = {}) {
   const mark = opts.markSession === false ? null : typeof opts.markSession === 'string' ? opts.markSession : DEFAULT_MARK;
+  if (opts.onError !== undefined && typeof opts.onError !== 'function') {
+    throw new TypeError('connect-sessd flash(): onError must be a function');
+  }
+  const onError = opts.onError || null;
+
+  // The one place a push that nobody awaits can make its failure known. A hook that throws
+  // must not end the process from inside a promise callback: it becomes a warning.
+  function report(err, req) {
+    if (!onError) return;
+    try {
+      onError(err, req);
+    } catch (hookErr) {
+      process.emitWarning(`connect-sessd flash() onError threw: ${hookErr && hookErr.message}`);
+    }
+  }
 
   return function sessdFlash(req, res, next) {
     if (req.flash) return next();
@@ -94,7 +109,7 @@ function flash(opts = {}) {
       // using its result. A failure (sessd down, the flash limit) must not then become an
       // unhandled rejection, which ends the process; callers that await still get it.
       const p = flashCall(...args);
-      p.catch(() => {});
+      p.catch((err) => report(err, req));
       return p;
     };
 

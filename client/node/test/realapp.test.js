@@ -73,11 +73,11 @@ async function ttlOf(store, sid) {
 // A small app in the shape of real ones: a passport-style login (regenerate, then save,
 // then redirect), JSON views of the session, flashes, and routes that cope with
 // express-session passing requests through without a session while sessd is down.
-function makeApp(store, sessionOpts = {}, setup = null) {
+function makeApp(store, sessionOpts = {}, setup = null, flashOpts = {}) {
   const app = express();
   app.use(express.urlencoded({ extended: false }));
   app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 }, ...sessionOpts }));
-  app.use(flash());
+  app.use(flash(flashOpts));
   const wrap = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next);
   const needSession = (req, res, next) => (req.session ? next() : res.status(503).json({ error: 'sessions unavailable' }));
   if (setup) setup(app, wrap);
@@ -336,13 +336,22 @@ test('a flash pushed without awaiting (connect-flash and passport style) never c
   process.on('unhandledRejection', onUnhandled);
   t.after(() => process.off('unhandledRejection', onUnhandled));
   const store = new SessdStore({ url: d.unixUrl, namespace: 'realapp-ff' });
+  const reported = [];
+  const onError = (err, req) => {
+    reported.push({ code: err.code, path: req.path });
+    if (reported.length === 1) throw new Error('a logging hook that fails');
+  };
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
   const base = await serve(t, makeApp(store, {}, (app) => {
     // passport's failureFlash / successFlash: req.flash(type, msg) and move on.
     app.post('/ff', (req, res) => {
       req.flash('error', req.body.msg);
       res.redirect(303, '/page');
     });
-  }), store);
+  }, { onError }), store);
   const br = new Browser(base);
   await br.post('/login', { user: 'fay' });
   assert.equal((await br.post('/ff', { msg: 'Invalid password' })).status, 303);
@@ -356,6 +365,12 @@ test('a flash pushed without awaiting (connect-flash and passport style) never c
   assert.ok(shown.length >= 1 && shown.length < 6, String(shown.length));
   await sleep(50);
   assert.deepEqual(unhandled.map((e) => e.code || e.message), []);
+  // Each push that failed reached flash({ onError }) with its request, though nobody awaited
+  // it; the hook's own exception became a warning, not a crash.
+  assert.equal(reported.length, 6 - shown.length);
+  for (const r of reported) assert.deepEqual(r, { code: 'ESESSD_LIMIT', path: '/ff' });
+  assert.ok(warnings.some((m) => m.includes('onError threw')), JSON.stringify(warnings));
+  assert.throws(() => flash({ onError: 'log' }), TypeError);
   // An awaited push still sees the failure.
   await assert.rejects(store.client.flashPush(null, 'x', 't', 'q'.repeat(5000), 1000), (err) => err.code === 'ESESSD_LIMIT');
 });
