@@ -222,18 +222,19 @@ static size_t frame_at(const struct conn *c, size_t at, struct dispatch_frame_re
 		return 0;
 	frame->body = c->in_data + at + CODEC_HEADER_BYTES;
 	frame->len = n;
+	frame->decoded = false;
 	return at + CODEC_HEADER_BYTES + (size_t)n;
 }
 
 /*
  * Hint the frames already complete in the input to the owner before any is handled, all
  * but the first ${skip} (hinted already): with several (a pipelining client), their store
- * lookups' cache misses can overlap.
+ * lookups' cache misses can overlap. The frames after the skipped ones go into ${frames}
+ * (DISPATCH_PREFETCH_MAX of them at most), as the hint left them; returns how many.
  */
-static void prefetch_frames(struct conn *c, size_t skip)
+static size_t prefetch_frames(struct conn *c, size_t skip, struct dispatch_frame_ref *frames)
 {
 	struct conn_set *s = c->set;
-	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
 	size_t count = 0, skipped = 0, at = c->in_start;
 
 	while (skipped < skip && (at = frame_at(c, at, &frames[0])) != 0)
@@ -244,23 +245,27 @@ static void prefetch_frames(struct conn *c, size_t skip)
 	/* A lone frame handled at once gains nothing from a hint. */
 	if (count > 0 && skipped + count >= 2)
 		s->cfg.on_prefetch(s->cfg.arg, frames, count);
+	return count;
 }
 
 /*
  * Handle every complete frame in the input, where it lies, with replies appended to the
- * connection's output; the first ${hinted} frames were hinted already. Returns true when
- * ${c} was freed.
+ * connection's output. ${first}: the first frame as a hint across connections left it, or
+ * NULL when it was not hinted. Returns true when ${c} was freed.
  */
-static bool process(struct conn *c, size_t hinted)
+static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 {
 	struct conn_set *s = c->set;
-	size_t before = c->out.len;
+	struct dispatch_frame_ref hinted[DISPATCH_PREFETCH_MAX];
+	struct dispatch_frame_ref plain;
+	const struct dispatch_frame_ref *frame;
+	size_t before = c->out.len, skip = first != NULL, n_hinted = 0, handled = 0;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
 	uint32_t n;
 
 	if (will_handle(c))
-		prefetch_frames(c, hinted);
+		n_hinted = prefetch_frames(c, skip, hinted);
 	while (!c->closing && !c->paused) {
 		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
@@ -281,9 +286,21 @@ static bool process(struct conn *c, size_t hinted)
 		/* The wall clock is read once per batch, and only when there is work. */
 		if (now_ms == 0)
 			now_ms = wall_ms();
-		if (s->cfg.on_frame(s->cfg.arg, &c->peer,
-		                    c->in_data + c->in_start + CODEC_HEADER_BYTES, n, now_ms,
-		                    &c->out) == DISPATCH_CLOSE)
+		/* The input has not moved since the hints (nothing is read in between), so the
+		 * k-th frame handled is the k-th hinted; the check keeps a slip from running a
+		 * request decoded from other bytes. */
+		frame = NULL;
+		if (handled == 0 && first != NULL)
+			frame = first;
+		else if (handled >= skip && handled - skip < n_hinted)
+			frame = &hinted[handled - skip];
+		plain.body = c->in_data + c->in_start + CODEC_HEADER_BYTES;
+		plain.len = n;
+		plain.decoded = false;
+		if (frame == NULL || frame->body != plain.body || frame->len != plain.len)
+			frame = &plain;
+		handled++;
+		if (s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out) == DISPATCH_CLOSE)
 			c->closing = true;
 		c->in_start += whole;
 		if (unsent(c) >= s->cfg.output_high_bytes)
@@ -438,7 +455,7 @@ static bool conn_write(struct conn *c)
 	if (c->paused && unsent(c) <= c->set->cfg.output_high_bytes / 2) {
 		c->paused = false;
 		/* Frames may wait in the input already; the socket will not announce them. */
-		return process(c, 0);
+		return process(c, NULL);
 	}
 	return false;
 }
@@ -478,7 +495,8 @@ void conn_set_handle_input(struct conn_set *s)
 {
 	struct dispatch_frame_ref frames[DISPATCH_PREFETCH_MAX];
 	struct conn *batch[DISPATCH_PREFETCH_MAX];
-	bool first_hinted[DISPATCH_PREFETCH_MAX];
+	/* The index in frames of each connection's first frame, or -1 when it has none. */
+	int first_frame[DISPATCH_PREFETCH_MAX];
 	size_t n_conns, n_frames;
 	struct conn *c;
 
@@ -488,15 +506,18 @@ void conn_set_handle_input(struct conn_set *s)
 		while (n_conns < DISPATCH_PREFETCH_MAX && (c = TAILQ_FIRST(&s->input)) != NULL) {
 			TAILQ_REMOVE(&s->input, c, input_link);
 			c->queued = false;
-			first_hinted[n_conns] =
-			    will_handle(c) && frame_at(c, c->in_start, &frames[n_frames]) != 0;
-			n_frames += first_hinted[n_conns];
+			first_frame[n_conns] = -1;
+			if (will_handle(c) && frame_at(c, c->in_start, &frames[n_frames]) != 0)
+				first_frame[n_conns] = (int)n_frames++;
 			batch[n_conns++] = c;
 		}
 		if (n_frames >= 2)
 			s->cfg.on_prefetch(s->cfg.arg, frames, n_frames);
 		for (size_t i = 0; i < n_conns; i++) {
-			if (!process(batch[i], n_frames >= 2 && first_hinted[i]))
+			const struct dispatch_frame_ref *first =
+			    n_frames >= 2 && first_frame[i] >= 0 ? &frames[first_frame[i]] : NULL;
+
+			if (!process(batch[i], first))
 				trim_input(batch[i]);
 		}
 	}

@@ -30,17 +30,18 @@ struct conn;
 TAILQ_HEAD(conn_list, conn);
 
 /*
- * Turns one frame body (borrowed) into one reply appended to ${out}, at wall-clock ${now_ms}.
- * Returns whether the connection stays open (dispatch_frame's contract).
+ * Turns one frame (borrowed; decoded already when the hint before it decoded it) into one
+ * reply appended to ${out}, at wall-clock ${now_ms}. Returns whether the connection stays
+ * open (dispatch_frame_hinted's contract).
  */
 typedef enum dispatch_verdict (*conn_frame_fn)(void *arg, struct dispatch_peer *peer,
-                                               const uint8_t *body, size_t len, uint64_t now_ms,
-                                               struct buf *out);
+                                               const struct dispatch_frame_ref *frame,
+                                               uint64_t now_ms, struct buf *out);
 /*
- * A hint before ${count} frames (borrowed) are handed to conn_frame_fn one by one; see
- * dispatch_prefetch.
+ * A hint before ${count} frames (borrowed; the hint may keep each one's decoded request in
+ * it) are handed to conn_frame_fn one by one; see dispatch_prefetch.
  */
-typedef void (*conn_prefetch_fn)(void *arg, const struct dispatch_frame_ref *frames, size_t count);
+typedef void (*conn_prefetch_fn)(void *arg, struct dispatch_frame_ref *frames, size_t count);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 

@@ -554,7 +554,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	}
 }
 
-void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *frames, size_t count)
+void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, size_t count)
 {
 	struct store_hint hints[DISPATCH_PREFETCH_MAX];
 	bool copies_data[DISPATCH_PREFETCH_MAX];
@@ -563,16 +563,20 @@ void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *fram
 	if (count > DISPATCH_PREFETCH_MAX)
 		count = DISPATCH_PREFETCH_MAX;
 	for (size_t i = 0; i < count; i++) {
-		struct codec_request req;
+		const struct codec_request *req = &frames[i].req;
 		struct store_key key;
 		const char *why;
 		uint32_t status;
 
-		if (codec_decode_request(frames[i].body, frames[i].len, &req, &status, &why) == -1)
+		/* Kept in the frame: dispatch_frame_hinted runs this request without decoding
+		 * it again. A malformed frame is decoded again there, for its error reply. */
+		frames[i].decoded = codec_decode_request(frames[i].body, frames[i].len,
+		                                         &frames[i].req, &status, &why) == 0;
+		if (!frames[i].decoded)
 			continue;
-		key = (struct store_key){req.ns.ptr, req.ns.len, req.id.ptr, req.id.len};
+		key = (struct store_key){req->ns.ptr, req->ns.len, req->id.ptr, req->id.len};
 		if (store_hint_start(d->st, &key, &hints[n]) == 0)
-			copies_data[n++] = req.op == CODEC_OP_GET;
+			copies_data[n++] = req->op == CODEC_OP_GET;
 	}
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
@@ -583,11 +587,45 @@ void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *fram
 	}
 }
 
+/*
+ * Writing the reply at ${start} of ${out} ran out of memory: replace the partial frame with a
+ * short error, and close if even that cannot be written. The buffer only ever shrinks here.
+ * Returns the verdict to give.
+ */
+static enum dispatch_verdict reply_out_of_memory(struct buf *out, size_t start, uint64_t request_id,
+                                                 enum dispatch_verdict verdict)
+{
+	out->len = start;
+	if (codec_reply_error(out, request_id, CODEC_INTERNAL, "out of memory") == 0)
+		return verdict;
+	out->len = start;
+	return DISPATCH_CLOSE;
+}
+
+/* Carry out one decoded request: see dispatch_frame. */
+static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_peer *peer,
+                                         const struct codec_request *req, uint64_t now_ms,
+                                         struct buf *out)
+{
+	enum dispatch_verdict verdict = DISPATCH_KEEP;
+	size_t start = out->len;
+
+	if (log_enabled(LOG_DEBUG) && req->id.len > 0) {
+		char tag[13];
+
+		ids_log_tag(tag, req->id.ptr, req->id.len, d->tag_key);
+		log_debug("%s session %s", codec_op_name(req->op), tag);
+	}
+	if (run(d, peer, req, now_ms, out, &verdict) == 0)
+		return verdict;
+	return reply_out_of_memory(out, start, req->request_id, verdict);
+}
+
 enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,
                                      const uint8_t *body, size_t len, uint64_t now_ms,
                                      struct buf *out)
 {
-	enum dispatch_verdict verdict = DISPATCH_KEEP;
+	enum dispatch_verdict verdict = DISPATCH_CLOSE;
 	struct codec_request req;
 	size_t start = out->len;
 	const char *why = NULL;
@@ -595,35 +633,29 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 	int rc;
 
 	d->requests_total++;
-	if (codec_decode_request(body, len, &req, &status, &why) == -1) {
-		if (status == CODEC_UNKNOWN_OP && peer->ready) {
-			rc = codec_reply_error(out, req.request_id, CODEC_UNKNOWN_OP, why);
-		} else if (status == CODEC_UNKNOWN_OP) {
-			verdict = DISPATCH_CLOSE;
-			rc = codec_reply_error(out, req.request_id, CODEC_NOT_READY,
-			                       "the first request must be HELLO");
-		} else {
-			verdict = DISPATCH_CLOSE;
-			rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST,
-			                       why != NULL ? why : "malformed request");
-		}
+	if (codec_decode_request(body, len, &req, &status, &why) == 0)
+		return run_request(d, peer, &req, now_ms, out);
+	if (status == CODEC_UNKNOWN_OP && peer->ready) {
+		verdict = DISPATCH_KEEP;
+		rc = codec_reply_error(out, req.request_id, CODEC_UNKNOWN_OP, why);
+	} else if (status == CODEC_UNKNOWN_OP) {
+		rc = codec_reply_error(out, req.request_id, CODEC_NOT_READY,
+		                       "the first request must be HELLO");
 	} else {
-		if (log_enabled(LOG_DEBUG) && req.id.len > 0) {
-			char tag[13];
-
-			ids_log_tag(tag, req.id.ptr, req.id.len, d->tag_key);
-			log_debug("%s session %s", codec_op_name(req.op), tag);
-		}
-		rc = run(d, peer, &req, now_ms, out, &verdict);
+		rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST,
+		                       why != NULL ? why : "malformed request");
 	}
 	if (rc == 0)
 		return verdict;
+	return reply_out_of_memory(out, start, req.request_id, verdict);
+}
 
-	/* Out of memory while writing the reply: replace the partial frame with a short error,
-	 * and close if even that cannot be written. The buffer only ever shrinks here. */
-	out->len = start;
-	if (codec_reply_error(out, req.request_id, CODEC_INTERNAL, "out of memory") == 0)
-		return verdict;
-	out->len = start;
-	return DISPATCH_CLOSE;
+enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_peer *peer,
+                                            const struct dispatch_frame_ref *frame, uint64_t now_ms,
+                                            struct buf *out)
+{
+	if (!frame->decoded)
+		return dispatch_frame(d, peer, frame->body, frame->len, now_ms, out);
+	d->requests_total++;
+	return run_request(d, peer, &frame->req, now_ms, out);
 }

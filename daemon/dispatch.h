@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "codec.h"
 #include "persist.h"
 #include "store.h"
 
@@ -74,10 +75,16 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
                                      const uint8_t *body, size_t len, uint64_t now_ms,
                                      struct buf *out);
 
-/* A frame body waiting in a connection's input (borrowed). */
+/*
+ * A frame body waiting in a connection's input (borrowed). dispatch_prefetch decodes it for
+ * its hint and keeps the result here, so that dispatch_frame_hinted does not decode it again;
+ * the request's fields point into ${body}, which must not change in between.
+ */
 struct dispatch_frame_ref {
 	const uint8_t *body;
 	size_t len;
+	bool decoded; /* req holds ${body} decoded; false: not looked at (or malformed) */
+	struct codec_request req;
 };
 
 /* The most frames one dispatch_prefetch call looks at. */
@@ -87,10 +94,20 @@ struct dispatch_frame_ref {
  * dispatch_prefetch(d, frames, count):
  * A hint, before dispatch_frame runs for these ${count} (at most DISPATCH_PREFETCH_MAX)
  * frames: start loading what their store lookups will touch, so that their cache misses
- * overlap. Changes nothing and answers nothing; a malformed frame is skipped here and
- * answered by dispatch_frame.
+ * overlap. Each frame's request is decoded into it (decoded set) for dispatch_frame_hinted.
+ * Changes nothing and answers nothing; a malformed frame is skipped here and answered by
+ * dispatch_frame_hinted.
  */
-void dispatch_prefetch(struct dispatch *d, const struct dispatch_frame_ref *frames, size_t count);
+void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, size_t count);
+
+/*
+ * dispatch_frame_hinted(d, peer, frame, now_ms, out):
+ * dispatch_frame for ${frame}'s body, reusing the request that dispatch_prefetch decoded
+ * into ${frame} when there is one. Returns as dispatch_frame does.
+ */
+enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_peer *peer,
+                                            const struct dispatch_frame_ref *frame, uint64_t now_ms,
+                                            struct buf *out);
 
 /* dispatch_requests_total(d): the frames dispatched so far. */
 uint64_t dispatch_requests_total(const struct dispatch *d);

@@ -176,16 +176,16 @@ static void end_turn(struct server *srv)
 }
 
 static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *peer,
-                                             const uint8_t *body, size_t len, uint64_t now_ms,
-                                             struct buf *out)
+                                             const struct dispatch_frame_ref *frame,
+                                             uint64_t now_ms, struct buf *out)
 {
 	struct server *srv = arg;
 
 	note_turn(srv);
-	return dispatch_frame(srv->dispatch, peer, body, len, now_ms, out);
+	return dispatch_frame_hinted(srv->dispatch, peer, frame, now_ms, out);
 }
 
-static void server_on_prefetch(void *arg, const struct dispatch_frame_ref *frames, size_t count)
+static void server_on_prefetch(void *arg, struct dispatch_frame_ref *frames, size_t count)
 {
 	struct server *srv = arg;
 

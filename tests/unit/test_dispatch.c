@@ -61,21 +61,28 @@ static void teardown(void)
 	store_free(fx.st);
 }
 
-/* Dispatch one raw body; the reply is decoded into ${rep} (borrowing fx.out). */
-static enum dispatch_verdict call_raw(const uint8_t *body, size_t len, uint64_t now,
-                                      struct codec_reply *rep)
+/* fx.out holds exactly one reply frame: decode it into ${rep} (borrowing fx.out). */
+static void take_reply(struct codec_reply *rep)
 {
-	enum dispatch_verdict v;
 	uint32_t n;
 
-	buf_reset(&fx.out);
-	v = dispatch_frame(fx.d, &fx.peer, body, len, now, &fx.out);
 	cr_assert_geq(fx.out.len, CODEC_HEADER_BYTES, "no reply written");
 	n = codec_frame_length(fx.out.data);
 	cr_assert_eq((size_t)n + CODEC_HEADER_BYTES, fx.out.len, "exactly one whole reply frame");
 	cr_assert_leq(n, fx.max_frame, "a reply is never over max_frame");
 	cr_assert_eq(codec_decode_reply(fx.out.data + CODEC_HEADER_BYTES, n, rep), 0,
 	             "reply decodes");
+}
+
+/* Dispatch one raw body; the reply is decoded into ${rep} (borrowing fx.out). */
+static enum dispatch_verdict call_raw(const uint8_t *body, size_t len, uint64_t now,
+                                      struct codec_reply *rep)
+{
+	enum dispatch_verdict v;
+
+	buf_reset(&fx.out);
+	v = dispatch_frame(fx.d, &fx.peer, body, len, now, &fx.out);
+	take_reply(rep);
 	return v;
 }
 
@@ -614,4 +621,78 @@ LEAK_CHECKED_TEST(dispatch, stats)
 	cr_assert_geq(map_uint(&rep, "requests_total"), 6);
 	(void)map_uint(&rep, "uptime_ms");
 	cr_assert_eq(dispatch_requests_total(fx.d), map_uint(&rep, "requests_total"));
+}
+
+/* Encode ${req} as one more frame at the end of ${frames}; returns its body's offset. */
+static size_t append_frame(struct buf *frames, const struct codec_request *req)
+{
+	size_t at = frames->len;
+
+	cr_assert_eq(codec_encode_request(frames, req), 0, "encode op %u", req->op);
+	return at + CODEC_HEADER_BYTES;
+}
+
+/* Run one hinted frame and check its reply's verdict, status and request id; the reply is
+ * left decoded in ${rep} (borrowing fx.out). */
+static void expect_hinted(const struct dispatch_frame_ref *frame, enum dispatch_verdict verdict,
+                          uint32_t status, uint64_t request_id, struct codec_reply *rep)
+{
+	buf_reset(&fx.out);
+	cr_assert_eq(dispatch_frame_hinted(fx.d, &fx.peer, frame, NOW, &fx.out), verdict);
+	take_reply(rep);
+	cr_assert_eq(rep->status, status, "status %u, not %u", rep->status, status);
+	cr_assert_eq(rep->request_id, request_id);
+}
+
+LEAK_CHECKED_TEST(dispatch, hinted_batch_runs_what_the_hint_decoded)
+{
+	static const uint8_t malformed[] = {0x93, 0x10, 0x07, 0xc3}; /* GET with a bool ns */
+	struct codec_request set_a = {.op = CODEC_OP_SET, .request_id = 10, .ttl_ms = 60000};
+	struct codec_request get_a = {.op = CODEC_OP_GET, .request_id = 11};
+	struct codec_request del_a = {.op = CODEC_OP_DESTROY, .request_id = 12};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 13};
+	struct dispatch_frame_ref refs[6];
+	size_t at[5];
+	struct codec_reply rep;
+	struct mp_bytes data;
+	struct mp_reader r;
+	struct buf frames;
+	uint64_t before;
+
+	hello();
+	before = dispatch_requests_total(fx.d);
+	set_a.id = get_a.id = del_a.id = bytes("sess-a");
+	set_a.data = bytes("{\"cart\":3}");
+	buf_init(&frames);
+	at[0] = append_frame(&frames, &set_a);
+	at[1] = append_frame(&frames, &get_a);
+	at[2] = append_frame(&frames, &del_a);
+	at[3] = append_frame(&frames, &get_a);
+	at[4] = append_frame(&frames, &ping);
+	for (size_t i = 0; i < 5; i++) {
+		refs[i].body = frames.data + at[i];
+		refs[i].len = codec_frame_length(frames.data + at[i] - CODEC_HEADER_BYTES);
+		refs[i].decoded = false;
+	}
+	refs[5] = (struct dispatch_frame_ref){.body = malformed, .len = sizeof(malformed)};
+
+	dispatch_prefetch(fx.d, refs, 6);
+	for (size_t i = 0; i < 5; i++)
+		cr_assert(refs[i].decoded, "frame %zu decoded by the hint", i);
+	cr_assert_not(refs[5].decoded, "a malformed frame is left for dispatch to answer");
+	cr_assert_eq(refs[1].req.op, CODEC_OP_GET);
+	cr_assert_eq(refs[1].req.request_id, 11);
+
+	expect_hinted(&refs[0], DISPATCH_KEEP, CODEC_OK, 10, &rep);
+	expect_hinted(&refs[1], DISPATCH_KEEP, CODEC_OK, 11, &rep);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &data), 0);
+	cr_assert_eq(data.len, strlen("{\"cart\":3}"));
+	cr_assert_eq(memcmp(data.ptr, "{\"cart\":3}", data.len), 0);
+	expect_hinted(&refs[2], DISPATCH_KEEP, CODEC_OK, 12, &rep);
+	expect_hinted(&refs[3], DISPATCH_KEEP, CODEC_NOT_FOUND, 11, &rep);
+	expect_hinted(&refs[4], DISPATCH_KEEP, CODEC_OK, 13, &rep);
+	expect_hinted(&refs[5], DISPATCH_CLOSE, CODEC_BAD_REQUEST, 7, &rep);
+	cr_assert_eq(dispatch_requests_total(fx.d) - before, 6, "each frame counted once");
+	buf_finish(&frames);
 }
