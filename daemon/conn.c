@@ -256,16 +256,19 @@ static size_t prefetch_frames(struct conn *c, size_t skip, struct dispatch_frame
 static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 {
 	struct conn_set *s = c->set;
-	struct dispatch_frame_ref hinted[DISPATCH_PREFETCH_MAX];
+	/* The frames hinted before any is handled, in input order: ${first} leads when given. */
+	struct dispatch_frame_ref hinted[DISPATCH_PREFETCH_MAX + 1];
 	struct dispatch_frame_ref plain;
 	const struct dispatch_frame_ref *frame;
-	size_t before = c->out.len, skip = first != NULL, n_hinted = 0, handled = 0;
+	size_t before = c->out.len, n_hinted = 0, handled = 0;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
 	uint32_t n;
 
+	if (first != NULL)
+		hinted[n_hinted++] = *first;
 	if (will_handle(c))
-		n_hinted = prefetch_frames(c, skip, hinted);
+		n_hinted += prefetch_frames(c, n_hinted, hinted + n_hinted);
 	while (!c->closing && !c->paused) {
 		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
@@ -289,15 +292,11 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		/* The input has not moved since the hints (nothing is read in between), so the
 		 * k-th frame handled is the k-th hinted; the check keeps a slip from running a
 		 * request decoded from other bytes. */
-		frame = NULL;
-		if (handled == 0 && first != NULL)
-			frame = first;
-		else if (handled >= skip && handled - skip < n_hinted)
-			frame = &hinted[handled - skip];
 		plain.body = c->in_data + c->in_start + CODEC_HEADER_BYTES;
 		plain.len = n;
 		plain.decoded = false;
-		if (frame == NULL || frame->body != plain.body || frame->len != plain.len)
+		frame = handled < n_hinted ? &hinted[handled] : &plain;
+		if (frame->body != plain.body || frame->len != plain.len)
 			frame = &plain;
 		handled++;
 		if (s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out) == DISPATCH_CLOSE)
