@@ -114,7 +114,6 @@ static int read_ready(struct harness_daemon *d, const char *path)
 	return found;
 }
 
-/* Fork and exec the daemon with its listeners on ${tcp_listen}; wait for it to be ready. */
 /* Append ${more} (NULL-terminated, may be NULL) to the ${argc} entries of ${argv}
  * (HARNESS_MAX_ARGS long) and end it with NULL. Returns the new count, or -1 when too many. */
 static int argv_append(const char **argv, int argc, const char *const *more)
@@ -172,6 +171,7 @@ static pid_t spawn_logged(const char *const *argv, const char *log, bool truncat
 	_exit(127);
 }
 
+/* Fork and exec the daemon with its listeners on ${tcp_listen}; wait for it to be ready. */
 static int launch(struct harness_daemon *d, const char *tcp_listen, const char *const *extra_args)
 {
 	const char *argv[HARNESS_MAX_ARGS];
