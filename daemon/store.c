@@ -38,6 +38,11 @@
 /* Credit of expiry work (nodes moved between wheel levels) per session a slice may expire. */
 #define EXPIRE_WORK_PER_SESSION 8u
 #define EXPIRE_WORK_BASE        64u
+/* Dropped sessions a write may free to make room under max_bytes (see make_room). */
+#define MAKE_ROOM_MAX         64u
+#define MAKE_ROOM_FLASH_EXTRA 64u
+/* Sessions CLEAR frees before it returns; the rest are left to store_expire. */
+#define CLEAR_INLINE_SESSIONS 128u
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -73,6 +78,11 @@ struct ns {
 	struct dict sessions;
 	uint64_t bytes;
 	uint64_t flashes;
+	/* On the store's list of cleared namespaces: no longer named, its sessions are freed a
+	 * slice at a time (see store_clear). */
+	struct ns *dropped_next;
+	size_t drop_at; /* the next bucket to free: table[0]'s, then table[1]'s */
+	bool dropped;
 	uint32_t index;
 	uint8_t name_len;
 	uint8_t name[64];
@@ -111,6 +121,8 @@ struct store {
 	uint64_t bytes;
 	uint64_t flashes;
 	uint64_t expired_total;
+	/* Namespaces CLEAR took out of sight whose sessions are still to be freed, oldest last. */
+	struct ns *dropped;
 	struct expiry_wheel wheel;
 	struct hash_memo hash_memo[HASH_MEMO_SLOTS];
 };
@@ -351,23 +363,56 @@ static void account(struct store *st, struct ns *ns, size_t added, size_t remove
 	ns->bytes = ns->bytes + added - removed;
 }
 
+static size_t free_dropped(struct store *st, size_t budget);
+
+/*
+ * With max_bytes set, free sessions that CLEAR dropped, up to MAKE_ROOM_MAX of them, until
+ * ${need} more bytes fit: the memory a CLEAR gave up is owed to writers at once, not only
+ * when the background frees it.
+ */
+static void make_room(struct store *st, size_t need)
+{
+	for (size_t freed = 0; freed < MAKE_ROOM_MAX && st->cfg.max_bytes != 0 &&
+	                       st->bytes + need > st->cfg.max_bytes;) {
+		size_t n = free_dropped(st, 1);
+
+		if (n == 0)
+			break;
+		freed += n;
+	}
+}
+
 /* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes
  * are released, or NULL with ENOMEM. */
 static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_usable)
 {
 	struct sess *s = malloc(size);
+	size_t usable;
 
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (st->cfg.max_bytes != 0 &&
-	    st->bytes - old_usable + malloc_usable_size(s) > st->cfg.max_bytes) {
-		free(s);
-		errno = ENOMEM;
-		return NULL;
+	usable = malloc_usable_size(s);
+	if (st->cfg.max_bytes != 0 && st->bytes - old_usable + usable > st->cfg.max_bytes) {
+		make_room(st, usable > old_usable ? usable - old_usable : 0);
+		if (st->bytes - old_usable + usable > st->cfg.max_bytes) {
+			free(s);
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
 	return s;
+}
+
+/* Free ${s}, already out of its table, and give back its memory; the counts of sessions and
+ * flashes are the caller's. */
+static void sess_free(struct store *st, struct ns *ns, struct sess *s)
+{
+	expiry_cancel(&st->wheel, &s->exp);
+	account(st, ns, 0, sess_memory(s));
+	flash_free(s->flash);
+	free(s);
 }
 
 /* Unlink ${s} (found through ${link}) from everything and free it. The namespace stays. */
@@ -376,13 +421,10 @@ static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, st
 	size_t messages = flash_messages(s->flash);
 
 	dict_unlink(&ns->sessions, link);
-	expiry_cancel(&st->wheel, &s->exp);
-	account(st, ns, 0, sess_memory(s));
 	ns->flashes -= messages;
 	st->flashes -= messages;
 	st->sessions--;
-	flash_free(s->flash);
-	free(s);
+	sess_free(st, ns, s);
 }
 
 /*
@@ -540,6 +582,9 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	dict_init(&ns->sessions);
 	ns->bytes = 0;
 	ns->flashes = 0;
+	ns->dropped_next = NULL;
+	ns->drop_at = 0;
+	ns->dropped = false;
 	ns->index = index;
 	ns->name_len = (uint8_t)name_len;
 	memcpy(ns->name, name, name_len);
@@ -552,7 +597,17 @@ fail:
 	return NULL;
 }
 
-/* Free ${ns} if it holds no session, so that empty namespaces cost nothing. Only frees. */
+/* Give back ${ns}'s slot and memory; its table is empty and no name leads to it. */
+static void ns_free_record(struct store *st, struct ns *ns)
+{
+	st->ns_slots[ns->index] = NULL;
+	st->ns_free[st->ns_free_len++] = ns->index;
+	dict_finish(&ns->sessions);
+	free(ns);
+}
+
+/* Free the named ${ns} if it holds no session, so that empty namespaces cost nothing. Only
+ * frees. */
 static void ns_release_if_empty(struct store *st, struct ns *ns)
 {
 	struct hnode **link;
@@ -563,43 +618,106 @@ static void ns_release_if_empty(struct store *st, struct ns *ns)
 	dict_unlink(&st->names, link);
 	if (st->ns_recent == ns)
 		st->ns_recent = NULL;
-	st->ns_slots[ns->index] = NULL;
-	st->ns_free[st->ns_free_len++] = ns->index;
-	dict_finish(&ns->sessions);
-	free(ns);
+	ns_free_record(st, ns);
 }
 
-/* Free every session of ${ns}; returns how many of them were live at ${now_ms}. The
- * namespace itself stays. */
-static size_t ns_drop_sessions(struct store *st, struct ns *ns, uint64_t now_ms)
+/* Take the emptied, dropped ${ns} off the store's list and free it. */
+static void ns_drop_done(struct store *st, struct ns *ns)
 {
-	size_t removed = 0, live = 0;
+	struct ns **at = &st->dropped;
 
+	while (*at != ns)
+		at = &(*at)->dropped_next;
+	*at = ns->dropped_next;
+	ns_free_record(st, ns);
+}
+
+/* The bucket at combined index ${at} of ${d}: table[0]'s buckets, then table[1]'s; NULL past
+ * the end. */
+static struct hnode **drop_bucket(const struct dict *d, size_t at)
+{
+	if (at < d->size[0])
+		return &d->table[0][at];
+	if (at - d->size[0] < d->size[1])
+		return &d->table[1][at - d->size[0]];
+	return NULL;
+}
+
+/*
+ * Freeing a session misses the cache on its node, on its two neighbours in the expiry wheel
+ * and on the heap chunk after it (which free() may merge with). Dropped sessions are freed in
+ * bucket order, so the ones coming are known: their nodes are fetched DROP_AHEAD buckets
+ * early, and what each node points to half as early, once the node is there.
+ */
+#define DROP_AHEAD 16
+
+static void drop_prefetch(const struct dict *d, size_t at)
+{
+	struct hnode **far = drop_bucket(d, at + DROP_AHEAD);
+	struct hnode **near = drop_bucket(d, at + DROP_AHEAD / 2);
+
+	if (far != NULL && *far != NULL)
+		__builtin_prefetch(*far);
+	if (near != NULL && *near != NULL) {
+		const struct sess *s = sess_of(*near);
+
+		__builtin_prefetch(s->exp.next);
+		__builtin_prefetch(s->exp.prev);
+		__builtin_prefetch((const char *)s + malloc_usable_size((void *)s));
+	}
+}
+
+/*
+ * Free up to ${budget} sessions of the dropped ${ns}, taking each from the head of the first
+ * non-empty bucket at or after its cursor; returns how many. Its sessions left the store's
+ * counts when it was dropped; only their memory is accounted here. No resize step runs on a
+ * dropped namespace, so the cursor passes every bucket once.
+ */
+static size_t ns_free_some(struct store *st, struct ns *ns, size_t budget)
+{
+	struct dict *d = &ns->sessions;
+	size_t freed = 0;
+
+	while (freed < budget && d->used > 0) {
+		struct hnode **bucket = drop_bucket(d, ns->drop_at);
+		struct hnode *n;
+
+		if (bucket == NULL)
+			abort(); /* sessions counted that no bucket holds: the store is corrupt */
+		n = *bucket;
+		if (n == NULL) {
+			ns->drop_at++;
+			continue;
+		}
+		if (n->next == NULL)
+			drop_prefetch(d, ns->drop_at);
+		*bucket = n->next;
+		d->used--;
+		sess_free(st, ns, sess_of(n));
+		freed++;
+	}
+	if (d->used == 0)
+		ns_drop_done(st, ns);
+	return freed;
+}
+
+/* Free every session of ${ns} and give no account of them: the store is going away. */
+static void ns_free_sessions(struct store *st, struct ns *ns)
+{
 	for (int t = 0; t < 2; t++) {
 		for (size_t b = 0; b < ns->sessions.size[t]; b++) {
 			struct hnode *n = ns->sessions.table[t][b];
 
 			while (n != NULL) {
 				struct hnode *next = n->next;
-				struct sess *s = sess_of(n);
 
-				if (sess_live(s, now_ms))
-					live++;
-				expiry_cancel(&st->wheel, &s->exp);
-				account(st, ns, 0, sess_memory(s));
-				st->flashes -= flash_messages(s->flash);
-				flash_free(s->flash);
-				free(s);
-				removed++;
+				sess_free(st, ns, sess_of(n));
 				n = next;
 			}
 			ns->sessions.table[t][b] = NULL;
 		}
 	}
-	st->sessions -= removed;
 	ns->sessions.used = 0;
-	ns->flashes = 0;
-	return live;
 }
 
 static void check_key(const struct store_key *key)
@@ -648,7 +766,7 @@ void store_free(struct store *st)
 
 		if (ns == NULL)
 			continue;
-		ns_drop_sessions(st, ns, 0);
+		ns_free_sessions(st, ns);
 		dict_finish(&ns->sessions);
 		free(ns);
 	}
@@ -883,6 +1001,8 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 	}
 	old_memory = flash_memory(s->flash);
 	if (st->cfg.max_bytes != 0) {
+		/* The queue grows by about the message, its type and a node's worth of header. */
+		make_room(st, node_usable + msg_len + type_len + MAKE_ROOM_FLASH_EXTRA);
 		if (st->bytes + node_usable > st->cfg.max_bytes) {
 			errno = ENOMEM;
 			goto fail_free;
@@ -957,6 +1077,74 @@ fail_missing:
 }
 
 /* How many sessions store_count reclaims before it counts instead. */
+/*
+ * Reclaim at most ${budget} sessions whose expiry is <= now_ms; returns how many. A session of
+ * a dropped namespace that comes due is freed without being counted: it left the counts when
+ * CLEAR dropped it.
+ */
+static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
+{
+	size_t work = budget > (SIZE_MAX - EXPIRE_WORK_BASE) / EXPIRE_WORK_PER_SESSION
+	                  ? SIZE_MAX
+	                  : budget * EXPIRE_WORK_PER_SESSION + EXPIRE_WORK_BASE;
+	size_t removed = 0;
+
+	while (removed < budget) {
+		struct expiry_node *node = expiry_pop_due(&st->wheel, now_ms, &work);
+		struct sess *s;
+		struct ns *ns;
+		struct hnode **link;
+
+		if (node == NULL)
+			break;
+		s = container_of(node, struct sess, exp);
+		ns = st->ns_slots[s->ns_index];
+		removed++;
+		if (ns->dropped) {
+			dict_unlink(&ns->sessions,
+			            dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link)));
+			sess_free(st, ns, s);
+			if (ns->sessions.used == 0)
+				ns_drop_done(st, ns);
+			continue;
+		}
+		dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
+		link = dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link));
+		sess_remove(st, ns, link, s);
+		st->expired_total++;
+		if (ns->sessions.used == 0)
+			ns_release_if_empty(st, ns);
+		else
+			dict_maybe_shrink(&ns->sessions);
+	}
+	return removed;
+}
+
+/* Free at most ${budget} sessions of dropped namespaces; returns how many. */
+static size_t free_dropped(struct store *st, size_t budget)
+{
+	size_t freed = 0;
+
+	while (freed < budget && st->dropped != NULL)
+		freed += ns_free_some(st, st->dropped, budget - freed);
+	return freed;
+}
+
+/*
+ * store_expire(st, now_ms, budget):
+ * Free at most ${budget} sessions: first those of namespaces CLEAR dropped, then those whose
+ * expiry is <= now_ms. Returns how many it freed; a return equal to ${budget} means more may
+ * be waiting. Moving sessions between wheel levels is bounded too (a few moves per unit of
+ * budget), so a slice can also end early with work left; store_next_expiry() <= now_ms then
+ * says so.
+ */
+size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
+{
+	size_t freed = free_dropped(st, budget);
+
+	return freed + expire_due(st, now_ms, budget - freed);
+}
+
 #define COUNT_EXPIRE_BUDGET 4096
 
 /* The live sessions of ${ns} at ${now_ms}, by a walk of its table. */
@@ -975,7 +1163,7 @@ static size_t ns_count_live(const struct ns *ns, uint64_t now_ms)
 }
 
 /*
- * store_count(st, ns, ns_len, now_ms): the live sessions in the namespace.
+ * The namespace ${name}, or NULL, with ${live} set to its live sessions at ${now_ms}.
  *
  * Usually nothing is due (the daemon's expiry timer keeps up) and the table's size is the
  * answer. Otherwise a bounded slice of the owed expiry work is done, and if some is still
@@ -983,18 +1171,29 @@ static size_t ns_count_live(const struct ns *ns, uint64_t now_ms)
  * a walk reads each session once and frees nothing, where reclaiming all would free them
  * all in one call.
  */
+static struct ns *ns_find_counted(struct store *st, const uint8_t *name, size_t name_len,
+                                  uint64_t now_ms, size_t *live)
+{
+	size_t removed = expire_due(st, now_ms, COUNT_EXPIRE_BUDGET);
+	struct ns *ns = ns_find(st, name, name_len);
+
+	*live = 0;
+	if (ns == NULL)
+		return NULL;
+	if (removed < COUNT_EXPIRE_BUDGET && expiry_next(&st->wheel) > now_ms)
+		*live = ns->sessions.used;
+	else
+		*live = ns_count_live(ns, now_ms);
+	return ns;
+}
+
+/* store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. */
 size_t store_count(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
 {
-	size_t removed;
-	struct ns *ns;
+	size_t live;
 
-	removed = store_expire(st, now_ms, COUNT_EXPIRE_BUDGET);
-	ns = ns_find(st, ns_name, ns_len);
-	if (ns == NULL)
-		return 0;
-	if (removed < COUNT_EXPIRE_BUDGET && store_next_expiry(st) > now_ms)
-		return ns->sessions.used;
-	return ns_count_live(ns, now_ms);
+	ns_find_counted(st, ns_name, ns_len, now_ms, &live);
+	return live;
 }
 
 static uint32_t reverse_bits32(uint32_t v)
@@ -1114,55 +1313,37 @@ int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t
 	}
 }
 
-/* store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
- * many of them were live (sessions past their expiry but not yet reclaimed go too, uncounted). */
+/*
+ * store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
+ * many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted).
+ *
+ * Freeing a million sessions takes about half a second, too long for one turn of the
+ * daemon's loop. So the namespace is only taken out of sight here: unnamed, out of the
+ * counts, on the dropped list, from where store_expire frees its sessions a slice at a time.
+ * Their memory stays in the store's bytes until then, so max_bytes still bounds what is
+ * really allocated.
+ */
 size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
 {
-	struct ns *ns = ns_find(st, ns_name, ns_len);
-	size_t removed;
+	size_t live;
+	struct ns *ns = ns_find_counted(st, ns_name, ns_len, now_ms, &live);
 
 	if (ns == NULL)
 		return 0;
-	removed = ns_drop_sessions(st, ns, now_ms);
-	ns_release_if_empty(st, ns);
-	return removed;
-}
-
-/*
- * store_expire(st, now_ms, budget):
- * Reclaim at most ${budget} sessions whose expiry is <= now_ms. Returns how many it removed;
- * a return equal to ${budget} means more may be waiting. Moving sessions between wheel levels
- * is bounded too (a few moves per unit of budget), so a slice can also end early with work
- * left; store_next_expiry() <= now_ms then says so.
- */
-size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
-{
-	size_t work = budget > (SIZE_MAX - EXPIRE_WORK_BASE) / EXPIRE_WORK_PER_SESSION
-	                  ? SIZE_MAX
-	                  : budget * EXPIRE_WORK_PER_SESSION + EXPIRE_WORK_BASE;
-	size_t removed = 0;
-
-	while (removed < budget) {
-		struct expiry_node *node = expiry_pop_due(&st->wheel, now_ms, &work);
-		struct sess *s;
-		struct ns *ns;
-		struct hnode **link;
-
-		if (node == NULL)
-			break;
-		s = container_of(node, struct sess, exp);
-		ns = st->ns_slots[s->ns_index];
-		dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
-		link = dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link));
-		sess_remove(st, ns, link, s);
-		st->expired_total++;
-		removed++;
-		if (ns->sessions.used == 0)
-			ns_release_if_empty(st, ns);
-		else
-			dict_maybe_shrink(&ns->sessions);
-	}
-	return removed;
+	dict_unlink(&st->names,
+	            dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len)));
+	if (st->ns_recent == ns)
+		st->ns_recent = NULL;
+	st->sessions -= ns->sessions.used;
+	st->flashes -= ns->flashes;
+	ns->flashes = 0;
+	ns->dropped = true;
+	ns->drop_at = 0;
+	ns->dropped_next = st->dropped;
+	st->dropped = ns;
+	/* A small namespace is gone before the reply, as if nothing were deferred. */
+	ns_free_some(st, ns, CLEAR_INLINE_SESSIONS);
+	return live;
 }
 
 /*
@@ -1172,7 +1353,8 @@ size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
  */
 uint64_t store_next_expiry(const struct store *st)
 {
-	return expiry_next(&st->wheel);
+	/* Dropped sessions are work due now. */
+	return st->dropped != NULL ? 0 : expiry_next(&st->wheel);
 }
 
 /*
@@ -1214,7 +1396,7 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
 		const struct ns *ns = st->ns_slots[i];
 
-		if (ns == NULL)
+		if (ns == NULL || ns->dropped)
 			continue;
 		for (int t = 0; t < 2; t++) {
 			for (size_t b = 0; b < ns->sessions.size[t]; b++) {

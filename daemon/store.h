@@ -167,28 +167,32 @@ int store_list(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t curs
                uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
                size_t *count);
 
-/* store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
- * many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted). */
+/*
+ * store_clear(st, ns, ns_len, now_ms): remove every session of the namespace at once; returns
+ * how many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted).
+ * Their memory is freed later, a slice at a time, by store_expire; until then it still counts
+ * in the store's bytes and against max_bytes.
+ */
 size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
 
 /*
  * store_expire(st, now_ms, budget):
- * Reclaim at most ${budget} sessions whose expiry is <= now_ms. Returns how many it removed;
- * a return equal to ${budget} means more may be waiting.
+ * Free at most ${budget} sessions: first those store_clear removed, then those whose expiry is
+ * <= now_ms. Returns how many it freed; a return equal to ${budget} means more may be waiting.
  */
 size_t store_expire(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
  * store_next_expiry(st):
- * The earliest instant at which store_expire may find work, or UINT64_MAX for none. May be
- * early (a coarse bound), never late.
+ * The earliest instant at which store_expire may find work (0 while cleared sessions wait to
+ * be freed), or UINT64_MAX for none. May be early (a coarse bound), never late.
  */
 uint64_t store_next_expiry(const struct store *st);
 
 struct store_stats {
 	uint64_t sessions;
 	uint64_t namespaces;
-	uint64_t bytes;   /* memory the store accounts to its sessions */
+	uint64_t bytes;   /* memory the store accounts to its sessions, cleared ones until freed */
 	uint64_t flashes; /* messages queued */
 	uint64_t expired_total;
 };

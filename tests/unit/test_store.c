@@ -902,3 +902,162 @@ LEAK_CHECKED_TEST(store, clock_going_back)
 	cr_assert_eq(store_expire(st, T0 + 100, 10), 1);
 	store_free(st);
 }
+
+static int count_session(void *arg, const struct store_session_view *s)
+{
+	size_t *visits = arg;
+
+	cr_assert(s->ns_len != 3 || memcmp(s->ns, "app", 3) != 0 || s->data_len == 3,
+	          "only the new app session is visited");
+	(*visits)++;
+	return 0;
+}
+
+static uint64_t store_bytes(const struct store *st)
+{
+	struct store_stats stats;
+
+	store_stats(st, NULL, 0, &stats);
+	return stats.bytes;
+}
+
+/*
+ * CLEAR takes a namespace out of sight at once and leaves its memory to store_expire, a
+ * budget at a time: the counts, lookups, COUNT, STATS and the snapshot walk see it gone, a
+ * namespace of the same name starts afresh, and the bytes come down only as sessions are
+ * really freed.
+ */
+LEAK_CHECKED_TEST(store, clear_frees_in_slices)
+{
+	enum { N = 3000, BUDGET = 64 };
+	struct store *st = new_store(0);
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	uint64_t other_bytes, bytes, freed = 0;
+	size_t visits = 0, got;
+
+	set_str(st, "other", "keep", "kept", T0 + 60000, T0);
+	other_bytes = store_bytes(st);
+	put_range(st, 0, N, T0 + 60000);
+	for (size_t i = 0; i < N; i += 10) {
+		k = key_n(&b, "app", i);
+		cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, "hi", 2, false,
+		                              T0 + 60000, T0, NULL),
+		             0);
+	}
+	bytes = store_bytes(st);
+	cr_assert_eq(store_clear(st, NS, 3, T0), N);
+
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 1);
+	cr_assert_eq(stats.namespaces, 1);
+	cr_assert_eq(stats.flashes, 0);
+	cr_assert_gt(stats.bytes, other_bytes + (bytes - other_bytes) / 2, "most is freed later");
+	bytes = stats.bytes;
+	store_stats(st, NS, 3, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.bytes, 0);
+	cr_assert_eq(store_count(st, NS, 3, T0), 0);
+	assert_absent(st, "app", "s0000007", T0);
+	cr_assert_eq(store_next_expiry(st), 0, "the drop is work due now");
+
+	/* The name is free for a new namespace while the old one is freed. */
+	set_str(st, "app", "s0000007", "new", T0 + 60000, T0);
+	assert_data(st, "app", "s0000007", T0, "new");
+	cr_assert_eq(store_count(st, NS, 3, T0), 1);
+	cr_assert_eq(store_foreach(st, T0, count_session, NULL, NULL, &visits), 0);
+	cr_assert_eq(visits, 2, "the snapshot walk skips the dropped sessions");
+
+	while ((got = store_expire(st, T0, BUDGET)) == BUDGET) {
+		uint64_t now_bytes = store_bytes(st);
+
+		cr_assert_lt(now_bytes, bytes, "each slice gives memory back");
+		bytes = now_bytes;
+		freed += got;
+	}
+	freed += got;
+	cr_assert(freed > N / 2 && freed < N, "CLEAR freed a few itself, the slices the rest");
+	cr_assert_gt(store_next_expiry(st), T0, "nothing is due once the drop is done");
+	assert_data(st, "app", "s0000007", T0, "new");
+	assert_data(st, "other", "keep", T0, "kept");
+	k = key_of("app", "s0000007");
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	cr_assert_eq(store_bytes(st), other_bytes, "every dropped byte is accounted back");
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 1);
+	cr_assert_eq(stats.expired_total, 0, "a cleared session is not an expired one");
+	store_free(st);
+}
+
+/*
+ * A dropped session that comes due before its turn is freed by the expiry pass that COUNT
+ * and CLEAR run, once, and without touching the counts a second time; two drops of one name
+ * can be in progress together; and freeing the store mid-drop leaks nothing.
+ */
+LEAK_CHECKED_TEST(store, clear_meets_expiry)
+{
+	enum { N = 500 };
+	struct store *st = new_store(0);
+	struct store_stats stats;
+
+	put_range(st, 0, N, T0 + 10);
+	set_str(st, "other", "keep", "kept", T0 + 60000, T0);
+	cr_assert_eq(store_clear(st, NS, 3, T0), N);
+	/* COUNT at T0 + 20 runs an expiry slice: the dropped sessions are due by then. */
+	cr_assert_eq(store_count(st, (const uint8_t *)"other", 5, T0 + 20), 1);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 1);
+	cr_assert_eq(stats.expired_total, 0);
+
+	put_range(st, 0, N, T0 + 60000);
+	cr_assert_eq(store_clear(st, NS, 3, T0 + 20), N);
+	put_range(st, 0, N, T0 + 60000);
+	cr_assert_eq(store_clear(st, NS, 3, T0 + 20), N);
+	put_range(st, 0, 5, T0 + 60000);
+	cr_assert_eq(store_expire(st, T0 + 20, N / 2), N / 2, "a slice frees what it may");
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 6);
+	cr_assert_eq(store_count(st, NS, 3, T0 + 20), 5);
+	store_free(st);
+}
+
+/*
+ * Under max_bytes, the memory a CLEAR gave up is a writer's at once: a SET or a flash push
+ * that would not fit frees dropped sessions itself rather than fail until the background has
+ * got to them.
+ */
+LEAK_CHECKED_TEST(store, clear_gives_room_to_writers)
+{
+	enum { SIZE = 1000, WRITES = 400 };
+	struct store *st = new_store(1024 * 1024);
+	char data[SIZE];
+	struct store_key k;
+	struct id_buf b;
+	size_t n = 0;
+
+	memset(data, 'd', sizeof(data));
+	for (;; n++) {
+		k = key_n(&b, "app", n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_gt(n, WRITES + 200);
+	k = key_of("other", "flashy");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, data, sizeof(data), false,
+	                              T0 + 60000, T0, NULL),
+	             -1, "full");
+	cr_assert_eq(store_clear(st, NS, 3, T0), n);
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, data, sizeof(data), false,
+	                              T0 + 60000, T0, NULL),
+	             0, "a flash push finds room at once");
+	/* More than CLEAR frees before it returns. */
+	for (size_t i = 0; i < WRITES; i++) {
+		k = key_n(&b, "other", i);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 60000, T0), 0,
+		             "SET %zu finds room at once", i);
+	}
+	cr_assert_eq(store_next_expiry(st), 0, "the rest is still the background's");
+	store_free(st);
+}
