@@ -79,8 +79,10 @@ struct ns {
 	uint64_t bytes;
 	uint64_t flashes;
 	/* On the store's list of cleared namespaces: no longer named, its sessions are freed a
-	 * slice at a time (see store_clear). */
+	 * slice at a time (see store_clear). Linked both ways: a dropped session that comes due
+	 * may finish any of them, and a client can make the list long. */
 	struct ns *dropped_next;
+	struct ns **dropped_prev; /* the link that points at this one */
 	size_t drop_at; /* the next bucket to free: table[0]'s, then table[1]'s */
 	bool dropped;
 	uint32_t index;
@@ -583,6 +585,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->bytes = 0;
 	ns->flashes = 0;
 	ns->dropped_next = NULL;
+	ns->dropped_prev = NULL;
 	ns->drop_at = 0;
 	ns->dropped = false;
 	ns->index = index;
@@ -624,11 +627,9 @@ static void ns_release_if_empty(struct store *st, struct ns *ns)
 /* Take the emptied, dropped ${ns} off the store's list and free it. */
 static void ns_drop_done(struct store *st, struct ns *ns)
 {
-	struct ns **at = &st->dropped;
-
-	while (*at != ns)
-		at = &(*at)->dropped_next;
-	*at = ns->dropped_next;
+	*ns->dropped_prev = ns->dropped_next;
+	if (ns->dropped_next != NULL)
+		ns->dropped_next->dropped_prev = ns->dropped_prev;
 	ns_free_record(st, ns);
 }
 
@@ -1340,6 +1341,9 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
 	ns->dropped = true;
 	ns->drop_at = 0;
 	ns->dropped_next = st->dropped;
+	ns->dropped_prev = &st->dropped;
+	if (st->dropped != NULL)
+		st->dropped->dropped_prev = &ns->dropped_next;
 	st->dropped = ns;
 	/* A small namespace is gone before the reply, as if nothing were deferred. */
 	ns_free_some(st, ns, CLEAR_INLINE_SESSIONS);

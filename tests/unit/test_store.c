@@ -1061,3 +1061,36 @@ LEAK_CHECKED_TEST(store, clear_gives_room_to_writers)
 	cr_assert_eq(store_next_expiry(st), 0, "the rest is still the background's");
 	store_free(st);
 }
+
+/*
+ * Dropped namespaces finish in any order: here the middle one of three goes first, its
+ * sessions having come due, and the other two are freed by the slices after it.
+ */
+LEAK_CHECKED_TEST(store, drops_finish_in_any_order)
+{
+	enum { N = 300 };
+	static const char *const names[3] = {"a", "b", "c"};
+	struct store *st = new_store(0);
+	struct store_stats stats;
+	struct id_buf b;
+	size_t freed;
+
+	for (int n = 0; n < 3; n++) {
+		for (size_t i = 0; i < N; i++) {
+			struct store_key k = key_n(&b, names[n], i);
+
+			cr_assert_eq(store_set(st, &k, "v", 1, n == 1 ? T0 + 10 : T0 + 60000, T0), 0);
+		}
+	}
+	for (int n = 0; n < 3; n++)
+		cr_assert_eq(store_clear(st, (const uint8_t *)names[n], 1, T0), N);
+	/* The expiry pass of COUNT frees what came due: all of b, the middle of the list. */
+	cr_assert_eq(store_count(st, (const uint8_t *)"a", 1, T0 + 20), 0);
+	freed = store_expire(st, T0 + 20, 10 * N);
+	cr_assert(freed > 0 && freed < 2 * N, "what CLEAR left of a and c: %zu", freed);
+	cr_assert_eq(store_next_expiry(st), UINT64_MAX, "nothing is left anywhere");
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.bytes, 0);
+	store_free(st);
+}
