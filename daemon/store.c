@@ -83,7 +83,7 @@ struct ns {
 	 * may finish any of them, and a client can make the list long. */
 	struct ns *dropped_next;
 	struct ns **dropped_prev; /* the link that points at this one */
-	size_t drop_at; /* the next bucket to free: table[0]'s, then table[1]'s */
+	size_t drop_at;           /* the next bucket to free: table[0]'s, then table[1]'s */
 	bool dropped;
 	uint32_t index;
 	uint8_t name_len;
