@@ -39,7 +39,8 @@ int main(int argc, char **argv)
 		return 1;
 	before = mallinfo2();
 	for (size_t i = 0; i < n; i++) {
-		struct store_key k = {(const uint8_t *)"default", 7, id, id_len};
+		struct store_key k = {
+		    .ns = (const uint8_t *)"default", .ns_len = 7, .id = id, .id_len = id_len};
 
 		memcpy(id, &i, sizeof(i));
 		if (store_set(st, &k, data, data_len, UINT64_C(1) << 50, 0) != 0) {

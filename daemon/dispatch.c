@@ -125,12 +125,16 @@ static int write_key_uint(struct buf *out, const char *key, uint64_t v)
 	return 0;
 }
 
-static void request_key(const struct codec_request *req, struct store_key *key)
+/* The store key of ${req}, with the id's hash when ${frame} (may be NULL) carries it. */
+static void request_key(const struct codec_request *req, const struct dispatch_frame_ref *frame,
+                        struct store_key *key)
 {
-	key->ns = req->ns.ptr;
-	key->ns_len = req->ns.len;
-	key->id = req->id.ptr;
-	key->id_len = req->id.len;
+	*key = (struct store_key){
+	    .ns = req->ns.ptr, .ns_len = req->ns.len, .id = req->id.ptr, .id_len = req->id.len};
+	if (frame != NULL && frame->id_hashed) {
+		key->id_hash = frame->id_hash;
+		key->id_hashed = true;
+	}
 }
 
 static uint64_t expires_at(uint64_t now_ms, uint64_t ttl_ms)
@@ -208,14 +212,14 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	return 0;
 }
 
-static int op_get(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                  struct buf *out)
+static int op_get(struct dispatch *d, const struct codec_request *req,
+                  const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	struct store_key key;
 	const void *data;
 	size_t len, at;
 
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	if (store_get(d->st, &key, now_ms, &data, &len) == -1)
 		return reply_not_found(out, req->request_id);
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
@@ -224,8 +228,8 @@ static int op_get(struct dispatch *d, const struct codec_request *req, uint64_t 
 	return 0;
 }
 
-static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                  struct buf *out)
+static int op_set(struct dispatch *d, const struct codec_request *req,
+                  const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
 	struct store_key key;
@@ -236,7 +240,7 @@ static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t 
 	if (req->data.len > max_data(d))
 		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 		                         "session data may be at most max_frame - 16 bytes");
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	if (store_set(d->st, &key, req->data.ptr, req->data.len, when, now_ms) == -1)
 		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
 		                         "the server's memory limit is reached");
@@ -248,8 +252,8 @@ static int op_set(struct dispatch *d, const struct codec_request *req, uint64_t 
 	return reply_nil(out, req->request_id);
 }
 
-static int op_touch(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                    struct buf *out)
+static int op_touch(struct dispatch *d, const struct codec_request *req,
+                    const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
 	struct store_key key;
@@ -257,7 +261,7 @@ static int op_touch(struct dispatch *d, const struct codec_request *req, uint64_
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	if (store_touch(d->st, &key, when, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
 	if (d->p != NULL && persist_log_touch(d->p, &key, when) == -1) {
@@ -268,15 +272,15 @@ static int op_touch(struct dispatch *d, const struct codec_request *req, uint64_
 	return reply_nil(out, req->request_id);
 }
 
-static int op_destroy(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                      struct buf *out)
+static int op_destroy(struct dispatch *d, const struct codec_request *req,
+                      const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	struct store_key key;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	if (store_destroy(d->st, &key, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
 	if (d->p != NULL && persist_log_destroy(d->p, &key) == -1) {
@@ -287,8 +291,8 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req, uint6
 	return reply_nil(out, req->request_id);
 }
 
-static int op_flash_push(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                         struct buf *out)
+static int op_flash_push(struct dispatch *d, const struct codec_request *req,
+                         const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
 	struct store_key key;
@@ -297,7 +301,7 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req, ui
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	if (store_flash_push(d->st, &key, req->flash_type.ptr, req->flash_type.len,
 	                     req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin, when,
 	                     now_ms, &queued) == -1) {
@@ -367,8 +371,8 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return 0;
 }
 
-static int op_flash_pop(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                        struct buf *out)
+static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
+                        const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
 {
 	struct pop_writer w;
 	struct store_key key;
@@ -377,7 +381,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req, uin
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, &key);
+	request_key(req, frame, &key);
 	memset(&w, 0, sizeof(w));
 	w.out = out;
 	w.frame_start = out->len;
@@ -514,7 +518,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 
 /* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
 static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
-               uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
+               const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
+               enum dispatch_verdict *verdict)
 {
 	if (req->op == CODEC_OP_HELLO)
 		return op_hello(d, peer, req, out, verdict);
@@ -527,17 +532,17 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_PING:
 		return reply_nil(out, req->request_id);
 	case CODEC_OP_GET:
-		return op_get(d, req, now_ms, out);
+		return op_get(d, req, frame, now_ms, out);
 	case CODEC_OP_SET:
-		return op_set(d, req, now_ms, out);
+		return op_set(d, req, frame, now_ms, out);
 	case CODEC_OP_TOUCH:
-		return op_touch(d, req, now_ms, out);
+		return op_touch(d, req, frame, now_ms, out);
 	case CODEC_OP_DESTROY:
-		return op_destroy(d, req, now_ms, out);
+		return op_destroy(d, req, frame, now_ms, out);
 	case CODEC_OP_FLASH_PUSH:
-		return op_flash_push(d, req, now_ms, out);
+		return op_flash_push(d, req, frame, now_ms, out);
 	case CODEC_OP_FLASH_POP:
-		return op_flash_pop(d, req, now_ms, out);
+		return op_flash_pop(d, req, frame, now_ms, out);
 	case CODEC_OP_COUNT:
 		return reply_uint(out, req->request_id,
 		                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));
@@ -570,13 +575,18 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 
 		/* Kept in the frame: dispatch_frame_hinted runs this request without decoding
 		 * it again. A malformed frame is decoded again there, for its error reply. */
+		frames[i].id_hashed = false;
 		frames[i].decoded = codec_decode_request(frames[i].body, frames[i].len,
 		                                         &frames[i].req, &status, &why) == 0;
 		if (!frames[i].decoded)
 			continue;
-		key = (struct store_key){req->ns.ptr, req->ns.len, req->id.ptr, req->id.len};
-		if (store_hint_start(d->st, &key, &hints[n]) == 0)
+		request_key(req, NULL, &key);
+		if (store_hint_start(d->st, &key, &hints[n]) == 0) {
+			/* The lookup that runs this request takes the hash from here. */
+			frames[i].id_hash = hints[n].id_hash;
+			frames[i].id_hashed = true;
 			copies_data[n++] = req->op == CODEC_OP_GET;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
@@ -604,7 +614,8 @@ static enum dispatch_verdict reply_out_of_memory(struct buf *out, size_t start, 
 
 /* Carry out one decoded request: see dispatch_frame. */
 static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_peer *peer,
-                                         const struct codec_request *req, uint64_t now_ms,
+                                         const struct codec_request *req,
+                                         const struct dispatch_frame_ref *frame, uint64_t now_ms,
                                          struct buf *out)
 {
 	enum dispatch_verdict verdict = DISPATCH_KEEP;
@@ -616,7 +627,7 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 		ids_log_tag(tag, req->id.ptr, req->id.len, d->tag_key);
 		log_debug("%s session %s", codec_op_name(req->op), tag);
 	}
-	if (run(d, peer, req, now_ms, out, &verdict) == 0)
+	if (run(d, peer, req, frame, now_ms, out, &verdict) == 0)
 		return verdict;
 	return reply_out_of_memory(out, start, req->request_id, verdict);
 }
@@ -634,7 +645,7 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 
 	d->requests_total++;
 	if (codec_decode_request(body, len, &req, &status, &why) == 0)
-		return run_request(d, peer, &req, now_ms, out);
+		return run_request(d, peer, &req, NULL, now_ms, out);
 	if (status == CODEC_UNKNOWN_OP && peer->ready) {
 		verdict = DISPATCH_KEEP;
 		rc = codec_reply_error(out, req.request_id, CODEC_UNKNOWN_OP, why);
@@ -657,5 +668,5 @@ enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_
 	if (!frame->decoded)
 		return dispatch_frame(d, peer, frame->body, frame->len, now_ms, out);
 	d->requests_total++;
-	return run_request(d, peer, &frame->req, now_ms, out);
+	return run_request(d, peer, &frame->req, frame, now_ms, out);
 }

@@ -83,7 +83,9 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 struct dispatch_frame_ref {
 	const uint8_t *body;
 	size_t len;
-	bool decoded; /* req holds ${body} decoded; false: not looked at (or malformed) */
+	bool decoded;   /* req holds ${body} decoded; false: not looked at (or malformed) */
+	bool id_hashed; /* with decoded: the store's hint left req's id hash in id_hash */
+	uint64_t id_hash;
 	struct codec_request req;
 };
 

@@ -873,7 +873,8 @@ static int snap_load_record(void *arg, const struct record *r)
 			return -1;
 		memcpy(l->ns, r->key.ns, r->key.ns_len);
 		memcpy(l->id, r->key.id, r->key.id_len);
-		l->key = (struct store_key){l->ns, r->key.ns_len, l->id, r->key.id_len};
+		l->key = (struct store_key){
+		    .ns = l->ns, .ns_len = r->key.ns_len, .id = l->id, .id_len = r->key.id_len};
 		l->expires_at_ms = r->expires_at_ms;
 		l->time_ms = r->time_ms;
 		l->in_session = true;

@@ -90,20 +90,6 @@ struct ns {
 	uint8_t name[64];
 };
 
-/*
- * An id store_hint_start hashed, kept for the request that looks it up moments later: with
- * libsodium's SipHash, hashing an id costs as much as the rest of a lookup. Ids longer than
- * the slot (none that sessd or connect-sessd make) are not kept.
- */
-#define HASH_MEMO_SLOTS  128
-#define HASH_MEMO_ID_MAX 48
-
-struct hash_memo {
-	uint64_t hash;
-	uint8_t id_len; /* 0: empty */
-	uint8_t id[HASH_MEMO_ID_MAX];
-};
-
 struct store {
 	struct store_config cfg;
 	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
@@ -126,7 +112,6 @@ struct store {
 	/* Namespaces CLEAR took out of sight whose sessions are still to be freed, oldest last. */
 	struct ns *dropped;
 	struct expiry_wheel wheel;
-	struct hash_memo hash_memo[HASH_MEMO_SLOTS];
 };
 
 typedef uint64_t (*dict_hash_fn)(const struct store *st, const struct hnode *n);
@@ -142,24 +127,14 @@ static uint64_t hash_bytes(const struct store *st, const uint8_t *p, size_t len)
 	return h;
 }
 
-/* The memo slot for ${id}. Chosen by the id's own bytes: whoever aims ids at one slot only
- * makes their hashes be computed again, never wrong. */
-static size_t hash_memo_slot(const uint8_t *id, size_t len)
+/*
+ * The hash of ${key}'s id: the one its hint computed when the caller carries it over (see
+ * store_key), else computed here. With libsodium's SipHash, hashing an id costs as much as
+ * the rest of a lookup.
+ */
+static uint64_t key_hash(const struct store *st, const struct store_key *key)
 {
-	uint64_t word = 0;
-
-	memcpy(&word, id, len < sizeof(word) ? len : sizeof(word));
-	return (size_t)((word * UINT64_C(0x9e3779b97f4a7c15)) >> 32) % HASH_MEMO_SLOTS;
-}
-
-/* The hash of session id ${id}, from the memo when store_hint_start left it there. */
-static uint64_t id_hash(const struct store *st, const uint8_t *id, size_t len)
-{
-	const struct hash_memo *m = &st->hash_memo[hash_memo_slot(id, len)];
-
-	if (m->id_len == len && memcmp(m->id, id, len) == 0)
-		return m->hash;
-	return hash_bytes(st, id, len);
+	return key->id_hashed ? key->id_hash : hash_bytes(st, key->id, key->id_len);
 }
 
 static struct sess *sess_of(const struct hnode *n)
@@ -467,7 +442,6 @@ static struct ns *ns_find_const(const struct store *st, const uint8_t *name, siz
 int store_hint_start(struct store *st, const struct store_key *key, struct store_hint *hint)
 {
 	const struct ns *ns;
-	struct hash_memo *memo;
 	const struct dict *d;
 	uint64_t h;
 
@@ -480,13 +454,8 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	if (ns == NULL)
 		return -1;
 	d = &ns->sessions;
-	h = id_hash(st, key->id, key->id_len);
-	if (key->id_len <= HASH_MEMO_ID_MAX) {
-		memo = &st->hash_memo[hash_memo_slot(key->id, key->id_len)];
-		memo->hash = h;
-		memo->id_len = (uint8_t)key->id_len;
-		memcpy(memo->id, key->id, key->id_len);
-	}
+	h = hash_bytes(st, key->id, key->id_len);
+	hint->id_hash = h;
 	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
 		hint->buckets[t] = dict_bucket(d, t, h);
 		__builtin_prefetch(hint->buckets[t]);
@@ -795,8 +764,7 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
-	                &link);
+	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
 	if (s == NULL || !s->has_data)
 		goto fail_release;
 	*data = sess_data(s);
@@ -866,7 +834,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	h = id_hash(st, key->id, key->id_len);
+	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s != NULL) {
 		if (sess_replace_data(st, ns, link, s, data, len, expires_at_ms, now_ms) != 0)
@@ -914,8 +882,7 @@ int store_touch(struct store *st, const struct store_key *key, uint64_t expires_
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
-	                &link);
+	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
 	if (s == NULL)
 		goto fail_release;
 	expiry_reschedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
@@ -945,8 +912,7 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
 		errno = ENOENT;
 		return -1;
 	}
-	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
-	                &link);
+	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
 	if (s != NULL) {
 		sess_remove(st, ns, link, s);
 	} else {
@@ -982,7 +948,7 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
-	h = id_hash(st, key->id, key->id_len);
+	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s == NULL) {
 		if (dict_reserve(&ns->sessions) != 0)
@@ -1058,8 +1024,7 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 	ns = ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail_missing;
-	s = sess_lookup(st, ns, key->id, key->id_len, id_hash(st, key->id, key->id_len), now_ms,
-	                &link);
+	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
 	if (s == NULL) {
 		ns_release_if_empty(st, ns);
 		goto fail_missing;

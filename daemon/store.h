@@ -35,6 +35,10 @@ struct store_key {
 	size_t ns_len;
 	const uint8_t *id;
 	size_t id_len;
+	/* With id_hashed, the id's hash as a store_hint for this very id gave it (its id_hash),
+	 * which spares hashing the id again; otherwise the store hashes it. */
+	uint64_t id_hash;
+	bool id_hashed;
 };
 
 /*
@@ -43,6 +47,7 @@ struct store_key {
  */
 struct store_hint {
 	const void *buckets[2]; /* the bucket(s) the lookup reads; NULL: none */
+	uint64_t id_hash;       /* the id's hash, for the store_key of the lookup that follows */
 };
 
 /*
@@ -58,7 +63,7 @@ void store_free(struct store *st);
 /*
  * store_hint_start(st, key, hint):
  * Start loading the hash bucket that a lookup of ${key} reads, changing no session, and fill
- * ${hint} for store_hint_follow; the id's hash is kept for the lookup that follows. Returns
+ * ${hint} for store_hint_follow, and with the id's hash for the lookup that follows. Returns
  * 0, or -1 when there is nothing to load (no id, or no such namespace). A lookup is a chain
  * of cache misses (bucket, then session); started for a batch of requests before any is
  * carried out, the misses overlap instead of queueing.

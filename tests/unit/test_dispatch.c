@@ -696,3 +696,72 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_runs_what_the_hint_decoded)
 	cr_assert_eq(dispatch_requests_total(fx.d) - before, 6, "each frame counted once");
 	buf_finish(&frames);
 }
+
+/*
+ * A hinted batch over sessions that exist: the hint hashes each id once and the request's
+ * lookup takes that hash, so every operation must find its own session. Checked through
+ * their replies and afterwards by plain requests: an overwrite that missed its session
+ * would leave two of it (COUNT), a destroy that missed would leave it readable.
+ */
+LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
+{
+	enum { N = 20 };
+	struct codec_request req[N], count = {.op = CODEC_OP_COUNT, .request_id = 99};
+	struct dispatch_frame_ref refs[N];
+	char ids[N][16], data[64];
+	size_t at[N];
+	struct codec_reply rep;
+	struct buf frames;
+
+	hello();
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
+		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
+	}
+	/* GET 0-9, TOUCH 10-14, DESTROY 15-17, SET 18-19 (overwrites). */
+	buf_init(&frames);
+	for (int i = 0; i < N; i++) {
+		uint32_t op = i < 10   ? CODEC_OP_GET
+		              : i < 15 ? CODEC_OP_TOUCH
+		              : i < 18 ? CODEC_OP_DESTROY
+		                       : CODEC_OP_SET;
+
+		req[i] =
+		    (struct codec_request){.op = op, .request_id = (uint64_t)i, .ttl_ms = 60000};
+		req[i].ns = bytes("app");
+		req[i].id = bytes(ids[i]);
+		req[i].data = bytes("new");
+		at[i] = append_frame(&frames, &req[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		refs[i] = (struct dispatch_frame_ref){
+		    .body = frames.data + at[i],
+		    .len = codec_frame_length(frames.data + at[i] - CODEC_HEADER_BYTES)};
+	}
+	dispatch_prefetch(fx.d, refs, N);
+	for (int i = 0; i < N; i++) {
+		struct mp_bytes got;
+		struct mp_reader r;
+
+		cr_assert(refs[i].decoded && refs[i].id_hashed, "frame %d hashed by its hint", i);
+		expect_hinted(&refs[i], DISPATCH_KEEP, CODEC_OK, (uint64_t)i, &rep);
+		if (i >= 10)
+			continue;
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert_eq(got.len, strlen(ids[i]));
+		cr_assert_eq(memcmp(got.ptr, ids[i], got.len), 0, "GET %d found its own session",
+		             i);
+	}
+	buf_finish(&frames);
+
+	count.ns = bytes("app");
+	cr_assert_eq(call(&count, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), N - 3, "three destroyed, no session twice");
+	for (int i = 15; i < 18; i++)
+		cr_assert_eq(do_get("app", ids[i], NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	for (int i = 18; i < N; i++) {
+		cr_assert_eq(do_get("app", ids[i], NOW, data, sizeof(data)), CODEC_OK);
+		cr_assert_str_eq(data, "new");
+	}
+}

@@ -55,7 +55,10 @@ static int on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 
 static struct store_key key_of(const char *ns, const char *id)
 {
-	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+	return (struct store_key){.ns = (const uint8_t *)ns,
+	                          .ns_len = strlen(ns),
+	                          .id = (const uint8_t *)id,
+	                          .id_len = strlen(id)};
 }
 
 static struct store *new_store(size_t max_flash)

@@ -79,7 +79,10 @@ static struct persist *open_dir(const char *dir, struct store *st, enum persist_
 
 static struct store_key key_of(const char *ns, const char *id)
 {
-	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+	return (struct store_key){.ns = (const uint8_t *)ns,
+	                          .ns_len = strlen(ns),
+	                          .id = (const uint8_t *)id,
+	                          .id_len = strlen(id)};
 }
 
 /* The operations, applied to the store and logged the way dispatch does it. */

@@ -14,7 +14,10 @@
 
 static struct store_key key_of(const char *ns, const char *id)
 {
-	return (struct store_key){(const uint8_t *)ns, strlen(ns), (const uint8_t *)id, strlen(id)};
+	return (struct store_key){.ns = (const uint8_t *)ns,
+	                          .ns_len = strlen(ns),
+	                          .id = (const uint8_t *)id,
+	                          .id_len = strlen(id)};
 }
 
 /* Keys over fixed-size ids "s%07zu", so tests can make many of them cheaply. */
@@ -129,7 +132,7 @@ LEAK_CHECKED_TEST(store, binary_ids_and_max_lengths)
 {
 	struct store *st = new_store(0);
 	uint8_t id[128], ns[64];
-	struct store_key k = {ns, sizeof(ns), id, sizeof(id)};
+	struct store_key k = {.ns = ns, .ns_len = sizeof(ns), .id = id, .id_len = sizeof(id)};
 	const void *data;
 	size_t len;
 
@@ -1079,7 +1082,8 @@ LEAK_CHECKED_TEST(store, drops_finish_in_any_order)
 		for (size_t i = 0; i < N; i++) {
 			struct store_key k = key_n(&b, names[n], i);
 
-			cr_assert_eq(store_set(st, &k, "v", 1, n == 1 ? T0 + 10 : T0 + 60000, T0), 0);
+			cr_assert_eq(store_set(st, &k, "v", 1, n == 1 ? T0 + 10 : T0 + 60000, T0),
+			             0);
 		}
 	}
 	for (int n = 0; n < 3; n++)
