@@ -212,15 +212,13 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	return 0;
 }
 
-static int op_get(struct dispatch *d, const struct codec_request *req,
-                  const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+static int op_get(struct dispatch *d, const struct codec_request *req, const struct store_key *key,
+                  uint64_t now_ms, struct buf *out)
 {
-	struct store_key key;
 	const void *data;
 	size_t len, at;
 
-	request_key(req, frame, &key);
-	if (store_get(d->st, &key, now_ms, &data, &len) == -1)
+	if (store_get(d->st, key, now_ms, &data, &len) == -1)
 		return reply_not_found(out, req->request_id);
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
 	    mp_write_bin(out, data, len) == -1 || codec_frame_close(out, at) == -1)
@@ -228,11 +226,10 @@ static int op_get(struct dispatch *d, const struct codec_request *req,
 	return 0;
 }
 
-static int op_set(struct dispatch *d, const struct codec_request *req,
-                  const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+static int op_set(struct dispatch *d, const struct codec_request *req, const struct store_key *key,
+                  uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
-	struct store_key key;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
@@ -240,11 +237,10 @@ static int op_set(struct dispatch *d, const struct codec_request *req,
 	if (req->data.len > max_data(d))
 		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 		                         "session data may be at most max_frame - 16 bytes");
-	request_key(req, frame, &key);
-	if (store_set(d->st, &key, req->data.ptr, req->data.len, when, now_ms) == -1)
+	if (store_set(d->st, key, req->data.ptr, req->data.len, when, now_ms) == -1)
 		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
 		                         "the server's memory limit is reached");
-	if (d->p != NULL && persist_log_set(d->p, &key, req->data.ptr, req->data.len, when) == -1) {
+	if (d->p != NULL && persist_log_set(d->p, key, req->data.ptr, req->data.len, when) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -253,18 +249,16 @@ static int op_set(struct dispatch *d, const struct codec_request *req,
 }
 
 static int op_touch(struct dispatch *d, const struct codec_request *req,
-                    const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+                    const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
-	struct store_key key;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, frame, &key);
-	if (store_touch(d->st, &key, when, now_ms) == -1)
+	if (store_touch(d->st, key, when, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
-	if (d->p != NULL && persist_log_touch(d->p, &key, when) == -1) {
+	if (d->p != NULL && persist_log_touch(d->p, key, when) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -273,17 +267,15 @@ static int op_touch(struct dispatch *d, const struct codec_request *req,
 }
 
 static int op_destroy(struct dispatch *d, const struct codec_request *req,
-                      const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+                      const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
-	struct store_key key;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, frame, &key);
-	if (store_destroy(d->st, &key, now_ms) == -1)
+	if (store_destroy(d->st, key, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
-	if (d->p != NULL && persist_log_destroy(d->p, &key) == -1) {
+	if (d->p != NULL && persist_log_destroy(d->p, key) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -292,17 +284,15 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req,
 }
 
 static int op_flash_push(struct dispatch *d, const struct codec_request *req,
-                         const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+                         const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
 	uint64_t when = expires_at(now_ms, req->ttl_ms);
-	struct store_key key;
 	size_t queued = 0;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, frame, &key);
-	if (store_flash_push(d->st, &key, req->flash_type.ptr, req->flash_type.len,
+	if (store_flash_push(d->st, key, req->flash_type.ptr, req->flash_type.len,
 	                     req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin, when,
 	                     now_ms, &queued) == -1) {
 		if (errno == ENOSPC)
@@ -313,7 +303,7 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 		                         "the server's memory limit is reached");
 	}
 	if (d->p != NULL &&
-	    persist_log_flash_push(d->p, &key, req->flash_type.ptr, req->flash_type.len,
+	    persist_log_flash_push(d->p, key, req->flash_type.ptr, req->flash_type.len,
 	                           req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin,
 	                           when) == -1) {
 		warn_unlogged(d, req);
@@ -372,16 +362,14 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 }
 
 static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
-                        const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out)
+                        const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
 	struct pop_writer w;
-	struct store_key key;
 	size_t queues = 0, at;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	request_key(req, frame, &key);
 	memset(&w, 0, sizeof(w));
 	w.out = out;
 	w.frame_start = out->len;
@@ -390,7 +378,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 	w.all = req->flash_all;
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
 		return -1;
-	if (store_flash_pop(d->st, &key, req->flash_all ? NULL : req->flash_type.ptr,
+	if (store_flash_pop(d->st, key, req->flash_all ? NULL : req->flash_type.ptr,
 	                    req->flash_all ? 0 : req->flash_type.len, now_ms, &queues, pop_on_type,
 	                    pop_on_msg, &w) == -1) {
 		int err = errno;
@@ -409,7 +397,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 	if (codec_frame_close(out, at) == -1)
 		return -1;
 	if (d->p != NULL && w.messages > 0 &&
-	    persist_log_flash_pop(d->p, &key, req->flash_all ? NULL : req->flash_type.ptr,
+	    persist_log_flash_pop(d->p, key, req->flash_all ? NULL : req->flash_type.ptr,
 	                          req->flash_all ? 0 : req->flash_type.len) == -1) {
 		/* The messages are popped and in this reply; a crash may bring them back. */
 		warn_unlogged(d, req);
@@ -521,6 +509,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
                const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
                enum dispatch_verdict *verdict)
 {
+	struct store_key key;
+
 	if (req->op == CODEC_OP_HELLO)
 		return op_hello(d, peer, req, out, verdict);
 	if (!peer->ready) {
@@ -528,21 +518,23 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return codec_reply_error(out, req->request_id, CODEC_NOT_READY,
 		                         "the first request must be HELLO");
 	}
+	/* Cheap for requests without an id; those that name a session all use it. */
+	request_key(req, frame, &key);
 	switch (req->op) {
 	case CODEC_OP_PING:
 		return reply_nil(out, req->request_id);
 	case CODEC_OP_GET:
-		return op_get(d, req, frame, now_ms, out);
+		return op_get(d, req, &key, now_ms, out);
 	case CODEC_OP_SET:
-		return op_set(d, req, frame, now_ms, out);
+		return op_set(d, req, &key, now_ms, out);
 	case CODEC_OP_TOUCH:
-		return op_touch(d, req, frame, now_ms, out);
+		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:
-		return op_destroy(d, req, frame, now_ms, out);
+		return op_destroy(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_PUSH:
-		return op_flash_push(d, req, frame, now_ms, out);
+		return op_flash_push(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_POP:
-		return op_flash_pop(d, req, frame, now_ms, out);
+		return op_flash_pop(d, req, &key, now_ms, out);
 	case CODEC_OP_COUNT:
 		return reply_uint(out, req->request_id,
 		                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));

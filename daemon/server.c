@@ -63,7 +63,7 @@ struct server {
 	struct event *sigint;
 	struct event *sighup;
 	struct event *expire_timer;
-	uint64_t expire_seen_requests; /* requests_total when the last expiry slice ended */
+	uint64_t expire_seen_requests; /* requests_total when the last expiry callback began */
 	struct event *tick_timer;
 	struct event *drain_timer;
 	bool stopping;

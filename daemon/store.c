@@ -82,9 +82,8 @@ struct ns {
 	 * slice at a time (see store_clear). Linked both ways: a dropped session that comes due
 	 * may finish any of them, and a client can make the list long. */
 	struct ns *dropped_next;
-	struct ns **dropped_prev; /* the link that points at this one */
+	struct ns **dropped_prev; /* the link that points at this one; NULL: not dropped */
 	size_t drop_at;           /* the next bucket to free: table[0]'s, then table[1]'s */
-	bool dropped;
 	uint32_t index;
 	uint8_t name_len;
 	uint8_t name[64];
@@ -556,7 +555,6 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->dropped_next = NULL;
 	ns->dropped_prev = NULL;
 	ns->drop_at = 0;
-	ns->dropped = false;
 	ns->index = index;
 	ns->name_len = (uint8_t)name_len;
 	memcpy(ns->name, name, name_len);
@@ -1066,7 +1064,7 @@ static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
 		s = container_of(node, struct sess, exp);
 		ns = st->ns_slots[s->ns_index];
 		removed++;
-		if (ns->dropped) {
+		if (ns->dropped_prev != NULL) {
 			dict_unlink(&ns->sessions,
 			            dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link)));
 			sess_free(st, ns, s);
@@ -1303,7 +1301,6 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
 	st->sessions -= ns->sessions.used;
 	st->flashes -= ns->flashes;
 	ns->flashes = 0;
-	ns->dropped = true;
 	ns->drop_at = 0;
 	ns->dropped_next = st->dropped;
 	ns->dropped_prev = &st->dropped;
@@ -1365,7 +1362,7 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
 		const struct ns *ns = st->ns_slots[i];
 
-		if (ns == NULL || ns->dropped)
+		if (ns == NULL || ns->dropped_prev != NULL)
 			continue;
 		for (int t = 0; t < 2; t++) {
 			for (size_t b = 0; b < ns->sessions.size[t]; b++) {
