@@ -38,8 +38,16 @@
 /* Credit of expiry work (nodes moved between wheel levels) per session a slice may expire. */
 #define EXPIRE_WORK_PER_SESSION 8u
 #define EXPIRE_WORK_BASE        64u
-/* Dropped sessions a write may free to make room under max_bytes (see make_room). */
-#define MAKE_ROOM_MAX         64u
+/* Sessions a write may free to make room under max_bytes (see make_room): this many, and one
+ * more per this many bytes it needs, so a large write can free many small sessions. */
+#define MAKE_ROOM_MAX               64u
+#define MAKE_ROOM_BYTES_PER_SESSION 512u
+/* Calls in a row that free nothing (the wheel moving sessions between levels) before
+ * make_room gives up. */
+#define MAKE_ROOM_IDLE 8u
+/* What a node costs beyond what was asked of malloc: its rounding and its own header. */
+#define MALLOC_SLACK 16u
+/* A flash queue grows by about the message, its type and this much header. */
 #define MAKE_ROOM_FLASH_EXTRA 64u
 /* Sessions CLEAR frees before it returns; the rest are left to store_expire. */
 #define CLEAR_INLINE_SESSIONS 128u
@@ -340,21 +348,38 @@ static void account(struct store *st, struct ns *ns, size_t added, size_t remove
 }
 
 static size_t free_dropped(struct store *st, size_t budget);
+static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
- * With max_bytes set, free sessions that CLEAR dropped, up to MAKE_ROOM_MAX of them, until
- * ${need} more bytes fit: the memory a CLEAR gave up is owed to writers at once, not only
- * when the background frees it.
+ * With max_bytes set, make room for a write that may add ${need} bytes: free sessions that
+ * CLEAR dropped, then sessions that had expired by ${now_ms}, until the write fits or
+ * MAKE_ROOM_MAX (plus one per MAKE_ROOM_BYTES_PER_SESSION of ${need}) are freed. No client
+ * can see either kind any more, but the background frees them a slice at a time, and under
+ * load that takes seconds for a million: the room they hold is owed to writers at once.
+ *
+ * A write calls this before it looks anything up: freeing an expired session may rehash its
+ * namespace's table or release the namespace, which would pull links and namespaces out
+ * from under a caller that held them. ${need} is therefore the most the write can add, not
+ * what it will: one that replaces a session frees a little early, which costs nothing.
  */
-static void make_room(struct store *st, size_t need)
+static void make_room(struct store *st, size_t need, uint64_t now_ms)
 {
-	for (size_t freed = 0; freed < MAKE_ROOM_MAX && st->cfg.max_bytes != 0 &&
-	                       st->bytes + need > st->cfg.max_bytes;) {
+	size_t limit = MAKE_ROOM_MAX + need / MAKE_ROOM_BYTES_PER_SESSION;
+	unsigned idle = 0;
+
+	if (st->cfg.max_bytes == 0)
+		return;
+	for (size_t freed = 0; freed < limit && st->bytes + need > st->cfg.max_bytes;) {
 		size_t n = free_dropped(st, 1);
 
 		if (n == 0)
+			n = expire_due(st, now_ms, 1);
+		if (n > 0) {
+			freed += n;
+			idle = 0;
+		} else if (expiry_next(&st->wheel) > now_ms || ++idle > MAKE_ROOM_IDLE) {
 			break;
-		freed += n;
+		}
 	}
 }
 
@@ -371,12 +396,9 @@ static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_
 	}
 	usable = malloc_usable_size(s);
 	if (st->cfg.max_bytes != 0 && st->bytes - old_usable + usable > st->cfg.max_bytes) {
-		make_room(st, usable > old_usable ? usable - old_usable : 0);
-		if (st->bytes - old_usable + usable > st->cfg.max_bytes) {
-			free(s);
-			errno = ENOMEM;
-			return NULL;
-		}
+		free(s);
+		errno = ENOMEM;
+		return NULL;
 	}
 	return s;
 }
@@ -829,6 +851,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 		errno = ENOMEM;
 		goto fail;
 	}
+	make_room(st, sess_header() + key->id_len + len + MALLOC_SLACK, now_ms);
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
@@ -943,6 +966,10 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 
 	check_key(key);
 	assert(type_len >= 1 && type_len <= 64);
+	make_room(st,
+	          sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
+	              MAKE_ROOM_FLASH_EXTRA,
+	          now_ms);
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
@@ -966,8 +993,6 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 	}
 	old_memory = flash_memory(s->flash);
 	if (st->cfg.max_bytes != 0) {
-		/* The queue grows by about the message, its type and a node's worth of header. */
-		make_room(st, node_usable + msg_len + type_len + MAKE_ROOM_FLASH_EXTRA);
 		if (st->bytes + node_usable > st->cfg.max_bytes) {
 			errno = ENOMEM;
 			goto fail_free;
@@ -1040,7 +1065,6 @@ fail_missing:
 	return -1;
 }
 
-/* How many sessions store_count reclaims before it counts instead. */
 /*
  * Reclaim at most ${budget} sessions whose expiry is <= now_ms; returns how many. A session of
  * a dropped namespace that comes due is freed without being counted: it left the counts when
@@ -1109,6 +1133,7 @@ size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
 	return freed + expire_due(st, now_ms, budget - freed);
 }
 
+/* How many sessions store_count reclaims before it counts instead. */
 #define COUNT_EXPIRE_BUDGET 4096
 
 /* The live sessions of ${ns} at ${now_ms}, by a walk of its table. */

@@ -22,7 +22,7 @@ static struct store_key key_of(const char *ns, const char *id)
 
 /* Keys over fixed-size ids "s%07zu", so tests can make many of them cheaply. */
 struct id_buf {
-	char s[16];
+	char s[24];
 };
 
 static struct store_key key_n(struct id_buf *b, const char *ns, size_t n)
@@ -1062,6 +1062,58 @@ LEAK_CHECKED_TEST(store, clear_gives_room_to_writers)
 		             "SET %zu finds room at once", i);
 	}
 	cr_assert_eq(store_next_expiry(st), 0, "the rest is still the background's");
+	store_free(st);
+}
+
+/*
+ * Under max_bytes, sessions that have expired but that the background has not reclaimed yet
+ * are a writer's room at once too: a mass expiry under load can leave them for seconds, and a
+ * new login must not get NO_MEMORY meanwhile. Live sessions are never touched, and the store
+ * is full again once the expired ones are gone.
+ */
+LEAK_CHECKED_TEST(store, expired_sessions_give_room_to_writers)
+{
+	enum { SIZE = 1000, BIG = 96 * 1024 };
+	struct store *st = new_store(1024 * 1024);
+	static char data[BIG];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n = 0, written = 0;
+
+	memset(data, 'd', sizeof(data));
+	/* Every other session expires at T0 + 10, the rest live on. */
+	for (;; n++) {
+		k = key_n(&b, "app", n);
+		if (store_set(st, &k, data, SIZE, n % 2 ? T0 + 60000 : T0 + 10, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_gt(n, 600);
+	k = key_of("app", "big");
+	cr_assert_eq(store_set(st, &k, data, BIG, T0 + 60000, T0 + 20), 0,
+	             "a 96 KiB SET frees the ~100 expired sessions it needs");
+	k = key_of("other", "flashy");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, data, SIZE, false,
+	                              T0 + 60000, T0 + 20, NULL),
+	             0, "a flash push finds room at once");
+	for (;; written++) {
+		k = key_n(&b, "new", written);
+		if (store_set(st, &k, data, SIZE, T0 + 60000, T0 + 20) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM, "full again once every expired session is gone");
+	cr_assert_gt(written + BIG / SIZE, n / 2 - 40, "the room of about half of %zu", n);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.expired_total, (n + 1) / 2, "each expired one reclaimed and counted");
+	for (size_t i = 1; i < n; i += 2) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		cr_assert_eq(store_get(st, &k, T0 + 20, &got, &len), 0, "live session %zu kept", i);
+		cr_assert_eq(len, SIZE);
+	}
 	store_free(st);
 }
 
