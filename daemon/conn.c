@@ -28,6 +28,7 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) pending_link;
 	TAILQ_ENTRY(conn) input_link;
+	TAILQ_ENTRY(conn) waiting_link;
 	struct conn_set *set;
 	evutil_socket_t fd;
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
@@ -44,12 +45,15 @@ struct conn {
 	struct buf out;
 	size_t out_sent;
 	struct dispatch_peer peer;
-	bool pending;  /* on the set's pending list */
-	bool queued;   /* on the set's input list: read this turn, not handled yet */
-	bool reading;  /* read_ev is added */
-	bool writing;  /* write_ev is added */
-	bool closing;  /* reading is over: close once the output is sent */
-	bool paused;   /* the client is not reading its replies: stop reading its requests */
+	bool pending; /* on the set's pending list */
+	bool queued;  /* on the set's input list: read this turn, not handled yet */
+	bool reading; /* read_ev is added */
+	bool writing; /* write_ev is added */
+	bool closing; /* reading is over: close once the output is sent */
+	bool paused;  /* the client is not reading its replies: stop reading its requests */
+	/* On the set's waiting list: its first unhandled frame was put off (DISPATCH_LATER);
+	 * nothing of it is read or handled until conn_set_retry. */
+	bool waiting;
 	bool peer_eof; /* the client shut its side down */
 	bool greeted;  /* HELLO is done and its deadline disarmed */
 	/* Replies are out and our side is shut down; reading on (and discarding) until the
@@ -93,6 +97,8 @@ static void conn_close(struct conn *c)
 		TAILQ_REMOVE(&s->pending, c, pending_link);
 	if (c->queued)
 		TAILQ_REMOVE(&s->input, c, input_link);
+	if (c->waiting)
+		TAILQ_REMOVE(&s->waiting, c, waiting_link);
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
 	conn_destroy(c);
@@ -105,7 +111,7 @@ static void conn_close(struct conn *c)
  * spare epoll_ctl calls that would change nothing. */
 static void update_reading(struct conn *c)
 {
-	bool want = c->lingering || !(c->closing || c->paused || c->set->stopping);
+	bool want = c->lingering || !(c->closing || c->paused || c->waiting || c->set->stopping);
 
 	if (want == c->reading)
 		return;
@@ -203,7 +209,8 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
 static bool will_handle(const struct conn *c)
 {
-	return c->set->cfg.on_prefetch != NULL && c->greeted && !c->closing && !c->paused;
+	return c->set->cfg.on_prefetch != NULL && c->greeted && !c->closing && !c->paused &&
+	       !c->waiting;
 }
 
 /*
@@ -260,6 +267,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	struct dispatch_frame_ref hinted[DISPATCH_PREFETCH_MAX + 1];
 	struct dispatch_frame_ref plain;
 	const struct dispatch_frame_ref *frame;
+	enum dispatch_verdict verdict;
 	size_t before = c->out.len, n_hinted = 0, handled = 0;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
@@ -269,7 +277,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		hinted[n_hinted++] = *first;
 	if (will_handle(c))
 		n_hinted += prefetch_frames(c, n_hinted, hinted + n_hinted);
-	while (!c->closing && !c->paused) {
+	while (!c->closing && !c->paused && !c->waiting) {
 		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
 			break;
@@ -299,7 +307,14 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (frame->body != plain.body || frame->len != plain.len)
 			frame = &plain;
 		handled++;
-		if (s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out) == DISPATCH_CLOSE)
+		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out);
+		if (verdict == DISPATCH_LATER) {
+			/* The frame stays first in the input, for conn_set_retry. */
+			c->waiting = true;
+			TAILQ_INSERT_TAIL(&s->waiting, c, waiting_link);
+			break;
+		}
+		if (verdict == DISPATCH_CLOSE)
 			c->closing = true;
 		c->in_start += whole;
 		if (unsent(c) >= s->cfg.output_high_bytes)
@@ -488,6 +503,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->all);
 	TAILQ_INIT(&s->pending);
 	TAILQ_INIT(&s->input);
+	TAILQ_INIT(&s->waiting);
 }
 
 void conn_set_handle_input(struct conn_set *s)
@@ -584,6 +600,28 @@ fail_events:
 fail_fd:
 	evutil_closesocket(fd);
 	return -1;
+}
+
+bool conn_set_has_waiting(const struct conn_set *s)
+{
+	return !TAILQ_EMPTY(&s->waiting);
+}
+
+void conn_set_retry(struct conn_set *s)
+{
+	struct conn_list batch;
+	struct conn *c;
+
+	/* Detached, as in conn_set_flush: a frame put off again puts its connection back on the
+	 * set's list, for the next retry. Handling a connection frees none but itself. */
+	TAILQ_INIT(&batch);
+	TAILQ_CONCAT(&batch, &s->waiting, waiting_link);
+	while ((c = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, c, waiting_link);
+		c->waiting = false;
+		if (!process(c, NULL))
+			trim_input(c);
+	}
 }
 
 bool conn_set_has_pending(const struct conn_set *s)

@@ -69,6 +69,8 @@ struct conn_set {
 	struct conn_list pending;
 	/* Connections that read input this turn, not handled yet (conn_set_handle_input). */
 	struct conn_list input;
+	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
+	struct conn_list waiting;
 	size_t count;
 	bool stopping;
 };
@@ -108,6 +110,18 @@ void conn_set_flush(struct conn_set *s, bool committed);
 
 /* conn_set_has_pending(s): true when some connection has replies waiting for a flush. */
 bool conn_set_has_pending(const struct conn_set *s);
+
+/*
+ * conn_set_retry(s):
+ * Hand each put-off frame (DISPATCH_LATER) to on_frame again, and the frames after it, as
+ * process would have; call it before conn_set_flush, which sends the replies. A connection
+ * waits with its reading stopped, so its requests keep their order and a client cannot pile
+ * up input meanwhile.
+ */
+void conn_set_retry(struct conn_set *s);
+
+/* conn_set_has_waiting(s): true when some connection waits for conn_set_retry. */
+bool conn_set_has_waiting(const struct conn_set *s);
 
 /*
  * conn_set_shutdown(s):

@@ -28,6 +28,8 @@ struct dispatch {
 	struct persist *p;
 	const struct dispatch_server_stats *stats;
 	uint64_t requests_total;
+	/* Answer DISPATCH_LATER rather than walk a large namespace (see store_count_is_quick). */
+	bool deferring;
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
 	struct buf scratch;
@@ -51,6 +53,7 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	d->st = st;
 	d->p = p;
 	d->stats = stats;
+	d->deferring = true;
 	buf_init(&d->scratch);
 	d->tag_key = ids_secret_new(IDS_LOG_TAG_KEY_BYTES);
 	if (d->tag_key == NULL) {
@@ -74,6 +77,16 @@ void dispatch_free(struct dispatch *d)
 const char *dispatch_server_id(const struct dispatch *d)
 {
 	return d->server_id;
+}
+
+bool dispatch_may_retry(const struct dispatch *d, uint64_t now_ms)
+{
+	return !d->deferring || !store_expiry_behind(d->st, now_ms);
+}
+
+void dispatch_stop_deferring(struct dispatch *d)
+{
+	d->deferring = false;
 }
 
 uint64_t dispatch_requests_total(const struct dispatch *d)
@@ -441,14 +454,39 @@ static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t
 	return 0;
 }
 
+/*
+ * Whether ${req} (a COUNT or CLEAR) must wait for the expiry to catch up; ${verdict} then
+ * says DISPATCH_LATER. Counting a large namespace during a mass expiry means reading every
+ * session in it: over a million, tens of milliseconds in which no client is served.
+ */
+static bool must_wait(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                      enum dispatch_verdict *verdict)
+{
+	if (!d->deferring || store_count_is_quick(d->st, req->ns.ptr, req->ns.len, now_ms))
+		return false;
+	*verdict = DISPATCH_LATER;
+	return true;
+}
+
+static int op_count(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                    struct buf *out, enum dispatch_verdict *verdict)
+{
+	if (must_wait(d, req, now_ms, verdict))
+		return 0;
+	return reply_uint(out, req->request_id,
+	                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));
+}
+
 static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                    struct buf *out)
+                    struct buf *out, enum dispatch_verdict *verdict)
 {
 	size_t removed;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
+	if (must_wait(d, req, now_ms, verdict))
+		return 0;
 	removed = store_clear(d->st, req->ns.ptr, req->ns.len, now_ms);
 	if (d->p != NULL && removed > 0 &&
 	    persist_log_clear(d->p, req->ns.ptr, req->ns.len) == -1) {
@@ -536,12 +574,11 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_FLASH_POP:
 		return op_flash_pop(d, req, &key, now_ms, out);
 	case CODEC_OP_COUNT:
-		return reply_uint(out, req->request_id,
-		                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));
+		return op_count(d, req, now_ms, out, verdict);
 	case CODEC_OP_LIST:
 		return op_list(d, req, now_ms, out);
 	case CODEC_OP_CLEAR:
-		return op_clear(d, req, now_ms, out);
+		return op_clear(d, req, now_ms, out, verdict);
 	case CODEC_OP_STATS:
 		return op_stats(d, req, out);
 	default:
@@ -619,8 +656,14 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 		ids_log_tag(tag, req->id.ptr, req->id.len, d->tag_key);
 		log_debug("%s session %s", codec_op_name(req->op), tag);
 	}
-	if (run(d, peer, req, frame, now_ms, out, &verdict) == 0)
+	/* Counted before it runs, so that STATS counts itself. */
+	d->requests_total++;
+	if (run(d, peer, req, frame, now_ms, out, &verdict) == 0) {
+		/* A request put off is counted when it is carried out. */
+		if (verdict == DISPATCH_LATER)
+			d->requests_total--;
 		return verdict;
+	}
 	return reply_out_of_memory(out, start, req->request_id, verdict);
 }
 
@@ -635,9 +678,9 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 	uint32_t status = 0;
 	int rc;
 
-	d->requests_total++;
 	if (codec_decode_request(body, len, &req, &status, &why) == 0)
 		return run_request(d, peer, &req, NULL, now_ms, out);
+	d->requests_total++;
 	if (status == CODEC_UNKNOWN_OP && peer->ready) {
 		verdict = DISPATCH_KEEP;
 		rc = codec_reply_error(out, req.request_id, CODEC_UNKNOWN_OP, why);
@@ -659,6 +702,5 @@ enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_
 {
 	if (!frame->decoded)
 		return dispatch_frame(d, peer, frame->body, frame->len, now_ms, out);
-	d->requests_total++;
 	return run_request(d, peer, &frame->req, frame, now_ms, out);
 }

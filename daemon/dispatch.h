@@ -44,6 +44,10 @@ struct dispatch_peer {
 enum dispatch_verdict {
 	DISPATCH_KEEP = 0,  /* the connection stays open */
 	DISPATCH_CLOSE = 1, /* an error that closes: send what is queued, then close */
+	/* Not carried out, nothing written: answering now would stall the server (a COUNT or
+	 * CLEAR of a large namespace while a mass expiry is behind). Hand the same frame again,
+	 * with no later frame of that connection before it, once dispatch_may_retry is true. */
+	DISPATCH_LATER = 2,
 };
 
 struct dispatch;
@@ -64,12 +68,25 @@ void dispatch_free(struct dispatch *d);
 const char *dispatch_server_id(const struct dispatch *d);
 
 /*
+ * dispatch_may_retry(d, now_ms):
+ * Whether frames answered DISPATCH_LATER may be handed again: the expiry they wait for has
+ * caught up at ${now_ms}, or dispatch_stop_deferring was called.
+ */
+bool dispatch_may_retry(const struct dispatch *d, uint64_t now_ms);
+
+/*
+ * dispatch_stop_deferring(d): from now on carry every request out at once, however long it
+ * takes (a stopping server answers what it owes rather than wait for expiry).
+ */
+void dispatch_stop_deferring(struct dispatch *d);
+
+/*
  * dispatch_frame(d, peer, body, len, now_ms, out):
  * Decode one frame body (borrowed) and carry it out for the connection whose state is
  * ${peer}, at wall-clock time ${now_ms}, appending exactly one whole reply frame to ${out}.
  * Returns DISPATCH_KEEP, or DISPATCH_CLOSE when the reply is an error that closes the
  * connection (or no reply could be written at all for lack of memory; ${out} is then as it
- * was).
+ * was), or DISPATCH_LATER with nothing written and nothing done.
  */
 enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *peer,
                                      const uint8_t *body, size_t len, uint64_t now_ms,

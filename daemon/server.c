@@ -41,6 +41,9 @@
  * the next one as soon as the loop has looked for I/O. A CLEAR's sessions and a mass expiry
  * are then freed at nearly the speed of one pass. */
 #define SERVER_EXPIRE_IDLE_SPAN_NS 500000L
+/* While a client waits for the expiry to catch up (a COUNT or CLEAR put off), slices of this
+ * length come once per loop turn: the others' latency grows by at most this much meanwhile. */
+#define SERVER_EXPIRE_HURRY_SPAN_NS 250000L
 /* After a full slice, wait this many times its length before the next one. */
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
@@ -216,6 +219,9 @@ static void server_after_turn(struct server *srv)
 {
 	bool ok = true;
 
+	/* Requests put off until the expiry caught up (see server_on_expire). */
+	if (conn_set_has_waiting(&srv->conns) && dispatch_may_retry(srv->dispatch, wall_ms()))
+		conn_set_retry(&srv->conns);
 	conn_set_handle_input(&srv->conns);
 	if (srv->persist != NULL && persist_pending(srv->persist) &&
 	    persist_commit(srv->persist) == -1) {
@@ -261,7 +267,7 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = wall_ms(), next, wait_ms, requests;
 	int64_t started = mono_ns();
 	struct timeval tv = {0, 0};
-	bool idle;
+	bool idle, hurry;
 
 	(void)fd, (void)what;
 	if (srv->turn_started_ns == 0)
@@ -269,13 +275,21 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	requests = dispatch_requests_total(srv->dispatch);
 	idle = requests == srv->expire_seen_requests;
 	srv->expire_seen_requests = requests;
+	/* A client waits for the expiry to catch up (a COUNT or CLEAR put off): longer slices
+	 * come once per loop turn instead of after four times their length, so it waits about
+	 * a second per million sessions due, not the tens of seconds a mass expiry takes at the
+	 * usual share. */
+	hurry = conn_set_has_waiting(&srv->conns);
 	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
 		int64_t spent = mono_ns() - started;
 
-		if (spent > (idle ? SERVER_EXPIRE_IDLE_SPAN_NS : SERVER_EXPIRE_SPAN_NS)) {
+		if (spent > (idle    ? SERVER_EXPIRE_IDLE_SPAN_NS
+		             : hurry ? SERVER_EXPIRE_HURRY_SPAN_NS
+		                     : SERVER_EXPIRE_SPAN_NS)) {
 			/* More to do: come back once the loop has served I/O for four times as
 			 * long, so a mass expiry takes at most a fifth of the loop's time. */
-			int64_t wait_us = idle ? 0 : SERVER_EXPIRE_SHARE_WAIT * spent / 1000;
+			int64_t wait_us =
+			    idle || hurry ? 0 : SERVER_EXPIRE_SHARE_WAIT * spent / 1000;
 
 			/* A slice the machine stretched (preemption) must not park expiry long. */
 			tv.tv_usec = (suseconds_t)(wait_us < 100000 ? wait_us : 100000);
@@ -335,6 +349,10 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_systemd("STOPPING=1");
 	server_close_listeners(srv);
+	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
+	 * costs: the clients get what they asked before the connections close. */
+	dispatch_stop_deferring(srv->dispatch);
+	conn_set_retry(&srv->conns);
 	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);
 	if (srv->conns.count == 0) {

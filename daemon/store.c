@@ -1133,8 +1133,11 @@ size_t store_expire(struct store *st, uint64_t now_ms, size_t budget)
 	return freed + expire_due(st, now_ms, budget - freed);
 }
 
-/* How many sessions store_count reclaims before it counts instead. */
-#define COUNT_EXPIRE_BUDGET 4096
+/* How many due sessions store_count_is_quick reclaims before it judges. */
+#define COUNT_EXPIRE_BUDGET 256u
+/* The most sessions COUNT or CLEAR walks in one call while expiry is behind: about a
+ * millisecond. */
+#define COUNT_WALK_MAX 16384u
 
 /* The live sessions of ${ns} at ${now_ms}, by a walk of its table. */
 static size_t ns_count_live(const struct ns *ns, uint64_t now_ms)
@@ -1155,25 +1158,40 @@ static size_t ns_count_live(const struct ns *ns, uint64_t now_ms)
  * The namespace ${name}, or NULL, with ${live} set to its live sessions at ${now_ms}.
  *
  * Usually nothing is due (the daemon's expiry timer keeps up) and the table's size is the
- * answer. Otherwise a bounded slice of the owed expiry work is done, and if some is still
- * left (a mass expiry in progress) the namespace is walked and its live sessions counted:
- * a walk reads each session once and frees nothing, where reclaiming all would free them
- * all in one call.
+ * answer. During a mass expiry the namespace is walked and its live sessions counted: a walk
+ * reads each session once and frees nothing, where reclaiming them would free them all in
+ * one call. The daemon asks store_count_is_quick first, so that it walks only small
+ * namespaces.
  */
 static struct ns *ns_find_counted(struct store *st, const uint8_t *name, size_t name_len,
                                   uint64_t now_ms, size_t *live)
 {
-	size_t removed = expire_due(st, now_ms, COUNT_EXPIRE_BUDGET);
 	struct ns *ns = ns_find(st, name, name_len);
 
 	*live = 0;
 	if (ns == NULL)
 		return NULL;
-	if (removed < COUNT_EXPIRE_BUDGET && expiry_next(&st->wheel) > now_ms)
+	if (expiry_next(&st->wheel) > now_ms)
 		*live = ns->sessions.used;
 	else
 		*live = ns_count_live(ns, now_ms);
 	return ns;
+}
+
+bool store_count_is_quick(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t now_ms)
+{
+	const struct ns *ns;
+
+	expire_due(st, now_ms, COUNT_EXPIRE_BUDGET);
+	if (!store_expiry_behind(st, now_ms))
+		return true;
+	ns = ns_find(st, ns_name, ns_len);
+	return ns == NULL || ns->sessions.used <= COUNT_WALK_MAX;
+}
+
+bool store_expiry_behind(const struct store *st, uint64_t now_ms)
+{
+	return expiry_next(&st->wheel) <= now_ms;
 }
 
 /* store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. */

@@ -155,8 +155,28 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
                     size_t type_len, uint64_t now_ms, size_t *queue_count,
                     store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
 
-/* store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. */
+/*
+ * store_count(st, ns, ns_len, now_ms): the live sessions in the namespace. Takes time in
+ * proportion to the namespace while store_expiry_behind: see store_count_is_quick.
+ */
 size_t store_count(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
+
+/*
+ * store_count_is_quick(st, ns, ns_len, now_ms):
+ * Whether store_count and store_clear of the namespace at ${now_ms} take bounded time (about
+ * a millisecond at most), after reclaiming a bounded slice of the sessions that are due. They
+ * do unless a mass expiry is behind (store_expiry_behind) and the namespace is large: then
+ * the only exact count is a walk of every session in it, and a caller that must not stall
+ * asks again once store_expiry_behind is false.
+ */
+bool store_count_is_quick(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
+
+/*
+ * store_expiry_behind(st, now_ms):
+ * Whether sessions due at ${now_ms} (or wheel work owed for them) wait for store_expire.
+ * Sessions CLEAR dropped do not count: no namespace's count depends on them.
+ */
+bool store_expiry_behind(const struct store *st, uint64_t now_ms);
 
 /* Called by store_list once per session; returns 0 to go on, -1 to stop the scan (error). */
 typedef int (*store_list_fn)(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_ms);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -955,6 +956,126 @@ LEAK_CHECKED_TEST(daemon_opts, max_frame_boundary)
 	harness_expect_closed(fd);
 	close(fd);
 	buf_finish(&b);
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Send ${n} pipelined copies of ${req} (request ids from ${first_id}; with ${named}, each
+ * names session "m<request id>") and read every reply. */
+static void pipelined(int fd, struct codec_request *req, int n, uint64_t first_id, bool named)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	char id[32];
+	struct buf b;
+
+	buf_init(&b);
+	for (int i = 0; i < n; i++) {
+		req->request_id = first_id + (uint64_t)i;
+		if (named) {
+			snprintf(id, sizeof(id), "m%llu", (unsigned long long)req->request_id);
+			req->id = bytes(id);
+		}
+		cr_assert_eq(codec_encode_request(&b, req), 0);
+	}
+	harness_send_buf(fd, &b);
+	for (int i = 0; i < n; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "op %u: %s", req->op,
+		             codec_status_name(rep.status));
+		free(body);
+	}
+	buf_finish(&b);
+}
+
+/*
+ * A COUNT of a large namespace while a mass expiry is behind has one exact answer, a walk of
+ * every session in it, which held the loop for tens of milliseconds per hundred thousand.
+ * Now the COUNT waits, without holding the loop, until the expiry has caught up: another
+ * client is answered meanwhile, the count is exact, and what was pipelined after it on its
+ * connection is answered after it.
+ */
+LEAK_CHECKED_TEST(daemon, count_during_a_mass_expiry_waits_without_stalling)
+{
+	enum { N = 60000, BATCH = 500, DUE_IN_MS = 5000, SIZE = 2048 };
+	static char data[SIZE];
+	struct codec_request set = {.op = CODEC_OP_SET, .ns = bytes("mass")};
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	struct codec_request count = {.op = CODEC_OP_COUNT, .request_id = 1, .ns = bytes("mass")};
+	struct codec_request get = {.op = CODEC_OP_GET, .request_id = 2, .ns = bytes("mass")};
+	struct pollfd pfd;
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	uint64_t value;
+	struct buf b;
+	long due;
+	int busy = harness_open_ready(dmn.unix_url, "busy");
+	int counter = harness_open_ready(dmn.unix_url, "counter");
+
+	cr_assert_eq(harness_set_get(counter, "mass", "keep", "kept", 600000), 0);
+	memset(data, 'd', sizeof(data));
+	set.data = (struct mp_bytes){(const uint8_t *)data, sizeof(data)};
+	/* All due at one instant: each batch's ttl is what is left until then. */
+	due = mono_ms() + DUE_IN_MS;
+	for (int i = 0; i < N; i += BATCH) {
+		cr_assert_lt(mono_ms() + 100, due, "loading took too long");
+		set.ttl_ms = (uint64_t)(due - mono_ms());
+		pipelined(busy, &set, BATCH, (uint64_t)i, true);
+	}
+	/* Requests keep coming while the sessions come due, a batch always waiting behind the
+	 * one being answered, so the expiry gets only its share of the loop and falls behind,
+	 * as under real load. */
+	buf_init(&b);
+	for (int i = 0; i < BATCH; i++)
+		cr_assert_eq(codec_encode_request(&b, &ping), 0);
+	harness_send_buf(busy, &b);
+	while (mono_ms() < due + 30) {
+		harness_send_buf(busy, &b);
+		for (int i = 0; i < BATCH; i++) {
+			harness_read_reply(busy, &rep, &body);
+			free(body);
+		}
+	}
+	for (int i = 0; i < BATCH; i++) {
+		harness_read_reply(busy, &rep, &body);
+		free(body);
+	}
+	buf_reset(&b);
+	get.id = bytes("keep");
+	cr_assert_eq(codec_encode_request(&b, &count), 0);
+	cr_assert_eq(codec_encode_request(&b, &get), 0);
+	harness_send_buf(counter, &b);
+	pipelined(busy, &ping, 1, 0, false);
+	pfd = (struct pollfd){.fd = counter, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 5), 0,
+	             "another client is answered while the COUNT waits for the expiry");
+
+	harness_read_reply(counter, &rep, &body);
+	cr_assert_eq(rep.request_id, 1);
+	cr_assert_eq(rep.status, CODEC_OK);
+	value = harness_result_uint(&rep);
+	cr_assert_eq(value, 1, "only the live session is counted, not %llu",
+	             (unsigned long long)value);
+	free(body);
+	harness_read_reply(counter, &rep, &body);
+	cr_assert_eq(rep.request_id, 2, "the GET pipelined after the COUNT comes after it");
+	cr_assert_eq(rep.status, CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(got.len, 4);
+	cr_assert_eq(memcmp(got.ptr, "kept", 4), 0);
+	free(body);
+	buf_finish(&b);
+	close(busy);
+	close(counter);
 }
 
 LEAK_CHECKED_TEST(daemon, sigterm_with_requests_in_flight)

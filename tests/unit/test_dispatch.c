@@ -765,3 +765,89 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 		cr_assert_str_eq(data, "new");
 	}
 }
+
+/* Dispatch ${req} at ${now} expecting it to be put off: nothing written, nothing counted. */
+static void expect_later(struct codec_request *req, uint64_t now)
+{
+	uint64_t before = dispatch_requests_total(fx.d);
+
+	buf_reset(&fx.req);
+	buf_reset(&fx.out);
+	cr_assert_eq(codec_encode_request(&fx.req, req), 0);
+	cr_assert_eq(dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
+	                            fx.req.len - CODEC_HEADER_BYTES, now, &fx.out),
+	             DISPATCH_LATER, "op %u put off", req->op);
+	cr_assert_eq(fx.out.len, 0, "nothing written");
+	cr_assert_eq(dispatch_requests_total(fx.d), before, "counted when carried out");
+}
+
+/* ${due} sessions of ${ns} that are due at NOW + 10, then ${live} that live on. */
+static void fill(const char *ns, int due, int live)
+{
+	char name[16];
+
+	for (int i = 0; i < due + live; i++) {
+		snprintf(name, sizeof(name), "id-%d", i);
+		cr_assert_eq(do_set(ns, name, "x", i < due ? 10 : 60000, NOW), CODEC_OK);
+	}
+}
+
+/*
+ * While a mass expiry is behind, the only exact COUNT of a namespace is a walk of it. A small
+ * one is walked at once; a large one's COUNT and CLEAR are put off until the expiry has
+ * caught up (dispatch_may_retry), and a stopping server carries them out at once.
+ */
+LEAK_CHECKED_TEST(dispatch, count_and_clear_wait_for_a_mass_expiry)
+{
+	enum { DUE = 20000, LIVE = 10 };
+	struct codec_request req = {.request_id = 5};
+	struct codec_reply rep;
+	struct store_stats stats;
+
+	hello();
+	fill("big", DUE, LIVE);
+	fill("small", 100, 3);
+	cr_assert(!dispatch_may_retry(fx.d, NOW + 20));
+
+	req.op = CODEC_OP_COUNT;
+	req.ns = bytes("small");
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), 3, "a small namespace is walked at once");
+	req.ns = bytes("big");
+	expect_later(&req, NOW + 20);
+	req.op = CODEC_OP_CLEAR;
+	expect_later(&req, NOW + 20);
+	store_stats(fx.st, (const uint8_t *)"big", 3, &stats);
+	cr_assert_gt(stats.sessions, LIVE, "the put-off CLEAR did nothing");
+
+	dispatch_stop_deferring(fx.d);
+	cr_assert(dispatch_may_retry(fx.d, NOW + 20));
+	req.op = CODEC_OP_COUNT;
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), LIVE, "a stopping server counts at once");
+	req.op = CODEC_OP_CLEAR;
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), LIVE);
+}
+
+/* Once the expiry has caught up, the put-off COUNT and CLEAR are answered from the counts. */
+LEAK_CHECKED_TEST(dispatch, count_and_clear_answer_once_expiry_caught_up)
+{
+	enum { DUE = 20000, LIVE = 10 };
+	struct codec_request req = {.request_id = 5, .ns = {(const uint8_t *)"big", 3}};
+	struct codec_reply rep;
+
+	hello();
+	fill("big", DUE, LIVE);
+	req.op = CODEC_OP_COUNT;
+	expect_later(&req, NOW + 20);
+	for (int slices = 0; !dispatch_may_retry(fx.d, NOW + 20); slices++) {
+		cr_assert_lt(slices, 10000, "the expiry catches up");
+		store_expire(fx.st, NOW + 20, 32);
+	}
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), LIVE);
+	req.op = CODEC_OP_CLEAR;
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), LIVE);
+}
