@@ -158,14 +158,33 @@ class Client extends EventEmitter {
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
   // and transport errors.
   request(op, args, key) {
+    const conn = this.closed ? null : this.pick(key);
+    return conn ? conn.request(op, args) : this.refuse();
+  }
+
+  // A rejected promise for a request no connection can take.
+  refuse() {
     if (this.closed) return Promise.reject(Object.assign(new Error('sessd client is closed'), { code: 'ESESSD_CLOSED' }));
-    const conn = this.pick(key);
-    if (!conn) {
-      const err = new Error('sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : ''));
-      err.code = 'ESESSD_DISCONNECTED';
-      return Promise.reject(err);
+    const err = new Error('sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : ''));
+    err.code = 'ESESSD_DISCONNECTED';
+    return Promise.reject(err);
+  }
+
+  // adminRequest(op, args): request() for COUNT and CLEAR, over a connection of their own,
+  // opened on first use. While a mass expiry is being reclaimed the daemon may put these
+  // off for a second or more, and every request behind them on their connection waits too:
+  // session requests must not be there. This connection does not count towards 'connect'
+  // and 'disconnect'; once it closes, the next call opens another.
+  adminRequest(op, args) {
+    if (this.closed || this.connected === false) return this.refuse();
+    if (!this.adminConn || !this.adminConn.isOpen) {
+      const conn = new Connection(this.connOpts);
+      conn.on('close', () => {
+        if (this.adminConn === conn) this.adminConn = null;
+      });
+      this.adminConn = conn;
     }
-    return conn.request(op, args);
+    return this.adminConn.request(op, args);
   }
 
   async ok(op, args, key) {
@@ -226,7 +245,7 @@ class Client extends EventEmitter {
 
   // count(ns): sessions in the namespace, flash-only sessions included.
   async count(ns) {
-    return codec.normalizeInt(await this.ok(OP.COUNT, [checkNs(ns)]));
+    return codec.normalizeInt((await this.adminRequest(OP.COUNT, [checkNs(ns)])).result);
   }
 
   // list(ns, cursor, limit): { cursor, entries: [{ id, ttlMs }] }; ids as utf8 strings.
@@ -253,7 +272,7 @@ class Client extends EventEmitter {
 
   // clear(ns): the number of sessions removed.
   async clear(ns) {
-    return codec.normalizeInt(await this.ok(OP.CLEAR, [checkNs(ns)]));
+    return codec.normalizeInt((await this.adminRequest(OP.CLEAR, [checkNs(ns)])).result);
   }
 
   // stats(ns): an object of counters (ns null: the server's).
@@ -272,6 +291,7 @@ class Client extends EventEmitter {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.end();
     }
+    if (this.adminConn) this.adminConn.end();
   }
 
   // terminate(): closes every connection now; pending requests are rejected.
@@ -281,6 +301,7 @@ class Client extends EventEmitter {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.close();
     }
+    if (this.adminConn) this.adminConn.close();
   }
 }
 

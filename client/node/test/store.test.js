@@ -162,6 +162,46 @@ test('client: a reply over max_frame closes the connection', async (t) => {
   await assert.rejects(c.ping(), (err) => err.name === 'ProtocolError' && err.statusName === 'TOO_LARGE');
 });
 
+test('client: COUNT and CLEAR go over a connection of their own', async (t) => {
+  // A peer that, like sessd during a mass expiry, puts a COUNT off: it answers requests in
+  // order per connection, and holds back a COUNT's reply and everything after it there.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-slowcount-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sockPath = path.join(dir, 'c.sock');
+  const sockets = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    let got = Buffer.alloc(0);
+    let held = false;
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
+        const n = 4 + got.readUInt32BE(0);
+        const req = codec.decodeRequest(got.subarray(0, n));
+        got = got.subarray(n);
+        if (req.op === 0x30) held = true;
+        if (held) continue;
+        // HELLO: an empty map; anything else: NOT_FOUND.
+        s.write(req.op === 0x01 ? codec.encodeReply(req.request_id, 0, Buffer.from([0x80])) : codec.encodeReply(req.request_id, 1, Buffer.from([0xc0])));
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(sockPath, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, timeoutMs: 2000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const counting = c.count('big');
+  counting.catch(() => {});
+  assert.equal(await c.get(null, 'someone'), null, 'a session request is not held up behind the COUNT');
+  assert.equal(sockets.length, 2, 'the COUNT went over a second connection');
+  await assert.rejects(counting, (err) => err.code === 'ETIMEDOUT');
+});
+
 test('client: request timeout when the daemon stops answering', async (t) => {
   const d = await new Daemon().start();
   t.after(() => d.cleanup());
