@@ -25,6 +25,9 @@
 /* Far above any sane max_frame; stops `sessctl set` from swallowing a runaway pipe. */
 #define MAX_STDIN_BYTES (256u * 1024u * 1024u)
 #define MAX_ARGS        8
+/* Default --timeout of count and clear: during a mass expiry the daemon answers them once it
+ * has reclaimed the sessions due, which takes seconds for millions (PROTOCOL.md). */
+#define WAITING_TIMEOUT_MS 60000
 
 struct opts {
 	const char *url;
@@ -45,6 +48,7 @@ struct command {
 	bool takes_ttl;
 	bool needs_ttl;
 	bool takes_yes;
+	bool may_wait; /* the daemon may put it off: WAITING_TIMEOUT_MS by default */
 	int (*run)(struct sessd_client *c, const struct opts *o);
 };
 
@@ -55,7 +59,8 @@ static const char usage_text[] =
     "  --connect URL     unix:/path or tcp://host:port (default $SESSD_URL, else " DEFAULT_URL ")\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
     "  --json            print results as JSON\n"
-    "  --timeout MS      per-request timeout in milliseconds (default 5000)\n"
+    "  --timeout MS      per-request timeout in milliseconds (default 5000; count and\n"
+    "                    clear: 60000)\n"
     "  --ttl SECONDS     for set, touch and flash-push (set, flash-push: default 86400)\n"
     "  --yes             confirm clear\n"
     "  --help, --version\n"
@@ -407,18 +412,18 @@ static int run_clear(struct sessd_client *c, const struct opts *o)
 }
 
 static const struct command commands[] = {
-    {"ping", 0, 0, false, false, false, run_ping},
-    {"new-id", 0, 0, false, false, false, run_new_id},
-    {"set", 1, 2, true, false, false, run_set},
-    {"get", 1, 1, false, false, false, run_get},
-    {"touch", 1, 1, true, true, false, run_touch},
-    {"destroy", 1, 1, false, false, false, run_destroy},
-    {"flash-push", 3, 3, true, false, false, run_flash_push},
-    {"flash-pop", 1, 2, false, false, false, run_flash_pop},
-    {"count", 0, 0, false, false, false, run_count},
-    {"list", 0, 0, false, false, false, run_list},
-    {"stats", 0, 0, false, false, false, run_stats},
-    {"clear", 0, 0, false, false, true, run_clear},
+    {"ping", 0, 0, false, false, false, false, run_ping},
+    {"new-id", 0, 0, false, false, false, false, run_new_id},
+    {"set", 1, 2, true, false, false, false, run_set},
+    {"get", 1, 1, false, false, false, false, run_get},
+    {"touch", 1, 1, true, true, false, false, run_touch},
+    {"destroy", 1, 1, false, false, false, false, run_destroy},
+    {"flash-push", 3, 3, true, false, false, false, run_flash_push},
+    {"flash-pop", 1, 2, false, false, false, false, run_flash_pop},
+    {"count", 0, 0, false, false, false, true, run_count},
+    {"list", 0, 0, false, false, false, false, run_list},
+    {"stats", 0, 0, false, false, false, false, run_stats},
+    {"clear", 0, 0, false, false, true, true, run_clear},
 };
 
 /* A decimal in [min, max]; returns 0 or -1. */
@@ -617,6 +622,8 @@ int main(int argc, char **argv)
 	status = check_command(cmd, &o);
 	if (status != 0)
 		return status;
+	if (o.timeout_ms == 0 && cmd->may_wait)
+		o.timeout_ms = WAITING_TIMEOUT_MS;
 	if (o.url == NULL) {
 		env = getenv("SESSD_URL");
 		o.url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;

@@ -276,9 +276,9 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	idle = requests == srv->expire_seen_requests;
 	srv->expire_seen_requests = requests;
 	/* A client waits for the expiry to catch up (a COUNT or CLEAR put off): longer slices
-	 * come once per loop turn instead of after four times their length, so it waits about
-	 * a second per million sessions due, not the tens of seconds a mass expiry takes at the
-	 * usual share. */
+	 * come once per loop turn instead of after four times their length, so it waits one to
+	 * four seconds per million sessions due, not the tens of seconds a mass expiry takes at
+	 * the usual share. */
 	hurry = conn_set_has_waiting(&srv->conns);
 	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
 		int64_t spent = mono_ns() - started;

@@ -14,6 +14,8 @@ const { Connection, SessdError } = require('./connection');
 const { OP, STATUS } = codec;
 
 const DEFAULT_URL = 'tcp://127.0.0.1:7077';
+// The least timeout of COUNT and CLEAR (see adminRequest).
+const ADMIN_TIMEOUT_MS = 60000;
 
 function toBuffer(v) {
   if (Buffer.isBuffer(v)) return v;
@@ -178,7 +180,9 @@ class Client extends EventEmitter {
   adminRequest(op, args) {
     if (this.closed || this.connected === false) return this.refuse();
     if (!this.adminConn || !this.adminConn.isOpen) {
-      const conn = new Connection(this.connOpts);
+      // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
+      const timeoutMs = this.connOpts.timeoutMs === 0 ? 0 : Math.max(this.connOpts.timeoutMs, ADMIN_TIMEOUT_MS);
+      const conn = new Connection({ ...this.connOpts, timeoutMs });
       conn.on('close', () => {
         if (this.adminConn === conn) this.adminConn = null;
       });
