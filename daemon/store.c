@@ -377,7 +377,7 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
 		if (n > 0) {
 			freed += n;
 			idle = 0;
-		} else if (expiry_next(&st->wheel) > now_ms || ++idle > MAKE_ROOM_IDLE) {
+		} else if (!store_expiry_behind(st, now_ms) || ++idle > MAKE_ROOM_IDLE) {
 			break;
 		}
 	}
@@ -388,14 +388,13 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
 static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_usable)
 {
 	struct sess *s = malloc(size);
-	size_t usable;
 
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	usable = malloc_usable_size(s);
-	if (st->cfg.max_bytes != 0 && st->bytes - old_usable + usable > st->cfg.max_bytes) {
+	if (st->cfg.max_bytes != 0 &&
+	    st->bytes - old_usable + malloc_usable_size(s) > st->cfg.max_bytes) {
 		free(s);
 		errno = ENOMEM;
 		return NULL;
@@ -1171,7 +1170,7 @@ static struct ns *ns_find_counted(struct store *st, const uint8_t *name, size_t 
 	*live = 0;
 	if (ns == NULL)
 		return NULL;
-	if (expiry_next(&st->wheel) > now_ms)
+	if (!store_expiry_behind(st, now_ms))
 		*live = ns->sessions.used;
 	else
 		*live = ns_count_live(ns, now_ms);
