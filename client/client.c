@@ -40,7 +40,7 @@ bool client_status_closes(int status)
 {
 	return status == SESSD_ERR_BAD_REQUEST || status == SESSD_ERR_TOO_LARGE ||
 	       status == SESSD_ERR_NOT_READY || status == SESSD_ERR_BAD_VERSION ||
-	       status == SESSD_ERR_AUTH;
+	       status == SESSD_ERR_AUTH || status == SESSD_ERR_BUSY;
 }
 
 int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint64_t request_id,
@@ -62,7 +62,7 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 		snprintf(c->errmsg, sizeof(c->errmsg), "not found");
 		return SESSD_NOT_FOUND;
 	}
-	if (rep->status > CODEC_LIMIT)
+	if (rep->status > CODEC_STATUS_MAX)
 		return client_error(c, SESSD_ERR_PROTOCOL, "unknown status %u from the server",
 		                    rep->status);
 	return client_error(c, (int)rep->status, "%s: %.*s", codec_status_name(rep->status),

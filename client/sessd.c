@@ -252,6 +252,8 @@ const char *sessd_strerror(int code)
 		return "server shutting down";
 	case SESSD_ERR_LIMIT:
 		return "limit exceeded";
+	case SESSD_ERR_BUSY:
+		return "server busy";
 	case SESSD_ERR_USAGE:
 		return "bad argument";
 	case SESSD_ERR_CONNECT:

@@ -42,6 +42,7 @@ enum sessd_result {
 	SESSD_ERR_INTERNAL = 10,
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
+	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
 	/* Errors found on the client side. */
 	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
 	SESSD_ERR_CONNECT = 101,  /* could not connect or complete HELLO */

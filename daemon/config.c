@@ -16,6 +16,7 @@ enum {
 	OPT_LISTEN = 256,
 	OPT_MAX_FRAME,
 	OPT_MAX_MEMORY,
+	OPT_MAX_CLIENT_MEMORY,
 	OPT_MAX_CONNECTIONS,
 	OPT_HELLO_TIMEOUT,
 	OPT_LOG_LEVEL,
@@ -32,6 +33,7 @@ static const struct option config_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"max-client-memory", required_argument, NULL, OPT_MAX_CLIENT_MEMORY},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -54,6 +56,10 @@ void config_usage(FILE *out)
 	      "(repeatable)\n"
 	      "  --max-frame BYTES       largest frame body (default 1M, at least 4096)\n"
 	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default 0: none)\n"
+	      "  --max-client-memory BYTES\n"
+	      "                          connections' buffers (unfinished requests, unsent\n"
+	      "                          replies) in all; past it the longest stalled are\n"
+	      "                          closed (default 256M, at least twice --max-frame)\n"
 	      "  --max-connections N     connections served at once (default 10000)\n"
 	      "  --hello-timeout SECONDS close a connection with no HELLO by then (default 10)\n"
 	      "  --log-level LEVEL       debug, info, warn or error (default info)\n"
@@ -275,7 +281,7 @@ static int parse_uint_option(const char *name, const char *text, uint64_t min, u
 int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
 	struct config_listen l;
-	uint64_t v;
+	uint64_t v, frame_bytes;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -321,6 +327,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			if (parse_uint_option("max-memory", optarg, 0, SIZE_MAX, &v, err) == -1)
 				return -1;
 			cfg->max_memory = v;
+			break;
+		case OPT_MAX_CLIENT_MEMORY:
+			if (parse_uint_option("max-client-memory", optarg, 1, SIZE_MAX, &v, err) ==
+			    -1)
+				return -1;
+			cfg->max_client_memory = v;
 			break;
 		case OPT_MAX_CONNECTIONS:
 			if (parse_uint_option("max-connections", optarg, 1, 1000000, &v, err) == -1)
@@ -403,6 +415,17 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	if (cfg->check_data_dir != NULL) {
 		cfg->action = CONFIG_CHECK_DATA;
 		return 0;
+	}
+	/* A whole frame must fit beside others under way, or the largest could never arrive. */
+	frame_bytes = (uint64_t)CODEC_HEADER_BYTES + cfg->max_frame;
+	if (cfg->max_client_memory == 0) {
+		cfg->max_client_memory = CONFIG_DEFAULT_MAX_CLIENT_MEMORY;
+		if (cfg->max_client_memory / 4 < frame_bytes)
+			cfg->max_client_memory = 4 * frame_bytes;
+	} else if (cfg->max_client_memory / 2 < frame_bytes) {
+		fprintf(err, "sessd: --max-client-memory %zu is less than twice --max-frame %u\n",
+		        cfg->max_client_memory, (unsigned)cfg->max_frame);
+		return -1;
 	}
 	if (cfg->n_listens == 0 && add_default_listens(cfg, err) == -1)
 		return -1;

@@ -20,6 +20,8 @@
 #define CONFIG_SOCKET_NAME             "sessd.sock"
 /* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
 #define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
+/* --max-client-memory unless given: this, or four frames of --max-frame if that is more. */
+#define CONFIG_DEFAULT_MAX_CLIENT_MEMORY (256u * 1024u * 1024u)
 
 enum config_listen_kind {
 	CONFIG_LISTEN_TCP,
@@ -51,6 +53,8 @@ struct config {
 	size_t n_listens;
 	uint32_t max_frame;
 	uint64_t max_memory; /* 0: no limit */
+	/* Connections' buffers over all connections (see conn_config.max_client_bytes). */
+	size_t max_client_memory;
 	uint32_t max_connections;
 	int hello_timeout_s; /* a connection must complete HELLO within this */
 	enum log_level log_level;

@@ -41,6 +41,12 @@ struct conn {
 	size_t in_start;
 	size_t in_end;
 	size_t in_cap;
+	/* What of the buffers the set's client_bytes counts: unhandled input plus unsent output,
+	 * when last noted. */
+	size_t held;
+	/* The set's progress_seq when it last made progress (completed a frame, or the socket
+	 * took all its replies) or, if later, when it started holding bytes. */
+	uint64_t progress_at;
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
 	struct buf out;
 	size_t out_sent;
@@ -54,6 +60,9 @@ struct conn {
 	/* On the set's waiting list: its first unhandled frame was put off (DISPATCH_LATER);
 	 * nothing of it is read or handled until conn_set_retry. */
 	bool waiting;
+	/* What went out was consumed from the front of the output while a reply was part sent:
+	 * the output may not start on a frame. */
+	bool out_torn;
 	bool peer_eof; /* the client shut its side down */
 	bool greeted;  /* HELLO is done and its deadline disarmed */
 	/* Replies are out and our side is shut down; reading on (and discarding) until the
@@ -73,6 +82,23 @@ static uint64_t wall_ms(void)
 static size_t unsent(const struct conn *c)
 {
 	return c->out.len - c->out_sent;
+}
+
+/*
+ * Count ${c}'s buffers in the set's total, and note when it ${progressed} (completed a frame,
+ * or the socket took all its replies) or starts holding bytes: shed_clients takes the one
+ * that has gone longest without either first. A plain stamp per connection: a list kept in
+ * that order cost more on every request than a sort when the limit is passed.
+ */
+static void note_held(struct conn *c, bool progressed)
+{
+	struct conn_set *s = c->set;
+	size_t held = c->in_end - c->in_start + unsent(c);
+
+	if (progressed || c->held == 0)
+		c->progress_at = ++s->progress_seq;
+	s->client_bytes = s->client_bytes - c->held + held;
+	c->held = held;
 }
 
 /* Free ${c}'s memory and descriptor; no list is touched. */
@@ -99,6 +125,7 @@ static void conn_close(struct conn *c)
 		TAILQ_REMOVE(&s->input, c, input_link);
 	if (c->waiting)
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
 	conn_destroy(c);
@@ -176,6 +203,7 @@ static bool finish_closing(struct conn *c)
 		c->lingering = true;
 		shutdown(c->fd, SHUT_WR);
 		c->in_start = c->in_end = 0;
+		note_held(c, false);
 		update_reading(c);
 	}
 	return false;
@@ -269,6 +297,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	const struct dispatch_frame_ref *frame;
 	enum dispatch_verdict verdict;
 	size_t before = c->out.len, n_hinted = 0, handled = 0;
+	bool completed = false;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
 	uint32_t n;
@@ -285,6 +314,11 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		/* Checked before a byte of the body is waited for (PROTOCOL.md, "Transport"). */
 		if (n > s->cfg.max_frame) {
 			reply_and_close(c, CODEC_TOO_LARGE, "the frame is longer than max_frame");
+			break;
+		}
+		if (n > CODEC_HELLO_MAX_FRAME && !c->peer.ready) {
+			reply_and_close(c, CODEC_TOO_LARGE,
+			                "a frame before HELLO is done is longer than 4096 bytes");
 			break;
 		}
 		if (n == 0) {
@@ -317,6 +351,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (verdict == DISPATCH_CLOSE)
 			c->closing = true;
 		c->in_start += whole;
+		completed = true;
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
@@ -328,6 +363,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
+	note_held(c, completed);
 	if (c->out.len > before)
 		mark_pending(c);
 	if (c->closing)
@@ -379,6 +415,84 @@ static void trim_input(struct conn *c)
 	}
 }
 
+/* Drop what ${c} holds and close it, answering BUSY when a frame can still start. */
+static void evict(struct conn *c)
+{
+	bool torn = c->out_torn || c->out_sent > 0;
+
+	c->in_start = c->in_end = 0;
+	trim_input(c);
+	buf_reset(&c->out);
+	c->out_sent = 0;
+	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
+		buf_finish(&c->out);
+	note_held(c, false);
+	if (c->closing)
+		return;
+	if (!torn)
+		reply_and_close(
+		    c, CODEC_BUSY,
+		    "--max-client-memory is full and this connection had waited longest");
+	c->closing = true;
+	update_reading(c);
+	/* Closed by the flush, which may come at the end of this very turn: never here, so the
+	 * caller's pointers stay good. */
+	mark_pending(c);
+	c->set->evictions++;
+}
+
+static int by_progress(const void *a, const void *b)
+{
+	const struct conn *ca = *(struct conn *const *)a, *cb = *(struct conn *const *)b;
+
+	return (ca->progress_at > cb->progress_at) - (ca->progress_at < cb->progress_at);
+}
+
+/*
+ * Over max_client_bytes: close the connections that have gone longest without progress until
+ * the total is an eighth under the limit, so that a client trickling bytes at the limit
+ * cannot make every read pay for a sort. A client stalled in the middle of a frame, or one
+ * that does not read its replies, comes first; one whose requests arrive whole and whose
+ * replies go out makes progress every turn.
+ */
+static void shed_clients(struct conn_set *s)
+{
+	size_t target = s->cfg.max_client_bytes - s->cfg.max_client_bytes / 8, n = 0;
+	uint64_t before = s->evictions, now_ms;
+	struct conn **holders, *c;
+
+	for (c = TAILQ_FIRST(&s->all); c != NULL; c = TAILQ_NEXT(c, link))
+		n += c->held > 0;
+	holders = malloc(n * sizeof(*holders));
+	if (holders != NULL) {
+		n = 0;
+		for (c = TAILQ_FIRST(&s->all); c != NULL; c = TAILQ_NEXT(c, link))
+			if (c->held > 0)
+				holders[n++] = c;
+		qsort(holders, n, sizeof(*holders), by_progress);
+		for (size_t i = 0; i < n && s->client_bytes > target; i++)
+			evict(holders[i]);
+		free(holders);
+	} else {
+		/* Out of memory: the oldest connections first will do. */
+		for (c = TAILQ_FIRST(&s->all); c != NULL && s->client_bytes > target;
+		     c = TAILQ_NEXT(c, link))
+			if (c->held > 0)
+				evict(c);
+	}
+	/* At most one line a minute: an attacker must not be able to fill the log. */
+	now_ms = wall_ms();
+	if (s->evictions > before &&
+	    (s->evict_logged_ms == 0 || now_ms - s->evict_logged_ms >= 60000)) {
+		log_warn("connections' buffers passed --max-client-memory (%zu bytes): closed %llu "
+		         "connection(s) that had gone longest without progress",
+		         s->cfg.max_client_bytes,
+		         (unsigned long long)(s->evictions - s->evictions_logged));
+		s->evictions_logged = s->evictions;
+		s->evict_logged_ms = now_ms;
+	}
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -418,6 +532,9 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		c->queued = true;
 		TAILQ_INSERT_TAIL(&c->set->input, c, input_link);
 	}
+	note_held(c, false);
+	if (c->set->client_bytes > c->set->cfg.max_client_bytes)
+		shed_clients(c->set);
 }
 
 /*
@@ -439,7 +556,9 @@ static int send_output(struct conn *c)
 				if (c->out_sent > c->out.len / 2) {
 					buf_consume(&c->out, c->out_sent);
 					c->out_sent = 0;
+					c->out_torn = true;
 				}
+				note_held(c, false);
 				return 1;
 			}
 			return -1;
@@ -448,8 +567,10 @@ static int send_output(struct conn *c)
 	}
 	buf_reset(&c->out);
 	c->out_sent = 0;
+	c->out_torn = false;
 	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
 		buf_finish(&c->out);
+	note_held(c, true);
 	set_writing(c, false);
 	return 0;
 }
@@ -550,6 +671,8 @@ void conn_set_finish(struct conn_set *s)
 		TAILQ_REMOVE(&s->all, c, link);
 		conn_destroy(c);
 	}
+	TAILQ_INIT(&s->waiting);
+	s->client_bytes = 0;
 	s->count = 0;
 }
 
@@ -647,6 +770,9 @@ void conn_set_flush(struct conn_set *s, bool committed)
 		}
 		conn_write(c);
 	}
+	/* What the sockets did not take is the clients' backlog. */
+	if (s->client_bytes > s->cfg.max_client_bytes)
+		shed_clients(s);
 }
 
 void conn_set_shutdown(struct conn_set *s)

@@ -54,6 +54,11 @@ struct conn_config {
 	int close_timeout_s;
 	/* Seconds a new connection may take to complete HELLO before it is closed. */
 	int hello_timeout_s;
+	/* Connections' buffers (input received and not handled yet, replies not taken by the
+	 * socket), over all connections, past which the connections that have gone longest
+	 * without progress are answered BUSY and closed, until the total is an eighth under it.
+	 * At least twice max_frame, so that a whole frame always fits. */
+	size_t max_client_bytes;
 	conn_frame_fn on_frame;
 	conn_prefetch_fn on_prefetch; /* NULL: no hints */
 	conn_closed_fn on_closed;
@@ -71,6 +76,11 @@ struct conn_set {
 	struct conn_list input;
 	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
 	struct conn_list waiting;
+	size_t client_bytes;       /* what connections' buffers hold, over all of them */
+	uint64_t progress_seq;     /* stamps connections' progress, in order (see conn.c) */
+	uint64_t evictions;        /* connections closed BUSY over max_client_bytes */
+	uint64_t evictions_logged; /* evictions at the last log line about them */
+	uint64_t evict_logged_ms;  /* when that line was written */
 	size_t count;
 	bool stopping;
 };

@@ -29,6 +29,11 @@ struct dispatch_server_stats {
 	uint64_t loop_stalls_over_1ms;
 	uint64_t loop_stalls_over_2ms;
 	uint64_t loop_stalls_over_10ms;
+	/* Connections' buffers: input not handled yet and replies not sent yet, as of the end of
+	 * the previous turn plus this turn's reads. */
+	uint64_t client_bytes;
+	/* Connections closed BUSY over --max-client-memory. */
+	uint64_t client_evictions_total;
 };
 
 struct dispatch_config {

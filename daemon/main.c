@@ -1,6 +1,7 @@
 /*
  * sessd: the session-store daemon. Parses the command line and runs the server.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -59,6 +60,14 @@ int main(int argc, char **argv)
 	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
 	 * which is answered like a full disk, instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Connections' buffers of a quarter megabyte and more (large frames, replies a client
+	 * is slow to read) are mapped on their own, so their memory goes back to the system when
+	 * they are freed. glibc would otherwise raise this threshold to the size of the first
+	 * such buffer freed and carve the next ones from the heap, which keeps its pages after
+	 * a burst of stalled clients is closed. Sessions are far smaller and are not affected. */
+	if (mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 0)
+		log_warn("cannot set malloc's mmap threshold; memory freed after a burst of "
+		         "large buffers may stay with the process");
 	srv = server_new(&cfg);
 	if (srv == NULL)
 		goto out;

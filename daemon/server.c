@@ -219,6 +219,8 @@ static void server_after_turn(struct server *srv)
 {
 	bool ok = true;
 
+	srv->stats.client_bytes = srv->conns.client_bytes;
+	srv->stats.client_evictions_total = srv->conns.evictions;
 	/* Requests put off until the expiry caught up (see server_on_expire). */
 	if (conn_set_has_waiting(&srv->conns) && dispatch_may_retry(srv->dispatch, wall_ms()))
 		conn_set_retry(&srv->conns);
@@ -511,6 +513,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.output_high_bytes = SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
+	conn_cfg.max_client_bytes = cfg->max_client_memory;
 	conn_cfg.on_frame = server_on_frame;
 	conn_cfg.on_prefetch = server_on_prefetch;
 	conn_cfg.on_closed = server_on_closed;

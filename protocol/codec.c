@@ -23,6 +23,7 @@ const char *codec_status_name(uint32_t status)
 	    [CODEC_INTERNAL] = "INTERNAL",
 	    [CODEC_SHUTTING_DOWN] = "SHUTTING_DOWN",
 	    [CODEC_LIMIT] = "LIMIT",
+	    [CODEC_BUSY] = "BUSY",
 	};
 
 	if (status >= sizeof names / sizeof names[0])

@@ -17,7 +17,10 @@
 #define CODEC_HEADER_BYTES      4
 #define CODEC_DEFAULT_MAX_FRAME (1024u * 1024u)
 /* The smallest max frame a server may announce; below it a SET of a small session fails. */
-#define CODEC_MIN_MAX_FRAME     4096u
+#define CODEC_MIN_MAX_FRAME 4096u
+/* The largest frame a server reads before HELLO is done: HELLO's own are far smaller, and a
+ * client that has not said hello yet should not have a megabyte read for it. */
+#define CODEC_HELLO_MAX_FRAME   4096u
 #define CODEC_DEFAULT_NAMESPACE "default"
 /* The most a reply adds around data it returns (array, request id, status, bin header):
  * session data is at most max_frame minus this, so its GET reply fits in max_frame. */
@@ -55,8 +58,11 @@ enum codec_status {
 	CODEC_AUTH_FAILED = 9,    /* authentication required or rejected */
 	CODEC_INTERNAL = 10,      /* a server fault */
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
-	CODEC_LIMIT = 12          /* a per-session limit (flash bytes) would be exceeded */
+	CODEC_LIMIT = 12,         /* a per-session limit (flash bytes) would be exceeded */
+	CODEC_BUSY = 13           /* no room for an unfinished frame: the connection is closed */
 };
+/* The highest status this codec knows. */
+#define CODEC_STATUS_MAX CODEC_BUSY
 
 /* A human-readable name for ${status}, such as "NOT_FOUND"; "UNKNOWN" for other numbers. */
 const char *codec_status_name(uint32_t status);

@@ -2727,3 +2727,206 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_connections_one_turn, .timeout = 60)
 	buf_finish(&b);
 	stop_clean();
 }
+
+/*
+ * Clients that send most of a large SET and then stall hold the daemon's memory only up to
+ * --max-client-memory: past it, the ones that have waited longest are answered BUSY (id 0)
+ * and closed. The rest finish their SETs, and a client whose requests arrive whole is served
+ * throughout.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, unfinished_frames_are_bounded, .timeout = 60)
+{
+	enum { STALLED = 24, DATA_BYTES = 700 * 1024, SENT_BYTES = 600 * 1024, LIMIT_MB = 8 };
+	_Static_assert(SENT_BYTES < DATA_BYTES, "the frames stay unfinished");
+	static const char *const args[] = {"--max-client-memory", "8M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	struct codec_reply rep;
+	uint8_t *body, *data;
+	struct buf frames[STALLED];
+	int fds[STALLED], good, busy = 0, kept = 0;
+	char id[16];
+
+	start_with(args);
+	data = malloc(DATA_BYTES);
+	cr_assert_not_null(data);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int i = 0; i < STALLED; i++) {
+		fill_binary(data, DATA_BYTES, (uint8_t)i);
+		snprintf(id, sizeof(id), "stalled-%02d", i);
+		req.request_id = 100 + (uint64_t)i;
+		req.ns = bytes("stall");
+		req.id = bytes(id);
+		req.data = span(data, DATA_BYTES);
+		buf_init(&frames[i]);
+		encode(&frames[i], &req);
+		fds[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+		cr_assert_eq(harness_send_all(fds[i], frames[i].data, SENT_BYTES), 0);
+		/* In order of age, and the daemon has taken it all in before the next starts. */
+		sleep_ms(30);
+		good_roundtrip(good, (uint64_t)i);
+	}
+	cr_assert_leq(stat_of(good, NULL, "client_bytes"), (uint64_t)LIMIT_MB << 20,
+	              "unfinished input stays under --max-client-memory");
+	/* 24 x 600 KB against 8 MiB, shed down to 7 MiB each time it is passed: 10 to 13 of
+	 * the youngest fit. The others have their BUSY waiting; the ones kept have nothing to
+	 * read until they finish. */
+	for (int i = 0; i < STALLED; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+
+		if (poll(&pfd, 1, 200) == 1) {
+			cr_assert_eq(kept, 0,
+			             "stalled client %d was closed after a younger one was kept",
+			             i);
+			harness_read_reply(fds[i], &rep, &body);
+			cr_assert_eq(rep.status, CODEC_BUSY, "stalled client %d: %s", i,
+			             codec_status_name(rep.status));
+			cr_assert_eq(rep.request_id, 0, "refused unread");
+			free(body);
+			harness_expect_closed(fds[i]);
+			busy++;
+		} else {
+			cr_assert_eq(harness_send_all(fds[i], frames[i].data + SENT_BYTES,
+			                              frames[i].len - SENT_BYTES),
+			             0);
+			harness_read_reply(fds[i], &rep, &body);
+			cr_assert_eq(rep.status, CODEC_OK, "stalled client %d finishes: %s", i,
+			             codec_status_name(rep.status));
+			cr_assert_eq(rep.request_id, 100 + (uint64_t)i);
+			free(body);
+			kept++;
+		}
+		close(fds[i]);
+		buf_finish(&frames[i]);
+	}
+	cr_assert(kept >= 10 && kept <= 13, "%d of %d kept", kept, STALLED);
+	cr_assert_eq(stat_of(good, NULL, "client_evictions_total"), (uint64_t)busy);
+	cr_assert_eq(count_of(good, "stall"), (uint64_t)kept, "the finished SETs were stored");
+	cr_assert_eq(stat_of(good, NULL, "client_bytes") < 4096, true, "nothing is held after");
+	close(good);
+	free(data);
+	stop_clean();
+}
+
+/* Before HELLO a frame may be 4096 bytes at most: a client that has not said hello does not
+ * get a megabyte read for it. One of exactly 4096 bytes is read (and is NOT_READY). */
+LEAK_CHECKED_TEST(hostile, a_large_frame_before_hello_is_refused)
+{
+	static uint8_t data[4096];
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 9, .ttl_ms = 1000};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t data_len;
+	int fd;
+
+	start_with(NULL);
+	buf_init(&b);
+	req.ns = bytes("early");
+	req.id = bytes("x");
+	for (uint32_t len = 4096; len <= 4097; len++) {
+		/* A SET whose body is ${len} bytes: its data's length is the rest (a bin 16 either
+		 * way, so its header does not change size). */
+		req.data = span(data, 1000);
+		buf_reset(&b);
+		encode(&b, &req);
+		data_len = 1000 + len - (b.len - CODEC_HEADER_BYTES);
+		req.data = span(data, data_len);
+		buf_reset(&b);
+		encode(&b, &req);
+		cr_assert_eq(b.len, CODEC_HEADER_BYTES + len);
+		fd = harness_connect(dmn.unix_url);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(raw_call(fd, &b, &rep, &body),
+		             len == 4096 ? CODEC_NOT_READY : CODEC_TOO_LARGE, "a body of %u bytes",
+		             len);
+		free(body);
+		harness_expect_closed(fd);
+		close(fd);
+	}
+	buf_finish(&b);
+	stop_clean();
+}
+
+/*
+ * Clients that pipeline GETs of a large session and never read the replies hold the daemon's
+ * memory only up to --max-client-memory: past it, the ones that have waited longest are
+ * closed (their replies dropped), the rest get every reply whole, and a client that reads its
+ * replies is served throughout.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
+{
+	enum { READERS = 12, GETS = 16, DATA_BYTES = 900 * 1024, LIMIT_MB = 16 };
+	static const char *const args[] = {"--max-client-memory", "16M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body, *data;
+	const char *why;
+	struct buf gets;
+	int fds[READERS], good, cut = 0, whole = 0, rc;
+	size_t len;
+
+	start_with(args);
+	data = malloc(DATA_BYTES);
+	cr_assert_not_null(data);
+	fill_binary(data, DATA_BYTES, 3);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	req.ns = bytes("unread");
+	req.id = bytes("big");
+	req.data = span(data, DATA_BYTES);
+	cr_assert_eq(call_status(good, &req), CODEC_OK, "the large session is stored");
+	buf_init(&gets);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.ns = bytes("unread");
+	req.id = bytes("big");
+	for (int k = 0; k < GETS; k++) {
+		req.request_id = 10 + (uint64_t)k;
+		encode(&gets, &req);
+	}
+	for (int i = 0; i < READERS; i++) {
+		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
+		harness_send_buf(fds[i], &gets);
+		/* In order of age: the daemon has read and answered these before the next. */
+		sleep_ms(30);
+		good_roundtrip(good, (uint64_t)i);
+	}
+	cr_assert_leq(stat_of(good, NULL, "client_bytes"), ((uint64_t)LIMIT_MB << 20) + 65536,
+	              "unsent replies stay under --max-client-memory");
+	/* Each reader holds about 4 MiB (its replies up to the point where sessd stops reading
+	 * it): four fit in 16 MiB at most, so at least eight are closed, the oldest first. */
+	for (int i = 0; i < READERS; i++) {
+		int replies = 0;
+
+		while ((rc = recv_frame_or_end(fds[i], &body, &len, &why)) == 1) {
+			cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+			cr_assert_eq(rep.status, CODEC_OK, "reader %d reply %d: %s", i, replies,
+			             codec_status_name(rep.status));
+			cr_assert_eq(rep.request_id, 10 + (uint64_t)replies);
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_bin(&r, &got), 0);
+			cr_assert(got.len == DATA_BYTES && memcmp(got.ptr, data, DATA_BYTES) == 0,
+			          "reader %d reply %d is whole", i, replies);
+			free(body);
+			if (++replies == GETS)
+				break;
+		}
+		if (replies == GETS) {
+			whole++;
+		} else {
+			cr_assert_eq(whole, 0, "reader %d was closed after a younger one was kept",
+			             i);
+			cut++;
+		}
+		close(fds[i]);
+	}
+	cr_assert_geq(cut, READERS - 4, "%d of %d readers closed", cut, READERS);
+	cr_assert_geq(whole, 1, "the youngest readers are kept");
+	cr_assert_eq(stat_of(good, NULL, "client_evictions_total"), (uint64_t)cut);
+	good_roundtrip(good, 1000);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}

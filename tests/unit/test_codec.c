@@ -572,9 +572,10 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_status_name(CODEC_NOT_FOUND), "NOT_FOUND");
 	cr_expect_str_eq(codec_status_name(CODEC_SHUTTING_DOWN), "SHUTTING_DOWN");
 	cr_expect_str_eq(codec_status_name(CODEC_LIMIT), "LIMIT");
-	cr_expect_str_eq(codec_status_name(13), "UNKNOWN");
+	cr_expect_str_eq(codec_status_name(CODEC_BUSY), "BUSY");
+	cr_expect_str_eq(codec_status_name(CODEC_STATUS_MAX + 1), "UNKNOWN");
 	cr_expect_str_eq(codec_status_name(UINT32_MAX), "UNKNOWN");
-	for (uint32_t s = 0; s <= CODEC_LIMIT; s++)
+	for (uint32_t s = 0; s <= CODEC_STATUS_MAX; s++)
 		cr_expect_str_neq(codec_status_name(s), "UNKNOWN");
 	cr_expect_str_eq(codec_op_name(CODEC_OP_FLASH_POP), "FLASH_POP");
 	cr_expect_str_eq(codec_op_name(CODEC_OP_HELLO), "HELLO");

@@ -56,6 +56,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.action, CONFIG_RUN);
 	cr_assert_eq(cfg.max_frame, 1048576);
 	cr_assert_eq(cfg.max_memory, 0);
+	cr_assert_eq(cfg.max_client_memory, 256u * 1024 * 1024);
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.hello_timeout_s, 10);
 	cr_assert_eq(cfg.log_level, LOG_INFO);
@@ -85,6 +86,8 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "64K",
 	                "--max-memory",
 	                "512M",
+	                "--max-client-memory",
+	                "256K",
 	                "--max-connections",
 	                "5",
 	                "--hello-timeout",
@@ -115,6 +118,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_str_eq(cfg.listens[2].make_dir, "");
 	cr_assert_eq(cfg.max_frame, 65536);
 	cr_assert_eq(cfg.max_memory, 512ull * 1024 * 1024);
+	cr_assert_eq(cfg.max_client_memory, 256u * 1024);
 	cr_assert_eq(cfg.max_connections, 5);
 	cr_assert_eq(cfg.hello_timeout_s, 3);
 	cr_assert_eq(cfg.log_level, LOG_DEBUG);
@@ -255,6 +259,25 @@ LEAK_CHECKED_TEST(config, max_frame_bounds)
 	cr_assert_eq(cfg.max_frame, CODEC_MIN_MAX_FRAME);
 	config_finish(&cfg);
 	expect_bad(ARGC(huge), huge);
+}
+
+/* --max-client-memory must hold two whole frames; unless given, it grows with --max-frame. */
+LEAK_CHECKED_TEST(config, input_memory_and_frames)
+{
+	char *big_frames[] = {"sessd", "--max-frame", "128M", "--listen", "unix:/tmp/s"};
+	char *two[] = {"sessd", "--max-frame", "64K", "--max-client-memory", "131080"};
+	char *under_two[] = {"sessd", "--max-frame", "64K", "--max-client-memory", "131079"};
+	char *zero[] = {"sessd", "--max-client-memory", "0"};
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, ARGC(big_frames), big_frames, err), 0);
+	cr_assert_eq(cfg.max_client_memory, 4 * (128u * 1024 * 1024 + CODEC_HEADER_BYTES));
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(two), two, err), 0);
+	cr_assert_eq(cfg.max_client_memory, 2 * (64u * 1024 + CODEC_HEADER_BYTES));
+	config_finish(&cfg);
+	expect_bad(ARGC(under_two), under_two);
+	expect_bad(ARGC(zero), zero);
 }
 
 LEAK_CHECKED_TEST(config, bad_values)

@@ -42,11 +42,13 @@ const STATUS = Object.freeze({
   INTERNAL: 10,
   SHUTTING_DOWN: 11,
   LIMIT: 12,
+  BUSY: 13,
 });
 const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
 // After these the server closes the connection (PROTOCOL.md, "Errors that close").
 const CLOSING_STATUSES = new Set([
   STATUS.BAD_REQUEST, STATUS.TOO_LARGE, STATUS.NOT_READY, STATUS.BAD_VERSION, STATUS.AUTH_FAILED,
+  STATUS.BUSY,
 ]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.

@@ -231,6 +231,14 @@ class Connection extends EventEmitter {
     }
     if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
     if (reply.requestId !== entry.id) {
+      if (reply.requestId === 0 && codec.CLOSING_STATUSES.has(reply.status)) {
+        // A frame the server refused unread (TOO_LARGE, BUSY) is answered with id 0 before it
+        // closes: this request and the ones after it were not carried out.
+        const err = new SessdError(reply.status, typeof reply.result === 'string' ? reply.result : '', entry.op);
+        entry.reject(err);
+        this.fail(err, entry);
+        return;
+      }
       entry.reject(new codec.ProtocolError(`reply for request ${reply.requestId}, expected ${entry.id}`));
       throw new codec.ProtocolError('replies out of order');
     }

@@ -21,6 +21,36 @@ test.after(async () => {
   if (daemon) await daemon.cleanup();
 });
 
+// A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
+// show on demand. onRequest(socket, request) runs for each whole request frame a client
+// sends; returns the socket's path. Sockets and directory go when the test ends.
+async function fakePeer(t, onRequest) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
+  const sockets = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    let got = Buffer.alloc(0);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0) && !s.destroyed) {
+        const n = 4 + got.readUInt32BE(0);
+        const req = codec.decodeRequest(got.subarray(0, n));
+        got = got.subarray(n);
+        onRequest(s, req);
+      }
+    });
+    s.on('error', () => {});
+  });
+  const sockPath = path.join(dir, 'peer.sock');
+  await new Promise((r) => server.listen(sockPath, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { sockPath, sockets };
+}
+
 function sess(extra = {}, maxAgeMs = 60000) {
   return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' }, ...extra };
 }
@@ -130,67 +160,47 @@ test('client: close() lets requests in flight finish; terminate() does not', asy
 
 test('client: a reply over max_frame closes the connection', async (t) => {
   // A hostile peer: answers HELLO with max_frame 4096, then announces a 5000-byte frame.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-hostile-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sockPath = path.join(dir, 'h.sock');
-  const server = net.createServer((s) => {
-    let got = Buffer.alloc(0);
-    let helloDone = false;
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      if (!helloDone && got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
-        helloDone = true;
-        const req = codec.decodeRequest(got.subarray(0, 4 + got.readUInt32BE(0)));
-        // map: { max_frame: 4096 }
-        const result = Buffer.from('81a96d61785f6672616d65cd1000', 'hex');
-        s.write(codec.encodeReply(req.request_id, 0, result));
-        got = got.subarray(4 + got.readUInt32BE(0));
-      }
-      if (helloDone && got.length > 0) {
-        const hdr = Buffer.alloc(4);
-        hdr.writeUInt32BE(5000);
-        s.write(hdr);
-      }
-    });
-    s.on('error', () => {});
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === 0x01) {
+      // map: { max_frame: 4096 }
+      s.write(codec.encodeReply(req.request_id, 0, Buffer.from('81a96d61785f6672616d65cd1000', 'hex')));
+    } else {
+      const hdr = Buffer.alloc(4);
+      hdr.writeUInt32BE(5000);
+      s.write(hdr);
+    }
   });
-  await new Promise((r) => server.listen(sockPath, r));
-  t.after(() => server.close());
   const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10000, reconnectMaxMs: 10000 });
   t.after(() => c.close());
   await c.ready();
   await assert.rejects(c.ping(), (err) => err.name === 'ProtocolError' && err.statusName === 'TOO_LARGE');
 });
 
+test('client: BUSY (a frame refused unread) rejects with its status', async (t) => {
+  // A peer that, like sessd over --max-client-memory, answers a request with BUSY under
+  // request id 0 and closes.
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === 0x01) s.write(codec.encodeReply(req.request_id, 0, Buffer.from([0x80])));
+    else s.end(codec.encodeReply(0, codec.STATUS.BUSY, Buffer.concat([Buffer.from([0xa4]), Buffer.from('full')])));
+  });
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10000, reconnectMaxMs: 10000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const first = c.set(null, 'busy-1', '{}', 1000);
+  const second = c.set(null, 'busy-2', '{}', 1000);
+  await assert.rejects(first, (err) => err.name === 'SessdError' && err.code === 'ESESSD_BUSY' && /full/.test(err.message));
+  await assert.rejects(second, (err) => err.code === 'ESESSD_CLOSED');
+});
+
 test('client: COUNT and CLEAR go over a connection of their own', async (t) => {
   // A peer that, like sessd during a mass expiry, puts a COUNT off: it answers requests in
   // order per connection, and holds back a COUNT's reply and everything after it there.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-slowcount-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sockPath = path.join(dir, 'c.sock');
-  const sockets = [];
-  const server = net.createServer((s) => {
-    sockets.push(s);
-    let got = Buffer.alloc(0);
-    let held = false;
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
-        const n = 4 + got.readUInt32BE(0);
-        const req = codec.decodeRequest(got.subarray(0, n));
-        got = got.subarray(n);
-        if (req.op === 0x30) held = true;
-        if (held) continue;
-        // HELLO: an empty map; anything else: NOT_FOUND.
-        s.write(req.op === 0x01 ? codec.encodeReply(req.request_id, 0, Buffer.from([0x80])) : codec.encodeReply(req.request_id, 1, Buffer.from([0xc0])));
-      }
-    });
-    s.on('error', () => {});
-  });
-  await new Promise((r) => server.listen(sockPath, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
+  const held = new Set();
+  const { sockPath, sockets } = await fakePeer(t, (s, req) => {
+    if (req.op === 0x30) held.add(s);
+    if (held.has(s)) return;
+    // HELLO: an empty map; anything else: NOT_FOUND.
+    s.write(req.op === 0x01 ? codec.encodeReply(req.request_id, 0, Buffer.from([0x80])) : codec.encodeReply(req.request_id, 1, Buffer.from([0xc0])));
   });
   const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, timeoutMs: 2000 });
   t.after(() => c.terminate());
