@@ -66,8 +66,7 @@ int main(int argc, char **argv)
 	 * such buffer freed and carve the next ones from the heap, which keeps its pages after
 	 * a burst of stalled clients is closed. Sessions are far smaller and are not affected. */
 	if (mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 0)
-		log_warn("cannot set malloc's mmap threshold; memory freed after a burst of "
-		         "large buffers may stay with the process");
+		log_debug("malloc ignores M_MMAP_THRESHOLD: not glibc's allocator");
 	srv = server_new(&cfg);
 	if (srv == NULL)
 		goto out;
