@@ -103,12 +103,11 @@ int sessd_ping(struct sessd_client *c);
  * free(); one extra NUL byte follows the data, not counted in *${data_len}).
  * SESSD_NOT_FOUND when there is no such session.
  */
-int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data,
-	      size_t *data_len);
+int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len);
 
 /* sessd_set: store ${data_len} bytes of ${data} (borrowed) with a ttl in milliseconds. */
 int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
-	      size_t data_len, uint64_t ttl_ms);
+              size_t data_len, uint64_t ttl_ms);
 
 /* sessd_touch: give an existing session a new ttl. SESSD_NOT_FOUND if there is none. */
 int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms);
@@ -122,7 +121,7 @@ int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len);
  * is created with ${ttl_ms}. ${queue_len} (may be NULL) receives that type's queue length.
  */
 int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
-		     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len);
+                     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len);
 
 struct sessd_flash {
 	const char *type; /* NUL-terminated */
@@ -143,7 +142,7 @@ struct sessd_flashes {
  * SESSD_NOT_FOUND when there is no such session (*${out} is NULL).
  */
 int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,
-		    struct sessd_flashes **out);
+                    struct sessd_flashes **out);
 
 /* sessd_flashes_free(f): free what sessd_flash_pop returned; NULL does nothing. */
 void sessd_flashes_free(struct sessd_flashes *f);
@@ -215,13 +214,12 @@ void sessd_batch_free(struct sessd_batch *b);
  */
 int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len);
 int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
-		    size_t data_len, uint64_t ttl_ms);
+                    size_t data_len, uint64_t ttl_ms);
 int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms);
 int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len);
-int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
-			   const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms);
-int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len,
-			  const char *type);
+int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len, const char *type,
+                           const void *msg, size_t msg_len, uint64_t ttl_ms);
+int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type);
 int sessd_batch_ping(struct sessd_batch *b);
 
 /*
