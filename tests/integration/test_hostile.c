@@ -284,6 +284,51 @@ static void expect_ok_replies(int fd, size_t n, uint64_t first_rid)
 	}
 }
 
+/*
+ * A pipelining client that reads its replies: ${n} SET and GET pairs of its own sessions in one
+ * write, every reply read and checked in order.
+ */
+static void good_pipeline(int fd, uint64_t round, int n)
+{
+	struct codec_request req = {.ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[48];
+	struct buf b;
+
+	buf_init(&b);
+	req.ns = bytes("piped");
+	for (int k = 0; k < n; k++) {
+		snprintf(id, sizeof(id), "piped-%llu-%d", (unsigned long long)round, k);
+		req.id = bytes(id);
+		req.op = CODEC_OP_SET;
+		req.request_id = 2 * (uint64_t)k + 1;
+		req.data = bytes(id);
+		encode(&b, &req);
+		req.op = CODEC_OP_GET;
+		req.request_id = 2 * (uint64_t)k + 2;
+		encode(&b, &req);
+	}
+	harness_send_buf(fd, &b);
+	for (int k = 0; k < 2 * n; k++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, (uint64_t)k + 1, "pipelined reply %d in order", k);
+		cr_assert_eq(rep.status, CODEC_OK, "pipelined request %d: %s", k,
+		             codec_status_name(rep.status));
+		if (k % 2 == 1) {
+			snprintf(id, sizeof(id), "piped-%llu-%d", (unsigned long long)round, k / 2);
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_bin(&r, &got), 0);
+			cr_assert(got.len == strlen(id) && memcmp(got.ptr, id, got.len) == 0,
+			          "pipelined GET %d returns its value", k / 2);
+		}
+		free(body);
+	}
+	buf_finish(&b);
+}
+
 /* Append ${n} SETs of "d" to ${b}: ids ${prefix}0, ${prefix}1, ... in ${ns}, request ids
  * 0 .. n-1. */
 static void encode_sets(struct buf *b, const char *ns, const char *prefix, int n, uint64_t ttl_ms)
@@ -2891,6 +2936,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 		/* In order of age: the daemon has read and answered these before the next. */
 		sleep_ms(30);
 		good_roundtrip(good, (uint64_t)i);
+		/* A client that pipelines and reads is never the one closed. */
+		good_pipeline(good, (uint64_t)i, 200);
 	}
 	cr_assert_leq(stat_of(good, NULL, "client_bytes"), ((uint64_t)LIMIT_MB << 20) + 65536,
 	              "unsent replies stay under --max-client-memory");
