@@ -114,8 +114,8 @@ static void conn_destroy(struct conn *c)
 	free(c);
 }
 
-/* Free ${c} now, telling the owner first. ${c} is gone afterwards. */
-static void conn_close(struct conn *c)
+/* Take ${c} off every list of its set and out of its counts, then free it. */
+static void conn_unlink_destroy(struct conn *c)
 {
 	struct conn_set *s = c->set;
 
@@ -129,6 +129,14 @@ static void conn_close(struct conn *c)
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
 	conn_destroy(c);
+}
+
+/* Free ${c} now, telling the owner first. ${c} is gone afterwards. */
+static void conn_close(struct conn *c)
+{
+	struct conn_set *s = c->set;
+
+	conn_unlink_destroy(c);
 	/* Last, so the owner sees the set as it now is (a stopping server counts to zero). */
 	if (s->cfg.on_closed != NULL)
 		s->cfg.on_closed(s->cfg.arg);
@@ -405,6 +413,16 @@ static int make_room(struct conn *c)
 	return 0;
 }
 
+/* Empty ${c}'s output (all sent, or dropped), giving back a buffer a burst of replies grew. */
+static void empty_output(struct conn *c)
+{
+	buf_reset(&c->out);
+	c->out_sent = 0;
+	c->out_torn = false;
+	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
+		buf_finish(&c->out);
+}
+
 /* Give back a buffer that a large frame grew, once nothing is in it. */
 static void trim_input(struct conn *c)
 {
@@ -422,10 +440,7 @@ static void evict(struct conn *c)
 
 	c->in_start = c->in_end = 0;
 	trim_input(c);
-	buf_reset(&c->out);
-	c->out_sent = 0;
-	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
-		buf_finish(&c->out);
+	empty_output(c);
 	note_held(c, false);
 	if (c->closing)
 		return;
@@ -565,11 +580,7 @@ static int send_output(struct conn *c)
 		}
 		c->out_sent += (size_t)put;
 	}
-	buf_reset(&c->out);
-	c->out_sent = 0;
-	c->out_torn = false;
-	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
-		buf_finish(&c->out);
+	empty_output(c);
 	note_held(c, true);
 	set_writing(c, false);
 	return 0;
@@ -663,17 +674,8 @@ void conn_set_finish(struct conn_set *s)
 {
 	struct conn *c;
 
-	while ((c = TAILQ_FIRST(&s->all)) != NULL) {
-		if (c->pending)
-			TAILQ_REMOVE(&s->pending, c, pending_link);
-		if (c->queued)
-			TAILQ_REMOVE(&s->input, c, input_link);
-		TAILQ_REMOVE(&s->all, c, link);
-		conn_destroy(c);
-	}
-	TAILQ_INIT(&s->waiting);
-	s->client_bytes = 0;
-	s->count = 0;
+	while ((c = TAILQ_FIRST(&s->all)) != NULL)
+		conn_unlink_destroy(c);
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
