@@ -72,7 +72,9 @@ void config_usage(FILE *out)
 	      "                          (default 0: 64M)\n"
 	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
 	      "2 unreadable)\n"
-	      "  --repair                with --check-data: cut a damaged log to its valid part\n"
+	      "  --repair                with --check-data: cut a damaged log to its valid part,\n"
+	      "                          rewrite a damaged snapshot with the sessions before the\n"
+	      "                          damage\n"
 	      "  --version               print the version and exit\n"
 	      "  --help                  print this help and exit\n",
 	      out);

@@ -1337,13 +1337,57 @@ static int snap_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return snap_emit(w, o);
 }
 
+/*
+ * snap_write(dir_fd, tmp, key, st, seq, time_ms, sessions):
+ * Write the sessions of ${st} alive at ${time_ms} as snapshot ${seq} into the new file ${tmp}
+ * in ${dir_fd}, and make it durable; the caller renames it into place. Returns 0 with the
+ * number of sessions written in ${sessions}, or -1 with ${tmp} removed (not logged: the
+ * snapshot child has nowhere to log).
+ */
+static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const struct store *st,
+                      uint64_t seq, uint64_t time_ms, uint64_t *sessions)
+{
+	struct snap_writer w = {.seq = seq, .key = key, .time_ms = time_ms};
+	uint8_t h[FILE_HEADER_BYTES];
+	uint8_t *o;
+	int rc = -1;
+
+	buf_init(&w.out);
+	buf_init(&w.plain);
+	w.fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd == -1)
+		goto out;
+	header_build(h, SNAP_MAGIC, seq, time_ms, key);
+	if (buf_append(&w.out, h, sizeof(h)) == -1 ||
+	    store_foreach(st, time_ms, snap_on_session, snap_on_type, snap_on_msg, &w) == -1)
+		goto fail;
+	o = snap_begin(&w, 8, REC_SNAP_END);
+	if (o == NULL || snap_emit(&w, put_u64(o, w.sessions)) == -1 || snap_flush(&w, true) == -1)
+		goto fail;
+	if (fsync(w.fd) == -1)
+		goto fail;
+	if (close(w.fd) == -1) {
+		unlinkat(dir_fd, tmp, 0);
+		goto out;
+	}
+	*sessions = w.sessions;
+	rc = 0;
+	goto out;
+
+fail:
+	close(w.fd);
+	unlinkat(dir_fd, tmp, 0);
+out:
+	buf_finish(&w.out);
+	buf_finish(&w.plain);
+	return rc;
+}
+
 static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, uint64_t now_ms,
                            pid_t parent)
 {
-	struct snap_writer w = {.seq = seq, .key = p->key, .time_ms = now_ms};
 	char tmp[NAME_BYTES], name[NAME_BYTES];
-	uint8_t h[FILE_HEADER_BYTES];
-	uint8_t *o;
+	uint64_t sessions;
 
 	/* Die with the daemon: an orphan must not rename a snapshot into a directory that a new
 	 * sessd already owns. */
@@ -1354,32 +1398,15 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	buf_init(&w.out);
-	buf_init(&w.plain);
 	snap_tmp_name(tmp, seq, getpid());
 	snap_name(name, seq);
-	w.fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (w.fd == -1)
-		_exit(2);
-	header_build(h, SNAP_MAGIC, seq, now_ms, p->key);
-	if (buf_append(&w.out, h, sizeof(h)) == -1)
-		goto fail;
-	if (store_foreach(st, now_ms, snap_on_session, snap_on_type, snap_on_msg, &w) == -1)
-		goto fail;
-	o = snap_begin(&w, 8, REC_SNAP_END);
-	if (o == NULL || snap_emit(&w, put_u64(o, w.sessions)) == -1 || snap_flush(&w, true) == -1)
-		goto fail;
-	if (fsync(w.fd) == -1 || close(w.fd) == -1)
-		goto fail_unlink;
-	if (renameat(p->dir_fd, tmp, p->dir_fd, name) == -1 || fsync(p->dir_fd) == -1)
-		goto fail_unlink;
+	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, &sessions) == -1)
+		_exit(3);
+	if (renameat(p->dir_fd, tmp, p->dir_fd, name) == -1 || fsync(p->dir_fd) == -1) {
+		unlinkat(p->dir_fd, tmp, 0);
+		_exit(3);
+	}
 	_exit(0);
-
-fail:
-	close(w.fd);
-fail_unlink:
-	unlinkat(p->dir_fd, tmp, 0);
-	_exit(3);
 }
 
 /* A durable snapshot ${seq} covers every segment below it. */
@@ -1946,10 +1973,70 @@ static int set_aside(int dir_fd, const char *name)
 }
 
 /*
+ * Rewrite the damaged snapshot ${seq} with the sessions read before its damage (the last one
+ * with the flashes read so far) and keep the damaged file as snap.<seq>.damaged. The log after
+ * the snapshot is left as it is: replayed on top, its changes to lost sessions are skipped or
+ * start them afresh, as for sessions that expired. Returns 0, or -1 (logged).
+ */
+static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf *plain)
+{
+	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = SIZE_MAX};
+	struct snap_load sl = {0};
+	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16];
+	uint64_t fail_off = 0, time_ms, sessions;
+	struct scan s;
+	int rc = -1;
+
+	snap_name(name, seq);
+	sl.st = store_new(&cfg);
+	if (sl.st == NULL) {
+		persist_say(LOG_ERROR, "%s: out of memory", name);
+		goto out;
+	}
+	/* A record the store refused (sl.why unset) is not damage: no salvage would be whole. */
+	if (file_scan(dir_fd, name, SNAP_MAGIC, seq, key, true, snap_load_record, &sl, plain, &s,
+	              &fail_off) == -1 &&
+	    (fail_off == 0 || sl.why == NULL)) {
+		if (fail_off != 0)
+			persist_say(LOG_ERROR, "%s at offset %" PRIu64 ": %s", name, fail_off,
+			            strerror(errno));
+		goto out;
+	}
+	if (snap_finish_session(&sl) == -1) {
+		persist_say(LOG_ERROR, "%s: %s", name, strerror(errno));
+		goto out;
+	}
+	/* A bad header leaves no time of its own: the state is empty, so any instant will do. */
+	time_ms = s.created_ms != 0 ? s.created_ms : wall_ms();
+	snap_tmp_name(tmp, seq, getpid());
+	if (snap_write(dir_fd, tmp, key, sl.st, seq, time_ms, &sessions) == -1) {
+		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	snprintf(aside, sizeof(aside), "%s.damaged", name);
+	if ((unlinkat(dir_fd, aside, 0) == -1 && errno != ENOENT) ||
+	    linkat(dir_fd, name, dir_fd, aside, 0) == -1 ||
+	    renameat(dir_fd, tmp, dir_fd, name) == -1 || fsync(dir_fd) == -1) {
+		persist_say(LOG_ERROR, "cannot put the rewritten %s in place: %s", name,
+		            strerror(errno));
+		unlinkat(dir_fd, tmp, 0);
+		goto out;
+	}
+	printf("repaired: %s rewritten with the %" PRIu64 " session(s) before the damage; the "
+	       "damaged file is kept as %s\n",
+	       name, sessions, aside);
+	rc = 0;
+out:
+	store_free(sl.st);
+	return rc;
+}
+
+/*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
- * stdout; with ${repair}, cut the log to its valid prefix. Returns 0 when the data is sound
- * (or was repaired), 1 when damage remains, -1 when the files cannot be read.
+ * stdout; with ${repair}, rewrite a damaged snapshot with the sessions before its damage and
+ * cut the log to its valid prefix. Returns 0 when the data is sound (or was repaired), 1 when
+ * damage remains, -1 when the files cannot be read.
  */
 int persist_check(const char *data_dir, const char *key_file, bool repair)
 {
@@ -2008,6 +2095,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		} else {
 			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes\n", name,
 			       sl.sessions, s.size);
+		}
+		if (snap_damaged && repair) {
+			if (snap_salvage(dir_fd, key, snap_seq, &plain) == -1)
+				goto out;
+			snap_damaged = false;
 		}
 		for (size_t i = 0; i + 1 < l.n_snaps; i++) {
 			snap_name(name, l.snaps[i]);
@@ -2076,11 +2168,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		fsync(dir_fd);
 		bad_seg = SIZE_MAX;
 	}
-	/* Its records hold the only copy of the sessions it saved (the log below it is gone),
-	 * and a snapshot is not cut the way a log is: name the ways out. */
+	/* Its records hold the only copy of the sessions it saved (the log below it is gone):
+	 * say what a repair loses, and the other way out. */
 	if (snap_damaged)
-		printf("the snapshot is damaged and --repair cannot mend it: restore the data "
-		       "directory from a backup, or move it aside to start with no sessions\n");
+		printf("--repair rewrites the snapshot with the sessions before the damage; those "
+		       "after it are lost, unless the data directory is restored from a backup\n");
 	rc = snap_damaged || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
 out:

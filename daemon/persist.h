@@ -91,8 +91,9 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms);
 /*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
- * stdout; with ${repair}, cut the log to its valid prefix. Returns 0 when the data is sound
- * (or was repaired), 1 when damage remains, -1 when the files cannot be read.
+ * stdout; with ${repair}, rewrite a damaged snapshot with the sessions before its damage and
+ * cut the log to its valid prefix. Returns 0 when the data is sound (or was repaired), 1 when
+ * damage remains, -1 when the files cannot be read.
  */
 int persist_check(const char *data_dir, const char *key_file, bool repair);
 

@@ -2,9 +2,9 @@
  * What operators and hostile environments do to a running sessd: a full disk (a file-size
  * limit, so no mount is needed) while it serves, a SIGHUP, running out of descriptors, a
  * restart under the same --max-memory after a log of short-lived sessions, an idle daemon
- * with a tiny --snapshot-log-bytes, and startup mistakes (socket path, key file, address in
- * use, unwritable data directory, too little --max-memory) that must end in one clear line
- * and a non-zero exit, never a crash.
+ * with a tiny --snapshot-log-bytes, a damaged snapshot and its repair, and startup mistakes
+ * (socket path, key file, address in use, unwritable data directory, too little --max-memory)
+ * that must end in one clear line and a non-zero exit, never a crash.
  */
 #include <criterion/criterion.h>
 
@@ -549,6 +549,84 @@ static unsigned long long open_files_limit(pid_t pid)
  * daemon raises its soft limit (as far as the hard one allows). When it does run out anyway,
  * it says so once, not ten times a second, and serves again once connections close.
  */
+/*
+ * Bit rot in a snapshot, the operator's way out: sessd refuses to start and points at
+ * --check-data, which names the damage; --repair keeps the sessions before it, and sessd then
+ * starts with those, byte for byte, and with what the log holds after the snapshot.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
+{
+	enum { SESSIONS = 60, SIZE = 300 };
+	char data_dir[64], dir[64], path[200], id[32], snap[32], log_path[128], *text;
+	const char *args[] = {"--data-dir",           data_dir, "--fsync", "no",
+	                      "--snapshot-log-bytes", "16384",  NULL};
+	const char *start_args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	const char *check_args[] = {"--check-data", data_dir, NULL};
+	const char *repair_args[] = {"--check-data", data_dir, "--repair", NULL};
+	struct harness_daemon d;
+	unsigned long long newest = 0;
+	uint8_t data[SIZE], byte;
+	int fd, file, kept = 0, status;
+	long started;
+	off_t size;
+
+	make_dir(data_dir, "rot");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "rot");
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%02d", i);
+		fill(data, sizeof(data), i);
+		cr_assert_eq(set_session(fd, id, data, sizeof(data), TTL_MS), CODEC_OK);
+	}
+	for (started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20))
+		if ((newest = newest_snapshot(data_dir)) >= 2 &&
+		    !file_exists(data_dir, "log.0000000000000001"))
+			break;
+	cr_assert_geq(newest, 2, "no snapshot");
+	cr_assert_eq(set_session(fd, "after", "logged", 6, TTL_MS), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	snprintf(snap, sizeof(snap), "snap.%016llx", newest);
+	snprintf(path, sizeof(path), "%s/%s", data_dir, snap);
+	file = open(path, O_RDWR);
+	cr_assert_neq(file, -1);
+	size = lseek(file, 0, SEEK_END);
+	cr_assert_eq(pread(file, &byte, 1, size / 2), 1);
+	byte ^= 0x40;
+	cr_assert_eq(pwrite(file, &byte, 1, size / 2), 1);
+	close(file);
+
+	expect_refused(start_args, 1, "--check-data");
+	expect_refused(check_args, 1, "DAMAGED");
+	make_dir(dir, "repair");
+	snprintf(log_path, sizeof(log_path), "%s/out", dir);
+	status = run_sessd(repair_args, log_path, false);
+	text = slurp(log_path);
+	cr_expect_eq(status, 0, "--repair exited %d:\n%s", status, text);
+	cr_expect_not_null(strstr(text, "repaired: "), "%s", text);
+	free(text);
+	rm_tree(dir);
+	strcat(snap, ".damaged");
+	cr_expect(file_exists(data_dir, snap), "the damaged snapshot is kept aside");
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "rot");
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%02d", i);
+		fill(data, sizeof(data), i);
+		status = get_session(fd, id, data, sizeof(data));
+		cr_expect(status == CODEC_OK || status == CODEC_NOT_FOUND, "%s: status %d", id,
+		          status);
+		kept += status == CODEC_OK;
+	}
+	cr_expect(kept > 0 && kept < SESSIONS, "%d sessions kept", kept);
+	cr_expect_eq(get_session(fd, "after", "logged", 6), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(data_dir);
+}
+
 LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
 {
 	enum { CLIENTS = 80 };
