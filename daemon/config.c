@@ -424,7 +424,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		cfg->max_client_memory = CONFIG_DEFAULT_MAX_CLIENT_MEMORY;
 		if (cfg->max_client_memory / 4 < frame_bytes)
 			cfg->max_client_memory = 4 * frame_bytes;
-	} else if (cfg->max_client_memory / 2 < frame_bytes) {
+	} else if (cfg->max_client_memory / 2 < cfg->max_frame) {
 		fprintf(err, "sessd: --max-client-memory %zu is less than twice --max-frame %u\n",
 		        cfg->max_client_memory, (unsigned)cfg->max_frame);
 		return -1;

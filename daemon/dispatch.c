@@ -233,6 +233,13 @@ static int op_get(struct dispatch *d, const struct codec_request *req, const str
 
 	if (store_get(d->st, key, now_ms, &data, &len) == -1)
 		return reply_not_found(out, req->request_id);
+	/* Stored under a larger --max-frame (a restart lowered it): a longer reply than the
+	 * HELLO announced would break the client's framing. */
+	if (len > max_data(d))
+		return codec_reply_error(
+		    out, req->request_id, CODEC_LIMIT,
+		    "the session's data is larger than this server's max_frame "
+		    "allows; it was stored under a larger --max-frame");
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
 	    mp_write_bin(out, data, len) == -1 || codec_frame_close(out, at) == -1)
 		return -1;
@@ -365,8 +372,8 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	if (rc == -1)
 		return -1;
 	w->messages++;
-	/* The per-session flash limit keeps replies under max_frame; if message headers ever
-	 * push one over, abandon the pop: the store then keeps every message. */
+	/* The per-session flash limit keeps replies under max_frame, but messages pushed under
+	 * a larger --max-frame may not fit: abandon the pop, and the store keeps every message. */
 	if (w->out->len - w->frame_start > w->max_frame) {
 		w->too_large = true;
 		return -1;
@@ -401,8 +408,11 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 		if (err == ENOENT)
 			return reply_not_found(out, req->request_id);
 		if (w.too_large)
-			return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
-			                         "the flash messages do not fit in one reply");
+			return codec_reply_error(
+			    out, req->request_id, CODEC_LIMIT,
+			    "the flash messages do not fit in one reply under this "
+			    "server's max_frame; they were pushed under a larger "
+			    "--max-frame");
 		return -1;
 	}
 	if (!w.opened && (w.all ? mp_write_map(out, 0) : mp_write_array(out, 0)) == -1)

@@ -25,7 +25,8 @@
 #include "persist.h"
 #include "store.h"
 
-/* Unsent replies above which a client's requests stop being read. */
+/* Unsent replies above which a client's requests stop being read (at most a quarter of
+ * --max-client-memory, so that one client reading its replies never passes that bound). */
 #define SERVER_OUTPUT_HIGH_BYTES (4u * 1024u * 1024u)
 #define SERVER_CLOSE_TIMEOUT_S   10
 /* How long a stopping server waits for its last replies to leave. */
@@ -474,7 +475,9 @@ struct server *server_new(const struct config *cfg)
 
 	memset(&store_cfg, 0, sizeof(store_cfg));
 	store_cfg.max_bytes = (size_t)cfg->max_memory;
-	store_cfg.max_flash_bytes = cfg->max_frame / 2;
+	/* No flash limit while the saved sessions load: one lowered --max-frame must not make
+	 * the log unreadable. It is set below. */
+	store_cfg.max_flash_bytes = 0;
 	srv->store = store_new(&store_cfg);
 	if (srv->store == NULL) {
 		log_error("out of memory for the store");
@@ -498,6 +501,7 @@ struct server *server_new(const struct config *cfg)
 	} else {
 		log_info("memory-only: sessions do not survive a restart");
 	}
+	store_set_max_flash_bytes(srv->store, cfg->max_frame / 2);
 
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
@@ -510,7 +514,9 @@ struct server *server_new(const struct config *cfg)
 
 	memset(&conn_cfg, 0, sizeof(conn_cfg));
 	conn_cfg.max_frame = cfg->max_frame;
-	conn_cfg.output_high_bytes = SERVER_OUTPUT_HIGH_BYTES;
+	conn_cfg.output_high_bytes = cfg->max_client_memory / 4 < SERVER_OUTPUT_HIGH_BYTES
+	                                 ? cfg->max_client_memory / 4
+	                                 : SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
 	conn_cfg.max_client_bytes = cfg->max_client_memory;

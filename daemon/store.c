@@ -746,6 +746,11 @@ struct store *store_new(const struct store_config *cfg)
 }
 
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
+void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes)
+{
+	st->cfg.max_flash_bytes = max_flash_bytes;
+}
+
 void store_free(struct store *st)
 {
 	if (st == NULL)

@@ -57,6 +57,14 @@ struct store_hint {
  */
 struct store *store_new(const struct store_config *cfg);
 
+/*
+ * store_set_max_flash_bytes(st, max_flash_bytes):
+ * Change the per-session flash limit (0: none) for the pushes that follow; sessions already
+ * over it keep their messages. Loading saved sessions runs without a limit, so that lowering
+ * it between runs loses nothing.
+ */
+void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes);
+
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
 void store_free(struct store *st);
 

@@ -2892,6 +2892,42 @@ LEAK_CHECKED_TEST(hostile, a_large_frame_before_hello_is_refused)
 	stop_clean();
 }
 
+/* SET ${data} as ${ns}/big through ${good}, and encode ${gets} GETs of it (request ids 10..). */
+static void store_big_and_encode_gets(int good, const char *ns, const uint8_t *data, size_t len,
+                                      int gets, struct buf *out)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+
+	req.ns = bytes(ns);
+	req.id = bytes("big");
+	req.data = span(data, len);
+	cr_assert_eq(call_status(good, &req), CODEC_OK, "the large session is stored");
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.ns = bytes(ns);
+	req.id = bytes("big");
+	for (int k = 0; k < gets; k++) {
+		req.request_id = 10 + (uint64_t)k;
+		encode(out, &req);
+	}
+}
+
+/* Reply ${k} to those GETs must be OK and hold exactly ${data}; frees ${body}. */
+static void expect_whole_get(uint8_t *body, size_t body_len, int k, const uint8_t *data, size_t len)
+{
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+
+	cr_assert_eq(codec_decode_reply(body, body_len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_OK, "reply %d: %s", k, codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 10 + (uint64_t)k);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == len && memcmp(got.ptr, data, len) == 0, "reply %d is whole", k);
+	free(body);
+}
+
 /*
  * Clients that pipeline GETs of a large session and never read the replies hold the daemon's
  * memory only up to --max-client-memory: past it, the ones that have waited longest are
@@ -2902,10 +2938,6 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 {
 	enum { READERS = 12, GETS = 16, DATA_BYTES = 900 * 1024, LIMIT_MB = 16 };
 	static const char *const args[] = {"--max-client-memory", "16M", NULL};
-	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
-	struct codec_reply rep;
-	struct mp_reader r;
-	struct mp_bytes got;
 	uint8_t *body, *data;
 	const char *why;
 	struct buf gets;
@@ -2917,19 +2949,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 	cr_assert_not_null(data);
 	fill_binary(data, DATA_BYTES, 3);
 	good = harness_open_ready(dmn.unix_url, "test_hostile");
-	req.ns = bytes("unread");
-	req.id = bytes("big");
-	req.data = span(data, DATA_BYTES);
-	cr_assert_eq(call_status(good, &req), CODEC_OK, "the large session is stored");
 	buf_init(&gets);
-	memset(&req, 0, sizeof(req));
-	req.op = CODEC_OP_GET;
-	req.ns = bytes("unread");
-	req.id = bytes("big");
-	for (int k = 0; k < GETS; k++) {
-		req.request_id = 10 + (uint64_t)k;
-		encode(&gets, &req);
-	}
+	store_big_and_encode_gets(good, "unread", data, DATA_BYTES, GETS, &gets);
 	for (int i = 0; i < READERS; i++) {
 		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
 		harness_send_buf(fds[i], &gets);
@@ -2947,15 +2968,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 		int replies = 0;
 
 		while ((rc = recv_frame_or_end(fds[i], &body, &len, &why)) == 1) {
-			cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
-			cr_assert_eq(rep.status, CODEC_OK, "reader %d reply %d: %s", i, replies,
-			             codec_status_name(rep.status));
-			cr_assert_eq(rep.request_id, 10 + (uint64_t)replies);
-			mp_reader_init(&r, rep.result.ptr, rep.result.len);
-			cr_assert_eq(mp_read_bin(&r, &got), 0);
-			cr_assert(got.len == DATA_BYTES && memcmp(got.ptr, data, DATA_BYTES) == 0,
-			          "reader %d reply %d is whole", i, replies);
-			free(body);
+			expect_whole_get(body, len, replies, data, DATA_BYTES);
 			if (++replies == GETS)
 				break;
 		}
@@ -2972,6 +2985,41 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 	cr_assert_geq(whole, 1, "the youngest readers are kept");
 	cr_assert_eq(stat_of(good, NULL, "client_evictions_total"), (uint64_t)cut);
 	good_roundtrip(good, 1000);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
+ * A client that sends its requests whole and reads every reply is never closed, even under a
+ * --max-client-memory far below the 4 MiB of replies sessd otherwise lets one client build up
+ * before it stops reading it: 100 pipelined GETs of 100 KB under a 3 MiB bound.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_reading_client_fits_a_small_bound, .timeout = 60)
+{
+	enum { GETS = 100, DATA_BYTES = 100 * 1000 };
+	static const char *const args[] = {"--max-client-memory", "3M", NULL};
+	uint8_t *body, *data;
+	const char *why;
+	struct buf gets;
+	int good, reader, replies = 0;
+	size_t len;
+
+	start_with(args);
+	data = malloc(DATA_BYTES);
+	cr_assert_not_null(data);
+	fill_binary(data, DATA_BYTES, 5);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&gets);
+	store_big_and_encode_gets(good, "reading", data, DATA_BYTES, GETS, &gets);
+	reader = harness_open_ready(dmn.unix_url, "test_hostile");
+	harness_send_buf(reader, &gets);
+	while (replies < GETS && recv_frame_or_end(reader, &body, &len, &why) == 1)
+		expect_whole_get(body, len, replies++, data, DATA_BYTES);
+	cr_expect_eq(replies, GETS, "the reader got %d of %d replies", replies, GETS);
+	cr_expect_eq(stat_of(good, NULL, "client_evictions_total"), 0);
+	close(reader);
 	close(good);
 	buf_finish(&gets);
 	free(data);

@@ -2,9 +2,10 @@
  * What operators and hostile environments do to a running sessd: a full disk (a file-size
  * limit, so no mount is needed) while it serves, a SIGHUP, running out of descriptors, a
  * restart under the same --max-memory after a log of short-lived sessions, an idle daemon
- * with a tiny --snapshot-log-bytes, a damaged snapshot and its repair, and startup mistakes
- * (socket path, key file, address in use, unwritable data directory, too little --max-memory)
- * that must end in one clear line and a non-zero exit, never a crash.
+ * with a tiny --snapshot-log-bytes, a damaged snapshot and its repair, a restart with a smaller
+ * --max-frame, and startup mistakes (socket path, key file, address in use, unwritable data
+ * directory, too little --max-memory) that must end in one clear line and a non-zero exit,
+ * never a crash.
  */
 #include <criterion/criterion.h>
 
@@ -624,6 +625,95 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 	cr_expect_eq(get_session(fd, "after", "logged", 6), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(data_dir);
+}
+
+static int push_flash(int fd, const char *id, const void *msg, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = TTL_MS};
+
+	req.ns = str("ops");
+	req.id = str(id);
+	req.flash_type = str("info");
+	req.flash_msg = (struct mp_bytes){(const uint8_t *)msg, len};
+	req.flash_msg_is_bin = true;
+	return status_of(fd, &req);
+}
+
+/* FLASH_POP of every type; with CODEC_OK, ${count} is the number of "info" messages. */
+static int pop_flashes(int fd, const char *id, uint32_t *count)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .flash_all = true};
+	struct mp_reader r;
+	struct mp_bytes type;
+	uint8_t *result = NULL;
+	size_t result_len = 0;
+	uint32_t types = 0;
+	int status;
+
+	req.ns = str("ops");
+	req.id = str(id);
+	*count = 0;
+	status = harness_request(fd, &req, &result, &result_len);
+	if (status == CODEC_OK) {
+		mp_reader_init(&r, result, result_len);
+		cr_assert_eq(mp_read_map(&r, &types), 0);
+		cr_assert_eq(types, 1);
+		cr_assert_eq(mp_read_str(&r, &type), 0);
+		cr_assert_eq(mp_read_array(&r, count), 0);
+	}
+	free(result);
+	return status;
+}
+
+/*
+ * Restarting on the same data with a smaller --max-frame loses nothing and breaks no client:
+ * the daemon starts (flashes pushed under the larger limit once made the log unreadable), a
+ * GET or FLASH_POP whose reply would pass the new max_frame answers LIMIT (one once came back
+ * longer than the max_frame that HELLO announced), and back under the old limit everything
+ * is there.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout = 60)
+{
+	enum { BIG = 100000, MSG = 10000, MSGS = 10 };
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	const char *small_args[] = {"--data-dir", data_dir, "--max-frame", "4096", NULL};
+	struct harness_daemon d;
+	uint8_t *big = malloc(BIG);
+	uint32_t count;
+	int fd;
+
+	cr_assert_not_null(big);
+	fill(big, BIG, 9);
+	make_dir(data_dir, "frames");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "frames");
+	cr_assert_eq(set_session(fd, "big", big, BIG, TTL_MS), CODEC_OK);
+	cr_assert_eq(set_session(fd, "small", "s", 1, TTL_MS), CODEC_OK);
+	for (int i = 0; i < MSGS; i++)
+		cr_assert_eq(push_flash(fd, "flashy", big + i, MSG), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, small_args), 0, "the smaller --max-frame must start");
+	fd = harness_open_ready(d.unix_url, "frames");
+	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
+	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_LIMIT);
+	cr_expect_eq(push_flash(fd, "flashy", "x", 1), CODEC_LIMIT, "over the new flash limit");
+	cr_expect_eq(get_session(fd, "small", "s", 1), CODEC_OK);
+	cr_expect_eq(ping(fd), CODEC_OK, "the connection stays open");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "frames");
+	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);
+	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_OK);
+	cr_expect_eq(count, MSGS);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	free(big);
 	rm_tree(data_dir);
 }
 
