@@ -4,6 +4,7 @@
 // concurrent whole-session save cannot drop a message. Every call returns a promise.
 
 const util = require('util');
+const { STORED } = require('./store');
 
 const DEFAULT_MARK = '_flash';
 
@@ -36,6 +37,20 @@ function findBackend(opts, req) {
     return { client: store.client, namespace: store.namespace, prefix: store.prefix, store };
   }
   throw new Error('connect-sessd flash() needs a SessdStore: pass flash({ store }) or use express-session with a SessdStore');
+}
+
+// Without req.session, express-session either is not mounted or passed the request on
+// because its store is disconnected (it then sets neither req.session nor req.sessionStore):
+// say which, with sessd's own code for an outage.
+function noSession(opts, seenStore) {
+  const store = opts.store || seenStore;
+  const client = opts.client || (store && store.client);
+  if (client && client.connected !== true) {
+    const err = new Error('req.flash(): sessd is not connected, so this request has no session');
+    err.code = 'ESESSD_DISCONNECTED';
+    return err;
+  }
+  return new Error('req.flash() requires a session (is express-session mounted before it, and is sessd up?)');
 }
 
 function ttlFor(req, backend) {
@@ -74,22 +89,27 @@ function flash(opts = {}) {
     }
   }
 
+  // The store express-session used on an earlier request: the one to ask whether sessd is
+  // up when a request comes without a session.
+  let seenStore = null;
+
   return function sessdFlash(req, res, next) {
     if (req.flash) return next();
+    if (req.sessionStore) seenStore = req.sessionStore;
     let backend = null;
     let pending = null;
 
     function ctx() {
+      if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore);
       if (!backend) backend = findBackend(opts, req);
-      if (typeof req.sessionID !== 'string' || !req.session) {
-        throw new Error('req.flash() requires a session (is express-session mounted, and is sessd up?)');
-      }
       return backend;
     }
 
     function push(type, msg) {
       const b = ctx();
-      if (mark && !req.session[mark]) req.session[mark] = true;
+      // Only a session that is not in sessd yet needs the mark: on a stored one it would make
+      // express-session save this request's copy over a concurrent request's changes.
+      if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
       const p = b.client.flashPush(b.namespace, b.prefix + req.sessionID, type, msg, ttlFor(req, b));
       if (!pending) {
         pending = new Set();

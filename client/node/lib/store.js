@@ -14,6 +14,9 @@ try {
 }
 
 const DEFAULT_TTL_S = 86400;
+// On a session read from sessd (not one made in this request): a symbol, so that neither
+// express-session's change check nor the serializer sees it.
+const STORED = Symbol('connect-sessd stored session');
 
 // Runs an async body and answers through cb when given, else returns its promise.
 function withCallback(promise, cb) {
@@ -108,6 +111,43 @@ class SessdStore extends BaseStore {
     return withCallback(this.client.destroy(this.namespace, this.key(sid)).then(() => undefined), cb);
   }
 
+  // regenerate(req, fn): express-session's (destroy the session, start a new one under a new
+  // id), except that the flashes waiting in the old session move to the new one, for the
+  // same visitor: passport pushes successFlash just before req.logIn regenerates the
+  // session. The pop of the old id goes out on that id's connection after every push made
+  // to it, so none is left behind; fn runs once the moved messages are stored.
+  regenerate(req, fn) {
+    const oldKey = this.key(req.sessionID);
+    const moving = this.client.flashPop(this.namespace, oldKey, null).catch(() => ({}));
+    moving
+      .then(async (flashes) => {
+        let destroyErr = null;
+        try {
+          await this.client.destroy(this.namespace, oldKey);
+        } catch (err) {
+          destroyErr = err;
+        }
+        this.generate(req);
+        const newKey = this.key(req.sessionID);
+        const ttl = Math.min(Math.max(this.ttlMs(req.session), 1), codec.MAX_TTL_MS);
+        const pushes = [];
+        for (const [type, msgs] of Object.entries(flashes)) {
+          for (const msg of msgs) pushes.push(this.client.flashPush(this.namespace, newKey, type, msg, ttl));
+        }
+        await Promise.all(pushes);
+        if (destroyErr) throw destroyErr;
+      })
+      .then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
+  }
+
+  // createSession(req, sess): express-session's, for a session read from sessd; marks it as
+  // stored, so that flash() need not make express-session save it again.
+  createSession(req, sess) {
+    const session = super.createSession(req, sess);
+    Object.defineProperty(session, STORED, { value: true });
+    return session;
+  }
+
   // ids(cb): the ids (without prefix) of the namespace's sessions, flash-only ones included.
   ids(cb) {
     return withCallback((async () => {
@@ -166,4 +206,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED };

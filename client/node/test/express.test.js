@@ -43,6 +43,7 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
   app.get('/flash', wrap(async (req, res) => res.json(req.query.type ? await req.flash(req.query.type) : await req.flash())));
   app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
   app.post('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+  app.post('/flash-code', (req, res) => req.flash('info', 'x').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message })));
   app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
   return app;
 }
@@ -165,6 +166,9 @@ test('while sessd is down, express-session serves requests without a session', a
   const r = await br.get('/me');
   assert.equal(r.status, 200);
   assert.deepEqual(JSON.parse(r.body), { user: null, sid: null });
+  // req.flash says what is wrong: an outage, not a configuration mistake.
+  const f = JSON.parse((await br.post('/flash-code')).body);
+  assert.equal(f.code, 'ESESSD_DISCONNECTED', f.message);
   const up = once(store, 'connect');
   await d.start();
   await up;

@@ -563,6 +563,57 @@ test('connect-flash parity: after a redirect once, and a concurrent whole-sessio
   assert.equal(json(await br.get('/me')).n, 2, 'both slow saves landed');
 });
 
+test('passport successFlash: a flash pushed just before regenerate is shown after the login', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'realapp-regen-flash' });
+  const base = await serve(t, makeApp(store, {}, (app) => {
+    // What passport's authenticate does on success: req.flash (not awaited), then
+    // req.logIn, which regenerates the session, saves it and redirects.
+    app.post('/passport-login', (req, res, next) => {
+      req.flash('success', `Hi ${req.body.user}`);
+      req.session.regenerate((err) => {
+        if (err) return next(err);
+        req.session.user = req.body.user;
+        req.session.save((err2) => (err2 ? next(err2) : res.redirect(302, '/page')));
+        return undefined;
+      });
+    });
+  }), store);
+  for (const visitor of ['first visit', 'logged in before']) {
+    const br = new Browser(base);
+    if (visitor === 'logged in before') await br.post('/login', { user: 'old' });
+    const before = sidOf(br);
+    const r = await br.post('/passport-login', { user: 'bob' });
+    assert.equal(r.status, 302);
+    assert.notEqual(sidOf(br), before);
+    assert.deepEqual(json(await br.get(r.location)), { success: ['Hi bob'] }, visitor);
+    assert.deepEqual(json(await br.get('/page')), {}, `${visitor}: shown once`);
+    assert.equal(json(await br.get('/me')).user, 'bob');
+    if (before) assert.deepEqual(await store.client.flashPop(store.namespace, before, null), {}, 'nothing left under the old id');
+  }
+});
+
+test('a flash pushed by a slow request does not save its stale copy over a concurrent change', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'realapp-mark' });
+  const gates = new Map();
+  const base = await serve(t, makeApp(store, {}, (app, wrap) => {
+    // Loads the session, waits for the test's gate, then only pushes a flash.
+    app.post('/slow-flash', wrap(async (req, res) => {
+      await new Promise((resolve) => gates.set('g', resolve));
+      await req.flash('info', 'from the slow request');
+      res.json({ ok: true });
+    }));
+  }), store);
+  const br = new Browser(base);
+  await br.post('/login', { user: 'ann' });
+  const slow = br.post('/slow-flash');
+  await waitFor(() => gates.has('g'), 'the slow request to load the session');
+  assert.equal(json(await br.post('/n')).n, 1);
+  gates.get('g')();
+  assert.equal((await slow).status, 200);
+  assert.equal(json(await br.get('/me')).n, 1, 'the concurrent change survives');
+  assert.deepEqual(json(await br.get('/page')), { info: ['from the slow request'] });
+});
+
 test('several app processes share one daemon and namespace', async (t) => {
   const ns = 'realapp-procs';
   // Each child runs the example shop on this package's lib/ (not the example's installed copy).
