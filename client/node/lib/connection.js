@@ -48,7 +48,9 @@ function parseUrl(url) {
   const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(url);
   if (!m) throw new TypeError('sessd url must be unix:/path or tcp://host:port, got ' + url);
   const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-  return { host, port: Number(m[2]) };
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new TypeError('sessd url has a port outside 1..65535: ' + url);
+  return { host, port };
 }
 
 // Connection events: 'ready' (hello info) once HELLO succeeded; 'close' (err or null) once,
@@ -73,6 +75,10 @@ class Connection extends EventEmitter {
     this.holding = false; // frames wait in pending[].held until the HELLO reply
 
     this.socket = net.connect(parseUrl(this.url));
+    this.socketConnected = false; // until then, nothing written has reached the daemon
+    this.socket.on('connect', () => {
+      this.socketConnected = true;
+    });
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk) => this.onData(chunk));
     this.socket.on('error', (err) => this.fail(err));
@@ -267,10 +273,12 @@ class Connection extends EventEmitter {
     this.head = 0;
     this.rbuf = null;
     const first = culprit || pending[0];
-    pending.forEach((entry) => {
-      if (entry === first) entry.reject(err);
-      else entry.reject(connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`));
-    });
+    // Requests on a socket that never connected were not carried out: that is an outage
+    // (the code a ready pool gives while sessd is down), not a broken connection.
+    const other = () => (this.socketConnected
+      ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
+      : connectionError('ESESSD_DISCONNECTED', `sessd is not reachable: ${err.message}`));
+    pending.forEach((entry) => entry.reject(entry === first ? err : other()));
     this.closeError = err;
     this.emit('close', err, wasReady);
   }

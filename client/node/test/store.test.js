@@ -372,7 +372,11 @@ test('store: errors are errors, never a missing session', async (t) => {
   const store = new SessdStore({ url: `unix:${path.join(dir, 'nobody.sock')}`, reconnectMinMs: 50, reconnectMaxMs: 200 });
   t.after(() => store.close());
   // Never connected: 'disconnect' tells express-session to stop waiting on the store.
-  await once(store, 'disconnect');
+  const disconnected = once(store, 'disconnect');
+  // The first request, made while the first connection attempt is under way, fails as an
+  // outage too: it was never sent.
+  await assert.rejects(store.get('x'), (err) => err.code === 'ESESSD_DISCONNECTED');
+  await disconnected;
   await assert.rejects(store.get('x'), (err) => err.code === 'ESESSD_DISCONNECTED');
   const err = await new Promise((resolve) => store.get('x', (e, s) => resolve({ e, s })));
   assert.ok(err.e instanceof Error);
@@ -440,4 +444,10 @@ test('client: backoff keeps retrying while the daemon is down, then connects', a
   await d.start();
   await connected;
   await c.ping();
+});
+
+test('client: a bad url is the package\'s own error, at once', () => {
+  for (const url of ['tcp://127.0.0.1:99999', 'tcp://127.0.0.1:0', 'http://127.0.0.1:7077', 'unix:']) {
+    assert.throws(() => new Client({ url }), (err) => err instanceof TypeError && /sessd url|unix url/.test(err.message), url);
+  }
 });
