@@ -1350,7 +1350,7 @@ static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const str
 	struct snap_writer w = {.seq = seq, .key = key, .time_ms = time_ms};
 	uint8_t h[FILE_HEADER_BYTES];
 	uint8_t *o;
-	int rc = -1;
+	int rc = -1, err;
 
 	buf_init(&w.out);
 	buf_init(&w.plain);
@@ -1367,7 +1367,9 @@ static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const str
 	if (fsync(w.fd) == -1)
 		goto fail;
 	if (close(w.fd) == -1) {
+		err = errno;
 		unlinkat(dir_fd, tmp, 0);
+		errno = err;
 		goto out;
 	}
 	*sessions = w.sessions;
@@ -1375,8 +1377,10 @@ static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const str
 	goto out;
 
 fail:
+	err = errno;
 	close(w.fd);
 	unlinkat(dir_fd, tmp, 0);
+	errno = err; /* the caller's message names the first failure */
 out:
 	buf_finish(&w.out);
 	buf_finish(&w.plain);
@@ -1980,7 +1984,7 @@ static int set_aside(int dir_fd, const char *name)
  */
 static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf *plain)
 {
-	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = SIZE_MAX};
+	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	struct snap_load sl = {0};
 	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16];
 	uint64_t fail_off = 0, time_ms, sessions;
