@@ -338,7 +338,7 @@ static int run_count(struct sessd_client *c, const struct opts *o)
 static int run_list(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_list *page;
-	uint64_t cursor = 0;
+	uint64_t cursor = 0, next;
 	bool first = true;
 	int rc;
 
@@ -364,8 +364,19 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 			}
 			first = false;
 		}
-		cursor = page->next_cursor;
+		next = page->next_cursor;
 		sessd_list_free(page);
+		/* A server whose cursor does not move would keep this loop going forever. */
+		if (next != 0 && next == cursor) {
+			if (o->json)
+				fputs("]\n", stdout);
+			fprintf(stderr,
+			        "sessctl: list: the server returned cursor %" PRIu64
+			        " again; stopping\n",
+			        next);
+			return EXIT_TROUBLE;
+		}
+		cursor = next;
 	} while (cursor != 0);
 	if (o->json)
 		fputs("]\n", stdout);

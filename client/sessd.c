@@ -91,6 +91,37 @@ static int call_on_frame(void *ctx, const uint8_t *body, size_t len)
 	return k->status == SESSD_ERR_PROTOCOL ? SESSD_ERR_PROTOCOL : SESSD_OK;
 }
 
+/*
+ * The call failed after its result was decoded (bytes after the reply, say): the caller owns a
+ * result only on SESSD_OK, so free it here and leave its pointer NULL.
+ */
+static void call_discard(struct call *k)
+{
+	if (k->status != SESSD_OK)
+		return;
+	switch (k->op) {
+	case CODEC_OP_GET:
+		free(*k->data);
+		*k->data = NULL;
+		*k->data_len = 0;
+		break;
+	case CODEC_OP_FLASH_POP:
+		sessd_flashes_free(*k->flashes);
+		*k->flashes = NULL;
+		break;
+	case CODEC_OP_LIST:
+		sessd_list_free(*k->list);
+		*k->list = NULL;
+		break;
+	case CODEC_OP_STATS:
+		sessd_stats_free(*k->stats);
+		*k->stats = NULL;
+		break;
+	default:
+		break;
+	}
+}
+
 /* Send ${req} (ns and request id filled in here) and wait for its reply into ${k}. */
 static int call_run(struct sessd_client *c, struct codec_request *req, struct call *k)
 {
@@ -124,8 +155,10 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	k->request_id = req->request_id;
 	k->status = SESSD_ERR_PROTOCOL;
 	rc = client_exchange(c, c->out.data, c->out.len, 1, false, call_on_frame, k);
-	if (rc != SESSD_OK)
+	if (rc != SESSD_OK) {
+		call_discard(k);
 		return rc;
+	}
 	if (client_status_closes(k->status))
 		client_drop(c);
 	return k->status;

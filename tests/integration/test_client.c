@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -809,4 +810,73 @@ LEAK_CHECKED_TEST(small_frames, server_errors_carry_the_server_message)
 	cr_assert_eq(sessd_set(c, "g", 1, big, 8192, TTL_MS), SESSD_ERR_TOO_LARGE);
 	free(big);
 	sessd_close(c);
+}
+
+static int relay_frame(int from, int to, int copies)
+{
+	uint8_t *body, header[4];
+	size_t len;
+	int rc = 0;
+
+	if (harness_recv_frame(from, &body, &len) == -1)
+		return -1;
+	header[0] = (uint8_t)(len >> 24);
+	header[1] = (uint8_t)(len >> 16);
+	header[2] = (uint8_t)(len >> 8);
+	header[3] = (uint8_t)len;
+	for (int i = 0; i < copies && rc == 0; i++)
+		if (harness_send_all(to, header, 4) == -1 || harness_send_all(to, body, len) == -1)
+			rc = -1;
+	free(body);
+	return rc;
+}
+
+/*
+ * A server that sends bytes after a good reply: the call fails with SESSD_ERR_PROTOCOL, and
+ * the result it had decoded is freed, not left to a caller who owns it only on SESSD_OK (it
+ * leaked). The server is the real daemon behind a relay that sends the GET's reply twice.
+ */
+LEAK_CHECKED_TEST_OPTS(client, bytes_after_a_reply_leak_nothing, .init = start_daemon,
+                       .fini = stop_daemon)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessd-relay-XXXXXX", url[200];
+	struct sessd_client *c;
+	void *data = (void *)1;
+	size_t len = 7;
+	int lfd, status;
+	pid_t pid;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/relay.sock", dir);
+	snprintf(url, sizeof(url), "unix:%s", addr.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	c = connect_to(daemon_.unix_url);
+	cr_assert_eq(sessd_set(c, "twice", 5, "hello", 5, TTL_MS), SESSD_OK);
+	sessd_close(c);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int cfd = accept(lfd, NULL, NULL), dfd = harness_connect(daemon_.unix_url);
+
+		/* HELLO once, then the GET's reply twice. */
+		if (cfd == -1 || dfd == -1 || relay_frame(cfd, dfd, 1) == -1 ||
+		    relay_frame(dfd, cfd, 1) == -1 || relay_frame(cfd, dfd, 1) == -1 ||
+		    relay_frame(dfd, cfd, 2) == -1)
+			_exit(1);
+		_exit(0);
+	}
+	close(lfd);
+	c = connect_to(url);
+	cr_expect_eq(sessd_get(c, "twice", 5, &data, &len), SESSD_ERR_PROTOCOL);
+	cr_expect_null(data, "no result is left to the caller");
+	cr_expect_eq(len, 0);
+	sessd_close(c);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the relay ran");
+	unlink(addr.sun_path);
+	rmdir(dir);
 }
