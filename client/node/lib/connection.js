@@ -69,7 +69,12 @@ class Connection extends EventEmitter {
     this.pending = []; // FIFO of { id, op, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
-    this.rbuf = null; // unparsed bytes
+    // Unparsed bytes, as the chunks that brought them: joined only once rneed bytes (the
+    // next frame's header, then the whole frame) are there, so a large reply arriving in
+    // many chunks is copied once, not once per chunk.
+    this.rchunks = null;
+    this.rlen = 0;
+    this.rneed = 0;
     this.timer = null;
     this.corked = false;
     this.holding = false; // frames wait in pending[].held until the HELLO reply
@@ -205,7 +210,14 @@ class Connection extends EventEmitter {
   }
 
   onData(chunk) {
-    let buf = this.rbuf ? Buffer.concat([this.rbuf, chunk]) : chunk;
+    let buf = chunk;
+    if (this.rchunks) {
+      this.rchunks.push(chunk);
+      this.rlen += chunk.length;
+      if (this.rlen < this.rneed) return;
+      buf = Buffer.concat(this.rchunks, this.rlen);
+      this.rchunks = null;
+    }
     let pos = 0;
     try {
       while (buf.length - pos >= codec.HEADER_BYTES) {
@@ -220,7 +232,15 @@ class Connection extends EventEmitter {
       this.fail(err);
       return;
     }
-    this.rbuf = pos < buf.length ? buf.subarray(pos) : null;
+    if (pos < buf.length) {
+      const rest = buf.subarray(pos);
+      // The loop has read (and checked) the length of a frame whose header is here.
+      this.rneed = rest.length >= codec.HEADER_BYTES
+        ? codec.HEADER_BYTES + codec.readFrameLength(rest, 0, this.maxFrame)
+        : codec.HEADER_BYTES;
+      this.rchunks = [rest];
+      this.rlen = rest.length;
+    }
   }
 
   onReply(reply) {
@@ -271,7 +291,7 @@ class Connection extends EventEmitter {
     const pending = this.pending.slice(this.head);
     this.pending = [];
     this.head = 0;
-    this.rbuf = null;
+    this.rchunks = null;
     const first = culprit || pending[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
