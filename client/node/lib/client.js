@@ -17,6 +17,18 @@ const DEFAULT_URL = 'tcp://127.0.0.1:7077';
 // The least timeout of COUNT and CLEAR (see adminRequest).
 const ADMIN_TIMEOUT_MS = 60000;
 
+// A result of the wrong shape is the server's fault: never hand it on as a success.
+function badResult(what) {
+  return new codec.ProtocolError(`the server's ${what} has the wrong shape`);
+}
+
+// uintResult(v, what): v as a number (a bigint past 2^53), if it is an unsigned integer.
+function uintResult(v, what) {
+  const n = codec.normalizeInt(v);
+  if ((typeof n === 'number' && Number.isInteger(n) && n >= 0) || (typeof n === 'bigint' && n >= 0n)) return n;
+  throw badResult(what);
+}
+
 function toBuffer(v) {
   if (Buffer.isBuffer(v)) return v;
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.length);
@@ -230,7 +242,7 @@ class Client extends EventEmitter {
   // A string msg travels as str; anything else as bin holding its MessagePack encoding.
   async flashPush(ns, id, type, msg, ttlMs) {
     const wire = codec.encodeFlashMessage(msg);
-    return codec.normalizeInt(await this.ok(OP.FLASH_PUSH, [checkNs(ns), checkId(id), checkType(type), wire, checkTtl(ttlMs)], id));
+    return uintResult(await this.ok(OP.FLASH_PUSH, [checkNs(ns), checkId(id), checkType(type), wire, checkTtl(ttlMs)], id), 'FLASH_PUSH result');
   }
 
   // flashPop(ns, id, type): with a type, that queue's messages (an array, empty when none);
@@ -249,15 +261,19 @@ class Client extends EventEmitter {
 
   // count(ns): sessions in the namespace, flash-only sessions included.
   async count(ns) {
-    return codec.normalizeInt((await this.adminRequest(OP.COUNT, [checkNs(ns)])).result);
+    return uintResult((await this.adminRequest(OP.COUNT, [checkNs(ns)])).result, 'COUNT result');
   }
 
   // list(ns, cursor, limit): { cursor, entries: [{ id, ttlMs }] }; ids as utf8 strings.
   async list(ns, cursor = 0, limit = 1000) {
-    const [next, entries] = await this.ok(OP.LIST, [checkNs(ns), cursor, limit]);
+    const r = await this.ok(OP.LIST, [checkNs(ns), cursor, limit]);
+    if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) throw badResult('LIST result');
     return {
-      cursor: codec.normalizeInt(next),
-      entries: entries.map(([id, ttl]) => ({ id: toBuffer(id).toString('utf8'), ttlMs: codec.normalizeInt(ttl) })),
+      cursor: uintResult(r[0], 'LIST cursor'),
+      entries: r[1].map((e) => {
+        if (!Array.isArray(e) || e.length !== 2 || !(e[0] instanceof Uint8Array)) throw badResult('LIST entry');
+        return { id: toBuffer(e[0]).toString('utf8'), ttlMs: uintResult(e[1], 'LIST ttl') };
+      }),
     };
   }
 
@@ -269,6 +285,8 @@ class Client extends EventEmitter {
     do {
       const page = await this.list(ns, cursor, pageSize);
       for (const e of page.entries) seen.add(e.id);
+      // A cursor that does not move would scan forever.
+      if (page.cursor !== 0 && page.cursor === cursor) throw badResult('LIST cursor (it did not move)');
       cursor = page.cursor;
     } while (cursor !== 0);
     return [...seen];
@@ -276,14 +294,15 @@ class Client extends EventEmitter {
 
   // clear(ns): the number of sessions removed.
   async clear(ns) {
-    return codec.normalizeInt((await this.adminRequest(OP.CLEAR, [checkNs(ns)])).result);
+    return uintResult((await this.adminRequest(OP.CLEAR, [checkNs(ns)])).result, 'CLEAR result');
   }
 
   // stats(ns): an object of counters (ns null: the server's).
   async stats(ns = null) {
     const r = await this.ok(OP.STATS, [checkNs(ns)]);
+    if (r === null || typeof r !== 'object' || Array.isArray(r) || r instanceof Uint8Array) throw badResult('STATS result');
     const out = {};
-    for (const [k, v] of Object.entries(r)) out[k] = codec.normalizeInt(v);
+    for (const [k, v] of Object.entries(r)) out[k] = uintResult(v, `STATS ${k}`);
     return out;
   }
 

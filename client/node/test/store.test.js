@@ -451,3 +451,24 @@ test('client: a bad url is the package\'s own error, at once', () => {
     assert.throws(() => new Client({ url }), (err) => err instanceof TypeError && /sessd url|unix url/.test(err.message), url);
   }
 });
+
+test('client: results of the wrong shape are protocol errors, and a stuck LIST cursor ends ids()', async (t) => {
+  // A peer whose LIST always answers cursor 1 with one entry, whose STATS answers a string
+  // and whose COUNT answers -5.
+  const raw = {
+    0x31: Buffer.concat([Buffer.from([0x92, 0x01, 0x91, 0x92, 0xc4, 0x04]), Buffer.from('same'), Buffer.from([0x05])]),
+    0x33: Buffer.from([0xa3, 0x61, 0x62, 0x63]),
+    0x30: Buffer.from([0xfb]),
+  };
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === 0x01) s.write(codec.encodeReply(req.request_id, 0, Buffer.from([0x80])));
+    else s.write(codec.encodeReply(req.request_id, 0, raw[req.op]));
+  });
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10000, reconnectMaxMs: 10000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const protocol = (err) => err.name === 'ProtocolError' && err.code === 'ESESSD_PROTOCOL';
+  await assert.rejects(c.ids(null), protocol, 'a cursor that does not move');
+  await assert.rejects(c.stats(null), protocol, 'STATS as a string');
+  await assert.rejects(c.count(null), protocol, 'a negative COUNT');
+});
