@@ -220,7 +220,9 @@ class Client extends EventEmitter {
   // get(ns, id): the session's data as a Buffer, or null when there is none.
   async get(ns, id) {
     const r = await this.request(OP.GET, [checkNs(ns), checkId(id)], id);
-    return r.status === STATUS.OK ? toBuffer(r.result) : null;
+    if (r.status !== STATUS.OK) return null;
+    if (!(r.result instanceof Uint8Array)) throw badResult('GET result');
+    return toBuffer(r.result);
   }
 
   // set(ns, id, data, ttlMs): stores data (Buffer, Uint8Array or string, sent as bin).
@@ -247,16 +249,16 @@ class Client extends EventEmitter {
 
   // flashPop(ns, id, type): with a type, that queue's messages (an array, empty when none);
   // with type null, an object of type -> array. Bin messages are decoded back to values.
+  // The codec has checked the messages (str or bin) and the types (no type twice).
   async flashPop(ns, id, type = null) {
     const r = await this.request(OP.FLASH_POP, [checkNs(ns), checkId(id), type === null ? null : checkType(type)], id);
-    if (type !== null) {
-      return r.status === STATUS.OK ? r.result.map(codec.decodeFlashMessage) : [];
-    }
-    const out = {};
-    if (r.status === STATUS.OK) {
-      for (const [t, msgs] of Object.entries(r.result)) out[t] = msgs.map(codec.decodeFlashMessage);
-    }
-    return out;
+    if (r.status !== STATUS.OK) return type === null ? {} : [];
+    const wantArray = type !== null; // one type: an array; every type: a map
+    if (Array.isArray(r.result) !== wantArray) throw badResult('FLASH_POP result');
+    if (type !== null) return r.result.map(codec.decodeFlashMessage);
+    // In place: the object is ours, and its keys may include "__proto__".
+    for (const t of Object.keys(r.result)) r.result[t] = r.result[t].map(codec.decodeFlashMessage);
+    return r.result;
   }
 
   // count(ns): sessions in the namespace, flash-only sessions included.

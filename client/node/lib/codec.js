@@ -10,6 +10,8 @@ const { Encoder, Decoder } = require('@msgpack/msgpack');
 const PROTOCOL_VERSION = 1;
 const HEADER_BYTES = 4;
 const DEFAULT_MAX_FRAME = 1048576;
+// The smallest max_frame a server may have (PROTOCOL.md "Limits"), and its limit until HELLO.
+const MIN_MAX_FRAME = 4096;
 const MAX_DEPTH = 16;
 const MAX_TTL_MS = 316224000000;
 
@@ -50,6 +52,11 @@ const CLOSING_STATUSES = new Set([
   STATUS.BAD_REQUEST, STATUS.TOO_LARGE, STATUS.NOT_READY, STATUS.BAD_VERSION, STATUS.AUTH_FAILED,
   STATUS.BUSY,
 ]);
+
+// The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
+// opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
+// not pass for a success.
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.FLASH_POP]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -354,28 +361,60 @@ function elements(body) {
   if (body.length === 0) throw new ProtocolError('empty body');
   const end = scanValue(body, 0, body.length);
   if (end !== body.length) throw new ProtocolError('trailing bytes after the value');
-  const t = body[0];
-  let count;
-  let pos;
-  if ((t & 0xf0) === 0x90) {
-    count = t & 0x0f;
-    pos = 1;
-  } else if (t === 0xdc) {
-    count = body.readUInt16BE(1);
-    pos = 3;
-  } else if (t === 0xdd) {
-    count = body.readUInt32BE(1);
-    pos = 5;
-  } else {
-    throw new ProtocolError('the body must be an array');
-  }
+  const c = containerAt(body, 0);
+  if (!c || c.map) throw new ProtocolError('the body must be an array');
+  return childSpans(body, c.pos, c.count, end);
+}
+
+// containerAt(body, p): { map, count, pos } of the array or map whose header is at p (count:
+// its elements, or its pairs for a map; pos: where its first child starts), or null when the
+// value at p is neither. Only within a body elements() has scanned, so the header is whole.
+function containerAt(body, p) {
+  const t = body[p];
+  if ((t & 0xf0) === 0x90) return { map: false, count: t & 0x0f, pos: p + 1 };
+  if ((t & 0xf0) === 0x80) return { map: true, count: t & 0x0f, pos: p + 1 };
+  if (t === 0xdc || t === 0xde) return { map: t === 0xde, count: body.readUInt16BE(p + 1), pos: p + 3 };
+  if (t === 0xdd || t === 0xdf) return { map: t === 0xdf, count: body.readUInt32BE(p + 1), pos: p + 5 };
+  return null;
+}
+
+// childSpans(body, pos, n, end): [start, end) spans of the n values from pos on.
+function childSpans(body, pos, n, end) {
   const spans = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < n; i++) {
     const next = scanValue(body, pos, end);
     spans.push([pos, next]);
     pos = next;
   }
   return spans;
+}
+
+// arrayItems(body, span, what): the spans of the elements of the array at span.
+function arrayItems(body, span, what) {
+  const c = containerAt(body, span[0]);
+  if (!c || c.map) throw new ProtocolError(`${what} must be an array`);
+  return childSpans(body, c.pos, c.count, span[1]);
+}
+
+// mapPairs(body, span, what): [keySpan, valueSpan] of each pair of the map at span, in wire
+// order. Two str keys with the same bytes (in any str format) are a ProtocolError:
+// MessagePack leaves the meaning of such a map undefined, and decoded to an object it would
+// keep only the last value.
+function mapPairs(body, span, what) {
+  const c = containerAt(body, span[0]);
+  if (!c || !c.map) throw new ProtocolError(`${what} must be a map`);
+  const spans = childSpans(body, c.pos, 2 * c.count, span[1]);
+  const seen = new Set();
+  const pairs = [];
+  for (let i = 0; i < spans.length; i += 2) {
+    if (isStr(body, spans[i])) {
+      const key = readBytes(body, spans[i], 'a key', true, false).bytes;
+      if (seen.has(key.toString('latin1'))) throw new ProtocolError(`${what} has the key ${JSON.stringify(key.toString('utf8'))} twice`);
+      seen.add(key.toString('latin1'));
+    }
+    pairs.push([spans[i], spans[i + 1]]);
+  }
+  return pairs;
 }
 
 // readInt(body, [start, end]): the integer at the span as a Number, or a BigInt when it is
@@ -411,6 +450,11 @@ function readUint(body, span, what, max) {
 
 function isNil(body, span) {
   return body[span[0]] === 0xc0;
+}
+
+function isStr(body, span) {
+  const t = body[span[0]];
+  return (t & 0xe0) === 0xa0 || t === 0xd9 || t === 0xda || t === 0xdb;
 }
 
 // readBytes(body, span, kinds): { kind: 'str'|'bin', bytes } of a str or bin at the span.
@@ -509,11 +553,64 @@ function decodeRequest(frame, maxFrame) {
   return decodeRequestBody(splitFrame(frame, maxFrame));
 }
 
-// decodeReplyBody(body): { requestId, status, result, resultBytes } of a reply body.
+// helloResult(body, span): the HELLO result (PROTOCOL.md "HELLO") as an object, once it is
+// known to be a map without duplicate keys whose `version`, if present, is 1 and whose
+// `max_frame`, if present, is a uint of at least MIN_MAX_FRAME: a client sizes its requests by
+// it. Other keys are the caller's to check (clients ignore keys they do not know).
+function helloResult(body, span) {
+  for (const [k, v] of mapPairs(body, span, 'the HELLO result')) {
+    const key = isStr(body, k) ? readBytes(body, k, 'a key', true, false).bytes.toString('utf8') : null;
+    if (key === 'version' && readUint(body, v, 'the HELLO version') !== PROTOCOL_VERSION) {
+      throw new ProtocolError('HELLO answered a version other than ' + PROTOCOL_VERSION);
+    }
+    if (key === 'max_frame' && readUint(body, v, 'the HELLO max_frame') < MIN_MAX_FRAME) {
+      throw new ProtocolError(`HELLO announced a max_frame under ${MIN_MAX_FRAME}`);
+    }
+  }
+  return decodeValue(body.subarray(span[0], span[1]));
+}
+
+// flashMessages(body, span): the array of msg at span; a str as a string, a bin as a Buffer
+// (a view of body).
+function flashMessages(body, span) {
+  return arrayItems(body, span, 'a flash queue').map((sp) => {
+    const r = readBytes(body, sp, 'a flash message', true, true);
+    return r.kind === 'str' ? r.bytes.toString('utf8') : r.bytes;
+  });
+}
+
+// flashPopResult(body, span): a FLASH_POP result (PROTOCOL.md "Flashes"): an array of msg (a
+// pop of one type), or a plain object type -> array of msg (a pop of every type), its keys in
+// wire order. A type named twice is a ProtocolError: the server keeps one queue per type, so
+// such a reply comes from a faulty server, and merging or dropping a queue would be a guess
+// at which messages it removed. Types are bytes to the server (it does not check UTF-8), so
+// two types may decode to the same JS string: their messages are joined, in wire order.
+function flashPopResult(body, span) {
+  const c = containerAt(body, span[0]);
+  if (!c) throw new ProtocolError('a FLASH_POP result must be an array or a map');
+  if (!c.map) return flashMessages(body, span);
+  const out = {};
+  for (const [k, v] of mapPairs(body, span, 'a FLASH_POP result')) {
+    const type = sized(readBytes(body, k, 'a flash type', true, false), 1, 64, 'a flash type').bytes.toString('utf8');
+    const msgs = flashMessages(body, v);
+    if (Object.hasOwn(out, type)) {
+      for (const m of msgs) out[type].push(m);
+    } else {
+      // Not out[type] = msgs: a type may be "__proto__", a valid type like any other.
+      Object.defineProperty(out, type, { value: msgs, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  return out;
+}
+
+// decodeReplyBody(body, op): { requestId, status, result, resultBytes } of a reply body.
 // result is the decoded value (bin as Buffer, ints as Number, or BigInt when not safe);
 // resultBytes is a view of the result's own encoding within body. Throws ProtocolError for
 // a malformed reply, including a NOT_FOUND without nil or an error status without a str.
-function decodeReplyBody(body) {
+// With op, the opcode of the request it answers, the reply is checked as an answer to it
+// too: a HELLO result by helloResult, a FLASH_POP one by flashPopResult, and NOT_FOUND only
+// from an opcode that has it (NOT_FOUND_OPS).
+function decodeReplyBody(body, op) {
   const spans = elements(body);
   if (spans.length !== 3) throw new ProtocolError('a reply is a 3-element array');
   const requestId = readUint(body, spans[0], 'request_id');
@@ -521,9 +618,12 @@ function decodeReplyBody(body) {
   const resultBytes = body.subarray(spans[2][0], spans[2][1]);
   let result;
   if (status === STATUS.OK) {
-    result = decodeValue(resultBytes);
+    if (op === OP.HELLO) result = helloResult(body, spans[2]);
+    else if (op === OP.FLASH_POP) result = flashPopResult(body, spans[2]);
+    else result = decodeValue(resultBytes);
   } else if (status === STATUS.NOT_FOUND) {
     if (!isNil(body, spans[2])) throw new ProtocolError('NOT_FOUND carries nil');
+    if (ARGS[op] && !NOT_FOUND_OPS.has(op)) throw new ProtocolError(`NOT_FOUND is not an answer to opcode 0x${op.toString(16)}`);
     result = null;
   } else {
     result = readBytes(body, spans[2], 'an error message', true, false).bytes.toString('utf8');
@@ -559,6 +659,7 @@ module.exports = {
   PROTOCOL_VERSION,
   HEADER_BYTES,
   DEFAULT_MAX_FRAME,
+  MIN_MAX_FRAME,
   MAX_DEPTH,
   MAX_TTL_MS,
   OP,

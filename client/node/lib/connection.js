@@ -10,8 +10,22 @@ const codec = require('./codec');
 const { OP, STATUS, STATUS_NAME } = codec;
 
 // The smallest max_frame a server may announce (PROTOCOL.md "Limits"): a frame this size
-// is safe to send before the HELLO reply tells the real limit.
-const MIN_MAX_FRAME = 4096;
+// is safe to send before the HELLO reply tells the real limit, and the limit of a server
+// whose HELLO reply does not tell it.
+const MIN_MAX_FRAME = codec.MIN_MAX_FRAME;
+// The most max_frame this client believes. The limit bounds the replies it reads too, and a
+// reply is buffered whole before it is decoded: taken at its word, a faulty or hostile server
+// announcing 2^64-1 could make one connection hold up to 4 GiB (a frame's length is 32 bits).
+// 2 GiB is far above any session store's frames (sessd's default is 1 MiB).
+const MAX_TRUSTED_FRAME = 2 ** 31;
+
+// helloMaxFrame(hello): the frame limit a HELLO result (checked by codec.decodeReplyBody)
+// sets: its max_frame, MIN_MAX_FRAME when it has none, at most MAX_TRUSTED_FRAME.
+function helloMaxFrame(hello) {
+  if (hello.max_frame === undefined) return MIN_MAX_FRAME;
+  const mf = codec.normalizeInt(hello.max_frame);
+  return mf > MAX_TRUSTED_FRAME ? MAX_TRUSTED_FRAME : mf;
+}
 
 class SessdError extends Error {
   // An error status the server answered. status: the wire number; statusName: its name.
@@ -96,12 +110,12 @@ class Connection extends EventEmitter {
     }
     // The HELLO goes first; requests queued behind it are written to the socket before it
     // connects and are answered after the HELLO reply, except large ones (see send()).
+    // A HELLO reply that is not a valid HELLO map fails the connection in onData, as every
+    // malformed reply does; onReply has set maxFrame from a valid one.
     this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, null], 0).then((info) => {
       clearTimeout(this.connectTimer);
       this.hello = info;
-      const mf = codec.normalizeInt(info && info.max_frame);
-      if (typeof mf === 'number' && mf >= MIN_MAX_FRAME) this.maxFrame = mf;
-      this.serverId = info && info.server_id;
+      this.serverId = info.server_id;
       if (this.state === 'closed') return;
       this.releaseHeld();
       if (this.state !== 'connecting') return; // draining meanwhile
@@ -225,7 +239,7 @@ class Connection extends EventEmitter {
         if (buf.length - pos - codec.HEADER_BYTES < len) break;
         const body = buf.subarray(pos + codec.HEADER_BYTES, pos + codec.HEADER_BYTES + len);
         pos += codec.HEADER_BYTES + len;
-        this.onReply(codec.decodeReplyBody(body));
+        this.onReply(body);
         if (this.state === 'closed') return;
       }
     } catch (err) {
@@ -243,9 +257,13 @@ class Connection extends EventEmitter {
     }
   }
 
-  onReply(reply) {
+  // onReply(body): settles the oldest pending request with the reply body. Throws
+  // ProtocolError for a malformed reply (onData then fails the connection, that request
+  // first), checked as an answer to that request's opcode before it leaves the FIFO.
+  onReply(body) {
     if (this.pendingCount === 0) throw new codec.ProtocolError('reply without a request');
     const entry = this.pending[this.head];
+    const reply = codec.decodeReplyBody(body, entry.op);
     this.pending[this.head] = undefined;
     this.head++;
     if (this.head === this.pending.length) {
@@ -268,13 +286,21 @@ class Connection extends EventEmitter {
       entry.reject(new codec.ProtocolError(`reply for request ${reply.requestId}, expected ${entry.id}`));
       throw new codec.ProtocolError('replies out of order');
     }
-    if (reply.status === STATUS.OK) {
-      entry.resolve(entry.op === OP.HELLO ? reply.result : { status: STATUS.OK, result: reply.result });
+    if (reply.status === STATUS.OK && entry.op === OP.HELLO) {
+      // Now, not when the promise settles: the frames after this one in the chunk are read
+      // against it.
+      this.maxFrame = helloMaxFrame(reply.result);
+      entry.resolve(reply.result);
+    } else if (reply.status === STATUS.OK) {
+      entry.resolve({ status: STATUS.OK, result: reply.result });
     } else if (reply.status === STATUS.NOT_FOUND) {
       entry.resolve({ status: STATUS.NOT_FOUND, result: null });
     } else {
-      const message = typeof reply.result === 'string' ? reply.result : '';
-      entry.reject(new SessdError(reply.status, message, entry.op));
+      const err = new SessdError(reply.status, typeof reply.result === 'string' ? reply.result : '', entry.op);
+      entry.reject(err);
+      // The server answers nothing more and closes (PROTOCOL.md "Errors that close"): close
+      // now, so that no request waits on it or is sent on it meanwhile.
+      if (codec.CLOSING_STATUSES.has(reply.status)) this.fail(err, entry);
     }
   }
 

@@ -122,3 +122,29 @@ test('encoder refuses values it cannot write', () => {
   assert.throws(() => codec.encodeRequest(codec.OP.GET, 1, [null, {}]), TypeError);
   assert.throws(() => codec.encodeRequest(codec.OP.GET, 1.5, []), RangeError);
 });
+
+// A reply body [1, 0, result] for decodeReplyBody.
+function okBody(resultHex) {
+  return Buffer.from('9301' + '00' + resultHex, 'hex');
+}
+
+test('FLASH_POP result: types that differ in bytes but not as JS strings keep every message', () => {
+  // sessd does not check UTF-8: the types 0xff and 0xfe are two queues, and both decode to
+  // U+FFFD. Their messages are joined in the order the server sent them.
+  const r = codec.decodeReplyBody(okBody('82' + 'a1ff' + '91a178' + 'a1fe' + '92a179a17a'), codec.OP.FLASH_POP);
+  assert.deepEqual(r.result, { '\ufffd': ['x', 'y', 'z'] });
+});
+
+test('FLASH_POP result: str messages are strings, bin messages bytes', () => {
+  const r = codec.decodeReplyBody(okBody('81' + 'a4696e666f' + '93a0c40105a161'), codec.OP.FLASH_POP);
+  assert.deepEqual(Object.keys(r.result), ['info']);
+  assert.equal(r.result.info[0], '');
+  assert.ok(r.result.info[1] instanceof Uint8Array);
+  assert.deepEqual([...r.result.info[1]], [5]);
+  assert.equal(r.result.info[2], 'a');
+  const typed = codec.decodeReplyBody(okBody('92a161c40105'), codec.OP.FLASH_POP);
+  assert.equal(typed.result[0], 'a');
+  assert.deepEqual([...typed.result[1]], [5]);
+  // Without an opcode (tools, vectors) the result is decoded as any value.
+  assert.deepEqual(codec.decodeReplyBody(okBody('81a4696e666f90')).result, { info: [] });
+});

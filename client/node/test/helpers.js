@@ -1,12 +1,14 @@
 'use strict';
 // Shared test helpers: start the real sessd daemon on a temporary Unix socket and an
-// ephemeral loopback port, and talk HTTP with cookies.
+// ephemeral loopback port, stand in for a misbehaving server, and talk HTTP with cookies.
 
 const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const http = require('http');
+const net = require('net');
+const codec = require('../lib/codec');
 
 const NODE_DIR = path.resolve(__dirname, '..');
 const REPO_DIR = path.resolve(NODE_DIR, '../..');
@@ -162,6 +164,36 @@ function closeServer(server) {
   });
 }
 
+// A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
+// show on demand. onRequest(socket, request) runs for each whole request frame a client
+// sends; returns the socket's path. Sockets and directory go when the test ends.
+async function fakePeer(t, onRequest) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
+  const sockets = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    let got = Buffer.alloc(0);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0) && !s.destroyed) {
+        const n = 4 + got.readUInt32BE(0);
+        const req = codec.decodeRequest(got.subarray(0, n));
+        got = got.subarray(n);
+        onRequest(s, req);
+      }
+    });
+    s.on('error', () => {});
+  });
+  const sockPath = path.join(dir, 'peer.sock');
+  await new Promise((r) => server.listen(sockPath, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { sockPath, sockets };
+}
+
 function once(emitter, event, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)), timeoutMs);
@@ -172,4 +204,4 @@ function once(emitter, event, timeoutMs = 15000) {
   });
 }
 
-module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, sessdBin, NODE_DIR, REPO_DIR };

@@ -9,7 +9,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { Client, SessdStore, SessdError, codec } = require('..');
-const { Daemon, waitFor, once, sleep } = require('./helpers');
+const { Daemon, waitFor, once, sleep, fakePeer } = require('./helpers');
 
 let daemon;
 
@@ -20,36 +20,6 @@ test.before(async () => {
 test.after(async () => {
   if (daemon) await daemon.cleanup();
 });
-
-// A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
-// show on demand. onRequest(socket, request) runs for each whole request frame a client
-// sends; returns the socket's path. Sockets and directory go when the test ends.
-async function fakePeer(t, onRequest) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
-  const sockets = [];
-  const server = net.createServer((s) => {
-    sockets.push(s);
-    let got = Buffer.alloc(0);
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0) && !s.destroyed) {
-        const n = 4 + got.readUInt32BE(0);
-        const req = codec.decodeRequest(got.subarray(0, n));
-        got = got.subarray(n);
-        onRequest(s, req);
-      }
-    });
-    s.on('error', () => {});
-  });
-  const sockPath = path.join(dir, 'peer.sock');
-  await new Promise((r) => server.listen(sockPath, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return { sockPath, sockets };
-}
 
 function sess(extra = {}, maxAgeMs = 60000) {
   return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' }, ...extra };
@@ -111,6 +81,23 @@ test('client: every session and flash operation', async (t) => {
   assert.equal(await c.destroy(ns, 'a'), false);
   assert.equal(await c.clear(ns), 1);
   assert.equal(await c.count(ns), 0);
+});
+
+test('client: a flash type named __proto__ pops like any other', async (t) => {
+  // A valid type (a str of 1..64 bytes) that a JS object cannot take as a plain key.
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => c.close());
+  const ns = 'client-proto';
+  assert.equal(await c.flashPush(ns, 'p', '__proto__', 'one', 60000), 1);
+  assert.equal(await c.flashPush(ns, 'p', 'info', 'two', 60000), 1);
+  const all = await c.flashPop(ns, 'p', null);
+  assert.equal(Object.getPrototypeOf(all), Object.prototype);
+  assert.deepEqual(Object.keys(all), ['__proto__', 'info']);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(all, '__proto__').value, ['one']);
+  assert.deepEqual(all.info, ['two']);
+  assert.equal(await c.flashPush(ns, 'p', '__proto__', 'three', 60000), 1);
+  assert.deepEqual(await c.flashPop(ns, 'p', '__proto__'), ['three']);
+  await c.ping(); // the connection is still up
 });
 
 test('client: LIST pages through many sessions; pipelined requests', async (t) => {

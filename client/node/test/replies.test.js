@@ -1,0 +1,230 @@
+'use strict';
+// Replies the client must not take on trust: fake peers answer what sessd never would
+// (PROTOCOL.md is the contract), and each answer must end as a ProtocolError (or the
+// package's usual error), never as a success, a TypeError or a request that waits for ever.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { encode } = require('@msgpack/msgpack');
+const { Client, codec } = require('..');
+const { Connection, SessdError } = require('../lib/connection');
+const { fakePeer, once } = require('./helpers');
+
+const { OP, STATUS } = codec;
+
+// MessagePack bytes: mp(value) in @msgpack/msgpack's (shortest) forms; the rest by hand for
+// what it never writes.
+const mp = (v) => Buffer.from(encode(v));
+const hex = (h) => Buffer.from(h.replace(/ /g, ''), 'hex');
+const str8 = (s) => Buffer.concat([Buffer.from([0xd9, Buffer.byteLength(s)]), Buffer.from(s)]);
+// fixmap(k1, v1, k2, v2, ...): a map of already encoded keys and values, duplicates allowed.
+const fixmap = (...kv) => Buffer.concat([Buffer.from([0x80 | (kv.length / 2)]), ...kv]);
+
+const isProtocolError = (err) => err.name === 'ProtocolError' && err.code === 'ESESSD_PROTOCOL';
+
+// A peer that answers HELLO with hellos[client_name] ([status, result bytes]), and records
+// the opcodes of the other requests it gets, per client name.
+async function helloPeer(t, hellos, onOther = () => {}) {
+  const seen = new Map();
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === OP.HELLO) {
+      s.name = req.client_name;
+      seen.set(s.name, []);
+      const [status, result] = hellos[req.client_name];
+      s.write(codec.encodeReply(req.request_id, status, result));
+      return;
+    }
+    seen.get(s.name).push(req.op);
+    onOther(s, req);
+  });
+  return { url: `unix:${sockPath}`, seen };
+}
+
+test('hello: a reply that is not a HELLO map of version 1 fails the connection', async (t) => {
+  const BAD = {
+    nil: [0, hex('c0')],
+    'an array': [0, mp([1, 4096])],
+    'a str': [0, mp('sessd')],
+    'version 2': [0, mp({ version: 2, max_frame: 1048576 })],
+    'version nil': [0, fixmap(mp('version'), hex('c0'))],
+    'version as a str': [0, mp({ version: '1' })],
+    'max_frame under 4096': [0, mp({ version: 1, max_frame: 4095 })],
+    'max_frame 0': [0, mp({ max_frame: 0 })],
+    'max_frame negative': [0, mp({ max_frame: -1 })],
+    'max_frame a float': [0, fixmap(mp('max_frame'), hex('cb 40b0000000000000'))], // 4096.0
+    'max_frame a str': [0, mp({ max_frame: '1048576' })],
+    'max_frame nil': [0, fixmap(mp('max_frame'), hex('c0'))],
+    'max_frame twice': [0, fixmap(mp('max_frame'), mp(1048576), str8('max_frame'), mp(4096))],
+    'NOT_FOUND (not an outcome of HELLO)': [STATUS.NOT_FOUND, hex('c0')],
+  };
+  const { url, seen } = await helloPeer(t, BAD);
+  await Promise.all(Object.keys(BAD).map(async (name) => {
+    const conn = new Connection({ url, clientName: name });
+    t.after(() => conn.close());
+    const closed = once(conn, 'close', 2000);
+    // Queued behind the HELLO: a small request, and one over 4096 bytes that waits for
+    // max_frame. Neither may wait for ever.
+    const ping = conn.request(OP.PING, []);
+    const large = conn.request(OP.SET, [null, 'x', Buffer.alloc(5000), 60000]);
+    const err = await closed.catch((e) => assert.fail(`${name}: ${e.message}`));
+    assert.ok(isProtocolError(err), `${name}: ${err && err.stack}`);
+    await assert.rejects(ping, (e) => e.code === 'ESESSD_CLOSED', name);
+    await assert.rejects(large, (e) => e.code === 'ESESSD_CLOSED', name);
+    assert.deepEqual(seen.get(name).filter((op) => op === OP.SET), [], `${name}: the large request was not sent`);
+  }));
+});
+
+test('hello: max_frame absent means 4096, and over 2^31 counts as 2^31', async (t) => {
+  const GOOD = {
+    'empty map': [0, hex('80'), 4096],
+    'max_frame 4096': [0, mp({ max_frame: 4096 }), 4096],
+    'version 1, 1 MiB, unknown keys': [0, mp({ version: 1, max_frame: 1048576, later: [1, { a: 2 }] }), 1048576],
+    'max_frame 2^40': [0, mp({ version: 1, max_frame: 2 ** 40 }), 2 ** 31],
+    'max_frame 2^64-1': [0, fixmap(mp('max_frame'), hex('cf ffffffffffffffff')), 2 ** 31],
+  };
+  const { url, seen } = await helloPeer(t, GOOD);
+  for (const [name, [, , want]] of Object.entries(GOOD)) {
+    const conn = new Connection({ url, clientName: name });
+    t.after(() => conn.close());
+    const held = conn.request(OP.SET, [null, 'x', Buffer.alloc(5000), 60000]);
+    held.catch(() => {});
+    await once(conn, 'ready', 2000);
+    assert.equal(conn.maxFrame, want, name);
+    if (want === 4096) {
+      // The usual local refusal, for the request held until HELLO and for one made after.
+      const tooLarge = (err) => err instanceof SessdError && err.statusName === 'TOO_LARGE';
+      await assert.rejects(held, tooLarge, name);
+      await assert.rejects(conn.request(OP.SET, [null, 'x', Buffer.alloc(5000), 60000]), tooLarge, name);
+      assert.deepEqual(seen.get(name), [], `${name}: nothing over 4096 bytes was sent`);
+    }
+  }
+});
+
+test('hello: frames that arrive with the HELLO reply are read against its max_frame', async (t) => {
+  // The HELLO reply (max_frame 4096) and a 5000-byte reply to the PING queued behind it
+  // come in one write, so one chunk.
+  let helloReply = null;
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === OP.HELLO) {
+      helloReply = codec.encodeReply(req.request_id, 0, mp({ version: 1, max_frame: 4096 }));
+      return;
+    }
+    s.write(Buffer.concat([helloReply, codec.encodeReply(req.request_id, 0, mp(Buffer.alloc(4990)))]));
+  });
+  const conn = new Connection({ url: `unix:${sockPath}` });
+  t.after(() => conn.close());
+  await assert.rejects(conn.request(OP.PING, []), (err) => isProtocolError(err) && err.statusName === 'TOO_LARGE');
+});
+
+// A peer that answers HELLO with {} and every other request with replies[id] ([status,
+// result bytes]; none when there is no entry); each case gets a client of its own, since a
+// malformed reply closes the connection.
+async function casePeer(t, replies, clientOpts = {}) {
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    if (req.op === OP.HELLO) {
+      s.write(codec.encodeReply(req.request_id, 0, hex('80')));
+      return;
+    }
+    if (!replies[req.id]) return;
+    const [status, result] = replies[req.id];
+    s.write(codec.encodeReply(req.request_id, status, result));
+  });
+  return async (fn) => {
+    const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10000, reconnectMaxMs: 10000, ...clientOpts });
+    try {
+      await c.ready();
+      return await fn(c);
+    } finally {
+      c.terminate();
+    }
+  };
+}
+
+test('FLASH_POP: a map that names a flash type twice is a ProtocolError', async (t) => {
+  const DUPS = {
+    same: fixmap(mp('info'), mp(['a']), mp('info'), mp(['b'])),
+    'str8 and fixstr': fixmap(mp('info'), mp(['a']), str8('info'), mp(['b'])),
+    'among others': fixmap(mp('info'), mp(['a']), mp('error'), mp(['e']), mp('info'), mp([])),
+  };
+  const withClient = await casePeer(t, Object.fromEntries(Object.entries(DUPS).map(([k, v]) => [k, [0, v]])));
+  for (const id of Object.keys(DUPS)) {
+    await withClient((c) => assert.rejects(c.flashPop(null, id, null), isProtocolError, id));
+  }
+});
+
+test('FLASH_POP: results other than arrays of str or bin are ProtocolErrors', async (t) => {
+  const TYPED = {
+    'typed: a map': mp({ info: ['a'] }),
+    'typed: nil': hex('c0'),
+    'typed: a str': mp('a'),
+    'typed: an int message': mp(['a', 1]),
+    'typed: a nil message': mp([null]),
+    'typed: an array message': mp([['a']]),
+    'typed: a map message': mp([{}]),
+  };
+  const ALL = {
+    'all: an array': mp(['a']),
+    'all: nil': hex('c0'),
+    'all: a str value': mp({ info: 'a' }),
+    'all: an int message': mp({ info: [1] }),
+    'all: an array message': mp({ info: [['a']] }),
+    'all: an int type': fixmap(mp(1), mp(['a'])),
+    'all: a bin type': fixmap(mp(Buffer.from('info')), mp(['a'])),
+    'all: an empty type': fixmap(mp(''), mp(['a'])),
+    'all: a 65-byte type': fixmap(mp('t'.repeat(65)), mp(['a'])),
+  };
+  const replies = {};
+  for (const [k, v] of Object.entries({ ...TYPED, ...ALL })) replies[k] = [0, v];
+  const withClient = await casePeer(t, replies);
+  for (const id of Object.keys(TYPED)) {
+    await withClient((c) => assert.rejects(c.flashPop(null, id, 'info'), isProtocolError, id));
+  }
+  for (const id of Object.keys(ALL)) {
+    await withClient((c) => assert.rejects(c.flashPop(null, id, null), isProtocolError, id));
+  }
+});
+
+test('replies: NOT_FOUND where the operation cannot answer it is a ProtocolError', async (t) => {
+  const nf = [STATUS.NOT_FOUND, hex('c0')];
+  const withClient = await casePeer(t, { absent: nf, set: nf, push: nf });
+  // Where PROTOCOL.md lists NOT_FOUND, it is an answer.
+  await withClient(async (c) => {
+    assert.equal(await c.get(null, 'absent'), null);
+    assert.equal(await c.touch(null, 'absent', 1000), false);
+    assert.equal(await c.destroy(null, 'absent'), false);
+    assert.deepEqual(await c.flashPop(null, 'absent', 'info'), []);
+    assert.deepEqual(await c.flashPop(null, 'absent', null), {});
+  });
+  // A SET answered NOT_FOUND was not stored: it must not look like a success.
+  await withClient((c) => assert.rejects(c.set(null, 'set', 'data', 1000), isProtocolError));
+  await withClient((c) => assert.rejects(c.flashPush(null, 'push', 'info', 'm', 1000), isProtocolError));
+});
+
+test('replies: a GET result that is not bin is a ProtocolError', async (t) => {
+  const BAD = { str: mp('data'), int: mp(5), nil: hex('c0'), array: mp([Buffer.from('data')]) };
+  const withClient = await casePeer(t, Object.fromEntries(Object.entries(BAD).map(([k, v]) => [k, [0, v]])));
+  for (const id of Object.keys(BAD)) {
+    await withClient((c) => assert.rejects(c.get(null, id), isProtocolError, id));
+  }
+});
+
+test('replies: a status that closes the connection closes it at once', async (t) => {
+  // PROTOCOL.md "Errors that close": after BAD_REQUEST (and the others) the server answers
+  // nothing more on the connection. This peer does not close it either: the client must not
+  // leave the requests behind it waiting, or send new ones there.
+  const msg = mp('bad');
+  const withClient = await casePeer(t, { bad: [STATUS.BAD_REQUEST, msg], limit: [STATUS.LIMIT, msg] }, { timeoutMs: 3000 });
+  await withClient(async (c) => {
+    const bad = c.get(null, 'bad');
+    const behind = c.get(null, 'unanswered');
+    await assert.rejects(bad, (err) => err instanceof SessdError && err.code === 'ESESSD_BAD_REQUEST');
+    const started = Date.now();
+    await assert.rejects(behind, (err) => err.code === 'ESESSD_CLOSED');
+    assert.ok(Date.now() - started < 1000, 'rejected at once, not by the timeout');
+  });
+  // A status that leaves the connection open leaves it open.
+  await withClient(async (c) => {
+    await assert.rejects(c.get(null, 'limit'), (err) => err.code === 'ESESSD_LIMIT');
+    assert.equal(c.slots[0].conn.state, 'ready');
+  });
+});
