@@ -24,6 +24,7 @@ enum {
 	OPT_DATA_DIR,
 	OPT_FSYNC,
 	OPT_KEY_FILE,
+	OPT_AUTH_FILE,
 	OPT_SNAPSHOT_LOG_BYTES,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
@@ -41,6 +42,7 @@ static const struct option config_options[] = {
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
     {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
@@ -67,6 +69,7 @@ void config_usage(FILE *out)
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
 	      "  --fsync POLICY          always, everysec or no (default everysec)\n"
 	      "  --key-file PATH         32-byte key for encryption at rest\n"
+	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
 	      "  --snapshot-log-bytes BYTES\n"
 	      "                          snapshot once the log passes this size, K/M/G suffixes\n"
 	      "                          (default 0: 64M)\n"
@@ -376,6 +379,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			break;
 		case OPT_KEY_FILE:
 			cfg->key_file = optarg;
+			break;
+		case OPT_AUTH_FILE:
+			cfg->auth_file = optarg;
 			break;
 		case OPT_SNAPSHOT_LOG_BYTES:
 			if (parse_uint_option("snapshot-log-bytes", optarg, 0, UINT64_MAX, &v,

@@ -63,6 +63,7 @@ struct config {
 	const char *data_dir;
 	enum persist_fsync fsync;
 	const char *key_file;
+	const char *auth_file;
 	/* persist_config.snapshot_log_bytes: 0 for the persistence layer's default. */
 	uint64_t snapshot_log_bytes;
 	const char *check_data_dir;

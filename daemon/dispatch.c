@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "ids.h"
 #include "log.h"
@@ -36,6 +37,8 @@ struct dispatch {
 	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
 	uint8_t *tag_key;
 	char server_id[33];
+	/* HELLOs refused for want of the secret, and how many of them were logged, when. */
+	uint64_t auth_refused, auth_refused_logged, auth_logged_ms;
 };
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
@@ -187,9 +190,49 @@ static size_t max_data(const struct dispatch *d)
 	return d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD;
 }
 
-static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
-                    struct buf *out, enum dispatch_verdict *verdict)
+/*
+ * Whether HELLO's ${auth} (raw msgpack) lets the client in. Without --auth-file any nil, str
+ * or bin is let in, so that clients can be given the secret before the server needs it. A
+ * refusal is logged at most once a minute, with the count since: a flood of guesses must not
+ * fill the log.
+ */
+static bool auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t now_ms,
+                        const char **why)
 {
+	struct mp_reader r;
+	struct mp_bytes secret = {NULL, 0};
+	bool shown;
+
+	mp_reader_init(&r, auth->ptr, auth->len);
+	shown = mp_read_bytes(&r, &secret, NULL) == 0;
+	if (!shown && mp_read_nil(&r) == -1) {
+		*why = "auth must be nil, or the secret as str or bin";
+		return false;
+	}
+	if (d->cfg.auth == NULL)
+		return true;
+	if (shown && secret.len <= AUTH_MAX_SECRET &&
+	    auth_check(d->cfg.auth, secret.ptr, secret.len))
+		return true;
+	*why =
+	    shown
+	        ? "wrong secret"
+	        : "this server requires authentication: send the secret of its --auth-file as auth";
+	d->auth_refused++;
+	if (d->auth_logged_ms == 0 || now_ms - d->auth_logged_ms >= 60000) {
+		log_warn("refused %llu connection(s) that did not show the --auth-file secret "
+		         "(this line comes at most once a minute)",
+		         (unsigned long long)(d->auth_refused - d->auth_refused_logged));
+		d->auth_refused_logged = d->auth_refused;
+		d->auth_logged_ms = now_ms;
+	}
+	return false;
+}
+
+static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
+                    uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
+{
+	const char *why = NULL;
 	size_t at;
 
 	if (peer->ready) {
@@ -202,11 +245,9 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
 		                         "this server speaks protocol version 1 only");
 	}
-	/* Version 1 has no authentication: auth must be nil (0xc0). */
-	if (req->auth.len != 1 || req->auth.ptr[0] != 0xc0) {
+	if (!auth_passes(d, &req->auth, now_ms, &why)) {
 		*verdict = DISPATCH_CLOSE;
-		return codec_reply_error(out, req->request_id, CODEC_AUTH_FAILED,
-		                         "this server does not take authentication; send nil");
+		return codec_reply_error(out, req->request_id, CODEC_AUTH_FAILED, why);
 	}
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
 	    mp_write_map(out, 10) == -1 || write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
@@ -218,7 +259,8 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
 	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
 	    write_key_uint(out, "max_list", CODEC_LIST_MAX_LIMIT) == -1 ||
-	    write_str(out, "auth") == -1 || mp_write_nil(out) == -1 ||
+	    write_str(out, "auth") == -1 ||
+	    (d->cfg.auth != NULL ? mp_write_bool(out, true) : mp_write_nil(out)) == -1 ||
 	    codec_frame_close(out, at) == -1)
 		return -1;
 	peer->ready = true;
@@ -562,7 +604,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	struct store_key key;
 
 	if (req->op == CODEC_OP_HELLO)
-		return op_hello(d, peer, req, out, verdict);
+		return op_hello(d, peer, req, now_ms, out, verdict);
 	if (!peer->ready) {
 		*verdict = DISPATCH_CLOSE;
 		return codec_reply_error(out, req->request_id, CODEC_NOT_READY,

@@ -36,9 +36,13 @@ struct dispatch_server_stats {
 	uint64_t client_evictions_total;
 };
 
+struct auth;
+
 struct dispatch_config {
 	uint32_t max_frame;
 	uint64_t max_bytes; /* the store's limit, announced by STATS; 0: none */
+	/* The secret HELLO must show (--auth-file); NULL: none. Borrowed for d's lifetime. */
+	const struct auth *auth;
 };
 
 /* Per-connection protocol state, embedded in the connection; zero it to start. */

@@ -37,6 +37,7 @@ struct listener {
 	uint64_t errors;
 	uint64_t error_logged_mono_s;
 	bool error_logged;
+	bool loopback; /* TCP on a loopback address */
 };
 
 static uint64_t mono_s(void)
@@ -166,7 +167,20 @@ fail_close:
 	return -1;
 }
 
-static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size)
+/* Whether ${ss} (AF_INET or AF_INET6) is a loopback address, reachable from this host only. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+	       (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
+}
+
+static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size,
+                                bool *loopback)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -212,6 +226,7 @@ static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, siz
 	snprintf(url, url_size, "tcp://%s%s%s:%u", v6 ? "[" : "", addr->host, v6 ? "]" : "",
 	         ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                  : ((struct sockaddr_in *)&ss)->sin_port));
+	*loopback = is_loopback(&ss);
 	return fd;
 
 fail_close:
@@ -239,7 +254,7 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 		strcpy(l->path, addr->path);
 		snprintf(l->url, sizeof(l->url), "unix:%s", addr->path);
 	} else {
-		fd = bind_tcp(addr, l->url, sizeof(l->url));
+		fd = bind_tcp(addr, l->url, sizeof(l->url), &l->loopback);
 		if (fd == -1)
 			goto fail_free;
 	}
@@ -283,4 +298,9 @@ void listener_free(struct listener *l)
 const char *listener_url(const struct listener *l)
 {
 	return l->url;
+}
+
+bool listener_is_open_to_network(const struct listener *l)
+{
+	return l->path[0] == '\0' && !l->loopback;
 }

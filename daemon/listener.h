@@ -4,6 +4,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include <stdbool.h>
+
 #include "config.h"
 
 /*
@@ -32,5 +34,8 @@ void listener_free(struct listener *l);
 /* listener_url(l): the URL actually bound (the port resolved), e.g. "tcp://127.0.0.1:41234".
  * Owned by the listener. */
 const char *listener_url(const struct listener *l);
+
+/* listener_is_open_to_network(l): whether ${l} is a TCP address other than loopback. */
+bool listener_is_open_to_network(const struct listener *l);
 
 #endif

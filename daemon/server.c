@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "listener.h"
@@ -58,6 +59,7 @@ struct server {
 	struct store *store;
 	struct persist *persist;
 	struct dispatch *dispatch;
+	struct auth *auth; /* --auth-file's secret, or NULL */
 	struct dispatch_server_stats stats;
 	struct conn_set conns;
 	bool conns_ready;
@@ -421,6 +423,16 @@ static int server_listen(struct server *srv)
 			return -1;
 		srv->n_listeners++;
 		log_info("listening on %s", listener_url(srv->listeners[i]));
+		/* The operator must know what guards the sessions once the port leaves the host. */
+		if (listener_is_open_to_network(srv->listeners[i]) && srv->auth == NULL)
+			log_warn("%s is not a loopback address and there is no --auth-file: anyone "
+			         "who can reach it can read and write every session",
+			         listener_url(srv->listeners[i]));
+		else if (listener_is_open_to_network(srv->listeners[i]))
+			log_info(
+			    "%s is not a loopback address: the secret and the sessions cross "
+			    "the network unencrypted; keep it to a private network or a tunnel",
+			    listener_url(srv->listeners[i]));
 	}
 	return 0;
 }
@@ -473,6 +485,14 @@ struct server *server_new(const struct config *cfg)
 		goto fail;
 	}
 
+	/* Before the data directory, whose replay may take seconds: a bad file fails at once. */
+	if (cfg->auth_file != NULL) {
+		srv->auth = auth_new(cfg->auth_file);
+		if (srv->auth == NULL)
+			goto fail;
+		log_info("clients must show the secret of %s", cfg->auth_file);
+	}
+
 	memset(&store_cfg, 0, sizeof(store_cfg));
 	store_cfg.max_bytes = (size_t)cfg->max_memory;
 	/* No flash limit while the saved sessions load: one lowered --max-frame must not make
@@ -506,6 +526,7 @@ struct server *server_new(const struct config *cfg)
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = cfg->max_memory;
+	dispatch_cfg.auth = srv->auth;
 	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);
 	if (srv->dispatch == NULL) {
 		log_error("out of memory");
@@ -585,6 +606,7 @@ void server_free(struct server *srv)
 	if (srv->drain_timer != NULL)
 		event_free(srv->drain_timer);
 	dispatch_free(srv->dispatch);
+	auth_free(srv->auth);
 	persist_free(srv->persist);
 	store_free(srv->store);
 	if (srv->base != NULL)

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "dispatch.h"
 #include "mp.h"
@@ -248,17 +251,98 @@ LEAK_CHECKED_TEST(dispatch, bad_version_closes)
 	cr_assert_not(fx.peer.ready);
 }
 
-LEAK_CHECKED_TEST(dispatch, auth_not_nil_fails_and_closes)
+/* HELLO with the raw msgpack ${auth}; returns the verdict, the reply in ${rep}. */
+static enum dispatch_verdict hello_with(const uint8_t *auth, size_t len, struct codec_reply *rep)
 {
-	static const uint8_t auth[] = {0xa3, 'k', 'e', 'y'};
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
-	struct codec_reply rep;
 
 	req.client_name = bytes("x");
 	req.auth.ptr = auth;
-	req.auth.len = sizeof(auth);
-	cr_assert_eq(call(&req, &rep), DISPATCH_CLOSE);
+	req.auth.len = len;
+	return call(&req, rep);
+}
+
+/* The HELLO reply's "auth" value in ${rep}: 1 true, 0 nil, -1 anything else. */
+static int reply_auth(const struct codec_reply *rep)
+{
+	struct mp_reader r;
+	struct mp_bytes key;
+	uint32_t n;
+	bool v;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	while (n-- > 0) {
+		cr_assert_eq(mp_read_str(&r, &key), 0);
+		if (key.len == 4 && memcmp(key.ptr, "auth", 4) == 0)
+			return mp_read_nil(&r) == 0 ? 0 : mp_read_bool(&r, &v) == 0 && v ? 1 : -1;
+		cr_assert_eq(mp_skip(&r), 0);
+	}
+	return -1;
+}
+
+/* Without --auth-file a secret is let in (clients can get it before the server needs it). */
+LEAK_CHECKED_TEST(dispatch, auth_is_ignored_without_a_secret_but_must_be_bytes)
+{
+	static const uint8_t str_auth[] = {0xa3, 'k', 'e', 'y'}, map_auth[] = {0x80};
+	struct codec_reply rep;
+
+	cr_assert_eq(hello_with(str_auth, sizeof(str_auth), &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_expect_eq(reply_auth(&rep), 0, "nil: nothing was checked");
+	fx.peer.ready = false;
+	cr_assert_eq(hello_with(map_auth, sizeof(map_auth), &rep), DISPATCH_CLOSE);
 	cr_assert_eq(rep.status, CODEC_AUTH_FAILED);
+	cr_assert_not(fx.peer.ready);
+}
+
+/* With --auth-file, HELLO must show exactly the secret, as str or bin. */
+LEAK_CHECKED_TEST(dispatch, auth_file_secret_is_required)
+{
+	static const uint8_t nil_auth[] = {0xc0},
+	                     wrong[] = {0xb0, 's', 'i', 'x', 't', 'e', 'e', 'n', ' ',
+	                                'b',  'y', 't', 'e', 's', '!', '!', '?'},
+	                     right_str[] = {0xb0, 's', 'i', 'x', 't', 'e', 'e', 'n', ' ',
+	                                    'b',  'y', 't', 'e', 's', '!', '!', '!'},
+	                     right_bin[] = {0xc4, 16,  's', 'i', 'x', 't', 'e', 'e', 'n',
+	                                    ' ',  'b', 'y', 't', 'e', 's', '!', '!', '!'};
+	struct dispatch_config dcfg = {.max_frame = CODEC_DEFAULT_MAX_FRAME};
+	char dir[] = "/tmp/sessd-dauth-XXXXXX", path[64];
+	struct codec_reply rep;
+	struct auth *a;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("sixteen bytes!!!\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(path, 0600), 0);
+	a = auth_new(path);
+	cr_assert_not_null(a);
+	unlink(path);
+	rmdir(dir);
+	dispatch_free(fx.d);
+	dcfg.auth = a;
+	fx.d = dispatch_new(&dcfg, fx.st, NULL, &fx.stats);
+	cr_assert_not_null(fx.d);
+
+	cr_expect_eq(hello_with(nil_auth, sizeof(nil_auth), &rep), DISPATCH_CLOSE);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
+	cr_expect_eq(hello_with(wrong, sizeof(wrong), &rep), DISPATCH_CLOSE);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
+	cr_expect_not(fx.peer.ready);
+	cr_expect_eq(hello_with(right_str, sizeof(right_str), &rep), DISPATCH_KEEP);
+	cr_expect_eq(rep.status, CODEC_OK);
+	cr_expect_eq(reply_auth(&rep), 1, "true: the secret was checked");
+	cr_expect(fx.peer.ready);
+	fx.peer.ready = false;
+	cr_expect_eq(hello_with(right_bin, sizeof(right_bin), &rep), DISPATCH_KEEP);
+	cr_expect_eq(rep.status, CODEC_OK);
+	dispatch_free(fx.d);
+	fx.d = NULL;
+	auth_free(a);
 }
 
 LEAK_CHECKED_TEST(dispatch, second_hello_is_bad_request)

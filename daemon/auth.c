@@ -1,0 +1,124 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+
+struct auth {
+	/* BLAKE2b of the secret, in sodium_malloc'd memory made read-only once written. */
+	unsigned char *digest;
+};
+
+/*
+ * Read all of the open file ${fd} (${path} for messages) into ${buf} of ${cap} bytes. Returns
+ * the byte count, or -1 after logging (also when the file holds more than ${cap} bytes).
+ */
+static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	for (;;) {
+		r = read(fd, buf + got, cap - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			log_error("auth file %s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			return (ssize_t)got;
+		got += (size_t)r;
+		if (got == cap) {
+			log_error("auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
+			return -1;
+		}
+	}
+}
+
+struct auth *auth_new(const char *path)
+{
+	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
+	const size_t cap = AUTH_MAX_SECRET + 3;
+	unsigned char *secret = NULL;
+	struct auth *a = NULL;
+	struct stat sb;
+	ssize_t len;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		log_error("auth file %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		log_error("auth file %s: not a regular file", path);
+		goto fail_close;
+	}
+	/* A secret other users can read guards nothing; refuse it as ssh refuses such keys. */
+	if ((sb.st_mode & 0007) != 0) {
+		log_error("auth file %s: mode %04o lets other users read or replace the secret; "
+		          "chmod o-rwx it",
+		          path, (unsigned)(sb.st_mode & 07777));
+		goto fail_close;
+	}
+	secret = sodium_malloc(cap);
+	a = calloc(1, sizeof(*a));
+	if (secret == NULL || a == NULL ||
+	    (a->digest = sodium_malloc(crypto_generichash_BYTES)) == NULL) {
+		log_error("auth file %s: out of memory", path);
+		goto fail_free;
+	}
+	len = read_secret(fd, path, secret, cap);
+	if (len == -1)
+		goto fail_free;
+	if (len > 0 && secret[len - 1] == '\n')
+		len--;
+	if (len > 0 && secret[len - 1] == '\r')
+		len--;
+	if ((size_t)len < AUTH_MIN_SECRET || (size_t)len > AUTH_MAX_SECRET) {
+		log_error("auth file %s: the secret must be %u to %u bytes (it has %zd); "
+		          "make one with: head -c 32 /dev/urandom | base64 > FILE",
+		          path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
+		goto fail_free;
+	}
+	crypto_generichash(a->digest, crypto_generichash_BYTES, secret, (size_t)len, NULL, 0);
+	sodium_mprotect_readonly(a->digest);
+	sodium_free(secret);
+	close(fd);
+	return a;
+
+fail_free:
+	sodium_free(secret);
+	auth_free(a);
+fail_close:
+	close(fd);
+fail:
+	return NULL;
+}
+
+void auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	sodium_free(a->digest);
+	free(a);
+}
+
+bool auth_check(const struct auth *a, const void *presented, size_t len)
+{
+	unsigned char digest[crypto_generichash_BYTES];
+	bool same;
+
+	crypto_generichash(digest, sizeof(digest), presented, len, NULL, 0);
+	same = sodium_memcmp(digest, a->digest, sizeof(digest)) == 0;
+	sodium_memzero(digest, sizeof(digest));
+	return same;
+}
