@@ -268,9 +268,7 @@ static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
 	struct codec_reply rep;
 	int rc;
 
-	rc = client_check_reply(b->c, body, len, item->request_id, &rep);
-	if (rc == SESSD_NOT_FOUND && reply_nil(&rep.result) != SESSD_OK)
-		rc = client_error(b->c, SESSD_ERR_PROTOCOL, "NOT_FOUND with a result");
+	rc = client_check_reply(b->c, body, len, item->op, item->request_id, &rep);
 	if (rc == SESSD_OK) {
 		rc = decode_item(b, item, &rep.result);
 		if (rc == SESSD_ERR_PROTOCOL)
@@ -301,7 +299,10 @@ int sessd_batch_run(struct sessd_batch *b)
 	if (rc == SESSD_OK)
 		rc = client_exchange(c, b->out.data, b->out.len, b->count, true, batch_on_frame, b);
 	if (rc != SESSD_OK) {
-		/* The replies that arrived keep their status; the rest share the failure. */
+		/* The replies that arrived keep their status and results: each came whole and
+		 * answered its own request, the batch owns the results (so nothing leaks), and a
+		 * FLASH_POP's messages, gone from the server, are not thrown away. The rest
+		 * share the failure. */
 		for (size_t i = b->done; i < b->count; i++)
 			b->items[i].status = rc;
 		return rc;

@@ -43,8 +43,34 @@ bool client_status_closes(int status)
 	       status == SESSD_ERR_AUTH || status == SESSD_ERR_BUSY;
 }
 
-int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint64_t request_id,
-                       struct codec_reply *rep)
+/* The ops PROTOCOL.md lets answer NOT_FOUND; to any other it is a server fault. */
+static bool op_may_be_not_found(uint32_t op)
+{
+	return op == CODEC_OP_GET || op == CODEC_OP_TOUCH || op == CODEC_OP_DESTROY ||
+	       op == CODEC_OP_FLASH_POP;
+}
+
+/*
+ * Words for the server's error ${status}: its name and the start of its ${message}. The
+ * message is for people and may reach a terminal (sessctl), so bytes outside printable ASCII
+ * (escapes, newlines, NULs) become '?'. Returns ${status}.
+ */
+static int server_error(struct sessd_client *c, uint32_t status, const struct mp_bytes *message)
+{
+	size_t at, n = message->len > 200 ? 200 : message->len;
+
+	at = (size_t)snprintf(c->errmsg, sizeof(c->errmsg), "%s: ", codec_status_name(status));
+	for (size_t i = 0; i < n && at + 1 < sizeof(c->errmsg); i++) {
+		uint8_t ch = message->ptr[i];
+
+		c->errmsg[at++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	c->errmsg[at] = '\0';
+	return (int)status;
+}
+
+int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint32_t op,
+                       uint64_t request_id, struct codec_reply *rep)
 {
 	if (codec_decode_reply(body, len, rep) == -1)
 		return client_error(c, SESSD_ERR_PROTOCOL, "the server sent a malformed reply");
@@ -58,16 +84,18 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 		    (unsigned long long)rep->request_id, (unsigned long long)request_id);
 	if (rep->status == CODEC_OK)
 		return SESSD_OK;
+	/* codec_decode_reply has checked that a NOT_FOUND's result is nil. */
 	if (rep->status == CODEC_NOT_FOUND) {
+		if (!op_may_be_not_found(op))
+			return client_error(c, SESSD_ERR_PROTOCOL, "NOT_FOUND answer to %s",
+			                    codec_op_name(op));
 		snprintf(c->errmsg, sizeof(c->errmsg), "not found");
 		return SESSD_NOT_FOUND;
 	}
 	if (rep->status > CODEC_STATUS_MAX)
 		return client_error(c, SESSD_ERR_PROTOCOL, "unknown status %u from the server",
 		                    rep->status);
-	return client_error(c, (int)rep->status, "%s: %.*s", codec_status_name(rep->status),
-	                    (int)(rep->message.len > 200 ? 200 : rep->message.len),
-	                    (const char *)rep->message.ptr);
+	return server_error(c, rep->status, &rep->message);
 }
 
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
@@ -104,17 +132,35 @@ struct hello {
 static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
 	struct hello *h = ctx;
+	struct sessd_client *c = h->c;
 	struct codec_reply rep;
+	struct reply_hello hello;
+	const char *why;
 
-	h->status = client_check_reply(h->c, body, len, h->request_id, &rep);
-	if (h->status == SESSD_NOT_FOUND)
-		h->status = client_error(h->c, SESSD_ERR_PROTOCOL, "NOT_FOUND answer to HELLO");
+	h->status = client_check_reply(c, body, len, CODEC_OP_HELLO, h->request_id, &rep);
 	if (h->status != SESSD_OK)
 		return SESSD_OK;
-	h->status = reply_hello(&rep.result, &h->c->max_frame, h->c->server_id);
-	if (h->status == SESSD_ERR_PROTOCOL)
-		client_error(h->c, h->status,
-		             "the server's HELLO reply is not one this client reads");
+	h->status = reply_hello(&rep.result, &hello, &why);
+	if (h->status != SESSD_OK) {
+		client_error(c, h->status, "the server's HELLO reply is unusable: %s", why);
+		return SESSD_OK;
+	}
+	/* Requests are sized by max_frame and replies checked against it: without it, or
+	 * under the protocol's least, this client cannot work with the server. */
+	h->status = SESSD_ERR_PROTOCOL;
+	if (!hello.has_max_frame) {
+		client_error(c, h->status, "the server's HELLO reply has no max_frame");
+	} else if (hello.max_frame < CODEC_MIN_MAX_FRAME) {
+		client_error(c, h->status,
+		             "the server's HELLO announces max_frame %llu, under the protocol's "
+		             "least of %u",
+		             (unsigned long long)hello.max_frame, CODEC_MIN_MAX_FRAME);
+	} else {
+		c->max_frame = hello.max_frame > CLIENT_MAX_FRAME ? CLIENT_MAX_FRAME
+		                                                  : (uint32_t)hello.max_frame;
+		memcpy(c->server_id, hello.server_id, sizeof(c->server_id));
+		h->status = SESSD_OK;
+	}
 	return SESSD_OK;
 }
 
@@ -147,8 +193,11 @@ static int say_hello(struct sessd_client *c)
 		errno = rc == SESSD_ERR_TIMEOUT ? ETIMEDOUT : ECONNRESET;
 		return SESSD_ERR_CONNECT;
 	}
-	if (h.status != SESSD_OK)
+	if (h.status != SESSD_OK) {
 		client_drop(c);
+		if (h.status == SESSD_ERR_PROTOCOL)
+			errno = EPROTO;
+	}
 	return h.status;
 }
 

@@ -21,6 +21,13 @@
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_NAME       "libsessd"
 #define CLIENT_ERRMSG_SIZE        256
+/*
+ * The largest frame body the client sends or reads, whatever HELLO announces: sessd's own
+ * largest --max-frame (CONFIG_MAX_MAX_FRAME, daemon/config.h), so every sessd is taken at its
+ * word. A reply is buffered whole before it is decoded: a server's say-so alone must not size
+ * the client's memory (the protocol lets max_frame reach 4 GiB - 1).
+ */
+#define CLIENT_MAX_FRAME (1024u * 1024u * 1024u)
 
 struct sessd_client {
 	struct url url;
@@ -29,7 +36,7 @@ struct sessd_client {
 	char ns[IDS_MAX_NAMESPACE_LEN + 1];
 	size_t ns_len; /* 0: the default namespace, sent as nil */
 	char client_name[65];
-	uint32_t max_frame; /* from the last HELLO */
+	uint32_t max_frame; /* from the last HELLO, at most CLIENT_MAX_FRAME */
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out; /* the frame of a blocking call, reused */
@@ -49,7 +56,8 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
  * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
  * or the server has closed it since (nothing is pending on it between calls, so anything
  * readable means it is gone). Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the
- * connect), the server's status if it refused the HELLO, or SESSD_ERR_NOMEM.
+ * connect), the server's status if it refused the HELLO, SESSD_ERR_PROTOCOL (errno EPROTO:
+ * a HELLO reply this client cannot use, such as one without max_frame), or SESSD_ERR_NOMEM.
  */
 int client_ready(struct sessd_client *c);
 
@@ -60,13 +68,15 @@ void client_drop(struct sessd_client *c);
 uint64_t client_next_id(struct sessd_client *c);
 
 /*
- * client_check_reply(c, body, len, request_id, rep):
+ * client_check_reply(c, body, len, op, request_id, rep):
  * Decode a reply frame body into ${rep} (borrowing ${body}) and check it answers
- * ${request_id}. Returns SESSD_OK or SESSD_NOT_FOUND (read rep->result), the server's error
- * status (its message is then in c->errmsg), or SESSD_ERR_PROTOCOL.
+ * ${request_id}, an ${op} request. Returns SESSD_OK (read rep->result), SESSD_NOT_FOUND (only
+ * for the ops that have it: GET, TOUCH, DESTROY, FLASH_POP), the server's error status (its
+ * message is then in c->errmsg, bytes outside printable ASCII shown as '?'), or
+ * SESSD_ERR_PROTOCOL.
  */
-int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint64_t request_id,
-                       struct codec_reply *rep);
+int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint32_t op,
+                       uint64_t request_id, struct codec_reply *rep);
 
 /* client_status_closes(status): whether the server closes the connection after ${status}. */
 bool client_status_closes(int status);

@@ -2,14 +2,20 @@
  * Decoding of OK results. Results that become a public struct are walked twice: once to
  * check the shape and add up what is needed, once to fill a single allocation, so a caller
  * frees everything with one free() and a malformed reply never leaves half a struct behind.
+ * Counts are checked against the bytes left (mp_read_*) and against what PROTOCOL.md allows,
+ * since the memory a result takes is a multiple of the bytes that carry it.
  */
 #include "reply.h"
 
 #include "codec.h"
+#include "ids.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* PROTOCOL.md, Flashes: a session holds at most 64 distinct types. */
+#define REPLY_MAX_FLASH_TYPES 64
 
 /* Copy ${n} bytes and a NUL to *${at}, advancing it; returns where the copy starts. */
 static char *copy_out(char **at, const void *p, size_t n)
@@ -30,40 +36,65 @@ static bool key_is(const struct mp_bytes *k, const char *name)
 	return k->len == n && memcmp(k->ptr, name, n) == 0;
 }
 
-int reply_hello(const struct mp_bytes *result, uint32_t *max_frame, char server_id[33])
+static bool all_hex(const struct mp_bytes *s)
+{
+	for (size_t i = 0; i < s->len; i++)
+		if (!((s->ptr[i] >= '0' && s->ptr[i] <= '9') ||
+		      (s->ptr[i] >= 'a' && s->ptr[i] <= 'f') ||
+		      (s->ptr[i] >= 'A' && s->ptr[i] <= 'F')))
+			return false;
+	return true;
+}
+
+int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const char **why)
 {
 	struct mp_reader r;
 	struct mp_bytes key, sid;
-	uint64_t frame = 0, version = 1;
+	uint64_t version = CODEC_PROTOCOL_VERSION;
 	uint32_t pairs;
 	bool have_sid = false;
 
+	memset(out, 0, sizeof(*out));
 	mp_reader_init(&r, result->ptr, result->len);
+	*why = "it is not a map of str keys";
 	if (mp_read_map(&r, &pairs) == -1)
 		return SESSD_ERR_PROTOCOL;
 	for (uint32_t i = 0; i < pairs; i++) {
+		*why = "it is not a map of str keys";
 		if (mp_read_str(&r, &key) == -1)
 			return SESSD_ERR_PROTOCOL;
 		if (key_is(&key, "max_frame")) {
-			if (mp_read_uint(&r, &frame) == -1)
+			*why = "its max_frame is not a uint";
+			if (mp_read_uint(&r, &out->max_frame) == -1)
 				return SESSD_ERR_PROTOCOL;
+			out->has_max_frame = true;
 		} else if (key_is(&key, "version")) {
+			*why = "its version is not a uint";
 			if (mp_read_uint(&r, &version) == -1)
 				return SESSD_ERR_PROTOCOL;
 		} else if (key_is(&key, "server_id")) {
-			if (mp_read_str(&r, &sid) == -1 || sid.len != 32)
+			/* Shown to people and printed inside JSON by sessctl, unescaped. */
+			*why = "its server_id is not 32 hex digits";
+			if (mp_read_str(&r, &sid) == -1 || sid.len != 32 || !all_hex(&sid))
 				return SESSD_ERR_PROTOCOL;
 			have_sid = true;
 		} else if (mp_skip(&r) == -1) {
+			*why = "a value is malformed";
 			return SESSD_ERR_PROTOCOL;
 		}
 	}
-	if (mp_reader_left(&r) != 0 || !have_sid || version != CODEC_PROTOCOL_VERSION ||
-	    frame < CODEC_MIN_MAX_FRAME || frame > UINT32_MAX)
+	*why = "it has bytes after the map";
+	if (mp_reader_left(&r) != 0)
 		return SESSD_ERR_PROTOCOL;
-	*max_frame = (uint32_t)frame;
-	memcpy(server_id, sid.ptr, 32);
-	server_id[32] = '\0';
+	*why = "it has no server_id";
+	if (!have_sid)
+		return SESSD_ERR_PROTOCOL;
+	*why = "it speaks another protocol version";
+	if (version != CODEC_PROTOCOL_VERSION)
+		return SESSD_ERR_PROTOCOL;
+	memcpy(out->server_id, sid.ptr, 32);
+	out->server_id[32] = '\0';
+	*why = NULL;
 	return SESSD_OK;
 }
 
@@ -137,7 +168,7 @@ static int walk_flashes(const struct mp_bytes *result, const char *type, struct 
                         char *text, size_t *count, size_t *bytes)
 {
 	struct mp_reader r;
-	struct mp_bytes t;
+	struct mp_bytes t, seen[REPLY_MAX_FLASH_TYPES];
 	uint32_t pairs;
 
 	*count = 0;
@@ -147,12 +178,20 @@ static int walk_flashes(const struct mp_bytes *result, const char *type, struct 
 		if (walk_messages(&r, type, strlen(type), fill, &text, count, bytes) == -1)
 			return -1;
 	} else {
-		if (mp_read_map(&r, &pairs) == -1)
+		if (mp_read_map(&r, &pairs) == -1 || pairs > REPLY_MAX_FLASH_TYPES)
 			return -1;
-		for (uint32_t i = 0; i < pairs; i++)
+		for (uint32_t i = 0; i < pairs; i++) {
 			if (mp_read_str(&r, &t) == -1 || t.len == 0 ||
-			    walk_messages(&r, t.ptr, t.len, fill, &text, count, bytes) == -1)
+			    t.len > IDS_MAX_FLASH_TYPE_LEN)
 				return -1;
+			/* The server keeps one queue per type: a type named twice is a fault. */
+			for (uint32_t j = 0; j < i; j++)
+				if (seen[j].len == t.len && memcmp(seen[j].ptr, t.ptr, t.len) == 0)
+					return -1;
+			seen[i] = t;
+			if (walk_messages(&r, t.ptr, t.len, fill, &text, count, bytes) == -1)
+				return -1;
+		}
 	}
 	return mp_reader_left(&r) == 0 ? 0 : -1;
 }
@@ -177,8 +216,8 @@ int reply_flashes(const struct mp_bytes *result, const char *type, struct sessd_
 	return SESSD_OK;
 }
 
-static int walk_list(const struct mp_bytes *result, struct sessd_list *fill, char *text,
-                     uint64_t *cursor, size_t *count, size_t *bytes)
+static int walk_list(const struct mp_bytes *result, uint32_t limit, struct sessd_list *fill,
+                     char *text, uint64_t *cursor, size_t *count, size_t *bytes)
 {
 	struct mp_reader r;
 	struct mp_bytes id;
@@ -189,11 +228,12 @@ static int walk_list(const struct mp_bytes *result, struct sessd_list *fill, cha
 	*bytes = 0;
 	mp_reader_init(&r, result->ptr, result->len);
 	if (mp_read_array(&r, &outer) == -1 || outer != 2 || mp_read_uint(&r, cursor) == -1 ||
-	    mp_read_array(&r, &n) == -1)
+	    mp_read_array(&r, &n) == -1 || n > limit)
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		if (mp_read_array(&r, &pair) == -1 || pair != 2 ||
-		    mp_read_bytes(&r, &id, NULL) == -1 || mp_read_uint(&r, &ttl) == -1)
+		    mp_read_bytes(&r, &id, NULL) == -1 || id.len < 1 || id.len > IDS_MAX_ID_LEN ||
+		    mp_read_uint(&r, &ttl) == -1)
 			return -1;
 		*bytes += id.len + 1;
 		if (fill != NULL) {
@@ -206,14 +246,14 @@ static int walk_list(const struct mp_bytes *result, struct sessd_list *fill, cha
 	return mp_reader_left(&r) == 0 ? 0 : -1;
 }
 
-int reply_list(const struct mp_bytes *result, struct sessd_list **out)
+int reply_list(const struct mp_bytes *result, uint32_t limit, struct sessd_list **out)
 {
 	struct sessd_list *l;
 	size_t count, bytes, head;
 	uint64_t cursor;
 
 	*out = NULL;
-	if (walk_list(result, NULL, NULL, &cursor, &count, &bytes) == -1)
+	if (walk_list(result, limit, NULL, NULL, &cursor, &count, &bytes) == -1)
 		return SESSD_ERR_PROTOCOL;
 	head = sizeof(*l) + count * sizeof(struct sessd_list_entry);
 	l = malloc(head + bytes + 1);
@@ -222,7 +262,7 @@ int reply_list(const struct mp_bytes *result, struct sessd_list **out)
 	l->count = count;
 	l->next_cursor = cursor;
 	l->items = (struct sessd_list_entry *)(l + 1);
-	(void)walk_list(result, l, (char *)l + head, &cursor, &count, &bytes);
+	(void)walk_list(result, limit, l, (char *)l + head, &cursor, &count, &bytes);
 	*out = l;
 	return SESSD_OK;
 }

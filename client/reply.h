@@ -1,6 +1,7 @@
 #ifndef SESSD_CLIENT_REPLY_H
 #define SESSD_CLIENT_REPLY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mp.h"
@@ -13,8 +14,20 @@
  * SESSD_ERR_NOMEM. The structs they make are single allocations, freed with free().
  */
 
-/* The HELLO map: max_frame and server_id are required, unknown keys skipped. */
-int reply_hello(const struct mp_bytes *result, uint32_t *max_frame, char server_id[33]);
+/* What a HELLO reply says that this client uses. */
+struct reply_hello {
+	bool has_max_frame;
+	uint64_t max_frame; /* as announced: the caller judges it */
+	char server_id[33]; /* 32 hex digits and a NUL */
+};
+
+/*
+ * reply_hello(result, out, why):
+ * Read the HELLO map into ${out}: server_id is required and must be 32 hex digits, version
+ * must be 1 when present, max_frame is read when present; unknown keys are skipped. On
+ * SESSD_ERR_PROTOCOL *${why} is a static phrase saying what is wrong.
+ */
+int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const char **why);
 
 /* A nil result (PING, SET, TOUCH, DESTROY). */
 int reply_nil(const struct mp_bytes *result);
@@ -27,12 +40,16 @@ int reply_data(const struct mp_bytes *result, struct mp_bytes *data);
 
 /*
  * FLASH_POP's result: an array of messages when ${type} (NUL-terminated, the type asked for)
- * is not NULL, else a map of type -> array. *${out} is malloc'd.
+ * is not NULL, else a map of type -> array, with at most 64 types of 1 to 64 bytes, each named
+ * once (PROTOCOL.md, Flashes). *${out} is malloc'd.
  */
 int reply_flashes(const struct mp_bytes *result, const char *type, struct sessd_flashes **out);
 
-/* LIST's result; *${out} is malloc'd. */
-int reply_list(const struct mp_bytes *result, struct sessd_list **out);
+/*
+ * LIST's result, a page of at most ${limit} entries (what was asked for), each id 1 to 128
+ * bytes; *${out} is malloc'd.
+ */
+int reply_list(const struct mp_bytes *result, uint32_t limit, struct sessd_list **out);
 
 /* STATS' map of str -> uint (entries with other value types are skipped); *${out} malloc'd. */
 int reply_stats(const struct mp_bytes *result, struct sessd_stats **out);

@@ -26,6 +26,7 @@ struct call {
 	uint64_t *number; /* FLASH_PUSH, COUNT, CLEAR */
 	struct sessd_flashes **flashes;
 	struct sessd_list **list;
+	uint32_t list_limit; /* LIST: the most entries asked for */
 	struct sessd_stats **stats;
 };
 
@@ -63,7 +64,7 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 	case CODEC_OP_FLASH_POP:
 		return reply_flashes(result, k->flash_type, k->flashes);
 	case CODEC_OP_LIST:
-		return reply_list(result, k->list);
+		return reply_list(result, k->list_limit, k->list);
 	case CODEC_OP_STATS:
 		return reply_stats(result, k->stats);
 	default:
@@ -76,9 +77,7 @@ static int call_on_frame(void *ctx, const uint8_t *body, size_t len)
 	struct call *k = ctx;
 	struct codec_reply rep;
 
-	k->status = client_check_reply(k->c, body, len, k->request_id, &rep);
-	if (k->status == SESSD_NOT_FOUND && reply_nil(&rep.result) != SESSD_OK)
-		k->status = client_error(k->c, SESSD_ERR_PROTOCOL, "NOT_FOUND with a result");
+	k->status = client_check_reply(k->c, body, len, k->op, k->request_id, &rep);
 	if (k->status == SESSD_OK) {
 		k->status = decode_result(k, &rep.result);
 		if (k->status == SESSD_ERR_PROTOCOL)
@@ -93,7 +92,8 @@ static int call_on_frame(void *ctx, const uint8_t *body, size_t len)
 
 /*
  * The call failed after its result was decoded (bytes after the reply, say): the caller owns a
- * result only on SESSD_OK, so free it here and leave its pointer NULL.
+ * result only on SESSD_OK, so free it here and leave its pointer NULL. Numbers go to the
+ * caller through a local (call_number), so they need nothing here.
  */
 static void call_discard(struct call *k)
 {
@@ -148,8 +148,8 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	body_len = c->out.len - CODEC_HEADER_BYTES;
 	if (body_len > c->max_frame)
 		return client_error(c, SESSD_ERR_TOO_LARGE,
-		                    "request of %zu bytes is over the server's max_frame of %u",
-		                    body_len, c->max_frame);
+		                    "request of %zu bytes is over the max_frame of %u", body_len,
+		                    c->max_frame);
 	k->c = c;
 	k->op = req->op;
 	k->request_id = req->request_id;
@@ -162,6 +162,19 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	if (client_status_closes(k->status))
 		client_drop(c);
 	return k->status;
+}
+
+/* Run ${req}, whose result is a uint; *${out} (may be NULL) gets it on SESSD_OK only. */
+static int call_number(struct sessd_client *c, struct codec_request *req, uint64_t *out)
+{
+	uint64_t value = 0;
+	struct call k = {.number = &value};
+	int rc;
+
+	rc = call_run(c, req, &k);
+	if (rc == SESSD_OK && out != NULL)
+		*out = value;
+	return rc;
 }
 
 static bool id_ok(const void *id, size_t id_len)
@@ -421,7 +434,6 @@ int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, cons
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = ttl_ms};
 	uint64_t queued = 0;
-	struct call k = {.number = &queued};
 	int rc;
 
 	if (c == NULL)
@@ -440,7 +452,7 @@ int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, cons
 	req.flash_type.len = strlen(type);
 	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
 	req.flash_msg.len = msg_len;
-	rc = call_run(c, &req, &k);
+	rc = call_number(c, &req, &queued);
 	if (rc == SESSD_OK && queue_len != NULL)
 		*queue_len = (size_t)queued;
 	return rc;
@@ -478,11 +490,10 @@ void sessd_flashes_free(struct sessd_flashes *f)
 int sessd_count(struct sessd_client *c, uint64_t *count)
 {
 	struct codec_request req = {.op = CODEC_OP_COUNT};
-	struct call k = {.number = count};
 
 	if (c == NULL || count == NULL)
 		return SESSD_ERR_USAGE;
-	return call_run(c, &req, &k);
+	return call_number(c, &req, count);
 }
 
 int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out)
@@ -495,6 +506,7 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 	*out = NULL;
 	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
 	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
+	k.list_limit = req.limit;
 	return call_run(c, &req, &k);
 }
 
@@ -506,11 +518,10 @@ void sessd_list_free(struct sessd_list *l)
 int sessd_clear(struct sessd_client *c, uint64_t *removed)
 {
 	struct codec_request req = {.op = CODEC_OP_CLEAR};
-	struct call k = {.number = removed};
 
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
-	return call_run(c, &req, &k);
+	return call_number(c, &req, removed);
 }
 
 int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **out)

@@ -7,11 +7,20 @@
  * One struct sessd_client is one connection to one daemon; it is not thread-safe (use one per
  * thread). Every call blocks for at most the client's timeout. Calls return an int that is
  * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
- * what went wrong in words (the server's message for server errors).
+ * what went wrong in words (the server's message for server errors). SESSD_NOT_FOUND comes
+ * only from GET, TOUCH, DESTROY and FLASH_POP; a server answering it to another request is a
+ * protocol error. Results reach output arguments on SESSD_OK only: result pointers (and GET's
+ * length) are cleared first and stay so on any other result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
  * A request whose reply was lost may or may not have been carried out.
+ *
+ * What the server sends is checked before it is used: a reply frame longer than
+ * sessd_max_frame() (at most 1 GiB, whatever the server announces) is refused from its
+ * header, and the memory a reply takes grows with the bytes that arrive; counts and lengths
+ * PROTOCOL.md bounds (LIST entries and ids, FLASH_POP types) are checked. A reply that fails
+ * a check is SESSD_ERR_PROTOCOL, and the connection is dropped.
  *
  * Ids are opaque bytes (1..128). The namespace is the client's (sessd_set_namespace).
  */
@@ -65,13 +74,19 @@ struct sessd_options {
  * Connect to "unix:/path/to/socket" or "tcp://host:port" and say HELLO. ${opts} may be NULL
  * (defaults); it is copied. On SESSD_OK, *${client} is a new client to free with sessd_close.
  * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
+ * SESSD_ERR_PROTOCOL (errno EPROTO): the server's HELLO reply is unusable (malformed, no
+ * max_frame or one under 4096, a server_id that is not 32 hex digits).
  */
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client);
 
 /* sessd_close(c): close the connection and free ${c}. sessd_close(NULL) does nothing. */
 void sessd_close(struct sessd_client *c);
 
-/* sessd_errmsg(c): words for the last error on ${c}; valid until the next call on ${c}. */
+/*
+ * sessd_errmsg(c): words for the last error on ${c}; valid until the next call on ${c}. For a
+ * server error, its status name and the start of its message, bytes outside printable ASCII
+ * shown as '?' (the words may be printed on a terminal).
+ */
 const char *sessd_errmsg(const struct sessd_client *c);
 
 /* sessd_strerror(code): a static name for a result code, such as "not found". */
@@ -80,7 +95,10 @@ const char *sessd_strerror(int code);
 /* sessd_set_namespace(c, ns): use namespace ${ns} (1..64 bytes, copied) from now on. */
 int sessd_set_namespace(struct sessd_client *c, const char *ns);
 
-/* sessd_max_frame(c): the server's max_frame from HELLO. */
+/*
+ * sessd_max_frame(c): the largest frame body ${c} sends or reads: the server's max_frame
+ * from HELLO, at most 1 GiB (sessd's own largest --max-frame) whatever the server announces.
+ */
 uint32_t sessd_max_frame(const struct sessd_client *c);
 
 /* sessd_server_id(c): the server id from HELLO (32 hex digits); owned by ${c}. */
@@ -147,7 +165,7 @@ int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const
 /* sessd_flashes_free(f): free what sessd_flash_pop returned; NULL does nothing. */
 void sessd_flashes_free(struct sessd_flashes *f);
 
-/* sessd_count: the number of sessions in the client's namespace. */
+/* sessd_count: the number of sessions in the client's namespace (*${count}: on SESSD_OK). */
 int sessd_count(struct sessd_client *c, uint64_t *count);
 
 struct sessd_list_entry {
@@ -164,15 +182,20 @@ struct sessd_list {
 
 /*
  * sessd_list(c, cursor, limit, out):
- * One page of a scan of the namespace (PROTOCOL.md, LIST). On SESSD_OK *${out} is owned by
- * the caller; free it with sessd_list_free.
+ * One page of a scan of the namespace (PROTOCOL.md, LIST) of at most ${limit} entries (taken
+ * as 1..1000). On SESSD_OK *${out} is owned by the caller; free it with sessd_list_free. A
+ * page of more entries than asked for, or with an id outside 1..128 bytes, is
+ * SESSD_ERR_PROTOCOL.
  */
 int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out);
 
 /* sessd_list_free(l): free what sessd_list returned; NULL does nothing. */
 void sessd_list_free(struct sessd_list *l);
 
-/* sessd_clear: remove every session of the namespace; ${removed} (may be NULL) gets how many. */
+/*
+ * sessd_clear: remove every session of the namespace; ${removed} (may be NULL) gets how many,
+ * on SESSD_OK.
+ */
 int sessd_clear(struct sessd_client *c, uint64_t *removed);
 
 struct sessd_stat {
@@ -224,9 +247,15 @@ int sessd_batch_ping(struct sessd_batch *b);
 
 /*
  * sessd_batch_run(b):
- * Send every queued request in as few writes as possible, then read all the replies.
- * Returns SESSD_OK when every reply arrived (each may still be an error: see
- * sessd_batch_status), or the transport error that cut the batch short.
+ * Send every queued request in as few writes as possible, then read all the replies. The
+ * results of a previous run are freed first. Returns SESSD_OK when every reply arrived (each
+ * may still be an error: see sessd_batch_status), or the error that cut the batch short
+ * (the connection is then dropped). After an error, each request whose reply arrived whole
+ * and answered it keeps its own status and result. The first request without such a reply
+ * (its reply malformed, of another request, of the wrong shape, or cut off) and every one
+ * after it have the error (SESSD_ERR_PROTOCOL, SESSD_ERR_CLOSED, ...) and no result.
+ * SESSD_ERR_PROTOCOL with every status its reply's means bytes followed the last reply: the
+ * replies were good, the stream after them was not.
  */
 int sessd_batch_run(struct sessd_batch *b);
 
@@ -235,11 +264,16 @@ int sessd_batch_status(const struct sessd_batch *b, size_t i);
 
 /*
  * sessd_batch_data(b, i, len):
- * GET's data, or NULL when request ${i} was not a successful GET; owned by ${b}.
+ * GET's data, or NULL when request ${i} was not a successful GET; owned by ${b}, valid until
+ * the next sessd_batch_run, sessd_batch_reset or sessd_batch_free.
  */
 const void *sessd_batch_data(const struct sessd_batch *b, size_t i, size_t *len);
 
-/* sessd_batch_flashes(b, i): FLASH_POP's messages for request ${i}, owned by ${b}; or NULL. */
+/*
+ * sessd_batch_flashes(b, i): FLASH_POP's messages for request ${i} when its status is
+ * SESSD_OK, else NULL; owned by ${b}, valid until the next sessd_batch_run, sessd_batch_reset
+ * or sessd_batch_free.
+ */
 const struct sessd_flashes *sessd_batch_flashes(const struct sessd_batch *b, size_t i);
 
 /* sessd_batch_reset(b): forget the requests and results, keep the memory for the next batch. */

@@ -166,9 +166,13 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 		len = codec_frame_length(x->in->data + at);
 		/* Checked before the body is waited for, let alone buffered. */
 		if (len == 0 || len > x->max_frame) {
-			snprintf(x->err, x->err_size,
-			         "the server sent a frame of %u bytes (limit %u)", len,
-			         x->max_frame);
+			if (len == 0)
+				snprintf(x->err, x->err_size, "the server sent an empty frame");
+			else
+				snprintf(
+				    x->err, x->err_size,
+				    "the server sent a frame of %u bytes, over the limit of %u",
+				    len, x->max_frame);
 			rc = SESSD_ERR_PROTOCOL;
 			break;
 		}
@@ -188,17 +192,24 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 	return rc;
 }
 
-/* How many bytes to read next: the rest of a pending large frame, else a chunk. */
+/*
+ * How many bytes to read next: a chunk, or of a pending large frame as much as is buffered
+ * already (up to its end). The buffer then grows with the bytes that arrive, at most doubling
+ * per read, never on the word of a header alone: 4 bytes announcing max_frame (up to 1 GiB)
+ * would otherwise have the client reserve that much for a body that may never come.
+ */
 static size_t read_want(const struct wire_exchange *x)
 {
 	uint32_t len;
-	size_t need;
+	size_t need, step;
 
 	if (x->in->len >= CODEC_HEADER_BYTES) {
 		len = codec_frame_length(x->in->data);
 		need = CODEC_HEADER_BYTES + (size_t)len;
-		if (len <= x->max_frame && need > x->in->len + WIRE_READ_CHUNK)
-			return need - x->in->len;
+		if (len <= x->max_frame && need > x->in->len + WIRE_READ_CHUNK) {
+			step = x->in->len > WIRE_READ_CHUNK ? x->in->len : WIRE_READ_CHUNK;
+			return need - x->in->len < step ? need - x->in->len : step;
+		}
 	}
 	return WIRE_READ_CHUNK;
 }

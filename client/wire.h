@@ -37,7 +37,8 @@ struct wire_exchange {
 	const uint8_t *out; /* whole frames to send; borrowed */
 	size_t out_len;
 	size_t replies;     /* frames to read before the exchange is done */
-	uint32_t max_frame; /* a reply body longer than this is refused unread */
+	uint32_t max_frame; /* a reply body longer than this is refused unread (the caller caps
+	                     * it: the read buffer may grow to about twice this) */
 	int timeout_ms;
 	/* false: the whole exchange must end within timeout_ms. true: it fails only after
 	 * timeout_ms without a byte moving either way (batches of any size). */

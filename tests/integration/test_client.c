@@ -1,19 +1,23 @@
 /*
  * libsessd against the real daemon: every call over Unix and TCP, the error paths, batches
  * deep enough to fill both socket buffers, several processes at once, reconnection after a
- * restart, timeouts against a stopped server, and URL and connect failures.
+ * restart, timeouts against a stopped server, and URL and connect failures; and, behind a
+ * relay or against a fake server, what a faulty or hostile server may send.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -812,9 +816,15 @@ LEAK_CHECKED_TEST(small_frames, server_errors_carry_the_server_message)
 	sessd_close(c);
 }
 
+/*
+ * Pass one frame from ${from} to ${to}, ${copies} times over. The copies go in one write, so
+ * that the client reads them together: bytes after a last reply are only seen when they come
+ * with it (the client does not wait for bytes that may never come).
+ */
 static int relay_frame(int from, int to, int copies)
 {
 	uint8_t *body, header[4];
+	struct buf out;
 	size_t len;
 	int rc = 0;
 
@@ -824,11 +834,80 @@ static int relay_frame(int from, int to, int copies)
 	header[1] = (uint8_t)(len >> 16);
 	header[2] = (uint8_t)(len >> 8);
 	header[3] = (uint8_t)len;
+	buf_init(&out);
 	for (int i = 0; i < copies && rc == 0; i++)
-		if (harness_send_all(to, header, 4) == -1 || harness_send_all(to, body, len) == -1)
+		if (buf_append(&out, header, 4) == -1 || buf_append(&out, body, len) == -1)
 			rc = -1;
+	if (rc == 0)
+		rc = harness_send_all(to, out.data, out.len);
+	buf_finish(&out);
 	free(body);
 	return rc;
+}
+
+/* A listening Unix socket in a new temporary directory: *${fd}, its URL in ${url}. */
+struct tmp_listener {
+	char dir[32];
+	char path[64];
+	char url[80];
+	int fd;
+};
+
+static void tmp_listen(struct tmp_listener *l)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+	snprintf(l->dir, sizeof(l->dir), "/tmp/sessd-peer-XXXXXX");
+	cr_assert_not_null(mkdtemp(l->dir));
+	snprintf(l->path, sizeof(l->path), "%s/peer.sock", l->dir);
+	snprintf(l->url, sizeof(l->url), "unix:%s", l->path);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", l->path);
+	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(l->fd, 0);
+	cr_assert_eq(bind(l->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	cr_assert_eq(listen(l->fd, 8), 0);
+}
+
+/* Wait for the child ${pid} serving ${l}, expect it to have exited 0, remove ${l}'s files. */
+static void tmp_finish(struct tmp_listener *l, pid_t pid, const char *what)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the %s ran", what);
+	unlink(l->path);
+	rmdir(l->dir);
+}
+
+/*
+ * A relay in front of the real daemon, for one client connection: it passes the HELLO and its
+ * reply, then ${requests} requests and their replies, the last reply ${last_copies} times.
+ * Returns the child's pid; wait for it with tmp_finish.
+ */
+static pid_t relay_start(struct tmp_listener *l, int requests, int last_copies)
+{
+	pid_t pid;
+
+	tmp_listen(l);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int cfd = accept(l->fd, NULL, NULL), dfd = harness_connect(daemon_.unix_url);
+
+		if (cfd == -1 || dfd == -1 || relay_frame(cfd, dfd, 1) == -1 ||
+		    relay_frame(dfd, cfd, 1) == -1)
+			_exit(1);
+		for (int i = 0; i < requests; i++)
+			if (relay_frame(cfd, dfd, 1) == -1)
+				_exit(1);
+		for (int i = 0; i < requests; i++)
+			if (relay_frame(dfd, cfd, i == requests - 1 ? last_copies : 1) == -1)
+				_exit(1);
+		_exit(0);
+	}
+	close(l->fd);
+	return pid;
 }
 
 /*
@@ -839,44 +918,645 @@ static int relay_frame(int from, int to, int copies)
 LEAK_CHECKED_TEST_OPTS(client, bytes_after_a_reply_leak_nothing, .init = start_daemon,
                        .fini = stop_daemon)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	char dir[] = "/tmp/sessd-relay-XXXXXX", url[200];
+	struct tmp_listener l;
 	struct sessd_client *c;
 	void *data = (void *)1;
 	size_t len = 7;
-	int lfd, status;
+	uint64_t count = 77;
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/relay.sock", dir);
-	snprintf(url, sizeof(url), "unix:%s", addr.sun_path);
-	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	cr_assert_eq(listen(lfd, 1), 0);
 	c = connect_to(daemon_.unix_url);
 	cr_assert_eq(sessd_set(c, "twice", 5, "hello", 5, TTL_MS), SESSD_OK);
 	sessd_close(c);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int cfd = accept(lfd, NULL, NULL), dfd = harness_connect(daemon_.unix_url);
-
-		/* HELLO once, then the GET's reply twice. */
-		if (cfd == -1 || dfd == -1 || relay_frame(cfd, dfd, 1) == -1 ||
-		    relay_frame(dfd, cfd, 1) == -1 || relay_frame(cfd, dfd, 1) == -1 ||
-		    relay_frame(dfd, cfd, 2) == -1)
-			_exit(1);
-		_exit(0);
-	}
-	close(lfd);
-	c = connect_to(url);
+	pid = relay_start(&l, 1, 2);
+	c = connect_to(l.url);
 	cr_expect_eq(sessd_get(c, "twice", 5, &data, &len), SESSD_ERR_PROTOCOL);
 	cr_expect_null(data, "no result is left to the caller");
 	cr_expect_eq(len, 0);
 	sessd_close(c);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the relay ran");
-	unlink(addr.sun_path);
-	rmdir(dir);
+	tmp_finish(&l, pid, "relay");
+
+	/* A number out of a failed call is not written either. */
+	pid = relay_start(&l, 1, 2);
+	c = connect_to(l.url);
+	cr_expect_eq(sessd_count(c, &count), SESSD_ERR_PROTOCOL);
+	cr_expect_eq(count, 77, "count written by a failed call");
+	sessd_close(c);
+	tmp_finish(&l, pid, "relay");
+}
+
+/*
+ * Bytes after the last reply of a batch: every reply arrived whole and answered its own
+ * request, so each keeps its status and result (owned by the batch, freed with it); the run
+ * says the stream went wrong after them, and the connection is dropped.
+ */
+LEAK_CHECKED_TEST_OPTS(client, batch_bytes_after_the_last_reply, .init = start_daemon,
+                       .fini = stop_daemon)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	const struct sessd_flashes *f;
+	const void *data;
+	size_t len;
+	pid_t pid;
+	int rc;
+
+	pid = relay_start(&l, 4, 2);
+	c = connect_to(l.url);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_set(b, "bt", 2, "data", 4, TTL_MS), 0);
+	cr_assert_eq(sessd_batch_flash_push(b, "bt", 2, "t", "m", 1, TTL_MS), 1);
+	cr_assert_eq(sessd_batch_get(b, "bt", 2), 2);
+	cr_assert_eq(sessd_batch_flash_pop(b, "bt", 2, "t"), 3);
+	rc = sessd_batch_run(b);
+	cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_expect(strstr(sessd_errmsg(c), "after the last reply") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	for (size_t i = 0; i < 4; i++)
+		cr_expect_eq(sessd_batch_status(b, i), SESSD_OK, "request %zu", i);
+	data = sessd_batch_data(b, 2, &len);
+	cr_expect(data != NULL && len == 4 && memcmp(data, "data", 5) == 0);
+	f = sessd_batch_flashes(b, 3);
+	cr_expect(f != NULL && f->count == 1 && f->items[0].msg_len == 1);
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "relay");
+}
+
+/*
+ * A fake server, for what the real daemon never sends: a child process that accepts ${conns}
+ * connections one after another and hands each request, decoded, to a fake_answer_fn.
+ */
+#define FAKE_SERVER_ID "0123456789abcdef0123456789abcdef"
+#define GIB            (1024ull * 1024ull * 1024ull)
+
+/*
+ * Answer request ${nth} (0: the HELLO) of connection ${conn} (0, 1, ...) by writing to ${fd}.
+ * Returns 0 to go on, -1 to close the connection. Runs in the child: asserts nothing.
+ */
+typedef int (*fake_answer_fn)(int fd, const struct codec_request *req, int conn, int nth);
+
+static int fake_serve(int lfd, int conns, fake_answer_fn answer)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct timeval tv = {.tv_sec = 10};
+	struct codec_request req;
+	uint32_t status;
+	const char *why;
+	uint8_t *body;
+	size_t len;
+	int fd, rc;
+
+	for (int conn = 0; conn < conns; conn++) {
+		if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
+			return 1;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		rc = 0;
+		for (int nth = 0; rc == 0 && harness_recv_frame(fd, &body, &len) == 0; nth++) {
+			rc = -1;
+			if (codec_decode_request(body, len, &req, &status, &why) == 0)
+				rc = answer(fd, &req, conn, nth);
+			free(body);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static pid_t fake_start(struct tmp_listener *l, int conns, fake_answer_fn answer)
+{
+	pid_t pid;
+
+	tmp_listen(l);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(fake_serve(l->fd, conns, answer));
+	close(l->fd);
+	return pid;
+}
+
+/* Send and empty ${out}. Returns 0 or -1. */
+static int fake_send(int fd, struct buf *out)
+{
+	int rc = harness_send_all(fd, out->data, out->len);
+
+	buf_finish(out);
+	return rc;
+}
+
+/* A reply to ${request_id} with ${status} and ${len} bytes of raw msgpack as its result. */
+static int fake_reply(int fd, uint64_t request_id, uint32_t status, const void *result, size_t len)
+{
+	struct buf out;
+	size_t at;
+
+	buf_init(&out);
+	if (codec_reply_open(&out, request_id, status, &at) == -1 ||
+	    buf_append(&out, result, len) == -1 || codec_frame_close(&out, at) == -1) {
+		buf_finish(&out);
+		return -1;
+	}
+	return fake_send(fd, &out);
+}
+
+/* An OK reply whose result is the value written in ${result}, which is emptied. */
+static int fake_reply_value(int fd, uint64_t request_id, struct buf *result)
+{
+	int rc = fake_reply(fd, request_id, CODEC_OK, result->data, result->len);
+
+	buf_finish(result);
+	return rc;
+}
+
+/* A reply to ${request_id} with ${status} and a nil result. */
+static int fake_reply_nil(int fd, uint64_t request_id, uint32_t status)
+{
+	return fake_reply(fd, request_id, status, "\xc0", 1);
+}
+
+/* A HELLO reply with ${sid_len} bytes of ${sid}, and ${max_frame} unless it is 0 (no key). */
+static int fake_hello_with(int fd, uint64_t request_id, const char *sid, size_t sid_len,
+                           uint64_t max_frame)
+{
+	struct buf r;
+
+	buf_init(&r);
+	if (mp_write_map(&r, max_frame ? 3 : 2) == -1 || mp_write_str(&r, "version", 7) == -1 ||
+	    mp_write_uint(&r, 1) == -1 || mp_write_str(&r, "server_id", 9) == -1 ||
+	    mp_write_str(&r, sid, sid_len) == -1 ||
+	    (max_frame &&
+	     (mp_write_str(&r, "max_frame", 9) == -1 || mp_write_uint(&r, max_frame) == -1))) {
+		buf_finish(&r);
+		return -1;
+	}
+	return fake_reply_value(fd, request_id, &r);
+}
+
+static int fake_hello(int fd, uint64_t request_id, uint64_t max_frame)
+{
+	return fake_hello_with(fd, request_id, FAKE_SERVER_ID, 32, max_frame);
+}
+
+/* A bare frame header announcing ${len} bytes, and ${pad} bytes of zeros after it. */
+static int fake_header(int fd, uint32_t len, size_t pad)
+{
+	uint8_t header[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	                     (uint8_t)len};
+	uint8_t *zeros = calloc(1, pad + 1);
+	int rc = -1;
+
+	if (zeros != NULL && harness_send_all(fd, header, 4) == 0 &&
+	    harness_send_all(fd, zeros, pad) == 0)
+		rc = 0;
+	free(zeros);
+	return rc;
+}
+
+static struct sessd_client *connect_fake(const char *url)
+{
+	struct sessd_options opts = {.timeout_ms = 3000, .client_name = "test"};
+	struct sessd_client *c = NULL;
+	int rc;
+
+	rc = sessd_connect(url, &opts, &c);
+	cr_assert_eq(rc, SESSD_OK, "connect %s: %s", url, sessd_strerror(rc));
+	return c;
+}
+
+TestSuite(fake_server, .timeout = 120);
+
+/* Four FLASH_POPs and a GET; how each connection answers them after the first reply. */
+static int cut_short_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf r;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	buf_init(&r);
+	if (nth == 1) {
+		if (mp_write_array(&r, 2) == -1 || mp_write_str(&r, "m1", 2) == -1 ||
+		    mp_write_bin(&r, "m2", 2) == -1)
+			return -1;
+		return fake_reply_value(fd, req->request_id, &r);
+	}
+	if (nth == 2 && conn == 0) {
+		if (mp_write_array(&r, 1) == -1 || mp_write_str(&r, "m3", 2) == -1)
+			return -1;
+		(void)fake_reply_value(fd, req->request_id, &r);
+		return -1; /* and close */
+	}
+	if (nth == 2 && conn == 1) /* malformed: an array of 2 with 3 elements' bytes */
+		return fake_reply(fd, req->request_id, CODEC_OK, "\x92\xa1x", 3);
+	if (nth == 2 && conn == 2) /* the reply of another request */
+		return fake_reply(fd, req->request_id + 1, CODEC_OK, "\x90", 1);
+	if (nth == 2 && conn == 3) /* a result of another op's shape */
+		return fake_reply(fd, req->request_id, CODEC_OK, "\x05", 1);
+	return -1;
+}
+
+/*
+ * A batch cut short after results were decoded (the connection closed, a malformed reply, a
+ * reply for another request or of another op's shape): the replies that arrived keep their
+ * status and results, owned by the batch; the rest get the error. A later run and the batch's
+ * free release every result once (the leak check, and ASan for a double free).
+ */
+LEAK_CHECKED_TEST(fake_server, batch_cut_short_keeps_what_arrived)
+{
+	static const int failures[] = {SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL, SESSD_ERR_PROTOCOL,
+	                               SESSD_ERR_PROTOCOL};
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	const struct sessd_flashes *f;
+	pid_t pid = fake_start(&l, 4, cut_short_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_flash_pop(b, "s", 1, "t"), 0);
+	cr_assert_eq(sessd_batch_flash_pop(b, "s", 1, "t"), 1);
+	cr_assert_eq(sessd_batch_flash_pop(b, "s", 1, NULL), 2);
+	cr_assert_eq(sessd_batch_get(b, "s", 1), 3);
+	for (int conn = 0; conn < 4; conn++) {
+		rc = sessd_batch_run(b);
+		cr_assert_eq(rc, failures[conn], "run %d: %s (%s)", conn, sessd_strerror(rc),
+		             sessd_errmsg(c));
+		cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+		f = sessd_batch_flashes(b, 0);
+		cr_assert(f != NULL && f->count == 2 && f->items[1].is_bin);
+		cr_assert_str_eq((const char *)f->items[1].msg, "m2");
+		cr_assert_eq(sessd_batch_status(b, 1), conn == 0 ? SESSD_OK : failures[conn]);
+		cr_assert_eq(sessd_batch_flashes(b, 1) != NULL, conn == 0);
+		for (size_t i = 2; i < 4; i++)
+			cr_assert_eq(sessd_batch_status(b, i), failures[conn], "run %d request %zu",
+			             conn, i);
+		cr_assert_null(sessd_batch_flashes(b, 2));
+		cr_assert_null(sessd_batch_data(b, 3, NULL));
+	}
+	tmp_finish(&l, pid, "fake server");
+	/* Nobody listens now: the results of the last run are released, none are left. */
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_ERR_CONNECT, "%s", sessd_strerror(rc));
+	for (size_t i = 0; i < 4; i++) {
+		cr_assert_eq(sessd_batch_status(b, i), SESSD_ERR_CONNECT);
+		cr_assert_null(sessd_batch_flashes(b, i));
+	}
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
+/* HELLO announces 4 GiB - 1; the PING's reply announces 2 GiB. */
+static int huge_frame_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, UINT32_MAX);
+	return fake_header(fd, 0x80000000u, 16);
+}
+
+/*
+ * A server may announce any max_frame; the client takes it at its word only up to 1 GiB, the
+ * largest sessd allows (--max-frame). A frame announced over that is a protocol error at
+ * once: it used to be awaited in a buffer of the announced size.
+ */
+LEAK_CHECKED_TEST(fake_server, max_frame_is_capped)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 1, huge_frame_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	cr_assert_eq(sessd_max_frame(c), GIB, "max_frame %u", sessd_max_frame(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "2147483648") != NULL, "errmsg: %s", sessd_errmsg(c));
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* The peak virtual size of this process in KiB (VmPeak), or 0 when it cannot be read. */
+static size_t vm_peak_kib(void)
+{
+	FILE *fp = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kib = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "VmPeak: %zu kB", &kib) == 1)
+			break;
+	fclose(fp);
+	return kib;
+}
+
+/* HELLO announces 1 GiB; the PING's reply announces almost that, sends 256 KiB and ends. */
+static int big_announce_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, GIB);
+	(void)fake_header(fd, (uint32_t)(GIB - 100), 256 * 1024);
+	return -1;
+}
+
+/*
+ * The memory a reply takes grows with the bytes that arrive, not with the length its header
+ * announces: a server could make the client reserve up to max_frame (1 GiB, 2 GiB with the
+ * buffer's doubling) with 4 bytes.
+ */
+LEAK_CHECKED_TEST(fake_server, an_announced_length_reserves_nothing)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 1, big_announce_answer);
+	size_t before, after;
+	int rc;
+
+	c = connect_fake(l.url);
+	before = vm_peak_kib();
+	cr_assert_gt(before, 0, "no VmPeak in /proc/self/status");
+	rc = sessd_ping(c);
+	after = vm_peak_kib();
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_lt(after - before, 128 * 1024, "the peak grew by %zu KiB", after - before);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/*
+ * HELLO replies with no max_frame or one under 4096: connection 0 none, 1 100, 2 a good one
+ * that closes at the first request, 3 none, 4 good again, 5 100.
+ */
+static int bad_hello_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	static const uint64_t frames[] = {
+	    0, 100, CODEC_DEFAULT_MAX_FRAME, 0, CODEC_DEFAULT_MAX_FRAME, 100};
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, frames[conn]);
+	return -1;
+}
+
+/*
+ * A HELLO reply without max_frame, or with one under the protocol's 4096, is a protocol error
+ * at once, in words that say so (sessd_connect: the code; a reconnection: sessd_errmsg).
+ */
+LEAK_CHECKED_TEST(fake_server, hello_without_a_usable_max_frame)
+{
+	struct sessd_options opts = {.timeout_ms = 3000};
+	struct tmp_listener l;
+	struct sessd_client *c = (struct sessd_client *)1;
+	pid_t pid = fake_start(&l, 6, bad_hello_answer);
+	int64_t started = time(NULL);
+	int rc;
+
+	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_PROTOCOL);
+	cr_assert_null(c);
+	cr_assert_eq(errno, EPROTO);
+	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_PROTOCOL);
+	cr_assert_null(c);
+	c = connect_fake(l.url);
+	cr_assert_eq(sessd_ping(c), SESSD_ERR_CLOSED);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_assert(strstr(sessd_errmsg(c), "no max_frame") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_ping(c), SESSD_ERR_CLOSED);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_assert(strstr(sessd_errmsg(c), "max_frame 100") != NULL, "errmsg: %s", sessd_errmsg(c));
+	/* No wait for a timeout anywhere. */
+	cr_assert_lt(time(NULL) - started, 3);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* server_ids that are not 32 hex digits: with a quote and a newline, with a NUL. */
+static int bad_server_id_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	static const char quoted[] = "0123456789abcdef0123456789abc\"\n}";
+	static const char nul[] = "0123456789abcdef\0"
+	                          "123456789abcdef";
+
+	if (nth > 0)
+		return -1;
+	if (conn == 0)
+		return fake_hello_with(fd, req->request_id, quoted, 32, CODEC_DEFAULT_MAX_FRAME);
+	return fake_hello_with(fd, req->request_id, nul, 32, CODEC_DEFAULT_MAX_FRAME);
+}
+
+/* sessd_server_id promises 32 hex digits (sessctl prints it inside JSON unescaped). */
+LEAK_CHECKED_TEST(fake_server, server_id_must_be_hex)
+{
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	pid_t pid = fake_start(&l, 2, bad_server_id_answer);
+
+	cr_assert_eq(sessd_connect(l.url, NULL, &c), SESSD_ERR_PROTOCOL);
+	cr_assert_null(c);
+	cr_assert_eq(sessd_connect(l.url, NULL, &c), SESSD_ERR_PROTOCOL);
+	cr_assert_null(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* NOT_FOUND to everything after HELLO. */
+static int not_found_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	return fake_reply_nil(fd, req->request_id, CODEC_NOT_FOUND);
+}
+
+/*
+ * NOT_FOUND is an answer of GET, TOUCH, DESTROY and FLASH_POP only (PROTOCOL.md); to another
+ * op it is a protocol error, not a result the caller reads as "no such session" with its
+ * output unwritten.
+ */
+LEAK_CHECKED_TEST(fake_server, not_found_only_where_an_op_has_it)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	void *data;
+	size_t len;
+	uint64_t n = 77;
+	pid_t pid = fake_start(&l, 4, not_found_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_count(c, &n);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "count: %s", sessd_strerror(rc));
+	cr_assert(strstr(sessd_errmsg(c), "COUNT") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(n, 77);
+	rc = sessd_set(c, "s", 1, "x", 1, TTL_MS);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "set: %s", sessd_strerror(rc));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "ping: %s", sessd_strerror(rc));
+	cr_assert_eq(sessd_get(c, "s", 1, &data, &len), SESSD_NOT_FOUND);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	sessd_batch_touch(b, "s", 1, TTL_MS);
+	sessd_batch_destroy(b, "s", 1);
+	sessd_batch_flash_pop(b, "s", 1, NULL);
+	sessd_batch_flash_push(b, "s", 1, "t", "m", 1, TTL_MS);
+	sessd_batch_ping(b);
+	cr_assert_eq(sessd_batch_run(b), SESSD_ERR_PROTOCOL);
+	for (size_t i = 0; i < 3; i++)
+		cr_assert_eq(sessd_batch_status(b, i), SESSD_NOT_FOUND, "request %zu", i);
+	cr_assert_eq(sessd_batch_status(b, 3), SESSD_ERR_PROTOCOL);
+	cr_assert_eq(sessd_batch_status(b, 4), SESSD_ERR_PROTOCOL);
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* LIST pages: 0 more entries than asked, 1 an empty id, 2 a 129-byte id, 3 a good page. */
+static int list_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	char id[129];
+	struct buf r;
+	uint32_t n = conn == 0 ? req->limit + 1 : 2;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	memset(id, 'i', sizeof(id));
+	buf_init(&r);
+	if (mp_write_array(&r, 2) == -1 || mp_write_uint(&r, 0) == -1 ||
+	    mp_write_array(&r, n) == -1)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t id_len = i == 0 ? 1 : conn == 1 ? 0 : conn == 2 ? 129 : 128;
+
+		if (mp_write_array(&r, 2) == -1 || mp_write_bin(&r, id, id_len) == -1 ||
+		    mp_write_uint(&r, 1000) == -1)
+			return -1;
+	}
+	return fake_reply_value(fd, req->request_id, &r);
+}
+
+/* A LIST page holds at most the entries asked for, each id 1 to 128 bytes (PROTOCOL.md). */
+LEAK_CHECKED_TEST(fake_server, list_pages_are_bounded)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_list *page = (struct sessd_list *)1;
+	pid_t pid = fake_start(&l, 4, list_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	for (int conn = 0; conn < 3; conn++) {
+		rc = sessd_list(c, 0, conn == 0 ? 5 : 1000, &page);
+		cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "page %d: %s", conn, sessd_strerror(rc));
+		cr_assert_null(page);
+	}
+	rc = sessd_list(c, 0, 1000, &page);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_eq(page->count, 2);
+	cr_assert_eq(page->items[1].id_len, 128);
+	sessd_list_free(page);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/*
+ * FLASH_POP of every type: 0 a 65-byte type, 1 an empty type, 2 65 types, 3 a type twice,
+ * 4 64 types of 64 bytes (good).
+ */
+static int flash_types_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	char type[65];
+	struct buf r;
+	uint32_t pairs = conn == 0 || conn == 1 ? 1 : conn == 3 ? 2 : conn == 2 ? 65 : 64;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	buf_init(&r);
+	if (mp_write_map(&r, pairs) == -1)
+		return -1;
+	for (uint32_t i = 0; i < pairs; i++) {
+		size_t type_len = conn == 0 ? 65 : conn == 1 ? 0 : 64;
+
+		memset(type, 'a', sizeof(type));
+		if (conn != 3)
+			snprintf(type, sizeof(type), "%02u", (unsigned)i);
+		type[2] = 'a';
+		if (mp_write_str(&r, type, type_len) == -1 || mp_write_array(&r, 1) == -1 ||
+		    mp_write_str(&r, "m", 1) == -1)
+			return -1;
+	}
+	return fake_reply_value(fd, req->request_id, &r);
+}
+
+/* A pop of every type holds at most 64 types of 1 to 64 bytes, each once (PROTOCOL.md). */
+LEAK_CHECKED_TEST(fake_server, flash_types_are_bounded)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_flashes *f = (struct sessd_flashes *)1;
+	pid_t pid = fake_start(&l, 5, flash_types_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	for (int conn = 0; conn < 4; conn++) {
+		rc = sessd_flash_pop(c, "s", 1, NULL, &f);
+		cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "reply %d: %s", conn, sessd_strerror(rc));
+		cr_assert_null(f);
+	}
+	rc = sessd_flash_pop(c, "s", 1, NULL, &f);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_eq(f->count, 64);
+	cr_assert_eq(strlen(f->items[63].type), 64);
+	sessd_flashes_free(f);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* An INTERNAL error whose message carries terminal escapes, a newline and a NUL. */
+static int escape_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	static const char msg[] = "boom\x1b]0;owned\x07\x1b[2J\r\nmore\0after\x7f";
+	struct buf r;
+	int rc;
+
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	buf_init(&r);
+	if (mp_write_str(&r, msg, sizeof(msg) - 1) == -1) {
+		buf_finish(&r);
+		return -1;
+	}
+	rc = fake_reply(fd, req->request_id, CODEC_INTERNAL, r.data, r.len);
+	buf_finish(&r);
+	return rc;
+}
+
+/*
+ * The server's message reaches sessd_errmsg (and sessctl's stderr, a terminal) without its
+ * control bytes: a server could otherwise write escape sequences to the user's terminal.
+ */
+LEAK_CHECKED_TEST(fake_server, server_messages_lose_control_bytes)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 1, escape_answer);
+	const char *msg;
+
+	c = connect_fake(l.url);
+	cr_assert_eq(sessd_ping(c), SESSD_ERR_INTERNAL);
+	msg = sessd_errmsg(c);
+	cr_assert(strstr(msg, "INTERNAL: boom") != NULL, "errmsg: %s", msg);
+	cr_assert(strstr(msg, "after") != NULL, "the message stops at its NUL: %s", msg);
+	for (const char *p = msg; *p != '\0'; p++)
+		cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "a control byte 0x%02x in %s",
+		          (unsigned char)*p, msg);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
 }
