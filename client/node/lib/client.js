@@ -9,7 +9,7 @@
 
 const { EventEmitter } = require('events');
 const codec = require('./codec');
-const { Connection, SessdError } = require('./connection');
+const { Connection, SessdError, checkAuth, checkRequireAuth, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -84,11 +84,17 @@ function hashId(id) {
 // attempt failed; 'error' is never emitted
 // (errors reach the callers of the requests they fail).
 class Client extends EventEmitter {
+  // The shared secret (a Buffer, or null): private, so that util.inspect never shows it.
+  #auth;
+
   // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
   // (5000; 0 disables), connectTimeoutMs (5000), clientName, reconnectMinMs (50),
-  // reconnectMaxMs (2000).
+  // reconnectMaxMs (2000), auth (the server's shared secret: a string or 1..1024 bytes),
+  // requireAuth (false; true: refuse a server that did not check the secret).
   constructor(opts = {}) {
     super();
+    this.#auth = checkAuth(opts.auth);
+    this.requireAuth = checkRequireAuth(opts.requireAuth, this.#auth);
     this.url = opts.url || process.env.SESSD_URL || DEFAULT_URL;
     this.poolSize = Math.max(1, opts.poolSize ?? 2);
     this.connOpts = {
@@ -115,7 +121,7 @@ class Client extends EventEmitter {
   open(slot) {
     slot.retryTimer = null;
     if (this.closed) return;
-    const conn = new Connection(this.connOpts);
+    const conn = this.newConnection(this.connOpts);
     slot.conn = conn;
     conn.on('ready', (hello) => {
       slot.attempts = 0;
@@ -146,6 +152,12 @@ class Client extends EventEmitter {
       slot.retryTimer = setTimeout(() => this.open(slot), wasReady ? Math.random() * this.reconnectMinMs : delay);
       slot.retryTimer.unref?.();
     });
+  }
+
+  // newConnection(connOpts): a new Connection, given the secret (kept out of connOpts, which
+  // util.inspect shows).
+  newConnection(connOpts) {
+    return new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth });
   }
 
   // The connection for a request: the session's own one if it is usable, else the next
@@ -180,7 +192,9 @@ class Client extends EventEmitter {
   refuse() {
     if (this.closed) return Promise.reject(Object.assign(new Error('sessd client is closed'), { code: 'ESESSD_CLOSED' }));
     const err = new Error('sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : ''));
-    err.code = 'ESESSD_DISCONNECTED';
+    // Down because the server refused the secret (or requireAuth refused the server): say so,
+    // as a configuration error, not an outage.
+    err.code = this.lastError && this.lastError.code === AUTH_CODE ? AUTH_CODE : 'ESESSD_DISCONNECTED';
     return Promise.reject(err);
   }
 
@@ -194,7 +208,7 @@ class Client extends EventEmitter {
     if (!this.adminConn || !this.adminConn.isOpen) {
       // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
       const timeoutMs = this.connOpts.timeoutMs === 0 ? 0 : Math.max(this.connOpts.timeoutMs, ADMIN_TIMEOUT_MS);
-      const conn = new Connection({ ...this.connOpts, timeoutMs });
+      const conn = this.newConnection({ ...this.connOpts, timeoutMs });
       conn.on('close', () => {
         if (this.adminConn === conn) this.adminConn = null;
       });

@@ -4,6 +4,7 @@
 // request_id is only a check.
 
 const net = require('net');
+const util = require('util');
 const { EventEmitter } = require('events');
 const codec = require('./codec');
 
@@ -27,6 +28,10 @@ function helloMaxFrame(hello) {
   return mf > MAX_TRUSTED_FRAME ? MAX_TRUSTED_FRAME : mf;
 }
 
+// The code of every authentication failure: the server answered AUTH_FAILED (a SessdError),
+// or requireAuth found a server that did not check the secret (a plain Error).
+const AUTH_CODE = 'ESESSD_AUTH';
+
 class SessdError extends Error {
   // An error status the server answered. status: the wire number; statusName: its name.
   constructor(status, message, op) {
@@ -34,7 +39,8 @@ class SessdError extends Error {
     this.name = 'SessdError';
     this.status = status;
     this.statusName = STATUS_NAME[status] || String(status);
-    this.code = 'ESESSD_' + this.statusName;
+    // AUTH_FAILED is ESESSD_AUTH, the code every authentication failure has.
+    this.code = status === STATUS.AUTH_FAILED ? AUTH_CODE : 'ESESSD_' + this.statusName;
     this.op = op;
   }
 }
@@ -43,6 +49,32 @@ function connectionError(code, message) {
   const err = new Error(message);
   err.code = code;
   return err;
+}
+
+const MAX_AUTH_BYTES = 1024;
+
+// checkAuth(auth): the shared secret option as a fresh Buffer (the caller's may change
+// later), or null when none is given. A string is sent as its UTF-8 bytes. Messages tell the
+// type or length at most, never the secret.
+function checkAuth(auth) {
+  if (auth === undefined || auth === null) return null;
+  let bytes;
+  if (typeof auth === 'string') bytes = Buffer.from(auth, 'utf8');
+  else if (auth instanceof Uint8Array) bytes = Buffer.from(auth); // a copy
+  else throw new TypeError(`auth must be a string, a Buffer or a Uint8Array, got ${Array.isArray(auth) ? 'an array' : typeof auth}`);
+  if (bytes.length < 1 || bytes.length > MAX_AUTH_BYTES) {
+    bytes.fill(0);
+    throw new RangeError(`auth must be 1..${MAX_AUTH_BYTES} bytes, got ${bytes.length}`);
+  }
+  return bytes;
+}
+
+// checkRequireAuth(requireAuth, auth): the requireAuth option as a boolean.
+function checkRequireAuth(requireAuth, auth) {
+  if (requireAuth === undefined) return false;
+  if (typeof requireAuth !== 'boolean') throw new TypeError(`requireAuth must be a boolean, got ${typeof requireAuth}`);
+  if (requireAuth && auth === null) throw new TypeError('requireAuth needs the auth option (the shared secret)');
+  return requireAuth;
 }
 
 function tooLarge(frame, maxFrame, op) {
@@ -70,9 +102,13 @@ function parseUrl(url) {
 // Connection events: 'ready' (hello info) once HELLO succeeded; 'close' (err or null) once,
 // after every pending request was rejected.
 class Connection extends EventEmitter {
-  // opts: url, timeoutMs (per request, 0 = none), connectTimeoutMs, clientName.
+  // opts: url, timeoutMs (per request, 0 = none), connectTimeoutMs, clientName, auth (the
+  // shared secret: string or bytes), requireAuth (fail unless the server checked it).
   constructor(opts) {
     super();
+    // The shared secret is only needed for the HELLO below: it is not kept.
+    const auth = checkAuth(opts.auth);
+    this.requireAuth = checkRequireAuth(opts.requireAuth, auth);
     this.url = opts.url;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -91,7 +127,10 @@ class Connection extends EventEmitter {
     this.rneed = 0;
     this.timer = null;
     this.corked = false;
-    this.holding = false; // frames wait in pending[].held until the HELLO reply
+    // Frames wait in pending[].held until the HELLO reply: the large ones (see send()), and
+    // with requireAuth every one, so that nothing reaches a server that did not check the
+    // secret.
+    this.holding = this.requireAuth;
 
     this.socket = net.connect(parseUrl(this.url));
     this.socketConnected = false; // until then, nothing written has reached the daemon
@@ -112,7 +151,7 @@ class Connection extends EventEmitter {
     // connects and are answered after the HELLO reply, except large ones (see send()).
     // A HELLO reply that is not a valid HELLO map fails the connection in onData, as every
     // malformed reply does; onReply has set maxFrame from a valid one.
-    this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, null], 0).then((info) => {
+    this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, auth], 0).then((info) => {
       clearTimeout(this.connectTimer);
       this.hello = info;
       this.serverId = info.server_id;
@@ -123,6 +162,13 @@ class Connection extends EventEmitter {
       this.announcedReady = true;
       this.emit('ready', info);
     }, (err) => this.fail(err));
+  }
+
+  // util.inspect shows a summary, without the socket: until it has connected and written
+  // the HELLO, its write queue holds the frame, and the shared secret in it.
+  [util.inspect.custom](depth, options, inspect = util.inspect) {
+    const shown = { url: this.url, state: this.state, pending: this.pendingCount, serverId: this.serverId, maxFrame: this.maxFrame };
+    return depth < 0 ? '[Connection]' : 'Connection ' + inspect(shown, { ...options, depth: options.depth === null ? null : options.depth - 1 });
   }
 
   get isOpen() {
@@ -287,6 +333,14 @@ class Connection extends EventEmitter {
       throw new codec.ProtocolError('replies out of order');
     }
     if (reply.status === STATUS.OK && entry.op === OP.HELLO) {
+      if (this.requireAuth && reply.result.auth !== true) {
+        // The server let us in without checking the secret (it has no --auth-file, or
+        // predates authentication). Nothing else was sent: requireAuth held it back.
+        const err = connectionError(AUTH_CODE, 'sessd server did not check the shared secret (its HELLO reply has no auth: true), and requireAuth is set');
+        entry.reject(err);
+        this.fail(err, entry);
+        return;
+      }
       // Now, not when the promise settles: the frames after this one in the chunk are read
       // against it.
       this.maxFrame = helloMaxFrame(reply.result);
@@ -321,7 +375,9 @@ class Connection extends EventEmitter {
     const first = culprit || pending[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
-    const other = () => (this.socketConnected
+    // After an authentication failure nothing is carried out on this connection, for the
+    // same reason: each request fails with that error.
+    const other = () => (err.code === AUTH_CODE ? err : this.socketConnected
       ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
       : connectionError('ESESSD_DISCONNECTED', `sessd is not reachable: ${err.message}`));
     pending.forEach((entry) => entry.reject(entry === first ? err : other()));
@@ -345,4 +401,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, SessdError, parseUrl };
+module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, AUTH_CODE };

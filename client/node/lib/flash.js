@@ -46,8 +46,9 @@ function noSession(opts, seenStore) {
   const store = opts.store || seenStore;
   const client = opts.client || (store && store.client);
   if (client && client.connected !== true) {
-    const err = new Error('req.flash(): sessd is not connected, so this request has no session');
-    err.code = 'ESESSD_DISCONNECTED';
+    const refused = client.lastError && client.lastError.code === 'ESESSD_AUTH';
+    const err = new Error('req.flash(): sessd is not connected' + (refused ? ' (it refused the auth secret)' : '') + ', so this request has no session');
+    err.code = refused ? 'ESESSD_AUTH' : 'ESESSD_DISCONNECTED';
     return err;
   }
   return new Error('req.flash() requires a session (is express-session mounted before it, and is sessd up?)');

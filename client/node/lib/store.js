@@ -31,7 +31,8 @@ class SessdStore extends BaseStore {
   // opts: url, namespace (null: "default"), prefix (''), ttl (seconds or function(sess) ->
   // seconds; default 86400), poolSize, timeoutMs, connectTimeoutMs, clientName,
   // serializer ({ stringify, parse }, default JSON), disableTouch, disableTTL, scanCount,
-  // client (a Client to share instead of opening one).
+  // auth (the server's shared secret), requireAuth, client (a Client to share instead of
+  // opening one).
   constructor(opts = {}) {
     super();
     this.namespace = opts.namespace ?? null;
@@ -44,6 +45,11 @@ class SessdStore extends BaseStore {
     this.disableTouch = Boolean(opts.disableTouch);
     this.disableTTL = Boolean(opts.disableTTL);
     this.scanCount = opts.scanCount ?? 1000;
+    // A shared client has its own connections and secret: options given here would be
+    // ignored, and a requireAuth silently ignored is worse than an error.
+    if (opts.client && (opts.auth !== undefined || opts.requireAuth !== undefined)) {
+      throw new TypeError('auth and requireAuth are options of the shared client, not of a store given one');
+    }
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);

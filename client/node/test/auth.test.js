@@ -1,0 +1,237 @@
+'use strict';
+// The shared secret (PROTOCOL.md "HELLO", Authentication) against the real daemon: one
+// started with --auth-file, and one without (clients given the secret before their server
+// requires it). Checks the ESESSD_AUTH failures, the reconnection backoff after them,
+// requireAuth, the option's validation, and that the secret shows nowhere.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const util = require('util');
+const { Client, SessdStore, SessdError, codec } = require('..');
+const { Daemon, once, sleep } = require('./helpers');
+
+const SECRET = 'correct-horse-battery-staple-7f3a9c';
+const WRONG = 'incorrect-mule-radiator-nail-0b1d2e';
+
+let authed; // started with --auth-file holding SECRET
+let plain; // started without --auth-file
+
+test.before(async () => {
+  authed = new Daemon();
+  const file = path.join(authed.dir, 'secret');
+  fs.writeFileSync(file, SECRET + '\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  authed.extraArgs = ['--auth-file', file];
+  await authed.start();
+  plain = await new Daemon().start();
+});
+
+test.after(async () => {
+  if (authed) await authed.cleanup();
+  if (plain) await plain.cleanup();
+});
+
+function sess(extra = {}, maxAgeMs = 60000) {
+  return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' }, ...extra };
+}
+
+// The forms a secret could be shown in: as text, and as util.inspect shows a Buffer's bytes.
+function leaks(text, secret) {
+  const hex = Buffer.from(secret).subarray(0, 8).toString('hex').match(/../g).join(' ');
+  return text.includes(secret) || text.includes(hex) || text.includes(Buffer.from(secret).toString('base64'));
+}
+
+function assertNoSecret(err, ...secrets) {
+  for (const s of secrets) {
+    for (const text of [err.message, err.stack, util.inspect(err, { depth: Infinity, showHidden: true })]) {
+      assert.ok(!leaks(String(text), s), `the secret shows in: ${text}`);
+    }
+  }
+}
+
+function storeGet(store, sid) {
+  return new Promise((resolve, reject) => store.get(sid, (err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function storeSet(store, sid, s) {
+  return new Promise((resolve, reject) => store.set(sid, s, (err) => (err ? reject(err) : resolve())));
+}
+
+test('auth: the right secret, as a string and as bytes, over unix and tcp', async (t) => {
+  const forms = [SECRET, Buffer.from(SECRET), new Uint8Array(Buffer.from(SECRET))];
+  for (const [i, auth] of forms.entries()) {
+    for (const url of [authed.unixUrl, authed.tcpUrl]) {
+      const store = new SessdStore({ url, auth, namespace: 'auth-ok' });
+      t.after(() => store.client.terminate());
+      const hello = await once(store, 'connect');
+      assert.equal(hello.auth, true);
+      assert.equal(store.connected, true);
+      const sid = `s${i}-${url.slice(0, 3)}`;
+      await storeSet(store, sid, sess({ user: 'ann', n: i }));
+      assert.equal((await storeGet(store, sid)).user, 'ann');
+      await store.set(sid, sess({ user: 'bob', n: i }));
+      assert.equal((await store.get(sid)).user, 'bob');
+      assert.equal(await store.client.flashPush('auth-ok', sid, 'info', 'hi', 60000), 1);
+      assert.deepEqual(await store.client.flashPop('auth-ok', sid, 'info'), ['hi']);
+      assert.equal(await store.length(), await store.client.count('auth-ok')); // the admin connection shows it too
+    }
+  }
+  // The caller's buffer is copied: changing it later changes nothing.
+  const buf = Buffer.from(SECRET);
+  const c = new Client({ url: authed.unixUrl, auth: buf, poolSize: 1 });
+  t.after(() => c.terminate());
+  buf.fill(0x41);
+  await c.ping();
+});
+
+test('auth: a wrong or missing secret fails requests, callbacks and disconnect with ESESSD_AUTH', async (t) => {
+  for (const auth of [WRONG, Buffer.from(WRONG), undefined]) {
+    const store = new SessdStore({ url: authed.unixUrl, auth, namespace: 'auth-bad' });
+    t.after(() => store.client.terminate());
+    const disconnected = once(store, 'disconnect');
+    // Sent before the HELLO reply, queued behind it on the connections being opened.
+    const early = await Promise.allSettled([store.get('a'), store.set('a', sess()), storeGet(store, 'b'), store.destroy('a')]);
+    for (const r of early) {
+      assert.equal(r.status, 'rejected');
+      assert.equal(r.reason.code, 'ESESSD_AUTH', r.reason.stack);
+    }
+    const first = early.map((r) => r.reason).find((e) => e instanceof SessdError);
+    assert.ok(first, 'the HELLO request rejects with the server answer');
+    assert.equal(first.status, codec.STATUS.AUTH_FAILED);
+    assert.equal(first.statusName, 'AUTH_FAILED');
+    assert.match(first.message, auth === undefined ? /requires authentication/ : /wrong secret/);
+    const dErr = await disconnected;
+    assert.equal(dErr.code, 'ESESSD_AUTH');
+    assert.equal(store.connected, false);
+    // Once the store is down for it, requests fail at once with the same code, both forms.
+    await assert.rejects(store.get('a'), (err) => err.code === 'ESESSD_AUTH' && /AUTH_FAILED/.test(err.message));
+    const cbErr = await storeSet(store, 'a', sess()).then(() => null, (err) => err);
+    assert.equal(cbErr.code, 'ESESSD_AUTH');
+    for (const err of [...early.map((r) => r.reason), dErr, cbErr]) assertNoSecret(err, SECRET, WRONG);
+  }
+  // Nothing was carried out.
+  const ok = new Client({ url: authed.unixUrl, auth: SECRET, poolSize: 1 });
+  t.after(() => ok.terminate());
+  assert.equal(await ok.count('auth-bad'), 0);
+});
+
+test('auth: after AUTH_FAILED the pool reconnects with backoff, not in a tight loop', async (t) => {
+  const probe = new Client({ url: authed.tcpUrl, auth: SECRET, poolSize: 1 });
+  t.after(() => probe.terminate());
+  const before = (await probe.stats(null)).connections_total;
+  const bad = new Client({ url: authed.tcpUrl, auth: WRONG, poolSize: 2 });
+  let disconnects = 0;
+  bad.on('disconnect', () => disconnects++);
+  const started = Date.now();
+  await sleep(1000);
+  bad.terminate();
+  const elapsed = Date.now() - started;
+  const attempts = (await probe.stats(null)).connections_total - before;
+  // Each slot waits 25-50, 50-100, 100-200, 200-400, 400-800 ms (reconnectMinMs 50, doubling,
+  // jitter in the upper half) between attempts: 6 attempts each in the first 1575 ms at most.
+  assert.ok(elapsed < 1575, `slept ${elapsed} ms`);
+  assert.ok(attempts >= 4, `only ${attempts} connection attempts: no reconnection?`);
+  assert.ok(attempts <= 12, `${attempts} connection attempts in ${elapsed} ms`);
+  assert.equal(disconnects, 1, 'disconnect is said once, not per attempt');
+});
+
+test('auth: a client with a secret works with a server without --auth-file (rollout)', async (t) => {
+  for (const auth of [SECRET, Buffer.from(WRONG)]) {
+    const store = new SessdStore({ url: plain.unixUrl, auth, namespace: 'auth-rollout' });
+    t.after(() => store.client.terminate());
+    const hello = await once(store, 'connect');
+    assert.equal(hello.auth ?? null, null);
+    await storeSet(store, 'r', sess({ user: 'cy' }));
+    assert.equal((await store.get('r')).user, 'cy');
+  }
+});
+
+test('auth: requireAuth refuses a server that did not check the secret, and sends it nothing', async (t) => {
+  const store = new SessdStore({ url: plain.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-require' });
+  t.after(() => store.client.terminate());
+  const disconnected = once(store, 'disconnect');
+  const early = await Promise.allSettled([store.set('x', sess({ user: 'dee' })), store.get('x')]);
+  for (const r of early) {
+    assert.equal(r.status, 'rejected');
+    assert.equal(r.reason.code, 'ESESSD_AUTH', r.reason.stack);
+    assert.match(r.reason.message, /did not check the shared secret/);
+    assertNoSecret(r.reason, SECRET);
+  }
+  const dErr = await disconnected;
+  assert.equal(dErr.code, 'ESESSD_AUTH');
+  const cbErr = await storeGet(store, 'x').then(() => null, (err) => err);
+  assert.equal(cbErr.code, 'ESESSD_AUTH');
+  assertNoSecret(cbErr, SECRET);
+  // The SET was held back until the HELLO reply, so it never reached the server.
+  const check = new Client({ url: plain.unixUrl, poolSize: 1 });
+  t.after(() => check.terminate());
+  assert.equal(await check.get('auth-require', 'x'), null);
+  assert.equal(await check.count('auth-require'), 0);
+
+  // With a server that checked it, requireAuth changes nothing; large frames still go.
+  const strict = new SessdStore({ url: authed.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-require' });
+  t.after(() => strict.client.terminate());
+  const big = 'z'.repeat(20000);
+  await strict.set('y', sess({ big }));
+  assert.equal((await strict.get('y')).big, big);
+});
+
+test('auth: invalid options throw at construction, without the value', () => {
+  const long = 's'.repeat(1025);
+  const cases = [
+    [{ auth: 42 }, TypeError],
+    [{ auth: {} }, TypeError],
+    [{ auth: [1, 2, 3] }, TypeError],
+    [{ auth: true }, TypeError],
+    [{ auth: '' }, RangeError],
+    [{ auth: Buffer.alloc(0) }, RangeError],
+    [{ auth: long }, RangeError],
+    [{ auth: 'é'.repeat(513) }, RangeError], // 1026 UTF-8 bytes
+    [{ auth: new Uint8Array(1025) }, RangeError],
+    [{ auth: SECRET, requireAuth: 'yes' }, TypeError],
+    [{ requireAuth: true }, TypeError],
+  ];
+  for (const [opts, Type] of cases) {
+    for (const make of [(o) => new Client(o), (o) => new SessdStore(o)]) {
+      assert.throws(() => make({ url: 'unix:/nonexistent', ...opts }), (err) => {
+        assert.ok(err instanceof Type, `${util.inspect(opts)}: ${err.stack}`);
+        assert.ok(!err.message.includes(long) && !err.message.includes('éé'), err.message);
+        return true;
+      });
+    }
+  }
+  // The longest and shortest secrets are fine (the client checks 1..1024 bytes).
+  for (const auth of ['s'.repeat(1024), 'é'.repeat(512), 'x', Buffer.alloc(1024, 7)]) new Client({ url: 'unix:/nonexistent', auth, poolSize: 1 }).terminate();
+  // A shared client has its own secret: giving one to the store too is a mistake.
+  const shared = new Client({ url: 'unix:/nonexistent', poolSize: 1 });
+  try {
+    assert.throws(() => new SessdStore({ client: shared, auth: SECRET }), TypeError);
+    assert.throws(() => new SessdStore({ client: shared, requireAuth: false }), TypeError);
+  } finally {
+    shared.terminate();
+  }
+});
+
+test('auth: the secret does not show in util.inspect of the store or client', async (t) => {
+  const store = new SessdStore({ url: authed.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-inspect' });
+  const bytesStore = new SessdStore({ url: authed.tcpUrl, auth: Buffer.from(SECRET), namespace: 'auth-inspect' });
+  t.after(() => store.client.terminate());
+  t.after(() => bytesStore.client.terminate());
+  for (const s of [store, bytesStore]) {
+    const before = util.inspect(s, { depth: Infinity, showHidden: true });
+    assert.ok(!leaks(before, SECRET), before);
+    await s.set('i', sess({ user: 'eve' }));
+    assert.equal(await s.length(), 1); // the admin connection too
+    for (const text of [
+      util.inspect(s),
+      util.inspect(s, { depth: Infinity, showHidden: true }),
+      util.inspect(s.client, { depth: Infinity, showHidden: true }),
+      util.inspect(s.client.hello),
+      Object.keys(s.client).join(' '),
+    ]) {
+      assert.ok(!leaks(text, SECRET), text);
+    }
+  }
+});
