@@ -302,7 +302,8 @@ static int op_set(struct dispatch *d, const struct codec_request *req, const str
 	if (store_set(d->st, key, req->data.ptr, req->data.len, when, now_ms) == -1)
 		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
 		                         "the server's memory limit is reached");
-	if (d->p != NULL && persist_log_set(d->p, key, req->data.ptr, req->data.len, when) == -1) {
+	if (d->p != NULL &&
+	    persist_log_set(d->p, key, req->data.ptr, req->data.len, when, now_ms) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -320,7 +321,7 @@ static int op_touch(struct dispatch *d, const struct codec_request *req,
 		return rc == 1 ? 0 : -1;
 	if (store_touch(d->st, key, when, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
-	if (d->p != NULL && persist_log_touch(d->p, key, when) == -1) {
+	if (d->p != NULL && persist_log_touch(d->p, key, when, now_ms) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -337,7 +338,7 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req,
 		return rc == 1 ? 0 : -1;
 	if (store_destroy(d->st, key, now_ms) == -1)
 		return reply_not_found(out, req->request_id);
-	if (d->p != NULL && persist_log_destroy(d->p, key) == -1) {
+	if (d->p != NULL && persist_log_destroy(d->p, key, now_ms) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -367,7 +368,7 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 	if (d->p != NULL &&
 	    persist_log_flash_push(d->p, key, req->flash_type.ptr, req->flash_type.len,
 	                           req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin,
-	                           when) == -1) {
+	                           when, now_ms) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");
@@ -463,7 +464,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 		return -1;
 	if (d->p != NULL && w.messages > 0 &&
 	    persist_log_flash_pop(d->p, key, req->flash_all ? NULL : req->flash_type.ptr,
-	                          req->flash_all ? 0 : req->flash_type.len) == -1) {
+	                          req->flash_all ? 0 : req->flash_type.len, now_ms) == -1) {
 		/* The messages are popped and in this reply; a crash may bring them back. */
 		warn_unlogged(d, req);
 	}
@@ -541,7 +542,7 @@ static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_
 		return 0;
 	removed = store_clear(d->st, req->ns.ptr, req->ns.len, now_ms);
 	if (d->p != NULL && removed > 0 &&
-	    persist_log_clear(d->p, req->ns.ptr, req->ns.len) == -1) {
+	    persist_log_clear(d->p, req->ns.ptr, req->ns.len, now_ms) == -1) {
 		warn_unlogged(d, req);
 		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
 		                         "the change was made but not logged");

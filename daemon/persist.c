@@ -1796,15 +1796,18 @@ int persist_writable(struct persist *p)
 	return p->state == STATE_OK ? 0 : -1;
 }
 
-/* Start a record of ${payload} bytes after the type and time; NULL with errno ENOMEM. */
-static uint8_t *rec_begin(struct persist *p, size_t payload, uint8_t type)
+/*
+ * Start a record of ${payload} bytes after the type and the time ${now_ms}; NULL with errno
+ * ENOMEM.
+ */
+static uint8_t *rec_begin(struct persist *p, size_t payload, uint8_t type, uint64_t now_ms)
 {
 	buf_reset(&p->plain);
 	if (payload > REC_MAX_BODY || buf_reserve(&p->plain, payload + 9) == -1) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return put_u64(put_u8(p->plain.data, type), wall_ms());
+	return put_u64(put_u8(p->plain.data, type), now_ms);
 }
 
 static int rec_end(struct persist *p, uint8_t *end)
@@ -1832,13 +1835,14 @@ static uint8_t *put_key(uint8_t *o, const struct store_key *key)
 
 /* Each records one change the store has accepted. Returns 0, or -1 with errno ENOMEM. */
 int persist_log_set(struct persist *p, const struct store_key *key, const void *data, size_t len,
-                    uint64_t expires_at_ms)
+                    uint64_t expires_at_ms, uint64_t now_ms)
 {
 	uint8_t *o;
 
 	if (p == NULL)
 		return 0;
-	if (len > REC_MAX_BODY || (o = rec_begin(p, key_bytes(key) + 12 + len, REC_SET)) == NULL)
+	if (len > REC_MAX_BODY ||
+	    (o = rec_begin(p, key_bytes(key) + 12 + len, REC_SET, now_ms)) == NULL)
 		return -1;
 	o = put_key(o, key);
 	o = put_u64(o, expires_at_ms);
@@ -1846,39 +1850,40 @@ int persist_log_set(struct persist *p, const struct store_key *key, const void *
 	return rec_end(p, put_bytes(o, data, len));
 }
 
-int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms)
+int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms,
+                      uint64_t now_ms)
 {
 	uint8_t *o;
 
 	if (p == NULL)
 		return 0;
-	if ((o = rec_begin(p, key_bytes(key) + 8, REC_TOUCH)) == NULL)
+	if ((o = rec_begin(p, key_bytes(key) + 8, REC_TOUCH, now_ms)) == NULL)
 		return -1;
 	return rec_end(p, put_u64(put_key(o, key), expires_at_ms));
 }
 
-int persist_log_destroy(struct persist *p, const struct store_key *key)
+int persist_log_destroy(struct persist *p, const struct store_key *key, uint64_t now_ms)
 {
 	uint8_t *o;
 
 	if (p == NULL)
 		return 0;
-	if ((o = rec_begin(p, key_bytes(key), REC_DESTROY)) == NULL)
+	if ((o = rec_begin(p, key_bytes(key), REC_DESTROY, now_ms)) == NULL)
 		return -1;
 	return rec_end(p, put_key(o, key));
 }
 
 int persist_log_flash_push(struct persist *p, const struct store_key *key, const uint8_t *type,
                            size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
-                           uint64_t expires_at_ms)
+                           uint64_t expires_at_ms, uint64_t now_ms)
 {
 	uint8_t *o;
 
 	if (p == NULL)
 		return 0;
 	if (msg_len > REC_MAX_BODY ||
-	    (o = rec_begin(p, key_bytes(key) + 1 + type_len + 1 + 8 + 4 + msg_len,
-	                   REC_FLASH_PUSH)) == NULL)
+	    (o = rec_begin(p, key_bytes(key) + 1 + type_len + 1 + 8 + 4 + msg_len, REC_FLASH_PUSH,
+	                   now_ms)) == NULL)
 		return -1;
 	o = put_key(o, key);
 	o = put_bytes(put_u8(o, (uint8_t)type_len), type, type_len);
@@ -1890,7 +1895,7 @@ int persist_log_flash_push(struct persist *p, const struct store_key *key, const
 
 /* ${type} NULL: every type was popped. */
 int persist_log_flash_pop(struct persist *p, const struct store_key *key, const uint8_t *type,
-                          size_t type_len)
+                          size_t type_len, uint64_t now_ms)
 {
 	uint8_t *o;
 
@@ -1898,19 +1903,19 @@ int persist_log_flash_pop(struct persist *p, const struct store_key *key, const 
 		return 0;
 	if (type == NULL)
 		type_len = 0;
-	if ((o = rec_begin(p, key_bytes(key) + 1 + type_len, REC_FLASH_POP)) == NULL)
+	if ((o = rec_begin(p, key_bytes(key) + 1 + type_len, REC_FLASH_POP, now_ms)) == NULL)
 		return -1;
 	o = put_key(o, key);
 	return rec_end(p, put_bytes(put_u8(o, (uint8_t)type_len), type, type_len));
 }
 
-int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len)
+int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len, uint64_t now_ms)
 {
 	uint8_t *o;
 
 	if (p == NULL)
 		return 0;
-	if ((o = rec_begin(p, 1 + ns_len, REC_CLEAR)) == NULL)
+	if ((o = rec_begin(p, 1 + ns_len, REC_CLEAR, now_ms)) == NULL)
 		return -1;
 	return rec_end(p, put_bytes(put_u8(o, (uint8_t)ns_len), ns, ns_len));
 }

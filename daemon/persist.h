@@ -58,18 +58,25 @@ void persist_free(struct persist *p);
 /* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */
 int persist_writable(struct persist *p);
 
-/* Each records one change the store has accepted. Returns 0, or -1 with errno ENOMEM. */
+/*
+ * Each records one change the store has accepted at ${now_ms}, the time the store judged it
+ * by (which sessions were live): replay judges the record by that same time, so a change
+ * accepted an instant before a session's expiry is replayed onto the live session. A time
+ * read when the record is written may be past that expiry when work queued ahead of the
+ * change (a pipeline) took longer. Returns 0, or -1 with errno ENOMEM.
+ */
 int persist_log_set(struct persist *p, const struct store_key *key, const void *data, size_t len,
-                    uint64_t expires_at_ms);
-int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms);
-int persist_log_destroy(struct persist *p, const struct store_key *key);
+                    uint64_t expires_at_ms, uint64_t now_ms);
+int persist_log_touch(struct persist *p, const struct store_key *key, uint64_t expires_at_ms,
+                      uint64_t now_ms);
+int persist_log_destroy(struct persist *p, const struct store_key *key, uint64_t now_ms);
 int persist_log_flash_push(struct persist *p, const struct store_key *key, const uint8_t *type,
                            size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
-                           uint64_t expires_at_ms);
+                           uint64_t expires_at_ms, uint64_t now_ms);
 /* ${type} NULL: every type was popped. */
 int persist_log_flash_pop(struct persist *p, const struct store_key *key, const uint8_t *type,
-                          size_t type_len);
-int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len);
+                          size_t type_len, uint64_t now_ms);
+int persist_log_clear(struct persist *p, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
 
 /* persist_pending(p): true when changes were logged since the last persist_commit. */
 bool persist_pending(const struct persist *p);

@@ -186,6 +186,138 @@ LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_until_ms(long when)
+{
+	long left = when - mono_ms();
+	struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+
+	if (left > 0)
+		while (nanosleep(&ts, &ts) == -1)
+			;
+}
+
+/* Read one reply frame from ${fd}; returns its status. */
+static uint32_t reply_status(int fd)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	uint32_t status;
+
+	cr_assert_eq(harness_recv_frame(fd, &body, &len), 0, "no reply");
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	status = rep.status;
+	free(body);
+	return status;
+}
+
+#define EDGE_TRIES  30
+#define EDGE_TTL_MS 200
+#define EDGE_LISTS  70
+
+/*
+ * A TOUCH or FLASH_PUSH that the daemon accepted on a session an instant before its expiry,
+ * behind a pipeline of slow requests (LIST pages of a large namespace), survives a restart.
+ * The log record once carried the time it was written, not the time the session was judged
+ * live by: replay then found the session expired and dropped the TOUCH (or started the
+ * session afresh on the FLASH_PUSH), losing an acknowledged write.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_write_just_before_expiry_survives_a_restart, .timeout = 200)
+{
+	char data_dir[64], id[32], bulk_id[16];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	bool live[EDGE_TRIES] = {false};
+	struct harness_daemon d;
+	struct buf frames, lists;
+	int fd, kept = 0;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "edge");
+	buf_init(&frames);
+	buf_init(&lists);
+	for (int base = 0; base < 16000; base += 1000) {
+		buf_reset(&frames);
+		for (int i = base; i < base + 1000; i++) {
+			struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = TTL_MS};
+
+			snprintf(bulk_id, sizeof(bulk_id), "b%d", i);
+			req.ns = str("bulk");
+			req.id = str(bulk_id);
+			req.data = bytes("x", 1);
+			cr_assert_eq(codec_encode_request(&frames, &req), 0);
+		}
+		harness_send_buf(fd, &frames);
+		for (int i = 0; i < 1000; i++)
+			cr_assert_eq(reply_status(fd), CODEC_OK);
+	}
+	for (int i = 0; i < EDGE_LISTS; i++) {
+		struct codec_request req = {.op = CODEC_OP_LIST, .limit = 1000};
+
+		req.ns = str("bulk");
+		cr_assert_eq(codec_encode_request(&lists, &req), 0);
+	}
+	for (int n = 0; n < EDGE_TRIES; n++) {
+		struct codec_request op = {.ttl_ms = TTL_MS}, get = {.op = CODEC_OP_GET};
+		struct codec_request set = {.op = CODEC_OP_SET, .ttl_ms = EDGE_TTL_MS};
+		long set_at;
+		uint32_t op_status;
+
+		snprintf(id, sizeof(id), "edge%d", n);
+		set.id = op.id = get.id = str(id);
+		set.data = bytes("precious", 8);
+		cr_assert_eq(call(fd, &set, NULL, NULL), CODEC_OK);
+		set_at = mono_ms();
+		if (n % 2 == 0) {
+			op.op = CODEC_OP_TOUCH;
+		} else {
+			op.op = CODEC_OP_FLASH_PUSH;
+			op.flash_type = str("info");
+			op.flash_msg = str("hello");
+		}
+		buf_reset(&frames);
+		cr_assert_eq(buf_append(&frames, lists.data, lists.len), 0);
+		cr_assert_eq(codec_encode_request(&frames, &op), 0);
+		cr_assert_eq(codec_encode_request(&frames, &get), 0);
+		/* From 40 ms before the expiry to just after it, so that some land inside the
+		 * LISTs' time. */
+		sleep_until_ms(set_at + EDGE_TTL_MS - 40 + 41 * n / (EDGE_TRIES - 1));
+		harness_send_buf(fd, &frames);
+		for (int i = 0; i < EDGE_LISTS; i++)
+			cr_assert_eq(reply_status(fd), CODEC_OK);
+		op_status = reply_status(fd);
+		/* The GET behind it says whether the write landed on the live session. */
+		live[n] = reply_status(fd) == CODEC_OK && op_status == CODEC_OK;
+	}
+	close(fd);
+	buf_finish(&frames);
+	buf_finish(&lists);
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "edge");
+	for (int n = 0; n < EDGE_TRIES; n++) {
+		if (!live[n])
+			continue;
+		snprintf(id, sizeof(id), "edge%d", n);
+		expect_get(fd, "", id, "precious", 8);
+		kept++;
+	}
+	close(fd);
+	cr_expect_geq(kept, 5, "only %d writes landed on a live session: the test saw too few",
+	              kept);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 #define WRITERS 4
 
 /* A client process: SETs until its connection dies, reporting each acknowledged index. */

@@ -90,40 +90,44 @@ static void op_set(struct persist *p, struct store *st, const char *ns, const ch
                    const void *data, size_t len, uint64_t exp)
 {
 	struct store_key k = key_of(ns, id);
+	uint64_t now = now_wall_ms();
 
 	cr_assert_eq(persist_writable(p), 0);
-	cr_assert_eq(store_set(st, &k, data, len, exp, now_wall_ms()), 0);
-	cr_assert_eq(persist_log_set(p, &k, data, len, exp), 0);
+	cr_assert_eq(store_set(st, &k, data, len, exp, now), 0);
+	cr_assert_eq(persist_log_set(p, &k, data, len, exp, now), 0);
 }
 
 static void op_touch(struct persist *p, struct store *st, const char *ns, const char *id,
                      uint64_t exp)
 {
 	struct store_key k = key_of(ns, id);
+	uint64_t now = now_wall_ms();
 
-	cr_assert_eq(store_touch(st, &k, exp, now_wall_ms()), 0);
-	cr_assert_eq(persist_log_touch(p, &k, exp), 0);
+	cr_assert_eq(store_touch(st, &k, exp, now), 0);
+	cr_assert_eq(persist_log_touch(p, &k, exp, now), 0);
 }
 
 static void op_destroy(struct persist *p, struct store *st, const char *ns, const char *id)
 {
 	struct store_key k = key_of(ns, id);
+	uint64_t now = now_wall_ms();
 
-	cr_assert_eq(store_destroy(st, &k, now_wall_ms()), 0);
-	cr_assert_eq(persist_log_destroy(p, &k), 0);
+	cr_assert_eq(store_destroy(st, &k, now), 0);
+	cr_assert_eq(persist_log_destroy(p, &k, now), 0);
 }
 
 static void op_push(struct persist *p, struct store *st, const char *ns, const char *id,
                     const char *type, const void *msg, size_t len, bool bin, uint64_t exp)
 {
 	struct store_key k = key_of(ns, id);
+	uint64_t now = now_wall_ms();
 
 	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)type, strlen(type), msg, len, bin,
-	                              exp, now_wall_ms(), NULL),
+	                              exp, now, NULL),
 	             0);
-	cr_assert_eq(
-	    persist_log_flash_push(p, &k, (const uint8_t *)type, strlen(type), msg, len, bin, exp),
-	    0);
+	cr_assert_eq(persist_log_flash_push(p, &k, (const uint8_t *)type, strlen(type), msg, len,
+	                                    bin, exp, now),
+	             0);
 }
 
 static int pop_type(void *arg, const uint8_t *type, size_t len, size_t count)
@@ -144,16 +148,18 @@ static void op_pop(struct persist *p, struct store *st, const char *ns, const ch
 	struct store_key k = key_of(ns, id);
 	const uint8_t *t = (const uint8_t *)type;
 	size_t tl = type ? strlen(type) : 0;
+	uint64_t now = now_wall_ms();
 
-	cr_assert_eq(store_flash_pop(st, &k, t, tl, now_wall_ms(), NULL, pop_type, pop_msg, NULL),
-	             0);
-	cr_assert_eq(persist_log_flash_pop(p, &k, t, tl), 0);
+	cr_assert_eq(store_flash_pop(st, &k, t, tl, now, NULL, pop_type, pop_msg, NULL), 0);
+	cr_assert_eq(persist_log_flash_pop(p, &k, t, tl, now), 0);
 }
 
 static void op_clear(struct persist *p, struct store *st, const char *ns)
 {
-	store_clear(st, (const uint8_t *)ns, strlen(ns), now_wall_ms());
-	cr_assert_eq(persist_log_clear(p, (const uint8_t *)ns, strlen(ns)), 0);
+	uint64_t now = now_wall_ms();
+
+	store_clear(st, (const uint8_t *)ns, strlen(ns), now);
+	cr_assert_eq(persist_log_clear(p, (const uint8_t *)ns, strlen(ns), now), 0);
 }
 
 /*
@@ -1011,7 +1017,7 @@ static void writer_main(const char *dir, int progress_fd)
 		k = key_of("k", id);
 		if (persist_writable(p) == -1 ||
 		    store_set(st, &k, val, sizeof(val), now + HOUR_MS, now) == -1 ||
-		    persist_log_set(p, &k, val, sizeof(val), now + HOUR_MS) == -1 ||
+		    persist_log_set(p, &k, val, sizeof(val), now + HOUR_MS, now) == -1 ||
 		    persist_commit(p) == -1)
 			_exit(4);
 		if (write(progress_fd, &i, sizeof(i)) != sizeof(i))
