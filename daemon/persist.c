@@ -1757,6 +1757,15 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		                : "");
 		goto fail;
 	}
+	/* A LOCK file left writable by an earlier run opens in a directory that is not: every
+	 * snapshot would then fail to create its files and the log would never be compacted. */
+	if (faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
+		persist_say(
+		    LOG_ERROR,
+		    "%s: %s (the data directory must be writable by the user sessd runs as)",
+		    p->dir, strerror(errno));
+		goto fail;
+	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
 	if (p->fsync == PERSIST_FSYNC_EVERYSEC) {

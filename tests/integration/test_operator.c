@@ -571,6 +571,26 @@ LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
 	cr_expect_not_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
 	cr_expect_null(strstr(text, "another sessd"), "%s", text);
 	free(text);
+
+	/* An earlier run's files (LOCK, the log) are writable, the directory is not. */
+	{
+		const char *const run_args[] = {"--data-dir", data_dir, NULL};
+		struct harness_daemon d;
+		int fd;
+
+		cr_assert_eq(harness_start(&d, run_args), 0);
+		fd = harness_open_ready(d.unix_url, "rodata");
+		cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+		close(fd);
+		cr_assert_eq(harness_stop(&d), 0);
+	}
+	cr_assert_eq(chmod(data_dir, 0500), 0);
+	rc = run_sessd(args, log_path, true);
+	cr_assert_eq(chmod(data_dir, 0700), 0);
+	text = slurp(log_path);
+	cr_expect_eq(rc, 1, "exit %d with a writable LOCK:\n%s", rc, text);
+	cr_expect_not_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
+	free(text);
 	rm_tree(dir);
 }
 
