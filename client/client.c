@@ -6,13 +6,23 @@
 #include "client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "reply.h"
+
+/*
+ * The bytes of c->out a HELLO can take, wiped after each: PROTOCOL.md lets a HELLO be no
+ * larger than the smallest max_frame, the secret included.
+ */
+#define CLIENT_HELLO_MAX_BYTES (CODEC_HEADER_BYTES + CODEC_MIN_MAX_FRAME)
 
 int client_error(struct sessd_client *c, int code, const char *fmt, ...)
 {
@@ -22,6 +32,113 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
 	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
+{
+	/* msgpack bin 8 or bin 16, written here rather than with mp_write_bin so the secret goes
+	 * straight into guarded memory, never through a growable (reallocated) buffer. */
+	size_t header = len <= 0xff ? 2 : 3;
+	uint8_t *field;
+
+	if (secret == NULL || len < 1 || len > CLIENT_MAX_SECRET) {
+		errno = EINVAL;
+		return SESSD_ERR_USAGE;
+	}
+	if (sodium_init() < 0 || (field = sodium_malloc(header + len)) == NULL) {
+		errno = ENOMEM;
+		return SESSD_ERR_NOMEM;
+	}
+	if (header == 2) {
+		field[0] = 0xc4;
+		field[1] = (uint8_t)len;
+	} else {
+		field[0] = 0xc5;
+		field[1] = (uint8_t)(len >> 8);
+		field[2] = (uint8_t)len;
+	}
+	memcpy(field + header, secret, len);
+	sodium_mprotect_readonly(field);
+	client_forget_secret(c);
+	c->auth_field = field;
+	c->auth_field_len = header + len;
+	return SESSD_OK;
+}
+
+int client_read_secret_file(struct sessd_client *c, const char *path)
+{
+	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
+	const size_t cap = CLIENT_MAX_SECRET + 3;
+	unsigned char *secret = NULL;
+	struct stat sb;
+	size_t len = 0;
+	ssize_t got;
+	int fd, rc = SESSD_ERR_USAGE, err;
+
+	/* O_NONBLOCK: a FIFO at ${path} is refused below instead of waiting for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1)
+		return SESSD_ERR_USAGE;
+	if (fstat(fd, &sb) == -1) {
+		err = errno;
+		goto fail_close;
+	}
+	err = EINVAL;
+	if (!S_ISREG(sb.st_mode))
+		goto fail_close;
+	/* The daemon refuses such a file too: a secret other users can read guards nothing. */
+	err = EPERM;
+	if ((sb.st_mode & 0007) != 0)
+		goto fail_close;
+	if (sodium_init() < 0 || (secret = sodium_malloc(cap)) == NULL) {
+		rc = SESSD_ERR_NOMEM;
+		err = ENOMEM;
+		goto fail_close;
+	}
+	for (;;) {
+		got = read(fd, secret + len, cap - len);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1) {
+			err = errno;
+			goto fail_free;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+		err = EINVAL;
+		if (len == cap)
+			goto fail_free;
+	}
+	/* One trailing newline, as daemon/auth.c strips it. */
+	if (len > 0 && secret[len - 1] == '\n')
+		len--;
+	if (len > 0 && secret[len - 1] == '\r')
+		len--;
+	err = EINVAL;
+	if (len < CLIENT_MIN_FILE_SECRET || len > CLIENT_MAX_SECRET)
+		goto fail_free;
+	rc = client_set_secret(c, secret, len);
+	err = errno;
+	if (rc != SESSD_OK)
+		goto fail_free;
+	sodium_free(secret);
+	close(fd);
+	return SESSD_OK;
+
+fail_free:
+	sodium_free(secret);
+fail_close:
+	close(fd);
+	errno = err;
+	return rc;
+}
+
+void client_forget_secret(struct sessd_client *c)
+{
+	sodium_free(c->auth_field);
+	c->auth_field = NULL;
+	c->auth_field_len = 0;
 }
 
 void client_drop(struct sessd_client *c)
@@ -138,6 +255,17 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 	const char *why;
 
 	h->status = client_check_reply(c, body, len, CODEC_OP_HELLO, h->request_id, &rep);
+	if (h->status == SESSD_ERR_AUTH) {
+		/* The server's own words follow ours; it never echoes the secret (PROTOCOL.md). */
+		char said[CLIENT_ERRMSG_SIZE];
+
+		memcpy(said, c->errmsg, sizeof(said));
+		client_error(c, h->status, "%s (%.180s)",
+		             c->auth_field != NULL
+		                 ? "the server refused the secret"
+		                 : "the server requires a secret and none was given",
+		             said);
+	}
 	if (h->status != SESSD_OK)
 		return SESSD_OK;
 	h->status = reply_hello(&rep.result, &hello, &why);
@@ -155,6 +283,13 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 		             "the server's HELLO announces max_frame %llu, under the protocol's "
 		             "least of %u",
 		             (unsigned long long)hello.max_frame, CODEC_MIN_MAX_FRAME);
+	} else if (c->require_auth && !hello.auth) {
+		/* A server that lets anyone in: the caller asked not to trust it with sessions. */
+		h->status = SESSD_ERR_AUTH;
+		client_error(
+		    c, h->status,
+		    "the server did not check the secret (its HELLO reply lacks auth: true) "
+		    "and require_auth is set");
 	} else {
 		c->max_frame = hello.max_frame > CLIENT_MAX_FRAME ? CLIENT_MAX_FRAME
 		                                                  : (uint32_t)hello.max_frame;
@@ -177,13 +312,26 @@ static int say_hello(struct sessd_client *c)
 	req.version = CODEC_PROTOCOL_VERSION;
 	req.client_name.ptr = (const uint8_t *)c->client_name;
 	req.client_name.len = strlen(c->client_name);
+	if (c->auth_field != NULL) {
+		req.auth.ptr = c->auth_field;
+		req.auth.len = c->auth_field_len;
+	}
 	buf_reset(&c->out);
-	if (codec_encode_request(&c->out, &req) == -1)
+	rc = codec_encode_request(&c->out, &req);
+	if (rc == 0) {
+		/* Until HELLO names the server's limit, the protocol's smallest max_frame
+		 * applies; every reply, HELLO's included, fits in it. */
+		c->max_frame = CODEC_MIN_MAX_FRAME;
+		rc = client_exchange(c, c->out.data, c->out.len, 1, false, hello_on_frame, &h);
+	}
+	/* The frame held the secret (whole, or in part when encoding failed): wipe it, so a
+	 * later realloc of c->out cannot leave a copy in freed memory. */
+	if (c->auth_field != NULL && c->out.cap > 0)
+		sodium_memzero(c->out.data, c->out.cap < CLIENT_HELLO_MAX_BYTES
+		                                ? c->out.cap
+		                                : CLIENT_HELLO_MAX_BYTES);
+	if (rc == -1)
 		return client_error(c, SESSD_ERR_NOMEM, "out of memory");
-	/* Until HELLO names the server's limit, the protocol's smallest max_frame applies;
-	 * every reply, HELLO's included, fits in it. */
-	c->max_frame = CODEC_MIN_MAX_FRAME;
-	rc = client_exchange(c, c->out.data, c->out.len, 1, false, hello_on_frame, &h);
 	if (rc != SESSD_OK) {
 		/* errmsg already says what broke; say it happened while connecting. */
 		char why[CLIENT_ERRMSG_SIZE];

@@ -28,6 +28,13 @@
  * the client's memory (the protocol lets max_frame reach 4 GiB - 1).
  */
 #define CLIENT_MAX_FRAME (1024u * 1024u * 1024u)
+/*
+ * The longest secret HELLO carries, and the shortest a secret file may hold: sessd's own
+ * limits for --auth-file (AUTH_MIN_SECRET, AUTH_MAX_SECRET in daemon/auth.h), so one file
+ * serves the daemon and its clients.
+ */
+#define CLIENT_MAX_SECRET      1024u
+#define CLIENT_MIN_FILE_SECRET 16u
 
 struct sessd_client {
 	struct url url;
@@ -37,6 +44,11 @@ struct sessd_client {
 	size_t ns_len; /* 0: the default namespace, sent as nil */
 	char client_name[65];
 	uint32_t max_frame; /* from the last HELLO, at most CLIENT_MAX_FRAME */
+	/* HELLO's auth field, the secret as msgpack bin, in read-only sodium_malloc'd memory
+	 * (guarded, wiped when freed); NULL without a secret. */
+	uint8_t *auth_field;
+	size_t auth_field_len;
+	bool require_auth; /* refuse a HELLO reply without auth: true */
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out; /* the frame of a blocking call, reused */
@@ -56,10 +68,34 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
  * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
  * or the server has closed it since (nothing is pending on it between calls, so anything
  * readable means it is gone). Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the
- * connect), the server's status if it refused the HELLO, SESSD_ERR_PROTOCOL (errno EPROTO:
- * a HELLO reply this client cannot use, such as one without max_frame), or SESSD_ERR_NOMEM.
+ * connect), the server's status if it refused the HELLO (SESSD_ERR_AUTH: it refused the
+ * secret or its absence), SESSD_ERR_AUTH when c->require_auth is set and the server did not
+ * check the secret, SESSD_ERR_PROTOCOL (errno EPROTO: a HELLO reply this client cannot use,
+ * such as one without max_frame), or SESSD_ERR_NOMEM.
  */
 int client_ready(struct sessd_client *c);
+
+/*
+ * client_set_secret(c, secret, len):
+ * Keep a copy of the ${len} bytes of ${secret} (borrowed) to show in every HELLO, replacing
+ * any earlier one. Returns SESSD_OK, SESSD_ERR_USAGE (errno EINVAL: ${len} is outside
+ * 1..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also when libsodium cannot start).
+ */
+int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
+
+/*
+ * client_read_secret_file(c, path):
+ * Read the secret from the file ${path} as sessd reads --auth-file: a regular file that other
+ * users cannot access, its bytes less one trailing "\n" or "\r\n", CLIENT_MIN_FILE_SECRET to
+ * CLIENT_MAX_SECRET of them; then as client_set_secret. The bytes read pass only through
+ * sodium_malloc'd memory. Returns SESSD_OK, SESSD_ERR_USAGE with errno from open, fstat or
+ * read, EPERM (other users can access the file) or EINVAL (not a regular file, or a secret of
+ * the wrong length), or SESSD_ERR_NOMEM.
+ */
+int client_read_secret_file(struct sessd_client *c, const char *path);
+
+/* client_forget_secret(c): wipe and free c's secret, if it has one. */
+void client_forget_secret(struct sessd_client *c);
 
 /* client_drop(c): close the connection; the next call reconnects. */
 void client_drop(struct sessd_client *c);

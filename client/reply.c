@@ -68,6 +68,12 @@ int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const ch
 			if (mp_read_uint(&r, &out->max_frame) == -1)
 				return SESSD_ERR_PROTOCOL;
 			out->has_max_frame = true;
+		} else if (key_is(&key, "auth")) {
+			/* Only true says the secret was checked; a require_auth client needs it. */
+			*why = "its auth is not true or nil";
+			out->auth = false;
+			if (mp_read_nil(&r) == -1 && mp_read_bool(&r, &out->auth) == -1)
+				return SESSD_ERR_PROTOCOL;
 		} else if (key_is(&key, "version")) {
 			*why = "its version is not a uint";
 			if (mp_read_uint(&r, &version) == -1)

@@ -19,12 +19,14 @@ struct reply_hello {
 	bool has_max_frame;
 	uint64_t max_frame; /* as announced: the caller judges it */
 	char server_id[33]; /* 32 hex digits and a NUL */
+	bool auth;          /* auth: true, the server checked the secret (nil or absent: no) */
 };
 
 /*
  * reply_hello(result, out, why):
  * Read the HELLO map into ${out}: server_id is required and must be 32 hex digits, version
- * must be 1 when present, max_frame is read when present; unknown keys are skipped. On
+ * must be 1 when present, max_frame is read when present, auth must be a bool or nil when
+ * present (PROTOCOL.md: true or nil); unknown keys are skipped. On
  * SESSD_ERR_PROTOCOL *${why} is a static phrase saying what is wrong.
  */
 int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const char **why);

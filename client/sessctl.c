@@ -31,6 +31,7 @@
 
 struct opts {
 	const char *url;
+	const char *auth_file;
 	const char *ns;
 	bool json;
 	int timeout_ms;
@@ -57,6 +58,8 @@ static const char usage_text[] =
     "\n"
     "options (before or after the command):\n"
     "  --connect URL     unix:/path or tcp://host:port (default $SESSD_URL, else " DEFAULT_URL ")\n"
+    "  --auth-file FILE  show the server the secret in FILE (as sessd --auth-file reads it;\n"
+    "                    default $SESSD_AUTH_FILE, else none)\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
     "  --json            print results as JSON\n"
     "  --timeout MS      per-request timeout in milliseconds (default 5000; count and\n"
@@ -512,6 +515,13 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 		} else if (option_is(arg, "connect", &v)) {
 			if ((o->url = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
+		} else if (option_is(arg, "auth-file", &v)) {
+			if ((o->auth_file = option_value(argc, argv, &i, v)) == NULL)
+				goto missing;
+			if (o->auth_file[0] == '\0') {
+				usage_error("--auth-file: no file named");
+				return PARSE_ERROR;
+			}
 		} else if (option_is(arg, "namespace", &v)) {
 			if ((o->ns = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
@@ -583,10 +593,29 @@ static int check_command(const struct command *cmd, const struct opts *o)
 	return 0;
 }
 
+/* Say why the secret file ${path} was refused, from sessd_connect's errno (sessd.h). */
+static void report_auth_file(const char *path, int err)
+{
+	if (err == EPERM)
+		fprintf(stderr,
+		        "sessctl: auth file %s: other users can access it, so it guards nothing; "
+		        "chmod o-rwx it\n",
+		        path);
+	else if (err == EINVAL)
+		fprintf(stderr,
+		        "sessctl: auth file %s: not a regular file holding a secret of 16 to 1024 "
+		        "bytes (less one trailing newline)\n",
+		        path);
+	else
+		fprintf(stderr, "sessctl: auth file %s: %s\n", path, strerror(err));
+}
+
 static int connect_to(const struct opts *o, struct sessd_client **c)
 {
-	struct sessd_options so = {
-	    .timeout_ms = o->timeout_ms, .ns = o->ns, .client_name = "sessctl"};
+	struct sessd_options so = {.timeout_ms = o->timeout_ms,
+	                           .ns = o->ns,
+	                           .client_name = "sessctl",
+	                           .auth_file = o->auth_file};
 	struct url parsed;
 	const char *why;
 	int rc;
@@ -598,7 +627,18 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 	rc = sessd_connect(o->url, &so, c);
 	if (rc == SESSD_OK)
 		return 0;
-	if (rc == SESSD_ERR_CONNECT)
+	/* The URL, namespace and timeout were checked above: a usage error is the file's. */
+	if (rc == SESSD_ERR_USAGE && o->auth_file != NULL)
+		report_auth_file(o->auth_file, errno);
+	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL)
+		fprintf(stderr, "sessctl: %s refused the secret in %s: authentication failed\n",
+		        o->url, o->auth_file);
+	else if (rc == SESSD_ERR_AUTH)
+		fprintf(stderr,
+		        "sessctl: %s requires authentication: give its secret with --auth-file "
+		        "FILE or $SESSD_AUTH_FILE\n",
+		        o->url);
+	else if (rc == SESSD_ERR_CONNECT)
 		fprintf(stderr, "sessctl: cannot connect to %s: %s\n", o->url, strerror(errno));
 	else
 		fprintf(stderr, "sessctl: cannot connect to %s: %s\n", o->url, sessd_strerror(rc));
@@ -638,6 +678,10 @@ int main(int argc, char **argv)
 	if (o.url == NULL) {
 		env = getenv("SESSD_URL");
 		o.url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
+	}
+	if (o.auth_file == NULL) {
+		env = getenv("SESSD_AUTH_FILE");
+		o.auth_file = env != NULL && env[0] != '\0' ? env : NULL;
 	}
 	if (cmd->run != run_new_id) {
 		status = connect_to(&o, &c);

@@ -203,11 +203,39 @@ static void set_id(struct codec_request *req, const void *id, size_t id_len)
 	req->id.len = id_len;
 }
 
+/*
+ * Take the secret options of ${opts} into ${c}. Returns SESSD_OK, or SESSD_ERR_USAGE or
+ * SESSD_ERR_NOMEM with errno saying why (sessd.h, sessd_connect).
+ */
+static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
+{
+	int rc = SESSD_OK;
+
+	errno = EINVAL;
+	if (opts->auth != NULL && opts->auth_file != NULL)
+		return SESSD_ERR_USAGE;
+	if (opts->auth == NULL && opts->auth_len != 0)
+		return SESSD_ERR_USAGE;
+	if (opts->auth != NULL)
+		rc = client_set_secret(c, opts->auth, opts->auth_len);
+	else if (opts->auth_file != NULL)
+		rc = client_read_secret_file(c, opts->auth_file);
+	if (rc != SESSD_OK)
+		return rc;
+	/* A server that checks would refuse the missing secret, one that does not would be
+	 * refused: without a secret, require_auth can only fail. */
+	errno = EINVAL;
+	if (opts->require_auth && c->auth_field == NULL)
+		return SESSD_ERR_USAGE;
+	c->require_auth = opts->require_auth;
+	return SESSD_OK;
+}
+
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client)
 {
 	struct sessd_client *c;
 	const char *why;
-	int rc, saved;
+	int rc, saved, usage_errno = EINVAL;
 
 	if (client == NULL)
 		return SESSD_ERR_USAGE;
@@ -236,6 +264,11 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
 		}
 		if (opts->ns != NULL && sessd_set_namespace(c, opts->ns) != SESSD_OK)
 			goto fail;
+		rc = take_secret(c, opts);
+		if (rc != SESSD_OK) {
+			usage_errno = errno;
+			goto fail;
+		}
 	}
 	rc = client_ready(c);
 	if (rc != SESSD_OK)
@@ -246,7 +279,7 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
 fail:
 	saved = errno;
 	if (rc == SESSD_ERR_USAGE)
-		saved = EINVAL;
+		saved = usage_errno;
 	sessd_close(c);
 	errno = saved;
 	return rc;
@@ -257,6 +290,7 @@ void sessd_close(struct sessd_client *c)
 	if (c == NULL)
 		return;
 	client_drop(c);
+	client_forget_secret(c);
 	buf_finish(&c->out);
 	buf_finish(&c->in);
 	free(c);

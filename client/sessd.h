@@ -25,6 +25,7 @@
  * Ids are opaque bytes (1..128). The namespace is the client's (sessd_set_namespace).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,10 +64,29 @@ enum sessd_result {
 
 struct sessd_client;
 
+/*
+ * Options of sessd_connect. The struct grows with new options (before 1.0 without a new
+ * soname): zero-initialise it, `struct sessd_options o = {0};`, and set what you need, so
+ * every option you do not name keeps its default.
+ *
+ * The shared secret (PROTOCOL.md, HELLO; sessd --auth-file) is given either as bytes (auth,
+ * auth_len) or as a file (auth_file), not both. auth_file is read as sessd reads its
+ * --auth-file, so one file serves both: a regular file other users cannot access (mode &
+ * 0007 == 0), its bytes less one trailing "\n" or "\r\n", 16 to 1024 of them. Either way the
+ * client keeps its own copy of the secret in sodium_malloc'd memory (wiped by sessd_close),
+ * sends it as bin in every HELLO, reconnections included, and never puts it in an errmsg.
+ * The secret travels unencrypted: across an untrusted network use a tunnel.
+ */
 struct sessd_options {
 	int timeout_ms;          /* per call; 0 means the default, 5000 */
 	const char *ns;          /* the namespace; NULL means "default" */
 	const char *client_name; /* sent in HELLO; NULL means "libsessd" */
+	const void *auth;        /* the secret, auth_len (1..1024) bytes, copied; NULL: none */
+	size_t auth_len;
+	const char *auth_file; /* a file holding the secret, read once by sessd_connect */
+	/* Refuse (SESSD_ERR_AUTH) a server whose HELLO reply does not say it checked the
+	 * secret (auth: true), such as one started without --auth-file; needs a secret. */
+	bool require_auth;
 };
 
 /*
@@ -76,6 +96,13 @@ struct sessd_options {
  * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
  * SESSD_ERR_PROTOCOL (errno EPROTO): the server's HELLO reply is unusable (malformed, no
  * max_frame or one under 4096, a server_id that is not 32 hex digits).
+ * SESSD_ERR_AUTH: the server refused the secret (AUTH_FAILED: missing or wrong), or
+ * require_auth is set and the server did not check it. The same code comes from any later
+ * call whose reconnection is refused so, with sessd_errmsg saying which.
+ * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
+ * outside 1..1024, auth_len without auth, require_auth without a secret. For auth_file also
+ * errno from open or read (ENOENT, EACCES, ...); EPERM when other users can access the file;
+ * EINVAL when it is not a regular file or its secret is not 16 to 1024 bytes.
  */
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client);
 

@@ -1,12 +1,15 @@
 /*
  * libsessd against the real daemon: every call over Unix and TCP, the error paths, batches
  * deep enough to fill both socket buffers, several processes at once, reconnection after a
- * restart, timeouts against a stopped server, and URL and connect failures; and, behind a
- * relay or against a fake server, what a faulty or hostile server may send.
+ * restart, timeouts against a stopped server, and URL and connect failures; the shared
+ * secret of a daemon started with --auth-file; and, behind a relay or against a fake server,
+ * what a faulty or hostile server may send.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -786,6 +790,277 @@ LEAK_CHECKED_TEST(client, ids_and_strerror)
 			cr_assert_str_neq(sessd_strerror(codes[i]), sessd_strerror(codes[j]));
 	}
 	cr_assert_str_eq(sessd_strerror(999), "unknown error");
+}
+
+/* --- The shared secret (PROTOCOL.md, HELLO; sessd --auth-file). --- */
+
+#define AUTH_SECRET "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4h"
+
+/* Write ${len} bytes of ${data} to ${path}, then give it ${mode}. */
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert_neq(fd, -1, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	cr_assert_eq(close(fd), 0);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* A client of ${url} with the secret options of ${opts}; asserts it connects. */
+static struct sessd_client *connect_with(const char *url, struct sessd_options opts)
+{
+	struct sessd_client *c = NULL;
+	int rc;
+
+	opts.timeout_ms = 10000;
+	rc = sessd_connect(url, &opts, &c);
+	cr_assert_eq(rc, SESSD_OK, "connect %s: %s", url, sessd_strerror(rc));
+	cr_assert_not_null(c);
+	return c;
+}
+
+/* SET then GET ${id} on ${c}. */
+static void set_and_get(struct sessd_client *c, const char *id)
+{
+	int rc = sessd_set(c, id, strlen(id), "secret-kept", 11, TTL_MS);
+
+	cr_assert_eq(rc, SESSD_OK, "set: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	expect_data(c, id, strlen(id), "secret-kept", 11);
+}
+
+/* Against a daemon without --auth-file: a secret is ignored, require_auth refuses it. */
+LEAK_CHECKED_TEST(client, require_auth_refuses_a_server_that_does_not_check)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 10000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct sessd_client *c = (struct sessd_client *)1;
+
+	c = connect_with(daemon_.unix_url, opts);
+	set_and_get(c, "given-early");
+	sessd_close(c);
+	opts.require_auth = true;
+	for (int i = 0; i < 2; i++) {
+		c = (struct sessd_client *)1;
+		cr_assert_eq(sessd_connect(i ? daemon_.tcp_url : daemon_.unix_url, &opts, &c),
+		             SESSD_ERR_AUTH);
+		cr_assert_null(c);
+	}
+}
+
+static char auth_dir[64], auth_path[128];
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The daemon with --auth-file ${auth_path}, holding AUTH_SECRET and a newline. */
+static void start_auth_daemon(void)
+{
+	const char *const args[] = {"--auth-file", auth_path, NULL};
+
+	snprintf(auth_dir, sizeof(auth_dir), "/tmp/sessd-cauth-XXXXXX");
+	cr_assert_not_null(mkdtemp(auth_dir));
+	snprintf(auth_path, sizeof(auth_path), "%s/secret", auth_dir);
+	write_file(auth_path, AUTH_SECRET "\n", strlen(AUTH_SECRET) + 1, 0600);
+	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+}
+
+static void stop_auth_daemon(void)
+{
+	stop_daemon();
+	nftw(auth_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(auth, .init = start_auth_daemon, .fini = stop_auth_daemon, .timeout = 120);
+
+/* The secret as bytes or as a file (the daemon's own, or one with "\r\n"), with or without
+ * require_auth, over Unix and TCP. */
+LEAK_CHECKED_TEST(auth, the_right_secret_lets_the_client_in)
+{
+	const char *urls[] = {daemon_.unix_url, daemon_.tcp_url};
+	char crlf[160];
+	struct sessd_client *c;
+
+	snprintf(crlf, sizeof(crlf), "%s/crlf", auth_dir);
+	write_file(crlf, AUTH_SECRET "\r\n", strlen(AUTH_SECRET) + 2, 0640);
+	for (int i = 0; i < 2; i++) {
+		c = connect_with(urls[i], (struct sessd_options){.auth = AUTH_SECRET,
+		                                                 .auth_len = strlen(AUTH_SECRET)});
+		set_and_get(c, "bytes");
+		sessd_close(c);
+		c = connect_with(urls[i], (struct sessd_options){.auth_file = auth_path});
+		set_and_get(c, "file");
+		sessd_close(c);
+		c = connect_with(urls[i], (struct sessd_options){.auth_file = crlf});
+		set_and_get(c, "crlf");
+		sessd_close(c);
+		c = connect_with(
+		    urls[i], (struct sessd_options){.auth_file = auth_path, .require_auth = true});
+		set_and_get(c, "required");
+		/* A batch says HELLO through the same path. */
+		{
+			struct sessd_batch *b = sessd_batch_new(c);
+
+			cr_assert_not_null(b);
+			cr_assert_eq(sessd_batch_ping(b), 0);
+			cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+			sessd_batch_free(b);
+		}
+		sessd_close(c);
+	}
+}
+
+/* A wrong, short or missing secret: AUTH_FAILED, SESSD_ERR_AUTH from sessd_connect. */
+LEAK_CHECKED_TEST(auth, a_wrong_or_missing_secret_is_refused)
+{
+	static const char wrong[] = "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H";
+	const char *urls[] = {daemon_.unix_url, daemon_.tcp_url};
+	struct sessd_options opts = {.timeout_ms = 10000};
+	struct sessd_client *c;
+	char other[160];
+
+	snprintf(other, sizeof(other), "%s/other", auth_dir);
+	write_file(other, wrong, strlen(wrong), 0600);
+	for (int i = 0; i < 2; i++) {
+		opts = (struct sessd_options){.timeout_ms = 10000};
+		c = (struct sessd_client *)1;
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "no secret");
+		cr_assert_null(c);
+		opts.auth = wrong;
+		opts.auth_len = strlen(wrong);
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a wrong secret");
+		cr_assert_null(c);
+		/* The secret less its last byte, and one byte: a prefix is not the secret. */
+		opts.auth = AUTH_SECRET;
+		opts.auth_len = strlen(AUTH_SECRET) - 1;
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a prefix");
+		opts.auth_len = 1;
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "one byte");
+		opts = (struct sessd_options){.timeout_ms = 10000, .auth_file = other};
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a wrong file");
+		opts.require_auth = true;
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH);
+		cr_assert_null(c);
+	}
+}
+
+/*
+ * A reconnection says HELLO with the secret again: after a restart with the same secret the
+ * client carries on; after one with another secret its calls fail with SESSD_ERR_AUTH, in
+ * words that never hold the secret; a 300-byte secret (bin 16) works too.
+ */
+LEAK_CHECKED_TEST(auth, reconnection_sends_the_secret_again)
+{
+	char long_path[160], long_secret[303], first_id[33];
+	const char *const same[] = {"--auth-file", auth_path, NULL};
+	const char *const other[] = {"--auth-file", long_path, NULL};
+	struct sessd_client *c, *c2;
+	int rc;
+
+	snprintf(long_path, sizeof(long_path), "%s/long", auth_dir);
+	for (size_t i = 0; i < 300; i++)
+		long_secret[i] = (char)('a' + i % 26);
+	memcpy(long_secret + 300, "\r\n", 3);
+	write_file(long_path, long_secret, 302, 0600);
+
+	c = connect_with(daemon_.tcp_url,
+	                 (struct sessd_options){.auth_file = auth_path, .require_auth = true});
+	set_and_get(c, "before");
+	snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, same), 0);
+	rc = sessd_ping(c);
+	cr_assert(rc == SESSD_OK || rc == SESSD_ERR_CLOSED, "first call: %s (%s)",
+	          sessd_strerror(rc), sessd_errmsg(c));
+	set_and_get(c, "after");
+	cr_assert_str_neq(sessd_server_id(c), first_id, "the server id did not change");
+
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, other), 0);
+	rc = sessd_ping(c);
+	if (rc == SESSD_ERR_CLOSED)
+		rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_AUTH, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "refused the secret") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "AUTH_FAILED") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_null(strstr(sessd_errmsg(c), "k9Vq0"), "errmsg: %s", sessd_errmsg(c));
+	/* Each call tries again, and is refused again. */
+	cr_assert_eq(sessd_ping(c), SESSD_ERR_AUTH);
+
+	c2 = connect_with(daemon_.unix_url, (struct sessd_options){.auth_file = long_path});
+	set_and_get(c2, "long");
+	sessd_close(c2);
+	c2 = connect_with(
+	    daemon_.unix_url,
+	    (struct sessd_options){.auth = long_secret, .auth_len = 300, .require_auth = true});
+	set_and_get(c2, "long-bytes");
+	sessd_close(c2);
+
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, same), 0);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	sessd_close(c);
+}
+
+/* A secret option value that can never work, and the errno sessd_connect gives it. */
+struct bad_secret {
+	struct sessd_options opts;
+	int err;
+	const char *what;
+};
+
+/* Option values that can never work: SESSD_ERR_USAGE before anything is sent. */
+LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
+{
+	static char big[1100];
+	char missing[160], exposed[160], short_file[160], long_file[160], empty[160], dir[160];
+	const struct bad_secret cases[] = {
+	    {{.auth = AUTH_SECRET, .auth_len = 32, .auth_file = auth_path}, EINVAL, "both"},
+	    {{.auth = AUTH_SECRET, .auth_len = 0}, EINVAL, "auth_len 0"},
+	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025"},
+	    {{.auth_len = 32}, EINVAL, "auth_len without auth"},
+	    {{.require_auth = true}, EINVAL, "require_auth without a secret"},
+	    {{.auth_file = missing}, ENOENT, "a missing file"},
+	    {{.auth_file = exposed}, EPERM, "mode 0604"},
+	    {{.auth_file = short_file}, EINVAL, "15 bytes and a newline"},
+	    {{.auth_file = long_file}, EINVAL, "1025 bytes"},
+	    {{.auth_file = empty}, EINVAL, "an empty file"},
+	    {{.auth_file = dir}, EINVAL, "a directory"},
+	};
+	struct sessd_options max = {.auth = big, .auth_len = 1024};
+	struct sessd_client *c;
+
+	memset(big, 'x', sizeof(big));
+	snprintf(missing, sizeof(missing), "%s/missing", auth_dir);
+	snprintf(exposed, sizeof(exposed), "%s/exposed", auth_dir);
+	snprintf(short_file, sizeof(short_file), "%s/short", auth_dir);
+	snprintf(long_file, sizeof(long_file), "%s/long", auth_dir);
+	snprintf(empty, sizeof(empty), "%s/empty", auth_dir);
+	snprintf(dir, sizeof(dir), "%s/dir", auth_dir);
+	write_file(exposed, AUTH_SECRET "\n", strlen(AUTH_SECRET) + 1, 0604);
+	write_file(short_file, "0123456789abcde\n", 16, 0600);
+	write_file(long_file, big, 1025, 0600);
+	write_file(empty, "", 0, 0600);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c = (struct sessd_client *)1;
+		errno = 0;
+		cr_assert_eq(sessd_connect(daemon_.unix_url, &cases[i].opts, &c), SESSD_ERR_USAGE,
+		             "%s", cases[i].what);
+		cr_assert_null(c, "%s", cases[i].what);
+		cr_assert_eq(errno, cases[i].err, "%s: errno %d", cases[i].what, errno);
+	}
+	/* 1024 bytes is within the client's limit: this server refuses it as the wrong secret. */
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &max, &c), SESSD_ERR_AUTH);
+	cr_assert_null(c);
 }
 
 TestSuite(small_frames, .init = start_small_frame_daemon, .fini = stop_daemon, .timeout = 120);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,15 +66,15 @@ static bool drain(int fd, struct buf *b)
 
 /*
  * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
- * input, with SESSD_URL set to ${env_url} (NULL: unset). Everything is pumped with poll so
- * large inputs and outputs cannot deadlock.
+ * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset).
+ * Everything is pumped with poll so large inputs and outputs cannot deadlock.
  */
-static void run_env(struct run *r, const char *env_url, const void *in, size_t in_len,
-                    const char *const *args)
+static void run_full(struct run *r, const char *env_url, const char *env_auth, const void *in,
+                     size_t in_len, const char *const *args)
 {
 	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[64];
-	char *envp[256], env_buf[400];
+	char *envp[256], env_buf[400], auth_buf[400];
 	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[3];
@@ -89,11 +90,15 @@ static void run_env(struct run *r, const char *env_url, const void *in, size_t i
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
 	for (char **e = environ; *e != NULL && envc < 250; e++)
-		if (strncmp(*e, "SESSD_URL=", 10) != 0)
+		if (strncmp(*e, "SESSD_URL=", 10) != 0 && strncmp(*e, "SESSD_AUTH_FILE=", 16) != 0)
 			envp[envc++] = *e;
 	if (env_url != NULL) {
 		snprintf(env_buf, sizeof(env_buf), "SESSD_URL=%s", env_url);
 		envp[envc++] = env_buf;
+	}
+	if (env_auth != NULL) {
+		snprintf(auth_buf, sizeof(auth_buf), "SESSD_AUTH_FILE=%s", env_auth);
+		envp[envc++] = auth_buf;
 	}
 	envp[envc] = NULL;
 
@@ -148,6 +153,12 @@ static void run_env(struct run *r, const char *env_url, const void *in, size_t i
 	r->out.len--;
 	cr_assert_eq(buf_append(&r->err, "", 1), 0);
 	r->err.len--;
+}
+
+static void run_env(struct run *r, const char *env_url, const void *in, size_t in_len,
+                    const char *const *args)
+{
+	run_full(r, env_url, NULL, in, in_len, args);
 }
 
 static void run_in(struct run *r, const void *in, size_t in_len, const char *const *args)
@@ -276,6 +287,8 @@ LEAK_CHECKED_TEST(sessctl, help_and_version)
 
 	RUN(&r, "--help");
 	cr_assert(strstr((char *)r.out.data, "usage: sessctl") != NULL);
+	cr_assert(strstr((char *)r.out.data, "--auth-file FILE") != NULL);
+	cr_assert(strstr((char *)r.out.data, "$SESSD_AUTH_FILE") != NULL);
 	cr_assert(strstr((char *)r.out.data, "flash-pop") != NULL);
 	expect(&r, 0, NULL);
 	RUN(&r, "get", "-h");
@@ -305,6 +318,9 @@ LEAK_CHECKED_TEST(sessctl, usage_errors)
 	    {"flash-push", "a", "t", NULL},
 	    {"flash-pop", "a", "t", "x", NULL},
 	    {"--json=yes", "ping", NULL},
+	    {"--auth-file", NULL},
+	    {"--auth-file=", "ping", NULL},
+	    {"ping", "--auth-file", NULL},
 	};
 	struct run r;
 
@@ -612,4 +628,93 @@ LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
 	expect(&r, 0, "{\"removed\":0}\n");
 	RUN(&r, "--namespace", "adm", "count");
 	expect(&r, 0, "0\n");
+}
+
+/* --- The shared secret of a daemon started with --auth-file. --- */
+
+#define AUTH_SECRET "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4h"
+
+static void write_secret(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert_neq(fd, -1, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	cr_assert_eq(close(fd), 0);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* Expect exit 2 with ${words} in the message, and nothing of the secret. */
+static void expect_refused(struct run *r, const char *words)
+{
+	cr_assert(strstr((char *)r->err.data, words) != NULL, "stderr: %s", (char *)r->err.data);
+	cr_assert_null(strstr((char *)r->err.data, "k9Vq0"), "stderr: %s", (char *)r->err.data);
+	expect(r, 2, "");
+}
+
+/*
+ * --auth-file and $SESSD_AUTH_FILE (the option first) give the daemon its secret; without it,
+ * with a wrong one, or with a file that is missing or that others can read, sessctl exits 2
+ * saying why. A daemon without --auth-file ignores the secret.
+ */
+LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
+{
+	char dir[64], right[128], wrong[128], exposed[128], missing[128], opt[160];
+	const char *args[] = {"--auth-file", right, NULL};
+	struct harness_daemon d;
+	struct run r;
+
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlauth-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(right, sizeof(right), "%s/right", dir);
+	snprintf(wrong, sizeof(wrong), "%s/wrong", dir);
+	snprintf(exposed, sizeof(exposed), "%s/exposed", dir);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	write_secret(right, AUTH_SECRET "\n", 0600);
+	write_secret(wrong, "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
+	write_secret(exposed, AUTH_SECRET "\n", 0644);
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+
+	run_full(&r, d.unix_url, NULL, NULL, 0,
+	         (const char *const[]){"--auth-file", right, "set", "a", "guarded", NULL});
+	expect(&r, 0, "");
+	snprintf(opt, sizeof(opt), "--auth-file=%s", right);
+	run_full(&r, d.tcp_url, NULL, NULL, 0, (const char *const[]){"get", "a", opt, NULL});
+	expect(&r, 0, "guarded");
+	run_full(&r, d.unix_url, right, NULL, 0, (const char *const[]){"get", "a", NULL});
+	expect(&r, 0, "guarded");
+	/* The option wins over the environment. */
+	run_full(&r, d.unix_url, missing, NULL, 0,
+	         (const char *const[]){"--auth-file", right, "ping", NULL});
+	expect(&r, 0, "pong\n");
+	/* An empty variable is no variable. */
+	run_full(&r, d.unix_url, "", NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "requires authentication");
+
+	run_full(&r, d.unix_url, NULL, NULL, 0, (const char *const[]){"get", "a", NULL});
+	expect_refused(&r, "requires authentication");
+	run_full(&r, d.tcp_url, NULL, NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "--auth-file");
+	run_full(&r, d.unix_url, NULL, NULL, 0,
+	         (const char *const[]){"--auth-file", wrong, "ping", NULL});
+	expect_refused(&r, "refused the secret");
+	run_full(&r, d.unix_url, wrong, NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "authentication failed");
+	run_full(&r, d.unix_url, NULL, NULL, 0,
+	         (const char *const[]){"--auth-file", exposed, "ping", NULL});
+	expect_refused(&r, "chmod o-rwx");
+	run_full(&r, d.unix_url, missing, NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "No such file");
+	/* new-id talks to no server, so it needs no secret. */
+	run_full(&r, d.unix_url, missing, NULL, 0, (const char *const[]){"new-id", NULL});
+	expect(&r, 0, NULL);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* The suite's daemon has no --auth-file: it lets the secret pass unchecked. */
+	run_full(&r, daemon_.unix_url, right, NULL, 0, (const char *const[]){"ping", NULL});
+	expect(&r, 0, "pong\n");
+	unlink(right);
+	unlink(wrong);
+	unlink(exposed);
+	cr_assert_eq(rmdir(dir), 0);
 }
