@@ -2,6 +2,7 @@
 // Starts the demo shop: `npm start`. Environment:
 //   PORT            port to listen on (default 3000; 0 picks a free one)
 //   SESSD_URL       the sessd daemon (default tcp://127.0.0.1:7077)
+//   SESSD_AUTH      the daemon's --auth-file secret, when it runs with one
 //   SESSION_SECRET  cookie signing secret; every process sharing sessions needs the same
 //                   one (a fixed development default is used when unset)
 //   DEMO_STORE      "sessd" (default) or "memory" (express-session's MemoryStore, for
@@ -22,7 +23,11 @@ if (kind === 'memory') {
   store = new session.MemoryStore();
   flashImpl = memoryFlash;
 } else {
-  store = new SessdStore({ url: process.env.SESSD_URL, namespace: process.env.SESSD_NAMESPACE || 'express-demo' });
+  store = new SessdStore({
+    url: process.env.SESSD_URL,
+    namespace: process.env.SESSD_NAMESPACE || 'express-demo',
+    auth: process.env.SESSD_AUTH || undefined,
+  });
   store.on('disconnect', (err) => console.error(`sessd disconnected: ${err ? err.message : ''}`));
   store.on('connect', () => console.error('sessd connected'));
   flashImpl = { middleware: () => flash(), locals: () => flash.locals() };
