@@ -33,7 +33,8 @@ function startDemo(env) {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(t);
-        resolve({ proc, base: m[1] });
+        // output: what the demo said so far, for a failure's message.
+        resolve({ proc, base: m[1], output: () => out });
       }
     };
     proc.stdout.on('data', onData);
@@ -84,8 +85,19 @@ test('the example app in headless Chromium', async (t) => {
   });
   const page = context.pages()[0] || (await context.newPage());
   const flashText = async () => (await page.locator('#flash').innerText()).trim();
+  // A page that cannot be reached says what became of both demos (a run once saw
+  // ERR_CONNECTION_REFUSED from a demo that had announced its port).
+  const describe = (name, d) => `${name} (exit ${d.proc.exitCode}, signal ${d.proc.signalCode}): ${d.output()}`;
+  const visit = async (url) => {
+    try {
+      await page.goto(url);
+    } catch (err) {
+      err.message += `\n${describe('demo A', demoA)}\n${describe('demo B', demoB)}`;
+      throw err;
+    }
+  };
 
-  await page.goto(demoA.base + '/');
+  await visit(demoA.base + '/');
   await page.fill('#username', 'Grace');
   await page.click('#login');
   await page.waitForURL(demoA.base + '/');
@@ -104,7 +116,7 @@ test('the example app in headless Chromium', async (t) => {
   assert.equal((await page.locator('#cart').innerText()).trim(), '2 lemons');
 
   // The same browser on the other process: same session, same cart.
-  await page.goto(demoB.base + '/');
+  await visit(demoB.base + '/');
   assert.match(await page.locator('#user').innerText(), /Grace/);
   await page.fill('#item', 'apple');
   await page.click('#add');
@@ -118,6 +130,6 @@ test('the example app in headless Chromium', async (t) => {
   await page.reload();
   assert.equal(await flashText(), '');
   assert.equal(await page.locator('#user').count(), 0);
-  await page.goto(demoA.base + '/');
+  await visit(demoA.base + '/');
   assert.equal(await page.locator('#username').count(), 1, 'logged out on the other process too');
 });
