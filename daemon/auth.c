@@ -53,7 +53,8 @@ struct auth *auth_new(const char *path)
 	ssize_t len;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1) {
 		log_error("auth file %s: %s", path, strerror(errno));
 		goto fail;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "codec.h"
 #include "log.h"
 
@@ -305,7 +307,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	const struct dispatch_frame_ref *frame;
 	enum dispatch_verdict verdict;
 	size_t before = c->out.len, n_hinted = 0, handled = 0;
-	bool completed = false;
+	bool completed = false, greeting;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
 	uint32_t n;
@@ -349,7 +351,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (frame->body != plain.body || frame->len != plain.len)
 			frame = &plain;
 		handled++;
+		greeting = !c->peer.ready;
 		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out);
+		/* A frame before HELLO is done may carry the --auth-file secret: it must not stay
+		 * behind in the buffer, or in memory freed from it. */
+		if (greeting && verdict != DISPATCH_LATER)
+			sodium_memzero(c->in_data + c->in_start, whole);
 		if (verdict == DISPATCH_LATER) {
 			/* The frame stays first in the input, for conn_set_retry. */
 			c->waiting = true;

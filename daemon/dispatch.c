@@ -201,23 +201,23 @@ static bool auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_
 {
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
-	bool shown;
+	bool shown, nil = false;
 
 	mp_reader_init(&r, auth->ptr, auth->len);
 	shown = mp_read_bytes(&r, &secret, NULL) == 0;
-	if (!shown && mp_read_nil(&r) == -1) {
-		*why = "auth must be nil, or the secret as str or bin";
-		return false;
-	}
-	if (d->cfg.auth == NULL)
+	if (!shown)
+		nil = mp_read_nil(&r) == 0;
+	if (d->cfg.auth == NULL && (shown || nil))
 		return true;
-	if (shown && secret.len <= AUTH_MAX_SECRET &&
+	if (d->cfg.auth != NULL && shown && secret.len <= AUTH_MAX_SECRET &&
 	    auth_check(d->cfg.auth, secret.ptr, secret.len))
 		return true;
-	*why =
-	    shown
-	        ? "wrong secret"
-	        : "this server requires authentication: send the secret of its --auth-file as auth";
+	*why = !shown && !nil ? "auth must be nil, or the secret as str or bin"
+	       : shown        ? "wrong secret"
+	                      : "this server requires authentication: send the secret of its "
+	                        "--auth-file as auth";
+	if (d->cfg.auth == NULL)
+		return false;
 	d->auth_refused++;
 	if (d->auth_logged_ms == 0 || now_ms - d->auth_logged_ms >= 60000) {
 		log_warn("refused %llu connection(s) that did not show the --auth-file secret "

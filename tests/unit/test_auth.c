@@ -111,5 +111,8 @@ LEAK_CHECKED_TEST(auth, short_long_exposed_or_missing_files_are_refused)
 	cr_expect_null(auth_new(path), "world-writable");
 	cr_expect_null(auth_new(dir), "a directory");
 	unlink(path);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_expect_null(auth_new(path), "a FIFO, refused rather than waited on");
+	unlink(path);
 	cr_expect_null(auth_new(path), "missing");
 }
