@@ -31,6 +31,7 @@ struct conn {
 	TAILQ_ENTRY(conn) pending_link;
 	TAILQ_ENTRY(conn) input_link;
 	TAILQ_ENTRY(conn) waiting_link;
+	TAILQ_ENTRY(conn) ungreeted_link; /* in set->ungreeted until greeted */
 	struct conn_set *set;
 	evutil_socket_t fd;
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
@@ -127,6 +128,8 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->input, c, input_link);
 	if (c->waiting)
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+	if (!c->greeted)
+		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
@@ -372,6 +375,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	}
 	if (!c->greeted && c->peer.ready) {
 		c->greeted = true;
+		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 		if (!c->closing)
 			evtimer_del(c->timer);
 	}
@@ -643,6 +647,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->pending);
 	TAILQ_INIT(&s->input);
 	TAILQ_INIT(&s->waiting);
+	TAILQ_INIT(&s->ungreeted);
 }
 
 void conn_set_handle_input(struct conn_set *s)
@@ -685,6 +690,16 @@ void conn_set_finish(struct conn_set *s)
 		conn_unlink_destroy(c);
 }
 
+bool conn_set_drop_ungreeted(struct conn_set *s)
+{
+	struct conn *c = TAILQ_FIRST(&s->ungreeted);
+
+	if (c == NULL)
+		return false;
+	conn_close(c);
+	return true;
+}
+
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 {
 	struct conn *c;
@@ -718,6 +733,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 		goto fail_events;
 	}
 	TAILQ_INSERT_TAIL(&s->all, c, link);
+	TAILQ_INSERT_TAIL(&s->ungreeted, c, ungreeted_link);
 	s->count++;
 	return 0;
 

@@ -76,6 +76,8 @@ struct conn_set {
 	struct conn_list input;
 	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
 	struct conn_list waiting;
+	/* Connections that have not said HELLO yet, oldest first. */
+	struct conn_list ungreeted;
 	size_t client_bytes;       /* what connections' buffers hold, over all of them */
 	uint64_t progress_seq;     /* stamps connections' progress, in order (see conn.c) */
 	uint64_t evictions;        /* connections closed BUSY over max_client_bytes */
@@ -98,6 +100,13 @@ void conn_set_finish(struct conn_set *s);
  * failure too). Returns 0, or -1 (logged).
  */
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd);
+
+/*
+ * conn_set_drop_ungreeted(s):
+ * Close the oldest connection that has not said HELLO (with --auth-file, one that has not
+ * shown the secret), to make room for a new one. Returns false when every connection has.
+ */
+bool conn_set_drop_ungreeted(struct conn_set *s);
 
 /*
  * conn_set_handle_input(s):

@@ -245,15 +245,20 @@ static void server_on_accept(void *arg, evutil_socket_t fd)
 		evutil_closesocket(fd);
 		return;
 	}
-	if (srv->conns.count >= srv->cfg->max_connections) {
+	/* Connections that never said HELLO give way first: clients without the secret (or
+	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
+	if (srv->conns.count >= srv->cfg->max_connections &&
+	    !conn_set_drop_ungreeted(&srv->conns)) {
 		uint64_t now_s = (uint64_t)(mono_ns() / 1000000000L);
 
 		evutil_closesocket(fd);
 		srv->refused++;
 		if (srv->refused_logged_mono_s == 0 ||
 		    now_s - srv->refused_logged_mono_s >= SERVER_REFUSED_LOG_S) {
-			log_warn("--max-connections %u reached: closed %llu new connection(s)",
-			         srv->cfg->max_connections, (unsigned long long)srv->refused);
+			log_warn(
+			    "--max-connections %u reached, every connection past HELLO: closed "
+			    "%llu new connection(s)",
+			    srv->cfg->max_connections, (unsigned long long)srv->refused);
 			srv->refused = 0;
 			srv->refused_logged_mono_s = now_s;
 		}

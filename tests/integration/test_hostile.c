@@ -551,6 +551,43 @@ LEAK_CHECKED_TEST_OPTS(hostile, connection_flood, .timeout = 60)
 	stop_clean();
 }
 
+/*
+ * Connections that never say HELLO (clients without the --auth-file secret, idle sockets)
+ * cannot hold every slot until their --hello-timeout: at the limit the oldest of them gives
+ * way to a new connection, while connections past HELLO are never displaced.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "5", NULL};
+	enum { MAX = 5 };
+	int silent[MAX], greeted[MAX], late;
+
+	start_with(args);
+	for (int i = 0; i < MAX; i++) {
+		silent[i] = harness_connect(i % 2 ? dmn.tcp_url : dmn.unix_url);
+		cr_assert_geq(silent[i], 0);
+	}
+	/* Each newcomer says HELLO and is served; a silent one was closed for it. */
+	for (int i = 0; i < MAX; i++) {
+		greeted[i] = harness_connect(i % 2 ? dmn.unix_url : dmn.tcp_url);
+		cr_assert_geq(greeted[i], 0);
+		cr_assert_eq(hello_outcome(greeted[i]), 1, "newcomer %d is served", i);
+	}
+	for (int i = 0; i < MAX; i++)
+		cr_assert_eq(hello_outcome(silent[i]), 0, "silent connection %d gave way", i);
+	/* Every slot is past HELLO now: a newcomer is the one refused. */
+	late = harness_connect(dmn.unix_url);
+	cr_assert_geq(late, 0);
+	cr_assert_eq(hello_outcome(late), 0, "the sixth connection is closed");
+	close(late);
+	for (int i = 0; i < MAX; i++) {
+		ping_ok(greeted[i], 300 + (uint64_t)i);
+		close(greeted[i]);
+		close(silent[i]);
+	}
+	stop_clean();
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 /*
