@@ -705,7 +705,9 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 	enum dispatch_verdict verdict = DISPATCH_KEEP;
 	size_t start = out->len;
 
-	if (log_enabled(LOG_DEBUG) && req->id.len > 0) {
+	/* Only for clients past HELLO: one without the --auth-file secret must not be able to
+	 * write to the log, even at debug level. */
+	if (log_enabled(LOG_DEBUG) && peer->ready && req->id.len > 0) {
 		char tag[13];
 
 		ids_log_tag(tag, req->id.ptr, req->id.len, d->tag_key);

@@ -438,6 +438,32 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 	rm_tree(dir);
 }
 
+/* At --log-level debug, requests are logged (by a keyed tag) only once HELLO is done: a
+ * client that has not said it, or lacks the secret, cannot write to the log. */
+LEAK_CHECKED_TEST(operator, requests_before_hello_are_not_logged)
+{
+	const char *const args[] = {"--log-level", "debug", NULL};
+	struct codec_request get = {.op = CODEC_OP_GET};
+	struct harness_daemon d;
+	char *text;
+	int fd;
+
+	get.id = str("before-hello");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(status_of(fd, &get), CODEC_NOT_READY);
+	close(fd);
+	fd = harness_open_ready(d.unix_url, "after-hello");
+	get.id = str("after-hello");
+	cr_assert_eq(status_of(fd, &get), CODEC_NOT_FOUND);
+	close(fd);
+	text = daemon_log(&d);
+	cr_expect_eq(count_of(text, "GET session "), 1, "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
 /*
  * Live, expired sessions are reclaimed and their memory goes to later writes. A log of such
  * sessions written under --max-memory must load again under the same --max-memory.
