@@ -207,15 +207,17 @@ static bool auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_
 	shown = mp_read_bytes(&r, &secret, NULL) == 0;
 	if (!shown)
 		nil = mp_read_nil(&r) == 0;
-	if (d->cfg.auth == NULL && (shown || nil))
+	if (!shown && !nil)
+		*why = "auth must be nil, or the secret as str or bin";
+	else if (d->cfg.auth == NULL)
 		return true;
-	if (d->cfg.auth != NULL && shown && secret.len <= AUTH_MAX_SECRET &&
-	    auth_check(d->cfg.auth, secret.ptr, secret.len))
+	else if (!shown)
+		*why = "this server requires authentication: send the secret of its --auth-file as "
+		       "auth";
+	else if (secret.len <= AUTH_MAX_SECRET && auth_check(d->cfg.auth, secret.ptr, secret.len))
 		return true;
-	*why = !shown && !nil ? "auth must be nil, or the secret as str or bin"
-	       : shown        ? "wrong secret"
-	                      : "this server requires authentication: send the secret of its "
-	                        "--auth-file as auth";
+	else
+		*why = "wrong secret";
 	if (d->cfg.auth == NULL)
 		return false;
 	d->auth_refused++;

@@ -429,11 +429,13 @@ static int server_listen(struct server *srv)
 		srv->n_listeners++;
 		log_info("listening on %s", listener_url(srv->listeners[i]));
 		/* The operator must know what guards the sessions once the port leaves the host. */
-		if (listener_is_open_to_network(srv->listeners[i]) && srv->auth == NULL)
+		if (!listener_is_open_to_network(srv->listeners[i]))
+			continue;
+		if (srv->auth == NULL)
 			log_warn("%s is not a loopback address and there is no --auth-file: anyone "
 			         "who can reach it can read and write every session",
 			         listener_url(srv->listeners[i]));
-		else if (listener_is_open_to_network(srv->listeners[i]))
+		else
 			log_info(
 			    "%s is not a loopback address: the secret and the sessions cross "
 			    "the network unencrypted; keep it to a private network or a tunnel",
