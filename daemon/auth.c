@@ -10,10 +10,12 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "seal.h"
 
 struct auth {
-	/* BLAKE2b of the secret, in sodium_malloc'd memory made read-only once written. */
-	unsigned char *digest;
+	/* The pre-shared key derived from the secret (seal_psk): what the key exchange proves,
+	 * and what a plain secret is checked against. sodium_malloc'd, read-only once written. */
+	unsigned char *psk;
 };
 
 /*
@@ -72,8 +74,7 @@ struct auth *auth_new(const char *path)
 	}
 	secret = sodium_malloc(cap);
 	a = calloc(1, sizeof(*a));
-	if (secret == NULL || a == NULL ||
-	    (a->digest = sodium_malloc(crypto_generichash_BYTES)) == NULL) {
+	if (secret == NULL || a == NULL || (a->psk = sodium_malloc(SEAL_PSK_BYTES)) == NULL) {
 		log_error("auth file %s: out of memory", path);
 		goto fail_free;
 	}
@@ -90,8 +91,8 @@ struct auth *auth_new(const char *path)
 		          path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
 		goto fail_free;
 	}
-	crypto_generichash(a->digest, crypto_generichash_BYTES, secret, (size_t)len, NULL, 0);
-	sodium_mprotect_readonly(a->digest);
+	seal_psk(a->psk, secret, (size_t)len);
+	sodium_mprotect_readonly(a->psk);
 	sodium_free(secret);
 	close(fd);
 	return a;
@@ -109,17 +110,25 @@ void auth_free(struct auth *a)
 {
 	if (a == NULL)
 		return;
-	sodium_free(a->digest);
+	sodium_free(a->psk);
 	free(a);
 }
 
 bool auth_check(const struct auth *a, const void *presented, size_t len)
 {
-	unsigned char digest[crypto_generichash_BYTES];
+	unsigned char psk[SEAL_PSK_BYTES];
 	bool same;
 
-	crypto_generichash(digest, sizeof(digest), presented, len, NULL, 0);
-	same = sodium_memcmp(digest, a->digest, sizeof(digest)) == 0;
-	sodium_memzero(digest, sizeof(digest));
+	seal_psk(psk, presented, len);
+	same = sodium_memcmp(psk, a->psk, sizeof(psk)) == 0;
+	sodium_memzero(psk, sizeof(psk));
 	return same;
+}
+
+struct seal *auth_seal(const struct auth *a, const uint8_t client_public[SEAL_KEY_BYTES],
+                       const uint8_t client_proof[SEAL_PROOF_BYTES],
+                       uint8_t server_public[SEAL_KEY_BYTES],
+                       uint8_t server_proof[SEAL_PROOF_BYTES])
+{
+	return seal_server_new(a->psk, client_public, client_proof, server_public, server_proof);
 }

@@ -1,15 +1,20 @@
 /*
  * auth: the shared secret a client shows in HELLO when sessd runs with --auth-file.
  *
- * Only a digest of the secret is kept, in sodium_malloc'd read-only memory; the secret's own
- * bytes are wiped once hashed. Checking hashes what a client presents and compares the two
- * digests in constant time, so neither the secret's bytes nor its length leak through timing.
+ * Only the key derived from the secret (seal_psk, an HMAC of it) is kept, in sodium_malloc'd
+ * read-only memory; the secret's own bytes are wiped once hashed. Checking a plain secret
+ * derives the same from what a client presents and compares the two in constant time, so
+ * neither the secret's bytes nor its length leak through timing; a sealed client proves the
+ * key without sending it (auth_seal).
  */
 #ifndef SESSD_AUTH_H
 #define SESSD_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "seal.h"
 
 /* A secret must hold at least this many bytes (a short one can be guessed) and at most this
  * many (it travels in HELLO, which must fit the 4 KiB allowed before it). */
@@ -36,5 +41,16 @@ void auth_free(struct auth *a);
  * hold, for a given ${len}.
  */
 bool auth_check(const struct auth *a, const void *presented, size_t len);
+
+/*
+ * auth_seal(a, client_public, client_proof, server_public, server_proof):
+ * Answer a sealed HELLO's key exchange (PROTOCOL.md, "Sealed connections"): see
+ * seal_server_new. Returns the connection's seal, the caller's to free with seal_free, or NULL
+ * with errno EACCES (the client does not hold the secret) or ENOMEM.
+ */
+struct seal *auth_seal(const struct auth *a, const uint8_t client_public[SEAL_KEY_BYTES],
+                       const uint8_t client_proof[SEAL_PROOF_BYTES],
+                       uint8_t server_public[SEAL_KEY_BYTES],
+                       uint8_t server_proof[SEAL_PROOF_BYTES]);
 
 #endif

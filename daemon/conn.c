@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "seal.h"
 
 /* Bytes asked of each read(2) at least; a frame longer than this is read in one go once its
  * header has been checked. */
@@ -53,6 +54,13 @@ struct conn {
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
 	struct buf out;
 	size_t out_sent;
+	/* Sealed connections (peer.seal set by HELLO) only: replies not sealed yet, which go to
+	 * out as records when written; and records received whose end has not arrived. */
+	struct buf plain;
+	struct buf raw;
+	/* Why a received record was refused: the frames opened before it are handled first,
+	 * then this is the connection's last answer. NULL: none was. */
+	const char *record_fault;
 	struct dispatch_peer peer;
 	bool pending; /* on the set's pending list */
 	bool queued;  /* on the set's input list: read this turn, not handled yet */
@@ -84,7 +92,13 @@ static uint64_t wall_ms(void)
 
 static size_t unsent(const struct conn *c)
 {
-	return c->out.len - c->out_sent;
+	return c->out.len - c->out_sent + c->plain.len;
+}
+
+/* Where replies are written: out, or plain on a sealed connection. */
+static struct buf *replies(struct conn *c)
+{
+	return c->peer.seal != NULL ? &c->plain : &c->out;
 }
 
 /*
@@ -96,7 +110,7 @@ static size_t unsent(const struct conn *c)
 static void note_held(struct conn *c, bool progressed)
 {
 	struct conn_set *s = c->set;
-	size_t held = c->in_end - c->in_start + unsent(c);
+	size_t held = c->in_end - c->in_start + c->raw.len + unsent(c);
 
 	if (progressed || c->held == 0)
 		c->progress_at = ++s->progress_seq;
@@ -114,6 +128,9 @@ static void conn_destroy(struct conn *c)
 	evutil_closesocket(c->fd);
 	free(c->in_data);
 	buf_finish(&c->out);
+	buf_finish(&c->plain);
+	buf_finish(&c->raw);
+	seal_free(c->peer.seal);
 	free(c);
 }
 
@@ -216,6 +233,7 @@ static bool finish_closing(struct conn *c)
 		c->lingering = true;
 		shutdown(c->fd, SHUT_WR);
 		c->in_start = c->in_end = 0;
+		buf_reset(&c->raw);
 		note_held(c, false);
 		update_reading(c);
 	}
@@ -242,7 +260,7 @@ static void mark_pending(struct conn *c)
 /* Queue a reply the connection closes after. */
 static void reply_and_close(struct conn *c, uint32_t status, const char *message)
 {
-	if (codec_reply_error(&c->out, 0, status, message) == -1)
+	if (codec_reply_error(replies(c), 0, status, message) == -1)
 		log_warn("out of memory for an error reply");
 	c->closing = true;
 }
@@ -272,6 +290,86 @@ static size_t frame_at(const struct conn *c, size_t at, struct dispatch_frame_re
 	frame->len = n;
 	frame->decoded = false;
 	return at + CODEC_HEADER_BYTES + (size_t)n;
+}
+
+/*
+ * Room for ${n} more bytes at the end of ${c}'s input (a chunk at least, if it must grow).
+ * Moves what is unhandled to the front only when the tail is too short. Returns 0, or -1
+ * (ENOMEM).
+ */
+static int input_room(struct conn *c, size_t n)
+{
+	size_t avail = c->in_end - c->in_start;
+	uint8_t *data;
+
+	if (c->in_cap - c->in_end >= n)
+		return 0;
+	if (c->in_start > 0) {
+		memmove(c->in_data, c->in_data + c->in_start, avail);
+		c->in_start = 0;
+		c->in_end = avail;
+		if (c->in_cap - c->in_end >= n)
+			return 0;
+	}
+	if (n < CONN_READ_CHUNK)
+		n = CONN_READ_CHUNK;
+	data = realloc(c->in_data, avail + n);
+	if (data == NULL)
+		return -1;
+	c->in_data = data;
+	c->in_cap = avail + n;
+	return 0;
+}
+
+/*
+ * A sealed connection: open the records complete in raw, their plaintext onto the input. A
+ * malformed or forged record ends the stream: it and all after it are dropped, and
+ * record_fault says why, for process() to answer once the frames before it are handled.
+ * Returns 0, or -1 when out of memory (closing is set; nothing will be answered).
+ */
+static int open_records(struct conn *c)
+{
+	size_t at = 0, size;
+
+	while (c->record_fault == NULL && c->raw.len - at >= SEAL_HEADER_BYTES) {
+		size = seal_record_size(c->raw.data + at);
+		if (size == 0) {
+			c->record_fault = "a record of a malformed length";
+			break;
+		}
+		if (c->raw.len - at < size)
+			break;
+		if (input_room(c, size - SEAL_OVERHEAD) == -1) {
+			log_warn("out of memory for a connection's input; closing it");
+			c->closing = true;
+			return -1;
+		}
+		if (seal_open(c->peer.seal, c->raw.data + at, size, c->in_data + c->in_end) == -1) {
+			c->record_fault = "a record that does not authenticate";
+			break;
+		}
+		c->in_end += size - SEAL_OVERHEAD;
+		at += size;
+	}
+	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
+	return 0;
+}
+
+/*
+ * HELLO has just sealed ${c}: the input after the HELLO frame (at in_start) is records. Its
+ * reply, in out, goes as it is; every reply after it goes to plain. Returns as open_records.
+ */
+static int begin_sealed(struct conn *c)
+{
+	size_t rest = c->in_end - c->in_start;
+
+	if (rest > 0 && buf_append(&c->raw, c->in_data + c->in_start, rest) == -1) {
+		log_warn("out of memory for a connection's input; closing it");
+		c->closing = true;
+		return -1;
+	}
+	c->in_start = c->in_end = 0;
+	return open_records(c);
 }
 
 /*
@@ -309,7 +407,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	struct dispatch_frame_ref plain;
 	const struct dispatch_frame_ref *frame;
 	enum dispatch_verdict verdict;
-	size_t before = c->out.len, n_hinted = 0, handled = 0;
+	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0;
 	bool completed = false, greeting;
 	uint64_t now_ms = 0;
 	size_t avail, whole;
@@ -355,7 +453,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			frame = &plain;
 		handled++;
 		greeting = !c->peer.ready;
-		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, &c->out);
+		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, replies(c));
 		/* A frame before HELLO is done may carry the --auth-file secret: it must not stay
 		 * behind in the buffer, or in memory freed from it. */
 		if (greeting && verdict != DISPATCH_LATER)
@@ -370,9 +468,14 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			c->closing = true;
 		c->in_start += whole;
 		completed = true;
+		if (greeting && c->peer.seal != NULL && begin_sealed(c) == -1)
+			break;
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
+	/* Every frame before a refused record is handled: now its answer, and the end. */
+	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
+		reply_and_close(c, CODEC_BAD_REQUEST, c->record_fault);
 	if (!c->greeted && c->peer.ready) {
 		c->greeted = true;
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
@@ -383,7 +486,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
 	note_held(c, completed);
-	if (c->out.len > before)
+	if (c->out.len + c->plain.len > before)
 		mark_pending(c);
 	if (c->closing)
 		return begin_closing(c);
@@ -399,7 +502,6 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 static int make_room(struct conn *c)
 {
 	size_t avail = c->in_end - c->in_start, want = CONN_READ_CHUNK, need;
-	uint8_t *data;
 
 	if (avail >= CODEC_HEADER_BYTES) {
 		/* process() left a partial frame whose length passed the max_frame check. */
@@ -407,31 +509,20 @@ static int make_room(struct conn *c)
 		if (need > avail && need - avail > want)
 			want = need - avail;
 	}
-	if (c->in_cap - c->in_end >= want)
-		return 0;
-	if (c->in_start > 0) {
-		memmove(c->in_data, c->in_data + c->in_start, avail);
-		c->in_start = 0;
-		c->in_end = avail;
-	}
-	if (c->in_cap - c->in_end >= want)
-		return 0;
-	data = realloc(c->in_data, avail + want);
-	if (data == NULL)
-		return -1;
-	c->in_data = data;
-	c->in_cap = avail + want;
-	return 0;
+	return input_room(c, want);
 }
 
 /* Empty ${c}'s output (all sent, or dropped), giving back a buffer a burst of replies grew. */
 static void empty_output(struct conn *c)
 {
 	buf_reset(&c->out);
+	buf_reset(&c->plain);
 	c->out_sent = 0;
 	c->out_torn = false;
 	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
 		buf_finish(&c->out);
+	if (c->plain.cap > CONN_OUTPUT_KEEP_BYTES)
+		buf_finish(&c->plain);
 }
 
 /* Give back a buffer that a large frame grew, once nothing is in it. */
@@ -442,14 +533,18 @@ static void trim_input(struct conn *c)
 		c->in_data = NULL;
 		c->in_cap = 0;
 	}
+	if (c->raw.len == 0 && c->raw.cap > CONN_INPUT_KEEP_BYTES)
+		buf_finish(&c->raw);
 }
 
 /* Drop what ${c} holds and close it, answering BUSY when a frame can still start. */
 static void evict(struct conn *c)
 {
-	bool torn = c->out_torn || c->out_sent > 0;
+	/* Sealed records dropped unsent would leave a gap in the record numbers. */
+	bool torn = c->out_torn || c->out_sent > 0 || (c->peer.seal != NULL && c->out.len > 0);
 
 	c->in_start = c->in_end = 0;
+	buf_reset(&c->raw);
 	trim_input(c);
 	empty_output(c);
 	note_held(c, false);
@@ -519,6 +614,62 @@ static void shed_clients(struct conn_set *s)
 	}
 }
 
+/*
+ * The rest of a read once its bytes are in (plain: the input; sealed: raw). ${got}: what
+ * recv returned; 0 when the client shut its side down.
+ */
+static void after_recv(struct conn *c, ssize_t got)
+{
+	if (got == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c);
+		return;
+	}
+	if (got == 0) {
+		/* The client is done sending; what it sent is answered before we close. */
+		c->peer_eof = true;
+		begin_closing(c);
+		return;
+	}
+	/* Handled at the end of the turn with the other connections' input
+	 * (conn_set_handle_input), so that their store lookups can start together. */
+	if (!c->queued) {
+		c->queued = true;
+		TAILQ_INSERT_TAIL(&c->set->input, c, input_link);
+	}
+	note_held(c, false);
+	if (c->set->client_bytes > c->set->cfg.max_client_bytes)
+		shed_clients(c->set);
+}
+
+/* conn_on_read for a sealed connection: read records into raw and open those complete. */
+static void read_records(struct conn *c)
+{
+	size_t want = CONN_READ_CHUNK, size;
+	ssize_t got;
+
+	/* A record longer than a chunk is read in one go, as a long frame is. */
+	if (c->raw.len >= SEAL_HEADER_BYTES &&
+	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want)
+		want = size - c->raw.len;
+	if (buf_reserve(&c->raw, want) == -1) {
+		log_warn("out of memory for a connection's input; closing it");
+		conn_close(c);
+		return;
+	}
+	got = recv(c->fd, c->raw.data + c->raw.len, c->raw.cap - c->raw.len, 0);
+	if (got > 0) {
+		c->raw.len += (size_t)got;
+		if (open_records(c) == -1) {
+			note_held(c, false);
+			begin_closing(c);
+			return;
+		}
+	}
+	after_recv(c, got);
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -533,34 +684,19 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 			conn_close(c);
 		return;
 	}
+	if (c->peer.seal != NULL) {
+		read_records(c);
+		return;
+	}
 	if (make_room(c) == -1) {
 		log_warn("out of memory for a connection's input; closing it");
 		conn_close(c);
 		return;
 	}
 	got = recv(fd, c->in_data + c->in_end, c->in_cap - c->in_end, 0);
-	if (got == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		conn_close(c);
-		return;
-	}
-	if (got == 0) {
-		/* The client is done sending; what it sent is answered before we close. */
-		c->peer_eof = true;
-		begin_closing(c);
-		return;
-	}
-	c->in_end += (size_t)got;
-	/* Handled at the end of the turn with the other connections' input (conn_set_handle_input),
-	 * so that their store lookups can start together. */
-	if (!c->queued) {
-		c->queued = true;
-		TAILQ_INSERT_TAIL(&c->set->input, c, input_link);
-	}
-	note_held(c, false);
-	if (c->set->client_bytes > c->set->cfg.max_client_bytes)
-		shed_clients(c->set);
+	if (got > 0)
+		c->in_end += (size_t)got;
+	after_recv(c, got);
 }
 
 /*
@@ -571,8 +707,9 @@ static int send_output(struct conn *c)
 {
 	ssize_t put;
 
-	while (unsent(c) > 0) {
-		put = send(c->fd, c->out.data + c->out_sent, unsent(c), MSG_NOSIGNAL);
+	while (c->out.len > c->out_sent) {
+		put =
+		    send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
 		if (put == -1) {
 			if (errno == EINTR)
 				continue;
@@ -597,12 +734,29 @@ static int send_output(struct conn *c)
 	return 0;
 }
 
+/* Seal ${c}'s plain replies onto its output. Returns 0, or -1 after logging why. */
+static int seal_output(struct conn *c)
+{
+	if (seal_append_all(c->peer.seal, &c->out, c->plain.data, c->plain.len) == -1) {
+		log_warn("cannot seal a connection's replies (%s); closing it", strerror(errno));
+		return -1;
+	}
+	buf_reset(&c->plain);
+	if (c->plain.cap > CONN_OUTPUT_KEEP_BYTES)
+		buf_finish(&c->plain);
+	return 0;
+}
+
 /*
  * Write ${c}'s output, then resume reading if the client caught up, or finish closing.
  * Returns true when ${c} was freed.
  */
 static bool conn_write(struct conn *c)
 {
+	if (c->plain.len > 0 && seal_output(c) == -1) {
+		conn_close(c);
+		return true;
+	}
 	if (send_output(c) == -1) {
 		conn_close(c);
 		return true;
@@ -713,6 +867,8 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 	c->set = s;
 	c->fd = fd;
 	buf_init(&c->out);
+	buf_init(&c->plain);
+	buf_init(&c->raw);
 	c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	c->write_ev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	if (c->read_ev == NULL || c->write_ev == NULL) {

@@ -190,36 +190,97 @@ static size_t max_data(const struct dispatch *d)
 	return d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD;
 }
 
+/* What a sealed HELLO's key exchange gave: the connection's seal and the reply's kx. */
+struct hello_kx {
+	struct seal *seal; /* NULL: a plain HELLO */
+	uint8_t server_public[SEAL_KEY_BYTES];
+	uint8_t server_proof[SEAL_PROOF_BYTES];
+};
+
 /*
- * Whether HELLO's ${auth} (raw msgpack) lets the client in. Without --auth-file any nil, str
- * or bin is let in, so that clients can be given the secret before the server needs it. A
- * refusal is logged at most once a minute, with the count since: a flood of guesses must not
- * fill the log.
+ * Read a sealed HELLO's auth map, whose ${pairs} pairs follow in ${r}: exactly "kx" and
+ * "proof", each bin of 32 bytes, and nothing after. Returns 0 with the two in ${client_public}
+ * and ${client_proof} (pointing into the frame), or -1.
  */
-static bool auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t now_ms,
-                        const char **why)
+static int read_kx_map(struct mp_reader *r, uint32_t pairs, const uint8_t **client_public,
+                       const uint8_t **client_proof)
 {
+	*client_public = *client_proof = NULL;
+	if (pairs != 2)
+		return -1;
+	for (uint32_t i = 0; i < pairs; i++) {
+		struct mp_bytes key, value;
+		const uint8_t **slot;
+		bool is_bin;
+
+		if (mp_read_str(r, &key) == -1 || mp_read_bytes(r, &value, &is_bin) == -1 ||
+		    !is_bin)
+			return -1;
+		if (key.len == 2 && memcmp(key.ptr, "kx", 2) == 0)
+			slot = client_public;
+		else if (key.len == 5 && memcmp(key.ptr, "proof", 5) == 0)
+			slot = client_proof;
+		else
+			return -1;
+		if (*slot != NULL || value.len != SEAL_KEY_BYTES)
+			return -1;
+		*slot = value.ptr;
+	}
+	return r->pos == r->end ? 0 : -1;
+}
+
+/*
+ * Whether HELLO's ${auth} (raw msgpack) lets the client in: 1 (a sealed one's seal in ${kx}),
+ * 0 with the reason in ${why}, or -1 out of memory. Without --auth-file any nil, str or bin is
+ * let in, so that clients can be given the secret before the server needs it; a key exchange
+ * is not (a client that asked for a sealed connection must not get a plain one). A refusal is
+ * logged at most once a minute, with the count since: a flood of guesses must not fill the
+ * log.
+ */
+static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t now_ms,
+                       struct hello_kx *kx, const char **why)
+{
+	const uint8_t *client_public, *client_proof;
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
+	uint32_t pairs;
 	bool shown, nil = false;
 
 	mp_reader_init(&r, auth->ptr, auth->len);
-	shown = mp_read_bytes(&r, &secret, NULL) == 0;
-	if (!shown)
-		nil = mp_read_nil(&r) == 0;
-	if (!shown && !nil)
-		*why = "auth must be nil, or the secret as str or bin";
-	else if (d->cfg.auth == NULL)
-		return true;
-	else if (!shown)
-		*why = "this server requires authentication: send the secret of its --auth-file as "
-		       "auth";
-	else if (secret.len <= AUTH_MAX_SECRET && auth_check(d->cfg.auth, secret.ptr, secret.len))
-		return true;
-	else
-		*why = "wrong secret";
+	if (mp_read_map(&r, &pairs) == 0) {
+		if (d->cfg.auth == NULL)
+			*why = "this server has no --auth-file secret to seal a connection with";
+		else if (read_kx_map(&r, pairs, &client_public, &client_proof) == -1)
+			*why = "auth for a sealed connection must be a map of kx and proof, each "
+			       "bin of "
+			       "32 bytes";
+		else if ((kx->seal = auth_seal(d->cfg.auth, client_public, client_proof,
+		                               kx->server_public, kx->server_proof)) != NULL)
+			return 1;
+		else if (errno == ENOMEM)
+			return -1;
+		else
+			*why = "wrong proof of the secret";
+	} else {
+		shown = mp_read_bytes(&r, &secret, NULL) == 0;
+		if (!shown)
+			nil = mp_read_nil(&r) == 0;
+		if (!shown && !nil)
+			*why = "auth must be nil, the secret as str or bin, or a key exchange map";
+		else if (d->cfg.auth == NULL)
+			return 1;
+		else if (!shown)
+			*why = "this server requires authentication: send the secret of its "
+			       "--auth-file "
+			       "as auth, or seal the connection";
+		else if (secret.len <= AUTH_MAX_SECRET &&
+		         auth_check(d->cfg.auth, secret.ptr, secret.len))
+			return 1;
+		else
+			*why = "wrong secret";
+	}
 	if (d->cfg.auth == NULL)
-		return false;
+		return 0;
 	d->auth_refused++;
 	if (d->auth_logged_ms == 0 || now_ms - d->auth_logged_ms >= 60000) {
 		log_warn("refused %llu connection(s) that did not show the --auth-file secret "
@@ -228,14 +289,43 @@ static bool auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_
 		d->auth_refused_logged = d->auth_refused;
 		d->auth_logged_ms = now_ms;
 	}
-	return false;
+	return 0;
+}
+
+/* Write the HELLO reply's map for ${kx} (a sealed HELLO when kx->seal is set). */
+static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, struct buf *out)
+{
+	if (mp_write_map(out, kx->seal != NULL ? 11 : 10) == -1 ||
+	    write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
+	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
+	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
+	    write_key_uint(out, "max_frame", d->cfg.max_frame) == -1 ||
+	    write_key_uint(out, "max_data", max_data(d)) == -1 ||
+	    write_key_uint(out, "max_id", IDS_MAX_ID_LEN) == -1 ||
+	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
+	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
+	    write_key_uint(out, "max_list", CODEC_LIST_MAX_LIMIT) == -1 ||
+	    write_str(out, "auth") == -1 ||
+	    (d->cfg.auth != NULL ? mp_write_bool(out, true) : mp_write_nil(out)) == -1)
+		return -1;
+	if (kx->seal == NULL)
+		return 0;
+	if (write_str(out, "kx") == -1 || mp_write_map(out, 2) == -1 ||
+	    write_str(out, "key") == -1 ||
+	    mp_write_bin(out, kx->server_public, SEAL_KEY_BYTES) == -1 ||
+	    write_str(out, "proof") == -1 ||
+	    mp_write_bin(out, kx->server_proof, SEAL_PROOF_BYTES) == -1)
+		return -1;
+	return 0;
 }
 
 static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                     uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
 {
+	struct hello_kx kx = {.seal = NULL};
 	const char *why = NULL;
 	size_t at;
+	int passes;
 
 	if (peer->ready) {
 		*verdict = DISPATCH_CLOSE;
@@ -247,25 +337,20 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
 		                         "this server speaks protocol version 1 only");
 	}
-	if (!auth_passes(d, &req->auth, now_ms, &why)) {
+	passes = auth_passes(d, &req->auth, now_ms, &kx, &why);
+	if (passes == -1)
+		return -1;
+	if (passes == 0) {
 		*verdict = DISPATCH_CLOSE;
 		return codec_reply_error(out, req->request_id, CODEC_AUTH_FAILED, why);
 	}
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
-	    mp_write_map(out, 10) == -1 || write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
-	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
-	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
-	    write_key_uint(out, "max_frame", d->cfg.max_frame) == -1 ||
-	    write_key_uint(out, "max_data", max_data(d)) == -1 ||
-	    write_key_uint(out, "max_id", IDS_MAX_ID_LEN) == -1 ||
-	    write_key_uint(out, "max_namespace", IDS_MAX_NAMESPACE_LEN) == -1 ||
-	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
-	    write_key_uint(out, "max_list", CODEC_LIST_MAX_LIMIT) == -1 ||
-	    write_str(out, "auth") == -1 ||
-	    (d->cfg.auth != NULL ? mp_write_bool(out, true) : mp_write_nil(out)) == -1 ||
-	    codec_frame_close(out, at) == -1)
+	    write_hello_map(d, &kx, out) == -1 || codec_frame_close(out, at) == -1) {
+		seal_free(kx.seal);
 		return -1;
+	}
 	peer->ready = true;
+	peer->seal = kx.seal;
 	return 0;
 }
 

@@ -10,6 +10,8 @@
 #include "persist.h"
 #include "store.h"
 
+struct seal;
+
 /*
  * Dispatch: the one place that knows every operation. A frame body goes in, its reply frame
  * comes out in a buffer; in between, the store (and the persistence log) do the work. Knows
@@ -48,6 +50,10 @@ struct dispatch_config {
 /* Per-connection protocol state, embedded in the connection; zero it to start. */
 struct dispatch_peer {
 	bool ready; /* HELLO done */
+	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply
+	 * go in records sealed with it, both ways. The connection owns it from then on and frees
+	 * it with seal_free. */
+	struct seal *seal;
 };
 
 enum dispatch_verdict {

@@ -1,0 +1,528 @@
+/*
+ * Sealed connections (PROTOCOL.md, "Sealed connections") against the real daemon, spoken
+ * raw: the key exchange in HELLO, requests and replies in records, and what a client that
+ * breaks the rules gets: forged, malformed and plain bytes after a sealed HELLO, wrong proofs,
+ * a key exchange offered to a server without a secret.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "harness.h"
+#include "leakcheck.h"
+#include "mp.h"
+#include "seal.h"
+
+#define TTL_MS 3600000u
+
+static const char secret[] = "Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4hk9";
+static char dir[64], secret_path[128];
+static struct harness_daemon daemon_with_secret;
+
+static void start(void)
+{
+	const char *const args[] = {"--auth-file", secret_path, NULL};
+	FILE *f;
+
+	cr_assert(sodium_init() >= 0);
+	strcpy(dir, "/tmp/sessd-sealed-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
+	f = fopen(secret_path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", secret);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(secret_path, 0600), 0);
+	cr_assert_eq(harness_start(&daemon_with_secret, args), 0);
+}
+
+static void stop(void)
+{
+	cr_expect_eq(harness_stop(&daemon_with_secret), 0, "the daemon stops cleanly");
+	unlink(secret_path);
+	rmdir(dir);
+}
+
+TestSuite(sealed, .init = start, .fini = stop, .timeout = 120);
+
+static struct mp_bytes str(const char *s)
+{
+	return (struct mp_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* One sealed connection, the client's side. */
+struct sealed {
+	int fd;
+	struct seal *seal;
+	struct buf plain; /* opened and not yet read as frames */
+	size_t plain_at;
+};
+
+/* The auth map of a key exchange: {"kx": public, "proof": proof}. */
+static void kx_map(struct buf *out, const uint8_t public[32], const uint8_t proof[32])
+{
+	cr_assert_eq(mp_write_map(out, 2), 0);
+	cr_assert_eq(mp_write_str(out, "kx", 2), 0);
+	cr_assert_eq(mp_write_bin(out, public, 32), 0);
+	cr_assert_eq(mp_write_str(out, "proof", 5), 0);
+	cr_assert_eq(mp_write_bin(out, proof, 32), 0);
+}
+
+/* Send HELLO with ${auth} (raw msgpack) on ${fd}; returns the reply (status, result into
+ * *body, to free). */
+static struct codec_reply hello_with(int fd, const struct buf *auth, uint8_t **body)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
+	struct codec_reply rep;
+
+	req.client_name = str("sealed-test");
+	req.auth = (struct mp_bytes){auth->data, auth->len};
+	cr_assert_eq(harness_call(fd, &req, &rep, body), 0, "no HELLO reply");
+	return rep;
+}
+
+/* Find the reply map's "kx" and read its key and proof; returns 0, or -1 if absent. */
+static int reply_kx(const struct codec_reply *rep, uint8_t public[32], uint8_t proof[32])
+{
+	struct mp_reader r;
+	uint32_t pairs, inner;
+	struct mp_bytes key, value;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(&r, &pairs), 0);
+	for (uint32_t i = 0; i < pairs; i++) {
+		cr_assert_eq(mp_read_str(&r, &key), 0);
+		if (key.len != 2 || memcmp(key.ptr, "kx", 2) != 0) {
+			cr_assert_eq(mp_skip(&r), 0);
+			continue;
+		}
+		cr_assert_eq(mp_read_map(&r, &inner), 0);
+		cr_assert_eq(inner, 2);
+		for (uint32_t j = 0; j < inner; j++) {
+			cr_assert_eq(mp_read_str(&r, &key), 0);
+			cr_assert_eq(mp_read_bytes(&r, &value, NULL), 0);
+			cr_assert_eq(value.len, 32);
+			memcpy(key.len == 3 ? public : proof, value.ptr, 32);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* Open a sealed connection to ${url} with the suite's secret. */
+static struct sealed sealed_open(const char *url)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
+	struct sealed s = {.fd = -1};
+	struct codec_reply rep;
+	struct buf auth;
+	uint8_t *body;
+
+	seal_psk(psk, secret, strlen(secret));
+	s.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(s.seal);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	s.fd = harness_connect(url);
+	cr_assert_geq(s.fd, 0);
+	rep = hello_with(s.fd, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "sealed HELLO: status %u", rep.status);
+	cr_assert_eq(harness_map_uint(&rep, "version"), 1);
+	cr_assert_eq(reply_kx(&rep, s_pk, s_proof), 0, "the reply has no kx");
+	cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0, "the server's proof is wrong");
+	free(body);
+	buf_finish(&auth);
+	buf_init(&s.plain);
+	return s;
+}
+
+static void sealed_close(struct sealed *s)
+{
+	close(s->fd);
+	seal_free(s->seal);
+	buf_finish(&s->plain);
+}
+
+/* Seal and send the frames in ${frames}. */
+static void sealed_send(struct sealed *s, const struct buf *frames)
+{
+	struct buf wire;
+
+	buf_init(&wire);
+	cr_assert_eq(seal_append_all(s->seal, &wire, frames->data, frames->len), 0);
+	cr_assert_eq(harness_send_all(s->fd, wire.data, wire.len), 0);
+	buf_finish(&wire);
+}
+
+/* Read one record and open it onto s->plain; returns 0, or -1 at the end of the stream. */
+static int read_record(struct sealed *s)
+{
+	uint8_t header[SEAL_HEADER_BYTES], *record;
+	size_t size;
+
+	if (harness_recv_all(s->fd, header, sizeof(header)) == -1)
+		return -1;
+	size = seal_record_size(header);
+	cr_assert_neq(size, 0, "the server sent a malformed record length");
+	record = malloc(size);
+	cr_assert_not_null(record);
+	memcpy(record, header, sizeof(header));
+	cr_assert_eq(harness_recv_all(s->fd, record + sizeof(header), size - sizeof(header)), 0);
+	cr_assert_eq(buf_reserve(&s->plain, size - SEAL_OVERHEAD), 0);
+	cr_assert_eq(seal_open(s->seal, record, size, s->plain.data + s->plain.len), 0,
+	             "a record from the server does not open");
+	s->plain.len += size - SEAL_OVERHEAD;
+	free(record);
+	return 0;
+}
+
+/* The next reply frame: decoded into ${rep}, its body copied into *${body} (to free). Fails
+ * the test at the end of the stream. */
+static void sealed_reply(struct sealed *s, struct codec_reply *rep, uint8_t **body)
+{
+	size_t avail, n;
+
+	for (;;) {
+		avail = s->plain.len - s->plain_at;
+		if (avail >= CODEC_HEADER_BYTES) {
+			n = codec_frame_length(s->plain.data + s->plain_at);
+			if (avail - CODEC_HEADER_BYTES >= n)
+				break;
+		}
+		cr_assert_eq(read_record(s), 0, "the stream ended before a reply");
+	}
+	*body = malloc(n);
+	cr_assert_not_null(*body);
+	memcpy(*body, s->plain.data + s->plain_at + CODEC_HEADER_BYTES, n);
+	s->plain_at += CODEC_HEADER_BYTES + n;
+	cr_assert_eq(codec_decode_reply(*body, n, rep), 0);
+}
+
+/* One request, sealed, and its reply's status (the result, when wanted, into *result). */
+static uint32_t sealed_call(struct sealed *s, const struct codec_request *req,
+                            struct mp_bytes *result, uint8_t **body)
+{
+	struct codec_reply rep;
+	struct buf frames;
+	uint8_t *own = NULL;
+
+	buf_init(&frames);
+	cr_assert_eq(codec_encode_request(&frames, req), 0);
+	sealed_send(s, &frames);
+	buf_finish(&frames);
+	sealed_reply(s, &rep, body != NULL ? body : &own);
+	if (result != NULL)
+		*result = rep.result;
+	free(own);
+	return rep.status;
+}
+
+/* What the server sends after a fault: one sealed BAD_REQUEST, then the end of the stream. */
+static void expect_sealed_error_then_closed(struct sealed *s, const char *what)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+
+	sealed_reply(s, &rep, &body);
+	cr_expect_eq(rep.status, CODEC_BAD_REQUEST, "%s: status %u", what, rep.status);
+	cr_expect_eq(rep.request_id, 0);
+	cr_expect_neq(memmem(rep.message.ptr, rep.message.len, "record", 6), NULL,
+	              "%s: the message names the record", what);
+	free(body);
+	cr_expect_eq(read_record(s), -1, "%s: the connection is closed", what);
+}
+
+static void every_op(const char *url)
+{
+	struct sealed s = sealed_open(url);
+	struct codec_request req = {.request_id = 2};
+	struct mp_bytes result;
+	uint8_t *body;
+
+	req.op = CODEC_OP_PING;
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_OK);
+	req.op = CODEC_OP_SET;
+	req.ns = str("sealed");
+	req.id = str("one");
+	req.data = str("{\"user\":\"ada\"}");
+	req.ttl_ms = TTL_MS;
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_OK);
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(sealed_call(&s, &req, &result, &body), CODEC_OK);
+	cr_assert_eq(result.len, 2 + req.data.len);
+	cr_assert_arr_eq(result.ptr + 2, req.data.ptr, req.data.len);
+	free(body);
+	req.op = CODEC_OP_TOUCH;
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_OK);
+	req.op = CODEC_OP_FLASH_PUSH;
+	req.flash_type = str("info");
+	req.flash_msg = str("saved");
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_OK);
+	req.op = CODEC_OP_FLASH_POP;
+	cr_assert_eq(sealed_call(&s, &req, &result, &body), CODEC_OK);
+	cr_assert_neq(memmem(result.ptr, result.len, "saved", 5), NULL);
+	free(body);
+	req.op = CODEC_OP_DESTROY;
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_OK);
+	req.op = CODEC_OP_GET;
+	cr_assert_eq(sealed_call(&s, &req, NULL, NULL), CODEC_NOT_FOUND);
+	sealed_close(&s);
+}
+
+LEAK_CHECKED_TEST(sealed, every_op_over_unix)
+{
+	every_op(daemon_with_secret.unix_url);
+}
+
+LEAK_CHECKED_TEST(sealed, every_op_over_tcp)
+{
+	every_op(daemon_with_secret.tcp_url);
+}
+
+/*
+ * A session of 300 KB goes in and comes out in several records; a SET frame whose records
+ * split it at odd places, with other frames sharing them, reads the same; and a burst of
+ * pipelined requests in one record gets every reply, in order.
+ */
+LEAK_CHECKED_TEST(sealed, frames_and_records_need_not_line_up)
+{
+	enum { BIG = 300 * 1024, BURST = 200 };
+	struct sealed s = sealed_open(daemon_with_secret.unix_url);
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 3, .ttl_ms = TTL_MS};
+	struct codec_reply rep;
+	struct mp_bytes result;
+	uint8_t *data = malloc(BIG), *body;
+	struct buf frames, wire;
+	size_t at = 0, cuts[] = {1, 4, 5, 1000, 60000, 125001};
+
+	cr_assert_not_null(data);
+	randombytes_buf(data, BIG);
+	req.ns = str("big");
+	req.id = str("big-one");
+	req.data = (struct mp_bytes){data, BIG};
+	buf_init(&frames);
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	req.op = CODEC_OP_PING;
+	req.request_id = 4;
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	/* Records of 1, 3, 1, 995, 59000, 65001 bytes, then the rest. */
+	buf_init(&wire);
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		cr_assert_eq(seal_append(s.seal, &wire, frames.data + at, cuts[i] - at), 0);
+		at = cuts[i];
+	}
+	cr_assert_eq(seal_append_all(s.seal, &wire, frames.data + at, frames.len - at), 0);
+	cr_assert_eq(harness_send_all(s.fd, wire.data, wire.len), 0);
+	sealed_reply(&s, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 3);
+	free(body);
+	sealed_reply(&s, &rep, &body);
+	cr_assert_eq(rep.request_id, 4);
+	free(body);
+
+	req.op = CODEC_OP_GET;
+	req.request_id = 5;
+	cr_assert_eq(sealed_call(&s, &req, &result, &body), CODEC_OK);
+	cr_assert_eq(result.len, 5 + (size_t)BIG, "bin32 header and the data");
+	cr_assert_arr_eq(result.ptr + 5, data, BIG);
+	free(body);
+
+	buf_reset(&frames);
+	for (int i = 0; i < BURST; i++) {
+		req.request_id = 100 + (uint64_t)i;
+		req.op = i % 2 ? CODEC_OP_PING : CODEC_OP_TOUCH;
+		cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	}
+	sealed_send(&s, &frames);
+	for (int i = 0; i < BURST; i++) {
+		sealed_reply(&s, &rep, &body);
+		cr_assert_eq(rep.request_id, 100 + (uint64_t)i);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	buf_finish(&frames);
+	buf_finish(&wire);
+	free(data);
+	sealed_close(&s);
+}
+
+/* Send ${n} bytes raw on a sealed connection, then expect the sealed error and the close;
+ * a second sealed connection works throughout. */
+static void raw_after_hello(const void *bytes, size_t n, const char *what)
+{
+	struct sealed bad = sealed_open(daemon_with_secret.unix_url);
+	struct sealed good = sealed_open(daemon_with_secret.unix_url);
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
+
+	cr_assert_eq(harness_send_all(bad.fd, bytes, n), 0);
+	expect_sealed_error_then_closed(&bad, what);
+	cr_assert_eq(sealed_call(&good, &ping, NULL, NULL), CODEC_OK, "%s: the other client", what);
+	sealed_close(&bad);
+	sealed_close(&good);
+}
+
+LEAK_CHECKED_TEST(sealed, malformed_records_close_only_their_connection)
+{
+	const uint8_t too_short[] = {0, 0, 0, 16};
+	const uint8_t too_long[] = {0, 1, 0, 17};
+	const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff};
+	struct buf plain;
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+
+	raw_after_hello(too_short, sizeof(too_short), "a record of 16 bytes");
+	raw_after_hello(too_long, sizeof(too_long), "a record over 65552 bytes");
+	raw_after_hello(huge, sizeof(huge), "a record of 4 GiB");
+	/* A plain frame after a sealed HELLO: its header is read as a record's. */
+	buf_init(&plain);
+	cr_assert_eq(codec_encode_request(&plain, &ping), 0);
+	raw_after_hello(plain.data, plain.len, "a plain frame");
+	buf_finish(&plain);
+}
+
+LEAK_CHECKED_TEST(sealed, forged_and_replayed_records_close_only_their_connection)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	struct buf frame, wire;
+	/* Where a byte is changed: the ciphertext, the tag. */
+	size_t spots[2] = {SEAL_HEADER_BYTES + 1, 0};
+	struct sealed s;
+
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &ping), 0);
+	spots[1] = SEAL_HEADER_BYTES + frame.len + 3;
+	for (size_t i = 0; i < 3; i++) {
+		s = sealed_open(daemon_with_secret.unix_url);
+		buf_init(&wire);
+		cr_assert_eq(seal_append(s.seal, &wire, frame.data, frame.len), 0);
+		if (i == 2) {
+			/* The length one more, and one more byte: whole, but not what was sealed.
+			 */
+			wire.data[3]++;
+			cr_assert_eq(buf_append(&wire, "\x55", 1), 0);
+		} else {
+			wire.data[spots[i]] ^= 0x01;
+		}
+		cr_assert_eq(harness_send_all(s.fd, wire.data, wire.len), 0);
+		expect_sealed_error_then_closed(&s, "a changed record");
+		buf_finish(&wire);
+		sealed_close(&s);
+	}
+	/* A record played twice: the first is answered, the second is not accepted. */
+	s = sealed_open(daemon_with_secret.unix_url);
+	buf_init(&wire);
+	cr_assert_eq(seal_append(s.seal, &wire, frame.data, frame.len), 0);
+	cr_assert_eq(harness_send_all(s.fd, wire.data, wire.len), 0);
+	cr_assert_eq(harness_send_all(s.fd, wire.data, wire.len), 0);
+	{
+		struct codec_reply rep;
+		uint8_t *body;
+
+		sealed_reply(&s, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	expect_sealed_error_then_closed(&s, "a replayed record");
+	buf_finish(&wire);
+	buf_finish(&frame);
+	sealed_close(&s);
+}
+
+/* HELLO with ${auth} to ${url}: the status, and the connection closed after a refusal. */
+static uint32_t hello_status(const char *url, const struct buf *auth)
+{
+	struct codec_reply rep;
+	uint8_t *body, byte;
+	int fd = harness_connect(url);
+	uint32_t status;
+
+	cr_assert_geq(fd, 0);
+	rep = hello_with(fd, auth, &body);
+	status = rep.status;
+	if (status == CODEC_AUTH_FAILED)
+		cr_expect_eq(recv(fd, &byte, 1, 0), 0, "closed after AUTH_FAILED");
+	free(body);
+	close(fd);
+	return status;
+}
+
+LEAK_CHECKED_TEST(sealed, a_key_exchange_without_the_secret_is_refused)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct seal *client;
+	struct buf auth;
+
+	seal_psk(psk, "not the secret, but long enough", 31);
+	client = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_AUTH_FAILED,
+	             "a proof of another secret");
+	/* Malformed maps: an extra key, a str for a bin, a short key. */
+	buf_reset(&auth);
+	cr_assert_eq(mp_write_map(&auth, 3), 0);
+	cr_assert_eq(mp_write_str(&auth, "kx", 2), 0);
+	cr_assert_eq(mp_write_bin(&auth, c_pk, 32), 0);
+	cr_assert_eq(mp_write_str(&auth, "proof", 5), 0);
+	cr_assert_eq(mp_write_bin(&auth, c_proof, 32), 0);
+	cr_assert_eq(mp_write_str(&auth, "more", 4), 0);
+	cr_assert_eq(mp_write_nil(&auth), 0);
+	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_AUTH_FAILED);
+	buf_reset(&auth);
+	cr_assert_eq(mp_write_map(&auth, 2), 0);
+	cr_assert_eq(mp_write_str(&auth, "kx", 2), 0);
+	cr_assert_eq(mp_write_str(&auth, (const char *)c_pk, 32), 0);
+	cr_assert_eq(mp_write_str(&auth, "proof", 5), 0);
+	cr_assert_eq(mp_write_bin(&auth, c_proof, 32), 0);
+	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_AUTH_FAILED);
+	buf_reset(&auth);
+	cr_assert_eq(mp_write_map(&auth, 2), 0);
+	cr_assert_eq(mp_write_str(&auth, "kx", 2), 0);
+	cr_assert_eq(mp_write_bin(&auth, c_pk, 31), 0);
+	cr_assert_eq(mp_write_str(&auth, "proof", 5), 0);
+	cr_assert_eq(mp_write_bin(&auth, c_proof, 32), 0);
+	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_AUTH_FAILED);
+	buf_finish(&auth);
+	seal_free(client);
+}
+
+/* A server without --auth-file cannot prove a secret: it refuses the exchange rather than
+ * give a client that asked for a sealed connection a plain one. */
+LEAK_CHECKED_TEST(sealed, a_server_without_a_secret_refuses_a_key_exchange)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct harness_daemon plain;
+	struct seal *client;
+	struct buf auth;
+
+	cr_assert_eq(harness_start(&plain, NULL), 0);
+	seal_psk(psk, secret, strlen(secret));
+	client = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	cr_expect_eq(hello_status(plain.unix_url, &auth), CODEC_AUTH_FAILED);
+	buf_finish(&auth);
+	seal_free(client);
+	cr_assert_eq(harness_stop(&plain), 0);
+}
+
+/* The plain way to show the secret still works beside the sealed one. */
+LEAK_CHECKED_TEST(sealed, a_plain_secret_still_works)
+{
+	struct buf auth;
+
+	buf_init(&auth);
+	cr_assert_eq(mp_write_bin(&auth, secret, strlen(secret)), 0);
+	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_OK);
+	buf_finish(&auth);
+}
