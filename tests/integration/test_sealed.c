@@ -526,3 +526,50 @@ LEAK_CHECKED_TEST(sealed, a_plain_secret_still_works)
 	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_OK);
 	buf_finish(&auth);
 }
+
+/*
+ * Random bytes after a sealed HELLO, of random lengths, some shaped as records of a valid
+ * length: each connection gets one sealed BAD_REQUEST and is closed, or (a record cut short
+ * by the client's end) is just closed; the daemon serves on.
+ */
+LEAK_CHECKED_TEST(sealed, random_bytes_after_a_sealed_hello)
+{
+	enum { ROUNDS = 60, MAX_BYTES = 80000 };
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	uint8_t *bytes = malloc(MAX_BYTES);
+	int answered = 0, just_closed = 0;
+
+	cr_assert_not_null(bytes);
+	for (int round = 0; round < ROUNDS; round++) {
+		struct sealed s = sealed_open(daemon_with_secret.unix_url);
+		size_t n = 1 + randombytes_uniform(MAX_BYTES);
+		uint8_t header[SEAL_HEADER_BYTES];
+
+		randombytes_buf(bytes, n);
+		if (round % 2 == 0 && n > SEAL_HEADER_BYTES) {
+			/* A valid length: the record is forged, or cut short. */
+			uint32_t len = SEAL_TAG_BYTES + 1 + randombytes_uniform(SEAL_MAX_PLAIN);
+
+			bytes[0] = (uint8_t)(len >> 24), bytes[1] = (uint8_t)(len >> 16);
+			bytes[2] = (uint8_t)(len >> 8), bytes[3] = (uint8_t)len;
+		}
+		cr_assert_eq(harness_send_all(s.fd, bytes, n), 0);
+		cr_assert_eq(shutdown(s.fd, SHUT_WR), 0);
+		if (recv(s.fd, header, 1, MSG_PEEK) == 1) {
+			expect_sealed_error_then_closed(&s, "random bytes");
+			answered++;
+		} else {
+			just_closed++;
+		}
+		sealed_close(&s);
+	}
+	{
+		struct sealed after = sealed_open(daemon_with_secret.unix_url);
+
+		cr_assert_eq(sealed_call(&after, &ping, NULL, NULL), CODEC_OK);
+		sealed_close(&after);
+	}
+	cr_expect_gt(answered, 0, "some rounds end in a malformed or forged record");
+	cr_log_info("random bytes: %d answered, %d closed mid-record", answered, just_closed);
+	free(bytes);
+}
