@@ -13,16 +13,17 @@
 #include "seal.h"
 
 struct auth {
-	/* The pre-shared key derived from the secret (seal_psk): what the key exchange proves,
-	 * and what a plain secret is checked against. sodium_malloc'd, read-only once written. */
+	char *path;
+	/* The pre-shared keys derived from the secret (seal_psk): what the key exchange proves,
+	 * and what a plain secret is checked against. sodium_malloc'd, read-only once written.
+	 * previous: the one a reload replaced, accepted until previous_until_ms; NULL: none. */
 	unsigned char *psk;
+	unsigned char *previous;
+	uint64_t previous_until_ms;
 };
 
-/*
- * Read all of the open file ${fd} (${path} for messages) into ${buf} of ${cap} bytes. Returns
- * the byte count, or -1 after logging (also when the file holds more than ${cap} bytes).
- */
-static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap)
+static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap,
+                           enum log_level level)
 {
 	size_t got = 0;
 	ssize_t r;
@@ -32,25 +33,29 @@ static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t 
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
-			log_error("auth file %s: %s", path, strerror(errno));
+			log_msg(level, "auth file %s: %s", path, strerror(errno));
 			return -1;
 		}
 		if (r == 0)
 			return (ssize_t)got;
 		got += (size_t)r;
 		if (got == cap) {
-			log_error("auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
+			log_msg(level, "auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
 			return -1;
 		}
 	}
 }
 
-struct auth *auth_new(const char *path)
+/*
+ * Read the secret in the file ${path} and derive its key: returns it, sodium_malloc'd and
+ * read-only, for the caller to free with sodium_free; or NULL after logging why at ${level}
+ * (an error at startup, a warning on a reload that keeps the old secret).
+ */
+static unsigned char *load_psk(const char *path, enum log_level level)
 {
 	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
 	const size_t cap = AUTH_MAX_SECRET + 3;
-	unsigned char *secret = NULL;
-	struct auth *a = NULL;
+	unsigned char *secret = NULL, *psk = NULL;
 	struct stat sb;
 	ssize_t len;
 	int fd;
@@ -58,27 +63,28 @@ struct auth *auth_new(const char *path)
 	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1) {
-		log_error("auth file %s: %s", path, strerror(errno));
+		log_msg(level, "auth file %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		log_error("auth file %s: not a regular file", path);
+		log_msg(level, "auth file %s: not a regular file", path);
 		goto fail_close;
 	}
 	/* A secret other users can read guards nothing; refuse it as ssh refuses such keys. */
 	if ((sb.st_mode & 0007) != 0) {
-		log_error("auth file %s: mode %04o lets other users read or replace the secret; "
-		          "chmod o-rwx it",
-		          path, (unsigned)(sb.st_mode & 07777));
+		log_msg(level,
+		        "auth file %s: mode %04o lets other users read or replace the secret; "
+		        "chmod o-rwx it",
+		        path, (unsigned)(sb.st_mode & 07777));
 		goto fail_close;
 	}
 	secret = sodium_malloc(cap);
-	a = calloc(1, sizeof(*a));
-	if (secret == NULL || a == NULL || (a->psk = sodium_malloc(SEAL_PSK_BYTES)) == NULL) {
-		log_error("auth file %s: out of memory", path);
+	psk = sodium_malloc(SEAL_PSK_BYTES);
+	if (secret == NULL || psk == NULL) {
+		log_msg(level, "auth file %s: out of memory", path);
 		goto fail_free;
 	}
-	len = read_secret(fd, path, secret, cap);
+	len = read_secret(fd, path, secret, cap, level);
 	if (len == -1)
 		goto fail_free;
 	if (len > 0 && secret[len - 1] == '\n')
@@ -86,24 +92,71 @@ struct auth *auth_new(const char *path)
 	if (len > 0 && secret[len - 1] == '\r')
 		len--;
 	if ((size_t)len < AUTH_MIN_SECRET || (size_t)len > AUTH_MAX_SECRET) {
-		log_error("auth file %s: the secret must be %u to %u bytes (it has %zd); "
-		          "make one with: head -c 32 /dev/urandom | base64 > FILE",
-		          path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
+		log_msg(level,
+		        "auth file %s: the secret must be %u to %u bytes (it has %zd); "
+		        "make one with: head -c 32 /dev/urandom | base64 > FILE",
+		        path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
 		goto fail_free;
 	}
-	seal_psk(a->psk, secret, (size_t)len);
-	sodium_mprotect_readonly(a->psk);
+	seal_psk(psk, secret, (size_t)len);
+	sodium_mprotect_readonly(psk);
 	sodium_free(secret);
 	close(fd);
-	return a;
+	return psk;
 
 fail_free:
 	sodium_free(secret);
-	auth_free(a);
+	sodium_free(psk);
 fail_close:
 	close(fd);
 fail:
 	return NULL;
+}
+
+struct auth *auth_new(const char *path)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+
+	if (a == NULL || (a->path = strdup(path)) == NULL) {
+		log_error("auth file %s: out of memory", path);
+		goto fail;
+	}
+	a->psk = load_psk(path, LOG_ERROR);
+	if (a->psk == NULL)
+		goto fail;
+	return a;
+
+fail:
+	auth_free(a);
+	return NULL;
+}
+
+int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
+{
+	unsigned char *psk = load_psk(a->path, LOG_WARN);
+
+	if (psk == NULL) {
+		log_warn("auth file %s: not reloaded; the secret stays as it was", a->path);
+		return -1;
+	}
+	if (sodium_memcmp(psk, a->psk, SEAL_PSK_BYTES) == 0) {
+		sodium_free(psk);
+		log_info("auth file %s: reloaded; the secret is unchanged", a->path);
+		return 0;
+	}
+	sodium_free(a->previous);
+	a->previous = NULL;
+	if (grace_ms > 0) {
+		a->previous = a->psk;
+		a->previous_until_ms = now_ms + grace_ms;
+	} else {
+		sodium_free(a->psk);
+	}
+	a->psk = psk;
+	log_info("auth file %s: reloaded a new secret; the previous one lets new connections in "
+	         "for %llu s more (--auth-grace)",
+	         a->path, (unsigned long long)(grace_ms / 1000));
+	return 0;
 }
 
 void auth_free(struct auth *a)
@@ -111,24 +164,43 @@ void auth_free(struct auth *a)
 	if (a == NULL)
 		return;
 	sodium_free(a->psk);
+	sodium_free(a->previous);
+	free(a->path);
 	free(a);
 }
 
-bool auth_check(const struct auth *a, const void *presented, size_t len)
+/* The previous secret's key while its grace lasts, else NULL. */
+static const unsigned char *previous_psk(const struct auth *a, uint64_t now_ms)
 {
+	return a->previous != NULL && now_ms < a->previous_until_ms ? a->previous : NULL;
+}
+
+bool auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms)
+{
+	const unsigned char *previous = previous_psk(a, now_ms);
 	unsigned char psk[SEAL_PSK_BYTES];
 	bool same;
 
 	seal_psk(psk, presented, len);
 	same = sodium_memcmp(psk, a->psk, sizeof(psk)) == 0;
+	if (previous != NULL)
+		same |= sodium_memcmp(psk, previous, sizeof(psk)) == 0;
 	sodium_memzero(psk, sizeof(psk));
 	return same;
 }
 
-struct seal *auth_seal(const struct auth *a, const uint8_t client_public[SEAL_KEY_BYTES],
+struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
+                       const uint8_t client_public[SEAL_KEY_BYTES],
                        const uint8_t client_proof[SEAL_PROOF_BYTES],
                        uint8_t server_public[SEAL_KEY_BYTES],
                        uint8_t server_proof[SEAL_PROOF_BYTES])
 {
-	return seal_server_new(a->psk, client_public, client_proof, server_public, server_proof);
+	const unsigned char *previous = previous_psk(a, now_ms);
+	struct seal *seal;
+
+	seal = seal_server_new(a->psk, client_public, client_proof, server_public, server_proof);
+	if (seal == NULL && errno == EACCES && previous != NULL)
+		seal = seal_server_new(previous, client_public, client_proof, server_public,
+		                       server_proof);
+	return seal;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "seal.h"
 
 /* A secret must hold at least this many bytes (a short one can be guessed) and at most this
@@ -36,19 +37,30 @@ struct auth *auth_new(const char *path);
 void auth_free(struct auth *a);
 
 /*
- * auth_check(a, presented, len):
- * Whether the ${len} bytes at ${presented} are the secret. Takes the same time whatever they
- * hold, for a given ${len}.
+ * auth_reload(a, now_ms, grace_ms):
+ * Read the file again (SIGHUP). A new secret takes over at once; the one it replaces still
+ * lets clients in for ${grace_ms} after ${now_ms} (wall-clock ms), so that they can be given
+ * the new one in turn (0: not at all). A secret replaced earlier is forgotten. Returns 0, or
+ * -1 after logging why the file cannot be used, keeping the secrets as they were.
  */
-bool auth_check(const struct auth *a, const void *presented, size_t len);
+int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms);
 
 /*
- * auth_seal(a, client_public, client_proof, server_public, server_proof):
- * Answer a sealed HELLO's key exchange (PROTOCOL.md, "Sealed connections"): see
- * seal_server_new. Returns the connection's seal, the caller's to free with seal_free, or NULL
- * with errno EACCES (the client does not hold the secret) or ENOMEM.
+ * auth_check(a, presented, len, now_ms):
+ * Whether the ${len} bytes at ${presented} are the secret, or the previous one while its
+ * grace lasts at ${now_ms}. Takes the same time whatever they hold, for a given ${len}.
  */
-struct seal *auth_seal(const struct auth *a, const uint8_t client_public[SEAL_KEY_BYTES],
+bool auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms);
+
+/*
+ * auth_seal(a, now_ms, client_public, client_proof, server_public, server_proof):
+ * Answer a sealed HELLO's key exchange (PROTOCOL.md, "Sealed connections") with the secret,
+ * or the previous one while its grace lasts at ${now_ms}: see seal_server_new. Returns the
+ * connection's seal, the caller's to free with seal_free, or NULL with errno EACCES (the
+ * client holds neither) or ENOMEM.
+ */
+struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
+                       const uint8_t client_public[SEAL_KEY_BYTES],
                        const uint8_t client_proof[SEAL_PROOF_BYTES],
                        uint8_t server_public[SEAL_KEY_BYTES],
                        uint8_t server_proof[SEAL_PROOF_BYTES]);

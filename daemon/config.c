@@ -25,6 +25,7 @@ enum {
 	OPT_FSYNC,
 	OPT_KEY_FILE,
 	OPT_AUTH_FILE,
+	OPT_AUTH_GRACE,
 	OPT_SNAPSHOT_LOG_BYTES,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
@@ -43,6 +44,7 @@ static const struct option config_options[] = {
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+    {"auth-grace", required_argument, NULL, OPT_AUTH_GRACE},
     {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
@@ -70,6 +72,8 @@ void config_usage(FILE *out)
 	      "  --fsync POLICY          always, everysec or no (default everysec)\n"
 	      "  --key-file PATH         32-byte key for encryption at rest\n"
 	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
+	      "  --auth-grace SECONDS    after a SIGHUP reads a new secret, the old one lets\n"
+	      "                          clients in for this long (default 3600)\n"
 	      "  --snapshot-log-bytes BYTES\n"
 	      "                          snapshot once the log passes this size, K/M/G suffixes\n"
 	      "                          (default 0: 64M)\n"
@@ -294,6 +298,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->max_frame = CODEC_DEFAULT_MAX_FRAME;
 	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	cfg->hello_timeout_s = CONFIG_DEFAULT_HELLO_TIMEOUT_S;
+	cfg->auth_grace_s = CONFIG_DEFAULT_AUTH_GRACE_S;
 	cfg->log_level = LOG_INFO;
 	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
 
@@ -382,6 +387,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			break;
 		case OPT_AUTH_FILE:
 			cfg->auth_file = optarg;
+			break;
+		case OPT_AUTH_GRACE:
+			/* A week at most: an old secret must not linger unnoticed. */
+			if (parse_uint_option("auth-grace", optarg, 0, 7 * 24 * 3600, &v, err) ==
+			    -1)
+				return -1;
+			cfg->auth_grace_s = (uint32_t)v;
 			break;
 		case OPT_SNAPSHOT_LOG_BYTES:
 			if (parse_uint_option("snapshot-log-bytes", optarg, 0, UINT64_MAX, &v,

@@ -17,6 +17,7 @@
 #define CONFIG_DEFAULT_TCP_PORT        7077
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
 #define CONFIG_DEFAULT_HELLO_TIMEOUT_S 10
+#define CONFIG_DEFAULT_AUTH_GRACE_S    3600
 #define CONFIG_SOCKET_NAME             "sessd.sock"
 /* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
 #define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
@@ -64,6 +65,8 @@ struct config {
 	enum persist_fsync fsync;
 	const char *key_file;
 	const char *auth_file;
+	/* After a reload replaces the secret, the old one lets clients in this long. */
+	uint32_t auth_grace_s;
 	/* persist_config.snapshot_log_bytes: 0 for the persistence layer's default. */
 	uint64_t snapshot_log_bytes;
 	const char *check_data_dir;

@@ -254,7 +254,7 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 			*why = "auth for a sealed connection must be a map of kx and proof, each "
 			       "bin of "
 			       "32 bytes";
-		else if ((kx->seal = auth_seal(d->cfg.auth, client_public, client_proof,
+		else if ((kx->seal = auth_seal(d->cfg.auth, now_ms, client_public, client_proof,
 		                               kx->server_public, kx->server_proof)) != NULL)
 			return 1;
 		else if (errno == ENOMEM)
@@ -274,7 +274,7 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 			       "--auth-file "
 			       "as auth, or seal the connection";
 		else if (secret.len <= AUTH_MAX_SECRET &&
-		         auth_check(d->cfg.auth, secret.ptr, secret.len))
+		         auth_check(d->cfg.auth, secret.ptr, secret.len, now_ms))
 			return 1;
 		else
 			*why = "wrong secret";

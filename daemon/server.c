@@ -373,14 +373,23 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * SIGHUP's default action would kill the daemon without a drain or a log line, leaving its
- * socket file behind: an operator's reflexive "kill -HUP" or a closed terminal must not stop
- * the service. sessd reads no configuration after startup, so there is nothing to reload.
+ * SIGHUP reads --auth-file again (auth_reload), so a secret can be changed without a restart.
+ * Without one there is nothing to reload; the signal's default action would still kill the
+ * daemon without a drain or a log line, leaving its socket file behind, so an operator's
+ * reflexive "kill -HUP" or a closed terminal must not stop the service.
  */
 static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
-	(void)sig, (void)what, (void)arg;
-	log_info("SIGHUP: ignored (sessd has nothing to reload; SIGTERM stops it)");
+	struct server *srv = arg;
+
+	(void)sig, (void)what;
+	if (srv->auth == NULL) {
+		log_info(
+		    "SIGHUP: ignored (without --auth-file sessd has nothing to reload; SIGTERM "
+		    "stops it)");
+		return;
+	}
+	auth_reload(srv->auth, wall_ms(), (uint64_t)srv->cfg->auth_grace_s * 1000);
 }
 
 /*

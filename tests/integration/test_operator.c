@@ -438,6 +438,100 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 	rm_tree(dir);
 }
 
+/* Write ${secret} and a newline to ${path} with ${mode}. */
+static void write_secret_file(const char *path, const char *secret, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", secret);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* Send SIGHUP and wait for the ${n}-th log line holding ${needle}. */
+static void hup_and_wait(const struct harness_daemon *d, const char *needle, size_t n)
+{
+	char *text = NULL;
+
+	cr_assert_eq(kill(d->pid, SIGHUP), 0);
+	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
+		free(text);
+		text = daemon_log(d);
+		if (count_of(text, needle) >= n)
+			break;
+	}
+	cr_assert_geq(count_of(text, needle), n, "no \"%s\" after SIGHUP\n%s", needle, text);
+	free(text);
+}
+
+/* HELLO with ${secret} as bin on a fresh connection: the status, the connection in *fd. */
+static int hello_secret(const char *url, const char *secret, int *fd)
+{
+	uint8_t auth[2 + 64];
+	size_t len = strlen(secret);
+
+	cr_assert_leq(len, 64);
+	auth[0] = 0xc4;
+	auth[1] = (uint8_t)len;
+	memcpy(auth + 2, secret, len);
+	return hello_auth(url, auth, 2 + len, fd);
+}
+
+/*
+ * Changing the secret without a restart: SIGHUP reads --auth-file again; the new secret works
+ * at once, the old one lets new connections in for --auth-grace and then no more, and
+ * connections made with it stay. A file that cannot be used changes nothing.
+ */
+LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
+{
+	static const char first[] = "the first secret, in use at start";
+	static const char second[] = "the second secret, handed out after";
+	char dir[64], path[128];
+	const char *args[] = {"--auth-file", path, "--auth-grace", "3", NULL};
+	struct harness_daemon d;
+	int old_fd, fd;
+	long reloaded;
+	char *text;
+
+	make_dir(dir, "rotate");
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	write_secret_file(path, first, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	cr_assert_eq(hello_secret(d.unix_url, first, &old_fd), CODEC_OK);
+	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+
+	write_secret_file(path, second, 0600);
+	hup_and_wait(&d, "reloaded a new secret", 1);
+	reloaded = mono_ms();
+	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK, "the new secret");
+	cr_expect_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
+	close(fd);
+	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_OK, "the old one, in its grace");
+	close(fd);
+
+	/* A file others can read is not taken; everything stays. */
+	write_secret_file(path, "a third secret that others could read", 0644);
+	hup_and_wait(&d, "not reloaded", 1);
+	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK);
+	close(fd);
+
+	while (mono_ms() - reloaded < 3500)
+		sleep_ms(50);
+	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
+	             "the old secret after its grace");
+	close(fd);
+	cr_expect_eq(ping(old_fd), CODEC_OK, "a connection made with the old secret stays");
+	close(old_fd);
+	text = daemon_log(&d);
+	cr_expect_null(strstr(text, first), "%s", text);
+	cr_expect_null(strstr(text, second), "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+	unlink(path);
+	rm_tree(dir);
+}
+
 /* At --log-level debug, requests are logged (by a keyed tag) only once HELLO is done: a
  * client that has not said it, or lacks the secret, cannot write to the log. */
 LEAK_CHECKED_TEST(operator, requests_before_hello_are_not_logged)

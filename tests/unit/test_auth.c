@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "auth.h"
 #include "leakcheck.h"
+#include "seal.h"
 
 static char dir[64], path[128];
 
@@ -44,7 +46,7 @@ static void write_secret(const void *content, size_t len, mode_t mode)
 
 static bool check(const struct auth *a, const char *presented)
 {
-	return auth_check(a, presented, strlen(presented));
+	return auth_check(a, presented, strlen(presented), 0);
 }
 
 TestSuite(auth, .init = setup, .fini = teardown);
@@ -73,8 +75,8 @@ LEAK_CHECKED_TEST(auth, the_secret_is_the_file_less_one_newline)
 	write_secret("\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17 ", 17, 0400);
 	a = auth_new(path);
 	cr_assert_not_null(a);
-	cr_expect(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17 ", 17));
-	cr_expect_not(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17", 16));
+	cr_expect(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17 ", 17, 0));
+	cr_expect_not(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17", 16, 0));
 	auth_free(a);
 }
 
@@ -95,7 +97,7 @@ LEAK_CHECKED_TEST(auth, short_long_exposed_or_missing_files_are_refused)
 	write_secret(longest, AUTH_MAX_SECRET + 1, 0600);
 	a = auth_new(path);
 	cr_expect_not_null(a, "1024 bytes and a newline are allowed");
-	cr_expect(auth_check(a, longest, AUTH_MAX_SECRET));
+	cr_expect(auth_check(a, longest, AUTH_MAX_SECRET, 0));
 	auth_free(a);
 	longest[AUTH_MAX_SECRET] = 'k';
 	write_secret(longest, AUTH_MAX_SECRET + 1, 0600);
@@ -115,4 +117,80 @@ LEAK_CHECKED_TEST(auth, short_long_exposed_or_missing_files_are_refused)
 	cr_expect_null(auth_new(path), "a FIFO, refused rather than waited on");
 	unlink(path);
 	cr_expect_null(auth_new(path), "missing");
+}
+
+/*
+ * A reload (SIGHUP) takes a new secret at once and lets the previous one in until its grace
+ * ends; a file that cannot be used changes nothing; a secret replaced twice is gone.
+ */
+LEAK_CHECKED_TEST(auth, a_reload_takes_the_new_secret_and_lets_the_old_one_in_for_a_while)
+{
+	struct auth *a;
+
+	write_secret("the first secret, for a while\n", 30, 0600);
+	a = auth_new(path);
+	cr_assert_not_null(a);
+	write_secret("the second secret, from now on\n", 31, 0600);
+	cr_assert_eq(auth_reload(a, 1000, 5000), 0);
+	cr_expect(auth_check(a, "the second secret, from now on", 30, 1000));
+	cr_expect(auth_check(a, "the first secret, for a while", 29, 5999), "within its grace");
+	cr_expect_not(auth_check(a, "the first secret, for a while", 29, 6000), "after it");
+	cr_expect(auth_check(a, "the second secret, from now on", 30, 6000));
+
+	/* Unusable files keep everything as it was. */
+	write_secret("short\n", 6, 0600);
+	cr_expect_eq(auth_reload(a, 2000, 5000), -1);
+	write_secret("a third secret that others can read\n", 36, 0644);
+	cr_expect_eq(auth_reload(a, 2000, 5000), -1);
+	cr_expect(auth_check(a, "the second secret, from now on", 30, 2000));
+	cr_expect(auth_check(a, "the first secret, for a while", 29, 2000));
+
+	/* The same secret again: nothing moves. */
+	write_secret("the second secret, from now on\n", 31, 0600);
+	cr_expect_eq(auth_reload(a, 3000, 5000), 0);
+	cr_expect(auth_check(a, "the first secret, for a while", 29, 3000));
+
+	/* A third: the second gets the grace, the first is forgotten. */
+	write_secret("the third secret, and last one\n", 31, 0600);
+	cr_assert_eq(auth_reload(a, 4000, 5000), 0);
+	cr_expect(auth_check(a, "the third secret, and last one", 30, 4000));
+	cr_expect(auth_check(a, "the second secret, from now on", 30, 8999));
+	cr_expect_not(auth_check(a, "the first secret, for a while", 29, 4000));
+
+	/* No grace: the replaced secret is refused at once. */
+	write_secret("the fourth secret, straight in\n", 31, 0600);
+	cr_assert_eq(auth_reload(a, 5000, 0), 0);
+	cr_expect_not(auth_check(a, "the third secret, and last one", 30, 5000));
+	cr_expect_not(auth_check(a, "the second secret, from now on", 30, 5000));
+	cr_expect(auth_check(a, "the fourth secret, straight in", 30, 5000));
+	auth_free(a);
+}
+
+/* A sealed client holding the previous secret gets in during its grace, and not after. */
+LEAK_CHECKED_TEST(auth, a_sealed_client_with_the_previous_secret_during_its_grace)
+{
+	uint8_t old_psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
+	struct seal *client, *server;
+	struct auth *a;
+
+	write_secret("the old secret, still in use\n", 29, 0600);
+	a = auth_new(path);
+	cr_assert_not_null(a);
+	seal_psk(old_psk, "the old secret, still in use", 28);
+	client = seal_client_new(old_psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	server = auth_seal(a, 0, c_pk, c_proof, s_pk, s_proof);
+	cr_assert_not_null(server);
+	seal_free(server);
+	write_secret("the new secret, handed around\n", 30, 0600);
+	cr_assert_eq(auth_reload(a, 1000, 60000), 0);
+	server = auth_seal(a, 60999, c_pk, c_proof, s_pk, s_proof);
+	cr_assert_not_null(server, "within the grace");
+	cr_expect_eq(seal_client_finish(client, s_pk, s_proof), 0);
+	seal_free(server);
+	errno = 0;
+	cr_expect_null(auth_seal(a, 61000, c_pk, c_proof, s_pk, s_proof), "after it");
+	cr_expect_eq(errno, EACCES);
+	seal_free(client);
+	auth_free(a);
 }

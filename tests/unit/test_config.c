@@ -59,6 +59,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024 * 1024);
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.hello_timeout_s, 10);
+	cr_assert_eq(cfg.auth_grace_s, 3600);
 	cr_assert_eq(cfg.log_level, LOG_INFO);
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
 	cr_assert_eq(cfg.snapshot_log_bytes, 0, "0: the persistence layer's default");
@@ -92,6 +93,8 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "5",
 	                "--hello-timeout",
 	                "3",
+	                "--auth-grace",
+	                "0",
 	                "--log-level",
 	                "debug",
 	                "--ready-file",
@@ -121,6 +124,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024);
 	cr_assert_eq(cfg.max_connections, 5);
 	cr_assert_eq(cfg.hello_timeout_s, 3);
+	cr_assert_eq(cfg.auth_grace_s, 0, "0: the old secret is refused at once");
 	cr_assert_eq(cfg.log_level, LOG_DEBUG);
 	cr_assert_str_eq(cfg.ready_file, "/tmp/ready");
 	cr_assert_str_eq(cfg.data_dir, "/var/lib/sessd");
@@ -290,8 +294,10 @@ LEAK_CHECKED_TEST(config, bad_values)
 	char *e[] = {"sessd", "--fsync", "sometimes"};
 	char *f[] = {"sessd", "--listen", "http://127.0.0.1:80"};
 	char *g[] = {"sessd", "--snapshot-log-bytes", "64X"};
+	char *h[] = {"sessd", "--auth-grace", "604801"};
 
 	expect_bad(ARGC(g), g);
+	expect_bad(ARGC(h), h);
 	expect_bad(ARGC(a), a);
 	expect_bad(ARGC(b), b);
 	expect_bad(ARGC(c), c);
