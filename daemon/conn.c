@@ -26,6 +26,9 @@
 #define CONN_INPUT_KEEP_BYTES  (4u * CONN_READ_CHUNK)
 #define CONN_OUTPUT_KEEP_BYTES (256u * 1024u)
 #define CONN_LINGER_S          2
+/* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
+ * looks for one of its own source's to displace. */
+#define CONN_DISPLACE_SCAN 64
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -35,6 +38,7 @@ struct conn {
 	TAILQ_ENTRY(conn) ungreeted_link; /* in set->ungreeted until greeted */
 	struct conn_set *set;
 	evutil_socket_t fd;
+	uint64_t source;        /* where it came from (listener_accept_fn) */
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
 	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
 	/* HELLO deadline until HELLO is done, then the close timeout or linger once closing
@@ -844,17 +848,22 @@ void conn_set_finish(struct conn_set *s)
 		conn_unlink_destroy(c);
 }
 
-bool conn_set_drop_ungreeted(struct conn_set *s)
+bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 {
-	struct conn *c = TAILQ_FIRST(&s->ungreeted);
+	struct conn *oldest = TAILQ_FIRST(&s->ungreeted), *c = oldest;
 
-	if (c == NULL)
+	if (oldest == NULL)
 		return false;
-	conn_close(c);
+	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN; looked++) {
+		if (c->source == source)
+			break;
+		c = TAILQ_NEXT(c, ungreeted_link);
+	}
+	conn_close(c != NULL && c->source == source ? c : oldest);
 	return true;
 }
 
-int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
+int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source)
 {
 	struct conn *c;
 	int one = 1;
@@ -866,6 +875,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd)
 	}
 	c->set = s;
 	c->fd = fd;
+	c->source = source;
 	buf_init(&c->out);
 	buf_init(&c->plain);
 	buf_init(&c->raw);

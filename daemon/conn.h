@@ -95,18 +95,21 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 void conn_set_finish(struct conn_set *s);
 
 /*
- * conn_new(s, base, fd):
+ * conn_new(s, base, fd, source):
  * Serve the accepted non-blocking descriptor ${fd}, which the set then owns (closed on
- * failure too). Returns 0, or -1 (logged).
+ * failure too), from ${source} (see conn_set_drop_ungreeted). Returns 0, or -1 (logged).
  */
-int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd);
+int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source);
 
 /*
- * conn_set_drop_ungreeted(s):
- * Close the oldest connection that has not said HELLO (with --auth-file, one that has not
- * shown the secret), to make room for a new one. Returns false when every connection has.
+ * conn_set_drop_ungreeted(s, source):
+ * Close a connection that has not said HELLO (with --auth-file, one that has not shown the
+ * secret), to make room for a new one from ${source} (a listener_accept_fn key): the oldest
+ * from that same source when one is among the oldest few, else the oldest. So a source
+ * opening connections faster than it says HELLO displaces its own, not a client elsewhere
+ * that is about to say it. Returns false when every connection has said HELLO.
  */
-bool conn_set_drop_ungreeted(struct conn_set *s);
+bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
 /*
  * conn_set_handle_input(s):

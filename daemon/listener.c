@@ -48,13 +48,48 @@ static uint64_t mono_s(void)
 	return (uint64_t)ts.tv_sec;
 }
 
+/* Tags that keep the kinds of source apart (an IPv6 /64 under ff00::/8 is multicast, never a
+ * peer). */
+#define SOURCE_IPV4 0xff01000000000000ull
+#define SOURCE_UID  0xff02000000000000ull
+
+/* The source key of the connection ${fd} accepted from ${sa} (see listener_accept_fn). */
+static uint64_t source_of(evutil_socket_t fd, const struct sockaddr *sa, int socklen)
+{
+	uint64_t key = 0;
+
+	if (sa->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		key = SOURCE_IPV4 | ntohl(sin->sin_addr.s_addr);
+	} else if (sa->sa_family == AF_INET6 && socklen >= (int)sizeof(struct sockaddr_in6)) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+		if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0) {
+			key = SOURCE_IPV4 | (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
+			      (uint32_t)a[14] << 8 | a[15];
+		} else {
+			for (int i = 0; i < 8; i++)
+				key = key << 8 | a[i];
+		}
+	} else if (sa->sa_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+			key = SOURCE_UID | (uint32_t)cred.uid;
+	}
+	return key;
+}
+
 static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                                int socklen, void *arg)
 {
 	struct listener *l = arg;
 
-	(void)evl, (void)sa, (void)socklen;
-	l->on_accept(l->arg, fd);
+	(void)evl;
+	l->on_accept(l->arg, fd, source_of(fd, sa, socklen));
 }
 
 static void listener_on_retry(evutil_socket_t fd, short what, void *arg)

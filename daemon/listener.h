@@ -5,6 +5,7 @@
 #include <event2/util.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -15,8 +16,13 @@
 
 struct listener;
 
-/* Called with each accepted, non-blocking descriptor, which the callee then owns. */
-typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd);
+/*
+ * Called with each accepted, non-blocking descriptor, which the callee then owns, and a key
+ * naming where it came from: its IPv4 address, its IPv6 /64 prefix (one host's share of a
+ * network), or for a Unix socket the peer's user id; 0 when that cannot be told. Connections
+ * from one place share a key.
+ */
+typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t source);
 
 /*
  * listener_new(base, addr, on_accept, arg):

@@ -236,7 +236,7 @@ static void server_after_turn(struct server *srv)
 	conn_set_flush(&srv->conns, ok);
 }
 
-static void server_on_accept(void *arg, evutil_socket_t fd)
+static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source)
 {
 	struct server *srv = arg;
 
@@ -248,7 +248,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd)
 	/* Connections that never said HELLO give way first: clients without the secret (or
 	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
-	    !conn_set_drop_ungreeted(&srv->conns)) {
+	    !conn_set_drop_ungreeted(&srv->conns, source)) {
 		uint64_t now_s = (uint64_t)(mono_ns() / 1000000000L);
 
 		evutil_closesocket(fd);
@@ -264,7 +264,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd)
 		}
 		return;
 	}
-	if (conn_new(&srv->conns, srv->base, fd) == -1)
+	if (conn_new(&srv->conns, srv->base, fd, source) == -1)
 		return;
 	srv->stats.connections = srv->conns.count;
 	srv->stats.connections_total++;

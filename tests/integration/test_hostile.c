@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +65,14 @@ static void sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timespec now_ts(void)
@@ -585,6 +595,74 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 		close(greeted[i]);
 		close(silent[i]);
 	}
+	stop_clean();
+}
+
+/* A TCP connection to the daemon from the loopback address ${source} (127.0.0.0/8 is all
+ * ours on Linux), so that the daemon sees another host. */
+static int connect_from(const char *source)
+{
+	const char *port = strrchr(dmn.tcp_url, ':');
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_not_null(port);
+	cr_assert_eq(inet_pton(AF_INET, source, &from.sin_addr), 1);
+	cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &to.sin_addr), 1);
+	to.sin_port = htons((uint16_t)atoi(port + 1));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0, "%s", strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0, "%s", strerror(errno));
+	return fd;
+}
+
+/* Whether the daemon has closed ${fd} (nothing is read from it). */
+static bool closed_by_daemon(int fd)
+{
+	uint8_t byte;
+	ssize_t r = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/*
+ * At --max-connections, a host opening connections faster than it says HELLO displaces its
+ * own silent connections, not another host's connection that has yet to say HELLO: a flood
+ * from one address cannot keep a web server elsewhere out.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "4", NULL};
+	enum { FLOOD = 12 };
+	int web, flood[3 + FLOOD], newcomer, closed = 0;
+
+	start_with(args);
+	web = connect_from("127.0.0.1");
+	for (int i = 0; i < 3 + FLOOD; i++) {
+		flood[i] = connect_from("127.0.0.2");
+		/* The first three fill the slots; each later one must make room. Wait until one
+		 * connection has been closed for it, so the order is the daemon's too. */
+		if (i >= 3) {
+			for (long started = mono_ms(); closed < i - 2 && mono_ms() - started < 5000;
+			     sleep_ms(5)) {
+				closed = closed_by_daemon(web);
+				for (int j = 0; j <= i; j++)
+					closed += closed_by_daemon(flood[j]);
+			}
+			cr_assert_eq(closed, i - 2, "one connection made room for newcomer %d", i);
+		}
+	}
+	cr_assert_not(closed_by_daemon(web), "the flood displaced the other host's connection");
+	cr_assert_eq(hello_outcome(web), 1, "the other host's late HELLO is served");
+	/* A newcomer from elsewhere displaces the flood's oldest. */
+	newcomer = connect_from("127.0.0.3");
+	cr_assert_eq(hello_outcome(newcomer), 1);
+	ping_ok(web, 400);
+	ping_ok(newcomer, 401);
+	close(web);
+	close(newcomer);
+	for (int i = 0; i < 3 + FLOOD; i++)
+		close(flood[i]);
 	stop_clean();
 }
 
