@@ -583,7 +583,7 @@ static int by_progress(const void *a, const void *b)
 static void shed_clients(struct conn_set *s)
 {
 	size_t target = s->cfg.max_client_bytes - s->cfg.max_client_bytes / 8, n = 0;
-	uint64_t before = s->evictions, now_ms;
+	uint64_t before = s->evictions, closed;
 	struct conn **holders, *c;
 
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = TAILQ_NEXT(c, link))
@@ -606,16 +606,11 @@ static void shed_clients(struct conn_set *s)
 				evict(c);
 	}
 	/* At most one line a minute: an attacker must not be able to fill the log. */
-	now_ms = wall_ms();
-	if (s->evictions > before &&
-	    (s->evict_logged_ms == 0 || now_ms - s->evict_logged_ms >= 60000)) {
+	closed = log_every_due(&s->evictions_log, s->evictions - before, 60);
+	if (closed > 0)
 		log_warn("connections' buffers passed --max-client-memory (%zu bytes): closed %llu "
 		         "connection(s) that had gone longest without progress",
-		         s->cfg.max_client_bytes,
-		         (unsigned long long)(s->evictions - s->evictions_logged));
-		s->evictions_logged = s->evictions;
-		s->evict_logged_ms = now_ms;
-	}
+		         s->cfg.max_client_bytes, (unsigned long long)closed);
 }
 
 /*

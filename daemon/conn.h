@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "dispatch.h"
+#include "log.h"
 
 /*
  * Client connections: bytes in, frames out. A connection reads with read(2) into its own
@@ -78,11 +79,10 @@ struct conn_set {
 	struct conn_list waiting;
 	/* Connections that have not said HELLO yet, oldest first. */
 	struct conn_list ungreeted;
-	size_t client_bytes;       /* what connections' buffers hold, over all of them */
-	uint64_t progress_seq;     /* stamps connections' progress, in order (see conn.c) */
-	uint64_t evictions;        /* connections closed BUSY over max_client_bytes */
-	uint64_t evictions_logged; /* evictions at the last log line about them */
-	uint64_t evict_logged_ms;  /* when that line was written */
+	size_t client_bytes;   /* what connections' buffers hold, over all of them */
+	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
+	uint64_t evictions;    /* connections closed BUSY over max_client_bytes */
+	struct log_every evictions_log;
 	size_t count;
 	bool stopping;
 };

@@ -37,8 +37,8 @@ struct dispatch {
 	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
 	uint8_t *tag_key;
 	char server_id[33];
-	/* HELLOs refused for want of the secret, and how many of them were logged, when. */
-	uint64_t auth_refused, auth_refused_logged, auth_logged_ms;
+	/* HELLOs refused for want of the secret, for the warning about them. */
+	struct log_every auth_refusals;
 };
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
@@ -243,6 +243,7 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 	const uint8_t *client_public, *client_proof;
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
+	uint64_t refused;
 	uint32_t pairs;
 	bool shown, nil = false;
 
@@ -281,14 +282,11 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 	}
 	if (d->cfg.auth == NULL)
 		return 0;
-	d->auth_refused++;
-	if (d->auth_logged_ms == 0 || now_ms - d->auth_logged_ms >= 60000) {
+	refused = log_every_due(&d->auth_refusals, 1, 60);
+	if (refused > 0)
 		log_warn("refused %llu connection(s) that did not show the --auth-file secret "
 		         "(this line comes at most once a minute)",
-		         (unsigned long long)(d->auth_refused - d->auth_refused_logged));
-		d->auth_refused_logged = d->auth_refused;
-		d->auth_logged_ms = now_ms;
-	}
+		         (unsigned long long)refused);
 	return 0;
 }
 

@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -33,20 +32,9 @@ struct listener {
 	/* Unix: the path to remove on close, "" for TCP. */
 	char path[sizeof(((struct config_listen *)0)->path)];
 	char url[160];
-	/* Accept failures since the last log line about them, and when that line was written. */
-	uint64_t errors;
-	uint64_t error_logged_mono_s;
-	bool error_logged;
+	struct log_every accept_errors;
 	bool loopback; /* TCP on a loopback address */
 };
-
-static uint64_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
-}
 
 /* Tags that keep the kinds of source apart (an IPv6 /64 under ff00::/8 is multicast, never a
  * peer). */
@@ -105,19 +93,15 @@ static void listener_on_error(struct evconnlistener *evl, void *arg)
 	struct listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = {0, LISTENER_RETRY_MS * 1000};
-	uint64_t now_s = mono_s();
+	uint64_t failures;
 
 	/* Out of descriptors is a state that lasts: one line per episode, not ten a second. */
-	l->errors++;
-	if (!l->error_logged || now_s - l->error_logged_mono_s >= LISTENER_ERROR_LOG_S) {
+	failures = log_every_due(&l->accept_errors, 1, LISTENER_ERROR_LOG_S);
+	if (failures > 0)
 		log_warn("accept on %s: %s; accepting again every %d ms (%llu failure(s) since "
 		         "the last report, reported at most every %d s)",
-		         l->url, strerror(err), LISTENER_RETRY_MS, (unsigned long long)l->errors,
+		         l->url, strerror(err), LISTENER_RETRY_MS, (unsigned long long)failures,
 		         LISTENER_ERROR_LOG_S);
-		l->errors = 0;
-		l->error_logged = true;
-		l->error_logged_mono_s = now_s;
-	}
 	evconnlistener_disable(evl);
 	evtimer_add(l->retry, &tv);
 }

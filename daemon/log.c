@@ -66,3 +66,22 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* One write per line so lines from a crash-time flush never interleave. */
 	fwrite(line, 1, (size_t)n, stderr);
 }
+
+uint64_t log_every_due(struct log_every *e, uint64_t n, unsigned period_s)
+{
+	struct timespec ts;
+	uint64_t now_ms, due;
+
+	e->pending += n;
+	if (e->pending == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (e->written && now_ms - e->last_mono_ms < (uint64_t)period_s * 1000)
+		return 0;
+	due = e->pending;
+	e->pending = 0;
+	e->last_mono_ms = now_ms;
+	e->written = true;
+	return due;
+}

@@ -2,6 +2,7 @@
 #define SESSD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * The daemon's log: one line per message on stderr, "2026-11-22T04:00:00.123Z info text".
@@ -34,5 +35,23 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/*
+ * A warning that may repeat fast (refused clients, closed connections, failed accepts):
+ * written at most once a period, each line saying how many times it happened since the one
+ * before, so that a flood cannot fill the log. Embed one per warning, zeroed.
+ */
+struct log_every {
+	uint64_t pending;      /* occurrences not reported yet */
+	uint64_t last_mono_ms; /* when the last line was due */
+	bool written;          /* a line was due once already */
+};
+
+/*
+ * log_every_due(e, n, period_s):
+ * Count ${n} more occurrences. Returns how many to report when a line is due now (none was in
+ * the last ${period_s} seconds, by the monotonic clock), for the caller to write; else 0.
+ */
+uint64_t log_every_due(struct log_every *e, uint64_t n, unsigned period_s);
 
 #endif

@@ -76,9 +76,8 @@ struct server {
 	bool done; /* server_run returns after this turn */
 	/* CLOCK_MONOTONIC ns of this turn's first callback; 0 before it (see note_turn). */
 	int64_t turn_started_ns;
-	/* Connections refused over --max-connections since the last log line about them. */
-	uint64_t refused;
-	uint64_t refused_logged_mono_s;
+	/* Connections refused over --max-connections, for the warning about them. */
+	struct log_every refusals;
 };
 
 static uint64_t wall_ms(void)
@@ -249,19 +248,14 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source)
 	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
-		uint64_t now_s = (uint64_t)(mono_ns() / 1000000000L);
+		uint64_t refused = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
 
 		evutil_closesocket(fd);
-		srv->refused++;
-		if (srv->refused_logged_mono_s == 0 ||
-		    now_s - srv->refused_logged_mono_s >= SERVER_REFUSED_LOG_S) {
+		if (refused > 0)
 			log_warn(
 			    "--max-connections %u reached, every connection past HELLO: closed "
 			    "%llu new connection(s)",
-			    srv->cfg->max_connections, (unsigned long long)srv->refused);
-			srv->refused = 0;
-			srv->refused_logged_mono_s = now_s;
-		}
+			    srv->cfg->max_connections, (unsigned long long)refused);
 		return;
 	}
 	if (conn_new(&srv->conns, srv->base, fd, source) == -1)
