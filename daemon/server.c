@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -50,6 +51,12 @@
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
+/* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
+ * back to the system (trim_when_quiet). */
+#define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
+/* A tick with at most this many requests counts as quiet (a health check's pings do not
+ * keep the memory from coming back). */
+#define SERVER_TRIM_QUIET_REQUESTS 100
 /* Descriptors besides the connections: listeners, the log and data files, the event loop. */
 #define SERVER_SPARE_FDS 64
 
@@ -78,6 +85,10 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
+	/* trim_when_quiet: the requests dispatched at the last tick, and the most bytes the store
+	 * held since the last trim. */
+	uint64_t tick_seen_requests;
+	uint64_t bytes_peak;
 };
 
 static uint64_t wall_ms(void)
@@ -313,13 +324,45 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(srv->expire_timer, &tv);
 }
 
+/*
+ * glibc keeps the memory of freed sessions for later ones, so after a mass expiry or a CLEAR
+ * the daemon would hold its peak for good. Once the store has shrunk by SERVER_TRIM_BYTES
+ * since the last trim, everything due is freed, and a whole tick passed with next to no
+ * requests, hand the free pages back (malloc_trim). That takes about 0.2 s per GB of heap
+ * here, under the allocator's lock, hence only when quiet: a request arriving meanwhile waits
+ * for it.
+ */
+static void trim_when_quiet(struct server *srv)
+{
+	uint64_t requests = dispatch_requests_total(srv->dispatch), freed;
+	bool quiet = requests - srv->tick_seen_requests <= SERVER_TRIM_QUIET_REQUESTS;
+	struct store_stats stats;
+	int64_t started;
+
+	srv->tick_seen_requests = requests;
+	store_stats(srv->store, NULL, 0, &stats);
+	if (stats.bytes > srv->bytes_peak)
+		srv->bytes_peak = stats.bytes;
+	freed = srv->bytes_peak - stats.bytes;
+	if (!quiet || freed < SERVER_TRIM_BYTES || store_next_expiry(srv->store) <= wall_ms())
+		return;
+	started = mono_ns();
+	malloc_trim(0);
+	log_info("gave free memory back to the system after %llu MB of sessions were freed "
+	         "(%lld ms)",
+	         (unsigned long long)(freed >> 20), (long long)((mono_ns() - started) / 1000000));
+	srv->bytes_peak = stats.bytes;
+}
+
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
 	(void)fd, (void)what;
 	note_turn(srv);
-	persist_tick(srv->persist, srv->store, wall_ms());
+	if (srv->persist != NULL)
+		persist_tick(srv->persist, srv->store, wall_ms());
+	trim_when_quiet(srv);
 }
 
 static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
@@ -462,11 +505,9 @@ static int server_events(struct server *srv)
 	if (evsignal_add(srv->sigterm, NULL) == -1 || evsignal_add(srv->sigint, NULL) == -1 ||
 	    evsignal_add(srv->sighup, NULL) == -1 || evtimer_add(srv->expire_timer, &zero) == -1)
 		goto fail;
-	if (srv->persist != NULL) {
-		srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
-		if (srv->tick_timer == NULL || evtimer_add(srv->tick_timer, &second) == -1)
-			goto fail;
-	}
+	srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
+	if (srv->tick_timer == NULL || evtimer_add(srv->tick_timer, &second) == -1)
+		goto fail;
 	return 0;
 
 fail:
