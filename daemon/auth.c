@@ -20,6 +20,8 @@ struct auth {
 	unsigned char *psk;
 	unsigned char *previous;
 	uint64_t previous_until_ms;
+	/* Sealed connections' keys, a chunk of sodium_malloc'd memory for many connections. */
+	struct seal_pool *seals;
 };
 
 static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap,
@@ -117,7 +119,7 @@ struct auth *auth_new(const char *path)
 {
 	struct auth *a = calloc(1, sizeof(*a));
 
-	if (a == NULL || (a->path = strdup(path)) == NULL) {
+	if (a == NULL || (a->path = strdup(path)) == NULL || (a->seals = seal_pool_new()) == NULL) {
 		log_error("auth file %s: out of memory", path);
 		goto fail;
 	}
@@ -165,6 +167,7 @@ void auth_free(struct auth *a)
 		return;
 	sodium_free(a->psk);
 	sodium_free(a->previous);
+	seal_pool_free(a->seals);
 	free(a->path);
 	free(a);
 }
@@ -198,9 +201,10 @@ struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
 	const unsigned char *previous = previous_psk(a, now_ms);
 	struct seal *seal;
 
-	seal = seal_server_new(a->psk, client_public, client_proof, server_public, server_proof);
+	seal = seal_server_new_in(a->seals, a->psk, client_public, client_proof, server_public,
+	                          server_proof);
 	if (seal == NULL && errno == EACCES && previous != NULL)
-		seal = seal_server_new(previous, client_public, client_proof, server_public,
-		                       server_proof);
+		seal = seal_server_new_in(a->seals, previous, client_public, client_proof,
+		                          server_public, server_proof);
 	return seal;
 }

@@ -56,8 +56,8 @@ bool auth_check(const struct auth *a, const void *presented, size_t len, uint64_
  * auth_seal(a, now_ms, client_public, client_proof, server_public, server_proof):
  * Answer a sealed HELLO's key exchange (PROTOCOL.md, "Sealed connections") with the secret,
  * or the previous one while its grace lasts at ${now_ms}: see seal_server_new. Returns the
- * connection's seal, the caller's to free with seal_free, or NULL with errno EACCES (the
- * client holds neither) or ENOMEM.
+ * connection's seal, from ${a}'s pool, to free with seal_free before ${a} is freed; or NULL
+ * with errno EACCES (the client holds neither) or ENOMEM.
  */
 struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
                        const uint8_t client_public[SEAL_KEY_BYTES],

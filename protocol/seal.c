@@ -4,6 +4,7 @@
 #include "seal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -17,7 +18,14 @@
 #define AEAD_KEY   crypto_aead_chacha20poly1305_ietf_KEYBYTES
 #define AEAD_NONCE crypto_aead_chacha20poly1305_ietf_NPUBBYTES
 
+/* Seals a pool chunk holds: one sodium_malloc (four mappings, a locked page or so) serves
+ * this many connections instead of one. */
+#define POOL_CHUNK_SEALS 64
+
 struct seal {
+	struct seal_pool *pool; /* where it came from; NULL: its own sodium_malloc */
+	struct seal *next_free; /* while on its pool's free list */
+	/* Until the keys are derived (wiped then). */
 	uint8_t psk[SEAL_PSK_BYTES];
 	/* A client's ephemeral key pair, until seal_client_finish (the secret is wiped then). */
 	uint8_t secret_key[SEAL_KEY_BYTES];
@@ -29,6 +37,55 @@ struct seal {
 	bool is_client;
 	bool ready; /* keys derived */
 };
+
+struct seal_pool {
+	struct seal **chunks; /* each POOL_CHUNK_SEALS seals, sodium_malloc'd */
+	size_t n_chunks;
+	struct seal *free_list;
+};
+
+struct seal_pool *seal_pool_new(void)
+{
+	struct seal_pool *pool = calloc(1, sizeof(*pool));
+
+	if (pool == NULL)
+		errno = ENOMEM;
+	return pool;
+}
+
+void seal_pool_free(struct seal_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	for (size_t i = 0; i < pool->n_chunks; i++)
+		sodium_free(pool->chunks[i]);
+	free(pool->chunks);
+	free(pool);
+}
+
+/* A wiped seal from ${pool}, growing it by a chunk when none is free; NULL (ENOMEM). */
+static struct seal *pool_take(struct seal_pool *pool)
+{
+	struct seal *chunk, **chunks, *s;
+
+	if (pool->free_list == NULL) {
+		chunks = realloc(pool->chunks, (pool->n_chunks + 1) * sizeof(*chunks));
+		if (chunks == NULL)
+			return NULL;
+		pool->chunks = chunks;
+		chunk = sodium_malloc(POOL_CHUNK_SEALS * sizeof(*chunk));
+		if (chunk == NULL)
+			return NULL;
+		pool->chunks[pool->n_chunks++] = chunk;
+		for (size_t i = 0; i < POOL_CHUNK_SEALS; i++) {
+			chunk[i].next_free = pool->free_list;
+			pool->free_list = &chunk[i];
+		}
+	}
+	s = pool->free_list;
+	pool->free_list = s->next_free;
+	return s;
+}
 
 /* HMAC-SHA-256 of the concatenation of up to three parts (NULL ones skipped). */
 static void hmac3(uint8_t out[HMAC_BYTES], const uint8_t *key, size_t key_len, const void *a,
@@ -92,19 +149,23 @@ static void derive(struct seal *s, const uint8_t shared[crypto_scalarmult_BYTES]
 	hmac3(server_proof, okm + 2 * HMAC_BYTES, HMAC_BYTES, LABEL_SERVER, strlen(LABEL_SERVER),
 	      client_public, SEAL_KEY_BYTES, server_public, SEAL_KEY_BYTES);
 	s->ready = true;
+	/* The keys are all a connection needs from here on. */
+	sodium_memzero(s->psk, sizeof s->psk);
 	sodium_memzero(prk, sizeof prk);
 	sodium_memzero(okm, sizeof okm);
 }
 
-static struct seal *seal_alloc(const uint8_t psk[SEAL_PSK_BYTES], bool is_client)
+static struct seal *seal_alloc(struct seal_pool *pool, const uint8_t psk[SEAL_PSK_BYTES],
+                               bool is_client)
 {
-	struct seal *s = sodium_malloc(sizeof *s);
+	struct seal *s = pool != NULL ? pool_take(pool) : sodium_malloc(sizeof *s);
 
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	memset(s, 0, sizeof *s);
+	s->pool = pool;
 	memcpy(s->psk, psk, SEAL_PSK_BYTES);
 	s->is_client = is_client;
 	return s;
@@ -115,7 +176,7 @@ struct seal *seal_client_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
                                       uint8_t client_public[SEAL_KEY_BYTES],
                                       uint8_t client_proof[SEAL_PROOF_BYTES])
 {
-	struct seal *s = seal_alloc(psk, true);
+	struct seal *s = seal_alloc(NULL, psk, true);
 
 	if (s == NULL)
 		return NULL;
@@ -163,12 +224,13 @@ int seal_client_finish(struct seal *s, const uint8_t server_public[SEAL_KEY_BYTE
 	return rc;
 }
 
-struct seal *seal_server_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
-                                      const uint8_t client_public[SEAL_KEY_BYTES],
-                                      const uint8_t client_proof[SEAL_PROOF_BYTES],
-                                      const uint8_t server_secret[SEAL_KEY_BYTES],
-                                      uint8_t server_public[SEAL_KEY_BYTES],
-                                      uint8_t server_proof[SEAL_PROOF_BYTES])
+/* seal_server_new_with_key, the seal taken from ${pool} (NULL: its own sodium_malloc). */
+static struct seal *server_new(struct seal_pool *pool, const uint8_t psk[SEAL_PSK_BYTES],
+                               const uint8_t client_public[SEAL_KEY_BYTES],
+                               const uint8_t client_proof[SEAL_PROOF_BYTES],
+                               const uint8_t server_secret[SEAL_KEY_BYTES],
+                               uint8_t server_public[SEAL_KEY_BYTES],
+                               uint8_t server_proof[SEAL_PROOF_BYTES])
 {
 	uint8_t expected[SEAL_PROOF_BYTES], shared[crypto_scalarmult_BYTES];
 	struct seal *s = NULL;
@@ -179,7 +241,7 @@ struct seal *seal_server_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
 		goto refused;
 	if (crypto_scalarmult(shared, server_secret, client_public) != 0)
 		goto refused;
-	s = seal_alloc(psk, false);
+	s = seal_alloc(pool, psk, false);
 	if (s == NULL)
 		goto done;
 	crypto_scalarmult_base(server_public, server_secret);
@@ -193,26 +255,57 @@ done:
 	return s;
 }
 
+struct seal *seal_server_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
+                                      const uint8_t client_public[SEAL_KEY_BYTES],
+                                      const uint8_t client_proof[SEAL_PROOF_BYTES],
+                                      const uint8_t server_secret[SEAL_KEY_BYTES],
+                                      uint8_t server_public[SEAL_KEY_BYTES],
+                                      uint8_t server_proof[SEAL_PROOF_BYTES])
+{
+	return server_new(NULL, psk, client_public, client_proof, server_secret, server_public,
+	                  server_proof);
+}
+
+struct seal *seal_server_new_in(struct seal_pool *pool, const uint8_t psk[SEAL_PSK_BYTES],
+                                const uint8_t client_public[SEAL_KEY_BYTES],
+                                const uint8_t client_proof[SEAL_PROOF_BYTES],
+                                uint8_t server_public[SEAL_KEY_BYTES],
+                                uint8_t server_proof[SEAL_PROOF_BYTES])
+{
+	uint8_t secret[SEAL_KEY_BYTES];
+	struct seal *s;
+
+	randombytes_buf(secret, sizeof secret);
+	s = server_new(pool, psk, client_public, client_proof, secret, server_public, server_proof);
+	sodium_memzero(secret, sizeof secret);
+	return s;
+}
+
 struct seal *seal_server_new(const uint8_t psk[SEAL_PSK_BYTES],
                              const uint8_t client_public[SEAL_KEY_BYTES],
                              const uint8_t client_proof[SEAL_PROOF_BYTES],
                              uint8_t server_public[SEAL_KEY_BYTES],
                              uint8_t server_proof[SEAL_PROOF_BYTES])
 {
-	uint8_t secret[SEAL_KEY_BYTES];
-	struct seal *s;
-
-	randombytes_buf(secret, sizeof secret);
-	s = seal_server_new_with_key(psk, client_public, client_proof, secret, server_public,
-	                             server_proof);
-	sodium_memzero(secret, sizeof secret);
-	return s;
+	return seal_server_new_in(NULL, psk, client_public, client_proof, server_public,
+	                          server_proof);
 }
 
 void seal_free(struct seal *s)
 {
-	/* sodium_free wipes the memory before it gives it back. */
-	sodium_free(s);
+	struct seal_pool *pool;
+
+	if (s == NULL)
+		return;
+	pool = s->pool;
+	if (pool == NULL) {
+		/* sodium_free wipes the memory before it gives it back. */
+		sodium_free(s);
+		return;
+	}
+	sodium_memzero(s, sizeof *s);
+	s->next_free = pool->free_list;
+	pool->free_list = s;
 }
 
 static void nonce_of(uint8_t nonce[AEAD_NONCE], uint64_t number)

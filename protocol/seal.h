@@ -3,7 +3,9 @@
  * HELLO, and the encrypted records that carry the frame stream after it. Pure: no sockets,
  * no clock; libsodium does the cryptography.
  *
- * A struct seal holds one connection's keys in sodium_malloc'd memory, wiped when freed.
+ * A struct seal holds one connection's keys in sodium_malloc'd memory, wiped when freed:
+ * its own allocation, or a slot of a struct seal_pool, for a server with many connections
+ * (each sodium_malloc costs four mappings and a locked page).
  */
 #ifndef SESSD_SEAL_H
 #define SESSD_SEAL_H
@@ -25,6 +27,17 @@
 #define SEAL_OVERHEAD (SEAL_HEADER_BYTES + SEAL_TAG_BYTES)
 
 struct seal;
+struct seal_pool;
+
+/*
+ * seal_pool_new():
+ * An empty pool that seals are taken from in chunks of sodium_malloc'd memory. Returns it, or
+ * NULL (errno ENOMEM). Free it with seal_pool_free once every seal taken from it is freed.
+ */
+struct seal_pool *seal_pool_new(void);
+
+/* seal_pool_free(pool): free ${pool}'s memory (wiped). seal_pool_free(NULL) does nothing. */
+void seal_pool_free(struct seal_pool *pool);
 
 /*
  * seal_psk(psk, secret, len):
@@ -78,6 +91,16 @@ struct seal *seal_server_new(const uint8_t psk[SEAL_PSK_BYTES],
                              uint8_t server_public[SEAL_KEY_BYTES],
                              uint8_t server_proof[SEAL_PROOF_BYTES]);
 
+/*
+ * seal_server_new_in(pool, psk, client_public, client_proof, server_public, server_proof):
+ * seal_server_new with the seal taken from ${pool}; seal_free gives it back there.
+ */
+struct seal *seal_server_new_in(struct seal_pool *pool, const uint8_t psk[SEAL_PSK_BYTES],
+                                const uint8_t client_public[SEAL_KEY_BYTES],
+                                const uint8_t client_proof[SEAL_PROOF_BYTES],
+                                uint8_t server_public[SEAL_KEY_BYTES],
+                                uint8_t server_proof[SEAL_PROOF_BYTES]);
+
 /* seal_server_new with a given ephemeral secret key: for test vectors only. */
 struct seal *seal_server_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
                                       const uint8_t client_public[SEAL_KEY_BYTES],
@@ -86,7 +109,8 @@ struct seal *seal_server_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
                                       uint8_t server_public[SEAL_KEY_BYTES],
                                       uint8_t server_proof[SEAL_PROOF_BYTES]);
 
-/* seal_free(s): wipe and free ${s}. seal_free(NULL) does nothing. */
+/* seal_free(s): wipe and free ${s} (back to its pool, if it came from one). seal_free(NULL)
+ * does nothing. */
 void seal_free(struct seal *s);
 
 /*
@@ -117,8 +141,8 @@ size_t seal_record_size(const uint8_t header[SEAL_HEADER_BYTES]);
  * Open the next record the other side sent: the ${size} bytes at ${record}, as
  * seal_record_size gave them. Writes its size - SEAL_OVERHEAD bytes of plaintext to
  * ${plain}, which must not overlap ${record}. Returns 0; or -1 when the record does not
- * authenticate (forged, changed, replayed, out of order) or ${s} is not ready, with nothing
- * of it written and no record number used up.
+ * authenticate (forged, changed, replayed, out of order) or ${s} is not ready, with no record
+ * number used up (those bytes at ${plain} may then have been overwritten, with zeros).
  */
 int seal_open(struct seal *s, const uint8_t *record, size_t size, uint8_t *plain);
 

@@ -573,3 +573,42 @@ LEAK_CHECKED_TEST(sealed, random_bytes_after_a_sealed_hello)
 	cr_log_info("random bytes: %d answered, %d closed mid-record", answered, just_closed);
 	free(bytes);
 }
+
+/* The daemon's memory mappings, from /proc. */
+static int maps_of(pid_t pid)
+{
+	char path[64], line[512];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * Many sealed connections at once cost the daemon no mapping each: their keys share chunks
+ * of guarded memory (one sodium_malloc per connection would be four mappings and a locked
+ * page each, and vm.max_map_count would end the daemon's mmaps at about 16,000).
+ */
+LEAK_CHECKED_TEST(sealed, many_sealed_connections_share_guarded_memory)
+{
+	enum { N = 300 };
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	struct sealed conns[N];
+	int before = maps_of(daemon_with_secret.pid), during;
+
+	for (int i = 0; i < N; i++)
+		conns[i] = sealed_open(daemon_with_secret.unix_url);
+	during = maps_of(daemon_with_secret.pid);
+	cr_expect_lt(during - before, N / 4, "%d mappings before, %d with %d sealed connections",
+	             before, during, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(sealed_call(&conns[i], &ping, NULL, NULL), CODEC_OK);
+		sealed_close(&conns[i]);
+	}
+}

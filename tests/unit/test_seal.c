@@ -310,3 +310,44 @@ LEAK_CHECKED_TEST(seal, record_lengths_are_bounded)
 	free_pair(&p);
 	seal_free(NULL);
 }
+
+/* Seals from a pool: more than a chunk's worth at once, freed out of order and taken again,
+ * each with working keys; freeing the pool frees all. */
+LEAK_CHECKED_TEST(seal, seals_from_a_pool_work_and_are_reused)
+{
+	enum { N = 150 };
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], opened[4];
+	struct seal_pool *pool = seal_pool_new();
+	struct seal *clients[N], *servers[N];
+	struct buf out;
+
+	cr_assert_not_null(pool);
+	seal_psk(psk, "sixteen or more bytes", 21);
+	buf_init(&out);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			clients[i] = seal_client_new(psk, c_pk, c_proof);
+			servers[i] = seal_server_new_in(pool, psk, c_pk, c_proof, s_pk, s_proof);
+			cr_assert_not_null(clients[i]);
+			cr_assert_not_null(servers[i]);
+			cr_assert_eq(seal_client_finish(clients[i], s_pk, s_proof), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			buf_reset(&out);
+			cr_assert_eq(seal_append(servers[i], &out, (const uint8_t *)"abcd", 4), 0);
+			cr_assert_eq(seal_open(clients[i], out.data, out.len, opened), 0, "seal %d",
+			             i);
+			cr_assert_arr_eq(opened, "abcd", 4);
+		}
+		/* Every other one first, then the rest. */
+		for (int i = 0; i < N; i += 2)
+			seal_free(servers[i]);
+		for (int i = 1; i < N; i += 2)
+			seal_free(servers[i]);
+		for (int i = 0; i < N; i++)
+			seal_free(clients[i]);
+	}
+	buf_finish(&out);
+	seal_pool_free(pool);
+	seal_pool_free(NULL);
+}
