@@ -23,6 +23,13 @@
  * larger than the smallest max_frame, the secret included.
  */
 #define CLIENT_HELLO_MAX_BYTES (CODEC_HEADER_BYTES + CODEC_MIN_MAX_FRAME)
+/* The most of c->records kept between exchanges: the records of a request of 1 MiB. */
+#define CLIENT_KEEP_RECORDS_BYTES (2u * 1024u * 1024u)
+/*
+ * A sealed HELLO's auth (PROTOCOL.md, "Sealed connections"): the map {"kx": bin 32,
+ * "proof": bin 32}, written byte by byte as seal-vectors.json's auth_hex has it.
+ */
+#define CLIENT_KX_AUTH_BYTES (1 + 3 + 2 + SEAL_KEY_BYTES + 6 + 2 + SEAL_PROOF_BYTES)
 
 int client_error(struct sessd_client *c, int code, const char *fmt, ...)
 {
@@ -32,6 +39,22 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
 	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+/* Keep only the key derived from the ${len} bytes of ${secret}, to seal connections with. */
+static int keep_psk(struct sessd_client *c, const void *secret, size_t len)
+{
+	uint8_t *psk;
+
+	if (sodium_init() < 0 || (psk = sodium_malloc(SEAL_PSK_BYTES)) == NULL) {
+		errno = ENOMEM;
+		return SESSD_ERR_NOMEM;
+	}
+	seal_psk(psk, secret, len);
+	sodium_mprotect_readonly(psk);
+	client_forget_secret(c);
+	c->psk = psk;
+	return SESSD_OK;
 }
 
 int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
@@ -45,6 +68,8 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
 		errno = EINVAL;
 		return SESSD_ERR_USAGE;
 	}
+	if (!c->plain_auth)
+		return keep_psk(c, secret, len);
 	if (sodium_init() < 0 || (field = sodium_malloc(header + len)) == NULL) {
 		errno = ENOMEM;
 		return SESSD_ERR_NOMEM;
@@ -139,6 +164,13 @@ void client_forget_secret(struct sessd_client *c)
 	sodium_free(c->auth_field);
 	c->auth_field = NULL;
 	c->auth_field_len = 0;
+	sodium_free(c->psk);
+	c->psk = NULL;
+}
+
+bool client_has_secret(const struct sessd_client *c)
+{
+	return c->auth_field != NULL || c->psk != NULL;
 }
 
 void client_drop(struct sessd_client *c)
@@ -146,6 +178,10 @@ void client_drop(struct sessd_client *c)
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
+	/* A seal belongs to one connection: its keys and record numbers die with it. */
+	seal_free(c->seal);
+	c->seal = NULL;
+	c->sealed = false;
 }
 
 uint64_t client_next_id(struct sessd_client *c)
@@ -234,9 +270,28 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	};
 	int rc;
 
+	if (c->sealed) {
+		/* Everything sent in one go is sealed in one go: a batch of small requests
+		 * fills each record (SEAL_MAX_PLAIN) rather than costing one per request. */
+		buf_reset(&c->records);
+		if (seal_append_all(c->seal, &c->records, out, out_len) == -1) {
+			/* Whole records may have used up numbers: the connection cannot go on. */
+			rc = errno == ENOMEM ? SESSD_ERR_NOMEM : SESSD_ERR_CLOSED;
+			client_error(c, rc, "cannot seal the request: %s", strerror(errno));
+			client_drop(c);
+			return rc;
+		}
+		x.out = c->records.data;
+		x.out_len = c->records.len;
+		x.seal = c->seal;
+		x.raw = &c->raw;
+	}
 	rc = wire_run(&x);
 	if (rc != SESSD_OK)
 		client_drop(c);
+	/* The records of a large SET or batch are a copy of it: not kept past their use. */
+	if (c->records.cap > CLIENT_KEEP_RECORDS_BYTES)
+		buf_finish(&c->records);
 	return rc;
 }
 
@@ -244,7 +299,28 @@ struct hello {
 	struct sessd_client *c;
 	uint64_t request_id;
 	int status;
+	int auth_errno; /* SESSD_ERR_AUTH: EACCES the server refused us, EPERM we refused it */
 };
+
+/*
+ * Finish c's key exchange with the HELLO reply ${hello} (PROTOCOL.md, "Sealed connections",
+ * step 4). Returns NULL when the server proved it holds the secret, else why it did not. No
+ * key material reaches the words.
+ */
+static const char *finish_seal(struct sessd_client *c, const struct reply_hello *hello)
+{
+	uint8_t server_public[SEAL_KEY_BYTES], server_proof[SEAL_PROOF_BYTES];
+
+	if (!hello->has_kx)
+		return "its HELLO reply has no kx";
+	if (!hello->auth)
+		return "its HELLO reply lacks auth: true";
+	if (reply_hello_kx(&hello->kx, server_public, server_proof) != SESSD_OK)
+		return "its kx is not a map of key and proof, bin of 32 bytes each";
+	if (seal_client_finish(c->seal, server_public, server_proof) == -1)
+		return "its proof is wrong";
+	return NULL;
+}
 
 static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
@@ -261,16 +337,24 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 
 		memcpy(said, c->errmsg, sizeof(said));
 		client_error(c, h->status, "%s (%.180s)",
-		             c->auth_field != NULL
+		             client_has_secret(c)
 		                 ? "the server refused the secret"
 		                 : "the server requires a secret and none was given",
 		             said);
+		h->auth_errno = EACCES;
 	}
 	if (h->status != SESSD_OK)
 		return SESSD_OK;
 	h->status = reply_hello(&rep.result, &hello, &why);
 	if (h->status != SESSD_OK) {
 		client_error(c, h->status, "the server's HELLO reply is unusable: %s", why);
+		return SESSD_OK;
+	}
+	/* An impostor's word on anything else is worth nothing: its proof comes first. */
+	if (c->seal != NULL && (why = finish_seal(c, &hello)) != NULL) {
+		h->status = SESSD_ERR_AUTH;
+		h->auth_errno = EPERM;
+		client_error(c, h->status, "the server did not prove it holds the secret: %s", why);
 		return SESSD_OK;
 	}
 	/* Requests are sized by max_frame and replies checked against it: without it, or
@@ -284,8 +368,10 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 		             "least of %u",
 		             (unsigned long long)hello.max_frame, CODEC_MIN_MAX_FRAME);
 	} else if (c->require_auth && !hello.auth) {
-		/* A server that lets anyone in: the caller asked not to trust it with sessions. */
+		/* A server that lets anyone in: the caller asked not to trust it with sessions.
+		 * (A sealed one has said auth: true, and proved it, above.) */
 		h->status = SESSD_ERR_AUTH;
+		h->auth_errno = EPERM;
 		client_error(
 		    c, h->status,
 		    "the server did not check the secret (its HELLO reply lacks auth: true) "
@@ -299,9 +385,38 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 	return SESSD_OK;
 }
 
-/* Say HELLO on the fresh connection c->fd. */
+/*
+ * Start the key exchange of c's new connection: a fresh seal in c->seal (the last one's is
+ * freed), and HELLO's auth for it in ${auth}: {"kx": public key, "proof": proof of the psk}.
+ * Returns 0, or -1 with errno ENOMEM.
+ */
+static int start_seal(struct sessd_client *c, uint8_t auth[CLIENT_KX_AUTH_BYTES])
+{
+	static const uint8_t kx_key[] = {0x82, 0xa2, 'k', 'x', 0xc4, SEAL_KEY_BYTES};
+	static const uint8_t proof_key[] = {0xa5, 'p', 'r', 'o', 'o', 'f', 0xc4, SEAL_PROOF_BYTES};
+	uint8_t *public_at = auth + sizeof(kx_key);
+	uint8_t *proof_at = public_at + SEAL_KEY_BYTES + sizeof(proof_key);
+
+	_Static_assert(sizeof(kx_key) + SEAL_KEY_BYTES + sizeof(proof_key) + SEAL_PROOF_BYTES ==
+	                   CLIENT_KX_AUTH_BYTES,
+	               "the auth map's layout");
+	seal_free(c->seal);
+	c->seal = seal_client_new(c->psk, public_at, proof_at);
+	if (c->seal == NULL)
+		return -1;
+	memcpy(auth, kx_key, sizeof(kx_key));
+	memcpy(public_at + SEAL_KEY_BYTES, proof_key, sizeof(proof_key));
+	return 0;
+}
+
+/*
+ * Say HELLO on the fresh connection c->fd: with c->psk a key exchange, after which the
+ * connection is sealed; with c->auth_field the secret as it is. On any failure the connection
+ * is dropped, so that no request can follow a HELLO that did not succeed.
+ */
 static int say_hello(struct sessd_client *c)
 {
+	uint8_t kx_auth[CLIENT_KX_AUTH_BYTES];
 	struct codec_request req;
 	struct hello h = {.c = c, .status = SESSD_ERR_PROTOCOL};
 	int rc;
@@ -312,7 +427,12 @@ static int say_hello(struct sessd_client *c)
 	req.version = CODEC_PROTOCOL_VERSION;
 	req.client_name.ptr = (const uint8_t *)c->client_name;
 	req.client_name.len = strlen(c->client_name);
-	if (c->auth_field != NULL) {
+	if (c->psk != NULL) {
+		if (start_seal(c, kx_auth) == -1)
+			goto fail_nomem;
+		req.auth.ptr = kx_auth;
+		req.auth.len = sizeof(kx_auth);
+	} else if (c->auth_field != NULL) {
 		req.auth.ptr = c->auth_field;
 		req.auth.len = c->auth_field_len;
 	}
@@ -325,15 +445,17 @@ static int say_hello(struct sessd_client *c)
 		rc = client_exchange(c, c->out.data, c->out.len, 1, false, hello_on_frame, &h);
 	}
 	/* The frame held the secret (whole, or in part when encoding failed): wipe it, so a
-	 * later realloc of c->out cannot leave a copy in freed memory. */
+	 * later realloc of c->out cannot leave a copy in freed memory. A sealed HELLO holds
+	 * nothing secret (a public key and a proof, sent in the clear). */
 	if (c->auth_field != NULL && c->out.cap > 0)
 		sodium_memzero(c->out.data, c->out.cap < CLIENT_HELLO_MAX_BYTES
 		                                ? c->out.cap
 		                                : CLIENT_HELLO_MAX_BYTES);
 	if (rc == -1)
-		return client_error(c, SESSD_ERR_NOMEM, "out of memory");
+		goto fail_nomem;
 	if (rc != SESSD_OK) {
-		/* errmsg already says what broke; say it happened while connecting. */
+		/* errmsg already says what broke; say it happened while connecting. The
+		 * exchange dropped the connection. */
 		char why[CLIENT_ERRMSG_SIZE];
 
 		memcpy(why, c->errmsg, sizeof(why));
@@ -342,11 +464,22 @@ static int say_hello(struct sessd_client *c)
 		return SESSD_ERR_CONNECT;
 	}
 	if (h.status != SESSD_OK) {
+		/* Nothing more goes to a server that refused the HELLO or failed its checks. */
 		client_drop(c);
 		if (h.status == SESSD_ERR_PROTOCOL)
 			errno = EPROTO;
+		else if (h.status == SESSD_ERR_AUTH)
+			errno = h.auth_errno;
+		return h.status;
 	}
-	return h.status;
+	/* From the byte after the HELLO reply, both ways are records. */
+	c->sealed = c->seal != NULL;
+	return SESSD_OK;
+
+fail_nomem:
+	client_drop(c);
+	errno = ENOMEM;
+	return client_error(c, SESSD_ERR_NOMEM, "out of memory");
 }
 
 /* Whether the idle connection is gone: between calls nothing may arrive on it. */

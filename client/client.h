@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "ids.h"
+#include "seal.h"
 #include "sessd.h"
 #include "url.h"
 #include "wire.h"
@@ -44,15 +45,26 @@ struct sessd_client {
 	size_t ns_len; /* 0: the default namespace, sent as nil */
 	char client_name[65];
 	uint32_t max_frame; /* from the last HELLO, at most CLIENT_MAX_FRAME */
-	/* HELLO's auth field, the secret as msgpack bin, in read-only sodium_malloc'd memory
-	 * (guarded, wiped when freed); NULL without a secret. */
+	/* plain_auth: HELLO's auth field, the secret as msgpack bin, in read-only
+	 * sodium_malloc'd memory (guarded, wiped when freed); NULL otherwise. */
 	uint8_t *auth_field;
 	size_t auth_field_len;
+	/* Sealed (a secret without plain_auth): the key derived from the secret (seal_psk), in
+	 * read-only sodium_malloc'd memory; the secret itself is not kept. NULL otherwise. */
+	uint8_t *psk;
+	bool plain_auth;   /* a secret given later is kept as auth_field, not as psk */
 	bool require_auth; /* refuse a HELLO reply without auth: true */
+	/* The live connection's key exchange (fd != -1 and psk set), made fresh for each
+	 * connection; sealed once the server has proved the secret in its HELLO reply, from when
+	 * every byte either way is records (PROTOCOL.md, "Sealed connections"). */
+	struct seal *seal;
+	bool sealed;
 	char server_id[33];
 	uint64_t next_request_id;
-	struct buf out; /* the frame of a blocking call, reused */
-	struct buf in;  /* replies being read, reused */
+	struct buf out;     /* the frame of a blocking call, reused */
+	struct buf in;      /* replies being read, reused */
+	struct buf records; /* sealed: what one exchange sends, as records */
+	struct buf raw;     /* sealed: a record read whose end has not arrived */
 	char errmsg[CLIENT_ERRMSG_SIZE];
 };
 
@@ -67,19 +79,24 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
  * client_ready(c):
  * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
  * or the server has closed it since (nothing is pending on it between calls, so anything
- * readable means it is gone). Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the
- * connect), the server's status if it refused the HELLO (SESSD_ERR_AUTH: it refused the
- * secret or its absence), SESSD_ERR_AUTH when c->require_auth is set and the server did not
- * check the secret, SESSD_ERR_PROTOCOL (errno EPROTO: a HELLO reply this client cannot use,
- * such as one without max_frame), or SESSD_ERR_NOMEM.
+ * readable means it is gone). With c->psk the new connection is sealed. Returns SESSD_OK,
+ * SESSD_ERR_CONNECT (with errno from the connect), the server's status if it refused the
+ * HELLO (SESSD_ERR_AUTH with errno EACCES: it refused the secret or its absence),
+ * SESSD_ERR_AUTH with errno EPERM when c->require_auth is set and the server did not check
+ * the secret, or when sealing and the server did not prove it holds the secret (nothing more
+ * is sent to it), SESSD_ERR_PROTOCOL
+ * (errno EPROTO: a HELLO reply this client cannot use, such as one without max_frame), or
+ * SESSD_ERR_NOMEM.
  */
 int client_ready(struct sessd_client *c);
 
 /*
  * client_set_secret(c, secret, len):
- * Keep a copy of the ${len} bytes of ${secret} (borrowed) to show in every HELLO, replacing
- * any earlier one. Returns SESSD_OK, SESSD_ERR_USAGE (errno EINVAL: ${len} is outside
- * 1..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also when libsodium cannot start).
+ * Take the ${len} bytes of ${secret} (borrowed) for every HELLO, replacing any earlier secret:
+ * with c->plain_auth a copy to show as it is (c->auth_field), else only the key derived from
+ * it (c->psk) to seal connections with. Returns SESSD_OK, SESSD_ERR_USAGE (errno EINVAL:
+ * ${len} is outside 1..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also when
+ * libsodium cannot start).
  */
 int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
 
@@ -94,10 +111,13 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
  */
 int client_read_secret_file(struct sessd_client *c, const char *path);
 
-/* client_forget_secret(c): wipe and free c's secret, if it has one. */
+/* client_forget_secret(c): wipe and free c's secret or key, if it has one. */
 void client_forget_secret(struct sessd_client *c);
 
-/* client_drop(c): close the connection; the next call reconnects. */
+/* client_has_secret(c): whether ${c} was given a secret (plain or sealed). */
+bool client_has_secret(const struct sessd_client *c);
+
+/* client_drop(c): close the connection and free its seal; the next call reconnects. */
 void client_drop(struct sessd_client *c);
 
 /* client_next_id(c): the request id for the next request (increasing from 1). */
@@ -119,9 +139,11 @@ bool client_status_closes(int status);
 
 /*
  * client_exchange(c, out, out_len, replies, idle_timeout, on_frame, ctx):
- * Send ${out_len} bytes of frames on c's connection and hand ${replies} reply frames to
- * ${on_frame} (wire_run). On any failure the connection is dropped and c->errmsg says why.
- * Returns what wire_run returned.
+ * Send ${out_len} bytes of frames (borrowed) on c's connection and hand ${replies} reply
+ * frames to ${on_frame} (wire_run). On a sealed connection the frames go as records, as few as
+ * they fit in, and the replies are opened from records. On any failure the connection is
+ * dropped and c->errmsg says why. Returns what wire_run returned, or SESSD_ERR_NOMEM (no
+ * memory to seal the frames in).
  */
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
                     bool idle_timeout, wire_frame_fn on_frame, void *ctx);

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* reply_hello_kx reads the server's key and proof alike. */
+_Static_assert(SEAL_KEY_BYTES == SEAL_PROOF_BYTES, "kx's key and proof have one length");
+
 /* PROTOCOL.md, Flashes: a session holds at most 64 distinct types. */
 #define REPLY_MAX_FLASH_TYPES 64
 
@@ -78,6 +81,15 @@ int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const ch
 			*why = "its version is not a uint";
 			if (mp_read_uint(&r, &version) == -1)
 				return SESSD_ERR_PROTOCOL;
+		} else if (key_is(&key, "kx")) {
+			/* Judged by the caller (reply_hello_kx), which alone knows whether it
+			 * asked for a key exchange; a server names it once or is not trusted. */
+			*why = "its kx is malformed or named twice";
+			out->kx.ptr = r.pos;
+			if (out->has_kx || mp_skip(&r) == -1)
+				return SESSD_ERR_PROTOCOL;
+			out->kx.len = (size_t)(r.pos - out->kx.ptr);
+			out->has_kx = true;
 		} else if (key_is(&key, "server_id")) {
 			/* Shown to people and printed inside JSON by sessctl, unescaped. */
 			*why = "its server_id is not 32 hex digits";
@@ -102,6 +114,39 @@ int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const ch
 	out->server_id[32] = '\0';
 	*why = NULL;
 	return SESSD_OK;
+}
+
+int reply_hello_kx(const struct mp_bytes *kx, uint8_t server_public[SEAL_KEY_BYTES],
+                   uint8_t server_proof[SEAL_PROOF_BYTES])
+{
+	struct mp_reader r;
+	struct mp_bytes key, value;
+	uint32_t pairs;
+	bool have_key = false, have_proof = false, *have;
+	uint8_t *into;
+
+	mp_reader_init(&r, kx->ptr, kx->len);
+	if (mp_read_map(&r, &pairs) == -1 || pairs != 2)
+		return SESSD_ERR_PROTOCOL;
+	for (uint32_t i = 0; i < pairs; i++) {
+		if (mp_read_str(&r, &key) == -1)
+			return SESSD_ERR_PROTOCOL;
+		if (key_is(&key, "key")) {
+			have = &have_key;
+			into = server_public;
+		} else if (key_is(&key, "proof")) {
+			have = &have_proof;
+			into = server_proof;
+		} else {
+			return SESSD_ERR_PROTOCOL;
+		}
+		/* Both are SEAL_KEY_BYTES (= SEAL_PROOF_BYTES) long. */
+		if (*have || mp_read_bin(&r, &value) == -1 || value.len != SEAL_KEY_BYTES)
+			return SESSD_ERR_PROTOCOL;
+		memcpy(into, value.ptr, value.len);
+		*have = true;
+	}
+	return mp_reader_left(&r) == 0 ? SESSD_OK : SESSD_ERR_PROTOCOL;
 }
 
 int reply_nil(const struct mp_bytes *result)

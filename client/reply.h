@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "mp.h"
+#include "seal.h"
 #include "sessd.h"
 
 /*
@@ -20,16 +21,29 @@ struct reply_hello {
 	uint64_t max_frame; /* as announced: the caller judges it */
 	char server_id[33]; /* 32 hex digits and a NUL */
 	bool auth;          /* auth: true, the server checked the secret (nil or absent: no) */
+	bool has_kx;
+	struct mp_bytes kx; /* the raw value of kx, borrowing the result: for reply_hello_kx */
 };
 
 /*
  * reply_hello(result, out, why):
  * Read the HELLO map into ${out}: server_id is required and must be 32 hex digits, version
  * must be 1 when present, max_frame is read when present, auth must be a bool or nil when
- * present (PROTOCOL.md: true or nil); unknown keys are skipped. On
- * SESSD_ERR_PROTOCOL *${why} is a static phrase saying what is wrong.
+ * present (PROTOCOL.md: true or nil), kx (any well-formed value, named once) is kept raw for
+ * reply_hello_kx; unknown keys are skipped. On SESSD_ERR_PROTOCOL *${why} is a static phrase
+ * saying what is wrong.
  */
 int reply_hello(const struct mp_bytes *result, struct reply_hello *out, const char **why);
+
+/*
+ * reply_hello_kx(kx, server_public, server_proof):
+ * Read a HELLO reply's kx (PROTOCOL.md, "Sealed connections"): a map of exactly "key" and
+ * "proof", each bin of 32 bytes, copied out. Returns SESSD_OK, or SESSD_ERR_PROTOCOL when it
+ * has any other shape (the caller decides what that means: for a sealing client, a server
+ * that did not prove the secret).
+ */
+int reply_hello_kx(const struct mp_bytes *kx, uint8_t server_public[SEAL_KEY_BYTES],
+                   uint8_t server_proof[SEAL_PROOF_BYTES]);
 
 /* A nil result (PING, SET, TOUCH, DESTROY). */
 int reply_nil(const struct mp_bytes *result);

@@ -32,6 +32,7 @@
 struct opts {
 	const char *url;
 	const char *auth_file;
+	bool plain_auth;
 	const char *ns;
 	bool json;
 	int timeout_ms;
@@ -58,8 +59,10 @@ static const char usage_text[] =
     "\n"
     "options (before or after the command):\n"
     "  --connect URL     unix:/path or tcp://host:port (default $SESSD_URL, else " DEFAULT_URL ")\n"
-    "  --auth-file FILE  show the server the secret in FILE (as sessd --auth-file reads it;\n"
-    "                    default $SESSD_AUTH_FILE, else none)\n"
+    "  --auth-file FILE  prove to the server the secret in FILE (as sessd --auth-file reads\n"
+    "                    it; default $SESSD_AUTH_FILE, else none) and seal the connection\n"
+    "  --plain-auth      send the secret as it is, unencrypted, and seal nothing (for a\n"
+    "                    server that cannot seal)\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
     "  --json            print results as JSON\n"
     "  --timeout MS      per-request timeout in milliseconds (default 5000; count and\n"
@@ -512,6 +515,8 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			o->json = true;
 		} else if (option_is(arg, "yes", &v) && v == NULL) {
 			o->yes = true;
+		} else if (option_is(arg, "plain-auth", &v) && v == NULL) {
+			o->plain_auth = true;
 		} else if (option_is(arg, "connect", &v)) {
 			if ((o->url = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
@@ -615,7 +620,8 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 	struct sessd_options so = {.timeout_ms = o->timeout_ms,
 	                           .ns = o->ns,
 	                           .client_name = "sessctl",
-	                           .auth_file = o->auth_file};
+	                           .auth_file = o->auth_file,
+	                           .plain_auth = o->plain_auth};
 	struct url parsed;
 	const char *why;
 	int rc;
@@ -630,6 +636,17 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 	/* The URL, namespace and timeout were checked above: a usage error is the file's. */
 	if (rc == SESSD_ERR_USAGE && o->auth_file != NULL)
 		report_auth_file(o->auth_file, errno);
+	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL && errno == EPERM)
+		fprintf(stderr,
+		        "sessctl: %s did not prove it holds the secret in %s: authentication "
+		        "failed (it is not the sessd that has that secret)\n",
+		        o->url, o->auth_file);
+	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL && !o->plain_auth)
+		fprintf(stderr,
+		        "sessctl: %s refused the secret in %s: authentication failed (the wrong "
+		        "secret; or a sessd that cannot seal, such as one without --auth-file: "
+		        "--plain-auth sends the secret unsealed)\n",
+		        o->url, o->auth_file);
 	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL)
 		fprintf(stderr, "sessctl: %s refused the secret in %s: authentication failed\n",
 		        o->url, o->auth_file);
@@ -683,6 +700,9 @@ int main(int argc, char **argv)
 		env = getenv("SESSD_AUTH_FILE");
 		o.auth_file = env != NULL && env[0] != '\0' ? env : NULL;
 	}
+	if (o.plain_auth && o.auth_file == NULL && cmd->run != run_new_id)
+		return usage_error("--plain-auth needs a secret: --auth-file FILE or "
+		                   "$SESSD_AUTH_FILE");
 	if (cmd->run != run_new_id) {
 		status = connect_to(&o, &c);
 		if (status != 0)

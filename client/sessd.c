@@ -216,6 +216,8 @@ static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
 		return SESSD_ERR_USAGE;
 	if (opts->auth == NULL && opts->auth_len != 0)
 		return SESSD_ERR_USAGE;
+	/* Read before the secret, which it says how to keep (client_set_secret). */
+	c->plain_auth = opts->plain_auth;
 	if (opts->auth != NULL)
 		rc = client_set_secret(c, opts->auth, opts->auth_len);
 	else if (opts->auth_file != NULL)
@@ -223,9 +225,10 @@ static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
 	if (rc != SESSD_OK)
 		return rc;
 	/* A server that checks would refuse the missing secret, one that does not would be
-	 * refused: without a secret, require_auth can only fail. */
+	 * refused: without a secret, require_auth can only fail; and plain_auth says how to
+	 * show a secret that is not there. */
 	errno = EINVAL;
-	if (opts->require_auth && c->auth_field == NULL)
+	if ((opts->require_auth || opts->plain_auth) && !client_has_secret(c))
 		return SESSD_ERR_USAGE;
 	c->require_auth = opts->require_auth;
 	return SESSD_OK;
@@ -248,6 +251,8 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
 	c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
 	buf_init(&c->out);
 	buf_init(&c->in);
+	buf_init(&c->records);
+	buf_init(&c->raw);
 	snprintf(c->client_name, sizeof(c->client_name), "%s", CLIENT_DEFAULT_NAME);
 	rc = SESSD_ERR_USAGE;
 	if (url_parse(url, &c->url, &why) == -1)
@@ -293,6 +298,8 @@ void sessd_close(struct sessd_client *c)
 	client_forget_secret(c);
 	buf_finish(&c->out);
 	buf_finish(&c->in);
+	buf_finish(&c->records);
+	buf_finish(&c->raw);
 	free(c);
 }
 

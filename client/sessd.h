@@ -19,8 +19,10 @@
  * What the server sends is checked before it is used: a reply frame longer than
  * sessd_max_frame() (at most 1 GiB, whatever the server announces) is refused from its
  * header, and the memory a reply takes grows with the bytes that arrive; counts and lengths
- * PROTOCOL.md bounds (LIST entries and ids, FLASH_POP types) are checked. A reply that fails
- * a check is SESSD_ERR_PROTOCOL, and the connection is dropped.
+ * PROTOCOL.md bounds (LIST entries and ids, FLASH_POP types) are checked. On a sealed
+ * connection (sessd_options) each record's length is checked from its header and the record
+ * authenticated before any of it is used. A reply that fails a check is SESSD_ERR_PROTOCOL,
+ * and the connection is dropped.
  *
  * Ids are opaque bytes (1..128). The namespace is the client's (sessd_set_namespace).
  */
@@ -72,10 +74,21 @@ struct sessd_client;
  * The shared secret (PROTOCOL.md, HELLO; sessd --auth-file) is given either as bytes (auth,
  * auth_len) or as a file (auth_file), not both. auth_file is read as sessd reads its
  * --auth-file, so one file serves both: a regular file other users cannot access (mode &
- * 0007 == 0), its bytes less one trailing "\n" or "\r\n", 16 to 1024 of them. Either way the
- * client keeps its own copy of the secret in sodium_malloc'd memory (wiped by sessd_close),
- * sends it as bin in every HELLO, reconnections included, and never puts it in an errmsg.
- * The secret travels unencrypted: across an untrusted network use a tunnel.
+ * 0007 == 0), its bytes less one trailing "\n" or "\r\n", 16 to 1024 of them.
+ *
+ * With a secret, every connection (reconnections included) is sealed (PROTOCOL.md, "Sealed
+ * connections"): HELLO proves the client holds the secret without sending it, the server must
+ * prove it holds it too, and everything after HELLO is encrypted and authenticated with keys
+ * made for that connection. The client keeps only a key derived from the secret, in
+ * sodium_malloc'd memory wiped by sessd_close. A server that cannot prove the secret (a wrong
+ * secret, no --auth-file, an impostor) is SESSD_ERR_AUTH and is sent nothing more; a record
+ * from the server that does not authenticate is SESSD_ERR_PROTOCOL and drops the connection.
+ *
+ * plain_auth sends the secret itself as bin in every HELLO instead, and nothing is sealed: for
+ * servers that cannot seal (sessd before sealed connections). The client then keeps a copy of
+ * the secret in sodium_malloc'd memory (wiped by sessd_close). The secret and the sessions
+ * travel unencrypted, and a client cannot tell an impostor before it has given the secret
+ * away: across an untrusted network use a tunnel. No key or secret is put in an errmsg.
  */
 struct sessd_options {
 	int timeout_ms;          /* per call; 0 means the default, 5000 */
@@ -85,8 +98,12 @@ struct sessd_options {
 	size_t auth_len;
 	const char *auth_file; /* a file holding the secret, read once by sessd_connect */
 	/* Refuse (SESSD_ERR_AUTH) a server whose HELLO reply does not say it checked the
-	 * secret (auth: true), such as one started without --auth-file; needs a secret. */
+	 * secret (auth: true), such as one started without --auth-file; needs a secret. A
+	 * sealed connection has it always. */
 	bool require_auth;
+	/* Send the secret as it is rather than seal the connection (see above); needs a
+	 * secret. */
+	bool plain_auth;
 };
 
 /*
@@ -96,13 +113,17 @@ struct sessd_options {
  * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
  * SESSD_ERR_PROTOCOL (errno EPROTO): the server's HELLO reply is unusable (malformed, no
  * max_frame or one under 4096, a server_id that is not 32 hex digits).
- * SESSD_ERR_AUTH: the server refused the secret (AUTH_FAILED: missing or wrong), or
- * require_auth is set and the server did not check it. The same code comes from any later
- * call whose reconnection is refused so, with sessd_errmsg saying which.
+ * SESSD_ERR_AUTH: errno EACCES, the server refused the secret (AUTH_FAILED: missing or
+ * wrong; or it has no secret to seal with); errno EPERM, the client refused the server: when
+ * sealing, it did not prove it holds the secret (no kx, auth not true, a malformed kx or a
+ * wrong proof in its HELLO reply), or require_auth is set and it did not check the secret.
+ * The same code comes from any later call whose reconnection fails so, with sessd_errmsg
+ * saying which.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
- * outside 1..1024, auth_len without auth, require_auth without a secret. For auth_file also
- * errno from open or read (ENOENT, EACCES, ...); EPERM when other users can access the file;
- * EINVAL when it is not a regular file or its secret is not 16 to 1024 bytes.
+ * outside 1..1024, auth_len without auth, require_auth or plain_auth without a secret. For
+ * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can
+ * access the file; EINVAL when it is not a regular file or its secret is not 16 to 1024
+ * bytes.
  */
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client);
 

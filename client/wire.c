@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "seal.h"
 #include "sessd.h"
 
 /* How much to ask the kernel for per read when no large frame is pending. */
@@ -185,7 +186,9 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 			break;
 	}
 	buf_consume(x->in, at);
-	if (rc == SESSD_OK && *done == x->replies && x->in->len != 0) {
+	/* Sealed, the start of a record after the last reply is such bytes too. */
+	if (rc == SESSD_OK && *done == x->replies &&
+	    (x->in->len != 0 || (x->seal != NULL && x->raw->len != 0))) {
 		snprintf(x->err, x->err_size, "the server sent bytes after the last reply");
 		rc = SESSD_ERR_PROTOCOL;
 	}
@@ -214,19 +217,63 @@ static size_t read_want(const struct wire_exchange *x)
 	return WIRE_READ_CHUNK;
 }
 
+/*
+ * Open the records whole at the front of x->raw, appending their plaintext to x->in. The
+ * header of each is checked (seal_record_size bounds it) before its end is waited for, and
+ * x->in grows by what each record actually carried. Returns SESSD_OK (maybe with part of a
+ * record left in x->raw); or SESSD_ERR_PROTOCOL or SESSD_ERR_NOMEM with *${why} saying what
+ * went wrong and x->raw emptied, the records before the failing one opened.
+ */
+static int open_records(struct wire_exchange *x, const char **why)
+{
+	size_t at = 0, size;
+	int rc = SESSD_OK;
+
+	while (x->raw->len - at >= SEAL_HEADER_BYTES) {
+		size = seal_record_size(x->raw->data + at);
+		if (size == 0) {
+			*why = "the server sent a record of a malformed length";
+			rc = SESSD_ERR_PROTOCOL;
+			break;
+		}
+		if (x->raw->len - at < size)
+			break;
+		if (buf_reserve(x->in, size - SEAL_OVERHEAD) == -1) {
+			*why = "out of memory for a reply";
+			rc = SESSD_ERR_NOMEM;
+			break;
+		}
+		/* A forged, changed, replayed, reordered or missing record: nothing of it is
+		 * used, and nothing after it can be trusted (PROTOCOL.md: a client just closes). */
+		if (seal_open(x->seal, x->raw->data + at, size, x->in->data + x->in->len) == -1) {
+			*why = "the server sent a record that does not authenticate";
+			rc = SESSD_ERR_PROTOCOL;
+			break;
+		}
+		x->in->len += size - SEAL_OVERHEAD;
+		at += size;
+	}
+	buf_consume(x->raw, rc == SESSD_OK ? at : x->raw->len);
+	return rc;
+}
+
 /* Read what is there. Returns 1 (bytes read), 0 (nothing now), or a SESSD_ERR_ code. */
 static int read_some(struct wire_exchange *x)
 {
-	size_t want = read_want(x);
+	/* Sealed, a record is at most SEAL_MAX_PLAIN + SEAL_OVERHEAD bytes and is opened as soon
+	 * as it is whole: a chunk at a time keeps x->raw small, and x->in grows only with what
+	 * the records open to. */
+	struct buf *into = x->seal != NULL ? x->raw : x->in;
+	size_t want = x->seal != NULL ? WIRE_READ_CHUNK : read_want(x);
 	ssize_t n;
 
-	if (buf_reserve(x->in, want) == -1) {
+	if (buf_reserve(into, want) == -1) {
 		snprintf(x->err, x->err_size, "out of memory for a reply");
 		return -SESSD_ERR_NOMEM;
 	}
-	n = recv(x->fd, x->in->data + x->in->len, want, 0);
+	n = recv(x->fd, into->data + into->len, want, 0);
 	if (n > 0) {
-		x->in->len += (size_t)n;
+		into->len += (size_t)n;
 		return 1;
 	}
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -260,9 +307,12 @@ int wire_run(struct wire_exchange *x)
 	size_t sent = 0, done = 0;
 	bool can_write = true;
 	int64_t deadline = wire_now_ms() + x->timeout_ms;
-	int n, rc, progress;
+	const char *why = NULL;
+	int n, rc, progress, opened;
 
 	buf_reset(x->in);
+	if (x->seal != NULL)
+		buf_reset(x->raw);
 	while (done < x->replies) {
 		pfd.fd = x->fd;
 		pfd.events = POLLIN;
@@ -288,9 +338,15 @@ int wire_run(struct wire_exchange *x)
 			if (rc < 0)
 				return -rc;
 			progress |= rc;
+			opened = x->seal != NULL ? open_records(x, &why) : SESSD_OK;
+			/* The replies of the records before a bad one count: a batch keeps them. */
 			rc = deliver_frames(x, &done);
 			if (rc != SESSD_OK)
 				return rc;
+			if (opened != SESSD_OK) {
+				snprintf(x->err, x->err_size, "%s", why);
+				return opened;
+			}
 		}
 		if ((pfd.revents & POLLOUT) && can_write && sent < x->out_len) {
 			rc = write_some(x, &sent);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "seal.h"
 #include "url.h"
 
 /*
@@ -44,6 +45,12 @@ struct wire_exchange {
 	 * timeout_ms without a byte moving either way (batches of any size). */
 	bool idle_timeout;
 	struct buf *in; /* a reusable read buffer; left empty afterwards on success */
+	/* A sealed connection (PROTOCOL.md, "Sealed connections"): what arrives is records, each
+	 * opened with seal into in as soon as it is whole; raw, a reusable buffer, holds a record
+	 * whose end has not arrived (at most one record and one read). out must be records
+	 * already. NULL for a plain connection. */
+	struct seal *seal;
+	struct buf *raw;
 	wire_frame_fn on_frame;
 	void *ctx;
 	char *err; /* words for a failure */
@@ -56,9 +63,10 @@ struct wire_exchange {
  * buffer, until ${x->replies} frames have been handed to ${x->on_frame}. A write refused
  * because the peer closed stops the sending but not the reading, so a reply the server sent
  * before closing (TOO_LARGE, NOT_READY) still arrives. Returns SESSD_OK, SESSD_ERR_TIMEOUT,
- * SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL (a frame length of 0 or over max_frame, or bytes after
- * the last reply), SESSD_ERR_NOMEM, or what on_frame returned. After an error the connection
- * is in an unknown state and must be closed.
+ * SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL (a frame length of 0 or over max_frame, bytes after
+ * the last reply; sealed, a record of a malformed length or one that does not open),
+ * SESSD_ERR_NOMEM, or what on_frame returned. After an error the connection is in an unknown
+ * state and must be closed.
  */
 int wire_run(struct wire_exchange *x);
 

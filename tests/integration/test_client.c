@@ -2,8 +2,9 @@
  * libsessd against the real daemon: every call over Unix and TCP, the error paths, batches
  * deep enough to fill both socket buffers, several processes at once, reconnection after a
  * restart, timeouts against a stopped server, and URL and connect failures; the shared
- * secret of a daemon started with --auth-file; and, behind a relay or against a fake server,
- * what a faulty or hostile server may send.
+ * secret of a daemon started with --auth-file, sealed (watched by a relay) and plain; and,
+ * behind a relay or against a fake server, what a faulty or hostile server may send, sealed
+ * servers that do not prove the secret and records that do not open included.
  */
 #include <criterion/criterion.h>
 
@@ -24,8 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "harness.h"
 #include "leakcheck.h"
+#include "seal.h"
 #include "sessd.h"
 
 #define TTL_MS 60000u
@@ -829,11 +833,16 @@ static void set_and_get(struct sessd_client *c, const char *id)
 	expect_data(c, id, strlen(id), "secret-kept", 11);
 }
 
-/* Against a daemon without --auth-file: a secret is ignored, require_auth refuses it. */
+/*
+ * Against a daemon without --auth-file: a plain secret is ignored, require_auth refuses it
+ * (the client refuses the server: EPERM).
+ */
 LEAK_CHECKED_TEST(client, require_auth_refuses_a_server_that_does_not_check)
 {
-	struct sessd_options opts = {
-	    .timeout_ms = 10000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct sessd_options opts = {.timeout_ms = 10000,
+	                             .auth = AUTH_SECRET,
+	                             .auth_len = strlen(AUTH_SECRET),
+	                             .plain_auth = true};
 	struct sessd_client *c = (struct sessd_client *)1;
 
 	c = connect_with(daemon_.unix_url, opts);
@@ -842,9 +851,35 @@ LEAK_CHECKED_TEST(client, require_auth_refuses_a_server_that_does_not_check)
 	opts.require_auth = true;
 	for (int i = 0; i < 2; i++) {
 		c = (struct sessd_client *)1;
+		errno = 0;
 		cr_assert_eq(sessd_connect(i ? daemon_.tcp_url : daemon_.unix_url, &opts, &c),
 		             SESSD_ERR_AUTH);
 		cr_assert_null(c);
+		cr_assert_eq(errno, EPERM, "errno %d", errno);
+	}
+}
+
+/*
+ * A daemon without --auth-file has no secret to prove: it refuses a sealed HELLO (PROTOCOL.md:
+ * a client that asked to seal must not be given a plain connection), so a client with a
+ * secret, sealing by default, gets SESSD_ERR_AUTH (the server refused: EACCES), over Unix and
+ * TCP, with require_auth or without.
+ */
+LEAK_CHECKED_TEST(client, sealing_needs_a_server_with_the_secret)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 10000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct sessd_client *c;
+	int rc;
+
+	for (int i = 0; i < 4; i++) {
+		opts.require_auth = i >= 2;
+		c = (struct sessd_client *)1;
+		errno = 0;
+		rc = sessd_connect(i % 2 ? daemon_.tcp_url : daemon_.unix_url, &opts, &c);
+		cr_assert_eq(rc, SESSD_ERR_AUTH, "%d: %s", i, sessd_strerror(rc));
+		cr_assert_null(c);
+		cr_assert_eq(errno, EACCES, "%d: errno %d", i, errno);
 	}
 }
 
@@ -1027,6 +1062,8 @@ LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
 	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025"},
 	    {{.auth_len = 32}, EINVAL, "auth_len without auth"},
 	    {{.require_auth = true}, EINVAL, "require_auth without a secret"},
+	    {{.plain_auth = true}, EINVAL, "plain_auth without a secret"},
+	    {{.plain_auth = true, .require_auth = true}, EINVAL, "both without a secret"},
 	    {{.auth_file = missing}, ENOENT, "a missing file"},
 	    {{.auth_file = exposed}, EPERM, "mode 0604"},
 	    {{.auth_file = short_file}, EINVAL, "15 bytes and a newline"},
@@ -1832,6 +1869,936 @@ LEAK_CHECKED_TEST(fake_server, server_messages_lose_control_bytes)
 	for (const char *p = msg; *p != '\0'; p++)
 		cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "a control byte 0x%02x in %s",
 		          (unsigned char)*p, msg);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* --- Sealed connections (PROTOCOL.md, "Sealed connections"). --- */
+
+/* Bytes that must never cross a sealed connection in the clear. */
+#define SNIFF_MARKER "plaintext-marker-7f3a9c"
+
+/* What a sniffing relay saw of the one connection it carried. */
+struct sniff_report {
+	bool secret_seen; /* AUTH_SECRET's bytes, either way */
+	bool marker_seen; /* SNIFF_MARKER's bytes, either way */
+	bool hello_kx;    /* the client's HELLO carried a key exchange */
+	/* After the HELLO frame (each way), the stream as records: how many, and the plaintext
+	 * they carry; SIZE_MAX when it is not a stream of whole, well-formed records. */
+	size_t c2s_records;
+	size_t c2s_plain;
+	size_t s2c_records;
+};
+
+/* One direction of the relay: every byte that came from ${from}, and how much went on. */
+struct relay_dir {
+	int from, to;
+	struct buf seen;
+	size_t sent;
+	bool eof;
+};
+
+static bool bytes_contain(const struct buf *b, const void *needle, size_t len)
+{
+	return b->len >= len && memmem(b->data, b->len, needle, len) != NULL;
+}
+
+/* Count the records after the first frame of ${b} (see struct sniff_report). */
+static size_t count_records(const struct buf *b, size_t *plain)
+{
+	size_t at, size, n = 0;
+
+	*plain = 0;
+	if (b->len < CODEC_HEADER_BYTES)
+		return SIZE_MAX;
+	at = CODEC_HEADER_BYTES + (size_t)codec_frame_length(b->data);
+	while (at < b->len) {
+		if (b->len - at < SEAL_HEADER_BYTES ||
+		    (size = seal_record_size(b->data + at)) == 0 || b->len - at < size)
+			return SIZE_MAX;
+		*plain += size - SEAL_OVERHEAD;
+		at += size;
+		n++;
+	}
+	return at == b->len ? n : SIZE_MAX;
+}
+
+static void relay_read(struct relay_dir *d)
+{
+	ssize_t n;
+
+	if (buf_reserve(&d->seen, 65536) == -1) {
+		d->eof = true;
+		return;
+	}
+	n = recv(d->from, d->seen.data + d->seen.len, 65536, 0);
+	if (n > 0)
+		d->seen.len += (size_t)n;
+	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		d->eof = true;
+}
+
+static void relay_write(struct relay_dir *d)
+{
+	ssize_t n = send(d->to, d->seen.data + d->sent, d->seen.len - d->sent, MSG_NOSIGNAL);
+
+	if (n > 0)
+		d->sent += (size_t)n;
+	else if (n == -1 && errno != EAGAIN && errno != EINTR)
+		d->sent = d->seen.len; /* the peer is gone: what it did not take is dropped */
+}
+
+/*
+ * The sniffing relay, in a child: carry one connection from ${lfd} to the daemon both ways,
+ * non-blocking so that neither direction can stall the other, until the client closes; then
+ * write a struct sniff_report to ${report_fd}. Returns the child's exit status.
+ */
+static int sniff_serve(int lfd, int report_fd)
+{
+	struct pollfd pfd[2], lp = {.fd = lfd, .events = POLLIN};
+	struct relay_dir up = {0}, down = {0};
+	struct sniff_report rep = {0};
+	bool shut = false;
+	int cfd = -1, dfd = -1;
+
+	if (poll(&lp, 1, 10000) != 1 || (cfd = accept(lfd, NULL, NULL)) == -1 ||
+	    (dfd = harness_connect(daemon_.unix_url)) == -1)
+		return 1;
+	fcntl(cfd, F_SETFL, O_NONBLOCK);
+	fcntl(dfd, F_SETFL, O_NONBLOCK);
+	up = (struct relay_dir){.from = cfd, .to = dfd};
+	down = (struct relay_dir){.from = dfd, .to = cfd};
+	buf_init(&up.seen);
+	buf_init(&down.seen);
+	while (!up.eof) {
+		pfd[0].fd = cfd;
+		pfd[0].events = (short)(POLLIN | (down.sent < down.seen.len ? POLLOUT : 0));
+		pfd[1].fd = down.eof && up.sent == up.seen.len ? -1 : dfd;
+		pfd[1].events =
+		    (short)((down.eof ? 0 : POLLIN) | (up.sent < up.seen.len ? POLLOUT : 0));
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, 20000) <= 0)
+			return 1;
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+			relay_read(&up);
+		if (!down.eof && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			relay_read(&down);
+		if (pfd[0].revents & POLLOUT)
+			relay_write(&down);
+		if (pfd[1].revents & POLLOUT)
+			relay_write(&up);
+		/* The daemon closed: pass that on once the client has had every byte. */
+		if (down.eof && down.sent == down.seen.len && !shut) {
+			shutdown(cfd, SHUT_WR);
+			shut = true;
+		}
+	}
+	rep.secret_seen = bytes_contain(&up.seen, AUTH_SECRET, strlen(AUTH_SECRET)) ||
+	                  bytes_contain(&down.seen, AUTH_SECRET, strlen(AUTH_SECRET));
+	rep.marker_seen = bytes_contain(&up.seen, SNIFF_MARKER, strlen(SNIFF_MARKER)) ||
+	                  bytes_contain(&down.seen, SNIFF_MARKER, strlen(SNIFF_MARKER));
+	rep.hello_kx = bytes_contain(&up.seen, "\x82\xa2kx\xc4\x20", 6);
+	rep.c2s_records = count_records(&up.seen, &rep.c2s_plain);
+	rep.s2c_records = count_records(&down.seen, &(size_t){0});
+	if (write(report_fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		return 1;
+	buf_finish(&up.seen);
+	buf_finish(&down.seen);
+	close(cfd);
+	close(dfd);
+	return 0;
+}
+
+/* Start a sniffing relay in front of the daemon; its report comes through *${report_fd}. */
+static pid_t sniff_start(struct tmp_listener *l, int *report_fd)
+{
+	int fds[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	tmp_listen(l);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(sniff_serve(l->fd, fds[1]));
+	}
+	close(fds[1]);
+	close(l->fd);
+	*report_fd = fds[0];
+	return pid;
+}
+
+/* Read the relay's report (after the client closed) and reap it. */
+static void sniff_finish(struct tmp_listener *l, pid_t pid, int report_fd, struct sniff_report *rep)
+{
+	cr_assert_eq(read(report_fd, rep, sizeof(*rep)), (ssize_t)sizeof(*rep),
+	             "the relay reported nothing");
+	close(report_fd);
+	tmp_finish(l, pid, "sniffing relay");
+}
+
+/* Every call of the API once over ${c}, the data and flash messages carrying SNIFF_MARKER. */
+static void every_op(struct sessd_client *c)
+{
+	static const char data[] = "{\"user\":42,\"m\":\"" SNIFF_MARKER "\"}";
+	struct sessd_flashes *f = NULL;
+	struct sessd_list *page = NULL;
+	struct sessd_stats *st = NULL;
+	uint64_t n = 0;
+	size_t queued = 0;
+	int rc;
+
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_clear(c, NULL), SESSD_OK, "%s", sessd_errmsg(c));
+	expect_missing(c, "s1", 2);
+	cr_assert_eq(sessd_set(c, "s1", 2, data, strlen(data), TTL_MS), SESSD_OK);
+	expect_data(c, "s1", 2, data, strlen(data));
+	cr_assert_eq(sessd_touch(c, "s1", 2, 2 * TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_touch(c, "nope", 4, TTL_MS), SESSD_NOT_FOUND);
+	rc = sessd_flash_push(c, "s1", 2, "info", SNIFF_MARKER, strlen(SNIFF_MARKER), TTL_MS,
+	                      &queued);
+	cr_assert_eq(rc, SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(queued, 1);
+	cr_assert_eq(sessd_flash_push(c, "s1", 2, "info", "two", 3, TTL_MS, &queued), SESSD_OK);
+	cr_assert_eq(queued, 2);
+	cr_assert_eq(sessd_flash_push(c, "s1", 2, "warn", "w", 1, TTL_MS, NULL), SESSD_OK);
+	cr_assert_eq(sessd_flash_pop(c, "s1", 2, "info", &f), SESSD_OK);
+	cr_assert(f->count == 2 && f->items[0].msg_len == strlen(SNIFF_MARKER) &&
+	          memcmp(f->items[0].msg, SNIFF_MARKER, strlen(SNIFF_MARKER)) == 0);
+	sessd_flashes_free(f);
+	cr_assert_eq(sessd_flash_pop(c, "s1", 2, NULL, &f), SESSD_OK);
+	cr_assert(f->count == 1 && strcmp(f->items[0].type, "warn") == 0);
+	sessd_flashes_free(f);
+	cr_assert_eq(sessd_set(c, "s2", 2, "x", 1, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_count(c, &n), SESSD_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(sessd_list(c, 0, 10, &page), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(page->count, 2);
+	sessd_list_free(page);
+	cr_assert_eq(sessd_stats(c, 1, &st), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_gt(st->count, 0);
+	sessd_stats_free(st);
+	cr_assert_eq(sessd_stats(c, 0, &st), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_stats_free(st);
+	cr_assert_eq(sessd_destroy(c, "s1", 2), SESSD_OK);
+	expect_missing(c, "s1", 2);
+	cr_assert_eq(sessd_destroy(c, "s1", 2), SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_clear(c, &n), SESSD_OK);
+	cr_assert_eq(n, 1);
+}
+
+/*
+ * Sealed by default: every call works over Unix and TCP, with the secret as bytes or as a
+ * file; and a relay that watches the connection sees a key exchange in HELLO, then only
+ * well-formed records both ways, and neither the secret nor the sessions' bytes.
+ */
+LEAK_CHECKED_TEST(auth, sealed_round_trips_of_every_op)
+{
+	struct sniff_report rep;
+	struct tmp_listener l;
+	struct sessd_client *c;
+	int report_fd;
+	pid_t pid;
+
+	c = connect_with(daemon_.unix_url, (struct sessd_options){.auth_file = auth_path});
+	every_op(c);
+	sessd_close(c);
+	c = connect_with(daemon_.tcp_url, (struct sessd_options){.auth = AUTH_SECRET,
+	                                                         .auth_len = strlen(AUTH_SECRET),
+	                                                         .require_auth = true});
+	every_op(c);
+	sessd_close(c);
+
+	pid = sniff_start(&l, &report_fd);
+	c = connect_with(l.url, (struct sessd_options){.auth_file = auth_path});
+	every_op(c);
+	sessd_close(c);
+	sniff_finish(&l, pid, report_fd, &rep);
+	cr_assert(rep.hello_kx, "the HELLO carried no key exchange");
+	cr_assert_not(rep.secret_seen, "the secret crossed the wire");
+	cr_assert_not(rep.marker_seen, "session bytes crossed the wire in the clear");
+	cr_assert(rep.c2s_records != SIZE_MAX && rep.c2s_records > 10,
+	          "the requests are not records (%zu)", rep.c2s_records);
+	cr_assert(rep.s2c_records != SIZE_MAX && rep.s2c_records > 10,
+	          "the replies are not records (%zu)", rep.s2c_records);
+}
+
+/*
+ * plain_auth shows the secret as it is: the server lets the client in, and a relay sees the
+ * secret and the sessions, and no records. (So the relay above can see them.) A wrong secret
+ * shown plainly is refused too.
+ */
+LEAK_CHECKED_TEST(auth, plain_auth_still_works)
+{
+	struct sessd_options wrong = {.timeout_ms = 10000,
+	                              .auth = "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H",
+	                              .auth_len = strlen(AUTH_SECRET),
+	                              .plain_auth = true};
+	struct sniff_report rep;
+	struct tmp_listener l;
+	struct sessd_client *c;
+	int report_fd;
+	pid_t pid;
+
+	c = connect_with(daemon_.tcp_url, (struct sessd_options){.auth_file = auth_path,
+	                                                         .plain_auth = true,
+	                                                         .require_auth = true});
+	every_op(c);
+	sessd_close(c);
+	pid = sniff_start(&l, &report_fd);
+	c = connect_with(l.url, (struct sessd_options){.auth = AUTH_SECRET,
+	                                               .auth_len = strlen(AUTH_SECRET),
+	                                               .plain_auth = true});
+	every_op(c);
+	sessd_close(c);
+	sniff_finish(&l, pid, report_fd, &rep);
+	cr_assert(rep.secret_seen, "the relay did not see the plain secret");
+	cr_assert(rep.marker_seen, "the relay did not see the plain sessions");
+	cr_assert_not(rep.hello_kx);
+
+	c = (struct sessd_client *)1;
+	errno = 0;
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &wrong, &c), SESSD_ERR_AUTH);
+	cr_assert_null(c);
+	cr_assert_eq(errno, EACCES, "errno %d", errno);
+}
+
+/* A sealed wrong secret: the daemon refuses the proof (EACCES), over Unix and TCP. */
+LEAK_CHECKED_TEST(auth, sealed_wrong_secret_is_refused)
+{
+	struct sessd_options opts = {.timeout_ms = 10000,
+	                             .auth = "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H",
+	                             .auth_len = strlen(AUTH_SECRET)};
+	struct sessd_client *c;
+
+	for (int i = 0; i < 2; i++) {
+		c = (struct sessd_client *)1;
+		errno = 0;
+		cr_assert_eq(sessd_connect(i ? daemon_.tcp_url : daemon_.unix_url, &opts, &c),
+		             SESSD_ERR_AUTH);
+		cr_assert_null(c);
+		cr_assert_eq(errno, EACCES, "errno %d", errno);
+	}
+}
+
+/*
+ * A value near max_data: its SET and its GET reply are frames of 16 records each, and the
+ * records of a GET reply arrive in pieces. Then the largest SET the frame allows, and one
+ * byte over, refused before anything is sent (the connection stays sealed and usable).
+ */
+LEAK_CHECKED_TEST(auth, sealed_value_near_max_data)
+{
+	struct sessd_client *c;
+	size_t len = CODEC_DEFAULT_MAX_FRAME - 100;
+	uint8_t *big = malloc(CODEC_DEFAULT_MAX_FRAME + 1);
+	int rc;
+
+	cr_assert_not_null(big);
+	for (size_t i = 0; i < CODEC_DEFAULT_MAX_FRAME + 1; i++)
+		big[i] = (uint8_t)(i * 7 + i / 65536);
+	for (int i = 0; i < 2; i++) {
+		c = connect_with(i ? daemon_.tcp_url : daemon_.unix_url,
+		                 (struct sessd_options){.auth_file = auth_path});
+		rc = sessd_set(c, "big", 3, big, len, TTL_MS);
+		cr_assert_eq(rc, SESSD_OK, "set: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+		expect_data(c, "big", 3, big, len);
+		rc = sessd_set(c, "big", 3, big, CODEC_DEFAULT_MAX_FRAME, TTL_MS);
+		cr_assert_eq(rc, SESSD_ERR_TOO_LARGE, "%s", sessd_strerror(rc));
+		expect_data(c, "big", 3, big, len);
+		cr_assert_eq(sessd_destroy(c, "big", 3), SESSD_OK);
+		sessd_close(c);
+	}
+	free(big);
+}
+
+/*
+ * A batch of pipelined requests goes sealed in as few records as it fits in (one per 64 KiB
+ * of frames, not one per request), and its replies come back whole: watched by a relay on a
+ * connection that says HELLO and runs the one batch. Then a deep batch, to fill both socket
+ * buffers both ways, over TCP.
+ */
+LEAK_CHECKED_TEST(auth, sealed_batch)
+{
+	enum { N = 3000, DEEP = 40000 };
+	char id[32], value[64];
+	struct sniff_report rep;
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	const void *data;
+	size_t len;
+	int report_fd, rc;
+	pid_t pid;
+
+	pid = sniff_start(&l, &report_fd);
+	c = connect_with(l.url, (struct sessd_options){.auth_file = auth_path});
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "b%d", i);
+		snprintf(value, sizeof(value), "%s-%d", SNIFF_MARKER, i);
+		cr_assert_eq(sessd_batch_set(b, id, strlen(id), value, strlen(value), TTL_MS),
+		             3 * i);
+		cr_assert_eq(sessd_batch_get(b, id, strlen(id)), 3 * i + 1);
+		cr_assert_eq(sessd_batch_flash_push(b, id, strlen(id), "t", "m", 1, TTL_MS),
+		             3 * i + 2);
+	}
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	for (int i = 0; i < N; i++) {
+		snprintf(value, sizeof(value), "%s-%d", SNIFF_MARKER, i);
+		cr_assert_eq(sessd_batch_status(b, 3 * i), SESSD_OK);
+		data = sessd_batch_data(b, 3 * i + 1, &len);
+		cr_assert(data != NULL && len == strlen(value) && memcmp(data, value, len) == 0,
+		          "request %d: status %d, %zu bytes: %.*s", 3 * i + 1,
+		          sessd_batch_status(b, 3 * i + 1), data != NULL ? len : 0,
+		          data != NULL ? (int)len : 0, data != NULL ? (const char *)data : "");
+		cr_assert_eq(sessd_batch_status(b, 3 * i + 2), SESSD_OK);
+	}
+	sessd_batch_free(b);
+	sessd_close(c);
+	sniff_finish(&l, pid, report_fd, &rep);
+	cr_assert_not(rep.marker_seen);
+	cr_assert_gt(rep.c2s_plain, 3 * 65536, "the batch was only %zu bytes", rep.c2s_plain);
+	cr_assert_eq(rep.c2s_records, (rep.c2s_plain + 65535) / 65536,
+	             "%zu bytes of requests went in %zu records", rep.c2s_plain, rep.c2s_records);
+
+	c = connect_with(daemon_.tcp_url, (struct sessd_options){.auth_file = auth_path});
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	/* Each GET reads the id the SET before it wrote. */
+	for (int i = 0; i < DEEP; i++) {
+		snprintf(id, sizeof(id), "d%d", (i - i % 2) % 500);
+		cr_assert_eq(i % 2 ? sessd_batch_get(b, id, strlen(id))
+		                   : sessd_batch_set(b, id, strlen(id), id, strlen(id), TTL_MS),
+		             i);
+	}
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	for (int i = 1; i < DEEP; i += 2) {
+		snprintf(id, sizeof(id), "d%d", (i - 1) % 500);
+		data = sessd_batch_data(b, (size_t)i, &len);
+		cr_assert(data != NULL && len == strlen(id) && memcmp(data, id, len) == 0,
+		          "request %d", i);
+	}
+	/* The same batch again on the same sealed connection: the record numbers go on. */
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
+/*
+ * Each connection makes its own keys: after the daemon restarts with the same secret the
+ * client reconnects sealed and carries on (calls and batches); after a restart without
+ * --auth-file the daemon refuses the key exchange, and every call says so; after one with the
+ * secret again, the client is back.
+ */
+LEAK_CHECKED_TEST(auth, sealed_reconnects_after_restart)
+{
+	const char *const same[] = {"--auth-file", auth_path, NULL};
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	char first_id[33];
+	int rc;
+
+	c = connect_with(daemon_.tcp_url, (struct sessd_options){.auth_file = auth_path});
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_ping(b), 0);
+	cr_assert_eq(sessd_batch_get(b, "after", 5), 1);
+	set_and_get(c, "before");
+	snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, same), 0);
+	rc = sessd_ping(c);
+	cr_assert(rc == SESSD_OK || rc == SESSD_ERR_CLOSED, "first call: %s (%s)",
+	          sessd_strerror(rc), sessd_errmsg(c));
+	set_and_get(c, "after");
+	cr_assert_str_neq(sessd_server_id(c), first_id, "the server id did not change");
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_OK);
+
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, NULL), 0);
+	rc = sessd_ping(c);
+	if (rc == SESSD_ERR_CLOSED)
+		rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_AUTH, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "refused the secret") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "AUTH_FAILED") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_null(strstr(sessd_errmsg(c), "k9Vq0"), "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_run(b), SESSD_ERR_AUTH);
+
+	cr_assert_eq(harness_kill(&daemon_), 0);
+	cr_assert_eq(harness_restart(&daemon_, same), 0);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
+/*
+ * Fake sealed servers, in a child process: they read the client's key exchange from its HELLO
+ * and answer it (seal_server_new, with the psk of AUTH_SECRET), spoiled as a test needs.
+ */
+
+/* A secret other than AUTH_SECRET, of its length. */
+#define OTHER_SECRET "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+
+/* How a fake answers the key exchange in its HELLO reply. */
+enum fake_kx {
+	FAKE_KX_GOOD,
+	FAKE_KX_WRONG_PROOF, /* the proof with one bit flipped */
+	FAKE_KX_NONE,        /* auth: true and no kx */
+	FAKE_KX_AUTH_NIL,    /* a good kx, but auth: nil */
+	FAKE_KX_SHORT_KEY,   /* key of 31 bytes */
+	FAKE_KX_EXTRA_KEY,   /* a third key in kx */
+	FAKE_KX_NOT_MAP,     /* kx is a bin */
+	FAKE_KX_OTHER_PSK,   /* a good exchange with another secret's psk: a wrong proof */
+};
+
+/* One sealed connection of a fake. */
+struct fake_peer {
+	int fd;
+	struct seal *seal;
+	struct buf plain; /* opened bytes not taken as frames yet */
+	struct buf frame; /* the last request's body */
+};
+
+/* Read HELLO's kx and proof from ${auth}. Returns 0, or -1 when it is not a key exchange. */
+static int fake_read_kx(const struct mp_bytes *auth, const uint8_t **public_key,
+                        const uint8_t **proof)
+{
+	struct mp_reader r;
+	struct mp_bytes k, v;
+	uint32_t pairs;
+
+	*public_key = *proof = NULL;
+	mp_reader_init(&r, auth->ptr, auth->len);
+	if (mp_read_map(&r, &pairs) == -1 || pairs != 2)
+		return -1;
+	for (uint32_t i = 0; i < pairs; i++) {
+		if (mp_read_str(&r, &k) == -1 || mp_read_bin(&r, &v) == -1 || v.len != 32)
+			return -1;
+		if (k.len == 2 && memcmp(k.ptr, "kx", 2) == 0)
+			*public_key = v.ptr;
+		else if (k.len == 5 && memcmp(k.ptr, "proof", 5) == 0)
+			*proof = v.ptr;
+		else
+			return -1;
+	}
+	return *public_key != NULL && *proof != NULL && mp_reader_left(&r) == 0 ? 0 : -1;
+}
+
+/*
+ * Read the client's HELLO on p->fd and answer its key exchange as ${how} says; p->seal gets
+ * the connection's seal (NULL when the client's own exchange was wrong). Returns 0 or -1.
+ */
+static int fake_kx_hello(struct fake_peer *p, enum fake_kx how)
+{
+	uint8_t psk[SEAL_PSK_BYTES], server_public[32], server_proof[32];
+	const uint8_t *client_public, *client_proof;
+	struct codec_request req;
+	struct buf m;
+	uint32_t status;
+	const char *why;
+	uint8_t *body;
+	size_t len;
+	int rc = -1;
+
+	if (harness_recv_frame(p->fd, &body, &len) == -1)
+		return -1;
+	buf_init(&m);
+	if (codec_decode_request(body, len, &req, &status, &why) == -1 ||
+	    req.op != CODEC_OP_HELLO ||
+	    fake_read_kx(&req.auth, &client_public, &client_proof) == -1)
+		goto done;
+	seal_psk(psk, how == FAKE_KX_OTHER_PSK ? OTHER_SECRET : AUTH_SECRET, strlen(AUTH_SECRET));
+	if (how == FAKE_KX_OTHER_PSK) {
+		/* An impostor cannot check the client's proof: it goes on with a proof of its
+		 * own psk in its place (PROTOCOL.md: HMAC(psk, "sessd-kx-v1 client" || c_pk)). */
+		uint8_t own_proof[32];
+
+		crypto_auth_hmacsha256_state st;
+		crypto_auth_hmacsha256_init(&st, psk, sizeof(psk));
+		crypto_auth_hmacsha256_update(&st, (const uint8_t *)"sessd-kx-v1 client", 18);
+		crypto_auth_hmacsha256_update(&st, client_public, 32);
+		crypto_auth_hmacsha256_final(&st, own_proof);
+		p->seal =
+		    seal_server_new(psk, client_public, own_proof, server_public, server_proof);
+	} else {
+		p->seal =
+		    seal_server_new(psk, client_public, client_proof, server_public, server_proof);
+	}
+	if (p->seal == NULL)
+		goto done;
+	if (how == FAKE_KX_WRONG_PROOF)
+		server_proof[7] ^= 1;
+	if (mp_write_map(&m, how == FAKE_KX_NONE ? 4 : 5) == -1 ||
+	    mp_write_str(&m, "version", 7) == -1 || mp_write_uint(&m, 1) == -1 ||
+	    mp_write_str(&m, "server_id", 9) == -1 || mp_write_str(&m, FAKE_SERVER_ID, 32) == -1 ||
+	    mp_write_str(&m, "max_frame", 9) == -1 ||
+	    mp_write_uint(&m, CODEC_DEFAULT_MAX_FRAME) == -1 || mp_write_str(&m, "auth", 4) == -1 ||
+	    (how == FAKE_KX_AUTH_NIL ? mp_write_nil(&m) : mp_write_bool(&m, true)) == -1)
+		goto done;
+	if (how != FAKE_KX_NONE && mp_write_str(&m, "kx", 2) == -1)
+		goto done;
+	if (how == FAKE_KX_NOT_MAP) {
+		if (mp_write_bin(&m, server_public, 32) == -1)
+			goto done;
+	} else if (how != FAKE_KX_NONE) {
+		if (mp_write_map(&m, how == FAKE_KX_EXTRA_KEY ? 3 : 2) == -1 ||
+		    mp_write_str(&m, "key", 3) == -1 ||
+		    mp_write_bin(&m, server_public, how == FAKE_KX_SHORT_KEY ? 31 : 32) == -1 ||
+		    mp_write_str(&m, "proof", 5) == -1 ||
+		    mp_write_bin(&m, server_proof, 32) == -1 ||
+		    (how == FAKE_KX_EXTRA_KEY &&
+		     (mp_write_str(&m, "x", 1) == -1 || mp_write_uint(&m, 1) == -1)))
+			goto done;
+	}
+	rc = fake_reply_value(p->fd, req.request_id, &m);
+done:
+	buf_finish(&m);
+	free(body);
+	return rc;
+}
+
+/* Read the next request on the sealed connection ${p} into ${req} (borrowing p->frame). */
+static int fake_recv_sealed(struct fake_peer *p, struct codec_request *req)
+{
+	uint8_t header[SEAL_HEADER_BYTES], *record = NULL;
+	uint32_t status, len = 0;
+	const char *why;
+	size_t size = 0;
+	int rc;
+
+	for (;;) {
+		if (p->plain.len >= CODEC_HEADER_BYTES &&
+		    p->plain.len - CODEC_HEADER_BYTES >=
+		        (len = codec_frame_length(p->plain.data))) {
+			buf_reset(&p->frame);
+			if (buf_append(&p->frame, p->plain.data + CODEC_HEADER_BYTES, len) == -1)
+				return -1;
+			buf_consume(&p->plain, CODEC_HEADER_BYTES + (size_t)len);
+			return codec_decode_request(p->frame.data, p->frame.len, req, &status,
+			                            &why);
+		}
+		if (harness_recv_all(p->fd, header, sizeof(header)) == -1 ||
+		    (size = seal_record_size(header)) == 0 || (record = malloc(size)) == NULL)
+			return -1;
+		memcpy(record, header, sizeof(header));
+		rc = harness_recv_all(p->fd, record + sizeof(header), size - sizeof(header));
+		if (rc == 0 && buf_reserve(&p->plain, size - SEAL_OVERHEAD) == 0 &&
+		    seal_open(p->seal, record, size, p->plain.data + p->plain.len) == 0)
+			p->plain.len += size - SEAL_OVERHEAD;
+		else
+			rc = -1;
+		free(record);
+		if (rc == -1)
+			return -1;
+	}
+}
+
+/* Append a nil OK reply to ${request_id} to the frames in ${plain}. Returns 0 or -1. */
+static int fake_nil_frame(struct buf *plain, uint64_t request_id)
+{
+	size_t at;
+
+	if (codec_reply_open(plain, request_id, CODEC_OK, &at) == -1 || mp_write_nil(plain) == -1 ||
+	    codec_frame_close(plain, at) == -1)
+		return -1;
+	return 0;
+}
+
+/* Append to ${records} a nil OK reply to ${request_id}, sealed as one record. */
+static int fake_seal_nil(struct fake_peer *p, uint64_t request_id, struct buf *records)
+{
+	struct buf f;
+	int rc = -1;
+
+	buf_init(&f);
+	if (fake_nil_frame(&f, request_id) == 0 &&
+	    seal_append(p->seal, records, f.data, f.len) == 0)
+		rc = 0;
+	buf_finish(&f);
+	return rc;
+}
+
+/* Read a request and answer it with a sealed nil. Returns 0 or -1. */
+static int fake_answer_sealed(struct fake_peer *p)
+{
+	struct codec_request req;
+	struct buf records;
+	int rc;
+
+	buf_init(&records);
+	rc = fake_recv_sealed(p, &req) == 0 && fake_seal_nil(p, req.request_id, &records) == 0
+	         ? harness_send_all(p->fd, records.data, records.len)
+	         : -1;
+	buf_finish(&records);
+	return rc;
+}
+
+/* The client must send nothing more: the next thing on ${fd} is the end of the stream. */
+static int fake_expect_silence(int fd)
+{
+	uint8_t byte;
+
+	return recv(fd, &byte, 1, 0) == 0 ? 0 : -1;
+}
+
+static int fake_accept(int lfd)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct timeval tv = {.tv_sec = 10};
+	int fd;
+
+	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void fake_peer_finish(struct fake_peer *p)
+{
+	if (p->fd != -1)
+		close(p->fd);
+	seal_free(p->seal);
+	buf_finish(&p->plain);
+	buf_finish(&p->frame);
+	*p = (struct fake_peer){.fd = -1};
+}
+
+/* The HELLO replies of the refusing fake, connection by connection after the first. */
+static const enum fake_kx refusals[] = {
+    FAKE_KX_WRONG_PROOF, FAKE_KX_NONE,    FAKE_KX_AUTH_NIL,  FAKE_KX_SHORT_KEY,
+    FAKE_KX_EXTRA_KEY,   FAKE_KX_NOT_MAP, FAKE_KX_OTHER_PSK, FAKE_KX_WRONG_PROOF,
+};
+
+/*
+ * Connection 0: a good exchange, one PING answered sealed, then closed at the next request.
+ * Then one connection per refusals[] entry, each expected to end with nothing more sent.
+ * Returns the child's exit status: 0, or 2 + the connection that went wrong.
+ */
+static int refusing_fake(int lfd)
+{
+	struct fake_peer p = {.fd = -1};
+	struct codec_request req;
+	int n = (int)(sizeof(refusals) / sizeof(refusals[0]));
+
+	for (int conn = 0; conn <= n; conn++) {
+		buf_init(&p.plain);
+		buf_init(&p.frame);
+		if ((p.fd = fake_accept(lfd)) == -1)
+			return 2 + conn;
+		if (conn == 0) {
+			if (fake_kx_hello(&p, FAKE_KX_GOOD) == -1 || fake_answer_sealed(&p) == -1 ||
+			    fake_recv_sealed(&p, &req) == -1)
+				return 2;
+		} else if (fake_kx_hello(&p, refusals[conn - 1]) == -1 ||
+		           fake_expect_silence(p.fd) == -1) {
+			return 2 + conn;
+		}
+		fake_peer_finish(&p);
+	}
+	return 0;
+}
+
+static pid_t sealed_fake_start(struct tmp_listener *l, int (*serve)(int lfd))
+{
+	pid_t pid;
+
+	tmp_listen(l);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(sodium_init() < 0 ? 1 : serve(l->fd));
+	close(l->fd);
+	return pid;
+}
+
+/*
+ * A server that does not prove it holds the secret (a wrong proof, no kx, auth not true, a
+ * malformed kx, an impostor with another secret) is refused with SESSD_ERR_AUTH, in words that
+ * say so, and the client sends it nothing more: the fake sees the stream end right after its
+ * HELLO reply. Before that, a good exchange shows that the fake itself seals right.
+ */
+LEAK_CHECKED_TEST(fake_server, sealed_server_must_prove_the_secret)
+{
+	static const char *const words[] = {
+	    "its proof is wrong",         "has no kx",
+	    "lacks auth: true",           "not a map of key and proof",
+	    "not a map of key and proof", "not a map of key and proof",
+	    "its proof is wrong"};
+	struct sessd_options opts = {
+	    .timeout_ms = 3000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	pid_t pid = sealed_fake_start(&l, refusing_fake);
+	int rc;
+
+	rc = sessd_connect(l.url, &opts, &c);
+	cr_assert_eq(rc, SESSD_OK, "%s", sessd_strerror(rc));
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		rc = sessd_ping(c);
+		cr_assert_eq(rc, SESSD_ERR_AUTH, "%zu: %s (%s)", i, sessd_strerror(rc),
+		             sessd_errmsg(c));
+		cr_assert(strstr(sessd_errmsg(c), "did not prove it holds the secret") != NULL,
+		          "%zu: %s", i, sessd_errmsg(c));
+		cr_assert(strstr(sessd_errmsg(c), words[i]) != NULL, "%zu: %s", i, sessd_errmsg(c));
+		cr_assert_null(strstr(sessd_errmsg(c), "k9Vq0"));
+	}
+	sessd_close(c);
+	/* Refused by sessd_connect itself: no client, errno EPERM (the client refused). */
+	c = (struct sessd_client *)1;
+	errno = 0;
+	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_AUTH);
+	cr_assert_null(c);
+	cr_assert_eq(errno, EPERM, "errno %d", errno);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* Flip one bit of the last record in ${records} (in its tag): it no longer authenticates. */
+static void spoil_last_byte(struct buf *records)
+{
+	records->data[records->len - 1] ^= 0x01;
+}
+
+/*
+ * After a good exchange, records that must not be opened. Connection 0: one PING answered,
+ * the next answered with a changed record. 1: a record of a malformed length (4 GiB - 1). 2:
+ * one of 16 bytes (no plaintext). 3: one PING answered, the next with that same record again
+ * (a replay). 4: a batch of three PINGs, the first answered in a good record, the other two
+ * in a changed one, sent together. 5: a record cut short by the end of the stream.
+ */
+static int bad_records_fake(int lfd)
+{
+	static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+	static const uint8_t tiny[20] = {0, 0, 0, 16};
+	struct fake_peer p = {.fd = -1};
+	struct codec_request req;
+	struct buf records, first;
+	int rc = 0;
+
+	buf_init(&records);
+	buf_init(&first);
+	for (int conn = 0; conn < 6 && rc == 0; conn++) {
+		buf_init(&p.plain);
+		buf_init(&p.frame);
+		buf_reset(&records);
+		buf_reset(&first);
+		rc = 2 + conn;
+		if ((p.fd = fake_accept(lfd)) == -1 || fake_kx_hello(&p, FAKE_KX_GOOD) == -1)
+			break;
+		if (conn == 0 || conn == 3) {
+			if (fake_recv_sealed(&p, &req) == -1 ||
+			    fake_seal_nil(&p, req.request_id, &first) == -1 ||
+			    harness_send_all(p.fd, first.data, first.len) == -1 ||
+			    fake_recv_sealed(&p, &req) == -1)
+				break;
+			if (conn == 0 && fake_seal_nil(&p, req.request_id, &records) == -1)
+				break;
+			if (conn == 0)
+				spoil_last_byte(&records);
+			else if (buf_append(&records, first.data, first.len) == -1)
+				break;
+		} else if (conn == 1 || conn == 2) {
+			if (fake_recv_sealed(&p, &req) == -1 ||
+			    buf_append(&records, conn == 1 ? huge : tiny,
+			               conn == 1 ? sizeof(huge) : sizeof(tiny)) == -1)
+				break;
+		} else if (conn == 4) {
+			/* first holds the plaintext of the last two replies, sealed as one. */
+			for (int i = 0; i < 3; i++)
+				if (fake_recv_sealed(&p, &req) == -1 ||
+				    (i == 0 ? fake_seal_nil(&p, req.request_id, &records)
+				            : fake_nil_frame(&first, req.request_id)) == -1)
+					goto out;
+			if (seal_append(p.seal, &records, first.data, first.len) == -1)
+				break;
+			spoil_last_byte(&records);
+		} else {
+			if (fake_recv_sealed(&p, &req) == -1 ||
+			    fake_seal_nil(&p, req.request_id, &records) == -1)
+				break;
+			records.len -= 5;
+		}
+		if (harness_send_all(p.fd, records.data, records.len) == -1)
+			break;
+		/* The client closes without a word (PROTOCOL.md: a client just closes). */
+		if (conn != 5 && fake_expect_silence(p.fd) == -1)
+			break;
+		rc = 0;
+		fake_peer_finish(&p);
+	}
+out:
+	fake_peer_finish(&p);
+	buf_finish(&records);
+	buf_finish(&first);
+	return rc;
+}
+
+/*
+ * A record from the server that does not open (changed, replayed, of a malformed length,
+ * empty) is SESSD_ERR_PROTOCOL, and the connection is dropped; nothing of it is used, nothing
+ * leaks (the leak check), and the next call reconnects with new keys. In a batch, the reply
+ * that came in a good record before it keeps its status. A record cut short by the end of the
+ * stream is a closed connection.
+ */
+LEAK_CHECKED_TEST(fake_server, sealed_records_that_do_not_open)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 3000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	struct sessd_batch *b;
+	pid_t pid = sealed_fake_start(&l, bad_records_fake);
+	size_t before;
+	int rc;
+
+	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_OK);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "changed: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "does not authenticate") != NULL, "%s", sessd_errmsg(c));
+
+	before = vm_peak_kib();
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "huge: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "malformed length") != NULL, "%s", sessd_errmsg(c));
+	cr_assert_lt(vm_peak_kib() - before, 64 * 1024, "a record's length reserved memory");
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "tiny: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "malformed length") != NULL, "%s", sessd_errmsg(c));
+
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "replay: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "does not authenticate") != NULL, "%s", sessd_errmsg(c));
+
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sessd_batch_ping(b), i);
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "batch: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), "does not authenticate") != NULL, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_ERR_PROTOCOL);
+	cr_assert_eq(sessd_batch_status(b, 2), SESSD_ERR_PROTOCOL);
+	sessd_batch_free(b);
+
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "cut: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }

@@ -289,6 +289,7 @@ LEAK_CHECKED_TEST(sessctl, help_and_version)
 	cr_assert(strstr((char *)r.out.data, "usage: sessctl") != NULL);
 	cr_assert(strstr((char *)r.out.data, "--auth-file FILE") != NULL);
 	cr_assert(strstr((char *)r.out.data, "$SESSD_AUTH_FILE") != NULL);
+	cr_assert(strstr((char *)r.out.data, "--plain-auth") != NULL);
 	cr_assert(strstr((char *)r.out.data, "flash-pop") != NULL);
 	expect(&r, 0, NULL);
 	RUN(&r, "get", "-h");
@@ -321,6 +322,8 @@ LEAK_CHECKED_TEST(sessctl, usage_errors)
 	    {"--auth-file", NULL},
 	    {"--auth-file=", "ping", NULL},
 	    {"ping", "--auth-file", NULL},
+	    {"--plain-auth", "ping", NULL},
+	    {"--plain-auth=yes", "ping", NULL},
 	};
 	struct run r;
 
@@ -710,11 +713,99 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 	expect(&r, 0, NULL);
 	cr_assert_eq(harness_stop(&d), 0);
 
-	/* The suite's daemon has no --auth-file: it lets the secret pass unchecked. */
+	/* The suite's daemon has no --auth-file: it refuses to seal, and lets a plain secret
+	 * pass unchecked. */
 	run_full(&r, daemon_.unix_url, right, NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "--plain-auth");
+	run_full(&r, daemon_.unix_url, right, NULL, 0,
+	         (const char *const[]){"--plain-auth", "ping", NULL});
 	expect(&r, 0, "pong\n");
 	unlink(right);
 	unlink(wrong);
 	unlink(exposed);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+/*
+ * Sealed by default: with the secret (option or environment) every command works against a
+ * daemon with --auth-file, over Unix and TCP, and --plain-auth works too. A sealed sessctl
+ * does not get into a daemon without --auth-file (which refuses to seal: a plain secret would
+ * pass), and says how to get in; --plain-auth does. --plain-auth needs a secret, except for
+ * new-id, which talks to no server.
+ */
+LEAK_CHECKED_TEST(sessctl, sealed_and_plain_auth)
+{
+	char dir[64], right[128], wrong[128];
+	const char *args[] = {"--auth-file", right, NULL};
+	const char *urls[2];
+	struct harness_daemon d;
+	struct run r;
+
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlseal-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(right, sizeof(right), "%s/right", dir);
+	snprintf(wrong, sizeof(wrong), "%s/wrong", dir);
+	write_secret(right, AUTH_SECRET "\n", 0600);
+	write_secret(wrong, "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+	urls[0] = d.unix_url;
+	urls[1] = d.tcp_url;
+
+	for (int i = 0; i < 2; i++) {
+		run_full(&r, urls[i], right, "sealed data", 11,
+		         (const char *const[]){"set", "s", NULL});
+		expect(&r, 0, "");
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"get", "s", NULL});
+		expect(&r, 0, "sealed data");
+		run_full(&r, urls[i], NULL, NULL, 0,
+		         (const char *const[]){"--auth-file", right, "flash-push", "s", "info",
+		                               "hello", NULL});
+		expect(&r, 0, "1\n");
+		run_full(&r, urls[i], right, NULL, 0,
+		         (const char *const[]){"flash-pop", "s", "--json", NULL});
+		expect(&r, 0, "{\"info\":[\"hello\"]}\n");
+		run_full(&r, urls[i], right, NULL, 0,
+		         (const char *const[]){"touch", "s", "--ttl", "60", NULL});
+		expect(&r, 0, "");
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"count", NULL});
+		expect(&r, 0, "1\n");
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"list", NULL});
+		cr_assert_eq(strncmp((char *)r.out.data, "s\t", 2), 0, "%s", (char *)r.out.data);
+		expect(&r, 0, NULL);
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"stats", NULL});
+		expect(&r, 0, NULL);
+		run_full(&r, urls[i], right, NULL, 0,
+		         (const char *const[]){"--plain-auth", "get", "s", NULL});
+		expect(&r, 0, "sealed data");
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"destroy", "s", NULL});
+		expect(&r, 0, "");
+		run_full(&r, urls[i], right, NULL, 0, (const char *const[]){"get", "s", NULL});
+		expect(&r, 1, "");
+	}
+	/* A wrong secret, sealed or plain: refused either way. */
+	run_full(&r, d.unix_url, wrong, NULL, 0, (const char *const[]){"ping", NULL});
+	expect_refused(&r, "refused the secret");
+	run_full(&r, d.unix_url, wrong, NULL, 0,
+	         (const char *const[]){"--plain-auth", "ping", NULL});
+	expect_refused(&r, "refused the secret");
+	cr_assert_eq(harness_stop(&d), 0);
+
+	run_full(&r, daemon_.tcp_url, NULL, NULL, 0,
+	         (const char *const[]){"--auth-file", right, "ping", NULL});
+	expect_refused(&r, "--plain-auth");
+	run_full(&r, daemon_.tcp_url, NULL, NULL, 0,
+	         (const char *const[]){"--auth-file", right, "ping", "--plain-auth", NULL});
+	expect(&r, 0, "pong\n");
+	run_full(&r, daemon_.unix_url, NULL, NULL, 0,
+	         (const char *const[]){"--plain-auth", "ping", NULL});
+	expect_refused(&r, "--plain-auth needs a secret");
+	run_full(&r, daemon_.unix_url, "", NULL, 0,
+	         (const char *const[]){"--plain-auth", "ping", NULL});
+	expect_refused(&r, "--plain-auth needs a secret");
+	run_full(&r, daemon_.unix_url, NULL, NULL, 0,
+	         (const char *const[]){"--plain-auth", "new-id", NULL});
+	expect(&r, 0, NULL);
+	unlink(right);
+	unlink(wrong);
 	cr_assert_eq(rmdir(dir), 0);
 }
