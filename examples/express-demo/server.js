@@ -2,7 +2,8 @@
 // Starts the demo shop: `npm start`. Environment:
 //   PORT            port to listen on (default 3000; 0 picks a free one)
 //   SESSD_URL       the sessd daemon (default tcp://127.0.0.1:7077)
-//   SESSD_AUTH      the daemon's --auth-file secret, when it runs with one
+//   SESSD_AUTH      the daemon's --auth-file secret, when it runs with one (connections
+//                   are then sealed: connect-sessd's seal option defaults to true)
 //   SESSION_SECRET  cookie signing secret; every process sharing sessions needs the same
 //                   one (a fixed development default is used when unset)
 //   DEMO_STORE      "sessd" (default) or "memory" (express-session's MemoryStore, for

@@ -9,7 +9,7 @@
 
 const { EventEmitter } = require('events');
 const codec = require('./codec');
-const { Connection, SessdError, checkAuth, checkRequireAuth, AUTH_CODE } = require('./connection');
+const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -90,11 +90,14 @@ class Client extends EventEmitter {
   // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
   // (5000; 0 disables), connectTimeoutMs (5000), clientName, reconnectMinMs (50),
   // reconnectMaxMs (2000), auth (the server's shared secret: a string or 1..1024 bytes),
-  // requireAuth (false; true: refuse a server that did not check the secret).
+  // requireAuth (false; true: refuse a server that did not check the secret), seal (true
+  // when auth is given: sealed connections, PROTOCOL.md "Sealed connections"; false: the
+  // plain HELLO, which sends the secret).
   constructor(opts = {}) {
     super();
     this.#auth = checkAuth(opts.auth);
     this.requireAuth = checkRequireAuth(opts.requireAuth, this.#auth);
+    this.seal = checkSeal(opts.seal, this.#auth);
     this.url = opts.url || process.env.SESSD_URL || DEFAULT_URL;
     this.poolSize = Math.max(1, opts.poolSize ?? 2);
     this.connOpts = {
@@ -157,7 +160,7 @@ class Client extends EventEmitter {
   // newConnection(connOpts): a new Connection, given the secret (kept out of connOpts, which
   // util.inspect shows).
   newConnection(connOpts) {
-    return new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth });
+    return new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth, seal: this.seal });
   }
 
   // The connection for a request: the session's own one if it is usable, else the next

@@ -88,6 +88,14 @@ class ProtocolError extends Error {
 // ---------------------------------------------------------------------------------------
 // Encoding: shortest forms, straight into a growable buffer.
 
+// RawValue(bytes): a request argument that is already MessagePack (a sealed HELLO's auth map,
+// which the argument types below cannot express), written as it is.
+class RawValue {
+  constructor(bytes) {
+    this.bytes = bytes;
+  }
+}
+
 class Writer {
   constructor(size = 256) {
     this.buf = Buffer.allocUnsafe(size);
@@ -204,9 +212,15 @@ class Writer {
     }
   }
 
-  // Writes one argument value: null -> nil, integer -> uint, string -> str, bytes -> bin.
+  // Writes one argument value: null -> nil, integer -> uint, string -> str, bytes -> bin,
+  // RawValue -> its bytes.
   value(v) {
     if (v === null || v === undefined) this.nil();
+    else if (v instanceof RawValue) {
+      this.ensure(v.bytes.length);
+      this.buf.set(v.bytes, this.pos);
+      this.pos += v.bytes.length;
+    }
     else if (typeof v === 'string') this.str(v);
     else if (typeof v === 'number' || typeof v === 'bigint') this.uint(v);
     else if (v instanceof Uint8Array) this.bin(v);
@@ -667,6 +681,7 @@ module.exports = {
   STATUS_NAME,
   CLOSING_STATUSES,
   ProtocolError,
+  RawValue,
   encodeRequest,
   encodeReply,
   readFrameLength,

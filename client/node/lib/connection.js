@@ -7,6 +7,7 @@ const net = require('net');
 const util = require('util');
 const { EventEmitter } = require('events');
 const codec = require('./codec');
+const { KeyExchange } = require('./seal');
 
 const { OP, STATUS, STATUS_NAME } = codec;
 
@@ -29,7 +30,8 @@ function helloMaxFrame(hello) {
 }
 
 // The code of every authentication failure: the server answered AUTH_FAILED (a SessdError),
-// or requireAuth found a server that did not check the secret (a plain Error).
+// requireAuth found a server that did not check the secret, or a sealed connection's server
+// did not prove it holds the secret (plain Errors).
 const AUTH_CODE = 'ESESSD_AUTH';
 
 class SessdError extends Error {
@@ -77,6 +79,15 @@ function checkRequireAuth(requireAuth, auth) {
   return requireAuth;
 }
 
+// checkSeal(seal, auth): the seal option as a boolean: by default, sealed whenever there is a
+// secret (PROTOCOL.md: the way to use one); false keeps the plain HELLO that sends it.
+function checkSeal(seal, auth) {
+  if (seal === undefined) return auth !== null;
+  if (typeof seal !== 'boolean') throw new TypeError(`seal must be a boolean, got ${typeof seal}`);
+  if (seal && auth === null) throw new TypeError('seal needs the auth option (the shared secret)');
+  return seal;
+}
+
 function tooLarge(frame, maxFrame, op) {
   return new SessdError(STATUS.TOO_LARGE, `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`, op);
 }
@@ -102,13 +113,27 @@ function parseUrl(url) {
 // Connection events: 'ready' (hello info) once HELLO succeeded; 'close' (err or null) once,
 // after every pending request was rejected.
 class Connection extends EventEmitter {
+  // The key exchange of a sealed connection until its HELLO reply, then its record writer
+  // and reader: private, so that util.inspect never shows them.
+  #kx = null;
+  #writer = null;
+  #reader = null;
+
   // opts: url, timeoutMs (per request, 0 = none), connectTimeoutMs, clientName, auth (the
-  // shared secret: string or bytes), requireAuth (fail unless the server checked it).
+  // shared secret: string or bytes), requireAuth (fail unless the server checked it), seal
+  // (default: true when auth is given).
   constructor(opts) {
     super();
-    // The shared secret is only needed for the HELLO below: it is not kept.
-    const auth = checkAuth(opts.auth);
+    // The shared secret is only needed for the HELLO below: it is not kept. Sealed, only the
+    // psk derived from it is, until the HELLO reply.
+    let auth = checkAuth(opts.auth);
     this.requireAuth = checkRequireAuth(opts.requireAuth, auth);
+    this.sealed = checkSeal(opts.seal, auth);
+    if (this.sealed) {
+      this.#kx = new KeyExchange(auth);
+      auth.fill(0);
+      auth = new codec.RawValue(this.#kx.auth);
+    }
     this.url = opts.url;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -127,10 +152,15 @@ class Connection extends EventEmitter {
     this.rneed = 0;
     this.timer = null;
     this.corked = false;
+    // Sealed: frames written in one tick, waiting to be sealed together (see write()).
+    this.outq = [];
+    this.outlen = 0;
+    this.flushing = false;
     // Frames wait in pending[].held until the HELLO reply: the large ones (see send()), and
-    // with requireAuth every one, so that nothing reaches a server that did not check the
-    // secret.
-    this.holding = this.requireAuth;
+    // with requireAuth or sealed every one, so that nothing reaches a server that did not
+    // check the secret (sealed: that did not prove it holds it; PROTOCOL.md has the client
+    // send nothing after its HELLO until then).
+    this.holding = this.requireAuth || this.sealed;
 
     this.socket = net.connect(parseUrl(this.url));
     this.socketConnected = false; // until then, nothing written has reached the daemon
@@ -165,9 +195,9 @@ class Connection extends EventEmitter {
   }
 
   // util.inspect shows a summary, without the socket: until it has connected and written
-  // the HELLO, its write queue holds the frame, and the shared secret in it.
+  // the HELLO, its write queue holds the frame, and (not sealed) the shared secret in it.
   [util.inspect.custom](depth, options, inspect = util.inspect) {
-    const shown = { url: this.url, state: this.state, pending: this.pendingCount, serverId: this.serverId, maxFrame: this.maxFrame };
+    const shown = { url: this.url, state: this.state, sealed: this.sealed, pending: this.pendingCount, serverId: this.serverId, maxFrame: this.maxFrame };
     return depth < 0 ? '[Connection]' : 'Connection ' + inspect(shown, { ...options, depth: options.depth === null ? null : options.depth - 1 });
   }
 
@@ -210,17 +240,51 @@ class Connection extends EventEmitter {
         entry.held = frame;
         return;
       }
-      // Requests made in one tick leave in one write.
-      if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-        process.nextTick(() => {
-          this.corked = false;
-          this.socket.uncork();
-        });
-      }
-      this.socket.write(frame);
+      this.write(frame);
     });
+  }
+
+  // write(frame): sends a whole frame. Requests made in one tick leave in one write: plain,
+  // corked until the next tick; sealed, queued and sealed together then, in as few records as
+  // they fit (one record per frame would cost 20 bytes and a cipher run each).
+  write(frame) {
+    if (this.#writer) {
+      this.outq.push(frame);
+      this.outlen += frame.length;
+      if (!this.flushing) {
+        this.flushing = true;
+        process.nextTick(() => this.flushSealed());
+      }
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(frame);
+  }
+
+  // flushSealed(): seals the queued frames and writes the records. Record numbers follow the
+  // order of the socket's writes, since every write after HELLO comes through here.
+  flushSealed() {
+    this.flushing = false;
+    const frames = this.outq;
+    const len = this.outlen;
+    this.outq = [];
+    this.outlen = 0;
+    if (this.state === 'closed' || frames.length === 0) return;
+    let records;
+    try {
+      records = this.#writer.seal(frames.length === 1 ? frames[0] : Buffer.concat(frames, len));
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.socket.write(records);
   }
 
   // releaseHeld(): once max_frame is known, sends the frames held back by send() in order,
@@ -240,8 +304,10 @@ class Connection extends EventEmitter {
         continue;
       }
       this.pending.push(entry);
-      this.socket.write(frame);
+      this.write(frame);
     }
+    // Sealed: the held frames leave now, together, rather than a tick later.
+    if (this.#writer) this.flushSealed();
     this.socket.uncork();
     if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
   }
@@ -270,6 +336,26 @@ class Connection extends EventEmitter {
   }
 
   onData(chunk) {
+    if (this.#reader) this.readRecords(chunk);
+    else this.readFrames(chunk);
+  }
+
+  // readRecords(chunk): opens a sealed connection's records and reads the frames they carry.
+  // A malformed or forged record fails the connection (PROTOCOL.md: a client just closes).
+  readRecords(chunk) {
+    try {
+      this.#reader.push(chunk, (plain) => {
+        this.readFrames(plain);
+        return this.state !== 'closed';
+      });
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // readFrames(chunk): reads frames (from the socket, or a sealed connection's records).
+  readFrames(chunk) {
+    const sealedBefore = this.#reader !== null;
     let buf = chunk;
     if (this.rchunks) {
       this.rchunks.push(chunk);
@@ -287,6 +373,11 @@ class Connection extends EventEmitter {
         pos += codec.HEADER_BYTES + len;
         this.onReply(body);
         if (this.state === 'closed') return;
+        if (!sealedBefore && this.#reader) {
+          // That was a sealed connection's HELLO reply: the bytes after it are records.
+          if (pos < buf.length) this.readRecords(buf.subarray(pos));
+          return;
+        }
       }
     } catch (err) {
       this.fail(err);
@@ -333,7 +424,22 @@ class Connection extends EventEmitter {
       throw new codec.ProtocolError('replies out of order');
     }
     if (reply.status === STATUS.OK && entry.op === OP.HELLO) {
-      if (this.requireAuth && reply.result.auth !== true) {
+      if (this.#kx) {
+        // Sealed: the server must prove it holds the secret before anything else is sent
+        // (nothing was: every frame is held). From the byte after this reply, both
+        // directions are records.
+        const kx = this.#kx;
+        this.#kx = null;
+        const done = kx.finish(reply.result);
+        if (done.why) {
+          const err = connectionError(AUTH_CODE, `sessd server did not prove it holds the shared secret (its HELLO reply ${done.why}): it has another secret, or is not sessd; nothing was sent to it`);
+          entry.reject(err);
+          this.fail(err, entry);
+          return;
+        }
+        this.#writer = done.writer;
+        this.#reader = done.reader;
+      } else if (this.requireAuth && reply.result.auth !== true) {
         // The server let us in without checking the secret (it has no --auth-file, or
         // predates authentication). Nothing else was sent: requireAuth held it back.
         const err = connectionError(AUTH_CODE, 'sessd server did not check the shared secret (its HELLO reply has no auth: true), and requireAuth is set');
@@ -372,6 +478,13 @@ class Connection extends EventEmitter {
     this.pending = [];
     this.head = 0;
     this.rchunks = null;
+    // Forget the keys (and the exchange of a connection that never finished it).
+    if (this.#kx) this.#kx.destroy();
+    this.#kx = null;
+    this.#writer = null;
+    this.#reader = null;
+    this.outq = [];
+    this.outlen = 0;
     const first = culprit || pending[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
@@ -401,4 +514,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, AUTH_CODE };
+module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, AUTH_CODE };

@@ -31,8 +31,8 @@ class SessdStore extends BaseStore {
   // opts: url, namespace (null: "default"), prefix (''), ttl (seconds or function(sess) ->
   // seconds; default 86400), poolSize, timeoutMs, connectTimeoutMs, clientName,
   // serializer ({ stringify, parse }, default JSON), disableTouch, disableTTL, scanCount,
-  // auth (the server's shared secret), requireAuth, client (a Client to share instead of
-  // opening one).
+  // auth (the server's shared secret), requireAuth, seal, client (a Client to share instead
+  // of opening one).
   constructor(opts = {}) {
     super();
     this.namespace = opts.namespace ?? null;
@@ -47,8 +47,8 @@ class SessdStore extends BaseStore {
     this.scanCount = opts.scanCount ?? 1000;
     // A shared client has its own connections and secret: options given here would be
     // ignored, and a requireAuth silently ignored is worse than an error.
-    if (opts.client && (opts.auth !== undefined || opts.requireAuth !== undefined)) {
-      throw new TypeError('auth and requireAuth are options of the shared client, not of a store given one');
+    if (opts.client && (opts.auth !== undefined || opts.requireAuth !== undefined || opts.seal !== undefined)) {
+      throw new TypeError('auth, requireAuth and seal are options of the shared client, not of a store given one');
     }
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);

@@ -2,7 +2,9 @@
 // The shared secret (PROTOCOL.md "HELLO", Authentication) against the real daemon: one
 // started with --auth-file, and one without (clients given the secret before their server
 // requires it). Checks the ESESSD_AUTH failures, the reconnection backoff after them,
-// requireAuth, the option's validation, and that the secret shows nowhere.
+// requireAuth, the option's validation, and that the secret, and a sealed connection's keys,
+// show nowhere. A secret seals connections unless seal: false (seal.test.js and
+// seal-daemon.test.js test sealing itself); these tests run both ways where it matters.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -10,7 +12,8 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const { Client, SessdStore, SessdError, codec } = require('..');
-const { Daemon, once, sleep } = require('./helpers');
+const { Daemon, once, sleep, spyKeys, leaksBytes } = require('./helpers');
+const { derivePsk } = require('../lib/seal');
 
 const SECRET = 'correct-horse-battery-staple-7f3a9c';
 const WRONG = 'incorrect-mule-radiator-nail-0b1d2e';
@@ -87,8 +90,15 @@ test('auth: the right secret, as a string and as bytes, over unix and tcp', asyn
 });
 
 test('auth: a wrong or missing secret fails requests, callbacks and disconnect with ESESSD_AUTH', async (t) => {
-  for (const auth of [WRONG, Buffer.from(WRONG), undefined]) {
-    const store = new SessdStore({ url: authed.unixUrl, auth, namespace: 'auth-bad' });
+  const CASES = [
+    [WRONG, undefined, /wrong proof of the secret/], // sealed: the daemon checks the proof
+    [Buffer.from(WRONG), undefined, /wrong proof of the secret/],
+    [WRONG, false, /wrong secret/], // plain: the daemon checks the secret itself
+    [Buffer.from(WRONG), false, /wrong secret/],
+    [undefined, undefined, /requires authentication/],
+  ];
+  for (const [auth, seal, why] of CASES) {
+    const store = new SessdStore({ url: authed.unixUrl, auth, seal, namespace: 'auth-bad' });
     t.after(() => store.client.terminate());
     const disconnected = once(store, 'disconnect');
     // Sent before the HELLO reply, queued behind it on the connections being opened.
@@ -101,7 +111,7 @@ test('auth: a wrong or missing secret fails requests, callbacks and disconnect w
     assert.ok(first, 'the HELLO request rejects with the server answer');
     assert.equal(first.status, codec.STATUS.AUTH_FAILED);
     assert.equal(first.statusName, 'AUTH_FAILED');
-    assert.match(first.message, auth === undefined ? /requires authentication/ : /wrong secret/);
+    assert.match(first.message, why);
     const dErr = await disconnected;
     assert.equal(dErr.code, 'ESESSD_AUTH');
     assert.equal(store.connected, false);
@@ -137,9 +147,10 @@ test('auth: after AUTH_FAILED the pool reconnects with backoff, not in a tight l
   assert.equal(disconnects, 1, 'disconnect is said once, not per attempt');
 });
 
-test('auth: a client with a secret works with a server without --auth-file (rollout)', async (t) => {
+test('auth: a client with a secret and seal: false works with a server without --auth-file (rollout)', async (t) => {
+  // Sealed (the default), it would be refused: a server without a secret cannot prove one.
   for (const auth of [SECRET, Buffer.from(WRONG)]) {
-    const store = new SessdStore({ url: plain.unixUrl, auth, namespace: 'auth-rollout' });
+    const store = new SessdStore({ url: plain.unixUrl, auth, seal: false, namespace: 'auth-rollout' });
     t.after(() => store.client.terminate());
     const hello = await once(store, 'connect');
     assert.equal(hello.auth ?? null, null);
@@ -149,7 +160,8 @@ test('auth: a client with a secret works with a server without --auth-file (roll
 });
 
 test('auth: requireAuth refuses a server that did not check the secret, and sends it nothing', async (t) => {
-  const store = new SessdStore({ url: plain.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-require' });
+  // Plain: a sealed connection to this server fails already (the server refuses the exchange).
+  const store = new SessdStore({ url: plain.unixUrl, auth: SECRET, seal: false, requireAuth: true, namespace: 'auth-require' });
   t.after(() => store.client.terminate());
   const disconnected = once(store, 'disconnect');
   const early = await Promise.allSettled([store.set('x', sess({ user: 'dee' })), store.get('x')]);
@@ -171,11 +183,15 @@ test('auth: requireAuth refuses a server that did not check the secret, and send
   assert.equal(await check.count('auth-require'), 0);
 
   // With a server that checked it, requireAuth changes nothing; large frames still go.
-  const strict = new SessdStore({ url: authed.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-require' });
-  t.after(() => strict.client.terminate());
-  const big = 'z'.repeat(20000);
-  await strict.set('y', sess({ big }));
-  assert.equal((await strict.get('y')).big, big);
+  for (const seal of [false, true]) {
+    const strict = new SessdStore({ url: authed.unixUrl, auth: SECRET, seal, requireAuth: true, namespace: 'auth-require' });
+    t.after(() => strict.client.terminate());
+    const big = 'z'.repeat(20000);
+    await strict.set('y', sess({ big, seal }));
+    const back = await strict.get('y');
+    assert.equal(back.big, big);
+    assert.equal(back.seal, seal);
+  }
 });
 
 test('auth: invalid options throw at construction, without the value', () => {
@@ -192,6 +208,9 @@ test('auth: invalid options throw at construction, without the value', () => {
     [{ auth: new Uint8Array(1025) }, RangeError],
     [{ auth: SECRET, requireAuth: 'yes' }, TypeError],
     [{ requireAuth: true }, TypeError],
+    [{ seal: true }, TypeError], // nothing to seal with
+    [{ auth: SECRET, seal: 'yes' }, TypeError],
+    [{ auth: SECRET, seal: 1 }, TypeError],
   ];
   for (const [opts, Type] of cases) {
     for (const make of [(o) => new Client(o), (o) => new SessdStore(o)]) {
@@ -209,29 +228,60 @@ test('auth: invalid options throw at construction, without the value', () => {
   try {
     assert.throws(() => new SessdStore({ client: shared, auth: SECRET }), TypeError);
     assert.throws(() => new SessdStore({ client: shared, requireAuth: false }), TypeError);
+    assert.throws(() => new SessdStore({ client: shared, seal: false }), TypeError);
   } finally {
     shared.terminate();
   }
 });
 
-test('auth: the secret does not show in util.inspect of the store or client', async (t) => {
+test('auth: the secret, and sealed connections\' keys, do not show in util.inspect, errors or events', async (t) => {
+  // Every X25519 secret key, shared secret and derived key the package makes from here on.
+  const spy = spyKeys();
+  t.after(() => spy.stop());
+  const psk = derivePsk(Buffer.from(SECRET));
   const store = new SessdStore({ url: authed.unixUrl, auth: SECRET, requireAuth: true, namespace: 'auth-inspect' });
   const bytesStore = new SessdStore({ url: authed.tcpUrl, auth: Buffer.from(SECRET), namespace: 'auth-inspect' });
+  const plainStore = new SessdStore({ url: authed.tcpUrl, auth: SECRET, seal: false, namespace: 'auth-inspect' });
   t.after(() => store.client.terminate());
   t.after(() => bytesStore.client.terminate());
-  for (const s of [store, bytesStore]) {
+  t.after(() => plainStore.client.terminate());
+  const hellos = [];
+  for (const s of [store, bytesStore, plainStore]) s.on('connect', (hello) => hellos.push(hello));
+  // A sealed client with the wrong secret: its ephemeral key exists, then the daemon refuses it.
+  const wrong = new Client({ url: authed.unixUrl, auth: WRONG, poolSize: 1 });
+  t.after(() => wrong.terminate());
+  const wrongErr = await once(wrong, 'disconnect');
+  for (const s of [store, bytesStore, plainStore]) {
     const before = util.inspect(s, { depth: Infinity, showHidden: true });
     assert.ok(!leaks(before, SECRET), before);
     await s.set('i', sess({ user: 'eve' }));
     assert.equal(await s.length(), 1); // the admin connection too
+  }
+  const keys = spy.keys();
+  // Each of the 6 sealed connections (2 pooled and 1 admin per sealed store) made an ephemeral
+  // key, a shared secret and 3 derived keys; the wrong client an ephemeral key at least.
+  assert.ok(keys.length >= 6 * 5 + 1, `only ${keys.length} keys seen: is the spy working?`);
+  for (const s of [store, bytesStore, plainStore]) {
     for (const text of [
       util.inspect(s),
       util.inspect(s, { depth: Infinity, showHidden: true }),
       util.inspect(s.client, { depth: Infinity, showHidden: true }),
-      util.inspect(s.client.hello),
+      util.inspect(s.client.hello, { depth: Infinity, showHidden: true }),
+      ...s.client.slots.map((slot) => util.inspect(slot.conn, { depth: Infinity, showHidden: true })),
       Object.keys(s.client).join(' '),
     ]) {
       assert.ok(!leaks(text, SECRET), text);
+      for (const k of [psk, ...keys]) assert.ok(!leaksBytes(text, k), text);
     }
+  }
+  const texts = [
+    wrongErr.message, wrongErr.stack, util.inspect(wrongErr, { depth: Infinity, showHidden: true }),
+    util.inspect(wrong, { depth: Infinity, showHidden: true }),
+    util.inspect(hellos, { depth: Infinity, showHidden: true }),
+  ];
+  assert.equal(wrongErr.code, 'ESESSD_AUTH');
+  for (const text of texts) {
+    assert.ok(!leaks(text, SECRET) && !leaks(text, WRONG), text);
+    for (const k of [psk, derivePsk(Buffer.from(WRONG)), ...keys]) assert.ok(!leaksBytes(text, k), text);
   }
 });

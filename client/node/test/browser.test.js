@@ -1,7 +1,8 @@
 'use strict';
 // The example app (examples/express-demo) in headless Chromium, driven by playwright-core:
 // log in, add to the cart, see the flash once, reload and see it gone, log out. Two app
-// processes share the daemon; the browser moves between them.
+// processes share the daemon, which runs with --auth-file: the demos get the secret in
+// SESSD_AUTH, so their connections are sealed (the default). The browser moves between them.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -62,9 +63,15 @@ test('the example app in headless Chromium', async (t) => {
     throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium (or set CHROMIUM_BIN)`);
   }
   const { chromium } = require('playwright-core');
-  const daemon = await new Daemon().start();
+  const daemon = new Daemon();
+  const secretFile = path.join(daemon.dir, 'secret');
+  const secret = 'browser-test-secret-91c3e5a7f0b2d4';
+  fs.writeFileSync(secretFile, secret, { mode: 0o600 });
+  fs.chmodSync(secretFile, 0o600);
+  daemon.extraArgs = ['--auth-file', secretFile];
+  await daemon.start();
   t.after(() => daemon.cleanup());
-  const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test' };
+  const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test', SESSD_AUTH: secret };
   const demoA = await startDemo(env);
   t.after(() => stopDemo(demoA));
   const demoB = await startDemo({ ...env, SESSD_URL: daemon.unixUrl });

@@ -194,6 +194,45 @@ async function fakePeer(t, onRequest) {
   return { sockPath, sockets };
 }
 
+// spyKeys(): records the key material made through crypto from now on: X25519 secret keys
+// (generateKeyPairSync), shared secrets (diffieHellman) and HKDF outputs (hkdfSync, in 32-byte
+// keys), copied as they are made (the package zeroes its own copies). keys() returns them;
+// stop() restores crypto. For tests that check keys show nowhere.
+function spyKeys() {
+  const crypto = require('crypto');
+  const orig = { generateKeyPairSync: crypto.generateKeyPairSync, diffieHellman: crypto.diffieHellman, hkdfSync: crypto.hkdfSync };
+  const seen = [];
+  crypto.generateKeyPairSync = function generateKeyPairSync(type, ...rest) {
+    const pair = orig.generateKeyPairSync.call(this, type, ...rest);
+    if (type === 'x25519') seen.push(Buffer.from(pair.privateKey.export({ format: 'jwk' }).d, 'base64url'));
+    return pair;
+  };
+  crypto.diffieHellman = function diffieHellman(...args) {
+    const shared = orig.diffieHellman.apply(this, args);
+    seen.push(Buffer.from(shared));
+    return shared;
+  };
+  crypto.hkdfSync = function hkdfSync(...args) {
+    const okm = orig.hkdfSync.apply(this, args);
+    const copy = Buffer.from(Buffer.from(okm));
+    for (let i = 0; i < copy.length; i += 32) seen.push(copy.subarray(i, i + 32));
+    return okm;
+  };
+  return {
+    keys: () => seen.slice(),
+    stop: () => Object.assign(crypto, orig),
+  };
+}
+
+// leaksBytes(text, bytes): whether text shows bytes in a form util.inspect or a careless
+// message would: a Buffer's spaced hex, a Uint8Array's decimals, hex, base64, base64url.
+function leaksBytes(text, bytes) {
+  const b = Buffer.from(bytes);
+  const head = b.subarray(0, 8);
+  return text.includes(head.toString('hex').match(/../g).join(' ')) || text.includes(Array.from(head).join(', ')) ||
+    text.includes(b.toString('hex')) || text.includes(b.toString('base64')) || text.includes(b.toString('base64url'));
+}
+
 function once(emitter, event, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)), timeoutMs);
@@ -204,4 +243,4 @@ function once(emitter, event, timeoutMs = 15000) {
   });
 }
 
-module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
