@@ -5,7 +5,9 @@
  * --pipeline operations in flight and sends the next one as each completes, so the offered
  * load adapts to the server and the latency of each operation is measured from the moment
  * its request is queued to the moment its (last) reply is parsed. Both targets run through
- * the same connection code below; only the bytes differ (wire_sessd.c, wire_redis.c).
+ * the same connection code below; only the bytes differ (wire_sessd.c, wire_redis.c). With
+ * --auth-file the sessd wire seals them: a batch is encoded apart, then sealed into the output
+ * in one go (wire_class.seal), and the records read are opened inside the wire's parser.
  *
  * A run goes through phases: HELLO (sessd only), LOAD (SET every key so GETs hit; not
  * measured), optionally BURST + WAIT (--expire-burst: sessions that all expire during the
@@ -24,15 +26,18 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "buf.h"
 #include "hist.h"
+#include "seal.h"
 #include "sessd.h"
 #include "wire.h"
 #include "workload.h"
@@ -43,6 +48,9 @@
 #define BENCH_READ_BYTES      (256u * 1024u)
 #define BENCH_MAX_ERROR_LINES 5
 #define BENCH_SEED            0x5e55d0b5e55d0b5eull
+/* The secret sessd takes from --auth-file (daemon/auth.h). */
+#define BENCH_MIN_SECRET 16u
+#define BENCH_MAX_SECRET 1024u
 
 enum bench_exit {
 	BENCH_EXIT_OK = 0,
@@ -78,6 +86,8 @@ struct bench_options {
 	uint64_t expire_burst; /* --expire-burst N */
 	bool hold;             /* --hold: the burst's sessions live 24 h (the baseline run) */
 	long server_pid;       /* --server-pid: sample its CPU over the timed run */
+	const char *auth_file; /* --auth-file: seal every connection with its secret */
+	bool plain_auth;       /* --plain-auth: send the secret as it is instead */
 };
 
 struct bench_inflight {
@@ -98,6 +108,7 @@ struct bench_conn {
 	struct event *write_ev;
 	struct buf out;
 	size_t out_sent;
+	struct buf plain; /* a sealing wire only: the requests of one fill, sealed into out */
 	void *wire_state;
 	struct workload_gen gen;
 	uint64_t next_request_id;
@@ -123,6 +134,15 @@ struct bench {
 	struct workload_mix mix;
 	struct bench_conn *conns;
 	uint8_t *read_scratch;
+
+	/* --auth-file, in sodium_malloc'd memory: the secret, and what HELLO shows of it
+	 * (b->ctx points at one): the secret as MessagePack bin for --plain-auth, else the key
+	 * sealed connections prove (seal_psk). */
+	uint8_t *secret;
+	size_t secret_len;
+	uint8_t *auth_field;
+	size_t auth_field_len;
+	uint8_t *psk;
 	enum bench_phase phase;
 	int exit_code;
 
@@ -446,6 +466,9 @@ static void bench_conn_push(struct bench_conn *c, uint8_t kind, uint64_t request
 static void bench_conn_fill(struct bench_conn *c)
 {
 	struct bench *b = c->b;
+	/* A sealing wire: the batch is encoded apart and sealed below in as few records as it
+	 * fills, as a client that seals what it writes does. */
+	struct buf *into = b->wire->seal ? &c->plain : &c->out;
 	uint64_t now = 0;
 
 	while (c->ring_count < b->opt.pipeline && b->phase != PHASE_DONE) {
@@ -458,11 +481,18 @@ static void bench_conn_fill(struct bench_conn *c)
 		if (!now)
 			now = bench_now_ns();
 		rid = c->next_request_id++;
-		if (b->wire->encode(&c->out, &b->ctx, &op, rid, &replies) < 0) {
+		if (b->wire->encode(into, &b->ctx, &op, rid, &replies) < 0) {
 			bench_fail(b, "cannot encode a request: %s", strerror(errno));
 			return;
 		}
 		bench_conn_push(c, (uint8_t)op.kind, rid, replies, now);
+	}
+	if (b->wire->seal && c->plain.len > 0) {
+		if (b->wire->seal(c->wire_state, &c->out, c->plain.data, c->plain.len) < 0) {
+			bench_fail(b, "cannot seal requests: %s", strerror(errno));
+			return;
+		}
+		buf_reset(&c->plain);
 	}
 }
 
@@ -733,6 +763,7 @@ static int bench_conn_open(struct bench *b, struct bench_conn *c, const struct b
 	c->b = b;
 	c->fd = -1;
 	buf_init(&c->out);
+	buf_init(&c->plain);
 	c->next_request_id = 1;
 	workload_gen_init(&c->gen, BENCH_SEED * (index + 1) + 0x1234567);
 	c->ring = calloc(b->opt.pipeline, sizeof(*c->ring));
@@ -750,7 +781,7 @@ static int bench_conn_open(struct bench *b, struct bench_conn *c, const struct b
 		fprintf(stderr, "sessd-bench: cannot set up events\n");
 		return -1;
 	}
-	if (b->wire->open(&c->out, c->next_request_id, &replies) < 0) {
+	if (b->wire->open(c->wire_state, &b->ctx, &c->out, c->next_request_id, &replies) < 0) {
 		fprintf(stderr, "sessd-bench: out of memory\n");
 		return -1;
 	}
@@ -771,6 +802,7 @@ static void bench_conn_close(struct bench_conn *c)
 	if (c->wire_state)
 		c->b->wire->state_free(c->wire_state);
 	buf_finish(&c->out);
+	buf_finish(&c->plain);
 	free(c->ring);
 }
 
@@ -795,6 +827,14 @@ static void bench_report_load(const struct bench *b)
 		       secs > 0 ? (double)b->opt.load / secs : 0.0, b->load_errors);
 }
 
+/* How the run's connections show the secret: "sealed", "plain" or "none". */
+static const char *bench_auth_mode(const struct bench *b)
+{
+	if (!b->opt.auth_file)
+		return "none";
+	return b->opt.plain_auth ? "plain" : "sealed";
+}
+
 static void bench_report(const struct bench *b)
 {
 	double secs = (double)(b->timed_end_ns - b->timed_start_ns) / 1e9;
@@ -809,15 +849,16 @@ static void bench_report(const struct bench *b)
 	if (b->opt.server_pid > 0 && b->server_cpu_ok)
 		server_cpu = b->server_cpu_s[1] - b->server_cpu_s[0];
 	if (b->opt.json) {
-		printf("{\"target\":\"%s\",\"server\":\"%s\",\"connections\":%u,\"pipeline\":%u,"
+		printf("{\"target\":\"%s\",\"server\":\"%s\",\"auth\":\"%s\","
+		       "\"connections\":%u,\"pipeline\":%u,"
 		       "\"value_size\":%zu,\"mix\":\"%s\",\"keys\":%" PRIu64 ",\"duration_s\":%.3f,"
 		       "\"ops\":%" PRIu64 ",\"ops_per_sec\":%.0f,\"requests_per_sec\":%.0f,"
 		       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
 		       "\"mean_us\":%.1f,\"errors\":%" PRIu64 ",\"misses\":%" PRIu64
 		       ",\"load_errors\":%" PRIu64,
-		       b->opt.target, b->wire->name, b->opt.connections, b->opt.pipeline,
-		       b->opt.value_size, b->opt.mix_text, b->opt.keys, secs, ops, ops_s,
-		       secs > 0 ? (double)b->requests / secs : 0,
+		       b->opt.target, b->wire->name, bench_auth_mode(b), b->opt.connections,
+		       b->opt.pipeline, b->opt.value_size, b->opt.mix_text, b->opt.keys, secs, ops,
+		       ops_s, secs > 0 ? (double)b->requests / secs : 0,
 		       bench_us(hist_quantile(&b->all, 0.5)),
 		       bench_us(hist_quantile(&b->all, 0.99)),
 		       bench_us(hist_quantile(&b->all, 0.999)), bench_us(b->all.max),
@@ -856,7 +897,10 @@ static void bench_report(const struct bench *b)
 		printf("}}\n");
 		return;
 	}
-	printf("target      %s (%s)\n", b->opt.target, b->wire->name);
+	printf("target      %s (%s", b->opt.target, b->wire->name);
+	if (b->opt.auth_file)
+		printf(", %s", b->opt.plain_auth ? "the secret sent plain" : "sealed connections");
+	printf(")\n");
 	printf(
 	    "load        %u connections x pipeline %u, %zu-byte values, %" PRIu64 " keys, mix %s\n",
 	    b->opt.connections, b->opt.pipeline, b->opt.value_size, b->opt.keys, b->opt.mix_text);
@@ -907,26 +951,32 @@ static void bench_report(const struct bench *b)
 static void bench_usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: sessd-bench --target URL [options]\n"
-	       "  --target URL         unix:/path or tcp://host:port (sessd),\n"
-	       "                       redis://host:port or redis+unix:/path (Redis)\n"
-	       "  --connections N      connections, all on one event loop (default 50)\n"
-	       "  --pipeline N         requests in flight per connection (default 1)\n"
-	       "  --value-size BYTES   session JSON size for SET (default 1024)\n"
-	       "  --duration SECONDS   timed run (default 5)\n"
-	       "  --warmup SECONDS     run before timing starts (default 1)\n"
-	       "  --mix SPEC           default " BENCH_DEFAULT_MIX "\n"
-	       "                       (flash = FLASH_PUSH then FLASH_POP; ping=100 for the "
-	       "transport)\n"
-	       "  --keys N             sessions SET before the run, GETs pick among them (default "
-	       "10000)\n"
-	       "  --namespace NS       sessd namespace / Redis key prefix \"NS:\"\n"
-	       "  --expire-burst N     also SET N sessions that all expire at one instant mid-run\n"
-	       "  --hold               with --expire-burst: give them a 24 h ttl instead (the\n"
-	       "                       baseline: the same memory, nothing expiring)\n"
-	       "  --load N             only SET N sessions (ttl 24 h) and exit\n"
-	       "  --server-pid PID     report the server's CPU per operation over the timed run\n"
-	       "  --json               print one JSON object\n");
+	    f,
+	    "usage: sessd-bench --target URL [options]\n"
+	    "  --target URL         unix:/path or tcp://host:port (sessd),\n"
+	    "                       redis://host:port or redis+unix:/path (Redis)\n"
+	    "  --connections N      connections, all on one event loop (default 50)\n"
+	    "  --pipeline N         requests in flight per connection (default 1)\n"
+	    "  --value-size BYTES   session JSON size for SET (default 1024)\n"
+	    "  --duration SECONDS   timed run (default 5)\n"
+	    "  --warmup SECONDS     run before timing starts (default 1)\n"
+	    "  --mix SPEC           default " BENCH_DEFAULT_MIX "\n"
+	    "                       (flash = FLASH_PUSH then FLASH_POP; ping=100 for the "
+	    "transport)\n"
+	    "  --keys N             sessions SET before the run, GETs pick among them (default "
+	    "10000)\n"
+	    "  --namespace NS       sessd namespace / Redis key prefix \"NS:\"\n"
+	    "  --expire-burst N     also SET N sessions that all expire at one instant mid-run\n"
+	    "  --hold               with --expire-burst: give them a 24 h ttl instead (the\n"
+	    "                       baseline: the same memory, nothing expiring)\n"
+	    "  --load N             only SET N sessions (ttl 24 h) and exit\n"
+	    "  --server-pid PID     report the server's CPU per operation over the timed run\n"
+	    "  --auth-file FILE     (sessd) the secret of sessd --auth-file FILE, read as sessd\n"
+	    "                       reads it; every connection is sealed with it (a key\n"
+	    "                       exchange in HELLO, then ChaCha20-Poly1305 records)\n"
+	    "  --plain-auth         with --auth-file: send the secret in HELLO as it is and\n"
+	    "                       seal nothing (what sealing costs is the difference)\n"
+	    "  --json               print one JSON object\n");
 }
 
 static int bench_parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -977,6 +1027,8 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    {"expire-burst", required_argument, NULL, 'E'},
 	    {"hold", no_argument, NULL, 'H'},
 	    {"server-pid", required_argument, NULL, 'p'},
+	    {"auth-file", required_argument, NULL, 'a'},
+	    {"plain-auth", no_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1043,6 +1095,12 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 			bad = bench_parse_u64(optarg, 1u << 30, &v) || v == 0;
 			o->server_pid = (long)v;
 			break;
+		case 'a':
+			o->auth_file = optarg;
+			break;
+		case 'A':
+			o->plain_auth = true;
+			break;
 		case 'h':
 			bench_usage(stdout);
 			exit(BENCH_EXIT_OK);
@@ -1069,6 +1127,110 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 		fprintf(stderr, "sessd-bench: --value-size must be at least 1\n");
 		return -1;
 	}
+	if (o->plain_auth && !o->auth_file) {
+		fprintf(stderr, "sessd-bench: --plain-auth needs --auth-file\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Read the secret of ${path} as sessd reads its --auth-file (daemon/auth.c): a regular file
+ * other users cannot access, its bytes less one trailing newline ("\n" or "\r\n"), 16 to
+ * 1024 of them. Returns 0 with it in b->secret (sodium_malloc'd, b's to free), or -1 after
+ * saying what is wrong.
+ */
+static int bench_read_secret(struct bench *b, const char *path)
+{
+	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
+	const size_t cap = BENCH_MAX_SECRET + 3;
+	const char *why = NULL;
+	struct stat sb;
+	size_t len = 0;
+	ssize_t got;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		why = strerror(errno);
+		goto fail;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		why = "not a regular file";
+		goto fail_close;
+	}
+	if ((sb.st_mode & 0007) != 0) {
+		why = "other users can access it (sessd refuses it too; chmod o-rwx it)";
+		goto fail_close;
+	}
+	b->secret = sodium_malloc(cap);
+	if (b->secret == NULL) {
+		why = "out of memory";
+		goto fail_close;
+	}
+	while (len < cap) {
+		got = read(fd, b->secret + len, cap - len);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1) {
+			why = strerror(errno);
+			goto fail_close;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	if (len > 0 && b->secret[len - 1] == '\n')
+		len--;
+	if (len > 0 && b->secret[len - 1] == '\r')
+		len--;
+	if (len < BENCH_MIN_SECRET || len > BENCH_MAX_SECRET) {
+		why = "the secret must be 16 to 1024 bytes, as sessd requires";
+		goto fail_close;
+	}
+	b->secret_len = len;
+	close(fd);
+	return 0;
+
+fail_close:
+	close(fd);
+fail:
+	fprintf(stderr, "sessd-bench: --auth-file %s: %s\n", path, why);
+	return -1;
+}
+
+/*
+ * Make what HELLO shows of b->secret: the secret as MessagePack bin (--plain-auth) or the
+ * key a key exchange proves, and point b->ctx at it. Returns 0, or -1 out of memory.
+ */
+static int bench_prepare_auth(struct bench *b)
+{
+	size_t header = b->secret_len <= 0xff ? 2 : 3;
+
+	if (!b->opt.plain_auth) {
+		b->psk = sodium_malloc(SEAL_PSK_BYTES);
+		if (b->psk == NULL)
+			return -1;
+		seal_psk(b->psk, b->secret, b->secret_len);
+		b->ctx.psk = b->psk;
+		return 0;
+	}
+	b->auth_field = sodium_malloc(header + b->secret_len);
+	if (b->auth_field == NULL)
+		return -1;
+	/* bin 8 or bin 16, written here so the secret goes only into guarded memory. */
+	if (header == 2) {
+		b->auth_field[0] = 0xc4;
+		b->auth_field[1] = (uint8_t)b->secret_len;
+	} else {
+		b->auth_field[0] = 0xc5;
+		b->auth_field[1] = (uint8_t)(b->secret_len >> 8);
+		b->auth_field[2] = (uint8_t)b->secret_len;
+	}
+	memcpy(b->auth_field + header, b->secret, b->secret_len);
+	b->auth_field_len = header + b->secret_len;
+	b->ctx.auth = b->auth_field;
+	b->ctx.auth_len = b->auth_field_len;
 	return 0;
 }
 
@@ -1109,8 +1271,25 @@ int main(int argc, char **argv)
 		rc = BENCH_EXIT_USAGE;
 		goto out_free;
 	}
+	if (b->opt.auth_file && target.is_redis) {
+		fprintf(stderr, "sessd-bench: --auth-file is for a sessd target\n");
+		rc = BENCH_EXIT_USAGE;
+		goto out_free;
+	}
 	b->server_cpu_ok = true;
 	b->wire = target.wire;
+	if (b->opt.auth_file) {
+		if (sodium_init() < 0) {
+			fprintf(stderr, "sessd-bench: libsodium cannot start\n");
+			goto out_free;
+		}
+		if (bench_read_secret(b, b->opt.auth_file) < 0) {
+			rc = BENCH_EXIT_USAGE;
+			goto out_free;
+		}
+		if (!b->opt.plain_auth)
+			b->wire = &wire_sessd_sealed;
+	}
 	for (int k = 0; k < WORKLOAD_KINDS; k++)
 		hist_init(&b->kinds[k].latency);
 	hist_init(&b->all);
@@ -1128,10 +1307,19 @@ int main(int argc, char **argv)
 		goto out_free;
 	b->ctx.workload = b->workload;
 	b->ctx.ns = b->opt.ns;
+	if (b->secret != NULL && bench_prepare_auth(b) < 0) {
+		fprintf(stderr, "sessd-bench: out of memory\n");
+		goto out_free;
+	}
 	b->phase = PHASE_HELLO;
 	/* sessd reports its loop's stalls; sample them beside the CPU. */
 	if (strcmp(b->wire->name, "sessd") == 0 && !b->opt.load) {
-		struct sessd_options so = {.client_name = "sessd-bench stats"};
+		struct sessd_options so = {
+		    .client_name = "sessd-bench stats",
+		    .auth = b->secret,
+		    .auth_len = b->secret_len,
+		    .plain_auth = b->opt.plain_auth,
+		};
 
 		b->loop_ok = sessd_connect(b->opt.target, &so, &b->stats_client) == SESSD_OK;
 	}
@@ -1162,6 +1350,9 @@ out_free:
 	free(b->conns);
 	free(b->read_scratch);
 	workload_free(b->workload);
+	sodium_free(b->secret);
+	sodium_free(b->auth_field);
+	sodium_free(b->psk);
 	free(b);
 	return rc;
 }

@@ -44,7 +44,8 @@ static void wire_redis_state_free(void *p)
 	free(st);
 }
 
-static int wire_redis_open(struct buf *out, uint64_t request_id, unsigned *replies)
+static int wire_redis_open(void *st, const struct wire_ctx *ctx, struct buf *out,
+                           uint64_t request_id, unsigned *replies)
 {
 	*replies = 0;
 	return 0;
