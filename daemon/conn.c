@@ -79,7 +79,13 @@ struct conn {
 	 * the output may not start on a frame. */
 	bool out_torn;
 	bool peer_eof; /* the client shut its side down */
-	bool greeted;  /* HELLO is done and its deadline disarmed */
+	/* HELLO is done and its deadline disarmed, and on a sealed connection a record from the
+	 * client has opened: a sealed HELLO carries no challenge from us, so whoever recorded one
+	 * can replay it and be answered; only a record under the agreed key shows the peer holds
+	 * the secret. Until then the connection stays on the set's ungreeted list, displaceable. */
+	bool greeted;
+	bool hello_done;  /* HELLO is done and its deadline disarmed */
+	bool peer_proved; /* sealed: a record from the client has authenticated */
 	/* Replies are out and our side is shut down; reading on (and discarding) until the
 	 * client closes, so unread requests in the kernel cannot turn our close into a reset
 	 * that destroys the replies still in flight. */
@@ -272,7 +278,7 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
 static bool will_handle(const struct conn *c)
 {
-	return c->set->cfg.on_prefetch != NULL && c->greeted && !c->closing && !c->paused &&
+	return c->set->cfg.on_prefetch != NULL && c->hello_done && !c->closing && !c->paused &&
 	       !c->waiting;
 }
 
@@ -353,6 +359,7 @@ static int open_records(struct conn *c)
 			break;
 		}
 		c->in_end += size - SEAL_OVERHEAD;
+		c->peer_proved = true;
 		at += size;
 	}
 	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
@@ -480,11 +487,14 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	/* Every frame before a refused record is handled: now its answer, and the end. */
 	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
 		reply_and_close(c, CODEC_BAD_REQUEST, c->record_fault);
-	if (!c->greeted && c->peer.ready) {
-		c->greeted = true;
-		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
+	if (!c->hello_done && c->peer.ready) {
+		c->hello_done = true;
 		if (!c->closing)
 			evtimer_del(c->timer);
+	}
+	if (!c->greeted && c->peer.ready && (c->peer.seal == NULL || c->peer_proved)) {
+		c->greeted = true;
+		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	}
 	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
 	if (c->in_start == c->in_end)

@@ -612,3 +612,51 @@ LEAK_CHECKED_TEST(sealed, many_sealed_connections_share_guarded_memory)
 		sealed_close(&conns[i]);
 	}
 }
+
+/*
+ * A sealed HELLO carries no challenge from the server, so one recorded off the wire can be
+ * replayed by someone without the secret, and is answered. It must not hold a slot: at
+ * --max-connections it gives way to a newcomer, as a connection that never said HELLO does,
+ * until a record from its client has opened; a client that sent one keeps its slot.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_holds_no_slot, .timeout = 60)
+{
+	const char *const args[] = {"--auth-file", secret_path, "--max-connections", "2", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed first, second;
+	struct seal *recorded;
+	struct buf auth;
+	uint8_t *body;
+	int replay[2];
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	seal_psk(psk, secret, strlen(secret));
+	recorded = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(recorded);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	for (int i = 0; i < 2; i++) {
+		replay[i] = harness_connect(d.unix_url);
+		cr_assert_geq(replay[i], 0);
+		rep = hello_with(replay[i], &auth, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
+		free(body);
+	}
+	/* Both slots hold replays: clients with the secret still get in, and keep their slots
+	 * once they have sent a record. */
+	first = sealed_open(d.unix_url);
+	cr_assert_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK);
+	second = sealed_open(d.unix_url);
+	cr_assert_eq(sealed_call(&second, &ping, NULL, NULL), CODEC_OK);
+	cr_assert_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK);
+	harness_expect_closed(replay[0]);
+	harness_expect_closed(replay[1]);
+	sealed_close(&first);
+	sealed_close(&second);
+	seal_free(recorded);
+	buf_finish(&auth);
+	cr_expect_eq(harness_stop(&d), 0);
+}
