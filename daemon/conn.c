@@ -479,8 +479,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			c->closing = true;
 		c->in_start += whole;
 		completed = true;
-		if (greeting && c->peer.seal != NULL && begin_sealed(c) == -1)
-			break;
+		if (greeting && c->peer.seal != NULL) {
+			/* Hints taken before HELLO read bytes that were records, not frames. */
+			n_hinted = handled;
+			if (begin_sealed(c) == -1)
+				break;
+		}
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
