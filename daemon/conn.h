@@ -77,7 +77,8 @@ struct conn_set {
 	struct conn_list input;
 	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
 	struct conn_list waiting;
-	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first. */
+	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first.
+	 */
 	struct conn_list ungreeted;
 	size_t client_bytes;   /* what connections' buffers hold, over all of them */
 	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
@@ -105,10 +106,10 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
  * conn_set_drop_ungreeted(s, source):
  * Close a connection that has not said HELLO (with --auth-file, one that has not shown the
  * secret; sealed, one whose client has not sent a record that authenticates yet, as a
- * recorded HELLO can be replayed without the secret), to make room for a new one from ${source} (a listener_accept_fn key): the oldest
- * from that same source when one is among the oldest few, else the oldest. So a source
- * opening connections faster than it says HELLO displaces its own, not a client elsewhere
- * that is about to say it. Returns false when every connection has said HELLO.
+ * recorded HELLO can be replayed without the secret), to make room for a new one from ${source} (a
+ * listener_accept_fn key): the oldest from that same source when one is among the oldest few, else
+ * the oldest. So a source opening connections faster than it says HELLO displaces its own, not a
+ * client elsewhere that is about to say it. Returns false when every connection has said HELLO.
  */
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
