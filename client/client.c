@@ -136,10 +136,11 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 			goto fail_free;
 	}
 	/* One trailing newline, as daemon/auth.c strips it. */
-	if (len > 0 && secret[len - 1] == '\n')
+	if (len > 0 && secret[len - 1] == '\n') {
 		len--;
-	if (len > 0 && secret[len - 1] == '\r')
-		len--;
+		if (len > 0 && secret[len - 1] == '\r')
+			len--;
+	}
 	err = EINVAL;
 	if (len < CLIENT_MIN_FILE_SECRET || len > CLIENT_MAX_SECRET)
 		goto fail_free;

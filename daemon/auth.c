@@ -89,10 +89,13 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 	len = read_secret(fd, path, secret, cap, level);
 	if (len == -1)
 		goto fail_free;
-	if (len > 0 && secret[len - 1] == '\n')
+	/* One trailing "\n" or "\r\n" (PROTOCOL.md): a "\r" alone is the secret's own byte, as
+	 * in a binary secret from /dev/urandom, 1 time in 256. */
+	if (len > 0 && secret[len - 1] == '\n') {
 		len--;
-	if (len > 0 && secret[len - 1] == '\r')
-		len--;
+		if (len > 0 && secret[len - 1] == '\r')
+			len--;
+	}
 	if ((size_t)len < AUTH_MIN_SECRET || (size_t)len > AUTH_MAX_SECRET) {
 		log_msg(level,
 		        "auth file %s: the secret must be %u to %u bytes (it has %zd); "

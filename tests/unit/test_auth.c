@@ -78,6 +78,15 @@ LEAK_CHECKED_TEST(auth, the_secret_is_the_file_less_one_newline)
 	cr_expect(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17 ", 17, 0));
 	cr_expect_not(auth_check(a, "\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17", 16, 0));
 	auth_free(a);
+
+	/* A "\r" with no "\n" after it is the secret's own last byte (a binary secret ends so
+	 * one time in 256): PROTOCOL.md strips only "\n" or "\r\n". */
+	write_secret("binary secret bytes\r", 20, 0600);
+	a = auth_new(path);
+	cr_assert_not_null(a);
+	cr_expect(auth_check(a, "binary secret bytes\r", 20, 0));
+	cr_expect_not(check(a, "binary secret bytes"));
+	auth_free(a);
 }
 
 LEAK_CHECKED_TEST(auth, short_long_exposed_or_missing_files_are_refused)
