@@ -25,7 +25,12 @@
  * are empty again, so an idle connection does not keep a megabyte. */
 #define CONN_INPUT_KEEP_BYTES  (4u * CONN_READ_CHUNK)
 #define CONN_OUTPUT_KEEP_BYTES (256u * 1024u)
-#define CONN_LINGER_S          2
+/* A sealed connection's plain replies and raw records are staging buffers, emptied every turn
+ * into out and in_data, which keep their own room: kept no larger than a pipelined turn of
+ * 1 KB replies needs, so that a sealed connection idles on little more than a plain one
+ * (neither capacity counts in client_bytes). */
+#define CONN_STAGING_KEEP_BYTES (4u * CONN_READ_CHUNK)
+#define CONN_LINGER_S           2
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
@@ -136,6 +141,9 @@ static void conn_destroy(struct conn *c)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	evutil_closesocket(c->fd);
+	/* A HELLO that never completed may have left part of the secret there. */
+	if (!c->peer.ready && c->in_data != NULL)
+		sodium_memzero(c->in_data, c->in_cap);
 	free(c->in_data);
 	buf_finish(&c->out);
 	buf_finish(&c->plain);
@@ -316,6 +324,9 @@ static int input_room(struct conn *c, size_t n)
 		return 0;
 	if (c->in_start > 0) {
 		memmove(c->in_data, c->in_data + c->in_start, avail);
+		/* Before HELLO the input may hold (part of) the secret: no copy left behind. */
+		if (!c->peer.ready)
+			sodium_memzero(c->in_data + avail, c->in_end - avail);
 		c->in_start = 0;
 		c->in_end = avail;
 		if (c->in_cap - c->in_end >= n)
@@ -323,9 +334,19 @@ static int input_room(struct conn *c, size_t n)
 	}
 	if (n < CONN_READ_CHUNK)
 		n = CONN_READ_CHUNK;
-	data = realloc(c->in_data, avail + n);
-	if (data == NULL)
-		return -1;
+	if (!c->peer.ready && c->in_data != NULL) {
+		/* realloc would free the old block, the secret's first bytes in it, unwiped. */
+		data = malloc(avail + n);
+		if (data == NULL)
+			return -1;
+		memcpy(data, c->in_data, avail);
+		sodium_memzero(c->in_data, c->in_cap);
+		free(c->in_data);
+	} else {
+		data = realloc(c->in_data, avail + n);
+		if (data == NULL)
+			return -1;
+	}
 	c->in_data = data;
 	c->in_cap = avail + n;
 	return 0;
@@ -539,7 +560,7 @@ static void empty_output(struct conn *c)
 	c->out_torn = false;
 	if (c->out.cap > CONN_OUTPUT_KEEP_BYTES)
 		buf_finish(&c->out);
-	if (c->plain.cap > CONN_OUTPUT_KEEP_BYTES)
+	if (c->plain.cap > CONN_STAGING_KEEP_BYTES)
 		buf_finish(&c->plain);
 }
 
@@ -551,7 +572,7 @@ static void trim_input(struct conn *c)
 		c->in_data = NULL;
 		c->in_cap = 0;
 	}
-	if (c->raw.len == 0 && c->raw.cap > CONN_INPUT_KEEP_BYTES)
+	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES)
 		buf_finish(&c->raw);
 }
 
@@ -755,7 +776,7 @@ static int seal_output(struct conn *c)
 		return -1;
 	}
 	buf_reset(&c->plain);
-	if (c->plain.cap > CONN_OUTPUT_KEEP_BYTES)
+	if (c->plain.cap > CONN_STAGING_KEEP_BYTES)
 		buf_finish(&c->plain);
 	return 0;
 }
