@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -16,10 +17,12 @@ struct auth {
 	char *path;
 	/* The pre-shared keys derived from the secret (seal_psk): what the key exchange proves,
 	 * and what a plain secret is checked against. sodium_malloc'd, read-only once written.
-	 * previous: the one a reload replaced, accepted until previous_until_ms; NULL: none. */
+	 * previous: the one a reload replaced, accepted until previous_until_ms; NULL: none.
+	 * generation: psk's; previous, when there is one, is of the generation before. */
 	unsigned char *psk;
 	unsigned char *previous;
 	uint64_t previous_until_ms;
+	uint64_t generation;
 	/* Sealed connections' keys, a chunk of sodium_malloc'd memory for many connections. */
 	struct seal_pool *seals;
 };
@@ -118,6 +121,14 @@ fail:
 	return NULL;
 }
 
+uint64_t auth_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 struct auth *auth_new(const char *path)
 {
 	struct auth *a = calloc(1, sizeof(*a));
@@ -129,6 +140,7 @@ struct auth *auth_new(const char *path)
 	a->psk = load_psk(path, LOG_ERROR);
 	if (a->psk == NULL)
 		goto fail;
+	a->generation = 1;
 	return a;
 
 fail:
@@ -158,10 +170,35 @@ int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 		sodium_free(a->psk);
 	}
 	a->psk = psk;
-	log_info("auth file %s: reloaded a new secret; the previous one lets new connections in "
-	         "for %llu s more (--auth-grace)",
-	         a->path, (unsigned long long)(grace_ms / 1000));
+	a->generation++;
+	if (grace_ms > 0)
+		log_info("auth file %s: reloaded a new secret; the previous one lets new "
+		         "connections in for %llu s more, then its connections are closed "
+		         "(--auth-grace)",
+		         a->path, (unsigned long long)(grace_ms / 1000));
+	else
+		log_info(
+		    "auth file %s: reloaded a new secret; the previous one is refused from now "
+		    "on and its connections are closed (--auth-grace 0)",
+		    a->path);
 	return 0;
+}
+
+bool auth_expire(struct auth *a, uint64_t now_ms)
+{
+	if (a->previous == NULL || now_ms < a->previous_until_ms)
+		return false;
+	sodium_free(a->previous); /* wipes it */
+	a->previous = NULL;
+	log_info("auth file %s: the previous secret's grace is over; it is refused from now on "
+	         "and its connections are closed",
+	         a->path);
+	return true;
+}
+
+uint64_t auth_oldest_generation(const struct auth *a)
+{
+	return a->previous != NULL ? a->generation - 1 : a->generation;
 }
 
 void auth_free(struct auth *a)
@@ -181,33 +218,37 @@ static const unsigned char *previous_psk(const struct auth *a, uint64_t now_ms)
 	return a->previous != NULL && now_ms < a->previous_until_ms ? a->previous : NULL;
 }
 
-bool auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms)
+uint64_t auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms)
 {
 	const unsigned char *previous = previous_psk(a, now_ms);
 	unsigned char psk[SEAL_PSK_BYTES];
-	bool same;
+	bool same, same_previous = false;
 
+	/* Both compared before either result is looked at: the time is the same either way. */
 	seal_psk(psk, presented, len);
 	same = sodium_memcmp(psk, a->psk, sizeof(psk)) == 0;
 	if (previous != NULL)
-		same |= sodium_memcmp(psk, previous, sizeof(psk)) == 0;
+		same_previous = sodium_memcmp(psk, previous, sizeof(psk)) == 0;
 	sodium_memzero(psk, sizeof(psk));
-	return same;
+	return same ? a->generation : same_previous ? a->generation - 1 : 0;
 }
 
 struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
                        const uint8_t client_public[SEAL_KEY_BYTES],
                        const uint8_t client_proof[SEAL_PROOF_BYTES],
                        uint8_t server_public[SEAL_KEY_BYTES],
-                       uint8_t server_proof[SEAL_PROOF_BYTES])
+                       uint8_t server_proof[SEAL_PROOF_BYTES], uint64_t *generation)
 {
 	const unsigned char *previous = previous_psk(a, now_ms);
 	struct seal *seal;
 
+	*generation = a->generation;
 	seal = seal_server_new_in(a->seals, a->psk, client_public, client_proof, server_public,
 	                          server_proof);
-	if (seal == NULL && errno == EACCES && previous != NULL)
+	if (seal == NULL && errno == EACCES && previous != NULL) {
+		*generation = a->generation - 1;
 		seal = seal_server_new_in(a->seals, previous, client_public, client_proof,
 		                          server_public, server_proof);
+	}
 	return seal;
 }

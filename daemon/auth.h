@@ -6,6 +6,10 @@
  * derives the same from what a client presents and compares the two in constant time, so
  * neither the secret's bytes nor its length leak through timing; a sealed client proves the
  * key without sending it (auth_seal).
+ *
+ * Each secret loaded has a generation, 1 for the first and one more for each new one a reload
+ * takes, which the checks return: a connection records the one it showed, and is closed once
+ * that secret is retired (auth_oldest_generation). Times are ms on auth_clock_ms's clock.
  */
 #ifndef SESSD_AUTH_H
 #define SESSD_AUTH_H
@@ -22,7 +26,20 @@
 #define AUTH_MIN_SECRET 16u
 #define AUTH_MAX_SECRET 1024u
 
+/* Where a plain HELLO, the secret itself in auth, is let in (--auth-plain). A plain secret
+ * crosses the wire as it is: whoever reads it can connect, and pass for the server to sealed
+ * clients too. Zero lets it in everywhere, as before the choice existed. */
+enum auth_plain {
+	AUTH_PLAIN_YES = 0,  /* on every connection */
+	AUTH_PLAIN_LOOPBACK, /* on Unix sockets and TCP from a loopback address only */
+	AUTH_PLAIN_NO,       /* nowhere: clients seal */
+};
+
 struct auth;
+
+/* auth_clock_ms(): now in ms on CLOCK_MONOTONIC, which a step of the wall clock (NTP, an
+ * operator's date) does not move: the clock of every now_ms below. */
+uint64_t auth_clock_ms(void);
 
 /*
  * auth_new(path):
@@ -38,31 +55,49 @@ void auth_free(struct auth *a);
 
 /*
  * auth_reload(a, now_ms, grace_ms):
- * Read the file again (SIGHUP). A new secret takes over at once; the one it replaces still
- * lets clients in for ${grace_ms} after ${now_ms} (wall-clock ms), so that they can be given
- * the new one in turn (0: not at all). A secret replaced earlier is forgotten. Returns 0, or
- * -1 after logging why the file cannot be used, keeping the secrets as they were.
+ * Read the file again (SIGHUP). A new secret takes over at once, with the next generation;
+ * the one it replaces still lets clients in for ${grace_ms} after ${now_ms}, so that they can
+ * be given the new one in turn (0: not at all, and it is wiped at once). A secret replaced
+ * earlier is wiped and forgotten. Returns 0, or -1 after logging why the file cannot be used,
+ * keeping the secrets as they were.
  */
 int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms);
 
 /*
- * auth_check(a, presented, len, now_ms):
- * Whether the ${len} bytes at ${presented} are the secret, or the previous one while its
- * grace lasts at ${now_ms}. Takes the same time whatever they hold, for a given ${len}.
+ * auth_expire(a, now_ms):
+ * Wipe and free the previous secret when its grace is over at ${now_ms}, rather than keep it
+ * in memory until the next reload. Returns true when it did (the connections that showed it
+ * are now older than auth_oldest_generation), false when there was nothing to do.
  */
-bool auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms);
+bool auth_expire(struct auth *a, uint64_t now_ms);
 
 /*
- * auth_seal(a, now_ms, client_public, client_proof, server_public, server_proof):
+ * auth_oldest_generation(a):
+ * The generation of the oldest secret ${a} holds: the previous one's while it is kept, else
+ * the current one's. A connection that showed an older one showed a retired secret.
+ */
+uint64_t auth_oldest_generation(const struct auth *a);
+
+/*
+ * auth_check(a, presented, len, now_ms):
+ * Whether the ${len} bytes at ${presented} are the secret, or the previous one while its
+ * grace lasts at ${now_ms}: returns the generation of the one they are, or 0 for neither.
+ * Takes the same time whatever they hold, for a given ${len}.
+ */
+uint64_t auth_check(const struct auth *a, const void *presented, size_t len, uint64_t now_ms);
+
+/*
+ * auth_seal(a, now_ms, client_public, client_proof, server_public, server_proof, generation):
  * Answer a sealed HELLO's key exchange (PROTOCOL.md, "Sealed connections") with the secret,
  * or the previous one while its grace lasts at ${now_ms}: see seal_server_new. Returns the
- * connection's seal, from ${a}'s pool, to free with seal_free before ${a} is freed; or NULL
- * with errno EACCES (the client holds neither) or ENOMEM.
+ * connection's seal, from ${a}'s pool, to free with seal_free before ${a} is freed, with the
+ * generation of the secret the client proved in *${generation}; or NULL with errno EACCES
+ * (the client holds neither) or ENOMEM.
  */
 struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
                        const uint8_t client_public[SEAL_KEY_BYTES],
                        const uint8_t client_proof[SEAL_PROOF_BYTES],
                        uint8_t server_public[SEAL_KEY_BYTES],
-                       uint8_t server_proof[SEAL_PROOF_BYTES]);
+                       uint8_t server_proof[SEAL_PROOF_BYTES], uint64_t *generation);
 
 #endif

@@ -26,6 +26,7 @@ enum {
 	OPT_KEY_FILE,
 	OPT_AUTH_FILE,
 	OPT_AUTH_GRACE,
+	OPT_AUTH_PLAIN,
 	OPT_SNAPSHOT_LOG_BYTES,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
@@ -45,6 +46,7 @@ static const struct option config_options[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
     {"auth-grace", required_argument, NULL, OPT_AUTH_GRACE},
+    {"auth-plain", required_argument, NULL, OPT_AUTH_PLAIN},
     {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
@@ -73,7 +75,11 @@ void config_usage(FILE *out)
 	      "  --key-file PATH         32-byte key for encryption at rest\n"
 	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
 	      "  --auth-grace SECONDS    after a SIGHUP reads a new secret, the old one lets\n"
-	      "                          clients in for this long (default 3600)\n"
+	      "                          clients in for this long, then its connections are\n"
+	      "                          closed (default 3600)\n"
+	      "  --auth-plain WHERE      where clients may show the secret unsealed: no,\n"
+	      "                          loopback (Unix sockets, loopback TCP) or yes\n"
+	      "                          (default loopback)\n"
 	      "  --snapshot-log-bytes BYTES\n"
 	      "                          snapshot once the log passes this size, K/M/G suffixes\n"
 	      "                          (default 0: 64M)\n"
@@ -291,6 +297,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
 	struct config_listen l;
 	uint64_t v, frame_bytes;
+	bool plain_given = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -299,6 +306,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	cfg->hello_timeout_s = CONFIG_DEFAULT_HELLO_TIMEOUT_S;
 	cfg->auth_grace_s = CONFIG_DEFAULT_AUTH_GRACE_S;
+	cfg->auth_plain = AUTH_PLAIN_LOOPBACK;
 	cfg->log_level = LOG_INFO;
 	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
 
@@ -395,6 +403,21 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 				return -1;
 			cfg->auth_grace_s = (uint32_t)v;
 			break;
+		case OPT_AUTH_PLAIN:
+			if (strcmp(optarg, "no") == 0) {
+				cfg->auth_plain = AUTH_PLAIN_NO;
+			} else if (strcmp(optarg, "loopback") == 0) {
+				cfg->auth_plain = AUTH_PLAIN_LOOPBACK;
+			} else if (strcmp(optarg, "yes") == 0) {
+				cfg->auth_plain = AUTH_PLAIN_YES;
+			} else {
+				fprintf(err,
+				        "sessd: --auth-plain: '%s' is not no, loopback or yes\n",
+				        optarg);
+				return -1;
+			}
+			plain_given = true;
+			break;
 		case OPT_SNAPSHOT_LOG_BYTES:
 			if (parse_uint_option("snapshot-log-bytes", optarg, 0, UINT64_MAX, &v,
 			                      err) == -1)
@@ -430,6 +453,11 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	}
 	if (cfg->repair && cfg->check_data_dir == NULL) {
 		fprintf(err, "sessd: --repair only goes with --check-data\n");
+		return -1;
+	}
+	/* Without a secret nothing is checked, plain or not: the option would guard nothing. */
+	if (plain_given && cfg->auth_file == NULL && cfg->check_data_dir == NULL) {
+		fprintf(err, "sessd: --auth-plain only goes with --auth-file\n");
 		return -1;
 	}
 	if (cfg->check_data_dir != NULL) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "log.h"
 #include "persist.h"
 
@@ -67,6 +68,8 @@ struct config {
 	const char *auth_file;
 	/* After a reload replaces the secret, the old one lets clients in this long. */
 	uint32_t auth_grace_s;
+	/* Where a plain HELLO may show the secret; AUTH_PLAIN_LOOPBACK unless given. */
+	enum auth_plain auth_plain;
 	/* persist_config.snapshot_log_bytes: 0 for the persistence layer's default. */
 	uint64_t snapshot_log_bytes;
 	const char *check_data_dir;

@@ -893,7 +893,8 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 	return true;
 }
 
-int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source)
+int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
+             bool local)
 {
 	struct conn *c;
 	int one = 1;
@@ -906,6 +907,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	c->set = s;
 	c->fd = fd;
 	c->source = source;
+	c->peer.local = local;
 	buf_init(&c->out);
 	buf_init(&c->plain);
 	buf_init(&c->raw);
@@ -994,6 +996,23 @@ void conn_set_flush(struct conn_set *s, bool committed)
 	/* What the sockets did not take is the clients' backlog. */
 	if (s->client_bytes > s->cfg.max_client_bytes)
 		shed_clients(s);
+}
+
+size_t conn_set_close_auth_older(struct conn_set *s, uint64_t generation)
+{
+	struct conn *c, *next;
+	size_t closing = 0;
+
+	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->closing || !c->peer.ready || c->peer.auth_generation == 0 ||
+		    c->peer.auth_generation >= generation)
+			continue;
+		closing++;
+		/* Frees only ${c}, whose successor is kept in next. */
+		begin_closing(c);
+	}
+	return closing;
 }
 
 void conn_set_shutdown(struct conn_set *s)

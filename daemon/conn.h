@@ -96,11 +96,13 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 void conn_set_finish(struct conn_set *s);
 
 /*
- * conn_new(s, base, fd, source):
+ * conn_new(s, base, fd, source, local):
  * Serve the accepted non-blocking descriptor ${fd}, which the set then owns (closed on
- * failure too), from ${source} (see conn_set_drop_ungreeted). Returns 0, or -1 (logged).
+ * failure too), from ${source} (see conn_set_drop_ungreeted), on this host when ${local}
+ * (dispatch_peer.local). Returns 0, or -1 (logged).
  */
-int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source);
+int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
+             bool local);
 
 /*
  * conn_set_drop_ungreeted(s, source):
@@ -146,6 +148,16 @@ void conn_set_retry(struct conn_set *s);
 
 /* conn_set_has_waiting(s): true when some connection waits for conn_set_retry. */
 bool conn_set_has_waiting(const struct conn_set *s);
+
+/*
+ * conn_set_close_auth_older(s, generation):
+ * Close every connection whose HELLO showed a secret older than ${generation}
+ * (dispatch_peer.auth_generation; 0, no secret shown, counts as none): a retired secret must
+ * not keep serving whoever holds it. Each stops reading and closes once the replies it has
+ * queued are sent, as in conn_set_shutdown; requests not handled yet get no reply. Returns how
+ * many began closing.
+ */
+size_t conn_set_close_auth_older(struct conn_set *s, uint64_t generation);
 
 /*
  * conn_set_shutdown(s):

@@ -39,6 +39,8 @@ struct dispatch {
 	char server_id[33];
 	/* HELLOs refused for want of the secret, for the warning about them. */
 	struct log_every auth_refusals;
+	/* Plain HELLOs refused by --auth-plain, for the warning about them. */
+	struct log_every plain_refusals;
 };
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
@@ -190,9 +192,11 @@ static size_t max_data(const struct dispatch *d)
 	return d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD;
 }
 
-/* What a sealed HELLO's key exchange gave: the connection's seal and the reply's kx. */
+/* What HELLO's auth gave: a sealed one's seal and the reply's kx, and with --auth-file the
+ * generation of the secret shown. */
 struct hello_kx {
 	struct seal *seal; /* NULL: a plain HELLO */
+	uint64_t generation;
 	uint8_t server_public[SEAL_KEY_BYTES];
 	uint8_t server_proof[SEAL_PROOF_BYTES];
 };
@@ -230,22 +234,44 @@ static int read_kx_map(struct mp_reader *r, uint32_t pairs, const uint8_t **clie
 }
 
 /*
- * Whether HELLO's ${auth} (raw msgpack) lets the client in: 1 (a sealed one's seal in ${kx}),
- * 0 with the reason in ${why}, or -1 out of memory. Without --auth-file any nil, str or bin is
- * let in, so that clients can be given the secret before the server needs it; a key exchange
- * is not (a client that asked for a sealed connection must not get a plain one). A refusal is
+ * Whether --auth-plain lets ${peer} show the secret plain; else the reason, for AUTH_FAILED.
+ * Returns NULL when it may.
+ */
+static const char *plain_refused(const struct dispatch *d, const struct dispatch_peer *peer)
+{
+	switch (d->cfg.plain) {
+	case AUTH_PLAIN_YES:
+		return NULL;
+	case AUTH_PLAIN_LOOPBACK:
+		if (peer->local)
+			return NULL;
+		return "plain auth is refused on this connection (--auth-plain loopback): seal it";
+	case AUTH_PLAIN_NO:
+		break;
+	}
+	return "plain auth is refused (--auth-plain no): seal the connection";
+}
+
+/*
+ * Whether HELLO's ${auth} (raw msgpack) from ${peer} lets the client in: 1 (a sealed one's
+ * seal, and the generation of the secret shown, in ${kx}), 0 with the reason in ${why}, or -1
+ * out of memory. Without --auth-file any nil, str or bin is let in, so that clients can be
+ * given the secret before the server needs it; a key exchange is not (a client that asked for
+ * a sealed connection must not get a plain one). With it, a plain secret where --auth-plain
+ * refuses it is refused unchecked, so the answer is the same whatever it holds. A refusal is
  * logged at most once a minute, with the count since: a flood of guesses must not fill the
  * log.
  */
-static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t now_ms,
-                       struct hello_kx *kx, const char **why)
+static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
+                       const struct mp_bytes *auth, struct hello_kx *kx, const char **why)
 {
 	const uint8_t *client_public, *client_proof;
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
-	uint64_t refused;
+	uint64_t refused, now_ms = d->cfg.auth != NULL ? auth_clock_ms() : 0;
 	uint32_t pairs;
 	bool shown, nil = false;
+	const char *plain_why = d->cfg.auth != NULL ? plain_refused(d, peer) : NULL;
 
 	mp_reader_init(&r, auth->ptr, auth->len);
 	if (mp_read_map(&r, &pairs) == 0) {
@@ -256,7 +282,8 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 			       "bin of "
 			       "32 bytes";
 		else if ((kx->seal = auth_seal(d->cfg.auth, now_ms, client_public, client_proof,
-		                               kx->server_public, kx->server_proof)) != NULL)
+		                               kx->server_public, kx->server_proof,
+		                               &kx->generation)) != NULL)
 			return 1;
 		else if (errno == ENOMEM)
 			return -1;
@@ -271,11 +298,16 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 		else if (d->cfg.auth == NULL)
 			return 1;
 		else if (!shown)
-			*why = "this server requires authentication: send the secret of its "
-			       "--auth-file "
-			       "as auth, or seal the connection";
+			*why = plain_why != NULL ? "this server requires authentication: seal the "
+			                           "connection with the secret of its --auth-file"
+			                         : "this server requires authentication: send the "
+			                           "secret of its --auth-file as auth, or seal the "
+			                           "connection";
+		else if (plain_why != NULL)
+			goto plain_refused;
 		else if (secret.len <= AUTH_MAX_SECRET &&
-		         auth_check(d->cfg.auth, secret.ptr, secret.len, now_ms))
+		         (kx->generation =
+		              auth_check(d->cfg.auth, secret.ptr, secret.len, now_ms)) != 0)
 			return 1;
 		else
 			*why = "wrong secret";
@@ -287,6 +319,19 @@ static int auth_passes(struct dispatch *d, const struct mp_bytes *auth, uint64_t
 		log_warn("refused %llu connection(s) that did not show the --auth-file secret "
 		         "(this line comes at most once a minute)",
 		         (unsigned long long)refused);
+	return 0;
+
+plain_refused:
+	/* Told apart from guesses: a client sends what may be the secret in the clear. */
+	*why = plain_why;
+	refused = log_every_due(&d->plain_refusals, 1, 60);
+	if (refused > 0)
+		log_warn("refused %llu plain HELLO(s), which carry the secret unsealed, where "
+		         "--auth-plain %s forbids them: seal those clients' connections, and if "
+		         "what they sent was the secret, whoever saw it has it: replace it (this "
+		         "line comes at most once a minute)",
+		         (unsigned long long)refused,
+		         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback");
 	return 0;
 }
 
@@ -318,9 +363,9 @@ static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, 
 }
 
 static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
-                    uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
+                    struct buf *out, enum dispatch_verdict *verdict)
 {
-	struct hello_kx kx = {.seal = NULL};
+	struct hello_kx kx = {.seal = NULL, .generation = 0};
 	const char *why = NULL;
 	size_t at;
 	int passes;
@@ -335,7 +380,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
 		                         "this server speaks protocol version 1 only");
 	}
-	passes = auth_passes(d, &req->auth, now_ms, &kx, &why);
+	passes = auth_passes(d, peer, &req->auth, &kx, &why);
 	if (passes == -1)
 		return -1;
 	if (passes == 0) {
@@ -349,6 +394,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	}
 	peer->ready = true;
 	peer->seal = kx.seal;
+	peer->auth_generation = kx.generation;
 	return 0;
 }
 
@@ -690,7 +736,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	struct store_key key;
 
 	if (req->op == CODEC_OP_HELLO)
-		return op_hello(d, peer, req, now_ms, out, verdict);
+		return op_hello(d, peer, req, out, verdict);
 	if (!peer->ready) {
 		*verdict = DISPATCH_CLOSE;
 		return codec_reply_error(out, req->request_id, CODEC_NOT_READY,

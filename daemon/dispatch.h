@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "codec.h"
 #include "persist.h"
@@ -45,11 +46,20 @@ struct dispatch_config {
 	uint64_t max_bytes; /* the store's limit, announced by STATS; 0: none */
 	/* The secret HELLO must show (--auth-file); NULL: none. Borrowed for d's lifetime. */
 	const struct auth *auth;
+	/* With auth: where a plain HELLO may show it (--auth-plain; see dispatch_peer.local). */
+	enum auth_plain plain;
 };
 
 /* Per-connection protocol state, embedded in the connection; zero it to start. */
 struct dispatch_peer {
 	bool ready; /* HELLO done */
+	/* Set by the connection's owner before the first frame: the peer is on this host (a Unix
+	 * socket, or TCP from a loopback address), where AUTH_PLAIN_LOOPBACK lets a plain HELLO
+	 * in. false (zero) is the safe side: plain refused. */
+	bool local;
+	/* With --auth-file, once HELLO is done: the generation of the secret it showed
+	 * (auth_check), so that the connection can be closed when that secret is retired. */
+	uint64_t auth_generation;
 	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply
 	 * go in records sealed with it, both ways. The connection owns it from then on and frees
 	 * it with seal_free. */

@@ -71,15 +71,6 @@ static uint64_t source_of(evutil_socket_t fd, const struct sockaddr *sa, int soc
 	return key;
 }
 
-static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                               int socklen, void *arg)
-{
-	struct listener *l = arg;
-
-	(void)evl;
-	l->on_accept(l->arg, fd, source_of(fd, sa, socklen));
-}
-
 static void listener_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
@@ -196,6 +187,30 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
 	       (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
+}
+
+/* Whether the peer at ${sa} accepted on ${l} is on this host (see listener_accept_fn). */
+static bool is_local(const struct listener *l, const struct sockaddr *sa, int socklen)
+{
+	struct sockaddr_storage ss;
+
+	if (l->path[0] != '\0')
+		return true;
+	if ((sa->sa_family != AF_INET || socklen < (int)sizeof(struct sockaddr_in)) &&
+	    (sa->sa_family != AF_INET6 || socklen < (int)sizeof(struct sockaddr_in6)))
+		return false;
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, (size_t)socklen < sizeof(ss) ? (size_t)socklen : sizeof(ss));
+	return is_loopback(&ss);
+}
+
+static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                               int socklen, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)evl;
+	l->on_accept(l->arg, fd, source_of(fd, sa, socklen), is_local(l, sa, socklen));
 }
 
 static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size,

@@ -20,9 +20,10 @@ struct listener;
  * Called with each accepted, non-blocking descriptor, which the callee then owns, and a key
  * naming where it came from: its IPv4 address, its IPv6 /64 prefix (one host's share of a
  * network), or for a Unix socket the peer's user id; 0 when that cannot be told. Connections
- * from one place share a key.
+ * from one place share a key. ${local}: the peer is on this host (a Unix socket, or TCP from
+ * 127.0.0.0/8, ::1 or a v4-mapped 127.0.0.0/8), so nothing it sends crosses a network.
  */
-typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t source);
+typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t source, bool local);
 
 /*
  * listener_new(base, addr, on_accept, arg):

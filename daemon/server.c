@@ -246,7 +246,7 @@ static void server_after_turn(struct server *srv)
 	conn_set_flush(&srv->conns, ok);
 }
 
-static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source)
+static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, bool local)
 {
 	struct server *srv = arg;
 
@@ -269,7 +269,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source)
 			    srv->cfg->max_connections, (unsigned long long)refused);
 		return;
 	}
-	if (conn_new(&srv->conns, srv->base, fd, source) == -1)
+	if (conn_new(&srv->conns, srv->base, fd, source, local) == -1)
 		return;
 	srv->stats.connections = srv->conns.count;
 	srv->stats.connections_total++;
@@ -354,6 +354,16 @@ static void trim_when_quiet(struct server *srv)
 	srv->bytes_peak = stats.bytes;
 }
 
+/* Close the connections that showed a secret --auth-file no longer lets in. */
+static void close_retired_auth(struct server *srv)
+{
+	size_t closing = conn_set_close_auth_older(&srv->conns, auth_oldest_generation(srv->auth));
+
+	if (closing > 0)
+		log_info("closing %zu connection(s) made with a retired --auth-file secret",
+		         closing);
+}
+
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -362,6 +372,11 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	note_turn(srv);
 	if (srv->persist != NULL)
 		persist_tick(srv->persist, srv->store, wall_ms());
+	/* The grace is checked here, so it ends within a tick of its time: until then the
+	 * previous secret lets no one new in (auth_check looks at the clock) but stays in
+	 * memory, and its connections stay open. */
+	if (srv->auth != NULL && auth_expire(srv->auth, auth_clock_ms()))
+		close_retired_auth(srv);
 	trim_when_quiet(srv);
 }
 
@@ -426,7 +441,9 @@ static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
 		    "stops it)");
 		return;
 	}
-	auth_reload(srv->auth, wall_ms(), (uint64_t)srv->cfg->auth_grace_s * 1000);
+	/* Monotonic: a step of the wall clock must neither end the grace early nor stretch it. */
+	if (auth_reload(srv->auth, auth_clock_ms(), (uint64_t)srv->cfg->auth_grace_s * 1000) == 0)
+		close_retired_auth(srv);
 }
 
 /*
@@ -481,11 +498,17 @@ static int server_listen(struct server *srv)
 			log_warn("%s is not a loopback address and there is no --auth-file: anyone "
 			         "who can reach it can read and write every session",
 			         listener_url(srv->listeners[i]));
-		else
-			log_info(
-			    "%s is not a loopback address: the secret and the sessions cross "
-			    "the network unencrypted; keep it to a private network or a tunnel",
+		else if (cfg->auth_plain == AUTH_PLAIN_YES)
+			log_warn(
+			    "%s is not a loopback address and --auth-plain yes lets clients "
+			    "there show the secret unsealed: whoever reads it can connect, and "
+			    "pass for this server to sealed clients; seal the clients instead",
 			    listener_url(srv->listeners[i]));
+		else
+			log_info("%s is not a loopback address: clients there must seal their "
+			         "connections (--auth-plain %s)",
+			         listener_url(srv->listeners[i]),
+			         cfg->auth_plain == AUTH_PLAIN_NO ? "no" : "loopback");
 	}
 	return 0;
 }
@@ -578,6 +601,7 @@ struct server *server_new(const struct config *cfg)
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = cfg->max_memory;
 	dispatch_cfg.auth = srv->auth;
+	dispatch_cfg.plain = cfg->auth_plain;
 	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);
 	if (srv->dispatch == NULL) {
 		log_error("out of memory");

@@ -438,15 +438,20 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 	rm_tree(dir);
 }
 
-/* Write ${secret} and a newline to ${path} with ${mode}. */
+/* Write ${secret} and a newline to ${path} with ${mode}, as sessd(8) advises: a temporary
+ * file beside it, renamed over it, so that a SIGHUP never reads half a secret. */
 static void write_secret_file(const char *path, const char *secret, mode_t mode)
 {
-	FILE *f = fopen(path, "w");
+	char tmp[160];
+	FILE *f;
 
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
 	cr_assert_not_null(f);
 	fprintf(f, "%s\n", secret);
 	cr_assert_eq(fclose(f), 0);
-	cr_assert_eq(chmod(path, mode), 0);
+	cr_assert_eq(chmod(tmp, mode), 0);
+	cr_assert_eq(rename(tmp, path), 0);
 }
 
 /* Send SIGHUP and wait for the ${n}-th log line holding ${needle}. */
@@ -480,8 +485,9 @@ static int hello_secret(const char *url, const char *secret, int *fd)
 
 /*
  * Changing the secret without a restart: SIGHUP reads --auth-file again; the new secret works
- * at once, the old one lets new connections in for --auth-grace and then no more, and
- * connections made with it stay. A file that cannot be used changes nothing.
+ * at once, the old one lets new connections in for --auth-grace and then no more, and the
+ * connections made with it are closed then (a leaked secret must not keep serving whoever
+ * holds it); those made with the new one stay. A file that cannot be used changes nothing.
  */
 LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 {
@@ -490,7 +496,7 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	char dir[64], path[128];
 	const char *args[] = {"--auth-file", path, "--auth-grace", "3", NULL};
 	struct harness_daemon d;
-	int old_fd, fd;
+	int old_fd, new_fd, fd;
 	long reloaded;
 	char *text;
 
@@ -509,6 +515,7 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	close(fd);
 	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_OK, "the old one, in its grace");
 	close(fd);
+	cr_assert_eq(hello_secret(d.unix_url, second, &new_fd), CODEC_OK);
 
 	/* A file others can read is not taken; everything stays. */
 	write_secret_file(path, "a third secret that others could read", 0644);
@@ -521,9 +528,14 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
 	             "the old secret after its grace");
 	close(fd);
-	cr_expect_eq(ping(old_fd), CODEC_OK, "a connection made with the old secret stays");
+	harness_expect_closed(old_fd);
+	cr_expect_lt(mono_ms() - reloaded, 6000, "closed within a tick or so of the grace's end");
 	close(old_fd);
+	cr_expect_eq(ping(new_fd), CODEC_OK, "a connection made with the new secret stays");
+	close(new_fd);
 	text = daemon_log(&d);
+	cr_expect_eq(count_of(text, "closing 1 connection(s) made with a retired --auth-file"), 1,
+	             "%s", text);
 	cr_expect_null(strstr(text, first), "%s", text);
 	cr_expect_null(strstr(text, second), "%s", text);
 	free(text);

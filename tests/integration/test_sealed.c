@@ -6,12 +6,17 @@
  */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -117,8 +122,8 @@ static int reply_kx(const struct codec_reply *rep, uint8_t public[32], uint8_t p
 	return -1;
 }
 
-/* Open a sealed connection to ${url} with the suite's secret. */
-static struct sealed sealed_open(const char *url)
+/* Open a sealed connection to ${url} with ${key} as the secret. */
+static struct sealed sealed_open_with(const char *url, const char *key)
 {
 	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
 	struct sealed s = {.fd = -1};
@@ -126,7 +131,7 @@ static struct sealed sealed_open(const char *url)
 	struct buf auth;
 	uint8_t *body;
 
-	seal_psk(psk, secret, strlen(secret));
+	seal_psk(psk, key, strlen(key));
 	s.seal = seal_client_new(psk, c_pk, c_proof);
 	cr_assert_not_null(s.seal);
 	buf_init(&auth);
@@ -142,6 +147,12 @@ static struct sealed sealed_open(const char *url)
 	buf_finish(&auth);
 	buf_init(&s.plain);
 	return s;
+}
+
+/* Open a sealed connection to ${url} with the suite's secret. */
+static struct sealed sealed_open(const char *url)
+{
+	return sealed_open_with(url, secret);
 }
 
 static void sealed_close(struct sealed *s)
@@ -516,15 +527,280 @@ LEAK_CHECKED_TEST(sealed, a_server_without_a_secret_refuses_a_key_exchange)
 	cr_assert_eq(harness_stop(&plain), 0);
 }
 
-/* The plain way to show the secret still works beside the sealed one. */
-LEAK_CHECKED_TEST(sealed, a_plain_secret_still_works)
+/* HELLO with ${key} shown plain, as bin: the reply (to free *body), the connection in *fd. */
+static struct codec_reply plain_hello(const char *url, const char *key, int *fd, uint8_t **body)
 {
+	struct codec_reply rep;
 	struct buf auth;
 
 	buf_init(&auth);
-	cr_assert_eq(mp_write_bin(&auth, secret, strlen(secret)), 0);
-	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_OK);
+	cr_assert_eq(mp_write_bin(&auth, key, strlen(key)), 0);
+	*fd = harness_connect(url);
+	cr_assert_geq(*fd, 0, "cannot connect to %s", url);
+	rep = hello_with(*fd, &auth, body);
 	buf_finish(&auth);
+	return rep;
+}
+
+/* A plain HELLO with the right secret to ${url} is refused with a message naming
+ * ${needle}, and its connection closed. */
+static void expect_plain_refused(const char *url, const char *needle)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	rep = plain_hello(url, secret, &fd, &body);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED, "%s: status %u", url, rep.status);
+	cr_expect_neq(memmem(rep.message.ptr, rep.message.len, needle, strlen(needle)), NULL,
+	              "%s: the message names %s: %.*s", url, needle, (int)rep.message.len,
+	              (const char *)rep.message.ptr);
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+}
+
+/* A plain HELLO with the right secret to ${url} is let in, and the connection serves. */
+static void expect_plain_let_in(const char *url)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	rep = plain_hello(url, secret, &fd, &body);
+	cr_expect_eq(rep.status, CODEC_OK, "%s: status %u", url, rep.status);
+	free(body);
+	cr_expect_eq(harness_request(fd, &ping, NULL, NULL), CODEC_OK, "%s", url);
+	close(fd);
+}
+
+/* The daemon's log so far (to free). */
+static char *log_of(const struct harness_daemon *d)
+{
+	char path[300], *text = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	if (getdelim(&text, &cap, '\0', f) == -1) {
+		free(text);
+		text = strdup("");
+	}
+	fclose(f);
+	return text;
+}
+
+/* With --auth-plain's default, loopback, the plain way still works where no network sees the
+ * secret: a Unix socket and loopback TCP. */
+LEAK_CHECKED_TEST(sealed, a_plain_secret_still_works_on_loopback_by_default)
+{
+	expect_plain_let_in(daemon_with_secret.unix_url);
+	expect_plain_let_in(daemon_with_secret.tcp_url);
+}
+
+/* With --auth-plain no, a plain HELLO is refused everywhere, loopback included, and the
+ * connection closed; sealed connections work as ever. */
+LEAK_CHECKED_TEST(sealed, auth_plain_no_refuses_the_plain_secret_everywhere)
+{
+	const char *const args[] = {"--auth-file", secret_path, "--auth-plain", "no", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	const char *urls[2];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed s;
+	struct buf nil;
+	uint8_t *body;
+	char *text;
+	int fd;
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	urls[0] = d.unix_url;
+	urls[1] = d.tcp_url;
+	for (int i = 0; i < 2; i++) {
+		expect_plain_refused(urls[i], "--auth-plain no");
+		s = sealed_open(urls[i]);
+		cr_expect_eq(sealed_call(&s, &ping, NULL, NULL), CODEC_OK, "%s", urls[i]);
+		sealed_close(&s);
+	}
+	/* No secret at all: told to seal, not to send the secret plain. */
+	buf_init(&nil);
+	cr_assert_eq(mp_write_nil(&nil), 0);
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	rep = hello_with(fd, &nil, &body);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
+	cr_expect_eq(memmem(rep.message.ptr, rep.message.len, "send the secret", 15), NULL, "%.*s",
+	             (int)rep.message.len, (const char *)rep.message.ptr);
+	free(body);
+	close(fd);
+	buf_finish(&nil);
+	text = log_of(&d);
+	cr_expect_neq(strstr(text, "refused 1 plain HELLO(s)"), NULL, "%s", text);
+	cr_expect_eq(strstr(text, secret), NULL, "the secret is never logged\n%s", text);
+	free(text);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
+/* An IPv4 address of this host other than loopback, as text into ${out}; false if none. */
+static bool other_address(char *out, size_t size)
+{
+	struct ifaddrs *all, *i;
+	bool found = false;
+
+	cr_assert_eq(getifaddrs(&all), 0);
+	for (i = all; i != NULL && !found; i = i->ifa_next) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)i->ifa_addr;
+
+		if (sin == NULL || sin->sin_family != AF_INET || (i->ifa_flags & IFF_UP) == 0 ||
+		    (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+			continue;
+		found = inet_ntop(AF_INET, &sin->sin_addr, out, (socklen_t)size) != NULL;
+	}
+	freeifaddrs(all);
+	return found;
+}
+
+/*
+ * With the default, a plain HELLO that came over the network, here from this host's own
+ * address on another interface, is refused, and the same port lets it in from loopback; a
+ * sealed client gets in from either.
+ */
+LEAK_CHECKED_TEST(sealed, a_plain_secret_is_refused_beyond_loopback_by_default)
+{
+	const char *const args[] = {"--auth-file", secret_path, "--listen", "tcp://0.0.0.0:0",
+	                            NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	char address[INET_ADDRSTRLEN], remote[128], local[64];
+	struct harness_daemon d;
+	struct sealed s;
+	const char *port;
+
+	if (!other_address(address, sizeof(address)))
+		cr_skip_test("this host has no IPv4 address besides loopback");
+	cr_assert_eq(harness_start(&d, args), 0);
+	cr_assert_eq(strncmp(d.tcp_url, "tcp://0.0.0.0:", 14), 0, "%s", d.tcp_url);
+	port = d.tcp_url + 14;
+	snprintf(remote, sizeof(remote), "tcp://%s:%s", address, port);
+	snprintf(local, sizeof(local), "tcp://127.0.0.1:%s", port);
+	expect_plain_refused(remote, "--auth-plain loopback");
+	expect_plain_let_in(local);
+	s = sealed_open(remote);
+	cr_expect_eq(sealed_call(&s, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&s);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
+/* Write ${key} and a newline to ${path} as sessd(8) advises: a temporary file renamed. */
+static void replace_secret(const char *path, const char *key)
+{
+	char tmp[160];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", key);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(tmp, 0600), 0);
+	cr_assert_eq(rename(tmp, path), 0);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/*
+ * Rotation with --auth-grace 1: connections made with the old secret, sealed and plain, work
+ * on within the grace, and a new one still gets in; once the grace is over, the old ones are
+ * closed and a new one with the old secret is refused. Connections made with the new secret
+ * stay.
+ */
+LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace_ends)
+{
+	static const char next[] = "the next secret, after the rotation";
+	const char *const args[] = {"--auth-file", secret_path, "--auth-grace", "1", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	struct sealed old_sealed, new_sealed, in_grace;
+	struct harness_daemon d;
+	struct codec_reply rep;
+	int old_plain, fd;
+	long reloaded, closed;
+	uint8_t *body;
+	char *text = NULL;
+
+	replace_secret(secret_path, secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	old_sealed = sealed_open(d.unix_url);
+	rep = plain_hello(d.tcp_url, secret, &old_plain, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	free(body);
+
+	replace_secret(secret_path, next);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	for (long t = now_ms(); now_ms() - t < 5000; usleep(10000)) {
+		free(text);
+		text = log_of(&d);
+		if (strstr(text, "reloaded a new secret") != NULL)
+			break;
+	}
+	cr_assert_neq(strstr(text, "reloaded a new secret"), NULL, "%s", text);
+	free(text);
+	reloaded = now_ms();
+
+	/* Within the grace: the old connections serve, and the old secret still lets in. */
+	cr_expect_eq(sealed_call(&old_sealed, &ping, NULL, NULL), CODEC_OK);
+	cr_expect_eq(harness_request(old_plain, &ping, NULL, NULL), CODEC_OK);
+	in_grace = sealed_open(d.unix_url);
+	cr_expect_eq(sealed_call(&in_grace, &ping, NULL, NULL), CODEC_OK);
+	new_sealed = sealed_open_with(d.unix_url, next);
+	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
+
+	/* After it: each is closed without being asked anything. */
+	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
+	closed = now_ms();
+	cr_expect_geq(closed - reloaded, 900, "not before the grace ends");
+	cr_expect_lt(closed - reloaded, 3500, "within a tick or so of its end");
+	cr_expect_eq(read_record(&in_grace), -1, "closed after the grace");
+	harness_expect_closed(old_plain);
+	close(old_plain);
+	sealed_close(&old_sealed);
+	sealed_close(&in_grace);
+
+	/* A new connection with the old secret is refused, plain or sealed. */
+	rep = plain_hello(d.unix_url, secret, &fd, &body);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
+	free(body);
+	close(fd);
+	{
+		uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+		struct seal *client;
+		struct buf auth;
+
+		seal_psk(psk, secret, strlen(secret));
+		client = seal_client_new(psk, c_pk, c_proof);
+		cr_assert_not_null(client);
+		buf_init(&auth);
+		kx_map(&auth, c_pk, c_proof);
+		cr_expect_eq(hello_status(d.unix_url, &auth), CODEC_AUTH_FAILED);
+		buf_finish(&auth);
+		seal_free(client);
+	}
+	/* The new secret's connection was left alone. */
+	cr_expect_eq(sealed_call(&new_sealed, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&new_sealed);
+	text = log_of(&d);
+	cr_expect_neq(strstr(text, "closing 3 connection(s) made with a retired"), NULL, "%s",
+	              text);
+	cr_expect_eq(strstr(text, next), NULL, "%s", text);
+	free(text);
+	cr_expect_eq(harness_stop(&d), 0);
 }
 
 /*

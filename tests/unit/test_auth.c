@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -180,6 +181,7 @@ LEAK_CHECKED_TEST(auth, a_sealed_client_with_the_previous_secret_during_its_grac
 {
 	uint8_t old_psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
 	struct seal *client, *server;
+	uint64_t generation = 0;
 	struct auth *a;
 
 	write_secret("the old secret, still in use\n", 29, 0600);
@@ -188,18 +190,102 @@ LEAK_CHECKED_TEST(auth, a_sealed_client_with_the_previous_secret_during_its_grac
 	seal_psk(old_psk, "the old secret, still in use", 28);
 	client = seal_client_new(old_psk, c_pk, c_proof);
 	cr_assert_not_null(client);
-	server = auth_seal(a, 0, c_pk, c_proof, s_pk, s_proof);
+	server = auth_seal(a, 0, c_pk, c_proof, s_pk, s_proof, &generation);
 	cr_assert_not_null(server);
+	cr_expect_eq(generation, 1);
 	seal_free(server);
 	write_secret("the new secret, handed around\n", 30, 0600);
 	cr_assert_eq(auth_reload(a, 1000, 60000), 0);
-	server = auth_seal(a, 60999, c_pk, c_proof, s_pk, s_proof);
+	server = auth_seal(a, 60999, c_pk, c_proof, s_pk, s_proof, &generation);
 	cr_assert_not_null(server, "within the grace");
+	cr_expect_eq(generation, 1, "the previous secret's generation");
 	cr_expect_eq(seal_client_finish(client, s_pk, s_proof), 0);
 	seal_free(server);
 	errno = 0;
-	cr_expect_null(auth_seal(a, 61000, c_pk, c_proof, s_pk, s_proof), "after it");
+	cr_expect_null(auth_seal(a, 61000, c_pk, c_proof, s_pk, s_proof, &generation), "after it");
 	cr_expect_eq(errno, EACCES);
 	seal_free(client);
 	auth_free(a);
+}
+
+/*
+ * Each secret taken has its generation, which the checks return, so that connections can be
+ * closed when theirs is retired: at the grace's end (auth_expire, which also wipes it), when
+ * a newer reload forgets it, or at once with no grace.
+ */
+LEAK_CHECKED_TEST(auth, generations_say_which_secret_a_client_showed_and_when_it_retires)
+{
+	static const char one[] = "generation one, at the start";
+	static const char two[] = "generation two, after a reload";
+	static const char three[] = "generation three, no grace";
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
+	uint64_t generation = 0;
+	struct seal *client, *server;
+	struct auth *a;
+
+	write_secret(one, sizeof(one) - 1, 0600);
+	a = auth_new(path);
+	cr_assert_not_null(a);
+	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 0), 1);
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 0), 0);
+	cr_expect_eq(auth_oldest_generation(a), 1);
+	cr_expect_not(auth_expire(a, UINT64_MAX), "nothing to retire");
+
+	write_secret(two, sizeof(two) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 1000, 5000), 0);
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 1000), 2);
+	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 1000), 1, "the previous one, in grace");
+	cr_expect_eq(auth_oldest_generation(a), 1, "kept for its grace");
+	cr_expect_not(auth_expire(a, 5999), "its grace lasts");
+	cr_expect_eq(auth_oldest_generation(a), 1);
+
+	/* The same secret again: the generation does not move. */
+	cr_assert_eq(auth_reload(a, 2000, 5000), 0);
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 2000), 2);
+	cr_expect_eq(auth_oldest_generation(a), 1);
+
+	cr_expect(auth_expire(a, 6000), "the grace is over: retired");
+	cr_expect_eq(auth_oldest_generation(a), 2);
+	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 1000), 0,
+	             "wiped: refused even at a time within the grace");
+	cr_expect_not(auth_expire(a, 7000), "once only");
+
+	/* No grace: retired at the reload itself. A sealed client shows its generation too. */
+	write_secret(three, sizeof(three) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 8000, 0), 0);
+	cr_expect_eq(auth_oldest_generation(a), 3);
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 8000), 0);
+	seal_psk(psk, three, sizeof(three) - 1);
+	client = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	server = auth_seal(a, 8000, c_pk, c_proof, s_pk, s_proof, &generation);
+	cr_assert_not_null(server);
+	cr_expect_eq(generation, 3);
+	seal_free(server);
+	seal_free(client);
+
+	/* A reload in a grace forgets the secret that had it. */
+	write_secret(one, sizeof(one) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 9000, 5000), 0);
+	cr_expect_eq(auth_oldest_generation(a), 3);
+	write_secret(two, sizeof(two) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 9500, 5000), 0);
+	cr_expect_eq(auth_oldest_generation(a), 4, "generation three is forgotten");
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 9500), 5, "a secret back is a new one");
+	cr_expect_eq(auth_check(a, three, sizeof(three) - 1, 9500), 0);
+	auth_free(a);
+}
+
+/* auth_clock_ms is the monotonic clock, which a change of the wall clock does not move. */
+LEAK_CHECKED_TEST(auth, the_clock_is_monotonic)
+{
+	struct timespec ts;
+	uint64_t before, now, after;
+
+	before = auth_clock_ms();
+	cr_assert_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	after = auth_clock_ms();
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	cr_expect_leq(before, now);
+	cr_expect_leq(now, after);
 }

@@ -60,6 +60,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.hello_timeout_s, 10);
 	cr_assert_eq(cfg.auth_grace_s, 3600);
+	cr_assert_eq(cfg.auth_plain, AUTH_PLAIN_LOOPBACK, "plain only where no network sees it");
 	cr_assert_eq(cfg.log_level, LOG_INFO);
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
 	cr_assert_eq(cfg.snapshot_log_bytes, 0, "0: the persistence layer's default");
@@ -156,6 +157,44 @@ LEAK_CHECKED_TEST(config, fsync_and_log_levels)
 		cr_assert_eq(cfg.log_level, (enum log_level)i);
 		config_finish(&cfg);
 	}
+}
+
+/* --auth-plain: no, loopback or yes, with --auth-file only (without it nothing is checked). */
+LEAK_CHECKED_TEST(config, auth_plain)
+{
+	const char *names[] = {"no", "loopback", "yes"};
+	const enum auth_plain values[] = {AUTH_PLAIN_NO, AUTH_PLAIN_LOOPBACK, AUTH_PLAIN_YES};
+	char *last[] = {"sessd", "--auth-file",     "/etc/s",   "--auth-plain",
+	                "yes",   "--auth-plain=no", "--listen", "unix:/tmp/s"};
+	char *bad_value[] = {"sessd", "--auth-file", "/etc/s", "--auth-plain", "local"};
+	char *upper[] = {"sessd", "--auth-file", "/etc/s", "--auth-plain", "NO"};
+	char *empty[] = {"sessd", "--auth-file", "/etc/s", "--auth-plain="};
+	char *missing[] = {"sessd", "--auth-file", "/etc/s", "--auth-plain"};
+	char *no_file[] = {"sessd", "--auth-plain", "no", "--listen", "unix:/tmp/s"};
+	struct config cfg;
+
+	for (int i = 0; i < 3; i++) {
+		char *argv[] = {"sessd",  "--auth-plain", (char *)names[i], "--auth-file",
+		                "/etc/s", "--listen",     "unix:/tmp/s"};
+
+		cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0, "%s", names[i]);
+		cr_assert_eq(cfg.auth_plain, values[i], "%s", names[i]);
+		config_finish(&cfg);
+	}
+	cr_assert_eq(config_parse(&cfg, ARGC(last), last, err), 0);
+	cr_assert_eq(cfg.auth_plain, AUTH_PLAIN_NO, "the last one given counts");
+	config_finish(&cfg);
+
+	expect_bad(ARGC(bad_value), bad_value);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "'local' is not no, loopback or yes"), "%s", err_text);
+	expect_bad(ARGC(upper), upper);
+	expect_bad(ARGC(empty), empty);
+	expect_bad(ARGC(missing), missing);
+	expect_bad(ARGC(no_file), no_file);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "--auth-plain only goes with --auth-file"), "%s",
+	                   err_text);
 }
 
 LEAK_CHECKED_TEST(config, sizes)
