@@ -88,20 +88,26 @@ void sessd_batch_free(struct sessd_batch *b)
 	free(b);
 }
 
-/* Encode ${req} and record it; on failure nothing is left queued. Returns its index or -1. */
+/*
+ * Encode ${req} and record it; on failure nothing is left queued. Returns its index, or -1
+ * with errno and the client's errmsg saying why (sessd.h).
+ */
 static int queue(struct sessd_batch *b, struct codec_request *req, const char *flash_type)
 {
 	struct sessd_client *c = b->c;
 	struct batch_item *item, *grown;
-	size_t out_mark = b->out.len, types_mark = b->types.len, cap;
+	size_t out_mark = b->out.len, types_mark = b->types.len, cap, body_len;
 
-	if (b->count >= INT32_MAX)
-		goto fail;
+	if (b->count >= INT32_MAX) {
+		client_error(c, SESSD_ERR_NOMEM, "a batch holds at most %d requests", INT32_MAX);
+		errno = ENOMEM;
+		goto fail_rewind;
+	}
 	if (b->count == b->cap) {
 		cap = b->cap ? b->cap * 2 : 64;
 		grown = realloc(b->items, cap * sizeof(*grown));
 		if (grown == NULL)
-			goto fail;
+			goto fail_nomem;
 		b->items = grown;
 		b->cap = cap;
 	}
@@ -113,7 +119,7 @@ static int queue(struct sessd_batch *b, struct codec_request *req, const char *f
 	if (flash_type != NULL) {
 		item->type_at = b->types.len;
 		if (buf_append(&b->types, flash_type, strlen(flash_type) + 1) == -1)
-			goto fail;
+			goto fail_nomem;
 	}
 	if (req->op != CODEC_OP_PING) {
 		req->ns.ptr = (const uint8_t *)c->ns;
@@ -121,27 +127,41 @@ static int queue(struct sessd_batch *b, struct codec_request *req, const char *f
 	}
 	/* Ids are taken when a request is queued, so they rise within the batch. */
 	req->request_id = item->request_id = client_next_id(c);
-	if (codec_encode_request(&b->out, req) == -1)
+	if (codec_encode_request(&b->out, req) == -1) {
+		if (errno == ENOMEM)
+			goto fail_nomem;
+		client_error(c, SESSD_ERR_USAGE, "%s: an argument is out of range",
+		             codec_op_name(req->op));
+		errno = EINVAL;
 		goto fail_rewind;
+	}
 	/* A frame over the server's limit would make it close the connection mid-batch. */
-	if (b->out.len - out_mark - CODEC_HEADER_BYTES > c->max_frame) {
+	body_len = b->out.len - out_mark - CODEC_HEADER_BYTES;
+	if (body_len > c->max_frame) {
+		client_error(c, SESSD_ERR_TOO_LARGE, "%s of %zu bytes is over the max_frame of %u",
+		             codec_op_name(req->op), body_len, c->max_frame);
 		errno = EMSGSIZE;
 		goto fail_rewind;
 	}
 	return (int)b->count++;
 
+fail_nomem:
+	client_error(c, SESSD_ERR_NOMEM, "out of memory for the batch");
+	errno = ENOMEM;
 fail_rewind:
 	b->out.len = out_mark;
 	b->types.len = types_mark;
-fail:
 	return -1;
 }
 
-static bool args_ok(const void *id, size_t id_len, bool has_ttl, uint64_t ttl_ms)
+/* What is wrong with an id (and a ttl, when ${has_ttl}), or NULL when nothing is. */
+static const char *args_problem(const void *id, size_t id_len, bool has_ttl, uint64_t ttl_ms)
 {
 	if (id == NULL || id_len < 1 || id_len > IDS_MAX_ID_LEN)
-		return false;
-	return !has_ttl || (ttl_ms >= 1 && ttl_ms <= CODEC_MAX_TTL_MS);
+		return "an id has 1 to 128 bytes";
+	if (has_ttl && (ttl_ms < 1 || ttl_ms > CODEC_MAX_TTL_MS))
+		return "a ttl is 1 ms to 10 years";
+	return NULL;
 }
 
 static bool type_ok(const char *type)
@@ -151,12 +171,23 @@ static bool type_ok(const char *type)
 	return n >= 1 && n <= IDS_MAX_FLASH_TYPE_LEN;
 }
 
+/* Refuse a request for the bad argument ${why}: errno EINVAL, the client's errmsg ${why}. */
+static int refuse(struct sessd_batch *b, const char *why)
+{
+	client_error(b->c, SESSD_ERR_USAGE, "%s", why);
+	errno = EINVAL;
+	return -1;
+}
+
 int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len)
 {
 	struct codec_request req = {.op = CODEC_OP_GET, .id = {id, id_len}};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, false, 0))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, false, 0)) != NULL)
+		return refuse(b, why);
 	return queue(b, &req, NULL);
 }
 
@@ -164,9 +195,14 @@ int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const 
                     size_t data_len, uint64_t ttl_ms)
 {
 	struct codec_request req = {.op = CODEC_OP_SET, .id = {id, id_len}, .ttl_ms = ttl_ms};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, true, ttl_ms) || (data == NULL && data_len > 0))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, true, ttl_ms)) != NULL)
+		return refuse(b, why);
+	if (data == NULL && data_len > 0)
+		return refuse(b, "no data");
 	req.data.ptr = data_len > 0 ? data : (const uint8_t *)"";
 	req.data.len = data_len;
 	return queue(b, &req, NULL);
@@ -175,18 +211,24 @@ int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const 
 int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms)
 {
 	struct codec_request req = {.op = CODEC_OP_TOUCH, .id = {id, id_len}, .ttl_ms = ttl_ms};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, true, ttl_ms))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, true, ttl_ms)) != NULL)
+		return refuse(b, why);
 	return queue(b, &req, NULL);
 }
 
 int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len)
 {
 	struct codec_request req = {.op = CODEC_OP_DESTROY, .id = {id, id_len}};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, false, 0))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, false, 0)) != NULL)
+		return refuse(b, why);
 	return queue(b, &req, NULL);
 }
 
@@ -195,10 +237,16 @@ int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
 {
 	struct codec_request req = {
 	    .op = CODEC_OP_FLASH_PUSH, .id = {id, id_len}, .ttl_ms = ttl_ms};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, true, ttl_ms) || !type_ok(type) ||
-	    (msg == NULL && msg_len > 0))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, true, ttl_ms)) != NULL)
+		return refuse(b, why);
+	if (!type_ok(type))
+		return refuse(b, "a flash type has 1 to 64 bytes");
+	if (msg == NULL && msg_len > 0)
+		return refuse(b, "no message");
 	req.flash_type.ptr = (const uint8_t *)type;
 	req.flash_type.len = strlen(type);
 	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
@@ -209,9 +257,14 @@ int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
 int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type)
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .id = {id, id_len}};
+	const char *why;
 
-	if (b == NULL || !args_ok(id, id_len, false, 0) || (type != NULL && !type_ok(type)))
+	if (b == NULL)
 		return -1;
+	if ((why = args_problem(id, id_len, false, 0)) != NULL)
+		return refuse(b, why);
+	if (type != NULL && !type_ok(type))
+		return refuse(b, "a flash type has 1 to 64 bytes");
 	if (type != NULL) {
 		req.flash_type.ptr = (const uint8_t *)type;
 		req.flash_type.len = strlen(type);

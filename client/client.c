@@ -41,6 +41,16 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
 	return code;
 }
 
+size_t client_put_printable(char *dst, size_t size, size_t at, const void *src, size_t len)
+{
+	const uint8_t *p = src;
+
+	for (size_t i = 0; i < len && at + 1 < size; i++)
+		dst[at++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	dst[at] = '\0';
+	return at;
+}
+
 /* Keep only the key derived from the ${len} bytes of ${secret}, to seal connections with. */
 static int keep_psk(struct sessd_client *c, const void *secret, size_t len)
 {
@@ -48,7 +58,7 @@ static int keep_psk(struct sessd_client *c, const void *secret, size_t len)
 
 	if (sodium_init() < 0 || (psk = sodium_malloc(SEAL_PSK_BYTES)) == NULL) {
 		errno = ENOMEM;
-		return SESSD_ERR_NOMEM;
+		return client_error(c, SESSD_ERR_NOMEM, "no memory for the secret's key");
 	}
 	seal_psk(psk, secret, len);
 	sodium_mprotect_readonly(psk);
@@ -66,13 +76,14 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
 
 	if (secret == NULL || len < 1 || len > CLIENT_MAX_SECRET) {
 		errno = EINVAL;
-		return SESSD_ERR_USAGE;
+		return client_error(c, SESSD_ERR_USAGE, "a secret has 1 to %u bytes",
+		                    CLIENT_MAX_SECRET);
 	}
 	if (!c->plain_auth)
 		return keep_psk(c, secret, len);
 	if (sodium_init() < 0 || (field = sodium_malloc(header + len)) == NULL) {
 		errno = ENOMEM;
-		return SESSD_ERR_NOMEM;
+		return client_error(c, SESSD_ERR_NOMEM, "no memory for the secret");
 	}
 	if (header == 2) {
 		field[0] = 0xc4;
@@ -102,22 +113,32 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 
 	/* O_NONBLOCK: a FIFO at ${path} is refused below instead of waiting for a writer. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1)
-		return SESSD_ERR_USAGE;
+	if (fd == -1) {
+		err = errno;
+		client_error(c, rc, "auth file %s: %s", path, strerror(err));
+		goto fail;
+	}
 	if (fstat(fd, &sb) == -1) {
 		err = errno;
+		client_error(c, rc, "auth file %s: %s", path, strerror(err));
 		goto fail_close;
 	}
 	err = EINVAL;
-	if (!S_ISREG(sb.st_mode))
+	if (!S_ISREG(sb.st_mode)) {
+		client_error(c, rc, "auth file %s: not a regular file", path);
 		goto fail_close;
+	}
 	/* The daemon refuses such a file too: a secret other users can read guards nothing. */
 	err = EPERM;
-	if ((sb.st_mode & 0007) != 0)
+	if ((sb.st_mode & 0007) != 0) {
+		client_error(c, rc, "auth file %s: other users can access it, so it guards nothing",
+		             path);
 		goto fail_close;
+	}
 	if (sodium_init() < 0 || (secret = sodium_malloc(cap)) == NULL) {
 		rc = SESSD_ERR_NOMEM;
 		err = ENOMEM;
+		client_error(c, rc, "auth file %s: no memory to read it into", path);
 		goto fail_close;
 	}
 	for (;;) {
@@ -126,14 +147,14 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 			continue;
 		if (got == -1) {
 			err = errno;
+			client_error(c, rc, "auth file %s: %s", path, strerror(err));
 			goto fail_free;
 		}
 		if (got == 0)
 			break;
 		len += (size_t)got;
-		err = EINVAL;
 		if (len == cap)
-			goto fail_free;
+			goto fail_length;
 	}
 	/* One trailing newline, as daemon/auth.c strips it. */
 	if (len > 0 && secret[len - 1] == '\n') {
@@ -141,9 +162,8 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 		if (len > 0 && secret[len - 1] == '\r')
 			len--;
 	}
-	err = EINVAL;
 	if (len < CLIENT_MIN_FILE_SECRET || len > CLIENT_MAX_SECRET)
-		goto fail_free;
+		goto fail_length;
 	rc = client_set_secret(c, secret, len);
 	err = errno;
 	if (rc != SESSD_OK)
@@ -152,10 +172,16 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 	close(fd);
 	return SESSD_OK;
 
+fail_length:
+	err = EINVAL;
+	client_error(c, rc,
+	             "auth file %s: the secret must be %u to %u bytes, less one trailing newline",
+	             path, CLIENT_MIN_FILE_SECRET, CLIENT_MAX_SECRET);
 fail_free:
 	sodium_free(secret);
 fail_close:
 	close(fd);
+fail:
 	errno = err;
 	return rc;
 }
@@ -214,12 +240,7 @@ static int server_error(struct sessd_client *c, uint32_t status, const struct mp
 	size_t at, n = message->len > 200 ? 200 : message->len;
 
 	at = (size_t)snprintf(c->errmsg, sizeof(c->errmsg), "%s: ", codec_status_name(status));
-	for (size_t i = 0; i < n && at + 1 < sizeof(c->errmsg); i++) {
-		uint8_t ch = message->ptr[i];
-
-		c->errmsg[at++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	c->errmsg[at] = '\0';
+	client_put_printable(c->errmsg, sizeof(c->errmsg), at, message->ptr, n);
 	return (int)status;
 }
 
@@ -337,7 +358,7 @@ static int hello_on_frame(void *ctx, const uint8_t *body, size_t len)
 		char said[CLIENT_ERRMSG_SIZE];
 
 		memcpy(said, c->errmsg, sizeof(said));
-		client_error(c, h->status, "%s (%.180s)",
+		client_error(c, h->status, "%s (%s)",
 		             client_has_secret(c)
 		                 ? "the server refused the secret"
 		                 : "the server requires a secret and none was given",
@@ -460,7 +481,8 @@ static int say_hello(struct sessd_client *c)
 		char why[CLIENT_ERRMSG_SIZE];
 
 		memcpy(why, c->errmsg, sizeof(why));
-		client_error(c, SESSD_ERR_CONNECT, "HELLO failed: %s", why);
+		client_error(c, SESSD_ERR_CONNECT, "%s: %s",
+		             rc == SESSD_ERR_TIMEOUT ? "HELLO timed out" : "HELLO failed", why);
 		errno = rc == SESSD_ERR_TIMEOUT ? ETIMEDOUT : ECONNRESET;
 		return SESSD_ERR_CONNECT;
 	}
@@ -491,16 +513,36 @@ static bool connection_gone(int fd)
 	return poll(&pfd, 1, 0) != 0;
 }
 
+/*
+ * Put "cannot connect to URL: " before the words in c->errmsg: a connection that failed says
+ * where it went, for sessd_connect and for a later call's reconnection alike. Returns ${rc},
+ * errno untouched.
+ */
+static int connect_failed(struct sessd_client *c, int rc)
+{
+	char why[CLIENT_ERRMSG_SIZE], where[URL_MAX_TEXT];
+	int saved = errno;
+
+	memcpy(why, c->errmsg, sizeof(why));
+	url_format(&c->url, where, sizeof(where));
+	client_error(c, rc, "cannot connect to %s: %s", where, why);
+	errno = saved;
+	return rc;
+}
+
 int client_ready(struct sessd_client *c)
 {
-	int fd;
+	int fd, rc;
 
 	if (c->fd != -1 && !connection_gone(c->fd))
 		return SESSD_OK;
 	client_drop(c);
 	fd = wire_connect(&c->url, wire_now_ms() + c->timeout_ms, c->errmsg, sizeof(c->errmsg));
 	if (fd == -1)
-		return SESSD_ERR_CONNECT;
+		return connect_failed(c, SESSD_ERR_CONNECT);
 	c->fd = fd;
-	return say_hello(c);
+	rc = say_hello(c);
+	if (rc != SESSD_OK)
+		return connect_failed(c, rc);
+	return SESSD_OK;
 }

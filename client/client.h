@@ -21,7 +21,7 @@
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_NAME       "libsessd"
-#define CLIENT_ERRMSG_SIZE        256
+#define CLIENT_ERRMSG_SIZE        SESSD_ERRMSG_SIZE
 /*
  * The largest frame body the client sends or reads, whatever HELLO announces: sessd's own
  * largest --max-frame (CONFIG_MAX_MAX_FRAME, daemon/config.h), so every sessd is taken at its
@@ -76,17 +76,25 @@ int client_error(struct sessd_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * client_put_printable(dst, size, at, src, len):
+ * Write the ${len} bytes of ${src} (borrowed) at ${dst} + ${at}, as many as fit in ${size}
+ * with a NUL after them, each byte outside printable ASCII (escapes, newlines, NULs) as '?':
+ * for words that may reach a terminal. ${at} must be under ${size}. Returns the new end.
+ */
+size_t client_put_printable(char *dst, size_t size, size_t at, const void *src, size_t len);
+
+/*
  * client_ready(c):
  * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
  * or the server has closed it since (nothing is pending on it between calls, so anything
  * readable means it is gone). With c->psk the new connection is sealed. Returns SESSD_OK,
- * SESSD_ERR_CONNECT (with errno from the connect), the server's status if it refused the
- * HELLO (SESSD_ERR_AUTH with errno EACCES: it refused the secret or its absence),
- * SESSD_ERR_AUTH with errno EPERM when c->require_auth is set and the server did not check
- * the secret, or when sealing and the server did not prove it holds the secret (nothing more
- * is sent to it), SESSD_ERR_PROTOCOL
- * (errno EPROTO: a HELLO reply this client cannot use, such as one without max_frame), or
- * SESSD_ERR_NOMEM.
+ * SESSD_ERR_CONNECT (with errno from the connect, or ETIMEDOUT or ECONNRESET from HELLO), the
+ * server's status if it refused the HELLO (SESSD_ERR_AUTH with errno EACCES: it refused the
+ * secret or its absence), SESSD_ERR_AUTH with errno EPERM when c->require_auth is set and the
+ * server did not check the secret, or when sealing and the server did not prove it holds the
+ * secret (nothing more is sent to it), SESSD_ERR_PROTOCOL (errno EPROTO: a HELLO reply this
+ * client cannot use, such as one without max_frame), or SESSD_ERR_NOMEM. On failure c->errmsg
+ * says "cannot connect to URL: " and why.
  */
 int client_ready(struct sessd_client *c);
 
@@ -96,7 +104,7 @@ int client_ready(struct sessd_client *c);
  * with c->plain_auth a copy to show as it is (c->auth_field), else only the key derived from
  * it (c->psk) to seal connections with. Returns SESSD_OK, SESSD_ERR_USAGE (errno EINVAL:
  * ${len} is outside 1..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also when
- * libsodium cannot start).
+ * libsodium cannot start), with c->errmsg saying which (never the secret).
  */
 int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
 
@@ -107,7 +115,8 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
  * CLIENT_MAX_SECRET of them; then as client_set_secret. The bytes read pass only through
  * sodium_malloc'd memory. Returns SESSD_OK, SESSD_ERR_USAGE with errno from open, fstat or
  * read, EPERM (other users can access the file) or EINVAL (not a regular file, or a secret of
- * the wrong length), or SESSD_ERR_NOMEM.
+ * the wrong length), or SESSD_ERR_NOMEM; on failure c->errmsg names ${path} and says why
+ * (never a byte of the file).
  */
 int client_read_secret_file(struct sessd_client *c, const char *path);
 

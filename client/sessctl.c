@@ -598,21 +598,30 @@ static int check_command(const struct command *cmd, const struct opts *o)
 	return 0;
 }
 
-/* Say why the secret file ${path} was refused, from sessd_connect's errno (sessd.h). */
-static void report_auth_file(const char *path, int err)
+/*
+ * After the reason libsessd gave for a refusal (SESSD_ERR_AUTH, its errno ${err}), say what
+ * to do about it.
+ */
+static void hint_auth(const struct opts *o, int err)
 {
-	if (err == EPERM)
+	if (o->auth_file == NULL)
 		fprintf(stderr,
-		        "sessctl: auth file %s: other users can access it, so it guards nothing; "
-		        "chmod o-rwx it\n",
-		        path);
-	else if (err == EINVAL)
-		fprintf(stderr,
-		        "sessctl: auth file %s: not a regular file holding a secret of 16 to 1024 "
-		        "bytes (less one trailing newline)\n",
-		        path);
-	else
-		fprintf(stderr, "sessctl: auth file %s: %s\n", path, strerror(err));
+		        "sessctl: %s requires authentication: give its secret with --auth-file "
+		        "FILE or $SESSD_AUTH_FILE\n",
+		        o->url);
+	else if (err == EPERM)
+		fprintf(
+		    stderr,
+		    "sessctl: authentication failed: %s is not the sessd that has the secret in "
+		    "%s\n",
+		    o->url, o->auth_file);
+	else if (!o->plain_auth)
+		fprintf(
+		    stderr,
+		    "sessctl: authentication failed with the secret in %s: the wrong secret, or "
+		    "a sessd that cannot seal (such as one without --auth-file; --plain-auth "
+		    "sends the secret unsealed)\n",
+		    o->auth_file);
 }
 
 static int connect_to(const struct opts *o, struct sessd_client **c)
@@ -622,43 +631,26 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 	                           .client_name = "sessctl",
 	                           .auth_file = o->auth_file,
 	                           .plain_auth = o->plain_auth};
+	char why[SESSD_ERRMSG_SIZE];
 	struct url parsed;
-	const char *why;
-	int rc;
+	const char *url_why;
+	int rc, err;
 
-	if (url_parse(o->url, &parsed, &why) == -1) {
-		fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, why);
+	if (url_parse(o->url, &parsed, &url_why) == -1) {
+		fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, url_why);
 		return EXIT_TROUBLE;
 	}
-	rc = sessd_connect(o->url, &so, c);
+	rc = sessd_connect_errbuf(o->url, &so, c, why, sizeof(why));
 	if (rc == SESSD_OK)
 		return 0;
+	err = errno;
+	/* libsessd's words name the address, or the auth file, and say why. */
+	fprintf(stderr, "sessctl: %s\n", why[0] != '\0' ? why : sessd_strerror(rc));
 	/* The URL, namespace and timeout were checked above: a usage error is the file's. */
-	if (rc == SESSD_ERR_USAGE && o->auth_file != NULL)
-		report_auth_file(o->auth_file, errno);
-	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL && errno == EPERM)
-		fprintf(stderr,
-		        "sessctl: %s did not prove it holds the secret in %s: authentication "
-		        "failed (it is not the sessd that has that secret)\n",
-		        o->url, o->auth_file);
-	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL && !o->plain_auth)
-		fprintf(stderr,
-		        "sessctl: %s refused the secret in %s: authentication failed (the wrong "
-		        "secret; or a sessd that cannot seal, such as one without --auth-file: "
-		        "--plain-auth sends the secret unsealed)\n",
-		        o->url, o->auth_file);
-	else if (rc == SESSD_ERR_AUTH && o->auth_file != NULL)
-		fprintf(stderr, "sessctl: %s refused the secret in %s: authentication failed\n",
-		        o->url, o->auth_file);
+	if (rc == SESSD_ERR_USAGE && o->auth_file != NULL && err == EPERM)
+		fprintf(stderr, "sessctl: chmod o-rwx %s, or give another file\n", o->auth_file);
 	else if (rc == SESSD_ERR_AUTH)
-		fprintf(stderr,
-		        "sessctl: %s requires authentication: give its secret with --auth-file "
-		        "FILE or $SESSD_AUTH_FILE\n",
-		        o->url);
-	else if (rc == SESSD_ERR_CONNECT)
-		fprintf(stderr, "sessctl: cannot connect to %s: %s\n", o->url, strerror(errno));
-	else
-		fprintf(stderr, "sessctl: cannot connect to %s: %s\n", o->url, sessd_strerror(rc));
+		hint_auth(o, err);
 	return EXIT_TROUBLE;
 }
 

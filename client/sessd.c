@@ -205,7 +205,7 @@ static void set_id(struct codec_request *req, const void *id, size_t id_len)
 
 /*
  * Take the secret options of ${opts} into ${c}. Returns SESSD_OK, or SESSD_ERR_USAGE or
- * SESSD_ERR_NOMEM with errno saying why (sessd.h, sessd_connect).
+ * SESSD_ERR_NOMEM with errno and c->errmsg saying why (sessd.h, sessd_connect).
  */
 static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
 {
@@ -213,9 +213,9 @@ static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
 
 	errno = EINVAL;
 	if (opts->auth != NULL && opts->auth_file != NULL)
-		return SESSD_ERR_USAGE;
+		return client_error(c, SESSD_ERR_USAGE, "both auth and auth_file are set");
 	if (opts->auth == NULL && opts->auth_len != 0)
-		return SESSD_ERR_USAGE;
+		return client_error(c, SESSD_ERR_USAGE, "auth_len is set without auth");
 	/* Read before the secret, which it says how to keep (client_set_secret). */
 	c->plain_auth = opts->plain_auth;
 	if (opts->auth != NULL)
@@ -229,23 +229,54 @@ static int take_secret(struct sessd_client *c, const struct sessd_options *opts)
 	 * show a secret that is not there. */
 	errno = EINVAL;
 	if ((opts->require_auth || opts->plain_auth) && !client_has_secret(c))
-		return SESSD_ERR_USAGE;
+		return client_error(c, SESSD_ERR_USAGE, "%s needs a secret (auth or auth_file)",
+		                    opts->require_auth ? "require_auth" : "plain_auth");
 	c->require_auth = opts->require_auth;
 	return SESSD_OK;
 }
 
+/*
+ * Copy ${words} into the caller's ${errbuf} of ${errbuf_len} bytes, cut to fit; nothing when
+ * there is no buffer. errno is left as it was.
+ */
+static void put_errbuf(char *errbuf, size_t errbuf_len, const char *words)
+{
+	size_t n;
+
+	if (errbuf == NULL || errbuf_len == 0)
+		return;
+	n = strlen(words);
+	if (n >= errbuf_len)
+		n = errbuf_len - 1;
+	memcpy(errbuf, words, n);
+	errbuf[n] = '\0';
+}
+
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client)
+{
+	return sessd_connect_errbuf(url, opts, client, NULL, 0);
+}
+
+int sessd_connect_errbuf(const char *url, const struct sessd_options *opts,
+                         struct sessd_client **client, char *errbuf, size_t errbuf_len)
 {
 	struct sessd_client *c;
 	const char *why;
+	size_t at;
 	int rc, saved, usage_errno = EINVAL;
 
-	if (client == NULL)
+	if (client == NULL) {
+		put_errbuf(errbuf, errbuf_len, "no place for the client (client is NULL)");
+		errno = EINVAL;
 		return SESSD_ERR_USAGE;
+	}
 	*client = NULL;
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL) {
+		put_errbuf(errbuf, errbuf_len, "out of memory");
+		errno = ENOMEM;
 		return SESSD_ERR_NOMEM;
+	}
 	c->fd = -1;
 	c->next_request_id = 1;
 	c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
@@ -255,16 +286,28 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
 	buf_init(&c->raw);
 	snprintf(c->client_name, sizeof(c->client_name), "%s", CLIENT_DEFAULT_NAME);
 	rc = SESSD_ERR_USAGE;
-	if (url_parse(url, &c->url, &why) == -1)
+	if (url_parse(url, &c->url, &why) == -1) {
+		/* The caller's own string, shown as it is only where it is printable. */
+		at = (size_t)snprintf(c->errmsg, sizeof(c->errmsg), "bad URL '");
+		if (url != NULL)
+			at = client_put_printable(c->errmsg, sizeof(c->errmsg), at, url,
+			                          strnlen(url, URL_MAX_TEXT));
+		snprintf(c->errmsg + at, sizeof(c->errmsg) - at, "': %s", why);
 		goto fail;
+	}
 	if (opts != NULL) {
-		if (opts->timeout_ms < 0)
+		if (opts->timeout_ms < 0) {
+			client_error(c, rc, "timeout_ms is negative");
 			goto fail;
+		}
 		if (opts->timeout_ms > 0)
 			c->timeout_ms = opts->timeout_ms;
 		if (opts->client_name != NULL) {
-			if (strlen(opts->client_name) >= sizeof(c->client_name))
+			if (strlen(opts->client_name) >= sizeof(c->client_name)) {
+				client_error(c, rc, "client_name has more than %zu bytes",
+				             sizeof(c->client_name) - 1);
 				goto fail;
+			}
 			snprintf(c->client_name, sizeof(c->client_name), "%s", opts->client_name);
 		}
 		if (opts->ns != NULL && sessd_set_namespace(c, opts->ns) != SESSD_OK)
@@ -278,6 +321,7 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
 	rc = client_ready(c);
 	if (rc != SESSD_OK)
 		goto fail;
+	put_errbuf(errbuf, errbuf_len, "");
 	*client = c;
 	return SESSD_OK;
 
@@ -285,6 +329,7 @@ fail:
 	saved = errno;
 	if (rc == SESSD_ERR_USAGE)
 		saved = usage_errno;
+	put_errbuf(errbuf, errbuf_len, c->errmsg);
 	sessd_close(c);
 	errno = saved;
 	return rc;
@@ -412,8 +457,11 @@ int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data
 	struct codec_request req = {.op = CODEC_OP_GET};
 	struct call k = {.data = data, .data_len = data_len};
 
-	if (c == NULL || data == NULL || data_len == NULL)
+	if (c == NULL)
 		return SESSD_ERR_USAGE;
+	if (data == NULL || data_len == NULL)
+		return client_error(c, SESSD_ERR_USAGE,
+		                    "no place for the data (data or data_len is NULL)");
 	*data = NULL;
 	*data_len = 0;
 	if (!id_ok(id, id_len))
@@ -505,8 +553,10 @@ int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const
 	struct codec_request req = {.op = CODEC_OP_FLASH_POP};
 	struct call k = {.flash_type = type, .flashes = out};
 
-	if (c == NULL || out == NULL)
+	if (c == NULL)
 		return SESSD_ERR_USAGE;
+	if (out == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the messages (out is NULL)");
 	*out = NULL;
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
@@ -532,8 +582,10 @@ int sessd_count(struct sessd_client *c, uint64_t *count)
 {
 	struct codec_request req = {.op = CODEC_OP_COUNT};
 
-	if (c == NULL || count == NULL)
+	if (c == NULL)
 		return SESSD_ERR_USAGE;
+	if (count == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the count (count is NULL)");
 	return call_number(c, &req, count);
 }
 
@@ -542,8 +594,10 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 	struct codec_request req = {.op = CODEC_OP_LIST, .cursor = cursor};
 	struct call k = {.list = out};
 
-	if (c == NULL || out == NULL)
+	if (c == NULL)
 		return SESSD_ERR_USAGE;
+	if (out == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
 	*out = NULL;
 	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
 	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
@@ -570,8 +624,10 @@ int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **o
 	struct codec_request req = {.op = CODEC_OP_STATS};
 	struct call k = {.stats = out};
 
-	if (c == NULL || out == NULL)
+	if (c == NULL)
 		return SESSD_ERR_USAGE;
+	if (out == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the figures (out is NULL)");
 	*out = NULL;
 	if (whole_server) {
 		req.ns_all = true;

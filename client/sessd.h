@@ -38,6 +38,11 @@ extern "C" {
 #define SESSD_VERSION "0.1.0"
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43
+/*
+ * The size of the buffer a client keeps its words in (sessd_errmsg), NUL included: an errbuf
+ * of this size (sessd_connect_errbuf) cuts nothing that sessd_errmsg would show.
+ */
+#define SESSD_ERRMSG_SIZE 512
 
 enum sessd_result {
 	SESSD_OK = 0,
@@ -124,16 +129,36 @@ struct sessd_options {
  * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can
  * access the file; EINVAL when it is not a regular file or its secret is not 16 to 1024
  * bytes.
+ * With no client there is no sessd_errmsg: sessd_connect_errbuf gives the words as well.
  */
 int sessd_connect(const char *url, const struct sessd_options *opts, struct sessd_client **client);
+
+/*
+ * sessd_connect_errbuf(url, opts, client, errbuf, errbuf_len):
+ * sessd_connect, which also writes words for its result into ${errbuf}, the caller's buffer of
+ * ${errbuf_len} bytes, written only during the call and not kept: on failure the words
+ * sessd_errmsg would give, cut to errbuf_len - 1 bytes and a NUL (SESSD_ERRMSG_SIZE cuts
+ * nothing); on SESSD_OK "". With ${errbuf} NULL or ${errbuf_len} 0 it writes nothing and is
+ * sessd_connect. Returns what sessd_connect returns, with the same errno.
+ * The words name the address ("cannot connect to unix:/run/sessd/sessd.sock: ...") for a failure to
+ * connect or to complete HELLO, and say which: the connect's strerror; a HELLO that timed out
+ * or whose connection broke; the server's refusal of the secret with its AUTH_FAILED message
+ * (such as one without --auth-file refusing to seal); a server that did not prove the secret
+ * and how; a HELLO reply that is unusable and how. Else the bad URL or option, or the auth_file
+ * and why it cannot be used. No key or secret is ever in them; the server's words are shown
+ * with bytes outside printable ASCII as '?'.
+ */
+int sessd_connect_errbuf(const char *url, const struct sessd_options *opts,
+                         struct sessd_client **client, char *errbuf, size_t errbuf_len);
 
 /* sessd_close(c): close the connection and free ${c}. sessd_close(NULL) does nothing. */
 void sessd_close(struct sessd_client *c);
 
 /*
- * sessd_errmsg(c): words for the last error on ${c}; valid until the next call on ${c}. For a
- * server error, its status name and the start of its message, bytes outside printable ASCII
- * shown as '?' (the words may be printed on a terminal).
+ * sessd_errmsg(c): words for the last error on ${c} (or on a batch of ${c}); owned by ${c},
+ * valid until the next call on ${c} or its batch. For a server error, its status name and the
+ * start of its message, bytes outside printable ASCII shown as '?' (the words may be printed on
+ * a terminal). A reconnection that fails names the address, as sessd_connect_errbuf does.
  */
 const char *sessd_errmsg(const struct sessd_client *c);
 
@@ -281,7 +306,9 @@ void sessd_batch_free(struct sessd_batch *b);
 
 /*
  * Queue one request each; arguments are copied. Each returns the request's index in the
- * batch (0, 1, ...), or -1 (bad argument or out of memory; nothing queued).
+ * batch (0, 1, ...), or -1 with nothing queued: errno EINVAL (a bad argument), EMSGSIZE (a
+ * frame over the server's max_frame) or ENOMEM, and sessd_errmsg of the batch's client saying
+ * which (unless the batch is NULL).
  */
 int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len);
 int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,

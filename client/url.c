@@ -6,6 +6,7 @@
 #include "url.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define UNIX_PREFIX "unix:"
@@ -105,4 +106,14 @@ int url_parse(const char *text, struct url *out, const char **why)
 	if (strncmp(text, TCP_PREFIX, strlen(TCP_PREFIX)) == 0)
 		return parse_tcp(text + strlen(TCP_PREFIX), out, why);
 	return fail(why, "the URL must start with unix: or tcp://");
+}
+
+void url_format(const struct url *u, char *out, size_t size)
+{
+	if (u->is_unix)
+		snprintf(out, size, "%s%s", UNIX_PREFIX, u->path);
+	else if (strchr(u->host, ':') != NULL)
+		snprintf(out, size, "%s[%s]:%s", TCP_PREFIX, u->host, u->port);
+	else
+		snprintf(out, size, "%s%s:%s", TCP_PREFIX, u->host, u->port);
 }

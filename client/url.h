@@ -2,6 +2,7 @@
 #define SESSD_CLIENT_URL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Where a client connects: "unix:/path/to/socket" or "tcp://host:port", where host is a name,
@@ -12,6 +13,8 @@
 #define URL_MAX_PATH 107
 /* The longest DNS name (RFC 1035). */
 #define URL_MAX_HOST 253
+/* The longest URL url_format writes, with its NUL: "tcp://[" host "]:" port. */
+#define URL_MAX_TEXT (sizeof("tcp://[]:65535") + URL_MAX_HOST)
 
 struct url {
 	bool is_unix;
@@ -26,5 +29,13 @@ struct url {
  * Returns 0, or -1 with errno EINVAL and ${why} pointing to a static message.
  */
 int url_parse(const char *text, struct url *out, const char **why);
+
+/*
+ * url_format(u, out, size):
+ * Write ${u} as a URL url_parse reads back ("unix:/path", "tcp://host:port", an IPv6 host in
+ * brackets) into ${out} of ${size} bytes, cut short if it does not fit; URL_MAX_TEXT always
+ * fits. ${out} is the caller's.
+ */
+void url_format(const struct url *u, char *out, size_t size);
 
 #endif

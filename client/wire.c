@@ -100,7 +100,7 @@ fail_close:
 	close(fd);
 	errno = saved;
 fail:
-	snprintf(err, err_size, "cannot connect to unix:%s: %s", u->path, strerror(errno));
+	snprintf(err, err_size, "%s", strerror(errno));
 	return -1;
 }
 
@@ -115,8 +115,11 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
 	rc = getaddrinfo(u->host, u->port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, err_size, "cannot resolve %s: %s", u->host, gai_strerror(rc));
-		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		/* EAI_SYSTEM's own words are "System error": the reason is in errno. */
+		last_errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		snprintf(err, err_size, "cannot resolve %s: %s", u->host,
+		         rc == EAI_SYSTEM ? strerror(last_errno) : gai_strerror(rc));
+		errno = last_errno;
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -136,8 +139,7 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 	}
 	freeaddrinfo(res);
 	if (fd == -1) {
-		snprintf(err, err_size, "cannot connect to tcp://%s:%s: %s", u->host, u->port,
-		         strerror(last_errno));
+		snprintf(err, err_size, "%s", strerror(last_errno));
 		errno = last_errno;
 		return -1;
 	}

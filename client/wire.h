@@ -23,7 +23,8 @@ int64_t wire_now_ms(void);
  * Open a non-blocking stream socket to ${u} (trying each address getaddrinfo gives, with
  * TCP_NODELAY on TCP), waiting until ${deadline_ms} (wire_now_ms) at most. Name resolution
  * itself is not bounded by the deadline. Returns the fd (the caller closes it), or -1 with
- * errno set and words in ${err}.
+ * errno set and words in ${err}: strerror of the failing step, or why the host did not
+ * resolve. The words do not repeat the URL; the caller names it.
  */
 int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err_size);
 

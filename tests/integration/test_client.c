@@ -189,7 +189,15 @@ LEAK_CHECKED_TEST(client, bad_arguments_are_usage_errors)
 	cr_assert_eq(sessd_set(c, "a", 1, NULL, 3, TTL_MS), SESSD_ERR_USAGE);
 	cr_assert_eq(sessd_touch(c, "a", 1, 0), SESSD_ERR_USAGE);
 	cr_assert_eq(sessd_get(c, NULL, 1, &data, &len), SESSD_ERR_USAGE);
+	/* A refused argument says so, rather than leave the last call's words. */
+	cr_assert_eq(sessd_get(c, "no-such", 7, &data, &len), SESSD_NOT_FOUND);
 	cr_assert_eq(sessd_get(c, "a", 1, NULL, &len), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "no place for the data") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert_eq(sessd_count(c, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "count is NULL") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_list(c, 0, 10, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "out is NULL") != NULL, "errmsg: %s", sessd_errmsg(c));
 	cr_assert_eq(sessd_flash_push(c, "a", 1, "", "m", 1, TTL_MS, NULL), SESSD_ERR_USAGE);
 	cr_assert_eq(sessd_flash_push(c, "a", 1, long_type, "m", 1, TTL_MS, NULL), SESSD_ERR_USAGE);
 	cr_assert_eq(sessd_flash_pop(c, "a", 1, long_type, &f), SESSD_ERR_USAGE);
@@ -544,9 +552,30 @@ LEAK_CHECKED_TEST(client, batch_statuses_and_edges)
 	cr_assert_not_null(b);
 	cr_assert_null(sessd_batch_new(NULL));
 	cr_assert_eq(sessd_batch_run(b), SESSD_OK);
+	/* Each refusal says which argument, in errno and in the client's words. */
+	errno = 0;
 	cr_assert_eq(sessd_batch_get(b, "", 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert(strstr(sessd_errmsg(c), "an id has 1 to 128 bytes") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
 	cr_assert_eq(sessd_batch_set(b, "x", 1, "v", 1, 0), -1);
+	cr_assert(strstr(sessd_errmsg(c), "a ttl is") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_set(b, "x", 1, NULL, 3, TTL_MS), -1);
+	cr_assert(strstr(sessd_errmsg(c), "no data") != NULL, "errmsg: %s", sessd_errmsg(c));
 	cr_assert_eq(sessd_batch_flash_push(b, "x", 1, "", "m", 1, TTL_MS), -1);
+	cr_assert(strstr(sessd_errmsg(c), "flash type") != NULL, "errmsg: %s", sessd_errmsg(c));
+	{
+		size_t big_len = sessd_max_frame(c);
+		char *big = calloc(1, big_len);
+
+		cr_assert_not_null(big);
+		errno = 0;
+		cr_assert_eq(sessd_batch_set(b, "x", 1, big, big_len, TTL_MS), -1);
+		cr_assert_eq(errno, EMSGSIZE);
+		cr_assert(strstr(sessd_errmsg(c), "over the max_frame") != NULL, "errmsg: %s",
+		          sessd_errmsg(c));
+		free(big);
+	}
 	cr_assert_eq(sessd_batch_get(b, "nope", 4), 0);
 	cr_assert_eq(sessd_batch_touch(b, "nope", 4, TTL_MS), 1);
 	cr_assert_eq(sessd_batch_destroy(b, "nope", 4), 2);
@@ -674,6 +703,7 @@ LEAK_CHECKED_TEST(client, reconnects_when_the_server_dies_mid_call)
 LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 {
 	struct sessd_options opts = {.timeout_ms = 200};
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
 	struct sessd_client *c = NULL, *c2 = NULL;
 	struct sessd_batch *b;
 	int rc;
@@ -685,10 +715,15 @@ LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 	rc = sessd_ping(c);
 	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "ping: %s", sessd_strerror(rc));
 	cr_assert_neq(sessd_errmsg(c)[0], '\0');
-	/* Connecting gets into the backlog, but HELLO gets no answer. */
-	rc = sessd_connect(daemon_.tcp_url, &opts, &c2);
+	/* Connecting gets into the backlog, but HELLO gets no answer: the words say so. */
+	errno = 0;
+	rc = sessd_connect_errbuf(daemon_.tcp_url, &opts, &c2, errbuf, sizeof(errbuf));
 	cr_assert_eq(rc, SESSD_ERR_CONNECT, "connect: %s", sessd_strerror(rc));
 	cr_assert_null(c2);
+	cr_assert_eq(errno, ETIMEDOUT, "errno %d", errno);
+	snprintf(want, sizeof(want),
+	         "cannot connect to %s: HELLO timed out: no reply within 200 ms", daemon_.tcp_url);
+	cr_assert_str_eq(errbuf, want);
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
 	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
@@ -736,6 +771,99 @@ LEAK_CHECKED_TEST(client, connect_errors)
 	snprintf(url, sizeof(url), "tcp://[::1]:%d", closed_port());
 	cr_assert_eq(sessd_connect(url, NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_eq(sessd_connect(daemon_.unix_url, NULL, NULL), SESSD_ERR_USAGE);
+}
+
+/*
+ * sessd_connect_errbuf says why a connect failed, naming the address: the connect's strerror
+ * for a missing socket and for a closed port. It cuts the words to the buffer and writes
+ * nothing past it, nothing without a buffer, and "" on success.
+ */
+LEAK_CHECKED_TEST(client, connect_errbuf_names_the_address_and_the_reason)
+{
+	struct sessd_client *c = (struct sessd_client *)1;
+	char url[400], want[SESSD_ERRMSG_SIZE], errbuf[SESSD_ERRMSG_SIZE], small[12];
+
+	snprintf(url, sizeof(url), "unix:%s/no-such.sock", daemon_.dir);
+	errno = 0;
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_CONNECT);
+	cr_assert_null(c);
+	cr_assert_eq(errno, ENOENT, "errno %d", errno);
+	snprintf(want, sizeof(want), "cannot connect to %s: %s", url, strerror(ENOENT));
+	cr_assert_str_eq(errbuf, want);
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", closed_port());
+	errno = 0;
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_CONNECT);
+	cr_assert_eq(errno, ECONNREFUSED, "errno %d", errno);
+	snprintf(want, sizeof(want), "cannot connect to %s: %s", url, strerror(ECONNREFUSED));
+	cr_assert_str_eq(errbuf, want);
+
+	/* An IPv6 host is named as the URL has it, in brackets. */
+	snprintf(url, sizeof(url), "tcp://[::1]:%d", closed_port());
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_CONNECT);
+	snprintf(want, sizeof(want), "cannot connect to %s: ", url);
+	cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "errbuf: %s", errbuf);
+
+	/* Cut to the buffer, NUL included; nothing after it touched. */
+	memset(small, 'Z', sizeof(small));
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, small, 8), SESSD_ERR_CONNECT);
+	cr_assert_str_eq(small, "cannot ");
+	cr_assert_eq(small[8], 'Z');
+	memset(small, 'Z', sizeof(small));
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, small, 0), SESSD_ERR_CONNECT);
+	cr_assert_eq(small[0], 'Z');
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, NULL, sizeof(small)), SESSD_ERR_CONNECT);
+	cr_assert_null(c);
+
+	snprintf(errbuf, sizeof(errbuf), "stale");
+	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_OK);
+	cr_assert_str_eq(errbuf, "");
+	sessd_close(c);
+	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, NULL, NULL, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert(strstr(errbuf, "client is NULL") != NULL, "errbuf: %s", errbuf);
+}
+
+/*
+ * A bad URL or option: the words say which, the caller's URL shown without its control
+ * bytes.
+ */
+LEAK_CHECKED_TEST(client, connect_errbuf_says_which_argument_is_bad)
+{
+	char errbuf[SESSD_ERRMSG_SIZE], long_name[80];
+	struct sessd_options opts = {.timeout_ms = -1};
+	struct sessd_client *c = (struct sessd_client *)1;
+
+	cr_assert_eq(
+	    sessd_connect_errbuf("http://127.0.0.1:7077", NULL, &c, errbuf, sizeof(errbuf)),
+	    SESSD_ERR_USAGE);
+	cr_assert_null(c);
+	cr_assert_str_eq(
+	    errbuf, "bad URL 'http://127.0.0.1:7077': the URL must start with unix: or tcp://");
+	cr_assert_eq(sessd_connect_errbuf("tcp://a\x1b[2Jb:1", NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert(strstr(errbuf, "bad URL 'tcp://a?[2Jb:1': ") != NULL, "errbuf: %s", errbuf);
+	cr_assert_eq(sessd_connect_errbuf(NULL, NULL, &c, errbuf, sizeof(errbuf)), SESSD_ERR_USAGE);
+	cr_assert(strstr(errbuf, "empty URL") != NULL, "errbuf: %s", errbuf);
+
+	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert_str_eq(errbuf, "timeout_ms is negative");
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	opts = (struct sessd_options){.client_name = long_name};
+	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert(strstr(errbuf, "client_name") != NULL, "errbuf: %s", errbuf);
+	opts = (struct sessd_options){.ns = long_name};
+	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert(strstr(errbuf, "namespace") != NULL, "errbuf: %s", errbuf);
+	cr_assert_null(c);
 }
 
 LEAK_CHECKED_TEST(client, bad_urls)
@@ -844,18 +972,25 @@ LEAK_CHECKED_TEST(client, require_auth_refuses_a_server_that_does_not_check)
 	                             .auth_len = strlen(AUTH_SECRET),
 	                             .plain_auth = true};
 	struct sessd_client *c = (struct sessd_client *)1;
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
 
 	c = connect_with(daemon_.unix_url, opts);
 	set_and_get(c, "given-early");
 	sessd_close(c);
 	opts.require_auth = true;
 	for (int i = 0; i < 2; i++) {
+		const char *url = i ? daemon_.tcp_url : daemon_.unix_url;
+
 		c = (struct sessd_client *)1;
 		errno = 0;
-		cr_assert_eq(sessd_connect(i ? daemon_.tcp_url : daemon_.unix_url, &opts, &c),
+		cr_assert_eq(sessd_connect_errbuf(url, &opts, &c, errbuf, sizeof(errbuf)),
 		             SESSD_ERR_AUTH);
 		cr_assert_null(c);
 		cr_assert_eq(errno, EPERM, "errno %d", errno);
+		snprintf(want, sizeof(want), "cannot connect to %s: ", url);
+		cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "errbuf: %s", errbuf);
+		cr_assert(strstr(errbuf, "did not check the secret") != NULL, "errbuf: %s", errbuf);
+		cr_assert_null(strstr(errbuf, "k9Vq0"), "errbuf: %s", errbuf);
 	}
 }
 
@@ -870,16 +1005,25 @@ LEAK_CHECKED_TEST(client, sealing_needs_a_server_with_the_secret)
 	struct sessd_options opts = {
 	    .timeout_ms = 10000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
 	struct sessd_client *c;
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
+	const char *url;
 	int rc;
 
 	for (int i = 0; i < 4; i++) {
 		opts.require_auth = i >= 2;
+		url = i % 2 ? daemon_.tcp_url : daemon_.unix_url;
 		c = (struct sessd_client *)1;
 		errno = 0;
-		rc = sessd_connect(i % 2 ? daemon_.tcp_url : daemon_.unix_url, &opts, &c);
+		rc = sessd_connect_errbuf(url, &opts, &c, errbuf, sizeof(errbuf));
 		cr_assert_eq(rc, SESSD_ERR_AUTH, "%d: %s", i, sessd_strerror(rc));
 		cr_assert_null(c);
 		cr_assert_eq(errno, EACCES, "%d: errno %d", i, errno);
+		/* The words: where, that the server refused, and its reason (no --auth-file). */
+		snprintf(want, sizeof(want),
+		         "cannot connect to %s: the server refused the secret (AUTH_FAILED: ", url);
+		cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "%d: errbuf: %s", i, errbuf);
+		cr_assert(strstr(errbuf, "no --auth-file") != NULL, "%d: errbuf: %s", i, errbuf);
+		cr_assert_null(strstr(errbuf, "k9Vq0"), "%d: errbuf: %s", i, errbuf);
 	}
 }
 
@@ -957,19 +1101,40 @@ LEAK_CHECKED_TEST(auth, a_wrong_or_missing_secret_is_refused)
 	const char *urls[] = {daemon_.unix_url, daemon_.tcp_url};
 	struct sessd_options opts = {.timeout_ms = 10000};
 	struct sessd_client *c;
-	char other[160];
+	char other[160], errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
 
 	snprintf(other, sizeof(other), "%s/other", auth_dir);
 	write_file(other, wrong, strlen(wrong), 0600);
 	for (int i = 0; i < 2; i++) {
 		opts = (struct sessd_options){.timeout_ms = 10000};
 		c = (struct sessd_client *)1;
-		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "no secret");
+		cr_assert_eq(sessd_connect_errbuf(urls[i], &opts, &c, errbuf, sizeof(errbuf)),
+		             SESSD_ERR_AUTH, "no secret");
 		cr_assert_null(c);
+		snprintf(want, sizeof(want),
+		         "cannot connect to %s: the server requires a secret and none was given "
+		         "(AUTH_FAILED: ",
+		         urls[i]);
+		cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "errbuf: %s", errbuf);
 		opts.auth = wrong;
 		opts.auth_len = strlen(wrong);
-		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a wrong secret");
+		cr_assert_eq(sessd_connect_errbuf(urls[i], &opts, &c, errbuf, sizeof(errbuf)),
+		             SESSD_ERR_AUTH, "a wrong secret");
 		cr_assert_null(c);
+		/* Sealed: the daemon says the proof is wrong; the secret is in no word. */
+		snprintf(
+		    want, sizeof(want),
+		    "cannot connect to %s: the server refused the secret (AUTH_FAILED: ", urls[i]);
+		cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "errbuf: %s", errbuf);
+		cr_assert(strstr(errbuf, "(AUTH_FAILED: wrong") != NULL, "errbuf: %s", errbuf);
+		cr_assert_null(strstr(errbuf, "k9Vq0"), "errbuf: %s", errbuf);
+		opts.plain_auth = true;
+		cr_assert_eq(sessd_connect_errbuf(urls[i], &opts, &c, errbuf, sizeof(errbuf)),
+		             SESSD_ERR_AUTH, "a wrong plain secret");
+		cr_assert_eq(strncmp(errbuf, want, strlen(want)), 0, "errbuf: %s", errbuf);
+		cr_assert(strstr(errbuf, "(AUTH_FAILED: wrong") != NULL, "errbuf: %s", errbuf);
+		cr_assert_null(strstr(errbuf, "k9Vq0"), "errbuf: %s", errbuf);
+		opts.plain_auth = false;
 		/* The secret less its last byte, and one byte: a prefix is not the secret. */
 		opts.auth = AUTH_SECRET;
 		opts.auth_len = strlen(AUTH_SECRET) - 1;
@@ -1025,6 +1190,10 @@ LEAK_CHECKED_TEST(auth, reconnection_sends_the_secret_again)
 	          sessd_errmsg(c));
 	cr_assert(strstr(sessd_errmsg(c), "AUTH_FAILED") != NULL, "errmsg: %s", sessd_errmsg(c));
 	cr_assert_null(strstr(sessd_errmsg(c), "k9Vq0"), "errmsg: %s", sessd_errmsg(c));
+	/* A failed reconnection names where it went, as sessd_connect_errbuf does. */
+	cr_assert(strstr(sessd_errmsg(c), "cannot connect to ") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert(strstr(sessd_errmsg(c), daemon_.tcp_url) != NULL, "errmsg: %s", sessd_errmsg(c));
 	/* Each call tries again, and is refused again. */
 	cr_assert_eq(sessd_ping(c), SESSD_ERR_AUTH);
 
@@ -1044,11 +1213,15 @@ LEAK_CHECKED_TEST(auth, reconnection_sends_the_secret_again)
 	sessd_close(c);
 }
 
-/* A secret option value that can never work, and the errno sessd_connect gives it. */
+/*
+ * A secret option value that can never work, the errno sessd_connect gives it, and words its
+ * errbuf must hold.
+ */
 struct bad_secret {
 	struct sessd_options opts;
 	int err;
 	const char *what;
+	const char *words;
 };
 
 /* Option values that can never work: SESSD_ERR_USAGE before anything is sent. */
@@ -1057,22 +1230,29 @@ LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
 	static char big[1100];
 	char missing[160], exposed[160], short_file[160], long_file[160], empty[160], dir[160];
 	const struct bad_secret cases[] = {
-	    {{.auth = AUTH_SECRET, .auth_len = 32, .auth_file = auth_path}, EINVAL, "both"},
-	    {{.auth = AUTH_SECRET, .auth_len = 0}, EINVAL, "auth_len 0"},
-	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025"},
-	    {{.auth_len = 32}, EINVAL, "auth_len without auth"},
-	    {{.require_auth = true}, EINVAL, "require_auth without a secret"},
-	    {{.plain_auth = true}, EINVAL, "plain_auth without a secret"},
-	    {{.plain_auth = true, .require_auth = true}, EINVAL, "both without a secret"},
-	    {{.auth_file = missing}, ENOENT, "a missing file"},
-	    {{.auth_file = exposed}, EPERM, "mode 0604"},
-	    {{.auth_file = short_file}, EINVAL, "15 bytes and a newline"},
-	    {{.auth_file = long_file}, EINVAL, "1025 bytes"},
-	    {{.auth_file = empty}, EINVAL, "an empty file"},
-	    {{.auth_file = dir}, EINVAL, "a directory"},
+	    {{.auth = AUTH_SECRET, .auth_len = 32, .auth_file = auth_path},
+	     EINVAL,
+	     "both",
+	     "both auth and auth_file"},
+	    {{.auth = AUTH_SECRET, .auth_len = 0}, EINVAL, "auth_len 0", "1 to 1024 bytes"},
+	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025", "1 to 1024 bytes"},
+	    {{.auth_len = 32}, EINVAL, "auth_len without auth", "auth_len is set without auth"},
+	    {{.require_auth = true}, EINVAL, "require_auth without a secret", "require_auth needs"},
+	    {{.plain_auth = true}, EINVAL, "plain_auth without a secret", "plain_auth needs"},
+	    {{.plain_auth = true, .require_auth = true},
+	     EINVAL,
+	     "both without a secret",
+	     "needs a secret"},
+	    {{.auth_file = missing}, ENOENT, "a missing file", "No such file or directory"},
+	    {{.auth_file = exposed}, EPERM, "mode 0604", "other users can access it"},
+	    {{.auth_file = short_file}, EINVAL, "15 bytes and a newline", "16 to 1024 bytes"},
+	    {{.auth_file = long_file}, EINVAL, "1025 bytes", "16 to 1024 bytes"},
+	    {{.auth_file = empty}, EINVAL, "an empty file", "16 to 1024 bytes"},
+	    {{.auth_file = dir}, EINVAL, "a directory", "not a regular file"},
 	};
 	struct sessd_options max = {.auth = big, .auth_len = 1024};
 	struct sessd_client *c;
+	char errbuf[SESSD_ERRMSG_SIZE], prefix[200];
 
 	memset(big, 'x', sizeof(big));
 	snprintf(missing, sizeof(missing), "%s/missing", auth_dir);
@@ -1090,10 +1270,21 @@ LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		c = (struct sessd_client *)1;
 		errno = 0;
-		cr_assert_eq(sessd_connect(daemon_.unix_url, &cases[i].opts, &c), SESSD_ERR_USAGE,
-		             "%s", cases[i].what);
+		cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, &cases[i].opts, &c, errbuf,
+		                                  sizeof(errbuf)),
+		             SESSD_ERR_USAGE, "%s", cases[i].what);
 		cr_assert_null(c, "%s", cases[i].what);
 		cr_assert_eq(errno, cases[i].err, "%s: errno %d", cases[i].what, errno);
+		cr_assert(strstr(errbuf, cases[i].words) != NULL, "%s: errbuf: %s", cases[i].what,
+		          errbuf);
+		/* A file that cannot be used is named; none of its bytes is shown. */
+		if (cases[i].opts.auth_file != NULL && cases[i].opts.auth == NULL) {
+			snprintf(prefix, sizeof(prefix), "auth file %s: ", cases[i].opts.auth_file);
+			cr_assert_eq(strncmp(errbuf, prefix, strlen(prefix)), 0, "%s: errbuf: %s",
+			             cases[i].what, errbuf);
+		}
+		cr_assert_null(strstr(errbuf, "k9Vq0"), "%s: errbuf: %s", cases[i].what, errbuf);
+		cr_assert_null(strstr(errbuf, "xxxx"), "%s: errbuf: %s", cases[i].what, errbuf);
 	}
 	/* 1024 bytes is within the client's limit: this server refuses it as the wrong secret. */
 	cr_assert_eq(sessd_connect(daemon_.unix_url, &max, &c), SESSD_ERR_AUTH);
@@ -1627,13 +1818,21 @@ LEAK_CHECKED_TEST(fake_server, hello_without_a_usable_max_frame)
 	struct sessd_client *c = (struct sessd_client *)1;
 	pid_t pid = fake_start(&l, 6, bad_hello_answer);
 	int64_t started = time(NULL);
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
 	int rc;
 
-	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_PROTOCOL);
+	cr_assert_eq(sessd_connect_errbuf(l.url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_PROTOCOL);
 	cr_assert_null(c);
 	cr_assert_eq(errno, EPROTO);
-	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_PROTOCOL);
+	snprintf(want, sizeof(want),
+	         "cannot connect to %s: the server's HELLO reply has no max_frame", l.url);
+	cr_assert_str_eq(errbuf, want);
+	cr_assert_eq(sessd_connect_errbuf(l.url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_PROTOCOL);
 	cr_assert_null(c);
+	cr_assert(strstr(errbuf, "announces max_frame 100, under the protocol's least") != NULL,
+	          "errbuf: %s", errbuf);
 	c = connect_fake(l.url);
 	cr_assert_eq(sessd_ping(c), SESSD_ERR_CLOSED);
 	rc = sessd_ping(c);
@@ -2639,6 +2838,7 @@ LEAK_CHECKED_TEST(fake_server, sealed_server_must_prove_the_secret)
 	struct tmp_listener l;
 	struct sessd_client *c = NULL;
 	pid_t pid = sealed_fake_start(&l, refusing_fake);
+	char errbuf[SESSD_ERRMSG_SIZE];
 	int rc;
 
 	rc = sessd_connect(l.url, &opts, &c);
@@ -2659,9 +2859,14 @@ LEAK_CHECKED_TEST(fake_server, sealed_server_must_prove_the_secret)
 	/* Refused by sessd_connect itself: no client, errno EPERM (the client refused). */
 	c = (struct sessd_client *)1;
 	errno = 0;
-	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_ERR_AUTH);
+	cr_assert_eq(sessd_connect_errbuf(l.url, &opts, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_AUTH);
 	cr_assert_null(c);
 	cr_assert_eq(errno, EPERM, "errno %d", errno);
+	cr_assert(strstr(errbuf, "did not prove it holds the secret: its proof is wrong") != NULL,
+	          "errbuf: %s", errbuf);
+	cr_assert(strstr(errbuf, l.url) != NULL, "errbuf: %s", errbuf);
+	cr_assert_null(strstr(errbuf, "k9Vq0"), "errbuf: %s", errbuf);
 	tmp_finish(&l, pid, "fake server");
 }
 

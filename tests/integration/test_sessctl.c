@@ -363,6 +363,7 @@ LEAK_CHECKED_TEST(sessctl, ping_over_unix_tcp_and_env)
 
 LEAK_CHECKED_TEST(sessctl, connection_errors)
 {
+	char want[600];
 	struct run r;
 
 	RUN(&r, "--connect", "http://127.0.0.1:7077", "ping");
@@ -370,16 +371,22 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	expect(&r, 2, "");
 	RUN(&r, "--connect", "tcp://127.0.0.1:99999", "ping");
 	expect(&r, 2, "");
+	/* libsessd's words: where, and connect()'s strerror. */
 	run_env(&r, "unix:/nonexistent/dir/sessd.sock", NULL, 0,
 	        (const char *const[]){"count", NULL});
-	cr_assert(strstr((char *)r.err.data,
-	                 "cannot connect to unix:/nonexistent/dir/sessd.sock") != NULL,
-	          "%s", (char *)r.err.data);
+	snprintf(want, sizeof(want),
+	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
+	         strerror(ENOENT));
+	cr_assert_str_eq((char *)r.err.data, want);
 	expect(&r, 2, "");
-	/* A stopped server: the HELLO times out. */
+	/* A stopped server: the HELLO times out, and the message says so. */
 	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
 	RUN(&r, "--timeout", "200", "ping");
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	snprintf(want, sizeof(want),
+	         "sessctl: cannot connect to %s: HELLO timed out: no reply within 200 ms\n",
+	         daemon_.unix_url);
+	cr_assert_str_eq((char *)r.err.data, want);
 	expect(&r, 2, "");
 }
 
@@ -662,7 +669,7 @@ static void expect_refused(struct run *r, const char *words)
  */
 LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 {
-	char dir[64], right[128], wrong[128], exposed[128], missing[128], opt[160];
+	char dir[64], right[128], wrong[128], exposed[128], missing[128], opt[400];
 	const char *args[] = {"--auth-file", right, NULL};
 	struct harness_daemon d;
 	struct run r;
@@ -698,24 +705,42 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 	expect_refused(&r, "requires authentication");
 	run_full(&r, d.tcp_url, NULL, NULL, 0, (const char *const[]){"ping", NULL});
 	expect_refused(&r, "--auth-file");
+	/* A wrong secret: the first line is libsessd's, naming the address and the refusal
+	 * with the daemon's own reason. */
 	run_full(&r, d.unix_url, NULL, NULL, 0,
 	         (const char *const[]){"--auth-file", wrong, "ping", NULL});
+	snprintf(opt, sizeof(opt),
+	         "sessctl: cannot connect to %s: the server refused the secret (AUTH_FAILED: ",
+	         d.unix_url);
+	cr_assert_eq(strncmp((char *)r.err.data, opt, strlen(opt)), 0, "stderr: %s",
+	             (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, "(AUTH_FAILED: wrong") != NULL, "stderr: %s",
+	          (char *)r.err.data);
 	expect_refused(&r, "refused the secret");
 	run_full(&r, d.unix_url, wrong, NULL, 0, (const char *const[]){"ping", NULL});
 	expect_refused(&r, "authentication failed");
 	run_full(&r, d.unix_url, NULL, NULL, 0,
 	         (const char *const[]){"--auth-file", exposed, "ping", NULL});
+	cr_assert(strstr((char *)r.err.data, "other users can access it") != NULL, "stderr: %s",
+	          (char *)r.err.data);
 	expect_refused(&r, "chmod o-rwx");
 	run_full(&r, d.unix_url, missing, NULL, 0, (const char *const[]){"ping", NULL});
+	snprintf(opt, sizeof(opt), "sessctl: auth file %s: %s\n", missing, strerror(ENOENT));
+	cr_assert_str_eq((char *)r.err.data, opt);
 	expect_refused(&r, "No such file");
 	/* new-id talks to no server, so it needs no secret. */
 	run_full(&r, d.unix_url, missing, NULL, 0, (const char *const[]){"new-id", NULL});
 	expect(&r, 0, NULL);
 	cr_assert_eq(harness_stop(&d), 0);
 
-	/* The suite's daemon has no --auth-file: it refuses to seal, and lets a plain secret
-	 * pass unchecked. */
+	/* The suite's daemon has no --auth-file: it refuses to seal, says so, and lets a plain
+	 * secret pass unchecked. */
 	run_full(&r, daemon_.unix_url, right, NULL, 0, (const char *const[]){"ping", NULL});
+	snprintf(opt, sizeof(opt), "sessctl: cannot connect to %s: ", daemon_.unix_url);
+	cr_assert_eq(strncmp((char *)r.err.data, opt, strlen(opt)), 0, "stderr: %s",
+	             (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, "no --auth-file secret to seal") != NULL, "stderr: %s",
+	          (char *)r.err.data);
 	expect_refused(&r, "--plain-auth");
 	run_full(&r, daemon_.unix_url, right, NULL, 0,
 	         (const char *const[]){"--plain-auth", "ping", NULL});
