@@ -93,7 +93,9 @@ struct sessd_client;
  * servers that cannot seal (sessd before sealed connections). The client then keeps a copy of
  * the secret in sodium_malloc'd memory (wiped by sessd_close). The secret and the sessions
  * travel unencrypted, and a client cannot tell an impostor before it has given the secret
- * away: across an untrusted network use a tunnel. No key or secret is put in an errmsg.
+ * away: across an untrusted network use a tunnel. sessd takes a plain secret only over Unix
+ * sockets and from loopback addresses unless started with --auth-plain yes (else
+ * SESSD_ERR_AUTH, EACCES). No key or secret is put in an errmsg.
  */
 struct sessd_options {
 	int timeout_ms;          /* per call; 0 means the default, 5000 */
