@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <linux/capability.h>
 #include <netdb.h>
@@ -586,6 +587,20 @@ int harness_open_ready(const char *url, const char *client_name)
 void harness_send_buf(int fd, const struct buf *b)
 {
 	cr_assert_eq(harness_send_all(fd, b->data, b->len), 0, "send %zu bytes", b->len);
+}
+
+void harness_write_secret(const char *path, const char *secret, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	cr_assert_lt((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path), sizeof(tmp));
+	f = fopen(tmp, "w");
+	cr_assert_not_null(f, "open %s: %s", tmp, strerror(errno));
+	fprintf(f, "%s\n", secret);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(tmp, mode), 0);
+	cr_assert_eq(rename(tmp, path), 0);
 }
 
 void harness_read_reply(int fd, struct codec_reply *rep, uint8_t **body)

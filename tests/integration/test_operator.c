@@ -438,22 +438,6 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 	rm_tree(dir);
 }
 
-/* Write ${secret} and a newline to ${path} with ${mode}, as sessd(8) advises: a temporary
- * file beside it, renamed over it, so that a SIGHUP never reads half a secret. */
-static void write_secret_file(const char *path, const char *secret, mode_t mode)
-{
-	char tmp[160];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	cr_assert_not_null(f);
-	fprintf(f, "%s\n", secret);
-	cr_assert_eq(fclose(f), 0);
-	cr_assert_eq(chmod(tmp, mode), 0);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
 /* Send SIGHUP and wait for the ${n}-th log line holding ${needle}. */
 static void hup_and_wait(const struct harness_daemon *d, const char *needle, size_t n)
 {
@@ -502,12 +486,12 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 
 	make_dir(dir, "rotate");
 	snprintf(path, sizeof(path), "%s/secret", dir);
-	write_secret_file(path, first, 0600);
+	harness_write_secret(path, first, 0600);
 	cr_assert_eq(harness_start(&d, args), 0);
 	cr_assert_eq(hello_secret(d.unix_url, first, &old_fd), CODEC_OK);
 	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
 
-	write_secret_file(path, second, 0600);
+	harness_write_secret(path, second, 0600);
 	hup_and_wait(&d, "reloaded a new secret", 1);
 	reloaded = mono_ms();
 	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK, "the new secret");
@@ -518,7 +502,7 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_assert_eq(hello_secret(d.unix_url, second, &new_fd), CODEC_OK);
 
 	/* A file others can read is not taken; everything stays. */
-	write_secret_file(path, "a third secret that others could read", 0644);
+	harness_write_secret(path, "a third secret that others could read", 0644);
 	hup_and_wait(&d, "not reloaded", 1);
 	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK);
 	close(fd);

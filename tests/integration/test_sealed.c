@@ -35,17 +35,12 @@ static struct harness_daemon daemon_with_secret;
 static void start(void)
 {
 	const char *const args[] = {"--auth-file", secret_path, NULL};
-	FILE *f;
 
 	cr_assert(sodium_init() >= 0);
 	strcpy(dir, "/tmp/sessd-sealed-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
-	f = fopen(secret_path, "w");
-	cr_assert_not_null(f);
-	fprintf(f, "%s\n", secret);
-	cr_assert_eq(fclose(f), 0);
-	cr_assert_eq(chmod(secret_path, 0600), 0);
+	harness_write_secret(secret_path, secret, 0600);
 	cr_assert_eq(harness_start(&daemon_with_secret, args), 0);
 }
 
@@ -465,6 +460,25 @@ static uint32_t hello_status(const char *url, const struct buf *auth)
 	return status;
 }
 
+/* The status of a sealed HELLO to ${url} from a client that proves ${key}. */
+static uint32_t sealed_hello_status(const char *url, const char *key)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct seal *client;
+	struct buf auth;
+	uint32_t status;
+
+	seal_psk(psk, key, strlen(key));
+	client = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	status = hello_status(url, &auth);
+	buf_finish(&auth);
+	seal_free(client);
+	return status;
+}
+
 LEAK_CHECKED_TEST(sealed, a_key_exchange_without_the_secret_is_refused)
 {
 	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
@@ -510,20 +524,10 @@ LEAK_CHECKED_TEST(sealed, a_key_exchange_without_the_secret_is_refused)
  * give a client that asked for a sealed connection a plain one. */
 LEAK_CHECKED_TEST(sealed, a_server_without_a_secret_refuses_a_key_exchange)
 {
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
 	struct harness_daemon plain;
-	struct seal *client;
-	struct buf auth;
 
 	cr_assert_eq(harness_start(&plain, NULL), 0);
-	seal_psk(psk, secret, strlen(secret));
-	client = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(client);
-	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
-	cr_expect_eq(hello_status(plain.unix_url, &auth), CODEC_AUTH_FAILED);
-	buf_finish(&auth);
-	seal_free(client);
+	cr_expect_eq(sealed_hello_status(plain.unix_url, secret), CODEC_AUTH_FAILED);
 	cr_assert_eq(harness_stop(&plain), 0);
 }
 
@@ -693,21 +697,6 @@ LEAK_CHECKED_TEST(sealed, a_plain_secret_is_refused_beyond_loopback_by_default)
 	cr_expect_eq(harness_stop(&d), 0);
 }
 
-/* Write ${key} and a newline to ${path} as sessd(8) advises: a temporary file renamed. */
-static void replace_secret(const char *path, const char *key)
-{
-	char tmp[160];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	cr_assert_not_null(f);
-	fprintf(f, "%s\n", key);
-	cr_assert_eq(fclose(f), 0);
-	cr_assert_eq(chmod(tmp, 0600), 0);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -735,14 +724,14 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	uint8_t *body;
 	char *text = NULL;
 
-	replace_secret(secret_path, secret);
+	harness_write_secret(secret_path, secret, 0600);
 	cr_assert_eq(harness_start(&d, args), 0);
 	old_sealed = sealed_open(d.unix_url);
 	rep = plain_hello(d.tcp_url, secret, &old_plain, &body);
 	cr_assert_eq(rep.status, CODEC_OK);
 	free(body);
 
-	replace_secret(secret_path, next);
+	harness_write_secret(secret_path, next, 0600);
 	cr_assert_eq(kill(d.pid, SIGHUP), 0);
 	for (long t = now_ms(); now_ms() - t < 5000; usleep(10000)) {
 		free(text);
@@ -778,20 +767,7 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
 	free(body);
 	close(fd);
-	{
-		uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
-		struct seal *client;
-		struct buf auth;
-
-		seal_psk(psk, secret, strlen(secret));
-		client = seal_client_new(psk, c_pk, c_proof);
-		cr_assert_not_null(client);
-		buf_init(&auth);
-		kx_map(&auth, c_pk, c_proof);
-		cr_expect_eq(hello_status(d.unix_url, &auth), CODEC_AUTH_FAILED);
-		buf_finish(&auth);
-		seal_free(client);
-	}
+	cr_expect_eq(sealed_hello_status(d.unix_url, secret), CODEC_AUTH_FAILED);
 	/* The new secret's connection was left alone. */
 	cr_expect_eq(sealed_call(&new_sealed, &ping, NULL, NULL), CODEC_OK);
 	sealed_close(&new_sealed);
