@@ -18,11 +18,14 @@ struct auth {
 	/* The pre-shared keys derived from the secret (seal_psk): what the key exchange proves,
 	 * and what a plain secret is checked against. sodium_malloc'd, read-only once written.
 	 * previous: the one a reload replaced, accepted until previous_until_ms; NULL: none.
-	 * generation: psk's; previous, when there is one, is of the generation before. */
+	 * Each secret keeps the generation it first came with, even when a reload puts it back
+	 * (A, then B, then A again), so that the connections made with it stay open. */
 	unsigned char *psk;
 	unsigned char *previous;
 	uint64_t previous_until_ms;
 	uint64_t generation;
+	uint64_t previous_generation;
+	uint64_t last_generation; /* the highest given out */
 	/* Sealed connections' keys, a chunk of sodium_malloc'd memory for many connections. */
 	struct seal_pool *seals;
 };
@@ -102,7 +105,7 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 	if ((size_t)len < AUTH_MIN_SECRET || (size_t)len > AUTH_MAX_SECRET) {
 		log_msg(level,
 		        "auth file %s: the secret must be %u to %u bytes (it has %zd); "
-		        "make one with: head -c 32 /dev/urandom | base64 > FILE",
+		        "make one with: (umask 077; head -c 32 /dev/urandom | base64 > FILE)",
 		        path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
 		goto fail_free;
 	}
@@ -140,7 +143,7 @@ struct auth *auth_new(const char *path)
 	a->psk = load_psk(path, LOG_ERROR);
 	if (a->psk == NULL)
 		goto fail;
-	a->generation = 1;
+	a->generation = a->last_generation = 1;
 	return a;
 
 fail:
@@ -151,6 +154,7 @@ fail:
 int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 {
 	unsigned char *psk = load_psk(a->path, LOG_WARN);
+	uint64_t generation;
 
 	if (psk == NULL) {
 		log_warn("auth file %s: not reloaded; the secret stays as it was", a->path);
@@ -161,16 +165,25 @@ int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 		log_info("auth file %s: reloaded; the secret is unchanged", a->path);
 		return 0;
 	}
-	sodium_free(a->previous);
+	if (a->previous != NULL && sodium_memcmp(psk, a->previous, SEAL_PSK_BYTES) == 0) {
+		/* The secret put back: it keeps its generation, and so its connections. */
+		sodium_free(psk);
+		psk = a->previous;
+		generation = a->previous_generation;
+	} else {
+		sodium_free(a->previous);
+		generation = ++a->last_generation;
+	}
 	a->previous = NULL;
 	if (grace_ms > 0) {
 		a->previous = a->psk;
+		a->previous_generation = a->generation;
 		a->previous_until_ms = now_ms + grace_ms;
 	} else {
 		sodium_free(a->psk);
 	}
 	a->psk = psk;
-	a->generation++;
+	a->generation = generation;
 	if (grace_ms > 0)
 		log_info("auth file %s: reloaded a new secret; the previous one lets new "
 		         "connections in for %llu s more, then its connections are closed "
@@ -196,9 +209,10 @@ bool auth_expire(struct auth *a, uint64_t now_ms)
 	return true;
 }
 
-uint64_t auth_oldest_generation(const struct auth *a)
+bool auth_holds_generation(const struct auth *a, uint64_t generation)
 {
-	return a->previous != NULL ? a->generation - 1 : a->generation;
+	return generation == a->generation ||
+	       (a->previous != NULL && generation == a->previous_generation);
 }
 
 void auth_free(struct auth *a)
@@ -230,7 +244,7 @@ uint64_t auth_check(const struct auth *a, const void *presented, size_t len, uin
 	if (previous != NULL)
 		same_previous = sodium_memcmp(psk, previous, sizeof(psk)) == 0;
 	sodium_memzero(psk, sizeof(psk));
-	return same ? a->generation : same_previous ? a->generation - 1 : 0;
+	return same ? a->generation : same_previous ? a->previous_generation : 0;
 }
 
 struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
@@ -246,7 +260,7 @@ struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
 	seal = seal_server_new_in(a->seals, a->psk, client_public, client_proof, server_public,
 	                          server_proof);
 	if (seal == NULL && errno == EACCES && previous != NULL) {
-		*generation = a->generation - 1;
+		*generation = a->previous_generation;
 		seal = seal_server_new_in(a->seals, previous, client_public, client_proof,
 		                          server_public, server_proof);
 	}

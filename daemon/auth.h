@@ -8,8 +8,9 @@
  * key without sending it (auth_seal).
  *
  * Each secret loaded has a generation, 1 for the first and one more for each new one a reload
- * takes, which the checks return: a connection records the one it showed, and is closed once
- * that secret is retired (auth_oldest_generation). Times are ms on auth_clock_ms's clock.
+ * takes (a reload that puts back the previous secret gives it back its own), which the
+ * checks return: a connection records the one it showed, and is closed once
+ * that secret is retired (auth_holds_generation). Times are ms on auth_clock_ms's clock.
  */
 #ifndef SESSD_AUTH_H
 #define SESSD_AUTH_H
@@ -55,11 +56,11 @@ void auth_free(struct auth *a);
 
 /*
  * auth_reload(a, now_ms, grace_ms):
- * Read the file again (SIGHUP). A new secret takes over at once, with the next generation;
- * the one it replaces still lets clients in for ${grace_ms} after ${now_ms}, so that they can
- * be given the new one in turn (0: not at all, and it is wiped at once). A secret replaced
- * earlier is wiped and forgotten. Returns 0, or -1 after logging why the file cannot be used,
- * keeping the secrets as they were.
+ * Read the file again (SIGHUP). A new secret takes over at once, with the next generation
+ * (the previous secret, put back, with its own); the one it replaces still lets clients in for
+ * ${grace_ms} after ${now_ms}, so that they can be given the new one in turn (0: not at all, and it
+ * is wiped at once). A secret replaced earlier is wiped and forgotten. Returns 0, or -1 after
+ * logging why the file cannot be used, keeping the secrets as they were.
  */
 int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms);
 
@@ -67,16 +68,16 @@ int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms);
  * auth_expire(a, now_ms):
  * Wipe and free the previous secret when its grace is over at ${now_ms}, rather than keep it
  * in memory until the next reload. Returns true when it did (the connections that showed it
- * are now older than auth_oldest_generation), false when there was nothing to do.
+ * are no longer held: auth_holds_generation), false when there was nothing to do.
  */
 bool auth_expire(struct auth *a, uint64_t now_ms);
 
 /*
- * auth_oldest_generation(a):
- * The generation of the oldest secret ${a} holds: the previous one's while it is kept, else
- * the current one's. A connection that showed an older one showed a retired secret.
+ * auth_holds_generation(a, generation):
+ * Whether ${a} still holds the secret of ${generation}: the current one, or the previous one
+ * until auth_expire drops it. A connection that showed any other showed a retired secret.
  */
-uint64_t auth_oldest_generation(const struct auth *a);
+bool auth_holds_generation(const struct auth *a, uint64_t generation);
 
 /*
  * auth_check(a, presented, len, now_ms):

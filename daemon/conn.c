@@ -998,7 +998,7 @@ void conn_set_flush(struct conn_set *s, bool committed)
 		shed_clients(s);
 }
 
-size_t conn_set_close_auth_older(struct conn_set *s, uint64_t generation)
+size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a)
 {
 	struct conn *c, *next;
 	size_t closing = 0;
@@ -1006,7 +1006,7 @@ size_t conn_set_close_auth_older(struct conn_set *s, uint64_t generation)
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->closing || !c->peer.ready || c->peer.auth_generation == 0 ||
-		    c->peer.auth_generation >= generation)
+		    auth_holds_generation(a, c->peer.auth_generation))
 			continue;
 		closing++;
 		/* Frees only ${c}, whose successor is kept in next. */

@@ -150,14 +150,14 @@ void conn_set_retry(struct conn_set *s);
 bool conn_set_has_waiting(const struct conn_set *s);
 
 /*
- * conn_set_close_auth_older(s, generation):
- * Close every connection whose HELLO showed a secret older than ${generation}
- * (dispatch_peer.auth_generation; 0, no secret shown, counts as none): a retired secret must
- * not keep serving whoever holds it. Each stops reading and closes once the replies it has
- * queued are sent, as in conn_set_shutdown; requests not handled yet get no reply. Returns how
- * many began closing.
+ * conn_set_close_auth_retired(s, a):
+ * Close every connection whose HELLO showed a secret ${a} no longer holds
+ * (dispatch_peer.auth_generation, auth_holds_generation; 0, no secret shown, is left open): a
+ * retired secret must not keep serving whoever holds it. Each stops reading and closes once the
+ * replies it has queued are sent, as in conn_set_shutdown; requests not handled yet get no reply.
+ * Returns how many began closing.
  */
-size_t conn_set_close_auth_older(struct conn_set *s, uint64_t generation);
+size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a);
 
 /*
  * conn_set_shutdown(s):

@@ -357,7 +357,7 @@ static void trim_when_quiet(struct server *srv)
 /* Close the connections that showed a secret --auth-file no longer lets in. */
 static void close_retired_auth(struct server *srv)
 {
-	size_t closing = conn_set_close_auth_older(&srv->conns, auth_oldest_generation(srv->auth));
+	size_t closing = conn_set_close_auth_retired(&srv->conns, srv->auth);
 
 	if (closing > 0)
 		log_info("closing %zu connection(s) made with a retired --auth-file secret",

@@ -705,6 +705,24 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* Send SIGHUP to ${d} and wait until its log has said ${what} ${times} times. */
+static void reload_and_wait(struct harness_daemon *d, const char *what, int times)
+{
+	char *text = NULL;
+	int seen = 0;
+
+	cr_assert_eq(kill(d->pid, SIGHUP), 0);
+	for (long t = now_ms(); now_ms() - t < 5000 && seen < times; usleep(10000)) {
+		free(text);
+		text = log_of(d);
+		seen = 0;
+		for (const char *at = text; (at = strstr(at, what)) != NULL; at++)
+			seen++;
+	}
+	cr_assert_geq(seen, times, "%s", text);
+	free(text);
+}
+
 /*
  * Rotation with --auth-grace 1: connections made with the old secret, sealed and plain, work
  * on within the grace, and a new one still gets in; once the grace is over, the old ones are
@@ -732,15 +750,7 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	free(body);
 
 	harness_write_secret(secret_path, next, 0600);
-	cr_assert_eq(kill(d.pid, SIGHUP), 0);
-	for (long t = now_ms(); now_ms() - t < 5000; usleep(10000)) {
-		free(text);
-		text = log_of(&d);
-		if (strstr(text, "reloaded a new secret") != NULL)
-			break;
-	}
-	cr_assert_neq(strstr(text, "reloaded a new secret"), NULL, "%s", text);
-	free(text);
+	reload_and_wait(&d, "reloaded a new secret", 1);
 	reloaded = now_ms();
 
 	/* Within the grace: the old connections serve, and the old secret still lets in. */
@@ -775,6 +785,43 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	cr_expect_neq(strstr(text, "closing 3 connection(s) made with a retired"), NULL, "%s",
 	              text);
 	cr_expect_eq(strstr(text, next), NULL, "%s", text);
+	free(text);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
+/*
+ * A secret rotated away and put back within the grace (a rollback, or reloads alternating two
+ * files) is the current one again: the connections made with it stay open after the grace of
+ * the secret that came in between, and only that one's connections close.
+ */
+LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
+{
+	static const char next[] = "the next secret, soon rolled back";
+	const char *const args[] = {"--auth-file", secret_path, "--auth-grace", "1", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	struct sealed first, second;
+	struct harness_daemon d;
+	char *text;
+
+	harness_write_secret(secret_path, secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	first = sealed_open(d.unix_url);
+	harness_write_secret(secret_path, next, 0600);
+	reload_and_wait(&d, "reloaded a new secret", 1);
+	second = sealed_open_with(d.unix_url, next);
+	harness_write_secret(secret_path, secret, 0600);
+	reload_and_wait(&d, "reloaded a new secret", 2);
+
+	/* Past the grace of the secret in between, and a tick more. */
+	usleep(2500 * 1000);
+	cr_expect_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK,
+	             "the secret put back keeps its connection");
+	cr_expect_eq(read_record(&second), -1, "the secret rolled back is retired");
+	sealed_close(&first);
+	sealed_close(&second);
+	text = log_of(&d);
+	cr_expect_neq(strstr(text, "closing 1 connection(s) made with a retired"), NULL, "%s",
+	              text);
 	free(text);
 	cr_expect_eq(harness_stop(&d), 0);
 }

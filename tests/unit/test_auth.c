@@ -228,24 +228,27 @@ LEAK_CHECKED_TEST(auth, generations_say_which_secret_a_client_showed_and_when_it
 	cr_assert_not_null(a);
 	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 0), 1);
 	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 0), 0);
-	cr_expect_eq(auth_oldest_generation(a), 1);
+	cr_expect(auth_holds_generation(a, 1));
+	cr_expect_not(auth_holds_generation(a, 2));
 	cr_expect_not(auth_expire(a, UINT64_MAX), "nothing to retire");
 
 	write_secret(two, sizeof(two) - 1, 0600);
 	cr_assert_eq(auth_reload(a, 1000, 5000), 0);
 	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 1000), 2);
 	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 1000), 1, "the previous one, in grace");
-	cr_expect_eq(auth_oldest_generation(a), 1, "kept for its grace");
+	cr_expect(auth_holds_generation(a, 1), "kept for its grace");
+	cr_expect(auth_holds_generation(a, 2));
 	cr_expect_not(auth_expire(a, 5999), "its grace lasts");
-	cr_expect_eq(auth_oldest_generation(a), 1);
+	cr_expect(auth_holds_generation(a, 1));
 
 	/* The same secret again: the generation does not move. */
 	cr_assert_eq(auth_reload(a, 2000, 5000), 0);
 	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 2000), 2);
-	cr_expect_eq(auth_oldest_generation(a), 1);
+	cr_expect(auth_holds_generation(a, 1));
 
 	cr_expect(auth_expire(a, 6000), "the grace is over: retired");
-	cr_expect_eq(auth_oldest_generation(a), 2);
+	cr_expect_not(auth_holds_generation(a, 1));
+	cr_expect(auth_holds_generation(a, 2));
 	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 1000), 0,
 	             "wiped: refused even at a time within the grace");
 	cr_expect_not(auth_expire(a, 7000), "once only");
@@ -253,7 +256,8 @@ LEAK_CHECKED_TEST(auth, generations_say_which_secret_a_client_showed_and_when_it
 	/* No grace: retired at the reload itself. A sealed client shows its generation too. */
 	write_secret(three, sizeof(three) - 1, 0600);
 	cr_assert_eq(auth_reload(a, 8000, 0), 0);
-	cr_expect_eq(auth_oldest_generation(a), 3);
+	cr_expect_not(auth_holds_generation(a, 2));
+	cr_expect(auth_holds_generation(a, 3));
 	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 8000), 0);
 	seal_psk(psk, three, sizeof(three) - 1);
 	client = seal_client_new(psk, c_pk, c_proof);
@@ -267,12 +271,29 @@ LEAK_CHECKED_TEST(auth, generations_say_which_secret_a_client_showed_and_when_it
 	/* A reload in a grace forgets the secret that had it. */
 	write_secret(one, sizeof(one) - 1, 0600);
 	cr_assert_eq(auth_reload(a, 9000, 5000), 0);
-	cr_expect_eq(auth_oldest_generation(a), 3);
+	cr_expect(auth_holds_generation(a, 3));
+	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 9000), 4);
 	write_secret(two, sizeof(two) - 1, 0600);
 	cr_assert_eq(auth_reload(a, 9500, 5000), 0);
-	cr_expect_eq(auth_oldest_generation(a), 4, "generation three is forgotten");
-	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 9500), 5, "a secret back is a new one");
+	cr_expect_not(auth_holds_generation(a, 3), "generation three is forgotten");
+	cr_expect(auth_holds_generation(a, 4));
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 9500), 5,
+	             "a secret forgotten and back is a new one");
 	cr_expect_eq(auth_check(a, three, sizeof(three) - 1, 9500), 0);
+
+	/* The previous secret put back (a rollback, or SIGHUPs alternating two files) keeps its
+	 * generation, so the connections made with it stay open. */
+	write_secret(one, sizeof(one) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 9700, 5000), 0);
+	cr_expect_eq(auth_check(a, one, sizeof(one) - 1, 9700), 4);
+	cr_expect_eq(auth_check(a, two, sizeof(two) - 1, 9700), 5, "now the previous one");
+	cr_expect(auth_holds_generation(a, 4));
+	cr_expect(auth_holds_generation(a, 5));
+	write_secret(three, sizeof(three) - 1, 0600);
+	cr_assert_eq(auth_reload(a, 9800, 5000), 0);
+	cr_expect_eq(auth_check(a, three, sizeof(three) - 1, 9800), 6);
+	cr_expect(auth_holds_generation(a, 4));
+	cr_expect_not(auth_holds_generation(a, 5));
 	auth_free(a);
 }
 
