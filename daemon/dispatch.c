@@ -442,6 +442,33 @@ static int op_set(struct dispatch *d, const struct codec_request *req, const str
 	return reply_nil(out, req->request_id);
 }
 
+/*
+ * SET_IF (PROTOCOL.md, "Sessions"): SET, but only while the session's data is what the client
+ * last read, by its tag. Nothing else runs between the read and the write, so the check and
+ * the SET are one step for every other request.
+ */
+static int op_set_if(struct dispatch *d, const struct codec_request *req,
+                     const struct store_key *key, uint64_t now_ms, struct buf *out)
+{
+	uint8_t tag[CODEC_TAG_BYTES];
+	const void *current;
+	size_t current_len;
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	/* A missing session, or one with flashes only, stays so: a save that comes after a
+	 * DESTROY must not bring the session back. */
+	if (store_get(d->st, key, now_ms, &current, &current_len) == -1)
+		return reply_not_found(out, req->request_id);
+	codec_data_tag(current, current_len, tag);
+	if (sodium_memcmp(tag, req->expect.ptr, CODEC_TAG_BYTES) != 0)
+		return codec_reply_error(out, req->request_id, CODEC_CONFLICT,
+		                         "the session's data changed since it was read; nothing "
+		                         "changed");
+	return op_set(d, req, key, now_ms, out);
+}
+
 static int op_touch(struct dispatch *d, const struct codec_request *req,
                     const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
@@ -546,9 +573,12 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	if (rc == -1)
 		return -1;
 	w->messages++;
-	/* The per-session flash limit keeps replies under max_frame, but messages pushed under
-	 * a larger --max-frame may not fit: abandon the pop, and the store keeps every message. */
-	if (w->out->len - w->frame_start > w->max_frame) {
+	/* The per-session flash limit keeps replies under max_frame, and under max_frame / 12
+	 * messages (each counts at least 6 bytes against max_frame / 2; clients bound what they
+	 * decode so), but messages pushed under a larger --max-frame may pass either: abandon
+	 * the pop, and the store keeps every message. */
+	if (w->out->len - w->frame_start > w->max_frame ||
+	    w->messages > w->max_frame / 2 / CODEC_FLASH_LEAST_COST) {
 		w->too_large = true;
 		return -1;
 	}
@@ -751,6 +781,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return op_get(d, req, &key, now_ms, out);
 	case CODEC_OP_SET:
 		return op_set(d, req, &key, now_ms, out);
+	case CODEC_OP_SET_IF:
+		return op_set_if(d, req, &key, now_ms, out);
 	case CODEC_OP_TOUCH:
 		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:
@@ -800,12 +832,13 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 			/* The lookup that runs this request takes the hash from here. */
 			frames[i].id_hash = hints[n].id_hash;
 			frames[i].id_hashed = true;
-			copies_data[n++] = req->op == CODEC_OP_GET;
+			copies_data[n++] = req->op == CODEC_OP_GET || req->op == CODEC_OP_SET_IF;
 		}
 	}
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
-	/* A GET's reply copies the session's data: its lines are the third miss in a row. */
+	/* A GET's reply copies the session's data, and a SET_IF hashes it: its lines are the
+	 * third miss in a row. */
 	for (size_t i = 0; i < n; i++) {
 		if (copies_data[i])
 			store_hint_data(&hints[i]);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "ids.h"
 
 static const char default_namespace[] = CODEC_DEFAULT_NAMESPACE;
@@ -24,6 +26,7 @@ const char *codec_status_name(uint32_t status)
 	    [CODEC_SHUTTING_DOWN] = "SHUTTING_DOWN",
 	    [CODEC_LIMIT] = "LIMIT",
 	    [CODEC_BUSY] = "BUSY",
+	    [CODEC_CONFLICT] = "CONFLICT",
 	};
 
 	if (status >= sizeof names / sizeof names[0])
@@ -46,6 +49,8 @@ const char *codec_op_name(uint32_t op)
 		return "TOUCH";
 	case CODEC_OP_DESTROY:
 		return "DESTROY";
+	case CODEC_OP_SET_IF:
+		return "SET_IF";
 	case CODEC_OP_FLASH_PUSH:
 		return "FLASH_PUSH";
 	case CODEC_OP_FLASH_POP:
@@ -84,10 +89,19 @@ static int op_argc(uint64_t op)
 	case CODEC_OP_SET:
 		return 4;
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_SET_IF:
 		return 5;
 	default:
 		return -1;
 	}
+}
+
+void codec_data_tag(const void *data, size_t len, uint8_t tag[CODEC_TAG_BYTES])
+{
+	uint8_t hash[CODEC_TAG_HASH_BYTES];
+
+	crypto_generichash(hash, sizeof hash, data, len, NULL, 0);
+	memcpy(tag, hash, CODEC_TAG_BYTES);
 }
 
 uint32_t codec_frame_length(const uint8_t header[CODEC_HEADER_BYTES])
@@ -161,6 +175,17 @@ static const char *read_ttl(struct mp_reader *r, struct codec_request *req)
 	return NULL;
 }
 
+/* SET_IF's expect: a tag, so exactly bin of CODEC_TAG_BYTES (a str is not a tag). */
+static const char *read_expect(struct mp_reader *r, struct codec_request *req)
+{
+	bool is_bin = false;
+
+	if (mp_read_bytes(r, &req->expect, &is_bin) == -1 || !is_bin ||
+	    req->expect.len != CODEC_TAG_BYTES)
+		return "expect must be bin of 16 bytes";
+	return NULL;
+}
+
 static const char *read_flash_type(struct mp_reader *r, struct codec_request *req, bool nil_is_all)
 {
 	if (nil_is_all && mp_read_nil(r) == 0) {
@@ -226,6 +251,12 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		if (mp_read_bytes(r, &req->data, NULL) == -1)
 			return "data must be a bin or str";
 		return read_ttl(r, req);
+	case CODEC_OP_SET_IF:
+		if (mp_read_bytes(r, &req->data, NULL) == -1)
+			return "data must be a bin or str";
+		if ((err = read_ttl(r, req)) != NULL)
+			return err;
+		return read_expect(r, req);
 	case CODEC_OP_TOUCH:
 		return read_ttl(r, req);
 	case CODEC_OP_FLASH_PUSH:
@@ -331,6 +362,11 @@ static bool request_valid(const struct codec_request *req)
 	case CODEC_OP_DESTROY:
 		has_id = true;
 		break;
+	case CODEC_OP_SET_IF:
+		if (req->expect.len != CODEC_TAG_BYTES || req->expect.ptr == NULL)
+			return false;
+		has_id = has_ttl = true;
+		break;
 	case CODEC_OP_SET:
 	case CODEC_OP_TOUCH:
 	case CODEC_OP_FLASH_PUSH:
@@ -415,6 +451,11 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		if (mp_write_bin(out, req->data.ptr, req->data.len) == -1)
 			return -1;
 		return mp_write_uint(out, req->ttl_ms);
+	case CODEC_OP_SET_IF:
+		if (mp_write_bin(out, req->data.ptr, req->data.len) == -1 ||
+		    mp_write_uint(out, req->ttl_ms) == -1)
+			return -1;
+		return mp_write_bin(out, req->expect.ptr, req->expect.len);
 	case CODEC_OP_TOUCH:
 		return mp_write_uint(out, req->ttl_ms);
 	case CODEC_OP_FLASH_PUSH:

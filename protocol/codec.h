@@ -18,6 +18,9 @@
 #define CODEC_DEFAULT_MAX_FRAME (1024u * 1024u)
 /* The smallest max frame a server may announce; below it a SET of a small session fails. */
 #define CODEC_MIN_MAX_FRAME 4096u
+/* PROTOCOL.md, Flashes: each message counts its type (1 byte or more), its message (0 or
+ * more) and 5 against a session's max_frame / 2 bytes: so at most max_frame / 12 messages. */
+#define CODEC_FLASH_LEAST_COST 6u
 /* The largest frame a server reads before HELLO is done: HELLO's own are far smaller, and a
  * client that has not said hello yet should not have a megabyte read for it. */
 #define CODEC_HELLO_MAX_FRAME   4096u
@@ -28,6 +31,10 @@
 #define CODEC_LIST_MAX_LIMIT      1000u
 /* The largest ttl a request may carry: 10 years, in milliseconds. */
 #define CODEC_MAX_TTL_MS (10ull * 366 * 24 * 3600 * 1000)
+/* SET_IF's expect: the first 16 bytes of the unkeyed 64-byte BLAKE2b of the session's data
+ * (PROTOCOL.md, "Sessions"). */
+#define CODEC_TAG_BYTES      16u
+#define CODEC_TAG_HASH_BYTES 64u
 
 enum codec_op {
 	CODEC_OP_HELLO = 0x01,
@@ -36,6 +43,7 @@ enum codec_op {
 	CODEC_OP_SET = 0x11,
 	CODEC_OP_TOUCH = 0x12,
 	CODEC_OP_DESTROY = 0x13,
+	CODEC_OP_SET_IF = 0x14,
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
 	CODEC_OP_COUNT = 0x30,
@@ -59,10 +67,11 @@ enum codec_status {
 	CODEC_INTERNAL = 10,      /* a server fault */
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
 	CODEC_LIMIT = 12,         /* a per-session limit (flash bytes) would be exceeded */
-	CODEC_BUSY = 13           /* no room for an unfinished frame: the connection is closed */
+	CODEC_BUSY = 13,          /* no room for an unfinished frame: the connection is closed */
+	CODEC_CONFLICT = 14       /* SET_IF: the session's data is not what the client expected */
 };
 /* The highest status this codec knows. */
-#define CODEC_STATUS_MAX CODEC_BUSY
+#define CODEC_STATUS_MAX CODEC_CONFLICT
 
 /* A human-readable name for ${status}, such as "NOT_FOUND"; "UNKNOWN" for other numbers. */
 const char *codec_status_name(uint32_t status);
@@ -82,10 +91,11 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	struct mp_bytes id;          /* GET SET TOUCH DESTROY FLASH_PUSH FLASH_POP */
+	struct mp_bytes id;          /* GET SET SET_IF TOUCH DESTROY FLASH_PUSH FLASH_POP */
 	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
-	struct mp_bytes data;        /* SET */
-	uint64_t ttl_ms;             /* SET TOUCH FLASH_PUSH */
+	struct mp_bytes data;        /* SET SET_IF */
+	uint64_t ttl_ms;             /* SET SET_IF TOUCH FLASH_PUSH */
+	struct mp_bytes expect;      /* SET_IF: bin of exactly CODEC_TAG_BYTES */
 	struct mp_bytes flash_type;  /* FLASH_PUSH; FLASH_POP unless flash_all */
 	bool flash_all;              /* FLASH_POP with a nil type: every type */
 	struct mp_bytes flash_msg;   /* FLASH_PUSH */
@@ -98,6 +108,14 @@ struct codec_request {
 	 * a later version adds. */
 	struct mp_bytes auth;
 };
+
+/*
+ * codec_data_tag(data, len, tag):
+ * SET_IF's tag of ${len} bytes of session ${data} (PROTOCOL.md, "Sessions"): the first
+ * CODEC_TAG_BYTES of their unkeyed BLAKE2b hash of CODEC_TAG_HASH_BYTES (64) bytes. A
+ * shorter hash would not do: BLAKE2b's output length changes every byte of it.
+ */
+void codec_data_tag(const void *data, size_t len, uint8_t tag[CODEC_TAG_BYTES]);
 
 /*
  * codec_frame_length(header):

@@ -5,6 +5,7 @@ The MessagePack below is written by hand, independently of the C codec, so the C
 codecs are checked against a third opinion. Run from anywhere:
     python3 protocol/gen-vectors.py > protocol/vectors.json
 """
+import hashlib
 import json
 import struct
 
@@ -78,7 +79,7 @@ def num(v):
 vectors = []
 
 
-def req(name, body, fields, canonical=True):
+def req(name, body, fields, canonical=True, **extra):
     f = dict(fields)
     for k in ("request_id", "cursor"):
         if k in f:
@@ -86,7 +87,13 @@ def req(name, body, fields, canonical=True):
     v = {"name": name, "kind": "request", "hex": frame(body).hex(), "request": f}
     if not canonical:
         v["canonical"] = False
+    v.update(extra)
     vectors.append(v)
+
+
+def tag(data):
+    """SET_IF's expect for ${data}: the first 16 bytes of its unkeyed BLAKE2b-512."""
+    return hashlib.blake2b(data, digest_size=64).digest()[:16]
 
 
 def rep(name, rid, status, result, message=None):
@@ -105,7 +112,7 @@ def bad(name, body, error="BAD_REQUEST", kind="request", raw=None, **extra):
     vectors.append(v)
 
 
-HELLO, PING, GET, SET, TOUCH, DESTROY = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13
+HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14
 PUSH, POP, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x30, 0x31, 0x32, 0x33
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
@@ -174,6 +181,15 @@ req("set 300 bytes of data (bin16), ttl uint16",
     arr(u(SET), u(15), nil(), s("abc"), b(big), u(60000)),
     {"op": SET, "request_id": 15, "ns": None, "id": "abc", "data_hex": big.hex(),
      "ttl_ms": 60000})
+DATA2 = b'{"cookie":{"path":"/","httpOnly":true},"user":42,"cart":[7]}'
+req("set_if default namespace, over DATA", arr(u(SET_IF), u(40), nil(), s("abc"), b(DATA2),
+                                             u(86400000), b(tag(DATA))),
+    {"op": SET_IF, "request_id": 40, "ns": None, "id": "abc", "data_hex": DATA2.hex(),
+     "ttl_ms": 86400000, "expect_hex": tag(DATA).hex()}, expect_tag_of_hex=DATA.hex())
+req("set_if named namespace, bin id, empty data over empty data",
+    arr(u(SET_IF), u(41), s("shop"), b(b"\x01\x02\x03"), b(b""), u(1), b(tag(b""))),
+    {"op": SET_IF, "request_id": 41, "ns": "shop", "id_hex": "010203", "data_hex": "",
+     "ttl_ms": 1, "expect_hex": tag(b"").hex()}, expect_tag_of_hex="")
 req("touch", arr(u(TOUCH), u(16), nil(), s("abc"), u(3600000)),
     {"op": TOUCH, "request_id": 16, "ns": None, "id": "abc", "ttl_ms": 3600000})
 req("touch named, ttl 127 (fixint)", arr(u(TOUCH), u(17), s("app"), b(b"abc"), u(127)),
@@ -229,6 +245,12 @@ req("set with data as str (decodes as the same bytes)",
     arr(u(SET), u(35), nil(), s("abc"), s("hello"), b"\xd2\x00\x00\x03\xe8"),
     {"op": SET, "request_id": 35, "ns": None, "id": "abc", "data_hex": b"hello".hex(),
      "ttl_ms": 1000}, canonical=False)
+req("set_if with expect as bin16 and data as str",
+    arr(u(SET_IF), u(42), nil(), s("abc"), s("hello"), u(1000),
+        b"\xc5\x00\x10" + tag(b"hi")),
+    {"op": SET_IF, "request_id": 42, "ns": None, "id": "abc", "data_hex": b"hello".hex(),
+     "ttl_ms": 1000, "expect_hex": tag(b"hi").hex()}, canonical=False,
+    expect_tag_of_hex=b"hi".hex())
 req("list limit 0 is clamped to 1", arr(u(LIST), u(36), nil(), u(0), u(0)),
     {"op": LIST, "request_id": 36, "ns": None, "cursor": 0, "limit": 1}, canonical=False)
 req("list limit 5000 is clamped to 1000", arr(u(LIST), u(37), nil(), u(0), u(5000)),
@@ -259,6 +281,8 @@ rep("bad request with a message", 0, 2, s("id must be 1..128 bytes"), "id must b
 rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
     "unknown opcode")
 rep("limit with a message", 20, 12, s("flash limit"), "flash limit")
+CONFLICT_MSG = "the session's data changed since it was read; nothing changed"
+rep("conflict (set_if) with a message", 40, 14, s(CONFLICT_MSG), CONFLICT_MSG)
 rep("error with an empty message", 3, 10, s(""), "")
 
 # ---------------- invalid ----------------
@@ -326,6 +350,22 @@ bad("get with 1 argument", arr(u(GET), u(1), nil()))
 bad("ping with an argument", arr(u(PING), u(1), nil()))
 bad("hello without auth", arr(u(HELLO), u(1), u(1), s("app")))
 bad("set with 5 arguments", arr(u(SET), u(1), nil(), s("a"), b(b"x"), u(5), u(5)))
+bad("set_if without expect", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5)))
+bad("set_if with 6 arguments",
+    arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), b(tag(b"")), u(5)))
+bad("set_if expect is 15 bytes", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5),
+                                     b(tag(b"")[:15])))
+bad("set_if expect is 17 bytes", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5),
+                                     b(tag(b"") + b"\x00")))
+bad("set_if expect is the whole 64-byte hash",
+    arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5),
+        b(hashlib.blake2b(b"", digest_size=64).digest())))
+bad("set_if expect is empty", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), b(b"")))
+bad("set_if expect is a str of 16 bytes",
+    arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), s("0123456789abcdef")))
+bad("set_if expect is nil", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), nil()))
+bad("set_if ttl is 0", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(0), b(tag(b"x"))))
+bad("set_if data is nil", arr(u(SET_IF), u(1), nil(), s("a"), nil(), u(5), b(tag(b"x"))))
 deep16 = nest(16)
 bad("nesting too deep: hello auth makes 17 levels", arr(u(HELLO), u(1), u(1), s("x"), deep16))
 bad("nesting too deep: unknown op argument makes 17 levels", arr(u(0x7F), u(1), deep16))

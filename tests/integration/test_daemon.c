@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "buf.h"
 #include "codec.h"
 #include "harness.h"
@@ -1101,4 +1103,430 @@ LEAK_CHECKED_TEST(daemon, sigterm_with_requests_in_flight)
 	close(fd);
 	harness_cleanup(&dmn);
 	buf_finish(&b);
+}
+
+/* --- SET_IF (PROTOCOL.md, "Sessions"): a SET that holds only over the data it was read from. */
+
+/*
+ * The tag of ${data} as PROTOCOL.md defines it, computed here rather than with the codec's
+ * codec_data_tag, so that a wrong tag on either side fails: the first 16 bytes of the unkeyed
+ * 64-byte BLAKE2b.
+ */
+static void tag_of(const char *data, uint8_t tag[CODEC_TAG_BYTES])
+{
+	uint8_t hash[64];
+
+	cr_assert_eq(
+	    crypto_generichash(hash, sizeof(hash), (const uint8_t *)data, strlen(data), NULL, 0),
+	    0);
+	memcpy(tag, hash, CODEC_TAG_BYTES);
+}
+
+/* A SET_IF request of ${data} over what has the tag ${tag}. */
+static struct codec_request set_if_req(const char *ns, const char *id, const char *data,
+                                       uint64_t ttl_ms, const uint8_t tag[CODEC_TAG_BYTES])
+{
+	struct codec_request req = {.op = CODEC_OP_SET_IF, .request_id = 40, .ttl_ms = ttl_ms};
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	req.data = bytes(data);
+	req.expect = (struct mp_bytes){tag, CODEC_TAG_BYTES};
+	return req;
+}
+
+/*
+ * SET_IF ${data} into ${id} of ${ns} over what has the tag ${tag}; returns the status, after
+ * checking the result is what that status carries (nil for OK and NOT_FOUND, a message for
+ * CONFLICT).
+ */
+static uint32_t set_if(int fd, const char *ns, const char *id, const char *data, uint64_t ttl_ms,
+                       const uint8_t tag[CODEC_TAG_BYTES])
+{
+	struct codec_request req = set_if_req(ns, id, data, ttl_ms, tag);
+	struct codec_reply rep;
+	uint8_t *body;
+	uint32_t status = call(fd, &req, &rep, &body);
+
+	if (status == CODEC_OK || status == CODEC_NOT_FOUND) {
+		cr_assert_eq(rep.result.len, 1, "%s carries nil", codec_status_name(status));
+		cr_assert_eq(rep.result.ptr[0], 0xc0, "%s carries nil", codec_status_name(status));
+	} else {
+		cr_assert_gt(rep.message.len, 0, "%s carries a message", codec_status_name(status));
+	}
+	free(body);
+	return status;
+}
+
+/* GET ${id} of ${ns} into ${data} (NUL-terminated); returns the status. */
+static uint32_t get_data(int fd, const char *ns, const char *id, char *data, size_t size)
+{
+	struct codec_request req = {.op = CODEC_OP_GET, .request_id = 41};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	uint32_t status;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	status = call(fd, &req, &rep, &body);
+	data[0] = '\0';
+	if (status == CODEC_OK) {
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0, "GET returns bin");
+		cr_assert_lt(got.len, size);
+		memcpy(data, got.ptr, got.len);
+		data[got.len] = '\0';
+	}
+	free(body);
+	return status;
+}
+
+static uint32_t op_on(int fd, uint32_t op, const char *ns, const char *id)
+{
+	struct codec_request req = {.op = op, .request_id = 42, .ttl_ms = 600000};
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	req.flash_type = bytes("info");
+	req.flash_msg = bytes("hello");
+	return call_status(fd, &req);
+}
+
+/* COUNT of ${ns}. */
+static uint64_t count_of(int fd, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_COUNT, .request_id = 43};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t n;
+
+	req.ns = bytes(ns);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	n = harness_result_uint(&rep);
+	free(body);
+	return n;
+}
+
+/* The remaining ttl LIST gives the only session of ${ns}. */
+static uint64_t only_ttl_of(int fd, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_LIST, .request_id = 44, .limit = 10};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes id;
+	uint8_t *body;
+	uint32_t n;
+	uint64_t v, ttl;
+
+	req.ns = bytes(ns);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(mp_read_uint(&r, &v), 0);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1, "one session in %s", ns);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(mp_read_bin(&r, &id), 0);
+	cr_assert_eq(mp_read_uint(&r, &ttl), 0);
+	free(body);
+	return ttl;
+}
+
+LEAK_CHECKED_TEST(daemon, set_if_stores_only_over_the_data_it_was_read_from)
+{
+	uint8_t v1[CODEC_TAG_BYTES], v2[CODEC_TAG_BYTES], empty[CODEC_TAG_BYTES];
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 45};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 46};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes msg;
+	uint8_t *body;
+	uint32_t n;
+	char got[64];
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	tag_of("v1", v1);
+	tag_of("v2", v2);
+	tag_of("", empty);
+	cr_assert_eq(harness_set_get(fd, "cas", "s1", "v1", 600000), 0);
+	cr_assert_eq(op_on(fd, CODEC_OP_FLASH_PUSH, "cas", "s1"), CODEC_OK);
+
+	cr_assert_eq(set_if(fd, "cas", "s1", "v2", 5000, v1), CODEC_OK, "the tag matches");
+	cr_assert_eq(get_data(fd, "cas", "s1", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "v2");
+	cr_assert_leq(only_ttl_of(fd, "cas"), 5000, "the expiry is now + the SET_IF's ttl");
+
+	cr_assert_eq(set_if(fd, "cas", "s1", "v3", 600000, v1), CODEC_CONFLICT,
+	             "the tag of data that is no longer there");
+	cr_assert_eq(set_if(fd, "cas", "s1", "v3", 600000, empty), CODEC_CONFLICT);
+	cr_assert_eq(get_data(fd, "cas", "s1", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "v2", "a CONFLICT changes nothing");
+	cr_assert_leq(only_ttl_of(fd, "cas"), 5000, "not even the expiry");
+	cr_assert_eq(call_status(fd, &ping), CODEC_OK, "CONFLICT leaves the connection open");
+
+	cr_assert_eq(set_if(fd, "cas", "s1", "", 600000, v2), CODEC_OK);
+	cr_assert_gt(only_ttl_of(fd, "cas"), 5000);
+	cr_assert_eq(set_if(fd, "cas", "s1", "after empty", 600000, empty), CODEC_OK,
+	             "empty data has a tag too");
+	cr_assert_eq(get_data(fd, "cas", "s1", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "after empty");
+
+	/* Flashes live beside the data: SET_IF keeps them, as SET does. */
+	pop.ns = bytes("cas");
+	pop.id = bytes("s1");
+	pop.flash_type = bytes("info");
+	cr_assert_eq(call(fd, &pop, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1, "the flash pushed before the SET_IFs is still queued");
+	cr_assert_eq(mp_read_str(&r, &msg), 0);
+	cr_assert_eq(msg.len, 5);
+	free(body);
+	close(fd);
+}
+
+/* The race SET_IF is for: two requests read the session, one saves, the other must not. */
+LEAK_CHECKED_TEST(daemon, set_if_conflicts_after_another_connections_set)
+{
+	uint8_t tag[CODEC_TAG_BYTES];
+	char got[64];
+	int a = harness_open_ready(dmn.unix_url, "request-a");
+	int b = harness_open_ready(dmn.tcp_url, "request-b");
+
+	cr_assert_eq(harness_set_get(a, NULL, "race", "{\"cart\":1}", 600000), 0);
+	cr_assert_eq(get_data(a, NULL, "race", got, sizeof(got)), CODEC_OK);
+	tag_of(got, tag);
+	cr_assert_eq(harness_set_get(b, NULL, "race", "{\"cart\":1,\"b\":2}", 600000), 0);
+
+	cr_assert_eq(set_if(a, NULL, "race", "{\"cart\":1,\"a\":3}", 600000, tag), CODEC_CONFLICT);
+	cr_assert_eq(get_data(a, NULL, "race", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "{\"cart\":1,\"b\":2}", "b's save is kept");
+
+	/* What a client does on CONFLICT: read again, apply its change again, retry. */
+	tag_of(got, tag);
+	cr_assert_eq(set_if(a, NULL, "race", "{\"cart\":1,\"b\":2,\"a\":3}", 600000, tag),
+	             CODEC_OK);
+	cr_assert_eq(get_data(b, NULL, "race", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "{\"cart\":1,\"b\":2,\"a\":3}");
+	close(a);
+	close(b);
+}
+
+LEAK_CHECKED_TEST(daemon, set_if_never_brings_a_session_back)
+{
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 47, .flash_all = true};
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 48, .ttl_ms = 50};
+	uint8_t tag[CODEC_TAG_BYTES], empty[CODEC_TAG_BYTES];
+	struct codec_reply rep;
+	struct mp_reader r;
+	uint8_t *body;
+	uint32_t n;
+	char got[64];
+	int fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+
+	tag_of("logged in", tag);
+	tag_of("", empty);
+	/* A slow request read the session, then the user logged out. */
+	cr_assert_eq(harness_set_get(fd, "nf", "gone", "logged in", 600000), 0);
+	cr_assert_eq(op_on(fd, CODEC_OP_DESTROY, "nf", "gone"), CODEC_OK);
+	cr_assert_eq(set_if(fd, "nf", "gone", "logged in, saved late", 600000, tag),
+	             CODEC_NOT_FOUND);
+	cr_assert_eq(get_data(fd, "nf", "gone", got, sizeof(got)), CODEC_NOT_FOUND);
+
+	cr_assert_eq(set_if(fd, "nf", "never", "x", 600000, empty), CODEC_NOT_FOUND);
+	cr_assert_eq(count_of(fd, "nf"), 0, "nothing was created");
+
+	/* A session that holds flashes only has no data: GET and SET_IF say NOT_FOUND. */
+	cr_assert_eq(op_on(fd, CODEC_OP_FLASH_PUSH, "nf", "flash-only"), CODEC_OK);
+	cr_assert_eq(set_if(fd, "nf", "flash-only", "x", 600000, empty), CODEC_NOT_FOUND);
+	cr_assert_eq(get_data(fd, "nf", "flash-only", got, sizeof(got)), CODEC_NOT_FOUND,
+	             "still without data");
+	pop.ns = bytes("nf");
+	pop.id = bytes("flash-only");
+	cr_assert_eq(call(fd, &pop, &rep, &body), CODEC_OK, "its flashes are untouched");
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_map(&r, &n), 0);
+	cr_assert_eq(n, 1);
+	free(body);
+
+	/* Expired is gone. */
+	set.ns = bytes("nf");
+	set.id = bytes("expired");
+	set.data = bytes("logged in");
+	cr_assert_eq(call_status(fd, &set), CODEC_OK);
+	sleep_ms(120);
+	cr_assert_eq(set_if(fd, "nf", "expired", "x", 600000, tag), CODEC_NOT_FOUND);
+	cr_assert_eq(get_data(fd, "nf", "expired", got, sizeof(got)), CODEC_NOT_FOUND);
+	cr_assert_eq(count_of(fd, "nf"), 1, "only the flash-only session");
+	close(fd);
+}
+
+/* Replies come in order and each request sees the ones before it: in one write, a SET then a
+ * SET_IF over what the SET replaced is a CONFLICT, and of two SET_IFs over the same read,
+ * exactly the first wins. */
+LEAK_CHECKED_TEST(daemon, set_if_pipelined_after_a_set_conflicts)
+{
+	static const uint32_t want[] = {CODEC_OK, CODEC_CONFLICT, CODEC_OK, CODEC_CONFLICT,
+	                                CODEC_OK};
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_request get = {.op = CODEC_OP_GET, .request_id = 5};
+	uint8_t old[CODEC_TAG_BYTES], new[CODEC_TAG_BYTES];
+	struct codec_request req;
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	struct buf b;
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	cr_assert_eq(harness_set_get(fd, NULL, "pipe", "old", 600000), 0);
+	tag_of("old", old);
+	tag_of("new", new);
+	buf_init(&b);
+	set.id = bytes("pipe");
+	set.data = bytes("new");
+	cr_assert_eq(codec_encode_request(&b, &set), 0);
+	req = set_if_req(NULL, "pipe", "stale save", 600000, old);
+	req.request_id = 2;
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	req = set_if_req(NULL, "pipe", "first", 600000, new);
+	req.request_id = 3;
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	req.data = bytes("second");
+	req.request_id = 4;
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	get.id = bytes("pipe");
+	cr_assert_eq(codec_encode_request(&b, &get), 0);
+	harness_send_buf(fd, &b);
+	for (uint64_t i = 0; i < 5; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, i + 1);
+		cr_assert_eq(rep.status, want[i], "request %llu: %s", (unsigned long long)i + 1,
+		             codec_status_name(rep.status));
+		if (i == 4) {
+			mp_reader_init(&r, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_bin(&r, &got), 0);
+			cr_assert_eq(got.len, 5);
+			cr_assert_eq(memcmp(got.ptr, "first", 5), 0);
+		}
+		free(body);
+	}
+	buf_finish(&b);
+	close(fd);
+}
+
+/* [0x14, 7, nil, "a", bin "x", 1000, ${expect}]: SET_IF with a raw expect value. */
+static void encode_set_if_raw(struct buf *b, const uint8_t *expect, size_t expect_len)
+{
+	size_t at;
+
+	cr_assert_eq(codec_frame_open(b, &at), 0);
+	cr_assert_eq(mp_write_array(b, 7), 0);
+	cr_assert_eq(mp_write_uint(b, CODEC_OP_SET_IF), 0);
+	cr_assert_eq(mp_write_uint(b, 7), 0);
+	cr_assert_eq(mp_write_nil(b), 0);
+	cr_assert_eq(mp_write_str(b, "a", 1), 0);
+	cr_assert_eq(mp_write_bin(b, "x", 1), 0);
+	cr_assert_eq(mp_write_uint(b, 1000), 0);
+	cr_assert_eq(buf_append(b, expect, expect_len), 0);
+	cr_assert_eq(codec_frame_close(b, at), 0);
+}
+
+LEAK_CHECKED_TEST(daemon, set_if_with_a_malformed_expect_is_bad_request)
+{
+	static const char sixteen[] = "0123456789abcdef";
+	uint8_t tag[CODEC_TAG_BYTES];
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b, v;
+	char got[16];
+	int fd;
+
+	tag_of("x", tag);
+	buf_init(&b);
+	buf_init(&v);
+	for (int i = 0; i < 4; i++) {
+		buf_reset(&v);
+		if (i == 0)
+			cr_assert_eq(mp_write_bin(&v, tag, 15), 0);
+		else if (i == 1)
+			cr_assert_eq(mp_write_bin(&v, sixteen, 17), 0); /* with its NUL */
+		else if (i == 2)
+			cr_assert_eq(mp_write_str(&v, sixteen, 16), 0);
+		else
+			cr_assert_eq(mp_write_nil(&v), 0);
+		fd = harness_open_ready(dmn.unix_url, "test_daemon");
+		cr_assert_eq(harness_set_get(fd, NULL, "a", "x", 600000), 0);
+		buf_reset(&b);
+		encode_set_if_raw(&b, v.data, v.len);
+		harness_send_buf(fd, &b);
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_BAD_REQUEST, "expect %d: %s", i,
+		             codec_status_name(rep.status));
+		cr_assert_eq(rep.request_id, 7);
+		free(body);
+		harness_expect_closed(fd);
+		close(fd);
+	}
+	/* The same frame with a right expect is carried out. */
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	buf_reset(&b);
+	buf_reset(&v);
+	cr_assert_eq(mp_write_bin(&v, tag, CODEC_TAG_BYTES), 0);
+	encode_set_if_raw(&b, v.data, v.len);
+	harness_send_buf(fd, &b);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "%s", codec_status_name(rep.status));
+	free(body);
+	cr_assert_eq(get_data(fd, NULL, "a", got, sizeof(got)), CODEC_OK);
+	close(fd);
+	buf_finish(&b);
+	buf_finish(&v);
+}
+
+/* Under --data-dir a SET_IF that stores is logged as a SET; one that does not, not at all. */
+LEAK_CHECKED_TEST(daemon_opts, set_if_survives_a_restart_as_a_set)
+{
+	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	uint8_t v1[CODEC_TAG_BYTES], v2[CODEC_TAG_BYTES];
+	char got[64];
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(mkdtemp(data_dir));
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	tag_of("v1", v1);
+	tag_of("v2", v2);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	cr_assert_eq(harness_set_get(fd, "durable", "s", "v1", 600000), 0);
+	cr_assert_eq(set_if(fd, "durable", "s", "v2", 3000000, v1), CODEC_OK);
+	cr_assert_eq(set_if(fd, "durable", "s", "stale", 600000, v1), CODEC_CONFLICT);
+	cr_assert_eq(op_on(fd, CODEC_OP_FLASH_PUSH, "durable", "flash-only"), CODEC_OK);
+	cr_assert_eq(set_if(fd, "durable", "flash-only", "x", 600000, v1), CODEC_NOT_FOUND);
+	close(fd);
+
+	cr_assert_eq(harness_kill(&dmn), 0);
+	cr_assert_eq(harness_restart(&dmn, args), 0);
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+	cr_assert_eq(get_data(fd, "durable", "s", got, sizeof(got)), CODEC_OK,
+	             "the session survived the restart");
+	cr_assert_str_eq(got, "v2", "with the SET_IF's data");
+	cr_assert_eq(get_data(fd, "durable", "flash-only", got, sizeof(got)), CODEC_NOT_FOUND);
+	cr_assert_eq(count_of(fd, "durable"), 2);
+	cr_assert_eq(set_if(fd, "durable", "s", "v3", 600000, v1), CODEC_CONFLICT);
+	cr_assert_eq(set_if(fd, "durable", "s", "v3", 600000, v2), CODEC_OK,
+	             "the tag is of the data alone: the same after a restart");
+	close(fd);
+
+	cr_assert_eq(harness_kill(&dmn), 0);
+	cr_assert_eq(harness_restart(&dmn, args), 0);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	cr_assert_eq(get_data(fd, "durable", "s", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "v3");
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -999,7 +999,8 @@ static int pop_flashes(int fd, const char *id, uint32_t *count)
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout = 60)
 {
-	enum { BIG = 100000, MSG = 10000, MSGS = 10 };
+	/* MANY empty messages fit in a reply under 4096 bytes, but pass max_frame / 12 there. */
+	enum { BIG = 100000, MSG = 10000, MSGS = 10, MANY = 400 };
 	char data_dir[64];
 	const char *args[] = {"--data-dir", data_dir, NULL};
 	const char *small_args[] = {"--data-dir", data_dir, "--max-frame", "4096", NULL};
@@ -1017,6 +1018,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(set_session(fd, "small", "s", 1, TTL_MS), CODEC_OK);
 	for (int i = 0; i < MSGS; i++)
 		cr_assert_eq(push_flash(fd, "flashy", big + i, MSG), CODEC_OK);
+	for (int i = 0; i < MANY; i++)
+		cr_assert_eq(push_flash(fd, "many", "", 0), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -1024,6 +1027,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_LIMIT);
+	cr_expect_eq(pop_flashes(fd, "many", &count), CODEC_LIMIT,
+	             "more messages than a client takes in one reply under this max_frame");
 	cr_expect_eq(push_flash(fd, "flashy", "x", 1), CODEC_LIMIT, "over the new flash limit");
 	cr_expect_eq(get_session(fd, "small", "s", 1), CODEC_OK);
 	cr_expect_eq(ping(fd), CODEC_OK, "the connection stays open");
@@ -1035,6 +1040,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_OK);
 	cr_expect_eq(count, MSGS);
+	cr_expect_eq(pop_flashes(fd, "many", &count), CODEC_OK);
+	cr_expect_eq(count, MANY, "kept whole by the refused pop");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	free(big);

@@ -34,6 +34,7 @@ static void expect_same(const struct codec_request *a, const struct codec_reques
 	cr_expect_eq(a->version, b->version);
 	cr_expect(bytes_eq(a->client_name, b->client_name), "client_name");
 	cr_expect(bytes_eq(a->auth, b->auth), "auth");
+	cr_expect(bytes_eq(a->expect, b->expect), "expect");
 }
 
 /* One request of every opcode, with named namespaces so decode gives the same fields. */
@@ -60,6 +61,13 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].id_is_bin = true;
 	q[n].data = BYTES("{\"a\":1}");
 	q[n++].ttl_ms = CODEC_MAX_TTL_MS;
+	q[n].op = CODEC_OP_SET_IF;
+	q[n].request_id = 15;
+	q[n].ns = BYTES("app");
+	q[n].id = BYTES("abc");
+	q[n].data = BYTES("{\"a\":2}");
+	q[n].ttl_ms = 60000;
+	q[n++].expect = BYTES("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\xff");
 	q[n].op = CODEC_OP_TOUCH;
 	q[n].request_id = 5;
 	q[n].ns = BYTES("app");
@@ -430,16 +438,26 @@ LEAK_CHECKED_TEST(codec, encode_rejects_out_of_range_fields)
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
 	bad.ttl_ms = CODEC_MAX_TTL_MS + 1;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
-	bad = q[6];
+	bad = q[7];
 	bad.flash_type.len = 0;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
-	bad = q[7];
+	bad = q[8];
 	bad.flash_type = (struct mp_bytes){(const uint8_t *)big, 65};
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
-	bad = q[10];
+	bad = q[11];
 	bad.limit = 0;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
 	bad.limit = 1001;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad = q[4];
+	bad.expect.len = CODEC_TAG_BYTES - 1;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1, "SET_IF's expect is 16 bytes");
+	bad.expect = (struct mp_bytes){(const uint8_t *)big, CODEC_TAG_BYTES + 1};
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad.expect = (struct mp_bytes){NULL, 0};
+	cr_expect_eq(codec_encode_request(&b, &bad), -1, "a SET_IF needs an expect");
+	bad = q[4];
+	bad.ttl_ms = 0;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
 	bad = q[0];
 	bad.client_name = (struct mp_bytes){(const uint8_t *)big, 65};
@@ -573,6 +591,7 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_status_name(CODEC_SHUTTING_DOWN), "SHUTTING_DOWN");
 	cr_expect_str_eq(codec_status_name(CODEC_LIMIT), "LIMIT");
 	cr_expect_str_eq(codec_status_name(CODEC_BUSY), "BUSY");
+	cr_expect_str_eq(codec_status_name(14), "CONFLICT");
 	cr_expect_str_eq(codec_status_name(CODEC_STATUS_MAX + 1), "UNKNOWN");
 	cr_expect_str_eq(codec_status_name(UINT32_MAX), "UNKNOWN");
 	for (uint32_t s = 0; s <= CODEC_STATUS_MAX; s++)
@@ -580,6 +599,96 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_op_name(CODEC_OP_FLASH_POP), "FLASH_POP");
 	cr_expect_str_eq(codec_op_name(CODEC_OP_HELLO), "HELLO");
 	cr_expect_str_eq(codec_op_name(CODEC_OP_STATS), "STATS");
+	cr_expect_str_eq(codec_op_name(0x14), "SET_IF");
 	cr_expect_null(codec_op_name(0));
 	cr_expect_null(codec_op_name(0x7f));
+}
+
+/* SET_IF's expect is a tag: bin of exactly 16 bytes, nothing else (PROTOCOL.md, "Sessions"). */
+LEAK_CHECKED_TEST(codec, set_if_expect_must_be_bin_of_16_bytes)
+{
+	static const char tag[] = "0123456789abcdef";
+	struct codec_request r;
+	struct buf b;
+	uint32_t st;
+	const char *why;
+
+	buf_init(&b);
+	/* [0x14, 9, nil, "x", bin "d", 1000, expect] with each expect in turn. */
+	for (int i = 0; i < 7; i++) {
+		buf_reset(&b);
+		cr_assert_eq(mp_write_array(&b, 7), 0);
+		cr_assert_eq(mp_write_uint(&b, CODEC_OP_SET_IF), 0);
+		cr_assert_eq(mp_write_uint(&b, 9), 0);
+		cr_assert_eq(mp_write_nil(&b), 0);
+		cr_assert_eq(mp_write_str(&b, "x", 1), 0);
+		cr_assert_eq(mp_write_bin(&b, "d", 1), 0);
+		cr_assert_eq(mp_write_uint(&b, 1000), 0);
+		switch (i) {
+		case 0:
+			cr_assert_eq(mp_write_bin(&b, tag, 16), 0);
+			break;
+		case 1:
+			cr_assert_eq(mp_write_bin(&b, tag, 15), 0);
+			break;
+		case 2:
+			cr_assert_eq(mp_write_bin(&b, tag, 17), 0); /* with the NUL */
+			break;
+		case 3:
+			cr_assert_eq(mp_write_bin(&b, tag, 0), 0);
+			break;
+		case 4:
+			cr_assert_eq(mp_write_str(&b, tag, 16), 0);
+			break;
+		case 5:
+			cr_assert_eq(mp_write_nil(&b), 0);
+			break;
+		default:
+			cr_assert_eq(mp_write_uint(&b, 16), 0);
+			break;
+		}
+		st = 99;
+		why = NULL;
+		if (i == 0) {
+			cr_assert_eq(codec_decode_request(b.data, b.len, &r, &st, &why), 0);
+			cr_expect_eq(r.op, CODEC_OP_SET_IF);
+			cr_expect(bytes_eq(r.expect, (struct mp_bytes){(const uint8_t *)tag, 16}));
+			cr_expect(bytes_eq(r.data, BYTES("d")));
+			cr_expect_eq(r.ttl_ms, 1000);
+			cr_expect(bytes_eq(r.ns, BYTES("default")));
+			continue;
+		}
+		cr_expect_eq(codec_decode_request(b.data, b.len, &r, &st, &why), -1, "expect %d",
+		             i);
+		cr_expect_eq(st, CODEC_BAD_REQUEST, "expect %d", i);
+		cr_expect_eq(r.request_id, 9, "the request id is kept for the reply");
+		cr_expect_str_eq(why, "expect must be bin of 16 bytes", "expect %d", i);
+	}
+	/* Without expect it is a SET_IF with the wrong number of arguments, not a SET. */
+	cr_expect_eq(DECODE("\x96\x14\x01\xc0\xa1x\xc4\x01"
+	                    "d\x01",
+	                    &r, &st),
+	             -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	buf_finish(&b);
+}
+
+/* The tag is BLAKE2b-512's first 16 bytes (known answers from Python's hashlib), not the
+ * 16-byte BLAKE2b, whose bytes all differ. */
+LEAK_CHECKED_TEST(codec, data_tag_known_answers)
+{
+	static const uint8_t empty[CODEC_TAG_BYTES] = {0x78, 0x6a, 0x02, 0xf7, 0x42, 0x01,
+	                                               0x59, 0x03, 0xc6, 0xc6, 0xfd, 0x85,
+	                                               0x25, 0x52, 0xd2, 0x72};
+	static const uint8_t abc[CODEC_TAG_BYTES] = {0xba, 0x80, 0xa5, 0x3f, 0x98, 0x1c,
+	                                             0x4d, 0x0d, 0x6a, 0x27, 0x97, 0xb6,
+	                                             0x9f, 0x12, 0xf6, 0xe9};
+	uint8_t tag[CODEC_TAG_BYTES];
+
+	codec_data_tag("", 0, tag);
+	cr_expect_arr_eq(tag, empty, CODEC_TAG_BYTES);
+	codec_data_tag(NULL, 0, tag);
+	cr_expect_arr_eq(tag, empty, CODEC_TAG_BYTES);
+	codec_data_tag("abc", 3, tag);
+	cr_expect_arr_eq(tag, abc, CODEC_TAG_BYTES);
 }

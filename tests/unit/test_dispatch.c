@@ -935,3 +935,149 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_answer_once_expiry_caught_up)
 	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
 	cr_assert_eq(result_uint(&rep), LIVE);
 }
+
+/* --- SET_IF (PROTOCOL.md, "Sessions") --- */
+
+static uint32_t do_set_if(const char *id, const char *data, uint64_t ttl, const char *read,
+                          uint64_t now)
+{
+	struct codec_request req = {.op = CODEC_OP_SET_IF, .request_id = 20, .ttl_ms = ttl};
+	uint8_t tag[CODEC_TAG_BYTES];
+	struct codec_reply rep;
+
+	codec_data_tag(read, strlen(read), tag);
+	req.id = bytes(id);
+	req.data = bytes(data);
+	req.expect = (struct mp_bytes){tag, sizeof(tag)};
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "SET_IF keeps the connection");
+	cr_assert_eq(rep.request_id, 20);
+	if (rep.status == CODEC_OK || rep.status == CODEC_NOT_FOUND)
+		cr_assert(rep.result.len == 1 && rep.result.ptr[0] == 0xc0, "%s carries nil",
+		          codec_status_name(rep.status));
+	else
+		cr_assert_gt(rep.message.len, 0);
+	return rep.status;
+}
+
+LEAK_CHECKED_TEST(dispatch, set_if_stores_over_the_tag_it_names)
+{
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_set_if("s", "v1", 1000, "", NOW), CODEC_NOT_FOUND, "no session");
+	cr_assert_eq(do_get(NULL, "s", NOW, data, sizeof(data)), CODEC_NOT_FOUND,
+	             "and none was made");
+	cr_assert_eq(do_set(NULL, "s", "v1", 1000, NOW), CODEC_OK);
+	cr_assert_eq(do_set_if("s", "v2", 5000, "v0", NOW + 500), CODEC_CONFLICT);
+	cr_assert_eq(do_get(NULL, "s", NOW + 999, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "v1", "a CONFLICT changes nothing");
+	cr_assert_eq(do_get(NULL, "s", NOW + 1000, data, sizeof(data)), CODEC_NOT_FOUND,
+	             "not even the expiry");
+
+	cr_assert_eq(do_set(NULL, "s", "v1", 1000, NOW), CODEC_OK);
+	cr_assert_eq(do_set_if("s", "v2", 5000, "v1", NOW + 500), CODEC_OK);
+	cr_assert_eq(do_get(NULL, "s", NOW + 5499, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "v2");
+	cr_assert_eq(do_get(NULL, "s", NOW + 5500, data, sizeof(data)), CODEC_NOT_FOUND,
+	             "the expiry is the SET_IF's now + ttl");
+	cr_assert_eq(do_set_if("s", "v3", 5000, "v2", NOW + 5500), CODEC_NOT_FOUND,
+	             "an expired session is gone");
+	cr_assert_eq(do_get(NULL, "s", NOW + 5500, data, sizeof(data)), CODEC_NOT_FOUND);
+}
+
+/* A SET_IF that matches meets SET's limits, with SET's answers; one that does not is a
+ * CONFLICT whatever it carries. */
+LEAK_CHECKED_TEST(dispatch, set_if_has_the_limits_of_set)
+{
+	static char big[20000];
+	char data[64];
+
+	teardown();
+	fx_open(CODEC_MIN_MAX_FRAME, 16 * 1024);
+	hello();
+	memset(big, 'b', sizeof(big) - 1);
+	cr_assert_eq(do_set(NULL, "s", "small", 60000, NOW), CODEC_OK);
+	big[CODEC_MIN_MAX_FRAME - CODEC_REPLY_DATA_OVERHEAD + 1] = '\0';
+	cr_assert_eq(do_set_if("s", big, 60000, "small", NOW), CODEC_LIMIT);
+	cr_assert_eq(do_set_if("s", big, 60000, "other", NOW), CODEC_CONFLICT);
+	cr_assert_eq(do_get(NULL, "s", NOW, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "small");
+
+	teardown();
+	fx_open(CODEC_DEFAULT_MAX_FRAME, 16 * 1024);
+	hello();
+	cr_assert_eq(do_set(NULL, "s", "small", 60000, NOW), CODEC_OK);
+	memset(big, 'b', sizeof(big) - 1);
+	cr_assert_eq(do_set_if("s", big, 60000, "small", NOW), CODEC_NO_MEMORY);
+	cr_assert_eq(do_get(NULL, "s", NOW, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "small", "nothing changed");
+}
+
+/* A batch hinted ahead: each SET_IF sees the change of the request before it. */
+LEAK_CHECKED_TEST(dispatch, hinted_set_if_sees_the_set_before_it)
+{
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 30, .ttl_ms = 60000};
+	struct codec_request set_if = {.op = CODEC_OP_SET_IF, .request_id = 31, .ttl_ms = 60000};
+	uint8_t old[CODEC_TAG_BYTES], new[CODEC_TAG_BYTES];
+	struct dispatch_frame_ref refs[3];
+	struct codec_reply rep;
+	struct buf frames;
+	size_t at[3];
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_set(NULL, "h", "old", 60000, NOW), CODEC_OK);
+	codec_data_tag("old", 3, old);
+	codec_data_tag("new", 3, new);
+	buf_init(&frames);
+	set.id = set_if.id = bytes("h");
+	set.data = bytes("new");
+	at[0] = append_frame(&frames, &set);
+	set_if.data = bytes("stale");
+	set_if.expect = (struct mp_bytes){old, sizeof(old)};
+	at[1] = append_frame(&frames, &set_if);
+	set_if.request_id = 32;
+	set_if.data = bytes("merged");
+	set_if.expect = (struct mp_bytes){new, sizeof(new)};
+	at[2] = append_frame(&frames, &set_if);
+	for (size_t i = 0; i < 3; i++) {
+		refs[i].body = frames.data + at[i];
+		refs[i].len = codec_frame_length(frames.data + at[i] - CODEC_HEADER_BYTES);
+		refs[i].decoded = false;
+	}
+	dispatch_prefetch(fx.d, refs, 3);
+	cr_assert(refs[1].decoded && refs[1].req.op == CODEC_OP_SET_IF);
+	expect_hinted(&refs[0], DISPATCH_KEEP, CODEC_OK, 30, &rep);
+	expect_hinted(&refs[1], DISPATCH_KEEP, CODEC_CONFLICT, 31, &rep);
+	expect_hinted(&refs[2], DISPATCH_KEEP, CODEC_OK, 32, &rep);
+	cr_assert_eq(do_get(NULL, "h", NOW, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "merged");
+	buf_finish(&frames);
+}
+
+/* Data kept from a larger --max-frame, which GET refuses with LIMIT, is compared like any
+ * other: a client that knows it (it stored it) may replace it. */
+LEAK_CHECKED_TEST(dispatch, set_if_compares_data_over_max_data)
+{
+	static char big[CODEC_MIN_MAX_FRAME + 100];
+	struct store_key key = {.ns = (const uint8_t *)CODEC_DEFAULT_NAMESPACE,
+	                        .ns_len = strlen(CODEC_DEFAULT_NAMESPACE),
+	                        .id = (const uint8_t *)"old",
+	                        .id_len = 3};
+	struct codec_request get = {.op = CODEC_OP_GET, .request_id = 21};
+	struct codec_reply rep;
+	char data[64];
+
+	teardown();
+	fx_open(CODEC_MIN_MAX_FRAME, 0);
+	hello();
+	memset(big, 'o', sizeof(big) - 1);
+	cr_assert_eq(store_set(fx.st, &key, big, sizeof(big) - 1, NOW + 60000, NOW), 0);
+	get.id = bytes("old");
+	cr_assert_eq(call(&get, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_LIMIT, "GET refuses it");
+	cr_assert_eq(do_set_if("old", "small", 60000, "o", NOW), CODEC_CONFLICT);
+	cr_assert_eq(do_set_if("old", "small", 60000, big, NOW), CODEC_OK);
+	cr_assert_eq(do_get(NULL, "old", NOW, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "small");
+}

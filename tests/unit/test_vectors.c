@@ -321,6 +321,11 @@ static void expected_request(const struct jval *r, struct codec_request *q, stru
 		else
 			set_bytes_field(r, "type", NULL, &q->flash_type, NULL, own);
 	}
+	set_bytes_field(r, "expect_hex", NULL, &q->expect, NULL, own);
+	if (q->expect.ptr != NULL) {
+		own->p[own->n] = unhex((const char *)q->expect.ptr, &q->expect.len);
+		q->expect.ptr = own->p[own->n++];
+	}
 	set_bytes_field(r, "msg", "msg_hex", &q->flash_msg, &q->flash_msg_is_bin, own);
 	set_bytes_field(r, "client_name", NULL, &q->client_name, NULL, own);
 	set_bytes_field(r, "auth_hex", NULL, &q->auth, NULL, own);
@@ -370,6 +375,7 @@ static void assert_request_eq(const char *name, const struct codec_request *got,
 	cr_expect_eq(got->version, want->version, "%s: version", name);
 	cr_expect(bytes_eq(got->client_name, want->client_name), "%s: client_name", name);
 	cr_expect(bytes_eq(got->auth, want->auth), "%s: auth", name);
+	cr_expect(bytes_eq(got->expect, want->expect), "%s: expect", name);
 }
 
 static bool is_session_op(uint32_t op)
@@ -377,12 +383,16 @@ static bool is_session_op(uint32_t op)
 	return op != CODEC_OP_HELLO && op != CODEC_OP_PING && op != CODEC_OP_STATS;
 }
 
+/* SET_IF vectors whose expect was checked to be the tag of the data they name. */
+static size_t tags_checked;
+
 static void check_valid_request(const char *name, const struct jval *vec, const uint8_t *frame,
                                 size_t len)
 {
 	struct codec_request want, got;
 	struct owned own = {0};
 	const struct jval *canon = jget(vec, "canonical");
+	const struct jval *tag_of = jget(vec, "expect_tag_of_hex");
 	uint32_t status = 99;
 	const char *why = NULL;
 	struct buf out;
@@ -402,6 +412,20 @@ static void check_valid_request(const char *name, const struct jval *vec, const 
 			decoded_want.ns.len = strlen(CODEC_DEFAULT_NAMESPACE);
 		}
 		assert_request_eq(name, &got, &decoded_want);
+	}
+	if (tag_of != NULL) {
+		/* The generator computed expect with Python's hashlib: the codec's tag must agree.
+		 */
+		uint8_t tag[CODEC_TAG_BYTES], *data;
+		size_t data_len;
+
+		data = unhex(tag_of->str, &data_len);
+		codec_data_tag(data, data_len, tag);
+		cr_expect(want.expect.len == CODEC_TAG_BYTES &&
+		              memcmp(tag, want.expect.ptr, CODEC_TAG_BYTES) == 0,
+		          "%s: expect is not the tag of expect_tag_of_hex", name);
+		free(data);
+		tags_checked++;
 	}
 	if (canon == NULL || canon->b) {
 		buf_init(&out);
@@ -495,7 +519,7 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 	struct vectors vs;
 	size_t i, requests = 0, replies = 0, invalid = 0;
 	uint64_t ops_seen = 0, ops_all = 0;
-	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13,
+	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14,
 	                              0x20, 0x21, 0x30, 0x31, 0x32, 0x33};
 
 	vectors_load(&vs);
@@ -526,5 +550,6 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 		ops_all |= 1ull << ops[i];
 	cr_expect_eq(ops_seen, ops_all);
 	cr_expect(replies > 0 && invalid > 0);
+	cr_expect_geq(tags_checked, 1, "a SET_IF vector says what its expect is the tag of");
 	vectors_free(&vs);
 }
