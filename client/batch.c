@@ -308,7 +308,7 @@ static int decode_item(struct sessd_batch *b, struct batch_item *item,
 	case CODEC_OP_FLASH_POP:
 		type =
 		    item->type_at == NO_TYPE ? NULL : (const char *)b->types.data + item->type_at;
-		return reply_flashes(result, type, &item->flashes);
+		return reply_flashes(result, type, b->c->max_frame, &item->flashes);
 	default:
 		return reply_nil(result);
 	}

@@ -3,7 +3,10 @@
  * check the shape and add up what is needed, once to fill a single allocation, so a caller
  * frees everything with one free() and a malformed reply never leaves half a struct behind.
  * Counts are checked against the bytes left (mp_read_*) and against what PROTOCOL.md allows,
- * since the memory a result takes is a multiple of the bytes that carry it.
+ * since the memory a result takes is a multiple of the bytes that carry it: a public struct
+ * per message or figure (32 or 16 bytes on LP64) from as little as 1 or 2 bytes of msgpack.
+ * Bytes alone bound a result to 33 times its reply (a 1 GiB reply of empty messages: 33 GiB);
+ * the counts below bound it by max_frame instead, whatever a server sends.
  */
 #include "reply.h"
 
@@ -19,6 +22,12 @@ _Static_assert(SEAL_KEY_BYTES == SEAL_PROOF_BYTES, "kx's key and proof have one 
 
 /* PROTOCOL.md, Flashes: a session holds at most 64 distinct types. */
 #define REPLY_MAX_FLASH_TYPES 64
+/*
+ * The most figures a STATS result may hold. PROTOCOL.md bounds nothing ("keys may be added");
+ * sessd sends under 20. A generous fixed bound keeps the structs (16 bytes each) from
+ * growing with a hostile reply.
+ */
+#define REPLY_MAX_STATS 1024u
 
 /* Copy ${n} bytes and a NUL to *${at}, advancing it; returns where the copy starts. */
 static char *copy_out(char **at, const void *p, size_t n)
@@ -181,9 +190,10 @@ int reply_data(const struct mp_bytes *result, struct mp_bytes *data)
 
 /*
  * One array of messages of one type. Counts them and their bytes (type and message copies
- * with NULs) into ${count} and ${bytes}; fills items from ${fill} when it is not NULL.
+ * with NULs) into ${count} and ${bytes}, refusing more than ${max_count} messages in all;
+ * fills items from ${fill} when it is not NULL.
  */
-static int walk_messages(struct mp_reader *r, const void *type, size_t type_len,
+static int walk_messages(struct mp_reader *r, const void *type, size_t type_len, size_t max_count,
                          struct sessd_flashes *fill, char **text, size_t *count, size_t *bytes)
 {
 	struct mp_bytes msg;
@@ -192,7 +202,8 @@ static int walk_messages(struct mp_reader *r, const void *type, size_t type_len,
 	bool is_bin;
 	const char *type_copy = NULL;
 
-	if (mp_read_array(r, &n) == -1)
+	/* Checked before the messages are walked: a count over the bound is refused at once. */
+	if (mp_read_array(r, &n) == -1 || n > max_count - *count)
 		return -1;
 	if (n > 0) {
 		*bytes += type_len + 1;
@@ -215,8 +226,8 @@ static int walk_messages(struct mp_reader *r, const void *type, size_t type_len,
 	return 0;
 }
 
-static int walk_flashes(const struct mp_bytes *result, const char *type, struct sessd_flashes *fill,
-                        char *text, size_t *count, size_t *bytes)
+static int walk_flashes(const struct mp_bytes *result, const char *type, size_t max_count,
+                        struct sessd_flashes *fill, char *text, size_t *count, size_t *bytes)
 {
 	struct mp_reader r;
 	struct mp_bytes t, seen[REPLY_MAX_FLASH_TYPES];
@@ -226,7 +237,8 @@ static int walk_flashes(const struct mp_bytes *result, const char *type, struct 
 	*bytes = 0;
 	mp_reader_init(&r, result->ptr, result->len);
 	if (type != NULL) {
-		if (walk_messages(&r, type, strlen(type), fill, &text, count, bytes) == -1)
+		if (walk_messages(&r, type, strlen(type), max_count, fill, &text, count, bytes) ==
+		    -1)
 			return -1;
 	} else {
 		if (mp_read_map(&r, &pairs) == -1 || pairs > REPLY_MAX_FLASH_TYPES)
@@ -240,29 +252,44 @@ static int walk_flashes(const struct mp_bytes *result, const char *type, struct 
 				if (seen[j].len == t.len && memcmp(seen[j].ptr, t.ptr, t.len) == 0)
 					return -1;
 			seen[i] = t;
-			if (walk_messages(&r, t.ptr, t.len, fill, &text, count, bytes) == -1)
+			if (walk_messages(&r, t.ptr, t.len, max_count, fill, &text, count, bytes) ==
+			    -1)
 				return -1;
 		}
 	}
 	return mp_reader_left(&r) == 0 ? 0 : -1;
 }
 
-int reply_flashes(const struct mp_bytes *result, const char *type, struct sessd_flashes **out)
+/*
+ * The size of one allocation holding a struct of ${head} bytes, ${count} items of ${item}
+ * bytes and ${bytes} of copies and a NUL; 0 when that does not fit in a size_t.
+ */
+static size_t result_size(size_t head, size_t count, size_t item, size_t bytes)
+{
+	if (count > (SIZE_MAX - head - 1) / item || bytes > SIZE_MAX - head - 1 - count * item)
+		return 0;
+	return head + count * item + bytes + 1;
+}
+
+int reply_flashes(const struct mp_bytes *result, const char *type, uint32_t max_frame,
+                  struct sessd_flashes **out)
 {
 	struct sessd_flashes *f;
-	size_t count, bytes, head;
+	size_t count, bytes, head, size;
 
 	*out = NULL;
-	if (walk_flashes(result, type, NULL, NULL, &count, &bytes) == -1)
+	if (walk_flashes(result, type, max_frame / 2 / CODEC_FLASH_LEAST_COST, NULL, NULL, &count,
+	                 &bytes) == -1)
 		return SESSD_ERR_PROTOCOL;
-	head = sizeof(*f) + count * sizeof(struct sessd_flash);
-	f = malloc(head + bytes + 1);
+	size = result_size(sizeof(*f), count, sizeof(struct sessd_flash), bytes);
+	f = size != 0 ? malloc(size) : NULL;
 	if (f == NULL)
 		return SESSD_ERR_NOMEM;
+	head = sizeof(*f) + count * sizeof(struct sessd_flash);
 	f->count = count;
 	f->items = (struct sessd_flash *)(f + 1);
 	/* The shape was checked above; the second walk over the same bytes cannot fail. */
-	(void)walk_flashes(result, type, f, (char *)f + head, &count, &bytes);
+	(void)walk_flashes(result, type, count, f, (char *)f + head, &count, &bytes);
 	*out = f;
 	return SESSD_OK;
 }
@@ -300,16 +327,17 @@ static int walk_list(const struct mp_bytes *result, uint32_t limit, struct sessd
 int reply_list(const struct mp_bytes *result, uint32_t limit, struct sessd_list **out)
 {
 	struct sessd_list *l;
-	size_t count, bytes, head;
+	size_t count, bytes, head, size;
 	uint64_t cursor;
 
 	*out = NULL;
 	if (walk_list(result, limit, NULL, NULL, &cursor, &count, &bytes) == -1)
 		return SESSD_ERR_PROTOCOL;
-	head = sizeof(*l) + count * sizeof(struct sessd_list_entry);
-	l = malloc(head + bytes + 1);
+	size = result_size(sizeof(*l), count, sizeof(struct sessd_list_entry), bytes);
+	l = size != 0 ? malloc(size) : NULL;
 	if (l == NULL)
 		return SESSD_ERR_NOMEM;
+	head = sizeof(*l) + count * sizeof(struct sessd_list_entry);
 	l->count = count;
 	l->next_cursor = cursor;
 	l->items = (struct sessd_list_entry *)(l + 1);
@@ -341,7 +369,7 @@ static int walk_stats(const struct mp_bytes *result, struct sessd_stats *fill, c
 				return -1;
 			continue;
 		}
-		if (mp_read_uint(&r, &v) == -1)
+		if (mp_read_uint(&r, &v) == -1 || *count == REPLY_MAX_STATS)
 			return -1;
 		*bytes += key.len + 1;
 		if (fill != NULL) {
@@ -356,15 +384,16 @@ static int walk_stats(const struct mp_bytes *result, struct sessd_stats *fill, c
 int reply_stats(const struct mp_bytes *result, struct sessd_stats **out)
 {
 	struct sessd_stats *s;
-	size_t count, bytes, head;
+	size_t count, bytes, head, size;
 
 	*out = NULL;
 	if (walk_stats(result, NULL, NULL, &count, &bytes) == -1)
 		return SESSD_ERR_PROTOCOL;
-	head = sizeof(*s) + count * sizeof(struct sessd_stat);
-	s = malloc(head + bytes + 1);
+	size = result_size(sizeof(*s), count, sizeof(struct sessd_stat), bytes);
+	s = size != 0 ? malloc(size) : NULL;
 	if (s == NULL)
 		return SESSD_ERR_NOMEM;
+	head = sizeof(*s) + count * sizeof(struct sessd_stat);
 	s->count = count;
 	s->items = (struct sessd_stat *)(s + 1);
 	(void)walk_stats(result, s, (char *)s + head, &count, &bytes);

@@ -12,7 +12,10 @@
  * Decoding of OK results into libsessd's public structs. Pure: no sockets. Each function
  * reads one result value (the raw msgpack of a reply's result), insists that it is consumed
  * exactly, and returns SESSD_OK, SESSD_ERR_PROTOCOL (the result has the wrong shape) or
- * SESSD_ERR_NOMEM. The structs they make are single allocations, freed with free().
+ * SESSD_ERR_NOMEM. The structs they make are single allocations, freed with free(). A struct
+ * takes 16 to 32 bytes an item for as little as 1 byte of msgpack: counts are bounded before
+ * anything is allocated, by PROTOCOL.md's limits where it has them, so that what a result
+ * takes is bounded by max_frame, not only by (a multiple of) the bytes of its reply.
  */
 
 /* What a HELLO reply says that this client uses. */
@@ -57,9 +60,12 @@ int reply_data(const struct mp_bytes *result, struct mp_bytes *data);
 /*
  * FLASH_POP's result: an array of messages when ${type} (NUL-terminated, the type asked for)
  * is not NULL, else a map of type -> array, with at most 64 types of 1 to 64 bytes, each named
- * once (PROTOCOL.md, Flashes). *${out} is malloc'd.
+ * once, and at most ${max_frame} / 12 messages in all, the most a session holds under that
+ * max_frame (PROTOCOL.md, Flashes: max_frame / 2 bytes, each message counting at least 6).
+ * *${out} is malloc'd: at most 33 bytes a message (LP64), the messages' bytes and 5 KiB.
  */
-int reply_flashes(const struct mp_bytes *result, const char *type, struct sessd_flashes **out);
+int reply_flashes(const struct mp_bytes *result, const char *type, uint32_t max_frame,
+                  struct sessd_flashes **out);
 
 /*
  * LIST's result, a page of at most ${limit} entries (what was asked for), each id 1 to 128
@@ -67,7 +73,10 @@ int reply_flashes(const struct mp_bytes *result, const char *type, struct sessd_
  */
 int reply_list(const struct mp_bytes *result, uint32_t limit, struct sessd_list **out);
 
-/* STATS' map of str -> uint (entries with other value types are skipped); *${out} malloc'd. */
+/*
+ * STATS' map of str -> uint (entries with other value types are skipped), at most 1024 of
+ * them (PROTOCOL.md bounds nothing; sessd sends under 20); *${out} is malloc'd.
+ */
 int reply_stats(const struct mp_bytes *result, struct sessd_stats **out);
 
 #endif

@@ -62,7 +62,7 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 	case CODEC_OP_CLEAR:
 		return reply_uint(result, k->number != NULL ? k->number : &unused);
 	case CODEC_OP_FLASH_POP:
-		return reply_flashes(result, k->flash_type, k->flashes);
+		return reply_flashes(result, k->flash_type, k->c->max_frame, k->flashes);
 	case CODEC_OP_LIST:
 		return reply_list(result, k->list_limit, k->list);
 	case CODEC_OP_STATS:
@@ -386,6 +386,8 @@ const char *sessd_strerror(int code)
 		return "limit exceeded";
 	case SESSD_ERR_BUSY:
 		return "server busy";
+	case SESSD_CONFLICT:
+		return "data changed since it was read";
 	case SESSD_ERR_USAGE:
 		return "bad argument";
 	case SESSD_ERR_CONNECT:
@@ -470,14 +472,14 @@ int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data
 	return call_run(c, &req, &k);
 }
 
-int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
-              size_t data_len, uint64_t ttl_ms)
+/* SET, or with ${expect} SET_IF: the checks and the call both share. */
+static int set_data(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+                    size_t data_len, uint64_t ttl_ms, const uint8_t *expect)
 {
-	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = ttl_ms};
+	struct codec_request req = {.op = expect != NULL ? CODEC_OP_SET_IF : CODEC_OP_SET,
+	                            .ttl_ms = ttl_ms};
 	struct call k = {0};
 
-	if (c == NULL)
-		return SESSD_ERR_USAGE;
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	if (data == NULL && data_len > 0)
@@ -487,7 +489,41 @@ int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void 
 	set_id(&req, id, id_len);
 	req.data.ptr = data_len > 0 ? data : (const uint8_t *)"";
 	req.data.len = data_len;
+	if (expect != NULL) {
+		req.expect.ptr = expect;
+		req.expect.len = SESSD_TAG_BYTES;
+	}
 	return call_run(c, &req, &k);
+}
+
+int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+              size_t data_len, uint64_t ttl_ms)
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	return set_data(c, id, id_len, data, data_len, ttl_ms, NULL);
+}
+
+void sessd_data_tag(const void *data, size_t len, uint8_t tag[SESSD_TAG_BYTES])
+{
+	if (tag == NULL)
+		return;
+	/* libsodium must be started before use; sodium_init may be called any number of times. */
+	if ((data == NULL && len > 0) || sodium_init() < 0) {
+		memset(tag, 0, SESSD_TAG_BYTES);
+		return;
+	}
+	codec_data_tag(data, len, tag);
+}
+
+int sessd_set_if(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+                 size_t data_len, uint64_t ttl_ms, const uint8_t expect[SESSD_TAG_BYTES])
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (expect == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no tag to expect (expect is NULL)");
+	return set_data(c, id, id_len, data, data_len, ttl_ms, expect);
 }
 
 int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms)

@@ -8,9 +8,10 @@
  * thread). Every call blocks for at most the client's timeout. Calls return an int that is
  * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
  * what went wrong in words (the server's message for server errors). SESSD_NOT_FOUND comes
- * only from GET, TOUCH, DESTROY and FLASH_POP; a server answering it to another request is a
- * protocol error. Results reach output arguments on SESSD_OK only: result pointers (and GET's
- * length) are cleared first and stay so on any other result; numbers are left untouched.
+ * only from GET, SET_IF, TOUCH, DESTROY and FLASH_POP; a server answering it to another
+ * request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if). Results
+ * reach output arguments on SESSD_OK only: result pointers (and GET's length) are cleared
+ * first and stay so on any other result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -19,7 +20,8 @@
  * What the server sends is checked before it is used: a reply frame longer than
  * sessd_max_frame() (at most 1 GiB, whatever the server announces) is refused from its
  * header, and the memory a reply takes grows with the bytes that arrive; counts and lengths
- * PROTOCOL.md bounds (LIST entries and ids, FLASH_POP types) are checked. On a sealed
+ * PROTOCOL.md bounds (LIST entries and ids, FLASH_POP types and messages) are checked, so the
+ * result a reply decodes to is bounded by max_frame (sessd_flash_pop, sessd_stats). On a sealed
  * connection (sessd_options) each record's length is checked from its header and the record
  * authenticated before any of it is used. A reply that fails a check is SESSD_ERR_PROTOCOL,
  * and the connection is dropped.
@@ -38,6 +40,8 @@ extern "C" {
 #define SESSD_VERSION "0.1.0"
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43
+/* Length of the tag of session data (sessd_data_tag, sessd_set_if). */
+#define SESSD_TAG_BYTES 16
 /*
  * The size of the buffer a client keeps its words in (sessd_errmsg), NUL included: an errbuf
  * of this size (sessd_connect_errbuf) cuts nothing that sessd_errmsg would show.
@@ -60,6 +64,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
+	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if found data other
+	 * than what its tag names; nothing changed. The connection stays open. */
+	SESSD_CONFLICT = 14,
 	/* Errors found on the client side. */
 	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
 	SESSD_ERR_CONNECT = 101,  /* could not connect or complete HELLO */
@@ -202,6 +209,31 @@ int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data
 int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
               size_t data_len, uint64_t ttl_ms);
 
+/*
+ * sessd_data_tag(data, len, tag):
+ * Write the tag of ${len} bytes of session ${data} (NULL when ${len} is 0) to ${tag}: the
+ * first SESSD_TAG_BYTES bytes of their unkeyed BLAKE2b-512 (PROTOCOL.md, "Sessions"), what
+ * sessd_set_if compares with the session's data. Take it of the data sessd_get returned, or
+ * of the data last stored. ${tag} is the caller's; with ${data} NULL and ${len} > 0 it is
+ * all zeros, which no data has in practice.
+ */
+void sessd_data_tag(const void *data, size_t len, uint8_t tag[SESSD_TAG_BYTES]);
+
+/*
+ * sessd_set_if(c, id, id_len, data, data_len, ttl_ms, expect):
+ * sessd_set, but only while the session's data is the data whose tag is ${expect}
+ * (sessd_data_tag), checked and stored in one step on the server: a save that cannot drop
+ * another client's save made since this one read the session, or bring back a session
+ * destroyed meanwhile. SESSD_OK: stored, as sessd_set would (the expiry too; flashes kept).
+ * SESSD_NOT_FOUND: there is no such session, or it has no data (flashes only); nothing was
+ * created. Do not sessd_set it instead: it was destroyed (a logout) or expired. SESSD_CONFLICT:
+ * the data changed since it was read; nothing changed. sessd_get it again, apply the change
+ * to what comes back, and retry with its tag. SESSD_ERR_UNKNOWN_OP: the server is older than
+ * SET_IF (the connection stays open); sessd_set is all it offers. ${expect} is borrowed.
+ */
+int sessd_set_if(struct sessd_client *c, const void *id, size_t id_len, const void *data,
+                 size_t data_len, uint64_t ttl_ms, const uint8_t expect[SESSD_TAG_BYTES]);
+
 /* sessd_touch: give an existing session a new ttl. SESSD_NOT_FOUND if there is none. */
 int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms);
 
@@ -233,6 +265,12 @@ struct sessd_flashes {
  * Remove and return the messages of ${type}, or of every type when ${type} is NULL. On
  * SESSD_OK *${out} is owned by the caller: free it with sessd_flashes_free (count may be 0).
  * SESSD_NOT_FOUND when there is no such session (*${out} is NULL).
+ * A reply of more than sessd_max_frame() / 12 messages, more than a session can hold under
+ * that max_frame (PROTOCOL.md: flashes take max_frame / 2 bytes, each message counting at
+ * least 6), is SESSD_ERR_PROTOCOL: each message takes a struct sessd_flash (32 bytes on LP64)
+ * for as little as 1 byte of reply, and the bound keeps *${out} within 2.75 x max_frame plus
+ * the messages' bytes and 5 KiB. The messages of such a reply are gone from the server: only
+ * a sessd restarted with a smaller --max-frame than they were pushed under sends one.
  */
 int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,
                     struct sessd_flashes **out);
@@ -286,7 +324,9 @@ struct sessd_stats {
 /*
  * sessd_stats(c, whole_server, out):
  * The server's figures (whole_server != 0) or the namespace's. On SESSD_OK *${out} is owned
- * by the caller; free it with sessd_stats_free.
+ * by the caller; free it with sessd_stats_free. Figures that are not uints are skipped; more
+ * than 1024 uint figures is SESSD_ERR_PROTOCOL (sessd sends under 20), so that a reply cannot
+ * make *${out} several times its own size.
  */
 int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **out);
 

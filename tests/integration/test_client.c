@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -1320,6 +1321,41 @@ LEAK_CHECKED_TEST(small_frames, server_errors_carry_the_server_message)
 }
 
 /*
+ * The most messages a session holds, empty ones of a 1-byte type (each counting 6 bytes of
+ * max_frame / 2), is exactly the most a FLASH_POP result may hold (sessd_max_frame() / 12):
+ * the client's bound refuses nothing the daemon lets a session hold, all types or one.
+ */
+LEAK_CHECKED_TEST(small_frames, a_session_full_of_empty_flashes_pops_whole)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_batch *b = sessd_batch_new(c);
+	struct sessd_flashes *f;
+	size_t most = sessd_max_frame(c) / 12, accepted;
+	int rc;
+
+	cr_assert_not_null(b);
+	for (int round = 0; round < 2; round++) {
+		sessd_batch_reset(b);
+		for (size_t i = 0; i < most + 8; i++)
+			cr_assert_geq(sessd_batch_flash_push(b, "e", 1, "t", "", 0, TTL_MS), 0);
+		cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+		accepted = 0;
+		while (accepted < most + 8 && sessd_batch_status(b, accepted) == SESSD_OK)
+			accepted++;
+		cr_assert_eq(accepted, most, "the daemon took %zu messages", accepted);
+		cr_assert_eq(sessd_batch_status(b, most), SESSD_ERR_LIMIT);
+		rc = sessd_flash_pop(c, "e", 1, round == 0 ? NULL : "t", &f);
+		cr_assert_eq(rc, SESSD_OK, "round %d: %s (%s)", round, sessd_strerror(rc),
+		             sessd_errmsg(c));
+		cr_assert_eq(f->count, most);
+		cr_assert_eq(f->items[most - 1].msg_len, 0);
+		sessd_flashes_free(f);
+	}
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
+/*
  * Pass one frame from ${from} to ${to}, ${copies} times over. The copies go in one write, so
  * that the client reads them together: bytes after a last reply are only seen when they come
  * with it (the client does not wait for bytes that may never come).
@@ -1743,6 +1779,147 @@ LEAK_CHECKED_TEST(fake_server, max_frame_is_capped)
 	tmp_finish(&l, pid, "fake server");
 }
 
+/* --- SET_IF: sessd_set_if and sessd_data_tag (PROTOCOL.md, "Sessions"). --- */
+
+/* The tag as PROTOCOL.md defines it, computed here with libsodium, not with libsessd. */
+static void tag_by_hand(const void *data, size_t len, uint8_t tag[SESSD_TAG_BYTES])
+{
+	uint8_t hash[64];
+
+	cr_assert_eq(crypto_generichash(hash, sizeof(hash), data, len, NULL, 0), 0);
+	memcpy(tag, hash, SESSD_TAG_BYTES);
+}
+
+/* GET ${id} and the tag of what came back. */
+static void read_tag(struct sessd_client *c, const char *id, uint8_t tag[SESSD_TAG_BYTES])
+{
+	uint8_t want[SESSD_TAG_BYTES];
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = sessd_get(c, id, strlen(id), &data, &len);
+	cr_assert_eq(rc, SESSD_OK, "get: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	sessd_data_tag(data, len, tag);
+	tag_by_hand(data, len, want);
+	cr_assert_arr_eq(tag, want, SESSD_TAG_BYTES, "sessd_data_tag is PROTOCOL.md's tag");
+	free(data);
+}
+
+LEAK_CHECKED_TEST(client, set_if_saves_only_over_what_was_read)
+{
+	static const char id[] = "cas";
+	struct sessd_client *a = connect_to(daemon_.unix_url);
+	struct sessd_client *b = connect_to(daemon_.tcp_url);
+	uint8_t tag[SESSD_TAG_BYTES], empty[SESSD_TAG_BYTES];
+	int rc;
+
+	cr_assert_eq(sessd_set(a, id, 3, "{\"a\":1}", 7, TTL_MS), SESSD_OK);
+	read_tag(a, id, tag);
+	/* Another request saves first: a's save, computed from what it read, conflicts. */
+	cr_assert_eq(sessd_set(b, id, 3, "{\"a\":1,\"b\":2}", 13, TTL_MS), SESSD_OK);
+	rc = sessd_set_if(a, id, 3, "{\"a\":1,\"c\":3}", 13, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_CONFLICT, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	cr_assert_eq(strncmp(sessd_errmsg(a), "CONFLICT: ", 10), 0, "errmsg: %s", sessd_errmsg(a));
+	cr_assert_str_eq(sessd_strerror(SESSD_CONFLICT), "data changed since it was read");
+	expect_data(a, id, 3, "{\"a\":1,\"b\":2}", 13);
+	/* Read again, apply the change again, retry. */
+	read_tag(a, id, tag);
+	rc = sessd_set_if(a, id, 3, "{\"a\":1,\"b\":2,\"c\":3}", 19, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	expect_data(b, id, 3, "{\"a\":1,\"b\":2,\"c\":3}", 19);
+	/* The tag of what a client stored is the tag to expect next. */
+	sessd_data_tag("{\"a\":1,\"b\":2,\"c\":3}", 19, tag);
+	cr_assert_eq(sessd_set_if(a, id, 3, NULL, 0, TTL_MS, tag), SESSD_OK, "%s", sessd_errmsg(a));
+	sessd_data_tag(NULL, 0, empty);
+	tag_by_hand("", 0, tag);
+	cr_assert_arr_eq(empty, tag, SESSD_TAG_BYTES, "empty data has a tag too");
+	cr_assert_eq(sessd_set_if(a, id, 3, "x", 1, TTL_MS, empty), SESSD_OK, "%s",
+	             sessd_errmsg(a));
+	expect_data(a, id, 3, "x", 1);
+
+	/* A logout meanwhile: the late save must not bring the session back. */
+	read_tag(a, id, tag);
+	cr_assert_eq(sessd_destroy(b, id, 3), SESSD_OK);
+	rc = sessd_set_if(a, id, 3, "late", 4, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_NOT_FOUND, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	cr_assert_str_eq(sessd_errmsg(a), "not found");
+	expect_missing(a, id, 3);
+	sessd_close(a);
+	sessd_close(b);
+}
+
+LEAK_CHECKED_TEST(client, set_if_bad_arguments_are_usage_errors)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	uint8_t tag[SESSD_TAG_BYTES];
+	char long_id[130];
+
+	memset(long_id, 'i', sizeof(long_id));
+	sessd_data_tag("x", 1, tag);
+	cr_assert_eq(sessd_set_if(NULL, "s", 1, "x", 1, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_if(c, "s", 1, "x", 1, TTL_MS, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "expect") != NULL, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_set_if(c, "s", 0, "x", 1, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_if(c, long_id, 129, "x", 1, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_if(c, "s", 1, NULL, 1, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_if(c, "s", 1, "x", 1, 0, tag), SESSD_ERR_USAGE);
+	sessd_data_tag(NULL, 1, tag);
+	for (size_t i = 0; i < SESSD_TAG_BYTES; i++)
+		cr_assert_eq(tag[i], 0, "no data: a tag no data has");
+	sessd_data_tag("x", 1, NULL); /* nothing to write to: nothing happens */
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "the connection was not used");
+	sessd_close(c);
+}
+
+/* An older server does not know SET_IF (UNKNOWN_OP); a CONFLICT keeps the connection too. */
+static int old_server_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf r;
+
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if ((nth == 1 || nth == 3) && req->op == CODEC_OP_SET_IF) {
+		const char *msg = nth == 1 ? "unknown opcode" : "changed\x1b[2J";
+		int rc;
+
+		buf_init(&r);
+		rc = mp_write_str(&r, msg, strlen(msg));
+		if (rc == 0)
+			rc =
+			    fake_reply(fd, req->request_id,
+			               nth == 1 ? CODEC_UNKNOWN_OP : CODEC_CONFLICT, r.data, r.len);
+		buf_finish(&r);
+		return rc;
+	}
+	if ((nth == 2 && req->op == CODEC_OP_SET) || (nth == 4 && req->op == CODEC_OP_PING))
+		return fake_reply_nil(fd, req->request_id, CODEC_OK);
+	return -1;
+}
+
+LEAK_CHECKED_TEST(fake_server, set_if_to_an_older_server_falls_back_to_set)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	uint8_t tag[SESSD_TAG_BYTES];
+	pid_t pid = fake_start(&l, 1, old_server_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	sessd_data_tag("old", 3, tag);
+	rc = sessd_set_if(c, "s", 1, "new", 3, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_ERR_UNKNOWN_OP, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	/* The fake serves one connection: these work only if it stayed open. */
+	cr_assert_eq(sessd_set(c, "s", 1, "new", 3, TTL_MS), SESSD_OK, "%s", sessd_errmsg(c));
+	rc = sessd_set_if(c, "s", 1, "newer", 5, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_CONFLICT, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_str_eq(sessd_errmsg(c), "CONFLICT: changed?[2J");
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
 /* The peak virtual size of this process in KiB (VmPeak), or 0 when it cannot be read. */
 static size_t vm_peak_kib(void)
 {
@@ -2068,6 +2245,331 @@ LEAK_CHECKED_TEST(fake_server, server_messages_lose_control_bytes)
 	for (const char *p = msg; *p != '\0'; p++)
 		cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "a control byte 0x%02x in %s",
 		          (unsigned char)*p, msg);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* --- What a decoded result may cost (FLASH_POP, STATS, LIST). --- */
+
+/*
+ * The max_frame the heavy fake server announces; the data of its GET, almost that (the reply's
+ * array, request id, status and bin header take at most 16 more); and the most result bytes
+ * its other replies hold. Those stay 128 KiB (two read chunks) under the GET's, so the buffer
+ * replies are read into, grown by the GET, does not grow while a result's cost is measured.
+ */
+#define HEAVY_MAX_FRAME (1024u * 1024u)
+#define HEAVY_GET_DATA  (HEAVY_MAX_FRAME - 16u)
+#define HEAVY_RESULT    (HEAVY_MAX_FRAME - 128u * 1024u)
+/*
+ * The most messages a session holds under HEAVY_MAX_FRAME (PROTOCOL.md, Flashes: max_frame / 2
+ * bytes, each message counting at least a type of 1 byte and 5).
+ */
+#define HEAVY_MOST_FLASHES (HEAVY_MAX_FRAME / 12u)
+/* The most figures a STATS result may hold (sessd.h). */
+#define HEAVY_MOST_STATS 1024u
+/* What a refused result may cost: nothing of its own (room for malloc's bookkeeping). */
+#define HEAVY_REFUSED_COST (64u * 1024u)
+
+#ifdef __SANITIZE_ADDRESS__
+/* ASan's runtime has it; gcc installs no sanitizer/allocator_interface.h to declare it. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+
+/*
+ * Bytes of heap this process has allocated and not freed: malloc's own figures, or ASan's
+ * under ASan (whose allocator replaces malloc's).
+ */
+static size_t heap_in_use(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+
+	/* hblkhd: the chunks malloc got from mmap, which uordblks leaves out. */
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/*
+ * Write to ${r} one type's array of ${n} messages: ${n} - 1 of ${len} bytes, then one of
+ * ${last_len} bytes (all 'x'). Returns 0 or -1.
+ */
+static int heavy_messages(struct buf *r, uint32_t n, size_t len, size_t last_len)
+{
+	static const char xs[HEAVY_MAX_FRAME];
+
+	if (mp_write_array(r, n) == -1)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (mp_write_str(r, xs, i + 1 < n ? len : last_len) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * Write to ${r} a STATS result of ${n} figures: with ${empty_names}, each named "" and 0, else
+ * "s0" 0, "s1" 1, ... Returns 0 or -1.
+ */
+static int heavy_stats(struct buf *r, uint32_t n, bool empty_names)
+{
+	char name[16];
+
+	if (mp_write_map(r, n) == -1)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		int len = empty_names ? 0 : snprintf(name, sizeof(name), "s%u", (unsigned)i);
+
+		if (mp_write_str(r, name, (size_t)len) == -1 ||
+		    mp_write_uint(r, empty_names ? 0 : i) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Heavy replies, each as large as it can be under HEAVY_MAX_FRAME and HEAVY_RESULT. GET: data
+ * of HEAVY_GET_DATA bytes. FLASH_POPs in turn (counted across connections): 0 messages of 1
+ * byte; 1 empty messages; 2 (every type) HEAVY_MOST_FLASHES empty messages of type "t"; 3 the
+ * same and one more; 4 (every type) HEAVY_MOST_FLASHES messages, the last filling the frame.
+ * STATS in turn: 0 figures named ""; 1 HEAVY_MOST_STATS figures; 2 one more.
+ */
+static int heavy_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	static int pops, stats;
+	static const uint8_t data[HEAVY_GET_DATA];
+	struct buf r;
+	int rc = 0;
+
+	(void)conn;
+	(void)nth;
+	if (req->op == CODEC_OP_HELLO)
+		return fake_hello(fd, req->request_id, HEAVY_MAX_FRAME);
+	buf_init(&r);
+	if (req->op == CODEC_OP_GET) {
+		rc = mp_write_bin(&r, data, sizeof(data));
+	} else if (req->op == CODEC_OP_FLASH_POP) {
+		switch (pops++) {
+		case 0:
+			rc = heavy_messages(&r, (HEAVY_RESULT - 5) / 2, 1, 1);
+			break;
+		case 1:
+			rc = heavy_messages(&r, HEAVY_RESULT - 5, 0, 0);
+			break;
+		case 2:
+		case 3:
+			rc = mp_write_map(&r, 1) == -1 || mp_write_str(&r, "t", 1) == -1 ||
+			     heavy_messages(&r, HEAVY_MOST_FLASHES + (pops == 4), 0, 0) == -1;
+			break;
+		default:
+			rc = mp_write_map(&r, 1) == -1 || mp_write_str(&r, "t", 1) == -1 ||
+			     heavy_messages(&r, HEAVY_MOST_FLASHES, 0,
+			                    HEAVY_RESULT - 16 - HEAVY_MOST_FLASHES) == -1;
+			break;
+		}
+	} else if (req->op == CODEC_OP_STATS) {
+		stats++;
+		rc = heavy_stats(
+		    &r, stats == 1 ? (HEAVY_RESULT - 5) / 2 : HEAVY_MOST_STATS + (stats == 3),
+		    stats == 1);
+	} else {
+		rc = mp_write_nil(&r);
+	}
+	if (rc != 0 || r.len > (req->op == CODEC_OP_GET ? HEAVY_GET_DATA + 5 : HEAVY_RESULT)) {
+		buf_finish(&r);
+		return -1;
+	}
+	return fake_reply_value(fd, req->request_id, &r);
+}
+
+/*
+ * What a decoded FLASH_POP or STATS takes is bounded by the server's max_frame, not a
+ * multiple of the reply: each message or figure is a struct (32 or 16 bytes) from as little as
+ * 1 or 2 bytes of reply, so a server could make a client allocate 33 GiB with its 1 GiB reply
+ * of empty messages (measured here: 33 x the reply for empty messages, 17 x for 1-byte ones,
+ * 8.5 x for STATS). More messages than a session holds under the server's max_frame, or more
+ * than HEAVY_MOST_STATS figures, are SESSD_ERR_PROTOCOL before anything is allocated; what is
+ * accepted takes under 3 x max_frame and the messages' bytes.
+ */
+LEAK_CHECKED_TEST(fake_server, decoded_results_are_bounded_by_max_frame)
+{
+	static const char *const refused[] = {"1-byte messages", "empty messages"};
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_flashes *f;
+	struct sessd_stats *s;
+	void *data;
+	size_t len, before, cost;
+	pid_t pid = fake_start(&l, 5, heavy_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	/* A GET as large as any reply below, so the buffer replies are read into has grown. */
+	cr_assert_eq(sessd_get(c, "s", 1, &data, &len), SESSD_OK, "%s", sessd_errmsg(c));
+	free(data);
+	for (int i = 0; i < 2; i++) {
+		f = (struct sessd_flashes *)1;
+		before = heap_in_use();
+		rc = sessd_flash_pop(c, "s", 1, "t", &f);
+		cost = heap_in_use() - before;
+		cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s: %s", refused[i], sessd_strerror(rc));
+		cr_expect_lt(cost, HEAVY_REFUSED_COST, "%s cost %zu bytes, %.1f x the reply",
+		             refused[i], cost, (double)cost / HEAVY_RESULT);
+		if (rc == SESSD_OK)
+			sessd_flashes_free(f);
+		cr_assert_eq(rc, SESSD_ERR_PROTOCOL);
+		cr_assert_null(f);
+	}
+	/* The most a session can hold under that max_frame is read, for under 3 x max_frame. */
+	before = heap_in_use();
+	rc = sessd_flash_pop(c, "s", 1, NULL, &f);
+	cost = heap_in_use() - before;
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_eq(f->count, HEAVY_MOST_FLASHES);
+	cr_assert_str_eq(f->items[HEAVY_MOST_FLASHES - 1].type, "t");
+	cr_assert_lt(cost, 3 * HEAVY_MAX_FRAME, "cost %zu bytes", cost);
+	sessd_flashes_free(f);
+	rc = sessd_flash_pop(c, "s", 1, NULL, &f);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "one more: %s", sessd_strerror(rc));
+	cr_assert_null(f);
+	/* As many messages, the last filling the frame: the messages' bytes come on top. */
+	before = heap_in_use();
+	rc = sessd_flash_pop(c, "s", 1, NULL, &f);
+	cost = heap_in_use() - before;
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_gt(f->items[HEAVY_MOST_FLASHES - 1].msg_len, HEAVY_MAX_FRAME / 2);
+	cr_assert_lt(cost, 3 * HEAVY_MAX_FRAME + HEAVY_RESULT, "cost %zu bytes", cost);
+	sessd_flashes_free(f);
+
+	s = (struct sessd_stats *)1;
+	before = heap_in_use();
+	rc = sessd_stats(c, 1, &s);
+	cost = heap_in_use() - before;
+	cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_expect_lt(cost, HEAVY_REFUSED_COST, "STATS cost %zu bytes, %.1f x the reply", cost,
+	             (double)cost / HEAVY_RESULT);
+	if (rc == SESSD_OK)
+		sessd_stats_free(s);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL);
+	cr_assert_null(s);
+	rc = sessd_stats(c, 1, &s);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_eq(s->count, HEAVY_MOST_STATS);
+	cr_assert_str_eq(s->items[HEAVY_MOST_STATS - 1].name, "s1023");
+	cr_assert_eq(s->items[HEAVY_MOST_STATS - 1].value, HEAVY_MOST_STATS - 1);
+	sessd_stats_free(s);
+	rc = sessd_stats(c, 1, &s);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "one more: %s", sessd_strerror(rc));
+	cr_assert_null(s);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* A batch's FLASH_POP is bounded alike: 0 too many messages, 1 as many as a session holds. */
+static int heavy_batch_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf r;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, HEAVY_MAX_FRAME);
+	buf_init(&r);
+	if (heavy_messages(&r, HEAVY_MOST_FLASHES + (conn == 0), 0, 0) == -1) {
+		buf_finish(&r);
+		return -1;
+	}
+	return fake_reply_value(fd, req->request_id, &r);
+}
+
+LEAK_CHECKED_TEST(fake_server, batch_flashes_are_bounded_by_max_frame)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	const struct sessd_flashes *f;
+	pid_t pid = fake_start(&l, 2, heavy_batch_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_flash_pop(b, "s", 1, "t"), 0);
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_ERR_PROTOCOL);
+	cr_assert(strstr(sessd_errmsg(c), "FLASH_POP") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_null(sessd_batch_flashes(b, 0));
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	f = sessd_batch_flashes(b, 0);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->count, HEAVY_MOST_FLASHES);
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/*
+ * Results whose counts (array, map) say more than their bytes can hold, each the result of the
+ * op asked (FLASH_POP of one type, of every type, STATS, LIST), on connections in turn.
+ */
+static int huge_count_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} results[] = {
+	    /* An array 32 of 4 Gi - 1 empty messages, two of them there. */
+	    {"\xdd\xff\xff\xff\xff\xa0\xa0", 7},
+	    /* {"t": an array 32 of 2 Gi empty messages, one there}. */
+	    {"\xdf\x00\x00\x00\x01\xa1t\xdd\x7f\xff\xff\xff\xa0", 13},
+	    /* A map 32 of 4 Gi - 1 figures, one there. */
+	    {"\xdf\xff\xff\xff\xff\xa1s\x00", 8},
+	    /* [0, an array 16 of 1000 entries, one there]. */
+	    {"\x92\x00\xdc\x03\xe8\x92\xc4\x01i\x00", 10},
+	};
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, HEAVY_MAX_FRAME);
+	if (conn >= 4)
+		return -1;
+	return fake_reply(fd, req->request_id, CODEC_OK, results[conn].bytes, results[conn].len);
+}
+
+/*
+ * A count is checked against the bytes that follow it (PROTOCOL.md, "Decoding rules") before
+ * anything is allocated from it: a huge one is SESSD_ERR_PROTOCOL and costs nothing.
+ */
+LEAK_CHECKED_TEST(fake_server, huge_declared_counts_allocate_nothing)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_flashes *f = (struct sessd_flashes *)1;
+	struct sessd_stats *s = (struct sessd_stats *)1;
+	struct sessd_list *page = (struct sessd_list *)1;
+	size_t before, cost[4];
+	pid_t pid = fake_start(&l, 4, huge_count_answer);
+	int rc[4];
+
+	c = connect_fake(l.url);
+	before = heap_in_use();
+	rc[0] = sessd_flash_pop(c, "s", 1, "t", &f);
+	cost[0] = heap_in_use() - before;
+	before = heap_in_use();
+	rc[1] = sessd_flash_pop(c, "s", 1, NULL, &f);
+	cost[1] = heap_in_use() - before;
+	before = heap_in_use();
+	rc[2] = sessd_stats(c, 1, &s);
+	cost[2] = heap_in_use() - before;
+	before = heap_in_use();
+	rc[3] = sessd_list(c, 0, 1000, &page);
+	cost[3] = heap_in_use() - before;
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(rc[i], SESSD_ERR_PROTOCOL, "result %d: %s", i, sessd_strerror(rc[i]));
+		cr_assert_lt(cost[i], HEAVY_REFUSED_COST, "result %d cost %zu bytes", i, cost[i]);
+	}
+	cr_assert_null(f);
+	cr_assert_null(s);
+	cr_assert_null(page);
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }
