@@ -3,8 +3,8 @@
 
 const { SessdStore } = require('./lib/store');
 const { flash } = require('./lib/flash');
-const { Client } = require('./lib/client');
+const { Client, dataTag } = require('./lib/client');
 const { SessdError } = require('./lib/connection');
 const codec = require('./lib/codec');
 
-module.exports = { SessdStore, flash, Client, SessdError, codec };
+module.exports = { SessdStore, flash, Client, SessdError, codec, dataTag };

@@ -42,6 +42,24 @@ ${body}
 `;
 }
 
+// mergeSession(key, base, mine, theirs): connect-sessd's mergeKey option for the shop. When
+// two requests changed the cart at once (two tabs, a double click), the items this request
+// added (its cart less the one it read) go onto the cart the other request stored, so no add
+// is lost. Other keys: this request's value (connect-sessd's default).
+function mergeSession(key, base, mine, theirs) {
+  if (key !== 'cart' || !Array.isArray(mine) || !Array.isArray(theirs)) return mine;
+  const before = new Map((Array.isArray(base) ? base : []).map((it) => [it.name, it.qty]));
+  const out = theirs.map((it) => ({ ...it }));
+  for (const it of mine) {
+    const added = it.qty - (before.get(it.name) || 0);
+    if (added <= 0) continue;
+    const same = out.find((o) => o.name === it.name);
+    if (same) same.qty += added;
+    else out.push({ qty: added, name: it.name });
+  }
+  return out;
+}
+
 // createApp({ store, flash, secret, served }): store is an express-session store; flash is
 // an object with middleware() (sets req.flash) and locals() (pops into res.locals.flash).
 function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAgeMs = 3600 * 1000 }) {
@@ -140,4 +158,4 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   return app;
 }
 
-module.exports = { createApp, parseItem, escapeHtml };
+module.exports = { createApp, parseItem, escapeHtml, mergeSession };

@@ -11,7 +11,7 @@
 
 const session = require('express-session');
 const { SessdStore, flash } = require('connect-sessd');
-const { createApp } = require('./app');
+const { createApp, mergeSession } = require('./app');
 const memoryFlash = require('./memory-flash');
 
 const port = Number(process.env.PORT ?? 3000);
@@ -28,7 +28,10 @@ if (kind === 'memory') {
     url: process.env.SESSD_URL,
     namespace: process.env.SESSD_NAMESPACE || 'express-demo',
     auth: process.env.SESSD_AUTH || undefined,
+    // Concurrent requests' saves are merged key by key; two cart changes at once add up.
+    mergeKey: mergeSession,
   });
+  store.on('gone', () => console.error('a request finished after its session was destroyed (logout): not saved'));
   store.on('disconnect', (err) => console.error(`sessd disconnected: ${err ? err.message : ''}`));
   store.on('connect', () => console.error('sessd connected'));
   flashImpl = { middleware: () => flash(), locals: () => flash.locals() };

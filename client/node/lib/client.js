@@ -8,6 +8,7 @@
 // serves requests without a session, see the 'disconnect' event).
 
 const { EventEmitter } = require('events');
+const crypto = require('crypto');
 const codec = require('./codec');
 const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, AUTH_CODE } = require('./connection');
 
@@ -34,6 +35,22 @@ function toBuffer(v) {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.length);
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
   throw new TypeError('expected bytes or a string');
+}
+
+// dataTag(data): SET_IF's tag of a session's data: the first 16 bytes of BLAKE2b-512 of the
+// bytes exactly as GET returned them (or as SET stored them), as a Buffer.
+function dataTag(data) {
+  const bytes = toBuffer(data);
+  // crypto.hash (Node 20.12 and later) skips the Hash object: a few microseconds less.
+  const digest = crypto.hash ? crypto.hash('blake2b512', bytes, 'buffer') : crypto.createHash('blake2b512').update(bytes).digest();
+  return digest.subarray(0, codec.TAG_BYTES);
+}
+
+function checkTag(tag) {
+  if (!(tag instanceof Uint8Array) || tag.length !== codec.TAG_BYTES) {
+    throw new TypeError(`expect must be a tag of ${codec.TAG_BYTES} bytes (see dataTag)`);
+  }
+  return tag;
 }
 
 function checkTtl(ttlMs) {
@@ -81,7 +98,9 @@ function hashId(id) {
 
 // Events: 'connect' (hello) when the first connection is ready after none was;
 // 'disconnect' (err) when the last ready connection closed, or before any was ready when an
-// attempt failed; 'error' is never emitted
+// attempt failed, and once more while down when attempts start failing with ESESSD_AUTH
+// (the daemon refuses the secret) though the last 'disconnect' said otherwise; 'error' is
+// never emitted
 // (errors reach the callers of the requests they fail).
 class Client extends EventEmitter {
   // The shared secret (a Buffer, or null): private, so that util.inspect never shows it.
@@ -145,6 +164,14 @@ class Client extends EventEmitter {
       // connects later says 'connect'.
       if ((this.connected === true && this.readyCount === 0) || this.connected === null) {
         this.connected = false;
+        this.reported = err ? err.code : undefined;
+        this.emit('disconnect', err);
+      } else if (this.connected === false && err && err.code === AUTH_CODE && this.reported !== AUTH_CODE) {
+        // Still down, and now because the daemon refuses the secret (it came back with
+        // another one, or closed the connections of a retired one after --auth-grace): a
+        // configuration error the operator must hear of, though the 'disconnect' said
+        // earlier carried another reason. Once, not once per attempt.
+        this.reported = AUTH_CODE;
         this.emit('disconnect', err);
       }
       if (this.closed) return;
@@ -247,6 +274,43 @@ class Client extends EventEmitter {
     await this.ok(OP.SET, [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs)], id);
   }
 
+  // setIf(ns, id, data, ttlMs, expect): SET_IF (PROTOCOL.md): stores data (as set() does,
+  // flashes kept) only if the session holds data whose dataTag is expect. Resolves 'ok'
+  // (stored), 'not_found' (no such session, or one without data: nothing stored) or
+  // 'conflict' (its data has another tag: nothing stored; the connection stays open).
+  // A daemon older than SET_IF answers UNKNOWN_OP: the connection is marked, and this call
+  // and the later ones on it store with a plain SET and resolve 'ok' (a warning, code
+  // ESESSD_NO_SET_IF, is emitted once per client). client.lacksSetIf: whether the last answer
+  // to a SET_IF was UNKNOWN_OP (undefined before any).
+  async setIf(ns, id, data, ttlMs, expect) {
+    const args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
+    const conn = this.closed ? null : this.pick(id);
+    if (!conn) return this.refuse();
+    if (!conn.lacksSetIf) {
+      try {
+        const r = await conn.request(OP.SET_IF, args);
+        this.lacksSetIf = false;
+        return r.status === STATUS.OK ? 'ok' : 'not_found';
+      } catch (err) {
+        if (err instanceof SessdError && err.status === STATUS.CONFLICT) {
+          this.lacksSetIf = false;
+          return 'conflict';
+        }
+        if (!(err instanceof SessdError && err.status === STATUS.UNKNOWN_OP)) throw err;
+        // Per connection: a reconnection (perhaps to an upgraded daemon) asks again.
+        conn.lacksSetIf = true;
+        this.lacksSetIf = true;
+        if (!this.warnedSetIf) {
+          this.warnedSetIf = true;
+          process.emitWarning(`sessd at ${this.url} does not know SET_IF (it is older than connect-sessd): ` +
+            'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins', { code: 'ESESSD_NO_SET_IF' });
+        }
+      }
+    }
+    await this.ok(OP.SET, args.slice(0, 4), id);
+    return 'ok';
+  }
+
   // touch(ns, id, ttlMs): true if the session existed.
   async touch(ns, id, ttlMs) {
     return (await this.request(OP.TOUCH, [checkNs(ns), checkId(id), checkTtl(ttlMs)], id)).status === STATUS.OK;
@@ -347,4 +411,4 @@ class Client extends EventEmitter {
   }
 }
 
-module.exports = { Client, SessdError, DEFAULT_URL };
+module.exports = { Client, SessdError, DEFAULT_URL, dataTag };

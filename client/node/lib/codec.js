@@ -14,6 +14,8 @@ const DEFAULT_MAX_FRAME = 1048576;
 const MIN_MAX_FRAME = 4096;
 const MAX_DEPTH = 16;
 const MAX_TTL_MS = 316224000000;
+// SET_IF's expect: the first TAG_BYTES bytes of BLAKE2b-512 of the session's data (dataTag).
+const TAG_BYTES = 16;
 
 const OP = Object.freeze({
   HELLO: 0x01,
@@ -22,6 +24,7 @@ const OP = Object.freeze({
   SET: 0x11,
   TOUCH: 0x12,
   DESTROY: 0x13,
+  SET_IF: 0x14,
   FLASH_PUSH: 0x20,
   FLASH_POP: 0x21,
   COUNT: 0x30,
@@ -45,6 +48,7 @@ const STATUS = Object.freeze({
   SHUTTING_DOWN: 11,
   LIMIT: 12,
   BUSY: 13,
+  CONFLICT: 14,
 });
 const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
 // After these the server closes the connection (PROTOCOL.md, "Errors that close").
@@ -56,7 +60,7 @@ const CLOSING_STATUSES = new Set([
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
 // opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
 // not pass for a success.
-const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.FLASH_POP]);
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.FLASH_POP]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -66,6 +70,7 @@ const ARGS = Object.freeze({
   [OP.SET]: ['ns', 'id', 'data', 'ttl'],
   [OP.TOUCH]: ['ns', 'id', 'ttl'],
   [OP.DESTROY]: ['ns', 'id'],
+  [OP.SET_IF]: ['ns', 'id', 'data', 'ttl', 'expect'],
   [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
   [OP.COUNT]: ['ns'],
@@ -545,6 +550,7 @@ function decodeRequestBody(body) {
       case 'id': putBytes(out, 'id', sized(readBytes(body, sp, 'id', true, true), 1, 128, 'id')); break;
       case 'data': out.data_hex = readBytes(body, sp, 'data', true, true).bytes.toString('hex'); break;
       case 'ttl': out.ttl_ms = readTtl(body, sp); break;
+      case 'expect': out.expect_hex = sized(readBytes(body, sp, 'expect', false, true), TAG_BYTES, TAG_BYTES, 'expect').bytes.toString('hex'); break;
       case 'type': out.type = sized(readBytes(body, sp, 'flash type', true, false), 1, 64, 'flash type').bytes.toString('utf8'); break;
       case 'type_or_nil':
         out.type = isNil(body, sp) ? null : sized(readBytes(body, sp, 'flash type', true, false), 1, 64, 'flash type').bytes.toString('utf8');
@@ -676,6 +682,7 @@ module.exports = {
   MIN_MAX_FRAME,
   MAX_DEPTH,
   MAX_TTL_MS,
+  TAG_BYTES,
   OP,
   STATUS,
   STATUS_NAME,

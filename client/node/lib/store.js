@@ -1,7 +1,7 @@
 'use strict';
 // SessdStore: an express-session store on sessd, with connect-redis v7 semantics.
 
-const { Client } = require('./client');
+const { Client, dataTag } = require('./client');
 const codec = require('./codec');
 
 let BaseStore;
@@ -17,6 +17,73 @@ const DEFAULT_TTL_S = 86400;
 // On a session read from sessd (not one made in this request): a symbol, so that neither
 // express-session's change check nor the serializer sees it.
 const STORED = Symbol('connect-sessd stored session');
+// On a session get() read (and carried onto req.session by createSession), with merge on:
+// what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
+// like STORED. Its value: { key, tag (dataTag of the bytes sessd holds, as far as this
+// request knows; null until needed: then it is worked out from tagData, those bytes), raw
+// (the bytes read, until forms is computed from them), forms (Map: top-level key -> its
+// serialized form, as this request last read or wrote it), stored (null when the session
+// object is exactly what sessd holds plus this request's changes; else the bytes last
+// written, a merge of another request's data), gone (sessd no longer has it) }.
+const LOADED = Symbol('connect-sessd loaded session');
+const DEFAULT_MERGE_ATTEMPTS = 10;
+// After a CONFLICT, a save waits a random 0..min(2^attempt, 64) ms before it reads the session
+// again: requests that collided at once would otherwise retry in step, one winning per round.
+const MERGE_BACKOFF_MAX_MS = 64;
+// A change of a cookie's originalMaxAge by up to this much is no change: express-session's
+// touch() recomputes it from the clock on every request, and it may come out a millisecond off.
+const COOKIE_MAXAGE_SLACK_MS = 1000;
+// The form of a value the serializer could not write on its own: never equal to any form.
+const UNKNOWN_FORM = Symbol('connect-sessd unknown form');
+
+function asBuffer(v) {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.length);
+  return Buffer.from(String(v), 'utf8');
+}
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function ownValue(obj, key) {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+}
+
+// put(obj, key, value): obj[key] = value as an own property, "__proto__" included.
+function put(obj, key, value) {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+// sameCookie(a, b): whether two cookie forms (JSON) differ by no more than what express-session
+// changes on every request by itself: `expires` (the TTL carries the expiry) and an
+// originalMaxAge off by a few milliseconds.
+function sameCookie(a, b) {
+  if (a === b) return true;
+  let x;
+  let y;
+  try {
+    x = JSON.parse(a);
+    y = JSON.parse(b);
+  } catch (err) {
+    return false;
+  }
+  if (!isPlainObject(x) || !isPlainObject(y)) return false;
+  const keys = (o) => Object.keys(o).filter((k) => k !== 'expires' && k !== 'originalMaxAge').sort();
+  const kx = keys(x);
+  const ky = keys(y);
+  if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return false;
+  const mx = x.originalMaxAge;
+  const my = y.originalMaxAge;
+  if (typeof mx === 'number' && typeof my === 'number') return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS;
+  return mx === my;
+}
+
+function conflictError(attempts) {
+  const err = new Error(`sessd: the session kept changing under this save: ${attempts} attempts to merge it failed`);
+  err.code = 'ESESSD_CONFLICT';
+  return err;
+}
 
 // Runs an async body and answers through cb when given, else returns its promise.
 function withCallback(promise, cb) {
@@ -32,9 +99,19 @@ class SessdStore extends BaseStore {
   // seconds; default 86400), poolSize, timeoutMs, connectTimeoutMs, clientName,
   // serializer ({ stringify, parse }, default JSON), disableTouch, disableTTL, scanCount,
   // auth (the server's shared secret), requireAuth, seal, client (a Client to share instead
-  // of opening one).
+  // of opening one), merge (true: a save of a loaded session writes only the keys this
+  // request changed, see saveLoaded), mergeKey (function (key, base, mine, theirs) -> value,
+  // for a key this request and another both changed; default: mine), mergeAttempts (10).
   constructor(opts = {}) {
     super();
+    if (opts.merge !== undefined && typeof opts.merge !== 'boolean') throw new TypeError('merge must be a boolean');
+    if (opts.mergeKey !== undefined && typeof opts.mergeKey !== 'function') throw new TypeError('mergeKey must be a function (key, base, mine, theirs) -> value');
+    if (opts.mergeAttempts !== undefined && !(Number.isInteger(opts.mergeAttempts) && opts.mergeAttempts >= 1)) {
+      throw new TypeError('mergeAttempts must be an integer of at least 1');
+    }
+    this.merge = opts.merge ?? true;
+    this.mergeKey = opts.mergeKey || null;
+    this.mergeAttempts = opts.mergeAttempts ?? DEFAULT_MERGE_ATTEMPTS;
     this.namespace = opts.namespace ?? null;
     if (this.namespace !== null && (typeof this.namespace !== 'string' || Buffer.byteLength(this.namespace) < 1 || Buffer.byteLength(this.namespace) > 64)) {
       throw new TypeError('namespace must be a string of 1..64 bytes');
@@ -77,28 +154,203 @@ class SessdStore extends BaseStore {
     return Math.ceil(this.ttl * 1000);
   }
 
-  // get(sid, cb): the session, or null when there is none; errors are errors.
+  parse(data) {
+    return this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+  }
+
+  // get(sid, cb): the session, or null when there is none; errors are errors. With merge on,
+  // the session carries (hidden) what a later set() needs to merge.
   get(sid, cb) {
     return withCallback((async () => {
-      const data = await this.client.get(this.namespace, this.key(sid));
+      const key = this.key(sid);
+      const data = await this.client.get(this.namespace, key);
       if (data === null) return null;
-      return this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+      const sess = this.parse(data);
+      if (this.merge && isPlainObject(sess) && Object.isExtensible(sess)) {
+        // The tag and forms are worked out from raw when the session is saved: a request that
+        // does not save it pays nothing for them.
+        const st = { key, tag: null, tagData: data, raw: data, forms: null, stored: null, gone: false };
+        Object.defineProperty(sess, LOADED, { value: st, configurable: true });
+      }
+      return sess;
     })(), cb);
   }
 
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
-  // session is destroyed instead.
+  // session is destroyed instead. A session get() read (with merge on) is merged: only the
+  // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback((async () => {
+      const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       if (!(ttl > 0)) {
-        await this.client.destroy(this.namespace, this.key(sid));
+        await this.client.destroy(this.namespace, key);
+        return undefined;
+      }
+      const st = this.merge && sess ? sess[LOADED] : undefined;
+      if (st && st.key === key) {
+        await this.saveLoaded(sid, sess, st, ttl);
         return undefined;
       }
       const data = this.serializer.stringify(sess);
-      await this.client.set(this.namespace, this.key(sid), data, ttl);
+      await this.client.set(this.namespace, key, data, ttl);
       return undefined;
     })(), cb);
+  }
+
+  // keyForm(key, value): how a top-level key's value serializes, to tell whether it changed:
+  // undefined for a value the session would not keep (undefined; under JSON, functions), a
+  // string (or Buffer, from a serializer that writes bytes) otherwise. The cookie is compared
+  // as JSON (see sameCookie).
+  keyForm(key, value) {
+    if (value === undefined) return undefined;
+    try {
+      if (this.serializer === JSON || key === 'cookie') return JSON.stringify(value);
+      const one = {};
+      put(one, key, value);
+      const out = this.serializer.stringify(one);
+      return typeof out === 'string' ? out : asBuffer(out);
+    } catch (err) {
+      return UNKNOWN_FORM;
+    }
+  }
+
+  // forms(sess): Map of each top-level key to its keyForm (keys without one left out).
+  forms(sess) {
+    const out = new Map();
+    for (const k of Object.keys(sess)) {
+      const f = this.keyForm(k, sess[k]);
+      if (f !== undefined) out.set(k, f);
+    }
+    return out;
+  }
+
+  sameForm(key, a, b) {
+    if (a === undefined || b === undefined) return a === b;
+    if (a === UNKNOWN_FORM || b === UNKNOWN_FORM) return false;
+    if (key === 'cookie') return sameCookie(a, b);
+    if (typeof a === 'string' && typeof b === 'string') return a === b;
+    return asBuffer(a).equals(asBuffer(b));
+  }
+
+  // serialize(sess, forms): the serializer's bytes of sess, whose forms(sess) are given. Under
+  // JSON they are put together from the forms (JSON.stringify would write the same bytes:
+  // own enumerable keys in the same order, those without a form left out).
+  serialize(sess, forms) {
+    if (this.serializer !== JSON) return asBuffer(this.serializer.stringify(sess));
+    const parts = [];
+    for (const [k, f] of forms) {
+      if (typeof f !== 'string') return asBuffer(JSON.stringify(sess)); // throws what it threw
+      parts.push(JSON.stringify(k) + ':' + f);
+    }
+    return Buffer.from('{' + parts.join(',') + '}', 'utf8');
+  }
+
+  // formValue(key, form): the value a form was made from (a fresh copy), for mergeKey's base.
+  formValue(key, form) {
+    if (form === undefined || form === UNKNOWN_FORM) return undefined;
+    try {
+      if (this.serializer === JSON || key === 'cookie') return JSON.parse(form);
+      const one = this.serializer.parse(this.serializer.raw ? asBuffer(form) : typeof form === 'string' ? form : asBuffer(form).toString('utf8'));
+      return isPlainObject(one) ? ownValue(one, key) : undefined;
+    } catch (err) {
+      return undefined;
+    }
+  }
+
+  // gone(sid, sess, st): a save found the session destroyed (or expired) since this request read
+  // it: nothing was written, and the 'gone' event says so.
+  gone(sid, sess, st) {
+    st.gone = true;
+    this.emit('gone', sid, sess);
+  }
+
+  // saveLoaded(sid, sess, st, ttl): saves a session read from sessd without undoing what
+  // other requests wrote to it meanwhile. The keys this request changed (set, replaced or
+  // deleted, compared with what it read) are written with SET_IF, expecting the data it read;
+  // none changed: a TOUCH instead. On CONFLICT (another request saved meanwhile) it reads the
+  // session again, applies the same changes to it (a key both changed: mergeKey, default
+  // this request's value) and tries again after a short random wait, up to mergeAttempts
+  // SET_IFs, then fails with ESESSD_CONFLICT. A session gone meanwhile (destroyed, as at
+  // logout, or expired) is not written back: the save ends without error, 'gone' is emitted.
+  async saveLoaded(sid, sess, st, ttl) {
+    const ns = this.namespace;
+    if (st.gone) {
+      this.gone(sid, sess, st);
+      return;
+    }
+    if (st.forms === null) {
+      st.forms = this.forms(this.parse(st.raw));
+      st.raw = null;
+    }
+    const now = this.forms(sess);
+    const changed = [];
+    for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
+      if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
+    }
+    if (changed.length === 0) {
+      if (!(await this.client.touch(ns, st.key, ttl))) this.gone(sid, sess, st);
+      return;
+    }
+    let expect = st.tag || dataTag(st.tagData);
+    let merged = st.stored === null ? null : this.applyChanges(this.parse(st.stored), sess, changed, st, now);
+    for (let attempt = 1; ; attempt++) {
+      const bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
+      let writeTtl = ttl;
+      // Another request's cookie (this one did not change it) may say the session lives longer.
+      if (merged !== null && !changed.includes('cookie')) {
+        const theirs = Math.min(this.ttlMs(merged), codec.MAX_TTL_MS);
+        if (theirs > ttl) writeTtl = theirs;
+      }
+      const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
+      if (outcome === 'ok') {
+        st.tag = null;
+        st.tagData = bytes;
+        if (merged === null) {
+          st.forms = now;
+          st.stored = null;
+        } else {
+          for (const k of changed) {
+            if (now.has(k)) st.forms.set(k, now.get(k));
+            else st.forms.delete(k);
+          }
+          st.stored = bytes;
+        }
+        return;
+      }
+      if (outcome === 'not_found') {
+        this.gone(sid, sess, st);
+        return;
+      }
+      if (attempt >= this.mergeAttempts) throw conflictError(attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, MERGE_BACKOFF_MAX_MS)));
+      const current = await this.client.get(ns, st.key);
+      if (current === null) {
+        this.gone(sid, sess, st);
+        return;
+      }
+      expect = dataTag(current);
+      merged = this.applyChanges(this.parse(current), sess, changed, st, now);
+    }
+  }
+
+  // applyChanges(theirs, sess, changed, st, now): theirs (the session as another request
+  // left it, parsed) with this request's changed keys applied: set to this request's value,
+  // or deleted. A key the other request changed too goes through mergeKey when given.
+  applyChanges(theirs, sess, changed, st, now) {
+    const out = isPlainObject(theirs) ? theirs : {};
+    for (const k of changed) {
+      let value = now.has(k) ? sess[k] : undefined;
+      if (this.mergeKey) {
+        const other = ownValue(out, k);
+        if (!this.sameForm(k, this.keyForm(k, other), st.forms.get(k))) {
+          value = this.mergeKey(k, this.formValue(k, st.forms.get(k)), value, other);
+        }
+      }
+      if (value === undefined) delete out[k];
+      else put(out, k, value);
+    }
+    return out;
   }
 
   // touch(sid, sess, cb): renews the expiry; a session that is gone stays gone.
@@ -149,8 +401,11 @@ class SessdStore extends BaseStore {
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
   // stored, so that flash() need not make express-session save it again.
   createSession(req, sess) {
+    const loaded = sess[LOADED];
     const session = super.createSession(req, sess);
     Object.defineProperty(session, STORED, { value: true });
+    // express-session's Session copies the enumerable keys only: carry the merge state over.
+    if (loaded) Object.defineProperty(session, LOADED, { value: loaded, configurable: true });
     return session;
   }
 
@@ -173,7 +428,7 @@ class SessdStore extends BaseStore {
       const out = [];
       raw.forEach((data, i) => {
         if (data === null) return;
-        const sess = this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+        const sess = this.parse(data);
         sess.id = ids[i];
         out.push(sess);
       });
@@ -212,4 +467,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED };

@@ -12,7 +12,7 @@ const fs = require('fs');
 const path = require('path');
 const util = require('util');
 const { Client, SessdStore, SessdError, codec } = require('..');
-const { Daemon, once, sleep, spyKeys, leaksBytes } = require('./helpers');
+const { Daemon, once, sleep, spyKeys, leaksBytes, waitFor } = require('./helpers');
 const { derivePsk } = require('../lib/seal');
 
 const SECRET = 'correct-horse-battery-staple-7f3a9c';
@@ -284,4 +284,34 @@ test('auth: the secret, and sealed connections\' keys, do not show in util.inspe
     assert.ok(!leaks(text, SECRET) && !leaks(text, WRONG), text);
     for (const k of [psk, derivePsk(Buffer.from(WRONG)), ...keys]) assert.ok(!leaksBytes(text, k), text);
   }
+});
+
+test('auth: after a secret rotation closes the connections, the refused reconnections are reported once', async (t) => {
+  // --auth-grace 0: the SIGHUP that replaces the secret closes the old one's connections.
+  const d = new Daemon();
+  const file = path.join(d.dir, 'secret');
+  const writeSecret = (s) => {
+    fs.writeFileSync(file + '.tmp', s + '\n', { mode: 0o600 });
+    fs.renameSync(file + '.tmp', file);
+  };
+  writeSecret(SECRET);
+  d.extraArgs = ['--auth-file', file, '--auth-grace', '0'];
+  await d.start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100 });
+  t.after(() => store.client.terminate());
+  await once(store, 'connect');
+  const events = [];
+  store.on('disconnect', (err) => events.push(err.code));
+  writeSecret(WRONG);
+  d.proc.kill('SIGHUP');
+  await waitFor(() => events.includes('ESESSD_AUTH'), 'a disconnect event with ESESSD_AUTH', 10000);
+  await sleep(500); // several more refused attempts
+  assert.equal(events.filter((c) => c === 'ESESSD_AUTH').length, 1, JSON.stringify(events));
+  assert.equal(events[events.length - 1], 'ESESSD_AUTH', JSON.stringify(events));
+  await assert.rejects(store.get('x'), (err) => err.code === 'ESESSD_AUTH');
+  // The app given the new secret connects.
+  const fresh = new SessdStore({ url: d.unixUrl, auth: WRONG, poolSize: 1 });
+  t.after(() => fresh.client.terminate());
+  assert.equal((await once(fresh, 'connect')).auth, true);
 });

@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
 const codec = require('../lib/codec');
+const { dataTag } = require('../lib/client');
 
 const VECTORS = path.resolve(__dirname, '../../../protocol/vectors.json');
 const vectors = JSON.parse(fs.readFileSync(VECTORS, 'utf8'));
@@ -30,6 +31,7 @@ function argsOf(r) {
     case codec.OP.PING: return [];
     case codec.OP.GET: case codec.OP.DESTROY: return [r.ns, bytesOf(r, 'id')];
     case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
+    case codec.OP.SET_IF: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.TOUCH: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms)];
     case codec.OP.FLASH_PUSH: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
     case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
@@ -46,6 +48,12 @@ function normalizeFields(fields) {
   }
   return out;
 }
+
+test('vectors.json has SET_IF vectors, each naming the data its expect is the tag of', () => {
+  const setIf = vectors.filter((v) => v.kind === 'request' && !v.error && v.request.op === codec.OP.SET_IF);
+  assert.ok(setIf.length > 0);
+  for (const v of setIf) assert.equal(typeof v.expect_tag_of_hex, 'string', v.name);
+});
 
 test('vectors.json is present and not empty', () => {
   assert.ok(Array.isArray(vectors), 'vectors.json must be an array');
@@ -73,6 +81,8 @@ for (const v of vectors) {
     if (v.kind === 'request') {
       const want = normalizeFields(v.request);
       assert.deepEqual(codec.decodeRequest(frame, maxFrame), want);
+      // SET_IF vectors name the data their expect is the tag of.
+      if (v.expect_tag_of_hex !== undefined) assert.equal(dataTag(Buffer.from(v.expect_tag_of_hex, 'hex')).toString('hex'), want.expect_hex);
       if (v.canonical !== false) {
         let encoded;
         if (want.op === codec.OP.HELLO) {
