@@ -36,6 +36,9 @@ struct seal {
 	uint64_t received; /* records opened so far */
 	bool is_client;
 	bool ready; /* keys derived */
+	/* A client's exchange was finished, well or not: a failed one leaves its psk and secret
+	 * key wiped to zeros, keys anyone could derive, so it must never be finished again. */
+	bool finished;
 };
 
 struct seal_pool {
@@ -206,15 +209,18 @@ int seal_client_finish(struct seal *s, const uint8_t server_public[SEAL_KEY_BYTE
 	uint8_t shared[crypto_scalarmult_BYTES], expected[SEAL_PROOF_BYTES];
 	int rc = -1;
 
-	if (!s->is_client || s->ready)
+	if (!s->is_client || s->finished)
 		return -1;
+	s->finished = true;
 	if (crypto_scalarmult(shared, s->secret_key, server_public) == 0) {
 		derive(s, shared, s->public_key, server_public, expected);
 		if (sodium_memcmp(expected, server_proof, SEAL_PROOF_BYTES) == 0)
 			rc = 0;
 	}
-	/* A failed exchange leaves nothing usable behind. */
+	/* A failed exchange leaves nothing usable behind (derive wiped the psk, unless X25519
+	 * failed first). */
 	if (rc == -1) {
+		sodium_memzero(s->psk, sizeof s->psk);
 		sodium_memzero(s->send_key, sizeof s->send_key);
 		sodium_memzero(s->recv_key, sizeof s->recv_key);
 		s->ready = false;
@@ -372,7 +378,9 @@ int seal_open(struct seal *s, const uint8_t *record, size_t size, uint8_t *plain
 	uint8_t nonce[AEAD_NONCE];
 	size_t len;
 
-	if (!s->ready || size < SEAL_OVERHEAD + 1 || seal_record_size(record) != size)
+	/* seal_append never seals number UINT64_MAX: no record may open as it either. */
+	if (!s->ready || s->received == UINT64_MAX || size < SEAL_OVERHEAD + 1 ||
+	    seal_record_size(record) != size)
 		return -1;
 	len = size - SEAL_OVERHEAD;
 	nonce_of(nonce, s->received);

@@ -72,7 +72,8 @@ struct seal *seal_client_new_with_key(const uint8_t psk[SEAL_PSK_BYTES],
  * server's proof in constant time. The ephemeral secret key is wiped either way. Returns 0,
  * after which ${s} seals and opens records; or -1 when the proof is wrong or the exchange
  * gives an all-zero key (the server does not hold the secret, or is not a sessd), when ${s}
- * was finished already, or was a server's. ${s} is still the caller's to free.
+ * was finished already (whether that call succeeded or failed: a failed exchange cannot be
+ * tried again), or was a server's. ${s} is still the caller's to free.
  */
 int seal_client_finish(struct seal *s, const uint8_t server_public[SEAL_KEY_BYTES],
                        const uint8_t server_proof[SEAL_PROOF_BYTES]);
@@ -141,8 +142,9 @@ size_t seal_record_size(const uint8_t header[SEAL_HEADER_BYTES]);
  * Open the next record the other side sent: the ${size} bytes at ${record}, as
  * seal_record_size gave them. Writes its size - SEAL_OVERHEAD bytes of plaintext to
  * ${plain}, which must not overlap ${record}. Returns 0; or -1 when the record does not
- * authenticate (forged, changed, replayed, out of order) or ${s} is not ready, with no record
- * number used up (those bytes at ${plain} may then have been overwritten, with zeros).
+ * authenticate (forged, changed, replayed, out of order), ${s} is not ready, or its record
+ * numbers are spent (the sender stops before 2^64 - 1), with no record number used up
+ * (those bytes at ${plain} may then have been overwritten, with zeros).
  */
 int seal_open(struct seal *s, const uint8_t *record, size_t size, uint8_t *plain);
 

@@ -351,3 +351,52 @@ LEAK_CHECKED_TEST(seal, seals_from_a_pool_work_and_are_reused)
 	seal_pool_free(pool);
 	seal_pool_free(NULL);
 }
+
+/* The server proof for a client whose psk and ephemeral secret key are all zeros, which is
+ * what a failed seal_client_finish leaves: anyone can compute it. */
+static void wiped_proof(const uint8_t c_pk[32], const uint8_t s_pk[32], uint8_t proof[32])
+{
+	static const uint8_t zeros[32];
+	uint8_t shared[32], prk[32], okm[96];
+	crypto_auth_hmacsha256_state st;
+
+	cr_assert_eq(crypto_scalarmult(shared, zeros, s_pk), 0);
+	crypto_auth_hmacsha256(prk, shared, sizeof(shared), zeros);
+	for (uint8_t i = 1; i <= 3; i++) {
+		crypto_auth_hmacsha256_init(&st, prk, sizeof(prk));
+		if (i > 1)
+			crypto_auth_hmacsha256_update(&st, okm + 32 * (i - 2), 32);
+		crypto_auth_hmacsha256_update(&st, (const uint8_t *)"sessd-kx-v1 keys", 16);
+		crypto_auth_hmacsha256_update(&st, c_pk, 32);
+		crypto_auth_hmacsha256_update(&st, s_pk, 32);
+		crypto_auth_hmacsha256_update(&st, &i, 1);
+		crypto_auth_hmacsha256_final(&st, okm + 32 * (i - 1));
+	}
+	crypto_auth_hmacsha256_init(&st, okm + 64, 32);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)"sessd-kx-v1 server", 18);
+	crypto_auth_hmacsha256_update(&st, c_pk, 32);
+	crypto_auth_hmacsha256_update(&st, s_pk, 32);
+	crypto_auth_hmacsha256_final(&st, proof);
+}
+
+LEAK_CHECKED_TEST(seal, a_failed_exchange_cannot_be_finished_again)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], forged[32];
+	struct seal *client, *server;
+
+	seal_psk(psk, "sixteen or more bytes", 21);
+	client = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(client);
+	server = seal_server_new(psk, c_pk, c_proof, s_pk, s_proof);
+	cr_assert_not_null(server);
+	s_proof[0] ^= 1;
+	cr_assert_eq(seal_client_finish(client, s_pk, s_proof), -1);
+	/* The first try wiped the psk and the secret key: an impostor who knows that derives
+	 * the keys of an all-zero psk and scalar, and must still be refused. */
+	wiped_proof(c_pk, s_pk, forged);
+	cr_expect_eq(seal_client_finish(client, s_pk, forged), -1);
+	s_proof[0] ^= 1;
+	cr_expect_eq(seal_client_finish(client, s_pk, s_proof), -1);
+	seal_free(client);
+	seal_free(server);
+}
