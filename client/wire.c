@@ -336,15 +336,20 @@ int wire_run(struct wire_exchange *x)
 		}
 		progress = 0;
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			size_t done_before = done;
+
 			rc = read_some(x);
 			if (rc < 0)
 				return -rc;
-			progress |= rc;
 			opened = x->seal != NULL ? open_records(x, &why) : SESSD_OK;
 			/* The replies of the records before a bad one count: a batch keeps them. */
 			rc = deliver_frames(x, &done);
 			if (rc != SESSD_OK)
 				return rc;
+			/* Bytes read count as progress only once they complete a reply: else a
+			 * server that trickles a byte at a time, or sends records of a frame that
+			 * never ends, holds the exchange for as long as it likes. */
+			progress |= done > done_before;
 			if (opened != SESSD_OK) {
 				snprintf(x->err, x->err_size, "%s", why);
 				return opened;

@@ -43,7 +43,9 @@ struct wire_exchange {
 	                     * it: the read buffer may grow to about twice this) */
 	int timeout_ms;
 	/* false: the whole exchange must end within timeout_ms. true: it fails only after
-	 * timeout_ms without a byte moving either way (batches of any size). */
+	 * timeout_ms in which no request byte was sent and no reply completed (batches of any
+	 * size: each reply must arrive within timeout_ms of the previous one, however slowly
+	 * the server sends its bytes). */
 	bool idle_timeout;
 	struct buf *in; /* a reusable read buffer; left empty afterwards on success */
 	/* A sealed connection (PROTOCOL.md, "Sealed connections"): what arrives is records, each
