@@ -592,7 +592,24 @@ function helloResult(body, span) {
 
 // flashMessages(body, span): the array of msg at span; a str as a string, a bin as a Buffer
 // (a view of body).
-function flashMessages(body, span) {
+// The least a flash message counts against a session's max_frame / 2 bytes (PROTOCOL.md
+// "Flashes": its type, 1 byte or more, its message and 5): a FLASH_POP reply holds at most
+// max_frame / 12 messages, and sessd answers LIMIT rather than send more.
+const FLASH_LEAST_COST = 6;
+
+// flashBudget(maxFrame): how many messages a FLASH_POP reply may hold under maxFrame, as a
+// counter flashMessages draws on; unbounded without maxFrame.
+function flashBudget(maxFrame) {
+  return { left: maxFrame === undefined ? Infinity : Math.floor(maxFrame / 2 / FLASH_LEAST_COST) };
+}
+
+function flashMessages(body, span, budget) {
+  const c = containerAt(body, span[0]);
+  // Checked before any message is made: each costs ~100 bytes of heap against 1 of reply, so
+  // a hostile reply of empty messages would otherwise cost 100x its size.
+  if (c && !c.map && budget && (budget.left -= c.count) < 0) {
+    throw new ProtocolError('a FLASH_POP reply holds more messages than max_frame allows');
+  }
   return arrayItems(body, span, 'a flash queue').map((sp) => {
     const r = readBytes(body, sp, 'a flash message', true, true);
     return r.kind === 'str' ? r.bytes.toString('utf8') : r.bytes;
@@ -605,14 +622,17 @@ function flashMessages(body, span) {
 // such a reply comes from a faulty server, and merging or dropping a queue would be a guess
 // at which messages it removed. Types are bytes to the server (it does not check UTF-8), so
 // two types may decode to the same JS string: their messages are joined, in wire order.
-function flashPopResult(body, span) {
+function flashPopResult(body, span, maxFrame) {
   const c = containerAt(body, span[0]);
+  const budget = flashBudget(maxFrame);
   if (!c) throw new ProtocolError('a FLASH_POP result must be an array or a map');
-  if (!c.map) return flashMessages(body, span);
+  if (!c.map) return flashMessages(body, span, budget);
+  // A session has at most 64 types (PROTOCOL.md "Flashes").
+  if (c.count > 64) throw new ProtocolError('a FLASH_POP result has more than 64 types');
   const out = {};
   for (const [k, v] of mapPairs(body, span, 'a FLASH_POP result')) {
     const type = sized(readBytes(body, k, 'a flash type', true, false), 1, 64, 'a flash type').bytes.toString('utf8');
-    const msgs = flashMessages(body, v);
+    const msgs = flashMessages(body, v, budget);
     if (Object.hasOwn(out, type)) {
       for (const m of msgs) out[type].push(m);
     } else {
@@ -623,14 +643,15 @@ function flashPopResult(body, span) {
   return out;
 }
 
-// decodeReplyBody(body, op): { requestId, status, result, resultBytes } of a reply body.
+// decodeReplyBody(body, op, maxFrame): { requestId, status, result, resultBytes } of a reply
+// body; maxFrame, the connection's, bounds what a FLASH_POP result may hold.
 // result is the decoded value (bin as Buffer, ints as Number, or BigInt when not safe);
 // resultBytes is a view of the result's own encoding within body. Throws ProtocolError for
 // a malformed reply, including a NOT_FOUND without nil or an error status without a str.
 // With op, the opcode of the request it answers, the reply is checked as an answer to it
 // too: a HELLO result by helloResult, a FLASH_POP one by flashPopResult, and NOT_FOUND only
 // from an opcode that has it (NOT_FOUND_OPS).
-function decodeReplyBody(body, op) {
+function decodeReplyBody(body, op, maxFrame) {
   const spans = elements(body);
   if (spans.length !== 3) throw new ProtocolError('a reply is a 3-element array');
   const requestId = readUint(body, spans[0], 'request_id');
@@ -639,7 +660,7 @@ function decodeReplyBody(body, op) {
   let result;
   if (status === STATUS.OK) {
     if (op === OP.HELLO) result = helloResult(body, spans[2]);
-    else if (op === OP.FLASH_POP) result = flashPopResult(body, spans[2]);
+    else if (op === OP.FLASH_POP) result = flashPopResult(body, spans[2], maxFrame);
     else result = decodeValue(resultBytes);
   } else if (status === STATUS.NOT_FOUND) {
     if (!isNil(body, spans[2])) throw new ProtocolError('NOT_FOUND carries nil');

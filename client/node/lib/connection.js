@@ -400,7 +400,7 @@ class Connection extends EventEmitter {
   onReply(body) {
     if (this.pendingCount === 0) throw new codec.ProtocolError('reply without a request');
     const entry = this.pending[this.head];
-    const reply = codec.decodeReplyBody(body, entry.op);
+    const reply = codec.decodeReplyBody(body, entry.op, this.maxFrame);
     this.pending[this.head] = undefined;
     this.head++;
     if (this.head === this.pending.length) {

@@ -158,3 +158,18 @@ test('FLASH_POP result: str messages are strings, bin messages bytes', () => {
   // Without an opcode (tools, vectors) the result is decoded as any value.
   assert.deepEqual(codec.decodeReplyBody(okBody('81a4696e666f90')).result, { info: [] });
 });
+
+test('FLASH_POP result: no more messages than max_frame allows, nor more than 64 types', () => {
+  // 400 empty messages fit in 4096 bytes of reply, but a session under max_frame 4096 holds at
+  // most 4096 / 12 = 341 (each counts 6 bytes or more against max_frame / 2).
+  const many = (n) => 'dc' + n.toString(16).padStart(4, '0') + 'a0'.repeat(n);
+  assert.throws(() => codec.decodeReplyBody(okBody(many(400)), codec.OP.FLASH_POP, 4096), codec.ProtocolError);
+  assert.equal(codec.decodeReplyBody(okBody(many(341)), codec.OP.FLASH_POP, 4096).result.length, 341);
+  assert.equal(codec.decodeReplyBody(okBody(many(400)), codec.OP.FLASH_POP, 8192).result.length, 400);
+  // The bound counts every type's messages together.
+  const twoTypes = '82' + 'a161' + many(200) + 'a162' + many(200);
+  assert.throws(() => codec.decodeReplyBody(okBody(twoTypes), codec.OP.FLASH_POP, 4096), codec.ProtocolError);
+  let types = 'de0041';
+  for (let i = 0; i < 65; i++) types += 'a2' + Buffer.from(String(i).padStart(2, '0')).toString('hex') + '90';
+  assert.throws(() => codec.decodeReplyBody(okBody(types), codec.OP.FLASH_POP, 1 << 20), codec.ProtocolError);
+});
