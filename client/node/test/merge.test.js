@@ -464,7 +464,7 @@ test('retries are bounded: a session that changes under every attempt fails with
     const s = await store.get('s');
     s.mine = true;
     await assert.rejects(store.set('s', s), (err) => err.code === 'ESESSD_CONFLICT');
-    assert.equal(setIfs, attempts ?? 10);
+    assert.equal(setIfs, attempts ?? 25);
     const stored = await store.get('s');
     assert.equal(stored.mine, undefined, 'nothing of a failed save is stored');
     assert.equal(stored.other, writes);
