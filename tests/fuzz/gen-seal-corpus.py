@@ -7,8 +7,6 @@ after what it holds. fuzz_seal.c describes the input format. Run from anywhere:
 The REPLY seeds hold a right HELLO reply, computed here with Python's `cryptography` from
 the harness's fixed secret and keys (as protocol/gen-seal-vectors.py computes its vectors).
 """
-import hashlib
-import hmac
 import os
 import struct
 import sys
@@ -28,58 +26,10 @@ RECORDS, HELLO, REPLY = 0, 1, 2
 SEAL, RAW, FLIP, REPLAY, DROP, CUT, LENGTH, END = range(8)
 
 
-# --- msgpack, the few shapes needed ---
-def mp_uint(v):
-    if v < 0x80:
-        return bytes([v])
-    if v < 0x100:
-        return b"\xcc" + bytes([v])
-    if v < 0x10000:
-        return b"\xcd" + struct.pack(">H", v)
-    if v < 0x100000000:
-        return b"\xce" + struct.pack(">I", v)
-    return b"\xcf" + struct.pack(">Q", v)
-
-
-def mp_str(s):
-    s = s.encode() if isinstance(s, str) else s
-    assert len(s) < 256
-    return (bytes([0xA0 | len(s)]) if len(s) < 32 else b"\xd9" + bytes([len(s)])) + s
-
-
-def mp_bin(b):
-    assert len(b) < 256
-    return b"\xc4" + bytes([len(b)]) + b
-
-
-def mp_array(items):
-    assert len(items) < 16
-    return bytes([0x90 | len(items)]) + b"".join(items)
-
-
-def mp_map(pairs):
-    assert len(pairs) < 16
-    return bytes([0x80 | len(pairs)]) + b"".join(k + v for k, v in pairs)
-
-
-NIL, TRUE = b"\xc0", b"\xc3"
-
-
-def frame(body):
-    return struct.pack(">I", len(body)) + body
-
-
-def ping(rid):
-    return frame(mp_array([mp_uint(2), mp_uint(rid)]))
-
-
-def set_(rid, sid, data, ttl_ms=60000):
-    return frame(mp_array([mp_uint(0x11), mp_uint(rid), NIL, mp_str(sid), mp_bin(data),
-                           mp_uint(ttl_ms)]))
-
-
-def get(rid, sid):
-    return frame(mp_array([mp_uint(0x10), mp_uint(rid), NIL, mp_str(sid)]))
+# The msgpack writers, requests and key exchange are the hostile scripts' (hostile/sealproto.py).
+sys.path.insert(0, os.path.join(HERE, "hostile"))
+from sealproto import (NIL, TRUE, derive, frame, get, hello, hm, mp_array, mp_bin,  # noqa: E402
+                       mp_map, mp_str, mp_uint, ping, psk_of, set_, stats)
 
 
 def flash_push(rid, sid, typ, msg, ttl_ms=60000):
@@ -87,20 +37,12 @@ def flash_push(rid, sid, typ, msg, ttl_ms=60000):
                            mp_str(msg), mp_uint(ttl_ms)]))
 
 
-def stats(rid):
-    return frame(mp_array([mp_uint(0x33), mp_uint(rid), NIL]))
-
-
 def hello_frame(rid, auth):
-    return frame(mp_array([mp_uint(1), mp_uint(rid), mp_uint(1), mp_str("x"), auth]))
+    return hello(rid, auth, name="x")
 
 
 # --- the key exchange (PROTOCOL.md, "Sealed connections") ---
-def hm(key, *parts):
-    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
-
-
-PSK = hm(b"sessd-psk-v1", SECRET)
+PSK = psk_of(SECRET)
 
 
 def public_of(sk):
@@ -115,13 +57,7 @@ C_PROOF = hm(PSK, b"sessd-kx-v1 client", C_PK)
 def server_proof():
     shared = X25519PrivateKey.from_private_bytes(SERVER_SK).exchange(
         X25519PublicKey.from_public_bytes(C_PK))
-    prk = hm(PSK, shared)
-    info = b"sessd-kx-v1 keys" + C_PK + S_PK
-    okm, t = b"", b""
-    for i in (1, 2, 3):
-        t = hm(prk, t, info, bytes([i]))
-        okm += t
-    return hm(okm[64:96], b"sessd-kx-v1 server", C_PK, S_PK)
+    return derive(PSK, shared, C_PK, S_PK)[2]
 
 
 def right_reply_body():
