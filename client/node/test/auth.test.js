@@ -8,8 +8,6 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const path = require('path');
 const util = require('util');
 const { Client, SessdStore, SessdError, codec } = require('..');
 const { Daemon, once, sleep, spyKeys, leaksBytes, waitFor } = require('./helpers');
@@ -23,10 +21,7 @@ let plain; // started without --auth-file
 
 test.before(async () => {
   authed = new Daemon();
-  const file = path.join(authed.dir, 'secret');
-  fs.writeFileSync(file, SECRET + '\n', { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  authed.extraArgs = ['--auth-file', file];
+  authed.extraArgs = ['--auth-file', authed.writeSecret(SECRET + '\n')];
   await authed.start();
   plain = await new Daemon().start();
 });
@@ -289,13 +284,8 @@ test('auth: the secret, and sealed connections\' keys, do not show in util.inspe
 test('auth: after a secret rotation closes the connections, the refused reconnections are reported once', async (t) => {
   // --auth-grace 0: the SIGHUP that replaces the secret closes the old one's connections.
   const d = new Daemon();
-  const file = path.join(d.dir, 'secret');
-  const writeSecret = (s) => {
-    fs.writeFileSync(file + '.tmp', s + '\n', { mode: 0o600 });
-    fs.renameSync(file + '.tmp', file);
-  };
-  writeSecret(SECRET);
-  d.extraArgs = ['--auth-file', file, '--auth-grace', '0'];
+  const writeSecret = (s) => d.writeSecret(s + '\n');
+  d.extraArgs = ['--auth-file', writeSecret(SECRET), '--auth-grace', '0'];
   await d.start();
   t.after(() => d.cleanup());
   const store = new SessdStore({ url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100 });

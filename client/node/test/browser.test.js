@@ -64,11 +64,8 @@ test('the example app in headless Chromium', async (t) => {
   }
   const { chromium } = require('playwright-core');
   const daemon = new Daemon();
-  const secretFile = path.join(daemon.dir, 'secret');
   const secret = 'browser-test-secret-91c3e5a7f0b2d4';
-  fs.writeFileSync(secretFile, secret, { mode: 0o600 });
-  fs.chmodSync(secretFile, 0o600);
-  daemon.extraArgs = ['--auth-file', secretFile];
+  daemon.extraArgs = ['--auth-file', daemon.writeSecret(secret)];
   await daemon.start();
   t.after(() => daemon.cleanup());
   const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test', SESSD_AUTH: secret };

@@ -50,6 +50,16 @@ class Daemon {
     this.stderr = '';
   }
 
+  // writeSecret(contents): (re)write the --auth-file at dir/secret as sessd(8) advises, a
+  // temporary file renamed over it, mode 0600; returns its path.
+  writeSecret(contents) {
+    const file = path.join(this.dir, 'secret');
+    fs.writeFileSync(file + '.tmp', contents, { mode: 0o600 });
+    fs.chmodSync(file + '.tmp', 0o600);
+    fs.renameSync(file + '.tmp', file);
+    return file;
+  }
+
   async start() {
     fs.rmSync(this.readyFile, { force: true });
     const args = ['--listen', `unix:${this.sock}`, '--listen', 'tcp://127.0.0.1:0', '--ready-file', this.readyFile, ...this.extraArgs];

@@ -7,8 +7,6 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
-const fs = require('fs');
-const path = require('path');
 const express = require('express');
 const session = require('express-session');
 const { Client, SessdStore, SessdError, flash, codec } = require('..');
@@ -22,10 +20,7 @@ let plain; // no --auth-file
 
 test.before(async () => {
   authed = new Daemon();
-  const file = path.join(authed.dir, 'secret');
-  fs.writeFileSync(file, SECRET + '\n', { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  authed.extraArgs = ['--auth-file', file];
+  authed.extraArgs = ['--auth-file', authed.writeSecret(SECRET + '\n')];
   await authed.start();
   plain = await new Daemon().start();
 });
@@ -199,10 +194,7 @@ test('seal: seal: false keeps the plain HELLO, with and without --auth-file', as
 
 test('seal: after a daemon restart the pool reconnects, with a fresh exchange', async (t) => {
   const d = new Daemon();
-  const file = path.join(d.dir, 'secret');
-  fs.writeFileSync(file, SECRET, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  d.extraArgs = ['--auth-file', file];
+  d.extraArgs = ['--auth-file', d.writeSecret(SECRET)];
   await d.start();
   t.after(() => d.cleanup());
   const c = client(t, { url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200 });
