@@ -19,10 +19,9 @@ const DEFAULT_TTL_S = 86400;
 const STORED = Symbol('connect-sessd stored session');
 // On a session get() read (and carried onto req.session by createSession), with merge on:
 // what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
-// like STORED. Its value: { key, tag (dataTag of the bytes sessd holds, as far as this
-// request knows; null until needed: then it is worked out from tagData, those bytes), raw
-// (the bytes read, until forms is computed from them), forms (Map: top-level key -> its
-// serialized form, as this request last read or wrote it), stored (null when the session
+// like STORED. Its value: { key, data (the bytes sessd holds, as far as this request knows:
+// SET_IF expects their tag), forms (Map: top-level key -> its serialized form, as this
+// request last read or wrote it; null until the first save works it out from data), stored (null when the session
 // object is exactly what sessd holds plus this request's changes; else the bytes last
 // written, a merge of another request's data), gone (sessd no longer has it) }.
 const LOADED = Symbol('connect-sessd loaded session');
@@ -169,9 +168,9 @@ class SessdStore extends BaseStore {
       if (data === null) return null;
       const sess = this.parse(data);
       if (this.merge && isPlainObject(sess) && Object.isExtensible(sess)) {
-        // The tag and forms are worked out from raw when the session is saved: a request that
-        // does not save it pays nothing for them.
-        const st = { key, tag: null, tagData: data, raw: data, forms: null, stored: null, gone: false };
+        // The tag and forms are worked out from data when the session is saved: a request
+        // that does not save it pays nothing for them.
+        const st = { key, data, forms: null, stored: null, gone: false };
         Object.defineProperty(sess, LOADED, { value: st, configurable: true });
       }
       return sess;
@@ -281,10 +280,7 @@ class SessdStore extends BaseStore {
       this.gone(sid, sess, st);
       return;
     }
-    if (st.forms === null) {
-      st.forms = this.forms(this.parse(st.raw));
-      st.raw = null;
-    }
+    if (st.forms === null) st.forms = this.forms(this.parse(st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
@@ -294,7 +290,7 @@ class SessdStore extends BaseStore {
       if (!(await this.client.touch(ns, st.key, ttl))) this.gone(sid, sess, st);
       return;
     }
-    let expect = st.tag || dataTag(st.tagData);
+    let expect = dataTag(st.data);
     let merged = st.stored === null ? null : this.applyChanges(this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
       const bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
@@ -306,8 +302,7 @@ class SessdStore extends BaseStore {
       }
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
-        st.tag = null;
-        st.tagData = bytes;
+        st.data = bytes;
         if (merged === null) {
           st.forms = now;
           st.stored = null;
