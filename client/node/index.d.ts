@@ -1,0 +1,454 @@
+// Type declarations for connect-sessd (index.js, lib/*.js).
+//
+// index.js is CommonJS and sets module.exports to one object, so these declarations say
+// `export =`, as it is: require() and a default import (from an ES module, or with
+// esModuleInterop) get that object, named imports its properties. ES-style exports would
+// tell TypeScript the module has an __esModule marker and no default export, which is false.
+//
+// Only what the code does and the README documents is declared: the store's and client's
+// internal helpers stay out, and the types of values that come from sessd (popped flashes,
+// what another request stored) are `unknown`, since any client may have written them.
+
+/// <reference types="node" />
+
+import { EventEmitter } from 'events';
+import express = require('express');
+import session = require('express-session');
+
+declare global {
+  namespace Express {
+    interface Request {
+      // Set by connect-sessd's flash() middleware. Every form returns a promise (the
+      // messages live in sessd, not in req.session); a failure rejects it and also reaches
+      // flash({ onError }). Popped messages are unknown: a string comes back as the string
+      // pushed, any other value as its MessagePack round trip (an object as a plain object,
+      // undefined as null), and a message another client pushed as raw bytes may come back
+      // as a Buffer.
+
+      /** Pops every type's messages: `{ type: [messages] }`, `{}` when there are none. */
+      flash(): Promise<Record<string, unknown[]>>;
+      /** Pops the messages of `type`: an array, empty when there are none. */
+      flash(type: string): Promise<unknown[]>;
+      /**
+       * Pushes each message in order; resolves to the queue's length after the last push
+       * (undefined for an empty array, which pushes nothing).
+       */
+      flash(type: string, messages: readonly unknown[]): Promise<number | undefined>;
+      /** Pushes `util.format(format, arg, ...args)`; resolves to the queue's length. */
+      flash(type: string, format: string, arg: unknown, ...args: unknown[]): Promise<number>;
+      /** Pushes one message (`''` included); resolves to the queue's length after the push. */
+      flash(type: string, message: unknown): Promise<number>;
+    }
+  }
+}
+
+declare namespace connectSessd {
+  /** A sessd namespace (1..64 bytes), or null for the daemon's "default". */
+  type Namespace = string | null;
+
+  /** A session id as sessd stores it: a string (its UTF-8 bytes) or bytes, 1..128 of them. */
+  type SessionKey = string | Uint8Array;
+
+  /**
+   * An Error from connect-sessd or the socket underneath. `code` says what happened:
+   * `ESESSD_DISCONNECTED`, `ESESSD_CLOSED`, `ESESSD_AUTH`, `ESESSD_CONFLICT`,
+   * `ESESSD_PROTOCOL`, `ETIMEDOUT`, `ESESSD_<STATUS>` from a SessdError, or a socket's own
+   * (`ECONNREFUSED`, `ENOENT`, ...). Argument errors are TypeErrors and RangeErrors.
+   */
+  type ErrorWithCode = Error & { code?: string };
+
+  /**
+   * The HELLO reply (PROTOCOL.md "HELLO"). Integers are bigints when the daemon encodes them
+   * as 64-bit (codec.normalizeInt makes them numbers). Servers may add keys.
+   */
+  interface HelloReply {
+    version?: number | bigint;
+    server?: string;
+    server_id?: string;
+    max_frame?: number | bigint;
+    max_data?: number | bigint;
+    max_id?: number | bigint;
+    max_namespace?: number | bigint;
+    max_flash_type?: number | bigint;
+    max_list?: number | bigint;
+    /** true when the daemon checked the shared secret; null when it requires none. */
+    auth?: true | null;
+    /** On a sealed connection: the daemon's key and its proof that it holds the secret. */
+    kx?: { key: Uint8Array; proof: Uint8Array };
+    [key: string]: unknown;
+  }
+
+  interface ClientOptions {
+    /** `unix:/path` (or `unix:///path`) or `tcp://host:port`; default `$SESSD_URL`, else `tcp://127.0.0.1:7077`. */
+    url?: string;
+    /** Connections to sessd (default 2). */
+    poolSize?: number;
+    /** A request unanswered this long fails with ETIMEDOUT and its connection is replaced (default 5000; 0: none). */
+    timeoutMs?: number;
+    /** Time allowed for connecting and HELLO (default 5000). */
+    connectTimeoutMs?: number;
+    /** Sent in HELLO, shown in the daemon's logs (default `'connect-sessd'`). */
+    clientName?: string;
+    /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
+    reconnectMinMs?: number;
+    reconnectMaxMs?: number;
+    /** The daemon's shared secret: a string (its UTF-8 bytes) or 1..1024 bytes. */
+    auth?: string | Uint8Array | null;
+    /** true: refuse a daemon that did not check the secret (needs `auth`). */
+    requireAuth?: boolean;
+    /** Seal the connections with the secret (default: true when `auth` is given; true needs `auth`). */
+    seal?: boolean;
+  }
+
+  /** A LIST page: `cursor` is 0 once the scan is done; a cursor past 2^53 is a bigint. */
+  interface ListPage {
+    cursor: number | bigint;
+    entries: Array<{ id: string; ttlMs: number }>;
+  }
+
+  /**
+   * The protocol client: a pool of connections with reconnection, one promise method per
+   * operation. Events: `connect` (hello) when a connection is ready after none was;
+   * `disconnect` (err) when the last one is lost, or an attempt fails before any was ready.
+   */
+  class Client extends EventEmitter {
+    constructor(options?: ClientOptions);
+
+    readonly url: string;
+    /** true while a connection is ready; null until the first attempt is decided. */
+    readonly connected: boolean | null;
+    /** Whether the last SET_IF was answered UNKNOWN_OP (undefined before any SET_IF). */
+    readonly lacksSetIf: boolean | undefined;
+
+    /** Resolves with the HELLO reply once a connection is ready. */
+    ready(): Promise<HelloReply>;
+    ping(): Promise<void>;
+    /** The session's data, or null when there is none. */
+    get(ns: Namespace, id: SessionKey): Promise<Buffer | null>;
+    set(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number): Promise<void>;
+    /** Stores data only if the session's data has the tag `expect` (see dataTag). */
+    setIf(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
+    /** Whether the session existed. */
+    touch(ns: Namespace, id: SessionKey, ttlMs: number): Promise<boolean>;
+    /** Whether the session existed. */
+    destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
+    /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. */
+    flashPush(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number>;
+    /** Pops one type's messages (an array), or with null every type's (`{ type: [messages] }`). */
+    flashPop(ns: Namespace, id: SessionKey, type: string): Promise<unknown[]>;
+    flashPop(ns: Namespace, id: SessionKey, type?: null): Promise<Record<string, unknown[]>>;
+    /** Sessions in the namespace, flash-only ones included. */
+    count(ns: Namespace): Promise<number>;
+    list(ns: Namespace, cursor?: number | bigint, limit?: number): Promise<ListPage>;
+    /** Every id of the namespace (one LIST scan, deduplicated). */
+    ids(ns: Namespace, pageSize?: number): Promise<string[]>;
+    /** Removes every session of the namespace; resolves to how many it removed. */
+    clear(ns: Namespace): Promise<number>;
+    /** The namespace's counters, or with null the daemon's; a counter past 2^53 is a bigint. */
+    stats(ns?: Namespace): Promise<Record<string, number | bigint>>;
+    /** Takes no new requests, lets those in flight finish, then closes. */
+    close(): void;
+    /** Closes every connection now; pending requests reject. */
+    terminate(): void;
+
+    on(event: 'connect', listener: (hello: HelloReply) => void): this;
+    on(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+    once(event: 'connect', listener: (hello: HelloReply) => void): this;
+    once(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    once(event: string | symbol, listener: (...args: any[]) => void): this;
+    addListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    addListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+    prependListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    prependListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+    prependOnceListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    prependOnceListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+
+  /**
+   * The session serializer. `stringify` is given the session, or (to tell which top-level
+   * keys a request changed) an object holding one of its keys; with `raw: true`, `parse` is
+   * given the stored bytes as a Buffer instead of a string.
+   */
+  type Serializer =
+    | { stringify(value: Record<string, unknown>): string | Uint8Array; parse(text: string): unknown; raw?: false }
+    | { stringify(value: Record<string, unknown>): string | Uint8Array; parse(data: Buffer): unknown; raw: true };
+
+  interface SessdStoreOwnOptions {
+    /** sessd namespace (1..64 bytes); default null, the daemon's "default". */
+    namespace?: Namespace;
+    /** Prepended to every session id (default `''`). */
+    prefix?: string;
+    /**
+     * Seconds a session lives when its cookie has no expiry (default 86400); or a function
+     * of the session, which then decides every ttl.
+     */
+    ttl?: number | ((sess: session.SessionData) => number);
+    /** touch() does nothing. */
+    disableTouch?: boolean;
+    /** Sessions live as long as sessd allows (10 years); touch() does nothing. */
+    disableTTL?: boolean;
+    /** Default JSON. */
+    serializer?: Serializer;
+    /** LIST page size for ids() and all() (default 1000). */
+    scanCount?: number;
+    /** Save a session read from sessd by writing only the keys its request changed (default true). */
+    merge?: boolean;
+    /**
+     * The value to store for a top-level key this request and a concurrent one both changed
+     * (undefined deletes it): `base` as this request read it, `mine` its value now, `theirs`
+     * as the other request stored it (each undefined when absent). Default: `mine`.
+     */
+    mergeKey?: (key: string, base: unknown, mine: unknown, theirs: unknown) => unknown;
+    /** SET_IFs a save tries before it fails with ESESSD_CONFLICT (default 25). */
+    mergeAttempts?: number;
+  }
+
+  /**
+   * Either the options of the connections the store opens, or a Client to share, which
+   * holds its own secret: the store throws if given `auth`, `requireAuth` or `seal` with it.
+   */
+  type SessdStoreOptions =
+    | (SessdStoreOwnOptions & ClientOptions & { client?: undefined })
+    | (SessdStoreOwnOptions & { client: Client; auth?: undefined; requireAuth?: undefined; seal?: undefined });
+
+  /** A session as all() returns it: with its id. */
+  type SessionWithId = session.SessionData & { id: string };
+
+  /**
+   * An express-session store on sessd. Each method takes an optional Node-style callback and
+   * returns a promise when given none. Events: `connect` (hello), `disconnect` (err) (both
+   * heeded by express-session), and `gone` (sid, session): a save found the session destroyed
+   * or expired since its request read it, and did not write it back.
+   */
+  class SessdStore extends session.Store {
+    constructor(options?: SessdStoreOptions);
+
+    /** The store's Client (its own, or the one it was given). */
+    readonly client: Client;
+    /** true while at least one connection to sessd is ready. */
+    readonly connected: boolean;
+    readonly namespace: Namespace;
+    readonly prefix: string;
+
+    /** The session, or null when there is none; failures are errors, never a missing session. */
+    get(sid: string): Promise<session.SessionData | null>;
+    get(sid: string, callback: (err: Error | null, session?: session.SessionData | null) => void): void;
+    /** Stores the session until its cookie expires; an already expired one is destroyed instead. */
+    set(sid: string, sess: session.SessionData): Promise<void>;
+    set(sid: string, sess: session.SessionData, callback: (err: Error | null) => void): void;
+    touch(sid: string, sess: session.SessionData): Promise<void>;
+    touch(sid: string, sess: session.SessionData, callback: (err: Error | null) => void): void;
+    /** Removes the session and its flashes. */
+    destroy(sid: string): Promise<void>;
+    destroy(sid: string, callback: (err: Error | null) => void): void;
+    /** Every session, each with its id; flash-only sessions are left out. */
+    all(): Promise<SessionWithId[]>;
+    all(callback: (err: Error | null, sessions?: SessionWithId[]) => void): void;
+    /** The ids (without the prefix), flash-only sessions included. */
+    ids(): Promise<string[]>;
+    ids(callback: (err: Error | null, ids?: string[]) => void): void;
+    /** How many sessions the namespace holds (with a prefix: how many ids carry it), flash-only ones included. */
+    length(): Promise<number>;
+    length(callback: (err: Error | null, length?: number) => void): void;
+    /** Removes every session of the namespace (with a prefix: those with it). */
+    clear(): Promise<void>;
+    clear(callback: (err: Error | null) => void): void;
+    /** Takes no new requests and, if the store opened its connections, closes them once those in flight finish. */
+    close(): void;
+
+    on(event: 'connect', listener: (hello: HelloReply) => void): this;
+    on(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    on(event: 'gone', listener: (sid: string, sess: session.SessionData) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+    once(event: 'connect', listener: (hello: HelloReply) => void): this;
+    once(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    once(event: 'gone', listener: (sid: string, sess: session.SessionData) => void): this;
+    once(event: string | symbol, listener: (...args: any[]) => void): this;
+    addListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    addListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    addListener(event: 'gone', listener: (sid: string, sess: session.SessionData) => void): this;
+    addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+    prependListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    prependListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    prependListener(event: 'gone', listener: (sid: string, sess: session.SessionData) => void): this;
+    prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+    prependOnceListener(event: 'connect', listener: (hello: HelloReply) => void): this;
+    prependOnceListener(event: 'disconnect', listener: (err: ErrorWithCode) => void): this;
+    prependOnceListener(event: 'gone', listener: (sid: string, sess: session.SessionData) => void): this;
+    prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+
+  interface FlashOptions {
+    /** The store whose connections, namespace and prefix are used; default `req.sessionStore`. */
+    store?: SessdStore;
+    /** A Client to use directly instead of a store's, with `namespace` and `prefix`. */
+    client?: Client;
+    namespace?: Namespace;
+    prefix?: string;
+    /**
+     * The first push to a session not yet in sessd sets `req.session._flash = true`, so that
+     * express-session saves it and sends its cookie; a string names another property; false
+     * turns this off. Default true.
+     */
+    markSession?: boolean | string;
+    /** Called for every req.flash call that fails, awaited or not. If it throws, that becomes a process warning. */
+    onError?: (err: ErrorWithCode, req: express.Request) => void;
+  }
+
+  interface FlashLocalsOptions {
+    /** The request methods it pops on (default `['GET']`). */
+    methods?: readonly string[];
+  }
+
+  /** Middleware that sets req.flash (see Express.Request#flash). Mount it after session(). */
+  function flash(options?: FlashOptions): express.RequestHandler;
+
+  namespace flash {
+    /**
+     * Middleware that pops every pending flash into `res.locals.flash` (`{ type: [messages] }`,
+     * `{}` when none) on the listed methods. Mount it after flash().
+     */
+    function locals(options?: FlashLocalsOptions): express.RequestHandler;
+  }
+
+  /** An error status the daemon answered. */
+  class SessdError extends Error {
+    constructor(status: number, message: string, op?: number);
+    /** The status's wire number (codec.STATUS). */
+    status: number;
+    /** Its name, e.g. `'NOT_FOUND'`. */
+    statusName: string;
+    /** `'ESESSD_' + statusName`, except AUTH_FAILED: `'ESESSD_AUTH'`. */
+    code: string;
+    /** The opcode of the request it answers. */
+    op: number | undefined;
+  }
+
+  /** SET_IF's tag of a session's data: the first 16 bytes of BLAKE2b-512 of the bytes. */
+  function dataTag(data: string | Uint8Array): Buffer;
+
+  /** The wire protocol, version 1 (protocol/PROTOCOL.md): pure functions, no I/O. */
+  namespace codec {
+    const PROTOCOL_VERSION: 1;
+    const HEADER_BYTES: 4;
+    const DEFAULT_MAX_FRAME: 1048576;
+    const MIN_MAX_FRAME: 4096;
+    const MAX_DEPTH: 16;
+    const MAX_TTL_MS: 316224000000;
+    const TAG_BYTES: 16;
+    const OP: {
+      readonly HELLO: 0x01;
+      readonly PING: 0x02;
+      readonly GET: 0x10;
+      readonly SET: 0x11;
+      readonly TOUCH: 0x12;
+      readonly DESTROY: 0x13;
+      readonly SET_IF: 0x14;
+      readonly FLASH_PUSH: 0x20;
+      readonly FLASH_POP: 0x21;
+      readonly COUNT: 0x30;
+      readonly LIST: 0x31;
+      readonly CLEAR: 0x32;
+      readonly STATS: 0x33;
+    };
+    const STATUS: {
+      readonly OK: 0;
+      readonly NOT_FOUND: 1;
+      readonly BAD_REQUEST: 2;
+      readonly TOO_LARGE: 3;
+      readonly NO_MEMORY: 4;
+      readonly UNKNOWN_OP: 5;
+      readonly BAD_VERSION: 6;
+      readonly NOT_READY: 7;
+      readonly IO_ERROR: 8;
+      readonly AUTH_FAILED: 9;
+      readonly INTERNAL: 10;
+      readonly SHUTTING_DOWN: 11;
+      readonly LIMIT: 12;
+      readonly BUSY: 13;
+      readonly CONFLICT: 14;
+    };
+    /** Status number -> name. */
+    const STATUS_NAME: { readonly [status: number]: string };
+    /** The statuses after which the daemon closes the connection. */
+    const CLOSING_STATUSES: ReadonlySet<number>;
+
+    /** A reply (or, decoding requests, a request) that breaks PROTOCOL.md. */
+    class ProtocolError extends Error {
+      /** status: what a server answers for such input (default BAD_REQUEST). */
+      constructor(message: string, status?: number);
+      status: number;
+      statusName: string;
+      code: 'ESESSD_PROTOCOL';
+      /** Set by decodeRequestBody on an UNKNOWN_OP error: the request's id. */
+      requestId?: number | bigint;
+    }
+
+    /** A request argument that is already MessagePack, written as it is. */
+    class RawValue {
+      constructor(bytes: Uint8Array);
+      bytes: Uint8Array;
+    }
+
+    /** nil, uint, str, bin, or raw MessagePack. */
+    type RequestArg = null | undefined | number | bigint | string | Uint8Array | RawValue;
+
+    interface DecodedReply {
+      requestId: number | bigint;
+      status: number;
+      /** OK: the decoded result; NOT_FOUND: null; an error status: its message. */
+      result: unknown;
+      /** The result's own MessagePack encoding, a view into the body. */
+      resultBytes: Buffer;
+    }
+
+    /** A request's fields, named as in protocol/vectors.json; those of its opcode are set. */
+    interface DecodedRequest {
+      op: number;
+      request_id: number | bigint;
+      version?: number | bigint;
+      client_name?: string;
+      auth_hex?: string;
+      ns?: string | null;
+      id?: string;
+      id_hex?: string;
+      data_hex?: string;
+      ttl_ms?: number;
+      expect_hex?: string;
+      type?: string | null;
+      msg?: string;
+      msg_hex?: string;
+      cursor?: number | bigint;
+      limit?: number;
+    }
+
+    /** The whole frame (header included) of the request [op, requestId, ...args]. */
+    function encodeRequest(op: number, requestId: number | bigint, args: readonly RequestArg[]): Buffer;
+    /** A whole reply frame; resultBytes is the result's own MessagePack encoding. */
+    function encodeReply(requestId: number | bigint, status: number, resultBytes: Uint8Array): Buffer;
+    /** The body length announced at offset, checked against maxFrame. */
+    function readFrameLength(buf: Buffer, offset: number, maxFrame: number): number;
+    /** The body of one whole frame, checked. */
+    function splitFrame(frame: Buffer, maxFrame?: number): Buffer;
+    /** The offset just past the MessagePack value starting at pos. */
+    function scanValue(buf: Buffer, pos: number, end: number): number;
+    function decodeReply(frame: Buffer, maxFrame?: number): DecodedReply;
+    /** With op, checks the reply as an answer to that opcode; maxFrame bounds a FLASH_POP result. */
+    function decodeReplyBody(body: Buffer, op?: number, maxFrame?: number): DecodedReply;
+    function decodeRequest(frame: Buffer, maxFrame?: number): DecodedRequest;
+    function decodeRequestBody(body: Uint8Array): DecodedRequest;
+    /** A bigint that a number holds exactly, as a number; anything else unchanged. */
+    function normalizeInt(v: bigint): number | bigint;
+    function normalizeInt<T>(v: T): T | number;
+    /** A string as itself, anything else as its MessagePack encoding. */
+    function encodeFlashMessage(msg: unknown): string | Uint8Array;
+    /** The reverse; bytes that are not MessagePack come back as a Buffer. */
+    function decodeFlashMessage(msg: string | Uint8Array): unknown;
+  }
+}
+
+export = connectSessd;
