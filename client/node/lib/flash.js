@@ -4,7 +4,8 @@
 // concurrent whole-session save cannot drop a message. Every call returns a promise.
 
 const util = require('util');
-const { STORED } = require('./store');
+const { MAX_TTL_MS } = require('./codec');
+const { STORED, DEFAULT_TTL_S } = require('./store');
 
 const DEFAULT_MARK = '_flash';
 
@@ -58,13 +59,13 @@ function ttlFor(req, backend) {
   const cookie = req.session && req.session.cookie;
   if (cookie && cookie.expires) {
     const ms = Math.ceil(new Date(cookie.expires).getTime() - Date.now());
-    if (ms > 0) return Math.min(ms, 316224000000);
+    if (ms > 0) return Math.min(ms, MAX_TTL_MS);
   }
   if (backend.store && typeof backend.store.ttlMs === 'function') {
     const ms = backend.store.ttlMs(req.session);
-    if (ms > 0) return Math.min(ms, 316224000000);
+    if (ms > 0) return Math.min(ms, MAX_TTL_MS);
   }
-  return 86400 * 1000;
+  return DEFAULT_TTL_S * 1000;
 }
 
 // flash(opts): middleware that sets req.flash. opts: store (a SessdStore; default
