@@ -543,6 +543,9 @@ struct pop_writer {
 	bool all;
 	bool opened; /* the map (all) or array (one type) header is written */
 	bool too_large;
+	/* The log cannot take the pop now: popping nothing needs no log, popping messages does. */
+	bool unwritable;
+	bool refused;
 	size_t messages;
 };
 
@@ -550,6 +553,10 @@ static int pop_on_type(void *arg, const uint8_t *type, size_t type_len, size_t c
 {
 	struct pop_writer *w = arg;
 
+	if (count > 0 && w->unwritable) {
+		w->refused = true;
+		return -1;
+	}
 	if (w->all) {
 		if (!w->opened && mp_write_map(w->out, (uint32_t)*w->queue_count) == -1)
 			return -1;
@@ -590,16 +597,16 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 {
 	struct pop_writer w;
 	size_t queues = 0, at;
-	int rc;
 
-	if ((rc = refuse_unwritable(d, req, out)) != 0)
-		return rc == 1 ? 0 : -1;
+	/* A pop that finds nothing to remove is answered even on a full disk: apps pop on every
+	 * page view (flash.locals), and an error there would take down pages that show no flash. */
 	memset(&w, 0, sizeof(w));
 	w.out = out;
 	w.frame_start = out->len;
 	w.max_frame = d->cfg.max_frame;
 	w.queue_count = &queues;
 	w.all = req->flash_all;
+	w.unwritable = d->p != NULL && persist_writable(d->p) != 0;
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
 		return -1;
 	if (store_flash_pop(d->st, key, req->flash_all ? NULL : req->flash_type.ptr,
@@ -611,6 +618,8 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 		out->len = w.frame_start;
 		if (err == ENOENT)
 			return reply_not_found(out, req->request_id);
+		if (w.refused)
+			return refuse_unwritable(d, req, out) == -1 ? -1 : 0;
 		if (w.too_large)
 			return codec_reply_error(
 			    out, req->request_id, CODEC_LIMIT,

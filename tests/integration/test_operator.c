@@ -117,6 +117,46 @@ static int ping(int fd)
 	return status_of(fd, &req);
 }
 
+static int push_flash(int fd, const char *id, const void *msg, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = TTL_MS};
+
+	req.ns = str("ops");
+	req.id = str(id);
+	req.flash_type = str("info");
+	req.flash_msg = (struct mp_bytes){(const uint8_t *)msg, len};
+	req.flash_msg_is_bin = true;
+	return status_of(fd, &req);
+}
+
+/* FLASH_POP of every type; with CODEC_OK, ${count} is the number of "info" messages (0: none). */
+static int pop_flashes(int fd, const char *id, uint32_t *count)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .flash_all = true};
+	struct mp_reader r;
+	struct mp_bytes type;
+	uint8_t *result = NULL;
+	size_t result_len = 0;
+	uint32_t types = 0;
+	int status;
+
+	req.ns = str("ops");
+	req.id = str(id);
+	*count = 0;
+	status = harness_request(fd, &req, &result, &result_len);
+	if (status == CODEC_OK) {
+		mp_reader_init(&r, result, result_len);
+		cr_assert_eq(mp_read_map(&r, &types), 0);
+		cr_assert_leq(types, 1);
+		if (types == 1) {
+			cr_assert_eq(mp_read_str(&r, &type), 0);
+			cr_assert_eq(mp_read_array(&r, count), 0);
+		}
+	}
+	free(result);
+	return status;
+}
+
 static void fill(uint8_t *p, size_t len, int seed)
 {
 	for (size_t i = 0; i < len; i++)
@@ -228,6 +268,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	struct rlimit saved, lim;
 	uint8_t *data = malloc(SIZE);
 	int fd, acked = 0, refused = 0, status = CODEC_OK;
+	uint32_t count = 0;
 	char id[32], *text;
 	long started;
 
@@ -242,6 +283,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
 
 	fd = harness_open_ready(d.unix_url, "full");
+	cr_assert_eq(push_flash(fd, "flashed", "hi", 2), CODEC_OK);
 	while (acked < MAX) {
 		snprintf(id, sizeof(id), "s%d", acked);
 		fill(data, SIZE, acked);
@@ -271,6 +313,12 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 		cr_assert_eq(get_session(fd, id, data, SIZE), CODEC_OK, "reads go on: %s", id);
 	}
 	cr_assert_eq(ping(fd), CODEC_OK);
+	/* Popping nothing writes nothing, so it is answered (apps pop on every page view);
+	 * popping a message needs the log and waits for space, the message kept. */
+	cr_assert_eq(pop_flashes(fd, "s0", &count), CODEC_OK);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(pop_flashes(fd, "never", &count), CODEC_NOT_FOUND);
+	cr_assert_eq(pop_flashes(fd, "flashed", &count), CODEC_IO_ERROR);
 	text = daemon_log(&d);
 	cr_expect_eq(count_of(text, "changes are refused"), 1, "said once, not a flood:\n%s", text);
 	/* In the log's own format, with its level, where alerting on errors finds it. */
@@ -301,6 +349,8 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	}
 	fill(data, SIZE, 1000);
 	cr_expect_eq(get_session(fd, "after", data, SIZE), CODEC_OK);
+	cr_expect_eq(pop_flashes(fd, "flashed", &count), CODEC_OK);
+	cr_expect_eq(count, 1, "the refused pop kept the message");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	rm_tree(data_dir);
@@ -950,44 +1000,6 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	rm_tree(data_dir);
-}
-
-static int push_flash(int fd, const char *id, const void *msg, size_t len)
-{
-	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = TTL_MS};
-
-	req.ns = str("ops");
-	req.id = str(id);
-	req.flash_type = str("info");
-	req.flash_msg = (struct mp_bytes){(const uint8_t *)msg, len};
-	req.flash_msg_is_bin = true;
-	return status_of(fd, &req);
-}
-
-/* FLASH_POP of every type; with CODEC_OK, ${count} is the number of "info" messages. */
-static int pop_flashes(int fd, const char *id, uint32_t *count)
-{
-	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .flash_all = true};
-	struct mp_reader r;
-	struct mp_bytes type;
-	uint8_t *result = NULL;
-	size_t result_len = 0;
-	uint32_t types = 0;
-	int status;
-
-	req.ns = str("ops");
-	req.id = str(id);
-	*count = 0;
-	status = harness_request(fd, &req, &result, &result_len);
-	if (status == CODEC_OK) {
-		mp_reader_init(&r, result, result_len);
-		cr_assert_eq(mp_read_map(&r, &types), 0);
-		cr_assert_eq(types, 1);
-		cr_assert_eq(mp_read_str(&r, &type), 0);
-		cr_assert_eq(mp_read_array(&r, count), 0);
-	}
-	free(result);
-	return status;
 }
 
 /*

@@ -287,7 +287,7 @@ class SessdStore extends BaseStore {
       if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (!(await this.client.touch(ns, st.key, ttl))) this.gone(sid, sess, st);
+      if (!(await this.renew(ns, st.key, ttl))) this.gone(sid, sess, st);
       return;
     }
     let expect = dataTag(st.data);
@@ -356,9 +356,23 @@ class SessdStore extends BaseStore {
       if (this.disableTouch || this.disableTTL) return undefined;
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       if (!(ttl > 0)) await this.client.destroy(this.namespace, this.key(sid));
-      else await this.client.touch(this.namespace, this.key(sid), ttl);
+      else await this.renew(this.namespace, this.key(sid), ttl);
       return undefined;
     })(), cb);
+  }
+
+  // renew(ns, key, ttl): TOUCH; resolves to false when the session is gone. A TOUCH that sessd
+  // cannot make durable now (a full or failing disk: IO_ERROR, which sessd logs) leaves the
+  // session with its earlier expiry and resolves true: express-session hands a touch error
+  // to next() after the page has gone out, which resets the browser's connection, so a full
+  // disk would break every page view for the sake of an expiry that has hours to run.
+  async renew(ns, key, ttl) {
+    try {
+      return await this.client.touch(ns, key, ttl);
+    } catch (err) {
+      if (err && err.code === 'ESESSD_IO_ERROR') return true;
+      throw err;
+    }
   }
 
   // destroy(sid, cb): removes the session, its data and its flashes.

@@ -3,6 +3,7 @@
 // flashes cross between them, concurrent flashes are never lost or duplicated, logout and
 // cookie expiry end sessions.
 
+const path = require('path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
@@ -174,4 +175,61 @@ test('while sessd is down, express-session serves requests without a session', a
   await up;
   await br.post('/login', { user: 'fay' });
   assert.equal(JSON.parse((await br.get('/me')).body).user, 'fay');
+});
+
+test('on a full disk pages are still served: a flash pop that finds nothing and a touch do not fail them', async (t) => {
+  const d = new Daemon({ fileSizeLimit: 256 * 1024 });
+  d.extraArgs = ['--data-dir', path.join(d.dir, 'data'), '--fsync', 'always'];
+  await d.start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'full' });
+  const app = makeApp(store);
+  const errors = [];
+  app.use((err, req, res, next) => {
+    errors.push(err.code || err.message);
+    if (res.headersSent) return next(err);
+    res.status(500).json({ code: err.code ?? null });
+    return undefined;
+  });
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  const br = new Browser(base);
+  assert.equal((await br.post('/login', { user: 'gus' })).status, 200);
+  await br.post('/flash', { msg: 'kept' });
+  assert.equal(JSON.parse((await br.get('/page')).body).info[0], 'kept');
+  await br.post('/flash', { msg: 'waits' });
+
+  // Fill the log up to the file-size limit: the write that meets it is not acknowledged (its
+  // connection closes), the ones after it are refused with IO_ERROR.
+  const filler = Buffer.alloc(16 * 1024, 7);
+  let refused = false;
+  for (let i = 0; i < 64 && !refused; i++) {
+    try {
+      await store.client.set('filler', `f${i}`, filler, 60000);
+    } catch (err) {
+      if (err.code === 'ESESSD_IO_ERROR') refused = true;
+      else if (!['ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ECONNRESET', 'EPIPE'].includes(err.code)) throw err;
+    }
+  }
+  assert.ok(refused, 'the file-size limit never refused a write');
+
+  // A page view with no flash waiting: served, no error reaches the app.
+  const me = await br.get('/me');
+  assert.equal(me.status, 200);
+  assert.equal(JSON.parse(me.body).user, 'gus');
+  const flashCode = JSON.parse((await br.post('/flash-code')).body);
+  assert.equal(flashCode.code, 'ESESSD_IO_ERROR', 'a push needs the disk, and says so');
+  // A pop that would remove a message needs the log too: that page fails, the message stays.
+  assert.equal((await br.get('/page')).status, 500);
+  assert.deepEqual(errors, ['ESESSD_IO_ERROR']);
+  errors.length = 0;
+  assert.deepEqual(await store.client.flashPop('full', JSON.parse(me.body).sid, 'missing'), []);
+  for (let i = 0; i < 3; i++) {
+    const r = await br.get('/me');
+    assert.equal(r.status, 200);
+  }
+  assert.deepEqual(errors, [], 'touches refused for the full disk reached the app');
 });

@@ -40,12 +40,15 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
 
 // A running daemon. start() launches it with a ready file and waits for its URLs.
 class Daemon {
-  constructor({ dir, extraArgs = [] } = {}) {
+  // fileSizeLimit: bytes the daemon may write to one file (RLIMIT_FSIZE, as ulimit -f or
+  // systemd's LimitFSIZE=), a full disk without a filesystem to fill.
+  constructor({ dir, extraArgs = [], fileSizeLimit = null } = {}) {
     this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-node-'));
     this.ownsDir = !dir;
     this.sock = path.join(this.dir, 's.sock');
     this.readyFile = path.join(this.dir, 'ready');
     this.extraArgs = extraArgs;
+    this.fileSizeLimit = fileSizeLimit;
     this.proc = null;
     this.stderr = '';
   }
@@ -63,7 +66,9 @@ class Daemon {
   async start() {
     fs.rmSync(this.readyFile, { force: true });
     const args = ['--listen', `unix:${this.sock}`, '--listen', 'tcp://127.0.0.1:0', '--ready-file', this.readyFile, ...this.extraArgs];
-    const proc = spawn(sessdBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = this.fileSizeLimit === null
+      ? spawn(sessdBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('prlimit', [`--fsize=${this.fileSizeLimit}`, '--', sessdBin(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     this.stderr = '';
     proc.stderr.on('data', (d) => {
