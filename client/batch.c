@@ -191,21 +191,44 @@ int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len)
 	return queue(b, &req, NULL);
 }
 
-int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
-                    size_t data_len, uint64_t ttl_ms)
+/* Queue a SET, or with ${expect} a SET_IF: the checks and the request both share. */
+static int queue_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+                     size_t data_len, uint64_t ttl_ms, const uint8_t *expect)
 {
-	struct codec_request req = {.op = CODEC_OP_SET, .id = {id, id_len}, .ttl_ms = ttl_ms};
+	struct codec_request req = {.op = expect != NULL ? CODEC_OP_SET_IF : CODEC_OP_SET,
+	                            .id = {id, id_len},
+	                            .ttl_ms = ttl_ms};
 	const char *why;
 
-	if (b == NULL)
-		return -1;
 	if ((why = args_problem(id, id_len, true, ttl_ms)) != NULL)
 		return refuse(b, why);
 	if (data == NULL && data_len > 0)
 		return refuse(b, "no data");
 	req.data.ptr = data_len > 0 ? data : (const uint8_t *)"";
 	req.data.len = data_len;
+	if (expect != NULL) {
+		req.expect.ptr = expect;
+		req.expect.len = SESSD_TAG_BYTES;
+	}
 	return queue(b, &req, NULL);
+}
+
+int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+                    size_t data_len, uint64_t ttl_ms)
+{
+	if (b == NULL)
+		return -1;
+	return queue_set(b, id, id_len, data, data_len, ttl_ms, NULL);
+}
+
+int sessd_batch_set_if(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+                       size_t data_len, uint64_t ttl_ms, const uint8_t expect[SESSD_TAG_BYTES])
+{
+	if (b == NULL)
+		return -1;
+	if (expect == NULL)
+		return refuse(b, "no tag to expect (expect is NULL)");
+	return queue_set(b, id, id_len, data, data_len, ttl_ms, expect);
 }
 
 int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms)

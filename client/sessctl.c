@@ -1,7 +1,9 @@
 /*
  * sessctl: look at and change a running sessd from the shell, through libsessd.
- * Exit status: 0 done, 1 no such session, 2 usage, connection or server error.
+ * Exit status: 0 done, 1 no such session, 2 usage, connection or server error, 3 set-if found
+ * the data changed since its tag was read.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 
 #define EXIT_NOT_FOUND 1
 #define EXIT_TROUBLE   2
+#define EXIT_CONFLICT  3
 
 #define DEFAULT_URL   "tcp://127.0.0.1:7077"
 #define DEFAULT_TTL_S 86400
@@ -37,6 +40,7 @@ struct opts {
 	bool json;
 	int timeout_ms;
 	bool yes;
+	bool tag; /* get --tag */
 	bool have_ttl;
 	uint64_t ttl_s;
 	const char *args[MAX_ARGS];
@@ -50,6 +54,7 @@ struct command {
 	bool takes_ttl;
 	bool needs_ttl;
 	bool takes_yes;
+	bool takes_tag;
 	bool may_wait; /* the daemon may put it off: WAITING_TIMEOUT_MS by default */
 	int (*run)(struct sessd_client *c, const struct opts *o);
 };
@@ -67,7 +72,9 @@ static const char usage_text[] =
     "  --json            print results as JSON\n"
     "  --timeout MS      per-request timeout in milliseconds (default 5000; count and\n"
     "                    clear: 60000)\n"
-    "  --ttl SECONDS     for set, touch and flash-push (set, flash-push: default 86400)\n"
+    "  --ttl SECONDS     for set, set-if, touch and flash-push (set, set-if, flash-push:\n"
+    "                    default 86400)\n"
+    "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
     "  --yes             confirm clear\n"
     "  --help, --version\n"
     "\n"
@@ -75,7 +82,8 @@ static const char usage_text[] =
     "  ping                         check the server answers\n"
     "  new-id                       print a new random session id\n"
     "  set ID [DATA]                store DATA (or standard input) as the session's data\n"
-    "  get ID                       print the session's data exactly\n"
+    "  get ID [--tag]               print the session's data exactly, or its tag\n"
+    "  set-if ID TAG [DATA]         set, but only while the data still has TAG (get --tag)\n"
     "  touch ID --ttl SECONDS       give the session a new ttl\n"
     "  destroy ID                   remove the session\n"
     "  flash-push ID TYPE MESSAGE   queue a flash message\n"
@@ -85,7 +93,8 @@ static const char usage_text[] =
     "  stats                        server figures (with --namespace: that namespace's)\n"
     "  clear --yes                  remove every session of the namespace\n"
     "\n"
-    "exit status: 0 done, 1 no such session, 2 usage, connection or server error\n";
+    "exit status: 0 done, 1 no such session, 2 usage, connection or server error,\n"
+    "3 set-if found the data changed since its tag was read (nothing changed)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -109,6 +118,13 @@ static int report(struct sessd_client *c, int rc, const char *what)
 	if (rc == SESSD_NOT_FOUND) {
 		fprintf(stderr, "sessctl: %s: no such session\n", what);
 		return EXIT_NOT_FOUND;
+	}
+	if (rc == SESSD_CONFLICT) {
+		fprintf(stderr,
+		        "sessctl: %s: the session's data changed since its tag was read; "
+		        "nothing changed\n",
+		        what);
+		return EXIT_CONFLICT;
 	}
 	fprintf(stderr, "sessctl: %s: %s (%s)\n", what, sessd_strerror(rc), sessd_errmsg(c));
 	return EXIT_TROUBLE;
@@ -149,8 +165,11 @@ static int run_new_id(struct sessd_client *c, const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
-/* Read all of standard input. Returns 0, or -1 with a message printed. */
-static int read_stdin(char **out, size_t *len)
+/*
+ * Read all of standard input for the command ${what} into *${out}, a malloc'd buffer the
+ * caller frees. Returns 0, or -1 with a message printed.
+ */
+static int read_stdin(const char *what, char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, got;
 	char *data = malloc(cap), *grown;
@@ -161,7 +180,7 @@ static int read_stdin(char **out, size_t *len)
 		n += got;
 		if (n == cap) {
 			if (cap >= MAX_STDIN_BYTES) {
-				fputs("sessctl: set: standard input is too large\n", stderr);
+				fprintf(stderr, "sessctl: %s: standard input is too large\n", what);
 				goto fail;
 			}
 			cap *= 2;
@@ -172,7 +191,7 @@ static int read_stdin(char **out, size_t *len)
 		}
 	}
 	if (ferror(stdin)) {
-		fprintf(stderr, "sessctl: set: reading standard input: %s\n", strerror(errno));
+		fprintf(stderr, "sessctl: %s: reading standard input: %s\n", what, strerror(errno));
 		goto fail;
 	}
 	*out = data;
@@ -180,7 +199,7 @@ static int read_stdin(char **out, size_t *len)
 	return 0;
 
 fail_nomem:
-	fputs("sessctl: set: out of memory\n", stderr);
+	fprintf(stderr, "sessctl: %s: out of memory\n", what);
 fail:
 	free(data);
 	return -1;
@@ -191,31 +210,98 @@ static uint64_t ttl_ms(const struct opts *o)
 	return (o->have_ttl ? o->ttl_s : DEFAULT_TTL_S) * 1000;
 }
 
-static int run_set(struct sessd_client *c, const struct opts *o)
+/* The value of the hex digit ${ch}, either case, or -1. */
+static int hex_digit(char ch)
 {
-	const char *id = o->args[1];
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = (char)tolower((unsigned char)ch);
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/*
+ * A tag as set-if takes it and get --tag prints it (tag_hex): SESSD_TAG_BYTES bytes as hex
+ * digits, either case. Returns 0 with the bytes in ${tag}, or -1.
+ */
+static int tag_parse(const char *hex, uint8_t tag[SESSD_TAG_BYTES])
+{
+	int hi, lo;
+
+	if (strlen(hex) != 2 * SESSD_TAG_BYTES)
+		return -1;
+	for (size_t i = 0; i < SESSD_TAG_BYTES; i++) {
+		hi = hex_digit(hex[2 * i]);
+		lo = hex_digit(hex[2 * i + 1]);
+		if (hi == -1 || lo == -1)
+			return -1;
+		tag[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* Write the tag of ${len} bytes of ${data} to ${hex} as lowercase hex digits and a NUL. */
+static void tag_hex(const void *data, size_t len, char hex[2 * SESSD_TAG_BYTES + 1])
+{
+	uint8_t tag[SESSD_TAG_BYTES];
+
+	sessd_data_tag(data, len, tag);
+	for (size_t i = 0; i < SESSD_TAG_BYTES; i++)
+		snprintf(hex + 2 * i, 3, "%02x", tag[i]);
+}
+
+/*
+ * set, or with ${expect} set-if: store the argument after the id (and the tag), or when
+ * there is none all of standard input. Returns the exit status.
+ */
+static int store(struct sessd_client *c, const struct opts *o, const uint8_t *expect)
+{
+	const char *id = o->args[1], *what = expect != NULL ? "set-if" : "set";
+	int data_at = expect != NULL ? 3 : 2, rc;
+	const char *data;
 	char *input = NULL;
 	size_t len;
-	int rc;
 
-	if (o->nargs == 3) {
-		rc = sessd_set(c, id, strlen(id), o->args[2], strlen(o->args[2]), ttl_ms(o));
+	if (o->nargs > data_at) {
+		data = o->args[data_at];
+		len = strlen(data);
 	} else {
-		if (read_stdin(&input, &len) == -1)
+		if (read_stdin(what, &input, &len) == -1)
 			return EXIT_TROUBLE;
-		rc = sessd_set(c, id, strlen(id), input, len, ttl_ms(o));
-		free(input);
+		data = input;
 	}
+	if (expect != NULL)
+		rc = sessd_set_if(c, id, strlen(id), data, len, ttl_ms(o), expect);
+	else
+		rc = sessd_set(c, id, strlen(id), data, len, ttl_ms(o));
+	free(input);
 	if (rc != SESSD_OK)
-		return report(c, rc, "set");
+		return report(c, rc, what);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
 }
 
+static int run_set(struct sessd_client *c, const struct opts *o)
+{
+	return store(c, o, NULL);
+}
+
+static int run_set_if(struct sessd_client *c, const struct opts *o)
+{
+	uint8_t expect[SESSD_TAG_BYTES];
+
+	/* check_command has refused a TAG that does not parse. */
+	if (tag_parse(o->args[2], expect) == -1)
+		return EXIT_TROUBLE;
+	return store(c, o, expect);
+}
+
 static int run_get(struct sessd_client *c, const struct opts *o)
 {
 	const char *id = o->args[1];
+	char hex[2 * SESSD_TAG_BYTES + 1];
 	void *data;
 	size_t len;
 	int rc;
@@ -223,9 +309,18 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 	rc = sessd_get(c, id, strlen(id), &data, &len);
 	if (rc != SESSD_OK)
 		return report(c, rc, "get");
+	/* The tag of exactly these bytes: with --json it comes with them, from this one read. */
+	if (o->tag)
+		tag_hex(data, len, hex);
 	if (o->json) {
+		if (o->tag)
+			fputs("{\"data\":", stdout);
 		json_write_string(stdout, data, len);
+		if (o->tag)
+			printf(",\"tag\":\"%s\"}", hex);
 		fputc('\n', stdout);
+	} else if (o->tag) {
+		printf("%s\n", hex);
 	} else {
 		fwrite(data, 1, len, stdout);
 	}
@@ -429,18 +524,19 @@ static int run_clear(struct sessd_client *c, const struct opts *o)
 }
 
 static const struct command commands[] = {
-    {"ping", 0, 0, false, false, false, false, run_ping},
-    {"new-id", 0, 0, false, false, false, false, run_new_id},
-    {"set", 1, 2, true, false, false, false, run_set},
-    {"get", 1, 1, false, false, false, false, run_get},
-    {"touch", 1, 1, true, true, false, false, run_touch},
-    {"destroy", 1, 1, false, false, false, false, run_destroy},
-    {"flash-push", 3, 3, true, false, false, false, run_flash_push},
-    {"flash-pop", 1, 2, false, false, false, false, run_flash_pop},
-    {"count", 0, 0, false, false, false, true, run_count},
-    {"list", 0, 0, false, false, false, false, run_list},
-    {"stats", 0, 0, false, false, false, false, run_stats},
-    {"clear", 0, 0, false, false, true, true, run_clear},
+    {"ping", 0, 0, false, false, false, false, false, run_ping},
+    {"new-id", 0, 0, false, false, false, false, false, run_new_id},
+    {"set", 1, 2, true, false, false, false, false, run_set},
+    {"set-if", 2, 3, true, false, false, false, false, run_set_if},
+    {"get", 1, 1, false, false, false, true, false, run_get},
+    {"touch", 1, 1, true, true, false, false, false, run_touch},
+    {"destroy", 1, 1, false, false, false, false, false, run_destroy},
+    {"flash-push", 3, 3, true, false, false, false, false, run_flash_push},
+    {"flash-pop", 1, 2, false, false, false, false, false, run_flash_pop},
+    {"count", 0, 0, false, false, false, false, true, run_count},
+    {"list", 0, 0, false, false, false, false, false, run_list},
+    {"stats", 0, 0, false, false, false, false, false, run_stats},
+    {"clear", 0, 0, false, false, true, false, true, run_clear},
 };
 
 /* A decimal in [min, max]; returns 0 or -1. */
@@ -515,6 +611,8 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			o->json = true;
 		} else if (option_is(arg, "yes", &v) && v == NULL) {
 			o->yes = true;
+		} else if (option_is(arg, "tag", &v) && v == NULL) {
+			o->tag = true;
 		} else if (option_is(arg, "plain-auth", &v) && v == NULL) {
 			o->plain_auth = true;
 		} else if (option_is(arg, "connect", &v)) {
@@ -575,6 +673,7 @@ static const struct command *find_command(const char *name)
 /* Check the command's arguments and options; returns 0 or an exit status. */
 static int check_command(const struct command *cmd, const struct opts *o)
 {
+	uint8_t tag[SESSD_TAG_BYTES];
 	int given = o->nargs - 1;
 
 	if (given < cmd->min_args || given > cmd->max_args)
@@ -585,6 +684,8 @@ static int check_command(const struct command *cmd, const struct opts *o)
 		return usage_error("%s needs --ttl SECONDS", cmd->name);
 	if (o->yes && !cmd->takes_yes)
 		return usage_error("%s does not take --yes", cmd->name);
+	if (o->tag && !cmd->takes_tag)
+		return usage_error("%s does not take --tag", cmd->name);
 	if (cmd->takes_yes && !o->yes) {
 		fprintf(stderr,
 		        "sessctl: %s removes every session of the namespace; "
@@ -595,6 +696,9 @@ static int check_command(const struct command *cmd, const struct opts *o)
 	/* Every command with arguments takes the id first. */
 	if (cmd->min_args > 0 && (strlen(o->args[1]) < 1 || strlen(o->args[1]) > 128))
 		return usage_error("%s: an id has 1 to 128 bytes", cmd->name);
+	if (cmd->run == run_set_if && tag_parse(o->args[2], tag) == -1)
+		return usage_error("%s: '%s' is not a tag: %d hex digits, as get --tag prints",
+		                   cmd->name, o->args[2], 2 * SESSD_TAG_BYTES);
 	return 0;
 }
 

@@ -9,9 +9,10 @@
  * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
  * what went wrong in words (the server's message for server errors). SESSD_NOT_FOUND comes
  * only from GET, SET_IF, TOUCH, DESTROY and FLASH_POP; a server answering it to another
- * request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if). Results
- * reach output arguments on SESSD_OK only: result pointers (and GET's length) are cleared
- * first and stay so on any other result; numbers are left untouched.
+ * request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if, and
+ * sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK
+ * only: result pointers (and GET's length) are cleared first and stay so on any other
+ * result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -64,8 +65,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
-	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if found data other
-	 * than what its tag names; nothing changed. The connection stays open. */
+	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if (or a batch's
+	 * SET_IF) found data other than what its tag names; nothing changed. The connection
+	 * stays open. */
 	SESSD_CONFLICT = 14,
 	/* Errors found on the client side. */
 	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
@@ -361,6 +363,20 @@ int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
                            const void *msg, size_t msg_len, uint64_t ttl_ms);
 int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type);
 int sessd_batch_ping(struct sessd_batch *b);
+
+/*
+ * sessd_batch_set_if(b, id, id_len, data, data_len, ttl_ms, expect):
+ * Queue sessd_set_if's request: a SET that holds only while the session's data is the data
+ * whose tag is ${expect} (sessd_data_tag). Everything is copied, ${expect} too. Returns as
+ * the calls above; errno EINVAL also when ${expect} is NULL. After sessd_batch_run its
+ * sessd_batch_status is what sessd_set_if would return: SESSD_OK (stored), SESSD_CONFLICT
+ * (the data changed since it was read; nothing changed), SESSD_NOT_FOUND (no such session,
+ * or flashes only; nothing was created), or an error. The server checks each SET_IF when it
+ * reaches it, after the batch's earlier requests: one that follows a SET or SET_IF of the
+ * same session in the batch expects the tag of that request's data.
+ */
+int sessd_batch_set_if(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
+                       size_t data_len, uint64_t ttl_ms, const uint8_t expect[SESSD_TAG_BYTES]);
 
 /*
  * sessd_batch_run(b):

@@ -1872,6 +1872,122 @@ LEAK_CHECKED_TEST(client, set_if_bad_arguments_are_usage_errors)
 	sessd_close(c);
 }
 
+/* sessd_batch_status of request ${i} is ${want}. */
+static void expect_status(const struct sessd_batch *b, size_t i, int want)
+{
+	int got = sessd_batch_status(b, i);
+
+	cr_assert_eq(got, want, "request %zu: %s, not %s", i, sessd_strerror(got),
+	             sessd_strerror(want));
+}
+
+LEAK_CHECKED_TEST(client, batch_set_if_saves_only_over_what_was_read)
+{
+	static const char v1[] = "{\"n\":1}", mine[] = "{\"n\":1,\"a\":1}";
+	static const char theirs[] = "{\"n\":2}", mine2[] = "{\"n\":1,\"a\":2}";
+	struct sessd_client *a = connect_ns(daemon_.unix_url, "batch-cas");
+	struct sessd_client *other = connect_ns(daemon_.tcp_url, "batch-cas");
+	struct sessd_batch *b = sessd_batch_new(a);
+	uint8_t tag_x[SESSD_TAG_BYTES], tag_y[SESSD_TAG_BYTES], tag_z[SESSD_TAG_BYTES];
+	uint8_t tag_f[SESSD_TAG_BYTES], tag_mine[SESSD_TAG_BYTES];
+	const void *data;
+	size_t len;
+	int rc;
+
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_set(a, "x", 1, v1, strlen(v1), TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_set(a, "y", 1, v1, strlen(v1), TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_set(a, "z", 1, v1, strlen(v1), TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_flash_push(a, "f", 1, "info", "m", 1, TTL_MS, NULL), SESSD_OK);
+	read_tag(a, "x", tag_x);
+	read_tag(a, "y", tag_y);
+	read_tag(a, "z", tag_z);
+	sessd_data_tag(v1, strlen(v1), tag_f);
+	sessd_data_tag(mine, strlen(mine), tag_mine);
+	/* Meanwhile another client saves x and logs z out. */
+	cr_assert_eq(sessd_set(other, "x", 1, theirs, strlen(theirs), TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_destroy(other, "z", 1), SESSD_OK);
+
+	cr_assert_eq(sessd_batch_set_if(b, "x", 1, mine, strlen(mine), TTL_MS, tag_x), 0);
+	cr_assert_eq(sessd_batch_set_if(b, "y", 1, mine, strlen(mine), TTL_MS, tag_y), 1);
+	cr_assert_eq(sessd_batch_set_if(b, "z", 1, "late", 4, TTL_MS, tag_z), 2);
+	/* A session of flashes only has no data to compare: NOT_FOUND, and no data made. */
+	cr_assert_eq(sessd_batch_set_if(b, "f", 1, mine, strlen(mine), TTL_MS, tag_f), 3);
+	cr_assert_eq(sessd_batch_get(b, "y", 1), 4);
+	/* Each SET_IF sees the batch's earlier requests: the tag of what request 1 stored. */
+	cr_assert_eq(sessd_batch_set_if(b, "y", 1, mine2, strlen(mine2), TTL_MS, tag_mine), 5);
+	cr_assert_eq(sessd_batch_set_if(b, "y", 1, "stale", 5, TTL_MS, tag_y), 6);
+	cr_assert_eq(sessd_batch_ping(b), 7);
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	expect_status(b, 0, SESSD_CONFLICT);
+	expect_status(b, 1, SESSD_OK);
+	expect_status(b, 2, SESSD_NOT_FOUND);
+	expect_status(b, 3, SESSD_NOT_FOUND);
+	expect_status(b, 4, SESSD_OK);
+	expect_status(b, 5, SESSD_OK);
+	expect_status(b, 6, SESSD_CONFLICT);
+	expect_status(b, 7, SESSD_OK);
+	cr_assert_null(sessd_batch_data(b, 1, &len), "a SET_IF has no data");
+	data = sessd_batch_data(b, 4, &len);
+	cr_assert_not_null(data);
+	cr_assert_eq(len, strlen(mine));
+	cr_assert_eq(memcmp(data, mine, len + 1), 0);
+
+	/* What the other client sees: its save kept, the logout kept, y saved twice. */
+	expect_data(other, "x", 1, theirs, strlen(theirs));
+	expect_missing(other, "z", 1);
+	expect_missing(other, "f", 1);
+	expect_data(other, "y", 1, mine2, strlen(mine2));
+	sessd_batch_free(b);
+	sessd_close(a);
+	sessd_close(other);
+}
+
+LEAK_CHECKED_TEST(client, batch_set_if_bad_arguments_queue_nothing)
+{
+	static const char id[] = "batch-cas-none";
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_batch *b = sessd_batch_new(c);
+	uint8_t tag[SESSD_TAG_BYTES];
+	size_t len = sessd_max_frame(c);
+	char *big = calloc(1, len);
+
+	cr_assert_not_null(b);
+	cr_assert_not_null(big);
+	sessd_data_tag("x", 1, tag);
+	cr_assert_eq(sessd_batch_set_if(NULL, id, 1, "x", 1, TTL_MS, tag), -1);
+	errno = 0;
+	cr_assert_eq(sessd_batch_set_if(b, id, 1, "x", 1, TTL_MS, NULL), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert(strstr(sessd_errmsg(c), "expect") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_set_if(b, id, 0, "x", 1, TTL_MS, tag), -1);
+	cr_assert(strstr(sessd_errmsg(c), "an id has") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_set_if(b, id, 1, "x", 1, 0, tag), -1);
+	cr_assert(strstr(sessd_errmsg(c), "a ttl is") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_set_if(b, id, 1, NULL, 1, TTL_MS, tag), -1);
+	cr_assert(strstr(sessd_errmsg(c), "no data") != NULL, "errmsg: %s", sessd_errmsg(c));
+	/* The most data a SET carries under max_frame: a SET_IF's expect takes 18 bytes more
+	 * (PROTOCOL.md, max_data), and a frame over max_frame is refused before it is sent. */
+	while (len > 0 && sessd_batch_set(b, id, strlen(id), big, len, TTL_MS) == -1)
+		len--;
+	cr_assert_gt(len, 0);
+	sessd_batch_reset(b);
+	errno = 0;
+	cr_assert_eq(sessd_batch_set_if(b, id, strlen(id), big, len - 17, TTL_MS, tag), -1);
+	cr_assert_eq(errno, EMSGSIZE);
+	cr_assert(strstr(sessd_errmsg(c), "SET_IF of") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_set_if(b, id, strlen(id), big, len - 18, TTL_MS, tag), 0);
+	sessd_batch_reset(b);
+	free(big);
+	/* Nothing was queued by the refusals: the next request is the first. */
+	cr_assert_eq(sessd_batch_set_if(b, id, strlen(id), NULL, 0, TTL_MS, tag), 0);
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK);
+	expect_status(b, 0, SESSD_NOT_FOUND);
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
 /* An older server does not know SET_IF (UNKNOWN_OP); a CONFLICT keeps the connection too. */
 static int old_server_answer(int fd, const struct codec_request *req, int conn, int nth)
 {

@@ -1,7 +1,8 @@
 /*
  * sessctl as a user runs it: the real binary ($SESSCTL_BIN) against the real daemon, with
  * its standard input, output and error on pipes. Checks exact output bytes, JSON validity,
- * messages and exit statuses (0 done, 1 no such session, 2 usage, connection, server error).
+ * messages and exit statuses (0 done, 1 no such session, 2 usage, connection, server error,
+ * 3 set-if's conflict).
  */
 #include <criterion/criterion.h>
 
@@ -291,6 +292,8 @@ LEAK_CHECKED_TEST(sessctl, help_and_version)
 	cr_assert(strstr((char *)r.out.data, "$SESSD_AUTH_FILE") != NULL);
 	cr_assert(strstr((char *)r.out.data, "--plain-auth") != NULL);
 	cr_assert(strstr((char *)r.out.data, "flash-pop") != NULL);
+	cr_assert(strstr((char *)r.out.data, "set-if ID TAG [DATA]") != NULL);
+	cr_assert(strstr((char *)r.out.data, "3 set-if") != NULL);
 	expect(&r, 0, NULL);
 	RUN(&r, "get", "-h");
 	expect(&r, 0, NULL);
@@ -324,6 +327,14 @@ LEAK_CHECKED_TEST(sessctl, usage_errors)
 	    {"ping", "--auth-file", NULL},
 	    {"--plain-auth", "ping", NULL},
 	    {"--plain-auth=yes", "ping", NULL},
+	    {"set-if", "a", NULL},
+	    {"set-if", "a", "786a02f742015903c6c6fd852552d272", "v", "w", NULL},
+	    {"set-if", "a", "786a02f742015903c6c6fd852552d27", "v", NULL},
+	    {"set-if", "a", "786a02f742015903c6c6fd852552d2722", "v", NULL},
+	    {"set-if", "a", "786a02f742015903c6c6fd852552d27g", "v", NULL},
+	    {"set-if", "a", "", "v", NULL},
+	    {"set", "a", "v", "--tag", NULL},
+	    {"get", "a", "--tag=yes", NULL},
 	};
 	struct run r;
 
@@ -442,6 +453,111 @@ LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
 	expect(&r, 0, "");
 	RUN(&r, "get", "s3");
 	expect(&r, 0, "--ttl");
+}
+
+/* Run `get --tag ID` and put the tag it printed, without its newline, in ${tag}. */
+static void get_tag(const char *id, char tag[2 * SESSD_TAG_BYTES + 1])
+{
+	struct run r;
+
+	RUN(&r, "get", "--tag", id);
+	cr_assert_eq(r.status, 0, "get --tag %s: exit %d: %s", id, r.status, (char *)r.err.data);
+	cr_assert_eq(r.out.len, 2 * SESSD_TAG_BYTES + 1, "get --tag printed %s",
+	             (char *)r.out.data);
+	cr_assert_eq(strspn((char *)r.out.data, "0123456789abcdef"), 2 * SESSD_TAG_BYTES);
+	memcpy(tag, r.out.data, 2 * SESSD_TAG_BYTES);
+	tag[2 * SESSD_TAG_BYTES] = '\0';
+	expect(&r, 0, NULL);
+}
+
+LEAK_CHECKED_TEST(sessctl, get_tag_and_set_if)
+{
+	char tag[2 * SESSD_TAG_BYTES + 1], old[2 * SESSD_TAG_BYTES + 1], want[200];
+	unsigned long long ttl_ms;
+	const char *at;
+	struct run r;
+
+	/* PROTOCOL.md's tag of empty data, and the tag of what get read, in both outputs. */
+	RUN(&r, "set", "cas", "");
+	expect(&r, 0, "");
+	RUN(&r, "get", "cas", "--tag");
+	expect(&r, 0, "786a02f742015903c6c6fd852552d272\n");
+	RUN(&r, "set", "cas", "{\"n\":1}");
+	expect(&r, 0, "");
+	get_tag("cas", tag);
+	cr_assert_str_neq(tag, "786a02f742015903c6c6fd852552d272");
+	RUN(&r, "--json", "get", "--tag", "cas");
+	expect_json(&r);
+	snprintf(want, sizeof(want), "{\"data\":\"{\\\"n\\\":1}\",\"tag\":\"%s\"}\n", tag);
+	expect(&r, 0, want);
+
+	/* Success: the data still has the tag. */
+	RUN(&r, "set-if", "cas", tag, "{\"n\":2}");
+	expect(&r, 0, "");
+	RUN(&r, "get", "cas");
+	expect(&r, 0, "{\"n\":2}");
+	/* The old tag names data that is gone: a conflict, exit 3, nothing changed. */
+	RUN(&r, "set-if", "cas", tag, "{\"n\":3}");
+	cr_assert_str_eq((char *)r.err.data, "sessctl: set-if: the session's data changed since "
+	                                     "its tag was read; nothing changed\n");
+	expect(&r, 3, "");
+	RUN(&r, "get", "cas");
+	expect(&r, 0, "{\"n\":2}");
+
+	/* Another client saves between the read and the save: the save is refused. */
+	get_tag("cas", tag);
+	RUN(&r, "--connect", daemon_.tcp_url, "set", "cas", "theirs");
+	expect(&r, 0, "");
+	RUN(&r, "--json", "set-if", "cas", tag, "mine");
+	expect(&r, 3, "");
+	RUN(&r, "get", "cas");
+	expect(&r, 0, "theirs");
+
+	/* Read again and save: standard input, a tag in capitals, --ttl, --json. */
+	get_tag("cas", tag);
+	memcpy(old, tag, sizeof(old));
+	for (char *p = tag; *p != '\0'; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	run_in(&r, "mine\0x", 6,
+	       (const char *const[]){"set-if", "--ttl", "60", "cas", tag, "--json", NULL});
+	expect(&r, 0, "{\"ok\":true}\n");
+	RUN(&r, "get", "cas");
+	cr_assert_eq(r.out.len, 6);
+	cr_assert_eq(memcmp(r.out.data, "mine\0x", 6), 0);
+	expect(&r, 0, NULL);
+	RUN(&r, "--json", "list");
+	at = strstr((char *)r.out.data, "{\"id\":\"cas\",\"ttl_ms\":");
+	cr_assert_not_null(at, "cas is not listed: %s", (char *)r.out.data);
+	cr_assert_eq(sscanf(at + 21, "%llu", &ttl_ms), 1);
+	cr_assert(ttl_ms > 50000 && ttl_ms <= 60000, "cas lives %llu ms, not 60 s", ttl_ms);
+	expect(&r, 0, NULL);
+	RUN(&r, "set-if", "cas", old, "again");
+	expect(&r, 3, "");
+
+	/* Destroyed meanwhile (a logout): not found, exit 1, and not brought back. */
+	get_tag("cas", tag);
+	RUN(&r, "destroy", "cas");
+	expect(&r, 0, "");
+	RUN(&r, "set-if", "cas", tag, "late");
+	cr_assert_str_eq((char *)r.err.data, "sessctl: set-if: no such session\n");
+	expect(&r, 1, "");
+	RUN(&r, "get", "cas");
+	expect(&r, 1, "");
+	RUN(&r, "get", "--tag", "cas");
+	expect(&r, 1, "");
+}
+
+LEAK_CHECKED_TEST(sessctl, set_if_bad_tag_is_refused_before_connecting)
+{
+	struct run r;
+
+	run_env(&r, "unix:/nonexistent/sessd.sock", NULL, 0,
+	        (const char *const[]){"set-if", "a", "not-a-tag", "v", NULL});
+	cr_assert(strstr((char *)r.err.data, "sessctl: set-if: 'not-a-tag' is not a tag: 32 hex "
+	                                     "digits, as get --tag prints\n") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
 }
 
 LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
