@@ -36,6 +36,8 @@ declare global {
       flash(type: string, messages: readonly unknown[]): Promise<number | undefined>;
       /** Pushes `util.format(format, arg, ...args)`; resolves to the queue's length. */
       flash(type: string, format: string, arg: unknown, ...args: unknown[]): Promise<number>;
+      /** A message of undefined or null pops, as in connect-flash: flash(type). */
+      flash(type: string, message: undefined | null): Promise<unknown[]>;
       /** Pushes one message (`''` included); resolves to the queue's length after the push. */
       flash(type: string, message: unknown): Promise<number>;
     }

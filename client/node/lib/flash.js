@@ -124,7 +124,8 @@ function flash(opts = {}) {
     }
 
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
-    // queue's length after the push. req.flash(type): pop that type, resolves to an array.
+    // queue's length after the push. req.flash(type) (or a msg of undefined or null): pop
+    // that type, resolves to an array.
     // req.flash(): pop every type, resolves to { type: [msgs] }.
     req.flash = function reqFlash(...args) {
       // connect-flash code and passport (failureFlash, successFlash) call req.flash without
@@ -142,7 +143,9 @@ function flash(opts = {}) {
           return b.client.flashPop(b.namespace, b.prefix + req.sessionID, null);
         }
         if (typeof type !== 'string' || type.length === 0) throw new TypeError('flash type must be a non-empty string');
-        if (arguments.length === 1) {
+        // connect-flash reads when the message is falsy; '' is a message here (README), but
+        // code written for connect-flash passes an undefined or null message to read.
+        if (arguments.length === 1 || (rest.length === 0 && (msg === undefined || msg === null))) {
           const b = ctx();
           return b.client.flashPop(b.namespace, b.prefix + req.sessionID, type);
         }

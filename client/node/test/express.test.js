@@ -106,6 +106,10 @@ test('req.flash calling forms: format, arrays, objects, pop one type, pop all', 
   await br.post('/flash', { msg: 'kept' });
   assert.deepEqual(JSON.parse((await br.post('/page')).body), {});
   assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['kept'] });
+  // An undefined message reads, as in connect-flash (req.body.msg is undefined here).
+  await br.post('/flash', { type: 'warn', msg: 'once' });
+  assert.deepEqual(JSON.parse((await br.post('/flash', { type: 'warn' })).body), { n: ['once'] });
+  assert.deepEqual(JSON.parse((await br.get('/flash?type=warn')).body), []);
 });
 
 test('a flash pushed before the session was ever saved sets the cookie and survives', async (t) => {
