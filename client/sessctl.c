@@ -130,6 +130,20 @@ static int report(struct sessd_client *c, int rc, const char *what)
 	return EXIT_TROUBLE;
 }
 
+/*
+ * report for the ops that read or need the session's data (get, set-if): a session that holds
+ * only flash messages has none, and list and count show it, so "no such session" would puzzle.
+ */
+static int report_data(struct sessd_client *c, int rc, const char *what)
+{
+	if (rc == SESSD_NOT_FOUND) {
+		fprintf(stderr, "sessctl: %s: no such session (or it holds only flash messages)\n",
+		        what);
+		return EXIT_NOT_FOUND;
+	}
+	return report(c, rc, what);
+}
+
 static void print_ok_json(void)
 {
 	fputs("{\"ok\":true}\n", stdout);
@@ -277,7 +291,7 @@ static int store(struct sessd_client *c, const struct opts *o, const uint8_t *ex
 		rc = sessd_set(c, id, strlen(id), data, len, ttl_ms(o));
 	free(input);
 	if (rc != SESSD_OK)
-		return report(c, rc, what);
+		return report_data(c, rc, what);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
@@ -308,7 +322,7 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 
 	rc = sessd_get(c, id, strlen(id), &data, &len);
 	if (rc != SESSD_OK)
-		return report(c, rc, "get");
+		return report_data(c, rc, "get");
 	/* The tag of exactly these bytes: with --json it comes with them, from this one read. */
 	if (o->tag)
 		tag_hex(data, len, hex);
