@@ -26,6 +26,8 @@ const STORED = Symbol('connect-sessd stored session');
 // written, a merge of another request's data), gone (sessd no longer has it) }.
 const LOADED = Symbol('connect-sessd loaded session');
 const DEFAULT_MERGE_ATTEMPTS = 25;
+// Client's options: a store that opens its own connections passes them on.
+const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'clientName', 'auth', 'seal', 'requireAuth'];
 // After a CONFLICT, a save waits a random 0..min(2^attempt, 16) ms before it reads the session
 // again: requests that collided at once would otherwise retry in step, one winning per round.
 // Kept short: a save waiting longer loses again to fresh requests that do not wait (a review
@@ -125,8 +127,12 @@ class SessdStore extends BaseStore {
     this.scanCount = opts.scanCount ?? 1000;
     // A shared client has its own connections and secret: options given here would be
     // ignored, and a requireAuth silently ignored is worse than an error.
-    if (opts.client && (opts.auth !== undefined || opts.requireAuth !== undefined || opts.seal !== undefined)) {
-      throw new TypeError('auth, requireAuth and seal are options of the shared client, not of a store given one');
+    if (opts.client) {
+      // The connections are the client's: a store given one would silently ignore these.
+      const ignored = CONNECTION_OPTIONS.filter((name) => opts[name] !== undefined);
+      if (ignored.length > 0) {
+        throw new TypeError(`${ignored.join(', ')}: options of the shared client, not of a store given one`);
+      }
     }
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);

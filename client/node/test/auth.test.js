@@ -224,6 +224,8 @@ test('auth: invalid options throw at construction, without the value', () => {
     assert.throws(() => new SessdStore({ client: shared, auth: SECRET }), TypeError);
     assert.throws(() => new SessdStore({ client: shared, requireAuth: false }), TypeError);
     assert.throws(() => new SessdStore({ client: shared, seal: false }), TypeError);
+    assert.throws(() => new SessdStore({ client: shared, url: 'unix:/elsewhere' }), /url: options of the shared client/);
+    assert.throws(() => new SessdStore({ client: shared, poolSize: 4, timeoutMs: 10 }), /poolSize, timeoutMs: /);
   } finally {
     shared.terminate();
   }
