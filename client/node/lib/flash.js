@@ -95,8 +95,18 @@ function flash(opts = {}) {
   // up when a request comes without a session.
   let seenStore = null;
 
+  let warnedTaken = false;
+
   return function sessdFlash(req, res, next) {
-    if (req.flash) return next();
+    if (req.flash) {
+      // Another req.flash (connect-flash left mounted after a move to connect-sessd, say)
+      // came first and stays: say so once, since its flashes live in req.session.
+      if (!warnedTaken) {
+        warnedTaken = true;
+        process.emitWarning('connect-sessd flash(): req.flash is already set by an earlier middleware (connect-flash?); this one leaves it in place', { code: 'CONNECT_SESSD_FLASH_TAKEN' });
+      }
+      return next();
+    }
     if (req.sessionStore) seenStore = req.sessionStore;
     let backend = null;
     let pending = null;

@@ -237,3 +237,31 @@ test('on a full disk pages are still served: a flash pop that finds nothing and 
   }
   assert.deepEqual(errors, [], 'touches refused for the full disk reached the app');
 });
+
+test('a req.flash set by an earlier middleware (connect-flash left mounted) stays, with one warning', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'express-test' });
+  const app = express();
+  app.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false }));
+  app.use((req, res, next) => {
+    req.flash = () => 'theirs';
+    next();
+  });
+  app.use(flash());
+  app.get('/', (req, res) => res.json({ got: req.flash('info') }));
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const br = new Browser(base);
+  for (let i = 0; i < 3; i++) assert.deepEqual(JSON.parse((await br.get('/')).body), { got: 'theirs' });
+  await waitFor(() => warnings.length > 0 || null, 'the warning');
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /already set/);
+});
