@@ -26,6 +26,8 @@ const STORED = Symbol('connect-sessd stored session');
 // written, a merge of another request's data), gone (sessd no longer has it) }.
 const LOADED = Symbol('connect-sessd loaded session');
 const DEFAULT_MERGE_ATTEMPTS = 25;
+// The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
+const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'clientName', 'auth', 'seal', 'requireAuth'];
 // After a CONFLICT, a save waits a random 0..min(2^attempt, 16) ms before it reads the session
@@ -367,16 +369,17 @@ class SessdStore extends BaseStore {
     })(), cb);
   }
 
-  // renew(ns, key, ttl): TOUCH; resolves to false when the session is gone. A TOUCH that sessd
-  // cannot make durable now (a full or failing disk: IO_ERROR, which sessd logs) leaves the
-  // session with its earlier expiry and resolves true: express-session hands a touch error
-  // to next() after the page has gone out, which resets the browser's connection, so a full
-  // disk would break every page view for the sake of an expiry that has hours to run.
+  // renew(ns, key, ttl): TOUCH; resolves to false when the session is gone. A TOUCH that fails
+  // for the daemon's sake (a full or failing disk: IO_ERROR, which sessd logs) or the link's
+  // (lost or timed out mid-request, as when sessd restarts; 'disconnect' reports an outage)
+  // leaves the session with its earlier expiry and resolves true: express-session hands a
+  // touch error to next() after the page has gone out, which resets the browser's
+  // connection, and an expiry with hours to run is not worth a broken page.
   async renew(ns, key, ttl) {
     try {
       return await this.client.touch(ns, key, ttl);
     } catch (err) {
-      if (err && err.code === 'ESESSD_IO_ERROR') return true;
+      if (err && TOUCH_SPARED.has(err.code)) return true;
       throw err;
     }
   }

@@ -459,3 +459,25 @@ test('client: results of the wrong shape are protocol errors, and a stuck LIST c
   await assert.rejects(c.stats(null), protocol, 'STATS as a string');
   await assert.rejects(c.count(null), protocol, 'a negative COUNT');
 });
+
+test('store: a touch that times out or loses its connection resolves; get and set still fail', async (t) => {
+  const d = await new Daemon().start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'spared', timeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
+  t.after(() => store.client.terminate());
+  await store.set('s', sess({ n: 1 }));
+  // A stopped daemon: connected, but nothing is answered.
+  d.proc.kill('SIGSTOP');
+  try {
+    assert.equal(await store.touch('s', sess({ n: 1 })), undefined);
+    await assert.rejects(store.get('s'), (err) => err.code === 'ETIMEDOUT');
+  } finally {
+    d.proc.kill('SIGCONT');
+  }
+  await waitFor(() => store.connected || null, 'reconnection');
+  assert.deepEqual((await store.get('s')).n, 1);
+  // A daemon gone: the touch resolves, a save still fails.
+  await d.stop('SIGKILL');
+  assert.equal(await store.touch('s', sess({ n: 1 })), undefined);
+  await assert.rejects(store.set('s', sess({ n: 2 })), (err) => typeof err.code === 'string');
+});
