@@ -71,8 +71,10 @@ void config_usage(FILE *out)
 	      "  --log-level LEVEL       debug, info, warn or error (default info)\n"
 	      "  --ready-file PATH       write the listeners' URLs here once they are bound\n"
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
-	      "  --fsync POLICY          always, everysec or no (default everysec)\n"
-	      "  --key-file PATH         32-byte key for encryption at rest\n"
+	      "  --fsync POLICY          with --data-dir: always, everysec or no (default\n"
+	      "                          everysec)\n"
+	      "  --key-file PATH         with --data-dir (or --check-data): a 32-byte key for\n"
+	      "                          encryption at rest\n"
 	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
 	      "  --auth-grace SECONDS    after a SIGHUP reads a new secret, the old one lets\n"
 	      "                          clients in for this long, then its connections are\n"
@@ -81,13 +83,14 @@ void config_usage(FILE *out)
 	      "                          loopback (Unix sockets, loopback TCP) or yes\n"
 	      "                          (default loopback)\n"
 	      "  --snapshot-log-bytes BYTES\n"
-	      "                          snapshot once the log passes this size, K/M/G suffixes\n"
+	      "                          with --data-dir: snapshot once the log passes this\n"
+	      "                          size, K/M/G suffixes\n"
 	      "                          (default 0: 64M)\n"
 	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
 	      "2 unreadable)\n"
 	      "  --repair                with --check-data: cut a damaged log to its valid part,\n"
 	      "                          rewrite a damaged snapshot with the sessions before the\n"
-	      "                          damage\n"
+	      "                          damage (the damaged files are kept as *.damaged)\n"
 	      "  --version               print the version and exit\n"
 	      "  --help                  print this help and exit\n",
 	      out);
@@ -278,11 +281,15 @@ fail_nomem:
 	return -1;
 }
 
-static int parse_uint_option(const char *name, const char *text, uint64_t min, uint64_t max,
-                             uint64_t *out, FILE *err)
+/*
+ * Read the number ${text} given to --${name} into ${out}, within ${min}..${max}; ${what} says
+ * what the option expects ("a count"), for the message. Returns 0, or -1 after the message.
+ */
+static int parse_uint_option(const char *name, const char *what, const char *text, uint64_t min,
+                             uint64_t max, uint64_t *out, FILE *err)
 {
 	if (config_parse_size(text, out) == -1) {
-		fprintf(err, "sessd: --%s: not a size: '%s'\n", name, text);
+		fprintf(err, "sessd: --%s: '%s' is not %s\n", name, text, what);
 		return -1;
 	}
 	if (*out < min || *out > max) {
@@ -293,11 +300,89 @@ static int parse_uint_option(const char *name, const char *text, uint64_t min, u
 	return 0;
 }
 
+#define WHAT_SIZE    "a size (bytes, with an optional K, M or G suffix)"
+#define WHAT_COUNT   "a count"
+#define WHAT_SECONDS "a number of seconds"
+
+/* The long name of the option getopt_long returns as ${val}, or NULL for none. */
+static const char *option_name(int val)
+{
+	for (const struct option *o = config_options; o->name != NULL; o++)
+		if (o->val == val)
+			return o->name;
+	return NULL;
+}
+
+/*
+ * Say why getopt_long refused an option ('?'). glibc sets optopt to the option's value for a
+ * long option given a value it takes none of, to 0 for an unknown or ambiguous long option
+ * (which is then ${arg}, argv[optind - 1]), and to the character for an unknown short one,
+ * never NUL. That character is any byte the command line holds: a message shows it as it is
+ * only when it is printable.
+ */
+static void say_bad_option(const char *arg, FILE *err)
+{
+	const char *name = option_name(optopt), *sep = "";
+	size_t len, matches = 0;
+
+	if (name != NULL) {
+		fprintf(err, "sessd: --%s takes no value\n", name);
+		return;
+	}
+	if (optopt != 0) {
+		if (optopt > ' ' && optopt < 0x7f)
+			fprintf(err, "sessd: unknown option '-%c'\n", optopt);
+		else
+			fprintf(err, "sessd: unknown option '-\\x%02x'\n", (unsigned)optopt & 0xff);
+		return;
+	}
+	if (strncmp(arg, "--", 2) == 0)
+		arg += 2;
+	len = strcspn(arg, "=");
+	/* glibc takes any unambiguous abbreviation: one that fits several is not unknown. */
+	for (const struct option *o = config_options; o->name != NULL; o++)
+		matches += strncmp(o->name, arg, len) == 0;
+	if (len == 0 || matches < 2) {
+		fprintf(err, "sessd: unknown option '--%.*s'\n", (int)len, arg);
+		return;
+	}
+	fprintf(err, "sessd: option '--%.*s' is ambiguous: it could be", (int)len, arg);
+	for (const struct option *o = config_options; o->name != NULL; o++) {
+		if (strncmp(o->name, arg, len) != 0)
+			continue;
+		fprintf(err, "%s --%s", sep, o->name);
+		sep = ",";
+	}
+	fputc('\n', err);
+}
+
+/*
+ * Whether ${a} and ${b} are the same address, which the second bind would find taken. Port 0
+ * asks for a fresh port each time, so two of those never clash.
+ */
+static bool same_listen(const struct config_listen *a, const struct config_listen *b)
+{
+	unsigned char x[16] = {0}, y[16] = {0};
+	int af;
+
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == CONFIG_LISTEN_UNIX)
+		return strcmp(a->path, b->path) == 0;
+	af = strchr(a->host, ':') != NULL ? AF_INET6 : AF_INET;
+	if (a->port == 0 || a->port != b->port ||
+	    (strchr(b->host, ':') != NULL) != (af == AF_INET6))
+		return false;
+	/* Compared as addresses: "::1" and "0::1" are one. */
+	return inet_pton(af, a->host, x) == 1 && inet_pton(af, b->host, y) == 1 &&
+	       memcmp(x, y, sizeof(x)) == 0;
+}
+
 int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
 	struct config_listen l;
 	uint64_t v, frame_bytes;
-	bool plain_given = false;
+	bool plain_given = false, fsync_given = false, snapshot_given = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -313,7 +398,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	/* 0 rather than 1 makes glibc start over completely, so tests can parse again. */
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hV", config_options, NULL)) != -1) {
+	/* The leading ':' makes a missing value ':' rather than '?' (see say_bad_option). */
+	while ((c = getopt_long(argc, argv, ":hV", config_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN:
 			if (config_parse_listen(optarg, &l) == -1) {
@@ -330,35 +416,44 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					    optarg);
 				return -1;
 			}
+			for (size_t i = 0; i < cfg->n_listens; i++) {
+				if (same_listen(&cfg->listens[i], &l)) {
+					fprintf(err, "sessd: --listen %s is given twice\n", optarg);
+					return -1;
+				}
+			}
 			if (add_listen(cfg, &l) == -1) {
 				fprintf(err, "sessd: out of memory\n");
 				return -1;
 			}
 			break;
 		case OPT_MAX_FRAME:
-			if (parse_uint_option("max-frame", optarg, CODEC_MIN_MAX_FRAME,
+			if (parse_uint_option("max-frame", WHAT_SIZE, optarg, CODEC_MIN_MAX_FRAME,
 			                      CONFIG_MAX_MAX_FRAME, &v, err) == -1)
 				return -1;
 			cfg->max_frame = (uint32_t)v;
 			break;
 		case OPT_MAX_MEMORY:
-			if (parse_uint_option("max-memory", optarg, 0, SIZE_MAX, &v, err) == -1)
+			if (parse_uint_option("max-memory", WHAT_SIZE, optarg, 0, SIZE_MAX, &v,
+			                      err) == -1)
 				return -1;
 			cfg->max_memory = v;
 			break;
 		case OPT_MAX_CLIENT_MEMORY:
-			if (parse_uint_option("max-client-memory", optarg, 1, SIZE_MAX, &v, err) ==
-			    -1)
+			if (parse_uint_option("max-client-memory", WHAT_SIZE, optarg, 1, SIZE_MAX,
+			                      &v, err) == -1)
 				return -1;
 			cfg->max_client_memory = v;
 			break;
 		case OPT_MAX_CONNECTIONS:
-			if (parse_uint_option("max-connections", optarg, 1, 1000000, &v, err) == -1)
+			if (parse_uint_option("max-connections", WHAT_COUNT, optarg, 1, 1000000, &v,
+			                      err) == -1)
 				return -1;
 			cfg->max_connections = (uint32_t)v;
 			break;
 		case OPT_HELLO_TIMEOUT:
-			if (parse_uint_option("hello-timeout", optarg, 1, 3600, &v, err) == -1)
+			if (parse_uint_option("hello-timeout", WHAT_SECONDS, optarg, 1, 3600, &v,
+			                      err) == -1)
 				return -1;
 			cfg->hello_timeout_s = (int)v;
 			break;
@@ -389,6 +484,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 				        optarg);
 				return -1;
 			}
+			fsync_given = true;
 			break;
 		case OPT_KEY_FILE:
 			cfg->key_file = optarg;
@@ -398,8 +494,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			break;
 		case OPT_AUTH_GRACE:
 			/* A week at most: an old secret must not linger unnoticed. */
-			if (parse_uint_option("auth-grace", optarg, 0, 7 * 24 * 3600, &v, err) ==
-			    -1)
+			if (parse_uint_option("auth-grace", WHAT_SECONDS, optarg, 0, 7 * 24 * 3600,
+			                      &v, err) == -1)
 				return -1;
 			cfg->auth_grace_s = (uint32_t)v;
 			break;
@@ -419,10 +515,11 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			plain_given = true;
 			break;
 		case OPT_SNAPSHOT_LOG_BYTES:
-			if (parse_uint_option("snapshot-log-bytes", optarg, 0, UINT64_MAX, &v,
-			                      err) == -1)
+			if (parse_uint_option("snapshot-log-bytes", WHAT_SIZE, optarg, 0,
+			                      UINT64_MAX, &v, err) == -1)
 				return -1;
 			cfg->snapshot_log_bytes = v;
+			snapshot_given = true;
 			break;
 		case OPT_CHECK_DATA:
 			cfg->check_data_dir = optarg;
@@ -437,13 +534,14 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			cfg->action = CONFIG_VERSION;
 			return 0;
 		case ':':
-			fprintf(err, "sessd: %s needs a value\n", argv[optind - 1]);
+			/* Only long options take values; optopt is the one that lacks it. */
+			if (option_name(optopt) != NULL)
+				fprintf(err, "sessd: --%s needs a value\n", option_name(optopt));
+			else
+				fprintf(err, "sessd: %s needs a value\n", argv[optind - 1]);
 			return -1;
 		default:
-			if (optopt != 0)
-				fprintf(err, "sessd: unknown option '-%c'\n", optopt);
-			else
-				fprintf(err, "sessd: unknown option '%s'\n", argv[optind - 1]);
+			say_bad_option(argv[optind - 1], err);
 			return -1;
 		}
 	}
@@ -459,6 +557,21 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	if (plain_given && cfg->auth_file == NULL && cfg->check_data_dir == NULL) {
 		fprintf(err, "sessd: --auth-plain only goes with --auth-file\n");
 		return -1;
+	}
+	/* Without a data directory these would be ignored, and a daemon meant to keep its
+	 * sessions (encrypted, synced as asked) would run memory-only. --check-data needs
+	 * --key-file for encrypted data, and lets the others pass as it does --auth-plain. */
+	if (cfg->data_dir == NULL && cfg->check_data_dir == NULL) {
+		const char *alone = cfg->key_file != NULL ? "--key-file"
+		                    : fsync_given         ? "--fsync"
+		                    : snapshot_given      ? "--snapshot-log-bytes"
+		                                          : NULL;
+
+		if (alone != NULL) {
+			fprintf(err, "sessd: %s only goes with --data-dir%s\n", alone,
+			        cfg->key_file != NULL ? " (or --check-data)" : "");
+			return -1;
+		}
 	}
 	if (cfg->check_data_dir != NULL) {
 		cfg->action = CONFIG_CHECK_DATA;

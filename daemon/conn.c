@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -95,6 +96,8 @@ struct conn {
 	 * client closes, so unread requests in the kernel cannot turn our close into a reset
 	 * that destroys the replies still in flight. */
 	bool lingering;
+	/* What peer.name points to; last, away from what each frame reads. */
+	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
 
 static uint64_t wall_ms(void)
@@ -608,6 +611,21 @@ static int by_progress(const void *a, const void *b)
 	return (ca->progress_at > cb->progress_at) - (ca->progress_at < cb->progress_at);
 }
 
+static void say_evictions(const struct conn_set *s, uint64_t closed)
+{
+	log_warn("connections' buffers passed --max-client-memory (%zu bytes): closed %llu "
+	         "connection(s) that had gone longest without progress",
+	         s->cfg.max_client_bytes, (unsigned long long)closed);
+}
+
+void conn_set_log_pending(struct conn_set *s)
+{
+	uint64_t closed = log_every_take(&s->evictions_log);
+
+	if (closed > 0)
+		say_evictions(s, closed);
+}
+
 /*
  * Over max_client_bytes: close the connections that have gone longest without progress until
  * the total is an eighth under the limit, so that a client trickling bytes at the limit
@@ -643,9 +661,7 @@ static void shed_clients(struct conn_set *s)
 	/* At most one line a minute: an attacker must not be able to fill the log. */
 	closed = log_every_due(&s->evictions_log, s->evictions - before, 60);
 	if (closed > 0)
-		log_warn("connections' buffers passed --max-client-memory (%zu bytes): closed %llu "
-		         "connection(s) that had gone longest without progress",
-		         s->cfg.max_client_bytes, (unsigned long long)closed);
+		say_evictions(s, closed);
 }
 
 /*
@@ -894,7 +910,7 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             bool local)
+             bool local, const char *name)
 {
 	struct conn *c;
 	int one = 1;
@@ -908,6 +924,8 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	c->fd = fd;
 	c->source = source;
 	c->peer.local = local;
+	snprintf(c->peer_name, sizeof(c->peer_name), "%s", name);
+	c->peer.name = c->peer_name;
 	buf_init(&c->out);
 	buf_init(&c->plain);
 	buf_init(&c->raw);

@@ -96,13 +96,14 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 void conn_set_finish(struct conn_set *s);
 
 /*
- * conn_new(s, base, fd, source, local):
+ * conn_new(s, base, fd, source, local, name):
  * Serve the accepted non-blocking descriptor ${fd}, which the set then owns (closed on
  * failure too), from ${source} (see conn_set_drop_ungreeted), on this host when ${local}
- * (dispatch_peer.local). Returns 0, or -1 (logged).
+ * (dispatch_peer.local), the peer called ${name} in log lines (dispatch_peer.name; copied,
+ * cut to DISPATCH_PEER_NAME_BYTES). Returns 0, or -1 (logged).
  */
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             bool local);
+             bool local, const char *name);
 
 /*
  * conn_set_drop_ungreeted(s, source):
@@ -145,6 +146,13 @@ bool conn_set_has_pending(const struct conn_set *s);
  * up input meanwhile.
  */
 void conn_set_retry(struct conn_set *s);
+
+/*
+ * conn_set_log_pending(s):
+ * Write the warning about connections closed over max_client_bytes whose count still waits
+ * out its once-a-minute period; for a stopping server, so that its log accounts for each.
+ */
+void conn_set_log_pending(struct conn_set *s);
 
 /* conn_set_has_waiting(s): true when some connection waits for conn_set_retry. */
 bool conn_set_has_waiting(const struct conn_set *s);

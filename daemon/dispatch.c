@@ -4,6 +4,7 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,9 @@
  */
 #define DISPATCH_LIST_ENTRY_MAX (1 + 2 + IDS_MAX_ID_LEN + 9)
 #define DISPATCH_REPLY_OVERHEAD 64
+/* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
+#define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
+#define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
 
 struct dispatch {
 	struct dispatch_config cfg;
@@ -37,10 +41,16 @@ struct dispatch {
 	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
 	uint8_t *tag_key;
 	char server_id[33];
-	/* HELLOs refused for want of the secret, for the warning about them. */
+	/* HELLOs refused for want of the secret, for the warning about them, and the peer
+	 * (dispatch_peer.name) of the last one, which the warning names. */
 	struct log_every auth_refusals;
-	/* Plain HELLOs refused by --auth-plain, for the warning about them. */
+	char auth_refused_peer[DISPATCH_PEER_NAME_BYTES];
+	/* Plain HELLOs refused by --auth-plain, likewise. */
 	struct log_every plain_refusals;
+	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
+	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
+	uint64_t no_memory_total;
+	struct log_every no_memory_log;
 };
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
@@ -97,6 +107,80 @@ void dispatch_stop_deferring(struct dispatch *d)
 uint64_t dispatch_requests_total(const struct dispatch *d)
 {
 	return d->requests_total;
+}
+
+/* How the warnings name a refused peer: as it was named at the refusal (note_refused_peer). */
+static const char *peer_label(const char *name)
+{
+	return name[0] != '\0' ? name : "an unnamed peer";
+}
+
+/* Keep ${peer}'s name in ${out} (DISPATCH_PEER_NAME_BYTES) for the warning, which may come
+ * after the connection is gone. */
+static void note_refused_peer(char *out, const struct dispatch_peer *peer)
+{
+	snprintf(out, DISPATCH_PEER_NAME_BYTES, "%s", peer->name != NULL ? peer->name : "");
+}
+
+static void say_auth_refusals(const struct dispatch *d, uint64_t refused, const char *note)
+{
+	log_warn("refused %llu connection(s) that did not show the --auth-file secret, the last "
+	         "from %s (%s)",
+	         (unsigned long long)refused, peer_label(d->auth_refused_peer), note);
+}
+
+static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const char *note)
+{
+	log_warn("refused %llu plain HELLO(s), the last from %s, which carry the secret "
+	         "unsealed, where --auth-plain %s forbids them: seal those clients' "
+	         "connections, and if what they sent was the secret, whoever saw it has it: "
+	         "replace it (%s)",
+	         (unsigned long long)refused, peer_label(d->plain_refused_peer),
+	         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback", note);
+}
+
+/* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. */
+static void say_no_memory(const struct dispatch *d, uint64_t refused, const char *note)
+{
+	struct store_stats s;
+
+	store_stats(d->st, NULL, 0, &s);
+	if (d->cfg.max_bytes == 0)
+		log_warn("refused %llu write(s) with NO_MEMORY: out of memory, with %llu bytes of "
+		         "sessions (%s)",
+		         (unsigned long long)refused, (unsigned long long)s.bytes, note);
+	else
+		log_warn("refused %llu write(s) with NO_MEMORY: sessions hold %llu bytes of "
+		         "--max-memory %llu, and sessd never evicts live sessions: raise it, or "
+		         "give sessions shorter TTLs (%s)",
+		         (unsigned long long)refused, (unsigned long long)s.bytes,
+		         (unsigned long long)d->cfg.max_bytes, note);
+}
+
+void dispatch_log_pending(struct dispatch *d)
+{
+	uint64_t n;
+
+	if ((n = log_every_take(&d->auth_refusals)) > 0)
+		say_auth_refusals(d, n, DISPATCH_NOTE_STOPPING);
+	if ((n = log_every_take(&d->plain_refusals)) > 0)
+		say_plain_refusals(d, n, DISPATCH_NOTE_STOPPING);
+	if ((n = log_every_take(&d->no_memory_log)) > 0)
+		say_no_memory(d, n, DISPATCH_NOTE_STOPPING);
+}
+
+/* Answer NO_MEMORY: the store refused a write that would grow it. Counted and warned of, so
+ * that an operator sees the limit at work. Returns codec_reply_error's result. */
+static int reply_no_memory(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	uint64_t refused;
+
+	d->no_memory_total++;
+	refused = log_every_due(&d->no_memory_log, 1, 60);
+	if (refused > 0)
+		say_no_memory(d, refused, DISPATCH_NOTE_PERIODIC);
+	return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
+	                         "the server's memory limit is reached");
 }
 
 /* An OK reply whose result is nil. */
@@ -259,7 +343,8 @@ static const char *plain_refused(const struct dispatch *d, const struct dispatch
  * given the secret before the server needs it; a key exchange is not (a client that asked for
  * a sealed connection must not get a plain one). With it, a plain secret where --auth-plain
  * refuses it is refused unchecked, so the answer is the same whatever it holds. A refusal is
- * logged at most once a minute, with the count since: a flood of guesses must not fill the
+ * logged at most once a minute, with the count since and the last one's peer (an operator
+ * must be able to find the client that fails): a flood of guesses must not fill the
  * log.
  */
 static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
@@ -314,24 +399,19 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	}
 	if (d->cfg.auth == NULL)
 		return 0;
+	note_refused_peer(d->auth_refused_peer, peer);
 	refused = log_every_due(&d->auth_refusals, 1, 60);
 	if (refused > 0)
-		log_warn("refused %llu connection(s) that did not show the --auth-file secret "
-		         "(this line comes at most once a minute)",
-		         (unsigned long long)refused);
+		say_auth_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
 	return 0;
 
 plain_refused:
 	/* Told apart from guesses: a client sends what may be the secret in the clear. */
 	*why = plain_why;
+	note_refused_peer(d->plain_refused_peer, peer);
 	refused = log_every_due(&d->plain_refusals, 1, 60);
 	if (refused > 0)
-		log_warn("refused %llu plain HELLO(s), which carry the secret unsealed, where "
-		         "--auth-plain %s forbids them: seal those clients' connections, and if "
-		         "what they sent was the secret, whoever saw it has it: replace it (this "
-		         "line comes at most once a minute)",
-		         (unsigned long long)refused,
-		         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback");
+		say_plain_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
 	return 0;
 }
 
@@ -431,8 +511,7 @@ static int op_set(struct dispatch *d, const struct codec_request *req, const str
 		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 		                         "session data may be at most max_frame - 16 bytes");
 	if (store_set(d->st, key, req->data.ptr, req->data.len, when, now_ms) == -1)
-		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
-		                         "the server's memory limit is reached");
+		return reply_no_memory(d, req, out);
 	if (d->p != NULL &&
 	    persist_log_set(d->p, key, req->data.ptr, req->data.len, when, now_ms) == -1) {
 		warn_unlogged(d, req);
@@ -520,8 +599,7 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 			                         "the session's flash messages would exceed "
 			                         "max_frame / 2 bytes");
-		return codec_reply_error(out, req->request_id, CODEC_NO_MEMORY,
-		                         "the server's memory limit is reached");
+		return reply_no_memory(d, req, out);
 	}
 	if (d->p != NULL &&
 	    persist_log_flash_push(d->p, key, req->flash_type.ptr, req->flash_type.len,
@@ -739,7 +817,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 15) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 16) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -755,7 +833,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "loop_stalls_over_2ms", d->stats->loop_stalls_over_2ms) ||
 		    write_key_uint(out, "loop_stalls_over_10ms", d->stats->loop_stalls_over_10ms) ||
 		    write_key_uint(out, "client_bytes", d->stats->client_bytes) ||
-		    write_key_uint(out, "client_evictions_total", d->stats->client_evictions_total))
+		    write_key_uint(out, "client_evictions_total",
+		                   d->stats->client_evictions_total) ||
+		    write_key_uint(out, "no_memory_total", d->no_memory_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

@@ -50,6 +50,9 @@ struct dispatch_config {
 	enum auth_plain plain;
 };
 
+/* Room for a refused peer's name (dispatch_peer.name), as listener.h's LISTENER_PEER_NAME_BYTES. */
+#define DISPATCH_PEER_NAME_BYTES 160
+
 /* Per-connection protocol state, embedded in the connection; zero it to start. */
 struct dispatch_peer {
 	bool ready; /* HELLO done */
@@ -64,6 +67,11 @@ struct dispatch_peer {
 	 * go in records sealed with it, both ways. The connection owns it from then on and frees
 	 * it with seal_free. */
 	struct seal *seal;
+	/* Who is connected, for warnings about refused clients: "ADDR:PORT" ("[V6]:PORT") over
+	 * TCP; over a Unix socket, which has no address, "pid P (uid U) on unix:PATH" with the
+	 * listener's path. Never a secret or a session id. Set by the connection's owner, which
+	 * keeps the string for the connection's life; NULL (zero) when unknown. */
+	const char *name;
 };
 
 enum dispatch_verdict {
@@ -155,5 +163,12 @@ enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_
 
 /* dispatch_requests_total(d): the frames dispatched so far. */
 uint64_t dispatch_requests_total(const struct dispatch *d);
+
+/*
+ * dispatch_log_pending(d):
+ * Write the warnings whose counts still wait out their once-a-minute period (refused HELLOs,
+ * writes refused with NO_MEMORY); for a stopping server, so that its log accounts for each.
+ */
+void dispatch_log_pending(struct dispatch *d);
 
 #endif

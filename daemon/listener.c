@@ -33,7 +33,8 @@ struct listener {
 	char path[sizeof(((struct config_listen *)0)->path)];
 	char url[160];
 	struct log_every accept_errors;
-	bool loopback; /* TCP on a loopback address */
+	int last_error; /* the errno of the last failed accept, for the count left at close */
+	bool loopback;  /* TCP on a loopback address */
 };
 
 /* Tags that keep the kinds of source apart (an IPv6 /64 under ff00::/8 is multicast, never a
@@ -41,8 +42,11 @@ struct listener {
 #define SOURCE_IPV4 0xff01000000000000ull
 #define SOURCE_UID  0xff02000000000000ull
 
-/* The source key of the connection ${fd} accepted from ${sa} (see listener_accept_fn). */
-static uint64_t source_of(evutil_socket_t fd, const struct sockaddr *sa, int socklen)
+/*
+ * The source key of the connection accepted from ${sa} (see listener_accept_fn); ${cred}: a
+ * Unix peer's credentials, NULL when they cannot be had.
+ */
+static uint64_t source_of(const struct sockaddr *sa, int socklen, const struct ucred *cred)
 {
 	uint64_t key = 0;
 
@@ -61,14 +65,37 @@ static uint64_t source_of(evutil_socket_t fd, const struct sockaddr *sa, int soc
 			for (int i = 0; i < 8; i++)
 				key = key << 8 | a[i];
 		}
-	} else if (sa->sa_family == AF_UNIX) {
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-			key = SOURCE_UID | (uint32_t)cred.uid;
+	} else if (sa->sa_family == AF_UNIX && cred != NULL) {
+		key = SOURCE_UID | (uint32_t)cred->uid;
 	}
 	return key;
+}
+
+/*
+ * The name of the peer at ${sa}, accepted on ${l}, into ${out} (see listener_accept_fn). A Unix
+ * peer has no address: its pid and uid tell it apart.
+ */
+static void peer_name(const struct listener *l, const struct sockaddr *sa, int socklen,
+                      const struct ucred *cred, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6 && socklen >= (int)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else if (cred != NULL) {
+		snprintf(out, size, "pid %ld (uid %lu) on %s", (long)cred->pid,
+		         (unsigned long)cred->uid, l->url);
+	} else {
+		snprintf(out, size, "a client on %s", l->url);
+	}
 }
 
 static void listener_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -93,6 +120,7 @@ static void listener_on_error(struct evconnlistener *evl, void *arg)
 		         "the last report, reported at most every %d s)",
 		         l->url, strerror(err), LISTENER_RETRY_MS, (unsigned long long)failures,
 		         LISTENER_ERROR_LOG_S);
+	l->last_error = err;
 	evconnlistener_disable(evl);
 	evtimer_add(l->retry, &tv);
 }
@@ -123,11 +151,23 @@ static int unix_clear_path(const char *path)
 	sun.sun_family = AF_UNIX;
 	strcpy(sun.sun_path, path);
 	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
 	if (rc == 0) {
-		log_error("another daemon is listening on %s; not taking its socket", path);
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		/* The listener's pid, as of its listen(2): this process when an earlier --listen
+		 * reached the same socket by another path (config_parse refuses the same text). */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+		    cred.pid == getpid())
+			log_error("%s is a socket this sessd already listens on: two --listen "
+			          "options name the same socket",
+			          path);
+		else
+			log_error("another daemon is listening on %s; not taking its socket", path);
+		close(fd);
 		return -1;
 	}
+	close(fd);
 	if (errno != ECONNREFUSED) {
 		log_error("cannot tell whether %s is in use: %s", path, strerror(errno));
 		return -1;
@@ -208,9 +248,16 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
                                int socklen, void *arg)
 {
 	struct listener *l = arg;
+	char name[LISTENER_PEER_NAME_BYTES];
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	bool have_cred =
+	    sa->sa_family == AF_UNIX && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
 
 	(void)evl;
-	l->on_accept(l->arg, fd, source_of(fd, sa, socklen), is_local(l, sa, socklen));
+	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
+	l->on_accept(l->arg, fd, source_of(sa, socklen, have_cred ? &cred : NULL),
+	             is_local(l, sa, socklen), name);
 }
 
 static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size,
@@ -320,8 +367,15 @@ fail_free:
 
 void listener_free(struct listener *l)
 {
+	uint64_t failures;
+
 	if (l == NULL)
 		return;
+	/* Failures since the last report would otherwise go unsaid. */
+	failures = log_every_take(&l->accept_errors);
+	if (failures > 0)
+		log_warn("accept on %s: %s (%llu failure(s) since the last report)", l->url,
+		         strerror(l->last_error), (unsigned long long)failures);
 	evconnlistener_free(l->evl);
 	event_free(l->retry);
 	if (l->path[0] != '\0' && unlink(l->path) == -1 && errno != ENOENT)

@@ -85,3 +85,11 @@ uint64_t log_every_due(struct log_every *e, uint64_t n, unsigned period_s)
 	e->written = true;
 	return due;
 }
+
+uint64_t log_every_take(struct log_every *e)
+{
+	uint64_t due = e->pending;
+
+	e->pending = 0;
+	return due;
+}

@@ -54,4 +54,11 @@ struct log_every {
  */
 uint64_t log_every_due(struct log_every *e, uint64_t n, unsigned period_s);
 
+/*
+ * log_every_take(e):
+ * The occurrences not reported yet, now taken for the caller to write: when the daemon stops,
+ * a count still waiting out its period would otherwise never be said. Returns 0 for none.
+ */
+uint64_t log_every_take(struct log_every *e);
+
 #endif

@@ -110,6 +110,12 @@ struct persist {
 
 	pid_t child;
 	uint64_t child_seq;
+	/* Shared with the child, which sets it as it exits: persist_commit looks at it instead
+	 * of calling waitpid on every batch while a snapshot is being written. */
+	atomic_bool *child_exiting;
+	/* The store persist_open loaded, borrowed until persist_free: persist_commit starts
+	 * snapshots of it. */
+	struct store *st;
 	uint64_t switch_log_bytes; /* log_bytes below the segment the child snapshots */
 	uint64_t next_snapshot_ms;
 
@@ -582,23 +588,30 @@ static void file_unmap(struct mapped *m)
 }
 
 /*
+ * Whether a well-formed record (both checksums good) starts at ${y} of the ${size} bytes at
+ * ${map}; its body's length goes in ${len}. Its contents are not looked at.
+ */
+static bool record_at(const uint8_t *map, size_t size, size_t y, size_t *len)
+{
+	if (y > size || size - y < REC_HEADER_BYTES || get_u32(map + y + 8) != crc32c(map + y, 8))
+		return false;
+	*len = get_u32(map + y);
+	return *len <= REC_MAX_BODY && *len <= size - y - REC_HEADER_BYTES &&
+	       get_u32(map + y + 4) == crc32c(map + y + REC_HEADER_BYTES, *len);
+}
+
+/*
  * Whether a well-formed record (both checksums good) starts anywhere after ${from}. This is
  * what tells a torn write (garbage or nothing after the damage) from damage in the middle of
  * the log (good records after it): the first may be cut off, the second must not be.
  */
 static bool valid_record_after(const uint8_t *map, size_t size, size_t from)
 {
-	for (size_t y = from + 1; y + REC_HEADER_BYTES <= size && y > from; y++) {
-		size_t len;
+	size_t len;
 
-		if (get_u32(map + y + 8) != crc32c(map + y, 8))
-			continue;
-		len = get_u32(map + y);
-		if (len > REC_MAX_BODY || len > size - y - REC_HEADER_BYTES)
-			continue;
-		if (get_u32(map + y + 4) == crc32c(map + y + REC_HEADER_BYTES, len))
+	for (size_t y = from + 1; y + REC_HEADER_BYTES <= size && y > from; y++)
+		if (record_at(map, size, y, &len))
 			return true;
-	}
 	return false;
 }
 
@@ -1132,13 +1145,16 @@ fail:
 	return NULL;
 }
 
-/* Create (or recreate, empty) segment ${seq} with its header, durable with its directory
- * entry. Returns the fd, or -1 (logged). */
+/*
+ * Create (or recreate, empty) segment ${seq} with its header, durable with its directory
+ * entry. Returns the fd, or -1 (logged) with the file removed again: left behind without its
+ * header (the disk is full), it would be the last segment at the next start.
+ */
 static int segment_create(struct persist *p, uint64_t seq)
 {
 	uint8_t h[FILE_HEADER_BYTES];
 	char name[NAME_BYTES];
-	int fd;
+	int fd, err;
 
 	log_name(name, seq);
 	fd = openat(p->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1146,11 +1162,15 @@ static int segment_create(struct persist *p, uint64_t seq)
 		goto fail;
 	header_build(h, LOG_MAGIC, seq, wall_ms(), p->key);
 	if (write_full(fd, h, sizeof(h), 0) == -1 || fdatasync(fd) == -1 || fsync(p->dir_fd) == -1)
-		goto fail_close;
+		goto fail_unlink;
 	return fd;
 
-fail_close:
+fail_unlink:
+	err = errno;
 	close(fd);
+	/* Not synced, and a crash may come first: startup removes such a file too. */
+	unlinkat(p->dir_fd, name, 0);
+	errno = err;
 fail:
 	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(errno));
 	return -1;
@@ -1387,6 +1407,13 @@ out:
 	return rc;
 }
 
+/* Leave the snapshot child, first telling the parent that it may reap it (persist_commit). */
+static _Noreturn void snapshot_child_exit(struct persist *p, int status)
+{
+	atomic_store(p->child_exiting, true);
+	_exit(status);
+}
+
 static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, uint64_t now_ms,
                            pid_t parent)
 {
@@ -1405,12 +1432,12 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	snap_tmp_name(tmp, seq, getpid());
 	snap_name(name, seq);
 	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, &sessions) == -1)
-		_exit(3);
+		snapshot_child_exit(p, 3);
 	if (renameat(p->dir_fd, tmp, p->dir_fd, name) == -1 || fsync(p->dir_fd) == -1) {
 		unlinkat(p->dir_fd, tmp, 0);
-		_exit(3);
+		snapshot_child_exit(p, 3);
 	}
-	_exit(0);
+	snapshot_child_exit(p, 0);
 }
 
 /* A durable snapshot ${seq} covers every segment below it. */
@@ -1497,6 +1524,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 	p->file_off = FILE_HEADER_BYTES;
 	p->switch_log_bytes = p->log_bytes;
 	p->log_bytes += FILE_HEADER_BYTES;
+	atomic_store(p->child_exiting, false);
 	pid = fork();
 	if (pid == -1) {
 		persist_say(LOG_WARN, "cannot fork the snapshot writer: %s", strerror(errno));
@@ -1507,6 +1535,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 		snapshot_child(p, st, seq, now_ms, parent);
 	p->child = pid;
 	p->child_seq = seq;
+	p->next_snapshot_ms = 0; /* no retry pending: persist_commit may start the next one */
 }
 
 /*
@@ -1563,14 +1592,62 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
 }
 
 /*
+ * Whether log segment ${name} holds no record because its header never reached the disk: it
+ * is shorter than a header, or its header is bad and no well-formed record follows (what
+ * file_scan calls a torn write at offset 0). A crash in segment_create leaves one, as a full
+ * disk did before segment_create removed its file on failure.
+ */
+static bool segment_headerless(const struct persist *p, const char *name, uint64_t seq)
+{
+	struct mapped m;
+	uint64_t created_ms;
+	const char *why;
+	bool fatal_config, headerless;
+
+	if (file_map(p->dir_fd, name, &m) == -1)
+		return false; /* the replay says why it cannot be read */
+	headerless = header_check(m.map, m.size, LOG_MAGIC, seq, p->key, &created_ms, &why,
+	                          &fatal_config) == -1 &&
+	             !fatal_config &&
+	             (m.size < FILE_HEADER_BYTES || !valid_record_after(m.map, m.size, 0));
+	file_unmap(&m);
+	return headerless;
+}
+
+/*
  * Replay segments ${segs}[0..n) into the store, cut a torn tail off the last one, and leave
  * the last one open for appending.
  */
 static int load_segments(struct persist *p, struct store *st, const uint64_t *segs, size_t n)
 {
-	char name[NAME_BYTES];
+	char name[NAME_BYTES], prev[NAME_BYTES];
 	struct scan s;
 
+	/* A header-less last segment is one a snapshot could not start (the disk was full, or
+	 * the daemon died): records went on in the segment before it, and no snapshot refers
+	 * to it (snap.N is written only once log.N's header is durable). Removing it makes that
+	 * segment the last again, torn tail included, and leaves startup nothing to write, so on a
+	 * disk that is still full the daemon starts, serves reads and refuses changes until space
+	 * returns. Rewriting its header, as for the first segment of the run below, would need that
+	 * space. The first segment of the run is never removed: the one before it is covered by the
+	 * snapshot and is not replayed. */
+	while (n > 1) {
+		log_name(name, segs[n - 1]);
+		if (!segment_headerless(p, name, segs[n - 1]))
+			break;
+		if (unlinkat(p->dir_fd, name, 0) == -1) {
+			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", p->dir, name,
+			            strerror(errno));
+			return -1;
+		}
+		/* Not synced: should it come back after a crash, the next start removes it. */
+		log_name(prev, segs[n - 2]);
+		persist_say(LOG_WARN,
+		            "%s/%s holds no record (its header never reached the disk); removed "
+		            "it, appending to %s",
+		            p->dir, name, prev);
+		n--;
+	}
 	for (size_t i = 0; i < n; i++) {
 		bool last = i + 1 == n;
 		uint64_t fail_off = 0;
@@ -1700,6 +1777,8 @@ static void persist_close(struct persist *p)
 		sodium_free(p->key);
 	pthread_cond_destroy(&p->sync_cond);
 	pthread_mutex_destroy(&p->sync_mutex);
+	if (p->child_exiting)
+		munmap(p->child_exiting, sizeof(*p->child_exiting));
 	free(p->dir);
 	free(p);
 }
@@ -1709,7 +1788,8 @@ static void persist_close(struct persist *p)
  * Open (creating) the data directory, load the newest snapshot and replay the log into the
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
- * offset. Returns a handle to free with persist_free, or NULL (logged).
+ * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
+ * to free with persist_free, or NULL (logged).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
@@ -1731,8 +1811,13 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	pthread_cond_init(&p->sync_cond, NULL);
 	atomic_init(&p->sync_dirty, false);
 	atomic_init(&p->sync_errno, 0);
+	p->st = st;
+	p->child_exiting = mmap(NULL, sizeof(*p->child_exiting), PROT_READ | PROT_WRITE,
+	                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->child_exiting == MAP_FAILED)
+		p->child_exiting = NULL;
 	p->dir = strdup(cfg->data_dir);
-	if (p->dir == NULL || sodium_init() < 0) {
+	if (p->dir == NULL || p->child_exiting == NULL || sodium_init() < 0) {
 		persist_say(LOG_ERROR, "cannot initialise: %s", strerror(errno));
 		goto fail;
 	}
@@ -1936,9 +2021,27 @@ bool persist_pending(const struct persist *p)
 }
 
 /*
+ * The log has passed its threshold at a commit: start the snapshot now rather than at the
+ * next tick. At full speed a second of writes is many times a small threshold, and on a
+ * small volume that log alone fills the disk. The caller compares sizes; here a running
+ * child is looked at through its flag, not waitpid, so no batch pays a system call for it,
+ * and a finished one is reaped at once so that the next snapshot is not a tick away either.
+ */
+static void snapshot_on_commit(struct persist *p)
+{
+	if (p->child > 0 && atomic_load(p->child_exiting))
+		snapshot_reap(p, true);
+	/* After a failure, the tick retries once SNAPSHOT_RETRY_MS have passed. */
+	if (p->child > 0 || p->next_snapshot_ms != 0 || p->file_off <= FILE_HEADER_BYTES)
+		return;
+	snapshot_start(p, p->st, wall_ms());
+}
+
+/*
  * persist_commit(p):
- * Write what was logged and, under PERSIST_FSYNC_ALWAYS, fdatasync it. Returns 0 when the
- * changes are as durable as the policy promises, or -1 (logged) when they are not.
+ * Write what was logged and, under PERSIST_FSYNC_ALWAYS, fdatasync it; start a snapshot when
+ * the log has passed its threshold. Returns 0 when the changes are as durable as the policy
+ * promises, or -1 (logged) when they are not.
  */
 int persist_commit(struct persist *p)
 {
@@ -1947,6 +2050,8 @@ int persist_commit(struct persist *p)
 	if (p == NULL)
 		return 0;
 	rc = commit_batch(p);
+	if (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes)
+		snapshot_on_commit(p);
 	/* Changes logged since the last call are unsafe if the log failed at any point since,
 	 * even when a snapshot start already wrote them (and then failed to sync). */
 	if (!p->unacked)
@@ -1981,13 +2086,107 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 		snapshot_start(p, st, now_ms);
 }
 
-/* Move a segment aside so startup no longer sees it, keeping its bytes for inspection. */
+/* Move a segment aside so startup no longer sees it, keeping its bytes for inspection.
+ * Returns 0, or -1 (logged). */
 static int set_aside(int dir_fd, const char *name)
 {
 	char aside[NAME_BYTES + 16];
 
 	snprintf(aside, sizeof(aside), "%s.damaged", name);
-	return renameat(dir_fd, name, dir_fd, aside);
+	if (renameat(dir_fd, name, dir_fd, aside) == -1) {
+		persist_say(LOG_ERROR, "cannot rename %s to %s: %s", name, aside, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Put the rewritten file ${tmp} in the place of the damaged ${name}, which is kept as
+ * <name>.damaged (replacing one an earlier repair left), its name written to ${aside}
+ * (NAME_BYTES + 16). The damaged file is linked aside before the rename, so a crash in between
+ * leaves every name on a whole file. Returns 0, or -1 (logged, ${tmp} removed).
+ */
+static int replace_keeping_damaged(int dir_fd, const char *name, const char *tmp, char *aside)
+{
+	snprintf(aside, NAME_BYTES + 16, "%s.damaged", name);
+	if ((unlinkat(dir_fd, aside, 0) == -1 && errno != ENOENT) ||
+	    linkat(dir_fd, name, dir_fd, aside, 0) == -1 ||
+	    renameat(dir_fd, tmp, dir_fd, name) == -1 || fsync(dir_fd) == -1) {
+		persist_say(LOG_ERROR, "cannot put the rewritten %s in place: %s", name,
+		            strerror(errno));
+		unlinkat(dir_fd, tmp, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The well-formed records (both checksums right; their contents are not checked) in segment
+ * ${name} after its damage at ${from}: what cutting it there drops, as far as the framing
+ * tells. Past the damaged record (skipped whole when its own framing holds, so that its body
+ * is not searched) each offset is tried until one holds a record, then records are followed
+ * one to the next. Returns 0 when the file cannot be read (the scan before it said why).
+ */
+static size_t records_after(int dir_fd, const char *name, uint64_t from)
+{
+	struct mapped m;
+	size_t n = 0, y, len;
+
+	if (file_map(dir_fd, name, &m) == -1)
+		return 0;
+	y = record_at(m.map, m.size, (size_t)from, &len) ? (size_t)from + REC_HEADER_BYTES + len
+	                                                 : (size_t)from + 1;
+	while (y < m.size) {
+		if (record_at(m.map, m.size, y, &len)) {
+			n++;
+			y += REC_HEADER_BYTES + len;
+		} else {
+			y++;
+		}
+	}
+	file_unmap(&m);
+	return n;
+}
+
+/*
+ * Cut log segment ${name} (${seq}) back to its first ${keep} bytes, the records before its
+ * damage, keeping the whole damaged file as <name>.damaged (named in ${aside}, as for
+ * replace_keeping_damaged): what is cut off may hold well-formed records, after a flipped bit
+ * in the middle of the log, and only the operator can judge them. The prefix is copied to a
+ * temporary file (startup removes one a crash leaves) and renamed into place, as a snapshot
+ * is. Returns 0, or -1 (logged).
+ */
+static int log_cut(int dir_fd, const char *name, uint64_t seq, uint64_t keep, char *aside)
+{
+	char tmp[NAME_BYTES];
+	struct mapped m;
+	int fd;
+
+	if (file_map(dir_fd, name, &m) == -1) {
+		persist_say(LOG_ERROR, "cannot read %s: %s", name, strerror(errno));
+		goto fail;
+	}
+	snprintf(tmp, sizeof(tmp), "tmp.log.%016" PRIx64 ".%ld", seq, (long)getpid());
+	fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		persist_say(LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+		goto fail_unmap;
+	}
+	if (write_full(fd, m.map, (size_t)keep, 0) == -1 || fsync(fd) == -1) {
+		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+		goto fail_unlink;
+	}
+	close(fd);
+	file_unmap(&m);
+	return replace_keeping_damaged(dir_fd, name, tmp, aside);
+
+fail_unlink:
+	close(fd);
+	unlinkat(dir_fd, tmp, 0);
+fail_unmap:
+	file_unmap(&m);
+fail:
+	return -1;
 }
 
 /*
@@ -2031,15 +2230,8 @@ static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf
 		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	snprintf(aside, sizeof(aside), "%s.damaged", name);
-	if ((unlinkat(dir_fd, aside, 0) == -1 && errno != ENOENT) ||
-	    linkat(dir_fd, name, dir_fd, aside, 0) == -1 ||
-	    renameat(dir_fd, tmp, dir_fd, name) == -1 || fsync(dir_fd) == -1) {
-		persist_say(LOG_ERROR, "cannot put the rewritten %s in place: %s", name,
-		            strerror(errno));
-		unlinkat(dir_fd, tmp, 0);
+	if (replace_keeping_damaged(dir_fd, name, tmp, aside) == -1)
 		goto out;
-	}
 	printf("repaired: %s rewritten with the %" PRIu64 " session(s) before the damage; the "
 	       "damaged file is kept as %s\n",
 	       name, sessions, aside);
@@ -2063,8 +2255,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	struct listing l = {0};
 	struct buf plain;
 	uint64_t snap_seq = 0, fail_off = 0;
-	size_t first = 0, bad_seg = SIZE_MAX;
-	uint64_t bad_keep = 0;
+	size_t first = 0, bad_seg = SIZE_MAX, first_after, lost_records = 0;
+	uint64_t bad_keep = 0, lost_bytes = 0;
 	bool snap_damaged = false;
 	int dir_fd = -1, lock_fd = -1, rc = -1;
 	struct scan s;
@@ -2152,8 +2344,32 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		       s.records);
 		bad_seg = i;
 		bad_keep = s.bad_off == 0 ? 0 : s.good_end;
+		lost_bytes = s.size - bad_keep;
+		lost_records = records_after(dir_fd, name, s.bad_off);
+		printf("%s: from the damage on, %" PRIu64
+		       " bytes, with %zu well-formed record(s) after the damaged part\n",
+		       name, lost_bytes, lost_records);
+	}
+	/* Nothing after the damage is replayed: say what that is, which a repair drops from the
+	 * log (keeping it in *.damaged files). After a missing segment, that is all from it on. */
+	first_after = bad_seg == SIZE_MAX      ? l.n_logs
+	              : bad_keep == UINT64_MAX ? bad_seg
+	                                       : bad_seg + 1;
+	for (size_t i = first_after; i < l.n_logs; i++) {
+		log_name(name, l.logs[i]);
+		if (file_scan(dir_fd, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL, &plain,
+		              &s, &fail_off) == -1)
+			goto out;
+		if (s.damaged)
+			s.records += records_after(dir_fd, name, s.bad_off);
+		printf("%s: after the damage, %" PRIu64
+		       " bytes, with %zu well-formed record(s)%s\n",
+		       name, s.size, s.records, s.damaged ? " (and damage of its own)" : "");
+		lost_bytes += s.size;
+		lost_records += s.records;
 	}
 	if (bad_seg != SIZE_MAX && repair) {
+		char aside[NAME_BYTES + 16];
 		size_t moved = 0;
 
 		for (size_t i = bad_seg + 1; i < l.n_logs; i++) {
@@ -2168,22 +2384,20 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 				goto out;
 			moved++;
 		} else {
-			int fd = openat(dir_fd, name, O_WRONLY | O_CLOEXEC);
-
-			if (fd == -1 || ftruncate(fd, (off_t)bad_keep) == -1 || fsync(fd) == -1) {
-				persist_say(LOG_ERROR, "cannot cut %s: %s", name, strerror(errno));
-				if (fd != -1)
-					close(fd);
+			if (log_cut(dir_fd, name, l.logs[bad_seg], bad_keep, aside) == -1)
 				goto out;
-			}
-			close(fd);
-			printf("repaired: %s cut to its valid prefix of %" PRIu64 " bytes\n", name,
-			       bad_keep);
+			printf("repaired: %s cut to its valid prefix of %" PRIu64 " bytes; the "
+			       "damaged file is kept whole as %s\n",
+			       name, bad_keep, aside);
 		}
 		if (moved > 0)
-			printf("repaired: %zu segment(s) after the damage renamed to *.damaged\n",
+			printf("repaired: %zu segment(s) from the damage on renamed to *.damaged\n",
 			       moved);
 		fsync(dir_fd);
+		printf("repaired: the log dropped %" PRIu64 " bytes from the damage on, with %zu "
+		       "well-formed record(s) after the damaged part; the *.damaged files keep "
+		       "them\n",
+		       lost_bytes, lost_records);
 		bad_seg = SIZE_MAX;
 	}
 	/* Its records hold the only copy of the sessions it saved (the log below it is gone):

@@ -48,7 +48,8 @@ struct persist_config {
  * Open (creating) the data directory, load the newest snapshot and replay the log into the
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
- * offset. Returns a handle to free with persist_free, or NULL (logged).
+ * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
+ * to free with persist_free, or NULL (logged).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 
@@ -83,8 +84,9 @@ bool persist_pending(const struct persist *p);
 
 /*
  * persist_commit(p):
- * Write what was logged and, under PERSIST_FSYNC_ALWAYS, fdatasync it. Returns 0 when the
- * changes are as durable as the policy promises, or -1 (logged) when they are not.
+ * Write what was logged and, under PERSIST_FSYNC_ALWAYS, fdatasync it; start a snapshot when
+ * the log has passed its threshold. Returns 0 when the changes are as durable as the policy
+ * promises, or -1 (logged) when they are not.
  */
 int persist_commit(struct persist *p);
 

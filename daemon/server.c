@@ -246,7 +246,15 @@ static void server_after_turn(struct server *srv)
 	conn_set_flush(&srv->conns, ok);
 }
 
-static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, bool local)
+static void say_refusals(const struct server *srv, uint64_t refused)
+{
+	log_warn("--max-connections %u reached, every connection past HELLO: closed %llu new "
+	         "connection(s)",
+	         srv->cfg->max_connections, (unsigned long long)refused);
+}
+
+static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, bool local,
+                             const char *name)
 {
 	struct server *srv = arg;
 
@@ -263,13 +271,10 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, boo
 
 		evutil_closesocket(fd);
 		if (refused > 0)
-			log_warn(
-			    "--max-connections %u reached, every connection past HELLO: closed "
-			    "%llu new connection(s)",
-			    srv->cfg->max_connections, (unsigned long long)refused);
+			say_refusals(srv, refused);
 		return;
 	}
-	if (conn_new(&srv->conns, srv->base, fd, source, local) == -1)
+	if (conn_new(&srv->conns, srv->base, fd, source, local, name) == -1)
 		return;
 	srv->stats.connections = srv->conns.count;
 	srv->stats.connections_total++;
@@ -637,6 +642,20 @@ fail:
 	return NULL;
 }
 
+/*
+ * Warnings come at most once a period, with the count since the last: a stopping server says
+ * what is still counted, or its log would be short of the refusals that came last.
+ */
+static void server_log_pending(struct server *srv)
+{
+	uint64_t refused = log_every_take(&srv->refusals);
+
+	if (refused > 0)
+		say_refusals(srv, refused);
+	conn_set_log_pending(&srv->conns);
+	dispatch_log_pending(srv->dispatch);
+}
+
 int server_run(struct server *srv)
 {
 	int flags, rc;
@@ -651,6 +670,7 @@ int server_run(struct server *srv)
 		rc = event_base_loop(srv->base, flags);
 		if (rc == -1) {
 			log_error("the event loop failed");
+			server_log_pending(srv);
 			return -1;
 		}
 		server_after_turn(srv);
@@ -658,6 +678,7 @@ int server_run(struct server *srv)
 		if (rc == 1 && !conn_set_has_pending(&srv->conns))
 			break; /* nothing left to wait for */
 	}
+	server_log_pending(srv);
 	return 0;
 }
 

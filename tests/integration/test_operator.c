@@ -11,6 +11,7 @@
 
 #include "leakcheck.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -213,6 +214,40 @@ static char *daemon_log(const struct harness_daemon *d)
 }
 
 /*
+ * SIGTERM the daemon, which must exit 0, and return all it logged (malloc'd; the caller frees
+ * it), the lines written while it stopped included. Its directory is removed.
+ */
+static char *stop_for_log(struct harness_daemon *d)
+{
+	char *text;
+	int status;
+
+	cr_assert_eq(kill(d->pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+	d->pid = 0;
+	text = daemon_log(d);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd stopped with %d:\n%s",
+	          status, text);
+	harness_cleanup(d);
+	return text;
+}
+
+/* The sum of N over the log's "refused N ${what}" warnings (each says how many since the last). */
+static unsigned long long refused_in(const char *text, const char *what)
+{
+	unsigned long long total = 0, n;
+
+	for (const char *p = strstr(text, "refused "); p != NULL; p = strstr(p + 1, "refused ")) {
+		int used = 0;
+
+		if (sscanf(p, "refused %llu %n", &n, &used) == 1 && used > 0 &&
+		    strncmp(p + used, what, strlen(what)) == 0)
+			total += n;
+	}
+	return total;
+}
+
+/*
  * Run $SESSD_BIN with ${args} (NULL-terminated) to its exit, its stderr and stdout into
  * ${log_path}, with file modes binding root too when ${modes_bind}. A daemon still running
  * after 20 s is killed and fails the test. Returns the exit code; a daemon killed by a
@@ -230,26 +265,37 @@ static int run_sessd(const char *const *args, const char *log_path, bool modes_b
 }
 
 /*
- * Run sessd with ${args}; it must exit with ${want_exit}, and its output must hold
- * ${want_text} and no sanitizer report.
+ * Run sessd with ${args} to its exit, which must be ${want_exit}, with no sanitizer report.
+ * Returns all it printed (malloc'd; the caller frees it).
  */
-static void expect_refused(const char *const *args, int want_exit, const char *want_text)
+static char *run_expecting(const char *const *args, int want_exit)
 {
 	char dir[64], log_path[128];
 	char *text;
 	int rc;
 
-	make_dir(dir, "refused");
+	make_dir(dir, "run");
 	snprintf(log_path, sizeof(log_path), "%s/out", dir);
 	rc = run_sessd(args, log_path, false);
 	text = slurp(log_path);
+	rm_tree(dir);
 	cr_expect_eq(rc, want_exit, "sessd %s exited %d, not %d; it said:\n%s", args[0], rc,
 	             want_exit, text);
+	cr_expect_null(strstr(text, "Sanitizer"), "sessd %s:\n%s", args[0], text);
+	return text;
+}
+
+/*
+ * Run sessd with ${args}; it must exit with ${want_exit}, and its output must hold
+ * ${want_text} and no sanitizer report.
+ */
+static void expect_refused(const char *const *args, int want_exit, const char *want_text)
+{
+	char *text = run_expecting(args, want_exit);
+
 	cr_expect_not_null(strstr(text, want_text), "sessd %s did not say '%s'; it said:\n%s",
 	                   args[0], want_text, text);
-	cr_expect_null(strstr(text, "Sanitizer"), "sessd %s:\n%s", args[0], text);
 	free(text);
-	rm_tree(dir);
 }
 
 /*
@@ -515,6 +561,106 @@ static int hello_secret(const char *url, const char *secret, int *fd)
 	auth[1] = (uint8_t)len;
 	memcpy(auth + 2, secret, len);
 	return hello_auth(url, auth, 2 + len, fd);
+}
+
+/*
+ * A refused HELLO's warning names the client, so that the operator can find it: its address
+ * and port over TCP; over a Unix socket, which has no address, its pid and uid and the
+ * socket's path. The warning comes at most once a minute with the count since the last; the
+ * refusals still counted when the daemon stops are written then, so every one is in the log.
+ * Plain HELLOs refused by --auth-plain likewise. No secret reaches the log.
+ */
+LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
+{
+	static const char secret[] = "w2Xq9LmT5vR8pK3nB6yH1cJ4dF7gZ0sA";
+	char dir[64], path[128], tcp_peer[64], unix_peer[400];
+	const char *args[] = {"--auth-file", path, "--auth-plain", "no", NULL};
+	struct sockaddr_in self;
+	socklen_t self_len = sizeof(self);
+	struct harness_daemon d;
+	uint8_t nil = 0xc0;
+	char *text;
+	int fd;
+
+	make_dir(dir, "peer");
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+
+	cr_assert_eq(hello_auth(d.tcp_url, &nil, 1, &fd), CODEC_AUTH_FAILED);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&self, &self_len), 0);
+	snprintf(tcp_peer, sizeof(tcp_peer), "the last from 127.0.0.1:%u ", ntohs(self.sin_port));
+	close(fd);
+	/* Two more within the minute: counted, not written yet. */
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(hello_auth(d.unix_url, &nil, 1, &fd), CODEC_AUTH_FAILED);
+		close(fd);
+	}
+	/* The secret itself, plain: refused by --auth-plain no, and told apart. */
+	cr_assert_eq(hello_secret(d.unix_url, secret, &fd), CODEC_AUTH_FAILED);
+	close(fd);
+	snprintf(unix_peer, sizeof(unix_peer), "the last from pid %ld (uid %lu) on %s",
+	         (long)getpid(), (unsigned long)geteuid(), d.unix_url);
+
+	text = daemon_log(&d);
+	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 1, "%s", text);
+	cr_expect_not_null(strstr(text, tcp_peer), "the TCP peer is named '%s':\n%s", tcp_peer,
+	                   text);
+	free(text);
+	text = stop_for_log(&d);
+	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 3,
+	             "each refusal is logged, the last two as the daemon stops:\n%s", text);
+	cr_expect_eq(refused_in(text, "plain HELLO(s)"), 1, "%s", text);
+	cr_expect_eq(count_of(text, unix_peer), 2, "the Unix peer is named '%s':\n%s", unix_peer,
+	             text);
+	cr_expect_null(strstr(text, secret), "%s", text);
+	free(text);
+	unlink(path);
+	rm_tree(dir);
+}
+
+/*
+ * Writes refused at --max-memory (NO_MEMORY) are counted in STATS' no_memory_total and
+ * warned of at most once a minute, the count since the last included; those still counted
+ * when the daemon stops are written then.
+ */
+LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
+{
+	enum { SIZE = 48 * 1024 };
+	const char *args[] = {"--max-memory", "64K", NULL};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .ns_all = true};
+	struct codec_reply rep;
+	struct harness_daemon d;
+	uint8_t *data = malloc(SIZE), *body = NULL;
+	char *text;
+	int fd;
+
+	cr_assert_not_null(data);
+	fill(data, SIZE, 3);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "nomem");
+	cr_assert_eq(set_session(fd, "fits", data, SIZE, TTL_MS), CODEC_OK);
+	cr_assert_eq(set_session(fd, "over", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	cr_assert_eq(push_flash(fd, "over2", data, SIZE / 2), CODEC_NO_MEMORY);
+	cr_assert_eq(set_session(fd, "over3", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	stats.request_id = 99;
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_expect_eq(harness_map_uint(&rep, "no_memory_total"), 3);
+	free(body);
+	close(fd);
+
+	text = daemon_log(&d);
+	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 1,
+	             "at once, then a minute "
+	             "later:\n%s",
+	             text);
+	cr_expect_not_null(strstr(text, "--max-memory 65536"), "%s", text);
+	free(text);
+	text = stop_for_log(&d);
+	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
+	free(text);
+	free(data);
 }
 
 /*
@@ -784,6 +930,33 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 		expect_refused(args, 1, "exactly 32 bytes");
 	}
 
+	/* A value left off names the option (it once printed "unknown option '-<NUL>'"). */
+	{
+		const char *args[] = {"--listen", NULL};
+
+		expect_refused(args, 2, "sessd: --listen needs a value\n");
+	}
+	/* Options for a data directory without one would run memory-only: usage errors. */
+	{
+		const char *args[] = {"--key-file", "/nonexistent",         "--fsync",
+		                      "always",     "--snapshot-log-bytes", "5",
+		                      NULL};
+
+		expect_refused(args, 2, "--key-file only goes with --data-dir");
+	}
+	/* One socket given twice: said so, not "another daemon is listening". */
+	{
+		char sock[100], same[100], other_spelling[110];
+		const char *twice[] = {"--listen", sock, "--listen", same, NULL};
+		const char *spelled[] = {"--listen", sock, "--listen", other_spelling, NULL};
+
+		snprintf(sock, sizeof(sock), "unix:%s/twice.sock", dir);
+		snprintf(same, sizeof(same), "unix:%s/twice.sock", dir);
+		snprintf(other_spelling, sizeof(other_spelling), "unix:%s/./twice.sock", dir);
+		expect_refused(twice, 2, "is given twice");
+		expect_refused(spelled, 1, "two --listen options name the same socket");
+	}
+
 	/* A TCP address another daemon already listens on. */
 	cr_assert_eq(harness_start(&d, NULL), 0);
 	snprintf(tcp_in_use, sizeof(tcp_in_use), "%s", d.tcp_url);
@@ -924,6 +1097,52 @@ static unsigned long long open_files_limit(pid_t pid)
  * daemon raises its soft limit (as far as the hard one allows). When it does run out anyway,
  * it says so once, not ten times a second, and serves again once connections close.
  */
+/* The damage tests' sessions s00, s01, ...: ROT_SIZE bytes each, fill()ed with their number. */
+#define ROT_SIZE 300
+
+/* SET the first ${n} of them. */
+static void set_rot_sessions(int fd, int n)
+{
+	uint8_t data[ROT_SIZE];
+	char id[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "s%02d", i);
+		fill(data, sizeof(data), i);
+		cr_assert_eq(set_session(fd, id, data, sizeof(data), TTL_MS), CODEC_OK);
+	}
+}
+
+/* GET number ${i}: CODEC_OK when it is there byte for byte, CODEC_NOT_FOUND when it is gone. */
+static int get_rot_session(int fd, int i)
+{
+	uint8_t data[ROT_SIZE];
+	char id[32];
+	int status;
+
+	snprintf(id, sizeof(id), "s%02d", i);
+	fill(data, sizeof(data), i);
+	status = get_session(fd, id, data, sizeof(data));
+	cr_expect(status == CODEC_OK || status == CODEC_NOT_FOUND, "%s: status %d", id, status);
+	return status;
+}
+
+/* Flip a bit in the middle of the file at ${path}, as bit rot does. Returns the file's size. */
+static off_t flip_middle_bit(const char *path)
+{
+	uint8_t byte;
+	off_t size;
+	int file = open(path, O_RDWR);
+
+	cr_assert_neq(file, -1, "%s", path);
+	size = lseek(file, 0, SEEK_END);
+	cr_assert_eq(pread(file, &byte, 1, size / 2), 1);
+	byte ^= 0x40;
+	cr_assert_eq(pwrite(file, &byte, 1, size / 2), 1);
+	close(file);
+	return size;
+}
+
 /*
  * Bit rot in a snapshot, the operator's way out: sessd refuses to start and points at
  * --check-data, which names the damage; --repair keeps the sessions before it, and sessd then
@@ -931,8 +1150,8 @@ static unsigned long long open_files_limit(pid_t pid)
  */
 LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 {
-	enum { SESSIONS = 60, SIZE = 300 };
-	char data_dir[64], dir[64], path[200], id[32], snap[32], log_path[128], *text;
+	enum { SESSIONS = 60 };
+	char data_dir[64], path[200], snap[32];
 	const char *args[] = {"--data-dir",           data_dir, "--fsync", "no",
 	                      "--snapshot-log-bytes", "16384",  NULL};
 	const char *start_args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
@@ -940,19 +1159,13 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 	const char *repair_args[] = {"--check-data", data_dir, "--repair", NULL};
 	struct harness_daemon d;
 	unsigned long long newest = 0;
-	uint8_t data[SIZE], byte;
-	int fd, file, kept = 0, status;
+	int fd, kept = 0;
 	long started;
-	off_t size;
 
 	make_dir(data_dir, "rot");
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "rot");
-	for (int i = 0; i < SESSIONS; i++) {
-		snprintf(id, sizeof(id), "s%02d", i);
-		fill(data, sizeof(data), i);
-		cr_assert_eq(set_session(fd, id, data, sizeof(data), TTL_MS), CODEC_OK);
-	}
+	set_rot_sessions(fd, SESSIONS);
 	for (started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20))
 		if ((newest = newest_snapshot(data_dir)) >= 2 &&
 		    !file_exists(data_dir, "log.0000000000000001"))
@@ -964,39 +1177,90 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 
 	snprintf(snap, sizeof(snap), "snap.%016llx", newest);
 	snprintf(path, sizeof(path), "%s/%s", data_dir, snap);
-	file = open(path, O_RDWR);
-	cr_assert_neq(file, -1);
-	size = lseek(file, 0, SEEK_END);
-	cr_assert_eq(pread(file, &byte, 1, size / 2), 1);
-	byte ^= 0x40;
-	cr_assert_eq(pwrite(file, &byte, 1, size / 2), 1);
-	close(file);
+	flip_middle_bit(path);
 
 	expect_refused(start_args, 1, "--check-data");
 	expect_refused(check_args, 1, "DAMAGED");
-	make_dir(dir, "repair");
-	snprintf(log_path, sizeof(log_path), "%s/out", dir);
-	status = run_sessd(repair_args, log_path, false);
-	text = slurp(log_path);
-	cr_expect_eq(status, 0, "--repair exited %d:\n%s", status, text);
-	cr_expect_not_null(strstr(text, "repaired: "), "%s", text);
-	free(text);
-	rm_tree(dir);
+	expect_refused(repair_args, 0, "repaired: ");
 	strcat(snap, ".damaged");
 	cr_expect(file_exists(data_dir, snap), "the damaged snapshot is kept aside");
 
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "rot");
-	for (int i = 0; i < SESSIONS; i++) {
-		snprintf(id, sizeof(id), "s%02d", i);
-		fill(data, sizeof(data), i);
-		status = get_session(fd, id, data, sizeof(data));
-		cr_expect(status == CODEC_OK || status == CODEC_NOT_FOUND, "%s: status %d", id,
-		          status);
-		kept += status == CODEC_OK;
-	}
+	for (int i = 0; i < SESSIONS; i++)
+		kept += get_rot_session(fd, i) == CODEC_OK;
 	cr_expect(kept > 0 && kept < SESSIONS, "%d sessions kept", kept);
 	cr_expect_eq(get_session(fd, "after", "logged", 6), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(data_dir);
+}
+
+/*
+ * A flipped bit in the middle of the log: sessd refuses to start, leaves the log as it is and
+ * points at --check-data, which names the damage and what lies after it. --repair cuts the log
+ * back to the records before the damage, keeps the damaged file whole as log.N.damaged (the
+ * well-formed records after the damage are in it), and says how much the log dropped; sessd
+ * then starts with the sessions written before the damage.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, damaged_log_is_repaired_keeping_what_it_cuts, .timeout = 60)
+{
+	enum { SESSIONS = 20 };
+	static const char log_name[] = "log.0000000000000001";
+	char data_dir[64], path[200], aside[220], *text;
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	const char *start_args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	const char *check_args[] = {"--check-data", data_dir, NULL};
+	const char *repair_args[] = {"--check-data", data_dir, "--repair", NULL};
+	struct harness_daemon d;
+	char *damaged, *kept;
+	int fd, status, before = 0, after = 0;
+	struct stat st;
+	off_t size;
+
+	make_dir(data_dir, "logrot");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "logrot");
+	set_rot_sessions(fd, SESSIONS);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	snprintf(path, sizeof(path), "%s/%s", data_dir, log_name);
+	size = flip_middle_bit(path);
+	damaged = slurp(path);
+
+	/* Startup refuses and cuts nothing. */
+	expect_refused(start_args, 1, "--check-data");
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_size, size, "startup cut the damaged log");
+	kept = slurp(path);
+	cr_expect_eq(memcmp(kept, damaged, (size_t)size), 0, "startup changed the damaged log");
+	free(kept);
+	expect_refused(check_args, 1, "well-formed record(s) after the damaged part");
+
+	text = run_expecting(repair_args, 0);
+	cr_expect_not_null(strstr(text, "the log dropped "), "how much is dropped:\n%s", text);
+	cr_expect_not_null(strstr(text, "kept whole as log.0000000000000001.damaged"), "%s", text);
+	free(text);
+	snprintf(aside, sizeof(aside), "%s.damaged", path);
+	cr_assert_eq(stat(aside, &st), 0, "the damaged log is kept aside");
+	cr_assert_eq(st.st_size, size, "whole");
+	kept = slurp(aside);
+	cr_expect_eq(memcmp(kept, damaged, (size_t)size), 0, "byte for byte");
+	free(kept);
+	free(damaged);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_leq(st.st_size, size / 2, "the log is cut before the damage");
+
+	cr_assert_eq(harness_start(&d, args), 0, "sessd starts on the repaired log");
+	fd = harness_open_ready(d.unix_url, "logrot");
+	for (int i = 0; i < SESSIONS; i++) {
+		status = get_rot_session(fd, i);
+		cr_expect(status != CODEC_OK || after == 0, "s%02d kept after a lost one", i);
+		before += status == CODEC_OK;
+		after += status == CODEC_NOT_FOUND;
+	}
+	cr_expect(before > 0 && after > 0, "%d sessions kept, %d lost", before, after);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	rm_tree(data_dir);

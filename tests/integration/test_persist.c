@@ -2,18 +2,21 @@
  * Persistence through the real daemon: a restart keeps every session and flash; a kill -9
  * under load from several client processes with --fsync always loses no acknowledged write;
  * a daemon killed at random points while snapshots are being written always restarts on a
- * readable state with every acknowledged write.
+ * readable state with every acknowledged write; an empty segment a full disk left behind does
+ * not keep it from starting on that full disk.
  */
 #include <criterion/criterion.h>
 
 #include "leakcheck.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -482,6 +485,102 @@ LEAK_CHECKED_TEST_OPTS(persist, killed_during_snapshots_always_restarts_readable
 	}
 	free(v);
 	cr_expect_gt(snapshots_seen, 0, "no snapshot was ever completed");
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The size of ${name} in ${dir}, or -1 when there is no such file. */
+static off_t data_file_size(const char *dir, const char *name)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/*
+ * The disk filled as a snapshot created segment 2: the file was left empty and the daemon,
+ * killed later, had gone on appending to segment 1. Restarted with the disk still full (a
+ * file-size limit at segment 1's size), it removes segment 2, serves every session and
+ * refuses changes until space returns; then they go to segment 1. It once rewrote segment
+ * 2's header at startup, which needs space, and did not start.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, an_empty_last_segment_is_removed_at_startup, .timeout = 60)
+{
+	enum { SESSIONS = 20, SIZE = 4096, DEADLINE_MS = 10000 };
+	static const char seg1[] = "log.0000000000000001", seg2[] = "log.0000000000000002";
+	char data_dir[64], id[16], path[128];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	struct rlimit saved, lim;
+	uint8_t data[SIZE];
+	off_t seg1_size;
+	int fd, status;
+	long started;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "segment");
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		memset(data, 'a' + i, SIZE);
+		cr_assert_eq(do_set(fd, "app", id, data, SIZE), CODEC_OK);
+	}
+	close(fd);
+	cr_assert_eq(harness_kill(&d), 0);
+	seg1_size = data_file_size(data_dir, seg1);
+	cr_assert_gt(seg1_size, SESSIONS * SIZE);
+	snprintf(path, sizeof(path), "%s/%s", data_dir, seg2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_neq(fd, -1);
+	close(fd);
+
+	/* The daemon inherits the limit; the test process gets its own back at once. */
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = (rlim_t)seg1_size;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(harness_restart(&d, args), 0, "no start on a full disk");
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	cr_expect_eq(data_file_size(data_dir, seg2), -1, "the empty segment is still there");
+	fd = harness_open_ready(d.unix_url, "segment");
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		memset(data, 'a' + i, SIZE);
+		expect_get(fd, "app", id, data, SIZE);
+	}
+	status = do_set(fd, "app", "full", data, SIZE);
+	if (status == -1) {
+		/* The write that failed in the commit: not acknowledged, its connection closed. */
+		close(fd);
+		fd = harness_open_ready(d.unix_url, "segment");
+	} else {
+		cr_assert_eq(status, CODEC_IO_ERROR, "a SET on the full disk: %d", status);
+	}
+
+	/* Space again: writes resume in segment 1, with no restart. */
+	cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &saved, NULL), 0);
+	started = mono_ms();
+	memset(data, 'z', SIZE);
+	while ((status = do_set(fd, "app", "later", data, SIZE)) == CODEC_IO_ERROR &&
+	       mono_ms() - started < DEADLINE_MS)
+		usleep(50000);
+	cr_assert_eq(status, CODEC_OK, "writes never resumed");
+	close(fd);
+	cr_expect_gt(data_file_size(data_dir, seg1), seg1_size);
+	cr_expect_eq(data_file_size(data_dir, seg2), -1);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "segment");
+	expect_get(fd, "app", "later", data, SIZE);
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		memset(data, 'a' + i, SIZE);
+		expect_get(fd, "app", id, data, SIZE);
+	}
+	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

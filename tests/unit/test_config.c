@@ -144,7 +144,8 @@ LEAK_CHECKED_TEST(config, fsync_and_log_levels)
 	struct config cfg;
 
 	for (int i = 0; i < 3; i++) {
-		char *argv[] = {"sessd", "--fsync", (char *)fs[i], "--listen", "unix:/tmp/s"};
+		char *argv[] = {"sessd",       "--fsync",    (char *)fs[i],   "--listen",
+		                "unix:/tmp/s", "--data-dir", "/var/lib/sessd"};
 
 		cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
 		cr_assert_eq(cfg.fsync, fv[i]);
@@ -343,6 +344,143 @@ LEAK_CHECKED_TEST(config, bad_values)
 	expect_bad(ARGC(d), d);
 	expect_bad(ARGC(e), e);
 	expect_bad(ARGC(f), f);
+}
+
+/* Parse and expect failure with exactly the message ${want} (its first line). */
+static void expect_message(int argc, char **argv, const char *want)
+{
+	size_t before;
+
+	fflush(err);
+	before = err_len;
+	expect_bad(argc, argv);
+	cr_assert_eq(strlen(err_text), err_len, "no NUL byte in the message");
+	cr_expect_eq(strncmp(err_text + before, want, strlen(want)), 0,
+	             "'%s' should say '%s', not '%s'", argv[1], want, err_text + before);
+}
+
+/* A missing value is named, not "unknown option '-\0'"; nothing prints a NUL or a stray byte. */
+LEAK_CHECKED_TEST(config, missing_values_and_unknown_options_are_named)
+{
+	const char *takes_value[] = {
+	    "listen",          "max-frame",     "max-memory",         "max-client-memory",
+	    "max-connections", "hello-timeout", "log-level",          "ready-file",
+	    "data-dir",        "fsync",         "key-file",           "auth-file",
+	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data"};
+	char *bogus[] = {"sessd", "--bogus=1"};
+	char *short_opt[] = {"sessd", "-x"};
+	char *cluster[] = {"sessd", "-xV"};
+	char *high_byte[] = {"sessd", "-\xc3"};
+	char *control[] = {"sessd", "-\x01"};
+	char *repair_value[] = {"sessd", "--repair=yes"};
+	char *help_value[] = {"sessd", "--help=1"};
+	char *version_value[] = {"sessd", "--version=2"};
+	char *ambiguous[] = {"sessd", "--auth", "x"};
+	char *abbreviated[] = {"sessd", "--list"};
+
+	for (size_t i = 0; i < sizeof(takes_value) / sizeof(takes_value[0]); i++) {
+		char opt[64], want[96];
+		char *argv[] = {"sessd", opt};
+
+		snprintf(opt, sizeof(opt), "--%s", takes_value[i]);
+		snprintf(want, sizeof(want), "sessd: --%s needs a value\n", takes_value[i]);
+		expect_message(ARGC(argv), argv, want);
+	}
+	expect_message(ARGC(bogus), bogus, "sessd: unknown option '--bogus'\n");
+	expect_message(ARGC(short_opt), short_opt, "sessd: unknown option '-x'\n");
+	expect_message(ARGC(cluster), cluster, "sessd: unknown option '-x'\n");
+	expect_message(ARGC(high_byte), high_byte, "sessd: unknown option '-\\xc3'\n");
+	expect_message(ARGC(control), control, "sessd: unknown option '-\\x01'\n");
+	expect_message(ARGC(repair_value), repair_value, "sessd: --repair takes no value\n");
+	expect_message(ARGC(help_value), help_value, "sessd: --help takes no value\n");
+	expect_message(ARGC(version_value), version_value, "sessd: --version takes no value\n");
+	expect_message(ARGC(ambiguous), ambiguous,
+	               "sessd: option '--auth' is ambiguous: it could be --auth-file, "
+	               "--auth-grace, --auth-plain\n");
+	expect_message(ARGC(abbreviated), abbreviated, "sessd: --listen needs a value\n");
+}
+
+/*
+ * --key-file, --fsync and --snapshot-log-bytes act on a data directory: without --data-dir
+ * they would be ignored and the daemon would run memory-only, so they are usage errors, as
+ * --auth-plain without --auth-file is. --check-data takes --key-file (encrypted data).
+ */
+LEAK_CHECKED_TEST(config, data_options_need_a_data_dir)
+{
+	char *key[] = {"sessd", "--key-file", "/nonexistent", "--listen", "unix:/tmp/s"};
+	char *fsync[] = {"sessd", "--fsync", "always", "--listen", "unix:/tmp/s"};
+	char *snapshot[] = {"sessd", "--snapshot-log-bytes", "5", "--listen", "unix:/tmp/s"};
+	char *all[] = {"sessd",   "--key-file", "/nonexistent",
+	               "--fsync", "always",     "--snapshot-log-bytes",
+	               "5"};
+	char *with_dir[] = {"sessd",   "--key-file", "/k",
+	                    "--fsync", "no",         "--snapshot-log-bytes",
+	                    "5",       "--data-dir", "/var/lib/sessd"};
+	char *check[] = {"sessd", "--check-data", "/var/lib/sessd", "--key-file", "/k"};
+	struct config cfg;
+
+	expect_message(ARGC(key), key, "sessd: --key-file only goes with --data-dir");
+	expect_message(ARGC(fsync), fsync, "sessd: --fsync only goes with --data-dir\n");
+	expect_message(ARGC(snapshot), snapshot,
+	               "sessd: --snapshot-log-bytes only goes with --data-dir\n");
+	expect_message(ARGC(all), all, "sessd: --key-file only goes with --data-dir");
+	cr_assert_eq(config_parse(&cfg, ARGC(with_dir), with_dir, err), 0);
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(check), check, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_CHECK_DATA);
+	cr_assert_str_eq(cfg.key_file, "/k");
+	config_finish(&cfg);
+}
+
+/* The same address twice would fail at bind as "another daemon is listening". */
+LEAK_CHECKED_TEST(config, a_listen_address_given_twice_is_refused)
+{
+	char *unix_twice[] = {"sessd", "--listen", "unix:/tmp/s", "--listen", "unix:/tmp/s"};
+	char *tcp_twice[] = {"sessd", "--listen", "tcp://[::1]:7077", "--listen",
+	                     "tcp://[0::1]:7077"};
+	char *v4_twice[] = {"sessd", "--listen", "tcp://127.0.0.1:7077", "--listen",
+	                    "tcp://127.0.0.1:7077"};
+	char *ephemeral[] = {"sessd", "--listen", "tcp://127.0.0.1:0", "--listen",
+	                     "tcp://127.0.0.1:0"};
+	char *distinct[] = {"sessd",
+	                    "--listen",
+	                    "unix:/tmp/s",
+	                    "--listen",
+	                    "unix:/tmp/t",
+	                    "--listen",
+	                    "tcp://127.0.0.1:7077",
+	                    "--listen",
+	                    "tcp://127.0.0.2:7077"};
+	struct config cfg;
+
+	expect_message(ARGC(unix_twice), unix_twice,
+	               "sessd: --listen unix:/tmp/s is given twice\n");
+	expect_message(ARGC(tcp_twice), tcp_twice,
+	               "sessd: --listen tcp://[0::1]:7077 is given twice\n");
+	expect_message(ARGC(v4_twice), v4_twice,
+	               "sessd: --listen tcp://127.0.0.1:7077 is given twice\n");
+	cr_assert_eq(config_parse(&cfg, ARGC(ephemeral), ephemeral, err), 0, "two fresh ports");
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(distinct), distinct, err), 0);
+	cr_assert_eq(cfg.n_listens, 4);
+	config_finish(&cfg);
+}
+
+/* A bad number says what the option expects: a count, seconds or a size, not "a size". */
+LEAK_CHECKED_TEST(config, bad_numbers_say_what_is_expected)
+{
+	char *connections[] = {"sessd", "--max-connections", "x"};
+	char *hello[] = {"sessd", "--hello-timeout", "-3"};
+	char *grace[] = {"sessd", "--auth-grace", "soon"};
+	char *memory[] = {"sessd", "--max-memory", "lots"};
+
+	expect_message(ARGC(connections), connections,
+	               "sessd: --max-connections: 'x' is not a count\n");
+	expect_message(ARGC(hello), hello,
+	               "sessd: --hello-timeout: '-3' is not a number of seconds\n");
+	expect_message(ARGC(grace), grace,
+	               "sessd: --auth-grace: 'soon' is not a number of seconds\n");
+	expect_message(ARGC(memory), memory, "sessd: --max-memory: 'lots' is not a size");
 }
 
 LEAK_CHECKED_TEST(config, bad_usage)

@@ -560,6 +560,17 @@ LEAK_CHECKED_TEST(dispatch, flash_limit_is_limit_status)
 	free(big);
 }
 
+/* The server-wide STATS figure ${key}. */
+static uint64_t stats_uint(const char *key)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 12, .ns_all = true};
+	struct codec_reply rep;
+
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	return map_uint(&rep, key);
+}
+
 LEAK_CHECKED_TEST(dispatch, memory_limit_is_no_memory)
 {
 	char data[2048];
@@ -579,6 +590,22 @@ LEAK_CHECKED_TEST(dispatch, memory_limit_is_no_memory)
 	}
 	cr_assert_eq(status, CODEC_NO_MEMORY);
 	cr_assert_lt(i, 100);
+	cr_expect_eq(stats_uint("no_memory_total"), 1, "STATS counts the refusal");
+
+	/* A FLASH_PUSH and a SET_IF that would grow the store are refused and counted too. */
+	{
+		struct codec_request req = {
+		    .op = CODEC_OP_FLASH_PUSH, .request_id = 4, .ttl_ms = 60000};
+		struct codec_reply rep;
+
+		req.id = bytes("new-session");
+		req.flash_type = bytes("info");
+		req.flash_msg = bytes(data);
+		cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+		cr_assert_eq(rep.status, CODEC_NO_MEMORY);
+	}
+	cr_assert_eq(do_set(NULL, "again", data, 60000, NOW), CODEC_NO_MEMORY);
+	cr_expect_eq(stats_uint("no_memory_total"), 3);
 }
 
 LEAK_CHECKED_TEST(dispatch, count_list_clear)
@@ -704,6 +731,7 @@ LEAK_CHECKED_TEST(dispatch, stats)
 	cr_assert_eq(map_uint(&rep, "connections_total"), 7);
 	cr_assert_geq(map_uint(&rep, "requests_total"), 6);
 	(void)map_uint(&rep, "uptime_ms");
+	cr_assert_eq(map_uint(&rep, "no_memory_total"), 0, "nothing refused without a limit");
 	cr_assert_eq(dispatch_requests_total(fx.d), map_uint(&rep, "requests_total"));
 }
 

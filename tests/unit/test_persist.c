@@ -558,6 +558,26 @@ LEAK_CHECKED_TEST(persist, torn_header_of_an_empty_last_segment_is_rewritten)
 	history_free(&h);
 }
 
+/*
+ * File ${name} in ${dir} holds the ${len} bytes at ${want}, but for the bit 0x40 flipped at
+ * ${flipped}: a refusing startup leaves damaged data as it found it (only --repair cuts).
+ */
+static void expect_file_is(const char *dir, const char *name, const uint8_t *want, size_t len,
+                           size_t flipped)
+{
+	size_t got_len;
+	uint8_t *got = slurp(dir, name, &got_len);
+
+	cr_expect_eq(got_len, len, "%s was cut from %zu to %zu bytes (flip at %zu)", name, len,
+	             got_len, flipped);
+	if (got_len == len) {
+		got[flipped] ^= 0x40;
+		cr_expect_eq(memcmp(got, want, len), 0, "%s was changed (flip at %zu)", name,
+		             flipped);
+	}
+	free(got);
+}
+
 static void flipped_bytes_are_refused(const char *key_file)
 {
 	struct history h;
@@ -577,6 +597,7 @@ static void flipped_bytes_are_refused(const char *key_file)
 		cr_expect_null(p, "a flipped byte at offset %zu was accepted", at);
 		persist_free(p);
 		store_free(st);
+		expect_file_is(dir, FIRST_LOG, h.log, h.log_len, at);
 		rm_tree(dir);
 	}
 	history_free(&h);
@@ -619,6 +640,94 @@ LEAK_CHECKED_TEST(persist, check_reports_and_repair_keeps_the_valid_prefix)
 	rm_tree(dir);
 
 	cr_expect_eq(persist_check("/nonexistent/sessd-data", NULL, false), -1);
+	history_free(&h);
+}
+
+/* persist_check's report: what it printed to stdout (malloc'd; free it), its result in ${rc}. */
+static char *check_output(const char *dir, bool repair, int *rc)
+{
+	char path[] = "/tmp/sessd-check-out-XXXXXX";
+	int fd = mkstemp(path), saved;
+	char *text;
+	off_t n;
+
+	cr_assert_neq(fd, -1);
+	unlink(path);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	cr_assert_neq(saved, -1);
+	cr_assert_neq(dup2(fd, STDOUT_FILENO), -1);
+	*rc = persist_check(dir, NULL, repair);
+	fflush(stdout);
+	cr_assert_neq(dup2(saved, STDOUT_FILENO), -1);
+	close(saved);
+	n = lseek(fd, 0, SEEK_END);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert_not_null(text);
+	cr_assert_eq(pread(fd, text, (size_t)n, 0), (ssize_t)n);
+	close(fd);
+	return text;
+}
+
+/*
+ * --repair on a log damaged in the middle drops the well-formed records after the damage from
+ * the log, so it keeps the damaged file whole as log.N.damaged, and says how many bytes and
+ * records it dropped; so does the check before it. A bad header sets the segment aside whole.
+ */
+LEAK_CHECKED_TEST(persist, repair_keeps_what_it_cuts_and_says_how_much)
+{
+	struct history h;
+	char dir[64], want[160];
+	uint8_t *kept;
+	size_t at, kept_len;
+	char *text;
+	int rc;
+
+	history_make(&h, NULL);
+	make_tmpdir(dir);
+	/* In the fourth record: the damaged record and the four after it are dropped. */
+	at = h.size_after[3] + 20;
+	h.log[at] ^= 1;
+	spit(dir, FIRST_LOG, h.log, h.log_len);
+	snprintf(want, sizeof(want), "from the damage on, %zu bytes, with %d well-formed record(s)",
+	         h.log_len - h.size_after[3], STEPS - 4);
+	text = check_output(dir, false, &rc);
+	cr_expect_eq(rc, 1);
+	cr_expect_not_null(strstr(text, want), "the check says what a repair drops:\n%s", text);
+	free(text);
+	text = check_output(dir, true, &rc);
+	cr_expect_eq(rc, 0);
+	snprintf(want, sizeof(want),
+	         "the log dropped %zu bytes from the damage on, with %d well-formed",
+	         h.log_len - h.size_after[3], STEPS - 4);
+	cr_expect_not_null(strstr(text, want), "the repair says what it dropped:\n%s", text);
+	cr_expect_not_null(strstr(text, "kept whole as " FIRST_LOG ".damaged"), "%s", text);
+	free(text);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[3]);
+	kept = slurp(dir, FIRST_LOG ".damaged", &kept_len);
+	cr_expect(kept_len == h.log_len && memcmp(kept, h.log, h.log_len) == 0,
+	          "the damaged file is kept byte for byte");
+	free(kept);
+	expect_reopen_equals(dir, h.dump_after[3], NULL);
+	h.log[at] ^= 1;
+	rm_tree(dir);
+
+	/* A bad header: nothing of the segment is replayed; it is set aside whole. */
+	make_tmpdir(dir);
+	h.log[5] ^= 1;
+	spit(dir, FIRST_LOG, h.log, h.log_len);
+	text = check_output(dir, true, &rc);
+	cr_expect_eq(rc, 0);
+	snprintf(want, sizeof(want),
+	         "the log dropped %zu bytes from the damage on, with %d well-formed", h.log_len,
+	         STEPS);
+	cr_expect_not_null(strstr(text, want), "%s", text);
+	free(text);
+	kept = slurp(dir, FIRST_LOG ".damaged", &kept_len);
+	cr_expect(kept_len == h.log_len && memcmp(kept, h.log, h.log_len) == 0);
+	free(kept);
+	h.log[5] ^= 1;
+	rm_tree(dir);
 	history_free(&h);
 }
 
@@ -933,6 +1042,165 @@ LEAK_CHECKED_TEST(persist, disk_full_refuses_changes_then_recovers_without_resta
 	store_free(st);
 	expect_reopen_equals(dir, want, NULL);
 	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	free(want);
+	rm_tree(dir);
+}
+
+/* Limit this process's file size to ${bytes} (a full disk, as above); returns the old limit. */
+static struct rlimit limit_file_size(rlim_t bytes)
+{
+	struct rlimit lim, saved;
+
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = bytes;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	return saved;
+}
+
+/* A file-size limit below the 52-byte header: no segment can be created, and none is left. */
+LEAK_CHECKED_TEST(persist, a_segment_that_cannot_be_created_is_removed)
+{
+	char dir[64];
+	struct store *st = new_store();
+	struct rlimit saved;
+
+	make_tmpdir(dir);
+	saved = limit_file_size(40);
+	cr_expect_null(open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()),
+	               "no room for the first segment's header");
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	cr_expect_not(file_exists(dir, FIRST_LOG), "a header-less segment was left behind");
+	store_free(st);
+	rm_tree(dir);
+}
+
+/*
+ * The disk filled just as a snapshot created segment 3, leaving it without a header, and the
+ * daemon went on appending to segment 2 until it was killed in the middle of a write. Startup
+ * on the still full disk removes segment 3, cuts the torn tail off segment 2 and serves what
+ * was committed; changes are refused until space returns, then go on in segment 2, and the
+ * next snapshot starts segment 3 afresh. Once startup rewrote segment 3's header, which
+ * needed space, and did not start at all.
+ */
+static void headerless_last_segment_is_removed(const uint8_t *leftover, size_t leftover_len)
+{
+	static const char seg2[] = "log.0000000000000002", seg3[] = "log.0000000000000003";
+	char dir[64];
+	struct store *st = new_store();
+	struct persist *p;
+	struct rlimit saved;
+	uint8_t *b;
+	size_t len;
+	char *want, *got, big[600];
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 512, now_wall_ms());
+	cr_assert_not_null(p);
+	workload(p, st, false);
+	wait_for_snapshot(p, st, dir, 2);
+	op_set(p, st, "app", "in-two", "after the snapshot", 18, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	/* The torn write: the start of segment 2's own first record, again at its end. */
+	b = slurp(dir, seg2, &len);
+	cr_assert_gt(len, 52 + 30);
+	b = realloc(b, len + 30);
+	cr_assert_not_null(b);
+	memcpy(b + len, b + 52, 30);
+	spit(dir, seg2, b, len + 30);
+	free(b);
+	spit(dir, seg3, leftover, leftover_len);
+
+	st = new_store();
+	saved = limit_file_size(40);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 512, now_wall_ms());
+	cr_assert_not_null(p, "startup on a full disk failed");
+	cr_expect_not(file_exists(dir, seg3));
+	cr_expect_eq((size_t)file_size(dir, seg2), len, "the torn tail is cut off");
+	got = dump_store(st, now_wall_ms());
+	cr_expect_str_eq(got, want, "reads are served");
+	free(got);
+	op_set(p, st, "app", "full", "refused", 7, now_wall_ms() + HOUR_MS);
+	cr_expect_eq(persist_commit(p), -1, "the disk is still full");
+	cr_expect_eq(persist_writable(p), -1);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	persist_tick(p, st, now_wall_ms());
+	cr_expect_eq(persist_writable(p), 0, "space came back: writes resume");
+	/* Past the threshold: the next snapshot starts. */
+	memset(big, 'b', sizeof(big));
+	op_set(p, st, "app", "later", big, sizeof(big), now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	wait_for_snapshot(p, st, dir, 3);
+	op_set(p, st, "app", "in-three", "after the next snapshot", 23, now_wall_ms() + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	free(want);
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	cr_expect(file_exists(dir, seg3));
+	expect_reopen_equals(dir, want, NULL);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	free(want);
+	rm_tree(dir);
+}
+
+LEAK_CHECKED_TEST(persist, a_headerless_last_segment_is_removed_and_startup_needs_no_space)
+{
+	uint8_t zeros[52] = {0};
+
+	/* Nothing written; part of a header; a header's length of zeros (not yet synced). */
+	headerless_last_segment_is_removed(zeros, 0);
+	headerless_last_segment_is_removed((const uint8_t *)"SESSDLOG\x01\x00\x00", 11);
+	headerless_last_segment_is_removed(zeros, sizeof(zeros));
+}
+
+/*
+ * The snapshot starts at the commit that takes the log past its threshold, not at the next
+ * tick: at full speed a second of writes is many times a small threshold, and the log once
+ * overshot it by that much and filled a small disk. A finished snapshot is reaped at a commit
+ * too, so the next one does not wait for a tick either. No tick is called here.
+ */
+LEAK_CHECKED_TEST(persist, a_snapshot_starts_at_the_commit_that_passes_the_threshold)
+{
+	enum { THRESHOLD = 4096, VALUE = 500 };
+	char dir[64], id[32], val[VALUE];
+	struct store *st = new_store();
+	struct persist *p;
+	char *want;
+	int i = 0;
+
+	memset(val, 'v', sizeof(val));
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_NO, NULL, THRESHOLD, now_wall_ms());
+	cr_assert_not_null(p);
+	for (; i < 100 && !file_exists(dir, "log.0000000000000002"); i++) {
+		cr_assert_lt(file_size(dir, FIRST_LOG), THRESHOLD,
+		             "past the threshold, no snapshot");
+		snprintf(id, sizeof(id), "s%d", i);
+		op_set(p, st, "app", id, val, sizeof(val), now_wall_ms() + HOUR_MS);
+		cr_assert_eq(persist_commit(p), 0);
+	}
+	cr_assert(file_exists(dir, "log.0000000000000002"), "no snapshot without a tick");
+	cr_expect_geq(file_size(dir, FIRST_LOG), THRESHOLD);
+	cr_expect_lt(file_size(dir, FIRST_LOG), THRESHOLD + VALUE + 64, "one record past it");
+	/* Segment 2 passes the threshold in turn; snapshot 3 starts once snapshot 2 is done. */
+	for (int tries = 0; tries < 5000 && !file_exists(dir, "log.0000000000000003"); tries++) {
+		snprintf(id, sizeof(id), "s%d", i++ % 200);
+		op_set(p, st, "app", id, val, sizeof(val), now_wall_ms() + HOUR_MS);
+		cr_assert_eq(persist_commit(p), 0);
+		usleep(2000);
+	}
+	cr_assert(file_exists(dir, "log.0000000000000003"), "snapshot 2 was never reaped");
+	cr_expect(file_exists(dir, "snap.0000000000000002"));
+	cr_expect_not(file_exists(dir, FIRST_LOG), "segment 1 went with snapshot 2");
+	want = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	expect_reopen_equals(dir, want, NULL);
 	free(want);
 	rm_tree(dir);
 }
