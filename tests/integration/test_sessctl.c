@@ -434,7 +434,8 @@ LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
 	RUN(&r, "destroy", "s1");
 	expect(&r, 0, "");
 	RUN(&r, "get", "s1");
-	cr_assert_str_eq((char *)r.err.data, "sessctl: get: no such session (or it holds only flash messages)\n");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: get: no such session (or it holds only flash messages)\n");
 	expect(&r, 1, "");
 	RUN(&r, "--json", "get", "s1");
 	expect(&r, 1, "");
@@ -540,7 +541,8 @@ LEAK_CHECKED_TEST(sessctl, get_tag_and_set_if)
 	RUN(&r, "destroy", "cas");
 	expect(&r, 0, "");
 	RUN(&r, "set-if", "cas", tag, "late");
-	cr_assert_str_eq((char *)r.err.data, "sessctl: set-if: no such session (or it holds only flash messages)\n");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: set-if: no such session (or it holds only flash messages)\n");
 	expect(&r, 1, "");
 	RUN(&r, "get", "cas");
 	expect(&r, 1, "");
