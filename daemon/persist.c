@@ -1597,16 +1597,16 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
  * file_scan calls a torn write at offset 0). A crash in segment_create leaves one, as a full
  * disk did before segment_create removed its file on failure.
  */
-static bool segment_headerless(const struct persist *p, const char *name, uint64_t seq)
+static bool segment_headerless(int dir_fd, const uint8_t *key, const char *name, uint64_t seq)
 {
 	struct mapped m;
 	uint64_t created_ms;
 	const char *why;
 	bool fatal_config, headerless;
 
-	if (file_map(p->dir_fd, name, &m) == -1)
+	if (file_map(dir_fd, name, &m) == -1)
 		return false; /* the replay says why it cannot be read */
-	headerless = header_check(m.map, m.size, LOG_MAGIC, seq, p->key, &created_ms, &why,
+	headerless = header_check(m.map, m.size, LOG_MAGIC, seq, key, &created_ms, &why,
 	                          &fatal_config) == -1 &&
 	             !fatal_config &&
 	             (m.size < FILE_HEADER_BYTES || !valid_record_after(m.map, m.size, 0));
@@ -1633,7 +1633,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 	 * snapshot and is not replayed. */
 	while (n > 1) {
 		log_name(name, segs[n - 1]);
-		if (!segment_headerless(p, name, segs[n - 1]))
+		if (!segment_headerless(p->dir_fd, p->key, name, segs[n - 1]))
 			break;
 		if (unlinkat(p->dir_fd, name, 0) == -1) {
 			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", p->dir, name,
@@ -2257,6 +2257,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	uint64_t snap_seq = 0, fail_off = 0;
 	size_t first = 0, bad_seg = SIZE_MAX, first_after, lost_records = 0;
 	uint64_t bad_keep = 0, lost_bytes = 0;
+	size_t n_logs; /* the segments startup would replay */
 	bool snap_damaged = false;
 	int dir_fd = -1, lock_fd = -1, rc = -1;
 	struct scan s;
@@ -2282,6 +2283,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		persist_say(LOG_ERROR, "cannot list %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
+	n_logs = l.n_logs;
 	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", data_dir, l.n_snaps, l.n_logs,
 	       key ? ", encrypted" : "");
 	if (l.n_snaps > 0) {
@@ -2320,7 +2322,17 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		log_name(name, l.logs[first++]);
 		printf("%s: covered by the snapshot, removed at the next start\n", name);
 	}
-	for (size_t i = first; i < l.n_logs && bad_seg == SIZE_MAX; i++) {
+	/* What load_segments removes: segments a snapshot could not start hold nothing. */
+	while (n_logs - first > 1) {
+		log_name(name, l.logs[n_logs - 1]);
+		if (!segment_headerless(dir_fd, key, name, l.logs[n_logs - 1]))
+			break;
+		printf("%s: holds no record (its header never reached the disk); startup removes "
+		       "it\n",
+		       name);
+		n_logs--;
+	}
+	for (size_t i = first; i < n_logs && bad_seg == SIZE_MAX; i++) {
 		uint64_t want = i == first ? (snap_seq ? snap_seq : 1) : l.logs[i - 1] + 1;
 
 		log_name(name, l.logs[i]);
@@ -2339,8 +2351,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		}
 		printf("%s: DAMAGED at offset %" PRIu64 ": %s (%s); %zu good records before it\n",
 		       name, s.bad_off, s.why,
-		       s.torn && i + 1 == l.n_logs ? "a torn write at the end, startup cuts it off"
-		                                   : "records follow it: startup refuses",
+		       s.torn && i + 1 == n_logs ? "a torn write at the end, startup cuts it off"
+		                                 : "records follow it: startup refuses",
 		       s.records);
 		bad_seg = i;
 		bad_keep = s.bad_off == 0 ? 0 : s.good_end;
@@ -2352,10 +2364,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	}
 	/* Nothing after the damage is replayed: say what that is, which a repair drops from the
 	 * log (keeping it in *.damaged files). After a missing segment, that is all from it on. */
-	first_after = bad_seg == SIZE_MAX      ? l.n_logs
-	              : bad_keep == UINT64_MAX ? bad_seg
-	                                       : bad_seg + 1;
-	for (size_t i = first_after; i < l.n_logs; i++) {
+	first_after = bad_seg == SIZE_MAX ? n_logs : bad_keep == UINT64_MAX ? bad_seg : bad_seg + 1;
+	for (size_t i = first_after; i < n_logs; i++) {
 		log_name(name, l.logs[i]);
 		if (file_scan(dir_fd, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL, &plain,
 		              &s, &fail_off) == -1)
@@ -2372,7 +2382,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		char aside[NAME_BYTES + 16];
 		size_t moved = 0;
 
-		for (size_t i = bad_seg + 1; i < l.n_logs; i++) {
+		for (size_t i = bad_seg + 1; i < n_logs; i++) {
 			log_name(name, l.logs[i]);
 			if (set_aside(dir_fd, name) == -1)
 				goto out;

@@ -1093,7 +1093,8 @@ static void headerless_last_segment_is_removed(const uint8_t *leftover, size_t l
 	struct rlimit saved;
 	uint8_t *b;
 	size_t len;
-	char *want, *got, big[600];
+	char *want, *got, *report, big[600];
+	int rc;
 
 	make_tmpdir(dir);
 	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 512, now_wall_ms());
@@ -1114,6 +1115,13 @@ static void headerless_last_segment_is_removed(const uint8_t *leftover, size_t l
 	spit(dir, seg2, b, len + 30);
 	free(b);
 	spit(dir, seg3, leftover, leftover_len);
+	/* --check-data sees what startup does: segment 3 goes, segment 2's tail is torn. */
+	report = check_output(dir, false, &rc);
+	cr_expect_not_null(strstr(report, "log.0000000000000003: holds no record"), "%s", report);
+	cr_expect_not_null(strstr(report, "startup cuts it off"), "%s", report);
+	cr_expect_null(strstr(report, "startup refuses"), "%s", report);
+	cr_expect_eq(rc, 1, "a torn tail is reported as damage: %s", report);
+	free(report);
 
 	st = new_store();
 	saved = limit_file_size(40);
