@@ -1,4 +1,5 @@
 'use strict';
+const util = require('util');
 // SessdStore: an express-session store on sessd, with connect-redis v7 semantics.
 
 const { Client, dataTag } = require('./client');
@@ -123,6 +124,10 @@ class SessdStore extends BaseStore {
     }
     this.prefix = opts.prefix ?? '';
     this.ttl = opts.ttl ?? DEFAULT_TTL_S;
+    // A ttl that is not a number made every save a destroy (NaN is not > 0): refuse it here.
+    if (typeof this.ttl !== 'function' && !(typeof this.ttl === 'number' && this.ttl > 0)) {
+      throw new TypeError(`ttl must be a number of seconds above 0, or a function returning one; got ${util.inspect(this.ttl)}`);
+    }
     this.serializer = opts.serializer || JSON;
     this.disableTouch = Boolean(opts.disableTouch);
     this.disableTTL = Boolean(opts.disableTTL);
@@ -157,7 +162,14 @@ class SessdStore extends BaseStore {
   // ttl option (seconds). May be <= 0: the session has already expired.
   ttlMs(sess) {
     if (this.disableTTL) return codec.MAX_TTL_MS;
-    if (typeof this.ttl === 'function') return Math.ceil(this.ttl(sess) * 1000);
+    if (typeof this.ttl === 'function') {
+      const seconds = this.ttl(sess);
+      // 0 or less is an expired session, destroyed on save; anything else would be too.
+      if (typeof seconds !== 'number' || Number.isNaN(seconds)) {
+        throw new TypeError(`the ttl function must return a number of seconds; it returned ${util.inspect(seconds)}`);
+      }
+      return Math.ceil(seconds * 1000);
+    }
     const expires = sess && sess.cookie && sess.cookie.expires;
     if (expires) return Math.ceil(new Date(expires).getTime() - Date.now());
     return Math.ceil(this.ttl * 1000);

@@ -307,6 +307,15 @@ test('store: ttl from the cookie, the ttl option, and expired sessions', async (
   assert.ok(thirty > 29 * 60000 && thirty <= 30 * 60000, String(thirty));
   await fn.set('fn', sess({ minutes: 0 }));
   assert.equal(await fn.get('fn'), null);
+  // A ttl that is not a number would make every save a destroy, logging everyone out.
+  for (const ttl of ['1h', '3600', -5, 0, NaN]) {
+    assert.throws(() => new SessdStore({ client: fn.client, ttl }), /ttl must be a number of seconds/, String(ttl));
+  }
+  const bad = new SessdStore({ client: fn.client, namespace: ns, ttl: (s) => s.ttl });
+  await fn.set('kept', sess({ minutes: 30 }));
+  await assert.rejects(bad.set('kept', sess({ ttl: '2h' })), /must return a number of seconds; it returned '2h'/);
+  await assert.rejects(bad.set('kept', sess({})), /it returned undefined/);
+  assert.equal((await fn.get('kept')).minutes, 30, 'a bad ttl leaves the session as it was');
 
   // disableTouch: touch leaves the expiry alone.
   const nt = new SessdStore({ url: daemon.unixUrl, namespace: ns, disableTouch: true });
