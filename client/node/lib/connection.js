@@ -64,6 +64,15 @@ function checkAuth(auth) {
   if (typeof auth === 'string') bytes = Buffer.from(auth, 'utf8');
   else if (auth instanceof Uint8Array) bytes = Buffer.from(auth); // a copy
   else throw new TypeError(`auth must be a string, a Buffer or a Uint8Array, got ${Array.isArray(auth) ? 'an array' : typeof auth}`);
+  // As sessd reads its --auth-file: one trailing "\n" or "\r\n" is not part of the secret.
+  // The recipe for a secret (base64 > FILE) ends it with one, and fs.readFileSync keeps it.
+  let len = bytes.length;
+  if (len > 0 && bytes[len - 1] === 0x0a) len -= len > 1 && bytes[len - 2] === 0x0d ? 2 : 1;
+  if (len < bytes.length) {
+    const whole = bytes;
+    bytes = Buffer.from(whole.subarray(0, len));
+    whole.fill(0);
+  }
   if (bytes.length < 1 || bytes.length > MAX_AUTH_BYTES) {
     bytes.fill(0);
     throw new RangeError(`auth must be 1..${MAX_AUTH_BYTES} bytes, got ${bytes.length}`);

@@ -58,7 +58,11 @@ function storeSet(store, sid, s) {
 }
 
 test('auth: the right secret, as a string and as bytes, over unix and tcp', async (t) => {
-  const forms = [SECRET, Buffer.from(SECRET), new Uint8Array(Buffer.from(SECRET))];
+  // Read from the daemon's own file, or with the newline a shell recipe leaves: one trailing
+  // newline is not part of the secret, as the daemon reads its --auth-file.
+  const fromFile = require('fs').readFileSync(require('path').join(authed.dir, 'secret'));
+  assert.equal(fromFile[fromFile.length - 1], 0x0a);
+  const forms = [SECRET, Buffer.from(SECRET), new Uint8Array(Buffer.from(SECRET)), fromFile, `${SECRET}\r\n`];
   for (const [i, auth] of forms.entries()) {
     for (const url of [authed.unixUrl, authed.tcpUrl]) {
       const store = new SessdStore({ url, auth, namespace: 'auth-ok' });
