@@ -53,7 +53,7 @@ declare namespace connectSessd {
 
   /**
    * An Error from connect-sessd or the socket underneath. `code` says what happened:
-   * `ESESSD_DISCONNECTED`, `ESESSD_CLOSED`, `ESESSD_AUTH`, `ESESSD_CONFLICT`,
+   * `ESESSD_DISCONNECTED`, `ESESSD_CLOSED`, `ESESSD_AUTH`, `ESESSD_CONFLICT`, `ESESSD_NO_SESSION`,
    * `ESESSD_PROTOCOL`, `ETIMEDOUT`, `ESESSD_<STATUS>` from a SessdError, or a socket's own
    * (`ECONNREFUSED`, `ENOENT`, ...). Argument errors are TypeErrors and RangeErrors.
    */

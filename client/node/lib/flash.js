@@ -43,7 +43,14 @@ function findBackend(opts, req) {
 // Without req.session, express-session either is not mounted or passed the request on
 // because its store is disconnected (it then sets neither req.session nor req.sessionStore):
 // say which, with sessd's own code for an outage.
-function noSession(opts, seenStore) {
+function noSession(opts, seenStore, req) {
+  // express-session sets req.sessionStore only on requests it gave a session: this one's
+  // was destroyed since (req.session.destroy(), or a logout that does not regenerate).
+  if (req.sessionStore && !req.session) {
+    const err = new Error('req.flash(): this request destroyed its session, so a flash has nowhere to go; regenerate it (req.session.regenerate()) to flash after a logout');
+    err.code = 'ESESSD_NO_SESSION';
+    return err;
+  }
   const store = opts.store || seenStore;
   const client = opts.client || (store && store.client);
   if (client && client.connected !== true) {
@@ -112,7 +119,7 @@ function flash(opts = {}) {
     let pending = null;
 
     function ctx() {
-      if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore);
+      if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore, req);
       if (!backend) backend = findBackend(opts, req);
       return backend;
     }

@@ -135,6 +135,10 @@ class SessdStore extends BaseStore {
     // A shared client has its own connections and secret: options given here would be
     // ignored, and a requireAuth silently ignored is worse than an error.
     if (opts.client) {
+      // A Redis client handed over from a connect-redis setup would answer nothing useful.
+      if (typeof opts.client.request !== 'function' || typeof opts.client.flashPush !== 'function') {
+        throw new TypeError('client must be a connect-sessd Client (new Client({ url, ... }))');
+      }
       // The connections are the client's: a store given one would silently ignore these.
       const ignored = CONNECTION_OPTIONS.filter((name) => opts[name] !== undefined);
       if (ignored.length > 0) {

@@ -230,6 +230,9 @@ test('auth: invalid options throw at construction, without the value', () => {
     assert.throws(() => new SessdStore({ client: shared, seal: false }), TypeError);
     assert.throws(() => new SessdStore({ client: shared, url: 'unix:/elsewhere' }), /url: options of the shared client/);
     assert.throws(() => new SessdStore({ client: shared, poolSize: 4, timeoutMs: 10 }), /poolSize, timeoutMs: /);
+    // A Redis client handed over by habit is refused, not used to answer nothing.
+    const redisLike = Object.assign(new (require('events').EventEmitter)(), { get() {}, set() {}, connected: true });
+    assert.throws(() => new SessdStore({ client: redisLike }), /must be a connect-sessd Client/);
   } finally {
     shared.terminate();
   }

@@ -46,6 +46,7 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
   app.post('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
   app.post('/flash-code', (req, res) => req.flash('info', 'x').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message })));
   app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  app.post('/logout-flash', (req, res) => req.session.destroy(() => req.flash('info', 'bye').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message }))));
   return app;
 }
 
@@ -75,7 +76,15 @@ test('log in on one server, be logged in on the other; logout destroys the sessi
   assert.equal(onA.sid, onB.sid);
   assert.equal((await a.store.get(onA.sid)).user, 'ann');
 
+  // A flash after destroying the session says so, not "is express-session mounted?".
+  const late = JSON.parse((await br.post('/logout-flash', {}, b.base)).body);
+  assert.equal(late.code, 'ESESSD_NO_SESSION', late.message);
+  assert.match(late.message, /destroyed its session/);
+  assert.equal(await a.store.get(onA.sid), null, 'the session is gone from sessd');
+  await br.post('/login', { user: 'ann' });
+  onA.sid = JSON.parse((await br.get('/me')).body).sid;
   assert.equal((await br.post('/logout', {}, b.base)).status, 200);
+
   assert.equal(await a.store.get(onA.sid), null, 'the session is gone from sessd');
   assert.equal(JSON.parse((await br.get('/me')).body).user, null);
   assert.equal(JSON.parse((await br.get('/me', b.base)).body).user, null);
