@@ -119,6 +119,12 @@ class SessdStore extends BaseStore {
     this.merge = opts.merge ?? true;
     this.mergeKey = opts.mergeKey || null;
     this.mergeAttempts = opts.mergeAttempts ?? DEFAULT_MERGE_ATTEMPTS;
+    // For benchmarking only (bench/merge-contention.js --compare-cap), not part of the API:
+    // the cap of the random wait between merge attempts, in ms (default MERGE_BACKOFF_MAX_MS).
+    if (opts.mergeBackoffMaxMs !== undefined && !(Number.isFinite(opts.mergeBackoffMaxMs) && opts.mergeBackoffMaxMs >= 0)) {
+      throw new TypeError('mergeBackoffMaxMs must be a number of milliseconds of at least 0');
+    }
+    this.mergeBackoffMaxMs = opts.mergeBackoffMaxMs ?? MERGE_BACKOFF_MAX_MS;
     this.namespace = opts.namespace ?? null;
     if (this.namespace !== null && (typeof this.namespace !== 'string' || Buffer.byteLength(this.namespace) < 1 || Buffer.byteLength(this.namespace) > 64)) {
       throw new TypeError('namespace must be a string of 1..64 bytes');
@@ -345,7 +351,7 @@ class SessdStore extends BaseStore {
         return;
       }
       if (attempt >= this.mergeAttempts) throw conflictError(attempt);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, MERGE_BACKOFF_MAX_MS)));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) {
         this.gone(sid, sess, st);
