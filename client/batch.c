@@ -255,11 +255,15 @@ int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len)
 	return queue(b, &req, NULL);
 }
 
-int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len, const char *type,
-                           const void *msg, size_t msg_len, uint64_t ttl_ms)
+/* Queue a FLASH_PUSH, or with ${existing} a FLASH_PUSH_EXISTING: the checks and the request
+ * both share. */
+static int queue_flash_push(struct sessd_batch *b, bool existing, const void *id, size_t id_len,
+                            const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms)
 {
-	struct codec_request req = {
-	    .op = CODEC_OP_FLASH_PUSH, .id = {id, id_len}, .ttl_ms = ttl_ms};
+	struct codec_request req = {.op = existing ? CODEC_OP_FLASH_PUSH_EXISTING
+	                                           : CODEC_OP_FLASH_PUSH,
+	                            .id = {id, id_len},
+	                            .ttl_ms = ttl_ms};
 	const char *why;
 
 	if (b == NULL)
@@ -275,6 +279,19 @@ int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
 	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
 	req.flash_msg.len = msg_len;
 	return queue(b, &req, NULL);
+}
+
+int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len, const char *type,
+                           const void *msg, size_t msg_len, uint64_t ttl_ms)
+{
+	return queue_flash_push(b, false, id, id_len, type, msg, msg_len, ttl_ms);
+}
+
+int sessd_batch_flash_push_existing(struct sessd_batch *b, const void *id, size_t id_len,
+                                    const char *type, const void *msg, size_t msg_len,
+                                    uint64_t ttl_ms)
+{
+	return queue_flash_push(b, true, id, id_len, type, msg, msg_len, ttl_ms);
 }
 
 int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type)
@@ -327,6 +344,7 @@ static int decode_item(struct sessd_batch *b, struct batch_item *item,
 			return SESSD_ERR_NOMEM;
 		return SESSD_OK;
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return reply_uint(result, &unused);
 	case CODEC_OP_FLASH_POP:
 		type =

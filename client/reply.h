@@ -51,7 +51,7 @@ int reply_hello_kx(const struct mp_bytes *kx, uint8_t server_public[SEAL_KEY_BYT
 /* A nil result (PING, SET, TOUCH, DESTROY). */
 int reply_nil(const struct mp_bytes *result);
 
-/* A uint result (FLASH_PUSH, COUNT, CLEAR). */
+/* A uint result (FLASH_PUSH(_EXISTING), COUNT, CLEAR). */
 int reply_uint(const struct mp_bytes *result, uint64_t *value);
 
 /* GET's data: bin, or str; ${data} borrows the result's bytes. */

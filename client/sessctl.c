@@ -40,7 +40,8 @@ struct opts {
 	bool json;
 	int timeout_ms;
 	bool yes;
-	bool tag; /* get --tag */
+	bool tag;      /* get --tag */
+	bool existing; /* flash-push --existing */
 	bool have_ttl;
 	uint64_t ttl_s;
 	const char *args[MAX_ARGS];
@@ -55,6 +56,7 @@ struct command {
 	bool needs_ttl;
 	bool takes_yes;
 	bool takes_tag;
+	bool takes_existing;
 	bool may_wait; /* the daemon may put it off: WAITING_TIMEOUT_MS by default */
 	int (*run)(struct sessd_client *c, const struct opts *o);
 };
@@ -75,6 +77,7 @@ static const char usage_text[] =
     "  --ttl SECONDS     for set, set-if, touch and flash-push (set, set-if, flash-push:\n"
     "                    default 86400)\n"
     "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
+    "  --existing        flash-push: only to a session that has data; never create one\n"
     "  --yes             confirm clear\n"
     "  --help, --version\n"
     "\n"
@@ -86,7 +89,8 @@ static const char usage_text[] =
     "  set-if ID TAG [DATA]         set, but only while the data still has TAG (get --tag)\n"
     "  touch ID --ttl SECONDS       give the session a new ttl\n"
     "  destroy ID                   remove the session\n"
-    "  flash-push ID TYPE MESSAGE   queue a flash message\n"
+    "  flash-push ID TYPE MESSAGE [--existing]\n"
+    "                               queue a flash message\n"
     "  flash-pop ID [TYPE]          remove and print flash messages\n"
     "  count                        number of sessions in the namespace\n"
     "  list                         every session id and its remaining ttl in ms\n"
@@ -131,8 +135,9 @@ static int report(struct sessd_client *c, int rc, const char *what)
 }
 
 /*
- * report for the ops that read or need the session's data (get, set-if): a session that holds
- * only flash messages has none, and list and count show it, so "no such session" would puzzle.
+ * report for the ops that read or need the session's data (get, set-if, flash-push
+ * --existing): a session that holds only flash messages has none, and list and count show it,
+ * so "no such session" would puzzle.
  */
 static int report_data(struct sessd_client *c, int rc, const char *what)
 {
@@ -372,9 +377,15 @@ static int run_flash_push(struct sessd_client *c, const struct opts *o)
 	size_t queued = 0;
 	int rc;
 
-	rc = sessd_flash_push(c, id, strlen(id), o->args[2], msg, strlen(msg), ttl_ms(o), &queued);
+	if (o->existing)
+		rc = sessd_flash_push_existing(c, id, strlen(id), o->args[2], msg, strlen(msg),
+		                               ttl_ms(o), &queued);
+	else
+		rc = sessd_flash_push(c, id, strlen(id), o->args[2], msg, strlen(msg), ttl_ms(o),
+		                      &queued);
+	/* --existing needs data: a session with flashes only is "no such session" to it. */
 	if (rc != SESSD_OK)
-		return report(c, rc, "flash-push");
+		return report_data(c, rc, "flash-push");
 	if (o->json)
 		printf("{\"queued\":%zu}\n", queued);
 	else
@@ -538,19 +549,19 @@ static int run_clear(struct sessd_client *c, const struct opts *o)
 }
 
 static const struct command commands[] = {
-    {"ping", 0, 0, false, false, false, false, false, run_ping},
-    {"new-id", 0, 0, false, false, false, false, false, run_new_id},
-    {"set", 1, 2, true, false, false, false, false, run_set},
-    {"set-if", 2, 3, true, false, false, false, false, run_set_if},
-    {"get", 1, 1, false, false, false, true, false, run_get},
-    {"touch", 1, 1, true, true, false, false, false, run_touch},
-    {"destroy", 1, 1, false, false, false, false, false, run_destroy},
-    {"flash-push", 3, 3, true, false, false, false, false, run_flash_push},
-    {"flash-pop", 1, 2, false, false, false, false, false, run_flash_pop},
-    {"count", 0, 0, false, false, false, false, true, run_count},
-    {"list", 0, 0, false, false, false, false, false, run_list},
-    {"stats", 0, 0, false, false, false, false, false, run_stats},
-    {"clear", 0, 0, false, false, true, false, true, run_clear},
+    {"ping", 0, 0, false, false, false, false, false, false, run_ping},
+    {"new-id", 0, 0, false, false, false, false, false, false, run_new_id},
+    {"set", 1, 2, true, false, false, false, false, false, run_set},
+    {"set-if", 2, 3, true, false, false, false, false, false, run_set_if},
+    {"get", 1, 1, false, false, false, true, false, false, run_get},
+    {"touch", 1, 1, true, true, false, false, false, false, run_touch},
+    {"destroy", 1, 1, false, false, false, false, false, false, run_destroy},
+    {"flash-push", 3, 3, true, false, false, false, true, false, run_flash_push},
+    {"flash-pop", 1, 2, false, false, false, false, false, false, run_flash_pop},
+    {"count", 0, 0, false, false, false, false, false, true, run_count},
+    {"list", 0, 0, false, false, false, false, false, false, run_list},
+    {"stats", 0, 0, false, false, false, false, false, false, run_stats},
+    {"clear", 0, 0, false, false, true, false, false, true, run_clear},
 };
 
 /* A decimal in [min, max]; returns 0 or -1. */
@@ -627,6 +638,8 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			o->yes = true;
 		} else if (option_is(arg, "tag", &v) && v == NULL) {
 			o->tag = true;
+		} else if (option_is(arg, "existing", &v) && v == NULL) {
+			o->existing = true;
 		} else if (option_is(arg, "plain-auth", &v) && v == NULL) {
 			o->plain_auth = true;
 		} else if (option_is(arg, "connect", &v)) {
@@ -700,6 +713,8 @@ static int check_command(const struct command *cmd, const struct opts *o)
 		return usage_error("%s does not take --yes", cmd->name);
 	if (o->tag && !cmd->takes_tag)
 		return usage_error("%s does not take --tag", cmd->name);
+	if (o->existing && !cmd->takes_existing)
+		return usage_error("%s does not take --existing", cmd->name);
 	if (cmd->takes_yes && !o->yes) {
 		fprintf(stderr,
 		        "sessctl: %s removes every session of the namespace; "

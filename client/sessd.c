@@ -23,7 +23,7 @@ struct call {
 	int status;
 	void **data; /* GET */
 	size_t *data_len;
-	uint64_t *number; /* FLASH_PUSH, COUNT, CLEAR */
+	uint64_t *number; /* FLASH_PUSH(_EXISTING), COUNT, CLEAR */
 	struct sessd_flashes **flashes;
 	struct sessd_list **list;
 	uint32_t list_limit; /* LIST: the most entries asked for */
@@ -58,6 +58,7 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 	case CODEC_OP_GET:
 		return decode_get(k, result);
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
 		return reply_uint(result, k->number != NULL ? k->number : &unused);
@@ -554,10 +555,13 @@ int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len)
 	return call_run(c, &req, &k);
 }
 
-int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
-                     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len)
+/* FLASH_PUSH, or with ${existing} FLASH_PUSH_EXISTING: the checks and the call both share. */
+static int flash_push(struct sessd_client *c, bool existing, const void *id, size_t id_len,
+                      const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms,
+                      size_t *queue_len)
 {
-	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = ttl_ms};
+	struct codec_request req = {
+	    .op = existing ? CODEC_OP_FLASH_PUSH_EXISTING : CODEC_OP_FLASH_PUSH, .ttl_ms = ttl_ms};
 	uint64_t queued = 0;
 	int rc;
 
@@ -581,6 +585,19 @@ int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, cons
 	if (rc == SESSD_OK && queue_len != NULL)
 		*queue_len = (size_t)queued;
 	return rc;
+}
+
+int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+                     const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len)
+{
+	return flash_push(c, false, id, id_len, type, msg, msg_len, ttl_ms, queue_len);
+}
+
+int sessd_flash_push_existing(struct sessd_client *c, const void *id, size_t id_len,
+                              const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms,
+                              size_t *queue_len)
+{
+	return flash_push(c, true, id, id_len, type, msg, msg_len, ttl_ms, queue_len);
 }
 
 int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,

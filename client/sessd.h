@@ -8,11 +8,11 @@
  * thread). Every call blocks for at most the client's timeout. Calls return an int that is
  * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
  * what went wrong in words (the server's message for server errors). SESSD_NOT_FOUND comes
- * only from GET, SET_IF, TOUCH, DESTROY and FLASH_POP; a server answering it to another
- * request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if, and
- * sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK
- * only: result pointers (and GET's length) are cleared first and stay so on any other
- * result; numbers are left untouched.
+ * only from GET, SET_IF, TOUCH, DESTROY, FLASH_POP and FLASH_PUSH_EXISTING; a server answering
+ * it to another request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if,
+ * and sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK only:
+ * result pointers (and GET's length) are cleared first and stay so on any other result; numbers are
+ * left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -250,6 +250,22 @@ int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len);
 int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, const char *type,
                      const void *msg, size_t msg_len, uint64_t ttl_ms, size_t *queue_len);
 
+/*
+ * sessd_flash_push_existing(c, id, id_len, type, msg, msg_len, ttl_ms, queue_len):
+ * sessd_flash_push, but never creating a session: for a session this client read with
+ * sessd_get (or stored). Checked and pushed in one step on the server. SESSD_OK: queued, as
+ * sessd_flash_push would (the expiry becomes the later of the session's and now + ${ttl_ms});
+ * ${queue_len} (may be NULL) receives that type's queue length. SESSD_NOT_FOUND: there is no
+ * such session, it has expired, or it has no data (flashes only); nothing was created or
+ * changed. It was destroyed (a logout) or expired since it was read: drop the message, do not
+ * sessd_flash_push it. SESSD_ERR_UNKNOWN_OP: the server is older than FLASH_PUSH_EXISTING
+ * (the connection stays open); sessd_flash_push is all it offers. For a session not stored
+ * yet (a first visit) use sessd_flash_push.
+ */
+int sessd_flash_push_existing(struct sessd_client *c, const void *id, size_t id_len,
+                              const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms,
+                              size_t *queue_len);
+
 struct sessd_flash {
 	const char *type; /* NUL-terminated */
 	const void *msg;  /* msg_len bytes and a NUL after them */
@@ -377,6 +393,19 @@ int sessd_batch_ping(struct sessd_batch *b);
  */
 int sessd_batch_set_if(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
                        size_t data_len, uint64_t ttl_ms, const uint8_t expect[SESSD_TAG_BYTES]);
+
+/*
+ * sessd_batch_flash_push_existing(b, id, id_len, type, msg, msg_len, ttl_ms):
+ * Queue sessd_flash_push_existing's request: a FLASH_PUSH that never creates a session.
+ * Returns as the calls above. After sessd_batch_run its sessd_batch_status is what
+ * sessd_flash_push_existing would return: SESSD_OK (queued), SESSD_NOT_FOUND (no session with
+ * data: missing, expired or flashes only; nothing was created or changed), or an error. The
+ * server checks it when it reaches it, after the batch's earlier requests: one that follows a
+ * SET of the same session in the batch finds it.
+ */
+int sessd_batch_flash_push_existing(struct sessd_batch *b, const void *id, size_t id_len,
+                                    const char *type, const void *msg, size_t msg_len,
+                                    uint64_t ttl_ms);
 
 /*
  * sessd_batch_run(b):

@@ -583,6 +583,11 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req,
 	return reply_nil(out, req->request_id);
 }
 
+/*
+ * FLASH_PUSH, and FLASH_PUSH_EXISTING (PROTOCOL.md, "Flashes"), which pushes only to a session
+ * with data: one destroyed or expired since the client read it stays gone. Either is logged
+ * as a FLASH_PUSH: replayed over the same state, a push that found the session finds it again.
+ */
 static int op_flash_push(struct dispatch *d, const struct codec_request *req,
                          const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
@@ -592,9 +597,17 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	if (store_flash_push(d->st, key, req->flash_type.ptr, req->flash_type.len,
-	                     req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin, when,
-	                     now_ms, &queued) == -1) {
+	if (req->op == CODEC_OP_FLASH_PUSH_EXISTING)
+		rc = store_flash_push_existing(d->st, key, req->flash_type.ptr, req->flash_type.len,
+		                               req->flash_msg.ptr, req->flash_msg.len,
+		                               req->flash_msg_is_bin, when, now_ms, &queued);
+	else
+		rc = store_flash_push(d->st, key, req->flash_type.ptr, req->flash_type.len,
+		                      req->flash_msg.ptr, req->flash_msg.len, req->flash_msg_is_bin,
+		                      when, now_ms, &queued);
+	if (rc == -1) {
+		if (errno == ENOENT)
+			return reply_not_found(out, req->request_id);
 		if (errno == ENOSPC)
 			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 			                         "the session's flash messages would exceed "
@@ -877,6 +890,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_DESTROY:
 		return op_destroy(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return op_flash_push(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_POP:
 		return op_flash_pop(d, req, &key, now_ms, out);

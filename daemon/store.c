@@ -949,17 +949,14 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
 }
 
 /*
- * store_flash_push(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms, now_ms,
- *                  queue_len):
- * Append a message to the session's queue of ${type}. A missing session is created without
- * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
- * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
- * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
- * would exceed max_flash_bytes); nothing changed on -1.
+ * Append a message to the queue of ${type} of the session ${key}: store_flash_push with
+ * ${may_create}, store_flash_push_existing without. Without it, a session that is missing,
+ * expired or without data is ENOENT, and neither it nor its namespace is created.
  */
-int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
-                     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
-                     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
+static int flash_push_to(struct store *st, const struct store_key *key, bool may_create,
+                         const uint8_t *type, size_t type_len, const void *msg, size_t msg_len,
+                         bool msg_is_bin, uint64_t expires_at_ms, uint64_t now_ms,
+                         size_t *queue_len)
 {
 	struct ns *ns;
 	struct sess *s, *created = NULL;
@@ -974,11 +971,19 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
 	          sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
 	              MAKE_ROOM_FLASH_EXTRA,
 	          now_ms);
-	ns = ns_obtain(st, key->ns, key->ns_len);
-	if (ns == NULL)
+	/* Not ns_obtain without may_create: a missing namespace is NOT_FOUND, not NO_MEMORY. */
+	ns = may_create ? ns_obtain(st, key->ns, key->ns_len) : ns_find(st, key->ns, key->ns_len);
+	if (ns == NULL) {
+		if (!may_create)
+			errno = ENOENT;
 		goto fail;
+	}
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
+	if (!may_create && (s == NULL || !s->has_data)) {
+		errno = ENOENT;
+		goto fail_release;
+	}
 	if (s == NULL) {
 		if (dict_reserve(&ns->sessions) != 0)
 			goto fail_release;
@@ -1024,6 +1029,38 @@ fail_release:
 	ns_release_if_empty(st, ns);
 fail:
 	return -1;
+}
+
+/*
+ * store_flash_push(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms, now_ms,
+ *                  queue_len):
+ * Append a message to the session's queue of ${type}. A missing session is created without
+ * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
+ * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
+ * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
+ * would exceed max_flash_bytes); nothing changed on -1.
+ */
+int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
+                     size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                     uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
+{
+	return flash_push_to(st, key, true, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms,
+	                     now_ms, queue_len);
+}
+
+/*
+ * store_flash_push_existing(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms,
+ *                           now_ms, queue_len):
+ * store_flash_push, but only to a live session that has data (one store_get finds): a
+ * session that is missing, expired or holds flashes only is -1 with errno ENOENT, and
+ * nothing is created or changed. Otherwise returns as store_flash_push.
+ */
+int store_flash_push_existing(struct store *st, const struct store_key *key, const uint8_t *type,
+                              size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                              uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
+{
+	return flash_push_to(st, key, false, type, type_len, msg, msg_len, msg_is_bin,
+	                     expires_at_ms, now_ms, queue_len);
 }
 
 /*

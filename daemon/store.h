@@ -141,6 +141,17 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
                      uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len);
 
 /*
+ * store_flash_push_existing(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms,
+ *                           now_ms, queue_len):
+ * store_flash_push, but only to a live session that has data (one store_get finds): a
+ * session that is missing, expired or holds flashes only is -1 with errno ENOENT, and
+ * nothing is created or changed. Otherwise returns as store_flash_push.
+ */
+int store_flash_push_existing(struct store *st, const struct store_key *key, const uint8_t *type,
+                              size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
+                              uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len);
+
+/*
  * Called by store_flash_pop once per popped queue, before its messages.
  * Returns 0 to go on, -1 to abandon the pop.
  */

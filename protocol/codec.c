@@ -55,6 +55,8 @@ const char *codec_op_name(uint32_t op)
 		return "FLASH_PUSH";
 	case CODEC_OP_FLASH_POP:
 		return "FLASH_POP";
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+		return "FLASH_PUSH_EXISTING";
 	case CODEC_OP_COUNT:
 		return "COUNT";
 	case CODEC_OP_LIST:
@@ -89,6 +91,7 @@ static int op_argc(uint64_t op)
 	case CODEC_OP_SET:
 		return 4;
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 	case CODEC_OP_SET_IF:
 		return 5;
 	default:
@@ -260,6 +263,7 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 	case CODEC_OP_TOUCH:
 		return read_ttl(r, req);
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 		if ((err = read_flash_type(r, req, false)) != NULL)
 			return err;
 		if (mp_read_bytes(r, &req->flash_msg, &req->flash_msg_is_bin) == -1)
@@ -367,9 +371,14 @@ static bool request_valid(const struct codec_request *req)
 			return false;
 		has_id = has_ttl = true;
 		break;
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+		if (req->flash_type.len == 0 || req->flash_type.len > IDS_MAX_FLASH_TYPE_LEN)
+			return false;
+		has_id = has_ttl = true;
+		break;
 	case CODEC_OP_SET:
 	case CODEC_OP_TOUCH:
-	case CODEC_OP_FLASH_PUSH:
 		has_id = has_ttl = true;
 		break;
 	case CODEC_OP_FLASH_POP:
@@ -394,9 +403,6 @@ static bool request_valid(const struct codec_request *req)
 	if (has_id && (req->id.len == 0 || req->id.len > IDS_MAX_ID_LEN))
 		return false;
 	if (has_ttl && (req->ttl_ms == 0 || req->ttl_ms > CODEC_MAX_TTL_MS))
-		return false;
-	if (req->op == CODEC_OP_FLASH_PUSH &&
-	    (req->flash_type.len == 0 || req->flash_type.len > IDS_MAX_FLASH_TYPE_LEN))
 		return false;
 	return true;
 }
@@ -459,6 +465,7 @@ static int write_args(struct buf *out, const struct codec_request *req)
 	case CODEC_OP_TOUCH:
 		return mp_write_uint(out, req->ttl_ms);
 	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
 		if (mp_write_str(out, req->flash_type.ptr, req->flash_type.len) == -1)
 			return -1;
 		if ((req->flash_msg_is_bin

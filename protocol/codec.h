@@ -46,6 +46,7 @@ enum codec_op {
 	CODEC_OP_SET_IF = 0x14,
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
+	CODEC_OP_FLASH_PUSH_EXISTING = 0x22, /* FLASH_PUSH that never creates a session */
 	CODEC_OP_COUNT = 0x30,
 	CODEC_OP_LIST = 0x31,
 	CODEC_OP_CLEAR = 0x32,
@@ -91,15 +92,16 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	struct mp_bytes id;          /* GET SET SET_IF TOUCH DESTROY FLASH_PUSH FLASH_POP */
+	/* GET SET SET_IF TOUCH DESTROY FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
+	struct mp_bytes id;
 	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
 	struct mp_bytes data;        /* SET SET_IF */
-	uint64_t ttl_ms;             /* SET SET_IF TOUCH FLASH_PUSH */
+	uint64_t ttl_ms;             /* SET SET_IF TOUCH FLASH_PUSH(_EXISTING) */
 	struct mp_bytes expect;      /* SET_IF: bin of exactly CODEC_TAG_BYTES */
-	struct mp_bytes flash_type;  /* FLASH_PUSH; FLASH_POP unless flash_all */
+	struct mp_bytes flash_type;  /* FLASH_PUSH(_EXISTING); FLASH_POP unless flash_all */
 	bool flash_all;              /* FLASH_POP with a nil type: every type */
-	struct mp_bytes flash_msg;   /* FLASH_PUSH */
-	bool flash_msg_is_bin;       /* FLASH_PUSH: the message was bin, not str */
+	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING) */
+	bool flash_msg_is_bin;       /* FLASH_PUSH(_EXISTING): the message was bin, not str */
 	uint64_t cursor;             /* LIST */
 	uint32_t limit;              /* LIST, clamped to 1..CODEC_LIST_MAX_LIMIT */
 	uint32_t version;            /* HELLO */

@@ -113,7 +113,7 @@ def bad(name, body, error="BAD_REQUEST", kind="request", raw=None, **extra):
 
 
 HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14
-PUSH, POP, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x30, 0x31, 0x32, 0x33
+PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
 GEN_ID = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk"  # 43 characters, as sessd_id_new makes
@@ -212,6 +212,19 @@ req("flash push empty str message", arr(u(PUSH), u(22), nil(), s("abc"), s("t"),
 req("flash push empty bin message", arr(u(PUSH), u(23), nil(), s("abc"), s("t"), b(b""), u(5)),
     {"op": PUSH, "request_id": 23, "ns": None, "id": "abc", "type": "t", "msg_hex": "",
      "ttl_ms": 5})
+req("flash push existing str message",
+    arr(u(PUSH_EXISTING), u(43), nil(), s("abc"), s("info"), s("Saved!"), u(60000)),
+    {"op": PUSH_EXISTING, "request_id": 43, "ns": None, "id": "abc", "type": "info",
+     "msg": "Saved!", "ttl_ms": 60000})
+req("flash push existing bin message, named namespace, bin id, max ttl",
+    arr(u(PUSH_EXISTING), u(44), s("app"), b(b"\x01\x02"), s("error"), b(b"\x00\x01"),
+        u(MAXTTL)),
+    {"op": PUSH_EXISTING, "request_id": 44, "ns": "app", "id_hex": "0102", "type": "error",
+     "msg_hex": "0001", "ttl_ms": MAXTTL})
+req("flash push existing empty str message, ttl 1",
+    arr(u(PUSH_EXISTING), u(45), nil(), s(GEN_ID), s("t"), s(""), u(1)),
+    {"op": PUSH_EXISTING, "request_id": 45, "ns": None, "id": GEN_ID, "type": "t", "msg": "",
+     "ttl_ms": 1})
 req("flash pop one type", arr(u(POP), u(24), nil(), s("abc"), s("info")),
     {"op": POP, "request_id": 24, "ns": None, "id": "abc", "type": "info"})
 req("flash pop every type (nil)", arr(u(POP), u(25), s("app"), s("abc"), nil()),
@@ -283,6 +296,8 @@ rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
 rep("limit with a message", 20, 12, s("flash limit"), "flash limit")
 CONFLICT_MSG = "the session's data changed since it was read; nothing changed"
 rep("conflict (set_if) with a message", 40, 14, s(CONFLICT_MSG), CONFLICT_MSG)
+rep("ok uint (flash push existing: the queue's length)", 43, 0, u(2))
+rep("not found (flash push existing: no session with data)", 43, 1, nil())
 rep("error with an empty message", 3, 10, s(""), "")
 
 # ---------------- invalid ----------------
@@ -339,6 +354,28 @@ bad("flash type is nil in a push", arr(u(PUSH), u(1), nil(), s("abc"), nil(), s(
 bad("flash type is empty", arr(u(POP), u(1), nil(), s("abc"), s("")))
 bad("flash type is 65 bytes", arr(u(POP), u(1), nil(), s("abc"), s("t" * 65)))
 bad("flash message is nil", arr(u(PUSH), u(1), nil(), s("abc"), s("t"), nil(), u(5)))
+bad("flash push existing type is nil",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), nil(), s("m"), u(5)))
+bad("flash push existing type is bin",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), b(b"info"), s("m"), u(5)))
+bad("flash push existing type is 65 bytes",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t" * 65), s("m"), u(5)))
+bad("flash push existing message is nil",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), nil(), u(5)))
+bad("flash push existing message is an integer",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), u(7), u(5)))
+bad("flash push existing ttl is 0",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), s("m"), u(0)))
+bad("flash push existing ttl is 10 years + 1 ms",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), s("m"), u(MAXTTL + 1)))
+bad("flash push existing id is empty",
+    arr(u(PUSH_EXISTING), u(1), nil(), s(""), s("t"), s("m"), u(5)))
+bad("flash push existing without ttl",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), s("m")))
+bad("flash push existing with 6 arguments",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), s("m"), u(5), u(5)))
+bad("flash push existing with a trailing byte",
+    arr(u(PUSH_EXISTING), u(1), nil(), s("abc"), s("t"), s("m"), u(5)) + b"\xc0")
 bad("hello client name is 65 bytes", arr(u(HELLO), u(1), u(1), s("c" * 65), nil()))
 bad("hello client name is bin", arr(u(HELLO), u(1), u(1), b(b"app"), nil()))
 bad("hello version is negative", arr(u(HELLO), u(1), b"\xff", s("app"), nil()))

@@ -3625,3 +3625,183 @@ LEAK_CHECKED_TEST(fake_server, sealed_records_that_do_not_open)
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }
+
+/* --- FLASH_PUSH_EXISTING: a push that never creates a session (PROTOCOL.md, "Flashes"). --- */
+
+/* The messages of ${type} of ${id}, popped, joined by ",", into ${out}. */
+static void pop_joined(struct sessd_client *c, const char *id, const char *type, char *out,
+                       size_t size)
+{
+	struct sessd_flashes *f = NULL;
+	size_t used = 0;
+	int rc = sessd_flash_pop(c, id, strlen(id), type, &f);
+
+	cr_assert_eq(rc, SESSD_OK, "pop: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	out[0] = '\0';
+	for (size_t i = 0; i < f->count; i++) {
+		cr_assert_lt(used + f->items[i].msg_len + 2, size);
+		if (i > 0)
+			out[used++] = ',';
+		memcpy(out + used, f->items[i].msg, f->items[i].msg_len);
+		used += f->items[i].msg_len;
+		out[used] = '\0';
+	}
+	sessd_flashes_free(f);
+}
+
+LEAK_CHECKED_TEST(client, flash_push_existing_never_creates_a_session)
+{
+	struct sessd_client *a = connect_ns(daemon_.unix_url, "fpe");
+	struct sessd_client *b = connect_ns(daemon_.tcp_url, "fpe");
+	size_t queued = 0;
+	uint64_t n = 0;
+	char got[64];
+	int rc;
+
+	/* A session this request read: the push goes to it. */
+	cr_assert_eq(sessd_set(a, "s", 1, "logged in", 9, TTL_MS), SESSD_OK);
+	rc = sessd_flash_push_existing(a, "s", 1, "info", "one", 3, TTL_MS, &queued);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	cr_assert_eq(queued, 1);
+	cr_assert_eq(sessd_flash_push_existing(a, "s", 1, "info", "two", 3, TTL_MS, NULL),
+	             SESSD_OK);
+	cr_assert_eq(sessd_flash_push(a, "s", 1, "info", "three", 5, TTL_MS, &queued), SESSD_OK);
+	cr_assert_eq(queued, 3, "one queue for both pushes");
+	pop_joined(b, "s", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "one,two,three");
+	expect_data(b, "s", 1, "logged in", 9);
+
+	/* The user logged out meanwhile: the late push brings nothing back. */
+	cr_assert_eq(sessd_destroy(b, "s", 1), SESSD_OK);
+	queued = 77;
+	rc = sessd_flash_push_existing(a, "s", 1, "info", "late", 4, TTL_MS, &queued);
+	cr_assert_eq(rc, SESSD_NOT_FOUND, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	cr_assert_str_eq(sessd_errmsg(a), "not found");
+	cr_assert_eq(queued, 77, "numbers are left alone but on SESSD_OK");
+	cr_assert_eq(sessd_flash_push_existing(a, "never", 5, "info", "m", 1, TTL_MS, NULL),
+	             SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_count(a, &n), SESSD_OK);
+	cr_assert_eq(n, 0, "nothing was created");
+
+	/* A session of flashes only has no data: NOT_FOUND, its queue kept. */
+	cr_assert_eq(sessd_flash_push(b, "f", 1, "info", "first", 5, TTL_MS, NULL), SESSD_OK);
+	cr_assert_eq(sessd_flash_push_existing(a, "f", 1, "info", "m", 1, TTL_MS, NULL),
+	             SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_count(a, &n), SESSD_OK);
+	cr_assert_eq(n, 1);
+	pop_joined(b, "f", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "first");
+	cr_assert_eq(sessd_ping(a), SESSD_OK, "NOT_FOUND left the connection open");
+	sessd_close(a);
+	sessd_close(b);
+}
+
+LEAK_CHECKED_TEST(client, flash_push_existing_bad_arguments_are_usage_errors)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_batch *b = sessd_batch_new(c);
+	char long_type[66];
+
+	cr_assert_not_null(b);
+	memset(long_type, 't', sizeof(long_type) - 1);
+	long_type[sizeof(long_type) - 1] = '\0';
+	cr_assert_eq(sessd_flash_push_existing(NULL, "a", 1, "t", "m", 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 0, "t", "m", 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 1, "", "m", 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 1, long_type, "m", 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 1, NULL, "m", 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 1, "t", NULL, 1, TTL_MS, NULL),
+	             SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_flash_push_existing(c, "a", 1, "t", "m", 1, 0, NULL), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_batch_flash_push_existing(NULL, "a", 1, "t", "m", 1, TTL_MS), -1);
+	errno = 0;
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "a", 1, "", "m", 1, TTL_MS), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "a", 1, "t", NULL, 1, TTL_MS), -1);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "a", 1, "t", "m", 1, 0), -1);
+	/* Nothing was queued by the refusals, nor sent: the next request is the first. */
+	cr_assert_eq(sessd_batch_ping(b), 0);
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK);
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
+LEAK_CHECKED_TEST(client, batch_flash_push_existing_sees_the_batch_before_it)
+{
+	struct sessd_client *a = connect_ns(daemon_.unix_url, "batch-fpe");
+	struct sessd_batch *b = sessd_batch_new(a);
+	char got[64];
+	int rc;
+
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_set(a, "gone", 4, "d", 1, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "x", 1, "info", "early", 5, TTL_MS), 0);
+	cr_assert_eq(sessd_batch_set(b, "x", 1, "d", 1, TTL_MS), 1);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "x", 1, "info", "m", 1, TTL_MS), 2);
+	cr_assert_eq(sessd_batch_flash_push(b, "f", 1, "info", "m", 1, TTL_MS), 3);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "f", 1, "info", "m", 1, TTL_MS), 4);
+	cr_assert_eq(sessd_batch_destroy(b, "gone", 4), 5);
+	cr_assert_eq(sessd_batch_flash_push_existing(b, "gone", 4, "info", "m", 1, TTL_MS), 6);
+	cr_assert_eq(sessd_batch_ping(b), 7);
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(a));
+	expect_status(b, 0, SESSD_NOT_FOUND);
+	expect_status(b, 1, SESSD_OK);
+	expect_status(b, 2, SESSD_OK);
+	expect_status(b, 3, SESSD_OK);
+	expect_status(b, 4, SESSD_NOT_FOUND);
+	expect_status(b, 5, SESSD_OK);
+	expect_status(b, 6, SESSD_NOT_FOUND);
+	expect_status(b, 7, SESSD_OK);
+	pop_joined(a, "x", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "m", "the push before the SET found nothing");
+	expect_missing(a, "gone", 4);
+	sessd_batch_free(b);
+	sessd_close(a);
+}
+
+/* An older server does not know FLASH_PUSH_EXISTING (UNKNOWN_OP) and keeps the connection. */
+static int old_flash_server_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf r;
+	int rc;
+
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	buf_init(&r);
+	if (nth == 1 && req->op == CODEC_OP_FLASH_PUSH_EXISTING)
+		rc = mp_write_str(&r, "unknown opcode", 14) == -1
+		         ? -1
+		         : fake_reply(fd, req->request_id, CODEC_UNKNOWN_OP, r.data, r.len);
+	else if (nth == 2 && req->op == CODEC_OP_FLASH_PUSH)
+		rc = mp_write_uint(&r, 1) == -1 ? -1 : fake_reply_value(fd, req->request_id, &r);
+	else
+		rc = -1;
+	buf_finish(&r);
+	return rc;
+}
+
+LEAK_CHECKED_TEST(fake_server, flash_push_existing_to_an_older_server_falls_back)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	size_t queued = 0;
+	pid_t pid = fake_start(&l, 1, old_flash_server_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_flash_push_existing(c, "s", 1, "info", "m", 1, TTL_MS, &queued);
+	cr_assert_eq(rc, SESSD_ERR_UNKNOWN_OP, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	/* The fake serves one connection: this works only if it stayed open. */
+	rc = sessd_flash_push(c, "s", 1, "info", "m", 1, TTL_MS, &queued);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_eq(queued, 1);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}

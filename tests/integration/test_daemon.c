@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1527,6 +1528,283 @@ LEAK_CHECKED_TEST(daemon_opts, set_if_survives_a_restart_as_a_set)
 	cr_assert_eq(get_data(fd, "durable", "s", got, sizeof(got)), CODEC_OK);
 	cr_assert_str_eq(got, "v3");
 	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * FLASH_PUSH_EXISTING (or with ${create} FLASH_PUSH) ${msg} of ${type} to ${id} of ${ns};
+ * returns the status, with the queue length in ${queued} (may be NULL) on OK, after checking
+ * the result is what that status carries.
+ */
+static uint32_t push_to(int fd, bool create, const char *ns, const char *id, const char *type,
+                        const char *msg, uint64_t ttl_ms, uint64_t *queued)
+{
+	struct codec_request req = {.op =
+	                                create ? CODEC_OP_FLASH_PUSH : CODEC_OP_FLASH_PUSH_EXISTING,
+	                            .request_id = 50,
+	                            .ttl_ms = ttl_ms};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint32_t status;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	req.flash_type = bytes(type);
+	req.flash_msg = bytes(msg);
+	status = call(fd, &req, &rep, &body);
+	if (status == CODEC_OK && queued != NULL)
+		*queued = harness_result_uint(&rep);
+	else if (status == CODEC_NOT_FOUND)
+		cr_assert(rep.result.len == 1 && rep.result.ptr[0] == 0xc0,
+		          "NOT_FOUND carries nil");
+	else if (status != CODEC_OK)
+		cr_assert_gt(rep.message.len, 0, "%s carries a message", codec_status_name(status));
+	free(body);
+	return status;
+}
+
+/* FLASH_POP of ${type} of ${id} of ${ns}: the messages, joined by ",", into ${out}. */
+static void pop_joined(int fd, const char *ns, const char *id, const char *type, char *out,
+                       size_t size)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 51};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes msg;
+	uint8_t *body;
+	uint32_t n;
+	size_t used = 0;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	req.flash_type = bytes(type);
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	out[0] = '\0';
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_str(&r, &msg), 0);
+		cr_assert_lt(used + msg.len + 2, size);
+		if (i > 0)
+			out[used++] = ',';
+		memcpy(out + used, msg.ptr, msg.len);
+		used += msg.len;
+		out[used] = '\0';
+	}
+	free(body);
+}
+
+LEAK_CHECKED_TEST(daemon, flash_push_existing_pushes_to_a_session_with_data)
+{
+	uint64_t queued = 0;
+	char got[64];
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	cr_assert_eq(harness_set_get(fd, "fpe", "s", "logged in", 5000), 0);
+	cr_assert_eq(push_to(fd, false, "fpe", "s", "info", "one", 600000, &queued), CODEC_OK);
+	cr_assert_eq(queued, 1, "the queue's length");
+	cr_assert_gt(only_ttl_of(fd, "fpe"), 5000, "the expiry became now + the push's ttl");
+	cr_assert_eq(push_to(fd, false, "fpe", "s", "info", "two", 1000, &queued), CODEC_OK);
+	cr_assert_eq(queued, 2);
+	cr_assert_gt(only_ttl_of(fd, "fpe"), 5000, "a shorter ttl does not shorten it");
+	cr_assert_eq(push_to(fd, true, "fpe", "s", "info", "three", 1000, &queued), CODEC_OK);
+	cr_assert_eq(queued, 3, "one queue for both pushes");
+	cr_assert_eq(get_data(fd, "fpe", "s", got, sizeof(got)), CODEC_OK);
+	cr_assert_str_eq(got, "logged in", "the data is left alone");
+	pop_joined(fd, "fpe", "s", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "one,two,three");
+	cr_assert_eq(count_of(fd, "fpe"), 1);
+	close(fd);
+}
+
+/* The race FLASH_PUSH_EXISTING is for: a slow request pushes after a logout. */
+LEAK_CHECKED_TEST(daemon, flash_push_existing_never_creates_or_changes)
+{
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 52, .ttl_ms = 50};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 53};
+	uint64_t ttl_before;
+	char got[64];
+	int fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+
+	cr_assert_eq(push_to(fd, false, "gone", "never", "info", "m", 600000, NULL),
+	             CODEC_NOT_FOUND, "a missing id");
+	cr_assert_eq(count_of(fd, "gone"), 0, "nothing was created");
+	cr_assert_eq(call_status(fd, &ping), CODEC_OK, "NOT_FOUND leaves the connection open");
+
+	cr_assert_eq(harness_set_get(fd, "gone", "out", "logged in", 600000), 0);
+	cr_assert_eq(op_on(fd, CODEC_OP_DESTROY, "gone", "out"), CODEC_OK);
+	cr_assert_eq(push_to(fd, false, "gone", "out", "info", "m", 600000, NULL), CODEC_NOT_FOUND,
+	             "a destroyed session");
+	cr_assert_eq(count_of(fd, "gone"), 0, "it was not brought back");
+
+	set.ns = bytes("gone");
+	set.id = bytes("expired");
+	set.data = bytes("logged in");
+	cr_assert_eq(call_status(fd, &set), CODEC_OK);
+	sleep_ms(120);
+	cr_assert_eq(push_to(fd, false, "gone", "expired", "info", "m", 600000, NULL),
+	             CODEC_NOT_FOUND, "an expired session");
+	cr_assert_eq(count_of(fd, "gone"), 0);
+
+	/* A session with flashes only: its queue and its expiry stay as they were. */
+	cr_assert_eq(push_to(fd, true, "gone", "flash-only", "info", "first", 60000, NULL),
+	             CODEC_OK);
+	ttl_before = only_ttl_of(fd, "gone");
+	cr_assert_eq(push_to(fd, false, "gone", "flash-only", "info", "m", 600000, NULL),
+	             CODEC_NOT_FOUND, "a session without data");
+	cr_assert_leq(only_ttl_of(fd, "gone"), ttl_before, "its expiry did not move");
+	cr_assert_eq(count_of(fd, "gone"), 1);
+	cr_assert_eq(get_data(fd, "gone", "flash-only", got, sizeof(got)), CODEC_NOT_FOUND);
+	pop_joined(fd, "gone", "flash-only", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "first", "its queue is unchanged");
+	close(fd);
+}
+
+/* A session's flashes are bounded the same whichever push adds them (64 types here). */
+LEAK_CHECKED_TEST(daemon, flash_push_existing_has_the_limits_of_flash_push)
+{
+	uint64_t queued = 0;
+	char type[16];
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	cr_assert_eq(harness_set_get(fd, "lim", "s", "d", 600000), 0);
+	for (int i = 0; i < 64; i++) {
+		snprintf(type, sizeof(type), "t%d", i);
+		cr_assert_eq(push_to(fd, false, "lim", "s", type, "m", 600000, &queued), CODEC_OK);
+		cr_assert_eq(queued, 1);
+	}
+	cr_assert_eq(push_to(fd, false, "lim", "s", "extra", "m", 600000, NULL), CODEC_LIMIT);
+	cr_assert_eq(push_to(fd, true, "lim", "s", "extra", "m", 600000, NULL), CODEC_LIMIT);
+	cr_assert_eq(push_to(fd, false, "lim", "s", "t0", "m", 600000, &queued), CODEC_OK,
+	             "LIMIT changed nothing and left the connection open");
+	cr_assert_eq(queued, 2);
+	close(fd);
+}
+
+/* Under --data-dir a FLASH_PUSH_EXISTING that pushes is logged as a FLASH_PUSH, and replays
+ * to the same state: its messages and the expiry it extended. One that does not, not at
+ * all. */
+LEAK_CHECKED_TEST(daemon_opts, flash_push_existing_survives_a_restart)
+{
+	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	uint64_t queued = 0;
+	char got[64];
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(mkdtemp(data_dir));
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	/* Short-lived data, kept alive by the push's ttl alone. */
+	cr_assert_eq(harness_set_get(fd, "durable", "s", "v1", 2000), 0);
+	cr_assert_eq(push_to(fd, false, "durable", "s", "info", "one", 600000, &queued), CODEC_OK);
+	cr_assert_eq(push_to(fd, false, "durable", "s", "info", "two", 600000, &queued), CODEC_OK);
+	cr_assert_eq(queued, 2);
+	cr_assert_eq(push_to(fd, false, "durable", "missing", "info", "m", 600000, NULL),
+	             CODEC_NOT_FOUND);
+	close(fd);
+
+	cr_assert_eq(harness_kill(&dmn), 0);
+	sleep_ms(2100);
+	cr_assert_eq(harness_restart(&dmn, args), 0);
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+	cr_assert_eq(get_data(fd, "durable", "s", got, sizeof(got)), CODEC_OK,
+	             "the push's expiry survived the restart");
+	cr_assert_str_eq(got, "v1");
+	cr_assert_gt(only_ttl_of(fd, "durable"), 500000);
+	cr_assert_eq(count_of(fd, "durable"), 1, "the refused push made no session");
+	cr_assert_eq(push_to(fd, false, "durable", "s", "info", "three", 600000, &queued),
+	             CODEC_OK);
+	cr_assert_eq(queued, 3, "both messages were replayed");
+	pop_joined(fd, "durable", "s", "info", got, sizeof(got));
+	cr_assert_str_eq(got, "one,two,three");
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* SET ${len} bytes of ${data} as ${id} of "full"; the status, or -1 when the connection broke
+ * (a write the commit could not make is never acknowledged). */
+static int try_set(int fd, const char *id, const char *data, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 54, .ttl_ms = 600000};
+	struct codec_reply rep;
+	uint8_t *body = NULL;
+	int status;
+
+	req.ns = bytes("full");
+	req.id = bytes(id);
+	req.data = (struct mp_bytes){(const uint8_t *)data, len};
+	if (harness_call(fd, &req, &rep, &body) == -1) {
+		free(body);
+		return -1;
+	}
+	status = (int)rep.status;
+	free(body);
+	return status;
+}
+
+/*
+ * On a disk that takes no more (a file-size limit, as test_operator's full_disk test makes
+ * one), FLASH_PUSH_EXISTING is refused with IO_ERROR as FLASH_PUSH is, before the session is
+ * looked at (PROTOCOL.md, "Flashes"), and pushes again once there is room.
+ */
+LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_error, .timeout = 60)
+{
+	enum { SIZE = 16 * 1024, MAX = 64 };
+	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct rlimit saved, lim;
+	char *data = malloc(SIZE), id[32];
+	uint64_t queued = 0;
+	int fd, status = CODEC_OK;
+	long started;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(data);
+	memset(data, 'd', SIZE);
+	cr_assert_not_null(mkdtemp(data_dir));
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = 256 * 1024;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	cr_assert_eq(try_set(fd, "s", "logged in", 9), CODEC_OK);
+	for (int i = 0; i < MAX && status == CODEC_OK; i++) {
+		snprintf(id, sizeof(id), "fill%d", i);
+		status = try_set(fd, id, data, SIZE);
+	}
+	cr_assert_neq(status, CODEC_OK, "the file-size limit never bit");
+	if (status == -1) {
+		close(fd);
+		fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	}
+	cr_assert_eq(try_set(fd, "refused", "x", 1), CODEC_IO_ERROR, "the disk is full");
+	cr_assert_eq(push_to(fd, false, "full", "s", "info", "m", 600000, NULL), CODEC_IO_ERROR,
+	             "a push to a session with data");
+	cr_assert_eq(push_to(fd, false, "full", "never", "info", "m", 600000, NULL), CODEC_IO_ERROR,
+	             "refused before the session is looked at");
+	cr_assert_eq(push_to(fd, true, "full", "s", "info", "m", 600000, NULL), CODEC_IO_ERROR,
+	             "as FLASH_PUSH is");
+
+	/* Room again: the push goes through, and nothing refused was queued. */
+	cr_assert_eq(prlimit(dmn.pid, RLIMIT_FSIZE, &saved, NULL), 0);
+	started = mono_ms();
+	while ((status = (int)push_to(fd, false, "full", "s", "info", "after", 600000, &queued)) ==
+	           CODEC_IO_ERROR &&
+	       mono_ms() - started < 15000)
+		sleep_ms(50);
+	cr_assert_eq(status, CODEC_OK, "pushes never resumed");
+	cr_assert_eq(queued, 1);
+	cr_assert_eq(push_to(fd, false, "full", "never", "info", "m", 600000, NULL),
+	             CODEC_NOT_FOUND);
+	close(fd);
+	free(data);
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

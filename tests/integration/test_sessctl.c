@@ -294,6 +294,8 @@ LEAK_CHECKED_TEST(sessctl, help_and_version)
 	cr_assert(strstr((char *)r.out.data, "flash-pop") != NULL);
 	cr_assert(strstr((char *)r.out.data, "set-if ID TAG [DATA]") != NULL);
 	cr_assert(strstr((char *)r.out.data, "3 set-if") != NULL);
+	cr_assert(strstr((char *)r.out.data, "flash-push ID TYPE MESSAGE [--existing]") != NULL);
+	cr_assert(strstr((char *)r.out.data, "--existing ") != NULL);
 	expect(&r, 0, NULL);
 	RUN(&r, "get", "-h");
 	expect(&r, 0, NULL);
@@ -335,6 +337,10 @@ LEAK_CHECKED_TEST(sessctl, usage_errors)
 	    {"set-if", "a", "", "v", NULL},
 	    {"set", "a", "v", "--tag", NULL},
 	    {"get", "a", "--tag=yes", NULL},
+	    {"set", "a", "v", "--existing", NULL},
+	    {"flash-pop", "a", "--existing", NULL},
+	    {"flash-push", "a", "t", "m", "--existing=yes", NULL},
+	    {"flash-push", "a", "t", "--existing", NULL},
 	};
 	struct run r;
 
@@ -648,6 +654,45 @@ LEAK_CHECKED_TEST(sessctl, flash_push_and_pop)
 	expect(&r, 0, "1\n");
 	RUN(&r, "flash-pop", "fl", "info", "--json");
 	expect(&r, 0, "[\"a\"]\n");
+}
+
+/* flash-push --existing: only to a session with data; no such session is exit status 1. */
+LEAK_CHECKED_TEST(sessctl, flash_push_existing)
+{
+	struct run r;
+
+	RUN(&r, "flash-push", "--existing", "fe", "info", "m");
+	cr_assert_str_eq((char *)r.err.data, "sessctl: flash-push: no such session (or it holds "
+	                                     "only flash messages)\n");
+	expect(&r, 1, "");
+	RUN(&r, "count");
+	expect(&r, 0, "0\n");
+
+	RUN(&r, "set", "fe", "logged in");
+	expect(&r, 0, "");
+	RUN(&r, "flash-push", "fe", "info", "one", "--existing");
+	expect(&r, 0, "1\n");
+	RUN(&r, "--json", "flash-push", "--existing", "--ttl", "30", "fe", "info", "two");
+	expect_json(&r);
+	expect(&r, 0, "{\"queued\":2}\n");
+	RUN(&r, "flash-pop", "fe", "info");
+	expect(&r, 0, "one\ntwo\n");
+
+	/* Destroyed (a logout): exit 1, and nothing brought back. */
+	RUN(&r, "destroy", "fe");
+	expect(&r, 0, "");
+	RUN(&r, "flash-push", "fe", "info", "late", "--existing");
+	expect(&r, 1, "");
+	RUN(&r, "flash-pop", "fe");
+	expect(&r, 1, "");
+
+	/* Flashes only: exit 1, its queue kept. */
+	RUN(&r, "flash-push", "fe", "info", "first");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "fe", "info", "late", "--existing");
+	expect(&r, 1, "");
+	RUN(&r, "flash-pop", "fe", "info");
+	expect(&r, 0, "first\n");
 }
 
 LEAK_CHECKED_TEST(sessctl, server_error_exits_2)

@@ -112,6 +112,14 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].op = CODEC_OP_STATS;
 	q[n].request_id = 14;
 	q[n++].ns_all = true;
+	q[n].op = CODEC_OP_FLASH_PUSH_EXISTING;
+	q[n].request_id = 16;
+	q[n].ns = BYTES("app");
+	q[n].id = BYTES("\x01\x02");
+	q[n].id_is_bin = true;
+	q[n].flash_type = BYTES("error");
+	q[n].flash_msg = BYTES("Saved!");
+	q[n++].ttl_ms = CODEC_MAX_TTL_MS;
 	return n;
 }
 
@@ -237,18 +245,24 @@ LEAK_CHECKED_TEST(codec, wrong_types_rejected)
 	    B("\x96\x11\x01\xc0\xa1x\xc0\x01"),                             /* data nil */
 	    B("\x97\x20\x01\xc0\xa1x\xc0\xa1m\x01"),                        /* push type nil */
 	    B("\x97\x20\x01\xc0\xa1x\xa1t\xc0\x01"),                        /* push msg nil */
-	    B("\x95\x21\x01\xc0\xa1x\xc4\x01t"),                            /* pop type bin */
-	    B("\x95\x21\x01\xc0\xa1x\xa0"),                                 /* pop type empty */
-	    B("\x95\x01\x01\x01\xc4\x00\xc0"),                              /* client name bin */
-	    B("\x95\x01\x01\xc0\xa0\xc0"),                                  /* version nil */
-	    B("\x95\x31\x01\xc0\xff\x01"),                                  /* cursor negative */
-	    B("\x95\x31\x01\xc0\x00\xc2"),                                  /* limit bool */
-	    B("\x93\x33\x01\xc4\x01x"),                                     /* stats ns bin */
-	    B("\x93\x02\x01\xc0"),              /* ping with an argument */
-	    B("\x93\x10\x01\xc0"),              /* get missing id */
-	    B("\x95\x10\x01\xc0\xa1x\xc0"),     /* get extra argument */
-	    B("\x94\x10\x01\xc1\xa1x"),         /* 0xc1 */
-	    B("\x94\x10\x01\xd4\x00\x00\xa1x"), /* ns ext */
+	    B("\x97\x22\x01\xc0\xa1x\xc0\xa1m\x01"),      /* push existing type nil */
+	    B("\x97\x22\x01\xc0\xa1x\xc4\x01t\xa1m\x01"), /* push existing type bin */
+	    B("\x97\x22\x01\xc0\xa1x\xa1t\xc0\x01"),      /* push existing msg nil */
+	    B("\x97\x22\x01\xc0\xa1x\xa1t\xa1m\x00"),     /* push existing ttl 0 */
+	    B("\x96\x22\x01\xc0\xa1x\xa1t\xa1m"),         /* push existing no ttl */
+	    B("\x98\x22\x01\xc0\xa1x\xa1t\xa1m\x01\x01"), /* push existing 6 args */
+	    B("\x95\x21\x01\xc0\xa1x\xc4\x01t"),          /* pop type bin */
+	    B("\x95\x21\x01\xc0\xa1x\xa0"),               /* pop type empty */
+	    B("\x95\x01\x01\x01\xc4\x00\xc0"),            /* client name bin */
+	    B("\x95\x01\x01\xc0\xa0\xc0"),                /* version nil */
+	    B("\x95\x31\x01\xc0\xff\x01"),                /* cursor negative */
+	    B("\x95\x31\x01\xc0\x00\xc2"),                /* limit bool */
+	    B("\x93\x33\x01\xc4\x01x"),                   /* stats ns bin */
+	    B("\x93\x02\x01\xc0"),                        /* ping with an argument */
+	    B("\x93\x10\x01\xc0"),                        /* get missing id */
+	    B("\x95\x10\x01\xc0\xa1x\xc0"),               /* get extra argument */
+	    B("\x94\x10\x01\xc1\xa1x"),                   /* 0xc1 */
+	    B("\x94\x10\x01\xd4\x00\x00\xa1x"),           /* ns ext */
 #undef B
 	};
 	struct codec_request r;
@@ -444,6 +458,17 @@ LEAK_CHECKED_TEST(codec, encode_rejects_out_of_range_fields)
 	bad = q[8];
 	bad.flash_type = (struct mp_bytes){(const uint8_t *)big, 65};
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad = q[15];
+	bad.flash_type.len = 0;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1, "FLASH_PUSH_EXISTING needs a type");
+	bad.flash_type = (struct mp_bytes){(const uint8_t *)big, 65};
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad = q[15];
+	bad.ttl_ms = 0;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad = q[15];
+	bad.id.len = 0;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
 	bad = q[11];
 	bad.limit = 0;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
@@ -600,6 +625,7 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_op_name(CODEC_OP_HELLO), "HELLO");
 	cr_expect_str_eq(codec_op_name(CODEC_OP_STATS), "STATS");
 	cr_expect_str_eq(codec_op_name(0x14), "SET_IF");
+	cr_expect_str_eq(codec_op_name(0x22), "FLASH_PUSH_EXISTING");
 	cr_expect_null(codec_op_name(0));
 	cr_expect_null(codec_op_name(0x7f));
 }

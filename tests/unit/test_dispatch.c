@@ -472,6 +472,104 @@ static void expect_msg(struct mp_reader *r, const char *text, bool is_bin)
 	cr_assert_eq(memcmp(b.ptr, text, b.len), 0);
 }
 
+/*
+ * FLASH_PUSH_EXISTING ${msg} of ${type} to ${id} (default namespace) at ${now}; returns the
+ * status, with the queue length in ${queued} (may be NULL) on OK. NOT_FOUND must carry nil.
+ */
+static uint32_t push_existing(const char *id, const char *type, const char *msg, bool is_bin,
+                              uint64_t ttl_ms, uint64_t now, uint64_t *queued)
+{
+	struct codec_request req = {
+	    .op = CODEC_OP_FLASH_PUSH_EXISTING, .request_id = 9, .ttl_ms = ttl_ms};
+	struct codec_reply rep;
+
+	req.id = bytes(id);
+	req.flash_type = bytes(type);
+	req.flash_msg = bytes(msg);
+	req.flash_msg_is_bin = is_bin;
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "the connection stays open");
+	cr_assert_eq(rep.request_id, 9);
+	if (rep.status == CODEC_OK && queued != NULL)
+		*queued = result_uint(&rep);
+	if (rep.status == CODEC_NOT_FOUND) {
+		cr_assert_eq(rep.result.len, 1);
+		cr_assert_eq(rep.result.ptr[0], 0xc0, "NOT_FOUND carries nil");
+	}
+	return rep.status;
+}
+
+/* The number of sessions in the default namespace. */
+static uint64_t count_default(void)
+{
+	struct codec_request req = {.op = CODEC_OP_COUNT, .request_id = 10};
+	struct codec_reply rep;
+
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	return result_uint(&rep);
+}
+
+LEAK_CHECKED_TEST(dispatch, flash_push_existing_pushes_only_to_a_session_with_data)
+{
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 5};
+	struct codec_reply rep;
+	struct mp_reader r;
+	uint64_t queued = 0;
+	uint32_t n;
+	char data[8];
+
+	hello();
+	cr_assert_eq(push_existing("nobody", "info", "m", false, 60000, NOW, NULL),
+	             CODEC_NOT_FOUND);
+	cr_assert_eq(count_default(), 0, "nothing was created");
+
+	/* With data: a FLASH_PUSH; the expiry becomes the later one. */
+	cr_assert_eq(do_set(NULL, "s", "d", 1000, NOW), CODEC_OK);
+	cr_assert_eq(push_existing("s", "info", "one", false, 60000, NOW, &queued), CODEC_OK);
+	cr_assert_eq(queued, 1);
+	cr_assert_eq(push_existing("s", "info", "two", true, 10, NOW, &queued), CODEC_OK);
+	cr_assert_eq(queued, 2);
+	cr_assert_eq(do_get(NULL, "s", NOW + 59999, data, sizeof(data)), CODEC_OK,
+	             "the expiry is now + the longer ttl");
+	cr_assert_str_eq(data, "d", "the data is left alone");
+
+	/* Flashes only: NOT_FOUND, and its queue stays as it was. */
+	cr_assert_eq(push("f", "info", "kept", false), 1);
+	cr_assert_eq(push_existing("f", "info", "late", false, 60000, NOW, NULL), CODEC_NOT_FOUND);
+
+	/* Destroyed and expired: gone. */
+	cr_assert_eq(do_set(NULL, "x", "d", 60000, NOW), CODEC_OK);
+	{
+		struct codec_request destroy = {.op = CODEC_OP_DESTROY, .request_id = 6};
+
+		destroy.id = bytes("x");
+		cr_assert_eq(call(&destroy, &rep), DISPATCH_KEEP);
+		cr_assert_eq(rep.status, CODEC_OK);
+	}
+	cr_assert_eq(push_existing("x", "info", "late", false, 60000, NOW, NULL), CODEC_NOT_FOUND);
+	cr_assert_eq(do_set(NULL, "e", "d", 10, NOW), CODEC_OK);
+	cr_assert_eq(push_existing("e", "info", "late", false, 60000, NOW + 10, NULL),
+	             CODEC_NOT_FOUND);
+	cr_assert_eq(count_default(), 2, "s and the flash-only f");
+
+	pop.id = bytes("f");
+	pop.flash_type = bytes("info");
+	cr_assert_eq(call(&pop, &rep), DISPATCH_KEEP);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 1, "the flash-only session's queue is unchanged");
+	expect_msg(&r, "kept", false);
+	pop.id = bytes("s");
+	cr_assert_eq(call(&pop, &rep), DISPATCH_KEEP);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_array(&r, &n), 0);
+	cr_assert_eq(n, 2);
+	expect_msg(&r, "one", false);
+	expect_msg(&r, "two", true);
+	cr_assert_eq(do_get(NULL, "s", NOW + 60000, data, sizeof(data)), CODEC_NOT_FOUND,
+	             "and no later");
+}
+
 LEAK_CHECKED_TEST(dispatch, flash_push_and_pop)
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_POP, .request_id = 5};
@@ -557,6 +655,10 @@ LEAK_CHECKED_TEST(dispatch, flash_limit_is_limit_status)
 	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
 	cr_assert_eq(rep.status, CODEC_LIMIT);
 	cr_assert_gt(rep.message.len, 0);
+	/* FLASH_PUSH_EXISTING to a session with data has the same limit. */
+	cr_assert_eq(do_set(NULL, "s", "d", 60000, NOW), CODEC_OK);
+	cr_assert_eq(push_existing("s", "info", big, false, 60000, NOW, NULL), CODEC_LIMIT);
+	cr_assert_eq(push_existing("s", "info", "small", false, 60000, NOW, NULL), CODEC_OK);
 	free(big);
 }
 
@@ -606,6 +708,14 @@ LEAK_CHECKED_TEST(dispatch, memory_limit_is_no_memory)
 	}
 	cr_assert_eq(do_set(NULL, "again", data, 60000, NOW), CODEC_NO_MEMORY);
 	cr_expect_eq(stats_uint("no_memory_total"), 3);
+
+	/* FLASH_PUSH_EXISTING: to a session with data, NO_MEMORY like FLASH_PUSH; to none, a
+	 * full store is no reason to answer anything but NOT_FOUND. */
+	cr_assert_eq(push_existing("s0", "info", data, false, 60000, NOW, NULL), CODEC_NO_MEMORY);
+	cr_expect_eq(stats_uint("no_memory_total"), 4);
+	cr_assert_eq(push_existing("new-session", "info", "x", false, 60000, NOW, NULL),
+	             CODEC_NOT_FOUND);
+	cr_expect_eq(stats_uint("no_memory_total"), 4);
 }
 
 LEAK_CHECKED_TEST(dispatch, count_list_clear)

@@ -416,3 +416,99 @@ LEAK_CHECKED_TEST(flash, distinct_types_are_bounded)
 	cr_assert_eq(push(st, "u", "extra", "m", false), 1);
 	store_free(st);
 }
+
+/* store_flash_push_existing of one message "m" of type "t" to ${id} of "app". */
+static int push_existing(struct store *st, const char *id, uint64_t expires_at_ms, uint64_t now_ms,
+                         size_t *qlen)
+{
+	struct store_key k = key_of("app", id);
+
+	return store_flash_push_existing(st, &k, (const uint8_t *)"t", 1, "m", 1, false,
+	                                 expires_at_ms, now_ms, qlen);
+}
+
+/* FLASH_PUSH_EXISTING's store half: a push that never creates, and never touches a session
+ * without data. */
+LEAK_CHECKED_TEST(flash, push_existing_only_to_a_session_with_data)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "d"), e = key_of("app", "e");
+	struct store_stats stats;
+	struct seen s = {0};
+	const void *data;
+	size_t len, n, listed = 0, qlen = 0;
+	uint64_t cursor = 1;
+
+	/* Missing: nothing is made, not even the namespace. */
+	cr_assert_eq(push_existing(st, "nobody", T0 + 60000, T0, &qlen), -1);
+	cr_assert_eq(errno, ENOENT);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, 0);
+	cr_assert_eq(stats.namespaces, 0);
+	cr_assert_eq(stats.bytes, 0);
+
+	/* Flashes only: its queue and its expiry stay as they were. */
+	push(st, "u", "info", "a", false);
+	cr_assert_eq(push_existing(st, "u", T0 + 600000, T0, &qlen), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(
+	    store_list(st, (const uint8_t *)"app", 3, 0, 10, T0, list_count, &listed, &cursor, &n),
+	    0);
+	cr_assert_eq(listed, 1, "the expiry did not move (list_count checks it)");
+
+	/* With data: pushed as FLASH_PUSH pushes, the expiry only ever later. */
+	cr_assert_eq(store_set(st, &k, "data", 4, T0 + 1000, T0), 0);
+	cr_assert_eq(push_existing(st, "d", T0 + 10, T0, &qlen), 0);
+	cr_assert_eq(qlen, 1);
+	cr_assert_eq(store_get(st, &k, T0 + 999, &data, &len), 0, "not shortened");
+	cr_assert_eq(push_existing(st, "d", T0 + 5000, T0, &qlen), 0);
+	cr_assert_eq(qlen, 2);
+	cr_assert_eq(store_get(st, &k, T0 + 4999, &data, &len), 0, "made later");
+	cr_assert_eq(len, 4, "the data is left alone");
+
+	/* Expired is absent, and stays so. */
+	cr_assert_eq(store_set(st, &e, "x", 1, T0 + 10, T0), 0);
+	cr_assert_eq(push_existing(st, "e", T0 + 60000, T0 + 10, &qlen), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_count(st, (const uint8_t *)"app", 3, T0 + 10), 2);
+
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, 3);
+	cr_assert_eq(pop(st, "u", NULL, &s, NULL), 0);
+	cr_assert_str_eq(s.log, "info:1 a/s", "the flash-only session's queue is unchanged");
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0 + 4000, NULL, on_type, on_msg, &s), 0);
+	cr_assert_str_eq(s.log, "t:2 m/s m/s");
+	store_free(st);
+}
+
+/* The limits of FLASH_PUSH hold for FLASH_PUSH_EXISTING: flash bytes, types, max_bytes. */
+LEAK_CHECKED_TEST(flash, push_existing_has_the_limits_of_push)
+{
+	struct store_config cfg = {.max_bytes = 8192, .max_flash_bytes = 64};
+	struct store *st = store_new(&cfg);
+	struct store_key k = key_of("app", "d");
+	struct store_stats before, after;
+	char big[16384];
+	size_t qlen = 0;
+
+	cr_assert_not_null(st);
+	memset(big, 'z', sizeof(big));
+	cr_assert_eq(store_set(st, &k, "data", 4, T0 + 1000, T0), 0);
+	cr_assert_eq(store_flash_push_existing(st, &k, (const uint8_t *)"t", 1, big, 64, false,
+	                                       T0 + 60000, T0, &qlen),
+	             -1);
+	cr_assert_eq(errno, ENOSPC, "over max_flash_bytes");
+	store_set_max_flash_bytes(st, 0);
+	store_stats(st, NULL, 0, &before);
+	cr_assert_eq(store_flash_push_existing(st, &k, (const uint8_t *)"t", 1, big, sizeof(big),
+	                                       false, T0 + 60000, T0, &qlen),
+	             -1);
+	cr_assert_eq(errno, ENOMEM, "over max_bytes");
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(after.bytes, before.bytes, "nothing changed");
+	cr_assert_eq(after.flashes, 0);
+	cr_assert_eq(push_existing(st, "d", T0 + 10, T0, &qlen), 0);
+	cr_assert_eq(qlen, 1);
+	store_free(st);
+}

@@ -520,7 +520,7 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 	size_t i, requests = 0, replies = 0, invalid = 0;
 	uint64_t ops_seen = 0, ops_all = 0;
 	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14,
-	                              0x20, 0x21, 0x30, 0x31, 0x32, 0x33};
+	                              0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33};
 
 	vectors_load(&vs);
 	for (i = 0; i < vs.root->n; i++) {
