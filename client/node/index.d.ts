@@ -31,14 +31,18 @@ declare global {
       flash(type: string): Promise<unknown[]>;
       /**
        * Pushes each message in order; resolves to the queue's length after the last push
-       * (undefined for an empty array, which pushes nothing).
+       * (undefined for an empty array, which pushes nothing; 0 when it was dropped, as below).
        */
       flash(type: string, messages: readonly unknown[]): Promise<number | undefined>;
-      /** Pushes `util.format(format, arg, ...args)`; resolves to the queue's length. */
+      /** Pushes `util.format(format, arg, ...args)`; resolves to the queue's length (0: dropped, as below). */
       flash(type: string, format: string, arg: unknown, ...args: unknown[]): Promise<number>;
       /** A message of undefined or null pops, as in connect-flash: flash(type). */
       flash(type: string, message: undefined | null): Promise<unknown[]>;
-      /** Pushes one message (`''` included); resolves to the queue's length after the push. */
+      /**
+       * Pushes one message (`''` included); resolves to the queue's length after the push, or
+       * to 0 when the message was dropped: the session was read from sessd and has been
+       * destroyed (a concurrent logout) or has expired since.
+       */
       flash(type: string, message: unknown): Promise<number>;
     }
   }
@@ -121,6 +125,8 @@ declare namespace connectSessd {
     readonly connected: boolean | null;
     /** Whether the last SET_IF was answered UNKNOWN_OP (undefined before any SET_IF). */
     readonly lacksSetIf: boolean | undefined;
+    /** Whether the last FLASH_PUSH_EXISTING was answered UNKNOWN_OP (undefined before any). */
+    readonly lacksFlashPushExisting: boolean | undefined;
 
     /** Resolves with the HELLO reply once a connection is ready. */
     ready(): Promise<HelloReply>;
@@ -136,6 +142,12 @@ declare namespace connectSessd {
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
     /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. */
     flashPush(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number>;
+    /**
+     * flashPush that never creates a session: null (nothing pushed) when the session does not
+     * exist, has expired or holds only flashes. A daemon older than FLASH_PUSH_EXISTING gets a
+     * FLASH_PUSH instead, which creates a missing session.
+     */
+    flashPushExisting(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number | null>;
     /** Pops one type's messages (an array), or with null every type's (`{ type: [messages] }`). */
     flashPop(ns: Namespace, id: SessionKey, type: string): Promise<unknown[]>;
     flashPop(ns: Namespace, id: SessionKey, type?: null): Promise<Record<string, unknown[]>>;
@@ -352,6 +364,7 @@ declare namespace connectSessd {
       readonly SET_IF: 0x14;
       readonly FLASH_PUSH: 0x20;
       readonly FLASH_POP: 0x21;
+      readonly FLASH_PUSH_EXISTING: 0x22;
       readonly COUNT: 0x30;
       readonly LIST: 0x31;
       readonly CLEAR: 0x32;

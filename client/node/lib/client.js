@@ -79,6 +79,11 @@ function checkId(id) {
   return id;
 }
 
+// The arguments of FLASH_PUSH and FLASH_PUSH_EXISTING, checked; msg in its wire form.
+function flashPushArgs(ns, id, type, msg, ttlMs) {
+  return [checkNs(ns), checkId(id), checkType(type), codec.encodeFlashMessage(msg), checkTtl(ttlMs)];
+}
+
 function checkType(type) {
   const n = typeof type === 'string' ? byteLength(type) : -1;
   if (n < 1 || n > 64) throw new RangeError('flash type must be a string of 1..64 bytes');
@@ -274,38 +279,52 @@ class Client extends EventEmitter {
     await this.ok(OP.SET, [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs)], id);
   }
 
+  // requestNewer(op, args, key, lacks): request() for an opcode newer than some daemons
+  // (SET_IF, FLASH_PUSH_EXISTING), which a daemon older than it answers UNKNOWN_OP, leaving
+  // the connection open. Resolves { status, result } (OK or NOT_FOUND), or null when this
+  // server lacks the opcode: the caller then does without it. The connection is marked
+  // (conn[lacks]), so later calls on it resolve null without asking; a reconnection, perhaps
+  // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
+  // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
+  async requestNewer(op, args, key, lacks) {
+    const conn = this.closed ? null : this.pick(key);
+    if (!conn) return this.refuse();
+    if (conn[lacks]) return null;
+    try {
+      const r = await conn.request(op, args);
+      this[lacks] = false;
+      return r;
+    } catch (err) {
+      if (!(err instanceof SessdError && err.status === STATUS.UNKNOWN_OP)) throw err;
+      conn[lacks] = true;
+      this[lacks] = true;
+      return null;
+    }
+  }
+
   // setIf(ns, id, data, ttlMs, expect): SET_IF (PROTOCOL.md): stores data (as set() does,
   // flashes kept) only if the session holds data whose dataTag is expect. Resolves 'ok'
   // (stored), 'not_found' (no such session, or one without data: nothing stored) or
   // 'conflict' (its data has another tag: nothing stored; the connection stays open).
-  // A daemon older than SET_IF answers UNKNOWN_OP: the connection is marked, and this call
-  // and the later ones on it store with a plain SET and resolve 'ok' (a warning, code
+  // A daemon older than SET_IF answers UNKNOWN_OP: this call and the later ones on that
+  // connection store with a plain SET and resolve 'ok' (see requestNewer; a warning, code
   // ESESSD_NO_SET_IF, is emitted once per client). client.lacksSetIf: whether the last answer
   // to a SET_IF was UNKNOWN_OP (undefined before any).
   async setIf(ns, id, data, ttlMs, expect) {
     const args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
-    const conn = this.closed ? null : this.pick(id);
-    if (!conn) return this.refuse();
-    if (!conn.lacksSetIf) {
-      try {
-        const r = await conn.request(OP.SET_IF, args);
-        this.lacksSetIf = false;
-        return r.status === STATUS.OK ? 'ok' : 'not_found';
-      } catch (err) {
-        if (err instanceof SessdError && err.status === STATUS.CONFLICT) {
-          this.lacksSetIf = false;
-          return 'conflict';
-        }
-        if (!(err instanceof SessdError && err.status === STATUS.UNKNOWN_OP)) throw err;
-        // Per connection: a reconnection (perhaps to an upgraded daemon) asks again.
-        conn.lacksSetIf = true;
-        this.lacksSetIf = true;
-        if (!this.warnedSetIf) {
-          this.warnedSetIf = true;
-          process.emitWarning(`sessd at ${this.url} does not know SET_IF (it is older than connect-sessd): ` +
-            'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins', { code: 'ESESSD_NO_SET_IF' });
-        }
-      }
+    let r;
+    try {
+      r = await this.requestNewer(OP.SET_IF, args, id, 'lacksSetIf');
+    } catch (err) {
+      if (!(err instanceof SessdError && err.status === STATUS.CONFLICT)) throw err;
+      this.lacksSetIf = false;
+      return 'conflict';
+    }
+    if (r !== null) return r.status === STATUS.OK ? 'ok' : 'not_found';
+    if (!this.warnedSetIf) {
+      this.warnedSetIf = true;
+      process.emitWarning(`sessd at ${this.url} does not know SET_IF (it is older than connect-sessd): ` +
+        'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins', { code: 'ESESSD_NO_SET_IF' });
     }
     await this.ok(OP.SET, args.slice(0, 4), id);
     return 'ok';
@@ -321,11 +340,24 @@ class Client extends EventEmitter {
     return (await this.request(OP.DESTROY, [checkNs(ns), checkId(id)], id)).status === STATUS.OK;
   }
 
-  // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push.
-  // A string msg travels as str; anything else as bin holding its MessagePack encoding.
+  // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push. A
+  // session that does not exist is created, without data (PROTOCOL.md "Flashes"). A string
+  // msg travels as str; anything else as bin holding its MessagePack encoding.
   async flashPush(ns, id, type, msg, ttlMs) {
-    const wire = codec.encodeFlashMessage(msg);
-    return uintResult(await this.ok(OP.FLASH_PUSH, [checkNs(ns), checkId(id), checkType(type), wire, checkTtl(ttlMs)], id), 'FLASH_PUSH result');
+    return uintResult(await this.ok(OP.FLASH_PUSH, flashPushArgs(ns, id, type, msg, ttlMs), id), 'FLASH_PUSH result');
+  }
+
+  // flashPushExisting(ns, id, type, msg, ttlMs): FLASH_PUSH_EXISTING, flashPush() that never
+  // creates a session: null when the session does not exist, has expired or holds no data
+  // (nothing was pushed), else the queue's length after the push. A daemon older than it
+  // answers UNKNOWN_OP: this call and the later ones on that connection push with FLASH_PUSH
+  // instead (see requestNewer), which creates a missing session as before.
+  // client.lacksFlashPushExisting: whether the last answer to it was UNKNOWN_OP.
+  async flashPushExisting(ns, id, type, msg, ttlMs) {
+    const args = flashPushArgs(ns, id, type, msg, ttlMs);
+    const r = await this.requestNewer(OP.FLASH_PUSH_EXISTING, args, id, 'lacksFlashPushExisting');
+    if (r === null) return uintResult(await this.ok(OP.FLASH_PUSH, args, id), 'FLASH_PUSH result');
+    return r.status === STATUS.OK ? uintResult(r.result, 'FLASH_PUSH_EXISTING result') : null;
   }
 
   // flashPop(ns, id, type): with a type, that queue's messages (an array, empty when none);

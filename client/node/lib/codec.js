@@ -27,6 +27,7 @@ const OP = Object.freeze({
   SET_IF: 0x14,
   FLASH_PUSH: 0x20,
   FLASH_POP: 0x21,
+  FLASH_PUSH_EXISTING: 0x22,
   COUNT: 0x30,
   LIST: 0x31,
   CLEAR: 0x32,
@@ -60,7 +61,7 @@ const CLOSING_STATUSES = new Set([
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
 // opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
 // not pass for a success.
-const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.FLASH_POP]);
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -73,6 +74,7 @@ const ARGS = Object.freeze({
   [OP.SET_IF]: ['ns', 'id', 'data', 'ttl', 'expect'],
   [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
+  [OP.FLASH_PUSH_EXISTING]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.COUNT]: ['ns'],
   [OP.LIST]: ['ns', 'cursor', 'limit'],
   [OP.CLEAR]: ['ns'],

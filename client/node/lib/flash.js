@@ -29,6 +29,20 @@ function holdEnd(res, pending) {
   };
 }
 
+// pushTo(backend, stored, sid, type, msg, ttlMs): pushes one message. A session this request
+// made (a first visit, a regenerate) is not in sessd yet, and FLASH_PUSH creates it, so the
+// flash survives the redirect. One read from sessd (stored) must still be there: if another
+// request destroyed it meanwhile (a logout) or it expired, FLASH_PUSH would bring its id back
+// as a record holding only flashes, shown to nobody, counted by store.length() and ids()
+// until its ttl ends. FLASH_PUSH_EXISTING pushes only to a session that still has data; else
+// the message is dropped, as a save of that session is, and the promise resolves to 0. The
+// store's 'gone' event is left to saves, which it reports (the request's own save still does).
+async function pushTo(b, stored, sid, type, msg, ttlMs) {
+  const key = b.prefix + sid;
+  if (!stored) return b.client.flashPush(b.namespace, key, type, msg, ttlMs);
+  return (await b.client.flashPushExisting(b.namespace, key, type, msg, ttlMs)) ?? 0;
+}
+
 function findBackend(opts, req) {
   const store = opts.store || req.sessionStore;
   if (opts.client) {
@@ -124,12 +138,14 @@ function flash(opts = {}) {
       return backend;
     }
 
+    // push(type, msg): a promise of the queue's length after the push, or of 0 when the
+    // message was dropped, for a stored session that is gone (see pushTo).
     function push(type, msg) {
       const b = ctx();
       // Only a session that is not in sessd yet needs the mark: on a stored one it would make
       // express-session save this request's copy over a concurrent request's changes.
       if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
-      const p = b.client.flashPush(b.namespace, b.prefix + req.sessionID, type, msg, ttlFor(req, b));
+      const p = pushTo(b, req.session[STORED] === true, req.sessionID, type, msg, ttlFor(req, b));
       if (!pending) {
         pending = new Set();
         holdEnd(res, pending);
@@ -141,8 +157,9 @@ function flash(opts = {}) {
     }
 
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
-    // queue's length after the push. req.flash(type) (or a msg of undefined or null): pop
-    // that type, resolves to an array.
+    // queue's length after the push, or 0 when the message was dropped (the session was read
+    // from sessd and is gone since: see pushTo). req.flash(type) (or a msg of undefined or
+    // null): pop that type, resolves to an array.
     // req.flash(): pop every type, resolves to { type: [msgs] }.
     req.flash = function reqFlash(...args) {
       // connect-flash code and passport (failureFlash, successFlash) call req.flash without

@@ -33,7 +33,7 @@ function argsOf(r) {
     case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
     case codec.OP.SET_IF: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.TOUCH: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms)];
-    case codec.OP.FLASH_PUSH: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
+    case codec.OP.FLASH_PUSH: case codec.OP.FLASH_PUSH_EXISTING: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
     case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
     case codec.OP.COUNT: case codec.OP.CLEAR: case codec.OP.STATS: return [r.ns];
     case codec.OP.LIST: return [r.ns, int(r.cursor), int(r.limit)];

@@ -32,12 +32,18 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
     req.session.regenerate((err) => {
       if (err) return next(err);
       req.session.user = req.body.user;
+      if (req.body.welcome) req.flash('info', req.body.welcome);
       res.json({ ok: true });
       return undefined;
     });
   });
   app.get('/me', (req, res) => res.json({ user: (req.session && req.session.user) || null, sid: req.sessionID || null }));
   app.post('/flash', wrap(async (req, res) => res.json({ n: await req.flash(req.body.type || 'info', req.body.msg) })));
+  // As connect-flash code and passport's failureFlash do: push, do not wait, redirect.
+  app.post('/flash-redirect', (req, res) => {
+    req.flash('info', req.body.msg);
+    res.redirect('/page');
+  });
   app.post('/flash-format', wrap(async (req, res) => res.json({ n: await req.flash('info', 'Added %d %s', 2, 'lemons') })));
   app.post('/flash-many', wrap(async (req, res) => res.json({ n: await req.flash('info', ['a', 'b', 'c']) })));
   app.post('/flash-object', wrap(async (req, res) => res.json({ n: await req.flash('data', { x: [1, 2], ok: true }) })));
@@ -128,6 +134,22 @@ test('a flash pushed before the session was ever saved sets the cookie and survi
   await br.post('/flash', { msg: 'first visit' });
   assert.ok(br.cookies.has('sid'), 'the flash marks the session so express-session sends its cookie');
   assert.deepEqual(JSON.parse((await br.get('/page', b.base)).body), { info: ['first visit'] });
+});
+
+test('a flash before a redirect: a first visit\'s and a new login\'s create the session, a stored session\'s is added to it', async (t) => {
+  const [a, b] = await twoServers(t);
+  const br = new Browser(a.base);
+  let r = await br.post('/flash-redirect', { msg: 'first visit' });
+  assert.equal(r.status, 302);
+  assert.deepEqual(JSON.parse((await br.get(r.location, b.base)).body), { info: ['first visit'] });
+  // regenerate() makes a session sessd does not hold yet: the flash creates it.
+  await br.post('/login', { user: 'kim', welcome: 'Welcome, kim' });
+  const { sid } = JSON.parse((await br.get('/me')).body);
+  // Read from sessd now: the flash is added to it while it exists.
+  r = await br.post('/flash-redirect', { msg: 'Saved' }, b.base);
+  assert.deepEqual(JSON.parse((await br.get(r.location)).body), { info: ['Welcome, kim', 'Saved'] });
+  assert.deepEqual(JSON.parse((await br.get('/page', b.base)).body), {}, 'shown once');
+  assert.equal((await a.store.get(sid)).user, 'kim');
 });
 
 test('50 concurrent flash pushes yield exactly 50 messages, each popped once', async (t) => {

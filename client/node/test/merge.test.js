@@ -2,9 +2,10 @@
 // Concurrent saves of one session (SET_IF, PROTOCOL.md): with real Express, express-session
 // and the real daemon, a save writes only the keys its request changed, so two requests
 // that changed different keys both land, an unmodified resave clobbers nothing, a request
-// that finishes after logout does not bring the session back, and a key both changed goes
-// through mergeKey. Each scenario is also run with merge: false, where it must go wrong:
-// the tests can fail. Slow requests wait on gates the test opens, so the overlap is certain.
+// that finishes after logout does not bring the session back (nor does its flash:
+// FLASH_PUSH_EXISTING), and a key both changed goes through mergeKey. Each scenario is also
+// run with merge: false, where it must go wrong: the tests can fail. Slow requests wait on
+// gates the test opens, so the overlap is certain.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -14,7 +15,7 @@ const express = require('express');
 const session = require('express-session');
 const { encode, decode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, codec, dataTag } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, fakePeer, REPO_DIR } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, fakePeer, once, sleep, REPO_DIR } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const SECRET = 'merge-test-secret';
@@ -82,6 +83,7 @@ function makeApp(store, gates, sessionOpts = {}) {
   const app = express();
   app.use(express.urlencoded({ extended: false }));
   app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 }, ...sessionOpts }));
+  app.use(flash());
   const wrap = (fn) => (req, res, next) => Promise.resolve(fn(req, res)).catch(next);
   app.post('/login', (req, res, next) => {
     req.session.regenerate((err) => {
@@ -102,6 +104,17 @@ function makeApp(store, gates, sessionOpts = {}) {
     apply(req.session, req.body);
     res.json(view(req.session));
   }));
+  // Loads the session, waits for the gate, pushes a flash in one of req.flash's forms;
+  // answers { n: what req.flash resolved to }.
+  app.post('/slow-flash', wrap(async (req, res) => {
+    await gates.hold(req.body.gate);
+    const forms = {
+      one: () => req.flash('info', 'too late'),
+      many: () => req.flash('info', ['too', 'late']),
+      format: () => req.flash('info', 'too %s', 'late'),
+    };
+    res.json({ n: await forms[req.body.form]() });
+  }));
   // Saves twice: one change, save(), the gate, another change, then express-session's save.
   app.post('/twice', wrap(async (req, res) => {
     await gates.hold(`${req.body.gate}-1`);
@@ -117,7 +130,7 @@ function makeApp(store, gates, sessionOpts = {}) {
     delete req.session.user;
     req.session.save((err) => {
       if (err) return next(err);
-      req.session.regenerate((err2) => (err2 ? next(err2) : res.json({ ok: true })));
+      req.session.regenerate((err2) => (err2 ? next(err2) : res.json({ ok: true, sid: req.sessionID })));
       return undefined;
     });
   });
@@ -226,6 +239,81 @@ test('client: a daemon without SET_IF (UNKNOWN_OP) gets a plain SET, and is aske
   const s3 = await store.get('s');
   await store.set('s', s3);
   assert.equal(ops[ops.length - 1], OP.TOUCH);
+});
+
+test('client: flashPushExisting pushes only to a session with data', async (t) => {
+  const c = new Client({ url: daemon.tcpUrl, poolSize: 1 });
+  t.after(() => c.close());
+  const ns = 'merge-flash-client';
+  assert.equal(await c.flashPushExisting(ns, 'nope', 'info', 'x', 60000), null, 'a missing session');
+  assert.equal(await c.count(ns), 0, 'nothing was created');
+  await c.set(ns, 's', '{}', 60000);
+  assert.equal(await c.flashPushExisting(ns, 's', 'info', 'a', 60000), 1);
+  assert.equal(await c.flashPushExisting(ns, 's', 'info', { b: [2] }, 60000), 2);
+  assert.equal(await c.flashPushExisting(ns, 's', 'error', 'c', 60000), 1);
+  assert.deepEqual(await c.flashPop(ns, 's', null), { info: ['a', { b: [2] }], error: ['c'] });
+  // A flash-only session (a first visit's, not saved yet) has no data: nothing is pushed.
+  assert.equal(await c.flashPush(ns, 'fo', 'info', 'kept', 60000), 1);
+  assert.equal(await c.flashPushExisting(ns, 'fo', 'info', 'x', 60000), null, 'a flash-only session');
+  assert.deepEqual(await c.flashPop(ns, 'fo', 'info'), ['kept']);
+  // Expired, destroyed: nothing is pushed, nothing comes back.
+  await c.set(ns, 'short', '{}', 50);
+  await sleep(150);
+  assert.equal(await c.flashPushExisting(ns, 'short', 'info', 'x', 60000), null, 'an expired session');
+  assert.equal(await c.destroy(ns, 's'), true);
+  assert.equal(await c.flashPushExisting(ns, 's', 'info', 'x', 60000), null, 'a destroyed session');
+  for (const id of ['nope', 's', 'short']) assert.equal(await c.get(ns, id), null, id);
+  assert.deepEqual((await c.ids(ns)).filter((id) => id !== 'fo'), []);
+  assert.equal(c.lacksFlashPushExisting, false);
+});
+
+test('client: a daemon without FLASH_PUSH_EXISTING (UNKNOWN_OP) gets a FLASH_PUSH, and is asked again after a reconnection', async (t) => {
+  let upgraded = false; // after the restart: a daemon that knows it, and holds no session
+  const queues = new Map();
+  const ops = [];
+  const { sockets, sockPath } = await fakePeer(t, (s, req) => {
+    ops.push(req.op);
+    const reply = (status, result) => s.write(codec.encodeReply(req.request_id, status, Buffer.from(encode(result))));
+    if (req.op === OP.HELLO) {
+      reply(STATUS.OK, { version: 1, max_frame: 1048576 });
+    } else if (req.op === OP.FLASH_PUSH) {
+      const key = `${req.id}/${req.type}`;
+      queues.set(key, [...(queues.get(key) || []), req.msg]);
+      reply(STATUS.OK, queues.get(key).length);
+    } else if (req.op === OP.FLASH_PUSH_EXISTING && upgraded) {
+      if (req.id === 'limited') reply(STATUS.LIMIT, 'too many flashes');
+      else reply(STATUS.NOT_FOUND, null);
+    } else {
+      reply(STATUS.UNKNOWN_OP, 'unknown opcode');
+    }
+  });
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, reconnectMinMs: 10, reconnectMaxMs: 50 });
+  t.after(() => c.terminate());
+  await c.ready();
+  // Three pushes at once, all asked: each falls back, and they keep their order.
+  assert.deepEqual(await Promise.all(['a', 'b', 'c'].map((m) => c.flashPushExisting(null, 's', 'info', m, 1000))), [1, 2, 3]);
+  assert.deepEqual(queues.get('s/info'), ['a', 'b', 'c']);
+  const [E, P] = [OP.FLASH_PUSH_EXISTING, OP.FLASH_PUSH];
+  assert.deepEqual(ops.slice(1), [E, E, E, P, P, P]);
+  assert.equal(c.lacksFlashPushExisting, true);
+  assert.equal(c.slots[0].conn.state, 'ready', 'UNKNOWN_OP left the connection open');
+  // The connection is known to lack it: FLASH_PUSH at once.
+  ops.length = 0;
+  assert.equal(await c.flashPushExisting(null, 's', 'info', 'd', 1000), 4);
+  assert.deepEqual(ops, [P]);
+  // The daemon restarts, upgraded: the new connection asks again, and a missing session gets
+  // nothing.
+  upgraded = true;
+  const reconnected = once(c, 'connect');
+  for (const s of sockets) s.destroy();
+  await reconnected;
+  ops.length = 0;
+  assert.equal(await c.flashPushExisting(null, 'gone', 'info', 'x', 1000), null);
+  assert.equal(c.lacksFlashPushExisting, false);
+  // An error other than UNKNOWN_OP is the caller's: no FLASH_PUSH behind its back.
+  await assert.rejects(c.flashPushExisting(null, 'limited', 'info', 'x', 1000), (err) => err.code === 'ESESSD_LIMIT');
+  assert.deepEqual(ops, [E, E]);
+  assert.deepEqual([...queues.keys()], ['s/info']);
 });
 
 // A: loads, waits; B: changes another key and saves; A: changes its key and saves. Returns
@@ -374,6 +462,62 @@ test('logout race: a slow request that saves after the logout does not bring the
   gates.open('g');
   await slow;
   assert.equal((await store.get(sid)).user, 'gus', 'merge: false must resurrect the session (else this test proves nothing)');
+});
+
+// nothingStored(store, sid, others, what): sessd holds nothing under sid, by every way of
+// looking, and the store's namespace holds only the ids in others.
+async function nothingStored(store, sid, others, what) {
+  assert.equal(await store.get(sid), null, what);
+  assert.equal(await store.client.get(store.namespace, sid), null, what);
+  assert.deepEqual(await store.client.flashPop(store.namespace, sid, null), {}, what);
+  assert.deepEqual(await store.ids(), others, `${what}: the id came back`);
+  assert.equal(await store.length(), others.length, what);
+  assert.equal(await store.client.count(store.namespace), others.length, what);
+}
+
+test('logout race: a slow request\'s flash after the logout resolves 0, and does not bring the id back', async (t) => {
+  let round = 0;
+  for (const logout of ['/logout', '/logout-regen']) {
+    for (const form of ['one', 'many', 'format']) {
+      const what = `${logout} ${form}`;
+      const { store, base, gates } = await setup(t, { namespace: `merge-flash-${++round}` });
+      const { br, sid } = await login(base, 'fay');
+      const slow = br.post('/slow-flash', { gate: 'g', form });
+      await gates.arrived('g');
+      const out = await br.post(logout);
+      assert.equal(out.status, 200, what);
+      assert.equal(await store.get(sid), null, what);
+      gates.open('g');
+      const r = await slow;
+      assert.equal(r.status, 200, `${what}: ${r.body}`);
+      assert.deepEqual(json(r), { n: 0 }, what);
+      // /logout-regen leaves the new, logged-out session.
+      await nothingStored(store, sid, logout === '/logout' ? [] : [json(out).sid], what);
+    }
+  }
+  // Control: while the session lives, the slow request's flash is pushed.
+  const { store, base, gates } = await setup(t, { namespace: 'merge-flash-kept' });
+  const { br, sid } = await login(base, 'gus');
+  const slow = br.post('/slow-flash', { gate: 'g', form: 'many' });
+  await gates.arrived('g');
+  gates.open('g');
+  assert.deepEqual(json(await slow), { n: 2 });
+  assert.deepEqual(await store.client.flashPop(store.namespace, sid, 'info'), ['too', 'late']);
+  assert.equal((await store.get(sid)).user, 'gus');
+});
+
+test('a session that expires while a slow request holds it: that request\'s flash resolves 0, and the id does not come back', async (t) => {
+  const maxAge = 400;
+  const { store, base, gates } = await setup(t, { namespace: 'merge-flash-expired' }, { cookie: { maxAge } });
+  const { br, sid } = await login(base, 'gil');
+  const slow = br.post('/slow-flash', { gate: 'g', form: 'one' });
+  await gates.arrived('g');
+  await sleep(maxAge + 200);
+  gates.open('g');
+  const r = await slow;
+  assert.equal(r.status, 200, r.body);
+  assert.deepEqual(json(r), { n: 0 });
+  await nothingStored(store, sid, [], 'expired');
 });
 
 test('an unmodified resave (resave: true) is a TOUCH: it clobbers no concurrent change', async (t) => {

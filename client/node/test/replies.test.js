@@ -194,6 +194,7 @@ test('replies: NOT_FOUND where the operation cannot answer it is a ProtocolError
     assert.equal(await c.destroy(null, 'absent'), false);
     assert.deepEqual(await c.flashPop(null, 'absent', 'info'), []);
     assert.deepEqual(await c.flashPop(null, 'absent', null), {});
+    assert.equal(await c.flashPushExisting(null, 'absent', 'info', 'm', 1000), null);
   });
   // A SET answered NOT_FOUND was not stored: it must not look like a success.
   await withClient((c) => assert.rejects(c.set(null, 'set', 'data', 1000), isProtocolError));
