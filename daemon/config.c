@@ -28,6 +28,7 @@ enum {
 	OPT_AUTH_GRACE,
 	OPT_AUTH_PLAIN,
 	OPT_SNAPSHOT_LOG_BYTES,
+	OPT_SNAPSHOT_IDLE,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
 };
@@ -48,6 +49,7 @@ static const struct option config_options[] = {
     {"auth-grace", required_argument, NULL, OPT_AUTH_GRACE},
     {"auth-plain", required_argument, NULL, OPT_AUTH_PLAIN},
     {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
+    {"snapshot-idle", required_argument, NULL, OPT_SNAPSHOT_IDLE},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
     {"version", no_argument, NULL, 'V'},
@@ -86,6 +88,9 @@ void config_usage(FILE *out)
 	      "                          with --data-dir: snapshot once the log passes this\n"
 	      "                          size, K/M/G suffixes\n"
 	      "                          (default 0: 64M)\n"
+	      "  --snapshot-idle SECONDS with --data-dir: snapshot once the log has been quiet\n"
+	      "                          this long (grown by at most 1/8), if it is over 1M\n"
+	      "                          and over twice the live sessions (default 60; 0: never)\n"
 	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
 	      "2 unreadable)\n"
 	      "  --repair                with --check-data: cut a damaged log to its valid part,\n"
@@ -382,7 +387,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
 	struct config_listen l;
 	uint64_t v, frame_bytes;
-	bool plain_given = false, fsync_given = false, snapshot_given = false;
+	bool plain_given = false, fsync_given = false, snapshot_given = false, idle_given = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -394,6 +399,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->auth_plain = AUTH_PLAIN_LOOPBACK;
 	cfg->log_level = LOG_INFO;
 	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
+	cfg->snapshot_idle_s = CONFIG_DEFAULT_SNAPSHOT_IDLE_S;
 
 	/* 0 rather than 1 makes glibc start over completely, so tests can parse again. */
 	optind = 0;
@@ -521,6 +527,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			cfg->snapshot_log_bytes = v;
 			snapshot_given = true;
 			break;
+		case OPT_SNAPSHOT_IDLE:
+			if (parse_uint_option("snapshot-idle", WHAT_SECONDS, optarg, 0,
+			                      7 * 24 * 3600, &v, err) == -1)
+				return -1;
+			cfg->snapshot_idle_s = (uint32_t)v;
+			idle_given = true;
+			break;
 		case OPT_CHECK_DATA:
 			cfg->check_data_dir = optarg;
 			break;
@@ -565,6 +578,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		const char *alone = cfg->key_file != NULL ? "--key-file"
 		                    : fsync_given         ? "--fsync"
 		                    : snapshot_given      ? "--snapshot-log-bytes"
+		                    : idle_given          ? "--snapshot-idle"
 		                                          : NULL;
 
 		if (alone != NULL) {

@@ -19,6 +19,8 @@
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
 #define CONFIG_DEFAULT_HELLO_TIMEOUT_S 10
 #define CONFIG_DEFAULT_AUTH_GRACE_S    3600
+/* --snapshot-idle unless given: a minute without writes ends a burst. */
+#define CONFIG_DEFAULT_SNAPSHOT_IDLE_S 60
 #define CONFIG_SOCKET_NAME             "sessd.sock"
 /* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
 #define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
@@ -72,6 +74,8 @@ struct config {
 	enum auth_plain auth_plain;
 	/* persist_config.snapshot_log_bytes: 0 for the persistence layer's default. */
 	uint64_t snapshot_log_bytes;
+	/* persist_config.snapshot_idle_ms, in seconds; 0: no idle snapshots. */
+	uint32_t snapshot_idle_s;
 	const char *check_data_dir;
 	bool repair;
 };

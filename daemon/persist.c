@@ -21,6 +21,9 @@
  *   for data that never reached the disk, so the segment's unsynced tail cannot be trusted.
  *   We then stop writes and take a snapshot (which switches to a new segment); once the
  *   snapshot is durable it covers everything the doubtful segment held, and writes resume.
+ * - A snapshot also starts when writes (nearly) stop (idle_snapshot_due): after a burst of sessions
+ *   that have since expired, the log would otherwise keep them on disk, and replay them at
+ *   every start, until the next burst takes it past the size threshold.
  */
 #include "persist.h"
 
@@ -61,7 +64,15 @@
 /* After a failed snapshot, wait this long before trying again (unless the disk failed). */
 #define SNAPSHOT_RETRY_MS    30000u
 #define SNAPSHOT_WRITE_CHUNK (1u << 20)
-#define NAME_BYTES           64
+/* A quiet log smaller than this is left alone; a quiet one grows by at most 1/QUIET_GROWTH_SHARE
+ * of its size in --snapshot-idle (see idle_snapshot_due). */
+#define IDLE_SNAPSHOT_MIN_LOG_BYTES (1u << 20)
+#define QUIET_GROWTH_SHARE          8u
+/* The most a snapshot record takes on disk beyond the bytes the store counts for its session
+ * or flash message: framing, type, time, lengths, flags, expiry and a 64-byte namespace or
+ * flash type; an encrypted record adds NONCE_BYTES + TAG_BYTES. */
+#define SNAP_RECORD_MAX_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 64u + 1u + 1u + 8u + 4u)
+#define NAME_BYTES               64
 
 static const char LOG_MAGIC[8] = {'S', 'E', 'S', 'S', 'D', 'L', 'O', 'G'};
 static const char SNAP_MAGIC[8] = {'S', 'E', 'S', 'S', 'D', 'S', 'N', 'P'};
@@ -90,8 +101,9 @@ struct persist {
 	int lock_fd;
 	enum persist_fsync fsync;
 	uint64_t snapshot_log_bytes;
-	uint64_t max_memory; /* the store's limit, for messages */
-	uint8_t *key;        /* sodium_malloc'd, or NULL */
+	uint64_t snapshot_idle_ms; /* 0: no idle snapshots */
+	uint64_t max_memory;       /* the store's limit, for messages */
+	uint8_t *key;              /* sodium_malloc'd, or NULL */
 
 	/* The segment being appended to. fd is changed only with sync_mutex held, because the
 	 * everysec thread reads it. */
@@ -99,6 +111,12 @@ struct persist {
 	uint64_t seq;
 	uint64_t file_off;  /* where buf is written */
 	uint64_t log_bytes; /* bytes in segments not yet covered by a snapshot */
+	/* Bytes written to the log since it was opened, and the window idle_snapshot_due
+	 * measures the log's growth over: it started at quiet_since_ms (CLOCK_MONOTONIC, so that
+	 * a step of the wall clock cannot make a busy log look quiet) with quiet_since_appended. */
+	uint64_t appended;
+	uint64_t quiet_since_ms;
+	uint64_t quiet_since_appended;
 
 	struct buf batch;  /* encoded records not yet written */
 	size_t failed_len; /* the prefix of batch that failed to write */
@@ -161,12 +179,17 @@ static void persist_say(enum log_level level, const char *fmt, ...)
 	log_msg(level, "persist: %s", text);
 }
 
-static uint64_t wall_ms(void)
+static uint64_t clock_ms(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
 }
 
 /*
@@ -1220,6 +1243,7 @@ static int commit_batch(struct persist *p)
 	}
 	p->file_off += p->batch.len;
 	p->log_bytes += p->batch.len;
+	p->appended += p->batch.len;
 	buf_reset(&p->batch);
 	if (p->fsync == PERSIST_FSYNC_ALWAYS) {
 		if (fdatasync(p->fd) == -1) {
@@ -1244,6 +1268,7 @@ static void retry_write(struct persist *p)
 		atomic_store(&p->sync_dirty, true);
 	p->file_off += p->batch.len;
 	p->log_bytes += p->batch.len;
+	p->appended += p->batch.len;
 	buf_reset(&p->batch);
 	p->failed_len = 0;
 	p->state = STATE_OK;
@@ -1805,6 +1830,10 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	p->max_memory = cfg->max_memory;
 	p->snapshot_log_bytes =
 	    cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : DEFAULT_SNAPSHOT_LOG_BYTES;
+	p->snapshot_idle_ms = cfg->snapshot_idle_ms;
+	/* A log loaded at startup is measured from here: one full of sessions that are gone is
+	 * compacted once a quiet period has passed. */
+	p->quiet_since_ms = clock_ms(CLOCK_MONOTONIC);
 	buf_init(&p->batch);
 	buf_init(&p->plain);
 	pthread_mutex_init(&p->sync_mutex, NULL);
@@ -2063,9 +2092,50 @@ int persist_commit(struct persist *p)
 }
 
 /*
+ * Whether to compact the log now that it has gone quiet (persist_tick, no child running).
+ * Quiet, not idle: a site whose burst is over still serves a few requests, and a log that
+ * waited for a minute without any write would never be compacted there. So the log's growth
+ * is measured over windows of snapshot_idle_ms, and a snapshot is due at the end of one when:
+ * - the log grew by at most 1/QUIET_GROWTH_SHARE of its size during the window (nothing, when
+ *   idle): the burst is over, and the snapshot competes with little traffic. Under steady
+ *   writes the log passes --snapshot-log-bytes first, or reaches that share after a few
+ *   windows, which bounds a log that is mostly gone sessions in either case;
+ * - the current segment holds records: the segment a snapshot starts is only its header
+ *   until the next write;
+ * - no failed snapshot waits for its retry time;
+ * - the log is at least IDLE_SNAPSHOT_MIN_LOG_BYTES: a smaller one costs next to nothing to
+ *   keep and to replay, and is not worth a fork and a rewrite after every pause; after a
+ *   snapshot the log starts below it, so one quiet period starts one snapshot;
+ * - the log is more than twice what a snapshot of the store would take. The store's bytes
+ *   plus SNAP_RECORD_MAX_OVERHEAD per session and flash message bound that from above, so at
+ *   least half the log is then sessions that expired, were destroyed or were overwritten.
+ *   It also bounds the cost: these snapshots write at most half the bytes appended to the
+ *   log, and a daemon whose log is mostly live data does not rewrite it for nothing.
+ */
+static bool idle_snapshot_due(struct persist *p, const struct store *st, uint64_t now_ms)
+{
+	struct store_stats ss;
+	uint64_t per_record = SNAP_RECORD_MAX_OVERHEAD + (p->key ? NONCE_BYTES + TAG_BYTES : 0);
+	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC), grown;
+
+	if (p->snapshot_idle_ms == 0 || mono_ms - p->quiet_since_ms < p->snapshot_idle_ms)
+		return false;
+	grown = p->appended - p->quiet_since_appended;
+	p->quiet_since_ms = mono_ms;
+	p->quiet_since_appended = p->appended;
+	if (grown > p->log_bytes / QUIET_GROWTH_SHARE || p->state != STATE_OK ||
+	    p->batch.len != 0 || p->file_off <= FILE_HEADER_BYTES || now_ms < p->next_snapshot_ms ||
+	    p->log_bytes < IDLE_SNAPSHOT_MIN_LOG_BYTES)
+		return false;
+	store_stats(st, NULL, 0, &ss);
+	return p->log_bytes / 2 > ss.bytes + (ss.sessions + ss.flashes) * per_record;
+}
+
+/*
  * persist_tick(p, st, now_ms):
  * Called about once a second by the server: retries a failed disk, and starts a snapshot
- * when the log has grown enough (the snapshot is written without stopping service).
+ * when the log has grown enough, or when it has been quiet for snapshot_idle_ms and holds
+ * mostly sessions that are gone (the snapshot is written without stopping service).
  */
 void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 {
@@ -2082,8 +2152,16 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	 * of an idle daemon. */
 	if (p->state == STATE_SYNC_FAILED ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
-	     p->file_off > FILE_HEADER_BYTES && now_ms >= p->next_snapshot_ms))
+	     p->file_off > FILE_HEADER_BYTES && now_ms >= p->next_snapshot_ms)) {
 		snapshot_start(p, st, now_ms);
+	} else if (idle_snapshot_due(p, st, now_ms)) {
+		persist_say(LOG_INFO,
+		            "the log has been quiet for %" PRIu64 " ms and its %" PRIu64
+		            " bytes are over twice what the live sessions need: writing a "
+		            "snapshot to compact it",
+		            p->snapshot_idle_ms, p->log_bytes);
+		snapshot_start(p, st, now_ms);
+	}
 }
 
 /* Move a segment aside so startup no longer sees it, keeping its bytes for inspection.

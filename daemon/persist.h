@@ -39,6 +39,10 @@ struct persist_config {
 	const char *key_file;
 	/* Write a snapshot when the log has grown past this many bytes (0: a default). */
 	uint64_t snapshot_log_bytes;
+	/* Write a snapshot once the log has been quiet for this long (grown by at most an eighth
+	 * of its size), when it is much larger than a snapshot of the live sessions would be
+	 * (0: never). */
+	uint64_t snapshot_idle_ms;
 	/* The store's --max-memory (0: none), named when the data does not fit at startup. */
 	uint64_t max_memory;
 };
@@ -93,7 +97,8 @@ int persist_commit(struct persist *p);
 /*
  * persist_tick(p, st, now_ms):
  * Called about once a second by the server: retries a failed disk, and starts a snapshot
- * when the log has grown enough (the snapshot is written without stopping service).
+ * when the log has grown enough, or when it has been quiet for snapshot_idle_ms and holds
+ * mostly sessions that are gone (the snapshot is written without stopping service).
  */
 void persist_tick(struct persist *p, struct store *st, uint64_t now_ms);
 

@@ -590,6 +590,7 @@ struct server *server_new(const struct config *cfg)
 		pcfg.fsync = cfg->fsync;
 		pcfg.key_file = cfg->key_file;
 		pcfg.snapshot_log_bytes = cfg->snapshot_log_bytes;
+		pcfg.snapshot_idle_ms = (uint64_t)cfg->snapshot_idle_s * 1000u;
 		pcfg.max_memory = cfg->max_memory;
 		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
 		if (srv->persist == NULL) {

@@ -944,6 +944,18 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 
 		expect_refused(args, 2, "--key-file only goes with --data-dir");
 	}
+	{
+		char data_dir[100];
+		const char *alone[] = {"--snapshot-idle", "1", NULL};
+		const char *word[] = {"--data-dir", data_dir, "--snapshot-idle", "soon", NULL};
+		const char *too_long[] = {"--data-dir", data_dir, "--snapshot-idle", "604801",
+		                          NULL};
+
+		snprintf(data_dir, sizeof(data_dir), "%s/idle-data", dir);
+		expect_refused(alone, 2, "sessd: --snapshot-idle only goes with --data-dir\n");
+		expect_refused(word, 2, "--snapshot-idle: 'soon' is not a number of seconds");
+		expect_refused(too_long, 2, "--snapshot-idle: 604801 is out of range (0..604800)");
+	}
 	/* One socket given twice: said so, not "another daemon is listening". */
 	{
 		char sock[100], same[100], other_spelling[110];

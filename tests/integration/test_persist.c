@@ -3,7 +3,8 @@
  * under load from several client processes with --fsync always loses no acknowledged write;
  * a daemon killed at random points while snapshots are being written always restarts on a
  * readable state with every acknowledged write; an empty segment a full disk left behind does
- * not keep it from starting on that full disk.
+ * not keep it from starting on that full disk; an idle log of sessions that are gone is
+ * compacted by a snapshot (--snapshot-idle), once, and never while writes go on.
  */
 #include <criterion/criterion.h>
 
@@ -57,13 +58,28 @@ static struct mp_bytes str(const char *s)
 	return bytes(s, strlen(s));
 }
 
-static int do_set(int fd, const char *ns, const char *id, const void *data, size_t len)
+static int do_set_ttl(int fd, const char *ns, const char *id, const void *data, size_t len,
+                      uint64_t ttl_ms)
 {
-	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = TTL_MS};
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = ttl_ms};
 
 	req.ns = str(ns);
 	req.id = str(id);
 	req.data = bytes(data, len);
+	return call(fd, &req, NULL, NULL);
+}
+
+static int do_set(int fd, const char *ns, const char *id, const void *data, size_t len)
+{
+	return do_set_ttl(fd, ns, id, data, len, TTL_MS);
+}
+
+static int do_destroy(int fd, const char *ns, const char *id)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY};
+
+	req.ns = str(ns);
+	req.id = str(id);
 	return call(fd, &req, NULL, NULL);
 }
 
@@ -150,13 +166,7 @@ LEAK_CHECKED_TEST(persist, restart_keeps_every_session_and_flash)
 	cr_assert_eq(do_set(fd, "app", "bob", bin, sizeof(bin)), CODEC_OK);
 	cr_assert_eq(do_set(fd, "app", "gone", "x", 1), CODEC_OK);
 	cr_assert_eq(do_set(fd, "other", "alice", "o", 1), CODEC_OK);
-	{
-		struct codec_request req = {.op = CODEC_OP_DESTROY};
-
-		req.ns = str("app");
-		req.id = str("gone");
-		cr_assert_eq(call(fd, &req, NULL, NULL), CODEC_OK);
-	}
+	cr_assert_eq(do_destroy(fd, "app", "gone"), CODEC_OK);
 	push(fd, "alice", "info", "one");
 	push(fd, "alice", "info", "two");
 	push(fd, "alice", "error", "bad");
@@ -406,18 +416,42 @@ LEAK_CHECKED_TEST_OPTS(persist, kill_9_under_load_loses_no_acknowledged_write, .
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static bool has_snapshot(const char *dir)
+/* What a data directory holds: its newest snapshot, its oldest segment, its files' bytes. */
+struct data_dir_files {
+	unsigned long long newest_snap; /* 0: none */
+	unsigned long long oldest_log;  /* 0: none */
+	long long bytes;
+};
+
+static struct data_dir_files data_dir_files(const char *dir)
 {
+	struct data_dir_files f = {0, 0, 0};
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	bool found = false;
 
 	cr_assert_not_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, "snap.", 5) == 0)
-			found = true;
+	while ((de = readdir(d)) != NULL) {
+		char path[300];
+		unsigned long long seq;
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+			f.bytes += (long long)sb.st_size;
+		if (strlen(de->d_name) == 21 && sscanf(de->d_name, "snap.%16llx", &seq) == 1 &&
+		    seq > f.newest_snap)
+			f.newest_snap = seq;
+		if (strlen(de->d_name) == 20 && sscanf(de->d_name, "log.%16llx", &seq) == 1 &&
+		    (f.oldest_log == 0 || seq < f.oldest_log))
+			f.oldest_log = seq;
+	}
 	closedir(d);
-	return found;
+	return f;
+}
+
+static bool has_snapshot(const char *dir)
+{
+	return data_dir_files(dir).newest_snap != 0;
 }
 
 #define BIG_KEYS  48
@@ -580,6 +614,303 @@ LEAK_CHECKED_TEST_OPTS(persist, an_empty_last_segment_is_removed_at_startup, .ti
 		memset(data, 'a' + i, SIZE);
 		expect_get(fd, "app", id, data, SIZE);
 	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#define IDLE_DEADLINE_MS 30000
+#define IDLE_VALUE       4000
+/* Sessions of IDLE_VALUE bytes that make a log well past the 1 MiB an idle snapshot needs. */
+#define IDLE_DEAD 300
+
+/* The number of live sessions in ${ns}. */
+static uint64_t count_sessions(int fd, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_COUNT};
+	struct mp_reader r;
+	uint8_t *res;
+	size_t res_len;
+	uint64_t n;
+
+	req.ns = str(ns);
+	cr_assert_eq(call(fd, &req, &res, &res_len), CODEC_OK);
+	mp_reader_init(&r, res, res_len);
+	cr_assert_eq(mp_read_uint(&r, &n), 0);
+	free(res);
+	return n;
+}
+
+/*
+ * Write IDLE_DEAD sessions of IDLE_VALUE bytes into ${ns} that are soon gone: half destroyed
+ * at once, half set to expire after a second. The requests go in one pipeline, so that a
+ * stall of the test's process cannot leave the log idle halfway.
+ */
+static void write_dead_sessions(int fd, const char *ns)
+{
+	uint8_t value[IDLE_VALUE];
+	char id[16];
+	struct buf frames;
+	int requests = 0;
+
+	buf_init(&frames);
+	for (int i = 0; i < IDLE_DEAD; i++) {
+		struct codec_request set = {.op = CODEC_OP_SET, .ttl_ms = i % 2 ? 1000 : TTL_MS};
+		struct codec_request destroy = {.op = CODEC_OP_DESTROY};
+
+		snprintf(id, sizeof(id), "dead%d", i);
+		memset(value, 'a' + i % 26, sizeof(value));
+		set.ns = destroy.ns = str(ns);
+		set.id = destroy.id = str(id);
+		set.data = bytes(value, sizeof(value));
+		cr_assert_eq(codec_encode_request(&frames, &set), 0);
+		requests++;
+		if (i % 2 == 0) {
+			cr_assert_eq(codec_encode_request(&frames, &destroy), 0);
+			requests++;
+		}
+	}
+	harness_send_buf(fd, &frames);
+	for (int i = 0; i < requests; i++)
+		cr_assert_eq(reply_status(fd), CODEC_OK);
+	buf_finish(&frames);
+}
+
+/*
+ * Wait for a snapshot newer than ${after} whose segments below it are removed: the
+ * compaction is done. Returns the snapshot's seq, or 0 when none came by the deadline.
+ */
+static unsigned long long wait_for_compaction(const char *dir, unsigned long long after)
+{
+	for (long started = mono_ms(); mono_ms() - started < IDLE_DEADLINE_MS; usleep(50000)) {
+		struct data_dir_files f = data_dir_files(dir);
+
+		if (f.newest_snap > after && f.oldest_log == f.newest_snap)
+			return f.newest_snap;
+	}
+	return 0;
+}
+
+static void live_value(uint8_t *v, int i)
+{
+	memset(v, 'A' + i, IDLE_VALUE);
+	memcpy(v, &i, sizeof(i));
+}
+
+/*
+ * After a burst of sessions that are then destroyed or expire, with some live ones among
+ * them, an idle second (--snapshot-idle 1) compacts the log: a snapshot of the live
+ * sessions, the segment that held the burst removed. A restart (after kill -9) has exactly
+ * the live sessions and flashes, and none of the others.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, an_idle_log_is_compacted_to_the_live_sessions, .timeout = 90)
+{
+	enum { LIVE = 20 };
+	static const char *const infos[] = {"one", "two"};
+	char data_dir[64], id[32];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "1", NULL};
+	struct harness_daemon d;
+	struct data_dir_files before, after;
+	uint8_t value[IDLE_VALUE];
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "idle");
+	for (int i = 0; i < LIVE; i++) {
+		snprintf(id, sizeof(id), "live%d", i);
+		live_value(value, i);
+		cr_assert_eq(do_set(fd, "idle", id, value, sizeof(value)), CODEC_OK);
+	}
+	push(fd, "keeper", "info", "one");
+	push(fd, "keeper", "info", "two");
+	write_dead_sessions(fd, "idle");
+	before = data_dir_files(data_dir);
+	cr_assert_gt(before.bytes, (long long)IDLE_DEAD * IDLE_VALUE);
+
+	cr_assert_gt(wait_for_compaction(data_dir, 0), 0, "the idle log was not compacted");
+	after = data_dir_files(data_dir);
+	cr_expect_lt(after.bytes * 4, before.bytes,
+	             "the data directory went from %lld to only %lld bytes", before.bytes,
+	             after.bytes);
+	cr_expect_gt(after.bytes, (long long)LIVE * IDLE_VALUE, "the live sessions are not kept");
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	close(fd);
+	fd = harness_open_ready(d.unix_url, "idle");
+	cr_expect_eq(count_sessions(fd, "idle"), LIVE);
+	for (int i = 0; i < LIVE; i++) {
+		snprintf(id, sizeof(id), "live%d", i);
+		live_value(value, i);
+		expect_get(fd, "idle", id, value, sizeof(value));
+	}
+	for (int i = 0; i < IDLE_DEAD; i++) {
+		snprintf(id, sizeof(id), "dead%d", i);
+		expect_missing(fd, "idle", id);
+	}
+	expect_pop(fd, "keeper", "info", infos, 2);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A log of nothing but sessions that are gone ends up as next to nothing: an empty snapshot
+ * and a segment header. One idle period writes one snapshot, not one a second.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_log_of_gone_sessions_compacts_once_to_almost_nothing,
+                       .timeout = 90)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "1", NULL};
+	struct harness_daemon d;
+	struct data_dir_files before, after;
+	unsigned long long seq;
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "idle");
+	write_dead_sessions(fd, "idle");
+	before = data_dir_files(data_dir);
+	seq = wait_for_compaction(data_dir, 0);
+	cr_assert_gt(seq, 0, "the idle log was not compacted");
+	after = data_dir_files(data_dir);
+	cr_expect_lt(after.bytes, 1024, "%lld bytes of data are left of %lld", after.bytes,
+	             before.bytes);
+	/* The daemon looks once a second: give it a few looks with nothing left to compact. */
+	sleep_until_ms(mono_ms() + 3500);
+	cr_expect_eq(data_dir_files(data_dir).newest_snap, seq, "more snapshots of an idle log");
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	close(fd);
+	fd = harness_open_ready(d.unix_url, "idle");
+	cr_expect_eq(count_sessions(fd, "idle"), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --snapshot-idle 0: the same idle log of gone sessions is left as it is. */
+/*
+ * After the burst, a trickle of small writes (one every 100 ms, a few hundred bytes a
+ * second against a log of over a megabyte) goes on: the log is quiet, not idle, and is
+ * compacted all the same. The sessions the trickle wrote survive a restart.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_trickle_of_writes_does_not_keep_a_quiet_log_from_compacting,
+                       .timeout = 90)
+{
+	char data_dir[64], id[16];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "1", NULL};
+	struct harness_daemon d;
+	unsigned long long seq = 0;
+	long started;
+	int fd, written = 0;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "trickle");
+	write_dead_sessions(fd, "trickle");
+	for (started = mono_ms(); seq == 0 && mono_ms() - started < IDLE_DEADLINE_MS;
+	     usleep(100000)) {
+		struct data_dir_files f = data_dir_files(data_dir);
+
+		if (f.newest_snap > 0 && f.oldest_log == f.newest_snap)
+			seq = f.newest_snap;
+		snprintf(id, sizeof(id), "t%d", written % 8);
+		cr_assert_eq(do_set(fd, "trickle", id, "a small session", 15), CODEC_OK);
+		written++;
+	}
+	cr_assert_gt(seq, 0, "a log under a trickle of writes was not compacted in %d ms",
+	             IDLE_DEADLINE_MS);
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	close(fd);
+	fd = harness_open_ready(d.unix_url, "trickle");
+	cr_expect_eq(count_sessions(fd, "trickle"), written < 8 ? (uint64_t)written : 8u);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, snapshot_idle_0_leaves_an_idle_log_alone, .timeout = 60)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "0", NULL};
+	struct harness_daemon d;
+	struct data_dir_files before, after;
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "idle");
+	write_dead_sessions(fd, "idle");
+	before = data_dir_files(data_dir);
+	/* Past the dead sessions' expiry and a few of the daemon's once-a-second looks. */
+	sleep_until_ms(mono_ms() + 4000);
+	after = data_dir_files(data_dir);
+	cr_expect_eq(after.newest_snap, 0, "a snapshot with --snapshot-idle 0");
+	cr_expect_eq(after.bytes, before.bytes);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Steady writes that overwrite a few sessions grow a log that is mostly dead records, but a
+ * daemon that is being written to takes no idle snapshot: not in a window of three idle
+ * periods during which no two writes were an idle period apart as the client saw them (the
+ * window starts again after a stall of the machine, so a slow machine cannot fail the test).
+ * Once the writes stop, the snapshot comes: the log was worth one.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, steady_writes_take_no_idle_snapshot, .timeout = 120)
+{
+	enum { IDLE_MS = 2000, KEYS = 4, SIZE = 8192, MIN_LOG = (3 << 20) / 2 };
+	char data_dir[64], id[16];
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "2", NULL};
+	struct harness_daemon d;
+	uint8_t *value = malloc(SIZE);
+	unsigned long long window_snap = 0;
+	long window_start = 0, prev_sent = 0, started;
+	long long written = 0;
+	bool done = false;
+	int fd;
+
+	cr_assert_not_null(value);
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "steady");
+	started = mono_ms();
+	for (uint32_t i = 0; !done; i++) {
+		long sent = mono_ms(), acked;
+
+		cr_assert_lt(sent - started, 60000, "no window of steady writes in a minute");
+		snprintf(id, sizeof(id), "k%u", i % KEYS);
+		memset(value, 'a' + (int)(i % 26), SIZE);
+		cr_assert_eq(do_set(fd, "steady", id, value, SIZE), CODEC_OK);
+		acked = mono_ms();
+		written += SIZE;
+		/* Between this write's commit and the one before, the daemon saw no more than
+		 * this of quiet; a window with a longer pause proves nothing. */
+		if (written < MIN_LOG || acked - prev_sent >= IDLE_MS - 100) {
+			window_start = 0;
+		} else if (window_start == 0) {
+			window_start = acked;
+			window_snap = data_dir_files(data_dir).newest_snap;
+		} else if (acked - window_start >= 3 * IDLE_MS) {
+			cr_expect_eq(data_dir_files(data_dir).newest_snap, window_snap,
+			             "an idle snapshot while writes went on");
+			done = true;
+		}
+		prev_sent = sent;
+		usleep(10000);
+	}
+	free(value);
+	cr_expect_gt(wait_for_compaction(data_dir, window_snap), window_snap,
+	             "no snapshot once the writes stopped");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
