@@ -64,6 +64,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.log_level, LOG_INFO);
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_EVERYSEC);
 	cr_assert_eq(cfg.snapshot_log_bytes, 0, "0: the persistence layer's default");
+	cr_assert_eq(cfg.snapshot_idle_s, 60);
 	cr_assert_null(cfg.data_dir);
 	cr_assert_null(cfg.ready_file);
 	cr_assert_eq(cfg.n_listens, 2);
@@ -107,7 +108,9 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "--key-file",
 	                "/etc/sessd.key",
 	                "--snapshot-log-bytes",
-	                "8M"};
+	                "8M",
+	                "--snapshot-idle",
+	                "0"};
 	struct config cfg;
 
 	cr_assert_eq(config_parse(&cfg, ARGC(argv), argv, err), 0);
@@ -132,6 +135,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_eq(cfg.fsync, PERSIST_FSYNC_ALWAYS);
 	cr_assert_str_eq(cfg.key_file, "/etc/sessd.key");
 	cr_assert_eq(cfg.snapshot_log_bytes, 8ull * 1024 * 1024);
+	cr_assert_eq(cfg.snapshot_idle_s, 0, "0: no snapshots of a quiet log");
 	config_finish(&cfg);
 }
 
@@ -366,7 +370,8 @@ LEAK_CHECKED_TEST(config, missing_values_and_unknown_options_are_named)
 	    "listen",          "max-frame",     "max-memory",         "max-client-memory",
 	    "max-connections", "hello-timeout", "log-level",          "ready-file",
 	    "data-dir",        "fsync",         "key-file",           "auth-file",
-	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data"};
+	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data",
+	    "snapshot-idle"};
 	char *bogus[] = {"sessd", "--bogus=1"};
 	char *short_opt[] = {"sessd", "-x"};
 	char *cluster[] = {"sessd", "-xV"};
