@@ -93,7 +93,8 @@ uint64_t auth_check(const struct auth *a, const void *presented, size_t len, uin
  * or the previous one while its grace lasts at ${now_ms}: see seal_server_new. Returns the
  * connection's seal, from ${a}'s pool, to free with seal_free before ${a} is freed, with the
  * generation of the secret the client proved in *${generation}; or NULL with errno EACCES
- * (the client holds neither) or ENOMEM.
+ * (the client holds neither), EDOM (its public key is of low order: see seal_server_new) or
+ * ENOMEM.
  */
 struct seal *auth_seal(const struct auth *a, uint64_t now_ms,
                        const uint8_t client_public[SEAL_KEY_BYTES],

@@ -372,6 +372,9 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			return 1;
 		else if (errno == ENOMEM)
 			return -1;
+		else if (errno == EDOM)
+			*why = "the key exchange's public key is a low-order point: it gives no "
+			       "shared key";
 		else
 			*why = "wrong proof of the secret";
 	} else {

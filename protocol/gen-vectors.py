@@ -125,7 +125,7 @@ req("hello", arr(u(HELLO), u(1), u(1), s("my-app"), nil()),
 req("hello empty client name, version 2 (the server answers BAD_VERSION)",
     arr(u(HELLO), u(0), u(2), s(""), nil()),
     {"op": HELLO, "request_id": 0, "version": 2, "client_name": "", "auth_hex": "c0"})
-req("hello with a non-nil auth value kept raw",
+req("hello with a non-nil auth value kept raw (the server answers AUTH_FAILED)",
     arr(u(HELLO), u(3), u(1), s("x"), mp_map((s("k"), b(b"\x01\x02")))),
     {"op": HELLO, "request_id": 3, "version": 1, "client_name": "x",
      "auth_hex": mp_map((s("k"), b(b"\x01\x02"))).hex()})
@@ -141,7 +141,8 @@ def nest(levels):
 
 # The request array is level 1, so an argument may nest 15 more levels (PROTOCOL.md, "Limits").
 deep15 = nest(15)
-req("hello whose auth nests to exactly 16 levels with the request array",
+req("hello whose auth nests to exactly 16 levels with the request array (the server answers "
+    "AUTH_FAILED)",
     arr(u(HELLO), u(4), u(1), s("deep"), deep15),
     {"op": HELLO, "request_id": 4, "version": 1, "client_name": "deep",
      "auth_hex": deep15.hex()})

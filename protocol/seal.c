@@ -245,8 +245,11 @@ static struct seal *server_new(struct seal_pool *pool, const uint8_t psk[SEAL_PS
 	client_proof_of(expected, psk, client_public);
 	if (sodium_memcmp(expected, client_proof, SEAL_PROOF_BYTES) != 0)
 		goto refused;
-	if (crypto_scalarmult(shared, server_secret, client_public) != 0)
-		goto refused;
+	/* The proof holds, so this is no stranger: say what is wrong with the key instead. */
+	if (crypto_scalarmult(shared, server_secret, client_public) != 0) {
+		errno = EDOM;
+		goto done;
+	}
 	s = seal_alloc(pool, psk, false);
 	if (s == NULL)
 		goto done;

@@ -83,8 +83,8 @@ int seal_client_finish(struct seal *s, const uint8_t server_public[SEAL_KEY_BYTE
  * Answer a client's key exchange: check its proof of ${psk} in constant time, make an
  * ephemeral key pair, derive the keys and write the public key and proof for the HELLO reply.
  * Returns the connection's seal, ready to seal and open records, for the caller to free with
- * seal_free; or NULL with errno EACCES (a wrong proof, or a public key that gives an all-zero
- * shared key) or ENOMEM.
+ * seal_free; or NULL with errno EACCES (a wrong proof), EDOM (a right proof of a public key
+ * of low order, which gives an all-zero shared key) or ENOMEM.
  */
 struct seal *seal_server_new(const uint8_t psk[SEAL_PSK_BYTES],
                              const uint8_t client_public[SEAL_KEY_BYTES],
