@@ -214,7 +214,16 @@ flash.locals = function locals(opts = {}) {
     req.flash().then((all) => {
       res.locals.flash = all;
       next();
-    }, next);
+    }, (err) => {
+      // A full or failing disk refuses a pop that would remove messages: the page is still
+      // worth showing, and the messages stay queued for a later one (onError has the error).
+      if (err && err.code === 'ESESSD_IO_ERROR') {
+        res.locals.flash = {};
+        next();
+        return;
+      }
+      next(err);
+    });
   };
 };
 

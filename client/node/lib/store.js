@@ -31,6 +31,43 @@ const DEFAULT_MERGE_ATTEMPTS = 25;
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'clientName', 'auth', 'seal', 'requireAuth'];
+const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs'];
+const KNOWN_OPTIONS = new Set([...STORE_OPTIONS, ...CONNECTION_OPTIONS]);
+
+// The edit distance of a and b (insertions, deletions, substitutions), for "did you mean".
+function editDistance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
+// A misspelt option is otherwise silently the default: { namespce: 'shop' } would put the
+// app's sessions in the shared "default" namespace. Warn once per store, naming the option
+// it was probably meant to be. (A warning, not an error: options of another store carried
+// over in a migration, such as connect-redis's logErrors, must not stop the app.)
+function warnUnknownOptions(opts) {
+  const unknown = Object.keys(opts).filter((name) => opts[name] !== undefined && !KNOWN_OPTIONS.has(name));
+  if (unknown.length === 0) return;
+  const described = unknown.map((name) => {
+    let best = null;
+    let bestDistance = 3;
+    for (const known of KNOWN_OPTIONS) {
+      const d = editDistance(name.toLowerCase(), known.toLowerCase());
+      if (d < bestDistance) {
+        best = known;
+        bestDistance = d;
+      }
+    }
+    return best ? `${name} (did you mean ${best}?)` : name;
+  });
+  process.emitWarning(`connect-sessd SessdStore: unknown option(s) ignored: ${described.join(', ')}`, { code: 'CONNECT_SESSD_UNKNOWN_OPTION' });
+}
 // After a CONFLICT, a save waits a random 0..min(2^attempt, 32) ms before it reads the session
 // again: requests that collided at once would otherwise retry in step, one winning per round.
 // Measured side by side with 25 attempts (N clients saving one session in a closed loop): a
@@ -111,6 +148,7 @@ class SessdStore extends BaseStore {
   // for a key this request and another both changed; default: mine), mergeAttempts (25).
   constructor(opts = {}) {
     super();
+    warnUnknownOptions(opts);
     if (opts.merge !== undefined && typeof opts.merge !== 'boolean') throw new TypeError('merge must be a boolean');
     if (opts.mergeKey !== undefined && typeof opts.mergeKey !== 'function') throw new TypeError('mergeKey must be a function (key, base, mine, theirs) -> value');
     if (opts.mergeAttempts !== undefined && !(Number.isInteger(opts.mergeAttempts) && opts.mergeAttempts >= 1)) {

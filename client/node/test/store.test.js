@@ -490,3 +490,25 @@ test('store: a touch that times out or loses its connection resolves; get and se
   assert.equal(await store.touch('s', sess({ n: 1 })), undefined);
   await assert.rejects(store.set('s', sess({ n: 2 })), (err) => typeof err.code === 'string');
 });
+
+test('store: a misspelt option draws a warning naming the option it was probably meant to be', async (t) => {
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const typo = new SessdStore({ url: daemon.unixUrl, namespce: 'shop', timeout: 5000, logErrors: true });
+  const right = new SessdStore({ url: daemon.unixUrl, namespace: 'shop', timeoutMs: 5000, ttl: 60, mergeKey: undefined });
+  t.after(() => {
+    typo.close();
+    right.close();
+  });
+  await waitFor(() => warnings.length > 0 || null, 'the warning');
+  await sleep(50);
+  assert.equal(warnings.length, 1, 'one warning, and none for the store given only known options');
+  assert.match(warnings[0], /namespce \(did you mean namespace\?\)/);
+  assert.match(warnings[0], /timeout \(did you mean timeoutMs\?\)/);
+  assert.match(warnings[0], /logErrors(?! \()/);
+  assert.equal(typo.namespace, null, 'the misspelt option is ignored');
+});
