@@ -615,6 +615,9 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 			                         "the session's flash messages would exceed "
 			                         "max_frame / 2 bytes");
+		if (errno == EMLINK)
+			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
+			                         "a session holds at most 64 flash types");
 		return reply_no_memory(d, req, out);
 	}
 	if (d->p != NULL &&

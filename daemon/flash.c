@@ -154,7 +154,7 @@ int flash_push(struct flash_set **setp, const uint8_t *type, size_t type_len, co
 		}
 	} else {
 		if (set->queues >= FLASH_MAX_TYPES) {
-			errno = ENOSPC;
+			errno = EMLINK;
 			goto fail_set;
 		}
 		q = alloc_within(sizeof(*q) + type_len + record, memory, 0, max_memory);

@@ -29,7 +29,8 @@ struct flash_set;
  * Append a message to the queue of ${type} in *${setp}, creating the set when *${setp} is
  * NULL. The set's memory may grow to at most ${max_memory} bytes. ${queue_len} (may be NULL)
  * receives the queue's length after the push. Returns 0, or -1 with errno ENOSPC (flash bytes
- * would exceed ${max_flash_bytes}) or ENOMEM (memory); nothing changed on -1.
+ * would exceed ${max_flash_bytes}), EMLINK (a new type beyond FLASH_MAX_TYPES) or ENOMEM
+ * (memory); nothing changed on -1.
  */
 int flash_push(struct flash_set **setp, const uint8_t *type, size_t type_len, const void *msg,
                size_t msg_len, bool msg_is_bin, size_t max_flash_bytes, size_t max_memory,

@@ -24,10 +24,15 @@
  * when the session has some. With 1 KB of data that keeps the overhead (header, malloc's
  * rounding and its own 8 bytes, the bucket slot) under 100 bytes.
  *
- * Memory accounting (max_bytes, stats bytes) counts malloc_usable_size of every session node
- * and of its flash allocations. Tables and namespace records (8-16 bytes per session) are not
- * counted: they are bounded by the session count and keeping them out lets a failed write
- * leave the accounted figure exactly as it was.
+ * Memory accounting (max_bytes, stats bytes) counts malloc_usable_size of every allocation
+ * that grows with what clients store: each session node and its flash allocations; each
+ * namespace's record and its session table (both tables while it resizes), in the
+ * namespace's bytes too; and the store's namespace index (the table of names, ns_slots and
+ * ns_free), in the store's bytes only. The tables are charged when they are allocated or
+ * freed, never per request. Without the namespaces in it, one tiny session per namespace
+ * held about six times max_bytes. Every allocation is checked against max_bytes before it
+ * is kept, so a failed write leaves the figure as it was, except that the namespace index
+ * may keep the room it grew for a namespace that the write then failed to fill.
  */
 
 #define DICT_MIN_BUCKETS  4u
@@ -49,6 +54,10 @@
 #define MALLOC_SLACK 16u
 /* A flash queue grows by about the message, its type and this much header. */
 #define MAKE_ROOM_FLASH_EXTRA 64u
+/* What a write that creates its namespace adds besides the session: the namespace's record
+ * and its first table. */
+#define MAKE_ROOM_NS_EXTRA                                                                         \
+	(sizeof(struct ns) + DICT_MIN_BUCKETS * sizeof(struct hnode *) + 2 * MALLOC_SLACK)
 /* Sessions CLEAR frees before it returns; the rest are left to store_expire. */
 #define CLEAR_INLINE_SESSIONS 128u
 
@@ -106,6 +115,9 @@ struct store {
 	/* The namespace found last, or NULL: nearly every request names the one its app always
 	 * uses, and hashing the name costs as much as the rest of a lookup. */
 	struct ns *ns_recent;
+	/* A namespace a write holds while it makes room (see sess_table_reserve): kept even
+	 * when freeing expired sessions empties it. NULL: none. */
+	struct ns *ns_pinned;
 	/* Sessions name their namespace by index into ns_slots; freed indexes are reused. */
 	struct ns **ns_slots;
 	uint32_t *ns_free;
@@ -187,10 +199,35 @@ static void dict_init(struct dict *d)
 	*d = (struct dict){0};
 }
 
-static void dict_finish(struct dict *d)
+/* The namespace whose session table ${d} is, or NULL for the store's table of names. */
+static struct ns *dict_owner(struct store *st, struct dict *d)
 {
+	return d == &st->names ? NULL : container_of(d, struct ns, sessions);
+}
+
+/* Whether the store stays within max_bytes when ${added} bytes come and ${removed} go. */
+static bool fits(const struct store *st, size_t added, size_t removed)
+{
+	return st->cfg.max_bytes == 0 || st->bytes - removed + added <= st->cfg.max_bytes;
+}
+
+/* Charge ${d}'s owner (see dict_owner) and the store with a change of its tables' memory. */
+static void dict_account(struct store *st, struct dict *d, size_t added, size_t removed)
+{
+	struct ns *ns = dict_owner(st, d);
+
+	st->bytes = st->bytes + added - removed;
+	if (ns != NULL)
+		ns->bytes = ns->bytes + added - removed;
+}
+
+/* Free ${d}'s tables and give their memory back; ${d} is left empty. */
+static void dict_finish(struct store *st, struct dict *d)
+{
+	dict_account(st, d, 0, malloc_usable_size(d->table[0]) + malloc_usable_size(d->table[1]));
 	free(d->table[0]);
 	free(d->table[1]);
+	dict_init(d);
 }
 
 static struct hnode **dict_bucket(const struct dict *d, int t, uint64_t h)
@@ -199,7 +236,7 @@ static struct hnode **dict_bucket(const struct dict *d, int t, uint64_t h)
 }
 
 /* Move up to ${buckets} non-empty buckets (and a bounded run of empty ones) to table[1]. */
-static void dict_step(const struct store *st, struct dict *d, dict_hash_fn hash, unsigned buckets)
+static void dict_step(struct store *st, struct dict *d, dict_hash_fn hash, unsigned buckets)
 {
 	unsigned empty_left = buckets * 10;
 
@@ -225,6 +262,7 @@ static void dict_step(const struct store *st, struct dict *d, dict_hash_fn hash,
 		buckets--;
 	}
 	if (d->rehash_idx >= d->size[0]) {
+		dict_account(st, d, 0, malloc_usable_size(d->table[0]));
 		free(d->table[0]);
 		d->table[0] = d->table[1];
 		d->size[0] = d->size[1];
@@ -234,14 +272,19 @@ static void dict_step(const struct store *st, struct dict *d, dict_hash_fn hash,
 	}
 }
 
-static int dict_resize(struct dict *d, size_t buckets)
+/*
+ * Start a resize of ${d} to ${buckets} buckets, within max_bytes with ${extra} bytes more
+ * that the caller is about to add: 0, or -1 with ENOMEM and nothing changed.
+ */
+static int dict_resize(struct store *st, struct dict *d, size_t buckets, size_t extra)
 {
 	struct hnode **t = calloc(buckets, sizeof(*t));
 
-	if (t == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (t == NULL)
+		goto fail;
+	if (!fits(st, malloc_usable_size(t) + extra, 0))
+		goto fail_free;
+	dict_account(st, d, malloc_usable_size(t), 0);
 	if (d->table[0] == NULL) {
 		d->table[0] = t;
 		d->size[0] = buckets;
@@ -251,6 +294,12 @@ static int dict_resize(struct dict *d, size_t buckets)
 	d->size[1] = buckets;
 	d->rehash_idx = 0;
 	return 0;
+
+fail_free:
+	free(t);
+fail:
+	errno = ENOMEM;
+	return -1;
 }
 
 static size_t pow2_at_least(size_t n)
@@ -262,21 +311,30 @@ static size_t pow2_at_least(size_t n)
 	return p;
 }
 
-/* Make room for one more node: 0, or -1 with ENOMEM. */
-static int dict_reserve(struct dict *d)
+/* The buckets ${d} grows to for one more node, or 0 when it has room. */
+static size_t dict_grow_buckets(const struct dict *d)
 {
 	if (d->table[0] == NULL)
-		return dict_resize(d, DICT_MIN_BUCKETS);
+		return DICT_MIN_BUCKETS;
 	if (d->table[1] == NULL && d->used + 1 > d->size[0] && d->size[0] < DICT_MAX_BUCKETS)
-		return dict_resize(d, pow2_at_least(d->used + 1));
+		return pow2_at_least(d->used + 1);
 	return 0;
 }
 
+/* Make room for one more node, within max_bytes with ${extra} bytes more that the caller is
+ * about to add: 0, or -1 with ENOMEM and nothing changed. */
+static int dict_reserve(struct store *st, struct dict *d, size_t extra)
+{
+	size_t buckets = dict_grow_buckets(d);
+
+	return buckets != 0 ? dict_resize(st, d, buckets, extra) : 0;
+}
+
 /* Start shrinking a sparse table; only on paths that may allocate. Failure is harmless. */
-static void dict_maybe_shrink(struct dict *d)
+static void dict_maybe_shrink(struct store *st, struct dict *d)
 {
 	if (d->table[1] == NULL && d->size[0] > DICT_MIN_BUCKETS && d->used * 8 < d->size[0])
-		(void)dict_resize(d, pow2_at_least(2 * d->used));
+		(void)dict_resize(st, d, pow2_at_least(2 * d->used), 0);
 }
 
 static void dict_insert(struct dict *d, struct hnode *n, uint64_t h)
@@ -381,6 +439,28 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
 			break;
 		}
 	}
+}
+
+/*
+ * Make room in ${ns}'s table for one more session (dict_reserve, with ${extra} bytes of the
+ * session counted). When the table must grow and that does not fit, make_room frees dropped
+ * and expired sessions for the growth too, as it did for the session: a table that doubles
+ * needs far more than the session that tips it. The caller holds ${ns} and no link into it;
+ * ${ns} is kept even if that empties it. Returns 0, or -1 with ENOMEM and nothing changed.
+ */
+static int sess_table_reserve(struct store *st, struct ns *ns, size_t extra, uint64_t now_ms)
+{
+	size_t buckets;
+
+	if (dict_reserve(st, &ns->sessions, extra) == 0)
+		return 0;
+	buckets = dict_grow_buckets(&ns->sessions);
+	if (st->cfg.max_bytes == 0 || buckets == 0)
+		return -1;
+	st->ns_pinned = ns;
+	make_room(st, buckets * sizeof(struct hnode *) + MALLOC_SLACK + extra, now_ms);
+	st->ns_pinned = NULL;
+	return dict_reserve(st, &ns->sessions, extra);
 }
 
 /* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes
@@ -526,33 +606,74 @@ static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len
 	return ns;
 }
 
+/* The memory of the namespace slots and their free list. */
+static size_t ns_slots_memory(const struct store *st)
+{
+	return malloc_usable_size(st->ns_slots) + malloc_usable_size(st->ns_free);
+}
+
+/*
+ * Double the namespace slots, within max_bytes: 0, or -1 with ENOMEM and nothing changed.
+ * New arrays rather than realloc, so that the limit is checked before the old ones go.
+ */
 static int ns_slots_grow(struct store *st)
 {
 	size_t cap = st->ns_slots_cap != 0 ? 2 * st->ns_slots_cap : 8;
-	struct ns **slots;
-	uint32_t *free_list;
+	struct ns **slots = NULL;
+	uint32_t *free_list = NULL;
+	size_t added, removed = ns_slots_memory(st);
 
-	if (cap > UINT32_MAX) {
-		errno = ENOMEM;
-		return -1;
-	}
-	slots = realloc(st->ns_slots, cap * sizeof(*slots));
-	if (slots == NULL)
+	if (cap > UINT32_MAX)
 		goto fail;
+	slots = malloc(cap * sizeof(*slots));
+	free_list = malloc(cap * sizeof(*free_list));
+	if (slots == NULL || free_list == NULL)
+		goto fail_free;
+	added = malloc_usable_size(slots) + malloc_usable_size(free_list);
+	if (!fits(st, added, removed))
+		goto fail_free;
+	if (st->ns_slots_len > 0)
+		memcpy(slots, st->ns_slots, st->ns_slots_len * sizeof(*slots));
+	if (st->ns_free_len > 0)
+		memcpy(free_list, st->ns_free, st->ns_free_len * sizeof(*free_list));
+	free(st->ns_slots);
+	free(st->ns_free);
 	st->ns_slots = slots;
-	free_list = realloc(st->ns_free, cap * sizeof(*free_list));
-	if (free_list == NULL)
-		goto fail;
 	st->ns_free = free_list;
 	st->ns_slots_cap = cap;
+	st->bytes = st->bytes + added - removed;
 	return 0;
 
+fail_free:
+	free(slots);
+	free(free_list);
 fail:
 	errno = ENOMEM;
 	return -1;
 }
 
-/* The namespace ${name}, created empty if needed; NULL with ENOMEM. */
+/* Once no namespace is left (none named, none dropped), free the namespace index, so that
+ * an empty store holds and accounts nothing. */
+static void ns_index_release_if_unused(struct store *st)
+{
+	if (st->ns_free_len < st->ns_slots_len)
+		return;
+	st->bytes -= ns_slots_memory(st);
+	free(st->ns_slots);
+	free(st->ns_free);
+	st->ns_slots = NULL;
+	st->ns_free = NULL;
+	st->ns_slots_len = 0;
+	st->ns_slots_cap = 0;
+	st->ns_free_len = 0;
+	dict_finish(st, &st->names);
+}
+
+/*
+ * The namespace ${name}, created empty if needed; NULL with ENOMEM. A new namespace's record
+ * is charged to it and to the store, within max_bytes; the index room it takes (a slot, a
+ * bucket of the names) is charged to the store and kept if the caller then releases it.
+ */
 static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_len)
 {
 	struct ns *ns = ns_find(st, name, name_len);
@@ -562,13 +683,13 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 		return ns;
 	if (st->ns_free_len == 0 && st->ns_slots_len == st->ns_slots_cap && ns_slots_grow(st) != 0)
 		goto fail;
-	if (dict_reserve(&st->names) != 0)
+	if (dict_reserve(st, &st->names, 0) != 0)
 		goto fail;
 	ns = malloc(sizeof(*ns));
-	if (ns == NULL) {
-		errno = ENOMEM;
-		goto fail;
-	}
+	if (ns == NULL)
+		goto fail_nomem;
+	if (!fits(st, malloc_usable_size(ns), 0))
+		goto fail_free;
 	index = st->ns_free_len > 0 ? st->ns_free[--st->ns_free_len] : (uint32_t)st->ns_slots_len++;
 	dict_init(&ns->sessions);
 	ns->bytes = 0;
@@ -581,9 +702,14 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	memcpy(ns->name, name, name_len);
 	st->ns_slots[index] = ns;
 	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
+	account(st, ns, malloc_usable_size(ns), 0);
 	st->ns_recent = ns;
 	return ns;
 
+fail_free:
+	free(ns);
+fail_nomem:
+	errno = ENOMEM;
 fail:
 	return NULL;
 }
@@ -593,23 +719,26 @@ static void ns_free_record(struct store *st, struct ns *ns)
 {
 	st->ns_slots[ns->index] = NULL;
 	st->ns_free[st->ns_free_len++] = ns->index;
-	dict_finish(&ns->sessions);
+	dict_finish(st, &ns->sessions);
+	st->bytes -= malloc_usable_size(ns);
 	free(ns);
+	ns_index_release_if_unused(st);
 }
 
 /* Free the named ${ns} if it holds no session, so that empty namespaces cost nothing. Only
- * frees. */
+ * frees, but for starting to shrink the table of names, which moves no namespace. */
 static void ns_release_if_empty(struct store *st, struct ns *ns)
 {
 	struct hnode **link;
 
-	if (ns->sessions.used > 0)
+	if (ns->sessions.used > 0 || ns == st->ns_pinned)
 		return;
 	link = dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len));
 	dict_unlink(&st->names, link);
 	if (st->ns_recent == ns)
 		st->ns_recent = NULL;
 	ns_free_record(st, ns);
+	dict_maybe_shrink(st, &st->names);
 }
 
 /* Take the emptied, dropped ${ns} off the store's list and free it. */
@@ -761,12 +890,12 @@ void store_free(struct store *st)
 		if (ns == NULL)
 			continue;
 		ns_free_sessions(st, ns);
-		dict_finish(&ns->sessions);
+		dict_finish(st, &ns->sessions);
 		free(ns);
 	}
 	free(st->ns_slots);
 	free(st->ns_free);
-	dict_finish(&st->names);
+	dict_finish(st, &st->names);
 	sodium_free(st->hash_key);
 	free(st);
 }
@@ -855,7 +984,8 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 		errno = ENOMEM;
 		goto fail;
 	}
-	make_room(st, sess_header() + key->id_len + len + MALLOC_SLACK, now_ms);
+	make_room(st, sess_header() + key->id_len + len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA,
+	          now_ms);
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
@@ -864,14 +994,15 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	if (s != NULL) {
 		if (sess_replace_data(st, ns, link, s, data, len, expires_at_ms, now_ms) != 0)
 			goto fail_release;
-		dict_maybe_shrink(&ns->sessions);
+		dict_maybe_shrink(st, &ns->sessions);
 		return 0;
 	}
-	if (dict_reserve(&ns->sessions) != 0)
-		goto fail_release;
 	s = sess_alloc_within(st, sess_header() + key->id_len + len, 0);
 	if (s == NULL)
 		goto fail_release;
+	/* The table grows with the node counted, so that a refusal leaves it as it was. */
+	if (sess_table_reserve(st, ns, malloc_usable_size(s), now_ms) != 0)
+		goto fail_free;
 	s->flash = NULL;
 	s->data_len = (uint32_t)len;
 	s->ns_index = ns->index;
@@ -886,6 +1017,8 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
 	return 0;
 
+fail_free:
+	free(s);
 fail_release:
 	ns_release_if_empty(st, ns);
 fail:
@@ -969,7 +1102,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	assert(type_len >= 1 && type_len <= 64);
 	make_room(st,
 	          sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
-	              MAKE_ROOM_FLASH_EXTRA,
+	              MAKE_ROOM_FLASH_EXTRA + MAKE_ROOM_NS_EXTRA,
 	          now_ms);
 	/* Not ns_obtain without may_create: a missing namespace is NOT_FOUND, not NO_MEMORY. */
 	ns = may_create ? ns_obtain(st, key->ns, key->ns_len) : ns_find(st, key->ns, key->ns_len);
@@ -985,8 +1118,6 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 		goto fail_release;
 	}
 	if (s == NULL) {
-		if (dict_reserve(&ns->sessions) != 0)
-			goto fail_release;
 		s = sess_alloc_within(st, sess_header() + key->id_len, 0);
 		if (s == NULL)
 			goto fail_release;
@@ -1011,6 +1142,11 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	if (flash_push(&s->flash, type, type_len, msg, msg_len, msg_is_bin, max_flash, max_memory,
 	               queue_len) != 0)
 		goto fail_free;
+	/* A new session's table grows last, with the node and its flashes counted, so that a
+	 * refusal leaves it as it was. */
+	if (created != NULL &&
+	    sess_table_reserve(st, ns, node_usable + flash_memory(s->flash), now_ms) != 0)
+		goto fail_free;
 	account(st, ns, node_usable + flash_memory(s->flash) - old_memory, 0);
 	ns->flashes++;
 	st->flashes++;
@@ -1024,6 +1160,8 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	return 0;
 
 fail_free:
+	if (created != NULL)
+		flash_free(created->flash);
 	free(created);
 fail_release:
 	ns_release_if_empty(st, ns);
@@ -1037,8 +1175,9 @@ fail:
  * Append a message to the session's queue of ${type}. A missing session is created without
  * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
  * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
- * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
- * would exceed max_flash_bytes); nothing changed on -1.
+ * push. Returns 0, or -1 with errno ENOMEM (memory limit), ENOSPC (the session's flashes
+ * would exceed max_flash_bytes) or EMLINK (a new type beyond the 64 a session may hold);
+ * nothing changed on -1.
  */
 int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
                      size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
@@ -1144,7 +1283,7 @@ static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
 		if (ns->sessions.used == 0)
 			ns_release_if_empty(st, ns);
 		else
-			dict_maybe_shrink(&ns->sessions);
+			dict_maybe_shrink(st, &ns->sessions);
 	}
 	return removed;
 }

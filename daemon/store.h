@@ -22,8 +22,9 @@
 struct store;
 
 struct store_config {
-	/* Bytes of session memory (data, ids, flashes and per-session overhead) above which
-	 * writes that would grow the store fail with ENOMEM; 0 means no limit. */
+	/* Bytes of store memory (sessions' data, ids, flashes and per-session overhead, each
+	 * namespace's record and session table, the index of namespaces) above which writes
+	 * that would grow the store fail with ENOMEM; 0 means no limit. */
 	size_t max_bytes;
 	/* The most bytes of flash types and messages one session may hold. */
 	size_t max_flash_bytes;
@@ -133,8 +134,9 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
  * Append a message to the session's queue of ${type}. A missing session is created without
  * data, expiring at ${expires_at_ms}; an existing one expires at the later of its expiry and
  * ${expires_at_ms}. ${queue_len} (may be NULL) receives that type's queue length after the
- * push. Returns 0, or -1 with errno ENOMEM (memory limit) or ENOSPC (the session's flashes
- * would exceed max_flash_bytes, or 64 types); nothing changed on -1.
+ * push. Returns 0, or -1 with errno ENOMEM (memory limit), ENOSPC (the session's flashes
+ * would exceed max_flash_bytes) or EMLINK (a new type beyond the 64 a session may hold);
+ * nothing changed on -1.
  */
 int store_flash_push(struct store *st, const struct store_key *key, const uint8_t *type,
                      size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
@@ -236,7 +238,10 @@ uint64_t store_next_expiry(const struct store *st);
 struct store_stats {
 	uint64_t sessions;
 	uint64_t namespaces;
-	uint64_t bytes;   /* memory the store accounts to its sessions, cleared ones until freed */
+	/* Memory the store accounts: for one namespace, its sessions, its record and its table;
+	 * for the whole store, every namespace's (cleared ones until freed) and the index of
+	 * namespaces, which is what max_bytes bounds. */
+	uint64_t bytes;
 	uint64_t flashes; /* messages queued */
 	uint64_t expired_total;
 };

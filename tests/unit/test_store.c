@@ -625,6 +625,147 @@ LEAK_CHECKED_TEST(store, memory_limit_leaves_store_unchanged)
 	store_free(st);
 }
 
+/* Keys over 64-byte namespaces "%064zu" (the longest a namespace may be) and the id "i". */
+struct ns_buf {
+	char s[72];
+};
+
+static struct store_key key_ns(struct ns_buf *b, size_t n)
+{
+	snprintf(b->s, sizeof(b->s), "%064zu", n);
+	return key_of(b->s, "i");
+}
+
+static uint64_t ns_bytes(const struct store *st, const char *ns)
+{
+	struct store_stats stats;
+
+	store_stats(st, (const uint8_t *)ns, strlen(ns), &stats);
+	return stats.bytes;
+}
+
+/*
+ * A namespace's own memory (its record with the name, its table) counts toward max_bytes and
+ * in its STATS bytes. Before, one empty session per 64-byte namespace held about six times
+ * max_bytes: the store counted only the sessions, so it took four times as many namespaces
+ * as the limit has room for.
+ */
+LEAK_CHECKED_TEST(store, namespaces_count_toward_max_bytes)
+{
+	enum { MAX = 256 * 1024 };
+	struct store *st = new_store(0);
+	struct store_stats before, after;
+	struct store_key k;
+	struct ns_buf b;
+	uint64_t one, session;
+	size_t n = 0;
+
+	/* What one namespace with one session costs, and what its session alone costs. */
+	k = key_ns(&b, 0);
+	cr_assert_eq(store_set(st, &k, "", 0, T0 + 60000, T0), 0);
+	one = ns_bytes(st, b.s);
+	k.id = (const uint8_t *)"j";
+	cr_assert_eq(store_set(st, &k, "", 0, T0 + 60000, T0), 0);
+	session = ns_bytes(st, b.s) - one;
+	cr_assert_gt(session, 0);
+	cr_assert_geq(one, session + 64, "the namespace's record, name included, is counted");
+	store_free(st);
+
+	st = new_store(MAX);
+	for (;; n++) {
+		k = key_ns(&b, n);
+		store_stats(st, NULL, 0, &before);
+		if (store_set(st, &k, "", 0, T0 + 60000, T0) != 0)
+			break;
+		/* malloc may hand out a chunk a little larger than asked for. */
+		cr_assert(ns_bytes(st, b.s) >= one && ns_bytes(st, b.s) <= one + 64,
+		          "namespace %zu: %llu bytes, not about %llu", n,
+		          (unsigned long long)ns_bytes(st, b.s), (unsigned long long)one);
+		cr_assert_lt(n, 100000);
+	}
+	cr_assert_eq(errno, ENOMEM);
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(after.namespaces, n);
+	cr_assert_eq(after.sessions, n);
+	cr_assert_leq(after.bytes, MAX);
+	cr_assert_leq(n * one, after.bytes, "the store's bytes hold every namespace's bytes");
+	cr_assert_leq(n, MAX / (session + 64), "at most as many namespaces as the limit holds");
+	cr_assert_gt(n * one, MAX / 4 * 3, "the limit is not reached far too early");
+	/* A new namespace through a flash push is refused as well; nothing is left of it. */
+	k = key_ns(&b, n + 1);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "", 0, false, T0 + 10, T0, NULL), -1);
+	cr_assert_eq(errno, ENOMEM);
+	store_stats(st, NULL, 0, &after);
+	cr_assert_eq(after.namespaces, n);
+	cr_assert_eq(ns_bytes(st, b.s), 0);
+	cr_assert_leq(after.bytes, MAX);
+	/* An existing namespace still takes what fits: room freed by one goes to another. */
+	k = key_ns(&b, 0);
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	k = key_ns(&b, n);
+	cr_assert_eq(store_set(st, &k, "", 0, T0 + 60000, T0), 0, "a freed namespace's room");
+	store_free(st);
+}
+
+/*
+ * Dropping namespaces (DESTROY of their last session, expiry, CLEAR) gives back all that they
+ * and the index of namespaces took: the store's bytes return to where they started.
+ */
+LEAK_CHECKED_TEST(store, dropped_namespaces_give_their_bytes_back)
+{
+	enum { N = 3000 };
+	struct store *st = new_store(0);
+	struct store_stats stats;
+	struct store_key k;
+	struct ns_buf b;
+	uint64_t keep, grown;
+
+	set_str(st, "keep", "k", "kept", T0 + 60000, T0);
+	keep = ns_bytes(st, "keep");
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_geq(stats.bytes, keep);
+	for (size_t i = 0; i < N; i++) {
+		k = key_ns(&b, i);
+		if (i % 3 == 2)
+			cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"t", 1, "m", 1,
+			                              false, T0 + 60000, T0, NULL),
+			             0);
+		else
+			cr_assert_eq(store_set(st, &k, "v", 1, i % 3 ? T0 + 10 : T0 + 60000, T0),
+			             0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	grown = stats.bytes;
+	cr_assert_eq(stats.namespaces, N + 1);
+	k = key_ns(&b, 0);
+	cr_assert_geq(grown, keep + N * ns_bytes(st, b.s), "at least the smallest namespace's");
+	/* A third by DESTROY, a third by expiry, a third by CLEAR. */
+	for (size_t i = 0; i < N; i += 3) {
+		k = key_ns(&b, i);
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_lt(stats.bytes, grown);
+	cr_assert_eq(store_expire(st, T0 + 10, N), N / 3);
+	for (size_t i = 2; i < N; i += 3) {
+		k = key_ns(&b, i);
+		cr_assert_eq(store_clear(st, k.ns, k.ns_len, T0 + 10), 1);
+	}
+	store_expire(st, T0 + 10, N);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, 1);
+	cr_assert_eq(stats.sessions, 1);
+	cr_assert_eq(ns_bytes(st, "keep"), keep, "the namespace left is charged as before");
+	/* The index keeps its slots while a namespace is left; once none is, all is given back. */
+	k = key_of("keep", "k");
+	cr_assert_eq(store_destroy(st, &k, T0 + 10), 0);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, 0);
+	cr_assert_eq(stats.bytes, 0, "the store's bytes are back at the start");
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, stats_per_namespace)
 {
 	struct store *st = new_store(0);
