@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,13 @@ struct server {
 	 * held since the last trim. */
 	uint64_t tick_seen_requests;
 	uint64_t bytes_peak;
+	/* The thread that runs malloc_trim (trim_thread_main), from when it starts
+	 * (trim_running) until the tick after it set trim_done joins it. */
+	pthread_t trim_thread;
+	bool trim_running;
+	atomic_bool trim_done;
+	uint64_t trim_freed;  /* the bytes freed that started it */
+	int64_t trim_took_ns; /* set by the thread before trim_done */
 };
 
 static uint64_t wall_ms(void)
@@ -329,34 +338,69 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(srv->expire_timer, &tv);
 }
 
+/* Hand the heap's free pages back to the system, away from the loop (see trim_when_quiet). */
+static void *trim_thread_main(void *arg)
+{
+	struct server *srv = arg;
+	int64_t started = mono_ns();
+
+	malloc_trim(0);
+	srv->trim_took_ns = mono_ns() - started;
+	atomic_store(&srv->trim_done, true);
+	return NULL;
+}
+
+/* Join the trim thread once it is done, or at once when ${wait}; say what it did. */
+static void trim_join(struct server *srv, bool wait)
+{
+	if (!srv->trim_running || (!wait && !atomic_load(&srv->trim_done)))
+		return;
+	pthread_join(srv->trim_thread, NULL);
+	srv->trim_running = false;
+	log_info("gave free memory back to the system after %llu MB of sessions were freed "
+	         "(%lld ms)",
+	         (unsigned long long)(srv->trim_freed >> 20),
+	         (long long)(srv->trim_took_ns / 1000000));
+}
+
 /*
  * glibc keeps the memory of freed sessions for later ones, so after a mass expiry or a CLEAR
  * the daemon would hold its peak for good. Once the store has shrunk by SERVER_TRIM_BYTES
  * since the last trim, everything due is freed, and a whole tick passed with next to no
- * requests, hand the free pages back (malloc_trim). That takes about 0.2 s per GB of heap
- * here, under the allocator's lock, hence only when quiet: a request arriving meanwhile waits
- * for it.
+ * requests, hand the free pages back (malloc_trim) on a thread of its own: with the chunks
+ * already merged (server_tune_malloc) that is mostly the kernel freeing pages, about 0.1 s
+ * per GB, which the loop does not wait for. The thread holds the heap's lock meanwhile, so a
+ * malloc the thread cache cannot serve waits for its turn (after a CLEAR of 330 MB, a SET
+ * every 20 ms waited 4 ms at worst, bench/trim-stall); PING allocates nothing. It still
+ * waits for a quiet tick, so that few requests meet it.
  */
 static void trim_when_quiet(struct server *srv)
 {
-	uint64_t requests = dispatch_requests_total(srv->dispatch), freed;
+	uint64_t requests = dispatch_requests_total(srv->dispatch), freed, peak;
 	bool quiet = requests - srv->tick_seen_requests <= SERVER_TRIM_QUIET_REQUESTS;
 	struct store_stats stats;
-	int64_t started;
+	int err;
 
 	srv->tick_seen_requests = requests;
 	store_stats(srv->store, NULL, 0, &stats);
-	if (stats.bytes > srv->bytes_peak)
-		srv->bytes_peak = stats.bytes;
+	peak = store_bytes_peak_take(srv->store);
+	if (peak > srv->bytes_peak)
+		srv->bytes_peak = peak;
+	trim_join(srv, false);
 	freed = srv->bytes_peak - stats.bytes;
-	if (!quiet || freed < SERVER_TRIM_BYTES || store_next_expiry(srv->store) <= wall_ms())
+	if (srv->trim_running || !quiet || freed < SERVER_TRIM_BYTES ||
+	    store_next_expiry(srv->store) <= wall_ms())
 		return;
-	started = mono_ns();
-	malloc_trim(0);
-	log_info("gave free memory back to the system after %llu MB of sessions were freed "
-	         "(%lld ms)",
-	         (unsigned long long)(freed >> 20), (long long)((mono_ns() - started) / 1000000));
 	srv->bytes_peak = stats.bytes;
+	srv->trim_freed = freed;
+	atomic_store(&srv->trim_done, false);
+	err = pthread_create(&srv->trim_thread, NULL, trim_thread_main, srv);
+	if (err != 0) {
+		log_warn("cannot start a thread to give %llu MB of free memory back: %s",
+		         (unsigned long long)(freed >> 20), strerror(err));
+		return;
+	}
+	srv->trim_running = true;
 }
 
 /* Close the connections that showed a secret --auth-file no longer lets in. */
@@ -480,6 +524,23 @@ static void server_fit_fd_limit(const struct config *cfg)
 		         (unsigned long long)lim.rlim_cur);
 }
 
+/*
+ * How glibc gives sessions' memory back, so that no call of the loop's pays for all of it at
+ * once (see trim_when_quiet):
+ * - no fastbins: a freed session's chunk merges with its free neighbours at once, inside the
+ *   expiry slice that frees it, which is timed. Fastbins kept them apart until the next
+ *   consolidation, and a CLEAR frees in hash order, all over the heap: consolidating a
+ *   million of them took 0.3 s, in whichever malloc_trim or large malloc came first
+ *   (2 s per GB). The thread caches still serve the usual alloc/free churn.
+ * - no automatic trim in free(): a free that merges into the top of the heap would give all
+ *   of it back in that one call (0.2 s per GB in the kernel). The trim thread does it.
+ */
+static void server_tune_malloc(void)
+{
+	if (mallopt(M_MXFAST, 0) == 0 || mallopt(M_TRIM_THRESHOLD, -1) == 0)
+		log_debug("malloc ignores M_MXFAST or M_TRIM_THRESHOLD: not glibc's allocator");
+}
+
 static int server_listen(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
@@ -557,6 +618,7 @@ struct server *server_new(const struct config *cfg)
 	}
 	srv->cfg = cfg;
 	server_fit_fd_limit(cfg);
+	server_tune_malloc();
 	srv->stats.started_mono_ms = (uint64_t)(mono_ns() / 1000000L);
 	srv->base = event_base_new();
 	if (srv->base == NULL) {
@@ -688,6 +750,7 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	server_close_listeners(srv);
+	trim_join(srv, true);
 	if (srv->conns_ready)
 		conn_set_finish(&srv->conns);
 	if (srv->sigterm != NULL)

@@ -115,6 +115,9 @@ struct store {
 	/* The namespace found last, or NULL: nearly every request names the one its app always
 	 * uses, and hashing the name costs as much as the rest of a lookup. */
 	struct ns *ns_recent;
+	/* The most bytes held since store_bytes_peak_take last looked: a load and a CLEAR
+	 * between two of the server's ticks must still count as memory freed. */
+	uint64_t bytes_peak;
 	/* A namespace a write holds while it makes room (see sess_table_reserve): kept even
 	 * when freeing expired sessions empties it. NULL: none. */
 	struct ns *ns_pinned;
@@ -403,6 +406,8 @@ static void account(struct store *st, struct ns *ns, size_t added, size_t remove
 {
 	st->bytes = st->bytes + added - removed;
 	ns->bytes = ns->bytes + added - removed;
+	if (st->bytes > st->bytes_peak)
+		st->bytes_peak = st->bytes;
 }
 
 static size_t free_dropped(struct store *st, size_t budget);
@@ -1540,6 +1545,19 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
  * The earliest instant at which store_expire may find work, or UINT64_MAX for none. May be
  * early (a coarse bound), never late.
  */
+/*
+ * store_bytes_peak_take(st):
+ * The most bytes (as store_stats counts them) the store has held since the last call, or
+ * since it was made; the next call counts from the present figure.
+ */
+uint64_t store_bytes_peak_take(struct store *st)
+{
+	uint64_t peak = st->bytes_peak > st->bytes ? st->bytes_peak : st->bytes;
+
+	st->bytes_peak = st->bytes;
+	return peak;
+}
+
 uint64_t store_next_expiry(const struct store *st)
 {
 	/* Dropped sessions are work due now. */

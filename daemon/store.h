@@ -229,6 +229,13 @@ size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t 
 size_t store_expire(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
+ * store_bytes_peak_take(st):
+ * The most bytes (as store_stats counts them) the store has held since the last call, or
+ * since it was made; the next call counts from the present figure.
+ */
+uint64_t store_bytes_peak_take(struct store *st);
+
+/*
  * store_next_expiry(st):
  * The earliest instant at which store_expire may find work (0 while cleared sessions wait to
  * be freed), or UINT64_MAX for none. May be early (a coarse bound), never late.
