@@ -28,10 +28,18 @@
 #define CONN_OUTPUT_KEEP_BYTES (256u * 1024u)
 /* A sealed connection's plain replies and raw records are staging buffers, emptied every turn
  * into out and in_data, which keep their own room: kept no larger than a pipelined turn of
- * 1 KB replies needs, so that a sealed connection idles on little more than a plain one
- * (neither capacity counts in client_bytes). */
+ * 1 KB replies needs, so that a sealed connection idles on little more than a plain one. */
 #define CONN_STAGING_KEEP_BYTES (4u * CONN_READ_CHUNK)
-#define CONN_LINGER_S           2
+/* What each buffer of a connection keeps without counting: up to it, a buffer counts in
+ * client_bytes only for the bytes in it. An empty buffer grown past it counts its whole size
+ * until it is given back, within a second (conn_set_tick) or at once when the total passes
+ * max_client_bytes; without that, 10,000 connections that had each read one 250 KB session
+ * kept 2.5 GB that no bound saw. Two read chunks: the input of a client sending small
+ * requests (a chunk, plus the start of a frame carried over, see input_room) and the replies
+ * to a pipelined turn of 16 1 KB sessions (about 17 KB, which doubling makes 32 KiB) stay
+ * within it, so such clients neither count room nor reallocate. */
+#define CONN_KEEP_BYTES (2u * CONN_READ_CHUNK)
+#define CONN_LINGER_S   2
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
@@ -42,6 +50,7 @@ struct conn {
 	TAILQ_ENTRY(conn) input_link;
 	TAILQ_ENTRY(conn) waiting_link;
 	TAILQ_ENTRY(conn) ungreeted_link; /* in set->ungreeted until greeted */
+	TAILQ_ENTRY(conn) grown_link;     /* in set->grown while grown */
 	struct conn_set *set;
 	evutil_socket_t fd;
 	uint64_t source;        /* where it came from (listener_accept_fn) */
@@ -55,12 +64,14 @@ struct conn {
 	size_t in_start;
 	size_t in_end;
 	size_t in_cap;
-	/* What of the buffers the set's client_bytes counts: unhandled input plus unsent output,
-	 * when last noted. */
+	/* What of the buffers the set's client_bytes counts (unhandled input, unsent output and
+	 * room kept past CONN_KEEP_BYTES; see counted), when last noted. */
 	size_t held;
 	/* The set's progress_seq when it last made progress (completed a frame, or the socket
 	 * took all its replies) or, if later, when it started holding bytes. */
 	uint64_t progress_at;
+	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
+	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
 	struct buf out;
 	size_t out_sent;
@@ -120,20 +131,46 @@ static struct buf *replies(struct conn *c)
 }
 
 /*
+ * What a buffer holding ${used} bytes of its ${cap} counts in client_bytes: those bytes, or,
+ * empty and grown past CONN_KEEP_BYTES, all of it. A buffer in use counts only its bytes, as
+ * doubling leaves it at most twice that (and a frame of max_frame fits under twice it); one
+ * left nearly empty is given back within a second (give_back_room).
+ */
+static size_t counted(size_t used, size_t cap)
+{
+	return used == 0 && cap > CONN_KEEP_BYTES ? cap : used;
+}
+
+static bool has_grown(const struct conn *c)
+{
+	return c->in_cap > CONN_KEEP_BYTES || c->raw.cap > CONN_KEEP_BYTES ||
+	       c->out.cap > CONN_KEEP_BYTES || c->plain.cap > CONN_KEEP_BYTES;
+}
+
+/*
  * Count ${c}'s buffers in the set's total, and note when it ${progressed} (completed a frame,
  * or the socket took all its replies) or starts holding bytes: shed_clients takes the one
  * that has gone longest without either first. A plain stamp per connection: a list kept in
- * that order cost more on every request than a sort when the limit is passed.
+ * that order cost more on every request than a sort when the limit is passed. A connection
+ * whose buffers grew past CONN_KEEP_BYTES joins the set's grown list, for give_back_room.
  */
 static void note_held(struct conn *c, bool progressed)
 {
 	struct conn_set *s = c->set;
-	size_t held = c->in_end - c->in_start + c->raw.len + unsent(c);
+	size_t in = c->in_end - c->in_start, out = c->out.len - c->out_sent;
+	size_t held = counted(in, c->in_cap) + counted(c->raw.len, c->raw.cap) +
+	              counted(out, c->out.cap) + counted(c->plain.len, c->plain.cap);
+	bool holding = in + c->raw.len + out + c->plain.len > 0;
 
-	if (progressed || c->held == 0)
+	if (progressed || !c->holding)
 		c->progress_at = ++s->progress_seq;
+	c->holding = holding;
 	s->client_bytes = s->client_bytes - c->held + held;
 	c->held = held;
+	if (!c->grown && has_grown(c)) {
+		c->grown = true;
+		TAILQ_INSERT_TAIL(&s->grown, c, grown_link);
+	}
 }
 
 /* Free ${c}'s memory and descriptor; no list is touched. */
@@ -168,6 +205,8 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
 	if (!c->greeted)
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
+	if (c->grown)
+		TAILQ_REMOVE(&s->grown, c, grown_link);
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
@@ -570,13 +609,111 @@ static void empty_output(struct conn *c)
 /* Give back a buffer that a large frame grew, once nothing is in it. */
 static void trim_input(struct conn *c)
 {
+	bool freed = false;
+
 	if (c->in_end == 0 && c->in_cap > CONN_INPUT_KEEP_BYTES) {
 		free(c->in_data);
 		c->in_data = NULL;
 		c->in_cap = 0;
+		freed = true;
 	}
-	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES)
+	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES) {
 		buf_finish(&c->raw);
+		freed = true;
+	}
+	/* The room counted (an empty grown buffer counts its size) is gone. */
+	if (freed)
+		note_held(c, false);
+}
+
+/*
+ * Move what ${b} holds from offset ${from} on to a buffer of its size (buf_reserve's), or
+ * free it when that is nothing. Returns 0, or -1 (ENOMEM; nothing changed).
+ */
+static int shrink_buf(struct buf *b, size_t from)
+{
+	struct buf fresh;
+
+	buf_init(&fresh);
+	if (buf_append(&fresh, b->data + from, b->len - from) == -1)
+		return -1;
+	buf_finish(b);
+	*b = fresh;
+	return 0;
+}
+
+/* shrink_buf for ${c}'s input: at least a read chunk is kept while a byte is in it. */
+static int shrink_input(struct conn *c)
+{
+	size_t avail = c->in_end - c->in_start, cap = 0;
+	uint8_t *data = NULL;
+
+	if (avail > 0) {
+		cap = avail > CONN_READ_CHUNK ? avail : CONN_READ_CHUNK;
+		data = malloc(cap);
+		if (data == NULL)
+			return -1;
+		memcpy(data, c->in_data + c->in_start, avail);
+	}
+	/* Before HELLO the input may hold (part of) the secret: no copy left behind. */
+	if (!c->peer.ready)
+		sodium_memzero(c->in_data, c->in_cap);
+	free(c->in_data);
+	c->in_data = data;
+	c->in_cap = cap;
+	c->in_start = 0;
+	c->in_end = avail;
+	return 0;
+}
+
+/* Whether a buffer of ${cap} holding ${used} bytes keeps room to give back: grown past
+ * CONN_KEEP_BYTES and less than a quarter full. */
+static bool roomy(size_t used, size_t cap)
+{
+	return cap > CONN_KEEP_BYTES && used < cap / 4;
+}
+
+/*
+ * Give back what ${c}'s buffers grew to for a large frame or reply beyond what they hold
+ * now: each grown past CONN_KEEP_BYTES and less than a quarter full moves what it holds to a
+ * buffer of that size, or is freed when empty. So neither an idle connection nor a byte left
+ * behind keeps a large frame's room. What they hold stays, in order; a buffer that cannot be
+ * moved (out of memory) stays as it is. ${c} leaves the grown list once none is grown.
+ */
+static void give_back_room(struct conn *c)
+{
+	struct conn_set *s = c->set;
+	size_t out = c->out.len - c->out_sent;
+
+	if (roomy(c->in_end - c->in_start, c->in_cap))
+		shrink_input(c);
+	if (roomy(c->raw.len, c->raw.cap))
+		shrink_buf(&c->raw, 0);
+	if (roomy(c->plain.len, c->plain.cap))
+		shrink_buf(&c->plain, 0);
+	if (roomy(out, c->out.cap) && shrink_buf(&c->out, c->out_sent) == 0) {
+		/* As when send_output consumes: what is left may start inside a reply. */
+		if (c->out_sent > 0)
+			c->out_torn = true;
+		c->out_sent = 0;
+	}
+	note_held(c, false);
+	if (c->grown && !has_grown(c)) {
+		c->grown = false;
+		TAILQ_REMOVE(&s->grown, c, grown_link);
+	}
+}
+
+/* give_back_room for every connection that grew a buffer. */
+static void give_back_all_room(struct conn_set *s)
+{
+	struct conn *c, *next;
+
+	/* give_back_room takes only ${c} off the list. */
+	for (c = TAILQ_FIRST(&s->grown); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, grown_link);
+		give_back_room(c);
+	}
 }
 
 /* Drop what ${c} holds and close it, answering BUSY when a frame can still start. */
@@ -589,7 +726,7 @@ static void evict(struct conn *c)
 	buf_reset(&c->raw);
 	trim_input(c);
 	empty_output(c);
-	note_held(c, false);
+	give_back_room(c);
 	if (c->closing)
 		return;
 	if (!torn)
@@ -639,6 +776,11 @@ static void shed_clients(struct conn_set *s)
 	uint64_t before = s->evictions, closed;
 	struct conn **holders, *c;
 
+	/* Room kept beyond what connections hold goes first: giving it back costs a later
+	 * reallocation, not a connection. */
+	give_back_all_room(s);
+	if (s->client_bytes <= target)
+		return;
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = TAILQ_NEXT(c, link))
 		n += c->held > 0;
 	holders = malloc(n * sizeof(*holders));
@@ -787,7 +929,14 @@ static int send_output(struct conn *c)
 /* Seal ${c}'s plain replies onto its output. Returns 0, or -1 after logging why. */
 static int seal_output(struct conn *c)
 {
-	if (seal_append_all(c->peer.seal, &c->out, c->plain.data, c->plain.len) == -1) {
+	size_t records = (c->plain.len + SEAL_MAX_PLAIN - 1) / SEAL_MAX_PLAIN;
+
+	/* Room for every record at once, as a plain connection's reply gets it: a large reply is
+	 * then one block, which glibc maps on its own past M_MMAP_THRESHOLD (main.c) and unmaps
+	 * when it is freed. Grown record by record, it was carved from the heap, whose pages
+	 * stayed after the connections had gone. */
+	if (buf_reserve(&c->out, c->plain.len + records * SEAL_OVERHEAD) == -1 ||
+	    seal_append_all(c->peer.seal, &c->out, c->plain.data, c->plain.len) == -1) {
 		log_warn("cannot seal a connection's replies (%s); closing it", strerror(errno));
 		return -1;
 	}
@@ -852,6 +1001,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->input);
 	TAILQ_INIT(&s->waiting);
 	TAILQ_INIT(&s->ungreeted);
+	TAILQ_INIT(&s->grown);
 }
 
 void conn_set_handle_input(struct conn_set *s)
@@ -964,6 +1114,11 @@ fail_events:
 fail_fd:
 	evutil_closesocket(fd);
 	return -1;
+}
+
+void conn_set_tick(struct conn_set *s)
+{
+	give_back_all_room(s);
 }
 
 bool conn_set_has_waiting(const struct conn_set *s)

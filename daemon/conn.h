@@ -56,9 +56,10 @@ struct conn_config {
 	/* Seconds a new connection may take to complete HELLO before it is closed. */
 	int hello_timeout_s;
 	/* Connections' buffers (input received and not handled yet, replies not taken by the
-	 * socket), over all connections, past which the connections that have gone longest
-	 * without progress are answered BUSY and closed, until the total is an eighth under it.
-	 * At least twice max_frame, so that a whole frame always fits. */
+	 * socket, room kept from a large frame or reply), over all connections, past which the
+	 * connections that have gone longest without progress are answered BUSY and closed, until
+	 * the total is an eighth under it. At least twice max_frame, so that a whole frame always
+	 * fits. */
 	size_t max_client_bytes;
 	conn_frame_fn on_frame;
 	conn_prefetch_fn on_prefetch; /* NULL: no hints */
@@ -80,7 +81,12 @@ struct conn_set {
 	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first.
 	 */
 	struct conn_list ungreeted;
-	size_t client_bytes;   /* what connections' buffers hold, over all of them */
+	/* Connections with a buffer grown past the size every connection may keep (conn.c), for
+	 * conn_set_tick and shed_clients to give back. */
+	struct conn_list grown;
+	/* What connections' buffers hold, over all of them: the bytes in them, and the whole size
+	 * of an empty buffer grown past the size every connection may keep. */
+	size_t client_bytes;
 	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
 	uint64_t evictions;    /* connections closed BUSY over max_client_bytes */
 	struct log_every evictions_log;
@@ -153,6 +159,15 @@ void conn_set_retry(struct conn_set *s);
  * out its once-a-minute period; for a stopping server, so that its log accounts for each.
  */
 void conn_set_log_pending(struct conn_set *s);
+
+/*
+ * conn_set_tick(s):
+ * Once a second: give back what each connection's buffers grew to for a large frame or reply
+ * beyond what it holds now (conn.c, give_back_room), so that connections that go quiet, or
+ * keep asking for small things, do not keep a quarter megabyte each. At most one reallocation
+ * per buffer per call, and only for connections that grew one.
+ */
+void conn_set_tick(struct conn_set *s);
 
 /* conn_set_has_waiting(s): true when some connection waits for conn_set_retry. */
 bool conn_set_has_waiting(const struct conn_set *s);

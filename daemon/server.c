@@ -426,6 +426,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	 * memory, and its connections stay open. */
 	if (srv->auth != NULL && auth_expire(srv->auth, auth_clock_ms()))
 		close_retired_auth(srv);
+	conn_set_tick(&srv->conns);
 	trim_when_quiet(srv);
 }
 
