@@ -653,3 +653,20 @@ uint64_t harness_map_uint(const struct codec_reply *rep, const char *key)
 	cr_assert_fail("key %s missing", key);
 	return 0;
 }
+
+long harness_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "open %s", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	cr_assert_gt(kib, 0, "VmRSS read from %s", path);
+	return kib;
+}

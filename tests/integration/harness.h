@@ -57,6 +57,12 @@ int harness_kill(struct harness_daemon *d);
  */
 int harness_restart(struct harness_daemon *d, const char *const *extra_args);
 
+/*
+ * harness_rss_kib(pid):
+ * The resident set of process ${pid} (VmRSS), in KiB; fails the test when it cannot be read.
+ */
+long harness_rss_kib(pid_t pid);
+
 /* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
 void harness_cleanup(struct harness_daemon *d);
 

@@ -1809,22 +1809,6 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /*
  * After a CLEAR of many small sessions the memory goes back to the system while a health
  * check pings every 20 ms (a quiet daemon). The trim used to stall the loop for about 2 s per
@@ -1846,7 +1830,7 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 
 	memset(data, 'x', sizeof(data));
 	fd = harness_open_ready(dmn.unix_url, "trim");
-	before = rss_kb(dmn.pid);
+	before = harness_rss_kib(dmn.pid);
 	buf_init(&b);
 	set.ns = bytes("big");
 	set.data = (struct mp_bytes){data, SIZE};
@@ -1869,7 +1853,7 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 		}
 	}
 	buf_finish(&b);
-	loaded = rss_kb(dmn.pid);
+	loaded = harness_rss_kib(dmn.pid);
 	cr_assert_gt(loaded - before, 80000, "250,000 sessions of 300 bytes hold over 80 MB");
 	clear.ns = bytes("big");
 	cr_assert_eq(call_status(fd, &clear), CODEC_OK);
@@ -1878,7 +1862,7 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 	for (long sent = 0; mono_ms() - started < 30000; sleep_ms(20)) {
 		ping.request_id = (uint64_t)++sent;
 		cr_assert_eq(call_status(fd, &ping), CODEC_OK);
-		now = rss_kb(dmn.pid);
+		now = harness_rss_kib(dmn.pid);
 #ifndef __SANITIZE_ADDRESS__
 		if (now - before < (loaded - before) / 4)
 			break;

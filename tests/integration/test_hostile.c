@@ -204,24 +204,6 @@ static void wait_connections(int fd, uint64_t want)
 	               (unsigned long long)n, (unsigned long long)want);
 }
 
-/* The daemon's resident set, in KiB. */
-static long rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f, "open %s", path);
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	cr_assert_gt(kib, 0, "VmRSS read");
-	return kib;
-}
-
 static void ping_ok(int fd, uint64_t rid)
 {
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = rid};
@@ -735,7 +717,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
 	for (int round = 0; round < 2; round++) {
 		const char *url = round == 0 ? dmn.tcp_url : dmn.unix_url;
 
-		rss0 = rss_kib(dmn.pid);
+		rss0 = harness_rss_kib(dmn.pid);
 		bad = harness_open_ready(url, "test_hostile");
 		sent = send_until_stalled(bad, &gets, 1000);
 		fprintf(stderr, "pipeline_without_reading (%s): %zu of %zu bytes of GETs taken\n",
@@ -749,7 +731,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
 			cr_assert_eq(got.len, VALUE);
 			free(body);
 			good_roundtrip(good, (uint64_t)(round * 100 + k));
-			rss = rss_kib(dmn.pid);
+			rss = harness_rss_kib(dmn.pid);
 			if (rss > peak)
 				peak = rss;
 			sleep_ms(50);
@@ -763,7 +745,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
 		wait_connections(good, 1);
 		for (int k = 0; k < 20; k++)
 			good_roundtrip(good, (uint64_t)(round * 100 + 50 + k));
-		rss = rss_kib(dmn.pid);
+		rss = harness_rss_kib(dmn.pid);
 		cr_assert_lt(rss - rss0, BOUND_KIB, "RSS after the bad client left: +%ld KiB",
 		             rss - rss0);
 		bad = harness_open_ready(url, "test_hostile");
@@ -3196,7 +3178,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_back_room, .timeout = 120)
 	size_t len;
 
 	good = start_with_big_session(NULL, "idle", &data, DATA_BYTES, 7, 1, &get);
-	base_kib = rss_kib(dmn.pid);
+	base_kib = harness_rss_kib(dmn.pid);
 	/* Right after a GET its room counts (unless the daemon's once-a-second give-back came in
 	 * between: a few tries). */
 	for (int i = 0; i < 5; i++) {
@@ -3211,7 +3193,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_back_room, .timeout = 120)
 	while (!given_back && mono_ms() - start < SCALED(10000, 30000)) {
 		sleep_ms(200);
 		held = stat_of(good, NULL, "client_bytes");
-		kib = rss_kib(dmn.pid);
+		kib = harness_rss_kib(dmn.pid);
 		given_back = held < 4096 && (!check_rss || kib - base_kib <= CONNS * PER_CONN_KIB);
 	}
 	cr_assert(given_back,
@@ -3248,11 +3230,11 @@ LEAK_CHECKED_TEST_OPTS(hostile, kept_room_stays_under_the_bound, .timeout = 120)
 	int good, fds[CONNS];
 
 	good = start_with_big_session(args, "bound", &data, DATA_BYTES, 9, 1, &get);
-	base_kib = rss_kib(dmn.pid);
+	base_kib = harness_rss_kib(dmn.pid);
 	for (int i = 0; i < CONNS; i += 10) {
 		open_and_get(&fds[i], 10, &get, data, DATA_BYTES);
 		held = stat_of(good, NULL, "client_bytes");
-		kib = rss_kib(dmn.pid) - base_kib;
+		kib = harness_rss_kib(dmn.pid) - base_kib;
 		most = held > most ? held : most;
 		most_kib = kib > most_kib ? kib : most_kib;
 	}

@@ -724,23 +724,6 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	rm_tree(dir);
 }
 
-/* The daemon's VmRSS in KB, from /proc. */
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /*
  * After a mass expiry the freed sessions' memory goes back to the system once the daemon is
  * quiet, not only to later sessions: 150,000 sessions of 1 KB that expire together, and the
@@ -760,7 +743,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	memset(data, 'x', sizeof(data));
 	cr_assert_eq(harness_start(&d, NULL), 0);
 	fd = harness_open_ready(d.unix_url, "mass-expiry");
-	before = rss_kb(d.pid);
+	before = harness_rss_kib(d.pid);
 	buf_init(&frames);
 	for (int at = 0; at < SESSIONS; at += BATCH) {
 		buf_reset(&frames);
@@ -787,7 +770,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 		}
 	}
 	buf_finish(&frames);
-	loaded = rss_kb(d.pid);
+	loaded = harness_rss_kib(d.pid);
 	cr_assert_gt(loaded - before, 100000, "150,000 sessions of 1 KB hold over 100 MB");
 	/* They expire 2 s after they were set; then the daemon frees them and, once quiet for a
 	 * tick, trims. A PING a second (a health check) must not keep that from happening. */
@@ -800,7 +783,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	}
 	cr_assert_not_null(strstr(text, "gave free memory back"), "no trim was logged\n%s", text);
 	free(text);
-	after = rss_kb(d.pid);
+	after = harness_rss_kib(d.pid);
 #ifndef __SANITIZE_ADDRESS__
 	cr_expect_lt(after - before, (loaded - before) / 4,
 	             "RSS %ld KB at start, %ld loaded, %ld after the trim", before, loaded, after);
