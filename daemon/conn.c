@@ -929,14 +929,7 @@ static int send_output(struct conn *c)
 /* Seal ${c}'s plain replies onto its output. Returns 0, or -1 after logging why. */
 static int seal_output(struct conn *c)
 {
-	size_t records = (c->plain.len + SEAL_MAX_PLAIN - 1) / SEAL_MAX_PLAIN;
-
-	/* Room for every record at once, as a plain connection's reply gets it: a large reply is
-	 * then one block, which glibc maps on its own past M_MMAP_THRESHOLD (main.c) and unmaps
-	 * when it is freed. Grown record by record, it was carved from the heap, whose pages
-	 * stayed after the connections had gone. */
-	if (buf_reserve(&c->out, c->plain.len + records * SEAL_OVERHEAD) == -1 ||
-	    seal_append_all(c->peer.seal, &c->out, c->plain.data, c->plain.len) == -1) {
+	if (seal_append_all(c->peer.seal, &c->out, c->plain.data, c->plain.len) == -1) {
 		log_warn("cannot seal a connection's replies (%s); closing it", strerror(errno));
 		return -1;
 	}

@@ -87,10 +87,8 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
-	/* trim_when_quiet: the requests dispatched at the last tick, and the most bytes the store
-	 * held since the last trim. */
+	/* trim_when_quiet: the requests dispatched at the last tick. */
 	uint64_t tick_seen_requests;
-	uint64_t bytes_peak;
 	/* The thread that runs malloc_trim (trim_thread_main), from when it starts
 	 * (trim_running) until the tick after it set trim_done joins it. */
 	pthread_t trim_thread;
@@ -376,22 +374,19 @@ static void trim_join(struct server *srv, bool wait)
  */
 static void trim_when_quiet(struct server *srv)
 {
-	uint64_t requests = dispatch_requests_total(srv->dispatch), freed, peak;
+	uint64_t requests = dispatch_requests_total(srv->dispatch), freed;
 	bool quiet = requests - srv->tick_seen_requests <= SERVER_TRIM_QUIET_REQUESTS;
 	struct store_stats stats;
 	int err;
 
 	srv->tick_seen_requests = requests;
 	store_stats(srv->store, NULL, 0, &stats);
-	peak = store_bytes_peak_take(srv->store);
-	if (peak > srv->bytes_peak)
-		srv->bytes_peak = peak;
 	trim_join(srv, false);
-	freed = srv->bytes_peak - stats.bytes;
+	freed = store_bytes_peak(srv->store) - stats.bytes;
 	if (srv->trim_running || !quiet || freed < SERVER_TRIM_BYTES ||
 	    store_next_expiry(srv->store) <= wall_ms())
 		return;
-	srv->bytes_peak = stats.bytes;
+	store_bytes_peak_reset(srv->store);
 	srv->trim_freed = freed;
 	atomic_store(&srv->trim_done, false);
 	err = pthread_create(&srv->trim_thread, NULL, trim_thread_main, srv);

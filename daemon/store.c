@@ -115,8 +115,8 @@ struct store {
 	/* The namespace found last, or NULL: nearly every request names the one its app always
 	 * uses, and hashing the name costs as much as the rest of a lookup. */
 	struct ns *ns_recent;
-	/* The most bytes held since store_bytes_peak_take last looked: a load and a CLEAR
-	 * between two of the server's ticks must still count as memory freed. */
+	/* The most bytes held since store_bytes_peak_reset (see store_bytes_peak): a load and a
+	 * CLEAR between two of the server's ticks must still count as memory freed. */
 	uint64_t bytes_peak;
 	/* A namespace a write holds while it makes room (see sess_table_reserve): kept even
 	 * when freeing expired sessions empties it. NULL: none. */
@@ -1545,17 +1545,14 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
  * The earliest instant at which store_expire may find work, or UINT64_MAX for none. May be
  * early (a coarse bound), never late.
  */
-/*
- * store_bytes_peak_take(st):
- * The most bytes (as store_stats counts them) the store has held since the last call, or
- * since it was made; the next call counts from the present figure.
- */
-uint64_t store_bytes_peak_take(struct store *st)
+uint64_t store_bytes_peak(const struct store *st)
 {
-	uint64_t peak = st->bytes_peak > st->bytes ? st->bytes_peak : st->bytes;
+	return st->bytes_peak > st->bytes ? st->bytes_peak : st->bytes;
+}
 
+void store_bytes_peak_reset(struct store *st)
+{
 	st->bytes_peak = st->bytes;
-	return peak;
 }
 
 uint64_t store_next_expiry(const struct store *st)

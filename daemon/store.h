@@ -229,11 +229,14 @@ size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t 
 size_t store_expire(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
- * store_bytes_peak_take(st):
- * The most bytes (as store_stats counts them) the store has held since the last call, or
- * since it was made; the next call counts from the present figure.
+ * store_bytes_peak(st):
+ * The most bytes (as store_stats counts them) the store has held since the last
+ * store_bytes_peak_reset, or since it was made.
  */
-uint64_t store_bytes_peak_take(struct store *st);
+uint64_t store_bytes_peak(const struct store *st);
+
+/* store_bytes_peak_reset(st): start store_bytes_peak over from the present figure. */
+void store_bytes_peak_reset(struct store *st);
 
 /*
  * store_next_expiry(st):

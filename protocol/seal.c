@@ -355,6 +355,13 @@ int seal_append(struct seal *s, struct buf *out, const uint8_t *plain, size_t le
 
 int seal_append_all(struct seal *s, struct buf *out, const uint8_t *plain, size_t len)
 {
+	size_t records = (len + SEAL_MAX_PLAIN - 1) / SEAL_MAX_PLAIN;
+
+	/* Room for every record at once: a large output is then one block, which glibc maps on
+	 * its own past its mmap threshold and unmaps when it is freed. Grown record by record it
+	 * was carved from the heap, whose pages stayed after the buffer had gone. */
+	if (records > 0 && buf_reserve(out, len + records * SEAL_OVERHEAD) == -1)
+		return -1;
 	while (len > 0) {
 		size_t chunk = len < SEAL_MAX_PLAIN ? len : SEAL_MAX_PLAIN;
 

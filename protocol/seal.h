@@ -126,7 +126,8 @@ int seal_append(struct seal *s, struct buf *out, const uint8_t *plain, size_t le
 /*
  * seal_append_all(s, out, plain, len):
  * seal_append over ${len} bytes (any number, 0 included) in records of SEAL_MAX_PLAIN at
- * most. Returns 0, or -1 as seal_append; on failure ${out} may have gained whole records.
+ * most, with room for all of them reserved first. Returns 0, or -1 as seal_append; on failure
+ * ${out} may have gained whole records.
  */
 int seal_append_all(struct seal *s, struct buf *out, const uint8_t *plain, size_t len);
 

@@ -670,3 +670,18 @@ long harness_rss_kib(pid_t pid)
 	cr_assert_gt(kib, 0, "VmRSS read from %s", path);
 	return kib;
 }
+
+int harness_start_file_limited(struct harness_daemon *d, const char *const *extra_args,
+                               rlim_t bytes, struct rlimit *saved)
+{
+	struct rlimit lim;
+	int rc;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, saved), 0);
+	lim = *saved;
+	lim.rlim_cur = bytes;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = harness_start(d, extra_args);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, saved), 0);
+	return rc;
+}

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "codec.h"
@@ -56,6 +57,15 @@ int harness_kill(struct harness_daemon *d);
  * again). Returns 0 or -1.
  */
 int harness_restart(struct harness_daemon *d, const char *const *extra_args);
+
+/*
+ * harness_start_file_limited(d, extra_args, bytes, saved):
+ * harness_start with the daemon limited to files of ${bytes} (RLIMIT_FSIZE, which it
+ * inherits: a disk that fills up), the test's own limit restored at once and written to
+ * ${saved}, for lifting the daemon's with prlimit. Returns as harness_start.
+ */
+int harness_start_file_limited(struct harness_daemon *d, const char *const *extra_args,
+                               rlim_t bytes, struct rlimit *saved);
 
 /*
  * harness_rss_kib(pid):

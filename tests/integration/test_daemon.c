@@ -1756,7 +1756,7 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	enum { SIZE = 16 * 1024, MAX = 64 };
 	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
-	struct rlimit saved, lim;
+	struct rlimit saved;
 	char *data = malloc(SIZE), id[32];
 	uint64_t queued = 0;
 	int fd, status = CODEC_OK;
@@ -1766,12 +1766,7 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	cr_assert_not_null(data);
 	memset(data, 'd', SIZE);
 	cr_assert_not_null(mkdtemp(data_dir));
-	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-	lim = saved;
-	lim.rlim_cur = 256 * 1024;
-	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	cr_assert_eq(harness_start(&dmn, args), 0);
-	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	cr_assert_eq(harness_start_file_limited(&dmn, args, 256 * 1024, &saved), 0);
 
 	fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	cr_assert_eq(try_set(fd, "s", "logged in", 9), CODEC_OK);

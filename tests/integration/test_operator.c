@@ -311,7 +311,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	char data_dir[64];
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
 	struct harness_daemon d;
-	struct rlimit saved, lim;
+	struct rlimit saved;
 	uint8_t *data = malloc(SIZE);
 	int fd, acked = 0, refused = 0, status = CODEC_OK;
 	uint32_t count = 0;
@@ -320,13 +320,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 
 	cr_assert_not_null(data);
 	make_dir(data_dir, "full");
-	/* The daemon inherits the limit; the test process gets its own back at once. */
-	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-	lim = saved;
-	lim.rlim_cur = 256 * 1024;
-	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	cr_assert_eq(harness_start(&d, args), 0);
-	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	cr_assert_eq(harness_start_file_limited(&d, args, 256 * 1024, &saved), 0);
 
 	fd = harness_open_ready(d.unix_url, "full");
 	cr_assert_eq(push_flash(fd, "flashed", "hi", 2), CODEC_OK);
