@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -73,6 +74,8 @@
  * flash type; an encrypted record adds NONCE_BYTES + TAG_BYTES. */
 #define SNAP_RECORD_MAX_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 64u + 1u + 1u + 8u + 4u)
 #define NAME_BYTES               64
+/* Every file sessd makes in the data directory: only the user it runs as reads them. */
+#define DATA_FILE_MODE 0600
 
 static const char LOG_MAGIC[8] = {'S', 'E', 'S', 'S', 'D', 'L', 'O', 'G'};
 static const char SNAP_MAGIC[8] = {'S', 'E', 'S', 'S', 'D', 'S', 'N', 'P'};
@@ -128,9 +131,9 @@ struct persist {
 
 	pid_t child;
 	uint64_t child_seq;
-	/* Shared with the child, which sets it as it exits: persist_commit looks at it instead
-	 * of calling waitpid on every batch while a snapshot is being written. */
-	atomic_bool *child_exiting;
+	uint64_t child_started_ms; /* CLOCK_MONOTONIC, for the time a snapshot took */
+	/* Shared with the child, which fills it in as it exits. */
+	struct snapshot_report *child_report;
 	/* The store persist_open loaded, borrowed until persist_free: persist_commit starts
 	 * snapshots of it. */
 	struct store *st;
@@ -144,6 +147,20 @@ struct persist {
 	bool sync_stop;
 	atomic_bool sync_dirty;
 	atomic_int sync_errno;
+};
+
+/*
+ * What the snapshot child tells its parent, in memory they share. The child sets exiting last,
+ * as it exits: persist_commit looks at it instead of calling waitpid on every batch while a
+ * snapshot is being written. The rest is read only once the child has been reaped.
+ */
+struct snapshot_report {
+	atomic_bool exiting;
+	uint64_t sessions;
+	uint64_t records;
+	uint64_t bytes;
+	int err;           /* errno of the failure, 0 when it succeeded */
+	const char *stage; /* what failed (a string literal, the same in both processes) */
 };
 
 /* One decoded record; pointers point into the record's plaintext. */
@@ -569,6 +586,77 @@ static int header_check(const uint8_t *map, size_t size, const char magic[8], ui
 	return 0;
 }
 
+/*
+ * Give the file ${fd}, made by --check-data in the directory ${dir_fd}, the directory's owner
+ * and group and DATA_FILE_MODE, as if sessd had made it. --check-data is run with sudo (sessd's
+ * refusal points to it), and a file left to root, mode 0600, in a directory the service's user
+ * owns would keep sessd from starting until someone chowns it. Returns 0, or -1 with errno
+ * (EPERM: we are neither root nor the directory's owner, and the file stays ours).
+ */
+static int own_like_dir(int dir_fd, int fd)
+{
+	struct stat ds, fs;
+
+	if (fstat(dir_fd, &ds) == -1 || fstat(fd, &fs) == -1)
+		return -1;
+	/* Under mode 0600 the group reads nothing: a group we cannot give it (we own the
+	 * directory but are not in its group) does not matter. */
+	if ((fs.st_uid != ds.st_uid || fs.st_gid != ds.st_gid) &&
+	    fchown(fd, ds.st_uid, ds.st_gid) == -1 && !(errno == EPERM && fs.st_uid == ds.st_uid))
+		return -1;
+	if ((fs.st_mode & 07777) != DATA_FILE_MODE && fchmod(fd, DATA_FILE_MODE) == -1)
+		return -1;
+	return 0;
+}
+
+/* own_like_dir failed on ${name}: say so, and who may repair the directory. */
+static void say_not_owned(const char *name)
+{
+	persist_say(LOG_ERROR,
+	            "cannot give %s the data directory's owner and mode: %s (run --repair as "
+	            "the directory's owner or as root)",
+	            name, strerror(errno));
+}
+
+/* A user's name for messages: "uid 0 (root)", or the number alone when it has none. */
+static void user_text(uid_t uid, char *out, size_t size)
+{
+	struct passwd pw, *found = NULL;
+	char scratch[1024];
+
+	if (getpwuid_r(uid, &pw, scratch, sizeof(scratch), &found) == 0 && found != NULL)
+		snprintf(out, size, "uid %lu (%s)", (unsigned long)uid, found->pw_name);
+	else
+		snprintf(out, size, "uid %lu", (unsigned long)uid);
+}
+
+/*
+ * Say that ${name} in ${dir_fd} cannot be ${what} ("read", "opened for appending") with
+ * ${err}. When it is a permission error, name the file's owner and mode and the user we run as:
+ * a file a root --check-data or a root sessd left behind is the usual cause, and the fix
+ * (chown it to the user sessd runs as) is then plain.
+ */
+static void say_file_error(int dir_fd, const char *dir, const char *name, const char *what, int err)
+{
+	char owner[96], us[96];
+	struct stat sb;
+
+	if ((err != EACCES && err != EPERM) ||
+	    fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+		persist_say(LOG_ERROR, "%s/%s: cannot be %s: %s", dir, name, what, strerror(err));
+		return;
+	}
+	user_text(sb.st_uid, owner, sizeof(owner));
+	user_text(geteuid(), us, sizeof(us));
+	persist_say(LOG_ERROR,
+	            "%s/%s: cannot be %s: %s: it is owned by %s, gid %lu, mode %04o, and sessd "
+	            "runs as %s, gid %lu. Give the data directory's files to the user sessd runs "
+	            "as: chown -R %lu:%lu %s",
+	            dir, name, what, strerror(err), owner, (unsigned long)sb.st_gid,
+	            (unsigned)(sb.st_mode & 07777), us, (unsigned long)getegid(),
+	            (unsigned long)geteuid(), (unsigned long)getegid(), dir);
+}
+
 struct mapped {
 	uint8_t *map;
 	size_t size;
@@ -652,15 +740,15 @@ struct scan {
 };
 
 /*
- * file_scan(dir_fd, name, magic, seq, key, snapshot, fn, arg, plain, s):
+ * file_scan(dir_fd, dir, name, magic, seq, key, snapshot, fn, arg, plain, s):
  * Read a log segment or snapshot, calling ${fn} with each good record in order, and stop at
  * the first bad one (${s} says where and why). Returns 0 (also when damage was found), or -1
  * when the file cannot be read, the key does not fit, or ${fn} failed (logged here, with the
  * file and offset, except for ${fn}'s own failure which its caller logs).
  */
-static int file_scan(int dir_fd, const char *name, const char magic[8], uint64_t seq,
-                     const uint8_t *key, bool snapshot, record_fn fn, void *arg, struct buf *plain,
-                     struct scan *s, uint64_t *fn_fail_off)
+static int file_scan(int dir_fd, const char *dir, const char *name, const char magic[8],
+                     uint64_t seq, const uint8_t *key, bool snapshot, record_fn fn, void *arg,
+                     struct buf *plain, struct scan *s, uint64_t *fn_fail_off)
 {
 	struct mapped m;
 	bool fatal_config;
@@ -668,14 +756,14 @@ static int file_scan(int dir_fd, const char *name, const char magic[8], uint64_t
 
 	memset(s, 0, sizeof(*s));
 	if (file_map(dir_fd, name, &m) == -1) {
-		persist_say(LOG_ERROR, "%s: cannot read: %s", name, strerror(errno));
+		say_file_error(dir_fd, dir, name, "read", errno);
 		return -1;
 	}
 	s->size = m.size;
 	if (header_check(m.map, m.size, magic, seq, key, &s->created_ms, &s->why, &fatal_config) ==
 	    -1) {
 		if (fatal_config) {
-			persist_say(LOG_ERROR, "%s: %s", name, s->why);
+			persist_say(LOG_ERROR, "%s/%s: %s", dir, name, s->why);
 			file_unmap(&m);
 			errno = EINVAL;
 			return -1;
@@ -729,7 +817,7 @@ static int file_scan(int dir_fd, const char *name, const char magic[8], uint64_t
 			}
 			buf_reset(plain);
 			if (buf_reserve(plain, len) == -1) {
-				persist_say(LOG_ERROR, "%s: out of memory", name);
+				persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
 				file_unmap(&m);
 				return -1;
 			}
@@ -1170,17 +1258,19 @@ fail:
 
 /*
  * Create (or recreate, empty) segment ${seq} with its header, durable with its directory
- * entry. Returns the fd, or -1 (logged) with the file removed again: left behind without its
- * header (the disk is full), it would be the last segment at the next start.
+ * entry. Returns the fd, or -1 (logged) with the file removed again when ${remove_on_failure}:
+ * left behind without its header (the disk is full), a new segment would be the last segment
+ * at the next start. The first segment after the snapshot is kept instead (startup rewrites
+ * its header again): without it the snapshot would have no log, which is damage.
  */
-static int segment_create(struct persist *p, uint64_t seq)
+static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failure)
 {
 	uint8_t h[FILE_HEADER_BYTES];
 	char name[NAME_BYTES];
 	int fd, err;
 
 	log_name(name, seq);
-	fd = openat(p->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = openat(p->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DATA_FILE_MODE);
 	if (fd == -1)
 		goto fail;
 	header_build(h, LOG_MAGIC, seq, wall_ms(), p->key);
@@ -1192,7 +1282,8 @@ fail_unlink:
 	err = errno;
 	close(fd);
 	/* Not synced, and a crash may come first: startup removes such a file too. */
-	unlinkat(p->dir_fd, name, 0);
+	if (remove_on_failure)
+		unlinkat(p->dir_fd, name, 0);
 	errno = err;
 fail:
 	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(errno));
@@ -1307,6 +1398,7 @@ struct snap_writer {
 	uint8_t type[64];
 	size_t type_len;
 	uint64_t sessions;
+	uint64_t records;
 };
 
 static int snap_flush(struct snap_writer *w, bool force)
@@ -1326,6 +1418,7 @@ static int snap_emit(struct snap_writer *w, uint8_t *end)
 	if (record_emit(&w->out, w->key, w->seq, w->flushed + w->out.len, w->plain.data,
 	                w->plain.len) == -1)
 		return -1;
+	w->records++;
 	return snap_flush(w, false);
 }
 
@@ -1382,15 +1475,23 @@ static int snap_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return snap_emit(w, o);
 }
 
+/* What snap_write wrote. */
+struct snap_totals {
+	uint64_t sessions;
+	uint64_t records; /* sessions, flash messages and the end record */
+	uint64_t bytes;
+};
+
 /*
- * snap_write(dir_fd, tmp, key, st, seq, time_ms, sessions):
+ * snap_write(dir_fd, tmp, key, st, seq, time_ms, as_dir_owner, totals):
  * Write the sessions of ${st} alive at ${time_ms} as snapshot ${seq} into the new file ${tmp}
- * in ${dir_fd}, and make it durable; the caller renames it into place. Returns 0 with the
- * number of sessions written in ${sessions}, or -1 with ${tmp} removed (not logged: the
- * snapshot child has nowhere to log).
+ * in ${dir_fd}, and make it durable; the caller renames it into place. With ${as_dir_owner}
+ * (--check-data, perhaps run as root) the file gets the directory's owner (own_like_dir).
+ * Returns 0 with what was written in ${totals}, or -1 with ${tmp} removed and errno set (not
+ * logged: the snapshot child has nowhere to log).
  */
 static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const struct store *st,
-                      uint64_t seq, uint64_t time_ms, uint64_t *sessions)
+                      uint64_t seq, uint64_t time_ms, bool as_dir_owner, struct snap_totals *totals)
 {
 	struct snap_writer w = {.seq = seq, .key = key, .time_ms = time_ms};
 	uint8_t h[FILE_HEADER_BYTES];
@@ -1399,9 +1500,11 @@ static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const str
 
 	buf_init(&w.out);
 	buf_init(&w.plain);
-	w.fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	w.fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DATA_FILE_MODE);
 	if (w.fd == -1)
 		goto out;
+	if (as_dir_owner && own_like_dir(dir_fd, w.fd) == -1)
+		goto fail;
 	header_build(h, SNAP_MAGIC, seq, time_ms, key);
 	if (buf_append(&w.out, h, sizeof(h)) == -1 ||
 	    store_foreach(st, time_ms, snap_on_session, snap_on_type, snap_on_msg, &w) == -1)
@@ -1417,7 +1520,9 @@ static int snap_write(int dir_fd, const char *tmp, const uint8_t *key, const str
 		errno = err;
 		goto out;
 	}
-	*sessions = w.sessions;
+	totals->sessions = w.sessions;
+	totals->records = w.records;
+	totals->bytes = w.flushed;
 	rc = 0;
 	goto out;
 
@@ -1432,18 +1537,24 @@ out:
 	return rc;
 }
 
-/* Leave the snapshot child, first telling the parent that it may reap it (persist_commit). */
-static _Noreturn void snapshot_child_exit(struct persist *p, int status)
+/*
+ * Leave the snapshot child, first telling the parent what happened (${stage} failed with
+ * ${err}, or nothing did when ${stage} is NULL) and that it may reap it (persist_commit).
+ */
+static _Noreturn void snapshot_child_exit(struct persist *p, const char *stage, int err)
 {
-	atomic_store(p->child_exiting, true);
-	_exit(status);
+	p->child_report->stage = stage;
+	p->child_report->err = err;
+	atomic_store(&p->child_report->exiting, true);
+	_exit(stage ? 3 : 0);
 }
 
 static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, uint64_t now_ms,
                            pid_t parent)
 {
 	char tmp[NAME_BYTES], name[NAME_BYTES];
-	uint64_t sessions;
+	struct snap_totals totals;
+	int err;
 
 	/* Die with the daemon: an orphan must not rename a snapshot into a directory that a new
 	 * sessd already owns. */
@@ -1456,13 +1567,17 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	signal(SIGHUP, SIG_IGN);
 	snap_tmp_name(tmp, seq, getpid());
 	snap_name(name, seq);
-	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, &sessions) == -1)
-		snapshot_child_exit(p, 3);
+	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, false, &totals) == -1)
+		snapshot_child_exit(p, "writing it", errno);
 	if (renameat(p->dir_fd, tmp, p->dir_fd, name) == -1 || fsync(p->dir_fd) == -1) {
+		err = errno;
 		unlinkat(p->dir_fd, tmp, 0);
-		snapshot_child_exit(p, 3);
+		snapshot_child_exit(p, "renaming it into place", err);
 	}
-	snapshot_child_exit(p, 0);
+	p->child_report->sessions = totals.sessions;
+	p->child_report->records = totals.records;
+	p->child_report->bytes = totals.bytes;
+	snapshot_child_exit(p, NULL, 0);
 }
 
 /* A durable snapshot ${seq} covers every segment below it. */
@@ -1493,9 +1608,38 @@ static void snapshot_done(struct persist *p, uint64_t seq)
 	}
 }
 
+/*
+ * Why the snapshot child failed, in words: a signal by name (SIGKILL is most often the kernel
+ * out of memory: the child's copy-on-write pages count against the machine as the parent
+ * goes on writing), otherwise the step and error the child reported. ${status} is waitpid's,
+ * or -1 when the child could not be waited for.
+ */
+static void child_failure_text(int status, const struct snapshot_report *rep, char *out,
+                               size_t size)
+{
+	if (status == -1) {
+		snprintf(out, size, "the writer could not be waited for");
+	} else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *abbrev = sigabbrev_np(sig);
+
+		if (abbrev != NULL)
+			snprintf(out, size, "the writer was killed by SIG%s%s", abbrev,
+			         sig == SIGKILL ? " (out of memory?)" : "");
+		else
+			snprintf(out, size, "the writer was killed by signal %d", sig);
+	} else if (WIFEXITED(status) && rep->stage != NULL) {
+		snprintf(out, size, "%s failed: %s", rep->stage, strerror(rep->err));
+	} else {
+		snprintf(out, size, "the writer exited with status %d",
+		         WIFEXITED(status) ? WEXITSTATUS(status) : status);
+	}
+}
+
 static void snapshot_reap(struct persist *p, bool block)
 {
-	char tmp[NAME_BYTES];
+	char tmp[NAME_BYTES], name[NAME_BYTES], why[160];
+	uint64_t took_ms;
 	int status;
 	pid_t r;
 
@@ -1506,15 +1650,25 @@ static void snapshot_reap(struct persist *p, bool block)
 	while (r == -1 && errno == EINTR);
 	if (r == 0)
 		return;
+	took_ms = clock_ms(CLOCK_MONOTONIC) - p->child_started_ms;
 	if (r == p->child && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		const struct snapshot_report *rep = p->child_report;
+
+		snap_name(name, p->child_seq);
+		persist_say(LOG_INFO,
+		            "snapshot %s written: %" PRIu64 " sessions (%" PRIu64
+		            " records), %" PRIu64 " bytes, in %" PRIu64 ".%03" PRIu64 " s",
+		            name, rep->sessions, rep->records, rep->bytes, took_ms / 1000,
+		            took_ms % 1000);
 		snapshot_done(p, p->child_seq);
 	} else {
 		snap_tmp_name(tmp, p->child_seq, p->child);
 		unlinkat(p->dir_fd, tmp, 0);
+		child_failure_text(r == p->child ? status : -1, p->child_report, why, sizeof(why));
 		persist_say(LOG_WARN,
-		            "snapshot %" PRIu64 " failed (status %d); the log is kept and the "
-		            "snapshot will be retried",
-		            p->child_seq, r == p->child ? status : -1);
+		            "snapshot %" PRIu64 " failed after %" PRIu64 ".%03" PRIu64
+		            " s: %s; the log is kept and the snapshot will be retried",
+		            p->child_seq, took_ms / 1000, took_ms % 1000, why);
 		p->next_snapshot_ms = wall_ms() + SNAPSHOT_RETRY_MS;
 	}
 	p->child = 0;
@@ -1535,7 +1689,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 		enter_sync_failed(p, errno);
 	if (p->state == STATE_WRITE_FAILED)
 		return;
-	fd = segment_create(p, seq);
+	fd = segment_create(p, seq, true);
 	if (fd == -1) {
 		p->next_snapshot_ms = now_ms + SNAPSHOT_RETRY_MS;
 		return;
@@ -1549,7 +1703,9 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 	p->file_off = FILE_HEADER_BYTES;
 	p->switch_log_bytes = p->log_bytes;
 	p->log_bytes += FILE_HEADER_BYTES;
-	atomic_store(p->child_exiting, false);
+	memset(p->child_report, 0, sizeof(*p->child_report));
+	atomic_store(&p->child_report->exiting, false);
+	p->child_started_ms = clock_ms(CLOCK_MONOTONIC);
 	pid = fork();
 	if (pid == -1) {
 		persist_say(LOG_WARN, "cannot fork the snapshot writer: %s", strerror(errno));
@@ -1585,7 +1741,16 @@ static void say_apply_failure(const struct persist *p, const struct store *st, c
 	            name, off, why ? why : strerror(errno));
 }
 
-static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
+/* What startup loaded, for the line that says so. */
+struct load_totals {
+	uint64_t snap_records;
+	uint64_t log_records;
+	size_t segments;
+	uint64_t torn_bytes; /* cut off the last segment */
+	uint64_t expired;    /* sessions loaded that had expired by the start */
+};
+
+static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, struct load_totals *t)
 {
 	struct snap_load l = {.st = st};
 	char name[NAME_BYTES];
@@ -1593,7 +1758,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
 	struct scan s;
 
 	snap_name(name, seq);
-	if (file_scan(p->dir_fd, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
+	if (file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
 	              &p->plain, &s, &fail_off) == -1) {
 		if (fail_off > 0)
 			say_apply_failure(p, st, name, fail_off, l.why);
@@ -1613,6 +1778,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq)
 		            p->dir, name, p->dir);
 		return -1;
 	}
+	t->snap_records = s.records;
 	return 0;
 }
 
@@ -1643,7 +1809,8 @@ static bool segment_headerless(int dir_fd, const uint8_t *key, const char *name,
  * Replay segments ${segs}[0..n) into the store, cut a torn tail off the last one, and leave
  * the last one open for appending.
  */
-static int load_segments(struct persist *p, struct store *st, const uint64_t *segs, size_t n)
+static int load_segments(struct persist *p, struct store *st, const uint64_t *segs, size_t n,
+                         struct load_totals *t)
 {
 	char name[NAME_BYTES], prev[NAME_BYTES];
 	struct scan s;
@@ -1678,8 +1845,8 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 		uint64_t fail_off = 0;
 
 		log_name(name, segs[i]);
-		if (file_scan(p->dir_fd, name, LOG_MAGIC, segs[i], p->key, false, replay_log_record,
-		              st, &p->plain, &s, &fail_off) == -1) {
+		if (file_scan(p->dir_fd, p->dir, name, LOG_MAGIC, segs[i], p->key, false,
+		              replay_log_record, st, &p->plain, &s, &fail_off) == -1) {
 			if (fail_off > 0)
 				say_apply_failure(p, st, name, fail_off, NULL);
 			return -1;
@@ -1698,13 +1865,16 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			            "%s/%s ends in a torn write at offset %" PRIu64
 			            " (%s); cutting off %" PRIu64 " bytes",
 			            p->dir, name, s.bad_off, s.why, s.size - s.good_end);
+			t->torn_bytes += s.size - s.good_end;
 		}
+		t->log_records += s.records;
+		t->segments++;
 		p->log_bytes += s.damaged ? s.good_end : s.size;
 		if (!last)
 			continue;
 		p->seq = segs[i];
 		if (s.damaged && s.bad_off == 0) {
-			p->fd = segment_create(p, segs[i]);
+			p->fd = segment_create(p, segs[i], i > 0);
 			if (p->fd == -1)
 				return -1;
 			p->file_off = FILE_HEADER_BYTES;
@@ -1713,8 +1883,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
 		                                  fsync(p->fd) == -1))) {
-			persist_say(LOG_ERROR, "cannot open %s/%s for appending: %s", p->dir, name,
-			            strerror(errno));
+			say_file_error(p->dir_fd, p->dir, name, "opened for appending", errno);
 			return -1;
 		}
 		p->file_off = s.good_end;
@@ -1722,10 +1891,85 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 	return 0;
 }
 
+/*
+ * Refuse a run of files with one missing: which one, and why that loses data. A snapshot is
+ * written only once its segment is durable, and a segment after the first only for a
+ * snapshot, so none of these is left by a crash: a file was deleted, or a backup was restored
+ * in part. Returns -1 when one is missing (logged), 0 when the run is whole.
+ */
+static int check_run(const struct persist *p, const struct listing *l, size_t first,
+                     uint64_t snap_seq)
+{
+	char name[NAME_BYTES], other[NAME_BYTES];
+
+	if (snap_seq != 0 && (first == l->n_logs || l->logs[first] != snap_seq)) {
+		log_name(name, snap_seq);
+		snap_name(other, snap_seq);
+		persist_say(
+		    LOG_ERROR,
+		    "%s/%s is missing: %s holds the state at its start, and the changes "
+		    "made after that snapshot were in it (a backup restored in part?); not "
+		    "starting. Inspect with sessd --check-data %s; --repair starts an empty "
+		    "log after the snapshot, keeping what the snapshot holds",
+		    p->dir, name, other, p->dir);
+		return -1;
+	}
+	if (snap_seq == 0 && l->n_logs > 0 && l->logs[0] != 1) {
+		log_name(name, l->logs[0]);
+		snap_name(other, l->logs[0]);
+		persist_say(
+		    LOG_ERROR,
+		    "%s/%s is missing: %s goes on from that snapshot, which holds the "
+		    "sessions written before it (a backup restored in part?); not starting. "
+		    "Inspect with sessd --check-data %s, which says what can be done",
+		    p->dir, other, name, p->dir);
+		return -1;
+	}
+	for (size_t i = first + 1; i < l->n_logs; i++) {
+		if (l->logs[i] != l->logs[i - 1] + 1) {
+			log_name(name, l->logs[i - 1] + 1);
+			persist_say(
+			    LOG_ERROR,
+			    "%s/%s is missing, and the segments after it cannot be replayed "
+			    "without it; not starting. Inspect with sessd --check-data %s, which "
+			    "says what can be done",
+			    p->dir, name, p->dir);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One line on what startup loaded: after a crash, the first thing an operator asks. */
+static void say_loaded(const struct persist *p, const struct store *st, uint64_t snap_seq,
+                       const struct load_totals *t, uint64_t took_ms)
+{
+	char snap[NAME_BYTES + 48] = "", torn[64] = "";
+	struct store_stats ss;
+
+	store_stats(st, NULL, 0, &ss);
+	if (snap_seq != 0) {
+		snap_name(snap, snap_seq);
+		snprintf(snap + strlen(snap), sizeof(snap) - strlen(snap),
+		         ": %" PRIu64 " records, then ", t->snap_records);
+	}
+	if (t->torn_bytes > 0)
+		snprintf(torn, sizeof(torn), "; a torn tail of %" PRIu64 " bytes cut off",
+		         t->torn_bytes);
+	persist_say(LOG_INFO,
+	            "loaded %" PRIu64 " sessions in %" PRIu64 " namespace(s) from %s (%s%" PRIu64
+	            " records from %zu log segment(s)%s; %" PRIu64
+	            " expired while sessd was down) in %" PRIu64 ".%03" PRIu64 " s",
+	            ss.sessions, ss.namespaces, p->dir, snap, t->log_records, t->segments, torn,
+	            t->expired, took_ms / 1000, took_ms % 1000);
+}
+
 static int load(struct persist *p, struct store *st, uint64_t now_ms)
 {
 	char name[NAME_BYTES];
-	uint64_t snap_seq = 0;
+	uint64_t snap_seq = 0, started_ms = clock_ms(CLOCK_MONOTONIC);
+	struct load_totals totals = {0};
+	struct store_stats before, after;
 	struct listing l;
 	size_t first = 0;
 	int rc = -1;
@@ -1734,27 +1978,19 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		persist_say(LOG_ERROR, "cannot list %s: %s", p->dir, strerror(errno));
 		return -1;
 	}
-	if (l.n_snaps > 0) {
+	if (l.n_snaps > 0)
 		snap_seq = l.snaps[l.n_snaps - 1];
-		if (load_snapshot(p, st, snap_seq) == -1)
-			goto out;
-	}
 	while (first < l.n_logs && l.logs[first] < snap_seq)
 		first++;
-	for (size_t i = first; i < l.n_logs; i++) {
-		uint64_t want = i == first ? (snap_seq ? snap_seq : 1) : l.logs[i - 1] + 1;
-
-		if (l.logs[i] != want) {
-			log_name(name, want);
-			persist_say(LOG_ERROR, "%s/%s is missing; not starting", p->dir, name);
-			goto out;
-		}
-	}
-	if (load_segments(p, st, l.logs + first, l.n_logs - first) == -1)
+	if (check_run(p, &l, first, snap_seq) == -1)
+		goto out;
+	if (snap_seq != 0 && load_snapshot(p, st, snap_seq, &totals) == -1)
+		goto out;
+	if (load_segments(p, st, l.logs + first, l.n_logs - first, &totals) == -1)
 		goto out;
 	if (p->fd == -1) {
 		p->seq = snap_seq ? snap_seq : 1;
-		p->fd = segment_create(p, p->seq);
+		p->fd = segment_create(p, p->seq, true);
 		if (p->fd == -1)
 			goto out;
 		p->file_off = FILE_HEADER_BYTES;
@@ -1768,8 +2004,12 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		snap_name(name, l.snaps[i]);
 		unlinkat(p->dir_fd, name, 0);
 	}
+	store_stats(st, NULL, 0, &before);
 	while (store_expire(st, now_ms, 65536) == 65536)
 		;
+	store_stats(st, NULL, 0, &after);
+	totals.expired = before.sessions - after.sessions;
+	say_loaded(p, st, snap_seq, &totals, clock_ms(CLOCK_MONOTONIC) - started_ms);
 	rc = 0;
 out:
 	listing_finish(&l);
@@ -1802,8 +2042,8 @@ static void persist_close(struct persist *p)
 		sodium_free(p->key);
 	pthread_cond_destroy(&p->sync_cond);
 	pthread_mutex_destroy(&p->sync_mutex);
-	if (p->child_exiting)
-		munmap(p->child_exiting, sizeof(*p->child_exiting));
+	if (p->child_report)
+		munmap(p->child_report, sizeof(*p->child_report));
 	free(p->dir);
 	free(p);
 }
@@ -1841,12 +2081,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	atomic_init(&p->sync_dirty, false);
 	atomic_init(&p->sync_errno, 0);
 	p->st = st;
-	p->child_exiting = mmap(NULL, sizeof(*p->child_exiting), PROT_READ | PROT_WRITE,
-	                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p->child_exiting == MAP_FAILED)
-		p->child_exiting = NULL;
+	p->child_report = mmap(NULL, sizeof(*p->child_report), PROT_READ | PROT_WRITE,
+	                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->child_report == MAP_FAILED)
+		p->child_report = NULL;
 	p->dir = strdup(cfg->data_dir);
-	if (p->dir == NULL || p->child_exiting == NULL || sodium_init() < 0) {
+	if (p->dir == NULL || p->child_report == NULL || sodium_init() < 0) {
 		persist_say(LOG_ERROR, "cannot initialise: %s", strerror(errno));
 		goto fail;
 	}
@@ -2058,7 +2298,7 @@ bool persist_pending(const struct persist *p)
  */
 static void snapshot_on_commit(struct persist *p)
 {
-	if (p->child > 0 && atomic_load(p->child_exiting))
+	if (p->child > 0 && atomic_load(&p->child_report->exiting))
 		snapshot_reap(p, true);
 	/* After a failure, the tick retries once SNAPSHOT_RETRY_MS have passed. */
 	if (p->child > 0 || p->next_snapshot_ms != 0 || p->file_off <= FILE_HEADER_BYTES)
@@ -2245,10 +2485,14 @@ static int log_cut(int dir_fd, const char *name, uint64_t seq, uint64_t keep, ch
 		goto fail;
 	}
 	snprintf(tmp, sizeof(tmp), "tmp.log.%016" PRIx64 ".%ld", seq, (long)getpid());
-	fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DATA_FILE_MODE);
 	if (fd == -1) {
 		persist_say(LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
 		goto fail_unmap;
+	}
+	if (own_like_dir(dir_fd, fd) == -1) {
+		say_not_owned(tmp);
+		goto fail_unlink;
 	}
 	if (write_full(fd, m.map, (size_t)keep, 0) == -1 || fsync(fd) == -1) {
 		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
@@ -2273,12 +2517,14 @@ fail:
  * the snapshot is left as it is: replayed on top, its changes to lost sessions are skipped or
  * start them afresh, as for sessions that expired. Returns 0, or -1 (logged).
  */
-static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf *plain)
+static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, uint64_t seq,
+                        struct buf *plain)
 {
 	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	struct snap_load sl = {0};
 	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16];
-	uint64_t fail_off = 0, time_ms, sessions;
+	uint64_t fail_off = 0, time_ms;
+	struct snap_totals totals;
 	struct scan s;
 	int rc = -1;
 
@@ -2289,8 +2535,8 @@ static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf
 		goto out;
 	}
 	/* A record the store refused (sl.why unset) is not damage: no salvage would be whole. */
-	if (file_scan(dir_fd, name, SNAP_MAGIC, seq, key, true, snap_load_record, &sl, plain, &s,
-	              &fail_off) == -1 &&
+	if (file_scan(dir_fd, data_dir, name, SNAP_MAGIC, seq, key, true, snap_load_record, &sl,
+	              plain, &s, &fail_off) == -1 &&
 	    (fail_off == 0 || sl.why == NULL)) {
 		if (fail_off != 0)
 			persist_say(LOG_ERROR, "%s at offset %" PRIu64 ": %s", name, fail_off,
@@ -2304,7 +2550,7 @@ static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf
 	/* A bad header leaves no time of its own: the state is empty, so any instant will do. */
 	time_ms = s.created_ms != 0 ? s.created_ms : wall_ms();
 	snap_tmp_name(tmp, seq, getpid());
-	if (snap_write(dir_fd, tmp, key, sl.st, seq, time_ms, &sessions) == -1) {
+	if (snap_write(dir_fd, tmp, key, sl.st, seq, time_ms, true, &totals) == -1) {
 		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -2312,11 +2558,89 @@ static int snap_salvage(int dir_fd, const uint8_t *key, uint64_t seq, struct buf
 		goto out;
 	printf("repaired: %s rewritten with the %" PRIu64 " session(s) before the damage; the "
 	       "damaged file is kept as %s\n",
-	       name, sessions, aside);
+	       name, totals.sessions, aside);
 	rc = 0;
 out:
 	store_free(sl.st);
 	return rc;
+}
+
+/*
+ * Put a new file, written to ${tmp} (removed on failure), in place as ${name}, where there is
+ * none. Returns 0, or -1 (logged).
+ */
+static int put_in_place(int dir_fd, const char *tmp, const char *name)
+{
+	if (renameat(dir_fd, tmp, dir_fd, name) == -1 || fsync(dir_fd) == -1) {
+		persist_say(LOG_ERROR, "cannot put %s in place: %s", name, strerror(errno));
+		unlinkat(dir_fd, tmp, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Write an empty snapshot ${seq}, where a snapshot is missing but its log is there: the log
+ * is then replayed on an empty state, as after a snapshot whose header was damaged. Returns 0,
+ * or -1 (logged).
+ */
+static int snap_put_empty(int dir_fd, const uint8_t *key, uint64_t seq)
+{
+	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = 0};
+	char tmp[NAME_BYTES], name[NAME_BYTES];
+	struct snap_totals totals;
+	struct store *st;
+	int rc = -1;
+
+	snap_name(name, seq);
+	st = store_new(&cfg);
+	if (st == NULL) {
+		persist_say(LOG_ERROR, "%s: out of memory", name);
+		return -1;
+	}
+	snap_tmp_name(tmp, seq, getpid());
+	if (snap_write(dir_fd, tmp, key, st, seq, wall_ms(), true, &totals) == -1)
+		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+	else
+		rc = put_in_place(dir_fd, tmp, name);
+	store_free(st);
+	return rc;
+}
+
+/*
+ * Start log segment ${seq} empty (its header alone), where the snapshot ${seq} has no log:
+ * startup refuses a snapshot without its log, which only damage leaves. Returns 0, or -1
+ * (logged).
+ */
+static int segment_put_empty(int dir_fd, const uint8_t *key, uint64_t seq)
+{
+	uint8_t h[FILE_HEADER_BYTES];
+	char tmp[NAME_BYTES], name[NAME_BYTES];
+	int fd;
+
+	log_name(name, seq);
+	snprintf(tmp, sizeof(tmp), "tmp.log.%016" PRIx64 ".%ld", seq, (long)getpid());
+	fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DATA_FILE_MODE);
+	if (fd == -1) {
+		persist_say(LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (own_like_dir(dir_fd, fd) == -1) {
+		say_not_owned(tmp);
+		goto fail;
+	}
+	header_build(h, LOG_MAGIC, seq, wall_ms(), key);
+	if (write_full(fd, h, sizeof(h), 0) == -1 || fsync(fd) == -1) {
+		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	return put_in_place(dir_fd, tmp, name);
+
+fail:
+	close(fd);
+	unlinkat(dir_fd, tmp, 0);
+	return -1;
 }
 
 /*
@@ -2328,7 +2652,7 @@ out:
  */
 int persist_check(const char *data_dir, const char *key_file, bool repair)
 {
-	char name[NAME_BYTES];
+	char name[NAME_BYTES], other[NAME_BYTES];
 	uint8_t *key = NULL;
 	struct listing l = {0};
 	struct buf plain;
@@ -2336,7 +2660,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	size_t first = 0, bad_seg = SIZE_MAX, first_after, lost_records = 0;
 	uint64_t bad_keep = 0, lost_bytes = 0;
 	size_t n_logs; /* the segments startup would replay */
-	bool snap_damaged = false;
+	bool snap_damaged = false, snap_missing = false, log_missing = false;
+	struct stat sb;
 	int dir_fd = -1, lock_fd = -1, rc = -1;
 	struct scan s;
 
@@ -2356,6 +2681,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			                            : strerror(errno));
 			goto out;
 		}
+		/* Made by us when it was missing: as root, the service could not open it. */
+		if (own_like_dir(dir_fd, lock_fd) == -1) {
+			say_not_owned("LOCK");
+			goto out;
+		}
 	}
 	if (listing_read(dir_fd, &l, false) == -1) {
 		persist_say(LOG_ERROR, "cannot list %s: %s", data_dir, strerror(errno));
@@ -2369,8 +2699,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 
 		snap_seq = l.snaps[l.n_snaps - 1];
 		snap_name(name, snap_seq);
-		if (file_scan(dir_fd, name, SNAP_MAGIC, snap_seq, key, true, snap_load_record, &sl,
-		              &plain, &s, &fail_off) == -1) {
+		if (file_scan(dir_fd, data_dir, name, SNAP_MAGIC, snap_seq, key, true,
+		              snap_load_record, &sl, &plain, &s, &fail_off) == -1) {
 			if (fail_off == 0)
 				goto out;
 			printf("%s: DAMAGED at offset %" PRIu64 ": %s\n", name, fail_off,
@@ -2387,7 +2717,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       sl.sessions, s.size);
 		}
 		if (snap_damaged && repair) {
-			if (snap_salvage(dir_fd, key, snap_seq, &plain) == -1)
+			if (snap_salvage(dir_fd, data_dir, key, snap_seq, &plain) == -1)
 				goto out;
 			snap_damaged = false;
 		}
@@ -2399,6 +2729,41 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	while (first < l.n_logs && l.logs[first] < snap_seq) {
 		log_name(name, l.logs[first++]);
 		printf("%s: covered by the snapshot, removed at the next start\n", name);
+	}
+	/* Only snapshot N makes a segment N > 1, and only its success removes the segments
+	 * before it: a first segment N without snap.N lost that snapshot. What the log holds
+	 * goes on from it, so it is kept and replayed on an empty state, as after a snapshot
+	 * whose header was damaged. */
+	if (l.n_snaps == 0 && l.n_logs > 0 && l.logs[0] != 1) {
+		snap_seq = l.logs[0];
+		snap_name(name, snap_seq);
+		log_name(other, snap_seq);
+		printf("%s: MISSING: %s goes on from it; the sessions it held are lost (a backup "
+		       "restored in part?). --repair writes it empty, and the log is replayed on "
+		       "that: sessions set again after it come back\n",
+		       name, other);
+		snap_missing = true;
+		if (repair) {
+			if (snap_put_empty(dir_fd, key, snap_seq) == -1)
+				goto out;
+			printf(
+			    "repaired: %s written empty; %s and the segments after it are replayed "
+			    "on it\n",
+			    name, other);
+			snap_missing = false;
+		}
+	}
+	/* A snapshot is written only once its segment is durable: its log is never missing
+	 * but by damage, and the changes made after it are gone. */
+	if (snap_seq != 0 && (first == l.n_logs || l.logs[first] != snap_seq)) {
+		log_name(name, snap_seq);
+		snap_name(other, snap_seq);
+		printf(
+		    "%s: MISSING: %s holds the state at its start, and the changes made after it "
+		    "were in this segment (a backup restored in part?). --repair starts it empty, "
+		    "keeping what the snapshot holds\n",
+		    name, other);
+		log_missing = true;
 	}
 	/* What load_segments removes: segments a snapshot could not start hold nothing. */
 	while (n_logs - first > 1) {
@@ -2420,8 +2785,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			bad_keep = UINT64_MAX; /* keep nothing from here on */
 			break;
 		}
-		if (file_scan(dir_fd, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL, &plain,
-		              &s, &fail_off) == -1)
+		if (file_scan(dir_fd, data_dir, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL,
+		              &plain, &s, &fail_off) == -1)
 			goto out;
 		if (!s.damaged) {
 			printf("%s: ok, %zu records, %" PRIu64 " bytes\n", name, s.records, s.size);
@@ -2445,8 +2810,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	first_after = bad_seg == SIZE_MAX ? n_logs : bad_keep == UINT64_MAX ? bad_seg : bad_seg + 1;
 	for (size_t i = first_after; i < n_logs; i++) {
 		log_name(name, l.logs[i]);
-		if (file_scan(dir_fd, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL, &plain,
-		              &s, &fail_off) == -1)
+		if (file_scan(dir_fd, data_dir, name, LOG_MAGIC, l.logs[i], key, false, NULL, NULL,
+		              &plain, &s, &fail_off) == -1)
 			goto out;
 		if (s.damaged)
 			s.records += records_after(dir_fd, name, s.bad_off);
@@ -2488,12 +2853,23 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		       lost_bytes, lost_records);
 		bad_seg = SIZE_MAX;
 	}
+	log_name(name, snap_seq);
+	if (repair && snap_seq != 0 && fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    errno == ENOENT) {
+		if (segment_put_empty(dir_fd, key, snap_seq) == -1)
+			goto out;
+		snap_name(other, snap_seq);
+		printf("repaired: %s started empty after %s, which keeps its sessions; changes "
+		       "made after the snapshot that the log no longer holds are lost\n",
+		       name, other);
+		log_missing = false;
+	}
 	/* Its records hold the only copy of the sessions it saved (the log below it is gone):
 	 * say what a repair loses, and the other way out. */
 	if (snap_damaged)
 		printf("--repair rewrites the snapshot with the sessions before the damage; those "
 		       "after it are lost, unless the data directory is restored from a backup\n");
-	rc = snap_damaged || bad_seg != SIZE_MAX ? 1 : 0;
+	rc = snap_damaged || snap_missing || log_missing || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
 out:
 	listing_finish(&l);

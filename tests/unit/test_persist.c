@@ -1003,6 +1003,388 @@ LEAK_CHECKED_TEST(persist, missing_segment_is_refused)
 }
 
 /*
+ * A directory with snapshot 2 of 40 sessions and, in log.2, a session set after it ("after")
+ * and one of the 40 set again ("s01"). ${at_snapshot} receives the dump at the snapshot,
+ * ${at_end} the dump at the end (both malloc'd).
+ */
+static void snapshot_dir_make(char dir[64], char **at_snapshot, char **at_end)
+{
+	struct store *st = new_store();
+	struct persist *p;
+	char id[16], data[64];
+	uint64_t now = now_wall_ms();
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 512, now);
+	cr_assert_not_null(p);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "s%02d", i);
+		snprintf(data, sizeof(data), "value %d", i);
+		op_set(p, st, "app", id, data, strlen(data), now + HOUR_MS);
+	}
+	cr_assert_eq(persist_commit(p), 0);
+	*at_snapshot = dump_store(st, now_wall_ms());
+	persist_tick(p, st, now_wall_ms());
+	wait_for_snapshot(p, st, dir, 2);
+	op_set(p, st, "app", "after", "logged", 6, now + HOUR_MS);
+	op_set(p, st, "app", "s01", "set again", 9, now + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	*at_end = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	cr_assert(file_exists(dir, "snap.0000000000000002") &&
+	          file_exists(dir, "log.0000000000000002"));
+	cr_assert_not(file_exists(dir, "log.0000000000000003"), "a second snapshot started");
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(unlink(path), 0, "%s", path);
+}
+
+/* Startup refuses ${dir}; a check reports ${report} and exits 1, changing nothing. */
+static void expect_refused_and_reported(const char *dir, const char *report)
+{
+	struct store *st = new_store();
+	char *text;
+	int rc;
+
+	cr_expect_null(open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms()),
+	               "startup accepted %s", report);
+	store_free(st);
+	text = check_output(dir, false, &rc);
+	cr_expect_eq(rc, 1, "the check says the data is sound:\n%s", text);
+	cr_expect_not_null(strstr(text, report), "the check does not say \"%s\":\n%s", report,
+	                   text);
+	free(text);
+}
+
+/* Reopen ${dir} and return its dump (malloc'd). */
+static char *reopen_dump(const char *dir)
+{
+	struct store *st = new_store();
+	struct persist *p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	char *got;
+
+	cr_assert_not_null(p, "the repaired directory does not open");
+	got = dump_store(st, now_wall_ms());
+	persist_free(p);
+	store_free(st);
+	return got;
+}
+
+/*
+ * A snapshot whose log is gone (a backup restored in part) once made startup recreate an
+ * empty log and serve the snapshot alone, the changes after it lost without a word, and the
+ * check call the data sound. Startup refuses it now; the check reports it; --repair starts an
+ * empty log, keeping what the snapshot holds.
+ */
+LEAK_CHECKED_TEST(persist, a_snapshot_without_its_log_is_refused_and_repaired)
+{
+	char dir[64], *at_snapshot, *at_end, *got, *text;
+	int rc;
+
+	snapshot_dir_make(dir, &at_snapshot, &at_end);
+	remove_file(dir, "log.0000000000000002");
+	expect_refused_and_reported(dir, "log.0000000000000002: MISSING");
+	cr_expect_not(file_exists(dir, "log.0000000000000002"), "a refusal wrote a log");
+	text = check_output(dir, true, &rc);
+	cr_expect_eq(rc, 0, "%s", text);
+	cr_expect_not_null(strstr(text, "repaired: log.0000000000000002 started empty"), "%s",
+	                   text);
+	free(text);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	got = reopen_dump(dir);
+	cr_expect_str_eq(got, at_snapshot, "the snapshot's sessions, nothing else");
+	free(got);
+	free(at_snapshot);
+	free(at_end);
+	rm_tree(dir);
+}
+
+/*
+ * A segment after the snapshot's own with the snapshot's own gone: everything from the gap on
+ * is set aside, and the snapshot gets an empty log.
+ */
+LEAK_CHECKED_TEST(persist, a_gap_after_the_snapshot_is_refused_and_repaired)
+{
+	char dir[64], from[128], to[128], *at_snapshot, *at_end, *got;
+
+	snapshot_dir_make(dir, &at_snapshot, &at_end);
+	snprintf(from, sizeof(from), "%s/log.0000000000000002", dir);
+	snprintf(to, sizeof(to), "%s/log.0000000000000003", dir);
+	cr_assert_eq(rename(from, to), 0);
+	expect_refused_and_reported(dir, "log.0000000000000002: MISSING");
+	cr_expect_eq(persist_check(dir, NULL, true), 0);
+	cr_expect(file_exists(dir, "log.0000000000000003.damaged"));
+	got = reopen_dump(dir);
+	cr_expect_str_eq(got, at_snapshot);
+	free(got);
+	free(at_snapshot);
+	free(at_end);
+	rm_tree(dir);
+}
+
+/*
+ * The snapshot gone and its log kept: startup names the snapshot (it once named
+ * log.0000000000000001, which never existed) and the check does too; --repair writes an empty
+ * snapshot and keeps the log, whose changes come back on it.
+ */
+LEAK_CHECKED_TEST(persist, a_log_without_its_snapshot_is_refused_and_repaired)
+{
+	char dir[64], *at_snapshot, *at_end, *got;
+
+	snapshot_dir_make(dir, &at_snapshot, &at_end);
+	remove_file(dir, "snap.0000000000000002");
+	expect_refused_and_reported(dir, "snap.0000000000000002: MISSING");
+	cr_expect_eq(persist_check(dir, NULL, true), 0);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	got = reopen_dump(dir);
+	cr_expect_eq(line_count(got), 2, "the two sessions set after the snapshot:\n%s", got);
+	cr_expect_eq(lines_also_in(got, at_end), 2, "as they were:\n%s", got);
+	free(got);
+	free(at_snapshot);
+	free(at_end);
+	rm_tree(dir);
+}
+
+/*
+ * The owner --repair must give new files: root gives them to another user and group (the
+ * service's); anyone else can only show the group, with a directory set to a second group of
+ * theirs. Returns false when neither can be arranged.
+ */
+static bool dir_owner_to_copy(const char *dir, uid_t *uid, gid_t *gid)
+{
+	gid_t groups[64];
+	int n;
+
+	if (geteuid() == 0) {
+		*uid = 65534;
+		*gid = 65534;
+	} else {
+		n = getgroups(64, groups);
+		*uid = geteuid();
+		*gid = getegid();
+		for (int i = 0; i < n && *gid == getegid(); i++)
+			*gid = groups[i];
+		if (*gid == getegid())
+			return false;
+	}
+	cr_assert_eq(chown(dir, *uid, *gid), 0, "chown %s: %s", dir, strerror(errno));
+	return true;
+}
+
+static void expect_owned(const char *dir, const char *name, uid_t uid, gid_t gid)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &sb), 0, "%s", path);
+	cr_expect(sb.st_uid == uid && sb.st_gid == gid,
+	          "%s is owned by %lu:%lu, not the directory's %lu:%lu", name,
+	          (unsigned long)sb.st_uid, (unsigned long)sb.st_gid, (unsigned long)uid,
+	          (unsigned long)gid);
+	cr_expect_eq(sb.st_mode & 07777, 0600, "%s has mode %04o", name,
+	             (unsigned)(sb.st_mode & 07777));
+}
+
+/*
+ * `sudo sessd --check-data DIR --repair` on the directory of a service running as its own
+ * user once left the files it made to root, mode 0600, and the service could not start
+ * again. Every file a repair makes (the cut log, the rewritten snapshot, an empty log or
+ * snapshot, the LOCK) gets the directory's owner and group.
+ */
+LEAK_CHECKED_TEST(persist, repair_gives_the_files_it_makes_the_directory_owner)
+{
+	char dirs[4][64], *at_snapshot, *at_end;
+	struct history h;
+	uint8_t *b;
+	size_t len;
+	uid_t uid;
+	gid_t gid;
+
+	history_make(&h, NULL);
+	if (!dir_owner_to_copy(h.dir, &uid, &gid)) {
+		history_free(&h);
+		cr_skip_test("not root and in no second group: cannot check who owns what --repair "
+		             "makes");
+	}
+	for (int i = 0; i < 3; i++) {
+		snapshot_dir_make(dirs[i], &at_snapshot, &at_end);
+		free(at_snapshot);
+		free(at_end);
+		cr_assert(dir_owner_to_copy(dirs[i], &uid, &gid));
+	}
+	/* A log damaged in the middle: cut through a new file; no LOCK yet either. */
+	h.log[h.size_after[3] + 20] ^= 1;
+	spit(h.dir, FIRST_LOG, h.log, h.log_len);
+	remove_file(h.dir, "LOCK");
+	cr_expect_eq(persist_check(h.dir, NULL, true), 0);
+	expect_owned(h.dir, FIRST_LOG, uid, gid);
+	expect_owned(h.dir, "LOCK", uid, gid);
+	/* A damaged snapshot, rewritten. */
+	b = slurp(dirs[0], "snap.0000000000000002", &len);
+	spit(dirs[0], "snap.0000000000000002", b, len - 10);
+	free(b);
+	cr_expect_eq(persist_check(dirs[0], NULL, true), 0);
+	expect_owned(dirs[0], "snap.0000000000000002", uid, gid);
+	/* A missing log and a missing snapshot, started empty. */
+	remove_file(dirs[1], "log.0000000000000002");
+	cr_expect_eq(persist_check(dirs[1], NULL, true), 0);
+	expect_owned(dirs[1], "log.0000000000000002", uid, gid);
+	remove_file(dirs[2], "snap.0000000000000002");
+	cr_expect_eq(persist_check(dirs[2], NULL, true), 0);
+	expect_owned(dirs[2], "snap.0000000000000002", uid, gid);
+	for (int i = 0; i < 3; i++)
+		rm_tree(dirs[i]);
+	history_free(&h);
+}
+
+/* Run ${fn} with stderr (the daemon's log) going to a file; returns what was logged (free it). */
+static char *logged_during(void (*fn)(void *), void *arg)
+{
+	char path[] = "/tmp/sessd-log-out-XXXXXX";
+	int fd = mkstemp(path), saved;
+	char *text;
+	off_t n;
+
+	cr_assert_neq(fd, -1);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	cr_assert_neq(saved, -1);
+	cr_assert_neq(dup2(fd, STDERR_FILENO), -1);
+	fn(arg);
+	fflush(stderr);
+	cr_assert_neq(dup2(saved, STDERR_FILENO), -1);
+	close(saved);
+	n = lseek(fd, 0, SEEK_END);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert_not_null(text);
+	cr_assert_eq(pread(fd, text, (size_t)n, 0), (ssize_t)n);
+	close(fd);
+	return text;
+}
+
+/* The pids of this process's children, from /proc; returns how many (at most ${max}). */
+static size_t child_pids(pid_t *pids, size_t max)
+{
+	char path[64];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	while (n < max && fscanf(f, "%d", &pids[n]) == 1)
+		n++;
+	fclose(f);
+	return n;
+}
+
+struct snapshot_run {
+	char dir[64];
+	struct store *st;
+	struct persist *p;
+	bool kill_writer;
+};
+
+/*
+ * Commit, which starts a snapshot of a log past its threshold (killing its writer at once if
+ * asked), and tick until the snapshot is reaped.
+ */
+static void snapshot_run(void *arg)
+{
+	struct snapshot_run *r = arg;
+	pid_t pids[8];
+
+	cr_assert_eq(persist_commit(r->p), 0);
+	if (r->kill_writer) {
+		cr_assert_eq(child_pids(pids, 8), 1, "no snapshot writer is running");
+		kill(pids[0], SIGKILL);
+	}
+	for (int i = 0; i < 3000 && child_pids(pids, 8) > 0; i++) {
+		persist_tick(r->p, r->st, now_wall_ms());
+		usleep(10000);
+	}
+	persist_tick(r->p, r->st, now_wall_ms());
+}
+
+static void open_run(void *arg)
+{
+	struct snapshot_run *r = arg;
+
+	r->p = open_dir(r->dir, r->st, PERSIST_FSYNC_NO, NULL, 4096, now_wall_ms());
+	cr_assert_not_null(r->p);
+}
+
+/*
+ * The log says what startup loaded, and how each snapshot ended: written (sessions, bytes,
+ * time), or failed for a reason a person can read. A writer killed by the out-of-memory
+ * killer was once reported as "status 9". No line names a session.
+ */
+LEAK_CHECKED_TEST(persist, the_log_says_what_was_loaded_and_how_each_snapshot_ended)
+{
+	enum { SESSIONS = 5000, VALUE = 1000 };
+	struct snapshot_run r = {.kill_writer = false};
+	char id[32], val[VALUE], *text;
+	uint64_t now = now_wall_ms();
+
+	memset(val, 'v', sizeof(val));
+	make_tmpdir(r.dir);
+	r.st = new_store();
+	open_run(&r);
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "secret-id-%d", i);
+		op_set(r.p, r.st, i % 2 ? "app" : "shop", id, val, sizeof(val), now + HOUR_MS);
+	}
+
+	/* Killed at once: the writer of several megabytes cannot be done yet. */
+	r.kill_writer = true;
+	text = logged_during(snapshot_run, &r);
+	cr_expect_not_null(strstr(text, "snapshot 2 failed"), "%s", text);
+	cr_expect_not_null(strstr(text, "killed by SIGKILL (out of memory?)"), "%s", text);
+	cr_expect_null(strstr(text, "status"), "%s", text);
+	free(text);
+
+	/* The retry waits 30 s; a reopen snapshots at once. */
+	persist_free(r.p);
+	store_free(r.st);
+	r.st = new_store();
+	text = logged_during(open_run, &r);
+	cr_expect_not_null(strstr(text, "loaded 5000 sessions in 2 namespace(s)"), "%s", text);
+	cr_expect_not_null(strstr(text, "5000 records from 2 log segment(s)"), "%s", text);
+	cr_expect_null(strstr(text, "secret-id"), "a session id was logged: %s", text);
+	free(text);
+	/* A segment holding only its header starts no snapshot: write to it. */
+	op_set(r.p, r.st, "app", "after", val, sizeof(val), now + HOUR_MS);
+	r.kill_writer = false;
+	text = logged_during(snapshot_run, &r);
+	cr_expect_not_null(strstr(text, "written: 5001 sessions (5002 records)"), "%s", text);
+	cr_expect_null(
+	    strstr(strstr(text, "written:") ? strstr(text, "written:") + 1 : text, "written:"),
+	    "one line per snapshot: %s", text);
+	cr_expect_null(strstr(text, "secret-id"), "a session id was logged: %s", text);
+	free(text);
+	persist_free(r.p);
+	store_free(r.st);
+
+	r.st = new_store();
+	text = logged_during(open_run, &r);
+	cr_expect_not_null(strstr(text, "loaded 5001 sessions in 2 namespace(s)"), "%s", text);
+	cr_expect_not_null(strstr(text, "(snap.0000000000000003: 5002 records, then 0 records"),
+	                   "%s", text);
+	free(text);
+	persist_free(r.p);
+	store_free(r.st);
+	rm_tree(r.dir);
+}
+
+/*
  * Disk full, without privileges: a file-size limit makes writes past it fail with EFBIG
  * (SIGXFSZ ignored), which the log treats like ENOSPC.
  */
