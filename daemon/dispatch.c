@@ -22,7 +22,9 @@
  * LIST pages are cut to what fits in max_frame (PROTOCOL.md: the server may return fewer).
  */
 #define DISPATCH_LIST_ENTRY_MAX (1 + 2 + IDS_MAX_ID_LEN + 9)
-#define DISPATCH_REPLY_OVERHEAD 64
+/* The most a NAMESPACES entry takes: fixarray, str8 header and a 64-byte name, uint64. */
+#define DISPATCH_NAMESPACES_ENTRY_MAX (1 + 2 + IDS_MAX_NAMESPACE_LEN + 9)
+#define DISPATCH_REPLY_OVERHEAD       64
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
@@ -748,23 +750,26 @@ static int list_visit(void *arg, const uint8_t *id, size_t id_len, uint64_t ttl_
 	return 0;
 }
 
-static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                   struct buf *out)
+/* The entries of a page of ${req}'s limit whose entries take up to ${entry_max} bytes. */
+static size_t page_limit(const struct dispatch *d, const struct codec_request *req,
+                         size_t entry_max)
 {
-	size_t limit = req->limit, fits, count = 0, at;
-	uint64_t next = 0;
+	size_t limit = req->limit, fits;
 
-	fits = (d->cfg.max_frame - DISPATCH_REPLY_OVERHEAD) / DISPATCH_LIST_ENTRY_MAX;
+	fits = (d->cfg.max_frame - DISPATCH_REPLY_OVERHEAD) / entry_max;
 	if (limit > fits)
 		limit = fits;
 	if (limit > CODEC_LIST_MAX_LIMIT)
 		limit = CODEC_LIST_MAX_LIMIT;
-	if (limit == 0)
-		limit = 1;
-	buf_reset(&d->scratch);
-	if (store_list(d->st, req->ns.ptr, req->ns.len, req->cursor, limit, now_ms, list_visit,
-	               &d->scratch, &next, &count) == -1)
-		return -1;
+	return limit == 0 ? 1 : limit;
+}
+
+/* Reply [next, [entries...]] to a paged request whose ${count} entries are in d->scratch. */
+static int reply_page(struct dispatch *d, const struct codec_request *req, uint64_t next,
+                      size_t count, struct buf *out)
+{
+	size_t at;
+
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
 	    mp_write_array(out, 2) == -1 || mp_write_uint(out, next) == -1 ||
 	    mp_write_array(out, (uint32_t)count) == -1 ||
@@ -772,6 +777,43 @@ static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t
 	    codec_frame_close(out, at) == -1)
 		return -1;
 	return 0;
+}
+
+static int op_list(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                   struct buf *out)
+{
+	size_t count = 0;
+	uint64_t next = 0;
+
+	buf_reset(&d->scratch);
+	if (store_list(d->st, req->ns.ptr, req->ns.len, req->cursor,
+	               page_limit(d, req, DISPATCH_LIST_ENTRY_MAX), now_ms, list_visit, &d->scratch,
+	               &next, &count) == -1)
+		return -1;
+	return reply_page(d, req, next, count, out);
+}
+
+static int namespaces_visit(void *arg, const uint8_t *name, size_t name_len, uint64_t sessions)
+{
+	struct buf *scratch = arg;
+
+	if (mp_write_array(scratch, 2) == -1 || mp_write_str(scratch, name, name_len) == -1 ||
+	    mp_write_uint(scratch, sessions) == -1)
+		return -1;
+	return 0;
+}
+
+/* NAMESPACES: a page of [name, sessions], scanned as LIST scans sessions (PROTOCOL.md). */
+static int op_namespaces(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	size_t count = 0;
+	uint64_t next = 0;
+
+	buf_reset(&d->scratch);
+	if (store_namespaces(d->st, req->cursor, page_limit(d, req, DISPATCH_NAMESPACES_ENTRY_MAX),
+	                     namespaces_visit, &d->scratch, &next, &count) == -1)
+		return -1;
+	return reply_page(d, req, next, count, out);
 }
 
 /*
@@ -908,6 +950,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return op_clear(d, req, now_ms, out, verdict);
 	case CODEC_OP_STATS:
 		return op_stats(d, req, out);
+	case CODEC_OP_NAMESPACES:
+		return op_namespaces(d, req, out);
 	default:
 		/* The codec answers UNKNOWN_OP itself; an op it decodes must be handled here. */
 		return codec_reply_error(out, req->request_id, CODEC_UNKNOWN_OP,

@@ -1398,74 +1398,77 @@ static uint32_t reverse_bits32(uint32_t v)
 }
 
 /*
- * LIST visits a namespace in the order of a per-session scan key: the low 32 bits of the
- * id's hash reversed, then its high 32 bits. Reversing makes the order of buckets the
- * reverse-binary order of Redis's SCAN, so the sessions of one bucket (in a table of any
- * power-of-two size) have consecutive keys; and since the key does not depend on the table,
- * a cursor that is "the next key to visit" stays exact across any number of resizes, and
- * can stop in the middle of a bucket to honour the limit.
+ * LIST visits a namespace, and NAMESPACES the index of names, in the order of a per-node scan
+ * key: the low 32 bits of the node's hash (its id's, or its name's) reversed, then its high 32
+ * bits. Reversing makes the order of buckets the reverse-binary order of Redis's SCAN, so the
+ * nodes of one bucket (in a table of any power-of-two size) have consecutive keys; and since
+ * the key does not depend on the table, a cursor that is "the next key to visit" stays exact
+ * across any number of resizes, and can stop in the middle of a bucket to honour the limit.
  */
-static uint64_t scan_key(const struct store *st, const struct sess *s)
+static uint64_t scan_key(uint64_t h)
 {
-	uint64_t h = hash_bytes(st, s->bytes, s->id_len);
-
 	return ((uint64_t)reverse_bits32((uint32_t)h) << 32) | (h >> 32);
 }
 
+/* One scan of a dict (dict_scan): which nodes it visits and what it does with each. */
+struct dict_scan {
+	dict_hash_fn hash;
+	/* Whether the node is visited at all (a session past its expiry is not). */
+	bool (*wanted)(const struct dict_scan *scan, const struct hnode *n);
+	/* Visit one node: 0 to go on, -1 to stop the scan (an error). */
+	int (*visit)(const struct dict_scan *scan, const struct hnode *n);
+	uint64_t now_ms;
+	/* The caller's callback (one of them, for visit) and its argument. */
+	store_list_fn on_session;
+	store_namespace_fn on_namespace;
+	void *arg;
+};
+
 struct scan_pick {
-	const struct sess *s;
+	const struct hnode *n;
 	uint64_t key;
 };
 
-/* The live session of the chain ${n} with the smallest scan key >= ${from}, into ${best}. */
-static void scan_chain(const struct store *st, const struct hnode *n, uint64_t from,
-                       uint64_t now_ms, struct scan_pick *best)
+/* The wanted node of the chain ${n} with the smallest scan key >= ${from}, into ${best}. */
+static void scan_chain(const struct store *st, const struct dict_scan *scan, const struct hnode *n,
+                       uint64_t from, struct scan_pick *best)
 {
 	for (; n != NULL; n = n->next) {
-		const struct sess *s = sess_of(n);
 		uint64_t key;
 
-		if (!sess_live(s, now_ms))
+		if (!scan->wanted(scan, n))
 			continue;
-		key = scan_key(st, s);
-		if (key >= from && (best->s == NULL || key < best->key)) {
-			best->s = s;
+		key = scan_key(scan->hash(st, n));
+		if (key >= from && (best->n == NULL || key < best->key)) {
+			best->n = n;
 			best->key = key;
 		}
 	}
 }
 
 /*
- * store_list(st, ns, ns_len, cursor, limit, now_ms, visit, arg, next_cursor):
- * Visit at most ${limit} live sessions of the namespace from ${cursor} (0 starts a scan) and
- * set ${next_cursor} (0 when the scan is complete). A session present for the whole scan is
- * visited at least once, even when the table grows or shrinks between calls. ${count}
- * receives the number of sessions visited. Returns 0, or -1 when ${visit} returned -1.
- * A ${limit} of 0 is taken as 1.
+ * Visit at most ${limit} wanted nodes of ${d} from ${cursor} (0 starts a scan) in scan-key
+ * order, and set ${next_cursor} (0 when the scan is complete) and ${count} (nodes visited).
+ * A node present for the whole scan is visited at least once, even when the table grows or
+ * shrinks between calls. Returns 0, or -1 when the visit returned -1.
  */
-int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t cursor,
-               size_t limit, uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
-               size_t *count)
+static int dict_scan(const struct store *st, const struct dict *d, const struct dict_scan *scan,
+                     uint64_t cursor, size_t limit, uint64_t *next_cursor, size_t *count)
 {
-	const struct ns *ns;
-	const struct dict *d;
 	uint64_t c = cursor;
 	size_t groups_left;
 
-	assert(ns_len >= 1 && ns_len <= 64);
 	*count = 0;
 	*next_cursor = 0;
 	if (limit == 0)
 		limit = 1;
 	/* Empty buckets cost work too: bound them so one call stays short. */
 	groups_left = limit > SIZE_MAX / 16 ? SIZE_MAX : 16 * limit + 64;
-	ns = ns_find_const(st, ns_name, ns_len);
-	if (ns == NULL || ns->sessions.table[0] == NULL)
+	if (d->table[0] == NULL)
 		return 0;
-	d = &ns->sessions;
 	for (;;) {
 		/* A group is one bucket of the smaller table and the buckets of the larger one
-		 * that split from it; its sessions have the scan keys in [c's group start,
+		 * that split from it; its nodes have the scan keys in [c's group start,
 		 * group_end). */
 		int small = d->table[1] != NULL && d->size[1] < d->size[0] ? 1 : 0;
 		int large = d->table[1] != NULL ? 1 - small : -1;
@@ -1476,17 +1479,16 @@ int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t
 		for (;;) {
 			struct scan_pick best = {NULL, 0};
 
-			scan_chain(st, d->table[small][b], c, now_ms, &best);
+			scan_chain(st, scan, d->table[small][b], c, &best);
 			for (size_t j = b; large >= 0 && j < d->size[large]; j += d->size[small])
-				scan_chain(st, d->table[large][j], c, now_ms, &best);
-			if (best.s == NULL)
+				scan_chain(st, scan, d->table[large][j], c, &best);
+			if (best.n == NULL)
 				break;
 			if (*count == limit) {
 				*next_cursor = c;
 				return 0;
 			}
-			if (visit(arg, best.s->bytes, best.s->id_len, best.s->exp.at_ms - now_ms) !=
-			    0) {
+			if (scan->visit(scan, best.n) != 0) {
 				*next_cursor = c;
 				return -1;
 			}
@@ -1503,6 +1505,80 @@ int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t
 			return 0;
 		}
 	}
+}
+
+static bool scan_wants_live(const struct dict_scan *scan, const struct hnode *n)
+{
+	return sess_live(sess_of(n), scan->now_ms);
+}
+
+static int scan_visit_session(const struct dict_scan *scan, const struct hnode *n)
+{
+	const struct sess *s = sess_of(n);
+
+	return scan->on_session(scan->arg, s->bytes, s->id_len, s->exp.at_ms - scan->now_ms);
+}
+
+/*
+ * store_list(st, ns, ns_len, cursor, limit, now_ms, visit, arg, next_cursor):
+ * Visit at most ${limit} live sessions of the namespace from ${cursor} (0 starts a scan) and
+ * set ${next_cursor} (0 when the scan is complete). A session present for the whole scan is
+ * visited at least once, even when the table grows or shrinks between calls. ${count}
+ * receives the number of sessions visited. Returns 0, or -1 when ${visit} returned -1.
+ * A ${limit} of 0 is taken as 1.
+ */
+int store_list(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t cursor,
+               size_t limit, uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
+               size_t *count)
+{
+	const struct ns *ns;
+	struct dict_scan scan = {.hash = sess_hash,
+	                         .wanted = scan_wants_live,
+	                         .visit = scan_visit_session,
+	                         .now_ms = now_ms,
+	                         .on_session = visit,
+	                         .arg = arg};
+
+	assert(ns_len >= 1 && ns_len <= 64);
+	*count = 0;
+	*next_cursor = 0;
+	ns = ns_find_const(st, ns_name, ns_len);
+	if (ns == NULL)
+		return 0;
+	return dict_scan(st, &ns->sessions, &scan, cursor, limit, next_cursor, count);
+}
+
+/* Every named namespace holds a session (see ns_release_if_empty), so every one is shown. */
+static bool scan_wants_any(const struct dict_scan *scan, const struct hnode *n)
+{
+	(void)scan;
+	(void)n;
+	return true;
+}
+
+static int scan_visit_namespace(const struct dict_scan *scan, const struct hnode *n)
+{
+	const struct ns *ns = ns_of(n);
+
+	return scan->on_namespace(scan->arg, ns->name, ns->name_len, ns->sessions.used);
+}
+
+/*
+ * store_namespaces(st, cursor, limit, visit, arg, next_cursor, count):
+ * Visit at most ${limit} namespaces from ${cursor} (0 starts a scan), as store_list visits
+ * sessions, with the same guarantees, and set ${next_cursor} (0 when the scan is complete)
+ * and ${count}. Returns 0, or -1 when ${visit} returned -1. A ${limit} of 0 is taken as 1.
+ */
+int store_namespaces(const struct store *st, uint64_t cursor, size_t limit,
+                     store_namespace_fn visit, void *arg, uint64_t *next_cursor, size_t *count)
+{
+	struct dict_scan scan = {.hash = ns_hash,
+	                         .wanted = scan_wants_any,
+	                         .visit = scan_visit_namespace,
+	                         .on_namespace = visit,
+	                         .arg = arg};
+
+	return dict_scan(st, &st->names, &scan, cursor, limit, next_cursor, count);
 }
 
 /*

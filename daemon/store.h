@@ -213,6 +213,25 @@ int store_list(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t curs
                uint64_t now_ms, store_list_fn visit, void *arg, uint64_t *next_cursor,
                size_t *count);
 
+/* Called by store_namespaces once per namespace; returns 0 to go on, -1 to stop (error). */
+typedef int (*store_namespace_fn)(void *arg, const uint8_t *name, size_t name_len,
+                                  uint64_t sessions);
+
+/*
+ * store_namespaces(st, cursor, limit, visit, arg, next_cursor, count):
+ * Visit at most ${limit} namespaces from ${cursor} (0 starts a scan), as store_list visits
+ * sessions and with its guarantees (a namespace present for the whole scan is visited at
+ * least once), and set ${next_cursor} (0 when the scan is complete) and ${count} (namespaces
+ * visited). ${visit} gets each name, borrowed for the call, and its sessions as store_stats
+ * counts them (expired ones not reclaimed yet included). A namespace exists from the write
+ * that creates its first session (SET, FLASH_PUSH) until it holds none: its last session
+ * destroyed, or expired and reclaimed, or a store_clear of it; an emptied namespace is not
+ * kept. Changes nothing. Returns 0, or -1 when ${visit} returned -1. A ${limit} of 0 is
+ * taken as 1.
+ */
+int store_namespaces(const struct store *st, uint64_t cursor, size_t limit,
+                     store_namespace_fn visit, void *arg, uint64_t *next_cursor, size_t *count);
+
 /*
  * store_clear(st, ns, ns_len, now_ms): remove every session of the namespace at once; returns
  * how many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted).

@@ -65,6 +65,8 @@ const char *codec_op_name(uint32_t op)
 		return "CLEAR";
 	case CODEC_OP_STATS:
 		return "STATS";
+	case CODEC_OP_NAMESPACES:
+		return "NAMESPACES";
 	default:
 		return NULL;
 	}
@@ -82,6 +84,7 @@ static int op_argc(uint64_t op)
 		return 1;
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
+	case CODEC_OP_NAMESPACES:
 		return 2;
 	case CODEC_OP_HELLO:
 	case CODEC_OP_TOUCH:
@@ -202,6 +205,19 @@ static const char *read_flash_type(struct mp_reader *r, struct codec_request *re
 	return NULL;
 }
 
+/* LIST's and NAMESPACES' cursor and limit; the limit is clamped, not refused. */
+static const char *read_page(struct mp_reader *r, struct codec_request *req)
+{
+	uint64_t v;
+
+	if (mp_read_uint(r, &req->cursor) == -1)
+		return "cursor must be a uint";
+	if (mp_read_uint(r, &v) == -1)
+		return "limit must be a uint";
+	req->limit = v == 0 ? 1 : v > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : (uint32_t)v;
+	return NULL;
+}
+
 /* The arguments of a known opcode ${op}, in PROTOCOL.md's order. */
 static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_request *req,
                              const uint8_t *body_end)
@@ -235,14 +251,9 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 	case CODEC_OP_LIST:
 		if ((err = read_ns(r, req, false)) != NULL)
 			return err;
-		if (mp_read_uint(r, &req->cursor) == -1)
-			return "cursor must be a uint";
-		if (mp_read_uint(r, &v) == -1)
-			return "limit must be a uint";
-		req->limit = v == 0                     ? 1
-		             : v > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT
-		                                        : (uint32_t)v;
-		return NULL;
+		return read_page(r, req);
+	case CODEC_OP_NAMESPACES:
+		return read_page(r, req);
 	default:
 		break;
 	}
@@ -391,6 +402,9 @@ static bool request_valid(const struct codec_request *req)
 		if (req->limit == 0 || req->limit > CODEC_LIST_MAX_LIMIT)
 			return false;
 		break;
+	case CODEC_OP_NAMESPACES:
+		/* It names no namespace: one given would be dropped without a word. */
+		return req->limit >= 1 && req->limit <= CODEC_LIST_MAX_LIMIT && req->ns.len == 0;
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
 	case CODEC_OP_STATS:
@@ -445,6 +459,10 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		return write_ns(out, req);
 	case CODEC_OP_LIST:
 		if (write_ns(out, req) == -1 || mp_write_uint(out, req->cursor) == -1)
+			return -1;
+		return mp_write_uint(out, req->limit);
+	case CODEC_OP_NAMESPACES:
+		if (mp_write_uint(out, req->cursor) == -1)
 			return -1;
 		return mp_write_uint(out, req->limit);
 	default:

@@ -51,6 +51,7 @@ enum codec_op {
 	CODEC_OP_LIST = 0x31,
 	CODEC_OP_CLEAR = 0x32,
 	CODEC_OP_STATS = 0x33,
+	CODEC_OP_NAMESPACES = 0x34, /* pages of [name, sessions], as LIST pages sessions */
 };
 
 /* Reply statuses; the numbers are on the wire (PROTOCOL.md, "Statuses"). */
@@ -87,7 +88,8 @@ const char *codec_op_name(uint32_t op);
 struct codec_request {
 	uint32_t op;
 	uint64_t request_id;
-	/* Session operations and COUNT/LIST/CLEAR/STATS: the namespace; nil on the wire
+	/* Session operations and COUNT/LIST/CLEAR/STATS (not NAMESPACES, which names none):
+	 * the namespace; nil on the wire
 	 * decodes to CODEC_DEFAULT_NAMESPACE. STATS may send nil meaning the whole server:
 	 * then ns_all is true. */
 	struct mp_bytes ns;
@@ -102,8 +104,8 @@ struct codec_request {
 	bool flash_all;              /* FLASH_POP with a nil type: every type */
 	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING) */
 	bool flash_msg_is_bin;       /* FLASH_PUSH(_EXISTING): the message was bin, not str */
-	uint64_t cursor;             /* LIST */
-	uint32_t limit;              /* LIST, clamped to 1..CODEC_LIST_MAX_LIMIT */
+	uint64_t cursor;             /* LIST NAMESPACES */
+	uint32_t limit;              /* LIST NAMESPACES, clamped to 1..CODEC_LIST_MAX_LIMIT */
 	uint32_t version;            /* HELLO */
 	struct mp_bytes client_name; /* HELLO */
 	/* HELLO: the raw msgpack of the auth field (nil today), for the authentication step

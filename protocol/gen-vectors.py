@@ -114,6 +114,7 @@ def bad(name, body, error="BAD_REQUEST", kind="request", raw=None, **extra):
 
 HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14
 PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
+NAMESPACES = 0x34
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
 GEN_ID = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk"  # 43 characters, as sessd_id_new makes
@@ -245,6 +246,10 @@ req("stats whole server (nil)", arr(u(STATS), u(33), nil()),
     {"op": STATS, "request_id": 33, "ns": None})
 req("stats of a namespace", arr(u(STATS), u(34), s("default")),
     {"op": STATS, "request_id": 34, "ns": "default"})
+req("namespaces first page", arr(u(NAMESPACES), u(44), u(0), u(1000)),
+    {"op": NAMESPACES, "request_id": 44, "cursor": 0, "limit": 1000})
+req("namespaces big cursor, limit 10", arr(u(NAMESPACES), u(45), u(2**63 + 9), u(10)),
+    {"op": NAMESPACES, "request_id": 45, "cursor": 2**63 + 9, "limit": 10})
 
 # Decode-only: encodings a decoder must accept but a shortest-form encoder never writes.
 req("get with opcode as uint8, request id as uint64, ns as str8",
@@ -265,6 +270,10 @@ req("set_if with expect as bin16 and data as str",
     {"op": SET_IF, "request_id": 42, "ns": None, "id": "abc", "data_hex": b"hello".hex(),
      "ttl_ms": 1000, "expect_hex": tag(b"hi").hex()}, canonical=False,
     expect_tag_of_hex=b"hi".hex())
+req("namespaces limit 0 is clamped to 1", arr(u(NAMESPACES), u(46), u(0), u(0)),
+    {"op": NAMESPACES, "request_id": 46, "cursor": 0, "limit": 1}, canonical=False)
+req("namespaces limit 2^64-1 is clamped to 1000", arr(u(NAMESPACES), u(47), u(3), u(U64MAX)),
+    {"op": NAMESPACES, "request_id": 47, "cursor": 3, "limit": 1000}, canonical=False)
 req("list limit 0 is clamped to 1", arr(u(LIST), u(36), nil(), u(0), u(0)),
     {"op": LIST, "request_id": 36, "ns": None, "cursor": 0, "limit": 1}, canonical=False)
 req("list limit 5000 is clamped to 1000", arr(u(LIST), u(37), nil(), u(0), u(5000)),
@@ -280,6 +289,11 @@ rep("ok bin (get)", 7, 0, b(DATA))
 rep("ok uint (count)", 26, 0, u(3))
 rep("ok uint64 (stats value)", 26, 0, u(2**40))
 rep("ok list page", 28, 0, arr(u(0), arr(arr(b(b"abc"), u(59000)), arr(b(b"x"), u(1)))))
+rep("ok namespaces page, the last", 44, 0,
+    arr(u(0), arr(arr(s("shop"), u(3)), arr(s("default"), u(1)))))
+rep("ok namespaces page, more to come", 45, 0,
+    arr(u(2**63 + 77), arr(arr(s("app"), u(2**40)))))
+rep("ok namespaces page, empty with a cursor", 45, 0, arr(u(12345), arr()))
 rep("ok list page, array32 headers (as written by a producer that counts afterwards)", 28, 0,
     b"\xdd\x00\x00\x00\x02" + u(9) + b"\xdd\x00\x00\x00\x00")
 rep("ok flash pop one type", 24, 0, arr(s("Saved!"), b(b"\x00\x01")))
@@ -382,6 +396,10 @@ bad("hello client name is bin", arr(u(HELLO), u(1), u(1), b(b"app"), nil()))
 bad("hello version is negative", arr(u(HELLO), u(1), b"\xff", s("app"), nil()))
 bad("list cursor is negative", arr(u(LIST), u(1), nil(), b"\xd0\x80", u(10)))
 bad("list limit is a str", arr(u(LIST), u(1), nil(), u(0), s("10")))
+bad("namespaces with a namespace (it takes none)", arr(u(NAMESPACES), u(1), nil(), u(0), u(10)))
+bad("namespaces without a limit", arr(u(NAMESPACES), u(1), u(0)))
+bad("namespaces cursor is a str", arr(u(NAMESPACES), u(1), s("0"), u(10)))
+bad("namespaces limit is negative", arr(u(NAMESPACES), u(1), u(0), b"\xff"))
 bad("stats ns is bin", arr(u(STATS), u(1), b(b"x")))
 bad("get with 3 arguments", arr(u(GET), u(1), nil(), s("abc"), nil()))
 bad("get with 1 argument", arr(u(GET), u(1), nil()))

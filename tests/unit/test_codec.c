@@ -37,12 +37,15 @@ static void expect_same(const struct codec_request *a, const struct codec_reques
 	cr_expect(bytes_eq(a->expect, b->expect), "expect");
 }
 
+/* The most requests sample_requests writes. */
+#define SAMPLE_MAX 20
+
 /* One request of every opcode, with named namespaces so decode gives the same fields. */
 static size_t sample_requests(struct codec_request *q)
 {
 	size_t n = 0;
 
-	memset(q, 0, 16 * sizeof *q);
+	memset(q, 0, SAMPLE_MAX * sizeof *q);
 	q[n].op = CODEC_OP_HELLO;
 	q[n].request_id = 1;
 	q[n].version = 1;
@@ -120,12 +123,17 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].flash_type = BYTES("error");
 	q[n].flash_msg = BYTES("Saved!");
 	q[n++].ttl_ms = CODEC_MAX_TTL_MS;
+	q[n].op = CODEC_OP_NAMESPACES;
+	q[n].request_id = 17;
+	q[n].cursor = UINT64_MAX;
+	q[n++].limit = 1;
+	cr_assert_leq(n, SAMPLE_MAX);
 	return n;
 }
 
 LEAK_CHECKED_TEST(codec, round_trip_every_op)
 {
-	struct codec_request q[16], got;
+	struct codec_request q[SAMPLE_MAX], got;
 	size_t n = sample_requests(q), i;
 	struct buf b;
 	uint32_t status;
@@ -146,7 +154,7 @@ LEAK_CHECKED_TEST(codec, round_trip_every_op)
 /* Every strict prefix of every valid body is rejected as BAD_REQUEST. */
 LEAK_CHECKED_TEST(codec, truncated_at_every_offset)
 {
-	struct codec_request q[16], got;
+	struct codec_request q[SAMPLE_MAX], got;
 	size_t n = sample_requests(q), i, cut;
 	struct buf b;
 	uint32_t status;
@@ -173,7 +181,7 @@ LEAK_CHECKED_TEST(codec, truncated_at_every_offset)
 
 LEAK_CHECKED_TEST(codec, trailing_bytes_rejected)
 {
-	struct codec_request q[16], got;
+	struct codec_request q[SAMPLE_MAX], got;
 	size_t n = sample_requests(q), i;
 	struct buf b;
 	uint32_t status;
@@ -429,7 +437,7 @@ LEAK_CHECKED_TEST(codec, list_limit_clamped)
 
 LEAK_CHECKED_TEST(codec, encode_rejects_out_of_range_fields)
 {
-	struct codec_request q[16], bad;
+	struct codec_request q[SAMPLE_MAX], bad;
 	struct buf b;
 	char big[200];
 
@@ -626,6 +634,7 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_op_name(CODEC_OP_STATS), "STATS");
 	cr_expect_str_eq(codec_op_name(0x14), "SET_IF");
 	cr_expect_str_eq(codec_op_name(0x22), "FLASH_PUSH_EXISTING");
+	cr_expect_str_eq(codec_op_name(0x34), "NAMESPACES");
 	cr_expect_null(codec_op_name(0));
 	cr_expect_null(codec_op_name(0x7f));
 }
@@ -717,4 +726,54 @@ LEAK_CHECKED_TEST(codec, data_tag_known_answers)
 	cr_expect_arr_eq(tag, empty, CODEC_TAG_BYTES);
 	codec_data_tag("abc", 3, tag);
 	cr_expect_arr_eq(tag, abc, CODEC_TAG_BYTES);
+}
+
+/* NAMESPACES names no namespace: [op, id, cursor, limit], the limit clamped as LIST's. */
+LEAK_CHECKED_TEST(codec, namespaces_request)
+{
+	struct codec_request q = {.op = CODEC_OP_NAMESPACES, .request_id = 44, .limit = 1000};
+	struct codec_request r;
+	struct buf b;
+	uint32_t st = 99;
+	const char *why = NULL;
+
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &q), 0);
+	cr_assert_eq(b.len, 4 + 7);
+	cr_expect_eq(memcmp(b.data, "\x00\x00\x00\x07\x94\x34\x2c\x00\xcd\x03\xe8", 11), 0);
+	cr_assert_eq(codec_decode_request(b.data + 4, b.len - 4, &r, &st, &why), 0);
+	cr_expect_eq(r.op, CODEC_OP_NAMESPACES);
+	cr_expect_eq(r.ns.len, 0, "no namespace, not the default one");
+	cr_expect_eq(r.limit, 1000);
+	/* The encoder refuses a namespace it would have to drop, and a limit out of range. */
+	buf_reset(&b);
+	q.ns = BYTES("shop");
+	cr_expect_eq(codec_encode_request(&b, &q), -1);
+	q.ns = (struct mp_bytes){0};
+	q.limit = 0;
+	cr_expect_eq(codec_encode_request(&b, &q), -1);
+	q.limit = CODEC_LIST_MAX_LIMIT + 1;
+	cr_expect_eq(codec_encode_request(&b, &q), -1);
+	cr_expect_eq(b.len, 0);
+	/* LIST's shape, with a namespace, is the wrong number of arguments. */
+	cr_expect_eq(
+	    codec_decode_request((const uint8_t *)"\x95\x34\x01\xc0\x00\x0a", 6, &r, &st, &why),
+	    -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	cr_expect_eq(r.request_id, 1);
+	/* Limits are clamped, not refused. */
+	cr_assert_eq(
+	    codec_decode_request((const uint8_t *)"\x94\x34\x02\x05\x00", 5, &r, &st, &why), 0);
+	cr_expect_eq(r.limit, 1);
+	cr_expect_eq(r.cursor, 5);
+	cr_assert_eq(
+	    codec_decode_request((const uint8_t *)"\x94\x34\x02\x05\xcd\x13\x88", 7, &r, &st, &why),
+	    0);
+	cr_expect_eq(r.limit, CODEC_LIST_MAX_LIMIT);
+	/* A str cursor is BAD_REQUEST. */
+	cr_expect_eq(
+	    codec_decode_request((const uint8_t *)"\x94\x34\x02\xa1\x30\x01", 6, &r, &st, &why),
+	    -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	buf_finish(&b);
 }

@@ -1291,3 +1291,209 @@ LEAK_CHECKED_TEST(store, drops_finish_in_any_order)
 	cr_assert_eq(stats.bytes, 0);
 	store_free(st);
 }
+
+/* What store_namespaces showed: the sessions of each "n%05zu" namespace, or of others. */
+struct ns_seen {
+	int *seen;        /* times each numbered namespace was visited */
+	uint64_t *counts; /* the sessions it was shown with, last time */
+	size_t n;
+	size_t visits;
+	size_t others; /* visits of a name that is not numbered */
+	char last_other[65];
+	uint64_t last_other_sessions;
+};
+
+static int ns_visit(void *arg, const uint8_t *name, size_t name_len, uint64_t sessions)
+{
+	struct ns_seen *s = arg;
+	char buf[65];
+	unsigned idx;
+
+	cr_assert(name_len >= 1 && name_len <= 64);
+	memcpy(buf, name, name_len);
+	buf[name_len] = '\0';
+	s->visits++;
+	if (name_len == 6 && sscanf(buf, "n%5u", &idx) == 1 && idx < s->n) {
+		s->seen[idx]++;
+		s->counts[idx] = sessions;
+		return 0;
+	}
+	s->others++;
+	memcpy(s->last_other, buf, name_len + 1);
+	s->last_other_sessions = sessions;
+	return 0;
+}
+
+/* Scan every namespace, ${limit} a page, into ${s}; returns the pages taken. */
+static size_t ns_scan(struct store *st, size_t limit, struct ns_seen *s)
+{
+	uint64_t cursor = 0;
+	size_t count, pages = 0;
+
+	do {
+		cr_assert_eq(store_namespaces(st, cursor, limit, ns_visit, s, &cursor, &count), 0);
+		cr_assert_leq(count, limit == 0 ? 1 : limit);
+		pages++;
+	} while (cursor != 0);
+	return pages;
+}
+
+static void put_ns(struct store *st, size_t n, size_t sessions, uint64_t at)
+{
+	char ns[16];
+	struct id_buf b;
+
+	snprintf(ns, sizeof(ns), "n%05zu", n);
+	for (size_t i = 0; i < sessions; i++) {
+		struct store_key k = key_n(&b, ns, i);
+
+		cr_assert_eq(store_set(st, &k, "v", 1, at, T0), 0);
+	}
+}
+
+LEAK_CHECKED_TEST(store, namespaces_exist_while_they_hold_sessions)
+{
+	struct store *st = new_store(0);
+	struct ns_seen s = {0};
+	struct store_key k = key_of("shop", "a");
+	uint64_t cursor = 9;
+	size_t count = 9, queued;
+
+	/* An empty store: one empty, complete page. */
+	cr_assert_eq(store_namespaces(st, 0, 10, ns_visit, &s, &cursor, &count), 0);
+	cr_assert_eq(cursor, 0);
+	cr_assert_eq(count, 0);
+	/* Reads and writes that create no session create no namespace. */
+	assert_absent(st, "shop", "a", T0);
+	cr_assert_eq(store_touch(st, &k, T0 + 10, T0), -1);
+	cr_assert_eq(store_flash_push_existing(st, &k, (const uint8_t *)"info", 4, "m", 1, false,
+	                                       T0 + 10, T0, &queued),
+	             -1);
+	cr_assert_eq(store_count(st, (const uint8_t *)"shop", 4, T0), 0);
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.visits, 0);
+	/* The first SET creates it, with its sessions. */
+	set_str(st, "shop", "a", "v", T0 + 1000, T0);
+	set_str(st, "shop", "b", "v", T0 + 1000, T0);
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.others, 1);
+	cr_assert_str_eq(s.last_other, "shop");
+	cr_assert_eq(s.last_other_sessions, 2);
+	/* Emptied, it is gone rather than kept. */
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	k = key_of("shop", "b");
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	s = (struct ns_seen){0};
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.visits, 0);
+	/* A flash pushed to a missing session creates it, and its namespace. */
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, "m", 1, false, T0 + 10,
+	                              T0, &queued),
+	             0);
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.others, 1);
+	cr_assert_eq(s.last_other_sessions, 1);
+	/* Expired and reclaimed: gone. */
+	cr_assert_eq(store_expire(st, T0 + 10, 100), 1);
+	s = (struct ns_seen){0};
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.visits, 0);
+	/* Cleared: gone at once, before its memory is freed. */
+	set_str(st, "shop", "a", "v", T0 + 1000, T0);
+	cr_assert_eq(store_clear(st, (const uint8_t *)"shop", 4, T0), 1);
+	ns_scan(st, 10, &s);
+	cr_assert_eq(s.visits, 0);
+	store_free(st);
+}
+
+LEAK_CHECKED_TEST(store, namespaces_full_scan_small_pages)
+{
+	enum { N = 700 };
+	struct store *st = new_store(0);
+	struct ns_seen s = {calloc(N, sizeof(int)), calloc(N, sizeof(uint64_t)), N, 0, 0, "", 0};
+	size_t pages;
+
+	for (size_t i = 0; i < N; i++)
+		put_ns(st, i, 1 + i % 3, T0 + 1000);
+	pages = ns_scan(st, 1, &s);
+	/* Without resizes every namespace is seen exactly once, with its sessions. */
+	for (size_t i = 0; i < N; i++) {
+		cr_assert_eq(s.seen[i], 1, "namespace %zu seen %d times", i, s.seen[i]);
+		cr_assert_eq(s.counts[i], 1 + i % 3, "namespace %zu", i);
+	}
+	cr_assert_eq(s.others, 0);
+	cr_assert_geq(pages, N);
+	/* A limit of 0 is taken as 1; a large one takes everything in one page. */
+	memset(s.seen, 0, N * sizeof(int));
+	cr_assert_eq(ns_scan(st, 1000, &s), 1);
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(s.seen[i], 1);
+	free(s.seen);
+	free(s.counts);
+	store_free(st);
+}
+
+LEAK_CHECKED_TEST(store, namespaces_scan_survives_growth_and_shrink)
+{
+	enum { BASE = 200, N = 6000 };
+	struct store *st = new_store(0);
+	struct ns_seen s = {calloc(N, sizeof(int)), calloc(N, sizeof(uint64_t)), N, 0, 0, "", 0};
+	uint64_t cursor = 0;
+	size_t count, added = BASE, removed = N;
+
+	for (size_t i = 0; i < BASE; i++)
+		put_ns(st, i, 1, T0 + 1000);
+	/* Grow the index of names a lot between pages, across several resizes. */
+	do {
+		cr_assert_eq(store_namespaces(st, cursor, 3, ns_visit, &s, &cursor, &count), 0);
+		for (size_t i = 0; i < 300 && added < N; i++)
+			put_ns(st, added++, 1, T0 + 1000);
+	} while (cursor != 0);
+	for (size_t i = 0; i < BASE; i++)
+		cr_assert_geq(s.seen[i], 1, "namespace %zu never seen", i);
+	/* Then shrink it between pages: the BASE first stay and are seen. */
+	memset(s.seen, 0, N * sizeof(int));
+	cursor = 0;
+	do {
+		cr_assert_eq(store_namespaces(st, cursor, 3, ns_visit, &s, &cursor, &count), 0);
+		/* Emptying a namespace is the path that shrinks the index of names. */
+		for (size_t i = 0; i < 300 && removed > BASE; i++) {
+			char ns[16];
+			struct id_buf b;
+			struct store_key k;
+
+			snprintf(ns, sizeof(ns), "n%05zu", --removed);
+			k = key_n(&b, ns, 0);
+			cr_assert_eq(store_destroy(st, &k, T0), 0);
+		}
+	} while (cursor != 0);
+	cr_assert_eq(removed, BASE, "the scan ended before the index shrank");
+	for (size_t i = 0; i < BASE; i++)
+		cr_assert_geq(s.seen[i], 1, "namespace %zu never seen", i);
+	free(s.seen);
+	free(s.counts);
+	store_free(st);
+}
+
+static int ns_visit_fail(void *arg, const uint8_t *name, size_t name_len, uint64_t sessions)
+{
+	(void)name;
+	(void)name_len;
+	(void)sessions;
+	return ++*(int *)arg == 2 ? -1 : 0;
+}
+
+LEAK_CHECKED_TEST(store, namespaces_visitor_failure_stops)
+{
+	struct store *st = new_store(0);
+	uint64_t cursor;
+	size_t count;
+	int calls = 0;
+
+	for (size_t i = 0; i < 5; i++)
+		put_ns(st, i, 1, T0 + 1000);
+	cr_assert_eq(store_namespaces(st, 0, 10, ns_visit_fail, &calls, &cursor, &count), -1);
+	cr_assert_eq(calls, 2);
+	cr_assert_eq(count, 1);
+	store_free(st);
+}

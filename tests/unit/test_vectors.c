@@ -380,7 +380,8 @@ static void assert_request_eq(const char *name, const struct codec_request *got,
 
 static bool is_session_op(uint32_t op)
 {
-	return op != CODEC_OP_HELLO && op != CODEC_OP_PING && op != CODEC_OP_STATS;
+	return op != CODEC_OP_HELLO && op != CODEC_OP_PING && op != CODEC_OP_STATS &&
+	       op != CODEC_OP_NAMESPACES;
 }
 
 /* SET_IF vectors whose expect was checked to be the tag of the data they name. */
@@ -519,8 +520,8 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 	struct vectors vs;
 	size_t i, requests = 0, replies = 0, invalid = 0;
 	uint64_t ops_seen = 0, ops_all = 0;
-	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14,
-	                              0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33};
+	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14, 0x20,
+	                              0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x34};
 
 	vectors_load(&vs);
 	for (i = 0; i < vs.root->n; i++) {

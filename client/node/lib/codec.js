@@ -32,6 +32,7 @@ const OP = Object.freeze({
   LIST: 0x31,
   CLEAR: 0x32,
   STATS: 0x33,
+  NAMESPACES: 0x34,
 });
 
 const STATUS = Object.freeze({
@@ -52,10 +53,11 @@ const STATUS = Object.freeze({
   CONFLICT: 14,
 });
 const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
-// After these the server closes the connection (PROTOCOL.md, "Errors that close").
+// After these the server closes the connection (PROTOCOL.md, "Errors that close"; and
+// SHUTTING_DOWN, a stopping server's last reply).
 const CLOSING_STATUSES = new Set([
   STATUS.BAD_REQUEST, STATUS.TOO_LARGE, STATUS.NOT_READY, STATUS.BAD_VERSION, STATUS.AUTH_FAILED,
-  STATUS.BUSY,
+  STATUS.BUSY, STATUS.SHUTTING_DOWN,
 ]);
 
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
@@ -79,6 +81,7 @@ const ARGS = Object.freeze({
   [OP.LIST]: ['ns', 'cursor', 'limit'],
   [OP.CLEAR]: ['ns'],
   [OP.STATS]: ['ns_or_nil'],
+  [OP.NAMESPACES]: ['cursor', 'limit'],
 });
 
 class ProtocolError extends Error {

@@ -37,6 +37,7 @@ function argsOf(r) {
     case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
     case codec.OP.COUNT: case codec.OP.CLEAR: case codec.OP.STATS: return [r.ns];
     case codec.OP.LIST: return [r.ns, int(r.cursor), int(r.limit)];
+    case codec.OP.NAMESPACES: return [int(r.cursor), int(r.limit)];
     default: throw new Error('vector with unknown op ' + r.op);
   }
 }
