@@ -40,6 +40,9 @@
  * within it, so such clients neither count room nor reallocate. */
 #define CONN_KEEP_BYTES (2u * CONN_READ_CHUNK)
 #define CONN_LINGER_S   2
+/* How long a stopping server lingers after SHUTTING_DOWN (see finish_closing): a client that
+ * reads it closes at once, and one that does not must not hold the stop up. */
+#define CONN_GOODBYE_LINGER_MS 500
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
@@ -107,6 +110,11 @@ struct conn {
 	 * client closes, so unread requests in the kernel cannot turn our close into a reset
 	 * that destroys the replies still in flight. */
 	bool lingering;
+	/* The server began stopping while this connection was open and not closing for a reason
+	 * of its own: once the replies to what it read are queued, SHUTTING_DOWN follows them. */
+	bool owes_goodbye;
+	/* That SHUTTING_DOWN is queued: once it is out, the connection lingers briefly. */
+	bool said_goodbye;
 	/* What peer.name points to; last, away from what each frame reads. */
 	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
@@ -248,11 +256,11 @@ static void set_writing(struct conn *c, bool want)
 
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 
-/* Arm the connection's one timer (HELLO deadline, close timeout or linger) for ${seconds},
- * making it on first use. Returns 0, or -1 when it cannot be made. */
-static int arm_timer(struct conn *c, int seconds)
+/* Arm the connection's one timer (HELLO deadline, close timeout or linger) for ${ms}
+ * milliseconds, making it on first use. Returns 0, or -1 when it cannot be made. */
+static int arm_timer_ms(struct conn *c, long ms)
 {
-	struct timeval tv = {seconds, 0};
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	if (c->timer == NULL) {
 		c->timer = evtimer_new(event_get_base(c->read_ev), conn_on_timer, c);
@@ -262,12 +270,46 @@ static int arm_timer(struct conn *c, int seconds)
 	return evtimer_add(c->timer, &tv);
 }
 
+/* arm_timer_ms for ${seconds}. */
+static int arm_timer(struct conn *c, int seconds)
+{
+	return arm_timer_ms(c, seconds * 1000L);
+}
+
+static bool conn_write(struct conn *c);
+
+/*
+ * A stopping server: after the replies to every request it handled, one SHUTTING_DOWN
+ * (request id 0; PROTOCOL.md, "Statuses"), so that the client knows every request of its
+ * without a reply was not carried out; a stream cut without it (the drain timeout) leaves
+ * that open. Queued behind what is unsent: sent whole only after all of it.
+ */
+static void say_goodbye(struct conn *c)
+{
+	c->owes_goodbye = false;
+	if (codec_reply_error(replies(c), 0, CODEC_SHUTTING_DOWN,
+	                      "sessd is stopping; requests without a reply were not carried out") ==
+	    -1) {
+		log_warn("out of memory for a SHUTTING_DOWN reply");
+		return;
+	}
+	c->said_goodbye = true;
+	note_held(c, false);
+}
+
 /*
  * The output is empty or waits: close now if it is out and the client is gone or the server
  * stops, else linger. Returns true when ${c} was freed.
  */
 static bool finish_closing(struct conn *c)
 {
+	if (c->owes_goodbye) {
+		say_goodbye(c);
+		/* Sent with the replies before it: by the flush, or by the write event when the
+		 * socket is full; else now. */
+		if (c->said_goodbye && !c->pending && !c->writing)
+			return conn_write(c);
+	}
 	if (c->pending)
 		return false; /* the flush comes back here */
 	if (unsent(c) > 0) {
@@ -281,12 +323,16 @@ static bool finish_closing(struct conn *c)
 		}
 		return false;
 	}
-	if (c->peer_eof || c->set->stopping) {
+	/* After SHUTTING_DOWN, requests a pipelining client sent before it read it may still
+	 * arrive: linger, as below, so that they do not reset the connection under it (a client
+	 * whose write fails may drop what it has not read, SHUTTING_DOWN included). */
+	if (c->peer_eof || (c->set->stopping && !c->said_goodbye)) {
 		conn_close(c);
 		return true;
 	}
 	if (!c->lingering) {
-		if (arm_timer(c, CONN_LINGER_S) == -1) {
+		if (arm_timer_ms(c, c->said_goodbye ? CONN_GOODBYE_LINGER_MS
+		                                    : CONN_LINGER_S * 1000L) == -1) {
 			conn_close(c);
 			return true;
 		}
@@ -1119,15 +1165,19 @@ bool conn_set_has_waiting(const struct conn_set *s)
 	return !TAILQ_EMPTY(&s->waiting);
 }
 
-void conn_set_retry(struct conn_set *s)
+void conn_set_retry(struct conn_set *s, size_t most)
 {
 	struct conn_list batch;
 	struct conn *c;
 
 	/* Detached, as in conn_set_flush: a frame put off again puts its connection back on the
-	 * set's list, for the next retry. Handling a connection frees none but itself. */
+	 * set's list, behind those not handed this time, for the next retry. Handling a
+	 * connection frees none but itself. */
 	TAILQ_INIT(&batch);
-	TAILQ_CONCAT(&batch, &s->waiting, waiting_link);
+	for (; most > 0 && (c = TAILQ_FIRST(&s->waiting)) != NULL; most--) {
+		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+		TAILQ_INSERT_TAIL(&batch, c, waiting_link);
+	}
 	while ((c = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, c, waiting_link);
 		c->waiting = false;
@@ -1190,9 +1240,13 @@ void conn_set_shutdown(struct conn_set *s)
 	s->stopping = true;
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->lingering)
+		if (c->lingering) {
 			conn_close(c);
-		else
-			begin_closing(c);
+			continue;
+		}
+		/* One closing for a reason of its own (an error reply, the client's end, BUSY)
+		 * says so already. */
+		c->owes_goodbye = !c->closing;
+		begin_closing(c);
 	}
 }

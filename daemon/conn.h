@@ -145,13 +145,14 @@ void conn_set_flush(struct conn_set *s, bool committed);
 bool conn_set_has_pending(const struct conn_set *s);
 
 /*
- * conn_set_retry(s):
- * Hand each put-off frame (DISPATCH_LATER) to on_frame again, and the frames after it, as
+ * conn_set_retry(s, most):
+ * Hand the put-off frames (DISPATCH_LATER) of the first ${most} waiting connections (SIZE_MAX:
+ * all), in the order they were put off, to on_frame again, and the frames after them, as
  * process would have; call it before conn_set_flush, which sends the replies. A connection
  * waits with its reading stopped, so its requests keep their order and a client cannot pile
  * up input meanwhile.
  */
-void conn_set_retry(struct conn_set *s);
+void conn_set_retry(struct conn_set *s, size_t most);
 
 /*
  * conn_set_log_pending(s):
@@ -184,8 +185,14 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a);
 
 /*
  * conn_set_shutdown(s):
- * Stop reading on every connection; each closes once its queued replies are sent (pending
- * ones after conn_set_flush) or its close timeout passes.
+ * Stop reading on every connection, once what each has read is handled. Each that was not
+ * closing already then queues SHUTTING_DOWN (request id 0) after its replies, so that its
+ * client knows that every request without a reply was not carried out (PROTOCOL.md,
+ * "Statuses"), and, once it is sent, lingers up to half a second, reading and discarding, so
+ * that requests still on their way cannot reset the connection under it. Each closes once
+ * its queued replies are sent (pending ones after conn_set_flush) and the client has closed or
+ * the linger ended, or its close timeout passes (the owner's drain limit may come first: a
+ * connection cut then gets no SHUTTING_DOWN).
  */
 void conn_set_shutdown(struct conn_set *s);
 

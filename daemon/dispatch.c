@@ -28,6 +28,15 @@
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
+/* What one loop turn may spend on key exchanges (two X25519 each, 0.1-0.3 ms) before the
+ * sealed HELLOs left wait for the next turn: a burst of them (a fleet of workers reconnecting
+ * after a restart, or one recorded HELLO replayed, which needs no secret) took 0.25 ms each
+ * in a single turn, half a second for a thousand, while every other client waited. */
+#define DISPATCH_KX_TURN_NS 1000000u
+/* How many connections put off for that budget a turn hands again: a few more than it can
+ * serve, since each costs a decode whether it runs or waits again; handing them all, a
+ * thousand waiting took a thousand decodes a turn. */
+#define DISPATCH_KX_RETRIES 16u
 
 struct dispatch {
 	struct dispatch_config cfg;
@@ -35,8 +44,15 @@ struct dispatch {
 	struct persist *p;
 	const struct dispatch_server_stats *stats;
 	uint64_t requests_total;
-	/* Answer DISPATCH_LATER rather than walk a large namespace (see store_count_is_quick). */
+	/* Answer DISPATCH_LATER rather than walk a large namespace (see store_count_is_quick), or
+	 * than run a key exchange past this turn's DISPATCH_KX_TURN_NS. */
 	bool deferring;
+	bool count_put_off; /* a COUNT or CLEAR waits for the expiry to catch up */
+	/* This turn's time in key exchanges; whether a sealed HELLO was put off this turn, and
+	 * the last turn (dispatch_turn_begins moves the one to the other). */
+	uint64_t kx_turn_ns;
+	bool kx_put_off, kx_retry;
+	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
 	struct buf scratch;
@@ -96,9 +112,30 @@ const char *dispatch_server_id(const struct dispatch *d)
 	return d->server_id;
 }
 
-bool dispatch_may_retry(const struct dispatch *d, uint64_t now_ms)
+size_t dispatch_retries(struct dispatch *d, uint64_t now_ms)
 {
-	return !d->deferring || !store_expiry_behind(d->st, now_ms);
+	if (d->count_put_off && (!d->deferring || !store_expiry_behind(d->st, now_ms))) {
+		d->count_put_off = false;
+		return SIZE_MAX;
+	}
+	return d->kx_retry ? DISPATCH_KX_RETRIES : 0;
+}
+
+bool dispatch_waits_for_expiry(const struct dispatch *d)
+{
+	return d->count_put_off;
+}
+
+void dispatch_turn_begins(struct dispatch *d)
+{
+	d->kx_retry = d->kx_put_off;
+	d->kx_put_off = false;
+	d->kx_turn_ns = 0;
+}
+
+bool dispatch_wants_next_turn(const struct dispatch *d)
+{
+	return d->kx_put_off;
 }
 
 void dispatch_stop_deferring(struct dispatch *d)
@@ -420,6 +457,29 @@ plain_refused:
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ms(void)
+{
+	return mono_ns() / 1000000u;
+}
+
+/* Whether HELLO's ${auth} asks for a key exchange (a map; see auth_passes). */
+static bool asks_kx(const struct mp_bytes *auth)
+{
+	struct mp_reader r;
+	uint32_t pairs;
+
+	mp_reader_init(&r, auth->ptr, auth->len);
+	return mp_read_map(&r, &pairs) == 0;
+}
+
 /* Write the HELLO reply's map for ${kx} (a sealed HELLO when kx->seal is set). */
 static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, struct buf *out)
 {
@@ -452,7 +512,9 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 {
 	struct hello_kx kx = {.seal = NULL, .generation = 0};
 	const char *why = NULL;
+	uint64_t started_ns;
 	size_t at;
+	bool kx_asked;
 	int passes;
 
 	if (peer->ready) {
@@ -465,7 +527,17 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
 		                         "this server speaks protocol version 1 only");
 	}
+	kx_asked = d->cfg.auth != NULL && asks_kx(&req->auth);
+	if (kx_asked && d->deferring && d->kx_turn_ns >= DISPATCH_KX_TURN_NS) {
+		d->kx_put_off = true;
+		d->kx_deferred_total++;
+		*verdict = DISPATCH_LATER;
+		return 0;
+	}
+	started_ns = kx_asked ? mono_ns() : 0;
 	passes = auth_passes(d, peer, &req->auth, &kx, &why);
+	if (kx_asked)
+		d->kx_turn_ns += mono_ns() - started_ns;
 	if (passes == -1)
 		return -1;
 	if (passes == 0) {
@@ -826,6 +898,7 @@ static bool must_wait(struct dispatch *d, const struct codec_request *req, uint6
 {
 	if (!d->deferring || store_count_is_quick(d->st, req->ns.ptr, req->ns.len, now_ms))
 		return false;
+	d->count_put_off = true;
 	*verdict = DISPATCH_LATER;
 	return true;
 }
@@ -859,14 +932,6 @@ static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_
 	return reply_uint(out, req->request_id, removed);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int op_stats(struct dispatch *d, const struct codec_request *req, struct buf *out)
 {
 	struct store_stats s;
@@ -878,7 +943,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 16) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 17) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -896,7 +961,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "client_bytes", d->stats->client_bytes) ||
 		    write_key_uint(out, "client_evictions_total",
 		                   d->stats->client_evictions_total) ||
-		    write_key_uint(out, "no_memory_total", d->no_memory_total))
+		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
+		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

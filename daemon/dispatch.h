@@ -79,8 +79,9 @@ enum dispatch_verdict {
 	DISPATCH_CLOSE = 1, /* an error that closes: send what is queued, then close */
 	/* Not carried out, nothing written: answering now would stall the server (a COUNT or
 	 * CLEAR of a large namespace while a mass expiry is behind). Hand the same frame again,
-	 * with no later frame of that connection before it, once dispatch_may_retry is true. */
-	DISPATCH_LATER = 2,
+	 * with no later frame of that connection before it, when dispatch_retries says so. */
+	DISPATCH_LATER =
+	    2, /* also a sealed HELLO past its turn's budget: see dispatch_turn_begins */
 };
 
 struct dispatch;
@@ -101,11 +102,29 @@ void dispatch_free(struct dispatch *d);
 const char *dispatch_server_id(const struct dispatch *d);
 
 /*
- * dispatch_may_retry(d, now_ms):
- * Whether frames answered DISPATCH_LATER may be handed again: the expiry they wait for has
- * caught up at ${now_ms}, or dispatch_stop_deferring was called.
+ * dispatch_retries(d, now_ms):
+ * How many of the connections whose frame was answered DISPATCH_LATER to hand again now, the
+ * longest waiting first: all of them (SIZE_MAX) once the expiry a COUNT or CLEAR waits for
+ * has caught up at ${now_ms} (or dispatch_stop_deferring was called); a few at the start of
+ * the turn after a sealed HELLO was put off; else 0.
  */
-bool dispatch_may_retry(const struct dispatch *d, uint64_t now_ms);
+size_t dispatch_retries(struct dispatch *d, uint64_t now_ms);
+
+/* dispatch_waits_for_expiry(d): whether a COUNT or CLEAR waits for the expiry to catch up. */
+bool dispatch_waits_for_expiry(const struct dispatch *d);
+
+/*
+ * dispatch_turn_begins(d): a new loop turn begins: its budget for key exchanges is whole
+ * again, and sealed HELLOs put off in the last turn (DISPATCH_LATER) may be handed again
+ * (dispatch_retries hands a few of them again).
+ */
+void dispatch_turn_begins(struct dispatch *d);
+
+/*
+ * dispatch_wants_next_turn(d): whether a sealed HELLO was put off in this turn for want of
+ * its budget: the next turn must come without waiting for I/O.
+ */
+bool dispatch_wants_next_turn(const struct dispatch *d);
 
 /*
  * dispatch_stop_deferring(d): from now on carry every request out at once, however long it

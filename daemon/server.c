@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "auth.h"
+#include "codec.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "listener.h"
@@ -53,6 +54,8 @@
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
+/* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
+#define SERVER_SMALL_MAX_MEMORY (1024u * 1024u)
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
@@ -241,9 +244,11 @@ static void server_after_turn(struct server *srv)
 
 	srv->stats.client_bytes = srv->conns.client_bytes;
 	srv->stats.client_evictions_total = srv->conns.evictions;
-	/* Requests put off until the expiry caught up (see server_on_expire). */
-	if (conn_set_has_waiting(&srv->conns) && dispatch_may_retry(srv->dispatch, wall_ms()))
-		conn_set_retry(&srv->conns);
+	dispatch_turn_begins(srv->dispatch);
+	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
+	 * past the last turn's budget for key exchanges. */
+	if (conn_set_has_waiting(&srv->conns))
+		conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms()));
 	conn_set_handle_input(&srv->conns);
 	if (srv->persist != NULL && persist_pending(srv->persist) &&
 	    persist_commit(srv->persist) == -1) {
@@ -258,6 +263,32 @@ static void say_refusals(const struct server *srv, uint64_t refused)
 	log_warn("--max-connections %u reached, every connection past HELLO: closed %llu new "
 	         "connection(s)",
 	         srv->cfg->max_connections, (unsigned long long)refused);
+}
+
+/*
+ * A client turned away at --max-connections is told why, so that its error can say so: one
+ * BUSY reply, sent only if the new socket takes it at once (its buffer is empty), then the
+ * close. What the client sent already (its HELLO, at most 4096 bytes before HELLO) is read
+ * first: closed unread, it would make the close a reset, which may reach the client before
+ * it reads the reply.
+ */
+static void refuse_busy(evutil_socket_t fd)
+{
+	uint8_t unread[4096];
+	struct buf frame;
+	ssize_t sent;
+
+	buf_init(&frame);
+	if (codec_reply_error(&frame, 0, CODEC_BUSY,
+	                      "the server is at its --max-connections and every connection "
+	                      "has said HELLO; try again later") == 0) {
+		sent = send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)sent; /* best effort: the close tells the client in any case */
+	}
+	buf_finish(&frame);
+	sent = recv(fd, unread, sizeof(unread), MSG_DONTWAIT);
+	(void)sent;
+	evutil_closesocket(fd);
 }
 
 static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, bool local,
@@ -276,7 +307,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, boo
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
 		uint64_t refused = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
 
-		evutil_closesocket(fd);
+		refuse_busy(fd);
 		if (refused > 0)
 			say_refusals(srv, refused);
 		return;
@@ -306,7 +337,7 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	 * come once per loop turn instead of after four times their length, so it waits one to
 	 * four seconds per million sessions due, not the tens of seconds a mass expiry takes at
 	 * the usual share. */
-	hurry = conn_set_has_waiting(&srv->conns);
+	hurry = dispatch_waits_for_expiry(srv->dispatch);
 	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
 		int64_t spent = mono_ns() - started;
 
@@ -459,7 +490,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
 	 * costs: the clients get what they asked before the connections close. */
 	dispatch_stop_deferring(srv->dispatch);
-	conn_set_retry(&srv->conns);
+	conn_set_retry(&srv->conns, SIZE_MAX);
 	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);
 	if (srv->conns.count == 0) {
@@ -614,6 +645,12 @@ struct server *server_new(const struct config *cfg)
 	}
 	srv->cfg = cfg;
 	server_fit_fd_limit(cfg);
+	/* Allowed (tests fill a small limit on purpose), but as a typo it refuses every write. */
+	if (cfg->max_memory > 0 && cfg->max_memory < SERVER_SMALL_MAX_MEMORY)
+		log_warn(
+		    "--max-memory is %llu bytes, under 1 MiB: about every write will be refused "
+		    "with NO_MEMORY (a size takes a K, M or G suffix, as in 100M)",
+		    (unsigned long long)cfg->max_memory);
 	server_tune_malloc();
 	srv->stats.started_mono_ms = (uint64_t)(mono_ns() / 1000000L);
 	srv->base = event_base_new();
@@ -722,9 +759,10 @@ int server_run(struct server *srv)
 	/* One turn: the ready callbacks read, server_after_turn handles what they read (replies
 	 * pile up in the connections' outputs), commits, and writes them all. */
 	while (!srv->done) {
-		/* Replies queued by the last flush (a client resumed) must not wait for I/O. */
+		/* Replies queued by the last flush (a client resumed), and sealed HELLOs put off
+		 * to the next turn, must not wait for I/O. */
 		flags = EVLOOP_ONCE;
-		if (conn_set_has_pending(&srv->conns))
+		if (conn_set_has_pending(&srv->conns) || dispatch_wants_next_turn(srv->dispatch))
 			flags |= EVLOOP_NONBLOCK;
 		rc = event_base_loop(srv->base, flags);
 		if (rc == -1) {

@@ -697,6 +697,18 @@ LEAK_CHECKED_TEST(daemon, socket_mode_0660)
 	cr_assert_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
 }
 
+/* The frame a stopping server ends a connection with: SHUTTING_DOWN, request id 0. */
+static void expect_shutting_down(int fd)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, 0, "the closing reply carries request id 0");
+	cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "status %u", rep.status);
+	free(body);
+}
+
 LEAK_CHECKED_TEST(daemon, sigterm_exits_0_and_removes_the_socket)
 {
 	struct stat st;
@@ -710,6 +722,7 @@ LEAK_CHECKED_TEST(daemon, sigterm_exits_0_and_removes_the_socket)
 	cr_assert_eq(WEXITSTATUS(status), 0, "exit status 0 (sanitizers report nothing)");
 	cr_assert_eq(stat(dmn.unix_path, &st), -1, "the socket file is removed");
 	cr_assert_eq(errno, ENOENT);
+	expect_shutting_down(fd);
 	harness_expect_closed(fd);
 	close(fd);
 	harness_cleanup(&dmn);
@@ -848,6 +861,9 @@ LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
 {
 	static const char *const args[] = {"--max-connections", "2", NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
 	int a, c, extra;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -856,6 +872,14 @@ LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
 	c = harness_open_ready(dmn.tcp_url, "test_daemon");
 	extra = harness_connect(dmn.unix_url);
 	cr_assert_geq(extra, 0, "the connection is accepted ...");
+	/* ... told why (a client's error can then say so) and closed. */
+	cr_assert_eq(harness_recv_frame(extra, &body, &len), 0, "no BUSY reply before the close");
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_BUSY);
+	cr_assert_eq(rep.request_id, 0, "BUSY answers no request");
+	cr_assert_not_null(memmem(rep.message.ptr, rep.message.len, "--max-connections", 17),
+	                   "the reason names the limit");
+	free(body);
 	harness_expect_closed(extra);
 	close(extra);
 	cr_assert_eq(call_status(a, &ping), CODEC_OK, "... and the others keep working");
@@ -902,6 +926,96 @@ LEAK_CHECKED_TEST(daemon_opts, persistent_mode_serves_and_keeps_sessions)
 	close(fd);
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * SIGTERM in the middle of a pipeline (PROTOCOL.md, "Statuses", SHUTTING_DOWN): the client
+ * gets the replies to a prefix of its requests, whole, then SHUTTING_DOWN with request id 0,
+ * then the end of the stream; and no request after that prefix was carried out, as a restart
+ * on the same data directory shows. The client reads nothing until the SIGTERM, so the
+ * daemon has stopped reading it (its large GET replies pass the 4 MiB backpressure bound) with
+ * most of the pipeline unhandled.
+ */
+LEAK_CHECKED_TEST_OPTS(daemon_opts, sigterm_says_shutting_down_after_the_replies, .timeout = 60)
+{
+	enum { PAIRS = 200, BIG = 256 * 1024 };
+	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	char *big = malloc(BIG), id[32];
+	uint64_t answered = 0;
+	uint8_t *body;
+	struct buf b;
+	int fd, status;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(big);
+	memset(big, 'b', BIG);
+	cr_assert_not_null(mkdtemp(data_dir));
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	req.id = bytes("big");
+	req.data.ptr = (const uint8_t *)big;
+	req.data.len = BIG;
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+
+	/* Request 2i + 10 GETs the large session, 2i + 11 SETs the session k<i>. */
+	buf_init(&b);
+	for (int i = 0; i < PAIRS; i++) {
+		struct codec_request get = {.op = CODEC_OP_GET, .request_id = 2u * i + 10};
+		struct codec_request set = {
+		    .op = CODEC_OP_SET, .request_id = 2u * i + 11, .ttl_ms = 600000};
+
+		get.id = bytes("big");
+		snprintf(id, sizeof(id), "k%d", i);
+		set.id = bytes(id);
+		set.data = bytes("v");
+		cr_assert_eq(codec_encode_request(&b, &get), 0);
+		cr_assert_eq(codec_encode_request(&b, &set), 0);
+	}
+	harness_send_buf(fd, &b);
+	sleep_ms(500);
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+
+	for (;;) {
+		harness_read_reply(fd, &rep, &body);
+		if (rep.request_id == 0) {
+			cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "status %u", rep.status);
+			free(body);
+			break;
+		}
+		cr_assert_eq(rep.request_id, answered + 10, "replies in order, none missing");
+		cr_assert_eq(rep.status, CODEC_OK);
+		answered++;
+		free(body);
+	}
+	harness_expect_closed(fd);
+	close(fd);
+	cr_assert_gt(answered, 0);
+	cr_assert_lt(answered, 2u * PAIRS, "the SIGTERM came with requests unhandled");
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+
+	/* SET k<i> is request 2i + 11: carried out exactly when its reply came. */
+	cr_assert_eq(harness_restart(&dmn, args), 0);
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+	for (int i = 0; i < PAIRS; i++) {
+		struct codec_request get = {.op = CODEC_OP_GET, .request_id = 7};
+		bool replied = 2u * i + 11 < answered + 10;
+
+		snprintf(id, sizeof(id), "k%d", i);
+		get.id = bytes(id);
+		cr_assert_eq(call_status(fd, &get), replied ? CODEC_OK : CODEC_NOT_FOUND, "k%d: %s",
+		             i, replied ? "answered, so kept" : "unanswered, not carried out");
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	buf_finish(&b);
+	free(big);
 }
 
 /* A SET whose frame body is exactly ${body_len} bytes. */

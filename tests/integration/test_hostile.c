@@ -481,8 +481,16 @@ static int hello_outcome(int fd)
 		return -1;
 	if (harness_recv_frame(fd, &body, &len) == -1)
 		return -1;
-	outcome = codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_OK ? 1 : -1;
+	outcome = -1;
+	if (codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_OK)
+		outcome = 1;
+	/* Refused at --max-connections: BUSY, answering no request, then the close. */
+	else if (codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_BUSY &&
+	         rep.request_id == 0)
+		outcome = 0;
 	free(body);
+	if (outcome == 0)
+		harness_expect_closed(fd);
 	return outcome;
 }
 

@@ -1017,7 +1017,7 @@ static void fill(const char *ns, int due, int live)
 /*
  * While a mass expiry is behind, the only exact COUNT of a namespace is a walk of it. A small
  * one is walked at once; a large one's COUNT and CLEAR are put off until the expiry has
- * caught up (dispatch_may_retry), and a stopping server carries them out at once.
+ * caught up (dispatch_retries), and a stopping server carries them out at once.
  */
 LEAK_CHECKED_TEST(dispatch, count_and_clear_wait_for_a_mass_expiry)
 {
@@ -1029,7 +1029,7 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_wait_for_a_mass_expiry)
 	hello();
 	fill("big", DUE, LIVE);
 	fill("small", 100, 3);
-	cr_assert(!dispatch_may_retry(fx.d, NOW + 20));
+	cr_assert_eq(dispatch_retries(fx.d, NOW + 20), 0, "nothing was put off");
 
 	req.op = CODEC_OP_COUNT;
 	req.ns = bytes("small");
@@ -1039,11 +1039,13 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_wait_for_a_mass_expiry)
 	expect_later(&req, NOW + 20);
 	req.op = CODEC_OP_CLEAR;
 	expect_later(&req, NOW + 20);
+	cr_assert_eq(dispatch_retries(fx.d, NOW + 20), 0, "not while the expiry is behind");
+	cr_assert(dispatch_waits_for_expiry(fx.d));
 	store_stats(fx.st, (const uint8_t *)"big", 3, &stats);
 	cr_assert_gt(stats.sessions, LIVE, "the put-off CLEAR did nothing");
 
 	dispatch_stop_deferring(fx.d);
-	cr_assert(dispatch_may_retry(fx.d, NOW + 20));
+	cr_assert_eq(dispatch_retries(fx.d, NOW + 20), SIZE_MAX, "a stopping server hands all");
 	req.op = CODEC_OP_COUNT;
 	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
 	cr_assert_eq(result_uint(&rep), LIVE, "a stopping server counts at once");
@@ -1063,7 +1065,7 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_answer_once_expiry_caught_up)
 	fill("big", DUE, LIVE);
 	req.op = CODEC_OP_COUNT;
 	expect_later(&req, NOW + 20);
-	for (int slices = 0; !dispatch_may_retry(fx.d, NOW + 20); slices++) {
+	for (int slices = 0; dispatch_retries(fx.d, NOW + 20) != SIZE_MAX; slices++) {
 		cr_assert_lt(slices, 10000, "the expiry catches up");
 		store_expire(fx.st, NOW + 20, 32);
 	}
