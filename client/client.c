@@ -220,7 +220,8 @@ bool client_status_closes(int status)
 {
 	return status == SESSD_ERR_BAD_REQUEST || status == SESSD_ERR_TOO_LARGE ||
 	       status == SESSD_ERR_NOT_READY || status == SESSD_ERR_BAD_VERSION ||
-	       status == SESSD_ERR_AUTH || status == SESSD_ERR_BUSY;
+	       status == SESSD_ERR_AUTH || status == SESSD_ERR_BUSY ||
+	       status == SESSD_ERR_SHUTTING_DOWN;
 }
 
 /* The ops PROTOCOL.md lets answer NOT_FOUND; to any other it is a server fault. */
@@ -274,9 +275,38 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 	return server_error(c, rep->status, &rep->message);
 }
 
+/* An exchange's frame callback, seen through goodbye_on_frame. */
+struct goodbye_watch {
+	struct sessd_client *c;
+	wire_frame_fn on_frame;
+	void *ctx;
+};
+
+/*
+ * A stopping server's last frame, SHUTTING_DOWN with request id 0 (which libsessd never uses
+ * for a request), answers none of the requests: it says that every one still without a reply
+ * was not carried out. So it ends the exchange, and each of them fails with it, rather than
+ * being taken as the reply of the oldest. sessd writes the reply's header in its shortest form
+ * (fixarray 3, 0, 11); a longer form reaches client_check_reply, which fails the oldest request
+ * with it as well.
+ */
+static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+	struct goodbye_watch *w = ctx;
+	struct codec_reply rep;
+
+	if (len >= 3 && body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_SHUTTING_DOWN &&
+	    codec_decode_reply(body, len, &rep) == 0) {
+		server_error(w->c, rep.status, &rep.message);
+		return SESSD_ERR_SHUTTING_DOWN;
+	}
+	return w->on_frame(w->ctx, body, len);
+}
+
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
                     bool idle_timeout, wire_frame_fn on_frame, void *ctx)
 {
+	struct goodbye_watch watch = {.c = c, .on_frame = on_frame, .ctx = ctx};
 	struct wire_exchange x = {
 	    .fd = c->fd,
 	    .out = out,
@@ -286,8 +316,8 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .timeout_ms = c->timeout_ms,
 	    .idle_timeout = idle_timeout,
 	    .in = &c->in,
-	    .on_frame = on_frame,
-	    .ctx = ctx,
+	    .on_frame = goodbye_on_frame,
+	    .ctx = &watch,
 	    .err = c->errmsg,
 	    .err_size = sizeof(c->errmsg),
 	};
@@ -310,7 +340,8 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 		x.raw = &c->raw;
 	}
 	rc = wire_run(&x);
-	if (rc != SESSD_OK)
+	/* After a goodbye the next call must reconnect, not wait on a closing stream. */
+	if (rc != SESSD_OK || x.goodbye_after)
 		client_drop(c);
 	/* The records of a large SET or batch are a copy of it: not kept past their use. */
 	if (c->records.cap > CLIENT_KEEP_RECORDS_BYTES)
@@ -533,15 +564,23 @@ static int connect_failed(struct sessd_client *c, int rc)
 
 int client_ready(struct sessd_client *c)
 {
+	pid_t pid = getpid();
 	int fd, rc;
 
-	if (c->fd != -1 && !connection_gone(c->fd))
+	if (c->fd != -1 && c->pid == pid && !connection_gone(c->fd))
 		return SESSD_OK;
+	/* In a fork's child the connection is the parent's, which goes on using it: two
+	 * processes writing to one stream interleave their frames, and sealed they would seal
+	 * different records under the same keys and record numbers (one nonce, two plaintexts).
+	 * client_drop only closes this process's reference (close() sends nothing while the
+	 * parent holds the socket; shutdown() would end it for both) and wipes this copy of the
+	 * seal (seal_free), so the child starts afresh as after a connection the server closed. */
 	client_drop(c);
 	fd = wire_connect(&c->url, wire_now_ms() + c->timeout_ms, c->errmsg, sizeof(c->errmsg));
 	if (fd == -1)
 		return connect_failed(c, SESSD_ERR_CONNECT);
 	c->fd = fd;
+	c->pid = pid;
 	rc = say_hello(c);
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "codec.h"
@@ -40,6 +41,9 @@
 struct sessd_client {
 	struct url url;
 	int fd; /* -1 between a broken connection and the next call */
+	/* The process that opened fd. In any other (a fork's child) fd and seal are the
+	 * opener's, still in use there: client_ready leaves them to it and reconnects. */
+	pid_t pid;
 	int timeout_ms;
 	char ns[IDS_MAX_NAMESPACE_LEN + 1];
 	size_t ns_len; /* 0: the default namespace, sent as nil */
@@ -85,10 +89,12 @@ size_t client_put_printable(char *dst, size_t size, size_t at, const void *src, 
 
 /*
  * client_ready(c):
- * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke
- * or the server has closed it since (nothing is pending on it between calls, so anything
- * readable means it is gone). With c->psk the new connection is sealed. Returns SESSD_OK,
- * SESSD_ERR_CONNECT (with errno from the connect, or ETIMEDOUT or ECONNRESET from HELLO), the
+ * Make sure ${c} has a live connection that has said HELLO: reconnect when the last one broke,
+ * the server has closed it since (nothing is pending on it between calls, so anything
+ * readable means it is gone), or another process opened it (${c} was inherited across fork():
+ * the inherited socket is closed, not shut down, and its seal wiped). With c->psk the new
+ * connection is sealed. Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the connect, or
+ * ETIMEDOUT or ECONNRESET from HELLO), the
  * server's status if it refused the HELLO (SESSD_ERR_AUTH with errno EACCES: it refused the
  * secret or its absence), SESSD_ERR_AUTH with errno EPERM when c->require_auth is set and the
  * server did not check the secret, or when sealing and the server did not prove it holds the
@@ -126,7 +132,10 @@ void client_forget_secret(struct sessd_client *c);
 /* client_has_secret(c): whether ${c} was given a secret (plain or sealed). */
 bool client_has_secret(const struct sessd_client *c);
 
-/* client_drop(c): close the connection and free its seal; the next call reconnects. */
+/*
+ * client_drop(c): close the connection (close() alone, never shutdown(): a fork's parent may
+ * still use it) and free its seal, wiped; the next call reconnects.
+ */
 void client_drop(struct sessd_client *c);
 
 /* client_next_id(c): the request id for the next request (increasing from 1). */

@@ -26,8 +26,9 @@ struct call {
 	uint64_t *number; /* FLASH_PUSH(_EXISTING), COUNT, CLEAR */
 	struct sessd_flashes **flashes;
 	struct sessd_list **list;
-	uint32_t list_limit; /* LIST: the most entries asked for */
+	uint32_t list_limit; /* LIST, NAMESPACES: the most entries asked for */
 	struct sessd_stats **stats;
+	struct sessd_namespaces **namespaces; /* NAMESPACES; its limit is list_limit */
 };
 
 static int decode_get(struct call *k, const struct mp_bytes *result)
@@ -50,6 +51,68 @@ static int decode_get(struct call *k, const struct mp_bytes *result)
 	return SESSD_OK;
 }
 
+/*
+ * NAMESPACES' result, [next_cursor, [[name, sessions], ...]], checked and then copied into
+ * ${fill} (NULL: only checked) with its names after the entries, from ${text}: at most
+ * ${limit} entries (what was asked for), each name a str of 1..64 bytes. Sets ${count} and
+ * ${bytes} (the names' bytes and NULs). Returns 0, or -1 for a result of the wrong shape.
+ * Here rather than in reply.c, whose other results it mirrors: only this file calls it.
+ */
+static int walk_namespaces(const struct mp_bytes *result, uint32_t limit,
+                           struct sessd_namespaces *fill, char *text, uint64_t *cursor,
+                           size_t *count, size_t *bytes)
+{
+	struct mp_reader r;
+	struct mp_bytes name;
+	uint32_t outer, n, pair;
+	uint64_t sessions;
+
+	*count = 0;
+	*bytes = 0;
+	mp_reader_init(&r, result->ptr, result->len);
+	if (mp_read_array(&r, &outer) == -1 || outer != 2 || mp_read_uint(&r, cursor) == -1 ||
+	    mp_read_array(&r, &n) == -1 || n > limit)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		if (mp_read_array(&r, &pair) == -1 || pair != 2 || mp_read_str(&r, &name) == -1 ||
+		    name.len < 1 || name.len > IDS_MAX_NAMESPACE_LEN ||
+		    mp_read_uint(&r, &sessions) == -1)
+			return -1;
+		*bytes += name.len + 1;
+		if (fill != NULL) {
+			memcpy(text, name.ptr, name.len);
+			text[name.len] = '\0';
+			fill->items[i].name = text;
+			fill->items[i].name_len = name.len;
+			fill->items[i].sessions = sessions;
+			text += name.len + 1;
+		}
+	}
+	*count = n;
+	return mp_reader_left(&r) == 0 ? 0 : -1;
+}
+
+static int decode_namespaces(struct call *k, const struct mp_bytes *result)
+{
+	struct sessd_namespaces *l;
+	size_t count, bytes, head;
+	uint64_t cursor;
+
+	if (walk_namespaces(result, k->list_limit, NULL, NULL, &cursor, &count, &bytes) == -1)
+		return SESSD_ERR_PROTOCOL;
+	/* count <= 1000 and bytes <= 65 * 1000: no overflow. */
+	head = sizeof(*l) + count * sizeof(struct sessd_namespace);
+	l = malloc(head + bytes + 1);
+	if (l == NULL)
+		return SESSD_ERR_NOMEM;
+	l->next_cursor = cursor;
+	l->count = count;
+	l->items = (struct sessd_namespace *)(l + 1);
+	(void)walk_namespaces(result, k->list_limit, l, (char *)l + head, &cursor, &count, &bytes);
+	*k->namespaces = l;
+	return SESSD_OK;
+}
+
 static int decode_result(struct call *k, const struct mp_bytes *result)
 {
 	uint64_t unused;
@@ -68,6 +131,8 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 		return reply_list(result, k->list_limit, k->list);
 	case CODEC_OP_STATS:
 		return reply_stats(result, k->stats);
+	case CODEC_OP_NAMESPACES:
+		return decode_namespaces(k, result);
 	default:
 		return reply_nil(result);
 	}
@@ -118,6 +183,10 @@ static void call_discard(struct call *k)
 		sessd_stats_free(*k->stats);
 		*k->stats = NULL;
 		break;
+	case CODEC_OP_NAMESPACES:
+		sessd_namespaces_free(*k->namespaces);
+		*k->namespaces = NULL;
+		break;
 	default:
 		break;
 	}
@@ -133,7 +202,9 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	rc = client_ready(c);
 	if (rc != SESSD_OK)
 		return rc;
-	if (req->op != CODEC_OP_STATS && req->op != CODEC_OP_PING) {
+	/* STATS names its namespace itself; PING and NAMESPACES name none. */
+	if (req->op != CODEC_OP_STATS && req->op != CODEC_OP_PING &&
+	    req->op != CODEC_OP_NAMESPACES) {
 		req->ns.ptr = (const uint8_t *)c->ns;
 		req->ns.len = c->ns_len;
 	}
@@ -659,6 +730,28 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 }
 
 void sessd_list_free(struct sessd_list *l)
+{
+	free(l);
+}
+
+int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
+                     struct sessd_namespaces **out)
+{
+	struct codec_request req = {.op = CODEC_OP_NAMESPACES, .cursor = cursor};
+	struct call k = {.namespaces = out};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (out == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
+	*out = NULL;
+	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
+	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
+	k.list_limit = req.limit;
+	return call_run(c, &req, &k);
+}
+
+void sessd_namespaces_free(struct sessd_namespaces *l)
 {
 	free(l);
 }

@@ -5,18 +5,37 @@
  * libsessd: the C client of the sessd session store.
  *
  * One struct sessd_client is one connection to one daemon; it is not thread-safe (use one per
- * thread). Every call blocks for at most the client's timeout. Calls return an int that is
- * SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below; sessd_errmsg() then says
- * what went wrong in words (the server's message for server errors). SESSD_NOT_FOUND comes
- * only from GET, SET_IF, TOUCH, DESTROY, FLASH_POP and FLASH_PUSH_EXISTING; a server answering
- * it to another request is a protocol error. SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if,
- * and sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK only:
- * result pointers (and GET's length) are cleared first and stay so on any other result; numbers are
- * left untouched.
+ * thread). A client may be used in a forked child: it reconnects there, leaving the parent's
+ * connection to the parent (closed in the child, not shut down; a sealed connection's keys
+ * wiped there), so a pre-fork server may connect before fork(). Never use one client from two
+ * processes at once otherwise, nor in a child while the parent is in a call on it.
+ *
+ * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
+ * its own: a call that must reconnect first waits up to the timeout for the connect, again
+ * for the HELLO, and again for its reply, so up to three times the timeout (name resolution
+ * is not bounded at all). A batch's timeout is an idle timeout (sessd_batch_run). Writes use
+ * MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it
+ * sends, a call checks that the idle connection has not been closed by the server meanwhile
+ * (a restart) and reconnects at once if it has, so most restarts cost no failed call.
+ *
+ * Calls return an int that is SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below;
+ * sessd_errmsg() then says what went wrong in words (the server's message for server errors).
+ * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, DESTROY, FLASH_POP and FLASH_PUSH_EXISTING;
+ * a server answering it to another request is a protocol error. SESSD_CONFLICT (14) comes from
+ * SET_IF (sessd_set_if, and sessd_batch_status of a sessd_batch_set_if). Results reach output
+ * arguments on SESSD_OK only: result pointers (and GET's length) are cleared first and stay so on
+ * any other result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
- * A request whose reply was lost may or may not have been carried out.
+ * A request whose reply was lost may or may not have been carried out: a FLASH_POP so lost
+ * may have removed its messages, which are then gone.
+ *
+ * SESSD_ERR_SHUTTING_DOWN is the other way a connection ends: the server is stopping (sessd
+ * on SIGTERM or SIGINT), and said so after the reply to every request it carried out. The
+ * request that gets it (every request of a batch without a reply, see sessd_batch_run) was
+ * NOT carried out, and may be sent again at once or later: the next call reconnects, to the
+ * restarted server or failing with SESSD_ERR_CONNECT while none is up.
  *
  * What the server sends is checked before it is used: a reply frame longer than
  * sessd_max_frame() (at most 1 GiB, whatever the server announces) is refused from its
@@ -62,6 +81,7 @@ enum sessd_result {
 	SESSD_ERR_IO = 8,
 	SESSD_ERR_AUTH = 9,
 	SESSD_ERR_INTERNAL = 10,
+	/* The server is stopping: the request was not carried out (see above); reconnect. */
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
@@ -81,9 +101,15 @@ enum sessd_result {
 struct sessd_client;
 
 /*
- * Options of sessd_connect. The struct grows with new options (before 1.0 without a new
- * soname): zero-initialise it, `struct sessd_options o = {0};`, and set what you need, so
- * every option you do not name keeps its default.
+ * Options of sessd_connect. Zero-initialise it and set what you need, so every option you do
+ * not name keeps its default: in C `struct sessd_options o = {0};` (or designated
+ * initialisers); in C++ `sessd_options o = {};` or `sessd_options o{};` (value-initialisation:
+ * `= {0}` draws -Wmissing-field-initializers from g++ and clang++ with -Wall -Wextra).
+ *
+ * ABI: any change to the size or layout of a public struct (this one included, for a new
+ * option) comes with a new soname (libsessd.so.0 now), never within one: the library reads
+ * the whole struct, so an application built against an older, smaller one would have it read
+ * past the end.
  *
  * The shared secret (PROTOCOL.md, HELLO; sessd --auth-file) is given either as bytes (auth,
  * auth_len) or as a file (auth_file), not both. auth_file is read as sessd reads its
@@ -109,7 +135,8 @@ struct sessd_client;
 struct sessd_options {
 	int timeout_ms;          /* per call; 0 means the default, 5000 */
 	const char *ns;          /* the namespace; NULL means "default" */
-	const char *client_name; /* sent in HELLO; NULL means "libsessd" */
+	const char *client_name; /* sent in HELLO, at most 64 bytes (more: SESSD_ERR_USAGE);
+	                          * NULL means "libsessd" */
 	const void *auth;        /* the secret, auth_len (1..1024) bytes, copied; NULL: none */
 	size_t auth_len;
 	const char *auth_file; /* a file holding the secret, read once by sessd_connect */
@@ -207,7 +234,16 @@ int sessd_ping(struct sessd_client *c);
  */
 int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len);
 
-/* sessd_set: store ${data_len} bytes of ${data} (borrowed) with a ttl in milliseconds. */
+/*
+ * sessd_set: store ${data_len} bytes of ${data} (borrowed) with a ttl in milliseconds. The
+ * data may be at most sessd_max_frame() - 16 bytes (the server answers more with
+ * SESSD_ERR_LIMIT), and the SET's whole frame must fit in max_frame as well (else
+ * SESSD_ERR_TOO_LARGE, nothing sent): the SET's other fields take 2 + request id (1 to 9) +
+ * namespace (1 for the default; else its length + 1, or + 2 from 32 bytes) + id (likewise,
+ * its length + 1, or + 2 from 32 bytes) + data header (3; 5 from 64 KiB of data) + ttl (1 to
+ * 9; 5 under 2^32 ms, about 49 days) bytes. So max_frame - 221 always fits, and
+ * max_frame - 71 with the default namespace and a 43-byte id (sessd_id_new).
+ */
 int sessd_set(struct sessd_client *c, const void *id, size_t id_len, const void *data,
               size_t data_len, uint64_t ttl_ms);
 
@@ -323,6 +359,35 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 /* sessd_list_free(l): free what sessd_list returned; NULL does nothing. */
 void sessd_list_free(struct sessd_list *l);
 
+struct sessd_namespace {
+	const char *name; /* name_len bytes and a NUL after them (a name may hold a NUL too) */
+	size_t name_len;
+	uint64_t sessions; /* as the namespace's STATS counts them */
+};
+
+struct sessd_namespaces {
+	uint64_t next_cursor; /* 0 when the scan is complete */
+	size_t count;
+	struct sessd_namespace *items;
+};
+
+/*
+ * sessd_namespaces(c, cursor, limit, out):
+ * One page of a scan of the server's namespaces (PROTOCOL.md, NAMESPACES) of at most
+ * ${limit} entries (taken as 1..1000), paged as sessd_list pages sessions, whatever the
+ * client's namespace: start at cursor 0 and go on with next_cursor until it is 0. A
+ * namespace exists from the write that creates its first session until its last is gone
+ * (destroyed, expired, cleared); an empty one is not listed. On SESSD_OK *${out} is owned by
+ * the caller; free it with sessd_namespaces_free. A page of more entries than asked for, or
+ * with a name outside 1..64 bytes, is SESSD_ERR_PROTOCOL. SESSD_ERR_UNKNOWN_OP: the server is
+ * older than NAMESPACES (the connection stays open).
+ */
+int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
+                     struct sessd_namespaces **out);
+
+/* sessd_namespaces_free(l): free what sessd_namespaces returned; NULL does nothing. */
+void sessd_namespaces_free(struct sessd_namespaces *l);
+
 /*
  * sessd_clear: remove every session of the namespace; ${removed} (may be NULL) gets how many,
  * on SESSD_OK.
@@ -368,7 +433,8 @@ void sessd_batch_free(struct sessd_batch *b);
  * Queue one request each; arguments are copied. Each returns the request's index in the
  * batch (0, 1, ...), or -1 with nothing queued: errno EINVAL (a bad argument), EMSGSIZE (a
  * frame over the server's max_frame) or ENOMEM, and sessd_errmsg of the batch's client saying
- * which (unless the batch is NULL).
+ * which (unless the batch is NULL). A request is encoded when it is queued: it takes the
+ * client's namespace (sessd_set_namespace) and its request id then, not when the batch runs.
  */
 int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len);
 int sessd_batch_set(struct sessd_batch *b, const void *id, size_t id_len, const void *data,
@@ -416,12 +482,16 @@ int sessd_batch_flash_push_existing(struct sessd_batch *b, const void *id, size_
  * and answered it keeps its own status and result. The first request without such a reply
  * (its reply malformed, of another request, of the wrong shape, or cut off) and every one
  * after it have the error (SESSD_ERR_PROTOCOL, SESSD_ERR_CLOSED, ...) and no result.
+ * With SESSD_ERR_SHUTTING_DOWN (the server is stopping) none of those was carried out.
  * SESSD_ERR_PROTOCOL with every status its reply's means bytes followed the last reply: the
  * replies were good, the stream after them was not.
  */
 int sessd_batch_run(struct sessd_batch *b);
 
-/* sessd_batch_status(b, i): the result code of request ${i} after sessd_batch_run. */
+/*
+ * sessd_batch_status(b, i): the result code of request ${i} after sessd_batch_run;
+ * SESSD_ERR_USAGE when ${i} is out of range (or ${b} is NULL, or the batch has not run).
+ */
 int sessd_batch_status(const struct sessd_batch *b, size_t i);
 
 /*

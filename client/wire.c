@@ -104,10 +104,49 @@ fail:
 	return -1;
 }
 
+/*
+ * Whether the connected TCP socket ${fd} reached itself. With nothing listening on a port of
+ * the ephemeral range, the kernel may pick that very port as our local one, and the SYN then
+ * meets itself: a simultaneous open that "connects" (RFC 793). Only our own bytes would ever
+ * come back (our HELLO read as its reply: a protocol error), and the socket would hold the
+ * port in TIME_WAIT for a minute after it is closed, so that the daemon restarting there
+ * cannot bind it.
+ */
+static bool connected_to_self(int fd)
+{
+	struct sockaddr_storage local, peer;
+	socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+	const struct sockaddr_in *l4 = (const struct sockaddr_in *)&local;
+	const struct sockaddr_in *p4 = (const struct sockaddr_in *)&peer;
+	const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&local;
+	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
+
+	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == -1 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &peer_len) == -1 ||
+	    local.ss_family != peer.ss_family)
+		return false;
+	if (local.ss_family == AF_INET)
+		return l4->sin_port == p4->sin_port && l4->sin_addr.s_addr == p4->sin_addr.s_addr;
+	if (local.ss_family == AF_INET6)
+		return l6->sin6_port == p6->sin6_port &&
+		       memcmp(&l6->sin6_addr, &p6->sin6_addr, sizeof(l6->sin6_addr)) == 0;
+	return false;
+}
+
+/* Close ${fd} with a reset (SO_LINGER 0): it leaves no TIME_WAIT behind to hold its port. */
+static void close_reset(int fd)
+{
+	struct linger abortive = {.l_onoff = 1, .l_linger = 0};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+	close(fd);
+}
+
 static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
 {
 	struct addrinfo hints, *res, *ai;
 	int fd = -1, rc, one = 1, last_errno = ECONNREFUSED;
+	bool self = false;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -129,8 +168,16 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-		    (errno == EINPROGRESS && finish_connect(fd, deadline_ms) == 0))
-			break;
+		    (errno == EINPROGRESS && finish_connect(fd, deadline_ms) == 0)) {
+			if (!connected_to_self(fd))
+				break;
+			/* Nobody listens there: as if the connection had been refused. */
+			close_reset(fd);
+			fd = -1;
+			last_errno = ECONNREFUSED;
+			self = true;
+			continue;
+		}
 		last_errno = errno;
 		close(fd);
 		fd = -1;
@@ -139,7 +186,10 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 	}
 	freeaddrinfo(res);
 	if (fd == -1) {
-		snprintf(err, err_size, "%s", strerror(last_errno));
+		snprintf(err, err_size, "%s%s", strerror(last_errno),
+		         self && last_errno == ECONNREFUSED
+		             ? " (the connection reached itself: nothing listens on that port)"
+		             : "");
 		errno = last_errno;
 		return -1;
 	}
@@ -153,6 +203,22 @@ int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err
 	if (u->is_unix)
 		return connect_unix(u, deadline_ms, err, err_size);
 	return connect_tcp(u, deadline_ms, err, err_size);
+}
+
+/*
+ * Whether what is left in ${x->in} after the last reply is exactly one whole SHUTTING_DOWN
+ * with request id 0, as sessd writes it (fixarray 3, 0, 11): a stopping server's last frame,
+ * which answers no request (PROTOCOL.md, "Statuses").
+ */
+static bool is_goodbye(const struct wire_exchange *x)
+{
+	const uint8_t *body;
+
+	if (x->in->len < CODEC_HEADER_BYTES + 3 || (x->seal != NULL && x->raw->len != 0))
+		return false;
+	body = x->in->data + CODEC_HEADER_BYTES;
+	return codec_frame_length(x->in->data) == x->in->len - CODEC_HEADER_BYTES &&
+	       body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_SHUTTING_DOWN;
 }
 
 /*
@@ -188,6 +254,10 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 			break;
 	}
 	buf_consume(x->in, at);
+	if (rc == SESSD_OK && *done == x->replies && is_goodbye(x)) {
+		x->goodbye_after = true;
+		buf_reset(x->in);
+	}
 	/* Sealed, the start of a record after the last reply is such bytes too. */
 	if (rc == SESSD_OK && *done == x->replies &&
 	    (x->in->len != 0 || (x->seal != NULL && x->raw->len != 0))) {

@@ -22,9 +22,12 @@ int64_t wire_now_ms(void);
  * wire_connect(u, deadline_ms, err, err_size):
  * Open a non-blocking stream socket to ${u} (trying each address getaddrinfo gives, with
  * TCP_NODELAY on TCP), waiting until ${deadline_ms} (wire_now_ms) at most. Name resolution
- * itself is not bounded by the deadline. Returns the fd (the caller closes it), or -1 with
- * errno set and words in ${err}: strerror of the failing step, or why the host did not
- * resolve. The words do not repeat the URL; the caller names it.
+ * itself is not bounded by the deadline. A TCP connection that reached itself (its local
+ * address and port are its peer's: nothing listens there) is closed with a reset, leaving no
+ * TIME_WAIT to hold the port, and fails as a refused one. Returns the fd (the caller closes
+ * it), or -1 with errno set (ECONNREFUSED for a connection that reached itself) and words in
+ * ${err}: strerror of the failing step, or why the host did not resolve. The words do not
+ * repeat the URL; the caller names it.
  */
 int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err_size);
 
@@ -58,6 +61,10 @@ struct wire_exchange {
 	void *ctx;
 	char *err; /* words for a failure */
 	size_t err_size;
+	/* Out: every reply came, and after the last one the server's SHUTTING_DOWN (request id 0:
+	 * it answers none of them), sent in the same breath when the server stopped right after
+	 * answering. The exchange succeeded; the connection is over. */
+	bool goodbye_after;
 };
 
 /*
