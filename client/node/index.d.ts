@@ -60,8 +60,11 @@ declare namespace connectSessd {
    * `ESESSD_DISCONNECTED`, `ESESSD_CLOSED`, `ESESSD_AUTH`, `ESESSD_CONFLICT`, `ESESSD_NO_SESSION`,
    * `ESESSD_PROTOCOL`, `ETIMEDOUT`, `ESESSD_<STATUS>` from a SessdError, or a socket's own
    * (`ECONNREFUSED`, `ENOENT`, ...). Argument errors are TypeErrors and RangeErrors.
+   * A request that was not carried out because sessd is down or restarting (it said
+   * SHUTTING_DOWN and no other connection could take the request) is `ESESSD_DISCONNECTED`
+   * with `status` and `statusCode` 503 and `notCarriedOut` true, for Express's error handler.
    */
-  type ErrorWithCode = Error & { code?: string };
+  type ErrorWithCode = Error & { code?: string; status?: number; statusCode?: number; expose?: boolean; notCarriedOut?: boolean };
 
   /**
    * The HELLO reply (PROTOCOL.md "HELLO"). Integers are bigints when the daemon encodes them
@@ -340,10 +343,19 @@ declare namespace connectSessd {
     code: string;
     /** The opcode of the request it answers. */
     op: number | undefined;
+    /** SHUTTING_DOWN: true, the request was not carried out (a Client sends it again). */
+    notCarriedOut?: boolean;
   }
 
   /** SET_IF's tag of a session's data: the first 16 bytes of BLAKE2b-512 of the bytes. */
   function dataTag(data: string | Uint8Array): Buffer;
+
+  /**
+   * A new session id for express-session's `genid` option: 32 random bytes (256 bits) as
+   * unpadded base64url, 43 characters, the ids libsessd and `sessctl new-id` make.
+   * express-session's default has 192 bits. `session({ genid, store, ... })`.
+   */
+  function genid(req?: unknown): string;
 
   /** The wire protocol, version 1 (protocol/PROTOCOL.md): pure functions, no I/O. */
   namespace codec {

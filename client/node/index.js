@@ -6,5 +6,6 @@ const { flash } = require('./lib/flash');
 const { Client, dataTag } = require('./lib/client');
 const { SessdError } = require('./lib/connection');
 const codec = require('./lib/codec');
+const { genid } = require('./lib/genid');
 
-module.exports = { SessdStore, flash, Client, SessdError, codec, dataTag };
+module.exports = { SessdStore, flash, Client, SessdError, codec, dataTag, genid };

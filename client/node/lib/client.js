@@ -10,7 +10,7 @@
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
 const codec = require('./codec');
-const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, AUTH_CODE } = require('./connection');
+const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, unavailableError, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -150,6 +150,7 @@ class Client extends EventEmitter {
     if (this.closed) return;
     const conn = this.newConnection(this.connOpts);
     slot.conn = conn;
+    conn.onNotCarriedOut = (entry, err) => this.resend(entry, err);
     conn.on('ready', (hello) => {
       slot.attempts = 0;
       this.hello = hello;
@@ -195,19 +196,34 @@ class Client extends EventEmitter {
     return new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth, seal: this.seal });
   }
 
-  // The connection for a request: the session's own one if it is usable, else the next
-  // usable one; null when none is.
-  pick(key) {
+  // The ready connection for a request: the session's own one if it is ready, else the next
+  // ready one; null when none is.
+  pickReady(key, start = this.firstSlot(key)) {
     const n = this.slots.length;
-    let start = key === undefined ? this.rr++ % n : hashId(key) % n;
-    if (this.rr > 1e9) this.rr = 0;
-    // Prefer ready connections; a connecting one queues the request behind its HELLO, but
-    // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
-    // requests fail at once rather than wait on an attempt that may hang.
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.state === 'ready') return c;
     }
+    return null;
+  }
+
+  // firstSlot(key): the slot a request of the session key (undefined: none) tries first.
+  firstSlot(key) {
+    const start = key === undefined ? this.rr++ % this.slots.length : hashId(key) % this.slots.length;
+    if (this.rr > 1e9) this.rr = 0;
+    return start;
+  }
+
+  // The connection for a request: the session's own one if it is usable, else the next
+  // usable one; null when none is.
+  pick(key) {
+    const n = this.slots.length;
+    const start = this.firstSlot(key);
+    // Prefer ready connections; a connecting one queues the request behind its HELLO, but
+    // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
+    // requests fail at once rather than wait on an attempt that may hang.
+    const ready = this.pickReady(key, start);
+    if (ready) return ready;
     if (this.connected === false) return null;
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
@@ -220,17 +236,31 @@ class Client extends EventEmitter {
   // and transport errors.
   request(op, args, key) {
     const conn = this.closed ? null : this.pick(key);
-    return conn ? conn.request(op, args) : this.refuse();
+    return conn ? conn.request(op, args, key) : this.refuse();
+  }
+
+  // resend(entry, err): a request of a pool connection that said SHUTTING_DOWN (err) was not
+  // carried out: sent once more, on another ready connection of the pool (the session's next
+  // one, so that one session's requests keep their order) if there is one; else, and when it
+  // was sent again already, it fails as a request does while sessd is down (ESESSD_DISCONNECTED,
+  // status 503): the daemon is restarting. The connection reconnects as any other that closed.
+  resend(entry, err) {
+    const other = entry.retried || this.closed ? null : this.pickReady(entry.key);
+    if (other) {
+      other.request(entry.op, entry.args, entry.key, true).then(entry.resolve, entry.reject);
+      return;
+    }
+    entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
   }
 
   // A rejected promise for a request no connection can take.
   refuse() {
     if (this.closed) return Promise.reject(Object.assign(new Error('sessd client is closed'), { code: 'ESESSD_CLOSED' }));
-    const err = new Error('sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : ''));
+    const message = 'sessd is not connected' + (this.lastError ? ': ' + this.lastError.message : '');
     // Down because the server refused the secret (or requireAuth refused the server): say so,
     // as a configuration error, not an outage.
-    err.code = this.lastError && this.lastError.code === AUTH_CODE ? AUTH_CODE : 'ESESSD_DISCONNECTED';
-    return Promise.reject(err);
+    if (this.lastError && this.lastError.code === AUTH_CODE) return Promise.reject(Object.assign(new Error(message), { code: AUTH_CODE }));
+    return Promise.reject(unavailableError(message));
   }
 
   // adminRequest(op, args): request() for COUNT and CLEAR, over a connection of their own,
@@ -244,6 +274,8 @@ class Client extends EventEmitter {
       // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
       const timeoutMs = this.connOpts.timeoutMs === 0 ? 0 : Math.max(this.connOpts.timeoutMs, ADMIN_TIMEOUT_MS);
       const conn = this.newConnection({ ...this.connOpts, timeoutMs });
+      // Not sent again: a COUNT or CLEAR must not hold up the session requests of the pool.
+      conn.onNotCarriedOut = (entry, err) => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
       conn.on('close', () => {
         if (this.adminConn === conn) this.adminConn = null;
       });
@@ -291,7 +323,7 @@ class Client extends EventEmitter {
     if (!conn) return this.refuse();
     if (conn[lacks]) return null;
     try {
-      const r = await conn.request(op, args);
+      const r = await conn.request(op, args, key);
       this[lacks] = false;
       return r;
     } catch (err) {

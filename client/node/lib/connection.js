@@ -4,6 +4,7 @@
 // request_id is only a check.
 
 const net = require('net');
+const os = require('os');
 const util = require('util');
 const { EventEmitter } = require('events');
 const codec = require('./codec');
@@ -50,6 +51,42 @@ class SessdError extends Error {
 function connectionError(code, message) {
   const err = new Error(message);
   err.code = code;
+  return err;
+}
+
+// unavailableError(message, cause): the error of a request that was not carried out because
+// sessd is down or restarting: code ESESSD_DISCONNECTED, and status 503 (with statusCode and
+// expose: false, as http-errors has them), so that the error handler of Express answers 503,
+// as the app answers requests that come while the store is disconnected, not 500.
+function unavailableError(message, cause) {
+  const err = connectionError('ESESSD_DISCONNECTED', message);
+  err.status = 503;
+  err.statusCode = 503;
+  err.expose = false;
+  err.notCarriedOut = true;
+  if (cause) err.cause = cause;
+  return err;
+}
+
+// connectedToSelf(socket): whether a TCP socket that just connected reached itself. With
+// nothing listening on a port of the ephemeral range, the kernel may pick that very port as
+// the local one, and the SYN meets itself: a simultaneous open that "connects". Only our own
+// bytes would come back (our HELLO, read as a malformed reply), and the socket, closed
+// normally, would hold the port in TIME_WAIT for a minute, so that the daemon restarting
+// there could not bind it.
+function connectedToSelf(socket) {
+  return socket.remotePort !== undefined && socket.localPort === socket.remotePort &&
+    socket.localAddress === socket.remoteAddress;
+}
+
+// selfConnectError(address, port): the error of a connection that reached itself: the one a
+// refused connect has (code ECONNREFUSED, as net gives it), since nobody listens there.
+function selfConnectError(address, port) {
+  const err = connectionError('ECONNREFUSED', `connect ECONNREFUSED ${address}:${port} (the connection reached itself: nothing listens on that port)`);
+  err.errno = -os.constants.errno.ECONNREFUSED;
+  err.syscall = 'connect';
+  err.address = address;
+  err.port = port;
   return err;
 }
 
@@ -150,7 +187,7 @@ class Connection extends EventEmitter {
     this.maxFrame = codec.DEFAULT_MAX_FRAME;
     this.hello = null;
     this.state = 'connecting';
-    this.pending = []; // FIFO of { id, op, resolve, reject, deadline, held }
+    this.pending = []; // FIFO of { id, op, args, key, retried, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
     // Unparsed bytes, as the chunks that brought them: joined only once rneed bytes (the
@@ -174,6 +211,15 @@ class Connection extends EventEmitter {
     this.socket = net.connect(parseUrl(this.url));
     this.socketConnected = false; // until then, nothing written has reached the daemon
     this.socket.on('connect', () => {
+      if (connectedToSelf(this.socket)) {
+        // Before the queued HELLO is written (its write waits on a 'connect' listener
+        // added after this one). A reset leaves no TIME_WAIT to hold the port.
+        const { remoteAddress, remotePort } = this.socket;
+        if (typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
+        else this.socket.destroy();
+        this.fail(selfConnectError(remoteAddress, remotePort));
+        return;
+      }
       this.socketConnected = true;
     });
     this.socket.setNoDelay(true);
@@ -218,13 +264,15 @@ class Connection extends EventEmitter {
     return this.pending.length - this.head;
   }
 
-  // request(op, args): a promise of { status, result } for OK and NOT_FOUND; rejects with
-  // SessdError for other statuses, or with the transport error that closed the connection.
-  request(op, args) {
-    return this.send(op, args, this.timeoutMs);
+  // request(op, args, key, retried): a promise of { status, result } for OK and NOT_FOUND;
+  // rejects with SessdError for other statuses, or with the transport error that closed the
+  // connection. key (the session's, or undefined) and retried (whether this is the request
+  // sent again after a SHUTTING_DOWN) are kept for onNotCarriedOut.
+  request(op, args, key, retried = false) {
+    return this.send(op, args, this.timeoutMs, key, retried);
   }
 
-  send(op, args, timeoutMs) {
+  send(op, args, timeoutMs, key, retried = false) {
     if (!this.isOpen) return Promise.reject(connectionError('ESESSD_CLOSED', 'sessd connection is closed'));
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
@@ -238,7 +286,7 @@ class Connection extends EventEmitter {
     // pending request; refuse it here instead.
     if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op));
     return new Promise((resolve, reject) => {
-      const entry = { id, op, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
+      const entry = { id, op, args, key, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
       if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
       // Until the HELLO reply announces max_frame, a frame over the smallest one a server
@@ -410,6 +458,12 @@ class Connection extends EventEmitter {
     if (this.pendingCount === 0) throw new codec.ProtocolError('reply without a request');
     const entry = this.pending[this.head];
     const reply = codec.decodeReplyBody(body, entry.op, this.maxFrame);
+    if (reply.status === STATUS.SHUTTING_DOWN && (reply.requestId === 0 || reply.requestId === entry.id)) {
+      // The server is stopping and has sent the reply to every request it carried out
+      // (PROTOCOL.md "Statuses"): none still waiting was, this one included.
+      this.fail(new SessdError(reply.status, typeof reply.result === 'string' ? reply.result : '', entry.op));
+      return;
+    }
     this.pending[this.head] = undefined;
     this.head++;
     if (this.head === this.pending.length) {
@@ -474,7 +528,10 @@ class Connection extends EventEmitter {
   }
 
   // fail(err, culprit): closes the connection and rejects every pending request: culprit
-  // (default: the oldest) with err, the rest with a closed error. Idempotent.
+  // (default: the oldest) with err, the rest with a closed error. After a SHUTTING_DOWN (err)
+  // none was carried out: each is handed to onNotCarriedOut(entry, err) when it is set (the
+  // pool sends it again elsewhere), else rejected with its own SessdError SHUTTING_DOWN whose
+  // notCarriedOut is true. Idempotent.
   fail(err, culprit) {
     if (this.state === 'closed') return;
     const wasReady = this.announcedReady === true;
@@ -494,6 +551,17 @@ class Connection extends EventEmitter {
     this.#reader = null;
     this.outq = [];
     this.outlen = 0;
+    if (err instanceof SessdError && err.status === STATUS.SHUTTING_DOWN) {
+      for (const entry of pending) {
+        const mine = new SessdError(err.status, err.message.replace(/^sessd SHUTTING_DOWN: /, ''), entry.op);
+        mine.notCarriedOut = true;
+        if (this.onNotCarriedOut && entry.op !== OP.HELLO) this.onNotCarriedOut(entry, mine);
+        else entry.reject(mine);
+      }
+      this.closeError = err;
+      this.emit('close', err, wasReady);
+      return;
+    }
     const first = culprit || pending[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
@@ -501,7 +569,7 @@ class Connection extends EventEmitter {
     // same reason: each request fails with that error.
     const other = () => (err.code === AUTH_CODE ? err : this.socketConnected
       ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
-      : connectionError('ESESSD_DISCONNECTED', `sessd is not reachable: ${err.message}`));
+      : unavailableError(`sessd is not reachable: ${err.message}`, err));
     pending.forEach((entry) => entry.reject(entry === first ? err : other()));
     this.closeError = err;
     this.emit('close', err, wasReady);
@@ -523,4 +591,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, AUTH_CODE };
+module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, unavailableError, AUTH_CODE };

@@ -5,7 +5,8 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, DEFAULT_TTL_S } = require('./store');
+const { STORED, DEFAULT_TTL_S, FLASH_PUSHES } = require('./store');
+const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
 
@@ -69,8 +70,10 @@ function noSession(opts, seenStore, req) {
   const client = opts.client || (store && store.client);
   if (client && client.connected !== true) {
     const refused = client.lastError && client.lastError.code === 'ESESSD_AUTH';
-    const err = new Error('req.flash(): sessd is not connected' + (refused ? ' (it refused the auth secret)' : '') + ', so this request has no session');
-    err.code = refused ? 'ESESSD_AUTH' : 'ESESSD_DISCONNECTED';
+    const message = 'req.flash(): sessd is not connected' + (refused ? ' (it refused the auth secret)' : '') + ', so this request has no session';
+    if (!refused) return unavailableError(message);
+    const err = new Error(message);
+    err.code = 'ESESSD_AUTH';
     return err;
   }
   return new Error('req.flash() requires a session (is express-session mounted before it, and is sessd up?)');
@@ -146,6 +149,9 @@ function flash(opts = {}) {
       // express-session save this request's copy over a concurrent request's changes.
       if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
       const p = pushTo(b, req.session[STORED] === true, req.sessionID, type, msg, ttlFor(req, b));
+      // What the store's regenerate() moves to the new id: this request's pushes, no others.
+      if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
+      req[FLASH_PUSHES].push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });
       if (!pending) {
         pending = new Set();
         holdEnd(res, pending);
@@ -170,18 +176,26 @@ function flash(opts = {}) {
       return p;
     };
 
+    // pop(b, type): pops one type (null: all). The pop goes out after this request's pushes
+    // to the id (one connection serves one id), so it takes them: a regenerate must not
+    // bring them back.
+    function pop(b, type) {
+      const key = b.prefix + req.sessionID;
+      const pushed = req[FLASH_PUSHES];
+      if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));
+      return b.client.flashPop(b.namespace, key, type);
+    }
+
     function flashCall(type, msg, ...rest) {
       try {
         if (arguments.length === 0 || type === undefined || type === null) {
-          const b = ctx();
-          return b.client.flashPop(b.namespace, b.prefix + req.sessionID, null);
+          return pop(ctx(), null);
         }
         if (typeof type !== 'string' || type.length === 0) throw new TypeError('flash type must be a non-empty string');
         // connect-flash reads when the message is falsy; '' is a message here (README), but
         // code written for connect-flash passes an undefined or null message to read.
         if (arguments.length === 1 || (rest.length === 0 && (msg === undefined || msg === null))) {
-          const b = ctx();
-          return b.client.flashPop(b.namespace, b.prefix + req.sessionID, type);
+          return pop(ctx(), type);
         }
         if (rest.length > 0) return push(type, util.format(msg, ...rest));
         if (Array.isArray(msg)) {

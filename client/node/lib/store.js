@@ -26,6 +26,11 @@ const STORED = Symbol('connect-sessd stored session');
 // object is exactly what sessd holds plus this request's changes; else the bytes last
 // written, a merge of another request's data), gone (sessd no longer has it) }.
 const LOADED = Symbol('connect-sessd loaded session');
+// On a request, set by flash(): the flash pushes this request made that none of its pops has
+// taken since, in the order made: [{ namespace, key, type, msg, result (the push's promise) }].
+// regenerate() moves those of the old id, and only those (see there). On the request, not
+// the store: a store serves many requests at once.
+const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
@@ -451,32 +456,46 @@ class SessdStore extends BaseStore {
   }
 
   // regenerate(req, fn): express-session's (destroy the session, start a new one under a new
-  // id), except that the flashes waiting in the old session move to the new one, for the
-  // same visitor: passport pushes successFlash just before req.logIn regenerates the
-  // session. The pop of the old id goes out on that id's connection after every push made
-  // to it, so none is left behind; fn runs once the moved messages are stored.
+  // id), except that the flashes this request pushed to the old session (flash() lists them
+  // on req[FLASH_PUSHES]) are pushed again to the new one, in their order: passport pushes
+  // successFlash just before req.logIn regenerates the session. Flashes pushed by earlier
+  // requests go with the old session, as its data does: passport's logOut regenerates too,
+  // and the logged-out page (a shared computer's next user) must not show the last user's
+  // unread messages. A push sessd dropped (it resolved 0: the old session was destroyed by
+  // another request, or expired) is moved all the same: it was made for this visitor, and
+  // the new id is not one another request ended. A push that failed is not: its caller had
+  // the error, and sessd would refuse the same message again. The DESTROY goes out on the
+  // old id's connection after every push made to it, so none outlives it; fn runs once the
+  // moved messages are stored.
   regenerate(req, fn) {
     const oldKey = this.key(req.sessionID);
-    const moving = this.client.flashPop(this.namespace, oldKey, null).catch(() => ({}));
-    moving
-      .then(async (flashes) => {
-        let destroyErr = null;
-        try {
-          await this.client.destroy(this.namespace, oldKey);
-        } catch (err) {
-          destroyErr = err;
-        }
-        this.generate(req);
-        const newKey = this.key(req.sessionID);
-        const ttl = Math.min(Math.max(this.ttlMs(req.session), 1), codec.MAX_TTL_MS);
-        const pushes = [];
-        for (const [type, msgs] of Object.entries(flashes)) {
-          for (const msg of msgs) pushes.push(this.client.flashPush(this.namespace, newKey, type, msg, ttl));
-        }
-        await Promise.all(pushes);
-        if (destroyErr) throw destroyErr;
-      })
-      .then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
+    const pushed = req[FLASH_PUSHES] || [];
+    const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
+    const moving = pushed.filter(mine);
+    if (moving.length > 0) req[FLASH_PUSHES] = pushed.filter((p) => !mine(p));
+    const destroyed = this.client.destroy(this.namespace, oldKey);
+    (async () => {
+      let destroyErr = null;
+      try {
+        await destroyed;
+      } catch (err) {
+        destroyErr = err;
+      }
+      const outcomes = await Promise.allSettled(moving.map((p) => p.result));
+      this.generate(req);
+      const newKey = this.key(req.sessionID);
+      const ttl = Math.min(Math.max(this.ttlMs(req.session), 1), codec.MAX_TTL_MS);
+      const pushes = [];
+      moving.forEach((p, i) => {
+        if (outcomes[i].status !== 'fulfilled') return;
+        const result = this.client.flashPush(this.namespace, newKey, p.type, p.msg, ttl);
+        // Pushed by this request still: a second regenerate in it moves them again.
+        if (req[FLASH_PUSHES]) req[FLASH_PUSHES].push({ namespace: this.namespace, key: newKey, type: p.type, msg: p.msg, result });
+        pushes.push(result);
+      });
+      await Promise.all(pushes);
+      if (destroyErr) throw destroyErr;
+    })().then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
   }
 
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
@@ -548,4 +567,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED, FLASH_PUSHES };
