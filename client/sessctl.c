@@ -1,7 +1,7 @@
 /*
  * sessctl: look at and change a running sessd from the shell, through libsessd.
- * Exit status: 0 done, 1 no such session, 2 usage, connection or server error, 3 set-if found
- * the data changed since its tag was read.
+ * Exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace), 2
+ * usage, connection or server error, 3 set-if found the data changed since its tag was read.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,8 +28,17 @@
 /* Far above any sane max_frame; stops `sessctl set` from swallowing a runaway pipe. */
 #define MAX_STDIN_BYTES (256u * 1024u * 1024u)
 #define MAX_ARGS        8
-/* Default --timeout of count and clear: during a mass expiry the daemon answers them once it
- * has reclaimed the sessions due, which takes seconds for millions (PROTOCOL.md). */
+#define MAX_ID_BYTES    128
+/* express-session's cookie signature (cookie-signature): HMAC-SHA-256 in base64, '=' cut. */
+#define COOKIE_SIGNATURE_LEN 43
+/* Namespaces named in the warning about one that does not exist; the rest are counted. */
+#define NAMESPACES_SHOWN 10
+/* GETs find sends at once: each reply may be as large as max_frame, so this many bound what
+ * one batch holds. */
+#define FIND_BATCH 32
+/* Default timeout of the reply of count and clear (their connect and HELLO keep libsessd's
+ * default, see main): during a mass expiry the daemon answers them once it has reclaimed
+ * the sessions due, which takes seconds for millions (PROTOCOL.md). */
 #define WAITING_TIMEOUT_MS 60000
 
 struct opts {
@@ -46,6 +55,13 @@ struct opts {
 	uint64_t ttl_s;
 	const char *args[MAX_ARGS];
 	int nargs;
+	char cookie_id[MAX_ID_BYTES + 1]; /* the id taken out of a signed cookie */
+	/* The id the command works on (args[1] with \xNN decoded, or cookie_id); not a string:
+	 * it may hold NUL bytes. */
+	const char *id;
+	size_t id_len;
+	char id_buf[MAX_ID_BYTES];
+	char ns_buf[64 + 1]; /* --namespace with \xNN decoded */
 };
 
 struct command {
@@ -72,8 +88,8 @@ static const char usage_text[] =
     "                    server that cannot seal)\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
     "  --json            print results as JSON\n"
-    "  --timeout MS      per-request timeout in milliseconds (default 5000; count and\n"
-    "                    clear: 60000)\n"
+    "  --timeout MS      timeout of each wait in milliseconds (default 5000; the reply\n"
+    "                    of count and clear: 60000)\n"
     "  --ttl SECONDS     for set, set-if, touch and flash-push (set, set-if, flash-push:\n"
     "                    default 86400)\n"
     "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
@@ -94,11 +110,20 @@ static const char usage_text[] =
     "  flash-pop ID [TYPE]          remove and print flash messages\n"
     "  count                        number of sessions in the namespace\n"
     "  list                         every session id and its remaining ttl in ms\n"
+    "  find TEXT                    ids of the sessions whose data contains TEXT (reads\n"
+    "                               every session of the namespace)\n"
+    "  namespaces                   every namespace and its number of sessions\n"
     "  stats                        server figures (with --namespace: that namespace's)\n"
     "  clear --yes                  remove every session of the namespace\n"
     "\n"
-    "exit status: 0 done, 1 no such session, 2 usage, connection or server error,\n"
-    "3 set-if found the data changed since its tag was read (nothing changed)\n";
+    "An ID may also be an express-session signed cookie, s:ID.SIGNATURE or s%3AID.SIGNATURE:\n"
+    "the id in it is used (the signature is not checked). list, find and namespaces print\n"
+    "bytes of ids and names outside printable ASCII, and the backslash, as \\xNN; an ID\n"
+    "or --namespace NAME may be given so too.\n"
+    "\n"
+    "exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace),\n"
+    "2 usage, connection or server error, 3 set-if found the data changed since its tag was\n"
+    "read (nothing changed)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -130,7 +155,17 @@ static int report(struct sessd_client *c, int rc, const char *what)
 		        what);
 		return EXIT_CONFLICT;
 	}
-	fprintf(stderr, "sessctl: %s: %s (%s)\n", what, sessd_strerror(rc), sessd_errmsg(c));
+	/* A daemon closes waiting connections without replies when it cannot write their
+	 * changes (PROTOCOL.md, IO_ERROR): the words "connection closed" alone leave an operator
+	 * nowhere to look. */
+	if (rc == SESSD_ERR_CLOSED)
+		fprintf(stderr,
+		        "sessctl: %s: %s (%s) without a reply; the daemon's log says why (a full "
+		        "disk, for one)\n",
+		        what, sessd_strerror(rc), sessd_errmsg(c));
+	else
+		fprintf(stderr, "sessctl: %s: %s (%s)\n", what, sessd_strerror(rc),
+		        sessd_errmsg(c));
 	return EXIT_TROUBLE;
 }
 
@@ -241,6 +276,31 @@ static int hex_digit(char ch)
 }
 
 /*
+ * Decode the argument ${arg} as ids are printed (write_escaped): each \xNN (two hex digits,
+ * either case) is the byte NN, and every other byte, a backslash not so followed included,
+ * is itself. Writes at most ${cap} bytes to ${out}; returns the decoded length, which is
+ * more than ${cap} when they did not all fit.
+ */
+static size_t unescape_arg(const char *arg, char *out, size_t cap)
+{
+	size_t n = 0;
+	int hi, lo;
+
+	for (const char *p = arg; *p != '\0'; p++, n++) {
+		char ch = *p;
+
+		if (p[0] == '\\' && p[1] == 'x' && (hi = hex_digit(p[2])) != -1 &&
+		    (lo = hex_digit(p[3])) != -1) {
+			ch = (char)(hi << 4 | lo);
+			p += 3;
+		}
+		if (n < cap)
+			out[n] = ch;
+	}
+	return n;
+}
+
+/*
  * A tag as set-if takes it and get --tag prints it (tag_hex): SESSD_TAG_BYTES bytes as hex
  * digits, either case. Returns 0 with the bytes in ${tag}, or -1.
  */
@@ -276,7 +336,7 @@ static void tag_hex(const void *data, size_t len, char hex[2 * SESSD_TAG_BYTES +
  */
 static int store(struct sessd_client *c, const struct opts *o, const uint8_t *expect)
 {
-	const char *id = o->args[1], *what = expect != NULL ? "set-if" : "set";
+	const char *what = expect != NULL ? "set-if" : "set";
 	int data_at = expect != NULL ? 3 : 2, rc;
 	const char *data;
 	char *input = NULL;
@@ -291,9 +351,9 @@ static int store(struct sessd_client *c, const struct opts *o, const uint8_t *ex
 		data = input;
 	}
 	if (expect != NULL)
-		rc = sessd_set_if(c, id, strlen(id), data, len, ttl_ms(o), expect);
+		rc = sessd_set_if(c, o->id, o->id_len, data, len, ttl_ms(o), expect);
 	else
-		rc = sessd_set(c, id, strlen(id), data, len, ttl_ms(o));
+		rc = sessd_set(c, o->id, o->id_len, data, len, ttl_ms(o));
 	free(input);
 	if (rc != SESSD_OK)
 		return report_data(c, rc, what);
@@ -319,13 +379,12 @@ static int run_set_if(struct sessd_client *c, const struct opts *o)
 
 static int run_get(struct sessd_client *c, const struct opts *o)
 {
-	const char *id = o->args[1];
 	char hex[2 * SESSD_TAG_BYTES + 1];
 	void *data;
 	size_t len;
 	int rc;
 
-	rc = sessd_get(c, id, strlen(id), &data, &len);
+	rc = sessd_get(c, o->id, o->id_len, &data, &len);
 	if (rc != SESSD_OK)
 		return report_data(c, rc, "get");
 	/* The tag of exactly these bytes: with --json it comes with them, from this one read. */
@@ -349,8 +408,7 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 
 static int run_touch(struct sessd_client *c, const struct opts *o)
 {
-	const char *id = o->args[1];
-	int rc = sessd_touch(c, id, strlen(id), ttl_ms(o));
+	int rc = sessd_touch(c, o->id, o->id_len, ttl_ms(o));
 
 	if (rc != SESSD_OK)
 		return report(c, rc, "touch");
@@ -361,8 +419,7 @@ static int run_touch(struct sessd_client *c, const struct opts *o)
 
 static int run_destroy(struct sessd_client *c, const struct opts *o)
 {
-	const char *id = o->args[1];
-	int rc = sessd_destroy(c, id, strlen(id));
+	int rc = sessd_destroy(c, o->id, o->id_len);
 
 	if (rc != SESSD_OK)
 		return report(c, rc, "destroy");
@@ -373,15 +430,15 @@ static int run_destroy(struct sessd_client *c, const struct opts *o)
 
 static int run_flash_push(struct sessd_client *c, const struct opts *o)
 {
-	const char *id = o->args[1], *msg = o->args[3];
+	const char *msg = o->args[3];
 	size_t queued = 0;
 	int rc;
 
 	if (o->existing)
-		rc = sessd_flash_push_existing(c, id, strlen(id), o->args[2], msg, strlen(msg),
+		rc = sessd_flash_push_existing(c, o->id, o->id_len, o->args[2], msg, strlen(msg),
 		                               ttl_ms(o), &queued);
 	else
-		rc = sessd_flash_push(c, id, strlen(id), o->args[2], msg, strlen(msg), ttl_ms(o),
+		rc = sessd_flash_push(c, o->id, o->id_len, o->args[2], msg, strlen(msg), ttl_ms(o),
 		                      &queued);
 	/* --existing needs data: a session with flashes only is "no such session" to it. */
 	if (rc != SESSD_OK)
@@ -426,11 +483,11 @@ static void print_flashes_json(const struct sessd_flashes *f, bool one_type)
 
 static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 {
-	const char *id = o->args[1], *type = o->nargs == 3 ? o->args[2] : NULL;
+	const char *type = o->nargs == 3 ? o->args[2] : NULL;
 	struct sessd_flashes *f;
 	int rc;
 
-	rc = sessd_flash_pop(c, id, strlen(id), type, &f);
+	rc = sessd_flash_pop(c, o->id, o->id_len, type, &f);
 	if (rc != SESSD_OK)
 		return report(c, rc, "flash-pop");
 	if (o->json) {
@@ -447,6 +504,233 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
+/* The namespace the commands work in. */
+static const char *namespace_of(const struct opts *o)
+{
+	return o->ns != NULL ? o->ns : "default";
+}
+
+/*
+ * Write ${len} bytes of the id or name ${p} to ${f}, bytes outside printable ASCII, and the
+ * backslash, as \xNN: a tab or newline in it cannot break a line of output, and what is
+ * printed maps back to one sequence of bytes (unescape_arg reads it back).
+ */
+static void write_escaped(FILE *f, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			fputc(ch, f);
+		else
+			fprintf(f, "\\x%02x", ch);
+	}
+}
+
+/* What NAMESPACES says of the server's namespaces, for the warning about a missing one. */
+struct ns_survey {
+	bool found;      /* the namespace asked about is one of them */
+	char **names;    /* up to NAMESPACES_SHOWN of them, the first in byte order; malloc'd */
+	size_t *lens;    /* their lengths */
+	size_t shown;    /* names kept */
+	uint64_t others; /* namespaces not kept */
+};
+
+static void ns_survey_finish(struct ns_survey *sv)
+{
+	for (size_t i = 0; i < sv->shown; i++)
+		free(sv->names[i]);
+	free(sv->names);
+	free(sv->lens);
+}
+
+static int name_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+	int d = memcmp(a, b, a_len < b_len ? a_len : b_len);
+
+	return d != 0 ? d : (a_len > b_len) - (a_len < b_len);
+}
+
+/* Keep ${e}'s name in ${sv} if it is among the NAMESPACES_SHOWN first; -1: out of memory. */
+static int ns_survey_add(struct ns_survey *sv, const struct sessd_namespace *e)
+{
+	size_t at = sv->shown;
+	char *copy;
+
+	while (at > 0 && name_cmp(e->name, e->name_len, sv->names[at - 1], sv->lens[at - 1]) < 0)
+		at--;
+	if (at == NAMESPACES_SHOWN) {
+		sv->others++;
+		return 0;
+	}
+	copy = malloc(e->name_len + 1);
+	if (copy == NULL)
+		return -1;
+	memcpy(copy, e->name, e->name_len + 1);
+	if (sv->shown == NAMESPACES_SHOWN) {
+		free(sv->names[--sv->shown]);
+		sv->others++;
+	}
+	memmove(sv->names + at + 1, sv->names + at, (sv->shown - at) * sizeof(*sv->names));
+	memmove(sv->lens + at + 1, sv->lens + at, (sv->shown - at) * sizeof(*sv->lens));
+	sv->names[at] = copy;
+	sv->lens[at] = e->name_len;
+	sv->shown++;
+	return 0;
+}
+
+/*
+ * Read every namespace of the server (NAMESPACES) into ${sv}, which the caller finishes with
+ * ns_survey_finish, and whether namespace_of(o) is one of them. Returns 0, or -1 when it
+ * cannot tell: a server older than NAMESPACES (silently: the check is a courtesy it cannot
+ * give), or an error, with a note for ${what} on stderr.
+ */
+static int ns_survey(struct sessd_client *c, const struct opts *o, const char *what,
+                     struct ns_survey *sv)
+{
+	const char *ns = namespace_of(o);
+	size_t ns_len = strlen(ns);
+	struct sessd_namespaces *page;
+	uint64_t cursor = 0, next;
+	int rc;
+
+	*sv = (struct ns_survey){0};
+	sv->names = malloc(NAMESPACES_SHOWN * sizeof(*sv->names));
+	sv->lens = malloc(NAMESPACES_SHOWN * sizeof(*sv->lens));
+	if (sv->names == NULL || sv->lens == NULL)
+		goto fail_nomem;
+	do {
+		rc = sessd_namespaces(c, cursor, 1000, &page);
+		if (rc == SESSD_ERR_UNKNOWN_OP)
+			goto fail;
+		if (rc != SESSD_OK) {
+			fprintf(stderr, "sessctl: %s: cannot tell whether namespace \"", what);
+			write_escaped(stderr, ns, ns_len);
+			fprintf(stderr, "\" exists: %s (%s)\n", sessd_strerror(rc),
+			        sessd_errmsg(c));
+			goto fail;
+		}
+		for (size_t i = 0; i < page->count; i++) {
+			const struct sessd_namespace *e = &page->items[i];
+
+			if (e->name_len == ns_len && memcmp(e->name, ns, ns_len) == 0)
+				sv->found = true;
+			else if (ns_survey_add(sv, e) == -1) {
+				sessd_namespaces_free(page);
+				goto fail_nomem;
+			}
+		}
+		next = page->next_cursor;
+		sessd_namespaces_free(page);
+		/* A server whose cursor does not move would keep this loop going forever. */
+		if (next != 0 && next == cursor) {
+			fprintf(stderr,
+			        "sessctl: %s: namespaces: the server returned cursor %" PRIu64
+			        " again; stopping\n",
+			        what, next);
+			goto fail;
+		}
+		cursor = next;
+	} while (cursor != 0);
+	return 0;
+
+fail_nomem:
+	fprintf(stderr, "sessctl: %s: out of memory\n", what);
+fail:
+	ns_survey_finish(sv);
+	*sv = (struct ns_survey){0};
+	return -1;
+}
+
+/* Say on stderr that namespace_of(o) is not on the server, and which ones are. */
+static void warn_no_namespace(const struct opts *o, const struct ns_survey *sv)
+{
+	const char *ns = namespace_of(o);
+
+	fputs("sessctl: no namespace \"", stderr);
+	write_escaped(stderr, ns, strlen(ns));
+	fputs("\" on this server (it has: ", stderr);
+	if (sv->shown == 0)
+		fputs("none", stderr);
+	for (size_t i = 0; i < sv->shown; i++) {
+		if (i > 0)
+			fputs(", ", stderr);
+		write_escaped(stderr, sv->names[i], sv->lens[i]);
+	}
+	if (sv->others > 0)
+		fprintf(stderr, " and %" PRIu64 " more", sv->others);
+	fputs(")\n", stderr);
+}
+
+/*
+ * For a command whose answer was empty: whether that is because namespace_of(o) does not
+ * exist on the server, which is then said on stderr. false also when it cannot tell.
+ */
+static bool namespace_missing(struct sessd_client *c, const struct opts *o, const char *what)
+{
+	struct ns_survey sv;
+	bool missing;
+
+	if (ns_survey(c, o, what, &sv) == -1)
+		return false;
+	missing = !sv.found;
+	if (missing)
+		warn_no_namespace(o, &sv);
+	ns_survey_finish(&sv);
+	return missing;
+}
+
+static int run_namespaces(struct sessd_client *c, const struct opts *o)
+{
+	struct sessd_namespaces *page;
+	uint64_t cursor = 0, next;
+	bool first = true;
+	int rc, status = EXIT_SUCCESS;
+
+	if (o->json)
+		fputc('[', stdout);
+	do {
+		rc = sessd_namespaces(c, cursor, 1000, &page);
+		if (rc != SESSD_OK) {
+			if (rc == SESSD_ERR_UNKNOWN_OP)
+				fputs(
+				    "sessctl: namespaces: this server is older than NAMESPACES and "
+				    "cannot list its namespaces\n",
+				    stderr);
+			status =
+			    rc == SESSD_ERR_UNKNOWN_OP ? EXIT_TROUBLE : report(c, rc, "namespaces");
+			break;
+		}
+		for (size_t i = 0; i < page->count; i++) {
+			const struct sessd_namespace *e = &page->items[i];
+
+			if (o->json) {
+				fputs(first ? "{\"name\":" : ",{\"name\":", stdout);
+				json_write_string(stdout, e->name, e->name_len);
+				printf(",\"sessions\":%" PRIu64 "}", e->sessions);
+			} else {
+				write_escaped(stdout, e->name, e->name_len);
+				printf("\t%" PRIu64 "\n", e->sessions);
+			}
+			first = false;
+		}
+		next = page->next_cursor;
+		sessd_namespaces_free(page);
+		if (next != 0 && next == cursor) {
+			fprintf(stderr,
+			        "sessctl: namespaces: the server returned cursor %" PRIu64
+			        " again; stopping\n",
+			        next);
+			status = EXIT_TROUBLE;
+			break;
+		}
+		cursor = next;
+	} while (cursor != 0);
+	if (o->json)
+		fputs("]\n", stdout);
+	return status;
+}
+
 static int run_count(struct sessd_client *c, const struct opts *o)
 {
 	uint64_t n;
@@ -458,6 +742,11 @@ static int run_count(struct sessd_client *c, const struct opts *o)
 		printf("{\"count\":%" PRIu64 "}\n", n);
 	else
 		printf("%" PRIu64 "\n", n);
+	/* A mistyped or forgotten --namespace reads as "no sessions": say which it is. */
+	if (n == 0) {
+		fflush(stdout);
+		(void)namespace_missing(c, o, "count");
+	}
 	return EXIT_SUCCESS;
 }
 
@@ -485,7 +774,7 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 				json_write_string(stdout, e->id, e->id_len);
 				printf(",\"ttl_ms\":%" PRIu64 "}", e->ttl_ms);
 			} else {
-				fwrite(e->id, 1, e->id_len, stdout);
+				write_escaped(stdout, e->id, e->id_len);
 				printf("\t%" PRIu64 "\n", e->ttl_ms);
 			}
 			first = false;
@@ -506,12 +795,17 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 	} while (cursor != 0);
 	if (o->json)
 		fputs("]\n", stdout);
+	if (first) {
+		fflush(stdout);
+		(void)namespace_missing(c, o, "list");
+	}
 	return EXIT_SUCCESS;
 }
 
 static int run_stats(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_stats *s;
+	bool empty = false;
 	int rc = sessd_stats(c, o->ns == NULL, &s);
 
 	if (rc != SESSD_OK)
@@ -530,22 +824,146 @@ static int run_stats(struct sessd_client *c, const struct opts *o)
 	}
 	if (o->json)
 		fputs("}\n", stdout);
+	if (o->ns != NULL)
+		for (size_t i = 0; i < s->count; i++)
+			if (strcmp(s->items[i].name, "sessions") == 0 && s->items[i].value == 0)
+				empty = true;
 	sessd_stats_free(s);
+	if (empty) {
+		fflush(stdout);
+		(void)namespace_missing(c, o, "stats");
+	}
 	return EXIT_SUCCESS;
 }
 
+/*
+ * The namespace is looked for before the CLEAR, which removes it: "0 removed" must not
+ * read as "all sessions are gone" when it was never there (a mistyped --namespace).
+ */
 static int run_clear(struct sessd_client *c, const struct opts *o)
 {
 	uint64_t removed = 0;
+	struct ns_survey sv;
+	bool known = ns_survey(c, o, "clear", &sv) == 0;
 	int rc = sessd_clear(c, &removed);
 
-	if (rc != SESSD_OK)
+	if (rc != SESSD_OK) {
+		ns_survey_finish(&sv);
 		return report(c, rc, "clear");
+	}
 	if (o->json)
 		printf("{\"removed\":%" PRIu64 "}\n", removed);
 	else
 		printf("%" PRIu64 "\n", removed);
+	/* One made after the look has sessions to remove: it was there to clear. */
+	if (known && !sv.found && removed == 0) {
+		fflush(stdout);
+		warn_no_namespace(o, &sv);
+		ns_survey_finish(&sv);
+		return EXIT_NOT_FOUND;
+	}
+	ns_survey_finish(&sv);
 	return EXIT_SUCCESS;
+}
+
+/*
+ * find: print the ids of the sessions whose data holds the bytes of TEXT, reading every
+ * session of the namespace (LIST pages, then GETs of FIND_BATCH sessions at a time). A
+ * session that has gone, or holds flash messages only, between the two is passed over.
+ */
+static int find_in_page(struct sessd_client *c, const struct opts *o, struct sessd_batch *b,
+                        const struct sessd_list *page, size_t *found)
+{
+	const char *text = o->args[1];
+	size_t text_len = strlen(text), len;
+	const void *data;
+	int rc;
+
+	for (size_t from = 0; from < page->count; from += FIND_BATCH) {
+		size_t n = page->count - from < FIND_BATCH ? page->count - from : FIND_BATCH;
+
+		sessd_batch_reset(b);
+		for (size_t i = 0; i < n; i++)
+			if (sessd_batch_get(b, page->items[from + i].id,
+			                    page->items[from + i].id_len) == -1)
+				return report(c, SESSD_ERR_NOMEM, "find");
+		rc = sessd_batch_run(b);
+		if (rc != SESSD_OK)
+			return report(c, rc, "find");
+		for (size_t i = 0; i < n; i++) {
+			const struct sessd_list_entry *e = &page->items[from + i];
+
+			rc = sessd_batch_status(b, i);
+			if (rc == SESSD_NOT_FOUND)
+				continue;
+			if (rc != SESSD_OK)
+				return report(c, rc, "find");
+			data = sessd_batch_data(b, i, &len);
+			if (data == NULL || memmem(data, len, text, text_len) == NULL)
+				continue;
+			if (o->json) {
+				fputs(*found == 0 ? "" : ",", stdout);
+				json_write_string(stdout, e->id, e->id_len);
+			} else {
+				write_escaped(stdout, e->id, e->id_len);
+				fputc('\n', stdout);
+			}
+			(*found)++;
+		}
+	}
+	return EXIT_SUCCESS;
+}
+
+static int run_find(struct sessd_client *c, const struct opts *o)
+{
+	struct sessd_batch *b = sessd_batch_new(c);
+	struct sessd_list *page;
+	uint64_t cursor = 0, next;
+	size_t found = 0, scanned = 0;
+	int rc, status = EXIT_SUCCESS;
+
+	if (b == NULL) {
+		fputs("sessctl: find: out of memory\n", stderr);
+		return EXIT_TROUBLE;
+	}
+	if (o->json)
+		fputc('[', stdout);
+	do {
+		rc = sessd_list(c, cursor, 1000, &page);
+		if (rc != SESSD_OK) {
+			status = report(c, rc, "find");
+			break;
+		}
+		scanned += page->count;
+		status = find_in_page(c, o, b, page, &found);
+		next = page->next_cursor;
+		sessd_list_free(page);
+		if (status != EXIT_SUCCESS)
+			break;
+		if (next != 0 && next == cursor) {
+			fprintf(stderr,
+			        "sessctl: find: the server returned cursor %" PRIu64
+			        " again; stopping\n",
+			        next);
+			status = EXIT_TROUBLE;
+			break;
+		}
+		cursor = next;
+	} while (cursor != 0);
+	sessd_batch_free(b);
+	if (o->json)
+		fputs("]\n", stdout);
+	if (status != EXIT_SUCCESS)
+		return status;
+	if (found > 0)
+		return EXIT_SUCCESS;
+	fflush(stdout);
+	if (scanned == 0 && namespace_missing(c, o, "find"))
+		return EXIT_NOT_FOUND;
+	/* As grep: nothing matched is status 1, "no such session". */
+	fprintf(stderr, "sessctl: find: no session's data holds that text (%zu sessions read)\n",
+	        scanned);
+	return EXIT_NOT_FOUND;
 }
 
 static const struct command commands[] = {
@@ -560,6 +978,8 @@ static const struct command commands[] = {
     {"flash-pop", 1, 2, false, false, false, false, false, false, run_flash_pop},
     {"count", 0, 0, false, false, false, false, false, true, run_count},
     {"list", 0, 0, false, false, false, false, false, false, run_list},
+    {"find", 1, 1, false, false, false, false, false, false, run_find},
+    {"namespaces", 0, 0, false, false, false, false, false, false, run_namespaces},
     {"stats", 0, 0, false, false, false, false, false, false, run_stats},
     {"clear", 0, 0, false, false, true, false, false, true, run_clear},
 };
@@ -653,12 +1073,20 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 				return PARSE_ERROR;
 			}
 		} else if (option_is(arg, "namespace", &v)) {
-			if ((o->ns = option_value(argc, argv, &i, v)) == NULL)
+			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
-			if (strlen(o->ns) < 1 || strlen(o->ns) > 64) {
+			/* As namespaces prints the names: \xNN is a byte. */
+			n = unescape_arg(v, o->ns_buf, sizeof(o->ns_buf) - 1);
+			if (n < 1 || n > sizeof(o->ns_buf) - 1) {
 				usage_error("--namespace: a namespace has 1 to 64 bytes");
 				return PARSE_ERROR;
 			}
+			if (memchr(o->ns_buf, '\0', n) != NULL) {
+				usage_error("--namespace: a namespace cannot hold the byte \\x00");
+				return PARSE_ERROR;
+			}
+			o->ns_buf[n] = '\0';
+			o->ns = o->ns_buf;
 		} else if (option_is(arg, "timeout", &v)) {
 			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
@@ -697,6 +1125,65 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+static bool is_base64_digit(unsigned char ch)
+{
+	return isalnum(ch) || ch == '+' || ch == '/';
+}
+
+/*
+ * Whether ${arg} is express-session's signed cookie: "s:" ID "." SIGNATURE, or the same
+ * URL-encoded as the Cookie header carries it ("s%3A" ...), where SIGNATURE is
+ * COOKIE_SIGNATURE_LEN base64 digits and ID 1..MAX_ID_BYTES visible ASCII bytes. Then the ID
+ * goes to ${id} with a NUL. Anything else, an id that merely starts with "s:" included, is
+ * not one.
+ */
+static bool cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
+{
+	char plain[2 * MAX_ID_BYTES + COOKIE_SIGNATURE_LEN + 2];
+	size_t n = 0, id_len;
+	const char *p, *dot;
+	int hi, lo;
+
+	if (strncmp(arg, "s:", 2) == 0) {
+		p = arg + 2;
+		if (strlen(p) >= sizeof(plain))
+			return false;
+		n = strlen(p);
+		memcpy(plain, p, n);
+	} else if (strncmp(arg, "s%3A", 4) == 0 || strncmp(arg, "s%3a", 4) == 0) {
+		for (p = arg + 4; *p != '\0'; p++) {
+			if (n == sizeof(plain) - 1)
+				return false;
+			if (*p != '%') {
+				plain[n++] = *p;
+				continue;
+			}
+			if ((hi = hex_digit(p[1])) == -1 || (lo = hex_digit(p[2])) == -1)
+				return false;
+			plain[n++] = (char)(hi << 4 | lo);
+			p += 2;
+		}
+	} else {
+		return false;
+	}
+	plain[n] = '\0';
+	dot = memrchr(plain, '.', n);
+	if (dot == NULL || strlen(dot + 1) != COOKIE_SIGNATURE_LEN)
+		return false;
+	for (p = dot + 1; *p != '\0'; p++)
+		if (!is_base64_digit((unsigned char)*p))
+			return false;
+	id_len = (size_t)(dot - plain);
+	if (id_len < 1 || id_len > MAX_ID_BYTES)
+		return false;
+	for (size_t i = 0; i < id_len; i++)
+		if (plain[i] < 0x21 || plain[i] > 0x7e)
+			return false;
+	memcpy(id, plain, id_len);
+	id[id_len] = '\0';
+	return true;
+}
+
 /* Check the command's arguments and options; returns 0 or an exit status. */
 static int check_command(const struct command *cmd, const struct opts *o)
 {
@@ -722,9 +1209,12 @@ static int check_command(const struct command *cmd, const struct opts *o)
 		        cmd->name);
 		return EXIT_TROUBLE;
 	}
-	/* Every command with arguments takes the id first. */
-	if (cmd->min_args > 0 && (strlen(o->args[1]) < 1 || strlen(o->args[1]) > 128))
-		return usage_error("%s: an id has 1 to 128 bytes", cmd->name);
+	if (cmd->run == run_find && o->args[1][0] == '\0')
+		return usage_error("find: TEXT is empty (list shows every session)");
+	/* Every other command with arguments takes the id first. */
+	if (cmd->min_args > 0 && cmd->run != run_find &&
+	    (o->id_len < 1 || o->id_len > MAX_ID_BYTES))
+		return usage_error("%s: an id has 1 to %d bytes", cmd->name, MAX_ID_BYTES);
 	if (cmd->run == run_set_if && tag_parse(o->args[2], tag) == -1)
 		return usage_error("%s: '%s' is not a tag: %d hex digits, as get --tag prints",
 		                   cmd->name, o->args[2], 2 * SESSD_TAG_BYTES);
@@ -812,11 +1302,24 @@ int main(int argc, char **argv)
 	cmd = find_command(o.args[0]);
 	if (cmd == NULL)
 		return usage_error("unknown command '%s'", o.args[0]);
+	/* An operator copies the cookie from a browser; the store knows only the id in it. */
+	if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1 &&
+	    cookie_session_id(o.args[1], o.cookie_id)) {
+		fprintf(
+		    stderr,
+		    "sessctl: %s: that is a signed express-session cookie; using the session id "
+		    "in it, %s (the signature is not checked)\n",
+		    cmd->name, o.cookie_id);
+		o.id = o.cookie_id;
+		o.id_len = strlen(o.cookie_id);
+	} else if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1) {
+		/* As list and find print ids: \xNN is a byte. */
+		o.id = o.id_buf;
+		o.id_len = unescape_arg(o.args[1], o.id_buf, sizeof(o.id_buf));
+	}
 	status = check_command(cmd, &o);
 	if (status != 0)
 		return status;
-	if (o.timeout_ms == 0 && cmd->may_wait)
-		o.timeout_ms = WAITING_TIMEOUT_MS;
 	if (o.url == NULL) {
 		env = getenv("SESSD_URL");
 		o.url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
@@ -832,6 +1335,13 @@ int main(int argc, char **argv)
 		status = connect_to(&o, &c);
 		if (status != 0)
 			return status;
+	}
+	/* The long wait of count and clear is for their reply, not for the connect or HELLO
+	 * (done above with the default): a hung daemon must not take WAITING_TIMEOUT_MS to
+	 * report. */
+	if (cmd->run != run_new_id && cmd->may_wait && o.timeout_ms == 0) {
+		o.timeout_ms = WAITING_TIMEOUT_MS;
+		sessd_set_timeout(c, o.timeout_ms);
 	}
 	status = cmd->run(c, &o);
 	sessd_close(c);

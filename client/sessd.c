@@ -498,6 +498,16 @@ int sessd_set_namespace(struct sessd_client *c, const char *ns)
 	return SESSD_OK;
 }
 
+int sessd_set_timeout(struct sessd_client *c, int timeout_ms)
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (timeout_ms < 0)
+		return client_error(c, SESSD_ERR_USAGE, "timeout_ms is negative");
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	return SESSD_OK;
+}
+
 uint32_t sessd_max_frame(const struct sessd_client *c)
 {
 	return c == NULL ? 0 : c->max_frame;

@@ -207,6 +207,14 @@ const char *sessd_strerror(int code);
 int sessd_set_namespace(struct sessd_client *c, const char *ns);
 
 /*
+ * sessd_set_timeout(c, timeout_ms): bound each wait of ${c}'s calls from now on (connect,
+ * HELLO, replies, as sessd_options.timeout_ms does) by ${timeout_ms}; 0 means the default,
+ * 5000. Lets a caller connect with a short timeout and then give one slow request a long one.
+ * Returns SESSD_OK, or SESSD_ERR_USAGE for a negative ${timeout_ms} (nothing changed).
+ */
+int sessd_set_timeout(struct sessd_client *c, int timeout_ms);
+
+/*
  * sessd_max_frame(c): the largest frame body ${c} sends or reads: the server's max_frame
  * from HELLO, at most 1 GiB (sessd's own largest --max-frame) whatever the server announces.
  */

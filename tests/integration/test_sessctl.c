@@ -1,8 +1,8 @@
 /*
  * sessctl as a user runs it: the real binary ($SESSCTL_BIN) against the real daemon, with
  * its standard input, output and error on pipes. Checks exact output bytes, JSON validity,
- * messages and exit statuses (0 done, 1 no such session, 2 usage, connection, server error,
- * 3 set-if's conflict).
+ * messages and exit statuses (0 done, 1 no such session, find's nothing found or clear's no
+ * such namespace, 2 usage, connection, server error, 3 set-if's conflict).
  */
 #include <criterion/criterion.h>
 
@@ -15,13 +15,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "buf.h"
+#include "codec.h"
 #include "harness.h"
 #include "leakcheck.h"
+#include "mp.h"
 #include "sessd.h"
 
 extern char **environ;
@@ -182,6 +190,33 @@ static void expect(struct run *r, int status, const char *out)
 		cr_assert_eq(strncmp((const char *)r->err.data, "sessctl: ", 9), 0, "stderr: %s",
 		             (const char *)r->err.data);
 	run_free(r);
+}
+
+/*
+ * Expect ${status}, exactly ${out} on stdout, and on stderr only the warning that namespace
+ * ${ns} is not on the server, ending with the namespaces it has: ${has} unless NULL.
+ */
+static void expect_warned_has(struct run *r, int status, const char *out, const char *ns,
+                              const char *has)
+{
+	char want[400];
+	const char *err = (const char *)r->err.data;
+
+	cr_assert_eq(r->status, status, "exit %d, not %d; stderr: %s", r->status, status, err);
+	cr_assert_str_eq((const char *)r->out.data, out);
+	snprintf(want, sizeof(want), "sessctl: no namespace \"%s\" on this server (it has: ", ns);
+	cr_assert_eq(strncmp(err, want, strlen(want)), 0, "stderr: %s", err);
+	cr_assert_eq(strchr(err, '\n'), err + r->err.len - 1, "one line: %s", err);
+	if (has != NULL) {
+		snprintf(want, sizeof(want), "(it has: %s)\n", has);
+		cr_assert_str_eq(strstr(err, "(it has: "), want);
+	}
+	run_free(r);
+}
+
+static void expect_warned(struct run *r, int status, const char *out, const char *ns)
+{
+	expect_warned_has(r, status, out, ns, NULL);
 }
 
 /* --- A small strict JSON checker (RFC 8259), so --json output is proven parseable. --- */
@@ -666,7 +701,7 @@ LEAK_CHECKED_TEST(sessctl, flash_push_existing)
 	                                     "only flash messages)\n");
 	expect(&r, 1, "");
 	RUN(&r, "count");
-	expect(&r, 0, "0\n");
+	expect_warned_has(&r, 0, "0\n", "default", "none");
 
 	RUN(&r, "set", "fe", "logged in");
 	expect(&r, 0, "");
@@ -746,7 +781,7 @@ LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
 	RUN(&r, "count", "--namespace=adm", "--json");
 	expect(&r, 0, "{\"count\":2345}\n");
 	RUN(&r, "count", "--namespace", "empty-ns");
-	expect(&r, 0, "0\n");
+	expect_warned(&r, 0, "0\n", "empty-ns");
 
 	RUN(&r, "--namespace", "adm", "list");
 	cr_assert_eq(r.status, 0);
@@ -771,7 +806,7 @@ LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
 	cr_assert(strstr((char *)r.out.data, "{\"id\":\"adm-7\",\"ttl_ms\":") != NULL);
 	expect(&r, 0, NULL);
 	RUN(&r, "--namespace", "empty-ns", "list", "--json");
-	expect(&r, 0, "[]\n");
+	expect_warned(&r, 0, "[]\n", "empty-ns");
 
 	RUN(&r, "stats");
 	cr_assert(strstr((char *)r.out.data, "\nsessions ") != NULL ||
@@ -797,10 +832,11 @@ LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
 	expect(&r, 0, "2345\n");
 	RUN(&r, "--namespace", "adm", "clear", "--yes");
 	expect(&r, 0, "2345\n");
+	/* Cleared, the namespace is gone: clearing it again is clearing nothing that exists. */
 	RUN(&r, "--namespace", "adm", "clear", "--yes", "--json");
-	expect(&r, 0, "{\"removed\":0}\n");
+	expect_warned(&r, 1, "{\"removed\":0}\n", "adm");
 	RUN(&r, "--namespace", "adm", "count");
-	expect(&r, 0, "0\n");
+	expect_warned(&r, 0, "0\n", "adm");
 }
 
 /* --- The shared secret of a daemon started with --auth-file. --- */
@@ -996,4 +1032,636 @@ LEAK_CHECKED_TEST(sessctl, sealed_and_plain_auth)
 	unlink(right);
 	unlink(wrong);
 	cr_assert_eq(rmdir(dir), 0);
+}
+
+/* --- Namespaces: listing them, and saying when the one asked about is not there. --- */
+
+/* Store ${data} as session ${id} of namespace ${ns}, through libsessd. */
+static void put(const char *ns, const char *id, const char *data)
+{
+	struct sessd_options opts = {.ns = ns, .timeout_ms = 20000};
+	struct sessd_client *c;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	cr_assert_eq(sessd_set(c, id, strlen(id), data, strlen(data), 600000), SESSD_OK);
+	sessd_close(c);
+}
+
+/* Whether ${line} and a newline are one of the lines of ${out}. */
+static bool has_line(const struct run *r, const char *line)
+{
+	const char *out = (const char *)r->out.data;
+	size_t n = strlen(line);
+
+	for (const char *p = out; (p = strstr(p, line)) != NULL; p++)
+		if ((p == out || p[-1] == '\n') && p[n] == '\n')
+			return true;
+	return false;
+}
+
+static size_t count_lines(const struct run *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->out.len; i++)
+		n += ((const char *)r->out.data)[i] == '\n';
+	return n;
+}
+
+LEAK_CHECKED_TEST(sessctl, namespaces_lists_every_namespace)
+{
+	struct sessd_options opts = {.timeout_ms = 20000};
+	struct sessd_client *c;
+	struct sessd_namespaces *page;
+	char ns[16];
+	struct run r;
+	uint64_t cursor = 0;
+	size_t seen = 0;
+
+	RUN(&r, "namespaces");
+	expect(&r, 0, "");
+	RUN(&r, "namespaces", "--json");
+	expect(&r, 0, "[]\n");
+	put("shop", "a", "1");
+	put("shop", "b", "2");
+	put("shop", "c", "3");
+	put("default", "d", "4");
+	RUN(&r, "namespaces");
+	cr_assert(has_line(&r, "shop\t3"), "%s", (char *)r.out.data);
+	cr_assert(has_line(&r, "default\t1"), "%s", (char *)r.out.data);
+	cr_assert_eq(count_lines(&r), 2);
+	expect(&r, 0, NULL);
+	RUN(&r, "--json", "namespaces");
+	expect_json(&r);
+	cr_assert(strstr((char *)r.out.data, "{\"name\":\"shop\",\"sessions\":3}") != NULL);
+	cr_assert(strstr((char *)r.out.data, "{\"name\":\"default\",\"sessions\":1}") != NULL);
+	expect(&r, 0, NULL);
+	/* Whatever --namespace says, every namespace is listed. */
+	RUN(&r, "--namespace", "shp", "namespaces");
+	cr_assert_eq(count_lines(&r), 2);
+	expect(&r, 0, NULL);
+
+	/* Past one page of the server's, sessctl walks every page. */
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	for (int i = 0; i < 1100; i++) {
+		snprintf(ns, sizeof(ns), "ns-%04d", i);
+		cr_assert_eq(sessd_set_namespace(c, ns), SESSD_OK);
+		cr_assert_eq(sessd_set(c, "x", 1, "v", 1, 600000), SESSD_OK);
+	}
+	/* libsessd's pages: never more than asked for, the last with cursor 0. */
+	do {
+		cr_assert_eq(sessd_namespaces(c, cursor, 100, &page), SESSD_OK, "%s",
+		             sessd_errmsg(c));
+		cr_assert_leq(page->count, 100);
+		for (size_t i = 0; i < page->count; i++)
+			cr_assert_eq(strlen(page->items[i].name), page->items[i].name_len);
+		seen += page->count;
+		cursor = page->next_cursor;
+		sessd_namespaces_free(page);
+	} while (cursor != 0);
+	cr_assert_eq(seen, 1102);
+	cr_assert_eq(sessd_namespaces(c, 0, 10, NULL), SESSD_ERR_USAGE);
+	sessd_close(c);
+	RUN(&r, "namespaces");
+	cr_assert_eq(count_lines(&r), 1102);
+	cr_assert(has_line(&r, "ns-0000\t1") && has_line(&r, "ns-1099\t1"));
+	expect(&r, 0, NULL);
+}
+
+LEAK_CHECKED_TEST(sessctl, a_namespace_that_does_not_exist_is_named)
+{
+	struct run r;
+	char ns[16];
+
+	/* An empty server has none. */
+	RUN(&r, "count");
+	expect_warned_has(&r, 0, "0\n", "default", "none");
+	put("shop", "a", "1");
+	put("shop", "b", "2");
+	put("default", "d", "4");
+	/* The incident: a mistyped namespace. Output as before, and a warning. */
+	RUN(&r, "--namespace", "shp", "count");
+	expect_warned_has(&r, 0, "0\n", "shp", "default, shop");
+	RUN(&r, "--namespace", "shp", "count", "--json");
+	expect_warned(&r, 0, "{\"count\":0}\n", "shp");
+	RUN(&r, "--namespace", "shp", "list");
+	expect_warned(&r, 0, "", "shp");
+	RUN(&r, "--namespace", "shp", "list", "--json");
+	expect_warned(&r, 0, "[]\n", "shp");
+	RUN(&r, "--namespace", "shp", "stats");
+	expect_warned(&r, 0, "sessions 0\nbytes 0\nflashes 0\n", "shp");
+	RUN(&r, "--namespace", "shp", "clear");
+	expect(&r, 2, ""); /* still needs --yes, and checks nothing before */
+	/* clear --yes of a namespace that does not exist is a failure, not "0 removed". */
+	RUN(&r, "--namespace", "shp", "clear", "--yes");
+	expect_warned_has(&r, 1, "0\n", "shp", "default, shop");
+	RUN(&r, "--namespace", "shp", "clear", "--yes", "--json");
+	expect_warned(&r, 1, "{\"removed\":0}\n", "shp");
+	/* Namespaces that exist: no warning. */
+	RUN(&r, "--namespace", "shop", "count");
+	expect(&r, 0, "2\n");
+	RUN(&r, "count");
+	expect(&r, 0, "1\n");
+	RUN(&r, "stats");
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "shop", "clear", "--yes");
+	expect(&r, 0, "2\n");
+	/* Emptied, a namespace is gone (PROTOCOL.md, NAMESPACES). */
+	RUN(&r, "--namespace", "shop", "clear", "--yes");
+	expect_warned_has(&r, 1, "0\n", "shop", "default");
+	RUN(&r, "destroy", "d");
+	expect(&r, 0, "");
+	RUN(&r, "count");
+	expect_warned_has(&r, 0, "0\n", "default", "none");
+	/* Many namespaces: the first ten in byte order, and how many more. */
+	for (int i = 11; i >= 0; i--) {
+		snprintf(ns, sizeof(ns), "n%02d", i);
+		put(ns, "x", "v");
+	}
+	RUN(&r, "count");
+	expect_warned_has(&r, 0, "0\n", "default",
+	                  "n00, n01, n02, n03, n04, n05, n06, n07, n08, n09 and 2 more");
+	/* A name's odd bytes are shown escaped, on one line. */
+	RUN(&r, "--namespace", "a\nb\\", "count");
+	expect_warned(&r, 0, "0\n", "a\\x0ab\\x5c");
+}
+
+/* Store ${data} as session ${id}, ${id_len} bytes, of namespace ${ns}, through libsessd. */
+static void put_bytes(const char *ns, const char *id, size_t id_len, const char *data)
+{
+	struct sessd_options opts = {.ns = ns, .timeout_ms = 20000};
+	struct sessd_client *c;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	cr_assert_eq(sessd_set(c, id, id_len, data, strlen(data), 600000), SESSD_OK);
+	sessd_close(c);
+}
+
+/* Whether one line of ${r}'s output starts with ${start}. */
+static bool has_line_starting(const struct run *r, const char *start)
+{
+	const char *out = (const char *)r->out.data;
+
+	for (const char *p = out; (p = strstr(p, start)) != NULL; p++)
+		if (p == out || p[-1] == '\n')
+			return true;
+	return false;
+}
+
+/*
+ * Ids are opaque bytes: printed raw, a newline or tab in one broke list's "id<TAB>ttl" lines
+ * (and find's and namespaces'). They are printed with such bytes, and the backslash, as \xNN,
+ * which every command taking an id, and --namespace, read back.
+ */
+LEAK_CHECKED_TEST(sessctl, odd_ids_are_printed_escaped_and_read_back)
+{
+	struct run r;
+
+	put_bytes("odd", "a\nb", 3, "v-nl");
+	put_bytes("odd", "a\tb", 3, "v-tab");
+	put_bytes("odd", "a\\b", 3, "v-bs");
+	put_bytes("odd", "n\0l", 3, "v-nul");
+	put_bytes("odd", "\xff", 1, "v-ff");
+	put_bytes("odd", "plain", 5, "v-plain");
+	put_bytes("o\td", "x", 1, "v");
+
+	RUN(&r, "--namespace", "odd", "list");
+	cr_assert_eq(count_lines(&r), 6, "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "a\\x0ab\t"), "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "a\\x09b\t"), "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "a\\x5cb\t"), "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "n\\x00l\t"), "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "\\xff\t"), "%s", (char *)r.out.data);
+	cr_assert(has_line_starting(&r, "plain\t"), "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	/* --json escapes as JSON does, as before. */
+	RUN(&r, "--namespace", "odd", "list", "--json");
+	cr_assert(strstr((char *)r.out.data, "\"a\\nb\"") != NULL, "%s", (char *)r.out.data);
+	expect_json(&r);
+	expect(&r, 0, NULL);
+
+	RUN(&r, "--namespace", "odd", "find", "v-");
+	cr_assert_eq(count_lines(&r), 6, "%s", (char *)r.out.data);
+	cr_assert(has_line(&r, "a\\x0ab") && has_line(&r, "a\\x09b") && has_line(&r, "a\\x5cb"),
+	          "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	RUN(&r, "namespaces");
+	cr_assert(has_line(&r, "o\\x09d\t1") && has_line(&r, "odd\t6"), "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+
+	/* What was printed names the session again, either case of hex digits. */
+	RUN(&r, "--namespace", "odd", "get", "a\\x0ab");
+	expect(&r, 0, "v-nl");
+	RUN(&r, "--namespace", "odd", "get", "a\\x09b");
+	expect(&r, 0, "v-tab");
+	RUN(&r, "--namespace", "odd", "get", "a\\x5Cb");
+	expect(&r, 0, "v-bs");
+	RUN(&r, "--namespace", "odd", "get", "n\\x00l");
+	expect(&r, 0, "v-nul");
+	RUN(&r, "--namespace", "odd", "get", "\\xFF");
+	expect(&r, 0, "v-ff");
+	/* A backslash not followed by x and two hex digits is itself. */
+	RUN(&r, "--namespace", "odd", "get", "a\\b");
+	expect(&r, 0, "v-bs");
+	RUN(&r, "--namespace", "odd", "get", "a\\x0");
+	expect(&r, 1, "");
+	/* The raw bytes still work. */
+	RUN(&r, "--namespace", "odd", "get", "a\tb");
+	expect(&r, 0, "v-tab");
+	RUN(&r, "--namespace", "odd", "set", "n\\x00l", "w-nul");
+	expect(&r, 0, "");
+	RUN(&r, "--namespace", "odd", "touch", "n\\x00l", "--ttl", "60");
+	expect(&r, 0, "");
+	RUN(&r, "--namespace", "odd", "get", "n\\x00l");
+	expect(&r, 0, "w-nul");
+	RUN(&r, "--namespace", "odd", "destroy", "a\\x0ab");
+	expect(&r, 0, "");
+	RUN(&r, "--namespace", "odd", "count");
+	expect(&r, 0, "5\n");
+	RUN(&r, "--namespace", "o\\x09d", "get", "x");
+	expect(&r, 0, "v");
+	/* An id's length is counted decoded: 128 escaped bytes are 512 characters. */
+	{
+		char id[4 * 129 + 1];
+
+		for (int i = 0; i < 128; i++)
+			memcpy(id + 4 * i, "\\x01", 4);
+		id[4 * 128] = '\0';
+		RUN(&r, "--namespace", "odd", "set", id, "x");
+		expect(&r, 0, "");
+		memcpy(id + 4 * 128, "\\x01", 5);
+		RUN(&r, "--namespace", "odd", "set", id, "x");
+		expect(&r, 2, "");
+	}
+	RUN(&r, "--namespace", "a\\x00b", "count");
+	expect(&r, 2, "");
+}
+
+/* Let the stopped daemon ${pid} go after ${seconds}, whatever the test does meanwhile. */
+static pid_t continue_later(pid_t pid, unsigned seconds)
+{
+	pid_t waker;
+
+	fflush(NULL);
+	waker = fork();
+	cr_assert_geq(waker, 0);
+	if (waker == 0) {
+		sleep(seconds);
+		kill(pid, SIGCONT);
+		_exit(0);
+	}
+	return waker;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * count and clear wait 60 s by default for their reply (a mass expiry puts them off), but a
+ * hung daemon must not make them take 60 s to say so: the connect and HELLO have the default
+ * 5 s. The daemon is let go after 25 s, so that without that this fails rather than hangs.
+ */
+LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
+{
+	const char *cmds[2][3] = {{"count", NULL, NULL}, {"clear", "--yes", NULL}};
+	struct timespec t0;
+	struct run r;
+	double took;
+	pid_t waker;
+	int st;
+
+	put("default", "a", "1");
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+		waker = continue_later(daemon_.pid, 25);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		run_in(&r, NULL, 0, cmds[i]);
+		took = seconds_since(&t0);
+		kill(waker, SIGKILL);
+		cr_assert_eq(waitpid(waker, &st, 0), waker);
+		cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+		/* Not a timing target: it tells the 5 s of HELLO from the 60 s of the reply. */
+		cr_assert_lt(took, 20.0, "%s took %.1f s", cmds[i][0], took);
+		cr_assert(strstr((char *)r.err.data, "HELLO") != NULL, "%s", (char *)r.err.data);
+		expect(&r, 2, "");
+	}
+	/* The daemon goes on, and the long timeout is still there for the reply. */
+	RUN(&r, "count");
+	expect(&r, 0, "1\n");
+	RUN(&r, "clear", "--yes");
+	expect(&r, 0, "1\n");
+}
+
+/*
+ * An older sessd answers NAMESPACES with UNKNOWN_OP: a fake one, which answers COUNT and CLEAR
+ * 0, LIST an empty page and HELLO as sessd does, in a child that serves one connection.
+ */
+static int old_server_answer(int fd, const struct codec_request *req)
+{
+	struct buf r;
+	size_t at;
+	int rc;
+
+	buf_init(&r);
+	if (req->op == CODEC_OP_NAMESPACES) {
+		rc = codec_reply_error(&r, req->request_id, CODEC_UNKNOWN_OP, "unknown opcode");
+	} else if (codec_reply_open(&r, req->request_id, CODEC_OK, &at) == -1) {
+		rc = -1;
+	} else {
+		if (req->op == CODEC_OP_HELLO)
+			rc = mp_write_map(&r, 3) | mp_write_str(&r, "version", 7) |
+			     mp_write_uint(&r, 1) | mp_write_str(&r, "server_id", 9) |
+			     mp_write_str(&r, "0123456789abcdef0123456789abcdef", 32) |
+			     mp_write_str(&r, "max_frame", 9) | mp_write_uint(&r, 1048576);
+		else if (req->op == CODEC_OP_LIST)
+			rc = mp_write_array(&r, 2) | mp_write_uint(&r, 0) | mp_write_array(&r, 0);
+		else
+			rc = mp_write_uint(&r, 0);
+		rc |= codec_frame_close(&r, at);
+	}
+	if (rc == 0)
+		rc = harness_send_all(fd, r.data, r.len);
+	buf_finish(&r);
+	return rc;
+}
+
+/* Serve ${conns} connections; gives up after 10 s without one, so that a test that fails
+ * before making them all leaves no process behind. */
+static void old_server_serve(int lfd, int conns)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct timeval tv = {.tv_sec = 10};
+	struct codec_request req;
+	uint32_t status;
+	const char *why;
+	uint8_t *body;
+	size_t len;
+	int fd, rc;
+
+	for (int i = 0; i < conns; i++) {
+		if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
+			_exit(1);
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		rc = 0;
+		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
+			rc = codec_decode_request(body, len, &req, &status, &why) == 0
+			         ? old_server_answer(fd, &req)
+			         : -1;
+			free(body);
+		}
+		close(fd);
+	}
+	_exit(0);
+}
+
+LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-old-XXXXXX", url[200];
+	struct run r;
+	int lfd, status;
+	pid_t pid;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/old.sock", dir);
+	snprintf(url, sizeof(url), "unix:%s", sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 8), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		old_server_serve(lfd, 4);
+	close(lfd);
+
+	/* Four connections, one per command. */
+	run_env(&r, url, NULL, 0, (const char *const[]){"--namespace", "shp", "count", NULL});
+	expect(&r, 0, "0\n");
+	run_env(&r, url, NULL, 0, (const char *const[]){"--namespace", "shp", "list", NULL});
+	expect(&r, 0, "");
+	run_env(&r, url, NULL, 0,
+	        (const char *const[]){"--namespace", "shp", "clear", "--yes", NULL});
+	expect(&r, 0, "0\n");
+	run_env(&r, url, NULL, 0, (const char *const[]){"namespaces", NULL});
+	cr_assert(strstr((char *)r.err.data, "older than NAMESPACES") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
+/*
+ * Answer HELLO on one connection as sessd does, then close it without replying to the next
+ * request, as sessd does to the connections waiting for a group write that failed (PROTOCOL.md,
+ * IO_ERROR); gives up after 10 s without a connection.
+ */
+static void closing_server_serve(int lfd)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct timeval tv = {.tv_sec = 10};
+	struct codec_request req;
+	uint32_t status;
+	const char *why;
+	uint8_t *body;
+	size_t len;
+	int fd, rc = 0;
+
+	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
+		_exit(1);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
+		if (codec_decode_request(body, len, &req, &status, &why) != 0 ||
+		    req.op != CODEC_OP_HELLO)
+			rc = -1;
+		else
+			rc = old_server_answer(fd, &req);
+		free(body);
+	}
+	close(fd);
+	_exit(0);
+}
+
+/* A connection closed without a reply: the words say where to look. */
+LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-close-XXXXXX", url[200];
+	struct run r;
+	int lfd, status;
+	pid_t pid;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s.sock", dir);
+	snprintf(url, sizeof(url), "unix:%s", sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 8), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		closing_server_serve(lfd);
+	close(lfd);
+
+	run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
+	cr_assert(strstr((char *)r.err.data, "without a reply; the daemon's log says why (a full "
+	                                     "disk, for one)") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
+/* --- Ids as an operator copies them: express-session's signed cookie. --- */
+
+/*
+ * express-session's cookie for session ${id} signed with ${secret}, as cookie-signature makes
+ * it: "s:" ID "." base64(HMAC-SHA-256(secret, ID)) without '='; with ${encoded}, as the
+ * Cookie header carries it (encodeURIComponent: ':' '+' '/' as %3A %2B %2F).
+ */
+static void signed_cookie(const char *id, const char *secret, bool encoded, char *out,
+                          size_t out_len)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	char sig[64], *p;
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)id, strlen(id));
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_bin2base64(sig, sizeof(sig), mac, sizeof(mac),
+	                  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	cr_assert_eq(strlen(sig), 43);
+	if (!encoded) {
+		snprintf(out, out_len, "s:%s.%s", id, sig);
+		return;
+	}
+	p = out + snprintf(out, out_len, "s%%3A%s.", id);
+	for (const char *q = sig; *q != '\0'; q++)
+		p += *q == '+'   ? sprintf(p, "%%2B")
+		     : *q == '/' ? sprintf(p, "%%2F")
+		                 : sprintf(p, "%c", *q);
+}
+
+LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
+{
+	static const char id[] = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk";
+	char cookie[300], note[300], secrets[8][16];
+	bool encoded_had_escapes = false;
+	struct run r;
+
+	put("default", id, "{\"user\":\"alice\"}");
+	snprintf(note, sizeof(note),
+	         "sessctl: get: that is a signed express-session cookie; using the session id "
+	         "in it, %s (the signature is not checked)\n",
+	         id);
+	/* Several secrets, so that some signature holds a '+' or '/' to be URL-encoded. */
+	for (int i = 0; i < 8; i++) {
+		snprintf(secrets[i], sizeof(secrets[i]), "secret-%d", i);
+		signed_cookie(id, secrets[i], true, cookie, sizeof(cookie));
+		encoded_had_escapes |= strstr(cookie, "%2") != NULL;
+		RUN(&r, "get", cookie);
+		cr_assert_eq(r.status, 0, "%s: %s", cookie, (char *)r.err.data);
+		cr_assert_str_eq((char *)r.out.data, "{\"user\":\"alice\"}");
+		cr_assert_str_eq((char *)r.err.data, note);
+		run_free(&r);
+		signed_cookie(id, secrets[i], false, cookie, sizeof(cookie));
+		RUN(&r, "get", cookie);
+		cr_assert_eq(r.status, 0, "%s: %s", cookie, (char *)r.err.data);
+		cr_assert_str_eq((char *)r.err.data, note);
+		run_free(&r);
+	}
+	cr_assert(encoded_had_escapes);
+	/* Wherever an id goes: touch, flash-push, destroy. */
+	signed_cookie(id, "k", true, cookie, sizeof(cookie));
+	RUN(&r, "touch", cookie, "--ttl", "60");
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr((char *)r.err.data, "using the session id in it") != NULL);
+	run_free(&r);
+	RUN(&r, "destroy", cookie);
+	cr_assert_eq(r.status, 0);
+	run_free(&r);
+	RUN(&r, "get", id);
+	expect(&r, 1, "");
+	/* Only that exact shape: anything else is the id it says, and no note. */
+	put("default", "s:abc", "plain");
+	RUN(&r, "get", "s:abc");
+	expect(&r, 0, "plain");
+	put("default", "s:abc.short", "dotted");
+	RUN(&r, "get", "s:abc.short");
+	expect(&r, 0, "dotted");
+	RUN(&r, "get", "s:.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: get: no such session (or it holds only flash messages)\n");
+	expect(&r, 1, "");
+	RUN(&r, "get", "s%3Aabc.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%zz");
+	cr_assert(strstr((char *)r.err.data, "cookie") == NULL, "%s", (char *)r.err.data);
+	expect(&r, 1, "");
+	RUN(&r, "get", "x:abc.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	cr_assert(strstr((char *)r.err.data, "cookie") == NULL, "%s", (char *)r.err.data);
+	expect(&r, 1, "");
+}
+
+/* --- find: which sessions hold some bytes. --- */
+
+LEAK_CHECKED_TEST(sessctl, find_prints_the_sessions_whose_data_holds_text)
+{
+	struct sessd_options opts = {.ns = "shop", .timeout_ms = 20000};
+	struct sessd_client *c;
+	char id[32], data[64];
+	struct run r;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	/* More than one batch of GETs, and more than one LIST page. */
+	for (int i = 0; i < 2100; i++) {
+		snprintf(id, sizeof(id), "s-%04d", i);
+		snprintf(data, sizeof(data), "{\"user\":\"u%04d\"}", i);
+		cr_assert_eq(sessd_set(c, id, strlen(id), data, strlen(data), 600000), SESSD_OK);
+	}
+	cr_assert_eq(sessd_set(c, "alice-1", 7, "{\"user\":\"alice\"}", 16, 600000), SESSD_OK);
+	cr_assert_eq(sessd_set(c, "alice-2", 7, "x\0{\"user\":\"alice\"}", 18, 600000), SESSD_OK);
+	cr_assert_eq(sessd_set(c, "malice", 6, "{\"user\":\"malice\"}", 17, 600000), SESSD_OK);
+	/* Flashes are not data: a session with flashes only is passed over. */
+	cr_assert_eq(sessd_flash_push(c, "flash-only", 10, "info", "\"alice\"", 7, 600000, NULL),
+	             SESSD_OK);
+	sessd_close(c);
+
+	RUN(&r, "--namespace", "shop", "find", "\"alice\"");
+	cr_assert_eq(count_lines(&r), 2, "%s", (char *)r.out.data);
+	cr_assert(has_line(&r, "alice-1") && has_line(&r, "alice-2"));
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "shop", "find", "u1234\"");
+	expect(&r, 0, "s-1234\n");
+	RUN(&r, "--namespace", "shop", "--json", "find", "u2099");
+	expect(&r, 0, "[\"s-2099\"]\n");
+	RUN(&r, "--namespace", "shop", "find", "malice");
+	expect(&r, 0, "malice\n");
+	/* Nothing matches: status 1, as grep's. */
+	RUN(&r, "--namespace", "shop", "find", "bob");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: find: no session's data holds that text (2104 sessions read)\n");
+	expect(&r, 1, "");
+	RUN(&r, "--namespace", "shop", "--json", "find", "bob");
+	cr_assert_eq(r.status, 1);
+	cr_assert_str_eq((char *)r.out.data, "[]\n");
+	run_free(&r);
+	/* In a namespace that does not exist, it says so. */
+	RUN(&r, "--namespace", "shp", "find", "alice");
+	expect_warned_has(&r, 1, "", "shp", "shop");
+	RUN(&r, "find", "");
+	expect(&r, 2, "");
+	RUN(&r, "find");
+	expect(&r, 2, "");
 }
