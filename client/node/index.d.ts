@@ -101,6 +101,8 @@ declare namespace connectSessd {
     /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
     reconnectMinMs?: number;
     reconnectMaxMs?: number;
+    /** How long a request a restarting daemon did not carry out (SHUTTING_DOWN) waits for the pool to reconnect before it fails with 503 (default `timeoutMs`, else 5000; 0: at once). */
+    restartWaitMs?: number;
     /** The daemon's shared secret: a string (its UTF-8 bytes) or 1..1024 bytes. */
     auth?: string | Uint8Array | null;
     /** true: refuse a daemon that did not check the secret (needs `auth`). */

@@ -101,6 +101,9 @@ function hashId(id) {
   return h >>> 0;
 }
 
+// The changes request() holds while the pool reconnects (see there); reads fail at once.
+const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
+
 // Events: 'connect' (hello) when the first connection is ready after none was;
 // 'disconnect' (err) when the last ready connection closed, or before any was ready when an
 // attempt failed, and once more while down when attempts start failing with ESESSD_AUTH
@@ -113,7 +116,8 @@ class Client extends EventEmitter {
 
   // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
   // (5000; 0 disables), connectTimeoutMs (5000), clientName, reconnectMinMs (50),
-  // reconnectMaxMs (2000), auth (the server's shared secret: a string or 1..1024 bytes),
+  // reconnectMaxMs (2000), restartWaitMs (timeoutMs, else 5000: how long a request a
+  // restarting daemon did not carry out waits for the pool to reconnect; 0: fail at once), auth (the server's shared secret: a string or 1..1024 bytes),
   // requireAuth (false; true: refuse a server that did not check the secret), seal (true
   // when auth is given: sealed connections, PROTOCOL.md "Sealed connections"; false: the
   // plain HELLO, which sends the secret).
@@ -132,6 +136,9 @@ class Client extends EventEmitter {
     };
     this.reconnectMinMs = opts.reconnectMinMs ?? 50;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 2000;
+    this.restartWaitMs = opts.restartWaitMs ?? (this.connOpts.timeoutMs || 5000);
+    // Called at the next 'ready' of any pool connection (see resend).
+    this.readyWaiters = [];
     this.slots = [];
     this.readyCount = 0;
     this.connected = null; // null: not yet known
@@ -154,7 +161,9 @@ class Client extends EventEmitter {
     conn.on('ready', (hello) => {
       slot.attempts = 0;
       this.hello = hello;
+      this.wasConnected = true;
       this.readyCount++;
+      this.wakeWaiters();
       if (this.connected !== true) {
         this.connected = true;
         this.emit('connect', hello);
@@ -233,24 +242,51 @@ class Client extends EventEmitter {
   }
 
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
-  // and transport errors.
+  // and transport errors. With no connection to take it, a read fails at once (the app answers
+  // 503 while sessd is away), but a change made while the pool reconnects (sessd restarting)
+  // waits for it, up to restartWaitMs: express-session saves after it has sent the response,
+  // so a save failed now would lose a change the user was already told about.
   request(op, args, key) {
     const conn = this.closed ? null : this.pick(key);
-    return conn ? conn.request(op, args, key) : this.refuse();
+    if (conn) return conn.request(op, args, key);
+    if (!WAITING_OPS.has(op) || !this.wasConnected || this.restartWaitMs <= 0) return this.refuse();
+    return this.whenReady(key).then((ready) => (ready ? ready.request(op, args, key) : this.refuse()));
+  }
+
+  // whenReady(key): a promise of the session's ready connection once the pool has one again,
+  // or null when none is ready within restartWaitMs or the client closes.
+  whenReady(key) {
+    return new Promise((resolve) => {
+      let timer = null;
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(this.closed ? null : this.pickReady(key));
+      };
+      timer = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== wake);
+        resolve(null);
+      }, this.restartWaitMs);
+      timer.unref?.();
+      this.readyWaiters.push(wake);
+    });
   }
 
   // resend(entry, err): a request of a pool connection that said SHUTTING_DOWN (err) was not
   // carried out: sent once more, on another ready connection of the pool (the session's next
-  // one, so that one session's requests keep their order) if there is one; else, and when it
-  // was sent again already, it fails as a request does while sessd is down (ESESSD_DISCONNECTED,
-  // status 503): the daemon is restarting. The connection reconnects as any other that closed.
+  // one, so that one session's requests keep their order) if there is one. With none (every
+  // connection heard SHUTTING_DOWN at once: the daemon is restarting) it waits up to
+  // restartWaitMs for the pool to reconnect, then goes out: express-session sends a redirect's
+  // headers before its save completes, so a save failed now would lose a change the user was
+  // already told about ("Added pear"). When it was sent again already, or nothing is ready in
+  // time, it fails as a request does while sessd is down (ESESSD_DISCONNECTED, status 503).
   resend(entry, err) {
-    const other = entry.retried || this.closed ? null : this.pickReady(entry.key);
-    if (other) {
-      other.request(entry.op, entry.args, entry.key, true).then(entry.resolve, entry.reject);
-      return;
-    }
-    entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+    const fail = () => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+    const send = (conn) => conn.request(entry.op, entry.args, entry.key, true).then(entry.resolve, entry.reject);
+    if (entry.retried || this.closed) return fail();
+    const other = this.pickReady(entry.key);
+    if (other) return send(other);
+    if (this.restartWaitMs <= 0) return fail();
+    return this.whenReady(entry.key).then((ready) => (ready ? send(ready) : fail()));
   }
 
   // A rejected promise for a request no connection can take.
@@ -455,8 +491,17 @@ class Client extends EventEmitter {
 
   // close(): takes no new requests and stops reconnecting; requests already sent are
   // answered, then the connections close.
+  // wakeWaiters(): the requests waiting in resend() for a ready connection go (or, the client
+  // closed, fail) now.
+  wakeWaiters() {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   close() {
     this.closed = true;
+    this.wakeWaiters();
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.end();
@@ -467,6 +512,7 @@ class Client extends EventEmitter {
   // terminate(): closes every connection now; pending requests are rejected.
   terminate() {
     this.closed = true;
+    this.wakeWaiters();
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.close();

@@ -48,9 +48,16 @@ class SessdError extends Error {
   }
 }
 
+// connectionError(code, message): a transport failure (a timeout, a broken connection):
+// the request may or may not have been carried out. statusCode (and status) 503, expose
+// false, as http-errors has them, so that Express's error handler answers 503 (sessd is
+// hung or gone), not 500. SessdError's status is the wire status, not an HTTP one.
 function connectionError(code, message) {
   const err = new Error(message);
   err.code = code;
+  err.status = 503;
+  err.statusCode = 503;
+  err.expose = false;
   return err;
 }
 
@@ -60,9 +67,6 @@ function connectionError(code, message) {
 // as the app answers requests that come while the store is disconnected, not 500.
 function unavailableError(message, cause) {
   const err = connectionError('ESESSD_DISCONNECTED', message);
-  err.status = 503;
-  err.statusCode = 503;
-  err.expose = false;
   err.notCarriedOut = true;
   if (cause) err.cause = cause;
   return err;

@@ -35,7 +35,7 @@ const DEFAULT_MERGE_ATTEMPTS = 25;
 // The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
 // Client's options: a store that opens its own connections passes them on.
-const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'clientName', 'auth', 'seal', 'requireAuth'];
+const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs', 'clientName', 'auth', 'seal', 'requireAuth'];
 const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs'];
 const KNOWN_OPTIONS = new Set([...STORE_OPTIONS, ...CONNECTION_OPTIONS]);
 

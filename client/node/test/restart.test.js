@@ -18,7 +18,7 @@ const USERS = 24;
 const RESTARTS = 3;
 
 // The shape of the operator's shop: login, session saves, flash pushes and pops, and the
-// "no session: 503" guard of the README. The error handler answers err.status (the README's
+// "no session: 503" guard of the README. The error handler answers err.statusCode (the README's
 // advice; Express's own handler does the same).
 function makeApp(store) {
   const app = express();
@@ -42,6 +42,14 @@ function makeApp(store) {
     await save(req);
     return res.json({ ok: true });
   }));
+  // As most apps write it: change the session and answer, leaving the save to
+  // express-session, which sends the answer before its save completes.
+  app.post('/add', (req, res) => {
+    if (!req.session.user) return res.status(401).send('not logged in');
+    req.session.added = (req.session.added || []).concat([Number(req.query.n)]);
+    return res.json({ ok: true });
+  });
+  app.get('/added', (req, res) => res.status(req.session.user ? 200 : 401).json(req.session.added || []));
   app.post('/flash', wrap(async (req, res) => {
     if (!req.session.user) return res.status(401).send('not logged in');
     return res.json({ n: await req.flash('info', req.query.m) });
@@ -50,7 +58,7 @@ function makeApp(store) {
   app.get('/state', (req, res) => res.status(req.session.user ? 200 : 401).json({ user: req.session.user || null }));
   app.use((err, req, res, next) => {
     if (res.headersSent) return next(err);
-    return res.status(err.status || 500).json({ code: err.code || null, message: err.message });
+    return res.status(err.statusCode || 500).json({ code: err.code || null, message: err.message });
   });
   return app;
 }
@@ -82,16 +90,20 @@ async function restartUnderLoad(t, sealed) {
 
   const counts = new Map();
   const failures = [];
+  const acknowledged = users.map(() => []);
   let running = true;
   async function user(br, i) {
     for (let n = 0; running; n++) {
-      const step = n % 4;
+      const step = n % 5;
       let r;
       try {
         if (step === 0) r = await br.post(`/inc?n=${n}`);
         else if (step === 1) r = await br.post(`/flash?m=m${n}`);
         else if (step === 2) r = await br.get('/flash');
-        else r = await br.get('/state');
+        else if (step === 3) {
+          r = await br.post(`/add?n=${n}`);
+          if (r.status === 200) acknowledged[i].push(n);
+        } else r = await br.get('/state');
       } catch (err) {
         failures.push(`user ${i}: ${err.code || err.message}`);
         continue;
@@ -118,6 +130,16 @@ async function restartUnderLoad(t, sealed) {
   const summary = JSON.stringify(Object.fromEntries(counts));
   t.diagnostic(`statuses ${summary}`);
   assert.deepEqual(failures.slice(0, 10), [], `statuses ${summary}`);
+  // Every change answered 200 was saved: one whose save a restarting daemon did not carry
+  // out waited for the pool to reconnect instead of failing after the answer had gone out.
+  const lost = [];
+  for (let i = 0; i < USERS; i++) {
+    const r = await users[i].get('/added');
+    assert.equal(r.status, 200, r.body);
+    const saved = new Set(JSON.parse(r.body));
+    for (const n of acknowledged[i]) if (!saved.has(n)) lost.push(`user ${i}: ${n}`);
+  }
+  assert.deepEqual(lost, [], `${lost.length} acknowledged changes lost`);
   assert.ok((counts.get(200) || 0) > 0, summary);
 }
 
@@ -152,12 +174,32 @@ test('a request not carried out (SHUTTING_DOWN) is sent again on another connect
   assert.equal(await client.get(null, 'a'), null, 'answered by the other connection');
   assert.equal(gets, 2);
 
-  // With no other ready connection it fails as an outage does, not carried out.
+  // With no other ready connection it waits for the pool to reconnect (the daemon is
+  // restarting) and goes out there: a save failed at once would lose a change express-session
+  // already announced (its redirect leaves before the save completes).
   stopped = null;
   gets = 0;
-  const only = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 5000 });
+  const waits = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 20 });
+  t.after(() => waits.terminate());
+  await once(waits, 'connect');
+  assert.equal(await waits.get(null, 'c'), null, 'answered once the pool reconnected');
+  assert.equal(gets, 2);
+
+  // With restartWaitMs 0 (or nothing ready in time) it fails as an outage does, not carried out.
+  stopped = null;
+  gets = 0;
+  const only = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 5000, restartWaitMs: 0 });
   t.after(() => only.terminate());
   await once(only, 'connect');
   await assert.rejects(only.get(null, 'b'), (err) => err.code === 'ESESSD_DISCONNECTED' && err.status === 503 && err.notCarriedOut === true);
+  assert.equal(gets, 1);
+
+  // Nothing ready within restartWaitMs: the same 503.
+  stopped = null;
+  gets = 0;
+  const late = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 60000, restartWaitMs: 100 });
+  t.after(() => late.terminate());
+  await once(late, 'connect');
+  await assert.rejects(late.get(null, 'd'), (err) => err.code === 'ESESSD_DISCONNECTED' && err.status === 503 && err.notCarriedOut === true);
   assert.equal(gets, 1);
 });
