@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 #include "sessd.h"
@@ -1135,15 +1136,31 @@ static bool is_base64_digit(unsigned char ch)
  * URL-encoded as the Cookie header carries it ("s%3A" ...), where SIGNATURE is
  * COOKIE_SIGNATURE_LEN base64 digits and ID 1..MAX_ID_BYTES visible ASCII bytes. Then the ID
  * goes to ${id} with a NUL. Anything else, an id that merely starts with "s:" included, is
- * not one.
+ * not one. As it is copied from a Cookie header or a browser's cookie list, it may come as
+ * NAME=VALUE ("connect.sid=s%3A..."), in double quotes, or with a ';' after it.
  */
 static bool cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
 {
-	char plain[2 * MAX_ID_BYTES + COOKIE_SIGNATURE_LEN + 2];
-	size_t n = 0, id_len;
-	const char *p, *dot;
+	char plain[2 * MAX_ID_BYTES + COOKIE_SIGNATURE_LEN + 2], value[sizeof(plain) * 3];
+	size_t n = 0, id_len, len;
+	const char *p, *dot, *eq = strchr(arg, '=');
 	int hi, lo;
 
+	if (eq != NULL &&
+	    (eq[1] == '"' || strncmp(eq + 1, "s:", 2) == 0 || strncasecmp(eq + 1, "s%3A", 4) == 0))
+		arg = eq + 1;
+	len = strlen(arg);
+	if (len > 0 && arg[len - 1] == ';')
+		len--;
+	if (len >= 2 && arg[0] == '"' && arg[len - 1] == '"') {
+		arg++;
+		len -= 2;
+	}
+	if (len >= sizeof(value))
+		return false;
+	memcpy(value, arg, len);
+	value[len] = '\0';
+	arg = value;
 	if (strncmp(arg, "s:", 2) == 0) {
 		p = arg + 2;
 		if (strlen(p) >= sizeof(plain))

@@ -1584,8 +1584,24 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 		run_free(&r);
 	}
 	cr_assert(encoded_had_escapes);
-	/* Wherever an id goes: touch, flash-push, destroy. */
+	/* As copied from a Cookie header or a browser's cookie list: NAME=VALUE, quoted, a ';'
+	 * after it. */
 	signed_cookie(id, "k", true, cookie, sizeof(cookie));
+	{
+		char pasted[400];
+		static const char *const before[] = {"connect.sid=", "connect.sid=", "\"",
+		                                     "sid=\""},
+		                         *const after[] = {"", ";", "\"", "\";"};
+
+		for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+			snprintf(pasted, sizeof(pasted), "%s%s%s", before[i], cookie, after[i]);
+			RUN(&r, "get", pasted);
+			cr_assert_eq(r.status, 0, "%s: %s", pasted, (char *)r.err.data);
+			cr_assert_str_eq((char *)r.out.data, "{\"user\":\"alice\"}");
+			run_free(&r);
+		}
+	}
+	/* Wherever an id goes: touch, flash-push, destroy. */
 	RUN(&r, "touch", cookie, "--ttl", "60");
 	cr_assert_eq(r.status, 0);
 	cr_assert(strstr((char *)r.err.data, "using the session id in it") != NULL);
