@@ -476,6 +476,10 @@ test('store: a touch that times out or loses its connection resolves; get and se
   const store = new SessdStore({ url: d.unixUrl, namespace: 'spared', timeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => store.client.terminate());
   await store.set('s', sess({ n: 1 }));
+  // Both pool connections past HELLO first: one still in its HELLO when the daemon stops
+  // would never become ready, and once the touch's connection is replaced the get would
+  // find none (ESESSD_DISCONNECTED, not the timeout this test is about).
+  await waitFor(() => store.client.slots.every((s) => s.conn && s.conn.state === 'ready') || null, 'the pool ready');
   // A stopped daemon: connected, but nothing is answered.
   d.proc.kill('SIGSTOP');
   try {
