@@ -249,8 +249,14 @@ class Client extends EventEmitter {
   request(op, args, key) {
     const conn = this.closed ? null : this.pick(key);
     if (conn) return conn.request(op, args, key);
-    if (!WAITING_OPS.has(op) || !this.wasConnected || this.restartWaitMs <= 0) return this.refuse();
+    if (!this.mayWait(op)) return this.refuse();
     return this.whenReady(key).then((ready) => (ready ? ready.request(op, args, key) : this.refuse()));
+  }
+
+  // mayWait(op): whether a request of op with no connection to take it waits for the pool to
+  // reconnect (a change, once the pool has been connected, unless restartWaitMs is 0).
+  mayWait(op) {
+    return WAITING_OPS.has(op) && this.wasConnected === true && !this.closed && this.restartWaitMs > 0;
   }
 
   // whenReady(key): a promise of the session's ready connection once the pool has one again,
@@ -355,7 +361,9 @@ class Client extends EventEmitter {
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
   async requestNewer(op, args, key, lacks) {
-    const conn = this.closed ? null : this.pick(key);
+    let conn = this.closed ? null : this.pick(key);
+    // A change waits for a reconnecting pool, as in request().
+    if (!conn && this.mayWait(op)) conn = await this.whenReady(key);
     if (!conn) return this.refuse();
     if (conn[lacks]) return null;
     try {
