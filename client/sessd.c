@@ -723,9 +723,20 @@ int sessd_count(struct sessd_client *c, uint64_t *count)
 	return call_number(c, &req, count);
 }
 
+/* One page of a paged scan (LIST, NAMESPACES) from ${cursor}; ${k} says where it goes. */
+static int call_page(struct sessd_client *c, uint32_t op, uint64_t cursor, unsigned limit,
+                     struct call *k)
+{
+	struct codec_request req = {.op = op, .cursor = cursor};
+
+	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
+	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
+	k->list_limit = req.limit;
+	return call_run(c, &req, k);
+}
+
 int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out)
 {
-	struct codec_request req = {.op = CODEC_OP_LIST, .cursor = cursor};
 	struct call k = {.list = out};
 
 	if (c == NULL)
@@ -733,10 +744,7 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
 	*out = NULL;
-	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
-	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
-	k.list_limit = req.limit;
-	return call_run(c, &req, &k);
+	return call_page(c, CODEC_OP_LIST, cursor, limit, &k);
 }
 
 void sessd_list_free(struct sessd_list *l)
@@ -747,7 +755,6 @@ void sessd_list_free(struct sessd_list *l)
 int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
                      struct sessd_namespaces **out)
 {
-	struct codec_request req = {.op = CODEC_OP_NAMESPACES, .cursor = cursor};
 	struct call k = {.namespaces = out};
 
 	if (c == NULL)
@@ -755,10 +762,7 @@ int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
 	*out = NULL;
-	/* The server clamps the limit itself; sending it clamped keeps the request valid. */
-	req.limit = limit < 1 ? 1 : limit > CODEC_LIST_MAX_LIMIT ? CODEC_LIST_MAX_LIMIT : limit;
-	k.list_limit = req.limit;
-	return call_run(c, &req, &k);
+	return call_page(c, CODEC_OP_NAMESPACES, cursor, limit, &k);
 }
 
 void sessd_namespaces_free(struct sessd_namespaces *l)

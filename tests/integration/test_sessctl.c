@@ -1419,6 +1419,24 @@ static void old_server_serve(int lfd, int conns)
 	_exit(0);
 }
 
+/*
+ * A listening Unix socket for a fake server, in a new directory made from the template
+ * ${dir}: its address in ${sa}, its URL in ${url}. Returns the listening descriptor.
+ */
+static int fake_listen(char *dir, struct sockaddr_un *sa, char *url, size_t url_size)
+{
+	int lfd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/s.sock", dir);
+	snprintf(url, url_size, "unix:%s", sa->sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+	cr_assert_eq(listen(lfd, 8), 0);
+	return lfd;
+}
+
 LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -1427,13 +1445,7 @@ LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 	int lfd, status;
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/old.sock", dir);
-	snprintf(url, sizeof(url), "unix:%s", sa.sun_path);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(lfd, 8), 0);
+	lfd = fake_listen(dir, &sa, url, sizeof(url));
 	fflush(NULL);
 	pid = fork();
 	cr_assert_geq(pid, 0);
@@ -1499,13 +1511,7 @@ LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log
 	int lfd, status;
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s.sock", dir);
-	snprintf(url, sizeof(url), "unix:%s", sa.sun_path);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(lfd, 8), 0);
+	lfd = fake_listen(dir, &sa, url, sizeof(url));
 	fflush(NULL);
 	pid = fork();
 	cr_assert_geq(pid, 0);
