@@ -31,7 +31,8 @@ struct listener {
 	void *arg;
 	/* Unix: the path to remove on close, "" for TCP. */
 	char path[sizeof(((struct config_listen *)0)->path)];
-	char url[160];
+	/* "unix:PATH" is the longest form ("tcp://[HOST]:PORT" is shorter): peer names fit. */
+	char url[sizeof("unix:") + sizeof(((struct config_listen *)0)->path)];
 	struct log_every accept_errors;
 	int last_error; /* the errno of the last failed accept, for the count left at close */
 	bool loopback;  /* TCP on a loopback address */
@@ -91,8 +92,8 @@ static void peer_name(const struct listener *l, const struct sockaddr *sa, int s
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 		snprintf(out, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
 	} else if (cred != NULL) {
-		snprintf(out, size, "pid %ld (uid %lu) on %s", (long)cred->pid,
-		         (unsigned long)cred->uid, l->url);
+		snprintf(out, size, "pid %d (uid %u) on %s", (int)cred->pid, (unsigned)cred->uid,
+		         l->url);
 	} else {
 		snprintf(out, size, "a client on %s", l->url);
 	}

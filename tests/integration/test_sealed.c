@@ -677,7 +677,7 @@ LEAK_CHECKED_TEST(sealed, a_plain_secret_is_refused_beyond_loopback_by_default)
 	const char *const args[] = {"--auth-file", secret_path, "--listen", "tcp://0.0.0.0:0",
 	                            NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
-	char address[INET_ADDRSTRLEN], remote[128], local[64];
+	char address[INET_ADDRSTRLEN], remote[128], local[128];
 	struct harness_daemon d;
 	struct sealed s;
 	const char *port;
