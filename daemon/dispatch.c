@@ -584,9 +584,14 @@ static int op_set(struct dispatch *d, const struct codec_request *req, const str
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	if (req->data.len > max_data(d))
-		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
-		                         "session data may be at most max_frame - 16 bytes");
+	if (req->data.len > max_data(d)) {
+		char message[96];
+
+		snprintf(message, sizeof(message),
+		         "session data may be at most %zu bytes (max_frame - 16); this is %zu",
+		         max_data(d), req->data.len);
+		return codec_reply_error(out, req->request_id, CODEC_LIMIT, message);
+	}
 	if (store_set(d->st, key, req->data.ptr, req->data.len, when, now_ms) == -1)
 		return reply_no_memory(d, req, out);
 	if (d->p != NULL &&
@@ -685,10 +690,15 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 	if (rc == -1) {
 		if (errno == ENOENT)
 			return reply_not_found(out, req->request_id);
-		if (errno == ENOSPC)
-			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
-			                         "the session's flash messages would exceed "
-			                         "max_frame / 2 bytes");
+		if (errno == ENOSPC) {
+			char message[96];
+
+			snprintf(message, sizeof(message),
+			         "the session's flash messages would exceed %zu bytes "
+			         "(max_frame / 2): pop them first",
+			         (size_t)(d->cfg.max_frame / 2));
+			return codec_reply_error(out, req->request_id, CODEC_LIMIT, message);
+		}
 		if (errno == EMLINK)
 			return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 			                         "a session holds at most 64 flash types");

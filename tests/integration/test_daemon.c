@@ -1058,6 +1058,9 @@ LEAK_CHECKED_TEST(daemon_opts, max_frame_boundary)
 	harness_read_reply(fd, &rep, &body);
 	cr_assert_eq(rep.status, CODEC_LIMIT, "a body of exactly max_frame is read: %s",
 	             codec_status_name(rep.status));
+	/* The message names the limit in bytes: an app's log then says how large is too large. */
+	cr_assert(memmem(rep.message.ptr, rep.message.len, "at most 4080 bytes", 18) != NULL,
+	          "%.*s", (int)rep.message.len, (const char *)rep.message.ptr);
 	free(body);
 	encode_set_of_body(&b, 4096 - 8, data);
 	harness_send_buf(fd, &b);
