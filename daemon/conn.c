@@ -46,6 +46,9 @@
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
+/* conn_set_tick calls (seconds) without a byte from its client after which a connection past
+ * HELLO may give way at --max-connections: idle for two whole seconds at least. */
+#define CONN_IDLE_DISPLACE_TICKS 3
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -73,6 +76,9 @@ struct conn {
 	/* The set's progress_seq when it last made progress (completed a frame, or the socket
 	 * took all its replies) or, if later, when it started holding bytes. */
 	uint64_t progress_at;
+	/* The set's ticks when its client last sent a byte (or connected), for
+	 * conn_set_displace_idle. */
+	uint64_t active_tick;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
 	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
@@ -115,6 +121,8 @@ struct conn {
 	bool owes_goodbye;
 	/* That SHUTTING_DOWN is queued: once it is out, the connection lingers briefly. */
 	bool said_goodbye;
+	/* Its SHUTTING_DOWN is for giving way at --max-connections, not for a stopping server. */
+	bool displaced;
 	/* What peer.name points to; last, away from what each frame reads. */
 	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
@@ -287,9 +295,12 @@ static bool conn_write(struct conn *c);
 static void say_goodbye(struct conn *c)
 {
 	c->owes_goodbye = false;
-	if (codec_reply_error(replies(c), 0, CODEC_SHUTTING_DOWN,
-	                      "sessd is stopping; requests without a reply were not carried out") ==
-	    -1) {
+	if (codec_reply_error(
+	        replies(c), 0, CODEC_SHUTTING_DOWN,
+	        c->displaced
+	            ? "sessd closed this idle connection to make room at "
+	              "--max-connections; connect again when needed"
+	            : "sessd is stopping; requests without a reply were not carried out") == -1) {
 		log_warn("out of memory for a SHUTTING_DOWN reply");
 		return;
 	}
@@ -870,6 +881,7 @@ static void after_recv(struct conn *c, ssize_t got)
 		begin_closing(c);
 		return;
 	}
+	c->active_tick = c->set->ticks;
 	/* Handled at the end of the turn with the other connections' input
 	 * (conn_set_handle_input), so that their store lookups can start together. */
 	if (!c->queued) {
@@ -1112,6 +1124,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	c->set = s;
 	c->fd = fd;
 	c->source = source;
+	c->active_tick = s->ticks;
 	c->peer.local = local;
 	snprintf(c->peer_name, sizeof(c->peer_name), "%s", name);
 	c->peer.name = c->peer_name;
@@ -1157,7 +1170,30 @@ fail_fd:
 
 void conn_set_tick(struct conn_set *s)
 {
+	s->ticks++;
 	give_back_all_room(s);
+}
+
+bool conn_set_displace_idle(struct conn_set *s)
+{
+	struct conn *c, *idlest = NULL;
+
+	/* A scan, at the limit only: a list kept in order would cost every read. */
+	TAILQ_FOREACH(c, &s->all, link)
+	{
+		if (!c->greeted || c->closing || c->holding || c->pending || c->queued ||
+		    c->waiting || c->paused || s->ticks - c->active_tick < CONN_IDLE_DISPLACE_TICKS)
+			continue;
+		if (idlest == NULL || c->active_tick < idlest->active_tick)
+			idlest = c;
+	}
+	if (idlest == NULL)
+		return false;
+	s->displaced++;
+	idlest->displaced = true;
+	idlest->owes_goodbye = true;
+	begin_closing(idlest);
+	return true;
 }
 
 bool conn_set_has_waiting(const struct conn_set *s)

@@ -89,6 +89,8 @@ struct conn_set {
 	size_t client_bytes;
 	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
 	uint64_t evictions;    /* connections closed BUSY over max_client_bytes */
+	uint64_t displaced;    /* idle connections closed at the limit (conn_set_displace_idle) */
+	uint64_t ticks;        /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
 	size_t count;
 	bool stopping;
@@ -121,6 +123,17 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
  * client elsewhere that is about to say it. Returns false when every connection has said HELLO.
  */
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
+
+/*
+ * conn_set_displace_idle(s):
+ * Close the connection past HELLO whose client has gone longest without sending a byte, if
+ * that is two seconds or more and nothing of it is in flight, to make room for a new one at
+ * --max-connections: so a client that holds connections it does not use (a leaking pool)
+ * cannot lock others out. It is told SHUTTING_DOWN first (nothing of it was waiting; it may
+ * connect again) and lingers up to half a second, still counted. Returns false when no
+ * connection is that idle.
+ */
+bool conn_set_displace_idle(struct conn_set *s);
 
 /*
  * conn_set_handle_input(s):
@@ -163,10 +176,11 @@ void conn_set_log_pending(struct conn_set *s);
 
 /*
  * conn_set_tick(s):
- * Once a second: give back what each connection's buffers grew to for a large frame or reply
- * beyond what it holds now (conn.c, give_back_room), so that connections that go quiet, or
- * keep asking for small things, do not keep a quarter megabyte each. At most one reallocation
- * per buffer per call, and only for connections that grew one.
+ * Once a second: count the second (for conn_set_displace_idle), and give back what each
+ * connection's buffers grew to for a large frame or reply beyond what it holds now (conn.c,
+ * give_back_room), so that connections that go quiet, or keep asking for small things, do not keep
+ * a quarter megabyte each. At most one reallocation per buffer per call, and only for connections
+ * that grew one.
  */
 void conn_set_tick(struct conn_set *s);
 

@@ -953,13 +953,15 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 17) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 18) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
 		    write_key_uint(out, "expired_total", s.expired_total) ||
 		    write_key_uint(out, "connections", d->stats->connections) ||
 		    write_key_uint(out, "connections_total", d->stats->connections_total) ||
+		    write_key_uint(out, "connections_displaced_total",
+		                   d->stats->connections_displaced_total) ||
 		    write_key_uint(out, "requests_total", d->requests_total) ||
 		    write_key_uint(out, "uptime_ms",
 		                   now > d->stats->started_mono_ms ? now - d->stats->started_mono_ms

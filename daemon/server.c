@@ -54,6 +54,9 @@
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
+/* Connections past --max-connections that may be open at once while idle ones given way
+ * linger (conn_set_displace_idle): within the descriptors kept spare (SERVER_SPARE_FDS). */
+#define SERVER_DISPLACE_SLACK 32
 /* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
 #define SERVER_SMALL_MAX_MEMORY (1024u * 1024u)
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
@@ -90,6 +93,8 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
+	/* Idle connections closed at --max-connections for new ones, for the warning about them. */
+	struct log_every displacements;
 	/* trim_when_quiet: the requests dispatched at the last tick. */
 	uint64_t tick_seen_requests;
 	/* The thread that runs malloc_trim (trim_thread_main), from when it starts
@@ -244,6 +249,7 @@ static void server_after_turn(struct server *srv)
 
 	srv->stats.client_bytes = srv->conns.client_bytes;
 	srv->stats.client_evictions_total = srv->conns.evictions;
+	srv->stats.connections_displaced_total = srv->conns.displaced;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
 	 * past the last turn's budget for key exchanges. */
@@ -263,6 +269,13 @@ static void say_refusals(const struct server *srv, uint64_t refused)
 	log_warn("--max-connections %u reached, every connection past HELLO: closed %llu new "
 	         "connection(s)",
 	         srv->cfg->max_connections, (unsigned long long)refused);
+}
+
+static void say_displacements(const struct server *srv, uint64_t closed)
+{
+	log_warn("--max-connections %u reached: closed %llu connection(s) idle for 2 s or more to "
+	         "let new ones in (a client holding connections it does not use?)",
+	         srv->cfg->max_connections, (unsigned long long)closed);
 }
 
 /*
@@ -305,12 +318,21 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, boo
 	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
-		uint64_t refused = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
+		uint64_t logged;
 
-		refuse_busy(fd);
-		if (refused > 0)
-			say_refusals(srv, refused);
-		return;
+		/* Then a connection past HELLO whose client has not used it for a while: a pool
+		 * that leaks connections must not lock the other web servers out. */
+		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
+		    !conn_set_displace_idle(&srv->conns)) {
+			logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
+			refuse_busy(fd);
+			if (logged > 0)
+				say_refusals(srv, logged);
+			return;
+		}
+		logged = log_every_due(&srv->displacements, 1, SERVER_REFUSED_LOG_S);
+		if (logged > 0)
+			say_displacements(srv, logged);
 	}
 	if (conn_new(&srv->conns, srv->base, fd, source, local, name) == -1)
 		return;
@@ -748,6 +770,9 @@ static void server_log_pending(struct server *srv)
 
 	if (refused > 0)
 		say_refusals(srv, refused);
+	refused = log_every_take(&srv->displacements);
+	if (refused > 0)
+		say_displacements(srv, refused);
 	conn_set_log_pending(&srv->conns);
 	dispatch_log_pending(srv->dispatch);
 }

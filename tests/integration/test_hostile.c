@@ -588,6 +588,64 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 	stop_clean();
 }
 
+/*
+ * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
+ * others out at --max-connections: a connection whose client has sent nothing for two seconds
+ * gives way to a newcomer, told SHUTTING_DOWN first; connections in use are never displaced.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "3", NULL};
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	int leaked[2], busy, fresh[2], late;
+
+	start_with(args);
+	leaked[0] = harness_open_ready(dmn.unix_url, "test_hostile");
+	leaked[1] = harness_open_ready(dmn.tcp_url, "test_hostile");
+	busy = harness_open_ready(dmn.unix_url, "test_hostile");
+	/* Past the limit while every connection is in use: refused. */
+	late = harness_connect(dmn.unix_url);
+	cr_assert_geq(late, 0);
+	cr_assert_eq(hello_outcome(late), 0, "refused while the connections are fresh");
+	close(late);
+	/* One keeps working while the other two sit idle for over two seconds. */
+	for (int i = 0; i < 14; i++) {
+		ping_ok(busy, 400 + (uint64_t)i);
+		sleep_ms(250);
+	}
+	for (int i = 0; i < 2; i++) {
+		fresh[i] = harness_open_ready(i ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+		ping_ok(fresh[i], 500 + (uint64_t)i);
+	}
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0,
+		             "idle connection %d is told before the close", i);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+		cr_assert_eq(rep.request_id, 0);
+		cr_assert_not_null(
+		    memmem(rep.message.ptr, rep.message.len, "--max-connections", 17));
+		free(body);
+		harness_expect_closed(leaked[i]);
+	}
+	/* Every connection left is in use again: the next newcomer is the one refused. */
+	late = harness_connect(dmn.unix_url);
+	cr_assert_geq(late, 0);
+	cr_assert_eq(hello_outcome(late), 0, "refused while every connection is in use");
+	close(late);
+	ping_ok(busy, 600);
+	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 2);
+	for (int i = 0; i < 2; i++) {
+		ping_ok(fresh[i], 700 + (uint64_t)i);
+		close(fresh[i]);
+		close(leaked[i]);
+	}
+	close(busy);
+	stop_clean();
+}
+
 /* A TCP connection to the daemon from the loopback address ${source} (127.0.0.0/8 is all
  * ours on Linux), so that the daemon sees another host. */
 static int connect_from(const char *source)
