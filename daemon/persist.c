@@ -107,6 +107,9 @@ struct persist {
 	uint64_t snapshot_idle_ms; /* 0: no idle snapshots */
 	uint64_t max_memory;       /* the store's limit, for messages */
 	uint8_t *key;              /* sodium_malloc'd, or NULL */
+	/* Run as root in a directory another user owns (the service's, most likely): the files
+	 * made get that owner (own_like_dir), or the service could not open them afterwards. */
+	bool as_dir_owner;
 
 	/* The segment being appended to. fd is changed only with sync_mutex held, because the
 	 * everysec thread reads it. */
@@ -628,6 +631,28 @@ static void user_text(uid_t uid, char *out, size_t size)
 		snprintf(out, size, "uid %lu (%s)", (unsigned long)uid, found->pw_name);
 	else
 		snprintf(out, size, "uid %lu", (unsigned long)uid);
+}
+
+/*
+ * Whether ${p} runs as root in a directory another user owns (the service's command run by
+ * hand with sudo, say): then p->as_dir_owner is set, and a warning says that the files made
+ * are given to that user, without which the service could not open them afterwards. Returns
+ * p->as_dir_owner.
+ */
+static bool run_as_root_in_theirs(struct persist *p)
+{
+	struct stat ds;
+	char owner[64];
+
+	if (geteuid() != 0 || fstat(p->dir_fd, &ds) == -1 || ds.st_uid == 0)
+		return false;
+	p->as_dir_owner = true;
+	user_text(ds.st_uid, owner, sizeof(owner));
+	persist_say(LOG_WARN,
+	            "running as root in %s, which %s owns: the files made there are given to %s "
+	            "(sessd usually runs as the directory's owner)",
+	            p->dir, owner, owner);
+	return true;
 }
 
 /*
@@ -1273,6 +1298,8 @@ static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failur
 	fd = openat(p->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DATA_FILE_MODE);
 	if (fd == -1)
 		goto fail;
+	if (p->as_dir_owner && own_like_dir(p->dir_fd, fd) == -1)
+		goto fail_unlink;
 	header_build(h, LOG_MAGIC, seq, wall_ms(), p->key);
 	if (write_full(fd, h, sizeof(h), 0) == -1 || fdatasync(fd) == -1 || fsync(p->dir_fd) == -1)
 		goto fail_unlink;
@@ -1567,7 +1594,7 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	signal(SIGHUP, SIG_IGN);
 	snap_tmp_name(tmp, seq, getpid());
 	snap_name(name, seq);
-	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, false, &totals) == -1)
+	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, p->as_dir_owner, &totals) == -1)
 		snapshot_child_exit(p, "writing it", errno);
 	if (renameat(p->dir_fd, tmp, p->dir_fd, name) == -1 || fsync(p->dir_fd) == -1) {
 		err = errno;
@@ -2109,6 +2136,10 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		            errno == EACCES || errno == EROFS
 		                ? " (the data directory must be writable by the user sessd runs as)"
 		                : "");
+		goto fail;
+	}
+	if (run_as_root_in_theirs(p) && own_like_dir(p->dir_fd, p->lock_fd) == -1) {
+		say_not_owned("LOCK");
 		goto fail;
 	}
 	/* A LOCK file left writable by an earlier run opens in a directory that is not: every

@@ -1384,6 +1384,59 @@ LEAK_CHECKED_TEST(persist, the_log_says_what_was_loaded_and_how_each_snapshot_en
 	rm_tree(r.dir);
 }
 
+/* Whether every file in ${dir} is owned by ${uid}:${gid}; names the first that is not. */
+static void expect_all_owned(const char *dir, uid_t uid, gid_t gid)
+{
+	struct dirent *e;
+	size_t files = 0;
+	DIR *d = opendir(dir);
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		expect_owned(dir, e->d_name, uid, gid);
+		files++;
+	}
+	closedir(d);
+	cr_expect_geq(files, 3, "LOCK, a snapshot and the log after it at least");
+}
+
+/*
+ * `sudo sessd --data-dir DIR` run by hand in the directory of a service that runs as its own
+ * user once left it root-owned files, mode 0600 (the LOCK, log segments, snapshots), and the
+ * service could not start again. Run as root there, sessd gives what it makes the
+ * directory's owner and group.
+ */
+LEAK_CHECKED_TEST(persist, run_as_root_in_the_services_directory_keeps_its_files_theirs)
+{
+	struct snapshot_run r = {.kill_writer = false};
+	char id[32], val[1000];
+	uint64_t now = now_wall_ms();
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		cr_skip_test("not root: sessd gives files away only when run as root");
+	memset(val, 'v', sizeof(val));
+	make_tmpdir(r.dir);
+	cr_assert(dir_owner_to_copy(r.dir, &uid, &gid));
+	r.st = new_store();
+	open_run(&r);
+	for (int i = 0; i < 100; i++) {
+		snprintf(id, sizeof(id), "id-%d", i);
+		op_set(r.p, r.st, "app", id, val, sizeof(val), now + HOUR_MS);
+	}
+	/* A snapshot (its writer makes the file) and the segment after it. */
+	snapshot_run(&r);
+	op_set(r.p, r.st, "app", "after", val, sizeof(val), now + HOUR_MS);
+	cr_assert_eq(persist_commit(r.p), 0);
+	persist_free(r.p);
+	store_free(r.st);
+	expect_all_owned(r.dir, uid, gid);
+	rm_tree(r.dir);
+}
+
 /*
  * Disk full, without privileges: a file-size limit makes writes past it fail with EFBIG
  * (SIGXFSZ ignored), which the log treats like ENOSPC.
