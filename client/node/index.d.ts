@@ -22,8 +22,10 @@ declare global {
       // messages live in sessd, not in req.session); a failure rejects it and also reaches
       // flash({ onError }). Popped messages are unknown: a string comes back as the string
       // pushed, any other value as its MessagePack round trip (an object as a plain object,
-      // undefined as null), and a message another client pushed as raw bytes may come back
-      // as a Buffer.
+      // undefined as null, a Date as a Date), and a message another client pushed as raw
+      // bytes may come back as a Buffer. On a store other than SessdStore (MemoryStore in
+      // tests) the messages are kept in req.session.flash, as connect-flash keeps them, with
+      // the same results.
 
       /** Pops every type's messages: `{ type: [messages] }`, `{}` when there are none. */
       flash(): Promise<Record<string, unknown[]>>;
@@ -224,6 +226,13 @@ declare namespace connectSessd {
     mergeKey?: (key: string, base: unknown, mine: unknown, theirs: unknown) => unknown;
     /** SET_IFs a save tries before it fails with ESESSD_CONFLICT (default 25). */
     mergeAttempts?: number;
+    /**
+     * What `regenerate()` moves to the new session: `'own'` (default), the flashes the
+     * regenerating request pushed (passport's successFlash), earlier unread ones going with
+     * the old session (a logout must not show them to the next user); `'all'`, every unread
+     * flash, for apps that use passport's `keepSessionInfo: true` (at login and logout).
+     */
+    regenerateFlashes?: 'own' | 'all';
   }
 
   /**
@@ -302,7 +311,10 @@ declare namespace connectSessd {
   }
 
   interface FlashOptions {
-    /** The store whose connections, namespace and prefix are used; default `req.sessionStore`. */
+    /**
+     * The store whose connections, namespace and prefix are used; default `req.sessionStore`.
+     * When that is not a SessdStore, flashes are kept in `req.session.flash` (not atomic: for tests).
+     */
     store?: SessdStore;
     /** A Client to use directly instead of a store's, with `namespace` and `prefix`. */
     client?: Client;

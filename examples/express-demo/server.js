@@ -12,17 +12,15 @@
 const session = require('express-session');
 const { SessdStore, flash } = require('connect-sessd');
 const { createApp, mergeSession } = require('./app');
-const memoryFlash = require('./memory-flash');
 
 const port = Number(process.env.PORT ?? 3000);
 const secret = process.env.SESSION_SECRET || 'sessd-demo-development-secret';
 const kind = process.env.DEMO_STORE || 'sessd';
 
 let store;
-let flashImpl;
 if (kind === 'memory') {
+  // flash() keeps the flashes in req.session on a store other than SessdStore.
   store = new session.MemoryStore();
-  flashImpl = memoryFlash;
 } else {
   store = new SessdStore({
     url: process.env.SESSD_URL,
@@ -34,9 +32,9 @@ if (kind === 'memory') {
   store.on('gone', () => console.error('a request finished after its session was destroyed (logout): not saved'));
   store.on('disconnect', (err) => console.error(`sessd disconnected: ${err ? err.message : ''}`));
   store.on('connect', () => console.error('sessd connected'));
-  flashImpl = { middleware: () => flash(), locals: () => flash.locals() };
 }
 
+const flashImpl = { middleware: () => flash(), locals: () => flash.locals() };
 const app = createApp({ store, flash: flashImpl, secret, served: `pid ${process.pid}` });
 const server = app.listen(port, '127.0.0.1', () => {
   // Tests and scripts read this line to find the port.

@@ -35,8 +35,18 @@ function helloMaxFrame(hello) {
 // did not prove it holds the secret (plain Errors).
 const AUTH_CODE = 'ESESSD_AUTH';
 
+// The wire statuses whose SessdError is an HTTP 503: sessd cannot take the request now, and
+// will once it has room or is back (NO_MEMORY: at --max-memory; IO_ERROR: its disk is full
+// or failing; BUSY: it holds too much for stalled clients; SHUTTING_DOWN: it is stopping).
+// Every other status is a 500: retrying the same request will not help (a request it
+// refused, a per-session LIMIT, a configuration error such as AUTH_FAILED).
+const UNAVAILABLE_STATUSES = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
+
 class SessdError extends Error {
-  // An error status the server answered. status: the wire number; statusName: its name.
+  // An error status the server answered. status: the wire number; statusName: its name;
+  // statusCode: the HTTP status an error handler should answer (with expose false, as
+  // http-errors has them). status cannot be the HTTP one too, as it is for http-errors:
+  // callers compare it with codec.STATUS.
   constructor(status, message, op) {
     super(`sessd ${STATUS_NAME[status] || 'status ' + status}: ${message}`);
     this.name = 'SessdError';
@@ -45,6 +55,8 @@ class SessdError extends Error {
     // AUTH_FAILED is ESESSD_AUTH, the code every authentication failure has.
     this.code = status === STATUS.AUTH_FAILED ? AUTH_CODE : 'ESESSD_' + this.statusName;
     this.op = op;
+    this.statusCode = UNAVAILABLE_STATUSES.has(status) ? 503 : 500;
+    this.expose = false;
   }
 }
 
@@ -59,6 +71,20 @@ function connectionError(code, message) {
   err.statusCode = 503;
   err.expose = false;
   return err;
+}
+
+// brokenError(err): the error of the request that a connection broken by err fails first.
+// The socket's own errors (EPIPE, ECONNRESET, ...: a crashed sessd) have no statusCode, and an
+// app would answer them 500: they become a connectionError of the same code, with err as its
+// cause, so that the log still names it. The errors that already carry a statusCode, a
+// ProtocolError (a faulty server) and an error without a code (a bug here) stay as they are.
+function brokenError(err) {
+  if (err.statusCode !== undefined || err instanceof codec.ProtocolError || typeof err.code !== 'string') return err;
+  const wrapped = connectionError(err.code, `sessd connection failed: ${err.message}`);
+  wrapped.cause = err;
+  if (err.errno !== undefined) wrapped.errno = err.errno;
+  if (err.syscall !== undefined) wrapped.syscall = err.syscall;
+  return wrapped;
 }
 
 // unavailableError(message, cause): the error of a request that was not carried out because
@@ -138,8 +164,18 @@ function checkSeal(seal, auth) {
   return seal;
 }
 
-function tooLarge(frame, maxFrame, op) {
-  return new SessdError(STATUS.TOO_LARGE, `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`, op);
+// tooLarge(frame, maxFrame, op, args): the error of a request refused here for its size. For a
+// save it names the largest session data that fits: the number an app can act on (the
+// request's size includes the framing, the namespace and the id). sessd takes at most
+// max_frame - 16 bytes of data (PROTOCOL.md "Limits"), so that its GET reply fits too.
+function tooLarge(frame, maxFrame, op, args) {
+  let message = `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`;
+  if ((op === OP.SET || op === OP.SET_IF) && args && Buffer.isBuffer(args[2])) {
+    const overhead = frame.length - codec.HEADER_BYTES - args[2].length;
+    const fits = Math.min(maxFrame - overhead, maxFrame - 16);
+    message += `: the session's data (serialized) is ${args[2].length} bytes, and at most ${fits} fit`;
+  }
+  return new SessdError(STATUS.TOO_LARGE, message, op);
 }
 
 // parseUrl(url): net.connect options for "unix:/path", "unix:///path" or "tcp://host:port".
@@ -201,6 +237,7 @@ class Connection extends EventEmitter {
     this.rlen = 0;
     this.rneed = 0;
     this.timer = null;
+    this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
     this.corked = false;
     // Sealed: frames written in one tick, waiting to be sealed together (see write()).
     this.outq = [];
@@ -231,9 +268,12 @@ class Connection extends EventEmitter {
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.fail(connectionError('ECONNRESET', 'sessd connection closed')));
     if (this.connectTimeoutMs > 0) {
-      this.connectTimer = setTimeout(() => {
+      // Checked after the poll phase, as a request's deadline is (see armTimer()): a HELLO
+      // reply that came during a stall of the event loop is read first.
+      this.connectTimer = setTimeout(() => setImmediate(() => {
+        if (this.hello) return;
         this.fail(connectionError('ETIMEDOUT', `sessd HELLO not answered within ${this.connectTimeoutMs} ms`));
-      }, this.connectTimeoutMs);
+      }), this.connectTimeoutMs);
       this.connectTimer.unref?.();
     }
     // The HELLO goes first; requests queued behind it are written to the socket before it
@@ -288,7 +328,7 @@ class Connection extends EventEmitter {
     }
     // A frame over max_frame would make the server close the connection under every other
     // pending request; refuse it here instead.
-    if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op));
+    if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op, args));
     return new Promise((resolve, reject) => {
       const entry = { id, op, args, key, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
@@ -361,7 +401,7 @@ class Connection extends EventEmitter {
       const frame = entry.held;
       entry.held = null;
       if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
-        entry.reject(tooLarge(frame, this.maxFrame, entry.op));
+        entry.reject(tooLarge(frame, this.maxFrame, entry.op, entry.args));
         continue;
       }
       this.pending.push(entry);
@@ -377,23 +417,41 @@ class Connection extends EventEmitter {
   // requests), so only the oldest entry with a deadline can be overdue. The HELLO has none
   // (connectTimeoutMs governs it) and may be ahead of it: requests queued behind a HELLO
   // that a stuck daemon never answers must still time out after timeoutMs.
+  // A request is only timed out once the replies already in the socket are read: when the
+  // app's own event loop stalls past timeoutMs (a sync bcrypt, a GC pause, a big render),
+  // Node runs the expired timer before the poll phase that would read the replies sessd sent
+  // meanwhile, and a change it carried out would fail as if it had not answered. So the
+  // timer only schedules the check, in a setImmediate, which runs after that poll phase;
+  // this.timer stays set until then, so that send() arms no second timer. The Immediate is
+  // not unref'd: the poll phase before an unref'd one blocks until other I/O or a timer comes,
+  // which could hold the timeout of a hung sessd for ever.
   armTimer(ms) {
     this.timer = setTimeout(() => {
-      this.timer = null;
-      let i = this.head;
-      while (i < this.pending.length && !this.pending[i].deadline) i++;
-      if (i === this.pending.length) return; // the next request re-arms
-      const entry = this.pending[i];
-      const now = Date.now();
-      if (entry.deadline <= now) {
-        // Replies come back in order, so a stuck reply blocks all after it: give up the
-        // connection; the pool opens a fresh one.
-        this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
-      } else {
-        this.armTimer(entry.deadline - now);
-      }
+      this.deadlineCheck = setImmediate(() => {
+        this.deadlineCheck = null;
+        this.timer = null;
+        this.checkDeadline();
+      });
     }, Math.max(1, ms));
     this.timer.unref?.();
+  }
+
+  // checkDeadline(): fails the connection when its oldest request with a deadline is past
+  // it, else arms the timer for that deadline.
+  checkDeadline() {
+    if (this.state === 'closed') return;
+    let i = this.head;
+    while (i < this.pending.length && !this.pending[i].deadline) i++;
+    if (i === this.pending.length) return; // the next request re-arms
+    const entry = this.pending[i];
+    const now = Date.now();
+    if (entry.deadline <= now) {
+      // Replies come back in order, so a stuck reply blocks all after it: give up the
+      // connection; the pool opens a fresh one.
+      this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
+    } else {
+      this.armTimer(entry.deadline - now);
+    }
   }
 
   onData(chunk) {
@@ -459,7 +517,14 @@ class Connection extends EventEmitter {
   // ProtocolError for a malformed reply (onData then fails the connection, that request
   // first), checked as an answer to that request's opcode before it leaves the FIFO.
   onReply(body) {
-    if (this.pendingCount === 0) throw new codec.ProtocolError('reply without a request');
+    if (this.pendingCount === 0) {
+      // A stopping server says goodbye to every connection, idle ones too (PROTOCOL.md
+      // "Statuses": SHUTTING_DOWN with request_id 0): a normal end, not a protocol error.
+      const bye = codec.decodeReplyBody(body, undefined, this.maxFrame);
+      if (bye.status !== STATUS.SHUTTING_DOWN || bye.requestId !== 0) throw new codec.ProtocolError('reply without a request');
+      this.fail(new SessdError(bye.status, bye.result));
+      return;
+    }
     const entry = this.pending[this.head];
     const reply = codec.decodeReplyBody(body, entry.op, this.maxFrame);
     if (reply.status === STATUS.SHUTTING_DOWN && (reply.requestId === 0 || reply.requestId === entry.id)) {
@@ -532,7 +597,8 @@ class Connection extends EventEmitter {
   }
 
   // fail(err, culprit): closes the connection and rejects every pending request: culprit
-  // (default: the oldest) with err, the rest with a closed error. After a SHUTTING_DOWN (err)
+  // (default: the oldest) with err (a socket's own error made a 503: see brokenError), the
+  // rest with a closed error. After a SHUTTING_DOWN (err)
   // none was carried out: each is handed to onNotCarriedOut(entry, err) when it is set (the
   // pool sends it again elsewhere), else rejected with its own SessdError SHUTTING_DOWN whose
   // notCarriedOut is true. Idempotent.
@@ -542,7 +608,9 @@ class Connection extends EventEmitter {
     this.state = 'closed';
     clearTimeout(this.connectTimer);
     clearTimeout(this.timer);
+    clearImmediate(this.deadlineCheck);
     this.timer = null;
+    this.deadlineCheck = null;
     this.socket.destroy();
     const pending = this.pending.slice(this.head);
     this.pending = [];
@@ -574,7 +642,8 @@ class Connection extends EventEmitter {
     const other = () => (err.code === AUTH_CODE ? err : this.socketConnected
       ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
       : unavailableError(`sessd is not reachable: ${err.message}`, err));
-    pending.forEach((entry) => entry.reject(entry === first ? err : other()));
+    const firstErr = brokenError(err);
+    pending.forEach((entry) => entry.reject(entry === first ? firstErr : other()));
     this.closeError = err;
     this.emit('close', err, wasReady);
   }

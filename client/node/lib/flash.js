@@ -10,16 +10,76 @@ const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
 
+// The methods that change a response's head, and the verb of Node's error for each.
+const HEAD_METHODS = { setHeader: 'set', writeHead: 'write', removeHeader: 'remove', appendHeader: 'append' };
+
+// headersSentError(verb): the error Node throws for a change of a response's head once it has
+// gone out.
+function headersSentError(verb) {
+  const err = new Error(`Cannot ${verb} headers after they are sent to the client`);
+  err.code = 'ERR_HTTP_HEADERS_SENT';
+  return err;
+}
+
+// freezeHead(res): makes res behave as if its head had gone out, as it has for the app (it
+// called res.end): headersSent is true, a change of the head throws as Node's does, a change
+// of the status and a write are ignored. Without this, the classic missing return
+// (res.redirect(...); res.json(...)) rewrote the held redirect's headers under it, and an
+// error handler saw headersSent false and answered over it. Returns a function that undoes
+// it, for the held end to go out exactly as first called.
+function freezeHead(res) {
+  const saved = [];
+  const hold = (name, descriptor) => {
+    saved.push([name, Object.getOwnPropertyDescriptor(res, name)]);
+    Object.defineProperty(res, name, { configurable: true, enumerable: false, ...descriptor });
+  };
+  for (const [name, verb] of Object.entries(HEAD_METHODS)) {
+    if (typeof res[name] !== 'function') continue;
+    hold(name, { writable: true, value: function headersSent() { throw headersSentError(verb); } });
+  }
+  hold('headersSent', { get: () => true });
+  for (const name of ['statusCode', 'statusMessage']) {
+    const value = res[name];
+    hold(name, { get: () => value, set: () => {} });
+  }
+  // Node's write after end: nothing goes out, the callback has the error.
+  hold('write', {
+    writable: true,
+    value: function writeAfterEnd(chunk, encoding, cb) {
+      const done = typeof encoding === 'function' ? encoding : cb;
+      if (typeof done === 'function') {
+        const err = new Error('write after end');
+        err.code = 'ERR_STREAM_WRITE_AFTER_END';
+        process.nextTick(done, err);
+      }
+      return false;
+    },
+  });
+  return () => {
+    for (const [name, descriptor] of saved.reverse()) {
+      if (descriptor) Object.defineProperty(res, name, descriptor);
+      else delete res[name];
+    }
+  };
+}
+
 // holdEnd(res, pending): until every push in ${pending} has settled, keep res.end (and so the
 // headers: express-session sends them at res.end, before its own save completes) from going
 // out. A browser follows a redirect as soon as it has the headers, and the next page may be
 // served by another process on another connection: it must find the flash already stored.
+// Meanwhile the response is frozen (freezeHead); an end called again is ignored, as Node
+// ignores an end after end.
 function holdEnd(res, pending) {
   const end = res.end;
+  let ended = false;
   res.end = function endAfterFlashes(...args) {
+    if (ended) return this;
     if (pending.size === 0) return end.apply(this, args);
+    ended = true;
+    const thaw = freezeHead(res);
     const settleAll = () => {
       if (pending.size === 0) {
+        thaw();
         end.apply(this, args);
         return;
       }
@@ -44,6 +104,9 @@ async function pushTo(b, stored, sid, type, msg, ttlMs) {
   return (await b.client.flashPushExisting(b.namespace, key, type, msg, ttlMs)) ?? 0;
 }
 
+// findBackend(opts, req): where this request's flashes go: sessd ({ client, namespace,
+// prefix, store }), or, with any other store (express-session's MemoryStore in an app's
+// tests), req.session.flash as connect-flash keeps them ({ inSession: true }).
 function findBackend(opts, req) {
   const store = opts.store || req.sessionStore;
   if (opts.client) {
@@ -52,7 +115,37 @@ function findBackend(opts, req) {
   if (store && store.client && typeof store.client.flashPush === 'function') {
     return { client: store.client, namespace: store.namespace, prefix: store.prefix, store };
   }
-  throw new Error('connect-sessd flash() needs a SessdStore: pass flash({ store }) or use express-session with a SessdStore');
+  return { inSession: true, store };
+}
+
+// The in-session flashes: connect-flash's req.session.flash ({ type: [msgs] }), with the
+// results the sessd path gives. Not atomic: a concurrent whole-session save can drop or bring
+// back a message, which is why sessd keeps them beside the session. For tests and development.
+function sessionFlashes(req) {
+  const all = req.session.flash;
+  if (all !== null && typeof all === 'object' && !Array.isArray(all)) return all;
+  req.session.flash = {};
+  return req.session.flash;
+}
+
+function sessionPush(req, type, msg) {
+  const all = sessionFlashes(req);
+  if (!Object.hasOwn(all, type) || !Array.isArray(all[type])) {
+    // Not all[type] = []: a type may be "__proto__", a valid type like any other.
+    Object.defineProperty(all, type, { value: [], enumerable: true, writable: true, configurable: true });
+  }
+  return all[type].push(msg);
+}
+
+function sessionPop(req, type) {
+  const all = sessionFlashes(req);
+  if (type === null) {
+    req.session.flash = {};
+    return all;
+  }
+  const msgs = Object.hasOwn(all, type) && Array.isArray(all[type]) ? all[type] : [];
+  delete all[type];
+  return msgs;
 }
 
 // Without req.session, express-session either is not mounted or passed the request on
@@ -93,7 +186,8 @@ function ttlFor(req, backend) {
 }
 
 // flash(opts): middleware that sets req.flash. opts: store (a SessdStore; default
-// req.sessionStore), or client + namespace + prefix; markSession (default true: the first
+// req.sessionStore; with any other store, the flashes are kept in req.session.flash, as
+// connect-flash keeps them), or client + namespace + prefix; markSession (default true: the first
 // push sets req.session._flash = true so express-session saves the session and sends its
 // cookie even with saveUninitialized: false; a string names another property; false turns
 // this off); onError(err, req): called for every req.flash call that fails, awaited or not.
@@ -145,6 +239,7 @@ function flash(opts = {}) {
     // message was dropped, for a stored session that is gone (see pushTo).
     function push(type, msg) {
       const b = ctx();
+      if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
       // Only a session that is not in sessd yet needs the mark: on a stored one it would make
       // express-session save this request's copy over a concurrent request's changes.
       if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
@@ -180,6 +275,7 @@ function flash(opts = {}) {
     // to the id (one connection serves one id), so it takes them: a regenerate must not
     // bring them back.
     function pop(b, type) {
+      if (b.inSession) return Promise.resolve(sessionPop(req, type));
       const key = b.prefix + req.sessionID;
       const pushed = req[FLASH_PUSHES];
       if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));

@@ -6,8 +6,9 @@ const { Client, dataTag } = require('./client');
 const codec = require('./codec');
 
 let BaseStore;
+let Cookie = null;
 try {
-  BaseStore = require('express-session').Store;
+  ({ Store: BaseStore, Cookie } = require('express-session'));
 } catch (err) {
   // express-session is a peer dependency; without it the store is still a usable
   // EventEmitter (for tools and tests that use the Client directly).
@@ -36,7 +37,10 @@ const DEFAULT_MERGE_ATTEMPTS = 25;
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs', 'clientName', 'auth', 'seal', 'requireAuth'];
-const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs'];
+const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes'];
+// What regenerate() moves to the new session: 'own', the flashes the regenerating request
+// pushed; 'all', every flash still queued (for passport's keepSessionInfo, see regenerate).
+const REGENERATE_FLASHES = new Set(['own', 'all']);
 const KNOWN_OPTIONS = new Set([...STORE_OPTIONS, ...CONNECTION_OPTIONS]);
 
 // The edit distance of a and b (insertions, deletions, substitutions), for "did you mean".
@@ -128,6 +132,19 @@ function sameCookie(a, b) {
   return mx === my;
 }
 
+// withCookie(sess): a parsed session (plain JSON: the cookie's expires a string, no maxAge)
+// as express-session would hand it to set(): a shallow copy whose cookie is a Cookie, made as
+// express-session's createSession makes it. A ttl function written for connect-redis reads
+// sess.cookie.maxAge, which only a Cookie has.
+function withCookie(sess) {
+  if (!Cookie || !isPlainObject(sess) || !isPlainObject(sess.cookie)) return sess;
+  const { expires, originalMaxAge } = sess.cookie;
+  const cookie = new Cookie(sess.cookie);
+  if (typeof expires === 'string') cookie.expires = new Date(expires);
+  cookie.originalMaxAge = originalMaxAge;
+  return { ...sess, cookie };
+}
+
 function conflictError(attempts) {
   const err = new Error(`sessd: the session kept changing under this save: ${attempts} attempts to merge it failed`);
   err.code = 'ESESSD_CONFLICT';
@@ -150,10 +167,15 @@ class SessdStore extends BaseStore {
   // auth (the server's shared secret), requireAuth, seal, client (a Client to share instead
   // of opening one), merge (true: a save of a loaded session writes only the keys this
   // request changed, see saveLoaded), mergeKey (function (key, base, mine, theirs) -> value,
-  // for a key this request and another both changed; default: mine), mergeAttempts (25).
+  // for a key this request and another both changed; default: mine), mergeAttempts (25),
+  // regenerateFlashes ('own' or 'all', see regenerate).
   constructor(opts = {}) {
     super();
     warnUnknownOptions(opts);
+    if (opts.regenerateFlashes !== undefined && !REGENERATE_FLASHES.has(opts.regenerateFlashes)) {
+      throw new TypeError(`regenerateFlashes must be 'own' or 'all'; got ${util.inspect(opts.regenerateFlashes)}`);
+    }
+    this.regenerateFlashes = opts.regenerateFlashes ?? 'own';
     if (opts.merge !== undefined && typeof opts.merge !== 'boolean') throw new TypeError('merge must be a boolean');
     if (opts.mergeKey !== undefined && typeof opts.mergeKey !== 'function') throw new TypeError('mergeKey must be a function (key, base, mine, theirs) -> value');
     if (opts.mergeAttempts !== undefined && !(Number.isInteger(opts.mergeAttempts) && opts.mergeAttempts >= 1)) {
@@ -371,7 +393,7 @@ class SessdStore extends BaseStore {
       let writeTtl = ttl;
       // Another request's cookie (this one did not change it) may say the session lives longer.
       if (merged !== null && !changed.includes('cookie')) {
-        const theirs = Math.min(this.ttlMs(merged), codec.MAX_TTL_MS);
+        const theirs = Math.min(this.ttlMs(withCookie(merged)), codec.MAX_TTL_MS);
         if (theirs > ttl) writeTtl = theirs;
       }
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
@@ -467,14 +489,28 @@ class SessdStore extends BaseStore {
   // the error, and sessd would refuse the same message again. The DESTROY goes out on the
   // old id's connection after every push made to it, so none outlives it; fn runs once the
   // moved messages are stored.
+  // With regenerateFlashes 'all', every flash still queued for the old id moves, as passport's
+  // keepSessionInfo carries the old session's data (and connect-flash's in-session flashes)
+  // over: a FLASH_POP of them all goes out just before the DESTROY, on the same connection,
+  // so it takes this request's pushes too; those sessd dropped are added after them. A pop
+  // that fails moves this request's pushes only: the DESTROY's outcome decides the call's.
   regenerate(req, fn) {
     const oldKey = this.key(req.sessionID);
     const pushed = req[FLASH_PUSHES] || [];
     const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
     const moving = pushed.filter(mine);
     if (moving.length > 0) req[FLASH_PUSHES] = pushed.filter((p) => !mine(p));
+    const popped = this.regenerateFlashes === 'all' ? this.client.flashPop(this.namespace, oldKey, null) : null;
     const destroyed = this.client.destroy(this.namespace, oldKey);
     (async () => {
+      let queued = null;
+      if (popped) {
+        try {
+          queued = await popped;
+        } catch (err) {
+          queued = null;
+        }
+      }
       let destroyErr = null;
       try {
         await destroyed;
@@ -482,16 +518,22 @@ class SessdStore extends BaseStore {
         destroyErr = err;
       }
       const outcomes = await Promise.allSettled(moving.map((p) => p.result));
+      const messages = [];
+      if (queued) for (const type of Object.keys(queued)) for (const msg of queued[type]) messages.push({ type, msg });
+      moving.forEach((p, i) => {
+        if (outcomes[i].status !== 'fulfilled') return;
+        // Popped with the rest unless sessd dropped it.
+        if (queued && outcomes[i].value !== 0) return;
+        messages.push(p);
+      });
       this.generate(req);
       const newKey = this.key(req.sessionID);
       const ttl = Math.min(Math.max(this.ttlMs(req.session), 1), codec.MAX_TTL_MS);
-      const pushes = [];
-      moving.forEach((p, i) => {
-        if (outcomes[i].status !== 'fulfilled') return;
-        const result = this.client.flashPush(this.namespace, newKey, p.type, p.msg, ttl);
+      const pushes = messages.map(({ type, msg }) => {
+        const result = this.client.flashPush(this.namespace, newKey, type, msg, ttl);
         // Pushed by this request still: a second regenerate in it moves them again.
-        if (req[FLASH_PUSHES]) req[FLASH_PUSHES].push({ namespace: this.namespace, key: newKey, type: p.type, msg: p.msg, result });
-        pushes.push(result);
+        if (req[FLASH_PUSHES]) req[FLASH_PUSHES].push({ namespace: this.namespace, key: newKey, type, msg, result });
+        return result;
       });
       await Promise.all(pushes);
       if (destroyErr) throw destroyErr;

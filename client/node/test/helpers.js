@@ -179,13 +179,10 @@ function closeServer(server) {
   });
 }
 
-// A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
-// show on demand. onRequest(socket, request) runs for each whole request frame a client
-// sends; returns the socket's path. Sockets and directory go when the test ends.
-async function fakePeer(t, onRequest) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
-  const sockets = [];
-  const server = net.createServer((s) => {
+// frameServer(sockets, onRequest): a server that calls onRequest(socket, request) for each
+// whole request frame a client sends, its sockets kept in ${sockets}.
+function frameServer(sockets, onRequest) {
+  return net.createServer((s) => {
     sockets.push(s);
     let got = Buffer.alloc(0);
     s.on('data', (d) => {
@@ -199,6 +196,15 @@ async function fakePeer(t, onRequest) {
     });
     s.on('error', () => {});
   });
+}
+
+// A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
+// show on demand. onRequest(socket, request) runs for each whole request frame a client
+// sends; returns the socket's path. Sockets and directory go when the test ends.
+async function fakePeer(t, onRequest) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
+  const sockets = [];
+  const server = frameServer(sockets, onRequest);
   const sockPath = path.join(dir, 'peer.sock');
   await new Promise((r) => server.listen(sockPath, r));
   t.after(() => {
@@ -207,6 +213,19 @@ async function fakePeer(t, onRequest) {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { sockPath, sockets };
+}
+
+// fakeTcpPeer(t, onRequest): fakePeer on a loopback TCP port (a reset needs TCP: a Unix
+// socket has none); returns its url.
+async function fakeTcpPeer(t, onRequest) {
+  const sockets = [];
+  const server = frameServer(sockets, onRequest);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return `tcp://127.0.0.1:${server.address().port}`;
 }
 
 // spyKeys(): records the key material made through crypto from now on: X25519 secret keys
@@ -258,4 +277,4 @@ function once(emitter, event, timeoutMs = 15000) {
   });
 }
 
-module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };

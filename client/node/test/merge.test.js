@@ -733,3 +733,28 @@ test('a serializer other than JSON (MessagePack, raw bytes) merges the same way'
   assert.equal(setIfs, 0);
   assert.deepEqual(await store.client.get('merge-msgpack', 's'), before);
 });
+
+// connect-redis hands a ttl function the Session express-session gave set(), and apps read
+// sess.cookie.maxAge in it. A merged save (another request saved meanwhile) must give it
+// the same, not the re-read JSON (no maxAge, expires a string): that save failed, after its
+// response had gone out, and its change was lost.
+test('a ttl function reading sess.cookie.maxAge works on a merged save too', async (t) => {
+  const seen = [];
+  const ttl = (sess) => {
+    seen.push(typeof sess.cookie.maxAge);
+    return Math.ceil(sess.cookie.maxAge / 1000);
+  };
+  const { store, base, gates } = await setup(t, { ttl });
+  const { br, sid } = await login(base, 'ty');
+  const slow = br.post('/slow', { gate: 'g', set_page: '2' });
+  await gates.arrived('g');
+  await br.post('/set', { set_other: 'yes' });
+  gates.open('g');
+  assert.equal((await slow).status, 200);
+  // express-session holds the response's last byte until its save is done.
+  assert.deepEqual(view(await store.get(sid)), { user: 'ty', other: 'yes', page: '2' });
+  assert.ok(seen.length >= 3, `the ttl function ran for every save (${seen.length})`);
+  assert.deepEqual([...new Set(seen)], ['number']);
+  const entry = (await store.client.list('merge-test', 0, 1000)).entries.find((e) => e.id === sid);
+  assert.ok(entry.ttlMs > 3600000 - 60000, `the session's ttl ${entry.ttlMs} is the cookie's`);
+});

@@ -128,6 +128,19 @@ function makeApp(store, auth, sessionOpts = {}) {
       return undefined;
     });
   });
+  // passport's logIn with keepSessionInfo: true: after the regenerate, the old session's
+  // data is copied into the new one (lib/sessionmanager.js: merge(req.session, prevSession)).
+  app.post('/login-keep', (req, res, next) => {
+    req.flash('success', 'Welcome!');
+    const prev = req.session;
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      for (const k of Object.keys(prev)) if (k !== 'cookie') req.session[k] = prev[k];
+      req.session.user = 'alice';
+      res.redirect(303, '/page');
+      return undefined;
+    });
+  });
   // Regenerate with none of this request's pushes pending: nothing to move.
   app.post('/regen', (req, res, next) => {
     const before = req.sessionID;
@@ -291,6 +304,32 @@ test('a push sessd dropped (the session was destroyed meanwhile) is moved by the
   await br.post('/charge');
   assert.equal(json(await br.post('/dropped-then-regen')).n, 0, 'the push was dropped');
   assert.deepEqual(json(await br.get('/page')).flash, { success: ['made for this visitor'] });
+});
+
+// An app that keeps the session's data at login (passport's keepSessionInfo) expects the
+// unread "Please log in first" to survive it, as it does with connect-flash, whose flashes
+// are part of that data. The default still drops it (the logout case above).
+test('regenerateFlashes: \'all\' moves every unread flash to the new session, for passport\'s keepSessionInfo', async (t) => {
+  const cases = [
+    [undefined, { success: ['Welcome!'] }],
+    ['own', { success: ['Welcome!'] }],
+    ['all', { info: ['Card ending 4242 charged', 'again'], success: ['Welcome!'] }],
+  ];
+  for (const [mode, want] of cases) {
+    const store = new SessdStore({ url: daemon.unixUrl, namespace: `regen-keep-${mode}`, regenerateFlashes: mode });
+    const base = await serve(t, makeApp(store, emulated), store);
+    const br = new Browser(base);
+    await br.post('/charge');
+    await store.client.flashPush(store.namespace, sidOf(br), 'info', 'again', 60000);
+    const old = sidOf(br);
+    const page = await follow(br, await br.post('/login-keep'));
+    assert.notEqual(sidOf(br), old, String(mode));
+    assert.deepEqual(page.flash, want, String(mode));
+    assert.deepEqual(json(await br.get('/page')).flash, {}, `${mode}: shown once`);
+    assert.deepEqual(await store.client.flashPop(store.namespace, old, null), {}, `${mode}: nothing left under the old id`);
+    assert.deepEqual(await store.ids(), [sidOf(br)], `${mode}: only the new session is left`);
+  }
+  assert.throws(() => new SessdStore({ url: daemon.unixUrl, regenerateFlashes: true }), TypeError);
 });
 
 test('genid: 43 base64url characters (256 bits), used by express-session', async (t) => {

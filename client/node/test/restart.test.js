@@ -210,3 +210,28 @@ test('a request not carried out (SHUTTING_DOWN) is sent again on another connect
   await assert.rejects(late.get(null, 'd'), (err) => err.code === 'ESESSD_DISCONNECTED' && err.status === 503 && err.notCarriedOut === true);
   assert.equal(gets, 1);
 });
+
+// A stopping daemon says SHUTTING_DOWN (request id 0) to idle connections too: the pool's
+// 'disconnect' must carry that goodbye, not a "reply without a request" protocol error
+// (operators alert on ESESSD_PROTOCOL), plain and sealed.
+for (const sealed of [false, true]) {
+  test(`SIGTERM with idle connections: 'disconnect' says SHUTTING_DOWN, not a protocol error${sealed ? ' (sealed)' : ''}`, async (t) => {
+    const d = new Daemon();
+    const secret = 'idle-goodbye-secret-0123456789';
+    if (sealed) d.extraArgs.push('--auth-file', d.writeSecret(secret + '\n'));
+    await d.start();
+    t.after(() => d.cleanup());
+    const store = new SessdStore({ url: d.unixUrl, namespace: 'idle-bye', poolSize: 2, reconnectMinMs: 60000, auth: sealed ? secret : undefined });
+    t.after(() => store.client.terminate());
+    await store.set('abc', { cookie: {}, a: 1 });
+    await waitFor(() => store.client.slots.every((s) => s.conn && s.conn.state === 'ready' && s.conn.pendingCount === 0), 'both connections ready and idle');
+    const closes = [];
+    for (const s of store.client.slots) s.conn.on('close', (err) => closes.push(err));
+    const disconnected = once(store, 'disconnect');
+    await d.stop('SIGTERM');
+    const err = await disconnected;
+    assert.equal(err.code, 'ESESSD_SHUTTING_DOWN', err.message);
+    await waitFor(() => closes.length === 2, 'both connections closed');
+    for (const e of closes) assert.notEqual(e.code, 'ESESSD_PROTOCOL', e.message);
+  });
+}

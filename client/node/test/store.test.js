@@ -124,6 +124,16 @@ test('client: refuses bad arguments locally, server errors are SessdErrors', asy
   await assert.rejects(c.flashPush(null, 'x', '', 'v', 1000), RangeError);
   const big = Buffer.alloc(codec.normalizeInt(hello.max_frame) + 1);
   await assert.rejects(c.set(null, 'x', big, 1000), (err) => err instanceof SessdError && err.statusName === 'TOO_LARGE');
+  // A save refused for its size names the largest session data that fits, and that much fits.
+  let fits = null;
+  await assert.rejects(c.set(null, 'x', big, 1000), (err) => {
+    const m = /the session's data \(serialized\) is (\d+) bytes, and at most (\d+) fit/.exec(err.message);
+    fits = m && Number(m[2]);
+    return m !== null && Number(m[1]) === big.length;
+  });
+  await c.set(null, 'x', Buffer.alloc(fits), 1000);
+  await assert.rejects(c.set(null, 'x', Buffer.alloc(fits + 1), 1000), (err) => err.statusName === 'TOO_LARGE' || err.statusName === 'LIMIT');
+  await c.destroy(null, 'x');
   // An opcode the server does not know: UNKNOWN_OP, and the connection stays usable.
   await assert.rejects(c.request(0x7f, []), (err) => err instanceof SessdError && err.statusName === 'UNKNOWN_OP');
   await c.ping();

@@ -1,0 +1,191 @@
+'use strict';
+// The HTTP status (err.statusCode) of every error an app's error handler gets from sessd:
+// a crashed daemon's socket errors, a store at --max-memory, the wire statuses; and requests
+// that sessd answered in time while the app's own event loop was stalled.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { encode } = require('@msgpack/msgpack');
+const { Client, SessdStore, SessdError, codec, genid } = require('..');
+const { Daemon, Browser, listen, closeServer, sleep, fakeTcpPeer } = require('./helpers');
+
+const { OP, STATUS } = codec;
+
+// busyWait(ms): blocks the event loop, as a sync bcrypt or a big render does.
+function busyWait(ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+}
+
+test('a connection reset by its peer: every request it fails has statusCode 503, the first keeps the socket\'s code', async (t) => {
+  const url = await fakeTcpPeer(t, (s, req) => {
+    if (req.op === OP.HELLO) s.write(codec.encodeReply(req.request_id, STATUS.OK, Buffer.from(encode({ version: 1, max_frame: 1048576 }))));
+    else if (!s.destroyed) s.resetAndDestroy(); // a crash: RST, no SHUTTING_DOWN
+  });
+  const c = new Client({ url, poolSize: 1 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const outcomes = await Promise.allSettled([c.get('ns', 'a'), c.get('ns', 'b'), c.set('ns', 'c', 'x', 60000)]);
+  const errs = outcomes.map((o) => o.reason);
+  assert.ok(errs.every(Boolean), 'every request failed');
+  for (const err of errs) {
+    assert.equal(err.statusCode, 503, `${err.code}: ${err.message}`);
+    assert.equal(err.expose, false);
+  }
+  // The log names the socket's error, as Node gave it.
+  assert.equal(errs[0].code, 'ECONNRESET');
+  assert.equal(errs[0].cause.code, 'ECONNRESET');
+  assert.equal(errs[0].cause.syscall, 'read');
+  assert.deepEqual(errs.slice(1).map((e) => e.code), ['ESESSD_CLOSED', 'ESESSD_CLOSED']);
+});
+
+test('sessd killed (SIGKILL) under load: every failed request has statusCode 503', async (t) => {
+  const daemon = await new Daemon().start();
+  t.after(() => daemon.cleanup());
+  const c = new Client({ url: daemon.unixUrl, poolSize: 2 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const errs = [];
+  let stop = false;
+  const worker = async () => {
+    while (!stop) {
+      try {
+        await c.get('crash', 'k' + Math.random());
+      } catch (err) {
+        errs.push(err);
+        await sleep(20);
+      }
+    }
+  };
+  const workers = Array.from({ length: 50 }, worker);
+  await sleep(300);
+  await daemon.stop('SIGKILL');
+  await sleep(300);
+  stop = true;
+  await Promise.all(workers);
+  assert.ok(errs.length > 0);
+  const bad = errs.filter((e) => e.statusCode !== 503).map((e) => `${e.code} ${e.message}`);
+  assert.deepEqual(bad, [], `${errs.length} errors, codes: ${[...new Set(errs.map((e) => e.code))].join()}`);
+});
+
+test('the event loop stalled past timeoutMs while sessd answered: every request succeeds, the connections stay', async (t) => {
+  const daemon = await new Daemon().start();
+  t.after(() => daemon.cleanup());
+  const c = new Client({ url: daemon.unixUrl, poolSize: 2, timeoutMs: 300 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const conns = c.slots.map((s) => s.conn);
+  for (let round = 0; round < 3; round++) {
+    const requests = [];
+    for (let i = 0; i < 6; i++) {
+      requests.push(c.set('stall', `s${i}`, `v${round}`, 60000));
+      requests.push(c.get('stall', `s${i}`));
+      requests.push(c.flashPush('stall', `s${i}`, 'info', `m${round}`, 60000));
+    }
+    // Let the requests leave (the writes are corked until the next tick), then stall while
+    // sessd answers them.
+    await new Promise((r) => setImmediate(r));
+    busyWait(1000);
+    const outcomes = await Promise.allSettled(requests);
+    const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => `${o.reason.code} ${o.reason.message}`);
+    assert.deepEqual(failed, [], `round ${round}`);
+  }
+  assert.deepEqual(c.slots.map((s) => s.conn), conns, 'no connection was replaced');
+  assert.ok(conns.every((conn) => conn.state === 'ready'));
+  assert.equal((await c.get('stall', 's0')).toString(), 'v2');
+});
+
+test('the event loop stalled past connectTimeoutMs while sessd answered the HELLO: the connection is ready', async (t) => {
+  const daemon = await new Daemon().start();
+  t.after(() => daemon.cleanup());
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1, connectTimeoutMs: 300 });
+  t.after(() => c.terminate());
+  const conn = c.slots[0].conn;
+  let closed = null;
+  conn.on('close', (err) => { closed = err; });
+  // The HELLO is written on 'connect'; stall just after.
+  await new Promise((r) => conn.socket.once('connect', () => setImmediate(r)));
+  busyWait(1000);
+  await c.ready();
+  assert.equal(closed, null, closed && closed.message);
+  assert.equal(c.slots[0].conn, conn);
+  assert.equal(conn.state, 'ready');
+});
+
+// The deadline's check runs in an Immediate: an unref'd one would let the poll phase before it
+// block until some other I/O or timer, and a hung sessd's timeout would wait on that.
+test('a stuck request still times out when the loop is not stalled', async (t) => {
+  const url = await fakeTcpPeer(t, (s, req) => {
+    if (req.op === OP.HELLO) s.write(codec.encodeReply(req.request_id, STATUS.OK, Buffer.from(encode({ version: 1, max_frame: 1048576 }))));
+    // every other request is never answered
+  });
+  const c = new Client({ url, poolSize: 1, timeoutMs: 200 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const started = Date.now();
+  await assert.rejects(c.get('ns', 'a'), (err) => err.code === 'ETIMEDOUT' && err.statusCode === 503);
+  assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
+});
+
+test('SessdError: statusCode 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 500 for the rest; status stays the wire status', () => {
+  const unavailable = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
+  for (const [name, status] of Object.entries(STATUS)) {
+    if (status === STATUS.OK || status === STATUS.NOT_FOUND) continue;
+    const err = new SessdError(status, 'x', OP.SET);
+    assert.equal(err.status, status, name);
+    assert.equal(err.statusCode, unavailable.has(status) ? 503 : 500, name);
+    assert.equal(err.expose, false, name);
+  }
+});
+
+test('sessd at --max-memory: a save fails with NO_MEMORY, statusCode 503, and the README\'s handler answers 503', async (t) => {
+  const daemon = await new Daemon({ extraArgs: ['--max-memory', '1M'] }).start();
+  t.after(() => daemon.cleanup());
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'shop', poolSize: 1, merge: false });
+  t.after(() => store.close());
+
+  const app = express();
+  app.use(session({ genid, store, secret: 's', resave: false, saveUninitialized: false, cookie: { maxAge: 60000 } }));
+  app.post('/login', (req, res) => {
+    req.session.user = 'ada';
+    res.send('ok');
+  });
+  app.post('/cart', (req, res, next) => {
+    req.session.cart = [...(req.session.cart || []), 'x'.repeat(8000)];
+    req.session.save((err) => (err ? next(err) : res.send('added')));
+  });
+  const seen = [];
+  app.use((err, req, res, next) => {
+    seen.push(err);
+    if (res.headersSent) return next(err);
+    return res.status(err.statusCode || 500).send('Something went wrong');
+  });
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const browser = new Browser(base);
+  assert.equal((await browser.post('/login')).status, 200);
+
+  // Fill the store, in another namespace, until it refuses.
+  let refusal = null;
+  for (let i = 0; i < 100000 && !refusal; i++) {
+    try {
+      await c.set('filler', `f${i}`, Buffer.alloc(2000), 600000);
+    } catch (err) {
+      refusal = err;
+    }
+  }
+  assert.ok(refusal instanceof SessdError, String(refusal));
+  assert.equal(refusal.code, 'ESESSD_NO_MEMORY');
+  assert.equal(refusal.status, STATUS.NO_MEMORY);
+  assert.equal(refusal.statusCode, 503);
+
+  const r = await browser.post('/cart');
+  assert.equal(r.status, 503, r.body);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].code, 'ESESSD_NO_MEMORY');
+});

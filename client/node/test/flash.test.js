@@ -1,0 +1,230 @@
+'use strict';
+// flash() in the ways apps misuse or stretch it: a response sent twice (the classic missing
+// return) while a push holds res.end, and req.flash on a store other than SessdStore
+// (express-session's MemoryStore, as apps' tests use).
+
+const net = require('net');
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore, flash } = require('..');
+const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+
+const SECRET = 'flash-test-secret';
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  if (daemon) await daemon.cleanup();
+});
+
+// serve(t, store, routes): an app with express-session on store and flash(); routes(app)
+// adds the routes. Returns the base URL.
+async function serve(t, store, routes) {
+  const app = express();
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false }));
+  app.use(flash());
+  routes(app);
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    if (store.close) store.close();
+  });
+  return base;
+}
+
+// responses(text): the HTTP/1.1 responses in text, each { status, headers, body }, and the
+// bytes after the last whole one (rest). Bodies by Content-Length, as a keep-alive client reads.
+function responses(text) {
+  const out = [];
+  let rest = text;
+  for (;;) {
+    const headEnd = rest.indexOf('\r\n\r\n');
+    if (headEnd < 0) break;
+    const [statusLine, ...lines] = rest.slice(0, headEnd).split('\r\n');
+    const headers = {};
+    for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+    const len = Number(headers['content-length'] || 0);
+    if (rest.length < headEnd + 4 + len) break;
+    out.push({ status: Number(statusLine.split(' ')[1]), headers, body: rest.slice(headEnd + 4, headEnd + 4 + len) });
+    rest = rest.slice(headEnd + 4 + len);
+  }
+  return { out, rest };
+}
+
+// keepAlive(base, paths): requests paths one after another on one keep-alive socket, each once
+// the previous response is whole and has had time to be followed by stray bytes; resolves to
+// responses() of everything the socket received.
+async function keepAlive(base, paths) {
+  const { port } = new URL(base);
+  const sock = net.connect(Number(port), '127.0.0.1');
+  let got = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (d) => {
+    got += d;
+  });
+  try {
+    for (let i = 0; i < paths.length; i++) {
+      sock.write(`GET ${paths[i]} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const deadline = Date.now() + 5000;
+      while (responses(got).out.length <= i && Date.now() < deadline) await sleep(10);
+      await sleep(100);
+    }
+  } finally {
+    sock.destroy();
+  }
+  return responses(got);
+}
+
+test('the missing return: a second response after a flash and a redirect throws, as with connect-flash, and the redirect goes out intact', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' });
+  const seen = {};
+  const base = await serve(t, store, (app) => {
+    app.get('/buggy', (req, res) => {
+      req.flash('error', 'Missing field');
+      res.redirect('/form');
+      try {
+        res.status(200).json({ saved: true });
+        seen.second = 'sent';
+      } catch (err) {
+        seen.second = err.code;
+        seen.message = err.message;
+      }
+    });
+    // Every way to change a response after its end, while the push holds that end.
+    app.get('/after-end', (req, res) => {
+      req.flash('error', 'x');
+      res.redirect('/form');
+      seen.headersSent = res.headersSent;
+      for (const m of ['setHeader', 'writeHead', 'removeHeader', 'appendHeader']) {
+        if (typeof res[m] !== 'function') continue;
+        try {
+          res[m]('x-late', 'yes');
+          seen[m] = 'changed';
+        } catch (err) {
+          seen[m] = err.code;
+        }
+      }
+      res.statusCode = 500;
+      seen.write = res.write('late bytes');
+      res.end('late end');
+    });
+    app.get('/next', (req, res) => res.send('next page'));
+  });
+  const { out, rest } = await keepAlive(base, ['/buggy', '/next']);
+  assert.equal(seen.second, 'ERR_HTTP_HEADERS_SENT');
+  assert.equal(seen.message, 'Cannot set headers after they are sent to the client');
+  assert.equal(out.length, 2, JSON.stringify(out));
+  assert.equal(rest, '', 'no stray bytes on the keep-alive socket');
+  assert.equal(out[0].status, 302);
+  assert.equal(out[0].headers.location, '/form');
+  assert.equal(out[0].headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(out[0].body, 'Found. Redirecting to /form');
+  assert.equal(out[0].headers.etag, undefined, 'no ETag of the JSON');
+  assert.equal(out[1].status, 200);
+  assert.equal(out[1].body, 'next page');
+
+  const late = await keepAlive(base, ['/after-end', '/next']);
+  assert.equal(seen.headersSent, true);
+  for (const m of ['setHeader', 'writeHead', 'removeHeader', 'appendHeader']) {
+    if (seen[m] !== undefined) assert.equal(seen[m], 'ERR_HTTP_HEADERS_SENT', m);
+  }
+  assert.equal(seen.write, false);
+  assert.equal(late.rest, '');
+  assert.equal(late.out.length, 2);
+  assert.equal(late.out[0].status, 302);
+  assert.equal(late.out[0].body, 'Found. Redirecting to /form');
+  assert.equal(late.out[0].headers['x-late'], undefined);
+  assert.equal(late.out[1].body, 'next page');
+});
+
+test('an error after a flash and a redirect finds res.headersSent true in the error handler', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' });
+  const seen = [];
+  const base = await serve(t, store, (app) => {
+    app.get('/fails-late', (req, res, next) => {
+      req.flash('error', 'x');
+      res.redirect('/form');
+      next(new Error('late'));
+    });
+    // As error handlers are written: answer unless the answer has gone out already.
+    app.use((err, req, res, next) => {
+      seen.push(res.headersSent);
+      if (res.headersSent) return;
+      res.status(500).send('error page');
+    });
+  });
+  const r = await new Browser(base).get('/fails-late');
+  assert.deepEqual(seen, [true]);
+  assert.equal(r.status, 302);
+  assert.equal(r.body, 'Found. Redirecting to /form');
+});
+
+// One scenario of every calling form; each step's result, as the browser saw it.
+async function flashScenario(base) {
+  const br = new Browser(base);
+  const steps = [
+    ['push', { args: ['info', 'one'] }],
+    ['push', { args: ['info', ['two', 'three']] }],
+    ['push', { args: ['info', 'Added %d %s', 2, 'lemons'] }],
+    ['push', { args: ['data', { x: [1, 2], ok: true }] }],
+    ['push', { args: ['err', ''] }],
+    ['redirect', { args: ['warn', 'after a redirect'] }],
+    ['push', { args: ['empty', []] }],
+    ['push', { args: ['info'] }],
+    ['push', { args: ['nothing', null] }],
+    ['page', null],
+    ['push', { args: ['x', 'y'] }],
+    ['push', { args: [] }],
+    ['push', { args: [] }],
+  ];
+  const out = [];
+  for (const [route, body] of steps) {
+    const r = route === 'page' ? await br.get('/page') : await br.post(`/${route}`, { args: JSON.stringify(body.args) });
+    out.push([r.status, r.location || (r.body && JSON.parse(r.body))]);
+  }
+  return out;
+}
+
+function flashRoutes(app) {
+  app.use(express.urlencoded({ extended: false }));
+  const wrap = (fn) => (req, res, next) => Promise.resolve(fn(req, res)).catch(next);
+  app.post('/push', wrap(async (req, res) => res.json({ r: (await req.flash(...JSON.parse(req.body.args))) ?? null })));
+  app.post('/redirect', (req, res) => {
+    req.flash(...JSON.parse(req.body.args));
+    res.redirect('/page');
+  });
+  app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+}
+
+test('flash() on express-session\'s MemoryStore keeps flashes in req.session, with the results it gives on sessd', async (t) => {
+  const onSessd = await flashScenario(await serve(t, new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' }), flashRoutes));
+  const memory = new session.MemoryStore();
+  const onMemory = await flashScenario(await serve(t, memory, flashRoutes));
+  assert.deepEqual(onMemory, onSessd);
+  assert.deepEqual(onSessd[7], [200, { r: ['one', 'two', 'three', 'Added 2 lemons'] }]);
+  assert.deepEqual(onSessd[9], [200, { data: [{ x: [1, 2], ok: true }], err: [''], warn: ['after a redirect'] }]);
+  // As connect-flash keeps them: in the session, which the store saved.
+  const sessions = await new Promise((resolve, reject) => memory.all((err, all) => (err ? reject(err) : resolve(all))));
+  assert.deepEqual(Object.values(sessions).map((s) => s.flash), [{}]);
+});
+
+// The README's connect-flash differences, as they are: connect-flash reads on any falsy
+// message; here only undefined and null read.
+test('req.flash(type, 0) and (type, false) push; undefined properties come back null, Dates as Dates', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' });
+  let popped = null;
+  const base = await serve(t, store, (app) => {
+    app.get('/values', async (req, res) => {
+      const pushed = [await req.flash('v', 0), await req.flash('v', false), await req.flash('v', { gone: undefined, at: new Date(5) })];
+      popped = await req.flash('v');
+      res.json(pushed);
+    });
+  });
+  assert.deepEqual(JSON.parse((await new Browser(base).get('/values')).body), [1, 2, 3]);
+  assert.deepEqual(popped, [0, false, { gone: null, at: new Date(5) }]);
+});
