@@ -49,6 +49,9 @@
 /* conn_set_tick calls (seconds) without a byte from its client after which a connection past
  * HELLO may give way at --max-connections: idle for two whole seconds at least. */
 #define CONN_IDLE_DISPLACE_TICKS 3
+/* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
+ * others have their turn, beyond the first frame it is handed. */
+#define CONN_TURN_SHARES 16
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -57,6 +60,7 @@ struct conn {
 	TAILQ_ENTRY(conn) waiting_link;
 	TAILQ_ENTRY(conn) ungreeted_link; /* in set->ungreeted until greeted */
 	TAILQ_ENTRY(conn) grown_link;     /* in set->grown while grown */
+	TAILQ_ENTRY(conn) held_over_link; /* in set->held_over while held_over */
 	struct conn_set *set;
 	evutil_socket_t fd;
 	uint64_t source;        /* where it came from (listener_accept_fn) */
@@ -101,6 +105,11 @@ struct conn {
 	/* On the set's waiting list: its first unhandled frame was put off (DISPATCH_LATER);
 	 * nothing of it is read or handled until conn_set_retry. */
 	bool waiting;
+	/* On one of the set's held lists: the turn's output budget, or its own share of it, ran
+	 * out before its next frame; it goes on in the next turn, reading nothing meanwhile.
+	 * held_starved: on held_starved, held before it was handed anything this turn. */
+	bool held_over;
+	bool held_starved;
 	/* What went out was consumed from the front of the output while a reply was part sent:
 	 * the output may not start on a frame. */
 	bool out_torn;
@@ -183,6 +192,8 @@ static void note_held(struct conn *c, bool progressed)
 	c->holding = holding;
 	s->client_bytes = s->client_bytes - c->held + held;
 	c->held = held;
+	if (s->client_bytes > s->client_bytes_peak)
+		s->client_bytes_peak = s->client_bytes;
 	if (!c->grown && has_grown(c)) {
 		c->grown = true;
 		TAILQ_INSERT_TAIL(&s->grown, c, grown_link);
@@ -223,6 +234,8 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	if (c->grown)
 		TAILQ_REMOVE(&s->grown, c, grown_link);
+	if (c->held_over)
+		TAILQ_REMOVE(c->held_starved ? &s->held_starved : &s->held_over, c, held_over_link);
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
@@ -244,7 +257,8 @@ static void conn_close(struct conn *c)
  * spare epoll_ctl calls that would change nothing. */
 static void update_reading(struct conn *c)
 {
-	bool want = c->lingering || !(c->closing || c->paused || c->waiting || c->set->stopping);
+	bool want = c->lingering ||
+	            !(c->closing || c->paused || c->waiting || c->held_over || c->set->stopping);
 
 	if (want == c->reading)
 		return;
@@ -382,11 +396,27 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 	c->closing = true;
 }
 
+/*
+ * Hold ${c}'s remaining frames over to the next turn (see process). One held before it was
+ * handed a frame this turn, with no reply of its waiting to be read either (${starved}), goes
+ * first then, before the connections that read in that turn; one that made its share, or
+ * whose client has not read what it made, goes after them: a client sending small requests
+ * that happened to come behind a burst is not kept waiting behind it turn after turn.
+ */
+static void hold_over(struct conn *c, bool starved)
+{
+	struct conn_set *s = c->set;
+
+	c->held_over = true;
+	c->held_starved = starved;
+	TAILQ_INSERT_TAIL(starved ? &s->held_starved : &s->held_over, c, held_over_link);
+}
+
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
 static bool will_handle(const struct conn *c)
 {
 	return c->set->cfg.on_prefetch != NULL && c->hello_done && !c->closing && !c->paused &&
-	       !c->waiting;
+	       !c->waiting && !c->held_over;
 }
 
 /*
@@ -541,14 +571,14 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0;
 	bool completed = false, greeting;
 	uint64_t now_ms = 0;
-	size_t avail, whole;
+	size_t avail, whole, made;
 	uint32_t n;
 
 	if (first != NULL)
 		hinted[n_hinted++] = *first;
 	if (will_handle(c))
 		n_hinted += prefetch_frames(c, n_hinted, hinted + n_hinted);
-	while (!c->closing && !c->paused && !c->waiting) {
+	while (!c->closing && !c->paused && !c->waiting && !c->held_over) {
 		avail = c->in_end - c->in_start;
 		if (avail < CODEC_HEADER_BYTES)
 			break;
@@ -570,6 +600,16 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		whole = CODEC_HEADER_BYTES + (size_t)n;
 		if (avail < whole)
 			break;
+		/* The turn has made its replies, or this connection its share of them: the rest
+		 * waits for the next turn, so that a burst of GETs of a large session from many
+		 * connections at once can neither hold the loop nor pile up replies far past
+		 * --max-client-memory before the flush, and the connections take turns. */
+		made = c->out.len + c->plain.len - before;
+		if (!s->unbudgeted && (s->turn_output + made >= s->cfg.turn_output_bytes ||
+		                       made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES)) {
+			hold_over(c, made == 0 && unsent(c) == 0);
+			break;
+		}
 		/* The wall clock is read once per batch, and only when there is work. */
 		if (now_ms == 0)
 			now_ms = wall_ms();
@@ -624,8 +664,10 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
 	note_held(c, completed);
-	if (c->out.len + c->plain.len > before)
+	if (c->out.len + c->plain.len > before) {
+		s->turn_output += c->out.len + c->plain.len - before;
 		mark_pending(c);
+	}
 	if (c->closing)
 		return begin_closing(c);
 	update_reading(c);
@@ -798,10 +840,14 @@ static void evict(struct conn *c)
 	c->set->evictions++;
 }
 
+/* Longest without progress first; one held over starved (waiting on us, not stalled on its
+ * own) after all the others. */
 static int by_progress(const void *a, const void *b)
 {
 	const struct conn *ca = *(struct conn *const *)a, *cb = *(struct conn *const *)b;
 
+	if (ca->held_starved != cb->held_starved)
+		return ca->held_starved ? 1 : -1;
 	return (ca->progress_at > cb->progress_at) - (ca->progress_at < cb->progress_at);
 }
 
@@ -1052,6 +1098,8 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->input);
 	TAILQ_INIT(&s->waiting);
 	TAILQ_INIT(&s->ungreeted);
+	TAILQ_INIT(&s->held_over);
+	TAILQ_INIT(&s->held_starved);
 	TAILQ_INIT(&s->grown);
 }
 
@@ -1196,6 +1244,38 @@ bool conn_set_displace_idle(struct conn_set *s)
 	return true;
 }
 
+bool conn_set_has_held(const struct conn_set *s)
+{
+	return !TAILQ_EMPTY(&s->held_over) || !TAILQ_EMPTY(&s->held_starved);
+}
+
+/* Take ${c} off its held list and queue it at the end of ${order}, unless it is queued. */
+static void resume(struct conn *c, struct conn_list *from, struct conn_list *order)
+{
+	TAILQ_REMOVE(from, c, held_over_link);
+	c->held_over = false;
+	c->held_starved = false;
+	if (!c->queued) {
+		c->queued = true;
+		TAILQ_INSERT_TAIL(order, c, input_link);
+	}
+	update_reading(c);
+}
+
+void conn_set_resume_held(struct conn_set *s)
+{
+	struct conn_list order;
+	struct conn *c;
+
+	TAILQ_INIT(&order);
+	while ((c = TAILQ_FIRST(&s->held_starved)) != NULL)
+		resume(c, &s->held_starved, &order);
+	TAILQ_CONCAT(&order, &s->input, input_link);
+	while ((c = TAILQ_FIRST(&s->held_over)) != NULL)
+		resume(c, &s->held_over, &order);
+	TAILQ_CONCAT(&s->input, &order, input_link);
+}
+
 bool conn_set_has_waiting(const struct conn_set *s)
 {
 	return !TAILQ_EMPTY(&s->waiting);
@@ -1232,6 +1312,7 @@ void conn_set_flush(struct conn_set *s, bool committed)
 	struct conn_list batch;
 	struct conn *c;
 
+	s->turn_output = 0;
 	/* Work on a detached list: a connection that resumes reading here may queue replies
 	 * again, for the next flush. */
 	TAILQ_INIT(&batch);
@@ -1271,7 +1352,10 @@ void conn_set_shutdown(struct conn_set *s)
 {
 	struct conn *c, *next;
 
-	/* Requests read before the stop are answered, as they would have been at once. */
+	/* Requests read before the stop are answered, as they would have been at once: those
+	 * held over for the next turn too, as there is none. */
+	s->unbudgeted = true;
+	conn_set_resume_held(s);
 	conn_set_handle_input(s);
 	s->stopping = true;
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {

@@ -61,6 +61,10 @@ struct conn_config {
 	 * the total is an eighth under it. At least twice max_frame, so that a whole frame always
 	 * fits. */
 	size_t max_client_bytes;
+	/* Replies one loop turn may make, over all connections, before the rest of the input
+	 * waits for the next turn (at least one frame is always handled): bounds both the loop's
+	 * turn and what a burst from many connections at once adds to max_client_bytes. */
+	size_t turn_output_bytes;
 	conn_frame_fn on_frame;
 	conn_prefetch_fn on_prefetch; /* NULL: no hints */
 	conn_closed_fn on_closed;
@@ -81,6 +85,15 @@ struct conn_set {
 	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first.
 	 */
 	struct conn_list ungreeted;
+	/* Connections with frames left when the turn's output budget (or their share of it) ran
+	 * out, oldest first: they go on in the next turn (conn_set_resume_held). held_starved:
+	 * those held before they were handed a frame in that turn. */
+	struct conn_list held_over;
+	struct conn_list held_starved;
+	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
+	bool unbudgeted;    /* a stopping server answers everything read, at once */
+	/* The most its connections' buffers held at once, replies being made included. */
+	size_t client_bytes_peak;
 	/* Connections with a buffer grown past the size every connection may keep (conn.c), for
 	 * conn_set_tick and shed_clients to give back. */
 	struct conn_list grown;
@@ -95,6 +108,21 @@ struct conn_set {
 	size_t count;
 	bool stopping;
 };
+
+/*
+ * conn_set_has_held(s): whether connections wait for the next turn to go on with frames they
+ * have read (the last turn's output budget ran out): the loop must not wait for I/O then.
+ */
+bool conn_set_has_held(const struct conn_set *s);
+
+/*
+ * conn_set_resume_held(s): queue the held connections' input for this turn's
+ * conn_set_handle_input: those held before they were handed a frame first, then the
+ * connections that read this turn, then those that made their share of replies. So a client
+ * sending small requests is answered within a turn or two while a burst of large replies
+ * goes on.
+ */
+void conn_set_resume_held(struct conn_set *s);
 
 /* conn_set_init(s, cfg): an empty set; ${cfg} is copied. */
 void conn_set_init(struct conn_set *s, const struct conn_config *cfg);

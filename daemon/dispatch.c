@@ -953,7 +953,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 18) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 19) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -971,6 +971,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "loop_stalls_over_2ms", d->stats->loop_stalls_over_2ms) ||
 		    write_key_uint(out, "loop_stalls_over_10ms", d->stats->loop_stalls_over_10ms) ||
 		    write_key_uint(out, "client_bytes", d->stats->client_bytes) ||
+		    write_key_uint(out, "client_bytes_peak", d->stats->client_bytes_peak) ||
 		    write_key_uint(out, "client_evictions_total",
 		                   d->stats->client_evictions_total) ||
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||

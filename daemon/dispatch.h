@@ -37,6 +37,8 @@ struct dispatch_server_stats {
 	uint64_t client_bytes;
 	/* Connections closed BUSY over --max-client-memory. */
 	uint64_t client_evictions_total;
+	/* The most client_bytes has been, replies being made in a turn included. */
+	uint64_t client_bytes_peak;
 	/* Idle connections closed at --max-connections to let new ones in. */
 	uint64_t connections_displaced_total;
 };

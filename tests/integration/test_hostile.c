@@ -3169,6 +3169,51 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 }
 
 /*
+ * A burst from many connections at once, each pipelining GETs of a large session without
+ * reading: each connection was bounded (about 4 MiB of replies) but they were all handled in
+ * one loop turn, so the replies piled up to connections x 4 MiB before the flush could shed
+ * any (a reviewer's 700 such connections: 1.46 GB and a 1.5 s turn, under the default 256
+ * MiB). A turn now makes at most an eighth of --max-client-memory of replies (16 MiB at
+ * most), the rest waiting for the next turns: the peak stays near the bound, and a client
+ * that reads is served in the meantime.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_unread_pipelines_stays_near_the_bound, .timeout = 90)
+{
+	enum { READERS = 24, GETS = 16, DATA_BYTES = 900 * 1024, LIMIT_MB = 16 };
+	static const char *const args[] = {"--max-client-memory", "16M", NULL};
+	uint64_t peak;
+	uint8_t *data;
+	struct buf gets;
+	int fds[READERS], good;
+
+	good = start_with_big_session(args, "burst", &data, DATA_BYTES, 5, GETS, &gets);
+	for (int i = 0; i < READERS; i++)
+		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
+	/* Stopped, the daemon reads every burst in its next turn. */
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	for (int i = 0; i < READERS; i++)
+		harness_send_buf(fds[i], &gets);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	for (int i = 0; i < 20; i++) {
+		good_roundtrip(good, (uint64_t)i);
+		sleep_ms(50);
+	}
+	/* The bound, then at most a turn's replies (2 MiB here) and one reply more made past
+	 * the flush; without the budget, 24 x 4 MiB. */
+	peak = stat_of(good, NULL, "client_bytes_peak");
+	cr_assert_leq(peak, ((uint64_t)LIMIT_MB << 20) + (4u << 20),
+	              "peak %llu bytes held for the connections", (unsigned long long)peak);
+	cr_assert_leq(stat_of(good, NULL, "client_bytes"), (uint64_t)LIMIT_MB << 20);
+	for (int i = 0; i < READERS; i++)
+		close(fds[i]);
+	good_roundtrip(good, 1000);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
  * A client that sends its requests whole and reads every reply is never closed, even under a
  * --max-client-memory far below the 4 MiB of replies sessd otherwise lets one client build up
  * before it stops reading it: 100 pipelined GETs of 100 KB under a 3 MiB bound.
