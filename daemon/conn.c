@@ -396,6 +396,32 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 	c->closing = true;
 }
 
+static void say_refused_frames(const struct conn_set *s, uint64_t closed)
+{
+	log_warn("closed %llu connection(s) for a frame or record this server refuses, the last "
+	         "from %s: %s (a client speaking something else, or an attack)",
+	         (unsigned long long)closed,
+	         s->refused_frame_peer[0] != '\0' ? s->refused_frame_peer : "an unnamed peer",
+	         s->refused_frame_why);
+}
+
+/* reply_and_close for a frame or record refused unread (${why} is a literal): counted, and
+ * warned of at most once a minute, so that a security team can see an attack in the log
+ * while the attacker cannot fill it. */
+static void refuse_frame(struct conn *c, uint32_t status, const char *why)
+{
+	struct conn_set *s = c->set;
+	uint64_t closed;
+
+	s->refused_frames++;
+	snprintf(s->refused_frame_peer, sizeof(s->refused_frame_peer), "%s", c->peer_name);
+	s->refused_frame_why = why;
+	closed = log_every_due(&s->refused_frames_log, 1, 60);
+	if (closed > 0)
+		say_refused_frames(s, closed);
+	reply_and_close(c, status, why);
+}
+
 /*
  * Hold ${c}'s remaining frames over to the next turn (see process). One held before it was
  * handed a frame this turn, with no reply of its waiting to be read either (${starved}), goes
@@ -585,16 +611,16 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		n = codec_frame_length(c->in_data + c->in_start);
 		/* Checked before a byte of the body is waited for (PROTOCOL.md, "Transport"). */
 		if (n > s->cfg.max_frame) {
-			reply_and_close(c, CODEC_TOO_LARGE, "the frame is longer than max_frame");
+			refuse_frame(c, CODEC_TOO_LARGE, "the frame is longer than max_frame");
 			break;
 		}
 		if (n > CODEC_HELLO_MAX_FRAME && !c->peer.ready) {
-			reply_and_close(c, CODEC_TOO_LARGE,
-			                "a frame before HELLO is done is longer than 4096 bytes");
+			refuse_frame(c, CODEC_TOO_LARGE,
+			             "a frame before HELLO is done is longer than 4096 bytes");
 			break;
 		}
 		if (n == 0) {
-			reply_and_close(c, CODEC_BAD_REQUEST, "a frame of length 0");
+			refuse_frame(c, CODEC_BAD_REQUEST, "a frame of length 0");
 			break;
 		}
 		whole = CODEC_HEADER_BYTES + (size_t)n;
@@ -650,7 +676,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	}
 	/* Every frame before a refused record is handled: now its answer, and the end. */
 	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
-		reply_and_close(c, CODEC_BAD_REQUEST, c->record_fault);
+		refuse_frame(c, CODEC_BAD_REQUEST, c->record_fault);
 	if (!c->hello_done && c->peer.ready) {
 		c->hello_done = true;
 		if (!c->closing)
@@ -864,6 +890,9 @@ void conn_set_log_pending(struct conn_set *s)
 
 	if (closed > 0)
 		say_evictions(s, closed);
+	closed = log_every_take(&s->refused_frames_log);
+	if (closed > 0)
+		say_refused_frames(s, closed);
 }
 
 /*

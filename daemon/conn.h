@@ -105,6 +105,14 @@ struct conn_set {
 	uint64_t displaced;    /* idle connections closed at the limit (conn_set_displace_idle) */
 	uint64_t ticks;        /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
+	/* Connections closed for a frame over max_frame (or over 4 KiB before HELLO), of length
+	 * 0, or a sealed record that does not authenticate or has a malformed length: what an
+	 * attack or a client speaking something else looks like. Counted for STATS, warned of at
+	 * most once a minute naming the last peer and why. */
+	uint64_t refused_frames;
+	struct log_every refused_frames_log;
+	char refused_frame_peer[DISPATCH_PEER_NAME_BYTES];
+	const char *refused_frame_why;
 	size_t count;
 	bool stopping;
 };
@@ -197,8 +205,9 @@ void conn_set_retry(struct conn_set *s, size_t most);
 
 /*
  * conn_set_log_pending(s):
- * Write the warning about connections closed over max_client_bytes whose count still waits
- * out its once-a-minute period; for a stopping server, so that its log accounts for each.
+ * Write the warnings about connections closed over max_client_bytes, or for a frame or
+ * record refused, whose count still waits out its once-a-minute period; for a stopping
+ * server, so that its log accounts for each.
  */
 void conn_set_log_pending(struct conn_set *s);
 

@@ -69,6 +69,13 @@ struct dispatch {
 	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
 	uint64_t no_memory_total;
 	struct log_every no_memory_log;
+	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
+	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
+	 * peer and the decoder's words (a literal). */
+	uint64_t malformed_total;
+	struct log_every malformed_log;
+	char malformed_peer[DISPATCH_PEER_NAME_BYTES];
+	const char *malformed_why;
 };
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
@@ -178,6 +185,13 @@ static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const
 	         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback", note);
 }
 
+static void say_malformed(const struct dispatch *d, uint64_t closed, const char *note)
+{
+	log_warn("closed %llu connection(s) for a malformed request, the last from %s: %s (a "
+	         "client speaking something else, or an attack) (%s)",
+	         (unsigned long long)closed, peer_label(d->malformed_peer), d->malformed_why, note);
+}
+
 /* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. */
 static void say_no_memory(const struct dispatch *d, uint64_t refused, const char *note)
 {
@@ -206,6 +220,8 @@ void dispatch_log_pending(struct dispatch *d)
 		say_plain_refusals(d, n, DISPATCH_NOTE_STOPPING);
 	if ((n = log_every_take(&d->no_memory_log)) > 0)
 		say_no_memory(d, n, DISPATCH_NOTE_STOPPING);
+	if ((n = log_every_take(&d->malformed_log)) > 0)
+		say_malformed(d, n, DISPATCH_NOTE_STOPPING);
 }
 
 /* Answer NO_MEMORY: the store refused a write that would grow it. Counted and warned of, so
@@ -953,7 +969,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 19) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 20) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -975,6 +991,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "client_evictions_total",
 		                   d->stats->client_evictions_total) ||
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
+		    write_key_uint(out, "malformed_total",
+		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total))
 			return -1;
 	} else {
@@ -1141,8 +1159,15 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 		rc = codec_reply_error(out, req.request_id, CODEC_NOT_READY,
 		                       "the first request must be HELLO");
 	} else {
-		rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST,
-		                       why != NULL ? why : "malformed request");
+		uint64_t closed;
+
+		d->malformed_total++;
+		note_refused_peer(d->malformed_peer, peer);
+		d->malformed_why = why != NULL ? why : "malformed request";
+		closed = log_every_due(&d->malformed_log, 1, 60);
+		if (closed > 0)
+			say_malformed(d, closed, DISPATCH_NOTE_PERIODIC);
+		rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST, d->malformed_why);
 	}
 	if (rc == 0)
 		return verdict;

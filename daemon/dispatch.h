@@ -39,6 +39,9 @@ struct dispatch_server_stats {
 	uint64_t client_evictions_total;
 	/* The most client_bytes has been, replies being made in a turn included. */
 	uint64_t client_bytes_peak;
+	/* Connections closed for a frame or record refused unread (conn.c): over max_frame, of
+	 * length 0, a sealed record that does not authenticate. */
+	uint64_t frames_refused_total;
 	/* Idle connections closed at --max-connections to let new ones in. */
 	uint64_t connections_displaced_total;
 };

@@ -254,6 +254,7 @@ static void server_after_turn(struct server *srv)
 	srv->stats.client_bytes = srv->conns.client_bytes;
 	srv->stats.client_evictions_total = srv->conns.evictions;
 	srv->stats.client_bytes_peak = srv->conns.client_bytes_peak;
+	srv->stats.frames_refused_total = srv->conns.refused_frames;
 	srv->stats.connections_displaced_total = srv->conns.displaced;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs

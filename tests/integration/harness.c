@@ -282,6 +282,24 @@ int harness_restart(struct harness_daemon *d, const char *const *extra_args)
 	return launch(d, tcp_listen, extra_args);
 }
 
+char *harness_log(const struct harness_daemon *d)
+{
+	char path[300], *text = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	if (getdelim(&text, &cap, '\0', f) == -1) {
+		free(text);
+		text = strdup("");
+		cr_assert_not_null(text);
+	}
+	fclose(f);
+	return text;
+}
+
 int harness_stop(struct harness_daemon *d)
 {
 	int status, rc;

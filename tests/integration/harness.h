@@ -42,6 +42,12 @@ int harness_start(struct harness_daemon *d, const char *const *extra_args);
 int harness_run(const char *const *args, const char *log_path, bool modes_bind, int *status);
 
 /*
+ * harness_log(d): what the daemon has logged so far (its <dir>/sessd.log), malloc'd; the
+ * caller frees it. Fails the test when the log cannot be read.
+ */
+char *harness_log(const struct harness_daemon *d);
+
+/*
  * harness_stop(d):
  * SIGTERM the daemon and wait for it. Returns its exit status (0 expected), or -1 when it
  * died from a signal or could not be waited for. Removes the tmpdir when the status is 0.

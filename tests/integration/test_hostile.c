@@ -3169,6 +3169,54 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 }
 
 /*
+ * What an attack looks like (frames over max_frame, of length 0, that decode as no request)
+ * closed the connections and left no trace: now each is counted in STATS' malformed_total,
+ * and the log says so at most once a minute per kind, naming the last peer and why.
+ */
+LEAK_CHECKED_TEST(hostile, refused_frames_are_counted_and_logged)
+{
+	static const uint8_t oversized[] = {0x7f, 0xff, 0xff, 0xff, 0x90};
+	static const uint8_t empty[] = {0, 0, 0, 0};
+	static const uint8_t not_a_request[] = {0, 0, 0, 2, 0xa1, 'x'};
+	const uint8_t *frames[] = {oversized, empty, not_a_request, not_a_request};
+	const size_t lens[] = {sizeof(oversized), sizeof(empty), sizeof(not_a_request),
+	                       sizeof(not_a_request)};
+	const char *why = NULL;
+	uint8_t *body;
+	size_t len;
+	char *log;
+	int good, fd, rc;
+
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (size_t i = 0; i < 4; i++) {
+		fd = i == 3 ? harness_connect(dmn.tcp_url)
+		            : harness_open_ready(dmn.unix_url, "test_hostile");
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(send(fd, frames[i], lens[i], MSG_NOSIGNAL), (ssize_t)lens[i]);
+		/* The error reply, then the end. */
+		while ((rc = recv_frame_or_end(fd, &body, &len, &why)) == 1)
+			free(body);
+		cr_assert_eq(rc, 0, "frame %zu: %s", i, rc == -1 ? why : "");
+		close(fd);
+	}
+	cr_assert_eq(stat_of(good, NULL, "malformed_total"), 4);
+	log = harness_log(&dmn);
+	cr_expect_not_null(strstr(log, "closed 1 connection(s) for a frame or record this server "
+	                               "refuses, the last from pid "),
+	                   "%s", log);
+	cr_expect_not_null(strstr(log, "the frame is longer than max_frame"), "%s", log);
+	/* The second of a kind within the minute waits for the next line. */
+	cr_expect_null(strstr(log, "a frame of length 0"), "%s", log);
+	cr_expect_not_null(strstr(log, "closed 1 connection(s) for a malformed request, the last "
+	                               "from pid "),
+	                   "%s", log);
+	free(log);
+	close(good);
+	stop_clean();
+}
+
+/*
  * A burst from many connections at once, each pipelining GETs of a large session without
  * reading: each connection was bounded (about 4 MiB of replies) but they were all handled in
  * one loop turn, so the replies piled up to connections x 4 MiB before the flush could shed

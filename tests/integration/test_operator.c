@@ -205,14 +205,6 @@ static bool alive(struct harness_daemon *d)
 	return false;
 }
 
-static char *daemon_log(const struct harness_daemon *d)
-{
-	char path[400];
-
-	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
-	return slurp(path);
-}
-
 /*
  * SIGTERM the daemon, which must exit 0, and return all it logged (malloc'd; the caller frees
  * it), the lines written while it stopped included. Its directory is removed.
@@ -225,7 +217,7 @@ static char *stop_for_log(struct harness_daemon *d)
 	cr_assert_eq(kill(d->pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
 	d->pid = 0;
-	text = daemon_log(d);
+	text = harness_log(d);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd stopped with %d:\n%s",
 	          status, text);
 	harness_cleanup(d);
@@ -359,7 +351,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	cr_assert_eq(count, 0);
 	cr_assert_eq(pop_flashes(fd, "never", &count), CODEC_NOT_FOUND);
 	cr_assert_eq(pop_flashes(fd, "flashed", &count), CODEC_IO_ERROR);
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "changes are refused"), 1, "said once, not a flood:\n%s", text);
 	/* In the log's own format, with its level, where alerting on errors finds it. */
 	cr_expect_not_null(strstr(text, "Z error persist: writing "), "%s", text);
@@ -410,7 +402,7 @@ LEAK_CHECKED_TEST(operator, sighup_is_ignored)
 	cr_assert_eq(kill(d.pid, SIGHUP), 0);
 	/* The daemon logs the signal once it has handled it; wait for that. */
 	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
-		text = daemon_log(&d);
+		text = harness_log(&d);
 		if (strstr(text, "SIGHUP") != NULL) {
 			free(text);
 			break;
@@ -418,7 +410,7 @@ LEAK_CHECKED_TEST(operator, sighup_is_ignored)
 		free(text);
 		cr_assert(alive(&d), "SIGHUP killed the daemon");
 	}
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_not_null(strstr(text, "SIGHUP: ignored"), "%s", text);
 	free(text);
 	cr_assert_eq(ping(fd), CODEC_OK, "the connection survives SIGHUP");
@@ -442,7 +434,7 @@ LEAK_CHECKED_TEST(operator, a_port_beyond_loopback_is_flagged)
 	fd = harness_open_ready(d.tcp_url, "exposed");
 	cr_assert_eq(ping(fd), CODEC_OK, "the loopback port serves");
 	close(fd);
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "is not a loopback address"), 1, "%s", text);
 	cr_expect_not_null(strstr(text, "warn tcp://0.0.0.0:"), "%s", text);
 	cr_expect_null(strstr(text, "warn tcp://127.0.0.1"), "%s", text);
@@ -509,7 +501,7 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 		cr_expect_eq(get_session(fd, "s", "x", 1), CODEC_OK);
 		close(fd);
 	}
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "did not show the --auth-file secret"), 1, "%s", text);
 	cr_expect_null(strstr(text, secret), "%s", text);
 	cr_expect_null(strstr(text, "warn tcp://0.0.0.0"), "guarded by the secret: no warning\n%s",
@@ -536,7 +528,7 @@ static void hup_and_wait(const struct harness_daemon *d, const char *needle, siz
 	cr_assert_eq(kill(d->pid, SIGHUP), 0);
 	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
 		free(text);
-		text = daemon_log(d);
+		text = harness_log(d);
 		if (count_of(text, needle) >= n)
 			break;
 	}
@@ -596,7 +588,7 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 	snprintf(unix_peer, sizeof(unix_peer), "the last from pid %ld (uid %lu) on %s",
 	         (long)getpid(), (unsigned long)geteuid(), d.unix_url);
 
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 1, "%s", text);
 	cr_expect_not_null(strstr(text, tcp_peer), "the TCP peer is named '%s':\n%s", tcp_peer,
 	                   text);
@@ -644,7 +636,7 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	free(body);
 	close(fd);
 
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 1,
 	             "at once, then a minute "
 	             "later:\n%s",
@@ -707,7 +699,7 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	close(old_fd);
 	cr_expect_eq(ping(new_fd), CODEC_OK, "a connection made with the new secret stays");
 	close(new_fd);
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "closing 1 connection(s) made with a retired --auth-file"), 1,
 	             "%s", text);
 	cr_expect_null(strstr(text, first), "%s", text);
@@ -771,7 +763,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	for (long started = mono_ms(); mono_ms() - started < 20000; sleep_ms(1000)) {
 		cr_assert_eq(ping(fd), CODEC_OK);
 		free(text);
-		text = daemon_log(&d);
+		text = harness_log(&d);
 		if (strstr(text, "gave free memory back") != NULL)
 			break;
 	}
@@ -807,7 +799,7 @@ LEAK_CHECKED_TEST(operator, requests_before_hello_are_not_logged)
 	get.id = str("after-hello");
 	cr_assert_eq(status_of(fd, &get), CODEC_NOT_FOUND);
 	close(fd);
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "GET session "), 1, "%s", text);
 	free(text);
 	cr_assert_eq(harness_stop(&d), 0);
@@ -1342,7 +1334,7 @@ LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
 	}
 	/* Accepts fail, and are retried, every 100 ms: give that a few seconds. */
 	sleep_ms(2500);
-	text = daemon_log(&d);
+	text = harness_log(&d);
 	cr_expect_not_null(strstr(text, "Too many open files"), "%s", text);
 	cr_expect_leq(count_of(text, "accept on"), 1, "one line, not a flood:\n%s", text);
 	free(text);

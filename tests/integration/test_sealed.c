@@ -579,24 +579,6 @@ static void expect_plain_let_in(const char *url)
 	close(fd);
 }
 
-/* The daemon's log so far (to free). */
-static char *log_of(const struct harness_daemon *d)
-{
-	char path[300], *text = NULL;
-	size_t cap = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
-	f = fopen(path, "r");
-	cr_assert_not_null(f);
-	if (getdelim(&text, &cap, '\0', f) == -1) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
-	return text;
-}
-
 /* With --auth-plain's default, loopback, the plain way still works where no network sees the
  * secret: a Unix socket and loopback TCP. */
 LEAK_CHECKED_TEST(sealed, a_plain_secret_still_works_on_loopback_by_default)
@@ -641,7 +623,7 @@ LEAK_CHECKED_TEST(sealed, auth_plain_no_refuses_the_plain_secret_everywhere)
 	free(body);
 	close(fd);
 	buf_finish(&nil);
-	text = log_of(&d);
+	text = harness_log(&d);
 	cr_expect_neq(strstr(text, "refused 1 plain HELLO(s)"), NULL, "%s", text);
 	cr_expect_eq(strstr(text, secret), NULL, "the secret is never logged\n%s", text);
 	free(text);
@@ -714,7 +696,7 @@ static void reload_and_wait(struct harness_daemon *d, const char *what, int time
 	cr_assert_eq(kill(d->pid, SIGHUP), 0);
 	for (long t = now_ms(); now_ms() - t < 5000 && seen < times; usleep(10000)) {
 		free(text);
-		text = log_of(d);
+		text = harness_log(d);
 		seen = 0;
 		for (const char *at = text; (at = strstr(at, what)) != NULL; at++)
 			seen++;
@@ -781,7 +763,7 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	/* The new secret's connection was left alone. */
 	cr_expect_eq(sealed_call(&new_sealed, &ping, NULL, NULL), CODEC_OK);
 	sealed_close(&new_sealed);
-	text = log_of(&d);
+	text = harness_log(&d);
 	cr_expect_neq(strstr(text, "closing 3 connection(s) made with a retired"), NULL, "%s",
 	              text);
 	cr_expect_eq(strstr(text, next), NULL, "%s", text);
@@ -819,7 +801,7 @@ LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
 	cr_expect_eq(read_record(&second), -1, "the secret rolled back is retired");
 	sealed_close(&first);
 	sealed_close(&second);
-	text = log_of(&d);
+	text = harness_log(&d);
 	cr_expect_neq(strstr(text, "closing 1 connection(s) made with a retired"), NULL, "%s",
 	              text);
 	free(text);
