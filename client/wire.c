@@ -205,20 +205,35 @@ int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err
 	return connect_tcp(u, deadline_ms, err, err_size);
 }
 
+/* The longest SHUTTING_DOWN taken for one (sessd's message is under 100 bytes). */
+#define WIRE_GOODBYE_MAX_BYTES 1024
+
 /*
- * Whether what is left in ${x->in} after the last reply is exactly one whole SHUTTING_DOWN
- * with request id 0, as sessd writes it (fixarray 3, 0, 11): a stopping server's last frame,
- * which answers no request (PROTOCOL.md, "Statuses").
+ * Whether what is left in ${x->in} after the last reply is one SHUTTING_DOWN with request id
+ * 0, as sessd writes it (fixarray 3, 0, 11), whole or its start so far (the rest may come in
+ * a later read: a read can end anywhere): a stopping server's last frame, which answers no
+ * request (PROTOCOL.md, "Statuses"). Each byte present must fit; a frame's length must be a
+ * goodbye's and cover every byte left.
  */
 static bool is_goodbye(const struct wire_exchange *x)
 {
-	const uint8_t *body;
+	static const uint8_t body_start[] = {0x93, 0x00, CODEC_SHUTTING_DOWN};
+	size_t have = x->in->len, n;
+	const uint8_t *data = x->in->data;
 
-	if (x->in->len < CODEC_HEADER_BYTES + 3 || (x->seal != NULL && x->raw->len != 0))
+	if (have == 0 || (x->seal != NULL && x->raw->len != 0))
 		return false;
-	body = x->in->data + CODEC_HEADER_BYTES;
-	return codec_frame_length(x->in->data) == x->in->len - CODEC_HEADER_BYTES &&
-	       body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_SHUTTING_DOWN;
+	if (have < CODEC_HEADER_BYTES) {
+		/* The length's high bytes: a goodbye is short. */
+		return data[0] == 0 && (have < 2 || data[1] == 0);
+	}
+	n = codec_frame_length(data);
+	if (n < sizeof(body_start) || n > WIRE_GOODBYE_MAX_BYTES || have - CODEC_HEADER_BYTES > n)
+		return false;
+	for (size_t i = 0; i < sizeof(body_start) && CODEC_HEADER_BYTES + i < have; i++)
+		if (data[CODEC_HEADER_BYTES + i] != body_start[i])
+			return false;
+	return true;
 }
 
 /*

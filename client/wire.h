@@ -62,8 +62,8 @@ struct wire_exchange {
 	char *err; /* words for a failure */
 	size_t err_size;
 	/* Out: every reply came, and after the last one the server's SHUTTING_DOWN (request id 0:
-	 * it answers none of them), sent in the same breath when the server stopped right after
-	 * answering. The exchange succeeded; the connection is over. */
+	 * it answers none of them), or the start of it, sent in the same breath when the server
+	 * stopped right after answering. The exchange succeeded; the connection is over. */
 	bool goodbye_after;
 };
 

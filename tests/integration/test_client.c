@@ -1906,6 +1906,56 @@ LEAK_CHECKED_TEST(fake_server, shutting_down_after_the_last_reply_is_no_error)
 	tmp_finish(&l, pid, "fake server");
 }
 
+/* As goodbye_answer, but the SHUTTING_DOWN is cut after its header and first body byte: the
+ * client's read ends there, and the rest comes a moment later, before the close. */
+static int split_goodbye_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf out;
+	size_t at, reply_len, cut;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (conn == 1)
+		return fake_reply_nil(fd, req->request_id, CODEC_OK);
+	buf_init(&out);
+	if (codec_reply_open(&out, req->request_id, CODEC_OK, &at) == -1 ||
+	    buf_append(&out, "\xc0", 1) == -1 || codec_frame_close(&out, at) == -1) {
+		buf_finish(&out);
+		return -1;
+	}
+	reply_len = out.len;
+	if (codec_reply_error(&out, 0, CODEC_SHUTTING_DOWN, "stopping") == -1) {
+		buf_finish(&out);
+		return -1;
+	}
+	cut = reply_len + CODEC_HEADER_BYTES + 1;
+	if (send(fd, out.data, cut, MSG_NOSIGNAL) == (ssize_t)cut) {
+		usleep(100000);
+		(void)send(fd, out.data + cut, out.len - cut, MSG_NOSIGNAL);
+	}
+	buf_finish(&out);
+	return -1;
+}
+
+/* The SHUTTING_DOWN after the last reply may arrive split across reads: still no error, and
+ * the next call reconnects (a partial one was "bytes after the last reply"). */
+LEAK_CHECKED_TEST(fake_server, shutting_down_cut_after_the_last_reply_is_no_error)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 2, split_goodbye_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_OK, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_OK, "the next call reconnects: %s: %s", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
 /* HELLO announces 4 GiB - 1; the PING's reply announces 2 GiB. */
 static int huge_frame_answer(int fd, const struct codec_request *req, int conn, int nth)
 {
