@@ -451,6 +451,24 @@ static int run_flash_push(struct sessd_client *c, const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
+/*
+ * Write ${len} bytes of the message or type ${p}, control characters (a newline, a tab, an
+ * escape sequence's ESC) and the backslash as \xNN: each message stays on its line, and a
+ * message an app's user wrote cannot drive the operator's terminal. Text in UTF-8 is written
+ * as it is.
+ */
+static void write_text_escaped(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch >= 0x20 && ch != 0x7f && ch != '\\')
+			fputc(ch, stdout);
+		else
+			printf("\\x%02x", ch);
+	}
+}
+
 static void print_flashes_json(const struct sessd_flashes *f, bool one_type)
 {
 	const char *type = NULL;
@@ -495,9 +513,11 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 		print_flashes_json(f, type != NULL);
 	} else {
 		for (size_t i = 0; i < f->count; i++) {
-			if (type == NULL)
-				printf("%s\t", f->items[i].type);
-			fwrite(f->items[i].msg, 1, f->items[i].msg_len, stdout);
+			if (type == NULL) {
+				write_text_escaped(f->items[i].type, strlen(f->items[i].type));
+				fputc('\t', stdout);
+			}
+			write_text_escaped(f->items[i].msg, f->items[i].msg_len);
 			fputc('\n', stdout);
 		}
 	}

@@ -689,6 +689,17 @@ LEAK_CHECKED_TEST(sessctl, flash_push_and_pop)
 	expect(&r, 0, "1\n");
 	RUN(&r, "flash-pop", "fl", "info", "--json");
 	expect(&r, 0, "[\"a\"]\n");
+
+	/* A message an app's user wrote: one line each, nothing that drives a terminal; UTF-8
+	 * as it is; --json exact. */
+	RUN(&r, "flash-push", "fl", "info", "two\nlines \x1b[2J\\ caf\xc3\xa9");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl", "info");
+	expect(&r, 0, "two\\x0alines \\x1b[2J\\x5c caf\xc3\xa9\n");
+	RUN(&r, "flash-push", "fl", "info", "two\nlines \x1b[2J\\ caf\xc3\xa9");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl", "--json");
+	expect(&r, 0, "{\"info\":[\"two\\nlines \\u001b[2J\\\\ caf\xc3\xa9\"]}\n");
 }
 
 /* flash-push --existing: only to a session with data; no such session is exit status 1. */
