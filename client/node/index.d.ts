@@ -359,6 +359,11 @@ declare namespace connectSessd {
     op: number | undefined;
     /** SHUTTING_DOWN: true, the request was not carried out (a Client sends it again). */
     notCarriedOut?: boolean;
+    /** The HTTP status for an error handler: 503 for NO_MEMORY, IO_ERROR, BUSY and
+     * SHUTTING_DOWN (sessd cannot take it now), 500 for every other status. */
+    statusCode: 500 | 503;
+    /** false: the message is not for the visitor (as http-errors marks server errors). */
+    expose: false;
   }
 
   /** SET_IF's tag of a session's data: the first 16 bytes of BLAKE2b-512 of the bytes. */
