@@ -259,9 +259,10 @@ class Client extends EventEmitter {
     return WAITING_OPS.has(op) && this.wasConnected === true && !this.closed && this.restartWaitMs > 0;
   }
 
-  // whenReady(key): a promise of the session's ready connection once the pool has one again,
-  // or null when none is ready within restartWaitMs or the client closes.
-  whenReady(key) {
+  // whenReady(key, waitMs): a promise of the session's ready connection once the pool has one
+  // again, or null when none is ready within waitMs (default restartWaitMs) or the client
+  // closes.
+  whenReady(key, waitMs = this.restartWaitMs) {
     return new Promise((resolve) => {
       let timer = null;
       const wake = () => {
@@ -271,28 +272,33 @@ class Client extends EventEmitter {
       timer = setTimeout(() => {
         this.readyWaiters = this.readyWaiters.filter((w) => w !== wake);
         resolve(null);
-      }, this.restartWaitMs);
+      }, waitMs);
       timer.unref?.();
       this.readyWaiters.push(wake);
     });
   }
 
   // resend(entry, err): a request of a pool connection that said SHUTTING_DOWN (err) was not
-  // carried out: sent once more, on another ready connection of the pool (the session's next
+  // carried out: sent again, on another ready connection of the pool (the session's next
   // one, so that one session's requests keep their order) if there is one. With none (every
-  // connection heard SHUTTING_DOWN at once: the daemon is restarting) it waits up to
-  // restartWaitMs for the pool to reconnect, then goes out: express-session sends a redirect's
-  // headers before its save completes, so a save failed now would lose a change the user was
-  // already told about ("Added pear"). When it was sent again already, or nothing is ready in
-  // time, it fails as a request does while sessd is down (ESESSD_DISCONNECTED, status 503).
+  // connection heard SHUTTING_DOWN at once: the daemon is restarting) it waits for the pool
+  // to reconnect, then goes out: express-session sends a redirect's headers before its save
+  // completes, so a save failed now would lose a change the user was already told about
+  // ("Added pear"). The connection it went to may be saying SHUTTING_DOWN too (the stop
+  // reaches the pool's connections one by one): it is sent again as long as restartWaitMs has
+  // not passed since the first SHUTTING_DOWN, once without that wait. After that, or when
+  // nothing is ready in time, it fails as a request does while sessd is down
+  // (ESESSD_DISCONNECTED, status 503).
   resend(entry, err) {
     const fail = () => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
-    const send = (conn) => conn.request(entry.op, entry.args, entry.key, true).then(entry.resolve, entry.reject);
-    if (entry.retried || this.closed) return fail();
+    const first = entry.retried || Date.now();
+    const left = this.restartWaitMs - (Date.now() - first);
+    const send = (conn) => conn.request(entry.op, entry.args, entry.key, first).then(entry.resolve, entry.reject);
+    if (this.closed || (entry.retried && left <= 0)) return fail();
     const other = this.pickReady(entry.key);
     if (other) return send(other);
-    if (this.restartWaitMs <= 0) return fail();
-    return this.whenReady(entry.key).then((ready) => (ready ? send(ready) : fail()));
+    if (left <= 0) return fail();
+    return this.whenReady(entry.key, left).then((ready) => (ready ? send(ready) : fail()));
   }
 
   // A rejected promise for a request no connection can take.

@@ -310,8 +310,9 @@ class Connection extends EventEmitter {
 
   // request(op, args, key, retried): a promise of { status, result } for OK and NOT_FOUND;
   // rejects with SessdError for other statuses, or with the transport error that closed the
-  // connection. key (the session's, or undefined) and retried (whether this is the request
-  // sent again after a SHUTTING_DOWN) are kept for onNotCarriedOut.
+  // connection. key (the session's, or undefined) and retried (false, or for the request
+  // sent again after a SHUTTING_DOWN, when the first one came: Date.now()) are kept for
+  // onNotCarriedOut.
   request(op, args, key, retried = false) {
     return this.send(op, args, this.timeoutMs, key, retried);
   }
