@@ -430,6 +430,9 @@ declare namespace connectSessd {
       status: number;
       statusName: string;
       code: 'ESESSD_PROTOCOL';
+      /** The HTTP status for an error handler: 500 (status is the wire one). */
+      statusCode: 500;
+      expose: false;
       /** Set by decodeRequestBody on an UNKNOWN_OP error: the request's id. */
       requestId?: number | bigint;
     }

@@ -92,6 +92,10 @@ class ProtocolError extends Error {
     this.status = status;
     this.code = 'ESESSD_PROTOCOL';
     this.statusName = STATUS_NAME[status];
+    // For an app's error handler, as SessdError has it: a server that breaks the protocol is
+    // a fault, not an outage.
+    this.statusCode = 500;
+    this.expose = false;
   }
 }
 

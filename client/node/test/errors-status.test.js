@@ -138,6 +138,11 @@ test('SessdError: statusCode 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 5
     assert.equal(err.statusCode, unavailable.has(status) ? 503 : 500, name);
     assert.equal(err.expose, false, name);
   }
+  // A server that breaks the protocol is a fault, not an outage: 500, status the wire one.
+  const broken = new codec.ProtocolError('reply without a request');
+  assert.equal(broken.status, STATUS.BAD_REQUEST);
+  assert.equal(broken.statusCode, 500);
+  assert.equal(broken.expose, false);
 });
 
 test('sessd at --max-memory: a save fails with NO_MEMORY, statusCode 503, and the README\'s handler answers 503', async (t) => {
