@@ -52,6 +52,9 @@
 /* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
  * others have their turn, beyond the first frame it is handed. */
 #define CONN_TURN_SHARES 16
+#define CONN_BUSY_AFTER_HELLO                                                                      \
+	"the server is at its --max-connections and no connection has been idle for 2 s to make "  \
+	"room; try again later"
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -80,8 +83,7 @@ struct conn {
 	/* The set's progress_seq when it last made progress (completed a frame, or the socket
 	 * took all its replies) or, if later, when it started holding bytes. */
 	uint64_t progress_at;
-	/* The set's ticks when its client last sent a byte (or connected), for
-	 * conn_set_displace_idle. */
+	/* The set's ticks when its client last sent a byte (or connected), for find_idlest. */
 	uint64_t active_tick;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
 	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
@@ -423,6 +425,83 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 }
 
 /*
+ * The connection past HELLO whose client has gone longest without sending a byte, if that is
+ * two seconds or more and nothing of it is in flight; NULL when none is. A scan, run only at
+ * --max-connections (a list kept in order would cost every read); one that finds none is not
+ * repeated within the same second, so a flood of connections at the limit cannot make every
+ * accept pay for it.
+ */
+static struct conn *find_idlest(struct conn_set *s)
+{
+	struct conn *c, *idlest = NULL;
+
+	if (s->no_idle_until == s->ticks + 1)
+		return NULL;
+	TAILQ_FOREACH(c, &s->all, link)
+	{
+		if (!c->greeted || c->closing || c->holding || c->pending || c->queued ||
+		    c->waiting || c->paused || s->ticks - c->active_tick < CONN_IDLE_DISPLACE_TICKS)
+			continue;
+		if (idlest == NULL || c->active_tick < idlest->active_tick)
+			idlest = c;
+	}
+	if (idlest == NULL)
+		s->no_idle_until = s->ticks + 1;
+	return idlest;
+}
+
+static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_t refused)
+{
+	if (displaced > 0)
+		log_warn(
+		    "--max-connections %u reached: closed %llu connection(s) idle for 2 s or "
+		    "more for clients that said HELLO (a client holding connections it does not "
+		    "use?)",
+		    s->cfg.max_connections, (unsigned long long)displaced);
+	if (refused > 0)
+		log_warn("--max-connections %u reached: refused %llu client(s) after their HELLO, "
+		         "no connection being idle for 2 s",
+		         s->cfg.max_connections, (unsigned long long)refused);
+}
+
+/*
+ * ${c} has just said HELLO (sealed: its first record has opened): it leaves the ungreeted
+ * list. Past --max-connections (it was let in on trial, see conn_set_has_idle), it takes the
+ * place of the connection idle longest, which is told SHUTTING_DOWN and lingers; with none
+ * idle, it is refused. Only a client that said HELLO displaces one, so a client without the
+ * --auth-file secret cannot knock others off. Returns false when ${c} is refused (the caller
+ * answers BUSY and closes it).
+ */
+static bool admit(struct conn *c)
+{
+	struct conn_set *s = c->set;
+	struct conn *idlest;
+	uint64_t displaced, refused;
+	bool admitted = true;
+
+	c->greeted = true;
+	TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
+	if (s->count <= s->cfg.max_connections)
+		return true;
+	idlest = find_idlest(s);
+	if (idlest != NULL) {
+		s->displaced++;
+		idlest->displaced = true;
+		idlest->owes_goodbye = true;
+		begin_closing(idlest);
+		displaced = log_every_due(&s->displaced_log, 1, 10);
+		refused = 0;
+	} else {
+		s->refused_at_hello++;
+		refused = log_every_due(&s->refused_at_hello_log, 1, 10);
+		displaced = 0;
+		admitted = false;
+	}
+	say_admissions(s, displaced, refused);
+	return admitted;
+}
+
+/*
  * Hold ${c}'s remaining frames over to the next turn (see process). One held before it was
  * handed a frame this turn, with no reply of its waiting to be read either (${starved}), goes
  * first then, before the connections that read in that turn; one that made its share, or
@@ -597,9 +676,13 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0;
 	bool completed = false, greeting;
 	uint64_t now_ms = 0;
-	size_t avail, whole, made;
+	size_t avail, whole, made, out_at;
 	uint32_t n;
 
+	/* Sealed, the first record that opened shows the secret: admitted before its frames. */
+	if (!c->greeted && c->peer.ready && c->peer.seal != NULL && c->peer_proved && !c->closing &&
+	    !admit(c))
+		reply_and_close(c, CODEC_BUSY, CONN_BUSY_AFTER_HELLO);
 	if (first != NULL)
 		hinted[n_hinted++] = *first;
 	if (will_handle(c))
@@ -650,6 +733,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			frame = &plain;
 		handled++;
 		greeting = !c->peer.ready;
+		out_at = c->out.len;
 		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, replies(c));
 		/* A frame before HELLO is done may carry the --auth-file secret: it must not stay
 		 * behind in the buffer, or in memory freed from it. */
@@ -665,6 +749,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			c->closing = true;
 		c->in_start += whole;
 		completed = true;
+		/* Plain, HELLO is the greeting: refused, BUSY goes in place of its reply. */
+		if (greeting && c->peer.ready && c->peer.seal == NULL && !admit(c)) {
+			c->out.len = out_at;
+			reply_and_close(c, CODEC_BUSY, CONN_BUSY_AFTER_HELLO);
+			break;
+		}
 		if (greeting && c->peer.seal != NULL) {
 			/* Hints taken before HELLO read bytes that were records, not frames. */
 			n_hinted = handled;
@@ -681,10 +771,6 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		c->hello_done = true;
 		if (!c->closing)
 			evtimer_del(c->timer);
-	}
-	if (!c->greeted && c->peer.ready && (c->peer.seal == NULL || c->peer_proved)) {
-		c->greeted = true;
-		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	}
 	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
 	if (c->in_start == c->in_end)
@@ -890,6 +976,8 @@ void conn_set_log_pending(struct conn_set *s)
 
 	if (closed > 0)
 		say_evictions(s, closed);
+	say_admissions(s, log_every_take(&s->displaced_log),
+	               log_every_take(&s->refused_at_hello_log));
 	closed = log_every_take(&s->refused_frames_log);
 	if (closed > 0)
 		say_refused_frames(s, closed);
@@ -1251,26 +1339,9 @@ void conn_set_tick(struct conn_set *s)
 	give_back_all_room(s);
 }
 
-bool conn_set_displace_idle(struct conn_set *s)
+bool conn_set_has_idle(struct conn_set *s)
 {
-	struct conn *c, *idlest = NULL;
-
-	/* A scan, at the limit only: a list kept in order would cost every read. */
-	TAILQ_FOREACH(c, &s->all, link)
-	{
-		if (!c->greeted || c->closing || c->holding || c->pending || c->queued ||
-		    c->waiting || c->paused || s->ticks - c->active_tick < CONN_IDLE_DISPLACE_TICKS)
-			continue;
-		if (idlest == NULL || c->active_tick < idlest->active_tick)
-			idlest = c;
-	}
-	if (idlest == NULL)
-		return false;
-	s->displaced++;
-	idlest->displaced = true;
-	idlest->owes_goodbye = true;
-	begin_closing(idlest);
-	return true;
+	return find_idlest(s) != NULL;
 }
 
 bool conn_set_has_held(const struct conn_set *s)

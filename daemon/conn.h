@@ -61,6 +61,9 @@ struct conn_config {
 	 * the total is an eighth under it. At least twice max_frame, so that a whole frame always
 	 * fits. */
 	size_t max_client_bytes;
+	/* --max-connections: past it, a client that says HELLO takes an idle connection's place
+	 * or is refused (conn_set_has_idle). */
+	unsigned max_connections;
 	/* Replies one loop turn may make, over all connections, before the rest of the input
 	 * waits for the next turn (at least one frame is always handled): bounds both the loop's
 	 * turn and what a burst from many connections at once adds to max_client_bytes. */
@@ -100,10 +103,14 @@ struct conn_set {
 	/* What connections' buffers hold, over all of them: the bytes in them, and the whole size
 	 * of an empty buffer grown past the size every connection may keep. */
 	size_t client_bytes;
-	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
-	uint64_t evictions;    /* connections closed BUSY over max_client_bytes */
-	uint64_t displaced;    /* idle connections closed at the limit (conn_set_displace_idle) */
-	uint64_t ticks;        /* conn_set_tick calls, a clock of seconds for idle times */
+	uint64_t progress_seq;     /* stamps connections' progress, in order (see conn.c) */
+	uint64_t evictions;        /* connections closed BUSY over max_client_bytes */
+	uint64_t displaced;        /* idle connections closed at the limit for newcomers */
+	uint64_t refused_at_hello; /* newcomers refused after HELLO: none idle to displace */
+	struct log_every displaced_log;
+	struct log_every refused_at_hello_log;
+	uint64_t no_idle_until; /* ticks + 1 when a scan found no idle connection */
+	uint64_t ticks;         /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
 	/* Connections closed for a frame over max_frame (or over 4 KiB before HELLO), of length
 	 * 0, or a sealed record that does not authenticate or has a malformed length: what an
@@ -161,15 +168,15 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
 /*
- * conn_set_displace_idle(s):
- * Close the connection past HELLO whose client has gone longest without sending a byte, if
- * that is two seconds or more and nothing of it is in flight, to make room for a new one at
- * --max-connections: so a client that holds connections it does not use (a leaking pool)
- * cannot lock others out. It is told SHUTTING_DOWN first (nothing of it was waiting; it may
- * connect again) and lingers up to half a second, still counted. Returns false when no
- * connection is that idle.
+ * conn_set_has_idle(s):
+ * Whether a connection past HELLO has gone two seconds or more without a byte from its client,
+ * with nothing of it in flight: at --max-connections a newcomer is then let in on trial, and
+ * once it says HELLO it takes that connection's place (told SHUTTING_DOWN first: nothing of
+ * it was waiting, and its client may connect again), so a client holding connections it does
+ * not use (a leaking pool) cannot lock others out. A newcomer that never says HELLO displaces
+ * no one; one that says it when none is idle any more is answered BUSY and closed.
  */
-bool conn_set_displace_idle(struct conn_set *s);
+bool conn_set_has_idle(struct conn_set *s);
 
 /*
  * conn_set_handle_input(s):
@@ -213,7 +220,7 @@ void conn_set_log_pending(struct conn_set *s);
 
 /*
  * conn_set_tick(s):
- * Once a second: count the second (for conn_set_displace_idle), and give back what each
+ * Once a second: count the second (for conn_set_has_idle), and give back what each
  * connection's buffers grew to for a large frame or reply beyond what it holds now (conn.c,
  * give_back_room), so that connections that go quiet, or keep asking for small things, do not keep
  * a quarter megabyte each. At most one reallocation per buffer per call, and only for connections

@@ -58,8 +58,9 @@
 #define SERVER_EXPIRE_SHARE_WAIT 4
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
-/* Connections past --max-connections that may be open at once while idle ones given way
- * linger (conn_set_displace_idle): within the descriptors kept spare (SERVER_SPARE_FDS). */
+/* Connections past --max-connections that may be open at once: newcomers on trial and idle
+ * ones given way that linger (conn_set_has_idle), within the descriptors kept spare
+ * (SERVER_SPARE_FDS). */
 #define SERVER_DISPLACE_SLACK 32
 /* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
 #define SERVER_SMALL_MAX_MEMORY (1024u * 1024u)
@@ -97,8 +98,6 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
-	/* Idle connections closed at --max-connections for new ones, for the warning about them. */
-	struct log_every displacements;
 	/* trim_when_quiet: the requests dispatched at the last tick. */
 	uint64_t tick_seen_requests;
 	/* The thread that runs malloc_trim (trim_thread_main), from when it starts
@@ -278,13 +277,6 @@ static void say_refusals(const struct server *srv, uint64_t refused)
 	         srv->cfg->max_connections, (unsigned long long)refused);
 }
 
-static void say_displacements(const struct server *srv, uint64_t closed)
-{
-	log_warn("--max-connections %u reached: closed %llu connection(s) idle for 2 s or more to "
-	         "let new ones in (a client holding connections it does not use?)",
-	         srv->cfg->max_connections, (unsigned long long)closed);
-}
-
 /*
  * A client turned away at --max-connections is told why, so that its error can say so: one
  * BUSY reply, sent only if the new socket takes it at once (its buffer is empty), then the
@@ -325,21 +317,18 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, boo
 	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
-		uint64_t logged;
-
-		/* Then a connection past HELLO whose client has not used it for a while: a pool
-		 * that leaks connections must not lock the other web servers out. */
+		/* Then, on trial, if a connection past HELLO has gone unused for a while: a pool
+		 * that leaks connections must not lock the other web servers out. The newcomer
+		 * takes its place only once it says HELLO (conn_set_has_idle). */
 		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
-		    !conn_set_displace_idle(&srv->conns)) {
-			logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
+		    !conn_set_has_idle(&srv->conns)) {
+			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
+
 			refuse_busy(fd);
 			if (logged > 0)
 				say_refusals(srv, logged);
 			return;
 		}
-		logged = log_every_due(&srv->displacements, 1, SERVER_REFUSED_LOG_S);
-		if (logged > 0)
-			say_displacements(srv, logged);
 	}
 	if (conn_new(&srv->conns, srv->base, fd, source, local, name) == -1)
 		return;
@@ -746,6 +735,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
 	conn_cfg.max_client_bytes = cfg->max_client_memory;
+	conn_cfg.max_connections = cfg->max_connections;
 	conn_cfg.turn_output_bytes = cfg->max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
 	                                 ? cfg->max_client_memory / 8
 	                                 : SERVER_TURN_OUTPUT_BYTES;
@@ -780,9 +770,6 @@ static void server_log_pending(struct server *srv)
 
 	if (refused > 0)
 		say_refusals(srv, refused);
-	refused = log_every_take(&srv->displacements);
-	if (refused > 0)
-		say_displacements(srv, refused);
 	conn_set_log_pending(&srv->conns);
 	dispatch_log_pending(srv->dispatch);
 }

@@ -591,7 +591,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 /*
  * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
  * others out at --max-connections: a connection whose client has sent nothing for two seconds
- * gives way to a newcomer, told SHUTTING_DOWN first; connections in use are never displaced.
+ * gives way to a newcomer once it says HELLO, told SHUTTING_DOWN first; a newcomer that never
+ * says HELLO displaces no one, and connections in use never are.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 {
@@ -599,7 +600,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	struct codec_reply rep;
 	uint8_t *body;
 	size_t len;
-	int leaked[2], busy, fresh[2], late;
+	int leaked[2], busy, fresh[2], late, silent;
 
 	start_with(args);
 	leaked[0] = harness_open_ready(dmn.unix_url, "test_hostile");
@@ -615,10 +616,23 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 		ping_ok(busy, 400 + (uint64_t)i);
 		sleep_ms(250);
 	}
+	/* A newcomer that never says HELLO (no secret, a port scan) displaces no one. */
+	silent = harness_connect(dmn.tcp_url);
+	cr_assert_geq(silent, 0);
+	ping_ok(busy, 450);
+	for (int i = 0; i < 2; i++) {
+		struct pollfd pfd = {.fd = leaked[i], .events = POLLIN};
+
+		cr_assert_eq(poll(&pfd, 1, 100), 0, "idle connection %d kept for a silent newcomer",
+		             i);
+	}
 	for (int i = 0; i < 2; i++) {
 		fresh[i] = harness_open_ready(i ? dmn.tcp_url : dmn.unix_url, "test_hostile");
 		ping_ok(fresh[i], 500 + (uint64_t)i);
 	}
+	/* It gave way to the first of them instead, as one that has not said HELLO does. */
+	harness_expect_closed(silent);
+	close(silent);
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0,
 		             "idle connection %d is told before the close", i);
