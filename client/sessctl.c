@@ -452,20 +452,59 @@ static int run_flash_push(struct sessd_client *c, const struct opts *o)
 }
 
 /*
- * Write ${len} bytes of the message or type ${p}, control characters (a newline, a tab, an
- * escape sequence's ESC) and the backslash as \xNN: each message stays on its line, and a
- * message an app's user wrote cannot drive the operator's terminal. Text in UTF-8 is written
- * as it is.
+ * The length of the UTF-8 sequence at ${p} (${left} bytes there) that may be written as it
+ * is: 0 for a byte that starts no valid sequence (overlong forms, surrogates and code points
+ * past U+10FFFF included), and for the code points that drive a terminal or reorder what it
+ * shows: the C1 controls (U+0080-U+009F, 0x9B being CSI) and the bidirectional overrides and
+ * isolates (U+202A-U+202E, U+2066-U+2069).
+ */
+static size_t printable_utf8(const unsigned char *p, size_t left)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1fu;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0fu;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07u;
+	else
+		return 0;
+	if (left < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return len;
+}
+
+/*
+ * Write ${len} bytes of the message or type ${p}: printable ASCII and UTF-8 text as they are;
+ * control characters (a newline, a tab, ESC, the C1 controls), the bidirectional overrides,
+ * bytes that are not UTF-8, and the backslash as \\xNN, a byte each. Each message stays on
+ * its line, and one an app's user wrote cannot drive the operator's terminal.
  */
 static void write_text_escaped(const char *p, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)p[i];
+	const unsigned char *bytes = (const unsigned char *)p;
+	size_t run;
 
-		if (ch >= 0x20 && ch != 0x7f && ch != '\\')
-			fputc(ch, stdout);
-		else
-			printf("\\x%02x", ch);
+	for (size_t i = 0; i < len; i++) {
+		if (bytes[i] >= 0x20 && bytes[i] < 0x7f && bytes[i] != '\\') {
+			fputc(bytes[i], stdout);
+		} else if (bytes[i] >= 0x80 && (run = printable_utf8(bytes + i, len - i)) > 0) {
+			fwrite(bytes + i, 1, run, stdout);
+			i += run - 1;
+		} else {
+			printf("\\x%02x", bytes[i]);
+		}
 	}
 }
 

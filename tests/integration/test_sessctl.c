@@ -700,6 +700,17 @@ LEAK_CHECKED_TEST(sessctl, flash_push_and_pop)
 	expect(&r, 0, "1\n");
 	RUN(&r, "flash-pop", "fl", "--json");
 	expect(&r, 0, "{\"info\":[\"two\\nlines \\u001b[2J\\\\ caf\xc3\xa9\"]}\n");
+	/* The 8-bit CSI, alone and as U+009B in UTF-8, and a right-to-left override. */
+	RUN(&r, "flash-push", "fl", "info",
+	    "a\x9b"
+	    "31m b\xc2\x9b"
+	    "32m c\xe2\x80\xae"
+	    "d \xe2\x82\xac");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", "fl", "info");
+	expect(&r, 0,
+	       "a\\x9b31m b\\xc2\\x9b32m c\\xe2\\x80\\xae"
+	       "d \xe2\x82\xac\n");
 }
 
 /* flash-push --existing: only to a session with data; no such session is exit status 1. */
