@@ -67,6 +67,7 @@ struct conn {
 	struct conn_set *set;
 	evutil_socket_t fd;
 	uint64_t source;        /* where it came from (listener_accept_fn) */
+	uint64_t owner;         /* the process, where that can be told (listener_accept_fn) */
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
 	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
 	/* HELLO deadline until HELLO is done, then the close timeout or linger once closing
@@ -424,6 +425,14 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 	reply_and_close(c, status, why);
 }
 
+/* Whether ${c} is past HELLO, its client has sent nothing for two seconds or more, and
+ * nothing of it is in flight: it may give way at --max-connections. */
+static bool idle_enough(const struct conn_set *s, const struct conn *c)
+{
+	return c->greeted && !c->closing && !c->holding && !c->pending && !c->queued &&
+	       !c->waiting && !c->paused && s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
+}
+
 /*
  * The connection past HELLO whose client has gone longest without sending a byte, if that is
  * two seconds or more and nothing of it is in flight; NULL when none is. A scan, run only at
@@ -439,8 +448,7 @@ static struct conn *find_idlest(struct conn_set *s)
 		return NULL;
 	TAILQ_FOREACH(c, &s->all, link)
 	{
-		if (!c->greeted || c->closing || c->holding || c->pending || c->queued ||
-		    c->waiting || c->paused || s->ticks - c->active_tick < CONN_IDLE_DISPLACE_TICKS)
+		if (!idle_enough(s, c))
 			continue;
 		if (idlest == NULL || c->active_tick < idlest->active_tick)
 			idlest = c;
@@ -450,32 +458,106 @@ static struct conn *find_idlest(struct conn_set *s)
 	return idlest;
 }
 
+static int by_owner(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* How many of the ${n} sorted ${owners} are ${owner}. */
+static size_t owner_count(const uint64_t *owners, size_t n, uint64_t owner)
+{
+	size_t lo = 0, hi = n, first;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (owners[mid] < owner)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	first = lo;
+	while (lo < n && owners[lo] == owner)
+		lo++;
+	return lo - first;
+}
+
+/*
+ * The connection ${c} (just past HELLO, over --max-connections) may take the place of: the
+ * one idle longest (find_idlest's rule) among those of the owners (processes, or hosts over
+ * TCP) holding the most connections past HELLO, if they hold more than ${c}'s owner does with
+ * ${c}. So a client that holds more connections than anyone cannot take another's place, and
+ * one whose pool leaks gives way to a web server starting up; among equals no one is
+ * displaced. NULL when there is none (or no memory to count with).
+ */
+static struct conn *find_victim(struct conn_set *s, const struct conn *c)
+{
+	struct conn *each, *victim = NULL;
+	size_t n = 0, most = 0, mine;
+	uint64_t *owners;
+
+	TAILQ_FOREACH(each, &s->all, link)
+	{
+		n += each->greeted && !each->closing;
+	}
+	owners = malloc(n * sizeof(*owners));
+	if (owners == NULL)
+		return NULL;
+	n = 0;
+	TAILQ_FOREACH(each, &s->all, link)
+	{
+		if (each->greeted && !each->closing)
+			owners[n++] = each->owner;
+	}
+	qsort(owners, n, sizeof(*owners), by_owner);
+	for (size_t i = 0, run = 1; i < n; i++, run++) {
+		if (i + 1 == n || owners[i + 1] != owners[i]) {
+			if (run > most)
+				most = run;
+			run = 0;
+		}
+	}
+	mine = owner_count(owners, n, c->owner);
+	if (most > mine) {
+		TAILQ_FOREACH(each, &s->all, link)
+		{
+			if (!idle_enough(s, each) || owner_count(owners, n, each->owner) != most)
+				continue;
+			if (victim == NULL || each->active_tick < victim->active_tick)
+				victim = each;
+		}
+	}
+	free(owners);
+	return victim;
+}
+
 static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_t refused)
 {
 	if (displaced > 0)
-		log_warn(
-		    "--max-connections %u reached: closed %llu connection(s) idle for 2 s or "
-		    "more for clients that said HELLO (a client holding connections it does not "
-		    "use?)",
-		    s->cfg.max_connections, (unsigned long long)displaced);
+		log_warn("--max-connections %u reached: closed %llu connection(s) idle for 2 s or "
+		         "more, of the client(s) holding the most, for clients that said HELLO (a "
+		         "pool that leaks connections?)",
+		         s->cfg.max_connections, (unsigned long long)displaced);
 	if (refused > 0)
 		log_warn("--max-connections %u reached: refused %llu client(s) after their HELLO, "
-		         "no connection being idle for 2 s",
+		         "no connection of a client holding more being idle for 2 s",
 		         s->cfg.max_connections, (unsigned long long)refused);
 }
 
 /*
  * ${c} has just said HELLO (sealed: its first record has opened): it leaves the ungreeted
  * list. Past --max-connections (it was let in on trial, see conn_set_has_idle), it takes the
- * place of the connection idle longest, which is told SHUTTING_DOWN and lingers; with none
- * idle, it is refused. Only a client that said HELLO displaces one, so a client without the
- * --auth-file secret cannot knock others off. Returns false when ${c} is refused (the caller
- * answers BUSY and closes it).
+ * place of an idle connection of a client holding more than its own (find_victim), which is
+ * told SHUTTING_DOWN and lingers; with none, it is refused. Only a client that said HELLO
+ * displaces one, so a client without the --auth-file secret cannot knock others off.
+ * Returns false when ${c} is refused (the caller answers BUSY and closes it).
  */
 static bool admit(struct conn *c)
 {
 	struct conn_set *s = c->set;
-	struct conn *idlest;
+	struct conn *victim;
 	uint64_t displaced, refused;
 	bool admitted = true;
 
@@ -483,12 +565,12 @@ static bool admit(struct conn *c)
 	TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	if (s->count <= s->cfg.max_connections)
 		return true;
-	idlest = find_idlest(s);
-	if (idlest != NULL) {
+	victim = find_victim(s, c);
+	if (victim != NULL) {
 		s->displaced++;
-		idlest->displaced = true;
-		idlest->owes_goodbye = true;
-		begin_closing(idlest);
+		victim->displaced = true;
+		victim->owes_goodbye = true;
+		begin_closing(victim);
 		displaced = log_every_due(&s->displaced_log, 1, 10);
 		refused = 0;
 	} else {
@@ -1276,7 +1358,7 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             bool local, const char *name)
+             uint64_t owner, bool local, const char *name)
 {
 	struct conn *c;
 	int one = 1;
@@ -1289,6 +1371,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	c->set = s;
 	c->fd = fd;
 	c->source = source;
+	c->owner = owner;
 	c->active_tick = s->ticks;
 	c->peer.local = local;
 	snprintf(c->peer_name, sizeof(c->peer_name), "%s", name);

@@ -147,14 +147,15 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 void conn_set_finish(struct conn_set *s);
 
 /*
- * conn_new(s, base, fd, source, local, name):
+ * conn_new(s, base, fd, source, owner, local, name):
  * Serve the accepted non-blocking descriptor ${fd}, which the set then owns (closed on
- * failure too), from ${source} (see conn_set_drop_ungreeted), on this host when ${local}
+ * failure too), from ${source} (see conn_set_drop_ungreeted) and ${owner} (the process where
+ * that can be told, see conn_set_has_idle; listener_accept_fn), on this host when ${local}
  * (dispatch_peer.local), the peer called ${name} in log lines (dispatch_peer.name; copied,
  * cut to DISPATCH_PEER_NAME_BYTES). Returns 0, or -1 (logged).
  */
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             bool local, const char *name);
+             uint64_t owner, bool local, const char *name);
 
 /*
  * conn_set_drop_ungreeted(s, source):

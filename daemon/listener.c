@@ -42,6 +42,7 @@ struct listener {
  * peer). */
 #define SOURCE_IPV4 0xff01000000000000ull
 #define SOURCE_UID  0xff02000000000000ull
+#define OWNER_PID   0xff03000000000000ull
 
 /*
  * The source key of the connection accepted from ${sa} (see listener_accept_fn); ${cred}: a
@@ -254,10 +255,12 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
 	socklen_t len = sizeof(cred);
 	bool have_cred =
 	    sa->sa_family == AF_UNIX && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
+	uint64_t source;
 
 	(void)evl;
 	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
-	l->on_accept(l->arg, fd, source_of(sa, socklen, have_cred ? &cred : NULL),
+	source = source_of(sa, socklen, have_cred ? &cred : NULL);
+	l->on_accept(l->arg, fd, source, have_cred ? OWNER_PID | (uint32_t)cred.pid : source,
 	             is_local(l, sa, socklen), name);
 }
 

@@ -23,14 +23,16 @@ struct listener;
  * Called with each accepted, non-blocking descriptor, which the callee then owns, and a key
  * naming where it came from: its IPv4 address, its IPv6 /64 prefix (one host's share of a
  * network), or for a Unix socket the peer's user id; 0 when that cannot be told. Connections
- * from one place share a key. ${local}: the peer is on this host (a Unix socket, or TCP from
- * 127.0.0.0/8, ::1 or a v4-mapped 127.0.0.0/8), so nothing it sends crosses a network.
+ * from one place share a key. ${owner}: the same finer where it can be, telling the
+ * processes of one user apart: for a Unix socket the peer's process id, else ${source}. ${local}:
+ * the peer is on this host (a Unix socket, or TCP from 127.0.0.0/8, ::1 or a v4-mapped
+ * 127.0.0.0/8), so nothing it sends crosses a network.
  * ${name}: the peer for log lines (dispatch_peer.name), "ADDR:PORT", "[V6]:PORT" or
  * "pid P (uid U) on unix:PATH", shorter than LISTENER_PEER_NAME_BYTES; borrowed until the call
  * returns.
  */
-typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t source, bool local,
-                                   const char *name);
+typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t source, uint64_t owner,
+                                   bool local, const char *name);
 
 /*
  * listener_new(base, addr, on_accept, arg):

@@ -303,8 +303,8 @@ static void refuse_busy(evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
-static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, bool local,
-                             const char *name)
+static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uint64_t owner,
+                             bool local, const char *name)
 {
 	struct server *srv = arg;
 
@@ -330,7 +330,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, boo
 			return;
 		}
 	}
-	if (conn_new(&srv->conns, srv->base, fd, source, local, name) == -1)
+	if (conn_new(&srv->conns, srv->base, fd, source, owner, local, name) == -1)
 		return;
 	srv->stats.connections = srv->conns.count;
 	srv->stats.connections_total++;

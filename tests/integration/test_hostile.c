@@ -588,78 +588,6 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 	stop_clean();
 }
 
-/*
- * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
- * others out at --max-connections: a connection whose client has sent nothing for two seconds
- * gives way to a newcomer once it says HELLO, told SHUTTING_DOWN first; a newcomer that never
- * says HELLO displaces no one, and connections in use never are.
- */
-LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
-{
-	static const char *const args[] = {"--max-connections", "3", NULL};
-	struct codec_reply rep;
-	uint8_t *body;
-	size_t len;
-	int leaked[2], busy, fresh[2], late, silent;
-
-	start_with(args);
-	leaked[0] = harness_open_ready(dmn.unix_url, "test_hostile");
-	leaked[1] = harness_open_ready(dmn.tcp_url, "test_hostile");
-	busy = harness_open_ready(dmn.unix_url, "test_hostile");
-	/* Past the limit while every connection is in use: refused. */
-	late = harness_connect(dmn.unix_url);
-	cr_assert_geq(late, 0);
-	cr_assert_eq(hello_outcome(late), 0, "refused while the connections are fresh");
-	close(late);
-	/* One keeps working while the other two sit idle for over two seconds. */
-	for (int i = 0; i < 14; i++) {
-		ping_ok(busy, 400 + (uint64_t)i);
-		sleep_ms(250);
-	}
-	/* A newcomer that never says HELLO (no secret, a port scan) displaces no one. */
-	silent = harness_connect(dmn.tcp_url);
-	cr_assert_geq(silent, 0);
-	ping_ok(busy, 450);
-	for (int i = 0; i < 2; i++) {
-		struct pollfd pfd = {.fd = leaked[i], .events = POLLIN};
-
-		cr_assert_eq(poll(&pfd, 1, 100), 0, "idle connection %d kept for a silent newcomer",
-		             i);
-	}
-	for (int i = 0; i < 2; i++) {
-		fresh[i] = harness_open_ready(i ? dmn.tcp_url : dmn.unix_url, "test_hostile");
-		ping_ok(fresh[i], 500 + (uint64_t)i);
-	}
-	/* It gave way to the first of them instead, as one that has not said HELLO does. */
-	harness_expect_closed(silent);
-	close(silent);
-	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0,
-		             "idle connection %d is told before the close", i);
-		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
-		cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
-		cr_assert_eq(rep.request_id, 0);
-		cr_assert_not_null(
-		    memmem(rep.message.ptr, rep.message.len, "--max-connections", 17));
-		free(body);
-		harness_expect_closed(leaked[i]);
-	}
-	/* Every connection left is in use again: the next newcomer is the one refused. */
-	late = harness_connect(dmn.unix_url);
-	cr_assert_geq(late, 0);
-	cr_assert_eq(hello_outcome(late), 0, "refused while every connection is in use");
-	close(late);
-	ping_ok(busy, 600);
-	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 2);
-	for (int i = 0; i < 2; i++) {
-		ping_ok(fresh[i], 700 + (uint64_t)i);
-		close(fresh[i]);
-		close(leaked[i]);
-	}
-	close(busy);
-	stop_clean();
-}
-
 /* A TCP connection to the daemon from the loopback address ${source} (127.0.0.0/8 is all
  * ours on Linux), so that the daemon sees another host. */
 static int connect_from(const char *source)
@@ -685,6 +613,94 @@ static bool closed_by_daemon(int fd)
 	ssize_t r = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	return r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* A connection from ${source} (a loopback address: the daemon sees a host of its own) that has
+ * said HELLO. */
+static int greeted_from(const char *source)
+{
+	int fd = connect_from(source);
+
+	cr_assert_eq(hello_outcome(fd), 1, "a connection from %s is served", source);
+	return fd;
+}
+
+/* Whether the daemon has sent ${fd} anything (within 100 ms). */
+static bool told_anything(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, 100) != 0;
+}
+
+/*
+ * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
+ * others out at --max-connections: once a newcomer has said HELLO, an idle connection (2 s
+ * without a byte from its client) of the client holding the most connections gives way to it,
+ * told SHUTTING_DOWN first. A newcomer that never says HELLO displaces no one, nor does one
+ * from the client already holding the most, nor one among equals; connections in use never
+ * give way. Each host here is a loopback address of its own (over TCP a client is its host).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "3", NULL};
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	int leaked[2], busy, fresh, late, silent, told = 0;
+
+	start_with(args);
+	leaked[0] = greeted_from("127.0.0.2");
+	leaked[1] = greeted_from("127.0.0.2");
+	busy = greeted_from("127.0.0.3");
+	/* Past the limit while every connection is fresh: refused. */
+	late = connect_from("127.0.0.4");
+	cr_assert_eq(hello_outcome(late), 0, "refused while the connections are fresh");
+	close(late);
+	/* One keeps working while the leaked two sit idle for over two seconds. */
+	for (int i = 0; i < 14; i++) {
+		ping_ok(busy, 400 + (uint64_t)i);
+		sleep_ms(250);
+	}
+	/* A newcomer that never says HELLO (no secret, a port scan) displaces no one; nor does
+	 * one more from the client that holds the most already. */
+	silent = connect_from("127.0.0.5");
+	late = connect_from("127.0.0.2");
+	cr_assert_eq(hello_outcome(late), 0, "the leaking client's newcomer is refused");
+	close(late);
+	for (int i = 0; i < 2; i++)
+		cr_assert(!told_anything(leaked[i]), "idle connection %d kept", i);
+	/* A web server starting up takes the place of one of the leaked connections. */
+	fresh = greeted_from("127.0.0.4");
+	ping_ok(fresh, 500);
+	harness_expect_closed(silent);
+	close(silent);
+	for (int i = 0; i < 2; i++) {
+		if (!told_anything(leaked[i]))
+			continue;
+		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+		cr_assert_eq(rep.request_id, 0);
+		cr_assert_not_null(
+		    memmem(rep.message.ptr, rep.message.len, "--max-connections", 17));
+		free(body);
+		harness_expect_closed(leaked[i]);
+		told++;
+	}
+	cr_assert_eq(told, 1, "one leaked connection gave way, not %d", told);
+	/* Now every client holds one: among equals no one gives way. */
+	late = connect_from("127.0.0.6");
+	cr_assert_eq(hello_outcome(late), 0, "refused among equals");
+	close(late);
+	ping_ok(busy, 600);
+	ping_ok(fresh, 601);
+	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 1);
+	close(fresh);
+	close(leaked[0]);
+	close(leaked[1]);
+	close(busy);
+	stop_clean();
 }
 
 /*
