@@ -3,17 +3,16 @@
 
 #include <stdint.h>
 
-/*
- * The length of the valid UTF-8 sequence at ${p} (at most ${n} bytes), or 0 when it is not
- * one: overlong forms, surrogates and code points past U+10FFFF are refused (RFC 3629).
- */
-static size_t utf8_sequence(const uint8_t *p, size_t n)
+size_t json_utf8_sequence(const void *bytes, size_t n, uint32_t *code_point)
 {
+	const uint8_t *p = bytes;
 	uint32_t cp;
 	size_t len;
 
-	if (p[0] < 0x80)
+	if (p[0] < 0x80) {
+		*code_point = p[0];
 		return 1;
+	}
 	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
 		len = 2;
 		cp = p[0] & 0x1f;
@@ -36,6 +35,7 @@ static size_t utf8_sequence(const uint8_t *p, size_t n)
 	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
+	*code_point = cp;
 	return len;
 }
 
@@ -43,10 +43,11 @@ void json_write_string(FILE *f, const void *p, size_t n)
 {
 	const uint8_t *s = p;
 	size_t i = 0, len;
+	uint32_t cp;
 
 	fputc('"', f);
 	while (i < n) {
-		len = utf8_sequence(s + i, n - i);
+		len = json_utf8_sequence(s + i, n - i, &cp);
 		if (len == 0) {
 			fprintf(f, "\\u%04x", s[i]);
 			i++;

@@ -2,7 +2,16 @@
 #define SESSD_CLIENT_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+
+/*
+ * json_utf8_sequence(p, n, code_point):
+ * The length of the valid UTF-8 sequence at ${p} (at most ${n} bytes, at least 1), its code
+ * point in ${code_point}; or 0 when it is not one: overlong forms, surrogates and code points
+ * past U+10FFFF are refused (RFC 3629), and ${code_point} is then left alone.
+ */
+size_t json_utf8_sequence(const void *p, size_t n, uint32_t *code_point);
 
 /*
  * json_write_string(f, p, n):

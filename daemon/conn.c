@@ -558,29 +558,22 @@ static bool admit(struct conn *c)
 {
 	struct conn_set *s = c->set;
 	struct conn *victim;
-	uint64_t displaced, refused;
-	bool admitted = true;
 
 	c->greeted = true;
 	TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	if (s->count <= s->cfg.max_connections)
 		return true;
 	victim = find_victim(s, c);
-	if (victim != NULL) {
-		s->displaced++;
-		victim->displaced = true;
-		victim->owes_goodbye = true;
-		begin_closing(victim);
-		displaced = log_every_due(&s->displaced_log, 1, 10);
-		refused = 0;
-	} else {
-		s->refused_at_hello++;
-		refused = log_every_due(&s->refused_at_hello_log, 1, 10);
-		displaced = 0;
-		admitted = false;
+	if (victim == NULL) {
+		say_admissions(s, 0, log_every_due(&s->refused_at_hello_log, 1, 10));
+		return false;
 	}
-	say_admissions(s, displaced, refused);
-	return admitted;
+	s->displaced++;
+	victim->displaced = true;
+	victim->owes_goodbye = true;
+	begin_closing(victim);
+	say_admissions(s, log_every_due(&s->displaced_log, 1, 10), 0);
+	return true;
 }
 
 /*

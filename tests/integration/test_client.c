@@ -1862,12 +1862,16 @@ LEAK_CHECKED_TEST(fake_server, batch_cut_short_keeps_what_arrived)
 	sessd_close(c);
 }
 
-/* Connection 0: the PING's reply and, in the same write, the SHUTTING_DOWN of a server that
- * stopped right after answering it; then the close. Connection 1 answers as usual. */
-static int goodbye_answer(int fd, const struct codec_request *req, int conn, int nth)
+/*
+ * Connection 0: the PING's reply and the SHUTTING_DOWN of a server that stopped right after
+ * answering it, in one write, or with ${cut} the goodbye cut after its header and first body
+ * byte and the rest a moment later (the client's read ends there); then the close.
+ * Connection 1 answers as usual.
+ */
+static int reply_then_goodbye(int fd, const struct codec_request *req, int conn, int nth, bool cut)
 {
 	struct buf out;
-	size_t at;
+	size_t at, upto;
 
 	if (nth == 0)
 		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
@@ -1875,13 +1879,26 @@ static int goodbye_answer(int fd, const struct codec_request *req, int conn, int
 		return fake_reply_nil(fd, req->request_id, CODEC_OK);
 	buf_init(&out);
 	if (codec_reply_open(&out, req->request_id, CODEC_OK, &at) == -1 ||
-	    buf_append(&out, "\xc0", 1) == -1 || codec_frame_close(&out, at) == -1 ||
-	    codec_reply_error(&out, 0, CODEC_SHUTTING_DOWN, "stopping") == -1) {
+	    buf_append(&out, "\xc0", 1) == -1 || codec_frame_close(&out, at) == -1) {
 		buf_finish(&out);
 		return -1;
 	}
+	upto = cut ? out.len + CODEC_HEADER_BYTES + 1 : SIZE_MAX;
+	if (codec_reply_error(&out, 0, CODEC_SHUTTING_DOWN, "stopping") == -1) {
+		buf_finish(&out);
+		return -1;
+	}
+	if (upto < out.len && harness_send_all(fd, out.data, upto) == 0) {
+		usleep(100000);
+		buf_consume(&out, upto);
+	}
 	(void)fake_send(fd, &out);
 	return -1;
+}
+
+static int goodbye_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	return reply_then_goodbye(fd, req, conn, nth, false);
 }
 
 /*
@@ -1906,35 +1923,9 @@ LEAK_CHECKED_TEST(fake_server, shutting_down_after_the_last_reply_is_no_error)
 	tmp_finish(&l, pid, "fake server");
 }
 
-/* As goodbye_answer, but the SHUTTING_DOWN is cut after its header and first body byte: the
- * client's read ends there, and the rest comes a moment later, before the close. */
 static int split_goodbye_answer(int fd, const struct codec_request *req, int conn, int nth)
 {
-	struct buf out;
-	size_t at, reply_len, cut;
-
-	if (nth == 0)
-		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
-	if (conn == 1)
-		return fake_reply_nil(fd, req->request_id, CODEC_OK);
-	buf_init(&out);
-	if (codec_reply_open(&out, req->request_id, CODEC_OK, &at) == -1 ||
-	    buf_append(&out, "\xc0", 1) == -1 || codec_frame_close(&out, at) == -1) {
-		buf_finish(&out);
-		return -1;
-	}
-	reply_len = out.len;
-	if (codec_reply_error(&out, 0, CODEC_SHUTTING_DOWN, "stopping") == -1) {
-		buf_finish(&out);
-		return -1;
-	}
-	cut = reply_len + CODEC_HEADER_BYTES + 1;
-	if (send(fd, out.data, cut, MSG_NOSIGNAL) == (ssize_t)cut) {
-		usleep(100000);
-		(void)send(fd, out.data + cut, out.len - cut, MSG_NOSIGNAL);
-	}
-	buf_finish(&out);
-	return -1;
+	return reply_then_goodbye(fd, req, conn, nth, true);
 }
 
 /* The SHUTTING_DOWN after the last reply may arrive split across reads: still no error, and

@@ -500,17 +500,11 @@ class SessdStore extends BaseStore {
     const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
     const moving = pushed.filter(mine);
     if (moving.length > 0) req[FLASH_PUSHES] = pushed.filter((p) => !mine(p));
-    const popped = this.regenerateFlashes === 'all' ? this.client.flashPop(this.namespace, oldKey, null) : null;
+    // A pop that fails moves this request's pushes only (null).
+    const popped = this.regenerateFlashes === 'all' ? this.client.flashPop(this.namespace, oldKey, null).catch(() => null) : null;
     const destroyed = this.client.destroy(this.namespace, oldKey);
     (async () => {
-      let queued = null;
-      if (popped) {
-        try {
-          queued = await popped;
-        } catch (err) {
-          queued = null;
-        }
-      }
+      const queued = await popped;
       let destroyErr = null;
       try {
         await destroyed;

@@ -162,74 +162,76 @@ test('a request not carried out (SHUTTING_DOWN) is sent again on another connect
   const codec = require('../lib/codec');
   const { encode } = require('@msgpack/msgpack');
   const { fakePeer } = require('./helpers');
-  let stopped = null;
-  let gets = 0;
   const reply = (s, id, status, result) => s.write(codec.encodeReply(id, status, Buffer.from(encode(result))));
-  const { sockPath: sock } = await fakePeer(t, (s, req) => {
-    if (req.op === codec.OP.HELLO) return reply(s, req.request_id, codec.STATUS.OK, { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) });
-    if (req.op !== codec.OP.GET) return reply(s, req.request_id, codec.STATUS.OK, null);
-    gets++;
-    if (stopped === null || stopped === s) {
-      stopped = s;
-      return reply(s, 0, codec.STATUS.SHUTTING_DOWN, 'stopping');
-    }
-    return reply(s, req.request_id, codec.STATUS.NOT_FOUND, null);
+  // stoppingPeer(saysBye): the fake peer; a GET on a socket for which saysBye(socket) holds is
+  // answered SHUTTING_DOWN, any other NOT_FOUND. Its gets count the GETs.
+  const stoppingPeer = async (saysBye) => {
+    const peer = { sock: null, gets: 0 };
+    ({ sockPath: peer.sock } = await fakePeer(t, (s, req) => {
+      if (req.op === codec.OP.HELLO) return reply(s, req.request_id, codec.STATUS.OK, { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) });
+      if (req.op !== codec.OP.GET) return reply(s, req.request_id, codec.STATUS.OK, null);
+      peer.gets++;
+      if (saysBye(s)) return reply(s, 0, codec.STATUS.SHUTTING_DOWN, 'stopping');
+      return reply(s, req.request_id, codec.STATUS.NOT_FOUND, null);
+    }));
+    return peer;
+  };
+  let stopped = null;
+  const peer = await stoppingPeer((s) => {
+    if (stopped !== null && stopped !== s) return false;
+    stopped = s;
+    return true;
   });
+  const sock = peer.sock;
   const client = new Client({ url: `unix:${sock}`, poolSize: 2, reconnectMinMs: 5000 });
   t.after(() => client.terminate());
   await waitFor(() => client.slots.every((s) => s.conn && s.conn.state === 'ready'), 'both connections ready');
   assert.equal(await client.get(null, 'a'), null, 'answered by the other connection');
-  assert.equal(gets, 2);
+  assert.equal(peer.gets, 2);
 
   // With no other ready connection it waits for the pool to reconnect (the daemon is
   // restarting) and goes out there: a save failed at once would lose a change express-session
   // already announced (its redirect leaves before the save completes).
   stopped = null;
-  gets = 0;
+  peer.gets = 0;
   const waits = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 20 });
   t.after(() => waits.terminate());
   await once(waits, 'connect');
   assert.equal(await waits.get(null, 'c'), null, 'answered once the pool reconnected');
-  assert.equal(gets, 2);
+  assert.equal(peer.gets, 2);
 
   // With restartWaitMs 0 (or nothing ready in time) it fails as an outage does, not carried out.
   stopped = null;
-  gets = 0;
+  peer.gets = 0;
   const only = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 5000, restartWaitMs: 0 });
   t.after(() => only.terminate());
   await once(only, 'connect');
   await assert.rejects(only.get(null, 'b'), (err) => err.code === 'ESESSD_DISCONNECTED' && err.status === 503 && err.notCarriedOut === true);
-  assert.equal(gets, 1);
+  assert.equal(peer.gets, 1);
 
   // The stop reaches the pool's connections one by one: the request sent again may land on
   // a connection saying SHUTTING_DOWN as well. Within restartWaitMs it goes out again, once
   // the pool has reconnected (a CI run lost an acknowledged cart add to this).
   const byeSockets = new Set();
-  let gets2 = 0;
-  const { sockPath: sock2 } = await fakePeer(t, (s, req) => {
-    if (req.op === codec.OP.HELLO) return reply(s, req.request_id, codec.STATUS.OK, { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) });
-    if (req.op !== codec.OP.GET) return reply(s, req.request_id, codec.STATUS.OK, null);
-    gets2++;
-    if (byeSockets.size < 2 || byeSockets.has(s)) {
-      byeSockets.add(s);
-      return reply(s, 0, codec.STATUS.SHUTTING_DOWN, 'stopping');
-    }
-    return reply(s, req.request_id, codec.STATUS.NOT_FOUND, null);
+  const peer2 = await stoppingPeer((s) => {
+    if (byeSockets.size >= 2 && !byeSockets.has(s)) return false;
+    byeSockets.add(s);
+    return true;
   });
-  const twice = new Client({ url: `unix:${sock2}`, poolSize: 2, reconnectMinMs: 20 });
+  const twice = new Client({ url: `unix:${peer2.sock}`, poolSize: 2, reconnectMinMs: 20 });
   t.after(() => twice.terminate());
   await waitFor(() => twice.slots.every((s) => s.conn && s.conn.state === 'ready'), 'both connections ready');
   assert.equal(await twice.get(null, 'e'), null, 'answered after two SHUTTING_DOWNs');
-  assert.equal(gets2, 3);
+  assert.equal(peer2.gets, 3);
 
   // Nothing ready within restartWaitMs: the same 503.
   stopped = null;
-  gets = 0;
+  peer.gets = 0;
   const late = new Client({ url: `unix:${sock}`, poolSize: 1, reconnectMinMs: 60000, restartWaitMs: 100 });
   t.after(() => late.terminate());
   await once(late, 'connect');
   await assert.rejects(late.get(null, 'd'), (err) => err.code === 'ESESSD_DISCONNECTED' && err.status === 503 && err.notCarriedOut === true);
-  assert.equal(gets, 1);
+  assert.equal(peer.gets, 1);
 });
 
 // A stopping daemon says SHUTTING_DOWN (request id 0) to idle connections too: the pool's
