@@ -222,6 +222,18 @@ static void conn_destroy(struct conn *c)
 	free(c);
 }
 
+/* Take ${c} off its held list, if it is on one. */
+static void unhold(struct conn *c)
+{
+	struct conn_set *s = c->set;
+
+	if (!c->held_over)
+		return;
+	TAILQ_REMOVE(c->held_starved ? &s->held_starved : &s->held_over, c, held_over_link);
+	c->held_over = false;
+	c->held_starved = false;
+}
+
 /* Take ${c} off every list of its set and out of its counts, then free it. */
 static void conn_unlink_destroy(struct conn *c)
 {
@@ -237,8 +249,7 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	if (c->grown)
 		TAILQ_REMOVE(&s->grown, c, grown_link);
-	if (c->held_over)
-		TAILQ_REMOVE(c->held_starved ? &s->held_starved : &s->held_over, c, held_over_link);
+	unhold(c);
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
@@ -789,8 +800,8 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		 * connections at once can neither hold the loop nor pile up replies far past
 		 * --max-client-memory before the flush, and the connections take turns. */
 		made = c->out.len + c->plain.len - before;
-		if (!s->unbudgeted && (s->turn_output + made >= s->cfg.turn_output_bytes ||
-		                       made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES)) {
+		if (s->turn_output + made >= s->cfg.turn_output_bytes ||
+		    made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES) {
 			hold_over(c, made == 0 && unsent(c) == 0);
 			break;
 		}
@@ -1426,11 +1437,9 @@ bool conn_set_has_held(const struct conn_set *s)
 }
 
 /* Take ${c} off its held list and queue it at the end of ${order}, unless it is queued. */
-static void resume(struct conn *c, struct conn_list *from, struct conn_list *order)
+static void resume(struct conn *c, struct conn_list *order)
 {
-	TAILQ_REMOVE(from, c, held_over_link);
-	c->held_over = false;
-	c->held_starved = false;
+	unhold(c);
 	if (!c->queued) {
 		c->queued = true;
 		TAILQ_INSERT_TAIL(order, c, input_link);
@@ -1445,10 +1454,10 @@ void conn_set_resume_held(struct conn_set *s)
 
 	TAILQ_INIT(&order);
 	while ((c = TAILQ_FIRST(&s->held_starved)) != NULL)
-		resume(c, &s->held_starved, &order);
+		resume(c, &order);
 	TAILQ_CONCAT(&order, &s->input, input_link);
 	while ((c = TAILQ_FIRST(&s->held_over)) != NULL)
-		resume(c, &s->held_over, &order);
+		resume(c, &order);
 	TAILQ_CONCAT(&s->input, &order, input_link);
 }
 
@@ -1528,9 +1537,11 @@ void conn_set_shutdown(struct conn_set *s)
 {
 	struct conn *c, *next;
 
-	/* Requests read before the stop are answered, as they would have been at once: those
-	 * held over for the next turn too, as there is none. */
-	s->unbudgeted = true;
+	/* Requests read before the stop are answered as far as this turn's output budget goes,
+	 * those held over from the last turn first. What is left is not carried out, which the
+	 * SHUTTING_DOWN says, as for requests still in the kernel: answering it all at once
+	 * would hold the loop and pile up replies past --max-client-memory, and the connections
+	 * shed for that would end without SHUTTING_DOWN. */
 	conn_set_resume_held(s);
 	conn_set_handle_input(s);
 	s->stopping = true;
@@ -1540,6 +1551,7 @@ void conn_set_shutdown(struct conn_set *s)
 			conn_close(c);
 			continue;
 		}
+		unhold(c);
 		/* One closing for a reason of its own (an error reply, the client's end, BUSY)
 		 * says so already. */
 		c->owes_goodbye = !c->closing;

@@ -94,7 +94,6 @@ struct conn_set {
 	struct conn_list held_over;
 	struct conn_list held_starved;
 	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
-	bool unbudgeted;    /* a stopping server answers everything read, at once */
 	/* The most its connections' buffers held at once, replies being made included. */
 	size_t client_bytes_peak;
 	/* Connections with a buffer grown past the size every connection may keep (conn.c), for
@@ -244,7 +243,8 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a);
 
 /*
  * conn_set_shutdown(s):
- * Stop reading on every connection, once what each has read is handled. Each that was not
+ * Stop reading on every connection, once what each has read is handled as far as the turn's
+ * output budget goes (the rest, like requests never read, is not carried out). Each that was not
  * closing already then queues SHUTTING_DOWN (request id 0) after its replies, so that its
  * client knows that every request without a reply was not carried out (PROTOCOL.md,
  * "Statuses"), and, once it is sent, lingers up to half a second, reading and discarding, so

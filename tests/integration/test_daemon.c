@@ -1018,6 +1018,79 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, sigterm_says_shutting_down_after_the_replies
 	free(big);
 }
 
+/*
+ * SIGTERM with a burst of requests for large replies read from many connections and not
+ * handled yet: the stop answers only what one turn's output budget allows (a fraction of
+ * --max-client-memory), and every connection still ends with SHUTTING_DOWN after whole replies.
+ * Answering the lot at once piled up far more than --max-client-memory, and the connections
+ * shed for it ended without SHUTTING_DOWN, their requests' fate unknown. The daemon is stopped
+ * (SIGSTOP) while the pipelines arrive and the SIGTERM is sent, so that on SIGCONT it reads
+ * them in the turn the stop begins.
+ */
+LEAK_CHECKED_TEST_OPTS(daemon_opts, sigterm_during_a_burst_says_shutting_down_everywhere,
+                       .timeout = 60)
+{
+	enum { CONNS = 24, GETS = 40, BIG = 256 * 1024 };
+	const char *args[] = {"--max-client-memory", "16M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_reply rep;
+	char *big = malloc(BIG);
+	int fds[CONNS], status;
+	unsigned answered = 0;
+	uint8_t *body;
+	struct buf b;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(big);
+	memset(big, 'b', BIG);
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	for (int i = 0; i < CONNS; i++)
+		fds[i] = harness_open_ready(dmn.unix_url, "test_daemon");
+	req.id = bytes("big");
+	req.data.ptr = (const uint8_t *)big;
+	req.data.len = BIG;
+	cr_assert_eq(call_status(fds[0], &req), CODEC_OK);
+
+	buf_init(&b);
+	for (int j = 0; j < GETS; j++) {
+		struct codec_request get = {.op = CODEC_OP_GET, .request_id = 10u + j};
+
+		get.id = bytes("big");
+		cr_assert_eq(codec_encode_request(&b, &get), 0);
+	}
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	for (int i = 0; i < CONNS; i++)
+		harness_send_buf(fds[i], &b);
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+
+	for (int i = 0; i < CONNS; i++) {
+		for (unsigned next = 10;; next++) {
+			harness_read_reply(fds[i], &rep, &body);
+			if (rep.request_id == 0) {
+				cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN,
+				             "connection %d: status %u", i, rep.status);
+				free(body);
+				break;
+			}
+			cr_assert_eq(rep.request_id, next, "connection %d: replies in order", i);
+			cr_assert_eq(rep.status, CODEC_OK);
+			cr_assert_geq(rep.result.len, (size_t)BIG, "the whole session");
+			answered++;
+			free(body);
+		}
+		harness_expect_closed(fds[i]);
+		close(fds[i]);
+	}
+	cr_assert_lt(answered, CONNS * GETS, "the stop left requests not carried out");
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+	buf_finish(&b);
+	free(big);
+}
+
 /* A SET whose frame body is exactly ${body_len} bytes. */
 static void encode_set_of_body(struct buf *b, size_t body_len, char *data)
 {
