@@ -152,6 +152,19 @@ function conflictError(attempts) {
 }
 
 // Runs an async body and answers through cb when given, else returns its promise.
+// claim(queued, push): whether the FLASH_POP result ${queued} (type -> array of msg) holds a
+// message equal to the push's; it is taken out, so that each queued message answers one push.
+// Messages that are not strings are compared as sessd holds them, encoded.
+function claim(queued, push) {
+  const msgs = Object.prototype.hasOwnProperty.call(queued, push.type) ? queued[push.type] : null;
+  const wire = (m) => (typeof m === 'string' ? m : Buffer.from(codec.encodeFlashMessage(m)).toString('base64'));
+  const want = wire(push.msg);
+  const at = msgs ? msgs.findIndex((m) => typeof m === typeof push.msg && wire(m) === want) : -1;
+  if (at === -1) return false;
+  msgs.splice(at, 1);
+  return true;
+}
+
 function withCallback(promise, cb) {
   if (typeof cb !== 'function') return promise;
   // The callback runs outside the promise chain, so an exception it throws is not
@@ -494,6 +507,8 @@ class SessdStore extends BaseStore {
   // over: a FLASH_POP of them all goes out just before the DESTROY, on the same connection,
   // so it takes this request's pushes too; those sessd dropped are added after them. A pop
   // that fails moves this request's pushes only: the DESTROY's outcome decides the call's.
+  // 'own' moves a push of this request only if the pop still found it: another request of
+  // the visitor (a second tab) may have shown it meanwhile, and it must not show twice.
   regenerate(req, fn) {
     const oldKey = this.key(req.sessionID);
     const pushed = req[FLASH_PUSHES] || [];
@@ -501,7 +516,8 @@ class SessdStore extends BaseStore {
     const moving = pushed.filter(mine);
     if (moving.length > 0) req[FLASH_PUSHES] = pushed.filter((p) => !mine(p));
     // A pop that fails moves this request's pushes only (null).
-    const popped = this.regenerateFlashes === 'all' ? this.client.flashPop(this.namespace, oldKey, null).catch(() => null) : null;
+    const all = this.regenerateFlashes === 'all';
+    const popped = all || moving.length > 0 ? this.client.flashPop(this.namespace, oldKey, null).catch(() => null) : null;
     const destroyed = this.client.destroy(this.namespace, oldKey);
     (async () => {
       const queued = await popped;
@@ -513,11 +529,11 @@ class SessdStore extends BaseStore {
       }
       const outcomes = await Promise.allSettled(moving.map((p) => p.result));
       const messages = [];
-      if (queued) for (const type of Object.keys(queued)) for (const msg of queued[type]) messages.push({ type, msg });
+      if (queued && all) for (const type of Object.keys(queued)) for (const msg of queued[type]) messages.push({ type, msg });
       moving.forEach((p, i) => {
         if (outcomes[i].status !== 'fulfilled') return;
         // Popped with the rest unless sessd dropped it.
-        if (queued && outcomes[i].value !== 0) return;
+        if (queued && outcomes[i].value !== 0 && (all || !claim(queued, p))) return;
         messages.push(p);
       });
       this.generate(req);

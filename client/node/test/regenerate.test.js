@@ -354,3 +354,46 @@ test('genid: 43 base64url characters (256 bits), used by express-session', async
   assert.match(sidOf(br), /^[A-Za-z0-9_-]{43}$/);
   assert.notEqual(sidOf(br), first);
 });
+
+// Review B, finding 1: the login request pushes "Welcome back", works on (an audit write),
+// and regenerates; meanwhile a second tab shows the flashes of the same session. What the
+// second tab showed must not come back after the login: each message is shown once. What it
+// did not pop (another type, a message that is not a string) still moves.
+for (const regenerateFlashes of ['own', 'all']) {
+  test(`regenerate (${regenerateFlashes}) does not move a push another tab has shown meanwhile`, async (t) => {
+    const store = new SessdStore({ url: daemon.unixUrl, namespace: `regen-race-${regenerateFlashes}`, regenerateFlashes });
+    const app = makeApp(store, emulated);
+    let reached;
+    let release;
+    const atAudit = new Promise((resolve) => {
+      reached = resolve;
+    });
+    const audited = new Promise((resolve) => {
+      release = resolve;
+    });
+    app.post('/slow-login', async (req, res, next) => {
+      req.session.user = 'pending';
+      await Promise.all([req.flash('info', 'Welcome back'), req.flash('success', { points: 12 })]);
+      reached();
+      await audited;
+      req.session.regenerate((err) => {
+        if (err) return next(err);
+        req.session.user = 'alice';
+        res.redirect(303, '/page');
+        return undefined;
+      });
+    });
+    app.get('/info', async (req, res) => res.json(await req.flash('info')));
+    const base = await serve(t, app, store);
+    const br = new Browser(base);
+    await br.post('/charge'); // a stored session first, as a visitor browsing before the login
+    await json(await br.get('/page'));
+    const loggingIn = br.post('/slow-login');
+    await atAudit;
+    assert.deepEqual(json(await br.get('/info')), ['Welcome back'], 'the other tab shows it');
+    release();
+    const page = await follow(br, await loggingIn);
+    assert.deepEqual(page.flash, { success: [{ points: 12 }] }, 'shown once; the rest moved');
+    assert.deepEqual(json(await br.get('/page')).flash, {});
+  });
+}
