@@ -8,8 +8,9 @@
  *   digit l of pos; a node in level 0 has the same digits as pos above 0 and at_ms >= pos.
  *   So every slot's start is >= pos, and moving pos to any instant below the earliest
  *   start keeps every node where it belongs.
- * - pending holds nodes of slots whose start pos has reached; late holds nodes scheduled
- *   below pos (only when the caller's clock stepped back).
+ * - pending holds nodes of slots whose start pos has reached, or of every slot after a rebase;
+ *   late holds nodes scheduled below pos (only when the caller's clock stepped back, by at
+ *   most EXPIRY_STEP_BACK_MS since the last rebase).
  * - A postponed node keeps its place, so its at_ms may lie beyond its slot (or above
  *   late_min_ms): a slot's start, and late_min_ms, are lower bounds of its nodes' instants,
  *   and a node reached before its instant is placed again rather than popped.
@@ -173,8 +174,31 @@ void expiry_reschedule(struct expiry_wheel *w, struct expiry_node *n, uint64_t a
 	expiry_schedule(w, n, at_ms, now_ms);
 }
 
+/*
+ * The caller's clock is more than EXPIRY_STEP_BACK_MS behind the position: it stepped back
+ * (NTP, a restored VM). Instants scheduled from now on would mostly lie below the position, on
+ * the late list, which goes back to pending whole each time its earliest comes due: with
+ * sessions made at a steady rate that is the whole list walked every few milliseconds, and
+ * pending never empty, which expiry_next reports as work due now. So the wheel starts again
+ * at the caller's clock: every slot and the late list go to pending, one splice each, and
+ * their nodes are placed again as the work credit allows.
+ */
+static void rebase(struct expiry_wheel *w, uint64_t now_ms)
+{
+	for (unsigned level = 0; level < EXPIRY_LEVELS; level++) {
+		for (unsigned slot = 0; slot < EXPIRY_SLOTS; slot++)
+			list_splice(&w->pending, &w->slots[level][slot]);
+		w->occupied[level] = 0;
+	}
+	list_splice(&w->pending, &w->late);
+	w->late_min_ms = UINT64_MAX;
+	w->pos_ms = now_ms;
+}
+
 struct expiry_node *expiry_pop_due(struct expiry_wheel *w, uint64_t now_ms, size_t *work)
 {
+	if (w->pos_ms > now_ms && w->pos_ms - now_ms > EXPIRY_STEP_BACK_MS)
+		rebase(w, now_ms);
 	for (;;) {
 		uint64_t next;
 

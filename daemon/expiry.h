@@ -24,6 +24,8 @@ struct expiry_node {
 
 #define EXPIRY_LEVELS 11
 #define EXPIRY_SLOTS  64
+/* A caller's clock this far behind the wheel stepped back: the wheel starts again from it. */
+#define EXPIRY_STEP_BACK_MS 1000
 
 struct expiry_wheel {
 	uint64_t pos_ms;      /* every slot holds instants >= its start, all starts >= pos_ms */
@@ -60,7 +62,9 @@ void expiry_reschedule(struct expiry_wheel *w, struct expiry_node *n, uint64_t a
  * expiry_pop_due(w, now_ms, work):
  * Unschedule and return one node whose instant is <= ${now_ms}, or NULL when there is none or
  * the credit in ${work} ran out (each node moved between levels and each slot reached costs
- * one unit). Whether credit ran out shows as expiry_next <= now_ms afterwards.
+ * one unit). Whether credit ran out shows as expiry_next <= now_ms afterwards. A ${now_ms}
+ * more than EXPIRY_STEP_BACK_MS before the last call's moves every node to be placed again,
+ * a unit each, over this and the next calls.
  */
 struct expiry_node *expiry_pop_due(struct expiry_wheel *w, uint64_t now_ms, size_t *work);
 

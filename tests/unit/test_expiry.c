@@ -160,6 +160,48 @@ LEAK_CHECKED_TEST(expiry, clock_steps_back)
 	free(w);
 }
 
+/*
+ * The clock steps back a minute while sessions are made at a steady rate with short TTLs (the
+ * acceptance review's case): each must still come out on time under a small credit per call,
+ * and the wheel must not walk its late list again and again (which kept pending non-empty,
+ * so that the store put off every COUNT until the clock was back where it had been).
+ */
+LEAK_CHECKED_TEST(expiry, steady_load_after_the_clock_steps_back)
+{
+	enum { OLD = 20000, NEW = 5000, STEP_MS = 10, CREDIT = 1024 };
+	struct expiry_wheel *w = wheel_new();
+	struct expiry_node *old = calloc(OLD, sizeof(*old)), *fresh = calloc(NEW, sizeof(*fresh));
+	uint64_t before = UINT64_C(1700000000000) + 60000, now = UINT64_C(1700000000000);
+	size_t used = 0, popped = 0, work;
+	struct expiry_node *e;
+
+	cr_assert_not_null(old);
+	cr_assert_not_null(fresh);
+	for (size_t i = 0; i < OLD; i++)
+		expiry_schedule(w, &old[i], before + 3600 * 1000 + i, before - 1000);
+	work = SIZE_MAX;
+	cr_assert_null(expiry_pop_due(w, before, &work));
+	for (size_t i = 0; i < NEW; i++)
+		expiry_schedule(w, &fresh[i], now + 5000 + 9 * i, now);
+	for (uint64_t t = now; t <= now + 50000; t += STEP_MS) {
+		work = CREDIT;
+		while ((e = expiry_pop_due(w, t, &work)) != NULL) {
+			cr_assert(e >= fresh && e < fresh + NEW, "only the fresh nodes are due");
+			cr_assert_leq(e->at_ms, t, "not before its instant");
+			cr_assert_lt(t - e->at_ms, 2 * STEP_MS, "late by %llu ms",
+			             (unsigned long long)(t - e->at_ms));
+			popped++;
+		}
+		used += CREDIT - work;
+	}
+	cr_assert_eq(popped, NEW);
+	cr_assert_eq(expiry_count(w), OLD);
+	cr_assert_lt(used, 4 * (OLD + NEW), "%zu units of work", used);
+	free(old);
+	free(fresh);
+	free(w);
+}
+
 LEAK_CHECKED_TEST(expiry, work_credit_bounds_each_call)
 {
 	enum { N = 20000 };
