@@ -50,7 +50,9 @@
 #include "buf.h"
 #include "log.h"
 
-#define FILE_VERSION        1u
+/* Version 2 added the CLOCK record; version 1 files (without it) are read alike. */
+#define FILE_VERSION        2u
+#define FILE_VERSION_OLDEST 1u
 #define FILE_HEADER_BYTES   52u
 #define FILE_FLAG_ENCRYPTED 1u
 #define KEY_CHECK_BYTES     16u
@@ -87,6 +89,7 @@ enum rec_type {
 	REC_FLASH_PUSH = 4,
 	REC_FLASH_POP = 5,
 	REC_CLEAR = 6,
+	REC_CLOCK = 7,
 	REC_SNAP_SESSION = 16,
 	REC_SNAP_FLASH = 17,
 	REC_SNAP_END = 18,
@@ -131,6 +134,10 @@ struct persist {
 	uint64_t sync_failed_seq; /* the segment whose fsync failed */
 
 	bool unacked; /* changes logged since the last persist_commit */
+	/* The last instant at which expiry took sessions as gone; clock_unlogged: no CLOCK
+	 * record holds it yet (see persist_note_expired). */
+	uint64_t clock_ms;
+	bool clock_unlogged;
 
 	pid_t child;
 	uint64_t child_seq;
@@ -437,6 +444,8 @@ static int record_decode(const uint8_t *p, size_t n, struct record *rec)
 	case REC_CLEAR:
 		rec->key.ns = cursor_str8(&c, 1, 64, &rec->key.ns_len);
 		break;
+	case REC_CLOCK:
+		break;
 	case REC_SNAP_SESSION:
 		cursor_key(&c, &rec->key);
 		b = cursor_u8(&c);
@@ -555,7 +564,7 @@ static int header_check(const uint8_t *map, size_t size, const char magic[8], ui
 		return -1;
 	}
 	*fatal_config = true;
-	if (get_u32(map + 8) != FILE_VERSION) {
+	if (get_u32(map + 8) < FILE_VERSION_OLDEST || get_u32(map + 8) > FILE_VERSION) {
 		*why = "unsupported format version";
 		return -1;
 	}
@@ -963,6 +972,12 @@ static int replay_log_record(void *arg, const struct record *r)
 {
 	struct store *st = arg;
 
+	/* Live, sessions that had expired by this instant were gone: a clock that later stepped
+	 * back must not bring them back at the next start. */
+	if (r->type == REC_CLOCK) {
+		reclaim_expired(st, r->time_ms);
+		return 0;
+	}
 	if (apply_log_record(st, r) == 0)
 		return 0;
 	if (errno != ENOMEM)
@@ -2191,11 +2206,31 @@ int persist_writable(struct persist *p)
 }
 
 /*
+ * Put the CLOCK record persist_note_expired asked for in the batch, before any record logged
+ * after that expiry: replay takes each record's sessions as they were at that point of the
+ * log. No client waits for it, so it does not make the turn's commit one that answers for
+ * them (unacked); it goes out with the next change, or from persist_tick. One that finds no
+ * memory is tried again before the next record.
+ */
+static void log_clock(struct persist *p)
+{
+	uint8_t rec[9];
+
+	if (!p->clock_unlogged || p->state != STATE_OK)
+		return;
+	put_u64(put_u8(rec, REC_CLOCK), p->clock_ms);
+	if (record_emit(&p->batch, p->key, p->seq, p->file_off + p->batch.len, rec, sizeof(rec)) ==
+	    0)
+		p->clock_unlogged = false;
+}
+
+/*
  * Start a record of ${payload} bytes after the type and the time ${now_ms}; NULL with errno
  * ENOMEM.
  */
 static uint8_t *rec_begin(struct persist *p, size_t payload, uint8_t type, uint64_t now_ms)
 {
+	log_clock(p);
 	buf_reset(&p->plain);
 	if (payload > REC_MAX_BODY || buf_reserve(&p->plain, payload + 9) == -1) {
 		errno = ENOMEM;
@@ -2349,6 +2384,7 @@ int persist_commit(struct persist *p)
 
 	if (p == NULL)
 		return 0;
+	log_clock(p);
 	rc = commit_batch(p);
 	if (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes)
 		snapshot_on_commit(p);
@@ -2402,6 +2438,14 @@ static bool idle_snapshot_due(struct persist *p, const struct store *st, uint64_
 	return p->log_bytes / 2 > ss.bytes + (ss.sessions + ss.flashes) * per_record;
 }
 
+void persist_note_expired(struct persist *p, uint64_t now_ms)
+{
+	if (p == NULL)
+		return;
+	p->clock_ms = now_ms;
+	p->clock_unlogged = true;
+}
+
 /*
  * persist_tick(p, st, now_ms):
  * Called about once a second by the server: retries a failed disk, and starts a snapshot
@@ -2416,6 +2460,11 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	snapshot_reap(p, false);
 	if (p->state == STATE_WRITE_FAILED)
 		retry_write(p);
+	/* An expiry no CLOCK record holds yet, and a batch holding only CLOCK records (the
+	 * turn's commit writes any other). */
+	log_clock(p);
+	if (!p->unacked && p->batch.len > 0)
+		commit_batch(p);
 	if (p->child > 0)
 		return;
 	/* A segment holding only its header adds nothing to the snapshot that began it: without

@@ -95,6 +95,15 @@ bool persist_pending(const struct persist *p);
 int persist_commit(struct persist *p);
 
 /*
+ * persist_note_expired(p, now_ms):
+ * Expiry took sessions whose instant was <= ${now_ms} as gone. The log keeps that instant (a
+ * CLOCK record, before the next change logged, written with it or by persist_tick), so that
+ * replay drops those sessions at that point too: after the wall clock steps back they would
+ * otherwise come back to life at the next start. A NULL ${p} is a no-op.
+ */
+void persist_note_expired(struct persist *p, uint64_t now_ms);
+
+/*
  * persist_tick(p, st, now_ms):
  * Called about once a second by the server: retries a failed disk, and starts a snapshot
  * when the log has grown enough, or when it has been quiet for snapshot_idle_ms and holds

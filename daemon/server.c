@@ -356,8 +356,15 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	 * four seconds per million sessions due, not the tens of seconds a mass expiry takes at
 	 * the usual share. */
 	hurry = dispatch_waits_for_expiry(srv->dispatch);
-	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
-		int64_t spent = mono_ns() - started;
+	for (;;) {
+		size_t expired = store_expire(srv->store, now, SERVER_EXPIRE_SLICE);
+		int64_t spent;
+
+		if (expired > 0)
+			persist_note_expired(srv->persist, now);
+		if (expired < SERVER_EXPIRE_SLICE)
+			break;
+		spent = mono_ns() - started;
 
 		if (spent > (idle    ? SERVER_EXPIRE_IDLE_SPAN_NS
 		             : hurry ? SERVER_EXPIRE_HURRY_SPAN_NS

@@ -422,6 +422,62 @@ LEAK_CHECKED_TEST(persist, sessions_that_expired_while_down_are_dropped)
 	rm_tree(dir);
 }
 
+/* Set ${id} in "app" at ${now}, due at ${exp}, as dispatch does: store first, then the log. */
+static void set_at(struct persist *p, struct store *st, const char *id, uint64_t exp, uint64_t now)
+{
+	struct store_key k = key_of("app", id);
+
+	cr_assert_eq(store_set(st, &k, "v", 1, exp, now), 0);
+	cr_assert_eq(persist_log_set(p, &k, "v", 1, exp, now), 0);
+}
+
+/*
+ * The wall clock steps back after expiry took sessions: the next start must not bring them
+ * back (an acceptance review: a user's expired login came back, logged in, after an NTP
+ * correction and a restart). "gone1" expires at +6 s, and its CLOCK record goes out from the
+ * tick; "gone2" at +6.5 s, and its record goes out ahead of the next change, made after the
+ * clock went back 60 s: "after", due below the instant the expiry had seen but live when it
+ * was made, must live on.
+ */
+LEAK_CHECKED_TEST(persist, a_clock_stepped_back_does_not_revive_what_expired)
+{
+	char dir[64];
+	uint64_t t = now_wall_ms(), back = t - 60000;
+	struct store *st = new_store();
+	struct persist *p;
+	char *got;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, t);
+	cr_assert_not_null(p);
+	set_at(p, st, "gone1", t + 5000, t);
+	set_at(p, st, "gone2", t + 6400, t);
+	set_at(p, st, "kept", t + HOUR_MS, t);
+	cr_assert_eq(persist_commit(p), 0);
+	cr_assert_eq(store_expire(st, t + 6000, 100), 1);
+	persist_note_expired(p, t + 6000);
+	persist_tick(p, st, t + 6000);
+	cr_assert_eq(store_expire(st, t + 6500, 100), 1);
+	persist_note_expired(p, t + 6500);
+	set_at(p, st, "after", back + 9000, back);
+	cr_assert_eq(persist_commit(p), 0);
+	persist_free(p);
+	store_free(st);
+
+	st = new_store();
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, back + 1000);
+	cr_assert_not_null(p);
+	got = dump_store(st, back + 1000);
+	cr_expect(strstr(got, "676f6e6531") == NULL, "gone1 stays gone: %s", got);
+	cr_expect(strstr(got, "676f6e6532") == NULL, "gone2 stays gone: %s", got);
+	cr_expect(strstr(got, "6b657074") != NULL, "kept lives: %s", got);
+	cr_expect(strstr(got, "6166746572") != NULL, "after lives: %s", got);
+	free(got);
+	persist_free(p);
+	store_free(st);
+	rm_tree(dir);
+}
+
 /* Read a whole file; free the result. */
 static uint8_t *slurp(const char *dir, const char *name, size_t *len)
 {
