@@ -173,13 +173,20 @@ function noSession(opts, seenStore, req) {
 }
 
 function ttlFor(req, backend) {
+  // The store's rule first (its ttl function, as its saves use it): a push must not stretch
+  // the session past what a save would give it (with disableTouch nothing shortens it again).
+  if (backend.store && typeof backend.store.ttlMs === 'function') {
+    let ms = 0;
+    try {
+      ms = backend.store.ttlMs(req.session);
+    } catch (err) {
+      ms = 0; // a ttl function that fails the save: the cookie's expiry, as before
+    }
+    if (ms > 0) return Math.min(ms, MAX_TTL_MS);
+  }
   const cookie = req.session && req.session.cookie;
   if (cookie && cookie.expires) {
     const ms = Math.ceil(new Date(cookie.expires).getTime() - Date.now());
-    if (ms > 0) return Math.min(ms, MAX_TTL_MS);
-  }
-  if (backend.store && typeof backend.store.ttlMs === 'function') {
-    const ms = backend.store.ttlMs(req.session);
     if (ms > 0) return Math.min(ms, MAX_TTL_MS);
   }
   return DEFAULT_TTL_S * 1000;

@@ -228,3 +228,28 @@ test('req.flash(type, 0) and (type, false) push; undefined properties come back 
   assert.deepEqual(JSON.parse((await new Browser(base).get('/values')).body), [1, 2, 3]);
   assert.deepEqual(popped, [0, false, { gone: null, at: new Date(5) }]);
 });
+
+// Acceptance review: with a ttl function and disableTouch, one flash push stretched the
+// session from the function's 5 s to the cookie's hour (nothing shortened it again).
+test('a flash push gives the session the ttl function\'s lifetime, not the cookie\'s', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'flash-ttlfn', ttl: () => 5, disableTouch: true });
+  const app = express();
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
+  app.use(flash());
+  app.post('/login', (req, res) => {
+    req.session.user = 'ada';
+    res.json({ ok: true });
+  });
+  app.post('/note', async (req, res) => res.json({ n: await req.flash('info', 'hi') }));
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  const br = new Browser(base);
+  await br.post('/login');
+  assert.equal(JSON.parse((await br.post('/note')).body).n, 1);
+  const { entries } = await store.client.list('flash-ttlfn');
+  assert.equal(entries.length, 1);
+  assert.ok(entries[0].ttlMs <= 5000, `ttl ${entries[0].ttlMs} ms`);
+});
