@@ -53,8 +53,8 @@
  * others have their turn, beyond the first frame it is handed. */
 #define CONN_TURN_SHARES 16
 #define CONN_BUSY_AFTER_HELLO                                                                      \
-	"the server is at its --max-connections and no connection has been idle for 2 s to make "  \
-	"room; try again later"
+	"the server is at its --max-connections, and no client holding more connections than "     \
+	"this one's has one idle for 2 s to give up; try again later"
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
