@@ -2028,7 +2028,9 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		goto out;
 	if (snap_seq != 0 && load_snapshot(p, st, snap_seq, &totals) == -1)
 		goto out;
-	if (load_segments(p, st, l.logs + first, l.n_logs - first, &totals) == -1)
+	/* An empty directory has no listing at all: NULL + 0 is undefined behaviour. */
+	if (load_segments(p, st, first < l.n_logs ? l.logs + first : NULL, l.n_logs - first,
+	                  &totals) == -1)
 		goto out;
 	if (p->fd == -1) {
 		p->seq = snap_seq ? snap_seq : 1;
@@ -2845,8 +2847,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		    name, other);
 		log_missing = true;
 	}
-	/* What load_segments removes: segments a snapshot could not start hold nothing. */
-	while (n_logs - first > 1) {
+	/* What load_segments removes: segments a snapshot could not start hold nothing. Only
+	 * one right after the segment before it is such a segment, and only then does startup
+	 * get to remove it: after a gap, check_run refuses the run first, so the gap is damage
+	 * here too (a repair sets the segments from it on aside, this one with them). */
+	while (n_logs - first > 1 && l.logs[n_logs - 1] == l.logs[n_logs - 2] + 1) {
 		log_name(name, l.logs[n_logs - 1]);
 		if (!segment_headerless(dir_fd, key, name, l.logs[n_logs - 1]))
 			break;
@@ -2905,7 +2910,10 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		char aside[NAME_BYTES + 16];
 		size_t moved = 0;
 
-		for (size_t i = bad_seg + 1; i < n_logs; i++) {
+		/* The header-less segments after n_logs go too: left behind, the first of them
+		 * would follow a gap, or start the log without its snapshot, once the damaged
+		 * segment is set aside. They hold no record. */
+		for (size_t i = bad_seg + 1; i < l.n_logs; i++) {
 			log_name(name, l.logs[i]);
 			if (set_aside(dir_fd, name) == -1)
 				goto out;

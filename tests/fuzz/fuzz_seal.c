@@ -55,6 +55,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "dispatch.h"
+#include "fuzz_input.h"
 #include "log.h"
 #include "mp.h"
 #include "reply.h"
@@ -110,45 +111,6 @@ static void init_once(void)
 	check(server_auth != NULL);
 	unlink(path);
 	rmdir(dir);
-}
-
-/* A cursor over the input; reads past its end give zeros. */
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint8_t take_u8(struct input *in)
-{
-	uint8_t v = 0;
-
-	if (in->left > 0) {
-		v = *in->p++;
-		in->left--;
-	}
-	return v;
-}
-
-static uint32_t take_be(struct input *in, int bytes)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < bytes; i++)
-		v = v << 8 | take_u8(in);
-	return v;
-}
-
-/* ${n} bytes into ${out}: as many as the input has, zeros after. */
-static void take_bytes(struct input *in, uint8_t *out, size_t n)
-{
-	size_t k = n < in->left ? n : in->left;
-
-	if (n == 0)
-		return;
-	memcpy(out, in->p, k);
-	memset(out + k, 0, n - k);
-	in->p += k;
-	in->left -= k;
 }
 
 /* Every record the sender sealed, by number, whether or not it reached the wire. */

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Write tests/fuzz/corpus-dispatch/: a few request sequences for fuzz_dispatch, in the
+format fuzz_dispatch.c describes (a config byte, then operations). Standard library only.
+
+Usage: gen-dispatch-corpus.py OUTDIR
+"""
+import os
+import sys
+
+GET, SET, TOUCH, DESTROY, SET_IF, PUSH, PUSH_EXISTING, POP = range(8)
+COUNT, LIST, CLEAR, STATS, NAMESPACES, ADVANCE, EXPIRE, RAW = range(8, 16)
+ALL = 0x10  # SET_IF: right tag; FLASH_POP: every type; STATS: whole server
+
+
+def key(ns=0, sid=0, ftype=0, id_bin=False, msg_bin=False):
+    return ns | sid << 2 | ftype << 4 | (0x40 if id_bin else 0) | (0x80 if msg_bin else 0)
+
+
+def op(code, k=0, *args):
+    return bytes([code, k] + list(args))
+
+
+SEEDS = {
+    # a web request's life: read, save, flash, redirect, pop
+    "session-life": bytes([0]) + b"".join([
+        op(GET, key()),
+        op(SET, key(), 20, 7, 6),
+        op(GET, key()),
+        op(SET_IF | ALL, key(), 30, 9, 6),
+        op(SET_IF, key(), 30, 9, 6),
+        op(PUSH_EXISTING, key(ftype=0), 5, 1, 6),
+        op(PUSH, key(ftype=1, msg_bin=True), 0, 0, 5),
+        op(PUSH, key(ftype=0), 3, 2, 6),
+        op(POP | ALL, key()),
+        op(POP, key(ftype=0)),
+        op(TOUCH, key(), 4),
+        op(COUNT, key()),
+        op(LIST, key(), 1),
+        op(STATS | ALL, key()),
+        op(DESTROY, key()),
+        op(GET, key()),
+    ]),
+    # flash before the session exists, then expiry, then the reclaim
+    "flash-first-expiry": bytes([0]) + b"".join([
+        op(PUSH, key(1, 1, 2), 40, 3, 3),
+        op(PUSH_EXISTING, key(1, 2), 4, 3, 3),
+        op(SET, key(1, 2, id_bin=True), 10, 1, 2),
+        op(ADVANCE, 0, 5),
+        op(GET, key(1, 2)),
+        op(ADVANCE, 0, 120),
+        op(COUNT, key(1)),
+        op(STATS, key(1)),
+        op(EXPIRE, 0, 10),
+        op(STATS, key(1)),
+        op(NAMESPACES, 0, 1),
+        op(POP, key(1, 1, 2)),
+    ]),
+    # limits: data over max_frame - 16, flashes over max_frame / 2, a memory limit
+    "limits": bytes([1]) + b"".join([
+        op(SET, key(2, 3), 255, 1, 7),
+        op(SET, key(2, 3), 251, 1, 7),
+        op(PUSH, key(2, 3, 2), 230, 4, 7),
+        op(PUSH, key(2, 3, 2), 230, 4, 7),
+        op(SET, key(0, 0), 255, 2, 7),
+        op(SET, key(0, 1), 255, 3, 7),
+        op(SET, key(1, 0), 255, 4, 7),
+        op(STATS | ALL, key()),
+        op(CLEAR, key(0)),
+        op(NAMESPACES, 0, 0),
+    ]),
+    # a bigger frame, several namespaces, LIST pages, CLEAR, malformed frames
+    "admin": bytes([2]) + b"".join([
+        op(SET, key(0, 0), 1, 1, 5),
+        op(SET, key(0, 1), 2, 1, 5),
+        op(SET, key(0, 2), 3, 1, 5),
+        op(SET, key(0, 3), 4, 1, 5),
+        op(PUSH, key(2, 0), 1, 1, 5),
+        op(LIST, key(0), 1),
+        op(LIST, key(0), 0),
+        op(NAMESPACES, 0, 1),
+        op(RAW, 0, 3, 0x93, 0x02, 0x01),
+        op(RAW, 0, 4, 0x94, 0x10, 0x05, 0xc0),
+        op(CLEAR, key(0)),
+        op(COUNT, key(0)),
+        op(STATS | ALL, key()),
+    ]),
+}
+
+
+def main():
+    outdir = sys.argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    for name, data in SEEDS.items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()
