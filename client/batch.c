@@ -23,6 +23,7 @@ struct batch_item {
 	size_t type_at; /* FLASH_POP: offset of the type in types, or NO_TYPE for all */
 	size_t data_at; /* GET: offset of the data in the data arena */
 	size_t data_len;
+	uint64_t ttl_ms;               /* TTL */
 	struct sessd_flashes *flashes; /* FLASH_POP */
 };
 
@@ -314,6 +315,18 @@ int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, 
 	return queue(b, &req, type);
 }
 
+int sessd_batch_ttl(struct sessd_batch *b, const void *id, size_t id_len)
+{
+	struct codec_request req = {.op = CODEC_OP_TTL, .id = {id, id_len}};
+	const char *why;
+
+	if (b == NULL)
+		return -1;
+	if ((why = args_problem(id, id_len, false, 0)) != NULL)
+		return refuse(b, why);
+	return queue(b, &req, NULL);
+}
+
 int sessd_batch_ping(struct sessd_batch *b)
 {
 	struct codec_request req = {.op = CODEC_OP_PING};
@@ -346,6 +359,11 @@ static int decode_item(struct sessd_batch *b, struct batch_item *item,
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return reply_uint(result, &unused);
+	case CODEC_OP_TTL:
+		/* PROTOCOL.md: a live session has at least 1 ms left; 0 is no answer. */
+		if (reply_uint(result, &item->ttl_ms) != SESSD_OK || item->ttl_ms == 0)
+			return SESSD_ERR_PROTOCOL;
+		return SESSD_OK;
 	case CODEC_OP_FLASH_POP:
 		type =
 		    item->type_at == NO_TYPE ? NULL : (const char *)b->types.data + item->type_at;
@@ -434,4 +452,13 @@ const struct sessd_flashes *sessd_batch_flashes(const struct sessd_batch *b, siz
 	if (b->items[i].op != CODEC_OP_FLASH_POP || b->items[i].status != SESSD_OK)
 		return NULL;
 	return b->items[i].flashes;
+}
+
+uint64_t sessd_batch_ttl_ms(const struct sessd_batch *b, size_t i)
+{
+	if (b == NULL || i >= b->count)
+		return 0;
+	if (b->items[i].op != CODEC_OP_TTL || b->items[i].status != SESSD_OK)
+		return 0;
+	return b->items[i].ttl_ms;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "json.h"
 #include "sessd.h"
@@ -106,6 +107,7 @@ static const char usage_text[] =
     "  set-if ID TAG [DATA]         set, but only while the data still has TAG (get --tag)\n"
     "  touch ID --ttl SECONDS       give the session a new ttl\n"
     "  destroy ID                   remove the session\n"
+    "  ttl ID                       the session's remaining ttl in ms, and when it ends\n"
     "  flash-push ID TYPE MESSAGE [--existing]\n"
     "                               queue a flash message\n"
     "  flash-pop ID [TYPE]          remove and print flash messages\n"
@@ -378,6 +380,47 @@ static int run_set_if(struct sessd_client *c, const struct opts *o)
 	return store(c, o, expect);
 }
 
+/*
+ * get --json --tag: the data, its tag and the session's ttl_ms, the TTL pipelined behind the
+ * GET so that it costs no round trip. ttl_ms is left out when the TTL got no number (a daemon
+ * older than TTL answers UNKNOWN_OP; the session may expire between the two).
+ */
+static int run_get_object(struct sessd_client *c, const struct opts *o)
+{
+	char hex[2 * SESSD_TAG_BYTES + 1];
+	struct sessd_batch *b = sessd_batch_new(c);
+	const void *data;
+	size_t len;
+	int rc;
+
+	if (b == NULL) {
+		fputs("sessctl: get: out of memory\n", stderr);
+		return EXIT_TROUBLE;
+	}
+	if (sessd_batch_get(b, o->id, o->id_len) == -1 ||
+	    sessd_batch_ttl(b, o->id, o->id_len) == -1)
+		rc = SESSD_ERR_NOMEM;
+	else
+		rc = sessd_batch_run(b);
+	if (rc == SESSD_OK)
+		rc = sessd_batch_status(b, 0);
+	if (rc != SESSD_OK) {
+		sessd_batch_free(b);
+		return report_data(c, rc, "get");
+	}
+	data = sessd_batch_data(b, 0, &len);
+	/* The tag of exactly these bytes, from this one read. */
+	tag_hex(data, len, hex);
+	fputs("{\"data\":", stdout);
+	json_write_string(stdout, data, len);
+	printf(",\"tag\":\"%s\"", hex);
+	if (sessd_batch_status(b, 1) == SESSD_OK)
+		printf(",\"ttl_ms\":%" PRIu64, sessd_batch_ttl_ms(b, 1));
+	fputs("}\n", stdout);
+	sessd_batch_free(b);
+	return EXIT_SUCCESS;
+}
+
 static int run_get(struct sessd_client *c, const struct opts *o)
 {
 	char hex[2 * SESSD_TAG_BYTES + 1];
@@ -385,25 +428,69 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 	size_t len;
 	int rc;
 
+	if (o->json && o->tag)
+		return run_get_object(c, o);
 	rc = sessd_get(c, o->id, o->id_len, &data, &len);
 	if (rc != SESSD_OK)
 		return report_data(c, rc, "get");
-	/* The tag of exactly these bytes: with --json it comes with them, from this one read. */
-	if (o->tag)
-		tag_hex(data, len, hex);
 	if (o->json) {
-		if (o->tag)
-			fputs("{\"data\":", stdout);
 		json_write_string(stdout, data, len);
-		if (o->tag)
-			printf(",\"tag\":\"%s\"}", hex);
 		fputc('\n', stdout);
 	} else if (o->tag) {
+		tag_hex(data, len, hex);
 		printf("%s\n", hex);
 	} else {
 		fwrite(data, 1, len, stdout);
 	}
 	free(data);
+	return EXIT_SUCCESS;
+}
+
+/*
+ * Write the instant ${ttl_ms} from now by this machine's clock, as ISO 8601 UTC with
+ * milliseconds and a NUL, into ${out} of ${size} bytes (25 hold it). The daemon sends only the
+ * remaining time, so the instant is as right as the two clocks agree. Returns 0, or -1 when
+ * the clock cannot be read or ${size} is too small.
+ */
+static int iso_after(uint64_t ttl_ms, char *out, size_t size)
+{
+	struct timespec now;
+	struct tm tm;
+	uint64_t at_ms;
+	time_t secs;
+	size_t n;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == -1 || now.tv_sec < 0)
+		return -1;
+	at_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 + ttl_ms;
+	secs = (time_t)(at_ms / 1000);
+	if (gmtime_r(&secs, &tm) == NULL)
+		return -1;
+	n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n == 0 ||
+	    (size_t)snprintf(out + n, size - n, ".%03uZ", (unsigned)(at_ms % 1000)) >= size - n)
+		return -1;
+	return 0;
+}
+
+/* ttl: the session's remaining time to live in ms, and the instant that makes. */
+static int run_ttl(struct sessd_client *c, const struct opts *o)
+{
+	char expires[64];
+	uint64_t left = 0;
+	int rc = sessd_ttl(c, o->id, o->id_len, &left);
+
+	if (rc != SESSD_OK)
+		return report(c, rc, "ttl");
+	if (iso_after(left, expires, sizeof(expires)) == -1)
+		snprintf(expires, sizeof(expires), "?");
+	if (o->json) {
+		fputs("{\"id\":", stdout);
+		json_write_string(stdout, o->id, o->id_len);
+		printf(",\"ttl_ms\":%" PRIu64 ",\"expires\":\"%s\"}\n", left, expires);
+	} else {
+		printf("%" PRIu64 "\t%s\n", left, expires);
+	}
 	return EXIT_SUCCESS;
 }
 
@@ -1018,6 +1105,7 @@ static const struct command commands[] = {
     {"get", 1, 1, false, false, false, true, false, false, run_get},
     {"touch", 1, 1, true, true, false, false, false, false, run_touch},
     {"destroy", 1, 1, false, false, false, false, false, false, run_destroy},
+    {"ttl", 1, 1, false, false, false, false, false, false, run_ttl},
     {"flash-push", 3, 3, true, false, false, false, true, false, run_flash_push},
     {"flash-pop", 1, 2, false, false, false, false, false, false, run_flash_pop},
     {"count", 0, 0, false, false, false, false, false, true, run_count},

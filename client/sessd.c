@@ -23,7 +23,7 @@ struct call {
 	int status;
 	void **data; /* GET */
 	size_t *data_len;
-	uint64_t *number; /* FLASH_PUSH(_EXISTING), COUNT, CLEAR */
+	uint64_t *number; /* FLASH_PUSH(_EXISTING), TTL, COUNT, CLEAR */
 	struct sessd_flashes **flashes;
 	struct sessd_list **list;
 	uint32_t list_limit; /* LIST, NAMESPACES: the most entries asked for */
@@ -125,6 +125,11 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
 		return reply_uint(result, k->number != NULL ? k->number : &unused);
+	case CODEC_OP_TTL:
+		/* PROTOCOL.md: a live session has at least 1 ms left; 0 is no answer. */
+		if (reply_uint(result, k->number) != SESSD_OK || *k->number == 0)
+			return SESSD_ERR_PROTOCOL;
+		return SESSD_OK;
 	case CODEC_OP_FLASH_POP:
 		return reply_flashes(result, k->flash_type, k->c->max_frame, k->flashes);
 	case CODEC_OP_LIST:
@@ -634,6 +639,20 @@ int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len)
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	set_id(&req, id, id_len);
 	return call_run(c, &req, &k);
+}
+
+int sessd_ttl(struct sessd_client *c, const void *id, size_t id_len, uint64_t *ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_TTL};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (ttl_ms == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no place for the ttl (ttl_ms is NULL)");
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	set_id(&req, id, id_len);
+	return call_number(c, &req, ttl_ms);
 }
 
 /* FLASH_PUSH, or with ${existing} FLASH_PUSH_EXISTING: the checks and the call both share. */

@@ -20,11 +20,11 @@
  *
  * Calls return an int that is SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below;
  * sessd_errmsg() then says what went wrong in words (the server's message for server errors).
- * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, DESTROY, FLASH_POP and FLASH_PUSH_EXISTING;
- * a server answering it to another request is a protocol error. SESSD_CONFLICT (14) comes from
- * SET_IF (sessd_set_if, and sessd_batch_status of a sessd_batch_set_if). Results reach output
- * arguments on SESSD_OK only: result pointers (and GET's length) are cleared first and stay so on
- * any other result; numbers are left untouched.
+ * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, DESTROY, TTL, FLASH_POP and
+ * FLASH_PUSH_EXISTING; a server answering it to another request is a protocol error.
+ * SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if, and sessd_batch_status of a
+ * sessd_batch_set_if). Results reach output arguments on SESSD_OK only: result pointers (and
+ * GET's length) are cleared first and stay so on any other result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -287,6 +287,17 @@ int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t 
 int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len);
 
 /*
+ * sessd_ttl(c, id, id_len, ttl_ms):
+ * The session's remaining lifetime: on SESSD_OK *${ttl_ms} is the milliseconds from the
+ * server's now to its expiry instant, at least 1 (what sessd_list gives, for one session).
+ * Changes nothing: no expiry moves. A session that holds flash messages only counts (it lives
+ * until its expiry, and sessd_count and sessd_list show it). SESSD_NOT_FOUND: there is no
+ * such session, or it has expired. SESSD_ERR_UNKNOWN_OP: the server is older than TTL (the
+ * connection stays open). ${id} is borrowed.
+ */
+int sessd_ttl(struct sessd_client *c, const void *id, size_t id_len, uint64_t *ttl_ms);
+
+/*
  * sessd_flash_push(c, id, id_len, type, msg, msg_len, ttl_ms, queue_len):
  * Queue a message (sent as str) of ${type} (NUL-terminated, 1..64 bytes). A missing session
  * is created with ${ttl_ms}. ${queue_len} (may be NULL) receives that type's queue length.
@@ -453,6 +464,8 @@ int sessd_batch_flash_push(struct sessd_batch *b, const void *id, size_t id_len,
                            const void *msg, size_t msg_len, uint64_t ttl_ms);
 int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, const char *type);
 int sessd_batch_ping(struct sessd_batch *b);
+/* A TTL (sessd_ttl): its status as sessd_ttl's, its result from sessd_batch_ttl_ms. */
+int sessd_batch_ttl(struct sessd_batch *b, const void *id, size_t id_len);
 
 /*
  * sessd_batch_set_if(b, id, id_len, data, data_len, ttl_ms, expect):
@@ -515,6 +528,12 @@ const void *sessd_batch_data(const struct sessd_batch *b, size_t i, size_t *len)
  * or sessd_batch_free.
  */
 const struct sessd_flashes *sessd_batch_flashes(const struct sessd_batch *b, size_t i);
+
+/*
+ * sessd_batch_ttl_ms(b, i): the remaining lifetime in milliseconds (at least 1) that request
+ * ${i}, a sessd_batch_ttl, got when its status is SESSD_OK; else 0.
+ */
+uint64_t sessd_batch_ttl_ms(const struct sessd_batch *b, size_t i);
 
 /* sessd_batch_reset(b): forget the requests and results, keep the memory for the next batch. */
 void sessd_batch_reset(struct sessd_batch *b);

@@ -682,6 +682,23 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req,
 }
 
 /*
+ * TTL (PROTOCOL.md, "Sessions"): what LIST gives for one session, without walking the
+ * namespace. A read: no persistence guard, so it answers on a disk that refuses writes too.
+ * A session that holds flashes only is answered: COUNT and LIST show it, and it lives until
+ * this instant like any other.
+ */
+static int op_ttl(struct dispatch *d, const struct codec_request *req, const struct store_key *key,
+                  uint64_t now_ms, struct buf *out)
+{
+	uint64_t when;
+
+	if (store_expiry(d->st, key, now_ms, &when) == -1)
+		return reply_not_found(out, req->request_id);
+	/* A live session's instant is after now_ms, so this is at least 1. */
+	return reply_uint(out, req->request_id, when - now_ms);
+}
+
+/*
  * FLASH_PUSH, and FLASH_PUSH_EXISTING (PROTOCOL.md, "Flashes"), which pushes only to a session
  * with data: one destroyed or expired since the client read it stays gone. Either is logged
  * as a FLASH_PUSH: replayed over the same state, a push that found the session finds it again.
@@ -1034,6 +1051,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:
 		return op_destroy(d, req, &key, now_ms, out);
+	case CODEC_OP_TTL:
+		return op_ttl(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return op_flash_push(d, req, &key, now_ms, out);

@@ -911,8 +911,12 @@ void store_free(struct store *st)
  * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
  * changes the store; or -1 with errno ENOENT.
  */
-int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
-              size_t *len)
+/*
+ * The live session of ${key} (with data, when ${with_data}), or NULL with errno ENOENT; a
+ * namespace left empty by the expired session the lookup reclaimed is released.
+ */
+static struct sess *find_live(struct store *st, const struct store_key *key, uint64_t now_ms,
+                              bool with_data)
 {
 	struct ns *ns;
 	struct sess *s;
@@ -923,17 +927,44 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
 	if (ns == NULL)
 		goto fail;
 	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
-	if (s == NULL || !s->has_data)
+	if (s == NULL || (with_data && !s->has_data))
 		goto fail_release;
-	*data = sess_data(s);
-	*len = s->data_len;
-	return 0;
+	return s;
 
 fail_release:
 	ns_release_if_empty(st, ns);
 fail:
 	errno = ENOENT;
-	return -1;
+	return NULL;
+}
+
+int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
+              size_t *len)
+{
+	struct sess *s = find_live(st, key, now_ms, true);
+
+	if (s == NULL)
+		return -1;
+	*data = sess_data(s);
+	*len = s->data_len;
+	return 0;
+}
+
+/*
+ * store_expiry(st, key, now_ms, expires_at_ms):
+ * The expiry instant of a live session, one that holds flashes only included (COUNT and
+ * LIST show it too), for TTL. Moves no expiry; like store_get, it may reclaim the expired
+ * session it finds. Returns 0 with *${expires_at_ms} > ${now_ms}, or -1 with errno ENOENT.
+ */
+int store_expiry(struct store *st, const struct store_key *key, uint64_t now_ms,
+                 uint64_t *expires_at_ms)
+{
+	struct sess *s = find_live(st, key, now_ms, false);
+
+	if (s == NULL)
+		return -1;
+	*expires_at_ms = s->exp.at_ms;
+	return 0;
 }
 
 /* Replace the data of the live session ${s}; 0, or -1 with ENOMEM and nothing changed. */
@@ -1037,25 +1068,12 @@ fail:
 int store_touch(struct store *st, const struct store_key *key, uint64_t expires_at_ms,
                 uint64_t now_ms)
 {
-	struct ns *ns;
-	struct sess *s;
-	struct hnode **link;
+	struct sess *s = find_live(st, key, now_ms, false);
 
-	check_key(key);
-	ns = ns_find(st, key->ns, key->ns_len);
-	if (ns == NULL)
-		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
 	if (s == NULL)
-		goto fail_release;
+		return -1;
 	expiry_reschedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
 	return 0;
-
-fail_release:
-	ns_release_if_empty(st, ns);
-fail:
-	errno = ENOENT;
-	return -1;
 }
 
 /*

@@ -107,6 +107,15 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
               size_t *len);
 
 /*
+ * store_expiry(st, key, now_ms, expires_at_ms):
+ * The expiry instant of a live session, one that holds flashes only included (COUNT and
+ * LIST show it too), for TTL. Moves no expiry; like store_get, it may reclaim the expired
+ * session it finds. Returns 0 with *${expires_at_ms} > ${now_ms}, or -1 with errno ENOENT.
+ */
+int store_expiry(struct store *st, const struct store_key *key, uint64_t now_ms,
+                 uint64_t *expires_at_ms);
+
+/*
  * store_set(st, key, data, len, expires_at_ms, now_ms):
  * Copy ${len} bytes of ${data} into the session, creating it if needed, and make it expire at
  * ${expires_at_ms}. Flash queues are kept. Returns 0, or -1 with errno ENOMEM (memory limit

@@ -51,6 +51,8 @@ const char *codec_op_name(uint32_t op)
 		return "DESTROY";
 	case CODEC_OP_SET_IF:
 		return "SET_IF";
+	case CODEC_OP_TTL:
+		return "TTL";
 	case CODEC_OP_FLASH_PUSH:
 		return "FLASH_PUSH";
 	case CODEC_OP_FLASH_POP:
@@ -84,6 +86,7 @@ static int op_argc(uint64_t op)
 		return 1;
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
+	case CODEC_OP_TTL:
 	case CODEC_OP_NAMESPACES:
 		return 2;
 	case CODEC_OP_HELLO:
@@ -282,7 +285,7 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		return read_ttl(r, req);
 	case CODEC_OP_FLASH_POP:
 		return read_flash_type(r, req, true);
-	default: /* GET, DESTROY */
+	default: /* GET, DESTROY, TTL */
 		return NULL;
 	}
 }
@@ -375,6 +378,7 @@ static bool request_valid(const struct codec_request *req)
 		return true;
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
+	case CODEC_OP_TTL:
 		has_id = true;
 		break;
 	case CODEC_OP_SET_IF:
@@ -495,7 +499,7 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		if (req->flash_all)
 			return mp_write_nil(out);
 		return mp_write_str(out, req->flash_type.ptr, req->flash_type.len);
-	default: /* GET, DESTROY */
+	default: /* GET, DESTROY, TTL */
 		return 0;
 	}
 }

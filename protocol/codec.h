@@ -44,6 +44,7 @@ enum codec_op {
 	CODEC_OP_TOUCH = 0x12,
 	CODEC_OP_DESTROY = 0x13,
 	CODEC_OP_SET_IF = 0x14,
+	CODEC_OP_TTL = 0x15, /* a session's remaining lifetime; changes nothing */
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
 	CODEC_OP_FLASH_PUSH_EXISTING = 0x22, /* FLASH_PUSH that never creates a session */
@@ -94,7 +95,7 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	/* GET SET SET_IF TOUCH DESTROY FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
+	/* GET SET SET_IF TOUCH DESTROY TTL FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
 	struct mp_bytes id;
 	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
 	struct mp_bytes data;        /* SET SET_IF */

@@ -147,6 +147,12 @@ declare namespace connectSessd {
     touch(ns: Namespace, id: SessionKey, ttlMs: number): Promise<boolean>;
     /** Whether the session existed. */
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
+    /**
+     * The session's remaining lifetime in ms (at least 1, by the daemon's clock), or null when
+     * there is no such session or it has expired; a session of flashes only has one too.
+     * Changes nothing. Rejects with UNKNOWN_OP from a daemon older than TTL.
+     */
+    ttl(ns: Namespace, id: SessionKey): Promise<number | null>;
     /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. */
     flashPush(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number>;
     /**
@@ -393,6 +399,7 @@ declare namespace connectSessd {
       readonly TOUCH: 0x12;
       readonly DESTROY: 0x13;
       readonly SET_IF: 0x14;
+      readonly TTL: 0x15;
       readonly FLASH_PUSH: 0x20;
       readonly FLASH_POP: 0x21;
       readonly FLASH_PUSH_EXISTING: 0x22;

@@ -212,6 +212,68 @@ LEAK_CHECKED_TEST(client, bad_arguments_are_usage_errors)
 	sessd_close(NULL);
 }
 
+/*
+ * sessd_ttl (PROTOCOL.md, TTL): the remaining lifetime of one session, a flash-only one too,
+ * moving nothing; NOT_FOUND leaves the number alone. And the same in a batch.
+ */
+LEAK_CHECKED_TEST(client, ttl_gives_the_remaining_lifetime)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_batch *b;
+	uint64_t ms = 77;
+	size_t len;
+
+	cr_assert_eq(sessd_ttl(c, "ttl-none", 8, &ms), SESSD_NOT_FOUND);
+	cr_assert_eq(ms, 77, "numbers are left alone but on SESSD_OK");
+	cr_assert_eq(sessd_set(c, "ttl-a", 5, "x", 1, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, "ttl-a", 5, &ms), SESSD_OK);
+	cr_assert(ms > TTL_MS - 5000 && ms <= TTL_MS, "%llu ms left of %u", (unsigned long long)ms,
+	          TTL_MS);
+	cr_assert_eq(sessd_touch(c, "ttl-a", 5, 2 * TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, "ttl-a", 5, &ms), SESSD_OK);
+	cr_assert(ms > 2 * TTL_MS - 5000 && ms <= 2 * TTL_MS, "touched: %llu ms left",
+	          (unsigned long long)ms);
+	/* A session of flashes only lives, and has a ttl. */
+	cr_assert_eq(sessd_flash_push(c, "ttl-f", 5, "info", "m", 1, 3000, NULL), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, "ttl-f", 5, &ms), SESSD_OK);
+	cr_assert(ms > 0 && ms <= 3000, "flashes only: %llu ms left", (unsigned long long)ms);
+	cr_assert_eq(sessd_destroy(c, "ttl-a", 5), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, "ttl-a", 5, &ms), SESSD_NOT_FOUND);
+	/* Another namespace is another session. */
+	cr_assert_eq(sessd_set_namespace(c, "ttl-other"), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, "ttl-f", 5, &ms), SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_set_namespace(c, "default"), SESSD_OK);
+	/* Bad arguments. */
+	cr_assert_eq(sessd_ttl(c, "ttl-f", 5, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "ttl_ms is NULL") != NULL, "errmsg: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_ttl(c, "", 0, &ms), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_ttl(NULL, "x", 1, &ms), SESSD_ERR_USAGE);
+
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	errno = 0;
+	cr_assert_eq(sessd_batch_ttl(b, "", 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(sessd_batch_set(b, "ttl-b", 5, "v", 1, TTL_MS), 0);
+	cr_assert_eq(sessd_batch_ttl(b, "ttl-b", 5), 1);
+	cr_assert_eq(sessd_batch_ttl(b, "ttl-none", 8), 2);
+	cr_assert_eq(sessd_batch_get(b, "ttl-b", 5), 3);
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK);
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_OK);
+	ms = sessd_batch_ttl_ms(b, 1);
+	cr_assert(ms > TTL_MS - 5000 && ms <= TTL_MS, "batch: %llu ms left",
+	          (unsigned long long)ms);
+	cr_assert_eq(sessd_batch_status(b, 2), SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_batch_ttl_ms(b, 2), 0);
+	cr_assert_eq(sessd_batch_ttl_ms(b, 3), 0, "a GET has no ttl");
+	cr_assert_eq(sessd_batch_ttl_ms(b, 9), 0);
+	cr_assert_not_null(sessd_batch_data(b, 3, &len));
+	cr_assert_null(sessd_batch_data(b, 1, &len), "a TTL has no data");
+	sessd_batch_free(b);
+	cr_assert_eq(sessd_batch_ttl_ms(NULL, 0), 0);
+	sessd_close(c);
+}
+
 LEAK_CHECKED_TEST(client, large_values_up_to_max_frame)
 {
 	struct sessd_client *c = connect_to(daemon_.unix_url);
@@ -1307,7 +1369,7 @@ TestSuite(stopping, .fini = stop_daemon, .timeout = 120);
  */
 static void batch_across_sigterm(bool sealed)
 {
-	enum { SETS = 5000 };
+	enum { SETS = 20000 };
 	char dir[64] = "/tmp/sessd-cstop-XXXXXX", data_dir[96], secret[96], id[32];
 	const char *plain_args[] = {"--data-dir", data_dir, NULL};
 	const char *sealed_args[] = {"--data-dir", data_dir, "--auth-file", secret, NULL};
@@ -4000,6 +4062,39 @@ LEAK_CHECKED_TEST(fake_server, flash_push_existing_to_an_older_server_falls_back
 	rc = sessd_flash_push(c, "s", 1, "info", "m", 1, TTL_MS, &queued);
 	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
 	cr_assert_eq(queued, 1);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* TTL answered UNKNOWN_OP (a daemon older than TTL), or with 0, which no live session has. */
+static int ttl_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (nth == 1)
+		return fake_reply(fd, req->request_id, CODEC_UNKNOWN_OP, "\xaeunknown opcode", 15);
+	if (nth == 2)
+		return fake_reply(fd, req->request_id, CODEC_OK, "\x00", 1);
+	return -1;
+}
+
+LEAK_CHECKED_TEST(fake_server, ttl_from_an_older_or_faulty_server)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 1, ttl_answer);
+	uint64_t ms = 77;
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_ttl(c, "x", 1, &ms);
+	cr_expect_eq(rc, SESSD_ERR_UNKNOWN_OP, "%s", sessd_strerror(rc));
+	cr_expect_eq(ms, 77);
+	/* The connection stays open: the next TTL goes on it, and 0 is no answer. */
+	rc = sessd_ttl(c, "x", 1, &ms);
+	cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_expect_eq(ms, 77);
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }

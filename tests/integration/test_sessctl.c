@@ -497,6 +497,94 @@ LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
 	expect(&r, 0, "--ttl");
 }
 
+/*
+ * Check that ${text} starts with "MS" then ${sep} then an ISO 8601 UTC instant with
+ * milliseconds about MS from now (within 5 s), and that MS is in (${min_ms}, ${max_ms}].
+ * Returns what follows the instant.
+ */
+static const char *expect_ttl_and_instant(const char *text, const char *sep,
+                                          unsigned long long min_ms, unsigned long long max_ms)
+{
+	unsigned long long ms;
+	struct tm tm = {0};
+	struct timespec now;
+	unsigned milli;
+	int used = 0;
+	double off;
+
+	cr_assert_eq(sscanf(text, "%llu%n", &ms, &used), 1, "%s", text);
+	cr_assert(ms > min_ms && ms <= max_ms, "%llu ms left, not in (%llu, %llu]", ms, min_ms,
+	          max_ms);
+	text += used;
+	cr_assert_eq(strncmp(text, sep, strlen(sep)), 0, "%s", text);
+	text += strlen(sep);
+	cr_assert_eq(strlen(text) >= 24, true, "%s", text);
+	cr_assert_eq(sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d.%3uZ%n", &tm.tm_year, &tm.tm_mon,
+	                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &milli, &used),
+	             7, "not ISO 8601: %s", text);
+	cr_assert_eq(used, 24, "%s", text);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	off = (double)timegm(&tm) + milli / 1000.0 -
+	      ((double)now.tv_sec + now.tv_nsec / 1e9 + (double)ms / 1000.0);
+	cr_assert(off > -5 && off < 5, "the instant is %.3f s off now + ttl", off);
+	return text + used;
+}
+
+LEAK_CHECKED_TEST(sessctl, ttl_prints_the_remaining_lifetime)
+{
+	char want[64];
+	const char *rest;
+	struct run r;
+
+	RUN(&r, "set", "t1", "v", "--ttl", "60");
+	expect(&r, 0, "");
+	RUN(&r, "ttl", "t1");
+	rest = expect_ttl_and_instant((char *)r.out.data, "\t", 55000, 60000);
+	cr_assert_str_eq(rest, "\n");
+	expect(&r, 0, NULL);
+	RUN(&r, "--json", "ttl", "t1");
+	expect_json(&r);
+	snprintf(want, sizeof(want), "{\"id\":\"t1\",\"ttl_ms\":");
+	cr_assert_eq(strncmp((char *)r.out.data, want, strlen(want)), 0, "%s", (char *)r.out.data);
+	rest = expect_ttl_and_instant((char *)r.out.data + strlen(want), ",\"expires\":\"", 55000,
+	                              60000);
+	cr_assert_str_eq(rest, "\"}\n");
+	expect(&r, 0, NULL);
+	/* Asking moves nothing; touch does. */
+	RUN(&r, "touch", "t1", "--ttl", "3600");
+	expect(&r, 0, "");
+	RUN(&r, "ttl", "t1");
+	expect_ttl_and_instant((char *)r.out.data, "\t", 3595000, 3600000);
+	expect(&r, 0, NULL);
+	/* A session of flash messages only has a ttl too (count and list show it). */
+	RUN(&r, "flash-push", "t2", "info", "hi", "--ttl", "30");
+	expect(&r, 0, "1\n");
+	RUN(&r, "get", "t2");
+	expect(&r, 1, "");
+	RUN(&r, "ttl", "t2");
+	expect_ttl_and_instant((char *)r.out.data, "\t", 25000, 30000);
+	expect(&r, 0, NULL);
+	/* Missing: exit 1, as get; and in JSON nothing on standard output. */
+	RUN(&r, "ttl", "t3");
+	cr_assert_str_eq((char *)r.err.data, "sessctl: ttl: no such session\n");
+	expect(&r, 1, "");
+	RUN(&r, "--json", "ttl", "t3");
+	expect(&r, 1, "");
+	RUN(&r, "destroy", "t1");
+	expect(&r, 0, "");
+	RUN(&r, "ttl", "t1");
+	expect(&r, 1, "");
+	/* Usage. */
+	RUN(&r, "ttl");
+	expect(&r, 2, "");
+	RUN(&r, "ttl", "t2", "--ttl", "5");
+	cr_assert(strstr((char *)r.err.data, "ttl does not take --ttl") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+}
+
 /* Run `get --tag ID` and put the tag it printed, without its newline, in ${tag}. */
 static void get_tag(const char *id, char tag[2 * SESSD_TAG_BYTES + 1])
 {
@@ -530,8 +618,12 @@ LEAK_CHECKED_TEST(sessctl, get_tag_and_set_if)
 	cr_assert_str_neq(tag, "786a02f742015903c6c6fd852552d272");
 	RUN(&r, "--json", "get", "--tag", "cas");
 	expect_json(&r);
-	snprintf(want, sizeof(want), "{\"data\":\"{\\\"n\\\":1}\",\"tag\":\"%s\"}\n", tag);
-	expect(&r, 0, want);
+	snprintf(want, sizeof(want), "{\"data\":\"{\\\"n\\\":1}\",\"tag\":\"%s\",\"ttl_ms\":", tag);
+	cr_assert_eq(strncmp((char *)r.out.data, want, strlen(want)), 0, "%s", (char *)r.out.data);
+	cr_assert_eq(sscanf((char *)r.out.data + strlen(want), "%llu", &ttl_ms), 1);
+	cr_assert(ttl_ms > 86390000 && ttl_ms <= 86400000, "the default day: %llu", ttl_ms);
+	cr_assert_str_eq(strchr((char *)r.out.data + strlen(want), '}'), "}\n");
+	expect(&r, 0, NULL);
 
 	/* Success: the data still has the tag. */
 	RUN(&r, "set-if", "cas", tag, "{\"n\":2}");
@@ -1380,8 +1472,9 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 }
 
 /*
- * An older sessd answers NAMESPACES with UNKNOWN_OP: a fake one, which answers COUNT and CLEAR
- * 0, LIST an empty page and HELLO as sessd does, in a child that serves one connection.
+ * An older sessd answers NAMESPACES and TTL with UNKNOWN_OP: a fake one, which answers COUNT
+ * and CLEAR 0, LIST an empty page, GET the data "old" and HELLO as sessd does, in a child that
+ * serves one connection.
  */
 static int old_server_answer(int fd, const struct codec_request *req)
 {
@@ -1390,7 +1483,7 @@ static int old_server_answer(int fd, const struct codec_request *req)
 	int rc;
 
 	buf_init(&r);
-	if (req->op == CODEC_OP_NAMESPACES) {
+	if (req->op == CODEC_OP_NAMESPACES || req->op == CODEC_OP_TTL) {
 		rc = codec_reply_error(&r, req->request_id, CODEC_UNKNOWN_OP, "unknown opcode");
 	} else if (codec_reply_open(&r, req->request_id, CODEC_OK, &at) == -1) {
 		rc = -1;
@@ -1402,6 +1495,8 @@ static int old_server_answer(int fd, const struct codec_request *req)
 			     mp_write_str(&r, "max_frame", 9) | mp_write_uint(&r, 1048576);
 		else if (req->op == CODEC_OP_LIST)
 			rc = mp_write_array(&r, 2) | mp_write_uint(&r, 0) | mp_write_array(&r, 0);
+		else if (req->op == CODEC_OP_GET)
+			rc = mp_write_bin(&r, "old", 3);
 		else
 			rc = mp_write_uint(&r, 0);
 		rc |= codec_frame_close(&r, at);
@@ -1472,10 +1567,10 @@ LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0)
-		old_server_serve(lfd, 4);
+		old_server_serve(lfd, 6);
 	close(lfd);
 
-	/* Four connections, one per command. */
+	/* Six connections, one per command. */
 	run_env(&r, url, NULL, 0, (const char *const[]){"--namespace", "shp", "count", NULL});
 	expect(&r, 0, "0\n");
 	run_env(&r, url, NULL, 0, (const char *const[]){"--namespace", "shp", "list", NULL});
@@ -1487,6 +1582,15 @@ LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 	cr_assert(strstr((char *)r.err.data, "older than NAMESPACES") != NULL, "%s",
 	          (char *)r.err.data);
 	expect(&r, 2, "");
+	/* TTL is newer too: ttl fails, and get --json --tag leaves ttl_ms out. */
+	run_env(&r, url, NULL, 0, (const char *const[]){"ttl", "s1", NULL});
+	cr_assert(strstr((char *)r.err.data, "sessctl: ttl: ") != NULL &&
+	              strstr((char *)r.err.data, "UNKNOWN_OP") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	run_env(&r, url, NULL, 0, (const char *const[]){"--json", "get", "--tag", "s1", NULL});
+	expect_json(&r);
+	expect(&r, 0, "{\"data\":\"old\",\"tag\":\"598c141a2e034f166743a10289597f8c\"}\n");
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	unlink(sa.sun_path);

@@ -1221,3 +1221,91 @@ LEAK_CHECKED_TEST(dispatch, set_if_compares_data_over_max_data)
 	cr_assert_eq(do_get(NULL, "old", NOW, data, sizeof(data)), CODEC_OK);
 	cr_assert_str_eq(data, "small");
 }
+
+/*
+ * TTL of ${id} in ${ns} at ${now}: returns the status, with the remaining ms in ${ttl_ms} on
+ * OK. NOT_FOUND must carry nil, and neither closes the connection.
+ */
+static uint32_t do_ttl(const char *ns, const char *id, uint64_t now, uint64_t *ttl_ms)
+{
+	struct codec_request req = {.op = CODEC_OP_TTL, .request_id = 21};
+	struct codec_reply rep;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "the connection stays open");
+	cr_assert_eq(rep.request_id, 21);
+	if (rep.status == CODEC_OK) {
+		*ttl_ms = result_uint(&rep);
+	} else {
+		cr_assert_eq(rep.status, CODEC_NOT_FOUND, "TTL status %u", rep.status);
+		cr_assert_eq(rep.result.len, 1);
+		cr_assert_eq(rep.result.ptr[0], 0xc0, "NOT_FOUND carries nil");
+	}
+	return rep.status;
+}
+
+/* TTL (PROTOCOL.md, "Sessions"): a session's expiry instant minus now, moving nothing. */
+LEAK_CHECKED_TEST(dispatch, ttl_is_the_remaining_lifetime)
+{
+	struct codec_request req = {.op = CODEC_OP_TOUCH, .request_id = 9, .ttl_ms = 5000};
+	struct codec_reply rep;
+	uint64_t ms = 0, before;
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_ttl(NULL, "missing", NOW, &ms), CODEC_NOT_FOUND);
+
+	/* Live: counts down with the server's now, at least 1 ms, then gone. */
+	cr_assert_eq(do_set(NULL, "s1", "hello", 1000, NOW), CODEC_OK);
+	cr_assert_eq(do_ttl(NULL, "s1", NOW, &ms), CODEC_OK);
+	cr_assert_eq(ms, 1000);
+	cr_assert_eq(do_ttl(NULL, "s1", NOW + 400, &ms), CODEC_OK);
+	cr_assert_eq(ms, 600);
+	cr_assert_eq(do_ttl(NULL, "s1", NOW + 999, &ms), CODEC_OK);
+	cr_assert_eq(ms, 1, "the last live millisecond");
+	/* The same id in another namespace is another session. */
+	cr_assert_eq(do_ttl("other", "s1", NOW, &ms), CODEC_NOT_FOUND);
+	/* Asking moved nothing: the session still ends at NOW + 1000. */
+	cr_assert_eq(do_get(NULL, "s1", NOW + 999, data, sizeof(data)), CODEC_OK);
+	cr_assert_eq(do_ttl(NULL, "s1", NOW + 1000, &ms), CODEC_NOT_FOUND, "expired");
+	cr_assert_eq(do_get(NULL, "s1", NOW + 1000, data, sizeof(data)), CODEC_NOT_FOUND);
+
+	/* Touched: the new expiry, counted from the TOUCH's now. */
+	cr_assert_eq(do_set(NULL, "s2", "x", 1000, NOW), CODEC_OK);
+	req.id = bytes("s2");
+	cr_assert_eq(call_at(&req, NOW + 500, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(do_ttl(NULL, "s2", NOW + 600, &ms), CODEC_OK);
+	cr_assert_eq(ms, 4900);
+
+	/* Flashes only: GET finds no data, but the session lives, and TTL says how long. */
+	cr_assert_eq(push("f1", "info", "hi", false), 1);
+	cr_assert_eq(do_get(NULL, "f1", NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	cr_assert_eq(do_ttl(NULL, "f1", NOW + 1, &ms), CODEC_OK);
+	cr_assert_eq(ms, 59999);
+	cr_assert_eq(count_default(), 2, "s2 and f1");
+
+	/* Destroyed: gone. A TTL is counted like any request. */
+	req.op = CODEC_OP_DESTROY;
+	req.id = bytes("f1");
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	before = dispatch_requests_total(fx.d);
+	cr_assert_eq(do_ttl(NULL, "f1", NOW + 1, &ms), CODEC_NOT_FOUND);
+	cr_assert_eq(dispatch_requests_total(fx.d), before + 1);
+}
+
+/* A TTL is answered at once during a mass expiry, when COUNT of a large namespace waits. */
+LEAK_CHECKED_TEST(dispatch, ttl_is_never_put_off)
+{
+	enum { DUE = 20000, LIVE = 10 };
+	uint64_t ms = 0;
+
+	hello();
+	fill("big", DUE, LIVE);
+	cr_assert_eq(do_ttl("big", "id-0", NOW + 20, &ms), CODEC_NOT_FOUND, "due at NOW + 10");
+	cr_assert_eq(do_ttl("big", "id-20000", NOW + 20, &ms), CODEC_OK);
+	cr_assert_eq(ms, 60000 - 20);
+	cr_assert(!dispatch_waits_for_expiry(fx.d));
+}

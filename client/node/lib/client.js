@@ -422,6 +422,19 @@ class Client extends EventEmitter {
     return (await this.request(OP.DESTROY, [checkNs(ns), checkId(id)], id)).status === STATUS.OK;
   }
 
+  // ttl(ns, id): TTL (PROTOCOL.md "Sessions"): the session's remaining lifetime in ms (at
+  // least 1) by the daemon's clock, or null when there is no such session or it has expired.
+  // A session that holds only flashes has one too. Changes nothing. A daemon older than TTL
+  // answers UNKNOWN_OP: the promise rejects with that SessdError (the connection stays open).
+  async ttl(ns, id) {
+    const r = await this.request(OP.TTL, [checkNs(ns), checkId(id)], id);
+    if (r.status !== STATUS.OK) return null;
+    const ms = uintResult(r.result, 'TTL result');
+    // A live session has at least 1 ms left; 0 is no answer at all.
+    if (ms === 0) throw badResult('TTL result');
+    return ms;
+  }
+
   // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push. A
   // session that does not exist is created, without data (PROTOCOL.md "Flashes"). A string
   // msg travels as str; anything else as bin holding its MessagePack encoding.
