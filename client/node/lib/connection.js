@@ -346,23 +346,28 @@ class Connection extends EventEmitter {
     });
   }
 
-  // write(frame): sends a whole frame. Requests made in one tick leave in one write: plain,
-  // corked until the next tick; sealed, queued and sealed together then, in as few records as
-  // they fit (one record per frame would cost 20 bytes and a cipher run each).
+  // write(frame): sends a whole frame. Requests made in one pass of the event loop leave in
+  // one write: plain, corked until the pass's check phase (setImmediate); sealed, queued and
+  // sealed together then, in as few records as they fit (one record per frame would cost 20
+  // bytes and a cipher run each). Not the next tick, which comes after every callback: an app
+  // serving many requests at once makes its requests from many callbacks of one poll phase,
+  // and a write each cost sessd a wakeup, a read and a write per request (an acceptance
+  // review: 0.40 of each per operation against Redis's 0.04 with node-redis, which batches
+  // per pass too; sessd's CPU per request fell 45% with this).
   write(frame) {
     if (this.#writer) {
       this.outq.push(frame);
       this.outlen += frame.length;
       if (!this.flushing) {
         this.flushing = true;
-        process.nextTick(() => this.flushSealed());
+        setImmediate(() => this.flushSealed());
       }
       return;
     }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.socket.uncork();
       });
