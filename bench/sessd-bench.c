@@ -216,7 +216,7 @@ static uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void bench_fail(struct bench *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void bench_fail(struct bench *b, const char *fmt, ...)
 {
 	va_list ap;
 
