@@ -312,6 +312,8 @@ typedef int (*store_session_fn)(void *arg, const struct store_session_view *s);
  * store_foreach(st, now_ms, on_session, on_type, on_msg, arg):
  * Visit every live session; after each session, its flash queues through ${on_type} and
  * ${on_msg} (which may be NULL). Changes nothing. Returns 0, or -1 when a callback returned -1.
+ * The callbacks must not call other store functions: a lookup takes a step of the incremental
+ * rehash, and the walk would then skip some sessions and show others twice.
  */
 int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_session,
                   store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg);
