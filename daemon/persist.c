@@ -138,6 +138,10 @@ struct persist {
 	 * record holds it yet (see persist_note_expired). */
 	uint64_t clock_ms;
 	bool clock_unlogged;
+	/* The segment written to is an older sessd's (format 1), appended to after an upgrade:
+	 * no CLOCK records go there, so that the older sessd can still read it after a
+	 * rollback. The next segment, begun by a snapshot, is the current format. */
+	bool old_segment;
 
 	pid_t child;
 	uint64_t child_seq;
@@ -765,6 +769,7 @@ typedef int (*record_fn)(void *arg, const struct record *rec);
 struct scan {
 	uint64_t size;
 	uint64_t created_ms;
+	uint32_t version; /* the header's format version, when the header is good */
 	size_t records;
 	uint64_t good_end; /* the offset just after the last good record */
 	bool damaged;      /* a bad header or record at bad_off */
@@ -808,6 +813,7 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 		file_unmap(&m);
 		return 0;
 	}
+	s->version = get_u32(m.map + 8);
 	off = FILE_HEADER_BYTES;
 	s->good_end = off;
 	while (off < m.size) {
@@ -1743,6 +1749,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 	close(old);
 	p->seq = seq;
 	p->file_off = FILE_HEADER_BYTES;
+	p->old_segment = false;
 	p->switch_log_bytes = p->log_bytes;
 	p->log_bytes += FILE_HEADER_BYTES;
 	memset(p->child_report, 0, sizeof(*p->child_report));
@@ -1922,6 +1929,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			p->file_off = FILE_HEADER_BYTES;
 			continue;
 		}
+		p->old_segment = s.version < FILE_VERSION;
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
 		                                  fsync(p->fd) == -1))) {
@@ -2186,6 +2194,8 @@ fail:
 }
 
 /* persist_free(p): commit what is pending, stop the background work, close. NULL: nothing. */
+static void log_clock(struct persist *p);
+
 void persist_free(struct persist *p)
 {
 	if (p == NULL)
@@ -2194,6 +2204,7 @@ void persist_free(struct persist *p)
 	 * try, in case space came back since the last tick, before they are lost. */
 	if (p->state == STATE_WRITE_FAILED)
 		retry_write(p);
+	log_clock(p);
 	commit_batch(p);
 	persist_close(p);
 }
@@ -2218,7 +2229,7 @@ static void log_clock(struct persist *p)
 {
 	uint8_t rec[9];
 
-	if (!p->clock_unlogged || p->state != STATE_OK)
+	if (!p->clock_unlogged || p->state != STATE_OK || p->old_segment)
 		return;
 	put_u64(put_u8(rec, REC_CLOCK), p->clock_ms);
 	if (record_emit(&p->batch, p->key, p->seq, p->file_off + p->batch.len, rec, sizeof(rec)) ==

@@ -90,6 +90,7 @@ struct server {
 	struct event *sighup;
 	struct event *expire_timer;
 	uint64_t expire_seen_requests; /* requests_total when the last expiry callback began */
+	uint64_t expired_noted;        /* store_expired_total when the log last heard of it */
 	struct event *tick_timer;
 	struct event *drain_timer;
 	bool stopping;
@@ -262,6 +263,13 @@ static void server_after_turn(struct server *srv)
 		conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms()));
 	conn_set_resume_held(&srv->conns);
 	conn_set_handle_input(&srv->conns);
+	/* A request that found its session expired took it out before the expiry timer did:
+	 * the log must hear of that instant too (persist_note_expired), or the session would
+	 * come back at the next start after the clock steps back. */
+	if (srv->persist != NULL && store_expired_total(srv->store) != srv->expired_noted) {
+		srv->expired_noted = store_expired_total(srv->store);
+		persist_note_expired(srv->persist, wall_ms());
+	}
 	if (srv->persist != NULL && persist_pending(srv->persist) &&
 	    persist_commit(srv->persist) == -1) {
 		ok = false;

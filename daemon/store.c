@@ -1321,6 +1321,11 @@ static size_t free_dropped(struct store *st, size_t budget)
 	return freed;
 }
 
+uint64_t store_expired_total(const struct store *st)
+{
+	return st->expired_total;
+}
+
 /*
  * store_expire(st, now_ms, budget):
  * Free at most ${budget} sessions: first those of namespaces CLEAR dropped, then those whose

@@ -257,6 +257,12 @@ size_t store_clear(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t 
 size_t store_expire(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
+ * store_expired_total(st): how many expired sessions the store has taken out so far, by
+ * store_expire or on finding one expired when a request looked it up.
+ */
+uint64_t store_expired_total(const struct store *st);
+
+/*
  * store_bytes_peak(st):
  * The most bytes (as store_stats counts them) the store has held since the last
  * store_bytes_peak_reset, or since it was made.
