@@ -239,7 +239,9 @@ class Connection extends EventEmitter {
     this.timer = null;
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
     this.corked = false;
-    // Sealed: frames written in one tick, waiting to be sealed together (see write()).
+    // The requests written since the last flush: their deadlines count from it (see write()).
+    this.unflushed = [];
+    // Sealed: frames written in one pass, waiting to be sealed together (see write()).
     this.outq = [];
     this.outlen = 0;
     this.flushing = false;
@@ -342,7 +344,7 @@ class Connection extends EventEmitter {
         entry.held = frame;
         return;
       }
-      this.write(frame);
+      this.write(frame, entry);
     });
   }
 
@@ -354,7 +356,12 @@ class Connection extends EventEmitter {
   // and a write each cost sessd a wakeup, a read and a write per request (an acceptance
   // review: 0.40 of each per operation against Redis's 0.04 with node-redis, which batches
   // per pass too; sessd's CPU per request fell 45% with this).
-  write(frame) {
+  // A request's deadline counts from the flush that sends it: a callback later in the same
+  // pass that stalls the loop (a sync bcrypt, a GC pause) delays the flush, and the request
+  // must not time out before sessd could see it (an acceptance review: 10 of 10 failed so,
+  // with a 300 ms stall and timeoutMs 100, where sending at once failed none).
+  write(frame, entry = null) {
+    if (entry && entry.deadline) this.unflushed.push(entry);
     if (this.#writer) {
       this.outq.push(frame);
       this.outlen += frame.length;
@@ -369,6 +376,7 @@ class Connection extends EventEmitter {
       this.socket.cork();
       setImmediate(() => {
         this.corked = false;
+        this.restampDeadlines();
         this.socket.uncork();
       });
     }
@@ -379,6 +387,7 @@ class Connection extends EventEmitter {
   // order of the socket's writes, since every write after HELLO comes through here.
   flushSealed() {
     this.flushing = false;
+    this.restampDeadlines();
     const frames = this.outq;
     const len = this.outlen;
     this.outq = [];
@@ -392,6 +401,14 @@ class Connection extends EventEmitter {
       return;
     }
     this.socket.write(records);
+  }
+
+  // restampDeadlines(): the requests about to leave are due timeoutMs from now.
+  restampDeadlines() {
+    if (this.unflushed.length === 0) return;
+    const deadline = Date.now() + this.timeoutMs;
+    for (const entry of this.unflushed) entry.deadline = deadline;
+    this.unflushed = [];
   }
 
   // releaseHeld(): once max_frame is known, sends the frames held back by send() in order,
@@ -411,7 +428,7 @@ class Connection extends EventEmitter {
         continue;
       }
       this.pending.push(entry);
-      this.write(frame);
+      this.write(frame, entry);
     }
     // Sealed: the held frames leave now, together, rather than a tick later.
     if (this.#writer) this.flushSealed();
@@ -627,6 +644,7 @@ class Connection extends EventEmitter {
     this.#kx = null;
     this.#writer = null;
     this.#reader = null;
+    this.unflushed = [];
     this.outq = [];
     this.outlen = 0;
     if (err instanceof SessdError && err.status === STATUS.SHUTTING_DOWN) {

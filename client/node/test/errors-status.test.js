@@ -84,8 +84,8 @@ test('the event loop stalled past timeoutMs while sessd answered: every request 
       requests.push(c.get('stall', `s${i}`));
       requests.push(c.flashPush('stall', `s${i}`, 'info', `m${round}`, 60000));
     }
-    // Let the requests leave (the writes are corked until the next tick), then stall while
-    // sessd answers them.
+    // Let the requests leave (the writes are corked until this pass's check phase), then
+    // stall while sessd answers them.
     await new Promise((r) => setImmediate(r));
     busyWait(1000);
     const outcomes = await Promise.allSettled(requests);
@@ -95,6 +95,24 @@ test('the event loop stalled past timeoutMs while sessd answered: every request 
   assert.deepEqual(c.slots.map((s) => s.conn), conns, 'no connection was replaced');
   assert.ok(conns.every((conn) => conn.state === 'ready'));
   assert.equal((await c.get('stall', 's0')).toString(), 'v2');
+});
+
+// The re-review of per-pass writes: requests made in one callback leave in the check phase,
+// so a later callback of the same pass that stalls delays them: their deadlines must count
+// from when they leave (before: 10 of 10 failed with ETIMEDOUT, sessd never having seen them).
+test('requests whose write waits behind a stall in the same loop pass do not time out', async (t) => {
+  const daemon = await new Daemon().start();
+  t.after(() => daemon.cleanup());
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1, timeoutMs: 300 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const outcomes = await new Promise((resolve) => {
+    setImmediate(() => resolve(Promise.allSettled([c.set('stall2', 'a', 'v', 60000), c.get('stall2', 'a')])));
+    setImmediate(() => busyWait(1000));
+  });
+  const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => `${o.reason.code} ${o.reason.message}`);
+  assert.deepEqual(failed, []);
+  assert.equal(outcomes[1].value.toString(), 'v');
 });
 
 test('the event loop stalled past connectTimeoutMs while sessd answered the HELLO: the connection is ready', async (t) => {
