@@ -180,16 +180,23 @@ static int refuse(struct sessd_batch *b, const char *why)
 	return -1;
 }
 
-int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len)
+/* Queue a request of ${op} that names a session and carries ${ttl_ms} (0 for none). */
+static int queue_for_id(struct sessd_batch *b, enum codec_op op, const void *id, size_t id_len,
+                        uint64_t ttl_ms)
 {
-	struct codec_request req = {.op = CODEC_OP_GET, .id = {id, id_len}};
+	struct codec_request req = {.op = op, .id = {id, id_len}, .ttl_ms = ttl_ms};
 	const char *why;
 
 	if (b == NULL)
 		return -1;
-	if ((why = args_problem(id, id_len, false, 0)) != NULL)
+	if ((why = args_problem(id, id_len, op == CODEC_OP_TOUCH, ttl_ms)) != NULL)
 		return refuse(b, why);
 	return queue(b, &req, NULL);
+}
+
+int sessd_batch_get(struct sessd_batch *b, const void *id, size_t id_len)
+{
+	return queue_for_id(b, CODEC_OP_GET, id, id_len, 0);
 }
 
 /* Queue a SET, or with ${expect} a SET_IF: the checks and the request both share. */
@@ -234,26 +241,12 @@ int sessd_batch_set_if(struct sessd_batch *b, const void *id, size_t id_len, con
 
 int sessd_batch_touch(struct sessd_batch *b, const void *id, size_t id_len, uint64_t ttl_ms)
 {
-	struct codec_request req = {.op = CODEC_OP_TOUCH, .id = {id, id_len}, .ttl_ms = ttl_ms};
-	const char *why;
-
-	if (b == NULL)
-		return -1;
-	if ((why = args_problem(id, id_len, true, ttl_ms)) != NULL)
-		return refuse(b, why);
-	return queue(b, &req, NULL);
+	return queue_for_id(b, CODEC_OP_TOUCH, id, id_len, ttl_ms);
 }
 
 int sessd_batch_destroy(struct sessd_batch *b, const void *id, size_t id_len)
 {
-	struct codec_request req = {.op = CODEC_OP_DESTROY, .id = {id, id_len}};
-	const char *why;
-
-	if (b == NULL)
-		return -1;
-	if ((why = args_problem(id, id_len, false, 0)) != NULL)
-		return refuse(b, why);
-	return queue(b, &req, NULL);
+	return queue_for_id(b, CODEC_OP_DESTROY, id, id_len, 0);
 }
 
 /* Queue a FLASH_PUSH, or with ${existing} a FLASH_PUSH_EXISTING: the checks and the request
@@ -317,14 +310,7 @@ int sessd_batch_flash_pop(struct sessd_batch *b, const void *id, size_t id_len, 
 
 int sessd_batch_ttl(struct sessd_batch *b, const void *id, size_t id_len)
 {
-	struct codec_request req = {.op = CODEC_OP_TTL, .id = {id, id_len}};
-	const char *why;
-
-	if (b == NULL)
-		return -1;
-	if ((why = args_problem(id, id_len, false, 0)) != NULL)
-		return refuse(b, why);
-	return queue(b, &req, NULL);
+	return queue_for_id(b, CODEC_OP_TTL, id, id_len, 0);
 }
 
 int sessd_batch_ping(struct sessd_batch *b)
