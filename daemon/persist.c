@@ -1930,6 +1930,15 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			continue;
 		}
 		p->old_segment = s.version < FILE_VERSION;
+		if (p->old_segment)
+			persist_say(
+			    LOG_WARN,
+			    "%s/%s was written by an older sessd (format %u): appending to it "
+			    "without CLOCK records, so that the older sessd can still read it; "
+			    "until the next snapshot begins a format-%u segment (and ends that "
+			    "rollback), a session that expired may come back at a restart after "
+			    "the wall clock stepped back (DATA.md, CLOCK)",
+			    p->dir, name, (unsigned)s.version, (unsigned)FILE_VERSION);
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
 		                                  fsync(p->fd) == -1))) {
