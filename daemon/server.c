@@ -263,9 +263,9 @@ static void server_after_turn(struct server *srv)
 		conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms()));
 	conn_set_resume_held(&srv->conns);
 	conn_set_handle_input(&srv->conns);
-	/* A request that found its session expired took it out before the expiry timer did:
-	 * the log must hear of that instant too (persist_note_expired), or the session would
-	 * come back at the next start after the clock steps back. */
+	/* Expiry took sessions this turn, by the timer or in a request that found its session
+	 * expired: the log must hear of the instant (persist_note_expired), or they would come
+	 * back at the next start after the clock steps back. */
 	if (srv->persist != NULL && store_expired_total(srv->store) != srv->expired_noted) {
 		srv->expired_noted = store_expired_total(srv->store);
 		persist_note_expired(srv->persist, wall_ms());
@@ -364,15 +364,8 @@ static void server_on_expire(evutil_socket_t fd, short what, void *arg)
 	 * four seconds per million sessions due, not the tens of seconds a mass expiry takes at
 	 * the usual share. */
 	hurry = dispatch_waits_for_expiry(srv->dispatch);
-	for (;;) {
-		size_t expired = store_expire(srv->store, now, SERVER_EXPIRE_SLICE);
-		int64_t spent;
-
-		if (expired > 0)
-			persist_note_expired(srv->persist, now);
-		if (expired < SERVER_EXPIRE_SLICE)
-			break;
-		spent = mono_ns() - started;
+	while (store_expire(srv->store, now, SERVER_EXPIRE_SLICE) == SERVER_EXPIRE_SLICE) {
+		int64_t spent = mono_ns() - started;
 
 		if (spent > (idle    ? SERVER_EXPIRE_IDLE_SPAN_NS
 		             : hurry ? SERVER_EXPIRE_HURRY_SPAN_NS

@@ -56,15 +56,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define check(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_dispatch: check failed at line %d: %s\n", __LINE__,  \
-			        #cond);                                                            \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 #define N_NS    3
 #define N_IDS   4
 #define N_TYPES 3

@@ -4,11 +4,23 @@
 /*
  * The fuzz targets' reading of their input: each choice they make takes bytes from the front,
  * and an input that runs out reads as zeros, so every input, however short, is a whole run.
+ * And their checks: a failed one names the file and line, and aborts for the fuzzer.
  */
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define check(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s: check failed at line %d: %s\n", __FILE__, __LINE__,   \
+			        #cond);                                                            \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
 
 struct input {
 	const uint8_t *p;

@@ -51,15 +51,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define check(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_persist: check failed at line %d: %s\n", __LINE__,   \
-			        #cond);                                                            \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 #define HEADER_BYTES     52u
 #define REC_HEADER_BYTES 12u
 #define MAX_FILES        8

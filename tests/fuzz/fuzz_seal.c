@@ -64,15 +64,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define check(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_seal: check failed at line %d: %s\n", __LINE__,      \
-			        #cond);                                                            \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 /* 32 bytes: the --auth-file secret of the harness's server, known to both sides. */
 static const char secret[] = "fuzz_seal: a secret of 32 bytes!";
 static const uint8_t client_secret_key[SEAL_KEY_BYTES] = {
