@@ -188,6 +188,20 @@ int reply_data(const struct mp_bytes *result, struct mp_bytes *data)
 	return SESSD_OK;
 }
 
+int reply_load(const struct mp_bytes *result, struct mp_bytes *data, uint64_t *flashes)
+{
+	struct mp_reader r;
+	uint32_t n;
+	uint64_t count;
+
+	mp_reader_init(&r, result->ptr, result->len);
+	if (mp_read_array(&r, &n) == -1 || n != 2 || mp_read_bytes(&r, data, NULL) == -1 ||
+	    mp_read_uint(&r, &count) == -1 || mp_reader_left(&r) != 0)
+		return SESSD_ERR_PROTOCOL;
+	*flashes = count;
+	return SESSD_OK;
+}
+
 /*
  * One array of messages of one type. Counts them and their bytes (type and message copies
  * with NULs) into ${count} and ${bytes}, refusing more than ${max_count} messages in all;

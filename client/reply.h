@@ -57,6 +57,10 @@ int reply_uint(const struct mp_bytes *result, uint64_t *value);
 /* GET's data: bin, or str; ${data} borrows the result's bytes. */
 int reply_data(const struct mp_bytes *result, struct mp_bytes *data);
 
+/* LOAD's [data, flashes]: the data as reply_data's, and the flash messages queued
+ * (${flashes} is set only on SESSD_OK). */
+int reply_load(const struct mp_bytes *result, struct mp_bytes *data, uint64_t *flashes);
+
 /*
  * FLASH_POP's result: an array of messages when ${type} (NUL-terminated, the type asked for)
  * is not NULL, else a map of type -> array, with at most 64 types of 1 to 64 bytes, each named

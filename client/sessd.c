@@ -21,9 +21,9 @@ struct call {
 	uint64_t request_id;
 	const char *flash_type; /* FLASH_POP: the type asked for, or NULL for all */
 	int status;
-	void **data; /* GET */
+	void **data; /* GET, LOAD */
 	size_t *data_len;
-	uint64_t *number; /* FLASH_PUSH(_EXISTING), TTL, COUNT, CLEAR */
+	uint64_t *number; /* FLASH_PUSH(_EXISTING), TTL, COUNT, CLEAR; LOAD's flashes */
 	struct sessd_flashes **flashes;
 	struct sessd_list **list;
 	uint32_t list_limit; /* LIST, NAMESPACES: the most entries asked for */
@@ -37,7 +37,10 @@ static int decode_get(struct call *k, const struct mp_bytes *result)
 	uint8_t *copy;
 	int rc;
 
-	rc = reply_data(result, &data);
+	if (k->op == CODEC_OP_LOAD)
+		rc = reply_load(result, &data, k->number);
+	else
+		rc = reply_data(result, &data);
 	if (rc != SESSD_OK)
 		return rc;
 	copy = malloc(data.len + 1);
@@ -119,6 +122,7 @@ static int decode_result(struct call *k, const struct mp_bytes *result)
 
 	switch (k->op) {
 	case CODEC_OP_GET:
+	case CODEC_OP_LOAD:
 		return decode_get(k, result);
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
@@ -541,10 +545,12 @@ int sessd_ping(struct sessd_client *c)
 	return call_run(c, &req, &k);
 }
 
-int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len)
+/* GET, and LOAD with ${flashes}: the two differ only in the reply. */
+static int get_or_load(struct sessd_client *c, const void *id, size_t id_len, void **data,
+                       size_t *data_len, uint64_t *flashes)
 {
-	struct codec_request req = {.op = CODEC_OP_GET};
-	struct call k = {.data = data, .data_len = data_len};
+	struct codec_request req = {.op = flashes != NULL ? CODEC_OP_LOAD : CODEC_OP_GET};
+	struct call k = {.data = data, .data_len = data_len, .number = flashes};
 
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
@@ -557,6 +563,22 @@ int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	set_id(&req, id, id_len);
 	return call_run(c, &req, &k);
+}
+
+int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len)
+{
+	return get_or_load(c, id, id_len, data, data_len, NULL);
+}
+
+int sessd_load(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len,
+               uint64_t *flashes)
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (flashes == NULL)
+		return client_error(c, SESSD_ERR_USAGE,
+		                    "no place for the flash count (flashes is NULL)");
+	return get_or_load(c, id, id_len, data, data_len, flashes);
 }
 
 /* SET, or with ${expect} SET_IF: the checks and the call both share. */

@@ -243,6 +243,18 @@ int sessd_ping(struct sessd_client *c);
 int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len);
 
 /*
+ * sessd_load(c, id, id_len, data, data_len, flashes):
+ * sessd_get, and on SESSD_OK *${flashes} is the number of flash messages the session holds
+ * (all types) at that instant, in the same step: a web application that pops flashes on each
+ * page need not pop when it is 0. Other outcomes as sessd_get's, and SESSD_ERR_LIMIT also for
+ * data within 10 bytes of the largest a server keeps (sessd_max_frame() - 16), whose reply
+ * would not fit in max_frame: sessd_get it. SESSD_ERR_UNKNOWN_OP: the server is older than
+ * LOAD (the connection stays open); sessd_get and sessd_flash_pop are what it offers.
+ */
+int sessd_load(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len,
+               uint64_t *flashes);
+
+/*
  * sessd_set: store ${data_len} bytes of ${data} (borrowed) with a ttl in milliseconds. The
  * data may be at most sessd_max_frame() - 16 bytes (the server answers more with
  * SESSD_ERR_LIMIT), and the SET's whole frame must fit in max_frame as well (else

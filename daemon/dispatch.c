@@ -571,13 +571,17 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	return 0;
 }
 
+/*
+ * GET, and LOAD: the same answer with the number of flash messages queued, so that a client
+ * that would pop them on every page pops only when there are some.
+ */
 static int op_get(struct dispatch *d, const struct codec_request *req, const struct store_key *key,
                   uint64_t now_ms, struct buf *out)
 {
 	const void *data;
-	size_t len, at;
+	size_t len, flashes, at;
 
-	if (store_get(d->st, key, now_ms, &data, &len) == -1)
+	if (store_load(d->st, key, now_ms, &data, &len, &flashes) == -1)
 		return reply_not_found(out, req->request_id);
 	/* Stored under a larger --max-frame (a restart lowered it): a longer reply than the
 	 * HELLO announced would break the client's framing. */
@@ -586,10 +590,19 @@ static int op_get(struct dispatch *d, const struct codec_request *req, const str
 		    out, req->request_id, CODEC_LIMIT,
 		    "the session's data is larger than this server's max_frame "
 		    "allows; it was stored under a larger --max-frame");
-	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
-	    mp_write_bin(out, data, len) == -1 || codec_frame_close(out, at) == -1)
+	if (req->op == CODEC_OP_LOAD && len > max_data(d) - CODEC_LOAD_EXTRA_OVERHEAD)
+		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
+		                         "the session's data is too large for a LOAD reply; "
+		                         "GET it");
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
 		return -1;
-	return 0;
+	if (req->op == CODEC_OP_LOAD &&
+	    (mp_write_array(out, 2) == -1 || mp_write_bin(out, data, len) == -1 ||
+	     mp_write_uint(out, flashes) == -1))
+		return -1;
+	if (req->op != CODEC_OP_LOAD && mp_write_bin(out, data, len) == -1)
+		return -1;
+	return codec_frame_close(out, at);
 }
 
 static int op_set(struct dispatch *d, const struct codec_request *req, const struct store_key *key,
@@ -1042,6 +1055,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_PING:
 		return reply_nil(out, req->request_id);
 	case CODEC_OP_GET:
+	case CODEC_OP_LOAD:
 		return op_get(d, req, &key, now_ms, out);
 	case CODEC_OP_SET:
 		return op_set(d, req, &key, now_ms, out);
@@ -1101,7 +1115,8 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 			/* The lookup that runs this request takes the hash from here. */
 			frames[i].id_hash = hints[n].id_hash;
 			frames[i].id_hashed = true;
-			copies_data[n++] = req->op == CODEC_OP_GET || req->op == CODEC_OP_SET_IF;
+			copies_data[n++] = req->op == CODEC_OP_GET || req->op == CODEC_OP_LOAD ||
+			                   req->op == CODEC_OP_SET_IF;
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -941,12 +941,21 @@ fail:
 int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
               size_t *len)
 {
+	size_t flashes;
+
+	return store_load(st, key, now_ms, data, len, &flashes);
+}
+
+int store_load(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
+               size_t *len, size_t *flashes)
+{
 	struct sess *s = find_live(st, key, now_ms, true);
 
 	if (s == NULL)
 		return -1;
 	*data = sess_data(s);
 	*len = s->data_len;
+	*flashes = flash_messages(s->flash);
 	return 0;
 }
 

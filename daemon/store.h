@@ -107,6 +107,14 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
               size_t *len);
 
 /*
+ * store_load(st, key, now_ms, data, len, flashes):
+ * store_get, and the number of flash messages the session holds (all types), for LOAD.
+ * Returns as store_get, with *${flashes} set on success.
+ */
+int store_load(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
+               size_t *len, size_t *flashes);
+
+/*
  * store_expiry(st, key, now_ms, expires_at_ms):
  * The expiry instant of a live session, one that holds flashes only included (COUNT and
  * LIST show it too), for TTL. Moves no expiry; like store_get, it may reclaim the expired

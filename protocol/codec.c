@@ -53,6 +53,8 @@ const char *codec_op_name(uint32_t op)
 		return "SET_IF";
 	case CODEC_OP_TTL:
 		return "TTL";
+	case CODEC_OP_LOAD:
+		return "LOAD";
 	case CODEC_OP_FLASH_PUSH:
 		return "FLASH_PUSH";
 	case CODEC_OP_FLASH_POP:
@@ -87,6 +89,7 @@ static int op_argc(uint64_t op)
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
 	case CODEC_OP_TTL:
+	case CODEC_OP_LOAD:
 	case CODEC_OP_NAMESPACES:
 		return 2;
 	case CODEC_OP_HELLO:
@@ -285,7 +288,7 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		return read_ttl(r, req);
 	case CODEC_OP_FLASH_POP:
 		return read_flash_type(r, req, true);
-	default: /* GET, DESTROY, TTL */
+	default: /* GET, DESTROY, TTL, LOAD */
 		return NULL;
 	}
 }
@@ -379,6 +382,7 @@ static bool request_valid(const struct codec_request *req)
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
 	case CODEC_OP_TTL:
+	case CODEC_OP_LOAD:
 		has_id = true;
 		break;
 	case CODEC_OP_SET_IF:
@@ -499,7 +503,7 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		if (req->flash_all)
 			return mp_write_nil(out);
 		return mp_write_str(out, req->flash_type.ptr, req->flash_type.len);
-	default: /* GET, DESTROY, TTL */
+	default: /* GET, DESTROY, TTL, LOAD */
 		return 0;
 	}
 }

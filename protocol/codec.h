@@ -28,6 +28,9 @@
 /* The most a reply adds around data it returns (array, request id, status, bin header):
  * session data is at most max_frame minus this, so its GET reply fits in max_frame. */
 #define CODEC_REPLY_DATA_OVERHEAD 16u
+/* What a LOAD reply adds to a GET's (an array of two, the flash count as a uint): LOAD
+ * answers LIMIT for data within this of max_data, whose reply would pass max_frame. */
+#define CODEC_LOAD_EXTRA_OVERHEAD 10u
 #define CODEC_LIST_MAX_LIMIT      1000u
 /* The largest ttl a request may carry: 10 years, in milliseconds. */
 #define CODEC_MAX_TTL_MS (10ull * 366 * 24 * 3600 * 1000)
@@ -44,7 +47,8 @@ enum codec_op {
 	CODEC_OP_TOUCH = 0x12,
 	CODEC_OP_DESTROY = 0x13,
 	CODEC_OP_SET_IF = 0x14,
-	CODEC_OP_TTL = 0x15, /* a session's remaining lifetime; changes nothing */
+	CODEC_OP_TTL = 0x15,  /* a session's remaining lifetime; changes nothing */
+	CODEC_OP_LOAD = 0x16, /* GET, and how many flash messages are queued */
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
 	CODEC_OP_FLASH_PUSH_EXISTING = 0x22, /* FLASH_PUSH that never creates a session */

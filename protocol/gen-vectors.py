@@ -115,7 +115,7 @@ def bad(name, body, error="BAD_REQUEST", kind="request", raw=None, **extra):
 HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14
 PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
 NAMESPACES = 0x34
-TTL = 0x15
+TTL, LOAD = 0x15, 0x16
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
 GEN_ID = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk"  # 43 characters, as sessd_id_new makes
@@ -205,6 +205,10 @@ req("ttl", arr(u(TTL), u(45), nil(), s("abc")),
     {"op": TTL, "request_id": 45, "ns": None, "id": "abc"})
 req("ttl named bin id", arr(u(TTL), u(46), s("app"), b(b"\xde\xad")),
     {"op": TTL, "request_id": 46, "ns": "app", "id_hex": "dead"})
+req("load", arr(u(LOAD), u(47), nil(), s("abc")),
+    {"op": LOAD, "request_id": 47, "ns": None, "id": "abc"})
+req("load named bin id", arr(u(LOAD), u(48), s("app"), b(b"\xde\xad")),
+    {"op": LOAD, "request_id": 48, "ns": "app", "id_hex": "dead"})
 req("flash push str message",
     arr(u(PUSH), u(20), nil(), s("abc"), s("info"), s("Saved!"), u(60000)),
     {"op": PUSH, "request_id": 20, "ns": None, "id": "abc", "type": "info", "msg": "Saved!",
@@ -294,6 +298,7 @@ rep("ok bin (get)", 7, 0, b(DATA))
 rep("ok uint (count)", 26, 0, u(3))
 rep("ok uint64 (stats value)", 26, 0, u(2**40))
 rep("ok uint32 (ttl: an hour less 130 ms)", 45, 0, u(3599870))
+rep("ok load: the data and 2 flash messages queued", 47, 0, arr(b(DATA), u(2)))
 rep("ok list page", 28, 0, arr(u(0), arr(arr(b(b"abc"), u(59000)), arr(b(b"x"), u(1)))))
 rep("ok namespaces page, the last", 44, 0,
     arr(u(0), arr(arr(s("shop"), u(3)), arr(s("default"), u(1)))))
@@ -411,6 +416,8 @@ bad("get with 3 arguments", arr(u(GET), u(1), nil(), s("abc"), nil()))
 bad("ttl with a ttl argument (it takes none)", arr(u(TTL), u(1), nil(), s("abc"), u(1000)))
 bad("ttl without an id", arr(u(TTL), u(1), nil()))
 bad("ttl with an empty id", arr(u(TTL), u(1), nil(), s("")))
+bad("load with a type argument (it takes none)", arr(u(LOAD), u(1), nil(), s("abc"), nil()))
+bad("load without an id", arr(u(LOAD), u(1), nil()))
 bad("get with 1 argument", arr(u(GET), u(1), nil()))
 bad("ping with an argument", arr(u(PING), u(1), nil()))
 bad("hello without auth", arr(u(HELLO), u(1), u(1), s("app")))

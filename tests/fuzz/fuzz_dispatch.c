@@ -292,21 +292,34 @@ static int ns_index(const uint8_t *ns, size_t len)
 	return -1;
 }
 
-static void op_get(struct fuzz *f, struct codec_request *req, struct model_session *s)
+/* GET, or LOAD (${load}): the data, and LOAD also the number of messages queued. */
+static void op_get(struct fuzz *f, struct codec_request *req, struct model_session *s, bool load)
 {
 	struct codec_reply rep;
 	struct mp_reader r;
 	struct mp_bytes got;
+	uint32_t n;
+	uint64_t flashes;
+	size_t max_load = f->max_frame - CODEC_REPLY_DATA_OVERHEAD - CODEC_LOAD_EXTRA_OVERHEAD;
 
-	req->op = CODEC_OP_GET;
+	req->op = load ? CODEC_OP_LOAD : CODEC_OP_GET;
 	send_request(f, req, &rep);
 	if (!s->live || !s->has_data) {
 		check(rep.status == CODEC_NOT_FOUND);
 		return;
 	}
+	if (load && s->len > max_load) {
+		check(rep.status == CODEC_LIMIT);
+		return;
+	}
 	check(rep.status == CODEC_OK);
 	reader_of(&rep, &r);
-	check(mp_read_bin(&r, &got) == 0 && mp_reader_left(&r) == 0);
+	if (load)
+		check(mp_read_array(&r, &n) == 0 && n == 2);
+	check(mp_read_bin(&r, &got) == 0);
+	if (load)
+		check(mp_read_uint(&r, &flashes) == 0 && flashes == s->n_msgs);
+	check(mp_reader_left(&r) == 0);
 	check(got.len == s->len && (s->len == 0 || memcmp(got.ptr, s->data, s->len) == 0));
 }
 
@@ -666,7 +679,7 @@ static void run_op(struct fuzz *f, struct input *in)
 	req.flash_msg_is_bin = k & 0x80;
 	switch (a % 16) {
 	case 0:
-		op_get(f, &req, s);
+		op_get(f, &req, s, a & 0x10);
 		break;
 	case 1:
 	case 4:

@@ -9,7 +9,8 @@ import sys
 
 GET, SET, TOUCH, DESTROY, SET_IF, PUSH, PUSH_EXISTING, POP = range(8)
 COUNT, LIST, CLEAR, STATS, NAMESPACES, ADVANCE, EXPIRE, RAW = range(8, 16)
-ALL = 0x10  # SET_IF: right tag; FLASH_POP: every type; STATS: whole server
+ALL = 0x10  # SET_IF: right tag; FLASH_POP: every type; STATS: whole server; GET: LOAD
+LOAD = GET | ALL
 
 
 def key(ns=0, sid=0, ftype=0, id_bin=False, msg_bin=False):
@@ -39,6 +40,21 @@ SEEDS = {
         op(STATS | ALL, key()),
         op(DESTROY, key()),
         op(GET, key()),
+    ]),
+    # a page load that counts the flashes queued, before and after pushes and a pop
+    "load-counts-flashes": bytes([0]) + b"".join([
+        op(LOAD, key()),
+        op(SET, key(), 20, 7, 6),
+        op(LOAD, key()),
+        op(PUSH_EXISTING, key(ftype=0), 5, 1, 6),
+        op(PUSH, key(ftype=1, msg_bin=True), 0, 0, 5),
+        op(LOAD, key(id_bin=True)),
+        op(POP, key(ftype=0)),
+        op(LOAD, key()),
+        op(PUSH, key(1, 1, 2), 40, 3, 3),
+        op(LOAD, key(1, 1)),
+        op(SET, key(2, 3), 251, 1, 7),
+        op(LOAD, key(2, 3)),
     ]),
     # flash before the session exists, then expiry, then the reclaim
     "flash-first-expiry": bytes([0]) + b"".join([

@@ -274,6 +274,54 @@ LEAK_CHECKED_TEST(client, ttl_gives_the_remaining_lifetime)
 	sessd_close(c);
 }
 
+/*
+ * sessd_load (PROTOCOL.md, LOAD): a GET that also says how many flash messages are queued,
+ * popping none; NOT_FOUND as GET's (flashes only included), leaving the count alone.
+ */
+LEAK_CHECKED_TEST(client, load_gives_the_data_and_the_queued_flashes)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_flashes *f = NULL;
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t flashes = 77;
+
+	cr_assert_eq(sessd_load(c, "load-none", 9, &data, &len, &flashes), SESSD_NOT_FOUND);
+	cr_assert_null(data);
+	cr_assert_eq(flashes, 77, "numbers are left alone but on SESSD_OK");
+	cr_assert_eq(sessd_set(c, "load-a", 6, "cart", 4, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_load(c, "load-a", 6, &data, &len, &flashes), SESSD_OK);
+	cr_assert_eq(len, 4);
+	cr_assert_str_eq(data, "cart", "NUL-terminated as sessd_get's");
+	cr_assert_eq(flashes, 0);
+	free(data);
+	cr_assert_eq(sessd_flash_push_existing(c, "load-a", 6, "info", "one", 3, TTL_MS, NULL),
+	             SESSD_OK);
+	cr_assert_eq(sessd_flash_push_existing(c, "load-a", 6, "error", "two", 3, TTL_MS, NULL),
+	             SESSD_OK);
+	cr_assert_eq(sessd_load(c, "load-a", 6, &data, &len, &flashes), SESSD_OK);
+	cr_assert_eq(flashes, 2);
+	free(data);
+	/* It popped nothing. */
+	cr_assert_eq(sessd_flash_pop(c, "load-a", 6, NULL, &f), SESSD_OK);
+	cr_assert_eq(f->count, 2);
+	sessd_flashes_free(f);
+	cr_assert_eq(sessd_load(c, "load-a", 6, &data, &len, &flashes), SESSD_OK);
+	cr_assert_eq(flashes, 0);
+	free(data);
+	/* A session of flashes only has no data: NOT_FOUND, as GET. */
+	cr_assert_eq(sessd_flash_push(c, "load-f", 6, "info", "m", 1, TTL_MS, NULL), SESSD_OK);
+	cr_assert_eq(sessd_load(c, "load-f", 6, &data, &len, &flashes), SESSD_NOT_FOUND);
+	/* Bad arguments. */
+	cr_assert_eq(sessd_load(c, "load-a", 6, &data, &len, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(c), "flashes is NULL") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert_eq(sessd_load(c, "load-a", 6, NULL, &len, &flashes), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_load(c, "", 0, &data, &len, &flashes), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_load(NULL, "x", 1, &data, &len, &flashes), SESSD_ERR_USAGE);
+	sessd_close(c);
+}
+
 LEAK_CHECKED_TEST(client, large_values_up_to_max_frame)
 {
 	struct sessd_client *c = connect_to(daemon_.unix_url);
@@ -4095,6 +4143,42 @@ LEAK_CHECKED_TEST(fake_server, ttl_from_an_older_or_faulty_server)
 	rc = sessd_ttl(c, "x", 1, &ms);
 	cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
 	cr_expect_eq(ms, 77);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/* LOAD answered UNKNOWN_OP (a daemon older than LOAD), then with GET's bare data. */
+static int load_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (nth == 1)
+		return fake_reply(fd, req->request_id, CODEC_UNKNOWN_OP, "\xaeunknown opcode", 15);
+	if (nth == 2)
+		return fake_reply(fd, req->request_id, CODEC_OK, "\xc4\x01x", 3);
+	return -1;
+}
+
+LEAK_CHECKED_TEST(fake_server, load_from_an_older_or_faulty_server)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 1, load_answer);
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t flashes = 77;
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_load(c, "x", 1, &data, &len, &flashes);
+	cr_expect_eq(rc, SESSD_ERR_UNKNOWN_OP, "%s", sessd_strerror(rc));
+	cr_expect_null(data);
+	cr_expect_eq(flashes, 77);
+	/* The connection stays open: the next LOAD goes on it, and bare data is no answer. */
+	rc = sessd_load(c, "x", 1, &data, &len, &flashes);
+	cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%s", sessd_strerror(rc));
+	cr_expect_null(data);
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }

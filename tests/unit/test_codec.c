@@ -132,6 +132,10 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].ns = BYTES("app");
 	q[n].id = BYTES("\x00\xff");
 	q[n++].id_is_bin = true;
+	q[n].op = CODEC_OP_LOAD;
+	q[n].request_id = 19;
+	q[n].ns = BYTES("shop");
+	q[n++].id = BYTES("abc");
 	cr_assert_leq(n, SAMPLE_MAX);
 	return n;
 }
@@ -641,6 +645,7 @@ LEAK_CHECKED_TEST(codec, names)
 	cr_expect_str_eq(codec_op_name(0x22), "FLASH_PUSH_EXISTING");
 	cr_expect_str_eq(codec_op_name(0x34), "NAMESPACES");
 	cr_expect_str_eq(codec_op_name(0x15), "TTL");
+	cr_expect_str_eq(codec_op_name(0x16), "LOAD");
 	cr_expect_null(codec_op_name(0));
 	cr_expect_null(codec_op_name(0x7f));
 }

@@ -1309,3 +1309,103 @@ LEAK_CHECKED_TEST(dispatch, ttl_is_never_put_off)
 	cr_assert_eq(ms, 60000 - 20);
 	cr_assert(!dispatch_waits_for_expiry(fx.d));
 }
+
+/*
+ * LOAD of ${id} (default namespace) at ${now} with request id ${request_id}: returns the
+ * status, with the data in ${data} (NUL-terminated, at most ${size} - 1 bytes; may be NULL
+ * when ${size} is 0) and the flash count in ${flashes} on OK. NOT_FOUND must carry nil.
+ */
+static uint32_t do_load(const char *id, uint64_t request_id, uint64_t now, char *data, size_t size,
+                        uint64_t *flashes)
+{
+	struct codec_request req = {.op = CODEC_OP_LOAD, .request_id = request_id};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes b;
+	uint32_t n;
+
+	req.id = bytes(id);
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "the connection stays open");
+	cr_assert_eq(rep.request_id, request_id);
+	if (rep.status == CODEC_OK) {
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_array(&r, &n), 0, "LOAD returns an array");
+		cr_assert_eq(n, 2);
+		cr_assert_eq(mp_read_bin(&r, &b), 0, "its data is bin");
+		cr_assert_eq(mp_read_uint(&r, flashes), 0, "its flash count is a uint");
+		cr_assert_eq(mp_reader_left(&r), 0);
+		if (size > 0) {
+			cr_assert_lt(b.len, size);
+			memcpy(data, b.ptr, b.len);
+			data[b.len] = '\0';
+		}
+	} else if (rep.status == CODEC_NOT_FOUND) {
+		cr_assert_eq(rep.result.len, 1);
+		cr_assert_eq(rep.result.ptr[0], 0xc0, "NOT_FOUND carries nil");
+	}
+	return rep.status;
+}
+
+/* LOAD (PROTOCOL.md, "Sessions"): GET's data, and how many flash messages are queued. */
+LEAK_CHECKED_TEST(dispatch, load_counts_the_queued_flashes)
+{
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 5, .flash_all = true};
+	struct codec_reply rep;
+	uint64_t flashes = 99;
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_load("missing", 3, NOW, data, sizeof(data), &flashes), CODEC_NOT_FOUND);
+	cr_assert_eq(do_set(NULL, "s1", "cart=2", 60000, NOW), CODEC_OK);
+	cr_assert_eq(do_load("s1", 3, NOW, data, sizeof(data), &flashes), CODEC_OK);
+	cr_assert_str_eq(data, "cart=2");
+	cr_assert_eq(flashes, 0);
+
+	/* Every type counts, every message of each. */
+	cr_assert_eq(push("s1", "info", "saved", false), 1);
+	cr_assert_eq(push("s1", "info", "again", false), 2);
+	cr_assert_eq(push("s1", "error", "\x01", true), 1);
+	cr_assert_eq(do_load("s1", 3, NOW, data, sizeof(data), &flashes), CODEC_OK);
+	cr_assert_eq(flashes, 3);
+	/* A request id over 32 bits, as a client may send, changes nothing. */
+	cr_assert_eq(do_load("s1", UINT64_MAX, NOW, data, sizeof(data), &flashes), CODEC_OK);
+	cr_assert_eq(flashes, 3);
+
+	/* LOAD pops nothing: the messages are still there for FLASH_POP, which empties them. */
+	pop.id = bytes("s1");
+	cr_assert_eq(call(&pop, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_gt(rep.result.len, 1, "the pop found the messages");
+	cr_assert_eq(do_load("s1", 3, NOW, data, sizeof(data), &flashes), CODEC_OK);
+	cr_assert_eq(flashes, 0);
+
+	/* Flashes only: no data, so NOT_FOUND, as GET. Expired: NOT_FOUND. */
+	cr_assert_eq(push("f1", "info", "hi", false), 1);
+	cr_assert_eq(do_load("f1", 3, NOW, data, sizeof(data), &flashes), CODEC_NOT_FOUND);
+	cr_assert_eq(do_load("s1", 3, NOW + 60000, data, sizeof(data), &flashes), CODEC_NOT_FOUND);
+}
+
+/* A LOAD reply holds 10 bytes more than a GET's: data within that of max_data, which GET
+ * returns, is LIMIT for LOAD, so that no reply passes max_frame (take_reply checks). */
+LEAK_CHECKED_TEST(dispatch, load_of_data_near_max_data_is_limit)
+{
+	static char big[CODEC_MIN_MAX_FRAME];
+	const size_t max = CODEC_MIN_MAX_FRAME - CODEC_REPLY_DATA_OVERHEAD;
+	uint64_t flashes;
+
+	teardown();
+	fx_open(CODEC_MIN_MAX_FRAME, 0);
+	hello();
+	memset(big, 'b', sizeof(big) - 1);
+	big[max] = '\0';
+	cr_assert_eq(do_set(NULL, "full", big, 60000, NOW), CODEC_OK, "max_data is stored");
+	cr_assert_eq(do_get(NULL, "full", NOW, big, sizeof(big)), CODEC_OK);
+	cr_assert_eq(do_load("full", UINT64_MAX, NOW, NULL, 0, &flashes), CODEC_LIMIT);
+	memset(big, 'b', sizeof(big) - 1);
+	big[max - CODEC_LOAD_EXTRA_OVERHEAD] = '\0';
+	cr_assert_eq(do_set(NULL, "fits", big, 60000, NOW), CODEC_OK);
+	cr_assert_eq(push("fits", "info", "x", false), 1);
+	cr_assert_eq(do_load("fits", UINT64_MAX, NOW, NULL, 0, &flashes), CODEC_OK,
+	             "the longest data LOAD returns, with the longest request id");
+	cr_assert_eq(flashes, 1);
+}
