@@ -120,6 +120,16 @@ declare namespace connectSessd {
   }
 
   /**
+   * A LOAD result: the session's data as `get` gives it, and how many flash messages (all
+   * types together) were queued in it then; `flashes` is null when the daemon is older than
+   * LOAD and `load` fell back to GET (not known).
+   */
+  interface LoadResult {
+    data: Buffer;
+    flashes: number | null;
+  }
+
+  /**
    * The protocol client: a pool of connections with reconnection, one promise method per
    * operation. Events: `connect` (hello) when a connection is ready after none was;
    * `disconnect` (err) when the last one is lost, or an attempt fails before any was ready.
@@ -134,12 +144,20 @@ declare namespace connectSessd {
     readonly lacksSetIf: boolean | undefined;
     /** Whether the last FLASH_PUSH_EXISTING was answered UNKNOWN_OP (undefined before any). */
     readonly lacksFlashPushExisting: boolean | undefined;
+    /** Whether the last LOAD was answered UNKNOWN_OP (undefined before any LOAD). */
+    readonly lacksLoad: boolean | undefined;
 
     /** Resolves with the HELLO reply once a connection is ready. */
     ready(): Promise<HelloReply>;
     ping(): Promise<void>;
     /** The session's data, or null when there is none. */
     get(ns: Namespace, id: SessionKey): Promise<Buffer | null>;
+    /**
+     * The session's data and the number of flash messages queued in it, or null when `get`
+     * would give null; changes nothing. A daemon older than LOAD gets a GET instead (asked once
+     * per connection), and `flashes` is then null; so does data too large for a LOAD reply.
+     */
+    load(ns: Namespace, id: SessionKey): Promise<LoadResult | null>;
     set(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number): Promise<void>;
     /** Stores data only if the session's data has the tag `expect` (see dataTag). */
     setIf(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
@@ -400,6 +418,7 @@ declare namespace connectSessd {
       readonly DESTROY: 0x13;
       readonly SET_IF: 0x14;
       readonly TTL: 0x15;
+      readonly LOAD: 0x16;
       readonly FLASH_PUSH: 0x20;
       readonly FLASH_POP: 0x21;
       readonly FLASH_PUSH_EXISTING: 0x22;

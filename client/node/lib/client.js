@@ -354,15 +354,46 @@ class Client extends EventEmitter {
     return toBuffer(r.result);
   }
 
+  // load(ns, id): LOAD (PROTOCOL.md "Sessions"): { data, flashes }, the session's data as
+  // get() gives it (a Buffer) and how many flash messages, all types together, were queued in
+  // it at that instant; null when get() would give null (no such session, expired, or one
+  // holding only flashes). Changes nothing. A daemon older than LOAD answers
+  // UNKNOWN_OP: this call and the later ones on that connection are a get(), and resolve
+  // { data, flashes: null } (not known) or null (see requestNewer). client.lacksLoad: whether
+  // the last answer to a LOAD was UNKNOWN_OP (undefined before any). Data within 10 bytes of
+  // max_data is answered LIMIT (its LOAD reply would pass max_frame, PROTOCOL.md "Limits"):
+  // that call is a get() too, rejecting as get() does.
+  async load(ns, id) {
+    const args = [checkNs(ns), checkId(id)];
+    let r;
+    try {
+      r = await this.requestNewer(OP.LOAD, args, id, 'lacksLoad');
+    } catch (err) {
+      if (!(err instanceof SessdError && err.status === STATUS.LIMIT)) throw err;
+      r = null;
+    }
+    if (r === null) {
+      const data = await this.get(ns, id);
+      return data === null ? null : { data, flashes: null };
+    }
+    if (r.status !== STATUS.OK) return null;
+    const v = r.result;
+    if (!Array.isArray(v) || v.length !== 2 || !(v[0] instanceof Uint8Array)) throw badResult('LOAD result');
+    // A session holds at most max_frame / 12 messages: a count past 2^53 is the server's fault.
+    const flashes = uintResult(v[1], 'LOAD flash count');
+    if (typeof flashes !== 'number') throw badResult('LOAD flash count');
+    return { data: toBuffer(v[0]), flashes };
+  }
+
   // set(ns, id, data, ttlMs): stores data (Buffer, Uint8Array or string, sent as bin).
   async set(ns, id, data, ttlMs) {
     await this.ok(OP.SET, [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs)], id);
   }
 
   // requestNewer(op, args, key, lacks): request() for an opcode newer than some daemons
-  // (SET_IF, FLASH_PUSH_EXISTING), which a daemon older than it answers UNKNOWN_OP, leaving
-  // the connection open. Resolves { status, result } (OK or NOT_FOUND), or null when this
-  // server lacks the opcode: the caller then does without it. The connection is marked
+  // (SET_IF, FLASH_PUSH_EXISTING, LOAD), which a daemon older than it answers UNKNOWN_OP,
+  // leaving the connection open. Resolves { status, result } (OK or NOT_FOUND), or null when
+  // this server lacks the opcode: the caller then does without it. The connection is marked
   // (conn[lacks]), so later calls on it resolve null without asking; a reconnection, perhaps
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.

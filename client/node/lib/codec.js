@@ -26,6 +26,7 @@ const OP = Object.freeze({
   DESTROY: 0x13,
   SET_IF: 0x14,
   TTL: 0x15,
+  LOAD: 0x16,
   FLASH_PUSH: 0x20,
   FLASH_POP: 0x21,
   FLASH_PUSH_EXISTING: 0x22,
@@ -64,7 +65,7 @@ const CLOSING_STATUSES = new Set([
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
 // opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
 // not pass for a success.
-const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.SET_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP.SET_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -76,6 +77,7 @@ const ARGS = Object.freeze({
   [OP.DESTROY]: ['ns', 'id'],
   [OP.SET_IF]: ['ns', 'id', 'data', 'ttl', 'expect'],
   [OP.TTL]: ['ns', 'id'],
+  [OP.LOAD]: ['ns', 'id'],
   [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
   [OP.FLASH_PUSH_EXISTING]: ['ns', 'id', 'type', 'msg', 'ttl'],

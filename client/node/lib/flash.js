@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, DEFAULT_TTL_S, FLASH_PUSHES } = require('./store');
+const { STORED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT } = require('./store');
 const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
@@ -235,6 +235,8 @@ function flash(opts = {}) {
     if (req.sessionStore) seenStore = req.sessionStore;
     let backend = null;
     let pending = null;
+    // Whether this request has pushed a flash (any type, any id): its pops then ask sessd.
+    let pushedAny = false;
 
     function ctx() {
       if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore, req);
@@ -250,6 +252,7 @@ function flash(opts = {}) {
       // Only a session that is not in sessd yet needs the mark: on a stored one it would make
       // express-session save this request's copy over a concurrent request's changes.
       if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
+      pushedAny = true;
       const p = pushTo(b, req.session[STORED] === true, req.sessionID, type, msg, ttlFor(req, b));
       // What the store's regenerate() moves to the new id: this request's pushes, no others.
       if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
@@ -278,11 +281,25 @@ function flash(opts = {}) {
       return p;
     };
 
+    // nothingQueued(b): whether a pop of this request may answer "nothing" without asking
+    // sessd: its session was read by a LOAD (on b's client, namespace and key) that found no
+    // flash queued, it is still that session (same id, neither regenerated nor replaced), and
+    // this request has pushed nothing. A flash another request pushes after that LOAD is
+    // concurrent with this page: the pop is as if made at the LOAD, before that push, which
+    // stays queued for the next page. So nothing is lost or shown twice, and most pages, which
+    // have no flash, cost no round trip for it (connect-flash reads the loaded session).
+    function nothingQueued(b) {
+      const seen = req.session[FLASH_COUNT];
+      return !pushedAny && seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
+        seen.namespace === b.namespace && seen.key === b.prefix + req.sessionID;
+    }
+
     // pop(b, type): pops one type (null: all). The pop goes out after this request's pushes
     // to the id (one connection serves one id), so it takes them: a regenerate must not
     // bring them back.
     function pop(b, type) {
       if (b.inSession) return Promise.resolve(sessionPop(req, type));
+      if (nothingQueued(b)) return Promise.resolve(type === null ? {} : []);
       const key = b.prefix + req.sessionID;
       const pushed = req[FLASH_PUSHES];
       if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));

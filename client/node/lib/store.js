@@ -32,6 +32,11 @@ const LOADED = Symbol('connect-sessd loaded session');
 // regenerate() moves those of the old id, and only those (see there). On the request, not
 // the store: a store serves many requests at once.
 const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
+// On a session get() read with LOAD (and carried onto req.session by createSession): what
+// that LOAD saw, { client, namespace, key, flashes (the messages queued in the session then,
+// all types) }, so that flash() can answer a pop of a session that had none without asking
+// sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD answered with GET.
+const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
@@ -269,18 +274,24 @@ class SessdStore extends BaseStore {
   }
 
   // get(sid, cb): the session, or null when there is none; errors are errors. With merge on,
-  // the session carries (hidden) what a later set() needs to merge.
+  // the session carries (hidden) what a later set() needs to merge, and (LOAD answered) how
+  // many flashes were queued in it.
   get(sid, cb) {
     return withCallback((async () => {
       const key = this.key(sid);
-      const data = await this.client.get(this.namespace, key);
-      if (data === null) return null;
+      const loaded = await this.client.load(this.namespace, key);
+      if (loaded === null) return null;
+      const { data, flashes } = loaded;
       const sess = this.parse(data);
-      if (this.merge && isPlainObject(sess) && Object.isExtensible(sess)) {
+      if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
+      if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
         // that does not save it pays nothing for them.
         const st = { key, data, forms: null, stored: null, gone: false };
         Object.defineProperty(sess, LOADED, { value: st, configurable: true });
+      }
+      if (flashes !== null) {
+        Object.defineProperty(sess, FLASH_COUNT, { value: { client: this.client, namespace: this.namespace, key, flashes }, configurable: true });
       }
       return sess;
     })(), cb);
@@ -554,10 +565,13 @@ class SessdStore extends BaseStore {
   // stored, so that flash() need not make express-session save it again.
   createSession(req, sess) {
     const loaded = sess[LOADED];
+    const counted = sess[FLASH_COUNT];
     const session = super.createSession(req, sess);
     Object.defineProperty(session, STORED, { value: true });
-    // express-session's Session copies the enumerable keys only: carry the merge state over.
+    // express-session's Session copies the enumerable keys only: carry the merge state and
+    // the flash count over.
     if (loaded) Object.defineProperty(session, LOADED, { value: loaded, configurable: true });
+    if (counted) Object.defineProperty(session, FLASH_COUNT, { value: counted, configurable: true });
     return session;
   }
 
@@ -619,4 +633,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED, FLASH_PUSHES };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED, FLASH_PUSHES, FLASH_COUNT };

@@ -29,7 +29,7 @@ function argsOf(r) {
   switch (r.op) {
     case codec.OP.HELLO: return null; // auth is raw bytes; built below
     case codec.OP.PING: return [];
-    case codec.OP.GET: case codec.OP.DESTROY: case codec.OP.TTL: return [r.ns, bytesOf(r, 'id')];
+    case codec.OP.GET: case codec.OP.DESTROY: case codec.OP.TTL: case codec.OP.LOAD: return [r.ns, bytesOf(r, 'id')];
     case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
     case codec.OP.SET_IF: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.TOUCH: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms)];
