@@ -1056,17 +1056,31 @@ static void say_evictions(const struct conn_set *s, uint64_t closed)
 	         s->cfg.max_client_bytes, (unsigned long long)closed);
 }
 
-void conn_set_log_pending(struct conn_set *s)
+/* The occurrences of ${e} to report now: all of them when stopping, else those whose line
+ * is due after ${period_s}, as the warning's own would be. */
+static uint64_t take_due(struct log_every *e, unsigned period_s, bool stopping)
 {
-	uint64_t closed = log_every_take(&s->evictions_log);
+	return stopping ? log_every_take(e) : log_every_due(e, 0, period_s);
+}
+
+/* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). The
+ * periods are the warnings' own: see refuse_frame, admit and shed_clients. */
+static void say_held_back(struct conn_set *s, bool stopping)
+{
+	uint64_t closed = take_due(&s->evictions_log, 60, stopping);
 
 	if (closed > 0)
 		say_evictions(s, closed);
-	say_admissions(s, log_every_take(&s->displaced_log),
-	               log_every_take(&s->refused_at_hello_log));
-	closed = log_every_take(&s->refused_frames_log);
+	say_admissions(s, take_due(&s->displaced_log, 10, stopping),
+	               take_due(&s->refused_at_hello_log, 10, stopping));
+	closed = take_due(&s->refused_frames_log, 60, stopping);
 	if (closed > 0)
 		say_refused_frames(s, closed);
+}
+
+void conn_set_log_pending(struct conn_set *s)
+{
+	say_held_back(s, true);
 }
 
 /*
@@ -1424,6 +1438,9 @@ void conn_set_tick(struct conn_set *s)
 {
 	s->ticks++;
 	give_back_all_room(s);
+	/* A warning held back in a burst is said once its period is over, not at the next
+	 * occurrence, which may come much later or never. */
+	say_held_back(s, false);
 }
 
 bool conn_set_has_idle(struct conn_set *s)

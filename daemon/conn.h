@@ -224,7 +224,7 @@ void conn_set_log_pending(struct conn_set *s);
  * connection's buffers grew to for a large frame or reply beyond what it holds now (conn.c,
  * give_back_room), so that connections that go quiet, or keep asking for small things, do not keep
  * a quarter megabyte each. At most one reallocation per buffer per call, and only for connections
- * that grew one.
+ * that grew one. And write the rate-limited warnings whose period is over.
  */
 void conn_set_tick(struct conn_set *s);
 

@@ -210,18 +210,37 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 		         (unsigned long long)d->cfg.max_bytes, note);
 }
 
-void dispatch_log_pending(struct dispatch *d)
+/* The occurrences of ${e} to report now: all of them when stopping, else those whose line
+ * is due, as the warning's own would be (every dispatch warning comes once a minute). */
+static uint64_t take_due(struct log_every *e, bool stopping)
 {
+	return stopping ? log_every_take(e) : log_every_due(e, 0, 60);
+}
+
+/* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). */
+static void say_held_back(struct dispatch *d, bool stopping)
+{
+	const char *note = stopping ? DISPATCH_NOTE_STOPPING : DISPATCH_NOTE_PERIODIC;
 	uint64_t n;
 
-	if ((n = log_every_take(&d->auth_refusals)) > 0)
-		say_auth_refusals(d, n, DISPATCH_NOTE_STOPPING);
-	if ((n = log_every_take(&d->plain_refusals)) > 0)
-		say_plain_refusals(d, n, DISPATCH_NOTE_STOPPING);
-	if ((n = log_every_take(&d->no_memory_log)) > 0)
-		say_no_memory(d, n, DISPATCH_NOTE_STOPPING);
-	if ((n = log_every_take(&d->malformed_log)) > 0)
-		say_malformed(d, n, DISPATCH_NOTE_STOPPING);
+	if ((n = take_due(&d->auth_refusals, stopping)) > 0)
+		say_auth_refusals(d, n, note);
+	if ((n = take_due(&d->plain_refusals, stopping)) > 0)
+		say_plain_refusals(d, n, note);
+	if ((n = take_due(&d->no_memory_log, stopping)) > 0)
+		say_no_memory(d, n, note);
+	if ((n = take_due(&d->malformed_log, stopping)) > 0)
+		say_malformed(d, n, note);
+}
+
+void dispatch_log_pending(struct dispatch *d)
+{
+	say_held_back(d, true);
+}
+
+void dispatch_log_due(struct dispatch *d)
+{
+	say_held_back(d, false);
 }
 
 /* Answer NO_MEMORY: the store refused a write that would grow it. Counted and warned of, so

@@ -197,4 +197,12 @@ uint64_t dispatch_requests_total(const struct dispatch *d);
  */
 void dispatch_log_pending(struct dispatch *d);
 
+/*
+ * dispatch_log_due(d):
+ * Write those of the same warnings whose period is over (the server's tick calls it once a
+ * second), so that a burst's count is said a minute after its first line at the latest, not
+ * only at the next occurrence, which may be much later.
+ */
+void dispatch_log_due(struct dispatch *d);
+
 #endif

@@ -286,6 +286,27 @@ static void say_refusals(const struct server *srv, uint64_t refused)
 }
 
 /*
+ * Warnings come at most once a period, with the count since the last. Once a second the tick
+ * says those whose period is over (a burst's count would otherwise wait for the next
+ * occurrence, which may come much later); a stopping server says what is still counted, or
+ * its log would be short of the refusals that came last.
+ */
+static void server_log_held_back(struct server *srv, bool stopping)
+{
+	uint64_t refused = stopping ? log_every_take(&srv->refusals)
+	                            : log_every_due(&srv->refusals, 0, SERVER_REFUSED_LOG_S);
+
+	if (refused > 0)
+		say_refusals(srv, refused);
+	if (stopping) {
+		conn_set_log_pending(&srv->conns);
+		dispatch_log_pending(srv->dispatch);
+	} else {
+		dispatch_log_due(srv->dispatch);
+	}
+}
+
+/*
  * A client turned away at --max-connections is told why, so that its error can say so: one
  * BUSY reply, sent only if the new socket takes it at once (its buffer is empty), then the
  * close. What the client sent already (its HELLO, at most 4096 bytes before HELLO) is read
@@ -479,6 +500,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	if (srv->auth != NULL && auth_expire(srv->auth, auth_clock_ms()))
 		close_retired_auth(srv);
 	conn_set_tick(&srv->conns);
+	server_log_held_back(srv, false);
 	trim_when_quiet(srv);
 }
 
@@ -768,20 +790,6 @@ fail:
 	return NULL;
 }
 
-/*
- * Warnings come at most once a period, with the count since the last: a stopping server says
- * what is still counted, or its log would be short of the refusals that came last.
- */
-static void server_log_pending(struct server *srv)
-{
-	uint64_t refused = log_every_take(&srv->refusals);
-
-	if (refused > 0)
-		say_refusals(srv, refused);
-	conn_set_log_pending(&srv->conns);
-	dispatch_log_pending(srv->dispatch);
-}
-
 int server_run(struct server *srv)
 {
 	int flags, rc;
@@ -798,7 +806,7 @@ int server_run(struct server *srv)
 		rc = event_base_loop(srv->base, flags);
 		if (rc == -1) {
 			log_error("the event loop failed");
-			server_log_pending(srv);
+			server_log_held_back(srv, true);
 			return -1;
 		}
 		server_after_turn(srv);
@@ -806,7 +814,7 @@ int server_run(struct server *srv)
 		if (rc == 1 && !conn_set_has_pending(&srv->conns))
 			break; /* nothing left to wait for */
 	}
-	server_log_pending(srv);
+	server_log_held_back(srv, true);
 	return 0;
 }
 

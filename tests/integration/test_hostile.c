@@ -704,6 +704,45 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 }
 
 /*
+ * A burst of refusals is said in full once its period (10 s here) is over, not only at the
+ * next refusal or at the stop: the first line of a burst says 1, and an operator reading
+ * the log must not take that for the whole of it.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, held_back_warnings_are_said_when_their_period_ends, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	char *log;
+	int busy, late;
+
+	start_with(args);
+	busy = greeted_from("127.0.0.3");
+	for (int i = 0; i < 4; i++) {
+		late = connect_from("127.0.0.4");
+		cr_assert_eq(hello_outcome(late), 0, "refused at the limit");
+		close(late);
+	}
+	/* The first refusal's line is written at once; the other three wait out the period. */
+	log = harness_log(&dmn);
+	cr_assert_not_null(strstr(log, "closed 1 new connection(s)"), "%s", log);
+	cr_assert_null(strstr(log, "closed 3 new connection(s)"), "%s", log);
+	free(log);
+	/* Nothing more happens; within a second or two of the period's end the log has them. */
+	for (int waited = 0; waited < 14000; waited += 250) {
+		sleep_ms(250);
+		log = harness_log(&dmn);
+		if (strstr(log, "closed 3 new connection(s)") != NULL)
+			break;
+		free(log);
+		log = NULL;
+	}
+	cr_assert_not_null(log, "the held-back count was not said within 14 s");
+	free(log);
+	ping_ok(busy, 700);
+	close(busy);
+	stop_clean();
+}
+
+/*
  * At --max-connections, a host opening connections faster than it says HELLO displaces its
  * own silent connections, not another host's connection that has yet to say HELLO: a flood
  * from one address cannot keep a web server elsewhere out.
