@@ -576,6 +576,7 @@ static bool admit(struct conn *c)
 		return true;
 	victim = find_victim(s, c);
 	if (victim == NULL) {
+		s->refused_at_hello++;
 		say_admissions(s, 0, log_every_due(&s->refused_at_hello_log, 1, 10));
 		return false;
 	}

@@ -102,9 +102,10 @@ struct conn_set {
 	/* What connections' buffers hold, over all of them: the bytes in them, and the whole size
 	 * of an empty buffer grown past the size every connection may keep. */
 	size_t client_bytes;
-	uint64_t progress_seq; /* stamps connections' progress, in order (see conn.c) */
-	uint64_t evictions;    /* connections closed BUSY over max_client_bytes */
-	uint64_t displaced;    /* idle connections closed at the limit for newcomers */
+	uint64_t progress_seq;     /* stamps connections' progress, in order (see conn.c) */
+	uint64_t evictions;        /* connections closed BUSY over max_client_bytes */
+	uint64_t displaced;        /* idle connections closed at the limit for newcomers */
+	uint64_t refused_at_hello; /* newcomers refused after HELLO at the limit */
 	struct log_every displaced_log;
 	/* Newcomers refused after HELLO (none could give way), for the warning about them. */
 	struct log_every refused_at_hello_log;

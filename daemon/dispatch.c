@@ -68,6 +68,7 @@ struct dispatch {
 	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
 	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
 	uint64_t no_memory_total;
+	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
 	struct log_every no_memory_log;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
@@ -338,6 +339,7 @@ static int refuse_unwritable(struct dispatch *d, const struct codec_request *req
 {
 	if (d->p == NULL || persist_writable(d->p) == 0)
 		return 0;
+	d->io_errors_total++;
 	if (codec_reply_error(out, req->request_id, CODEC_IO_ERROR,
 	                      "the change cannot be made durable now; nothing changed") == -1)
 		return -1;
@@ -1018,7 +1020,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 20) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 25) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1027,6 +1029,10 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "connections_total", d->stats->connections_total) ||
 		    write_key_uint(out, "connections_displaced_total",
 		                   d->stats->connections_displaced_total) ||
+		    write_key_uint(out, "connections_refused_total",
+		                   d->stats->connections_refused_total) ||
+		    write_key_uint(out, "max_connections", d->cfg.max_connections) ||
+		    write_key_uint(out, "max_client_bytes", d->cfg.max_client_bytes) ||
 		    write_key_uint(out, "requests_total", d->requests_total) ||
 		    write_key_uint(out, "uptime_ms",
 		                   now > d->stats->started_mono_ms ? now - d->stats->started_mono_ms
@@ -1040,6 +1046,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "client_evictions_total",
 		                   d->stats->client_evictions_total) ||
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
+		    write_key_uint(out, "io_errors_total", d->io_errors_total) ||
+		    write_key_uint(out, "writable",
+		                   d->p == NULL || persist_writable(d->p) == 0 ? 1 : 0) ||
 		    write_key_uint(out, "malformed_total",
 		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total))

@@ -44,6 +44,8 @@ struct dispatch_server_stats {
 	uint64_t frames_refused_total;
 	/* Idle connections closed at --max-connections to let new ones in. */
 	uint64_t connections_displaced_total;
+	/* New connections refused BUSY at --max-connections (at accept, or after HELLO). */
+	uint64_t connections_refused_total;
 };
 
 struct auth;
@@ -51,6 +53,9 @@ struct auth;
 struct dispatch_config {
 	uint32_t max_frame;
 	uint64_t max_bytes; /* the store's limit, announced by STATS; 0: none */
+	/* The server's limits, announced by STATS for "how close to it" alerts. */
+	uint64_t max_connections;
+	uint64_t max_client_bytes;
 	/* The secret HELLO must show (--auth-file); NULL: none. Borrowed for d's lifetime. */
 	const struct auth *auth;
 	/* With auth: where a plain HELLO may show it (--auth-plain; see dispatch_peer.local). */

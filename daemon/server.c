@@ -99,6 +99,7 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
+	uint64_t refused_total; /* and their count since start */
 	/* trim_when_quiet: the requests dispatched at the last tick. */
 	uint64_t tick_seen_requests;
 	/* The thread that runs malloc_trim (trim_thread_main), from when it starts
@@ -256,6 +257,7 @@ static void server_after_turn(struct server *srv)
 	srv->stats.client_bytes_peak = srv->conns.client_bytes_peak;
 	srv->stats.frames_refused_total = srv->conns.refused_frames;
 	srv->stats.connections_displaced_total = srv->conns.displaced;
+	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
 	 * past the last turn's budget for key exchanges. */
@@ -352,6 +354,8 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
 		    !conn_set_has_idle(&srv->conns)) {
 			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
+
+			srv->refused_total++;
 
 			refuse_busy(fd);
 			if (logged > 0)
@@ -749,6 +753,8 @@ struct server *server_new(const struct config *cfg)
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = cfg->max_memory;
+	dispatch_cfg.max_connections = cfg->max_connections;
+	dispatch_cfg.max_client_bytes = cfg->max_client_memory;
 	dispatch_cfg.auth = srv->auth;
 	dispatch_cfg.plain = cfg->auth_plain;
 	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);

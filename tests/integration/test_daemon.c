@@ -165,6 +165,12 @@ static void every_op(const char *url)
 	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
 	cr_assert_geq(harness_map_uint(&rep, "connections"), 1);
 	cr_assert_geq(harness_map_uint(&rep, "requests_total"), 10);
+	/* A memory-only server always takes changes; the limits are the defaults. */
+	cr_assert_eq(harness_map_uint(&rep, "writable"), 1);
+	cr_assert_eq(harness_map_uint(&rep, "io_errors_total"), 0);
+	cr_assert_eq(harness_map_uint(&rep, "connections_refused_total"), 0);
+	cr_assert_gt(harness_map_uint(&rep, "max_connections"), 0);
+	cr_assert_eq(harness_map_uint(&rep, "max_client_bytes"), 256ull << 20);
 	free(body);
 	req.ns_all = false;
 
@@ -1944,6 +1950,20 @@ static int try_set(int fd, const char *id, const char *data, size_t len)
 	return status;
 }
 
+/* STATS' ${key} for the whole server, over ${fd}. */
+static uint64_t server_stat(int fd, const char *key)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 88, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t v;
+
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	v = harness_map_uint(&rep, key);
+	free(body);
+	return v;
+}
+
 /*
  * On a disk that takes no more (a file-size limit, as test_operator's full_disk test makes
  * one), FLASH_PUSH_EXISTING is refused with IO_ERROR as FLASH_PUSH is, before the session is
@@ -1984,6 +2004,9 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	             "refused before the session is looked at");
 	cr_assert_eq(push_to(fd, true, "full", "s", "info", "m", 600000, NULL), CODEC_IO_ERROR,
 	             "as FLASH_PUSH is");
+	/* What an operator alerts on: changes are refused, and how many were. */
+	cr_assert_eq(server_stat(fd, "writable"), 0);
+	cr_assert_geq(server_stat(fd, "io_errors_total"), 4);
 
 	/* Room again: the push goes through, and nothing refused was queued. */
 	cr_assert_eq(prlimit(dmn.pid, RLIMIT_FSIZE, &saved, NULL), 0);
@@ -1994,6 +2017,7 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 		sleep_ms(50);
 	cr_assert_eq(status, CODEC_OK, "pushes never resumed");
 	cr_assert_eq(queued, 1);
+	cr_assert_eq(server_stat(fd, "writable"), 1);
 	cr_assert_eq(push_to(fd, false, "full", "never", "info", "m", 600000, NULL),
 	             CODEC_NOT_FOUND);
 	close(fd);

@@ -738,6 +738,9 @@ LEAK_CHECKED_TEST_OPTS(hostile, held_back_warnings_are_said_when_their_period_en
 	cr_assert_not_null(log, "the held-back count was not said within 14 s");
 	free(log);
 	ping_ok(busy, 700);
+	/* STATS counts them, and says the limit they met. */
+	cr_assert_eq(stat_of(busy, NULL, "connections_refused_total"), 4);
+	cr_assert_eq(stat_of(busy, NULL, "max_connections"), 1);
 	close(busy);
 	stop_clean();
 }
