@@ -135,6 +135,8 @@ struct conn {
 	bool said_goodbye;
 	/* Its SHUTTING_DOWN is for giving way at --max-connections, not for a stopping server. */
 	bool displaced;
+	/* Its SHUTTING_DOWN is for the secret its HELLO showed, retired since. */
+	bool auth_retired;
 	/* What peer.name points to; last, away from what each frame reads. */
 	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
@@ -323,12 +325,16 @@ static bool conn_write(struct conn *c);
 static void say_goodbye(struct conn *c)
 {
 	c->owes_goodbye = false;
-	if (codec_reply_error(
-	        replies(c), 0, CODEC_SHUTTING_DOWN,
-	        c->displaced
-	            ? "sessd closed this idle connection to make room at "
-	              "--max-connections; connect again when needed"
-	            : "sessd is stopping; requests without a reply were not carried out") == -1) {
+	const char *why = "sessd is stopping; requests without a reply were not carried out";
+
+	if (c->displaced)
+		why =
+		    "sessd closed this idle connection to make room at --max-connections; connect "
+		    "again when needed";
+	else if (c->auth_retired)
+		why = "sessd no longer accepts the --auth-file secret this connection showed; "
+		      "requests without a reply were not carried out";
+	if (codec_reply_error(replies(c), 0, CODEC_SHUTTING_DOWN, why) == -1) {
 		log_warn("out of memory for a SHUTTING_DOWN reply");
 		return;
 	}
@@ -1545,6 +1551,10 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a)
 		    auth_holds_generation(a, c->peer.auth_generation))
 			continue;
 		closing++;
+		/* The client can then tell that what got no reply was not carried out, and send
+		 * it again once it holds the current secret. */
+		c->auth_retired = true;
+		c->owes_goodbye = true;
 		/* Frees only ${c}, whose successor is kept in next. */
 		begin_closing(c);
 	}

@@ -237,7 +237,8 @@ bool conn_set_has_waiting(const struct conn_set *s);
  * Close every connection whose HELLO showed a secret ${a} no longer holds
  * (dispatch_peer.auth_generation, auth_holds_generation; 0, no secret shown, is left open): a
  * retired secret must not keep serving whoever holds it. Each stops reading and closes once the
- * replies it has queued are sent, as in conn_set_shutdown; requests not handled yet get no reply.
+ * replies it has queued are sent, then SHUTTING_DOWN, as in conn_set_shutdown: requests not
+ * handled yet get no reply and are not carried out, and the client is told so.
  * Returns how many began closing.
  */
 size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a);

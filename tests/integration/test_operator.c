@@ -662,6 +662,9 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	char dir[64], path[128];
 	const char *args[] = {"--auth-file", path, "--auth-grace", "3", NULL};
 	struct harness_daemon d;
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
 	int old_fd, new_fd, fd;
 	long reloaded;
 	char *text;
@@ -694,6 +697,12 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
 	             "the old secret after its grace");
 	close(fd);
+	/* Told that what got no reply was not carried out, then closed. */
+	cr_assert_eq(harness_recv_frame(old_fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+	cr_expect_eq(rep.request_id, 0);
+	free(body);
 	harness_expect_closed(old_fd);
 	cr_expect_lt(mono_ms() - reloaded, 6000, "closed within a tick or so of the grace's end");
 	close(old_fd);

@@ -705,11 +705,20 @@ static void reload_and_wait(struct harness_daemon *d, const char *what, int time
 	free(text);
 }
 
+/* The SHUTTING_DOWN a connection of a retired secret gets, unasked, before its close. */
+static void expect_retired_goodbye(struct codec_reply *rep)
+{
+	cr_expect_eq(rep->status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep->status));
+	cr_expect_eq(rep->request_id, 0, "it answers no request");
+	cr_expect_not_null(memmem(rep->message.ptr, rep->message.len, "not carried out", 15));
+}
+
 /*
  * Rotation with --auth-grace 1: connections made with the old secret, sealed and plain, work
  * on within the grace, and a new one still gets in; once the grace is over, the old ones are
- * closed and a new one with the old secret is refused. Connections made with the new secret
- * stay.
+ * told SHUTTING_DOWN (what got no reply was not carried out: a client may send it again once
+ * it holds the new secret) and closed, and a new one with the old secret is refused.
+ * Connections made with the new secret stay.
  */
 LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace_ends)
 {
@@ -722,6 +731,7 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	int old_plain, fd;
 	long reloaded, closed;
 	uint8_t *body;
+	size_t len;
 	char *text = NULL;
 
 	harness_write_secret(secret_path, secret, 0600);
@@ -743,12 +753,22 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	new_sealed = sealed_open_with(d.unix_url, next);
 	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
 
-	/* After it: each is closed without being asked anything. */
-	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
+	/* After it: each is told SHUTTING_DOWN without being asked anything, and closed. */
+	sealed_reply(&old_sealed, &rep, &body);
 	closed = now_ms();
+	expect_retired_goodbye(&rep);
+	free(body);
+	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
 	cr_expect_geq(closed - reloaded, 900, "not before the grace ends");
 	cr_expect_lt(closed - reloaded, 3500, "within a tick or so of its end");
+	sealed_reply(&in_grace, &rep, &body);
+	expect_retired_goodbye(&rep);
+	free(body);
 	cr_expect_eq(read_record(&in_grace), -1, "closed after the grace");
+	cr_assert_eq(harness_recv_frame(old_plain, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	expect_retired_goodbye(&rep);
+	free(body);
 	harness_expect_closed(old_plain);
 	close(old_plain);
 	sealed_close(&old_sealed);
@@ -783,6 +803,8 @@ LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
 	struct sealed first, second;
 	struct harness_daemon d;
+	struct codec_reply rep;
+	uint8_t *body;
 	char *text;
 
 	harness_write_secret(secret_path, secret, 0600);
@@ -798,6 +820,9 @@ LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
 	usleep(2500 * 1000);
 	cr_expect_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK,
 	             "the secret put back keeps its connection");
+	sealed_reply(&second, &rep, &body);
+	expect_retired_goodbye(&rep);
+	free(body);
 	cr_expect_eq(read_record(&second), -1, "the secret rolled back is retired");
 	sealed_close(&first);
 	sealed_close(&second);
