@@ -1,0 +1,55 @@
+'use strict';
+// The example shop saves a change before the redirect that confirms it: a save that fails
+// must reach the user as an error, not as "Added 2 lemons" of a cart without them.
+// express-session saves only after the response's head has gone out, so without the early
+// save the browser has its 303 before the save fails (a crash, a full disk, a retired
+// secret, or here, deterministically, a session grown past the daemon's max_data).
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { SessdStore, flash } = require('..');
+const { Daemon, Browser, listen, closeServer, once, REPO_DIR } = require('./helpers');
+
+const DEMO_DIR = path.join(REPO_DIR, 'examples/express-demo');
+const { createApp } = require(path.join(DEMO_DIR, 'app.js'));
+const demoFlash = { middleware: () => flash(), locals: () => flash.locals() };
+
+function cartOf(body) {
+  return [...body.matchAll(/<li>(\d+ [^<]*)<\/li>/g)].map((m) => m[1]);
+}
+
+test('the demo shop never confirms a cart add whose save failed', async (t) => {
+  const d = new Daemon({ extraArgs: ['--max-frame', '4096'] });
+  await d.start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'demo-save' });
+  const app = createApp({ store, flash: demoFlash, secret: 'demo-save-secret', served: 'test' });
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  await once(store, 'connect');
+
+  const br = new Browser(base);
+  assert.equal((await br.post('/login', { username: 'Ann' })).status, 303);
+  await br.get('/');
+  // Each add grows the session by its item; at about 4 KB its save is refused.
+  const confirmed = [];
+  let refused = null;
+  for (let i = 0; i < 200 && refused === null; i++) {
+    const name = `item-${String(i).padStart(3, '0')}-${'x'.repeat(60)}`;
+    const r = await br.post('/cart', { item: `1 ${name}` });
+    if (r.status === 303) {
+      confirmed.push(`1 ${name}`);
+      await br.get('/'); // follow the redirect, as a browser does (and show the flash)
+    } else {
+      refused = r;
+    }
+  }
+  assert.ok(refused, 'the session never outgrew max_data');
+  assert.ok(refused.status >= 500, `a refused save is an error page, not ${refused.status}`);
+  // Every add the shop confirmed is in the cart: none was confirmed and then lost.
+  assert.deepEqual(cartOf((await br.get('/')).body), confirmed);
+});
