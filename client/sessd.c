@@ -227,6 +227,14 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	/* The server would refuse it unread and close the connection: say so without sending
 	 * a body that can only be thrown away. */
 	body_len = c->out.len - CODEC_HEADER_BYTES;
+	if (body_len > c->max_frame && req->data.len > 0)
+		/* What the caller controls is the data: say how much of it would fit. */
+		return client_error(
+		    c, SESSD_ERR_TOO_LARGE,
+		    "%s of %zu bytes of data is over the server's limit: "
+		    "%zu bytes fit in its max_frame of %u with this id and namespace",
+		    codec_op_name(req->op), req->data.len,
+		    req->data.len - (body_len - c->max_frame), c->max_frame);
 	if (body_len > c->max_frame)
 		return client_error(c, SESSD_ERR_TOO_LARGE,
 		                    "request of %zu bytes is over the max_frame of %u", body_len,

@@ -338,6 +338,19 @@ LEAK_CHECKED_TEST(client, large_values_up_to_max_frame)
 
 	cr_assert_eq(sessd_set(c, "big", 3, data, max + 1, TTL_MS), SESSD_ERR_TOO_LARGE);
 	cr_assert(strstr(sessd_errmsg(c), "max_frame") != NULL, "errmsg: %s", sessd_errmsg(c));
+	/* It says how much data would fit: exactly that much does. */
+	{
+		const char *msg = sessd_errmsg(c), *fit = strstr(msg, "limit: ");
+		size_t fits;
+
+		cr_assert_not_null(fit, "errmsg: %s", msg);
+		fits = strtoul(fit + 7, NULL, 10);
+		cr_assert(fits > big && fits <= max, "%zu fit, says %s", fits, msg);
+		cr_assert_eq(sessd_set(c, "big", 3, data, fits, TTL_MS), SESSD_OK, "%s",
+		             sessd_errmsg(c));
+		cr_assert_eq(sessd_set(c, "big", 3, data, fits + 1, TTL_MS), SESSD_ERR_TOO_LARGE);
+		cr_assert_eq(sessd_set(c, "big", 3, data, big, TTL_MS), SESSD_OK);
+	}
 	/* The old value is untouched and the client goes on. */
 	expect_data(c, "big", 3, data, big);
 	free(data);
