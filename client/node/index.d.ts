@@ -41,11 +41,23 @@ declare global {
       /** A message of undefined or null pops, as in connect-flash: flash(type). */
       flash(type: string, message: undefined | null): Promise<unknown[]>;
       /**
-       * Pushes one message (`''` included); resolves to the queue's length after the push, or
-       * to 0 when the message was dropped: the session was read from sessd and has been
-       * destroyed (a concurrent logout) or has expired since.
+       * Pushes one message (`''` included: any value but undefined and null);
+       * resolves to the queue's length after the push, or to 0 when the message was dropped:
+       * the session was read from sessd and has been destroyed (a concurrent logout) or has
+       * expired since.
        */
-      flash(type: string, message: unknown): Promise<number>;
+      flash(type: string, message: string | number | boolean | bigint | symbol): Promise<number>;
+      // A separate overload: TypeScript 7 matches an object literal to `object` alone, not
+      // to a union holding it.
+      flash(type: string, message: object): Promise<number>;
+      /** An array that may be undefined or null: an array push (see above), or a pop. */
+      flash(type: string, messages: readonly unknown[] | undefined | null): Promise<number | undefined | unknown[]>;
+      /**
+       * A message that may be undefined or null (passport's `info?.message` is
+       * `string | undefined`): it pushes, or, when it is undefined or null at run time, pops
+       * (see above).
+       */
+      flash(type: string, message: unknown): Promise<number | unknown[]>;
     }
   }
 }
@@ -147,8 +159,14 @@ declare namespace connectSessd {
     /** Whether the last LOAD was answered UNKNOWN_OP (undefined before any LOAD). */
     readonly lacksLoad: boolean | undefined;
 
-    /** Resolves with the HELLO reply once a connection is ready. */
-    ready(): Promise<HelloReply>;
+    /**
+     * Resolves with the HELLO reply once a connection is ready. Without `timeoutMs` it waits
+     * for as long as that takes; with it, it rejects after `timeoutMs` with the last
+     * connection error (`ECONNREFUSED`, `ENOENT`: sessd is down; `ESESSD_BUSY`: it is full;
+     * `ESESSD_DISCONNECTED` when no attempt has ended yet), and at once with `ESESSD_CLOSED`
+     * on a closed client.
+     */
+    ready(options?: { timeoutMs?: number }): Promise<HelloReply>;
     ping(): Promise<void>;
     /** The session's data, or null when there is none. */
     get(ns: Namespace, id: SessionKey): Promise<Buffer | null>;
@@ -214,13 +232,17 @@ declare namespace connectSessd {
   }
 
   /**
-   * The session serializer. `stringify` is given the session, or (to tell which top-level
-   * keys a request changed) an object holding one of its keys; with `raw: true`, `parse` is
-   * given the stored bytes as a Buffer instead of a string.
+   * The session serializer. `stringify` is given the session, and also (to tell which
+   * top-level keys a request changed) objects holding just one of its keys, such as
+   * `{ cart: [...] }` without a cookie: its parameter is `any`, so that a serializer typed
+   * the connect-redis way (`stringify(s: SessionData): string`) is accepted, and it must
+   * handle those objects too. `parse` may return a promise (connect-redis v7's
+   * `parse(s): SessionData | Promise<SessionData>`): it is awaited. With `raw: true`, `parse`
+   * is given the stored bytes as a Buffer instead of a string.
    */
   type Serializer =
-    | { stringify(value: Record<string, unknown>): string | Uint8Array; parse(text: string): unknown; raw?: false }
-    | { stringify(value: Record<string, unknown>): string | Uint8Array; parse(data: Buffer): unknown; raw: true };
+    | { stringify(value: any): string | Uint8Array; parse(text: string): unknown | Promise<unknown>; raw?: false }
+    | { stringify(value: any): string | Uint8Array; parse(data: Buffer): unknown | Promise<unknown>; raw: true };
 
   interface SessdStoreOwnOptions {
     /** sessd namespace (1..64 bytes); default null, the daemon's "default". */
@@ -372,16 +394,22 @@ declare namespace connectSessd {
 
   /** An error status the daemon answered. */
   class SessdError extends Error {
+    /** status: the wire number (codec.STATUS). */
     constructor(status: number, message: string, op?: number);
-    /** The status's wire number (codec.STATUS). */
-    status: number;
+    /** The status's wire number (codec.STATUS); in earlier 0.1.0 builds this was `status`. */
+    sessdStatus: number;
+    /** The HTTP status, as `statusCode` (Express's `err.status || 500` convention). */
+    status: 500 | 503;
     /** Its name, e.g. `'NOT_FOUND'`. */
     statusName: string;
     /** `'ESESSD_' + statusName`, except AUTH_FAILED: `'ESESSD_AUTH'`. */
     code: string;
     /** The opcode of the request it answers. */
     op: number | undefined;
-    /** SHUTTING_DOWN: true, the request was not carried out (a Client sends it again). */
+    /**
+     * true: the request was not carried out. SHUTTING_DOWN (a Client sends it again), and
+     * BUSY to the requests behind a HELLO that sessd refused (at --max-connections).
+     */
     notCarriedOut?: boolean;
     /** The HTTP status for an error handler: 503 for NO_MEMORY, IO_ERROR, BUSY and
      * SHUTTING_DOWN (sessd cannot take it now), 500 for every other status. */
@@ -453,11 +481,14 @@ declare namespace connectSessd {
     class ProtocolError extends Error {
       /** status: what a server answers for such input (default BAD_REQUEST). */
       constructor(message: string, status?: number);
-      status: number;
+      /** The wire status a server answers for such input; in earlier 0.1.0 builds this was `status`. */
+      sessdStatus: number;
       statusName: string;
       code: 'ESESSD_PROTOCOL';
-      /** The HTTP status for an error handler: 500 (status is the wire one). */
+      /** The HTTP status for an error handler: 500 (a faulty server). */
       statusCode: 500;
+      /** As statusCode. */
+      status: 500;
       expose: false;
       /** Set by decodeRequestBody on an UNKNOWN_OP error: the request's id. */
       requestId?: number | bigint;

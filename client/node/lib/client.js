@@ -336,10 +336,34 @@ class Client extends EventEmitter {
     return (await this.request(op, args, key)).result;
   }
 
-  // ready(): resolves with the HELLO reply once a connection is ready.
-  ready() {
+  // ready(opts): resolves with the HELLO reply once a connection is ready. Without
+  // opts.timeoutMs it waits for as long as that takes (the pool keeps reconnecting); with it,
+  // it rejects after timeoutMs with the last connection error (sessd down: ECONNREFUSED,
+  // full: ESESSD_BUSY, ...), or ESESSD_DISCONNECTED when no attempt has ended yet, so that a health
+  // check of a daemon down or full ends. A closed client rejects with ESESSD_CLOSED.
+  ready(opts = {}) {
+    const timeoutMs = opts.timeoutMs;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+      return Promise.reject(new TypeError('ready: timeoutMs must be a number of milliseconds of at least 0'));
+    }
     if (this.connected === true) return Promise.resolve(this.hello);
-    return new Promise((resolve) => this.once('connect', resolve));
+    if (timeoutMs === undefined) return new Promise((resolve) => this.once('connect', resolve));
+    if (this.closed) return this.refuse();
+    return new Promise((resolve, reject) => {
+      const onConnect = (hello) => {
+        clearTimeout(timer);
+        resolve(hello);
+      };
+      const timer = setTimeout(() => {
+        this.off('connect', onConnect);
+        if (this.closed) {
+          this.refuse().catch(reject);
+          return;
+        }
+        reject(this.lastError || unavailableError(`sessd not ready within ${timeoutMs} ms: no connection attempt has ended yet`));
+      }, timeoutMs);
+      this.once('connect', onConnect);
+    });
   }
 
   async ping() {
@@ -369,7 +393,7 @@ class Client extends EventEmitter {
     try {
       r = await this.requestNewer(OP.LOAD, args, id, 'lacksLoad');
     } catch (err) {
-      if (!(err instanceof SessdError && err.status === STATUS.LIMIT)) throw err;
+      if (!(err instanceof SessdError && err.sessdStatus === STATUS.LIMIT)) throw err;
       r = null;
     }
     if (r === null) {
@@ -408,7 +432,7 @@ class Client extends EventEmitter {
       this[lacks] = false;
       return r;
     } catch (err) {
-      if (!(err instanceof SessdError && err.status === STATUS.UNKNOWN_OP)) throw err;
+      if (!(err instanceof SessdError && err.sessdStatus === STATUS.UNKNOWN_OP)) throw err;
       conn[lacks] = true;
       this[lacks] = true;
       return null;
@@ -429,7 +453,7 @@ class Client extends EventEmitter {
     try {
       r = await this.requestNewer(OP.SET_IF, args, id, 'lacksSetIf');
     } catch (err) {
-      if (!(err instanceof SessdError && err.status === STATUS.CONFLICT)) throw err;
+      if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT)) throw err;
       this.lacksSetIf = false;
       return 'conflict';
     }

@@ -93,12 +93,13 @@ class ProtocolError extends Error {
   constructor(message, status = STATUS.BAD_REQUEST) {
     super(message);
     this.name = 'ProtocolError';
-    this.status = status;
+    this.sessdStatus = status;
     this.code = 'ESESSD_PROTOCOL';
     this.statusName = STATUS_NAME[status];
-    // For an app's error handler, as SessdError has it: a server that breaks the protocol is
-    // a fault, not an outage.
+    // For an app's error handler, as SessdError has them: a server that breaks the protocol
+    // is a fault, not an outage.
     this.statusCode = 500;
+    this.status = 500;
     this.expose = false;
   }
 }

@@ -21,6 +21,10 @@ const MIN_MAX_FRAME = codec.MIN_MAX_FRAME;
 // announcing 2^64-1 could make one connection hold up to 4 GiB (a frame's length is 32 bits).
 // 2 GiB is far above any session store's frames (sessd's default is 1 MiB).
 const MAX_TRUSTED_FRAME = 2 ** 31;
+// How long a connection whose write failed is read on for the reply that says why sessd
+// closed it (see readOnAfterWriteError). That reply was sent before the close that failed the
+// write, so it is already in the socket; this only bounds a peer that never closes.
+const WRITE_ERROR_READ_MS = 1000;
 
 // helloMaxFrame(hello): the frame limit a HELLO result (checked by codec.decodeReplyBody)
 // sets: its max_frame, MIN_MAX_FRAME when it has none, at most MAX_TRUSTED_FRAME.
@@ -43,19 +47,21 @@ const AUTH_CODE = 'ESESSD_AUTH';
 const UNAVAILABLE_STATUSES = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
 
 class SessdError extends Error {
-  // An error status the server answered. status: the wire number; statusName: its name;
-  // statusCode: the HTTP status an error handler should answer (with expose false, as
-  // http-errors has them). status cannot be the HTTP one too, as it is for http-errors:
-  // callers compare it with codec.STATUS.
+  // An error status the server answered. sessdStatus: the wire number (codec.STATUS);
+  // statusName: its name; statusCode and status: the HTTP status an error handler should
+  // answer (with expose false, as http-errors has them). status was the wire number in
+  // earlier 0.1.0 builds: Express's convention is an HTTP one, and express-generator's
+  // handler (res.status(err.status || 500)) threw RangeError on a wire status such as 12.
   constructor(status, message, op) {
     super(`sessd ${STATUS_NAME[status] || 'status ' + status}: ${message}`);
     this.name = 'SessdError';
-    this.status = status;
+    this.sessdStatus = status;
     this.statusName = STATUS_NAME[status] || String(status);
     // AUTH_FAILED is ESESSD_AUTH, the code every authentication failure has.
     this.code = status === STATUS.AUTH_FAILED ? AUTH_CODE : 'ESESSD_' + this.statusName;
     this.op = op;
     this.statusCode = UNAVAILABLE_STATUSES.has(status) ? 503 : 500;
+    this.status = this.statusCode;
     this.expose = false;
   }
 }
@@ -63,7 +69,7 @@ class SessdError extends Error {
 // connectionError(code, message): a transport failure (a timeout, a broken connection):
 // the request may or may not have been carried out. statusCode (and status) 503, expose
 // false, as http-errors has them, so that Express's error handler answers 503 (sessd is
-// hung or gone), not 500. SessdError's status is the wire status, not an HTTP one.
+// hung or gone), not 500, as SessdError has them.
 function connectionError(code, message) {
   const err = new Error(message);
   err.code = code;
@@ -266,9 +272,14 @@ class Connection extends EventEmitter {
       this.socketConnected = true;
     });
     this.socket.setNoDelay(true);
+    this.writeError = null; // a failed write whose connection is read to its end (see readOnAfterWriteError)
+    this.writeErrorTimer = null;
+    this.readOnAfterWriteError();
     this.socket.on('data', (chunk) => this.onData(chunk));
     this.socket.on('error', (err) => this.fail(err));
-    this.socket.on('close', () => this.fail(connectionError('ECONNRESET', 'sessd connection closed')));
+    // A connection read on after a failed write fails with that error when no reply said why.
+    this.socket.on('end', () => this.writeError && this.fail(this.writeError));
+    this.socket.on('close', () => this.fail(this.writeError || connectionError('ECONNRESET', 'sessd connection closed')));
     if (this.connectTimeoutMs > 0) {
       // Checked after the poll phase, as a request's deadline is (see armTimer()): a HELLO
       // reply that came during a stall of the event loop is read first.
@@ -293,6 +304,32 @@ class Connection extends EventEmitter {
       this.announcedReady = true;
       this.emit('ready', info);
     }, (err) => this.fail(err));
+  }
+
+  // readOnAfterWriteError(): a write that fails (EPIPE, ECONNRESET: sessd closed the
+  // connection) may come after sessd said why it closed: at --max-connections it answers
+  // BUSY and closes, and over a Unix socket the HELLO's write then fails while the BUSY waits
+  // to be read (PROTOCOL.md "Transport and frames"). Node destroys a socket at a write error,
+  // which throws that reply away: the destroy is put off, and the connection read on, until
+  // its end (at most WRITE_ERROR_READ_MS), so that the reply's status is the error (BUSY, and
+  // a 503), not "write EPIPE". Nothing more is written meanwhile (the state is 'draining').
+  readOnAfterWriteError() {
+    const socket = this.socket;
+    const destroy = socket.destroy;
+    socket.destroy = (err) => {
+      const deferrable = err && err.syscall === 'write' && this.writeError === null && this.state !== 'closed' && !socket.readableEnded;
+      if (!deferrable) return destroy.call(socket, err);
+      // The stream marks its readable side failed too, and would drop what it reads: undo
+      // that. A Node whose stream state does not allow it loses the reply, as before.
+      const rs = socket._readableState;
+      if (rs && rs.errored === err) rs.errored = null;
+      if (!rs || rs.errored) return destroy.call(socket, err);
+      this.writeError = err;
+      if (this.isOpen) this.state = 'draining';
+      this.writeErrorTimer = setTimeout(() => this.fail(err), WRITE_ERROR_READ_MS);
+      this.writeErrorTimer.unref?.();
+      return socket;
+    };
   }
 
   // util.inspect shows a summary, without the socket: until it has connected and written
@@ -569,8 +606,13 @@ class Connection extends EventEmitter {
     if (reply.requestId !== entry.id) {
       if (reply.requestId === 0 && codec.CLOSING_STATUSES.has(reply.status)) {
         // A frame the server refused unread (TOO_LARGE, BUSY) is answered with id 0 before it
-        // closes: this request and the ones after it were not carried out.
+        // closes: after TOO_LARGE this request and the ones after it were not carried out;
+        // after BUSY each may or may not have been (PROTOCOL.md "Errors that close").
         const err = new SessdError(reply.status, typeof reply.result === 'string' ? reply.result : '', entry.op);
+        // BUSY to the HELLO: sessd refused a newcomer (at --max-connections) and carried out
+        // none of its requests (PROTOCOL.md "Statuses"). After a BUSY to a later request,
+        // those waiting may or may not have been.
+        if (reply.status === STATUS.BUSY && entry.op === OP.HELLO) err.noneCarriedOut = true;
         entry.reject(err);
         this.fail(err, entry);
         return;
@@ -630,6 +672,7 @@ class Connection extends EventEmitter {
     const wasReady = this.announcedReady === true;
     this.state = 'closed';
     clearTimeout(this.connectTimer);
+    clearTimeout(this.writeErrorTimer);
     clearTimeout(this.timer);
     clearImmediate(this.deadlineCheck);
     this.timer = null;
@@ -647,9 +690,9 @@ class Connection extends EventEmitter {
     this.unflushed = [];
     this.outq = [];
     this.outlen = 0;
-    if (err instanceof SessdError && err.status === STATUS.SHUTTING_DOWN) {
+    if (err instanceof SessdError && err.sessdStatus === STATUS.SHUTTING_DOWN) {
       for (const entry of pending) {
-        const mine = new SessdError(err.status, err.message.replace(/^sessd SHUTTING_DOWN: /, ''), entry.op);
+        const mine = new SessdError(err.sessdStatus, err.message.replace(/^sessd SHUTTING_DOWN: /, ''), entry.op);
         mine.notCarriedOut = true;
         if (this.onNotCarriedOut && entry.op !== OP.HELLO) this.onNotCarriedOut(entry, mine);
         else entry.reject(mine);
@@ -663,11 +706,21 @@ class Connection extends EventEmitter {
     // (the code a ready pool gives while sessd is down), not a broken connection.
     // After an authentication failure nothing is carried out on this connection, for the
     // same reason: each request fails with that error.
-    const other = () => (err.code === AUTH_CODE ? err : this.socketConnected
-      ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
-      : unavailableError(`sessd is not reachable: ${err.message}`, err));
+    // A newcomer refused with BUSY had none of its requests carried out: each fails with that
+    // status (a 503, notCarriedOut), not as a connection broken under it.
+    const other = (entry) => {
+      if (err.code === AUTH_CODE) return err;
+      if (err instanceof SessdError && err.noneCarriedOut) {
+        const mine = new SessdError(err.sessdStatus, err.message.replace(/^sessd [^:]*: /, ''), entry.op);
+        mine.notCarriedOut = true;
+        return mine;
+      }
+      return this.socketConnected
+        ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
+        : unavailableError(`sessd is not reachable: ${err.message}`, err);
+    };
     const firstErr = brokenError(err);
-    pending.forEach((entry) => entry.reject(entry === first ? firstErr : other()));
+    pending.forEach((entry) => entry.reject(entry === first ? firstErr : other(entry)));
     this.closeError = err;
     this.emit('close', err, wasReady);
   }
@@ -684,7 +737,7 @@ class Connection extends EventEmitter {
 
   // close(): closes now; pending requests are rejected.
   close() {
-    this.fail(connectionError('ESESSD_CLOSED', 'sessd connection closed by the client'));
+    this.fail(this.writeError || connectionError('ESESSD_CLOSED', 'sessd connection closed by the client'));
   }
 }
 

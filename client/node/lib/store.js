@@ -269,7 +269,9 @@ class SessdStore extends BaseStore {
     return Math.ceil(this.ttl * 1000);
   }
 
-  parse(data) {
+  // parse(data): a promise of the session the serializer reads from data. Its parse may
+  // return a promise (connect-redis v7 awaits it): awaited here, every caller must await.
+  async parse(data) {
     return this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
   }
 
@@ -282,7 +284,7 @@ class SessdStore extends BaseStore {
       const loaded = await this.client.load(this.namespace, key);
       if (loaded === null) return null;
       const { data, flashes } = loaded;
-      const sess = this.parse(data);
+      const sess = await this.parse(data);
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
       if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
@@ -367,12 +369,13 @@ class SessdStore extends BaseStore {
     return Buffer.from('{' + parts.join(',') + '}', 'utf8');
   }
 
-  // formValue(key, form): the value a form was made from (a fresh copy), for mergeKey's base.
-  formValue(key, form) {
+  // formValue(key, form): a promise of the value a form was made from (a fresh copy), for
+  // mergeKey's base.
+  async formValue(key, form) {
     if (form === undefined || form === UNKNOWN_FORM) return undefined;
     try {
       if (this.serializer === JSON || key === 'cookie') return JSON.parse(form);
-      const one = this.serializer.parse(this.serializer.raw ? asBuffer(form) : typeof form === 'string' ? form : asBuffer(form).toString('utf8'));
+      const one = await this.serializer.parse(this.serializer.raw ? asBuffer(form) : typeof form === 'string' ? form : asBuffer(form).toString('utf8'));
       return isPlainObject(one) ? ownValue(one, key) : undefined;
     } catch (err) {
       return undefined;
@@ -400,7 +403,7 @@ class SessdStore extends BaseStore {
       this.gone(sid, sess, st);
       return;
     }
-    if (st.forms === null) st.forms = this.forms(this.parse(st.data));
+    if (st.forms === null) st.forms = this.forms(await this.parse(st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
@@ -411,7 +414,7 @@ class SessdStore extends BaseStore {
       return;
     }
     let expect = dataTag(st.data);
-    let merged = st.stored === null ? null : this.applyChanges(this.parse(st.stored), sess, changed, st, now);
+    let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
       const bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
       let writeTtl = ttl;
@@ -447,21 +450,21 @@ class SessdStore extends BaseStore {
         return;
       }
       expect = dataTag(current);
-      merged = this.applyChanges(this.parse(current), sess, changed, st, now);
+      merged = await this.applyChanges(await this.parse(current), sess, changed, st, now);
     }
   }
 
-  // applyChanges(theirs, sess, changed, st, now): theirs (the session as another request
-  // left it, parsed) with this request's changed keys applied: set to this request's value,
-  // or deleted. A key the other request changed too goes through mergeKey when given.
-  applyChanges(theirs, sess, changed, st, now) {
+  // applyChanges(theirs, sess, changed, st, now): a promise of theirs (the session as another
+  // request left it, parsed) with this request's changed keys applied: set to this request's
+  // value, or deleted. A key the other request changed too goes through mergeKey when given.
+  async applyChanges(theirs, sess, changed, st, now) {
     const out = isPlainObject(theirs) ? theirs : {};
     for (const k of changed) {
       let value = now.has(k) ? sess[k] : undefined;
       if (this.mergeKey) {
         const other = ownValue(out, k);
         if (!this.sameForm(k, this.keyForm(k, other), st.forms.get(k))) {
-          value = this.mergeKey(k, this.formValue(k, st.forms.get(k)), value, other);
+          value = this.mergeKey(k, await this.formValue(k, st.forms.get(k)), value, other);
         }
       }
       if (value === undefined) delete out[k];
@@ -591,10 +594,10 @@ class SessdStore extends BaseStore {
     return withCallback((async () => {
       const ids = await this.ids();
       const raw = await Promise.all(ids.map((id) => this.client.get(this.namespace, this.key(id))));
+      const parsed = await Promise.all(raw.map((data) => (data === null ? null : this.parse(data))));
       const out = [];
-      raw.forEach((data, i) => {
-        if (data === null) return;
-        const sess = this.parse(data);
+      parsed.forEach((sess, i) => {
+        if (sess === null) return;
         sess.id = ids[i];
         out.push(sess);
       });

@@ -108,7 +108,7 @@ test('auth: a wrong or missing secret fails requests, callbacks and disconnect w
     }
     const first = early.map((r) => r.reason).find((e) => e instanceof SessdError);
     assert.ok(first, 'the HELLO request rejects with the server answer');
-    assert.equal(first.status, codec.STATUS.AUTH_FAILED);
+    assert.equal(first.sessdStatus, codec.STATUS.AUTH_FAILED);
     assert.equal(first.statusName, 'AUTH_FAILED');
     assert.match(first.message, why);
     const dErr = await disconnected;

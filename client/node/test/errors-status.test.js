@@ -147,19 +147,21 @@ test('a stuck request still times out when the loop is not stalled', async (t) =
   assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
 });
 
-test('SessdError: statusCode 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 500 for the rest; status stays the wire status', () => {
+test('SessdError: statusCode and status 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 500 for the rest; sessdStatus is the wire status', () => {
   const unavailable = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
   for (const [name, status] of Object.entries(STATUS)) {
     if (status === STATUS.OK || status === STATUS.NOT_FOUND) continue;
     const err = new SessdError(status, 'x', OP.SET);
-    assert.equal(err.status, status, name);
+    assert.equal(err.sessdStatus, status, name);
     assert.equal(err.statusCode, unavailable.has(status) ? 503 : 500, name);
+    assert.equal(err.status, err.statusCode, name);
     assert.equal(err.expose, false, name);
   }
-  // A server that breaks the protocol is a fault, not an outage: 500, status the wire one.
+  // A server that breaks the protocol is a fault, not an outage: 500, sessdStatus the wire one.
   const broken = new codec.ProtocolError('reply without a request');
-  assert.equal(broken.status, STATUS.BAD_REQUEST);
+  assert.equal(broken.sessdStatus, STATUS.BAD_REQUEST);
   assert.equal(broken.statusCode, 500);
+  assert.equal(broken.status, 500);
   assert.equal(broken.expose, false);
 });
 
@@ -204,8 +206,9 @@ test('sessd at --max-memory: a save fails with NO_MEMORY, statusCode 503, and th
   }
   assert.ok(refusal instanceof SessdError, String(refusal));
   assert.equal(refusal.code, 'ESESSD_NO_MEMORY');
-  assert.equal(refusal.status, STATUS.NO_MEMORY);
+  assert.equal(refusal.sessdStatus, STATUS.NO_MEMORY);
   assert.equal(refusal.statusCode, 503);
+  assert.equal(refusal.status, 503);
 
   const r = await browser.post('/cart');
   assert.equal(r.status, 503, r.body);

@@ -30,7 +30,7 @@ test.before(async () => {
   try {
     await c.ready();
     const r = await c.slots[0].conn.request(OP.LOAD, [null, 'probe']).catch((err) => err);
-    if (r && r.status === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than LOAD (0x16): rebuild it`);
+    if (r && r.sessdStatus === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than LOAD (0x16): rebuild it`);
   } finally {
     c.close();
   }

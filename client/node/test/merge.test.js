@@ -28,7 +28,7 @@ test.before(async () => {
   try {
     await c.set('merge-probe', 'p', 'x', 60000);
     const r = await c.slots[0].conn.request(OP.SET_IF, [null, 'p', Buffer.from('y'), 60000, Buffer.alloc(16)]).catch((err) => err);
-    if (r && r.status === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than SET_IF (0x14): rebuild it`);
+    if (r && r.sessdStatus === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than SET_IF (0x14): rebuild it`);
   } finally {
     c.close();
   }

@@ -71,7 +71,7 @@ test('ttl: an older daemon answers UNKNOWN_OP and keeps the connection; 0 is mal
   });
   const c = new Client({ url: `unix:${sockPath}`, poolSize: 1 });
   t.after(() => c.terminate());
-  await assert.rejects(c.ttl(null, 'x'), (err) => err instanceof SessdError && err.status === STATUS.UNKNOWN_OP);
+  await assert.rejects(c.ttl(null, 'x'), (err) => err instanceof SessdError && err.sessdStatus === STATUS.UNKNOWN_OP);
   await c.ping();
   await assert.rejects(c.ttl(null, 'x'), codec.ProtocolError);
 });
