@@ -1490,6 +1490,18 @@ bool conn_set_has_waiting(const struct conn_set *s)
 	return !TAILQ_EMPTY(&s->waiting);
 }
 
+/*
+ * Whether the client of ${c} has closed the connection (or it broke): a waiting connection is
+ * not read, so nothing else notices. Only a peek: what it sent stays for its frames.
+ */
+static bool peer_hung_up(const struct conn *c)
+{
+	uint8_t byte;
+	ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void conn_set_retry(struct conn_set *s, size_t most)
 {
 	struct conn_list batch;
@@ -1497,11 +1509,21 @@ void conn_set_retry(struct conn_set *s, size_t most)
 
 	/* Detached, as in conn_set_flush: a frame put off again puts its connection back on the
 	 * set's list, behind those not handed this time, for the next retry. Handling a
-	 * connection frees none but itself. */
+	 * connection frees none but itself. A connection whose client hung up meanwhile is
+	 * closed without its frame being handled, and does not count against ${most}: a flood of
+	 * replayed sealed HELLOs, each connection closed at once, must not cost a key exchange
+	 * each, nor keep a live client's HELLO queued behind them. */
 	TAILQ_INIT(&batch);
-	for (; most > 0 && (c = TAILQ_FIRST(&s->waiting)) != NULL; most--) {
+	while (most > 0 && (c = TAILQ_FIRST(&s->waiting)) != NULL) {
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+		if (peer_hung_up(c)) {
+			c->waiting = false;
+			s->put_off_abandoned++;
+			conn_close(c);
+			continue;
+		}
 		TAILQ_INSERT_TAIL(&batch, c, waiting_link);
+		most--;
 	}
 	while ((c = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, c, waiting_link);

@@ -567,7 +567,9 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	kx_asked = d->cfg.auth != NULL && asks_kx(&req->auth);
 	if (kx_asked && d->deferring && d->kx_turn_ns >= DISPATCH_KX_TURN_NS) {
 		d->kx_put_off = true;
-		d->kx_deferred_total++;
+		if (!peer->hello_put_off)
+			d->kx_deferred_total++;
+		peer->hello_put_off = true;
 		*verdict = DISPATCH_LATER;
 		return 0;
 	}
@@ -1020,7 +1022,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 25) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 26) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1051,7 +1053,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		                   d->p == NULL || persist_writable(d->p) == 0 ? 1 : 0) ||
 		    write_key_uint(out, "malformed_total",
 		                   d->malformed_total + d->stats->frames_refused_total) ||
-		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total))
+		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total) ||
+		    write_key_uint(out, "put_off_abandoned_total",
+		                   d->stats->put_off_abandoned_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

@@ -46,6 +46,9 @@ struct dispatch_server_stats {
 	uint64_t connections_displaced_total;
 	/* New connections refused BUSY at --max-connections (at accept, or after HELLO). */
 	uint64_t connections_refused_total;
+	/* Connections whose put-off request (a sealed HELLO, a COUNT) was dropped unhandled: the
+	 * client had hung up by the time it came up (conn_set_retry). */
+	uint64_t put_off_abandoned_total;
 };
 
 struct auth;
@@ -75,6 +78,8 @@ struct dispatch_peer {
 	/* With --auth-file, once HELLO is done: the generation of the secret it showed
 	 * (auth_check), so that the connection can be closed when that secret is retired. */
 	uint64_t auth_generation;
+	/* Its HELLO was put off once already: hello_deferred_total counts HELLOs, not retries. */
+	bool hello_put_off;
 	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply
 	 * go in records sealed with it, both ways. The connection owns it from then on and frees
 	 * it with seal_free. */

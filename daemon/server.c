@@ -258,6 +258,7 @@ static void server_after_turn(struct server *srv)
 	srv->stats.frames_refused_total = srv->conns.refused_frames;
 	srv->stats.connections_displaced_total = srv->conns.displaced;
 	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
+	srv->stats.put_off_abandoned_total = srv->conns.put_off_abandoned;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
 	 * past the last turn's budget for key exchanges. */

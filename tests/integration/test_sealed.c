@@ -1025,3 +1025,66 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_burst_of_sealed_hellos_is_spread_over_loop_turn
 	buf_finish(&frame);
 	buf_finish(&auth);
 }
+
+/*
+ * A flood of one recorded sealed HELLO, each connection closed as soon as its HELLO is sent
+ * (the hostile review: 68,000 in 10 s held every slot of --max-connections and cost a key
+ * exchange each, and a real client's HELLO waited seconds behind them). The HELLOs put off
+ * past a turn's budget whose client has hung up by their turn are dropped unanswered: no key
+ * exchange, no slot kept. STATS counts them, and counts each HELLO put off once.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, hellos_put_off_whose_client_hung_up_are_dropped, .timeout = 60)
+{
+	enum { N = 400 };
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .request_id = 2, .ns_all = true};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct codec_reply rep;
+	struct sealed watcher;
+	struct seal *recorded;
+	struct buf auth, frame;
+	uint64_t deferred = 0, abandoned = 0, connections = N;
+	uint8_t *body;
+	int fds[N];
+
+	seal_psk(psk, secret, strlen(secret));
+	recorded = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(recorded);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	hello.client_name = str("replay");
+	hello.auth = (struct mp_bytes){auth.data, auth.len};
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &hello), 0);
+	watcher = sealed_open(daemon_with_secret.unix_url);
+	for (int i = 0; i < N; i++) {
+		fds[i] = harness_connect(daemon_with_secret.unix_url);
+		cr_assert_geq(fds[i], 0);
+	}
+	cr_assert_eq(sealed_call(&watcher, &ping, NULL, NULL), CODEC_OK);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(harness_send_all(fds[i], frame.data, frame.len), 0);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	/* The daemon catches up; the watcher's own connection stays. */
+	for (int waited = 0; waited < 10000 && connections > 1; waited += 50) {
+		cr_assert_eq(sealed_call(&watcher, &stats, &rep.result, &body), CODEC_OK);
+		connections = harness_map_uint(&rep, "connections");
+		deferred = harness_map_uint(&rep, "hello_deferred_total");
+		abandoned = harness_map_uint(&rep, "put_off_abandoned_total");
+		free(body);
+		usleep(50 * 1000);
+	}
+	cr_expect_eq(connections, 1, "the replays' connections are gone");
+	cr_expect_leq(deferred, N, "each HELLO put off is counted once, not per retry");
+	if (deferred > 0)
+		cr_expect_gt(abandoned, 0,
+		             "%llu HELLOs were put off, and none was dropped though its client had "
+		             "hung up",
+		             (unsigned long long)deferred);
+	sealed_close(&watcher);
+	seal_free(recorded);
+	buf_finish(&frame);
+	buf_finish(&auth);
+}
