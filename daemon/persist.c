@@ -15,8 +15,21 @@
  *   renames and fsyncs the directory; when the parent reaps a successful child it deletes the
  *   segments and snapshots below N. Startup loads the newest snapshot S and replays segments
  *   S, S+1, ... in order.
+ * - The event loop waits for the disk on a snapshot's account only for one fdatasync of the
+ *   old segment (a loop turn held for an unlink of a 64 MB segment or a directory fsync is
+ *   every client's latency). The file worker thread (file_worker_main) creates segment N
+ *   with its header, fdatasyncs it and the directory while the loop goes on appending to
+ *   N-1; only once it is durable does the loop sync N-1 (under --fsync always every commit
+ *   did), switch to N (snapshot_switch) and fork, so snap.N still never exists before
+ *   log.N's header is durable, and nothing reaches N before N-1 is whole on disk. The worker
+ *   then closes N-1 and deletes the files a durable snapshot covers.
  * - A write that fails (ENOSPC, EIO, EFBIG) keeps its batch in memory; writes are refused
- *   until persist_tick rewrites that batch at the same offset. A failed fsync is worse: the
+ *   until persist_tick rewrites that batch at the same offset. EFBIG (a file-size limit
+ *   below --snapshot-log-bytes) also starts a snapshot when a snapshot of the live sessions
+ *   fits under the limit (snapshot_fits): the batch is cut off the segment and dropped (the store
+ * holds it, and the snapshot saves it, as after a failed fsync below), and writes resume in the new
+ *   segment once the snapshot is durable. Rewriting the same batch would fail forever, since
+ *   the segment only grows. A failed fsync is worse: the
  *   kernel may already have dropped the dirty pages and a second fsync can report success
  *   for data that never reached the disk, so the segment's unsynced tail cannot be trusted.
  *   We then stop writes and take a snapshot (which switches to a new segment); once the
@@ -42,6 +55,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,7 +112,9 @@ enum rec_type {
 enum persist_state {
 	STATE_OK,
 	STATE_WRITE_FAILED, /* the batch in buf failed to write; retry rewrites it */
-	STATE_SYNC_FAILED   /* an fsync failed; a snapshot must cover the doubtful segment */
+	/* A snapshot must cover the segment sync_failed_seq: an fsync on it failed, or the
+	 * batch a file-size limit refused was dropped from it (fsize_limited). */
+	STATE_SYNC_FAILED
 };
 
 struct persist {
@@ -132,6 +148,10 @@ struct persist {
 	struct buf plain;  /* scratch for one record before encryption */
 	enum persist_state state;
 	uint64_t sync_failed_seq; /* the segment whose fsync failed */
+	/* The last write failed with EFBIG (STATE_WRITE_FAILED), or STATE_SYNC_FAILED is the
+	 * file-size limit's; fsize_said: the limit was named in the log, once per run. */
+	bool fsize_limited;
+	bool fsize_said;
 
 	bool unacked; /* changes logged since the last persist_commit */
 	/* The last instant at which expiry took sessions as gone; clock_unlogged: no CLOCK
@@ -154,6 +174,10 @@ struct persist {
 	uint64_t switch_log_bytes; /* log_bytes below the segment the child snapshots */
 	uint64_t next_snapshot_ms;
 
+	/* The file worker (file_worker_main). From prep_seq to remove_below: its jobs and their
+	 * results, under sync_mutex (snapshot_wanted is the loop's own). The worker reads fd
+	 * without closing it: only the worker closes a segment the loop has switched away from
+	 * (retire_fd). */
 	pthread_t sync_thread;
 	bool sync_thread_running;
 	pthread_mutex_t sync_mutex;
@@ -161,6 +185,13 @@ struct persist {
 	bool sync_stop;
 	atomic_bool sync_dirty;
 	atomic_int sync_errno;
+	uint64_t prep_seq;      /* the segment the worker is asked to create, 0: none */
+	int prep_fd;            /* it, durable with its header, once prep_ready; -1: failed */
+	int prep_err;           /* errno of that failure */
+	atomic_bool prep_ready; /* read without the mutex on every commit */
+	int retire_fd;          /* a segment switched away from: fdatasync and close, -1: none */
+	uint64_t remove_below;  /* delete segments and snapshots below this seq, 0: none */
+	bool snapshot_wanted;   /* snapshot_start asked for prep_seq and waits for it */
 };
 
 /*
@@ -1304,12 +1335,12 @@ fail:
 
 /*
  * Create (or recreate, empty) segment ${seq} with its header, durable with its directory
- * entry. Returns the fd, or -1 (logged) with the file removed again when ${remove_on_failure}:
+ * entry. Returns the fd, or -1 with errno, the file removed again when ${remove_on_failure}:
  * left behind without its header (the disk is full), a new segment would be the last segment
  * at the next start. The first segment after the snapshot is kept instead (startup rewrites
  * its header again): without it the snapshot would have no log, which is damage.
  */
-static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failure)
+static int segment_make(const struct persist *p, uint64_t seq, bool remove_on_failure)
 {
 	uint8_t h[FILE_HEADER_BYTES];
 	char name[NAME_BYTES];
@@ -1334,8 +1365,25 @@ fail_unlink:
 		unlinkat(p->dir_fd, name, 0);
 	errno = err;
 fail:
-	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(errno));
 	return -1;
+}
+
+static void say_segment_failure(const struct persist *p, uint64_t seq, int err)
+{
+	char name[NAME_BYTES];
+
+	log_name(name, seq);
+	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(err));
+}
+
+/* segment_make, logged: for startup, on the loop's thread before it runs. */
+static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failure)
+{
+	int fd = segment_make(p, seq, remove_on_failure);
+
+	if (fd == -1)
+		say_segment_failure(p, seq, errno);
+	return fd;
 }
 
 static void enter_sync_failed(struct persist *p, int err)
@@ -1349,6 +1397,7 @@ static void enter_sync_failed(struct persist *p, int err)
 	            p->dir, name, strerror(err));
 	p->state = STATE_SYNC_FAILED;
 	p->sync_failed_seq = p->seq;
+	p->fsize_limited = false;
 	/* The store already holds these changes; the snapshot that ends this state saves them. */
 	buf_reset(&p->batch);
 	p->failed_len = 0;
@@ -1362,6 +1411,58 @@ static void note_sync_error(struct persist *p)
 		enter_sync_failed(p, err);
 }
 
+/*
+ * A write failed with EFBIG: name the file-size limit and --snapshot-log-bytes in the log,
+ * once, when the limit is the smaller (the log reaches the limit before a snapshot is due,
+ * and will again after each snapshot).
+ */
+static void say_fsize_limit(struct persist *p)
+{
+	struct rlimit lim;
+
+	if (p->fsize_said || getrlimit(RLIMIT_FSIZE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)lim.rlim_cur >= p->snapshot_log_bytes)
+		return;
+	p->fsize_said = true;
+	persist_say(LOG_WARN,
+	            "the file-size limit (ulimit -f, LimitFSIZE=) of %" PRIu64
+	            " bytes is below --snapshot-log-bytes %" PRIu64
+	            ": the log segment reaches the limit first; each time it does, a snapshot "
+	            "starts a new segment and writes wait for it. Raise the limit or lower "
+	            "--snapshot-log-bytes below it",
+	            (uint64_t)lim.rlim_cur, p->snapshot_log_bytes);
+}
+
+/*
+ * Whether a snapshot of the store can be written under the file-size limit: the bound of
+ * idle_snapshot_due (the store's bytes plus the most a record adds per session and flash
+ * message), plus the header and END record. A snapshot that cannot fit would only fail, and
+ * each try leaves a new segment behind.
+ */
+static bool snapshot_fits(const struct persist *p)
+{
+	struct rlimit lim;
+	struct store_stats ss;
+	uint64_t per_record = SNAP_RECORD_MAX_OVERHEAD + (p->key ? NONCE_BYTES + TAG_BYTES : 0);
+
+	if (getrlimit(RLIMIT_FSIZE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY)
+		return true;
+	store_stats(p->st, NULL, 0, &ss);
+	return FILE_HEADER_BYTES + ss.bytes + (ss.sessions + ss.flashes + 1) * per_record <=
+	       (uint64_t)lim.rlim_cur;
+}
+
+/*
+ * A snapshot is due for the file-size limit: the last write hit it, or the snapshot that
+ * was to cover a batch it refused failed, and no snapshot runs, none waits for its retry
+ * time, and one would fit.
+ */
+static bool fsize_snapshot_due(const struct persist *p, uint64_t now_ms)
+{
+	return p->fsize_limited && p->state != STATE_OK && p->child <= 0 &&
+	       now_ms >= p->next_snapshot_ms && snapshot_fits(p);
+}
+
 /* Write the batch at the end of the segment (and fsync under always). Returns 0 or -1. */
 static int commit_batch(struct persist *p)
 {
@@ -1371,13 +1472,18 @@ static int commit_batch(struct persist *p)
 	if (p->state != STATE_OK || p->batch.len == 0)
 		return p->state == STATE_OK ? 0 : -1;
 	if (write_full(p->fd, p->batch.data, p->batch.len, p->file_off) == -1) {
+		int err = errno;
+
 		log_name(name, p->seq);
 		persist_say(LOG_ERROR,
 		            "writing %s/%s at offset %" PRIu64 " failed: %s; changes are refused "
 		            "until a retry succeeds",
-		            p->dir, name, p->file_off, strerror(errno));
+		            p->dir, name, p->file_off, strerror(err));
 		p->state = STATE_WRITE_FAILED;
 		p->failed_len = p->batch.len;
+		p->fsize_limited = err == EFBIG;
+		if (p->fsize_limited)
+			say_fsize_limit(p);
 		return -1;
 	}
 	p->file_off += p->batch.len;
@@ -1397,8 +1503,11 @@ static int commit_batch(struct persist *p)
 
 static void retry_write(struct persist *p)
 {
-	if (write_full(p->fd, p->batch.data, p->batch.len, p->file_off) == -1)
+	if (write_full(p->fd, p->batch.data, p->batch.len, p->file_off) == -1) {
+		p->fsize_limited = errno == EFBIG;
 		return;
+	}
+	p->fsize_limited = false;
 	if (p->fsync == PERSIST_FSYNC_ALWAYS && fdatasync(p->fd) == -1) {
 		enter_sync_failed(p, errno);
 		return;
@@ -1414,21 +1523,97 @@ static void retry_write(struct persist *p)
 	persist_say(LOG_INFO, "the log is writable again; changes are accepted");
 }
 
-static void *sync_thread_main(void *arg)
+/* Delete the segments and snapshots below ${seq}, which a durable snapshot covers. */
+static void remove_covered(int dir_fd, uint64_t seq)
+{
+	char name[NAME_BYTES];
+	struct listing l;
+
+	/* Failing here costs only disk space: startup deletes them too. */
+	if (listing_read(dir_fd, &l, false) == -1)
+		return;
+	for (size_t i = 0; i < l.n_logs && l.logs[i] < seq; i++) {
+		log_name(name, l.logs[i]);
+		unlinkat(dir_fd, name, 0);
+	}
+	for (size_t i = 0; i < l.n_snaps && l.snaps[i] < seq; i++) {
+		snap_name(name, l.snaps[i]);
+		unlinkat(dir_fd, name, 0);
+	}
+	listing_finish(&l);
+}
+
+static bool worker_has_jobs(const struct persist *p)
+{
+	return p->retire_fd != -1 || (p->prep_seq != 0 && !atomic_load(&p->prep_ready)) ||
+	       p->remove_below != 0;
+}
+
+/*
+ * The file worker: the fdatasync, directory fsync and unlink calls that take tens of
+ * milliseconds on a busy disk (PERSIST_FSYNC_EVERYSEC's once-a-second fdatasync, and a
+ * snapshot's file work), so that the loop never waits for them. It holds sync_mutex only
+ * to take its jobs and hand back results, never across a system call that waits for the
+ * disk. Jobs run in the order retire, remove, create: the segment switched away from is
+ * durable before anything the worker syncs in the next one (under always the loop syncs the
+ * next one itself, but every commit synced the one before). At sync_stop it finishes the
+ * jobs it was given, and persist_close does the final fdatasync.
+ */
+static void *file_worker_main(void *arg)
 {
 	struct persist *p = arg;
 
 	pthread_mutex_lock(&p->sync_mutex);
-	while (!p->sync_stop) {
-		struct timespec until;
+	for (;;) {
+		int retire, fd = -1, err = 0;
+		uint64_t prep, below;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&p->sync_cond, &p->sync_mutex, &until);
-		if (p->sync_stop)
-			break;
-		if (atomic_exchange(&p->sync_dirty, false) && fdatasync(p->fd) == -1)
-			atomic_store(&p->sync_errno, errno);
+		if (!worker_has_jobs(p)) {
+			if (p->sync_stop)
+				break;
+			if (p->fsync == PERSIST_FSYNC_EVERYSEC) {
+				struct timespec until;
+
+				clock_gettime(CLOCK_REALTIME, &until);
+				until.tv_sec += 1;
+				pthread_cond_timedwait(&p->sync_cond, &p->sync_mutex, &until);
+			} else {
+				pthread_cond_wait(&p->sync_cond, &p->sync_mutex);
+			}
+			if (p->sync_stop || !atomic_exchange(&p->sync_dirty, false))
+				continue;
+			fd = p->fd;
+			pthread_mutex_unlock(&p->sync_mutex);
+			if (fdatasync(fd) == -1)
+				atomic_store(&p->sync_errno, errno);
+			pthread_mutex_lock(&p->sync_mutex);
+			continue;
+		}
+		retire = p->retire_fd;
+		prep = atomic_load(&p->prep_ready) ? 0 : p->prep_seq;
+		below = p->remove_below;
+		p->retire_fd = -1;
+		p->remove_below = 0;
+		pthread_mutex_unlock(&p->sync_mutex);
+		if (retire != -1) {
+			/* Under always every commit synced it, but not a cut a file-size limit
+			 * made (snapshot_switch): cheap when nothing is dirty. */
+			if (fdatasync(retire) == -1)
+				atomic_store(&p->sync_errno, errno);
+			close(retire);
+		}
+		if (below != 0)
+			remove_covered(p->dir_fd, below);
+		if (prep != 0) {
+			fd = segment_make(p, prep, true);
+			err = fd == -1 ? errno : 0;
+		}
+		pthread_mutex_lock(&p->sync_mutex);
+		if (prep != 0) {
+			p->prep_fd = fd;
+			p->prep_err = err;
+			atomic_store(&p->prep_ready, true);
+		}
 	}
 	pthread_mutex_unlock(&p->sync_mutex);
 	return NULL;
@@ -1628,31 +1813,23 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	snapshot_child_exit(p, NULL, 0);
 }
 
-/* A durable snapshot ${seq} covers every segment below it. */
+/* A durable snapshot ${seq} covers every segment below it: the worker deletes them (an
+ * unlink of a large file takes tens of milliseconds). */
 static void snapshot_done(struct persist *p, uint64_t seq)
 {
-	char name[NAME_BYTES];
-	struct listing l;
-
-	if (listing_read(p->dir_fd, &l, false) == 0) {
-		for (size_t i = 0; i < l.n_logs && l.logs[i] < seq; i++) {
-			log_name(name, l.logs[i]);
-			unlinkat(p->dir_fd, name, 0);
-		}
-		for (size_t i = 0; i < l.n_snaps && l.snaps[i] < seq; i++) {
-			snap_name(name, l.snaps[i]);
-			unlinkat(p->dir_fd, name, 0);
-		}
-		listing_finish(&l);
-	}
+	pthread_mutex_lock(&p->sync_mutex);
+	p->remove_below = seq;
+	pthread_cond_signal(&p->sync_cond);
+	pthread_mutex_unlock(&p->sync_mutex);
 	p->log_bytes = p->log_bytes > p->switch_log_bytes ? p->log_bytes - p->switch_log_bytes : 0;
 	p->switch_log_bytes = 0;
 	if (p->state == STATE_SYNC_FAILED && seq > p->sync_failed_seq) {
 		p->state = STATE_OK;
-		persist_say(LOG_INFO,
-		            "snapshot %" PRIu64 " covers the segment whose fsync failed; changes "
-		            "are accepted again",
-		            seq);
+		persist_say(
+		    LOG_INFO,
+		    "snapshot %" PRIu64 " covers the segment %s; changes are accepted again", seq,
+		    p->fsize_limited ? "that reached the file-size limit" : "whose fsync failed");
+		p->fsize_limited = false;
 	}
 }
 
@@ -1722,31 +1899,98 @@ static void snapshot_reap(struct persist *p, bool block)
 	p->child = 0;
 }
 
-/* Switch to a new segment and fork the child that writes the snapshot for it. */
-static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
+/*
+ * Ask for a snapshot: the file worker creates segment seq + 1, durable with its header, and
+ * snapshot_switch, called by the next commit or tick, switches to it and forks once it is.
+ * Until then the log goes on in the current segment. Asking again meanwhile does nothing.
+ */
+static void snapshot_start(struct persist *p)
 {
-	uint64_t seq = p->seq + 1;
-	pid_t parent = getpid(), pid;
-	int fd, old;
+	if (p->snapshot_wanted)
+		return;
+	pthread_mutex_lock(&p->sync_mutex);
+	p->prep_seq = p->seq + 1;
+	pthread_cond_signal(&p->sync_cond);
+	pthread_mutex_unlock(&p->sync_mutex);
+	p->snapshot_wanted = true;
+}
 
+/*
+ * The batch a file-size limit refused cannot be written to this segment ever again: cut off
+ * what part of it did get written (a torn record in a segment that is no longer the last
+ * would stop startup) and drop it. The store holds its changes and the snapshot about to
+ * start saves them; until that snapshot is durable this segment lacks them, so no change may
+ * be logged after them (STATE_SYNC_FAILED). Their clients were never answered.
+ * Returns 0, or -1 (logged) when the cut failed and the batch stays.
+ */
+static int fsize_drop_batch(struct persist *p)
+{
+	char name[NAME_BYTES];
+
+	/* Durable before anything is written to the next segment: a crash that kept the cut
+	 * part would leave a torn record in a segment that is no longer the last. */
+	if (ftruncate(p->fd, (off_t)p->file_off) == -1 || fdatasync(p->fd) == -1) {
+		log_name(name, p->seq);
+		persist_say(LOG_ERROR, "cannot cut %s/%s back to %" PRIu64 " bytes: %s", p->dir,
+		            name, p->file_off, strerror(errno));
+		return -1;
+	}
+	p->state = STATE_SYNC_FAILED;
+	p->sync_failed_seq = p->seq;
+	buf_reset(&p->batch);
+	p->failed_len = 0;
+	return 0;
+}
+
+/*
+ * The segment snapshot_start asked for is ready: switch to it and fork the child that writes
+ * the snapshot for it. Nothing here waits for the disk but the batch's own write and the old
+ * segment's fdatasync (see below); the worker closes the old segment.
+ */
+static void snapshot_switch(struct persist *p)
+{
+	uint64_t seq = p->seq + 1, now_ms = wall_ms();
+	pid_t parent = getpid(), pid;
+	int fd, err;
+
+	if (!p->snapshot_wanted || !atomic_load(&p->prep_ready))
+		return;
 	/* The old segment must hold everything the forked image of the store shows, and be
-	 * durable: a segment after it will be replayed on top of it. */
-	if (p->state == STATE_OK && commit_batch(p) == -1)
-		return;
-	if (p->state == STATE_OK && fdatasync(p->fd) == -1)
+	 * durable before anything is written to the next: a power loss that kept a write to the
+	 * next segment and lost the end of this one would leave a torn record in a segment that
+	 * is no longer the last, which startup refuses. Under always every commit synced it;
+	 * otherwise this is the one wait for the disk left on the loop (the new segment's syncs
+	 * and the old files' unlinks are the worker's). */
+	if (p->state == STATE_OK && commit_batch(p) == 0 && p->fsync != PERSIST_FSYNC_ALWAYS &&
+	    fdatasync(p->fd) == -1)
 		enter_sync_failed(p, errno);
-	if (p->state == STATE_WRITE_FAILED)
+	if (p->state == STATE_WRITE_FAILED && (!p->fsize_limited || fsize_drop_batch(p) == -1))
 		return;
-	fd = segment_create(p, seq, true);
+	pthread_mutex_lock(&p->sync_mutex);
+	if (p->retire_fd != -1) {
+		/* Cannot happen (see below); were it to, the next commit or tick tries again. */
+		pthread_mutex_unlock(&p->sync_mutex);
+		return;
+	}
+	fd = p->prep_fd;
+	err = p->prep_err;
+	p->prep_seq = 0;
+	p->prep_fd = -1;
+	atomic_store(&p->prep_ready, false);
+	if (fd != -1) {
+		/* Taken by the worker before it made this segment (jobs are taken together, retire
+		 * first), so the slot is free. */
+		p->retire_fd = p->fd;
+		p->fd = fd;
+		pthread_cond_signal(&p->sync_cond);
+	}
+	pthread_mutex_unlock(&p->sync_mutex);
+	p->snapshot_wanted = false;
 	if (fd == -1) {
+		say_segment_failure(p, seq, err);
 		p->next_snapshot_ms = now_ms + SNAPSHOT_RETRY_MS;
 		return;
 	}
-	pthread_mutex_lock(&p->sync_mutex);
-	old = p->fd;
-	p->fd = fd;
-	pthread_mutex_unlock(&p->sync_mutex);
-	close(old);
 	p->seq = seq;
 	p->file_off = FILE_HEADER_BYTES;
 	p->old_segment = false;
@@ -1762,7 +2006,7 @@ static void snapshot_start(struct persist *p, struct store *st, uint64_t now_ms)
 		return;
 	}
 	if (pid == 0)
-		snapshot_child(p, st, seq, now_ms, parent);
+		snapshot_child(p, p->st, seq, now_ms, parent);
 	p->child = pid;
 	p->child_seq = seq;
 	p->next_snapshot_ms = 0; /* no retry pending: persist_commit may start the next one */
@@ -2087,6 +2331,18 @@ static void persist_close(struct persist *p)
 		pthread_join(p->sync_thread, NULL);
 	}
 	snapshot_reap(p, true);
+	/* The worker is gone: what it was asked since is done here. The segment made for a
+	 * snapshot that never started holds only its header; a crash before this unlink leaves it
+	 * as the last segment, which startup takes as it is. */
+	if (p->remove_below != 0)
+		remove_covered(p->dir_fd, p->remove_below);
+	if (p->prep_fd != -1) {
+		char name[NAME_BYTES];
+
+		close(p->prep_fd);
+		log_name(name, p->prep_seq);
+		unlinkat(p->dir_fd, name, 0);
+	}
 	if (p->fd != -1) {
 		if (p->state == STATE_OK && fdatasync(p->fd) == -1)
 			persist_say(LOG_ERROR, "final fsync of the log failed: %s",
@@ -2126,7 +2382,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		persist_say(LOG_ERROR, "out of memory");
 		return NULL;
 	}
-	p->dir_fd = p->lock_fd = p->fd = -1;
+	p->dir_fd = p->lock_fd = p->fd = p->prep_fd = p->retire_fd = -1;
 	p->fsync = cfg->fsync;
 	p->max_memory = cfg->max_memory;
 	p->snapshot_log_bytes =
@@ -2141,6 +2397,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	pthread_cond_init(&p->sync_cond, NULL);
 	atomic_init(&p->sync_dirty, false);
 	atomic_init(&p->sync_errno, 0);
+	atomic_init(&p->prep_ready, false);
 	p->st = st;
 	p->child_report = mmap(NULL, sizeof(*p->child_report), PROT_READ | PROT_WRITE,
 	                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -2187,13 +2444,11 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
-	if (p->fsync == PERSIST_FSYNC_EVERYSEC) {
-		if (pthread_create(&p->sync_thread, NULL, sync_thread_main, p) != 0) {
-			persist_say(LOG_ERROR, "cannot start the fsync thread");
-			goto fail;
-		}
-		p->sync_thread_running = true;
+	if (pthread_create(&p->sync_thread, NULL, file_worker_main, p) != 0) {
+		persist_say(LOG_ERROR, "cannot start the file worker thread");
+		goto fail;
 	}
+	p->sync_thread_running = true;
 	return p;
 
 fail:
@@ -2391,7 +2646,7 @@ static void snapshot_on_commit(struct persist *p)
 	/* After a failure, the tick retries once SNAPSHOT_RETRY_MS have passed. */
 	if (p->child > 0 || p->next_snapshot_ms != 0 || p->file_off <= FILE_HEADER_BYTES)
 		return;
-	snapshot_start(p, p->st, wall_ms());
+	snapshot_start(p);
 }
 
 /*
@@ -2408,8 +2663,13 @@ int persist_commit(struct persist *p)
 		return 0;
 	log_clock(p);
 	rc = commit_batch(p);
-	if (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes)
+	if (p->snapshot_wanted)
+		snapshot_switch(p);
+	else if (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes)
 		snapshot_on_commit(p);
+	else if (p->state == STATE_WRITE_FAILED && p->fsize_limited &&
+	         fsize_snapshot_due(p, wall_ms()))
+		snapshot_start(p);
 	/* Changes logged since the last call are unsafe if the log failed at any point since,
 	 * even when a snapshot start already wrote them (and then failed to sync). */
 	if (!p->unacked)
@@ -2487,22 +2747,27 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	log_clock(p);
 	if (!p->unacked && p->batch.len > 0)
 		commit_batch(p);
+	if (p->snapshot_wanted) {
+		snapshot_switch(p);
+		return;
+	}
 	if (p->child > 0)
 		return;
 	/* A segment holding only its header adds nothing to the snapshot that began it: without
 	 * this, a --snapshot-log-bytes below the header size would fork a snapshot every second
-	 * of an idle daemon. */
-	if (p->state == STATE_SYNC_FAILED ||
+	 * of an idle daemon. A file-size limit's snapshot waits until one fits. */
+	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
+	    (p->state != STATE_OK && fsize_snapshot_due(p, now_ms)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
 	     p->file_off > FILE_HEADER_BYTES && now_ms >= p->next_snapshot_ms)) {
-		snapshot_start(p, st, now_ms);
+		snapshot_start(p);
 	} else if (idle_snapshot_due(p, st, now_ms)) {
 		persist_say(LOG_INFO,
 		            "the log has been quiet for %" PRIu64 " ms and its %" PRIu64
 		            " bytes are over twice what the live sessions need: writing a "
 		            "snapshot to compact it",
 		            p->snapshot_idle_ms, p->log_bytes);
-		snapshot_start(p, st, now_ms);
+		snapshot_start(p);
 	}
 }
 

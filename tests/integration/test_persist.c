@@ -1035,3 +1035,85 @@ LEAK_CHECKED_TEST_OPTS(persist, startup_says_what_it_loaded_and_refuses_a_snapsh
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+static int count_text(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *at = strstr(text, what); at != NULL; at = strstr(at + 1, what))
+		n++;
+	return n;
+}
+
+/*
+ * A file-size limit (ulimit -f, LimitFSIZE=) below --snapshot-log-bytes once refused every
+ * change for good: the segment reached the limit, the write failed with EFBIG, and its retry
+ * at the same offset failed forever, though a snapshot of the live sessions was far smaller.
+ * The write that hits the limit now starts a snapshot and a new segment, and writes resume
+ * by themselves, cycle after cycle; the daemon (SIGXFSZ ignored) lives on, the log names
+ * the limit and the threshold once, and every acknowledged value is there after a restart.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_file_size_limit_below_the_threshold_does_not_wedge_writes,
+                       .timeout = 120)
+{
+	enum { KEYS = 8, SIZE = 8192, ROUNDS = 120, LIMIT = 128 * 1024, DEADLINE_MS = 10000 };
+	char data_dir[64], id[16], *text;
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	uint32_t acked[KEYS] = {0};
+	struct harness_daemon d;
+	struct rlimit saved;
+	uint8_t data[SIZE];
+	int fd, status, refused = 0;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start_file_limited(&d, args, LIMIT, &saved), 0);
+	fd = harness_open_ready(d.unix_url, "fsize");
+	/* 64 KB of live sessions rewritten until 960 KB went through a 128 KB segment. */
+	for (uint32_t r = 1; r <= ROUNDS; r++) {
+		int k = (int)(r % KEYS);
+		long started = mono_ms();
+
+		snprintf(id, sizeof(id), "k%d", k);
+		memset(data, 'a' + (int)(r % 26), SIZE);
+		memcpy(data, &r, sizeof(r));
+		while ((status = do_set(fd, "app", id, data, SIZE)) != CODEC_OK &&
+		       mono_ms() - started < DEADLINE_MS) {
+			cr_assert(status == CODEC_IO_ERROR || status == -1, "SET: %d", status);
+			refused++;
+			if (status == -1) {
+				/* The write that hit the limit: never acknowledged, its connection
+				 * closed. */
+				close(fd);
+				fd = harness_open_ready(d.unix_url, "fsize");
+			}
+			usleep(20000);
+		}
+		cr_assert_eq(status, CODEC_OK, "round %u: writes never resumed at the limit", r);
+		acked[k] = r;
+	}
+	close(fd);
+	cr_assert_eq(kill(d.pid, 0), 0, "the daemon died at the limit");
+	text = harness_log(&d);
+	cr_expect_gt(refused, 0, "the limit never bit");
+	cr_expect_eq(count_text(text, "the file-size limit (ulimit -f, LimitFSIZE=) of 131072 "
+	                              "bytes is below --snapshot-log-bytes 67108864"),
+	             1, "named once:\n%s", text);
+	cr_expect_geq(count_text(text, "reached the file-size limit; changes are accepted again"),
+	              2, "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "fsize");
+	for (int k = 0; k < KEYS; k++) {
+		uint32_t r = acked[k];
+
+		snprintf(id, sizeof(id), "k%d", k);
+		memset(data, 'a' + (int)(r % 26), SIZE);
+		memcpy(data, &r, sizeof(r));
+		expect_get(fd, "app", id, data, SIZE);
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

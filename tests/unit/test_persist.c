@@ -1406,6 +1406,26 @@ static size_t child_pids(pid_t *pids, size_t max)
 	return n;
 }
 
+/*
+ * Commit until the snapshot a commit asked for is forked (its writer runs, or has written
+ * snap.${seq}): the file worker makes the new segment first, off the loop, and the first
+ * commit after it is durable switches to it.
+ */
+static void commit_until_forked(struct persist *p, const char *dir, uint64_t seq)
+{
+	char snap[64];
+	pid_t pids[8];
+
+	snprintf(snap, sizeof(snap), "snap.%016" PRIx64, seq);
+	for (int i = 0; i < 5000; i++) {
+		cr_assert_eq(persist_commit(p), 0);
+		if (child_pids(pids, 8) > 0 || file_exists(dir, snap))
+			return;
+		usleep(1000);
+	}
+	cr_assert_fail("snapshot %s was never forked", snap);
+}
+
 struct snapshot_run {
 	char dir[64];
 	struct store *st;
@@ -1422,7 +1442,7 @@ static void snapshot_run(void *arg)
 	struct snapshot_run *r = arg;
 	pid_t pids[8];
 
-	cr_assert_eq(persist_commit(r->p), 0);
+	commit_until_forked(r->p, r->dir, 2);
 	if (r->kill_writer) {
 		cr_assert_eq(child_pids(pids, 8), 1, "no snapshot writer is running");
 		kill(pids[0], SIGKILL);
@@ -1745,13 +1765,14 @@ LEAK_CHECKED_TEST(persist, a_snapshot_starts_at_the_commit_that_passes_the_thres
 	make_tmpdir(dir);
 	p = open_dir(dir, st, PERSIST_FSYNC_NO, NULL, THRESHOLD, now_wall_ms());
 	cr_assert_not_null(p);
-	for (; i < 100 && !file_exists(dir, "log.0000000000000002"); i++) {
-		cr_assert_lt(file_size(dir, FIRST_LOG), THRESHOLD,
-		             "past the threshold, no snapshot");
+	for (; i < 100 && file_size(dir, FIRST_LOG) < THRESHOLD; i++) {
+		cr_assert_not(file_exists(dir, "log.0000000000000002"), "a snapshot too early");
 		snprintf(id, sizeof(id), "s%d", i);
 		op_set(p, st, "app", id, val, sizeof(val), now_wall_ms() + HOUR_MS);
 		cr_assert_eq(persist_commit(p), 0);
 	}
+	/* That commit asked the file worker for segment 2; the next commit switches to it. */
+	commit_until_forked(p, dir, 2);
 	cr_assert(file_exists(dir, "log.0000000000000002"), "no snapshot without a tick");
 	cr_expect_geq(file_size(dir, FIRST_LOG), THRESHOLD);
 	cr_expect_lt(file_size(dir, FIRST_LOG), THRESHOLD + VALUE + 64, "one record past it");
