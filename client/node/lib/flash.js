@@ -237,6 +237,10 @@ function flash(opts = {}) {
     let pending = null;
     // Whether this request has pushed a flash (any type, any id): its pops then ask sessd.
     let pushedAny = false;
+    // The session express-session made for this request because none was read (no cookie,
+    // or one naming no session): its id is new and random, so nothing can be queued for it
+    // but what this request pushes. A session regenerated later is another object.
+    const freshSession = req.session && !req.session[STORED] ? req.session : null;
 
     function ctx() {
       if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore, req);
@@ -287,10 +291,14 @@ function flash(opts = {}) {
     // this request has pushed nothing. A flash another request pushes after that LOAD is
     // concurrent with this page: the pop is as if made at the LOAD, before that push, which
     // stays queued for the next page. So nothing is lost or shown twice, and most pages, which
-    // have no flash, cost no round trip for it (connect-flash reads the loaded session).
+    // have no flash, cost no round trip for it (connect-flash reads the loaded session). The
+    // same holds, with no LOAD, for the session express-session made for this request
+    // (freshSession): a visitor without a session, a crawler, pays no pop either.
     function nothingQueued(b) {
+      if (pushedAny) return false;
+      if (freshSession !== null && req.session === freshSession && !req.session[STORED]) return true;
       const seen = req.session[FLASH_COUNT];
-      return !pushedAny && seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
+      return seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
         seen.namespace === b.namespace && seen.key === b.prefix + req.sessionID;
     }
 

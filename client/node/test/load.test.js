@@ -310,6 +310,21 @@ test('flash.locals(): a page with nothing queued shows {} and sends no FLASH_POP
   }
 });
 
+test('a visitor without a session (no cookie) pays no FLASH_POP; its own push is popped, and shows once', async (t) => {
+  const { ops, base } = await setup(t, daemon.unixUrl);
+  for (let i = 0; i < 3; i++) {
+    const anon = new Browser(base);
+    const p = await page(anon, ops);
+    assert.deepEqual(p.shown, {});
+    assert.ok(!p.ops.includes(OP.FLASH_POP), `a cookieless page sent a FLASH_POP: ${p.ops}`);
+  }
+  // A new session's own push (pushed, then shown, in one request) is still popped.
+  const anon = new Browser(base);
+  const self = await page(anon, ops, '/self');
+  assert.deepEqual(self.shown, { mine: ['pushed here'], all: {} });
+  assert.ok(self.ops.includes(OP.FLASH_POP));
+});
+
 test('a flash pushed by a POST shows on the page after the redirect, once; the page after shows none, without a pop', async (t) => {
   const { ops, br } = await setup(t, daemon.unixUrl);
   for (let i = 0; i < 3; i++) {
