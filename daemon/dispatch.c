@@ -28,15 +28,18 @@
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
-/* What one loop turn may spend on key exchanges (two X25519 each, 0.1-0.3 ms) before the
- * sealed HELLOs left wait for the next turn: a burst of them (a fleet of workers reconnecting
- * after a restart, or one recorded HELLO replayed, which needs no secret) took 0.25 ms each
- * in a single turn, half a second for a thousand, while every other client waited. */
-#define DISPATCH_KX_TURN_NS 1000000u
+/* What one loop turn may spend on requests that cost milliseconds before those left wait for
+ * the next turn: key exchanges (two X25519 each, 0.1-0.3 ms; a burst of sealed HELLOs, a
+ * fleet of workers reconnecting after a restart or one recorded HELLO replayed, which needs
+ * no secret, took 0.25 ms each in a single turn, half a second for a thousand, while every
+ * other client waited), and LIST and NAMESPACES pages (up to several ms each for 1000
+ * entries of a large namespace: four connections pipelining them held the loop for
+ * hundreds of ms a turn, their replies being small). */
+#define DISPATCH_HEAVY_TURN_NS 1000000u
 /* How many connections put off for that budget a turn hands again: a few more than it can
  * serve, since each costs a decode whether it runs or waits again; handing them all, a
  * thousand waiting took a thousand decodes a turn. */
-#define DISPATCH_KX_RETRIES 16u
+#define DISPATCH_HEAVY_RETRIES 16u
 
 struct dispatch {
 	struct dispatch_config cfg;
@@ -45,13 +48,13 @@ struct dispatch {
 	const struct dispatch_server_stats *stats;
 	uint64_t requests_total;
 	/* Answer DISPATCH_LATER rather than walk a large namespace (see store_count_is_quick), or
-	 * than run a key exchange past this turn's DISPATCH_KX_TURN_NS. */
+	 * than run a key exchange past this turn's DISPATCH_HEAVY_TURN_NS. */
 	bool deferring;
 	bool count_put_off; /* a COUNT or CLEAR waits for the expiry to catch up */
-	/* This turn's time in key exchanges; whether a sealed HELLO was put off this turn, and
-	 * the last turn (dispatch_turn_begins moves the one to the other). */
-	uint64_t kx_turn_ns;
-	bool kx_put_off, kx_retry;
+	/* This turn's time in heavy requests (DISPATCH_HEAVY_TURN_NS); whether one was put off
+	 * this turn, and the last turn (dispatch_turn_begins moves the one to the other). */
+	uint64_t heavy_turn_ns;
+	bool heavy_put_off, heavy_retry;
 	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
@@ -126,7 +129,7 @@ size_t dispatch_retries(struct dispatch *d, uint64_t now_ms)
 		d->count_put_off = false;
 		return SIZE_MAX;
 	}
-	return d->kx_retry ? DISPATCH_KX_RETRIES : 0;
+	return d->heavy_retry ? DISPATCH_HEAVY_RETRIES : 0;
 }
 
 bool dispatch_waits_for_expiry(const struct dispatch *d)
@@ -136,14 +139,14 @@ bool dispatch_waits_for_expiry(const struct dispatch *d)
 
 void dispatch_turn_begins(struct dispatch *d)
 {
-	d->kx_retry = d->kx_put_off;
-	d->kx_put_off = false;
-	d->kx_turn_ns = 0;
+	d->heavy_retry = d->heavy_put_off;
+	d->heavy_put_off = false;
+	d->heavy_turn_ns = 0;
 }
 
 bool dispatch_wants_next_turn(const struct dispatch *d)
 {
-	return d->kx_put_off;
+	return d->heavy_put_off;
 }
 
 void dispatch_stop_deferring(struct dispatch *d)
@@ -565,8 +568,8 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		                         "this server speaks protocol version 1 only");
 	}
 	kx_asked = d->cfg.auth != NULL && asks_kx(&req->auth);
-	if (kx_asked && d->deferring && d->kx_turn_ns >= DISPATCH_KX_TURN_NS) {
-		d->kx_put_off = true;
+	if (kx_asked && d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
+		d->heavy_put_off = true;
 		if (!peer->hello_put_off)
 			d->kx_deferred_total++;
 		peer->hello_put_off = true;
@@ -576,7 +579,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	started_ns = kx_asked ? mono_ns() : 0;
 	passes = auth_passes(d, peer, &req->auth, &kx, &why);
 	if (kx_asked)
-		d->kx_turn_ns += mono_ns() - started_ns;
+		d->heavy_turn_ns += mono_ns() - started_ns;
 	if (passes == -1)
 		return -1;
 	if (passes == 0) {
@@ -968,6 +971,29 @@ static int op_namespaces(struct dispatch *d, const struct codec_request *req, st
 }
 
 /*
+ * LIST and NAMESPACES: a page may cost milliseconds (its scan of a large namespace or of many
+ * namespaces). Past this turn's budget for such work it waits for a later turn
+ * (DISPATCH_LATER), so that pages pipelined on several connections cannot hold the loop
+ * while every other client waits; one page always runs in a turn.
+ */
+static int op_page(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
+                   struct buf *out, enum dispatch_verdict *verdict)
+{
+	uint64_t started_ns;
+	int rc;
+
+	if (d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
+		d->heavy_put_off = true;
+		*verdict = DISPATCH_LATER;
+		return 0;
+	}
+	started_ns = mono_ns();
+	rc = req->op == CODEC_OP_LIST ? op_list(d, req, now_ms, out) : op_namespaces(d, req, out);
+	d->heavy_turn_ns += mono_ns() - started_ns;
+	return rc;
+}
+
+/*
  * Whether ${req} (a COUNT or CLEAR) must wait for the expiry to catch up; ${verdict} then
  * says DISPATCH_LATER. Counting a large namespace during a mass expiry means reading every
  * session in it: over a million, tens of milliseconds in which no client is served.
@@ -1107,13 +1133,12 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_COUNT:
 		return op_count(d, req, now_ms, out, verdict);
 	case CODEC_OP_LIST:
-		return op_list(d, req, now_ms, out);
+	case CODEC_OP_NAMESPACES:
+		return op_page(d, req, now_ms, out, verdict);
 	case CODEC_OP_CLEAR:
 		return op_clear(d, req, now_ms, out, verdict);
 	case CODEC_OP_STATS:
 		return op_stats(d, req, out);
-	case CODEC_OP_NAMESPACES:
-		return op_namespaces(d, req, out);
 	default:
 		/* The codec answers UNKNOWN_OP itself; an op it decodes must be handled here. */
 		return codec_reply_error(out, req->request_id, CODEC_UNKNOWN_OP,

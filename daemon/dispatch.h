@@ -97,8 +97,8 @@ enum dispatch_verdict {
 	/* Not carried out, nothing written: answering now would stall the server (a COUNT or
 	 * CLEAR of a large namespace while a mass expiry is behind). Hand the same frame again,
 	 * with no later frame of that connection before it, when dispatch_retries says so. */
-	DISPATCH_LATER =
-	    2, /* also a sealed HELLO past its turn's budget: see dispatch_turn_begins */
+	DISPATCH_LATER = 2, /* also a sealed HELLO, LIST or NAMESPACES past its turn's budget: see
+	                       dispatch_turn_begins */
 };
 
 struct dispatch;
@@ -123,7 +123,7 @@ const char *dispatch_server_id(const struct dispatch *d);
  * How many of the connections whose frame was answered DISPATCH_LATER to hand again now, the
  * longest waiting first: all of them (SIZE_MAX) once the expiry a COUNT or CLEAR waits for
  * has caught up at ${now_ms} (or dispatch_stop_deferring was called); a few at the start of
- * the turn after a sealed HELLO was put off; else 0.
+ * the turn after a sealed HELLO, LIST or NAMESPACES was put off; else 0.
  */
 size_t dispatch_retries(struct dispatch *d, uint64_t now_ms);
 
@@ -131,14 +131,14 @@ size_t dispatch_retries(struct dispatch *d, uint64_t now_ms);
 bool dispatch_waits_for_expiry(const struct dispatch *d);
 
 /*
- * dispatch_turn_begins(d): a new loop turn begins: its budget for key exchanges is whole
- * again, and sealed HELLOs put off in the last turn (DISPATCH_LATER) may be handed again
- * (dispatch_retries hands a few of them again).
+ * dispatch_turn_begins(d): a new loop turn begins: its budget for heavy requests (key
+ * exchanges, LIST and NAMESPACES pages) is whole again, and those put off in the last turn
+ * (DISPATCH_LATER) may be handed again (dispatch_retries hands a few of them again).
  */
 void dispatch_turn_begins(struct dispatch *d);
 
 /*
- * dispatch_wants_next_turn(d): whether a sealed HELLO was put off in this turn for want of
+ * dispatch_wants_next_turn(d): whether a heavy request was put off in this turn for want of
  * its budget: the next turn must come without waiting for I/O.
  */
 bool dispatch_wants_next_turn(const struct dispatch *d);
