@@ -67,6 +67,11 @@
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
+/* Or once this many connections have closed since the most were open: each held about 17 KB
+ * (its state and buffers), 10,000 of a flood 170 MB kept for good. A web server's pool is a
+ * few connections: so many going at once is a flood or a fleet restarting, and the trim is
+ * on a thread of its own at a quiet tick. */
+#define SERVER_TRIM_CONNECTIONS 512u
 /* A tick with at most this many requests counts as quiet (a health check's pings do not
  * keep the memory from coming back). */
 #define SERVER_TRIM_QUIET_REQUESTS 100
@@ -107,7 +112,11 @@ struct server {
 	pthread_t trim_thread;
 	bool trim_running;
 	atomic_bool trim_done;
-	uint64_t trim_freed;  /* the bytes freed that started it */
+	uint64_t trim_freed; /* the bytes freed that started it */
+	/* The most connections open at once since the last trim, and how many had gone when
+	 * one started: a flood's connections leave their memory in the heap too. */
+	size_t conn_peak;
+	size_t trim_conns_gone;
 	int64_t trim_took_ns; /* set by the thread before trim_done */
 };
 
@@ -366,6 +375,8 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 	}
 	if (conn_new(&srv->conns, srv->base, fd, source, owner, local, name) == -1)
 		return;
+	if (srv->conns.count > srv->conn_peak)
+		srv->conn_peak = srv->conns.count;
 	srv->stats.connections = srv->conns.count;
 	srv->stats.connections_total++;
 }
@@ -438,16 +449,17 @@ static void trim_join(struct server *srv, bool wait)
 		return;
 	pthread_join(srv->trim_thread, NULL);
 	srv->trim_running = false;
-	log_info("gave free memory back to the system after %llu MB of sessions were freed "
-	         "(%lld ms)",
-	         (unsigned long long)(srv->trim_freed >> 20),
+	log_info("gave free memory back to the system after %llu MB of sessions were freed and "
+	         "%zu connections closed (%lld ms)",
+	         (unsigned long long)(srv->trim_freed >> 20), srv->trim_conns_gone,
 	         (long long)(srv->trim_took_ns / 1000000));
 }
 
 /*
  * glibc keeps the memory of freed sessions for later ones, so after a mass expiry or a CLEAR
- * the daemon would hold its peak for good. Once the store has shrunk by SERVER_TRIM_BYTES
- * since the last trim, everything due is freed, and a whole tick passed with next to no
+ * the daemon would hold its peak for good (and after a flood of connections). Once the store
+ * has shrunk by SERVER_TRIM_BYTES since the last trim (or SERVER_TRIM_CONNECTIONS have
+ * closed), everything due is freed, and a whole tick passed with next to no
  * requests, hand the free pages back (malloc_trim) on a thread of its own: with the chunks
  * already merged (server_tune_malloc) that is mostly the kernel freeing pages, about 0.1 s
  * per GB, which the loop does not wait for. The thread holds the heap's lock meanwhile, so a
@@ -458,6 +470,7 @@ static void trim_join(struct server *srv, bool wait)
 static void trim_when_quiet(struct server *srv)
 {
 	uint64_t requests = dispatch_requests_total(srv->dispatch), freed;
+	size_t gone;
 	bool quiet = requests - srv->tick_seen_requests <= SERVER_TRIM_QUIET_REQUESTS;
 	struct store_stats stats;
 	int err;
@@ -466,11 +479,15 @@ static void trim_when_quiet(struct server *srv)
 	store_stats(srv->store, NULL, 0, &stats);
 	trim_join(srv, false);
 	freed = store_bytes_peak(srv->store) - stats.bytes;
-	if (srv->trim_running || !quiet || freed < SERVER_TRIM_BYTES ||
+	gone = srv->conn_peak > srv->conns.count ? srv->conn_peak - srv->conns.count : 0;
+	if (srv->trim_running || !quiet ||
+	    (freed < SERVER_TRIM_BYTES && gone < SERVER_TRIM_CONNECTIONS) ||
 	    store_next_expiry(srv->store) <= wall_ms())
 		return;
 	store_bytes_peak_reset(srv->store);
+	srv->conn_peak = srv->conns.count;
 	srv->trim_freed = freed;
+	srv->trim_conns_gone = gone;
 	atomic_store(&srv->trim_done, false);
 	err = pthread_create(&srv->trim_thread, NULL, trim_thread_main, srv);
 	if (err != 0) {
