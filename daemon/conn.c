@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1379,6 +1380,7 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 		c = TAILQ_NEXT(c, ungreeted_link);
 	}
 	conn_close(c != NULL && c->source == source ? c : oldest);
+	s->dropped_ungreeted++;
 	return true;
 }
 
@@ -1491,15 +1493,20 @@ bool conn_set_has_waiting(const struct conn_set *s)
 }
 
 /*
- * Whether the client of ${c} has closed the connection (or it broke): a waiting connection is
- * not read, so nothing else notices. Only a peek: what it sent stays for its frames.
+ * Whether ${c} waits with a sealed HELLO put off (its HELLO is not done) and its client has
+ * stopped sending: closed, reset, or shut down its side (POLLRDHUP sees that behind unread
+ * bytes, which a peek would not). A sealed client cannot send a request before the HELLO
+ * reply gives it the keys, so such a connection can never be used: the key exchange would
+ * be for nobody. A connection past HELLO whose client shut down its side after sending its
+ * requests (a COUNT or a LIST page put off) is answered, as any half-closed one is.
  */
-static bool peer_hung_up(const struct conn *c)
+static bool hello_abandoned(const struct conn *c)
 {
-	uint8_t byte;
-	ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
 
-	return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+	if (c->peer.ready || poll(&pfd, 1, 0) != 1)
+		return false;
+	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void conn_set_retry(struct conn_set *s, size_t most)
@@ -1509,16 +1516,16 @@ void conn_set_retry(struct conn_set *s, size_t most)
 
 	/* Detached, as in conn_set_flush: a frame put off again puts its connection back on the
 	 * set's list, behind those not handed this time, for the next retry. Handling a
-	 * connection frees none but itself. A connection whose client hung up meanwhile is
-	 * closed without its frame being handled, and does not count against ${most}: a flood of
-	 * replayed sealed HELLOs, each connection closed at once, must not cost a key exchange
-	 * each, nor keep a live client's HELLO queued behind them. */
+	 * connection frees none but itself. A sealed HELLO whose client has stopped sending
+	 * (hello_abandoned) is closed without its key exchange, and does not count against
+	 * ${most}: a flood of replayed sealed HELLOs, each connection closed at once, must not
+	 * cost a key exchange each, nor keep a live client's HELLO queued behind them. */
 	TAILQ_INIT(&batch);
 	while (most > 0 && (c = TAILQ_FIRST(&s->waiting)) != NULL) {
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
-		if (peer_hung_up(c)) {
+		if (hello_abandoned(c)) {
 			c->waiting = false;
-			s->put_off_abandoned++;
+			s->hellos_abandoned++;
 			conn_close(c);
 			continue;
 		}

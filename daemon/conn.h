@@ -117,8 +117,10 @@ struct conn_set {
 	 * attack or a client speaking something else looks like. Counted for STATS, warned of at
 	 * most once a minute naming the last peer and why. */
 	uint64_t refused_frames;
-	/* Connections closed at a retry because their client had hung up (conn_set_retry). */
-	uint64_t put_off_abandoned;
+	/* Put-off sealed HELLOs closed at a retry: their client had stopped sending. */
+	uint64_t hellos_abandoned;
+	/* Connections without HELLO closed to make room for new ones (conn_set_drop_ungreeted). */
+	uint64_t dropped_ungreeted;
 	struct log_every refused_frames_log;
 	char refused_frame_peer[DISPATCH_PEER_NAME_BYTES];
 	const char *refused_frame_why;
@@ -209,8 +211,9 @@ bool conn_set_has_pending(const struct conn_set *s);
  * all), in the order they were put off, to on_frame again, and the frames after them, as
  * process would have; call it before conn_set_flush, which sends the replies. A connection
  * waits with its reading stopped, so its requests keep their order and a client cannot pile
- * up input meanwhile; one whose client has hung up by the time it comes up is closed instead,
- * its frame not handled (counted in put_off_abandoned), and is not one of the ${most}.
+ * up input meanwhile; one with a sealed HELLO whose client has stopped sending by the time it
+ * comes up is closed instead, its HELLO not handled (counted in hellos_abandoned), and is not
+ * one of the ${most}.
  */
 void conn_set_retry(struct conn_set *s, size_t most);
 

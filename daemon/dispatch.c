@@ -1080,8 +1080,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "malformed_total",
 		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total) ||
-		    write_key_uint(out, "put_off_abandoned_total",
-		                   d->stats->put_off_abandoned_total))
+		    write_key_uint(out, "hello_abandoned_total", d->stats->hello_abandoned_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

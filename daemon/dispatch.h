@@ -42,13 +42,14 @@ struct dispatch_server_stats {
 	/* Connections closed for a frame or record refused unread (conn.c): over max_frame, of
 	 * length 0, a sealed record that does not authenticate. */
 	uint64_t frames_refused_total;
-	/* Idle connections closed at --max-connections to let new ones in. */
+	/* Connections closed at --max-connections to let new ones in: idle ones past HELLO, and
+	 * ones that had not said HELLO. */
 	uint64_t connections_displaced_total;
 	/* New connections refused BUSY at --max-connections (at accept, or after HELLO). */
 	uint64_t connections_refused_total;
-	/* Connections whose put-off request (a sealed HELLO, a COUNT) was dropped unhandled: the
-	 * client had hung up by the time it came up (conn_set_retry). */
-	uint64_t put_off_abandoned_total;
+	/* Sealed HELLOs put off whose client had stopped sending by their turn: closed
+	 * without the key exchange (conn_set_retry). */
+	uint64_t hello_abandoned_total;
 };
 
 struct auth;

@@ -265,9 +265,10 @@ static void server_after_turn(struct server *srv)
 	srv->stats.client_evictions_total = srv->conns.evictions;
 	srv->stats.client_bytes_peak = srv->conns.client_bytes_peak;
 	srv->stats.frames_refused_total = srv->conns.refused_frames;
-	srv->stats.connections_displaced_total = srv->conns.displaced;
+	srv->stats.connections_displaced_total =
+	    srv->conns.displaced + srv->conns.dropped_ungreeted;
 	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
-	srv->stats.put_off_abandoned_total = srv->conns.put_off_abandoned;
+	srv->stats.hello_abandoned_total = srv->conns.hellos_abandoned;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
 	 * past the last turn's budget for key exchanges. */
