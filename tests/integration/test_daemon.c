@@ -601,6 +601,36 @@ LEAK_CHECKED_TEST(daemon, expiry_happens)
 	close(fd);
 }
 
+/* Store ${n} sessions "0".."n-1" of one byte in ${ns} over ${fd}, pipelined in one write. */
+static void fill_namespace(int fd, const char *ns, int n)
+{
+	struct codec_request req;
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	char name[32];
+
+	buf_init(&b);
+	for (int i = 0; i < n; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = CODEC_OP_SET;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes(ns);
+		snprintf(name, sizeof(name), "%d", i);
+		req.id = bytes(name);
+		req.data = bytes("d");
+		req.ttl_ms = 600000;
+		cr_assert_eq(codec_encode_request(&b, &req), 0);
+	}
+	harness_send_buf(fd, &b);
+	for (int i = 0; i < n; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	buf_finish(&b);
+}
+
 LEAK_CHECKED_TEST(daemon, list_full_scan)
 {
 	enum { N = 2500 };
@@ -614,27 +644,10 @@ LEAK_CHECKED_TEST(daemon, list_full_scan)
 	size_t distinct = 0;
 	uint8_t *body;
 	struct buf b;
-	char name[32];
 	int fd = harness_open_ready(dmn.tcp_url, "test_daemon"), pages = 0;
 
+	fill_namespace(fd, "scan", N);
 	buf_init(&b);
-	for (int i = 0; i < N; i++) {
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.ns = bytes("scan");
-		snprintf(name, sizeof(name), "%d", i);
-		req.id = bytes(name);
-		req.data = bytes("d");
-		req.ttl_ms = 600000;
-		cr_assert_eq(codec_encode_request(&b, &req), 0);
-	}
-	harness_send_buf(fd, &b);
-	for (int i = 0; i < N; i++) {
-		harness_read_reply(fd, &rep, &body);
-		cr_assert_eq(rep.status, CODEC_OK);
-		free(body);
-	}
 	memset(&req, 0, sizeof(req));
 	req.op = CODEC_OP_LIST;
 	req.ns = bytes("scan");
@@ -686,28 +699,10 @@ LEAK_CHECKED_TEST(daemon, half_closed_after_list_pages_gets_every_reply)
 	struct codec_reply rep;
 	uint8_t *body;
 	struct buf b;
-	char name[32];
 	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
 
+	fill_namespace(fd, "halfclose", N);
 	buf_init(&b);
-	for (int i = 0; i < N; i++) {
-		memset(&req, 0, sizeof(req));
-		req.op = CODEC_OP_SET;
-		req.request_id = (uint64_t)i;
-		req.ns = bytes("halfclose");
-		snprintf(name, sizeof(name), "s%d", i);
-		req.id = bytes(name);
-		req.data = bytes("d");
-		req.ttl_ms = 600000;
-		cr_assert_eq(codec_encode_request(&b, &req), 0);
-	}
-	harness_send_buf(fd, &b);
-	for (int i = 0; i < N; i++) {
-		harness_read_reply(fd, &rep, &body);
-		cr_assert_eq(rep.status, CODEC_OK);
-		free(body);
-	}
-	buf_reset(&b);
 	for (int i = 0; i < PAGES; i++) {
 		memset(&req, 0, sizeof(req));
 		req.op = CODEC_OP_LIST;
