@@ -207,9 +207,9 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 		         "sessions (%s)",
 		         (unsigned long long)refused, (unsigned long long)s.bytes, note);
 	else
-		log_warn("refused %llu write(s) with NO_MEMORY: sessions hold %llu bytes of "
-		         "--max-memory %llu, and sessd never evicts live sessions: raise it, or "
-		         "give sessions shorter TTLs (%s)",
+		log_warn("refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
+		         "--max-memory %llu, and sessd never evicts live sessions: if that is "
+		         "near the limit, raise it, or give sessions shorter TTLs (%s)",
 		         (unsigned long long)refused, (unsigned long long)s.bytes,
 		         (unsigned long long)d->cfg.max_bytes, note);
 }

@@ -152,6 +152,7 @@ struct persist {
 	 * file-size limit's; fsize_said: the limit was named in the log, once per run. */
 	bool fsize_limited;
 	bool fsize_said;
+	bool fsize_nofit_said; /* ... and that a snapshot would not fit under it, once */
 
 	bool unacked; /* changes logged since the last persist_commit */
 	/* The last instant at which expiry took sessions as gone; clock_unlogged: no CLOCK
@@ -1412,28 +1413,6 @@ static void note_sync_error(struct persist *p)
 }
 
 /*
- * A write failed with EFBIG: name the file-size limit and --snapshot-log-bytes in the log,
- * once, when the limit is the smaller (the log reaches the limit before a snapshot is due,
- * and will again after each snapshot).
- */
-static void say_fsize_limit(struct persist *p)
-{
-	struct rlimit lim;
-
-	if (p->fsize_said || getrlimit(RLIMIT_FSIZE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY ||
-	    (uint64_t)lim.rlim_cur >= p->snapshot_log_bytes)
-		return;
-	p->fsize_said = true;
-	persist_say(LOG_WARN,
-	            "the file-size limit (ulimit -f, LimitFSIZE=) of %" PRIu64
-	            " bytes is below --snapshot-log-bytes %" PRIu64
-	            ": the log segment reaches the limit first; each time it does, a snapshot "
-	            "starts a new segment and writes wait for it. Raise the limit or lower "
-	            "--snapshot-log-bytes below it",
-	            (uint64_t)lim.rlim_cur, p->snapshot_log_bytes);
-}
-
-/*
  * Whether a snapshot of the store can be written under the file-size limit: the bound of
  * idle_snapshot_due (the store's bytes plus the most a record adds per session and flash
  * message), plus the header and END record. A snapshot that cannot fit would only fail, and
@@ -1450,6 +1429,43 @@ static bool snapshot_fits(const struct persist *p)
 	store_stats(p->st, NULL, 0, &ss);
 	return FILE_HEADER_BYTES + ss.bytes + (ss.sessions + ss.flashes + 1) * per_record <=
 	       (uint64_t)lim.rlim_cur;
+}
+
+/*
+ * A write failed with EFBIG: name the file-size limit in the log, once for each of the two
+ * cases. Below --snapshot-log-bytes, the log meets the limit before a snapshot is due, and
+ * will again after each: a snapshot then starts a new segment when the live sessions fit
+ * under the limit; when they do not, nothing can be written until the limit is raised or
+ * enough sessions expire, which the operator must be told rather than promised a snapshot.
+ */
+static void say_fsize_limit(struct persist *p)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_FSIZE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY)
+		return;
+	if (!snapshot_fits(p)) {
+		if (p->fsize_nofit_said)
+			return;
+		p->fsize_nofit_said = true;
+		persist_say(LOG_ERROR,
+		            "the file-size limit (ulimit -f, LimitFSIZE=) of %" PRIu64
+		            " bytes is met, and a snapshot of the live sessions would not fit "
+		            "under it either: every change is refused (IO_ERROR) until the limit "
+		            "is raised or enough sessions expire",
+		            (uint64_t)lim.rlim_cur);
+		return;
+	}
+	if (p->fsize_said || (uint64_t)lim.rlim_cur >= p->snapshot_log_bytes)
+		return;
+	p->fsize_said = true;
+	persist_say(LOG_WARN,
+	            "the file-size limit (ulimit -f, LimitFSIZE=) of %" PRIu64
+	            " bytes is below --snapshot-log-bytes %" PRIu64
+	            ": the log segment reaches the limit first; each time it does, a snapshot "
+	            "starts a new segment, and changes are refused (IO_ERROR) until it is "
+	            "written. Raise the limit or lower --snapshot-log-bytes below it",
+	            (uint64_t)lim.rlim_cur, p->snapshot_log_bytes);
 }
 
 /*
@@ -3010,6 +3026,14 @@ fail:
 	return -1;
 }
 
+/* Whether the damage ${s} found is the file ending inside a record: what a write cut short
+ * leaves, as opposed to bytes that are there but wrong. */
+static bool file_ends_inside_record(const struct scan *s)
+{
+	return s->why != NULL && (strcmp(s->why, "truncated record header") == 0 ||
+	                          strcmp(s->why, "record runs past the end of the file") == 0);
+}
+
 /*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
@@ -3162,10 +3186,12 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			printf("%s: ok, %zu records, %" PRIu64 " bytes\n", name, s.records, s.size);
 			continue;
 		}
-		/* A write a crash cut short, at the very end of the log: never acknowledged, and
-		 * cut off by startup as it should be. Not damage: a pre-start check must not call
-		 * for a repair after every crash. */
-		if (s.torn && i + 1 == n_logs && records_after(dir_fd, name, s.bad_off) == 0) {
+		/* A write a crash cut short, at the very end of the log (the file ends inside its
+		 * last record): never acknowledged, and cut off by startup as it should be. Not
+		 * damage: a pre-start check must not call for a repair after every crash. A bad
+		 * checksum there, or a damaged header, may be lost acknowledged data: reported. */
+		if (s.torn && i + 1 == n_logs && s.bad_off >= FILE_HEADER_BYTES &&
+		    file_ends_inside_record(&s) && records_after(dir_fd, name, s.bad_off) == 0) {
 			printf(
 			    "%s: ok, %zu records, then a torn write of %" PRIu64
 			    " bytes at the end (cut short by a crash, never acknowledged), which "

@@ -2056,9 +2056,16 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	             "refused before the session is looked at");
 	cr_assert_eq(push_to(fd, true, "full", "s", "info", "m", 600000, NULL), CODEC_IO_ERROR,
 	             "as FLASH_PUSH is");
-	/* What an operator alerts on: changes are refused, and how many were. */
+	/* What an operator alerts on: changes are refused, and how many were. The log says
+	 * why, and that no snapshot can help: the live sessions would not fit either. */
 	cr_assert_eq(server_stat(fd, "writable"), 0);
 	cr_assert_geq(server_stat(fd, "io_errors_total"), 4);
+	{
+		char *text = harness_log(&dmn);
+
+		cr_expect_not_null(strstr(text, "would not fit under it either"), "%s", text);
+		free(text);
+	}
 
 	/* Room again: the push goes through, and nothing refused was queued. */
 	cr_assert_eq(prlimit(dmn.pid, RLIMIT_FSIZE, &saved, NULL), 0);
