@@ -1064,24 +1064,17 @@ static void say_evictions(const struct conn_set *s, uint64_t closed)
 	         s->cfg.max_client_bytes, (unsigned long long)closed);
 }
 
-/* The occurrences of ${e} to report now: all of them when stopping, else those whose line
- * is due after ${period_s}, as the warning's own would be. */
-static uint64_t take_due(struct log_every *e, unsigned period_s, bool stopping)
-{
-	return stopping ? log_every_take(e) : log_every_due(e, 0, period_s);
-}
-
 /* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). The
  * periods are the warnings' own: see refuse_frame, admit and shed_clients. */
 static void say_held_back(struct conn_set *s, bool stopping)
 {
-	uint64_t closed = take_due(&s->evictions_log, 60, stopping);
+	uint64_t closed = log_every_held(&s->evictions_log, 60, stopping);
 
 	if (closed > 0)
 		say_evictions(s, closed);
-	say_admissions(s, take_due(&s->displaced_log, 10, stopping),
-	               take_due(&s->refused_at_hello_log, 10, stopping));
-	closed = take_due(&s->refused_frames_log, 60, stopping);
+	say_admissions(s, log_every_held(&s->displaced_log, 10, stopping),
+	               log_every_held(&s->refused_at_hello_log, 10, stopping));
+	closed = log_every_held(&s->refused_frames_log, 60, stopping);
 	if (closed > 0)
 		say_refused_frames(s, closed);
 }

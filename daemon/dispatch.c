@@ -214,26 +214,19 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 		         (unsigned long long)d->cfg.max_bytes, note);
 }
 
-/* The occurrences of ${e} to report now: all of them when stopping, else those whose line
- * is due, as the warning's own would be (every dispatch warning comes once a minute). */
-static uint64_t take_due(struct log_every *e, bool stopping)
-{
-	return stopping ? log_every_take(e) : log_every_due(e, 0, 60);
-}
-
 /* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). */
 static void say_held_back(struct dispatch *d, bool stopping)
 {
 	const char *note = stopping ? DISPATCH_NOTE_STOPPING : DISPATCH_NOTE_PERIODIC;
 	uint64_t n;
 
-	if ((n = take_due(&d->auth_refusals, stopping)) > 0)
+	if ((n = log_every_held(&d->auth_refusals, 60, stopping)) > 0)
 		say_auth_refusals(d, n, note);
-	if ((n = take_due(&d->plain_refusals, stopping)) > 0)
+	if ((n = log_every_held(&d->plain_refusals, 60, stopping)) > 0)
 		say_plain_refusals(d, n, note);
-	if ((n = take_due(&d->no_memory_log, stopping)) > 0)
+	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
-	if ((n = take_due(&d->malformed_log, stopping)) > 0)
+	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
 		say_malformed(d, n, note);
 }
 
@@ -620,13 +613,10 @@ static int op_get(struct dispatch *d, const struct codec_request *req, const str
 		return codec_reply_error(out, req->request_id, CODEC_LIMIT,
 		                         "the session's data is too large for a LOAD reply; "
 		                         "GET it");
-	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
-		return -1;
-	if (req->op == CODEC_OP_LOAD &&
-	    (mp_write_array(out, 2) == -1 || mp_write_bin(out, data, len) == -1 ||
-	     mp_write_uint(out, flashes) == -1))
-		return -1;
-	if (req->op != CODEC_OP_LOAD && mp_write_bin(out, data, len) == -1)
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    (req->op == CODEC_OP_LOAD && mp_write_array(out, 2) == -1) ||
+	    mp_write_bin(out, data, len) == -1 ||
+	    (req->op == CODEC_OP_LOAD && mp_write_uint(out, flashes) == -1))
 		return -1;
 	return codec_frame_close(out, at);
 }

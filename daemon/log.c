@@ -93,3 +93,8 @@ uint64_t log_every_take(struct log_every *e)
 	e->pending = 0;
 	return due;
 }
+
+uint64_t log_every_held(struct log_every *e, unsigned period_s, bool stopping)
+{
+	return stopping ? log_every_take(e) : log_every_due(e, 0, period_s);
+}

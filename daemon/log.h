@@ -61,4 +61,13 @@ uint64_t log_every_due(struct log_every *e, uint64_t n, unsigned period_s);
  */
 uint64_t log_every_take(struct log_every *e);
 
+/*
+ * log_every_held(e, period_s, stopping):
+ * What a periodic check (the server's tick) or a stop reports of ${e}: all that is pending
+ * when ${stopping} (log_every_take), else what is due now that ${period_s} passed since the
+ * last line (log_every_due with nothing new), so that a burst's count comes at the end of
+ * its period, not at the next occurrence. Returns 0 for none.
+ */
+uint64_t log_every_held(struct log_every *e, unsigned period_s, bool stopping);
+
 #endif

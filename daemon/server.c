@@ -306,8 +306,7 @@ static void say_refusals(const struct server *srv, uint64_t refused)
  */
 static void server_log_held_back(struct server *srv, bool stopping)
 {
-	uint64_t refused = stopping ? log_every_take(&srv->refusals)
-	                            : log_every_due(&srv->refusals, 0, SERVER_REFUSED_LOG_S);
+	uint64_t refused = log_every_held(&srv->refusals, SERVER_REFUSED_LOG_S, stopping);
 
 	if (refused > 0)
 		say_refusals(srv, refused);

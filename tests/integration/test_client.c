@@ -4127,17 +4127,27 @@ LEAK_CHECKED_TEST(fake_server, flash_push_existing_to_an_older_server_falls_back
 	tmp_finish(&l, pid, "fake server");
 }
 
-/* TTL answered UNKNOWN_OP (a daemon older than TTL), or with 0, which no live session has. */
-static int ttl_answer(int fd, const struct codec_request *req, int conn, int nth)
+/*
+ * A server older than a request: HELLO, then UNKNOWN_OP to the first request, then OK with
+ * the ${len} bytes of ${result} (a reply of the wrong shape) to the second.
+ */
+static int unknown_then(int fd, const struct codec_request *req, int nth, const void *result,
+                        size_t len)
 {
-	(void)conn;
 	if (nth == 0)
 		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
 	if (nth == 1)
 		return fake_reply(fd, req->request_id, CODEC_UNKNOWN_OP, "\xaeunknown opcode", 15);
 	if (nth == 2)
-		return fake_reply(fd, req->request_id, CODEC_OK, "\x00", 1);
+		return fake_reply(fd, req->request_id, CODEC_OK, result, len);
 	return -1;
+}
+
+/* TTL answered UNKNOWN_OP (a daemon older than TTL), or with 0, which no live session has. */
+static int ttl_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	return unknown_then(fd, req, nth, "\x00", 1);
 }
 
 LEAK_CHECKED_TEST(fake_server, ttl_from_an_older_or_faulty_server)
@@ -4164,13 +4174,7 @@ LEAK_CHECKED_TEST(fake_server, ttl_from_an_older_or_faulty_server)
 static int load_answer(int fd, const struct codec_request *req, int conn, int nth)
 {
 	(void)conn;
-	if (nth == 0)
-		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
-	if (nth == 1)
-		return fake_reply(fd, req->request_id, CODEC_UNKNOWN_OP, "\xaeunknown opcode", 15);
-	if (nth == 2)
-		return fake_reply(fd, req->request_id, CODEC_OK, "\xc4\x01x", 3);
-	return -1;
+	return unknown_then(fd, req, nth, "\xc4\x01x", 3);
 }
 
 LEAK_CHECKED_TEST(fake_server, load_from_an_older_or_faulty_server)

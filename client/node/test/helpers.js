@@ -277,4 +277,43 @@ function once(emitter, event, timeoutMs = 15000) {
   });
 }
 
-module.exports = { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+// Gates: a slow route holds at gates.hold(name) until the test calls gates.open(name).
+class Gates {
+  constructor() {
+    this.waiting = new Map();
+  }
+
+  hold(name) {
+    return new Promise((resolve) => this.waiting.set(name, resolve));
+  }
+
+  arrived(name) {
+    return waitFor(() => this.waiting.has(name), `request ${name} to load the session and wait`);
+  }
+
+  open(name) {
+    const r = this.waiting.get(name);
+    this.waiting.delete(name);
+    r();
+  }
+}
+
+// requireOp(url, op, args, name, prepare): rejects, saying so plainly, when the daemon at url
+// answers op (sent with args, after the optional async prepare(client)) UNKNOWN_OP: tests of
+// a newer opcode need a daemon that has it, rather than failing obscurely.
+async function requireOp(url, op, args, name, prepare = null) {
+  const { Client, codec } = require('..');
+  const c = new Client({ url, poolSize: 1 });
+  try {
+    await c.ready();
+    if (prepare) await prepare(c);
+    const r = await c.slots[0].conn.request(op, args).catch((err) => err);
+    if (r && r.sessdStatus === codec.STATUS.UNKNOWN_OP) {
+      throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than ${name} (0x${op.toString(16)}): rebuild it`);
+    }
+  } finally {
+    c.close();
+  }
+}
+
+module.exports = { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };

@@ -17,7 +17,7 @@ const session = require('express-session');
 const { encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, codec } = require('..');
 const { FLASH_COUNT } = require('../lib/store');
-const { Daemon, Browser, listen, closeServer, waitFor, fakePeer, once, sleep } = require('./helpers');
+const { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, fakePeer, once, sleep } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const SECRET = 'load-test-secret';
@@ -25,15 +25,7 @@ let daemon;
 
 test.before(async () => {
   daemon = await new Daemon().start();
-  // These tests need a daemon with LOAD: say so plainly rather than fail obscurely.
-  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
-  try {
-    await c.ready();
-    const r = await c.slots[0].conn.request(OP.LOAD, [null, 'probe']).catch((err) => err);
-    if (r && r.sessdStatus === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than LOAD (0x16): rebuild it`);
-  } finally {
-    c.close();
-  }
+  await requireOp(daemon.unixUrl, OP.LOAD, [null, 'probe'], 'LOAD');
 });
 
 test.after(async () => {
@@ -255,26 +247,6 @@ async function serve(t, store, gates) {
     store.close();
   });
   return base;
-}
-
-class Gates {
-  constructor() {
-    this.waiting = new Map();
-  }
-
-  hold(name) {
-    return new Promise((resolve) => this.waiting.set(name, resolve));
-  }
-
-  arrived(name) {
-    return waitFor(() => this.waiting.has(name), `request ${name} to load the session and wait`);
-  }
-
-  open(name) {
-    const r = this.waiting.get(name);
-    this.waiting.delete(name);
-    r();
-  }
 }
 
 // setup(t, url, storeOpts): { store, base, gates, ops, br } with br logged in (a stored

@@ -15,7 +15,7 @@ const express = require('express');
 const session = require('express-session');
 const { encode, decode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, codec, dataTag } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, fakePeer, once, sleep, REPO_DIR } = require('./helpers');
+const { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, fakePeer, once, sleep, REPO_DIR } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const SECRET = 'merge-test-secret';
@@ -23,41 +23,13 @@ let daemon;
 
 test.before(async () => {
   daemon = await new Daemon().start();
-  // These tests need a daemon with SET_IF: say so plainly rather than fail obscurely.
-  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
-  try {
-    await c.set('merge-probe', 'p', 'x', 60000);
-    const r = await c.slots[0].conn.request(OP.SET_IF, [null, 'p', Buffer.from('y'), 60000, Buffer.alloc(16)]).catch((err) => err);
-    if (r && r.sessdStatus === STATUS.UNKNOWN_OP) throw new Error(`the sessd at ${process.env.SESSD_BIN || 'build/daemon/sessd'} is older than SET_IF (0x14): rebuild it`);
-  } finally {
-    c.close();
-  }
+  await requireOp(daemon.unixUrl, OP.SET_IF, [null, 'p', Buffer.from('y'), 60000, Buffer.alloc(16)], 'SET_IF',
+    (c) => c.set('merge-probe', 'p', 'x', 60000));
 });
 
 test.after(async () => {
   if (daemon) await daemon.cleanup();
 });
-
-// Gates: a slow route holds at gates.hold(name) until the test calls gates.open(name).
-class Gates {
-  constructor() {
-    this.waiting = new Map();
-  }
-
-  hold(name) {
-    return new Promise((resolve) => this.waiting.set(name, resolve));
-  }
-
-  arrived(name) {
-    return waitFor(() => this.waiting.has(name), `request ${name} to load the session and wait`);
-  }
-
-  open(name) {
-    const r = this.waiting.get(name);
-    this.waiting.delete(name);
-    r();
-  }
-}
 
 const json = (r) => JSON.parse(r.body);
 
