@@ -163,6 +163,9 @@ struct bench {
 	uint64_t timed_start_ns;
 	uint64_t timed_end_ns;
 	uint64_t requests; /* wire requests completed in TIMED (Redis: a flash pop is 4) */
+	/* Bytes sent and received in TIMED: what the transport carried per operation. */
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
 	uint64_t max_at_ns;
 	struct hist all;
 	struct bench_kind_stats kinds[WORKLOAD_KINDS];
@@ -513,6 +516,8 @@ static void bench_conn_flush(struct bench_conn *c)
 			return;
 		}
 		c->out_sent += (size_t)n;
+		if (c->b->phase == PHASE_TIMED)
+			c->b->bytes_sent += (uint64_t)n;
 	}
 	buf_reset(&c->out);
 	c->out_sent = 0;
@@ -605,6 +610,8 @@ static void bench_on_read(evutil_socket_t fd, short what, void *arg)
 			bench_fail(b, "the server closed a connection");
 			return;
 		}
+		if (b->phase == PHASE_TIMED)
+			b->bytes_received += (uint64_t)n;
 		if (b->wire->feed(c->wire_state, b->read_scratch, (size_t)n) < 0) {
 			bench_fail(b, "out of memory");
 			return;
@@ -864,6 +871,9 @@ static void bench_report(const struct bench *b)
 		       bench_us(hist_quantile(&b->all, 0.999)), bench_us(b->all.max),
 		       hist_mean(&b->all) / 1000.0, errors, misses, b->load_errors);
 		printf(",\"client_cpu_us_per_op\":%.3f", ops ? client_cpu * 1e6 / (double)ops : 0);
+		printf(",\"bytes_sent_per_op\":%.1f,\"bytes_received_per_op\":%.1f",
+		       ops ? (double)b->bytes_sent / (double)ops : 0,
+		       ops ? (double)b->bytes_received / (double)ops : 0);
 		if (server_cpu >= 0)
 			printf(",\"server_cpu_s\":%.3f,\"server_cpu_us_per_op\":%.3f", server_cpu,
 			       ops ? server_cpu * 1e6 / (double)ops : 0);
@@ -957,12 +967,14 @@ static void bench_usage(FILE *f)
 	    "                       redis://host:port or redis+unix:/path (Redis)\n"
 	    "  --connections N      connections, all on one event loop (default 50)\n"
 	    "  --pipeline N         requests in flight per connection (default 1)\n"
-	    "  --value-size BYTES   session JSON size for SET (default 1024)\n"
+	    "  --value-size BYTES   session JSON size for SET and echo (default 1024)\n"
 	    "  --duration SECONDS   timed run (default 5)\n"
 	    "  --warmup SECONDS     run before timing starts (default 1)\n"
 	    "  --mix SPEC           default " BENCH_DEFAULT_MIX "\n"
 	    "                       (flash = FLASH_PUSH then FLASH_POP; ping=100 for the "
-	    "transport)\n"
+	    "transport;\n"
+	    "                       echo=100: PINGs carrying --value-size bytes, answered with "
+	    "them)\n"
 	    "  --keys N             sessions SET before the run, GETs pick among them (default "
 	    "10000)\n"
 	    "  --namespace NS       sessd namespace / Redis key prefix \"NS:\"\n"

@@ -162,6 +162,13 @@ static int wire_redis_encode(struct buf *out, const struct wire_ctx *ctx,
 	case WORKLOAD_PING:
 		rc = (wire_redis_header(out, '*', 1) || wire_redis_str(out, "PING")) ? -1 : 0;
 		break;
+	case WORKLOAD_ECHO:
+		/* PING with a message answers with it, as sessd's PING with a payload does. */
+		rc = (wire_redis_header(out, '*', 2) || wire_redis_str(out, "PING") ||
+		      wire_redis_arg(out, op->value, op->value_len))
+		         ? -1
+		         : 0;
+		break;
 	default:
 		errno = EINVAL;
 		break;

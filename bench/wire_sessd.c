@@ -112,10 +112,12 @@ static int wire_sessd_encode(struct buf *out, const struct wire_ctx *ctx,
 	    [WORKLOAD_FLASH_PUSH] = CODEC_OP_FLASH_PUSH,
 	    [WORKLOAD_FLASH_POP] = CODEC_OP_FLASH_POP,
 	    [WORKLOAD_PING] = CODEC_OP_PING,
+	    [WORKLOAD_ECHO] = CODEC_OP_PING,
 	};
 	struct codec_request req = {
 	    .op = op_codes[op->kind],
 	    .request_id = request_id,
+	    .ping_payload = op->kind == WORKLOAD_ECHO,
 	};
 
 	if (ctx->ns) {

@@ -18,7 +18,7 @@ struct workload {
 };
 
 static const char *const workload_names[WORKLOAD_KINDS] = {
-    "get", "touch", "set", "destroy", "flash_push", "flash_pop", "ping",
+    "get", "touch", "set", "destroy", "flash_push", "flash_pop", "ping", "echo",
 };
 
 const char *workload_kind_name(enum workload_kind kind)
@@ -229,7 +229,7 @@ void workload_next(const struct workload *w, const struct workload_mix *mix, str
 	op->kind = (enum workload_kind)kind;
 	/* The low half picks the key; the modulo bias over 2^32 is far below what matters here. */
 	op->key = keys ? (r & 0xffffffffu) % keys : 0;
-	if (kind == WORKLOAD_SET) {
+	if (kind == WORKLOAD_SET || kind == WORKLOAD_ECHO) {
 		op->value = workload_value(w, r >> 40);
 		op->value_len = w->value_size;
 	} else if (kind == WORKLOAD_FLASH_PUSH) {

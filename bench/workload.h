@@ -18,6 +18,7 @@ enum workload_kind {
 	WORKLOAD_FLASH_PUSH,
 	WORKLOAD_FLASH_POP,
 	WORKLOAD_PING,
+	WORKLOAD_ECHO, /* a PING carrying a value (value_size bytes), answered with it */
 	WORKLOAD_KINDS
 };
 
@@ -29,7 +30,7 @@ enum workload_kind {
 struct workload_op {
 	enum workload_kind kind;
 	uint64_t key;         /* index into the id table */
-	const uint8_t *value; /* SET: value_size bytes, borrowed from the workload */
+	const uint8_t *value; /* SET, ECHO: value_size bytes, borrowed from the workload */
 	size_t value_len;
 	uint64_t ttl_ms;
 };
@@ -48,12 +49,13 @@ struct workload_gen {
 	int64_t pending_pop; /* key of a FLASH_PUSH whose FLASH_POP comes next, or -1 */
 };
 
-/* workload_kind_name(kind): "get", "touch", "set", "destroy", "flash_push", "flash_pop", "ping". */
+/* workload_kind_name(kind): "get", "touch", "set", "destroy", "flash_push", "flash_pop", "ping",
+ * "echo". */
 const char *workload_kind_name(enum workload_kind kind);
 
 /*
  * workload_mix_parse(mix, text):
- * Parse "get=60,touch=20,set=14,destroy=2,flash=4" (any subset, any order; ping too) into
+ * Parse "get=60,touch=20,set=14,destroy=2,flash=4" (any subset, any order; ping and echo too) into
  * ${mix}. Returns 0, or -1 for an unknown name, a bad number or an all-zero mix.
  */
 int workload_mix_parse(struct workload_mix *mix, const char *text);

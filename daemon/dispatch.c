@@ -265,6 +265,17 @@ static int reply_nil(struct buf *out, uint64_t request_id)
 	return 0;
 }
 
+/* An OK reply whose result is ${len} bytes as a bin. */
+static int reply_bin(struct buf *out, uint64_t request_id, const uint8_t *bytes, size_t len)
+{
+	size_t at;
+
+	if (codec_reply_open(out, request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_bin(out, bytes, len) == -1 || codec_frame_close(out, at) == -1)
+		return -1;
+	return 0;
+}
+
 static int reply_uint(struct buf *out, uint64_t request_id, uint64_t v)
 {
 	size_t at;
@@ -1100,6 +1111,9 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	request_key(req, frame, &key);
 	switch (req->op) {
 	case CODEC_OP_PING:
+		/* A payload fits the reply: its frame is no longer than the request's. */
+		if (req->ping_payload)
+			return reply_bin(out, req->request_id, req->data.ptr, req->data.len);
 		return reply_nil(out, req->request_id);
 	case CODEC_OP_GET:
 	case CODEC_OP_LOAD:

@@ -248,6 +248,8 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		r->pos = body_end;
 		return NULL;
 	case CODEC_OP_PING:
+		if (req->ping_payload && mp_read_bytes(r, &req->data, NULL) == -1)
+			return "a PING's payload must be a bin or str";
 		return NULL;
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
@@ -346,7 +348,9 @@ int codec_decode_request(const uint8_t *body, size_t len, struct codec_request *
 		*why = "unknown opcode";
 		return -1;
 	}
-	if (n - 2 != (uint32_t)argc) {
+	/* PING alone takes an optional argument: a payload to be answered with. */
+	req->ping_payload = op == CODEC_OP_PING && n == 3;
+	if (n - 2 != (uint32_t)argc && !req->ping_payload) {
 		err = "wrong number of arguments for the opcode";
 		goto fail;
 	}
@@ -378,7 +382,7 @@ static bool request_valid(const struct codec_request *req)
 	case CODEC_OP_HELLO:
 		return req->client_name.len <= 64 && (req->auth.len == 0 || req->auth.ptr != NULL);
 	case CODEC_OP_PING:
-		return true;
+		return !req->ping_payload || req->data.len == 0 || req->data.ptr != NULL;
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
 	case CODEC_OP_TTL:
@@ -454,7 +458,7 @@ static int write_args(struct buf *out, const struct codec_request *req)
 			return mp_write_nil(out);
 		return buf_append(out, req->auth.ptr, req->auth.len);
 	case CODEC_OP_PING:
-		return 0;
+		return req->ping_payload ? mp_write_bin(out, req->data.ptr, req->data.len) : 0;
 	case CODEC_OP_STATS:
 		/* nil means the whole server here, so the default namespace must be named. */
 		if (req->ns_all)
@@ -511,13 +515,14 @@ static int write_args(struct buf *out, const struct codec_request *req)
 int codec_encode_request(struct buf *out, const struct codec_request *req)
 {
 	size_t start = out->len, at;
+	uint32_t elements;
 
 	if (!request_valid(req)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (codec_frame_open(out, &at) == -1 ||
-	    mp_write_array(out, 2 + (uint32_t)op_argc(req->op)) == -1 ||
+	elements = 2 + (uint32_t)op_argc(req->op) + (req->ping_payload ? 1 : 0);
+	if (codec_frame_open(out, &at) == -1 || mp_write_array(out, elements) == -1 ||
 	    mp_write_uint(out, req->op) == -1 || mp_write_uint(out, req->request_id) == -1 ||
 	    write_args(out, req) == -1)
 		goto fail;

@@ -102,7 +102,8 @@ struct codec_request {
 	/* GET SET SET_IF TOUCH DESTROY TTL FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
 	struct mp_bytes id;
 	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
-	struct mp_bytes data;        /* SET SET_IF */
+	struct mp_bytes data;        /* SET SET_IF; PING's payload when ping_payload */
+	bool ping_payload;           /* PING: it carries a payload (data), answered with it */
 	uint64_t ttl_ms;             /* SET SET_IF TOUCH FLASH_PUSH(_EXISTING) */
 	struct mp_bytes expect;      /* SET_IF: bin of exactly CODEC_TAG_BYTES */
 	struct mp_bytes flash_type;  /* FLASH_PUSH(_EXISTING); FLASH_POP unless flash_all */

@@ -157,6 +157,13 @@ req("ping request id 2^32 (uint64)", arr(u(PING), u(2**32)), {"op": PING, "reque
 req("ping request id 2^53 (a decimal string in JSON)", arr(u(PING), u(2**53)),
     {"op": PING, "request_id": 2**53})
 req("ping request id 2^64-1", arr(u(PING), u(U64MAX)), {"op": PING, "request_id": U64MAX})
+req("ping with a payload (answered with it)", arr(u(PING), u(6), b(DATA)),
+    {"op": PING, "request_id": 6, "ping_payload": True, "data_hex": DATA.hex()})
+req("ping with an empty payload", arr(u(PING), u(7), b(b"")),
+    {"op": PING, "request_id": 7, "ping_payload": True, "data_hex": ""})
+req("ping with a str payload (answered as bin)", arr(u(PING), u(8), s("abc")),
+    {"op": PING, "request_id": 8, "ping_payload": True, "data_hex": b"abc".hex()},
+    canonical=False)
 req("get default namespace", arr(u(GET), u(7), nil(), s("abc")),
     {"op": GET, "request_id": 7, "ns": None, "id": "abc"})
 req("get named namespace, bin id", arr(u(GET), u(8), s("app1"), b(b"abc")),
@@ -295,6 +302,7 @@ req("request array as array16", b"\xdc\x00\x02" + u(PING) + u(39),
 # ---------------- valid replies ----------------
 rep("ok nil (ping, set)", 5, 0, nil())
 rep("ok bin (get)", 7, 0, b(DATA))
+rep("ok bin (ping with a payload)", 6, 0, b(DATA))
 rep("ok uint (count)", 26, 0, u(3))
 rep("ok uint64 (stats value)", 26, 0, u(2**40))
 rep("ok uint32 (ttl: an hour less 130 ms)", 45, 0, u(3599870))
@@ -419,7 +427,9 @@ bad("ttl with an empty id", arr(u(TTL), u(1), nil(), s("")))
 bad("load with a type argument (it takes none)", arr(u(LOAD), u(1), nil(), s("abc"), nil()))
 bad("load without an id", arr(u(LOAD), u(1), nil()))
 bad("get with 1 argument", arr(u(GET), u(1), nil()))
-bad("ping with an argument", arr(u(PING), u(1), nil()))
+bad("ping with a nil payload", arr(u(PING), u(1), nil()))
+bad("ping with a uint payload", arr(u(PING), u(1), u(5)))
+bad("ping with 2 arguments", arr(u(PING), u(1), b(b"x"), b(b"y")))
 bad("hello without auth", arr(u(HELLO), u(1), u(1), s("app")))
 bad("set with 5 arguments", arr(u(SET), u(1), nil(), s("a"), b(b"x"), u(5), u(5)))
 bad("set_if without expect", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5)))

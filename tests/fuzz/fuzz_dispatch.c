@@ -326,6 +326,27 @@ static void op_get(struct fuzz *f, struct codec_request *req, struct model_sessi
 	check(got.len == s->len && (s->len == 0 || memcmp(got.ptr, s->data, s->len) == 0));
 }
 
+/* A PING is answered with nil, or with its payload; the reply no longer than the request but
+ * for a short str payload's coming back as bin (one byte more). */
+static void check_ping_reply(struct fuzz *f, const struct codec_request *req, size_t request_len,
+                             const struct codec_reply *rep)
+{
+	struct mp_reader r;
+	struct mp_bytes got;
+
+	check(rep->status == CODEC_OK && rep->request_id == req->request_id);
+	check(f->out.len - CODEC_HEADER_BYTES <= request_len + 1);
+	reader_of(rep, &r);
+	if (!req->ping_payload) {
+		check(mp_read_nil(&r) == 0);
+	} else {
+		check(mp_read_bin(&r, &got) == 0);
+		check(got.len == req->data.len &&
+		      (got.len == 0 || memcmp(got.ptr, req->data.ptr, got.len) == 0));
+	}
+	check(mp_reader_left(&r) == 0);
+}
+
 static void op_set(struct fuzz *f, struct codec_request *req, struct model_session *s,
                    bool conditional, bool right_tag)
 {
@@ -760,8 +781,12 @@ static void run_op(struct fuzz *f, struct input *in)
 		 * back: only frames that fail to decode, and PINGs, go as they are */
 		if (len > 0 && (codec_decode_request(in->p, len, &req, &status, &why) == -1 ||
 		                req.op == CODEC_OP_PING)) {
+			bool ping = req.op == CODEC_OP_PING && f->peer.ready &&
+			            codec_decode_request(in->p, len, &req, &status, &why) == 0;
 			enum dispatch_verdict v = send_frame(f, in->p, len, &rep);
 
+			if (ping)
+				check_ping_reply(f, &req, len, &rep);
 			in->p += len;
 			in->left -= len;
 			if (v == DISPATCH_CLOSE || !f->peer.ready)

@@ -450,6 +450,42 @@ LEAK_CHECKED_TEST(dispatch, ping)
 	cr_assert_eq(rep.result.ptr[0], 0xc0);
 }
 
+LEAK_CHECKED_TEST(dispatch, ping_payload_is_answered_with_it)
+{
+	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 78, .ping_payload = true};
+	uint8_t payload[3000];
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)(i * 7);
+	req.data.ptr = payload;
+	req.data.len = sizeof payload;
+	hello();
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(rep.request_id, 78);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert_eq(mp_reader_left(&r), 0);
+	cr_assert_eq(got.len, sizeof payload);
+	cr_assert_eq(memcmp(got.ptr, payload, sizeof payload), 0);
+	/* No frame of the reply is longer than the request's. */
+	cr_assert_leq(fx.out.len, fx.req.len);
+}
+
+LEAK_CHECKED_TEST(dispatch, ping_with_a_nil_payload_is_bad_request)
+{
+	static const uint8_t body[] = {0x93, 0x02, 0x09, 0xc0};
+	struct codec_reply rep;
+
+	hello();
+	cr_assert_eq(call_raw(body, sizeof body, NOW, &rep), DISPATCH_CLOSE);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+	cr_assert_eq(rep.request_id, 9);
+}
+
 static uint64_t push(const char *id, const char *type, const char *msg, bool is_bin)
 {
 	struct codec_request req = {.op = CODEC_OP_FLASH_PUSH, .request_id = 4, .ttl_ms = 60000};

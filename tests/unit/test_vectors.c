@@ -341,6 +341,8 @@ static void expected_request(const struct jval *r, struct codec_request *q, stru
 		q->limit = (uint32_t)juint(v);
 	if ((v = jget(r, "version")) != NULL)
 		q->version = (uint32_t)juint(v);
+	if ((v = jget(r, "ping_payload")) != NULL)
+		q->ping_payload = v->type == J_BOOL && v->b;
 }
 
 static void owned_free(struct owned *own)
@@ -365,6 +367,7 @@ static void assert_request_eq(const char *name, const struct codec_request *got,
 	cr_expect(bytes_eq(got->id, want->id), "%s: id", name);
 	cr_expect_eq(got->id_is_bin, want->id_is_bin, "%s: id_is_bin", name);
 	cr_expect(bytes_eq(got->data, want->data), "%s: data", name);
+	cr_expect_eq(got->ping_payload, want->ping_payload, "%s: ping_payload", name);
 	cr_expect_eq(got->ttl_ms, want->ttl_ms, "%s: ttl_ms", name);
 	cr_expect(bytes_eq(got->flash_type, want->flash_type), "%s: type", name);
 	cr_expect_eq(got->flash_all, want->flash_all, "%s: flash_all", name);

@@ -548,8 +548,14 @@ function decodeRequestBody(body) {
     err.requestId = requestId;
     throw err;
   }
-  if (spans.length !== 2 + kinds.length) throw new ProtocolError(`opcode ${op} takes ${kinds.length} arguments`);
+  // PING alone takes an optional argument: a payload it is answered with.
+  const pingPayload = op === OP.PING && spans.length === 3;
+  if (spans.length !== 2 + kinds.length && !pingPayload) throw new ProtocolError(`opcode ${op} takes ${kinds.length} arguments`);
   const out = { op, request_id: requestId };
+  if (pingPayload) {
+    out.ping_payload = true;
+    out.data_hex = readBytes(body, spans[2], 'payload', true, true).bytes.toString('hex');
+  }
   kinds.forEach((kind, i) => {
     const sp = spans[2 + i];
     switch (kind) {
