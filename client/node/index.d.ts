@@ -77,6 +77,9 @@ declare namespace connectSessd {
    * A request that was not carried out because sessd is down or restarting (it said
    * SHUTTING_DOWN and no other connection could take the request) is `ESESSD_DISCONNECTED`
    * with `status` and `statusCode` 503 and `notCarriedOut` true, for Express's error handler.
+   * A request whose connection broke under it (a crash) may or may not have been carried out:
+   * the socket's code (`ECONNRESET`, `EPIPE`) or `ESESSD_CLOSED`, 503, `notCarriedOut` unset;
+   * set, setIf, touch and destroy are first sent again (see `restartWaitMs`), flash pushes not.
    */
   type ErrorWithCode = Error & { code?: string; status?: number; statusCode?: number; expose?: boolean; notCarriedOut?: boolean };
 
@@ -115,7 +118,7 @@ declare namespace connectSessd {
     /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
     reconnectMinMs?: number;
     reconnectMaxMs?: number;
-    /** How long a request a restarting daemon did not carry out (SHUTTING_DOWN) waits for the pool to reconnect before it fails with 503 (default `timeoutMs`, else 5000; 0: at once). */
+    /** How long a change made while the pool reconnects, a request a restarting daemon did not carry out (SHUTTING_DOWN), or a set, setIf, touch or destroy whose connection broke under it (a crash) waits for the pool to reconnect before it fails with 503 (default `timeoutMs`, else 5000; 0: at once). */
     restartWaitMs?: number;
     /** The daemon's shared secret: a string (its UTF-8 bytes) or 1..1024 bytes. */
     auth?: string | Uint8Array | null;
@@ -177,11 +180,11 @@ declare namespace connectSessd {
      */
     load(ns: Namespace, id: SessionKey): Promise<LoadResult | null>;
     set(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number): Promise<void>;
-    /** Stores data only if the session's data has the tag `expect` (see dataTag). */
+    /** Stores data only if the session's data has the tag `expect` (see dataTag). Sent again after a crash, one that meets the data it sent resolves 'ok'. */
     setIf(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
     /** Whether the session existed. */
     touch(ns: Namespace, id: SessionKey, ttlMs: number): Promise<boolean>;
-    /** Whether the session existed. */
+    /** Whether the session existed (false when sent again after a crash that came after it was carried out). */
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
     /**
      * The session's remaining lifetime in ms (at least 1, by the daemon's clock), or null when
@@ -189,7 +192,7 @@ declare namespace connectSessd {
      * Changes nothing. Rejects with UNKNOWN_OP from a daemon older than TTL.
      */
     ttl(ns: Namespace, id: SessionKey): Promise<number | null>;
-    /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. */
+    /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. At most once: not sent again after a crash (it rejects with 503). */
     flashPush(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number>;
     /**
      * flashPush that never creates a session: null (nothing pushed) when the session does not

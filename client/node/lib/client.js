@@ -4,13 +4,15 @@
 // hash of the id, so the operations one process makes on one session are answered in the
 // order they were made even when the caller does not wait (a flash push and the session
 // save that follows it); other requests go round robin. A connection that is down is
-// skipped; when every connection is down, requests fail at once (express-session then
-// serves requests without a session, see the 'disconnect' event).
+// skipped; when every connection is down, reads fail at once (express-session then
+// serves requests without a session, see the 'disconnect' event) and changes wait for the
+// pool to reconnect (see request); changes a SHUTTING_DOWN or a crash left unanswered are
+// sent again (see resend).
 
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
 const codec = require('./codec');
-const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, unavailableError, AUTH_CODE } = require('./connection');
+const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -104,6 +106,26 @@ function hashId(id) {
 // The changes request() holds while the pool reconnects (see there); reads fail at once.
 const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
 
+// The changes sent again when their connection broke before their reply was read (sessd
+// crashed: ECONNRESET or EOF, no SHUTTING_DOWN; see resend). Each may have been carried out
+// already, even logged to --data-dir, and the repeat leaves the session as one would: SET
+// stores the same bytes again (its flashes kept), TOUCH sets the same ttl from a moment later,
+// DESTROY finds nothing left (NOT_FOUND: destroy() resolves false), and a SET_IF meets its own
+// first attempt's data (see ownWrite). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
+// out twice queues its message twice, and the page shows it twice; a push stays at most once
+// and fails (a 503). Not reads: the app answers 503 at once, as while sessd is down.
+const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.DESTROY]);
+
+// maybeCarriedOut(err, why): the error of a request whose connection broke under it (err, or
+// later a SHUTTING_DOWN) and that is not sent again (why): it may or may not have been carried
+// out. A 503 with the socket's code (ECONNRESET), as a break fails the other requests.
+function maybeCarriedOut(err, why) {
+  const code = !(err instanceof SessdError) && typeof err.code === 'string' ? err.code : 'ECONNRESET';
+  const out = connectionError(code, `sessd connection broke under the request (${err.message}), and ${why}: it may or may not have been carried out`);
+  out.cause = err;
+  return out;
+}
+
 // Events: 'connect' (hello) when the first connection is ready after none was;
 // 'disconnect' (err) when the last ready connection closed, or before any was ready when an
 // attempt failed, and once more while down when attempts start failing with ESESSD_AUTH
@@ -139,6 +161,9 @@ class Client extends EventEmitter {
     this.restartWaitMs = opts.restartWaitMs ?? (this.connOpts.timeoutMs || 5000);
     // Called at the next 'ready' of any pool connection (see resend).
     this.readyWaiters = [];
+    // 'ready's of pool connections so far: each connection is numbered (conn.readyGen), so that
+    // resend tells a connection made since a break from one that was ready before it.
+    this.readyGens = 0;
     this.slots = [];
     this.readyCount = 0;
     this.connected = null; // null: not yet known
@@ -158,7 +183,13 @@ class Client extends EventEmitter {
     const conn = this.newConnection(this.connOpts);
     slot.conn = conn;
     conn.onNotCarriedOut = (entry, err) => this.resend(entry, err);
+    conn.onBroken = (entry, err) => {
+      if (!REPEATABLE_OPS.has(entry.op) || this.closed) return false;
+      this.resend(entry, err, conn);
+      return true;
+    };
     conn.on('ready', (hello) => {
+      conn.readyGen = ++this.readyGens;
       slot.attempts = 0;
       this.hello = hello;
       this.wasConnected = true;
@@ -278,27 +309,66 @@ class Client extends EventEmitter {
     });
   }
 
-  // resend(entry, err): a request of a pool connection that said SHUTTING_DOWN (err) was not
-  // carried out: sent again, on another ready connection of the pool (the session's next
-  // one, so that one session's requests keep their order) if there is one. With none (every
-  // connection heard SHUTTING_DOWN at once: the daemon is restarting) it waits for the pool
-  // to reconnect, then goes out: express-session sends a redirect's headers before its save
+  // resend(entry, err, brokenOn): sends again a request a pool connection did not answer:
+  // err is a SHUTTING_DOWN (brokenOn null: the request was not carried out), or the break of
+  // brokenOn (a crash: the request, a change of REPEATABLE_OPS, may have been carried out).
+  // It goes on another ready connection of the pool (the session's next one, so that one
+  // session's requests keep their order) if there is one. With none (every connection heard
+  // SHUTTING_DOWN or broke at once: the daemon is restarting) it waits for the pool to
+  // reconnect, then goes out: express-session sends a redirect's headers before its save
   // completes, so a save failed now would lose a change the user was already told about
-  // ("Added pear"). The connection it went to may be saying SHUTTING_DOWN too (the stop
-  // reaches the pool's connections one by one): it is sent again as long as restartWaitMs has
-  // not passed since the first SHUTTING_DOWN, once without that wait. After that, or when
-  // nothing is ready in time, it fails as a request does while sessd is down
-  // (ESESSD_DISCONNECTED, status 503).
-  resend(entry, err) {
-    const fail = () => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
-    const first = entry.retried || Date.now();
-    const left = this.restartWaitMs - (Date.now() - first);
-    const send = (conn) => conn.request(entry.op, entry.args, entry.key, first).then(entry.resolve, entry.reject);
+  // ("Added pear"). The connection it went to may be stopping or broken too (the stop or the
+  // crash reaches the pool's connections one by one): it is sent again as long as
+  // restartWaitMs has not passed since the first SHUTTING_DOWN or break, once without that
+  // wait. But a request that breaks a connection made after its first break (sessd crashed
+  // again with it) is not sent a third time: it may be what crashes sessd, and a daemon
+  // crashing in a loop is soon no longer restarted (systemd's StartLimitBurst). When it is
+  // not sent, or nothing is ready in time, it fails as a request does while sessd is down
+  // (ESESSD_DISCONNECTED, status 503), or, if an attempt broke, with the socket's code (503,
+  // not notCarriedOut). entry.retried carries the record of the attempts: { firstMs (the first
+  // SHUTTING_DOWN or break), breakGen (null, or readyGens at the first break) }.
+  resend(entry, err, brokenOn = null) {
+    const record = entry.retried ? { ...entry.retried } : { firstMs: Date.now(), breakGen: null };
+    const fail = (why = `no connection was ready again within restartWaitMs (${this.restartWaitMs} ms)`) => {
+      if (record.breakGen === null && brokenOn === null) entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+      else entry.reject(maybeCarriedOut(err, why));
+    };
+    if (brokenOn !== null) {
+      // conn.readyGen is unset on a connection that broke before its HELLO reply: a new one.
+      if (record.breakGen !== null && !(brokenOn.readyGen <= record.breakGen)) {
+        return fail('it broke a connection made since its first break: it is not sent a third time');
+      }
+      if (record.breakGen === null) record.breakGen = this.readyGens;
+    }
+    const left = this.restartWaitMs - (Date.now() - record.firstMs);
+    const send = (conn) => {
+      let sent = conn.request(entry.op, entry.args, entry.key, record);
+      if (record.breakGen !== null && entry.op === OP.SET_IF) sent = sent.catch((e) => this.ownWrite(entry, e));
+      sent.then(entry.resolve, entry.reject);
+    };
     if (this.closed || (entry.retried && left <= 0)) return fail();
     const other = this.pickReady(entry.key);
     if (other) return send(other);
     if (left <= 0) return fail();
     return this.whenReady(entry.key, left).then((ready) => (ready ? send(ready) : fail()));
+  }
+
+  // ownWrite(entry, err): the outcome of a SET_IF (entry) sent again after a break and
+  // answered err. A CONFLICT may be its own first attempt, carried out before the break (the
+  // session holds the data it sent, whose tag is not the one it expects): the session is read,
+  // and if it holds exactly the data sent, the save is done and resolves as OK would, as it
+  // must (a merge of the store would apply this request's changes a second time: mergeKey's
+  // "theirs" would be its own). Else (another request saved since) the CONFLICT stands; a GET
+  // that fails rejects with its error (the outcome is not known). Other errors stand.
+  async ownWrite(entry, err) {
+    if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT) || err.ownWriteChecked) throw err;
+    // An earlier attempt's resend reaches here with the same error: read once.
+    err.ownWriteChecked = true;
+    const r = await this.request(OP.GET, entry.args.slice(0, 2), entry.key);
+    if (r.status === STATUS.OK && r.result instanceof Uint8Array && toBuffer(r.result).equals(toBuffer(entry.args[2]))) {
+      return { status: STATUS.OK, result: null };
+    }
+    throw err;
   }
 
   // A rejected promise for a request no connection can take.
@@ -446,7 +516,8 @@ class Client extends EventEmitter {
   // A daemon older than SET_IF answers UNKNOWN_OP: this call and the later ones on that
   // connection store with a plain SET and resolve 'ok' (see requestNewer; a warning, code
   // ESESSD_NO_SET_IF, is emitted once per client). client.lacksSetIf: whether the last answer
-  // to a SET_IF was UNKNOWN_OP (undefined before any).
+  // to a SET_IF was UNKNOWN_OP (undefined before any). Sent again after its connection broke
+  // (see resend), a SET_IF that meets the data it sent resolves 'ok' (see ownWrite).
   async setIf(ns, id, data, ttlMs, expect) {
     const args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
     let r;
@@ -472,7 +543,8 @@ class Client extends EventEmitter {
     return (await this.request(OP.TOUCH, [checkNs(ns), checkId(id), checkTtl(ttlMs)], id)).status === STATUS.OK;
   }
 
-  // destroy(ns, id): true if the session existed.
+  // destroy(ns, id): true if the session existed (false when it was sent again after a break
+  // that came after it was carried out, see resend).
   async destroy(ns, id) {
     return (await this.request(OP.DESTROY, [checkNs(ns), checkId(id)], id)).status === STATUS.OK;
   }
@@ -492,7 +564,8 @@ class Client extends EventEmitter {
 
   // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push. A
   // session that does not exist is created, without data (PROTOCOL.md "Flashes"). A string
-  // msg travels as str; anything else as bin holding its MessagePack encoding.
+  // msg travels as str; anything else as bin holding its MessagePack encoding. At most once:
+  // not sent again when its connection breaks (see REPEATABLE_OPS).
   async flashPush(ns, id, type, msg, ttlMs) {
     return uintResult(await this.ok(OP.FLASH_PUSH, flashPushArgs(ns, id, type, msg, ttlMs), id), 'FLASH_PUSH result');
   }

@@ -233,6 +233,9 @@ class Connection extends EventEmitter {
     this.maxFrame = codec.DEFAULT_MAX_FRAME;
     this.hello = null;
     this.state = 'connecting';
+    // Set by the pool: what becomes of the requests a SHUTTING_DOWN or a break leaves (see fail).
+    this.onNotCarriedOut = null;
+    this.onBroken = null;
     this.pending = []; // FIFO of { id, op, args, key, retried, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
@@ -276,10 +279,12 @@ class Connection extends EventEmitter {
     this.writeErrorTimer = null;
     this.readOnAfterWriteError();
     this.socket.on('data', (chunk) => this.onData(chunk));
-    this.socket.on('error', (err) => this.fail(err));
+    // The socket's own errors and its end are a connection broken under its requests (see
+    // fail); errors found here (a timeout, a malformed reply) are not.
+    this.socket.on('error', (err) => this.fail(err, undefined, true));
     // A connection read on after a failed write fails with that error when no reply said why.
-    this.socket.on('end', () => this.writeError && this.fail(this.writeError));
-    this.socket.on('close', () => this.fail(this.writeError || connectionError('ECONNRESET', 'sessd connection closed')));
+    this.socket.on('end', () => this.writeError && this.fail(this.writeError, undefined, true));
+    this.socket.on('close', () => this.fail(this.writeError || connectionError('ECONNRESET', 'sessd connection closed'), undefined, true));
     if (this.connectTimeoutMs > 0) {
       // Checked after the poll phase, as a request's deadline is (see armTimer()): a HELLO
       // reply that came during a stall of the event loop is read first.
@@ -326,7 +331,7 @@ class Connection extends EventEmitter {
       if (!rs || rs.errored) return destroy.call(socket, err);
       this.writeError = err;
       if (this.isOpen) this.state = 'draining';
-      this.writeErrorTimer = setTimeout(() => this.fail(err), WRITE_ERROR_READ_MS);
+      this.writeErrorTimer = setTimeout(() => this.fail(err, undefined, true), WRITE_ERROR_READ_MS);
       this.writeErrorTimer.unref?.();
       return socket;
     };
@@ -349,9 +354,9 @@ class Connection extends EventEmitter {
 
   // request(op, args, key, retried): a promise of { status, result } for OK and NOT_FOUND;
   // rejects with SessdError for other statuses, or with the transport error that closed the
-  // connection. key (the session's, or undefined) and retried (false, or for the request
-  // sent again after a SHUTTING_DOWN, when the first one came: Date.now()) are kept for
-  // onNotCarriedOut.
+  // connection. key (the session's, or undefined) and retried (false, or for a request the
+  // pool sends again, its record of the earlier attempts: see Client.resend) are kept on the
+  // entry for onNotCarriedOut and onBroken.
   request(op, args, key, retried = false) {
     return this.send(op, args, this.timeoutMs, key, retried);
   }
@@ -661,13 +666,17 @@ class Connection extends EventEmitter {
     }
   }
 
-  // fail(err, culprit): closes the connection and rejects every pending request: culprit
-  // (default: the oldest) with err (a socket's own error made a 503: see brokenError), the
-  // rest with a closed error. After a SHUTTING_DOWN (err)
-  // none was carried out: each is handed to onNotCarriedOut(entry, err) when it is set (the
-  // pool sends it again elsewhere), else rejected with its own SessdError SHUTTING_DOWN whose
-  // notCarriedOut is true. Idempotent.
-  fail(err, culprit) {
+  // fail(err, culprit, broken): closes the connection and rejects every pending request:
+  // culprit (default: the oldest) with err (a socket's own error made a 503: see
+  // brokenError), the rest with a closed error. After a SHUTTING_DOWN (err) none was carried
+  // out: each is handed to onNotCarriedOut(entry, err) when it is set (the pool sends it again
+  // elsewhere), else rejected with its own SessdError SHUTTING_DOWN whose notCarriedOut is
+  // true. broken: the socket failed or ended under the requests (sessd crashed: ECONNRESET,
+  // EOF), after it had connected: each may or may not have been carried out, and is first
+  // offered to onBroken(entry, err) when it is set, which returns true when it takes the
+  // request over (the pool sends again the changes that a repeat cannot harm); the rest fail
+  // as above. Idempotent.
+  fail(err, culprit, broken = false) {
     if (this.state === 'closed') return;
     const wasReady = this.announcedReady === true;
     this.state = 'closed';
@@ -701,7 +710,10 @@ class Connection extends EventEmitter {
       this.emit('close', err, wasReady);
       return;
     }
-    const first = culprit || pending[0];
+    // Offered before 'close', as after a SHUTTING_DOWN: the pool must still see its other
+    // connections as they are, and hear of this one's close once the requests are placed.
+    const failing = broken && this.socketConnected && this.onBroken ? pending.filter((entry) => entry.op === OP.HELLO || !this.onBroken(entry, err)) : pending;
+    const first = culprit || failing[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
     // After an authentication failure nothing is carried out on this connection, for the
@@ -720,7 +732,7 @@ class Connection extends EventEmitter {
         : unavailableError(`sessd is not reachable: ${err.message}`, err);
     };
     const firstErr = brokenError(err);
-    pending.forEach((entry) => entry.reject(entry === first ? firstErr : other(entry)));
+    failing.forEach((entry) => entry.reject(entry === first ? firstErr : other(entry)));
     this.closeError = err;
     this.emit('close', err, wasReady);
   }
@@ -741,4 +753,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, unavailableError, AUTH_CODE };
+module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };

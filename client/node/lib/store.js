@@ -397,6 +397,9 @@ class SessdStore extends BaseStore {
   // this request's value) and tries again after a short random wait, up to mergeAttempts
   // SET_IFs, then fails with ESESSD_CONFLICT. A session gone meanwhile (destroyed, as at
   // logout, or expired) is not written back: the save ends without error, 'gone' is emitted.
+  // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
+  // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
+  // changes would be applied twice (mergeKey would get them as "theirs" too).
   async saveLoaded(sid, sess, st, ttl) {
     const ns = this.namespace;
     if (st.gone) {
