@@ -9,15 +9,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const net = require('net');
-const os = require('os');
 const path = require('path');
 const express = require('express');
 const session = require('express-session');
 const { decode, encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, dataTag, codec } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer, frameProxy } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const CHANGES = new Set([OP.SET, OP.SET_IF]);
@@ -103,61 +100,25 @@ test('kill -9 with one change of each kind in flight: SET, SET_IF, TOUCH and DES
 // connections instead of passing its reply on: sessd crashed after logging the change and
 // before replying. proxy.seen counts the requests of each opcode.
 async function replyDropper(t, sockPath) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-dropper-'));
-  const sockets = [];
   const proxy = { drop: null, dropped: 0, seen: new Map() };
-  // frames(onFrame): a data handler that calls onFrame(frame) for each whole frame.
-  const frames = (onFrame) => {
-    let got = Buffer.alloc(0);
-    return (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
-        const frame = Buffer.from(got.subarray(0, 4 + got.readUInt32BE(0)));
-        got = got.subarray(frame.length);
-        if (onFrame(frame) === false) return;
-      }
-    };
+  const onRequest = (frame, pair) => {
+    const [op, id] = decode(frame.subarray(4));
+    proxy.seen.set(op, (proxy.seen.get(op) || 0) + 1);
+    if (proxy.drop === op) {
+      proxy.drop = null;
+      pair.doomed = id; // the request id whose reply is not passed on
+    }
+    return frame;
   };
-  const server = net.createServer((down) => {
-    const up = net.connect(sockPath);
-    sockets.push(down, up);
-    let doomed = null; // the request id whose reply is not passed on
-    down.on('data', frames((frame) => {
-      const [op, id] = decode(frame.subarray(4));
-      proxy.seen.set(op, (proxy.seen.get(op) || 0) + 1);
-      if (proxy.drop === op) {
-        proxy.drop = null;
-        doomed = id;
-      }
-      up.write(frame);
-    }));
-    up.on('data', frames((frame) => {
-      if (doomed !== null && decode(frame.subarray(4))[0] === doomed) {
-        proxy.dropped++;
-        down.destroy();
-        up.destroy();
-        return false;
-      }
-      down.write(frame);
-      return true;
-    }));
-    const end = () => {
-      down.destroy();
-      up.destroy();
-    };
-    down.on('close', end);
-    up.on('close', end);
-    down.on('error', () => {});
-    up.on('error', () => {});
-  });
-  const p = path.join(dir, 'proxy.sock');
-  await new Promise((r) => server.listen(p, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return { url: `unix:${p}`, proxy };
+  const onReply = (frame, pair) => {
+    if (pair.doomed === undefined || decode(frame.subarray(4))[0] !== pair.doomed) return frame;
+    proxy.dropped++;
+    pair.down.destroy();
+    pair.up.destroy();
+    return null;
+  };
+  const { url } = await frameProxy(t, sockPath, { onRequest, onReply });
+  return { url, proxy };
 }
 
 test('a SET_IF carried out whose reply a crash lost: sent again, it meets its own data and the save ends as meant, its changes applied once', async (t) => {

@@ -198,6 +198,55 @@ function frameServer(sockets, onRequest) {
   });
 }
 
+// frameProxy(t, sockPath, { onRequest, onReply }): a proxy on a Unix socket in a fresh
+// directory in front of the daemon's socket sockPath, for what sessd cannot be made to do on
+// demand (hide an opcode, lose a reply). onRequest(frame, pair) runs for each whole frame a
+// client sends, onReply(frame, pair) for each the daemon sends (pair: { down, up }, the
+// client's and the daemon's sockets, for the caller's state too); each returns the frame to
+// pass on, or null to pass nothing more (it closed the pair). Without onReply the replies
+// pass as they come. Returns { url, sockets }; sockets and directory go when the test ends.
+async function frameProxy(t, sockPath, { onRequest = (frame) => frame, onReply = null } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-proxy-'));
+  const sockets = [];
+  const frames = (onFrame, out) => {
+    let got = Buffer.alloc(0);
+    return (d) => {
+      got = Buffer.concat([got, d]);
+      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
+        const frame = Buffer.from(got.subarray(0, 4 + got.readUInt32BE(0)));
+        got = got.subarray(frame.length);
+        const passed = onFrame(frame);
+        if (passed === null) return;
+        out.write(passed);
+      }
+    };
+  };
+  const server = net.createServer((down) => {
+    const up = net.connect(sockPath);
+    const pair = { down, up };
+    sockets.push(down, up);
+    down.on('data', frames((frame) => onRequest(frame, pair), up));
+    if (onReply) up.on('data', frames((frame) => onReply(frame, pair), down));
+    else up.pipe(down);
+    const end = () => {
+      down.destroy();
+      up.destroy();
+    };
+    down.on('close', end);
+    up.on('close', end);
+    down.on('error', () => {});
+    up.on('error', () => {});
+  });
+  const p = path.join(dir, 'proxy.sock');
+  await new Promise((r) => server.listen(p, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { url: `unix:${p}`, sockets };
+}
+
 // A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
 // show on demand. onRequest(socket, request) runs for each whole request frame a client
 // sends; returns the socket's path. Sockets and directory go when the test ends.
@@ -316,4 +365,4 @@ async function requireOp(url, op, args, name, prepare = null) {
   }
 }
 
-module.exports = { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };

@@ -8,16 +8,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const net = require('net');
-const os = require('os');
-const path = require('path');
 const express = require('express');
 const session = require('express-session');
 const { encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, codec } = require('..');
 const { FLASH_COUNT } = require('../lib/store');
-const { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, fakePeer, once, sleep } = require('./helpers');
+const { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, fakePeer, frameProxy, once, sleep } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const SECRET = 'load-test-secret';
@@ -54,41 +50,13 @@ function countOps(client) {
 // LOAD's opcode to 0x7f while proxy.hiding is true: an older sessd, the real one. Returns
 // { url, sockets, proxy }.
 async function withoutLoad(t, sockPath) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-noload-'));
-  const sockets = [];
   const proxy = { hiding: true };
-  const server = net.createServer((down) => {
-    const up = net.connect(sockPath);
-    sockets.push(down, up);
-    let got = Buffer.alloc(0);
-    down.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
-        const frame = Buffer.from(got.subarray(0, 4 + got.readUInt32BE(0)));
-        got = got.subarray(frame.length);
-        // [0x16, request_id, ns, id]: a fixarray of 4, then the opcode as a positive fixint.
-        if (proxy.hiding && frame[4] === 0x94 && frame[5] === OP.LOAD) frame[5] = 0x7f;
-        up.write(frame);
-      }
-    });
-    up.pipe(down);
-    const end = () => {
-      down.destroy();
-      up.destroy();
-    };
-    down.on('close', end);
-    up.on('close', end);
-    down.on('error', () => {});
-    up.on('error', () => {});
-  });
-  const p = path.join(dir, 'proxy.sock');
-  await new Promise((r) => server.listen(p, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return { url: `unix:${p}`, sockets, proxy };
+  const onRequest = (frame) => {
+    // [0x16, request_id, ns, id]: a fixarray of 4, then the opcode as a positive fixint.
+    if (proxy.hiding && frame[4] === 0x94 && frame[5] === OP.LOAD) frame[5] = 0x7f;
+    return frame;
+  };
+  return { ...(await frameProxy(t, sockPath, { onRequest })), proxy };
 }
 
 test('client.load: the data as GET gives it and the flashes queued, all types; null as GET', async (t) => {
