@@ -47,12 +47,28 @@
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
+/* How long a connection may take to complete HELLO before it may give way to a newcomer at
+ * --max-connections: enough for a client's HELLO, sent right after its connect, to arrive and
+ * be handled under load (a pool opened at once, a fleet reconnecting), half the least
+ * --hello-timeout (1 s). Younger, it is let be and the newcomer is the one refused (BUSY). */
+#define CONN_HELLO_GRACE_MS 500
+/* Connections not past HELLO among the CONN_DISPLACE_SCAN oldest from one source past which
+ * that source is taken for a flood: a newcomer from a source with none waiting may then take
+ * the place of its oldest even inside the grace, so that a flood faster than the grace lets
+ * connections age cannot lock other clients out. A pool opening at once is smaller. */
+#define CONN_FLOOD_PENDING 16
 /* conn_set_tick calls (seconds) without a byte from its client after which a connection past
  * HELLO may give way at --max-connections: idle for two whole seconds at least. */
 #define CONN_IDLE_DISPLACE_TICKS 3
 /* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
  * others have their turn, beyond the first frame it is handed. */
 #define CONN_TURN_SHARES 16
+#define CONN_BUSY_PENDING                                                                          \
+	"the server is at its --max-connections and this connection had not completed HELLO; "     \
+	"try again later"
+#define CONN_BUSY_FLOOD                                                                            \
+	"the server is at its --max-connections, held by connections from this client that have "  \
+	"not completed HELLO; try again later"
 #define CONN_BUSY_AFTER_HELLO                                                                      \
 	"the server is at its --max-connections, and no client holding more connections than "     \
 	"this one's has one idle for 2 s to give up; try again later"
@@ -68,6 +84,7 @@ struct conn {
 	struct conn_set *set;
 	evutil_socket_t fd;
 	uint64_t source;        /* where it came from (listener_accept_fn) */
+	int64_t accepted_ms;    /* CLOCK_MONOTONIC ms of the accept, for CONN_HELLO_GRACE_MS */
 	uint64_t owner;         /* the process, where that can be told (listener_accept_fn) */
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
 	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
@@ -85,7 +102,7 @@ struct conn {
 	/* The set's progress_seq when it last made progress (completed a frame, or the socket
 	 * took all its replies) or, if later, when it started holding bytes. */
 	uint64_t progress_at;
-	/* The set's ticks when its client last sent a byte (or connected), for find_idlest. */
+	/* The set's ticks when its client last sent a byte (or connected), for idle_enough. */
 	uint64_t active_tick;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
 	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
@@ -136,6 +153,9 @@ struct conn {
 	bool said_goodbye;
 	/* Its SHUTTING_DOWN is for giving way at --max-connections, not for a stopping server. */
 	bool displaced;
+	/* Let in past --max-connections to take an idle connection's place once its HELLO is done
+	 * (conn_set_may_try); counted in the set's trials until then. */
+	bool on_trial;
 	/* Its SHUTTING_DOWN is for the secret its HELLO showed, retired since. */
 	bool auth_retired;
 	/* What peer.name points to; last, away from what each frame reads. */
@@ -148,6 +168,25 @@ static uint64_t wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ${c}'s trial is over (admitted, refused or closed): the set counts one trial fewer, so an
+ * idle connection it was counted against may be tried for again. */
+static void end_trial(struct conn *c)
+{
+	if (!c->on_trial)
+		return;
+	c->on_trial = false;
+	c->set->trials--;
+	c->set->idle_counted_until = 0;
 }
 
 static size_t unsent(const struct conn *c)
@@ -250,6 +289,7 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
 	if (!c->greeted)
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
+	end_trial(c);
 	if (c->grown)
 		TAILQ_REMOVE(&s->grown, c, grown_link);
 	unhold(c);
@@ -452,28 +492,27 @@ static bool idle_enough(const struct conn_set *s, const struct conn *c)
 }
 
 /*
- * The connection past HELLO whose client has gone longest without sending a byte, if that is
- * two seconds or more and nothing of it is in flight; NULL when none is. A scan, run only at
- * --max-connections (a list kept in order would cost every read); one that finds none is not
- * repeated within the same second, so a flood of connections at the limit cannot make every
+ * How many connections are idle_enough, counting up to ${most}. A scan, run only at
+ * --max-connections (a list kept in order would cost every read); one that finds fewer is
+ * not repeated within the same second (a connection becomes idle only at a tick, and a trial
+ * ending clears what was found), so a flood of connections at the limit cannot make every
  * accept pay for it.
  */
-static struct conn *find_idlest(struct conn_set *s)
+static size_t count_idle(struct conn_set *s, size_t most)
 {
-	struct conn *c, *idlest = NULL;
+	struct conn *c;
+	size_t n = 0;
 
-	if (s->no_idle_until == s->ticks + 1)
-		return NULL;
+	if (s->idle_counted_until == s->ticks + 1)
+		return s->idle_counted;
 	TAILQ_FOREACH(c, &s->all, link)
 	{
-		if (!idle_enough(s, c))
-			continue;
-		if (idlest == NULL || c->active_tick < idlest->active_tick)
-			idlest = c;
+		if (idle_enough(s, c) && ++n >= most)
+			return n;
 	}
-	if (idlest == NULL)
-		s->no_idle_until = s->ticks + 1;
-	return idlest;
+	s->idle_counted = n;
+	s->idle_counted_until = s->ticks + 1;
+	return n;
 }
 
 static int by_owner(const void *a, const void *b)
@@ -504,7 +543,7 @@ static size_t owner_count(const uint64_t *owners, size_t n, uint64_t owner)
 
 /*
  * The connection ${c} (just past HELLO, over --max-connections) may take the place of: the
- * one idle longest (find_idlest's rule) among those of the owners (processes, or hosts over
+ * one idle longest (idle_enough) among those of the owners (processes, or hosts over
  * TCP) holding the most connections past HELLO, if they hold more than ${c}'s owner does with
  * ${c}. So a client that holds more connections than anyone cannot take another's place, and
  * one whose pool leaks gives way to a web server starting up; among equals no one is
@@ -566,9 +605,9 @@ static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_
 
 /*
  * ${c} has just said HELLO (sealed: its first record has opened): it leaves the ungreeted
- * list. Past --max-connections (it was let in on trial, see conn_set_has_idle), it takes the
- * place of an idle connection of a client holding more than its own (find_victim), which is
- * told SHUTTING_DOWN and lingers; with none, it is refused. Only a client that said HELLO
+ * list. Let in on trial past --max-connections (conn_set_may_try), and still past it, it
+ * takes the place of an idle connection of a client holding more than its own (find_victim), which
+ * is told SHUTTING_DOWN and lingers; with none, it is refused. Only a client that said HELLO
  * displaces one, so a client without the --auth-file secret cannot knock others off.
  * Returns false when ${c} is refused (the caller answers BUSY and closes it).
  */
@@ -576,10 +615,14 @@ static bool admit(struct conn *c)
 {
 	struct conn_set *s = c->set;
 	struct conn *victim;
+	bool trial = c->on_trial;
 
 	c->greeted = true;
 	TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
-	if (s->count <= s->cfg.max_connections)
+	end_trial(c);
+	/* Only a newcomer let in on trial is in excess: one let in within the limit (or for a
+	 * connection that gave way) must not take the place a trial counted on. */
+	if (!trial || s->count <= s->cfg.max_connections)
 		return true;
 	victim = find_victim(s, c);
 	if (victim == NULL) {
@@ -1361,24 +1404,105 @@ void conn_set_finish(struct conn_set *s)
 		conn_unlink_destroy(c);
 }
 
+/*
+ * Whether ${c}, not past HELLO, may give way to a newcomer at ${now_ms}: it has had
+ * CONN_HELLO_GRACE_MS to complete HELLO, or its sealed HELLO is answered and only its first
+ * record is missing (a recorded HELLO replayed without the secret gets that far at once).
+ */
+static bool may_give_way(const struct conn *c, int64_t now_ms)
+{
+	return c->peer.ready || now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS;
+}
+
+/*
+ * Close ${c}, not past HELLO, for a newcomer. Its client is told BUSY when no reply of it has
+ * been sent, its HELLO has not been answered (a sealed client could not read it plain after
+ * that) and the socket takes it at once; what it sent and we did not read is read first, as
+ * in the server's refusal of a newcomer, so that the close is not a reset.
+ */
+static void drop_pending(struct conn *c, const char *why)
+{
+	uint8_t unread[4096];
+	struct buf frame;
+	ssize_t moved;
+
+	buf_init(&frame);
+	if (!c->peer.ready && unsent(c) == 0 &&
+	    codec_reply_error(&frame, 0, CODEC_BUSY, why) == 0) {
+		moved = send(c->fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)moved; /* best effort: the close tells the client in any case */
+	}
+	buf_finish(&frame);
+	moved = recv(c->fd, unread, sizeof(unread), MSG_DONTWAIT);
+	(void)moved;
+	sodium_memzero(unread, sizeof(unread));
+	conn_close(c);
+}
+
+/* Whether ${source} has a connection among the CONN_DISPLACE_SCAN newest not past HELLO that
+ * is still inside its grace: a pool or a flood from there, still saying HELLO. */
+static bool source_waits(const struct conn_set *s, uint64_t source, int64_t now_ms)
+{
+	const struct conn *c = TAILQ_LAST(&s->ungreeted, conn_list);
+
+	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN; looked++) {
+		if (c->source == source && !may_give_way(c, now_ms))
+			return true;
+		/* Older ones are past their grace too (sealed ones answered may be anywhere). */
+		if (now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS)
+			break;
+		c = TAILQ_PREV(c, conn_list, ungreeted_link);
+	}
+	return false;
+}
+
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 {
-	struct conn *oldest = TAILQ_FIRST(&s->ungreeted), *c = oldest;
+	struct conn *oldest = TAILQ_FIRST(&s->ungreeted), *c, *any = NULL, *own = NULL;
+	int64_t now_ms;
+	int flood = 0;
+	bool waits;
 
 	if (oldest == NULL)
 		return false;
+	now_ms = mono_ms();
+	c = oldest;
 	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN; looked++) {
-		if (c->source == source)
-			break;
+		if (may_give_way(c, now_ms)) {
+			if (any == NULL)
+				any = c;
+			if (own == NULL && c->source == source)
+				own = c;
+		}
+		flood += c->source == oldest->source;
 		c = TAILQ_NEXT(c, ungreeted_link);
 	}
-	conn_close(c != NULL && c->source == source ? c : oldest);
-	s->dropped_ungreeted++;
-	return true;
+	if (own != NULL) {
+		drop_pending(own, CONN_BUSY_PENDING);
+		s->dropped_ungreeted++;
+		return true;
+	}
+	/* A source still saying HELLO on connections of its own displaces no one else's: a pool
+	 * or a flood opening faster than it says HELLO is refused, not let in for another
+	 * client's connection about to say it. */
+	waits = source_waits(s, source, now_ms);
+	if (any != NULL && !waits) {
+		drop_pending(any, CONN_BUSY_PENDING);
+		s->dropped_ungreeted++;
+		return true;
+	}
+	/* None has had its grace: the newcomer is refused, unless the oldest are a flood from
+	 * elsewhere (see CONN_FLOOD_PENDING); that one is refused in its place. */
+	if (!waits && oldest->source != source && flood >= CONN_FLOOD_PENDING) {
+		drop_pending(oldest, CONN_BUSY_FLOOD);
+		s->refused_pending++;
+		return true;
+	}
+	return false;
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             uint64_t owner, bool local, const char *name)
+             uint64_t owner, bool local, const char *name, bool on_trial)
 {
 	struct conn *c;
 	int one = 1;
@@ -1391,6 +1515,7 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	c->set = s;
 	c->fd = fd;
 	c->source = source;
+	c->accepted_ms = mono_ms();
 	c->owner = owner;
 	c->active_tick = s->ticks;
 	c->peer.local = local;
@@ -1421,6 +1546,8 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	TAILQ_INSERT_TAIL(&s->all, c, link);
 	TAILQ_INSERT_TAIL(&s->ungreeted, c, ungreeted_link);
 	s->count++;
+	c->on_trial = on_trial;
+	s->trials += on_trial;
 	return 0;
 
 fail_events:
@@ -1445,9 +1572,9 @@ void conn_set_tick(struct conn_set *s)
 	say_held_back(s, false);
 }
 
-bool conn_set_has_idle(struct conn_set *s)
+bool conn_set_may_try(struct conn_set *s)
 {
-	return find_idlest(s) != NULL;
+	return count_idle(s, s->trials + 1) > s->trials;
 }
 
 bool conn_set_has_held(const struct conn_set *s)

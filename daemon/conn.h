@@ -62,7 +62,7 @@ struct conn_config {
 	 * fits. */
 	size_t max_client_bytes;
 	/* --max-connections: past it, a client that says HELLO takes an idle connection's place
-	 * or is refused (conn_set_has_idle). */
+	 * or is refused (conn_set_may_try). */
 	unsigned max_connections;
 	/* Replies one loop turn may make, over all connections, before the rest of the input
 	 * waits for the next turn (at least one frame is always handled): bounds both the loop's
@@ -109,8 +109,13 @@ struct conn_set {
 	struct log_every displaced_log;
 	/* Newcomers refused after HELLO (none could give way), for the warning about them. */
 	struct log_every refused_at_hello_log;
-	uint64_t no_idle_until; /* ticks + 1 when a scan found no idle connection */
-	uint64_t ticks;         /* conn_set_tick calls, a clock of seconds for idle times */
+	/* Idle connections a scan found too few of, and ticks + 1 then (conn_set_may_try). */
+	size_t idle_counted;
+	uint64_t idle_counted_until;
+	/* Newcomers let in on trial whose HELLO is not done yet: each counts against one idle
+	 * connection it may take the place of (conn_set_may_try). */
+	size_t trials;
+	uint64_t ticks; /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
 	/* Connections closed for a frame over max_frame (or over 4 KiB before HELLO), of length
 	 * 0, or a sealed record that does not authenticate or has a malformed length: what an
@@ -119,8 +124,12 @@ struct conn_set {
 	uint64_t refused_frames;
 	/* Put-off sealed HELLOs closed at a retry: their client had stopped sending. */
 	uint64_t hellos_abandoned;
-	/* Connections without HELLO closed to make room for new ones (conn_set_drop_ungreeted). */
+	/* Connections without HELLO closed to make room for new ones (conn_set_drop_ungreeted):
+	 * after their grace, and inside it for a newcomer from elsewhere while they flood. */
 	uint64_t dropped_ungreeted;
+	/* Connections of a flood inside their grace closed for a newcomer from elsewhere: refused
+	 * in its place (conn_set_drop_ungreeted). */
+	uint64_t refused_pending;
 	struct log_every refused_frames_log;
 	char refused_frame_peer[DISPATCH_PEER_NAME_BYTES];
 	const char *refused_frame_why;
@@ -151,37 +160,48 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg);
 void conn_set_finish(struct conn_set *s);
 
 /*
- * conn_new(s, base, fd, source, owner, local, name):
+ * conn_new(s, base, fd, source, owner, local, name, on_trial):
  * Serve the accepted non-blocking descriptor ${fd}, which the set then owns (closed on
  * failure too), from ${source} (see conn_set_drop_ungreeted) and ${owner} (the process where
- * that can be told, see conn_set_has_idle; listener_accept_fn), on this host when ${local}
+ * that can be told, see conn_set_may_try; listener_accept_fn), on this host when ${local}
  * (dispatch_peer.local), the peer called ${name} in log lines (dispatch_peer.name; copied,
- * cut to DISPATCH_PEER_NAME_BYTES). Returns 0, or -1 (logged).
+ * cut to DISPATCH_PEER_NAME_BYTES). ${on_trial}: let in past --max-connections, it must take
+ * an idle connection's place once its HELLO is done, or is refused (conn_set_may_try).
+ * Returns 0, or -1 (logged).
  */
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,
-             uint64_t owner, bool local, const char *name);
+             uint64_t owner, bool local, const char *name, bool on_trial);
 
 /*
  * conn_set_drop_ungreeted(s, source):
- * Close a connection that has not said HELLO (with --auth-file, one that has not shown the
- * secret; sealed, one whose client has not sent a record that authenticates yet, as a
- * recorded HELLO can be replayed without the secret), to make room for a new one from ${source} (a
- * listener_accept_fn key): the oldest from that same source when one is among the oldest few, else
- * the oldest. So a source opening connections faster than it says HELLO displaces its own, not a
- * client elsewhere that is about to say it. Returns false when every connection has said HELLO.
+ * At --max-connections, close a connection that has not said HELLO (with --auth-file, one that
+ * has not shown the secret; sealed, one whose client has not sent a record that authenticates
+ * yet, as a recorded HELLO can be replayed without the secret) to make room for a newcomer
+ * from ${source} (a listener_accept_fn key). Only one that has had half a second to say HELLO
+ * (sealed: or whose HELLO is answered) gives way, so that a pool or a fleet of clients
+ * connecting at once does not close its own connections before their HELLO is read: the
+ * oldest from ${source} among the oldest few, else, when ${source} has none inside that grace,
+ * the oldest. Inside the grace, only a flood gives way: when many of the oldest few are from
+ * one other source (conn.c, CONN_FLOOD_PENDING) and ${source} has none waiting, that source's
+ * oldest, counted in refused_pending as the newcomer would have been. The one closed is told
+ * BUSY first if its socket takes it and its HELLO is not answered. Returns false when none
+ * gives way: the newcomer is to be refused, or let in on trial (conn_set_may_try).
  */
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
 /*
- * conn_set_has_idle(s):
- * Whether a connection past HELLO has gone two seconds or more without a byte from its client,
- * with nothing of it in flight: at --max-connections a newcomer is then let in on trial, and
- * once it says HELLO it takes that connection's place (told SHUTTING_DOWN first: nothing of
- * it was waiting, and its client may connect again), so a client holding connections it does
- * not use (a leaking pool) cannot lock others out. A newcomer that never says HELLO displaces
- * no one; one that says it when none is idle any more is answered BUSY and closed.
+ * conn_set_may_try(s):
+ * Whether a newcomer may be let in on trial (conn_new's on_trial) past --max-connections:
+ * more connections past HELLO have gone two seconds or more without a byte from their client,
+ * with nothing of them in flight, than newcomers are on trial already. Once its HELLO is done
+ * a newcomer on trial takes the place of one of those of the client holding the most (told
+ * SHUTTING_DOWN first: nothing of it was waiting, and its client may connect again), if that
+ * client holds more than the newcomer's does, so a client holding connections it does not use
+ * (a leaking pool) cannot lock others out, and a web server opening its pool gets as many as
+ * that allows, not one. A newcomer that never says HELLO displaces no one; one that finds none
+ * to displace when it says it is answered BUSY and closed.
  */
-bool conn_set_has_idle(struct conn_set *s);
+bool conn_set_may_try(struct conn_set *s);
 
 /*
  * conn_set_handle_input(s):
@@ -227,7 +247,7 @@ void conn_set_log_pending(struct conn_set *s);
 
 /*
  * conn_set_tick(s):
- * Once a second: count the second (for conn_set_has_idle), and give back what each
+ * Once a second: count the second (for conn_set_may_try), and give back what each
  * connection's buffers grew to for a large frame or reply beyond what it holds now (conn.c,
  * give_back_room), so that connections that go quiet, or keep asking for small things, do not keep
  * a quarter megabyte each. At most one reallocation per buffer per call, and only for connections

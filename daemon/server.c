@@ -59,7 +59,7 @@
 #define SERVER_EXPIRE_MAX_MS     100
 #define SERVER_REFUSED_LOG_S     10
 /* Connections past --max-connections that may be open at once: newcomers on trial and idle
- * ones given way that linger (conn_set_has_idle), within the descriptors kept spare
+ * ones given way that linger (conn_set_may_try), within the descriptors kept spare
  * (SERVER_SPARE_FDS). */
 #define SERVER_DISPLACE_SLACK 32
 /* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
@@ -267,7 +267,8 @@ static void server_after_turn(struct server *srv)
 	srv->stats.frames_refused_total = srv->conns.refused_frames;
 	srv->stats.connections_displaced_total =
 	    srv->conns.displaced + srv->conns.dropped_ungreeted;
-	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
+	srv->stats.connections_refused_total =
+	    srv->refused_total + srv->conns.refused_at_hello + srv->conns.refused_pending;
 	srv->stats.hello_abandoned_total = srv->conns.hellos_abandoned;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
@@ -293,7 +294,7 @@ static void server_after_turn(struct server *srv)
 
 static void say_refusals(const struct server *srv, uint64_t refused)
 {
-	log_warn("--max-connections %u reached, every connection past HELLO: closed %llu new "
+	log_warn("--max-connections %u reached, no connection able to give way: closed %llu new "
 	         "connection(s)",
 	         srv->cfg->max_connections, (unsigned long long)refused);
 }
@@ -333,8 +334,8 @@ static void refuse_busy(evutil_socket_t fd)
 
 	buf_init(&frame);
 	if (codec_reply_error(&frame, 0, CODEC_BUSY,
-	                      "the server is at its --max-connections and every connection "
-	                      "has said HELLO; try again later") == 0) {
+	                      "the server is at its --max-connections and no connection can "
+	                      "give way; try again later") == 0) {
 		sent = send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)sent; /* best effort: the close tells the client in any case */
 	}
@@ -348,21 +349,23 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
                              bool local, const char *name)
 {
 	struct server *srv = arg;
+	bool on_trial;
 
 	note_turn(srv);
 	if (srv->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
-	/* Connections that never said HELLO give way first: clients without the secret (or
-	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
+	/* Connections that have not said HELLO in their grace give way first: clients without
+	 * the secret (or idle ones) must not be able to hold every slot until their
+	 * --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
-		/* Then, on trial, if a connection past HELLO has gone unused for a while: a pool
+		/* Then, on trial, if connections past HELLO have gone unused for a while: a pool
 		 * that leaks connections must not lock the other web servers out. The newcomer
-		 * takes its place only once it says HELLO (conn_set_has_idle). */
+		 * takes one's place only once it says HELLO (conn_set_may_try). */
 		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
-		    !conn_set_has_idle(&srv->conns)) {
+		    !conn_set_may_try(&srv->conns)) {
 			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
 
 			srv->refused_total++;
@@ -373,7 +376,10 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 			return;
 		}
 	}
-	if (conn_new(&srv->conns, srv->base, fd, source, owner, local, name) == -1)
+	/* Past the limit still (newcomers on trial, or one that gave way in place of one), the
+	 * newcomer is in excess: it must take an idle connection's place once its HELLO is done. */
+	on_trial = srv->conns.count >= srv->cfg->max_connections;
+	if (conn_new(&srv->conns, srv->base, fd, source, owner, local, name, on_trial) == -1)
 		return;
 	if (srv->conns.count > srv->conn_peak)
 		srv->conn_peak = srv->conns.count;

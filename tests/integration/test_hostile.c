@@ -551,10 +551,15 @@ LEAK_CHECKED_TEST_OPTS(hostile, connection_flood, .timeout = 60)
 	stop_clean();
 }
 
+/* Longer than the half second a connection has to say HELLO before it may give way at
+ * --max-connections (conn.c, CONN_HELLO_GRACE_MS). */
+#define PAST_HELLO_GRACE_MS 600
+
 /*
  * Connections that never say HELLO (clients without the --auth-file secret, idle sockets)
- * cannot hold every slot until their --hello-timeout: at the limit the oldest of them gives
- * way to a new connection, while connections past HELLO are never displaced.
+ * cannot hold every slot until their --hello-timeout: at the limit, once it has had half a
+ * second to say HELLO, the oldest of them gives way to a new connection (told BUSY), while
+ * connections past HELLO are never displaced.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 {
@@ -567,6 +572,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 		silent[i] = harness_connect(i % 2 ? dmn.tcp_url : dmn.unix_url);
 		cr_assert_geq(silent[i], 0);
 	}
+	sleep_ms(PAST_HELLO_GRACE_MS);
 	/* Each newcomer says HELLO and is served; a silent one was closed for it. */
 	for (int i = 0; i < MAX; i++) {
 		greeted[i] = harness_connect(i % 2 ? dmn.unix_url : dmn.tcp_url);
@@ -604,15 +610,6 @@ static int connect_from(const char *source)
 	cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0, "%s", strerror(errno));
 	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0, "%s", strerror(errno));
 	return fd;
-}
-
-/* Whether the daemon has closed ${fd} (nothing is read from it). */
-static bool closed_by_daemon(int fd)
-{
-	uint8_t byte;
-	ssize_t r = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	return r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* A connection from ${source} (a loopback address: the daemon sees a host of its own) that has
@@ -670,10 +667,12 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	close(late);
 	for (int i = 0; i < 2; i++)
 		cr_assert(!told_anything(leaked[i]), "idle connection %d kept", i);
-	/* A web server starting up takes the place of one of the leaked connections. */
+	/* A web server starting up takes the place of one of the leaked connections, once the
+	 * silent one has had its time to say HELLO and gives way to it (told BUSY). */
+	sleep_ms(PAST_HELLO_GRACE_MS);
 	fresh = greeted_from("127.0.0.4");
 	ping_ok(fresh, 500);
-	harness_expect_closed(silent);
+	cr_assert_eq(hello_outcome(silent), 0, "the silent connection gave way");
 	close(silent);
 	for (int i = 0; i < 2; i++) {
 		if (!told_anything(leaked[i]))
@@ -746,36 +745,49 @@ LEAK_CHECKED_TEST_OPTS(hostile, held_back_warnings_are_said_when_their_period_en
 	stop_clean();
 }
 
+/* Whether the daemon has closed ${fd} or told it something (BUSY), without waiting. */
+static bool turned_away(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) != 0;
+}
+
 /*
  * At --max-connections, a host opening connections faster than it says HELLO displaces its
- * own silent connections, not another host's connection that has yet to say HELLO: a flood
- * from one address cannot keep a web server elsewhere out.
+ * own silent connections once they have had their time to say it, and is refused while its
+ * own are still inside it, but never displaces another host's connection that has yet to say
+ * HELLO: a flood from one address cannot keep a web server elsewhere out.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeout = 60)
 {
 	static const char *const args[] = {"--max-connections", "4", NULL};
 	enum { FLOOD = 12 };
-	int web, flood[3 + FLOOD], newcomer, closed = 0;
+	int web, flood[3 + FLOOD], newcomer, gone = 0;
 
 	start_with(args);
 	web = connect_from("127.0.0.1");
 	for (int i = 0; i < 3 + FLOOD; i++) {
 		flood[i] = connect_from("127.0.0.2");
-		/* The first three fill the slots; each later one must make room. Wait until one
-		 * connection has been closed for it, so the order is the daemon's too. */
+		/* The first three fill the slots and have their time to say HELLO; each later one
+		 * makes room or is refused. Wait until one connection is turned away for it, so the
+		 * order is the daemon's too. */
+		if (i == 2)
+			sleep_ms(PAST_HELLO_GRACE_MS);
 		if (i >= 3) {
-			for (long started = mono_ms(); closed < i - 2 && mono_ms() - started < 5000;
+			for (long started = mono_ms(); gone < i - 2 && mono_ms() - started < 5000;
 			     sleep_ms(5)) {
-				closed = closed_by_daemon(web);
+				gone = turned_away(web);
 				for (int j = 0; j <= i; j++)
-					closed += closed_by_daemon(flood[j]);
+					gone += turned_away(flood[j]);
 			}
-			cr_assert_eq(closed, i - 2, "one connection made room for newcomer %d", i);
+			cr_assert_eq(gone, i - 2, "one connection turned away for newcomer %d", i);
 		}
 	}
-	cr_assert_not(closed_by_daemon(web), "the flood displaced the other host's connection");
+	cr_assert_not(turned_away(web), "the flood displaced the other host's connection");
 	cr_assert_eq(hello_outcome(web), 1, "the other host's late HELLO is served");
-	/* A newcomer from elsewhere displaces the flood's oldest. */
+	/* Once the flood's have had their time, a newcomer from elsewhere displaces the oldest. */
+	sleep_ms(PAST_HELLO_GRACE_MS);
 	newcomer = connect_from("127.0.0.3");
 	cr_assert_eq(hello_outcome(newcomer), 1);
 	ping_ok(web, 400);
@@ -783,6 +795,180 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeou
 	close(web);
 	close(newcomer);
 	for (int i = 0; i < 3 + FLOOD; i++)
+		close(flood[i]);
+	stop_clean();
+}
+
+/* A pool's way in: HELLO and a PING written at once on ${fd}, as a client does on connecting. */
+static void send_hello_and_ping(int fd)
+{
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	struct buf b;
+
+	hello.client_name = bytes("pool");
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &hello), 0);
+	cr_assert_eq(codec_encode_request(&b, &ping), 0);
+	/* A connection refused at once is closed already: the write fails, the BUSY waits. */
+	(void)send(fd, b.data, b.len, MSG_NOSIGNAL);
+	buf_finish(&b);
+}
+
+enum pool_outcome { POOL_SERVED, POOL_BUSY, POOL_SILENT, POOL_OTHER };
+
+/* What became of send_hello_and_ping on ${fd}: HELLO and PING answered, BUSY (request id 0)
+ * then the end of the stream, the end without a word, or anything else. */
+static enum pool_outcome pool_outcome(int fd)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	enum pool_outcome outcome = POOL_OTHER;
+
+	if (harness_recv_frame(fd, &body, &len) == -1)
+		return POOL_SILENT;
+	if (codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_BUSY &&
+	    rep.request_id == 0) {
+		outcome = POOL_BUSY;
+	} else if (codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_OK &&
+	           rep.request_id == 1) {
+		free(body);
+		if (harness_recv_frame(fd, &body, &len) == -1)
+			return POOL_OTHER;
+		if (codec_decode_reply(body, len, &rep) == 0 && rep.status == CODEC_OK &&
+		    rep.request_id == 2)
+			outcome = POOL_SERVED;
+	}
+	free(body);
+	if (outcome == POOL_BUSY)
+		harness_expect_closed(fd);
+	return outcome;
+}
+
+/*
+ * A web server starting while every slot of --max-connections is held by another one's leaked
+ * pool (past HELLO, idle for 2 s) opens its own pool at once: each of its connections that
+ * says HELLO takes the place of a leaked one while the leaking client holds more than it does
+ * (12 leaked: 6 of 8), and the rest are told BUSY. Newcomers on trial used to close each other
+ * before their HELLO was read, leaving the new server one connection.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_new_pool_at_a_full_daemon_gets_its_share, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "12", NULL};
+	enum { MAX = 12, POOL = 8, SHARE = 6 };
+	int leaked[MAX], pool[POOL], served = 0, busy = 0, told = 0;
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+
+	start_with(args);
+	for (int i = 0; i < MAX; i++)
+		leaked[i] = greeted_from("127.0.0.2");
+	/* Idle for two whole seconds of the daemon's clock, whatever its phase. */
+	sleep_ms(3100);
+	for (int i = 0; i < POOL; i++)
+		pool[i] = connect_from("127.0.0.4");
+	for (int i = 0; i < POOL; i++)
+		send_hello_and_ping(pool[i]);
+	for (int i = 0; i < POOL; i++) {
+		enum pool_outcome outcome = pool_outcome(pool[i]);
+
+		cr_assert(outcome == POOL_SERVED || outcome == POOL_BUSY,
+		          "pool connection %d is served or told BUSY (outcome %d)", i, outcome);
+		served += outcome == POOL_SERVED;
+		busy += outcome == POOL_BUSY;
+	}
+	cr_assert_eq(served, SHARE, "%d of the new pool's connections served, not %d", SHARE,
+	             served);
+	cr_assert_eq(busy, POOL - SHARE);
+	for (int i = 0; i < MAX; i++) {
+		struct pollfd pfd = {.fd = leaked[i], .events = POLLIN};
+
+		if (poll(&pfd, 1, told < SHARE ? 1000 : 0) == 0)
+			continue;
+		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+		free(body);
+		harness_expect_closed(leaked[i]);
+		told++;
+	}
+	cr_assert_eq(told, SHARE, "%d leaked connections gave way, not %d", SHARE, told);
+	for (int i = 0, rid = 10; i < POOL; i++)
+		if (!turned_away(pool[i]))
+			ping_ok(pool[i], (uint64_t)rid++);
+	cr_assert_eq(stat_of(pool[0], NULL, "connections_displaced_total"), SHARE);
+	cr_assert_eq(stat_of(pool[0], NULL, "connections_refused_total"), POOL - SHARE);
+	for (int i = 0; i < POOL; i++)
+		close(pool[i]);
+	for (int i = 0; i < MAX; i++)
+		close(leaked[i]);
+	stop_clean();
+}
+
+/*
+ * Clients reconnecting all at once at --max-connections (a fleet after a restart: 120
+ * connections at a limit of 30, each writing HELLO and a PING): those that get no slot are
+ * told BUSY before the close and counted as refused, and none that got one is closed before
+ * its HELLO is read. Newcomers used to close the connections accepted just before them,
+ * without a word.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_reconnect_storm_is_told_busy, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "30", NULL};
+	enum { MAX = 30, STORM = 120 };
+	static int fds[STORM];
+	int served = 0, busy = 0, keep = -1;
+
+	start_with(args);
+	for (int i = 0; i < STORM; i++) {
+		fds[i] = harness_connect(dmn.unix_url);
+		cr_assert_geq(fds[i], 0);
+	}
+	for (int i = 0; i < STORM; i++)
+		send_hello_and_ping(fds[i]);
+	for (int i = 0; i < STORM; i++) {
+		enum pool_outcome outcome = pool_outcome(fds[i]);
+
+		cr_assert(outcome == POOL_SERVED || outcome == POOL_BUSY,
+		          "connection %d is served or told BUSY (outcome %d)", i, outcome);
+		if (outcome == POOL_SERVED) {
+			served++;
+			keep = i;
+		}
+		busy += outcome == POOL_BUSY;
+	}
+	cr_assert_eq(served, MAX, "every slot serves a client (%d served)", served);
+	cr_assert_eq(busy, STORM - MAX);
+	cr_assert_eq(stat_of(fds[keep], NULL, "connections_refused_total"), STORM - MAX);
+	cr_assert_eq(stat_of(fds[keep], NULL, "connections_displaced_total"), 0);
+	for (int i = 0; i < STORM; i++)
+		close(fds[i]);
+	stop_clean();
+}
+
+/*
+ * A flood from one host faster than the half second a connection has to say HELLO keeps its
+ * connections young, but cannot lock another host out: a newcomer from elsewhere takes the
+ * place of the flood's oldest (told BUSY) and is served.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_young_flood_gives_way_to_another_host, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "20", NULL};
+	enum { MAX = 20 };
+	int flood[MAX], web;
+
+	start_with(args);
+	for (int i = 0; i < MAX; i++)
+		flood[i] = connect_from("127.0.0.2");
+	web = connect_from("127.0.0.3");
+	cr_assert_eq(hello_outcome(web), 1, "the other host's connection is served");
+	cr_assert_eq(hello_outcome(flood[0]), 0, "the flood's oldest gave way");
+	ping_ok(web, 800);
+	cr_assert_eq(stat_of(web, NULL, "connections_refused_total"), 1);
+	close(web);
+	for (int i = 0; i < MAX; i++)
 		close(flood[i]);
 	stop_clean();
 }
