@@ -20,12 +20,16 @@ declare global {
     interface Request {
       // Set by connect-sessd's flash() middleware. Every form returns a promise (the
       // messages live in sessd, not in req.session); a failure rejects it and also reaches
-      // flash({ onError }). Popped messages are unknown: a string comes back as the string
-      // pushed, any other value as its MessagePack round trip (an object as a plain object,
-      // undefined as null, a Date as a Date), and a message another client pushed as raw
-      // bytes may come back as a Buffer. On a store other than SessdStore (MemoryStore in
-      // tests) the messages are kept in req.session.flash, as connect-flash keeps them, with
-      // the same results.
+      // flash({ onError }). A message that is not a string is stored as connect-flash's
+      // session would store it, as its JSON form (toJSON honoured, a Date as its ISO string,
+      // functions and undefined properties dropped), and one JSON cannot hold (a bigint, a
+      // cycle) rejects the push with a TypeError: see connectSessd.FlashMessage. Popped
+      // messages are unknown: a string comes back as the string pushed, any other value as its
+      // JSON form, and a message another client pushed as raw bytes may come back as a Buffer.
+      // On a store other than SessdStore (MemoryStore in tests) the messages are kept in
+      // req.session.flash, as connect-flash keeps them, with the same results. At run time a
+      // number type names the queue String(type) and a falsy one ('', 0) pops every type, as
+      // in connect-flash; the declarations ask for a string.
 
       /** Pops every type's messages: `{ type: [messages] }`, `{}` when there are none. */
       flash(): Promise<Record<string, unknown[]>>;
@@ -34,10 +38,16 @@ declare global {
       /**
        * Pushes each message in order; resolves to the queue's length after the last push
        * (undefined for an empty array, which pushes nothing; 0 when it was dropped, as below).
+       * An element of undefined is pushed as null, as JSON stores it in an array.
        */
-      flash(type: string, messages: readonly unknown[]): Promise<number | undefined>;
+      flash(type: string, messages: readonly (connectSessd.FlashMessage | undefined)[]): Promise<number | undefined>;
       /** Pushes `util.format(format, arg, ...args)`; resolves to the queue's length (0: dropped, as below). */
       flash(type: string, format: string, arg: unknown, ...args: unknown[]): Promise<number>;
+      /**
+       * A format that may be undefined or null (an i18n `t()` that finds no text): it pushes,
+       * or, when it is undefined or null at run time, pops, as in connect-flash: flash(type).
+       */
+      flash(type: string, format: string | undefined | null, arg: unknown, ...args: unknown[]): Promise<number | unknown[]>;
       /** A message of undefined or null pops, as in connect-flash: flash(type). */
       flash(type: string, message: undefined | null): Promise<unknown[]>;
       /**
@@ -46,18 +56,19 @@ declare global {
        * the session was read from sessd and has been destroyed (a concurrent logout) or has
        * expired since.
        */
-      flash(type: string, message: string | number | boolean | bigint | symbol): Promise<number>;
+      flash(type: string, message: string | number | boolean): Promise<number>;
       // A separate overload: TypeScript 7 matches an object literal to `object` alone, not
       // to a union holding it.
+      /** Pushes the object's JSON form (see connectSessd.FlashMessage). */
       flash(type: string, message: object): Promise<number>;
       /** An array that may be undefined or null: an array push (see above), or a pop. */
-      flash(type: string, messages: readonly unknown[] | undefined | null): Promise<number | undefined | unknown[]>;
+      flash(type: string, messages: readonly (connectSessd.FlashMessage | undefined)[] | undefined | null): Promise<number | undefined | unknown[]>;
       /**
        * A message that may be undefined or null (passport's `info?.message` is
        * `string | undefined`): it pushes, or, when it is undefined or null at run time, pops
        * (see above).
        */
-      flash(type: string, message: unknown): Promise<number | unknown[]>;
+      flash(type: string, message: connectSessd.FlashMessage | undefined): Promise<number | unknown[]>;
     }
   }
 }
@@ -68,6 +79,16 @@ declare namespace connectSessd {
 
   /** A session id as sessd stores it: a string (its UTF-8 bytes) or bytes, 1..128 of them. */
   type SessionKey = string | Uint8Array;
+
+  /**
+   * What req.flash pushes: a string as it is; any other value as its JSON form, which is what
+   * connect-flash gives back, since it keeps messages in the session and express-session's
+   * stores save that as JSON: toJSON is honoured (a Date becomes its ISO string), functions,
+   * symbols and undefined properties are dropped, NaN and Infinity become null, a Map or a Set
+   * becomes `{}`. A bigint or a cycle anywhere in it rejects the push with a TypeError (a
+   * bigint cannot be declared away inside an object: the declaration refuses it at the top).
+   */
+  type FlashMessage = string | number | boolean | object | null;
 
   /**
    * An Error from connect-sessd or the socket underneath. `code` says what happened:

@@ -192,6 +192,37 @@ function ttlFor(req, backend) {
   return DEFAULT_TTL_S * 1000;
 }
 
+// flashType(type): the queue a type names. connect-flash uses the type as a key of
+// req.session.flash, so a number (an HTTP status, say) names the queue String(type), "404",
+// and so do a bigint and true. An object would name "[object Object]" and a symbol a key the
+// session's JSON drops (the message is lost): both are refused here.
+function flashType(type) {
+  if (typeof type === 'string') return type;
+  if (typeof type === 'number' || typeof type === 'bigint' || typeof type === 'boolean') return String(type);
+  throw new TypeError('req.flash(): a flash type must be a string (or a number, which names the queue String(type))');
+}
+
+// jsonForm(msg): the message connect-flash gives back for msg. It keeps messages in
+// req.session, which express-session's stores save as JSON, so what the next page reads is the
+// message's JSON form, as an element of the session's array: toJSON is honoured (a Date
+// becomes its ISO string, a mongoose ValidatorError the fields its toJSON gives), functions,
+// symbols and undefined properties are dropped, NaN and Infinity become null, and a message
+// that is itself a function or a symbol becomes null. A string is its own JSON form. Throws a
+// TypeError, at the push, for a message JSON cannot hold (a BigInt, a cycle): connect-flash
+// fails the session's save with it, after the response has said it worked. Any other error
+// (an app's toJSON that throws) is passed on as it is.
+function jsonForm(msg) {
+  if (typeof msg === 'string') return msg;
+  let text;
+  try {
+    text = JSON.stringify([msg]);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    throw new TypeError(`req.flash(): a flash message must be JSON data, as connect-flash keeps it in the session: ${err.message}`, { cause: err });
+  }
+  return JSON.parse(text)[0];
+}
+
 // flash(opts): middleware that sets req.flash. opts: store (a SessdStore; default
 // req.sessionStore; with any other store, the flashes are kept in req.session.flash, as
 // connect-flash keeps them), or client + namespace + prefix; markSession (default true: the first
@@ -249,7 +280,8 @@ function flash(opts = {}) {
     }
 
     // push(type, msg): a promise of the queue's length after the push, or of 0 when the
-    // message was dropped, for a stored session that is gone (see pushTo).
+    // message was dropped, for a stored session that is gone (see pushTo). msg is already in
+    // its JSON form (jsonForm): what regenerate() moves and compares is what sessd holds.
     function push(type, msg) {
       const b = ctx();
       if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
@@ -274,8 +306,9 @@ function flash(opts = {}) {
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
     // queue's length after the push, or 0 when the message was dropped (the session was read
     // from sessd and is gone since: see pushTo). req.flash(type) (or a msg of undefined or
-    // null): pop that type, resolves to an array.
-    // req.flash(): pop every type, resolves to { type: [msgs] }.
+    // null, with or without more arguments): pop that type, resolves to an array.
+    // req.flash() (or any falsy type: '', 0): pop every type, resolves to { type: [msgs] }.
+    // A message that is not a string is pushed as its JSON form (jsonForm).
     req.flash = function reqFlash(...args) {
       // connect-flash code and passport (failureFlash, successFlash) call req.flash without
       // using its result. A failure (sessd down, the flash limit) must not then become an
@@ -314,24 +347,26 @@ function flash(opts = {}) {
       return b.client.flashPop(b.namespace, key, type);
     }
 
+    // The forms are connect-flash's (if (type && msg) push; else if (type) read one type; else
+    // read every type), so code written for it does what it did there, with one exception: a
+    // falsy message other than undefined and null ('', 0, false) is a message here (README).
     function flashCall(type, msg, ...rest) {
       try {
-        if (arguments.length === 0 || type === undefined || type === null) {
-          return pop(ctx(), null);
-        }
-        if (typeof type !== 'string' || type.length === 0) throw new TypeError('flash type must be a non-empty string');
-        // connect-flash reads when the message is falsy; '' is a message here (README), but
-        // code written for connect-flash passes an undefined or null message to read.
-        if (arguments.length === 1 || (rest.length === 0 && (msg === undefined || msg === null))) {
-          return pop(ctx(), type);
-        }
-        if (rest.length > 0) return push(type, util.format(msg, ...rest));
+        if (!type) return pop(ctx(), null);
+        const queue = flashType(type);
+        // An i18n t() that finds no text returns undefined: req.flash('info', t(key), name)
+        // then reads in connect-flash, rather than pushing "undefined ada".
+        if (arguments.length === 1 || msg === undefined || msg === null) return pop(ctx(), queue);
+        if (rest.length > 0) return push(queue, util.format(msg, ...rest));
         if (Array.isArray(msg)) {
+          // All or none: a message JSON cannot hold refuses the whole array, as connect-flash's
+          // save of the session would.
+          const msgs = msg.map(jsonForm);
           // One connection serves one session id, so these pipelined pushes keep their order.
-          const pushes = msg.map((m) => push(type, m));
+          const pushes = msgs.map((m) => push(queue, m));
           return Promise.all(pushes).then((lengths) => (lengths.length ? lengths[lengths.length - 1] : undefined));
         }
-        return push(type, msg);
+        return push(queue, jsonForm(msg));
       } catch (err) {
         return Promise.reject(err);
       }
