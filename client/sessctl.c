@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "sessd.h"
@@ -23,7 +24,13 @@
 #define EXIT_TROUBLE   2
 #define EXIT_CONFLICT  3
 
-#define DEFAULT_URL   "tcp://127.0.0.1:7077"
+#define DEFAULT_URL "tcp://127.0.0.1:7077"
+/* The socket of the shipped systemd unit (RuntimeDirectory=sessd), whoever runs sessctl. */
+#define SYSTEMD_URL "unix:/run/sessd/sessd.sock"
+/* sessd's socket file in its runtime directory when started without --listen (sessd(8)). */
+#define SOCKET_NAME "sessd.sock"
+/* For a session that does not exist yet: set, set-if and flash-push without --ttl keep an
+ * existing session's own. */
 #define DEFAULT_TTL_S 86400
 /* CODEC_MAX_TTL_MS in seconds: 10 years of 366 days. */
 #define MAX_TTL_S (10ull * 366 * 24 * 3600)
@@ -63,7 +70,8 @@ struct opts {
 	const char *id;
 	size_t id_len;
 	char id_buf[MAX_ID_BYTES];
-	char ns_buf[64 + 1]; /* --namespace with \xNN decoded */
+	char ns_buf[64 + 1];            /* --namespace with \xNN decoded */
+	char default_url[URL_MAX_TEXT]; /* the url connected to without --connect or SESSD_URL */
 };
 
 struct command {
@@ -83,7 +91,9 @@ static const char usage_text[] =
     "usage: sessctl [options] command [args]\n"
     "\n"
     "options (before or after the command):\n"
-    "  --connect URL     unix:/path or tcp://host:port (default $SESSD_URL, else " DEFAULT_URL ")\n"
+    "  --connect URL     unix:/path or tcp://host:port (default $SESSD_URL, else sessd's\n"
+    "                    own socket, then " SYSTEMD_URL ", then\n"
+    "                    " DEFAULT_URL ")\n"
     "  --auth-file FILE  prove to the server the secret in FILE (as sessd --auth-file reads\n"
     "                    it; default $SESSD_AUTH_FILE, else none) and seal the connection\n"
     "  --plain-auth      send the secret as it is, unencrypted, and seal nothing (for a\n"
@@ -93,7 +103,7 @@ static const char usage_text[] =
     "  --timeout MS      timeout of each wait in milliseconds (default 5000; the reply\n"
     "                    of count and clear: 60000)\n"
     "  --ttl SECONDS     for set, set-if, touch and flash-push (set, set-if, flash-push:\n"
-    "                    default 86400)\n"
+    "                    default the session's remaining ttl, 86400 for a new one)\n"
     "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
     "  --existing        flash-push: only to a session that has data; never create one\n"
     "  --yes             confirm clear\n"
@@ -262,9 +272,36 @@ fail:
 	return -1;
 }
 
-static uint64_t ttl_ms(const struct opts *o)
+/*
+ * The ttl in ms that the command ${what} (set, set-if, flash-push) writes: --ttl's, else the
+ * session's remaining ttl (the TTL request), so that an edit neither cuts a 30-day session to
+ * the default nor stretches an hour one; DEFAULT_TTL_S for a session that does not exist (or a
+ * daemon older than TTL, as before it). The session may change between the TTL and the write:
+ * one destroyed meanwhile is created again by set (as it would be without the TTL) with what
+ * it had left. Returns 0 with *${out} set, or -1 with the error printed and its exit status in
+ * *${status}.
+ */
+static int ttl_to_write(struct sessd_client *c, const struct opts *o, const char *what,
+                        uint64_t *out, int *status)
 {
-	return (o->have_ttl ? o->ttl_s : DEFAULT_TTL_S) * 1000;
+	uint64_t left;
+	int rc;
+
+	if (o->have_ttl) {
+		*out = o->ttl_s * 1000;
+		return 0;
+	}
+	rc = sessd_ttl(c, o->id, o->id_len, &left);
+	if (rc == SESSD_OK) {
+		*out = left;
+		return 0;
+	}
+	if (rc == SESSD_NOT_FOUND || rc == SESSD_ERR_UNKNOWN_OP) {
+		*out = (uint64_t)DEFAULT_TTL_S * 1000;
+		return 0;
+	}
+	*status = report(c, rc, what);
+	return -1;
 }
 
 /* The value of the hex digit ${ch}, either case, or -1. */
@@ -343,7 +380,9 @@ static int store(struct sessd_client *c, const struct opts *o, const uint8_t *ex
 	int data_at = expect != NULL ? 3 : 2, rc;
 	const char *data;
 	char *input = NULL;
+	uint64_t ttl;
 	size_t len;
+	int status;
 
 	if (o->nargs > data_at) {
 		data = o->args[data_at];
@@ -353,10 +392,16 @@ static int store(struct sessd_client *c, const struct opts *o, const uint8_t *ex
 			return EXIT_TROUBLE;
 		data = input;
 	}
+	/* After standard input is read: an edit piped in (get | sed | set-if) takes the ttl
+	 * the session has when it is written back. */
+	if (ttl_to_write(c, o, what, &ttl, &status) == -1) {
+		free(input);
+		return status;
+	}
 	if (expect != NULL)
-		rc = sessd_set_if(c, o->id, o->id_len, data, len, ttl_ms(o), expect);
+		rc = sessd_set_if(c, o->id, o->id_len, data, len, ttl, expect);
 	else
-		rc = sessd_set(c, o->id, o->id_len, data, len, ttl_ms(o));
+		rc = sessd_set(c, o->id, o->id_len, data, len, ttl);
 	free(input);
 	if (rc != SESSD_OK)
 		return report_data(c, rc, what);
@@ -496,7 +541,8 @@ static int run_ttl(struct sessd_client *c, const struct opts *o)
 
 static int run_touch(struct sessd_client *c, const struct opts *o)
 {
-	int rc = sessd_touch(c, o->id, o->id_len, ttl_ms(o));
+	/* check_command has made sure of --ttl. */
+	int rc = sessd_touch(c, o->id, o->id_len, o->ttl_s * 1000);
 
 	if (rc != SESSD_OK)
 		return report(c, rc, "touch");
@@ -520,13 +566,18 @@ static int run_flash_push(struct sessd_client *c, const struct opts *o)
 {
 	const char *msg = o->args[3];
 	size_t queued = 0;
-	int rc;
+	uint64_t ttl;
+	int rc, status;
 
+	/* The daemon makes the expiry the later of the session's and now + ttl: the session's
+	 * own remaining ttl leaves it where it is. */
+	if (ttl_to_write(c, o, "flash-push", &ttl, &status) == -1)
+		return status;
 	if (o->existing)
 		rc = sessd_flash_push_existing(c, o->id, o->id_len, o->args[2], msg, strlen(msg),
-		                               ttl_ms(o), &queued);
+		                               ttl, &queued);
 	else
-		rc = sessd_flash_push(c, o->id, o->id_len, o->args[2], msg, strlen(msg), ttl_ms(o),
+		rc = sessd_flash_push(c, o->id, o->id_len, o->args[2], msg, strlen(msg), ttl,
 		                      &queued);
 	/* --existing needs data: a session with flashes only is "no such session" to it. */
 	if (rc != SESSD_OK)
@@ -1116,6 +1167,82 @@ static const struct command commands[] = {
     {"clear", 0, 0, false, false, true, false, false, true, run_clear},
 };
 
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* How shown_arg shows an argument: an option name of up to SHOWN_ARG_FULL bytes whole, anything
+ * else cut to SHOWN_ARG_START bytes. */
+#define SHOWN_ARG_FULL  16
+#define SHOWN_ARG_START 6
+#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
+
+/*
+ * Write to ${out} (SHOWN_ARG_SIZE bytes) the argument ${arg} as a message on standard error
+ * shows it, where it may be a session id (an unknown option or command): standard error of a
+ * cron job ends in a log, and a full id there lets whoever reads the log take the session.
+ * What looks like an option name (lowercase letters and '-', SHOWN_ARG_FULL bytes at most) is
+ * shown whole, without what follows its '='; anything else by its first SHOWN_ARG_START bytes
+ * and "...", which still tells one's own argument.
+ */
+static void shown_arg(const char *arg, char out[SHOWN_ARG_SIZE])
+{
+	size_t name_len = strcspn(arg, "=");
+	bool option_like = name_len <= SHOWN_ARG_FULL;
+
+	for (size_t i = 0; i < name_len && option_like; i++)
+		option_like = (arg[i] >= 'a' && arg[i] <= 'z') || arg[i] == '-';
+	if (option_like)
+		snprintf(out, SHOWN_ARG_SIZE, "%.*s%s", (int)name_len, arg,
+		         arg[name_len] == '=' ? "=..." : "");
+	else if (strlen(arg) <= SHOWN_ARG_START)
+		snprintf(out, SHOWN_ARG_SIZE, "%s", arg);
+	else
+		snprintf(out, SHOWN_ARG_SIZE, "%.*s...", SHOWN_ARG_START, arg);
+}
+
+/*
+ * Whether the next argument is one the command already named in ${o} takes as a positional
+ * argument (an id, a tag, data, a type, a message or find's text), so that one starting with
+ * '-' that is no option is that argument: ids are base64url, and one in 64 starts with '-'
+ * (`find ... | xargs -n1 sessctl destroy` must not trip over it).
+ */
+static bool expects_positional(const struct opts *o)
+{
+	const struct command *cmd;
+
+	if (o->nargs == 0 || (cmd = find_command(o->args[0])) == NULL)
+		return false;
+	return o->nargs - 1 < cmd->max_args;
+}
+
+/*
+ * Whether ${arg}, no option sessctl knows, still reads as a mistyped one rather than as an
+ * argument: it starts with "--", and is short or holds '='. A session id that starts with "--"
+ * (one in 4096) is base64url, 20 characters or more, without '=', and is taken as an id; data
+ * such as "--jsn" is an error, not stored, unless it comes after "--".
+ */
+static bool looks_like_option(const char *arg)
+{
+	return arg[1] == '-' && (strlen(arg) < 20 || strchr(arg, '=') != NULL);
+}
+
+/* Add ${arg} (borrowed from argv) to the positional arguments; returns 0, or -1 with the
+ * usage error printed. */
+static int add_positional(struct opts *o, const char *arg)
+{
+	if (o->nargs == MAX_ARGS) {
+		usage_error("too many arguments");
+		return -1;
+	}
+	o->args[o->nargs++] = arg;
+	return 0;
+}
+
 /* A decimal in [min, max]; returns 0 or -1. */
 static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -1165,17 +1292,15 @@ static const char *option_value(int argc, char **argv, int *i, const char *inlin
 static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 {
 	const char *v, *arg;
+	char shown[SHOWN_ARG_SIZE];
 	uint64_t n;
 	bool options_done = false;
 
 	for (int i = 1; i < argc; i++) {
 		arg = argv[i];
 		if (options_done || arg[0] != '-' || arg[1] == '\0') {
-			if (o->nargs == MAX_ARGS) {
-				usage_error("too many arguments");
+			if (add_positional(o, arg) == -1)
 				return PARSE_ERROR;
-			}
-			o->args[o->nargs++] = arg;
 			continue;
 		}
 		if (strcmp(arg, "--") == 0) {
@@ -1237,8 +1362,12 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 				return PARSE_ERROR;
 			}
 			o->have_ttl = true;
+		} else if (expects_positional(o) && !looks_like_option(arg)) {
+			if (add_positional(o, arg) == -1)
+				return PARSE_ERROR;
 		} else {
-			usage_error("unknown option '%s'", arg);
+			shown_arg(arg, shown);
+			usage_error("unknown option '%s'", shown);
 			return PARSE_ERROR;
 		}
 	}
@@ -1247,14 +1376,6 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 missing:
 	usage_error("%s needs a value", arg);
 	return PARSE_ERROR;
-}
-
-static const struct command *find_command(const char *name)
-{
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-	return NULL;
 }
 
 static bool is_base64_digit(unsigned char ch)
@@ -1395,14 +1516,29 @@ static void hint_auth(const struct opts *o, int err)
 		    o->auth_file);
 }
 
-static int connect_to(const struct opts *o, struct sessd_client **c)
+/*
+ * Whether a connect that failed with ${err} found no daemon at all at its address (rather
+ * than one that failed HELLO or refused the secret), so that the next default may be tried.
+ */
+static bool nobody_there(int err)
+{
+	return err == ENOENT || err == ENOTDIR || err == ECONNREFUSED || err == EACCES ||
+	       err == EPERM;
+}
+
+/*
+ * Connect to o->url. Returns 0 with *${c} a new client, or EXIT_TROUBLE with the error printed;
+ * with ${may_be_absent}, -1 when nobody_there, the words (naming the address) in ${why} and
+ * nothing printed.
+ */
+static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be_absent,
+                      char why[SESSD_ERRMSG_SIZE])
 {
 	struct sessd_options so = {.timeout_ms = o->timeout_ms,
 	                           .ns = o->ns,
 	                           .client_name = "sessctl",
 	                           .auth_file = o->auth_file,
 	                           .plain_auth = o->plain_auth};
-	char why[SESSD_ERRMSG_SIZE];
 	struct url parsed;
 	const char *url_why;
 	int rc, err;
@@ -1411,10 +1547,12 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 		fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, url_why);
 		return EXIT_TROUBLE;
 	}
-	rc = sessd_connect_errbuf(o->url, &so, c, why, sizeof(why));
+	rc = sessd_connect_errbuf(o->url, &so, c, why, SESSD_ERRMSG_SIZE);
 	if (rc == SESSD_OK)
 		return 0;
 	err = errno;
+	if (may_be_absent && rc == SESSD_ERR_CONNECT && nobody_there(err))
+		return -1;
 	/* libsessd's words name the address, or the auth file, and say why. */
 	fprintf(stderr, "sessctl: %s\n", why[0] != '\0' ? why : sessd_strerror(rc));
 	/* The URL, namespace and timeout were checked above: a usage error is the file's. */
@@ -1425,11 +1563,68 @@ static int connect_to(const struct opts *o, struct sessd_client **c)
 	return EXIT_TROUBLE;
 }
 
+/*
+ * Write "unix:" and the path of the socket sessd listens on when started without --listen to
+ * ${out} (URL_MAX_TEXT bytes), by sessd's rules (sessd(8), --listen): in $RUNTIME_DIRECTORY
+ * (its first entry), else in $XDG_RUNTIME_DIR/sessd, else in /run/sessd for root and
+ * /tmp/sessd-UID for others. Returns 0, or -1 when the path is too long for a socket.
+ */
+static int own_socket_url(char out[URL_MAX_TEXT])
+{
+	const char *env;
+	int n;
+
+	if ((env = getenv("RUNTIME_DIRECTORY")) != NULL && env[0] != '\0')
+		n = snprintf(out, URL_MAX_TEXT, "unix:%.*s/" SOCKET_NAME, (int)strcspn(env, ":"),
+		             env);
+	else if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && env[0] != '\0')
+		n = snprintf(out, URL_MAX_TEXT, "unix:%s/sessd/" SOCKET_NAME, env);
+	else if (geteuid() == 0)
+		n = snprintf(out, URL_MAX_TEXT, "unix:/run/sessd/" SOCKET_NAME);
+	else
+		n = snprintf(out, URL_MAX_TEXT, "unix:/tmp/sessd-%lu/" SOCKET_NAME,
+		             (unsigned long)geteuid());
+	return n < 0 || (size_t)n - strlen("unix:") > URL_MAX_PATH ? -1 : 0;
+}
+
+/*
+ * Without --connect or SESSD_URL: the daemon's own socket (own_socket_url), the systemd
+ * unit's (SYSTEMD_URL, which a user other than root does not reach by sessd's rules), then
+ * DEFAULT_URL, the first where a daemon is; a failure other than finding none there is
+ * reported as it is. Sets o->url to the address used. Returns 0 with *${c} a new client, or
+ * EXIT_TROUBLE with the error printed.
+ */
+static int connect_default(struct opts *o, struct sessd_client **c)
+{
+	const char *tried[3];
+	char why[3][SESSD_ERRMSG_SIZE];
+	size_t n = 0;
+	int status;
+
+	if (own_socket_url(o->default_url) == 0)
+		tried[n++] = o->default_url;
+	if (n == 0 || strcmp(o->default_url, SYSTEMD_URL) != 0)
+		tried[n++] = SYSTEMD_URL;
+	tried[n++] = DEFAULT_URL;
+	for (size_t i = 0; i < n; i++) {
+		o->url = tried[i];
+		status = connect_to(o, c, true, why[i]);
+		if (status != -1)
+			return status;
+	}
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "sessctl: %s\n", why[i]);
+	fputs("sessctl: no sessd at any default address; set SESSD_URL or give --connect URL\n",
+	      stderr);
+	return EXIT_TROUBLE;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	const struct command *cmd;
 	struct sessd_client *c = NULL;
+	char shown[SHOWN_ARG_SIZE], why[SESSD_ERRMSG_SIZE];
 	const char *env;
 	int status;
 
@@ -1448,16 +1643,18 @@ int main(int argc, char **argv)
 	if (o.nargs == 0)
 		return usage_error("no command given");
 	cmd = find_command(o.args[0]);
-	if (cmd == NULL)
-		return usage_error("unknown command '%s'", o.args[0]);
+	if (cmd == NULL) {
+		shown_arg(o.args[0], shown);
+		return usage_error("unknown command '%s'", shown);
+	}
 	/* An operator copies the cookie from a browser; the store knows only the id in it. */
 	if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1 &&
 	    cookie_session_id(o.args[1], o.cookie_id)) {
 		fprintf(
 		    stderr,
 		    "sessctl: %s: that is a signed express-session cookie; using the session id "
-		    "in it, %s (the signature is not checked)\n",
-		    cmd->name, o.cookie_id);
+		    "in it, %.*s... (the signature is not checked)\n",
+		    cmd->name, SHOWN_ARG_START, o.cookie_id);
 		o.id = o.cookie_id;
 		o.id_len = strlen(o.cookie_id);
 	} else if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1) {
@@ -1470,7 +1667,7 @@ int main(int argc, char **argv)
 		return status;
 	if (o.url == NULL) {
 		env = getenv("SESSD_URL");
-		o.url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
+		o.url = env != NULL && env[0] != '\0' ? env : NULL;
 	}
 	if (o.auth_file == NULL) {
 		env = getenv("SESSD_AUTH_FILE");
@@ -1480,7 +1677,10 @@ int main(int argc, char **argv)
 		return usage_error("--plain-auth needs a secret: --auth-file FILE or "
 		                   "$SESSD_AUTH_FILE");
 	if (cmd->run != run_new_id) {
-		status = connect_to(&o, &c);
+		if (o.url != NULL)
+			status = connect_to(&o, &c, false, why);
+		else
+			status = connect_default(&o, &c);
 		if (status != 0)
 			return status;
 	}

@@ -73,14 +73,28 @@ static bool drain(int fd, struct buf *b)
 	return n == -1 && errno == EINTR;
 }
 
+/* Whether the environment entry ${entry} sets one of the variables of ${names}. */
+static bool env_names(const char *entry, const char *const *names)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strncmp(entry, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
- * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset).
- * Everything is pumped with poll so large inputs and outputs cannot deadlock.
+ * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset),
+ * RUNTIME_DIRECTORY and XDG_RUNTIME_DIR unset, and the "NAME=VALUE" entries of ${env_more}
+ * (NULL-terminated, may be NULL) added. Everything is pumped with poll so large inputs and
+ * outputs cannot deadlock.
  */
-static void run_full(struct run *r, const char *env_url, const char *env_auth, const void *in,
-                     size_t in_len, const char *const *args)
+static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
+                      const char *const *env_more, const void *in, size_t in_len,
+                      const char *const *args)
 {
+	static const char *const unset[] = {
+	    "SESSD_URL=", "SESSD_AUTH_FILE=", "RUNTIME_DIRECTORY=", "XDG_RUNTIME_DIR=", NULL};
 	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[64];
 	char *envp[256], env_buf[400], auth_buf[400];
@@ -98,9 +112,11 @@ static void run_full(struct run *r, const char *env_url, const char *env_auth, c
 	for (size_t i = 0; args[i] != NULL; i++)
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
-	for (char **e = environ; *e != NULL && envc < 250; e++)
-		if (strncmp(*e, "SESSD_URL=", 10) != 0 && strncmp(*e, "SESSD_AUTH_FILE=", 16) != 0)
+	for (char **e = environ; *e != NULL && envc < 240; e++)
+		if (!env_names(*e, unset))
 			envp[envc++] = *e;
+	for (size_t i = 0; env_more != NULL && env_more[i] != NULL && envc < 250; i++)
+		envp[envc++] = (char *)env_more[i];
 	if (env_url != NULL) {
 		snprintf(env_buf, sizeof(env_buf), "SESSD_URL=%s", env_url);
 		envp[envc++] = env_buf;
@@ -162,6 +178,12 @@ static void run_full(struct run *r, const char *env_url, const char *env_auth, c
 	r->out.len--;
 	cr_assert_eq(buf_append(&r->err, "", 1), 0);
 	r->err.len--;
+}
+
+static void run_full(struct run *r, const char *env_url, const char *env_auth, const void *in,
+                     size_t in_len, const char *const *args)
+{
+	run_spawn(r, env_url, env_auth, NULL, in, in_len, args);
 }
 
 static void run_env(struct run *r, const char *env_url, const void *in, size_t in_len,
@@ -1695,9 +1717,10 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 	struct run r;
 
 	put("default", id, "{\"user\":\"alice\"}");
+	/* A full id never goes to standard error, which a cron job's log keeps. */
 	snprintf(note, sizeof(note),
 	         "sessctl: get: that is a signed express-session cookie; using the session id "
-	         "in it, %s (the signature is not checked)\n",
+	         "in it, %.6s... (the signature is not checked)\n",
 	         id);
 	/* Several secrets, so that some signature holds a '+' or '/' to be URL-encoded. */
 	for (int i = 0; i < 8; i++) {
@@ -1812,4 +1835,168 @@ LEAK_CHECKED_TEST(sessctl, find_prints_the_sessions_whose_data_holds_text)
 	expect(&r, 2, "");
 	RUN(&r, "find");
 	expect(&r, 2, "");
+}
+
+/* --- Ids that start with '-': one base64url id in 64. --- */
+
+LEAK_CHECKED_TEST(sessctl, an_id_starting_with_a_dash_is_an_id)
+{
+	static const char id[] = "-Xxrf3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk",
+	                  id2[] = "--rf3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk";
+	char tag[2 * SESSD_TAG_BYTES + 1];
+	struct run r;
+
+	RUN(&r, "set", id, "{\"user\":\"dash\"}", "--ttl", "600");
+	expect(&r, 0, "");
+	RUN(&r, "get", id);
+	expect(&r, 0, "{\"user\":\"dash\"}");
+	RUN(&r, "ttl", id);
+	expect_ttl_and_instant((char *)r.out.data, "\t", 590000, 600000);
+	expect(&r, 0, NULL);
+	RUN(&r, "touch", id, "--ttl", "700");
+	expect(&r, 0, "");
+	get_tag(id, tag);
+	/* Data, a message and find's text may start with '-' as well. */
+	RUN(&r, "set-if", id, tag, "-{\"user\":\"dash\"}");
+	expect(&r, 0, "");
+	RUN(&r, "flash-push", id, "info", "-hi");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-pop", id, "info");
+	expect(&r, 0, "-hi\n");
+	RUN(&r, "find", "-{\"user\":\"dash\"");
+	expect(&r, 0, "-Xxrf3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk\n");
+	/* Each id find prints, as `find ... | xargs -n1 sessctl destroy` passes it. */
+	RUN(&r, "destroy", id);
+	expect(&r, 0, "");
+	RUN(&r, "get", id);
+	expect(&r, 1, "");
+	/* Options stay options, even beside such an id, and -- still ends them. */
+	RUN(&r, "set", "--ttl", "60", "--", id2, "--json");
+	expect(&r, 0, "");
+	RUN(&r, "--json", "get", id2);
+	expect(&r, 0, "\"--json\"\n");
+	RUN(&r, "destroy", id2, "--json");
+	expect(&r, 0, "{\"ok\":true}\n");
+	/* An id that starts with "--" (one in 4096) is an id too, without "--" before it... */
+	RUN(&r, "set", id2, "{}", "--ttl", "60");
+	expect(&r, 0, "");
+	RUN(&r, "destroy", id2);
+	expect(&r, 0, "");
+	/* ...but a short one, or one with '=', is a mistyped option, not data to store. */
+	RUN(&r, "set", "typo", "--jsn");
+	expect(&r, 2, "");
+	RUN(&r, "get", "typo");
+	expect(&r, 1, "");
+	/* Where no argument is due, it is an unknown option, and its message shows no full id. */
+	RUN(&r, "destroy", "a", id);
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: unknown option '-Xxrf3...'\nTry 'sessctl --help'.\n");
+	expect(&r, 2, "");
+	RUN(&r, id2, "ping");
+	cr_assert(strstr((char *)r.err.data, id2) == NULL, "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "ping", "--nope=secret");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: unknown option '--nope=...'\nTry 'sessctl --help'.\n");
+	expect(&r, 2, "");
+}
+
+/* --- set, set-if and flash-push without --ttl: the session's own ttl. --- */
+
+/* The ms left to session ${id} of the default namespace; fails the test when there is none. */
+static uint64_t ttl_left_ms(const char *id)
+{
+	struct sessd_client *c;
+	uint64_t left = 0;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, NULL, &c), SESSD_OK);
+	cr_assert_eq(sessd_ttl(c, id, strlen(id), &left), SESSD_OK, "ttl of %s", id);
+	sessd_close(c);
+	return left;
+}
+
+LEAK_CHECKED_TEST(sessctl, a_write_without_ttl_keeps_the_sessions_own)
+{
+	static const uint64_t day_ms = 86400000, month_ms = 30 * day_ms;
+	char tag[2 * SESSD_TAG_BYTES + 1];
+	struct run r;
+
+	/* A 30-day "remember me" session, edited as README shows: not cut to a day. */
+	RUN(&r, "set", "month", "{\"user\":\"ada\"}", "--ttl", "2592000");
+	expect(&r, 0, "");
+	RUN(&r, "set", "month", "{\"user\":\"bea\"}");
+	expect(&r, 0, "");
+	cr_assert_gt(ttl_left_ms("month"), month_ms - 60000);
+	get_tag("month", tag);
+	run_in(&r, "{\"user\":\"cy\"}", 13, (const char *const[]){"set-if", "month", tag, NULL});
+	expect(&r, 0, "");
+	cr_assert_gt(ttl_left_ms("month"), month_ms - 60000);
+	/* An hour one is not stretched to a day. */
+	RUN(&r, "set", "hour", "x", "--ttl", "3600");
+	expect(&r, 0, "");
+	RUN(&r, "set", "hour", "y");
+	expect(&r, 0, "");
+	cr_assert_leq(ttl_left_ms("hour"), 3600000);
+	RUN(&r, "flash-push", "hour", "info", "saved");
+	expect(&r, 0, "1\n");
+	cr_assert_leq(ttl_left_ms("hour"), 3600000);
+	/* A new session lives a day; --ttl still says how long. */
+	RUN(&r, "set", "new", "z");
+	expect(&r, 0, "");
+	cr_assert_gt(ttl_left_ms("new"), day_ms - 60000);
+	cr_assert_leq(ttl_left_ms("new"), day_ms);
+	RUN(&r, "flash-push", "new-flash", "info", "hi");
+	expect(&r, 0, "1\n");
+	cr_assert_gt(ttl_left_ms("new-flash"), day_ms - 60000);
+	RUN(&r, "set", "month", "w", "--ttl", "60");
+	expect(&r, 0, "");
+	cr_assert_leq(ttl_left_ms("month"), 60000);
+}
+
+/* --- Without --connect or SESSD_URL: sessd's own socket first. --- */
+
+LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
+{
+	char tmpl[] = "/tmp/sessctl-rt-XXXXXX", env[400], link_path[300], want[400];
+	const char *dir = mkdtemp(tmpl);
+	struct run r;
+
+	cr_assert_not_null(dir);
+	/* The harness's daemon listens on <its dir>/sessd.sock: sessd's own socket for the
+	 * runtime directory <its dir>, the first of a list as systemd may give. */
+	snprintf(env, sizeof(env), "RUNTIME_DIRECTORY=%s:/nonexistent", daemon_.dir);
+	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"ping", NULL});
+	expect(&r, 0, "pong\n");
+	/* $XDG_RUNTIME_DIR/sessd without RUNTIME_DIRECTORY. */
+	snprintf(link_path, sizeof(link_path), "%s/sessd", dir);
+	cr_assert_eq(symlink(daemon_.dir, link_path), 0);
+	snprintf(env, sizeof(env), "XDG_RUNTIME_DIR=%s", dir);
+	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"ping", NULL});
+	expect(&r, 0, "pong\n");
+	/* SESSD_URL, when set, is the only address tried. */
+	run_spawn(&r, "unix:/nonexistent/sessd.sock", NULL, (const char *const[]){env, NULL}, NULL,
+	          0, (const char *const[]){"ping", NULL});
+	expect(&r, 2, "");
+	/* No sessd there: every address tried is named, and then what to do. Another sessd
+	 * of this machine may answer at the later defaults (the tests never listen there). */
+	snprintf(env, sizeof(env), "RUNTIME_DIRECTORY=%s", dir);
+	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"ping", NULL});
+	if (r.status == 2) {
+		snprintf(want, sizeof(want), "sessctl: cannot connect to unix:%s/sessd.sock: %s\n",
+		         dir, strerror(ENOENT));
+		cr_assert_eq(strncmp((char *)r.err.data, want, strlen(want)), 0, "%s",
+		             (char *)r.err.data);
+		cr_assert(strstr((char *)r.err.data, "cannot connect to tcp://127.0.0.1:7077") !=
+		              NULL,
+		          "%s", (char *)r.err.data);
+		cr_assert(strstr((char *)r.err.data, "set SESSD_URL or give --connect URL\n") !=
+		              NULL,
+		          "%s", (char *)r.err.data);
+	}
+	run_free(&r);
+	cr_assert_eq(unlink(link_path), 0);
+	cr_assert_eq(rmdir(dir), 0);
 }
