@@ -96,6 +96,7 @@ static const char usage_text[] =
     "                    " DEFAULT_URL ")\n"
     "  --auth-file FILE  prove to the server the secret in FILE (as sessd --auth-file reads\n"
     "                    it; default $SESSD_AUTH_FILE, else none) and seal the connection\n"
+    "                    (list, find, namespaces, clear: sessd's --admin-auth-file one)\n"
     "  --plain-auth      send the secret as it is, unencrypted, and seal nothing (for a\n"
     "                    server that cannot seal)\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
@@ -167,6 +168,14 @@ static int report(struct sessd_client *c, int rc, const char *what)
 		        "nothing changed\n",
 		        what);
 		return EXIT_CONFLICT;
+	}
+	if (rc == SESSD_ERR_FORBIDDEN) {
+		fprintf(stderr,
+		        "sessctl: %s: refused (%s): this sessd lets only the holder of its admin "
+		        "secret list, see namespaces and clear; give sessctl that secret's file "
+		        "(sessd --admin-auth-file) with --auth-file FILE or $SESSD_AUTH_FILE\n",
+		        what, sessd_errmsg(c));
+		return EXIT_TROUBLE;
 	}
 	/* A daemon closes waiting connections without replies when it cannot write their
 	 * changes (PROTOCOL.md, IO_ERROR): the words "connection closed" alone leave an operator
@@ -764,8 +773,9 @@ static int ns_survey_add(struct ns_survey *sv, const struct sessd_namespace *e)
 /*
  * Read every namespace of the server (NAMESPACES) into ${sv}, which the caller finishes with
  * ns_survey_finish, and whether namespace_of(o) is one of them. Returns 0, or -1 when it
- * cannot tell: a server older than NAMESPACES (silently: the check is a courtesy it cannot
- * give), or an error, with a note for ${what} on stderr.
+ * cannot tell: a server older than NAMESPACES or one that keeps NAMESPACES for its admin
+ * secret (silently: the check is a courtesy it cannot give), or an error, with a note for
+ * ${what} on stderr.
  */
 static int ns_survey(struct sessd_client *c, const struct opts *o, const char *what,
                      struct ns_survey *sv)
@@ -783,7 +793,7 @@ static int ns_survey(struct sessd_client *c, const struct opts *o, const char *w
 		goto fail_nomem;
 	do {
 		rc = sessd_namespaces(c, cursor, 1000, &page);
-		if (rc == SESSD_ERR_UNKNOWN_OP)
+		if (rc == SESSD_ERR_UNKNOWN_OP || rc == SESSD_ERR_FORBIDDEN)
 			goto fail;
 		if (rc != SESSD_OK) {
 			fprintf(stderr, "sessctl: %s: cannot tell whether namespace \"", what);

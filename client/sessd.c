@@ -477,6 +477,8 @@ const char *sessd_strerror(int code)
 		return "server busy";
 	case SESSD_CONFLICT:
 		return "data changed since it was read";
+	case SESSD_ERR_FORBIDDEN:
+		return "forbidden without the admin secret";
 	case SESSD_ERR_USAGE:
 		return "bad argument";
 	case SESSD_ERR_CONNECT:

@@ -89,6 +89,10 @@ enum sessd_result {
 	 * SET_IF) found data other than what its tag names; nothing changed. The connection
 	 * stays open. */
 	SESSD_CONFLICT = 14,
+	/* LIST, NAMESPACES or CLEAR (sessd_list, sessd_namespaces, sessd_clear) on a server with
+	 * --admin-auth-file, from a client that did not show its admin secret: connect with that
+	 * secret's file as auth_file. Nothing was done; the connection stays open. */
+	SESSD_ERR_FORBIDDEN = 15,
 	/* Errors found on the client side. */
 	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
 	SESSD_ERR_CONNECT = 101,  /* could not connect or complete HELLO */
@@ -383,7 +387,8 @@ struct sessd_list {
  * One page of a scan of the namespace (PROTOCOL.md, LIST) of at most ${limit} entries (taken
  * as 1..1000). On SESSD_OK *${out} is owned by the caller; free it with sessd_list_free. A
  * page of more entries than asked for, or with an id outside 1..128 bytes, is
- * SESSD_ERR_PROTOCOL.
+ * SESSD_ERR_PROTOCOL. SESSD_ERR_FORBIDDEN: the server has --admin-auth-file and this client
+ * did not show its secret (the connection stays open).
  */
 int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct sessd_list **out);
 
@@ -411,7 +416,7 @@ struct sessd_namespaces {
  * (destroyed, expired, cleared); an empty one is not listed. On SESSD_OK *${out} is owned by
  * the caller; free it with sessd_namespaces_free. A page of more entries than asked for, or
  * with a name outside 1..64 bytes, is SESSD_ERR_PROTOCOL. SESSD_ERR_UNKNOWN_OP: the server is
- * older than NAMESPACES (the connection stays open).
+ * older than NAMESPACES (the connection stays open). SESSD_ERR_FORBIDDEN: as for sessd_list.
  */
 int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
                      struct sessd_namespaces **out);
@@ -421,7 +426,7 @@ void sessd_namespaces_free(struct sessd_namespaces *l);
 
 /*
  * sessd_clear: remove every session of the namespace; ${removed} (may be NULL) gets how many,
- * on SESSD_OK.
+ * on SESSD_OK. SESSD_ERR_FORBIDDEN: as for sessd_list; nothing was removed.
  */
 int sessd_clear(struct sessd_client *c, uint64_t *removed);
 

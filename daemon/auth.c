@@ -28,6 +28,8 @@ struct auth {
 	uint64_t last_generation; /* the highest given out */
 	/* Sealed connections' keys, a chunk of sodium_malloc'd memory for many connections. */
 	struct seal_pool *seals;
+	/* The other secret (app or admin) a reload must not make this one equal to; borrowed. */
+	const struct auth *apart_from;
 };
 
 static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap,
@@ -160,6 +162,13 @@ int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 		log_warn("auth file %s: not reloaded; the secret stays as it was", a->path);
 		return -1;
 	}
+	if (a->apart_from != NULL && sodium_memcmp(psk, a->apart_from->psk, SEAL_PSK_BYTES) == 0) {
+		sodium_free(psk);
+		log_warn("auth file %s: not reloaded: it holds the secret of %s, and the app and "
+		         "admin secrets must differ; the secret stays as it was",
+		         a->path, a->apart_from->path);
+		return -1;
+	}
 	if (sodium_memcmp(psk, a->psk, SEAL_PSK_BYTES) == 0) {
 		sodium_free(psk);
 		log_info("auth file %s: reloaded; the secret is unchanged", a->path);
@@ -213,6 +222,16 @@ bool auth_holds_generation(const struct auth *a, uint64_t generation)
 {
 	return generation == a->generation ||
 	       (a->previous != NULL && generation == a->previous_generation);
+}
+
+bool auth_same_secret(const struct auth *a, const struct auth *b)
+{
+	return sodium_memcmp(a->psk, b->psk, SEAL_PSK_BYTES) == 0;
+}
+
+void auth_keep_apart(struct auth *a, const struct auth *other)
+{
+	a->apart_from = other;
 }
 
 void auth_free(struct auth *a)

@@ -51,6 +51,21 @@ uint64_t auth_clock_ms(void);
  */
 struct auth *auth_new(const char *path);
 
+/*
+ * auth_same_secret(a, b):
+ * Whether ${a} and ${b} hold the same current secret (compared in constant time): the app's
+ * and the admin's (--admin-auth-file) must differ, or every app would be an admin.
+ */
+bool auth_same_secret(const struct auth *a, const struct auth *b);
+
+/*
+ * auth_keep_apart(a, other):
+ * From now on, a reload of ${a} refuses a secret that ${other} holds as its current one,
+ * keeping ${a}'s as it was (auth_same_secret at startup, kept so by every SIGHUP). ${other} is
+ * borrowed for ${a}'s lifetime; NULL: no such check.
+ */
+void auth_keep_apart(struct auth *a, const struct auth *other);
+
 /* auth_free(a): wipe and free ${a}. auth_free(NULL) does nothing. */
 void auth_free(struct auth *a);
 
@@ -60,7 +75,8 @@ void auth_free(struct auth *a);
  * (the previous secret, put back, with its own); the one it replaces still lets clients in for
  * ${grace_ms} after ${now_ms}, so that they can be given the new one in turn (0: not at all, and it
  * is wiped at once). A secret replaced earlier is wiped and forgotten. Returns 0, or -1 after
- * logging why the file cannot be used, keeping the secrets as they were.
+ * logging why the file cannot be used (or holds the secret auth_keep_apart keeps it from),
+ * keeping the secrets as they were.
  */
 int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms);
 

@@ -25,6 +25,7 @@ enum {
 	OPT_FSYNC,
 	OPT_KEY_FILE,
 	OPT_AUTH_FILE,
+	OPT_ADMIN_AUTH_FILE,
 	OPT_AUTH_GRACE,
 	OPT_AUTH_PLAIN,
 	OPT_SNAPSHOT_LOG_BYTES,
@@ -46,6 +47,7 @@ static const struct option config_options[] = {
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+    {"admin-auth-file", required_argument, NULL, OPT_ADMIN_AUTH_FILE},
     {"auth-grace", required_argument, NULL, OPT_AUTH_GRACE},
     {"auth-plain", required_argument, NULL, OPT_AUTH_PLAIN},
     {"snapshot-log-bytes", required_argument, NULL, OPT_SNAPSHOT_LOG_BYTES},
@@ -84,6 +86,8 @@ void config_usage(FILE *out)
 	      "  --key-file PATH         with --data-dir (or --check-data): a 32-byte key for\n"
 	      "                          encryption at rest\n"
 	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
+	      "  --admin-auth-file PATH  only clients that show the secret in PATH may LIST,\n"
+	      "                          NAMESPACES and CLEAR (default: every client may)\n"
 	      "  --auth-grace SECONDS    after a SIGHUP reads a new secret, the old one lets\n"
 	      "                          clients in for this long, then its connections are\n"
 	      "                          closed (default 3600)\n"
@@ -504,6 +508,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		case OPT_AUTH_FILE:
 			cfg->auth_file = optarg;
 			break;
+		case OPT_ADMIN_AUTH_FILE:
+			cfg->admin_auth_file = optarg;
+			break;
 		case OPT_AUTH_GRACE:
 			/* A week at most: an old secret must not linger unnoticed. */
 			if (parse_uint_option("auth-grace", WHAT_SECONDS, optarg, 0, 7 * 24 * 3600,
@@ -573,8 +580,19 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		return -1;
 	}
 	/* Without a secret nothing is checked, plain or not: the option would guard nothing. */
-	if (plain_given && cfg->auth_file == NULL && cfg->check_data_dir == NULL) {
-		fprintf(err, "sessd: --auth-plain only goes with --auth-file\n");
+	if (plain_given && cfg->auth_file == NULL && cfg->admin_auth_file == NULL &&
+	    cfg->check_data_dir == NULL) {
+		fprintf(err,
+		        "sessd: --auth-plain only goes with --auth-file or --admin-auth-file\n");
+		return -1;
+	}
+	/* One secret for both would make every app an admin (server_new compares the secrets
+	 * too, for two files that hold the same). */
+	if (cfg->auth_file != NULL && cfg->admin_auth_file != NULL &&
+	    strcmp(cfg->auth_file, cfg->admin_auth_file) == 0) {
+		fprintf(err,
+		        "sessd: --admin-auth-file is the --auth-file: the admin secret must differ "
+		        "from the apps' one\n");
 		return -1;
 	}
 	/* Without a data directory these would be ignored, and a daemon meant to keep its

@@ -68,6 +68,8 @@ struct config {
 	enum persist_fsync fsync;
 	const char *key_file;
 	const char *auth_file;
+	/* The secret that lets a connection LIST, NAMESPACES and CLEAR; NULL: every one may. */
+	const char *admin_auth_file;
 	/* After a reload replaces the secret, the old one lets clients in this long. */
 	uint32_t auth_grace_s;
 	/* Where a plain HELLO may show the secret; AUTH_PLAIN_LOOPBACK unless given. */

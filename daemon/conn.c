@@ -1689,15 +1689,23 @@ void conn_set_flush(struct conn_set *s, bool committed)
 		shed_clients(s);
 }
 
-size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a)
+/* Whether ${generation} of ${a} is no longer held: 0 (not shown) and no ${a} never are. */
+static bool retired(const struct auth *a, uint64_t generation)
+{
+	return a != NULL && generation != 0 && !auth_holds_generation(a, generation);
+}
+
+size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a,
+                                   const struct auth *admin)
 {
 	struct conn *c, *next;
 	size_t closing = 0;
 
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->closing || !c->peer.ready || c->peer.auth_generation == 0 ||
-		    auth_holds_generation(a, c->peer.auth_generation))
+		if (c->closing || !c->peer.ready ||
+		    (!retired(a, c->peer.auth_generation) &&
+		     !retired(admin, c->peer.admin_generation)))
 			continue;
 		closing++;
 		/* The client can then tell that what got no reply was not carried out, and send

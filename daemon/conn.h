@@ -259,15 +259,17 @@ void conn_set_tick(struct conn_set *s);
 bool conn_set_has_waiting(const struct conn_set *s);
 
 /*
- * conn_set_close_auth_retired(s, a):
- * Close every connection whose HELLO showed a secret ${a} no longer holds
- * (dispatch_peer.auth_generation, auth_holds_generation; 0, no secret shown, is left open): a
- * retired secret must not keep serving whoever holds it. Each stops reading and closes once the
+ * conn_set_close_auth_retired(s, a, admin):
+ * Close every connection whose HELLO showed a secret that ${a} (--auth-file) or ${admin}
+ * (--admin-auth-file) no longer holds (dispatch_peer.auth_generation and admin_generation,
+ * auth_holds_generation; 0, no such secret shown, is left open; either may be NULL): a retired
+ * secret must not keep serving whoever holds it. Each stops reading and closes once the
  * replies it has queued are sent, then SHUTTING_DOWN, as in conn_set_shutdown: requests not
  * handled yet get no reply and are not carried out, and the client is told so.
  * Returns how many began closing.
  */
-size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a);
+size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a,
+                                   const struct auth *admin);
 
 /*
  * conn_set_shutdown(s):

@@ -72,6 +72,7 @@ struct dispatch {
 	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
 	uint64_t no_memory_total;
 	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
+	uint64_t forbidden_total; /* admin requests refused FORBIDDEN: STATS' forbidden_total */
 	struct log_every no_memory_log;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
@@ -359,11 +360,12 @@ static size_t max_data(const struct dispatch *d)
 	return d->cfg.max_frame - CODEC_REPLY_DATA_OVERHEAD;
 }
 
-/* What HELLO's auth gave: a sealed one's seal and the reply's kx, and with --auth-file the
- * generation of the secret shown. */
+/* What HELLO's auth gave: a sealed one's seal and the reply's kx, and the generation of the
+ * secret shown: --auth-file's or --admin-auth-file's (at most one of the two is set). */
 struct hello_kx {
 	struct seal *seal; /* NULL: a plain HELLO */
 	uint64_t generation;
+	uint64_t admin_generation;
 	uint8_t server_public[SEAL_KEY_BYTES];
 	uint8_t server_proof[SEAL_PROOF_BYTES];
 };
@@ -420,15 +422,65 @@ static const char *plain_refused(const struct dispatch *d, const struct dispatch
 }
 
 /*
+ * Answer a key exchange with the admin secret, then with the apps' one (auth_seal): the
+ * generation of the one the client proved goes in ${kx}. Returns as auth_seal.
+ */
+static struct seal *seal_with_either(const struct dispatch *d, uint64_t now_ms,
+                                     const uint8_t *client_public, const uint8_t *client_proof,
+                                     struct hello_kx *kx)
+{
+	struct seal *seal;
+
+	if (d->cfg.admin_auth != NULL) {
+		seal = auth_seal(d->cfg.admin_auth, now_ms, client_public, client_proof,
+		                 kx->server_public, kx->server_proof, &kx->admin_generation);
+		if (seal != NULL)
+			return seal;
+		kx->admin_generation = 0;
+		if (errno != EACCES || d->cfg.auth == NULL)
+			return NULL;
+	}
+	seal = auth_seal(d->cfg.auth, now_ms, client_public, client_proof, kx->server_public,
+	                 kx->server_proof, &kx->generation);
+	if (seal == NULL)
+		kx->generation = 0;
+	return seal;
+}
+
+/*
+ * Whether the plain ${secret} is the admin secret or the apps' one (auth_check): the
+ * generation of the one it is goes in ${kx}. Both are checked whatever the first gives, so
+ * that the time taken does not say which.
+ */
+static bool check_either(const struct dispatch *d, const struct mp_bytes *secret, uint64_t now_ms,
+                         struct hello_kx *kx)
+{
+	uint64_t admin = 0, app = 0;
+
+	if (secret->len > AUTH_MAX_SECRET)
+		return false;
+	if (d->cfg.admin_auth != NULL)
+		admin = auth_check(d->cfg.admin_auth, secret->ptr, secret->len, now_ms);
+	if (d->cfg.auth != NULL)
+		app = auth_check(d->cfg.auth, secret->ptr, secret->len, now_ms);
+	if (admin != 0)
+		kx->admin_generation = admin;
+	else
+		kx->generation = app;
+	return admin != 0 || app != 0;
+}
+
+/*
  * Whether HELLO's ${auth} (raw msgpack) from ${peer} lets the client in: 1 (a sealed one's
  * seal, and the generation of the secret shown, in ${kx}), 0 with the reason in ${why}, or -1
  * out of memory. Without --auth-file any nil, str or bin is let in, so that clients can be
- * given the secret before the server needs it; a key exchange is not (a client that asked for
- * a sealed connection must not get a plain one). With it, a plain secret where --auth-plain
- * refuses it is refused unchecked, so the answer is the same whatever it holds. A refusal is
- * logged at most once a minute, with the count since and the last one's peer (an operator
- * must be able to find the client that fails): a flood of guesses must not fill the
- * log.
+ * given the secret before the server needs it (with --admin-auth-file alone, as an app unless
+ * it is the admin secret); a key exchange is not (a client that asked for a sealed connection
+ * must not get a plain one), unless --admin-auth-file's secret answers it. With a secret, a
+ * plain one where --auth-plain refuses it is refused unchecked, so the answer is the same
+ * whatever it holds. A refusal is logged at most once a minute, with the count since and the
+ * last one's peer (an operator must be able to find the client that fails): a flood of
+ * guesses must not fill the log.
  */
 static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
                        const struct mp_bytes *auth, struct hello_kx *kx, const char **why)
@@ -436,22 +488,22 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	const uint8_t *client_public, *client_proof;
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
-	uint64_t refused, now_ms = d->cfg.auth != NULL ? auth_clock_ms() : 0;
+	bool any_secret = d->cfg.auth != NULL || d->cfg.admin_auth != NULL;
+	uint64_t refused, now_ms = any_secret ? auth_clock_ms() : 0;
 	uint32_t pairs;
 	bool shown, nil = false;
-	const char *plain_why = d->cfg.auth != NULL ? plain_refused(d, peer) : NULL;
+	const char *plain_why = any_secret ? plain_refused(d, peer) : NULL;
 
 	mp_reader_init(&r, auth->ptr, auth->len);
 	if (mp_read_map(&r, &pairs) == 0) {
-		if (d->cfg.auth == NULL)
+		if (!any_secret)
 			*why = "this server has no --auth-file secret to seal a connection with";
 		else if (read_kx_map(&r, pairs, &client_public, &client_proof) == -1)
 			*why = "auth for a sealed connection must be a map of kx and proof, each "
 			       "bin of "
 			       "32 bytes";
-		else if ((kx->seal = auth_seal(d->cfg.auth, now_ms, client_public, client_proof,
-		                               kx->server_public, kx->server_proof,
-		                               &kx->generation)) != NULL)
+		else if ((kx->seal =
+		              seal_with_either(d, now_ms, client_public, client_proof, kx)) != NULL)
 			return 1;
 		else if (errno == ENOMEM)
 			return -1;
@@ -466,7 +518,7 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			nil = mp_read_nil(&r) == 0;
 		if (!shown && !nil)
 			*why = "auth must be nil, the secret as str or bin, or a key exchange map";
-		else if (d->cfg.auth == NULL)
+		else if (!any_secret || (!shown && d->cfg.auth == NULL))
 			return 1;
 		else if (!shown)
 			*why = plain_why != NULL ? "this server requires authentication: seal the "
@@ -476,14 +528,12 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			                           "connection";
 		else if (plain_why != NULL)
 			goto plain_refused;
-		else if (secret.len <= AUTH_MAX_SECRET &&
-		         (kx->generation =
-		              auth_check(d->cfg.auth, secret.ptr, secret.len, now_ms)) != 0)
+		else if (check_either(d, &secret, now_ms, kx) || d->cfg.auth == NULL)
 			return 1;
 		else
 			*why = "wrong secret";
 	}
-	if (d->cfg.auth == NULL)
+	if (!any_secret)
 		return 0;
 	note_refused_peer(d->auth_refused_peer, peer);
 	refused = log_every_due(&d->auth_refusals, 1, 60);
@@ -524,10 +574,17 @@ static bool asks_kx(const struct mp_bytes *auth)
 	return mp_read_map(&r, &pairs) == 0;
 }
 
-/* Write the HELLO reply's map for ${kx} (a sealed HELLO when kx->seal is set). */
-static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, struct buf *out)
+/*
+ * Write the HELLO reply's map for ${kx} (a sealed HELLO when kx->seal is set) to a connection
+ * that is ${admin}. auth is true once a secret was checked: always with --auth-file, and with
+ * --admin-auth-file alone for a client that showed it.
+ */
+static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, bool admin,
+                           struct buf *out)
 {
-	if (mp_write_map(out, kx->seal != NULL ? 11 : 10) == -1 ||
+	bool checked = d->cfg.auth != NULL || kx->admin_generation != 0;
+
+	if (mp_write_map(out, kx->seal != NULL ? 12 : 11) == -1 ||
 	    write_key_uint(out, "version", CODEC_PROTOCOL_VERSION) ||
 	    write_str(out, "server") == -1 || write_str(out, DISPATCH_SERVER_NAME) == -1 ||
 	    write_str(out, "server_id") == -1 || write_str(out, d->server_id) == -1 ||
@@ -538,7 +595,8 @@ static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, 
 	    write_key_uint(out, "max_flash_type", IDS_MAX_FLASH_TYPE_LEN) == -1 ||
 	    write_key_uint(out, "max_list", CODEC_LIST_MAX_LIMIT) == -1 ||
 	    write_str(out, "auth") == -1 ||
-	    (d->cfg.auth != NULL ? mp_write_bool(out, true) : mp_write_nil(out)) == -1)
+	    (checked ? mp_write_bool(out, true) : mp_write_nil(out)) == -1 ||
+	    write_str(out, "admin") == -1 || mp_write_bool(out, admin) == -1)
 		return -1;
 	if (kx->seal == NULL)
 		return 0;
@@ -554,11 +612,11 @@ static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, 
 static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                     struct buf *out, enum dispatch_verdict *verdict)
 {
-	struct hello_kx kx = {.seal = NULL, .generation = 0};
+	struct hello_kx kx = {.seal = NULL, .generation = 0, .admin_generation = 0};
 	const char *why = NULL;
 	uint64_t started_ns;
 	size_t at;
-	bool kx_asked;
+	bool kx_asked, admin;
 	int passes;
 
 	if (peer->ready) {
@@ -571,7 +629,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		return codec_reply_error(out, req->request_id, CODEC_BAD_VERSION,
 		                         "this server speaks protocol version 1 only");
 	}
-	kx_asked = d->cfg.auth != NULL && asks_kx(&req->auth);
+	kx_asked = (d->cfg.auth != NULL || d->cfg.admin_auth != NULL) && asks_kx(&req->auth);
 	if (kx_asked && d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
 		d->heavy_put_off = true;
 		if (!peer->hello_put_off)
@@ -590,14 +648,17 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		*verdict = DISPATCH_CLOSE;
 		return codec_reply_error(out, req->request_id, CODEC_AUTH_FAILED, why);
 	}
+	admin = d->cfg.admin_auth == NULL || kx.admin_generation != 0;
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
-	    write_hello_map(d, &kx, out) == -1 || codec_frame_close(out, at) == -1) {
+	    write_hello_map(d, &kx, admin, out) == -1 || codec_frame_close(out, at) == -1) {
 		seal_free(kx.seal);
 		return -1;
 	}
 	peer->ready = true;
 	peer->seal = kx.seal;
 	peer->auth_generation = kx.generation;
+	peer->admin_generation = kx.admin_generation;
+	peer->admin = admin;
 	return 0;
 }
 
@@ -1049,7 +1110,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 26) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 27) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1076,6 +1137,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		                   d->stats->client_evictions_total) ||
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
 		    write_key_uint(out, "io_errors_total", d->io_errors_total) ||
+		    write_key_uint(out, "forbidden_total", d->forbidden_total) ||
 		    write_key_uint(out, "writable",
 		                   d->p == NULL || persist_writable(d->p) == 0 ? 1 : 0) ||
 		    write_key_uint(out, "malformed_total",
@@ -1093,6 +1155,23 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 	return codec_frame_close(out, at);
 }
 
+/*
+ * LIST, NAMESPACES and CLEAR from a connection without the admin secret: session ids are
+ * bearer credentials, and a web app, which holds the apps' secret, never needs every one of
+ * them or to wipe a namespace. The connection stays open: it may do anything else.
+ */
+static int refuse_forbidden(struct dispatch *d, const struct codec_request *req, struct buf *out)
+{
+	const char *why = req->op == CODEC_OP_LIST
+	                      ? "LIST needs the admin secret (--admin-auth-file)"
+	                  : req->op == CODEC_OP_NAMESPACES
+	                      ? "NAMESPACES needs the admin secret (--admin-auth-file)"
+	                      : "CLEAR needs the admin secret (--admin-auth-file)";
+
+	d->forbidden_total++;
+	return codec_reply_error(out, req->request_id, CODEC_FORBIDDEN, why);
+}
+
 /* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
 static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
@@ -1107,6 +1186,9 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return codec_reply_error(out, req->request_id, CODEC_NOT_READY,
 		                         "the first request must be HELLO");
 	}
+	if (!peer->admin && (req->op == CODEC_OP_LIST || req->op == CODEC_OP_NAMESPACES ||
+	                     req->op == CODEC_OP_CLEAR))
+		return refuse_forbidden(d, req, out);
 	/* Cheap for requests without an id; those that name a session all use it. */
 	request_key(req, frame, &key);
 	switch (req->op) {

@@ -62,7 +62,10 @@ struct dispatch_config {
 	uint64_t max_client_bytes;
 	/* The secret HELLO must show (--auth-file); NULL: none. Borrowed for d's lifetime. */
 	const struct auth *auth;
-	/* With auth: where a plain HELLO may show it (--auth-plain; see dispatch_peer.local). */
+	/* The secret that makes a connection admin (--admin-auth-file), the only kind that may
+	 * LIST, NAMESPACES and CLEAR; NULL: every connection is admin. Borrowed likewise. */
+	const struct auth *admin_auth;
+	/* With either: where a plain HELLO may show it (--auth-plain; see dispatch_peer.local). */
 	enum auth_plain plain;
 };
 
@@ -76,9 +79,14 @@ struct dispatch_peer {
 	 * socket, or TCP from a loopback address), where AUTH_PLAIN_LOOPBACK lets a plain HELLO
 	 * in. false (zero) is the safe side: plain refused. */
 	bool local;
-	/* With --auth-file, once HELLO is done: the generation of the secret it showed
-	 * (auth_check), so that the connection can be closed when that secret is retired. */
+	/* Once HELLO is done: the generation of the secret it showed (auth_check), of
+	 * --auth-file's or of --admin-auth-file's, so that the connection can be closed when that
+	 * secret is retired; 0: not that one. At most one of the two is set. */
 	uint64_t auth_generation;
+	uint64_t admin_generation;
+	/* Once HELLO is done: it may LIST, NAMESPACES and CLEAR (it showed the admin secret, or
+	 * there is none). */
+	bool admin;
 	/* Its HELLO was put off once already: hello_deferred_total counts HELLOs, not retries. */
 	bool hello_put_off;
 	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply

@@ -84,7 +84,8 @@ struct server {
 	struct store *store;
 	struct persist *persist;
 	struct dispatch *dispatch;
-	struct auth *auth; /* --auth-file's secret, or NULL */
+	struct auth *auth;       /* --auth-file's secret, or NULL */
+	struct auth *admin_auth; /* --admin-auth-file's secret, or NULL */
 	struct dispatch_server_stats stats;
 	struct conn_set conns;
 	bool conns_ready;
@@ -504,19 +505,22 @@ static void trim_when_quiet(struct server *srv)
 	srv->trim_running = true;
 }
 
-/* Close the connections that showed a secret --auth-file no longer lets in. */
+/* Close the connections that showed a secret --auth-file or --admin-auth-file no longer lets
+ * in. */
 static void close_retired_auth(struct server *srv)
 {
-	size_t closing = conn_set_close_auth_retired(&srv->conns, srv->auth);
+	size_t closing = conn_set_close_auth_retired(&srv->conns, srv->auth, srv->admin_auth);
 
 	if (closing > 0)
-		log_info("closing %zu connection(s) made with a retired --auth-file secret",
+		log_info("closing %zu connection(s) made with a retired --auth-file or "
+		         "--admin-auth-file secret",
 		         closing);
 }
 
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+	bool expired;
 
 	(void)fd, (void)what;
 	note_turn(srv);
@@ -525,7 +529,10 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	/* The grace is checked here, so it ends within a tick of its time: until then the
 	 * previous secret lets no one new in (auth_check looks at the clock) but stays in
 	 * memory, and its connections stay open. */
-	if (srv->auth != NULL && auth_expire(srv->auth, auth_clock_ms()))
+	expired = srv->auth != NULL && auth_expire(srv->auth, auth_clock_ms());
+	if (srv->admin_auth != NULL && auth_expire(srv->admin_auth, auth_clock_ms()))
+		expired = true;
+	if (expired)
 		close_retired_auth(srv);
 	conn_set_tick(&srv->conns);
 	server_log_held_back(srv, false);
@@ -577,7 +584,8 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * SIGHUP reads --auth-file again (auth_reload), so a secret can be changed without a restart.
+ * SIGHUP reads --auth-file and --admin-auth-file again (auth_reload), so a secret can be
+ * changed without a restart.
  * Without one there is nothing to reload; the signal's default action would still kill the
  * daemon without a drain or a log line, leaving its socket file behind, so an operator's
  * reflexive "kill -HUP" or a closed terminal must not stop the service.
@@ -585,16 +593,21 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
+	uint64_t grace_ms = (uint64_t)srv->cfg->auth_grace_s * 1000;
+	bool reloaded = false;
 
 	(void)sig, (void)what;
-	if (srv->auth == NULL) {
-		log_info(
-		    "SIGHUP: ignored (without --auth-file sessd has nothing to reload; SIGTERM "
-		    "stops it)");
+	if (srv->auth == NULL && srv->admin_auth == NULL) {
+		log_info("SIGHUP: ignored (without --auth-file or --admin-auth-file sessd has "
+		         "nothing to reload; SIGTERM stops it)");
 		return;
 	}
 	/* Monotonic: a step of the wall clock must neither end the grace early nor stretch it. */
-	if (auth_reload(srv->auth, auth_clock_ms(), (uint64_t)srv->cfg->auth_grace_s * 1000) == 0)
+	if (srv->auth != NULL && auth_reload(srv->auth, auth_clock_ms(), grace_ms) == 0)
+		reloaded = true;
+	if (srv->admin_auth != NULL && auth_reload(srv->admin_auth, auth_clock_ms(), grace_ms) == 0)
+		reloaded = true;
+	if (reloaded)
 		close_retired_auth(srv);
 }
 
@@ -667,7 +680,9 @@ static int server_listen(struct server *srv)
 			log_warn("%s is not a loopback address and there is no --auth-file: anyone "
 			         "who can reach it can read and write every session",
 			         listener_url(srv->listeners[i]));
-		else if (cfg->auth_plain == AUTH_PLAIN_YES)
+		if (srv->auth == NULL && srv->admin_auth == NULL)
+			continue;
+		if (cfg->auth_plain == AUTH_PLAIN_YES)
 			log_warn(
 			    "%s is not a loopback address and --auth-plain yes lets clients "
 			    "there show the secret unsealed: whoever reads it can connect, and "
@@ -742,6 +757,23 @@ struct server *server_new(const struct config *cfg)
 			goto fail;
 		log_info("clients must show the secret of %s", cfg->auth_file);
 	}
+	if (cfg->admin_auth_file != NULL) {
+		srv->admin_auth = auth_new(cfg->admin_auth_file);
+		if (srv->admin_auth == NULL)
+			goto fail;
+		if (srv->auth != NULL && auth_same_secret(srv->auth, srv->admin_auth)) {
+			log_error("--admin-auth-file %s holds the same secret as --auth-file %s: "
+			          "every app would be an admin; give the admin a secret of its own",
+			          cfg->admin_auth_file, cfg->auth_file);
+			goto fail;
+		}
+		if (srv->auth != NULL) {
+			auth_keep_apart(srv->auth, srv->admin_auth);
+			auth_keep_apart(srv->admin_auth, srv->auth);
+		}
+		log_info("only clients that show the secret of %s may LIST, NAMESPACES and CLEAR",
+		         cfg->admin_auth_file);
+	}
 
 	memset(&store_cfg, 0, sizeof(store_cfg));
 	store_cfg.max_bytes = (size_t)cfg->max_memory;
@@ -780,6 +812,7 @@ struct server *server_new(const struct config *cfg)
 	dispatch_cfg.max_connections = cfg->max_connections;
 	dispatch_cfg.max_client_bytes = cfg->max_client_memory;
 	dispatch_cfg.auth = srv->auth;
+	dispatch_cfg.admin_auth = srv->admin_auth;
 	dispatch_cfg.plain = cfg->auth_plain;
 	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);
 	if (srv->dispatch == NULL) {
@@ -869,6 +902,7 @@ void server_free(struct server *srv)
 	if (srv->drain_timer != NULL)
 		event_free(srv->drain_timer);
 	dispatch_free(srv->dispatch);
+	auth_free(srv->admin_auth);
 	auth_free(srv->auth);
 	persist_free(srv->persist);
 	store_free(srv->store);

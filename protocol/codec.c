@@ -27,6 +27,7 @@ const char *codec_status_name(uint32_t status)
 	    [CODEC_LIMIT] = "LIMIT",
 	    [CODEC_BUSY] = "BUSY",
 	    [CODEC_CONFLICT] = "CONFLICT",
+	    [CODEC_FORBIDDEN] = "FORBIDDEN",
 	};
 
 	if (status >= sizeof names / sizeof names[0])

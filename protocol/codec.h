@@ -75,10 +75,11 @@ enum codec_status {
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
 	CODEC_LIMIT = 12,         /* a per-session limit (flash bytes) would be exceeded */
 	CODEC_BUSY = 13,          /* no room for an unfinished frame: the connection is closed */
-	CODEC_CONFLICT = 14       /* SET_IF: the session's data is not what the client expected */
+	CODEC_CONFLICT = 14,      /* SET_IF: the session's data is not what the client expected */
+	CODEC_FORBIDDEN = 15      /* LIST, NAMESPACES, CLEAR without the admin secret; stays open */
 };
 /* The highest status this codec knows. */
-#define CODEC_STATUS_MAX CODEC_CONFLICT
+#define CODEC_STATUS_MAX CODEC_FORBIDDEN
 
 /* A human-readable name for ${status}, such as "NOT_FOUND"; "UNKNOWN" for other numbers. */
 const char *codec_status_name(uint32_t status);

@@ -322,7 +322,7 @@ rep("ok hello map", 1, 0, mp_map(
     (s("version"), u(1)), (s("server"), s("sessd 0.1.0")),
     (s("server_id"), s("0123456789abcdef0123456789abcdef")), (s("max_frame"), u(1048576)),
     (s("max_id"), u(128)), (s("max_namespace"), u(64)), (s("max_flash_type"), u(64)),
-    (s("max_list"), u(1000)), (s("auth"), nil())))
+    (s("max_list"), u(1000)), (s("auth"), nil()), (s("admin"), b"\xc3")))
 rep("not found", 7, 1, nil())
 rep("bad request with a message", 0, 2, s("id must be 1..128 bytes"), "id must be 1..128 bytes")
 rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
@@ -330,6 +330,9 @@ rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
 rep("limit with a message", 20, 12, s("flash limit"), "flash limit")
 CONFLICT_MSG = "the session's data changed since it was read; nothing changed"
 rep("conflict (set_if) with a message", 40, 14, s(CONFLICT_MSG), CONFLICT_MSG)
+FORBIDDEN_MSG = "LIST needs the admin secret (--admin-auth-file)"
+rep("forbidden (list without the admin secret) with a message", 41, 15, s(FORBIDDEN_MSG),
+    FORBIDDEN_MSG)
 rep("ok uint (flash push existing: the queue's length)", 43, 0, u(2))
 rep("not found (flash push existing: no session with data)", 43, 1, nil())
 rep("error with an empty message", 3, 10, s(""), "")

@@ -120,6 +120,12 @@ declare namespace connectSessd {
     max_list?: number | bigint;
     /** true when the daemon checked the shared secret; null when it requires none. */
     auth?: true | null;
+    /**
+     * Whether this connection may LIST, NAMESPACES and CLEAR (all(), ids(), clear()): false
+     * when the daemon has --admin-auth-file and the client did not show that secret. Absent
+     * from an older daemon, which lets every connection.
+     */
+    admin?: boolean;
     /** On a sealed connection: the daemon's key and its proof that it holds the secret. */
     kx?: { key: Uint8Array; proof: Uint8Array };
     [key: string]: unknown;
@@ -423,7 +429,7 @@ declare namespace connectSessd {
     /** The status's wire number (codec.STATUS); in earlier 0.1.0 builds this was `status`. */
     sessdStatus: number;
     /** The HTTP status, as `statusCode` (Express's `err.status || 500` convention). */
-    status: 500 | 503;
+    status: 403 | 500 | 503;
     /** Its name, e.g. `'NOT_FOUND'`. */
     statusName: string;
     /** `'ESESSD_' + statusName`, except AUTH_FAILED: `'ESESSD_AUTH'`. */
@@ -436,8 +442,9 @@ declare namespace connectSessd {
      */
     notCarriedOut?: boolean;
     /** The HTTP status for an error handler: 503 for NO_MEMORY, IO_ERROR, BUSY and
-     * SHUTTING_DOWN (sessd cannot take it now), 500 for every other status. */
-    statusCode: 500 | 503;
+     * SHUTTING_DOWN (sessd cannot take it now), 403 for FORBIDDEN (LIST, NAMESPACES or CLEAR
+     * without sessd's --admin-auth-file secret), 500 for every other status. */
+    statusCode: 403 | 500 | 503;
     /** false: the message is not for the visitor (as http-errors marks server errors). */
     expose: false;
   }
@@ -495,6 +502,7 @@ declare namespace connectSessd {
       readonly LIMIT: 12;
       readonly BUSY: 13;
       readonly CONFLICT: 14;
+      readonly FORBIDDEN: 15;
     };
     /** Status number -> name. */
     const STATUS_NAME: { readonly [status: number]: string };

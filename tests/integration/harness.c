@@ -651,25 +651,30 @@ uint64_t harness_result_uint(const struct codec_reply *rep)
 	return v;
 }
 
+bool harness_map_find(const struct codec_reply *rep, const char *key, struct mp_reader *at)
+{
+	struct mp_bytes k;
+	uint32_t n;
+
+	mp_reader_init(at, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_map(at, &n), 0, "result is a map");
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(mp_read_str(at, &k), 0);
+		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0)
+			return true;
+		cr_assert_eq(mp_skip(at), 0);
+	}
+	return false;
+}
+
 uint64_t harness_map_uint(const struct codec_reply *rep, const char *key)
 {
 	struct mp_reader r;
-	struct mp_bytes k;
-	uint32_t n;
 	uint64_t v;
 
-	mp_reader_init(&r, rep->result.ptr, rep->result.len);
-	cr_assert_eq(mp_read_map(&r, &n), 0, "result is a map");
-	for (uint32_t i = 0; i < n; i++) {
-		cr_assert_eq(mp_read_str(&r, &k), 0);
-		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0) {
-			cr_assert_eq(mp_read_uint(&r, &v), 0, "%s is a uint", key);
-			return v;
-		}
-		cr_assert_eq(mp_skip(&r), 0);
-	}
-	cr_assert_fail("key %s missing", key);
-	return 0;
+	cr_assert(harness_map_find(rep, key, &r), "key %s missing", key);
+	cr_assert_eq(mp_read_uint(&r, &v), 0, "%s is a uint", key);
+	return v;
 }
 
 long harness_rss_kib(pid_t pid)

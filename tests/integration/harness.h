@@ -144,6 +144,8 @@ int harness_set_get(int fd, const char *ns, const char *id, const char *data, ui
  * ${rep} borrows it (the caller frees *${body}).
  * harness_expect_closed(fd): the daemon closed the connection (end of stream or a reset).
  * harness_result_uint(rep): the reply's result, which must be a uint.
+ * harness_map_find(rep, key, at): whether the reply's map result has ${key}; if so ${at} reads
+ * its value.
  * harness_map_uint(rep, key): the uint under ${key} in the reply's map result.
  * harness_write_secret(path, secret, mode): write ${secret} and a newline to ${path} with
  * ${mode} as sessd(8) advises, a temporary file beside it renamed over it, so that a SIGHUP
@@ -154,6 +156,7 @@ void harness_send_buf(int fd, const struct buf *b);
 void harness_read_reply(int fd, struct codec_reply *rep, uint8_t **body);
 void harness_expect_closed(int fd);
 uint64_t harness_result_uint(const struct codec_reply *rep);
+bool harness_map_find(const struct codec_reply *rep, const char *key, struct mp_reader *at);
 uint64_t harness_map_uint(const struct codec_reply *rep, const char *key);
 void harness_write_secret(const char *path, const char *secret, mode_t mode);
 

@@ -1092,3 +1092,282 @@ LEAK_CHECKED_TEST_OPTS(sealed, hellos_put_off_whose_client_hung_up_are_dropped, 
 	replays_closed_at_once(0);
 	replays_closed_at_once(40 * 1024);
 }
+
+/* --- The admin secret (--admin-auth-file): LIST, NAMESPACES and CLEAR need it. --- */
+
+static const char admin_secret[] = "the admin secret, not the apps' one";
+
+/* The bool under ${key} in a HELLO reply's map: 1 or 0, or -1 when it is absent. */
+static int hello_bool(const struct codec_reply *rep, const char *key)
+{
+	struct mp_reader r;
+	bool v;
+
+	if (!harness_map_find(rep, key, &r))
+		return -1;
+	if (mp_read_nil(&r) == 0)
+		return 0;
+	cr_assert_eq(mp_read_bool(&r, &v), 0, "%s is a bool", key);
+	return v ? 1 : 0;
+}
+
+/* A plain HELLO showing ${key} (NULL: nil) to ${url}: the connection, after checking that the
+ * reply says ${admin}. */
+static int plain_open(const char *url, const char *key, bool admin)
+{
+	struct codec_reply rep;
+	struct buf nil;
+	uint8_t *body;
+	int fd;
+
+	if (key != NULL) {
+		rep = plain_hello(url, key, &fd, &body);
+	} else {
+		buf_init(&nil);
+		cr_assert_eq(mp_write_nil(&nil), 0);
+		fd = harness_connect(url);
+		cr_assert_geq(fd, 0);
+		rep = hello_with(fd, &nil, &body);
+		buf_finish(&nil);
+	}
+	cr_assert_eq(rep.status, CODEC_OK, "HELLO: %s", codec_status_name(rep.status));
+	cr_expect_eq(hello_bool(&rep, "admin"), admin ? 1 : 0, "the reply's admin");
+	free(body);
+	return fd;
+}
+
+/* The three admin requests, in the default namespace. */
+static const struct codec_request admin_requests[] = {
+    {.op = CODEC_OP_LIST, .limit = 10},
+    {.op = CODEC_OP_NAMESPACES, .limit = 10},
+    {.op = CODEC_OP_CLEAR},
+};
+
+/* Each admin request on the plain ${fd} is FORBIDDEN, says why, and the connection serves on. */
+static void expect_forbidden(int fd)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING}, count = {.op = CODEC_OP_COUNT};
+	struct codec_reply rep;
+	uint8_t *body;
+
+	for (size_t i = 0; i < sizeof(admin_requests) / sizeof(admin_requests[0]); i++) {
+		struct codec_request req = admin_requests[i];
+
+		req.request_id = 100 + i;
+		cr_assert_eq(harness_call(fd, &req, &rep, &body), 0, "%s: no reply",
+		             codec_op_name(req.op));
+		cr_expect_eq(rep.status, CODEC_FORBIDDEN, "%s: %s", codec_op_name(req.op),
+		             codec_status_name(rep.status));
+		cr_expect_not_null(memmem(rep.message.ptr, rep.message.len,
+		                          "needs the admin secret (--admin-auth-file)", 42),
+		                   "%.*s", (int)rep.message.len, (const char *)rep.message.ptr);
+		free(body);
+	}
+	cr_expect_eq(harness_request(fd, &ping, NULL, NULL), CODEC_OK, "the connection serves on");
+	/* The CLEAR removed nothing. */
+	cr_expect_eq(harness_request(fd, &count, NULL, NULL), CODEC_OK);
+}
+
+/* Each admin request on the plain ${fd} is carried out. */
+static void expect_admin(int fd, const char *what)
+{
+	for (size_t i = 0; i < sizeof(admin_requests) / sizeof(admin_requests[0]); i++) {
+		struct codec_request req = admin_requests[i];
+
+		cr_expect_eq(harness_request(fd, &req, NULL, NULL), CODEC_OK, "%s: %s", what,
+		             codec_op_name(req.op));
+	}
+}
+
+/* Write the admin secret beside the suite's; returns its path in ${path}. */
+static void write_admin_secret(char *path, size_t size, const char *text)
+{
+	snprintf(path, size, "%s/admin", dir);
+	harness_write_secret(path, text, 0600);
+}
+
+/*
+ * With --admin-auth-file, the apps' secret, plain or sealed, does everything but LIST,
+ * NAMESPACES and CLEAR, which are FORBIDDEN (the connection stays open, STATS counts them);
+ * the admin secret, plain or sealed, does those too. HELLO's reply says which it is.
+ */
+LEAK_CHECKED_TEST(sealed, admin_requests_need_the_admin_secret)
+{
+	char admin_path[128];
+	const char *const args[] = {"--auth-file", secret_path, "--admin-auth-file", admin_path,
+	                            NULL};
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .request_id = 4, .ns_all = true};
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed s;
+	uint8_t *body;
+	char *text;
+	int fd;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+
+	fd = plain_open(d.unix_url, secret, false);
+	cr_expect_eq(harness_set_get(fd, NULL, "app-session", "{\"cart\":1}", TTL_MS), 0,
+	             "the apps' secret reads and writes sessions");
+	expect_forbidden(fd);
+	close(fd);
+	s = sealed_open(d.unix_url);
+	cr_expect_eq(sealed_call(&s, &list, NULL, NULL), CODEC_FORBIDDEN);
+	cr_expect_eq(sealed_call(&s, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&s);
+
+	fd = plain_open(d.tcp_url, admin_secret, true);
+	expect_admin(fd, "plain");
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "forbidden_total"), 4);
+	free(body);
+	close(fd);
+	s = sealed_open_with(d.unix_url, admin_secret);
+	cr_expect_eq(sealed_call(&s, &list, NULL, NULL), CODEC_OK, "sealed with the admin secret");
+	sealed_close(&s);
+
+	text = harness_log(&d);
+	cr_expect_eq(strstr(text, admin_secret), NULL, "the secret is never logged\n%s", text);
+	free(text);
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}
+
+/* Without --admin-auth-file every connection is admin, as before the option: the apps'
+ * secret lists. */
+LEAK_CHECKED_TEST(sealed, without_an_admin_secret_every_connection_is_admin)
+{
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct sealed s;
+	int fd;
+
+	fd = plain_open(daemon_with_secret.unix_url, secret, true);
+	expect_admin(fd, "plain");
+	close(fd);
+	s = sealed_open(daemon_with_secret.unix_url);
+	cr_expect_eq(sealed_call(&s, &list, NULL, NULL), CODEC_OK);
+	sealed_close(&s);
+}
+
+/*
+ * --admin-auth-file alone (a Unix-socket deployment without an apps' secret): apps send no
+ * auth, or a secret the server lets pass unchecked, and are no admins; the admin secret, plain
+ * or sealed, is.
+ */
+LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
+{
+	char admin_path[128];
+	const char *const args[] = {"--admin-auth-file", admin_path, NULL};
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct harness_daemon d;
+	struct sealed s;
+	int fd;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = plain_open(d.unix_url, NULL, false);
+	cr_expect_eq(harness_set_get(fd, NULL, "app-session", "{}", TTL_MS), 0);
+	expect_forbidden(fd);
+	close(fd);
+	fd = plain_open(d.unix_url, secret, false);
+	expect_forbidden(fd);
+	close(fd);
+	fd = plain_open(d.unix_url, admin_secret, true);
+	expect_admin(fd, "plain");
+	close(fd);
+	s = sealed_open_with(d.unix_url, admin_secret);
+	cr_expect_eq(sealed_call(&s, &list, NULL, NULL), CODEC_OK);
+	sealed_close(&s);
+	cr_expect_eq(sealed_hello_status(d.unix_url, secret), CODEC_AUTH_FAILED,
+	             "a key exchange with another secret is refused");
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}
+
+/* The same secret in --auth-file and --admin-auth-file would make every app an admin: sessd
+ * refuses to start, and says so. */
+LEAK_CHECKED_TEST(sealed, the_same_secret_for_apps_and_admin_is_refused)
+{
+	char admin_path[128], log_path[128], sock[160], *text;
+	const char *const args[] = {
+	    "--auth-file", secret_path, "--admin-auth-file", admin_path, "--listen", sock, NULL};
+	size_t len = 0;
+	int status;
+	FILE *f;
+
+	write_admin_secret(admin_path, sizeof(admin_path), secret);
+	snprintf(log_path, sizeof(log_path), "%s/same.log", dir);
+	snprintf(sock, sizeof(sock), "unix:%s/same.sock", dir);
+	cr_assert_eq(harness_run(args, log_path, false, &status), 0);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0, "sessd started");
+	f = fopen(log_path, "r");
+	cr_assert_not_null(f);
+	text = calloc(1, 65536);
+	cr_assert_not_null(text);
+	len = fread(text, 1, 65535, f);
+	fclose(f);
+	cr_expect_gt(len, 0);
+	cr_expect_not_null(strstr(text, "holds the same secret as --auth-file"), "%s", text);
+	cr_expect_eq(strstr(text, secret), NULL, "%s", text);
+	free(text);
+	unlink(log_path);
+	unlink(admin_path);
+}
+
+/*
+ * A SIGHUP that reads a new admin secret (--auth-grace 1): the admin connection made with the
+ * old one works on, admin, within the grace, and is closed after it; the new secret is admin
+ * at once; the apps' connection is left alone. A new admin secret that is the apps' one is not
+ * taken.
+ */
+LEAK_CHECKED_TEST(sealed, an_admin_secret_rotates_with_its_grace)
+{
+	static const char next[] = "the next admin secret, rotated in";
+	char admin_path[128];
+	const char *const args[] = {
+	    "--auth-file", secret_path, "--admin-auth-file", admin_path, "--auth-grace", "1", NULL};
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
+	struct sealed old_admin, new_admin;
+	struct harness_daemon d;
+	struct codec_reply rep;
+	uint8_t *body;
+	long reloaded;
+	int app, fd;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	old_admin = sealed_open_with(d.unix_url, admin_secret);
+	app = plain_open(d.unix_url, secret, false);
+
+	write_admin_secret(admin_path, sizeof(admin_path), secret);
+	reload_and_wait(&d, "the app and admin secrets must differ", 1);
+	cr_expect_eq(sealed_call(&old_admin, &list, NULL, NULL), CODEC_OK, "the old one stays");
+
+	write_admin_secret(admin_path, sizeof(admin_path), next);
+	reload_and_wait(&d, "reloaded a new secret", 1);
+	reloaded = now_ms();
+	cr_expect_eq(sealed_call(&old_admin, &list, NULL, NULL), CODEC_OK, "within the grace");
+	new_admin = sealed_open_with(d.unix_url, next);
+	cr_expect_eq(sealed_call(&new_admin, &list, NULL, NULL), CODEC_OK, "the new one is admin");
+	fd = plain_open(d.unix_url, admin_secret, true);
+	close(fd);
+	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
+
+	sealed_reply(&old_admin, &rep, &body);
+	expect_retired_goodbye(&rep);
+	free(body);
+	cr_expect_eq(read_record(&old_admin), -1, "closed after the grace");
+	sealed_close(&old_admin);
+	cr_expect_eq(sealed_call(&new_admin, &list, NULL, NULL), CODEC_OK);
+	sealed_close(&new_admin);
+	cr_expect_eq(harness_request(app, &ping, NULL, NULL), CODEC_OK, "the app's stays open");
+	close(app);
+	cr_expect_eq(sealed_hello_status(d.unix_url, admin_secret), CODEC_AUTH_FAILED,
+	             "the old admin secret is retired");
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}

@@ -1087,6 +1087,57 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 }
 
 /*
+ * A daemon with --admin-auth-file: sessctl with the apps' secret does what apps do, and is
+ * told, for list, namespaces and clear, to give the admin secret's file with --auth-file; a
+ * count of nothing says nothing about namespaces it may not see. With the admin secret, sealed
+ * or plain, every command works.
+ */
+LEAK_CHECKED_TEST(sessctl, admin_commands_need_the_admin_secret)
+{
+	char dir[64], app[128], admin[128];
+	const char *args[] = {"--auth-file", app, "--admin-auth-file", admin, NULL};
+	static const char *const refused[][3] = {
+	    {"list", NULL}, {"namespaces", NULL}, {"clear", "--yes", NULL}};
+	struct harness_daemon d;
+	struct run r;
+
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ctladmin-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app, sizeof(app), "%s/app", dir);
+	snprintf(admin, sizeof(admin), "%s/admin", dir);
+	write_secret(app, AUTH_SECRET "\n", 0600);
+	write_secret(admin, "k9Vq0 the admin secret, not the app's\n", 0600);
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+
+	run_full(&r, d.unix_url, app, NULL, 0, (const char *const[]){"set", "a", "kept", NULL});
+	expect(&r, 0, "");
+	run_full(&r, d.unix_url, app, NULL, 0,
+	         (const char *const[]){"--namespace", "empty", "count", NULL});
+	expect(&r, 0, "0\n");
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		run_full(&r, d.unix_url, app, NULL, 0, refused[i]);
+		cr_assert(strstr((char *)r.err.data, "needs the admin secret") != NULL,
+		          "%s: stderr: %s", refused[i][0], (char *)r.err.data);
+		cr_assert(strstr((char *)r.err.data, "--admin-auth-file) with --auth-file FILE") !=
+		              NULL,
+		          "%s: stderr: %s", refused[i][0], (char *)r.err.data);
+		expect(&r, 2, "");
+	}
+	run_full(&r, d.unix_url, admin, NULL, 0, (const char *const[]){"list", NULL});
+	cr_assert(strncmp((char *)r.out.data, "a\t", 2) == 0, "stdout: %s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	run_full(&r, d.unix_url, admin, NULL, 0,
+	         (const char *const[]){"--plain-auth", "namespaces", NULL});
+	expect(&r, 0, "default\t1\n");
+	run_full(&r, d.unix_url, admin, NULL, 0, (const char *const[]){"clear", "--yes", NULL});
+	expect(&r, 0, "1\n");
+	cr_assert_eq(harness_stop(&d), 0);
+	unlink(app);
+	unlink(admin);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+/*
  * Sealed by default: with the secret (option or environment) every command works against a
  * daemon with --auth-file, over Unix and TCP, and --plain-auth works too. A sealed sessctl
  * does not get into a daemon without --auth-file (which refuses to seal: a plain secret would

@@ -310,3 +310,44 @@ LEAK_CHECKED_TEST(auth, the_clock_is_monotonic)
 	cr_expect_leq(before, now);
 	cr_expect_leq(now, after);
 }
+
+/*
+ * The apps' and the admin's secrets (--auth-file, --admin-auth-file) must differ:
+ * auth_same_secret tells at startup, and auth_keep_apart keeps a reload from making them equal.
+ */
+LEAK_CHECKED_TEST(auth, two_secrets_are_told_apart_and_kept_so)
+{
+	char other_path[160];
+	struct auth *app, *admin;
+	FILE *f;
+
+	snprintf(other_path, sizeof(other_path), "%s/admin", dir);
+	f = fopen(other_path, "w");
+	cr_assert_not_null(f);
+	cr_assert_gt(fputs("the admin secret, not the apps'\n", f), 0);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(chmod(other_path, 0600), 0);
+	write_secret("the apps' secret, for web apps\n", 31, 0600);
+	app = auth_new(path);
+	admin = auth_new(other_path);
+	cr_assert_not_null(app);
+	cr_assert_not_null(admin);
+	cr_expect_not(auth_same_secret(app, admin));
+	cr_expect(auth_same_secret(app, app));
+	auth_keep_apart(app, admin);
+	auth_keep_apart(admin, app);
+
+	/* The apps' file given the admin secret: refused, the apps' secret stays. */
+	write_secret("the admin secret, not the apps'\n", 32, 0600);
+	cr_expect_eq(auth_reload(app, 0, 1000), -1);
+	cr_expect(check(app, "the apps' secret, for web apps"));
+	cr_expect_not(check(app, "the admin secret, not the apps'"));
+	cr_expect_not(auth_same_secret(app, admin));
+	/* Another secret is taken as ever. */
+	write_secret("the apps' next secret, rotated\n", 31, 0600);
+	cr_expect_eq(auth_reload(app, 0, 1000), 0);
+	cr_expect(check(app, "the apps' next secret, rotated"));
+	auth_free(admin);
+	auth_free(app);
+	unlink(other_path);
+}

@@ -202,6 +202,42 @@ LEAK_CHECKED_TEST(config, auth_plain)
 	                   err_text);
 }
 
+/* --admin-auth-file: taken as given, alone or with --auth-file, lets --auth-plain be given,
+ * and cannot be the --auth-file itself (every app would be an admin). */
+LEAK_CHECKED_TEST(config, admin_auth_file)
+{
+	char *none[] = {"sessd", "--listen", "unix:/tmp/s"};
+	char *both[] = {"sessd",      "--auth-file", "/etc/app",   "--admin-auth-file",
+	                "/etc/admin", "--listen",    "unix:/tmp/s"};
+	char *alone_plain[] = {"sessd", "--admin-auth-file", "/etc/admin", "--auth-plain",
+	                       "no",    "--listen",          "unix:/tmp/s"};
+	char *same[] = {"sessd",  "--auth-file", "/etc/s",     "--admin-auth-file",
+	                "/etc/s", "--listen",    "unix:/tmp/s"};
+	char *missing[] = {"sessd", "--admin-auth-file"};
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, ARGC(none), none, err), 0);
+	cr_expect_null(cfg.admin_auth_file, "none unless given: every connection is admin");
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(both), both, err), 0);
+	cr_expect_str_eq(cfg.auth_file, "/etc/app");
+	cr_expect_str_eq(cfg.admin_auth_file, "/etc/admin");
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(alone_plain), alone_plain, err), 0);
+	cr_expect_null(cfg.auth_file);
+	cr_expect_str_eq(cfg.admin_auth_file, "/etc/admin");
+	cr_expect_eq(cfg.auth_plain, AUTH_PLAIN_NO, "--auth-plain guards the admin secret too");
+	config_finish(&cfg);
+
+	expect_bad(ARGC(same), same);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "--admin-auth-file is the --auth-file"), "%s",
+	                   err_text);
+	expect_bad(ARGC(missing), missing);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "--admin-auth-file needs a value"), "%s", err_text);
+}
+
 LEAK_CHECKED_TEST(config, sizes)
 {
 	uint64_t v;

@@ -53,6 +53,7 @@ const STATUS = Object.freeze({
   LIMIT: 12,
   BUSY: 13,
   CONFLICT: 14,
+  FORBIDDEN: 15,
 });
 const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
 // After these the server closes the connection (PROTOCOL.md, "Errors that close"; and

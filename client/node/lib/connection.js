@@ -42,8 +42,10 @@ const AUTH_CODE = 'ESESSD_AUTH';
 // The wire statuses whose SessdError is an HTTP 503: sessd cannot take the request now, and
 // will once it has room or is back (NO_MEMORY: at --max-memory; IO_ERROR: its disk is full
 // or failing; BUSY: it holds too much for stalled clients; SHUTTING_DOWN: it is stopping).
-// Every other status is a 500: retrying the same request will not help (a request it
-// refused, a per-session LIMIT, a configuration error such as AUTH_FAILED).
+// FORBIDDEN is a 403: LIST, NAMESPACES or CLEAR (store.all(), ids(), clear()) from a client
+// without the admin secret of a sessd with --admin-auth-file. Every other status is a 500:
+// retrying the same request will not help (a request it refused, a per-session LIMIT, a
+// configuration error such as AUTH_FAILED).
 const UNAVAILABLE_STATUSES = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
 
 class SessdError extends Error {
@@ -60,7 +62,7 @@ class SessdError extends Error {
     // AUTH_FAILED is ESESSD_AUTH, the code every authentication failure has.
     this.code = status === STATUS.AUTH_FAILED ? AUTH_CODE : 'ESESSD_' + this.statusName;
     this.op = op;
-    this.statusCode = UNAVAILABLE_STATUSES.has(status) ? 503 : 500;
+    this.statusCode = UNAVAILABLE_STATUSES.has(status) ? 503 : status === STATUS.FORBIDDEN ? 403 : 500;
     this.status = this.statusCode;
     this.expose = false;
   }

@@ -314,3 +314,41 @@ test('auth: after a secret rotation closes the connections, the refused reconnec
   t.after(() => fresh.client.terminate());
   assert.equal((await once(fresh, 'connect')).auth, true);
 });
+
+test('auth: with --admin-auth-file, the apps\' secret reads and writes but all(), ids() and clear() fail ESESSD_FORBIDDEN (403); the admin secret may', async (t) => {
+  const ADMIN = 'the-admin-secret-not-the-apps-4c1e';
+  const daemon = new Daemon();
+  const adminFile = require('path').join(daemon.dir, 'admin-secret');
+  require('fs').writeFileSync(adminFile, ADMIN + '\n', { mode: 0o600 });
+  daemon.extraArgs = ['--auth-file', daemon.writeSecret(SECRET + '\n'), '--admin-auth-file', adminFile];
+  await daemon.start();
+  t.after(() => daemon.cleanup());
+
+  for (const seal of [true, false]) {
+    const app = new SessdStore({ url: daemon.unixUrl, auth: SECRET, seal, namespace: 'adm', poolSize: 1 });
+    t.after(() => app.client.terminate());
+    const hello = await once(app, 'connect');
+    assert.equal(hello.admin, false);
+    await app.set('s1', sess({ user: 'ann' }));
+    assert.equal((await app.get('s1')).user, 'ann');
+    assert.equal(await app.length(), 1, 'COUNT needs no admin secret');
+    for (const call of [() => app.all(), () => app.ids(), () => app.clear()]) {
+      await assert.rejects(call(), (err) => {
+        assert.ok(err instanceof SessdError);
+        assert.equal(err.code, 'ESESSD_FORBIDDEN');
+        assert.equal(err.statusCode, 403);
+        assert.equal(err.status, 403);
+        assert.match(err.message, /needs the admin secret \(--admin-auth-file\)/);
+        return true;
+      });
+    }
+    assert.equal((await app.get('s1')).user, 'ann', 'the connection serves on, and nothing was cleared');
+
+    const admin = new SessdStore({ url: daemon.unixUrl, auth: ADMIN, seal, namespace: 'adm', poolSize: 1 });
+    t.after(() => admin.client.terminate());
+    assert.equal((await once(admin, 'connect')).admin, true);
+    assert.deepEqual((await admin.all()).map((s) => s.id), ['s1']);
+    await admin.clear();
+    assert.equal(await app.length(), 0);
+  }
+});

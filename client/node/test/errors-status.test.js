@@ -148,13 +148,14 @@ test('a stuck request still times out when the loop is not stalled', async (t) =
   assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
 });
 
-test('SessdError: statusCode and status 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 500 for the rest; sessdStatus is the wire status', () => {
+test('SessdError: statusCode and status 503 for NO_MEMORY, IO_ERROR, BUSY, SHUTTING_DOWN; 403 for FORBIDDEN; 500 for the rest; sessdStatus is the wire status', () => {
   const unavailable = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
+  assert.equal(STATUS.FORBIDDEN, 15);
   for (const [name, status] of Object.entries(STATUS)) {
     if (status === STATUS.OK || status === STATUS.NOT_FOUND) continue;
     const err = new SessdError(status, 'x', OP.SET);
     assert.equal(err.sessdStatus, status, name);
-    assert.equal(err.statusCode, unavailable.has(status) ? 503 : 500, name);
+    assert.equal(err.statusCode, unavailable.has(status) ? 503 : status === STATUS.FORBIDDEN ? 403 : 500, name);
     assert.equal(err.status, err.statusCode, name);
     assert.equal(err.expose, false, name);
   }
