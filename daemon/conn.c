@@ -47,16 +47,13 @@
 /* How far along the ungreeted connections, oldest first, a newcomer at --max-connections
  * looks for one of its own source's to displace. */
 #define CONN_DISPLACE_SCAN 64
-/* How long a connection may take to complete HELLO before it may give way to a newcomer at
- * --max-connections: enough for a client's HELLO, sent right after its connect, to arrive and
- * be handled under load (a pool opened at once, a fleet reconnecting), half the least
- * --hello-timeout (1 s). Younger, it is let be and the newcomer is the one refused (BUSY). */
+/* How long a newcomer let in on trial (conn_set_may_try) is kept from giving way to another
+ * newcomer of its own source: enough for a client's HELLO, sent right after its connect, to
+ * arrive and be handled under load, so that a web server opening its pool at a full daemon
+ * does not close its own connections before their HELLO is read. Half the least
+ * --hello-timeout (1 s). Nothing else is kept so: a grace for every connection let a flood
+ * spread over a few source addresses keep every slot young and lock real clients out. */
 #define CONN_HELLO_GRACE_MS 500
-/* Connections not past HELLO among the CONN_DISPLACE_SCAN oldest from one source past which
- * that source is taken for a flood: a newcomer from a source with none waiting may then take
- * the place of its oldest even inside the grace, so that a flood faster than the grace lets
- * connections age cannot lock other clients out. A pool opening at once is smaller. */
-#define CONN_FLOOD_PENDING 16
 /* conn_set_tick calls (seconds) without a byte from its client after which a connection past
  * HELLO may give way at --max-connections: idle for two whole seconds at least. */
 #define CONN_IDLE_DISPLACE_TICKS 3
@@ -66,9 +63,6 @@
 #define CONN_BUSY_PENDING                                                                          \
 	"the server is at its --max-connections and this connection had not completed HELLO; "     \
 	"try again later"
-#define CONN_BUSY_FLOOD                                                                            \
-	"the server is at its --max-connections, held by connections from this client that have "  \
-	"not completed HELLO; try again later"
 #define CONN_BUSY_AFTER_HELLO                                                                      \
 	"the server is at its --max-connections, and no client holding more connections than "     \
 	"this one's has one idle for 2 s to give up; try again later"
@@ -1405,13 +1399,14 @@ void conn_set_finish(struct conn_set *s)
 }
 
 /*
- * Whether ${c}, not past HELLO, may give way to a newcomer at ${now_ms}: it has had
- * CONN_HELLO_GRACE_MS to complete HELLO, or its sealed HELLO is answered and only its first
- * record is missing (a recorded HELLO replayed without the secret gets that far at once).
+ * Whether ${c}, not past HELLO, may give way to a newcomer from ${source} at ${now_ms}: any
+ * may, but a newcomer on trial whose own source's newcomer it would be, within
+ * CONN_HELLO_GRACE_MS of its accept.
  */
-static bool may_give_way(const struct conn *c, int64_t now_ms)
+static bool may_give_way(const struct conn *c, uint64_t source, int64_t now_ms)
 {
-	return c->peer.ready || now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS;
+	return !c->on_trial || c->source != source || c->peer.ready ||
+	       now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS;
 }
 
 /*
@@ -1439,66 +1434,30 @@ static void drop_pending(struct conn *c, const char *why)
 	conn_close(c);
 }
 
-/* Whether ${source} has a connection among the CONN_DISPLACE_SCAN newest not past HELLO that
- * is still inside its grace: a pool or a flood from there, still saying HELLO. */
-static bool source_waits(const struct conn_set *s, uint64_t source, int64_t now_ms)
-{
-	const struct conn *c = TAILQ_LAST(&s->ungreeted, conn_list);
-
-	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN; looked++) {
-		if (c->source == source && !may_give_way(c, now_ms))
-			return true;
-		/* Older ones are past their grace too (sealed ones answered may be anywhere). */
-		if (now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS)
-			break;
-		c = TAILQ_PREV(c, conn_list, ungreeted_link);
-	}
-	return false;
-}
-
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 {
-	struct conn *oldest = TAILQ_FIRST(&s->ungreeted), *c, *any = NULL, *own = NULL;
+	struct conn *c = TAILQ_FIRST(&s->ungreeted), *any = NULL, *own = NULL;
 	int64_t now_ms;
-	int flood = 0;
-	bool waits;
 
-	if (oldest == NULL)
+	if (c == NULL)
 		return false;
 	now_ms = mono_ms();
-	c = oldest;
-	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN; looked++) {
-		if (may_give_way(c, now_ms)) {
+	for (int looked = 0; c != NULL && looked < CONN_DISPLACE_SCAN && own == NULL; looked++) {
+		if (may_give_way(c, source, now_ms)) {
 			if (any == NULL)
 				any = c;
-			if (own == NULL && c->source == source)
+			if (c->source == source)
 				own = c;
 		}
-		flood += c->source == oldest->source;
 		c = TAILQ_NEXT(c, ungreeted_link);
 	}
-	if (own != NULL) {
-		drop_pending(own, CONN_BUSY_PENDING);
-		s->dropped_ungreeted++;
-		return true;
-	}
-	/* A source still saying HELLO on connections of its own displaces no one else's: a pool
-	 * or a flood opening faster than it says HELLO is refused, not let in for another
-	 * client's connection about to say it. */
-	waits = source_waits(s, source, now_ms);
-	if (any != NULL && !waits) {
-		drop_pending(any, CONN_BUSY_PENDING);
-		s->dropped_ungreeted++;
-		return true;
-	}
-	/* None has had its grace: the newcomer is refused, unless the oldest are a flood from
-	 * elsewhere (see CONN_FLOOD_PENDING); that one is refused in its place. */
-	if (!waits && oldest->source != source && flood >= CONN_FLOOD_PENDING) {
-		drop_pending(oldest, CONN_BUSY_FLOOD);
-		s->refused_pending++;
-		return true;
-	}
-	return false;
+	if (own == NULL)
+		own = any;
+	if (own == NULL)
+		return false;
+	drop_pending(own, CONN_BUSY_PENDING);
+	s->dropped_ungreeted++;
+	return true;
 }
 
 int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, uint64_t source,

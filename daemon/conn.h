@@ -124,12 +124,8 @@ struct conn_set {
 	uint64_t refused_frames;
 	/* Put-off sealed HELLOs closed at a retry: their client had stopped sending. */
 	uint64_t hellos_abandoned;
-	/* Connections without HELLO closed to make room for new ones (conn_set_drop_ungreeted):
-	 * after their grace, and inside it for a newcomer from elsewhere while they flood. */
+	/* Connections without HELLO closed to make room for new ones (conn_set_drop_ungreeted). */
 	uint64_t dropped_ungreeted;
-	/* Connections of a flood inside their grace closed for a newcomer from elsewhere: refused
-	 * in its place (conn_set_drop_ungreeted). */
-	uint64_t refused_pending;
 	struct log_every refused_frames_log;
 	char refused_frame_peer[DISPATCH_PEER_NAME_BYTES];
 	const char *refused_frame_why;
@@ -177,15 +173,13 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
  * At --max-connections, close a connection that has not said HELLO (with --auth-file, one that
  * has not shown the secret; sealed, one whose client has not sent a record that authenticates
  * yet, as a recorded HELLO can be replayed without the secret) to make room for a newcomer
- * from ${source} (a listener_accept_fn key). Only one that has had half a second to say HELLO
- * (sealed: or whose HELLO is answered) gives way, so that a pool or a fleet of clients
- * connecting at once does not close its own connections before their HELLO is read: the
- * oldest from ${source} among the oldest few, else, when ${source} has none inside that grace,
- * the oldest. Inside the grace, only a flood gives way: when many of the oldest few are from
- * one other source (conn.c, CONN_FLOOD_PENDING) and ${source} has none waiting, that source's
- * oldest, counted in refused_pending as the newcomer would have been. The one closed is told
- * BUSY first if its socket takes it and its HELLO is not answered. Returns false when none
- * gives way: the newcomer is to be refused, or let in on trial (conn_set_may_try).
+ * from ${source} (a listener_accept_fn key): the oldest from that same source when one is
+ * among the oldest few, else the oldest. So a source opening connections faster than it says
+ * HELLO displaces its own, not a client elsewhere that is about to say it. A newcomer on trial
+ * (conn_set_may_try) is kept from its own source's newcomers for half a second, so that a pool
+ * opened at once does not close its own connections before their HELLO is read. The one
+ * closed is told BUSY first if its socket takes it and its HELLO is not answered. Returns
+ * false when none gives way: the newcomer is to be refused, or let in on trial.
  */
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 

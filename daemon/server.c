@@ -268,8 +268,7 @@ static void server_after_turn(struct server *srv)
 	srv->stats.frames_refused_total = srv->conns.refused_frames;
 	srv->stats.connections_displaced_total =
 	    srv->conns.displaced + srv->conns.dropped_ungreeted;
-	srv->stats.connections_refused_total =
-	    srv->refused_total + srv->conns.refused_at_hello + srv->conns.refused_pending;
+	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
 	srv->stats.hello_abandoned_total = srv->conns.hellos_abandoned;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
@@ -357,9 +356,8 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 		evutil_closesocket(fd);
 		return;
 	}
-	/* Connections that have not said HELLO in their grace give way first: clients without
-	 * the secret (or idle ones) must not be able to hold every slot until their
-	 * --hello-timeout. */
+	/* Connections that never said HELLO give way first: clients without the secret (or
+	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
 		/* Then, on trial, if connections past HELLO have gone unused for a while: a pool

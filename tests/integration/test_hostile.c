@@ -755,9 +755,8 @@ static bool turned_away(int fd)
 
 /*
  * At --max-connections, a host opening connections faster than it says HELLO displaces its
- * own silent connections once they have had their time to say it, and is refused while its
- * own are still inside it, but never displaces another host's connection that has yet to say
- * HELLO: a flood from one address cannot keep a web server elsewhere out.
+ * own silent connections, never another host's connection that has yet to say HELLO: a flood
+ * from one address cannot keep a web server elsewhere out.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeout = 60)
 {
@@ -909,10 +908,9 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_new_pool_at_a_full_daemon_gets_its_share, .tim
 
 /*
  * Clients reconnecting all at once at --max-connections (a fleet after a restart: 120
- * connections at a limit of 30, each writing HELLO and a PING): those that get no slot are
- * told BUSY before the close and counted as refused, and none that got one is closed before
- * its HELLO is read. Newcomers used to close the connections accepted just before them,
- * without a word.
+ * connections at a limit of 30, each writing HELLO and a PING): each is served or told BUSY
+ * before the close, and every slot serves a client. Newcomers used to close the connections
+ * accepted just before them without a word.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, a_reconnect_storm_is_told_busy, .timeout = 60)
 {
@@ -941,32 +939,38 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_reconnect_storm_is_told_busy, .timeout = 60)
 	}
 	cr_assert_eq(served, MAX, "every slot serves a client (%d served)", served);
 	cr_assert_eq(busy, STORM - MAX);
-	cr_assert_eq(stat_of(fds[keep], NULL, "connections_refused_total"), STORM - MAX);
-	cr_assert_eq(stat_of(fds[keep], NULL, "connections_displaced_total"), 0);
+	/* Closed to make room, or refused at once: each counted once. */
+	cr_assert_eq(stat_of(fds[keep], NULL, "connections_refused_total") +
+	                 stat_of(fds[keep], NULL, "connections_displaced_total"),
+	             STORM - MAX);
 	for (int i = 0; i < STORM; i++)
 		close(fds[i]);
 	stop_clean();
 }
 
 /*
- * A flood from one host faster than the half second a connection has to say HELLO keeps its
- * connections young, but cannot lock another host out: a newcomer from elsewhere takes the
- * place of the flood's oldest (told BUSY) and is served.
+ * A flood from a few hosts, its connections however young, cannot lock another host out: a
+ * newcomer from elsewhere takes the place of the flood's oldest (told BUSY) and is served.
+ * (A half-second grace for every connection not past HELLO let a flood spread over five
+ * addresses keep every slot young: a review's sessctl got in 3 times in 40.)
  */
 LEAK_CHECKED_TEST_OPTS(hostile, a_young_flood_gives_way_to_another_host, .timeout = 60)
 {
 	static const char *const args[] = {"--max-connections", "20", NULL};
 	enum { MAX = 20 };
+	static const char *const sources[] = {"127.0.0.10", "127.0.0.11", "127.0.0.12",
+	                                      "127.0.0.13", "127.0.0.14"};
 	int flood[MAX], web;
 
 	start_with(args);
+	/* Spread over five addresses, as the review's was: no one source holds many. */
 	for (int i = 0; i < MAX; i++)
-		flood[i] = connect_from("127.0.0.2");
+		flood[i] = connect_from(sources[i % 5]);
 	web = connect_from("127.0.0.3");
 	cr_assert_eq(hello_outcome(web), 1, "the other host's connection is served");
 	cr_assert_eq(hello_outcome(flood[0]), 0, "the flood's oldest gave way");
 	ping_ok(web, 800);
-	cr_assert_eq(stat_of(web, NULL, "connections_refused_total"), 1);
+	cr_assert_eq(stat_of(web, NULL, "connections_displaced_total"), 1);
 	close(web);
 	for (int i = 0; i < MAX; i++)
 		close(flood[i]);
