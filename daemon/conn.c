@@ -584,6 +584,15 @@ static struct conn *find_victim(struct conn_set *s, const struct conn *c)
 	return victim;
 }
 
+/* The last one's peer, so that an operator facing a flood has an address to look at. */
+static void say_dropped(const struct conn_set *s, uint64_t dropped)
+{
+	log_warn("--max-connections %u reached: closed %llu connection(s) that had not completed "
+	         "HELLO to make room for new ones, the last from %s",
+	         s->cfg.max_connections, (unsigned long long)dropped,
+	         s->dropped_peer[0] != '\0' ? s->dropped_peer : "an unnamed peer");
+}
+
 static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_t refused)
 {
 	if (displaced > 0)
@@ -1111,6 +1120,9 @@ static void say_held_back(struct conn_set *s, bool stopping)
 		say_evictions(s, closed);
 	say_admissions(s, log_every_held(&s->displaced_log, 10, stopping),
 	               log_every_held(&s->refused_at_hello_log, 10, stopping));
+	closed = log_every_held(&s->dropped_log, 10, stopping);
+	if (closed > 0)
+		say_dropped(s, closed);
 	closed = log_every_held(&s->refused_frames_log, 60, stopping);
 	if (closed > 0)
 		say_refused_frames(s, closed);
@@ -1437,6 +1449,7 @@ static void drop_pending(struct conn *c, const char *why)
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 {
 	struct conn *c = TAILQ_FIRST(&s->ungreeted), *any = NULL, *own = NULL;
+	uint64_t logged;
 	int64_t now_ms;
 
 	if (c == NULL)
@@ -1455,8 +1468,12 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 		own = any;
 	if (own == NULL)
 		return false;
+	snprintf(s->dropped_peer, sizeof(s->dropped_peer), "%s", own->peer_name);
 	drop_pending(own, CONN_BUSY_PENDING);
 	s->dropped_ungreeted++;
+	logged = log_every_due(&s->dropped_log, 1, 10);
+	if (logged > 0)
+		say_dropped(s, logged);
 	return true;
 }
 

@@ -109,6 +109,10 @@ struct conn_set {
 	struct log_every displaced_log;
 	/* Newcomers refused after HELLO (none could give way), for the warning about them. */
 	struct log_every refused_at_hello_log;
+	/* Connections without HELLO closed for newcomers, and the last one's peer, for the
+	 * warning about them (conn_set_drop_ungreeted). */
+	struct log_every dropped_log;
+	char dropped_peer[DISPATCH_PEER_NAME_BYTES];
 	/* Idle connections a scan found too few of, and ticks + 1 then (conn_set_may_try). */
 	size_t idle_counted;
 	uint64_t idle_counted_until;

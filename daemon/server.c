@@ -105,6 +105,8 @@ struct server {
 	int64_t turn_started_ns;
 	/* Connections refused over --max-connections, for the warning about them. */
 	struct log_every refusals;
+	/* The last newcomer refused at --max-connections, for the warning about them. */
+	char refused_peer[DISPATCH_PEER_NAME_BYTES];
 	uint64_t refused_total; /* and their count since start */
 	/* trim_when_quiet: the requests dispatched at the last tick. */
 	uint64_t tick_seen_requests;
@@ -294,9 +296,11 @@ static void server_after_turn(struct server *srv)
 
 static void say_refusals(const struct server *srv, uint64_t refused)
 {
+	/* The last one's peer, so that an operator facing a flood has an address to look at. */
 	log_warn("--max-connections %u reached, no connection able to give way: closed %llu new "
-	         "connection(s)",
-	         srv->cfg->max_connections, (unsigned long long)refused);
+	         "connection(s), the last from %s",
+	         srv->cfg->max_connections, (unsigned long long)refused,
+	         srv->refused_peer[0] != '\0' ? srv->refused_peer : "an unnamed peer");
 }
 
 /*
@@ -368,6 +372,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
 
 			srv->refused_total++;
+			snprintf(srv->refused_peer, sizeof(srv->refused_peer), "%s", name);
 
 			refuse_busy(fd);
 			if (logged > 0)

@@ -723,7 +723,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, held_back_warnings_are_said_when_their_period_en
 	}
 	/* The first refusal's line is written at once; the other three wait out the period. */
 	log = harness_log(&dmn);
-	cr_assert_not_null(strstr(log, "closed 1 new connection(s)"), "%s", log);
+	cr_assert_not_null(strstr(log, "closed 1 new connection(s), the last from 127.0.0.4"), "%s",
+	                   log);
 	cr_assert_null(strstr(log, "closed 3 new connection(s)"), "%s", log);
 	free(log);
 	/* Nothing more happens; within a second or two of the period's end the log has them. */
@@ -961,6 +962,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_young_flood_gives_way_to_another_host, .timeou
 	static const char *const sources[] = {"127.0.0.10", "127.0.0.11", "127.0.0.12",
 	                                      "127.0.0.13", "127.0.0.14"};
 	int flood[MAX], web;
+	char *log;
 
 	start_with(args);
 	/* Spread over five addresses, as the review's was: no one source holds many. */
@@ -971,6 +973,12 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_young_flood_gives_way_to_another_host, .timeou
 	cr_assert_eq(hello_outcome(flood[0]), 0, "the flood's oldest gave way");
 	ping_ok(web, 800);
 	cr_assert_eq(stat_of(web, NULL, "connections_displaced_total"), 1);
+	/* The log names where the connection closed for it came from. */
+	log = harness_log(&dmn);
+	cr_assert_not_null(strstr(log, "that had not completed HELLO to make room for new ones, "
+	                               "the last from 127.0.0.10"),
+	                   "%s", log);
+	free(log);
 	close(web);
 	for (int i = 0; i < MAX; i++)
 		close(flood[i]);
