@@ -211,6 +211,7 @@ function flashType(type) {
 // TypeError, at the push, for a message JSON cannot hold (a BigInt, a cycle): connect-flash
 // fails the session's save with it, after the response has said it worked. Any other error
 // (an app's toJSON that throws) is passed on as it is.
+// A "__proto__" key anywhere in it is dropped.
 function jsonForm(msg) {
   if (typeof msg === 'string') return msg;
   let text;
@@ -220,7 +221,9 @@ function jsonForm(msg) {
     if (!(err instanceof TypeError)) throw err;
     throw new TypeError(`req.flash(): a flash message must be JSON data, as connect-flash keeps it in the session: ${err.message}`, { cause: err });
   }
-  return JSON.parse(text)[0];
+  // A "__proto__" key (a JSON request body flashed back, sent by whoever posted it) is
+  // dropped: MessagePack's decoder refuses it, so the message would come back as raw bytes.
+  return JSON.parse(text, (key, value) => (key === '__proto__' ? undefined : value))[0];
 }
 
 // flash(opts): middleware that sets req.flash. opts: store (a SessdStore; default

@@ -111,6 +111,32 @@ test('a message that is not a string comes back as its JSON form, as connect-fla
   assert.equal(Object.hasOwn(popped.page[2], 'gone'), false);
 });
 
+// A JSON request body flashed back (a form shown again with its errors) may hold a
+// "__proto__" key, put there by whoever posted it: MessagePack's decoder refuses the key, and
+// the message came back as raw bytes. It is dropped; nothing is polluted.
+test('a message with a "__proto__" key comes back without it, on either store', async (t) => {
+  const popped = await onBothStores(t, 'flash-proto', async (store) => {
+    let page = null;
+    const base = await serve(t, store, (app) => {
+      app.get('/post', (req, res) => {
+        req.flash('form', JSON.parse('{"name":"ada","__proto__":{"polluted":true},"n":{"__proto__":{"x":1},"k":2}}'));
+        res.redirect('/form');
+      });
+      app.get('/form', async (req, res) => {
+        page = await req.flash('form');
+        res.json({ ok: true });
+      });
+    });
+    const br = new Browser(base);
+    assert.equal((await br.get('/post')).status, 302);
+    assert.equal((await br.get('/form')).status, 200);
+    return page;
+  });
+  assert.deepEqual(popped, [{ name: 'ada', n: { k: 2 } }]);
+  assert.equal(Object.hasOwn(popped[0], '__proto__'), false);
+  assert.equal({}.polluted, undefined);
+});
+
 test('a message JSON cannot hold (a bigint, a cycle) rejects the push with a TypeError, and an array pushes all or nothing', async (t) => {
   const result = await onBothStores(t, 'flash-json-refused', async (store) => {
     const reported = [];
