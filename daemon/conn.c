@@ -1421,28 +1421,31 @@ static bool may_give_way(const struct conn *c, uint64_t source, int64_t now_ms)
 	       now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS;
 }
 
-/*
- * Close ${c}, not past HELLO, for a newcomer. Its client is told BUSY when no reply of it has
- * been sent, its HELLO has not been answered (a sealed client could not read it plain after
- * that) and the socket takes it at once; what it sent and we did not read is read first, as
- * in the server's refusal of a newcomer, so that the close is not a reset.
- */
-static void drop_pending(struct conn *c, const char *why)
+void conn_say_busy(evutil_socket_t fd, const char *why)
 {
 	uint8_t unread[4096];
 	struct buf frame;
 	ssize_t moved;
 
 	buf_init(&frame);
-	if (!c->peer.ready && unsent(c) == 0 &&
-	    codec_reply_error(&frame, 0, CODEC_BUSY, why) == 0) {
-		moved = send(c->fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (why != NULL && codec_reply_error(&frame, 0, CODEC_BUSY, why) == 0) {
+		moved = send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)moved; /* best effort: the close tells the client in any case */
 	}
 	buf_finish(&frame);
-	moved = recv(c->fd, unread, sizeof(unread), MSG_DONTWAIT);
+	moved = recv(fd, unread, sizeof(unread), MSG_DONTWAIT);
 	(void)moved;
 	sodium_memzero(unread, sizeof(unread));
+}
+
+/*
+ * Close ${c}, not past HELLO, for a newcomer. Its client is told BUSY (conn_say_busy) when no
+ * reply of it has been sent and its HELLO has not been answered: a sealed client could not
+ * read it plain after that.
+ */
+static void drop_pending(struct conn *c, const char *why)
+{
+	conn_say_busy(c->fd, !c->peer.ready && unsent(c) == 0 ? why : NULL);
 	conn_close(c);
 }
 

@@ -173,6 +173,16 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
              uint64_t owner, bool local, const char *name, bool on_trial);
 
 /*
+ * conn_say_busy(fd, why):
+ * Before ${fd}, a connection not past HELLO, is closed: send BUSY with the message ${why}
+ * (NULL: nothing) if the socket takes it at once, then read what its client sent that was not
+ * read (at most 4096 bytes, wiped after: it may hold a HELLO's secret), since closed unread
+ * the close would be a reset, which may reach the client before it reads the reply. The
+ * caller still owns and closes ${fd}.
+ */
+void conn_say_busy(evutil_socket_t fd, const char *why);
+
+/*
  * conn_set_drop_ungreeted(s, source):
  * At --max-connections, close a connection that has not said HELLO (with --auth-file, one that
  * has not shown the secret; sealed, one whose client has not sent a record that authenticates

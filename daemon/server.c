@@ -22,7 +22,6 @@
 #include <event2/event.h>
 
 #include "auth.h"
-#include "codec.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "listener.h"
@@ -323,29 +322,11 @@ static void server_log_held_back(struct server *srv, bool stopping)
 	}
 }
 
-/*
- * A client turned away at --max-connections is told why, so that its error can say so: one
- * BUSY reply, sent only if the new socket takes it at once (its buffer is empty), then the
- * close. What the client sent already (its HELLO, at most 4096 bytes before HELLO) is read
- * first: closed unread, it would make the close a reset, which may reach the client before
- * it reads the reply.
- */
+/* A client turned away at --max-connections is told why, so that its error can say so. */
 static void refuse_busy(evutil_socket_t fd)
 {
-	uint8_t unread[4096];
-	struct buf frame;
-	ssize_t sent;
-
-	buf_init(&frame);
-	if (codec_reply_error(&frame, 0, CODEC_BUSY,
-	                      "the server is at its --max-connections and no connection can "
-	                      "give way; try again later") == 0) {
-		sent = send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)sent; /* best effort: the close tells the client in any case */
-	}
-	buf_finish(&frame);
-	sent = recv(fd, unread, sizeof(unread), MSG_DONTWAIT);
-	(void)sent;
+	conn_say_busy(fd, "the server is at its --max-connections and no connection can give "
+	                  "way; try again later");
 	evutil_closesocket(fd);
 }
 

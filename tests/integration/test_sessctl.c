@@ -979,9 +979,14 @@ LEAK_CHECKED_TEST(sessctl, count_list_stats_clear)
 
 #define AUTH_SECRET "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4h"
 
-static void write_secret(const char *path, const char *text, mode_t mode)
+/* Write ${text} to the file ${name} in ${dir}, then give it ${mode}; its path in ${path}. */
+static void write_secret(char path[128], const char *dir, const char *name, const char *text,
+                         mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd;
+
+	snprintf(path, 128, "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	cr_assert_neq(fd, -1, "%s: %s", path, strerror(errno));
 	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -1011,13 +1016,10 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 
 	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlauth-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(right, sizeof(right), "%s/right", dir);
-	snprintf(wrong, sizeof(wrong), "%s/wrong", dir);
-	snprintf(exposed, sizeof(exposed), "%s/exposed", dir);
 	snprintf(missing, sizeof(missing), "%s/missing", dir);
-	write_secret(right, AUTH_SECRET "\n", 0600);
-	write_secret(wrong, "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
-	write_secret(exposed, AUTH_SECRET "\n", 0644);
+	write_secret(right, dir, "right", AUTH_SECRET "\n", 0600);
+	write_secret(wrong, dir, "wrong", "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
+	write_secret(exposed, dir, "exposed", AUTH_SECRET "\n", 0644);
 	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
 
 	run_full(&r, d.unix_url, NULL, NULL, 0,
@@ -1103,10 +1105,8 @@ LEAK_CHECKED_TEST(sessctl, admin_commands_need_the_admin_secret)
 
 	snprintf(dir, sizeof(dir), "/tmp/sessd-ctladmin-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app, sizeof(app), "%s/app", dir);
-	snprintf(admin, sizeof(admin), "%s/admin", dir);
-	write_secret(app, AUTH_SECRET "\n", 0600);
-	write_secret(admin, "k9Vq0 the admin secret, not the app's\n", 0600);
+	write_secret(app, dir, "app", AUTH_SECRET "\n", 0600);
+	write_secret(admin, dir, "admin", "k9Vq0 the admin secret, not the app's\n", 0600);
 	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
 
 	run_full(&r, d.unix_url, app, NULL, 0, (const char *const[]){"set", "a", "kept", NULL});
@@ -1154,10 +1154,8 @@ LEAK_CHECKED_TEST(sessctl, sealed_and_plain_auth)
 
 	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlseal-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
-	snprintf(right, sizeof(right), "%s/right", dir);
-	snprintf(wrong, sizeof(wrong), "%s/wrong", dir);
-	write_secret(right, AUTH_SECRET "\n", 0600);
-	write_secret(wrong, "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
+	write_secret(right, dir, "right", AUTH_SECRET "\n", 0600);
+	write_secret(wrong, dir, "wrong", "k9Vq0VtJ3wq2b7mXw1eP8rTzL5sYcA4H\n", 0600);
 	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
 	urls[0] = d.unix_url;
 	urls[1] = d.tcp_url;

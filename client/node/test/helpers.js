@@ -181,19 +181,43 @@ function closeServer(server) {
 
 // frameServer(sockets, onRequest): a server that calls onRequest(socket, request) for each
 // whole request frame a client sends, its sockets kept in ${sockets}.
+// onFrames(onFrame): a 'data' handler that calls onFrame(frame) for each whole frame (header
+// included) as it completes, and drops the rest of a chunk once onFrame returns false.
+function onFrames(onFrame) {
+  let got = Buffer.alloc(0);
+  return (d) => {
+    got = Buffer.concat([got, d]);
+    while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
+      const frame = Buffer.from(got.subarray(0, 4 + got.readUInt32BE(0)));
+      got = got.subarray(frame.length);
+      if (onFrame(frame) === false) return;
+    }
+  };
+}
+
+// listenInTempDir(t, server, sockets, prefix, name): server listening on the Unix socket name
+// in a fresh directory; the server, its sockets and the directory go when the test ends.
+// Returns the socket's path.
+async function listenInTempDir(t, server, sockets, prefix, name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const sockPath = path.join(dir, name);
+  await new Promise((r) => server.listen(sockPath, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return sockPath;
+}
+
 function frameServer(sockets, onRequest) {
   return net.createServer((s) => {
     sockets.push(s);
-    let got = Buffer.alloc(0);
-    s.on('data', (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0) && !s.destroyed) {
-        const n = 4 + got.readUInt32BE(0);
-        const req = codec.decodeRequest(got.subarray(0, n));
-        got = got.subarray(n);
-        onRequest(s, req);
-      }
-    });
+    s.on('data', onFrames((frame) => {
+      if (s.destroyed) return false;
+      onRequest(s, codec.decodeRequest(frame));
+      return true;
+    }));
     s.on('error', () => {});
   });
 }
@@ -206,21 +230,13 @@ function frameServer(sockets, onRequest) {
 // pass on, or null to pass nothing more (it closed the pair). Without onReply the replies
 // pass as they come. Returns { url, sockets }; sockets and directory go when the test ends.
 async function frameProxy(t, sockPath, { onRequest = (frame) => frame, onReply = null } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-proxy-'));
   const sockets = [];
-  const frames = (onFrame, out) => {
-    let got = Buffer.alloc(0);
-    return (d) => {
-      got = Buffer.concat([got, d]);
-      while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
-        const frame = Buffer.from(got.subarray(0, 4 + got.readUInt32BE(0)));
-        got = got.subarray(frame.length);
-        const passed = onFrame(frame);
-        if (passed === null) return;
-        out.write(passed);
-      }
-    };
-  };
+  const frames = (onFrame, out) => onFrames((frame) => {
+    const passed = onFrame(frame);
+    if (passed === null) return false;
+    out.write(passed);
+    return true;
+  });
   const server = net.createServer((down) => {
     const up = net.connect(sockPath);
     const pair = { down, up };
@@ -237,13 +253,7 @@ async function frameProxy(t, sockPath, { onRequest = (frame) => frame, onReply =
     down.on('error', () => {});
     up.on('error', () => {});
   });
-  const p = path.join(dir, 'proxy.sock');
-  await new Promise((r) => server.listen(p, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const p = await listenInTempDir(t, server, sockets, 'sessd-proxy-', 'proxy.sock');
   return { url: `unix:${p}`, sockets };
 }
 
@@ -251,16 +261,9 @@ async function frameProxy(t, sockPath, { onRequest = (frame) => frame, onReply =
 // show on demand. onRequest(socket, request) runs for each whole request frame a client
 // sends; returns the socket's path. Sockets and directory go when the test ends.
 async function fakePeer(t, onRequest) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fake-'));
   const sockets = [];
   const server = frameServer(sockets, onRequest);
-  const sockPath = path.join(dir, 'peer.sock');
-  await new Promise((r) => server.listen(sockPath, r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const sockPath = await listenInTempDir(t, server, sockets, 'sessd-fake-', 'peer.sock');
   return { sockPath, sockets };
 }
 
