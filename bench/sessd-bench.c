@@ -12,6 +12,11 @@
  * A run goes through phases: HELLO (sessd only), LOAD (SET every key so GETs hit; not
  * measured), optionally BURST + WAIT (--expire-burst: sessions that all expire during the
  * timed run), WARMUP (not counted), TIMED, DONE.
+ *
+ * With --versus, TIMED alternates short slices of the mix and of a second, store-free mix
+ * (PING or echo) on the same connections, and sums each one's time, operations and CPU over
+ * its own slices. A machine whose speed drifts or jumps for seconds at a time (a shared host)
+ * moves both alike, so their ratio holds where two runs minutes apart would not.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -51,6 +57,9 @@
 /* The secret sessd takes from --auth-file (daemon/auth.h). */
 #define BENCH_MIN_SECRET 16u
 #define BENCH_MAX_SECRET 1024u
+/* --versus: the slices' default length, and the shortest accepted. */
+#define BENCH_SLICE_S     0.1
+#define BENCH_MIN_SLICE_S 0.01
 
 enum bench_exit {
 	BENCH_EXIT_OK = 0,
@@ -82,12 +91,15 @@ struct bench_options {
 	uint64_t keys;
 	const char *ns;
 	bool json;
-	uint64_t load;         /* --load N: only SET N keys and exit */
-	uint64_t expire_burst; /* --expire-burst N */
-	bool hold;             /* --hold: the burst's sessions live 24 h (the baseline run) */
-	long server_pid;       /* --server-pid: sample its CPU over the timed run */
-	const char *auth_file; /* --auth-file: seal every connection with its secret */
-	bool plain_auth;       /* --plain-auth: send the secret as it is instead */
+	uint64_t load;            /* --load N: only SET N keys and exit */
+	uint64_t expire_burst;    /* --expire-burst N */
+	bool hold;                /* --hold: the burst's sessions live 24 h (the baseline run) */
+	long server_pid;          /* --server-pid: sample its CPU over the timed run */
+	const char *auth_file;    /* --auth-file: seal every connection with its secret */
+	bool plain_auth;          /* --plain-auth: send the secret as it is instead */
+	const char *versus;       /* --versus SPEC: a PING/echo mix alternated with the mix */
+	size_t versus_value_size; /* --versus-value-size (0: --value-size) */
+	double slice_s;           /* --slice */
 };
 
 struct bench_inflight {
@@ -97,6 +109,7 @@ struct bench_inflight {
 	uint8_t replies;
 	uint8_t replies_left;
 	uint8_t worst; /* enum wire_outcome: the worst of its replies so far */
+	uint8_t side;  /* which workload sent it: 0 the mix, 1 --versus */
 };
 
 struct bench;
@@ -122,6 +135,26 @@ struct bench_kind_stats {
 	uint64_t misses;
 	uint64_t errors;
 	struct hist latency;
+};
+
+/* What one side of a --versus run did over its slices. */
+struct bench_side {
+	uint64_t ns;
+	unsigned slices;
+	double server_cpu_s; /* summed from the server's threads' schedstat */
+	double client_cpu_s;
+	uint64_t ops;
+	uint64_t errors;
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	struct hist latency; /* side 1's; side 0's operations are in bench.all and bench.kinds */
+};
+
+/* The start of the slice now running. */
+struct bench_mark {
+	uint64_t ns;
+	double server_cpu_s;
+	double client_cpu_s;
 };
 
 struct bench {
@@ -163,9 +196,6 @@ struct bench {
 	uint64_t timed_start_ns;
 	uint64_t timed_end_ns;
 	uint64_t requests; /* wire requests completed in TIMED (Redis: a flash pop is 4) */
-	/* Bytes sent and received in TIMED: what the transport carried per operation. */
-	uint64_t bytes_sent;
-	uint64_t bytes_received;
 	uint64_t max_at_ns;
 	struct hist all;
 	struct bench_kind_stats kinds[WORKLOAD_KINDS];
@@ -181,6 +211,15 @@ struct bench {
 	struct sessd_client *stats_client;
 	uint64_t loop[2][4];
 	bool loop_ok;
+
+	/* The side whose slice runs (always 0 without --versus), and each side's figures; the
+	 * bytes sent and received in TIMED count toward the side running at the time. */
+	struct workload *versus_workload;
+	struct workload_mix versus_mix;
+	struct event *slice_timer;
+	unsigned side;
+	struct bench_mark mark;
+	struct bench_side sides[2];
 };
 
 static const char *const bench_loop_keys[4] = {"loop_stall_max_us", "loop_stalls_over_1ms",
@@ -259,6 +298,42 @@ static double bench_proc_cpu_s(long pid)
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/*
+ * The CPU time of every thread of ${pid} so far, in seconds, from each one's
+ * /proc/PID/task/TID/schedstat (nanoseconds, unlike /proc/PID/stat's clock ticks, which are
+ * too coarse for a slice of a tenth of a second); -1 when it cannot be read.
+ */
+static double bench_proc_threads_cpu_s(long pid)
+{
+	char path[64], line[128];
+	unsigned long long ns, sum = 0;
+	struct dirent *d;
+	int found = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/schedstat", pid, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread ended meanwhile */
+		if (fgets(line, sizeof(line), f) && sscanf(line, "%llu", &ns) == 1) {
+			sum += ns;
+			found++;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return found ? (double)sum / 1e9 : -1;
+}
+
 static double bench_self_cpu_s(void)
 {
 	struct rusage ru;
@@ -287,6 +362,54 @@ static void bench_sample_cpu(struct bench *b, int which)
 static void bench_conn_flush(struct bench_conn *c);
 static void bench_conn_fill(struct bench_conn *c);
 static void bench_enter(struct bench *b, enum bench_phase phase);
+
+static void bench_mark_now(struct bench *b, struct bench_mark *m)
+{
+	m->ns = bench_now_ns();
+	m->client_cpu_s = bench_self_cpu_s();
+	m->server_cpu_s = b->opt.server_pid > 0 ? bench_proc_threads_cpu_s(b->opt.server_pid) : -1;
+}
+
+/* End the slice now running: its time and CPU go to its side. */
+static void bench_slice_close(struct bench *b)
+{
+	struct bench_side *side = &b->sides[b->side];
+	struct bench_mark end;
+
+	bench_mark_now(b, &end);
+	side->ns += end.ns - b->mark.ns;
+	side->client_cpu_s += end.client_cpu_s - b->mark.client_cpu_s;
+	if (end.server_cpu_s < 0 || b->mark.server_cpu_s < 0)
+		b->server_cpu_ok = false;
+	else
+		side->server_cpu_s += end.server_cpu_s - b->mark.server_cpu_s;
+	side->slices++;
+	b->mark = end;
+}
+
+static void bench_schedule_slice(struct bench *b)
+{
+	uint64_t ns = (uint64_t)(b->opt.slice_s * 1e9);
+	struct timeval tv = {
+	    .tv_sec = (time_t)(ns / 1000000000ull),
+	    .tv_usec = (suseconds_t)(ns % 1000000000ull / 1000),
+	};
+
+	evtimer_add(b->slice_timer, &tv);
+}
+
+/* --versus: the slice ends; the other side's begins. Operations in flight finish as they
+ * were sent, and count toward the side that sent them. */
+static void bench_on_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench *b = arg;
+
+	if (b->phase != PHASE_TIMED)
+		return;
+	bench_slice_close(b);
+	b->side = !b->side;
+	bench_schedule_slice(b);
+}
 
 static void bench_schedule(struct bench *b, uint64_t delay_ns)
 {
@@ -396,6 +519,11 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 	case PHASE_TIMED:
 		b->timed_start_ns = now;
 		bench_sample_cpu(b, 0);
+		if (b->opt.versus) {
+			b->side = 0;
+			bench_mark_now(b, &b->mark);
+			bench_schedule_slice(b);
+		}
 		bench_schedule(b, (uint64_t)(b->opt.duration_s * 1e9));
 		break;
 	case PHASE_DONE:
@@ -404,6 +532,10 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 			b->load_end_ns = now;
 		else
 			bench_sample_cpu(b, 1);
+		if (b->opt.versus && b->slice_timer) {
+			evtimer_del(b->slice_timer);
+			bench_slice_close(b);
+		}
 		event_base_loopbreak(b->base);
 		return;
 	default:
@@ -416,11 +548,13 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 	bench_check_phase_done(b);
 }
 
-/* The next operation for ${c} in the current phase; false when there is none to send. */
-static bool bench_next_op(struct bench_conn *c, struct workload_op *op)
+/* The next operation for ${c} in the current phase, and in *${side} the side that sends it;
+ * false when there is none to send. */
+static bool bench_next_op(struct bench_conn *c, struct workload_op *op, unsigned *side)
 {
 	struct bench *b = c->b;
 
+	*side = 0;
 	switch (b->phase) {
 	case PHASE_LOAD:
 	case PHASE_BURST:
@@ -443,6 +577,13 @@ static bool bench_next_op(struct bench_conn *c, struct workload_op *op)
 		return true;
 	case PHASE_WARMUP:
 	case PHASE_TIMED:
+		/* A flash pop owed to the mix's push goes out first, as the mix's. */
+		if (b->side == 1 && b->phase == PHASE_TIMED && c->gen.pending_pop < 0) {
+			*side = 1;
+			workload_next(b->versus_workload, &b->versus_mix, &c->gen, b->opt.keys,
+			              BENCH_SESSION_TTL_MS, op);
+			return true;
+		}
 		workload_next(b->workload, &b->mix, &c->gen, b->opt.keys, BENCH_SESSION_TTL_MS, op);
 		return true;
 	default:
@@ -450,7 +591,7 @@ static bool bench_next_op(struct bench_conn *c, struct workload_op *op)
 	}
 }
 
-static void bench_conn_push(struct bench_conn *c, uint8_t kind, uint64_t request_id,
+static void bench_conn_push(struct bench_conn *c, uint8_t kind, unsigned side, uint64_t request_id,
                             unsigned replies, uint64_t now)
 {
 	struct bench_inflight *e = &c->ring[(c->ring_head + c->ring_count) % c->b->opt.pipeline];
@@ -461,6 +602,7 @@ static void bench_conn_push(struct bench_conn *c, uint8_t kind, uint64_t request
 	e->replies = (uint8_t)replies;
 	e->replies_left = (uint8_t)replies;
 	e->worst = WIRE_OK;
+	e->side = (uint8_t)side;
 	c->ring_count++;
 	c->b->inflight++;
 }
@@ -476,10 +618,10 @@ static void bench_conn_fill(struct bench_conn *c)
 
 	while (c->ring_count < b->opt.pipeline && b->phase != PHASE_DONE) {
 		struct workload_op op;
-		unsigned replies;
+		unsigned replies, side;
 		uint64_t rid;
 
-		if (!bench_next_op(c, &op))
+		if (!bench_next_op(c, &op, &side))
 			break;
 		if (!now)
 			now = bench_now_ns();
@@ -488,7 +630,7 @@ static void bench_conn_fill(struct bench_conn *c)
 			bench_fail(b, "cannot encode a request: %s", strerror(errno));
 			return;
 		}
-		bench_conn_push(c, (uint8_t)op.kind, rid, replies, now);
+		bench_conn_push(c, (uint8_t)op.kind, side, rid, replies, now);
 	}
 	if (b->wire->seal && c->plain.len > 0) {
 		if (b->wire->seal(c->wire_state, &c->out, c->plain.data, c->plain.len) < 0) {
@@ -517,7 +659,7 @@ static void bench_conn_flush(struct bench_conn *c)
 		}
 		c->out_sent += (size_t)n;
 		if (c->b->phase == PHASE_TIMED)
-			c->b->bytes_sent += (uint64_t)n;
+			c->b->sides[c->b->side].bytes_sent += (uint64_t)n;
 	}
 	buf_reset(&c->out);
 	c->out_sent = 0;
@@ -533,6 +675,13 @@ static void bench_record(struct bench *b, const struct bench_inflight *e, uint64
 	struct bench_kind_stats *k = &b->kinds[e->kind];
 	uint64_t latency = now - e->sent_ns;
 
+	if (e->side == 1) {
+		b->sides[1].ops++;
+		if (e->worst == WIRE_ERROR)
+			b->sides[1].errors++;
+		hist_record(&b->sides[1].latency, latency);
+		return;
+	}
 	k->ops++;
 	if (e->worst == WIRE_MISS)
 		k->misses++;
@@ -611,7 +760,7 @@ static void bench_on_read(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (b->phase == PHASE_TIMED)
-			b->bytes_received += (uint64_t)n;
+			b->sides[b->side].bytes_received += (uint64_t)n;
 		if (b->wire->feed(c->wire_state, b->read_scratch, (size_t)n) < 0) {
 			bench_fail(b, "out of memory");
 			return;
@@ -793,7 +942,8 @@ static int bench_conn_open(struct bench *b, struct bench_conn *c, const struct b
 		return -1;
 	}
 	if (replies)
-		bench_conn_push(c, BENCH_KIND_OPEN, c->next_request_id++, replies, bench_now_ns());
+		bench_conn_push(c, BENCH_KIND_OPEN, 0, c->next_request_id++, replies,
+		                bench_now_ns());
 	bench_conn_flush(c);
 	return 0;
 }
@@ -842,9 +992,59 @@ static const char *bench_auth_mode(const struct bench *b)
 	return b->opt.plain_auth ? "plain" : "sealed";
 }
 
+/* Per operation of ${ops}, or 0 without any. */
+static double bench_per_op(double total, uint64_t ops)
+{
+	return ops ? total / (double)ops : 0;
+}
+
+/* --versus: the second side's figures, and the mix's over its own slices against them. */
+static void bench_report_versus(const struct bench *b, double ops_s, double server_cpu)
+{
+	const struct bench_side *v = &b->sides[1];
+	double secs = (double)v->ns / 1e9;
+	double v_ops_s = secs > 0 ? (double)v->ops / secs : 0;
+	double v_cpu = b->server_cpu_ok ? bench_per_op(v->server_cpu_s * 1e6, v->ops) : -1;
+	double cpu = server_cpu >= 0 ? bench_per_op(server_cpu * 1e6, b->all.count) : -1;
+
+	if (b->opt.json) {
+		printf(",\"slice_s\":%.3f,\"slices\":%u,\"versus\":{\"mix\":\"%s\","
+		       "\"value_size\":%zu,\"slices\":%u,\"duration_s\":%.3f,\"ops\":%" PRIu64
+		       ",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%" PRIu64
+		       ",\"client_cpu_us_per_op\":%.3f,\"bytes_sent_per_op\":%.1f,"
+		       "\"bytes_received_per_op\":%.1f",
+		       b->opt.slice_s, b->sides[0].slices, b->opt.versus, b->opt.versus_value_size,
+		       v->slices, secs, v->ops, v_ops_s, bench_us(hist_quantile(&v->latency, 0.5)),
+		       bench_us(hist_quantile(&v->latency, 0.99)), v->errors,
+		       bench_per_op(v->client_cpu_s * 1e6, v->ops),
+		       bench_per_op((double)v->bytes_sent, v->ops),
+		       bench_per_op((double)v->bytes_received, v->ops));
+		if (v_cpu >= 0)
+			printf(",\"server_cpu_us_per_op\":%.3f", v_cpu);
+		printf("},\"versus_ops_ratio\":%.4f", v_ops_s > 0 ? ops_s / v_ops_s : 0);
+		if (v_cpu > 0 && cpu >= 0)
+			printf(",\"versus_server_cpu_ratio\":%.4f", cpu / v_cpu);
+		return;
+	}
+	printf("versus      %s (%zu-byte values) in %u alternate slices of %.3f s: %.0f ops/s, "
+	       "p50 %.1f us, p99 %.1f us, %" PRIu64 " errors",
+	       b->opt.versus, b->opt.versus_value_size, v->slices, b->opt.slice_s, v_ops_s,
+	       bench_us(hist_quantile(&v->latency, 0.5)),
+	       bench_us(hist_quantile(&v->latency, 0.99)), v->errors);
+	if (v_cpu >= 0)
+		printf(", server %.2f us/op", v_cpu);
+	printf("\n            the mix against it: %.3f of its throughput",
+	       v_ops_s > 0 ? ops_s / v_ops_s : 0);
+	if (v_cpu > 0 && cpu >= 0)
+		printf(", %.3f of its server CPU per op", cpu / v_cpu);
+	printf("\n");
+}
+
 static void bench_report(const struct bench *b)
 {
-	double secs = (double)(b->timed_end_ns - b->timed_start_ns) / 1e9;
+	/* With --versus the mix's figures are over its own slices. */
+	double secs = b->opt.versus ? (double)b->sides[0].ns / 1e9
+	                            : (double)(b->timed_end_ns - b->timed_start_ns) / 1e9;
 	uint64_t ops = b->all.count, misses = 0, errors = 0;
 	double ops_s = secs > 0 ? (double)ops / secs : 0;
 	double server_cpu = -1, client_cpu = b->client_cpu_s[1] - b->client_cpu_s[0];
@@ -854,7 +1054,10 @@ static void bench_report(const struct bench *b)
 		errors += b->kinds[k].errors;
 	}
 	if (b->opt.server_pid > 0 && b->server_cpu_ok)
-		server_cpu = b->server_cpu_s[1] - b->server_cpu_s[0];
+		server_cpu = b->opt.versus ? b->sides[0].server_cpu_s
+		                           : b->server_cpu_s[1] - b->server_cpu_s[0];
+	if (b->opt.versus)
+		client_cpu = b->sides[0].client_cpu_s;
 	if (b->opt.json) {
 		printf("{\"target\":\"%s\",\"server\":\"%s\",\"auth\":\"%s\","
 		       "\"connections\":%u,\"pipeline\":%u,"
@@ -872,8 +1075,8 @@ static void bench_report(const struct bench *b)
 		       hist_mean(&b->all) / 1000.0, errors, misses, b->load_errors);
 		printf(",\"client_cpu_us_per_op\":%.3f", ops ? client_cpu * 1e6 / (double)ops : 0);
 		printf(",\"bytes_sent_per_op\":%.1f,\"bytes_received_per_op\":%.1f",
-		       ops ? (double)b->bytes_sent / (double)ops : 0,
-		       ops ? (double)b->bytes_received / (double)ops : 0);
+		       bench_per_op((double)b->sides[0].bytes_sent, ops),
+		       bench_per_op((double)b->sides[0].bytes_received, ops));
 		if (server_cpu >= 0)
 			printf(",\"server_cpu_s\":%.3f,\"server_cpu_us_per_op\":%.3f", server_cpu,
 			       ops ? server_cpu * 1e6 / (double)ops : 0);
@@ -904,7 +1107,10 @@ static void bench_report(const struct bench *b)
 			       bench_us(hist_quantile(&s->latency, 0.99)));
 			first = 0;
 		}
-		printf("}}\n");
+		printf("}");
+		if (b->opt.versus)
+			bench_report_versus(b, ops_s, server_cpu);
+		printf("}\n");
 		return;
 	}
 	printf("target      %s (%s", b->opt.target, b->wire->name);
@@ -947,6 +1153,8 @@ static void bench_report(const struct bench *b)
 		       ops ? server_cpu * 1e6 / (double)ops : 0,
 		       secs > 0 ? 100 * server_cpu / secs : 0);
 	printf("\n");
+	if (b->opt.versus)
+		bench_report_versus(b, ops_s, server_cpu);
 	if (b->opt.expire_burst && b->opt.hold)
 		printf("burst       %" PRIu64 " sessions held with a 24 h ttl (baseline); worst "
 		       "latency at %.2f s\n",
@@ -988,6 +1196,11 @@ static void bench_usage(FILE *f)
 	    "                       exchange in HELLO, then ChaCha20-Poly1305 records)\n"
 	    "  --plain-auth         with --auth-file: send the secret in HELLO as it is and\n"
 	    "                       seal nothing (what sealing costs is the difference)\n"
+	    "  --versus SPEC        alternate the timed run in slices between the mix and SPEC\n"
+	    "                       (ping and echo only, e.g. echo=100) on the same connections;\n"
+	    "                       each is reported over its own slices, with their ratio\n"
+	    "  --versus-value-size BYTES  the echo's payload for --versus (default --value-size)\n"
+	    "  --slice SECONDS      --versus slice length (default 0.1)\n"
 	    "  --json               print one JSON object\n");
 }
 
@@ -1041,6 +1254,9 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    {"server-pid", required_argument, NULL, 'p'},
 	    {"auth-file", required_argument, NULL, 'a'},
 	    {"plain-auth", no_argument, NULL, 'A'},
+	    {"versus", required_argument, NULL, 'V'},
+	    {"versus-value-size", required_argument, NULL, 'W'},
+	    {"slice", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1055,6 +1271,7 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    .warmup_s = 1,
 	    .mix_text = BENCH_DEFAULT_MIX,
 	    .keys = 10000,
+	    .slice_s = BENCH_SLICE_S,
 	};
 	while ((ch = getopt_long(argc, argv, "", longs, &idx)) != -1) {
 		int bad = 0;
@@ -1113,6 +1330,17 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 		case 'A':
 			o->plain_auth = true;
 			break;
+		case 'V':
+			o->versus = optarg;
+			break;
+		case 'W':
+			bad = bench_parse_u64(optarg, 64u * 1024 * 1024, &v) || v == 0;
+			o->versus_value_size = (size_t)v;
+			break;
+		case 'S':
+			bad = bench_parse_seconds(optarg, &o->slice_s) ||
+			      o->slice_s < BENCH_MIN_SLICE_S;
+			break;
 		case 'h':
 			bench_usage(stdout);
 			exit(BENCH_EXIT_OK);
@@ -1143,6 +1371,13 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 		fprintf(stderr, "sessd-bench: --plain-auth needs --auth-file\n");
 		return -1;
 	}
+	if (o->versus && (o->load || o->expire_burst)) {
+		fprintf(stderr,
+		        "sessd-bench: --versus does not go with --load or --expire-burst\n");
+		return -1;
+	}
+	if (!o->versus_value_size)
+		o->versus_value_size = o->value_size;
 	return 0;
 }
 
@@ -1283,6 +1518,17 @@ int main(int argc, char **argv)
 		rc = BENCH_EXIT_USAGE;
 		goto out_free;
 	}
+	if (b->opt.versus && (workload_mix_parse(&b->versus_mix, b->opt.versus) < 0 ||
+	                      b->versus_mix.total != b->versus_mix.weight[WORKLOAD_PING] +
+	                                                 b->versus_mix.weight[WORKLOAD_ECHO])) {
+		/* Only store-free operations: the other side's sessions stay as its mix left them.
+		 */
+		fprintf(stderr,
+		        "sessd-bench: bad --versus %s (want ping and echo only, e.g. echo=100)\n",
+		        b->opt.versus);
+		rc = BENCH_EXIT_USAGE;
+		goto out_free;
+	}
 	if (b->opt.auth_file && target.is_redis) {
 		fprintf(stderr, "sessd-bench: --auth-file is for a sessd target\n");
 		rc = BENCH_EXIT_USAGE;
@@ -1305,6 +1551,7 @@ int main(int argc, char **argv)
 	for (int k = 0; k < WORKLOAD_KINDS; k++)
 		hist_init(&b->kinds[k].latency);
 	hist_init(&b->all);
+	hist_init(&b->sides[1].latency);
 	ids = b->opt.load ? b->opt.load : b->opt.keys + b->opt.expire_burst;
 	b->workload = workload_new(ids, b->opt.value_size, BENCH_SEED);
 	b->read_scratch = malloc(BENCH_READ_BYTES);
@@ -1317,6 +1564,15 @@ int main(int argc, char **argv)
 	b->timer = evtimer_new(b->base, bench_on_timer, b);
 	if (!b->timer)
 		goto out_free;
+	if (b->opt.versus) {
+		/* Its own values, for an echo of --versus-value-size; the ids are never sent. */
+		b->versus_workload = workload_new(1, b->opt.versus_value_size, BENCH_SEED);
+		b->slice_timer = evtimer_new(b->base, bench_on_slice, b);
+		if (!b->versus_workload || !b->slice_timer) {
+			fprintf(stderr, "sessd-bench: out of memory\n");
+			goto out_free;
+		}
+	}
 	b->ctx.workload = b->workload;
 	b->ctx.ns = b->opt.ns;
 	if (b->secret != NULL && bench_prepare_auth(b) < 0) {
@@ -1357,11 +1613,14 @@ out_free:
 	sessd_close(b->stats_client);
 	if (b->timer)
 		event_free(b->timer);
+	if (b->slice_timer)
+		event_free(b->slice_timer);
 	if (b->base)
 		event_base_free(b->base);
 	free(b->conns);
 	free(b->read_scratch);
 	workload_free(b->workload);
+	workload_free(b->versus_workload);
 	sodium_free(b->secret);
 	sodium_free(b->auth_field);
 	sodium_free(b->psk);
