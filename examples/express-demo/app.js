@@ -110,12 +110,17 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     res.type('html').send(page({ title: 'sessd demo shop', user, flash: res.locals.flash, body, served }));
   });
 
-  // A change is saved before the redirect that confirms it. express-session saves after the
-  // response's head has gone out, so a save that fails then (sessd crashed, a full disk, a
-  // retired secret) would leave the browser told "Added 2 lemons" of a cart that does not
-  // have them; saved first, the failure reaches the error handler and the user a 503.
-  const saveThenRedirect = (req, res, next) =>
-    req.session.save((err) => (err ? next(err) : res.redirect(303, '/')));
+  // A change is saved before the flash and the redirect that confirm it. express-session saves
+  // after the response's head has gone out, so a save that fails then (sessd crashed, a full
+  // disk, a retired secret) would leave the browser told "Added 2 lemons" of a cart that does
+  // not have them; saved first, the failure reaches the error handler and the user a 503. The
+  // flash waits for the save too: pushed before it, it would still say "Added 2 lemons" on
+  // the next page, after the error.
+  const saveThenConfirm = (req, res, next, ...message) =>
+    req.session.save((err) => {
+      if (err) return next(err);
+      return req.flash(...message).then(() => res.redirect(303, '/'), next);
+    });
 
   app.post('/login', (req, res, next) => {
     const name = String(req.body.username || '').trim().slice(0, 40);
@@ -128,7 +133,7 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
       if (err) return next(err);
       req.session.user = name;
       req.session.cart = [];
-      req.flash('info', 'Welcome back, %s', name).then(() => saveThenRedirect(req, res, next), next);
+      saveThenConfirm(req, res, next, 'info', 'Welcome back, %s', name);
       return undefined;
     });
   });
@@ -144,7 +149,7 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     const same = cart.find((it) => it.name === item.name);
     if (same) same.qty += item.qty;
     else cart.push(item);
-    req.flash('info', 'Added %d %s', item.qty, item.name).then(() => saveThenRedirect(req, res, next), next);
+    saveThenConfirm(req, res, next, 'info', 'Added %d %s', item.qty, item.name);
     return undefined;
   });
 

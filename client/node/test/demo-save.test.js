@@ -1,6 +1,7 @@
 'use strict';
-// The example shop saves a change before the redirect that confirms it: a save that fails
-// must reach the user as an error, not as "Added 2 lemons" of a cart without them.
+// The example shop saves a change before the flash and the redirect that confirm it: a save
+// that fails must reach the user as an error, not as "Added 2 lemons" of a cart without them,
+// on the error page's redirect or on the next page's flash.
 // express-session saves only after the response's head has gone out, so without the early
 // save the browser has its 303 before the save fails (a crash, a full disk, a retired
 // secret, or here, deterministically, a session grown past the daemon's max_data).
@@ -51,5 +52,10 @@ test('the demo shop never confirms a cart add whose save failed', async (t) => {
   assert.ok(refused, 'the session never outgrew max_data');
   assert.ok(refused.status >= 500, `a refused save is an error page, not ${refused.status}`);
   // Every add the shop confirmed is in the cart: none was confirmed and then lost.
-  assert.deepEqual(cartOf((await br.get('/')).body), confirmed);
+  const next = (await br.get('/')).body;
+  assert.deepEqual(cartOf(next), confirmed);
+  // Nor does the next page's flash claim the refused add: "Added" is pushed after the save.
+  const flashes = [...next.matchAll(/<p class="flash[^"]*">([^<]*)<\/p>/g)].map((m) => m[1]);
+  assert.ok(confirmed.length > 0);
+  assert.deepEqual(flashes.filter((f) => f.startsWith('Added')), [], `flashes: ${flashes}`);
 });
