@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -216,7 +217,11 @@ int config_parse_listen(const char *url, struct config_listen *out)
 		goto fail;
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = '\0';
-	/* Numeric addresses only: what the daemon binds is what the operator wrote. */
+	/* Users type localhost; libsessd and connect-sessd reach it at 127.0.0.1 (their
+	 * resolvers' first answer), so that is what it binds. */
+	if (url[6] != '[' && strcasecmp(out->host, "localhost") == 0)
+		strcpy(out->host, "127.0.0.1");
+	/* Otherwise numeric addresses only: what the daemon binds is what the operator wrote. */
 	if (url[6] == '[' ? inet_pton(AF_INET6, out->host, addr) != 1
 	                  : inet_pton(AF_INET, out->host, addr) != 1)
 		goto fail;

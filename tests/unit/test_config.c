@@ -281,6 +281,10 @@ LEAK_CHECKED_TEST(config, listen_urls)
 	cr_assert_eq(config_parse_listen("tcp://[::]:65535", &l), 0);
 	cr_assert_str_eq(l.host, "::");
 	cr_assert_eq(l.port, 65535);
+	/* localhost binds where the clients' resolvers send it: 127.0.0.1. */
+	cr_assert_eq(config_parse_listen("tcp://localhost:7078", &l), 0);
+	cr_assert_str_eq(l.host, "127.0.0.1");
+	cr_assert_eq(l.port, 7078);
 	cr_assert_eq(config_parse_listen("unix:relative.sock", &l), 0);
 	cr_assert_eq(l.kind, CONFIG_LISTEN_UNIX);
 	cr_assert_str_eq(l.path, "relative.sock");
@@ -293,7 +297,8 @@ LEAK_CHECKED_TEST(config, listen_urls)
 	                     "tcp://127.0.0.1:65536",
 	                     "tcp://127.0.0.1:-1",
 	                     "tcp://127.0.0.1:80x",
-	                     "tcp://localhost:80",
+	                     "tcp://[localhost]:80",
+	                     "tcp://example.com:80",
 	                     "tcp://::1:80",
 	                     "tcp://[::1:80",
 	                     "tcp://[127.0.0.1]:80",
