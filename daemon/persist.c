@@ -2092,26 +2092,38 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 }
 
 /*
- * Whether log segment ${name} holds no record because its header never reached the disk: it
- * is shorter than a header, or its header is bad and no well-formed record follows (what
- * file_scan calls a torn write at offset 0). A crash in segment_create leaves one, as a full
- * disk did before segment_create removed its file on failure.
+ * segment_recordless(dir_fd, key, name, seq):
+ * Whether log segment ${name} (${seq}) surely holds no record, and why, in words for the log
+ * and --check-data. Either its header never reached the disk (it is shorter than a header, or
+ * its header is bad and no well-formed record follows: what file_scan calls a torn write at
+ * offset 0), which a crash in segment_make leaves, as a full disk did before segment_make
+ * removed its file on failure; or it is its header alone, exactly: the segment the file
+ * worker made for a snapshot (snapshot_start), which no record has reached. The loop goes on
+ * appending to the segment before it until snapshot_switch, and a kill (or a power loss under
+ * everysec, the new header synced ahead of the old segment's tail) there leaves that segment
+ * ending in a torn write, no longer the last. A header written with another key is neither:
+ * the replay reports it. Returns a string literal, or NULL when the segment may hold records.
  */
-static bool segment_headerless(int dir_fd, const uint8_t *key, const char *name, uint64_t seq)
+static const char *segment_recordless(int dir_fd, const uint8_t *key, const char *name,
+                                      uint64_t seq)
 {
+	const char *why = NULL, *header_why;
 	struct mapped m;
 	uint64_t created_ms;
-	const char *why;
-	bool fatal_config, headerless;
+	bool fatal_config;
 
 	if (file_map(dir_fd, name, &m) == -1)
-		return false; /* the replay says why it cannot be read */
-	headerless = header_check(m.map, m.size, LOG_MAGIC, seq, key, &created_ms, &why,
-	                          &fatal_config) == -1 &&
-	             !fatal_config &&
-	             (m.size < FILE_HEADER_BYTES || !valid_record_after(m.map, m.size, 0));
+		return NULL; /* the replay says why it cannot be read */
+	if (header_check(m.map, m.size, LOG_MAGIC, seq, key, &created_ms, &header_why,
+	                 &fatal_config) == 0) {
+		if (m.size == FILE_HEADER_BYTES)
+			why = "only its header, made for a snapshot; no record reached it";
+	} else if (!fatal_config &&
+	           (m.size < FILE_HEADER_BYTES || !valid_record_after(m.map, m.size, 0))) {
+		why = "its header never reached the disk";
+	}
 	file_unmap(&m);
-	return headerless;
+	return why;
 }
 
 /*
@@ -2121,36 +2133,28 @@ static bool segment_headerless(int dir_fd, const uint8_t *key, const char *name,
 static int load_segments(struct persist *p, struct store *st, const uint64_t *segs, size_t n,
                          struct load_totals *t)
 {
-	char name[NAME_BYTES], prev[NAME_BYTES];
+	char name[NAME_BYTES], last_name[NAME_BYTES];
+	size_t replayed = n;
 	struct scan s;
 
-	/* A header-less last segment is one a snapshot could not start (the disk was full, or
-	 * the daemon died): records went on in the segment before it, and no snapshot refers
-	 * to it (snap.N is written only once log.N's header is durable). Removing it makes that
-	 * segment the last again, torn tail included, and leaves startup nothing to write, so on a
-	 * disk that is still full the daemon starts, serves reads and refuses changes until space
-	 * returns. Rewriting its header, as for the first segment of the run below, would need that
-	 * space. The first segment of the run is never removed: the one before it is covered by the
-	 * snapshot and is not replayed. */
-	while (n > 1) {
-		log_name(name, segs[n - 1]);
-		if (!segment_headerless(p->dir_fd, p->key, name, segs[n - 1]))
+	/* Last segments that hold no record (segment_recordless) belong to a snapshot that never
+	 * got its file: snap.N is written only once log.N's header is durable, and records reach
+	 * log.N only once the segment before it is whole on disk. So records went on in the
+	 * segment before, and no snapshot refers to them. They are removed, which makes that
+	 * segment the last again, torn tail included, and leaves startup nothing to write, so on
+	 * a disk that is still full the daemon starts, serves reads and refuses changes until
+	 * space returns. Rewriting a header-less one's header, as for the first segment of the
+	 * run below, would need that space. The first segment of the run is never removed: the
+	 * one before it is covered by the snapshot and is not replayed, and a snapshot that did
+	 * complete owns it. */
+	while (replayed > 1) {
+		log_name(name, segs[replayed - 1]);
+		if (segment_recordless(p->dir_fd, p->key, name, segs[replayed - 1]) == NULL)
 			break;
-		if (unlinkat(p->dir_fd, name, 0) == -1) {
-			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", p->dir, name,
-			            strerror(errno));
-			return -1;
-		}
-		/* Not synced: should it come back after a crash, the next start removes it. */
-		log_name(prev, segs[n - 2]);
-		persist_say(LOG_WARN,
-		            "%s/%s holds no record (its header never reached the disk); removed "
-		            "it, appending to %s",
-		            p->dir, name, prev);
-		n--;
+		replayed--;
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool last = i + 1 == n;
+	for (size_t i = 0; i < replayed; i++) {
+		bool last = i + 1 == replayed;
 		uint64_t fail_off = 0;
 
 		log_name(name, segs[i]);
@@ -2206,6 +2210,24 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			return -1;
 		}
 		p->file_off = s.good_end;
+	}
+	/* Removed only once the rest loaded: a start that refuses leaves the files as it found
+	 * them. The highest first, each durable before the next, so that a crash in between never
+	 * leaves a gap, which would stop the next start. */
+	for (size_t i = n; i-- > replayed;) {
+		const char *why;
+
+		log_name(name, segs[i]);
+		log_name(last_name, segs[replayed - 1]);
+		/* NULL only when it cannot be read again (errno says why): we hold the lock. */
+		why = segment_recordless(p->dir_fd, p->key, name, segs[i]);
+		if (why == NULL || unlinkat(p->dir_fd, name, 0) == -1 || fsync(p->dir_fd) == -1) {
+			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", p->dir, name,
+			            strerror(errno));
+			return -1;
+		}
+		persist_say(LOG_WARN, "%s/%s holds no record (%s); removed it, appending to %s",
+		            p->dir, name, why, last_name);
 	}
 	return 0;
 }
@@ -2349,7 +2371,7 @@ static void persist_close(struct persist *p)
 	snapshot_reap(p, true);
 	/* The worker is gone: what it was asked since is done here. The segment made for a
 	 * snapshot that never started holds only its header; a crash before this unlink leaves it
-	 * as the last segment, which startup takes as it is. */
+	 * as the last segment, which startup removes (segment_recordless). */
 	if (p->remove_below != 0)
 		remove_covered(p->dir_fd, p->remove_below);
 	if (p->prep_fd != -1) {
@@ -3156,17 +3178,19 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		    name, other);
 		log_missing = true;
 	}
-	/* What load_segments removes: segments a snapshot could not start hold nothing. Only
-	 * one right after the segment before it is such a segment, and only then does startup
-	 * get to remove it: after a gap, check_run refuses the run first, so the gap is damage
-	 * here too (a repair sets the segments from it on aside, this one with them). */
+	/* What load_segments removes: last segments a snapshot made that hold no record, so
+	 * that the segment before them is the last, and its torn tail is cut off as startup
+	 * does. Only one right after the segment before it is such a segment, and only then does
+	 * startup get to remove it: after a gap, check_run refuses the run first, so the gap is
+	 * damage here too (a repair sets the segments from it on aside, this one with them). */
 	while (n_logs - first > 1 && l.logs[n_logs - 1] == l.logs[n_logs - 2] + 1) {
+		const char *why;
+
 		log_name(name, l.logs[n_logs - 1]);
-		if (!segment_headerless(dir_fd, key, name, l.logs[n_logs - 1]))
+		why = segment_recordless(dir_fd, key, name, l.logs[n_logs - 1]);
+		if (why == NULL)
 			break;
-		printf("%s: holds no record (its header never reached the disk); startup removes "
-		       "it\n",
-		       name);
+		printf("%s: holds no record (%s); startup removes it\n", name, why);
 		n_logs--;
 	}
 	for (size_t i = first; i < n_logs && bad_seg == SIZE_MAX; i++) {
@@ -3232,9 +3256,9 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		char aside[NAME_BYTES + 16];
 		size_t moved = 0;
 
-		/* The header-less segments after n_logs go too: left behind, the first of them
-		 * would follow a gap, or start the log without its snapshot, once the damaged
-		 * segment is set aside. They hold no record. */
+		/* The segments after n_logs, which hold no record, go too: left behind, the first
+		 * of them would follow a gap, or start the log without its snapshot, once the
+		 * damaged segment is set aside. */
 		for (size_t i = bad_seg + 1; i < l.n_logs; i++) {
 			log_name(name, l.logs[i]);
 			if (set_aside(dir_fd, name) == -1)

@@ -3,7 +3,9 @@
  * under load from several client processes with --fsync always loses no acknowledged write;
  * a daemon killed at random points while snapshots are being written always restarts on a
  * readable state with every acknowledged write; an empty segment a full disk left behind does
- * not keep it from starting on that full disk; an idle log of sessions that are gone is
+ * not keep it from starting on that full disk; nor does a segment a snapshot began (its
+ * header alone) after a segment that a kill cut short in the middle of a write, while damage
+ * in the middle of that segment still stops startup; an idle log of sessions that are gone is
  * compacted by a snapshot (--snapshot-idle), once, and never while writes go on.
  */
 #include <criterion/criterion.h>
@@ -1120,4 +1122,252 @@ LEAK_CHECKED_TEST_OPTS(persist, a_file_size_limit_below_the_threshold_does_not_w
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write ${len} bytes of ${b} to ${dir}/${name}, replacing what was there. */
+static void put_file(const char *dir, const char *name, const void *b, size_t len)
+{
+	char path[300];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_neq(fd, -1, "%s", path);
+	cr_assert_eq(write(fd, b, len), (ssize_t)len, "%s", path);
+	close(fd);
+}
+
+/* sessd --check-data ${data_dir} [--key-file ${key_file}] [--repair]: its exit status, and
+ * its report in *${report} (malloc'd), written by way of ${scratch_dir}. */
+static int check_data(const char *data_dir, const char *key_file, bool repair,
+                      const char *scratch_dir, char **report)
+{
+	const char *args[6] = {"--check-data", data_dir, NULL, NULL, NULL, NULL};
+	char path[300];
+	int n = 2, status;
+
+	if (key_file != NULL) {
+		args[n++] = "--key-file";
+		args[n++] = key_file;
+	}
+	if (repair)
+		args[n++] = "--repair";
+	snprintf(path, sizeof(path), "%s/check.out", scratch_dir);
+	cr_assert_eq(harness_run(args, path, false, &status), 0);
+	*report = read_text(path);
+	cr_assert_not_null(*report);
+	cr_assert(WIFEXITED(status), "--check-data: status %d", status);
+	return WEXITSTATUS(status);
+}
+
+#define TORN_SESSIONS 20
+#define TORN_SIZE     1000
+
+/* Session t<i>'s value: TORN_SIZE bytes that differ from one session to the next. */
+static void torn_value(uint8_t *v, int i)
+{
+	memset(v, 'a' + i % 26, TORN_SIZE);
+	snprintf((char *)v, 32, "torn test session %d", i);
+}
+
+/*
+ * The data directory a kill -9 (an OOM kill, systemd's stop timeout) leaves when it lands in
+ * the middle of a write to log.1 while a snapshot waits for its segment: the file worker has
+ * made log.2, its header alone, and log.1 ends in a record cut short, never acknowledged. Made
+ * with the daemon's own files: log.1 as it was before the snapshot, cut inside its last record
+ * (${flip_middle}: with a flipped byte in the middle as well, good records after it), and the
+ * log.2 that the snapshot began, while no write had reached it yet. Returns the bytes of
+ * log.1 that its complete records fill.
+ */
+static off_t make_torn_before_header_only(const char *data_dir, const char *const *args,
+                                          bool flip_middle)
+{
+	static const char log1[] = "log.0000000000000001", log2[] = "log.0000000000000002";
+	enum { TORN_BYTES = 4000, BIG_BYTES = 70000 };
+	struct harness_daemon d;
+	char id[32], path[300], *saved;
+	uint8_t *v = malloc(BIG_BYTES);
+	off_t committed, full;
+	int fd;
+
+	cr_assert_not_null(v);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "torn");
+	for (int i = 0; i < TORN_SESSIONS; i++) {
+		snprintf(id, sizeof(id), "t%d", i);
+		torn_value(v, i);
+		cr_assert_eq(do_set(fd, "app", id, v, TORN_SIZE), CODEC_OK);
+	}
+	committed = data_file_size(data_dir, log1);
+	memset(v, 'x', TORN_BYTES);
+	cr_assert_eq(do_set(fd, "app", "torn", v, TORN_BYTES), CODEC_OK);
+	full = data_file_size(data_dir, log1);
+	cr_assert_gt(full, committed + 12 + 100);
+	snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
+	saved = read_text(path);
+	cr_assert_not_null(saved);
+	/* Past --snapshot-log-bytes: snapshot 2 begins log.2, which no write reaches after. */
+	memset(v, 'y', BIG_BYTES);
+	cr_assert_eq(do_set(fd, "app", "big", v, BIG_BYTES), CODEC_OK);
+	for (long started = mono_ms();
+	     (newest_snapshot(data_dir) != 2 || data_file_size(data_dir, log1) != -1) &&
+	     mono_ms() - started < 20000;)
+		usleep(20000);
+	cr_assert_eq(newest_snapshot(data_dir), 2, "no snapshot");
+	close(fd);
+	cr_assert_eq(harness_kill(&d), 0);
+	harness_cleanup(&d);
+	cr_assert_eq(data_file_size(data_dir, log2), 52, "log.2 holds more than its header");
+
+	snprintf(path, sizeof(path), "%s/snap.0000000000000002", data_dir);
+	cr_assert_eq(unlink(path), 0);
+	if (flip_middle)
+		saved[committed / 2] ^= 0x40;
+	/* The record header of "torn" whole, its body cut short. */
+	put_file(data_dir, log1, saved, (size_t)committed + 12 + 100);
+	free(saved);
+	free(v);
+	return committed;
+}
+
+/*
+ * A kill -9 in the middle of a write to log.N, after the file worker had made log.N+1 for a
+ * snapshot (its header alone): startup took log.N for a segment in the middle of the log and
+ * refused to start ("with records after it"), so a restart loop kept failing until someone
+ * ran --check-data --repair, and --check-data called it damage. Now --check-data says the
+ * data is sound and startup removes log.N+1, cuts the torn record off log.N and serves every
+ * session before it, then goes on appending to log.N.
+ */
+static void torn_segment_before_a_header_only_one(const char *key_file)
+{
+	static const char log1[] = "log.0000000000000001", log2[] = "log.0000000000000002";
+	char data_dir[64], scratch[64], id[32], *text;
+	const char *args[] = {"--data-dir",
+	                      data_dir,
+	                      "--fsync",
+	                      "always",
+	                      "--snapshot-log-bytes",
+	                      "64K",
+	                      "--snapshot-idle",
+	                      "0",
+	                      key_file ? "--key-file" : NULL,
+	                      key_file,
+	                      NULL};
+	struct harness_daemon d;
+	uint8_t v[TORN_SIZE];
+	off_t committed;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	committed = make_torn_before_header_only(data_dir, args, false);
+
+	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 0,
+	             "a torn tail is not damage:\n%s", text);
+	cr_expect_not_null(strstr(text, "log.0000000000000002: holds no record (only its header"),
+	                   "%s", text);
+	cr_expect_not_null(strstr(text, "which startup cuts off"), "%s", text);
+	free(text);
+
+	cr_assert_eq(harness_start(&d, args), 0, "no start after the kill");
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "log.0000000000000002 holds no record (only its header, "
+	                                "made for a snapshot; no record reached it); removed it, "
+	                                "appending to log.0000000000000001"),
+	                   "%s", text);
+	cr_expect_not_null(strstr(text, "ends in a torn write"), "%s", text);
+	free(text);
+	cr_expect_eq(data_file_size(data_dir, log2), -1, "log.2 is still there");
+	cr_expect_eq(data_file_size(data_dir, log1), committed,
+	             "log.1 is not cut at its torn record");
+	fd = harness_open_ready(d.unix_url, "torn");
+	for (int i = 0; i < TORN_SESSIONS; i++) {
+		snprintf(id, sizeof(id), "t%d", i);
+		torn_value(v, i);
+		expect_get(fd, "app", id, v, TORN_SIZE);
+	}
+	expect_missing(fd, "app", "torn");
+	cr_assert_eq(do_set(fd, "app", "after", "restarted", 9), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_expect_gt(data_file_size(data_dir, log1), committed, "not appended to log.1");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "torn");
+	expect_get(fd, "app", "after", "restarted", 9);
+	torn_value(v, TORN_SESSIONS - 1);
+	expect_get(fd, "app", "t19", v, TORN_SIZE);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 0, "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_torn_segment_before_a_header_only_one_starts, .timeout = 90)
+{
+	torn_segment_before_a_header_only_one(NULL);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, an_encrypted_torn_segment_before_a_header_only_one_starts,
+                       .timeout = 90)
+{
+	char key_dir[64], key[100];
+	uint8_t bytes[32];
+
+	make_data_dir(key_dir);
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 7 + 3);
+	put_file(key_dir, "key", bytes, sizeof(bytes));
+	snprintf(key, sizeof(key), "%s/key", key_dir);
+	torn_segment_before_a_header_only_one(key);
+	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * The same layout with damage in the middle of log.1 as well (well-formed records after it):
+ * that is not a torn write, and the empty log.2 after it does not make it one. Startup
+ * refuses and changes no file; --check-data reports the damage, and --repair keeps the
+ * sessions before it.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, damage_before_a_header_only_segment_still_refuses, .timeout = 90)
+{
+	static const char log1[] = "log.0000000000000001", log2[] = "log.0000000000000002";
+	char data_dir[64], scratch[64], *text;
+	const char *args[] = {
+	    "--data-dir", data_dir,          "--fsync", "always", "--snapshot-log-bytes",
+	    "64K",        "--snapshot-idle", "0",       NULL};
+	struct harness_daemon d;
+	uint8_t v[TORN_SIZE];
+	off_t committed;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	committed = make_torn_before_header_only(data_dir, args, true);
+
+	cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 1, "%s", text);
+	cr_expect_not_null(strstr(text, "records follow it: startup refuses"), "%s", text);
+	free(text);
+	cr_expect_neq(harness_start(&d, args), 0, "started on a log damaged in the middle");
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "log.0000000000000001 is corrupt at offset"), "%s", text);
+	cr_expect_not_null(strstr(text, "with records after it; not starting"), "%s", text);
+	free(text);
+	harness_cleanup(&d);
+	cr_expect_eq(data_file_size(data_dir, log1), committed + 12 + 100, "log.1 was changed");
+	cr_expect_eq(data_file_size(data_dir, log2), 52, "log.2 was changed");
+
+	cr_expect_eq(check_data(data_dir, NULL, true, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(harness_start(&d, args), 0, "no start after --repair");
+	fd = harness_open_ready(d.unix_url, "torn");
+	torn_value(v, 0);
+	expect_get(fd, "app", "t0", v, TORN_SIZE);
+	expect_missing(fd, "app", "torn");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -1504,16 +1504,19 @@ LEAK_CHECKED_TEST(persist, the_log_says_what_was_loaded_and_how_each_snapshot_en
 	cr_expect_null(strstr(text, "status"), "%s", text);
 	free(text);
 
-	/* The retry waits 30 s; a reopen snapshots at once. */
+	/* The retry waits 30 s; a reopen snapshots at once. The failed snapshot's segment holds
+	 * only its header: removed, and the log goes on in segment 1. */
 	persist_free(r.p);
 	store_free(r.st);
 	r.st = new_store();
 	text = logged_during(open_run, &r);
 	cr_expect_not_null(strstr(text, "loaded 5000 sessions in 2 namespace(s)"), "%s", text);
-	cr_expect_not_null(strstr(text, "5000 records from 2 log segment(s)"), "%s", text);
+	cr_expect_not_null(strstr(text, "5000 records from 1 log segment(s)"), "%s", text);
+	cr_expect_not_null(strstr(text, "log.0000000000000002 holds no record (only its header"),
+	                   "%s", text);
 	cr_expect_null(strstr(text, "secret-id"), "a session id was logged: %s", text);
 	free(text);
-	/* A segment holding only its header starts no snapshot: write to it. */
+	/* A commit with a write in it starts the snapshot. */
 	op_set(r.p, r.st, "app", "after", val, sizeof(val), now + HOUR_MS);
 	r.kill_writer = false;
 	text = logged_during(snapshot_run, &r);
@@ -1529,7 +1532,7 @@ LEAK_CHECKED_TEST(persist, the_log_says_what_was_loaded_and_how_each_snapshot_en
 	r.st = new_store();
 	text = logged_during(open_run, &r);
 	cr_expect_not_null(strstr(text, "loaded 5001 sessions in 2 namespace(s)"), "%s", text);
-	cr_expect_not_null(strstr(text, "(snap.0000000000000003: 5002 records, then 0 records"),
+	cr_expect_not_null(strstr(text, "(snap.0000000000000002: 5002 records, then 0 records"),
 	                   "%s", text);
 	free(text);
 	persist_free(r.p);
@@ -1670,14 +1673,16 @@ LEAK_CHECKED_TEST(persist, a_segment_that_cannot_be_created_is_removed)
 }
 
 /*
- * The disk filled just as a snapshot created segment 3, leaving it without a header, and the
+ * The disk filled just as a snapshot created segment 3, leaving it without a header (or the
+ * file worker made it, header and all, and the loop had not switched to it yet), and the
  * daemon went on appending to segment 2 until it was killed in the middle of a write. Startup
  * on the still full disk removes segment 3, cuts the torn tail off segment 2 and serves what
  * was committed; changes are refused until space returns, then go on in segment 2, and the
  * next snapshot starts segment 3 afresh. Once startup rewrote segment 3's header, which
- * needed space, and did not start at all.
+ * needed space, and did not start at all; and it refused a segment 3 with a header alone,
+ * taking segment 2's torn tail for damage in the middle of the log.
  */
-static void headerless_last_segment_is_removed(const uint8_t *leftover, size_t leftover_len)
+static void empty_last_segment_is_removed(const uint8_t *leftover, size_t leftover_len)
 {
 	static const char seg2[] = "log.0000000000000002", seg3[] = "log.0000000000000003";
 	char dir[64];
@@ -1754,9 +1759,28 @@ LEAK_CHECKED_TEST(persist, a_headerless_last_segment_is_removed_and_startup_need
 	uint8_t zeros[52] = {0};
 
 	/* Nothing written; part of a header; a header's length of zeros (not yet synced). */
-	headerless_last_segment_is_removed(zeros, 0);
-	headerless_last_segment_is_removed((const uint8_t *)"SESSDLOG\x01\x00\x00", 11);
-	headerless_last_segment_is_removed(zeros, sizeof(zeros));
+	empty_last_segment_is_removed(zeros, 0);
+	empty_last_segment_is_removed((const uint8_t *)"SESSDLOG\x01\x00\x00", 11);
+	empty_last_segment_is_removed(zeros, sizeof(zeros));
+}
+
+/* Put ${v} at ${w} little-endian, in ${n} bytes, as DATA.md's headers carry numbers. */
+static void put_le(uint8_t *w, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		w[i] = (uint8_t)(v >> (8 * i));
+}
+
+LEAK_CHECKED_TEST(persist, a_header_only_last_segment_is_removed_and_startup_needs_no_space)
+{
+	uint8_t header[52] = {'S', 'E', 'S', 'S', 'D', 'L', 'O', 'G'};
+
+	/* DATA.md's header of segment 3, unencrypted: version 2, no flags, its seq and time. */
+	put_le(header + 8, 2, 4);
+	put_le(header + 16, 3, 8);
+	put_le(header + 24, now_wall_ms(), 8);
+	put_le(header + 48, crc32c_of(header, 48), 4);
+	empty_last_segment_is_removed(header, sizeof(header));
 }
 
 /*
