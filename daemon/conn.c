@@ -60,6 +60,14 @@
 /* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
  * others have their turn, beyond the first frame it is handed. */
 #define CONN_TURN_SHARES 16
+/* Past the turn's budget (or a connection's share of it), a request whose reply is at most
+ * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
+ * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
+ * (small_may_pass). A session of a few kilobytes, a status, a count, STATS are small; a
+ * large session, a LIST page, a pile of flash messages are not. */
+#define CONN_SMALL_REPLY_BYTES (16u * 1024u)
+#define CONN_SPARE_PART        4
+#define CONN_SPARE_SHARES      64
 #define CONN_BUSY_PENDING                                                                          \
 	"the server is at its --max-connections and this connection had not completed HELLO; "     \
 	"try again later"
@@ -125,6 +133,8 @@ struct conn {
 	 * held_starved: on held_starved, held before it was handed anything this turn. */
 	bool held_over;
 	bool held_starved;
+	/* Taken off a held list, and handed no frame since: peer_gone is asked first. */
+	bool resumed;
 	/* What went out was consumed from the front of the output while a reply was part sent:
 	 * the output may not start on a frame. */
 	bool out_torn;
@@ -645,8 +655,9 @@ static bool admit(struct conn *c)
  * Hold ${c}'s remaining frames over to the next turn (see process). One held before it was
  * handed a frame this turn, with no reply of its waiting to be read either (${starved}), goes
  * first then, before the connections that read in that turn; one that made its share, or
- * whose client has not read what it made, goes after them: a client sending small requests
- * that happened to come behind a burst is not kept waiting behind it turn after turn.
+ * whose client has not read what it made, goes after them: connections take turns. A small
+ * request is not held at all while the turn's spare lasts (small_may_pass): held starved, it
+ * joined the end of the queue, behind every connection of a burst not served yet.
  */
 static void hold_over(struct conn *c, bool starved)
 {
@@ -655,6 +666,46 @@ static void hold_over(struct conn *c, bool starved)
 	c->held_over = true;
 	c->held_starved = starved;
 	TAILQ_INSERT_TAIL(starved ? &s->held_starved : &s->held_over, c, held_over_link);
+}
+
+/*
+ * Whether ${frame}, next on ${c} once the turn's budget or ${c}'s share of it is spent, is
+ * handled in this turn all the same: its reply is small (on_reply_bound, at wall-clock
+ * ${now_ms}), ${c} has made less than its spare share in this call (${made} bytes), and the
+ * small replies made past the budget in this turn (turn_spare, and ${spare} more in this
+ * call) are under the spare part of it. The budget is there to bound the memory and the
+ * turn that a burst of large replies takes; a small request that came behind such a burst
+ * does neither, and without this it waited behind every connection of the burst, one
+ * budget a turn (700 connections of 900 KB GETs: 12 s). So a turn makes a quarter more
+ * replies at most, in small ones that a burst of large ones cannot spend.
+ */
+static bool small_may_pass(const struct conn *c, size_t made, size_t spare,
+                           struct dispatch_frame_ref *frame, uint64_t now_ms)
+{
+	const struct conn_set *s = c->set;
+	size_t budget = s->cfg.turn_output_bytes;
+
+	if (s->cfg.on_reply_bound == NULL || made >= budget / CONN_SPARE_SHARES ||
+	    s->turn_spare + spare >= budget / CONN_SPARE_PART)
+		return false;
+	return s->cfg.on_reply_bound(s->cfg.arg, frame, now_ms) <= CONN_SMALL_REPLY_BYTES;
+}
+
+/*
+ * Whether the client of ${c} is gone: it reset the connection, or (a Unix socket) closed it.
+ * Over TCP a close is seen as the client shutting its side only, which a client may do and
+ * still read its replies, until the first reply sent draws a reset. Asked before the next
+ * frame of a connection that made a large reply, and of one that was held (it reads nothing
+ * meanwhile, so it would not see it itself) when its turn comes: its requests would each
+ * make a reply for nobody (a client sending 40 GETs of 500 KB and closing, over and over,
+ * had the daemon build them all, turn after turn, while the connections piled up to
+ * --max-connections).
+ */
+static bool peer_gone(const struct conn *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
@@ -811,12 +862,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	/* The frames hinted before any is handled, in input order: ${first} leads when given. */
 	struct dispatch_frame_ref hinted[DISPATCH_PREFETCH_MAX + 1];
 	struct dispatch_frame_ref plain;
-	const struct dispatch_frame_ref *frame;
+	struct dispatch_frame_ref *frame;
 	enum dispatch_verdict verdict;
-	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0;
-	bool completed = false, greeting;
+	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0, spare = 0;
+	bool completed = false, greeting, past_budget, asked_gone = false, gone = false;
 	uint64_t now_ms = 0;
-	size_t avail, whole, made, out_at;
+	size_t avail, whole, made, out_at, made_at;
 	uint32_t n;
 
 	/* Sealed, the first record that opened shows the secret: admitted before its frames. */
@@ -849,16 +900,6 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		whole = CODEC_HEADER_BYTES + (size_t)n;
 		if (avail < whole)
 			break;
-		/* The turn has made its replies, or this connection its share of them: the rest
-		 * waits for the next turn, so that a burst of GETs of a large session from many
-		 * connections at once can neither hold the loop nor pile up replies far past
-		 * --max-client-memory before the flush, and the connections take turns. */
-		made = c->out.len + c->plain.len - before;
-		if (s->turn_output + made >= s->cfg.turn_output_bytes ||
-		    made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES) {
-			hold_over(c, made == 0 && unsent(c) == 0);
-			break;
-		}
 		/* The wall clock is read once per batch, and only when there is work. */
 		if (now_ms == 0)
 			now_ms = wall_ms();
@@ -871,7 +912,39 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		frame = handled < n_hinted ? &hinted[handled] : &plain;
 		if (frame->body != plain.body || frame->len != plain.len)
 			frame = &plain;
+		/* The turn has made its replies, or this connection its share of them: the rest
+		 * waits for the next turn, so that a burst of GETs of a large session from many
+		 * connections at once can neither hold the loop nor pile up replies far past
+		 * --max-client-memory before the flush, and the connections take turns. A small
+		 * reply does neither, and goes on while the turn's spare for them lasts. */
+		made = c->out.len + c->plain.len - before;
+		past_budget = s->turn_output + made >= s->cfg.turn_output_bytes ||
+		              made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES;
+		if (past_budget && !small_may_pass(c, made, spare, frame, now_ms)) {
+			hold_over(c, made == 0 && unsent(c) == 0);
+			break;
+		}
+		/* Asked once a call, and only where a reply for nobody would cost: it adds a
+		 * poll(2) to every large reply, and to small ones never. */
+		if ((c->resumed || made >= CONN_SMALL_REPLY_BYTES) && !asked_gone) {
+			asked_gone = true;
+			c->resumed = false;
+			gone = peer_gone(c);
+		}
+		/* A large reply for a client that is gone would reach nobody. Such a request
+		 * changes nothing (a read, a list page; a flash pop, whose messages would be lost
+		 * with the client), so it is dropped unanswered. The changes the client sent
+		 * before it closed still run, as they would had it stayed: their replies are
+		 * small. */
+		if (gone && s->cfg.on_reply_bound != NULL &&
+		    s->cfg.on_reply_bound(s->cfg.arg, frame, now_ms) > CONN_SMALL_REPLY_BYTES) {
+			handled++;
+			c->in_start += whole;
+			completed = true;
+			continue;
+		}
 		handled++;
+		made_at = c->out.len + c->plain.len;
 		greeting = !c->peer.ready;
 		out_at = c->out.len;
 		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, replies(c));
@@ -885,6 +958,8 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			TAILQ_INSERT_TAIL(&s->waiting, c, waiting_link);
 			break;
 		}
+		if (past_budget && c->out.len + c->plain.len > made_at)
+			spare += c->out.len + c->plain.len - made_at;
 		if (verdict == DISPATCH_CLOSE)
 			c->closing = true;
 		c->in_start += whole;
@@ -918,6 +993,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	note_held(c, completed);
 	if (c->out.len + c->plain.len > before) {
 		s->turn_output += c->out.len + c->plain.len - before;
+		s->turn_spare += spare;
 		mark_pending(c);
 	}
 	if (c->closing)
@@ -1565,6 +1641,7 @@ bool conn_set_has_held(const struct conn_set *s)
 static void resume(struct conn *c, struct conn_list *order)
 {
 	unhold(c);
+	c->resumed = true;
 	if (!c->queued) {
 		c->queued = true;
 		TAILQ_INSERT_TAIL(order, c, input_link);
@@ -1650,6 +1727,7 @@ void conn_set_flush(struct conn_set *s, bool committed)
 	struct conn *c;
 
 	s->turn_output = 0;
+	s->turn_spare = 0;
 	/* Work on a detached list: a connection that resumes reading here may queue replies
 	 * again, for the next flush. */
 	TAILQ_INIT(&batch);

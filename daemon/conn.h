@@ -43,6 +43,12 @@ typedef enum dispatch_verdict (*conn_frame_fn)(void *arg, struct dispatch_peer *
  * it) are handed to conn_frame_fn one by one; see dispatch_prefetch.
  */
 typedef void (*conn_prefetch_fn)(void *arg, struct dispatch_frame_ref *frames, size_t count);
+/*
+ * About the most bytes the reply to one frame (borrowed; the callee may decode its request
+ * into it, as a hint does, for conn_frame_fn to reuse) will take at wall-clock ${now_ms};
+ * see dispatch_reply_bound. Asked only once the turn's budget of replies is spent.
+ */
+typedef size_t (*conn_reply_bound_fn)(void *arg, struct dispatch_frame_ref *frame, uint64_t now_ms);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 
@@ -66,10 +72,14 @@ struct conn_config {
 	unsigned max_connections;
 	/* Replies one loop turn may make, over all connections, before the rest of the input
 	 * waits for the next turn (at least one frame is always handled): bounds both the loop's
-	 * turn and what a burst from many connections at once adds to max_client_bytes. */
+	 * turn and what a burst from many connections at once adds to max_client_bytes. Past
+	 * it, requests whose reply on_reply_bound finds small are still handled, up to a quarter
+	 * of it more (conn.c, small_may_pass): so a burst of large replies cannot keep a small
+	 * request waiting behind it for turns. */
 	size_t turn_output_bytes;
 	conn_frame_fn on_frame;
-	conn_prefetch_fn on_prefetch; /* NULL: no hints */
+	conn_prefetch_fn on_prefetch;       /* NULL: no hints */
+	conn_reply_bound_fn on_reply_bound; /* NULL: every request waits past the budget */
 	conn_closed_fn on_closed;
 	void *arg;
 };
@@ -94,6 +104,9 @@ struct conn_set {
 	struct conn_list held_over;
 	struct conn_list held_starved;
 	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
+	/* Of those, the bytes of small replies made past turn_output_bytes (small_may_pass). */
+	size_t turn_spare;
+
 	/* The most its connections' buffers held at once, replies being made included. */
 	size_t client_bytes_peak;
 	/* Connections with a buffer grown past the size every connection may keep (conn.c), for
@@ -146,9 +159,11 @@ bool conn_set_has_held(const struct conn_set *s);
 /*
  * conn_set_resume_held(s): queue the held connections' input for this turn's
  * conn_set_handle_input: those held before they were handed a frame first, then the
- * connections that read this turn, then those that made their share of replies. So a client
- * sending small requests is answered within a turn or two while a burst of large replies
- * goes on.
+ * connections that read this turn, then those that made their share of replies. One whose
+ * client has gone (reset it, or closed a Unix socket) is closed when it comes to be handed a
+ * frame, its requests not carried out. Requests with small replies are not held while the turn's
+ * spare for them lasts (conn_config.turn_output_bytes), so a client sending them is answered
+ * in the turn that reads them while a burst of large replies goes on.
  */
 void conn_set_resume_held(struct conn_set *s);
 

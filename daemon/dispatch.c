@@ -1271,6 +1271,51 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 	}
 }
 
+/* What dispatch_reply_bound allows for a reply's frame header, status and msgpack headers
+ * around its data, for a status or count alone, and for an error message or STATS. */
+#define DISPATCH_REPLY_FRAMING 64u
+#define DISPATCH_REPLY_SMALL   1024u
+/* An entry of a LIST or NAMESPACES page at most: an id or a namespace's name, and a count or
+ * a ttl. */
+#define DISPATCH_PAGE_ENTRY_MAX 320u
+
+size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame, uint64_t now_ms)
+{
+	const struct codec_request *req = &frame->req;
+	size_t data_len = 0, flash_bytes = 0, bound;
+	struct store_key key;
+	const char *why;
+	uint32_t status;
+
+	if (!frame->decoded) {
+		frame->id_hashed = false;
+		frame->decoded =
+		    codec_decode_request(frame->body, frame->len, &frame->req, &status, &why) == 0;
+	}
+	/* An error reply (malformed) says why in a sentence. */
+	if (!frame->decoded)
+		return DISPATCH_REPLY_SMALL;
+	switch (req->op) {
+	case CODEC_OP_GET:
+	case CODEC_OP_LOAD:
+	case CODEC_OP_FLASH_POP:
+		request_key(req, frame, &key);
+		if (store_sizes(d->st, &key, now_ms, &data_len, &flash_bytes) == -1)
+			return DISPATCH_REPLY_SMALL;
+		bound = req->op == CODEC_OP_FLASH_POP ? flash_bytes : data_len;
+		return bound + DISPATCH_REPLY_FRAMING;
+	case CODEC_OP_PING:
+		return req->ping_payload ? req->data.len + DISPATCH_REPLY_FRAMING
+		                         : DISPATCH_REPLY_FRAMING;
+	case CODEC_OP_LIST:
+	case CODEC_OP_NAMESPACES:
+		bound = (size_t)req->limit * DISPATCH_PAGE_ENTRY_MAX + DISPATCH_REPLY_FRAMING;
+		return bound < d->cfg.max_frame ? bound : d->cfg.max_frame;
+	default:
+		return DISPATCH_REPLY_SMALL;
+	}
+}
+
 /*
  * Writing the reply at ${start} of ${out} ran out of memory: replace the partial frame with a
  * short error, and close if even that cannot be written. The buffer only ever shrinks here.

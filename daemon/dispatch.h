@@ -198,6 +198,18 @@ struct dispatch_frame_ref {
 void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, size_t count);
 
 /*
+ * dispatch_reply_bound(d, frame, now_ms):
+ * About the most bytes the reply to ${frame} (borrowed) will take at wall-clock ${now_ms},
+ * without carrying it out: for GET and LOAD the session's data, for FLASH_POP its flash
+ * messages (a store lookup that changes nothing), for a PING its payload, for LIST and
+ * NAMESPACES a whole page of the longest entries, and a kilobyte for the rest (statuses,
+ * counts, STATS, errors). The connections' budget of reply bytes per loop turn
+ * asks it only once that budget is spent, to let small requests through (conn.h). The
+ * request is decoded into ${frame} as dispatch_prefetch does, unless it is already.
+ */
+size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame, uint64_t now_ms);
+
+/*
  * dispatch_frame_hinted(d, peer, frame, now_ms, out):
  * dispatch_frame for ${frame}'s body, reusing the request that dispatch_prefetch decoded
  * into ${frame} when there is one. Returns as dispatch_frame does.

@@ -276,6 +276,11 @@ size_t flash_messages(const struct flash_set *set)
 	return set != NULL ? set->messages : 0;
 }
 
+size_t flash_bytes(const struct flash_set *set)
+{
+	return set != NULL ? set->flash_bytes : 0;
+}
+
 size_t flash_memory(const struct flash_set *set)
 {
 	return set != NULL ? set->memory : 0;

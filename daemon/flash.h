@@ -57,6 +57,10 @@ int flash_foreach(const struct flash_set *set, store_flash_type_fn on_type,
 /* flash_messages(set): messages queued in ${set} (may be NULL). */
 size_t flash_messages(const struct flash_set *set);
 
+/* flash_bytes(set): the flash bytes of every message queued in ${set} (may be NULL): about
+ * what popping them all writes. */
+size_t flash_bytes(const struct flash_set *set);
+
 /* flash_memory(set): bytes the allocator holds for ${set} (may be NULL). */
 size_t flash_memory(const struct flash_set *set);
 

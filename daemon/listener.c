@@ -14,8 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/listener.h>
-
 #include "log.h"
 
 #define LISTENER_BACKLOG 1024
@@ -23,9 +21,15 @@
 #define LISTENER_RETRY_MS 100
 /* While accepts keep failing (every LISTENER_RETRY_MS), say so at most this often. */
 #define LISTENER_ERROR_LOG_S 10
+/* Connections one readiness of the listening socket accepts at most; the rest of the backlog
+ * waits for the next loop turns (the socket stays readable). Taking the whole backlog at once
+ * made a connect flood's turn take up to 1.4 s (accept4, a connection's setup, its events)
+ * while every client waited. */
+#define LISTENER_ACCEPTS_PER_TURN 64
 
 struct listener {
-	struct evconnlistener *evl;
+	evutil_socket_t fd;
+	struct event *accept_ev; /* EV_READ | EV_PERSIST on fd, deleted while retry waits */
 	struct event *retry;
 	listener_accept_fn on_accept;
 	void *arg;
@@ -105,13 +109,13 @@ static void listener_on_retry(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 
 	(void)fd, (void)what;
-	evconnlistener_enable(l->evl);
+	if (event_add(l->accept_ev, NULL) == -1)
+		log_warn("cannot watch %s again", l->url);
 }
 
-static void listener_on_error(struct evconnlistener *evl, void *arg)
+/* accept(2) failed on ${l} with ${err}, not for a reason that passes at once. */
+static void listener_on_error(struct listener *l, int err)
 {
-	struct listener *l = arg;
-	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = {0, LISTENER_RETRY_MS * 1000};
 	uint64_t failures;
 
@@ -123,7 +127,7 @@ static void listener_on_error(struct evconnlistener *evl, void *arg)
 		         l->url, strerror(err), LISTENER_RETRY_MS, (unsigned long long)failures,
 		         LISTENER_ERROR_LOG_S);
 	l->last_error = err;
-	evconnlistener_disable(evl);
+	event_del(l->accept_ev);
 	evtimer_add(l->retry, &tv);
 }
 
@@ -246,10 +250,10 @@ static bool is_local(const struct listener *l, const struct sockaddr *sa, int so
 	return is_loopback(&ss);
 }
 
-static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                               int socklen, void *arg)
+/* Hand the connection ${fd} accepted on ${l} from ${sa} to the owner. */
+static void hand_over(struct listener *l, evutil_socket_t fd, const struct sockaddr *sa,
+                      int socklen)
 {
-	struct listener *l = arg;
 	char name[LISTENER_PEER_NAME_BYTES];
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -257,11 +261,34 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
 	    sa->sa_family == AF_UNIX && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
 	uint64_t source;
 
-	(void)evl;
 	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
 	source = source_of(sa, socklen, have_cred ? &cred : NULL);
 	l->on_accept(l->arg, fd, source, have_cred ? OWNER_PID | (uint32_t)cred.pid : source,
 	             is_local(l, sa, socklen), name);
+}
+
+static void listener_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	evutil_socket_t fd;
+
+	(void)what;
+	for (int i = 0; i < LISTENER_ACCEPTS_PER_TURN; i++) {
+		sslen = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			/* A client that reset before its accept, or a signal: the next is there
+			 * still; none waiting ends the turn's accepts. */
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				listener_on_error(l, errno);
+			return;
+		}
+		hand_over(l, fd, (struct sockaddr *)&ss, (int)sslen);
+	}
 }
 
 static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, size_t url_size,
@@ -348,16 +375,21 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 		log_error("out of memory");
 		goto fail_close;
 	}
-	l->evl =
-	    evconnlistener_new(base, listener_on_accept, l,
-	                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTENER_BACKLOG, fd);
-	if (l->evl == NULL) {
+	if (listen(fd, LISTENER_BACKLOG) == -1) {
 		log_error("cannot listen on %s: %s", l->url, strerror(errno));
 		goto fail_timer;
 	}
-	evconnlistener_set_error_cb(l->evl, listener_on_error);
+	l->accept_ev = event_new(base, fd, EV_READ | EV_PERSIST, listener_on_accept, l);
+	if (l->accept_ev == NULL || event_add(l->accept_ev, NULL) == -1) {
+		log_error("cannot watch %s", l->url);
+		goto fail_event;
+	}
+	l->fd = fd;
 	return l;
 
+fail_event:
+	if (l->accept_ev != NULL)
+		event_free(l->accept_ev);
 fail_timer:
 	event_free(l->retry);
 fail_close:
@@ -380,8 +412,9 @@ void listener_free(struct listener *l)
 	if (failures > 0)
 		log_warn("accept on %s: %s (%llu failure(s) since the last report)", l->url,
 		         strerror(l->last_error), (unsigned long long)failures);
-	evconnlistener_free(l->evl);
+	event_free(l->accept_ev);
 	event_free(l->retry);
+	close(l->fd);
 	if (l->path[0] != '\0' && unlink(l->path) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", l->path, strerror(errno));
 	free(l);

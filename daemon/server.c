@@ -244,6 +244,13 @@ static void server_on_prefetch(void *arg, struct dispatch_frame_ref *frames, siz
 	dispatch_prefetch(srv->dispatch, frames, count);
 }
 
+static size_t server_on_reply_bound(void *arg, struct dispatch_frame_ref *frame, uint64_t now_ms)
+{
+	struct server *srv = arg;
+
+	return dispatch_reply_bound(srv->dispatch, frame, now_ms);
+}
+
 static void server_on_closed(void *arg)
 {
 	struct server *srv = arg;
@@ -818,6 +825,7 @@ struct server *server_new(const struct config *cfg)
 	                                 : SERVER_TURN_OUTPUT_BYTES;
 	conn_cfg.on_frame = server_on_frame;
 	conn_cfg.on_prefetch = server_on_prefetch;
+	conn_cfg.on_reply_bound = server_on_reply_bound;
 	conn_cfg.on_closed = server_on_closed;
 	conn_cfg.arg = srv;
 	conn_set_init(&srv->conns, &conn_cfg);

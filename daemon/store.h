@@ -115,6 +115,16 @@ int store_load(struct store *st, const struct store_key *key, uint64_t now_ms, c
                size_t *len, size_t *flashes);
 
 /*
+ * store_sizes(st, key, now_ms, data_len, flash_bytes):
+ * The sizes of a live session's data (0 for one that holds flashes only) and of its flash
+ * messages (flash_bytes), for guessing a reply's size before it is made; changes nothing
+ * (an expired session found is left to the next lookup that may reclaim it). Returns 0, or
+ * -1 with errno ENOENT (no live session).
+ */
+int store_sizes(const struct store *st, const struct store_key *key, uint64_t now_ms,
+                size_t *data_len, size_t *flash_bytes);
+
+/*
  * store_expiry(st, key, now_ms, expires_at_ms):
  * The expiry instant of a live session, one that holds flashes only included (COUNT and
  * LIST show it too), for TTL. Moves no expiry; like store_get, it may reclaim the expired

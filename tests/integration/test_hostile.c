@@ -3561,6 +3561,161 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_reading_client_fits_a_small_bound, .timeout = 
 	stop_clean();
 }
 
+/* The burst of a_small_request_is_not_kept_behind_a_burst: each connection's one reply. */
+struct burst_reader {
+	int fd;
+	uint8_t header[CODEC_HEADER_BYTES];
+	size_t got; /* bytes of the reply received */
+};
+
+/* Read what ${r}'s socket holds. Returns true when its first bytes came in this call. */
+static bool burst_read(struct burst_reader *r)
+{
+	uint8_t sink[65536];
+	size_t before = r->got;
+	ssize_t n;
+
+	while ((n = recv(r->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0) {
+		for (size_t i = 0; r->got + i < CODEC_HEADER_BYTES && i < (size_t)n; i++)
+			r->header[r->got + i] = sink[i];
+		r->got += (size_t)n;
+	}
+	cr_assert(n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK),
+	          "a burst connection ended (%s)", n == 0 ? "closed" : strerror(errno));
+	return before == 0 && r->got > 0;
+}
+
+/*
+ * Send ${buf} on each of the ${n} connections of ${r} while the daemon is stopped, so that
+ * its next turn finds them all ready at once.
+ */
+static void send_all_at_once(const struct burst_reader *r, int n, const struct buf *buf)
+{
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	for (int i = 0; i < n; i++)
+		harness_send_buf(r[i].fd, buf);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+}
+
+static bool burst_done(const struct burst_reader *r)
+{
+	return r->got >= CODEC_HEADER_BYTES &&
+	       r->got == CODEC_HEADER_BYTES + (size_t)codec_frame_length(r->header);
+}
+
+/*
+ * A small request that comes while many connections wait for large replies is answered
+ * within a turn or two, not behind every one of them. A turn makes at most 16 MiB of replies
+ * (33 of 500 KB here); once that was spent, the prober's GET was held as one more of the
+ * burst, behind every connection not served yet (the hostile review: 700 connections
+ * pipelining two GETs of 900 KB kept a small GET waiting 12 s). Asserted on the order of the
+ * replies, which turns decide, not on time: while each probe waits, fewer of the burst's
+ * replies go out than three turns make (it waits a turn or two); before, the first probe
+ * waited for nearly all of them (299 of 300).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_small_request_is_not_kept_behind_a_burst, .timeout = 120)
+{
+	/* A turn's replies: 16 MiB of them, the last one past it. */
+	enum { CONNS = 300, DATA_BYTES = 500 * 1000, TURN = (16 << 20) / DATA_BYTES + 1 };
+	struct codec_request probe = {.op = CODEC_OP_GET};
+	struct burst_reader *burst;
+	struct pollfd *pfds;
+	struct buf get, small;
+	uint8_t *data, *body;
+	const char *why = "";
+	int good, prober, done = 0, probes = 0, most = 0, started;
+	long worst_ms = 0, t0, took;
+	size_t len;
+
+	good = start_with_big_session(NULL, "burst", &data, DATA_BYTES, 11, 1, &get);
+	good_roundtrip(good, 1);
+	probe.ns = bytes("good");
+	probe.id = bytes("good-1");
+	burst = calloc(CONNS, sizeof(*burst));
+	pfds = calloc(CONNS + 1, sizeof(*pfds));
+	cr_assert(burst != NULL && pfds != NULL);
+	prober = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int i = 0; i < CONNS; i++) {
+		burst[i].fd = harness_open_ready(dmn.unix_url, "test_hostile");
+		pfds[i].fd = burst[i].fd;
+		pfds[i].events = POLLIN;
+	}
+	pfds[CONNS].fd = prober;
+	pfds[CONNS].events = POLLIN;
+	/* libevent takes ready sockets in batches that start at 32 and double when one fills:
+	 * rounds of PINGs from every connection at once grow it as a busy daemon's has, so that
+	 * the probes measure the budget's order, not how many turns it takes to read the burst. */
+	buf_init(&small);
+	encode(&small, &(struct codec_request){.op = CODEC_OP_PING, .request_id = 10});
+	for (int round = 0; round < 5; round++) {
+		send_all_at_once(burst, CONNS, &small);
+		for (int i = 0; i < CONNS; i++) {
+			cr_assert_eq(recv_frame_or_end(burst[i].fd, &body, &len, &why), 1, "%s",
+			             why);
+			free(body);
+		}
+	}
+	for (int i = 0; i < CONNS; i++)
+		fcntl(burst[i].fd, F_SETFL, fcntl(burst[i].fd, F_GETFL) | O_NONBLOCK);
+	send_all_at_once(burst, CONNS, &get);
+	/* The first probe once the burst is under way: its first replies are out. */
+	for (bool under_way = false; !under_way;) {
+		cr_assert_geq(poll(pfds, CONNS, 10000), 1, "the burst is answered");
+		for (int i = 0; i < CONNS; i++) {
+			if ((pfds[i].revents & POLLIN) == 0)
+				continue;
+			under_way |= burst_read(&burst[i]);
+			done += burst_done(&burst[i]);
+		}
+	}
+	while (done < CONNS) {
+		probe.request_id = 100 + (uint64_t)probes;
+		buf_reset(&small);
+		encode(&small, &probe);
+		harness_send_buf(prober, &small);
+		t0 = mono_ms();
+		started = 0;
+		for (bool answered = false; !answered;) {
+			cr_assert_geq(poll(pfds, CONNS + 1, 10000), 1, "probe %d is answered",
+			              probes);
+			for (int i = 0; i < CONNS; i++) {
+				if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0 ||
+				    burst_done(&burst[i]))
+					continue;
+				started += burst_read(&burst[i]);
+				done += burst_done(&burst[i]);
+			}
+			if ((pfds[CONNS].revents & POLLIN) == 0)
+				continue;
+			cr_assert_eq(recv_frame_or_end(prober, &body, &len, &why), 1, "%s", why);
+			free(body);
+			answered = true;
+		}
+		took = mono_ms() - t0;
+		worst_ms = took > worst_ms ? took : worst_ms;
+		most = started > most ? started : most;
+		probes++;
+	}
+	cr_log_info("%d probes during a burst of %d GETs of %d bytes: at most %d replies of the "
+	            "burst went out while one waited, the slowest took %ld ms",
+	            probes, CONNS, DATA_BYTES, most, worst_ms);
+	cr_assert_lt(most, 3 * TURN,
+	             "%d of the burst's %d replies went out while one small GET waited (%ld ms at "
+	             "most)",
+	             most, CONNS, worst_ms);
+	cr_assert_eq(stat_of(good, NULL, "client_evictions_total"), 0);
+	for (int i = 0; i < CONNS; i++)
+		close(burst[i].fd);
+	close(prober);
+	close(good);
+	free(burst);
+	free(pfds);
+	buf_finish(&small);
+	buf_finish(&get);
+	free(data);
+	stop_clean();
+}
+
 /* Open ${n} connections into ${fds}, each reading one GET (encoded in ${get}) of ${data}. */
 static void open_and_get(int *fds, int n, const struct buf *get, const uint8_t *data, size_t len)
 {
@@ -3680,4 +3835,63 @@ LEAK_CHECKED_TEST_OPTS(hostile, kept_room_stays_under_the_bound, .timeout = 120)
 	buf_finish(&get);
 	free(data);
 	stop_clean();
+}
+
+/*
+ * A client that pipelines GETs of a large session between changes, then closes without
+ * reading: the daemon, finding it gone, drops the GETs (their replies would reach nobody) but
+ * still carries out the changes, as it would had the client stayed to read. Sent and closed
+ * while the daemon is stopped, so that it finds the close before it handles the frames.
+ */
+LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
+{
+	enum { DATA_BYTES = 200 * 1000 };
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	struct buf frames, gets;
+	uint8_t *data, *got = NULL;
+	size_t got_len = 0;
+	long started;
+	int good, fd, status;
+
+	good = start_with_big_session(NULL, "gone", &data, DATA_BYTES, 5, 1, &gets);
+	req.ns = bytes("gone");
+	req.id = bytes("victim");
+	req.data = bytes("to be destroyed");
+	cr_assert_eq(call_status(good, &req), CODEC_OK);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&frames);
+	/* GET big, SET kept, GET big, DESTROY victim. */
+	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
+	req = (struct codec_request){.op = CODEC_OP_SET, .request_id = 20, .ttl_ms = 600000};
+	req.ns = bytes("gone");
+	req.id = bytes("kept");
+	req.data = bytes("set by a client that did not stay");
+	encode(&frames, &req);
+	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
+	req = (struct codec_request){.op = CODEC_OP_DESTROY, .request_id = 21};
+	req.ns = bytes("gone");
+	req.id = bytes("victim");
+	encode(&frames, &req);
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	harness_send_buf(fd, &frames);
+	close(fd);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	/* The changes run in the daemon's next turns: wait for the last of them. */
+	req = (struct codec_request){.op = CODEC_OP_GET};
+	req.ns = bytes("gone");
+	req.id = bytes("victim");
+	started = mono_ms();
+	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
+	       mono_ms() - started < 5000)
+		sleep_ms(10);
+	cr_assert_eq(status, CODEC_NOT_FOUND, "the DESTROY sent before the close was carried out");
+	req.id = bytes("kept");
+	cr_assert_eq(harness_request(good, &req, &got, &got_len), CODEC_OK,
+	             "the SET sent before the close was carried out");
+	free(got);
+	good_roundtrip(good, 1);
+	buf_finish(&frames);
+	buf_finish(&gets);
+	free(data);
+	close(good);
 }
