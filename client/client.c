@@ -228,8 +228,9 @@ bool client_status_closes(int status)
 static bool op_may_be_not_found(uint32_t op)
 {
 	return op == CODEC_OP_GET || op == CODEC_OP_SET_IF || op == CODEC_OP_TOUCH ||
-	       op == CODEC_OP_DESTROY || op == CODEC_OP_TTL || op == CODEC_OP_LOAD ||
-	       op == CODEC_OP_FLASH_POP || op == CODEC_OP_FLASH_PUSH_EXISTING;
+	       op == CODEC_OP_TOUCH_IF || op == CODEC_OP_DESTROY || op == CODEC_OP_TTL ||
+	       op == CODEC_OP_LOAD || op == CODEC_OP_FLASH_POP ||
+	       op == CODEC_OP_FLASH_PUSH_EXISTING;
 }
 
 /*

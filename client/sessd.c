@@ -645,19 +645,41 @@ int sessd_set_if(struct sessd_client *c, const void *id, size_t id_len, const vo
 	return set_data(c, id, id_len, data, data_len, ttl_ms, expect);
 }
 
-int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms)
+/* TOUCH, or with ${expect} TOUCH_IF: the checks and the call both share. */
+static int touch_session(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms,
+                         const uint8_t *expect)
 {
-	struct codec_request req = {.op = CODEC_OP_TOUCH, .ttl_ms = ttl_ms};
+	struct codec_request req = {.op = expect != NULL ? CODEC_OP_TOUCH_IF : CODEC_OP_TOUCH,
+	                            .ttl_ms = ttl_ms};
 	struct call k = {0};
 
-	if (c == NULL)
-		return SESSD_ERR_USAGE;
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	if (!ttl_ok(ttl_ms))
 		return client_error(c, SESSD_ERR_USAGE, "a ttl is 1 ms to 10 years");
 	set_id(&req, id, id_len);
+	if (expect != NULL) {
+		req.expect.ptr = expect;
+		req.expect.len = SESSD_TAG_BYTES;
+	}
 	return call_run(c, &req, &k);
+}
+
+int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms)
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	return touch_session(c, id, id_len, ttl_ms, NULL);
+}
+
+int sessd_touch_if(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms,
+                   const uint8_t expect[SESSD_TAG_BYTES])
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (expect == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no tag to expect (expect is NULL)");
+	return touch_session(c, id, id_len, ttl_ms, expect);
 }
 
 int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len)

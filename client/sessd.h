@@ -20,11 +20,12 @@
  *
  * Calls return an int that is SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below;
  * sessd_errmsg() then says what went wrong in words (the server's message for server errors).
- * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, DESTROY, TTL, FLASH_POP and
- * FLASH_PUSH_EXISTING; a server answering it to another request is a protocol error.
- * SESSD_CONFLICT (14) comes from SET_IF (sessd_set_if, and sessd_batch_status of a
- * sessd_batch_set_if). Results reach output arguments on SESSD_OK only: result pointers (and
- * GET's length) are cleared first and stay so on any other result; numbers are left untouched.
+ * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL, FLASH_POP
+ * and FLASH_PUSH_EXISTING; a server answering it to another request is a protocol error.
+ * SESSD_CONFLICT (14) comes from SET_IF and TOUCH_IF (sessd_set_if, sessd_touch_if, and
+ * sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK
+ * only: result pointers (and GET's length) are cleared first and stay so on any other
+ * result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -60,7 +61,7 @@ extern "C" {
 #define SESSD_VERSION "0.1.0"
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43
-/* Length of the tag of session data (sessd_data_tag, sessd_set_if). */
+/* Length of the tag of session data (sessd_data_tag, sessd_set_if, sessd_touch_if). */
 #define SESSD_TAG_BYTES 16
 /*
  * The size of the buffer a client keeps its words in (sessd_errmsg), NUL included: an errbuf
@@ -85,9 +86,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
-	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if (or a batch's
-	 * SET_IF) found data other than what its tag names; nothing changed. The connection
-	 * stays open. */
+	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
+	 * a batch's SET_IF) found data other than what its tag names; nothing changed. The
+	 * connection stays open. */
 	SESSD_CONFLICT = 14,
 	/* LIST, NAMESPACES or CLEAR (sessd_list, sessd_namespaces, sessd_clear) on a server with
 	 * --admin-auth-file, from a client that did not show its admin secret: connect with that
@@ -298,6 +299,22 @@ int sessd_set_if(struct sessd_client *c, const void *id, size_t id_len, const vo
 
 /* sessd_touch: give an existing session a new ttl. SESSD_NOT_FOUND if there is none. */
 int sessd_touch(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms);
+
+/*
+ * sessd_touch_if(c, id, id_len, ttl_ms, expect):
+ * sessd_touch, but only while the session's data is the data whose tag is ${expect}
+ * (sessd_data_tag), checked and touched in one step on the server: a request that read the
+ * session and changed nothing cannot undo the lifetime that another client's save, made
+ * since this one read it, chose (a "remember me" that lengthened it, a "forget me" that
+ * shortened it). SESSD_OK: the expiry is now + ${ttl_ms}, as sessd_touch would set it.
+ * SESSD_NOT_FOUND: there is no such session, or it has no data (flashes only); nothing
+ * changed. SESSD_CONFLICT: the data changed since it was read; nothing changed, not even the
+ * expiry. sessd_get it again and touch with the ttl the new data calls for, with its tag.
+ * SESSD_ERR_UNKNOWN_OP: the server is older than TOUCH_IF (the connection stays open);
+ * sessd_touch is all it offers. ${expect} is borrowed.
+ */
+int sessd_touch_if(struct sessd_client *c, const void *id, size_t id_len, uint64_t ttl_ms,
+                   const uint8_t expect[SESSD_TAG_BYTES]);
 
 /* sessd_destroy: remove a session and its flashes. SESSD_NOT_FOUND if there was none. */
 int sessd_destroy(struct sessd_client *c, const void *id, size_t id_len);

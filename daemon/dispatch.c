@@ -720,13 +720,32 @@ static int op_set(struct dispatch *d, const struct codec_request *req, const str
 	return reply_nil(out, req->request_id);
 }
 
+static int op_touch(struct dispatch *d, const struct codec_request *req,
+                    const struct store_key *key, uint64_t now_ms, struct buf *out)
+{
+	uint64_t when = expires_at(now_ms, req->ttl_ms);
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (store_touch(d->st, key, when, now_ms) == -1)
+		return reply_not_found(out, req->request_id);
+	if (d->p != NULL && persist_log_touch(d->p, key, when, now_ms) == -1) {
+		warn_unlogged(d, req);
+		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
+		                         "the change was made but not logged");
+	}
+	return reply_nil(out, req->request_id);
+}
+
 /*
- * SET_IF (PROTOCOL.md, "Sessions"): SET, but only while the session's data is what the client
- * last read, by its tag. Nothing else runs between the read and the write, so the check and
- * the SET are one step for every other request.
+ * SET_IF and TOUCH_IF (PROTOCOL.md, "Sessions"): SET or TOUCH, but only while the session's
+ * data is what the client last read, by its tag. Nothing else runs between the read and the
+ * write, so the check and the change are one step for every other request. A TOUCH_IF from a
+ * request that read older data must not undo the lifetime a newer save chose.
  */
-static int op_set_if(struct dispatch *d, const struct codec_request *req,
-                     const struct store_key *key, uint64_t now_ms, struct buf *out)
+static int op_if_unchanged(struct dispatch *d, const struct codec_request *req,
+                           const struct store_key *key, uint64_t now_ms, struct buf *out)
 {
 	uint8_t tag[CODEC_TAG_BYTES];
 	const void *current;
@@ -744,25 +763,8 @@ static int op_set_if(struct dispatch *d, const struct codec_request *req,
 		return codec_reply_error(out, req->request_id, CODEC_CONFLICT,
 		                         "the session's data changed since it was read; nothing "
 		                         "changed");
-	return op_set(d, req, key, now_ms, out);
-}
-
-static int op_touch(struct dispatch *d, const struct codec_request *req,
-                    const struct store_key *key, uint64_t now_ms, struct buf *out)
-{
-	uint64_t when = expires_at(now_ms, req->ttl_ms);
-	int rc;
-
-	if ((rc = refuse_unwritable(d, req, out)) != 0)
-		return rc == 1 ? 0 : -1;
-	if (store_touch(d->st, key, when, now_ms) == -1)
-		return reply_not_found(out, req->request_id);
-	if (d->p != NULL && persist_log_touch(d->p, key, when, now_ms) == -1) {
-		warn_unlogged(d, req);
-		return codec_reply_error(out, req->request_id, CODEC_INTERNAL,
-		                         "the change was made but not logged");
-	}
-	return reply_nil(out, req->request_id);
+	return req->op == CODEC_OP_TOUCH_IF ? op_touch(d, req, key, now_ms, out)
+	                                    : op_set(d, req, key, now_ms, out);
 }
 
 static int op_destroy(struct dispatch *d, const struct codec_request *req,
@@ -1203,7 +1205,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_SET:
 		return op_set(d, req, &key, now_ms, out);
 	case CODEC_OP_SET_IF:
-		return op_set_if(d, req, &key, now_ms, out);
+	case CODEC_OP_TOUCH_IF:
+		return op_if_unchanged(d, req, &key, now_ms, out);
 	case CODEC_OP_TOUCH:
 		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:
@@ -1258,13 +1261,14 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 			frames[i].id_hash = hints[n].id_hash;
 			frames[i].id_hashed = true;
 			copies_data[n++] = req->op == CODEC_OP_GET || req->op == CODEC_OP_LOAD ||
-			                   req->op == CODEC_OP_SET_IF;
+			                   req->op == CODEC_OP_SET_IF ||
+			                   req->op == CODEC_OP_TOUCH_IF;
 		}
 	}
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
-	/* A GET's reply copies the session's data, and a SET_IF hashes it: its lines are the
-	 * third miss in a row. */
+	/* A GET's reply copies the session's data, and a SET_IF or TOUCH_IF hashes it: its lines
+	 * are the third miss in a row. */
 	for (size_t i = 0; i < n; i++) {
 		if (copies_data[i])
 			store_hint_data(&hints[i]);

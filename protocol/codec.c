@@ -56,6 +56,8 @@ const char *codec_op_name(uint32_t op)
 		return "TTL";
 	case CODEC_OP_LOAD:
 		return "LOAD";
+	case CODEC_OP_TOUCH_IF:
+		return "TOUCH_IF";
 	case CODEC_OP_FLASH_PUSH:
 		return "FLASH_PUSH";
 	case CODEC_OP_FLASH_POP:
@@ -99,6 +101,7 @@ static int op_argc(uint64_t op)
 	case CODEC_OP_LIST:
 		return 3;
 	case CODEC_OP_SET:
+	case CODEC_OP_TOUCH_IF:
 		return 4;
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
@@ -188,7 +191,7 @@ static const char *read_ttl(struct mp_reader *r, struct codec_request *req)
 	return NULL;
 }
 
-/* SET_IF's expect: a tag, so exactly bin of CODEC_TAG_BYTES (a str is not a tag). */
+/* SET_IF's and TOUCH_IF's expect: a tag, so exactly bin of CODEC_TAG_BYTES (a str is none). */
 static const char *read_expect(struct mp_reader *r, struct codec_request *req)
 {
 	bool is_bin = false;
@@ -282,6 +285,10 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		return read_expect(r, req);
 	case CODEC_OP_TOUCH:
 		return read_ttl(r, req);
+	case CODEC_OP_TOUCH_IF:
+		if ((err = read_ttl(r, req)) != NULL)
+			return err;
+		return read_expect(r, req);
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		if ((err = read_flash_type(r, req, false)) != NULL)
@@ -391,6 +398,7 @@ static bool request_valid(const struct codec_request *req)
 		has_id = true;
 		break;
 	case CODEC_OP_SET_IF:
+	case CODEC_OP_TOUCH_IF:
 		if (req->expect.len != CODEC_TAG_BYTES || req->expect.ptr == NULL)
 			return false;
 		has_id = has_ttl = true;
@@ -495,6 +503,10 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		return mp_write_bin(out, req->expect.ptr, req->expect.len);
 	case CODEC_OP_TOUCH:
 		return mp_write_uint(out, req->ttl_ms);
+	case CODEC_OP_TOUCH_IF:
+		if (mp_write_uint(out, req->ttl_ms) == -1)
+			return -1;
+		return mp_write_bin(out, req->expect.ptr, req->expect.len);
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		if (mp_write_str(out, req->flash_type.ptr, req->flash_type.len) == -1)

@@ -34,8 +34,8 @@
 #define CODEC_LIST_MAX_LIMIT      1000u
 /* The largest ttl a request may carry: 10 years, in milliseconds. */
 #define CODEC_MAX_TTL_MS (10ull * 366 * 24 * 3600 * 1000)
-/* SET_IF's expect: the first 16 bytes of the unkeyed 64-byte BLAKE2b of the session's data
- * (PROTOCOL.md, "Sessions"). */
+/* SET_IF's and TOUCH_IF's expect: the first 16 bytes of the unkeyed 64-byte BLAKE2b of the
+ * session's data (PROTOCOL.md, "Sessions"). */
 #define CODEC_TAG_BYTES      16u
 #define CODEC_TAG_HASH_BYTES 64u
 
@@ -47,8 +47,9 @@ enum codec_op {
 	CODEC_OP_TOUCH = 0x12,
 	CODEC_OP_DESTROY = 0x13,
 	CODEC_OP_SET_IF = 0x14,
-	CODEC_OP_TTL = 0x15,  /* a session's remaining lifetime; changes nothing */
-	CODEC_OP_LOAD = 0x16, /* GET, and how many flash messages are queued */
+	CODEC_OP_TTL = 0x15,      /* a session's remaining lifetime; changes nothing */
+	CODEC_OP_LOAD = 0x16,     /* GET, and how many flash messages are queued */
+	CODEC_OP_TOUCH_IF = 0x17, /* TOUCH that holds only over the data its tag names */
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
 	CODEC_OP_FLASH_PUSH_EXISTING = 0x22, /* FLASH_PUSH that never creates a session */
@@ -75,7 +76,7 @@ enum codec_status {
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
 	CODEC_LIMIT = 12,         /* a per-session limit (flash bytes) would be exceeded */
 	CODEC_BUSY = 13,          /* no room for an unfinished frame: the connection is closed */
-	CODEC_CONFLICT = 14,      /* SET_IF: the session's data is not what the client expected */
+	CODEC_CONFLICT = 14,      /* SET_IF, TOUCH_IF: the data is not what the client expected */
 	CODEC_FORBIDDEN = 15      /* LIST, NAMESPACES, CLEAR without the admin secret; stays open */
 };
 /* The highest status this codec knows. */
@@ -100,13 +101,13 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	/* GET SET SET_IF TOUCH DESTROY TTL FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
+	/* GET SET SET_IF TOUCH TOUCH_IF DESTROY TTL FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
 	struct mp_bytes id;
 	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
 	struct mp_bytes data;        /* SET SET_IF; PING's payload when ping_payload */
 	bool ping_payload;           /* PING: it carries a payload (data), answered with it */
-	uint64_t ttl_ms;             /* SET SET_IF TOUCH FLASH_PUSH(_EXISTING) */
-	struct mp_bytes expect;      /* SET_IF: bin of exactly CODEC_TAG_BYTES */
+	uint64_t ttl_ms;             /* SET SET_IF TOUCH TOUCH_IF FLASH_PUSH(_EXISTING) */
+	struct mp_bytes expect;      /* SET_IF TOUCH_IF: bin of exactly CODEC_TAG_BYTES */
 	struct mp_bytes flash_type;  /* FLASH_PUSH(_EXISTING); FLASH_POP unless flash_all */
 	bool flash_all;              /* FLASH_POP with a nil type: every type */
 	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING) */

@@ -115,7 +115,7 @@ def bad(name, body, error="BAD_REQUEST", kind="request", raw=None, **extra):
 HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14
 PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
 NAMESPACES = 0x34
-TTL, LOAD = 0x15, 0x16
+TTL, LOAD, TOUCH_IF = 0x15, 0x16, 0x17
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
 GEN_ID = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk"  # 43 characters, as sessd_id_new makes
@@ -204,6 +204,14 @@ req("touch", arr(u(TOUCH), u(16), nil(), s("abc"), u(3600000)),
     {"op": TOUCH, "request_id": 16, "ns": None, "id": "abc", "ttl_ms": 3600000})
 req("touch named, ttl 127 (fixint)", arr(u(TOUCH), u(17), s("app"), b(b"abc"), u(127)),
     {"op": TOUCH, "request_id": 17, "ns": "app", "id_hex": b"abc".hex(), "ttl_ms": 127})
+req("touch_if default namespace, over DATA",
+    arr(u(TOUCH_IF), u(50), nil(), s("abc"), u(2592000000), b(tag(DATA))),
+    {"op": TOUCH_IF, "request_id": 50, "ns": None, "id": "abc", "ttl_ms": 2592000000,
+     "expect_hex": tag(DATA).hex()}, expect_tag_of_hex=DATA.hex())
+req("touch_if named namespace, bin id, over empty data, ttl 1",
+    arr(u(TOUCH_IF), u(51), s("shop"), b(b"\x01\x02\x03"), u(1), b(tag(b""))),
+    {"op": TOUCH_IF, "request_id": 51, "ns": "shop", "id_hex": "010203", "ttl_ms": 1,
+     "expect_hex": tag(b"").hex()}, expect_tag_of_hex="")
 req("destroy", arr(u(DESTROY), u(18), nil(), s("abc")),
     {"op": DESTROY, "request_id": 18, "ns": None, "id": "abc"})
 req("destroy named bin id", arr(u(DESTROY), u(19), s("app"), b(b"\xde\xad")),
@@ -330,6 +338,7 @@ rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
 rep("limit with a message", 20, 12, s("flash limit"), "flash limit")
 CONFLICT_MSG = "the session's data changed since it was read; nothing changed"
 rep("conflict (set_if) with a message", 40, 14, s(CONFLICT_MSG), CONFLICT_MSG)
+rep("conflict (touch_if) with a message", 50, 14, s(CONFLICT_MSG), CONFLICT_MSG)
 FORBIDDEN_MSG = "LIST needs the admin secret (--admin-auth-file)"
 rep("forbidden (list without the admin secret) with a message", 41, 15, s(FORBIDDEN_MSG),
     FORBIDDEN_MSG)
@@ -451,6 +460,19 @@ bad("set_if expect is a str of 16 bytes",
 bad("set_if expect is nil", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), nil()))
 bad("set_if ttl is 0", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(0), b(tag(b"x"))))
 bad("set_if data is nil", arr(u(SET_IF), u(1), nil(), s("a"), nil(), u(5), b(tag(b"x"))))
+bad("touch_if without expect", arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5)))
+bad("touch_if with 5 arguments",
+    arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5), b(tag(b"")), u(5)))
+bad("touch_if with data (SET_IF's arguments)",
+    arr(u(TOUCH_IF), u(1), nil(), s("a"), b(b"x"), u(5), b(tag(b"x"))))
+bad("touch_if expect is 15 bytes", arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5),
+                                       b(tag(b"")[:15])))
+bad("touch_if expect is a str of 16 bytes",
+    arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5), s("0123456789abcdef")))
+bad("touch_if expect is nil", arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5), nil()))
+bad("touch_if ttl is 0", arr(u(TOUCH_IF), u(1), nil(), s("a"), u(0), b(tag(b"x"))))
+bad("touch_if ttl is 10 years + 1 ms",
+    arr(u(TOUCH_IF), u(1), nil(), s("a"), u(MAXTTL + 1), b(tag(b"x"))))
 deep16 = nest(16)
 bad("nesting too deep: hello auth makes 17 levels", arr(u(HELLO), u(1), u(1), s("x"), deep16))
 bad("nesting too deep: unknown op argument makes 17 levels", arr(u(0x7F), u(1), deep16))

@@ -188,6 +188,8 @@ declare namespace connectSessd {
     readonly lacksFlashPushExisting: boolean | undefined;
     /** Whether the last LOAD was answered UNKNOWN_OP (undefined before any LOAD). */
     readonly lacksLoad: boolean | undefined;
+    /** Whether the last TOUCH_IF was answered UNKNOWN_OP (undefined before any TOUCH_IF). */
+    readonly lacksTouchIf: boolean | undefined;
 
     /**
      * Resolves with the HELLO reply once a connection is ready. Without `timeoutMs` it waits
@@ -211,6 +213,8 @@ declare namespace connectSessd {
     setIf(ns: Namespace, id: SessionKey, data: string | Uint8Array, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
     /** Whether the session existed. */
     touch(ns: Namespace, id: SessionKey, ttlMs: number): Promise<boolean>;
+    /** Sets the expiry as `touch` does only if the session's data has the tag `expect` (see dataTag). A daemon older than TOUCH_IF gets a plain TOUCH ('ok' or 'not_found'). */
+    touchIf(ns: Namespace, id: SessionKey, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
     /** Whether the session existed (false when sent again after a crash that came after it was carried out). */
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
     /**
@@ -478,6 +482,7 @@ declare namespace connectSessd {
       readonly SET_IF: 0x14;
       readonly TTL: 0x15;
       readonly LOAD: 0x16;
+      readonly TOUCH_IF: 0x17;
       readonly FLASH_PUSH: 0x20;
       readonly FLASH_POP: 0x21;
       readonly FLASH_PUSH_EXISTING: 0x22;

@@ -14,7 +14,8 @@
  * id (k >> 2) mod 4 ("a", "id-2", two raw bytes 00 ff, 128 bytes of 'i'), flash type
  * (k >> 4) mod 4 (mod 3: "info", "error", 64 bytes of 't'), the id sent as bin (k bit 6),
  * the message as bin (k bit 7). Then, by operation:
- *    0 GET                      1 SET len fill ttl          2 TOUCH ttl
+ *    0 GET                      1 SET len fill ttl
+ *    2 TOUCH ttl (a bit 4: TOUCH_IF; a bit 5: with the right tag)
  *    3 DESTROY                  4 SET_IF len fill ttl (a bit 4: the right tag)
  *    5 FLASH_PUSH len fill ttl  6 FLASH_PUSH_EXISTING len fill ttl
  *    7 FLASH_POP (a bit 4: every type)   8 COUNT      9 LIST limit (the whole scan)
@@ -31,11 +32,11 @@
  *
  * Checks (abort on failure): every reply is one whole frame that decodes, carries the
  * request's id and a status the operation may answer; GET returns what the last write left
- * unless the session expired, was destroyed or cleared; SET_IF holds exactly when the tag is
- * right; pushes count their queue and pops return each message pushed, in order, exactly
- * once, then the queue is empty; COUNT, LIST, NAMESPACES and STATS agree with the model
- * (STATS exactly once expiry has caught up); a session's expiry is as PROTOCOL.md says (SET
- * and TOUCH set it, a push only extends it).
+ * unless the session expired, was destroyed or cleared; SET_IF and TOUCH_IF hold exactly
+ * when the session has data and the tag is right; pushes count their queue and pops return each
+ * message pushed, in order, exactly once, then the queue is empty; COUNT, LIST, NAMESPACES and
+ * STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is as
+ * PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -347,6 +348,17 @@ static void check_ping_reply(struct fuzz *f, const struct codec_request *req, si
 	check(mp_reader_left(&r) == 0);
 }
 
+/* The tag of ${s}'s data (of empty data when it has none), one bit off unless ${right_tag}. */
+static void model_tag(const struct model_session *s, bool right_tag, uint8_t tag[CODEC_TAG_BYTES])
+{
+	if (s->live && s->has_data)
+		codec_data_tag(s->data, s->len, tag);
+	else
+		codec_data_tag("", 0, tag);
+	if (!right_tag)
+		tag[0] ^= 1;
+}
+
 static void op_set(struct fuzz *f, struct codec_request *req, struct model_session *s,
                    bool conditional, bool right_tag)
 {
@@ -356,12 +368,7 @@ static void op_set(struct fuzz *f, struct codec_request *req, struct model_sessi
 
 	req->op = conditional ? CODEC_OP_SET_IF : CODEC_OP_SET;
 	if (conditional) {
-		if (s->live && s->has_data)
-			codec_data_tag(s->data, s->len, tag);
-		else
-			codec_data_tag("", 0, tag);
-		if (!right_tag)
-			tag[0] ^= 1;
+		model_tag(s, right_tag, tag);
 		req->expect = (struct mp_bytes){tag, sizeof tag};
 	}
 	send_request(f, req, &rep);
@@ -408,6 +415,30 @@ static void op_touch_destroy(struct fuzz *f, struct codec_request *req, struct m
 		session_clear(s);
 	else
 		s->expires_at_ms = expires_at(f, req->ttl_ms);
+}
+
+/* TOUCH_IF: TOUCH, but only over data whose tag it names; never for flashes only. */
+static void op_touch_if(struct fuzz *f, struct codec_request *req, struct model_session *s,
+                        bool right_tag)
+{
+	struct codec_reply rep;
+	uint8_t tag[CODEC_TAG_BYTES];
+
+	req->op = CODEC_OP_TOUCH_IF;
+	model_tag(s, right_tag, tag);
+	req->expect = (struct mp_bytes){tag, sizeof tag};
+	send_request(f, req, &rep);
+	if (!(s->live && s->has_data)) {
+		check(rep.status == CODEC_NOT_FOUND);
+		return;
+	}
+	if (!right_tag) {
+		check(rep.status == CODEC_CONFLICT);
+		return;
+	}
+	check(rep.status == CODEC_OK);
+	expect_nil(&rep);
+	s->expires_at_ms = expires_at(f, req->ttl_ms);
 }
 
 static void op_push(struct fuzz *f, struct codec_request *req, struct model_session *s,
@@ -716,7 +747,10 @@ static void run_op(struct fuzz *f, struct input *in)
 		break;
 	case 2:
 		req.ttl_ms = ttl_table[take_u8(in) % 8];
-		op_touch_destroy(f, &req, s, false);
+		if (a & 0x10)
+			op_touch_if(f, &req, s, a & 0x20);
+		else
+			op_touch_destroy(f, &req, s, false);
 		break;
 	case 3:
 		op_touch_destroy(f, &req, s, true);

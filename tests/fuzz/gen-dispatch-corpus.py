@@ -11,6 +11,8 @@ GET, SET, TOUCH, DESTROY, SET_IF, PUSH, PUSH_EXISTING, POP = range(8)
 COUNT, LIST, CLEAR, STATS, NAMESPACES, ADVANCE, EXPIRE, RAW = range(8, 16)
 ALL = 0x10  # SET_IF: right tag; FLASH_POP: every type; STATS: whole server; GET: LOAD
 LOAD = GET | ALL
+TOUCH_IF = TOUCH | ALL  # with RIGHT: the tag of the session's data
+RIGHT = 0x20
 
 
 def key(ns=0, sid=0, ftype=0, id_bin=False, msg_bin=False):
@@ -55,6 +57,22 @@ SEEDS = {
         op(LOAD, key(1, 1)),
         op(SET, key(2, 3), 251, 1, 7),
         op(LOAD, key(2, 3)),
+    ]),
+    # a slow request's touch over what it read, after a save with a longer lifetime
+    "touch-if": bytes([0]) + b"".join([
+        op(TOUCH_IF | RIGHT, key(), 5),
+        op(SET, key(), 20, 7, 5),
+        op(TOUCH_IF | RIGHT, key(), 6),
+        op(SET, key(), 21, 7, 6),
+        op(TOUCH_IF, key(), 5),
+        op(ADVANCE, 0, 205),
+        op(GET, key()),
+        op(PUSH, key(1, 1), 3, 1, 5),
+        op(TOUCH_IF | RIGHT, key(1, 1), 6),
+        op(TOUCH_IF, key(1, 1), 6),
+        op(DESTROY, key()),
+        op(TOUCH_IF | RIGHT, key(), 6),
+        op(GET, key()),
     ]),
     # flash before the session exists, then expiry, then the reclaim
     "flash-first-expiry": bytes([0]) + b"".join([

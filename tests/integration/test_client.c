@@ -2170,6 +2170,76 @@ LEAK_CHECKED_TEST(client, set_if_saves_only_over_what_was_read)
 	sessd_close(b);
 }
 
+/* Assert ${id}'s remaining lifetime is ${want_ms}, less the few seconds the test took. */
+static void expect_ttl_near(struct sessd_client *c, const char *id, uint64_t want_ms)
+{
+	uint64_t ms = 0;
+	int rc;
+
+	rc = sessd_ttl(c, id, strlen(id), &ms);
+	cr_assert_eq(rc, SESSD_OK, "ttl: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(ms > want_ms - 5000 && ms <= want_ms, "%llu ms left, not about %llu",
+	          (unsigned long long)ms, (unsigned long long)want_ms);
+}
+
+/*
+ * sessd_touch_if (PROTOCOL.md, "Sessions"): a request that read the session and changed
+ * nothing touches it only while the data is what it read, so a "remember me" saved meanwhile
+ * keeps the lifetime it chose.
+ */
+LEAK_CHECKED_TEST(client, touch_if_touches_only_over_what_was_read)
+{
+	static const char id[] = "tif";
+	struct sessd_client *slow = connect_to(daemon_.unix_url);
+	struct sessd_client *other = connect_to(daemon_.tcp_url);
+	uint8_t tag[SESSD_TAG_BYTES];
+	uint64_t ms = 0;
+	int rc;
+
+	cr_assert_eq(sessd_set(other, id, 3, "{\"u\":1}", 7, TTL_MS), SESSD_OK);
+	read_tag(slow, id, tag);
+	cr_assert_eq(sessd_touch_if(slow, id, 3, 2 * TTL_MS, tag), SESSD_OK, "%s",
+	             sessd_errmsg(slow));
+	expect_ttl_near(other, id, 2 * TTL_MS);
+
+	/* "Remember me" saved by another request after this one read the session. */
+	cr_assert_eq(sessd_set(other, id, 3, "{\"u\":1,\"r\":1}", 13, 100 * TTL_MS), SESSD_OK);
+	rc = sessd_touch_if(slow, id, 3, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_CONFLICT, "%s (%s)", sessd_strerror(rc), sessd_errmsg(slow));
+	cr_assert_eq(strncmp(sessd_errmsg(slow), "CONFLICT: ", 10), 0, "errmsg: %s",
+	             sessd_errmsg(slow));
+	expect_ttl_near(other, id, 100 * TTL_MS); /* the save's lifetime stays */
+	expect_data(slow, id, 3, "{\"u\":1,\"r\":1}", 13);
+	/* Read again: the touch holds over the new tag. */
+	read_tag(slow, id, tag);
+	cr_assert_eq(sessd_touch_if(slow, id, 3, 99 * TTL_MS, tag), SESSD_OK, "%s",
+	             sessd_errmsg(slow));
+	expect_ttl_near(other, id, 99 * TTL_MS);
+
+	/* A logout meanwhile: NOT_FOUND, and the session stays gone. */
+	cr_assert_eq(sessd_destroy(other, id, 3), SESSD_OK);
+	rc = sessd_touch_if(slow, id, 3, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_NOT_FOUND, "%s (%s)", sessd_strerror(rc), sessd_errmsg(slow));
+	expect_missing(slow, id, 3);
+	cr_assert_eq(sessd_ttl(other, id, 3, &ms), SESSD_NOT_FOUND);
+	/* Flashes only: no data, so NOT_FOUND, even with the tag of empty data. */
+	cr_assert_eq(sessd_flash_push(other, id, 3, "info", "m", 1, 3000, NULL), SESSD_OK);
+	sessd_data_tag(NULL, 0, tag);
+	cr_assert_eq(sessd_touch_if(slow, id, 3, TTL_MS, tag), SESSD_NOT_FOUND);
+	cr_assert_eq(sessd_ttl(other, id, 3, &ms), SESSD_OK);
+	cr_assert(ms <= 3000, "the flashes' expiry did not move: %llu", (unsigned long long)ms);
+
+	/* Bad arguments are the client's to refuse; the connection stays usable. */
+	cr_assert_eq(sessd_touch_if(NULL, id, 3, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_touch_if(slow, id, 3, TTL_MS, NULL), SESSD_ERR_USAGE);
+	cr_assert(strstr(sessd_errmsg(slow), "expect") != NULL, "%s", sessd_errmsg(slow));
+	cr_assert_eq(sessd_touch_if(slow, id, 0, TTL_MS, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_touch_if(slow, id, 3, 0, tag), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_ping(slow), SESSD_OK);
+	sessd_close(slow);
+	sessd_close(other);
+}
+
 LEAK_CHECKED_TEST(client, set_if_bad_arguments_are_usage_errors)
 {
 	struct sessd_client *c = connect_to(daemon_.unix_url);

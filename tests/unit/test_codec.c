@@ -136,6 +136,12 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].request_id = 19;
 	q[n].ns = BYTES("shop");
 	q[n++].id = BYTES("abc");
+	q[n].op = CODEC_OP_TOUCH_IF;
+	q[n].request_id = 20;
+	q[n].ns = BYTES("shop");
+	q[n].id = BYTES("abc");
+	q[n].ttl_ms = 2592000000ull;
+	q[n++].expect = BYTES("\xff\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\x00");
 	cr_assert_leq(n, SAMPLE_MAX);
 	return n;
 }
@@ -499,6 +505,15 @@ LEAK_CHECKED_TEST(codec, encode_rejects_out_of_range_fields)
 	bad.expect = (struct mp_bytes){NULL, 0};
 	cr_expect_eq(codec_encode_request(&b, &bad), -1, "a SET_IF needs an expect");
 	bad = q[4];
+	bad.ttl_ms = 0;
+	cr_expect_eq(codec_encode_request(&b, &bad), -1);
+	bad = q[19];
+	cr_assert_eq(bad.op, CODEC_OP_TOUCH_IF);
+	bad.expect = (struct mp_bytes){NULL, 0};
+	cr_expect_eq(codec_encode_request(&b, &bad), -1, "a TOUCH_IF needs an expect");
+	bad.expect = (struct mp_bytes){(const uint8_t *)big, CODEC_TAG_BYTES + 1};
+	cr_expect_eq(codec_encode_request(&b, &bad), -1, "TOUCH_IF's expect is 16 bytes");
+	bad = q[19];
 	bad.ttl_ms = 0;
 	cr_expect_eq(codec_encode_request(&b, &bad), -1);
 	bad = q[0];

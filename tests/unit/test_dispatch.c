@@ -1117,10 +1117,14 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_answer_once_expiry_caught_up)
 
 /* --- SET_IF (PROTOCOL.md, "Sessions") --- */
 
-static uint32_t do_set_if(const char *id, const char *data, uint64_t ttl, const char *read,
-                          uint64_t now)
+/*
+ * SET_IF (with ${data}) or TOUCH_IF (${op}) of ${id} at ${now}, expecting the tag of ${read};
+ * returns the status. OK and NOT_FOUND carry nil, the others a message; none closes.
+ */
+static uint32_t do_if(uint32_t op, const char *id, const char *data, uint64_t ttl, const char *read,
+                      uint64_t now)
 {
-	struct codec_request req = {.op = CODEC_OP_SET_IF, .request_id = 20, .ttl_ms = ttl};
+	struct codec_request req = {.op = op, .request_id = 20, .ttl_ms = ttl};
 	uint8_t tag[CODEC_TAG_BYTES];
 	struct codec_reply rep;
 
@@ -1128,7 +1132,8 @@ static uint32_t do_set_if(const char *id, const char *data, uint64_t ttl, const 
 	req.id = bytes(id);
 	req.data = bytes(data);
 	req.expect = (struct mp_bytes){tag, sizeof(tag)};
-	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "SET_IF keeps the connection");
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "%s keeps the connection",
+	             codec_op_name(op));
 	cr_assert_eq(rep.request_id, 20);
 	if (rep.status == CODEC_OK || rep.status == CODEC_NOT_FOUND)
 		cr_assert(rep.result.len == 1 && rep.result.ptr[0] == 0xc0, "%s carries nil",
@@ -1136,6 +1141,12 @@ static uint32_t do_set_if(const char *id, const char *data, uint64_t ttl, const 
 	else
 		cr_assert_gt(rep.message.len, 0);
 	return rep.status;
+}
+
+static uint32_t do_set_if(const char *id, const char *data, uint64_t ttl, const char *read,
+                          uint64_t now)
+{
+	return do_if(CODEC_OP_SET_IF, id, data, ttl, read, now);
 }
 
 LEAK_CHECKED_TEST(dispatch, set_if_stores_over_the_tag_it_names)
@@ -1282,6 +1293,73 @@ static uint32_t do_ttl(const char *ns, const char *id, uint64_t now, uint64_t *t
 		cr_assert_eq(rep.result.ptr[0], 0xc0, "NOT_FOUND carries nil");
 	}
 	return rep.status;
+}
+
+/* --- TOUCH_IF (PROTOCOL.md, "Sessions") --- */
+
+static uint32_t do_touch_if(const char *id, uint64_t ttl, const char *read, uint64_t now)
+{
+	return do_if(CODEC_OP_TOUCH_IF, id, NULL, ttl, read, now);
+}
+
+/* The review's case: a slow request read the session before a "remember me" saved it with a
+ * longer lifetime; its touch with the lifetime it read must not cut that back. */
+LEAK_CHECKED_TEST(dispatch, touch_if_moves_the_expiry_only_over_the_tag_it_names)
+{
+	uint64_t ms = 0;
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_set(NULL, "s", "1h", 3600000, NOW), CODEC_OK);
+	cr_assert_eq(do_touch_if("s", 7200000, "1h", NOW + 1000), CODEC_OK);
+	cr_assert_eq(do_ttl(NULL, "s", NOW + 1000, &ms), CODEC_OK);
+	cr_assert_eq(ms, 7200000, "OK: the expiry is the TOUCH_IF's now + ttl");
+	cr_assert_eq(do_get(NULL, "s", NOW + 1000, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "1h", "the data is untouched");
+
+	cr_assert_eq(do_set(NULL, "s", "30d", 2592000000ull, NOW + 2000), CODEC_OK);
+	cr_assert_eq(do_touch_if("s", 3600000, "1h", NOW + 3000), CODEC_CONFLICT);
+	cr_assert_eq(do_ttl(NULL, "s", NOW + 3000, &ms), CODEC_OK);
+	cr_assert_eq(ms, 2592000000ull - 1000, "a CONFLICT leaves the expiry the save chose");
+	cr_assert_eq(do_get(NULL, "s", NOW + 3000, data, sizeof(data)), CODEC_OK);
+	cr_assert_str_eq(data, "30d");
+	/* A shorter ttl over the current tag is taken as it is: TOUCH_IF sets, never merges. */
+	cr_assert_eq(do_touch_if("s", 1000, "30d", NOW + 3000), CODEC_OK);
+	cr_assert_eq(do_ttl(NULL, "s", NOW + 3000, &ms), CODEC_OK);
+	cr_assert_eq(ms, 1000);
+	cr_assert_eq(do_touch_if("s", 1000, "30d", NOW + 4000), CODEC_NOT_FOUND,
+	             "an expired session is gone");
+}
+
+LEAK_CHECKED_TEST(dispatch, touch_if_never_makes_a_session)
+{
+	struct codec_request destroy = {.op = CODEC_OP_DESTROY, .request_id = 23};
+	struct codec_reply rep;
+	uint64_t ms = 0;
+	char data[64];
+
+	hello();
+	cr_assert_eq(do_touch_if("none", 60000, "", NOW), CODEC_NOT_FOUND, "no session");
+	cr_assert_eq(do_ttl(NULL, "none", NOW, &ms), CODEC_NOT_FOUND, "and none was made");
+	cr_assert_eq(count_default(), 0);
+
+	/* Flashes only (no data): NOT_FOUND, not even for the tag of empty data, and the
+	 * flash-only session keeps its expiry. */
+	push("flashy", "info", "hi", false);
+	cr_assert_eq(do_ttl(NULL, "flashy", NOW, &ms), CODEC_OK);
+	cr_assert_eq(ms, 60000);
+	cr_assert_eq(do_touch_if("flashy", 3600000, "", NOW + 10), CODEC_NOT_FOUND);
+	cr_assert_eq(do_ttl(NULL, "flashy", NOW + 10, &ms), CODEC_OK);
+	cr_assert_eq(ms, 60000 - 10, "nothing changed");
+
+	/* Destroyed (a logout) after the read: nothing comes back. */
+	cr_assert_eq(do_set(NULL, "gone", "v", 60000, NOW), CODEC_OK);
+	destroy.id = bytes("gone");
+	cr_assert_eq(call(&destroy, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(do_touch_if("gone", 60000, "v", NOW), CODEC_NOT_FOUND);
+	cr_assert_eq(do_get(NULL, "gone", NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	cr_assert_eq(count_default(), 1, "only the flash-only session");
 }
 
 /* TTL (PROTOCOL.md, "Sessions"): a session's expiry instant minus now, moving nothing. */

@@ -387,7 +387,7 @@ static bool is_session_op(uint32_t op)
 	       op != CODEC_OP_NAMESPACES;
 }
 
-/* SET_IF vectors whose expect was checked to be the tag of the data they name. */
+/* SET_IF and TOUCH_IF vectors whose expect was checked to be the tag of the data they name. */
 static size_t tags_checked;
 
 static void check_valid_request(const char *name, const struct jval *vec, const uint8_t *frame,
@@ -524,7 +524,7 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 	size_t i, requests = 0, replies = 0, invalid = 0;
 	uint64_t ops_seen = 0, ops_all = 0;
 	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
-	                              0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x34};
+	                              0x17, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x34};
 
 	vectors_load(&vs);
 	for (i = 0; i < vs.root->n; i++) {

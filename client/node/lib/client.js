@@ -104,17 +104,18 @@ function hashId(id) {
 }
 
 // The changes request() holds while the pool reconnects (see there); reads fail at once.
-const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
+const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
 
 // The changes sent again when their connection broke before their reply was read (sessd
 // crashed: ECONNRESET or EOF, no SHUTTING_DOWN; see resend). Each may have been carried out
 // already, even logged to --data-dir, and the repeat leaves the session as one would: SET
 // stores the same bytes again (its flashes kept), TOUCH sets the same ttl from a moment later,
-// DESTROY finds nothing left (NOT_FOUND: destroy() resolves false), and a SET_IF meets its own
-// first attempt's data (see ownWrite). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
+// and so does a TOUCH_IF (a touch leaves the data, and so the tag, as it was), DESTROY finds
+// nothing left (NOT_FOUND: destroy() resolves false), and a SET_IF meets its own first
+// attempt's data (see ownWrite). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
 // out twice queues its message twice, and the page shows it twice; a push stays at most once
 // and fails (a 503). Not reads: the app answers 503 at once, as while sessd is down.
-const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.DESTROY]);
+const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY]);
 
 // maybeCarriedOut(err, why): the error of a request whose connection broke under it (err, or
 // later a SHUTTING_DOWN) and that is not sent again (why): it may or may not have been carried
@@ -485,8 +486,8 @@ class Client extends EventEmitter {
   }
 
   // requestNewer(op, args, key, lacks): request() for an opcode newer than some daemons
-  // (SET_IF, FLASH_PUSH_EXISTING, LOAD), which a daemon older than it answers UNKNOWN_OP,
-  // leaving the connection open. Resolves { status, result } (OK or NOT_FOUND), or null when
+  // (SET_IF, TOUCH_IF, FLASH_PUSH_EXISTING, LOAD), which a daemon older than it answers
+  // UNKNOWN_OP, leaving the connection open. Resolves { status, result } (OK or NOT_FOUND), or null when
   // this server lacks the opcode: the caller then does without it. The connection is marked
   // (conn[lacks]), so later calls on it resolve null without asking; a reconnection, perhaps
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
@@ -520,27 +521,57 @@ class Client extends EventEmitter {
   // (see resend), a SET_IF that meets the data it sent resolves 'ok' (see ownWrite).
   async setIf(ns, id, data, ttlMs, expect) {
     const args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
-    let r;
-    try {
-      r = await this.requestNewer(OP.SET_IF, args, id, 'lacksSetIf');
-    } catch (err) {
-      if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT)) throw err;
-      this.lacksSetIf = false;
-      return 'conflict';
-    }
-    if (r !== null) return r.status === STATUS.OK ? 'ok' : 'not_found';
-    if (!this.warnedSetIf) {
-      this.warnedSetIf = true;
-      process.emitWarning(`sessd at ${this.url} does not know SET_IF (it is older than connect-sessd): ` +
-        'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins', { code: 'ESESSD_NO_SET_IF' });
-    }
+    const outcome = await this.requestIf(OP.SET_IF, args, id, 'lacksSetIf');
+    if (outcome !== null) return outcome;
+    this.warnOlder('SET_IF', 'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins');
     await this.ok(OP.SET, args.slice(0, 4), id);
     return 'ok';
+  }
+
+  // requestIf(op, args, key, lacks): requestNewer() for a conditional change (SET_IF,
+  // TOUCH_IF): resolves 'ok', 'not_found', 'conflict' (CONFLICT, which leaves the connection
+  // open), or null when this server lacks the opcode.
+  async requestIf(op, args, key, lacks) {
+    let r;
+    try {
+      r = await this.requestNewer(op, args, key, lacks);
+    } catch (err) {
+      if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT)) throw err;
+      this[lacks] = false;
+      return 'conflict';
+    }
+    if (r === null) return null;
+    return r.status === STATUS.OK ? 'ok' : 'not_found';
+  }
+
+  // warnOlder(name, consequence): a process warning, once per client and opcode, that the
+  // daemon does not know the opcode name (code ESESSD_NO_<name>) and what doing without costs.
+  warnOlder(name, consequence) {
+    if (!this.warnedOlder) this.warnedOlder = new Set();
+    if (this.warnedOlder.has(name)) return;
+    this.warnedOlder.add(name);
+    process.emitWarning(`sessd at ${this.url} does not know ${name} (it is older than connect-sessd): ${consequence}`, { code: `ESESSD_NO_${name}` });
   }
 
   // touch(ns, id, ttlMs): true if the session existed.
   async touch(ns, id, ttlMs) {
     return (await this.request(OP.TOUCH, [checkNs(ns), checkId(id), checkTtl(ttlMs)], id)).status === STATUS.OK;
+  }
+
+  // touchIf(ns, id, ttlMs, expect): TOUCH_IF (PROTOCOL.md): sets the expiry as touch() does
+  // only if the session holds data whose dataTag is expect. Resolves 'ok' (touched),
+  // 'not_found' (no such session, or one without data: nothing changed) or 'conflict' (its
+  // data has another tag: nothing changed, not even the expiry; the connection stays open).
+  // A daemon older than TOUCH_IF answers UNKNOWN_OP: this call and the later ones on that
+  // connection touch with a plain TOUCH and resolve 'ok' or 'not_found' (see requestNewer; a
+  // warning, code ESESSD_NO_TOUCH_IF, is emitted once per client). client.lacksTouchIf:
+  // whether the last answer to a TOUCH_IF was UNKNOWN_OP (undefined before any).
+  async touchIf(ns, id, ttlMs, expect) {
+    const args = [checkNs(ns), checkId(id), checkTtl(ttlMs), checkTag(expect)];
+    const outcome = await this.requestIf(OP.TOUCH_IF, args, id, 'lacksTouchIf');
+    if (outcome !== null) return outcome;
+    this.warnOlder('TOUCH_IF', 'an unmodified session is touched with a plain TOUCH, so a slow request may cut back the lifetime a concurrent save gave it');
+    return (await this.request(OP.TOUCH, args.slice(0, 3), id)).status === STATUS.OK ? 'ok' : 'not_found';
   }
 
   // destroy(ns, id): true if the session existed (false when it was sent again after a break

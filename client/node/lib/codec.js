@@ -14,7 +14,7 @@ const DEFAULT_MAX_FRAME = 1048576;
 const MIN_MAX_FRAME = 4096;
 const MAX_DEPTH = 16;
 const MAX_TTL_MS = 316224000000;
-// SET_IF's expect: the first TAG_BYTES bytes of BLAKE2b-512 of the session's data (dataTag).
+// SET_IF's and TOUCH_IF's expect: the first TAG_BYTES bytes of BLAKE2b-512 of the session's data (dataTag).
 const TAG_BYTES = 16;
 
 const OP = Object.freeze({
@@ -27,6 +27,7 @@ const OP = Object.freeze({
   SET_IF: 0x14,
   TTL: 0x15,
   LOAD: 0x16,
+  TOUCH_IF: 0x17,
   FLASH_PUSH: 0x20,
   FLASH_POP: 0x21,
   FLASH_PUSH_EXISTING: 0x22,
@@ -66,7 +67,7 @@ const CLOSING_STATUSES = new Set([
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
 // opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
 // not pass for a success.
-const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP.SET_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP.SET_IF, OP.TOUCH_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -79,6 +80,7 @@ const ARGS = Object.freeze({
   [OP.SET_IF]: ['ns', 'id', 'data', 'ttl', 'expect'],
   [OP.TTL]: ['ns', 'id'],
   [OP.LOAD]: ['ns', 'id'],
+  [OP.TOUCH_IF]: ['ns', 'id', 'ttl', 'expect'],
   [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
   [OP.FLASH_PUSH_EXISTING]: ['ns', 'id', 'type', 'msg', 'ttl'],

@@ -392,11 +392,12 @@ class SessdStore extends BaseStore {
   // saveLoaded(sid, sess, st, ttl): saves a session read from sessd without undoing what
   // other requests wrote to it meanwhile. The keys this request changed (set, replaced or
   // deleted, compared with what it read) are written with SET_IF, expecting the data it read;
-  // none changed: a TOUCH instead. On CONFLICT (another request saved meanwhile) it reads the
-  // session again, applies the same changes to it (a key both changed: mergeKey, default
-  // this request's value) and tries again after a short random wait, up to mergeAttempts
-  // SET_IFs, then fails with ESESSD_CONFLICT. A session gone meanwhile (destroyed, as at
-  // logout, or expired) is not written back: the save ends without error, 'gone' is emitted.
+  // none changed: a TOUCH_IF instead (see renewLoaded). On CONFLICT (another request saved
+  // meanwhile) it reads the session again, applies the same changes to it (a key both
+  // changed: mergeKey, default this request's value) and tries again after a short random
+  // wait, up to mergeAttempts SET_IFs, then fails with ESESSD_CONFLICT. A session gone
+  // meanwhile (destroyed, as at logout, or expired) is not written back: the save ends
+  // without error, 'gone' is emitted.
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
@@ -413,7 +414,7 @@ class SessdStore extends BaseStore {
       if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (!(await this.renew(ns, st.key, ttl))) this.gone(sid, sess, st);
+      if (!(await this.renew(ns, st.key, ttl, st))) this.gone(sid, sess, st);
       return;
     }
     let expect = dataTag(st.data);
@@ -476,30 +477,84 @@ class SessdStore extends BaseStore {
     return out;
   }
 
-  // touch(sid, sess, cb): renews the expiry; a session that is gone stays gone.
+  // touch(sid, sess, cb): renews the expiry; a session that is gone stays gone. A session
+  // get() read (with merge on) is touched only while it holds what this request read (see
+  // renewLoaded): express-session touches at the end of a request that changed nothing, with
+  // the cookie it read, and another request may have saved a newer cookie meanwhile.
   touch(sid, sess, cb) {
     return withCallback((async () => {
       if (this.disableTouch || this.disableTTL) return undefined;
+      const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
-      if (!(ttl > 0)) await this.client.destroy(this.namespace, this.key(sid));
-      else await this.renew(this.namespace, this.key(sid), ttl);
+      const st = this.merge && sess ? sess[LOADED] : undefined;
+      if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
+      else await this.renew(this.namespace, key, ttl, st && st.key === key && !st.gone ? st : null);
       return undefined;
     })(), cb);
   }
 
-  // renew(ns, key, ttl): TOUCH; resolves to false when the session is gone. A TOUCH that fails
-  // for the daemon's sake (a full or failing disk: IO_ERROR, which sessd logs) or the link's
-  // (lost or timed out mid-request, as when sessd restarts; 'disconnect' reports an outage)
-  // leaves the session with its earlier expiry and resolves true: express-session hands a
-  // touch error to next() after the page has gone out, which resets the browser's
-  // connection, and an expiry with hours to run is not worth a broken page.
-  async renew(ns, key, ttl) {
+  // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request
+  // read) a TOUCH_IF over what it read (see renewLoaded); resolves to false when the session
+  // is gone. A touch that fails for the daemon's sake (a full or failing disk: IO_ERROR,
+  // which sessd logs) or the link's (lost or timed out mid-request, as when sessd restarts;
+  // 'disconnect' reports an outage) leaves the session with its earlier expiry and resolves
+  // true: express-session hands a touch error to next() after the page has gone out, which
+  // resets the browser's connection, and an expiry with hours to run is not worth a broken
+  // page.
+  async renew(ns, key, ttl, st = null) {
     try {
+      if (st) return await this.renewLoaded(ns, st, ttl);
       return await this.client.touch(ns, key, ttl);
     } catch (err) {
       if (err && TOUCH_SPARED.has(err.code)) return true;
       throw err;
     }
+  }
+
+  // renewLoaded(ns, st, ttl): the touch of a session this request read and did not change:
+  // TOUCH_IF to ttl, expecting the data it read (st.data). On CONFLICT another request saved
+  // the session after this one read it, and that save's cookie is the newer decision (a
+  // "remember me" that lengthened the session, a "forget me" that shortened it): the session
+  // is read again and touched with the ttl its own stored cookie gives (touchTtlMs), expecting
+  // that data, up to mergeAttempts times with the saves' random wait between; then it is left
+  // with the expiry the last save gave it. Resolves false when the session is gone
+  // (NOT_FOUND: destroyed, expired, or flashes only), else true. A daemon older than TOUCH_IF
+  // gets a plain TOUCH (Client.touchIf).
+  async renewLoaded(ns, st, ttl) {
+    let expect = dataTag(st.data);
+    let touchTtl = ttl;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.client.touchIf(ns, st.key, touchTtl, expect);
+      if (outcome !== 'conflict') return outcome === 'ok';
+      if (attempt >= this.mergeAttempts) return true;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
+      const current = await this.client.get(ns, st.key);
+      if (current === null) return false;
+      touchTtl = await this.touchTtlMs(current);
+      // Stored data that is no session this store can read, or a cookie that has expired:
+      // the save that wrote it chose its expiry, and it stands.
+      if (touchTtl === null || !(touchTtl > 0)) return true;
+      expect = dataTag(current);
+    }
+  }
+
+  // touchTtlMs(data): a promise of the ttl in ms that express-session's touch at the end of a
+  // request that read the session stored as data would give it: its cookie reset to
+  // originalMaxAge from now (Session.touch), through ttlMs (the ttl option's function, or
+  // with no maxAge the ttl option, as for a save). null when data does not parse.
+  async touchTtlMs(data) {
+    let sess;
+    try {
+      sess = await this.parse(data);
+    } catch (err) {
+      return null;
+    }
+    if (isPlainObject(sess) && isPlainObject(sess.cookie)) {
+      const maxAge = sess.cookie.originalMaxAge;
+      const expires = typeof maxAge === 'number' ? new Date(Date.now() + maxAge).toISOString() : null;
+      sess = { ...sess, cookie: { ...sess.cookie, expires } };
+    }
+    return Math.min(this.ttlMs(withCookie(sess)), codec.MAX_TTL_MS);
   }
 
   // destroy(sid, cb): removes the session, its data and its flashes.

@@ -33,6 +33,7 @@ function argsOf(r) {
     case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
     case codec.OP.SET_IF: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.TOUCH: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms)];
+    case codec.OP.TOUCH_IF: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.FLASH_PUSH: case codec.OP.FLASH_PUSH_EXISTING: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
     case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
     case codec.OP.COUNT: case codec.OP.CLEAR: case codec.OP.STATS: return [r.ns];
@@ -50,10 +51,12 @@ function normalizeFields(fields) {
   return out;
 }
 
-test('vectors.json has SET_IF vectors, each naming the data its expect is the tag of', () => {
-  const setIf = vectors.filter((v) => v.kind === 'request' && !v.error && v.request.op === codec.OP.SET_IF);
-  assert.ok(setIf.length > 0);
-  for (const v of setIf) assert.equal(typeof v.expect_tag_of_hex, 'string', v.name);
+test('vectors.json has SET_IF and TOUCH_IF vectors, each naming the data its expect is the tag of', () => {
+  for (const op of [codec.OP.SET_IF, codec.OP.TOUCH_IF]) {
+    const conditional = vectors.filter((v) => v.kind === 'request' && !v.error && v.request.op === op);
+    assert.ok(conditional.length > 0, `op ${op}`);
+    for (const v of conditional) assert.equal(typeof v.expect_tag_of_hex, 'string', v.name);
+  }
 });
 
 test('vectors.json is present and not empty', () => {

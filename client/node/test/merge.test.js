@@ -113,7 +113,7 @@ function makeApp(store, gates, sessionOpts = {}) {
 // An app on its own store; returns { store, base, gates, calls } (calls: client method counts).
 async function setup(t, storeOpts = {}, sessionOpts = {}) {
   const store = new SessdStore({ url: daemon.unixUrl, namespace: 'merge-test', ...storeOpts });
-  const calls = { setIf: 0, set: 0, touch: 0, get: 0, load: 0 };
+  const calls = { setIf: 0, set: 0, touch: 0, touchIf: 0, get: 0, load: 0 };
   for (const m of Object.keys(calls)) {
     const orig = store.client[m].bind(store.client);
     store.client[m] = (...args) => {
@@ -207,10 +207,10 @@ test('client: a daemon without SET_IF (UNKNOWN_OP) gets a plain SET, and is aske
   assert.equal(store.client.slots[0].conn.state, 'ready', 'UNKNOWN_OP left the connection open');
   await waitFor(() => warnings.some((w) => w.code === 'ESESSD_NO_SET_IF'), 'the ESESSD_NO_SET_IF warning', 2000);
   assert.equal(warnings.filter((w) => w.code === 'ESESSD_NO_SET_IF').length, 1);
-  // An unmodified save is still a TOUCH.
+  // An unmodified save is still a TOUCH, after the TOUCH_IF the daemon does not know either.
   const s3 = await store.get('s');
   await store.set('s', s3);
-  assert.equal(ops[ops.length - 1], OP.TOUCH);
+  assert.deepEqual(ops.slice(-2), [OP.TOUCH_IF, OP.TOUCH]);
 });
 
 test('client: flashPushExisting pushes only to a session with data', async (t) => {
@@ -492,7 +492,7 @@ test('a session that expires while a slow request holds it: that request\'s flas
   await nothingStored(store, sid, [], 'expired');
 });
 
-test('an unmodified resave (resave: true) is a TOUCH: it clobbers no concurrent change', async (t) => {
+test('an unmodified resave (resave: true) is a TOUCH_IF: it clobbers no concurrent change', async (t) => {
   for (const merge of [true, false]) {
     const { store, base, gates, calls } = await setup(t, { merge }, { resave: true });
     const { br, sid } = await login(base, 'hal');
@@ -505,7 +505,10 @@ test('an unmodified resave (resave: true) is a TOUCH: it clobbers no concurrent 
     const after = view(await store.get(sid));
     if (merge) {
       assert.deepEqual(after, { user: 'hal', x: 'changed' });
-      assert.equal(calls.touch - before.touch, 1, 'the resave was a TOUCH');
+      // The first conflicts (the /set saved after the slow request read the session); the
+      // second touches over what that save stored.
+      assert.equal(calls.touchIf - before.touchIf, 2, 'the resave was a TOUCH_IF, twice');
+      assert.equal(calls.touch - before.touch, 0);
       assert.equal(calls.setIf - before.setIf, 0);
     } else {
       assert.deepEqual(after, { user: 'hal' }, 'merge: false must clobber (else this test proves nothing)');
