@@ -160,8 +160,9 @@ bool conn_set_has_held(const struct conn_set *s);
  * conn_set_resume_held(s): queue the held connections' input for this turn's
  * conn_set_handle_input: those held before they were handed a frame first, then the
  * connections that read this turn, then those that made their share of replies. One whose
- * client has gone (reset it, or closed a Unix socket) is closed when it comes to be handed a
- * frame, its requests not carried out. Requests with small replies are not held while the turn's
+ * client has gone (reset it, or closed a Unix socket) has its requests with large replies
+ * dropped unanswered when it comes to be handed a frame; its changes still run. Requests with
+ * small replies are not held while the turn's
  * spare for them lasts (conn_config.turn_output_bytes), so a client sending them is answered
  * in the turn that reads them while a burst of large replies goes on.
  */
