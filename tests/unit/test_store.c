@@ -1497,3 +1497,70 @@ LEAK_CHECKED_TEST(store, namespaces_visitor_failure_stops)
 	cr_assert_eq(count, 1);
 	store_free(st);
 }
+
+/*
+ * Ids that differ in one byte, at every position of every length from 1 to 64, told apart
+ * within one chain. Every key carries the same hash (as a hint's would), so each namespace's
+ * sessions share one bucket and each lookup compares ids: a compare that skipped a byte at
+ * any position (the head, the last step of eight, the overlapping tail) finds the wrong
+ * session. Four sessions a namespace: a fifth would grow the table and rehash them by their
+ * real hash.
+ */
+LEAK_CHECKED_TEST(store, ids_differing_in_one_byte_share_a_chain)
+{
+	struct store *st = new_store(0);
+	uint8_t ids[4][64];
+	char ns[32];
+
+	for (size_t len = 1; len <= 64; len++) {
+		for (size_t first = 0; first < len; first += 3) {
+			struct store_key keys[4];
+			struct store_key stranger;
+			uint8_t other[64];
+
+			snprintf(ns, sizeof(ns), "n%zu_%zu", len, first);
+			/* ids[0] is the base; ids[1..3] each differ from it at one position. */
+			for (size_t k = 0; k < 4; k++) {
+				for (size_t i = 0; i < len; i++)
+					ids[k][i] = (uint8_t)('A' + (i * 7 + len) % 26);
+				if (k > 0 && first + k - 1 < len)
+					ids[k][first + k - 1] ^= 0x20;
+			}
+			for (size_t k = 0; k < 4; k++) {
+				uint8_t data = (uint8_t)k;
+
+				keys[k] = (struct store_key){.ns = (const uint8_t *)ns,
+				                             .ns_len = strlen(ns),
+				                             .id = ids[k],
+				                             .id_len = len,
+				                             .id_hash = 42,
+				                             .id_hashed = true};
+				if (k > 0 && first + k - 1 >= len)
+					continue;
+				cr_assert_eq(store_set(st, &keys[k], &data, 1, T0 + 1000, T0), 0);
+			}
+			for (size_t k = 0; k < 4; k++) {
+				const void *data;
+				size_t data_len;
+
+				if (k > 0 && first + k - 1 >= len)
+					continue;
+				cr_assert_eq(store_get(st, &keys[k], T0, &data, &data_len), 0,
+				             "length %zu, id %zu missing", len, k);
+				cr_assert_eq(data_len, 1);
+				cr_assert_eq(*(const uint8_t *)data, k,
+				             "length %zu: id %zu found id %u's", len, k,
+				             *(const uint8_t *)data);
+			}
+			/* The last byte changed another way: no such session. */
+			memcpy(other, ids[0], len);
+			other[len - 1] ^= 0x01;
+			stranger = keys[0];
+			stranger.id = other;
+			cr_assert_eq(
+			    store_get(st, &stranger, T0, &(const void *){NULL}, &(size_t){0}), -1,
+			    "length %zu: a stranger id was found", len);
+		}
+	}
+	store_free(st);
+}
