@@ -132,7 +132,8 @@ const char *dispatch_server_id(const struct dispatch *d);
  * How many of the connections whose frame was answered DISPATCH_LATER to hand again now, the
  * longest waiting first: all of them (SIZE_MAX) once the expiry a COUNT or CLEAR waits for
  * has caught up at ${now_ms} (or dispatch_stop_deferring was called); a few at the start of
- * the turn after a sealed HELLO, LIST or NAMESPACES was put off; else 0.
+ * the turn after a sealed HELLO, LIST or NAMESPACES was put off, and of every turn after one
+ * that handed such requests again and ran them; else 0.
  */
 size_t dispatch_retries(struct dispatch *d, uint64_t now_ms);
 
@@ -147,8 +148,9 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 void dispatch_turn_begins(struct dispatch *d);
 
 /*
- * dispatch_wants_next_turn(d): whether a heavy request was put off in this turn for want of
- * its budget: the next turn must come without waiting for I/O.
+ * dispatch_wants_next_turn(d): whether heavy requests may still wait: one was put off in this
+ * turn for want of its budget, or this turn handed some again and they ran (more may be
+ * behind them). The next turn must then come without waiting for I/O, and hands them again.
  */
 bool dispatch_wants_next_turn(const struct dispatch *d);
 

@@ -1576,6 +1576,24 @@ LEAK_CHECKED_TEST(dispatch, list_pages_past_the_turn_budget_wait_for_the_next_tu
 	/* The next turn says the put-off ones are to be handed again, and runs them. */
 	dispatch_turn_begins(fx.d);
 	cr_assert_gt(dispatch_retries(fx.d, NOW), 0);
+	buf_reset(&fx.req);
+	buf_reset(&fx.out);
+	cr_assert_eq(codec_encode_request(&fx.req, &list), 0);
+	cr_assert_eq(dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
+	                            fx.req.len - CODEC_HEADER_BYTES, NOW, &fx.out),
+	             DISPATCH_KEEP);
+	take_reply(&rep);
+	cr_assert_eq(rep.status, CODEC_OK);
+	/* More may wait behind those handed again, although none was put off this time (the
+	 * handed ones ran within the budget): the turn after hands them again too, and comes
+	 * without waiting for I/O. Once a turn that hands them again runs none, none waits. */
+	cr_assert(dispatch_wants_next_turn(fx.d),
+	          "a turn that ran requests handed again must be followed at once");
+	dispatch_turn_begins(fx.d);
+	cr_assert_gt(dispatch_retries(fx.d, NOW), 0, "the rest were left waiting");
+	cr_assert_not(dispatch_wants_next_turn(fx.d));
+	dispatch_turn_begins(fx.d);
+	cr_assert_eq(dispatch_retries(fx.d, NOW), 0);
 	cr_assert_eq(call(&list, &rep), DISPATCH_KEEP);
 	cr_assert_eq(rep.status, CODEC_OK);
 	/* A stopping server answers everything it handles (no deferring). */
