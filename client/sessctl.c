@@ -1401,7 +1401,7 @@ static bool is_base64_digit(unsigned char ch)
  * not one. As it is copied from a Cookie header or a browser's cookie list, it may come as
  * NAME=VALUE ("connect.sid=s%3A..."), in double quotes, or with a ';' after it.
  */
-static bool cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
+static bool one_cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
 {
 	char plain[2 * MAX_ID_BYTES + COOKIE_SIGNATURE_LEN + 2], value[sizeof(plain) * 3];
 	size_t n = 0, id_len, len;
@@ -1461,6 +1461,43 @@ static bool cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
 	memcpy(id, plain, id_len);
 	id[id_len] = '\0';
 	return true;
+}
+
+/*
+ * The session id in ${arg} when it holds express-session's signed cookie (see
+ * one_cookie_session_id), alone or as one of the cookies of a Cookie header pasted whole
+ * ("theme=dark; connect.sid=s%3A...; lang=en"): returns 1 with the id in ${id}; 0 when no
+ * cookie in it is one (${arg} is then an id); -1, having said why, when it holds signed
+ * cookies of different sessions (two apps' cookies: which one is meant cannot be told).
+ * A lone cookie with a ';' after it is one piece of such a header.
+ */
+static int cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
+{
+	/* Longer than any cookie one_cookie_session_id takes: such a piece is not one. */
+	char piece[4 * (2 * MAX_ID_BYTES + COOKIE_SIGNATURE_LEN)], found[MAX_ID_BYTES + 1];
+	const char *at = arg, *end;
+	size_t len;
+	int count = 0;
+
+	/* A lone cookie ends at its ';' too, so it is the one piece. */
+	while (*(at += strspn(at, " ;")) != '\0') {
+		end = strchr(at, ';');
+		len = end != NULL ? (size_t)(end - at) : strlen(at);
+		if (len < sizeof(piece)) {
+			memcpy(piece, at, len);
+			while (len > 0 && piece[len - 1] == ' ')
+				len--;
+			piece[len] = '\0';
+			if (one_cookie_session_id(piece, found)) {
+				if (count > 0 && strcmp(found, id) != 0)
+					return -1;
+				memcpy(id, found, strlen(found) + 1);
+				count++;
+			}
+		}
+		at += len;
+	}
+	return count > 0 ? 1 : 0;
 }
 
 /* Check the command's arguments and options; returns 0 or an exit status. */
@@ -1636,7 +1673,7 @@ int main(int argc, char **argv)
 	struct sessd_client *c = NULL;
 	char shown[SHOWN_ARG_SIZE], why[SESSD_ERRMSG_SIZE];
 	const char *env;
-	int status;
+	int status, cookie;
 
 	switch (parse_args(argc, argv, &o)) {
 	case PARSE_HELP:
@@ -1658,8 +1695,15 @@ int main(int argc, char **argv)
 		return usage_error("unknown command '%s'", shown);
 	}
 	/* An operator copies the cookie from a browser; the store knows only the id in it. */
-	if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1 &&
-	    cookie_session_id(o.args[1], o.cookie_id)) {
+	cookie = cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1
+	             ? cookie_session_id(o.args[1], o.cookie_id)
+	             : 0;
+	if (cookie == -1)
+		return usage_error(
+		    "%s: that Cookie header holds the signed cookies of more than one "
+		    "session; give the one meant",
+		    cmd->name);
+	if (cookie == 1) {
 		fprintf(
 		    stderr,
 		    "sessctl: %s: that is a signed express-session cookie; using the session id "

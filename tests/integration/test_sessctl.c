@@ -1805,6 +1805,32 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 			run_free(&r);
 		}
 	}
+	/* A whole Cookie header, the session's cookie among others (an operator pastes what
+	 * the browser sent): it was taken for an id, and "no such session" left the user
+	 * logged in. */
+	{
+		char header[600];
+		/* The text before and after the session's cookie. */
+		static const char *const before[] = {"theme=dark; ", "", "a=1; "},
+		                         *const after[] = {"", "; theme=dark", "; lang=en-GB;"};
+
+		for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+			snprintf(header, sizeof(header), "%sconnect.sid=%s%s", before[i], cookie,
+			         after[i]);
+			RUN(&r, "get", header);
+			cr_assert_eq(r.status, 0, "%s: %s", header, (char *)r.err.data);
+			cr_assert_str_eq((char *)r.out.data, "{\"user\":\"alice\"}");
+			run_free(&r);
+		}
+		/* Two apps' session cookies: which is meant cannot be told. */
+		signed_cookie("another-session-id", "k", true, note, sizeof(note));
+		snprintf(header, sizeof(header), "connect.sid=%s; shop.sid=%s", cookie, note);
+		RUN(&r, "get", header);
+		cr_assert_eq(r.status, 2, "%s", (char *)r.err.data);
+		cr_assert(strstr((char *)r.err.data, "more than one session") != NULL, "%s",
+		          (char *)r.err.data);
+		run_free(&r);
+	}
 	/* Wherever an id goes: touch, flash-push, destroy. */
 	RUN(&r, "touch", cookie, "--ttl", "60");
 	cr_assert_eq(r.status, 0);
