@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT } = require('./store');
+const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT } = require('./store');
 const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
@@ -289,10 +289,17 @@ function flash(opts = {}) {
       const b = ctx();
       if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
       // Only a session that is not in sessd yet needs the mark: on a stored one it would make
-      // express-session save this request's copy over a concurrent request's changes.
-      if (mark && !req.session[mark] && !req.session[STORED]) req.session[mark] = true;
+      // express-session save this request's copy over a concurrent request's changes. One this
+      // request saved already (a login's regenerate and save() before its "Welcome") is in
+      // sessd too: marked, it kept a stray key for its life and cost one more save. Such a
+      // session with a key of its own is one express-session sees as changed (a new id, or
+      // data an empty new session lacked), so its cookie goes out unmarked; an empty one saved
+      // is still marked, or with saveUninitialized: false the browser would never learn its id.
+      const savedWithData = req.session[SAVED] === true && Object.keys(req.session).some((k) => k !== 'cookie');
+      const inSessd = req.session[STORED] === true || savedWithData;
+      if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
       pushedAny = true;
-      const p = pushTo(b, req.session[STORED] === true, req.sessionID, type, msg, ttlFor(req, b));
+      const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlFor(req, b));
       // What the store's regenerate() moves to the new id: this request's pushes, no others.
       if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
       req[FLASH_PUSHES].push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });

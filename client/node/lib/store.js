@@ -37,6 +37,12 @@ const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
 // all types) }, so that flash() can answer a pop of a session that had none without asking
 // sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD answered with GET.
 const FLASH_COUNT = Symbol('connect-sessd flash count at load');
+// On a session object this request saved to sessd (set() went through, or its save became a
+// touch): the store holds it, so flash() need not mark it for saving, and express-session's
+// touch at the end of the request (it touches after an explicit req.session.save() that
+// nothing changed since) is already done: sent, it cost a round trip, and over a merged save
+// it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
+const SAVED = Symbol('connect-sessd saved session');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
@@ -148,6 +154,14 @@ function withCookie(sess) {
   if (typeof expires === 'string') cookie.expires = new Date(expires);
   cookie.originalMaxAge = originalMaxAge;
   return { ...sess, cookie };
+}
+
+// markSaved(sess): sessd holds sess as this request saved it (see SAVED). Not on an object
+// that takes no properties (a serializer's frozen session, say): it is then touched as before.
+function markSaved(sess) {
+  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
+    Object.defineProperty(sess, SAVED, { value: true, configurable: true });
+  }
 }
 
 function conflictError(attempts) {
@@ -312,11 +326,12 @@ class SessdStore extends BaseStore {
       }
       const st = this.merge && sess ? sess[LOADED] : undefined;
       if (st && st.key === key) {
-        await this.saveLoaded(sid, sess, st, ttl);
+        if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess);
         return undefined;
       }
       const data = this.serializer.stringify(sess);
       await this.client.set(this.namespace, key, data, ttl);
+      markSaved(sess);
       return undefined;
     })(), cb);
   }
@@ -397,7 +412,8 @@ class SessdStore extends BaseStore {
   // changed: mergeKey, default this request's value) and tries again after a short random
   // wait, up to mergeAttempts SET_IFs, then fails with ESESSD_CONFLICT. A session gone
   // meanwhile (destroyed, as at logout, or expired) is not written back: the save ends
-  // without error, 'gone' is emitted.
+  // without error, 'gone' is emitted. Resolves true when sessd holds the session as saved
+  // (or touched), false when it was gone.
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
@@ -405,7 +421,7 @@ class SessdStore extends BaseStore {
     const ns = this.namespace;
     if (st.gone) {
       this.gone(sid, sess, st);
-      return;
+      return false;
     }
     if (st.forms === null) st.forms = this.forms(await this.parse(st.data));
     const now = this.forms(sess);
@@ -414,8 +430,9 @@ class SessdStore extends BaseStore {
       if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (!(await this.renew(ns, st.key, ttl, st))) this.gone(sid, sess, st);
-      return;
+      if (await this.renew(ns, st.key, ttl, st)) return true;
+      this.gone(sid, sess, st);
+      return false;
     }
     let expect = dataTag(st.data);
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
@@ -440,18 +457,18 @@ class SessdStore extends BaseStore {
           }
           st.stored = bytes;
         }
-        return;
+        return true;
       }
       if (outcome === 'not_found') {
         this.gone(sid, sess, st);
-        return;
+        return false;
       }
       if (attempt >= this.mergeAttempts) throw conflictError(attempt);
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) {
         this.gone(sid, sess, st);
-        return;
+        return false;
       }
       expect = dataTag(current);
       merged = await this.applyChanges(await this.parse(current), sess, changed, st, now);
@@ -480,10 +497,12 @@ class SessdStore extends BaseStore {
   // touch(sid, sess, cb): renews the expiry; a session that is gone stays gone. A session
   // get() read (with merge on) is touched only while it holds what this request read (see
   // renewLoaded): express-session touches at the end of a request that changed nothing, with
-  // the cookie it read, and another request may have saved a newer cookie meanwhile.
+  // the cookie it read, and another request may have saved a newer cookie meanwhile. A
+  // session this request saved is not touched again (see SAVED).
   touch(sid, sess, cb) {
     return withCallback((async () => {
       if (this.disableTouch || this.disableTTL) return undefined;
+      if (sess && sess[SAVED] === true) return undefined;
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       const st = this.merge && sess ? sess[LOADED] : undefined;
@@ -694,4 +713,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, LOADED, FLASH_PUSHES, FLASH_COUNT };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT };

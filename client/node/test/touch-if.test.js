@@ -63,6 +63,29 @@ function makeApp(store, gates, sessionOpts) {
     res.json({ ok: true });
   });
   app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  // The save-first pattern both READMEs recommend: change, save, then answer. With a gate,
+  // the request reads the session and waits before its change.
+  app.post('/cart', (req, res, next) => {
+    const gate = req.query.gate;
+    (gate ? gates.hold(gate) : Promise.resolve()).then(() => {
+      req.session.cart = (req.session.cart || 0) + 1;
+      req.session.save((err) => (err ? next(err) : res.json({ cart: req.session.cart })));
+    }, next);
+  });
+  // A login that saves before its flash, as a redirect after it needs.
+  app.post('/login-save', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = req.body.user;
+      req.session.save((saveErr) => {
+        if (saveErr) return next(saveErr);
+        req.flash('info', `Welcome, ${req.body.user}`).then(() => res.json({ sid: req.sessionID }), next);
+        return undefined;
+      });
+      return undefined;
+    });
+  });
+  app.get('/flashes', (req, res, next) => req.flash().then((all) => res.json(all), next));
   app.get('/poll', (req, res, next) => {
     const gate = req.query.gate;
     (gate ? gates.hold(gate) : Promise.resolve()).then(() => res.json({ user: req.session.user || null }), next);
@@ -131,6 +154,54 @@ for (const resave of [false, true]) {
     assert.ok(Math.abs(stored.cookie.originalMaxAge - MONTH) < 5000, JSON.stringify(stored.cookie));
   });
 }
+
+test('remember me survives a slow concurrent request that changed something and saved first', async (t) => {
+  // The review's case: the slow request's save conflicts, is merged, and keeps the 30 days
+  // the other request's cookie gives; express-session then touches after that explicit save
+  // with the slow request's own hour, and the TOUCH_IF over the merged data it had just
+  // written cut the session back to it.
+  const { stores, bases, gates, touchIfs } = await setup(t);
+  const { br, sid } = await login(bases[0], 'fay');
+  const cart = br.request('POST', '/cart?gate=c', {}, bases[0]);
+  await gates.arrived('c');
+  assert.equal((await br.request('POST', '/remember', {}, bases[1])).status, 200);
+  const before = touchIfs.n;
+  gates.open('c');
+  const r = await cart;
+  assert.equal(r.status, 200, r.body);
+  const ttl = await ttlOf(stores[0], sid);
+  assert.ok(ttl > MONTH - 60000, `sessd keeps the session ${ttl} ms, not the slow request's hour`);
+  assert.equal(touchIfs.n - before, 0, 'a request that saved is not touched again');
+  const stored = await stores[0].get(sid);
+  assert.equal(stored.cart, 1);
+  assert.equal(stored.remember, true);
+});
+
+test('a save-first cart add costs a LOAD and a SET_IF: no touch after it', async (t) => {
+  const { stores, bases, touchIfs } = await setup(t);
+  const { br, sid } = await login(bases[0], 'gil');
+  const requestsBefore = (await stores[0].client.stats()).requests_total;
+  const before = touchIfs.n;
+  assert.equal((await br.request('POST', '/cart', {}, bases[0])).status, 200);
+  const requests = (await stores[0].client.stats()).requests_total - requestsBefore;
+  assert.equal(touchIfs.n - before, 0);
+  assert.equal(requests, 3, 'the LOAD, the SET_IF and the STATS that counts them');
+  assert.equal((await stores[0].get(sid)).cart, 1);
+  assert.ok((await ttlOf(stores[0], sid)) > HOUR - 60000);
+});
+
+test('a login that saves before its flash leaves no mark in the session', async (t) => {
+  const { stores, bases } = await setup(t);
+  const br = new Browser(bases[0]);
+  const r = await br.post('/login-save', { user: 'hal' });
+  assert.equal(r.status, 200, r.body);
+  const { sid } = json(r);
+  const stored = await stores[0].get(sid);
+  assert.equal(stored.user, 'hal');
+  assert.equal(Object.prototype.hasOwnProperty.call(stored, '_flash'), false, JSON.stringify(stored));
+  // The browser has the cookie, and the flash is there on the next page.
+  assert.deepEqual(json(await br.get('/flashes')), { info: ['Welcome, hal'] });
+});
 
 test('forget me is not undone by a slow request that read the 30-day cookie', async (t) => {
   const { stores, bases, gates } = await setup(t);
