@@ -782,6 +782,20 @@ static bool record_at(const uint8_t *map, size_t size, size_t y, size_t *len)
 }
 
 /*
+ * Whether a record header whose checksum is good, of a body no longer than any written,
+ * starts at ${y}: its length (in ${len}) is then what was written, whether or not the body is
+ * all there. A body holds bytes a client chose, which may hold a well-formed record: the
+ * search for records after a damaged one skips a body so framed.
+ */
+static bool record_header_at(const uint8_t *map, size_t size, size_t y, size_t *len)
+{
+	if (y > size || size - y < REC_HEADER_BYTES || get_u32(map + y + 8) != crc32c(map + y, 8))
+		return false;
+	*len = get_u32(map + y);
+	return *len <= REC_MAX_BODY;
+}
+
+/*
  * Whether a well-formed record (both checksums good) starts anywhere after ${from}. This is
  * what tells a torn write (garbage or nothing after the damage) from damage in the middle of
  * the log (good records after it): the first may be cut off, the second must not be.
@@ -867,15 +881,21 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 			s->torn = !valid_record_after(m.map, m.size, off);
 			break;
 		}
+		/* The header is good, so its length is what was written: the search for records
+		 * after the damage starts at the record's declared end. Inside its body are bytes a
+		 * client chose (session data, a flash message; plain, as they came), which may
+		 * hold a well-formed record: found there, a crash in the middle of the write left
+		 * a log startup refused as damaged in the middle. */
 		if (len > REC_MAX_BODY || len > m.size - off - REC_HEADER_BYTES) {
 			s->why = "record runs past the end of the file";
-			s->torn = !valid_record_after(m.map, m.size, off);
+			s->torn = len <= REC_MAX_BODY || !valid_record_after(m.map, m.size, off);
 			break;
 		}
 		body = h + REC_HEADER_BYTES;
 		if (get_u32(h + 4) != crc32c(body, len)) {
 			s->why = "bad record checksum";
-			s->torn = !valid_record_after(m.map, m.size, off);
+			s->torn =
+			    !valid_record_after(m.map, m.size, off + REC_HEADER_BYTES + len - 1);
 			break;
 		}
 		/* From here the bytes are what was written: failures are not torn writes. */
@@ -2846,9 +2866,10 @@ static int replace_keeping_damaged(int dir_fd, const char *name, const char *tmp
 /*
  * The well-formed records (both checksums right; their contents are not checked) in segment
  * ${name} after its damage at ${from}: what cutting it there drops, as far as the framing
- * tells. Past the damaged record (skipped whole when its own framing holds, so that its body
- * is not searched) each offset is tried until one holds a record, then records are followed
- * one to the next. Returns 0 when the file cannot be read (the scan before it said why).
+ * tells. Past the damaged record (skipped whole when its header holds, so that its body is
+ * not searched: see record_header_at) each offset is tried until one holds a record, then records
+ * are followed one to the next. Returns 0 when the file cannot be read (the scan before it said
+ * why).
  */
 static size_t records_after(int dir_fd, const char *name, uint64_t from)
 {
@@ -2857,8 +2878,9 @@ static size_t records_after(int dir_fd, const char *name, uint64_t from)
 
 	if (file_map(dir_fd, name, &m) == -1)
 		return 0;
-	y = record_at(m.map, m.size, (size_t)from, &len) ? (size_t)from + REC_HEADER_BYTES + len
-	                                                 : (size_t)from + 1;
+	y = record_header_at(m.map, m.size, (size_t)from, &len)
+	        ? (size_t)from + REC_HEADER_BYTES + len
+	        : (size_t)from + 1;
 	while (y < m.size) {
 		if (record_at(m.map, m.size, y, &len)) {
 			n++;

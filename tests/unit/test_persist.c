@@ -663,6 +663,77 @@ LEAK_CHECKED_TEST(persist, torn_tail_cut_at_every_offset_keeps_the_exact_prefix)
 	torn_tail_every_offset(NULL);
 }
 
+/*
+ * A client chooses what goes in a record's body: session data, a flash message, stored as
+ * they came in a plain data directory. One holding the bytes of a well-formed record (both
+ * checksums good: here a copy of the log's own first record) was found by the search for
+ * records after a torn last record, inside that record's own body, so a crash in the middle
+ * of its write left a log startup refused as damaged in the middle, until --repair (hostile
+ * review). A torn record whose header is good is searched after from its declared end: a
+ * cut anywhere in it, or a last record whose body checksum fails, is a torn tail.
+ */
+LEAK_CHECKED_TEST(persist, a_torn_record_carrying_a_record_in_its_data_is_a_torn_tail)
+{
+	struct store *st = new_store();
+	uint64_t now = now_wall_ms();
+	struct persist *p;
+	char dir[64], *dump_before;
+	uint8_t *log, data[300];
+	size_t log_len, start, first_end, before_last, data_len;
+
+	make_tmpdir(dir);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now);
+	cr_assert_not_null(p);
+	start = (size_t)file_size(dir, FIRST_LOG);
+	op_set(p, st, "ns", "a", "first", 5, now + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	first_end = (size_t)file_size(dir, FIRST_LOG);
+	log = slurp(dir, FIRST_LOG, &log_len);
+	cr_assert_lt(first_end - start + 16, sizeof(data));
+	memcpy(data, "note:", 5);
+	memcpy(data + 5, log + start, first_end - start);
+	memcpy(data + 5 + (first_end - start), ":end", 4);
+	data_len = 5 + (first_end - start) + 4;
+	free(log);
+	before_last = first_end;
+	dump_before = dump_store(st, now);
+	op_set(p, st, "ns", "b", data, data_len, now + HOUR_MS);
+	cr_assert_eq(persist_commit(p), 0);
+	persist_free(p);
+	store_free(st);
+	log = slurp(dir, FIRST_LOG, &log_len);
+	for (size_t cut = before_last + 1; cut <= log_len; cut++) {
+		char torn_dir[64];
+
+		make_tmpdir(torn_dir);
+		if (cut < log_len) {
+			spit(torn_dir, FIRST_LOG, log, cut);
+		} else {
+			/* Whole, but the body's last byte is not what was written. */
+			log[log_len - 1] ^= 0x01;
+			spit(torn_dir, FIRST_LOG, log, log_len);
+			log[log_len - 1] ^= 0x01;
+		}
+		if (cut < log_len) {
+			/* --check-data agrees: a torn write at the end, not damage. */
+			int rc;
+			char *report = check_output(torn_dir, false, &rc);
+
+			cr_expect_eq(rc, 0, "cut at %zu: %s", cut, report);
+			cr_expect_not_null(strstr(report, "then a torn write of"), "cut at %zu: %s",
+			                   cut, report);
+			free(report);
+		}
+		expect_reopen_equals(torn_dir, dump_before, NULL);
+		cr_expect_eq((size_t)file_size(torn_dir, FIRST_LOG), before_last,
+		             "the torn record is cut off (cut at %zu of %zu)", cut, log_len);
+		rm_tree(torn_dir);
+	}
+	free(log);
+	free(dump_before);
+	rm_tree(dir);
+}
+
 LEAK_CHECKED_TEST(persist, torn_header_of_an_empty_last_segment_is_rewritten)
 {
 	struct history h;
