@@ -844,12 +844,16 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 		if (errno == ENOENT)
 			return reply_not_found(out, req->request_id);
 		if (errno == ENOSPC) {
-			char message[96];
+			char message[160];
 
-			snprintf(message, sizeof(message),
-			         "the session's flash messages would exceed %zu bytes "
-			         "(max_frame / 2): pop them first",
-			         (size_t)(d->cfg.max_frame / 2));
+			/* Popping them is the way out unless max_frame was lowered since they were
+			 * queued: their pop is then refused too (PROTOCOL.md, "Limits"). */
+			snprintf(
+			    message, sizeof(message),
+			    "the session's flash messages would exceed %zu bytes "
+			    "(max_frame / 2): pop them first (or, if their pop is refused too, "
+			    "destroy the session)",
+			    (size_t)(d->cfg.max_frame / 2));
 			return codec_reply_error(out, req->request_id, CODEC_LIMIT, message);
 		}
 		if (errno == EMLINK)
