@@ -1809,7 +1809,7 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 	 * the browser sent): it was taken for an id, and "no such session" left the user
 	 * logged in. */
 	{
-		char header[600];
+		char header[700];
 		/* The text before and after the session's cookie. */
 		static const char *const before[] = {"theme=dark; ", "", "a=1; "},
 		                         *const after[] = {"", "; theme=dark", "; lang=en-GB;"};
