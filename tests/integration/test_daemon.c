@@ -467,6 +467,88 @@ LEAK_CHECKED_TEST(daemon, frames_in_odd_pieces)
 }
 
 /*
+ * Batches of 8 KB SETs and their GETs, each batch sent in one write and longer than a read
+ * chunk, so that the daemon's reads of this connection grow (conn.c, size_next_read); then
+ * a long batch of small requests, which sizes them back to a chunk; then one request at a
+ * time, which shrinks them. Every reply comes back whole, in order, whatever the read size
+ * when its frame arrived.
+ */
+LEAK_CHECKED_TEST(daemon, reads_sized_to_large_and_small_pipelines)
+{
+	enum { ROUNDS = 24, VALUE = 8 * 1024, SMALL = 3000 };
+	struct codec_request req = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *body;
+	char id[32], *data = malloc(VALUE);
+	struct buf b;
+	uint64_t rid = 1;
+	int fd = harness_open_ready(dmn.unix_url, "test_daemon");
+
+	cr_assert_not_null(data);
+	buf_init(&b);
+	for (int round = 0; round <= ROUNDS + 8; round++) {
+		/* A batch of 2 to 7 SETs of 8 KB, each with its GET; then SMALL small ones in one
+		 * batch; then one small one a round. */
+		int sets = round < ROUNDS ? 2 + round % 6 : 1;
+		size_t size = round < ROUNDS ? VALUE - (size_t)round : 16;
+		int batches = round == ROUNDS ? SMALL : 1;
+
+		b.len = 0;
+		for (int k = 0; k < batches; k++) {
+			for (int i = 0; i < sets; i++) {
+				snprintf(id, sizeof(id), "sized-%d-%d", round, i + k);
+				memset(data, 'a' + (round + i) % 26, size);
+				memset(&req, 0, sizeof(req));
+				req.op = CODEC_OP_SET;
+				req.request_id = rid++;
+				req.id = bytes(id);
+				req.data.ptr = (const uint8_t *)data;
+				req.data.len = size;
+				req.ttl_ms = 60000;
+				cr_assert_eq(codec_encode_request(&b, &req), 0);
+				memset(&req, 0, sizeof(req));
+				req.op = CODEC_OP_GET;
+				req.request_id = rid++;
+				req.id = bytes(id);
+				cr_assert_eq(codec_encode_request(&b, &req), 0);
+			}
+		}
+		harness_send_buf(fd, &b);
+		for (int k = 0; k < batches; k++) {
+			for (int i = 0; i < sets; i++) {
+				uint64_t want = rid - 2 * (uint64_t)(sets * batches) +
+				                2 * (uint64_t)(k * sets + i);
+				size_t n = 0;
+
+				harness_read_reply(fd, &rep, &body);
+				cr_assert_eq(rep.request_id, want, "SET of round %d in order",
+				             round);
+				cr_assert_eq(rep.status, CODEC_OK, "SET of round %d", round);
+				free(body);
+				harness_read_reply(fd, &rep, &body);
+				cr_assert_eq(rep.request_id, want + 1, "GET of round %d in order",
+				             round);
+				cr_assert_eq(rep.status, CODEC_OK, "GET of round %d", round);
+				mp_reader_init(&r, rep.result.ptr, rep.result.len);
+				cr_assert_eq(mp_read_bin(&r, &got), 0);
+				cr_assert_eq(got.len, size, "GET of round %d: the whole value",
+				             round);
+				while (n < got.len && got.ptr[n] == 'a' + (round + i) % 26)
+					n++;
+				cr_assert_eq(n, got.len, "GET of round %d: the value intact",
+				             round);
+				free(body);
+			}
+		}
+	}
+	buf_finish(&b);
+	free(data);
+	close(fd);
+}
+
+/*
  * A client that sends far more than it reads: the daemon stops reading it at its output
  * high-water mark and resumes once the replies drain, answering every request in order.
  */
