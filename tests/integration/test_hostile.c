@@ -3837,6 +3837,59 @@ LEAK_CHECKED_TEST_OPTS(hostile, kept_room_stays_under_the_bound, .timeout = 120)
 	stop_clean();
 }
 
+/* Store session "victim" in ${ns} through ${good}: a client that leaves will destroy it. */
+static void store_victim(int good, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+
+	req.ns = bytes(ns);
+	req.id = bytes("victim");
+	req.data = bytes("to be destroyed");
+	cr_assert_eq(call_status(good, &req), CODEC_OK);
+}
+
+/*
+ * Append to ${frames} a change in ${ns} by a client that leaves without reading, request
+ * ${request_id}: the DESTROY of "victim" when ${destroy}, else the SET of "kept".
+ */
+static void encode_change(struct buf *frames, const char *ns, uint64_t request_id, bool destroy)
+{
+	struct codec_request req = {.request_id = request_id};
+
+	req.ns = bytes(ns);
+	if (destroy) {
+		req.op = CODEC_OP_DESTROY;
+		req.id = bytes("victim");
+	} else {
+		req.op = CODEC_OP_SET;
+		req.ttl_ms = 600000;
+		req.id = bytes("kept");
+		req.data = bytes("set by a client that did not stay");
+	}
+	encode(frames, &req);
+}
+
+/* The changes encode_change made in ${ns} were carried out (waiting up to 5 s for them). */
+static void expect_changes_ran(int good, const char *ns)
+{
+	struct codec_request req = {.op = CODEC_OP_GET};
+	uint8_t *got = NULL;
+	size_t got_len = 0;
+	long started = mono_ms();
+	int status;
+
+	req.ns = bytes(ns);
+	req.id = bytes("victim");
+	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
+	       mono_ms() - started < 5000)
+		sleep_ms(10);
+	cr_assert_eq(status, CODEC_NOT_FOUND, "the DESTROY sent before leaving was carried out");
+	req.id = bytes("kept");
+	cr_assert_eq(harness_request(good, &req, &got, &got_len), CODEC_OK,
+	             "the SET sent before leaving was carried out");
+	free(got);
+}
+
 /*
  * A client that pipelines GETs of a large session between changes, then closes without
  * reading: the daemon, finding it gone, drops the GETs (their replies would reach nobody) but
@@ -3846,49 +3899,25 @@ LEAK_CHECKED_TEST_OPTS(hostile, kept_room_stays_under_the_bound, .timeout = 120)
 LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
 {
 	enum { DATA_BYTES = 200 * 1000 };
-	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
 	struct buf frames, gets;
-	uint8_t *data, *got = NULL;
-	size_t got_len = 0;
-	long started;
-	int good, fd, status;
+	uint8_t *data;
+	int good, fd;
 
 	good = start_with_big_session(NULL, "gone", &data, DATA_BYTES, 5, 1, &gets);
-	req.ns = bytes("gone");
-	req.id = bytes("victim");
-	req.data = bytes("to be destroyed");
-	cr_assert_eq(call_status(good, &req), CODEC_OK);
+	store_victim(good, "gone");
 	fd = harness_open_ready(dmn.unix_url, "test_hostile");
 	buf_init(&frames);
 	/* GET big, SET kept, GET big, DESTROY victim. */
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
-	req = (struct codec_request){.op = CODEC_OP_SET, .request_id = 20, .ttl_ms = 600000};
-	req.ns = bytes("gone");
-	req.id = bytes("kept");
-	req.data = bytes("set by a client that did not stay");
-	encode(&frames, &req);
+	encode_change(&frames, "gone", 20, false);
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
-	req = (struct codec_request){.op = CODEC_OP_DESTROY, .request_id = 21};
-	req.ns = bytes("gone");
-	req.id = bytes("victim");
-	encode(&frames, &req);
+	encode_change(&frames, "gone", 21, true);
 	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
 	harness_send_buf(fd, &frames);
 	close(fd);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
-	/* The changes run in the daemon's next turns: wait for the last of them. */
-	req = (struct codec_request){.op = CODEC_OP_GET};
-	req.ns = bytes("gone");
-	req.id = bytes("victim");
-	started = mono_ms();
-	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
-	       mono_ms() - started < 5000)
-		sleep_ms(10);
-	cr_assert_eq(status, CODEC_NOT_FOUND, "the DESTROY sent before the close was carried out");
-	req.id = bytes("kept");
-	cr_assert_eq(harness_request(good, &req, &got, &got_len), CODEC_OK,
-	             "the SET sent before the close was carried out");
-	free(got);
+	/* The changes run in the daemon's next turns. */
+	expect_changes_ran(good, "gone");
 	good_roundtrip(good, 1);
 	buf_finish(&frames);
 	buf_finish(&gets);
@@ -3907,30 +3936,18 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
 LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send)
 {
 	enum { DATA_BYTES = 900 * 1000, GETS = 30 };
-	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
 	struct buf frames, gets;
-	uint8_t *data, *got = NULL;
-	size_t got_len = 0;
+	uint8_t *data;
 	long started;
-	int good, fd, status;
+	int good, fd;
 
 	good = start_with_big_session(NULL, "hungup", &data, DATA_BYTES, 6, GETS, &gets);
-	req.ns = bytes("hungup");
-	req.id = bytes("victim");
-	req.data = bytes("to be destroyed");
-	cr_assert_eq(call_status(good, &req), CODEC_OK);
+	store_victim(good, "hungup");
 	fd = harness_open_ready(dmn.unix_url, "test_hostile");
 	buf_init(&frames);
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
-	req = (struct codec_request){.op = CODEC_OP_SET, .request_id = 40, .ttl_ms = 600000};
-	req.ns = bytes("hungup");
-	req.id = bytes("kept");
-	req.data = bytes("set by a client that hung up");
-	encode(&frames, &req);
-	req = (struct codec_request){.op = CODEC_OP_DESTROY, .request_id = 41};
-	req.ns = bytes("hungup");
-	req.id = bytes("victim");
-	encode(&frames, &req);
+	encode_change(&frames, "hungup", 40, false);
+	encode_change(&frames, "hungup", 41, true);
 	harness_send_buf(fd, &frames);
 	/* Until the daemon holds the output limit's worth of replies for it (4 MiB): it has
 	 * read every frame, and stopped handling them until the client reads. */
@@ -3939,19 +3956,7 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 		sleep_ms(5);
 	cr_assert_geq(stat_of(good, NULL, "client_bytes"), 4u << 20, "the replies never piled up");
 	close(fd);
-	req = (struct codec_request){.op = CODEC_OP_GET};
-	req.ns = bytes("hungup");
-	req.id = bytes("victim");
-	started = mono_ms();
-	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
-	       mono_ms() - started < 5000)
-		sleep_ms(10);
-	cr_assert_eq(status, CODEC_NOT_FOUND,
-	             "the DESTROY read before the hang-up was carried out");
-	req.id = bytes("kept");
-	cr_assert_eq(harness_request(good, &req, &got, &got_len), CODEC_OK,
-	             "the SET read before the hang-up was carried out");
-	free(got);
+	expect_changes_ran(good, "hungup");
 	/* Nothing is held for the connection once its frames ran. */
 	started = mono_ms();
 	while (stat_of(good, NULL, "connections") > 1 && mono_ms() - started < 5000)
