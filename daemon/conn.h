@@ -49,6 +49,12 @@ typedef void (*conn_prefetch_fn)(void *arg, struct dispatch_frame_ref *frames, s
  * see dispatch_reply_bound. Asked only once the turn's budget of replies is spent.
  */
 typedef size_t (*conn_reply_bound_fn)(void *arg, struct dispatch_frame_ref *frame, uint64_t now_ms);
+/*
+ * Whether ${frame} (borrowed) is asked only for its reply: it changes nothing, or only takes
+ * something for the client (a FLASH_POP), so that for a client that has gone it is dropped
+ * (see dispatch_reply_only).
+ */
+typedef bool (*conn_reply_only_fn)(void *arg, struct dispatch_frame_ref *frame);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 
@@ -80,6 +86,7 @@ struct conn_config {
 	conn_frame_fn on_frame;
 	conn_prefetch_fn on_prefetch;       /* NULL: no hints */
 	conn_reply_bound_fn on_reply_bound; /* NULL: every request waits past the budget */
+	conn_reply_only_fn on_reply_only;   /* NULL: a departed client's small reads run */
 	conn_closed_fn on_closed;
 	void *arg;
 };
@@ -160,9 +167,10 @@ bool conn_set_has_held(const struct conn_set *s);
  * conn_set_resume_held(s): queue the held connections' input for this turn's
  * conn_set_handle_input: those held before they were handed a frame first, then the
  * connections that read this turn, then those that made their share of replies. One whose
- * client has gone (reset it, or closed a Unix socket) has its requests with large replies
- * dropped unanswered when it comes to be handed a frame; its changes still run. Requests with
- * small replies are not held while the turn's
+ * client has gone (reset it, or closed a Unix socket; found by poll(2) or by a failed send)
+ * has its requests asked only for their replies (on_reply_only) dropped unanswered when it
+ * comes to be handed a frame; its changes still run, those still in a Unix socket too, and it
+ * is closed after them. Requests with small replies are not held while the turn's
  * spare for them lasts (conn_config.turn_output_bytes), so a client sending them is answered
  * in the turn that reads them while a burst of large replies goes on.
  */

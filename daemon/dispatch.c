@@ -1305,11 +1305,12 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
  * a ttl. */
 #define DISPATCH_PAGE_ENTRY_MAX 320u
 
-size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame, uint64_t now_ms)
+/*
+ * Decode ${frame}'s request into it, as dispatch_prefetch does, unless it is already; whether
+ * it is well formed. dispatch_frame_hinted then runs it without decoding it again.
+ */
+static bool decode_once(struct dispatch_frame_ref *frame)
 {
-	const struct codec_request *req = &frame->req;
-	size_t data_len = 0, flash_bytes = 0, bound;
-	struct store_key key;
 	const char *why;
 	uint32_t status;
 
@@ -1318,8 +1319,17 @@ size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame
 		frame->decoded =
 		    codec_decode_request(frame->body, frame->len, &frame->req, &status, &why) == 0;
 	}
+	return frame->decoded;
+}
+
+size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame, uint64_t now_ms)
+{
+	const struct codec_request *req = &frame->req;
+	size_t data_len = 0, flash_bytes = 0, bound;
+	struct store_key key;
+
 	/* An error reply (malformed) says why in a sentence. */
-	if (!frame->decoded)
+	if (!decode_once(frame))
 		return DISPATCH_REPLY_SMALL;
 	switch (req->op) {
 	case CODEC_OP_GET:
@@ -1419,6 +1429,27 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 	if (rc == 0)
 		return verdict;
 	return reply_out_of_memory(out, start, req.request_id, verdict);
+}
+
+bool dispatch_reply_only(struct dispatch *d, struct dispatch_frame_ref *frame)
+{
+	(void)d;
+	if (!decode_once(frame))
+		return false;
+	switch (frame->req.op) {
+	case CODEC_OP_PING:
+	case CODEC_OP_GET:
+	case CODEC_OP_LOAD:
+	case CODEC_OP_TTL:
+	case CODEC_OP_COUNT:
+	case CODEC_OP_LIST:
+	case CODEC_OP_NAMESPACES:
+	case CODEC_OP_STATS:
+	case CODEC_OP_FLASH_POP:
+		return true;
+	default:
+		return false;
+	}
 }
 
 enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_peer *peer,

@@ -212,6 +212,16 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame, uint64_t now_ms);
 
 /*
+ * dispatch_reply_only(d, frame):
+ * Whether ${frame} (borrowed) is asked only for its reply: PING, GET, LOAD, TTL, COUNT, LIST,
+ * NAMESPACES, STATS, and FLASH_POP, which takes messages for the client (dropped, they stay
+ * queued). For a client that has gone such a request would reach no one, and is dropped
+ * (conn.c). False for the changes, and for a malformed frame (its error reply closes the
+ * connection). The request is decoded into ${frame} as dispatch_prefetch does, unless it is.
+ */
+bool dispatch_reply_only(struct dispatch *d, struct dispatch_frame_ref *frame);
+
+/*
  * dispatch_frame_hinted(d, peer, frame, now_ms, out):
  * dispatch_frame for ${frame}'s body, reusing the request that dispatch_prefetch decoded
  * into ${frame} when there is one. Returns as dispatch_frame does.

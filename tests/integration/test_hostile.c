@@ -3935,7 +3935,9 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
  */
 LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send)
 {
-	enum { DATA_BYTES = 900 * 1000, GETS = 30 };
+	enum { DATA_BYTES = 900 * 1000, GETS = 30, MORE = 100 };
+	static const uint8_t filler[1000];
+	struct codec_request get = {.op = CODEC_OP_GET};
 	struct buf frames, gets;
 	uint8_t *data;
 	long started;
@@ -3948,6 +3950,19 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
 	encode_change(&frames, "hungup", 40, false);
 	encode_change(&frames, "hungup", 41, true);
+	/* More than a read takes: still in the socket when the client leaves (a Unix socket
+	 * keeps it). */
+	for (int i = 0; i < MORE; i++) {
+		char id[16];
+		struct codec_request set = {
+		    .op = CODEC_OP_SET, .request_id = 100 + (uint64_t)i, .ttl_ms = 600000};
+
+		snprintf(id, sizeof(id), "more-%d", i);
+		set.ns = bytes("hungup");
+		set.id = bytes(id);
+		set.data = (struct mp_bytes){filler, sizeof(filler)};
+		encode(&frames, &set);
+	}
 	harness_send_buf(fd, &frames);
 	/* Until the daemon holds the output limit's worth of replies for it (4 MiB): it has
 	 * read every frame, and stopped handling them until the client reads. */
@@ -3957,6 +3972,19 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 	cr_assert_geq(stat_of(good, NULL, "client_bytes"), 4u << 20, "the replies never piled up");
 	close(fd);
 	expect_changes_ran(good, "hungup");
+	get.ns = bytes("hungup");
+	for (int i = 0; i < MORE; i++) {
+		char id[16];
+		uint8_t *got = NULL;
+		size_t got_len = 0;
+
+		snprintf(id, sizeof(id), "more-%d", i);
+		get.id = bytes(id);
+		cr_assert_eq(harness_request(good, &get, &got, &got_len), CODEC_OK,
+		             "SET %d of %d, sent before the client left, was not carried out", i,
+		             MORE);
+		free(got);
+	}
 	/* Nothing is held for the connection once its frames ran. */
 	started = mono_ms();
 	while (stat_of(good, NULL, "connections") > 1 && mono_ms() - started < 5000)

@@ -1666,3 +1666,54 @@ LEAK_CHECKED_TEST(dispatch, reply_bound_follows_the_reply)
 	cr_assert_lt(bound_then_run(&stats), 16384);
 	cr_assert_geq(bound_then_run(&list), 16384, "a whole LIST page counts as large");
 }
+
+/*
+ * What a client that has gone loses (conn.c drops these unanswered): the requests asked only
+ * for their replies, FLASH_POP among them (its messages stay queued). Never a change, nor a
+ * malformed frame, whose error reply closes the connection.
+ */
+LEAK_CHECKED_TEST(dispatch, reply_only_requests_are_the_reads_and_the_pop)
+{
+	static const uint32_t reads[] = {CODEC_OP_PING,  CODEC_OP_GET,      CODEC_OP_LOAD,
+	                                 CODEC_OP_TTL,   CODEC_OP_COUNT,    CODEC_OP_LIST,
+	                                 CODEC_OP_STATS, CODEC_OP_FLASH_POP};
+	static const uint32_t changes[] = {CODEC_OP_SET,
+	                                   CODEC_OP_SET_IF,
+	                                   CODEC_OP_TOUCH,
+	                                   CODEC_OP_TOUCH_IF,
+	                                   CODEC_OP_DESTROY,
+	                                   CODEC_OP_FLASH_PUSH,
+	                                   CODEC_OP_FLASH_PUSH_EXISTING,
+	                                   CODEC_OP_CLEAR};
+	static const uint8_t tag[CODEC_TAG_BYTES];
+	struct dispatch_frame_ref frame;
+	struct codec_request req;
+
+	for (size_t i = 0;
+	     i < sizeof(reads) / sizeof(reads[0]) + sizeof(changes) / sizeof(changes[0]); i++) {
+		bool read = i < sizeof(reads) / sizeof(reads[0]);
+
+		req = (struct codec_request){
+		    .op = read ? reads[i] : changes[i - sizeof(reads) / sizeof(reads[0])],
+		    .request_id = 7,
+		    .ns = bytes("app"),
+		    .id = bytes("s"),
+		    .data = bytes("{}"),
+		    .ttl_ms = 60000,
+		    .expect = {tag, sizeof(tag)},
+		    .flash_type = bytes("info"),
+		    .flash_msg = bytes("hi"),
+		    .limit = 10};
+		if (req.op == CODEC_OP_STATS || req.op == CODEC_OP_COUNT ||
+		    req.op == CODEC_OP_CLEAR || req.op == CODEC_OP_LIST)
+			req.id = (struct mp_bytes){0};
+		buf_reset(&fx.req);
+		cr_assert_eq(codec_encode_request(&fx.req, &req), 0, "encode op %u", req.op);
+		frame = (struct dispatch_frame_ref){.body = fx.req.data + CODEC_HEADER_BYTES,
+		                                    .len = fx.req.len - CODEC_HEADER_BYTES};
+		cr_assert_eq(dispatch_reply_only(fx.d, &frame), read, "op %u", req.op);
+		cr_assert(frame.decoded, "op %u decoded for the run to reuse", req.op);
+	}
+	frame = (struct dispatch_frame_ref){.body = (const uint8_t *)"\xc1", .len = 1};
+	cr_assert_not(dispatch_reply_only(fx.d, &frame), "a malformed frame runs, for its error");
+}
