@@ -372,6 +372,7 @@ static int arm_timer(struct conn *c, int seconds)
 static bool conn_write(struct conn *c);
 static void empty_output(struct conn *c);
 static int make_room(struct conn *c);
+static bool process(struct conn *c, const struct dispatch_frame_ref *first);
 
 /*
  * A stopping server: after the replies to every request it handled, one SHUTTING_DOWN
@@ -878,43 +879,56 @@ static size_t prefetch_frames(struct conn *c, size_t skip, struct dispatch_frame
 }
 
 /*
- * What the client of broken connection ${c} sent before it left and is not read yet: a Unix
- * socket keeps it for us (a reset over TCP drops it), and without this only the frames of the
- * reads before the failed send ran (40 SETs pipelined behind large GETs: 15 carried out).
- * Returns true when bytes came in; false at the end of them, or on an error (the connection
- * is then closed: it has nothing more to run).
+ * What the client of broken connection ${c} sent before it left and is not read yet, all of
+ * it: a Unix socket keeps it for us (a reset over TCP drops it), and it holds no more than
+ * the socket's buffers. Without this only the frames of the reads before the failed send ran
+ * (40 SETs pipelined behind large GETs: 15 carried out); read a chunk a turn, they ran over
+ * several turns, and one could land after a newer change the client had sent, and been
+ * answered, on a new connection. Returns true when bytes came in; false when none did, or on
+ * an error (the connection is then closed: it has nothing more to run).
  */
 static bool read_left(struct conn *c)
 {
+	bool came = false;
 	ssize_t got;
 
-	if (c->peer.seal != NULL) {
-		if (buf_reserve(&c->raw, CONN_READ_CHUNK) == -1)
-			return false;
-		got = recv(c->fd, c->raw.data + c->raw.len, c->raw.cap - c->raw.len, 0);
-		if (got <= 0)
-			return false;
-		c->raw.len += (size_t)got;
-		if (open_records(c) == -1)
-			return false;
-	} else {
-		if (make_room(c) == -1)
-			return false;
-		got = recv(c->fd, c->in_data + c->in_end, c->in_cap - c->in_end, 0);
-		if (got <= 0)
-			return false;
-		c->in_end += (size_t)got;
+	if (!c->hello_done)
+		return false;
+	for (;;) {
+		if (c->peer.seal != NULL) {
+			if (buf_reserve(&c->raw, CONN_READ_MOST) == -1)
+				break;
+			got = recv(c->fd, c->raw.data + c->raw.len, c->raw.cap - c->raw.len, 0);
+			if (got <= 0)
+				break;
+			c->raw.len += (size_t)got;
+			if (open_records(c) == -1)
+				return false;
+		} else {
+			/* make_room trusts the first frame's length, which process() checks: not
+			 * yet, for one that came with the read before the failed send. */
+			if (c->in_end - c->in_start >= CODEC_HEADER_BYTES &&
+			    codec_frame_length(c->in_data + c->in_start) > c->set->cfg.max_frame)
+				break;
+			if (make_room(c) == -1)
+				break;
+			got = recv(c->fd, c->in_data + c->in_end, c->in_cap - c->in_end, 0);
+			if (got <= 0)
+				break;
+			c->in_end += (size_t)got;
+		}
+		came = true;
 	}
-	note_held(c, false);
-	return true;
+	if (came)
+		note_held(c, false);
+	return came;
 }
 
 /*
- * A broken connection, as a send failed or after process() ran its frames: its replies go
- * nowhere. It goes on in the next turn while frames are left (process() stopped at the
- * turn's budget, or at the output limit its replies reached before they were dropped) or the
- * socket still holds what the client sent, or waits for its put-off frame; else it is
- * closed. Returns true when ${c} was freed.
+ * A broken connection once process() ran its frames: their replies go nowhere. It goes on in
+ * the next turn while frames are left (process() stopped at the turn's budget, or at the
+ * output limit its replies reached before they were dropped) or waits for its put-off frame;
+ * what the socket still holds runs now; else it is closed. Returns true when ${c} was freed.
  */
 static bool finish_broken(struct conn *c)
 {
@@ -927,11 +941,13 @@ static bool finish_broken(struct conn *c)
 		update_reading(c);
 		return false;
 	}
-	if (!c->closing && (frame_at(c, c->in_start, &frame) != 0 || read_left(c))) {
+	if (!c->closing && frame_at(c, c->in_start, &frame) != 0) {
 		hold_over(c, false);
 		update_reading(c);
 		return false;
 	}
+	if (!c->closing && read_left(c))
+		return process(c, NULL);
 	conn_close(c);
 	return true;
 }
@@ -1011,6 +1027,13 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			asked_gone = true;
 			c->resumed = false;
 			gone = peer_gone(c);
+			/* Then it is broken as after a failed send: what it sent runs now, up to
+			 * the end of its socket, not a read a turn behind what it may send on a
+			 * new connection meanwhile (finish_broken). */
+			if (gone) {
+				c->broken = true;
+				set_writing(c, false);
+			}
 		}
 		/* A reply for a client that is gone would reach nobody: a request asked only for
 		 * its reply (a read, a list page; a flash pop, whose messages would be lost with
@@ -1530,8 +1553,17 @@ static bool write_failed(struct conn *c)
 		return true;
 	}
 	c->broken = true;
+	c->paused = false;
 	set_writing(c, false);
-	return finish_broken(c);
+	empty_output(c);
+	/* Now, not in a later turn: the client may be back on a new connection already, and
+	 * what it sent on this one came first. A put-off frame waits for its retry. */
+	if (c->waiting) {
+		update_reading(c);
+		return false;
+	}
+	unhold(c);
+	return process(c, NULL);
 }
 
 /*
@@ -1541,8 +1573,12 @@ static bool write_failed(struct conn *c)
 static bool conn_write(struct conn *c)
 {
 	if (c->broken) {
+		/* Replies go nowhere; a stopping server closes it with what it has not run. */
 		empty_output(c);
-		return false;
+		if (!c->closing)
+			return false;
+		conn_close(c);
+		return true;
 	}
 	if (c->plain.len > 0 && seal_output(c) == -1) {
 		conn_close(c);

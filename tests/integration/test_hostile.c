@@ -3971,6 +3971,21 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 		sleep_ms(5);
 	cr_assert_geq(stat_of(good, NULL, "client_bytes"), 4u << 20, "the replies never piled up");
 	close(fd);
+	/* The client is back at once on a new connection, and changes the last session it set
+	 * before it left: what it sent first must not land after this. */
+	{
+		struct codec_request newer = {
+		    .op = CODEC_OP_SET, .request_id = 9, .ttl_ms = 600000};
+		char last[16];
+		int again = harness_open_ready(dmn.unix_url, "test_hostile");
+
+		snprintf(last, sizeof(last), "more-%d", MORE - 1);
+		newer.ns = bytes("hungup");
+		newer.id = bytes(last);
+		newer.data = bytes("newer");
+		cr_assert_eq(call_status(again, &newer), CODEC_OK);
+		close(again);
+	}
 	expect_changes_ran(good, "hungup");
 	get.ns = bytes("hungup");
 	for (int i = 0; i < MORE; i++) {
@@ -3983,6 +3998,10 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 		cr_assert_eq(harness_request(good, &get, &got, &got_len), CODEC_OK,
 		             "SET %d of %d, sent before the client left, was not carried out", i,
 		             MORE);
+		if (i == MORE - 1)
+			cr_assert(
+			    got_len == 7 && memcmp(got + 2, "newer", 5) == 0, /* bin 8 */
+			    "a change sent before the client left landed after its newer one");
 		free(got);
 	}
 	/* Nothing is held for the connection once its frames ran. */
