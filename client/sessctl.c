@@ -1467,7 +1467,7 @@ static bool one_cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
  * The session id in ${arg} when it holds express-session's signed cookie (see
  * one_cookie_session_id), alone or as one of the cookies of a Cookie header pasted whole
  * ("theme=dark; connect.sid=s%3A...; lang=en"): returns 1 with the id in ${id}; 0 when no
- * cookie in it is one (${arg} is then an id); -1, having said why, when it holds signed
+ * cookie in it is one (${arg} is then an id); -1 when it holds signed
  * cookies of different sessions (two apps' cookies: which one is meant cannot be told).
  * A lone cookie with a ';' after it is one piece of such a header.
  */

@@ -141,9 +141,10 @@ struct conn {
 	bool held_starved;
 	/* Taken off a held list, and handed no frame since: peer_gone is asked first. */
 	bool resumed;
-	/* A send failed (the client closed or reset the connection) while frames it sent were
-	 * read and not handled: they still run (write_failed), their replies go nowhere, and
-	 * the connection closes once none is left. Nothing is read or sent meanwhile. */
+	/* Its client has gone (a send failed, or poll(2) found the connection closed or reset):
+	 * what it sent still runs, to the end of what the socket holds (read_left), replies go
+	 * nowhere, and the connection closes once nothing is left (finish_broken). Neither
+	 * event is watched meanwhile. */
 	bool broken;
 	/* What went out was consumed from the front of the output while a reply was part sent:
 	 * the output may not start on a frame. */
@@ -721,20 +722,6 @@ static bool peer_gone(const struct conn *c)
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
 }
 
-/*
- * Whether ${frame}, a request of a client that has gone, would be answered to nobody: asked
- * only for its reply (on_reply_only), or without that hook, one whose reply is large.
- */
-static bool for_nobody(const struct conn *c, struct dispatch_frame_ref *frame, uint64_t now_ms)
-{
-	const struct conn_set *s = c->set;
-
-	if (s->cfg.on_reply_only != NULL)
-		return s->cfg.on_reply_only(s->cfg.arg, frame);
-	return s->cfg.on_reply_bound != NULL &&
-	       s->cfg.on_reply_bound(s->cfg.arg, frame, now_ms) > CONN_SMALL_REPLY_BYTES;
-}
-
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
 static bool will_handle(const struct conn *c)
 {
@@ -876,6 +863,14 @@ static size_t prefetch_frames(struct conn *c, size_t skip, struct dispatch_frame
 	if (count > 0 && skipped + count >= 2)
 		s->cfg.on_prefetch(s->cfg.arg, frames, count);
 	return count;
+}
+
+/* ${c}'s client has gone: see conn.broken. */
+static void go_broken(struct conn *c)
+{
+	c->broken = true;
+	c->paused = false;
+	set_writing(c, false);
 }
 
 /*
@@ -1030,17 +1025,16 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			/* Then it is broken as after a failed send: what it sent runs now, up to
 			 * the end of its socket, not a read a turn behind what it may send on a
 			 * new connection meanwhile (finish_broken). */
-			if (gone) {
-				c->broken = true;
-				set_writing(c, false);
-			}
+			if (gone)
+				go_broken(c);
 		}
 		/* A reply for a client that is gone would reach nobody: a request asked only for
 		 * its reply (a read, a list page; a flash pop, whose messages would be lost with
 		 * the client) is dropped unanswered, before it can wait for a later turn. The
 		 * changes the client sent before it left still run, as they would had it stayed,
 		 * and sooner: nothing of it waits behind a put-off page or COUNT. */
-		if (gone && for_nobody(c, frame, now_ms)) {
+		if (gone && s->cfg.on_reply_only != NULL &&
+		    s->cfg.on_reply_only(s->cfg.arg, frame)) {
 			handled++;
 			c->in_start += whole;
 			completed = true;
@@ -1552,9 +1546,7 @@ static bool write_failed(struct conn *c)
 		conn_close(c);
 		return true;
 	}
-	c->broken = true;
-	c->paused = false;
-	set_writing(c, false);
+	go_broken(c);
 	empty_output(c);
 	/* Now, not in a later turn: the client may be back on a new connection already, and
 	 * what it sent on this one came first. A put-off frame waits for its retry. */

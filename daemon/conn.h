@@ -86,7 +86,7 @@ struct conn_config {
 	conn_frame_fn on_frame;
 	conn_prefetch_fn on_prefetch;       /* NULL: no hints */
 	conn_reply_bound_fn on_reply_bound; /* NULL: every request waits past the budget */
-	conn_reply_only_fn on_reply_only;   /* NULL: a departed client's small reads run */
+	conn_reply_only_fn on_reply_only;   /* NULL: a departed client's requests all run */
 	conn_closed_fn on_closed;
 	void *arg;
 };

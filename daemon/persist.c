@@ -769,19 +769,6 @@ static void file_unmap(struct mapped *m)
 }
 
 /*
- * Whether a well-formed record (both checksums good) starts at ${y} of the ${size} bytes at
- * ${map}; its body's length goes in ${len}. Its contents are not looked at.
- */
-static bool record_at(const uint8_t *map, size_t size, size_t y, size_t *len)
-{
-	if (y > size || size - y < REC_HEADER_BYTES || get_u32(map + y + 8) != crc32c(map + y, 8))
-		return false;
-	*len = get_u32(map + y);
-	return *len <= REC_MAX_BODY && *len <= size - y - REC_HEADER_BYTES &&
-	       get_u32(map + y + 4) == crc32c(map + y + REC_HEADER_BYTES, *len);
-}
-
-/*
  * Whether a record header whose checksum is good, of a body no longer than any written,
  * starts at ${y}: its length (in ${len}) is then what was written, whether or not the body is
  * all there. A body holds bytes a client chose, which may hold a well-formed record: the
@@ -793,6 +780,16 @@ static bool record_header_at(const uint8_t *map, size_t size, size_t y, size_t *
 		return false;
 	*len = get_u32(map + y);
 	return *len <= REC_MAX_BODY;
+}
+
+/*
+ * Whether a well-formed record (both checksums good) starts at ${y} of the ${size} bytes at
+ * ${map}; its body's length goes in ${len}. Its contents are not looked at.
+ */
+static bool record_at(const uint8_t *map, size_t size, size_t y, size_t *len)
+{
+	return record_header_at(map, size, y, len) && *len <= size - y - REC_HEADER_BYTES &&
+	       get_u32(map + y + 4) == crc32c(map + y + REC_HEADER_BYTES, *len);
 }
 
 /*

@@ -1028,16 +1028,24 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 }
 
 /* Dispatch ${req} at ${now} expecting it to be put off: nothing written, nothing counted. */
+/*
+ * Dispatch ${req} at ${now} within the loop turn under way (no dispatch_turn_begins, unlike
+ * call): its reply, if any, is left in fx.out. Returns the verdict.
+ */
+static enum dispatch_verdict dispatch_in_turn(const struct codec_request *req, uint64_t now)
+{
+	buf_reset(&fx.req);
+	buf_reset(&fx.out);
+	cr_assert_eq(codec_encode_request(&fx.req, req), 0, "encode op %u", req->op);
+	return dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
+	                      fx.req.len - CODEC_HEADER_BYTES, now, &fx.out);
+}
+
 static void expect_later(struct codec_request *req, uint64_t now)
 {
 	uint64_t before = dispatch_requests_total(fx.d);
 
-	buf_reset(&fx.req);
-	buf_reset(&fx.out);
-	cr_assert_eq(codec_encode_request(&fx.req, req), 0);
-	cr_assert_eq(dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
-	                            fx.req.len - CODEC_HEADER_BYTES, now, &fx.out),
-	             DISPATCH_LATER, "op %u put off", req->op);
+	cr_assert_eq(dispatch_in_turn(req, now), DISPATCH_LATER, "op %u put off", req->op);
 	cr_assert_eq(fx.out.len, 0, "nothing written");
 	cr_assert_eq(dispatch_requests_total(fx.d), before, "counted when carried out");
 }
@@ -1550,11 +1558,7 @@ LEAK_CHECKED_TEST(dispatch, list_pages_past_the_turn_budget_wait_for_the_next_tu
 	dispatch_turn_begins(fx.d);
 	/* Each page walks a thousand sessions: the budget (1 ms) runs out long before MOST. */
 	while (ran < MOST) {
-		buf_reset(&fx.req);
-		buf_reset(&fx.out);
-		cr_assert_eq(codec_encode_request(&fx.req, &list), 0);
-		v = dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
-		                   fx.req.len - CODEC_HEADER_BYTES, NOW, &fx.out);
+		v = dispatch_in_turn(&list, NOW);
 		if (v == DISPATCH_LATER)
 			break;
 		cr_assert_eq(v, DISPATCH_KEEP);
@@ -1565,23 +1569,13 @@ LEAK_CHECKED_TEST(dispatch, list_pages_past_the_turn_budget_wait_for_the_next_tu
 	expect_later(&list, NOW);
 	expect_later(&names, NOW);
 	/* Other requests go on meanwhile, in the same turn. */
-	buf_reset(&fx.req);
-	buf_reset(&fx.out);
-	cr_assert_eq(codec_encode_request(&fx.req, &ping), 0);
-	cr_assert_eq(dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
-	                            fx.req.len - CODEC_HEADER_BYTES, NOW, &fx.out),
-	             DISPATCH_KEEP);
+	cr_assert_eq(dispatch_in_turn(&ping, NOW), DISPATCH_KEEP);
 	take_reply(&rep);
 	cr_assert_eq(rep.status, CODEC_OK);
 	/* The next turn says the put-off ones are to be handed again, and runs them. */
 	dispatch_turn_begins(fx.d);
 	cr_assert_gt(dispatch_retries(fx.d, NOW), 0);
-	buf_reset(&fx.req);
-	buf_reset(&fx.out);
-	cr_assert_eq(codec_encode_request(&fx.req, &list), 0);
-	cr_assert_eq(dispatch_frame(fx.d, &fx.peer, fx.req.data + CODEC_HEADER_BYTES,
-	                            fx.req.len - CODEC_HEADER_BYTES, NOW, &fx.out),
-	             DISPATCH_KEEP);
+	cr_assert_eq(dispatch_in_turn(&list, NOW), DISPATCH_KEEP);
 	take_reply(&rep);
 	cr_assert_eq(rep.status, CODEC_OK);
 	/* More may wait behind those handed again, although none was put off this time (the
