@@ -505,11 +505,35 @@ class SessdStore extends BaseStore {
       if (sess && sess[SAVED] === true) return undefined;
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
-      const st = this.merge && sess ? sess[LOADED] : undefined;
+      const loaded = this.merge && sess ? sess[LOADED] : undefined;
+      const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
-      else await this.renew(this.namespace, key, ttl, st && st.key === key && !st.gone ? st : null);
+      else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl);
+      else await this.renew(this.namespace, key, ttl, st);
       return undefined;
     })(), cb);
+  }
+
+  // cookieChanged(sess, st): whether this request set the cookie of the session it read (its
+  // maxAge, say) beyond what express-session changes by itself (see sameCookie).
+  async cookieChanged(sess, st) {
+    if (st.forms === null) st.forms = this.forms(await this.parse(st.data));
+    return !this.sameForm('cookie', st.forms.get('cookie'), this.keyForm('cookie', sess.cookie));
+  }
+
+  // saveCookie(sid, sess, st, ttl): the touch of a session whose cookie alone this request set.
+  // express-session leaves the cookie out of its change check and only touches, and a touch
+  // writes no data: the next page would touch with the stored cookie's lifetime, so a
+  // "remember me" made by cookie.maxAge alone lasted one page (MemoryStore stores the cookie
+  // on touch). The cookie is saved as saveLoaded saves any change, merged over what other
+  // requests saved meanwhile. A save that fails for the daemon's or the link's sake, or runs
+  // out of attempts, leaves the session as it was, as renew leaves a failed touch.
+  async saveCookie(sid, sess, st, ttl) {
+    try {
+      await this.saveLoaded(sid, sess, st, ttl);
+    } catch (err) {
+      if (!(err && (TOUCH_SPARED.has(err.code) || err.code === 'ESESSD_CONFLICT'))) throw err;
+    }
   }
 
   // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request

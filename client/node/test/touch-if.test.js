@@ -57,6 +57,11 @@ function makeApp(store, gates, sessionOpts) {
     req.session.remember = true;
     res.json({ ok: true });
   });
+  // A "remember me" that sets the cookie alone: express-session does not save it, it touches.
+  app.post('/remember-cookie', (req, res) => {
+    req.session.cookie.maxAge = MONTH;
+    res.json({ ok: true });
+  });
   app.post('/forget', (req, res) => {
     req.session.cookie.maxAge = HOUR;
     req.session.remember = false;
@@ -232,6 +237,36 @@ test('a slow request that changed nothing renews the lifetime when nothing else 
   const ttl = await ttlOf(stores[0], sid);
   assert.ok(ttl > first && ttl <= HOUR, `renewed to an hour from the touch: ${ttl} > ${first}`);
 });
+
+for (const rolling of [false, true]) {
+  test(`a remember me that sets cookie.maxAge alone outlasts the next page (rolling: ${rolling})`, async (t) => {
+    const { stores, bases, touchIfs } = await setup(t, { rolling });
+    const setIfs = { n: 0 };
+    for (const store of stores) {
+      const orig = store.client.setIf.bind(store.client);
+      store.client.setIf = (...args) => {
+        setIfs.n++;
+        return orig(...args);
+      };
+    }
+    const { br, sid } = await login(bases[0], `dee-${rolling}`);
+    assert.ok((await ttlOf(stores[0], sid)) <= HOUR);
+    assert.equal((await br.post('/remember-cookie', {})).status, 200);
+    assert.ok((await ttlOf(stores[0], sid)) > MONTH - 60000, 'the remember-me request set 30 days');
+    const stored = await stores[0].get(sid);
+    assert.ok(Math.abs(stored.cookie.originalMaxAge - MONTH) < 5000, JSON.stringify(stored.cookie));
+    assert.equal(stored.user, `dee-${rolling}`);
+    // The next pages, on either app process, change nothing: a TOUCH_IF each, no save, and
+    // the 30 days stand.
+    const saves = setIfs.n;
+    const touches = touchIfs.n;
+    for (const base of bases) assert.equal((await br.request('GET', '/poll', null, base)).status, 200);
+    const ttl = await ttlOf(stores[0], sid);
+    assert.ok(ttl > MONTH - 60000, `sessd keeps the session ${ttl} ms, not the hour the cookie had before`);
+    assert.equal(setIfs.n - saves, 0, 'an unchanged page saves nothing');
+    assert.equal(touchIfs.n - touches, 2, 'an unchanged page touches');
+  });
+}
 
 test('a slow request\'s touch after a logout does not bring the session back', async (t) => {
   const { stores, bases, gates } = await setup(t);
