@@ -36,6 +36,12 @@
  * entries of a large namespace: four connections pipelining them held the loop for
  * hundreds of ms a turn, their replies being small). */
 #define DISPATCH_HEAVY_TURN_NS 1000000u
+/* The check of a SET_IF or TOUCH_IF hashes the session's data (BLAKE2b, about 1 GB/s): a
+ * 40-byte request may cost a millisecond. It counts against the same budget at this many ns a
+ * byte, estimated rather than timed so that the small sessions of every save pay no clock
+ * read: one client pipelining TOUCH_IFs with a wrong tag over a 1 MB session held the loop
+ * for 0.4 s a turn (every other client waited), its replies being small CONFLICTs. */
+#define DISPATCH_HASH_NS_PER_BYTE 1u
 /* How many connections put off for that budget a turn hands again: a few more than it can
  * serve, since each costs a decode whether it runs or waits again; handing them all, a
  * thousand waiting took a thousand decodes a turn. */
@@ -762,7 +768,8 @@ static int op_touch(struct dispatch *d, const struct codec_request *req,
  * request that read older data must not undo the lifetime a newer save chose.
  */
 static int op_if_unchanged(struct dispatch *d, const struct codec_request *req,
-                           const struct store_key *key, uint64_t now_ms, struct buf *out)
+                           const struct store_key *key, uint64_t now_ms, struct buf *out,
+                           enum dispatch_verdict *verdict)
 {
 	uint8_t tag[CODEC_TAG_BYTES];
 	const void *current;
@@ -775,6 +782,14 @@ static int op_if_unchanged(struct dispatch *d, const struct codec_request *req,
 	 * DESTROY must not bring the session back. */
 	if (store_get(d->st, key, now_ms, &current, &current_len) == -1)
 		return reply_not_found(out, req->request_id);
+	/* Past the turn's budget for CPU-bound requests it waits, as a LIST page does. */
+	if (d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
+		d->heavy_put_off = true;
+		*verdict = DISPATCH_LATER;
+		return 0;
+	}
+	d->heavy_turn_ns += (uint64_t)current_len * DISPATCH_HASH_NS_PER_BYTE;
+	d->heavy_ran = true;
 	codec_data_tag(current, current_len, tag);
 	if (sodium_memcmp(tag, req->expect.ptr, CODEC_TAG_BYTES) != 0)
 		return codec_reply_error(out, req->request_id, CODEC_CONFLICT,
@@ -1228,7 +1243,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return op_set(d, req, &key, now_ms, out);
 	case CODEC_OP_SET_IF:
 	case CODEC_OP_TOUCH_IF:
-		return op_if_unchanged(d, req, &key, now_ms, out);
+		return op_if_unchanged(d, req, &key, now_ms, out, verdict);
 	case CODEC_OP_TOUCH:
 		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:

@@ -142,8 +142,9 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 
 /*
  * dispatch_turn_begins(d): a new loop turn begins: its budget for heavy requests (key
- * exchanges, LIST and NAMESPACES pages) is whole again, and those put off in the last turn
- * (DISPATCH_LATER) may be handed again (dispatch_retries hands a few of them again).
+ * exchanges, LIST and NAMESPACES pages, the data hashes of SET_IF and TOUCH_IF) is whole again, and
+ * those put off in the last turn (DISPATCH_LATER) may be handed again (dispatch_retries hands a few
+ * of them again).
  */
 void dispatch_turn_begins(struct dispatch *d);
 

@@ -861,10 +861,12 @@ int server_run(struct server *srv)
 	 * pile up in the connections' outputs), commits, and writes them all. */
 	while (!srv->done) {
 		/* Replies queued by the last flush (a client resumed), and sealed HELLOs put off
-		 * to the next turn, must not wait for I/O. */
+		 * to the next turn, must not wait for I/O. A turn that ran a SET_IF sets
+		 * dispatch_wants_next_turn while it hands put-off requests again, so steady saves
+		 * would keep the loop spinning after the last of them: only while some wait. */
 		flags = EVLOOP_ONCE;
 		if (conn_set_has_pending(&srv->conns) || conn_set_has_held(&srv->conns) ||
-		    dispatch_wants_next_turn(srv->dispatch))
+		    (dispatch_wants_next_turn(srv->dispatch) && conn_set_has_waiting(&srv->conns)))
 			flags |= EVLOOP_NONBLOCK;
 		rc = event_base_loop(srv->base, flags);
 		if (rc == -1) {

@@ -2704,6 +2704,84 @@ LEAK_CHECKED_TEST_OPTS(hostile, non_socket_at_the_socket_path, .timeout = 60)
 /* ---------------------------------------------------------------------------------------- */
 
 /*
+ * The check of a SET_IF or TOUCH_IF hashes the session's data: one with a wrong tag over a
+ * 1 MB session costs about a millisecond for a 40-byte request, and its reply is a small
+ * CONFLICT, which no reply budget holds back. One connection pipelining them held the loop
+ * for a whole read of them (400 and more, 0.4 s) while every other client waited. They share
+ * the turn's budget for CPU-bound requests now: a STATS sent on another connection while they
+ * run is answered after a few dozen of them at most, and they all still get their replies, in
+ * order, and change nothing.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, tag_checks_of_a_large_session_share_the_turn, .timeout = 90)
+{
+	enum { N = 1000, BIG = 1000 * 1000 };
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	uint8_t wrong_tag[CODEC_TAG_BYTES] = {0};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint64_t handled;
+	uint8_t *body, *data;
+	struct buf b;
+	int attacker, other;
+
+	start_with(NULL);
+	attacker = harness_open_ready(dmn.unix_url, "test_hostile");
+	other = harness_open_ready(dmn.unix_url, "test_hostile");
+	data = malloc(BIG);
+	cr_assert_not_null(data);
+	memset(data, 'F', BIG);
+	req.ns = bytes("fat");
+	req.id = bytes("big");
+	req.data = span(data, BIG);
+	buf_init(&b);
+	encode(&b, &req);
+	harness_send_buf(attacker, &b);
+	expect_ok_replies(attacker, 1, 0);
+	buf_reset(&b);
+	for (int i = 1; i <= N; i++) {
+		memset(&req, 0, sizeof(req));
+		req.op = i % 2 ? CODEC_OP_TOUCH_IF : CODEC_OP_SET_IF;
+		req.request_id = (uint64_t)i;
+		req.ns = bytes("fat");
+		req.id = bytes("big");
+		req.ttl_ms = 600000;
+		req.expect = span(wrong_tag, sizeof(wrong_tag));
+		if (req.op == CODEC_OP_SET_IF)
+			req.data = bytes("x");
+		encode(&b, &req);
+	}
+	/* About 40 KB: the socket takes it whole, and the daemon is busy with it at once. */
+	harness_send_buf(attacker, &b);
+	sleep_ms(20);
+	handled = stat_of(other, NULL, "requests_total");
+	cr_assert_lt(handled, 4 + N / 4,
+	             "another client's STATS waited behind %llu requests (hashes of 1 MB)",
+	             (unsigned long long)handled);
+	for (int i = 1; i <= N; i++) {
+		harness_read_reply(attacker, &rep, &body);
+		cr_assert_eq(rep.request_id, (uint64_t)i, "reply %d in order", i);
+		cr_assert_eq(rep.status, CODEC_CONFLICT, "reply %d: %s", i,
+		             codec_status_name(rep.status));
+		free(body);
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_GET;
+	req.ns = bytes("fat");
+	req.id = bytes("big");
+	cr_assert_eq(call(attacker, &req, &rep, &body), CODEC_OK, "GET");
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == BIG && memcmp(got.ptr, data, BIG) == 0, "the session is as it was");
+	free(body);
+	free(data);
+	buf_finish(&b);
+	close(other);
+	close(attacker);
+	stop_clean();
+}
+
+/*
  * PROTOCOL.md: "A reply frame is never longer than max_frame", and "a GET reply is never
  * larger than the SET frame that stored the data". A SET of exactly max_frame bytes sent
  * with a 1-byte request id, read back by a GET whose request id takes 9 bytes: whatever
