@@ -38,6 +38,8 @@
 #define DICT_MIN_BUCKETS  4u
 #define DICT_MAX_BUCKETS  (UINT64_C(1) << 31)
 #define DICT_STEP_BUCKETS 2u
+/* The most a table shrinks by in one resize (see dict_maybe_shrink). */
+#define DICT_SHRINK_MOST 8u
 /* A SET that shrinks the data keeps its node unless it would waste more than this. */
 #define SET_SLACK_BYTES 256u
 /* Credit of expiry work (nodes moved between wheel levels) per session a slice may expire. */
@@ -359,11 +361,24 @@ static int dict_reserve(struct store *st, struct dict *d, size_t extra)
 	return buckets != 0 ? dict_resize(st, d, buckets, extra) : 0;
 }
 
-/* Start shrinking a sparse table; only on paths that may allocate. Failure is harmless. */
+/*
+ * Start shrinking a sparse table; only on paths that may allocate. Failure is harmless. It
+ * shrinks by DICT_SHRINK_MOST at a time: a scan visits, for each bucket of the smaller table,
+ * every bucket of the larger one that maps to it (dict_scan), and a namespace of 4 million
+ * sessions destroyed down to one, shrunk to 4 buckets at once, made every LIST page of it walk
+ * the whole old table (8 ms a page, up to 17) for as long as the move lasted, which only
+ * accesses to the namespace advance. The next step comes once this one is done.
+ */
 static void dict_maybe_shrink(struct store *st, struct dict *d)
 {
-	if (d->table[1] == NULL && d->size[0] > DICT_MIN_BUCKETS && d->used * 8 < d->size[0])
-		(void)dict_resize(st, d, pow2_at_least(2 * d->used), 0);
+	size_t buckets;
+
+	if (d->table[1] == NULL && d->size[0] > DICT_MIN_BUCKETS && d->used * 8 < d->size[0]) {
+		buckets = pow2_at_least(2 * d->used);
+		if (buckets < d->size[0] / DICT_SHRINK_MOST)
+			buckets = d->size[0] / DICT_SHRINK_MOST;
+		(void)dict_resize(st, d, buckets, 0);
+	}
 }
 
 static void dict_insert(struct dict *d, struct hnode *n, uint64_t h)

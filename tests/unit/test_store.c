@@ -528,6 +528,54 @@ LEAK_CHECKED_TEST(store, list_survives_shrink)
 	store_free(st);
 }
 
+/*
+ * A table shrinks by 8 at most at a time. A LIST page walks, for each bucket of the smaller
+ * table, the buckets of the larger one that map to it: a namespace of many sessions destroyed
+ * down to one and shrunk to 4 buckets at once made each page walk the whole old table. The
+ * resize that a SET starts here allocates an eighth of the old table, not 4 buckets; the scan
+ * still sees the session, and once the move is done the next SET shrinks it by 8 again.
+ */
+LEAK_CHECKED_TEST(store, tables_shrink_by_eight_at_most)
+{
+	enum { N = 100000, OLD_BUCKETS = 131072 };
+	struct store *st = new_store(0);
+	struct store_stats before, after;
+	struct list_seen ls = {calloc(1, 1), 1, 0, T0, 0};
+	struct store_key k;
+	struct id_buf b;
+	uint64_t cursor = 0;
+	size_t count;
+
+	put_range(st, 0, N, T0 + 1000);
+	del_range(st, 1, N);
+	k = key_n(&b, "app", 0);
+	store_stats(st, NS, 3, &before);
+	/* SET is a path that may shrink the table. */
+	cr_assert_eq(store_set(st, &k, "v", 1, T0 + 1000, T0), 0);
+	store_stats(st, NS, 3, &after);
+	cr_assert_geq(after.bytes - before.bytes, OLD_BUCKETS / 8 * sizeof(void *),
+	              "the new table has %llu bytes, not an eighth of the old",
+	              (unsigned long long)(after.bytes - before.bytes));
+	cr_assert_leq(after.bytes - before.bytes, OLD_BUCKETS / 8 * sizeof(void *) + 64);
+	do {
+		cr_assert_eq(store_list(st, NS, 3, cursor, 1, T0, list_visit, &ls, &cursor, &count),
+		             0);
+	} while (cursor != 0);
+	cr_assert_eq(ls.seen[0], 1, "the scan sees the one session once");
+	/* Lookups move the old table over; the next SET starts the next eighth. */
+	for (int i = 0; i < N; i++)
+		assert_data(st, "app", b.s, T0, "v");
+	store_stats(st, NS, 3, &before);
+	cr_assert_eq(store_set(st, &k, "v", 1, T0 + 1000, T0), 0);
+	store_stats(st, NS, 3, &after);
+	cr_assert(after.bytes - before.bytes >= OLD_BUCKETS / 64 * sizeof(void *) &&
+	              after.bytes - before.bytes <= OLD_BUCKETS / 64 * sizeof(void *) + 64,
+	          "the next resize takes another eighth: %llu bytes",
+	          (unsigned long long)(after.bytes - before.bytes));
+	free(ls.seen);
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, list_details)
 {
 	struct store *st = new_store(0);
