@@ -18,7 +18,7 @@
  * LIST scans one namespace. Both kinds of table are the same incremental dict (below), keyed
  * with SipHash under a random per-store key so that clients cannot aim ids at one bucket.
  *
- * A session is a single allocation: a 50-byte header, the id and the data. The hash is not
+ * A session is a single allocation: a 54-byte header, the id and the data. The hash is not
  * stored (it is recomputed when a node moves between tables, which happens once per resize),
  * the namespace is a 32-bit index rather than a pointer, and flashes hang off a pointer only
  * when the session has some. With 1 KB of data that keeps the overhead (header, malloc's
@@ -87,6 +87,9 @@ struct sess {
 	struct flash_set *flash;
 	uint32_t data_len;
 	uint32_t ns_index;
+	/* malloc_usable_size of the node, kept: asking glibc reads the next chunk's header, a
+	 * cache miss of its own on every SET that replaces data in place. */
+	uint32_t usable;
 	uint8_t id_len;
 	uint8_t has_data;
 	uint8_t bytes[]; /* id, then data */
@@ -440,7 +443,7 @@ static bool sess_live(const struct sess *s, uint64_t now_ms)
 
 static size_t sess_memory(const struct sess *s)
 {
-	return malloc_usable_size((void *)s) + flash_memory(s->flash);
+	return s->usable + flash_memory(s->flash);
 }
 
 static void account(struct store *st, struct ns *ns, size_t added, size_t removed)
@@ -514,17 +517,20 @@ static int sess_table_reserve(struct store *st, struct ns *ns, size_t extra, uin
 static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_usable)
 {
 	struct sess *s = malloc(size);
+	size_t usable;
 
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (st->cfg.max_bytes != 0 &&
-	    st->bytes - old_usable + malloc_usable_size(s) > st->cfg.max_bytes) {
+	usable = malloc_usable_size(s);
+	if (usable > UINT32_MAX ||
+	    (st->cfg.max_bytes != 0 && st->bytes - old_usable + usable > st->cfg.max_bytes)) {
 		free(s);
 		errno = ENOMEM;
 		return NULL;
 	}
+	s->usable = (uint32_t)usable;
 	return s;
 }
 
@@ -827,7 +833,7 @@ static void drop_prefetch(const struct dict *d, size_t at)
 
 		__builtin_prefetch(s->exp.next);
 		__builtin_prefetch(s->exp.prev);
-		__builtin_prefetch((const char *)s + malloc_usable_size((void *)s));
+		__builtin_prefetch((const char *)s + s->usable);
 	}
 }
 
@@ -1055,7 +1061,8 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
                              const void *data, size_t len, uint64_t expires_at_ms, uint64_t now_ms)
 {
 	size_t need = sess_header() + s->id_len + len;
-	size_t old_usable = malloc_usable_size(s);
+	size_t old_usable = s->usable;
+	uint32_t new_usable;
 	struct sess *n;
 
 	if (need <= old_usable && old_usable - need <= SET_SLACK_BYTES) {
@@ -1069,13 +1076,15 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 		n = sess_alloc_within(st, need, old_usable);
 		if (n == NULL)
 			return -1;
+		new_usable = n->usable;
 		memcpy(n, s, sess_header() + s->id_len);
+		n->usable = new_usable;
 		if (len > 0)
 			memcpy(sess_data(n), data, len);
 		expiry_cancel(&st->wheel, &s->exp);
 		n->exp.next = NULL;
 		*link = &n->link;
-		account(st, ns, malloc_usable_size(n), old_usable);
+		account(st, ns, n->usable, old_usable);
 		free(s);
 	}
 	n->data_len = (uint32_t)len;
@@ -1120,7 +1129,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	if (s == NULL)
 		goto fail_release;
 	/* The table grows with the node counted, so that a refusal leaves it as it was. */
-	if (sess_table_reserve(st, ns, malloc_usable_size(s), now_ms) != 0)
+	if (sess_table_reserve(st, ns, s->usable, now_ms) != 0)
 		goto fail_free;
 	s->flash = NULL;
 	s->data_len = (uint32_t)len;
@@ -1131,7 +1140,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	if (len > 0)
 		memcpy(sess_data(s), data, len);
 	dict_insert(&ns->sessions, &s->link, h);
-	account(st, ns, malloc_usable_size(s), 0);
+	account(st, ns, s->usable, 0);
 	st->sessions++;
 	expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
 	return 0;
@@ -1235,7 +1244,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 		s->has_data = 0;
 		memcpy(s->bytes, key->id, key->id_len);
 		created = s;
-		node_usable = malloc_usable_size(s);
+		node_usable = s->usable;
 	}
 	old_memory = flash_memory(s->flash);
 	if (st->cfg.max_bytes != 0) {
