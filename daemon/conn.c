@@ -1864,10 +1864,11 @@ static bool hello_abandoned(const struct conn *c)
 	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-void conn_set_retry(struct conn_set *s, size_t most)
+size_t conn_set_retry(struct conn_set *s, size_t most)
 {
 	struct conn_list batch;
 	struct conn *c;
+	size_t left = 0;
 
 	/* Detached, as in conn_set_flush: a frame put off again puts its connection back on the
 	 * set's list, behind those not handed this time, for the next retry. Handling a
@@ -1882,6 +1883,7 @@ void conn_set_retry(struct conn_set *s, size_t most)
 			c->waiting = false;
 			s->hellos_abandoned++;
 			conn_close(c);
+			left++;
 			continue;
 		}
 		TAILQ_INSERT_TAIL(&batch, c, waiting_link);
@@ -1890,9 +1892,15 @@ void conn_set_retry(struct conn_set *s, size_t most)
 	while ((c = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, c, waiting_link);
 		c->waiting = false;
-		if (!process(c, NULL))
-			trim_input(c);
+		if (process(c, NULL)) {
+			left++;
+			continue;
+		}
+		if (!c->waiting)
+			left++;
+		trim_input(c);
 	}
+	return left;
 }
 
 bool conn_set_has_pending(const struct conn_set *s)

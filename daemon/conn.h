@@ -265,9 +265,10 @@ bool conn_set_has_pending(const struct conn_set *s);
  * waits with its reading stopped, so its requests keep their order and a client cannot pile
  * up input meanwhile; one with a sealed HELLO whose client has stopped sending by the time it
  * comes up is closed instead, its HELLO not handled (counted in hellos_abandoned), and is not
- * one of the ${most}.
+ * one of the ${most}. Returns how many connections left the waiting list (their frames ran, or
+ * they closed): 0 when every one handed was put off again.
  */
-void conn_set_retry(struct conn_set *s, size_t most);
+size_t conn_set_retry(struct conn_set *s, size_t most);
 
 /*
  * conn_set_log_pending(s):

@@ -61,7 +61,7 @@ struct dispatch {
 	 * this turn, and whether one ran; whether this turn hands those put off again
 	 * (dispatch_turn_begins sets it from the last turn's). */
 	uint64_t heavy_turn_ns;
-	bool heavy_put_off, heavy_ran, heavy_retry;
+	bool heavy_put_off, retried_progress, heavy_retry;
 	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
@@ -147,23 +147,32 @@ bool dispatch_waits_for_expiry(const struct dispatch *d)
 
 /*
  * Whether the next turn hands heavy requests put off again: one was put off this turn, or
- * this turn handed some again and they ran. Not only the first: a burst of sealed HELLOs waits
- * in the connections' list, and when the few handed each turn all run within the budget
- * (a faster CPU), none is put off again, yet the rest still wait; stopping there left them
- * unanswered until other traffic came (400 HELLOs at once: 78 answered, on an AMD EPYC).
- * Once a turn that hands them again runs none, none waits.
+ * this turn handed some again and one at least left the waiting list. Not only the first: a
+ * burst of sealed HELLOs waits in the connections' list, and when the few handed each turn
+ * all run within the budget (a faster CPU), none is put off again, yet the rest still wait;
+ * stopping there left them unanswered until other traffic came (400 HELLOs at once: 78
+ * answered, on an AMD EPYC). Nor only when what was handed again cost the budget: 16 SET_IFs
+ * handed again whose session had gone (NOT_FOUND, no hash), or LIST pages of clients that had
+ * hung up (dropped), ran nothing heavy, and the 21 connections behind them waited for good
+ * while the loop slept. Once a turn that hands them again moves none, none waits for the
+ * budget (a COUNT waits for the expiry: dispatch_retries hands it when that caught up).
  */
 static bool heavy_waits(const struct dispatch *d)
 {
-	return d->heavy_put_off || (d->heavy_retry && d->heavy_ran);
+	return d->heavy_put_off || (d->heavy_retry && d->retried_progress);
 }
 
 void dispatch_turn_begins(struct dispatch *d)
 {
 	d->heavy_retry = heavy_waits(d);
 	d->heavy_put_off = false;
-	d->heavy_ran = false;
+	d->retried_progress = false;
 	d->heavy_turn_ns = 0;
+}
+
+void dispatch_retried(struct dispatch *d, size_t left)
+{
+	d->retried_progress = left > 0;
 }
 
 bool dispatch_wants_next_turn(const struct dispatch *d)
@@ -663,7 +672,6 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	passes = auth_passes(d, peer, &req->auth, &kx, &why);
 	if (kx_asked) {
 		d->heavy_turn_ns += mono_ns() - started_ns;
-		d->heavy_ran = true;
 	}
 	if (passes == -1)
 		return -1;
@@ -789,7 +797,6 @@ static int op_if_unchanged(struct dispatch *d, const struct codec_request *req,
 		return 0;
 	}
 	d->heavy_turn_ns += (uint64_t)current_len * DISPATCH_HASH_NS_PER_BYTE;
-	d->heavy_ran = true;
 	codec_data_tag(current, current_len, tag);
 	if (sodium_memcmp(tag, req->expect.ptr, CODEC_TAG_BYTES) != 0)
 		return codec_reply_error(out, req->request_id, CODEC_CONFLICT,
@@ -1090,7 +1097,6 @@ static int op_page(struct dispatch *d, const struct codec_request *req, uint64_t
 	started_ns = mono_ns();
 	rc = req->op == CODEC_OP_LIST ? op_list(d, req, now_ms, out) : op_namespaces(d, req, out);
 	d->heavy_turn_ns += mono_ns() - started_ns;
-	d->heavy_ran = true;
 	return rc;
 }
 

@@ -132,8 +132,9 @@ const char *dispatch_server_id(const struct dispatch *d);
  * How many of the connections whose frame was answered DISPATCH_LATER to hand again now, the
  * longest waiting first: all of them (SIZE_MAX) once the expiry a COUNT or CLEAR waits for
  * has caught up at ${now_ms} (or dispatch_stop_deferring was called); a few at the start of
- * the turn after a sealed HELLO, LIST or NAMESPACES was put off, and of every turn after one
- * that handed such requests again and ran them; else 0.
+ * the turn after a sealed HELLO, LIST or NAMESPACES page, SET_IF or TOUCH_IF was put off, and
+ * of every turn after one that handed them again and moved one at least (dispatch_retried);
+ * else 0.
  */
 size_t dispatch_retries(struct dispatch *d, uint64_t now_ms);
 
@@ -149,9 +150,16 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 void dispatch_turn_begins(struct dispatch *d);
 
 /*
+ * dispatch_retried(d, left): this turn handed the connections dispatch_retries asked for again,
+ * and ${left} of them left the waiting list (conn_set_retry's count).
+ */
+void dispatch_retried(struct dispatch *d, size_t left);
+
+/*
  * dispatch_wants_next_turn(d): whether heavy requests may still wait: one was put off in this
- * turn for want of its budget, or this turn handed some again and they ran (more may be
- * behind them). The next turn must then come without waiting for I/O, and hands them again.
+ * turn for want of its budget, or this turn handed some again and one left the waiting list
+ * (more may be behind them). The next turn must then come without waiting for I/O, and hands
+ * them again.
  */
 bool dispatch_wants_next_turn(const struct dispatch *d);
 

@@ -289,7 +289,9 @@ static void server_after_turn(struct server *srv)
 	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
 	 * past the last turn's budget for key exchanges. */
 	if (conn_set_has_waiting(&srv->conns))
-		conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms()));
+		dispatch_retried(
+		    srv->dispatch,
+		    conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms())));
 	conn_set_resume_held(&srv->conns);
 	conn_set_handle_input(&srv->conns);
 	/* Expiry took sessions this turn, by the timer or in a request that found its session
@@ -860,10 +862,9 @@ int server_run(struct server *srv)
 	/* One turn: the ready callbacks read, server_after_turn handles what they read (replies
 	 * pile up in the connections' outputs), commits, and writes them all. */
 	while (!srv->done) {
-		/* Replies queued by the last flush (a client resumed), and sealed HELLOs put off
-		 * to the next turn, must not wait for I/O. A turn that ran a SET_IF sets
-		 * dispatch_wants_next_turn while it hands put-off requests again, so steady saves
-		 * would keep the loop spinning after the last of them: only while some wait. */
+		/* Replies queued by the last flush (a client resumed), and requests put off to
+		 * the next turn (a sealed HELLO, a LIST page, a SET_IF's hash), must not wait
+		 * for I/O; once none waits, nothing is handed again. */
 		flags = EVLOOP_ONCE;
 		if (conn_set_has_pending(&srv->conns) || conn_set_has_held(&srv->conns) ||
 		    (dispatch_wants_next_turn(srv->dispatch) && conn_set_has_waiting(&srv->conns)))

@@ -2782,6 +2782,71 @@ LEAK_CHECKED_TEST_OPTS(hostile, tag_checks_of_a_large_session_share_the_turn, .t
 }
 
 /*
+ * Requests put off for the turn's budget are handed again, a few a turn, for as long as any
+ * waits: 40 connections each put a wrong-tag SET_IF over a 1 MB session and a PING behind it;
+ * the session is then destroyed, so the SET_IFs handed again answer NOT_FOUND without the
+ * hash. A turn that handed 16 of them again and ran nothing heavy stopped the retries, and
+ * the rest waited for good while the loop slept. Every connection gets both its replies.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, put_off_requests_are_all_answered, .timeout = 90)
+{
+	enum { CONNS = 40, BIG = 1000 * 1000 };
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	uint8_t wrong_tag[CODEC_TAG_BYTES] = {0};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	struct codec_reply rep;
+	int fd, conns[CONNS];
+	uint8_t *body;
+	char *data = malloc(BIG);
+	struct buf b;
+
+	cr_assert_not_null(data);
+	memset(data, 'F', BIG);
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	req.ns = bytes("fat");
+	req.id = bytes("big");
+	req.data = span(data, BIG);
+	cr_assert_eq(call_status(fd, &req), CODEC_OK);
+	for (int i = 0; i < CONNS; i++)
+		conns[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
+	buf_init(&b);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_SET_IF;
+	req.request_id = 1;
+	req.ns = bytes("fat");
+	req.id = bytes("big");
+	req.data = bytes("x");
+	req.ttl_ms = 600000;
+	req.expect = span(wrong_tag, sizeof(wrong_tag));
+	encode(&b, &req);
+	encode(&b, &ping);
+	for (int i = 0; i < CONNS; i++)
+		harness_send_buf(conns[i], &b);
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_DESTROY;
+	req.ns = bytes("fat");
+	req.id = bytes("big");
+	cr_assert_eq(call_status(fd, &req), CODEC_OK, "DESTROY");
+	for (int i = 0; i < CONNS; i++) {
+		harness_read_reply(conns[i], &rep, &body);
+		cr_assert_eq(rep.request_id, 1);
+		cr_assert(rep.status == CODEC_CONFLICT || rep.status == CODEC_NOT_FOUND,
+		          "connection %d: SET_IF %s", i, codec_status_name(rep.status));
+		free(body);
+		harness_read_reply(conns[i], &rep, &body);
+		cr_assert_eq(rep.request_id, 2);
+		cr_assert_eq(rep.status, CODEC_OK, "connection %d: PING", i);
+		free(body);
+		close(conns[i]);
+	}
+	buf_finish(&b);
+	free(data);
+	close(fd);
+	stop_clean();
+}
+
+/*
  * PROTOCOL.md: "A reply frame is never longer than max_frame", and "a GET reply is never
  * larger than the SET frame that stored the data". A SET of exactly max_frame bytes sent
  * with a 1-byte request id, read back by a GET whose request id takes 9 bytes: whatever
