@@ -213,8 +213,9 @@ size_t store_count(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t 
  * store_count_is_quick(st, ns, ns_len, now_ms):
  * Whether store_count and store_clear of the namespace at ${now_ms} take bounded time (about
  * a millisecond at most), after reclaiming a bounded slice of the sessions that are due. They
- * do unless a mass expiry is behind (store_expiry_behind) and the namespace is large: then
- * the only exact count is a walk of every session in it, and a caller that must not stall
+ * do unless a mass expiry is behind (store_expiry_behind) and the namespace is large, or its
+ * table is (emptied by DESTROYs, not shrunk yet): then the only exact count is a walk of
+ * every bucket and session in it, and a caller that must not stall
  * asks again once store_expiry_behind is false.
  */
 bool store_count_is_quick(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t now_ms);
