@@ -46,6 +46,9 @@ const SAVED = Symbol('connect-sessd saved session');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // The failures a TOUCH is spared (renew): the daemon's disk, or the connection under it.
 const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCONNECTED', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE']);
+// Refusals of the save that replaces a touch when only the cookie changed (saveCookie), after
+// which the touch is made instead.
+const COOKIE_SAVE_TOUCHED = new Set(['ESESSD_NO_MEMORY', 'ESESSD_LIMIT', 'ESESSD_TOO_LARGE', 'ESESSD_CONFLICT']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs', 'clientName', 'auth', 'seal', 'requireAuth'];
 const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes'];
@@ -526,13 +529,17 @@ class SessdStore extends BaseStore {
   // writes no data: the next page would touch with the stored cookie's lifetime, so a
   // "remember me" made by cookie.maxAge alone lasted one page (MemoryStore stores the cookie
   // on touch). The cookie is saved as saveLoaded saves any change, merged over what other
-  // requests saved meanwhile. A save that fails for the daemon's or the link's sake, or runs
-  // out of attempts, leaves the session as it was, as renew leaves a failed touch.
+  // requests saved meanwhile. express-session takes it for a touch, whose error would reach
+  // the app after the page went out: a save that fails for the link's sake leaves the session
+  // as it was (see renew), and one that sessd refuses (NO_MEMORY at --max-memory, the longer
+  // cookie growing the data: reads and touches work there; LIMIT or TOO_LARGE near max_data)
+  // or that runs out of attempts falls back to the touch it replaces.
   async saveCookie(sid, sess, st, ttl) {
     try {
       await this.saveLoaded(sid, sess, st, ttl);
     } catch (err) {
-      if (!(err && (TOUCH_SPARED.has(err.code) || err.code === 'ESESSD_CONFLICT'))) throw err;
+      if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
+      if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, st.key, ttl, st);
     }
   }
 

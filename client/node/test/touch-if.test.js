@@ -268,6 +268,70 @@ for (const rolling of [false, true]) {
   });
 }
 
+test('a remember me whose cookie save sessd refuses (at --max-memory) is a touch, and no error reaches the app', async (t) => {
+  const USERS = 48;
+  const full = await new Daemon({ extraArgs: ['--max-memory', '1M'] }).start();
+  t.after(() => full.cleanup());
+  const filler = new Client({ url: full.unixUrl, poolSize: 1 });
+  t.after(() => filler.terminate());
+  const store = new SessdStore({ url: full.unixUrl, namespace: NS });
+  t.after(() => store.close());
+  const app = express();
+  // A browser-session cookie: no maxAge, so the remember-me's date makes the data longer.
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false }));
+  app.post('/login', (req, res) => {
+    req.session.user = 'eve';
+    res.json({ sid: req.sessionID });
+  });
+  app.post('/remember-cookie', (req, res) => {
+    req.session.cookie.maxAge = MONTH;
+    res.json({ ok: true });
+  });
+  const seen = [];
+  app.use((err, req, res, next) => {
+    seen.push(err);
+    if (res.headersSent) return next(err);
+    return res.status(500).json({ code: err.code || null });
+  });
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const users = [];
+  for (let i = 0; i < USERS; i++) {
+    const br = new Browser(base);
+    users.push({ br, sid: json(await br.post('/login', {})).sid });
+  }
+  // Fill the store to within a small session of --max-memory.
+  let n = 0;
+  for (const size of [2000, 200, 20, 1]) {
+    for (;;) {
+      try {
+        await filler.set('filler', `f${n++}`, Buffer.alloc(size), 600000);
+      } catch (err) {
+        assert.equal(err.code, 'ESESSD_NO_MEMORY', String(err));
+        break;
+      }
+    }
+  }
+  const setIf = store.client.setIf.bind(store.client);
+  const refused = [];
+  store.client.setIf = (...args) => setIf(...args).catch((err) => {
+    refused.push(err.code);
+    throw err;
+  });
+  for (const { br } of users) {
+    const r = await br.post('/remember-cookie', {});
+    assert.equal(r.status, 200, r.body);
+  }
+  await sleep(200);
+  assert.ok(refused.length >= USERS / 2, `cookie saves refused: ${refused.length} of ${USERS}`);
+  assert.ok(refused.every((code) => code === 'ESESSD_NO_MEMORY'), refused.join());
+  assert.deepEqual(seen.map((e) => e.code), [], 'no error handed to the app');
+  for (const { sid } of users) {
+    const ttl = await store.client.ttl(NS, sid);
+    assert.ok(ttl > MONTH - 60000, `saved or touched, the session lives 30 days: ${ttl} ms`);
+  }
+});
+
 test('a slow request\'s touch after a logout does not bring the session back', async (t) => {
   const { stores, bases, gates } = await setup(t);
   const { br, sid } = await login(bases[0], 'dee');
