@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1614,11 +1615,14 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
  * Write "unix:" and the path of the socket sessd listens on when started without --listen to
  * ${out} (URL_MAX_TEXT bytes), by sessd's rules (sessd(8), --listen): in $RUNTIME_DIRECTORY
  * (its first entry), else in $XDG_RUNTIME_DIR/sessd, else in /run/sessd for root and
- * /tmp/sessd-UID for others. Returns 0, or -1 when the path is too long for a socket.
+ * /tmp/sessd-UID for others. Returns 0, or -1 when the path is too long for a socket, or
+ * when it is that /tmp directory and not this user's own (said on stderr).
  */
 static int own_socket_url(char out[URL_MAX_TEXT])
 {
 	const char *env;
+	char dir[64];
+	struct stat st;
 	int n;
 
 	if ((env = getenv("RUNTIME_DIRECTORY")) != NULL && env[0] != '\0')
@@ -1628,9 +1632,22 @@ static int own_socket_url(char out[URL_MAX_TEXT])
 		n = snprintf(out, URL_MAX_TEXT, "unix:%s/sessd/" SOCKET_NAME, env);
 	else if (geteuid() == 0)
 		n = snprintf(out, URL_MAX_TEXT, "unix:/run/sessd/" SOCKET_NAME);
-	else
-		n = snprintf(out, URL_MAX_TEXT, "unix:/tmp/sessd-%lu/" SOCKET_NAME,
-		             (unsigned long)geteuid());
+	else {
+		/* Any local user can make this directory first, and answer in sessd's place
+		 * (taking the sessions set and the secrets shown): it must be this user's own,
+		 * as sessd makes it. One that is not there yet holds no socket to reach. */
+		snprintf(dir, sizeof(dir), "/tmp/sessd-%lu", (unsigned long)geteuid());
+		if (lstat(dir, &st) == 0 &&
+		    (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0)) {
+			fprintf(stderr,
+			        "sessctl: not trying %s/" SOCKET_NAME ": %s is owned by uid %lu "
+			        "with mode %04o, not this user's own (uid %lu)\n",
+			        dir, dir, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
+			        (unsigned long)geteuid());
+			return -1;
+		}
+		n = snprintf(out, URL_MAX_TEXT, "unix:%s/" SOCKET_NAME, dir);
+	}
 	return n < 0 || (size_t)n - strlen("unix:") > URL_MAX_PATH ? -1 : 0;
 }
 

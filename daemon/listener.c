@@ -186,14 +186,47 @@ static int unix_clear_path(const char *path)
 	return 0;
 }
 
+/*
+ * Whether the runtime directory ${dir}, made or found for the default socket, is this user's
+ * own: a directory (not a link), owned by the effective user (any, for root), that no one
+ * else may write to. The default for a user without $XDG_RUNTIME_DIR is /tmp/sessd-UID, a
+ * name any local user can take first: the socket would go into their directory, where they
+ * can put one of their own in its place, and clients' sessions and secrets would reach
+ * them. Logs why not. Returns 0 or -1.
+ */
+static int check_own_dir(const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) == -1) {
+		log_error("cannot look at %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && geteuid() != 0) ||
+	    (st.st_mode & 022) != 0) {
+		log_error("%s cannot hold sessd's socket: it is %s owned by uid %lu with mode %04o "
+		          "(sessd runs as uid %lu), which another user may have made to catch this "
+		          "daemon's clients; remove it, or give --listen",
+		          dir, S_ISDIR(st.st_mode) ? "a directory" : "not a directory but a file",
+		          (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
+		          (unsigned long)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
 static evutil_socket_t bind_unix(const struct config_listen *addr)
 {
 	struct sockaddr_un sun;
 	evutil_socket_t fd;
 
-	if (addr->make_dir[0] != '\0' && mkdir(addr->make_dir, 0750) == -1 && errno != EEXIST) {
-		log_error("cannot create %s: %s", addr->make_dir, strerror(errno));
-		return -1;
+	if (addr->make_dir[0] != '\0') {
+		if (mkdir(addr->make_dir, 0750) == -1 && errno != EEXIST) {
+			log_error("cannot create %s: %s", addr->make_dir, strerror(errno));
+			return -1;
+		}
+		if (check_own_dir(addr->make_dir) == -1)
+			return -1;
 	}
 	if (unix_clear_path(addr->path) == -1)
 		return -1;

@@ -291,6 +291,28 @@ static void expect_refused(const char *const *args, int want_exit, const char *w
 }
 
 /*
+ * Without --listen, sessd's socket goes in its runtime directory, /tmp/sessd-UID for a user
+ * without $XDG_RUNTIME_DIR: a name any local user can take first, whose directory would get
+ * the socket and could hold another in its place. A runtime directory that others may write
+ * to (or, for a user other than root, that another user owns) is refused, not used.
+ */
+LEAK_CHECKED_TEST(operator, a_runtime_directory_others_may_write_is_refused)
+{
+	static const char *const args[] = {"--log-level", "info", NULL};
+	char dir[64], runtime[96];
+
+	make_dir(dir, "xdg");
+	snprintf(runtime, sizeof(runtime), "%s/sessd", dir);
+	cr_assert_eq(mkdir(runtime, 0700), 0);
+	cr_assert_eq(chmod(runtime, 0777), 0);
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", dir, 1), 0);
+	cr_assert_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
+	expect_refused(args, 1, "cannot hold sessd's socket: it is a directory");
+	cr_assert_eq(access(runtime, F_OK), 0);
+	rm_tree(dir);
+}
+
+/*
  * A log write past the disk's end, simulated with a file-size limit (ulimit -f, systemd's
  * LimitFSIZE=): the daemon must not die of SIGXFSZ. The write that hit the limit is never
  * acknowledged, later writes are answered IO_ERROR, reads go on, the log says so once, and

@@ -2030,6 +2030,57 @@ LEAK_CHECKED_TEST(sessctl, a_write_without_ttl_keeps_the_sessions_own)
 
 /* --- Without --connect or SESSD_URL: sessd's own socket first. --- */
 
+/*
+ * A user without $XDG_RUNTIME_DIR finds sessd at /tmp/sessd-UID, a name any local user can
+ * take first and answer at in sessd's place (taking the sessions set and the secrets shown):
+ * sessctl does not try a socket there unless the directory is the user's own, as sessd makes
+ * it, and says why. Run as uid 65534 when the test runs as root (root looks in /run/sessd).
+ */
+LEAK_CHECKED_TEST(sessctl, a_tmp_runtime_directory_not_its_own_is_not_tried)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	uid_t uid = geteuid() == 0 ? 65534 : geteuid();
+	char dir[64], err[4096];
+	int pipe_fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_not_null(bin);
+	snprintf(dir, sizeof(dir), "/tmp/sessd-%lu", (unsigned long)uid);
+	if (mkdir(dir, 0700) == -1)
+		cr_skip_test("%s exists already: another sessd of this user may be using it", dir);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		static char *const argv[] = {"sessctl", "ping", NULL};
+
+		dup2(pipe_fds[1], STDERR_FILENO);
+		unsetenv("XDG_RUNTIME_DIR");
+		unsetenv("RUNTIME_DIRECTORY");
+		unsetenv("SESSD_URL");
+		if (geteuid() == 0 && (setgid(uid) == -1 || setuid(uid) == -1))
+			_exit(125);
+		execv(bin, argv);
+		_exit(126);
+	}
+	close(pipe_fds[1]);
+	while (got < sizeof(err) - 1 &&
+	       (n = read(pipe_fds[0], err + got, sizeof(err) - 1 - got)) > 0)
+		got += (size_t)n;
+	err[got] = '\0';
+	close(pipe_fds[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(rmdir(dir), 0);
+	/* Another sessd of this machine may answer at the later defaults. */
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) < 125, "sessctl ping: %d\n%s", status,
+	          err);
+	cr_assert_not_null(strstr(err, "sessctl: not trying /tmp/sessd-"), "%s", err);
+	cr_assert_null(strstr(err, "cannot connect to unix:/tmp/sessd-"), "%s", err);
+}
+
 LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
 {
 	char tmpl[] = "/tmp/sessctl-rt-XXXXXX", env[400], link_path[300], want[400];
