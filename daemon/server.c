@@ -88,6 +88,7 @@ struct server {
 	struct dispatch_server_stats stats;
 	struct conn_set conns;
 	bool conns_ready;
+	bool ready_written; /* --ready-file is this daemon's: removed at exit */
 	struct listener **listeners;
 	size_t n_listeners;
 	struct event *sigterm;
@@ -196,6 +197,7 @@ static int write_ready_file(struct server *srv)
 		log_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto fail_unlink;
 	}
+	srv->ready_written = true;
 	return 0;
 
 fail_unlink:
@@ -889,6 +891,9 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	server_close_listeners(srv);
+	/* A script waiting for the next start's file must not read this one's ports. */
+	if (srv->ready_written && unlink(srv->cfg->ready_file) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", srv->cfg->ready_file, strerror(errno));
 	trim_join(srv, true);
 	if (srv->conns_ready)
 		conn_set_finish(&srv->conns);
