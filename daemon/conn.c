@@ -300,8 +300,10 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->pending, c, pending_link);
 	if (c->queued)
 		TAILQ_REMOVE(&s->input, c, input_link);
-	if (c->waiting)
+	if (c->waiting) {
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+		s->n_waiting--;
+	}
 	if (!c->greeted)
 		TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	end_trial(c);
@@ -1059,6 +1061,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			/* The frame stays first in the input, for conn_set_retry. */
 			c->waiting = true;
 			TAILQ_INSERT_TAIL(&s->waiting, c, waiting_link);
+			s->n_waiting++;
 			break;
 		}
 		if (past_budget && c->out.len + c->plain.len > made_at)
@@ -1847,6 +1850,11 @@ bool conn_set_has_waiting(const struct conn_set *s)
 	return !TAILQ_EMPTY(&s->waiting);
 }
 
+size_t conn_set_waiting_count(const struct conn_set *s)
+{
+	return s->n_waiting;
+}
+
 /*
  * Whether ${c} waits with a sealed HELLO put off (its HELLO is not done) and its client has
  * stopped sending: closed, reset, or shut down its side (POLLRDHUP sees that behind unread
@@ -1879,6 +1887,7 @@ size_t conn_set_retry(struct conn_set *s, size_t most)
 	TAILQ_INIT(&batch);
 	while (most > 0 && (c = TAILQ_FIRST(&s->waiting)) != NULL) {
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
+		s->n_waiting--;
 		if (hello_abandoned(c)) {
 			c->waiting = false;
 			s->hellos_abandoned++;

@@ -102,6 +102,7 @@ struct conn_set {
 	struct conn_list input;
 	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
 	struct conn_list waiting;
+	size_t n_waiting;
 	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first.
 	 */
 	struct conn_list ungreeted;
@@ -290,6 +291,9 @@ void conn_set_tick(struct conn_set *s);
 
 /* conn_set_has_waiting(s): true when some connection waits for conn_set_retry. */
 bool conn_set_has_waiting(const struct conn_set *s);
+
+/* conn_set_waiting_count(s): how many connections wait for conn_set_retry. */
+size_t conn_set_waiting_count(const struct conn_set *s);
 
 /*
  * conn_set_close_auth_retired(s, a, admin):

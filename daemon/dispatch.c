@@ -62,6 +62,8 @@ struct dispatch {
 	 * (dispatch_turn_begins sets it from the last turn's). */
 	uint64_t heavy_turn_ns;
 	bool heavy_put_off, retried_progress, heavy_retry;
+	/* Connections handed again since a retry last moved one off the waiting list. */
+	size_t handed_idle;
 	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
@@ -154,8 +156,12 @@ bool dispatch_waits_for_expiry(const struct dispatch *d)
  * answered, on an AMD EPYC). Nor only when what was handed again cost the budget: 16 SET_IFs
  * handed again whose session had gone (NOT_FOUND, no hash), or LIST pages of clients that had
  * hung up (dropped), ran nothing heavy, and the 21 connections behind them waited for good
- * while the loop slept. Once a turn that hands them again moves none, none waits for the
- * budget (a COUNT waits for the expiry: dispatch_retries hands it when that caught up).
+ * while the loop slept. Nor only while the few handed move: COUNTs put off for a mass expiry
+ * wait in the same list, and 16 of them at its head, put off again round after round, kept
+ * the SET_IFs and HELLOs behind them waiting for the whole expiry (0.5 s for 1.5 million due,
+ * against 0.1). The retries go round the whole list once before they give up; then none
+ * waits for the budget (a COUNT waits for the expiry: dispatch_retries hands it when that
+ * caught up).
  */
 static bool heavy_waits(const struct dispatch *d)
 {
@@ -165,14 +171,20 @@ static bool heavy_waits(const struct dispatch *d)
 void dispatch_turn_begins(struct dispatch *d)
 {
 	d->heavy_retry = heavy_waits(d);
+	if (!d->heavy_retry)
+		d->handed_idle = 0;
 	d->heavy_put_off = false;
 	d->retried_progress = false;
 	d->heavy_turn_ns = 0;
 }
 
-void dispatch_retried(struct dispatch *d, size_t left)
+void dispatch_retried(struct dispatch *d, size_t handed, size_t left, size_t waiting)
 {
-	d->retried_progress = left > 0;
+	if (left > 0)
+		d->handed_idle = 0;
+	else
+		d->handed_idle += handed;
+	d->retried_progress = left > 0 || (handed > 0 && d->handed_idle < waiting);
 }
 
 bool dispatch_wants_next_turn(const struct dispatch *d)
@@ -1100,16 +1112,38 @@ static int op_page(struct dispatch *d, const struct codec_request *req, uint64_t
 	return rc;
 }
 
+/* A COUNT or CLEAR timed from ${started_ns} (0: not timed) is done: its time is the turn's. */
+static void count_done(struct dispatch *d, uint64_t started_ns)
+{
+	if (started_ns != 0)
+		d->heavy_turn_ns += mono_ns() - started_ns;
+}
+
 /*
- * Whether ${req} (a COUNT or CLEAR) must wait for the expiry to catch up; ${verdict} then
- * says DISPATCH_LATER. Counting a large namespace during a mass expiry means reading every
- * session in it: over a million, tens of milliseconds in which no client is served.
+ * Whether ${req} (a COUNT or CLEAR) must wait; ${verdict} then says DISPATCH_LATER. Counting
+ * a large namespace during a mass expiry means reading every session in it: over a million,
+ * tens of milliseconds in which no client is served; such a one waits for the expiry to
+ * catch up. A small one is walked at once, after a slice of the reclaim: up to a millisecond,
+ * and pipelined by the thousand (a 10-byte request, no admin secret) they held the loop for
+ * 0.3 s. So during a mass expiry a COUNT or CLEAR is a heavy request: past the turn's budget
+ * it waits for the next turn, and its time counts from ${started_ns} (set then; else 0) until
+ * the caller has walked the namespace (count_done).
  */
 static bool must_wait(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
-                      enum dispatch_verdict *verdict)
+                      enum dispatch_verdict *verdict, uint64_t *started_ns)
 {
-	if (!d->deferring || store_count_is_quick(d->st, req->ns.ptr, req->ns.len, now_ms))
+	*started_ns = 0;
+	if (!d->deferring || !store_expiry_behind(d->st, now_ms))
 		return false;
+	if (d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
+		d->heavy_put_off = true;
+		*verdict = DISPATCH_LATER;
+		return true;
+	}
+	*started_ns = mono_ns();
+	if (store_count_is_quick(d->st, req->ns.ptr, req->ns.len, now_ms))
+		return false;
+	count_done(d, *started_ns);
 	d->count_put_off = true;
 	*verdict = DISPATCH_LATER;
 	return true;
@@ -1118,23 +1152,29 @@ static bool must_wait(struct dispatch *d, const struct codec_request *req, uint6
 static int op_count(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
                     struct buf *out, enum dispatch_verdict *verdict)
 {
-	if (must_wait(d, req, now_ms, verdict))
+	uint64_t started_ns;
+	size_t live;
+
+	if (must_wait(d, req, now_ms, verdict, &started_ns))
 		return 0;
-	return reply_uint(out, req->request_id,
-	                  store_count(d->st, req->ns.ptr, req->ns.len, now_ms));
+	live = store_count(d->st, req->ns.ptr, req->ns.len, now_ms);
+	count_done(d, started_ns);
+	return reply_uint(out, req->request_id, live);
 }
 
 static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
                     struct buf *out, enum dispatch_verdict *verdict)
 {
+	uint64_t started_ns;
 	size_t removed;
 	int rc;
 
 	if ((rc = refuse_unwritable(d, req, out)) != 0)
 		return rc == 1 ? 0 : -1;
-	if (must_wait(d, req, now_ms, verdict))
+	if (must_wait(d, req, now_ms, verdict, &started_ns))
 		return 0;
 	removed = store_clear(d->st, req->ns.ptr, req->ns.len, now_ms);
+	count_done(d, started_ns);
 	if (d->p != NULL && removed > 0 &&
 	    persist_log_clear(d->p, req->ns.ptr, req->ns.len, now_ms) == -1) {
 		warn_unlogged(d, req);

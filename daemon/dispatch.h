@@ -150,16 +150,17 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 void dispatch_turn_begins(struct dispatch *d);
 
 /*
- * dispatch_retried(d, left): this turn handed the connections dispatch_retries asked for again,
- * and ${left} of them left the waiting list (conn_set_retry's count).
+ * dispatch_retried(d, handed, left, waiting): this turn handed ${handed} of the connections
+ * waiting again (as many as dispatch_retries asked for, or fewer waited), ${left} of them left
+ * the waiting list (conn_set_retry's count), and ${waiting} still wait.
  */
-void dispatch_retried(struct dispatch *d, size_t left);
+void dispatch_retried(struct dispatch *d, size_t handed, size_t left, size_t waiting);
 
 /*
  * dispatch_wants_next_turn(d): whether heavy requests may still wait: one was put off in this
  * turn for want of its budget, or this turn handed some again and one left the waiting list
- * (more may be behind them). The next turn must then come without waiting for I/O, and hands
- * them again.
+ * (more may be behind them), or the retries have not gone round the list once since one did. The
+ * next turn must then come without waiting for I/O, and hands them again.
  */
 bool dispatch_wants_next_turn(const struct dispatch *d);
 

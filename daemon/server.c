@@ -288,12 +288,16 @@ static void server_after_turn(struct server *srv)
 	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
 	srv->stats.hello_abandoned_total = srv->conns.hellos_abandoned;
 	dispatch_turn_begins(srv->dispatch);
-	/* Requests put off until the expiry caught up (see server_on_expire), or sealed HELLOs
-	 * past the last turn's budget for key exchanges. */
-	if (conn_set_has_waiting(&srv->conns))
-		dispatch_retried(
-		    srv->dispatch,
-		    conn_set_retry(&srv->conns, dispatch_retries(srv->dispatch, wall_ms())));
+	/* Requests put off until the expiry caught up (see server_on_expire), or past the last
+	 * turn's budget for heavy requests (sealed HELLOs, LIST pages, SET_IF hashes). */
+	if (conn_set_has_waiting(&srv->conns)) {
+		size_t most = dispatch_retries(srv->dispatch, wall_ms());
+		size_t waited = conn_set_waiting_count(&srv->conns);
+		size_t left = conn_set_retry(&srv->conns, most);
+
+		dispatch_retried(srv->dispatch, most < waited ? most : waited, left,
+		                 conn_set_waiting_count(&srv->conns));
+	}
 	conn_set_resume_held(&srv->conns);
 	conn_set_handle_input(&srv->conns);
 	/* Expiry took sessions this turn, by the timer or in a request that found its session

@@ -1536,6 +1536,86 @@ LEAK_CHECKED_TEST(dispatch, load_of_data_near_max_data_is_limit)
 }
 
 /*
+ * During a mass expiry a COUNT of a small namespace is walked at once, after a slice of the
+ * reclaim: up to a millisecond each, and a pipeline of thousands (10 bytes each, no admin
+ * secret) held the loop for 0.3 s. They share the turn's budget for heavy requests: past it
+ * the rest wait for the next turn, which hands them again; with the expiry caught up a COUNT
+ * costs nothing and is not held back.
+ */
+LEAK_CHECKED_TEST(dispatch, counts_during_a_mass_expiry_share_the_turn)
+{
+	enum { DUE = 20000, SMALL = 16000, MOST = 5000 };
+	struct codec_request req = {.op = CODEC_OP_COUNT, .request_id = 6};
+	struct codec_reply rep;
+	enum dispatch_verdict v = DISPATCH_KEEP;
+	int ran = 0;
+
+	hello();
+	fill("due", DUE, 0);
+	fill("small", 0, SMALL);
+	req.ns = bytes("small");
+	dispatch_turn_begins(fx.d);
+	while (ran < MOST) {
+		v = dispatch_in_turn(&req, NOW + 20);
+		if (v == DISPATCH_LATER)
+			break;
+		cr_assert_eq(v, DISPATCH_KEEP);
+		ran++;
+	}
+	cr_assert_eq(v, DISPATCH_LATER, "%d COUNTs walked %d sessions each in one turn", ran,
+	             SMALL);
+	cr_assert_geq(ran, 1, "the turn's first one runs");
+	cr_assert(dispatch_wants_next_turn(fx.d));
+	dispatch_turn_begins(fx.d);
+	cr_assert_gt(dispatch_retries(fx.d, NOW + 20), 0, "handed again in the next turn");
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), SMALL);
+	/* Once nothing is due, a COUNT is the namespace's figure: never held back. */
+	dispatch_stop_deferring(fx.d);
+	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
+}
+
+/*
+ * Put-off requests are handed again a few a turn. COUNTs waiting for a mass expiry share the
+ * list with those waiting for the turn's budget, and are put off again each time: the retries
+ * go round the whole list before they give up, or 16 COUNTs at its head kept every SET_IF and
+ * HELLO behind them waiting for the whole expiry.
+ */
+LEAK_CHECKED_TEST(dispatch, retries_go_round_the_waiting_list)
+{
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 30, .limit = 1000};
+
+	hello();
+	fill("big", 0, 20000);
+	list.ns = bytes("big");
+	dispatch_turn_begins(fx.d);
+	while (dispatch_in_turn(&list, NOW) != DISPATCH_LATER)
+		;
+	/* 50 wait; each round hands 16, and all are put off again (COUNTs behind the expiry). */
+	for (int round = 0; round < 3; round++) {
+		dispatch_turn_begins(fx.d);
+		cr_assert_eq(dispatch_retries(fx.d, NOW), 16, "round %d hands 16 again", round);
+		dispatch_retried(fx.d, 16, 0, 50);
+		cr_assert(dispatch_wants_next_turn(fx.d), "round %d: the list is not gone round",
+		          round);
+	}
+	dispatch_turn_begins(fx.d);
+	cr_assert_eq(dispatch_retries(fx.d, NOW), 16);
+	dispatch_retried(fx.d, 16, 0, 50);
+	cr_assert_not(dispatch_wants_next_turn(fx.d), "64 handed, none moved: the list went round");
+	/* One moved: the rounds start over. */
+	dispatch_turn_begins(fx.d);
+	cr_assert_eq(dispatch_retries(fx.d, NOW), 0);
+	while (dispatch_in_turn(&list, NOW) != DISPATCH_LATER)
+		;
+	dispatch_turn_begins(fx.d);
+	dispatch_retried(fx.d, 16, 1, 49);
+	dispatch_turn_begins(fx.d);
+	dispatch_retried(fx.d, 16, 0, 49);
+	cr_assert(dispatch_wants_next_turn(fx.d));
+}
+
+/*
  * LIST and NAMESPACES pages share the turn's budget for heavy requests with sealed HELLOs:
  * pages pipelined past it wait for a later turn (DISPATCH_LATER, nothing written, not
  * counted), so that they cannot hold the loop; the first page of a turn always runs, and a
@@ -1582,12 +1662,12 @@ LEAK_CHECKED_TEST(dispatch, list_pages_past_the_turn_budget_wait_for_the_next_tu
 	 * handed ones ran within the budget): the turn after hands them again too, and comes
 	 * without waiting for I/O. Once a turn that hands them again moves none off the
 	 * waiting list (conn_set_retry's count), none waits for the budget. */
-	dispatch_retried(fx.d, 1);
+	dispatch_retried(fx.d, 1, 1, 1);
 	cr_assert(dispatch_wants_next_turn(fx.d),
 	          "a turn whose retries moved a connection on must be followed at once");
 	dispatch_turn_begins(fx.d);
 	cr_assert_gt(dispatch_retries(fx.d, NOW), 0, "the rest were left waiting");
-	dispatch_retried(fx.d, 0);
+	dispatch_retried(fx.d, 1, 0, 1);
 	cr_assert_not(dispatch_wants_next_turn(fx.d));
 	dispatch_turn_begins(fx.d);
 	cr_assert_eq(dispatch_retries(fx.d, NOW), 0);
