@@ -131,6 +131,21 @@ static void listener_on_error(struct listener *l, int err)
 	evtimer_add(l->retry, &tv);
 }
 
+/*
+ * Say the failed accepts of ${l} that the rate limit holds back and that are due: all of them
+ * when ${stopping} (the listener closes), else those whose period is over. Unlike
+ * listener_on_error's line, this one does not say accepts are retried: by now they may
+ * succeed again.
+ */
+static void say_held_back(struct listener *l, bool stopping)
+{
+	uint64_t failures = log_every_held(&l->accept_errors, LISTENER_ERROR_LOG_S, stopping);
+
+	if (failures > 0)
+		log_warn("accept on %s: %s (%llu failure(s) since the last report)", l->url,
+		         strerror(l->last_error), (unsigned long long)failures);
+}
+
 /* Make room for a Unix socket at ${path}: refuse a live socket or another kind of file. */
 static int unix_clear_path(const char *path)
 {
@@ -436,21 +451,21 @@ fail_free:
 
 void listener_free(struct listener *l)
 {
-	uint64_t failures;
-
 	if (l == NULL)
 		return;
 	/* Failures since the last report would otherwise go unsaid. */
-	failures = log_every_take(&l->accept_errors);
-	if (failures > 0)
-		log_warn("accept on %s: %s (%llu failure(s) since the last report)", l->url,
-		         strerror(l->last_error), (unsigned long long)failures);
+	say_held_back(l, true);
 	event_free(l->accept_ev);
 	event_free(l->retry);
 	close(l->fd);
 	if (l->path[0] != '\0' && unlink(l->path) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", l->path, strerror(errno));
 	free(l);
+}
+
+void listener_log_due(struct listener *l)
+{
+	say_held_back(l, false);
 }
 
 const char *listener_url(const struct listener *l)

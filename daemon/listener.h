@@ -47,6 +47,15 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 /* listener_free(l): stop listening, close, and remove a Unix socket's file. NULL: nothing. */
 void listener_free(struct listener *l);
 
+/*
+ * listener_log_due(l):
+ * Write the count of ${l}'s failed accepts that the rate limit held back, once their period is
+ * over; the server's tick calls it once a second, so that the rest of a burst (out of
+ * descriptors) is said within about a second of the period's end, not only at the next
+ * failure, which may never come, or at close (listener_free).
+ */
+void listener_log_due(struct listener *l);
+
 /* listener_url(l): the URL actually bound (the port resolved), e.g. "tcp://127.0.0.1:41234".
  * Owned by the listener. */
 const char *listener_url(const struct listener *l);

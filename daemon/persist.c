@@ -1294,6 +1294,33 @@ static int dir_lock(int dir_fd)
 	return -1;
 }
 
+/*
+ * Say why dir_lock(${dir_fd}) failed with ${err} on the data directory ${dir}; ${held} says
+ * who holds the lock (EAGAIN). A LOCK file that exists in a directory we can write, but that
+ * we may not open (one a run as root left, mode 0600), is the file's problem, not the
+ * directory's: it is named with its owner and mode and the user we run as (say_file_error),
+ * as the log and snapshots are, where "the directory must be writable" sent the operator to
+ * a directory that already was.
+ */
+static void say_lock_error(int dir_fd, const char *dir, int err, const char *held)
+{
+	struct stat sb;
+
+	if (err == EAGAIN) {
+		persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s", dir, held);
+	} else if ((err == EACCES || err == EPERM) &&
+	           fstatat(dir_fd, "LOCK", &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	           faccessat(dir_fd, ".", W_OK | X_OK, AT_EACCESS) == 0) {
+		say_file_error(dir_fd, dir, "LOCK",
+		               "opened for locking, though the directory is writable", err);
+	} else {
+		persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s%s", dir, strerror(err),
+		            err == EACCES || err == EROFS
+		                ? " (the data directory must be writable by the user sessd runs as)"
+		                : "");
+	}
+}
+
 /* A 32-byte key file into guarded memory. Returns the key (free with sodium_free) or NULL. */
 static uint8_t *key_load(const char *path)
 {
@@ -2476,12 +2503,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
-		/* dir_lock turns a held lock into EAGAIN; EACCES here is the directory's mode. */
-		persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s%s", p->dir,
-		            errno == EAGAIN ? "another sessd uses this directory" : strerror(errno),
-		            errno == EACCES || errno == EROFS
-		                ? " (the data directory must be writable by the user sessd runs as)"
-		                : "");
+		say_lock_error(p->dir_fd, p->dir, errno, "another sessd uses this directory");
 		goto fail;
 	}
 	if (run_as_root_in_theirs(p) && own_like_dir(p->dir_fd, p->lock_fd) == -1) {
@@ -3108,9 +3130,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	if (repair) {
 		lock_fd = dir_lock(dir_fd);
 		if (lock_fd == -1) {
-			persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s", data_dir,
-			            errno == EAGAIN ? "a running sessd uses this directory"
-			                            : strerror(errno));
+			say_lock_error(dir_fd, data_dir, errno,
+			               "a running sessd uses this directory");
 			goto out;
 		}
 		/* Made by us when it was missing: as root, the service could not open it. */
@@ -3240,6 +3261,22 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			    " bytes at the end (cut short by a crash, never acknowledged), which "
 			    "startup cuts off\n",
 			    name, s.records, s.size - s.good_end);
+			continue;
+		}
+		/* The same rule for the header: the last segment ends inside it. Only the first
+		 * segment of the run gets here so (a later one is segment_recordless, above): a
+		 * crash as segment_make wrote it at the first start, or as a start wrote such a
+		 * header again. Startup writes its header again (load_segments) and starts, and
+		 * nothing acknowledged is lost: records go in only once the header is durable.
+		 * Called damage, it failed the pre-start check after such a crash while the start
+		 * itself went on. A repair leaves it to startup, as it does a torn record. A
+		 * header whose 52 bytes are all there but wrong is reported, as a bad checksum in
+		 * the last record is. */
+		if (s.torn && i + 1 == n_logs && s.bad_off == 0 && s.size < FILE_HEADER_BYTES) {
+			printf("%s: ok, 0 records, then a torn write of %" PRIu64
+			       " bytes at the end (its header, cut short by a crash as the segment "
+			       "was created; it never held a record), which startup writes whole\n",
+			       name, s.size);
 			continue;
 		}
 		printf("%s: DAMAGED at offset %" PRIu64 ": %s (%s); %zu good records before it\n",

@@ -328,7 +328,9 @@ static void say_refusals(const struct server *srv, uint64_t refused)
  * Warnings come at most once a period, with the count since the last. Once a second the tick
  * says those whose period is over (a burst's count would otherwise wait for the next
  * occurrence, which may come much later); a stopping server says what is still counted, or
- * its log would be short of the refusals that came last.
+ * its log would be short of the refusals that came last. The listeners' failed accepts are
+ * said by the tick too (listener_log_due); what a listener still counts when it closes,
+ * listener_free says.
  */
 static void server_log_held_back(struct server *srv, bool stopping)
 {
@@ -341,6 +343,8 @@ static void server_log_held_back(struct server *srv, bool stopping)
 		dispatch_log_pending(srv->dispatch);
 	} else {
 		dispatch_log_due(srv->dispatch);
+		for (size_t i = 0; i < srv->n_listeners; i++)
+			listener_log_due(srv->listeners[i]);
 	}
 }
 

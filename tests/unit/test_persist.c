@@ -494,6 +494,7 @@ static uint32_t crc32c_of(const uint8_t *p, size_t n)
 static uint8_t *slurp(const char *dir, const char *name, size_t *len);
 static char *check_output(const char *dir, bool repair, int *rc);
 static void spit(const char *dir, const char *name, const uint8_t *b, size_t len);
+static bool file_exists(const char *dir, const char *name);
 
 /*
  * A data directory an older sessd wrote (format 1), taken over by this one: its segment gets
@@ -744,6 +745,44 @@ LEAK_CHECKED_TEST(persist, torn_header_of_an_empty_last_segment_is_rewritten)
 		make_tmpdir(dir);
 		spit(dir, FIRST_LOG, h.log, cut);
 		expect_reopen_equals(dir, h.dump_after[0], NULL);
+		rm_tree(dir);
+	}
+	history_free(&h);
+}
+
+/*
+ * --check-data agrees with startup on a first segment cut short inside its header (a kill -9
+ * as the first start created it): a torn write at the end of the log, exit 0, which a repair
+ * leaves to startup, and startup writes the header again. The check once called it damage
+ * ("a torn write at the end, startup cuts it off ... damage remains", exit 1) while sessd
+ * started on it, so a check run before every start refused what the start took.
+ */
+LEAK_CHECKED_TEST(persist, check_calls_a_first_segment_cut_inside_its_header_a_torn_write)
+{
+	struct history h;
+	char dir[64], *report;
+	int rc;
+
+	history_make(&h, NULL);
+	for (size_t cut = 0; cut < h.size_after[0]; cut++) {
+		make_tmpdir(dir);
+		spit(dir, FIRST_LOG, h.log, cut);
+		report = check_output(dir, false, &rc);
+		cr_expect_eq(rc, 0, "cut at %zu: %s", cut, report);
+		cr_expect_not_null(strstr(report, "then a torn write of"), "cut at %zu: %s", cut,
+		                   report);
+		cr_expect_null(strstr(report, "DAMAGED"), "cut at %zu: %s", cut, report);
+		free(report);
+		report = check_output(dir, true, &rc);
+		cr_expect_eq(rc, 0, "repair, cut at %zu: %s", cut, report);
+		free(report);
+		cr_expect_eq((size_t)file_size(dir, FIRST_LOG), cut,
+		             "the repair leaves it to startup (cut at %zu)", cut);
+		cr_expect_not(file_exists(dir, FIRST_LOG ".damaged"), "cut at %zu", cut);
+		expect_reopen_equals(dir, h.dump_after[0], NULL);
+		cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[0],
+		             "startup wrote the header whole (cut at %zu)", cut);
+		cr_expect_eq(persist_check(dir, NULL, false), 0, "cut at %zu", cut);
 		rm_tree(dir);
 	}
 	history_free(&h);
