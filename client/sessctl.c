@@ -1615,8 +1615,8 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
  * Write "unix:" and the path of the socket sessd listens on when started without --listen to
  * ${out} (URL_MAX_TEXT bytes), by sessd's rules (sessd(8), --listen): in $RUNTIME_DIRECTORY
  * (its first entry), else in $XDG_RUNTIME_DIR/sessd, else in /run/sessd for root and
- * /tmp/sessd-UID for others. Returns 0, or -1 when the path is too long for a socket, or
- * when it is that /tmp directory and not this user's own (said on stderr).
+ * /tmp/sessd-UID for others. Returns 0; 1 when it is that /tmp directory and not this user's
+ * own (said on stderr); -1 when the path is too long for a socket.
  */
 static int own_socket_url(char out[URL_MAX_TEXT])
 {
@@ -1644,7 +1644,7 @@ static int own_socket_url(char out[URL_MAX_TEXT])
 			        "with mode %04o, not this user's own (uid %lu)\n",
 			        dir, dir, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
 			        (unsigned long)geteuid());
-			return -1;
+			return 1;
 		}
 		n = snprintf(out, URL_MAX_TEXT, "unix:%s/" SOCKET_NAME, dir);
 	}
@@ -1663,13 +1663,17 @@ static int connect_default(struct opts *o, struct sessd_client **c)
 	const char *tried[3];
 	char why[3][SESSD_ERRMSG_SIZE];
 	size_t n = 0;
-	int status;
+	int status, own;
 
-	if (own_socket_url(o->default_url) == 0)
+	own = own_socket_url(o->default_url);
+	if (own == 0)
 		tried[n++] = o->default_url;
 	if (n == 0 || strcmp(o->default_url, SYSTEMD_URL) != 0)
 		tried[n++] = SYSTEMD_URL;
-	tried[n++] = DEFAULT_URL;
+	/* A loopback port is anyone's to bind as well: whoever took this user's directory can
+	 * be listening there too, waiting for the fallback. */
+	if (own != 1)
+		tried[n++] = DEFAULT_URL;
 	for (size_t i = 0; i < n; i++) {
 		o->url = tried[i];
 		status = connect_to(o, c, true, why[i]);
@@ -1678,6 +1682,10 @@ static int connect_default(struct opts *o, struct sessd_client **c)
 	}
 	for (size_t i = 0; i < n; i++)
 		fprintf(stderr, "sessctl: %s\n", why[i]);
+	if (own == 1)
+		fputs("sessctl: not trying " DEFAULT_URL " either: another user may be listening "
+		      "there\n",
+		      stderr);
 	fputs("sessctl: no sessd at any default address; set SESSD_URL or give --connect URL\n",
 	      stderr);
 	return EXIT_TROUBLE;

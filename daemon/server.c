@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,7 +89,10 @@ struct server {
 	struct dispatch_server_stats stats;
 	struct conn_set conns;
 	bool conns_ready;
-	bool ready_written; /* --ready-file is this daemon's: removed at exit */
+	/* --ready-file as this daemon wrote it: removed at exit while it is still that file */
+	bool ready_written;
+	dev_t ready_dev;
+	ino_t ready_ino;
 	struct listener **listeners;
 	size_t n_listeners;
 	struct event *sigterm;
@@ -174,6 +178,7 @@ static int write_ready_file(struct server *srv)
 {
 	const char *path = srv->cfg->ready_file;
 	char tmp[4096];
+	struct stat st;
 	FILE *f;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
@@ -192,17 +197,36 @@ static int write_ready_file(struct server *srv)
 		fclose(f);
 		goto fail_unlink;
 	}
+	if (fstat(fileno(f), &st) == -1) {
+		log_error("cannot stat %s: %s", tmp, strerror(errno));
+		fclose(f);
+		goto fail_unlink;
+	}
 	fclose(f);
 	if (rename(tmp, path) == -1) {
 		log_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto fail_unlink;
 	}
 	srv->ready_written = true;
+	srv->ready_dev = st.st_dev;
+	srv->ready_ino = st.st_ino;
 	return 0;
 
 fail_unlink:
 	unlink(tmp);
 	return -1;
+}
+
+/* Remove the ready file at exit, if it is still the one this daemon wrote. */
+static void remove_ready_file(const struct server *srv)
+{
+	const char *path = srv->cfg->ready_file;
+	struct stat st;
+
+	if (stat(path, &st) == -1 || st.st_dev != srv->ready_dev || st.st_ino != srv->ready_ino)
+		return;
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
 }
 
 /* A callback of this turn runs: the turn's busy time starts at the first one. Polling for
@@ -899,9 +923,10 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	server_close_listeners(srv);
-	/* A script waiting for the next start's file must not read this one's ports. */
-	if (srv->ready_written && unlink(srv->cfg->ready_file) == -1 && errno != ENOENT)
-		log_warn("cannot remove %s: %s", srv->cfg->ready_file, strerror(errno));
+	/* A script waiting for the next start's file must not read this one's ports; a daemon
+	 * started meanwhile with the same path wrote its own, which stays. */
+	if (srv->ready_written)
+		remove_ready_file(srv);
 	trim_join(srv, true);
 	if (srv->conns_ready)
 		conn_set_finish(&srv->conns);

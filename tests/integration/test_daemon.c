@@ -868,6 +868,41 @@ LEAK_CHECKED_TEST(daemon, sigterm_exits_0_and_removes_the_socket)
 	harness_cleanup(&dmn);
 }
 
+/*
+ * --ready-file is removed when the daemon stops, so that a script waiting for the next
+ * start's file does not read this one's ports; but not when another daemon started with the
+ * same path has written its own meanwhile.
+ */
+LEAK_CHECKED_TEST(daemon, the_ready_file_goes_with_its_daemon)
+{
+	char ready[400], other[420];
+	struct stat st;
+	FILE *f;
+
+	snprintf(ready, sizeof(ready), "%s/ready", dmn.dir);
+	cr_assert_eq(stat(ready, &st), 0, "the ready file is there");
+	/* Another daemon's file, renamed over this one's as sessd writes its own. */
+	snprintf(other, sizeof(other), "%s.other", ready);
+	f = fopen(other, "w");
+	cr_assert_not_null(f);
+	fputs("tcp://127.0.0.1:1\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(rename(other, ready), 0);
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, NULL, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert_eq(stat(ready, &st), 0, "another daemon's ready file stays");
+	cr_assert_eq(unlink(ready), 0);
+	cr_assert_eq(harness_restart(&dmn, NULL), 0);
+	cr_assert_eq(stat(ready, &st), 0, "the restarted daemon wrote its own");
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, NULL, 0), dmn.pid);
+	dmn.pid = 0;
+	cr_assert_eq(stat(ready, &st), -1, "the daemon's own ready file goes when it stops");
+	cr_assert_eq(errno, ENOENT);
+	harness_cleanup(&dmn);
+}
+
 LEAK_CHECKED_TEST(daemon, stale_socket_is_replaced)
 {
 	struct stat st;
