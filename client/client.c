@@ -273,6 +273,11 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 	if (rep->status > CODEC_STATUS_MAX)
 		return client_error(c, SESSD_ERR_PROTOCOL, "unknown status %u from the server",
 		                    rep->status);
+	/* sessd.h promises CONFLICT from these only: a caller that retries on it must not spin
+	 * on a faulty server's CONFLICT to a GET. */
+	if (rep->status == CODEC_CONFLICT && op != CODEC_OP_SET_IF && op != CODEC_OP_TOUCH_IF)
+		return client_error(c, SESSD_ERR_PROTOCOL, "CONFLICT answer to %s",
+		                    codec_op_name(op));
 	return server_error(c, rep->status, &rep->message);
 }
 

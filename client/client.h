@@ -145,9 +145,9 @@ uint64_t client_next_id(struct sessd_client *c);
  * client_check_reply(c, body, len, op, request_id, rep):
  * Decode a reply frame body into ${rep} (borrowing ${body}) and check it answers
  * ${request_id}, an ${op} request. Returns SESSD_OK (read rep->result), SESSD_NOT_FOUND (only
- * for the ops that have it: GET, SET_IF, TOUCH, DESTROY, TTL, FLASH_POP, FLASH_PUSH_EXISTING),
- * the server's error status (its message is then in c->errmsg, bytes outside printable ASCII
- * shown as '?'), or SESSD_ERR_PROTOCOL.
+ * for the ops that have it: GET, LOAD, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL, FLASH_POP,
+ * FLASH_PUSH_EXISTING), the server's error status (CONFLICT only for SET_IF and TOUCH_IF) (its
+ * message is then in c->errmsg, bytes outside printable ASCII shown as '?'), or SESSD_ERR_PROTOCOL.
  */
 int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, uint32_t op,
                        uint64_t request_id, struct codec_reply *rep);

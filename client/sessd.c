@@ -176,6 +176,7 @@ static void call_discard(struct call *k)
 		return;
 	switch (k->op) {
 	case CODEC_OP_GET:
+	case CODEC_OP_LOAD:
 		free(*k->data);
 		*k->data = NULL;
 		*k->data_len = 0;
@@ -560,7 +561,10 @@ static int get_or_load(struct sessd_client *c, const void *id, size_t id_len, vo
                        size_t *data_len, uint64_t *flashes)
 {
 	struct codec_request req = {.op = flashes != NULL ? CODEC_OP_LOAD : CODEC_OP_GET};
-	struct call k = {.data = data, .data_len = data_len, .number = flashes};
+	/* LOAD's count goes through a local, as call_number's numbers do: on SESSD_OK only. */
+	uint64_t count = 0;
+	struct call k = {.data = data, .data_len = data_len, .number = flashes ? &count : NULL};
+	int rc;
 
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
@@ -572,7 +576,10 @@ static int get_or_load(struct sessd_client *c, const void *id, size_t id_len, vo
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	set_id(&req, id, id_len);
-	return call_run(c, &req, &k);
+	rc = call_run(c, &req, &k);
+	if (rc == SESSD_OK && flashes != NULL)
+		*flashes = count;
+	return rc;
 }
 
 int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len)

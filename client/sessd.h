@@ -20,10 +20,11 @@
  *
  * Calls return an int that is SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below;
  * sessd_errmsg() then says what went wrong in words (the server's message for server errors).
- * SESSD_NOT_FOUND comes only from GET, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL, FLASH_POP
- * and FLASH_PUSH_EXISTING; a server answering it to another request is a protocol error.
- * SESSD_CONFLICT (14) comes from SET_IF and TOUCH_IF (sessd_set_if, sessd_touch_if, and
- * sessd_batch_status of a sessd_batch_set_if). Results reach output arguments on SESSD_OK
+ * SESSD_NOT_FOUND comes only from GET, LOAD, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL,
+ * FLASH_POP and FLASH_PUSH_EXISTING; a server answering it to another request is a protocol
+ * error. SESSD_CONFLICT (14) comes only from SET_IF and TOUCH_IF (sessd_set_if,
+ * sessd_touch_if, and sessd_batch_status of a sessd_batch_set_if); to another request it is a
+ * protocol error too. Results reach output arguments on SESSD_OK
  * only: result pointers (and GET's length) are cleared first and stay so on any other
  * result; numbers are left untouched.
  *

@@ -1718,6 +1718,21 @@ LEAK_CHECKED_TEST_OPTS(client, bytes_after_a_reply_leak_nothing, .init = start_d
 	cr_expect_eq(count, 77, "count written by a failed call");
 	sessd_close(c);
 	tmp_finish(&l, pid, "relay");
+
+	/* LOAD likewise: its data freed (it leaked), its flash count left as it was. */
+	c = connect_to(daemon_.unix_url);
+	cr_assert_eq(sessd_flash_push(c, "twice", 5, "t", "m", 1, TTL_MS, NULL), SESSD_OK);
+	sessd_close(c);
+	pid = relay_start(&l, 1, 2);
+	c = connect_to(l.url);
+	data = (void *)1;
+	len = 7;
+	cr_expect_eq(sessd_load(c, "twice", 5, &data, &len, &count), SESSD_ERR_PROTOCOL);
+	cr_expect_null(data, "no result is left to the caller");
+	cr_expect_eq(len, 0);
+	cr_expect_eq(count, 77, "flashes written by a failed call");
+	sessd_close(c);
+	tmp_finish(&l, pid, "relay");
 }
 
 /*
@@ -2608,6 +2623,42 @@ LEAK_CHECKED_TEST(fake_server, not_found_only_where_an_op_has_it)
 	cr_assert_eq(sessd_batch_status(b, 3), SESSD_ERR_PROTOCOL);
 	cr_assert_eq(sessd_batch_status(b, 4), SESSD_ERR_PROTOCOL);
 	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+static int conflict_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	(void)conn;
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	return fake_reply(fd, req->request_id, CODEC_CONFLICT, "\xa4oops", 5);
+}
+
+/*
+ * CONFLICT is an answer of SET_IF and TOUCH_IF only (sessd.h): to a GET it is a protocol
+ * error, not a status a caller told to retry on CONFLICT would loop on.
+ */
+LEAK_CHECKED_TEST(fake_server, conflict_only_where_an_op_has_it)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	uint8_t tag[SESSD_TAG_BYTES] = {0};
+	void *data = NULL;
+	size_t len = 0;
+	pid_t pid = fake_start(&l, 3, conflict_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_get(c, "s", 1, &data, &len);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "get: %s", sessd_strerror(rc));
+	cr_assert(strstr(sessd_errmsg(c), "CONFLICT answer to GET") != NULL, "errmsg: %s",
+	          sessd_errmsg(c));
+	cr_assert_null(data);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_PROTOCOL, "ping: %s", sessd_strerror(rc));
+	rc = sessd_set_if(c, "s", 1, "x", 1, TTL_MS, tag);
+	cr_assert_eq(rc, SESSD_CONFLICT, "set_if: %s", sessd_strerror(rc));
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }
