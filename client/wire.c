@@ -79,6 +79,9 @@ static int open_socket(int family, int type, int protocol)
 	return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 }
 
+/* How long a connect to a Unix socket whose listen backlog is full waits before it tries again. */
+#define WIRE_CONNECT_RETRY_MS 5
+
 static int connect_unix(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
 {
 	struct sockaddr_un sa;
@@ -90,9 +93,23 @@ static int connect_unix(const struct url *u, int64_t deadline_ms, char *err, siz
 	fd = open_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd == -1)
 		goto fail;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 &&
-	    (errno != EINPROGRESS || finish_connect(fd, deadline_ms) == -1))
-		goto fail_close;
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		if (errno == EINPROGRESS) {
+			if (finish_connect(fd, deadline_ms) == -1)
+				goto fail_close;
+			break;
+		}
+		/* A full listen backlog (the daemon busy, or many clients reconnecting at once) is
+		 * EAGAIN at once on a Unix socket, where over TCP the kernel sends the SYN again:
+		 * try again, as TCP waits, until the deadline. */
+		if (errno != EAGAIN)
+			goto fail_close;
+		if (wire_now_ms() >= deadline_ms) {
+			errno = ETIMEDOUT;
+			goto fail_close;
+		}
+		poll(NULL, 0, WIRE_CONNECT_RETRY_MS);
+	}
 	return fd;
 
 fail_close:

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -1683,6 +1684,64 @@ static pid_t relay_start(struct tmp_listener *l, int requests, int last_copies)
 	}
 	close(l->fd);
 	return pid;
+}
+
+/*
+ * A daemon that is not accepting for a moment (stopped here) with its listen backlog full: a
+ * connect to its Unix socket gets EAGAIN at once, where over TCP the kernel retries the SYN.
+ * sessd_connect waits for the timeout as it does over TCP (it failed at once, so a burst of
+ * clients reconnecting after a restart failed while the daemon caught up).
+ */
+LEAK_CHECKED_TEST_OPTS(client, a_full_unix_backlog_is_waited_out, .init = start_daemon,
+                       .fini = stop_daemon, .timeout = 60)
+{
+	struct sessd_options opts = {.timeout_ms = 5000, .client_name = "test"};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct rlimit nofile;
+	struct sessd_client *c;
+	char why[SESSD_ERRMSG_SIZE];
+	int raw[3000], n = 0, rc;
+	pid_t waker;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+	if (nofile.rlim_max < 2100)
+		cr_skip_test("the descriptor limit (%llu) is too low to fill a listen backlog",
+		             (unsigned long long)nofile.rlim_max);
+	nofile.rlim_cur = nofile.rlim_max < 3100 ? nofile.rlim_max : 3100;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &nofile), 0);
+	cr_assert_lt(strlen(daemon_.unix_path), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, daemon_.unix_path, strlen(daemon_.unix_path) + 1);
+	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		cr_assert_geq(fd, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+			cr_assert_eq(errno, EAGAIN, "connect: %s", strerror(errno));
+			close(fd);
+			break;
+		}
+		cr_assert_lt(n, 3000, "the backlog never filled");
+		raw[n++] = fd;
+	}
+	waker = fork();
+	cr_assert_geq(waker, 0);
+	if (waker == 0) {
+		struct timespec ts = {0, 300 * 1000000L};
+
+		nanosleep(&ts, NULL);
+		kill(daemon_.pid, SIGCONT);
+		_exit(0);
+	}
+	rc = sessd_connect_errbuf(daemon_.unix_url, &opts, &c, why, sizeof(why));
+	cr_assert_eq(waitpid(waker, NULL, 0), waker);
+	kill(daemon_.pid, SIGCONT);
+	for (int i = 0; i < n; i++)
+		close(raw[i]);
+	cr_assert_eq(rc, SESSD_OK, "connect with the backlog full: %s (%s)", sessd_strerror(rc),
+	             why);
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	sessd_close(c);
 }
 
 /*
