@@ -2542,9 +2542,17 @@ void persist_free(struct persist *p)
 	if (p == NULL)
 		return;
 	/* Changes whose write failed are still only in memory (and visible to readers): one last
-	 * try, in case space came back since the last tick, before they are lost. */
-	if (p->state == STATE_WRITE_FAILED)
+	 * try, in case space came back since the last tick, before they are lost. They were never
+	 * acknowledged, but readers saw them: the operator hears that they go. */
+	if (p->state == STATE_WRITE_FAILED) {
 		retry_write(p);
+		if (p->state == STATE_WRITE_FAILED)
+			persist_say(
+			    LOG_WARN,
+			    "stopping with %zu bytes of changes the log could not take (the disk "
+			    "is still full): they were never acknowledged, and are lost",
+			    p->batch.len);
+	}
 	log_clock(p);
 	commit_batch(p);
 	persist_close(p);

@@ -313,6 +313,49 @@ LEAK_CHECKED_TEST(operator, a_runtime_directory_others_may_write_is_refused)
 }
 
 /*
+ * A stop while the disk is still full: the changes whose log write failed were never
+ * acknowledged but sat in memory, visible to readers; they go with the daemon, and the log
+ * says so (the daemon stopped without a word).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_stop_on_a_full_disk_says_what_is_lost, .timeout = 60)
+{
+	enum { SIZE = 16 * 1024, MAX = 64 };
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	struct rlimit saved;
+	uint8_t *data = malloc(SIZE);
+	int fd, acked = 0, status = CODEC_OK;
+	char id[32], *text;
+
+	cr_assert_not_null(data);
+	make_dir(data_dir, "full-stop");
+	cr_assert_eq(harness_start_file_limited(&d, args, 256 * 1024, &saved), 0);
+	fd = harness_open_ready(d.unix_url, "full-stop");
+	while (acked < MAX) {
+		snprintf(id, sizeof(id), "s%d", acked);
+		fill(data, SIZE, acked);
+		status = set_session(fd, id, data, SIZE, TTL_MS);
+		if (status != CODEC_OK)
+			break;
+		acked++;
+	}
+	cr_assert_lt(acked, MAX, "the file-size limit never bit");
+	close(fd);
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
+	d.pid = 0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "the log could not take (the disk is still full)"),
+	                   "the lost changes went unsaid:\n%s", text);
+	free(text);
+	harness_cleanup(&d);
+	rm_tree(data_dir);
+	free(data);
+}
+
+/*
  * A log write past the disk's end, simulated with a file-size limit (ulimit -f, systemd's
  * LimitFSIZE=): the daemon must not die of SIGXFSZ. The write that hit the limit is never
  * acknowledged, later writes are answered IO_ERROR, reads go on, the log says so once, and
