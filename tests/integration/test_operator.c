@@ -313,6 +313,28 @@ LEAK_CHECKED_TEST(operator, a_runtime_directory_others_may_write_is_refused)
 }
 
 /*
+ * SET sessions s0, s1, ... of ${size} bytes (${data}, filled for each) on ${fd} until one is
+ * not OK (its status in ${status}), at most ${most}: the file-size limit must bite before.
+ * Returns how many were acknowledged.
+ */
+static int set_until_refused(int fd, uint8_t *data, size_t size, int most, int *status)
+{
+	char id[32];
+	int acked = 0;
+
+	while (acked < most) {
+		snprintf(id, sizeof(id), "s%d", acked);
+		fill(data, size, acked);
+		*status = set_session(fd, id, data, size, TTL_MS);
+		if (*status != CODEC_OK)
+			break;
+		acked++;
+	}
+	cr_assert_lt(acked, most, "the file-size limit never bit");
+	return acked;
+}
+
+/*
  * A stop while the disk is still full: the changes whose log write failed were never
  * acknowledged but sat in memory, visible to readers; they go with the daemon, and the log
  * says so (the daemon stopped without a word).
@@ -325,22 +347,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_stop_on_a_full_disk_says_what_is_lost, .timeo
 	struct harness_daemon d;
 	struct rlimit saved;
 	uint8_t *data = malloc(SIZE);
-	int fd, acked = 0, status = CODEC_OK;
-	char id[32], *text;
+	int fd, status = CODEC_OK;
+	char *text;
 
 	cr_assert_not_null(data);
 	make_dir(data_dir, "full-stop");
 	cr_assert_eq(harness_start_file_limited(&d, args, 256 * 1024, &saved), 0);
 	fd = harness_open_ready(d.unix_url, "full-stop");
-	while (acked < MAX) {
-		snprintf(id, sizeof(id), "s%d", acked);
-		fill(data, SIZE, acked);
-		status = set_session(fd, id, data, SIZE, TTL_MS);
-		if (status != CODEC_OK)
-			break;
-		acked++;
-	}
-	cr_assert_lt(acked, MAX, "the file-size limit never bit");
+	cr_assert_geq(set_until_refused(fd, data, SIZE, MAX, &status), 1);
 	close(fd);
 	cr_assert_eq(kill(d.pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
@@ -381,15 +395,7 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 
 	fd = harness_open_ready(d.unix_url, "full");
 	cr_assert_eq(push_flash(fd, "flashed", "hi", 2), CODEC_OK);
-	while (acked < MAX) {
-		snprintf(id, sizeof(id), "s%d", acked);
-		fill(data, SIZE, acked);
-		status = set_session(fd, id, data, SIZE, TTL_MS);
-		if (status != CODEC_OK)
-			break;
-		acked++;
-	}
-	cr_assert_lt(acked, MAX, "the file-size limit never bit");
+	acked = set_until_refused(fd, data, SIZE, MAX, &status);
 	cr_assert(alive(&d), "the daemon died at the limit");
 	if (status == -1) {
 		/* The write that failed in the commit: not acknowledged, its connection closed. */
