@@ -147,6 +147,35 @@ bool dispatch_waits_for_expiry(const struct dispatch *d)
 	return d->count_put_off;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Whether a heavy request (one that costs CPU, not reply bytes) must wait for a later turn:
+ * this turn's budget for them is spent, and the server still defers. It is then put off:
+ * ${verdict} says DISPATCH_LATER, and the next turn hands it again.
+ */
+static bool heavy_must_wait(struct dispatch *d, enum dispatch_verdict *verdict)
+{
+	if (!d->deferring || d->heavy_turn_ns < DISPATCH_HEAVY_TURN_NS)
+		return false;
+	d->heavy_put_off = true;
+	*verdict = DISPATCH_LATER;
+	return true;
+}
+
+/* A heavy request timed from ${started_ns} (0: not timed) is done: its time is the turn's. */
+static void heavy_done(struct dispatch *d, uint64_t started_ns)
+{
+	if (started_ns != 0)
+		d->heavy_turn_ns += mono_ns() - started_ns;
+}
+
 /*
  * Whether the next turn hands heavy requests put off again: one was put off this turn, or
  * this turn handed some again and one at least left the waiting list. Not only the first: a
@@ -593,14 +622,6 @@ plain_refused:
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t mono_ms(void)
 {
 	return mono_ns() / 1000000u;
@@ -672,19 +693,15 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 		                         "this server speaks protocol version 1 only");
 	}
 	kx_asked = (d->cfg.auth != NULL || d->cfg.admin_auth != NULL) && asks_kx(&req->auth);
-	if (kx_asked && d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
-		d->heavy_put_off = true;
+	if (kx_asked && heavy_must_wait(d, verdict)) {
 		if (!peer->hello_put_off)
 			d->kx_deferred_total++;
 		peer->hello_put_off = true;
-		*verdict = DISPATCH_LATER;
 		return 0;
 	}
 	started_ns = kx_asked ? mono_ns() : 0;
 	passes = auth_passes(d, peer, &req->auth, &kx, &why);
-	if (kx_asked) {
-		d->heavy_turn_ns += mono_ns() - started_ns;
-	}
+	heavy_done(d, started_ns);
 	if (passes == -1)
 		return -1;
 	if (passes == 0) {
@@ -803,11 +820,8 @@ static int op_if_unchanged(struct dispatch *d, const struct codec_request *req,
 	if (store_get(d->st, key, now_ms, &current, &current_len) == -1)
 		return reply_not_found(out, req->request_id);
 	/* Past the turn's budget for CPU-bound requests it waits, as a LIST page does. */
-	if (d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
-		d->heavy_put_off = true;
-		*verdict = DISPATCH_LATER;
+	if (heavy_must_wait(d, verdict))
 		return 0;
-	}
 	d->heavy_turn_ns += (uint64_t)current_len * DISPATCH_HASH_NS_PER_BYTE;
 	codec_data_tag(current, current_len, tag);
 	if (sodium_memcmp(tag, req->expect.ptr, CODEC_TAG_BYTES) != 0)
@@ -1101,22 +1115,12 @@ static int op_page(struct dispatch *d, const struct codec_request *req, uint64_t
 	uint64_t started_ns;
 	int rc;
 
-	if (d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
-		d->heavy_put_off = true;
-		*verdict = DISPATCH_LATER;
+	if (heavy_must_wait(d, verdict))
 		return 0;
-	}
 	started_ns = mono_ns();
 	rc = req->op == CODEC_OP_LIST ? op_list(d, req, now_ms, out) : op_namespaces(d, req, out);
-	d->heavy_turn_ns += mono_ns() - started_ns;
+	heavy_done(d, started_ns);
 	return rc;
-}
-
-/* A COUNT or CLEAR timed from ${started_ns} (0: not timed) is done: its time is the turn's. */
-static void count_done(struct dispatch *d, uint64_t started_ns)
-{
-	if (started_ns != 0)
-		d->heavy_turn_ns += mono_ns() - started_ns;
 }
 
 /*
@@ -1127,7 +1131,7 @@ static void count_done(struct dispatch *d, uint64_t started_ns)
  * and pipelined by the thousand (a 10-byte request, no admin secret) they held the loop for
  * 0.3 s. So during a mass expiry a COUNT or CLEAR is a heavy request: past the turn's budget
  * it waits for the next turn, and its time counts from ${started_ns} (set then; else 0) until
- * the caller has walked the namespace (count_done).
+ * the caller has walked the namespace (heavy_done).
  */
 static bool must_wait(struct dispatch *d, const struct codec_request *req, uint64_t now_ms,
                       enum dispatch_verdict *verdict, uint64_t *started_ns)
@@ -1135,15 +1139,12 @@ static bool must_wait(struct dispatch *d, const struct codec_request *req, uint6
 	*started_ns = 0;
 	if (!d->deferring || !store_expiry_behind(d->st, now_ms))
 		return false;
-	if (d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS) {
-		d->heavy_put_off = true;
-		*verdict = DISPATCH_LATER;
+	if (heavy_must_wait(d, verdict))
 		return true;
-	}
 	*started_ns = mono_ns();
 	if (store_count_is_quick(d->st, req->ns.ptr, req->ns.len, now_ms))
 		return false;
-	count_done(d, *started_ns);
+	heavy_done(d, *started_ns);
 	d->count_put_off = true;
 	*verdict = DISPATCH_LATER;
 	return true;
@@ -1158,7 +1159,7 @@ static int op_count(struct dispatch *d, const struct codec_request *req, uint64_
 	if (must_wait(d, req, now_ms, verdict, &started_ns))
 		return 0;
 	live = store_count(d->st, req->ns.ptr, req->ns.len, now_ms);
-	count_done(d, started_ns);
+	heavy_done(d, started_ns);
 	return reply_uint(out, req->request_id, live);
 }
 
@@ -1174,7 +1175,7 @@ static int op_clear(struct dispatch *d, const struct codec_request *req, uint64_
 	if (must_wait(d, req, now_ms, verdict, &started_ns))
 		return 0;
 	removed = store_clear(d->st, req->ns.ptr, req->ns.len, now_ms);
-	count_done(d, started_ns);
+	heavy_done(d, started_ns);
 	if (d->p != NULL && removed > 0 &&
 	    persist_log_clear(d->p, req->ns.ptr, req->ns.len, now_ms) == -1) {
 		warn_unlogged(d, req);
