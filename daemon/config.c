@@ -402,7 +402,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
 	struct config_listen l;
 	uint64_t v, frame_bytes;
-	bool plain_given = false, fsync_given = false, snapshot_given = false, idle_given = false;
+	bool plain_given = false, grace_given = false, fsync_given = false, snapshot_given = false,
+	     idle_given = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -522,6 +523,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			                      &v, err) == -1)
 				return -1;
 			cfg->auth_grace_s = (uint32_t)v;
+			grace_given = true;
 			break;
 		case OPT_AUTH_PLAIN:
 			if (strcmp(optarg, "no") == 0) {
@@ -584,11 +586,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		fprintf(err, "sessd: --repair only goes with --check-data\n");
 		return -1;
 	}
-	/* Without a secret nothing is checked, plain or not: the option would guard nothing. */
-	if (plain_given && cfg->auth_file == NULL && cfg->admin_auth_file == NULL &&
-	    cfg->check_data_dir == NULL) {
-		fprintf(err,
-		        "sessd: --auth-plain only goes with --auth-file or --admin-auth-file\n");
+	/* Without a secret nothing is checked, plain or not, and no SIGHUP replaces one: either
+	 * option would guard nothing. */
+	if ((plain_given || grace_given) && cfg->auth_file == NULL &&
+	    cfg->admin_auth_file == NULL && cfg->check_data_dir == NULL) {
+		fprintf(err, "sessd: %s only goes with --auth-file or --admin-auth-file\n",
+		        plain_given ? "--auth-plain" : "--auth-grace");
 		return -1;
 	}
 	/* One secret for both would make every app an admin (server_new compares the secrets

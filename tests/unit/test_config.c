@@ -97,6 +97,8 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "3",
 	                "--auth-grace",
 	                "0",
+	                "--auth-file",
+	                "/etc/sessd.secret",
 	                "--log-level",
 	                "debug",
 	                "--ready-file",
@@ -200,6 +202,27 @@ LEAK_CHECKED_TEST(config, auth_plain)
 	fflush(err);
 	cr_expect_not_null(strstr(err_text, "--auth-plain only goes with --auth-file"), "%s",
 	                   err_text);
+}
+
+/* --auth-grace rules the secret a SIGHUP replaces: without a secret to replace it is a
+ * usage error, as --auth-plain is, rather than a setting that silently does nothing. */
+LEAK_CHECKED_TEST(config, auth_grace_needs_a_secret)
+{
+	char *alone[] = {"sessd", "--auth-grace", "60", "--listen", "unix:/tmp/s"};
+	char *apps[] = {"sessd", "--auth-file", "/etc/s", "--auth-grace", "60"};
+	char *admin[] = {"sessd", "--admin-auth-file", "/etc/a", "--auth-grace", "60"};
+	struct config cfg;
+
+	expect_bad(ARGC(alone), alone);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "--auth-grace only goes with --auth-file"), "%s",
+	                   err_text);
+	cr_assert_eq(config_parse(&cfg, ARGC(apps), apps, err), 0);
+	cr_assert_eq(cfg.auth_grace_s, 60);
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(admin), admin, err), 0);
+	cr_assert_eq(cfg.auth_grace_s, 60);
+	config_finish(&cfg);
 }
 
 /* --admin-auth-file: taken as given, alone or with --auth-file, lets --auth-plain be given,
@@ -379,7 +402,7 @@ LEAK_CHECKED_TEST(config, bad_values)
 	char *e[] = {"sessd", "--fsync", "sometimes"};
 	char *f[] = {"sessd", "--listen", "http://127.0.0.1:80"};
 	char *g[] = {"sessd", "--snapshot-log-bytes", "64X"};
-	char *h[] = {"sessd", "--auth-grace", "604801"};
+	char *h[] = {"sessd", "--auth-file", "/etc/s", "--auth-grace", "604801"};
 
 	expect_bad(ARGC(g), g);
 	expect_bad(ARGC(h), h);
