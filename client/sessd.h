@@ -226,7 +226,11 @@ int sessd_set_timeout(struct sessd_client *c, int timeout_ms);
  */
 uint32_t sessd_max_frame(const struct sessd_client *c);
 
-/* sessd_server_id(c): the server id from HELLO (32 hex digits); owned by ${c}. */
+/*
+ * sessd_server_id(c): the server id from the last HELLO that succeeded (32 hex digits, new at
+ * each daemon start): a failed reconnection keeps the one before; "" for a NULL ${c}. Owned
+ * by ${c}, which rewrites it when a reconnection's HELLO succeeds.
+ */
 const char *sessd_server_id(const struct sessd_client *c);
 
 /*
@@ -475,8 +479,8 @@ void sessd_stats_free(struct sessd_stats *s);
 struct sessd_batch;
 
 /*
- * sessd_batch_new(c): an empty batch on ${c}, or NULL (out of memory). The batch borrows
- * ${c}, which must outlive it. Free with sessd_batch_free.
+ * sessd_batch_new(c): an empty batch on ${c}, or NULL (out of memory, or ${c} NULL). The
+ * batch borrows ${c}, which must outlive it. Free with sessd_batch_free.
  */
 struct sessd_batch *sessd_batch_new(struct sessd_client *c);
 

@@ -785,6 +785,9 @@ static void reconnect_after_restart(const char *which)
 	cr_assert_eq(sessd_set(c, "r", 1, "x", 1, TTL_MS), SESSD_OK);
 	snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
 	cr_assert_eq(harness_kill(&daemon_), 0);
+	/* No daemon: the call fails, and the last HELLO's id stays, as sessd.h says. */
+	cr_assert_neq(sessd_ping(c), SESSD_OK);
+	cr_assert_str_eq(sessd_server_id(c), first_id, "a failed reconnection changed the id");
 	cr_assert_eq(harness_restart(&daemon_, NULL), 0);
 	rc = sessd_ping(c);
 	cr_assert(rc == SESSD_OK || rc == SESSD_ERR_CLOSED, "first call: %s", sessd_strerror(rc));
