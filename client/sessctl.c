@@ -207,6 +207,24 @@ static int report_data(struct sessd_client *c, int rc, const char *what)
 	return report(c, rc, what);
 }
 
+static bool namespace_missing(struct sessd_client *c, const struct opts *o, const char *what);
+
+/*
+ * report, or report_data when ${has_data}, for a command on one session of namespace_of(o): a
+ * session missing from a namespace the server does not have is more often a forgotten or
+ * mistyped --namespace than a session gone (the apps' sessions are rarely in "default"), so
+ * that is said too, with the namespaces there are.
+ */
+static int report_session(struct sessd_client *c, const struct opts *o, int rc, const char *what,
+                          bool has_data)
+{
+	int status = has_data ? report_data(c, rc, what) : report(c, rc, what);
+
+	if (rc == SESSD_NOT_FOUND)
+		(void)namespace_missing(c, o, what);
+	return status;
+}
+
 static void print_ok_json(void)
 {
 	fputs("{\"ok\":true}\n", stdout);
@@ -414,7 +432,7 @@ static int store(struct sessd_client *c, const struct opts *o, const uint8_t *ex
 		rc = sessd_set(c, o->id, o->id_len, data, len, ttl);
 	free(input);
 	if (rc != SESSD_OK)
-		return report_data(c, rc, what);
+		return report_session(c, o, rc, what, true);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
@@ -461,7 +479,7 @@ static int run_get_object(struct sessd_client *c, const struct opts *o)
 		rc = sessd_batch_status(b, 0);
 	if (rc != SESSD_OK) {
 		sessd_batch_free(b);
-		return report_data(c, rc, "get");
+		return report_session(c, o, rc, "get", true);
 	}
 	data = sessd_batch_data(b, 0, &len);
 	/* The tag of exactly these bytes, from this one read. */
@@ -487,7 +505,7 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 		return run_get_object(c, o);
 	rc = sessd_get(c, o->id, o->id_len, &data, &len);
 	if (rc != SESSD_OK)
-		return report_data(c, rc, "get");
+		return report_session(c, o, rc, "get", true);
 	if (o->json) {
 		json_write_string(stdout, data, len);
 		fputc('\n', stdout);
@@ -536,7 +554,7 @@ static int run_ttl(struct sessd_client *c, const struct opts *o)
 	int rc = sessd_ttl(c, o->id, o->id_len, &left);
 
 	if (rc != SESSD_OK)
-		return report(c, rc, "ttl");
+		return report_session(c, o, rc, "ttl", false);
 	if (iso_after(left, expires, sizeof(expires)) == -1)
 		snprintf(expires, sizeof(expires), "?");
 	if (o->json) {
@@ -555,7 +573,7 @@ static int run_touch(struct sessd_client *c, const struct opts *o)
 	int rc = sessd_touch(c, o->id, o->id_len, o->ttl_s * 1000);
 
 	if (rc != SESSD_OK)
-		return report(c, rc, "touch");
+		return report_session(c, o, rc, "touch", false);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
@@ -566,7 +584,7 @@ static int run_destroy(struct sessd_client *c, const struct opts *o)
 	int rc = sessd_destroy(c, o->id, o->id_len);
 
 	if (rc != SESSD_OK)
-		return report(c, rc, "destroy");
+		return report_session(c, o, rc, "destroy", false);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
@@ -591,7 +609,7 @@ static int run_flash_push(struct sessd_client *c, const struct opts *o)
 		                      &queued);
 	/* --existing needs data: a session with flashes only is "no such session" to it. */
 	if (rc != SESSD_OK)
-		return report_data(c, rc, "flash-push");
+		return report_session(c, o, rc, "flash-push", true);
 	if (o->json)
 		printf("{\"queued\":%zu}\n", queued);
 	else

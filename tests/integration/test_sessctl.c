@@ -480,6 +480,21 @@ LEAK_CHECKED_TEST(sessctl, new_id)
 	expect(&r, 0, NULL);
 }
 
+/*
+ * Expect exit status 1 and, on stderr, ${line} ("sessctl: get: no such session ...\n") and then
+ * the warning that namespace ${ns} is not on the server, which has ${has}.
+ */
+static void expect_missing_in_no_namespace(struct run *r, const char *line, const char *ns,
+                                           const char *has)
+{
+	char want[600];
+
+	snprintf(want, sizeof(want), "%ssessctl: no namespace \"%s\" on this server (it has: %s)\n",
+	         line, ns, has);
+	cr_assert_str_eq((const char *)r->err.data, want);
+	expect(r, 1, "");
+}
+
 LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
 {
 	struct run r;
@@ -497,9 +512,9 @@ LEAK_CHECKED_TEST(sessctl, set_get_touch_destroy)
 	RUN(&r, "destroy", "s1");
 	expect(&r, 0, "");
 	RUN(&r, "get", "s1");
-	cr_assert_str_eq((char *)r.err.data,
-	                 "sessctl: get: no such session (or it holds only flash messages)\n");
-	expect(&r, 1, "");
+	expect_missing_in_no_namespace(
+	    &r, "sessctl: get: no such session (or it holds only flash messages)\n", "default",
+	    "none");
 	RUN(&r, "--json", "get", "s1");
 	expect(&r, 1, "");
 	RUN(&r, "destroy", "s1");
@@ -696,9 +711,9 @@ LEAK_CHECKED_TEST(sessctl, get_tag_and_set_if)
 	RUN(&r, "destroy", "cas");
 	expect(&r, 0, "");
 	RUN(&r, "set-if", "cas", tag, "late");
-	cr_assert_str_eq((char *)r.err.data,
-	                 "sessctl: set-if: no such session (or it holds only flash messages)\n");
-	expect(&r, 1, "");
+	expect_missing_in_no_namespace(
+	    &r, "sessctl: set-if: no such session (or it holds only flash messages)\n", "default",
+	    "none");
 	RUN(&r, "get", "cas");
 	expect(&r, 1, "");
 	RUN(&r, "get", "--tag", "cas");
@@ -833,9 +848,9 @@ LEAK_CHECKED_TEST(sessctl, flash_push_existing)
 	struct run r;
 
 	RUN(&r, "flash-push", "--existing", "fe", "info", "m");
-	cr_assert_str_eq((char *)r.err.data, "sessctl: flash-push: no such session (or it holds "
-	                                     "only flash messages)\n");
-	expect(&r, 1, "");
+	expect_missing_in_no_namespace(
+	    &r, "sessctl: flash-push: no such session (or it holds only flash messages)\n",
+	    "default", "none");
 	RUN(&r, "count");
 	expect_warned_has(&r, 0, "0\n", "default", "none");
 
@@ -2128,4 +2143,35 @@ LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
 	run_free(&r);
 	cr_assert_eq(unlink(link_path), 0);
 	cr_assert_eq(rmdir(dir), 0);
+}
+
+/*
+ * The apps' sessions live in their own namespace ("shop"): a get, ttl, touch or destroy that
+ * forgot --namespace says the session is not in "default" and which namespaces there are; in
+ * a namespace that exists, a missing session is only that (acceptance review, stop 28).
+ */
+LEAK_CHECKED_TEST(sessctl, a_session_not_found_names_the_namespaces)
+{
+	static const char *const commands[][2] = {
+	    {"get", "sessctl: get: no such session (or it holds only flash messages)\n"},
+	    {"ttl", "sessctl: ttl: no such session\n"},
+	    {"touch", "sessctl: touch: no such session\n"},
+	    {"destroy", "sessctl: destroy: no such session\n"}};
+	struct run r;
+
+	put("shop", "s1", "cart");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i][0], "touch") == 0)
+			RUN(&r, "touch", "s1", "--ttl", "60");
+		else
+			RUN(&r, commands[i][0], "s1");
+		expect_missing_in_no_namespace(&r, commands[i][1], "default", "shop");
+	}
+	put("default", "other", "x");
+	RUN(&r, "get", "s1");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: get: no such session (or it holds only flash messages)\n");
+	expect(&r, 1, "");
+	RUN(&r, "--namespace", "shop", "get", "s1");
+	expect(&r, 0, "cart");
 }
