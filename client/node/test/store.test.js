@@ -258,6 +258,42 @@ test('store: promise forms of every method', async (t) => {
   assert.deepEqual(await store.all(), []);
 });
 
+// all() and a prefixed clear() keep a bounded number of requests under way, so that an admin
+// page's scan does not queue thousands ahead of the pages the pool also serves; and a record
+// the serializer cannot read names its session.
+test('store: all() and clear() with a prefix go a window at a time', async (t) => {
+  const N = 300;
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'store-window', prefix: 'p:' });
+  t.after(() => store.close());
+  await store.clear();
+  const ids = Array.from({ length: N }, (_, i) => `s${i}`);
+  for (let at = 0; at < N; at += 50) await Promise.all(ids.slice(at, at + 50).map((id) => store.set(id, sess({ n: id }))));
+  let underWay = 0;
+  let most = 0;
+  const counted = (fn) => async (...args) => {
+    underWay++;
+    most = Math.max(most, underWay);
+    try {
+      return await fn(...args);
+    } finally {
+      underWay--;
+    }
+  };
+  store.client.get = counted(store.client.get.bind(store.client));
+  store.client.destroy = counted(store.client.destroy.bind(store.client));
+  const all = await store.all();
+  assert.deepEqual(all.map((s) => s.id).sort(), [...ids].sort());
+  assert.ok(all.every((s) => s.n === s.id), 'each session is its own');
+  assert.ok(most >= 2 && most <= 64, `${most} GETs under way at once`);
+  most = 0;
+  await store.clear();
+  assert.ok(most >= 2 && most <= 64, `${most} DESTROYs under way at once`);
+  assert.equal(await store.length(), 0);
+  await store.client.set('store-window', 'p:bad', 'not json', 60000);
+  await store.set('good', sess({ n: 'good' }));
+  await assert.rejects(store.all(), (err) => err instanceof SyntaxError && err.sessionId === 'bad');
+});
+
 test('store: callback forms of every method', async (t) => {
   const store = new SessdStore({ url: daemon.tcpUrl, namespace: 'store-callback' });
   t.after(() => store.close());
