@@ -353,7 +353,10 @@ declare namespace connectSessd {
     /** Removes the session and its flashes. */
     destroy(sid: string): Promise<void>;
     destroy(sid: string, callback: (err: Error | null) => void): void;
-    /** Every session, each with its id; flash-only sessions are left out. */
+    /**
+     * Every session, each with its id; flash-only sessions are left out. The GETs go 64 at a
+     * time; a record the serializer cannot read rejects with its error, `sessionId` naming it.
+     */
     all(): Promise<SessionWithId[]>;
     all(callback: (err: Error | null, sessions?: SessionWithId[]) => void): void;
     /** The ids (without the prefix), flash-only sessions included. */
