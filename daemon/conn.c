@@ -58,8 +58,8 @@
  * --hello-timeout (1 s). Nothing else is kept so: a grace for every connection let a flood
  * spread over a few source addresses keep every slot young and lock real clients out. */
 #define CONN_HELLO_GRACE_MS 500
-/* conn_set_tick calls (seconds) without a byte from its client after which a connection past
- * HELLO may give way at --max-connections: idle for two whole seconds at least. */
+/* conn_set_tick calls (seconds) without a whole frame from its client after which a connection
+ * past HELLO may give way at --max-connections: idle for two whole seconds at least. */
 #define CONN_IDLE_DISPLACE_TICKS 3
 /* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
  * others have their turn, beyond the first frame it is handed. */
@@ -108,7 +108,9 @@ struct conn {
 	/* The set's progress_seq when it last made progress (completed a frame, or the socket
 	 * took all its replies) or, if later, when it started holding bytes. */
 	uint64_t progress_at;
-	/* The set's ticks when its client last sent a byte (or connected), for idle_enough. */
+	/* The set's ticks when its client's last whole frame came (or it connected), for
+	 * idle_enough: bytes alone do not count, or one byte a second into a frame never
+	 * finished would keep a connection from ever giving way. */
 	uint64_t active_tick;
 	/* Bytes the next read asks for at least: CONN_READ_CHUNK to CONN_READ_MOST. */
 	size_t read_bytes;
@@ -503,12 +505,19 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 	reply_and_close(c, status, why);
 }
 
-/* Whether ${c} is past HELLO, its client has sent nothing for two seconds or more, and
- * nothing of it is in flight: it may give way at --max-connections. */
+/*
+ * Whether ${c} is past HELLO, its client has sent no whole frame for two seconds or more, and
+ * nothing of it is in flight (no reply unsent, no request unhandled): it may give way at
+ * --max-connections. The start of a frame it has not finished may be in its input: the
+ * client learns from SHUTTING_DOWN that it was not carried out (a client trickling a byte
+ * a second into frames it never finished held every slot: newcomers were refused for as
+ * long as it went on).
+ */
 static bool idle_enough(const struct conn_set *s, const struct conn *c)
 {
-	return c->greeted && !c->closing && !c->holding && !c->pending && !c->queued &&
-	       !c->waiting && !c->paused && s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
+	return c->greeted && !c->closing && !c->pending && !c->queued && !c->waiting &&
+	       !c->paused && !c->held_over && unsent(c) == 0 &&
+	       s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
 }
 
 /*
@@ -622,13 +631,14 @@ static void say_dropped(const struct conn_set *s, uint64_t dropped)
 static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_t refused)
 {
 	if (displaced > 0)
-		log_warn("--max-connections %u reached: closed %llu connection(s) idle for 2 s or "
-		         "more, of the client(s) holding the most, for clients that said HELLO (a "
-		         "pool that leaks connections?)",
+		log_warn("--max-connections %u reached: closed %llu connection(s) that sent no "
+		         "whole request for 2 s or more, of the client(s) holding the most, for "
+		         "clients that said HELLO (a pool that leaks connections?)",
 		         s->cfg.max_connections, (unsigned long long)displaced);
 	if (refused > 0)
 		log_warn("--max-connections %u reached: refused %llu client(s) after their HELLO, "
-		         "no connection of a client holding more being idle for 2 s",
+		         "no connection of a client holding more being idle (no whole request) for "
+		         "2 s",
 		         s->cfg.max_connections, (unsigned long long)refused);
 }
 
@@ -1096,6 +1106,8 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	/* Everything handled: start over at the front, so the buffer is rarely compacted. */
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
+	if (completed)
+		c->active_tick = s->ticks;
 	note_held(c, completed);
 	if (c->broken)
 		return finish_broken(c);
@@ -1412,7 +1424,6 @@ static void after_recv(struct conn *c, ssize_t got)
 		begin_closing(c);
 		return;
 	}
-	c->active_tick = c->set->ticks;
 	/* Handled at the end of the turn with the other connections' input
 	 * (conn_set_handle_input), so that their store lookups can start together. */
 	if (!c->queued) {

@@ -633,8 +633,8 @@ static bool told_anything(int fd)
 /*
  * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
  * others out at --max-connections: once a newcomer has said HELLO, an idle connection (2 s
- * without a byte from its client) of the client holding the most connections gives way to it,
- * told SHUTTING_DOWN first. A newcomer that never says HELLO displaces no one, nor does one
+ * without a whole frame from its client) of the client holding the most connections gives way to
+ * it, told SHUTTING_DOWN first. A newcomer that never says HELLO displaces no one, nor does one
  * from the client already holding the most, nor one among equals; connections in use never
  * give way. Each host here is a loopback address of its own (over TCP a client is its host).
  */
@@ -699,6 +699,67 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	close(fresh);
 	close(leaked[0]);
 	close(leaked[1]);
+	close(busy);
+	stop_clean();
+}
+
+/*
+ * A client that keeps its connections busy-looking by trickling bytes into frames it never
+ * finishes holds them no better than an idle pool does: 2 s without a whole frame, one of them
+ * gives way to a newcomer that says HELLO (before, the newcomer was refused for as long as the
+ * trickle went on: one byte a second into a frame kept a connection "active" for good).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "3", NULL};
+	/* The start of a 1000-byte frame: a length, then the bytes of an array that never ends. */
+	static const uint8_t frame_start[] = {0x00, 0x00, 0x03, 0xe8, 0xdc, 0x00, 0x10};
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	int trickling[2], busy, fresh = -1, told = 0;
+
+	start_with(args);
+	for (int i = 0; i < 2; i++) {
+		trickling[i] = greeted_from("127.0.0.2");
+		cr_assert_eq(send(trickling[i], frame_start, sizeof(frame_start), MSG_NOSIGNAL),
+		             (ssize_t)sizeof(frame_start));
+	}
+	busy = greeted_from("127.0.0.3");
+	/* A byte into each frame every 250 ms, for 6 s; a newcomer from elsewhere tries each
+	 * second until one of the trickling connections gives way to it. */
+	for (int tick = 0; tick < 24 && fresh == -1; tick++) {
+		for (int i = 0; i < 2; i++) {
+			if (!told_anything(trickling[i]))
+				cr_assert_eq(send(trickling[i], "\x01", 1, MSG_NOSIGNAL), 1);
+		}
+		if (tick % 4 == 3) {
+			int late = connect_from("127.0.0.4");
+
+			if (hello_outcome(late) == 1)
+				fresh = late;
+			else
+				close(late);
+		}
+		sleep_ms(250);
+	}
+	cr_assert_neq(fresh, -1, "no trickling connection gave way in 6 s");
+	ping_ok(fresh, 800);
+	ping_ok(busy, 801);
+	for (int i = 0; i < 2; i++) {
+		if (!told_anything(trickling[i]))
+			continue;
+		cr_assert_eq(harness_recv_frame(trickling[i], &body, &len), 0);
+		cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+		cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+		free(body);
+		told++;
+	}
+	cr_assert_eq(told, 1, "one trickling connection gave way, not %d", told);
+	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 1);
+	close(fresh);
+	close(trickling[0]);
+	close(trickling[1]);
 	close(busy);
 	stop_clean();
 }
