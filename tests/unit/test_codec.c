@@ -381,6 +381,31 @@ LEAK_CHECKED_TEST(codec, request_id_recovered_when_opcode_is_bad)
 	cr_expect_eq(r.request_id, 0);
 }
 
+/* An array header that claims more elements than the frame holds: the request id, when the
+ * second element is a uint, still comes back with the error (PROTOCOL.md). */
+LEAK_CHECKED_TEST(codec, request_id_recovered_when_the_array_claims_too_much)
+{
+	static const uint8_t fix[] = {0x94, 0x10, 0x01, 0xc0};
+	static const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x02, 0xcd, 0x01, 0x2c};
+	static const uint8_t mid[] = {0xdc, 0x00, 0x09, 0xa1, 'x', 0x07};
+	static const uint8_t cut[] = {0xdd, 0xff, 0xff};
+	struct codec_request r;
+	const char *why;
+	uint32_t st;
+
+	cr_expect_eq(codec_decode_request(fix, sizeof(fix), &r, &st, &why), -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	cr_expect_eq(r.request_id, 1);
+	cr_expect_eq(codec_decode_request(huge, sizeof(huge), &r, &st, &why), -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	cr_expect_eq(r.request_id, 300);
+	cr_expect_eq(codec_decode_request(mid, sizeof(mid), &r, &st, &why), -1);
+	cr_expect_eq(r.request_id, 7, "the first element is skipped whatever it is");
+	cr_expect_eq(codec_decode_request(cut, sizeof(cut), &r, &st, &why), -1);
+	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	cr_expect_eq(r.request_id, 0, "a header cut short has no id");
+}
+
 /* ${levels} nested arrays as the last argument of a request [op, 1, ...]. */
 static int nested_request(uint32_t op, int levels, uint32_t *st)
 {
