@@ -57,6 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,8 +79,19 @@
 #define TAG_BYTES                  crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define KEY_BYTES                  crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define DEFAULT_SNAPSHOT_LOG_BYTES (64u * 1024u * 1024u)
-/* After a failed snapshot, wait this long before trying again (unless the disk failed). */
-#define SNAPSHOT_RETRY_MS    30000u
+/* After a failed snapshot, wait at most this long before trying again (unless the disk
+ * failed); snapshot_retry_due says when it comes sooner. */
+#define SNAPSHOT_RETRY_MS 30000u
+/* A sooner retry waits at least this after the first failure in a row, twice as long after
+ * each further one, and never less than the failed attempt took: a snapshot of a big store
+ * that fails again costs a fork and its writing. One that failed for want of space is tried
+ * again only once the volume has room for it, so it may come much sooner than one that failed
+ * otherwise (EIO, permissions, the writer killed), whose cause nothing here can see go. */
+#define SNAPSHOT_RETRY_ROOM_FIRST_MS  100u
+#define SNAPSHOT_RETRY_GROWN_FIRST_MS 5000u
+/* Room asked of the volume for a snapshot beyond its bound: the new segment's first block and
+ * what clients write while it is written. */
+#define SNAPSHOT_ROOM_SLACK  (64u * 1024u)
 #define SNAPSHOT_WRITE_CHUNK (1u << 20)
 /* A quiet log smaller than this is left alone; a quiet one grows by at most 1/QUIET_GROWTH_SHARE
  * of its size in --snapshot-idle (see idle_snapshot_due). */
@@ -173,7 +185,15 @@ struct persist {
 	 * snapshots of it. */
 	struct store *st;
 	uint64_t switch_log_bytes; /* log_bytes below the segment the child snapshots */
+	/* A failed snapshot waits for its retry (snapshot_retry_due): until next_snapshot_ms
+	 * (wall clock, 0: none waits) at the latest; sooner, from retry_after_ms on (monotonic),
+	 * when it failed for want of space (retry_for_room) and the volume has room for one, or
+	 * otherwise when log_bytes has reached retry_log_bytes. */
 	uint64_t next_snapshot_ms;
+	uint64_t retry_after_ms;
+	uint64_t retry_log_bytes;
+	bool retry_for_room;
+	unsigned snapshot_failures; /* in a row, since the last snapshot written */
 
 	/* The file worker (file_worker_main). From prep_seq to remove_below: its jobs and their
 	 * results, under sync_mutex (snapshot_wanted is the loop's own). The worker reads fd
@@ -205,8 +225,9 @@ struct snapshot_report {
 	uint64_t sessions;
 	uint64_t records;
 	uint64_t bytes;
-	int err;           /* errno of the failure, 0 when it succeeded */
-	const char *stage; /* what failed (a string literal, the same in both processes) */
+	int err;             /* errno of the failure, 0 when it succeeded */
+	const char *stage;   /* what failed (a string literal, the same in both processes) */
+	uint64_t exiting_ms; /* CLOCK_MONOTONIC: the parent may reap it a tick later */
 };
 
 /* One decoded record; pointers point into the record's plaintext. */
@@ -1462,17 +1483,124 @@ static void note_sync_error(struct persist *p)
  * message), plus the header and END record. A snapshot that cannot fit would only fail, and
  * each try leaves a new segment behind.
  */
-static bool snapshot_fits(const struct persist *p)
+static uint64_t snapshot_bound(const struct persist *p)
 {
-	struct rlimit lim;
 	struct store_stats ss;
 	uint64_t per_record = SNAP_RECORD_MAX_OVERHEAD + (p->key ? NONCE_BYTES + TAG_BYTES : 0);
 
+	store_stats(p->st, NULL, 0, &ss);
+	return FILE_HEADER_BYTES + ss.bytes + (ss.sessions + ss.flashes + 1) * per_record;
+}
+
+static bool snapshot_fits(const struct persist *p)
+{
+	struct rlimit lim;
+
 	if (getrlimit(RLIMIT_FSIZE, &lim) == -1 || lim.rlim_cur == RLIM_INFINITY)
 		return true;
-	store_stats(p->st, NULL, 0, &ss);
-	return FILE_HEADER_BYTES + ss.bytes + (ss.sessions + ss.flashes + 1) * per_record <=
-	       (uint64_t)lim.rlim_cur;
+	return snapshot_bound(p) <= (uint64_t)lim.rlim_cur;
+}
+
+/*
+ * The free space a snapshot asks of the volume before it is tried again after failing for
+ * want of space: its bound, a quarter more (the store grows as it is written), and
+ * SNAPSHOT_ROOM_SLACK.
+ */
+static uint64_t snapshot_room_needed(const struct persist *p)
+{
+	uint64_t bound = snapshot_bound(p);
+
+	return bound + bound / 4 + SNAPSHOT_ROOM_SLACK;
+}
+
+/*
+ * The bytes sessd may still write on the data directory's volume (root may use the blocks
+ * reserved for it), or UINT64_MAX when that cannot be told: a retry is then not held back.
+ */
+static uint64_t volume_free(const struct persist *p)
+{
+	struct statvfs vfs;
+
+	if (fstatvfs(p->dir_fd, &vfs) == -1)
+		return UINT64_MAX;
+	return (uint64_t)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize;
+}
+
+/*
+ * The volume has no room for a snapshot: say what takes its space and how much more is
+ * needed. Most of it is often sessd's own log, grown while no snapshot could be written,
+ * which only a snapshot reclaims: every segment and snapshot there now is deleted once the
+ * next snapshot is durable.
+ */
+static void say_snapshot_room(const struct persist *p)
+{
+	uint64_t logs = 0, snaps = 0, avail = volume_free(p), needed = snapshot_room_needed(p);
+	char name[NAME_BYTES];
+	struct listing l;
+	struct stat sb;
+
+	if (avail >= needed)
+		return;
+	if (listing_read(p->dir_fd, &l, false) == 0) {
+		for (size_t i = 0; i < l.n_logs; i++) {
+			log_name(name, l.logs[i]);
+			if (fstatat(p->dir_fd, name, &sb, 0) == 0)
+				logs += (uint64_t)sb.st_size;
+		}
+		for (size_t i = 0; i < l.n_snaps; i++) {
+			snap_name(name, l.snaps[i]);
+			if (fstatat(p->dir_fd, name, &sb, 0) == 0)
+				snaps += (uint64_t)sb.st_size;
+		}
+		listing_finish(&l);
+	}
+	persist_say(LOG_ERROR,
+	            "%s: a snapshot needs about %" PRIu64 " bytes free and the volume has %" PRIu64
+	            ". sessd's log segments there take %" PRIu64 " bytes and its snapshots %" PRIu64
+	            ", all deleted once a snapshot is written; until then the log is not "
+	            "reclaimed, and changes are refused (IO_ERROR) whenever it fills the volume. "
+	            "Free at least %" PRIu64 " bytes on the volume (sessd's files are all "
+	            "needed) or move the data directory to a larger one",
+	            p->dir, needed, avail, logs, snaps, needed - avail);
+}
+
+/*
+ * A snapshot failed with ${err} (0: no errno, the writer was killed) after ${took_ms}: set
+ * when it is tried again, and say how in words for the failure's message. Not 30 s later
+ * alone: the log grows meanwhile without bound, and on a volume that was full a moment ago
+ * it refills the space returned within a second at full speed, after which no snapshot fits
+ * to reclaim it and every change is refused from then on, across restarts. So a failure for
+ * want of space is retried as soon as the volume has room for a snapshot (persist_tick looks
+ * every second), and any other once the log has grown by another --snapshot-log-bytes; a
+ * snapshot that would only fail for space again is not tried before the 30 s are up.
+ */
+static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
+{
+	uint64_t spacing;
+
+	p->retry_for_room = err == ENOSPC || err == EDQUOT;
+	spacing = p->retry_for_room ? SNAPSHOT_RETRY_ROOM_FIRST_MS : SNAPSHOT_RETRY_GROWN_FIRST_MS;
+	for (unsigned i = 0; i < p->snapshot_failures && spacing < SNAPSHOT_RETRY_MS; i++)
+		spacing *= 2;
+	p->snapshot_failures++;
+	p->next_snapshot_ms = wall_ms() + SNAPSHOT_RETRY_MS;
+	p->retry_after_ms = clock_ms(CLOCK_MONOTONIC) + (took_ms > spacing ? took_ms : spacing);
+	p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
+	if (p->retry_for_room)
+		return "as soon as the volume has room for it, within 30 s otherwise";
+	return "in 30 s, or once the log has grown by another --snapshot-log-bytes";
+}
+
+/* Whether a failed snapshot's retry is due (see snapshot_failed); true when none waits. */
+static bool snapshot_retry_due(const struct persist *p, uint64_t now_ms)
+{
+	if (p->next_snapshot_ms == 0 || now_ms >= p->next_snapshot_ms)
+		return true;
+	if (clock_ms(CLOCK_MONOTONIC) < p->retry_after_ms)
+		return false;
+	if (p->retry_for_room)
+		return volume_free(p) >= snapshot_room_needed(p);
+	return p->log_bytes >= p->retry_log_bytes;
 }
 
 /*
@@ -1838,6 +1966,7 @@ static _Noreturn void snapshot_child_exit(struct persist *p, const char *stage, 
 {
 	p->child_report->stage = stage;
 	p->child_report->err = err;
+	p->child_report->exiting_ms = clock_ms(CLOCK_MONOTONIC);
 	atomic_store(&p->child_report->exiting, true);
 	_exit(stage ? 3 : 0);
 }
@@ -1883,6 +2012,7 @@ static void snapshot_done(struct persist *p, uint64_t seq)
 	pthread_mutex_unlock(&p->sync_mutex);
 	p->log_bytes = p->log_bytes > p->switch_log_bytes ? p->log_bytes - p->switch_log_bytes : 0;
 	p->switch_log_bytes = 0;
+	p->snapshot_failures = 0;
 	if (p->state == STATE_SYNC_FAILED && seq > p->sync_failed_seq) {
 		p->state = STATE_OK;
 		persist_say(
@@ -1924,6 +2054,7 @@ static void child_failure_text(int status, const struct snapshot_report *rep, ch
 static void snapshot_reap(struct persist *p, bool block)
 {
 	char tmp[NAME_BYTES], name[NAME_BYTES], why[160];
+	const char *retry;
 	uint64_t took_ms;
 	int status;
 	pid_t r;
@@ -1935,7 +2066,9 @@ static void snapshot_reap(struct persist *p, bool block)
 	while (r == -1 && errno == EINTR);
 	if (r == 0)
 		return;
-	took_ms = clock_ms(CLOCK_MONOTONIC) - p->child_started_ms;
+	took_ms = (r == p->child && p->child_report->exiting_ms != 0 ? p->child_report->exiting_ms
+	                                                             : clock_ms(CLOCK_MONOTONIC)) -
+	          p->child_started_ms;
 	if (r == p->child && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		const struct snapshot_report *rep = p->child_report;
 
@@ -1950,11 +2083,14 @@ static void snapshot_reap(struct persist *p, bool block)
 		snap_tmp_name(tmp, p->child_seq, p->child);
 		unlinkat(p->dir_fd, tmp, 0);
 		child_failure_text(r == p->child ? status : -1, p->child_report, why, sizeof(why));
+		retry = snapshot_failed(
+		    p, r == p->child && WIFEXITED(status) ? p->child_report->err : 0, took_ms);
 		persist_say(LOG_WARN,
 		            "snapshot %" PRIu64 " failed after %" PRIu64 ".%03" PRIu64
-		            " s: %s; the log is kept and the snapshot will be retried",
-		            p->child_seq, took_ms / 1000, took_ms % 1000, why);
-		p->next_snapshot_ms = wall_ms() + SNAPSHOT_RETRY_MS;
+		            " s: %s; the log is kept and the snapshot will be retried %s",
+		            p->child_seq, took_ms / 1000, took_ms % 1000, why, retry);
+		if (p->retry_for_room)
+			say_snapshot_room(p);
 	}
 	p->child = 0;
 }
@@ -2009,6 +2145,7 @@ static int fsize_drop_batch(struct persist *p)
  */
 static void snapshot_switch(struct persist *p)
 {
+	char name[NAME_BYTES];
 	uint64_t seq = p->seq + 1, now_ms = wall_ms();
 	pid_t parent = getpid(), pid;
 	int fd, err;
@@ -2047,8 +2184,13 @@ static void snapshot_switch(struct persist *p)
 	pthread_mutex_unlock(&p->sync_mutex);
 	p->snapshot_wanted = false;
 	if (fd == -1) {
-		say_segment_failure(p, seq, err);
-		p->next_snapshot_ms = now_ms + SNAPSHOT_RETRY_MS;
+		log_name(name, seq);
+		persist_say(LOG_ERROR,
+		            "cannot create %s/%s for snapshot %" PRIu64
+		            ": %s; the snapshot will be retried %s",
+		            p->dir, name, seq, strerror(err), snapshot_failed(p, err, 0));
+		if (p->retry_for_room)
+			say_snapshot_room(p);
 		return;
 	}
 	p->seq = seq;
@@ -2061,8 +2203,9 @@ static void snapshot_switch(struct persist *p)
 	p->child_started_ms = clock_ms(CLOCK_MONOTONIC);
 	pid = fork();
 	if (pid == -1) {
-		persist_say(LOG_WARN, "cannot fork the snapshot writer: %s", strerror(errno));
-		p->next_snapshot_ms = now_ms + SNAPSHOT_RETRY_MS;
+		err = errno;
+		persist_say(LOG_WARN, "cannot fork the snapshot writer: %s; it will be retried %s",
+		            strerror(err), snapshot_failed(p, err, 0));
 		return;
 	}
 	if (pid == 0)
@@ -2521,6 +2664,10 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
+	/* A log that filled the volume while no snapshot could be written (a snapshot is due at
+	 * the first change): the daemon serves reads, but the operator must make room. */
+	if (p->log_bytes >= p->snapshot_log_bytes)
+		say_snapshot_room(p);
 	if (pthread_create(&p->sync_thread, NULL, file_worker_main, p) != 0) {
 		persist_say(LOG_ERROR, "cannot start the file worker thread");
 		goto fail;
@@ -2728,9 +2875,21 @@ static void snapshot_on_commit(struct persist *p)
 {
 	if (p->child > 0 && atomic_load(&p->child_report->exiting))
 		snapshot_reap(p, true);
-	/* After a failure, the tick retries once SNAPSHOT_RETRY_MS have passed. */
-	if (p->child > 0 || p->next_snapshot_ms != 0 || p->file_off <= FILE_HEADER_BYTES)
+	if (p->child > 0 || p->file_off <= FILE_HEADER_BYTES)
 		return;
+	/* After a failure the tick looks for its retry every second; here only once the log
+	 * has grown by another threshold since, so that a fast writer is not given a second to
+	 * fill the volume, and a retry still waiting for room asks the volume once per
+	 * threshold, not once a batch. */
+	if (p->next_snapshot_ms != 0) {
+		if (p->log_bytes < p->retry_log_bytes)
+			return;
+		if (!snapshot_retry_due(p, wall_ms())) {
+			if (p->retry_for_room)
+				p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
+			return;
+		}
+	}
 	snapshot_start(p);
 }
 
@@ -2844,7 +3003,7 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
 	    (p->state != STATE_OK && fsize_snapshot_due(p, now_ms)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
-	     p->file_off > FILE_HEADER_BYTES && now_ms >= p->next_snapshot_ms)) {
+	     p->file_off > FILE_HEADER_BYTES && snapshot_retry_due(p, now_ms))) {
 		snapshot_start(p);
 	} else if (idle_snapshot_due(p, st, now_ms)) {
 		persist_say(LOG_INFO,

@@ -6,21 +6,27 @@
  * not keep it from starting on that full disk; nor does a segment a snapshot began (its
  * header alone) after a segment that a kill cut short in the middle of a write, while damage
  * in the middle of that segment still stops startup; an idle log of sessions that are gone is
- * compacted by a snapshot (--snapshot-idle), once, and never while writes go on.
+ * compacted by a snapshot (--snapshot-idle), once, and never while writes go on; a snapshot
+ * that failed on a full volume is written again soon after space returns, before the log can
+ * fill the volume by itself.
  */
 #include <criterion/criterion.h>
 
 #include "leakcheck.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1432,4 +1438,254 @@ LEAK_CHECKED_TEST_OPTS(persist, damage_before_a_header_only_segment_still_refuse
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write ${text} to ${path}; returns 0 or -1. */
+static int write_proc(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd == -1)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* A mount namespace of this process's own: root's, or one in a user namespace where this
+ * user is root. Returns 0 or -1. */
+static int own_mount_namespace(void)
+{
+	char map[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+
+	if (unshare(CLONE_NEWNS) == 0)
+		return 0;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) == -1)
+		return -1;
+	snprintf(map, sizeof(map), "0 %lu 1", (unsigned long)uid);
+	if (write_proc("/proc/self/uid_map", map) == -1 ||
+	    write_proc("/proc/self/setgroups", "deny") == -1)
+		return -1;
+	snprintf(map, sizeof(map), "0 %lu 1", (unsigned long)gid);
+	return write_proc("/proc/self/gid_map", map);
+}
+
+/*
+ * A volume of ${bytes} of its own at a new directory ${out}: a tmpfs in a mount namespace of
+ * the test's process, which the daemons it starts inherit and nothing else sees. A disk that
+ * fills up for real (ENOSPC, shared by every file on it), where a file-size limit fails only
+ * the file that reaches it. Skips the test where no mount namespace can be had.
+ */
+static void mount_small_volume(char out[64], unsigned long bytes)
+{
+	char opts[64];
+
+	snprintf(out, 64, "/tmp/sessd-volume-XXXXXX");
+	cr_assert_not_null(mkdtemp(out));
+	snprintf(opts, sizeof(opts), "size=%lu,mode=0700", bytes);
+	if (own_mount_namespace() == -1 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+	    mount("tmpfs", out, "tmpfs", 0, opts) == -1) {
+		rmdir(out);
+		cr_skip_test("no mount namespace for a small volume here: %s", strerror(errno));
+	}
+}
+
+/* Fill the volume of ${dir} with ${path} until ${left} bytes are free. */
+static void fill_volume(const char *dir, const char *path, unsigned long left)
+{
+	static const uint8_t zeros[64 * 1024];
+	struct statvfs vfs;
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert_neq(fd, -1, "%s", path);
+	while (write(fd, zeros, sizeof(zeros)) > 0)
+		;
+	cr_assert_eq(errno, ENOSPC, "filling %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_assert_gt(sb.st_size, (off_t)left, "the volume was nearly full already");
+	cr_assert_eq(ftruncate(fd, sb.st_size - (off_t)left), 0);
+	close(fd);
+	cr_assert_eq(statvfs(dir, &vfs), 0);
+	cr_assert_lt((unsigned long)(vfs.f_bfree * vfs.f_frsize), left + 64 * 1024);
+}
+
+#define ROOM_KEYS 48
+#define ROOM_SIZE 8000
+
+/* Session r<k>'s value in round ${r}. */
+static void room_value(uint8_t *v, uint32_t r)
+{
+	memset(v, 'a' + (int)(r % 26), ROOM_SIZE);
+	memcpy(v, &r, sizeof(r));
+}
+
+/*
+ * SET round ${r} (session r<r % ROOM_KEYS>), reconnecting ${fd} when the daemon closed it (a
+ * write whose commit failed). Returns the status: CODEC_OK, CODEC_IO_ERROR or -1.
+ */
+static int room_set(const struct harness_daemon *d, int *fd, uint32_t r)
+{
+	uint8_t v[ROOM_SIZE];
+	char id[16];
+	int status;
+
+	snprintf(id, sizeof(id), "r%u", r % ROOM_KEYS);
+	room_value(v, r);
+	status = do_set(*fd, "app", id, v, ROOM_SIZE);
+	cr_assert(status == CODEC_OK || status == CODEC_IO_ERROR || status == -1, "SET: %d",
+	          status);
+	if (status == -1) {
+		close(*fd);
+		*fd = harness_open_ready(d->unix_url, "room");
+	}
+	return status;
+}
+
+/*
+ * A snapshot that failed for want of space was retried only 30 s later. Once space returned
+ * the log grew at full speed meanwhile and filled a small volume by itself within a second:
+ * then no snapshot fitted to reclaim it, and every change was refused from then on, across
+ * restarts. Here a 4 MiB volume holds 384 KB of live sessions rewritten without pause; space
+ * runs short (256 KiB free) until a snapshot fails and changes are refused; once space is back
+ * a snapshot must come soon, reclaim the log, and changes must be accepted for good, every
+ * acknowledged one there after a restart.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_failed_snapshot_is_retried_once_space_returns, .timeout = 120)
+{
+	enum { VOLUME = 4 << 20, SHORT = 256 << 10, DEADLINE_MS = 20000, STEADY = 200 };
+	char volume[64], data_dir[96], filler[96], *text;
+	const char *args[] = {
+	    "--data-dir", data_dir,          "--fsync", "everysec", "--snapshot-log-bytes",
+	    "128K",       "--snapshot-idle", "0",       NULL};
+	uint32_t acked[ROOM_KEYS] = {0}, r = 0;
+	struct harness_daemon d;
+	int fd, status, written, in_a_row = 0, refused = 0;
+	long started, back_at;
+	bool failed = false, reclaimed = false;
+	uint8_t v[ROOM_SIZE];
+	char id[16];
+
+	mount_small_volume(volume, VOLUME);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", volume);
+	snprintf(filler, sizeof(filler), "%s/filler", volume);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "room");
+	for (r = 1; r <= ROOM_KEYS; r++) {
+		cr_assert_eq(room_set(&d, &fd, r), CODEC_OK);
+		acked[r % ROOM_KEYS] = r;
+	}
+
+	/* Short of space: the log takes what is left, and the next snapshot cannot fit. */
+	fill_volume(volume, filler, SHORT);
+	started = mono_ms();
+	while (!failed || refused == 0) {
+		cr_assert_lt(mono_ms() - started, DEADLINE_MS,
+		             "no snapshot failed, or no change was "
+		             "refused, on the full volume");
+		status = room_set(&d, &fd, r);
+		if (status == CODEC_OK)
+			acked[r % ROOM_KEYS] = r;
+		else
+			refused++;
+		r++;
+		if (status != CODEC_OK || r % 16 == 0) {
+			text = harness_log(&d);
+			failed = strstr(text, "No space left on device; the") != NULL;
+			free(text);
+		}
+		if (status != CODEC_OK)
+			usleep(20000);
+	}
+	text = harness_log(&d);
+	written = count_text(text, " written: ");
+	free(text);
+
+	/* Space is back. Writes at full speed, as the clients whose changes were refused retry. */
+	cr_assert_eq(unlink(filler), 0);
+	back_at = mono_ms();
+	while (!reclaimed || in_a_row < STEADY) {
+		cr_assert_lt(
+		    mono_ms() - back_at, DEADLINE_MS,
+		    "%d changes accepted in a row, the log %sreclaimed, %lld bytes in the data "
+		    "directory",
+		    in_a_row, reclaimed ? "" : "not ", data_dir_files(data_dir).bytes);
+		status = room_set(&d, &fd, r);
+		if (status == CODEC_OK) {
+			acked[r % ROOM_KEYS] = r;
+			in_a_row++;
+		} else {
+			in_a_row = 0;
+			usleep(20000);
+		}
+		r++;
+		if (!reclaimed && r % 16 == 0) {
+			text = harness_log(&d);
+			reclaimed = count_text(text, " written: ") > written &&
+			            data_dir_files(data_dir).bytes < VOLUME / 2;
+			free(text);
+		}
+		usleep(1000);
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "room");
+	for (int k = 0; k < ROOM_KEYS; k++) {
+		snprintf(id, sizeof(id), "r%d", k);
+		room_value(v, acked[k]);
+		expect_get(fd, "app", id, v, ROOM_SIZE);
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	umount2(volume, MNT_DETACH);
+	rmdir(volume);
+}
+
+/*
+ * A volume sessd's own log filled (no snapshot could run, here for a threshold far above the
+ * volume) cannot be freed by sessd: every file it has there is needed until a snapshot is
+ * written, and the snapshot needs room. Startup with a snapshot due says so, with the figures
+ * the operator needs: what a snapshot needs, what the volume has, what sessd's files take.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_volume_the_log_filled_says_what_a_snapshot_needs, .timeout = 60)
+{
+	enum { VOLUME = 1 << 20, DEADLINE_MS = 20000 };
+	char volume[64], data_dir[96], *text;
+	const char *filling[] = {"--data-dir", data_dir, "--snapshot-idle", "0", NULL};
+	const char *args[] = {
+	    "--data-dir", data_dir, "--snapshot-log-bytes", "128K", "--snapshot-idle", "0", NULL};
+	struct harness_daemon d;
+	uint32_t r = 1;
+	long started;
+	int fd;
+
+	mount_small_volume(volume, VOLUME);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", volume);
+	cr_assert_eq(harness_start(&d, filling), 0);
+	fd = harness_open_ready(d.unix_url, "room");
+	for (started = mono_ms(); room_set(&d, &fd, r) == CODEC_OK; r++)
+		cr_assert_lt(mono_ms() - started, DEADLINE_MS, "the log never filled the volume");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0, "no start on the volume the log filled");
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, ": a snapshot needs about "), "%s", text);
+	cr_expect_not_null(strstr(text, "sessd's log segments there take "), "%s", text);
+	cr_expect_not_null(strstr(text, "Free at least "), "%s", text);
+	free(text);
+	fd = harness_open_ready(d.unix_url, "room");
+	cr_expect_neq(room_set(&d, &fd, r), CODEC_OK, "a change fitted on the full volume");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	umount2(volume, MNT_DETACH);
+	rmdir(volume);
 }
