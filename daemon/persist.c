@@ -966,6 +966,25 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 	return 0;
 }
 
+/*
+ * The one rule for damage a scan found in a log segment, startup's (load_segments) and
+ * --check-data's alike, so that a check run before every start passes exactly the logs the
+ * start takes: true when it is a torn write, which startup cuts off the segment (at offset
+ * 0, the header: startup writes it whole again), false when it is damage, which stops
+ * startup. A torn write is what a crash or a power loss leaves at the end of the log: a
+ * record cut short, a run of zeros or stale bytes where the file grew but the data never
+ * reached the disk (ext4 and XFS after a power loss), a header that never did. So it is
+ * damage that no well-formed record follows (scan.torn), in the last segment replayed: every
+ * record after it was written later, and a well-formed one there means the bytes before it
+ * were written once and broke since. A last record whose bytes are all there but wrong is
+ * a torn write too by this rule: a power loss can keep a record's first block and lose its
+ * second, and nothing tells that from a flipped bit.
+ */
+static bool torn_tail(const struct scan *s, bool last)
+{
+	return s->damaged && s->torn && last;
+}
+
 /* Replaying the log: the record's own time is the store's now (see the file comment). */
 static int replay_pop_type(void *arg, const uint8_t *type, size_t type_len, size_t count)
 {
@@ -2351,7 +2370,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 				say_apply_failure(p, st, name, fail_off, NULL);
 			return -1;
 		}
-		if (s.damaged && !(last && s.torn)) {
+		if (s.damaged && !torn_tail(&s, last)) {
 			persist_say(LOG_ERROR,
 			            "%s/%s is corrupt at offset %" PRIu64
 			            " (%s) with records after "
@@ -3256,14 +3275,6 @@ fail:
 	return -1;
 }
 
-/* Whether the damage ${s} found is the file ending inside a record: what a write cut short
- * leaves, as opposed to bytes that are there but wrong. */
-static bool file_ends_inside_record(const struct scan *s)
-{
-	return s->why != NULL && (strcmp(s->why, "truncated record header") == 0 ||
-	                          strcmp(s->why, "record runs past the end of the file") == 0);
-}
-
 /*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
@@ -3417,39 +3428,28 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			printf("%s: ok, %zu records, %" PRIu64 " bytes\n", name, s.records, s.size);
 			continue;
 		}
-		/* A write a crash cut short, at the very end of the log (the file ends inside its
-		 * last record): never acknowledged, and cut off by startup as it should be. Not
-		 * damage: a pre-start check must not call for a repair after every crash. A bad
-		 * checksum there, or a damaged header, may be lost acknowledged data: reported. */
-		if (s.torn && i + 1 == n_logs && s.bad_off >= FILE_HEADER_BYTES &&
-		    file_ends_inside_record(&s) && records_after(dir_fd, name, s.bad_off) == 0) {
-			printf(
-			    "%s: ok, %zu records, then a torn write of %" PRIu64
-			    " bytes at the end (cut short by a crash, never acknowledged), which "
-			    "startup cuts off\n",
-			    name, s.records, s.size - s.good_end);
+		/* What startup cuts off (torn_tail) is not damage: a pre-start check must not call
+		 * for a repair after every crash, nor stop a start that would go on. A repair
+		 * leaves it to startup. */
+		if (torn_tail(&s, i + 1 == n_logs) && s.bad_off == 0) {
+			printf("%s: ok, 0 records, then a torn write of %" PRIu64
+			       " bytes at the end (%s: its header never reached the disk whole, "
+			       "and no record did), which startup replaces with a whole header\n",
+			       name, s.size, s.why);
 			continue;
 		}
-		/* The same rule for the header: the last segment ends inside it. Only the first
-		 * segment of the run gets here so (a later one is segment_recordless, above): a
-		 * crash as segment_make wrote it at the first start, or as a start wrote such a
-		 * header again. Startup writes its header again (load_segments) and starts, and
-		 * nothing acknowledged is lost: records go in only once the header is durable.
-		 * Called damage, it failed the pre-start check after such a crash while the start
-		 * itself went on. A repair leaves it to startup, as it does a torn record. A
-		 * header whose 52 bytes are all there but wrong is reported, as a bad checksum in
-		 * the last record is. */
-		if (s.torn && i + 1 == n_logs && s.bad_off == 0 && s.size < FILE_HEADER_BYTES) {
-			printf("%s: ok, 0 records, then a torn write of %" PRIu64
-			       " bytes at the end (its header, cut short by a crash as the segment "
-			       "was created; it never held a record), which startup writes whole\n",
-			       name, s.size);
+		if (torn_tail(&s, i + 1 == n_logs)) {
+			printf("%s: ok, %zu records, then a torn write of %" PRIu64
+			       " bytes at the end (%s at offset %" PRIu64
+			       ", and no well-formed record after it: a write a crash cut short, "
+			       "never acknowledged), which startup cuts off\n",
+			       name, s.records, s.size - s.good_end, s.why, s.bad_off);
 			continue;
 		}
 		printf("%s: DAMAGED at offset %" PRIu64 ": %s (%s); %zu good records before it\n",
 		       name, s.bad_off, s.why,
-		       s.torn && i + 1 == n_logs ? "a torn write at the end, startup cuts it off"
-		                                 : "records follow it: startup refuses",
+		       s.torn ? "log segments with records follow it: startup refuses"
+		              : "records follow it: startup refuses",
 		       s.records);
 		bad_seg = i;
 		bad_keep = s.bad_off == 0 ? 0 : s.good_end;

@@ -789,6 +789,177 @@ LEAK_CHECKED_TEST(persist, check_calls_a_first_segment_cut_inside_its_header_a_t
 }
 
 /*
+ * What --check-data and startup make of ${dir}: the check must exit 0, saying it is a torn
+ * write of ${torn} bytes, and leave it to startup under --repair; startup must then load
+ * ${want} and cut FIRST_LOG to ${kept} bytes; the check after it calls the data sound.
+ */
+static void expect_torn_for_both(const char *dir, size_t torn, const char *want, size_t kept)
+{
+	char said[64], *report;
+	size_t before = (size_t)file_size(dir, FIRST_LOG);
+	int rc;
+
+	snprintf(said, sizeof(said), "then a torn write of %zu bytes", torn);
+	report = check_output(dir, false, &rc);
+	cr_expect_eq(rc, 0, "%zu torn bytes: %s", torn, report);
+	cr_expect_not_null(strstr(report, said), "%zu torn bytes: %s", torn, report);
+	cr_expect_null(strstr(report, "DAMAGED"), "%zu torn bytes: %s", torn, report);
+	free(report);
+	report = check_output(dir, true, &rc);
+	cr_expect_eq(rc, 0, "repair, %zu torn bytes: %s", torn, report);
+	free(report);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), before, "the repair left it to startup");
+	expect_reopen_equals(dir, want, NULL);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), kept, "%zu torn bytes", torn);
+	cr_expect_eq(persist_check(dir, NULL, false), 0, "%zu torn bytes", torn);
+}
+
+/* What --check-data and startup make of ${dir}: damage, both, and the file left as it was. */
+static void expect_damage_for_both(const char *dir, const char *what)
+{
+	size_t len, after_len;
+	uint8_t *before = slurp(dir, FIRST_LOG, &len), *after;
+	struct store *st = new_store();
+	struct persist *p;
+	char *report;
+	int rc;
+
+	report = check_output(dir, false, &rc);
+	cr_expect_eq(rc, 1, "%s: %s", what, report);
+	cr_expect_not_null(strstr(report, "records follow it: startup refuses"), "%s: %s", what,
+	                   report);
+	free(report);
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_expect_null(p, "%s: startup accepted it", what);
+	persist_free(p);
+	store_free(st);
+	after = slurp(dir, FIRST_LOG, &after_len);
+	cr_expect(after_len == len && memcmp(after, before, len) == 0, "%s: the file changed",
+	          what);
+	free(after);
+	free(before);
+}
+
+/*
+ * A power loss on ext4 or XFS can leave the log longer than what reached the disk, the rest
+ * zeros: the file's size was written, its data was not. Startup cut that tail off as a torn
+ * write, but --check-data called a zero run of 12 bytes or more (a whole record header that
+ * fails its checksum) damage and exited 1, so a check run before every start blocked the
+ * start after an ordinary power loss. Now both take it as a torn write: after the last good
+ * record, and in place of the last record whose data never reached the disk.
+ */
+LEAK_CHECKED_TEST(persist, a_zero_filled_tail_is_a_torn_write_for_check_and_startup)
+{
+	static const size_t sizes[] = {1, 5, 8, 11, 12, 13, 51, 52, 100, 4096, 65536};
+	uint8_t *b = calloc(1, 65536 + 4096);
+	struct history h;
+	char dir[64];
+
+	cr_assert_not_null(b);
+	history_make(&h, NULL);
+	cr_assert_lt(h.log_len, 4096);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		make_tmpdir(dir);
+		memset(b, 0, h.log_len + sizes[i]);
+		memcpy(b, h.log, h.log_len);
+		spit(dir, FIRST_LOG, b, h.log_len + sizes[i]);
+		expect_torn_for_both(dir, sizes[i], h.dump_after[STEPS], h.log_len);
+		rm_tree(dir);
+
+		/* The last commit's batch zeroed as well: its record never reached the disk. */
+		make_tmpdir(dir);
+		memset(b, 0, h.log_len + sizes[i]);
+		memcpy(b, h.log, h.size_after[STEPS - 1]);
+		spit(dir, FIRST_LOG, b, h.log_len + sizes[i]);
+		expect_torn_for_both(dir, h.log_len + sizes[i] - h.size_after[STEPS - 1],
+		                     h.dump_after[STEPS - 1], h.size_after[STEPS - 1]);
+		rm_tree(dir);
+	}
+	history_free(&h);
+	free(b);
+}
+
+/*
+ * Damage is a bad record with a well-formed one after it: written once and broken since, it
+ * may hold acknowledged changes, and neither the check nor startup takes it for a torn write,
+ * whether the bad record is a flipped byte or a run of zeros.
+ */
+LEAK_CHECKED_TEST(persist, a_bad_record_before_a_good_one_is_damage_for_check_and_startup)
+{
+	struct history h;
+	uint8_t *b;
+	char dir[64];
+	size_t from = 0, to = 0;
+
+	history_make(&h, NULL);
+	b = malloc(h.log_len);
+	cr_assert_not_null(b);
+
+	make_tmpdir(dir);
+	memcpy(b, h.log, h.log_len);
+	b[h.size_after[STEPS - 2] + 20] ^= 0x01;
+	spit(dir, FIRST_LOG, b, h.log_len);
+	expect_damage_for_both(dir, "a flipped byte in the record before the last");
+	rm_tree(dir);
+
+	make_tmpdir(dir);
+	from = h.size_after[STEPS - 3];
+	to = h.size_after[STEPS - 1];
+	memcpy(b, h.log, h.log_len);
+	memset(b + from, 0, to - from);
+	spit(dir, FIRST_LOG, b, h.log_len);
+	expect_damage_for_both(dir, "two records zeroed before the last");
+	rm_tree(dir);
+
+	free(b);
+	history_free(&h);
+}
+
+/*
+ * The first segment's header is written and synced before any record goes in: all 52 bytes
+ * there but zeros (or any bytes that fail its checksum), with nothing well-formed after them,
+ * is a header that never reached the disk, and startup writes it again. The check once
+ * reported that as damage (it passed only a header cut short), failing a pre-start check
+ * the start passed. Followed by good records, a bad header is damage for both.
+ */
+LEAK_CHECKED_TEST(persist, a_zeroed_header_of_the_first_segment_is_torn_for_check_and_startup)
+{
+	struct history h;
+	uint8_t *b;
+	char dir[64];
+
+	history_make(&h, NULL);
+	b = calloc(1, h.log_len + 4096);
+	cr_assert_not_null(b);
+
+	make_tmpdir(dir);
+	spit(dir, FIRST_LOG, b, h.size_after[0]);
+	expect_torn_for_both(dir, h.size_after[0], h.dump_after[0], h.size_after[0]);
+	rm_tree(dir);
+
+	make_tmpdir(dir);
+	spit(dir, FIRST_LOG, b, h.size_after[0] + 4096);
+	expect_torn_for_both(dir, h.size_after[0] + 4096, h.dump_after[0], h.size_after[0]);
+	rm_tree(dir);
+
+	make_tmpdir(dir);
+	memset(b, 'x', h.size_after[0]);
+	spit(dir, FIRST_LOG, b, h.size_after[0]);
+	expect_torn_for_both(dir, h.size_after[0], h.dump_after[0], h.size_after[0]);
+	rm_tree(dir);
+
+	make_tmpdir(dir);
+	memcpy(b, h.log, h.log_len);
+	memset(b, 0, h.size_after[0]);
+	spit(dir, FIRST_LOG, b, h.log_len);
+	expect_damage_for_both(dir, "a zeroed header before good records");
+	rm_tree(dir);
+
+	free(b);
+	history_free(&h);
+}
+
+/*
  * File ${name} in ${dir} holds the ${len} bytes at ${want}, but for the bit 0x40 flipped at
  * ${flipped}: a refusing startup leaves damaged data as it found it (only --repair cuts).
  */
@@ -871,15 +1042,19 @@ LEAK_CHECKED_TEST(persist, check_reports_and_repair_keeps_the_valid_prefix)
 	expect_reopen_equals(dir, h.dump_after[STEPS - 1], NULL);
 	rm_tree(dir);
 
-	/* Bytes that are there but wrong in the last record are not a short write: they may
-	 * have been acknowledged, so the check reports them. */
+	/* Bytes that are there but wrong in the last record, with nothing well-formed after
+	 * them, are what a power loss leaves when it kept the record's first block and lost the
+	 * rest: startup cuts them off, and the check says it will (it once called them damage,
+	 * and so failed a pre-start check that the start itself would have passed). */
 	make_tmpdir(dir);
 	at = h.size_after[STEPS - 1] + 20;
 	cr_assert_lt(at, h.size_after[STEPS]);
 	h.log[at] ^= 1;
 	spit(dir, FIRST_LOG, h.log, h.log_len);
 	h.log[at] ^= 1;
-	cr_expect_eq(persist_check(dir, NULL, false), 1);
+	cr_expect_eq(persist_check(dir, NULL, false), 0);
+	expect_reopen_equals(dir, h.dump_after[STEPS - 1], NULL);
+	cr_expect_eq((size_t)file_size(dir, FIRST_LOG), h.size_after[STEPS - 1]);
 	rm_tree(dir);
 
 	cr_expect_eq(persist_check("/nonexistent/sessd-data", NULL, false), -1);
