@@ -91,7 +91,9 @@
 #define SNAPSHOT_RETRY_GROWN_FIRST_MS 5000u
 /* Room asked of the volume for a snapshot beyond its bound: the new segment's first block and
  * what clients write while it is written. */
-#define SNAPSHOT_ROOM_SLACK  (64u * 1024u)
+#define SNAPSHOT_ROOM_SLACK (64u * 1024u)
+/* While the log has no room left beside a snapshot's, the volume is looked at this often. */
+#define LOG_ROOM_RECHECK_MS  100u
 #define SNAPSHOT_WRITE_CHUNK (1u << 20)
 /* A quiet log smaller than this is left alone; a quiet one grows by at most 1/QUIET_GROWTH_SHARE
  * of its size in --snapshot-idle (see idle_snapshot_due). */
@@ -194,6 +196,12 @@ struct persist {
 	uint64_t retry_log_bytes;
 	bool retry_for_room;
 	unsigned snapshot_failures; /* in a row, since the last snapshot written */
+	/* The room a snapshot needs, kept from the log (log_has_room): appended plus the batch
+	 * may reach room_until before the volume is looked at again; room_refused: it had no
+	 * room at room_checked_ms (CLOCK_MONOTONIC), and changes are refused. */
+	uint64_t room_until;
+	uint64_t room_checked_ms;
+	bool room_refused;
 
 	/* The file worker (file_worker_main). From prep_seq to remove_below: its jobs and their
 	 * results, under sync_mutex (snapshot_wanted is the loop's own). The worker reads fd
@@ -1610,7 +1618,11 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
 	return "in 30 s, or once the log has grown by another --snapshot-log-bytes";
 }
 
-/* Whether a failed snapshot's retry is due (see snapshot_failed); true when none waits. */
+/*
+ * Whether a failed snapshot's retry is due (see snapshot_failed); true when none waits. The
+ * room asked of the volume is less than what log_has_room keeps from the log, so that a log
+ * stopped at that reserve does not keep the retry waiting.
+ */
 static bool snapshot_retry_due(const struct persist *p, uint64_t now_ms)
 {
 	if (p->next_snapshot_ms == 0 || now_ms >= p->next_snapshot_ms)
@@ -1618,7 +1630,7 @@ static bool snapshot_retry_due(const struct persist *p, uint64_t now_ms)
 	if (clock_ms(CLOCK_MONOTONIC) < p->retry_after_ms)
 		return false;
 	if (p->retry_for_room)
-		return volume_free(p) >= snapshot_room_needed(p);
+		return volume_free(p) >= snapshot_bound(p) + SNAPSHOT_ROOM_SLACK;
 	return p->log_bytes >= p->retry_log_bytes;
 }
 
@@ -2725,12 +2737,69 @@ void persist_free(struct persist *p)
 }
 
 /* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */
+/*
+ * Whether the log may grow, as far as the room of a snapshot that is due goes (one running,
+ * waiting for its retry, or about to start). A log that fills the volume leaves no room for
+ * any snapshot, and only a snapshot reclaims the log: every change would be refused from then
+ * on, across restarts. Retrying failed snapshots sooner is not enough, since at full speed
+ * the log grows by megabytes while one snapshot is written. So while one is due, the log
+ * takes the volume's free space only down to what the snapshot needs
+ * (snapshot_room_needed), and changes are refused beyond it until the snapshot has reclaimed
+ * the log. The volume is looked at (statvfs) once the log has taken what the last look left
+ * it, and while it has nothing left, at most every LOG_ROOM_RECHECK_MS.
+ */
+static bool log_has_room(struct persist *p)
+{
+	uint64_t used = p->appended + p->batch.len, mono_ms, avail, needed, written = 0;
+	char tmp[NAME_BYTES];
+	struct stat sb;
+
+	/* While changes are refused no commit reaps a finished snapshot: here, at once, rather
+	 * than at the next tick. */
+	if (p->child > 0 && atomic_load(&p->child_report->exiting))
+		snapshot_reap(p, true);
+	if (p->log_bytes < p->snapshot_log_bytes) {
+		p->room_until = 0;
+		p->room_refused = false;
+		return true;
+	}
+	if (used < p->room_until)
+		return true;
+	mono_ms = clock_ms(CLOCK_MONOTONIC);
+	if (p->room_refused && mono_ms - p->room_checked_ms < LOG_ROOM_RECHECK_MS)
+		return false;
+	p->room_checked_ms = mono_ms;
+	avail = volume_free(p);
+	needed = snapshot_room_needed(p);
+	/* What a running snapshot has written already is no longer free, nor still needed. */
+	snap_tmp_name(tmp, p->child_seq, p->child);
+	if (p->child > 0 && fstatat(p->dir_fd, tmp, &sb, 0) == 0)
+		written = (uint64_t)sb.st_blocks * 512;
+	needed = needed > written + SNAPSHOT_ROOM_SLACK ? needed - written : SNAPSHOT_ROOM_SLACK;
+	if (avail > needed) {
+		p->room_until = used + (avail - needed);
+		if (p->room_refused)
+			persist_say(LOG_INFO, "the volume has room for the log again beside the "
+			                      "snapshot's; changes are accepted");
+		p->room_refused = false;
+		return true;
+	}
+	if (!p->room_refused)
+		persist_say(LOG_ERROR,
+		            "%s: the volume has %" PRIu64 " bytes free and the snapshot due needs "
+		            "about %" PRIu64 ": changes are refused (IO_ERROR) until it has "
+		            "reclaimed the log, which would otherwise leave no room for any",
+		            p->dir, avail, needed);
+	p->room_refused = true;
+	return false;
+}
+
 int persist_writable(struct persist *p)
 {
 	if (p == NULL)
 		return 0;
 	note_sync_error(p);
-	return p->state == STATE_OK ? 0 : -1;
+	return p->state == STATE_OK && log_has_room(p) ? 0 : -1;
 }
 
 /*
@@ -3018,11 +3087,14 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 		return;
 	/* A segment holding only its header adds nothing to the snapshot that began it: without
 	 * this, a --snapshot-log-bytes below the header size would fork a snapshot every second
-	 * of an idle daemon. A file-size limit's snapshot waits until one fits. */
+	 * of an idle daemon. Not when that snapshot failed: the segments before it are still to
+	 * be covered, and log_has_room may be refusing every change until they are. A file-size
+	 * limit's snapshot waits until one fits. */
 	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
 	    (p->state != STATE_OK && fsize_snapshot_due(p, now_ms)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
-	     p->file_off > FILE_HEADER_BYTES && snapshot_retry_due(p, now_ms))) {
+	     (p->file_off > FILE_HEADER_BYTES || p->next_snapshot_ms != 0) &&
+	     snapshot_retry_due(p, now_ms))) {
 		snapshot_start(p);
 	} else if (idle_snapshot_due(p, st, now_ms)) {
 		persist_say(LOG_INFO,
