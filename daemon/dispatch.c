@@ -1352,11 +1352,11 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 	for (size_t i = 0; i < n; i++)
 		store_hint_follow(&hints[i]);
 	/* A GET's reply copies the session's data, and a SET_IF or TOUCH_IF hashes it: its lines
-	 * are the third miss in a row. */
-	for (size_t i = 0; i < n; i++) {
-		if (copies_data[i])
-			store_hint_data(&hints[i]);
-	}
+	 * are the third miss in a row, or the fourth when the session is second in its chain. */
+	for (size_t i = 0; i < n; i++)
+		store_hint_data(&hints[i], copies_data[i]);
+	for (size_t i = 0; i < n; i++)
+		store_hint_next(&hints[i], copies_data[i]);
 }
 
 /* What dispatch_reply_bound allows for a reply's frame header, status and msgpack headers

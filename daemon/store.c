@@ -598,6 +598,7 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	uint64_t h;
 
 	hint->buckets[0] = hint->buckets[1] = NULL;
+	hint->next[0] = hint->next[1] = NULL;
 	/* Before the namespace: a request with no id (PING, HELLO, the admin queries) comes with
 	 * no namespace either, and looking up the empty name would cost a hash for nothing. */
 	if (key->id_len == 0)
@@ -608,6 +609,8 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	d = &ns->sessions;
 	h = hash_bytes(st, key->id, key->id_len);
 	hint->id_hash = h;
+	hint->id = key->id;
+	hint->id_len = key->id_len;
 	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
 		hint->buckets[t] = dict_bucket(d, t, h);
 		__builtin_prefetch(hint->buckets[t]);
@@ -628,21 +631,51 @@ void store_hint_follow(const struct store_hint *hint)
 	}
 }
 
-void store_hint_data(const struct store_hint *hint)
+/* Start loading the first STORE_HINT_DATA_MAX bytes of ${s}'s data. */
+static void hint_data_of(const struct sess *s)
+{
+	const char *data = (const char *)s->bytes + s->id_len;
+	size_t len = s->data_len < STORE_HINT_DATA_MAX ? s->data_len : STORE_HINT_DATA_MAX;
+
+	for (size_t at = 0; at < len; at += 64)
+		__builtin_prefetch(data + at);
+}
+
+void store_hint_data(struct store_hint *hint, bool copies_data)
 {
 	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
 		const struct hnode *head = *(struct hnode *const *)hint->buckets[t];
-		const struct sess *s;
-		const char *data;
-		size_t len;
 
+		hint->next[t] = NULL;
 		if (head == NULL)
 			continue;
-		s = sess_of(head);
-		data = (const char *)s->bytes + s->id_len;
-		len = s->data_len < STORE_HINT_DATA_MAX ? s->data_len : STORE_HINT_DATA_MAX;
-		for (size_t at = 0; at < len; at += 64)
-			__builtin_prefetch(data + at);
+		if (sess_eq(head, hint->id, hint->id_len)) {
+			if (copies_data)
+				hint_data_of(sess_of(head));
+			/* Not in the other table: a session is in one only. */
+			return;
+		}
+		/* About a quarter of lookups at a load of 0.6 find theirs second in the chain;
+		 * the head's data would be loaded for nothing. */
+		if (head->next != NULL) {
+			hint->next[t] = head->next;
+			__builtin_prefetch(head->next);
+			__builtin_prefetch((const char *)head->next + 64);
+		}
+	}
+}
+
+void store_hint_next(const struct store_hint *hint, bool copies_data)
+{
+	if (!copies_data)
+		return;
+	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
+		const struct hnode *node = hint->next[t];
+
+		if (node != NULL && sess_eq(node, hint->id, hint->id_len)) {
+			hint_data_of(sess_of(node));
+			return;
+		}
 	}
 }
 

@@ -43,12 +43,15 @@ struct store_key {
 };
 
 /*
- * What store_hint_start found for one lookup, for store_hint_follow. Callers keep an array of
- * them for a batch, hence the visible body; its fields are the store's.
+ * What store_hint_start found for one lookup, for the stages that follow it. Callers keep an
+ * array of them for a batch, hence the visible body; its fields are the store's.
  */
 struct store_hint {
 	const void *buckets[2]; /* the bucket(s) the lookup reads; NULL: none */
-	uint64_t id_hash;       /* the id's hash, for the store_key of the lookup that follows */
+	const void *next[2];    /* the node after a bucket's head that is not the session */
+	const uint8_t *id;      /* the key's id, which must outlive the hint */
+	size_t id_len;
+	uint64_t id_hash; /* the id's hash, for the store_key of the lookup that follows */
 };
 
 /*
@@ -88,14 +91,23 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 void store_hint_follow(const struct store_hint *hint);
 
 /*
- * store_hint_data(hint):
- * Start loading the data (its first STORE_HINT_DATA_MAX bytes) of the session at the head of
- * the hinted bucket(s), for a request that copies it out (a GET). Call it once the session
- * itself has had time to arrive (after store_hint_follow for the rest of the batch), with the
- * store unchanged since store_hint_start.
+ * store_hint_data(hint, copies_data):
+ * Once the session at the head of the hinted bucket(s) has had time to arrive (after
+ * store_hint_follow for the rest of the batch): when it is the hinted one and ${copies_data}
+ * (a GET copies it out), start loading its data (the first STORE_HINT_DATA_MAX bytes); when
+ * it is another, start loading the next session in its chain, for store_hint_next. The store
+ * must be unchanged since store_hint_start.
  */
 #define STORE_HINT_DATA_MAX 4096
-void store_hint_data(const struct store_hint *hint);
+void store_hint_data(struct store_hint *hint, bool copies_data);
+
+/*
+ * store_hint_next(hint, copies_data):
+ * After store_hint_data for the rest of the batch: when the session store_hint_data started
+ * loading second in its chain is the hinted one, start loading its data if ${copies_data}.
+ * Deeper sessions are not followed: at the tables' load, few lookups go past the second.
+ */
+void store_hint_next(const struct store_hint *hint, bool copies_data);
 
 /*
  * store_get(st, key, now_ms, data, len):

@@ -1014,7 +1014,8 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 			k = key_n(&b, "app", probe);
 			cr_assert_eq(store_hint_start(st, &k, &hint), 0);
 			store_hint_follow(&hint);
-			store_hint_data(&hint);
+			store_hint_data(&hint, true);
+			store_hint_next(&hint, true);
 		}
 	}
 	k = key_of("app", "");
@@ -1026,7 +1027,8 @@ LEAK_CHECKED_TEST(store, hints_change_nothing)
 		k = key_n(&b, "app", i);
 		if (store_hint_start(st, &k, &hint) == 0) {
 			store_hint_follow(&hint);
-			store_hint_data(&hint);
+			store_hint_data(&hint, true);
+			store_hint_next(&hint, true);
 		}
 	}
 	store_stats(st, NULL, 0, &after);
@@ -1071,7 +1073,8 @@ LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
 
 		cr_assert_eq(store_hint_start(st, &hinted, &hint), 0);
 		store_hint_follow(&hint);
-		store_hint_data(&hint);
+		store_hint_data(&hint, true);
+		store_hint_next(&hint, true);
 		cr_assert_eq(store_get(st, &other, T0, &data, &len), 0, "id %zu", (i + 7) % N);
 		cr_assert(len == strlen(ids[(i + 7) % N]) &&
 		          memcmp(data, ids[(i + 7) % N], len) == 0);
@@ -1095,10 +1098,12 @@ LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
 		             0);
 		cr_assert_eq(store_hint_start(st, &kb, &hint), 0);
 		store_hint_follow(&hint);
-		store_hint_data(&hint);
+		store_hint_data(&hint, true);
+		store_hint_next(&hint, true);
 		cr_assert_eq(store_hint_start(st, &kf, &hint), 0);
 		store_hint_follow(&hint);
-		store_hint_data(&hint);
+		store_hint_data(&hint, true);
+		store_hint_next(&hint, true);
 		cr_assert_eq(store_get(st, &kb, T0, &data, &len), 0);
 		cr_assert(len == sizeof(big) && memcmp(data, big, len) == 0);
 		cr_assert_eq(store_get(st, &kf, T0, &data, &len), -1,
