@@ -202,6 +202,12 @@ struct persist {
 	uint64_t room_until;
 	uint64_t room_checked_ms;
 	bool room_refused;
+	/* The refusal was said (at room_said_ms, CLOCK_MONOTONIC), so its end is said too; at
+	 * most one a minute, as a volume that stays short refuses once per snapshot. */
+	bool room_refusal_said;
+	uint64_t room_said_ms;
+	/* The size of the last snapshot loaded or written (0: none), for snapshot_estimate. */
+	uint64_t snap_bytes;
 
 	/* The file worker (file_worker_main). From prep_seq to remove_below: its jobs and their
 	 * results, under sync_mutex (snapshot_wanted is the loop's own). The worker reads fd
@@ -1529,15 +1535,30 @@ static bool snapshot_fits(const struct persist *p)
 }
 
 /*
- * The free space a snapshot asks of the volume before it is tried again after failing for
- * want of space: its bound, a quarter more (the store grows as it is written), and
- * SNAPSHOT_ROOM_SLACK.
+ * About the most the next snapshot will write, for the room it asks of the volume: the last
+ * snapshot and the log since, whose records brought every byte the store holds beyond it
+ * (each a record as a snapshot's would be), or snapshot_bound when that is less. The bound
+ * alone counts the store's memory (tables, allocator rounding) and a record's largest
+ * overhead for every session: for small sessions about twice what a snapshot writes, and the
+ * reserve built on it refused changes on a volume a third full.
+ */
+static uint64_t snapshot_estimate(const struct persist *p)
+{
+	uint64_t bound = snapshot_bound(p),
+	         grown = FILE_HEADER_BYTES + p->snap_bytes + p->log_bytes;
+
+	return grown < bound ? grown : bound;
+}
+
+/*
+ * The free space a snapshot asks of the volume, kept from the log (log_has_room): its
+ * estimate, a quarter more (the store grows as it is written), and SNAPSHOT_ROOM_SLACK.
  */
 static uint64_t snapshot_room_needed(const struct persist *p)
 {
-	uint64_t bound = snapshot_bound(p);
+	uint64_t estimate = snapshot_estimate(p);
 
-	return bound + bound / 4 + SNAPSHOT_ROOM_SLACK;
+	return estimate + estimate / 4 + SNAPSHOT_ROOM_SLACK;
 }
 
 /*
@@ -1548,7 +1569,9 @@ static uint64_t volume_free(const struct persist *p)
 {
 	struct statvfs vfs;
 
-	if (fstatvfs(p->dir_fd, &vfs) == -1)
+	/* A volume of no blocks tells nothing: a tmpfs without a size, some FUSE and network
+	 * filesystems. Taken for a full one, it had every change refused. */
+	if (fstatvfs(p->dir_fd, &vfs) == -1 || vfs.f_blocks == 0 || vfs.f_frsize == 0)
 		return UINT64_MAX;
 	return (uint64_t)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize;
 }
@@ -1630,7 +1653,7 @@ static bool snapshot_retry_due(const struct persist *p, uint64_t now_ms)
 	if (clock_ms(CLOCK_MONOTONIC) < p->retry_after_ms)
 		return false;
 	if (p->retry_for_room)
-		return volume_free(p) >= snapshot_bound(p) + SNAPSHOT_ROOM_SLACK;
+		return volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
 	return p->log_bytes >= p->retry_log_bytes;
 }
 
@@ -2109,6 +2132,7 @@ static void snapshot_reap(struct persist *p, bool block)
 		            " records), %" PRIu64 " bytes, in %" PRIu64 ".%03" PRIu64 " s",
 		            name, rep->sessions, rep->records, rep->bytes, took_ms / 1000,
 		            took_ms % 1000);
+		p->snap_bytes = rep->bytes;
 		snapshot_done(p, p->child_seq);
 	} else {
 		snap_tmp_name(tmp, p->child_seq, p->child);
@@ -2306,6 +2330,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 		return -1;
 	}
 	t->snap_records = s.records;
+	p->snap_bytes = s.size;
 	return 0;
 }
 
@@ -2748,6 +2773,16 @@ void persist_free(struct persist *p)
  * the log. The volume is looked at (statvfs) once the log has taken what the last look left
  * it, and while it has nothing left, at most every LOG_ROOM_RECHECK_MS.
  */
+/* Changes are no longer refused for a snapshot's room: said when the refusal was. */
+static void room_refusal_ends(struct persist *p)
+{
+	if (p->room_refusal_said)
+		persist_say(LOG_INFO, "the volume has room for the log again beside the "
+		                      "snapshot's; changes are accepted");
+	p->room_refusal_said = false;
+	p->room_refused = false;
+}
+
 static bool log_has_room(struct persist *p)
 {
 	uint64_t used = p->appended + p->batch.len, mono_ms, avail, needed, written = 0;
@@ -2760,7 +2795,8 @@ static bool log_has_room(struct persist *p)
 		snapshot_reap(p, true);
 	if (p->log_bytes < p->snapshot_log_bytes) {
 		p->room_until = 0;
-		p->room_refused = false;
+		if (p->room_refused)
+			room_refusal_ends(p);
 		return true;
 	}
 	if (used < p->room_until)
@@ -2777,19 +2813,24 @@ static bool log_has_room(struct persist *p)
 		written = (uint64_t)sb.st_blocks * 512;
 	needed = needed > written + SNAPSHOT_ROOM_SLACK ? needed - written : SNAPSHOT_ROOM_SLACK;
 	if (avail > needed) {
-		p->room_until = used + (avail - needed);
+		/* Half of what is left before looking again: the store grows (and with it the
+		 * room needed), and other files on the volume take space too. */
+		p->room_until = used + (avail - needed) / 2;
 		if (p->room_refused)
-			persist_say(LOG_INFO, "the volume has room for the log again beside the "
-			                      "snapshot's; changes are accepted");
-		p->room_refused = false;
+			room_refusal_ends(p);
 		return true;
 	}
-	if (!p->room_refused)
-		persist_say(LOG_ERROR,
-		            "%s: the volume has %" PRIu64 " bytes free and the snapshot due needs "
-		            "about %" PRIu64 ": changes are refused (IO_ERROR) until it has "
-		            "reclaimed the log, which would otherwise leave no room for any",
-		            p->dir, avail, needed);
+	if (!p->room_refused && (p->room_said_ms == 0 || mono_ms - p->room_said_ms >= 60000)) {
+		persist_say(
+		    LOG_ERROR,
+		    "%s: the volume has %" PRIu64 " bytes free and the snapshot due needs "
+		    "about %" PRIu64 ": changes are refused (IO_ERROR) until it has "
+		    "reclaimed the log, which would otherwise leave no room for any (said at "
+		    "most once a minute)",
+		    p->dir, avail, needed);
+		p->room_refusal_said = true;
+		p->room_said_ms = mono_ms;
+	}
 	p->room_refused = true;
 	return false;
 }
