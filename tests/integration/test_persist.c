@@ -1557,7 +1557,13 @@ static int room_set(const struct harness_daemon *d, int *fd, uint32_t r)
  */
 LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .timeout = 120)
 {
-	enum { VOLUME = 4 << 20, SHORT = 256 << 10, DEADLINE_MS = 20000, STEADY = 200 };
+	enum {
+		VOLUME = 4 << 20,
+		SHORT = 256 << 10,
+		SHORT_MS = 6000,
+		DEADLINE_MS = 20000,
+		STEADY = 200
+	};
 	char volume[64], data_dir[96], filler[96], *text;
 	const char *args[] = {
 	    "--data-dir", data_dir,          "--fsync", "everysec", "--snapshot-log-bytes",
@@ -1584,7 +1590,8 @@ LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .
 	 * are refused, for want of space or to keep the snapshot's room. */
 	fill_volume(volume, filler, SHORT);
 	started = mono_ms();
-	while (refused == 0) {
+	/* On for 6 s: snapshots that fit end refusals, and the log's growth starts new ones. */
+	while (refused == 0 || mono_ms() - started < SHORT_MS) {
 		cr_assert_lt(mono_ms() - started, DEADLINE_MS,
 		             "no change was refused on the full "
 		             "volume");
@@ -1597,6 +1604,12 @@ LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .
 	}
 	text = harness_log(&d);
 	written = count_text(text, " written: ");
+	/* Said once a minute at most (it was said at each cycle: 7 times in these 6 s), and its
+	 * end only when it was said. */
+	cr_assert_leq(count_text(text, "changes are refused (IO_ERROR) until"),
+	              1 + (mono_ms() - started) / 60000, "%s", text);
+	cr_assert_leq(count_text(text, "changes are accepted"),
+	              count_text(text, "changes are refused (IO_ERROR) until"), "%s", text);
 	free(text);
 
 	/* Space is back. Writes at full speed, as the clients whose changes were refused retry. */
