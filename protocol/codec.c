@@ -312,21 +312,6 @@ static bool body_well_formed(const uint8_t *body, size_t len)
 	return mp_skip(&all) == 0 && mp_reader_left(&all) == 0;
 }
 
-/*
- * The size of the array header that starts ${body}, whatever count it claims, or 0 when it
- * does not start with one.
- */
-static size_t array_header_bytes(const uint8_t *body, size_t len)
-{
-	if (len >= 1 && (body[0] & 0xf0) == 0x90)
-		return 1;
-	if (len >= 3 && body[0] == 0xdc)
-		return 3;
-	if (len >= 5 && body[0] == 0xdd)
-		return 5;
-	return 0;
-}
-
 int codec_decode_request(const uint8_t *body, size_t len, struct codec_request *req,
                          uint32_t *status, const char **why)
 {
@@ -339,15 +324,13 @@ int codec_decode_request(const uint8_t *body, size_t len, struct codec_request *
 	memset(req, 0, sizeof *req);
 	mp_reader_init(&r, body, len);
 	if (mp_read_array(&r, &n) == -1) {
-		size_t header = array_header_bytes(body, len);
-
-		if (header == 0) {
+		mp_reader_init(&r, body, len);
+		if (mp_read_array_claimed(&r, &n) == -1) {
 			err = "a request must be an array";
 			goto fail;
 		}
 		/* PROTOCOL.md: the error carries the request id whenever the second element is
 		 * a uint, so a client can tell which request it answers. */
-		mp_reader_init(&r, body + header, len - header);
 		if (mp_skip(&r) == 0 && mp_read_uint(&r, &rid) == 0)
 			req->request_id = rid;
 		err = "the request array claims more elements than the frame holds";

@@ -281,7 +281,7 @@ int mp_read_bytes(struct mp_reader *r, struct mp_bytes *out, bool *is_bin)
  * minimum bytes each counted entry needs: 1 for an array, 2 for a map.
  */
 static inline int read_container(struct mp_reader *r, uint32_t *count, uint8_t fix_base,
-                                 uint8_t op16, size_t per)
+                                 uint8_t op16, size_t per, bool checked)
 {
 	const uint8_t *p = r->pos;
 	size_t left = (size_t)(r->end - p);
@@ -306,7 +306,7 @@ static inline int read_container(struct mp_reader *r, uint32_t *count, uint8_t f
 	} else {
 		return -1;
 	}
-	if ((uint64_t)n * per > left - hdr)
+	if (checked && (uint64_t)n * per > left - hdr)
 		return -1;
 	*count = n;
 	r->pos = p + hdr;
@@ -315,12 +315,17 @@ static inline int read_container(struct mp_reader *r, uint32_t *count, uint8_t f
 
 int mp_read_array(struct mp_reader *r, uint32_t *count)
 {
-	return read_container(r, count, 0x90, 0xdc, 1);
+	return read_container(r, count, 0x90, 0xdc, 1, true);
+}
+
+int mp_read_array_claimed(struct mp_reader *r, uint32_t *count)
+{
+	return read_container(r, count, 0x90, 0xdc, 1, false);
 }
 
 int mp_read_map(struct mp_reader *r, uint32_t *count)
 {
-	return read_container(r, count, 0x80, 0xde, 2);
+	return read_container(r, count, 0x80, 0xde, 2, true);
 }
 
 /* The header size and payload size of the scalar whose first byte is ${b}; -1 if not one. */

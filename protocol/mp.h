@@ -73,6 +73,11 @@ int mp_read_bytes(struct mp_reader *r, struct mp_bytes *out, bool *is_bin);
  */
 int mp_read_array(struct mp_reader *r, uint32_t *count);
 int mp_read_map(struct mp_reader *r, uint32_t *count);
+/*
+ * An array header and the count it claims, not checked against the bytes left: for what a
+ * malformed message still says (codec_decode_request's request id). Never size anything by it.
+ */
+int mp_read_array_claimed(struct mp_reader *r, uint32_t *count);
 /* Skip one whole value of any type, nested at most MP_MAX_DEPTH deep, without recursion. */
 int mp_skip(struct mp_reader *r);
 

@@ -1238,6 +1238,32 @@ static void torn_value(uint8_t *v, int i)
 	snprintf((char *)v, 32, "torn test session %d", i);
 }
 
+/* SET the TORN_SESSIONS sessions t<i> of torn_value on ${fd}. */
+static void set_torn_sessions(int fd)
+{
+	uint8_t v[TORN_SIZE];
+	char id[16];
+
+	for (int i = 0; i < TORN_SESSIONS; i++) {
+		snprintf(id, sizeof(id), "t%d", i);
+		torn_value(v, i);
+		cr_assert_eq(do_set(fd, "app", id, v, TORN_SIZE), CODEC_OK);
+	}
+}
+
+/* Expect the TORN_SESSIONS sessions of set_torn_sessions on ${fd}, each whole. */
+static void expect_torn_sessions(int fd)
+{
+	uint8_t v[TORN_SIZE];
+	char id[16];
+
+	for (int i = 0; i < TORN_SESSIONS; i++) {
+		snprintf(id, sizeof(id), "t%d", i);
+		torn_value(v, i);
+		expect_get(fd, "app", id, v, TORN_SIZE);
+	}
+}
+
 /*
  * The data directory a kill -9 (an OOM kill, systemd's stop timeout) leaves when it lands in
  * the middle of a write to log.1 while a snapshot waits for its segment: the file worker has
@@ -1253,7 +1279,7 @@ static off_t make_torn_before_header_only(const char *data_dir, const char *cons
 	static const char log1[] = "log.0000000000000001", log2[] = "log.0000000000000002";
 	enum { TORN_BYTES = 4000, BIG_BYTES = 70000 };
 	struct harness_daemon d;
-	char id[32], path[300], *saved;
+	char path[300], *saved;
 	uint8_t *v = malloc(BIG_BYTES);
 	off_t committed, full;
 	int fd;
@@ -1261,11 +1287,7 @@ static off_t make_torn_before_header_only(const char *data_dir, const char *cons
 	cr_assert_not_null(v);
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "torn");
-	for (int i = 0; i < TORN_SESSIONS; i++) {
-		snprintf(id, sizeof(id), "t%d", i);
-		torn_value(v, i);
-		cr_assert_eq(do_set(fd, "app", id, v, TORN_SIZE), CODEC_OK);
-	}
+	set_torn_sessions(fd);
 	committed = data_file_size(data_dir, log1);
 	memset(v, 'x', TORN_BYTES);
 	cr_assert_eq(do_set(fd, "app", "torn", v, TORN_BYTES), CODEC_OK);
@@ -1309,7 +1331,7 @@ static off_t make_torn_before_header_only(const char *data_dir, const char *cons
 static void torn_segment_before_a_header_only_one(const char *key_file)
 {
 	static const char log1[] = "log.0000000000000001", log2[] = "log.0000000000000002";
-	char data_dir[64], scratch[64], id[32], *text;
+	char data_dir[64], scratch[64], *text;
 	const char *args[] = {"--data-dir",
 	                      data_dir,
 	                      "--fsync",
@@ -1349,11 +1371,7 @@ static void torn_segment_before_a_header_only_one(const char *key_file)
 	cr_expect_eq(data_file_size(data_dir, log1), committed,
 	             "log.1 is not cut at its torn record");
 	fd = harness_open_ready(d.unix_url, "torn");
-	for (int i = 0; i < TORN_SESSIONS; i++) {
-		snprintf(id, sizeof(id), "t%d", i);
-		torn_value(v, i);
-		expect_get(fd, "app", id, v, TORN_SIZE);
-	}
+	expect_torn_sessions(fd);
 	expect_missing(fd, "app", "torn");
 	cr_assert_eq(do_set(fd, "app", "after", "restarted", 9), CODEC_OK);
 	close(fd);
@@ -1708,11 +1726,10 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 {
 	static const size_t tails[] = {8, 52, 4096};
 	static const char log1[] = "log.0000000000000001";
-	char data_dir[64], scratch[64], path[300], said[96], id[16], *text;
+	char data_dir[64], scratch[64], path[300], said[96], *text;
 	const char *args[] = {"--data-dir", data_dir, NULL};
 	static const uint8_t zeros[4096];
 	struct harness_daemon d;
-	uint8_t v[TORN_SIZE];
 	off_t written;
 	int fd;
 
@@ -1720,11 +1737,7 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 	make_data_dir(scratch);
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "zeros");
-	for (int i = 0; i < TORN_SESSIONS; i++) {
-		snprintf(id, sizeof(id), "t%d", i);
-		torn_value(v, i);
-		cr_assert_eq(do_set(fd, "app", id, v, TORN_SIZE), CODEC_OK);
-	}
+	set_torn_sessions(fd);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	written = data_file_size(data_dir, log1);
@@ -1744,11 +1757,7 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 
 		cr_assert_eq(harness_start(&d, args), 0, "no start after %zu zeros", tails[t]);
 		fd = harness_open_ready(d.unix_url, "zeros");
-		for (int i = 0; i < TORN_SESSIONS; i++) {
-			snprintf(id, sizeof(id), "t%d", i);
-			torn_value(v, i);
-			expect_get(fd, "app", id, v, TORN_SIZE);
-		}
+		expect_torn_sessions(fd);
 		close(fd);
 		text = harness_log(&d);
 		snprintf(said, sizeof(said), "cutting off %zu bytes", tails[t]);
