@@ -618,16 +618,21 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	return 0;
 }
 
+/* Start loading session node ${n}: its header and the id, which a lookup compares, span two
+ * lines. */
+static void hint_node(const struct hnode *n)
+{
+	__builtin_prefetch(n);
+	__builtin_prefetch((const char *)n + 64);
+}
+
 void store_hint_follow(const struct store_hint *hint)
 {
 	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
 		const struct hnode *head = *(struct hnode *const *)hint->buckets[t];
 
-		if (head != NULL) {
-			/* The header and the id, which a lookup compares, span two lines. */
-			__builtin_prefetch(head);
-			__builtin_prefetch((const char *)head + 64);
-		}
+		if (head != NULL)
+			hint_node(head);
 	}
 }
 
@@ -659,8 +664,7 @@ void store_hint_data(struct store_hint *hint, bool copies_data)
 		 * the head's data would be loaded for nothing. */
 		if (head->next != NULL) {
 			hint->next[t] = head->next;
-			__builtin_prefetch(head->next);
-			__builtin_prefetch((const char *)head->next + 64);
+			hint_node(head->next);
 		}
 	}
 }
