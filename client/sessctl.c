@@ -1212,7 +1212,8 @@ static const struct command *find_command(const char *name)
 
 /*
  * Write to ${out} (SHOWN_ARG_SIZE bytes) the argument ${arg} as a message on standard error
- * shows it, where it may be a session id (an unknown option or command): standard error of a
+ * shows it, where it may be a session id (an unknown option or command, or an option's value
+ * or a tag out of place: --ttl ID, set-if TAG ID): standard error of a
  * cron job ends in a log, and a full id there lets whoever reads the log take the session.
  * What looks like an option name (lowercase letters and '-', SHOWN_ARG_FULL bytes at most) is
  * shown whole, without what follows its '='; anything else by its first SHOWN_ARG_START bytes
@@ -1377,7 +1378,11 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
 			if (parse_number(v, 1, INT_MAX, &n) == -1) {
-				usage_error("--timeout: '%s' is not a number of milliseconds", v);
+				/* A value out of place may be the id (--timeout ID): see shown_arg.
+				 */
+				shown_arg(v, shown);
+				usage_error("--timeout: '%s' is not a number of milliseconds",
+				            shown);
 				return PARSE_ERROR;
 			}
 			o->timeout_ms = (int)n;
@@ -1385,9 +1390,10 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
 			if (parse_number(v, 1, MAX_TTL_S, &o->ttl_s) == -1) {
+				shown_arg(v, shown);
 				usage_error("--ttl: '%s' is not a number of seconds from 1 to 10 "
 				            "years",
-				            v);
+				            shown);
 				return PARSE_ERROR;
 			}
 			o->have_ttl = true;
@@ -1522,6 +1528,7 @@ static int cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1])
 /* Check the command's arguments and options; returns 0 or an exit status. */
 static int check_command(const struct command *cmd, const struct opts *o)
 {
+	char shown[SHOWN_ARG_SIZE];
 	uint8_t tag[SESSD_TAG_BYTES];
 	int given = o->nargs - 1;
 
@@ -1550,9 +1557,12 @@ static int check_command(const struct command *cmd, const struct opts *o)
 	if (cmd->min_args > 0 && cmd->run != run_find &&
 	    (o->id_len < 1 || o->id_len > MAX_ID_BYTES))
 		return usage_error("%s: an id has 1 to %d bytes", cmd->name, MAX_ID_BYTES);
-	if (cmd->run == run_set_if && tag_parse(o->args[2], tag) == -1)
+	/* set-if ID TAG given as set-if TAG ID would show the id here: see shown_arg. */
+	if (cmd->run == run_set_if && tag_parse(o->args[2], tag) == -1) {
+		shown_arg(o->args[2], shown);
 		return usage_error("%s: '%s' is not a tag: %d hex digits, as get --tag prints",
-		                   cmd->name, o->args[2], 2 * SESSD_TAG_BYTES);
+		                   cmd->name, shown, 2 * SESSD_TAG_BYTES);
+	}
 	return 0;
 }
 

@@ -732,6 +732,38 @@ LEAK_CHECKED_TEST(sessctl, set_if_bad_tag_is_refused_before_connecting)
 	expect(&r, 2, "");
 }
 
+/*
+ * An id given where a value or a tag is due (--ttl ID, --timeout ID, set-if TAG ID: options
+ * or arguments swapped) is refused before connecting, and the message, which a cron job's log
+ * keeps, names it by its first characters only, as an unknown option is.
+ */
+LEAK_CHECKED_TEST(sessctl, a_value_out_of_place_shows_no_full_id)
+{
+	static const char id[] = "Qk4xT0c2bVd1R3FqYkZ5dE1uZ2hXb3RqZ0FzZGZnaGo";
+	static const char *const cases[][6] = {
+	    {"touch", "--ttl", id, "60", NULL},
+	    {"get", "--timeout", id, NULL},
+	    {"set-if", "0123456789abcdef0123456789abcdef", id, "v", NULL},
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		run_env(&r, "unix:/nonexistent/sessd.sock", NULL, 0, cases[i]);
+		cr_assert_eq(r.status, 2, "%s: exit %d", cases[i][0], r.status);
+		cr_assert(strstr((char *)r.err.data, "'Qk4xT0...'") != NULL, "%s: %s", cases[i][0],
+		          (char *)r.err.data);
+		cr_assert(strstr((char *)r.err.data, id) == NULL, "%s: %s", cases[i][0],
+		          (char *)r.err.data);
+		run_free(&r);
+	}
+	/* A short value is still shown whole: it is no id, and says what was wrong. */
+	run_env(&r, "unix:/nonexistent/sessd.sock", NULL, 0,
+	        (const char *const[]){"touch", "x", "--ttl", "10y", NULL});
+	cr_assert(strstr((char *)r.err.data, "sessctl: --ttl: '10y' is not a number") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+}
+
 LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 {
 	uint8_t data[70000];
