@@ -736,6 +736,33 @@ static bool run_as_root_in_theirs(struct persist *p)
 }
 
 /*
+ * Whether the data directory p->dir (open as p->dir_fd) is fit to hold sessions: no user but
+ * its owner may write to it, and (but for root, which may run in the service user's directory:
+ * run_as_root_in_theirs) that owner is the user sessd runs as. Whoever may create, rename or
+ * remove files there can put a snapshot or log of their own in place of sessd's (sessions with
+ * ids they chose, data they wrote: a login as anyone), or a link where sessd is about to write.
+ * A --data-dir in /tmp that another user made first would be theirs. Logs why not.
+ */
+static bool data_dir_is_ours(const struct persist *p)
+{
+	struct stat ds;
+
+	if (fstat(p->dir_fd, &ds) == -1) {
+		persist_say(LOG_ERROR, "cannot look at %s: %s", p->dir, strerror(errno));
+		return false;
+	}
+	if ((ds.st_mode & 022) == 0 && (ds.st_uid == geteuid() || geteuid() == 0))
+		return true;
+	persist_say(LOG_ERROR,
+	            "%s cannot hold sessions: it is owned by uid %lu with mode %04o (sessd runs as "
+	            "uid %lu), so another user may put sessions of their own there; chmod go-w "
+	            "it, or give a directory of sessd's own user",
+	            p->dir, (unsigned long)ds.st_uid, (unsigned)(ds.st_mode & 07777),
+	            (unsigned long)geteuid());
+	return false;
+}
+
+/*
  * Say that ${name} in ${dir_fd} cannot be ${what} ("read", "opened for appending") with
  * ${err}. When it is a permission error, name the file's owner and mode and the user we run as:
  * a file a root --check-data or a root sessd left behind is the usual cause, and the fix
@@ -2700,6 +2727,8 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		persist_say(LOG_ERROR, "cannot open %s: %s", p->dir, strerror(errno));
 		goto fail;
 	}
+	if (!data_dir_is_ours(p))
+		goto fail;
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
 		say_lock_error(p->dir_fd, p->dir, errno, "another sessd uses this directory");

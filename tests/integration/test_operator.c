@@ -1090,6 +1090,43 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 }
 
 /*
+ * A data directory other users may write to is refused before sessd puts a file in it:
+ * whoever can add, rename or remove files there can put in a snapshot of sessions of their
+ * own (ids they chose: logged in as anyone), and one in /tmp may have been made by anyone.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeout = 60)
+{
+	static const mode_t modes[] = {0777, 01777, 0770, 0720};
+	char dir[64], data_dir[100], lock[120];
+	const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+
+	make_dir(dir, "opendata");
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	snprintf(lock, sizeof(lock), "%s/LOCK", data_dir);
+	cr_assert_eq(mkdir(data_dir, 0700), 0);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		cr_assert_eq(chmod(data_dir, modes[i]), 0);
+		expect_refused(args, 1, "cannot hold sessions: it is owned by uid");
+		cr_assert_neq(access(lock, F_OK), 0, "mode %04o: sessd made its LOCK there",
+		              (unsigned)modes[i]);
+	}
+	/* Its owner's alone (group and others may read), it serves. */
+	cr_assert_eq(chmod(data_dir, 0755), 0);
+	{
+		const char *const run_args[] = {"--data-dir", data_dir, NULL};
+		struct harness_daemon d;
+		int fd;
+
+		cr_assert_eq(harness_start(&d, run_args), 0);
+		fd = harness_open_ready(d.unix_url, "opendata");
+		cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+		close(fd);
+		cr_assert_eq(harness_stop(&d), 0);
+	}
+	rm_tree(dir);
+}
+
+/*
  * A data directory the daemon's user cannot write is reported as such, not as "another sessd
  * uses this directory" (which sends the operator hunting for a process that does not exist).
  */
