@@ -1410,7 +1410,9 @@ static uint8_t *key_load(const char *path)
 	size_t got = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever
+	 * (startup hung there until a writer came). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		persist_say(LOG_ERROR, "key file %s: %s", path, strerror(errno));
 		goto fail;

@@ -1090,6 +1090,28 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 }
 
 /*
+ * A --key-file that is no regular file is refused at once, with a word: a FIFO (a mistyped
+ * path to a pipe, or one left in place of the key) once held startup, and --check-data, for
+ * ever, silently, until something wrote to it.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_is_a_fifo_is_refused_at_once, .timeout = 60)
+{
+	char dir[64], key[100], data_dir[100];
+	const char *serve[] = {
+	    "--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, "--key-file", key, NULL};
+	const char *check[] = {"--check-data", data_dir, "--key-file", key, NULL};
+
+	make_dir(dir, "fifokey");
+	snprintf(key, sizeof(key), "%s/key", dir);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	cr_assert_eq(mkfifo(key, 0600), 0);
+	expect_refused(serve, 1, "must be a regular file of exactly 32 bytes");
+	cr_assert_eq(mkdir(data_dir, 0700), 0);
+	expect_refused(check, 2, "must be a regular file of exactly 32 bytes");
+	rm_tree(dir);
+}
+
+/*
  * A data directory other users may write to is refused before sessd puts a file in it:
  * whoever can add, rename or remove files there can put in a snapshot of sessions of their
  * own (ids they chose: logged in as anyone), and one in /tmp may have been made by anyone.
