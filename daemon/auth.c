@@ -153,6 +153,19 @@ fail:
 	return NULL;
 }
 
+/*
+ * Whether ${a} lets ${psk} in: as its current secret, or as the previous one it keeps until
+ * auth_expire. A secret in both the app's and the admin's would make every app that shows it
+ * an admin (dispatch tries the admin secret first), during a grace as much as after it.
+ */
+static bool holds_psk(const struct auth *a, const unsigned char *psk)
+{
+	bool current = sodium_memcmp(psk, a->psk, SEAL_PSK_BYTES) == 0;
+	bool previous = a->previous != NULL && sodium_memcmp(psk, a->previous, SEAL_PSK_BYTES) == 0;
+
+	return current || previous;
+}
+
 int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 {
 	unsigned char *psk = load_psk(a->path, LOG_WARN);
@@ -162,11 +175,13 @@ int auth_reload(struct auth *a, uint64_t now_ms, uint64_t grace_ms)
 		log_warn("auth file %s: not reloaded; the secret stays as it was", a->path);
 		return -1;
 	}
-	if (a->apart_from != NULL && sodium_memcmp(psk, a->apart_from->psk, SEAL_PSK_BYTES) == 0) {
+	if (a->apart_from != NULL && holds_psk(a->apart_from, psk)) {
 		sodium_free(psk);
-		log_warn("auth file %s: not reloaded: it holds the secret of %s, and the app and "
-		         "admin secrets must differ; the secret stays as it was",
-		         a->path, a->apart_from->path);
+		log_warn(
+		    "auth file %s: not reloaded: it holds the secret of %s (its current one, or "
+		    "the previous one it still lets in: --auth-grace), and the app and admin "
+		    "secrets must differ; the secret stays as it was",
+		    a->path, a->apart_from->path);
 		return -1;
 	}
 	if (sodium_memcmp(psk, a->psk, SEAL_PSK_BYTES) == 0) {

@@ -60,9 +60,10 @@ bool auth_same_secret(const struct auth *a, const struct auth *b);
 
 /*
  * auth_keep_apart(a, other):
- * From now on, a reload of ${a} refuses a secret that ${other} holds as its current one,
- * keeping ${a}'s as it was (auth_same_secret at startup, kept so by every SIGHUP). ${other} is
- * borrowed for ${a}'s lifetime; NULL: no such check.
+ * From now on, a reload of ${a} refuses a secret that ${other} holds, as its current one or
+ * as the previous one it still lets in, keeping ${a}'s as it was (auth_same_secret at
+ * startup, kept so by every SIGHUP). ${other} is borrowed for ${a}'s lifetime; NULL: no such
+ * check.
  */
 void auth_keep_apart(struct auth *a, const struct auth *other);
 

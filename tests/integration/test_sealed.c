@@ -1371,3 +1371,42 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_rotates_with_its_grace)
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(admin_path);
 }
+
+/*
+ * A reload never gives the apps a secret the admin's still lets in: after the admin secret
+ * is rotated, its previous one lets admins in for --auth-grace, and an --auth-file reloaded
+ * with it would make every app that shows it an admin for that while (the admin secret is
+ * tried first). Such a reload keeps the apps' secret, as one of the current admin secret does.
+ */
+LEAK_CHECKED_TEST(sealed, a_reload_never_gives_apps_the_admin_secret_in_its_grace)
+{
+	static const char next[] = "the next admin secret, rotated in";
+	char admin_path[128];
+	const char *const args[] = {"--auth-file", secret_path,    "--admin-auth-file",
+	                            admin_path,    "--auth-grace", "60",
+	                            NULL};
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct harness_daemon d;
+	struct sealed app;
+	int fd;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	write_admin_secret(admin_path, sizeof(admin_path), next);
+	reload_and_wait(&d, "reloaded a new secret", 1);
+
+	/* The apps' file now holds the admin secret that is in its grace. */
+	harness_write_secret(secret_path, admin_secret, 0600);
+	reload_and_wait(&d, "the app and admin secrets must differ", 1);
+	harness_write_secret(secret_path, secret, 0600);
+	fd = plain_open(d.unix_url, secret, false);
+	close(fd);
+	app = sealed_open_with(d.unix_url, secret);
+	cr_expect_eq(sealed_call(&app, &list, NULL, NULL), CODEC_FORBIDDEN);
+	sealed_close(&app);
+	/* Still an admin secret, for its grace: no app was given it. */
+	fd = plain_open(d.unix_url, admin_secret, true);
+	close(fd);
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}
