@@ -104,6 +104,8 @@
  * flash type; an encrypted record adds NONCE_BYTES + TAG_BYTES. */
 #define SNAP_RECORD_MAX_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 64u + 1u + 1u + 8u + 4u)
 #define NAME_BYTES               64
+/* The unit a power loss keeps or loses a write in (a 4 KiB page is eight of them). */
+#define LOST_SECTOR_BYTES 512u
 /* Every file sessd makes in the data directory: only the user it runs as reads them. */
 #define DATA_FILE_MODE 0600
 
@@ -855,17 +857,52 @@ static bool record_at(const uint8_t *map, size_t size, size_t y, size_t *len)
 }
 
 /*
- * Whether a well-formed record (both checksums good) starts anywhere after ${from}. This is
- * what tells a torn write (garbage or nothing after the damage) from damage in the middle of
- * the log (good records after it): the first may be cut off, the second must not be.
+ * Where the first well-formed record (both checksums good) after ${from} starts, or ${size}
+ * when none does. One there is what tells a torn write (garbage or nothing after the damage)
+ * from damage in the middle of the log (good records after it): the first may be cut off,
+ * the second must not be, unless a sector a power loss never wrote explains the damage
+ * (unwritten_sector_in).
  */
-static bool valid_record_after(const uint8_t *map, size_t size, size_t from)
+static size_t next_record_after(const uint8_t *map, size_t size, size_t from)
 {
 	size_t len;
 
 	for (size_t y = from + 1; y + REC_HEADER_BYTES <= size && y > from; y++)
 		if (record_at(map, size, y, &len))
+			return y;
+	return size;
+}
+
+static bool valid_record_after(const uint8_t *map, size_t size, size_t from)
+{
+	return next_record_after(map, size, from) < size;
+}
+
+/*
+ * Whether the damaged record at ${from}, whose bytes reach at least to ${rec_end}, has one of
+ * its sectors that never reached the disk before the next well-formed record at ${to}: zeros
+ * from ${from} to the end of its sector, or a whole sector of zeros that starts before
+ * ${rec_end}. After a power loss the writes not yet synced survive
+ * sector by sector, in any order, and one that did not reads as zeros (past the old end of
+ * the file, where the log only ever appends): a later sector of the same unsynced tail may
+ * have been written, records and all. Bit rot does not zero a sector; a disk that remaps a
+ * bad one may, and then the records cut off after it had been synced (see torn_tail).
+ */
+static bool unwritten_sector_in(const uint8_t *map, size_t from, size_t rec_end, size_t to)
+{
+	size_t y = from;
+
+	while (y < to && y < rec_end) {
+		size_t end = (y / LOST_SECTOR_BYTES + 1) * LOST_SECTOR_BYTES, i;
+
+		if (end > to)
+			break;
+		for (i = y; i < end && map[i] == 0; i++)
+			;
+		if (i == end)
 			return true;
+		y = end;
+	}
 	return false;
 }
 
@@ -879,9 +916,26 @@ struct scan {
 	uint64_t good_end; /* the offset just after the last good record */
 	bool damaged;      /* a bad header or record at bad_off */
 	bool torn;         /* ... and no good record after it: a torn write */
+	/* ... or one after a sector that never reached the disk (unwritten_sector_in) */
+	bool unwritten;
 	uint64_t bad_off;
 	const char *why;
 };
+
+/*
+ * Whether the record at ${off} of ${m}, which fails its checksums, is a torn write: no
+ * well-formed record starts after ${search_from}, or the first one that does follows a sector
+ * of this record, which reaches at least to ${rec_end}, that never reached the disk
+ * (${s}->unwritten then says so).
+ */
+static bool torn_at(const struct mapped *m, size_t off, size_t rec_end, size_t search_from,
+                    struct scan *s)
+{
+	size_t next = next_record_after(m->map, m->size, search_from);
+
+	s->unwritten = next < m->size && unwritten_sector_in(m->map, off, rec_end, next);
+	return next == m->size || s->unwritten;
+}
 
 /*
  * file_scan(dir_fd, dir, name, magic, seq, key, snapshot, fn, arg, plain, s):
@@ -937,7 +991,7 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 		len = get_u32(h);
 		if (get_u32(h + 8) != crc32c(h, 8)) {
 			s->why = "bad record header checksum";
-			s->torn = !valid_record_after(m.map, m.size, off);
+			s->torn = torn_at(&m, off, off + REC_HEADER_BYTES, off, s);
 			break;
 		}
 		/* The header is good, so its length is what was written: the search for records
@@ -953,8 +1007,8 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 		body = h + REC_HEADER_BYTES;
 		if (get_u32(h + 4) != crc32c(body, len)) {
 			s->why = "bad record checksum";
-			s->torn =
-			    !valid_record_after(m.map, m.size, off + REC_HEADER_BYTES + len - 1);
+			s->torn = torn_at(&m, off, off + REC_HEADER_BYTES + len,
+			                  off + REC_HEADER_BYTES + len - 1, s);
 			break;
 		}
 		/* From here the bytes are what was written: failures are not torn writes. */
@@ -1017,13 +1071,45 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
  * reached the disk (ext4 and XFS after a power loss), a header that never did. So it is
  * damage that no well-formed record follows (scan.torn), in the last segment replayed: every
  * record after it was written later, and a well-formed one there means the bytes before it
- * were written once and broke since. A last record whose bytes are all there but wrong is
- * a torn write too by this rule: a power loss can keep a record's first block and lose its
- * second, and nothing tells that from a flipped bit.
+ * were written once and broke since, unless one of the damaged record's sectors is zeros
+ * (scan.unwritten): a power loss keeps unsynced writes sector by sector, in any order, so
+ * records written after a lost sector may be there, none of them synced. A last record whose
+ * bytes are all there but wrong is a torn write too by this rule: a power loss can keep a
+ * record's first block and lose its second, and nothing tells that from a flipped bit.
  */
 static bool torn_tail(const struct scan *s, bool last)
 {
 	return s->damaged && s->torn && last;
+}
+
+/*
+ * The well-formed records (both checksums right; their contents are not checked) in segment
+ * ${name} after its damage at ${from}: what cutting it there drops, as far as the framing
+ * tells. Past the damaged record (skipped whole when its header holds, so that its body is
+ * not searched: see record_header_at) each offset is tried until one holds a record, then records
+ * are followed one to the next. Returns 0 when the file cannot be read (the scan before it said
+ * why).
+ */
+static size_t records_after(int dir_fd, const char *name, uint64_t from)
+{
+	struct mapped m;
+	size_t n = 0, y, len;
+
+	if (file_map(dir_fd, name, &m) == -1)
+		return 0;
+	y = record_header_at(m.map, m.size, (size_t)from, &len)
+	        ? (size_t)from + REC_HEADER_BYTES + len
+	        : (size_t)from + 1;
+	while (y < m.size) {
+		if (record_at(m.map, m.size, y, &len)) {
+			n++;
+			y += REC_HEADER_BYTES + len;
+		} else {
+			y++;
+		}
+	}
+	file_unmap(&m);
+	return n;
 }
 
 /* Replaying the log: the record's own time is the store's now (see the file comment). */
@@ -2445,7 +2531,15 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			            p->dir, name, s.bad_off, s.why, p->dir);
 			return -1;
 		}
-		if (s.damaged) {
+		if (s.damaged && s.unwritten) {
+			persist_say(LOG_WARN,
+			            "%s/%s ends in a torn write at offset %" PRIu64
+			            " (%s: a sector a power loss left unwritten, then %zu "
+			            "well-formed record(s) never synced); cutting off %" PRIu64
+			            " bytes",
+			            p->dir, name, s.bad_off, s.why,
+			            records_after(p->dir_fd, name, s.bad_off), s.size - s.good_end);
+		} else if (s.damaged) {
 			persist_say(LOG_WARN,
 			            "%s/%s ends in a torn write at offset %" PRIu64
 			            " (%s); cutting off %" PRIu64 " bytes",
@@ -3213,36 +3307,6 @@ static int replace_keeping_damaged(int dir_fd, const char *name, const char *tmp
 }
 
 /*
- * The well-formed records (both checksums right; their contents are not checked) in segment
- * ${name} after its damage at ${from}: what cutting it there drops, as far as the framing
- * tells. Past the damaged record (skipped whole when its header holds, so that its body is
- * not searched: see record_header_at) each offset is tried until one holds a record, then records
- * are followed one to the next. Returns 0 when the file cannot be read (the scan before it said
- * why).
- */
-static size_t records_after(int dir_fd, const char *name, uint64_t from)
-{
-	struct mapped m;
-	size_t n = 0, y, len;
-
-	if (file_map(dir_fd, name, &m) == -1)
-		return 0;
-	y = record_header_at(m.map, m.size, (size_t)from, &len)
-	        ? (size_t)from + REC_HEADER_BYTES + len
-	        : (size_t)from + 1;
-	while (y < m.size) {
-		if (record_at(m.map, m.size, y, &len)) {
-			n++;
-			y += REC_HEADER_BYTES + len;
-		} else {
-			y++;
-		}
-	}
-	file_unmap(&m);
-	return n;
-}
-
-/*
  * Cut log segment ${name} (${seq}) back to its first ${keep} bytes, the records before its
  * damage, keeping the whole damaged file as <name>.damaged (named in ${aside}, as for
  * replace_keeping_damaged): what is cut off may hold well-formed records, after a flipped bit
@@ -3580,6 +3644,16 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       " bytes at the end (%s: its header never reached the disk whole, "
 			       "and no record did), which startup replaces with a whole header\n",
 			       name, s.size, s.why);
+			continue;
+		}
+		if (torn_tail(&s, i + 1 == n_logs) && s.unwritten) {
+			printf("%s: ok, %zu records, then a torn write of %" PRIu64
+			       " bytes at the end (%s at offset %" PRIu64
+			       ", in a sector a power loss left unwritten, then %zu well-formed "
+			       "record(s) written after it and never synced), which startup cuts "
+			       "off\n",
+			       name, s.records, s.size - s.good_end, s.why, s.bad_off,
+			       records_after(dir_fd, name, s.bad_off));
 			continue;
 		}
 		if (torn_tail(&s, i + 1 == n_logs)) {

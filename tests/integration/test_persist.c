@@ -1771,6 +1771,81 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 }
 
 /*
+ * A power loss keeps the writes not yet synced sector by sector, in any order: under
+ * --fsync everysec the last second of the log, under always the batch whose fdatasync it
+ * interrupted. Here the first sector of the last writes never reached the disk (zeros, as
+ * ext4 and XFS read it) and the later ones did, records and all: from the record's start
+ * (its header lost), or a whole sector inside its body (its header kept). Startup refused
+ * such a log as damaged in the middle ("with records after it; not starting"), and
+ * --check-data exited 1, after nothing worse than a power cut. Both now take it for the
+ * torn write it is and cut the log back to the last record before the lost sector.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_is_a_torn_write,
+                       .timeout = 60)
+{
+	enum { LATE = 4, LATE_BYTES = 1500, SECTOR = 512 };
+	static const char log1[] = "log.0000000000000001";
+	static const uint8_t zeros[SECTOR];
+	char data_dir[64], scratch[64], path[300], id[16], *text;
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	uint8_t v[LATE_BYTES];
+	struct harness_daemon d;
+	off_t committed, full, from, to;
+	int fd;
+
+	for (int shape = 0; shape < 2; shape++) {
+		make_data_dir(data_dir);
+		make_data_dir(scratch);
+		cr_assert_eq(harness_start(&d, args), 0);
+		fd = harness_open_ready(d.unix_url, "sector");
+		set_torn_sessions(fd);
+		committed = data_file_size(data_dir, log1);
+		memset(v, 'l', sizeof(v));
+		for (int i = 0; i < LATE; i++) {
+			snprintf(id, sizeof(id), "late%d", i);
+			cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
+		}
+		close(fd);
+		cr_assert_eq(harness_stop(&d), 0);
+		full = data_file_size(data_dir, log1);
+		cr_assert_gt(full, committed + LATE * LATE_BYTES);
+
+		/* shape 0: zeros from the first late record's start to the end of its sector;
+		 * shape 1: the first whole sector after its header, inside its body. */
+		from = shape == 0 ? committed : (committed + 12 + SECTOR) / SECTOR * SECTOR;
+		to = (from / SECTOR + 1) * SECTOR;
+		cr_assert_leq(to, committed + 12 + LATE_BYTES, "the lost sector is the record's");
+		snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		cr_assert_neq(fd, -1);
+		cr_assert_eq(pwrite(fd, zeros, (size_t)(to - from), from), to - from);
+		close(fd);
+
+		cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "shape %d: %s",
+		             shape, text);
+		cr_expect_not_null(strstr(text, "a power loss left unwritten"), "%s", text);
+		cr_expect_not_null(strstr(text, "data is sound"), "%s", text);
+		free(text);
+
+		cr_assert_eq(harness_start(&d, args), 0, "shape %d: no start", shape);
+		fd = harness_open_ready(d.unix_url, "sector");
+		expect_torn_sessions(fd);
+		for (int i = 0; i < LATE; i++) {
+			snprintf(id, sizeof(id), "late%d", i);
+			expect_missing(fd, "app", id);
+		}
+		close(fd);
+		text = harness_log(&d);
+		cr_expect_not_null(strstr(text, "a power loss left unwritten"), "%s", text);
+		free(text);
+		cr_assert_eq(harness_stop(&d), 0);
+		cr_expect_eq(data_file_size(data_dir, log1), committed, "shape %d: not cut", shape);
+		nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
+/*
  * ${rounds} times over, SET ${sessions} sessions of ${size} bytes pipelined a thousand at a
  * time on ${fd}; returns how many were refused.
  */
