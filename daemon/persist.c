@@ -1434,6 +1434,37 @@ static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
 }
 
 /*
+ * Make the entry of the data directory ${dir}, which mkdir just created, durable in the
+ * directory that holds it: without that, a power loss can lose the new directory with every
+ * file in it, although each of them (the first segment's header, every record under --fsync
+ * always) was synced. Returns 0, or -1 with errno (the caller warns: the directory exists,
+ * and most filesystems keep it with the first file synced in it anyway).
+ */
+static int sync_parent_dir(const char *dir)
+{
+	char *parent = strdup(dir), *slash;
+	int fd, rc = -1;
+
+	if (parent == NULL)
+		return -1;
+	/* "a/b/" is "a/b": trailing slashes do not name another directory. */
+	for (size_t n = strlen(parent); n > 1 && parent[n - 1] == '/'; n--)
+		parent[n - 1] = '\0';
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		strcpy(parent, ".");
+	else
+		slash[slash == parent ? 1 : 0] = '\0';
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd != -1) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(parent);
+	return rc;
+}
+
+/*
  * Lock the data directory against a second sessd: an open-file-description lock, which also
  * conflicts within one process. The snapshot child inherits the description and closes its
  * copy first thing; a child killed before it gets there holds the lock for the moment it
@@ -2814,7 +2845,13 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL)
 		goto fail;
-	if (mkdir(p->dir, 0700) == -1 && errno != EEXIST) {
+	if (mkdir(p->dir, 0700) == 0) {
+		if (sync_parent_dir(p->dir) == -1)
+			persist_say(LOG_WARN,
+			            "created %s, but cannot sync the directory that holds it (%s): "
+			            "a power loss may lose it",
+			            p->dir, strerror(errno));
+	} else if (errno != EEXIST) {
 		persist_say(LOG_ERROR, "cannot create %s: %s", p->dir, strerror(errno));
 		goto fail;
 	}
