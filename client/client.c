@@ -479,6 +479,9 @@ static int say_hello(struct sessd_client *c)
 	uint8_t kx_auth[CLIENT_KX_AUTH_BYTES];
 	struct codec_request req;
 	struct hello h = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	/* What sessd_max_frame says and batches are sized by until a HELLO succeeds: a failed
+	 * reconnection keeps the last server's limit, as it keeps its server_id (sessd.h). */
+	uint32_t known_max_frame = c->max_frame;
 	int rc;
 
 	memset(&req, 0, sizeof(req));
@@ -503,6 +506,8 @@ static int say_hello(struct sessd_client *c)
 		 * applies; every reply, HELLO's included, fits in it. */
 		c->max_frame = CODEC_MIN_MAX_FRAME;
 		rc = client_exchange(c, c->out.data, c->out.len, 1, false, hello_on_frame, &h);
+		if (rc != SESSD_OK || h.status != SESSD_OK)
+			c->max_frame = known_max_frame;
 	}
 	/* The frame held the secret (whole, or in part when encoding failed): wipe it, so a
 	 * later realloc of c->out cannot leave a copy in freed memory. A sealed HELLO holds

@@ -222,7 +222,9 @@ int sessd_set_timeout(struct sessd_client *c, int timeout_ms);
 
 /*
  * sessd_max_frame(c): the largest frame body ${c} sends or reads: the server's max_frame
- * from HELLO, at most 1 GiB (sessd's own largest --max-frame) whatever the server announces.
+ * from the last HELLO that succeeded, at most 1 GiB (sessd's own largest --max-frame)
+ * whatever the server announces. A failed reconnection keeps the one before, so a batch
+ * queued during an outage is sized against the server's limit.
  */
 uint32_t sessd_max_frame(const struct sessd_client *c);
 

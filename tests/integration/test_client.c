@@ -865,6 +865,47 @@ LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 	sessd_close(c);
 }
 
+/*
+ * A reconnection whose HELLO fails (here it times out against a stopped server, as during an
+ * outage) keeps the max_frame of the last HELLO that succeeded, as it keeps the server id: a
+ * batch queued meanwhile is sized against the server's limit, not against the protocol's
+ * least (4096), which would refuse every request over 4 KiB with EMSGSIZE until some
+ * blocking call happened to reconnect.
+ */
+LEAK_CHECKED_TEST(client, a_failed_reconnection_keeps_max_frame)
+{
+	struct sessd_options opts = {.timeout_ms = 200};
+	static const uint8_t data[10000];
+	struct sessd_client *c = NULL;
+	struct sessd_batch *b;
+	uint32_t max_frame;
+	int rc, rc2, index;
+
+	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
+	max_frame = sessd_max_frame(c);
+	cr_assert_gt(max_frame, sizeof(data) + 100);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	rc = sessd_ping(c);
+	/* The connection was dropped; this call reconnects and its HELLO times out. */
+	rc2 = sessd_ping(c);
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "ping: %s", sessd_strerror(rc));
+	cr_assert_eq(rc2, SESSD_ERR_CONNECT, "ping: %s", sessd_strerror(rc2));
+	cr_assert(strstr(sessd_errmsg(c), "HELLO timed out") != NULL, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_max_frame(c), max_frame, "max_frame %u after a failed HELLO",
+	             sessd_max_frame(c));
+	errno = 0;
+	index = sessd_batch_set(b, "big", 3, data, sizeof(data), TTL_MS);
+	cr_assert_eq(index, 0, "queue: errno %s: %s", strerror(errno), sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+	expect_data(c, "big", 3, data, sizeof(data));
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
 /* A loopback port nobody listens on: bind one, note it, close it. */
 static int closed_port(void)
 {
