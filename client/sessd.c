@@ -556,6 +556,18 @@ int sessd_ping(struct sessd_client *c)
 	return call_run(c, &req, &k);
 }
 
+/*
+ * Clear GET's and LOAD's outputs (either may be NULL), before anything is checked: sessd.h
+ * promises them cleared on any result but SESSD_OK, a NULL client's included.
+ */
+static void clear_data(void **data, size_t *data_len)
+{
+	if (data != NULL)
+		*data = NULL;
+	if (data_len != NULL)
+		*data_len = 0;
+}
+
 /* GET, and LOAD with ${flashes}: the two differ only in the reply. */
 static int get_or_load(struct sessd_client *c, const void *id, size_t id_len, void **data,
                        size_t *data_len, uint64_t *flashes)
@@ -566,13 +578,12 @@ static int get_or_load(struct sessd_client *c, const void *id, size_t id_len, vo
 	struct call k = {.data = data, .data_len = data_len, .number = flashes ? &count : NULL};
 	int rc;
 
+	clear_data(data, data_len);
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (data == NULL || data_len == NULL)
 		return client_error(c, SESSD_ERR_USAGE,
 		                    "no place for the data (data or data_len is NULL)");
-	*data = NULL;
-	*data_len = 0;
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	set_id(&req, id, id_len);
@@ -590,6 +601,7 @@ int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data
 int sessd_load(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len,
                uint64_t *flashes)
 {
+	clear_data(data, data_len);
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (flashes == NULL)
@@ -767,11 +779,12 @@ int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const
 	struct codec_request req = {.op = CODEC_OP_FLASH_POP};
 	struct call k = {.flash_type = type, .flashes = out};
 
+	if (out != NULL)
+		*out = NULL;
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the messages (out is NULL)");
-	*out = NULL;
 	if (!id_ok(id, id_len))
 		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
 	if (type != NULL && !type_ok(type))
@@ -819,11 +832,12 @@ int sessd_list(struct sessd_client *c, uint64_t cursor, unsigned limit, struct s
 {
 	struct call k = {.list = out};
 
+	if (out != NULL)
+		*out = NULL;
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
-	*out = NULL;
 	return call_page(c, CODEC_OP_LIST, cursor, limit, &k);
 }
 
@@ -837,11 +851,12 @@ int sessd_namespaces(struct sessd_client *c, uint64_t cursor, unsigned limit,
 {
 	struct call k = {.namespaces = out};
 
+	if (out != NULL)
+		*out = NULL;
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the page (out is NULL)");
-	*out = NULL;
 	return call_page(c, CODEC_OP_NAMESPACES, cursor, limit, &k);
 }
 
@@ -864,11 +879,12 @@ int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **o
 	struct codec_request req = {.op = CODEC_OP_STATS};
 	struct call k = {.stats = out};
 
+	if (out != NULL)
+		*out = NULL;
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (out == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no place for the figures (out is NULL)");
-	*out = NULL;
 	if (whole_server) {
 		req.ns_all = true;
 	} else if (c->ns_len > 0) {

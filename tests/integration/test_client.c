@@ -214,6 +214,63 @@ LEAK_CHECKED_TEST(client, bad_arguments_are_usage_errors)
 }
 
 /*
+ * sessd.h: result pointers (and GET's length) are cleared first and stay so on any result but
+ * SESSD_OK, so an application may free them after any call. That holds for every usage error
+ * too, a NULL client (a connect that failed, passed on) and a NULL flashes of sessd_load
+ * included, not only for the errors found after the pointers were cleared.
+ */
+LEAK_CHECKED_TEST(client, result_pointers_are_cleared_on_every_usage_error)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_flashes *f;
+	struct sessd_list *l;
+	struct sessd_namespaces *ns;
+	struct sessd_stats *st;
+	void *data;
+	size_t len;
+	uint64_t flashes;
+
+	data = (void *)&data;
+	len = 7;
+	cr_assert_eq(sessd_get(NULL, "a", 1, &data, &len), SESSD_ERR_USAGE);
+	cr_assert_null(data);
+	cr_assert_eq(len, 0);
+	data = (void *)&data;
+	len = 7;
+	cr_assert_eq(sessd_load(NULL, "a", 1, &data, &len, &flashes), SESSD_ERR_USAGE);
+	cr_assert_null(data);
+	cr_assert_eq(len, 0);
+	data = (void *)&data;
+	len = 7;
+	cr_assert_eq(sessd_load(c, "a", 1, &data, &len, NULL), SESSD_ERR_USAGE);
+	cr_assert_null(data);
+	cr_assert_eq(len, 0);
+	len = 7;
+	cr_assert_eq(sessd_get(c, "a", 1, NULL, &len), SESSD_ERR_USAGE);
+	cr_assert_eq(len, 0);
+	f = (void *)&f;
+	cr_assert_eq(sessd_flash_pop(NULL, "a", 1, NULL, &f), SESSD_ERR_USAGE);
+	cr_assert_null(f);
+	l = (void *)&l;
+	cr_assert_eq(sessd_list(NULL, 0, 10, &l), SESSD_ERR_USAGE);
+	cr_assert_null(l);
+	ns = (void *)&ns;
+	cr_assert_eq(sessd_namespaces(NULL, 0, 10, &ns), SESSD_ERR_USAGE);
+	cr_assert_null(ns);
+	st = (void *)&st;
+	cr_assert_eq(sessd_stats(NULL, 1, &st), SESSD_ERR_USAGE);
+	cr_assert_null(st);
+	/* And on the ordinary paths, as before. */
+	data = (void *)&data;
+	len = 7;
+	cr_assert_eq(sessd_get(c, "no-such", 7, &data, &len), SESSD_NOT_FOUND);
+	cr_assert_null(data);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	sessd_close(c);
+}
+
+/*
  * sessd_ttl (PROTOCOL.md, TTL): the remaining lifetime of one session, a flash-only one too,
  * moving nothing; NOT_FOUND leaves the number alone. And the same in a batch.
  */
