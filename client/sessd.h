@@ -86,7 +86,10 @@ enum sessd_result {
 	/* The server is stopping: the request was not carried out (see above); reconnect. */
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
-	SESSD_ERR_BUSY = 13, /* the server had no room for an unfinished request; reconnect */
+	/* The server had no room: for this connection, at its --max-connections (from
+	 * sessd_connect or a reconnection; sealed, from the first call after the HELLO), or for
+	 * an unfinished request. The connection is dropped; try again later. */
+	SESSD_ERR_BUSY = 13,
 	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
 	 * a batch's SET_IF) found data other than what its tag names; nothing changed. The
 	 * connection stays open. */
@@ -168,6 +171,9 @@ struct sessd_options {
  * wrong proof in its HELLO reply), or require_auth is set and it did not check the secret.
  * The same code comes from any later call whose reconnection fails so, with sessd_errmsg
  * saying which.
+ * SESSD_ERR_BUSY: the server is at its connection limit (sessd --max-connections) and none of
+ * its connections may give way; try again later. A sealed connection is admitted only with
+ * its first request, so there sessd_connect succeeds and that first call fails so.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
  * outside 1..1024, auth_len without auth, require_auth or plain_auth without a secret. For
  * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can
@@ -250,7 +256,7 @@ int sessd_ping(struct sessd_client *c);
  * sessd_get(c, id, id_len, data, data_len):
  * On SESSD_OK, *${data} is a malloc'd copy of the session's data (the caller frees it with
  * free(); one extra NUL byte follows the data, not counted in *${data_len}).
- * SESSD_NOT_FOUND when there is no such session.
+ * SESSD_NOT_FOUND when there is no such session, or it holds flash messages only (never set).
  */
 int sessd_get(struct sessd_client *c, const void *id, size_t id_len, void **data, size_t *data_len);
 

@@ -1517,6 +1517,45 @@ LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
 	cr_assert_null(c);
 }
 
+/* --- A full daemon (sessd(8), --max-connections). --- */
+
+TestSuite(connection_limit, .fini = stop_daemon, .timeout = 60);
+
+/*
+ * A daemon at its --max-connections whose connections may not give way (the one it holds is
+ * this process's own, and busy) answers a plain HELLO with BUSY: sessd_connect returns
+ * SESSD_ERR_BUSY (libsessd(3), CONNECTING), names the address, and the held connection goes
+ * on. Once that one is closed a new one gets in.
+ */
+LEAK_CHECKED_TEST(connection_limit, a_full_daemon_answers_connect_with_busy)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	struct sessd_options opts = {.timeout_ms = 10000};
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
+	struct sessd_client *held, *c = (struct sessd_client *)1;
+	int rc = SESSD_ERR_BUSY;
+
+	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+	held = connect_to(daemon_.unix_url);
+	cr_assert_eq(sessd_ping(held), SESSD_OK);
+	rc = sessd_connect_errbuf(daemon_.unix_url, &opts, &c, errbuf, sizeof(errbuf));
+	cr_assert_eq(rc, SESSD_ERR_BUSY, "%s: %s", sessd_strerror(rc), errbuf);
+	cr_assert_null(c);
+	snprintf(want, sizeof(want), "cannot connect to %s: BUSY: ", daemon_.unix_url);
+	cr_assert(strncmp(errbuf, want, strlen(want)) == 0, "%s", errbuf);
+	cr_assert_eq(sessd_ping(held), SESSD_OK, "%s", sessd_errmsg(held));
+	sessd_close(held);
+	/* The daemon frees the slot when it reads the end of the held connection. */
+	for (int tries = 0; tries < 100 && rc == SESSD_ERR_BUSY; tries++) {
+		rc = sessd_connect(daemon_.unix_url, &opts, &c);
+		if (rc == SESSD_ERR_BUSY)
+			poll(NULL, 0, 20);
+	}
+	cr_assert_eq(rc, SESSD_OK, "%s", sessd_strerror(rc));
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	sessd_close(c);
+}
+
 /* --- A stopping daemon (PROTOCOL.md, "Statuses", SHUTTING_DOWN). --- */
 
 TestSuite(stopping, .fini = stop_daemon, .timeout = 120);
