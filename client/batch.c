@@ -396,6 +396,8 @@ int sessd_batch_run(struct sessd_batch *b)
 	rc = client_ready(c);
 	if (rc == SESSD_OK)
 		rc = client_exchange(c, b->out.data, b->out.len, b->count, true, batch_on_frame, b);
+	/* The replies read are the batch's results now: c's read buffer is not kept large. */
+	client_trim(c);
 	if (rc != SESSD_OK) {
 		/* The replies that arrived keep their status and results: each came whole and
 		 * answered its own request, the batch owns the results (so nothing leaks), and a

@@ -23,8 +23,11 @@
  * larger than the smallest max_frame, the secret included.
  */
 #define CLIENT_HELLO_MAX_BYTES (CODEC_HEADER_BYTES + CODEC_MIN_MAX_FRAME)
-/* The most of c->records kept between exchanges: the records of a request of 1 MiB. */
-#define CLIENT_KEEP_RECORDS_BYTES (2u * 1024u * 1024u)
+/*
+ * The most of each reusable buffer (c->out, c->in, c->records) kept between calls: what a
+ * request or reply of sessd's default max_frame (1 MiB) grows one to.
+ */
+#define CLIENT_KEEP_BYTES (2u * 1024u * 1024u)
 /*
  * A sealed HELLO's auth (PROTOCOL.md, "Sealed connections"): the map {"kx": bin 32,
  * "proof": bin 32}, written byte by byte as seal-vectors.json's auth_hex has it.
@@ -211,6 +214,17 @@ void client_drop(struct sessd_client *c)
 	c->sealed = false;
 }
 
+void client_trim(struct sessd_client *c)
+{
+	/* The frame of a large SET is a copy of the caller's data, and a large reply is copied
+	 * out to the caller: neither is of use past its call. (Not called within a HELLO, whose
+	 * frame say_hello wipes first.) */
+	if (c->out.cap > CLIENT_KEEP_BYTES)
+		buf_finish(&c->out);
+	if (c->in.cap > CLIENT_KEEP_BYTES)
+		buf_finish(&c->in);
+}
+
 uint64_t client_next_id(struct sessd_client *c)
 {
 	return c->next_request_id++;
@@ -350,7 +364,7 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	if (rc != SESSD_OK || x.goodbye_after)
 		client_drop(c);
 	/* The records of a large SET or batch are a copy of it: not kept past their use. */
-	if (c->records.cap > CLIENT_KEEP_RECORDS_BYTES)
+	if (c->records.cap > CLIENT_KEEP_BYTES)
 		buf_finish(&c->records);
 	return rc;
 }

@@ -138,6 +138,15 @@ bool client_has_secret(const struct sessd_client *c);
  */
 void client_drop(struct sessd_client *c);
 
+/*
+ * client_trim(c): free those of c's reusable buffers (the frame of a blocking call, the
+ * replies read) that a large request or reply has grown past what sessd's default max_frame
+ * needs, so that a client holds what ordinary sessions need, not the most it ever sent or
+ * read (client_exchange does the same for the records). For the end of a call: they are empty
+ * between calls, and each grows again on use.
+ */
+void client_trim(struct sessd_client *c);
+
 /* client_next_id(c): the request id for the next request (increasing from 1). */
 uint64_t client_next_id(struct sessd_client *c);
 

@@ -221,30 +221,40 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	req->request_id = client_next_id(c);
 	buf_reset(&c->out);
 	if (codec_encode_request(&c->out, req) == -1) {
-		if (errno == ENOMEM)
-			return client_error(c, SESSD_ERR_NOMEM, "out of memory");
-		return client_error(c, SESSD_ERR_USAGE, "an argument is out of range");
+		rc = errno == ENOMEM
+		         ? client_error(c, SESSD_ERR_NOMEM, "out of memory")
+		         : client_error(c, SESSD_ERR_USAGE, "an argument is out of range");
+		/* What the encoding grew before it failed is not kept either. */
+		client_trim(c);
+		return rc;
 	}
 	/* The server would refuse it unread and close the connection: say so without sending
 	 * a body that can only be thrown away. */
 	body_len = c->out.len - CODEC_HEADER_BYTES;
-	if (body_len > c->max_frame && req->data.len > 0)
-		/* What the caller controls is the data: say how much of it would fit. */
-		return client_error(
-		    c, SESSD_ERR_TOO_LARGE,
-		    "%s of %zu bytes of data is over the server's limit: "
-		    "%zu bytes fit in its max_frame of %u with this id and namespace",
-		    codec_op_name(req->op), req->data.len,
-		    req->data.len - (body_len - c->max_frame), c->max_frame);
-	if (body_len > c->max_frame)
-		return client_error(c, SESSD_ERR_TOO_LARGE,
-		                    "request of %zu bytes is over the max_frame of %u", body_len,
-		                    c->max_frame);
+	if (body_len > c->max_frame) {
+		if (req->data.len > 0)
+			/* What the caller controls is the data: say how much of it would fit. */
+			client_error(
+			    c, SESSD_ERR_TOO_LARGE,
+			    "%s of %zu bytes of data is over the server's limit: "
+			    "%zu bytes fit in its max_frame of %u with this id and namespace",
+			    codec_op_name(req->op), req->data.len,
+			    req->data.len - (body_len - c->max_frame), c->max_frame);
+		else
+			client_error(c, SESSD_ERR_TOO_LARGE,
+			             "request of %zu bytes is over the max_frame of %u", body_len,
+			             c->max_frame);
+		/* The frame is a copy of the caller's data, of any size: not kept. */
+		client_trim(c);
+		return SESSD_ERR_TOO_LARGE;
+	}
 	k->c = c;
 	k->op = req->op;
 	k->request_id = req->request_id;
 	k->status = SESSD_ERR_PROTOCOL;
 	rc = client_exchange(c, c->out.data, c->out.len, 1, false, call_on_frame, k);
+	/* The frame sent and the reply read (the data is the caller's copy now): not kept. */
+	client_trim(c);
 	if (rc != SESSD_OK) {
 		call_discard(k);
 		return rc;

@@ -4519,3 +4519,89 @@ LEAK_CHECKED_TEST(fake_server, load_from_an_older_or_faulty_server)
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }
+
+/* --- What a client keeps of a large request or reply. --- */
+
+/* A client keeps at most this much heap past a call, whatever it sent or read (kept bytes). */
+#define KEPT_AFTER_A_CALL (4u * 1024u * 1024u)
+/* The session data of big_frames: several times what KEPT_AFTER_A_CALL allows. */
+#define BIG_DATA (8u * 1024u * 1024u)
+
+/* What the heap grew by since ${before} (heap_in_use), 0 when it shrank. */
+static size_t heap_growth(size_t before)
+{
+	size_t now = heap_in_use();
+
+	return now > before ? now - before : 0;
+}
+
+/*
+ * A SET refused unsent for its size (SESSD_ERR_TOO_LARGE) leaves nothing of its frame in the
+ * client: the frame is a copy of the caller's data, and a web backend whose per-thread client
+ * once refused a 16 MiB session must not hold 32 MiB (the frame's doubled buffer) from then
+ * on, until sessd_close.
+ */
+LEAK_CHECKED_TEST(client, a_refused_large_set_is_not_kept)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	size_t len = 2 * BIG_DATA, before, kept;
+	uint8_t *data = calloc(1, len);
+	int rc;
+
+	cr_assert_not_null(data);
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	before = heap_in_use();
+	rc = sessd_set(c, "big", 3, data, len, TTL_MS);
+	kept = heap_growth(before);
+	cr_assert_eq(rc, SESSD_ERR_TOO_LARGE, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert_lt(kept, KEPT_AFTER_A_CALL, "a refused SET of %zu bytes left %zu bytes held", len,
+	             kept);
+	free(data);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_close(c);
+}
+
+static void start_big_frame_daemon(void)
+{
+	static const char *const args[] = {"--max-frame", "16M", NULL};
+
+	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+}
+
+TestSuite(big_frames, .init = start_big_frame_daemon, .fini = stop_daemon, .timeout = 60);
+
+/*
+ * Against a daemon whose --max-frame allows sessions of many MiB, a SET and a GET of one do
+ * not leave the client holding buffers of their size (the frame sent, the reply read) until
+ * sessd_close, as the records of a sealed one are not kept either: the memory of a client is
+ * what ordinary sessions need, not the most it ever moved.
+ */
+LEAK_CHECKED_TEST(big_frames, a_large_set_and_get_are_not_kept)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	uint8_t *data = malloc(BIG_DATA);
+	size_t before, kept;
+	void *got = NULL;
+	size_t got_len = 0;
+
+	cr_assert_not_null(data);
+	for (size_t i = 0; i < BIG_DATA; i++)
+		data[i] = (uint8_t)(i % 251);
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	before = heap_in_use();
+	cr_assert_eq(sessd_set(c, "big", 3, data, BIG_DATA, TTL_MS), SESSD_OK, "%s",
+	             sessd_errmsg(c));
+	kept = heap_growth(before);
+	cr_assert_lt(kept, KEPT_AFTER_A_CALL, "a SET of %u bytes left %zu bytes held", BIG_DATA,
+	             kept);
+	before = heap_in_use();
+	cr_assert_eq(sessd_get(c, "big", 3, &got, &got_len), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(got_len, BIG_DATA);
+	cr_assert(memcmp(got, data, BIG_DATA) == 0);
+	free(got);
+	kept = heap_growth(before);
+	cr_assert_lt(kept, KEPT_AFTER_A_CALL, "a GET of %u bytes left %zu bytes held", BIG_DATA,
+	             kept);
+	free(data);
+	sessd_close(c);
+}
