@@ -99,6 +99,16 @@ static int queue(struct sessd_batch *b, struct codec_request *req, const char *f
 	struct batch_item *item, *grown;
 	size_t out_mark = b->out.len, types_mark = b->types.len, cap, body_len;
 
+	/* Data or a message longer than max_frame cannot fit in a frame: refused before it is
+	 * copied, so that one of any size leaves the batch's buffer as it was. */
+	if (req->data.len > c->max_frame || req->flash_msg.len > c->max_frame) {
+		client_error(
+		    c, SESSD_ERR_TOO_LARGE, "%s of %zu bytes of %s is over the max_frame of %u",
+		    codec_op_name(req->op), req->data.len > 0 ? req->data.len : req->flash_msg.len,
+		    req->data.len > 0 ? "data" : "message", c->max_frame);
+		errno = EMSGSIZE;
+		goto fail_rewind;
+	}
 	if (b->count >= INT32_MAX) {
 		client_error(c, SESSD_ERR_NOMEM, "a batch holds at most %d requests", INT32_MAX);
 		errno = ENOMEM;

@@ -4561,6 +4561,41 @@ LEAK_CHECKED_TEST(client, a_refused_large_set_is_not_kept)
 	sessd_close(c);
 }
 
+/*
+ * The same for a batch: a SET refused at queue time for its size (-1, EMSGSIZE) leaves nothing
+ * of its copy in the batch, which a web backend may keep and reset for each request, and the
+ * batch goes on with requests that fit.
+ */
+LEAK_CHECKED_TEST(client, a_refused_large_batch_set_is_not_kept)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_batch *b = sessd_batch_new(c);
+	size_t len = 2 * BIG_DATA, before, kept;
+	uint8_t *data = calloc(1, len);
+	int index;
+
+	cr_assert_not_null(data);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_ping(b), 0);
+	before = heap_in_use();
+	errno = 0;
+	index = sessd_batch_set(b, "big", 3, data, len, TTL_MS);
+	cr_assert_eq(index, -1);
+	cr_assert_eq(errno, EMSGSIZE, "errno %s", strerror(errno));
+	kept = heap_growth(before);
+	cr_assert_lt(kept, KEPT_AFTER_A_CALL,
+	             "a refused batch SET of %zu bytes left %zu bytes held", len, kept);
+	cr_assert(strstr(sessd_errmsg(c), "max_frame") != NULL, "%s", sessd_errmsg(c));
+	free(data);
+	cr_assert_eq(sessd_batch_set(b, "small", 5, "v", 1, TTL_MS), 1);
+	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_OK);
+	expect_data(c, "small", 5, "v", 1);
+	sessd_batch_free(b);
+	sessd_close(c);
+}
+
 static void start_big_frame_daemon(void)
 {
 	static const char *const args[] = {"--max-frame", "16M", NULL};
