@@ -1111,6 +1111,20 @@ LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_is_a_fifo_is_refused_at_once, .
 	rm_tree(dir);
 }
 
+/* Start sessd on ${data_dir}, SET one session through a connection named ${client}, stop it. */
+static void serve_one_session(const char *data_dir, const char *client)
+{
+	const char *const run_args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	cr_assert_eq(harness_start(&d, run_args), 0);
+	fd = harness_open_ready(d.unix_url, client);
+	cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
 /*
  * A data directory other users may write to is refused before sessd puts a file in it:
  * whoever can add, rename or remove files there can put in a snapshot of sessions of their
@@ -1134,17 +1148,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeou
 	}
 	/* Its owner's alone (group and others may read), it serves. */
 	cr_assert_eq(chmod(data_dir, 0755), 0);
-	{
-		const char *const run_args[] = {"--data-dir", data_dir, NULL};
-		struct harness_daemon d;
-		int fd;
-
-		cr_assert_eq(harness_start(&d, run_args), 0);
-		fd = harness_open_ready(d.unix_url, "opendata");
-		cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
-		close(fd);
-		cr_assert_eq(harness_stop(&d), 0);
-	}
+	serve_one_session(data_dir, "opendata");
 	rm_tree(dir);
 }
 
@@ -1177,17 +1181,7 @@ LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
 	free(text);
 
 	/* An earlier run's files (LOCK, the log) are writable, the directory is not. */
-	{
-		const char *const run_args[] = {"--data-dir", data_dir, NULL};
-		struct harness_daemon d;
-		int fd;
-
-		cr_assert_eq(harness_start(&d, run_args), 0);
-		fd = harness_open_ready(d.unix_url, "rodata");
-		cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
-		close(fd);
-		cr_assert_eq(harness_stop(&d), 0);
-	}
+	serve_one_session(data_dir, "rodata");
 	cr_assert_eq(chmod(data_dir, 0500), 0);
 	rc = run_sessd(args, log_path, true);
 	cr_assert_eq(chmod(data_dir, 0700), 0);
