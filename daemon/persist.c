@@ -99,11 +99,15 @@
  * of its size in --snapshot-idle (see idle_snapshot_due). */
 #define IDLE_SNAPSHOT_MIN_LOG_BYTES (1u << 20)
 #define QUIET_GROWTH_SHARE          8u
-/* The most a snapshot record takes on disk beyond the bytes the store counts for its session
- * or flash message: framing, type, time, lengths, flags, expiry and a 64-byte namespace or
- * flash type; an encrypted record adds NONCE_BYTES + TAG_BYTES. */
-#define SNAP_RECORD_MAX_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 64u + 1u + 1u + 8u + 4u)
-#define NAME_BYTES               64
+/* What a snapshot record takes on disk beyond the payload the store counts (store_stats):
+ * for a session, framing, type, time, the namespace's and the id's lengths, the data flag,
+ * expiry and the data's length (snap_on_session); for a flash message, framing, type, time,
+ * the type's length, the binary flag and the length (snap_on_msg). An encrypted record adds
+ * NONCE_BYTES + TAG_BYTES. The END record is all overhead (snap_write). */
+#define SNAP_SESSION_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 1u + 1u + 8u + 4u)
+#define SNAP_MESSAGE_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 1u + 4u)
+#define SNAP_END_BYTES        (REC_HEADER_BYTES + 9u + 8u)
+#define NAME_BYTES            64
 /* The unit a power loss keeps or loses a write in (a 4 KiB page is eight of them). */
 #define LOST_SECTOR_BYTES 512u
 /* Every file sessd makes in the data directory: only the user it runs as reads them. */
@@ -1657,18 +1661,20 @@ static void note_sync_error(struct persist *p)
 }
 
 /*
- * Whether a snapshot of the store can be written under the file-size limit: the bound of
- * idle_snapshot_due (the store's bytes plus the most a record adds per session and flash
- * message), plus the header and END record. A snapshot that cannot fit would only fail, and
- * each try leaves a new segment behind.
+ * The most a snapshot of the store can write: the header, the payload the store counts and
+ * each record's overhead, for every session and flash message it holds (those past their
+ * expiry and not yet reclaimed too, which the snapshot skips), and the END record. A snapshot
+ * that cannot fit under the file-size limit would only fail, and each try leaves a new
+ * segment behind.
  */
 static uint64_t snapshot_bound(const struct persist *p)
 {
 	struct store_stats ss;
-	uint64_t per_record = SNAP_RECORD_MAX_OVERHEAD + (p->key ? NONCE_BYTES + TAG_BYTES : 0);
+	uint64_t sealing = p->key ? NONCE_BYTES + TAG_BYTES : 0;
 
 	store_stats(p->st, NULL, 0, &ss);
-	return FILE_HEADER_BYTES + ss.bytes + (ss.sessions + ss.flashes + 1) * per_record;
+	return FILE_HEADER_BYTES + ss.payload + ss.sessions * (SNAP_SESSION_OVERHEAD + sealing) +
+	       ss.flashes * (SNAP_MESSAGE_OVERHEAD + sealing) + SNAP_END_BYTES + sealing;
 }
 
 static bool snapshot_fits(const struct persist *p)
@@ -1681,12 +1687,14 @@ static bool snapshot_fits(const struct persist *p)
 }
 
 /*
- * About the most the next snapshot will write, for the room it asks of the volume: the last
- * snapshot and the log since, whose records brought every byte the store holds beyond it
- * (each a record as a snapshot's would be), or snapshot_bound when that is less. The bound
- * alone counts the store's memory (tables, allocator rounding) and a record's largest
- * overhead for every session: for small sessions about twice what a snapshot writes, and the
- * reserve built on it refused changes on a volume a third full.
+ * About the most the next snapshot will write, for the room it asks of the volume:
+ * snapshot_bound, or the last snapshot and the log since (whose records brought every byte
+ * the store holds beyond it) when that is less, as it can be while many sessions past their
+ * expiry wait to be reclaimed. The bound counts the sessions' bytes, not the store's memory:
+ * built on the memory (tables, allocator rounding, for small sessions about twice what a
+ * snapshot writes), the reserve refused changes on a volume a third full; built on the log,
+ * whose overwrites of the same sessions a snapshot writes once, it refused them on a roomy
+ * volume when snapshots fell behind a busy log.
  */
 static uint64_t snapshot_estimate(const struct persist *p)
 {
@@ -3230,16 +3238,14 @@ int persist_commit(struct persist *p)
  * - the log is at least IDLE_SNAPSHOT_MIN_LOG_BYTES: a smaller one costs next to nothing to
  *   keep and to replay, and is not worth a fork and a rewrite after every pause; after a
  *   snapshot the log starts below it, so one quiet period starts one snapshot;
- * - the log is more than twice what a snapshot of the store would take. The store's bytes
- *   plus SNAP_RECORD_MAX_OVERHEAD per session and flash message bound that from above, so at
- *   least half the log is then sessions that expired, were destroyed or were overwritten.
+ * - the log is more than twice what a snapshot of the store would take. snapshot_bound
+ *   bounds that from above, so at least half the log is then sessions that expired, were
+ *   destroyed or were overwritten.
  *   It also bounds the cost: these snapshots write at most half the bytes appended to the
  *   log, and a daemon whose log is mostly live data does not rewrite it for nothing.
  */
-static bool idle_snapshot_due(struct persist *p, const struct store *st, uint64_t now_ms)
+static bool idle_snapshot_due(struct persist *p, uint64_t now_ms)
 {
-	struct store_stats ss;
-	uint64_t per_record = SNAP_RECORD_MAX_OVERHEAD + (p->key ? NONCE_BYTES + TAG_BYTES : 0);
 	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC), grown;
 
 	if (p->snapshot_idle_ms == 0 || mono_ms - p->quiet_since_ms < p->snapshot_idle_ms)
@@ -3251,8 +3257,7 @@ static bool idle_snapshot_due(struct persist *p, const struct store *st, uint64_
 	    p->batch.len != 0 || p->file_off <= FILE_HEADER_BYTES || now_ms < p->next_snapshot_ms ||
 	    p->log_bytes < IDLE_SNAPSHOT_MIN_LOG_BYTES)
 		return false;
-	store_stats(st, NULL, 0, &ss);
-	return p->log_bytes / 2 > ss.bytes + (ss.sessions + ss.flashes) * per_record;
+	return p->log_bytes / 2 > snapshot_bound(p);
 }
 
 void persist_note_expired(struct persist *p, uint64_t now_ms)
@@ -3299,7 +3304,7 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	     (p->file_off > FILE_HEADER_BYTES || p->next_snapshot_ms != 0) &&
 	     snapshot_retry_due(p, now_ms))) {
 		snapshot_start(p);
-	} else if (idle_snapshot_due(p, st, now_ms)) {
+	} else if (idle_snapshot_due(p, now_ms)) {
 		persist_say(LOG_INFO,
 		            "the log has been quiet for %" PRIu64 " ms and its %" PRIu64
 		            " bytes are over twice what the live sessions need: writing a "

@@ -99,6 +99,7 @@ struct ns {
 	struct hnode link;
 	struct dict sessions;
 	uint64_t bytes;
+	uint64_t payload; /* see store_stats */
 	uint64_t flashes;
 	/* On the store's list of cleared namespaces: no longer named, its sessions are freed a
 	 * slice at a time (see store_clear). Linked both ways: a dropped session that comes due
@@ -134,6 +135,7 @@ struct store {
 	size_t ns_free_len;
 	uint64_t sessions;
 	uint64_t bytes;
+	uint64_t payload; /* see store_stats */
 	uint64_t flashes;
 	uint64_t expired_total;
 	/* Namespaces CLEAR took out of sight whose sessions are still to be freed, oldest last. */
@@ -454,6 +456,19 @@ static void account(struct store *st, struct ns *ns, size_t added, size_t remove
 		st->bytes_peak = st->bytes;
 }
 
+/* What ${s} of ${ns} counts in the payload of store_stats. */
+static size_t sess_payload(const struct ns *ns, const struct sess *s)
+{
+	return ns->name_len + s->id_len + s->data_len + flash_bytes(s->flash);
+}
+
+/* Charge ${ns} and the store with a change of their sessions' payload. */
+static void account_payload(struct store *st, struct ns *ns, size_t added, size_t removed)
+{
+	st->payload = st->payload + added - removed;
+	ns->payload = ns->payload + added - removed;
+}
+
 static size_t free_dropped(struct store *st, size_t budget);
 static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget);
 
@@ -553,6 +568,7 @@ static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, st
 	ns->flashes -= messages;
 	st->flashes -= messages;
 	st->sessions--;
+	account_payload(st, ns, 0, sess_payload(ns, s));
 	sess_free(st, ns, s);
 }
 
@@ -782,6 +798,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	index = st->ns_free_len > 0 ? st->ns_free[--st->ns_free_len] : (uint32_t)st->ns_slots_len++;
 	dict_init(&ns->sessions);
 	ns->bytes = 0;
+	ns->payload = 0;
 	ns->flashes = 0;
 	ns->dropped_next = NULL;
 	ns->dropped_prev = NULL;
@@ -1124,6 +1141,7 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 		account(st, ns, n->usable, old_usable);
 		free(s);
 	}
+	account_payload(st, ns, len, n->data_len);
 	n->data_len = (uint32_t)len;
 	n->has_data = 1;
 	expiry_reschedule(&st->wheel, &n->exp, expires_at_ms, now_ms);
@@ -1178,6 +1196,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 		memcpy(sess_data(s), data, len);
 	dict_insert(&ns->sessions, &s->link, h);
 	account(st, ns, s->usable, 0);
+	account_payload(st, ns, sess_payload(ns, s), 0);
 	st->sessions++;
 	expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
 	return 0;
@@ -1247,7 +1266,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	struct sess *s, *created = NULL;
 	struct hnode **link;
 	uint64_t h;
-	size_t node_usable = 0, old_memory, max_memory = SIZE_MAX;
+	size_t node_usable = 0, old_memory, old_flash_bytes, max_memory = SIZE_MAX;
 	size_t max_flash = st->cfg.max_flash_bytes != 0 ? st->cfg.max_flash_bytes : SIZE_MAX;
 
 	check_key(key);
@@ -1284,6 +1303,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 		node_usable = s->usable;
 	}
 	old_memory = flash_memory(s->flash);
+	old_flash_bytes = flash_bytes(s->flash);
 	if (st->cfg.max_bytes != 0) {
 		if (st->bytes + node_usable > st->cfg.max_bytes) {
 			errno = ENOMEM;
@@ -1300,6 +1320,10 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	    sess_table_reserve(st, ns, node_usable + flash_memory(s->flash), now_ms) != 0)
 		goto fail_free;
 	account(st, ns, node_usable + flash_memory(s->flash) - old_memory, 0);
+	account_payload(st, ns,
+	                flash_bytes(s->flash) - old_flash_bytes +
+	                    (created != NULL ? ns->name_len + s->id_len : 0),
+	                0);
 	ns->flashes++;
 	st->flashes++;
 	if (created != NULL) {
@@ -1372,7 +1396,7 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 	struct ns *ns;
 	struct sess *s;
 	struct hnode **link;
-	size_t old_memory, removed;
+	size_t old_memory, old_flash_bytes, removed;
 
 	check_key(key);
 	assert(type == NULL || (type_len >= 1 && type_len <= 64));
@@ -1385,9 +1409,11 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 		goto fail_missing;
 	}
 	old_memory = flash_memory(s->flash);
+	old_flash_bytes = flash_bytes(s->flash);
 	if (flash_pop(&s->flash, type, type_len, queue_count, on_type, on_msg, arg, &removed) != 0)
 		return -1;
 	account(st, ns, 0, old_memory - flash_memory(s->flash));
+	account_payload(st, ns, 0, old_flash_bytes - flash_bytes(s->flash));
 	ns->flashes -= removed;
 	st->flashes -= removed;
 	return 0;
@@ -1762,7 +1788,9 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
 		st->ns_recent = NULL;
 	st->sessions -= ns->sessions.used;
 	st->flashes -= ns->flashes;
+	st->payload -= ns->payload;
 	ns->flashes = 0;
+	ns->payload = 0;
 	ns->drop_at = 0;
 	ns->dropped_next = st->dropped;
 	ns->dropped_prev = &st->dropped;
@@ -1813,6 +1841,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 			out->sessions = ns->sessions.used;
 			out->namespaces = 1;
 			out->bytes = ns->bytes;
+			out->payload = ns->payload;
 			out->flashes = ns->flashes;
 		}
 		return;
@@ -1820,6 +1849,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 	out->sessions = st->sessions;
 	out->namespaces = st->names.used;
 	out->bytes = st->bytes;
+	out->payload = st->payload;
 	out->flashes = st->flashes;
 }
 

@@ -317,6 +317,10 @@ struct store_stats {
 	 * for the whole store, every namespace's (cleared ones until freed) and the index of
 	 * namespaces, which is what max_bytes bounds. */
 	uint64_t bytes;
+	/* The bytes a snapshot must keep of these sessions: each one's namespace name, id and
+	 * data, and its flash messages' types and bytes (with the few bytes of framing each
+	 * counts against the flash budget), whatever memory the allocator holds for them. */
+	uint64_t payload;
 	uint64_t flashes; /* messages queued */
 	uint64_t expired_total;
 };

@@ -955,6 +955,152 @@ LEAK_CHECKED_TEST(store, foreach_shows_live_sessions_and_flashes)
 	store_free(st);
 }
 
+/* What a snapshot keeps of the live sessions, counted through store_foreach. */
+struct payload_sum {
+	uint64_t bytes;
+	uint64_t messages;
+	size_t type_len;
+};
+
+static int sum_session(void *arg, const struct store_session_view *s)
+{
+	struct payload_sum *sum = arg;
+
+	sum->bytes += s->ns_len + s->id_len + (s->has_data ? s->data_len : 0);
+	return 0;
+}
+
+static int sum_type(void *arg, const uint8_t *type, size_t len, size_t count)
+{
+	struct payload_sum *sum = arg;
+
+	(void)type, (void)count;
+	sum->type_len = len;
+	return 0;
+}
+
+static int sum_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	struct payload_sum *sum = arg;
+
+	(void)msg, (void)is_bin;
+	sum->bytes += sum->type_len + len;
+	sum->messages++;
+	return 0;
+}
+
+static int discard_type(void *arg, const uint8_t *type, size_t len, size_t count)
+{
+	(void)arg, (void)type, (void)len, (void)count;
+	return 0;
+}
+
+static int count_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	(void)msg, (void)len, (void)is_bin;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* Reclaim everything due at ${now}, then check the payload store_stats gives against the
+ * sessions and messages store_foreach shows, each message with ${framing} bytes more. */
+static void assert_payload_matches(struct store *st, uint64_t now, uint64_t framing)
+{
+	struct payload_sum sum = {0};
+	struct store_stats stats;
+
+	while (store_expire(st, now, 1000) > 0)
+		;
+	cr_assert_eq(store_foreach(st, now, sum_session, sum_type, sum_msg, &sum), 0);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.flashes, sum.messages);
+	cr_assert_eq(stats.payload, sum.bytes + sum.messages * framing,
+	             "payload %llu, the sessions and messages hold %llu + %llu messages",
+	             (unsigned long long)stats.payload, (unsigned long long)sum.bytes,
+	             (unsigned long long)sum.messages);
+}
+
+/* A snapshot's size bound (persist) rests on the payload: it must follow every way a session
+ * or message comes and goes. */
+LEAK_CHECKED_TEST(store, payload_follows_every_change)
+{
+	static const char *const spaces[] = {"a", "web", "a-longer-namespace-name"};
+	static const char *const types[] = {"info", "error", "x"};
+	static char data[3000];
+	struct store *st = new_store(0);
+	struct store_key k = key_of("a", "first");
+	struct store_stats stats;
+	uint64_t now = T0, framing, rng = 0x9e3779b97f4a7c15u;
+	struct id_buf id;
+	size_t popped = 0;
+
+	memset(data, 'd', sizeof(data));
+	/* The flash module's per-message charge, whatever it is, is part of the payload. */
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "msg", 3, false, T0 + 10, T0, NULL),
+	    0);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_geq(stats.payload, 1 + 5 + 1 + 3);
+	framing = stats.payload - (1 + 5 + 1 + 3);
+	cr_assert_leq(framing, 16);
+	for (int round = 0; round < 40; round++) {
+		for (int op = 0; op < 500; op++) {
+			uint64_t pick;
+			const char *ns, *type;
+			struct store_key key;
+
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			pick = rng;
+			ns = spaces[pick % 3];
+			type = types[(pick >> 8) % 3];
+			key = key_n(&id, ns, (pick >> 16) % 150);
+			switch ((pick >> 32) % 8) {
+			case 0:
+			case 1:
+				cr_assert_eq(store_set(st, &key, data, (pick >> 40) % 300,
+				                       now + 1 + (pick >> 48) % 4000, now),
+				             0);
+				break;
+			case 2:
+				/* Large enough that the session moves to a new node. */
+				cr_assert_eq(store_set(st, &key, data, 1000 + (pick >> 40) % 2000,
+				                       now + 1 + (pick >> 48) % 4000, now),
+				             0);
+				break;
+			case 3:
+				(void)store_destroy(st, &key, now);
+				break;
+			case 4:
+				(void)store_flash_push(st, &key, (const uint8_t *)type,
+				                       strlen(type), data, (pick >> 40) % 60, false,
+				                       now + 1 + (pick >> 48) % 4000, now, NULL);
+				break;
+			case 5:
+				(void)store_flash_push_existing(
+				    st, &key, (const uint8_t *)type, strlen(type), data,
+				    (pick >> 40) % 60, true, now + 2000, now, NULL);
+				break;
+			case 6:
+				(void)store_flash_pop(
+				    st, &key, (pick >> 40) % 2 ? (const uint8_t *)type : NULL,
+				    (pick >> 40) % 2 ? strlen(type) : 0, now, NULL, discard_type,
+				    count_msg, &popped);
+				break;
+			default:
+				(void)store_touch(st, &key, now + 3000, now);
+				break;
+			}
+			now += (pick >> 56) % 3;
+		}
+		if (round % 7 == 6)
+			(void)store_clear(st, (const uint8_t *)spaces[round % 3],
+			                  strlen(spaces[round % 3]), now);
+		assert_payload_matches(st, now, framing);
+	}
+	cr_assert_gt(popped, 100, "only %zu messages popped", popped);
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, many_sessions_across_resizes)
 {
 	enum { N = 100000 };
