@@ -109,7 +109,8 @@ static const char usage_text[] =
     "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
     "  --existing        flash-push: only to a session that has data; never create one\n"
     "  --yes             confirm clear\n"
-    "  --help, --version\n"
+    "  --help, -h        print this help and exit\n"
+    "  --version, -V     print the version (the same as sessd -V's) and exit\n"
     "\n"
     "commands:\n"
     "  ping                         check the server answers\n"
@@ -1337,7 +1338,7 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			options_done = true;
 		} else if (strcmp(arg, "-h") == 0 || option_is(arg, "help", &v)) {
 			return PARSE_HELP;
-		} else if (option_is(arg, "version", &v)) {
+		} else if (strcmp(arg, "-V") == 0 || option_is(arg, "version", &v)) {
 			return PARSE_VERSION;
 		} else if (option_is(arg, "json", &v) && v == NULL) {
 			o->json = true;

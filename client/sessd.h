@@ -59,6 +59,7 @@
 extern "C" {
 #endif
 
+/* The release (sessctl -V): meson.build's project version, which the build checks. */
 #define SESSD_VERSION "0.1.0"
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43

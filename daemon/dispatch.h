@@ -19,6 +19,7 @@ struct seal;
  * requests, replies and the store; never sockets.
  */
 
+/* The release is meson.build's project version; the build checks that this says the same. */
 #define DISPATCH_SERVER_NAME "sessd 0.1.0"
 
 /* Figures only the server knows, filled in by the server and read by STATS. */

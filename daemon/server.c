@@ -879,7 +879,7 @@ struct server *server_new(const struct config *cfg)
 		goto fail;
 	if (cfg->ready_file != NULL && write_ready_file(srv) == -1)
 		goto fail;
-	log_info("sessd 0.1.0 ready (server id %s, max frame %u bytes)",
+	log_info(DISPATCH_SERVER_NAME " ready (server id %s, max frame %u bytes)",
 	         dispatch_server_id(srv->dispatch), cfg->max_frame);
 	notify_systemd("READY=1");
 	return srv;

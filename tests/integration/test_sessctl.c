@@ -358,6 +358,36 @@ LEAK_CHECKED_TEST(sessctl, help_and_version)
 	expect(&r, 0, NULL);
 	RUN(&r, "--version");
 	expect(&r, 0, "sessctl " SESSD_VERSION "\n");
+	RUN(&r, "-V");
+	expect(&r, 0, "sessctl " SESSD_VERSION "\n");
+	RUN(&r, "ping", "-V");
+	expect(&r, 0, "sessctl " SESSD_VERSION "\n");
+	RUN(&r, "--help");
+	cr_assert(strstr((char *)r.out.data, "--version, -V") != NULL, "%s", (char *)r.out.data);
+	run_free(&r);
+}
+
+/* sessctl -V and sessd -V name one release: an operator compares them to match the two. */
+LEAK_CHECKED_TEST(sessctl, version_matches_the_daemons)
+{
+	static const char *const args[] = {"-V", NULL};
+	char log[sizeof(daemon_.dir) + 16], line[128];
+	struct run r;
+	FILE *f;
+	int status;
+
+	snprintf(log, sizeof(log), "%s/version", daemon_.dir);
+	cr_assert_eq(harness_run(args, log, false, &status), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd -V: status %d", status);
+	f = fopen(log, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	cr_assert_eq(strncmp(line, "sessd ", 6), 0, "%s", line);
+	RUN(&r, "-V");
+	cr_assert_eq(strncmp((char *)r.out.data, "sessctl ", 8), 0, "%s", (char *)r.out.data);
+	cr_assert_str_eq((char *)r.out.data + 8, line + 6);
+	expect(&r, 0, NULL);
 }
 
 LEAK_CHECKED_TEST(sessctl, usage_errors)
