@@ -103,7 +103,8 @@ void config_usage(FILE *out)
 	      "                          this long (grown by at most 1/8), if it is over 1M\n"
 	      "                          and over twice the live sessions (default 60; 0: never)\n"
 	      "  --check-data DIR        check the data in DIR and exit (0 sound, 1 damaged, "
-	      "2 unreadable)\n"
+	      "2 unreadable);\n"
+	      "                          takes only --repair, --key-file and --log-level\n"
 	      "  --repair                with --check-data: cut a damaged log to its valid part,\n"
 	      "                          rewrite a damaged snapshot with the sessions before the\n"
 	      "                          damage (the damaged files are kept as *.damaged)\n"
@@ -334,6 +335,17 @@ static const char *option_name(int val)
 }
 
 /*
+ * Whether the option ${val} (getopt_long's result) acts on --check-data: its directory, the
+ * repair, the key that opens encrypted data, and the level of the lines the check logs.
+ * getopt's ':' and '?' are no option and are refused on their own.
+ */
+static bool acts_on_check(int val)
+{
+	return val == OPT_CHECK_DATA || val == OPT_REPAIR || val == OPT_KEY_FILE ||
+	       val == OPT_LOG_LEVEL || option_name(val) == NULL;
+}
+
+/*
  * Say why getopt_long refused an option ('?'). glibc sets optopt to the option's value for a
  * long option given a value it takes none of, to 0 for an unknown or ambiguous long option
  * (which is then ${arg}, argv[optind - 1]), and to the character for an unknown short one,
@@ -404,6 +416,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	uint64_t v, frame_bytes;
 	bool plain_given = false, grace_given = false, fsync_given = false, snapshot_given = false,
 	     idle_given = false;
+	/* The first option given that only the running daemon uses, for --check-data. */
+	const char *run_only = NULL;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -422,6 +436,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	opterr = 0;
 	/* The leading ':' makes a missing value ':' rather than '?' (see say_bad_option). */
 	while ((c = getopt_long(argc, argv, ":hV", config_options, NULL)) != -1) {
+		if (run_only == NULL && !acts_on_check(c))
+			run_only = option_name(c);
 		switch (c) {
 		case OPT_LISTEN:
 			if (config_parse_listen(optarg, &l) == -1) {
@@ -586,10 +602,19 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		fprintf(err, "sessd: --repair only goes with --check-data\n");
 		return -1;
 	}
+	/* The check serves nothing and reads no other directory: a --listen or a --data-dir
+	 * taken and ignored would let the operator believe it did. */
+	if (cfg->check_data_dir != NULL && run_only != NULL) {
+		fprintf(err,
+		        "sessd: --%s has no effect with --check-data, which takes only --repair, "
+		        "--key-file and --log-level\n",
+		        run_only);
+		return -1;
+	}
 	/* Without a secret nothing is checked, plain or not, and no SIGHUP replaces one: either
 	 * option would guard nothing. */
 	if ((plain_given || grace_given) && cfg->auth_file == NULL &&
-	    cfg->admin_auth_file == NULL && cfg->check_data_dir == NULL) {
+	    cfg->admin_auth_file == NULL) {
 		fprintf(err, "sessd: %s only goes with --auth-file or --admin-auth-file\n",
 		        plain_given ? "--auth-plain" : "--auth-grace");
 		return -1;
@@ -605,7 +630,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	}
 	/* Without a data directory these would be ignored, and a daemon meant to keep its
 	 * sessions (encrypted, synced as asked) would run memory-only. --check-data needs
-	 * --key-file for encrypted data, and lets the others pass as it does --auth-plain. */
+	 * --key-file for encrypted data (and has refused the others above). */
 	if (cfg->data_dir == NULL && cfg->check_data_dir == NULL) {
 		const char *alone = cfg->key_file != NULL ? "--key-file"
 		                    : fsync_given         ? "--fsync"

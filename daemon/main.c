@@ -35,6 +35,9 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	case CONFIG_CHECK_DATA:
+		/* The report goes to stdout; what the check logs (a key file it cannot use,
+		 * what a repair did) heeds --log-level as a running daemon's lines do. */
+		log_set_level(cfg.log_level);
 		if (sodium_init() < 0) {
 			fprintf(stderr, "sessd: libsodium failed to initialise\n");
 			rc = 2;

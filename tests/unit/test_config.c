@@ -501,6 +501,59 @@ LEAK_CHECKED_TEST(config, data_options_need_a_data_dir)
 	config_finish(&cfg);
 }
 
+/*
+ * --check-data reads the data directory and exits: an option of the running daemon would be
+ * taken and do nothing (a --listen the operator expects to see bound, a --data-dir that is not
+ * the directory checked), so each is refused by name, before or after --check-data. --repair,
+ * --key-file and --log-level act on the check and are taken.
+ */
+LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
+{
+	static const char *const run_only[][2] = {
+	    {"listen", "tcp://127.0.0.1:7077"},
+	    {"max-frame", "8192"},
+	    {"max-memory", "1G"},
+	    {"max-client-memory", "1G"},
+	    {"max-connections", "10"},
+	    {"hello-timeout", "5"},
+	    {"ready-file", "/tmp/ready"},
+	    {"data-dir", "/var/lib/sessd"},
+	    {"fsync", "always"},
+	    {"auth-file", "/etc/sessd/auth"},
+	    {"admin-auth-file", "/etc/sessd/admin"},
+	    {"auth-grace", "60"},
+	    {"auth-plain", "no"},
+	    {"snapshot-log-bytes", "64M"},
+	    {"snapshot-idle", "60"},
+	};
+	char *taken[] = {"sessd",      "--log-level", "warn",       "--check-data",
+	                 "/var/lib/d", "--repair",    "--key-file", "/k"};
+	struct config cfg;
+
+	for (size_t i = 0; i < sizeof(run_only) / sizeof(run_only[0]); i++) {
+		char opt[64], want[160];
+		char *after[] = {"sessd", "--check-data", "/var/lib/d", opt,
+		                 (char *)run_only[i][1]};
+		char *before[] = {"sessd", opt, (char *)run_only[i][1], "--check-data",
+		                  "/var/lib/d"};
+
+		snprintf(opt, sizeof(opt), "--%s", run_only[i][0]);
+		snprintf(want, sizeof(want),
+		         "sessd: --%s has no effect with --check-data, which takes only --repair, "
+		         "--key-file and --log-level\n",
+		         run_only[i][0]);
+		expect_message(ARGC(after), after, want);
+		expect_message(ARGC(before), before, want);
+	}
+	cr_assert_eq(config_parse(&cfg, ARGC(taken), taken, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_CHECK_DATA);
+	cr_assert_str_eq(cfg.check_data_dir, "/var/lib/d");
+	cr_assert(cfg.repair);
+	cr_assert_str_eq(cfg.key_file, "/k");
+	cr_assert_eq(cfg.log_level, LOG_WARN);
+	config_finish(&cfg);
+}
+
 /* The same address twice would fail at bind as "another daemon is listening". */
 LEAK_CHECKED_TEST(config, a_listen_address_given_twice_is_refused)
 {
