@@ -35,6 +35,9 @@ struct listener {
 	void *arg;
 	/* Unix: the path to remove on close, "" for TCP. */
 	char path[sizeof(((struct config_listen *)0)->path)];
+	/* The runtime directory this listener's start created for its socket (listener_undo
+	 * removes it), "" when it found the directory there or had none to make. */
+	char made_dir[sizeof(((struct config_listen *)0)->make_dir)];
 	/* "unix:PATH" is the longest form ("tcp://[HOST]:PORT" is shorter): peer names fit. */
 	char url[sizeof("unix:") + sizeof(((struct config_listen *)0)->path)];
 	struct log_every accept_errors;
@@ -230,25 +233,45 @@ static int check_own_dir(const char *dir)
 	return 0;
 }
 
-static evutil_socket_t bind_unix(const struct config_listen *addr)
+/*
+ * Remove the runtime directory ${dir} that this start created, once its socket is gone: a
+ * failed start leaves nothing it made. A directory something else has been put in meanwhile
+ * is not emptied, only said.
+ */
+static void remove_made_dir(const char *dir)
+{
+	if (rmdir(dir) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s, which this failed start created: %s", dir,
+		         strerror(errno));
+}
+
+/*
+ * Bind the Unix socket of ${addr}, first creating its runtime directory when it has one and
+ * that is missing; ${made_dir} says whether this call created it (on failure it has been
+ * removed again). Returns the socket, or -1 after logging why.
+ */
+static evutil_socket_t bind_unix(const struct config_listen *addr, bool *made_dir)
 {
 	struct sockaddr_un sun;
 	evutil_socket_t fd;
 
+	*made_dir = false;
 	if (addr->make_dir[0] != '\0') {
-		if (mkdir(addr->make_dir, 0750) == -1 && errno != EEXIST) {
+		if (mkdir(addr->make_dir, 0750) == 0)
+			*made_dir = true;
+		else if (errno != EEXIST) {
 			log_error("cannot create %s: %s", addr->make_dir, strerror(errno));
 			return -1;
 		}
 		if (check_own_dir(addr->make_dir) == -1)
-			return -1;
+			goto fail_dir;
 	}
 	if (unix_clear_path(addr->path) == -1)
-		return -1;
+		goto fail_dir;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_error("socket: %s", strerror(errno));
-		return -1;
+		goto fail_dir;
 	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -268,6 +291,10 @@ fail_unlink:
 	unlink(addr->path);
 fail_close:
 	close(fd);
+fail_dir:
+	if (*made_dir)
+		remove_made_dir(addr->make_dir);
+	*made_dir = false;
 	return -1;
 }
 
@@ -399,6 +426,7 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 {
 	struct listener *l;
 	evutil_socket_t fd;
+	bool made_dir;
 
 	l = calloc(1, sizeof(*l));
 	if (l == NULL) {
@@ -408,10 +436,12 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 	l->on_accept = on_accept;
 	l->arg = arg;
 	if (addr->kind == CONFIG_LISTEN_UNIX) {
-		fd = bind_unix(addr);
+		fd = bind_unix(addr, &made_dir);
 		if (fd == -1)
 			goto fail_free;
 		strcpy(l->path, addr->path);
+		if (made_dir)
+			strcpy(l->made_dir, addr->make_dir);
 		snprintf(l->url, sizeof(l->url), "unix:%s", addr->path);
 	} else {
 		fd = bind_tcp(addr, l->url, sizeof(l->url), &l->loopback);
@@ -444,6 +474,8 @@ fail_close:
 	close(fd);
 	if (l->path[0] != '\0')
 		unlink(l->path);
+	if (l->made_dir[0] != '\0')
+		remove_made_dir(l->made_dir);
 fail_free:
 	free(l);
 	return NULL;
@@ -461,6 +493,18 @@ void listener_free(struct listener *l)
 	if (l->path[0] != '\0' && unlink(l->path) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", l->path, strerror(errno));
 	free(l);
+}
+
+void listener_undo(struct listener *l)
+{
+	char made_dir[sizeof(l->made_dir)];
+
+	if (l == NULL)
+		return;
+	strcpy(made_dir, l->made_dir);
+	listener_free(l);
+	if (made_dir[0] != '\0')
+		remove_made_dir(made_dir);
 }
 
 void listener_log_due(struct listener *l)

@@ -38,14 +38,27 @@ typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t sourc
  * listener_new(base, addr, on_accept, arg):
  * Bind and listen on ${addr}. A Unix socket gets mode 0660; a stale socket file left by a dead
  * daemon (connecting to it is refused) is replaced, but a live one or a file that is not a
- * socket is an error. Accepted descriptors go to ${on_accept} with ${arg}.
- * Returns the listener (free with listener_free), or NULL after logging why.
+ * socket is an error. The runtime directory addr->make_dir is created (0750) when missing.
+ * Accepted descriptors go to ${on_accept} with ${arg}.
+ * Returns the listener (free with listener_free, or listener_undo when the start fails), or
+ * NULL after logging why, having removed what it created.
  */
 struct listener *listener_new(struct event_base *base, const struct config_listen *addr,
                               listener_accept_fn on_accept, void *arg);
 
-/* listener_free(l): stop listening, close, and remove a Unix socket's file. NULL: nothing. */
+/*
+ * listener_free(l): stop listening, close, and remove a Unix socket's file. NULL: nothing.
+ * The runtime directory listener_new may have created stays, holding its name for the next
+ * start (see config_runtime_dir: /tmp/sessd-UID is a name others could take).
+ */
 void listener_free(struct listener *l);
+
+/*
+ * listener_undo(l): listener_free, for a start that fails after ${l} was made, which leaves
+ * nothing it created: the runtime directory listener_new created for the socket is removed
+ * as well (when empty; one it found there stays). NULL: nothing.
+ */
+void listener_undo(struct listener *l);
 
 /*
  * listener_log_due(l):

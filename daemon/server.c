@@ -583,10 +583,15 @@ static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	srv->done = true;
 }
 
-static void server_close_listeners(struct server *srv)
+/* Close the listeners; with ${undo} (a failed start) as listener_undo, else listener_free. */
+static void server_close_listeners(struct server *srv, bool undo)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		listener_free(srv->listeners[i]);
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (undo)
+			listener_undo(srv->listeners[i]);
+		else
+			listener_free(srv->listeners[i]);
+	}
 	free(srv->listeners);
 	srv->listeners = NULL;
 	srv->n_listeners = 0;
@@ -603,7 +608,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_systemd("STOPPING=1");
-	server_close_listeners(srv);
+	server_close_listeners(srv, false);
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
 	 * costs: the clients get what they asked before the connections close. */
 	dispatch_stop_deferring(srv->dispatch);
@@ -885,6 +890,8 @@ struct server *server_new(const struct config *cfg)
 	return srv;
 
 fail:
+	/* A start that fails leaves nothing it made: the runtime directory too. */
+	server_close_listeners(srv, true);
 	server_free(srv);
 	return NULL;
 }
@@ -922,7 +929,7 @@ void server_free(struct server *srv)
 {
 	if (srv == NULL)
 		return;
-	server_close_listeners(srv);
+	server_close_listeners(srv, false);
 	/* A script waiting for the next start's file must not read this one's ports; a daemon
 	 * started meanwhile with the same path wrote its own, which stays. */
 	if (srv->ready_written)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +310,59 @@ LEAK_CHECKED_TEST(operator, a_runtime_directory_others_may_write_is_refused)
 	cr_assert_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
 	expect_refused(args, 1, "cannot hold sessd's socket: it is a directory");
 	cr_assert_eq(access(runtime, F_OK), 0);
+	rm_tree(dir);
+}
+
+/*
+ * Hold tcp://127.0.0.1:7077 (sessd's default TCP listener) so that sessd's bind of it fails:
+ * bound but not listening, and without SO_REUSEADDR, which sessd sets, so that its bind finds
+ * the address taken while clients that connect there (other tests') are refused as before.
+ * Returns the socket to close, or -1 when another process holds the port already, which
+ * fails sessd's bind just as well.
+ */
+static int hold_default_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(7077)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_neq(fd, -1);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		return fd;
+	cr_assert_eq(errno, EADDRINUSE, "bind 127.0.0.1:7077: %s", strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/*
+ * A start that fails leaves nothing it made: without --listen sessd makes its runtime
+ * directory for the default socket ($XDG_RUNTIME_DIR/sessd here, /tmp/sessd-UID for a user
+ * without one), and when a later step fails (the default TCP port taken) it removes the
+ * directory again, as it removes the socket. A runtime directory that was there before the
+ * start is not its to remove, and stays.
+ */
+LEAK_CHECKED_TEST(operator, a_failed_start_removes_the_runtime_directory_it_made)
+{
+	static const char *const args[] = {"--log-level", "info", NULL};
+	char dir[64], runtime[96];
+	struct stat st;
+	int held = hold_default_port();
+
+	make_dir(dir, "xdg");
+	snprintf(runtime, sizeof(runtime), "%s/sessd", dir);
+	cr_assert_eq(setenv("XDG_RUNTIME_DIR", dir, 1), 0);
+	cr_assert_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
+	expect_refused(args, 1, "cannot bind tcp://127.0.0.1:7077");
+	cr_expect_eq(lstat(runtime, &st), -1, "%s was left behind", runtime);
+	cr_expect_eq(errno, ENOENT);
+
+	cr_assert_eq(mkdir(runtime, 0700), 0);
+	expect_refused(args, 1, "cannot bind tcp://127.0.0.1:7077");
+	cr_expect_eq(lstat(runtime, &st), 0, "%s, not sessd's, was removed", runtime);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(access(runtime, F_OK), 0);
+	if (held != -1)
+		close(held);
 	rm_tree(dir);
 }
 
