@@ -484,6 +484,26 @@ static int start_seal(struct sessd_client *c, uint8_t auth[CLIENT_KX_AUTH_BYTES]
 }
 
 /*
+ * The errno of a HELLO that ${h} failed (sessd.h, sessd_connect), for every code: what was
+ * there before comes from some step inside the library and means nothing to the caller.
+ */
+static int hello_errno(const struct hello *h)
+{
+	switch (h->status) {
+	case SESSD_ERR_PROTOCOL:
+		return EPROTO;
+	case SESSD_ERR_AUTH:
+		return h->auth_errno;
+	case SESSD_ERR_BUSY:
+		return EAGAIN; /* the server is full for now: try again later */
+	case SESSD_ERR_BAD_VERSION:
+		return EPROTONOSUPPORT;
+	default:
+		return ECONNREFUSED; /* any other status the server refused the HELLO with */
+	}
+}
+
+/*
  * Say HELLO on the fresh connection c->fd: with c->psk a key exchange, after which the
  * connection is sealed; with c->auth_field the secret as it is. On any failure the connection
  * is dropped, so that no request can follow a HELLO that did not succeed.
@@ -546,10 +566,7 @@ static int say_hello(struct sessd_client *c)
 	if (h.status != SESSD_OK) {
 		/* Nothing more goes to a server that refused the HELLO or failed its checks. */
 		client_drop(c);
-		if (h.status == SESSD_ERR_PROTOCOL)
-			errno = EPROTO;
-		else if (h.status == SESSD_ERR_AUTH)
-			errno = h.auth_errno;
+		errno = hello_errno(&h);
 		return h.status;
 	}
 	/* From the byte after the HELLO reply, both ways are records. */

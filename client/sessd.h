@@ -20,6 +20,9 @@
  *
  * Calls return an int that is SESSD_OK (0), SESSD_NOT_FOUND (1), or one of the errors below;
  * sessd_errmsg() then says what went wrong in words (the server's message for server errors).
+ * errno is set for every failure of sessd_connect and sessd_connect_errbuf, and of the calls
+ * that queue a batch request (each says which value means what); after any other call, and
+ * after SESSD_OK, its value is unspecified: the code and sessd_errmsg() say what happened.
  * SESSD_NOT_FOUND comes only from GET, LOAD, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL,
  * FLASH_POP and FLASH_PUSH_EXISTING; a server answering it to another request is a protocol
  * error. SESSD_CONFLICT (14) comes only from SET_IF and TOUCH_IF (sessd_set_if,
@@ -172,9 +175,16 @@ struct sessd_options {
  * wrong proof in its HELLO reply), or require_auth is set and it did not check the secret.
  * The same code comes from any later call whose reconnection fails so, with sessd_errmsg
  * saying which.
- * SESSD_ERR_BUSY: the server is at its connection limit (sessd --max-connections) and none of
- * its connections may give way; try again later. A sealed connection is admitted only with
- * its first request, so there sessd_connect succeeds and that first call fails so.
+ * SESSD_ERR_BUSY (errno EAGAIN): the server is at its connection limit (sessd
+ * --max-connections) and none of its connections may give way; try again later. A sealed
+ * connection is admitted only with its first request, so there sessd_connect succeeds and
+ * that first call fails so.
+ * SESSD_ERR_BAD_VERSION (errno EPROTONOSUPPORT): the server speaks another protocol version.
+ * Any other status the server refuses the HELLO with is returned as it is, errno ECONNREFUSED.
+ * SESSD_ERR_CONNECT: errno from the step that failed: the connect (ENOENT, ECONNREFUSED,
+ * ETIMEDOUT, ...), or ETIMEDOUT for a HELLO without a reply in time, ECONNRESET for one whose
+ * connection broke (or that the stopping server answered SHUTTING_DOWN).
+ * SESSD_ERR_NOMEM: errno ENOMEM.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
  * outside 1..1024, auth_len without auth, require_auth or plain_auth without a secret. For
  * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can

@@ -1538,9 +1538,12 @@ LEAK_CHECKED_TEST(connection_limit, a_full_daemon_answers_connect_with_busy)
 	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
 	held = connect_to(daemon_.unix_url);
 	cr_assert_eq(sessd_ping(held), SESSD_OK);
+	errno = 0;
 	rc = sessd_connect_errbuf(daemon_.unix_url, &opts, &c, errbuf, sizeof(errbuf));
 	cr_assert_eq(rc, SESSD_ERR_BUSY, "%s: %s", sessd_strerror(rc), errbuf);
 	cr_assert_null(c);
+	/* libsessd(3): errno says it too, not what some step inside the library left there. */
+	cr_assert_eq(errno, EAGAIN, "errno %d (%s)", errno, strerror(errno));
 	snprintf(want, sizeof(want), "cannot connect to %s: BUSY: ", daemon_.unix_url);
 	cr_assert(strncmp(errbuf, want, strlen(want)) == 0, "%s", errbuf);
 	cr_assert_eq(sessd_ping(held), SESSD_OK, "%s", sessd_errmsg(held));
@@ -2703,6 +2706,54 @@ static int bad_hello_answer(int fd, const struct codec_request *req, int conn, i
 	if (nth == 0)
 		return fake_hello(fd, req->request_id, frames[conn]);
 	return -1;
+}
+
+/* The HELLO refusals of refused_hello_answer, one per connection, and the errno of each. */
+static const struct {
+	uint32_t status;
+	int err;
+} hello_refusals[] = {
+    {CODEC_BUSY, EAGAIN},
+    {CODEC_BAD_VERSION, EPROTONOSUPPORT},
+    {CODEC_INTERNAL, ECONNREFUSED},
+    {CODEC_NOT_READY, ECONNREFUSED},
+    {CODEC_NO_MEMORY, ECONNREFUSED},
+};
+
+static int refused_hello_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf out;
+
+	buf_init(&out);
+	if (nth == 0 &&
+	    codec_reply_error(&out, req->request_id, hello_refusals[conn].status, "refused") == 0)
+		fake_send(fd, &out);
+	buf_finish(&out);
+	return -1;
+}
+
+/*
+ * A HELLO the server refuses returns the server's status, and errno says it as well (sessd.h,
+ * sessd_connect), whatever a step inside the library left in errno before.
+ */
+LEAK_CHECKED_TEST(fake_server, a_refused_hello_sets_errno_for_its_status)
+{
+	enum { N = sizeof(hello_refusals) / sizeof(hello_refusals[0]) };
+	struct sessd_options opts = {.timeout_ms = 3000};
+	struct tmp_listener l;
+	struct sessd_client *c = (struct sessd_client *)1;
+	pid_t pid = fake_start(&l, N, refused_hello_answer);
+	int rc;
+
+	for (size_t i = 0; i < N; i++) {
+		errno = 0;
+		rc = sessd_connect(l.url, &opts, &c);
+		cr_assert_eq(rc, (int)hello_refusals[i].status, "%zu: %s", i, sessd_strerror(rc));
+		cr_assert_null(c);
+		cr_assert_eq(errno, hello_refusals[i].err, "%s: errno %d (%s)", sessd_strerror(rc),
+		             errno, strerror(errno));
+	}
+	tmp_finish(&l, pid, "fake server");
 }
 
 /*
