@@ -20,8 +20,9 @@ struct batch_item {
 	uint64_t request_id;
 	uint32_t op;
 	int status;
-	size_t type_at; /* FLASH_POP: offset of the type in types, or NO_TYPE for all */
-	size_t data_at; /* GET: offset of the data in the data arena */
+	size_t body_len; /* its frame's body, checked again at each run (outgrown) */
+	size_t type_at;  /* FLASH_POP: offset of the type in types, or NO_TYPE for all */
+	size_t data_at;  /* GET: offset of the data in the data arena */
 	size_t data_len;
 	uint64_t ttl_ms;               /* TTL */
 	struct sessd_flashes *flashes; /* FLASH_POP */
@@ -35,8 +36,9 @@ struct sessd_batch {
 	struct batch_item *items;
 	size_t count;
 	size_t cap;
-	size_t done;  /* replies handled in the current run */
-	bool closing; /* a reply said the server will close */
+	size_t largest_body; /* the largest body_len queued: most runs need not look further */
+	size_t done;         /* replies handled in the current run */
+	bool closing;        /* a reply said the server will close */
 };
 
 struct sessd_batch *sessd_batch_new(struct sessd_client *c)
@@ -73,6 +75,7 @@ void sessd_batch_reset(struct sessd_batch *b)
 		return;
 	forget_results(b);
 	b->count = 0;
+	b->largest_body = 0;
 	buf_reset(&b->out);
 	buf_reset(&b->types);
 }
@@ -154,6 +157,9 @@ static int queue(struct sessd_batch *b, struct codec_request *req, const char *f
 		errno = EMSGSIZE;
 		goto fail_rewind;
 	}
+	item->body_len = body_len;
+	if (body_len > b->largest_body)
+		b->largest_body = body_len;
 	return (int)b->count++;
 
 fail_nomem:
@@ -391,6 +397,30 @@ static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
 	return rc == SESSD_ERR_PROTOCOL ? rc : SESSD_OK;
 }
 
+/*
+ * Whether a request of ${b} no longer fits in the max_frame of the server c is connected to: a
+ * reconnection since it was queued may have met a server restarted with a smaller
+ * --max-frame, which would refuse the frame unread and close the connection, mid-batch. Then
+ * the client's errmsg names the first such request.
+ */
+static bool outgrown(struct sessd_batch *b)
+{
+	struct sessd_client *c = b->c;
+
+	if (b->largest_body <= c->max_frame)
+		return false;
+	for (size_t i = 0; i < b->count; i++) {
+		if (b->items[i].body_len <= c->max_frame)
+			continue;
+		client_error(c, SESSD_ERR_TOO_LARGE,
+		             "request %zu of the batch (%s, %zu bytes) is over the max_frame of %u "
+		             "the server announced since it was queued; nothing was sent",
+		             i, codec_op_name(b->items[i].op), b->items[i].body_len, c->max_frame);
+		return true;
+	}
+	return false;
+}
+
 int sessd_batch_run(struct sessd_batch *b)
 {
 	struct sessd_client *c;
@@ -404,7 +434,9 @@ int sessd_batch_run(struct sessd_batch *b)
 		return SESSD_OK;
 	c->errmsg[0] = '\0';
 	rc = client_ready(c);
-	if (rc == SESSD_OK)
+	if (rc == SESSD_OK && outgrown(b))
+		rc = SESSD_ERR_TOO_LARGE;
+	else if (rc == SESSD_OK)
 		rc = client_exchange(c, b->out.data, b->out.len, b->count, true, batch_on_frame, b);
 	/* The replies read are the batch's results now: c's read buffer is not kept large. */
 	client_trim(c);

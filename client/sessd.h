@@ -557,13 +557,19 @@ int sessd_batch_flash_push_existing(struct sessd_batch *b, const void *id, size_
  * Send every queued request in as few writes as possible, then read all the replies. The
  * results of a previous run are freed first. Returns SESSD_OK when every reply arrived (each
  * may still be an error: see sessd_batch_status), or the error that cut the batch short
- * (the connection is then dropped). After an error, each request whose reply arrived whole
- * and answered it keeps its own status and result. The first request without such a reply
- * (its reply malformed, of another request, of the wrong shape, or cut off) and every one
- * after it have the error (SESSD_ERR_PROTOCOL, SESSD_ERR_CLOSED, ...) and no result.
+ * (the connection is then dropped, but for SESSD_ERR_TOO_LARGE below). After an error, each
+ * request whose reply arrived whole and answered it keeps its own status and result. The
+ * first request without such a reply (its reply malformed, of another request, of the wrong
+ * shape, or cut off) and every one after it have the error (SESSD_ERR_PROTOCOL,
+ * SESSD_ERR_CLOSED, ...) and no result.
  * With SESSD_ERR_SHUTTING_DOWN (the server is stopping) none of those was carried out.
  * SESSD_ERR_PROTOCOL with every status its reply's means bytes followed the last reply: the
  * replies were good, the stream after them was not.
+ * SESSD_ERR_TOO_LARGE: a queued request no longer fits in the max_frame of the server the run
+ * (re)connected to (a daemon restarted with a smaller --max-frame since it was queued), which
+ * would refuse it and close the connection mid-batch. Nothing was sent, every request has
+ * that status, sessd_errmsg names the first such request, and the connection stays; reset
+ * the batch and queue again (that request is then refused when queued, EMSGSIZE).
  */
 int sessd_batch_run(struct sessd_batch *b);
 

@@ -416,17 +416,22 @@ LEAK_CHECKED_TEST(client, large_values_up_to_max_frame)
 }
 
 /*
- * A frame the server itself refuses: the client learned a 1 MiB limit, the daemon comes back
- * with 8 KiB, and a queued 64 KiB SET reaches it. The server answers TOO_LARGE unread and
- * closes; the client reports it and reconnects on the next call.
+ * A batch queued against a 1 MiB limit runs after the daemon came back with 8 KiB: its 64 KiB
+ * SET would be refused unread by the server, which then closes the connection, after it had
+ * carried out the requests before it (the batch half done) and with the bytes sent for
+ * nothing. The run re-checks each frame against the max_frame of the HELLO it reconnected with
+ * and refuses the batch before sending any of it: SESSD_ERR_TOO_LARGE for every request,
+ * words naming the one too large, the connection kept. Queued again, that request is refused
+ * at once (EMSGSIZE).
  */
-static void server_refuses_oversized_frame(const char *which)
+static void batch_outgrown_by_a_smaller_max_frame(const char *which)
 {
 	static const char *const small[] = {"--max-frame", "8192", NULL};
 	struct sessd_client *c;
 	struct sessd_batch *b;
-	size_t len = 65536;
+	size_t len = 65536, got_len;
 	uint8_t *data = calloc(1, len);
+	void *got = NULL;
 	const char *url;
 
 	cr_assert_not_null(data);
@@ -434,19 +439,28 @@ static void server_refuses_oversized_frame(const char *which)
 	c = connect_to(url);
 	b = sessd_batch_new(c);
 	cr_assert_not_null(b);
-	cr_assert_eq(sessd_batch_ping(b), 0);
+	cr_assert_eq(sessd_batch_set(b, "before", 6, "x", 1, TTL_MS), 0);
 	cr_assert_eq(sessd_batch_set(b, "big", 3, data, len, TTL_MS), 1);
+	cr_assert_eq(sessd_batch_ping(b), 2);
 	cr_assert_eq(harness_kill(&daemon_), 0);
 	cr_assert_eq(harness_restart(&daemon_, small), 0);
-	url = strcmp(which, "unix") == 0 ? daemon_.unix_url : daemon_.tcp_url;
 
-	cr_assert_eq(sessd_batch_run(b), SESSD_OK, "run: %s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_run(b), SESSD_ERR_TOO_LARGE, "run: %s", sessd_errmsg(c));
 	cr_assert_eq(sessd_max_frame(c), 8192);
-	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
-	cr_assert_eq(sessd_batch_status(b, 1), SESSD_ERR_TOO_LARGE);
-	cr_assert(strstr(sessd_errmsg(c), "TOO_LARGE") != NULL, "errmsg: %s", sessd_errmsg(c));
+	for (size_t i = 0; i < 3; i++)
+		cr_assert_eq(sessd_batch_status(b, i), SESSD_ERR_TOO_LARGE, "%zu", i);
+	cr_assert(strstr(sessd_errmsg(c), "request 1 of the batch (SET, 65") != NULL &&
+	              strstr(sessd_errmsg(c), "max_frame of 8192") != NULL &&
+	              strstr(sessd_errmsg(c), "nothing was sent") != NULL,
+	          "errmsg: %s", sessd_errmsg(c));
+	/* Nothing of it was carried out, and the connection it reconnected with goes on. */
+	cr_assert_eq(sessd_get(c, "before", 6, &got, &got_len), SESSD_NOT_FOUND, "%s",
+	             sessd_errmsg(c));
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
-	/* And the client now refuses such a frame itself, against the new limit. */
+	sessd_batch_reset(b);
+	errno = 0;
+	cr_assert_eq(sessd_batch_set(b, "big", 3, data, len, TTL_MS), -1);
+	cr_assert_eq(errno, EMSGSIZE);
 	cr_assert_eq(sessd_set(c, "big", 3, data, 8192, TTL_MS), SESSD_ERR_TOO_LARGE);
 	cr_assert_eq(sessd_ping(c), SESSD_OK);
 	sessd_batch_free(b);
@@ -454,14 +468,14 @@ static void server_refuses_oversized_frame(const char *which)
 	free(data);
 }
 
-LEAK_CHECKED_TEST(client, server_refuses_oversized_frame_unix)
+LEAK_CHECKED_TEST(client, a_batch_outgrown_by_a_smaller_max_frame_is_not_sent_unix)
 {
-	server_refuses_oversized_frame("unix");
+	batch_outgrown_by_a_smaller_max_frame("unix");
 }
 
-LEAK_CHECKED_TEST(client, server_refuses_oversized_frame_tcp)
+LEAK_CHECKED_TEST(client, a_batch_outgrown_by_a_smaller_max_frame_is_not_sent_tcp)
 {
-	server_refuses_oversized_frame("tcp");
+	batch_outgrown_by_a_smaller_max_frame("tcp");
 }
 
 LEAK_CHECKED_TEST(client, namespaces_isolate)
@@ -2706,6 +2720,60 @@ static int bad_hello_answer(int fd, const struct codec_request *req, int conn, i
 	if (nth == 0)
 		return fake_hello(fd, req->request_id, frames[conn]);
 	return -1;
+}
+
+/*
+ * Connection 0: the batch's first PING answered, its second refused unread as a frame over
+ * max_frame (TOO_LARGE with request id 0, PROTOCOL.md), and the connection closed. Connection
+ * 1: the PING of the next call.
+ */
+static int too_large_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	char drain[256];
+	struct buf out;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (conn == 1 || nth == 1)
+		return fake_reply_nil(fd, req->request_id, CODEC_OK);
+	buf_init(&out);
+	if (codec_reply_error(&out, 0, CODEC_TOO_LARGE, "the frame is longer than max_frame") == 0)
+		fake_send(fd, &out);
+	buf_finish(&out);
+	/* As sessd lingers: closed with the client's last request unread, the socket would
+	 * reset, and the reset could overtake the reply in the client's kernel. */
+	shutdown(fd, SHUT_WR);
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	return -1;
+}
+
+/*
+ * A server that refuses a frame unread (a libsessd sized it by the max_frame it announced,
+ * which its own check no longer matches) answers TOO_LARGE with request id 0 and closes: the
+ * request gets SESSD_ERR_TOO_LARGE, those before it keep their replies, those after it the
+ * closed connection (the run's own result), and the next call reconnects.
+ */
+LEAK_CHECKED_TEST(fake_server, a_frame_refused_unread_fails_its_request_and_reconnects)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	pid_t pid = fake_start(&l, 2, too_large_answer);
+
+	c = connect_fake(l.url);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sessd_batch_ping(b), i);
+	cr_assert_eq(sessd_batch_run(b), SESSD_ERR_CLOSED, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_ERR_TOO_LARGE);
+	cr_assert_eq(sessd_batch_status(b, 2), SESSD_ERR_CLOSED);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
 }
 
 /* The HELLO refusals of refused_hello_answer, one per connection, and the errno of each. */
