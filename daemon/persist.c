@@ -149,6 +149,9 @@ struct persist {
 	/* Run as root in a directory another user owns (the service's, most likely): the files
 	 * made get that owner (own_like_dir), or the service could not open them afterwards. */
 	bool as_dir_owner;
+	/* persist_open created the data directory, so a start that fails removes it again
+	 * (persist_undo). */
+	bool made_dir;
 
 	/* The segment being appended to. fd is changed only with sync_mutex held, because the
 	 * everysec thread reads it. */
@@ -2854,6 +2857,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL)
 		goto fail;
 	if (mkdir(p->dir, 0700) == 0) {
+		p->made_dir = true;
 		if (sync_parent_dir(p->dir) == -1)
 			persist_say(LOG_WARN,
 			            "created %s, but cannot sync the directory that holds it (%s): "
@@ -2902,8 +2906,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	return p;
 
 fail:
-	p->state = STATE_SYNC_FAILED; /* no final fsync on the way out */
-	persist_close(p);
+	persist_undo(p);
 	return NULL;
 }
 
@@ -2929,6 +2932,32 @@ void persist_free(struct persist *p)
 	log_clock(p);
 	commit_batch(p);
 	persist_close(p);
+}
+
+void persist_undo(struct persist *p)
+{
+	char name[NAME_BYTES], *dir = NULL;
+
+	if (p == NULL)
+		return;
+	p->state = STATE_SYNC_FAILED; /* no final fsync, nothing more written */
+	/* A directory made moments ago, mode 0700, under our lock: all that is in it is what
+	 * this start put there, the LOCK and the segment it opened. Anything else in it keeps
+	 * it (rmdir fails). A start waiting for our LOCK then gets the lock of a file no longer
+	 * in a directory that is gone, where it can create nothing, and fails. */
+	if (p->made_dir && p->dir_fd != -1 && (dir = strdup(p->dir)) != NULL) {
+		if (p->fd != -1) {
+			log_name(name, p->seq);
+			unlinkat(p->dir_fd, name, 0);
+		}
+		if (p->lock_fd != -1)
+			unlinkat(p->dir_fd, "LOCK", 0);
+	}
+	persist_close(p);
+	if (dir != NULL && rmdir(dir) == -1 && errno != ENOENT)
+		persist_say(LOG_WARN, "cannot remove %s, which this failed start created: %s", dir,
+		            strerror(errno));
+	free(dir);
 }
 
 /* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */

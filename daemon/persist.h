@@ -60,6 +60,14 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 /* persist_free(p): commit what is pending, stop the background work, close. NULL: nothing. */
 void persist_free(struct persist *p);
 
+/*
+ * persist_undo(p): for a start that fails after persist_open: stop and close as persist_free
+ * does, but write nothing more; when persist_open created the data directory, remove it again
+ * with the files this start made in it (LOCK, the first log segment), so that the failed start
+ * leaves nothing it made. A directory that was there before is left as it is. NULL: nothing.
+ */
+void persist_undo(struct persist *p);
+
 /* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */
 int persist_writable(struct persist *p);
 

@@ -890,8 +890,10 @@ struct server *server_new(const struct config *cfg)
 	return srv;
 
 fail:
-	/* A start that fails leaves nothing it made: the runtime directory too. */
+	/* A start that fails leaves nothing it made: the runtime and data directories too. */
 	server_close_listeners(srv, true);
+	persist_undo(srv->persist);
+	srv->persist = NULL;
 	server_free(srv);
 	return NULL;
 }

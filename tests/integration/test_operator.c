@@ -367,6 +367,32 @@ LEAK_CHECKED_TEST(operator, a_failed_start_removes_the_runtime_directory_it_made
 }
 
 /*
+ * The same for a --data-dir the start created: when a later step fails (here the bind of a
+ * socket whose directory is missing) the directory goes again with what the start put in it
+ * (LOCK, the first log segment). A data directory that was there before is left as it was
+ * found: a failed start removes nothing of a directory it did not make.
+ */
+LEAK_CHECKED_TEST(operator, a_failed_start_removes_the_data_directory_it_made)
+{
+	char dir[64], data_dir[96], listen[128];
+	const char *args[] = {"--data-dir", data_dir, "--listen", listen, NULL};
+	struct stat st;
+
+	make_dir(dir, "dd-undo");
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	snprintf(listen, sizeof(listen), "unix:%s/missing/sessd.sock", dir);
+	expect_refused(args, 1, "cannot bind");
+	cr_expect_eq(lstat(data_dir, &st), -1, "%s was left behind", data_dir);
+	cr_expect_eq(errno, ENOENT);
+
+	cr_assert_eq(mkdir(data_dir, 0700), 0);
+	expect_refused(args, 1, "cannot bind");
+	cr_expect_eq(lstat(data_dir, &st), 0, "%s, not sessd's, was removed", data_dir);
+	cr_expect(S_ISDIR(st.st_mode));
+	rm_tree(dir);
+}
+
+/*
  * SET sessions s0, s1, ... of ${size} bytes (${data}, filled for each) on ${fd} until one is
  * not OK (its status in ${status}), at most ${most}: the file-size limit must bite before.
  * Returns how many were acknowledged.
