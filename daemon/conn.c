@@ -1029,8 +1029,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		 * reply does neither, and goes on while the turn's spare for them lasts. */
 		made = c->out.len + c->plain.len - before;
 		/* Asked once a call, and only where a reply for nobody would cost: it adds a
-		 * poll(2) to every large reply, and to small ones never. */
-		if ((c->resumed || made >= CONN_SMALL_REPLY_BYTES) && !asked_gone) {
+		 * poll(2) to every large reply, and to a small one only where it would lose
+		 * something (a FLASH_POP's messages: a pool that timed out on a stalled daemon
+		 * and closed has its pops in the socket when the daemon wakes). */
+		if (!asked_gone && (c->resumed || made >= CONN_SMALL_REPLY_BYTES ||
+		                    (s->cfg.on_takes_for_client != NULL &&
+		                     s->cfg.on_takes_for_client(s->cfg.arg, frame)))) {
 			asked_gone = true;
 			c->resumed = false;
 			gone = peer_gone(c);

@@ -55,6 +55,12 @@ typedef size_t (*conn_reply_bound_fn)(void *arg, struct dispatch_frame_ref *fram
  * (see dispatch_reply_only).
  */
 typedef bool (*conn_reply_only_fn)(void *arg, struct dispatch_frame_ref *frame);
+/*
+ * Whether ${frame} (borrowed) takes something for its client that is lost if the reply reaches
+ * no one (a FLASH_POP: its messages), so that the socket is asked whether the client has gone
+ * before it runs, however small its reply (see dispatch_takes_for_client).
+ */
+typedef bool (*conn_takes_for_client_fn)(void *arg, struct dispatch_frame_ref *frame);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
 
@@ -87,6 +93,7 @@ struct conn_config {
 	conn_prefetch_fn on_prefetch;       /* NULL: no hints */
 	conn_reply_bound_fn on_reply_bound; /* NULL: every request waits past the budget */
 	conn_reply_only_fn on_reply_only;   /* NULL: a departed client's requests all run */
+	conn_takes_for_client_fn on_takes_for_client; /* NULL: asked only for large replies */
 	conn_closed_fn on_closed;
 	void *arg;
 };

@@ -1514,6 +1514,12 @@ bool dispatch_reply_only(struct dispatch *d, struct dispatch_frame_ref *frame)
 	}
 }
 
+bool dispatch_takes_for_client(struct dispatch *d, struct dispatch_frame_ref *frame)
+{
+	(void)d;
+	return decode_once(frame) && frame->req.op == CODEC_OP_FLASH_POP;
+}
+
 enum dispatch_verdict dispatch_frame_hinted(struct dispatch *d, struct dispatch_peer *peer,
                                             const struct dispatch_frame_ref *frame, uint64_t now_ms,
                                             struct buf *out)

@@ -233,6 +233,16 @@ size_t dispatch_reply_bound(struct dispatch *d, struct dispatch_frame_ref *frame
 bool dispatch_reply_only(struct dispatch *d, struct dispatch_frame_ref *frame);
 
 /*
+ * dispatch_takes_for_client(d, frame):
+ * Whether ${frame} (borrowed) takes something for its client that is lost if its reply
+ * reaches no one: FLASH_POP, whose messages leave the queue. conn.c asks the socket whether
+ * the client has gone before such a request, so that a pop a client gave up on (it timed
+ * out and closed) is dropped and its messages stay queued. False for a malformed frame. The
+ * request is decoded into ${frame} as dispatch_prefetch does, unless it is.
+ */
+bool dispatch_takes_for_client(struct dispatch *d, struct dispatch_frame_ref *frame);
+
+/*
  * dispatch_frame_hinted(d, peer, frame, now_ms, out):
  * dispatch_frame for ${frame}'s body, reusing the request that dispatch_prefetch decoded
  * into ${frame} when there is one. Returns as dispatch_frame does.

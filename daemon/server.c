@@ -284,6 +284,13 @@ static bool server_on_reply_only(void *arg, struct dispatch_frame_ref *frame)
 	return dispatch_reply_only(srv->dispatch, frame);
 }
 
+static bool server_on_takes_for_client(void *arg, struct dispatch_frame_ref *frame)
+{
+	struct server *srv = arg;
+
+	return dispatch_takes_for_client(srv->dispatch, frame);
+}
+
 static void server_on_closed(void *arg)
 {
 	struct server *srv = arg;
@@ -875,6 +882,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.on_prefetch = server_on_prefetch;
 	conn_cfg.on_reply_bound = server_on_reply_bound;
 	conn_cfg.on_reply_only = server_on_reply_only;
+	conn_cfg.on_takes_for_client = server_on_takes_for_client;
 	conn_cfg.on_closed = server_on_closed;
 	conn_cfg.arg = srv;
 	conn_set_init(&srv->conns, &conn_cfg);

@@ -4230,3 +4230,49 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 	free(data);
 	close(good);
 }
+
+/*
+ * A client that sends a FLASH_POP and hangs up before the daemon reads it (over a Unix
+ * socket): the pop is dropped, and its messages stay queued for the next page, as PROTOCOL.md
+ * says of a client that has gone. That is what a pool does that gave up on a daemon stalled
+ * past its timeout (SIGSTOP, a paused VM): the daemon used to ask the socket only once a
+ * turn's replies reached 16 KiB, so a small pop still ran and its messages were lost with the
+ * reply (a fleet review: 8 flashes confirmed to users lost after a 12 s stall). Sent and
+ * closed while the daemon is stopped, so that the close is there before the frame is handled.
+ */
+LEAK_CHECKED_TEST(hostile, a_closed_clients_flash_pop_leaves_the_messages)
+{
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 30, .flash_all = true};
+	struct buf frames;
+	uint8_t *got = NULL;
+	size_t got_len = 0;
+	uint64_t conns;
+	long started;
+	int good, fd;
+
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_assert_eq(push(good, "left", "info", 4, "Payment received", 16, false), CODEC_OK);
+	conns = stat_of(good, NULL, "connections");
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	pop.id = bytes("left");
+	buf_init(&frames);
+	encode(&frames, &pop);
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	harness_send_buf(fd, &frames);
+	close(fd);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	/* Once the daemon has freed the departed connection, it has handled what it sent. */
+	started = mono_ms();
+	while (stat_of(good, NULL, "connections") > conns && mono_ms() - started < 10000)
+		sleep_ms(5);
+	cr_assert_eq(stat_of(good, NULL, "connections"), conns, "the closed connection is freed");
+	pop.request_id = 31;
+	cr_assert_eq(harness_request(good, &pop, &got, &got_len), CODEC_OK);
+	cr_assert_not_null(memmem(got, got_len, "Payment received", 16),
+	                   "the message the departed client's pop would have taken is still queued");
+	free(got);
+	buf_finish(&frames);
+	close(good);
+	stop_clean();
+}
