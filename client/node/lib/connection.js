@@ -249,6 +249,7 @@ class Connection extends EventEmitter {
     this.rneed = 0;
     this.timer = null;
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
+    this.resetOnFail = false; // a timeout: fail() resets a TCP connection (see checkDeadline())
     this.corked = false;
     // The requests written since the last flush: their deadlines count from it (see write()).
     this.unflushed = [];
@@ -515,6 +516,11 @@ class Connection extends EventEmitter {
     if (entry.deadline <= now) {
       // Replies come back in order, so a stuck reply blocks all after it: give up the
       // connection; the pool opens a fresh one.
+      // Reset, not closed (TCP): sessd, stalled, runs what a closed connection left in its
+      // socket when it wakes, FLASH_POPs too, whose messages would be lost with the replies
+      // nobody reads; it drops a reset connection's reads (PROTOCOL.md "A client that has
+      // gone"). Over a Unix socket it sees the close itself.
+      this.resetOnFail = true;
       this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
     } else {
       this.armTimer(entry.deadline - now);
@@ -688,7 +694,8 @@ class Connection extends EventEmitter {
     clearImmediate(this.deadlineCheck);
     this.timer = null;
     this.deadlineCheck = null;
-    this.socket.destroy();
+    if (this.resetOnFail && this.socket.remotePort !== undefined && typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
+    else this.socket.destroy();
     const pending = this.pending.slice(this.head);
     this.pending = [];
     this.head = 0;

@@ -1,0 +1,44 @@
+'use strict';
+// A daemon that stalls past timeoutMs (SIGSTOP here; a paused VM, a swap storm in production):
+// the pool gives up on the requests it sent and closes their connection. A FLASH_POP among
+// them must not run when the daemon wakes: its reply would reach no one, and its messages
+// would be lost (a fleet review: 8 flashes confirmed to users lost after a 12 s stall).
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Client } = require('..');
+const { Daemon, waitFor } = require('./helpers');
+
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  await daemon.cleanup();
+});
+
+for (const transport of ['unix', 'tcp']) {
+  test(`stall: a flash pop that timed out on a stopped daemon leaves its messages queued (${transport})`, async (t) => {
+    const url = transport === 'unix' ? daemon.unixUrl : daemon.tcpUrl;
+    const ns = `stall-${transport}`;
+    const checker = new Client({ url: daemon.unixUrl, poolSize: 1 });
+    t.after(() => checker.terminate());
+    await checker.ready();
+    await checker.flashPush(ns, 'visitor', 'info', 'Payment received', 600000);
+    const c = new Client({ url, poolSize: 1, timeoutMs: 300 });
+    await c.ready();
+    daemon.proc.kill('SIGSTOP');
+    try {
+      await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.code === 'ETIMEDOUT');
+      // No reconnection behind the daemon's back: only the checker's connection stays.
+      c.terminate();
+    } finally {
+      daemon.proc.kill('SIGCONT');
+    }
+    // Once the daemon has freed the connection that gave up, it has handled what it sent.
+    await waitFor(async () => (await checker.stats()).connections === 1, 'the departed connections freed');
+    assert.deepEqual(await checker.flashPop(ns, 'visitor', 'info'), ['Payment received']);
+  });
+}
