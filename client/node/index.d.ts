@@ -195,8 +195,8 @@ declare namespace connectSessd {
      * Resolves with the HELLO reply once a connection is ready. Without `timeoutMs` it waits
      * for as long as that takes; with it, it rejects after `timeoutMs` with the last
      * connection error (`ECONNREFUSED`, `ENOENT`: sessd is down; `ESESSD_BUSY`: it is full;
-     * `ESESSD_DISCONNECTED` when no attempt has ended yet), and at once with `ESESSD_CLOSED`
-     * on a closed client.
+     * `ESESSD_DISCONNECTED` when no attempt has ended yet). On a closed client it rejects at
+     * once with `ESESSD_CLOSED`, with or without `timeoutMs`.
      */
     ready(options?: { timeoutMs?: number }): Promise<HelloReply>;
     ping(): Promise<void>;

@@ -417,9 +417,10 @@ class Client extends EventEmitter {
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
       return Promise.reject(new TypeError('ready: timeoutMs must be a number of milliseconds of at least 0'));
     }
+    // Closed, the pool no longer reconnects: without a timeout the wait would never end.
+    if (this.closed) return this.refuse();
     if (this.connected === true) return Promise.resolve(this.hello);
     if (timeoutMs === undefined) return new Promise((resolve) => this.once('connect', resolve));
-    if (this.closed) return this.refuse();
     return new Promise((resolve, reject) => {
       const onConnect = (hello) => {
         clearTimeout(timer);
