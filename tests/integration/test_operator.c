@@ -335,6 +335,24 @@ static int hold_default_port(void)
 }
 
 /*
+ * A start with ${args} fails (${why}) and leaves no ${dir}, which it creates; made before
+ * the start, ${dir} is not the start's to remove, and stays.
+ */
+static void expect_failed_start_removes(const char *const *args, const char *dir, const char *why)
+{
+	struct stat st;
+
+	expect_refused(args, 1, why);
+	cr_expect_eq(lstat(dir, &st), -1, "%s was left behind", dir);
+	cr_expect_eq(errno, ENOENT);
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	expect_refused(args, 1, why);
+	cr_expect_eq(lstat(dir, &st), 0, "%s, not sessd's, was removed", dir);
+	cr_expect(S_ISDIR(st.st_mode));
+}
+
+/*
  * A start that fails leaves nothing it made: without --listen sessd makes its runtime
  * directory for the default socket ($XDG_RUNTIME_DIR/sessd here, /tmp/sessd-UID for a user
  * without one), and when a later step fails (the default TCP port taken) it removes the
@@ -345,22 +363,13 @@ LEAK_CHECKED_TEST(operator, a_failed_start_removes_the_runtime_directory_it_made
 {
 	static const char *const args[] = {"--log-level", "info", NULL};
 	char dir[64], runtime[96];
-	struct stat st;
 	int held = hold_default_port();
 
 	make_dir(dir, "xdg");
 	snprintf(runtime, sizeof(runtime), "%s/sessd", dir);
 	cr_assert_eq(setenv("XDG_RUNTIME_DIR", dir, 1), 0);
 	cr_assert_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
-	expect_refused(args, 1, "cannot bind tcp://127.0.0.1:7077");
-	cr_expect_eq(lstat(runtime, &st), -1, "%s was left behind", runtime);
-	cr_expect_eq(errno, ENOENT);
-
-	cr_assert_eq(mkdir(runtime, 0700), 0);
-	expect_refused(args, 1, "cannot bind tcp://127.0.0.1:7077");
-	cr_expect_eq(lstat(runtime, &st), 0, "%s, not sessd's, was removed", runtime);
-	cr_expect(S_ISDIR(st.st_mode));
-	cr_expect_eq(access(runtime, F_OK), 0);
+	expect_failed_start_removes(args, runtime, "cannot bind tcp://127.0.0.1:7077");
 	if (held != -1)
 		close(held);
 	rm_tree(dir);
@@ -376,19 +385,11 @@ LEAK_CHECKED_TEST(operator, a_failed_start_removes_the_data_directory_it_made)
 {
 	char dir[64], data_dir[96], listen[128];
 	const char *args[] = {"--data-dir", data_dir, "--listen", listen, NULL};
-	struct stat st;
 
 	make_dir(dir, "dd-undo");
 	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
 	snprintf(listen, sizeof(listen), "unix:%s/missing/sessd.sock", dir);
-	expect_refused(args, 1, "cannot bind");
-	cr_expect_eq(lstat(data_dir, &st), -1, "%s was left behind", data_dir);
-	cr_expect_eq(errno, ENOENT);
-
-	cr_assert_eq(mkdir(data_dir, 0700), 0);
-	expect_refused(args, 1, "cannot bind");
-	cr_expect_eq(lstat(data_dir, &st), 0, "%s, not sessd's, was removed", data_dir);
-	cr_expect(S_ISDIR(st.st_mode));
+	expect_failed_start_removes(args, data_dir, "cannot bind");
 	rm_tree(dir);
 }
 
