@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -203,6 +204,24 @@ bool client_has_secret(const struct sessd_client *c)
 	return c->auth_field != NULL || c->psk != NULL;
 }
 
+/*
+ * Give up ${c}'s connection after a timeout: over TCP with a reset, not a close. A stalled
+ * server that wakes carries out what a closed connection left in its socket (it cannot tell
+ * a close from a client that only stopped sending), a FLASH_POP too, whose messages would go
+ * with a reply nobody reads; a reset's unread requests are discarded, and sessd drops the
+ * reads and pops of a client it finds gone (PROTOCOL.md, "A client that has gone"). A Unix
+ * socket's close is seen as one; the option does nothing there.
+ */
+static void abandon(struct sessd_client *c)
+{
+	struct linger reset_on_close = {.l_onoff = 1, .l_linger = 0};
+
+	if (c->fd != -1)
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset_on_close,
+		                 sizeof(reset_on_close));
+	client_drop(c);
+}
+
 void client_drop(struct sessd_client *c)
 {
 	if (c->fd != -1)
@@ -361,7 +380,9 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	}
 	rc = wire_run(&x);
 	/* After a goodbye the next call must reconnect, not wait on a closing stream. */
-	if (rc != SESSD_OK || x.goodbye_after)
+	if (rc == SESSD_ERR_TIMEOUT)
+		abandon(c);
+	else if (rc != SESSD_OK || x.goodbye_after)
 		client_drop(c);
 	/* The records of a large SET or batch are a copy of it: not kept past their use. */
 	if (c->records.cap > CLIENT_KEEP_BYTES)

@@ -105,7 +105,7 @@ enum sessd_result {
 	/* Errors found on the client side. */
 	SESSD_ERR_USAGE = 100,    /* a bad argument: bad URL, id length, NULL pointer */
 	SESSD_ERR_CONNECT = 101,  /* could not connect or complete HELLO */
-	SESSD_ERR_TIMEOUT = 102,  /* no reply within the timeout; the connection is dropped */
+	SESSD_ERR_TIMEOUT = 102,  /* no reply within the timeout; the connection is reset */
 	SESSD_ERR_CLOSED = 103,   /* the server closed the connection or it broke */
 	SESSD_ERR_PROTOCOL = 104, /* the server sent something this client cannot read */
 	SESSD_ERR_NOMEM = 105     /* the client could not allocate */

@@ -937,6 +937,36 @@ LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 }
 
 /*
+ * A pop given up on a stalled server loses nothing, over TCP too: the timed-out connection
+ * is reset, not closed. Closed, it looked to the server, once it ran again, like a client
+ * that only stopped sending (a half-close), so it carried out the pop it found in the socket
+ * and its messages went with a reply nobody read.
+ */
+LEAK_CHECKED_TEST(client, a_pop_that_timed_out_leaves_the_messages)
+{
+	struct sessd_options opts = {.timeout_ms = 200};
+	struct sessd_flashes *f = NULL;
+	struct sessd_client *c = NULL;
+	int rc;
+
+	cr_assert_eq(sessd_connect(daemon_.tcp_url, &opts, &c), SESSD_OK);
+	cr_assert_eq(sessd_flash_push(c, "stalled", 7, "info", "kept", 4, TTL_MS, NULL), SESSD_OK);
+	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	rc = sessd_flash_pop(c, "stalled", 7, "info", &f);
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "pop: %s", sessd_strerror(rc));
+	cr_assert_null(f);
+	/* The PING's reply comes after the server has dealt with the old connection's socket. */
+	cr_assert_eq(sessd_set_timeout(c, 10000), SESSD_OK);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(sessd_flash_pop(c, "stalled", 7, "info", &f), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(f->count, 1, "the timed-out pop took the message");
+	cr_assert_eq(memcmp(f->items[0].msg, "kept", 4), 0);
+	sessd_flashes_free(f);
+	sessd_close(c);
+}
+
+/*
  * A reconnection whose HELLO fails (here it times out against a stopped server, as during an
  * outage) keeps the max_frame of the last HELLO that succeeded, as it keeps the server id: a
  * batch queued meanwhile is sized against the server's limit, not against the protocol's
