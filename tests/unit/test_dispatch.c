@@ -1082,6 +1082,10 @@ LEAK_CHECKED_TEST(dispatch, count_and_clear_wait_for_a_mass_expiry)
 	req.ns = bytes("small");
 	cr_assert_eq(call_at(&req, NOW + 20, &rep), DISPATCH_KEEP);
 	cr_assert_eq(result_uint(&rep), 3, "a small namespace is walked at once");
+	/* A turn of its own: in the small COUNT's, a walk the machine stretched past the turn's
+	 * budget for heavy requests (a loaded machine, a sanitizer build) put these off for the
+	 * budget, not for the expiry. */
+	dispatch_turn_begins(fx.d);
 	req.ns = bytes("big");
 	expect_later(&req, NOW + 20);
 	req.op = CODEC_OP_CLEAR;
