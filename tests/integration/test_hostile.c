@@ -4269,8 +4269,9 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_flash_pop_leaves_the_messages)
 	cr_assert_eq(stat_of(good, NULL, "connections"), conns, "the closed connection is freed");
 	pop.request_id = 31;
 	cr_assert_eq(harness_request(good, &pop, &got, &got_len), CODEC_OK);
-	cr_assert_not_null(memmem(got, got_len, "Payment received", 16),
-	                   "the message the departed client's pop would have taken is still queued");
+	cr_assert_not_null(
+	    memmem(got, got_len, "Payment received", 16),
+	    "the message the departed client's pop would have taken is still queued");
 	free(got);
 	buf_finish(&frames);
 	close(good);
