@@ -100,7 +100,8 @@ declare namespace connectSessd {
    * with `status` and `statusCode` 503 and `notCarriedOut` true, for Express's error handler.
    * A request whose connection broke under it (a crash) may or may not have been carried out:
    * the socket's code (`ECONNRESET`, `EPIPE`) or `ESESSD_CLOSED`, 503, `notCarriedOut` unset;
-   * set, setIf, touch and destroy are first sent again (see `restartWaitMs`), flash pushes not.
+   * set, setIf, touch, destroy and the reads are first sent again (see `restartWaitMs`), flash
+   * pushes and pops not.
    */
   type ErrorWithCode = Error & { code?: string; status?: number; statusCode?: number; expose?: boolean; notCarriedOut?: boolean };
 
@@ -145,7 +146,13 @@ declare namespace connectSessd {
     /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
     reconnectMinMs?: number;
     reconnectMaxMs?: number;
-    /** How long a change made while the pool reconnects, a request a restarting daemon did not carry out (SHUTTING_DOWN), or a set, setIf, touch or destroy whose connection broke under it (a crash) waits for the pool to reconnect before it fails with 503 (default `timeoutMs`, else 5000; 0: at once). */
+    /**
+     * How long, after the pool lost its last ready connection (sessd restarting or crashed), it
+     * reconnects before it says `disconnect`: requests made meanwhile, reads included, and
+     * those the loss left unanswered (SHUTTING_DOWN; a crash: set, setIf, touch, destroy and
+     * reads) wait for a ready connection, and fail with 503 when none is ready in time
+     * (default `timeoutMs`, else 5000; 0: `disconnect` and fail at once).
+     */
     restartWaitMs?: number;
     /** The daemon's shared secret: a string (its UTF-8 bytes) or 1..1024 bytes. */
     auth?: string | Uint8Array | null;
@@ -173,15 +180,25 @@ declare namespace connectSessd {
 
   /**
    * The protocol client: a pool of connections with reconnection, one promise method per
-   * operation. Events: `connect` (hello) when a connection is ready after none was;
-   * `disconnect` (err) when the last one is lost, or an attempt fails before any was ready.
+   * operation. Events: `connect` (hello) when a connection is ready after `disconnect`, or the
+   * first time; `disconnect` (err) when none was ready again within `restartWaitMs` of losing
+   * the last one (at once with `restartWaitMs` 0 or an `ESESSD_AUTH` error), or an attempt
+   * fails before any was ready. A pool back within `restartWaitMs` emits neither.
    */
   class Client extends EventEmitter {
     constructor(options?: ClientOptions);
 
     readonly url: string;
-    /** true while a connection is ready; null until the first attempt is decided. */
+    /**
+     * true from `connect` until `disconnect` (so also while `reconnecting`); false after
+     * `disconnect`; null until the first attempt is decided.
+     */
     readonly connected: boolean | null;
+    /**
+     * true while the pool, having lost its last ready connection, reconnects within
+     * `restartWaitMs`: requests wait for it, and `disconnect` has not been said.
+     */
+    readonly reconnecting: boolean;
     /** Whether the last SET_IF was answered UNKNOWN_OP (undefined before any SET_IF). */
     readonly lacksSetIf: boolean | undefined;
     /** Whether the last FLASH_PUSH_EXISTING was answered UNKNOWN_OP (undefined before any). */
@@ -329,7 +346,7 @@ declare namespace connectSessd {
   /**
    * An express-session store on sessd. Each method takes an optional Node-style callback and
    * returns a promise when given none. Events: `connect` (hello), `disconnect` (err) (both
-   * heeded by express-session), and `gone` (sid, session): a save found the session destroyed
+   * heeded by express-session; a sessd back within `restartWaitMs` causes neither), and `gone` (sid, session): a save found the session destroyed
    * or expired since its request read it, and did not write it back.
    */
   class SessdStore extends session.Store {
@@ -337,7 +354,10 @@ declare namespace connectSessd {
 
     /** The store's Client (its own, or the one it was given). */
     readonly client: Client;
-    /** true while at least one connection to sessd is ready. */
+    /**
+     * true from `connect` until `disconnect`: also while the pool reconnects within
+     * `restartWaitMs` (`client.reconnecting`), when requests wait for it.
+     */
     readonly connected: boolean;
     readonly namespace: Namespace;
     readonly prefix: string;

@@ -4,10 +4,11 @@
 // hash of the id, so the operations one process makes on one session are answered in the
 // order they were made even when the caller does not wait (a flash push and the session
 // save that follows it); other requests go round robin. A connection that is down is
-// skipped; when every connection is down, reads fail at once (express-session then
-// serves requests without a session, see the 'disconnect' event) and changes wait for the
-// pool to reconnect (see request); changes a SHUTTING_DOWN or a crash left unanswered are
-// sent again (see resend).
+// skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
+// reconnects for up to restartWaitMs before it says 'disconnect' (see startRestartWait):
+// requests made meanwhile wait for it (see request), and those a SHUTTING_DOWN or a crash left
+// unanswered are sent again (see resend). Once 'disconnect' is said, requests fail at once
+// (express-session then serves requests without a session) until the pool reconnects.
 
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
@@ -103,8 +104,13 @@ function hashId(id) {
   return h >>> 0;
 }
 
-// The changes request() holds while the pool reconnects (see there); reads fail at once.
-const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
+// The requests that change nothing, and so are sent again after a break like the changes of
+// REPEATABLE_OPS: carried out twice, they answer twice. Not FLASH_POP, which removes what it
+// answers.
+const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, OP.STATS, OP.NAMESPACES]);
+
+// A symbol event, emitted at each pool connection's 'ready': what ready() waits for.
+const POOL_READY = Symbol('pool ready');
 
 // The changes sent again when their connection broke before their reply was read (sessd
 // crashed: ECONNRESET or EOF, no SHUTTING_DOWN; see resend). Each may have been carried out
@@ -114,7 +120,8 @@ const WAITING_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTRO
 // nothing left (NOT_FOUND: destroy() resolves false), and a SET_IF meets its own first
 // attempt's data (see ownWrite). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
 // out twice queues its message twice, and the page shows it twice; a push stays at most once
-// and fails (a 503). Not reads: the app answers 503 at once, as while sessd is down.
+// and fails (a 503). Nor FLASH_POP: a pop carried out whose reply was lost has taken its
+// messages. The reads of READ_OPS are sent again too, unless restartWaitMs is 0.
 const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY]);
 
 // maybeCarriedOut(err, why): the error of a request whose connection broke under it (err, or
@@ -128,19 +135,22 @@ function maybeCarriedOut(err, why) {
 }
 
 // Events: 'connect' (hello) when the first connection is ready after none was;
-// 'disconnect' (err) when the last ready connection closed, or before any was ready when an
-// attempt failed, and once more while down when attempts start failing with ESESSD_AUTH
-// (the daemon refuses the secret) though the last 'disconnect' said otherwise; 'error' is
-// never emitted
-// (errors reach the callers of the requests they fail).
+// 'disconnect' (err) when the last ready connection closed and none was ready again within
+// restartWaitMs (at once when it is 0, or when err or a later attempt's error is
+// ESESSD_AUTH), or before any was ready when an attempt failed, and once more while down
+// when attempts start failing with ESESSD_AUTH (the daemon refuses the secret) though the
+// last 'disconnect' said otherwise; 'error' is never emitted (errors reach the callers of
+// the requests they fail). A pool that reconnects within restartWaitMs says nothing.
 class Client extends EventEmitter {
   // The shared secret (a Buffer, or null): private, so that util.inspect never shows it.
   #auth;
 
   // opts: url (default env SESSD_URL or tcp://127.0.0.1:7077), poolSize (2), timeoutMs
   // (5000; 0 disables), connectTimeoutMs (5000), clientName, reconnectMinMs (50),
-  // reconnectMaxMs (2000), restartWaitMs (timeoutMs, else 5000: how long a request a
-  // restarting daemon did not carry out waits for the pool to reconnect; 0: fail at once), auth (the server's shared secret: a string or 1..1024 bytes),
+  // reconnectMaxMs (2000), restartWaitMs (timeoutMs, else 5000: how long after losing its
+  // last ready connection the pool reconnects before it says 'disconnect', requests made
+  // meanwhile and those the loss left unanswered waiting for it; 0: 'disconnect' and fail at
+  // once), auth (the server's shared secret: a string or 1..1024 bytes),
   // requireAuth (false; true: refuse a server that did not check the secret), seal (true
   // when auth is given: sealed connections, PROTOCOL.md "Sealed connections"; false: the
   // plain HELLO, which sends the secret).
@@ -160,8 +170,11 @@ class Client extends EventEmitter {
     this.reconnectMinMs = opts.reconnectMinMs ?? 50;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 2000;
     this.restartWaitMs = opts.restartWaitMs ?? (this.connOpts.timeoutMs || 5000);
-    // Called at the next 'ready' of any pool connection (see resend).
-    this.readyWaiters = [];
+    // Called at the next 'ready' of any pool connection (with true), or (with false) when the
+    // reconnecting window ends without one or the client closes (see whenReady).
+    this.readyWaiters = new Set();
+    // The reconnecting window (see startRestartWait): its timer, null when none is open.
+    this.restartTimer = null;
     // 'ready's of pool connections so far: each connection is numbered (conn.readyGen), so that
     // resend tells a connection made since a break from one that was ready before it.
     this.readyGens = 0;
@@ -185,7 +198,7 @@ class Client extends EventEmitter {
     slot.conn = conn;
     conn.onNotCarriedOut = (entry, err) => this.resend(entry, err);
     conn.onBroken = (entry, err) => {
-      if (!REPEATABLE_OPS.has(entry.op) || this.closed) return false;
+      if (!(REPEATABLE_OPS.has(entry.op) || (READ_OPS.has(entry.op) && this.restartWaitMs > 0)) || this.closed) return false;
       this.resend(entry, err, conn);
       return true;
     };
@@ -195,11 +208,14 @@ class Client extends EventEmitter {
       this.hello = hello;
       this.wasConnected = true;
       this.readyCount++;
-      this.wakeWaiters();
+      // Back within restartWaitMs: nobody was told of the loss, and nobody is told of this.
+      this.endRestartWait();
+      this.wakeWaiters(true);
       if (this.connected !== true) {
         this.connected = true;
         this.emit('connect', hello);
       }
+      this.emit(POOL_READY, hello);
     });
     conn.on('close', (err, wasReady) => {
       if (wasReady) this.readyCount--;
@@ -208,8 +224,18 @@ class Client extends EventEmitter {
       // failed, so express-session stops waiting on a store that is not there. Waiting for
       // every slot's attempt to fail could wait for ever: a hanging attempt (connect or HELLO
       // unanswered) keeps its slot open while the others fail and retry. A slot that
-      // connects later says 'connect'.
-      if ((this.connected === true && this.readyCount === 0) || this.connected === null) {
+      // connects later says 'connect'. But the loss of the last ready connection of a pool
+      // that was connected is first a restart (a deploy's SIGTERM, a crash that systemd
+      // restarts): the pool reconnects for up to restartWaitMs before it says so. A daemon
+      // that refuses the secret is no restart: that is said at once.
+      const refused = err && err.code === AUTH_CODE;
+      if (this.connected === true && this.readyCount === 0 && this.restartTimer === null && !refused && this.mayRestart()) {
+        this.startRestartWait();
+      } else if (this.restartTimer !== null && refused) {
+        this.endRestartWait(err);
+      } else if (this.restartTimer !== null) {
+        // An attempt of the reconnecting window failed (sessd not back yet): it waits on.
+      } else if ((this.connected === true && this.readyCount === 0) || this.connected === null) {
         this.connected = false;
         this.reported = err ? err.code : undefined;
         this.emit('disconnect', err);
@@ -229,6 +255,47 @@ class Client extends EventEmitter {
       slot.retryTimer = setTimeout(() => this.open(slot), wasReady ? Math.random() * this.reconnectMinMs : delay);
       slot.retryTimer.unref?.();
     });
+  }
+
+  // mayRestart(): whether the loss of the pool's last ready connection opens a reconnecting
+  // window (see startRestartWait) rather than a 'disconnect' at once.
+  mayRestart() {
+    return this.restartWaitMs > 0 && !this.closed;
+  }
+
+  // startRestartWait(): opens the reconnecting window: the pool lost its last ready
+  // connection, and has restartWaitMs to get one again. Meanwhile 'disconnect' is not said
+  // (express-session would serve every request without a session, and the app answer 503),
+  // requests wait for a ready connection (see request), and the store stays connected. One
+  // timer for the window, none per waiting request: the window bounds how many wait. The
+  // timer holds the process up only while a request waits (see whenReady).
+  startRestartWait() {
+    this.restartSince = Date.now();
+    this.restartTimer = setTimeout(() => this.endRestartWait(this.lastError), this.restartWaitMs);
+    // The requests the loss left unanswered wait already (see resend).
+    if (this.readyWaiters.size === 0) this.restartTimer.unref?.();
+  }
+
+  // endRestartWait(err): closes the reconnecting window, if one is open. Without err the pool
+  // has a ready connection again (the caller wakes the waiting requests); with err (the last
+  // error: restartWaitMs passed, or the daemon refused the secret) it is down: 'disconnect'
+  // (err) is said, the requests waiting fail with ESESSD_DISCONNECTED (see refuse), and the
+  // next ones fail at once until the pool reconnects ('connect').
+  endRestartWait(err) {
+    if (this.restartTimer === null) return;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.restartSince = null;
+    if (err === undefined) return;
+    this.connected = false;
+    this.reported = err ? err.code : undefined;
+    this.wakeWaiters(false);
+    this.emit('disconnect', err);
+  }
+
+  // reconnecting: whether the pool is in its reconnecting window (see startRestartWait).
+  get reconnecting() {
+    return this.restartTimer !== null;
   }
 
   // newConnection(connOpts): a new Connection, given the secret (kept out of connOpts, which
@@ -262,10 +329,12 @@ class Client extends EventEmitter {
     const start = this.firstSlot(key);
     // Prefer ready connections; a connecting one queues the request behind its HELLO, but
     // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
-    // requests fail at once rather than wait on an attempt that may hang.
+    // requests fail at once rather than wait on an attempt that may hang, and in the
+    // reconnecting window they wait for a ready connection (an attempt that then fails would
+    // fail them: sent on a socket that never connected, they were not carried out).
     const ready = this.pickReady(key, start);
     if (ready) return ready;
-    if (this.connected === false) return null;
+    if (this.connected === false || this.restartTimer !== null) return null;
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.isOpen) return c;
@@ -274,45 +343,54 @@ class Client extends EventEmitter {
   }
 
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
-  // and transport errors. With no connection to take it, a read fails at once (the app answers
-  // 503 while sessd is away), but a change made while the pool reconnects (sessd restarting)
-  // waits for it, up to restartWaitMs: express-session saves after it has sent the response,
-  // so a save failed now would lose a change the user was already told about.
+  // and transport errors. With no connection to take it, a request made while the pool
+  // reconnects (sessd restarting: the reconnecting window, see startRestartWait) waits for
+  // it, a read as a change: the app's pages wait out a restart instead of answering 503, and
+  // express-session saves after it has sent the response, so a save failed then would lose a
+  // change the user was already told about. Else (the pool is down: 'disconnect' was said)
+  // it fails at once.
   request(op, args, key) {
     const conn = this.closed ? null : this.pick(key);
     if (conn) return conn.request(op, args, key);
-    if (!this.mayWait(op)) return this.refuse();
+    if (!this.mayWait()) return this.refuse();
     return this.whenReady(key).then((ready) => (ready ? ready.request(op, args, key) : this.refuse()));
   }
 
-  // mayWait(op): whether a request of op with no connection to take it waits for the pool to
-  // reconnect (a change, once the pool has been connected, unless restartWaitMs is 0).
-  mayWait(op) {
-    return WAITING_OPS.has(op) && this.wasConnected === true && !this.closed && this.restartWaitMs > 0;
+  // mayWait(): whether a request with no connection to take it waits for the pool to
+  // reconnect: while the reconnecting window is open.
+  mayWait() {
+    return this.restartTimer !== null && !this.closed;
   }
 
   // whenReady(key, waitMs): a promise of the session's ready connection once the pool has one
-  // again, or null when none is ready within waitMs (default restartWaitMs) or the client
-  // closes.
-  whenReady(key, waitMs = this.restartWaitMs) {
+  // again, or null when the reconnecting window ends without one, or none is ready within
+  // waitMs (when given: a timer of its own, for the requests resend() holds, which are as
+  // many as were in flight), or the client closes.
+  whenReady(key, waitMs = null) {
     return new Promise((resolve) => {
       let timer = null;
-      const wake = () => {
+      const wake = (ok) => {
         clearTimeout(timer);
-        resolve(this.closed ? null : this.pickReady(key));
+        resolve(ok && !this.closed ? this.pickReady(key) : null);
       };
-      timer = setTimeout(() => {
-        this.readyWaiters = this.readyWaiters.filter((w) => w !== wake);
-        resolve(null);
-      }, waitMs);
-      timer.unref?.();
-      this.readyWaiters.push(wake);
+      if (waitMs !== null) {
+        timer = setTimeout(() => {
+          this.readyWaiters.delete(wake);
+          resolve(null);
+        }, waitMs);
+        timer.unref?.();
+      }
+      // A request waits: the process must not exit under it (a script awaiting a get() while
+      // sessd restarts), as it does not while the request is in flight on a socket.
+      this.restartTimer?.ref?.();
+      this.readyWaiters.add(wake);
     });
   }
 
   // resend(entry, err, brokenOn): sends again a request a pool connection did not answer:
   // err is a SHUTTING_DOWN (brokenOn null: the request was not carried out), or the break of
-  // brokenOn (a crash: the request, a change of REPEATABLE_OPS, may have been carried out).
+  // brokenOn (a crash: the request, a change of REPEATABLE_OPS or a read, may have been
+  // carried out).
   // It goes on another ready connection of the pool (the session's next one, so that one
   // session's requests keep their order) if there is one. With none (every connection heard
   // SHUTTING_DOWN or broke at once: the daemon is restarting) it waits for the pool to
@@ -325,13 +403,22 @@ class Client extends EventEmitter {
   // again with it) is not sent a third time: it may be what crashes sessd, and a daemon
   // crashing in a loop is soon no longer restarted (systemd's StartLimitBurst). When it is
   // not sent, or nothing is ready in time, it fails as a request does while sessd is down
-  // (ESESSD_DISCONNECTED, status 503), or, if an attempt broke, with the socket's code (503,
-  // not notCarriedOut). entry.retried carries the record of the attempts: { firstMs (the first
-  // SHUTTING_DOWN or break), breakGen (null, or readyGens at the first break) }.
+  // (ESESSD_DISCONNECTED, status 503), or, if an attempt of a change broke, with the socket's
+  // code (503, not notCarriedOut); a read fails as it would have while sessd is down. The
+  // client closed meanwhile, it fails with ESESSD_CLOSED. entry.retried carries the record of
+  // the attempts: { firstMs (the first SHUTTING_DOWN or break), breakGen (null, or readyGens
+  // at the first break) }.
   resend(entry, err, brokenOn = null) {
     const record = entry.retried ? { ...entry.retried } : { firstMs: Date.now(), breakGen: null };
     const fail = (why = `no connection was ready again within restartWaitMs (${this.restartWaitMs} ms)`) => {
-      if (record.breakGen === null && brokenOn === null) entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+      if (this.closed) this.refuse().catch(entry.reject);
+      else if (READ_OPS.has(entry.op)) {
+        // A read changes nothing: carried out or not, it fails as one does while sessd is down.
+        const out = unavailableError(`sessd connection broke under the request (${err.message}), and ${why}`, err);
+        if (record.breakGen !== null || brokenOn !== null) delete out.notCarriedOut;
+        entry.reject(out);
+      }
+      else if (record.breakGen === null && brokenOn === null) entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
       else entry.reject(maybeCarriedOut(err, why));
     };
     if (brokenOn !== null) {
@@ -387,8 +474,10 @@ class Client extends EventEmitter {
   // off for a second or more, and every request behind them on their connection waits too:
   // session requests must not be there. This connection does not count towards 'connect'
   // and 'disconnect'; once it closes, the next call opens another.
+  // In the reconnecting window it waits, as request() does, for the pool to be ready again.
   adminRequest(op, args) {
     if (this.closed || this.connected === false) return this.refuse();
+    if (this.restartTimer !== null) return this.whenReady(undefined).then((ready) => (ready ? this.adminRequest(op, args) : this.refuse()));
     if (!this.adminConn || !this.adminConn.isOpen) {
       // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
       const timeoutMs = this.connOpts.timeoutMs === 0 ? 0 : Math.max(this.connOpts.timeoutMs, ADMIN_TIMEOUT_MS);
@@ -419,22 +508,23 @@ class Client extends EventEmitter {
     }
     // Closed, the pool no longer reconnects: without a timeout the wait would never end.
     if (this.closed) return this.refuse();
-    if (this.connected === true) return Promise.resolve(this.hello);
-    if (timeoutMs === undefined) return new Promise((resolve) => this.once('connect', resolve));
+    // In the reconnecting window the pool is still connected, but nothing is ready: wait.
+    if (this.connected === true && this.readyCount > 0) return Promise.resolve(this.hello);
+    if (timeoutMs === undefined) return new Promise((resolve) => this.once(POOL_READY, resolve));
     return new Promise((resolve, reject) => {
       const onConnect = (hello) => {
         clearTimeout(timer);
         resolve(hello);
       };
       const timer = setTimeout(() => {
-        this.off('connect', onConnect);
+        this.off(POOL_READY, onConnect);
         if (this.closed) {
           this.refuse().catch(reject);
           return;
         }
         reject(this.lastError || unavailableError(`sessd not ready within ${timeoutMs} ms: no connection attempt has ended yet`));
       }, timeoutMs);
-      this.once('connect', onConnect);
+      this.once(POOL_READY, onConnect);
     });
   }
 
@@ -496,7 +586,7 @@ class Client extends EventEmitter {
   async requestNewer(op, args, key, lacks) {
     let conn = this.closed ? null : this.pick(key);
     // A change waits for a reconnecting pool, as in request().
-    if (!conn && this.mayWait(op)) conn = await this.whenReady(key);
+    if (!conn && this.mayWait()) conn = await this.whenReady(key);
     if (!conn) return this.refuse();
     if (conn[lacks]) return null;
     try {
@@ -678,17 +768,19 @@ class Client extends EventEmitter {
 
   // close(): takes no new requests and stops reconnecting; requests already sent are
   // answered, then the connections close.
-  // wakeWaiters(): the requests waiting in resend() for a ready connection go (or, the client
-  // closed, fail) now.
-  wakeWaiters() {
+  // wakeWaiters(ok): the requests waiting for a ready connection (see whenReady) go now (ok:
+  // the pool has one), or fail (the reconnecting window ended without one, or the client
+  // closed).
+  wakeWaiters(ok) {
     const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const wake of waiters) wake();
+    this.readyWaiters = new Set();
+    for (const wake of waiters) wake(ok);
   }
 
   close() {
     this.closed = true;
-    this.wakeWaiters();
+    this.closeRestartWait();
+    this.wakeWaiters(false);
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.end();
@@ -696,10 +788,21 @@ class Client extends EventEmitter {
     if (this.adminConn) this.adminConn.end();
   }
 
+  // closeRestartWait(): the client closes: a reconnecting window ends without a word (the
+  // connections' closes that follow say 'disconnect', as for a connected pool).
+  closeRestartWait() {
+    if (this.restartTimer === null) return;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.restartSince = null;
+    this.connected = false;
+  }
+
   // terminate(): closes every connection now; pending requests are rejected.
   terminate() {
     this.closed = true;
-    this.wakeWaiters();
+    this.closeRestartWait();
+    this.wakeWaiters(false);
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.close();

@@ -267,7 +267,8 @@ class SessdStore extends BaseStore {
     this.client.on('disconnect', this.onDisconnect);
   }
 
-  // True while at least one connection to sessd is ready.
+  // True from 'connect' until 'disconnect': also in the client's reconnecting window (sessd
+  // restarting), when no connection is ready and requests wait for one.
   get connected() {
     return this.client.connected === true;
   }

@@ -27,8 +27,9 @@ test('a connection reset by its peer: every request it fails has statusCode 503,
   const c = new Client({ url, poolSize: 1 });
   t.after(() => c.terminate());
   await c.ready();
-  // A flash push, not a save: a save is sent again after a break (crash.test.js).
-  const outcomes = await Promise.allSettled([c.get('ns', 'a'), c.get('ns', 'b'), c.flashPush('ns', 'c', 'info', 'x', 60000)]);
+  // Flash pops and pushes, not saves or reads: those are sent again after a break
+  // (crash.test.js).
+  const outcomes = await Promise.allSettled([c.flashPop('ns', 'a', 'info'), c.flashPop('ns', 'b', null), c.flashPush('ns', 'c', 'info', 'x', 60000)]);
   const errs = outcomes.map((o) => o.reason);
   assert.ok(errs.every(Boolean), 'every request failed');
   for (const err of errs) {
