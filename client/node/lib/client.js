@@ -206,7 +206,6 @@ class Client extends EventEmitter {
       conn.readyGen = ++this.readyGens;
       slot.attempts = 0;
       this.hello = hello;
-      this.wasConnected = true;
       this.readyCount++;
       // Back within restartWaitMs: nobody was told of the loss, and nobody is told of this.
       this.endRestartWait();
@@ -270,7 +269,6 @@ class Client extends EventEmitter {
   // timer for the window, none per waiting request: the window bounds how many wait. The
   // timer holds the process up only while a request waits (see whenReady).
   startRestartWait() {
-    this.restartSince = Date.now();
     this.restartTimer = setTimeout(() => this.endRestartWait(this.lastError), this.restartWaitMs);
     // The requests the loss left unanswered wait already (see resend).
     if (this.readyWaiters.size === 0) this.restartTimer.unref?.();
@@ -285,7 +283,6 @@ class Client extends EventEmitter {
     if (this.restartTimer === null) return;
     clearTimeout(this.restartTimer);
     this.restartTimer = null;
-    this.restartSince = null;
     if (err === undefined) return;
     this.connected = false;
     this.reported = err ? err.code : undefined;
@@ -411,15 +408,19 @@ class Client extends EventEmitter {
   resend(entry, err, brokenOn = null) {
     const record = entry.retried ? { ...entry.retried } : { firstMs: Date.now(), breakGen: null };
     const fail = (why = `no connection was ready again within restartWaitMs (${this.restartWaitMs} ms)`) => {
-      if (this.closed) this.refuse().catch(entry.reject);
-      else if (READ_OPS.has(entry.op)) {
-        // A read changes nothing: carried out or not, it fails as one does while sessd is down.
+      if (this.closed) {
+        this.refuse().catch(entry.reject);
+      } else if (record.breakGen === null && brokenOn === null) {
+        entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+      } else if (READ_OPS.has(entry.op)) {
+        // A read changes nothing: carried out or not, it fails as one does while sessd is
+        // down, but without notCarriedOut (it may have been).
         const out = unavailableError(`sessd connection broke under the request (${err.message}), and ${why}`, err);
-        if (record.breakGen !== null || brokenOn !== null) delete out.notCarriedOut;
+        delete out.notCarriedOut;
         entry.reject(out);
+      } else {
+        entry.reject(maybeCarriedOut(err, why));
       }
-      else if (record.breakGen === null && brokenOn === null) entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
-      else entry.reject(maybeCarriedOut(err, why));
     };
     if (brokenOn !== null) {
       // conn.readyGen is unset on a connection that broke before its HELLO reply: a new one.
@@ -788,13 +789,12 @@ class Client extends EventEmitter {
     if (this.adminConn) this.adminConn.end();
   }
 
-  // closeRestartWait(): the client closes: a reconnecting window ends without a word (the
-  // connections' closes that follow say 'disconnect', as for a connected pool).
+  // closeRestartWait(): the client closes: a reconnecting window ends without a word, the
+  // pool no longer connected (the waiting requests fail with ESESSD_CLOSED: see refuse).
   closeRestartWait() {
     if (this.restartTimer === null) return;
     clearTimeout(this.restartTimer);
     this.restartTimer = null;
-    this.restartSince = null;
     this.connected = false;
   }
 

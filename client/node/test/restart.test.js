@@ -424,3 +424,31 @@ test('the reconnecting window: requests of every kind wait and go once sessd is 
   }
   assert.equal(c.reconnecting, false);
 });
+
+test('a restart with another secret is no restart to wait out: disconnect with ESESSD_AUTH at the first refused attempt, requests fail at once', async (t) => {
+  const d = new Daemon();
+  const secret = 'restart-auth-secret-0123456789';
+  d.extraArgs = ['--auth-file', d.writeSecret(secret + '\n')];
+  await d.start();
+  t.after(() => d.cleanup());
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'auth', auth: secret, restartWaitMs: 20000, reconnectMinMs: 20, reconnectMaxMs: 100 });
+  t.after(() => store.client.terminate());
+  await once(store, 'connect');
+  const events = [];
+  store.on('disconnect', (err) => events.push(err.code));
+  await d.stop('SIGTERM');
+  await waitFor(() => store.client.reconnecting, 'the reconnecting window');
+  const waiting = settle(store.get('x'));
+  d.writeSecret('another-secret-0123456789abcdef\n');
+  const started = Date.now();
+  await d.start();
+  await waitFor(() => events.length > 0, 'a disconnect event', 5000);
+  assert.ok(Date.now() - started < 5000, 'not after restartWaitMs');
+  assert.deepEqual(events, ['ESESSD_AUTH']);
+  const r = await waiting;
+  assert.ok(!r.ok && r.err.code === 'ESESSD_AUTH', r.err && r.err.message);
+  await assert.rejects(store.get('x'), (err) => err.code === 'ESESSD_AUTH');
+  assert.equal(store.client.reconnecting, false);
+  await sleep(300);
+  assert.deepEqual(events, ['ESESSD_AUTH'], 'said once');
+});
