@@ -46,7 +46,8 @@ test('a connection reset by its peer: every request it fails has statusCode 503,
 test('sessd killed (SIGKILL) under load: every failed request has statusCode 503', async (t) => {
   const daemon = await new Daemon().start();
   t.after(() => daemon.cleanup());
-  const c = new Client({ url: daemon.unixUrl, poolSize: 2 });
+  // sessd stays down: the store gives up waiting for it after restartWaitMs.
+  const c = new Client({ url: daemon.unixUrl, poolSize: 2, restartWaitMs: 300 });
   t.after(() => c.terminate());
   await c.ready();
   const errs = [];

@@ -186,7 +186,8 @@ test('a short cookie maxAge ends the session on time', async (t) => {
 test('while sessd is down, express-session serves requests without a session', async (t) => {
   const d = await new Daemon().start();
   t.after(() => d.cleanup());
-  const store = new SessdStore({ url: d.unixUrl, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  // Down for longer than restartWaitMs: the store says 'disconnect'.
+  const store = new SessdStore({ url: d.unixUrl, reconnectMinMs: 20, reconnectMaxMs: 200, restartWaitMs: 300 });
   const { server, base } = await listen(makeApp(store));
   t.after(async () => {
     await closeServer(server);

@@ -124,7 +124,9 @@ test('sessd killed and restarted (--data-dir): the shop recovers by itself, the 
   d.extraArgs = ['--data-dir', dataDir, '--fsync', 'always'];
   await d.start();
   t.after(() => d.cleanup());
-  const store = new SessdStore({ url: d.unixUrl, namespace: 'realapp-restart', reconnectMinMs: 20, reconnectMaxMs: 200 });
+  // restartWaitMs: the store says 'disconnect' 300 ms after the kill (sessd stays down until
+  // the test has seen the shop without it).
+  const store = new SessdStore({ url: d.unixUrl, namespace: 'realapp-restart', reconnectMinMs: 20, reconnectMaxMs: 200, restartWaitMs: 300 });
   const app = createDemoApp({ store, flash: demoFlash, secret: SECRET, served: 'test' });
   const base = await serve(t, app, store);
   await once(store, 'connect');

@@ -197,7 +197,8 @@ test('seal: after a daemon restart the pool reconnects, with a fresh exchange', 
   d.extraArgs = ['--auth-file', d.writeSecret(SECRET)];
   await d.start();
   t.after(() => d.cleanup());
-  const c = client(t, { url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  // restartWaitMs: 'disconnect' soon after the stop (the daemon is started again only after it).
+  const c = client(t, { url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200, restartWaitMs: 300 });
   const first = await c.ready();
   await c.set(null, 'r', 'before', 60000);
   const down = once(c, 'disconnect');

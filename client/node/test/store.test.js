@@ -455,7 +455,8 @@ test('store: never connected, one attempt hanging and another failing: disconnec
 test('store: reconnects after the daemon restarts on the same socket', async (t) => {
   const d = await new Daemon().start();
   t.after(() => d.cleanup());
-  const store = new SessdStore({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200 });
+  // Down for longer than restartWaitMs: the store says 'disconnect'.
+  const store = new SessdStore({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200, restartWaitMs: 300 });
   t.after(() => store.close());
   await once(store, 'connect');
   assert.equal(store.connected, true);
