@@ -213,7 +213,8 @@ declare namespace connectSessd {
      * for as long as that takes; with it, it rejects after `timeoutMs` with the last
      * connection error (`ECONNREFUSED`, `ENOENT`: sessd is down; `ESESSD_BUSY`: it is full;
      * `ESESSD_DISCONNECTED` when no attempt has ended yet). On a closed client it rejects at
-     * once with `ESESSD_CLOSED`, with or without `timeoutMs`.
+     * once with `ESESSD_CLOSED`, with or without `timeoutMs`, and a wait under way rejects so
+     * when the client is closed (`close()` or `terminate()`).
      */
     ready(options?: { timeoutMs?: number }): Promise<HelloReply>;
     ping(): Promise<void>;

@@ -109,8 +109,10 @@ function hashId(id) {
 // answers.
 const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, OP.STATS, OP.NAMESPACES]);
 
-// A symbol event, emitted at each pool connection's 'ready': what ready() waits for.
+// Symbol events: POOL_READY at each pool connection's 'ready', what ready() waits for;
+// POOL_CLOSED when close() or terminate() is called, which ends that wait.
 const POOL_READY = Symbol('pool ready');
+const POOL_CLOSED = Symbol('pool closed');
 
 // The changes sent again when their connection broke before their reply was read (sessd
 // crashed: ECONNRESET or EOF, no SHUTTING_DOWN; see resend). Each may have been carried out
@@ -501,7 +503,8 @@ class Client extends EventEmitter {
   // opts.timeoutMs it waits for as long as that takes (the pool keeps reconnecting); with it,
   // it rejects after timeoutMs with the last connection error (sessd down: ECONNREFUSED,
   // full: ESESSD_BUSY, ...), or ESESSD_DISCONNECTED when no attempt has ended yet, so that a health
-  // check of a daemon down or full ends. A closed client rejects with ESESSD_CLOSED.
+  // check of a daemon down or full ends. A closed client rejects with ESESSD_CLOSED, and so does a
+  // wait under way when the client closes.
   ready(opts = {}) {
     const timeoutMs = opts.timeoutMs;
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
@@ -511,21 +514,30 @@ class Client extends EventEmitter {
     if (this.closed) return this.refuse();
     // In the reconnecting window the pool is still connected, but nothing is ready: wait.
     if (this.connected === true && this.readyCount > 0) return Promise.resolve(this.hello);
-    if (timeoutMs === undefined) return new Promise((resolve) => this.once(POOL_READY, resolve));
     return new Promise((resolve, reject) => {
-      const onConnect = (hello) => {
+      let timer = null;
+      const stop = () => {
         clearTimeout(timer);
+        this.off(POOL_READY, onReady);
+        this.off(POOL_CLOSED, onClosed);
+      };
+      const onReady = (hello) => {
+        stop();
         resolve(hello);
       };
-      const timer = setTimeout(() => {
-        this.off(POOL_READY, onConnect);
-        if (this.closed) {
-          this.refuse().catch(reject);
-          return;
-        }
-        reject(this.lastError || unavailableError(`sessd not ready within ${timeoutMs} ms: no connection attempt has ended yet`));
-      }, timeoutMs);
-      this.once(POOL_READY, onConnect);
+      // Closed, the pool no longer reconnects: the wait would never end.
+      const onClosed = () => {
+        stop();
+        this.refuse().catch(reject);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          stop();
+          reject(this.lastError || unavailableError(`sessd not ready within ${timeoutMs} ms: no connection attempt has ended yet`));
+        }, timeoutMs);
+      }
+      this.once(POOL_READY, onReady);
+      this.once(POOL_CLOSED, onClosed);
     });
   }
 
@@ -767,8 +779,6 @@ class Client extends EventEmitter {
     return out;
   }
 
-  // close(): takes no new requests and stops reconnecting; requests already sent are
-  // answered, then the connections close.
   // wakeWaiters(ok): the requests waiting for a ready connection (see whenReady) go now (ok:
   // the pool has one), or fail (the reconnecting window ended without one, or the client
   // closed).
@@ -778,10 +788,10 @@ class Client extends EventEmitter {
     for (const wake of waiters) wake(ok);
   }
 
+  // close(): takes no new requests and stops reconnecting; requests already sent are
+  // answered, then the connections close.
   close() {
-    this.closed = true;
-    this.closeRestartWait();
-    this.wakeWaiters(false);
+    this.stopPool();
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.end();
@@ -789,25 +799,28 @@ class Client extends EventEmitter {
     if (this.adminConn) this.adminConn.end();
   }
 
-  // closeRestartWait(): the client closes: a reconnecting window ends without a word, the
-  // pool no longer connected (the waiting requests fail with ESESSD_CLOSED: see refuse).
-  closeRestartWait() {
-    if (this.restartTimer === null) return;
-    clearTimeout(this.restartTimer);
-    this.restartTimer = null;
-    this.connected = false;
-  }
-
   // terminate(): closes every connection now; pending requests are rejected.
   terminate() {
-    this.closed = true;
-    this.closeRestartWait();
-    this.wakeWaiters(false);
+    this.stopPool();
     for (const slot of this.slots) {
       clearTimeout(slot.retryTimer);
       if (slot.conn) slot.conn.close();
     }
     if (this.adminConn) this.adminConn.close();
+  }
+
+  // stopPool(): what close() and terminate() share: no new requests, a reconnecting window
+  // ends without a word (the pool no longer connected), and whatever waits for a ready
+  // connection (requests, ready()) fails with ESESSD_CLOSED (see refuse).
+  stopPool() {
+    this.closed = true;
+    if (this.restartTimer !== null) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+      this.connected = false;
+    }
+    this.wakeWaiters(false);
+    this.emit(POOL_CLOSED);
   }
 }
 

@@ -141,19 +141,24 @@ test('ready({ timeoutMs }) rejects with the connection error when sessd is down;
   await assert.rejects(settled(c.ready({ timeoutMs: 300 }), 3000), (err) => err.code === 'ENOENT');
   const took = Date.now() - started;
   assert.ok(took >= 250 && took < 2000, `${took} ms`);
-  // Without a timeout, as before: it waits for a connection, and settles once there is one.
+  // Without a timeout, as before: it waits for a connection, and settles once there is one,
+  // or once the client closes: with ESESSD_CLOSED, not never.
   let readied = false;
   const waiting = c.ready().then(() => {
     readied = true;
   });
   await sleep(300);
   assert.equal(readied, false);
+  const alsoWaiting = c.ready({ timeoutMs: 60000 });
+  c.close();
+  await assert.rejects(settled(waiting, 1000), (err) => err.code === 'ESESSD_CLOSED');
+  await assert.rejects(settled(alsoWaiting, 1000), (err) => err.code === 'ESESSD_CLOSED');
+  assert.equal(readied, false);
   // A closed client rejects at once.
   const closed = new Client({ url: daemon.unixUrl, poolSize: 1 });
   closed.terminate();
   await assert.rejects(settled(closed.ready({ timeoutMs: 5000 }), 1000), (err) => err.code === 'ESESSD_CLOSED');
   await assert.rejects(settled(c.ready({ timeoutMs: -1 }), 1000), TypeError);
-  void waiting;
 });
 
 test('ready({ timeoutMs }) rejects with ESESSD_BUSY when sessd is full, and resolves when it is up', async (t) => {
