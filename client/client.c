@@ -208,9 +208,9 @@ bool client_has_secret(const struct sessd_client *c)
  * Give up ${c}'s connection after a timeout: over TCP with a reset, not a close. A stalled
  * server that wakes carries out what a closed connection left in its socket (it cannot tell
  * a close from a client that only stopped sending), a FLASH_POP too, whose messages would go
- * with a reply nobody reads; a reset's unread requests are discarded, and sessd drops the
- * reads and pops of a client it finds gone (PROTOCOL.md, "A client that has gone"). A Unix
- * socket's close is seen as one; the option does nothing there.
+ * with a reply nobody reads. A reset it sees: it finds the client gone and drops its reads
+ * and pops (its changes still run: PROTOCOL.md, "A client that has gone"). A Unix socket's
+ * close is seen as one; the option does nothing there.
  */
 static void abandon(struct sessd_client *c)
 {

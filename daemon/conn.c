@@ -887,7 +887,7 @@ static void go_broken(struct conn *c)
 
 /*
  * What the client of broken connection ${c} sent before it left and is not read yet, all of
- * it: a Unix socket keeps it for us (a reset over TCP drops it), and it holds no more than
+ * it: the socket keeps it for us (a TCP one after a reset too), and it holds no more than
  * the socket's buffers. Without this only the frames of the reads before the failed send ran
  * (40 SETs pipelined behind large GETs: 15 carried out); read a chunk a turn, they ran over
  * several turns, and one could land after a newer change the client had sent, and been
