@@ -249,7 +249,6 @@ class Connection extends EventEmitter {
     this.rneed = 0;
     this.timer = null;
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
-    this.resetOnFail = false; // a timeout: fail() resets a TCP connection (see checkDeadline())
     this.corked = false;
     // The requests written since the last flush: their deadlines count from it (see write()).
     this.unflushed = [];
@@ -519,8 +518,8 @@ class Connection extends EventEmitter {
       // Reset, not closed (TCP): sessd, stalled, runs what a closed connection left in its
       // socket when it wakes, FLASH_POPs too, whose messages would be lost with the replies
       // nobody reads; it drops a reset connection's reads (PROTOCOL.md "A client that has
-      // gone"). Over a Unix socket it sees the close itself.
-      this.resetOnFail = true;
+      // gone"). Over a Unix socket it sees the close itself (and resetAndDestroy() throws).
+      if (this.socket.remotePort !== undefined) this.socket.resetAndDestroy?.();
       this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
     } else {
       this.armTimer(entry.deadline - now);
@@ -694,8 +693,7 @@ class Connection extends EventEmitter {
     clearImmediate(this.deadlineCheck);
     this.timer = null;
     this.deadlineCheck = null;
-    if (this.resetOnFail && this.socket.remotePort !== undefined && typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
-    else this.socket.destroy();
+    this.socket.destroy();
     const pending = this.pending.slice(this.head);
     this.pending = [];
     this.head = 0;
