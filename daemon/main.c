@@ -25,6 +25,9 @@ int main(int argc, char **argv)
 		config_finish(&cfg);
 		return 2;
 	}
+	/* What the check logs too (a key file it cannot use, what a repair did); its report
+	 * goes to stdout. */
+	log_set_level(cfg.log_level);
 	switch (cfg.action) {
 	case CONFIG_HELP:
 		config_usage(stdout);
@@ -35,9 +38,6 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	case CONFIG_CHECK_DATA:
-		/* The report goes to stdout; what the check logs (a key file it cannot use,
-		 * what a repair did) heeds --log-level as a running daemon's lines do. */
-		log_set_level(cfg.log_level);
 		if (sodium_init() < 0) {
 			fprintf(stderr, "sessd: libsodium failed to initialise\n");
 			rc = 2;
@@ -51,7 +51,6 @@ int main(int argc, char **argv)
 		break;
 	}
 
-	log_set_level(cfg.log_level);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		goto out;
