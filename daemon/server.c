@@ -590,15 +590,10 @@ static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	srv->done = true;
 }
 
-/* Close the listeners; with ${undo} (a failed start) as listener_undo, else listener_free. */
-static void server_close_listeners(struct server *srv, bool undo)
+static void server_close_listeners(struct server *srv)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++) {
-		if (undo)
-			listener_undo(srv->listeners[i]);
-		else
-			listener_free(srv->listeners[i]);
-	}
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_free(srv->listeners[i]);
 	free(srv->listeners);
 	srv->listeners = NULL;
 	srv->n_listeners = 0;
@@ -615,7 +610,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_systemd("STOPPING=1");
-	server_close_listeners(srv, false);
+	server_close_listeners(srv);
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
 	 * costs: the clients get what they asked before the connections close. */
 	dispatch_stop_deferring(srv->dispatch);
@@ -899,7 +894,9 @@ struct server *server_new(const struct config *cfg)
 
 fail:
 	/* A start that fails leaves nothing it made: the runtime and data directories too. */
-	server_close_listeners(srv, true);
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_undo(srv->listeners[i]);
+	srv->n_listeners = 0;
 	persist_undo(srv->persist);
 	srv->persist = NULL;
 	server_free(srv);
@@ -939,7 +936,7 @@ void server_free(struct server *srv)
 {
 	if (srv == NULL)
 		return;
-	server_close_listeners(srv, false);
+	server_close_listeners(srv);
 	/* A script waiting for the next start's file must not read this one's ports; a daemon
 	 * started meanwhile with the same path wrote its own, which stays. */
 	if (srv->ready_written)
