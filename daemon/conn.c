@@ -721,11 +721,12 @@ static bool small_may_pass(const struct conn *c, size_t made, size_t spare,
  * Whether the client of ${c} is gone: it reset the connection, or (a Unix socket) closed it.
  * Over TCP a close is seen as the client shutting its side only, which a client may do and
  * still read its replies, until the first reply sent draws a reset. Asked before the next
- * frame of a connection that made a large reply, and of one that was held (it reads nothing
- * meanwhile, so it would not see it itself) when its turn comes: its requests would each
- * make a reply for nobody (a client sending 40 GETs of 500 KB and closing, over and over,
- * had the daemon build them all, turn after turn, while the connections piled up to
- * --max-connections).
+ * frame of a connection that made a large reply, of one that was held (it reads nothing
+ * meanwhile, so it would not see it itself) when its turn comes, and before a frame that
+ * takes something for its client (on_takes_for_client: a FLASH_POP, whose messages would be
+ * lost), at most once a process() call. A departed client's requests would each make a reply
+ * for nobody (a client sending 40 GETs of 500 KB and closing, over and over, had the daemon
+ * build them all, turn after turn, while the connections piled up to --max-connections).
  */
 static bool peer_gone(const struct conn *c)
 {
