@@ -36,9 +36,8 @@ struct sessd_batch {
 	struct batch_item *items;
 	size_t count;
 	size_t cap;
-	size_t largest_body; /* the largest body_len queued: most runs need not look further */
-	size_t done;         /* replies handled in the current run */
-	bool closing;        /* a reply said the server will close */
+	size_t done;  /* replies handled in the current run */
+	bool closing; /* a reply said the server will close */
 };
 
 struct sessd_batch *sessd_batch_new(struct sessd_client *c)
@@ -75,7 +74,6 @@ void sessd_batch_reset(struct sessd_batch *b)
 		return;
 	forget_results(b);
 	b->count = 0;
-	b->largest_body = 0;
 	buf_reset(&b->out);
 	buf_reset(&b->types);
 }
@@ -158,8 +156,6 @@ static int queue(struct sessd_batch *b, struct codec_request *req, const char *f
 		goto fail_rewind;
 	}
 	item->body_len = body_len;
-	if (body_len > b->largest_body)
-		b->largest_body = body_len;
 	return (int)b->count++;
 
 fail_nomem:
@@ -401,14 +397,13 @@ static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
  * Whether a request of ${b} no longer fits in the max_frame of the server c is connected to: a
  * reconnection since it was queued may have met a server restarted with a smaller
  * --max-frame, which would refuse the frame unread and close the connection, mid-batch. Then
- * the client's errmsg names the first such request.
+ * the client's errmsg names the first such request. Every item is looked at: a run walks them
+ * all anyway (forget_results has just done so).
  */
 static bool outgrown(struct sessd_batch *b)
 {
 	struct sessd_client *c = b->c;
 
-	if (b->largest_body <= c->max_frame)
-		return false;
 	for (size_t i = 0; i < b->count; i++) {
 		if (b->items[i].body_len <= c->max_frame)
 			continue;
