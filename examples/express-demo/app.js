@@ -76,9 +76,10 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   }));
   app.use(flash.middleware());
   app.use(flash.locals());
-  // While the store is down, express-session passes requests through without req.session
-  // (the store emitted 'disconnect'): pages render logged out, and changes are refused
-  // with a 503 instead of failing on a missing session.
+  // While the store is down (sessd unreachable for longer than connect-sessd's restartWaitMs;
+  // a restart within it only delays requests), express-session passes requests through
+  // without req.session (the store emitted 'disconnect'): pages render logged out, and
+  // changes are refused with a 503 instead of failing on a missing session.
   app.use((req, res, next) => {
     if (req.session || req.method === 'GET' || req.method === 'HEAD') return next();
     res.status(503).set('Retry-After', '5').type('html').send(page({
