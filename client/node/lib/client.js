@@ -478,21 +478,53 @@ class Client extends EventEmitter {
   // session requests must not be there. This connection does not count towards 'connect'
   // and 'disconnect'; once it closes, the next call opens another.
   // In the reconnecting window it waits, as request() does, for the pool to be ready again.
-  adminRequest(op, args) {
+  // The connection hears of a restart on its own, often before the pool's do (its requests
+  // answered SHUTTING_DOWN, or broken by a crash; its next attempt refused by a daemon that
+  // no longer listens): such a request waits for the pool's next ready connection, within
+  // restartWaitMs of that first failure, and goes again on a new connection (see adminRetry).
+  adminRequest(op, args, firstMs = null) {
     if (this.closed || this.connected === false) return this.refuse();
-    if (this.restartTimer !== null) return this.whenReady(undefined).then((ready) => (ready ? this.adminRequest(op, args) : this.refuse()));
+    if (this.restartTimer !== null) return this.whenReady(undefined).then((ready) => (ready ? this.adminRequest(op, args, firstMs) : this.refuse()));
     if (!this.adminConn || !this.adminConn.isOpen) {
       // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
       const timeoutMs = this.connOpts.timeoutMs === 0 ? 0 : Math.max(this.connOpts.timeoutMs, ADMIN_TIMEOUT_MS);
       const conn = this.newConnection({ ...this.connOpts, timeoutMs });
-      // Not sent again: a COUNT or CLEAR must not hold up the session requests of the pool.
+      // Not sent again on the pool: a COUNT or CLEAR must not hold up its session requests
+      // (adminRetry sends it again on a new connection of this kind).
       conn.onNotCarriedOut = (entry, err) => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
       conn.on('close', () => {
         if (this.adminConn === conn) this.adminConn = null;
       });
       this.adminConn = conn;
     }
-    return this.adminConn.request(op, args);
+    return this.adminConn.request(op, args).catch((err) => this.adminRetry(op, args, err, firstMs));
+  }
+
+  // adminRetry(op, args, err, firstMs): the outcome of an admin request that failed with err.
+  // A request that was not carried out (SHUTTING_DOWN, or a connect the daemon refused), or a
+  // COUNT, a read, whose connection broke, is sent again on a new connection: at once the
+  // first time if the pool still has a ready connection, else once the pool has one again
+  // (sessd is back), as the pool's own requests are, if that comes within restartWaitMs of its
+  // first failure (firstMs) and the pool had been connected; else, and for every other
+  // error (a timeout, a BUSY, a CLEAR that may have been carried out), it fails with err.
+  adminRetry(op, args, err, firstMs) {
+    // A full daemon's BUSY (at --max-connections, at HELLO) is no restart: it fails at once.
+    const sessdErr = err instanceof SessdError ? err : err.cause;
+    const busy = sessdErr instanceof SessdError && sessdErr.sessdStatus === STATUS.BUSY;
+    const notCarriedOut = err.notCarriedOut === true && !busy;
+    const broken = op === OP.COUNT && !(err instanceof SessdError) && err.statusCode === 503 && err.code !== AUTH_CODE && err.code !== 'ETIMEDOUT';
+    if (!(notCarriedOut || broken) || this.connected !== true || !this.mayRestart()) throw err;
+    // Its first failure, with the pool's connections still ready, may be its connection's
+    // alone (a reset on the way): once at once, on a new connection.
+    if (firstMs === null && this.pickReady(undefined)) return this.adminRequest(op, args, Date.now());
+    const started = firstMs ?? Date.now();
+    const left = this.restartWaitMs - (Date.now() - started);
+    if (left <= 0) throw err;
+    return this.whenReady(undefined, left).then((ready) => {
+      if (!ready && this.closed) return this.refuse();
+      if (!ready) throw err;
+      return this.adminRequest(op, args, started);
+    });
   }
 
   async ok(op, args, key) {

@@ -452,3 +452,42 @@ test('a restart with another secret is no restart to wait out: disconnect with E
   await sleep(300);
   assert.deepEqual(events, ['ESESSD_AUTH'], 'said once');
 });
+
+test('count() and length() in flight, or made, as sessd stops wait out its restart too: no 503 from the admin connection', async (t) => {
+  const d = new Daemon();
+  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
+  await d.start();
+  t.after(() => d.cleanup());
+  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  await c.set('n', 'a', 'A', 600000);
+  // COUNT goes over a connection of its own (see adminRequest): it hears SHUTTING_DOWN, or its
+  // break, on its own, and its next attempt may meet a daemon that no longer listens, before
+  // the pool's connections have opened the reconnecting window.
+  const errors = [];
+  let counts = 0;
+  let stop = false;
+  const loop = async () => {
+    while (!stop) {
+      try {
+        assert.equal(await c.count('n'), 1);
+        counts++;
+      } catch (err) {
+        errors.push(`${err.code}: ${err.message}`);
+      }
+    }
+  };
+  const loops = Array.from({ length: 8 }, loop);
+  for (const signal of ['SIGTERM', 'SIGKILL', 'SIGTERM']) {
+    const before = counts;
+    await waitFor(() => counts > before + 50, 'counts before the restart');
+    await d.stop(signal);
+    await d.start();
+  }
+  const before = counts;
+  await waitFor(() => counts > before + 50, 'counts after the last restart');
+  stop = true;
+  await Promise.all(loops);
+  assert.deepEqual(errors.slice(0, 5), [], `${errors.length} counts failed`);
+});
