@@ -783,18 +783,32 @@ class Client extends EventEmitter {
   }
 
   // ids(ns): every id of the namespace (one LIST scan; a session may repeat if the
-  // namespace grows meanwhile, so ids are deduplicated).
+  // namespace grows meanwhile, so ids are deduplicated). A scan that a restart of sessd cut
+  // (the pool reconnected meanwhile to a daemon with another server_id, its pages waiting or
+  // sent again there) starts over: LIST's order is random per daemon start, so the old
+  // daemon's cursor resumes nothing on the new one, and going on from it would pass sessions
+  // over (PROTOCOL.md "Administration"). Cut by a restart four times, it rejects.
   async ids(ns, pageSize = 1000) {
-    const seen = new Set();
-    let cursor = 0;
-    do {
-      const page = await this.list(ns, cursor, pageSize);
-      for (const e of page.entries) seen.add(e.id);
-      // A cursor that does not move would scan forever.
-      if (page.cursor !== 0 && page.cursor === cursor) throw badResult('LIST cursor (it did not move)');
-      cursor = page.cursor;
-    } while (cursor !== 0);
-    return [...seen];
+    for (let scan = 1; ; scan++) {
+      const serverId = this.serverId();
+      const seen = new Set();
+      let cursor = 0;
+      do {
+        const page = await this.list(ns, cursor, pageSize);
+        if (this.serverId() !== serverId) break;
+        for (const e of page.entries) seen.add(e.id);
+        // A cursor that does not move would scan forever.
+        if (page.cursor !== 0 && page.cursor === cursor) throw badResult('LIST cursor (it did not move)');
+        cursor = page.cursor;
+      } while (cursor !== 0);
+      if (this.serverId() === serverId) return [...seen];
+      if (scan === 4) throw connectionError('ESESSD_DISCONNECTED', `sessd restarted during each of ${scan} LIST scans of the namespace`);
+    }
+  }
+
+  // serverId(): the server_id of the daemon the pool last connected to (null before that).
+  serverId() {
+    return this.hello ? this.hello.server_id : null;
   }
 
   // clear(ns): the number of sessions removed.

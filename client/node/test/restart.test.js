@@ -491,3 +491,34 @@ test('count() and length() in flight, or made, as sessd stops wait out its resta
   await Promise.all(loops);
   assert.deepEqual(errors.slice(0, 5), [], `${errors.length} counts failed`);
 });
+
+test('ids() across a restart: a scan that the restart cut starts over on the new daemon, so it still lists every session', async (t) => {
+  const d = new Daemon();
+  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
+  await d.start();
+  t.after(() => d.cleanup());
+  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const N = 3000;
+  await Promise.all(Array.from({ length: N }, (_, i) => c.set('scan', `s${i}`, 'v', 600000)));
+  // LIST's order is random per daemon start (PROTOCOL.md "Administration"): a cursor of the old
+  // daemon resumes nothing on the new one, and the rest of the scan would pass sessions over.
+  const sizes = [];
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) sizes.push((await c.ids('scan', 10)).length);
+  })();
+  for (const signal of ['SIGTERM', 'SIGTERM', 'SIGKILL']) {
+    const before = sizes.length;
+    await waitFor(() => sizes.length > before, 'a scan before the restart');
+    await sleep(50);
+    await d.stop(signal);
+    await d.start();
+  }
+  const before = sizes.length;
+  await waitFor(() => sizes.length > before + 1, 'scans after the last restart');
+  stop = true;
+  await loop;
+  assert.deepEqual(sizes.filter((n) => n !== N), [], `scans of ${N} sessions`);
+});
