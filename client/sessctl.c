@@ -38,6 +38,8 @@
 /* Far above any sane max_frame; stops `sessctl set` from swallowing a runaway pipe. */
 #define MAX_STDIN_BYTES (256u * 1024u * 1024u)
 #define MAX_ARGS        8
+/* sessd_server_id: 32 hex digits. */
+#define SERVER_ID_CHARS 32
 #define MAX_ID_BYTES    128
 /* express-session's cookie signature (cookie-signature): HMAC-SHA-256 in base64, '=' cut. */
 #define COOKIE_SIGNATURE_LEN 43
@@ -892,9 +894,28 @@ static bool namespace_missing(struct sessd_client *c, const struct opts *o, cons
 	return missing;
 }
 
+/*
+ * A scan's cursor is a position in one daemon's order, which is random per start (PROTOCOL.md,
+ * "Administration"), and libsessd reconnects by itself when the daemon restarted between two
+ * pages: going on from the old daemon's cursor, the scan would pass sessions over (and repeat
+ * others) and end with status 0. Whether the daemon that answered the last page is another one
+ * than the scan's first (${first}, its server id), said on standard error.
+ */
+static bool scan_cut(struct sessd_client *c, const char *first, const char *what)
+{
+	if (strcmp(sessd_server_id(c), first) == 0)
+		return false;
+	fprintf(stderr,
+	        "sessctl: %s: sessd restarted during the scan (its server id changed), so what "
+	        "was printed may lack some; run it again\n",
+	        what);
+	return true;
+}
+
 static int run_namespaces(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_namespaces *page;
+	char first_id[SERVER_ID_CHARS + 1];
 	uint64_t cursor = 0, next;
 	bool first = true;
 	int rc, status = EXIT_SUCCESS;
@@ -911,6 +932,13 @@ static int run_namespaces(struct sessd_client *c, const struct opts *o)
 				    stderr);
 			status =
 			    rc == SESSD_ERR_UNKNOWN_OP ? EXIT_TROUBLE : report(c, rc, "namespaces");
+			break;
+		}
+		if (cursor == 0)
+			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
+		else if (scan_cut(c, first_id, "namespaces")) {
+			sessd_namespaces_free(page);
+			status = EXIT_TROUBLE;
 			break;
 		}
 		for (size_t i = 0; i < page->count; i++) {
@@ -965,6 +993,7 @@ static int run_count(struct sessd_client *c, const struct opts *o)
 static int run_list(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_list *page;
+	char first_id[SERVER_ID_CHARS + 1];
 	uint64_t cursor = 0, next;
 	bool first = true;
 	int rc;
@@ -977,6 +1006,14 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 			if (o->json)
 				fputs("]\n", stdout);
 			return report(c, rc, "list");
+		}
+		if (cursor == 0)
+			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
+		else if (scan_cut(c, first_id, "list")) {
+			sessd_list_free(page);
+			if (o->json)
+				fputs("]\n", stdout);
+			return EXIT_TROUBLE;
 		}
 		for (size_t i = 0; i < page->count; i++) {
 			const struct sessd_list_entry *e = &page->items[i];
@@ -1130,6 +1167,7 @@ static int run_find(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_batch *b = sessd_batch_new(c);
 	struct sessd_list *page;
+	char first_id[SERVER_ID_CHARS + 1];
 	uint64_t cursor = 0, next;
 	size_t found = 0, scanned = 0;
 	int rc, status = EXIT_SUCCESS;
@@ -1144,6 +1182,13 @@ static int run_find(struct sessd_client *c, const struct opts *o)
 		rc = sessd_list(c, cursor, 1000, &page);
 		if (rc != SESSD_OK) {
 			status = report(c, rc, "find");
+			break;
+		}
+		if (cursor == 0)
+			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
+		else if (scan_cut(c, first_id, "find")) {
+			sessd_list_free(page);
+			status = EXIT_TROUBLE;
 			break;
 		}
 		scanned += page->count;
