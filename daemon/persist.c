@@ -1194,8 +1194,11 @@ static void reclaim_expired(struct store *st, uint64_t now_ms)
  * Live, the expiry timer reclaims expired sessions within a fraction of a second, and the
  * memory they held goes to later writes. Replay has no timer: without reclaiming here, a log
  * of short-lived sessions written under --max-memory would not fit back into the same
- * --max-memory, and the daemon could not restart. So a change refused for memory is retried
- * once after reclaiming what had expired at the record's time.
+ * --max-memory, and the daemon could not restart. Live too, the lookups of every request, the
+ * writes refused for memory included, finish a table's resize and free its old buckets, which
+ * later writes then used: the log has only the accepted writes, so its replay may still be
+ * resizing there (store_settle). So a change refused for memory is retried once after
+ * reclaiming what had expired at the record's time and finishing the resizes.
  */
 static int replay_log_record(void *arg, const struct record *r)
 {
@@ -1212,6 +1215,7 @@ static int replay_log_record(void *arg, const struct record *r)
 	if (errno != ENOMEM)
 		return -1;
 	reclaim_expired(st, r->time_ms);
+	store_settle(st);
 	return apply_log_record(st, r);
 }
 
@@ -1235,13 +1239,41 @@ struct snap_load {
 	const char *why;
 };
 
+/*
+ * store_set and store_flash_push for a snapshot's sessions: one refused for memory is tried
+ * again once the resizes in progress are finished, as a log record is (see
+ * replay_log_record): the daemon that wrote the snapshot held these sessions with its tables
+ * resized, where loading them one by one may still be resizing.
+ */
+static int snap_set(struct snap_load *l, const struct record *r)
+{
+	if (store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms) == 0)
+		return 0;
+	if (errno != ENOMEM)
+		return -1;
+	store_settle(l->st);
+	return store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms);
+}
+
+static int snap_push(struct snap_load *l, const uint8_t *type, size_t type_len, const void *msg,
+                     size_t msg_len, bool is_bin)
+{
+	if (store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin, l->expires_at_ms,
+	                     l->time_ms, NULL) == 0)
+		return 0;
+	if (errno != ENOMEM)
+		return -1;
+	store_settle(l->st);
+	return store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin,
+	                        l->expires_at_ms, l->time_ms, NULL);
+}
+
 static int snap_finish_session(struct snap_load *l)
 {
 	static const uint8_t probe = 'x';
 
 	if (l->st && l->in_session && l->bare) {
-		if (store_flash_push(l->st, &l->key, &probe, 1, "", 0, false, l->expires_at_ms,
-		                     l->time_ms, NULL) == -1)
+		if (snap_push(l, &probe, 1, "", 0, false) == -1)
 			return -1;
 		if (store_flash_pop(l->st, &l->key, &probe, 1, l->time_ms, NULL, replay_pop_type,
 		                    replay_pop_msg, NULL) == -1)
@@ -1273,9 +1305,7 @@ static int snap_load_record(void *arg, const struct record *r)
 		l->in_session = true;
 		l->bare = !r->has_data;
 		l->sessions++;
-		if (l->st && r->has_data &&
-		    store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms) ==
-		        -1)
+		if (l->st && r->has_data && snap_set(l, r) == -1)
 			return -1;
 		return 0;
 	case REC_SNAP_FLASH:
@@ -1285,9 +1315,8 @@ static int snap_load_record(void *arg, const struct record *r)
 			return -1;
 		}
 		l->bare = false;
-		if (l->st && store_flash_push(l->st, &l->key, r->flash_type, r->flash_type_len,
-		                              r->data, r->data_len, r->is_bin, l->expires_at_ms,
-		                              l->time_ms, NULL) == -1)
+		if (l->st && snap_push(l, r->flash_type, r->flash_type_len, r->data, r->data_len,
+		                       r->is_bin) == -1)
 			return -1;
 		return 0;
 	case REC_SNAP_END:

@@ -1812,6 +1812,21 @@ uint64_t store_bytes_peak(const struct store *st)
 	return st->bytes_peak > st->bytes ? st->bytes_peak : st->bytes;
 }
 
+static void dict_settle(struct store *st, struct dict *d, dict_hash_fn hash)
+{
+	while (d->table[1] != NULL)
+		dict_step(st, d, hash, 4096);
+}
+
+void store_settle(struct store *st)
+{
+	dict_settle(st, &st->names, ns_hash);
+	/* A CLEAR's dropped namespace is walked bucket by bucket as it is freed: left alone. */
+	for (size_t i = 0; i < st->ns_slots_len; i++)
+		if (st->ns_slots[i] != NULL && st->ns_slots[i]->dropped_prev == NULL)
+			dict_settle(st, &st->ns_slots[i]->sessions, sess_hash);
+}
+
 void store_bytes_peak_reset(struct store *st)
 {
 	st->bytes_peak = st->bytes;

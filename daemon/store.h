@@ -304,6 +304,15 @@ uint64_t store_bytes_peak(const struct store *st);
 void store_bytes_peak_reset(struct store *st);
 
 /*
+ * store_settle(st):
+ * Finish every table resize in progress at once, freeing the buckets they move from (a
+ * resize otherwise moves a couple of buckets per access). For loading saved sessions, before
+ * a change refused for memory is judged: live, the lookups of later requests, refused writes'
+ * included, finished such a resize, and its old buckets' memory went to later sessions.
+ */
+void store_settle(struct store *st);
+
+/*
  * store_next_expiry(st):
  * The earliest instant at which store_expire may find work (0 while cleared sessions wait to
  * be freed), or UINT64_MAX for none. May be early (a coarse bound), never late.
