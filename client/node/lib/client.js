@@ -109,6 +109,29 @@ function hashId(id) {
 // answers.
 const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, OP.STATS, OP.NAMESPACES]);
 
+// The longest delay a Node timer holds: setTimeout takes anything longer, Infinity
+// included, as 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// checkMs(name, v): a timing option as a number of milliseconds, 0..MAX_TIMER_MS (a number,
+// or a string of one, as read from the environment); else a RangeError: Infinity would end
+// each wait after 1 ms (timeoutMs: 0 is "no timeout").
+function checkMs(name, v) {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !(n >= 0 && n <= MAX_TIMER_MS)) {
+    throw new RangeError(`${name} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}${name === 'timeoutMs' ? ' (0: no timeout)' : ''}, got ${String(v)}`);
+  }
+  return n;
+}
+
+// checkCount(name, v): a whole number (or a string of one), taken as 1 when lower; else a
+// RangeError: NaN made a pool of no connection, which never connected.
+function checkCount(name, v) {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${name} must be a whole number, got ${String(v)}`);
+  return Math.max(1, n);
+}
+
 // Symbol events: POOL_READY at each pool connection's 'ready', what ready() waits for;
 // POOL_CLOSED when close() or terminate() is called, which ends that wait.
 const POOL_READY = Symbol('pool ready');
@@ -162,16 +185,16 @@ class Client extends EventEmitter {
     this.requireAuth = checkRequireAuth(opts.requireAuth, this.#auth);
     this.seal = checkSeal(opts.seal, this.#auth);
     this.url = opts.url || process.env.SESSD_URL || DEFAULT_URL;
-    this.poolSize = Math.max(1, opts.poolSize ?? 2);
+    this.poolSize = checkCount('poolSize', opts.poolSize ?? 2);
     this.connOpts = {
       url: this.url,
-      timeoutMs: opts.timeoutMs ?? 5000,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      timeoutMs: checkMs('timeoutMs', opts.timeoutMs ?? 5000),
+      connectTimeoutMs: checkMs('connectTimeoutMs', opts.connectTimeoutMs ?? 5000),
       clientName: opts.clientName ?? 'connect-sessd',
     };
-    this.reconnectMinMs = opts.reconnectMinMs ?? 50;
-    this.reconnectMaxMs = opts.reconnectMaxMs ?? 2000;
-    this.restartWaitMs = opts.restartWaitMs ?? (this.connOpts.timeoutMs || 5000);
+    this.reconnectMinMs = checkMs('reconnectMinMs', opts.reconnectMinMs ?? 50);
+    this.reconnectMaxMs = checkMs('reconnectMaxMs', opts.reconnectMaxMs ?? 2000);
+    this.restartWaitMs = checkMs('restartWaitMs', opts.restartWaitMs ?? (this.connOpts.timeoutMs || 5000));
     // Called at the next 'ready' of any pool connection (with true), or (with false) when the
     // reconnecting window ends without one or the client closes (see whenReady).
     this.readyWaiters = new Set();

@@ -522,3 +522,29 @@ test('ids() across a restart: a scan that the restart cut starts over on the new
   await loop;
   assert.deepEqual(sizes.filter((n) => n !== N), [], `scans of ${N} sessions`);
 });
+
+test('timing options that a timer cannot hold are refused, not turned into 1 ms', () => {
+  // Node's setTimeout takes Infinity, or anything past 2^31-1 ms, as 1 ms: restartWaitMs
+  // Infinity ("wait for ever") ended every reconnecting window at once, and timeoutMs
+  // Infinity ("no timeout"; 0 is that) failed requests after 1 ms.
+  const url = 'unix:/nonexistent/sessd.sock';
+  for (const key of ['timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs']) {
+    for (const bad of [Infinity, 2 ** 31, -1, NaN, 'soon']) {
+      assert.throws(() => new Client({ url, [key]: bad }), RangeError, `${key}: ${String(bad)}`);
+    }
+    const c = new Client({ url, [key]: 2 ** 31 - 1 });
+    c.terminate();
+  }
+  // poolSize NaN made a pool of no connection, which never connected; below 1 is 1, as ever.
+  for (const bad of [1.5, NaN, 'two', Infinity]) {
+    assert.throws(() => new Client({ url, poolSize: bad }), RangeError, `poolSize: ${String(bad)}`);
+  }
+  const one = new Client({ url, poolSize: 0 });
+  assert.equal(one.slots.length, 1);
+  one.terminate();
+  // Numbers given as strings (read from the environment) keep working.
+  const c = new Client({ url, timeoutMs: '3000', restartWaitMs: '8000', poolSize: '3' });
+  assert.equal(c.restartWaitMs, 8000);
+  assert.equal(c.slots.length, 3);
+  c.terminate();
+});
