@@ -807,24 +807,30 @@ class Client extends EventEmitter {
 
   // ids(ns): every id of the namespace (one LIST scan; a session may repeat if the
   // namespace grows meanwhile, so ids are deduplicated). A scan that a restart of sessd cut
-  // (the pool reconnected meanwhile to a daemon with another server_id, its pages waiting or
-  // sent again there) starts over: LIST's order is random per daemon start, so the old
+  // (a page after the first answered by a daemon with another server_id, the pages having
+  // waited or been sent again there) starts over: LIST's order is random per daemon start, so the old
   // daemon's cursor resumes nothing on the new one, and going on from it would pass sessions
   // over (PROTOCOL.md "Administration"). Cut by a restart four times, it rejects.
   async ids(ns, pageSize = 1000) {
     for (let scan = 1; ; scan++) {
-      const serverId = this.serverId();
       const seen = new Set();
       let cursor = 0;
+      let serverId = null;
+      let cut = false;
       do {
         const page = await this.list(ns, cursor, pageSize);
-        if (this.serverId() !== serverId) break;
+        // The daemon that answered the first page (the pool's last 'ready' told its id).
+        if (cursor === 0) serverId = this.serverId();
+        else if (this.serverId() !== serverId) {
+          cut = true;
+          break;
+        }
         for (const e of page.entries) seen.add(e.id);
         // A cursor that does not move would scan forever.
         if (page.cursor !== 0 && page.cursor === cursor) throw badResult('LIST cursor (it did not move)');
         cursor = page.cursor;
       } while (cursor !== 0);
-      if (this.serverId() === serverId) return [...seen];
+      if (!cut) return [...seen];
       if (scan === 4) throw connectionError('ESESSD_DISCONNECTED', `sessd restarted during each of ${scan} LIST scans of the namespace`);
     }
   }
