@@ -535,7 +535,10 @@ class Client extends EventEmitter {
     const sessdErr = err instanceof SessdError ? err : err.cause;
     const busy = sessdErr instanceof SessdError && sessdErr.sessdStatus === STATUS.BUSY;
     const notCarriedOut = err.notCarriedOut === true && !busy;
-    const broken = op === OP.COUNT && !(err instanceof SessdError) && err.statusCode === 503 && err.code !== AUTH_CODE && err.code !== 'ETIMEDOUT';
+    // A timeout (of this request, or of the one ahead of it on the connection) is a stuck
+    // daemon, not a restart: sessd may still be working on it.
+    const timedOut = err.code === 'ETIMEDOUT' || (err.cause && err.cause.code === 'ETIMEDOUT');
+    const broken = op === OP.COUNT && !(err instanceof SessdError) && err.statusCode === 503 && err.code !== AUTH_CODE && !timedOut;
     if (!(notCarriedOut || broken) || this.connected !== true || !this.mayRestart()) throw err;
     // Its first failure, with the pool's connections still ready, may be its connection's
     // alone (a reset on the way): once at once, on a new connection.

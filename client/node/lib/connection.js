@@ -735,7 +735,7 @@ class Connection extends EventEmitter {
         return mine;
       }
       return this.socketConnected
-        ? connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`)
+        ? Object.assign(connectionError('ESESSD_CLOSED', `sessd connection closed: ${err.message}`), { cause: err })
         : unavailableError(`sessd is not reachable: ${err.message}`, err);
     };
     const firstErr = brokenError(err);
