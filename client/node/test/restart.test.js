@@ -363,7 +363,10 @@ test('restartWaitMs 0: disconnect at the loss and fail at once, as before the re
   assert.deepEqual(events, ['disconnect ESESSD_SHUTTING_DOWN', 'connect']);
 });
 
-test('the reconnecting window: requests of every kind wait and go once sessd is back; no event; no timer per request; close() fails the waiters at once', async (t) => {
+// restartableDaemonAndClient(t): a sessd with a data directory (so that its sessions survive
+// the restarts the test makes), and a ready Client of two connections that reconnects within
+// 100 ms and waits up to 10 s for it; both cleaned up after t.
+async function restartableDaemonAndClient(t) {
   const d = new Daemon();
   d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
   await d.start();
@@ -371,6 +374,11 @@ test('the reconnecting window: requests of every kind wait and go once sessd is 
   const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
   t.after(() => c.terminate());
   await c.ready();
+  return { d, c };
+}
+
+test('the reconnecting window: requests of every kind wait and go once sessd is back; no event; no timer per request; close() fails the waiters at once', async (t) => {
+  const { d, c } = await restartableDaemonAndClient(t);
   const events = [];
   c.on('disconnect', (err) => events.push(`disconnect ${err.code}`));
   c.on('connect', () => events.push('connect'));
@@ -454,13 +462,7 @@ test('a restart with another secret is no restart to wait out: disconnect with E
 });
 
 test('count() and length() in flight, or made, as sessd stops wait out its restart too: no 503 from the admin connection', async (t) => {
-  const d = new Daemon();
-  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
-  await d.start();
-  t.after(() => d.cleanup());
-  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
-  t.after(() => c.terminate());
-  await c.ready();
+  const { d, c } = await restartableDaemonAndClient(t);
   await c.set('n', 'a', 'A', 600000);
   // COUNT goes over a connection of its own (see adminRequest): it hears SHUTTING_DOWN, or its
   // break, on its own, and its next attempt may meet a daemon that no longer listens, before
@@ -493,13 +495,7 @@ test('count() and length() in flight, or made, as sessd stops wait out its resta
 });
 
 test('ids() across a restart: a scan that the restart cut starts over on the new daemon, so it still lists every session', async (t) => {
-  const d = new Daemon();
-  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
-  await d.start();
-  t.after(() => d.cleanup());
-  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
-  t.after(() => c.terminate());
-  await c.ready();
+  const { d, c } = await restartableDaemonAndClient(t);
   const N = 3000;
   await Promise.all(Array.from({ length: N }, (_, i) => c.set('scan', `s${i}`, 'v', 600000)));
   // LIST's order is random per daemon start (PROTOCOL.md "Administration"): a cursor of the old
