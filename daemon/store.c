@@ -38,6 +38,8 @@
 #define DICT_MIN_BUCKETS  4u
 #define DICT_MAX_BUCKETS  (UINT64_C(1) << 31)
 #define DICT_STEP_BUCKETS 2u
+/* Nodes a bucket a session table takes on average when growing it would not fit max_bytes. */
+#define DICT_FULL_LOAD 4u
 /* The most a table shrinks by in one resize (see dict_maybe_shrink). */
 #define DICT_SHRINK_MOST 8u
 /* A SET that shrinks the data keeps its node unless it would waste more than this. */
@@ -314,8 +316,13 @@ static void dict_step(struct store *st, struct dict *d, dict_hash_fn hash, unsig
  */
 static int dict_resize(struct store *st, struct dict *d, size_t buckets, size_t extra)
 {
-	struct hnode **t = calloc(buckets, sizeof(*t));
+	struct hnode **t;
 
+	/* Known not to fit without the allocation, which at a full store's table size would be
+	 * an mmap and a munmap for every session it refuses to grow for. */
+	if (!fits(st, buckets * sizeof(*t) + extra, 0))
+		goto fail;
+	t = calloc(buckets, sizeof(*t));
 	if (t == NULL)
 		goto fail;
 	if (!fits(st, malloc_usable_size(t) + extra, 0))
@@ -524,7 +531,17 @@ static int sess_table_reserve(struct store *st, struct ns *ns, size_t extra, uin
 	st->ns_pinned = ns;
 	make_room(st, buckets * sizeof(struct hnode *) + MALLOC_SLACK + extra, now_ms);
 	st->ns_pinned = NULL;
-	return dict_reserve(st, &ns->sessions, extra);
+	if (dict_reserve(st, &ns->sessions, extra) == 0)
+		return 0;
+	/* The session may fit where the table's growth does not (a million sessions' table
+	 * doubles by 16 MiB for one more session of a kilobyte): the chains grow longer
+	 * instead, up to DICT_FULL_LOAD nodes a bucket, rather than the store refusing every
+	 * new session with that much free. The next growth that fits spreads them again. */
+	if (ns->sessions.table[0] != NULL &&
+	    ns->sessions.used < DICT_FULL_LOAD * ns->sessions.size[0] && fits(st, extra, 0))
+		return 0;
+	errno = ENOMEM;
+	return -1;
 }
 
 /* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes

@@ -1792,3 +1792,53 @@ LEAK_CHECKED_TEST(store, ids_differing_in_one_byte_share_a_chain)
 	}
 	store_free(st);
 }
+
+/*
+ * A store at max_bytes refuses a session only when the session itself does not fit: near the
+ * limit a namespace's table that must double (a million sessions: 16 MiB of buckets for one
+ * more session of a kilobyte) does not, and the table takes longer chains instead. Before, the
+ * store refused every new session from the first one that tipped the table over, with as much
+ * free as the bigger table needed.
+ */
+LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
+{
+	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 400 * 1024 };
+	struct store *st = new_store(0);
+	char data[SIZE];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n = 0, limit;
+
+	/* The limit: the memory of TABLE_FULL sessions, whose table of as many buckets the next
+	 * one doubles (64 Ki buckets, 512 KiB), and ROOM more, less than the doubling needs. */
+	memset(data, 'd', sizeof(data));
+	for (; n < TABLE_FULL; n++) {
+		k = key_n(&b, "app", n);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 60000, T0), 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	limit = stats.bytes + ROOM;
+	store_free(st);
+
+	st = new_store(limit);
+	for (n = 0;; n++) {
+		k = key_n(&b, "app", n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_leq(stats.bytes, limit);
+	cr_assert_lt(limit - stats.bytes, 1024, "refused with %zu bytes free, after %zu sessions",
+	             limit - (size_t)stats.bytes, n);
+	/* Every session is still found, through the longer chains. */
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0, "session %zu", i);
+	}
+	store_free(st);
+}
