@@ -38,6 +38,9 @@
 #define DICT_MIN_BUCKETS  4u
 #define DICT_MAX_BUCKETS  (UINT64_C(1) << 31)
 #define DICT_STEP_BUCKETS 2u
+/* Buckets a write that does not fit moves of its namespace's table, while it moves to a bigger
+ * one (see sess_table_hurry). */
+#define DICT_HURRY_BUCKETS 1024u
 /* Nodes a bucket a session table takes on average when growing it would not fit max_bytes. */
 #define DICT_FULL_LOAD 4u
 /* The most a table shrinks by in one resize (see dict_maybe_shrink). */
@@ -542,6 +545,20 @@ static int sess_table_reserve(struct store *st, struct ns *ns, size_t extra, uin
 		return 0;
 	errno = ENOMEM;
 	return -1;
+}
+
+/*
+ * A write to ${ns} of ${need} bytes more that does not fit while ${ns}'s table moves to a
+ * bigger one: the old buckets count until the move is done, and the lookups alone move two
+ * buckets each, so a store that filled the rest of its room meanwhile refused new sessions
+ * for as long as that took (half a million requests for a table of a million buckets) with
+ * the old buckets' room to give. The write moves a larger share, about 0.1 ms of work, and
+ * the room comes back after a few refusals, not a few hundred thousand.
+ */
+static void sess_table_hurry(struct store *st, struct ns *ns, size_t need)
+{
+	if (ns->sessions.table[1] != NULL && !fits(st, need, 0))
+		dict_step(st, &ns->sessions, sess_hash, DICT_HURRY_BUCKETS);
 }
 
 /* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes
@@ -1189,6 +1206,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	ns = ns_obtain(st, key->ns, key->ns_len);
 	if (ns == NULL)
 		goto fail;
+	sess_table_hurry(st, ns, sess_header() + key->id_len + len + MALLOC_SLACK);
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s != NULL) {
@@ -1299,6 +1317,9 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 			errno = ENOENT;
 		goto fail;
 	}
+	sess_table_hurry(st, ns,
+	                 sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
+	                     MAKE_ROOM_FLASH_EXTRA);
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (!may_create && (s == NULL || !s->has_data)) {

@@ -1842,3 +1842,62 @@ LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
 	}
 	store_free(st);
 }
+
+/*
+ * While a namespace's table moves to a bigger one, its old buckets count until the move is
+ * done, and lookups alone move two buckets each: a store that filled the rest of its room
+ * meanwhile refused new sessions for as long as that took (a million buckets: half a million
+ * requests), though the old buckets were room enough. A write refused there moves a larger
+ * share, so the room comes back after a few refusals.
+ */
+LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_buckets_back)
+{
+	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 512 * 1024 + 64 * 1024, REFUSALS = 64 };
+	struct store *st = new_store(0);
+	char data[SIZE];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n = 0, limit, refused = 0, kept = 0, kept_at_first = 0;
+	static bool stored[TABLE_FULL * 2];
+
+	/* The limit: room past a full table of 32 Ki buckets for its growth to 64 Ki (512 KiB)
+	 * and about 400 sessions more, fewer than it takes the lookups to finish the move. */
+	memset(data, 'd', sizeof(data));
+	for (; n < TABLE_FULL; n++) {
+		k = key_n(&b, "app", n);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 60000, T0), 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	limit = stats.bytes + ROOM;
+	store_free(st);
+
+	st = new_store(limit);
+	for (n = 0; refused < REFUSALS; n++) {
+		cr_assert_lt(n, TABLE_FULL * 2);
+		k = key_n(&b, "app", n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0) {
+			cr_assert_eq(errno, ENOMEM);
+			if (refused++ == 0)
+				kept_at_first = kept;
+			continue;
+		}
+		stored[n] = true;
+		kept++;
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, kept);
+	cr_assert_lt(limit - stats.bytes, 1024);
+	/* The old table's 256 KiB hold about 1,700 sessions of these. */
+	cr_assert_gt(kept, kept_at_first + 1000,
+	             "%zu sessions when the first was refused, %zu after %zu refusals",
+	             kept_at_first, kept, (size_t)REFUSALS);
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "session %zu", i);
+	}
+	store_free(st);
+}
