@@ -1794,6 +1794,27 @@ LEAK_CHECKED_TEST(store, ids_differing_in_one_byte_share_a_chain)
 }
 
 /*
+ * The bytes an unlimited store accounts once it holds ${sessions} sessions (of ${len} bytes of
+ * ${data}, ids "app"/key_n) in one namespace: with a power of two, its table is then full, and
+ * the next session doubles it.
+ */
+static size_t full_table_bytes(size_t sessions, const char *data, size_t len)
+{
+	struct store *st = new_store(0);
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+
+	for (size_t n = 0; n < sessions; n++) {
+		k = key_n(&b, "app", n);
+		cr_assert_eq(store_set(st, &k, data, len, T0 + 60000, T0), 0);
+	}
+	store_stats(st, NULL, 0, &stats);
+	store_free(st);
+	return (size_t)stats.bytes;
+}
+
+/*
  * A store at max_bytes refuses a session only when the session itself does not fit: near the
  * limit a namespace's table that must double (a million sessions: 16 MiB of buckets for one
  * more session of a kilobyte) does not, and the table takes longer chains instead. Before, the
@@ -1803,24 +1824,17 @@ LEAK_CHECKED_TEST(store, ids_differing_in_one_byte_share_a_chain)
 LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
 {
 	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 400 * 1024 };
-	struct store *st = new_store(0);
+	struct store *st;
 	char data[SIZE];
 	struct store_stats stats;
 	struct store_key k;
 	struct id_buf b;
-	size_t n = 0, limit;
+	size_t n, limit;
 
 	/* The limit: the memory of TABLE_FULL sessions, whose table of as many buckets the next
 	 * one doubles (64 Ki buckets, 512 KiB), and ROOM more, less than the doubling needs. */
 	memset(data, 'd', sizeof(data));
-	for (; n < TABLE_FULL; n++) {
-		k = key_n(&b, "app", n);
-		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 60000, T0), 0);
-	}
-	store_stats(st, NULL, 0, &stats);
-	limit = stats.bytes + ROOM;
-	store_free(st);
-
+	limit = full_table_bytes(TABLE_FULL, data, sizeof(data)) + ROOM;
 	st = new_store(limit);
 	for (n = 0;; n++) {
 		k = key_n(&b, "app", n);
@@ -1853,25 +1867,18 @@ LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
 LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_buckets_back)
 {
 	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 512 * 1024 + 64 * 1024, REFUSALS = 64 };
-	struct store *st = new_store(0);
+	struct store *st;
 	char data[SIZE];
 	struct store_stats stats;
 	struct store_key k;
 	struct id_buf b;
-	size_t n = 0, limit, refused = 0, kept = 0, kept_at_first = 0;
+	size_t n, limit, refused = 0, kept = 0, kept_at_first = 0;
 	static bool stored[TABLE_FULL * 2];
 
 	/* The limit: room past a full table of 32 Ki buckets for its growth to 64 Ki (512 KiB)
 	 * and about 400 sessions more, fewer than it takes the lookups to finish the move. */
 	memset(data, 'd', sizeof(data));
-	for (; n < TABLE_FULL; n++) {
-		k = key_n(&b, "app", n);
-		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 60000, T0), 0);
-	}
-	store_stats(st, NULL, 0, &stats);
-	limit = stats.bytes + ROOM;
-	store_free(st);
-
+	limit = full_table_bytes(TABLE_FULL, data, sizeof(data)) + ROOM;
 	st = new_store(limit);
 	for (n = 0; refused < REFUSALS; n++) {
 		cr_assert_lt(n, TABLE_FULL * 2);
