@@ -113,11 +113,17 @@ const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, O
 // included, as 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+// optionNumber(v): a numeric option as given, a string of one (read from the environment)
+// as its number; anything else as it is, for the caller to refuse.
+function optionNumber(v) {
+  return typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+}
+
 // checkMs(name, v): a timing option as a number of milliseconds, 0..MAX_TIMER_MS (a number,
 // or a string of one, as read from the environment); else a RangeError: Infinity would end
 // each wait after 1 ms (timeoutMs: 0 is "no timeout").
 function checkMs(name, v) {
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  const n = optionNumber(v);
   if (typeof n !== 'number' || !(n >= 0 && n <= MAX_TIMER_MS)) {
     throw new RangeError(`${name} must be a number of milliseconds from 0 to ${MAX_TIMER_MS}${name === 'timeoutMs' ? ' (0: no timeout)' : ''}, got ${String(v)}`);
   }
@@ -127,7 +133,7 @@ function checkMs(name, v) {
 // checkCount(name, v): a whole number (or a string of one), taken as 1 when lower; else a
 // RangeError: NaN made a pool of no connection, which never connected.
 function checkCount(name, v) {
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  const n = optionNumber(v);
   if (!Number.isSafeInteger(n)) throw new RangeError(`${name} must be a whole number, got ${String(v)}`);
   return Math.max(1, n);
 }

@@ -82,13 +82,7 @@ async function restartUnderLoad(t, sealed) {
   await d.start();
   t.after(() => d.cleanup());
   const store = new SessdStore({ url: d.unixUrl, namespace: 'restart', reconnectMinMs: 20, reconnectMaxMs: 200, auth: sealed ? secret : undefined });
-  const app = makeApp(store);
-  const { server, base } = await listen(app);
-  t.after(async () => {
-    await closeServer(server);
-    store.close();
-  });
-  await once(store, 'connect');
+  const { app, base } = await serve(t, store);
 
   const users = [];
   for (let i = 0; i < USERS; i++) {
@@ -274,8 +268,9 @@ function settle(promise) {
   return promise.then((value) => ({ ok: true, value, at: Date.now() }), (err) => ({ ok: false, err, at: Date.now() }));
 }
 
-// loggedIn(t, store): the app of makeApp on store, listening, and a browser logged in to it.
-async function loggedIn(t, store) {
+// serve(t, store): { app, base }: the app of makeApp on store, listening once the store has
+// connected; the server and the store closed after t.
+async function serve(t, store) {
   const app = makeApp(store);
   const { server, base } = await listen(app);
   t.after(async () => {
@@ -283,7 +278,12 @@ async function loggedIn(t, store) {
     store.close();
   });
   await once(store, 'connect');
-  const br = new Browser(base);
+  return { app, base };
+}
+
+// loggedIn(t, store): the app of makeApp on store, listening, and a browser logged in to it.
+async function loggedIn(t, store) {
+  const br = new Browser((await serve(t, store)).base);
   assert.equal((await br.post('/login?u=ann')).status, 200);
   return br;
 }
