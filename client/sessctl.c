@@ -898,11 +898,17 @@ static bool namespace_missing(struct sessd_client *c, const struct opts *o, cons
  * A scan's cursor is a position in one daemon's order, which is random per start (PROTOCOL.md,
  * "Administration"), and libsessd reconnects by itself when the daemon restarted between two
  * pages: going on from the old daemon's cursor, the scan would pass sessions over (and repeat
- * others) and end with status 0. Whether the daemon that answered the last page is another one
- * than the scan's first (${first}, its server id), said on standard error.
+ * others) and end with status 0. Whether the daemon that answered the page at ${cursor} is
+ * another one than the scan's first, said on standard error; the first page's (${cursor} 0)
+ * server id is noted in ${first}.
  */
-static bool scan_cut(struct sessd_client *c, const char *first, const char *what)
+static bool scan_cut(struct sessd_client *c, uint64_t cursor, char first[SERVER_ID_CHARS + 1],
+                     const char *what)
 {
+	if (cursor == 0) {
+		snprintf(first, SERVER_ID_CHARS + 1, "%s", sessd_server_id(c));
+		return false;
+	}
 	if (strcmp(sessd_server_id(c), first) == 0)
 		return false;
 	fprintf(stderr,
@@ -934,9 +940,7 @@ static int run_namespaces(struct sessd_client *c, const struct opts *o)
 			    rc == SESSD_ERR_UNKNOWN_OP ? EXIT_TROUBLE : report(c, rc, "namespaces");
 			break;
 		}
-		if (cursor == 0)
-			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
-		else if (scan_cut(c, first_id, "namespaces")) {
+		if (scan_cut(c, cursor, first_id, "namespaces")) {
 			sessd_namespaces_free(page);
 			status = EXIT_TROUBLE;
 			break;
@@ -1007,9 +1011,7 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 				fputs("]\n", stdout);
 			return report(c, rc, "list");
 		}
-		if (cursor == 0)
-			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
-		else if (scan_cut(c, first_id, "list")) {
+		if (scan_cut(c, cursor, first_id, "list")) {
 			sessd_list_free(page);
 			if (o->json)
 				fputs("]\n", stdout);
@@ -1184,9 +1186,7 @@ static int run_find(struct sessd_client *c, const struct opts *o)
 			status = report(c, rc, "find");
 			break;
 		}
-		if (cursor == 0)
-			snprintf(first_id, sizeof(first_id), "%s", sessd_server_id(c));
-		else if (scan_cut(c, first_id, "find")) {
+		if (scan_cut(c, cursor, first_id, "find")) {
 			sessd_list_free(page);
 			status = EXIT_TROUBLE;
 			break;
