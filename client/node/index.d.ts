@@ -154,7 +154,7 @@ declare namespace connectSessd {
      * (default `timeoutMs`, else 5000; 0: `disconnect` and fail at once).
      */
     restartWaitMs?: number;
-    /** The daemon's shared secret: a string (its UTF-8 bytes) or 1..1024 bytes. */
+    /** The daemon's shared secret: a string (its UTF-8 bytes) or 16..1024 bytes (sessd's --auth-file rule; shorter throws a RangeError). */
     auth?: string | Uint8Array | null;
     /** true: refuse a daemon that did not check the secret (needs `auth`). */
     requireAuth?: boolean;

@@ -181,7 +181,7 @@ class Client extends EventEmitter {
   // reconnectMaxMs (2000), restartWaitMs (timeoutMs, else 5000: how long after losing its
   // last ready connection the pool reconnects before it says 'disconnect', requests made
   // meanwhile and those the loss left unanswered waiting for it; 0: 'disconnect' and fail at
-  // once), auth (the server's shared secret: a string or 1..1024 bytes),
+  // once), auth (the server's shared secret: a string or 16..1024 bytes, as sessd's --auth-file),
   // requireAuth (false; true: refuse a server that did not check the secret), seal (true
   // when auth is given: sealed connections, PROTOCOL.md "Sealed connections"; false: the
   // plain HELLO, which sends the secret).

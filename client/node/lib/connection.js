@@ -128,6 +128,9 @@ function selfConnectError(address, port) {
   return err;
 }
 
+// sessd's --auth-file takes 16..1024 bytes (daemon/auth.h): a secret outside that range can
+// never match, and would show only at connect time as a refused secret.
+const MIN_AUTH_BYTES = 16;
 const MAX_AUTH_BYTES = 1024;
 
 // checkAuth(auth): the shared secret option as a fresh Buffer (the caller's may change
@@ -148,9 +151,10 @@ function checkAuth(auth) {
     bytes = Buffer.from(whole.subarray(0, len));
     whole.fill(0);
   }
-  if (bytes.length < 1 || bytes.length > MAX_AUTH_BYTES) {
+  if (bytes.length < MIN_AUTH_BYTES || bytes.length > MAX_AUTH_BYTES) {
     bytes.fill(0);
-    throw new RangeError(`auth must be 1..${MAX_AUTH_BYTES} bytes, got ${bytes.length}`);
+    throw new RangeError(`auth must be ${MIN_AUTH_BYTES}..${MAX_AUTH_BYTES} bytes (as sessd's --auth-file), got ${bytes.length}; ` +
+      'make one with: (umask 077; head -c 32 /dev/urandom | base64 > FILE)');
   }
   return bytes;
 }

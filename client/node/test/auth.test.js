@@ -205,6 +205,12 @@ test('auth: invalid options throw at construction, without the value', () => {
     [{ auth: long }, RangeError],
     [{ auth: 'é'.repeat(513) }, RangeError], // 1026 UTF-8 bytes
     [{ auth: new Uint8Array(1025) }, RangeError],
+    // sessd takes 16..1024 bytes in its --auth-file: a shorter secret can never match.
+    [{ auth: 'x' }, RangeError],
+    [{ auth: 's'.repeat(15) }, RangeError],
+    [{ auth: 's'.repeat(15) + '\n' }, RangeError], // the newline is not part of it
+    [{ auth: 's'.repeat(15) + '\r\n' }, RangeError],
+    [{ auth: Buffer.alloc(15, 7) }, RangeError],
     [{ auth: SECRET, requireAuth: 'yes' }, TypeError],
     [{ requireAuth: true }, TypeError],
     [{ seal: true }, TypeError], // nothing to seal with
@@ -220,8 +226,18 @@ test('auth: invalid options throw at construction, without the value', () => {
       });
     }
   }
-  // The longest and shortest secrets are fine (the client checks 1..1024 bytes).
-  for (const auth of ['s'.repeat(1024), 'é'.repeat(512), 'x', Buffer.alloc(1024, 7)]) new Client({ url: 'unix:/nonexistent', auth, poolSize: 1 }).terminate();
+  // The message names sessd's rule, so that a user need not find it at connect time as a
+  // refused secret.
+  for (const make of [(o) => new Client(o), (o) => new SessdStore(o)]) {
+    assert.throws(() => make({ url: 'unix:/nonexistent', auth: 'short' }), {
+      name: 'RangeError',
+      message: /^auth must be 16\.\.1024 bytes \(as sessd's --auth-file\), got 5/,
+    });
+  }
+  // The longest and shortest secrets are fine (sessd's 16..1024 bytes).
+  for (const auth of ['s'.repeat(1024), 'é'.repeat(512), 's'.repeat(16), 'é'.repeat(8), 's'.repeat(16) + '\n', Buffer.alloc(16, 7), Buffer.alloc(1024, 7)]) {
+    new Client({ url: 'unix:/nonexistent', auth, poolSize: 1 }).terminate();
+  }
   // A shared client has its own secret: giving one to the store too is a mistake.
   const shared = new Client({ url: 'unix:/nonexistent', poolSize: 1 });
   try {
