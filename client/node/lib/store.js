@@ -126,7 +126,11 @@ function put(obj, key, value) {
 
 // sameCookie(a, b): whether two cookie forms (JSON) differ by no more than what express-session
 // changes on every request by itself: `expires` (the TTL carries the expiry) and an
-// originalMaxAge off by a few milliseconds.
+// originalMaxAge off by a few milliseconds. An originalMaxAge that differs more is still no
+// change when both cookies end at the same instant: an app that ends its sessions at a fixed
+// time sets cookie.expires to it on each request, and express-session's setter makes
+// originalMaxAge that instant less the request's time, shorter on every page; taken for a
+// change, every page that changed nothing saved the whole session instead of touching it.
 function sameCookie(a, b) {
   if (a === b) return true;
   let x;
@@ -144,8 +148,20 @@ function sameCookie(a, b) {
   if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return false;
   const mx = x.originalMaxAge;
   const my = y.originalMaxAge;
-  if (typeof mx === 'number' && typeof my === 'number') return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS;
+  if (typeof mx === 'number' && typeof my === 'number') {
+    return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS || sameInstant(x.expires, y.expires);
+  }
   return mx === my;
+}
+
+// sameInstant(a, b): whether two cookie expiries (JSON: ISO strings) name the same instant,
+// give or take express-session's millisecond drift (its touch recomputes the expiry from
+// originalMaxAge and the clock).
+function sameInstant(a, b) {
+  if (typeof a !== 'string' || typeof b !== 'string') return false;
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  return Number.isFinite(ta) && Number.isFinite(tb) && Math.abs(ta - tb) <= COOKIE_MAXAGE_SLACK_MS;
 }
 
 // withCookie(sess): a parsed session (plain JSON: the cookie's expires a string, no maxAge)
