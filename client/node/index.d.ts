@@ -312,7 +312,7 @@ declare namespace connectSessd {
     disableTTL?: boolean;
     /** Default JSON. */
     serializer?: Serializer;
-    /** LIST page size for ids() and all() (default 1000). */
+    /** LIST page size for ids() and all() (default 1000): a whole number of at least 1; sessd answers at most 1000 a page. */
     scanCount?: number;
     /** Save a session read from sessd by writing only the keys its request changed (default true). */
     merge?: boolean;

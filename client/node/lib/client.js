@@ -82,6 +82,14 @@ function checkId(id) {
   return id;
 }
 
+// checkUint(name, v): a LIST cursor or page size: a whole number of at least 0 (a cursor
+// as list returned it, perhaps a bigint). A string went out as a str, which sessd answers
+// BAD_REQUEST and closes the connection under the requests queued behind it.
+function checkUint(name, v) {
+  if ((Number.isSafeInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n && v < 2n ** 64n)) return v;
+  throw new RangeError(`${name} must be a whole number of at least 0, got ${typeof v === 'string' ? `the string '${v}'` : String(v)}`);
+}
+
 // The arguments of FLASH_PUSH and FLASH_PUSH_EXISTING, checked; msg in its wire form.
 function flashPushArgs(ns, id, type, msg, ttlMs) {
   return [checkNs(ns), checkId(id), checkType(type), codec.encodeFlashMessage(msg), checkTtl(ttlMs)];
@@ -803,7 +811,7 @@ class Client extends EventEmitter {
 
   // list(ns, cursor, limit): { cursor, entries: [{ id, ttlMs }] }; ids as utf8 strings.
   async list(ns, cursor = 0, limit = 1000) {
-    const r = await this.ok(OP.LIST, [checkNs(ns), cursor, limit]);
+    const r = await this.ok(OP.LIST, [checkNs(ns), checkUint('cursor', cursor), checkUint('limit', limit)]);
     if (!Array.isArray(r) || r.length !== 2 || !Array.isArray(r[1])) throw badResult('LIST result');
     return {
       cursor: uintResult(r[0], 'LIST cursor'),
@@ -908,4 +916,4 @@ class Client extends EventEmitter {
   }
 }
 
-module.exports = { Client, SessdError, DEFAULT_URL, dataTag };
+module.exports = { Client, SessdError, DEFAULT_URL, dataTag, optionNumber };

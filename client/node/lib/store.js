@@ -2,7 +2,7 @@
 const util = require('util');
 // SessdStore: an express-session store on sessd, with connect-redis v7 semantics.
 
-const { Client, dataTag } = require('./client');
+const { Client, dataTag, optionNumber } = require('./client');
 const codec = require('./codec');
 
 let BaseStore;
@@ -93,6 +93,43 @@ function warnUnknownOptions(opts) {
   });
   process.emitWarning(`connect-sessd SessdStore: unknown option(s) ignored: ${described.join(', ')}`, { code: 'CONNECT_SESSD_UNKNOWN_OPTION' });
 }
+// Options connect-redis takes, checked as a migrating app may set them (from the environment,
+// so perhaps strings): refused here, naming the option, rather than misread or failing each
+// request later.
+
+// checkPrefix(prefix): the prefix, a string leaving room for an id in sessd's 128 bytes. Not a
+// string, it was coerced ("[object Object]sid"); too long, every request failed.
+function checkPrefix(prefix) {
+  if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${util.inspect(prefix)}`);
+  if (Buffer.byteLength(prefix) > 127) throw new RangeError('prefix must be at most 127 bytes: with the session id after it, a sessd id is at most 128');
+  return prefix;
+}
+
+// checkSerializer(serializer): one with stringify and parse, or every page failed at its load.
+function checkSerializer(serializer) {
+  if (serializer === null || (typeof serializer !== 'object' && typeof serializer !== 'function') || typeof serializer.stringify !== 'function' || typeof serializer.parse !== 'function') {
+    throw new TypeError('serializer must be an object with stringify(sess) and parse(data) methods');
+  }
+  return serializer;
+}
+
+// checkFlag(name, v): a boolean option, false when not given. A string such as "false" (from
+// the environment) was true, and disabled touches or expiry without a word.
+function checkFlag(name, v) {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${util.inspect(v)}`);
+  return v;
+}
+
+// checkScanCount(v): the LIST page size, a whole number of at least 1 (or a string of one, as
+// read from the environment). A string went to sessd as a str, which it answers BAD_REQUEST,
+// closing the connection under the requests queued behind it.
+function checkScanCount(v) {
+  const n = optionNumber(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`scanCount must be a whole number of at least 1, got ${util.inspect(v)}`);
+  return n;
+}
+
 // After a CONFLICT, a save waits a random 0..min(2^attempt, 32) ms before it reads the session
 // again: requests that collided at once would otherwise retry in step, one winning per round.
 // Measured side by side with 25 attempts (N clients saving one session in a closed loop): a
@@ -252,16 +289,16 @@ class SessdStore extends BaseStore {
     if (this.namespace !== null && (typeof this.namespace !== 'string' || Buffer.byteLength(this.namespace) < 1 || Buffer.byteLength(this.namespace) > 64)) {
       throw new TypeError('namespace must be a string of 1..64 bytes');
     }
-    this.prefix = opts.prefix ?? '';
+    this.prefix = checkPrefix(opts.prefix ?? '');
     this.ttl = opts.ttl ?? DEFAULT_TTL_S;
     // A ttl that is not a number made every save a destroy (NaN is not > 0): refuse it here.
     if (typeof this.ttl !== 'function' && !(typeof this.ttl === 'number' && this.ttl > 0)) {
       throw new TypeError(`ttl must be a number of seconds above 0, or a function returning one; got ${util.inspect(this.ttl)}`);
     }
-    this.serializer = opts.serializer || JSON;
-    this.disableTouch = Boolean(opts.disableTouch);
-    this.disableTTL = Boolean(opts.disableTTL);
-    this.scanCount = opts.scanCount ?? 1000;
+    this.serializer = checkSerializer(opts.serializer || JSON);
+    this.disableTouch = checkFlag('disableTouch', opts.disableTouch);
+    this.disableTTL = checkFlag('disableTTL', opts.disableTTL);
+    this.scanCount = checkScanCount(opts.scanCount ?? 1000);
     // A shared client has its own connections and secret: options given here would be
     // ignored, and a requireAuth silently ignored is worse than an error.
     if (opts.client) {
