@@ -432,6 +432,8 @@ declare namespace connectSessd {
     markSession?: boolean | string;
     /** Called for every req.flash call that fails, awaited or not. If it throws, that becomes a process warning. */
     onError?: (err: ErrorWithCode, req: express.Request) => void;
+    /** connect-flash's: true replaces a `req.flash` an earlier middleware set (default false: it stays, with a warning). */
+    unsafe?: boolean;
   }
 
   interface FlashLocalsOptions {

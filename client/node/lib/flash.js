@@ -5,7 +5,9 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT } = require('./store');
+const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions } = require('./store');
+
+const FLASH_OPTIONS = new Set(['store', 'client', 'namespace', 'prefix', 'markSession', 'onError', 'unsafe']);
 const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
@@ -231,8 +233,14 @@ function jsonForm(msg) {
 // connect-flash keeps them), or client + namespace + prefix; markSession (default true: the first
 // push sets req.session._flash = true so express-session saves the session and sends its
 // cookie even with saveUninitialized: false; a string names another property; false turns
-// this off); onError(err, req): called for every req.flash call that fails, awaited or not.
+// this off); onError(err, req): called for every req.flash call that fails, awaited or not;
+// unsafe (connect-flash's: true replaces a req.flash an earlier middleware set).
 function flash(opts = {}) {
+  warnUnknownOptions('flash()', opts, FLASH_OPTIONS);
+  if (opts.unsafe !== undefined && typeof opts.unsafe !== 'boolean') {
+    throw new TypeError('connect-sessd flash(): unsafe must be a boolean');
+  }
+  const unsafe = opts.unsafe === true;
   const mark = opts.markSession === false ? null : typeof opts.markSession === 'string' ? opts.markSession : DEFAULT_MARK;
   if (opts.onError !== undefined && typeof opts.onError !== 'function') {
     throw new TypeError('connect-sessd flash(): onError must be a function');
@@ -257,7 +265,7 @@ function flash(opts = {}) {
   let warnedTaken = false;
 
   return function sessdFlash(req, res, next) {
-    if (req.flash) {
+    if (req.flash && !unsafe) {
       // Another req.flash (connect-flash left mounted after a move to connect-sessd, say)
       // came first and stays: say so once, since its flashes live in req.session.
       if (!warnedTaken) {

@@ -72,26 +72,28 @@ function editDistance(a, b) {
   return row[b.length];
 }
 
-// A misspelt option is otherwise silently the default: { namespce: 'shop' } would put the
-// app's sessions in the shared "default" namespace. Warn once per store, naming the option
-// it was probably meant to be. (A warning, not an error: options of another store carried
-// over in a migration, such as connect-redis's logErrors, must not stop the app.)
-function warnUnknownOptions(opts) {
-  const unknown = Object.keys(opts).filter((name) => opts[name] !== undefined && !KNOWN_OPTIONS.has(name));
+// warnUnknownOptions(what, opts, known): a process warning naming the options of ${opts}
+// not in the Set ${known}, each with the known one it probably meant; ${what} names the
+// constructor or middleware. A misspelt option is otherwise silently the default:
+// { namespce: 'shop' } would put the app's sessions in the shared "default" namespace.
+// (A warning, not an error: options of another store carried over in a migration, such as
+// connect-redis's logErrors, must not stop the app.)
+function warnUnknownOptions(what, opts, known) {
+  const unknown = Object.keys(opts).filter((name) => opts[name] !== undefined && !known.has(name));
   if (unknown.length === 0) return;
   const described = unknown.map((name) => {
     let best = null;
     let bestDistance = 3;
-    for (const known of KNOWN_OPTIONS) {
-      const d = editDistance(name.toLowerCase(), known.toLowerCase());
+    for (const k of known) {
+      const d = editDistance(name.toLowerCase(), k.toLowerCase());
       if (d < bestDistance) {
-        best = known;
+        best = k;
         bestDistance = d;
       }
     }
     return best ? `${name} (did you mean ${best}?)` : name;
   });
-  process.emitWarning(`connect-sessd SessdStore: unknown option(s) ignored: ${described.join(', ')}`, { code: 'CONNECT_SESSD_UNKNOWN_OPTION' });
+  process.emitWarning(`connect-sessd ${what}: unknown option(s) ignored: ${described.join(', ')}`, { code: 'CONNECT_SESSD_UNKNOWN_OPTION' });
 }
 // Options connect-redis takes, checked as a migrating app may set them (from the environment,
 // so perhaps strings): refused here, naming the option, rather than misread or failing each
@@ -266,7 +268,7 @@ class SessdStore extends BaseStore {
   // regenerateFlashes ('own' or 'all', see regenerate).
   constructor(opts = {}) {
     super();
-    warnUnknownOptions(opts);
+    warnUnknownOptions('SessdStore', opts, KNOWN_OPTIONS);
     if (opts.regenerateFlashes !== undefined && !REGENERATE_FLASHES.has(opts.regenerateFlashes)) {
       throw new TypeError(`regenerateFlashes must be 'own' or 'all'; got ${util.inspect(opts.regenerateFlashes)}`);
     }
@@ -820,4 +822,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions };

@@ -78,3 +78,40 @@ test('client.list with a limit or cursor that is no whole number is refused loca
     assert.ok(listed.reason instanceof RangeError || listed.reason instanceof TypeError, listed.reason.stack);
   }
 });
+
+// connect-flash's one option, unsafe: true, lets its req.flash replace one an earlier
+// middleware set. connect-sessd's flash() ignored it (and any misspelt option) without a word,
+// keeping the other req.flash.
+test('flash({ unsafe: true }) replaces an earlier req.flash, as connect-flash; an unknown flash option warns', async (t) => {
+  const express = require('express');
+  const session = require('express-session');
+  const { flash } = require('..');
+  const { Browser, listen, closeServer, waitFor } = require('./helpers');
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION' || w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'migrate-flash' });
+  t.after(() => store.client.terminate());
+  const app = express();
+  app.use(session({ store, secret: 'migrate-flash', resave: false, saveUninitialized: false }));
+  app.use((req, res, next) => {
+    req.flash = () => 'theirs';
+    next();
+  });
+  app.use(flash({ unsafe: true }));
+  app.get('/push', async (req, res) => res.json({ n: await req.flash('info', 'hi') }));
+  app.get('/pop', async (req, res) => res.json(await req.flash('info')));
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const br = new Browser(base);
+  assert.deepEqual(JSON.parse((await br.get('/push')).body), { n: 1 });
+  assert.deepEqual(JSON.parse((await br.get('/pop')).body), ['hi']);
+
+  assert.throws(() => flash({ unsafe: 'yes' }), TypeError);
+  flash({ markSesion: false, onerror: () => {} });
+  await waitFor(() => warnings.length > 0 || null, 'the warning');
+  assert.deepEqual(warnings, ['connect-sessd flash(): unknown option(s) ignored: markSesion (did you mean markSession?), onerror (did you mean onError?)']);
+});
