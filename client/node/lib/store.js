@@ -297,6 +297,12 @@ class SessdStore extends BaseStore {
     if (typeof this.ttl !== 'function' && !(typeof this.ttl === 'number' && this.ttl > 0)) {
       throw new TypeError(`ttl must be a number of seconds above 0, or a function returning one; got ${util.inspect(this.ttl)}`);
     }
+    // connect-redis 3 called a ttl function as ttl(store, sess, sessionID); such a function,
+    // given the session first, failed every save from inside it.
+    if (typeof this.ttl === 'function' && this.ttl.length >= 2) {
+      process.emitWarning(`connect-sessd SessdStore: the ttl function takes ${this.ttl.length} parameters: it is called as ttl(sess), ` +
+        'as connect-redis 7 calls it, not as connect-redis 3 did, ttl(store, sess, sessionID)', { code: 'CONNECT_SESSD_TTL_ARGS' });
+    }
     this.serializer = checkSerializer(opts.serializer || JSON);
     this.disableTouch = checkFlag('disableTouch', opts.disableTouch);
     this.disableTTL = checkFlag('disableTTL', opts.disableTTL);

@@ -115,3 +115,23 @@ test('flash({ unsafe: true }) replaces an earlier req.flash, as connect-flash; a
   await waitFor(() => warnings.length > 0 || null, 'the warning');
   assert.deepEqual(warnings, ['connect-sessd flash(): unknown option(s) ignored: markSesion (did you mean markSession?), onerror (did you mean onError?)']);
 });
+
+// connect-redis 3 called a ttl function as ttl(store, sess, sessionID); connect-redis 7, and
+// connect-sessd, as ttl(sess). Carried over, the old form got the session as `store` and
+// undefined as `sess`, and every save failed inside it ("Cannot read properties of
+// undefined"), with nothing naming the option.
+test('a ttl function of connect-redis 3\'s form (store, sess, sessionID) draws a warning naming the form', async (t) => {
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_TTL_ARGS') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const quiet = new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ttl: (sess) => sess.cookie.maxAge / 1000 });
+  quiet.client.terminate();
+  const old = new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ttl: (store, sess, sid) => (sid ? sess.cookie.maxAge / 1000 : 60) });
+  old.client.terminate();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0], /ttl function takes 3 parameters: it is called as ttl\(sess\)/);
+});
