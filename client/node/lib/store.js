@@ -115,10 +115,11 @@ function checkSerializer(serializer) {
   return serializer;
 }
 
-// checkFlag(name, v): a boolean option, false when not given. A string such as "false" (from
-// the environment) was true, and disabled touches or expiry without a word.
+// checkFlag(name, v): a boolean option, false when not given (undefined or null, as
+// connect-redis takes them). A string such as "false" (from the environment) was true, and
+// disabled touches or expiry without a word.
 function checkFlag(name, v) {
-  if (v === undefined) return false;
+  if (v === undefined || v === null) return false;
   if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${util.inspect(v)}`);
   return v;
 }

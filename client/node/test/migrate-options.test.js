@@ -51,7 +51,7 @@ test('store options of connect-redis that would misbehave are refused at constru
   // What connect-redis takes: numbers, booleans, a string prefix, a serializer of both.
   const ok = [
     { scanCount: 100 }, { scanCount: '100' }, { prefix: 'sess:' }, { prefix: '' },
-    { disableTouch: true }, { disableTouch: false }, { disableTTL: true }, { disableTTL: false },
+    { disableTouch: true }, { disableTouch: false }, { disableTTL: true }, { disableTTL: false }, { disableTouch: null },
     { serializer: { stringify: JSON.stringify, parse: JSON.parse } },
   ];
   for (const opts of ok) new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ...opts }).client.terminate();
