@@ -8,6 +8,7 @@ const { MAX_TTL_MS } = require('./codec');
 const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions } = require('./store');
 
 const FLASH_OPTIONS = new Set(['store', 'client', 'namespace', 'prefix', 'markSession', 'onError', 'unsafe']);
+const LOCALS_OPTIONS = new Set(['methods']);
 const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
@@ -398,7 +399,12 @@ function flash(opts = {}) {
 // methods it pops on (default ['GET']: a POST that redirects must not eat the flashes
 // meant for the page after it). Mount it after flash().
 flash.locals = function locals(opts = {}) {
-  const methods = new Set((opts.methods || ['GET']).map((m) => m.toUpperCase()));
+  warnUnknownOptions('flash.locals()', opts, LOCALS_OPTIONS);
+  const names = opts.methods ?? ['GET'];
+  if (!Array.isArray(names) || !names.every((m) => typeof m === 'string')) {
+    throw new TypeError(`connect-sessd flash.locals(): methods must be an array of method names (['GET']), got ${util.inspect(names)}`);
+  }
+  const methods = new Set(names.map((m) => m.toUpperCase()));
   return function sessdFlashLocals(req, res, next) {
     res.locals = res.locals || {};
     if (!methods.has(req.method) || typeof req.flash !== 'function' || !req.session) {

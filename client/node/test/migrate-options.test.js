@@ -135,3 +135,21 @@ test('a ttl function of connect-redis 3\'s form (store, sess, sessionID) draws a
   assert.equal(warnings.length, 1, warnings.join('\n'));
   assert.match(warnings[0], /ttl function takes 3 parameters: it is called as ttl\(sess\)/);
 });
+
+// flash.locals() took its options without a look: a misspelt `method` left the default (GET
+// only) without a word, and `methods: 'GET'` failed with "map is not a function".
+test('flash.locals() warns on an unknown option and names a methods that is not an array', async (t) => {
+  const { flash } = require('..');
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  assert.throws(() => flash.locals({ methods: 'GET' }), { name: 'TypeError', message: /flash\.locals\(\): methods must be an array of method names/ });
+  assert.throws(() => flash.locals({ methods: ['GET', 7] }), { name: 'TypeError', message: /methods must be an array/ });
+  flash.locals({ methods: ['get', 'HEAD'] });
+  flash.locals({ method: ['GET', 'HEAD'] });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(warnings, ['connect-sessd flash.locals(): unknown option(s) ignored: method (did you mean methods?)']);
+});
