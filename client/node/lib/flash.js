@@ -6,10 +6,11 @@
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
 const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions } = require('./store');
+const { unavailableError } = require('./connection');
 
+// The options flash() and flash.locals() know; others draw a warning (warnUnknownOptions).
 const FLASH_OPTIONS = new Set(['store', 'client', 'namespace', 'prefix', 'markSession', 'onError', 'unsafe']);
 const LOCALS_OPTIONS = new Set(['methods']);
-const { unavailableError } = require('./connection');
 
 const DEFAULT_MARK = '_flash';
 
