@@ -91,8 +91,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	/* The server had no room: for this connection, at its --max-connections (from
-	 * sessd_connect or a reconnection; sealed, from the first call after the HELLO), or for
-	 * an unfinished request. The connection is dropped; try again later. */
+	 * sessd_connect or a reconnection; sealed and let in on trial, from the first call
+	 * after the HELLO), or for an unfinished request. The connection is dropped; try again
+	 * later. */
 	SESSD_ERR_BUSY = 13,
 	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
 	 * a batch's SET_IF) found data other than what its tag names; nothing changed. The
