@@ -4,7 +4,7 @@
 # caller fills or reads, field by field as sessd.h lays it out. Checked by compiling the
 # man page's declarations after sessd.h: a prototype that differs is a conflicting
 # redeclaration, and each struct, renamed, must match the real one's fields' offsets and
-# sizes. Usage: man_synopsis.sh SCD CLIENT_DIR MAP CC [CC_ARGS...]
+# sizes. Its EXAMPLE must compile too. Usage: man_synopsis.sh SCD CLIENT_DIR MAP CC [CC_ARGS...]
 set -euo pipefail
 scd=$1 client=$2 map=$3
 shift 3
@@ -41,3 +41,21 @@ echo "ok: every exported function is declared in SYNOPSIS"
 "$@" -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$client" "$dir/check.c" ||
 	fail "libsessd.3's SYNOPSIS differs from sessd.h (the compiler says where)"
 echo "ok: SYNOPSIS matches sessd.h"
+
+# The EXAMPLE, as a function body (scdoc's \\ is one backslash).
+{
+	echo '#include <stdio.h>'
+	echo '#include <stdlib.h>'
+	echo '#include <sessd.h>'
+	echo 'int example(void);'
+	echo 'int example(void) {'
+	awk '/^# EXAMPLE/ { in_ex = 1; next }
+	     /^# / { in_ex = 0 }
+	     in_ex && /^```/ { block++; next }
+	     in_ex && block == 1 { print }' "$scd" | sed 's/\\\\/\\/g'
+	echo 'return 0; }'
+} >"$dir/example.c"
+grep -q sessd_connect "$dir/example.c" || fail "libsessd.3 has no EXAMPLE"
+"$@" -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$client" "$dir/example.c" ||
+	fail "libsessd.3's EXAMPLE does not compile"
+echo "ok: EXAMPLE compiles"
