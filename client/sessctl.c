@@ -1427,8 +1427,10 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 				/* A value out of place may be the id (--timeout ID): see shown_arg.
 				 */
 				shown_arg(v, shown);
-				usage_error("--timeout: '%s' is not a number of milliseconds",
-				            shown);
+				usage_error(
+				    "--timeout: '%s' is not a number of milliseconds from 1 "
+				    "to %d",
+				    shown, INT_MAX);
 				return PARSE_ERROR;
 			}
 			o->timeout_ms = (int)n;

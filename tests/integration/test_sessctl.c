@@ -390,6 +390,33 @@ LEAK_CHECKED_TEST(sessctl, version_matches_the_daemons)
 	expect(&r, 0, NULL);
 }
 
+/*
+ * A --timeout out of range says what range it takes, as --ttl does: "'0' is not a number of
+ * milliseconds" left a user who typed a number guessing what was wrong with it.
+ */
+LEAK_CHECKED_TEST(sessctl, a_timeout_out_of_range_names_the_range)
+{
+	/* Each as the message shows it: an argument of more than 6 bytes that is not
+	 * option-like is cut, as it may be a session id. */
+	static const char *const values[][2] = {
+	    {"0", "0"}, {"2147483648", "214748..."}, {"-5", "-5"}, {"abc", "abc"}};
+	char want[100];
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		RUN(&r, "--timeout", values[i][0], "ping");
+		snprintf(want, sizeof(want),
+		         "sessctl: --timeout: '%s' is not a number of milliseconds from 1 to "
+		         "2147483647\n",
+		         values[i][1]);
+		cr_assert_eq(strncmp((const char *)r.err.data, want, strlen(want)), 0,
+		             "--timeout %s: %s", values[i][0], (const char *)r.err.data);
+		expect(&r, 2, "");
+	}
+	RUN(&r, "--timeout", "2147483647", "ping");
+	expect(&r, 0, "pong\n");
+}
+
 LEAK_CHECKED_TEST(sessctl, usage_errors)
 {
 	static const char *const cases[][6] = {
