@@ -78,10 +78,11 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
 	size_t header = len <= 0xff ? 2 : 3;
 	uint8_t *field;
 
-	if (secret == NULL || len < 1 || len > CLIENT_MAX_SECRET) {
+	if (secret == NULL || len < CLIENT_MIN_SECRET || len > CLIENT_MAX_SECRET) {
 		errno = EINVAL;
-		return client_error(c, SESSD_ERR_USAGE, "a secret has 1 to %u bytes",
-		                    CLIENT_MAX_SECRET);
+		return client_error(c, SESSD_ERR_USAGE,
+		                    "a secret has %u to %u bytes, as sessd's --auth-file",
+		                    CLIENT_MIN_SECRET, CLIENT_MAX_SECRET);
 	}
 	if (!c->plain_auth)
 		return keep_psk(c, secret, len);
@@ -166,7 +167,7 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 		if (len > 0 && secret[len - 1] == '\r')
 			len--;
 	}
-	if (len < CLIENT_MIN_FILE_SECRET || len > CLIENT_MAX_SECRET)
+	if (len < CLIENT_MIN_SECRET || len > CLIENT_MAX_SECRET)
 		goto fail_length;
 	rc = client_set_secret(c, secret, len);
 	err = errno;
@@ -180,7 +181,7 @@ fail_length:
 	err = EINVAL;
 	client_error(c, rc,
 	             "auth file %s: the secret must be %u to %u bytes, less one trailing newline",
-	             path, CLIENT_MIN_FILE_SECRET, CLIENT_MAX_SECRET);
+	             path, CLIENT_MIN_SECRET, CLIENT_MAX_SECRET);
 fail_free:
 	sodium_free(secret);
 fail_close:

@@ -31,12 +31,12 @@
  */
 #define CLIENT_MAX_FRAME (1024u * 1024u * 1024u)
 /*
- * The longest secret HELLO carries, and the shortest a secret file may hold: sessd's own
- * limits for --auth-file (AUTH_MIN_SECRET, AUTH_MAX_SECRET in daemon/auth.h), so one file
- * serves the daemon and its clients.
+ * The longest and the shortest secret: sessd's own limits for --auth-file (AUTH_MIN_SECRET,
+ * AUTH_MAX_SECRET in daemon/auth.h), so one file serves the daemon and its clients, and a
+ * secret no sessd can hold is refused before anything is sent rather than at every HELLO.
  */
-#define CLIENT_MAX_SECRET      1024u
-#define CLIENT_MIN_FILE_SECRET 16u
+#define CLIENT_MAX_SECRET 1024u
+#define CLIENT_MIN_SECRET 16u
 
 struct sessd_client {
 	struct url url;
@@ -109,15 +109,15 @@ int client_ready(struct sessd_client *c);
  * Take the ${len} bytes of ${secret} (borrowed) for every HELLO, replacing any earlier secret:
  * with c->plain_auth a copy to show as it is (c->auth_field), else only the key derived from
  * it (c->psk) to seal connections with. Returns SESSD_OK, SESSD_ERR_USAGE (errno EINVAL:
- * ${len} is outside 1..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also when
- * libsodium cannot start), with c->errmsg saying which (never the secret).
+ * ${len} is outside CLIENT_MIN_SECRET..CLIENT_MAX_SECRET) or SESSD_ERR_NOMEM (errno ENOMEM; also
+ * when libsodium cannot start), with c->errmsg saying which (never the secret).
  */
 int client_set_secret(struct sessd_client *c, const void *secret, size_t len);
 
 /*
  * client_read_secret_file(c, path):
  * Read the secret from the file ${path} as sessd reads --auth-file: a regular file that other
- * users cannot access, its bytes less one trailing "\n" or "\r\n", CLIENT_MIN_FILE_SECRET to
+ * users cannot access, its bytes less one trailing "\n" or "\r\n", CLIENT_MIN_SECRET to
  * CLIENT_MAX_SECRET of them; then as client_set_secret. The bytes read pass only through
  * sodium_malloc'd memory. Returns SESSD_OK, SESSD_ERR_USAGE with errno from open, fstat or
  * read, EPERM (other users can access the file) or EINVAL (not a regular file, or a secret of

@@ -151,7 +151,7 @@ struct sessd_options {
 	const char *ns;          /* the namespace; NULL means "default" */
 	const char *client_name; /* sent in HELLO, at most 64 bytes (more: SESSD_ERR_USAGE);
 	                          * NULL means "libsessd" */
-	const void *auth;        /* the secret, auth_len (1..1024) bytes, copied; NULL: none */
+	const void *auth;        /* the secret, auth_len (16..1024) bytes, copied; NULL: none */
 	size_t auth_len;
 	const char *auth_file; /* a file holding the secret, read once by sessd_connect */
 	/* Refuse (SESSD_ERR_AUTH) a server whose HELLO reply does not say it checked the
@@ -187,7 +187,7 @@ struct sessd_options {
  * connection broke (or that the stopping server answered SHUTTING_DOWN).
  * SESSD_ERR_NOMEM: errno ENOMEM.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
- * outside 1..1024, auth_len without auth, require_auth or plain_auth without a secret. For
+ * outside 16..1024, auth_len without auth, require_auth or plain_auth without a secret. For
  * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can
  * access the file; EINVAL when it is not a regular file or its secret is not 16 to 1024
  * bytes.

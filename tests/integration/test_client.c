@@ -1405,12 +1405,12 @@ LEAK_CHECKED_TEST(auth, a_wrong_or_missing_secret_is_refused)
 		cr_assert(strstr(errbuf, "(AUTH_FAILED: wrong") != NULL, "errbuf: %s", errbuf);
 		cr_assert_null(strstr(errbuf, "k9Vq0"), "errbuf: %s", errbuf);
 		opts.plain_auth = false;
-		/* The secret less its last byte, and one byte: a prefix is not the secret. */
+		/* The secret less its last byte, and its first 16: a prefix is not the secret. */
 		opts.auth = AUTH_SECRET;
 		opts.auth_len = strlen(AUTH_SECRET) - 1;
 		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a prefix");
-		opts.auth_len = 1;
-		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "one byte");
+		opts.auth_len = 16;
+		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "16 bytes");
 		opts = (struct sessd_options){.timeout_ms = 10000, .auth_file = other};
 		cr_assert_eq(sessd_connect(urls[i], &opts, &c), SESSD_ERR_AUTH, "a wrong file");
 		opts.require_auth = true;
@@ -1504,8 +1504,11 @@ LEAK_CHECKED_TEST(auth, bad_secret_options_are_usage_errors)
 	     EINVAL,
 	     "both",
 	     "both auth and auth_file"},
-	    {{.auth = AUTH_SECRET, .auth_len = 0}, EINVAL, "auth_len 0", "1 to 1024 bytes"},
-	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025", "1 to 1024 bytes"},
+	    {{.auth = AUTH_SECRET, .auth_len = 0}, EINVAL, "auth_len 0", "16 to 1024 bytes"},
+	    /* Shorter than any --auth-file: no sessd could hold it. */
+	    {{.auth = AUTH_SECRET, .auth_len = 1}, EINVAL, "auth_len 1", "16 to 1024 bytes"},
+	    {{.auth = AUTH_SECRET, .auth_len = 15}, EINVAL, "auth_len 15", "16 to 1024 bytes"},
+	    {{.auth = big, .auth_len = 1025}, EINVAL, "auth_len 1025", "16 to 1024 bytes"},
 	    {{.auth_len = 32}, EINVAL, "auth_len without auth", "auth_len is set without auth"},
 	    {{.require_auth = true}, EINVAL, "require_auth without a secret", "require_auth needs"},
 	    {{.plain_auth = true}, EINVAL, "plain_auth without a secret", "plain_auth needs"},
