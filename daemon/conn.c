@@ -157,8 +157,15 @@ struct conn {
 	 * can replay it and be answered; only a record under the agreed key shows the peer holds
 	 * the secret. Until then the connection stays on the set's ungreeted list, displaceable. */
 	bool greeted;
-	bool hello_done;  /* HELLO is done and its deadline disarmed */
+	bool hello_done;  /* HELLO is done */
 	bool peer_proved; /* sealed: a record from the client has authenticated */
+	/* The HELLO deadline is disarmed: plain, once HELLO is done; sealed, once peer_proved
+	 * too. A replayed sealed HELLO is answered, so its answer cannot end the deadline: such
+	 * connections, held open without the secret, were bounded only by --max-connections. */
+	bool deadline_met;
+	/* Its SHUTTING_DOWN is for a sealed connection from which no record came by the HELLO
+	 * deadline. */
+	bool unproven;
 	/* Replies are out and our side is shut down; reading on (and discarding) until the
 	 * client closes, so unread requests in the kernel cannot turn our close into a reset
 	 * that destroys the replies still in flight. */
@@ -390,7 +397,11 @@ static void say_goodbye(struct conn *c)
 	c->owes_goodbye = false;
 	const char *why = "sessd is stopping; requests without a reply were not carried out";
 
-	if (c->displaced)
+	if (c->unproven)
+		why = "sessd closed this sealed connection: no request came within --hello-timeout "
+		      "of connecting, and only a record from the client shows it holds the secret "
+		      "(a sealed HELLO can be replayed); send a request or PING soon after HELLO";
+	else if (c->displaced)
 		why =
 		    "sessd closed this idle connection to make room at --max-connections; connect "
 		    "again when needed";
@@ -1103,8 +1114,10 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	/* Every frame before a refused record is handled: now its answer, and the end. */
 	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
 		refuse_frame(c, CODEC_BAD_REQUEST, c->record_fault);
-	if (!c->hello_done && c->peer.ready) {
+	if (!c->hello_done && c->peer.ready)
 		c->hello_done = true;
+	if (c->hello_done && !c->deadline_met && (c->peer.seal == NULL || c->peer_proved)) {
+		c->deadline_met = true;
 		if (!c->closing)
 			evtimer_del(c->timer);
 	}
@@ -1623,6 +1636,17 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)fd, (void)what;
+	if (!c->closing && c->hello_done && !c->deadline_met) {
+		/* Sealed, answered, and no record from the client: it may be a replay, or a client
+		 * that said HELLO and went idle, which SHUTTING_DOWN tells that nothing of it was
+		 * lost. */
+		log_debug("a sealed client sent no record within %d s; closing it",
+		          c->set->cfg.hello_timeout_s);
+		c->unproven = true;
+		c->owes_goodbye = true;
+		begin_closing(c);
+		return;
+	}
 	if (!c->closing && !c->peer.ready)
 		log_debug("a client sent no HELLO within %d s; closing it",
 		          c->set->cfg.hello_timeout_s);

@@ -967,6 +967,73 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_holds_no_slot, .timeout = 60)
 	cr_expect_eq(harness_stop(&d), 0);
 }
 
+/* Read and drop what ${fd} still sends until its end; fails the test if it does not end
+ * within the harness's I/O timeout (10 s). */
+static void expect_ends(int fd, const char *what)
+{
+	uint8_t sink[4096];
+	ssize_t r;
+
+	do
+		r = recv(fd, sink, sizeof(sink), 0);
+	while (r > 0 || (r == -1 && errno == EINTR));
+	cr_assert(r == 0 || errno == ECONNRESET, "%s: the connection is still open (%s)", what,
+	          strerror(errno));
+}
+
+/*
+ * A replayed sealed HELLO is answered, and only a record from the client shows it holds the
+ * secret: until one opens, --hello-timeout still runs. Found by the hostile review: a replay
+ * stayed open for good (with --hello-timeout 1, still open 10 s later), so a recording let
+ * anyone hold connections without the secret. A client with the keys that said nothing is
+ * told SHUTTING_DOWN (nothing of it was lost); one that sent a PING keeps its connection.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_is_closed_at_the_hello_timeout, .timeout = 60)
+{
+	const char *const args[] = {"--auth-file", secret_path, "--hello-timeout", "1", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed idle, busy;
+	struct seal *recorded;
+	struct buf auth;
+	uint8_t *body;
+	int replay;
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	seal_psk(psk, secret, strlen(secret));
+	recorded = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(recorded);
+	buf_init(&auth);
+	kx_map(&auth, c_pk, c_proof);
+	replay = harness_connect(d.unix_url);
+	cr_assert_geq(replay, 0);
+	rep = hello_with(replay, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
+	free(body);
+	idle = sealed_open(d.unix_url);
+	busy = sealed_open(d.unix_url);
+	cr_assert_eq(sealed_call(&busy, &ping, NULL, NULL), CODEC_OK);
+	expect_ends(replay, "a replayed sealed HELLO, 10 s after its --hello-timeout of 1 s");
+	sealed_reply(&idle, &rep, &body);
+	cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "status %u", rep.status);
+	cr_expect_eq(rep.request_id, 0);
+	cr_expect_neq(memmem(rep.message.ptr, rep.message.len, "--hello-timeout", 15), NULL,
+	              "the message names --hello-timeout: %.*s", (int)rep.message.len,
+	              (const char *)rep.message.ptr);
+	free(body);
+	cr_expect_eq(read_record(&idle), -1, "the idle sealed connection is closed");
+	cr_assert_eq(sealed_call(&busy, &ping, NULL, NULL), CODEC_OK,
+	             "a sealed connection that sent a record is kept past the deadline");
+	close(replay);
+	sealed_close(&idle);
+	sealed_close(&busy);
+	seal_free(recorded);
+	buf_finish(&auth);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
 /*
  * Write one recorded sealed HELLO (whoever saw a client's can send it again, without the
  * secret) on ${n} new connections at once, into ${fds}: every connection is accepted first

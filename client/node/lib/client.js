@@ -254,6 +254,11 @@ class Client extends EventEmitter {
         this.emit('connect', hello);
       }
       this.emit(POOL_READY, hello);
+      // Sealed: sessd counts a connection as authenticated only once a record from it has
+      // opened (a recorded HELLO can be replayed), and closes it at its --hello-timeout
+      // (SHUTTING_DOWN) until then: a pool connection, opened ahead of use, would be closed
+      // and opened again every few seconds while idle. A PING is that record.
+      if (conn.sealed && conn.pendingCount === 0) conn.request(OP.PING, []).catch(() => {});
     });
     conn.on('close', (err, wasReady) => {
       if (wasReady) this.readyCount--;

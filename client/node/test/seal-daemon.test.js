@@ -214,3 +214,22 @@ test('seal: after a daemon restart the pool reconnects, with a fresh exchange', 
   await Promise.all(Array.from({ length: 200 }, (_, i) => c.set(null, `r${i}`, `after ${i}`, 60000)));
   assert.equal(String(await c.get(null, 'r7')), 'after 7');
 });
+
+// sessd counts a sealed connection as authenticated only once a record from the client has
+// opened (a recorded HELLO can be replayed), and closes it at --hello-timeout until then. The
+// pool's connections are opened ahead of use: each sends a PING after its HELLO, so one left
+// idle is kept (without it, each was closed with SHUTTING_DOWN and opened again every
+// --hello-timeout).
+test('seal: idle pool connections outlive --hello-timeout', async (t) => {
+  const d = new Daemon();
+  d.extraArgs = ['--auth-file', d.writeSecret(SECRET), '--hello-timeout', '1'];
+  await d.start();
+  t.after(() => d.cleanup());
+  const c = client(t, { url: d.unixUrl, auth: SECRET, poolSize: 2 });
+  await c.ready();
+  await waitFor(() => c.slots.every((s) => s.conn && s.conn.state === 'ready'), 'both connections');
+  const conns = c.slots.map((s) => s.conn);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.ok(c.slots.every((s, i) => s.conn === conns[i] && s.conn.state === 'ready'), 'a pool connection was closed and opened again');
+  await c.ping();
+});
