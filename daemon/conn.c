@@ -64,6 +64,14 @@
 /* A connection makes at most this fraction of a turn's replies (turn_output_bytes) before the
  * others have their turn, beyond the first frame it is handed. */
 #define CONN_TURN_SHARES 16
+/* Frames a turn handles, over all connections, before the rest wait for the next turn; a
+ * connection handles at most a CONN_TURN_SHARES-th of it. The reply budget alone let a turn run
+ * every frame read, as many as a read holds per connection: 50 connections pipelining PINGs
+ * (whether they read their replies or not) made turns of 90,000 frames, and a PING from
+ * another client waited 10 ms for each (p50 9.5 ms; 40 ms at worst while 50 non-readers
+ * filled their 4 MiB of replies). 8,192 small frames take about a millisecond; a connection
+ * held for it goes first in the next turn if it got nothing in this one (hold_over). */
+#define CONN_TURN_FRAMES 8192u
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
  * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
@@ -702,6 +710,7 @@ static void hold_over(struct conn *c, bool starved)
 
 	c->held_over = true;
 	c->held_starved = starved;
+	s->held_over_total++;
 	TAILQ_INSERT_TAIL(starved ? &s->held_starved : &s->held_over, c, held_over_link);
 }
 
@@ -1068,6 +1077,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			completed = true;
 			continue;
 		}
+		/* Frames, whatever their replies: a turn of small requests is bounded too. */
+		if (s->turn_frames + handled >= CONN_TURN_FRAMES ||
+		    handled >= CONN_TURN_FRAMES / CONN_TURN_SHARES) {
+			hold_over(c, made == 0 && unsent(c) == 0);
+			break;
+		}
 		past_budget = s->turn_output + made >= s->cfg.turn_output_bytes ||
 		              made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES;
 		if (past_budget && !small_may_pass(c, made, spare, frame, now_ms)) {
@@ -1126,6 +1141,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		c->in_start = c->in_end = 0;
 	if (completed)
 		c->active_tick = s->ticks;
+	s->turn_frames += handled;
 	note_held(c, completed);
 	if (c->broken)
 		return finish_broken(c);
@@ -1964,6 +1980,7 @@ void conn_set_flush(struct conn_set *s, bool committed)
 
 	s->turn_output = 0;
 	s->turn_spare = 0;
+	s->turn_frames = 0;
 	/* Work on a detached list: a connection that resumes reading here may queue replies
 	 * again, for the next flush. */
 	TAILQ_INIT(&batch);

@@ -119,6 +119,10 @@ struct conn_set {
 	struct conn_list held_over;
 	struct conn_list held_starved;
 	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
+	size_t turn_frames; /* frames handled this turn (CONN_TURN_FRAMES, conn.c) */
+	/* Times a connection's frames were left for the next turn, a budget of the turn (replies
+	 * or frames) or the connection's share of it being spent: for STATS. */
+	uint64_t held_over_total;
 	/* Of those, the bytes of small replies made past turn_output_bytes (small_may_pass). */
 	size_t turn_spare;
 

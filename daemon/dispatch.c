@@ -1196,7 +1196,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 27) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 28) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1229,7 +1229,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "malformed_total",
 		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total) ||
-		    write_key_uint(out, "hello_abandoned_total", d->stats->hello_abandoned_total))
+		    write_key_uint(out, "hello_abandoned_total", d->stats->hello_abandoned_total) ||
+		    write_key_uint(out, "held_over_total", d->stats->held_over_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

@@ -51,6 +51,9 @@ struct dispatch_server_stats {
 	/* Sealed HELLOs put off whose client had stopped sending by their turn: closed
 	 * without the key exchange (conn_set_retry). */
 	uint64_t hello_abandoned_total;
+	/* Times a connection's requests were left for the next loop turn, the turn's budget
+	 * spent (conn_set.held_over_total). */
+	uint64_t held_over_total;
 };
 
 struct auth;

@@ -1156,6 +1156,48 @@ LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
 	stop_clean();
 }
 
+/*
+ * Small requests cost the loop whatever their replies: a turn handles 8,192 frames at most, a
+ * connection 512 of them, and the rest wait for the next turns (one that got nothing in a turn
+ * goes first in the next). Found by the hostile review: 50 connections pipelining PINGs,
+ * reading their replies or not, made turns of some 90,000 frames (the reply budget counts
+ * bytes, and a PING's reply is a few), and another client's PING waited about 10 ms for each.
+ * Here 20 connections send 4,000 PINGs each in one write and read nothing while a good client
+ * is served; then each reads its 4,000 replies, in order, none lost; and STATS counts the
+ * connections held over to a later turn (none before: every frame read ran in that turn).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_flood_of_small_requests_is_spread_over_loop_turns, .timeout = 60)
+{
+	enum { CONNS = 20, PINGS = 4000 };
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	int flood[CONNS], good;
+	struct buf pings;
+
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&pings);
+	for (int i = 0; i < PINGS; i++) {
+		ping.request_id = 1 + (uint64_t)i;
+		encode(&pings, &ping);
+	}
+	for (int i = 0; i < CONNS; i++)
+		flood[i] = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int i = 0; i < CONNS; i++)
+		harness_send_buf(flood[i], &pings);
+	for (int k = 0; k < 10; k++)
+		ping_ok(good, 100 + (uint64_t)k);
+	for (int i = 0; i < CONNS; i++) {
+		expect_ok_replies(flood[i], PINGS, 1);
+		close(flood[i]);
+	}
+	cr_expect_gt(stat_of(good, NULL, "held_over_total"), 0,
+	             "%d connections' %d pipelined PINGs each ran in the turns that read them",
+	             CONNS, PINGS);
+	buf_finish(&pings);
+	close(good);
+	stop_clean();
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 /* Make close(2) send a reset instead of a FIN (TCP); a no-op on Unix sockets. */
