@@ -919,6 +919,35 @@ LEAK_CHECKED_TEST(sealed, many_sealed_connections_share_guarded_memory)
 	}
 }
 
+/* A recorded sealed HELLO's auth map into ${auth} (to finish): whoever saw it can replay it
+ * without the secret. Returns the seal that made it (free with seal_free). */
+static struct seal *recorded_hello(struct buf *auth)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct seal *recorded;
+
+	seal_psk(psk, secret, strlen(secret));
+	recorded = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(recorded);
+	buf_init(auth);
+	kx_map(auth, c_pk, c_proof);
+	return recorded;
+}
+
+/* A new connection to ${url} on which ${auth} was replayed, and answered. */
+static int replayed(const char *url, const struct buf *auth)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd = harness_connect(url);
+
+	cr_assert_geq(fd, 0);
+	rep = hello_with(fd, auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
+	free(body);
+	return fd;
+}
+
 /*
  * A sealed HELLO carries no challenge from the server, so one recorded off the wire can be
  * replayed by someone without the secret, and is answered. It must not hold a slot: at
@@ -929,28 +958,16 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_holds_no_slot, .timeout = 60)
 {
 	const char *const args[] = {"--auth-file", secret_path, "--max-connections", "2", NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
 	struct harness_daemon d;
-	struct codec_reply rep;
 	struct sealed first, second;
 	struct seal *recorded;
 	struct buf auth;
-	uint8_t *body;
 	int replay[2];
 
 	cr_assert_eq(harness_start(&d, args), 0);
-	seal_psk(psk, secret, strlen(secret));
-	recorded = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(recorded);
-	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
-	for (int i = 0; i < 2; i++) {
-		replay[i] = harness_connect(d.unix_url);
-		cr_assert_geq(replay[i], 0);
-		rep = hello_with(replay[i], &auth, &body);
-		cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
-		free(body);
-	}
+	recorded = recorded_hello(&auth);
+	for (int i = 0; i < 2; i++)
+		replay[i] = replayed(d.unix_url, &auth);
 	/* Both slots hold replays: clients with the secret still get in, and keep their slots
 	 * once they have sent a record. */
 	first = sealed_open(d.unix_url);
@@ -992,7 +1009,6 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_is_closed_at_the_hello_timeout, 
 {
 	const char *const args[] = {"--auth-file", secret_path, "--hello-timeout", "1", NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
 	struct harness_daemon d;
 	struct codec_reply rep;
 	struct sealed idle, busy;
@@ -1002,16 +1018,8 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_is_closed_at_the_hello_timeout, 
 	int replay;
 
 	cr_assert_eq(harness_start(&d, args), 0);
-	seal_psk(psk, secret, strlen(secret));
-	recorded = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(recorded);
-	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
-	replay = harness_connect(d.unix_url);
-	cr_assert_geq(replay, 0);
-	rep = hello_with(replay, &auth, &body);
-	cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
-	free(body);
+	recorded = recorded_hello(&auth);
+	replay = replayed(d.unix_url, &auth);
 	idle = sealed_open(d.unix_url);
 	busy = sealed_open(d.unix_url);
 	cr_assert_eq(sealed_call(&busy, &ping, NULL, NULL), CODEC_OK);
@@ -1045,15 +1053,10 @@ static void hello_burst(struct sealed *watcher, int *fds, int n, size_t junk)
 {
 	struct codec_request hello = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
 	struct seal *recorded;
 	struct buf auth, frame;
 
-	seal_psk(psk, secret, strlen(secret));
-	recorded = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(recorded);
-	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
+	recorded = recorded_hello(&auth);
 	hello.client_name = str("burst");
 	hello.auth = (struct mp_bytes){auth.data, auth.len};
 	buf_init(&frame);
