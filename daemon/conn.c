@@ -144,9 +144,9 @@ struct conn {
 	/* On the set's waiting list: its first unhandled frame was put off (DISPATCH_LATER);
 	 * nothing of it is read or handled until conn_set_retry. */
 	bool waiting;
-	/* On one of the set's held lists: the turn's output budget, or its own share of it, ran
-	 * out before its next frame; it goes on in the next turn, reading nothing meanwhile.
-	 * held_starved: on held_starved, held before it was handed anything this turn. */
+	/* On one of the set's held lists: the turn's budget of replies or of frames, or its own
+	 * share, ran out before its next frame; it goes on in the next turn, reading nothing
+	 * meanwhile. held_starved: on held_starved, held before it was handed anything. */
 	bool held_over;
 	bool held_starved;
 	/* Taken off a held list, and handed no frame since: peer_gone is asked first. */

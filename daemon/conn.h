@@ -113,9 +113,9 @@ struct conn_set {
 	/* Connections that have not said HELLO yet (sealed: or sent no record yet), oldest first.
 	 */
 	struct conn_list ungreeted;
-	/* Connections with frames left when the turn's output budget (or their share of it) ran
-	 * out, oldest first: they go on in the next turn (conn_set_resume_held). held_starved:
-	 * those held before they were handed a frame in that turn. */
+	/* Connections with frames left when the turn's budget of replies or frames (or their share
+	 * of it) ran out, oldest first: they go on in the next turn (conn_set_resume_held).
+	 * held_starved: those held before they were handed a frame in that turn. */
 	struct conn_list held_over;
 	struct conn_list held_starved;
 	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
@@ -171,7 +171,8 @@ struct conn_set {
 
 /*
  * conn_set_has_held(s): whether connections wait for the next turn to go on with frames they
- * have read (the last turn's output budget ran out): the loop must not wait for I/O then.
+ * have read (the last turn's budget of replies or of frames ran out): the loop must not wait
+ * for I/O then.
  */
 bool conn_set_has_held(const struct conn_set *s);
 
