@@ -27,8 +27,8 @@
  * Memory accounting (max_bytes, stats bytes) counts malloc_usable_size of every allocation
  * that grows with what clients store: each session node and its flash allocations; each
  * namespace's record and its session table (both tables while it resizes), in the
- * namespace's bytes too; and the store's namespace index (the table of names, ns_slots and
- * ns_free), in the store's bytes only. The tables are charged when they are allocated or
+ * namespace's bytes too; and the store's namespace index (the table of names and the chunks
+ * of namespace slots), in the store's bytes only. The tables are charged when they are allocated or
  * freed, never per request. Without the namespaces in it, one tiny session per namespace
  * held about six times max_bytes. Every allocation is checked against max_bytes before it
  * is kept, so a failed write leaves the figure as it was, except that the namespace index
@@ -41,7 +41,8 @@
 /* Buckets a write that does not fit moves of its namespace's table, while it moves to a bigger
  * one (see sess_table_hurry). */
 #define DICT_HURRY_BUCKETS 1024u
-/* Nodes a bucket a session table takes on average when growing it would not fit max_bytes. */
+/* Nodes a bucket a table (a namespace's, or the names') takes on average when growing it
+ * would not fit max_bytes. */
 #define DICT_FULL_LOAD 4u
 /* The most a table shrinks by in one resize (see dict_maybe_shrink). */
 #define DICT_SHRINK_MOST 8u
@@ -67,6 +68,8 @@
 	(sizeof(struct ns) + DICT_MIN_BUCKETS * sizeof(struct hnode *) + 2 * MALLOC_SLACK)
 /* Sessions CLEAR frees before it returns; the rest are left to store_expire. */
 #define CLEAR_INLINE_SESSIONS 128u
+/* Namespace slots come in chunks of this many (see struct ns_chunk). */
+#define NS_CHUNK_SLOTS 1024u
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -117,6 +120,18 @@ struct ns {
 	uint8_t name[64];
 };
 
+/*
+ * Namespace slots and the free list, a chunk at a time: the index grows by one chunk (12 KiB),
+ * never by copying every slot into arrays twice the size, which a million namespaces made 12
+ * MiB more for one more namespace, and for a moment twice that. The free list's entries
+ * [k * NS_CHUNK_SLOTS, (k + 1) * NS_CHUNK_SLOTS) live in chunk k: it never has more entries
+ * than there are slots.
+ */
+struct ns_chunk {
+	struct ns *slots[NS_CHUNK_SLOTS];
+	uint32_t free[NS_CHUNK_SLOTS];
+};
+
 struct store {
 	struct store_config cfg;
 	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
@@ -129,14 +144,15 @@ struct store {
 	/* The most bytes held since store_bytes_peak_reset (see store_bytes_peak): a load and a
 	 * CLEAR between two of the server's ticks must still count as memory freed. */
 	uint64_t bytes_peak;
-	/* A namespace a write holds while it makes room (see sess_table_reserve): kept even
+	/* A namespace a write holds while it makes room (see dict_reserve_within): kept even
 	 * when freeing expired sessions empties it. NULL: none. */
 	struct ns *ns_pinned;
-	/* Sessions name their namespace by index into ns_slots; freed indexes are reused. */
-	struct ns **ns_slots;
-	uint32_t *ns_free;
-	size_t ns_slots_len;
-	size_t ns_slots_cap;
+	/* Sessions name their namespace by index into the slots (ns_slot); freed indexes are
+	 * reused. */
+	struct ns_chunk **ns_chunks;
+	size_t ns_chunks_len;
+	size_t ns_chunks_cap;
+	size_t ns_slots_len; /* slots handed out, free ones included */
 	size_t ns_free_len;
 	uint64_t sessions;
 	uint64_t bytes;
@@ -516,32 +532,33 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
 }
 
 /*
- * Make room in ${ns}'s table for one more session (dict_reserve, with ${extra} bytes of the
- * session counted). When the table must grow and that does not fit, make_room frees dropped
- * and expired sessions for the growth too, as it did for the session: a table that doubles
- * needs far more than the session that tips it. The caller holds ${ns} and no link into it;
- * ${ns} is kept even if that empties it. Returns 0, or -1 with ENOMEM and nothing changed.
+ * Make room in ${d} (a namespace's table, or the names') for one more node (dict_reserve,
+ * with ${extra} bytes of the node counted). When the table must grow and that does not fit,
+ * make_room frees dropped and expired sessions for the growth too, as it did for the node: a
+ * table that doubles needs far more than the node that tips it. The caller holds no link into
+ * ${d}; a namespace that ${d} is the table of is kept even if that empties it. Returns 0, or
+ * -1 with ENOMEM and nothing changed.
  */
-static int sess_table_reserve(struct store *st, struct ns *ns, size_t extra, uint64_t now_ms)
+static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, uint64_t now_ms)
 {
 	size_t buckets;
 
-	if (dict_reserve(st, &ns->sessions, extra) == 0)
+	if (dict_reserve(st, d, extra) == 0)
 		return 0;
-	buckets = dict_grow_buckets(&ns->sessions);
+	buckets = dict_grow_buckets(d);
 	if (st->cfg.max_bytes == 0 || buckets == 0)
 		return -1;
-	st->ns_pinned = ns;
+	st->ns_pinned = dict_owner(st, d);
 	make_room(st, buckets * sizeof(struct hnode *) + MALLOC_SLACK + extra, now_ms);
 	st->ns_pinned = NULL;
-	if (dict_reserve(st, &ns->sessions, extra) == 0)
+	if (dict_reserve(st, d, extra) == 0)
 		return 0;
-	/* The session may fit where the table's growth does not (a million sessions' table
-	 * doubles by 16 MiB for one more session of a kilobyte): the chains grow longer
-	 * instead, up to DICT_FULL_LOAD nodes a bucket, rather than the store refusing every
-	 * new session with that much free. The next growth that fits spreads them again. */
-	if (ns->sessions.table[0] != NULL &&
-	    ns->sessions.used < DICT_FULL_LOAD * ns->sessions.size[0] && fits(st, extra, 0))
+	/* The node may fit where the table's growth does not (a million sessions' table doubles
+	 * by 16 MiB for one more session of a kilobyte, a million namespaces' names as much for
+	 * one more namespace): the chains grow longer instead, up to DICT_FULL_LOAD nodes a
+	 * bucket, rather than the store refusing every new one with that much free. The next
+	 * growth that fits spreads them again. */
+	if (d->table[0] != NULL && d->used < DICT_FULL_LOAD * d->size[0] && fits(st, extra, 0))
 		return 0;
 	errno = ENOMEM;
 	return -1;
@@ -745,48 +762,62 @@ static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len
 	return ns;
 }
 
-/* The memory of the namespace slots and their free list. */
-static size_t ns_slots_memory(const struct store *st)
+/* The slot of namespace ${index}, which is below ns_slots_len. */
+static struct ns **ns_slot(const struct store *st, size_t index)
 {
-	return malloc_usable_size(st->ns_slots) + malloc_usable_size(st->ns_free);
+	return &st->ns_chunks[index / NS_CHUNK_SLOTS]->slots[index % NS_CHUNK_SLOTS];
+}
+
+/* Entry ${at} of the free list, which is below ns_slots_len. */
+static uint32_t *ns_free_entry(const struct store *st, size_t at)
+{
+	return &st->ns_chunks[at / NS_CHUNK_SLOTS]->free[at % NS_CHUNK_SLOTS];
 }
 
 /*
- * Double the namespace slots, within max_bytes: 0, or -1 with ENOMEM and nothing changed.
- * New arrays rather than realloc, so that the limit is checked before the old ones go.
+ * One more chunk of namespace slots (and a bigger list of chunks when it is full, which a
+ * million namespaces make 8 KiB), within max_bytes, each checked before it is allocated: 0,
+ * or -1 with ENOMEM and nothing changed.
  */
-static int ns_slots_grow(struct store *st)
+static int ns_index_grow(struct store *st)
 {
-	size_t cap = st->ns_slots_cap != 0 ? 2 * st->ns_slots_cap : 8;
-	struct ns **slots = NULL;
-	uint32_t *free_list = NULL;
-	size_t added, removed = ns_slots_memory(st);
+	size_t cap = st->ns_chunks_cap != 0 ? 2 * st->ns_chunks_cap : 4;
+	size_t removed = malloc_usable_size(st->ns_chunks);
+	struct ns_chunk **chunks;
+	struct ns_chunk *chunk;
 
-	if (cap > UINT32_MAX)
+	if (st->ns_slots_len > UINT32_MAX - NS_CHUNK_SLOTS || !fits(st, sizeof(*chunk), 0))
 		goto fail;
-	slots = malloc(cap * sizeof(*slots));
-	free_list = malloc(cap * sizeof(*free_list));
-	if (slots == NULL || free_list == NULL)
-		goto fail_free;
-	added = malloc_usable_size(slots) + malloc_usable_size(free_list);
-	if (!fits(st, added, removed))
-		goto fail_free;
-	if (st->ns_slots_len > 0)
-		memcpy(slots, st->ns_slots, st->ns_slots_len * sizeof(*slots));
-	if (st->ns_free_len > 0)
-		memcpy(free_list, st->ns_free, st->ns_free_len * sizeof(*free_list));
-	free(st->ns_slots);
-	free(st->ns_free);
-	st->ns_slots = slots;
-	st->ns_free = free_list;
-	st->ns_slots_cap = cap;
-	st->bytes = st->bytes + added - removed;
+	if (st->ns_chunks_len == st->ns_chunks_cap) {
+		if (!fits(st, cap * sizeof(*chunks) + sizeof(*chunk), removed))
+			goto fail;
+		chunks = malloc(cap * sizeof(*chunks));
+		if (chunks == NULL)
+			goto fail;
+		if (!fits(st, malloc_usable_size(chunks) + sizeof(*chunk), removed)) {
+			free(chunks);
+			goto fail;
+		}
+		if (st->ns_chunks_len > 0)
+			memcpy(chunks, st->ns_chunks, st->ns_chunks_len * sizeof(*chunks));
+		free(st->ns_chunks);
+		st->ns_chunks = chunks;
+		st->ns_chunks_cap = cap;
+		st->bytes = st->bytes + malloc_usable_size(chunks) - removed;
+	}
+	chunk = malloc(sizeof(*chunk));
+	if (chunk == NULL)
+		goto fail;
+	if (!fits(st, malloc_usable_size(chunk), 0)) {
+		free(chunk);
+		goto fail;
+	}
+	st->ns_chunks[st->ns_chunks_len++] = chunk;
+	st->bytes += malloc_usable_size(chunk);
 	return 0;
 
-fail_free:
-	free(slots);
-	free(free_list);
 fail:
+	/* A bigger list of chunks that was made is kept, as index room is (see ns_obtain). */
 	errno = ENOMEM;
 	return -1;
 }
@@ -797,13 +828,16 @@ static void ns_index_release_if_unused(struct store *st)
 {
 	if (st->ns_free_len < st->ns_slots_len)
 		return;
-	st->bytes -= ns_slots_memory(st);
-	free(st->ns_slots);
-	free(st->ns_free);
-	st->ns_slots = NULL;
-	st->ns_free = NULL;
+	for (size_t i = 0; i < st->ns_chunks_len; i++) {
+		st->bytes -= malloc_usable_size(st->ns_chunks[i]);
+		free(st->ns_chunks[i]);
+	}
+	st->bytes -= malloc_usable_size(st->ns_chunks);
+	free(st->ns_chunks);
+	st->ns_chunks = NULL;
+	st->ns_chunks_len = 0;
+	st->ns_chunks_cap = 0;
 	st->ns_slots_len = 0;
-	st->ns_slots_cap = 0;
 	st->ns_free_len = 0;
 	dict_finish(st, &st->names);
 }
@@ -811,25 +845,30 @@ static void ns_index_release_if_unused(struct store *st)
 /*
  * The namespace ${name}, created empty if needed; NULL with ENOMEM. A new namespace's record
  * is charged to it and to the store, within max_bytes; the index room it takes (a slot, a
- * bucket of the names) is charged to the store and kept if the caller then releases it.
+ * bucket of the names) is charged to the store and kept if the caller then releases it. The
+ * names' table grows as a namespace's does (dict_reserve_within, with ${now_ms} for
+ * make_room), which may free expired sessions and empty namespaces: the caller holds none.
  */
-static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_len)
+static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_len, uint64_t now_ms)
 {
 	struct ns *ns = ns_find(st, name, name_len);
-	uint32_t index;
+	size_t index;
 
 	if (ns != NULL)
 		return ns;
-	if (st->ns_free_len == 0 && st->ns_slots_len == st->ns_slots_cap && ns_slots_grow(st) != 0)
+	/* The names first: making room there may free the whole index (see
+	 * ns_index_release_if_unused), which then grows again below. */
+	if (dict_reserve_within(st, &st->names, sizeof(*ns) + MALLOC_SLACK, now_ms) != 0)
 		goto fail;
-	if (dict_reserve(st, &st->names, 0) != 0)
+	if (st->ns_free_len == 0 && st->ns_slots_len == st->ns_chunks_len * NS_CHUNK_SLOTS &&
+	    ns_index_grow(st) != 0)
 		goto fail;
 	ns = malloc(sizeof(*ns));
 	if (ns == NULL)
 		goto fail_nomem;
 	if (!fits(st, malloc_usable_size(ns), 0))
 		goto fail_free;
-	index = st->ns_free_len > 0 ? st->ns_free[--st->ns_free_len] : (uint32_t)st->ns_slots_len++;
+	index = st->ns_free_len > 0 ? *ns_free_entry(st, --st->ns_free_len) : st->ns_slots_len++;
 	dict_init(&ns->sessions);
 	ns->bytes = 0;
 	ns->payload = 0;
@@ -837,10 +876,10 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->dropped_next = NULL;
 	ns->dropped_prev = NULL;
 	ns->drop_at = 0;
-	ns->index = index;
+	ns->index = (uint32_t)index;
 	ns->name_len = (uint8_t)name_len;
 	memcpy(ns->name, name, name_len);
-	st->ns_slots[index] = ns;
+	*ns_slot(st, index) = ns;
 	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
 	account(st, ns, malloc_usable_size(ns), 0);
 	st->ns_recent = ns;
@@ -857,8 +896,8 @@ fail:
 /* Give back ${ns}'s slot and memory; its table is empty and no name leads to it. */
 static void ns_free_record(struct store *st, struct ns *ns)
 {
-	st->ns_slots[ns->index] = NULL;
-	st->ns_free[st->ns_free_len++] = ns->index;
+	*ns_slot(st, ns->index) = NULL;
+	*ns_free_entry(st, st->ns_free_len++) = ns->index;
 	dict_finish(st, &ns->sessions);
 	st->bytes -= malloc_usable_size(ns);
 	free(ns);
@@ -1025,7 +1064,7 @@ void store_free(struct store *st)
 	if (st == NULL)
 		return;
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
-		struct ns *ns = st->ns_slots[i];
+		struct ns *ns = *ns_slot(st, i);
 
 		if (ns == NULL)
 			continue;
@@ -1033,8 +1072,9 @@ void store_free(struct store *st)
 		dict_finish(st, &ns->sessions);
 		free(ns);
 	}
-	free(st->ns_slots);
-	free(st->ns_free);
+	for (size_t i = 0; i < st->ns_chunks_len; i++)
+		free(st->ns_chunks[i]);
+	free(st->ns_chunks);
 	dict_finish(st, &st->names);
 	sodium_free(st->hash_key);
 	free(st);
@@ -1203,7 +1243,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	}
 	make_room(st, sess_header() + key->id_len + len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA,
 	          now_ms);
-	ns = ns_obtain(st, key->ns, key->ns_len);
+	ns = ns_obtain(st, key->ns, key->ns_len, now_ms);
 	if (ns == NULL)
 		goto fail;
 	sess_table_hurry(st, ns, sess_header() + key->id_len + len + MALLOC_SLACK);
@@ -1219,7 +1259,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	if (s == NULL)
 		goto fail_release;
 	/* The table grows with the node counted, so that a refusal leaves it as it was. */
-	if (sess_table_reserve(st, ns, s->usable, now_ms) != 0)
+	if (dict_reserve_within(st, &ns->sessions, s->usable, now_ms) != 0)
 		goto fail_free;
 	s->flash = NULL;
 	s->data_len = (uint32_t)len;
@@ -1311,7 +1351,8 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	              MAKE_ROOM_FLASH_EXTRA + MAKE_ROOM_NS_EXTRA,
 	          now_ms);
 	/* Not ns_obtain without may_create: a missing namespace is NOT_FOUND, not NO_MEMORY. */
-	ns = may_create ? ns_obtain(st, key->ns, key->ns_len) : ns_find(st, key->ns, key->ns_len);
+	ns = may_create ? ns_obtain(st, key->ns, key->ns_len, now_ms)
+	                : ns_find(st, key->ns, key->ns_len);
 	if (ns == NULL) {
 		if (!may_create)
 			errno = ENOENT;
@@ -1355,7 +1396,8 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	/* A new session's table grows last, with the node and its flashes counted, so that a
 	 * refusal leaves it as it was. */
 	if (created != NULL &&
-	    sess_table_reserve(st, ns, node_usable + flash_memory(s->flash), now_ms) != 0)
+	    dict_reserve_within(st, &ns->sessions, node_usable + flash_memory(s->flash), now_ms) !=
+	        0)
 		goto fail_free;
 	account(st, ns, node_usable + flash_memory(s->flash) - old_memory, 0);
 	account_payload(st, ns,
@@ -1482,7 +1524,7 @@ static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
 		if (node == NULL)
 			break;
 		s = container_of(node, struct sess, exp);
-		ns = st->ns_slots[s->ns_index];
+		ns = *ns_slot(st, s->ns_index);
 		removed++;
 		if (ns->dropped_prev != NULL) {
 			dict_unlink(&ns->sessions,
@@ -1860,9 +1902,12 @@ void store_settle(struct store *st)
 {
 	dict_settle(st, &st->names, ns_hash);
 	/* A CLEAR's dropped namespace is walked bucket by bucket as it is freed: left alone. */
-	for (size_t i = 0; i < st->ns_slots_len; i++)
-		if (st->ns_slots[i] != NULL && st->ns_slots[i]->dropped_prev == NULL)
-			dict_settle(st, &st->ns_slots[i]->sessions, sess_hash);
+	for (size_t i = 0; i < st->ns_slots_len; i++) {
+		struct ns *ns = *ns_slot(st, i);
+
+		if (ns != NULL && ns->dropped_prev == NULL)
+			dict_settle(st, &ns->sessions, sess_hash);
+	}
 }
 
 void store_bytes_peak_reset(struct store *st)
@@ -1915,7 +1960,7 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
                   store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg)
 {
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
-		const struct ns *ns = st->ns_slots[i];
+		const struct ns *ns = *ns_slot(st, i);
 
 		if (ns == NULL || ns->dropped_prev != NULL)
 			continue;

@@ -1793,12 +1793,27 @@ LEAK_CHECKED_TEST(store, ids_differing_in_one_byte_share_a_chain)
 	store_free(st);
 }
 
+/* The key of the ${n}th session in "app". */
+static struct store_key key_in_app(struct id_buf *b, size_t n)
+{
+	return key_n(b, "app", n);
+}
+
+/* The key of the one session in the ${n}th of many namespaces, "n%07zu"/"s". */
+static struct store_key key_in_own_ns(struct id_buf *b, size_t n)
+{
+	snprintf(b->s, sizeof(b->s), "n%07zu", n);
+	return key_of(b->s, "s");
+}
+
 /*
  * The bytes an unlimited store accounts once it holds ${sessions} sessions (of ${len} bytes of
- * ${data}, ids "app"/key_n) in one namespace: with a power of two, its table is then full, and
- * the next session doubles it.
+ * ${data}, under the keys ${key_at} makes): with a power of two, the table they fill is then
+ * full (the namespace's, or with key_in_own_ns the index of namespaces), and the next session
+ * doubles it.
  */
-static size_t full_table_bytes(size_t sessions, const char *data, size_t len)
+static size_t full_table_bytes(size_t sessions, const char *data, size_t len,
+                               struct store_key (*key_at)(struct id_buf *, size_t))
 {
 	struct store *st = new_store(0);
 	struct store_stats stats;
@@ -1806,7 +1821,7 @@ static size_t full_table_bytes(size_t sessions, const char *data, size_t len)
 	struct id_buf b;
 
 	for (size_t n = 0; n < sessions; n++) {
-		k = key_n(&b, "app", n);
+		k = key_at(&b, n);
 		cr_assert_eq(store_set(st, &k, data, len, T0 + 60000, T0), 0);
 	}
 	store_stats(st, NULL, 0, &stats);
@@ -1834,7 +1849,7 @@ LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
 	/* The limit: the memory of TABLE_FULL sessions, whose table of as many buckets the next
 	 * one doubles (64 Ki buckets, 512 KiB), and ROOM more, less than the doubling needs. */
 	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(TABLE_FULL, data, sizeof(data)) + ROOM;
+	limit = full_table_bytes(TABLE_FULL, data, sizeof(data), key_in_app) + ROOM;
 	st = new_store(limit);
 	for (n = 0;; n++) {
 		k = key_n(&b, "app", n);
@@ -1878,7 +1893,7 @@ LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_bucke
 	/* The limit: room past a full table of 32 Ki buckets for its growth to 64 Ki (512 KiB)
 	 * and about 400 sessions more, fewer than it takes the lookups to finish the move. */
 	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(TABLE_FULL, data, sizeof(data)) + ROOM;
+	limit = full_table_bytes(TABLE_FULL, data, sizeof(data), key_in_app) + ROOM;
 	st = new_store(limit);
 	for (n = 0; refused < REFUSALS; n++) {
 		cr_assert_lt(n, TABLE_FULL * 2);
@@ -1905,6 +1920,47 @@ LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_bucke
 
 		k = key_n(&b, "app", i);
 		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "session %zu", i);
+	}
+	store_free(st);
+}
+
+/*
+ * The index of namespaces, full, refuses a namespace only when the namespace does not fit, as
+ * a namespace's table does a session (a_full_table_does_not_refuse_sessions_that_fit): one
+ * session in each of 32 Ki namespaces fills the table of names (the next one doubles it, 512
+ * KiB) and the slots. Before, the next namespace was refused with ROOM free, room for about a
+ * thousand: the slots doubled by copying (384 KiB more) and the names' table could not grow.
+ */
+LEAK_CHECKED_TEST(store, a_full_index_of_namespaces_does_not_refuse_namespaces_that_fit)
+{
+	enum { SIZE = 100, NS_FULL = 32768, ROOM = 300 * 1024 };
+	struct store *st;
+	char data[SIZE];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n, limit;
+
+	memset(data, 'd', sizeof(data));
+	limit = full_table_bytes(NS_FULL, data, sizeof(data), key_in_own_ns) + ROOM;
+	st = new_store(limit);
+	for (n = 0;; n++) {
+		k = key_in_own_ns(&b, n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_leq(stats.bytes, limit);
+	cr_assert_lt(limit - stats.bytes, 1024, "refused with %zu bytes free, after %zu namespaces",
+	             limit - (size_t)stats.bytes, n);
+	cr_assert_eq(stats.namespaces, n);
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_in_own_ns(&b, i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0, "namespace %zu", i);
 	}
 	store_free(st);
 }
