@@ -79,18 +79,25 @@ static int status_of(int fd, struct codec_request *req)
 	return harness_request(fd, req, NULL, NULL);
 }
 
-static int set_session(int fd, const char *id, const void *data, size_t len, uint64_t ttl_ms)
+/* SET ${id} in the namespace ${ns}. */
+static int set_in(int fd, const char *ns, const char *id, const void *data, size_t len,
+                  uint64_t ttl_ms)
 {
 	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = ttl_ms};
 
-	req.ns = str("ops");
+	req.ns = str(ns);
 	req.id = str(id);
 	req.data = (struct mp_bytes){(const uint8_t *)data, len};
 	return status_of(fd, &req);
 }
 
-/* GET ${id}: CODEC_OK only when the bytes are exactly ${want}; -2 when they differ. */
-static int get_session(int fd, const char *id, const void *want, size_t len)
+static int set_session(int fd, const char *id, const void *data, size_t len, uint64_t ttl_ms)
+{
+	return set_in(fd, "ops", id, data, len, ttl_ms);
+}
+
+/* GET ${id} of ${ns}: CODEC_OK only when the bytes are exactly ${want}; -2 when they differ. */
+static int get_in(int fd, const char *ns, const char *id, const void *want, size_t len)
 {
 	struct codec_request req = {.op = CODEC_OP_GET};
 	struct mp_reader r;
@@ -99,7 +106,7 @@ static int get_session(int fd, const char *id, const void *want, size_t len)
 	size_t result_len = 0;
 	int status;
 
-	req.ns = str("ops");
+	req.ns = str(ns);
 	req.id = str(id);
 	status = harness_request(fd, &req, &result, &result_len);
 	if (status == CODEC_OK) {
@@ -110,6 +117,11 @@ static int get_session(int fd, const char *id, const void *want, size_t len)
 	}
 	free(result);
 	return status;
+}
+
+static int get_session(int fd, const char *id, const void *want, size_t len)
+{
+	return get_in(fd, "ops", id, want, len);
 }
 
 static int ping(int fd)
@@ -1081,36 +1093,43 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeo
 	free(data);
 }
 
-/*
- * A daemon that went on taking writes at its --max-memory must load again under the same
- * --max-memory. Live, a table resizing when the store filled up holds its old buckets until
- * lookups have moved them, the refused writes' lookups included; then that memory goes to a
- * few more sessions. The log has only the accepted writes, so its replay was still resizing
- * there, and startup failed ("the sessions do not fit"): 2,180 sessions of 1000 bytes under
- * 2400K, the last 15 accepted after the refusals began.
- */
-LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_loads_it_again, .timeout = 60)
+/* The namespace of the ${i}th session filled: "ops", or with ${ns_each} one of its own. */
+static const char *full_ns(char out[32], bool ns_each, int i)
 {
-	enum { SIZE = 1000 };
-	char data_dir[64], id[32], last[32] = "";
-	const char *args[] = {"--data-dir",   data_dir, "--fsync", "no",
-	                      "--max-memory", "2400K",  NULL};
+	if (!ns_each)
+		return "ops";
+	snprintf(out, 32, "ns%06d", i);
+	return out;
+}
+
+/*
+ * Fill a daemon under ${max_memory} with sessions of ${size} bytes (each in a namespace of its
+ * own with ${ns_each}) until it refuses 3000 in a row, and restart it under the same limit,
+ * from its log and then from a snapshot: it must start, with the last session accepted.
+ */
+static void restart_full(const char *max_memory, size_t size, bool ns_each)
+{
+	char data_dir[64], id[32], last[32] = "", ns[32];
+	const char *args[] = {"--data-dir",   data_dir,   "--fsync", "no",
+	                      "--max-memory", max_memory, NULL};
 	struct harness_daemon d;
-	uint8_t data[SIZE];
-	int fd, status, refused_in_a_row = 0, accepted_after_refusals = 0;
+	uint8_t *data = malloc(size);
+	int fd, status, refused_in_a_row = 0, accepted_after_refusals = 0, n = 0;
 	bool refused = false;
 
+	cr_assert_not_null(data);
 	make_dir(data_dir, "fullmem");
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "filler");
 	for (int i = 0; refused_in_a_row < 3000; i++) {
 		snprintf(id, sizeof(id), "full%06d", i);
-		fill(data, SIZE, i);
-		status = set_session(fd, id, data, SIZE, TTL_MS);
+		fill(data, size, i);
+		status = set_in(fd, full_ns(ns, ns_each, i), id, data, size, TTL_MS);
 		cr_assert(status == CODEC_OK || status == CODEC_NO_MEMORY, "SET %s: %d", id,
 		          status);
 		if (status == CODEC_OK) {
 			snprintf(last, sizeof(last), "%s", id);
+			n = i;
 			refused_in_a_row = 0;
 			accepted_after_refusals += refused ? 1 : 0;
 		} else {
@@ -1127,8 +1146,8 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_loads_it_again, .t
 	             "first NO_MEMORY)",
 	             accepted_after_refusals);
 	fd = harness_open_ready(d.unix_url, "check");
-	fill(data, SIZE, atoi(last + 4));
-	cr_expect_eq(get_session(fd, last, data, SIZE), CODEC_OK, "%s", last);
+	fill(data, size, n);
+	cr_expect_eq(get_in(fd, full_ns(ns, ns_each, n), last, data, size), CODEC_OK, "%s", last);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -1136,17 +1155,17 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_loads_it_again, .t
 	 * passes --snapshot-log-bytes a few times. */
 	{
 		const char *snap_args[] = {
-		    "--data-dir",           data_dir, "--fsync", "no", "--max-memory", "2400K",
+		    "--data-dir",           data_dir, "--fsync", "no", "--max-memory", max_memory,
 		    "--snapshot-log-bytes", "1M",     NULL};
-		int n = atoi(last + 4);
 
 		cr_assert_eq(harness_start(&d, snap_args), 0);
 		fd = harness_open_ready(d.unix_url, "overwriter");
 		for (int round = 0; round < 3; round++)
 			for (int i = 0; i <= n; i++) {
 				snprintf(id, sizeof(id), "full%06d", i);
-				fill(data, SIZE, i);
-				status = set_session(fd, id, data, SIZE, TTL_MS);
+				fill(data, size, i);
+				status =
+				    set_in(fd, full_ns(ns, ns_each, i), id, data, size, TTL_MS);
 				cr_assert(status == CODEC_OK || status == CODEC_NO_MEMORY,
 				          "SET %s: %d", id, status);
 			}
@@ -1155,12 +1174,34 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_loads_it_again, .t
 		cr_assert_eq(harness_start(&d, snap_args), 0,
 		             "the same --max-memory must load its own snapshot");
 		fd = harness_open_ready(d.unix_url, "check");
-		fill(data, SIZE, n);
-		cr_expect_eq(get_session(fd, last, data, SIZE), CODEC_OK, "%s", last);
+		fill(data, size, n);
+		cr_expect_eq(get_in(fd, full_ns(ns, ns_each, n), last, data, size), CODEC_OK, "%s",
+		             last);
 		close(fd);
 		cr_assert_eq(harness_stop(&d), 0);
 	}
 	rm_tree(data_dir);
+	free(data);
+}
+
+/*
+ * A daemon that went on taking writes at its --max-memory must load again under the same
+ * --max-memory. Live, a table resizing when the store filled up holds its old buckets until
+ * lookups have moved them, the refused writes' lookups included; then that memory goes to a
+ * few more sessions. The log has only the accepted writes, so its replay was still resizing
+ * there, and startup failed ("the sessions do not fit"): 2,180 sessions of 1000 bytes under
+ * 2400K, the last 15 accepted after the refusals began.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_loads_it_again, .timeout = 60)
+{
+	restart_full("2400K", 1000, false);
+}
+
+/* The same with one session in each of many namespaces, whose index fills up too. */
+LEAK_CHECKED_TEST_OPTS(operator, restart_at_a_full_max_memory_of_namespaces_loads_it_again,
+                       .timeout = 120)
+{
+	restart_full("4M", 16, true);
 }
 
 /* Mistakes in the command line or the environment: one clear line, a non-zero exit. */
