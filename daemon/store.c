@@ -38,8 +38,8 @@
 #define DICT_MIN_BUCKETS  4u
 #define DICT_MAX_BUCKETS  (UINT64_C(1) << 31)
 #define DICT_STEP_BUCKETS 2u
-/* Buckets a write that does not fit moves of its namespace's table, while it moves to a bigger
- * one (see sess_table_hurry). */
+/* Buckets a write that does not fit moves of its namespace's table, or of the names', while it
+ * moves to another one (see dict_hurry). */
 #define DICT_HURRY_BUCKETS 1024u
 /* Nodes a bucket a table (a namespace's, or the names') takes on average when growing it
  * would not fit max_bytes. */
@@ -499,11 +499,27 @@ static size_t free_dropped(struct store *st, size_t budget);
 static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget);
 
 /*
+ * A write of ${need} bytes more that does not fit while ${d} (a namespace's table, or the
+ * names') moves to another table: the old buckets count until the move is done, and the
+ * lookups alone move two buckets each, so a store that filled the rest of its room meanwhile
+ * refused new sessions for as long as that took (half a million requests for a table of a
+ * million buckets) with the old buckets' room to give. The write moves a larger share, about
+ * 0.1 ms of work, and the room comes back after a few refusals, not a few hundred thousand.
+ * Moves nodes only: links into ${d} that the caller holds are lost, nodes are not.
+ */
+static void dict_hurry(struct store *st, struct dict *d, dict_hash_fn hash, size_t need)
+{
+	if (d->table[1] != NULL && !fits(st, need, 0))
+		dict_step(st, d, hash, DICT_HURRY_BUCKETS);
+}
+
+/*
  * With max_bytes set, make room for a write that may add ${need} bytes: free sessions that
  * CLEAR dropped, then sessions that had expired by ${now_ms}, until the write fits or
  * MAKE_ROOM_MAX (plus one per MAKE_ROOM_BYTES_PER_SESSION of ${need}) are freed. No client
  * can see either kind any more, but the background frees them a slice at a time, and under
- * load that takes seconds for a million: the room they hold is owed to writers at once.
+ * load that takes seconds for a million: the room they hold is owed to writers at once. A
+ * write that still does not fit moves the names' table along (dict_hurry) if it is moving.
  *
  * A write calls this before it looks anything up: freeing an expired session may rehash its
  * namespace's table or release the namespace, which would pull links and namespaces out
@@ -529,6 +545,7 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
 			break;
 		}
 	}
+	dict_hurry(st, &st->names, ns_hash, need);
 }
 
 /*
@@ -562,20 +579,6 @@ static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, u
 		return 0;
 	errno = ENOMEM;
 	return -1;
-}
-
-/*
- * A write to ${ns} of ${need} bytes more that does not fit while ${ns}'s table moves to a
- * bigger one: the old buckets count until the move is done, and the lookups alone move two
- * buckets each, so a store that filled the rest of its room meanwhile refused new sessions
- * for as long as that took (half a million requests for a table of a million buckets) with
- * the old buckets' room to give. The write moves a larger share, about 0.1 ms of work, and
- * the room comes back after a few refusals, not a few hundred thousand.
- */
-static void sess_table_hurry(struct store *st, struct ns *ns, size_t need)
-{
-	if (ns->sessions.table[1] != NULL && !fits(st, need, 0))
-		dict_step(st, &ns->sessions, sess_hash, DICT_HURRY_BUCKETS);
 }
 
 /* A node of ${size} bytes that keeps the store within max_bytes once ${old_usable} bytes
@@ -1246,7 +1249,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	ns = ns_obtain(st, key->ns, key->ns_len, now_ms);
 	if (ns == NULL)
 		goto fail;
-	sess_table_hurry(st, ns, sess_header() + key->id_len + len + MALLOC_SLACK);
+	dict_hurry(st, &ns->sessions, sess_hash, sess_header() + key->id_len + len + MALLOC_SLACK);
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (s != NULL) {
@@ -1358,9 +1361,9 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 			errno = ENOENT;
 		goto fail;
 	}
-	sess_table_hurry(st, ns,
-	                 sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
-	                     MAKE_ROOM_FLASH_EXTRA);
+	dict_hurry(st, &ns->sessions, sess_hash,
+	           sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
+	               MAKE_ROOM_FLASH_EXTRA);
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
 	if (!may_create && (s == NULL || !s->has_data)) {

@@ -1964,3 +1964,54 @@ LEAK_CHECKED_TEST(store, a_full_index_of_namespaces_does_not_refuse_namespaces_t
 	}
 	store_free(st);
 }
+
+/*
+ * While the table of names moves to a bigger one, its old buckets count until the move is
+ * done, as a namespace's table's do (a_table_moving_when_the_store_fills_gives_its_old_buckets
+ * _back): a write that does not fit moves a larger share of it, so that the room comes back
+ * after a few refusals, not after as many requests as the table has buckets.
+ */
+LEAK_CHECKED_TEST(store, the_names_moving_when_the_store_fills_give_their_old_buckets_back)
+{
+	enum { SIZE = 100, NS_FULL = 32768, ROOM = 512 * 1024 + 64 * 1024, REFUSALS = 64 };
+	struct store *st;
+	char data[SIZE];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n, limit, refused = 0, kept = 0, kept_at_first = 0;
+	static bool stored[NS_FULL * 2];
+
+	/* Room for the names' growth to 64 Ki buckets (512 KiB) and about 200 namespaces more,
+	 * fewer than it takes their lookups to finish the move. */
+	memset(data, 'd', sizeof(data));
+	limit = full_table_bytes(NS_FULL, data, sizeof(data), key_in_own_ns) + ROOM;
+	st = new_store(limit);
+	for (n = 0; refused < REFUSALS; n++) {
+		cr_assert_lt(n, NS_FULL * 2);
+		k = key_in_own_ns(&b, n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0) {
+			cr_assert_eq(errno, ENOMEM);
+			if (refused++ == 0)
+				kept_at_first = kept;
+			continue;
+		}
+		stored[n] = true;
+		kept++;
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.namespaces, kept);
+	cr_assert_lt(limit - stats.bytes, 1024);
+	/* The old table's 256 KiB hold about 800 namespaces of one session. */
+	cr_assert_gt(kept, kept_at_first + 500,
+	             "%zu namespaces when the first was refused, %zu after %zu refusals",
+	             kept_at_first, kept, (size_t)REFUSALS);
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_in_own_ns(&b, i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "namespace %zu", i);
+	}
+	store_free(st);
+}
