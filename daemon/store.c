@@ -907,20 +907,31 @@ static void ns_free_record(struct store *st, struct ns *ns)
 	ns_index_release_if_unused(st);
 }
 
-/* Free the named ${ns} if it holds no session, so that empty namespaces cost nothing. Only
- * frees, but for starting to shrink the table of names, which moves no namespace. */
-static void ns_release_if_empty(struct store *st, struct ns *ns)
+/*
+ * Take ${ns} out of the table of names (its last session went, or a CLEAR dropped it), then
+ * move that table along and start shrinking it: the lookups of requests step it too, but
+ * namespaces that went with no request to come (a million of one session each, expired
+ * or cleared down to one) kept the table sized for all of them, and the old one of a shrink
+ * begun. Frees nothing and moves no namespace; links into the names are lost.
+ */
+static void ns_unname(struct store *st, struct ns *ns)
 {
-	struct hnode **link;
-
-	if (ns->sessions.used > 0 || ns == st->ns_pinned)
-		return;
-	link = dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len));
-	dict_unlink(&st->names, link);
+	dict_unlink(&st->names,
+	            dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len)));
 	if (st->ns_recent == ns)
 		st->ns_recent = NULL;
-	ns_free_record(st, ns);
+	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
 	dict_maybe_shrink(st, &st->names);
+}
+
+/* Free the named ${ns} if it holds no session, so that empty namespaces cost nothing. Only
+ * frees, but for moving and shrinking the table of names (ns_unname). */
+static void ns_release_if_empty(struct store *st, struct ns *ns)
+{
+	if (ns->sessions.used > 0 || ns == st->ns_pinned)
+		return;
+	ns_unname(st, ns);
+	ns_free_record(st, ns);
 }
 
 /* Take the emptied, dropped ${ns} off the store's list and free it. */
@@ -1865,10 +1876,7 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
 
 	if (ns == NULL)
 		return 0;
-	dict_unlink(&st->names,
-	            dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len)));
-	if (st->ns_recent == ns)
-		st->ns_recent = NULL;
+	ns_unname(st, ns);
 	st->sessions -= ns->sessions.used;
 	st->flashes -= ns->flashes;
 	st->payload -= ns->payload;

@@ -2015,3 +2015,40 @@ LEAK_CHECKED_TEST(store, the_names_moving_when_the_store_fills_give_their_old_bu
 	}
 	store_free(st);
 }
+
+/*
+ * Once most namespaces are gone, the table of names is given back, whether or not requests
+ * still come: with no request to step it, ${NS_MANY} one-session namespaces that expired (or
+ * were cleared) down to one kept the table of names sized for all of them, and the old one of
+ * the shrink that had begun; a million kept 10 MiB so. The slots stay (12 bytes a namespace
+ * at the most there were): sessions name their namespace by its index into them.
+ */
+LEAK_CHECKED_TEST(store, namespaces_that_go_give_the_table_of_names_back)
+{
+	enum { NS_MANY = 65536 };
+	const size_t most = NS_MANY * 12 + 64 * 1024;
+
+	for (int clear = 0; clear < 2; clear++) {
+		struct store *st = new_store(0);
+		struct store_stats stats;
+		struct store_key k;
+		struct id_buf b;
+
+		for (size_t n = 0; n < NS_MANY; n++) {
+			k = key_in_own_ns(&b, n);
+			cr_assert_eq(store_set(st, &k, "x", 1, T0 + (n == 0 ? 600000 : 1000), T0),
+			             0);
+		}
+		for (size_t n = 1; clear && n < NS_MANY; n++) {
+			k = key_in_own_ns(&b, n);
+			cr_assert_eq(store_clear(st, k.ns, k.ns_len, T0), 1);
+		}
+		while (store_expire(st, T0 + 2000, 1000) == 1000)
+			;
+		store_stats(st, NULL, 0, &stats);
+		cr_assert_eq(stats.namespaces, 1);
+		cr_assert_leq(stats.bytes, most, "%s: %zu bytes for one namespace",
+		              clear ? "cleared" : "expired", (size_t)stats.bytes);
+		store_free(st);
+	}
+}
