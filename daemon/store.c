@@ -125,7 +125,8 @@ struct ns {
  * never by copying every slot into arrays twice the size, which a million namespaces made 12
  * MiB more for one more namespace, and for a moment twice that. The free list's entries
  * [k * NS_CHUNK_SLOTS, (k + 1) * NS_CHUNK_SLOTS) live in chunk k: it never has more entries
- * than there are slots.
+ * than there are slots. Chunks stay until no namespace is left (ns_index_release_if_unused):
+ * sessions name their namespace by its index, and freed indexes are anywhere in them.
  */
 struct ns_chunk {
 	struct ns *slots[NS_CHUNK_SLOTS];
