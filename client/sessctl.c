@@ -57,7 +57,8 @@ struct opts {
 	const char *url;
 	const char *auth_file;
 	bool plain_auth;
-	const char *ns;
+	const char *ns; /* --namespace, ns_len bytes (it may hold a NUL); NULL: none given */
+	size_t ns_len;
 	bool json;
 	int timeout_ms;
 	bool yes;
@@ -73,7 +74,7 @@ struct opts {
 	const char *id;
 	size_t id_len;
 	char id_buf[MAX_ID_BYTES];
-	char ns_buf[64 + 1];            /* --namespace with \xNN decoded */
+	char ns_buf[64];                /* --namespace with \xNN decoded */
 	char default_url[URL_MAX_TEXT]; /* the url connected to without --connect or SESSD_URL */
 };
 
@@ -717,9 +718,10 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
-/* The namespace the commands work in. */
-static const char *namespace_of(const struct opts *o)
+/* The namespace the commands work in, *${len} bytes (it may hold a NUL). */
+static const char *namespace_of(const struct opts *o, size_t *len)
 {
+	*len = o->ns != NULL ? o->ns_len : strlen("default");
 	return o->ns != NULL ? o->ns : "default";
 }
 
@@ -802,8 +804,8 @@ static int ns_survey_add(struct ns_survey *sv, const struct sessd_namespace *e)
 static int ns_survey(struct sessd_client *c, const struct opts *o, const char *what,
                      struct ns_survey *sv)
 {
-	const char *ns = namespace_of(o);
-	size_t ns_len = strlen(ns);
+	size_t ns_len;
+	const char *ns = namespace_of(o, &ns_len);
 	struct sessd_namespaces *page;
 	uint64_t cursor = 0, next;
 	int rc;
@@ -859,10 +861,11 @@ fail:
 /* Say on stderr that namespace_of(o) is not on the server, and which ones are. */
 static void warn_no_namespace(const struct opts *o, const struct ns_survey *sv)
 {
-	const char *ns = namespace_of(o);
+	size_t ns_len;
+	const char *ns = namespace_of(o, &ns_len);
 
 	fputs("sessctl: no namespace \"", stderr);
-	write_escaped(stderr, ns, strlen(ns));
+	write_escaped(stderr, ns, ns_len);
 	fputs("\" on this server (it has: ", stderr);
 	if (sv->shown == 0)
 		fputs("none", stderr);
@@ -1409,17 +1412,13 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
 			/* As namespaces prints the names: \xNN is a byte. */
-			n = unescape_arg(v, o->ns_buf, sizeof(o->ns_buf) - 1);
-			if (n < 1 || n > sizeof(o->ns_buf) - 1) {
+			n = unescape_arg(v, o->ns_buf, sizeof(o->ns_buf));
+			if (n < 1 || n > sizeof(o->ns_buf)) {
 				usage_error("--namespace: a namespace has 1 to 64 bytes");
 				return PARSE_ERROR;
 			}
-			if (memchr(o->ns_buf, '\0', n) != NULL) {
-				usage_error("--namespace: a namespace cannot hold the byte \\x00");
-				return PARSE_ERROR;
-			}
-			o->ns_buf[n] = '\0';
 			o->ns = o->ns_buf;
+			o->ns_len = n;
 		} else if (option_is(arg, "timeout", &v)) {
 			if ((v = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
@@ -1659,7 +1658,6 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
                       char why[SESSD_ERRMSG_SIZE])
 {
 	struct sessd_options so = {.timeout_ms = o->timeout_ms,
-	                           .ns = o->ns,
 	                           .client_name = "sessctl",
 	                           .auth_file = o->auth_file,
 	                           .plain_auth = o->plain_auth};
@@ -1672,8 +1670,13 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 		return EXIT_TROUBLE;
 	}
 	rc = sessd_connect_errbuf(o->url, &so, c, why, SESSD_ERRMSG_SIZE);
-	if (rc == SESSD_OK)
+	if (rc == SESSD_OK) {
+		/* Set here, not in so: a name may hold a NUL, which so.ns (a C string) cannot.
+		 * Its length was checked with the options: this does not fail. */
+		if (o->ns != NULL)
+			(void)sessd_set_namespace_len(*c, o->ns, o->ns_len);
 		return 0;
+	}
 	err = errno;
 	if (may_be_absent && rc == SESSD_ERR_CONNECT && nobody_there(err))
 		return -1;

@@ -509,22 +509,29 @@ const char *sessd_strerror(int code)
 
 int sessd_set_namespace(struct sessd_client *c, const char *ns)
 {
-	size_t n;
-
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
 	if (ns == NULL)
 		return client_error(c, SESSD_ERR_USAGE, "no namespace");
-	n = strlen(ns);
-	if (n < 1 || n > IDS_MAX_NAMESPACE_LEN)
+	return sessd_set_namespace_len(c, ns, strlen(ns));
+}
+
+int sessd_set_namespace_len(struct sessd_client *c, const void *ns, size_t ns_len)
+{
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (ns == NULL)
+		return client_error(c, SESSD_ERR_USAGE, "no namespace");
+	if (ns_len < 1 || ns_len > IDS_MAX_NAMESPACE_LEN)
 		return client_error(c, SESSD_ERR_USAGE, "a namespace has 1 to %d bytes",
 		                    IDS_MAX_NAMESPACE_LEN);
 	/* The default namespace goes as nil, the short form PROTOCOL.md gives it. */
-	if (strcmp(ns, CODEC_DEFAULT_NAMESPACE) == 0)
-		n = 0;
-	memcpy(c->ns, ns, n);
-	c->ns[n] = '\0';
-	c->ns_len = n;
+	if (ns_len == strlen(CODEC_DEFAULT_NAMESPACE) &&
+	    memcmp(ns, CODEC_DEFAULT_NAMESPACE, ns_len) == 0)
+		ns_len = 0;
+	memcpy(c->ns, ns, ns_len);
+	c->ns[ns_len] = '\0';
+	c->ns_len = ns_len;
 	return SESSD_OK;
 }
 

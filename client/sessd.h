@@ -231,6 +231,13 @@ const char *sessd_strerror(int code);
 int sessd_set_namespace(struct sessd_client *c, const char *ns);
 
 /*
+ * sessd_set_namespace_len(c, ns, ns_len): sessd_set_namespace for a name of ${ns_len} bytes
+ * (1..64, copied), which may hold any byte, NUL included, as the protocol allows; for a
+ * name sessd_namespaces listed. Returns SESSD_OK, or SESSD_ERR_USAGE (nothing changed).
+ */
+int sessd_set_namespace_len(struct sessd_client *c, const void *ns, size_t ns_len);
+
+/*
  * sessd_set_timeout(c, timeout_ms): bound each wait of ${c}'s calls from now on (connect,
  * HELLO, replies, as sessd_options.timeout_ms does) by ${timeout_ms}; 0 means the default,
  * 5000. Lets a caller connect with a short timeout and then give one slow request a long one.

@@ -514,6 +514,39 @@ LEAK_CHECKED_TEST(client, namespaces_isolate)
 	sessd_close(d);
 }
 
+/*
+ * A namespace is any 1..64 bytes, NUL included (PROTOCOL.md), and sessd_namespaces lists such
+ * a name; sessd_set_namespace, which takes a C string, could not name it back, so neither
+ * could sessctl. sessd_set_namespace_len takes the bytes.
+ */
+LEAK_CHECKED_TEST(client, a_namespace_of_any_bytes_is_named_with_its_length)
+{
+	struct sessd_client *a = connect_to(daemon_.unix_url);
+	struct sessd_client *b = connect_ns(daemon_.unix_url, "a");
+	char long_ns[65];
+	uint64_t n;
+
+	cr_assert_eq(sessd_set_namespace_len(a, "a\0b", 3), SESSD_OK);
+	cr_assert_eq(sessd_set(a, "s", 1, "nul", 3, TTL_MS), SESSD_OK);
+	expect_data(a, "s", 1, "nul", 3);
+	expect_missing(b, "s", 1);
+	cr_assert_eq(sessd_count(a, &n), SESSD_OK);
+	cr_assert_eq(n, 1);
+	/* "default" by its bytes is the default namespace too. */
+	cr_assert_eq(sessd_set(b, "d", 1, "x", 1, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_set_namespace_len(b, "default", 7), SESSD_OK);
+	expect_missing(b, "d", 1);
+	memset(long_ns, 'n', sizeof(long_ns));
+	cr_assert_eq(sessd_set_namespace_len(a, long_ns, 0), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_namespace_len(a, long_ns, 65), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_set_namespace_len(a, NULL, 1), SESSD_ERR_USAGE);
+	/* A refused name changed nothing. */
+	expect_data(a, "s", 1, "nul", 3);
+	cr_assert_eq(sessd_clear(a, NULL), SESSD_OK);
+	sessd_close(a);
+	sessd_close(b);
+}
+
 LEAK_CHECKED_TEST(client, flash_push_and_pop)
 {
 	struct sessd_client *c = connect_to(daemon_.tcp_url);

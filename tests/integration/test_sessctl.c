@@ -1582,8 +1582,44 @@ LEAK_CHECKED_TEST(sessctl, odd_ids_are_printed_escaped_and_read_back)
 		RUN(&r, "--namespace", "odd", "set", id, "x");
 		expect(&r, 2, "");
 	}
+}
+
+/*
+ * A namespace is any 1..64 bytes, a NUL too (PROTOCOL.md): namespaces printed a name with one
+ * as \x00, and --namespace refused it ("a namespace cannot hold the byte \x00"), so what
+ * sessctl listed it could not name back. It reads a NUL like any other escaped byte now.
+ */
+LEAK_CHECKED_TEST(sessctl, a_namespace_holding_a_nul_is_named_as_printed)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	struct run r;
+	int fd = harness_open_ready(daemon_.unix_url, "nul-writer");
+
+	req.ns = (struct mp_bytes){(const uint8_t *)"a\0b", 3};
+	req.id = (struct mp_bytes){(const uint8_t *)"s1", 2};
+	req.data = (struct mp_bytes){(const uint8_t *)"v-nul-ns", 8};
+	cr_assert_eq(harness_request(fd, &req, NULL, NULL), CODEC_OK);
+	close(fd);
+
+	RUN(&r, "namespaces");
+	cr_assert(has_line(&r, "a\\x00b\t1"), "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "a\\x00b", "get", "s1");
+	expect(&r, 0, "v-nul-ns");
+	RUN(&r, "--namespace", "a\\x00b", "set", "s2", "w");
+	expect(&r, 0, "");
 	RUN(&r, "--namespace", "a\\x00b", "count");
-	expect(&r, 2, "");
+	expect(&r, 0, "2\n");
+	RUN(&r, "--namespace", "a\\x00b", "list");
+	cr_assert_eq(count_lines(&r), 2, "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	/* Not "a" nor "a\x00b" cut at the NUL: the three bytes. */
+	RUN(&r, "--namespace", "a", "count");
+	expect_warned(&r, 0, "0\n", "a");
+	RUN(&r, "--namespace", "a\\x00b", "clear", "--yes");
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "a\\x00b", "count");
+	expect_warned(&r, 0, "0\n", "a\\x00b");
 }
 
 /* Let the stopped daemon ${pid} go after ${seconds}, whatever the test does meanwhile. */
