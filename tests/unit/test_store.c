@@ -1830,6 +1830,47 @@ static size_t full_table_bytes(size_t sessions, const char *data, size_t len,
 }
 
 /*
+ * Fill a store whose limit is full_table_bytes(${full}, ...) + ${room} with sessions of 100
+ * bytes under the keys ${key_at} makes, until one is refused; it must be refused only with
+ * less than 1 KiB free, and every session kept still found. ${what} names them.
+ */
+static void expect_refused_only_when_full(size_t full, size_t room,
+                                          struct store_key (*key_at)(struct id_buf *, size_t),
+                                          const char *what)
+{
+	struct store *st;
+	char data[100];
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	size_t n, limit;
+
+	memset(data, 'd', sizeof(data));
+	limit = full_table_bytes(full, data, sizeof(data), key_at) + room;
+	st = new_store(limit);
+	for (n = 0;; n++) {
+		k = key_at(&b, n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(stats.sessions, n);
+	cr_assert_leq(stats.bytes, limit);
+	cr_assert_lt(limit - stats.bytes, 1024, "refused with %zu bytes free, after %zu %s",
+	             limit - (size_t)stats.bytes, n, what);
+	/* Every session is still found, through the longer chains. */
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_at(&b, i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0, "%s %zu", what, i);
+	}
+	store_free(st);
+}
+
+/*
  * A store at max_bytes refuses a session only when the session itself does not fit: near the
  * limit a namespace's table that must double (a million sessions: 16 MiB of buckets for one
  * more session of a kilobyte) does not, and the table takes longer chains instead. Before, the
@@ -1838,66 +1879,48 @@ static size_t full_table_bytes(size_t sessions, const char *data, size_t len,
  */
 LEAK_CHECKED_TEST(store, a_full_table_does_not_refuse_sessions_that_fit)
 {
-	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 400 * 1024 };
-	struct store *st;
-	char data[SIZE];
-	struct store_stats stats;
-	struct store_key k;
-	struct id_buf b;
-	size_t n, limit;
-
-	/* The limit: the memory of TABLE_FULL sessions, whose table of as many buckets the next
-	 * one doubles (64 Ki buckets, 512 KiB), and ROOM more, less than the doubling needs. */
-	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(TABLE_FULL, data, sizeof(data), key_in_app) + ROOM;
-	st = new_store(limit);
-	for (n = 0;; n++) {
-		k = key_n(&b, "app", n);
-		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
-			break;
-	}
-	cr_assert_eq(errno, ENOMEM);
-	store_stats(st, NULL, 0, &stats);
-	cr_assert_leq(stats.bytes, limit);
-	cr_assert_lt(limit - stats.bytes, 1024, "refused with %zu bytes free, after %zu sessions",
-	             limit - (size_t)stats.bytes, n);
-	/* Every session is still found, through the longer chains. */
-	for (size_t i = 0; i < n; i++) {
-		const void *got;
-		size_t len;
-
-		k = key_n(&b, "app", i);
-		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0, "session %zu", i);
-	}
-	store_free(st);
+	/* The memory of 32 Ki sessions, whose table of as many buckets the next one doubles (64
+	 * Ki buckets, 512 KiB), and 400 KiB more, less than the doubling needs. */
+	expect_refused_only_when_full(32768, 400 * 1024, key_in_app, "sessions");
 }
 
 /*
- * While a namespace's table moves to a bigger one, its old buckets count until the move is
- * done, and lookups alone move two buckets each: a store that filled the rest of its room
- * meanwhile refused new sessions for as long as that took (a million buckets: half a million
- * requests), though the old buckets were room enough. A write refused there moves a larger
- * share, so the room comes back after a few refusals.
+ * The index of namespaces, full, refuses a namespace only when the namespace does not fit, as
+ * a namespace's table does a session (a_full_table_does_not_refuse_sessions_that_fit): one
+ * session in each of 32 Ki namespaces fills the table of names (the next one doubles it, 512
+ * KiB) and the slots. Before, the next namespace was refused with 300 KiB free, room for about
+ * a thousand: the slots doubled by copying (384 KiB more) and the names' table could not grow.
  */
-LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_buckets_back)
+LEAK_CHECKED_TEST(store, a_full_index_of_namespaces_does_not_refuse_namespaces_that_fit)
 {
-	enum { SIZE = 100, TABLE_FULL = 32768, ROOM = 512 * 1024 + 64 * 1024, REFUSALS = 64 };
+	expect_refused_only_when_full(32768, 300 * 1024, key_in_own_ns, "namespaces");
+}
+
+/*
+ * Fill a store whose limit is full_table_bytes(${full}, ...) + ${room} with sessions of 100
+ * bytes under the keys ${key_at} makes, going on past the refusals until ${refusals}: the
+ * growth the room allows leaves its old buckets to give back, and past the first refusal more
+ * than ${more} sessions must still be kept. Every session kept is still found.
+ */
+static void expect_old_buckets_given_back(size_t full, size_t room, size_t refusals, size_t more,
+                                          struct store_key (*key_at)(struct id_buf *, size_t),
+                                          const char *what)
+{
 	struct store *st;
-	char data[SIZE];
+	char data[100];
 	struct store_stats stats;
 	struct store_key k;
 	struct id_buf b;
 	size_t n, limit, refused = 0, kept = 0, kept_at_first = 0;
-	static bool stored[TABLE_FULL * 2];
+	bool *stored = calloc(2 * full, sizeof(*stored));
 
-	/* The limit: room past a full table of 32 Ki buckets for its growth to 64 Ki (512 KiB)
-	 * and about 400 sessions more, fewer than it takes the lookups to finish the move. */
+	cr_assert_not_null(stored);
 	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(TABLE_FULL, data, sizeof(data), key_in_app) + ROOM;
+	limit = full_table_bytes(full, data, sizeof(data), key_at) + room;
 	st = new_store(limit);
-	for (n = 0; refused < REFUSALS; n++) {
-		cr_assert_lt(n, TABLE_FULL * 2);
-		k = key_n(&b, "app", n);
+	for (n = 0; refused < refusals; n++) {
+		cr_assert_lt(n, 2 * full);
+		k = key_at(&b, n);
 		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0) {
 			cr_assert_eq(errno, ENOMEM);
 			if (refused++ == 0)
@@ -1910,59 +1933,34 @@ LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_bucke
 	store_stats(st, NULL, 0, &stats);
 	cr_assert_eq(stats.sessions, kept);
 	cr_assert_lt(limit - stats.bytes, 1024);
-	/* The old table's 256 KiB hold about 1,700 sessions of these. */
-	cr_assert_gt(kept, kept_at_first + 1000,
-	             "%zu sessions when the first was refused, %zu after %zu refusals",
-	             kept_at_first, kept, (size_t)REFUSALS);
+	cr_assert_gt(kept, kept_at_first + more,
+	             "%zu %s when the first was refused, %zu after %zu refusals", kept_at_first,
+	             what, kept, refusals);
 	for (size_t i = 0; i < n; i++) {
 		const void *got;
 		size_t len;
 
-		k = key_n(&b, "app", i);
-		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "session %zu", i);
+		k = key_at(&b, i);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "%s %zu", what, i);
 	}
 	store_free(st);
+	free(stored);
 }
 
 /*
- * The index of namespaces, full, refuses a namespace only when the namespace does not fit, as
- * a namespace's table does a session (a_full_table_does_not_refuse_sessions_that_fit): one
- * session in each of 32 Ki namespaces fills the table of names (the next one doubles it, 512
- * KiB) and the slots. Before, the next namespace was refused with ROOM free, room for about a
- * thousand: the slots doubled by copying (384 KiB more) and the names' table could not grow.
+ * While a namespace's table moves to a bigger one, its old buckets count until the move is
+ * done, and lookups alone move two buckets each: a store that filled the rest of its room
+ * meanwhile refused new sessions for as long as that took (a million buckets: half a million
+ * requests), though the old buckets were room enough. A write refused there moves a larger
+ * share, so the room comes back after a few refusals.
  */
-LEAK_CHECKED_TEST(store, a_full_index_of_namespaces_does_not_refuse_namespaces_that_fit)
+LEAK_CHECKED_TEST(store, a_table_moving_when_the_store_fills_gives_its_old_buckets_back)
 {
-	enum { SIZE = 100, NS_FULL = 32768, ROOM = 300 * 1024 };
-	struct store *st;
-	char data[SIZE];
-	struct store_stats stats;
-	struct store_key k;
-	struct id_buf b;
-	size_t n, limit;
-
-	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(NS_FULL, data, sizeof(data), key_in_own_ns) + ROOM;
-	st = new_store(limit);
-	for (n = 0;; n++) {
-		k = key_in_own_ns(&b, n);
-		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0)
-			break;
-	}
-	cr_assert_eq(errno, ENOMEM);
-	store_stats(st, NULL, 0, &stats);
-	cr_assert_leq(stats.bytes, limit);
-	cr_assert_lt(limit - stats.bytes, 1024, "refused with %zu bytes free, after %zu namespaces",
-	             limit - (size_t)stats.bytes, n);
-	cr_assert_eq(stats.namespaces, n);
-	for (size_t i = 0; i < n; i++) {
-		const void *got;
-		size_t len;
-
-		k = key_in_own_ns(&b, i);
-		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0, "namespace %zu", i);
-	}
-	store_free(st);
+	/* Room past a full table of 32 Ki buckets for its growth to 64 Ki (512 KiB) and about 400
+	 * sessions more, fewer than it takes the lookups to finish the move. The old table's 256
+	 * KiB hold about 1,700 sessions of these. */
+	expect_old_buckets_given_back(32768, 512 * 1024 + 64 * 1024, 64, 1000, key_in_app,
+	                              "sessions");
 }
 
 /*
@@ -1973,47 +1971,11 @@ LEAK_CHECKED_TEST(store, a_full_index_of_namespaces_does_not_refuse_namespaces_t
  */
 LEAK_CHECKED_TEST(store, the_names_moving_when_the_store_fills_give_their_old_buckets_back)
 {
-	enum { SIZE = 100, NS_FULL = 32768, ROOM = 512 * 1024 + 64 * 1024, REFUSALS = 64 };
-	struct store *st;
-	char data[SIZE];
-	struct store_stats stats;
-	struct store_key k;
-	struct id_buf b;
-	size_t n, limit, refused = 0, kept = 0, kept_at_first = 0;
-	static bool stored[NS_FULL * 2];
-
 	/* Room for the names' growth to 64 Ki buckets (512 KiB) and about 200 namespaces more,
-	 * fewer than it takes their lookups to finish the move. */
-	memset(data, 'd', sizeof(data));
-	limit = full_table_bytes(NS_FULL, data, sizeof(data), key_in_own_ns) + ROOM;
-	st = new_store(limit);
-	for (n = 0; refused < REFUSALS; n++) {
-		cr_assert_lt(n, NS_FULL * 2);
-		k = key_in_own_ns(&b, n);
-		if (store_set(st, &k, data, sizeof(data), T0 + 60000, T0) != 0) {
-			cr_assert_eq(errno, ENOMEM);
-			if (refused++ == 0)
-				kept_at_first = kept;
-			continue;
-		}
-		stored[n] = true;
-		kept++;
-	}
-	store_stats(st, NULL, 0, &stats);
-	cr_assert_eq(stats.namespaces, kept);
-	cr_assert_lt(limit - stats.bytes, 1024);
-	/* The old table's 256 KiB hold about 800 namespaces of one session. */
-	cr_assert_gt(kept, kept_at_first + 500,
-	             "%zu namespaces when the first was refused, %zu after %zu refusals",
-	             kept_at_first, kept, (size_t)REFUSALS);
-	for (size_t i = 0; i < n; i++) {
-		const void *got;
-		size_t len;
-
-		k = key_in_own_ns(&b, i);
-		cr_assert_eq(store_get(st, &k, T0, &got, &len) == 0, stored[i], "namespace %zu", i);
-	}
-	store_free(st);
+	 * fewer than it takes their lookups to finish the move. The old table's 256 KiB hold
+	 * about 800 namespaces of one session. */
+	expect_old_buckets_given_back(32768, 512 * 1024 + 64 * 1024, 64, 500, key_in_own_ns,
+	                              "namespaces");
 }
 
 /*
