@@ -68,7 +68,7 @@
 	(sizeof(struct ns) + DICT_MIN_BUCKETS * sizeof(struct hnode *) + 2 * MALLOC_SLACK)
 /* Sessions CLEAR frees before it returns; the rest are left to store_expire. */
 #define CLEAR_INLINE_SESSIONS 128u
-/* Namespace slots come in chunks of this many (see struct ns_chunk). */
+/* Namespace slots come in chunks of this many (see ns_slot_t). */
 #define NS_CHUNK_SLOTS 1024u
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -121,17 +121,17 @@ struct ns {
 };
 
 /*
- * Namespace slots and the free list, a chunk at a time: the index grows by one chunk (12 KiB),
- * never by copying every slot into arrays twice the size, which a million namespaces made 12
- * MiB more for one more namespace, and for a moment twice that. The free list's entries
- * [k * NS_CHUNK_SLOTS, (k + 1) * NS_CHUNK_SLOTS) live in chunk k: it never has more entries
- * than there are slots. Chunks stay until no namespace is left (ns_index_release_if_unused):
- * sessions name their namespace by its index, and freed indexes are anywhere in them.
+ * Namespace slots, a chunk of NS_CHUNK_SLOTS at a time: the index grows by one chunk (8 KiB),
+ * never by copying every slot into an array twice the size, which a million namespaces made
+ * 8 MiB more for one more namespace (and 12 with the free list's array), and for a moment
+ * twice that. Only the first chunk is copied as it grows, from 8 slots, so that a store of a
+ * few namespaces stays small. A slot holds its namespace's address, or when free the next
+ * free slot's index + 1 (0: none) shifted left and tagged with bit 0, which no namespace's
+ * address has: the free list lives in the free slots. Chunks stay until no namespace is left
+ * (ns_index_release_if_unused): sessions name their namespace by its index, and free slots
+ * are anywhere in them.
  */
-struct ns_chunk {
-	struct ns *slots[NS_CHUNK_SLOTS];
-	uint32_t free[NS_CHUNK_SLOTS];
-};
+typedef uintptr_t ns_slot_t;
 
 struct store {
 	struct store_config cfg;
@@ -148,13 +148,15 @@ struct store {
 	/* A namespace a write holds while it makes room (see dict_reserve_within): kept even
 	 * when freeing expired sessions empties it. NULL: none. */
 	struct ns *ns_pinned;
-	/* Sessions name their namespace by index into the slots (ns_slot); freed indexes are
+	/* Sessions name their namespace by index into the slots (ns_at); freed indexes are
 	 * reused. */
-	struct ns_chunk **ns_chunks;
+	ns_slot_t **ns_chunks;
 	size_t ns_chunks_len;
 	size_t ns_chunks_cap;
-	size_t ns_slots_len; /* slots handed out, free ones included */
-	size_t ns_free_len;
+	size_t ns_slots_cap;  /* slots the chunks hold */
+	size_t ns_slots_len;  /* slots handed out, free ones included */
+	size_t ns_slots_used; /* slots that hold a namespace */
+	size_t ns_free_head;  /* the first free slot's index + 1; 0: none */
 	uint64_t sessions;
 	uint64_t bytes;
 	uint64_t payload; /* see store_stats */
@@ -766,62 +768,97 @@ static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len
 	return ns;
 }
 
-/* The slot of namespace ${index}, which is below ns_slots_len. */
-static struct ns **ns_slot(const struct store *st, size_t index)
+/* Slot ${index}, which is below ns_slots_len. */
+static ns_slot_t *ns_slot(const struct store *st, size_t index)
 {
-	return &st->ns_chunks[index / NS_CHUNK_SLOTS]->slots[index % NS_CHUNK_SLOTS];
+	return &st->ns_chunks[index / NS_CHUNK_SLOTS][index % NS_CHUNK_SLOTS];
 }
 
-/* Entry ${at} of the free list, which is below ns_slots_len. */
-static uint32_t *ns_free_entry(const struct store *st, size_t at)
+/* The namespace in slot ${index} (below ns_slots_len), or NULL when the slot is free. */
+static struct ns *ns_at(const struct store *st, size_t index)
 {
-	return &st->ns_chunks[at / NS_CHUNK_SLOTS]->free[at % NS_CHUNK_SLOTS];
+	ns_slot_t v = *ns_slot(st, index);
+
+	return (v & 1) != 0 ? NULL : (struct ns *)v;
 }
 
 /*
- * One more chunk of namespace slots (and a bigger list of chunks when it is full, which a
- * million namespaces make 8 KiB), within max_bytes, each checked before it is allocated: 0,
- * or -1 with ENOMEM and nothing changed.
+ * ${size} bytes of malloc for the namespace index that keep the store within max_bytes once
+ * ${removed} bytes go, checked before the allocation too; *${usable} gets their usable size.
+ * NULL with ENOMEM.
+ */
+static void *ns_index_alloc(struct store *st, size_t size, size_t removed, size_t *usable)
+{
+	void *p;
+
+	if (!fits(st, size, removed))
+		goto fail;
+	p = malloc(size);
+	if (p == NULL)
+		goto fail;
+	*usable = malloc_usable_size(p);
+	if (!fits(st, *usable, removed)) {
+		free(p);
+		goto fail;
+	}
+	return p;
+
+fail:
+	errno = ENOMEM;
+	return NULL;
+}
+
+/*
+ * Room for one more namespace slot, within max_bytes: the first chunk twice as big, or one
+ * more chunk (and a list of chunks twice as long when it is full: 8 KiB for a million
+ * namespaces). 0, or -1 with ENOMEM; a longer list of chunks made for a chunk that does not
+ * fit is kept, as other index room is (see ns_obtain).
  */
 static int ns_index_grow(struct store *st)
 {
-	size_t cap = st->ns_chunks_cap != 0 ? 2 * st->ns_chunks_cap : 4;
-	size_t removed = malloc_usable_size(st->ns_chunks);
-	struct ns_chunk **chunks;
-	struct ns_chunk *chunk;
+	size_t slots = st->ns_chunks_len == 0 ? 8 : NS_CHUNK_SLOTS;
+	size_t old, usable;
+	ns_slot_t **chunks;
+	ns_slot_t *chunk;
 
-	if (st->ns_slots_len > UINT32_MAX - NS_CHUNK_SLOTS || !fits(st, sizeof(*chunk), 0))
+	if (st->ns_slots_cap > UINT32_MAX - NS_CHUNK_SLOTS)
 		goto fail;
-	if (st->ns_chunks_len == st->ns_chunks_cap) {
-		if (!fits(st, cap * sizeof(*chunks) + sizeof(*chunk), removed))
+	if (st->ns_chunks_len == 1 && st->ns_slots_cap < NS_CHUNK_SLOTS) {
+		old = malloc_usable_size(st->ns_chunks[0]);
+		slots = 2 * st->ns_slots_cap;
+		chunk = ns_index_alloc(st, slots * sizeof(*chunk), old, &usable);
+		if (chunk == NULL)
 			goto fail;
-		chunks = malloc(cap * sizeof(*chunks));
+		memcpy(chunk, st->ns_chunks[0], st->ns_slots_len * sizeof(*chunk));
+		free(st->ns_chunks[0]);
+		st->ns_chunks[0] = chunk;
+		st->ns_slots_cap = slots;
+		st->bytes = st->bytes + usable - old;
+		return 0;
+	}
+	if (st->ns_chunks_len == st->ns_chunks_cap) {
+		size_t cap = st->ns_chunks_cap != 0 ? 2 * st->ns_chunks_cap : 4;
+
+		old = malloc_usable_size(st->ns_chunks);
+		chunks = ns_index_alloc(st, cap * sizeof(*chunks), old, &usable);
 		if (chunks == NULL)
 			goto fail;
-		if (!fits(st, malloc_usable_size(chunks) + sizeof(*chunk), removed)) {
-			free(chunks);
-			goto fail;
-		}
 		if (st->ns_chunks_len > 0)
 			memcpy(chunks, st->ns_chunks, st->ns_chunks_len * sizeof(*chunks));
 		free(st->ns_chunks);
 		st->ns_chunks = chunks;
 		st->ns_chunks_cap = cap;
-		st->bytes = st->bytes + malloc_usable_size(chunks) - removed;
+		st->bytes = st->bytes + usable - old;
 	}
-	chunk = malloc(sizeof(*chunk));
+	chunk = ns_index_alloc(st, slots * sizeof(*chunk), 0, &usable);
 	if (chunk == NULL)
 		goto fail;
-	if (!fits(st, malloc_usable_size(chunk), 0)) {
-		free(chunk);
-		goto fail;
-	}
 	st->ns_chunks[st->ns_chunks_len++] = chunk;
-	st->bytes += malloc_usable_size(chunk);
+	st->ns_slots_cap += slots;
+	st->bytes += usable;
 	return 0;
 
 fail:
-	/* A bigger list of chunks that was made is kept, as index room is (see ns_obtain). */
 	errno = ENOMEM;
 	return -1;
 }
@@ -830,7 +867,7 @@ fail:
  * an empty store holds and accounts nothing. */
 static void ns_index_release_if_unused(struct store *st)
 {
-	if (st->ns_free_len < st->ns_slots_len)
+	if (st->ns_slots_used > 0)
 		return;
 	for (size_t i = 0; i < st->ns_chunks_len; i++) {
 		st->bytes -= malloc_usable_size(st->ns_chunks[i]);
@@ -841,8 +878,9 @@ static void ns_index_release_if_unused(struct store *st)
 	st->ns_chunks = NULL;
 	st->ns_chunks_len = 0;
 	st->ns_chunks_cap = 0;
+	st->ns_slots_cap = 0;
 	st->ns_slots_len = 0;
-	st->ns_free_len = 0;
+	st->ns_free_head = 0;
 	dict_finish(st, &st->names);
 }
 
@@ -864,15 +902,19 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	 * ns_index_release_if_unused), which then grows again below. */
 	if (dict_reserve_within(st, &st->names, sizeof(*ns) + MALLOC_SLACK, now_ms) != 0)
 		goto fail;
-	if (st->ns_free_len == 0 && st->ns_slots_len == st->ns_chunks_len * NS_CHUNK_SLOTS &&
-	    ns_index_grow(st) != 0)
+	if (st->ns_free_head == 0 && st->ns_slots_len == st->ns_slots_cap && ns_index_grow(st) != 0)
 		goto fail;
 	ns = malloc(sizeof(*ns));
 	if (ns == NULL)
 		goto fail_nomem;
 	if (!fits(st, malloc_usable_size(ns), 0))
 		goto fail_free;
-	index = st->ns_free_len > 0 ? *ns_free_entry(st, --st->ns_free_len) : st->ns_slots_len++;
+	if (st->ns_free_head != 0) {
+		index = st->ns_free_head - 1;
+		st->ns_free_head = *ns_slot(st, index) >> 1;
+	} else {
+		index = st->ns_slots_len++;
+	}
 	dict_init(&ns->sessions);
 	ns->bytes = 0;
 	ns->payload = 0;
@@ -883,7 +925,8 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->index = (uint32_t)index;
 	ns->name_len = (uint8_t)name_len;
 	memcpy(ns->name, name, name_len);
-	*ns_slot(st, index) = ns;
+	*ns_slot(st, index) = (ns_slot_t)ns;
+	st->ns_slots_used++;
 	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
 	account(st, ns, malloc_usable_size(ns), 0);
 	st->ns_recent = ns;
@@ -900,8 +943,9 @@ fail:
 /* Give back ${ns}'s slot and memory; its table is empty and no name leads to it. */
 static void ns_free_record(struct store *st, struct ns *ns)
 {
-	*ns_slot(st, ns->index) = NULL;
-	*ns_free_entry(st, st->ns_free_len++) = ns->index;
+	*ns_slot(st, ns->index) = (ns_slot_t)st->ns_free_head << 1 | 1;
+	st->ns_free_head = (size_t)ns->index + 1;
+	st->ns_slots_used--;
 	dict_finish(st, &ns->sessions);
 	st->bytes -= malloc_usable_size(ns);
 	free(ns);
@@ -1079,7 +1123,7 @@ void store_free(struct store *st)
 	if (st == NULL)
 		return;
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
-		struct ns *ns = *ns_slot(st, i);
+		struct ns *ns = ns_at(st, i);
 
 		if (ns == NULL)
 			continue;
@@ -1539,7 +1583,7 @@ static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
 		if (node == NULL)
 			break;
 		s = container_of(node, struct sess, exp);
-		ns = *ns_slot(st, s->ns_index);
+		ns = ns_at(st, s->ns_index);
 		removed++;
 		if (ns->dropped_prev != NULL) {
 			dict_unlink(&ns->sessions,
@@ -1915,7 +1959,7 @@ void store_settle(struct store *st)
 	dict_settle(st, &st->names, ns_hash);
 	/* A CLEAR's dropped namespace is walked bucket by bucket as it is freed: left alone. */
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
-		struct ns *ns = *ns_slot(st, i);
+		struct ns *ns = ns_at(st, i);
 
 		if (ns != NULL && ns->dropped_prev == NULL)
 			dict_settle(st, &ns->sessions, sess_hash);
@@ -1972,7 +2016,7 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
                   store_flash_type_fn on_type, store_flash_msg_fn on_msg, void *arg)
 {
 	for (size_t i = 0; i < st->ns_slots_len; i++) {
-		const struct ns *ns = *ns_slot(st, i);
+		const struct ns *ns = ns_at(st, i);
 
 		if (ns == NULL || ns->dropped_prev != NULL)
 			continue;

@@ -1982,13 +1982,13 @@ LEAK_CHECKED_TEST(store, the_names_moving_when_the_store_fills_give_their_old_bu
  * Once most namespaces are gone, the table of names is given back, whether or not requests
  * still come: with no request to step it, ${NS_MANY} one-session namespaces that expired (or
  * were cleared) down to one kept the table of names sized for all of them, and the old one of
- * the shrink that had begun; a million kept 10 MiB so. The slots stay (12 bytes a namespace
+ * the shrink that had begun; a million kept 10 MiB so. The slots stay (8 bytes a namespace
  * at the most there were): sessions name their namespace by its index into them.
  */
 LEAK_CHECKED_TEST(store, namespaces_that_go_give_the_table_of_names_back)
 {
 	enum { NS_MANY = 65536 };
-	const size_t most = NS_MANY * 12 + 64 * 1024;
+	const size_t most = NS_MANY * 8 + 64 * 1024;
 
 	for (int clear = 0; clear < 2; clear++) {
 		struct store *st = new_store(0);
