@@ -28,9 +28,9 @@
  * that grows with what clients store: each session node and its flash allocations; each
  * namespace's record and its session table (both tables while it resizes), in the
  * namespace's bytes too; and the store's namespace index (the table of names and the chunks
- * of namespace slots), in the store's bytes only. The tables are charged when they are allocated or
- * freed, never per request. Without the namespaces in it, one tiny session per namespace
- * held about six times max_bytes. Every allocation is checked against max_bytes before it
+ * of namespace slots), in the store's bytes only. The tables are charged when they are
+ * allocated or freed, never per request. Without the namespaces in it, one tiny session per
+ * namespace held about six times max_bytes. Every allocation is checked against max_bytes before it
  * is kept, so a failed write leaves the figure as it was, except that the namespace index
  * may keep the room it grew for a namespace that the write then failed to fill.
  */
