@@ -2615,8 +2615,9 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			            "%s/%s ends in a torn write at offset %" PRIu64
 			            " (%s); cutting off %" PRIu64 " bytes",
 			            p->dir, name, s.bad_off, s.why, s.size - s.good_end);
-			t->torn_bytes += s.size - s.good_end;
 		}
+		if (s.damaged)
+			t->torn_bytes += s.size - s.good_end;
 		t->log_records += s.records;
 		t->segments++;
 		p->log_bytes += s.damaged ? s.good_end : s.size;
