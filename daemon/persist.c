@@ -2556,6 +2556,41 @@ static const char *segment_recordless(int dir_fd, const uint8_t *key, const char
 }
 
 /*
+ * Refuse damage in the middle of the log (segment ${name}, scanned into ${s}; ${last}: the
+ * last segment replayed) with what it is and the steps out of it. The operator reads this in
+ * the journal of a service that keeps failing to start, so it names the commands in order.
+ * A crash leaves damage only at the end of the log (torn_tail); well-formed records after it
+ * mean either a sector a power loss left holding stale bytes (those records were written
+ * later and never synced: cutting them loses nothing acknowledged under --fsync always) or
+ * bytes the disk damaged after they were synced (those records were acknowledged). Nothing in
+ * the file tells the two apart, so startup does not cut, and the operator decides.
+ */
+static void say_log_damage(const struct persist *p, const char *name, const struct scan *s,
+                           bool last)
+{
+	char after[96];
+	const char *key_arg = p->key ? " --key-file FILE" : "";
+
+	if (last)
+		snprintf(after, sizeof(after), "%zu well-formed record(s) follow the damage",
+		         records_after(p->dir_fd, name, s->bad_off));
+	else
+		snprintf(after, sizeof(after), "the log segments after it hold records");
+	persist_say(LOG_ERROR,
+	            "%s/%s is corrupt at offset %" PRIu64 " (%s) with records after it; not "
+	            "starting: %s, and a crash leaves damage only at the end of the log. Either "
+	            "a power loss left a sector of stale bytes there (the records after it were "
+	            "never synced) or the disk damaged data it had synced (they were "
+	            "acknowledged); sessd cannot tell which, so it cuts nothing. Stop sessd "
+	            "(systemctl stop sessd), see what a repair drops with sessd --check-data "
+	            "%s%s, then run sessd --check-data %s%s --repair, which cuts the log at the "
+	            "damage and keeps the whole file as %s.damaged (and any segments after it "
+	            "as *.damaged), and start sessd; or restore %s from a backup",
+	            p->dir, name, s->bad_off, s->why, after, p->dir, key_arg, p->dir, key_arg, name,
+	            p->dir);
+}
+
+/*
  * Replay segments ${segs}[0..n) into the store, cut a torn tail off the last one, and leave
  * the last one open for appending.
  */
@@ -2594,12 +2629,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			return -1;
 		}
 		if (s.damaged && !torn_tail(&s, last)) {
-			persist_say(LOG_ERROR,
-			            "%s/%s is corrupt at offset %" PRIu64
-			            " (%s) with records after "
-			            "it; not starting. Inspect with sessd --check-data %s, and "
-			            "--repair keeps the records before the damage",
-			            p->dir, name, s.bad_off, s.why, p->dir);
+			say_log_damage(p, name, &s, last);
 			return -1;
 		}
 		if (s.damaged && s.unwritten) {
@@ -3845,6 +3875,25 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	if (snap_damaged)
 		printf("--repair rewrites the snapshot with the sessions before the damage; those "
 		       "after it are lost, unless the data directory is restored from a backup\n");
+	/* Startup refuses and points here: say what a repair does and how to run it. */
+	if (bad_seg != SIZE_MAX) {
+		log_name(name, l.logs[bad_seg]);
+		printf("--repair keeps the log before the damage and sets the rest aside: %s is "
+		       "kept whole as %s.damaged (and any segments after it as *.damaged), and the "
+		       "log drops the %zu well-formed record(s) after the damage.",
+		       name, name, lost_records);
+		if (bad_keep != UINT64_MAX)
+			printf(
+			    " A crash leaves damage only at the end of the log: this is either a "
+			    "sector a power loss left holding stale bytes (the records after it "
+			    "were never synced; under --fsync always none of them was "
+			    "acknowledged) or data the disk damaged after it was synced (they "
+			    "were acknowledged, and only a backup brings them back).");
+		printf(
+		    " Stop sessd (systemctl stop sessd), run sessd --check-data %s%s%s --repair, "
+		    "then start sessd\n",
+		    data_dir, key_file ? " --key-file " : "", key_file ? key_file : "");
+	}
 	rc = snap_damaged || snap_missing || log_missing || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
 out:

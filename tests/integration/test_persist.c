@@ -1931,6 +1931,79 @@ LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_
 }
 
 /*
+ * A sector in the middle of the log that holds stale bytes rather than zeros, with
+ * well-formed records after it: what a power loss leaves on a file system that shows a block
+ * it never wrote with its old contents, and what a disk that damaged synced data leaves too.
+ * Nothing tells the two apart (the records after it were never synced in the first case, and
+ * acknowledged in the second), so startup refuses rather than cut what may be acknowledged.
+ * But it must say what to do: the commands to run, in order, and where the cut-off records
+ * stay. Startup said only "Inspect with sessd --check-data DIR", and --check-data said how
+ * much lay after the damage but not what --repair does with it nor how to run it.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, stale_bytes_in_the_middle_refuse_with_the_steps_to_recover,
+                       .timeout = 60)
+{
+	enum { LATE = 4, LATE_BYTES = 1500, SECTOR = 512 };
+	static const char log1[] = "log.0000000000000001";
+	char data_dir[64], scratch[64], path[300], want[400], id[16], *text;
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	uint8_t v[LATE_BYTES], stale[SECTOR];
+	struct harness_daemon d;
+	off_t committed, from;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "stale");
+	set_torn_sessions(fd);
+	committed = data_file_size(data_dir, log1);
+	memset(v, 'l', sizeof(v));
+	for (int i = 0; i < LATE; i++) {
+		snprintf(id, sizeof(id), "late%d", i);
+		cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* The first whole sector inside the first late record's body: stale bytes. */
+	for (size_t i = 0; i < sizeof(stale); i++)
+		stale[i] = (uint8_t)(i * 37 + 11);
+	from = (committed + 12 + SECTOR) / SECTOR * SECTOR;
+	snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(pwrite(fd, stale, sizeof(stale), from), (ssize_t)sizeof(stale));
+	close(fd);
+
+	cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 1, "%s", text);
+	snprintf(want, sizeof(want), "sessd --check-data %s --repair", data_dir);
+	cr_expect_not_null(strstr(text, want), "check names the repair: %s", text);
+	cr_expect_not_null(strstr(text, "log.0000000000000001.damaged"), "%s", text);
+	free(text);
+
+	cr_expect_neq(harness_start(&d, args), 0, "started on stale bytes before records");
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "with records after it; not starting"), "%s", text);
+	cr_expect_not_null(strstr(text, "3 well-formed record(s)"), "%s", text);
+	cr_expect_not_null(strstr(text, "Stop sessd"), "%s", text);
+	cr_expect_not_null(strstr(text, want), "startup names the repair: %s", text);
+	cr_expect_not_null(strstr(text, "log.0000000000000001.damaged"), "%s", text);
+	free(text);
+	harness_cleanup(&d);
+
+	cr_expect_eq(check_data(data_dir, NULL, true, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(harness_start(&d, args), 0, "no start after --repair");
+	fd = harness_open_ready(d.unix_url, "stale");
+	expect_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * ${rounds} times over, SET ${sessions} sessions of ${size} bytes pipelined a thousand at a
  * time on ${fd}; returns how many were refused.
  */
