@@ -789,6 +789,17 @@ static void say_file_error(int dir_fd, const char *dir, const char *name, const 
 	}
 	user_text(sb.st_uid, owner, sizeof(owner));
 	user_text(geteuid(), us, sizeof(us));
+	/* sessd's own file that its mode shuts out (a chmod, a restore that kept odd modes): a
+	 * chown would change nothing. */
+	if (sb.st_uid == geteuid()) {
+		persist_say(LOG_ERROR,
+		            "%s/%s: cannot be %s: %s: it is owned by %s, gid %lu, mode %04o, and "
+		            "sessd runs as %s too, which that mode shuts out. Give sessd's user "
+		            "access to the data directory's files: chmod -R u+rw %s",
+		            dir, name, what, strerror(err), owner, (unsigned long)sb.st_gid,
+		            (unsigned)(sb.st_mode & 07777), us, dir);
+		return;
+	}
 	persist_say(LOG_ERROR,
 	            "%s/%s: cannot be %s: %s: it is owned by %s, gid %lu, mode %04o, and sessd "
 	            "runs as %s, gid %lu. Give the data directory's files to the user sessd runs "
