@@ -89,6 +89,9 @@
  * otherwise (EIO, permissions, the writer killed), whose cause nothing here can see go. */
 #define SNAPSHOT_RETRY_ROOM_FIRST_MS  100u
 #define SNAPSHOT_RETRY_GROWN_FIRST_MS 5000u
+/* How long a stop waits for a snapshot being written before it stops the writer: with the
+ * drain (about 2 s) and the last fdatasync, well inside the unit's TimeoutStopSec=10s. */
+#define SNAPSHOT_STOP_WAIT_MS 3000u
 /* Room asked of the volume for a snapshot beyond its bound: the new segment's first block and
  * what clients write while it is written. */
 #define SNAPSHOT_ROOM_SLACK (64u * 1024u)
@@ -188,6 +191,7 @@ struct persist {
 	bool old_segment;
 
 	pid_t child;
+	bool child_stopped; /* killed by snapshot_stop: its end is no failure */
 	uint64_t child_seq;
 	uint64_t child_started_ms; /* CLOCK_MONOTONIC, for the time a snapshot took */
 	/* Shared with the child, which fills it in as it exits. */
@@ -2331,6 +2335,14 @@ static void snapshot_reap(struct persist *p, bool block)
 		            took_ms % 1000);
 		p->snap_bytes = rep->bytes;
 		snapshot_done(p, p->child_seq);
+	} else if (p->child_stopped) {
+		snap_tmp_name(tmp, p->child_seq, p->child);
+		unlinkat(p->dir_fd, tmp, 0);
+		persist_say(LOG_WARN,
+		            "stopping: snapshot %" PRIu64 " was still being written after %" PRIu64
+		            ".%03" PRIu64 " s; stopped it unfinished (the log keeps every change; "
+		            "the next start replays it and writes a snapshot again)",
+		            p->child_seq, took_ms / 1000, took_ms % 1000);
 	} else {
 		snap_tmp_name(tmp, p->child_seq, p->child);
 		unlinkat(p->dir_fd, tmp, 0);
@@ -2838,6 +2850,31 @@ out:
 	return rc;
 }
 
+/*
+ * At a stop, let a snapshot being written finish for up to SNAPSHOT_STOP_WAIT_MS, then kill
+ * its writer. A snapshot of a large store takes seconds to tens of seconds (14 s for a
+ * million sessions of 1 KB on a busy machine); a stop that waited for it all would pass
+ * systemd's TimeoutStopSec, be killed and counted as failed, and hold up a restart. Nothing
+ * is lost: the log holds every change the snapshot would have saved, and a writer killed
+ * after its rename leaves a whole snapshot, which the next start loads.
+ */
+static void snapshot_stop(struct persist *p)
+{
+	uint64_t until = clock_ms(CLOCK_MONOTONIC) + SNAPSHOT_STOP_WAIT_MS;
+	const struct timespec pause = {0, 10 * 1000 * 1000};
+
+	while (p->child > 0 && clock_ms(CLOCK_MONOTONIC) < until) {
+		snapshot_reap(p, false);
+		if (p->child > 0)
+			nanosleep(&pause, NULL);
+	}
+	if (p->child > 0) {
+		p->child_stopped = true;
+		kill(p->child, SIGKILL);
+	}
+	snapshot_reap(p, true);
+}
+
 static void persist_close(struct persist *p)
 {
 	if (p->sync_thread_running) {
@@ -2847,7 +2884,7 @@ static void persist_close(struct persist *p)
 		pthread_mutex_unlock(&p->sync_mutex);
 		pthread_join(p->sync_thread, NULL);
 	}
-	snapshot_reap(p, true);
+	snapshot_stop(p);
 	/* The worker is gone: what it was asked since is done here. The segment made for a
 	 * snapshot that never started holds only its header; a crash before this unlink leaves it
 	 * as the last segment, which startup removes (segment_recordless). */
