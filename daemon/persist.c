@@ -1544,6 +1544,24 @@ static int dir_lock(int dir_fd)
 }
 
 /*
+ * What ${err} EROFS means to the operator, to follow its message; "" for another error. The
+ * usual causes are no matter of owners or modes: a file system mounted read-only (the kernel
+ * remounts one so after disk errors), or a directory outside what a sandbox lets sessd write
+ * (the unit's ProtectSystem=strict leaves it only its StateDirectory= and RuntimeDirectory=),
+ * as after a drop-in moved --data-dir.
+ */
+static const char *read_only_hint(int err)
+{
+	return err == EROFS
+	           ? " (the file system is read-only to sessd: mounted read-only, as the "
+	             "kernel does after disk errors (see dmesg), or outside what a "
+	             "sandbox lets it write, as with the unit's ProtectSystem=strict: keep "
+	             "the data in the unit's StateDirectory=, or add the directory to "
+	             "ReadWritePaths=)"
+	           : "";
+}
+
+/*
  * Say why dir_lock(${dir_fd}) failed with ${err} on the data directory ${dir}; ${held} says
  * who holds the lock (EAGAIN). A LOCK file that exists in a directory we can write, but that
  * we may not open (one a run as root left, mode 0600), is the file's problem, not the
@@ -1564,9 +1582,9 @@ static void say_lock_error(int dir_fd, const char *dir, int err, const char *hel
 		               "opened for locking, though the directory is writable", err);
 	} else {
 		persist_say(LOG_ERROR, "cannot lock %s/LOCK: %s%s", dir, strerror(err),
-		            err == EACCES || err == EROFS
+		            err == EACCES
 		                ? " (the data directory must be writable by the user sessd runs as)"
-		                : "");
+		                : read_only_hint(err));
 	}
 }
 
@@ -1669,7 +1687,8 @@ static void say_segment_failure(const struct persist *p, uint64_t seq, int err)
 	char name[NAME_BYTES];
 
 	log_name(name, seq);
-	persist_say(LOG_ERROR, "cannot create %s/%s: %s", p->dir, name, strerror(err));
+	persist_say(LOG_ERROR, "cannot create %s/%s: %s%s", p->dir, name, strerror(err),
+	            read_only_hint(err));
 }
 
 /* segment_make, logged: for startup, on the loop's thread before it runs. */
@@ -2972,7 +2991,8 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 			            "a power loss may lose it",
 			            p->dir, strerror(errno));
 	} else if (errno != EEXIST) {
-		persist_say(LOG_ERROR, "cannot create %s: %s", p->dir, strerror(errno));
+		persist_say(LOG_ERROR, "cannot create %s: %s%s", p->dir, strerror(errno),
+		            read_only_hint(errno));
 		goto fail;
 	}
 	p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

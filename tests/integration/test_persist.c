@@ -2182,3 +2182,39 @@ LEAK_CHECKED_TEST_OPTS(persist, sigterm_during_a_long_snapshot_stops_and_keeps_e
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+/*
+ * A data directory on a file system sessd may not write to (EROFS) is refused with what that
+ * means: a file system mounted read-only (the kernel remounts one so after disk errors) or a
+ * path outside what the sandbox lets sessd write, which under the unit's ProtectSystem=strict
+ * is any directory but its StateDirectory=, the usual case after a drop-in moves --data-dir.
+ * The message said "the data directory must be writable by the user sessd runs as", which
+ * sent the operator to chmod and chown, which change nothing there; and a directory to be
+ * created there said only "Read-only file system".
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_read_only_file_system_is_named_as_such, .timeout = 60)
+{
+	char volume[64], data_dir[96], *text;
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+
+	mount_small_volume(volume, 1 << 20);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", volume);
+	cr_assert_eq(mkdir(data_dir, 0700), 0);
+	cr_assert_eq(mount(NULL, volume, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0, "%s",
+	             strerror(errno));
+	for (int missing = 0; missing < 2; missing++) {
+		if (missing)
+			snprintf(data_dir, sizeof(data_dir), "%s/never-made", volume);
+		cr_expect_neq(harness_start(&d, args), 0, "started on a read-only file system");
+		text = harness_log(&d);
+		cr_expect_not_null(strstr(text, "Read-only file system"), "%s", text);
+		cr_expect_not_null(strstr(text, "mounted read-only"), "%s", text);
+		cr_expect_not_null(strstr(text, "ReadWritePaths="), "%s", text);
+		cr_expect_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
+		free(text);
+		harness_cleanup(&d);
+	}
+	umount2(volume, MNT_DETACH);
+	rmdir(volume);
+}
