@@ -1850,6 +1850,48 @@ LEAK_CHECKED_TEST_OPTS(persist, a_data_dir_it_creates_is_synced_in_the_directory
 	nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+enum { LATE = 4, LATE_BYTES = 1500, SECTOR = 512 };
+
+/*
+ * In the new data directory ${data_dir}, store the torn-test sessions, then LATE sessions
+ * "late<i>" of LATE_BYTES bytes of 'l', and stop. Returns the size of log.1 before the late
+ * ones: where the first of them starts.
+ */
+static off_t write_late_records(const char *data_dir, const char *const *args)
+{
+	uint8_t v[LATE_BYTES];
+	struct harness_daemon d;
+	off_t committed;
+	char id[16];
+	int fd;
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "late");
+	set_torn_sessions(fd);
+	committed = data_file_size(data_dir, "log.0000000000000001");
+	memset(v, 'l', sizeof(v));
+	for (int i = 0; i < LATE; i++) {
+		snprintf(id, sizeof(id), "late%d", i);
+		cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	return committed;
+}
+
+/* Write ${len} bytes of ${b} at ${off} of ${data_dir}'s log.1, as a power loss or a disk may. */
+static void overwrite_log1(const char *data_dir, const void *b, size_t len, off_t off)
+{
+	char path[300];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/log.0000000000000001", data_dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(pwrite(fd, b, len, off), (ssize_t)len);
+	close(fd);
+}
+
 /*
  * A power loss keeps the writes not yet synced sector by sector, in any order: under
  * --fsync everysec the last second of the log, under always the batch whose fdatasync it
@@ -1863,12 +1905,10 @@ LEAK_CHECKED_TEST_OPTS(persist, a_data_dir_it_creates_is_synced_in_the_directory
 LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_is_a_torn_write,
                        .timeout = 60)
 {
-	enum { LATE = 4, LATE_BYTES = 1500, SECTOR = 512 };
 	static const char log1[] = "log.0000000000000001";
 	static const uint8_t zeros[SECTOR];
 	char data_dir[64], scratch[64], path[300], id[16], *text;
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
-	uint8_t v[LATE_BYTES];
 	struct harness_daemon d;
 	off_t committed, full, from, to;
 	int fd;
@@ -1876,17 +1916,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_
 	for (int shape = 0; shape < 2; shape++) {
 		make_data_dir(data_dir);
 		make_data_dir(scratch);
-		cr_assert_eq(harness_start(&d, args), 0);
-		fd = harness_open_ready(d.unix_url, "sector");
-		set_torn_sessions(fd);
-		committed = data_file_size(data_dir, log1);
-		memset(v, 'l', sizeof(v));
-		for (int i = 0; i < LATE; i++) {
-			snprintf(id, sizeof(id), "late%d", i);
-			cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
-		}
-		close(fd);
-		cr_assert_eq(harness_stop(&d), 0);
+		committed = write_late_records(data_dir, args);
 		full = data_file_size(data_dir, log1);
 		cr_assert_gt(full, committed + LATE * LATE_BYTES);
 
@@ -1895,11 +1925,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_
 		from = shape == 0 ? committed : (committed + 12 + SECTOR) / SECTOR * SECTOR;
 		to = (from / SECTOR + 1) * SECTOR;
 		cr_assert_leq(to, committed + 12 + LATE_BYTES, "the lost sector is the record's");
-		snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		cr_assert_neq(fd, -1);
-		cr_assert_eq(pwrite(fd, zeros, (size_t)(to - from), from), to - from);
-		close(fd);
+		overwrite_log1(data_dir, zeros, (size_t)(to - from), from);
 
 		cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "shape %d: %s",
 		             shape, text);
@@ -1943,38 +1969,20 @@ LEAK_CHECKED_TEST_OPTS(persist, a_sector_a_power_loss_lost_before_later_records_
 LEAK_CHECKED_TEST_OPTS(persist, stale_bytes_in_the_middle_refuse_with_the_steps_to_recover,
                        .timeout = 60)
 {
-	enum { LATE = 4, LATE_BYTES = 1500, SECTOR = 512 };
-	static const char log1[] = "log.0000000000000001";
-	char data_dir[64], scratch[64], path[300], want[400], id[16], *text;
+	char data_dir[64], scratch[64], want[400], *text;
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
-	uint8_t v[LATE_BYTES], stale[SECTOR];
+	uint8_t stale[SECTOR];
 	struct harness_daemon d;
-	off_t committed, from;
+	off_t committed;
 	int fd;
 
 	make_data_dir(data_dir);
 	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "stale");
-	set_torn_sessions(fd);
-	committed = data_file_size(data_dir, log1);
-	memset(v, 'l', sizeof(v));
-	for (int i = 0; i < LATE; i++) {
-		snprintf(id, sizeof(id), "late%d", i);
-		cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
-	}
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-
+	committed = write_late_records(data_dir, args);
 	/* The first whole sector inside the first late record's body: stale bytes. */
 	for (size_t i = 0; i < sizeof(stale); i++)
 		stale[i] = (uint8_t)(i * 37 + 11);
-	from = (committed + 12 + SECTOR) / SECTOR * SECTOR;
-	snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	cr_assert_neq(fd, -1);
-	cr_assert_eq(pwrite(fd, stale, sizeof(stale), from), (ssize_t)sizeof(stale));
-	close(fd);
+	overwrite_log1(data_dir, stale, sizeof(stale), (committed + 12 + SECTOR) / SECTOR * SECTOR);
 
 	cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 1, "%s", text);
 	snprintf(want, sizeof(want), "sessd --check-data %s --repair", data_dir);
