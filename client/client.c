@@ -232,6 +232,7 @@ void client_drop(struct sessd_client *c)
 	seal_free(c->seal);
 	c->seal = NULL;
 	c->sealed = false;
+	c->spoke = false;
 }
 
 void client_trim(struct sessd_client *c)
@@ -320,6 +321,7 @@ struct goodbye_watch {
 	struct sessd_client *c;
 	wire_frame_fn on_frame;
 	void *ctx;
+	size_t answered; /* replies handed to on_frame */
 };
 
 /*
@@ -340,6 +342,7 @@ static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
 		server_error(w->c, rep.status, &rep.message);
 		return SESSD_ERR_SHUTTING_DOWN;
 	}
+	w->answered++;
 	return w->on_frame(w->ctx, body, len);
 }
 
@@ -361,8 +364,10 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .err = c->errmsg,
 	    .err_size = sizeof(c->errmsg),
 	};
+	bool first = c->sealed && !c->spoke;
 	int rc;
 
+	c->resendable = false;
 	if (c->sealed) {
 		/* Everything sent in one go is sealed in one go: a batch of small requests
 		 * fills each record (SEAL_MAX_PLAIN) rather than costing one per request. */
@@ -378,8 +383,10 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 		x.out_len = c->records.len;
 		x.seal = c->seal;
 		x.raw = &c->raw;
+		c->spoke = true;
 	}
 	rc = wire_run(&x);
+	c->resendable = rc == SESSD_ERR_SHUTTING_DOWN && first && watch.answered == 0;
 	/* After a goodbye the next call must reconnect, not wait on a closing stream. */
 	if (rc == SESSD_ERR_TIMEOUT)
 		abandon(c);
@@ -389,6 +396,23 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	if (c->records.cap > CLIENT_KEEP_BYTES)
 		buf_finish(&c->records);
 	return rc;
+}
+
+bool client_resend_ready(struct sessd_client *c)
+{
+	char why[CLIENT_ERRMSG_SIZE];
+	int saved = errno;
+
+	if (!c->resendable)
+		return false;
+	c->resendable = false;
+	memcpy(why, c->errmsg, sizeof(why));
+	if (client_ready(c) == SESSD_OK)
+		return true;
+	/* sessd is stopping after all (or gone): the call fails as the SHUTTING_DOWN said. */
+	memcpy(c->errmsg, why, sizeof(why));
+	errno = saved;
+	return false;
 }
 
 struct hello {

@@ -63,6 +63,12 @@ struct sessd_client {
 	 * every byte either way is records (PROTOCOL.md, "Sealed connections"). */
 	struct seal *seal;
 	bool sealed;
+	/* Sealed: a record has gone out on this connection. Until one has, sessd may close it at
+	 * its --hello-timeout (a recorded HELLO can be replayed), with SHUTTING_DOWN. */
+	bool spoke;
+	/* The last exchange was the first on a sealed connection and met SHUTTING_DOWN before
+	 * any reply: sessd carried out none of it (see client_resend_ready). */
+	bool resendable;
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out;     /* the frame of a blocking call, reused */
@@ -174,5 +180,16 @@ bool client_status_closes(int status);
  */
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
                     bool idle_timeout, wire_frame_fn on_frame, void *ctx);
+
+/*
+ * client_resend_ready(c):
+ * After an exchange that failed with SESSD_ERR_SHUTTING_DOWN, whether to send it again: when
+ * it was the first on a sealed connection and nothing of it was answered, sessd closed the
+ * connection at its --hello-timeout as the request crossed its SHUTTING_DOWN on the wire (it
+ * carried out nothing, and is not stopping), so reconnect. Returns true with a new connection
+ * (once per exchange); false when the exchange is not to be sent again or the reconnection
+ * failed, c->errmsg and errno then as the SHUTTING_DOWN left them.
+ */
+bool client_resend_ready(struct sessd_client *c);
 
 #endif

@@ -203,7 +203,7 @@ static void call_discard(struct call *k)
 }
 
 /* Send ${req} (ns and request id filled in here) and wait for its reply into ${k}. */
-static int call_run(struct sessd_client *c, struct codec_request *req, struct call *k)
+static int call_once(struct sessd_client *c, struct codec_request *req, struct call *k)
 {
 	size_t body_len;
 	int rc;
@@ -262,6 +262,17 @@ static int call_run(struct sessd_client *c, struct codec_request *req, struct ca
 	if (client_status_closes(k->status))
 		client_drop(c);
 	return k->status;
+}
+
+/* call_once, and once more on a new connection when sessd closed a sealed one at its
+ * --hello-timeout as the request crossed the close (client_resend_ready). */
+static int call_run(struct sessd_client *c, struct codec_request *req, struct call *k)
+{
+	int rc = call_once(c, req, k);
+
+	if (rc == SESSD_ERR_SHUTTING_DOWN && client_resend_ready(c))
+		rc = call_once(c, req, k);
+	return rc;
 }
 
 /* Run ${req}, whose result is a uint; *${out} (may be NULL) gets it on SESSD_OK only. */

@@ -40,7 +40,11 @@
  * on SIGTERM or SIGINT), and said so after the reply to every request it carried out. The
  * request that gets it (every request of a batch without a reply, see sessd_batch_run) was
  * NOT carried out, and may be sent again at once or later: the next call reconnects, to the
- * restarted server or failing with SESSD_ERR_CONNECT while none is up.
+ * restarted server or failing with SESSD_ERR_CONNECT while none is up. One exception is sent
+ * again by the call itself: sessd closes a sealed connection from which no request came
+ * within its --hello-timeout with SHUTTING_DOWN, and a first call (or batch) that crossed
+ * that close on the wire goes again, once, on a new connection; it fails with
+ * SESSD_ERR_SHUTTING_DOWN only when that reconnection fails.
  *
  * What the server sends is checked before it is used: a reply frame longer than
  * sessd_max_frame() (at most 1 GiB, whatever the server announces) is refused from its

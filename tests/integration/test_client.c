@@ -1867,6 +1867,23 @@ static void tmp_listen(struct tmp_listener *l)
 	cr_assert_eq(listen(l->fd, 8), 0);
 }
 
+/*
+ * Listen on ${l} (tmp_listen) and fork: returns 0 in the child, which serves l->fd and must
+ * _exit; in the parent the child's pid (wait for it with tmp_finish), l->fd closed.
+ */
+static pid_t tmp_fork(struct tmp_listener *l)
+{
+	pid_t pid;
+
+	tmp_listen(l);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid != 0)
+		close(l->fd);
+	return pid;
+}
+
 /* Wait for the child ${pid} serving ${l}, expect it to have exited 0, remove ${l}'s files. */
 static void tmp_finish(struct tmp_listener *l, pid_t pid, const char *what)
 {
@@ -2099,15 +2116,10 @@ static int fake_serve(int lfd, int conns, fake_answer_fn answer)
 
 static pid_t fake_start(struct tmp_listener *l, int conns, fake_answer_fn answer)
 {
-	pid_t pid;
+	pid_t pid = tmp_fork(l);
 
-	tmp_listen(l);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
 	if (pid == 0)
 		_exit(fake_serve(l->fd, conns, answer));
-	close(l->fd);
 	return pid;
 }
 
@@ -3766,6 +3778,117 @@ LEAK_CHECKED_TEST(auth, sealed_round_trips_of_every_op)
 	          "the requests are not records (%zu)", rep.c2s_records);
 	cr_assert(rep.s2c_records != SIZE_MAX && rep.s2c_records > 10,
 	          "the replies are not records (%zu)", rep.s2c_records);
+}
+
+/*
+ * The late relay, in a child: the client's first connection through ${lfd} passes its HELLO
+ * and the reply, then waits for the daemon (--hello-timeout 1) to close the connection, which
+ * sent no record, with its SHUTTING_DOWN; only then does it pass on the request the client sent
+ * at once, and hand the client the SHUTTING_DOWN and the close. So the request crosses the
+ * close on the wire, as one sent just when the deadline comes does. The next connection is
+ * carried both ways (sniff_serve, its report thrown away). Returns the child's exit status.
+ */
+static int late_serve(int lfd)
+{
+	struct pollfd lp = {.fd = lfd, .events = POLLIN};
+	struct buf held, request;
+	int cfd = -1, dfd = -1, sink, rc = 1;
+	ssize_t sent;
+
+	buf_init(&held);
+	buf_init(&request);
+	if (poll(&lp, 1, 10000) != 1 || (cfd = accept(lfd, NULL, NULL)) == -1 ||
+	    (dfd = harness_connect(daemon_.unix_url)) == -1 || relay_frame(cfd, dfd, 1) == -1 ||
+	    relay_frame(dfd, cfd, 1) == -1)
+		goto done;
+	/* The daemon's goodbye, up to its close. */
+	for (;;) {
+		ssize_t n;
+
+		if (buf_reserve(&held, 4096) == -1)
+			goto done;
+		n = recv(dfd, held.data + held.len, 4096, 0);
+		if (n == 0)
+			break;
+		if (n == -1)
+			goto done;
+		held.len += (size_t)n;
+	}
+	if (held.len == 0 || buf_reserve(&request, 65536) == -1)
+		goto done;
+	/* The client's request, then the goodbye it crossed. */
+	sent = recv(cfd, request.data, 65536, 0);
+	if (sent <= 0)
+		goto done;
+	(void)send(dfd, request.data, (size_t)sent, MSG_NOSIGNAL);
+	if (harness_send_all(cfd, held.data, held.len) == -1 || shutdown(cfd, SHUT_WR) == -1)
+		goto done;
+	while (recv(cfd, request.data, 65536, 0) > 0)
+		;
+	sink = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	rc = sink == -1 ? 1 : sniff_serve(lfd, sink);
+done:
+	if (cfd != -1)
+		close(cfd);
+	if (dfd != -1)
+		close(dfd);
+	buf_finish(&held);
+	buf_finish(&request);
+	return rc;
+}
+
+static pid_t late_start(struct tmp_listener *l)
+{
+	pid_t pid = tmp_fork(l);
+
+	if (pid == 0)
+		_exit(late_serve(l->fd));
+	return pid;
+}
+
+/*
+ * sessd closes a sealed connection from which no record came within --hello-timeout (a
+ * recorded HELLO can be replayed), with SHUTTING_DOWN: nothing of it was carried out. A call
+ * (or a batch) made just as that deadline comes crosses the close, and is sent again on a new
+ * connection rather than failing: the daemon is not stopping. Found by hand: calls 2 s after
+ * connecting to a daemon with --hello-timeout 2 failed with SESSD_ERR_SHUTTING_DOWN, 7 of 124.
+ */
+LEAK_CHECKED_TEST(auth, a_first_call_crossing_the_hello_timeout_close_is_sent_again)
+{
+	const char *const args[] = {"--auth-file", auth_path, "--hello-timeout", "1", NULL};
+	struct sessd_batch *b;
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid;
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(harness_stop(&daemon_), 0);
+	cr_assert_eq(harness_start(&daemon_, args), 0);
+
+	pid = late_start(&l);
+	c = connect_with(l.url, (struct sessd_options){.auth_file = auth_path});
+	rc = sessd_set(c, "late", 4, "kept", 4, TTL_MS);
+	cr_assert_eq(rc, SESSD_OK, "a SET that crossed the close: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	expect_data(c, "late", 4, "kept", 4);
+	sessd_close(c);
+	tmp_finish(&l, pid, "late relay");
+
+	pid = late_start(&l);
+	c = connect_with(l.url, (struct sessd_options){.auth_file = auth_path});
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	cr_assert_eq(sessd_batch_set(b, "late2", 5, "kept", 4, TTL_MS), 0);
+	cr_assert_eq(sessd_batch_get(b, "late2", 5), 1);
+	rc = sessd_batch_run(b);
+	cr_assert_eq(rc, SESSD_OK, "a batch that crossed the close: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	cr_assert_eq(sessd_batch_status(b, 0), SESSD_OK);
+	cr_assert_eq(sessd_batch_status(b, 1), SESSD_OK);
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "late relay");
 }
 
 /*
