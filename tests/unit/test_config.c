@@ -329,8 +329,8 @@ LEAK_CHECKED_TEST(config, listen_urls)
 	                     "tcp://:80",
 	                     "udp://127.0.0.1:80",
 	                     "/tmp/sock",
-	                     "unix:/a/path/that/is/far/too/long/for/a/unix/socket/address/which/"
-	                     "holds/only/one/hundred/and/eight/bytes/including/its/nul/x.sock"};
+	                     ("unix:/a/path/that/is/far/too/long/for/a/unix/socket/address/which/"
+	                      "holds/only/one/hundred/and/eight/bytes/including/its/nul/x.sock")};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(config_parse_listen(bad[i], &l), -1, "'%s' must be refused", bad[i]);
 }
