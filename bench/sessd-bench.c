@@ -94,6 +94,7 @@ struct bench_options {
 	uint64_t load;            /* --load N: only SET N keys and exit */
 	uint64_t expire_burst;    /* --expire-burst N */
 	bool hold;                /* --hold: the burst's sessions live 24 h (the baseline run) */
+	bool burst_namespaces;    /* --burst-namespaces: each burst session in its own namespace */
 	long server_pid;          /* --server-pid: sample its CPU over the timed run */
 	const char *auth_file;    /* --auth-file: seal every connection with its secret */
 	bool plain_auth;          /* --plain-auth: send the secret as it is instead */
@@ -566,6 +567,7 @@ static bool bench_next_op(struct bench_conn *c, struct workload_op *op, unsigned
 		op->value = workload_value(b->workload, b->cursor);
 		op->value_len = workload_value_size(b->workload);
 		op->ttl_ms = b->cursor_ttl_ms;
+		op->own_namespace = b->phase == PHASE_BURST && b->opt.burst_namespaces;
 		if (b->phase == PHASE_BURST && !b->opt.hold) {
 			uint64_t now = bench_now_ns();
 
@@ -1189,6 +1191,8 @@ static void bench_usage(FILE *f)
 	    "  --expire-burst N     also SET N sessions that all expire at one instant mid-run\n"
 	    "  --hold               with --expire-burst: give them a 24 h ttl instead (the\n"
 	    "                       baseline: the same memory, nothing expiring)\n"
+	    "  --burst-namespaces   with --expire-burst: each of them in a namespace of its\n"
+	    "                       own (sessd; a key prefix of its own for Redis)\n"
 	    "  --load N             only SET N sessions (ttl 24 h) and exit\n"
 	    "  --server-pid PID     report the server's CPU per operation over the timed run\n"
 	    "  --auth-file FILE     (sessd) the secret of sessd --auth-file FILE, read as sessd\n"
@@ -1250,6 +1254,7 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    {"json", no_argument, NULL, 'j'},
 	    {"load", required_argument, NULL, 'L'},
 	    {"expire-burst", required_argument, NULL, 'E'},
+	    {"burst-namespaces", no_argument, NULL, 'B'},
 	    {"hold", no_argument, NULL, 'H'},
 	    {"server-pid", required_argument, NULL, 'p'},
 	    {"auth-file", required_argument, NULL, 'a'},
@@ -1320,6 +1325,9 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 		case 'H':
 			o->hold = true;
 			break;
+		case 'B':
+			o->burst_namespaces = true;
+			break;
 		case 'p':
 			bad = bench_parse_u64(optarg, 1u << 30, &v) || v == 0;
 			o->server_pid = (long)v;
@@ -1369,6 +1377,10 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	}
 	if (o->plain_auth && !o->auth_file) {
 		fprintf(stderr, "sessd-bench: --plain-auth needs --auth-file\n");
+		return -1;
+	}
+	if (o->burst_namespaces && !o->expire_burst) {
+		fprintf(stderr, "sessd-bench: --burst-namespaces needs --expire-burst\n");
 		return -1;
 	}
 	if (o->versus && (o->load || o->expire_burst)) {

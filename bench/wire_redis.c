@@ -82,12 +82,16 @@ static int wire_redis_uint(struct buf *out, uint64_t v)
 }
 
 /* The session's key, "<ns>:<id>" or the bare id, and optionally the flash suffix. */
-static int wire_redis_key(struct buf *out, const struct wire_ctx *ctx, uint64_t key, bool flash)
+static int wire_redis_key(struct buf *out, const struct wire_ctx *ctx, const struct workload_op *op,
+                          bool flash)
 {
 	char tmp[IDS_MAX_NAMESPACE_LEN + WORKLOAD_ID_LEN + sizeof(WIRE_REDIS_FLASH_SUFFIX) + 2];
 	size_t len = 0;
 
-	if (ctx->ns) {
+	if (op->own_namespace) {
+		len =
+		    (size_t)snprintf(tmp, WORKLOAD_OWN_NS_MAX, WORKLOAD_OWN_NS_FORMAT ":", op->key);
+	} else if (ctx->ns) {
 		size_t ns_len = strlen(ctx->ns);
 
 		if (ns_len > IDS_MAX_NAMESPACE_LEN) {
@@ -98,7 +102,7 @@ static int wire_redis_key(struct buf *out, const struct wire_ctx *ctx, uint64_t 
 		tmp[ns_len] = ':';
 		len = ns_len + 1;
 	}
-	memcpy(tmp + len, workload_id(ctx->workload, key), WORKLOAD_ID_LEN);
+	memcpy(tmp + len, workload_id(ctx->workload, op->key), WORKLOAD_ID_LEN);
 	len += WORKLOAD_ID_LEN;
 	if (flash) {
 		memcpy(tmp + len, WIRE_REDIS_FLASH_SUFFIX, strlen(WIRE_REDIS_FLASH_SUFFIX));
@@ -116,13 +120,13 @@ static int wire_redis_encode(struct buf *out, const struct wire_ctx *ctx,
 	switch (op->kind) {
 	case WORKLOAD_GET:
 		rc = (wire_redis_header(out, '*', 2) || wire_redis_str(out, "GET") ||
-		      wire_redis_key(out, ctx, op->key, false))
+		      wire_redis_key(out, ctx, op, false))
 		         ? -1
 		         : 0;
 		break;
 	case WORKLOAD_SET:
 		rc = (wire_redis_header(out, '*', 5) || wire_redis_str(out, "SET") ||
-		      wire_redis_key(out, ctx, op->key, false) ||
+		      wire_redis_key(out, ctx, op, false) ||
 		      wire_redis_arg(out, op->value, op->value_len) || wire_redis_str(out, "PX") ||
 		      wire_redis_uint(out, op->ttl_ms))
 		         ? -1
@@ -130,20 +134,19 @@ static int wire_redis_encode(struct buf *out, const struct wire_ctx *ctx,
 		break;
 	case WORKLOAD_TOUCH:
 		rc = (wire_redis_header(out, '*', 3) || wire_redis_str(out, "PEXPIRE") ||
-		      wire_redis_key(out, ctx, op->key, false) || wire_redis_uint(out, op->ttl_ms))
+		      wire_redis_key(out, ctx, op, false) || wire_redis_uint(out, op->ttl_ms))
 		         ? -1
 		         : 0;
 		break;
 	case WORKLOAD_DESTROY:
 		rc = (wire_redis_header(out, '*', 2) || wire_redis_str(out, "DEL") ||
-		      wire_redis_key(out, ctx, op->key, false))
+		      wire_redis_key(out, ctx, op, false))
 		         ? -1
 		         : 0;
 		break;
 	case WORKLOAD_FLASH_PUSH:
 		rc = (wire_redis_header(out, '*', 3) || wire_redis_str(out, "RPUSH") ||
-		      wire_redis_key(out, ctx, op->key, true) ||
-		      wire_redis_str(out, WORKLOAD_FLASH_MSG))
+		      wire_redis_key(out, ctx, op, true) || wire_redis_str(out, WORKLOAD_FLASH_MSG))
 		         ? -1
 		         : 0;
 		break;
@@ -152,9 +155,9 @@ static int wire_redis_encode(struct buf *out, const struct wire_ctx *ctx,
 		*replies = 4;
 		rc = (wire_redis_header(out, '*', 1) || wire_redis_str(out, "MULTI") ||
 		      wire_redis_header(out, '*', 4) || wire_redis_str(out, "LRANGE") ||
-		      wire_redis_key(out, ctx, op->key, true) || wire_redis_str(out, "0") ||
+		      wire_redis_key(out, ctx, op, true) || wire_redis_str(out, "0") ||
 		      wire_redis_str(out, "-1") || wire_redis_header(out, '*', 2) ||
-		      wire_redis_str(out, "DEL") || wire_redis_key(out, ctx, op->key, true) ||
+		      wire_redis_str(out, "DEL") || wire_redis_key(out, ctx, op, true) ||
 		      wire_redis_header(out, '*', 1) || wire_redis_str(out, "EXEC"))
 		         ? -1
 		         : 0;

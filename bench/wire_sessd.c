@@ -119,8 +119,13 @@ static int wire_sessd_encode(struct buf *out, const struct wire_ctx *ctx,
 	    .request_id = request_id,
 	    .ping_payload = op->kind == WORKLOAD_ECHO,
 	};
+	char own_ns[WORKLOAD_OWN_NS_MAX];
 
-	if (ctx->ns) {
+	if (op->own_namespace) {
+		req.ns.ptr = (const uint8_t *)own_ns;
+		req.ns.len =
+		    (size_t)snprintf(own_ns, sizeof(own_ns), WORKLOAD_OWN_NS_FORMAT, op->key);
+	} else if (ctx->ns) {
 		req.ns.ptr = (const uint8_t *)ctx->ns;
 		req.ns.len = strlen(ctx->ns);
 	}

@@ -1,6 +1,8 @@
 #ifndef SESSD_BENCH_WORKLOAD_H
 #define SESSD_BENCH_WORKLOAD_H
 
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +35,14 @@ struct workload_op {
 	const uint8_t *value; /* SET, ECHO: value_size bytes, borrowed from the workload */
 	size_t value_len;
 	uint64_t ttl_ms;
+	/* In a namespace of its own, named after the key (WORKLOAD_OWN_NS_FORMAT), instead of
+	 * the run's: sessd-bench --burst-namespaces. */
+	bool own_namespace;
 };
+
+/* The name of ${key}'s own namespace (workload_op.own_namespace): at most 17 bytes. */
+#define WORKLOAD_OWN_NS_FORMAT "b%" PRIx64
+#define WORKLOAD_OWN_NS_MAX    24
 
 /* Weights of the mix, in the order of enum workload_kind; "flash" weighs FLASH_PUSH. */
 struct workload_mix {
