@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,7 +70,9 @@ void config_usage(FILE *out)
 	      "                          $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/sessd, /run/sessd\n"
 	      "                          for root or /tmp/sessd-UID, and tcp://127.0.0.1:7077)\n"
 	      "  --max-frame BYTES       largest frame body (default 1M, at least 4096)\n"
-	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default 0: none)\n"
+	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default: half of\n"
+	      "                          the memory cgroup's limit or of physical memory,\n"
+	      "                          whichever is lower; 0: none)\n"
 	      "  --max-client-memory BYTES\n"
 	      "                          connections' buffers (unfinished requests, unsent\n"
 	      "                          replies, emptied room over 32K each) in all; past it\n"
@@ -261,6 +264,134 @@ int config_runtime_dir(char *out, size_t size)
 	return 0;
 }
 
+/* A cgroup limit at or above this is "no limit": v1 writes the largest page-aligned signed
+ * 64-bit value there. */
+#define CONFIG_NO_CGROUP_LIMIT (UINT64_C(1) << 60)
+
+/* ${path} under ${root}, opened for reading, or NULL. */
+static FILE *fopen_under(const char *root, const char *path)
+{
+	char full[PATH_MAX];
+
+	if (snprintf(full, sizeof(full), "%s%s", root, path) >= (int)sizeof(full))
+		return NULL;
+	return fopen(full, "re");
+}
+
+/* The first line of ${path} (under ${root}) into ${line}: 0, or -1 when it cannot be read. */
+static int read_first_line(const char *root, const char *path, char *line, size_t size)
+{
+	FILE *f = fopen_under(root, path);
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fgets(line, (int)size, f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+/*
+ * The lowest limit in ${file} of the cgroup ${dir}/${cgroup} and of every cgroup above it
+ * (a limit on a slice holds for everything in it), or UINT64_MAX for none: a value that is
+ * not a number ("max") or is CONFIG_NO_CGROUP_LIMIT or more is no limit.
+ */
+static uint64_t cgroup_lowest_limit(const char *root, const char *dir, const char *cgroup,
+                                    const char *file)
+{
+	char path[PATH_MAX], line[64], *end;
+	uint64_t lowest = UINT64_MAX, v;
+	size_t len = strlen(cgroup);
+
+	for (;;) {
+		while (len > 0 && cgroup[len - 1] == '/')
+			len--;
+		if (snprintf(path, sizeof(path), "%s%.*s/%s", dir, (int)len, cgroup, file) <
+		        (int)sizeof(path) &&
+		    read_first_line(root, path, line, sizeof(line)) == 0) {
+			errno = 0;
+			v = strtoull(line, &end, 10);
+			if (errno == 0 && end != line && *end == '\0' &&
+			    v < CONFIG_NO_CGROUP_LIMIT && v < lowest)
+				lowest = v;
+		}
+		if (len == 0)
+			break;
+		while (len > 0 && cgroup[len - 1] != '/')
+			len--;
+	}
+	return lowest;
+}
+
+/* The lowest memory limit of this process's cgroups, v2 or v1, or UINT64_MAX for none. */
+static uint64_t cgroup_memory_limit(const char *root)
+{
+	char line[PATH_MAX + 64];
+	uint64_t lowest = UINT64_MAX, v;
+	FILE *f = fopen_under(root, "/proc/self/cgroup");
+
+	if (f == NULL)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *cgroup;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "0::", 3) == 0) {
+			v = cgroup_lowest_limit(root, "/sys/fs/cgroup", line + 3, "memory.max");
+		} else if ((cgroup = strstr(line, ":memory:")) != NULL ||
+		           ((cgroup = strstr(line, ",memory:")) != NULL)) {
+			v = cgroup_lowest_limit(root, "/sys/fs/cgroup/memory", cgroup + 8,
+			                        "memory.limit_in_bytes");
+		} else {
+			continue;
+		}
+		if (v < lowest)
+			lowest = v;
+	}
+	fclose(f);
+	return lowest;
+}
+
+/* MemTotal of ${root}/proc/meminfo in bytes, or UINT64_MAX when it cannot be read. */
+static uint64_t physical_memory(const char *root)
+{
+	char line[128];
+	unsigned long long kib;
+	uint64_t bytes = UINT64_MAX;
+	FILE *f = fopen_under(root, "/proc/meminfo");
+
+	if (f == NULL)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1 && kib > 0 &&
+		    kib < UINT64_MAX / 1024) {
+			bytes = (uint64_t)kib * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return bytes;
+}
+
+int config_memory_limit(const char *root, uint64_t *bytes, char *source, size_t source_size)
+{
+	uint64_t cgroup = cgroup_memory_limit(root), physical = physical_memory(root);
+
+	if (cgroup == UINT64_MAX && physical == UINT64_MAX)
+		return -1;
+	if (cgroup < physical) {
+		*bytes = cgroup;
+		snprintf(source, source_size, "its memory cgroup's limit");
+	} else {
+		*bytes = physical;
+		snprintf(source, source_size, "physical memory");
+	}
+	return 0;
+}
+
 static int add_listen(struct config *cfg, const struct config_listen *l)
 {
 	struct config_listen *grown;
@@ -430,6 +561,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->log_level = LOG_INFO;
 	cfg->fsync = PERSIST_FSYNC_EVERYSEC;
 	cfg->snapshot_idle_s = CONFIG_DEFAULT_SNAPSHOT_IDLE_S;
+	cfg->max_memory_auto = true;
 
 	/* 0 rather than 1 makes glibc start over completely, so tests can parse again. */
 	optind = 0;
@@ -476,6 +608,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			                      err) == -1)
 				return -1;
 			cfg->max_memory = v;
+			cfg->max_memory_auto = false;
 			break;
 		case OPT_MAX_CLIENT_MEMORY:
 			if (parse_uint_option("max-client-memory", WHAT_SIZE, optarg, 1, SIZE_MAX,

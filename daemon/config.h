@@ -57,6 +57,8 @@ struct config {
 	size_t n_listens;
 	uint32_t max_frame;
 	uint64_t max_memory; /* 0: no limit */
+	/* --max-memory was not given: the server takes a share of config_memory_limit. */
+	bool max_memory_auto;
 	/* Connections' buffers over all connections (see conn_config.max_client_bytes). */
 	size_t max_client_memory;
 	uint32_t max_connections;
@@ -119,5 +121,16 @@ int config_parse_listen(const char *url, struct config_listen *out);
  * Returns 0, or -1 (errno ENAMETOOLONG) when it does not fit in ${size}.
  */
 int config_runtime_dir(char *out, size_t size);
+
+/*
+ * config_memory_limit(root, bytes, source, source_size):
+ * The memory this process may use: the lowest of its memory cgroup's limits (cgroup v2
+ * memory.max, or v1 memory.limit_in_bytes, of its own cgroup and of those above it) and the
+ * machine's physical memory (MemTotal in /proc/meminfo). ${root} is put before every path
+ * read: "" for this system, a directory laid out alike in tests. Returns 0 with *${bytes}
+ * set and ${source} (the caller's, ${source_size} bytes) naming the limit, or -1 when
+ * neither could be read.
+ */
+int config_memory_limit(const char *root, uint64_t *bytes, char *source, size_t source_size);
 
 #endif

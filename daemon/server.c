@@ -64,6 +64,9 @@
 #define SERVER_DISPLACE_SLACK 32
 /* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
 #define SERVER_SMALL_MAX_MEMORY (1024u * 1024u)
+/* --max-memory not given: the sessions may use 1/this of what the process may (see
+ * server_auto_max_memory). */
+#define SERVER_AUTO_MEMORY_SHARE 2u
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
@@ -699,6 +702,42 @@ static void server_tune_malloc(void)
 		log_debug("malloc ignores M_MXFAST or M_TRIM_THRESHOLD: not glibc's allocator");
 }
 
+/*
+ * --max-memory not given: half of what the process may use (config_memory_limit), so that a
+ * store that keeps growing answers NO_MEMORY instead of being killed by the kernel with every
+ * session in it. The other half is for the connections' buffers, malloc's own keeping, and a
+ * snapshot's fork, whose pages the writes made meanwhile are copied into. Never below what the
+ * data directory just loaded: the daemon held that before and must start with it. Returns the
+ * limit, or 0 (none) when neither limit could be read.
+ */
+static uint64_t server_auto_max_memory(struct store *st)
+{
+	char source[64];
+	uint64_t limit, share;
+	struct store_stats stats;
+
+	if (config_memory_limit("", &limit, source, sizeof(source)) == -1) {
+		log_warn("--max-memory not given, and neither /proc/meminfo nor the memory cgroup "
+		         "could be read: the sessions' memory has no limit");
+		return 0;
+	}
+	share = limit / SERVER_AUTO_MEMORY_SHARE;
+	store_stats(st, NULL, 0, &stats);
+	if (stats.bytes > share) {
+		log_warn("--max-memory not given: half of %s (%llu MiB) is %llu MiB, less than the "
+		         "%llu MiB of sessions loaded, which is the limit then: new sessions are "
+		         "refused with NO_MEMORY until some expire (give --max-memory to choose)",
+		         source, (unsigned long long)(limit >> 20),
+		         (unsigned long long)(share >> 20),
+		         (unsigned long long)(stats.bytes >> 20));
+		return stats.bytes;
+	}
+	log_info("--max-memory not given: sessions may use %llu MiB, half of %s (%llu MiB); past "
+	         "it, writes are refused with NO_MEMORY (--max-memory 0: no limit)",
+	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
+	return share;
+}
+
 static int server_listen(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
@@ -770,6 +809,7 @@ struct server *server_new(const struct config *cfg)
 	struct dispatch_config dispatch_cfg;
 	struct conn_config conn_cfg;
 	struct server *srv;
+	uint64_t max_memory;
 
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
@@ -818,6 +858,8 @@ struct server *server_new(const struct config *cfg)
 	}
 
 	memset(&store_cfg, 0, sizeof(store_cfg));
+	/* A limit of its own choosing applies once the saved sessions are in (see
+	 * server_auto_max_memory). */
 	store_cfg.max_bytes = (size_t)cfg->max_memory;
 	/* No flash limit while the saved sessions load: one lowered --max-frame must not make
 	 * the log unreadable. It is set below. */
@@ -847,10 +889,12 @@ struct server *server_new(const struct config *cfg)
 		log_info("memory-only: sessions do not survive a restart");
 	}
 	store_set_max_flash_bytes(srv->store, cfg->max_frame / 2);
+	max_memory = cfg->max_memory_auto ? server_auto_max_memory(srv->store) : cfg->max_memory;
+	store_set_max_bytes(srv->store, (size_t)max_memory);
 
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
-	dispatch_cfg.max_bytes = cfg->max_memory;
+	dispatch_cfg.max_bytes = max_memory;
 	dispatch_cfg.max_connections = cfg->max_connections;
 	dispatch_cfg.max_client_bytes = cfg->max_client_memory;
 	dispatch_cfg.auth = srv->auth;

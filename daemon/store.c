@@ -1118,6 +1118,11 @@ void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes)
 	st->cfg.max_flash_bytes = max_flash_bytes;
 }
 
+void store_set_max_bytes(struct store *st, size_t max_bytes)
+{
+	st->cfg.max_bytes = max_bytes;
+}
+
 void store_free(struct store *st)
 {
 	if (st == NULL)

@@ -69,6 +69,14 @@ struct store *store_new(const struct store_config *cfg);
  */
 void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes);
 
+/*
+ * store_set_max_bytes(st, max_bytes):
+ * Change the memory limit (store_config.max_bytes; 0: none) for the writes that follow. A
+ * store already holding more keeps what it holds; growing writes are refused until it holds
+ * less.
+ */
+void store_set_max_bytes(struct store *st, size_t max_bytes);
+
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
 void store_free(struct store *st);
 

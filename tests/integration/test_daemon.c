@@ -819,7 +819,7 @@ LEAK_CHECKED_TEST(daemon, stats_counts_connections)
 	cr_assert_geq(harness_map_uint(&rep, "connections"), 2);
 	cr_assert_geq(harness_map_uint(&rep, "connections_total"), 2);
 	cr_assert_geq(harness_map_uint(&rep, "requests_total"), 3);
-	cr_assert_eq(harness_map_uint(&rep, "max_bytes"), 0);
+	cr_assert_gt(harness_map_uint(&rep, "max_bytes"), 0, "a limit of its own choosing");
 	(void)harness_map_uint(&rep, "uptime_ms");
 	(void)harness_map_uint(&rep, "namespaces");
 	(void)harness_map_uint(&rep, "bytes");
@@ -1031,6 +1031,59 @@ LEAK_CHECKED_TEST(daemon, flash_race_each_message_once)
 
 /* Tests that start the daemon with options of their own. */
 TestSuite(daemon_opts, .fini = stop, .timeout = 120);
+
+/* This machine's MemTotal in bytes. */
+static uint64_t physical_memory(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "MemTotal: %llu kB", &kib) != 1)
+		;
+	fclose(f);
+	cr_assert_gt(kib, 0);
+	return (uint64_t)kib * 1024;
+}
+
+static uint64_t stats_max_bytes(const char *url)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 1, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t max_bytes;
+	int fd = harness_open_ready(url, "test_daemon");
+
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	max_bytes = harness_map_uint(&rep, "max_bytes");
+	free(body);
+	close(fd);
+	return max_bytes;
+}
+
+/* Unlimited, a store that kept growing was killed by the kernel (its cgroup's or the
+ * machine's OOM killer) with every session in it; without --max-memory it now refuses
+ * writes with NO_MEMORY at half of what it may use. */
+LEAK_CHECKED_TEST(daemon_opts, without_max_memory_the_limit_is_half_of_what_it_may_use)
+{
+	static const char *const unlimited[] = {"--max-memory", "0", NULL};
+	uint64_t max_bytes;
+	char *log;
+
+	cr_assert_eq(harness_start(&dmn, NULL), 0);
+	max_bytes = stats_max_bytes(dmn.unix_url);
+	/* Lower when a memory cgroup limits the test run. */
+	cr_assert_gt(max_bytes, 0, "a limit of its own choosing");
+	cr_assert_leq(max_bytes, physical_memory() / 2, "at most half the machine's memory");
+	log = harness_log(&dmn);
+	cr_assert_not_null(strstr(log, "--max-memory not given: sessions may use "), "%s", log);
+	free(log);
+	cr_assert_eq(harness_stop(&dmn), 0);
+
+	cr_assert_eq(harness_start(&dmn, unlimited), 0);
+	cr_assert_eq(stats_max_bytes(dmn.unix_url), 0, "--max-memory 0: no limit");
+}
 
 LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
 {

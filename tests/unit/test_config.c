@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -56,6 +57,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.action, CONFIG_RUN);
 	cr_assert_eq(cfg.max_frame, 1048576);
 	cr_assert_eq(cfg.max_memory, 0);
+	cr_assert(cfg.max_memory_auto);
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024 * 1024);
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.hello_timeout_s, 10);
@@ -127,6 +129,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_str_eq(cfg.listens[2].make_dir, "");
 	cr_assert_eq(cfg.max_frame, 65536);
 	cr_assert_eq(cfg.max_memory, 512ull * 1024 * 1024);
+	cr_assert_not(cfg.max_memory_auto);
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024);
 	cr_assert_eq(cfg.max_connections, 5);
 	cr_assert_eq(cfg.hello_timeout_s, 3);
@@ -648,4 +651,119 @@ LEAK_CHECKED_TEST(config, log_level_names)
 	cr_assert_eq(l, LOG_WARN);
 	cr_assert_eq(log_level_parse("WARN", &l), -1);
 	cr_assert_eq(log_level_parse("", &l), -1);
+}
+
+/* A file ${path} under ${root} holding ${text}, its directories made as needed. */
+static void put_file(const char *root, const char *path, const char *text)
+{
+	char full[4096];
+	FILE *f;
+
+	for (const char *slash = strchr(path + 1, '/'); slash != NULL;
+	     slash = strchr(slash + 1, '/')) {
+		snprintf(full, sizeof(full), "%s%.*s", root, (int)(slash - path), path);
+		(void)mkdir(full, 0700);
+	}
+	snprintf(full, sizeof(full), "%s%s", root, path);
+	f = fopen(full, "w");
+	cr_assert_not_null(f, "%s", full);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A fresh directory standing for / in config_memory_limit's tests. */
+static void fake_root(char *root, size_t size)
+{
+	snprintf(root, size, "/tmp/sessd-test-root-XXXXXX");
+	cr_assert_not_null(mkdtemp(root));
+	put_file(root, "/proc/meminfo",
+	         "MemTotal:       24683584 kB\nMemFree:         1000000 kB\n");
+}
+
+static void remove_root(const char *root)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	cr_assert_eq(system(cmd), 0);
+}
+
+#define MEMTOTAL_BYTES (24683584ull * 1024)
+
+LEAK_CHECKED_TEST(config, memory_limit_is_physical_memory_without_a_cgroup_limit)
+{
+	char root[64], source[64];
+	uint64_t bytes = 0;
+
+	fake_root(root, sizeof(root));
+	put_file(root, "/proc/self/cgroup", "0::/system.slice/sessd.service\n");
+	put_file(root, "/sys/fs/cgroup/system.slice/sessd.service/memory.max", "max\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, MEMTOTAL_BYTES);
+	cr_assert_str_eq(source, "physical memory");
+	remove_root(root);
+}
+
+LEAK_CHECKED_TEST(config, memory_limit_is_the_cgroup_v2_limit_or_a_parent_slices)
+{
+	char root[64], source[64];
+	uint64_t bytes = 0;
+
+	fake_root(root, sizeof(root));
+	put_file(root, "/proc/self/cgroup", "0::/system.slice/sessd.service\n");
+	put_file(root, "/sys/fs/cgroup/system.slice/sessd.service/memory.max", "1073741824\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, 1073741824ull);
+	cr_assert_str_eq(source, "its memory cgroup's limit");
+
+	/* MemoryMax= on the slice holds for the service in it too. */
+	put_file(root, "/sys/fs/cgroup/system.slice/sessd.service/memory.max", "max\n");
+	put_file(root, "/sys/fs/cgroup/system.slice/memory.max", "536870912\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, 536870912ull);
+	remove_root(root);
+}
+
+LEAK_CHECKED_TEST(config, memory_limit_reads_cgroup_v1_and_its_no_limit_value)
+{
+	char root[64], source[64];
+	uint64_t bytes = 0;
+
+	fake_root(root, sizeof(root));
+	put_file(root, "/proc/self/cgroup", "5:cpu,cpuacct:/x\n4:memory:/process_api/abc\n0::/\n");
+	/* What v1 writes for "no limit". */
+	put_file(root, "/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes",
+	         "9223372036854771712\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, MEMTOTAL_BYTES);
+
+	put_file(root, "/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes",
+	         "268435456\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, 268435456ull);
+	cr_assert_str_eq(source, "its memory cgroup's limit");
+
+	/* A cgroup limit above the machine's memory is no tighter than the machine. */
+	put_file(root, "/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes",
+	         "68719476736\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
+	cr_assert_eq(bytes, MEMTOTAL_BYTES);
+	cr_assert_str_eq(source, "physical memory");
+	remove_root(root);
+}
+
+LEAK_CHECKED_TEST(config, memory_limit_fails_when_nothing_can_be_read)
+{
+	char root[64], source[64];
+	uint64_t bytes = 7;
+
+	snprintf(root, sizeof(root), "/tmp/sessd-test-root-XXXXXX");
+	cr_assert_not_null(mkdtemp(root));
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), -1);
+	cr_assert_eq(bytes, 7);
+	/* A cgroup file that is not a number counts as no limit, not as zero. */
+	put_file(root, "/proc/self/cgroup", "0::/a\n");
+	put_file(root, "/sys/fs/cgroup/a/memory.max", "garbage\n");
+	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), -1);
+	remove_root(root);
 }
