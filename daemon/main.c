@@ -1,9 +1,12 @@
 /*
  * sessd: the session-store daemon. Parses the command line and runs the server.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
 
 #include <event2/event.h>
 #include <sodium.h>
@@ -13,6 +16,25 @@
 #include "log.h"
 #include "persist.h"
 #include "server.h"
+
+/*
+ * With a ${key_file} (--key-file) the sessions are encrypted at rest, and a core dump would
+ * write every one of them in the clear wherever core_pattern puts it (systemd-coredump keeps
+ * dumps for days, on a disk the key was meant to protect from). A process that is not
+ * dumpable leaves no core, and other processes of its user cannot read its memory (ptrace,
+ * /proc/PID/mem), as ssh-agent does for its keys. The keys themselves are sodium_malloc'd,
+ * which libsodium already keeps out of dumps; the sessions are plain heap. Without a key the
+ * data directory holds the sessions in the clear anyway, and a core stays available to debug
+ * a crash. A failure is only said: the operator asked for encryption, not for this.
+ */
+static void keep_sessions_out_of_dumps(const char *key_file)
+{
+	if (key_file == NULL)
+		return;
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		log_warn("cannot keep the decrypted sessions out of core dumps: prctl: %s",
+		         strerror(errno));
+}
 
 int main(int argc, char **argv)
 {
@@ -38,6 +60,7 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	case CONFIG_CHECK_DATA:
+		keep_sessions_out_of_dumps(cfg.key_file);
 		if (sodium_init() < 0) {
 			fprintf(stderr, "sessd: libsodium failed to initialise\n");
 			rc = 2;
@@ -51,6 +74,7 @@ int main(int argc, char **argv)
 		break;
 	}
 
+	keep_sessions_out_of_dumps(cfg.key_file);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		goto out;

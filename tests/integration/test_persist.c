@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -2225,4 +2227,94 @@ LEAK_CHECKED_TEST_OPTS(persist, a_read_only_file_system_is_named_as_such, .timeo
 	}
 	umount2(volume, MNT_DETACH);
 	rmdir(volume);
+}
+
+/* The uid sessd runs as in dumpable_test: root runs it as nobody, so that /proc tells. */
+#define DUMPABLE_TEST_UID ((uid_t)65534)
+
+/*
+ * Start sessd (memory-only, or with --data-dir and --key-file when ${with_key}) in ${dir}, as
+ * a user other than root, and return whether it is dumpable: the kernel gives the files in
+ * /proc/PID of a process that is not to root, and of one that is to the process's own user.
+ */
+static bool sessd_is_dumpable(const char *dir, bool with_key)
+{
+	char sock[160], data[160], key[160], ready[160], log[160], proc[80];
+	const char *bin = getenv("SESSD_BIN");
+	uid_t uid = geteuid() == 0 ? DUMPABLE_TEST_UID : geteuid();
+	struct stat st;
+	int status;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSD_BIN is not set");
+	snprintf(sock, sizeof(sock), "unix:%s/sessd.sock", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(key, sizeof(key), "%s/key", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(log, sizeof(log), "%s/sessd.log", dir);
+	unlink(ready);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) == -1 || setgid(DUMPABLE_TEST_UID) == -1 ||
+		     setuid(DUMPABLE_TEST_UID) == -1))
+			_exit(126);
+		if (with_key)
+			execl(bin, bin, "--listen", sock, "--ready-file", ready, "--data-dir", data,
+			      "--key-file", key, (char *)NULL);
+		else
+			execl(bin, bin, "--listen", sock, "--ready-file", ready, (char *)NULL);
+		_exit(127);
+	}
+	for (int waited = 0; access(ready, F_OK) == -1; waited += 10) {
+		cr_assert_lt(waited, 10000, "sessd did not start; see %s", log);
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "sessd exited; see %s", log);
+		usleep(10000);
+	}
+	snprintf(proc, sizeof(proc), "/proc/%ld/status", (long)pid);
+	cr_assert_eq(stat(proc, &st), 0, "%s", strerror(errno));
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd failed; see %s", log);
+	return st.st_uid == uid;
+}
+
+/*
+ * With --key-file the sessions are encrypted at rest, but they sit decrypted in sessd's
+ * memory: a core dump (systemd-coredump keeps one for days, on the disk the key protects)
+ * would hold every session id and its data in the clear. Such a sessd is not dumpable, and
+ * so leaves no core, nor lets other processes of its user read its memory. Without a key it
+ * stays dumpable, so that a crash can be debugged.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_sessd_with_a_key_file_dumps_no_core, .timeout = 60)
+{
+	char dir[64], key_path[96];
+	uint8_t key[32];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/tmp/sessd-dump-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(key_path, sizeof(key_path), "%s/key", dir);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	fd = open(key_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, key, sizeof(key)), (ssize_t)sizeof(key));
+	close(fd);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(dir, DUMPABLE_TEST_UID, DUMPABLE_TEST_UID), 0);
+		cr_assert_eq(chown(key_path, DUMPABLE_TEST_UID, DUMPABLE_TEST_UID), 0);
+	}
+	cr_expect(sessd_is_dumpable(dir, false), "a sessd without --key-file is dumpable");
+	cr_expect_not(sessd_is_dumpable(dir, true), "a sessd with --key-file is dumpable");
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
