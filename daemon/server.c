@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -183,15 +184,31 @@ static int write_ready_file(struct server *srv)
 	char tmp[4096];
 	struct stat st;
 	FILE *f;
+	int fd;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
 		log_error("the ready file's path is too long");
 		return -1;
 	}
-	f = fopen(tmp, "w");
-	if (f == NULL) {
+	/* The name is predictable, and the directory may be one others can write to (/tmp): a
+	 * link one of them put there must not have us write through it (O_NOFOLLOW, O_EXCL),
+	 * whatever it points to. A stale file of ours (a crashed daemon that had our pid) is
+	 * removed first; one we may not remove is refused. The mode is 0644 at most (the umask
+	 * only takes away): a reader trusts the URLs in it, so others must not change them. */
+	if (unlink(tmp) == -1 && errno != ENOENT) {
 		log_error("cannot write %s: %s", tmp, strerror(errno));
 		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		log_error("cannot write %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		log_error("cannot write %s: %s", tmp, strerror(errno));
+		close(fd);
+		goto fail_unlink;
 	}
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		fprintf(f, "%s\n", listener_url(srv->listeners[i]));

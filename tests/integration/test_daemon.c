@@ -1121,6 +1121,70 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
+/*
+ * The ready file is written through a temporary file of a name anyone can predict
+ * (PATH.tmp.PID), often in a directory others may write to: a link put there beforehand must
+ * not make sessd write its URLs over the file it points to (nor leave the ready file a link
+ * to it), and a umask of 0 must not leave the file writable by others, who could then point
+ * whoever reads it at a socket of their own.
+ */
+LEAK_CHECKED_TEST(daemon_opts, the_ready_file_follows_no_planted_link)
+{
+	char dir[64], sock[96], ready[96], tmp[128], victim[96], log[96], text[64];
+	const char *bin = getenv("SESSD_BIN");
+	struct stat st;
+	ssize_t got;
+	pid_t pid;
+	int fd;
+
+	cr_assert_not_null(bin);
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ready-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "unix:%s/sessd.sock", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(log, sizeof(log), "%s/sessd.log", dir);
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "precious", 8), 8);
+	close(fd);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		/* The pid survives the exec: the link waits where sessd will write. */
+		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", ready, (long)getpid());
+		if (symlink(victim, tmp) == -1)
+			_exit(125);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		umask(0);
+		execl(bin, bin, "--listen", sock, "--ready-file", ready, (char *)NULL);
+		_exit(127);
+	}
+	for (int waited = 0; lstat(ready, &st) == -1; waited += 10) {
+		cr_assert_lt(waited, 10000, "sessd did not start; see %s", log);
+		cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "sessd exited; see %s", log);
+		usleep(10000);
+	}
+	fd = open(victim, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	got = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	cr_assert_geq(got, 0);
+	text[got] = '\0';
+	cr_expect_str_eq(text, "precious", "sessd wrote through the planted link");
+	cr_expect(S_ISREG(st.st_mode), "the ready file is a link");
+	cr_expect_eq(st.st_mode & 022, 0, "the ready file has mode %04o under umask 0",
+	             (unsigned)(st.st_mode & 07777));
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Under --data-dir, replies wait for the group commit at the end of each loop turn. */
 LEAK_CHECKED_TEST(daemon_opts, persistent_mode_serves_and_keeps_sessions)
 {
