@@ -376,7 +376,8 @@ declare namespace connectSessd {
     destroy(sid: string, callback: (err: Error | null) => void): void;
     /**
      * Every session, each with its id; flash-only sessions are left out. The GETs go 64 at a
-     * time; a record the serializer cannot read rejects with its error, `sessionId` naming it.
+     * time; a record the serializer cannot read rejects with its error, `sessionId` naming it
+     * (not enumerable, so that a logged error does not show the id).
      */
     all(): Promise<SessionWithId[]>;
     all(callback: (err: Error | null, sessions?: SessionWithId[]) => void): void;

@@ -258,6 +258,18 @@ function withCallback(promise, cb) {
   return undefined;
 }
 
+// unreadable(err): the error a serializer's parse threw, as a SessdStore passes it on. A
+// SyntaxError (JSON.parse's) is replaced by one that does not quote the data: V8 puts some
+// of it in the message ("Unexpected token 'c', "csrfSecret"... is not valid JSON"), errors
+// end in logs, and session data holds secrets (a CSRF secret, a user's details). Any other
+// error is the serializer's own, passed on as it is.
+function unreadable(err) {
+  if (!(err instanceof SyntaxError)) return err;
+  const at = /at position (\d+)/.exec(err.message);
+  return new SyntaxError('connect-sessd: the session\'s data is not what the serializer reads ' +
+    `(written by another program, or with another serializer?)${at ? `; it fails at position ${at[1]}` : ''}`);
+}
+
 class SessdStore extends BaseStore {
   // opts: url, namespace (null: "default"), prefix (''), ttl (seconds or function(sess) ->
   // seconds; default 86400), poolSize, timeoutMs, connectTimeoutMs, clientName,
@@ -358,8 +370,13 @@ class SessdStore extends BaseStore {
 
   // parse(data): a promise of the session the serializer reads from data. Its parse may
   // return a promise (connect-redis v7 awaits it): awaited here, every caller must await.
+  // A SyntaxError (JSON.parse's) comes back without the data it quotes: see unreadable().
   async parse(data) {
-    return this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+    try {
+      return await this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+    } catch (err) {
+      throw unreadable(err);
+    }
   }
 
   // get(sid, cb): the session, or null when there is none; errors are errors. With merge on,
@@ -784,7 +801,12 @@ class SessdStore extends BaseStore {
           sess.id = id;
           return sess;
         } catch (err) {
-          if (err !== null && typeof err === 'object') err.sessionId = id;
+          // Not enumerable: the caller reads it, but console.error, util.inspect, JSON and
+          // loggers' error serializers show only enumerable properties, and a full id in a
+          // log lets whoever reads it take the session.
+          if (err !== null && typeof err === 'object') {
+            Object.defineProperty(err, 'sessionId', { value: id, enumerable: false, configurable: true, writable: true });
+          }
           throw err;
         }
       };

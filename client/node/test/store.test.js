@@ -8,7 +8,8 @@ const net = require('net');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { Client, SessdStore, SessdError, codec } = require('..');
+const util = require('util');
+const { Client, SessdStore, SessdError, codec, genid } = require('..');
 const { Daemon, waitFor, once, sleep, fakePeer } = require('./helpers');
 
 let daemon;
@@ -292,6 +293,26 @@ test('store: all() and clear() with a prefix go a window at a time', async (t) =
   await store.client.set('store-window', 'p:bad', 'not json', 60000);
   await store.set('good', sess({ n: 'good' }));
   await assert.rejects(store.all(), (err) => err instanceof SyntaxError && err.sessionId === 'bad');
+});
+
+// A record the serializer cannot read names its session by err.sessionId, for the program
+// that called all() to act on; but an error is what gets logged (console.error, a logger's
+// err serializer, JSON), and a full session id in a log lets whoever reads it take the
+// session: the id must not show there, nor may the data (JSON.parse quotes some of it).
+test('store: an unreadable record names its session to the caller, not to the log', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'store-unreadable' });
+  t.after(() => store.close());
+  await store.clear();
+  const id = genid();
+  await store.client.set('store-unreadable', id, 'SECRET-csrf-token; not json', 60000);
+  const seen = await store.all().then(() => assert.fail('all() read a record that is not JSON'), (err) => err);
+  assert.ok(seen instanceof SyntaxError, String(seen));
+  assert.equal(seen.sessionId, id);
+  const shown = [util.inspect(seen), util.inspect(seen, { depth: 10 }), JSON.stringify(seen), String(seen), seen.stack];
+  for (const text of shown) {
+    assert.ok(!text.includes(id), `the full session id is in ${text}`);
+    assert.ok(!text.includes('SECRET'), `the data is in ${text}`);
+  }
 });
 
 test('store: callback forms of every method', async (t) => {
