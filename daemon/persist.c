@@ -1603,9 +1603,20 @@ static uint8_t *key_load(const char *path)
 		persist_say(LOG_ERROR, "key file %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size != KEY_BYTES) {
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
 		            path, (unsigned)KEY_BYTES);
+		errno = EINVAL;
+		goto fail_close;
+	}
+	/* The usual mistakes are a key as text (base64, hex) or with a newline after it (echo,
+	 * an editor): say what the file holds and how a key is made. */
+	if (sb.st_size != KEY_BYTES) {
+		persist_say(LOG_ERROR,
+		            "key file %s: must be a regular file of exactly %u bytes, and it has "
+		            "%lld bytes; the key is raw bytes, not text: make one with "
+		            "(umask 077; head -c 32 /dev/urandom > FILE)",
+		            path, (unsigned)KEY_BYTES, (long long)sb.st_size);
 		errno = EINVAL;
 		goto fail_close;
 	}

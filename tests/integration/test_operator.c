@@ -1240,6 +1240,11 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 		cr_assert_eq(chmod(key, 0600), 0);
 		cr_assert_eq(truncate(key, 31), 0);
 		expect_refused(args, 1, "exactly 32 bytes");
+		/* A key with a newline after it (echo, an editor), or written as text (base64):
+		 * the message says what the file holds and how a key is made. */
+		cr_assert_eq(truncate(key, 33), 0);
+		expect_refused(args, 1, "it has 33 bytes");
+		expect_refused(args, 1, "head -c 32 /dev/urandom > FILE");
 	}
 
 	/* A value left off names the option (it once printed "unknown option '-<NUL>'"). */
