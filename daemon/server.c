@@ -646,6 +646,26 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
+ * Warn when sessd's own group may read the admin secret's file at ${path}: that group is the
+ * one of its Unix sockets (mode 0660), which the apps' users join to reach them (README,
+ * "Running it as a service"), so every app could read the secret that makes a connection
+ * admin, and list, and so take over, every session. The file is the operator's, and a group of
+ * sessd's own may be no one else's: said, not refused.
+ */
+static void server_check_admin_file(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1 || (st.st_mode & S_IRGRP) == 0 || st.st_gid != getegid())
+		return;
+	log_warn("--admin-auth-file %s: sessd's own group (gid %lu) may read it, and that group is "
+	         "the one of its Unix sockets, which the apps join to reach them: any app could "
+	         "read the admin secret and list every session; make the file sessd's alone "
+	         "(chown sessd, chmod 0600)",
+	         path, (unsigned long)st.st_gid);
+}
+
+/*
  * SIGHUP reads --auth-file and --admin-auth-file again (auth_reload), so a secret can be
  * changed without a restart.
  * Without one there is nothing to reload; the signal's default action would still kill the
@@ -667,8 +687,11 @@ static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
 	/* Monotonic: a step of the wall clock must neither end the grace early nor stretch it. */
 	if (srv->auth != NULL && auth_reload(srv->auth, auth_clock_ms(), grace_ms) == 0)
 		reloaded = true;
-	if (srv->admin_auth != NULL && auth_reload(srv->admin_auth, auth_clock_ms(), grace_ms) == 0)
+	if (srv->admin_auth != NULL &&
+	    auth_reload(srv->admin_auth, auth_clock_ms(), grace_ms) == 0) {
 		reloaded = true;
+		server_check_admin_file(srv->cfg->admin_auth_file);
+	}
 	if (reloaded)
 		close_retired_auth(srv);
 }
@@ -872,6 +895,7 @@ struct server *server_new(const struct config *cfg)
 		}
 		log_info("only clients that show the secret of %s may LIST, NAMESPACES and CLEAR",
 		         cfg->admin_auth_file);
+		server_check_admin_file(cfg->admin_auth_file);
 	}
 
 	memset(&store_cfg, 0, sizeof(store_cfg));

@@ -1388,6 +1388,40 @@ LEAK_CHECKED_TEST(sealed, the_same_secret_for_apps_and_admin_is_refused)
 }
 
 /*
+ * An admin secret that sessd's own group may read: that group is the one of its Unix sockets
+ * (mode 0660), which the web servers join to reach them (README, "Running it as a service"),
+ * so every app could read the admin secret and list, and take over, every session. sessd
+ * says so at startup and at a reload that reads such a file; one only it may read is not
+ * warned of.
+ */
+LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_is_warned_of)
+{
+	char admin_path[128], *text;
+	const char *const args[] = {"--auth-file", secret_path, "--admin-auth-file", admin_path,
+	                            NULL};
+	struct harness_daemon d;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "may read it"), "a file of mode 0600 is warned of: %s", text);
+	free(text);
+	snprintf(admin_path, sizeof(admin_path), "%s/admin", dir);
+	harness_write_secret(admin_path, "the next admin secret, group-readable", 0640);
+	cr_assert_eq(chown(admin_path, (uid_t)-1, getegid()), 0);
+	reload_and_wait(&d, "may read it", 1);
+	cr_expect_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "may read it"), "not warned of at startup: %s", text);
+	cr_expect_not_null(strstr(text, "chmod 0600"), "%s", text);
+	free(text);
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}
+
+/*
  * A SIGHUP that reads a new admin secret (--auth-grace 1): the admin connection made with the
  * old one works on, admin, within the grace, and is closed after it; the new secret is admin
  * at once; the apps' connection is left alone. A new admin secret that is the apps' one is not
