@@ -528,11 +528,16 @@ class SessdStore extends BaseStore {
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
       const bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
+      // The cookie another request saved meanwhile (this one did not change it) is the newer
+      // decision on the lifetime, a longer one ("remember me") or a shorter one ("forget me"):
+      // renewed from now, as express-session's touch renews this request's. Taking the longer
+      // of the two kept a forgotten session for the 30 days the slow request had read.
       let writeTtl = ttl;
-      // Another request's cookie (this one did not change it) may say the session lives longer.
-      if (merged !== null && !changed.includes('cookie')) {
-        const theirs = Math.min(this.ttlMs(withCookie(merged)), codec.MAX_TTL_MS);
-        if (theirs > ttl) writeTtl = theirs;
+      if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
+          !this.sameForm('cookie', this.keyForm('cookie', merged.cookie), now.get('cookie'))) {
+        // One that has expired (a ttl function's 0) was that save's to act on: it stands.
+        const theirs = this.renewedTtlMs(merged);
+        if (theirs > 0) writeTtl = theirs;
       }
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
@@ -686,6 +691,13 @@ class SessdStore extends BaseStore {
     } catch (err) {
       return null;
     }
+    return this.renewedTtlMs(sess);
+  }
+
+  // renewedTtlMs(sess): the ttl in ms that express-session's touch would give the parsed
+  // session sess (a plain object, its cookie as stored): the cookie's originalMaxAge from now,
+  // through ttlMs. Throws what a ttl function throws.
+  renewedTtlMs(sess) {
     if (isPlainObject(sess) && isPlainObject(sess.cookie)) {
       const maxAge = sess.cookie.originalMaxAge;
       const expires = typeof maxAge === 'number' ? new Date(Date.now() + maxAge).toISOString() : null;

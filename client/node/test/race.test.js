@@ -1,0 +1,270 @@
+'use strict';
+// The races an Express app's users make, as the app's developer meets them: parallel AJAX
+// requests of one browser session, two tabs, a slow request that read the session early and
+// saves late, a login or logout while other requests of the old session are in flight,
+// flashes popped by two pages at once or pushed around a regenerate, and "remember me" racing
+// other requests. Real Express (5, or 4 under test/express4-preload.js), express-session,
+// flash() and the real daemon over HTTP. Slow requests wait on gates after their session was
+// loaded, and the test opens them in the order it wants: the interleaving is certain, no
+// sleep decides it.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore, flash } = require('..');
+const { Daemon, Browser, Gates, listen, closeServer } = require('./helpers');
+
+const SECRET = 'race-test-secret';
+const HOUR = 3600 * 1000;
+const MONTH = 30 * 24 * HOUR;
+let daemon;
+let round = 0;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  if (daemon) await daemon.cleanup();
+});
+
+const json = (r) => JSON.parse(r.body);
+
+// The session's keys and values, without the cookie.
+function view(sess) {
+  if (!sess) return null;
+  const { cookie, ...rest } = sess;
+  return rest;
+}
+
+// A shop: each route that takes ?gate=NAME loads the session (express-session did, before the
+// route runs), waits until the test opens NAME, then does its work.
+function makeApp(store, gates, sessionOpts) {
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: HOUR }, ...sessionOpts }));
+  app.use(flash());
+  const gated = (fn) => (req, res, next) => {
+    const gate = req.query.gate;
+    (gate ? gates.hold(gate) : Promise.resolve()).then(() => fn(req, res, next)).catch(next);
+  };
+  const saved = (req) => new Promise((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+  app.post('/login', gated(async (req, res) => {
+    if (req.body.flash) req.flash('info', req.body.flash); // passport's successFlash: not awaited
+    await new Promise((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+    req.session.user = req.body.user;
+    if (req.body.remember) req.session.cookie.maxAge = MONTH;
+    await saved(req);
+    res.json({ sid: req.sessionID });
+  }));
+  app.post('/logout', gated(async (req, res) => {
+    await new Promise((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
+    res.json({ ok: true });
+  }));
+  // passport >= 0.6's logout: clear the user, save, regenerate.
+  app.post('/logout-regen', gated(async (req, res) => {
+    delete req.session.user;
+    await saved(req);
+    await new Promise((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+    if (req.body.flash) await req.flash('info', req.body.flash);
+    res.json({ sid: req.sessionID });
+  }));
+  // An AJAX "add to cart": the item goes into the array req.session.cart.
+  app.post('/cart', gated(async (req, res) => {
+    req.session.cart = [...(req.session.cart || []), req.body.item];
+    if (req.body.flash) req.flash('info', req.body.flash);
+    if (req.query.save) await saved(req);
+    res.json({ cart: req.session.cart });
+  }));
+  app.post('/count', gated(async (req, res) => {
+    req.session.count = (req.session.count || 0) + 1;
+    res.json({ count: req.session.count });
+  }));
+  app.post('/set', gated(async (req, res) => {
+    for (const [k, v] of Object.entries(req.body)) req.session[k] = v;
+    res.json(view(req.session));
+  }));
+  app.post('/prefs', gated(async (req, res) => {
+    req.session.prefs = { ...(req.session.prefs || {}), ...req.body };
+    res.json(req.session.prefs);
+  }));
+  app.post('/remember', gated(async (req, res) => {
+    req.session.cookie.maxAge = req.body.days ? Number(req.body.days) * 24 * HOUR : HOUR;
+    req.session.remember = Boolean(req.body.days);
+    res.json({ ok: true });
+  }));
+  app.post('/flash', gated(async (req, res) => {
+    res.json({ n: await req.flash('info', req.body.msg) });
+  }));
+  app.get('/page', gated(async (req, res) => {
+    const shown = await req.flash();
+    res.json({ sid: req.sessionID, user: req.session.user || null, session: view(req.session), flash: shown });
+  }));
+  app.use((err, req, res, next) => res.status(err.statusCode || 500).json({ code: err.code || null, message: err.message }));
+  return app;
+}
+
+// An app on a store of its own namespace; returns { store, base, gates, gone } (gone: the
+// sids the store emitted 'gone' for).
+async function setup(t, storeOpts = {}, sessionOpts = {}) {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: `race-${++round}`, ...storeOpts });
+  const gone = [];
+  store.on('gone', (sid) => gone.push(sid));
+  const gates = new Gates();
+  const { server, base } = await listen(makeApp(store, gates, sessionOpts));
+  t.after(async () => {
+    for (const open of gates.waiting.values()) open();
+    await closeServer(server);
+    store.close();
+  });
+  return { store, base, gates, gone };
+}
+
+async function login(base, user, extra = {}) {
+  const br = new Browser(base);
+  const r = await br.post('/login', { user, ...extra });
+  assert.equal(r.status, 200, r.body);
+  return { br, sid: json(r).sid };
+}
+
+// send(br, n, path, body): n requests of one browser, each held at its gate (g0..g{n-1})
+// after its session was loaded; resolves once all have loaded it, to their responses'
+// promises. The test opens the gates.
+async function held(br, gates, n, path, body) {
+  const reqs = [];
+  for (let i = 0; i < n; i++) {
+    reqs.push(br.post(`${path}${path.includes('?') ? '&' : '?'}gate=g${i}`, body(i)));
+    await gates.arrived(`g${i}`);
+  }
+  return reqs;
+}
+
+const statuses = async (reqs) => (await Promise.all(reqs)).map((r) => r.status);
+
+test('20 parallel AJAX requests, each setting its own key: every key lands', async (t) => {
+  const { store, base, gates } = await setup(t);
+  const { br, sid } = await login(base, 'ann');
+  const reqs = await held(br, gates, 20, '/set', (i) => ({ [`k${i}`]: `v${i}` }));
+  for (let i = 0; i < 20; i++) gates.open(`g${i}`);
+  assert.deepEqual(await statuses(reqs), Array(20).fill(200));
+  const want = { user: 'ann' };
+  for (let i = 0; i < 20; i++) want[`k${i}`] = `v${i}`;
+  assert.deepEqual(view(await store.get(sid)), want);
+});
+
+test('20 parallel cart adds and counter increments: last writer wins without mergeKey, all count with one', async (t) => {
+  // The README's promise for one key that every request changes: the later save's value wins
+  // whole. What the user sees: one item, a count of 1.
+  {
+    const { store, base, gates } = await setup(t);
+    const { br, sid } = await login(base, 'bo');
+    const carts = await held(br, gates, 20, '/cart', (i) => ({ item: `i${i}` }));
+    for (let i = 0; i < 20; i++) gates.open(`g${i}`);
+    assert.deepEqual(await statuses(carts), Array(20).fill(200));
+    const { cart } = await store.get(sid);
+    assert.equal(cart.length, 1, JSON.stringify(cart));
+  }
+  // With the README's mergeCart and a counter that adds the differences: all 20.
+  const mergeCart = (base = [], mine = [], theirs = []) => {
+    const removed = base.filter((item) => !mine.includes(item));
+    const added = mine.filter((item) => !base.includes(item));
+    return [...theirs.filter((item) => !removed.includes(item)), ...added];
+  };
+  const mergeKey = (key, base, mine, theirs) => {
+    if (key === 'cart') return mergeCart(base, mine, theirs);
+    if (key === 'count') return (theirs || 0) + (mine || 0) - (base || 0);
+    return mine;
+  };
+  const { store, base, gates } = await setup(t, { mergeKey });
+  const { br, sid } = await login(base, 'cy');
+  const carts = await held(br, gates, 20, '/cart', (i) => ({ item: `i${i}` }));
+  for (let i = 0; i < 20; i++) gates.open(`g${i}`);
+  assert.deepEqual(await statuses(carts), Array(20).fill(200));
+  const counts = await held(br, gates, 20, '/count', () => ({}));
+  for (let i = 0; i < 20; i++) gates.open(`g${i}`);
+  assert.deepEqual(await statuses(counts), Array(20).fill(200));
+  const sess = await store.get(sid);
+  assert.deepEqual([...sess.cart].sort(), Array.from({ length: 20 }, (_, i) => `i${i}`).sort());
+  assert.equal(sess.count, 20);
+});
+
+test('a slow request that read the session early saves late: its key lands beside the fast ones\', a key both changed is the later save\'s', async (t) => {
+  const { store, base, gates } = await setup(t);
+  const { br, sid } = await login(base, 'dee');
+  const [slow] = await held(br, gates, 1, '/set', () => ({ note: 'slow', shared: 'slow' }));
+  for (const body of [{ a: '1' }, { b: '2', shared: 'fast' }]) assert.equal((await br.post('/set', body)).status, 200);
+  assert.equal((await br.post('/cart', { item: 'pear' })).status, 200);
+  gates.open('g0');
+  assert.equal((await slow).status, 200);
+  assert.deepEqual(view(await store.get(sid)), { user: 'dee', a: '1', b: '2', shared: 'slow', cart: ['pear'], note: 'slow' });
+});
+
+test('two tabs editing different fields of one object: a top-level key, so the later save wins it whole', async (t) => {
+  // The README's "what it does not do": merge inside a key. The app's developer sees the
+  // first tab's field lost, as with connect-redis.
+  const { store, base, gates } = await setup(t);
+  const { br, sid } = await login(base, 'eve');
+  const [tab1, tab2] = await held(br, gates, 2, '/prefs', (i) => (i === 0 ? { theme: 'dark' } : { lang: 'fr' }));
+  gates.open('g0');
+  assert.equal((await tab1).status, 200);
+  gates.open('g1');
+  assert.equal((await tab2).status, 200);
+  assert.deepEqual((await store.get(sid)).prefs, { lang: 'fr' });
+});
+
+test('a flash pushed once and popped by two pages at once shows on exactly one', async (t) => {
+  for (let i = 0; i < 5; i++) {
+    const { base, gates } = await setup(t);
+    const { br } = await login(base, `fay${i}`);
+    assert.deepEqual(json(await br.post('/flash', { msg: 'Saved' })), { n: 1 });
+    const pages = [];
+    for (const g of ['p0', 'p1']) {
+      pages.push(br.get(`/page?gate=${g}`));
+      await gates.arrived(g);
+    }
+    // Both loaded the session with one message queued; opened in either order.
+    const order = i % 2 === 0 ? ['p0', 'p1'] : ['p1', 'p0'];
+    for (const g of order) gates.open(g);
+    const shown = (await Promise.all(pages)).map((r) => json(r).flash.info || []);
+    assert.deepEqual(shown.flat(), ['Saved'], JSON.stringify(shown));
+    assert.deepEqual(json(await br.get('/page')).flash, {});
+  }
+});
+
+test('a page in flight while the user logs out shows no flash and no user, and brings nothing back', async (t) => {
+  for (const logout of ['/logout', '/logout-regen']) {
+    const { store, base, gates } = await setup(t);
+    const { br, sid } = await login(base, 'gus');
+    await br.post('/flash', { msg: 'Unread' });
+    const [page] = [br.get('/page?gate=p')];
+    await gates.arrived('p');
+    assert.equal((await br.post(logout)).status, 200);
+    gates.open('p');
+    const r = await page;
+    assert.equal(r.status, 200, r.body);
+    // It loaded the session before the logout: the user, but not the destroyed flashes.
+    assert.deepEqual(json(r).flash, {});
+    assert.equal(await store.get(sid), null);
+    assert.equal(await store.client.ttl(store.namespace, sid), null, 'the old id came back');
+  }
+});
+
+const ttlOf = (store, sid) => store.client.ttl(store.namespace, sid);
+
+test('forget me is not undone by a slow cart add that read the 30-day cookie and saves after it', async (t) => {
+  const { store, base, gates } = await setup(t);
+  const { br, sid } = await login(base, 'hal', { remember: '1' });
+  assert.ok((await ttlOf(store, sid)) > MONTH - 60000);
+  const [slow] = await held(br, gates, 1, '/cart', () => ({ item: 'pear' }));
+  assert.equal((await br.post('/remember', {})).status, 200); // forget me: an hour
+  assert.ok((await ttlOf(store, sid)) <= HOUR);
+  gates.open('g0');
+  assert.equal((await slow).status, 200);
+  const sess = await store.get(sid);
+  assert.deepEqual(sess.cart, ['pear']);
+  assert.equal(sess.remember, false);
+  assert.ok(Math.abs(sess.cookie.originalMaxAge - HOUR) < 5000, JSON.stringify(sess.cookie));
+  const ttl = await ttlOf(store, sid);
+  assert.ok(ttl <= HOUR, `sessd keeps the forgotten session ${ttl} ms, the slow request's 30 days`);
+});
