@@ -182,7 +182,9 @@ function ttlFor(req, backend) {
   if (backend.store && typeof backend.store.ttlMs === 'function') {
     let ms = 0;
     try {
-      ms = backend.store.ttlMs(req.session);
+      // As express-session will renew the cookie at the response (requestTtlMs), not the
+      // expiry the session's last save wrote: past, it gave the push the ttl option's day.
+      ms = typeof backend.store.requestTtlMs === 'function' ? backend.store.requestTtlMs(req.session) : backend.store.ttlMs(req.session);
     } catch (err) {
       ms = 0; // a ttl function that fails the save: the cookie's expiry, as before
     }

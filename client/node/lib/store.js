@@ -43,6 +43,13 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // nothing changed since) is already done: sent, it cost a round trip, and over a merged save
 // it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
 const SAVED = Symbol('connect-sessd saved session');
+// On a session read from sessd (set by createSession): the Date object its cookie's expires
+// held when it was read. express-session renews the cookie (Session.touch, a new Date) only as
+// the response goes out; until then the expires is the one the session's last save wrote,
+// which touches since have not rewritten (a touch writes no data). While the cookie still holds
+// this very object, the lifetime to give the session is its maxAge from now (see
+// requestTtlMs), not that stale instant.
+const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -368,6 +375,21 @@ class SessdStore extends BaseStore {
     return Math.ceil(this.ttl * 1000);
   }
 
+  // requestTtlMs(sess): ttlMs for a session of a request under way, as express-session will
+  // renew its cookie as the response goes out: the cookie's originalMaxAge from now while it
+  // still holds the expiry it was read with (see LOADED_EXPIRES), else ttlMs. A save made before
+  // the response (req.session.save(), as the README recommends) or a flash push sees the
+  // cookie as the session's last save left it: an hour of page views after that save, whose
+  // touches renewed the session in sessd, its expiry had passed or was near, and such a save
+  // destroyed the session or gave it that minute while the response sent the browser an hour.
+  requestTtlMs(sess) {
+    const cookie = isPlainObject(sess) ? sess.cookie : undefined;
+    if (cookie && sess[LOADED_EXPIRES] !== undefined && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+      return this.renewedTtlMs(sess);
+    }
+    return this.ttlMs(sess);
+  }
+
   // parse(data): a promise of the session the serializer reads from data. Its parse may
   // return a promise (connect-redis v7 awaits it): awaited here, every caller must await.
   // A SyntaxError (JSON.parse's) comes back without the data it quotes: see unreadable().
@@ -409,7 +431,7 @@ class SessdStore extends BaseStore {
   set(sid, sess, cb) {
     return withCallback((async () => {
       const key = this.key(sid);
-      const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
+      const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       if (!(ttl > 0)) {
         await this.client.destroy(this.namespace, key);
         return undefined;
@@ -699,9 +721,11 @@ class SessdStore extends BaseStore {
   // through ttlMs. Throws what a ttl function throws.
   renewedTtlMs(sess) {
     if (isPlainObject(sess) && isPlainObject(sess.cookie)) {
-      const maxAge = sess.cookie.originalMaxAge;
+      // An express-session Cookie keeps its fields behind accessors: its JSON form has them.
+      const cookie = typeof sess.cookie.toJSON === 'function' ? sess.cookie.toJSON() : sess.cookie;
+      const maxAge = cookie.originalMaxAge;
       const expires = typeof maxAge === 'number' ? new Date(Date.now() + maxAge).toISOString() : null;
-      sess = { ...sess, cookie: { ...sess.cookie, expires } };
+      sess = { ...sess, cookie: { ...cookie, expires } };
     }
     return Math.min(this.ttlMs(withCookie(sess)), codec.MAX_TTL_MS);
   }
@@ -778,6 +802,7 @@ class SessdStore extends BaseStore {
     const counted = sess[FLASH_COUNT];
     const session = super.createSession(req, sess);
     Object.defineProperty(session, STORED, { value: true });
+    if (session.cookie) Object.defineProperty(session, LOADED_EXPIRES, { value: session.cookie.expires });
     // express-session's Session copies the enumerable keys only: carry the merge state and
     // the flash count over.
     if (loaded) Object.defineProperty(session, LOADED, { value: loaded, configurable: true });

@@ -71,10 +71,17 @@ function makeApp(store, gates, sessionOpts) {
     res.json({ sid: req.sessionID });
   }));
   // An AJAX "add to cart": the item goes into the array req.session.cart.
+  // ?save=1: the save-first pattern the README recommends (save, then the flash that
+  // confirms it, then answer); else express-session saves at the end, and the flash (not
+  // awaited, connect-flash style) goes first.
   app.post('/cart', gated(async (req, res) => {
     req.session.cart = [...(req.session.cart || []), req.body.item];
-    if (req.body.flash) req.flash('info', req.body.flash);
-    if (req.query.save) await saved(req);
+    if (req.query.save) {
+      await saved(req);
+      if (req.body.flash) await req.flash('info', req.body.flash);
+    } else if (req.body.flash) {
+      req.flash('info', req.body.flash);
+    }
     res.json({ cart: req.session.cart });
   }));
   app.post('/count', gated(async (req, res) => {
@@ -267,4 +274,45 @@ test('forget me is not undone by a slow cart add that read the 30-day cookie and
   assert.ok(Math.abs(sess.cookie.originalMaxAge - HOUR) < 5000, JSON.stringify(sess.cookie));
   const ttl = await ttlOf(store, sid);
   assert.ok(ttl <= HOUR, `sessd keeps the forgotten session ${ttl} ms, the slow request's 30 days`);
+});
+
+// age(store, sid, sinceSaveMs): makes the session look as it does sinceSaveMs after its last
+// save, touched by page views since: the cookie sessd holds (written by that save) ends
+// sinceSaveMs earlier than the lifetime the touches gave the session (an hour from now). A
+// page view changes nothing, so express-session only touches, and a touch writes no data.
+// Written directly, rather than waited for.
+async function age(store, sid, sinceSaveMs) {
+  const sess = JSON.parse(await store.client.get(store.namespace, sid));
+  sess.cookie.expires = new Date(Date.now() + HOUR - sinceSaveMs).toISOString();
+  await store.client.set(store.namespace, sid, JSON.stringify(sess), HOUR);
+}
+
+test('a save-first cart add after an hour of page views keeps the session for maxAge from now', async (t) => {
+  for (const rolling of [false, true]) {
+    // Saved 59 minutes ago: its cookie in sessd ends in a minute, the browser's (rolling) in
+    // an hour, or in a minute (not rolling: the add's response sends an hour again). Saved 61
+    // minutes ago (rolling only: the browser's cookie lives on): it ended a minute ago.
+    for (const sinceSave of rolling ? [59 * 60000, 61 * 60000] : [59 * 60000]) {
+      const what = `rolling ${rolling}, saved ${sinceSave / 60000} min ago`;
+      const { store, base } = await setup(t, {}, { rolling });
+      const { br, sid } = await login(base, 'ida');
+      await age(store, sid, sinceSave);
+      const page = await br.get('/page');
+      assert.equal(json(page).user, 'ida', what);
+      const r = await br.post('/cart?save=1', { item: 'pear', flash: 'Added pear' });
+      assert.equal(r.status, 200, `${what}: ${r.body}`);
+      const cookie = r.headers['set-cookie'] && r.headers['set-cookie'][0];
+      assert.match(cookie || '', /Expires=/, `${what}: the add's response sets the cookie`);
+      const browserEnds = Date.parse(/Expires=([^;]+)/.exec(cookie)[1]);
+      const sess = await store.get(sid);
+      assert.ok(sess, `${what}: the save destroyed the session`);
+      assert.deepEqual(sess.cart, ['pear'], what);
+      const ttl = await ttlOf(store, sid);
+      // sessd ends the session no earlier than the cookie the browser was just given (its
+      // Expires has whole seconds), and no later than an hour from now.
+      assert.ok(Date.now() + ttl >= browserEnds - 1000, `${what}: sessd ends the session in ${ttl} ms, the browser's cookie in ${browserEnds - Date.now()} ms`);
+      assert.ok(ttl <= HOUR, `${what}: sessd keeps the session ${ttl} ms, past its hour`);
+      assert.deepEqual(json(await br.get('/page')).flash, { info: ['Added pear'] }, what);
+    }
+  }
 });
