@@ -307,7 +307,7 @@ function flash(opts = {}) {
       // session with a key of its own is one express-session sees as changed (a new id, or
       // data an empty new session lacked), so its cookie goes out unmarked; an empty one saved
       // is still marked, or with saveUninitialized: false the browser would never learn its id.
-      const savedWithData = req.session[SAVED] === true && Object.keys(req.session).some((k) => k !== 'cookie');
+      const savedWithData = req.session[SAVED] !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
       const inSessd = req.session[STORED] === true || savedWithData;
       if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
       pushedAny = true;

@@ -42,6 +42,8 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // touch at the end of the request (it touches after an explicit req.session.save() that
 // nothing changed since) is already done: sent, it cost a round trip, and over a merged save
 // it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
+// Its value: { cookie (the cookie's JSON form as saved) }: a cookie the request set after
+// its save (a "remember me" after req.session.save()) is saved at that touch (see touch).
 const SAVED = Symbol('connect-sessd saved session');
 // On a session read from sessd (set by createSession): the Date object its cookie's expires
 // held when it was read. express-session renews the cookie (Session.touch, a new Date) only as
@@ -228,7 +230,16 @@ function withCookie(sess) {
 // that takes no properties (a serializer's frozen session, say): it is then touched as before.
 function markSaved(sess) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: true, configurable: true });
+    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie) }, configurable: true });
+  }
+}
+
+// cookieForm(cookie): the cookie's JSON form, as keyForm makes it; undefined without one.
+function cookieForm(cookie) {
+  try {
+    return cookie === undefined ? undefined : JSON.stringify(cookie);
+  } catch (err) {
+    return undefined;
   }
 }
 
@@ -615,17 +626,24 @@ class SessdStore extends BaseStore {
   // get() read (with merge on) is touched only while it holds what this request read (see
   // renewLoaded): express-session touches at the end of a request that changed nothing, with
   // the cookie it read, and another request may have saved a newer cookie meanwhile. A
-  // session this request saved is not touched again (see SAVED).
+  // session this request saved is not touched again (see SAVED), unless the request set its
+  // cookie after that save: express-session takes the cookie for no change and only touches,
+  // and a touch writes no data, so that "remember me" lasted until the next page's touch
+  // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
+  // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
       if (this.disableTouch || this.disableTTL) return undefined;
-      if (sess && sess[SAVED] === true) return undefined;
+      const saved = sess ? sess[SAVED] : undefined;
+      if (saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie))) return undefined;
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       const loaded = this.merge && sess ? sess[LOADED] : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
       else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl);
+      // Saved whole by this request (a session it made, or merge off): whole again.
+      else if (saved !== undefined && !st) await this.saveCookie(sid, sess, null, ttl);
       else await this.renew(this.namespace, key, ttl, st);
       return undefined;
     })(), cb);
@@ -648,12 +666,16 @@ class SessdStore extends BaseStore {
   // as it was (see renew), and one that sessd refuses (NO_MEMORY at --max-memory, the longer
   // cookie growing the data: reads and touches work there; LIMIT or TOO_LARGE near max_data)
   // or that runs out of attempts falls back to the touch it replaces.
+  // Without st (a session this request saved whole with SET): SET whole again.
   async saveCookie(sid, sess, st, ttl) {
     try {
-      await this.saveLoaded(sid, sess, st, ttl);
+      let stored = true;
+      if (st) stored = await this.saveLoaded(sid, sess, st, ttl);
+      else await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
+      if (stored) markSaved(sess);
     } catch (err) {
       if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
-      if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, st.key, ttl, st);
+      if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
     }
   }
 

@@ -56,6 +56,7 @@ function makeApp(store, gates, sessionOpts) {
     req.session.user = req.body.user;
     if (req.body.remember) req.session.cookie.maxAge = MONTH;
     await saved(req);
+    if (req.body.rememberAfterSave) req.session.cookie.maxAge = MONTH;
     res.json({ sid: req.sessionID });
   }));
   app.post('/logout', gated(async (req, res) => {
@@ -78,6 +79,7 @@ function makeApp(store, gates, sessionOpts) {
     req.session.cart = [...(req.session.cart || []), req.body.item];
     if (req.query.save) {
       await saved(req);
+      if (req.query.remember) req.session.cookie.maxAge = MONTH;
       if (req.body.flash) await req.flash('info', req.body.flash);
     } else if (req.body.flash) {
       req.flash('info', req.body.flash);
@@ -99,6 +101,11 @@ function makeApp(store, gates, sessionOpts) {
   app.post('/remember', gated(async (req, res) => {
     req.session.cookie.maxAge = req.body.days ? Number(req.body.days) * 24 * HOUR : HOUR;
     req.session.remember = Boolean(req.body.days);
+    res.json({ ok: true });
+  }));
+  // "Remember me" by the cookie alone: express-session does not save that, it touches.
+  app.post('/remember-cookie', gated(async (req, res) => {
+    req.session.cookie.maxAge = Number(req.body.days) * 24 * HOUR;
     res.json({ ok: true });
   }));
   app.post('/flash', gated(async (req, res) => {
@@ -314,5 +321,147 @@ test('a save-first cart add after an hour of page views keeps the session for ma
       assert.ok(ttl <= HOUR, `${what}: sessd keeps the session ${ttl} ms, past its hour`);
       assert.deepEqual(json(await br.get('/page')).flash, { info: ['Added pear'] }, what);
     }
+  }
+});
+
+test('a login while a cart add of the old session is in flight: the old id stays gone, its late flash is dropped, the login\'s own flash follows it', async (t) => {
+  for (const save of [false, true]) {
+    const what = save ? 'save-first add' : 'add saved at the end';
+    const { store, base, gates, gone } = await setup(t);
+    const { br, sid } = await login(base, 'kim');
+    await br.post('/flash', { msg: 'Unread before the login' });
+    const slow = br.post(`/cart?gate=c${save ? '&save=1' : ''}`, { item: 'pear', flash: 'Added pear' });
+    await gates.arrived('c');
+    const r = await br.post('/login', { user: 'lee', flash: 'Welcome!' });
+    assert.equal(r.status, 200, r.body);
+    const newSid = json(r).sid;
+    const newCookie = br.cookies.get('sid');
+    gates.open('c');
+    assert.equal((await slow).status, 200, what);
+    // The add's save and flash found the old session gone: neither brought it back.
+    assert.deepEqual(gone, [sid], what);
+    assert.equal(await store.get(sid), null, what);
+    assert.equal(await ttlOf(store, sid), null, `${what}: the old id came back, as a record of flashes only`);
+    assert.deepEqual(view(await store.get(newSid)), { user: 'lee' }, what);
+    // The add's response carried the old id's cookie (express-session's doing, README): the
+    // browser that takes it is logged out, not logged back in as the old user.
+    const old = new Browser(base);
+    old.cookies.set('sid', br.cookies.get('sid'));
+    assert.equal(json(await old.get('/page')).user, null, what);
+    // On the new session: the login's own flash, once; the earlier unread one went with the
+    // old session, as passport's regenerate drops the old session's data.
+    br.cookies.set('sid', newCookie);
+    const page = json(await br.get('/page'));
+    assert.equal(page.user, 'lee', what);
+    assert.deepEqual(page.flash, { info: ['Welcome!'] }, what);
+    assert.deepEqual(json(await br.get('/page')).flash, {}, what);
+  }
+});
+
+test('a logout while requests of the session are in flight: none brings the user back, a flash after the logout shows on the logged-out page only', async (t) => {
+  for (const logout of ['/logout', '/logout-regen']) {
+    for (const rolling of [false, true]) {
+      const what = `${logout}, rolling ${rolling}`;
+      const { store, base, gates } = await setup(t, {}, { rolling });
+      const { br, sid } = await login(base, 'max');
+      // A cart add saved at the end, a save-first one, a counter, a page view (touch) and a
+      // flash push, all loaded before the logout and finishing after it.
+      const slow = [
+        br.post('/cart?gate=s0', { item: 'pear' }),
+        br.post('/cart?gate=s1&save=1', { item: 'fig', flash: 'Added fig' }),
+        br.post('/count?gate=s2', {}),
+        br.get('/page?gate=s3'),
+        br.post('/flash?gate=s4', { msg: 'Too late' }),
+      ];
+      for (let i = 0; i < slow.length; i++) await gates.arrived(`s${i}`);
+      const out = await br.post(logout, { flash: 'Logged out' });
+      assert.equal(out.status, 200, what);
+      const afterLogout = br.cookies.get('sid');
+      for (let i = 0; i < slow.length; i++) gates.open(`s${i}`);
+      const done = await Promise.all(slow);
+      assert.deepEqual(done.map((r) => r.status), [200, 200, 200, 200, 200], what);
+      assert.deepEqual(json(done[4]), { n: 0 }, what);
+      assert.equal(await store.get(sid), null, what);
+      assert.equal(await ttlOf(store, sid), null, `${what}: the old id came back`);
+      const old = new Browser(base);
+      old.cookies.set('sid', br.cookies.get('sid'));
+      assert.equal(json(await old.get('/page')).user, null, what);
+      if (logout === '/logout-regen') {
+        // The logged-out session shows its own flash, once, and nothing of the old one.
+        br.cookies.set('sid', afterLogout);
+        const page = json(await br.get('/page'));
+        assert.equal(page.user, null, what);
+        assert.deepEqual(page.flash, { info: ['Logged out'] }, what);
+      }
+    }
+  }
+});
+
+test('remember me (the cookie alone) racing a slow cart add and a slow page view: sessd keeps the 30 days', async (t) => {
+  const { store, base, gates } = await setup(t);
+  const { br, sid } = await login(base, 'ned');
+  const [add] = await held(br, gates, 1, '/cart', () => ({ item: 'pear' }));
+  const view1 = br.get('/page?gate=v');
+  await gates.arrived('v');
+  // The cookie alone: express-session only touches, the store saves the cookie.
+  assert.equal((await br.post('/remember-cookie', { days: '30' })).status, 200);
+  assert.ok((await ttlOf(store, sid)) > MONTH - 60000);
+  gates.open('g0');
+  assert.equal((await add).status, 200);
+  gates.open('v');
+  assert.equal((await view1).status, 200);
+  const sess = await store.get(sid);
+  assert.deepEqual(sess.cart, ['pear']);
+  assert.ok(Math.abs(sess.cookie.originalMaxAge - MONTH) < 5000, JSON.stringify(sess.cookie));
+  assert.ok((await ttlOf(store, sid)) > MONTH - 60000, 'a slow request cut the remembered session back');
+});
+
+test('many touches: sessd\'s end of the session never comes before the browser\'s cookie', async (t) => {
+  for (const rolling of [false, true]) {
+    const { store, base } = await setup(t, {}, { rolling });
+    const { br, sid } = await login(base, 'ola');
+    let browserEnds = null;
+    const take = (r) => {
+      const c = (r.headers['set-cookie'] || [])[0];
+      if (c) browserEnds = Date.parse(/Expires=([^;]+)/.exec(c)[1]);
+    };
+    const first = await br.post('/set', { seen: '0' });
+    take(first);
+    for (let i = 1; i <= 30; i++) {
+      const r = i % 10 === 0 ? await br.post('/set', { seen: String(i) }) : await br.get('/page');
+      assert.equal(r.status, 200);
+      take(r);
+      const ends = Date.now() + (await ttlOf(store, sid));
+      // Expires has whole seconds (rounded down); sessd keeps milliseconds.
+      assert.ok(ends >= browserEnds, `rolling ${rolling}, request ${i}: sessd ends ${browserEnds - ends} ms before the browser's cookie`);
+      assert.ok(ends <= Date.now() + HOUR + 1000, `rolling ${rolling}, request ${i}: sessd keeps it past the hour`);
+    }
+  }
+});
+
+test('remember me set after a save in the same request: sessd keeps the 30 days the response gives the browser', async (t) => {
+  // A settings form that saves first, as the README recommends, then sets the cookie's
+  // maxAge; and a login that does the same after regenerate (passport's req.login saves).
+  for (const where of ['settings', 'login']) {
+    const { store, base } = await setup(t);
+    let { br, sid } = await login(base, 'pat');
+    let r;
+    if (where === 'settings') {
+      r = await br.post('/cart?save=1&remember=1', { item: 'x' });
+    } else {
+      r = await br.post('/login', { user: 'pat', rememberAfterSave: '1' });
+      sid = json(r).sid;
+    }
+    assert.equal(r.status, 200, r.body);
+    const cookie = (r.headers['set-cookie'] || [])[0] || '';
+    const browserEnds = Date.parse(/Expires=([^;]+)/.exec(cookie)[1]);
+    assert.ok(browserEnds > Date.now() + MONTH - 60000, `${where}: the browser got the 30-day cookie`);
+    const ttl = await ttlOf(store, sid);
+    assert.ok(ttl > MONTH - 60000, `${where}: sessd keeps the session ${ttl} ms, the browser's cookie 30 days`);
+    const stored = await store.get(sid);
+    assert.ok(Math.abs(stored.cookie.originalMaxAge - MONTH) < 5000, `${where}: ${JSON.stringify(stored.cookie)}`);
+    // The next page touches with the stored cookie: still 30 days.
+    assert.equal((await br.get('/page')).status, 200);
+    assert.ok((await ttlOf(store, sid)) > MONTH - 60000, `${where}: the next page cut it back`);
   }
 });
