@@ -226,6 +226,21 @@ function withCookie(sess) {
   return { ...sess, cookie };
 }
 
+// adoptLifetime(cookie, stored): gives the request's express-session Cookie the lifetime of the
+// cookie another request saved (stored: its JSON form), which a merged save kept (see
+// saveLoaded): its maxAge from now, or none. Before the response (a save made by
+// req.session.save()), the response then sends the browser that cookie, not the one the
+// request read: a slow save-first request sent a "forget me" user the 30 days back, and its
+// flash push (whose ttl may lengthen the session, never shorten it) gave sessd them again.
+// Returns whether it changed the cookie; a plain object (the store API) is left as it is.
+function adoptLifetime(cookie, stored) {
+  if (!Cookie || !(cookie instanceof Cookie)) return false;
+  const maxAge = stored.originalMaxAge;
+  if (typeof maxAge !== 'number' && maxAge !== null) return false;
+  cookie.maxAge = maxAge;
+  return true;
+}
+
 // markSaved(sess): sessd holds sess as this request saved it (see SAVED). Not on an object
 // that takes no properties (a serializer's frozen session, say): it is then touched as before.
 function markSaved(sess) {
@@ -566,11 +581,15 @@ class SessdStore extends BaseStore {
       // renewed from now, as express-session's touch renews this request's. Taking the longer
       // of the two kept a forgotten session for the 30 days the slow request had read.
       let writeTtl = ttl;
+      let theirCookie = null;
       if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
           !this.sameForm('cookie', this.keyForm('cookie', merged.cookie), now.get('cookie'))) {
         // One that has expired (a ttl function's 0) was that save's to act on: it stands.
         const theirs = this.renewedTtlMs(merged);
-        if (theirs > 0) writeTtl = theirs;
+        if (theirs > 0) {
+          writeTtl = theirs;
+          theirCookie = merged.cookie;
+        }
       }
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
@@ -585,6 +604,7 @@ class SessdStore extends BaseStore {
           }
           st.stored = bytes;
         }
+        if (theirCookie !== null && adoptLifetime(sess.cookie, theirCookie)) st.forms.set('cookie', this.keyForm('cookie', sess.cookie));
         return true;
       }
       if (outcome === 'not_found') {

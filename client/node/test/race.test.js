@@ -294,6 +294,32 @@ async function age(store, sid, sinceSaveMs) {
   await store.client.set(store.namespace, sid, JSON.stringify(sess), HOUR);
 }
 
+test('remember me and forget me made while a slow save-first cart add is in flight stand, in sessd and in the browser', async (t) => {
+  // The README's pattern: save, then the flash that confirms it, then answer. The save merges
+  // over the other tab's choice; neither it, nor the flash push after it (whose ttl may only
+  // lengthen the session), nor the cookie its response sends may undo that choice.
+  for (const [start, days, want] of [[HOUR, '30', MONTH], [MONTH, '', HOUR]]) {
+    const what = days ? 'remember me' : 'forget me';
+    const { store, base, gates } = await setup(t);
+    const { br, sid } = await login(base, 'hal', start === MONTH ? { remember: '1' } : {});
+    const [slow] = await held(br, gates, 1, '/cart?save=1', () => ({ item: 'pear', flash: 'Added pear' }));
+    assert.equal((await br.post('/remember', { days })).status, 200, what);
+    gates.open('g0');
+    const r = await slow;
+    assert.equal(r.status, 200, r.body);
+    const sess = await store.get(sid);
+    assert.deepEqual(sess.cart, ['pear'], what);
+    assert.equal(sess.remember, Boolean(days), what);
+    assert.ok(Math.abs(sess.cookie.originalMaxAge - want) < 5000, `${what}: ${JSON.stringify(sess.cookie)}`);
+    const ttl = await ttlOf(store, sid);
+    assert.ok(ttl > want - 60000 && ttl <= want, `${what}: sessd keeps the session ${ttl} ms`);
+    const cookie = (r.headers['set-cookie'] || [])[0] || '';
+    const browserLeft = Date.parse(/Expires=([^;]+)/.exec(cookie)[1]) - Date.now();
+    assert.ok(browserLeft > want - 60000 && browserLeft <= want, `${what}: the add's response gave the browser a cookie for ${browserLeft} ms`);
+    assert.deepEqual(json(await br.get('/page')).flash, { info: ['Added pear'] }, what);
+  }
+});
+
 test('a save-first cart add after an hour of page views keeps the session for maxAge from now', async (t) => {
   for (const rolling of [false, true]) {
     // Saved 59 minutes ago: its cookie in sessd ends in a minute, the browser's (rolling) in
