@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions } = require('./store');
+const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions } = require('./store');
 const { unavailableError } = require('./connection');
 
 // The options flash() and flash.locals() know; others draw a warning (warnUnknownOptions).
@@ -300,6 +300,9 @@ function flash(opts = {}) {
     function push(type, msg) {
       const b = ctx();
       if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
+      // A regenerate() of this request's session under way (req.session.regenerate(cb);
+      // req.flash(...) before cb): the message is for the visitor, whose session is the new one.
+      if (req[REGENERATING]) return hold(req[REGENERATING].then(() => push(type, msg)));
       // Only a session that is not in sessd yet needs the mark: on a stored one it would make
       // express-session save this request's copy over a concurrent request's changes. One this
       // request saved already (a login's regenerate and save() before its "Welcome") is in
@@ -315,6 +318,11 @@ function flash(opts = {}) {
       // What the store's regenerate() moves to the new id: this request's pushes, no others.
       if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
       req[FLASH_PUSHES].push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });
+      return hold(p);
+    }
+
+    // hold(p): p, a push's promise, which the response's end waits for (holdEnd).
+    function hold(p) {
       if (!pending) {
         pending = new Set();
         holdEnd(res, pending);

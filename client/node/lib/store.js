@@ -32,6 +32,11 @@ const LOADED = Symbol('connect-sessd loaded session');
 // regenerate() moves those of the old id, and only those (see there). On the request, not
 // the store: a store serves many requests at once.
 const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
+// On a request, while a regenerate() of its session is under way (from the call until the new
+// session is in place and the moved flashes are sent): a promise that resolves then. A flash
+// pushed meanwhile waits for it and goes to the new session (see flash.js, push); sent at
+// once, it went to the old id after the DESTROY and was dropped.
+const REGENERATING = Symbol('connect-sessd regenerating');
 // On a session get() read with LOAD (and carried onto req.session by createSession): what
 // that LOAD saw, { client, namespace, key, flashes (the messages queued in the session then,
 // all types) }, so that flash() can answer a pop of a session that had none without asking
@@ -796,7 +801,16 @@ class SessdStore extends BaseStore {
   // that fails moves this request's pushes only: the DESTROY's outcome decides the call's.
   // 'own' moves a push of this request only if the pop still found it: another request of
   // the visitor (a second tab) may have shown it meanwhile, and it must not show twice.
+  // A flash pushed while this runs waits and goes to the new session (see REGENERATING).
   regenerate(req, fn) {
+    let regenerated;
+    const regenerating = new Promise((resolve) => {
+      regenerated = () => {
+        if (req[REGENERATING] === regenerating) delete req[REGENERATING];
+        resolve();
+      };
+    });
+    req[REGENERATING] = regenerating;
     const oldKey = this.key(req.sessionID);
     const pushed = req[FLASH_PUSHES] || [];
     const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
@@ -832,9 +846,11 @@ class SessdStore extends BaseStore {
         if (req[FLASH_PUSHES]) req[FLASH_PUSHES].push({ namespace: this.namespace, key: newKey, type, msg, result });
         return result;
       });
+      // The pushes that waited go out now, after the moved ones (one connection per id).
+      regenerated();
       await Promise.all(pushes);
       if (destroyErr) throw destroyErr;
-    })().then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
+    })().finally(regenerated).then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
   }
 
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
@@ -930,4 +946,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, warnUnknownOptions };
+module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions };

@@ -59,6 +59,20 @@ function makeApp(store, gates, sessionOpts) {
     if (req.body.rememberAfterSave) req.session.cookie.maxAge = MONTH;
     res.json({ sid: req.sessionID });
   }));
+  // A login whose flashes are pushed before regenerate() (passport's successFlash), while it
+  // is under way (pushed after the call, before its callback) and in its callback; none is
+  // awaited, connect-flash style.
+  app.post('/login-flashes', gated(async (req, res, next) => {
+    req.flash('info', 'before');
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.flash('info', 'inside');
+      req.session.user = req.body.user;
+      res.json({ sid: req.sessionID });
+      return undefined;
+    });
+    req.flash('info', 'during');
+  }));
   app.post('/logout', gated(async (req, res) => {
     await new Promise((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
     res.json({ ok: true });
@@ -91,7 +105,9 @@ function makeApp(store, gates, sessionOpts) {
     res.json({ count: req.session.count });
   }));
   app.post('/set', gated(async (req, res) => {
-    for (const [k, v] of Object.entries(req.body)) req.session[k] = v;
+    const { flash: msg, ...keys } = req.body;
+    if (msg) req.flash('info', msg); // connect-flash style: not awaited
+    for (const [k, v] of Object.entries(keys)) req.session[k] = v;
     res.json(view(req.session));
   }));
   app.post('/prefs', gated(async (req, res) => {
@@ -156,15 +172,19 @@ async function held(br, gates, n, path, body) {
 
 const statuses = async (reqs) => (await Promise.all(reqs)).map((r) => r.status);
 
-test('20 parallel AJAX requests, each setting its own key: every key lands', async (t) => {
+test('20 parallel AJAX requests, each setting its own key and pushing a flash: every key lands, every flash shows once', async (t) => {
   const { store, base, gates } = await setup(t);
   const { br, sid } = await login(base, 'ann');
-  const reqs = await held(br, gates, 20, '/set', (i) => ({ [`k${i}`]: `v${i}` }));
+  const reqs = await held(br, gates, 20, '/set', (i) => ({ [`k${i}`]: `v${i}`, flash: `f${i}` }));
   for (let i = 0; i < 20; i++) gates.open(`g${i}`);
   assert.deepEqual(await statuses(reqs), Array(20).fill(200));
   const want = { user: 'ann' };
   for (let i = 0; i < 20; i++) want[`k${i}`] = `v${i}`;
   assert.deepEqual(view(await store.get(sid)), want);
+  // Three tabs show the flashes at once: each message on exactly one of them.
+  const pages = await Promise.all([br.get('/page'), br.get('/page'), br.get('/page')]);
+  const shown = pages.flatMap((r) => json(r).flash.info || []);
+  assert.deepEqual(shown.sort(), Array.from({ length: 20 }, (_, i) => `f${i}`).sort());
 });
 
 test('20 parallel cart adds and counter increments: last writer wins without mergeKey, all count with one', async (t) => {
@@ -381,6 +401,33 @@ test('a login while a cart add of the old session is in flight: the old id stays
     assert.equal(page.user, 'lee', what);
     assert.deepEqual(page.flash, { info: ['Welcome!'] }, what);
     assert.deepEqual(json(await br.get('/page')).flash, {}, what);
+  }
+});
+
+test('flashes a login pushes before, during and after its regenerate() follow the new session, in order; another tab\'s go with the old one', async (t) => {
+  for (const tabFirst of [true, false]) {
+    const { store, base, gates } = await setup(t);
+    const { br, sid } = await login(base, 'quinn');
+    // Another tab's flash, pushed before the login or arriving after it (dropped: the old
+    // session is gone), as passport's regenerate drops the old session's data.
+    const tab = br.post('/flash?gate=tab', { msg: 'other tab' });
+    await gates.arrived('tab');
+    if (tabFirst) {
+      gates.open('tab');
+      assert.deepEqual(json(await tab), { n: 1 });
+    }
+    const r = await br.post('/login-flashes', { user: 'ray' });
+    assert.equal(r.status, 200, r.body);
+    if (!tabFirst) {
+      gates.open('tab');
+      assert.deepEqual(json(await tab), { n: 0 });
+    }
+    const page = json(await br.get('/page'));
+    assert.equal(page.user, 'ray');
+    assert.equal(page.sid, json(r).sid);
+    assert.deepEqual(page.flash, { info: ['before', 'during', 'inside'] });
+    assert.deepEqual(json(await br.get('/page')).flash, {});
+    assert.equal(await ttlOf(store, sid), null, 'the old id came back');
   }
 });
 
