@@ -199,15 +199,17 @@ test('20 parallel cart adds and counter increments: last writer wins without mer
     const { cart } = await store.get(sid);
     assert.equal(cart.length, 1, JSON.stringify(cart));
   }
-  // With the README's mergeCart and a counter that adds the differences: all 20.
-  const mergeCart = (base = [], mine = [], theirs = []) => {
+  // With the README's mergeCart and mergeCount, as written there: all 20.
+  function mergeCart(base = [], mine = [], theirs = []) {
     const removed = base.filter((item) => !mine.includes(item));
-    const added = mine.filter((item) => !base.includes(item));
+    // Not one theirs has already: a double click adds the item in both requests.
+    const added = mine.filter((item) => !base.includes(item) && !theirs.includes(item));
     return [...theirs.filter((item) => !removed.includes(item)), ...added];
-  };
+  }
+  const mergeCount = (base = 0, mine = 0, theirs = 0) => theirs + (mine - base);
   const mergeKey = (key, base, mine, theirs) => {
     if (key === 'cart') return mergeCart(base, mine, theirs);
-    if (key === 'count') return (theirs || 0) + (mine || 0) - (base || 0);
+    if (key === 'count') return mergeCount(base, mine, theirs);
     return mine;
   };
   const { store, base, gates } = await setup(t, { mergeKey });
@@ -221,6 +223,12 @@ test('20 parallel cart adds and counter increments: last writer wins without mer
   const sess = await store.get(sid);
   assert.deepEqual([...sess.cart].sort(), Array.from({ length: 20 }, (_, i) => `i${i}`).sort());
   assert.equal(sess.count, 20);
+  // A double click: the same item added by two requests at once is in the cart once.
+  const twice = await held(br, gates, 2, '/cart', () => ({ item: 'pear' }));
+  for (let i = 0; i < 2; i++) gates.open(`g${i}`);
+  assert.deepEqual(await statuses(twice), [200, 200]);
+  const { cart } = await store.get(sid);
+  assert.deepEqual(cart.filter((item) => item === 'pear'), ['pear'], JSON.stringify(cart));
 });
 
 test('a slow request that read the session early saves late: its key lands beside the fast ones\', a key both changed is the later save\'s', async (t) => {
