@@ -43,7 +43,7 @@ test.after(async () => {
 // The README's cart merge: this request's additions and removals applied to theirs.
 function mergeCart(base = [], mine = [], theirs = []) {
   const removed = base.filter((item) => !mine.includes(item));
-  const added = mine.filter((item) => !base.includes(item));
+  const added = mine.filter((item) => !base.includes(item) && !theirs.includes(item));
   return [...theirs.filter((item) => !removed.includes(item)), ...added];
 }
 
