@@ -544,6 +544,8 @@ class SessdStore extends BaseStore {
   // it: nothing was written, and the 'gone' event says so.
   gone(sid, sess, st) {
     st.gone = true;
+    // An earlier save of this request no longer stands.
+    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
     this.emit('gone', sid, sess);
   }
 
@@ -667,8 +669,9 @@ class SessdStore extends BaseStore {
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
       else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl);
-      // Saved whole by this request (a session it made, or merge off): whole again.
-      else if (saved !== undefined && !st) await this.saveCookie(sid, sess, null, ttl);
+      // Saved whole by this request (a session it made, or merge off): whole again. Not one
+      // read with merge on: a SET would bring it back if it was destroyed since.
+      else if (saved !== undefined && !loaded) await this.saveCookie(sid, sess, null, ttl);
       else await this.renew(this.namespace, key, ttl, st);
       return undefined;
     })(), cb);

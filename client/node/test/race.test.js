@@ -73,6 +73,16 @@ function makeApp(store, gates, sessionOpts) {
     });
     req.flash('info', 'during');
   }));
+  // Saves twice with a gate between (?gate2=NAME), then sets "remember me" on the cookie.
+  app.post('/save-twice', gated(async (req, res) => {
+    req.session.a = 'first';
+    await saved(req);
+    await gates.hold(req.query.gate2);
+    req.session.b = 'second';
+    await saved(req);
+    req.session.cookie.maxAge = MONTH;
+    res.json({ ok: true });
+  }));
   app.post('/logout', gated(async (req, res) => {
     await new Promise((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
     res.json({ ok: true });
@@ -547,4 +557,18 @@ test('remember me set after a save in the same request: sessd keeps the 30 days 
     assert.equal((await br.get('/page')).status, 200);
     assert.ok((await ttlOf(store, sid)) > MONTH - 60000, `${where}: the next page cut it back`);
   }
+});
+
+test('a request that saved, then found its session logged out at a second save, does not bring it back by setting the cookie after', async (t) => {
+  const { store, base, gates, gone } = await setup(t);
+  const { br, sid } = await login(base, 'sam');
+  const slow = br.post('/save-twice?gate2=second', {});
+  await gates.arrived('second');
+  assert.equal((await store.get(sid)).a, 'first');
+  assert.equal((await br.post('/logout')).status, 200);
+  gates.open('second');
+  assert.equal((await slow).status, 200);
+  assert.deepEqual(gone, [sid]);
+  assert.equal(await store.get(sid), null, 'the logged-out session came back');
+  assert.equal(await ttlOf(store, sid), null);
 });
