@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -2256,6 +2257,28 @@ static _Noreturn void snapshot_child_exit(struct persist *p, const char *stage, 
 	_exit(stage ? 3 : 0);
 }
 
+/*
+ * Close every descriptor of the forked writer but stdio and ${keep}. It inherits all the
+ * daemon's: holding its sockets, it kept each connection the daemon closed open for the peer
+ * (no end of file) and the listeners taking connections nobody answered, for as long as a
+ * snapshot took (seconds for a million sessions, and up to SNAPSHOT_STOP_WAIT_MS of a stop).
+ * A kernel without close_range (before 5.9) gets them closed one by one.
+ */
+static void child_close_all_but(int keep)
+{
+	long max = sysconf(_SC_OPEN_MAX);
+
+	if ((keep <= 3 || close_range(3, (unsigned)keep - 1, 0) == 0) &&
+	    close_range((unsigned)keep + 1, ~0u, 0) == 0)
+		return;
+	if (max < 0 || max > INT_MAX)
+		max = INT_MAX;
+	for (int fd = 3; fd < max; fd++) {
+		if (fd != keep)
+			close(fd);
+	}
+}
+
 static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, uint64_t now_ms,
                            pid_t parent)
 {
@@ -2268,7 +2291,7 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	close(p->lock_fd);
+	child_close_all_but(p->dir_fd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
