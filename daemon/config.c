@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -355,16 +356,24 @@ static uint64_t cgroup_memory_limit(const char *root)
 	return lowest;
 }
 
-/* MemTotal of ${root}/proc/meminfo in bytes, or UINT64_MAX when it cannot be read. */
+/*
+ * MemTotal of ${root}/proc/meminfo in bytes, or UINT64_MAX when it cannot be read. The unit's
+ * ProcSubset=pid hides /proc/meminfo: on this system (${root} "") sysinfo(2) then says it.
+ */
 static uint64_t physical_memory(const char *root)
 {
 	char line[128];
 	unsigned long long kib;
 	uint64_t bytes = UINT64_MAX;
+	struct sysinfo si;
 	FILE *f = fopen_under(root, "/proc/meminfo");
 
-	if (f == NULL)
-		return UINT64_MAX;
+	if (f == NULL) {
+		if (root[0] == '\0' && sysinfo(&si) == 0 && si.totalram > 0 && si.mem_unit > 0 &&
+		    si.totalram <= UINT64_MAX / si.mem_unit)
+			bytes = (uint64_t)si.totalram * si.mem_unit;
+		return bytes;
+	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1 && kib > 0 &&
 		    kib < UINT64_MAX / 1024) {

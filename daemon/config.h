@@ -126,7 +126,8 @@ int config_runtime_dir(char *out, size_t size);
  * config_memory_limit(root, bytes, source, source_size):
  * The memory this process may use: the lowest of its memory cgroup's limits (cgroup v2
  * memory.max, or v1 memory.limit_in_bytes, of its own cgroup and of those above it) and the
- * machine's physical memory (MemTotal in /proc/meminfo). ${root} is put before every path
+ * machine's physical memory (MemTotal in /proc/meminfo; sysinfo(2) for ${root} "" when that
+ * is hidden, as systemd's ProcSubset=pid does). ${root} is put before every path
  * read: "" for this system, a directory laid out alike in tests. Returns 0 with *${bytes}
  * set and ${source} (the caller's, ${source_size} bytes) naming the limit, or -1 when
  * neither could be read.

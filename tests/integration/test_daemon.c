@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1083,6 +1085,22 @@ LEAK_CHECKED_TEST(daemon_opts, without_max_memory_the_limit_is_half_of_what_it_m
 
 	cr_assert_eq(harness_start(&dmn, unlimited), 0);
 	cr_assert_eq(stats_max_bytes(dmn.unix_url), 0, "--max-memory 0: no limit");
+}
+
+/* The unit's ProcSubset=pid leaves /proc only the processes: no /proc/meminfo. Without it the
+ * default limit had nothing to take half of and sessd ran with none. */
+LEAK_CHECKED_TEST(daemon_opts, the_default_memory_limit_holds_where_proc_shows_only_processes)
+{
+	uint64_t physical = physical_memory(), max_bytes;
+
+	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+	    mount("proc", "/proc", "proc", 0, "subset=pid") == -1)
+		cr_skip_test("cannot mount a /proc of processes only here: %s", strerror(errno));
+	cr_assert_eq(access("/proc/meminfo", F_OK), -1, "the new /proc still has meminfo");
+	cr_assert_eq(harness_start(&dmn, NULL), 0);
+	max_bytes = stats_max_bytes(dmn.unix_url);
+	cr_assert_gt(max_bytes, 0, "no memory limit without /proc/meminfo");
+	cr_assert_leq(max_bytes, physical / 2);
 }
 
 LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
