@@ -35,6 +35,7 @@ enum {
 	OPT_SNAPSHOT_IDLE,
 	OPT_CHECK_DATA,
 	OPT_REPAIR,
+	OPT_BACKUP,
 };
 
 static const struct option config_options[] = {
@@ -57,6 +58,7 @@ static const struct option config_options[] = {
     {"snapshot-idle", required_argument, NULL, OPT_SNAPSHOT_IDLE},
     {"check-data", required_argument, NULL, OPT_CHECK_DATA},
     {"repair", no_argument, NULL, OPT_REPAIR},
+    {"backup", required_argument, NULL, OPT_BACKUP},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -88,8 +90,8 @@ void config_usage(FILE *out)
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
 	      "  --fsync POLICY          with --data-dir: always, everysec or no (default\n"
 	      "                          everysec)\n"
-	      "  --key-file PATH         with --data-dir (or --check-data): a 32-byte key for\n"
-	      "                          encryption at rest\n"
+	      "  --key-file PATH         with --data-dir (or --check-data, --backup): a 32-byte\n"
+	      "                          key for encryption at rest\n"
 	      "  --auth-file PATH        clients must show the secret in PATH in HELLO\n"
 	      "  --admin-auth-file PATH  only clients that show the secret in PATH may LIST,\n"
 	      "                          NAMESPACES and CLEAR (default: every client may)\n"
@@ -112,6 +114,10 @@ void config_usage(FILE *out)
 	      "  --repair                with --check-data: cut a damaged log to its valid part,\n"
 	      "                          rewrite a damaged snapshot with the sessions before the\n"
 	      "                          damage (the damaged files are kept as *.damaged)\n"
+	      "  --backup DIR DEST       copy the data in DIR, as it was at one instant, into\n"
+	      "                          the new or empty directory DEST, while sessd runs, and\n"
+	      "                          check the copy; exit 0 done, 1 damaged, 2 refused or\n"
+	      "                          failed; takes only --key-file and --log-level\n"
 	      "  --version               print the version and exit\n"
 	      "  --help                  print this help and exit\n",
 	      out);
@@ -475,14 +481,14 @@ static const char *option_name(int val)
 }
 
 /*
- * Whether the option ${val} (getopt_long's result) acts on --check-data: its directory, the
- * repair, the key that opens encrypted data, and the level of the lines the check logs.
- * getopt's ':' and '?' are no option and are refused on their own.
+ * Whether the option ${val} (getopt_long's result) acts on --check-data or --backup: their
+ * directories, the repair, the key that opens encrypted data, and the level of the lines they
+ * log. getopt's ':' and '?' are no option and are refused on their own.
  */
 static bool acts_on_check(int val)
 {
-	return val == OPT_CHECK_DATA || val == OPT_REPAIR || val == OPT_KEY_FILE ||
-	       val == OPT_LOG_LEVEL || option_name(val) == NULL;
+	return val == OPT_CHECK_DATA || val == OPT_REPAIR || val == OPT_BACKUP ||
+	       val == OPT_KEY_FILE || val == OPT_LOG_LEVEL || option_name(val) == NULL;
 }
 
 /*
@@ -718,6 +724,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		case OPT_REPAIR:
 			cfg->repair = true;
 			break;
+		case OPT_BACKUP:
+			cfg->backup_dir = optarg;
+			break;
 		case 'h':
 			cfg->action = CONFIG_HELP;
 			return 0;
@@ -736,8 +745,20 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			return -1;
 		}
 	}
+	/* --backup DIR DEST: the destination is the one argument that is no option's. */
+	if (cfg->backup_dir != NULL && optind < argc)
+		cfg->backup_dest = argv[optind++];
 	if (optind < argc) {
 		fprintf(err, "sessd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (cfg->backup_dir != NULL && cfg->backup_dest == NULL) {
+		fprintf(err,
+		        "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR\n");
+		return -1;
+	}
+	if (cfg->backup_dir != NULL && cfg->check_data_dir != NULL) {
+		fprintf(err, "sessd: --backup and --check-data are two commands: give one\n");
 		return -1;
 	}
 	if (cfg->repair && cfg->check_data_dir == NULL) {
@@ -750,6 +771,14 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		fprintf(err,
 		        "sessd: --%s has no effect with --check-data, which takes only --repair, "
 		        "--key-file and --log-level\n",
+		        run_only);
+		return -1;
+	}
+	/* Nor does the backup, which copies the directory given to it and no other. */
+	if (cfg->backup_dir != NULL && run_only != NULL) {
+		fprintf(err,
+		        "sessd: --%s has no effect with --backup, which takes only --key-file and "
+		        "--log-level\n",
 		        run_only);
 		return -1;
 	}
@@ -773,7 +802,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	/* Without a data directory these would be ignored, and a daemon meant to keep its
 	 * sessions (encrypted, synced as asked) would run memory-only. --check-data needs
 	 * --key-file for encrypted data (and has refused the others above). */
-	if (cfg->data_dir == NULL && cfg->check_data_dir == NULL) {
+	if (cfg->data_dir == NULL && cfg->check_data_dir == NULL && cfg->backup_dir == NULL) {
 		const char *alone = cfg->key_file != NULL ? "--key-file"
 		                    : fsync_given         ? "--fsync"
 		                    : snapshot_given      ? "--snapshot-log-bytes"
@@ -782,12 +811,16 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 
 		if (alone != NULL) {
 			fprintf(err, "sessd: %s only goes with --data-dir%s\n", alone,
-			        cfg->key_file != NULL ? " (or --check-data)" : "");
+			        cfg->key_file != NULL ? " (or --check-data, --backup)" : "");
 			return -1;
 		}
 	}
 	if (cfg->check_data_dir != NULL) {
 		cfg->action = CONFIG_CHECK_DATA;
+		return 0;
+	}
+	if (cfg->backup_dir != NULL) {
+		cfg->action = CONFIG_BACKUP;
 		return 0;
 	}
 	/* A whole frame must fit beside others under way, or the largest could never arrive. */

@@ -49,6 +49,7 @@ enum config_action {
 	CONFIG_HELP,
 	CONFIG_VERSION,
 	CONFIG_CHECK_DATA,
+	CONFIG_BACKUP,
 };
 
 struct config {
@@ -82,6 +83,9 @@ struct config {
 	uint32_t snapshot_idle_s;
 	const char *check_data_dir;
 	bool repair;
+	/* --backup DIR DEST: the data directory and the destination. */
+	const char *backup_dir;
+	const char *backup_dest;
 };
 
 /*

@@ -70,6 +70,20 @@ int main(int argc, char **argv)
 		rc = persist_check(cfg.check_data_dir, cfg.key_file, cfg.repair);
 		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
 		goto out;
+	case CONFIG_BACKUP:
+		if (sodium_init() < 0) {
+			fprintf(stderr, "sessd: libsodium failed to initialise\n");
+			rc = 2;
+			goto out;
+		}
+		/* Its report (stdout) and its errors (stderr) in the order they happen, when both
+		 * go to one file. */
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		/* persist_backup: 0 done, 1 damage, -1 refused or failed; exit 0, 1, 2 as
+		 * --check-data does. */
+		rc = persist_backup(cfg.backup_dir, cfg.backup_dest, cfg.key_file);
+		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
+		goto out;
 	case CONFIG_RUN:
 		break;
 	}

@@ -371,11 +371,15 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 }
 #endif
 
-static uint32_t crc32c(const void *data, size_t n)
+/*
+ * The CRC32C of bytes whose CRC32C so far is ${crc} (0 for none) followed by the ${n} bytes
+ * at ${data}: a body too large for one buffer is checked piece by piece (--backup).
+ */
+static uint32_t crc32c_extend(uint32_t crc, const void *data, size_t n)
 {
 	const uint8_t *p = data;
-	uint32_t crc = 0xffffffffu;
 
+	crc ^= 0xffffffffu;
 #if defined(__x86_64__)
 	if (__builtin_cpu_supports("sse4.2"))
 		return crc32c_hw(crc, p, n) ^ 0xffffffffu;
@@ -383,6 +387,11 @@ static uint32_t crc32c(const void *data, size_t n)
 	while (n-- > 0)
 		crc = crc32c_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
 	return crc ^ 0xffffffffu;
+}
+
+static uint32_t crc32c(const void *data, size_t n)
+{
+	return crc32c_extend(0, data, n);
 }
 
 static uint8_t *put_u8(uint8_t *w, uint8_t v)
@@ -1486,19 +1495,15 @@ static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
 }
 
 /*
- * Make the entry of the data directory ${dir}, which mkdir just created, durable in the
- * directory that holds it: without that, a power loss can lose the new directory with every
- * file in it, although each of them (the first segment's header, every record under --fsync
- * always) was synced. Returns 0, or -1 with errno (the caller warns: the directory exists,
- * and most filesystems keep it with the first file synced in it anyway).
+ * The path of the directory that holds ${dir} ("." for a bare name), malloc'd (the caller
+ * frees it), or NULL with errno ENOMEM.
  */
-static int sync_parent_dir(const char *dir)
+static char *parent_path(const char *dir)
 {
 	char *parent = strdup(dir), *slash;
-	int fd, rc = -1;
 
 	if (parent == NULL)
-		return -1;
+		return NULL;
 	/* "a/b/" is "a/b": trailing slashes do not name another directory. */
 	for (size_t n = strlen(parent); n > 1 && parent[n - 1] == '/'; n--)
 		parent[n - 1] = '\0';
@@ -1507,6 +1512,23 @@ static int sync_parent_dir(const char *dir)
 		strcpy(parent, ".");
 	else
 		slash[slash == parent ? 1 : 0] = '\0';
+	return parent;
+}
+
+/*
+ * Make the entry of the data directory ${dir}, which mkdir just created, durable in the
+ * directory that holds it: without that, a power loss can lose the new directory with every
+ * file in it, although each of them (the first segment's header, every record under --fsync
+ * always) was synced. Returns 0, or -1 with errno (the caller warns: the directory exists,
+ * and most filesystems keep it with the first file synced in it anyway).
+ */
+static int sync_parent_dir(const char *dir)
+{
+	char *parent = parent_path(dir);
+	int fd, rc = -1;
+
+	if (parent == NULL)
+		return -1;
 	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd != -1) {
 		rc = fsync(fd);
@@ -4005,6 +4027,850 @@ out:
 		close(lock_fd);
 	if (dir_fd != -1)
 		close(dir_fd);
+	if (key)
+		sodium_free(key);
+	return rc;
+}
+
+/*
+ * --backup: a copy of a data directory that a sessd may be writing to, as it was at one
+ * instant, taken without the daemon's lock or its help (the unit's sandbox lets the daemon
+ * write only to its own directories, and a snapshot written by it would cost a fork and the
+ * store's memory again). It rests on the way the daemon changes its files:
+ * - a segment is only appended to (whole batches, each written before the next, a record
+ *   never rewritten; a failed write is written again with the same bytes at the same offset,
+ *   and only a file-size limit cuts a failed batch off again), and nothing is written to
+ *   segment N+1 before the last write to N is done;
+ * - snap.N appears whole (renamed into place), and only once log.N exists;
+ * - files are deleted only once a newer snapshot covers them, the segments from the lowest up
+ *   (remove_covered), and their numbers are never used again but for a new segment whose
+ *   making failed and was removed at once.
+ * An open descriptor keeps a file readable after it is deleted. So the newest snapshot and the
+ * segments from its number on, opened, hold one state: the snapshot's, the segments' records
+ * replayed on it. Their sizes are taken newest first: when the newest holds a record, the
+ * daemon had finished with the ones before it; when it holds none, it is left out and the
+ * one before it is copied up to its last whole record, a write under way cut off. That state
+ * is the one of the instant the newest size was taken, or of the switch to a segment after
+ * it, and no earlier than the listing: a segment newer than the newest listed that existed
+ * when the listing began would have been listed, unless it was deleted meanwhile, which
+ * deletes the newest listed first (so that one is looked for again once all are open).
+ */
+
+/* A set whose files keep going away is listed again at most this often, BACKUP_RELIST_US
+ * apart: a snapshot takes far longer than a listing, so a few tries are plenty, and a
+ * directory that never holds a whole run (a gap a crash did not leave) is damaged. */
+#define BACKUP_LIST_TRIES 100
+#define BACKUP_RELIST_US  10000
+/* Read and write this much at a time, the whole of what --backup holds in memory. */
+#define BACKUP_CHUNK (1u << 20)
+/* Written data is sent to the disk this often and waited for one step behind, so the copy of
+ * a large snapshot never piles up gigabytes of dirty pages (which the daemon's own fdatasync
+ * would then queue behind), and dropped from the page cache once on disk. */
+#define BACKUP_FLUSH_BYTES (8u << 20)
+
+struct backup_file {
+	char name[NAME_BYTES];
+	char tmp[NAME_BYTES + 32]; /* its name in the destination until all are copied */
+	uint64_t seq;
+	bool snapshot;
+	int fd;         /* the source, open: still readable once the daemon deletes it */
+	uint64_t size;  /* its size when the set was taken */
+	uint64_t keep;  /* what is copied: the header and every whole record */
+	bool encrypted; /* its header says so (backup_scan) */
+	bool torn;      /* it ends in a torn write, not in a write under way */
+	bool made;      /* tmp exists in the destination */
+	bool placed;    /* ... and was renamed to name */
+};
+
+/* The files of one state: the snapshot (when there is one) first, then the segments in order. */
+struct backup_set {
+	struct backup_file *files;
+	size_t n;
+};
+
+static void backup_set_finish(struct backup_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->files[i].fd != -1)
+			close(set->files[i].fd);
+	free(set->files);
+	set->files = NULL;
+	set->n = 0;
+}
+
+/*
+ * What a permission error ${err} means to whoever runs --backup, to follow its message ("" for
+ * another error). The data directory (mode 0700) and its files (0600) are the service user's:
+ * a backup run as another user is refused, and the fix is who runs it, not the files' modes.
+ */
+static const char *backup_access_hint(int err)
+{
+	return err == EACCES || err == EPERM
+	           ? " (only the user sessd runs as, who owns the data directory, and root may "
+	             "read it: run the backup as one of them, e.g. sudo -u sessd sessd --backup)"
+	           : "";
+}
+
+/*
+ * Open the snapshot ${snap_seq} (0: none) and the ${n_logs} segments from ${first}, and take
+ * their sizes (see the comment above). Returns 0, 1 when one of them is gone or was replaced
+ * (the set must be listed again), or -1 (said) when a file cannot be opened.
+ */
+static int backup_open(int dir_fd, const char *data_dir, uint64_t snap_seq, uint64_t first,
+                       size_t n_logs, struct backup_set *set)
+{
+	struct stat now, held;
+	struct backup_file *newest;
+
+	set->files = calloc(n_logs + 1, sizeof(*set->files));
+	if (set->files == NULL) {
+		persist_say(LOG_ERROR, "out of memory");
+		return -1;
+	}
+	set->n = 0;
+	if (snap_seq != 0) {
+		snap_name(set->files[0].name, snap_seq);
+		set->files[0].seq = snap_seq;
+		set->files[0].snapshot = true;
+		set->files[0].fd = -1;
+		set->n = 1;
+	}
+	for (size_t i = 0; i < n_logs; i++) {
+		struct backup_file *f = &set->files[set->n++];
+
+		log_name(f->name, first + i);
+		f->seq = first + i;
+		f->fd = -1;
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		struct backup_file *f = &set->files[i];
+
+		f->fd = openat(dir_fd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (f->fd == -1 && errno == ENOENT)
+			return 1;
+		if (f->fd == -1) {
+			persist_say(LOG_ERROR, "cannot read %s/%s: %s%s", data_dir, f->name,
+			            strerror(errno), backup_access_hint(errno));
+			return -1;
+		}
+		posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
+	newest = &set->files[set->n - 1];
+	if (fstat(newest->fd, &held) == -1 ||
+	    fstatat(dir_fd, newest->name, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    now.st_ino != held.st_ino || now.st_dev != held.st_dev)
+		return 1;
+	for (size_t i = set->n; i-- > 0;) {
+		if (fstat(set->files[i].fd, &held) == -1) {
+			persist_say(LOG_ERROR, "%s/%s: %s", data_dir, set->files[i].name,
+			            strerror(errno));
+			return -1;
+		}
+		set->files[i].size = (uint64_t)held.st_size;
+	}
+	return 0;
+}
+
+/*
+ * Open the files of the state ${dir_fd} (the data directory ${data_dir}) holds now, into
+ * ${set} (free with backup_set_finish, also after a failure). Returns 0, 1 (said) when the
+ * directory holds no whole run of files (a missing segment or snapshot: damage), or -1 (said).
+ */
+static int backup_take(int dir_fd, const char *data_dir, struct backup_set *set)
+{
+	for (int tries = 0; tries < BACKUP_LIST_TRIES; tries++) {
+		struct listing l;
+		uint64_t first;
+		size_t from = 0, n_logs = 0;
+		int rc;
+
+		backup_set_finish(set);
+		if (tries > 0)
+			usleep(BACKUP_RELIST_US);
+		if (listing_read(dir_fd, &l, false) == -1) {
+			persist_say(LOG_ERROR, "cannot list %s: %s", data_dir, strerror(errno));
+			return -1;
+		}
+		if (l.n_logs == 0 && l.n_snaps == 0) {
+			listing_finish(&l);
+			persist_say(LOG_ERROR,
+			            "%s holds no sessd data (no snap.* or log.* file): not a "
+			            "--data-dir",
+			            data_dir);
+			return -1;
+		}
+		first = l.n_snaps > 0 ? l.snaps[l.n_snaps - 1] : 1;
+		while (from < l.n_logs && l.logs[from] < first)
+			from++;
+		while (from + n_logs < l.n_logs && l.logs[from + n_logs] == first + n_logs)
+			n_logs++;
+		/* A listing taken while files come and go may show a gap that the directory
+		 * never had: list again. */
+		if (n_logs == 0 || from + n_logs != l.n_logs) {
+			listing_finish(&l);
+			continue;
+		}
+		rc = backup_open(dir_fd, data_dir, l.n_snaps > 0 ? first : 0, first, n_logs, set);
+		listing_finish(&l);
+		if (rc != 1)
+			return rc;
+	}
+	persist_say(LOG_ERROR,
+	            "%s holds no whole run of files (its newest snapshot with every log segment "
+	            "from it on, or the log from log.0000000000000001) after %d listings: a file "
+	            "is missing. Inspect with sessd --check-data %s",
+	            data_dir, BACKUP_LIST_TRIES, data_dir);
+	return 1;
+}
+
+/* Reads a file through one buffer of BACKUP_CHUNK bytes. */
+struct backup_reader {
+	int fd;
+	uint64_t size; /* never read past this */
+	uint8_t *buf;
+	uint64_t base; /* the offset of buf[0] */
+	size_t len;
+};
+
+/*
+ * The ${n} bytes (at most BACKUP_CHUNK) at ${off} of ${r}'s file, borrowed until the next call.
+ * Returns NULL with errno 0 when the file (or r->size) ends before them, or with the read's
+ * errno.
+ */
+static const uint8_t *reader_at(struct backup_reader *r, uint64_t off, size_t n)
+{
+	if (off >= r->base && off + n <= r->base + r->len)
+		return r->buf + (off - r->base);
+	r->base = off;
+	r->len = 0;
+	while (r->len < BACKUP_CHUNK && off + r->len < r->size) {
+		uint64_t left = r->size - off - r->len;
+		size_t want = BACKUP_CHUNK - r->len < left ? BACKUP_CHUNK - r->len : (size_t)left;
+		ssize_t got = pread(r->fd, r->buf + r->len, want, (off_t)(off + r->len));
+
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			return NULL;
+		/* A file-size limit made the daemon cut a failed batch off: the end is here. */
+		if (got == 0)
+			break;
+		r->len += (size_t)got;
+	}
+	errno = 0;
+	return r->len >= n ? r->buf : NULL;
+}
+
+enum backup_scan {
+	BACKUP_WHOLE,     /* header and records whole to the size taken */
+	BACKUP_CUT,       /* ... then a record not yet whole: a write under way */
+	BACKUP_NO_HEADER, /* shorter than its header: a segment being made */
+	BACKUP_DAMAGED,   /* ${why} at ${bad_off} */
+	BACKUP_FAILED,    /* a read failed or the key does not fit (said) */
+};
+
+/*
+ * What can be checked of ${h}, the header of ${f}, without the key: its checksum, kind,
+ * version, flags and number. Returns NULL when they hold, or what is wrong.
+ */
+static const char *backup_header_fault(const uint8_t *h, const struct backup_file *f)
+{
+	if (get_u32(h + FILE_HEADER_BYTES - 4) != crc32c(h, FILE_HEADER_BYTES - 4))
+		return "bad header checksum";
+	if (memcmp(h, f->snapshot ? SNAP_MAGIC : LOG_MAGIC, 8) != 0)
+		return "not a sessd file of this kind (bad magic)";
+	if (get_u32(h + 8) < FILE_VERSION_OLDEST || get_u32(h + 8) > FILE_VERSION)
+		return "unsupported format version";
+	if ((get_u32(h + 12) & ~FILE_FLAG_ENCRYPTED) != 0)
+		return "unknown header flags";
+	if (get_u64(h + 16) != f->seq)
+		return "sequence number does not match the file name";
+	return NULL;
+}
+
+/*
+ * backup_scan(r, f, dir, key, why, bad_off):
+ * Follow the framing of ${f} (read through ${r}, whose fd and size are set) up to f->size: its
+ * header, and each record's checksums (not the contents, which an encrypted file keeps from
+ * whoever has no key). With ${key}, the header must also say the file was written with it.
+ * f->keep gets the end of the last whole record. Returns an enum backup_scan.
+ */
+static enum backup_scan backup_scan(struct backup_reader *r, struct backup_file *f, const char *dir,
+                                    const uint8_t *key, const char **why, uint64_t *bad_off)
+{
+	const uint8_t *p;
+	uint64_t off = FILE_HEADER_BYTES, created;
+	bool fatal_config;
+
+	r->base = 0;
+	r->len = 0;
+	f->keep = 0;
+	*bad_off = 0;
+	p = reader_at(r, 0, FILE_HEADER_BYTES);
+	if (p == NULL && errno != 0)
+		goto fail_read;
+	if (p == NULL)
+		return BACKUP_NO_HEADER;
+	*why = backup_header_fault(p, f);
+	if (*why != NULL)
+		return BACKUP_DAMAGED;
+	f->encrypted = (get_u32(p + 12) & FILE_FLAG_ENCRYPTED) != 0;
+	if (key != NULL && header_check(p, FILE_HEADER_BYTES, f->snapshot ? SNAP_MAGIC : LOG_MAGIC,
+	                                f->seq, key, &created, why, &fatal_config) == -1) {
+		persist_say(LOG_ERROR, "%s/%s: %s", dir, f->name, *why);
+		return BACKUP_FAILED;
+	}
+	f->keep = off;
+	while (off < f->size) {
+		uint32_t len, sum, got = 0;
+		uint64_t at;
+
+		*bad_off = off;
+		p = reader_at(r, off, REC_HEADER_BYTES);
+		if (p == NULL)
+			goto cut_or_fail;
+		if (get_u32(p + 8) != crc32c(p, 8)) {
+			*why = "bad record header checksum";
+			return BACKUP_DAMAGED;
+		}
+		len = get_u32(p);
+		sum = get_u32(p + 4);
+		if (len > REC_MAX_BODY) {
+			*why = "record longer than any sessd writes";
+			return BACKUP_DAMAGED;
+		}
+		if (len > f->size - off - REC_HEADER_BYTES)
+			return BACKUP_CUT;
+		for (at = off + REC_HEADER_BYTES; at < off + REC_HEADER_BYTES + len;) {
+			size_t n = off + REC_HEADER_BYTES + len - at < BACKUP_CHUNK
+			               ? (size_t)(off + REC_HEADER_BYTES + len - at)
+			               : BACKUP_CHUNK;
+
+			p = reader_at(r, at, n);
+			if (p == NULL)
+				goto cut_or_fail;
+			got = crc32c_extend(got, p, n);
+			at += n;
+		}
+		if (got != sum) {
+			*why = "bad record checksum";
+			return BACKUP_DAMAGED;
+		}
+		off += REC_HEADER_BYTES + len;
+		f->keep = off;
+	}
+	return BACKUP_WHOLE;
+
+cut_or_fail:
+	if (errno == 0)
+		return BACKUP_CUT;
+fail_read:
+	persist_say(LOG_ERROR, "%s/%s: cannot be read: %s", dir, f->name, strerror(errno));
+	return BACKUP_FAILED;
+}
+
+/*
+ * Whether the damage backup_scan found at ${bad_off} in the segment ${f} is a torn write by
+ * the rule startup cuts one off the last segment by (torn_tail, as file_scan applies it): no
+ * well-formed record after it, or one only after a sector that never reached the disk. A
+ * directory no sessd has started on since a crash may end so; a live one does not, since
+ * startup cut it.
+ */
+static bool backup_torn(const struct backup_file *f, uint64_t bad_off)
+{
+	struct stat sb;
+	struct mapped m;
+	struct scan s;
+	size_t off = (size_t)bad_off, len;
+	bool torn;
+
+	/* Never past the end of the file as it is now: a page there is a SIGBUS. */
+	if (fstat(f->fd, &sb) == -1 || (uint64_t)sb.st_size <= bad_off)
+		return false;
+	m.size = (uint64_t)sb.st_size < f->size ? (size_t)sb.st_size : (size_t)f->size;
+	m.map = mmap(NULL, m.size, PROT_READ, MAP_PRIVATE, f->fd, 0);
+	if (m.map == MAP_FAILED)
+		return false;
+	memset(&s, 0, sizeof(s));
+	if (m.size - off >= REC_HEADER_BYTES &&
+	    get_u32(m.map + off + 8) == crc32c(m.map + off, 8) &&
+	    get_u32(m.map + off) > REC_MAX_BODY)
+		torn = !valid_record_after(m.map, m.size, off);
+	else if (!record_header_at(m.map, m.size, off, &len))
+		torn = torn_at(&m, off, off + REC_HEADER_BYTES, off, &s);
+	else
+		torn = torn_at(&m, off, off + REC_HEADER_BYTES + len,
+		               off + REC_HEADER_BYTES + len - 1, &s);
+	munmap(m.map, m.size);
+	return torn;
+}
+
+/*
+ * Scan every file of ${set} (backup_scan) and settle what is copied: segments at the end that
+ * hold no whole record yet (made for a snapshot, not written to) are left out, as startup
+ * would remove them, and then the last segment may end in a write under way, cut off. Every
+ * other file must be whole. Returns 0, 1 (said) when a file is damaged, or -1 (said).
+ */
+static int backup_settle(struct backup_set *set, struct backup_reader *r, const char *data_dir,
+                         const uint8_t *key)
+{
+	size_t first_log = set->n > 0 && set->files[0].snapshot ? 1 : 0;
+	const char *why = NULL;
+	uint64_t bad_off;
+
+	for (size_t i = set->n; i-- > 0;) {
+		struct backup_file *f = &set->files[i];
+		bool last = i + 1 == set->n;
+		enum backup_scan got;
+
+		r->fd = f->fd;
+		r->size = f->size;
+		got = backup_scan(r, f, data_dir, key, &why, &bad_off);
+		if (got == BACKUP_FAILED)
+			return -1;
+		/* The first segment after the snapshot was durable, header and all, before the
+		 * snapshot existed: it is never one being made. */
+		if (last && i > first_log &&
+		    (got == BACKUP_NO_HEADER || ((got == BACKUP_WHOLE || got == BACKUP_CUT) &&
+		                                 f->keep == FILE_HEADER_BYTES))) {
+			printf("%s: not copied: it holds no record yet (a snapshot began it)\n",
+			       f->name);
+			close(f->fd);
+			f->fd = -1;
+			set->n--;
+			continue;
+		}
+		if (got == BACKUP_WHOLE || (got == BACKUP_CUT && last && !f->snapshot))
+			continue;
+		if (got == BACKUP_DAMAGED && last && !f->snapshot && f->keep > 0 &&
+		    backup_torn(f, bad_off)) {
+			printf("%s: ends in a torn write at offset %" PRIu64 " (%s), which startup "
+			       "cuts off\n",
+			       f->name, bad_off, why);
+			f->torn = true;
+			continue;
+		}
+		if (got == BACKUP_NO_HEADER)
+			why = "file shorter than its header";
+		else if (got == BACKUP_CUT)
+			why = "record runs past the end of the file";
+		persist_say(LOG_ERROR,
+		            "%s/%s: damaged at offset %" PRIu64 ": %s; no backup taken. Inspect "
+		            "with sessd --check-data %s",
+		            data_dir, f->name, f->keep > 0 ? bad_off : 0, why, data_dir);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Copy the first f->keep bytes of ${f} to a new file f->tmp in ${dest_fd} (the directory
+ * ${dest}), and sync it. When ${owner_fd} is not -1 the copy gets that directory's owner (a
+ * backup run as root). Returns 0, or -1 (said; f->made says whether the file exists).
+ */
+static int backup_copy(struct backup_file *f, int dest_fd, const char *dest, int owner_fd,
+                       uint8_t *buf)
+{
+	uint64_t off = 0, flushed = 0, waited = 0;
+	int out;
+
+	snprintf(f->tmp, sizeof(f->tmp), "tmp.%s.%ld", f->name, (long)getpid());
+	out = openat(dest_fd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	             DATA_FILE_MODE);
+	if (out == -1) {
+		persist_say(LOG_ERROR, "cannot create %s/%s: %s", dest, f->tmp, strerror(errno));
+		return -1;
+	}
+	f->made = true;
+	if (owner_fd != -1 && own_like_dir(owner_fd, out) == -1) {
+		persist_say(LOG_ERROR, "cannot give %s/%s the data directory's owner: %s", dest,
+		            f->tmp, strerror(errno));
+		goto fail;
+	}
+	while (off < f->keep) {
+		size_t n = f->keep - off < BACKUP_CHUNK ? (size_t)(f->keep - off) : BACKUP_CHUNK;
+		ssize_t got = pread(f->fd, buf, n, (off_t)off);
+
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			persist_say(LOG_ERROR, "reading %s at offset %" PRIu64 " failed: %s",
+			            f->name, off,
+			            got == 0 ? "the file is shorter" : strerror(errno));
+			goto fail;
+		}
+		if (write_full(out, buf, (size_t)got, off) == -1) {
+			persist_say(LOG_ERROR, "writing %s/%s failed: %s", dest, f->tmp,
+			            strerror(errno));
+			goto fail;
+		}
+		off += (uint64_t)got;
+		if (off - flushed >= BACKUP_FLUSH_BYTES || off == f->keep) {
+			/* Wait for the step before, start this one (see BACKUP_FLUSH_BYTES). */
+			if (flushed > waited) {
+				sync_file_range(out, (off_t)waited, (off_t)(flushed - waited),
+				                SYNC_FILE_RANGE_WAIT_BEFORE |
+				                    SYNC_FILE_RANGE_WRITE |
+				                    SYNC_FILE_RANGE_WAIT_AFTER);
+				posix_fadvise(out, (off_t)waited, (off_t)(flushed - waited),
+				              POSIX_FADV_DONTNEED);
+				waited = flushed;
+			}
+			sync_file_range(out, (off_t)flushed, (off_t)(off - flushed),
+			                SYNC_FILE_RANGE_WRITE);
+			flushed = off;
+		}
+	}
+	if (fsync(out) == -1) {
+		persist_say(LOG_ERROR, "syncing %s/%s failed: %s", dest, f->tmp, strerror(errno));
+		goto fail;
+	}
+	posix_fadvise(out, 0, 0, POSIX_FADV_DONTNEED);
+	close(out);
+	return 0;
+
+fail:
+	close(out);
+	return -1;
+}
+
+/*
+ * The name that keeps the copy of ${set} from loading until it is whole: its snapshot's, or
+ * snap.0000000000000001 (a number no snapshot takes) when it has none.
+ */
+static void backup_guard_name(const struct backup_set *set, char out[NAME_BYTES])
+{
+	if (set->files[0].snapshot)
+		snap_name(out, set->files[0].seq);
+	else
+		snap_name(out, 1);
+}
+
+/*
+ * Put an empty file under backup_guard_name in ${dest_fd}, synced, before any copy: a
+ * snapshot shorter than its header, which startup refuses. A backup cut short (a crash, a
+ * kill) before its last step then leaves a directory sessd refuses to start on, whatever
+ * else it holds; without it, one cut short before any file had its name would hold only
+ * tmp.* files, which startup removes, and it would start empty without a word. Returns 0, or
+ * -1 (said).
+ */
+static int backup_guard(const struct backup_set *set, int dest_fd, const char *dest)
+{
+	char name[NAME_BYTES];
+	int fd;
+
+	backup_guard_name(set, name);
+	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	            DATA_FILE_MODE);
+	if (fd == -1 || fsync(dest_fd) == -1) {
+		persist_say(LOG_ERROR, "cannot create %s/%s: %s", dest, name, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Give the copies of ${set}, synced, their names in ${dest_fd}: the segments newest first,
+ * each rename synced before the next, then the snapshot over the guard (backup_guard), or
+ * the guard removed when there is no snapshot. Until that last step the guard keeps the
+ * directory from loading. Returns 0, or -1 (said).
+ */
+static int backup_place(struct backup_set *set, int dest_fd, const char *dest)
+{
+	char guard[NAME_BYTES];
+
+	for (size_t k = set->n; k-- > 0;) {
+		/* The snapshot is files[0]: renamed last, as k counts down. */
+		struct backup_file *f = &set->files[k];
+
+		if (renameat(dest_fd, f->tmp, dest_fd, f->name) == -1) {
+			persist_say(LOG_ERROR, "cannot rename %s/%s to %s: %s", dest, f->tmp,
+			            f->name, strerror(errno));
+			return -1;
+		}
+		f->placed = true;
+		if (fsync(dest_fd) == -1)
+			goto fail_sync;
+	}
+	if (!set->files[0].snapshot) {
+		backup_guard_name(set, guard);
+		if (unlinkat(dest_fd, guard, 0) == -1) {
+			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", dest, guard,
+			            strerror(errno));
+			return -1;
+		}
+		if (fsync(dest_fd) == -1)
+			goto fail_sync;
+	}
+	return 0;
+
+fail_sync:
+	persist_say(LOG_ERROR, "syncing %s failed: %s", dest, strerror(errno));
+	return -1;
+}
+
+/*
+ * Whether ${dir_fd} or a directory above it is ${data} (stat of the data directory): a copy
+ * there would be in the directory it copies (and a backup of it would copy itself).
+ */
+static bool backup_inside(int dir_fd, const struct stat *data)
+{
+	struct stat sb, up;
+	int fd = dup(dir_fd);
+
+	while (fd != -1 && fstat(fd, &sb) == 0) {
+		int parent;
+
+		if (sb.st_dev == data->st_dev && sb.st_ino == data->st_ino) {
+			close(fd);
+			return true;
+		}
+		parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = parent;
+		/* The root is its own parent. */
+		if (fd == -1 || fstat(fd, &up) == -1 ||
+		    (up.st_dev == sb.st_dev && up.st_ino == sb.st_ino))
+			break;
+	}
+	if (fd != -1)
+		close(fd);
+	return false;
+}
+
+/*
+ * Open the backup's destination ${dest}, made (mode 0700, its entry synced) when it does not
+ * exist (*${made} then says so), refusing one that is not an empty directory or that lies in
+ * the data directory (${src_fd}, ${data_dir}). Returns its fd, or -1 (said).
+ */
+static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, bool *made)
+{
+	struct stat data;
+	struct dirent *de;
+	char *parent;
+	int fd, look, dfd;
+	DIR *d;
+
+	*made = false;
+	if (fstat(src_fd, &data) == -1)
+		goto fail_said;
+	fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 && errno != ENOENT) {
+		persist_say(LOG_ERROR, "cannot open %s: %s", dest, strerror(errno));
+		return -1;
+	}
+	/* A new one is looked at through the directory it goes in, before it is made. */
+	parent = fd == -1 ? parent_path(dest) : NULL;
+	look = fd != -1 ? fd : parent ? open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (look == -1) {
+		persist_say(LOG_ERROR, "cannot open %s: %s", parent ? parent : dest,
+		            strerror(errno));
+		free(parent);
+		return -1;
+	}
+	free(parent);
+	if (backup_inside(look, &data)) {
+		persist_say(LOG_ERROR,
+		            "%s is in the data directory %s: the backup must go elsewhere (and "
+		            "another volume is best)",
+		            dest, data_dir);
+		close(look);
+		return -1;
+	}
+	if (fd == -1) {
+		close(look);
+		if (mkdir(dest, 0700) == -1) {
+			persist_say(LOG_ERROR, "cannot create %s: %s", dest, strerror(errno));
+			return -1;
+		}
+		*made = true;
+		if (sync_parent_dir(dest) == -1)
+			goto fail_said;
+		fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1)
+			goto fail_said;
+		return fd;
+	}
+	dfd = dup(fd);
+	d = dfd == -1 ? NULL : fdopendir(dfd);
+	if (d == NULL) {
+		if (dfd != -1)
+			close(dfd);
+		close(fd);
+		goto fail_said;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		persist_say(LOG_ERROR,
+		            "%s is not empty (it holds %s): a backup goes into an empty or a new "
+		            "directory, so that no file of another one is taken for part of it",
+		            dest, de->d_name);
+		closedir(d);
+		close(fd);
+		return -1;
+	}
+	closedir(d);
+	return fd;
+
+fail_said:
+	persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
+	if (*made)
+		rmdir(dest);
+	*made = false;
+	return -1;
+}
+
+/* Remove what a failed backup made in ${dest_fd} (${dest}), and the directory if it made it. */
+static void backup_undo(struct backup_set *set, int dest_fd, const char *dest, bool made)
+{
+	char guard[NAME_BYTES];
+
+	if (set->n > 0) {
+		backup_guard_name(set, guard);
+		unlinkat(dest_fd, guard, 0);
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		struct backup_file *f = &set->files[i];
+
+		if (f->made)
+			unlinkat(dest_fd, f->placed ? f->name : f->tmp, 0);
+	}
+	fsync(dest_fd);
+	if (made)
+		rmdir(dest);
+}
+
+/*
+ * Verify the copies in ${dest} as --check-data does when there is a key or no encryption;
+ * an encrypted copy without a key gets its framing and checksums followed again, from the
+ * disk. Returns 0 when sound, 1 (said) when not, -1 (said).
+ */
+static int backup_verify(struct backup_set *set, struct backup_reader *r, int dest_fd,
+                         const char *dest, const char *key_file, bool encrypted)
+{
+	const char *why = NULL;
+	uint64_t bad_off;
+	int rc;
+
+	if (!encrypted || key_file != NULL) {
+		rc = persist_check(dest, key_file, false);
+		return rc;
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		struct backup_file f = set->files[i];
+		enum backup_scan got;
+
+		r->fd = openat(dest_fd, f.name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (r->fd == -1) {
+			persist_say(LOG_ERROR, "%s/%s: cannot be read: %s", dest, f.name,
+			            strerror(errno));
+			return -1;
+		}
+		r->size = f.keep;
+		got = backup_scan(r, &f, dest, NULL, &why, &bad_off);
+		close(r->fd);
+		if (got == BACKUP_FAILED)
+			return -1;
+		if (got != BACKUP_WHOLE || f.keep != set->files[i].keep) {
+			printf("%s: DAMAGED at offset %" PRIu64 ": %s\n", f.name, bad_off,
+			       why ? why : "cut short");
+			return 1;
+		}
+		printf("%s: ok, header and record checksums\n", f.name);
+	}
+	printf("encrypted, and no --key-file given: the framing and checksums of every record "
+	       "were checked, not the contents (sessd --check-data %s --key-file KEY does)\n",
+	       dest);
+	return 0;
+}
+
+/*
+ * persist_backup(data_dir, dest, key_file):
+ * For `sessd --backup DATA_DIR DEST_DIR`: copy the files of the state ${data_dir} holds at one
+ * instant (a sessd may be writing to it) into ${dest}, new or empty and not inside
+ * ${data_dir}, sync the copy and check it. ${key_file} (may be NULL) is needed only to check
+ * the contents of encrypted data. Prints what it copied and the check to stdout. Returns 0
+ * when the copy is whole and sound, 1 when the data directory or the copy is damaged, -1
+ * when it was refused or failed; after 1 or -1, nothing it made in ${dest} is left.
+ */
+int persist_backup(const char *data_dir, const char *dest, const char *key_file)
+{
+	struct backup_set set = {0};
+	struct backup_reader r = {.fd = -1};
+	uint8_t *key = NULL;
+	uint64_t bytes = 0, started_ms = clock_ms(CLOCK_MONOTONIC);
+	bool made = false, encrypted = false;
+	int src_fd = -1, dest_fd = -1, rc = -1;
+
+	if (key_file != NULL && (key = key_load(key_file)) == NULL)
+		goto out;
+	src_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (src_fd == -1) {
+		persist_say(LOG_ERROR, "cannot open %s: %s%s", data_dir, strerror(errno),
+		            backup_access_hint(errno));
+		goto out;
+	}
+	dest_fd = backup_dest_open(src_fd, data_dir, dest, &made);
+	if (dest_fd == -1)
+		goto out;
+	r.buf = malloc(BACKUP_CHUNK);
+	if (r.buf == NULL) {
+		persist_say(LOG_ERROR, "out of memory");
+		goto fail;
+	}
+	rc = backup_take(src_fd, data_dir, &set);
+	if (rc == 0)
+		rc = backup_settle(&set, &r, data_dir, key);
+	if (rc != 0)
+		goto fail;
+	rc = -1;
+	printf("%s: the state of %s, %s\n", dest, data_dir,
+	       set.files[0].snapshot ? "its newest snapshot and the log after it"
+	                             : "its log (no snapshot yet)");
+	if (backup_guard(&set, dest_fd, dest) == -1)
+		goto fail;
+	for (size_t i = 0; i < set.n; i++) {
+		struct backup_file *f = &set.files[i];
+
+		if (backup_copy(f, dest_fd, dest, geteuid() == 0 ? src_fd : -1, r.buf) == -1)
+			goto fail;
+		encrypted |= f->encrypted;
+		bytes += f->keep;
+		if (f->keep < f->size)
+			printf("%s: copied, %" PRIu64 " bytes (and not the %" PRIu64
+			       " after them: %s)\n",
+			       f->name, f->keep, f->size - f->keep,
+			       f->torn ? "the torn write"
+			               : "a write under way, of a later instant");
+		else
+			printf("%s: copied, %" PRIu64 " bytes\n", f->name, f->keep);
+	}
+	if (backup_place(&set, dest_fd, dest) == -1)
+		goto fail;
+	printf("checking the copy:\n");
+	fflush(stdout);
+	rc = backup_verify(&set, &r, dest_fd, dest, key_file, encrypted);
+	if (rc != 0) {
+		persist_say(LOG_ERROR, "the copy in %s fails its check; removed it", dest);
+		goto fail;
+	}
+	printf("backup complete: %zu file(s), %" PRIu64 " bytes, in %.1f s\n", set.n, bytes,
+	       (double)(clock_ms(CLOCK_MONOTONIC) - started_ms) / 1000.0);
+	goto out;
+
+fail:
+	backup_undo(&set, dest_fd, dest, made);
+out:
+	backup_set_finish(&set);
+	free(r.buf);
+	if (dest_fd != -1)
+		close(dest_fd);
+	if (src_fd != -1)
+		close(src_fd);
 	if (key)
 		sodium_free(key);
 	return rc;

@@ -128,4 +128,15 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms);
  */
 int persist_check(const char *data_dir, const char *key_file, bool repair);
 
+/*
+ * persist_backup(data_dir, dest, key_file):
+ * For `sessd --backup DATA_DIR DEST_DIR`: copy the files of the state ${data_dir} holds at one
+ * instant (a sessd may be writing to it) into ${dest}, new or empty and not inside
+ * ${data_dir}, sync the copy and check it. ${key_file} (may be NULL) is needed only to check
+ * the contents of encrypted data. Prints what it copied and the check to stdout. Returns 0
+ * when the copy is whole and sound, 1 when the data directory or the copy is damaged, -1
+ * when it was refused or failed; after 1 or -1, nothing it made in ${dest} is left.
+ */
+int persist_backup(const char *data_dir, const char *dest, const char *key_file);
+
 #endif

@@ -438,7 +438,7 @@ LEAK_CHECKED_TEST(config, missing_values_and_unknown_options_are_named)
 	    "max-connections", "hello-timeout", "log-level",          "ready-file",
 	    "data-dir",        "fsync",         "key-file",           "auth-file",
 	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data",
-	    "snapshot-idle"};
+	    "snapshot-idle",   "backup"};
 	char *bogus[] = {"sessd", "--bogus=1"};
 	char *short_opt[] = {"sessd", "-x"};
 	char *cluster[] = {"sessd", "-xV"};
@@ -555,6 +555,50 @@ LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
 	cr_assert_str_eq(cfg.key_file, "/k");
 	cr_assert_eq(cfg.log_level, LOG_WARN);
 	config_finish(&cfg);
+}
+
+/*
+ * --backup DIR DEST copies a data directory and exits: it takes the destination as its one
+ * argument that is no option's, wherever it stands, and --key-file and --log-level. An
+ * option of the running daemon, --repair, --check-data or a second argument would be taken
+ * and do nothing, and a missing destination is no backup: each is refused by name.
+ */
+LEAK_CHECKED_TEST(config, backup_takes_a_destination_and_only_its_options)
+{
+	char *taken[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "--key-file", "/k"};
+	char *dest_first[] = {"sessd", "/srv/b", "--log-level", "warn", "--backup", "/var/lib/d"};
+	char *no_dest[] = {"sessd", "--backup", "/var/lib/sessd"};
+	char *two_dests[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "/srv/c"};
+	char *listen[] = {"sessd", "--backup", "/var/lib/d", "/srv/b", "--listen", "unix:/tmp/s"};
+	char *data_dir[] = {"sessd", "--data-dir", "/var/lib/d", "--backup", "/var/lib/d", "/b"};
+	char *repair[] = {"sessd", "--backup", "/var/lib/d", "/srv/b", "--repair"};
+	char *check[] = {"sessd", "--backup", "/var/lib/d", "/srv/b", "--check-data", "/d"};
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, ARGC(taken), taken, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_BACKUP);
+	cr_assert_str_eq(cfg.backup_dir, "/var/lib/sessd");
+	cr_assert_str_eq(cfg.backup_dest, "/srv/b");
+	cr_assert_str_eq(cfg.key_file, "/k");
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(dest_first), dest_first, err), 0);
+	cr_assert_eq(cfg.action, CONFIG_BACKUP);
+	cr_assert_str_eq(cfg.backup_dir, "/var/lib/d");
+	cr_assert_str_eq(cfg.backup_dest, "/srv/b");
+	cr_assert_eq(cfg.log_level, LOG_WARN);
+	config_finish(&cfg);
+	expect_message(ARGC(no_dest), no_dest,
+	               "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR\n");
+	expect_message(ARGC(two_dests), two_dests, "sessd: unexpected argument '/srv/c'\n");
+	expect_message(ARGC(listen), listen,
+	               "sessd: --listen has no effect with --backup, which takes only --key-file "
+	               "and --log-level\n");
+	expect_message(ARGC(data_dir), data_dir,
+	               "sessd: --data-dir has no effect with --backup, which takes only "
+	               "--key-file and --log-level\n");
+	expect_message(ARGC(repair), repair, "sessd: --repair only goes with --check-data\n");
+	expect_message(ARGC(check), check,
+	               "sessd: --backup and --check-data are two commands: give one\n");
 }
 
 /* The same address twice would fail at bind as "another daemon is listening". */
