@@ -79,6 +79,9 @@ int main(int argc, char **argv)
 		/* Its report (stdout) and its errors (stderr) in the order they happen, when both
 		 * go to one file. */
 		setvbuf(stdout, NULL, _IOLBF, 0);
+		/* A file-size limit below a copy's size fails its write (EFBIG), which is said and
+		 * undone, rather than killing the backup half way. */
+		signal(SIGXFSZ, SIG_IGN);
 		/* persist_backup: 0 done, 1 damage, -1 refused or failed; exit 0, 1, 2 as
 		 * --check-data does. */
 		rc = persist_backup(cfg.backup_dir, cfg.backup_dest, cfg.key_file);

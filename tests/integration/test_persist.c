@@ -2790,15 +2790,11 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_of_a_crashed_directory_leaves_the_torn_wr
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/*
- * Run $SESSD_BIN with ${args} (NULL-terminated), its output to /dev/null; returns its peak
- * resident set in KiB (wait4's) and its exit status in ${status}. The peak counts the forked
- * copy of this process before the exec too: compare two runs, not one with a bound.
- */
-static long run_peak_rss_kib(const char *const *args, int *status)
+/* Start $SESSD_BIN with ${args} (NULL-terminated, at most 6), its output to /dev/null;
+ * returns its pid, for the caller to wait for. */
+static pid_t spawn_quiet(const char *const *args)
 {
 	const char *argv[8] = {getenv("SESSD_BIN")};
-	struct rusage ru;
 	pid_t pid;
 
 	cr_assert_not_null(argv[0]);
@@ -2815,6 +2811,19 @@ static long run_peak_rss_kib(const char *const *args, int *status)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+/*
+ * Run $SESSD_BIN with ${args} as spawn_quiet does; returns its peak resident set in KiB
+ * (wait4's) and its exit status in ${status}. The peak counts the forked copy of this
+ * process before the exec too: compare two runs, not one with a bound.
+ */
+static long run_peak_rss_kib(const char *const *args, int *status)
+{
+	struct rusage ru;
+	pid_t pid = spawn_quiet(args);
+
 	cr_assert_eq(wait4(pid, status, 0, &ru), pid);
 	return ru.ru_maxrss;
 }
@@ -2826,39 +2835,49 @@ static long run_peak_rss_kib(const char *const *args, int *status)
  * same way on top of the store it loads. Now the pages behind the scan are let go: a log of
  * over 100 MB is checked, and backed up, within a few tens of MB.
  */
-LEAK_CHECKED_TEST_OPTS(persist, checking_a_large_file_keeps_a_window_resident, .timeout = 120)
+#define LARGE_VALUE (900 * 1024)
+#define LARGE_COUNT 120
+
+/* Fill ${data_dir} with a log of over 100 MB in log.0000000000000001 alone, with no snapshot:
+ * LARGE_COUNT sessions "big<i>" of LARGE_VALUE bytes. */
+static void write_big_log(const char *data_dir)
 {
-	enum { BIG = 900 * 1024, COUNT = 120 };
-	char data_dir[64], scratch[64], dest[128];
 	const char *args[] = {
 	    "--data-dir", data_dir, "--snapshot-log-bytes", "1G", "--snapshot-idle", "0", NULL};
+	struct harness_daemon d;
+	uint8_t *v = malloc(LARGE_VALUE);
+	int fd;
+
+	cr_assert_not_null(v);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "big");
+	for (int i = 0; i < LARGE_COUNT; i++) {
+		char id[16];
+
+		memset(v, 'a' + i % 26, LARGE_VALUE);
+		snprintf(id, sizeof(id), "big%d", i);
+		cr_assert_eq(do_set(fd, "app", id, v, LARGE_VALUE), CODEC_OK);
+	}
+	close(fd);
+	free(v);
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_assert_gt(data_file_size(data_dir, "log.0000000000000001"),
+	             (off_t)LARGE_COUNT * LARGE_VALUE, "the sessions are not in one segment");
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, checking_a_large_file_keeps_a_window_resident, .timeout = 120)
+{
+	char data_dir[64], scratch[64], dest[128];
 	const char *check[] = {"--check-data", data_dir, NULL};
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
 	const char *check_small[] = {"--check-data", scratch, NULL};
-	struct harness_daemon d;
 	long rss_kib, base_kib;
-	uint8_t *v = malloc(BIG);
-	int fd, status;
+	int status;
 
-	cr_assert_not_null(v);
 	make_data_dir(data_dir);
 	make_data_dir(scratch);
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "big");
-	for (int i = 0; i < COUNT; i++) {
-		char id[16];
-
-		memset(v, 'a' + i % 26, BIG);
-		snprintf(id, sizeof(id), "big%d", i);
-		cr_assert_eq(do_set(fd, "app", id, v, BIG), CODEC_OK);
-	}
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-	cr_assert_gt(data_file_size(data_dir, "log.0000000000000001"), (off_t)COUNT * BIG,
-	             "the sessions are not in one segment");
-
-	free(v);
+	write_big_log(data_dir);
 	/* The same check of a directory with nothing in it: what the process takes anyway (under
 	 * ASan, the forked copy of this process may be the larger). */
 	base_kib = run_peak_rss_kib(check_small, &status);
@@ -2866,12 +2885,80 @@ LEAK_CHECKED_TEST_OPTS(persist, checking_a_large_file_keeps_a_window_resident, .
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "--check-data: status %d", status);
 	cr_expect_lt(rss_kib - base_kib, 48 * 1024,
 	             "--check-data of a %d MB log took %ld KiB, %ld KiB for nothing",
-	             COUNT * BIG >> 20, rss_kib, base_kib);
+	             LARGE_COUNT * LARGE_VALUE >> 20, rss_kib, base_kib);
 	rss_kib = run_peak_rss_kib(backup, &status);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "--backup: status %d", status);
 	cr_expect_lt(rss_kib - base_kib, 48 * 1024,
-	             "--backup of a %d MB log took %ld KiB, %ld KiB for nothing", COUNT * BIG >> 20,
-	             rss_kib, base_kib);
+	             "--backup of a %d MB log took %ld KiB, %ld KiB for nothing",
+	             LARGE_COUNT * LARGE_VALUE >> 20, rss_kib, base_kib);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Whether ${dir} holds a file whose name starts with ${prefix}. */
+static bool dir_has(const char *dir, const char *prefix)
+{
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL)
+		found = strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return found;
+}
+
+/*
+ * A backup killed in the middle of its copy (a crash, an OOM kill, a timeout) leaves a
+ * directory sessd refuses to start on, never one it loads as an older or an empty state: the
+ * copies not yet renamed are tmp.* files, which startup removes, and an empty snapshot stands
+ * in the snapshot's place until the last step. Killed as it copies a log with no snapshot,
+ * and as it copies a snapshot.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refuses, .timeout = 180)
+{
+	char data_dir[64], scratch[64], dest[128], *text;
+	const char *snap_args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
+	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	const char *copy_args[] = {"--data-dir", dest, NULL};
+	struct harness_daemon d;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	write_big_log(data_dir);
+	for (int with_snapshot = 0; with_snapshot < 2; with_snapshot++) {
+		long started = mono_ms();
+		int status;
+		pid_t pid;
+
+		if (with_snapshot) {
+			/* One more change at a threshold of 1 byte: a snapshot of all of them. */
+			cr_assert_eq(harness_start(&d, snap_args), 0);
+			cr_assert_eq(harness_set_get(harness_open_ready(d.unix_url, "snap"), "app",
+			                             "one-more", "x", TTL_MS),
+			             0);
+			while (newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000)
+				usleep(20000);
+			cr_assert_eq(harness_stop(&d), 0);
+			cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
+		}
+		snprintf(dest, sizeof(dest), "%s/copy%d", scratch, with_snapshot);
+		pid = spawn_quiet(backup);
+		while (!dir_has(dest, "tmp.") && waitpid(pid, &status, WNOHANG) == 0)
+			usleep(500);
+		cr_assert_eq(kill(pid, SIGKILL), 0, "the backup ended before a copy began");
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status), "the backup was not killed: status %d", status);
+		cr_assert(dir_has(dest, "snap."), "no snapshot stands in the copy");
+
+		cr_assert_neq(harness_start(&d, copy_args), 0, "a backup cut short was loaded");
+		harness_cleanup(&d);
+		cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 1, "%s", text);
+		cr_expect_not_null(strstr(text, "shorter than its header"), "%s", text);
+		free(text);
+	}
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
