@@ -71,6 +71,8 @@ int main(int argc, char **argv)
 		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
 		goto out;
 	case CONFIG_BACKUP:
+		/* Its check decrypts the copy when given the key. */
+		keep_sessions_out_of_dumps(cfg.key_file);
 		if (sodium_init() < 0) {
 			fprintf(stderr, "sessd: libsodium failed to initialise\n");
 			rc = 2;
