@@ -5,16 +5,20 @@
  * libsessd: the C client of the sessd session store.
  *
  * One struct sessd_client is one connection to one daemon; it is not thread-safe (use one per
- * thread). A client may be used in a forked child: it reconnects there, leaving the parent's
- * connection to the parent (closed in the child, not shut down; a sealed connection's keys
- * wiped there), so a pre-fork server may connect before fork(). Never use one client from two
- * processes at once otherwise, nor in a child while the parent is in a call on it.
+ * thread). Clients in different threads run at once (the library keeps no state outside them),
+ * as do the calls that take no client (sessd_id_new, sessd_data_tag, sessd_strerror). The
+ * library's descriptors (connections, an auth_file being read) are close-on-exec. A client may
+ * be used in a forked child: it reconnects there, leaving the parent's connection to the parent
+ * (closed in the child, not shut down; a sealed connection's keys wiped there), so a pre-fork
+ * server may connect before fork(). Never use one client from two processes at once otherwise,
+ * nor in a child while the parent is in a call on it.
  *
  * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
  * its own: a call that must reconnect first waits up to the timeout for the connect, again
  * for the HELLO, and again for its reply, so up to three times the timeout (name resolution
- * is not bounded at all). A batch's timeout is an idle timeout (sessd_batch_run). Writes use
- * MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it
+ * is not bounded at all). A batch's timeout is an idle timeout (sessd_batch_run). A signal
+ * caught during a wait (EINTR) does not end the call, which waits on within its timeout. Writes
+ * use MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it
  * sends, a call checks that the idle connection has not been closed by the server meanwhile
  * (a restart) and reconnects at once if it has, so most restarts cost no failed call.
  *
@@ -391,8 +395,11 @@ int sessd_flash_push_existing(struct sessd_client *c, const void *id, size_t id_
                               size_t *queue_len);
 
 struct sessd_flash {
-	const char *type; /* NUL-terminated */
-	const void *msg;  /* msg_len bytes and a NUL after them */
+	/* NUL-terminated. PROTOCOL.md lets a type hold any bytes, a NUL too, and another client
+	 * (connect-sessd, say) may push one: such a type reads here as its bytes up to the
+	 * first NUL, so possibly "" or another type's name. */
+	const char *type;
+	const void *msg; /* msg_len bytes and a NUL after them */
 	size_t msg_len;
 	int is_bin; /* pushed as bin rather than str */
 };
