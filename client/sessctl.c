@@ -1073,7 +1073,10 @@ static int run_stats(struct sessd_client *c, const struct opts *o)
 			json_write_string(stdout, s->items[i].name, strlen(s->items[i].name));
 			printf(":%" PRIu64, s->items[i].value);
 		} else {
-			printf("%s %" PRIu64 "\n", s->items[i].name, s->items[i].value);
+			/* The server's words: escaped as ids are, so that a faulty or hostile
+			 * one cannot drive the terminal or forge a line of figures. */
+			write_escaped(stdout, s->items[i].name, strlen(s->items[i].name));
+			printf(" %" PRIu64 "\n", s->items[i].value);
 		}
 	}
 	if (o->json)

@@ -1682,10 +1682,13 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 	expect(&r, 0, "1\n");
 }
 
+/* The name of a figure the fake server below sends in STATS. */
+#define FORGED_FIGURE "x\x1b]2;owned\x07\nconnections_total"
+
 /*
  * An older sessd answers NAMESPACES and TTL with UNKNOWN_OP: a fake one, which answers COUNT
- * and CLEAR 0, LIST an empty page, GET the data "old" and HELLO as sessd does, in a child that
- * serves one connection.
+ * and CLEAR 0, LIST an empty page, GET the data "old", STATS a figure named FORGED_FIGURE and
+ * HELLO as sessd does, in a child that serves one connection.
  */
 static int old_server_answer(int fd, const struct codec_request *req)
 {
@@ -1708,6 +1711,12 @@ static int old_server_answer(int fd, const struct codec_request *req)
 			rc = mp_write_array(&r, 2) | mp_write_uint(&r, 0) | mp_write_array(&r, 0);
 		else if (req->op == CODEC_OP_GET)
 			rc = mp_write_bin(&r, "old", 3);
+		else if (req->op == CODEC_OP_STATS)
+			/* A figure whose name would retitle the terminal and forge a line. */
+			rc = mp_write_map(&r, 2) | mp_write_str(&r, "sessions", 8) |
+			     mp_write_uint(&r, 1) |
+			     mp_write_str(&r, FORGED_FIGURE, strlen(FORGED_FIGURE)) |
+			     mp_write_uint(&r, 7);
 		else
 			rc = mp_write_uint(&r, 0);
 		rc |= codec_frame_close(&r, at);
@@ -1765,21 +1774,43 @@ static int fake_listen(char *dir, struct sockaddr_un *sa, char *url, size_t url_
 	return lfd;
 }
 
+/*
+ * The fake older server in a child, serving ${conns} connections on a new socket in ${dir} (a
+ * mkdtemp template): its address in ${sa} and URL in ${url}. Returns the child's pid, for
+ * old_server_finish.
+ */
+static pid_t old_server_start(char *dir, struct sockaddr_un *sa, char *url, size_t url_size,
+                              int conns)
+{
+	int lfd = fake_listen(dir, sa, url, url_size);
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		old_server_serve(lfd, conns);
+	close(lfd);
+	return pid;
+}
+
+/* Wait for the fake server ${pid} to have served every connection, and remove its socket. */
+static void old_server_finish(pid_t pid, const struct sockaddr_un *sa, const char *dir)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(sa->sun_path);
+	rmdir(dir);
+}
+
 LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char dir[] = "/tmp/sessctl-old-XXXXXX", url[200];
 	struct run r;
-	int lfd, status;
-	pid_t pid;
-
-	lfd = fake_listen(dir, &sa, url, sizeof(url));
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		old_server_serve(lfd, 6);
-	close(lfd);
+	pid_t pid = old_server_start(dir, &sa, url, sizeof(url), 6);
 
 	/* Six connections, one per command. */
 	run_env(&r, url, NULL, 0, (const char *const[]){"--namespace", "shp", "count", NULL});
@@ -1802,10 +1833,27 @@ LEAK_CHECKED_TEST(sessctl, an_older_server_gets_no_namespace_check)
 	run_env(&r, url, NULL, 0, (const char *const[]){"--json", "get", "--tag", "s1", NULL});
 	expect_json(&r);
 	expect(&r, 0, "{\"data\":\"old\",\"tag\":\"598c141a2e034f166743a10289597f8c\"}\n");
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	unlink(sa.sun_path);
-	rmdir(dir);
+	old_server_finish(pid, &sa, dir);
+}
+
+/*
+ * The names of a server's figures are its words, which reach the operator's terminal: each is
+ * printed escaped as ids are, so that a faulty or hostile server can neither send terminal
+ * escapes (a new window title, here) nor forge a line of figures with a newline.
+ */
+LEAK_CHECKED_TEST(sessctl, a_server_s_figure_names_are_printed_escaped)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-stats-XXXXXX", url[200];
+	struct run r;
+	pid_t pid = old_server_start(dir, &sa, url, sizeof(url), 2);
+
+	run_env(&r, url, NULL, 0, (const char *const[]){"stats", NULL});
+	expect(&r, 0, "sessions 1\nx\\x1b]2;owned\\x07\\x0aconnections_total 7\n");
+	run_env(&r, url, NULL, 0, (const char *const[]){"--json", "stats", NULL});
+	expect_json(&r);
+	expect(&r, 0, "{\"sessions\":1,\"x\\u001b]2;owned\\u0007\\nconnections_total\":7}\n");
+	old_server_finish(pid, &sa, dir);
 }
 
 /*
