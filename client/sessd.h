@@ -7,11 +7,12 @@
  * One struct sessd_client is one connection to one daemon; it is not thread-safe (use one per
  * thread). Clients in different threads run at once (the library keeps no state outside them),
  * as do the calls that take no client (sessd_id_new, sessd_data_tag, sessd_strerror). The
- * library's descriptors (connections, an auth_file being read) are close-on-exec. A client may
- * be used in a forked child: it reconnects there, leaving the parent's connection to the parent
- * (closed in the child, not shut down; a sealed connection's keys wiped there), so a pre-fork
- * server may connect before fork(). Never use one client from two processes at once otherwise,
- * nor in a child while the parent is in a call on it.
+ * library's descriptors (connections, an auth_file being read) are close-on-exec, and a
+ * connection never takes 0, 1 or 2 (a process may have closed stdio). A client may be used in a
+ * forked child: it reconnects there, leaving the parent's connection to the parent (closed in
+ * the child, not shut down; a sealed connection's keys wiped there), so a pre-fork server may
+ * connect before fork(). Never use one client from two processes at once otherwise, nor in a
+ * child while the parent is in a call on it.
  *
  * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
  * its own: a call that must reconnect first waits up to the timeout for the connect, again

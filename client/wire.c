@@ -74,9 +74,28 @@ static int finish_connect(int fd, int64_t deadline_ms)
 	return 0;
 }
 
+/*
+ * The lowest descriptor a connection may have. A process that closed its standard descriptors
+ * (a daemon that did not point them at /dev/null) would have a socket given 0, 1 or 2, and
+ * its own printf or perror, or a read of stdin, would then write requests or take replies.
+ */
+#define WIRE_MIN_FD 3
+
+/* A non-blocking, close-on-exec socket at WIRE_MIN_FD or above; -1 with errno on failure. */
 static int open_socket(int family, int type, int protocol)
 {
-	return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	int moved, saved;
+
+	if (fd == -1 || fd >= WIRE_MIN_FD)
+		return fd;
+	/* The copy shares O_NONBLOCK (a flag of the open socket); F_DUPFD_CLOEXEC sets its own
+	 * close-on-exec. */
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, WIRE_MIN_FD);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return moved;
 }
 
 /* How long a connect to a Unix socket whose listen backlog is full waits before it tries again. */

@@ -20,7 +20,8 @@ int64_t wire_now_ms(void);
 
 /*
  * wire_connect(u, deadline_ms, err, err_size):
- * Open a non-blocking stream socket to ${u} (trying each address getaddrinfo gives, with
+ * Open a non-blocking, close-on-exec stream socket, never at descriptor 0, 1 or 2 (a process
+ * may have closed its standard ones), to ${u} (trying each address getaddrinfo gives, with
  * TCP_NODELAY on TCP), waiting until ${deadline_ms} (wire_now_ms) at most. Name resolution
  * itself is not bounded by the deadline. A TCP connection that reached itself (its local
  * address and port are its peer's: nothing listens there) is closed with a reset, leaving no

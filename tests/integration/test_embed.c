@@ -1,8 +1,9 @@
 /*
  * libsessd inside an application that is not a test: a threaded server with one client per
  * thread, a process whose SIGPIPE is left at its default (death) and whose calls are
- * interrupted by signals, and one that execs other programs. Against the real daemon, but for
- * a peer that dies mid-write, which a fake server thread plays so that the moment is certain.
+ * interrupted by signals, one that execs other programs, and one that closed its standard
+ * descriptors. Against the real daemon, but for a peer that dies mid-write, which a fake
+ * server thread plays so that the moment is certain.
  */
 #include <criterion/criterion.h>
 
@@ -444,4 +445,47 @@ LEAK_CHECKED_TEST(exec, the_connection_is_close_on_exec)
 	cr_expect_eq(added, 2, "libsessd holds %d descriptors for two clients", added);
 	sessd_close(unix_c);
 	sessd_close(tcp_c);
+}
+
+/*
+ * A daemon that closed its standard descriptors (rather than point them at /dev/null), and
+ * then connects: a socket libsessd opened would be given descriptor 0, 1 or 2, and the
+ * application's own printf, perror or a library's warning would be written into the session
+ * store's connection (requests made of log lines; sealed, a broken connection), and a read of
+ * stdin would take its replies. The connections must keep clear of them.
+ */
+LEAK_CHECKED_TEST(exec, the_connection_never_takes_a_standard_descriptor)
+{
+	struct sessd_client *c[2] = {NULL, NULL};
+	int saved[3], rc[2], open_std = 0;
+	void *got = NULL;
+	size_t len = 0;
+
+	fflush(NULL);
+	for (int fd = 0; fd < 3; fd++) {
+		saved[fd] = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+		cr_assert_neq(saved[fd], -1);
+		close(fd);
+	}
+	/* No criterion call until they are back: its own output may use them. */
+	rc[0] = sessd_connect(daemon_.unix_url, NULL, &c[0]);
+	rc[1] = sessd_connect(daemon_.tcp_url, NULL, &c[1]);
+	for (int i = 0; i < 2; i++)
+		if (rc[i] == SESSD_OK &&
+		    (rc[i] = sessd_set(c[i], "std", 3, "x", 1, TTL_MS)) == SESSD_OK) {
+			rc[i] = sessd_get(c[i], "std", 3, &got, &len);
+			free(got);
+			got = NULL;
+		}
+	for (int fd = 0; fd < 3; fd++)
+		open_std += fcntl(fd, F_GETFD) != -1;
+	for (int fd = 0; fd < 3; fd++) {
+		dup2(saved[fd], fd);
+		close(saved[fd]);
+	}
+	cr_expect_eq(open_std, 0, "libsessd took %d of the standard descriptors", open_std);
+	cr_expect_eq(rc[0], SESSD_OK, "unix: %s", sessd_strerror(rc[0]));
+	cr_expect_eq(rc[1], SESSD_OK, "tcp: %s", sessd_strerror(rc[1]));
+	sessd_close(c[0]);
+	sessd_close(c[1]);
 }
