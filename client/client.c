@@ -615,6 +615,16 @@ static int say_hello(struct sessd_client *c)
 		errno = hello_errno(&h);
 		return h.status;
 	}
+	if (c->fd == -1) {
+		/* A server stopping just after it answered sends its SHUTTING_DOWN right behind
+		 * the reply, and client_exchange has dropped the connection: no request can go,
+		 * as after a HELLO answered SHUTTING_DOWN. (A caller that went on would send on
+		 * no socket and wait out its timeout.) */
+		errno = ECONNRESET;
+		return client_error(c, SESSD_ERR_CONNECT,
+		                    "HELLO failed: the server sent SHUTTING_DOWN right after its "
+		                    "HELLO reply (it is stopping)");
+	}
 	/* From the byte after the HELLO reply, both ways are records. */
 	c->sealed = c->seal != NULL;
 	return SESSD_OK;

@@ -99,8 +99,9 @@ size_t client_put_printable(char *dst, size_t size, size_t at, const void *src, 
  * the server has closed it since (nothing is pending on it between calls, so anything
  * readable means it is gone), or another process opened it (${c} was inherited across fork():
  * the inherited socket is closed, not shut down, and its seal wiped). With c->psk the new
- * connection is sealed. Returns SESSD_OK, SESSD_ERR_CONNECT (with errno from the connect, or
- * ETIMEDOUT or ECONNRESET from HELLO), the
+ * connection is sealed. Returns SESSD_OK with c->fd live, SESSD_ERR_CONNECT (with errno from
+ * the connect, or ETIMEDOUT or ECONNRESET from HELLO: ECONNRESET also for a SHUTTING_DOWN
+ * right behind a HELLO reply), the
  * server's status if it refused the HELLO (SESSD_ERR_AUTH with errno EACCES: it refused the
  * secret or its absence), SESSD_ERR_AUTH with errno EPERM when c->require_auth is set and the
  * server did not check the secret, or when sealing and the server did not prove it holds the

@@ -193,7 +193,9 @@ struct sessd_options {
  * Any other status the server refuses the HELLO with is returned as it is, errno ECONNREFUSED.
  * SESSD_ERR_CONNECT: errno from the step that failed: the connect (ENOENT, ECONNREFUSED,
  * ETIMEDOUT, ...), or ETIMEDOUT for a HELLO without a reply in time, ECONNRESET for one whose
- * connection broke (or that the stopping server answered SHUTTING_DOWN).
+ * connection broke (or that the stopping server answered SHUTTING_DOWN, or followed with it
+ * at once). A later call whose reconnection fails so returns SESSD_ERR_CONNECT having sent
+ * nothing.
  * SESSD_ERR_NOMEM: errno ENOMEM.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
  * outside 16..1024, auth_len without auth, require_auth or plain_auth without a secret. For

@@ -2379,6 +2379,78 @@ LEAK_CHECKED_TEST(fake_server, shutting_down_cut_after_the_last_reply_is_no_erro
 	tmp_finish(&l, pid, "fake server");
 }
 
+/*
+ * Connection 0 answers the first PING with NOT_READY (after which the client drops the
+ * connection itself, so the next call reconnects with no race); connections 1 and 3 answer
+ * HELLO and, in the same write, a stopping server's SHUTTING_DOWN, then close; connection 2
+ * answers as usual.
+ */
+static int goodbye_after_hello_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf out;
+	size_t at;
+
+	if (nth == 0 && conn != 1 && conn != 3)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	buf_init(&out);
+	if (nth == 0) {
+		/* Both frames in one write, so that the client reads them together. */
+		if (codec_reply_open(&out, req->request_id, CODEC_OK, &at) == 0 &&
+		    mp_write_map(&out, 3) == 0 && mp_write_str(&out, "version", 7) == 0 &&
+		    mp_write_uint(&out, 1) == 0 && mp_write_str(&out, "server_id", 9) == 0 &&
+		    mp_write_str(&out, FAKE_SERVER_ID, 32) == 0 &&
+		    mp_write_str(&out, "max_frame", 9) == 0 &&
+		    mp_write_uint(&out, CODEC_DEFAULT_MAX_FRAME) == 0 &&
+		    codec_frame_close(&out, at) == 0 &&
+		    codec_reply_error(&out, 0, CODEC_SHUTTING_DOWN, "stopping") == 0)
+			(void)fake_send(fd, &out);
+	} else if (conn == 0) {
+		if (codec_reply_error(&out, req->request_id, CODEC_NOT_READY, "loading") == 0)
+			(void)fake_send(fd, &out);
+	} else {
+		return fake_reply_nil(fd, req->request_id, CODEC_OK);
+	}
+	buf_finish(&out);
+	return -1;
+}
+
+/*
+ * A server that stops just after answering a HELLO sends its SHUTTING_DOWN right behind the
+ * reply. The HELLO succeeded, but the connection is over before any request: a call that was
+ * reconnecting must not then send its request on no connection at all (it used to wait there
+ * for its whole timeout and fail with SESSD_ERR_TIMEOUT, which says the request may have been
+ * carried out); it fails as a HELLO the stopping server answered with SHUTTING_DOWN does,
+ * SESSD_ERR_CONNECT (nothing was sent), and the next call reconnects. sessd_connect fails so
+ * too, with errno ECONNRESET.
+ */
+LEAK_CHECKED_TEST(fake_server, shutting_down_right_after_hello_sends_nothing)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_options opts = {.timeout_ms = 3000, .client_name = "test"};
+	pid_t pid = fake_start(&l, 4, goodbye_after_hello_answer);
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_NOT_READY, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_expect_eq(rc, SESSD_ERR_CONNECT, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	cr_expect(strstr(sessd_errmsg(c), "SHUTTING_DOWN") != NULL, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_expect_eq(rc, SESSD_OK, "the next call reconnects: %s: %s", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	sessd_close(c);
+	c = NULL;
+	errno = 0;
+	rc = sessd_connect(l.url, &opts, &c);
+	cr_expect_eq(rc, SESSD_ERR_CONNECT, "connect: %s", sessd_strerror(rc));
+	cr_expect_eq(errno, ECONNRESET, "connect: %s", strerror(errno));
+	cr_expect_null(c);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
 /* HELLO announces 4 GiB - 1; the PING's reply announces 2 GiB. */
 static int huge_frame_answer(int fd, const struct codec_request *req, int conn, int nth)
 {
