@@ -549,6 +549,41 @@ static int hello_errno(const struct hello *h)
 	}
 }
 
+/* How many of the first bytes of a misframed HELLO reply the words show. */
+#define CLIENT_MISFRAMED_SHOWN 16
+
+/*
+ * The HELLO exchange failed wire_run's framing checks (c->errmsg says which: an empty frame,
+ * one over the protocol's least max_frame that a HELLO reply fits in, bytes after it): the
+ * peer does not speak sessd's framing, most often another service on the port (a web server,
+ * Redis). That is a reply this client cannot use, not a connection that broke. The exchange
+ * dropped the connection; c->in still holds what arrived, the start of it shown when it is
+ * what failed. Returns SESSD_ERR_PROTOCOL with errno EPROTO.
+ */
+static int hello_misframed(struct sessd_client *c)
+{
+	char why[CLIENT_ERRMSG_SIZE];
+	size_t at;
+
+	memcpy(why, c->errmsg, sizeof(why));
+	at = (size_t)snprintf(c->errmsg, sizeof(c->errmsg),
+	                      "the server's HELLO reply is unusable: %s", why);
+	if (at < sizeof(c->errmsg) - 1 && c->in.len >= CODEC_HEADER_BYTES &&
+	    codec_frame_length(c->in.data) > CODEC_MIN_MAX_FRAME) {
+		at += (size_t)snprintf(c->errmsg + at, sizeof(c->errmsg) - at, "; it began \"");
+		if (at < sizeof(c->errmsg) - 1)
+			at = client_put_printable(c->errmsg, sizeof(c->errmsg), at, c->in.data,
+			                          c->in.len < CLIENT_MISFRAMED_SHOWN
+			                              ? c->in.len
+			                              : CLIENT_MISFRAMED_SHOWN);
+		if (at < sizeof(c->errmsg) - 1)
+			snprintf(c->errmsg + at, sizeof(c->errmsg) - at,
+			         "\" (another service on that port?)");
+	}
+	errno = EPROTO;
+	return SESSD_ERR_PROTOCOL;
+}
+
 /*
  * Say HELLO on the fresh connection c->fd: with c->psk a key exchange, after which the
  * connection is sealed; with c->auth_field the secret as it is. On any failure the connection
@@ -598,6 +633,8 @@ static int say_hello(struct sessd_client *c)
 		                                : CLIENT_HELLO_MAX_BYTES);
 	if (rc == -1)
 		goto fail_nomem;
+	if (rc == SESSD_ERR_PROTOCOL)
+		return hello_misframed(c);
 	if (rc != SESSD_OK) {
 		/* errmsg already says what broke; say it happened while connecting. The
 		 * exchange dropped the connection. */

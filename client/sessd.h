@@ -178,7 +178,9 @@ struct sessd_options {
  * (defaults); it is copied. On SESSD_OK, *${client} is a new client to free with sessd_close.
  * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
  * SESSD_ERR_PROTOCOL (errno EPROTO): the server's HELLO reply is unusable (malformed, no
- * max_frame or one under 4096, a server_id that is not 32 hex digits).
+ * max_frame or one under 4096, a server_id that is not 32 hex digits), or not framed as
+ * sessd's at all (an empty frame, one over the 4096 bytes a HELLO reply fits in, bytes after
+ * it): most often another service on that port, whose first bytes the words then show.
  * SESSD_ERR_AUTH: errno EACCES, the server refused the secret (AUTH_FAILED: missing or
  * wrong; or it has no secret to seal with); errno EPERM, the client refused the server: when
  * sealing, it did not prove it holds the secret (no kx, auth not true, a malformed kx or a

@@ -2974,6 +2974,55 @@ LEAK_CHECKED_TEST(fake_server, a_refused_hello_sets_errno_for_its_status)
 	tmp_finish(&l, pid, "fake server");
 }
 
+/* What another service on the port answers a HELLO with, one per connection. */
+static const char *const not_sessd_replies[] = {
+    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+    "-ERR unknown command\r\n",
+    "\0\0\0\0",
+};
+
+static int not_sessd_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	const char *reply = not_sessd_replies[conn];
+
+	(void)req;
+	(void)nth;
+	(void)harness_send_all(fd, reply, conn == 2 ? 4 : strlen(reply));
+	return -1;
+}
+
+/*
+ * The commonest mistake when configuring a client: the URL names another service's port (a
+ * web server's, Redis's). Its answer to the HELLO is not framed as sessd's (its first four
+ * bytes, as a length, are far over the 4096 a HELLO reply fits in; or a frame is empty): a
+ * HELLO reply this client cannot use, SESSD_ERR_PROTOCOL with errno EPROTO, and words that
+ * show what answered. It was SESSD_ERR_CONNECT with errno ECONNRESET ("the connection broke",
+ * which it did not), which an application retries as a daemon that is restarting.
+ */
+LEAK_CHECKED_TEST(fake_server, another_service_on_the_port_is_no_broken_connection)
+{
+	enum { N = sizeof(not_sessd_replies) / sizeof(not_sessd_replies[0]) };
+	static const char *const shown[N] = {"HTTP/1.1 400 Bad", "-ERR unknown com",
+	                                     "an empty frame"};
+	struct sessd_options opts = {.timeout_ms = 3000};
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	char why[SESSD_ERRMSG_SIZE];
+	pid_t pid = fake_start(&l, N, not_sessd_answer);
+	int rc;
+
+	for (size_t i = 0; i < N; i++) {
+		errno = 0;
+		rc = sessd_connect_errbuf(l.url, &opts, &c, why, sizeof(why));
+		cr_expect_eq(rc, SESSD_ERR_PROTOCOL, "%zu: %s: %s", i, sessd_strerror(rc), why);
+		cr_expect_eq(errno, EPROTO, "%zu: errno %s", i, strerror(errno));
+		cr_expect(strstr(why, "HELLO reply is unusable") != NULL, "%s", why);
+		cr_expect(strstr(why, shown[i]) != NULL, "%s", why);
+		cr_assert_null(c);
+	}
+	tmp_finish(&l, pid, "fake server");
+}
+
 /*
  * A HELLO reply without max_frame, or with one under the protocol's 4096, is a protocol error
  * at once, in words that say so (sessd_connect: the code; a reconnection: sessd_errmsg).
