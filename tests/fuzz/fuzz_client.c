@@ -11,7 +11,8 @@
  *   byte 0: the call (CALL_* below); for CALL_BATCH byte 2 is a count n (1..8, taken mod 8
  *           + 1) and the n bytes after it the batch's requests (BATCH_* below).
  *   byte 1: the max_frame the server's HELLO announces (4096, 8192, 65536 or 1 MiB, by its
- *           low two bits).
+ *           low two bits); with its high bit (0x80) set, the server does not answer the
+ *           HELLO itself: the rest is its answer, and only sessd_connect runs.
  *   the rest: the bytes the server sends once it has read the call's request frames (the
  *           HELLO is answered properly first, request id 1, so the call's own requests have
  *           ids 2, 3, ...), after which it closes its side.
@@ -183,6 +184,7 @@ static int recv_frame(int fd, struct buf *body)
 }
 
 struct fake_server {
+	bool raw_hello; /* the script is the HELLO's answer */
 	uint32_t max_frame;
 	size_t requests; /* frames to read after the HELLO before sending the script */
 	const uint8_t *script;
@@ -227,7 +229,7 @@ static void *fake_serve(void *arg)
 	    codec_decode_request(body.data, body.len, &req, &status, &why) == -1 ||
 	    req.op != CODEC_OP_HELLO)
 		fail("the client's HELLO is malformed");
-	if (send_hello_reply(fd, req.request_id, s->max_frame) == -1)
+	if (!s->raw_hello && send_hello_reply(fd, req.request_id, s->max_frame) == -1)
 		goto done;
 	/* A call refused before it sends (an argument, a frame over max_frame) sends nothing:
 	 * the client's close ends the wait. */
@@ -485,6 +487,38 @@ static void run_batch(struct sessd_client *c, const uint8_t *ops, size_t count, 
 	sessd_batch_free(b);
 }
 
+/*
+ * sessd_connect against the script as the HELLO's answer: a code and errno sessd.h lists for
+ * it, a client only on SESSD_OK, printable words. No call follows: the server has closed.
+ */
+static void connect_only(const struct sessd_options *opts)
+{
+	struct sessd_client *c = (void *)1;
+	char why[SESSD_ERRMSG_SIZE];
+	int rc, err;
+
+	rc = sessd_connect_errbuf(sock_url, opts, &c, why, sizeof(why));
+	err = errno;
+	if (!printable(why))
+		fail("sessd_connect_errbuf's words hold a byte outside printable ASCII");
+	if (getenv("FUZZ_CLIENT_DEBUG") != NULL)
+		fprintf(stderr, "connect: \"%s\"\n", why);
+	if ((rc == SESSD_OK) != (c != NULL))
+		fail("sessd_connect's client and code disagree");
+	if (rc == SESSD_OK) {
+		sessd_close(c);
+		return;
+	}
+	if (!known_code(rc) || rc == SESSD_NOT_FOUND || rc == SESSD_CONFLICT ||
+	    rc == SESSD_ERR_USAGE || rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED)
+		fail("a code sessd_connect does not return");
+	if ((rc == SESSD_ERR_PROTOCOL && err != EPROTO) ||
+	    (rc == SESSD_ERR_CONNECT && err != ECONNRESET && err != ETIMEDOUT) ||
+	    (rc == SESSD_ERR_BAD_VERSION && err != EPROTONOSUPPORT) ||
+	    (rc == SESSD_ERR_BUSY && err != EAGAIN) || (rc == SESSD_ERR_NOMEM && err != ENOMEM))
+		fail("sessd_connect's errno is not the one sessd.h gives its code");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sessd_options opts = {.timeout_ms = FUZZ_TIMEOUT_MS, .client_name = "fuzz"};
@@ -509,12 +543,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ops = data + 3;
 		head = 3 + count;
 	}
+	s.raw_hello = (data[1] & 0x80) != 0;
 	s.max_frame = max_frames[data[1] & 3];
-	s.requests = count;
+	s.requests = s.raw_hello ? 0 : count;
 	s.script = data + head;
 	s.script_len = size - head;
 	if (pthread_create(&server, NULL, fake_serve, &s) != 0)
 		fail("pthread_create");
+	if (s.raw_hello) {
+		connect_only(&opts);
+		pthread_join(server, NULL);
+		return 0;
+	}
 	rc = sessd_connect(sock_url, &opts, &c);
 	if (rc != SESSD_OK)
 		fail("the harness's HELLO was refused");

@@ -17,6 +17,8 @@ BATCH = ["get", "set", "set_if", "touch", "destroy", "flash_push", "flash_push_e
 CALL = {name: i for i, name in enumerate(CALLS)}
 ITEM = {name: i for i, name in enumerate(BATCH)}
 MAX_FRAME_1M = 3  # the low bits of byte 1: 4096, 8192, 65536, 1 MiB
+RAW_HELLO = 0x80  # byte 1's high bit: the script is the HELLO's answer
+SERVER_ID = b"00112233445566778899aabbccddeeff"
 
 
 def mp_uint(v):
@@ -118,6 +120,16 @@ def main():
     seeds["get-bytes-after"] = seed("get", reply(2, 0, mp_bin(b"x")) + b"\x01\x02")
     seeds["get-over-max-frame"] = seed("get", struct.pack(">I", 5000) + b"\x93\x02\x00", 0)
     seeds["set-if-conflict"] = seed("set_if", reply(2, 14, mp_str("conflict")))
+    hello = reply(1, 0, mp_map([(mp_str("version"), mp_uint(1)),
+                                (mp_str("server_id"), b"\xd9\x20" + SERVER_ID),
+                                (mp_str("max_frame"), mp_uint(1 << 20)),
+                                (mp_str("auth"), NIL)]))
+    seeds["hello-good"] = seed("ping", hello, RAW_HELLO)
+    seeds["hello-then-goodbye"] = seed("ping", hello + GOODBYE, RAW_HELLO)
+    seeds["hello-shutting-down"] = seed("ping", reply(1, 11, mp_str("stopping")), RAW_HELLO)
+    seeds["hello-busy"] = seed("ping", reply(1, 13, mp_str("full")), RAW_HELLO)
+    seeds["hello-another-service"] = seed(
+        "ping", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", RAW_HELLO)
     items = ["get", "set", "flash_pop", "flash_pop_all", "ttl", "set_if", "ping",
              "flash_push_existing"]
     script = b"".join(reply(2 + n, 0, GOOD[ITEM_CALL[i]]) for n, i in enumerate(items))
