@@ -223,9 +223,23 @@ static void abandon(struct sessd_client *c)
 	client_drop(c);
 }
 
+/*
+ * Whether c->fd is still the socket c opened. In the opening process it is (the application
+ * must leave it alone); in a fork's child it is while the child has not closed that number or
+ * put something else there.
+ */
+static bool fd_still_ours(const struct sessd_client *c)
+{
+	struct stat st;
+
+	if (c->pid == getpid())
+		return true;
+	return fstat(c->fd, &st) == 0 && st.st_dev == c->fd_dev && st.st_ino == c->fd_ino;
+}
+
 void client_drop(struct sessd_client *c)
 {
-	if (c->fd != -1)
+	if (c->fd != -1 && fd_still_ours(c))
 		close(c->fd);
 	c->fd = -1;
 	/* A seal belongs to one connection: its keys and record numbers die with it. */
@@ -700,6 +714,7 @@ static int connect_failed(struct sessd_client *c, int rc)
 int client_ready(struct sessd_client *c)
 {
 	pid_t pid = getpid();
+	struct stat st;
 	int fd, rc;
 
 	if (c->fd != -1 && c->pid == pid && !connection_gone(c->fd))
@@ -716,6 +731,10 @@ int client_ready(struct sessd_client *c)
 		return connect_failed(c, SESSD_ERR_CONNECT);
 	c->fd = fd;
 	c->pid = pid;
+	if (fstat(fd, &st) == 0) {
+		c->fd_dev = st.st_dev;
+		c->fd_ino = st.st_ino;
+	}
 	rc = say_hello(c);
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);

@@ -44,6 +44,10 @@ struct sessd_client {
 	/* The process that opened fd. In any other (a fork's child) fd and seal are the
 	 * opener's, still in use there: client_ready leaves them to it and reconnects. */
 	pid_t pid;
+	/* What fd was when it was opened (fstat): a fork's child may since have put a file of
+	 * its own at that number, which client_drop must then not close. */
+	dev_t fd_dev;
+	ino_t fd_ino;
 	int timeout_ms;
 	char ns[IDS_MAX_NAMESPACE_LEN + 1];
 	size_t ns_len; /* 0: the default namespace, sent as nil */
@@ -141,7 +145,8 @@ bool client_has_secret(const struct sessd_client *c);
 
 /*
  * client_drop(c): close the connection (close() alone, never shutdown(): a fork's parent may
- * still use it) and free its seal, wiped; the next call reconnects.
+ * still use it) and free its seal, wiped; the next call reconnects. In a process other than
+ * the one that opened it, the descriptor is closed only while it is still that socket.
  */
 void client_drop(struct sessd_client *c);
 

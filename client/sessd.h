@@ -10,9 +10,10 @@
  * library's descriptors (connections, an auth_file being read) are close-on-exec, and a
  * connection never takes 0, 1 or 2 (a process may have closed stdio). A client may be used in a
  * forked child: it reconnects there, leaving the parent's connection to the parent (closed in
- * the child, not shut down; a sealed connection's keys wiped there), so a pre-fork server may
- * connect before fork(). Never use one client from two processes at once otherwise, nor in a
- * child while the parent is in a call on it.
+ * the child, not shut down, unless the child has put a file of its own at that descriptor's
+ * number; a sealed connection's keys wiped there), so a pre-fork server may connect before
+ * fork(). Never use one client from two processes at once otherwise, nor in a child while the
+ * parent is in a call on it.
  *
  * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
  * its own: a call that must reconnect first waits up to the timeout for the connect, again

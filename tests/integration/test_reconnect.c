@@ -8,8 +8,10 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,5 +329,70 @@ LEAK_CHECKED_TEST(fork, a_child_closing_the_client_leaves_the_parent_connected)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
 	cr_assert_eq(connections_total(c), before, "the parent had to reconnect");
+	sessd_close(c);
+}
+
+/* The descriptor a client connected since ${before} holds: the one socket opened since. */
+static int client_fd(const bool before[1024])
+{
+	struct stat st;
+	int found = -1;
+
+	for (int fd = 3; fd < 1024; fd++)
+		if (!before[fd] && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			cr_assert_eq(found, -1, "more than one new socket");
+			found = fd;
+		}
+	cr_assert_neq(found, -1, "no new socket");
+	return found;
+}
+
+/* Which descriptors are open now, in ${open_fds}. */
+static void open_fds_now(bool open_fds[1024])
+{
+	for (int fd = 0; fd < 1024; fd++)
+		open_fds[fd] = fcntl(fd, F_GETFD) != -1;
+}
+
+/*
+ * A worker may put its own file at the number of the descriptor it inherited from libsessd
+ * (a worker that closes what it inherited, then opens its log, say). The child's first call
+ * reconnects, leaving the inherited connection to the parent: it must then not close that
+ * number, which is the worker's file now, but only a socket that is still the one it opened.
+ */
+LEAK_CHECKED_TEST(fork, a_child_s_own_file_at_the_inherited_number_is_left_open)
+{
+	struct sessd_client *c;
+	static bool before[1024];
+	struct stat null_st;
+	int sock_fd, status;
+	pid_t child;
+
+	open_fds_now(before);
+	c = connect_with_secret(daemon_.unix_url, false);
+	sock_fd = client_fd(before);
+	cr_assert_eq(stat("/dev/null", &null_st), 0);
+	fflush(NULL);
+	child = fork();
+	cr_assert_neq(child, -1);
+	if (child == 0) {
+		struct stat st;
+		int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC), ok;
+
+		/* The number the client holds is the worker's /dev/null now. */
+		if (null_fd == -1 || dup2(null_fd, sock_fd) == -1)
+			_exit(2);
+		close(null_fd);
+		ok = sessd_ping(c) == SESSD_OK;
+		ok &= fstat(sock_fd, &st) == 0 && st.st_rdev == null_st.st_rdev;
+		sessd_close(c);
+		ok &= fstat(sock_fd, &st) == 0 && st.st_rdev == null_st.st_rdev;
+		_exit(ok ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "the child's own file at the inherited number was closed (status %d)",
+	          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
 	sessd_close(c);
 }
