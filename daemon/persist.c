@@ -105,6 +105,10 @@
  * of its size in --snapshot-idle (see idle_snapshot_due). */
 #define IDLE_SNAPSHOT_MIN_LOG_BYTES (1u << 20)
 #define QUIET_GROWTH_SHARE          8u
+/* The batch and the record scratch keep this much room from one tick to the next; past it, a
+ * turn of large writes (up to --max-client-memory of SETs) would leave its room held for good,
+ * counted nowhere. Given back once a second, a busy log regrows it once a second at most. */
+#define ROOM_KEEP_BYTES (1u << 20)
 /* What a snapshot record takes on disk beyond the payload the store counts (store_stats):
  * for a session, framing, type, time, the namespace's and the id's lengths, the data flag,
  * expiry and the data's length (snap_on_session); for a flash message, framing, type, time,
@@ -3495,11 +3499,22 @@ void persist_note_expired(struct persist *p, uint64_t now_ms)
 	p->clock_unlogged = true;
 }
 
+/* Free the batch's and the scratch's room beyond ROOM_KEEP_BYTES; a batch that waits for its
+ * commit or its retry keeps it. */
+static void give_back_room(struct persist *p)
+{
+	if (p->batch.len == 0 && p->batch.cap > ROOM_KEEP_BYTES)
+		buf_finish(&p->batch);
+	if (p->plain.cap > ROOM_KEEP_BYTES)
+		buf_finish(&p->plain);
+}
+
 /*
  * persist_tick(p, st, now_ms):
- * Called about once a second by the server: retries a failed disk, and starts a snapshot
- * when the log has grown enough, or when it has been quiet for snapshot_idle_ms and holds
- * mostly sessions that are gone (the snapshot is written without stopping service).
+ * Called about once a second by the server: retries a failed disk, gives back the room a burst
+ * of large writes grew the batch to, and starts a snapshot when the log has grown enough, or
+ * when it has been quiet for snapshot_idle_ms and holds mostly sessions that are gone (the
+ * snapshot is written without stopping service).
  */
 void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 {
@@ -3514,6 +3529,7 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	log_clock(p);
 	if (!p->unacked && p->batch.len > 0)
 		commit_batch(p);
+	give_back_room(p);
 	if (p->snapshot_wanted) {
 		snapshot_switch(p);
 		return;
