@@ -2064,6 +2064,21 @@ static bool worker_has_jobs(const struct persist *p)
 }
 
 /*
+ * The worker's condition variable, its timed waits on CLOCK_MONOTONIC: on the default
+ * CLOCK_REALTIME, a step of the wall clock back by a day (NTP correcting a host that booted
+ * with its clock ahead) had the everysec sync sleep for that day.
+ */
+static void sync_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+/*
  * The file worker: the fdatasync, directory fsync and unlink calls that take tens of
  * milliseconds on a busy disk (PERSIST_FSYNC_EVERYSEC's once-a-second fdatasync, and a
  * snapshot's file work), so that the loop never waits for them. It holds sync_mutex only
@@ -2088,7 +2103,7 @@ static void *file_worker_main(void *arg)
 			if (p->fsync == PERSIST_FSYNC_EVERYSEC) {
 				struct timespec until;
 
-				clock_gettime(CLOCK_REALTIME, &until);
+				clock_gettime(CLOCK_MONOTONIC, &until);
 				until.tv_sec += 1;
 				pthread_cond_timedwait(&p->sync_cond, &p->sync_mutex, &until);
 			} else {
@@ -3041,7 +3056,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	buf_init(&p->batch);
 	buf_init(&p->plain);
 	pthread_mutex_init(&p->sync_mutex, NULL);
-	pthread_cond_init(&p->sync_cond, NULL);
+	sync_cond_init(&p->sync_cond);
 	atomic_init(&p->sync_dirty, false);
 	atomic_init(&p->sync_errno, 0);
 	atomic_init(&p->prep_ready, false);
