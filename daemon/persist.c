@@ -101,8 +101,8 @@
 #define SNAPSHOT_WRITE_CHUNK (1u << 20)
 /* A file being read (file_scan) lets the mapped pages behind it go this many at a time. */
 #define SCAN_RELEASE_BYTES (16u << 20)
-/* A quiet log smaller than this is left alone; a quiet one grows by at most 1/QUIET_GROWTH_SHARE
- * of its size in --snapshot-idle (see idle_snapshot_due). */
+/* A quiet log and the snapshot before it smaller than this are left alone; a quiet log grows
+ * by at most 1/QUIET_GROWTH_SHARE of their size in --snapshot-idle (see idle_snapshot_due). */
 #define IDLE_SNAPSHOT_MIN_LOG_BYTES (1u << 20)
 #define QUIET_GROWTH_SHARE          8u
 /* The batch and the record scratch keep this much room from one tick to the next; past it, a
@@ -3470,40 +3470,45 @@ int persist_commit(struct persist *p)
 }
 
 /*
- * Whether to compact the log now that it has gone quiet (persist_tick, no child running).
- * Quiet, not idle: a site whose burst is over still serves a few requests, and a log that
- * waited for a minute without any write would never be compacted there. So the log's growth
- * is measured over windows of snapshot_idle_ms, and a snapshot is due at the end of one when:
- * - the log grew by at most 1/QUIET_GROWTH_SHARE of its size during the window (nothing, when
+ * Whether to compact the data directory now that the log has gone quiet (persist_tick, no
+ * child running). What is weighed is what a restart reads, the last snapshot and the log after
+ * it (held): sessions that go after a snapshot (a CLEAR, their expiry) leave their bytes in
+ * the snapshot, not the log, and a log that alone stayed small kept such a snapshot on disk
+ * for good. Quiet, not idle: a site whose burst is over still serves a few requests, and a
+ * log that waited for a minute without any write would never be compacted there. So the
+ * log's growth is measured over windows of snapshot_idle_ms, and a snapshot is due at the end
+ * of one when:
+ * - the log grew by at most 1/QUIET_GROWTH_SHARE of held during the window (nothing, when
  *   idle): the burst is over, and the snapshot competes with little traffic. Under steady
  *   writes the log passes --snapshot-log-bytes first, or reaches that share after a few
  *   windows, which bounds a log that is mostly gone sessions in either case;
  * - the current segment holds records: the segment a snapshot starts is only its header
- *   until the next write;
+ *   until the next write (a CLEAR, or the CLOCK record of an expiry, is one);
  * - no failed snapshot waits for its retry time;
- * - the log is at least IDLE_SNAPSHOT_MIN_LOG_BYTES: a smaller one costs next to nothing to
- *   keep and to replay, and is not worth a fork and a rewrite after every pause; after a
- *   snapshot the log starts below it, so one quiet period starts one snapshot;
- * - the log is more than twice what a snapshot of the store would take. snapshot_bound
- *   bounds that from above, so at least half the log is then sessions that expired, were
- *   destroyed or were overwritten.
- *   It also bounds the cost: these snapshots write at most half the bytes appended to the
- *   log, and a daemon whose log is mostly live data does not rewrite it for nothing.
+ * - held is at least IDLE_SNAPSHOT_MIN_LOG_BYTES: less costs next to nothing to keep and to
+ *   replay, and is not worth a fork and a rewrite after every pause;
+ * - held is more than twice what a snapshot of the store would take. snapshot_bound bounds
+ *   that from above, so at least half of held is then sessions that expired, were destroyed,
+ *   cleared or overwritten, and after the snapshot held is under it: one quiet period starts
+ *   one snapshot.
+ *   It also bounds the cost: these snapshots write at most half the bytes they replace, and a
+ *   daemon whose files are mostly live data does not rewrite them for nothing.
  */
 static bool idle_snapshot_due(struct persist *p, uint64_t now_ms)
 {
-	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC), grown;
+	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC), grown, held;
 
 	if (p->snapshot_idle_ms == 0 || mono_ms - p->quiet_since_ms < p->snapshot_idle_ms)
 		return false;
 	grown = p->appended - p->quiet_since_appended;
 	p->quiet_since_ms = mono_ms;
 	p->quiet_since_appended = p->appended;
-	if (grown > p->log_bytes / QUIET_GROWTH_SHARE || p->state != STATE_OK ||
-	    p->batch.len != 0 || p->file_off <= FILE_HEADER_BYTES || now_ms < p->next_snapshot_ms ||
-	    p->log_bytes < IDLE_SNAPSHOT_MIN_LOG_BYTES)
+	held = p->snap_bytes + p->log_bytes;
+	if (grown > held / QUIET_GROWTH_SHARE || p->state != STATE_OK || p->batch.len != 0 ||
+	    p->file_off <= FILE_HEADER_BYTES || now_ms < p->next_snapshot_ms ||
+	    held < IDLE_SNAPSHOT_MIN_LOG_BYTES)
 		return false;
-	return p->log_bytes / 2 > snapshot_bound(p);
+	return held / 2 > snapshot_bound(p);
 }
 
 void persist_note_expired(struct persist *p, uint64_t now_ms)
@@ -3564,10 +3569,10 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 		snapshot_start(p);
 	} else if (idle_snapshot_due(p, now_ms)) {
 		persist_say(LOG_INFO,
-		            "the log has been quiet for %" PRIu64 " ms and its %" PRIu64
-		            " bytes are over twice what the live sessions need: writing a "
-		            "snapshot to compact it",
-		            p->snapshot_idle_ms, p->log_bytes);
+		            "the log has been quiet for %" PRIu64 " ms, and the %" PRIu64
+		            " bytes a restart reads (the last snapshot and the log since) are over "
+		            "twice what the live sessions need: writing a snapshot to compact them",
+		            p->snapshot_idle_ms, p->snap_bytes + p->log_bytes);
 		snapshot_start(p);
 	}
 }

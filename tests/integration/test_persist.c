@@ -872,6 +872,66 @@ LEAK_CHECKED_TEST_OPTS(persist, a_log_of_gone_sessions_compacts_once_to_almost_n
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * A snapshot of sessions that are gone since (a CLEAR of them, their expiry), with a small log
+ * after it, is compacted by a quiet period like a log of gone sessions. The idle rule weighed
+ * the log alone: found in the soak, a quiet daemon whose 20,000 sessions were cleared kept
+ * their ids and data in a 21 MB snapshot, while the log after it (the CLEAR) stayed under
+ * the 1 MiB the rule asks, and a restart read all of them again. Here a restart with a 4 KiB
+ * threshold snapshots every session; the CLEAR then leaves that snapshot all dead.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_snapshot_of_cleared_sessions_is_compacted_when_quiet,
+                       .timeout = 90)
+{
+	enum { SESSIONS = 400 };
+	char data_dir[64], id[16];
+	const char *load_args[] = {"--data-dir", data_dir, "--snapshot-idle", "1", NULL};
+	const char *args[] = {
+	    "--data-dir", data_dir, "--snapshot-idle", "1", "--snapshot-log-bytes", "4K", NULL};
+	struct codec_request clear = {.op = CODEC_OP_CLEAR};
+	struct harness_daemon d;
+	struct data_dir_files before, after;
+	uint8_t value[IDLE_VALUE], *res;
+	size_t res_len;
+	unsigned long long seq;
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, load_args), 0);
+	fd = harness_open_ready(d.unix_url, "gone");
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		memset(value, 'a' + i % 26, sizeof(value));
+		cr_assert_eq(do_set(fd, "gone", id, value, sizeof(value)), CODEC_OK);
+	}
+	close(fd);
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	seq = wait_for_compaction(data_dir, 0);
+	cr_assert_gt(seq, 0, "the restart with a 4 KiB threshold took no snapshot");
+	before = data_dir_files(data_dir);
+	cr_assert_gt(before.bytes, (long long)SESSIONS * IDLE_VALUE);
+
+	fd = harness_open_ready(d.unix_url, "gone");
+	clear.ns = str("gone");
+	cr_assert_eq(call(fd, &clear, &res, &res_len), CODEC_OK);
+	free(res);
+	cr_assert_gt(wait_for_compaction(data_dir, seq), seq,
+	             "a snapshot of %d cleared sessions stayed on disk", SESSIONS);
+	after = data_dir_files(data_dir);
+	cr_expect_lt(after.bytes, 1024, "%lld bytes of data are left of %lld", after.bytes,
+	             before.bytes);
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	close(fd);
+	fd = harness_open_ready(d.unix_url, "gone");
+	cr_expect_eq(count_sessions(fd, "gone"), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* --snapshot-idle 0: the same idle log of gone sessions is left as it is. */
 /*
  * After the burst, a trickle of small writes (one every 100 ms, a few hundred bytes a
