@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +29,7 @@
 #include <sodium.h>
 
 #include "harness.h"
+#include "heap.h"
 #include "leakcheck.h"
 #include "seal.h"
 #include "sessd.h"
@@ -3344,27 +3344,6 @@ LEAK_CHECKED_TEST(fake_server, server_messages_lose_control_bytes)
 #define HEAVY_MOST_STATS 1024u
 /* What a refused result may cost: nothing of its own (room for malloc's bookkeeping). */
 #define HEAVY_REFUSED_COST (64u * 1024u)
-
-#ifdef __SANITIZE_ADDRESS__
-/* ASan's runtime has it; gcc installs no sanitizer/allocator_interface.h to declare it. */
-size_t __sanitizer_get_current_allocated_bytes(void);
-#endif
-
-/*
- * Bytes of heap this process has allocated and not freed: malloc's own figures, or ASan's
- * under ASan (whose allocator replaces malloc's).
- */
-static size_t heap_in_use(void)
-{
-#ifdef __SANITIZE_ADDRESS__
-	return __sanitizer_get_current_allocated_bytes();
-#else
-	struct mallinfo2 mi = mallinfo2();
-
-	/* hblkhd: the chunks malloc got from mmap, which uordblks leaves out. */
-	return mi.uordblks + mi.hblkhd;
-#endif
-}
 
 /*
  * Write to ${r} one type's array of ${n} messages: ${n} - 1 of ${len} bytes, then one of

@@ -613,6 +613,32 @@ static off_t data_file_size(const char *dir, const char *name)
 }
 
 /*
+ * Make ${data_dir}, start a daemon on it with ${args}, SET sessions s0 .. s${n - 1} of ${ns},
+ * each ${size} bytes of one letter ('a' + i % 26), and kill it, keeping its tmpdir for
+ * harness_restart.
+ */
+static void start_set_and_kill(struct harness_daemon *d, const char *const *args, char *data_dir,
+                               const char *ns, int n, size_t size)
+{
+	uint8_t *data = malloc(size);
+	char id[16];
+	int fd;
+
+	cr_assert_not_null(data);
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(d, args), 0);
+	fd = harness_open_ready(d->unix_url, ns);
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		memset(data, 'a' + i % 26, size);
+		cr_assert_eq(do_set(fd, ns, id, data, size), CODEC_OK);
+	}
+	close(fd);
+	cr_assert_eq(harness_kill(d), 0);
+	free(data);
+}
+
+/*
  * The disk filled as a snapshot created segment 2: the file was left empty and the daemon,
  * killed later, had gone on appending to segment 1. Restarted with the disk still full (a
  * file-size limit at segment 1's size), it removes segment 2, serves every session and
@@ -632,16 +658,7 @@ LEAK_CHECKED_TEST_OPTS(persist, an_empty_last_segment_is_removed_at_startup, .ti
 	int fd, status;
 	long started;
 
-	make_data_dir(data_dir);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "segment");
-	for (int i = 0; i < SESSIONS; i++) {
-		snprintf(id, sizeof(id), "s%d", i);
-		memset(data, 'a' + i, SIZE);
-		cr_assert_eq(do_set(fd, "app", id, data, SIZE), CODEC_OK);
-	}
-	close(fd);
-	cr_assert_eq(harness_kill(&d), 0);
+	start_set_and_kill(&d, args, data_dir, "app", SESSIONS, SIZE);
 	seg1_size = data_file_size(data_dir, seg1);
 	cr_assert_gt(seg1_size, SESSIONS * SIZE);
 	snprintf(path, sizeof(path), "%s/%s", data_dir, seg2);
@@ -718,6 +735,23 @@ static uint64_t count_sessions(int fd, const char *ns)
 	cr_assert_eq(mp_read_uint(&r, &n), 0);
 	free(res);
 	return n;
+}
+
+/*
+ * Kill the daemon ${d} (closing ${fd}, the test's connection), start it again with ${args} on
+ * the same data, expect ${count} sessions in ${ns}, then stop it and remove ${data_dir}.
+ */
+static void expect_count_after_restart(struct harness_daemon *d, const char *const *args, int fd,
+                                       const char *ns, uint64_t count, const char *data_dir)
+{
+	cr_assert_eq(harness_kill(d), 0);
+	cr_assert_eq(harness_restart(d, args), 0);
+	close(fd);
+	fd = harness_open_ready(d->unix_url, ns);
+	cr_expect_eq(count_sessions(fd, ns), count);
+	close(fd);
+	cr_assert_eq(harness_stop(d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /*
@@ -862,14 +896,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_log_of_gone_sessions_compacts_once_to_almost_n
 	sleep_until_ms(mono_ms() + 3500);
 	cr_expect_eq(data_dir_files(data_dir).newest_snap, seq, "more snapshots of an idle log");
 
-	cr_assert_eq(harness_kill(&d), 0);
-	cr_assert_eq(harness_restart(&d, args), 0);
-	close(fd);
-	fd = harness_open_ready(d.unix_url, "idle");
-	cr_expect_eq(count_sessions(fd, "idle"), 0);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	expect_count_after_restart(&d, args, fd, "idle", 0, data_dir);
 }
 
 /*
@@ -884,28 +911,19 @@ LEAK_CHECKED_TEST_OPTS(persist, a_snapshot_of_cleared_sessions_is_compacted_when
                        .timeout = 90)
 {
 	enum { SESSIONS = 400 };
-	char data_dir[64], id[16];
+	char data_dir[64];
 	const char *load_args[] = {"--data-dir", data_dir, "--snapshot-idle", "1", NULL};
 	const char *args[] = {
 	    "--data-dir", data_dir, "--snapshot-idle", "1", "--snapshot-log-bytes", "4K", NULL};
 	struct codec_request clear = {.op = CODEC_OP_CLEAR};
 	struct harness_daemon d;
 	struct data_dir_files before, after;
-	uint8_t value[IDLE_VALUE], *res;
+	uint8_t *res;
 	size_t res_len;
 	unsigned long long seq;
 	int fd;
 
-	make_data_dir(data_dir);
-	cr_assert_eq(harness_start(&d, load_args), 0);
-	fd = harness_open_ready(d.unix_url, "gone");
-	for (int i = 0; i < SESSIONS; i++) {
-		snprintf(id, sizeof(id), "s%d", i);
-		memset(value, 'a' + i % 26, sizeof(value));
-		cr_assert_eq(do_set(fd, "gone", id, value, sizeof(value)), CODEC_OK);
-	}
-	close(fd);
-	cr_assert_eq(harness_kill(&d), 0);
+	start_set_and_kill(&d, load_args, data_dir, "gone", SESSIONS, IDLE_VALUE);
 	cr_assert_eq(harness_restart(&d, args), 0);
 	seq = wait_for_compaction(data_dir, 0);
 	cr_assert_gt(seq, 0, "the restart with a 4 KiB threshold took no snapshot");
@@ -922,14 +940,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_snapshot_of_cleared_sessions_is_compacted_when
 	cr_expect_lt(after.bytes, 1024, "%lld bytes of data are left of %lld", after.bytes,
 	             before.bytes);
 
-	cr_assert_eq(harness_kill(&d), 0);
-	cr_assert_eq(harness_restart(&d, args), 0);
-	close(fd);
-	fd = harness_open_ready(d.unix_url, "gone");
-	cr_expect_eq(count_sessions(fd, "gone"), 0);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	expect_count_after_restart(&d, args, fd, "gone", 0, data_dir);
 }
 
 /* --snapshot-idle 0: the same idle log of gone sessions is left as it is. */
@@ -965,14 +976,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_trickle_of_writes_does_not_keep_a_quiet_log_fr
 	cr_assert_gt(seq, 0, "a log under a trickle of writes was not compacted in %d ms",
 	             IDLE_DEADLINE_MS);
 
-	cr_assert_eq(harness_kill(&d), 0);
-	cr_assert_eq(harness_restart(&d, args), 0);
-	close(fd);
-	fd = harness_open_ready(d.unix_url, "trickle");
-	cr_expect_eq(count_sessions(fd, "trickle"), written < 8 ? (uint64_t)written : 8u);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	expect_count_after_restart(&d, args, fd, "trickle", written < 8 ? (uint64_t)written : 8u,
+	                           data_dir);
 }
 
 LEAK_CHECKED_TEST_OPTS(persist, snapshot_idle_0_leaves_an_idle_log_alone, .timeout = 60)

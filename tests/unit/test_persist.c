@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "heap.h"
 #include "leakcheck.h"
 
 #include <dirent.h>
@@ -13,7 +14,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -2270,23 +2270,6 @@ LEAK_CHECKED_TEST(persist, killed_at_random_points_always_restarts_readable)
 		store_free(st);
 	}
 	rm_tree(dir);
-}
-
-#ifdef __SANITIZE_ADDRESS__
-/* ASan's allocator keeps its own count; its header is not shipped with every compiler. */
-size_t __sanitizer_get_current_allocated_bytes(void);
-#endif
-
-/* The bytes of memory this process has allocated and not freed. */
-static size_t heap_in_use(void)
-{
-#ifdef __SANITIZE_ADDRESS__
-	return __sanitizer_get_current_allocated_bytes();
-#else
-	struct mallinfo2 mi = mallinfo2();
-
-	return mi.uordblks + mi.hblkhd;
-#endif
 }
 
 /*
