@@ -2346,6 +2346,10 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
+	/* Without getrandom (a kernel before 3.17, a seccomp filter without it) libsodium reads
+	 * a descriptor of /dev/urandom it keeps, which child_close_all_but closes: let it go
+	 * first, and the first nonce opens it again in the child. */
+	randombytes_close();
 	child_close_all_but(p->dir_fd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);

@@ -10,7 +10,8 @@
  * that failed on a full volume is written again soon after space returns, before the log can
  * fill the volume by itself; `sessd --backup` copies a directory that snapshots keep replacing
  * under a writer into a copy that loads with every change acknowledged before it began, plain
- * and encrypted, and refuses a destination that would not make a backup.
+ * and encrypted, and refuses a destination that would not make a backup; an encrypted
+ * snapshot is written where libsodium reads randomness through a descriptor of its own.
  */
 #include <criterion/criterion.h>
 
@@ -21,8 +22,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +37,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2685,6 +2691,89 @@ LEAK_CHECKED_TEST_OPTS(persist, encrypted_backups_under_writes_hold_every_acknow
 
 	make_key(key_dir, key);
 	backups_under_writes(key);
+	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Make getrandom(2) fail with ENOSYS in this test's process and the daemons it starts, as on a
+ * kernel before 3.17 or under a seccomp filter that lacks it: libsodium then reads randomness
+ * through a descriptor of /dev/urandom it opened once, at sodium_init. Skips the test where no
+ * filter can be installed.
+ */
+static void without_getrandom(void)
+{
+#if defined(__x86_64__)
+	struct sock_filter filter[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getrandom, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0)
+		return;
+	cr_skip_test("no seccomp filter here: %s", strerror(errno));
+#else
+	cr_skip_test("the getrandom filter is written for x86_64");
+#endif
+}
+
+/*
+ * An encrypted snapshot is written where libsodium reads randomness from a descriptor of its
+ * own (no getrandom: a kernel before 3.17, a seccomp filter without it). The snapshot's
+ * writer closes every descriptor it inherited but the data directory, that one with them, and
+ * its first record's nonce was a read of a closed descriptor: libsodium aborts, so every
+ * snapshot failed (SIGABRT) and the log grew for good.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, an_encrypted_snapshot_is_written_without_getrandom, .timeout = 90)
+{
+	char data_dir[64], key_dir[64], key[100], id[16], *text;
+	const char *args[] = {"--data-dir",           data_dir, "--key-file", key,
+	                      "--snapshot-log-bytes", "1",      NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_key(key_dir, key);
+	make_data_dir(data_dir);
+	without_getrandom();
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "nogetrandom");
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		cr_assert_eq(do_set(fd, "app", id, id, strlen(id)), CODEC_OK);
+	}
+	/* The snapshot at the next tick is written or fails, and the log says which. */
+	for (long started = mono_ms(); mono_ms() - started < 20000; usleep(50000)) {
+		text = harness_log(&d);
+		if (strstr(text, " written: ") != NULL || strstr(text, " failed ") != NULL)
+			break;
+		free(text);
+		text = NULL;
+	}
+	cr_assert_not_null(text, "no snapshot was written or failed");
+	cr_expect_null(strstr(text, " failed "), "%s", text);
+	cr_expect_not_null(strstr(text, " written: "), "%s", text);
+	free(text);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* The snapshot holds the sessions, as the key reads them. */
+	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot in %s", data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "nogetrandom");
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		expect_get(fd, "app", id, id, strlen(id));
+	}
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
