@@ -4746,6 +4746,13 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd == -1)
 			goto fail_said;
+		/* Run as root, the directory is the data directory's owner's, as its files are:
+		 * a restore by `cp -a DEST/. DIR/` (README.md) gives DIR the owner of DEST, and a
+		 * root-owned DIR of mode 0700 is one the service cannot open. */
+		if (geteuid() == 0 && fchown(fd, data.st_uid, data.st_gid) == -1) {
+			close(fd);
+			goto fail_said;
+		}
 		return fd;
 	}
 	dfd = dup(fd);

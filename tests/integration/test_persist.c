@@ -2832,6 +2832,100 @@ LEAK_CHECKED_TEST_OPTS(persist, an_encrypted_directory_is_backed_up_with_or_with
 	nftw(other_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Run ${argv} (argv[0] a path) and wait for it; its exit status, or -1. */
+static int run_tool(const char *const *argv)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* 0 when ${uid} can open the directory ${dir}, else the errno it gets. */
+static int opens_as(uid_t uid, const char *dir)
+{
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd;
+
+		if (setgroups(0, NULL) == -1 || setgid(uid) == -1 || setuid(uid) == -1)
+			_exit(255);
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_exit(fd == -1 ? errno : 0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 255, "status %d", status);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * A backup run as root of the directory of a service user restores as README.md says (`cp -a
+ * DEST/. /var/lib/sessd/`, as root) into a directory the service can still open. The files
+ * were given the data directory's owner, but the directory the backup made stayed root's,
+ * mode 0700, and `cp -a` of its "." gave the restored directory that owner and mode: the
+ * service's sessd then stopped at "cannot open /var/lib/sessd: Permission denied" (a systemd
+ * unit with StateDirectory= has it chowned back at the next start; other setups do not).
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_by_root_restores_as_documented_for_the_service_user,
+                       .timeout = 60)
+{
+	const uid_t user = DUMPABLE_TEST_UID;
+	char data_dir[64], scratch[64], dest[128], restored[128], from[140], *text;
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	const char *cp[] = {"/bin/cp", "-a", from, restored, NULL};
+	struct harness_daemon d;
+	struct stat sb;
+	int fd;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root: a backup by root of a service user's directory");
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "owner");
+	set_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	/* The service's directory, as its user left it. */
+	cr_assert_eq(run_tool((const char *[]){"/bin/chown", "-R", "65534:65534", data_dir, NULL}),
+	             0);
+
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	cr_assert_eq(run_backup(data_dir, dest, NULL, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(stat(dest, &sb), 0);
+	cr_expect(sb.st_uid == user && sb.st_gid == user,
+	          "the backup made %s owned by %u:%u, not the data directory's owner", dest,
+	          (unsigned)sb.st_uid, (unsigned)sb.st_gid);
+
+	/* README.md, "Backups": restore into an empty directory owned by the service's user. */
+	snprintf(restored, sizeof(restored), "%s/restored", scratch);
+	cr_assert_eq(chmod(scratch, 0711), 0);
+	cr_assert_eq(mkdir(restored, 0700), 0);
+	cr_assert_eq(chown(restored, user, user), 0);
+	snprintf(from, sizeof(from), "%s/.", dest);
+	cr_assert_eq(run_tool(cp), 0);
+	cr_assert_eq(stat(restored, &sb), 0);
+	cr_expect_eq(opens_as(user, restored), 0,
+	             "the service's user cannot open the restored directory (owned by %u:%u, mode "
+	             "%o): %s",
+	             (unsigned)sb.st_uid, (unsigned)sb.st_gid, (unsigned)(sb.st_mode & 07777),
+	             strerror(opens_as(user, restored)));
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /*
  * What would not make a backup is refused, with exit status 2 and a message that says why,
  * and changes nothing: a destination that holds a file (which a restore would take for part of
