@@ -2836,6 +2836,22 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 }
 
 /*
+ * Whether the newest snapshot ${seq} of ${dir_fd} is an empty file: sessd never names one so
+ * (it writes a snapshot under a tmp.* name and renames it once synced), but `sessd --backup`
+ * puts one in the snapshot's place until its copy is whole (backup_guard), so such a
+ * directory is a backup cut short, or a copy of one.
+ */
+static bool backup_cut_short(int dir_fd, uint64_t seq)
+{
+	char name[NAME_BYTES];
+	struct stat sb;
+
+	snap_name(name, seq);
+	return fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+	       sb.st_size == 0;
+}
+
+/*
  * Refuse a run of files with one missing: which one, and why that loses data. A snapshot is
  * written only once its segment is durable, and a segment after the first only for a
  * snapshot, so none of these is left by a crash: a file was deleted, or a backup was restored
@@ -2926,6 +2942,17 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		snap_seq = l.snaps[l.n_snaps - 1];
 	while (first < l.n_logs && l.logs[first] < snap_seq)
 		first++;
+	if (snap_seq != 0 && backup_cut_short(p->dir_fd, snap_seq)) {
+		snap_name(name, snap_seq);
+		persist_say(
+		    LOG_ERROR,
+		    "%s/%s is empty: it stands in the snapshot's place while sessd --backup "
+		    "copies, so %s is a backup cut short (or a copy of one) and holds no "
+		    "whole state; not starting. Take the backup again or restore another "
+		    "(--repair would keep nothing of it)",
+		    p->dir, name, p->dir);
+		goto out;
+	}
 	if (check_run(p, &l, first, snap_seq) == -1)
 		goto out;
 	if (snap_seq != 0 && load_snapshot(p, st, snap_seq, &totals) == -1)
@@ -3847,6 +3874,12 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 
 		snap_seq = l.snaps[l.n_snaps - 1];
 		snap_name(name, snap_seq);
+		if (backup_cut_short(dir_fd, snap_seq))
+			printf("%s: EMPTY: it stands in the snapshot's place while sessd --backup "
+			       "copies: %s is a backup cut short (or a copy of one) and holds no "
+			       "whole state. Take the backup again or restore another (--repair "
+			       "would keep nothing of it)\n",
+			       name, data_dir);
 		if (file_scan(dir_fd, data_dir, name, SNAP_MAGIC, snap_seq, key, true,
 		              snap_load_record, &sl, &plain, &s, &fail_off) == -1) {
 			if (fail_off == 0)

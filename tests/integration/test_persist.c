@@ -3226,9 +3226,14 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 		cr_assert(dir_has(dest, "snap."), "no snapshot stands in the copy");
 
 		cr_assert_neq(harness_start(&d, copy_args), 0, "a backup cut short was loaded");
+		/* Named as what it is, not as a file missing that --repair would start empty. */
+		text = harness_log(&d);
+		cr_expect_not_null(strstr(text, "is a backup cut short"), "%s", text);
+		free(text);
 		harness_cleanup(&d);
 		cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 1, "%s", text);
 		cr_expect_not_null(strstr(text, "shorter than its header"), "%s", text);
+		cr_expect_not_null(strstr(text, "is a backup cut short"), "%s", text);
 		free(text);
 	}
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
