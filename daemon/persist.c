@@ -4622,31 +4622,21 @@ fail:
 }
 
 /*
- * The name that keeps the copy of ${set} from loading until it is whole: its snapshot's, or
- * snap.0000000000000001 (a number no snapshot takes) when it has none.
- */
-static void backup_guard_name(const struct backup_set *set, char out[NAME_BYTES])
-{
-	if (set->files[0].snapshot)
-		snap_name(out, set->files[0].seq);
-	else
-		snap_name(out, 1);
-}
-
-/*
- * Put an empty file under backup_guard_name in ${dest_fd}, synced, before any copy: a
- * snapshot shorter than its header, which startup refuses. A backup cut short (a crash, a
- * kill) before its last step then leaves a directory sessd refuses to start on, whatever
- * else it holds; without it, one cut short before any file had its name would hold only
- * tmp.* files, which startup removes, and it would start empty without a word. Returns 0, or
+ * Put an empty file named ${name} in ${dest_fd} (the directory ${dest}), synced: a snapshot
+ * shorter than its header, which startup refuses (and names as a backup cut short). The
+ * backup puts one under snap.0000000000000001 (a number no snapshot takes) as soon as the
+ * destination is open, and one under the name of the snapshot it copies before that copy
+ * begins; the snapshot's copy is renamed over the second, and the first goes last. A backup cut
+ * short (a crash, a kill) at any point then leaves a directory sessd refuses to start on,
+ * whatever else it holds; without it, one cut short while the files were read and checked
+ * left an empty directory, and one cut short before any file had its name held only tmp.*
+ * files, which startup removes: sessd started on either empty without a word. Returns 0, or
  * -1 (said).
  */
-static int backup_guard(const struct backup_set *set, int dest_fd, const char *dest)
+static int backup_guard(const char *name, int dest_fd, const char *dest)
 {
-	char name[NAME_BYTES];
 	int fd;
 
-	backup_guard_name(set, name);
 	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	            DATA_FILE_MODE);
 	if (fd == -1 || fsync(dest_fd) == -1) {
@@ -4661,9 +4651,9 @@ static int backup_guard(const struct backup_set *set, int dest_fd, const char *d
 
 /*
  * Give the copies of ${set}, synced, their names in ${dest_fd}: the segments newest first,
- * each rename synced before the next, then the snapshot over the guard (backup_guard), or
- * the guard removed when there is no snapshot. Until that last step the guard keeps the
- * directory from loading. Returns 0, or -1 (said).
+ * each rename synced before the next, then the snapshot over its guard, and the first guard
+ * (backup_guard) removed. Until that last step a guard keeps the directory from loading.
+ * Returns 0, or -1 (said).
  */
 static int backup_place(struct backup_set *set, int dest_fd, const char *dest)
 {
@@ -4682,16 +4672,13 @@ static int backup_place(struct backup_set *set, int dest_fd, const char *dest)
 		if (fsync(dest_fd) == -1)
 			goto fail_sync;
 	}
-	if (!set->files[0].snapshot) {
-		backup_guard_name(set, guard);
-		if (unlinkat(dest_fd, guard, 0) == -1) {
-			persist_say(LOG_ERROR, "cannot remove %s/%s: %s", dest, guard,
-			            strerror(errno));
-			return -1;
-		}
-		if (fsync(dest_fd) == -1)
-			goto fail_sync;
+	snap_name(guard, 1);
+	if (unlinkat(dest_fd, guard, 0) == -1) {
+		persist_say(LOG_ERROR, "cannot remove %s/%s: %s", dest, guard, strerror(errno));
+		return -1;
 	}
+	if (fsync(dest_fd) == -1)
+		goto fail_sync;
 	return 0;
 
 fail_sync:
@@ -4823,10 +4810,12 @@ static void backup_undo(struct backup_set *set, int dest_fd, const char *dest, b
 {
 	char guard[NAME_BYTES];
 
-	if (set->n > 0) {
-		backup_guard_name(set, guard);
+	if (set->n > 0 && set->files[0].snapshot) {
+		snap_name(guard, set->files[0].seq);
 		unlinkat(dest_fd, guard, 0);
 	}
+	snap_name(guard, 1);
+	unlinkat(dest_fd, guard, 0);
 	for (size_t i = 0; i < set->n; i++) {
 		struct backup_file *f = &set->files[i];
 
@@ -4893,6 +4882,7 @@ static int backup_verify(struct backup_set *set, struct backup_reader *r, int de
  */
 int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 {
+	char guard[NAME_BYTES];
 	struct backup_set set = {0};
 	struct backup_reader r = {.fd = -1};
 	uint8_t *key = NULL;
@@ -4911,6 +4901,9 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	dest_fd = backup_dest_open(src_fd, data_dir, dest, &made);
 	if (dest_fd == -1)
 		goto out;
+	snap_name(guard, 1);
+	if (backup_guard(guard, dest_fd, dest) == -1)
+		goto fail;
 	r.buf = malloc(BACKUP_CHUNK);
 	if (r.buf == NULL) {
 		persist_say(LOG_ERROR, "out of memory");
@@ -4925,7 +4918,8 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	printf("%s: the state of %s, %s\n", dest, data_dir,
 	       set.files[0].snapshot ? "its newest snapshot and the log after it"
 	                             : "its log (no snapshot yet)");
-	if (backup_guard(&set, dest_fd, dest) == -1)
+	snap_name(guard, set.files[0].seq);
+	if (set.files[0].snapshot && backup_guard(guard, dest_fd, dest) == -1)
 		goto fail;
 	for (size_t i = 0; i < set.n; i++) {
 		struct backup_file *f = &set.files[i];
