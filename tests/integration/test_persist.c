@@ -1327,6 +1327,22 @@ static void set_torn_sessions(int fd)
 	}
 }
 
+/* Make the data directory ${data_dir} (make_data_dir), holding the TORN_SESSIONS sessions of
+ * set_torn_sessions written by a sessd since stopped. */
+static void make_torn_sessions_dir(char data_dir[64])
+{
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "torn");
+	set_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
 /* Expect the TORN_SESSIONS sessions of set_torn_sessions on ${fd}, each whole. */
 static void expect_torn_sessions(int fd)
 {
@@ -1809,13 +1825,8 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 	off_t written;
 	int fd;
 
-	make_data_dir(data_dir);
+	make_torn_sessions_dir(data_dir);
 	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "zeros");
-	set_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
 	written = data_file_size(data_dir, log1);
 	snprintf(path, sizeof(path), "%s/%s", data_dir, log1);
 	for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
@@ -2882,21 +2893,13 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_by_root_restores_as_documented_for_the_
 {
 	const uid_t user = DUMPABLE_TEST_UID;
 	char data_dir[64], scratch[64], dest[128], restored[128], from[140], *text;
-	const char *args[] = {"--data-dir", data_dir, NULL};
 	const char *cp[] = {"/bin/cp", "-a", from, restored, NULL};
-	struct harness_daemon d;
 	struct stat sb;
-	int fd;
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root: a backup by root of a service user's directory");
-	make_data_dir(data_dir);
+	make_torn_sessions_dir(data_dir);
 	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "owner");
-	set_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
 	/* The service's directory, as its user left it. */
 	cr_assert_eq(run_tool((const char *[]){"/bin/chown", "-R", "65534:65534", data_dir, NULL}),
 	             0);
