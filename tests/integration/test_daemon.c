@@ -172,7 +172,9 @@ static void every_op(const char *url)
 	cr_assert_eq(harness_map_uint(&rep, "io_errors_total"), 0);
 	cr_assert_eq(harness_map_uint(&rep, "connections_refused_total"), 0);
 	cr_assert_gt(harness_map_uint(&rep, "max_connections"), 0);
-	cr_assert_eq(harness_map_uint(&rep, "max_client_bytes"), 256ull << 20);
+	/* Less in a memory cgroup under 1 GiB (a quarter of it). */
+	cr_assert_leq(harness_map_uint(&rep, "max_client_bytes"), 256ull << 20);
+	cr_assert_geq(harness_map_uint(&rep, "max_client_bytes"), 2ull << 20);
 	free(body);
 	req.ns_all = false;
 
@@ -1101,6 +1103,99 @@ LEAK_CHECKED_TEST(daemon_opts, the_default_memory_limit_holds_where_proc_shows_o
 	max_bytes = stats_max_bytes(dmn.unix_url);
 	cr_assert_gt(max_bytes, 0, "no memory limit without /proc/meminfo");
 	cr_assert_leq(max_bytes, physical / 2);
+}
+
+/* Write ${text} to the file ${dir}/${name}; returns 0 or -1. */
+static int write_cgroup_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/*
+ * A memory cgroup of ${limit} bytes under this process's own (cgroup v1's memory.limit_in_bytes,
+ * as a container's, or v2's memory.max, as systemd's MemoryMax=), its directory into ${dir}
+ * and ${parent}, with this process in it: a daemon started now is in it. Skips the test where
+ * none can be made (not root, no memory controller delegated).
+ */
+static void enter_memory_cgroup(char dir[512], char parent[320], unsigned long long limit)
+{
+	char line[256], text[32];
+	const char *file = NULL;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	cr_assert_not_null(f);
+	parent[0] = '\0';
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *v1 = strstr(line, ":memory:");
+
+		line[strcspn(line, "\n")] = '\0';
+		if (v1 != NULL) {
+			snprintf(parent, 320, "/sys/fs/cgroup/memory%s", v1 + 8);
+			file = "memory.limit_in_bytes";
+			break;
+		}
+		if (strncmp(line, "0::", 3) == 0) {
+			snprintf(parent, 320, "/sys/fs/cgroup%s", line + 3);
+			file = "memory.max";
+		}
+	}
+	fclose(f);
+	snprintf(dir, 512, "%s/sessd-test-%ld", parent, (long)getpid());
+	snprintf(text, sizeof(text), "%llu", limit);
+	if (file == NULL || mkdir(dir, 0755) == -1)
+		cr_skip_test("no memory cgroup of our own here: %s", strerror(errno));
+	if (write_cgroup_file(dir, file, text) == -1 ||
+	    write_cgroup_file(dir, "cgroup.procs", "0") == -1) {
+		rmdir(dir);
+		cr_skip_test("cannot limit a memory cgroup here: %s", strerror(errno));
+	}
+}
+
+/* Back to ${parent}, so that the cgroup can be removed once the daemon in it has stopped. */
+static void leave_memory_cgroup(const char *parent)
+{
+	cr_assert_eq(write_cgroup_file(parent, "cgroup.procs", "0"), 0, "%s", strerror(errno));
+}
+
+/*
+ * In a memory cgroup, the default limits together must leave room: half of it for the
+ * sessions, and the connections' buffers (--max-client-memory) a quarter at most. Its fixed
+ * default of 256 MiB was all of a 256 MiB cgroup: with the sessions at their limit, clients
+ * holding unfinished large frames (or unread replies) had the kernel kill sessd, and every
+ * session with it.
+ */
+LEAK_CHECKED_TEST(daemon_opts, in_a_memory_cgroup_the_defaults_leave_room)
+{
+	const unsigned long long limit = 256ull << 20;
+	char dir[512], parent[320];
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 1, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	enter_memory_cgroup(dir, parent, limit);
+	cr_assert_eq(harness_start(&dmn, NULL), 0);
+	leave_memory_cgroup(parent);
+	fd = harness_open_ready(dmn.unix_url, "test_daemon");
+	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
+	cr_expect_eq(harness_map_uint(&rep, "max_bytes"), limit / 2);
+	cr_expect_leq(harness_map_uint(&rep, "max_client_bytes"), limit / 4,
+	              "the connections' buffers may take %llu MiB of the cgroup's 256",
+	              (unsigned long long)(harness_map_uint(&rep, "max_client_bytes") >> 20));
+	free(body);
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	cr_assert_eq(rmdir(dir), 0, "%s: %s", dir, strerror(errno));
 }
 
 LEAK_CHECKED_TEST(daemon_opts, max_connections_closes_the_excess)
