@@ -116,11 +116,18 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   // disk, a retired secret) would leave the browser told "Added 2 lemons" of a cart that does
   // not have them; saved first, the failure reaches the error handler and the user a 503. The
   // flash waits for the save too: pushed before it, it would still say "Added 2 lemons" on
-  // the next page, after the error.
+  // the next page, after the error. Once the save succeeded the change stands: a flash that
+  // cannot be stored then (sessd crashed with the push in flight, the session's flashes at
+  // their limit) loses only the message, and the redirect still goes; an error page would
+  // have the user add the lemons again.
   const saveThenConfirm = (req, res, next, ...message) =>
     req.session.save((err) => {
       if (err) return next(err);
-      return req.flash(...message).then(() => res.redirect(303, '/'), next);
+      const redirect = () => res.redirect(303, '/');
+      return req.flash(...message).then(redirect, (flashErr) => {
+        console.error(`saved, but its flash was not stored: ${flashErr.message}`);
+        redirect();
+      });
     });
 
   app.post('/login', (req, res, next) => {
