@@ -68,9 +68,6 @@
 /* --max-memory not given: the sessions may use 1/this of what the process may (see
  * server_auto_max_memory). */
 #define SERVER_AUTO_MEMORY_SHARE 2u
-/* --max-client-memory not given: the connections' buffers may use at most 1/this of it (see
- * server_auto_max_client_memory). */
-#define SERVER_AUTO_CLIENT_MEMORY_SHARE 4u
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
@@ -746,20 +743,20 @@ static void server_tune_malloc(void)
 }
 
 /*
- * --max-memory not given: half of what the process may use (${limit}, named by ${source}, from
- * config_memory_limit; 0 when it could not be read), so that a store that keeps growing
- * answers NO_MEMORY instead of being killed by the kernel with every session in it. The other
- * half is for the connections' buffers (server_auto_max_client_memory), malloc's own keeping,
- * and a snapshot's fork, whose pages the writes made meanwhile are copied into. Never below
- * what the data directory just loaded: the daemon held that before and must start with it.
- * Returns the limit, or 0 (none) when ${limit} is unknown.
+ * --max-memory not given: half of what the process may use (config_memory_limit), so that a
+ * store that keeps growing answers NO_MEMORY instead of being killed by the kernel with every
+ * session in it. The other half is for the connections' buffers, malloc's own keeping, and a
+ * snapshot's fork, whose pages the writes made meanwhile are copied into. Never below what the
+ * data directory just loaded: the daemon held that before and must start with it. Returns the
+ * limit, or 0 (none) when neither limit could be read.
  */
-static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const char *source)
+static uint64_t server_auto_max_memory(struct store *st)
 {
-	uint64_t share;
+	char source[64];
+	uint64_t limit, share;
 	struct store_stats stats;
 
-	if (limit == 0) {
+	if (config_memory_limit("", &limit, source, sizeof(source)) == -1) {
 		log_warn("--max-memory not given, and neither /proc/meminfo nor the memory cgroup "
 		         "could be read: the sessions' memory has no limit");
 		return 0;
@@ -779,36 +776,6 @@ static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const c
 	         "it, writes are refused with NO_MEMORY (--max-memory 0: no limit)",
 	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
 	return share;
-}
-
-/*
- * --max-client-memory not given: its fixed default (cfg->max_client_memory, 256M or four
- * frames), but at most a quarter of what the process may use (${limit}, named by ${source};
- * 0: unknown), never under the two frames that one largest request and its reply need. With
- * the sessions at their default half, a fixed 256M was the rest of a 512 MiB cgroup and all of
- * a 256 MiB one: clients holding unfinished large frames or unread replies then had the
- * kernel kill sessd, and every session with it. Returns the bound.
- */
-static size_t server_auto_max_client_memory(const struct config *cfg, uint64_t limit,
-                                            const char *source)
-{
-	uint64_t share = limit / SERVER_AUTO_CLIENT_MEMORY_SHARE;
-	uint64_t two_frames = 2 * ((uint64_t)CODEC_HEADER_BYTES + cfg->max_frame);
-
-	if (limit == 0 || share >= cfg->max_client_memory)
-		return cfg->max_client_memory;
-	if (share < two_frames) {
-		log_info(
-		    "--max-client-memory not given: the connections' buffers may hold %llu "
-		    "MiB, two frames of --max-frame, though a quarter of %s (%llu MiB) is less",
-		    (unsigned long long)(two_frames >> 20), source,
-		    (unsigned long long)(limit >> 20));
-		return (size_t)two_frames;
-	}
-	log_info("--max-client-memory not given: the connections' buffers may hold %llu MiB, a "
-	         "quarter of %s (%llu MiB)",
-	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
-	return (size_t)share;
 }
 
 static int server_listen(struct server *srv)
@@ -882,9 +849,7 @@ struct server *server_new(const struct config *cfg)
 	struct dispatch_config dispatch_cfg;
 	struct conn_config conn_cfg;
 	struct server *srv;
-	char memory_source[64] = "";
-	uint64_t max_memory, memory_limit = 0;
-	size_t max_client_memory;
+	uint64_t max_memory;
 
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
@@ -965,22 +930,14 @@ struct server *server_new(const struct config *cfg)
 		log_info("memory-only: sessions do not survive a restart");
 	}
 	store_set_max_flash_bytes(srv->store, cfg->max_frame / 2);
-	if ((cfg->max_memory_auto || cfg->max_client_memory_auto) &&
-	    config_memory_limit("", &memory_limit, memory_source, sizeof(memory_source)) == -1)
-		memory_limit = 0;
-	max_memory = cfg->max_memory_auto
-	                 ? server_auto_max_memory(srv->store, memory_limit, memory_source)
-	                 : cfg->max_memory;
+	max_memory = cfg->max_memory_auto ? server_auto_max_memory(srv->store) : cfg->max_memory;
 	store_set_max_bytes(srv->store, (size_t)max_memory);
-	max_client_memory = cfg->max_client_memory_auto
-	                        ? server_auto_max_client_memory(cfg, memory_limit, memory_source)
-	                        : cfg->max_client_memory;
 
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = max_memory;
 	dispatch_cfg.max_connections = cfg->max_connections;
-	dispatch_cfg.max_client_bytes = max_client_memory;
+	dispatch_cfg.max_client_bytes = cfg->max_client_memory;
 	dispatch_cfg.auth = srv->auth;
 	dispatch_cfg.admin_auth = srv->admin_auth;
 	dispatch_cfg.plain = cfg->auth_plain;
@@ -992,15 +949,15 @@ struct server *server_new(const struct config *cfg)
 
 	memset(&conn_cfg, 0, sizeof(conn_cfg));
 	conn_cfg.max_frame = cfg->max_frame;
-	conn_cfg.output_high_bytes = max_client_memory / 4 < SERVER_OUTPUT_HIGH_BYTES
-	                                 ? max_client_memory / 4
+	conn_cfg.output_high_bytes = cfg->max_client_memory / 4 < SERVER_OUTPUT_HIGH_BYTES
+	                                 ? cfg->max_client_memory / 4
 	                                 : SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
-	conn_cfg.max_client_bytes = max_client_memory;
+	conn_cfg.max_client_bytes = cfg->max_client_memory;
 	conn_cfg.max_connections = cfg->max_connections;
-	conn_cfg.turn_output_bytes = max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
-	                                 ? max_client_memory / 8
+	conn_cfg.turn_output_bytes = cfg->max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
+	                                 ? cfg->max_client_memory / 8
 	                                 : SERVER_TURN_OUTPUT_BYTES;
 	conn_cfg.on_frame = server_on_frame;
 	conn_cfg.on_prefetch = server_on_prefetch;
