@@ -80,8 +80,10 @@ void config_usage(FILE *out)
 	      "                          connections' buffers (unfinished requests, unsent\n"
 	      "                          replies, emptied room over 32K each) in all; past it\n"
 	      "                          the room is given back, then the longest stalled are\n"
-	      "                          closed (default 256M, or four frames of --max-frame\n"
-	      "                          if that is more; at least twice --max-frame)\n"
+	      "                          closed (default 256M, at most a quarter of the memory\n"
+	      "                          cgroup's limit or of physical memory, but four frames\n"
+	      "                          of --max-frame if that is more; at least twice\n"
+	      "                          --max-frame)\n"
 	      "  --max-connections N     connections served at once, 1..1000000 (default 10000)\n"
 	      "  --hello-timeout SECONDS close a connection with no HELLO by then, 1..3600\n"
 	      "                          (default 10)\n"
@@ -827,6 +829,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	frame_bytes = (uint64_t)CODEC_HEADER_BYTES + cfg->max_frame;
 	if (cfg->max_client_memory == 0) {
 		cfg->max_client_memory = CONFIG_DEFAULT_MAX_CLIENT_MEMORY;
+		cfg->max_client_memory_auto = true;
+		cfg->max_client_memory_floor = 4 * frame_bytes;
 		if (cfg->max_client_memory / 4 < frame_bytes)
 			cfg->max_client_memory = 4 * frame_bytes;
 	} else if (cfg->max_client_memory / 2 < cfg->max_frame) {

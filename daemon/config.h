@@ -62,6 +62,10 @@ struct config {
 	bool max_memory_auto;
 	/* Connections' buffers over all connections (see conn_config.max_client_bytes). */
 	size_t max_client_memory;
+	/* --max-client-memory was not given: the server may lower the default to a share of
+	 * config_memory_limit, never under max_client_memory_floor. */
+	bool max_client_memory_auto;
+	size_t max_client_memory_floor;
 	uint32_t max_connections;
 	int hello_timeout_s; /* a connection must complete HELLO within this */
 	enum log_level log_level;

@@ -68,6 +68,9 @@
 /* --max-memory not given: the sessions may use 1/this of what the process may (see
  * server_auto_max_memory). */
 #define SERVER_AUTO_MEMORY_SHARE 2u
+/* --max-client-memory not given: the connections' buffers may use at most 1/this of what the
+ * process may (see server_auto_max_client_memory). */
+#define SERVER_AUTO_CLIENT_MEMORY_SHARE 4u
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
@@ -743,20 +746,20 @@ static void server_tune_malloc(void)
 }
 
 /*
- * --max-memory not given: half of what the process may use (config_memory_limit), so that a
- * store that keeps growing answers NO_MEMORY instead of being killed by the kernel with every
- * session in it. The other half is for the connections' buffers, malloc's own keeping, and a
+ * --max-memory not given: half of ${limit} (what the process may use, as config_memory_limit
+ * read it from ${source}; 0 when it could not), so that a store that keeps growing answers
+ * NO_MEMORY instead of being killed by the kernel with every session in it. The other half is
+ * for the connections' buffers (server_auto_max_client_memory), malloc's own keeping, and a
  * snapshot's fork, whose pages the writes made meanwhile are copied into. Never below what the
  * data directory just loaded: the daemon held that before and must start with it. Returns the
- * limit, or 0 (none) when neither limit could be read.
+ * limit, or 0 (none) when there is no ${limit}.
  */
-static uint64_t server_auto_max_memory(struct store *st)
+static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const char *source)
 {
-	char source[64];
-	uint64_t limit, share;
+	uint64_t share;
 	struct store_stats stats;
 
-	if (config_memory_limit("", &limit, source, sizeof(source)) == -1) {
+	if (limit == 0) {
 		log_warn("--max-memory not given, and neither /proc/meminfo nor the memory cgroup "
 		         "could be read: the sessions' memory has no limit");
 		return 0;
@@ -776,6 +779,29 @@ static uint64_t server_auto_max_memory(struct store *st)
 	         "it, writes are refused with NO_MEMORY (--max-memory 0: no limit)",
 	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
 	return share;
+}
+
+/*
+ * --max-client-memory not given: its default, but at most a quarter of ${limit} (what the
+ * process may use, from ${source}; 0: unknown) and never under the floor config chose (four
+ * frames). The default alone (256 MiB) is as much as a small memory cgroup holds: with the
+ * sessions at their automatic half, clients that stall in the middle of large frames pushed
+ * the daemon past the cgroup's limit, and the kernel killed it with every session. Returns
+ * the bound.
+ */
+static size_t server_auto_max_client_memory(const struct config *cfg, uint64_t limit,
+                                            const char *source)
+{
+	uint64_t share = limit / SERVER_AUTO_CLIENT_MEMORY_SHARE;
+
+	if (!cfg->max_client_memory_auto || limit == 0 || share >= cfg->max_client_memory)
+		return cfg->max_client_memory;
+	if (share < cfg->max_client_memory_floor)
+		share = cfg->max_client_memory_floor;
+	log_info("--max-client-memory not given: connections' buffers may hold %llu MiB, a "
+	         "quarter of %s (%llu MiB), or four frames if that is more",
+	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
+	return (size_t)share;
 }
 
 static int server_listen(struct server *srv)
@@ -849,7 +875,9 @@ struct server *server_new(const struct config *cfg)
 	struct dispatch_config dispatch_cfg;
 	struct conn_config conn_cfg;
 	struct server *srv;
-	uint64_t max_memory;
+	uint64_t max_memory, process_limit = 0;
+	size_t max_client_memory;
+	char limit_source[64] = "";
 
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
@@ -930,14 +958,20 @@ struct server *server_new(const struct config *cfg)
 		log_info("memory-only: sessions do not survive a restart");
 	}
 	store_set_max_flash_bytes(srv->store, cfg->max_frame / 2);
-	max_memory = cfg->max_memory_auto ? server_auto_max_memory(srv->store) : cfg->max_memory;
+	if ((cfg->max_memory_auto || cfg->max_client_memory_auto) &&
+	    config_memory_limit("", &process_limit, limit_source, sizeof(limit_source)) == -1)
+		process_limit = 0;
+	max_memory = cfg->max_memory_auto
+	                 ? server_auto_max_memory(srv->store, process_limit, limit_source)
+	                 : cfg->max_memory;
 	store_set_max_bytes(srv->store, (size_t)max_memory);
+	max_client_memory = server_auto_max_client_memory(cfg, process_limit, limit_source);
 
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = max_memory;
 	dispatch_cfg.max_connections = cfg->max_connections;
-	dispatch_cfg.max_client_bytes = cfg->max_client_memory;
+	dispatch_cfg.max_client_bytes = max_client_memory;
 	dispatch_cfg.auth = srv->auth;
 	dispatch_cfg.admin_auth = srv->admin_auth;
 	dispatch_cfg.plain = cfg->auth_plain;
@@ -949,15 +983,15 @@ struct server *server_new(const struct config *cfg)
 
 	memset(&conn_cfg, 0, sizeof(conn_cfg));
 	conn_cfg.max_frame = cfg->max_frame;
-	conn_cfg.output_high_bytes = cfg->max_client_memory / 4 < SERVER_OUTPUT_HIGH_BYTES
-	                                 ? cfg->max_client_memory / 4
+	conn_cfg.output_high_bytes = max_client_memory / 4 < SERVER_OUTPUT_HIGH_BYTES
+	                                 ? max_client_memory / 4
 	                                 : SERVER_OUTPUT_HIGH_BYTES;
 	conn_cfg.close_timeout_s = SERVER_CLOSE_TIMEOUT_S;
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
-	conn_cfg.max_client_bytes = cfg->max_client_memory;
+	conn_cfg.max_client_bytes = max_client_memory;
 	conn_cfg.max_connections = cfg->max_connections;
-	conn_cfg.turn_output_bytes = cfg->max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
-	                                 ? cfg->max_client_memory / 8
+	conn_cfg.turn_output_bytes = max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
+	                                 ? max_client_memory / 8
 	                                 : SERVER_TURN_OUTPUT_BYTES;
 	conn_cfg.on_frame = server_on_frame;
 	conn_cfg.on_prefetch = server_on_prefetch;

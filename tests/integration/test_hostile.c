@@ -13,10 +13,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -4375,4 +4377,74 @@ LEAK_CHECKED_TEST(hostile, a_reset_clients_pop_is_dropped_and_its_change_runs)
 	buf_finish(&frames);
 	close(good);
 	stop_clean();
+}
+
+/*
+ * The default bound on connections' buffers fits what the process may use. It was 256 MiB
+ * whatever that was: in a memory cgroup of 256 MiB, one client filled the store to its
+ * automatic half, then opened connections that each stopped short of the end of a 1 MiB
+ * frame, and at the 120th the kernel killed sessd with every session in it. Here the daemon
+ * is made to read a machine of 256 MiB (a file mounted over /proc/meminfo, in a mount
+ * namespace of this test's own): its bound is a quarter of that at most, and 80 stalled
+ * frames, past that quarter, get the longest stalled closed.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_memory,
+                       .timeout = 90)
+{
+	enum { STALLED = 80, FRAME = 1024 * 1024 };
+	static const char meminfo[] = "MemTotal:         262144 kB\n";
+	char dir[] = "/tmp/sessd-meminfo-XXXXXX", path[64];
+	int fd, conns[STALLED];
+	uint64_t bound, evicted = 0;
+	struct buf frame;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/meminfo", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(meminfo, f);
+	fclose(f);
+	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+	    mount(path, "/proc/meminfo", NULL, MS_BIND, NULL) == -1) {
+		unlink(path);
+		rmdir(dir);
+		cr_skip_test("cannot mount a meminfo of our own here: %s", strerror(errno));
+	}
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	bound = stat_of(fd, NULL, "max_client_bytes");
+	cr_assert_leq(bound, 64u * 1024 * 1024, "the bound on clients' buffers is %llu bytes",
+	              (unsigned long long)bound);
+	cr_assert_geq(bound, 4u * FRAME, "four frames still fit");
+	cr_assert_leq(stat_of(fd, NULL, "max_bytes"), 128u * 1024 * 1024);
+
+	/* A SET's start, then zeros, the frame's last byte never sent. */
+	buf_init(&frame);
+	cr_assert_eq(buf_reserve(&frame, 4 + FRAME), 0);
+	memset(frame.data, 0, 4 + FRAME);
+	memcpy(frame.data, "\x00\x10\x00\x00\x96\x11\x01\xc0\xa1x\xc6\x00\x0f\xff\xe0", 15);
+	frame.len = 4 + FRAME - 1;
+	for (int i = 0; i < STALLED; i++) {
+		conns[i] = harness_open_ready(dmn.unix_url, "stalled");
+		/* One the daemon closed meanwhile takes no more. */
+		send_until_stalled(conns[i], &frame, 2000);
+	}
+	for (long started = mono_ms(); evicted == 0 && mono_ms() - started < 30000;) {
+		evicted = stat_of(fd, NULL, "client_evictions_total");
+		if (evicted == 0)
+			sleep_ms(50);
+	}
+	cr_expect_gt(evicted, 0, "no stalled connection was closed (bound %llu bytes)",
+	             (unsigned long long)bound);
+	cr_expect_leq(stat_of(fd, NULL, "client_bytes_peak"), bound + 2u * FRAME + 64u * 1024);
+	ping_ok(fd, 2);
+	for (int i = 0; i < STALLED; i++)
+		close(conns[i]);
+	buf_finish(&frame);
+	close(fd);
+	stop_clean();
+	umount("/proc/meminfo");
+	unlink(path);
+	rmdir(dir);
 }
