@@ -4716,22 +4716,70 @@ static bool backup_inside(int dir_fd, const struct stat *data)
 }
 
 /*
+ * Whether the destination ${fd} (the directory ${dest}, stat ${sb}) is one only the user the
+ * backup runs as (or the data directory's owner, ${data}, who may change the data itself)
+ * controls. Another user who owns it or may write to it could swap the copy's files for
+ * files of their own, before the renames or after them, and a restore would load their
+ * sessions. Says why not. Returns whether it is.
+ */
+static bool backup_dest_ours(const char *dest, const struct stat *sb, const struct stat *data)
+{
+	if (sb->st_uid != geteuid() && sb->st_uid != data->st_uid) {
+		persist_say(LOG_ERROR,
+		            "%s belongs to uid %lu, not to the user this backup runs as (uid %lu) "
+		            "or the data directory's owner: whoever owns it could change the copy. "
+		            "Give a directory of your own, or a new one",
+		            dest, (unsigned long)sb->st_uid, (unsigned long)geteuid());
+		return false;
+	}
+	if ((sb->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		persist_say(LOG_ERROR,
+		            "%s has mode %04o: other users may write to it, and could change the "
+		            "copy's files. chmod go-w %s, or give a new directory",
+		            dest, (unsigned)(sb->st_mode & 07777), dest);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Open the backup's destination ${dest}, made (mode 0700, its entry synced) when it does not
- * exist (*${made} then says so), refusing one that is not an empty directory or that lies in
- * the data directory (${src_fd}, ${data_dir}). Returns its fd, or -1 (said).
+ * exist (*${made} then says so), refusing one that is not an empty directory, that lies in
+ * the data directory (${src_fd}, ${data_dir}), that is a symbolic link, or that another user
+ * controls (backup_dest_ours). The link itself is refused, not just one that leads elsewhere:
+ * a backup is often made where others may create names (a /tmp, a shared volume), and a link
+ * planted there under the name the backup will take sent every session into whatever
+ * directory it named. Returns its fd, or -1 (said).
  */
 static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, bool *made)
 {
-	struct stat data;
+	struct stat data, sb;
 	struct dirent *de;
-	char *parent;
+	char *parent, *path;
 	int fd, look, dfd;
 	DIR *d;
 
 	*made = false;
 	if (fstat(src_fd, &data) == -1)
 		goto fail_said;
-	fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* "link/" would follow the link whatever the flags say: the name is taken without the
+	 * slashes. */
+	path = strdup(dest);
+	if (path == NULL)
+		goto fail_said;
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = '\0';
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 && (errno == ELOOP || errno == ENOTDIR) && lstat(path, &sb) == 0 &&
+	    S_ISLNK(sb.st_mode)) {
+		persist_say(LOG_ERROR,
+		            "%s is a symbolic link: give the directory itself (a link another user "
+		            "planted where a backup goes would send it anywhere)",
+		            dest);
+		free(path);
+		return -1;
+	}
+	free(path);
 	if (fd == -1 && errno != ENOENT) {
 		persist_say(LOG_ERROR, "cannot open %s: %s", dest, strerror(errno));
 		return -1;
@@ -4763,7 +4811,8 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		*made = true;
 		if (sync_parent_dir(dest) == -1)
 			goto fail_said;
-		fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* What is opened must still be the directory made: checked as any other. */
+		fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd == -1)
 			goto fail_said;
 		/* Run as root, the directory is the data directory's owner's, as its files are:
@@ -4773,8 +4822,19 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 			close(fd);
 			goto fail_said;
 		}
-		return fd;
 	}
+	if (fstat(fd, &sb) == -1) {
+		close(fd);
+		goto fail_said;
+	}
+	if (!backup_dest_ours(dest, &sb, &data)) {
+		close(fd);
+		/* Not the one made: it is not ours to remove. */
+		*made = false;
+		return -1;
+	}
+	if (*made)
+		return fd;
 	dfd = dup(fd);
 	d = dfd == -1 ? NULL : fdopendir(dfd);
 	if (d == NULL) {

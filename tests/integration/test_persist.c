@@ -2963,10 +2963,13 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_what_would_not_make_a_backup, .ti
 	snprintf(dest, sizeof(dest), "%s/inside", data_dir);
 	expect_backup(data_dir, dest, NULL, scratch, 2, "is in the data directory");
 	cr_expect_eq(access(dest, F_OK), -1, "made %s", dest);
-	/* The data directory itself, by a path through a symbolic link. */
+	/* The data directory itself, by a path through a symbolic link (a link given as the
+	 * destination is refused as one: backup_refuses_a_destination_others_control). */
 	snprintf(other, sizeof(other), "%s/link", scratch);
 	cr_assert_eq(symlink(data_dir, other), 0);
-	expect_backup(data_dir, other, NULL, scratch, 2, "is in the data directory");
+	expect_backup(data_dir, other, NULL, scratch, 2, "is a symbolic link");
+	snprintf(dest, sizeof(dest), "%s/link/.", scratch);
+	expect_backup(data_dir, dest, NULL, scratch, 2, "is in the data directory");
 	snprintf(dest, sizeof(dest), "%s/link/deeper", scratch);
 	expect_backup(data_dir, dest, NULL, scratch, 2, "is in the data directory");
 
@@ -2991,6 +2994,73 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_what_would_not_make_a_backup, .ti
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
 	expect_backup(data_dir, dest, NULL, scratch, 1, "sessd --check-data");
 	cr_expect_eq(access(dest, F_OK), -1, "a failed backup left %s", dest);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Whether the directory ${dir} holds nothing but . and .. */
+static bool dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool empty = true;
+
+	cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+/*
+ * A destination another local user could have made or could change is refused (exit 2): a
+ * symbolic link (one planted where the backup is going, in /tmp say, sent the copy of every
+ * session into whatever empty directory it named, also given as "link/"), a directory others
+ * may write to (they could swap the copy's files for their own before or after the renames,
+ * and a restore would load their sessions), one of another user. Nothing is written in them.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_a_destination_others_control, .timeout = 90)
+{
+	char data_dir[64], scratch[64], dest[128], target[128];
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "backup");
+	set_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	snprintf(target, sizeof(target), "%s/elsewhere", scratch);
+	cr_assert_eq(mkdir(target, 0700), 0);
+	snprintf(dest, sizeof(dest), "%s/planted", scratch);
+	cr_assert_eq(symlink(target, dest), 0);
+	expect_backup(data_dir, dest, NULL, scratch, 2, "is a symbolic link");
+	cr_expect(dir_is_empty(target), "the backup went through the link into %s", target);
+	snprintf(dest, sizeof(dest), "%s/planted/", scratch);
+	expect_backup(data_dir, dest, NULL, scratch, 2, "is a symbolic link");
+	cr_expect(dir_is_empty(target), "the backup went through the link into %s", target);
+
+	cr_assert_eq(chmod(target, 0777), 0);
+	expect_backup(data_dir, target, NULL, scratch, 2, "other users may write to it");
+	cr_expect(dir_is_empty(target), "the backup wrote into %s", target);
+	cr_assert_eq(chmod(target, 0770), 0);
+	expect_backup(data_dir, target, NULL, scratch, 2, "other users may write to it");
+	cr_expect(dir_is_empty(target), "the backup wrote into %s", target);
+
+	cr_assert_eq(chmod(target, 0700), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(target, 65534, 65534), 0);
+		expect_backup(data_dir, target, NULL, scratch, 2, "belongs to uid 65534");
+		cr_expect(dir_is_empty(target), "the backup wrote into %s", target);
+		cr_assert_eq(chown(target, 0, 0), 0);
+	}
+	/* The same directory, the runner's own and closed to others, takes the backup. */
+	expect_backup(data_dir, target, NULL, scratch, 0, "backup complete");
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
