@@ -802,6 +802,18 @@ static void say_file_error(int dir_fd, const char *dir, const char *name, const 
 	char owner[96], us[96];
 	struct stat sb;
 
+	/* file_map's EINVAL: a FIFO, a directory, a device under a data file's name. */
+	if (err == EINVAL && fstatat(dir_fd, name, &sb, 0) == 0 && !S_ISREG(sb.st_mode)) {
+		persist_say(LOG_ERROR,
+		            "%s/%s: cannot be %s: it is not a regular file (%s), as every file "
+		            "sessd writes is: move it out of the data directory",
+		            dir, name, what,
+		            S_ISFIFO(sb.st_mode)   ? "a FIFO"
+		            : S_ISDIR(sb.st_mode)  ? "a directory"
+		            : S_ISSOCK(sb.st_mode) ? "a socket"
+		                                   : "a device");
+		return;
+	}
 	if ((err != EACCES && err != EPERM) ||
 	    fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
 		persist_say(LOG_ERROR, "%s/%s: cannot be %s: %s", dir, name, what, strerror(err));
@@ -834,6 +846,12 @@ struct mapped {
 	size_t size;
 };
 
+/*
+ * Map the file ${name} of ${dir_fd} whole into ${m} (nothing for an empty file; free with
+ * file_unmap). Returns 0, or -1 with errno, EINVAL when it is not a regular file: opened
+ * without blocking, so that a FIFO under a data file's name is refused rather than waited on
+ * for ever, without a word (startup, --check-data and --backup hung there).
+ */
 static int file_map(int dir_fd, const char *name, struct mapped *m)
 {
 	struct stat sb;
@@ -841,11 +859,15 @@ static int file_map(int dir_fd, const char *name, struct mapped *m)
 
 	m->map = NULL;
 	m->size = 0;
-	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		goto fail;
 	if (fstat(fd, &sb) == -1)
 		goto fail_close;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EINVAL;
+		goto fail_close;
+	}
 	m->size = (size_t)sb.st_size;
 	if (m->size > 0) {
 		m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -4232,12 +4254,21 @@ static int backup_open(int dir_fd, const char *data_dir, uint64_t snap_seq, uint
 	for (size_t i = 0; i < set->n; i++) {
 		struct backup_file *f = &set->files[i];
 
-		f->fd = openat(dir_fd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* O_NONBLOCK: a FIFO under the name is refused below, not waited on for ever. */
+		f->fd = openat(dir_fd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (f->fd == -1 && errno == ENOENT)
 			return 1;
 		if (f->fd == -1) {
 			persist_say(LOG_ERROR, "cannot read %s/%s: %s%s", data_dir, f->name,
 			            strerror(errno), backup_access_hint(errno));
+			return -1;
+		}
+		if (fstat(f->fd, &held) == -1 || !S_ISREG(held.st_mode)) {
+			persist_say(
+			    LOG_ERROR,
+			    "cannot read %s/%s: it is not a regular file, as every file sessd "
+			    "writes is: move it out of the data directory",
+			    data_dir, f->name);
 			return -1;
 		}
 		posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -3066,6 +3066,53 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_a_destination_others_control, .ti
 }
 
 /*
+ * A FIFO under the name of a data file (log.0000000000000002 after the daemon's only segment)
+ * is refused with a message that says what it is: startup, --check-data and --backup each
+ * opened it to read and waited for a writer for ever, without a word.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_fifo_named_like_a_data_file_is_refused_not_waited_on,
+                       .timeout = 120)
+{
+	char data_dir[64], scratch[64], dest[128], path[300], log_path[300], *text;
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	const char *start[] = {"--data-dir", data_dir, "--listen", NULL, NULL};
+	char listen[200];
+	struct harness_daemon d;
+	int fd, status;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "fifo");
+	set_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	snprintf(path, sizeof(path), "%s/log.0000000000000002", data_dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+
+	cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 2, "%s", text);
+	cr_expect_not_null(strstr(text, "not a regular file"), "%s", text);
+	free(text);
+
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	expect_backup(data_dir, dest, NULL, scratch, 2, "not a regular file");
+	cr_expect_eq(access(dest, F_OK), -1, "a refused backup left %s", dest);
+
+	snprintf(listen, sizeof(listen), "unix:%s/s.sock", scratch);
+	start[3] = listen;
+	snprintf(log_path, sizeof(log_path), "%s/start.out", scratch);
+	cr_assert_eq(harness_run(start, log_path, false, &status), 0,
+	             "sessd did not exit within 20 s: it waits on the FIFO");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %d", status);
+	text = read_text(log_path);
+	cr_assert_not_null(text);
+	cr_expect_not_null(strstr(text, "not a regular file"), "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * A directory no sessd has started on since a kill or a power loss is backed up as startup
  * would load it: a write the kill cut short at the end of the log, or zeros a power loss left
  * there, is left out (with the empty segment a snapshot began after it), and the copy loads
