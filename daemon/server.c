@@ -71,6 +71,10 @@
 /* --max-client-memory not given: the connections' buffers may use at most 1/this of what the
  * process may (see server_auto_max_client_memory). */
 #define SERVER_AUTO_CLIENT_MEMORY_SHARE 4u
+/* What a connection holds of its own, outside --max-client-memory's count (its state, its
+ * buffers' first room, the event loop's bookkeeping): 9 KB measured for an idle one, about
+ * 17 KB for one that has pipelined (SERVER_TRIM_CONNECTIONS). */
+#define SERVER_CONNECTION_BYTES (16u * 1024u)
 /* Sessions' memory freed since the last trim past which a quiet daemon gives its free pages
  * back to the system (trim_when_quiet). */
 #define SERVER_TRIM_BYTES (64u * 1024u * 1024u)
@@ -782,25 +786,41 @@ static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const c
 }
 
 /*
- * --max-client-memory not given: its default, but at most a quarter of ${limit} (what the
- * process may use, from ${source}; 0: unknown) and never under the floor config chose (four
- * frames). The default alone (256 MiB) is as much as a small memory cgroup holds: with the
- * sessions at their automatic half, clients that stall in the middle of large frames pushed
- * the daemon past the cgroup's limit, and the kernel killed it with every session. Returns
- * the bound.
+ * --max-client-memory not given: its default, but at most what is left of a quarter of
+ * ${limit} (what the process may use, from ${source}; 0: unknown) once --max-connections
+ * connections hold their own state (SERVER_CONNECTION_BYTES each), and never under the floor
+ * config chose (four frames). The default alone (256 MiB) is as much as a small memory cgroup
+ * holds: with the sessions at their automatic half, clients that stall in the middle of large
+ * frames, or that open every connection allowed and then stall, pushed the daemon past the
+ * cgroup's limit, and the kernel killed it with every session. Warns when the connections'
+ * own state alone passes that quarter. Returns the bound.
  */
 static size_t server_auto_max_client_memory(const struct config *cfg, uint64_t limit,
                                             const char *source)
 {
-	uint64_t share = limit / SERVER_AUTO_CLIENT_MEMORY_SHARE;
+	uint64_t quarter = limit / SERVER_AUTO_CLIENT_MEMORY_SHARE,
+	         held = (uint64_t)cfg->max_connections * SERVER_CONNECTION_BYTES, share;
 
-	if (!cfg->max_client_memory_auto || limit == 0 || share >= cfg->max_client_memory)
+	if (!cfg->max_client_memory_auto || limit == 0)
+		return cfg->max_client_memory;
+	if (held > quarter)
+		log_warn(
+		    "--max-connections %u: so many connections hold about %llu MiB of their own, "
+		    "more than a quarter of %s (%llu MiB); with the sessions at their limit, "
+		    "clients that open them all could get sessd killed for memory: lower "
+		    "--max-connections to what the apps' pools need",
+		    (unsigned)cfg->max_connections, (unsigned long long)(held >> 20), source,
+		    (unsigned long long)(limit >> 20));
+	share = quarter > held ? quarter - held : 0;
+	if (share >= cfg->max_client_memory)
 		return cfg->max_client_memory;
 	if (share < cfg->max_client_memory_floor)
 		share = cfg->max_client_memory_floor;
-	log_info("--max-client-memory not given: connections' buffers may hold %llu MiB, a "
-	         "quarter of %s (%llu MiB), or four frames if that is more",
-	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20));
+	log_info("--max-client-memory not given: connections' buffers may hold %llu MiB, what a "
+	         "quarter of %s (%llu MiB) leaves beside %u connections, or four frames if that "
+	         "is more",
+	         (unsigned long long)(share >> 20), source, (unsigned long long)(limit >> 20),
+	         (unsigned)cfg->max_connections);
 	return (size_t)share;
 }
 

@@ -4380,23 +4380,14 @@ LEAK_CHECKED_TEST(hostile, a_reset_clients_pop_is_dropped_and_its_change_runs)
 }
 
 /*
- * The default bound on connections' buffers fits what the process may use. It was 256 MiB
- * whatever that was: in a memory cgroup of 256 MiB, one client filled the store to its
- * automatic half, then opened connections that each stopped short of the end of a 1 MiB
- * frame, and at the 120th the kernel killed sessd with every session in it. Here the daemon
- * is made to read a machine of 256 MiB (a file mounted over /proc/meminfo, in a mount
- * namespace of this test's own): its bound is a quarter of that at most, and 80 stalled
- * frames, past that quarter, get the longest stalled closed.
+ * Make this test's own mount namespace, with a /proc/meminfo that says the machine has 256
+ * MiB, for the daemons it starts; ${dir} (mkdtemp's template) gets the file. Skips the test
+ * where that cannot be arranged.
  */
-LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_memory,
-                       .timeout = 90)
+static void pretend_256_mib(char *dir)
 {
-	enum { STALLED = 80, FRAME = 1024 * 1024 };
 	static const char meminfo[] = "MemTotal:         262144 kB\n";
-	char dir[] = "/tmp/sessd-meminfo-XXXXXX", path[64];
-	int fd, conns[STALLED];
-	uint64_t bound, evicted = 0;
-	struct buf frame;
+	char path[64];
 	FILE *f;
 
 	cr_assert_not_null(mkdtemp(dir));
@@ -4411,6 +4402,36 @@ LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_
 		rmdir(dir);
 		cr_skip_test("cannot mount a meminfo of our own here: %s", strerror(errno));
 	}
+}
+
+static void forget_256_mib(const char *dir)
+{
+	char path[64];
+
+	umount("/proc/meminfo");
+	snprintf(path, sizeof(path), "%s/meminfo", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * The default bound on connections' buffers fits what the process may use. It was 256 MiB
+ * whatever that was: in a memory cgroup of 256 MiB, one client filled the store to its
+ * automatic half, then opened connections that each stopped short of the end of a 1 MiB
+ * frame, and at the 120th the kernel killed sessd with every session in it. Here the daemon
+ * reads a machine of 256 MiB (pretend_256_mib): its bound is a quarter of that at most, and
+ * 80 stalled frames, past that quarter, get the longest stalled closed.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_memory,
+                       .timeout = 90)
+{
+	enum { STALLED = 80, FRAME = 1024 * 1024 };
+	char dir[] = "/tmp/sessd-meminfo-XXXXXX";
+	int fd, conns[STALLED];
+	uint64_t bound, evicted = 0;
+	struct buf frame;
+
+	pretend_256_mib(dir);
 	start_with(NULL);
 	fd = harness_open_ready(dmn.unix_url, "test_hostile");
 	bound = stat_of(fd, NULL, "max_client_bytes");
@@ -4444,7 +4465,42 @@ LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_
 	buf_finish(&frame);
 	close(fd);
 	stop_clean();
-	umount("/proc/meminfo");
-	unlink(path);
-	rmdir(dir);
+	forget_256_mib(dir);
+}
+
+/*
+ * The connections' own state (about 16 KiB each, counted nowhere) comes out of that quarter:
+ * in a memory cgroup of 256 MiB, with the sessions at their automatic half and the buffers'
+ * bound at a quarter, 9,000 idle connections (9 KB each) and 100 stalled 1 MiB frames on
+ * them still got sessd killed. With the default --max-connections (10,000, 156 MiB of their
+ * own) the buffers get only their floor of four frames and the log says to lower it; with
+ * 1,000 they get the rest of the quarter.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, connections_own_state_comes_out_of_the_buffers_quarter,
+                       .timeout = 60)
+{
+	static const char *const fewer[] = {"--max-connections", "1000", NULL};
+	char dir[] = "/tmp/sessd-meminfo-XXXXXX", *log;
+	uint64_t frames = 4u * (4u + 1024u * 1024u);
+	int fd;
+
+	pretend_256_mib(dir);
+	start_with(NULL);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_expect_eq(stat_of(fd, NULL, "max_client_bytes"), frames);
+	close(fd);
+	log = harness_log(&dmn);
+	cr_expect_not_null(strstr(log, "lower --max-connections"), "%s", log);
+	free(log);
+	stop_clean();
+
+	start_with(fewer);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_expect_eq(stat_of(fd, NULL, "max_client_bytes"), 64u * 1024 * 1024 - 1000u * 16384u);
+	close(fd);
+	log = harness_log(&dmn);
+	cr_expect_null(strstr(log, "lower --max-connections"), "%s", log);
+	free(log);
+	stop_clean();
+	forget_256_mib(dir);
 }
