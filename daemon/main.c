@@ -2,11 +2,13 @@
  * sessd: the session-store daemon. Parses the command line and runs the server.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <sodium.h>
@@ -36,12 +38,40 @@ static void keep_sessions_out_of_dumps(const char *key_file)
 		         strerror(errno));
 }
 
+/*
+ * Started with standard input, output or error closed (a supervisor or a shell's >&-), the
+ * daemon's first descriptors took their numbers: the event loop's epoll and its signal pipe,
+ * whose write end then got every log line, read back by the loop as signal numbers, and
+ * which a snapshot's writer keeps. Each closed one is opened on /dev/null instead, so none
+ * of ours is ever 0, 1 or 2. Returns 0, or -1 (said, if stderr can say it).
+ */
+static int hold_standard_descriptors(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		/* The lowest free number: this one. */
+		got = open("/dev/null", O_RDWR);
+		if (got != fd) {
+			if (got != -1)
+				close(got);
+			fprintf(stderr, "sessd: cannot open /dev/null on descriptor %d\n", fd);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct server *srv;
 	int rc = 1;
 
+	if (hold_standard_descriptors() == -1)
+		return 1;
 	if (config_parse(&cfg, argc, argv, stderr) == -1) {
 		fprintf(stderr, "Try 'sessd --help'.\n");
 		config_finish(&cfg);

@@ -4504,3 +4504,53 @@ LEAK_CHECKED_TEST_OPTS(hostile, connections_own_state_comes_out_of_the_buffers_q
 	stop_clean();
 	forget_256_mib(dir);
 }
+
+/*
+ * A daemon started with descriptors 0, 1 and 2 closed (a supervisor or a shell's >&-) gave
+ * those numbers to its event loop's epoll and signal pipe, and wrote its log lines into that
+ * pipe, where the loop read them back as signal numbers. Now each is /dev/null, and the
+ * daemon serves and stops as usual.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, closed_standard_descriptors_are_not_the_daemons_own, .timeout = 60)
+{
+	char dir[] = "/tmp/sessd-nofds-XXXXXX", ready[64], listen[80], link[64], target[128];
+	const char *bin = getenv("SESSD_BIN");
+	int status, fd;
+	pid_t pid;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_not_null(bin);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(listen, sizeof(listen), "unix:%s/s.sock", dir);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		close(0);
+		close(1);
+		close(2);
+		execl(bin, bin, "--listen", listen, "--ready-file", ready, "--max-memory", "64M",
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (long started = mono_ms(); access(ready, F_OK) == -1 && mono_ms() - started < 20000;)
+		sleep_ms(20);
+	cr_assert_eq(access(ready, F_OK), 0, "the daemon never got ready");
+	for (int n = 0; n <= 2; n++) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/%ld/fd/%d", (long)pid, n);
+		len = readlink(link, target, sizeof(target) - 1);
+		cr_assert_gt(len, 0, "%s: %s", link, strerror(errno));
+		target[len] = '\0';
+		cr_expect_str_eq(target, "/dev/null", "descriptor %d is %s", n, target);
+	}
+	fd = harness_open_ready(listen, "test_hostile");
+	ping_ok(fd, 2);
+	close(fd);
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	unlink(ready);
+	rmdir(dir);
+}
