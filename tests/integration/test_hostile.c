@@ -4468,6 +4468,23 @@ LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_
 	forget_256_mib(dir);
 }
 
+/* A daemon started with ${args} bounds its clients' buffers to ${bound} bytes, and its log
+ * tells to lower --max-connections when ${warned}. */
+static void expect_client_bound(const char *const *args, uint64_t bound, bool warned)
+{
+	int fd;
+	char *log;
+
+	start_with(args);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_expect_eq(stat_of(fd, NULL, "max_client_bytes"), bound);
+	close(fd);
+	log = harness_log(&dmn);
+	cr_expect_eq(strstr(log, "lower --max-connections") != NULL, warned, "%s", log);
+	free(log);
+	stop_clean();
+}
+
 /*
  * The connections' own state (about 16 KiB each, counted nowhere) comes out of that quarter:
  * in a memory cgroup of 256 MiB, with the sessions at their automatic half and the buffers'
@@ -4480,28 +4497,12 @@ LEAK_CHECKED_TEST_OPTS(hostile, connections_own_state_comes_out_of_the_buffers_q
                        .timeout = 60)
 {
 	static const char *const fewer[] = {"--max-connections", "1000", NULL};
-	char dir[] = "/tmp/sessd-meminfo-XXXXXX", *log;
+	char dir[] = "/tmp/sessd-meminfo-XXXXXX";
 	uint64_t frames = 4u * (4u + 1024u * 1024u);
-	int fd;
 
 	pretend_256_mib(dir);
-	start_with(NULL);
-	fd = harness_open_ready(dmn.unix_url, "test_hostile");
-	cr_expect_eq(stat_of(fd, NULL, "max_client_bytes"), frames);
-	close(fd);
-	log = harness_log(&dmn);
-	cr_expect_not_null(strstr(log, "lower --max-connections"), "%s", log);
-	free(log);
-	stop_clean();
-
-	start_with(fewer);
-	fd = harness_open_ready(dmn.unix_url, "test_hostile");
-	cr_expect_eq(stat_of(fd, NULL, "max_client_bytes"), 64u * 1024 * 1024 - 1000u * 16384u);
-	close(fd);
-	log = harness_log(&dmn);
-	cr_expect_null(strstr(log, "lower --max-connections"), "%s", log);
-	free(log);
-	stop_clean();
+	expect_client_bound(NULL, frames, true);
+	expect_client_bound(fewer, 64u * 1024 * 1024 - 1000u * 16384u, false);
 	forget_256_mib(dir);
 }
 

@@ -2998,6 +2998,23 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_what_would_not_make_a_backup, .ti
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Make ${data_dir} and ${scratch} (mkdtemp), and in ${data_dir} the sessions of
+ * set_torn_sessions, written by a sessd that has stopped. */
+static void torn_sessions_at_rest(char data_dir[64], char scratch[64])
+{
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "at-rest");
+	set_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
 /* Whether the directory ${dir} holds nothing but . and .. */
 static bool dir_is_empty(const char *dir)
 {
@@ -3023,18 +3040,8 @@ static bool dir_is_empty(const char *dir)
 LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_a_destination_others_control, .timeout = 90)
 {
 	char data_dir[64], scratch[64], dest[128], target[128];
-	const char *args[] = {"--data-dir", data_dir, NULL};
-	struct harness_daemon d;
-	int fd;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "backup");
-	set_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-
+	torn_sessions_at_rest(data_dir, scratch);
 	snprintf(target, sizeof(target), "%s/elsewhere", scratch);
 	cr_assert_eq(mkdir(target, 0700), 0);
 	snprintf(dest, sizeof(dest), "%s/planted", scratch);
@@ -3074,19 +3081,11 @@ LEAK_CHECKED_TEST_OPTS(persist, a_fifo_named_like_a_data_file_is_refused_not_wai
                        .timeout = 120)
 {
 	char data_dir[64], scratch[64], dest[128], path[300], log_path[300], *text;
-	const char *args[] = {"--data-dir", data_dir, NULL};
 	const char *start[] = {"--data-dir", data_dir, "--listen", NULL, NULL};
 	char listen[200];
-	struct harness_daemon d;
-	int fd, status;
+	int status;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "fifo");
-	set_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
+	torn_sessions_at_rest(data_dir, scratch);
 	snprintf(path, sizeof(path), "%s/log.0000000000000002", data_dir);
 	cr_assert_eq(mkfifo(path, 0600), 0);
 
