@@ -3359,54 +3359,51 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Whether process ${pid} waits in the open of a FIFO for a writer (its wchan says so). */
-static bool waits_for_fifo_writer(pid_t pid)
-{
-	char path[64], text[64] = "";
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/wchan", (long)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd != -1) {
-		/* A file of /proc says its size is 0: read what is there. */
-		if (read(fd, text, sizeof(text) - 1) < 0)
-			text[0] = '\0';
-		close(fd);
-	}
-	return strcmp(text, "wait_for_partner") == 0;
-}
-
 /*
  * A backup killed before it copied anything leaves a directory sessd refuses too. The stand-in
  * snapshot was made only once every file had been read and checked (seconds for gigabytes),
  * and the destination was made before that: a kill in between left an empty directory, which
- * --check-data called sound and sessd started on with no session. Here the backup is held in
- * that stretch by a FIFO named as the first log segment, whose open waits for a writer.
+ * --check-data called sound and sessd started on with no session. Here the backup runs in
+ * small steps (SIGSTOP, SIGCONT) until its destination exists, and is killed a few steps
+ * later, while it still reads a log of several MiB.
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_before_its_copy_leaves_a_copy_sessd_refuses,
                        .timeout = 60)
 {
-	char data_dir[64], scratch[64], dest[128], fifo[100], *text;
+	char data_dir[64], scratch[64], dest[128], stand_in[160], *text;
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	const char *data_args[] = {"--data-dir", data_dir, NULL};
 	const char *copy_args[] = {"--data-dir", dest, NULL};
 	struct harness_daemon d;
-	long started = mono_ms();
-	int status;
+	int status, fd;
 	pid_t pid;
 
 	make_data_dir(data_dir);
 	make_data_dir(scratch);
-	snprintf(fifo, sizeof(fifo), "%s/log.0000000000000001", data_dir);
-	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(harness_start(&d, data_args), 0);
+	fd = harness_open_ready(d.unix_url, "before-backup");
+	cr_assert_eq(set_many_small(fd, 20000, 200, 1), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	snprintf(stand_in, sizeof(stand_in), "%s/snap.0000000000000001", dest);
 	pid = spawn_quiet(backup);
-	while (!waits_for_fifo_writer(pid) && waitpid(pid, &status, WNOHANG) == 0 &&
-	       mono_ms() - started < 30000)
-		usleep(1000);
-	cr_assert(waits_for_fifo_writer(pid), "the backup never opened the segment");
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	/* Until the destination exists, then a few steps more: past the few calls between its
+	 * mkdir and the stand-in, and far from the end of reading a log of several MiB. */
+	for (int step = 0, after = 0; after < 5; step++) {
+		cr_assert_lt(step, 200000, "the backup never made %s", dest);
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0,
+		             "the backup ended before it was seen");
+		after += access(dest, F_OK) == 0;
+		kill(pid, SIGCONT);
+		nanosleep(&(struct timespec){0, 20000}, NULL);
+		kill(pid, SIGSTOP);
+	}
+	cr_expect_eq(access(stand_in, F_OK), 0, "no stand-in while the backup reads its sources");
 	cr_assert_eq(kill(pid, SIGKILL), 0);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert_eq(access(dest, F_OK), 0, "the backup had not made %s yet", dest);
+	cr_assert(WIFSIGNALED(status), "the backup finished before it was killed");
 
 	cr_expect_neq(harness_start(&d, copy_args), 0, "a backup cut short was loaded");
 	if (d.pid > 0)
