@@ -90,24 +90,26 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	case CONFIG_CHECK_DATA:
-		keep_sessions_out_of_dumps(cfg.key_file);
-		if (sodium_init() < 0) {
-			fprintf(stderr, "sessd: libsodium failed to initialise\n");
-			rc = 2;
-			goto out;
-		}
+	case CONFIG_BACKUP:
+	case CONFIG_RUN:
+		break;
+	}
+
+	/* Every action from here reads sessions, decrypted in memory when there is a key. */
+	keep_sessions_out_of_dumps(cfg.key_file);
+	if (sodium_init() < 0) {
+		log_error("libsodium failed to initialise");
+		/* --check-data and --backup: 2, as for any failure that is not damage. */
+		rc = cfg.action == CONFIG_RUN ? 1 : 2;
+		goto out;
+	}
+	if (cfg.action == CONFIG_CHECK_DATA) {
 		/* persist_check: 0 sound, 1 damage, -1 unreadable; the exit codes are 0, 1, 2. */
 		rc = persist_check(cfg.check_data_dir, cfg.key_file, cfg.repair);
 		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
 		goto out;
-	case CONFIG_BACKUP:
-		/* Its check decrypts the copy when given the key. */
-		keep_sessions_out_of_dumps(cfg.key_file);
-		if (sodium_init() < 0) {
-			fprintf(stderr, "sessd: libsodium failed to initialise\n");
-			rc = 2;
-			goto out;
-		}
+	}
+	if (cfg.action == CONFIG_BACKUP) {
 		/* Its report (stdout) and its errors (stderr) in the order they happen, when both
 		 * go to one file. */
 		setvbuf(stdout, NULL, _IOLBF, 0);
@@ -118,14 +120,6 @@ int main(int argc, char **argv)
 		 * --check-data does. */
 		rc = persist_backup(cfg.backup_dir, cfg.backup_dest, cfg.key_file);
 		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
-		goto out;
-	case CONFIG_RUN:
-		break;
-	}
-
-	keep_sessions_out_of_dumps(cfg.key_file);
-	if (sodium_init() < 0) {
-		log_error("libsodium failed to initialise");
 		goto out;
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
