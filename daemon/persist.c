@@ -4774,15 +4774,85 @@ static bool backup_dest_ours(const char *dest, const struct stat *sb, const stru
 }
 
 /*
- * Open the backup's destination ${dest}, made (mode 0700, its entry synced) when it does not
- * exist (*${made} then says so), refusing one that is not an empty directory, that lies in
- * the data directory (${src_fd}, ${data_dir}), that is a symbolic link, or that another user
- * controls (backup_dest_ours). The link itself is refused, not just one that leads elsewhere:
- * a backup is often made where others may create names (a /tmp, a shared volume), and a link
- * planted there under the name the backup will take sent every session into whatever
- * directory it named. Returns its fd, or -1 (said).
+ * Make the backup's destination ${dest} (${path}: the same without trailing slashes), mode
+ * 0700 and the data directory's (${data}) owner's when run as root, with the guard ${guard}
+ * (backup_guard) already in it: it is made and guarded under a hidden name beside it
+ * (.NAME.partial-XXXXXX) and renamed to ${dest}, so that ${dest} never exists without the
+ * guard. Made with mkdir and guarded after, a backup killed between the two left an empty
+ * directory, which sessd starts on as a new store. A kill before the rename leaves only the
+ * hidden directory. Returns its fd, or -1 (said).
  */
-static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, bool *made)
+static int backup_dest_make(const char *dest, const char *path, const struct stat *data,
+                            const char *guard)
+{
+	char *parent = parent_path(path), *partial = NULL;
+	const char *base = strrchr(path, '/');
+	bool guarded = false;
+	int fd = -1;
+
+	base = base == NULL ? path : base + 1;
+	if (parent == NULL || asprintf(&partial, "%s/.%s.partial-XXXXXX", parent, base) == -1) {
+		partial = NULL;
+		goto fail_said;
+	}
+	if (mkdtemp(partial) == NULL) {
+		persist_say(LOG_ERROR, "cannot create a directory beside %s: %s", dest,
+		            strerror(errno));
+		free(partial);
+		partial = NULL;
+		goto fail;
+	}
+	fd = open(partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		goto fail_said;
+	/* Run as root, the directory is the data directory's owner's, as its files are: a
+	 * restore by `cp -a DEST/. DIR/` (README.md) gives DIR the owner of DEST, and a
+	 * root-owned DIR of mode 0700 is one the service cannot open. */
+	if (geteuid() == 0 && fchown(fd, data->st_uid, data->st_gid) == -1)
+		goto fail_said;
+	if (backup_guard(guard, fd, partial) == -1)
+		goto fail;
+	guarded = true;
+	/* Not over a directory made meanwhile: that one is not ours. Filesystems without
+	 * RENAME_NOREPLACE (EINVAL) get rename, which still refuses a directory that holds
+	 * anything. */
+	if (renameat2(AT_FDCWD, partial, AT_FDCWD, path, RENAME_NOREPLACE) == -1 &&
+	    (errno != EINVAL || rename(partial, path) == -1)) {
+		persist_say(LOG_ERROR, "cannot create %s: %s", dest, strerror(errno));
+		goto fail;
+	}
+	if (sync_parent_dir(path) == -1)
+		persist_say(LOG_WARN, "cannot sync the directory that holds %s: %s", dest,
+		            strerror(errno));
+	free(partial);
+	free(parent);
+	return fd;
+
+fail_said:
+	persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
+fail:
+	if (guarded)
+		unlinkat(fd, guard, 0);
+	if (fd != -1)
+		close(fd);
+	if (partial != NULL)
+		rmdir(partial);
+	free(partial);
+	free(parent);
+	return -1;
+}
+
+/*
+ * Open the backup's destination ${dest} with the guard ${guard} (backup_guard) in it, made
+ * when it does not exist (backup_dest_make; *${made} then says so), refusing one that is not
+ * an empty directory, that lies in the data directory (${src_fd}, ${data_dir}), that is a
+ * symbolic link, or that another user controls (backup_dest_ours). The link itself is
+ * refused, not just one that leads elsewhere: a backup is often made where others may create
+ * names (a /tmp, a shared volume), and a link planted there under the name the backup will
+ * take sent every session into whatever directory it named. Returns its fd, or -1 (said).
+ */
+static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, const char *guard,
+                            bool *made)
 {
 	struct stat data, sb;
 	struct dirent *de;
@@ -4810,9 +4880,9 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		free(path);
 		return -1;
 	}
-	free(path);
 	if (fd == -1 && errno != ENOENT) {
 		persist_say(LOG_ERROR, "cannot open %s: %s", dest, strerror(errno));
+		free(path);
 		return -1;
 	}
 	/* A new one is looked at through the directory it goes in, before it is made. */
@@ -4822,6 +4892,7 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		persist_say(LOG_ERROR, "cannot open %s: %s", parent ? parent : dest,
 		            strerror(errno));
 		free(parent);
+		free(path);
 		return -1;
 	}
 	free(parent);
@@ -4831,41 +4902,27 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		            "another volume is best)",
 		            dest, data_dir);
 		close(look);
+		free(path);
 		return -1;
 	}
 	if (fd == -1) {
 		close(look);
-		if (mkdir(dest, 0700) == -1) {
-			persist_say(LOG_ERROR, "cannot create %s: %s", dest, strerror(errno));
-			return -1;
-		}
-		*made = true;
-		if (sync_parent_dir(dest) == -1)
-			goto fail_said;
-		/* What is opened must still be the directory made: checked as any other. */
-		fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd == -1)
-			goto fail_said;
-		/* Run as root, the directory is the data directory's owner's, as its files are:
-		 * a restore by `cp -a DEST/. DIR/` (README.md) gives DIR the owner of DEST, and a
-		 * root-owned DIR of mode 0700 is one the service cannot open. */
-		if (geteuid() == 0 && fchown(fd, data.st_uid, data.st_gid) == -1) {
-			close(fd);
-			goto fail_said;
-		}
+		/* Made here, it needs none of the checks below: it is ours, 0700 and empty but
+		 * for the guard. */
+		fd = backup_dest_make(dest, path, &data, guard);
+		*made = fd != -1;
+		free(path);
+		return fd;
 	}
+	free(path);
 	if (fstat(fd, &sb) == -1) {
 		close(fd);
 		goto fail_said;
 	}
 	if (!backup_dest_ours(dest, &sb, &data)) {
 		close(fd);
-		/* Not the one made: it is not ours to remove. */
-		*made = false;
 		return -1;
 	}
-	if (*made)
-		return fd;
 	dfd = dup(fd);
 	d = dfd == -1 ? NULL : fdopendir(dfd);
 	if (d == NULL) {
@@ -4886,13 +4943,14 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		return -1;
 	}
 	closedir(d);
+	if (backup_guard(guard, fd, dest) == -1) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 
 fail_said:
 	persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
-	if (*made)
-		rmdir(dest);
-	*made = false;
 	return -1;
 }
 
@@ -4989,12 +5047,10 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 		            backup_access_hint(errno));
 		goto out;
 	}
-	dest_fd = backup_dest_open(src_fd, data_dir, dest, &made);
+	snap_name(guard, 1);
+	dest_fd = backup_dest_open(src_fd, data_dir, dest, guard, &made);
 	if (dest_fd == -1)
 		goto out;
-	snap_name(guard, 1);
-	if (backup_guard(guard, dest_fd, dest) == -1)
-		goto fail;
 	r.buf = malloc(BACKUP_CHUNK);
 	if (r.buf == NULL) {
 		persist_say(LOG_ERROR, "out of memory");
