@@ -208,7 +208,7 @@ struct persist {
 	struct store *st;
 	uint64_t switch_log_bytes; /* log_bytes below the segment the child snapshots */
 	/* A failed snapshot waits for its retry (snapshot_retry_due): until next_snapshot_ms
-	 * (wall clock, 0: none waits) at the latest; sooner, from retry_after_ms on (monotonic),
+	 * (monotonic, 0: none waits) at the latest; sooner, from retry_after_ms on (monotonic),
 	 * when it failed for want of space (retry_for_room) and the volume has room for one, or
 	 * otherwise when log_bytes has reached retry_log_bytes. */
 	uint64_t next_snapshot_ms;
@@ -1927,7 +1927,7 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
 	for (unsigned i = 0; i < p->snapshot_failures && spacing < SNAPSHOT_RETRY_MS; i++)
 		spacing *= 2;
 	p->snapshot_failures++;
-	p->next_snapshot_ms = wall_ms() + SNAPSHOT_RETRY_MS;
+	p->next_snapshot_ms = clock_ms(CLOCK_MONOTONIC) + SNAPSHOT_RETRY_MS;
 	p->retry_after_ms = clock_ms(CLOCK_MONOTONIC) + (took_ms > spacing ? took_ms : spacing);
 	p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
 	if (p->retry_for_room)
@@ -1940,11 +1940,13 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
  * room asked of the volume is less than what log_has_room keeps from the log, so that a log
  * stopped at that reserve does not keep the retry waiting.
  */
-static bool snapshot_retry_due(const struct persist *p, uint64_t now_ms)
+static bool snapshot_retry_due(const struct persist *p)
 {
-	if (p->next_snapshot_ms == 0 || now_ms >= p->next_snapshot_ms)
+	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC);
+
+	if (p->next_snapshot_ms == 0 || mono_ms >= p->next_snapshot_ms)
 		return true;
-	if (clock_ms(CLOCK_MONOTONIC) < p->retry_after_ms)
+	if (mono_ms < p->retry_after_ms)
 		return false;
 	if (p->retry_for_room)
 		return volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
@@ -1993,10 +1995,10 @@ static void say_fsize_limit(struct persist *p)
  * was to cover a batch it refused failed, and no snapshot runs, none waits for its retry
  * time, and one would fit.
  */
-static bool fsize_snapshot_due(const struct persist *p, uint64_t now_ms)
+static bool fsize_snapshot_due(const struct persist *p)
 {
 	return p->fsize_limited && p->state != STATE_OK && p->child <= 0 &&
-	       now_ms >= p->next_snapshot_ms && snapshot_fits(p);
+	       clock_ms(CLOCK_MONOTONIC) >= p->next_snapshot_ms && snapshot_fits(p);
 }
 
 /* Write the batch at the end of the segment (and fsync under always). Returns 0 or -1. */
@@ -3482,7 +3484,7 @@ static void snapshot_on_commit(struct persist *p)
 	if (p->next_snapshot_ms != 0) {
 		if (p->log_bytes < p->retry_log_bytes)
 			return;
-		if (!snapshot_retry_due(p, wall_ms())) {
+		if (!snapshot_retry_due(p)) {
 			if (p->retry_for_room)
 				p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
 			return;
@@ -3509,8 +3511,7 @@ int persist_commit(struct persist *p)
 		snapshot_switch(p);
 	else if (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes)
 		snapshot_on_commit(p);
-	else if (p->state == STATE_WRITE_FAILED && p->fsize_limited &&
-	         fsize_snapshot_due(p, wall_ms()))
+	else if (p->state == STATE_WRITE_FAILED && p->fsize_limited && fsize_snapshot_due(p))
 		snapshot_start(p);
 	/* Changes logged since the last call are unsafe if the log failed at any point since,
 	 * even when a snapshot start already wrote them (and then failed to sync). */
@@ -3547,7 +3548,7 @@ int persist_commit(struct persist *p)
  *   It also bounds the cost: these snapshots write at most half the bytes they replace, and a
  *   daemon whose files are mostly live data does not rewrite them for nothing.
  */
-static bool idle_snapshot_due(struct persist *p, uint64_t now_ms)
+static bool idle_snapshot_due(struct persist *p)
 {
 	uint64_t mono_ms = clock_ms(CLOCK_MONOTONIC), grown, held;
 
@@ -3558,7 +3559,7 @@ static bool idle_snapshot_due(struct persist *p, uint64_t now_ms)
 	p->quiet_since_appended = p->appended;
 	held = p->snap_bytes + p->log_bytes;
 	if (grown > held / QUIET_GROWTH_SHARE || p->state != STATE_OK || p->batch.len != 0 ||
-	    p->file_off <= FILE_HEADER_BYTES || now_ms < p->next_snapshot_ms ||
+	    p->file_off <= FILE_HEADER_BYTES || mono_ms < p->next_snapshot_ms ||
 	    held < IDLE_SNAPSHOT_MIN_LOG_BYTES)
 		return false;
 	return held / 2 > snapshot_bound(p);
@@ -3583,13 +3584,13 @@ static void give_back_room(struct persist *p)
 }
 
 /*
- * persist_tick(p, st, now_ms):
+ * persist_tick(p, st):
  * Called about once a second by the server: retries a failed disk, gives back the room a burst
  * of large writes grew the batch to, and starts a snapshot when the log has grown enough, or
  * when it has been quiet for snapshot_idle_ms and holds mostly sessions that are gone (the
  * snapshot is written without stopping service).
  */
-void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
+void persist_tick(struct persist *p, struct store *st)
 {
 	if (p == NULL)
 		return;
@@ -3615,12 +3616,12 @@ void persist_tick(struct persist *p, struct store *st, uint64_t now_ms)
 	 * be covered, and log_has_room may be refusing every change until they are. A file-size
 	 * limit's snapshot waits until one fits. */
 	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
-	    (p->state != STATE_OK && fsize_snapshot_due(p, now_ms)) ||
+	    (p->state != STATE_OK && fsize_snapshot_due(p)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
 	     (p->file_off > FILE_HEADER_BYTES || p->next_snapshot_ms != 0) &&
-	     snapshot_retry_due(p, now_ms))) {
+	     snapshot_retry_due(p))) {
 		snapshot_start(p);
-	} else if (idle_snapshot_due(p, now_ms)) {
+	} else if (idle_snapshot_due(p)) {
 		persist_say(LOG_INFO,
 		            "the log has been quiet for %" PRIu64 " ms, and the %" PRIu64
 		            " bytes a restart reads (the last snapshot and the log since) are over "

@@ -112,13 +112,13 @@ int persist_commit(struct persist *p);
 void persist_note_expired(struct persist *p, uint64_t now_ms);
 
 /*
- * persist_tick(p, st, now_ms):
+ * persist_tick(p, st):
  * Called about once a second by the server: retries a failed disk, gives back the room a burst
  * of large writes grew the batch to, and starts a snapshot when the log has grown enough, or
  * when it has been quiet for snapshot_idle_ms and holds mostly sessions that are gone (the
  * snapshot is written without stopping service).
  */
-void persist_tick(struct persist *p, struct store *st, uint64_t now_ms);
+void persist_tick(struct persist *p, struct store *st);
 
 /*
  * persist_check(data_dir, key_file, repair):

@@ -594,7 +594,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	note_turn(srv);
 	if (srv->persist != NULL)
-		persist_tick(srv->persist, srv->store, wall_ms());
+		persist_tick(srv->persist, srv->store);
 	/* The grace is checked here, so it ends within a tick of its time: until then the
 	 * previous secret lets no one new in (auth_check looks at the clock) but stays in
 	 * memory, and its connections stay open. */

@@ -459,7 +459,7 @@ LEAK_CHECKED_TEST(persist, a_clock_stepped_back_does_not_revive_what_expired)
 	cr_assert_eq(persist_commit(p), 0);
 	cr_assert_eq(store_expire(st, t + 6000, 100), 1);
 	persist_note_expired(p, t + 6000);
-	persist_tick(p, st, t + 6000);
+	persist_tick(p, st);
 	cr_assert_eq(store_expire(st, t + 6500, 100), 1);
 	persist_note_expired(p, t + 6500);
 	set_at(p, st, "after", back + 9000, back);
@@ -534,7 +534,7 @@ LEAK_CHECKED_TEST(persist, an_older_sessds_segment_gets_no_clock_records)
 	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, t + 1000);
 	cr_assert_not_null(p);
 	persist_note_expired(p, t + 1000);
-	persist_tick(p, st, t + 1000);
+	persist_tick(p, st);
 	set_at(p, st, "b", t + HOUR_MS, t + 1000);
 	cr_assert_eq(persist_commit(p), 0);
 	persist_free(p);
@@ -1169,7 +1169,7 @@ static void wait_for_snapshot(struct persist *p, struct store *st, const char *d
 	snprintf(old_log, sizeof(old_log), "log.%016" PRIx64, seq - 1);
 	/* A bound, not a timing assertion: a snapshot of a few sessions takes milliseconds. */
 	for (int i = 0; i < 6000; i++) {
-		persist_tick(p, st, now_wall_ms());
+		persist_tick(p, st);
 		if (file_exists(dir, snap) && !file_exists(dir, old_log))
 			return;
 		usleep(10000);
@@ -1189,7 +1189,7 @@ static void run_snapshot_then_log(const char *key_file)
 	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, key_file, 512, now_wall_ms());
 	cr_assert_not_null(p);
 	workload(p, st, false);
-	persist_tick(p, st, now_wall_ms()); /* starts snapshot 2 */
+	persist_tick(p, st); /* starts snapshot 2 */
 	/* Changes while the child writes go to the new segment. */
 	op_set(p, st, "app", "during", "snapshot", 8, now_wall_ms() + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
@@ -1240,7 +1240,7 @@ LEAK_CHECKED_TEST(persist, snapshot_of_many_sessions_and_repeated_snapshots)
 				op_push(p, st, "bulk", id, "n", val, 3, true, now + HOUR_MS);
 		}
 		cr_assert_eq(persist_commit(p), 0);
-		persist_tick(p, st, now_wall_ms());
+		persist_tick(p, st);
 		wait_for_snapshot(p, st, dir, gen);
 	}
 	want = dump_store(st, now_wall_ms());
@@ -1280,7 +1280,7 @@ LEAK_CHECKED_TEST(persist, snapshot_during_a_clear_holds_no_cleared_session)
 	store_stats(st, NULL, 0, &stats);
 	cr_assert_eq(stats.sessions, 2);
 	cr_assert_eq(store_next_expiry(st), 0, "the CLEAR's sessions are not all freed yet");
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	wait_for_snapshot(p, st, dir, 2);
 	want = dump_store(st, now_wall_ms());
 	persist_free(p);
@@ -1352,7 +1352,7 @@ static void damaged_snapshot_is_salvaged(const char *key_file, bool in_header)
 		op_set(p, st, "app", id, data, strlen(data), now + HOUR_MS);
 	}
 	cr_assert_eq(persist_commit(p), 0);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	wait_for_snapshot(p, st, dir, 2);
 	op_set(p, st, "app", "after", "logged", 6, now + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
@@ -1445,7 +1445,7 @@ static void snapshot_dir_make(char dir[64], char **at_snapshot, char **at_end)
 	}
 	cr_assert_eq(persist_commit(p), 0);
 	*at_snapshot = dump_store(st, now_wall_ms());
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	wait_for_snapshot(p, st, dir, 2);
 	op_set(p, st, "app", "after", "logged", 6, now + HOUR_MS);
 	op_set(p, st, "app", "s01", "set again", 9, now + HOUR_MS);
@@ -1749,10 +1749,10 @@ static void snapshot_run(void *arg)
 		kill(pids[0], SIGKILL);
 	}
 	for (int i = 0; i < 3000 && child_pids(pids, 8) > 0; i++) {
-		persist_tick(r->p, r->st, now_wall_ms());
+		persist_tick(r->p, r->st);
 		usleep(10000);
 	}
-	persist_tick(r->p, r->st, now_wall_ms());
+	persist_tick(r->p, r->st);
 }
 
 static void open_run(void *arg)
@@ -1911,13 +1911,13 @@ LEAK_CHECKED_TEST(persist, disk_full_refuses_changes_then_recovers_without_resta
 	cr_expect(persist_pending(p));
 	cr_expect_eq(persist_commit(p), -1, "the write past the limit fails");
 	cr_expect_eq(persist_writable(p), -1);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	cr_expect_eq(persist_writable(p), -1, "still full: still refused");
 	cr_expect_not(persist_pending(p));
 	cr_expect_eq(persist_commit(p), 0, "nothing new was logged");
 
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	cr_expect_eq(persist_writable(p), 0, "the retry wrote the pending batch");
 	op_set(p, st, "app", "after", "ok", 2, now_wall_ms() + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
@@ -2022,7 +2022,7 @@ static void empty_last_segment_is_removed(const uint8_t *leftover, size_t leftov
 	cr_expect_eq(persist_commit(p), -1, "the disk is still full");
 	cr_expect_eq(persist_writable(p), -1);
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	cr_expect_eq(persist_writable(p), 0, "space came back: writes resume");
 	/* Past the threshold: the next snapshot starts. */
 	memset(big, 'b', sizeof(big));
@@ -2204,7 +2204,7 @@ static void writer_main(const char *dir, int progress_fd)
 			_exit(4);
 		if (write(progress_fd, &i, sizeof(i)) != sizeof(i))
 			_exit(5);
-		persist_tick(p, st, now_wall_ms());
+		persist_tick(p, st);
 	}
 }
 
@@ -2294,8 +2294,8 @@ LEAK_CHECKED_TEST(persist, a_burst_of_large_writes_gives_its_batch_room_back)
 	cr_assert_not_null(p);
 	op_set(p, st, "a", "s", data, DATA_BYTES, now_wall_ms() + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
-	persist_tick(p, st, now_wall_ms());
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
+	persist_tick(p, st);
 	before = heap_in_use();
 
 	/* One turn's worth: the same session set again and again, so that the store itself
@@ -2303,10 +2303,10 @@ LEAK_CHECKED_TEST(persist, a_burst_of_large_writes_gives_its_batch_room_back)
 	for (int i = 0; i < BURST; i++)
 		op_set(p, st, "a", "s", data, DATA_BYTES, now_wall_ms() + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	op_set(p, st, "a", "s", data, 16, now_wall_ms() + HOUR_MS);
 	cr_assert_eq(persist_commit(p), 0);
-	persist_tick(p, st, now_wall_ms());
+	persist_tick(p, st);
 	after = heap_in_use();
 	cr_assert_lt(after, before + 4 * (size_t)DATA_BYTES,
 	             "%zu bytes still held after the burst was written (%zu before it)", after,
@@ -2378,4 +2378,43 @@ LEAK_CHECKED_TEST(persist, everysec_syncs_after_the_wall_clock_steps_back)
 	persist_free(p);
 	store_free(st);
 	rm_tree(dir);
+}
+
+/*
+ * A failed snapshot's retry waits (30 s, or the log's growth) on the monotonic clock. It
+ * waited for a wall-clock instant: a step of the clock back by a day held a quiet daemon's
+ * retry for a day, and a step forward retried at once. Here the clock steps a day forward
+ * right after a failure: no retry may start on the next tick.
+ */
+LEAK_CHECKED_TEST(persist, a_failed_snapshots_retry_waits_whatever_the_wall_clock_does)
+{
+	enum { SESSIONS = 5000, VALUE = 1000 };
+	struct snapshot_run r = {.kill_writer = true};
+	char id[32], val[VALUE];
+	uint64_t now = now_wall_ms();
+	pid_t pids[8];
+
+	memset(val, 'v', sizeof(val));
+	make_tmpdir(r.dir);
+	r.st = new_store();
+	open_run(&r);
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof(id), "s-%d", i);
+		op_set(r.p, r.st, "app", id, val, sizeof(val), now + HOUR_MS);
+	}
+	/* The writer of several megabytes is killed at once: the snapshot fails. */
+	snapshot_run(&r);
+	atomic_store(&wall_step_ms, (int64_t)24 * HOUR_MS);
+	/* A snapshot asked for is forked once the file worker has made its segment, at a
+	 * commit or tick after it: 200 of them give it time. */
+	for (int i = 0; i < 200 && child_pids(pids, 8) == 0; i++) {
+		persist_tick(r.p, r.st);
+		cr_assert_eq(persist_commit(r.p), 0);
+		usleep(1000);
+	}
+	cr_expect_eq(child_pids(pids, 8), 0, "the retry started when the wall clock stepped");
+	atomic_store(&wall_step_ms, 0);
+	persist_free(r.p);
+	store_free(r.st);
+	rm_tree(r.dir);
 }
