@@ -331,6 +331,13 @@ rep("ok hello map", 1, 0, mp_map(
     (s("server_id"), s("0123456789abcdef0123456789abcdef")), (s("max_frame"), u(1048576)),
     (s("max_id"), u(128)), (s("max_namespace"), u(64)), (s("max_flash_type"), u(64)),
     (s("max_list"), u(1000)), (s("auth"), nil()), (s("admin"), b"\xc3")))
+# What sessd sends today: max_data too (the reply above is an older server's).
+rep("ok hello map with max_data", 1, 0, mp_map(
+    (s("version"), u(1)), (s("server"), s("sessd 0.1.0")),
+    (s("server_id"), s("0123456789abcdef0123456789abcdef")), (s("max_frame"), u(1048576)),
+    (s("max_data"), u(1048560)), (s("max_id"), u(128)), (s("max_namespace"), u(64)),
+    (s("max_flash_type"), u(64)), (s("max_list"), u(1000)), (s("auth"), nil()),
+    (s("admin"), b"\xc3")))
 rep("not found", 7, 1, nil())
 rep("bad request with a message", 0, 2, s("id must be 1..128 bytes"), "id must be 1..128 bytes")
 rep("unknown op with a message, big request id", U64MAX, 5, s("unknown opcode"),
