@@ -50,6 +50,14 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // Its value: { cookie (the cookie's JSON form as saved) }: a cookie the request set after
 // its save (a "remember me" after req.session.save()) is saved at that touch (see touch).
 const SAVED = Symbol('connect-sessd saved session');
+// On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...).
+// Once the request has answered that with a 5xx (the app's error handler, as the README's
+// does), express-session's own save or touch at the end of the request is not made (see
+// answeredFailedSave): it held the error page until it was done, another timeoutMs or
+// restartWaitMs on a stuck or restarting sessd (a cart add's 503 came after 10 s with sessd
+// stopped), and a save failing again reached Express's final handler, which logged its stack
+// and destroyed the browser's socket.
+const SAVE_FAILED = Symbol('connect-sessd failed save');
 // On a session read from sessd (set by createSession): the Date object its cookie's expires
 // held when it was read. express-session renews the cookie (Session.touch, a new Date) only as
 // the response goes out; until then the expires is the one the session's last save wrote,
@@ -252,6 +260,25 @@ function markSaved(sess) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
     Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie) }, configurable: true });
   }
+}
+
+// markSaveFailed(sess): set() of sess failed (see SAVE_FAILED).
+function markSaveFailed(sess) {
+  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
+    Object.defineProperty(sess, SAVE_FAILED, { value: true, configurable: true });
+  }
+}
+
+// answeredFailedSave(sess): a save of sess failed in this request, and its response is a
+// server error (express-session keeps the session's request on it as sess.req, Express the
+// response as req.res). Its user was told the change did not go through: express-session's
+// save at the end of the request (after a regenerate(), it saves again) and its touch are not
+// made. A request that answered otherwise (an app that went on after the failed save) still
+// gets them, waiting for sessd as any request does.
+function answeredFailedSave(sess) {
+  if (!sess || typeof sess !== 'object' || !sess[SAVE_FAILED]) return false;
+  const res = sess.req && sess.req.res;
+  return !!res && typeof res.statusCode === 'number' && res.statusCode >= 500;
 }
 
 // cookieForm(cookie): the cookie's JSON form, as keyForm makes it; undefined without one.
@@ -461,22 +488,33 @@ class SessdStore extends BaseStore {
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback((async () => {
-      const key = this.key(sid);
-      const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
-      if (!(ttl > 0)) {
-        await this.client.destroy(this.namespace, key);
-        return undefined;
+      if (answeredFailedSave(sess)) return undefined;
+      try {
+        await this.saveSession(sid, sess);
+      } catch (err) {
+        markSaveFailed(sess);
+        throw err;
       }
-      const st = this.merge && sess ? sess[LOADED] : undefined;
-      if (st && st.key === key) {
-        if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess);
-        return undefined;
-      }
-      const data = this.serializer.stringify(sess);
-      await this.client.set(this.namespace, key, data, ttl);
-      markSaved(sess);
       return undefined;
     })(), cb);
+  }
+
+  // saveSession(sid, sess): set()'s work.
+  async saveSession(sid, sess) {
+    const key = this.key(sid);
+    const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
+    if (!(ttl > 0)) {
+      await this.client.destroy(this.namespace, key);
+      return;
+    }
+    const st = this.merge && sess ? sess[LOADED] : undefined;
+    if (st && st.key === key) {
+      if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess);
+      return;
+    }
+    const data = this.serializer.stringify(sess);
+    await this.client.set(this.namespace, key, data, ttl);
+    markSaved(sess);
   }
 
   // keyForm(key, value): how a top-level key's value serializes, to tell whether it changed:
@@ -660,7 +698,7 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
-      if (this.disableTouch || this.disableTTL) return undefined;
+      if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
       if (saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie))) return undefined;
       const key = this.key(sid);
