@@ -254,11 +254,13 @@ function adoptLifetime(cookie, stored) {
   return true;
 }
 
-// markSaved(sess): sessd holds sess as this request saved it (see SAVED). Not on an object
-// that takes no properties (a serializer's frozen session, say): it is then touched as before.
-function markSaved(sess) {
+// markSaved(sess, whole): sessd holds sess as this request saved it (see SAVED). Not on an
+// object that takes no properties (a serializer's frozen session, say): it is then touched as
+// before. whole, for a session saved whole with SET: { key, data } (the sessd key and the
+// bytes written), so that the same save again is not sent (see savedWhole).
+function markSaved(sess, whole = null) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie) }, configurable: true });
+    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole }, configurable: true });
   }
 }
 
@@ -513,8 +515,42 @@ class SessdStore extends BaseStore {
       return;
     }
     const data = this.serializer.stringify(sess);
+    // Awaited only after a save of this request (the await would let a request made after
+    // this save in the same tick go out before it).
+    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) return;
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess);
+    markSaved(sess, { key, data });
+  }
+
+  // savedWhole(sess, key, data): whether this request saved sess whole under key already,
+  // with the same data (the cookie's expiry aside, which express-session renews as the
+  // response goes out: see sameCookie). After regenerate() and req.session.save() (a login,
+  // passport's too), express-session saves the session again at the end of the request (the
+  // id changed, so it takes the session for unsaved): that second SET, a round trip of every
+  // login, wrote the same session again.
+  async savedWhole(sess, key, data) {
+    const saved = sess && typeof sess === 'object' ? sess[SAVED] : undefined;
+    const whole = saved !== undefined ? saved.whole : null;
+    if (!whole || whole.key !== key) return false;
+    if (typeof data === 'string' && typeof whole.data === 'string') {
+      if (data === whole.data) return true;
+    } else if (asBuffer(data).equals(asBuffer(whole.data))) {
+      return true;
+    }
+    let before;
+    try {
+      before = await this.parse(whole.data);
+    } catch (err) {
+      return false;
+    }
+    if (!isPlainObject(before)) return false;
+    const mine = this.forms(sess);
+    const theirs = this.forms(before);
+    if (mine.size !== theirs.size) return false;
+    for (const [k, f] of mine) {
+      if (!theirs.has(k) || !this.sameForm(k, f, theirs.get(k))) return false;
+    }
+    return true;
   }
 
   // keyForm(key, value): how a top-level key's value serializes, to tell whether it changed:

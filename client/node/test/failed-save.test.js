@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore } = require('..');
-const { Daemon, Browser, listen, closeServer } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, countSaves } = require('./helpers');
 
 let daemon;
 
@@ -49,20 +49,6 @@ function shop(store, errors, beforeSave) {
     return res.status(err.statusCode || 500).send('try again');
   });
   return app;
-}
-
-// countSaves(store, namespace): a counter of the saves (SET, SET_IF) the store sends for
-// namespace; counter.n.
-function countSaves(store, namespace) {
-  const counter = { n: 0 };
-  for (const m of ['set', 'setIf']) {
-    const orig = store.client[m];
-    store.client[m] = function counted(ns, ...rest) {
-      if (ns === namespace) counter.n++;
-      return orig.call(this, ns, ...rest);
-    };
-  }
-  return counter;
 }
 
 for (const kind of ['cart add', 'login']) {

@@ -368,4 +368,18 @@ async function requireOp(url, op, args, name, prepare = null) {
   }
 }
 
-module.exports = { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+// countSaves(store, namespace): a counter of the saves (SET, SET_IF) the store's client sends
+// from now on, for namespace (every namespace when null); counter.n.
+function countSaves(store, namespace = null) {
+  const counter = { n: 0 };
+  for (const m of ['set', 'setIf']) {
+    const orig = store.client[m];
+    store.client[m] = function counted(ns, ...rest) {
+      if (namespace === null || ns === namespace) counter.n++;
+      return orig.call(this, ns, ...rest);
+    };
+  }
+  return counter;
+}
+
+module.exports = { Daemon, countSaves, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
