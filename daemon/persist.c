@@ -154,7 +154,6 @@ struct persist {
 	enum persist_fsync fsync;
 	uint64_t snapshot_log_bytes;
 	uint64_t snapshot_idle_ms; /* 0: no idle snapshots */
-	uint64_t max_memory;       /* the store's limit, for messages */
 	uint8_t *key;              /* sodium_malloc'd, or NULL */
 	/* Run as root in a directory another user owns (the service's, most likely): the files
 	 * made get that owner (own_like_dir), or the service could not open them afterwards. */
@@ -1256,6 +1255,20 @@ static void reclaim_expired(struct store *st, uint64_t now_ms)
 }
 
 /*
+ * The saved sessions do not fit in the store's --max-memory (the daemon ran with a larger
+ * one): the rest of the load goes on without a limit, and the server puts it back once every
+ * session is in (the store then refuses what would grow it until it is under the limit
+ * again). Refusing to start instead took every app's sessions down until someone raised the
+ * setting, and a supervisor restarted the daemon into the same refusal.
+ */
+static void load_beyond_limit(struct store *st)
+{
+	persist_say(LOG_WARN, "the saved sessions do not fit in --max-memory: loading every one of "
+	                      "them all the same");
+	store_set_max_bytes(st, 0);
+}
+
+/*
  * Live, the expiry timer reclaims expired sessions within a fraction of a second, and the
  * memory they held goes to later writes. Replay has no timer: without reclaiming here, a log
  * of short-lived sessions written under --max-memory would not fit back into the same
@@ -1263,7 +1276,8 @@ static void reclaim_expired(struct store *st, uint64_t now_ms)
  * writes refused for memory included, finish a table's resize and free its old buckets, which
  * later writes then used: the log has only the accepted writes, so its replay may still be
  * resizing there (store_settle). So a change refused for memory is retried once after
- * reclaiming what had expired at the record's time and finishing the resizes.
+ * reclaiming what had expired at the record's time and finishing the resizes, and once more
+ * beyond the limit (load_beyond_limit).
  */
 static int replay_log_record(void *arg, const struct record *r)
 {
@@ -1275,13 +1289,18 @@ static int replay_log_record(void *arg, const struct record *r)
 		reclaim_expired(st, r->time_ms);
 		return 0;
 	}
-	if (apply_log_record(st, r) == 0)
-		return 0;
-	if (errno != ENOMEM)
-		return -1;
-	reclaim_expired(st, r->time_ms);
-	store_settle(st);
-	return apply_log_record(st, r);
+	for (int tries = 0;; tries++) {
+		if (apply_log_record(st, r) == 0)
+			return 0;
+		if (errno != ENOMEM || tries == 2)
+			return -1;
+		if (tries == 0) {
+			reclaim_expired(st, r->time_ms);
+			store_settle(st);
+		} else {
+			load_beyond_limit(st);
+		}
+	}
 }
 
 /*
@@ -1305,6 +1324,22 @@ struct snap_load {
 };
 
 /*
+ * After a try of a snapshot's session refused for memory (errno ENOMEM, else none), what comes
+ * before the next: the resizes in progress finished, then the limit lifted
+ * (load_beyond_limit). Returns whether to try again.
+ */
+static bool snap_room(struct snap_load *l, int tries)
+{
+	if (errno != ENOMEM || tries == 2)
+		return false;
+	if (tries == 0)
+		store_settle(l->st);
+	else
+		load_beyond_limit(l->st);
+	return true;
+}
+
+/*
  * store_set and store_flash_push for a snapshot's sessions: one refused for memory is tried
  * again once the resizes in progress are finished, as a log record is (see
  * replay_log_record): the daemon that wrote the snapshot held these sessions with its tables
@@ -1312,25 +1347,25 @@ struct snap_load {
  */
 static int snap_set(struct snap_load *l, const struct record *r)
 {
-	if (store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms) == 0)
-		return 0;
-	if (errno != ENOMEM)
-		return -1;
-	store_settle(l->st);
-	return store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms);
+	for (int tries = 0;; tries++) {
+		if (store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms) ==
+		    0)
+			return 0;
+		if (!snap_room(l, tries))
+			return -1;
+	}
 }
 
 static int snap_push(struct snap_load *l, const uint8_t *type, size_t type_len, const void *msg,
                      size_t msg_len, bool is_bin)
 {
-	if (store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin, l->expires_at_ms,
-	                     l->time_ms, NULL) == 0)
-		return 0;
-	if (errno != ENOMEM)
-		return -1;
-	store_settle(l->st);
-	return store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin,
-	                        l->expires_at_ms, l->time_ms, NULL);
+	for (int tries = 0;; tries++) {
+		if (store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin,
+		                     l->expires_at_ms, l->time_ms, NULL) == 0)
+			return 0;
+		if (!snap_room(l, tries))
+			return -1;
+	}
 }
 
 static int snap_finish_session(struct snap_load *l)
@@ -2615,24 +2650,10 @@ static void snapshot_switch(struct persist *p)
 	p->next_snapshot_ms = 0; /* no retry pending: persist_commit may start the next one */
 }
 
-/*
- * Say where a record could not be applied. A store refusing for memory under --max-memory is
- * an operator's setting, not damage: say which setting, so the fix is obvious.
- */
-static void say_apply_failure(const struct persist *p, const struct store *st, const char *name,
-                              uint64_t off, const char *why)
+/* Say where a record could not be applied, and why. */
+static void say_apply_failure(const struct persist *p, const char *name, uint64_t off,
+                              const char *why)
 {
-	struct store_stats ss;
-
-	if (why == NULL && errno == ENOMEM && p->max_memory != 0) {
-		store_stats(st, NULL, 0, &ss);
-		persist_say(LOG_ERROR,
-		            "%s/%s at offset %" PRIu64 ": the sessions do not fit in --max-memory "
-		            "%" PRIu64 " (%" PRIu64 " bytes loaded so far); start with a larger "
-		            "--max-memory",
-		            p->dir, name, off, p->max_memory, ss.bytes);
-		return;
-	}
 	persist_say(LOG_ERROR, "%s/%s at offset %" PRIu64 ": cannot apply the record: %s", p->dir,
 	            name, off, why ? why : strerror(errno));
 }
@@ -2657,7 +2678,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 	if (file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
 	              &p->plain, &s, &fail_off) == -1) {
 		if (fail_off > 0)
-			say_apply_failure(p, st, name, fail_off, l.why);
+			say_apply_failure(p, name, fail_off, l.why);
 		return -1;
 	}
 	if (s.damaged) {
@@ -2784,7 +2805,7 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 		if (file_scan(p->dir_fd, p->dir, name, LOG_MAGIC, segs[i], p->key, false,
 		              replay_log_record, st, &p->plain, &s, &fail_off) == -1) {
 			if (fail_off > 0)
-				say_apply_failure(p, st, name, fail_off, NULL);
+				say_apply_failure(p, name, fail_off, NULL);
 			return -1;
 		}
 		if (s.damaged && !torn_tail(&s, last)) {
@@ -3101,7 +3122,6 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	p->dir_fd = p->lock_fd = p->fd = p->prep_fd = p->retire_fd = -1;
 	p->fsync = cfg->fsync;
-	p->max_memory = cfg->max_memory;
 	p->snapshot_log_bytes =
 	    cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : DEFAULT_SNAPSHOT_LOG_BYTES;
 	p->snapshot_idle_ms = cfg->snapshot_idle_ms;

@@ -43,8 +43,6 @@ struct persist_config {
 	 * of its size), when it is much larger than a snapshot of the live sessions would be
 	 * (0: never). */
 	uint64_t snapshot_idle_ms;
-	/* The store's --max-memory (0: none), named when the data does not fit at startup. */
-	uint64_t max_memory;
 };
 
 /*

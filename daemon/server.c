@@ -786,6 +786,27 @@ static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const c
 }
 
 /*
+ * --max-memory ${given}: the limit, whatever the sessions loaded into ${st} hold. Past it, the
+ * daemon starts with every one of them, warned of, and refuses the writes that would grow the
+ * store until sessions end: a data directory written under a larger limit used to stop the
+ * daemon from starting at all ("the sessions do not fit"), so an operator who lowered the
+ * limit, or moved sessd to a smaller machine, took every app's sessions down, and a
+ * supervisor restarted it into the same refusal. Returns ${given}.
+ */
+static uint64_t server_given_max_memory(struct store *st, uint64_t given)
+{
+	struct store_stats stats;
+
+	store_stats(st, NULL, 0, &stats);
+	if (given != 0 && stats.bytes > given)
+		log_warn("the sessions loaded take %llu bytes, more than --max-memory %llu: sessd "
+		         "starts with every one of them, and refuses writes that would grow the "
+		         "store (NO_MEMORY) until sessions end and bring it under the limit",
+		         (unsigned long long)stats.bytes, (unsigned long long)given);
+	return given;
+}
+
+/*
  * --max-client-memory not given: its default, but at most what is left of a quarter of
  * ${limit} (what the process may use, from ${source}; 0: unknown) once --max-connections
  * connections hold their own state (SERVER_CONNECTION_BYTES each), and never under the floor
@@ -948,7 +969,9 @@ struct server *server_new(const struct config *cfg)
 
 	memset(&store_cfg, 0, sizeof(store_cfg));
 	/* A limit of its own choosing applies once the saved sessions are in (see
-	 * server_auto_max_memory). */
+	 * server_auto_max_memory). A given one applies while they load, so that the replay
+	 * reclaims what had expired where the daemon did, and is lifted for the rest of the
+	 * load when they do not fit (persist_open; server_given_max_memory). */
 	store_cfg.max_bytes = (size_t)cfg->max_memory;
 	/* No flash limit while the saved sessions load: one lowered --max-frame must not make
 	 * the log unreadable. It is set below. */
@@ -967,7 +990,6 @@ struct server *server_new(const struct config *cfg)
 		pcfg.key_file = cfg->key_file;
 		pcfg.snapshot_log_bytes = cfg->snapshot_log_bytes;
 		pcfg.snapshot_idle_ms = (uint64_t)cfg->snapshot_idle_s * 1000u;
-		pcfg.max_memory = cfg->max_memory;
 		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
 		if (srv->persist == NULL) {
 			log_error("cannot open the data directory %s", cfg->data_dir);
@@ -983,7 +1005,7 @@ struct server *server_new(const struct config *cfg)
 		process_limit = 0;
 	max_memory = cfg->max_memory_auto
 	                 ? server_auto_max_memory(srv->store, process_limit, limit_source)
-	                 : cfg->max_memory;
+	                 : server_given_max_memory(srv->store, cfg->max_memory);
 	store_set_max_bytes(srv->store, (size_t)max_memory);
 	max_client_memory = server_auto_max_client_memory(cfg, process_limit, limit_source);
 

@@ -265,10 +265,16 @@ static struct ns *dict_owner(struct store *st, struct dict *d)
 	return d == &st->names ? NULL : container_of(d, struct ns, sessions);
 }
 
-/* Whether the store stays within max_bytes when ${added} bytes come and ${removed} go. */
+/*
+ * Whether the store stays within max_bytes when ${added} bytes come and ${removed} go. A
+ * change that does not grow the store always fits: a store over its limit (a data directory
+ * loaded under a lower --max-memory than it was written with) still takes the writes that
+ * shrink it or keep its size.
+ */
 static bool fits(const struct store *st, size_t added, size_t removed)
 {
-	return st->cfg.max_bytes == 0 || st->bytes - removed + added <= st->cfg.max_bytes;
+	return st->cfg.max_bytes == 0 || added <= removed ||
+	       st->bytes - removed + added <= st->cfg.max_bytes;
 }
 
 /* Charge ${d}'s owner (see dict_owner) and the store with a change of its tables' memory. */
@@ -596,8 +602,7 @@ static struct sess *sess_alloc_within(struct store *st, size_t size, size_t old_
 		return NULL;
 	}
 	usable = malloc_usable_size(s);
-	if (usable > UINT32_MAX ||
-	    (st->cfg.max_bytes != 0 && st->bytes - old_usable + usable > st->cfg.max_bytes)) {
+	if (usable > UINT32_MAX || !fits(st, usable, old_usable)) {
 		free(s);
 		errno = ENOMEM;
 		return NULL;

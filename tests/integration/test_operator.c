@@ -4,8 +4,8 @@
  * restart under the same --max-memory after a log of short-lived sessions, an idle daemon
  * with a tiny --snapshot-log-bytes, a damaged snapshot and its repair, a restart with a smaller
  * --max-frame, and startup mistakes (socket path, key file, address in use, unwritable data
- * directory or LOCK file, too little --max-memory) that must end in one clear line and a non-zero
- * exit, never a crash.
+ * directory or LOCK file) that must end in one clear line and a non-zero exit, never a crash;
+ * and a --max-memory lower than the sessions saved, which starts with them all.
  */
 #include <criterion/criterion.h>
 
@@ -1048,7 +1048,7 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeo
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "no", "--max-memory", "1M", NULL};
 	struct harness_daemon d;
 	uint8_t *data = malloc(SIZE);
-	char id[32];
+	char id[32], *text;
 	int fd, status;
 
 	cr_assert_not_null(data);
@@ -1077,17 +1077,51 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeo
 	cr_assert_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, args), 0, "the same --max-memory must load its own data");
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "do not fit"), "loaded beyond the limit it ran with: %s", text);
+	free(text);
 	fd = harness_open_ready(d.unix_url, "check");
 	cr_expect_eq(get_session(fd, "keep", data, SIZE), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
-	/* A limit below what the live sessions need: refused, naming the setting. */
+	/* A limit below what the live sessions need (an operator lowered it, or moved sessd to a
+	 * smaller machine): sessd used to refuse to start, every app's sessions down until the
+	 * setting was raised. It starts with every session, says so, and refuses only the writes
+	 * that would grow the store until it is under the limit again. */
 	{
-		const char *small[] = {"--data-dir",   data_dir, "--listen", "tcp://127.0.0.1:0",
-		                       "--max-memory", "16K",    NULL};
+		const char *small[] = {"--data-dir", data_dir, "--max-memory", "16K", NULL};
+		struct codec_request destroy = {.op = CODEC_OP_DESTROY};
 
-		expect_refused(small, 1, "--max-memory");
+		cr_assert_eq(harness_start(&d, small), 0, "a lower --max-memory stopped the start");
+		text = harness_log(&d);
+		cr_expect_not_null(strstr(text, "do not fit in --max-memory: loading every one"),
+		                   "%s", text);
+		cr_expect_not_null(strstr(text, "more than --max-memory 16384: sessd starts with "
+		                                "every one of them"),
+		                   "%s", text);
+		free(text);
+		fd = harness_open_ready(d.unix_url, "over");
+		cr_expect_eq(get_session(fd, "keep", data, SIZE), CODEC_OK);
+		cr_expect_eq(set_session(fd, "new", "x", 1, TTL_MS), CODEC_NO_MEMORY);
+		/* Its user's next saves go through while they do not grow it: the same size
+		 * (written in place), and smaller (a new allocation that frees more than it takes).
+		 */
+		fill(data, SIZE, 100);
+		cr_expect_eq(set_session(fd, "keep", data, SIZE, TTL_MS), CODEC_OK);
+		cr_expect_eq(set_session(fd, "keep", data, SIZE / 2, TTL_MS), CODEC_OK);
+		cr_expect_eq(get_session(fd, "keep", data, SIZE / 2), CODEC_OK);
+		destroy.ns = str("ops");
+		destroy.id = str("keep");
+		cr_expect_eq(status_of(fd, &destroy), CODEC_OK);
+		/* And once the last short-lived sessions (200 ms) have expired too, new ones. */
+		for (long started = mono_ms();
+		     (status = set_session(fd, "new", "x", 1, TTL_MS)) == CODEC_NO_MEMORY &&
+		     mono_ms() - started < DEADLINE_MS;)
+			sleep_ms(20);
+		cr_expect_eq(status, CODEC_OK, "still refused once under the limit");
+		close(fd);
+		cr_assert_eq(harness_stop(&d), 0);
 	}
 	rm_tree(data_dir);
 	free(data);
