@@ -1505,6 +1505,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 	ssize_t got;
 
 	(void)what;
+	if (c->set->cfg.on_io != NULL)
+		c->set->cfg.on_io(c->set->cfg.arg);
 	if (c->lingering) {
 		uint8_t sink[4096];
 
@@ -1644,6 +1646,8 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 	/* Replies of this turn wait for the commit; the flush writes them all. */
 	if (c->pending)
 		return;
+	if (c->set->cfg.on_io != NULL)
+		c->set->cfg.on_io(c->set->cfg.arg);
 	conn_write(c);
 }
 

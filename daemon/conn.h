@@ -63,6 +63,8 @@ typedef bool (*conn_reply_only_fn)(void *arg, struct dispatch_frame_ref *frame);
 typedef bool (*conn_takes_for_client_fn)(void *arg, struct dispatch_frame_ref *frame);
 /* A connection was closed and freed (the set no longer counts it). */
 typedef void (*conn_closed_fn)(void *arg);
+/* A connection's socket is read or written in a ready callback: the loop's turn has work. */
+typedef void (*conn_io_fn)(void *arg);
 
 struct conn_config {
 	uint32_t max_frame;
@@ -95,6 +97,7 @@ struct conn_config {
 	conn_reply_only_fn on_reply_only;   /* NULL: a departed client's requests all run */
 	conn_takes_for_client_fn on_takes_for_client; /* NULL: asked only for large replies */
 	conn_closed_fn on_closed;
+	conn_io_fn on_io; /* NULL: not told */
 	void *arg;
 };
 

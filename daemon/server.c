@@ -318,6 +318,13 @@ static bool server_on_takes_for_client(void *arg, struct dispatch_frame_ref *fra
 	return dispatch_takes_for_client(srv->dispatch, frame);
 }
 
+/* Reads and writes in the ready callbacks are the turn's work too: a burst of large requests
+ * spends as much of the turn reading them as handling them. */
+static void server_on_io(void *arg)
+{
+	note_turn(arg);
+}
+
 static void server_on_closed(void *arg)
 {
 	struct server *srv = arg;
@@ -1041,6 +1048,7 @@ struct server *server_new(const struct config *cfg)
 	conn_cfg.on_reply_only = server_on_reply_only;
 	conn_cfg.on_takes_for_client = server_on_takes_for_client;
 	conn_cfg.on_closed = server_on_closed;
+	conn_cfg.on_io = server_on_io;
 	conn_cfg.arg = srv;
 	conn_set_init(&srv->conns, &conn_cfg);
 	srv->conns_ready = true;
