@@ -72,6 +72,29 @@
  * filled their 4 MiB of replies). 8,192 small frames take about a millisecond; a connection
  * held for it goes first in the next turn if it got nothing in this one (hold_over). */
 #define CONN_TURN_FRAMES 8192u
+/* Bytes of requests a turn handles, over all connections, before the rest wait for the next
+ * turn (at least one frame is always handled); a connection handles at most
+ * CONN_INPUT_SHARE_BYTES of them, beyond its first frame. Every byte of a change is copied
+ * into the store, encoded into the log's batch and written by the turn's one commit before any
+ * reply goes out, so the frame count alone let a burst of large SETs make one turn of them
+ * all: 200 clients each SETting a 1 MB session at once, with --data-dir, held the loop for
+ * about a second (the reads, the copies into the store and the batch, the batch's pwrite;
+ * bench/README.md, "Large requests"). 2 MiB is twice a turn of the common load (50 connections
+ * pipelining 16 SETs of 1 KB: 0.9 MB), and a connection's share holds 16 pipelined SETs of
+ * 8 KB (130 KB), so that load runs and commits as before. */
+#define CONN_TURN_INPUT_BYTES  (2u * 1024u * 1024u)
+#define CONN_INPUT_SHARE_BYTES (256u * 1024u)
+/* Past the byte budget, a frame of at most CONN_SMALL_FRAME_BYTES is handled still while the
+ * turn's requests stay under a CONN_SPARE_PART-th more of it: a GET or a small SET that came
+ * behind a burst of large SETs does not wait for the burst. */
+#define CONN_SMALL_FRAME_BYTES (16u * 1024u)
+/* Bytes a turn reads, over all connections, before the rest of the ready connections wait
+ * for the next turn (conn_on_read). Handling is bounded by CONN_TURN_INPUT_BYTES, but reading
+ * was not: every ready connection read what its socket held, up to the rest of its frame (a
+ * Unix socket holds some 200 KB), and 200 clients sending 1 MB sessions at once made turns of
+ * 40 MB of reads (up to 170 ms on the project's VM, most of it page faults on the input
+ * buffers). The same as CONN_TURN_INPUT_BYTES, for the same reason. */
+#define CONN_TURN_READ_BYTES (2u * 1024u * 1024u)
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
  * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
@@ -91,6 +114,7 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) pending_link;
 	TAILQ_ENTRY(conn) input_link;
+	TAILQ_ENTRY(conn) unread_link;
 	TAILQ_ENTRY(conn) waiting_link;
 	TAILQ_ENTRY(conn) ungreeted_link; /* in set->ungreeted until greeted */
 	TAILQ_ENTRY(conn) grown_link;     /* in set->grown while grown */
@@ -137,6 +161,7 @@ struct conn {
 	struct dispatch_peer peer;
 	bool pending; /* on the set's pending list */
 	bool queued;  /* on the set's input list: read this turn, not handled yet */
+	bool unread;  /* on the set's unread list: ready, its read put off (conn_on_read) */
 	bool reading; /* read_ev is added */
 	bool writing; /* write_ev is added */
 	bool closing; /* reading is over: close once the output is sent */
@@ -317,6 +342,8 @@ static void conn_unlink_destroy(struct conn *c)
 		TAILQ_REMOVE(&s->pending, c, pending_link);
 	if (c->queued)
 		TAILQ_REMOVE(&s->input, c, input_link);
+	if (c->unread)
+		TAILQ_REMOVE(&s->unread, c, unread_link);
 	if (c->waiting) {
 		TAILQ_REMOVE(&s->waiting, c, waiting_link);
 		s->n_waiting--;
@@ -738,6 +765,22 @@ static bool small_may_pass(const struct conn *c, size_t made, size_t spare,
 }
 
 /*
+ * Whether the next frame of ${c}, ${whole} bytes with its header, waits for the next turn:
+ * the turn has handled CONN_TURN_INPUT_BYTES of requests, or ${c} its share of them (${taken}
+ * bytes in this call), and the frame is not a small one that the spare lets pass. The first
+ * frame of a call always passes its connection's share, and the first of a turn the turn's.
+ */
+static bool input_past_budget(const struct conn *c, size_t taken, size_t whole)
+{
+	size_t turn = c->set->turn_input + taken;
+
+	if (turn < CONN_TURN_INPUT_BYTES && taken < CONN_INPUT_SHARE_BYTES)
+		return false;
+	return whole > CONN_SMALL_FRAME_BYTES ||
+	       turn >= CONN_TURN_INPUT_BYTES + CONN_TURN_INPUT_BYTES / CONN_SPARE_PART;
+}
+
+/*
  * Whether the client of ${c} is gone: it reset the connection, or (a Unix socket) closed it.
  * Over TCP a close is seen as the client shutting its side only, which a client may do and
  * still read its replies, until the first reply sent draws a reset. Asked before the next
@@ -993,7 +1036,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	struct dispatch_frame_ref plain;
 	struct dispatch_frame_ref *frame;
 	enum dispatch_verdict verdict;
-	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0, spare = 0;
+	size_t before = c->out.len + c->plain.len, n_hinted = 0, handled = 0, spare = 0, taken = 0;
 	bool completed = false, greeting, past_budget, asked_gone = false, gone = false;
 	uint64_t now_ms = 0;
 	size_t avail, whole, made, out_at, made_at;
@@ -1083,6 +1126,11 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 			hold_over(c, made == 0 && unsent(c) == 0);
 			break;
 		}
+		/* And their bytes: a turn of large requests is bounded too. */
+		if (input_past_budget(c, taken, whole)) {
+			hold_over(c, made == 0 && unsent(c) == 0);
+			break;
+		}
 		past_budget = s->turn_output + made >= s->cfg.turn_output_bytes ||
 		              made >= s->cfg.turn_output_bytes / CONN_TURN_SHARES;
 		if (past_budget && !small_may_pass(c, made, spare, frame, now_ms)) {
@@ -1110,6 +1158,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (verdict == DISPATCH_CLOSE)
 			c->closing = true;
 		c->in_start += whole;
+		taken += whole;
 		completed = true;
 		/* Plain, HELLO is the greeting: refused, BUSY goes in place of its reply. */
 		if (greeting && c->peer.ready && c->peer.seal == NULL && !admit(c)) {
@@ -1142,6 +1191,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	if (completed)
 		c->active_tick = s->ticks;
 	s->turn_frames += handled;
+	s->turn_input += taken;
 	note_held(c, completed);
 	if (c->broken)
 		return finish_broken(c);
@@ -1488,6 +1538,7 @@ static void read_records(struct conn *c)
 	got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
 	if (got > 0) {
 		c->raw.len += (size_t)got;
+		c->set->turn_read += (size_t)got;
 		if (open_records(c) == -1) {
 			note_held(c, false);
 			begin_closing(c);
@@ -1498,23 +1549,12 @@ static void read_records(struct conn *c)
 	after_recv(c, got);
 }
 
-static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+/* Read what ${c}'s socket holds, as much as its next frame or read size wants. */
+static void read_ready(struct conn *c)
 {
-	struct conn *c = arg;
 	size_t room;
 	ssize_t got;
 
-	(void)what;
-	if (c->set->cfg.on_io != NULL)
-		c->set->cfg.on_io(c->set->cfg.arg);
-	if (c->lingering) {
-		uint8_t sink[4096];
-
-		got = recv(fd, sink, sizeof(sink), 0);
-		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
-			conn_close(c);
-		return;
-	}
 	if (c->peer.seal != NULL) {
 		read_records(c);
 		return;
@@ -1525,12 +1565,43 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	room = c->in_cap - c->in_end;
-	got = recv(fd, c->in_data + c->in_end, room, 0);
+	got = recv(c->fd, c->in_data + c->in_end, room, 0);
 	if (got > 0) {
 		c->in_end += (size_t)got;
+		c->set->turn_read += (size_t)got;
 		size_next_read(c, room, (size_t)got);
 	}
 	after_recv(c, got);
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct conn_set *s = c->set;
+	ssize_t got;
+
+	(void)what;
+	if (s->cfg.on_io != NULL)
+		s->cfg.on_io(s->cfg.arg);
+	if (c->lingering) {
+		uint8_t sink[4096];
+
+		got = recv(fd, sink, sizeof(sink), 0);
+		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
+			conn_close(c);
+		return;
+	}
+	/* Past the turn's reading budget, or behind connections put off already, the read waits
+	 * its place (conn_set_handle_input reads them in order): the callbacks come in the same
+	 * order every turn, and the last ones would otherwise never read during a burst. */
+	if (c->unread)
+		return;
+	if (!TAILQ_EMPTY(&s->unread) || s->turn_read >= CONN_TURN_READ_BYTES) {
+		c->unread = true;
+		TAILQ_INSERT_TAIL(&s->unread, c, unread_link);
+		return;
+	}
+	read_ready(c);
 }
 
 /*
@@ -1680,6 +1751,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->all);
 	TAILQ_INIT(&s->pending);
 	TAILQ_INIT(&s->input);
+	TAILQ_INIT(&s->unread);
 	TAILQ_INIT(&s->waiting);
 	TAILQ_INIT(&s->ungreeted);
 	TAILQ_INIT(&s->held_over);
@@ -1696,6 +1768,15 @@ void conn_set_handle_input(struct conn_set *s)
 	size_t n_conns, n_frames;
 	struct conn *c;
 
+	/* The reads put off, oldest first, while the turn's budget lasts; one whose reading
+	 * stopped meanwhile (held, paused, closing, lingering) is dropped from the list: its
+	 * socket is ready still, and says so again once it is watched. */
+	while (s->turn_read < CONN_TURN_READ_BYTES && (c = TAILQ_FIRST(&s->unread)) != NULL) {
+		TAILQ_REMOVE(&s->unread, c, unread_link);
+		c->unread = false;
+		if (c->reading && !c->lingering)
+			read_ready(c);
+	}
 	while (!TAILQ_EMPTY(&s->input)) {
 		/* A chunk at a time: hints run too far ahead would be evicted before use. */
 		n_conns = n_frames = 0;
@@ -1985,6 +2066,8 @@ void conn_set_flush(struct conn_set *s, bool committed)
 	s->turn_output = 0;
 	s->turn_spare = 0;
 	s->turn_frames = 0;
+	s->turn_input = 0;
+	s->turn_read = 0;
 	/* Work on a detached list: a connection that resumes reading here may queue replies
 	 * again, for the next flush. */
 	TAILQ_INIT(&batch);
@@ -2056,4 +2139,9 @@ void conn_set_shutdown(struct conn_set *s)
 		c->owes_goodbye = !c->closing;
 		begin_closing(c);
 	}
+}
+
+bool conn_set_has_unread(const struct conn_set *s)
+{
+	return !TAILQ_EMPTY(&s->unread);
 }

@@ -110,6 +110,8 @@ struct conn_set {
 	struct conn_list pending;
 	/* Connections that read input this turn, not handled yet (conn_set_handle_input). */
 	struct conn_list input;
+	/* Connections ready to read whose read the turn's budget put off, oldest first. */
+	struct conn_list unread;
 	/* Connections whose next frame the owner put off (DISPATCH_LATER), for conn_set_retry. */
 	struct conn_list waiting;
 	size_t n_waiting;
@@ -123,6 +125,8 @@ struct conn_set {
 	struct conn_list held_starved;
 	size_t turn_output; /* bytes of replies made this turn (turn_output_bytes) */
 	size_t turn_frames; /* frames handled this turn (CONN_TURN_FRAMES, conn.c) */
+	size_t turn_input;  /* bytes of those frames (CONN_TURN_INPUT_BYTES, conn.c) */
+	size_t turn_read;   /* bytes read this turn (CONN_TURN_READ_BYTES, conn.c) */
 	/* Times a connection's frames were left for the next turn, a budget of the turn (replies
 	 * or frames) or the connection's share of it being spent: for STATS. */
 	uint64_t held_over_total;
@@ -259,6 +263,9 @@ bool conn_set_may_try(struct conn_set *s);
  * (on_prefetch) before any is carried out.
  */
 void conn_set_handle_input(struct conn_set *s);
+
+/* Whether reads were put off past a turn's budget, for the next turn (the loop must not wait). */
+bool conn_set_has_unread(const struct conn_set *s);
 
 /*
  * conn_set_flush(s, committed):

@@ -1085,6 +1085,7 @@ int server_run(struct server *srv)
 		 * for I/O; once none waits, nothing is handed again. */
 		flags = EVLOOP_ONCE;
 		if (conn_set_has_pending(&srv->conns) || conn_set_has_held(&srv->conns) ||
+		    conn_set_has_unread(&srv->conns) ||
 		    (dispatch_wants_next_turn(srv->dispatch) && conn_set_has_waiting(&srv->conns)))
 			flags |= EVLOOP_NONBLOCK;
 		rc = event_base_loop(srv->base, flags);
