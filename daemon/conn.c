@@ -144,6 +144,8 @@ struct conn {
 	 * idle_enough: bytes alone do not count, or one byte a second into a frame never
 	 * finished would keep a connection from ever giving way. */
 	uint64_t active_tick;
+	/* The set's ticks when a read last brought bytes (give_back_room). */
+	uint64_t read_tick;
 	/* Bytes the next read asks for at least: CONN_READ_CHUNK to CONN_READ_MOST. */
 	size_t read_bytes;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
@@ -1305,18 +1307,37 @@ static bool roomy(size_t used, size_t cap)
 }
 
 /*
+ * Whether ${c}'s input holds the start of a frame that is still arriving and needs the room:
+ * a read brought bytes since the tick before the last, and the frame's checked length fills
+ * a quarter of the buffer at least. Moving it would copy what is in only for the next read
+ * to grow the buffer back and copy it again: 200 clients in the middle of 1 MB SETs made the
+ * once-a-second tick a loop turn of 70-150 ms, in copies and page faults.
+ */
+static bool frame_arriving(const struct conn *c)
+{
+	size_t avail = c->in_end - c->in_start, need;
+
+	if (c->read_tick + 1 < c->set->ticks || avail < CODEC_HEADER_BYTES || !c->peer.ready)
+		return false;
+	need = CODEC_HEADER_BYTES + (size_t)codec_frame_length(c->in_data + c->in_start);
+	return need > avail && !roomy(need, c->in_cap);
+}
+
+/*
  * Give back what ${c}'s buffers grew to for a large frame or reply beyond what they hold
  * now: each grown past CONN_KEEP_BYTES and less than a quarter full moves what it holds to a
  * buffer of that size, or is freed when empty. So neither an idle connection nor a byte left
  * behind keeps a large frame's room. What they hold stays, in order; a buffer that cannot be
  * moved (out of memory) stays as it is. ${c} leaves the grown list once none is grown.
+ * ${spare_arriving}: the input of a frame still arriving keeps its room (frame_arriving); a
+ * client that sent nothing for a whole tick gives it back still.
  */
-static void give_back_room(struct conn *c)
+static void give_back_room(struct conn *c, bool spare_arriving)
 {
 	struct conn_set *s = c->set;
 	size_t out = c->out.len - c->out_sent;
 
-	if (roomy(c->in_end - c->in_start, c->in_cap))
+	if (roomy(c->in_end - c->in_start, c->in_cap) && !(spare_arriving && frame_arriving(c)))
 		shrink_input(c);
 	if (roomy(c->raw.len, c->raw.cap))
 		shrink_buf(&c->raw, 0);
@@ -1335,15 +1356,15 @@ static void give_back_room(struct conn *c)
 	}
 }
 
-/* give_back_room for every connection that grew a buffer. */
-static void give_back_all_room(struct conn_set *s)
+/* give_back_room(c, ${spare_arriving}) for every connection that grew a buffer. */
+static void give_back_all_room(struct conn_set *s, bool spare_arriving)
 {
 	struct conn *c, *next;
 
 	/* give_back_room takes only ${c} off the list. */
 	for (c = TAILQ_FIRST(&s->grown); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, grown_link);
-		give_back_room(c);
+		give_back_room(c, spare_arriving);
 	}
 }
 
@@ -1357,7 +1378,7 @@ static void evict(struct conn *c)
 	buf_reset(&c->raw);
 	trim_input(c);
 	empty_output(c);
-	give_back_room(c);
+	give_back_room(c, false);
 	if (c->closing)
 		return;
 	if (!torn)
@@ -1428,7 +1449,7 @@ static void shed_clients(struct conn_set *s)
 
 	/* Room kept beyond what connections hold goes first: giving it back costs a later
 	 * reallocation, not a connection. */
-	give_back_all_room(s);
+	give_back_all_room(s, false);
 	if (s->client_bytes <= target)
 		return;
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = TAILQ_NEXT(c, link))
@@ -1539,6 +1560,7 @@ static void read_records(struct conn *c)
 	if (got > 0) {
 		c->raw.len += (size_t)got;
 		c->set->turn_read += (size_t)got;
+		c->read_tick = c->set->ticks;
 		if (open_records(c) == -1) {
 			note_held(c, false);
 			begin_closing(c);
@@ -1569,6 +1591,7 @@ static void read_ready(struct conn *c)
 	if (got > 0) {
 		c->in_end += (size_t)got;
 		c->set->turn_read += (size_t)got;
+		c->read_tick = c->set->ticks;
 		size_next_read(c, room, (size_t)got);
 	}
 	after_recv(c, got);
@@ -1944,7 +1967,7 @@ fail_fd:
 void conn_set_tick(struct conn_set *s)
 {
 	s->ticks++;
-	give_back_all_room(s);
+	give_back_all_room(s, true);
 	/* A warning held back in a burst is said once its period is over, not at the next
 	 * occurrence, which may come much later or never. */
 	say_held_back(s, false);
