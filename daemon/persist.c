@@ -1269,6 +1269,26 @@ static void load_beyond_limit(struct store *st)
 }
 
 /*
+ * After the ${tries}th try of a loaded change refused for memory (errno ENOMEM, else none),
+ * what comes before the next: what had expired at ${expired_at_ms} reclaimed (0: nothing to
+ * reclaim, a snapshot's sessions) and the resizes in progress finished, then the limit lifted
+ * (load_beyond_limit). Returns whether to try again.
+ */
+static bool load_room(struct store *st, int tries, uint64_t expired_at_ms)
+{
+	if (errno != ENOMEM || tries == 2)
+		return false;
+	if (tries == 1) {
+		load_beyond_limit(st);
+		return true;
+	}
+	if (expired_at_ms != 0)
+		reclaim_expired(st, expired_at_ms);
+	store_settle(st);
+	return true;
+}
+
+/*
  * Live, the expiry timer reclaims expired sessions within a fraction of a second, and the
  * memory they held goes to later writes. Replay has no timer: without reclaiming here, a log
  * of short-lived sessions written under --max-memory would not fit back into the same
@@ -1292,14 +1312,8 @@ static int replay_log_record(void *arg, const struct record *r)
 	for (int tries = 0;; tries++) {
 		if (apply_log_record(st, r) == 0)
 			return 0;
-		if (errno != ENOMEM || tries == 2)
+		if (!load_room(st, tries, r->time_ms))
 			return -1;
-		if (tries == 0) {
-			reclaim_expired(st, r->time_ms);
-			store_settle(st);
-		} else {
-			load_beyond_limit(st);
-		}
 	}
 }
 
@@ -1324,25 +1338,9 @@ struct snap_load {
 };
 
 /*
- * After a try of a snapshot's session refused for memory (errno ENOMEM, else none), what comes
- * before the next: the resizes in progress finished, then the limit lifted
- * (load_beyond_limit). Returns whether to try again.
- */
-static bool snap_room(struct snap_load *l, int tries)
-{
-	if (errno != ENOMEM || tries == 2)
-		return false;
-	if (tries == 0)
-		store_settle(l->st);
-	else
-		load_beyond_limit(l->st);
-	return true;
-}
-
-/*
  * store_set and store_flash_push for a snapshot's sessions: one refused for memory is tried
- * again once the resizes in progress are finished, as a log record is (see
- * replay_log_record): the daemon that wrote the snapshot held these sessions with its tables
+ * again once the resizes in progress are finished, then beyond the limit, as a log record is
+ * (load_room): the daemon that wrote the snapshot held these sessions with its tables
  * resized, where loading them one by one may still be resizing.
  */
 static int snap_set(struct snap_load *l, const struct record *r)
@@ -1351,7 +1349,7 @@ static int snap_set(struct snap_load *l, const struct record *r)
 		if (store_set(l->st, &l->key, r->data, r->data_len, r->expires_at_ms, r->time_ms) ==
 		    0)
 			return 0;
-		if (!snap_room(l, tries))
+		if (!load_room(l->st, tries, 0))
 			return -1;
 	}
 }
@@ -1363,7 +1361,7 @@ static int snap_push(struct snap_load *l, const uint8_t *type, size_t type_len, 
 		if (store_flash_push(l->st, &l->key, type, type_len, msg, msg_len, is_bin,
 		                     l->expires_at_ms, l->time_ms, NULL) == 0)
 			return 0;
-		if (!snap_room(l, tries))
+		if (!load_room(l->st, tries, 0))
 			return -1;
 	}
 }

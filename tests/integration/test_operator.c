@@ -96,6 +96,20 @@ static int set_session(int fd, const char *id, const void *data, size_t len, uin
 	return set_in(fd, "ops", id, data, len, ttl_ms);
 }
 
+/* set_session, tried again while it is refused with NO_MEMORY (for DEADLINE_MS at most), as
+ * sessions that expire make room. Returns the last status. */
+static int set_session_when_room(int fd, const char *id, const void *data, size_t len,
+                                 uint64_t ttl_ms)
+{
+	long started = mono_ms();
+	int status;
+
+	while ((status = set_session(fd, id, data, len, ttl_ms)) == CODEC_NO_MEMORY &&
+	       mono_ms() - started < DEADLINE_MS)
+		sleep_ms(20);
+	return status;
+}
+
 /* GET ${id} of ${ns}: CODEC_OK only when the bytes are exactly ${want}; -2 when they differ. */
 static int get_in(int fd, const char *ns, const char *id, const void *want, size_t len)
 {
@@ -1058,21 +1072,13 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeo
 	/* N sessions of 96 KiB living 200 ms: more than twice the limit in all, and each written
 	 * once the earlier ones have expired and made room. */
 	for (int i = 0; i < N; i++) {
-		long started = mono_ms();
-
 		snprintf(id, sizeof(id), "short%d", i);
 		fill(data, SIZE, i);
-		while ((status = set_session(fd, id, data, SIZE, 200)) == CODEC_NO_MEMORY &&
-		       mono_ms() - started < DEADLINE_MS)
-			sleep_ms(20);
+		status = set_session_when_room(fd, id, data, SIZE, 200);
 		cr_assert_eq(status, CODEC_OK, "SET %s: %d", id, status);
 	}
 	fill(data, SIZE, 99);
-	for (long started = mono_ms();
-	     (status = set_session(fd, "keep", data, SIZE, TTL_MS)) == CODEC_NO_MEMORY &&
-	     mono_ms() - started < DEADLINE_MS;)
-		sleep_ms(20);
-	cr_assert_eq(status, CODEC_OK);
+	cr_assert_eq(set_session_when_room(fd, "keep", data, SIZE, TTL_MS), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -1115,11 +1121,8 @@ LEAK_CHECKED_TEST_OPTS(operator, restart_fits_the_max_memory_it_ran_with, .timeo
 		destroy.id = str("keep");
 		cr_expect_eq(status_of(fd, &destroy), CODEC_OK);
 		/* And once the last short-lived sessions (200 ms) have expired too, new ones. */
-		for (long started = mono_ms();
-		     (status = set_session(fd, "new", "x", 1, TTL_MS)) == CODEC_NO_MEMORY &&
-		     mono_ms() - started < DEADLINE_MS;)
-			sleep_ms(20);
-		cr_expect_eq(status, CODEC_OK, "still refused once under the limit");
+		cr_expect_eq(set_session_when_room(fd, "new", "x", 1, TTL_MS), CODEC_OK,
+		             "still refused once under the limit");
 		close(fd);
 		cr_assert_eq(harness_stop(&d), 0);
 	}
