@@ -4671,6 +4671,16 @@ fail:
 	return -1;
 }
 
+/* Say that the backup's destination ${dest} holds ${name}, so it is not one to back up into. */
+static void say_dest_not_empty(const char *dest, const char *name)
+{
+	persist_say(
+	    LOG_ERROR,
+	    "%s is not empty (it holds %s): a backup goes into an empty or a new directory, "
+	    "so that no file of another one is taken for part of it",
+	    dest, name);
+}
+
 /*
  * Put an empty file named ${name} in ${dest_fd} (the directory ${dest}), synced: a snapshot
  * shorter than its header, which startup refuses (and names as a backup cut short). The
@@ -4689,6 +4699,10 @@ static int backup_guard(const char *name, int dest_fd, const char *dest)
 
 	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	            DATA_FILE_MODE);
+	if (fd == -1 && errno == EEXIST) {
+		say_dest_not_empty(dest, name);
+		return -1;
+	}
 	if (fd == -1 || fsync(dest_fd) == -1) {
 		persist_say(LOG_ERROR, "cannot create %s/%s: %s", dest, name, strerror(errno));
 		if (fd != -1)
@@ -4942,43 +4956,58 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 		close(fd);
 		return -1;
 	}
+	/* The guard first, then the look: looked at first, the directory could be filled by
+	 * another backup that ran whole in between (an overlapping cron job), whose finished copy
+	 * then took this one's guard, and lost its snapshot when this one failed on it. With the
+	 * guard first (O_EXCL), of two backups into one directory the later finds the other's
+	 * guard or files, and is refused with nothing of the other's touched. */
+	if (backup_guard(guard, fd, dest) == -1) {
+		close(fd);
+		return -1;
+	}
 	dfd = dup(fd);
 	d = dfd == -1 ? NULL : fdopendir(dfd);
 	if (d == NULL) {
 		if (dfd != -1)
 			close(dfd);
-		close(fd);
-		goto fail_said;
+		goto fail_unguard;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, guard) == 0)
 			continue;
-		persist_say(LOG_ERROR,
-		            "%s is not empty (it holds %s): a backup goes into an empty or a new "
-		            "directory, so that no file of another one is taken for part of it",
-		            dest, de->d_name);
+		say_dest_not_empty(dest, de->d_name);
 		closedir(d);
-		close(fd);
-		return -1;
+		errno = 0;
+		goto fail_unguard;
 	}
 	closedir(d);
-	if (backup_guard(guard, fd, dest) == -1) {
-		close(fd);
-		return -1;
-	}
 	return fd;
+
+fail_unguard:
+	if (errno != 0)
+		persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
+	unlinkat(fd, guard, 0);
+	fsync(fd);
+	close(fd);
+	return -1;
 
 fail_said:
 	persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
 	return -1;
 }
 
-/* Remove what a failed backup made in ${dest_fd} (${dest}), and the directory if it made it. */
-static void backup_undo(struct backup_set *set, int dest_fd, const char *dest, bool made)
+/*
+ * Remove what a failed backup made in ${dest_fd} (${dest}), and the directory if it ${made} it.
+ * ${snap_guarded}: it put the stand-in under its snapshot's name; not, that name is not its own
+ * to remove.
+ */
+static void backup_undo(struct backup_set *set, int dest_fd, const char *dest, bool made,
+                        bool snap_guarded)
 {
 	char guard[NAME_BYTES];
 
-	if (set->n > 0 && set->files[0].snapshot) {
+	if (snap_guarded) {
 		snap_name(guard, set->files[0].seq);
 		unlinkat(dest_fd, guard, 0);
 	}
@@ -5055,7 +5084,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	struct backup_reader r = {.fd = -1};
 	uint8_t *key = NULL;
 	uint64_t bytes = 0, started_ms = clock_ms(CLOCK_MONOTONIC);
-	bool made = false, encrypted = false;
+	bool made = false, encrypted = false, snap_guarded = false;
 	int src_fd = -1, dest_fd = -1, rc = -1;
 
 	if (key_file != NULL && (key = key_load(key_file)) == NULL)
@@ -5085,8 +5114,11 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	       set.files[0].snapshot ? "its newest snapshot and the log after it"
 	                             : "its log (no snapshot yet)");
 	snap_name(guard, set.files[0].seq);
-	if (set.files[0].snapshot && backup_guard(guard, dest_fd, dest) == -1)
-		goto fail;
+	if (set.files[0].snapshot) {
+		if (backup_guard(guard, dest_fd, dest) == -1)
+			goto fail;
+		snap_guarded = true;
+	}
 	for (size_t i = 0; i < set.n; i++) {
 		struct backup_file *f = &set.files[i];
 
@@ -5117,7 +5149,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	goto out;
 
 fail:
-	backup_undo(&set, dest_fd, dest, made);
+	backup_undo(&set, dest_fd, dest, made, snap_guarded);
 out:
 	backup_set_finish(&set);
 	free(r.buf);

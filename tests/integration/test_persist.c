@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -3100,6 +3101,138 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_a_destination_others_control, .ti
 	}
 	/* The same directory, the runner's own and closed to others, takes the backup. */
 	expect_backup(data_dir, target, NULL, scratch, 0, "backup complete");
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The NUL-terminated string at ${addr} in stopped tracee ${pid}, into ${out} (${size} bytes
+ * at most, cut short there). */
+static void peek_string(pid_t pid, unsigned long long addr, char *out, size_t size)
+{
+	size_t n = 0;
+
+	while (n + 1 < size) {
+		long word;
+
+		errno = 0;
+		word = ptrace(PTRACE_PEEKDATA, pid, (void *)(uintptr_t)(addr + n), NULL);
+		cr_assert(errno == 0, "PTRACE_PEEKDATA: %s", strerror(errno));
+		for (size_t k = 0; k < sizeof(word) && n + 1 < size; k++, n++) {
+			out[n] = ((const char *)&word)[k];
+			if (out[n] == '\0')
+				return;
+		}
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Start $SESSD_BIN with ${args} as spawn_quiet does, traced, and hold it as it enters the
+ * openat(2) that creates a file named ${name} (relative to any directory): returns its pid,
+ * stopped there until released with PTRACE_DETACH. So a test can put another process's whole
+ * run at a chosen point of this one's, where SIGSTOP steps only come near it.
+ */
+static pid_t spawn_held_at_create(const char *const *args, const char *name)
+{
+	const char *argv[8] = {getenv("SESSD_BIN")};
+	struct __ptrace_syscall_info info;
+	char path[256];
+	int status, sig = 0;
+	pid_t pid;
+
+	cr_assert_not_null(argv[0]);
+	for (int i = 0; args[i] != NULL && i < 6; i++)
+		argv[i + 1] = args[i];
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) == -1)
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (!WIFSTOPPED(status))
+		cr_skip_test("cannot trace a child here (status %d)", status);
+	cr_assert_eq(ptrace(PTRACE_SETOPTIONS, pid, NULL,
+	                    (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)),
+	             0, "PTRACE_SETOPTIONS: %s", strerror(errno));
+	for (;;) {
+		cr_assert_eq(ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig), 0);
+		sig = 0;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSTOPPED(status), "%s exited before it created %s (status %d)", argv[1],
+		          name, status);
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			/* A signal for the tracee: delivered as it goes on. */
+			sig = WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status);
+			continue;
+		}
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info) <= 0 ||
+		    info.op != PTRACE_SYSCALL_INFO_ENTRY || info.entry.nr != SYS_openat ||
+		    (info.entry.args[2] & O_CREAT) == 0)
+			continue;
+		peek_string(pid, info.entry.args[1], path, sizeof(path));
+		if (strcmp(path, name) == 0)
+			return pid;
+	}
+}
+
+/*
+ * Two backups into one empty directory: the one that finds the other's files there must leave
+ * them alone. A backup looked at the directory and then put its stand-in snapshot there: another
+ * backup that ran whole in between (a cron job overlapping the last run, a second operator)
+ * was in the directory, verified, with its stand-in already gone, so the late one's stand-in
+ * went in, its snapshot's stand-in failed on the other's snapshot ("File exists"), and its
+ * undo removed the snapshot of the copy that had just said "backup complete": only the log was
+ * left, and sessd refused to start on the restore ("snap... is missing"). Here the late backup
+ * is held as it creates its stand-in while the other runs whole; then it must be refused (exit
+ * 2), and the first copy must still be whole.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_its_copy_whole,
+                       .timeout = 90)
+{
+	char data_dir[64], scratch[64], dest[128], *text;
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
+	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	const char *copy_args[] = {"--data-dir", dest, NULL};
+	struct harness_daemon d;
+	int fd, status;
+	pid_t late;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "backup");
+	set_torn_sessions(fd);
+	close(fd);
+	for (long started = mono_ms();
+	     newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000;)
+		usleep(20000);
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	cr_assert_eq(mkdir(dest, 0700), 0);
+
+	late = spawn_held_at_create(backup, "snap.0000000000000001");
+	expect_backup(data_dir, dest, NULL, scratch, 0, "backup complete");
+	cr_assert_eq(ptrace(PTRACE_DETACH, late, NULL, NULL), 0);
+	cr_assert_eq(waitpid(late, &status, 0), late);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+	          "the late backup into a full directory: status %d", status);
+
+	cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(harness_start(&d, copy_args), 0, "the completed backup does not load");
+	fd = harness_open_ready(d.unix_url, "copy");
+	expect_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
