@@ -22,8 +22,11 @@
 /* --snapshot-idle unless given: a minute without writes ends a burst. */
 #define CONFIG_DEFAULT_SNAPSHOT_IDLE_S 60
 #define CONFIG_SOCKET_NAME             "sessd.sock"
-/* Frames larger than this are refused at startup: the daemon buffers one whole frame. */
+/* Frames larger than this are refused at startup: the daemon buffers one whole frame. A data
+ * directory keeps what such a frame carries. */
 #define CONFIG_MAX_MAX_FRAME (1024u * 1024u * 1024u)
+_Static_assert(CONFIG_MAX_MAX_FRAME <= PERSIST_MAX_DATA_BYTES,
+               "a session a frame carries must fit in a record of the data directory");
 /* --max-client-memory unless given: this, or four frames of --max-frame if that is more. */
 #define CONFIG_DEFAULT_MAX_CLIENT_MEMORY (256u * 1024u * 1024u)
 

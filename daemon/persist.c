@@ -73,9 +73,12 @@
 #define FILE_FLAG_ENCRYPTED 1u
 #define KEY_CHECK_BYTES     16u
 #define REC_HEADER_BYTES    12u
-/* Far above any record sessd writes (a frame is at most max_frame), low enough that a
- * corrupt length cannot make us reserve gigabytes. */
-#define REC_MAX_BODY               (256u * 1024u * 1024u)
+/* The largest record body: the data or message of a frame of the largest --max-frame
+ * (PERSIST_MAX_DATA_BYTES), with its key, its fields and its seal. A length is trusted only
+ * once its header's checksum holds, and nothing is reserved for it past the file's end. At
+ * 256 MiB, under a --max-frame that allows 1 GiB, a larger session was applied but not logged
+ * (its SET answered IO_ERROR), and every snapshot failed on it while it lived. */
+#define REC_MAX_BODY               (PERSIST_MAX_DATA_BYTES + 64u * 1024u)
 #define NONCE_BYTES                crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_BYTES                  crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define KEY_BYTES                  crypto_aead_xchacha20poly1305_ietf_KEYBYTES

@@ -7,6 +7,10 @@
 
 #include "store.h"
 
+/* The largest session data, or flash message, a data directory keeps: what a frame of the
+ * largest --max-frame (CONFIG_MAX_MAX_FRAME) can carry. */
+#define PERSIST_MAX_DATA_BYTES (1024u * 1024u * 1024u)
+
 /*
  * Persistence: an append-only log of every acknowledged change plus snapshots, in one data
  * directory (DATA.md describes the files). The network layer never sees the files; dispatch

@@ -31,8 +31,9 @@
 #define HARNESS_READY_WAIT_MS 10000
 #define HARNESS_STOP_WAIT_MS  30000
 #define HARNESS_IO_TIMEOUT_S  10
-/* Replies larger than this are a broken daemon, not something to allocate for. */
-#define HARNESS_MAX_REPLY (64u * 1024u * 1024u)
+/* Replies larger than this are a broken daemon, not something to allocate for: a reply is
+ * at most --max-frame, which sessd takes up to 1 GiB. */
+#define HARNESS_MAX_REPLY (1024u * 1024u * 1024u)
 #define HARNESS_MAX_ARGS  64
 /* How long harness_run waits for a daemon expected to exit. */
 #define HARNESS_RUN_WAIT_MS 20000

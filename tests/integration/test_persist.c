@@ -3238,6 +3238,58 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_
 }
 
 /*
+ * --max-frame goes up to 1 GiB, but the data directory refused records of more than 256 MiB:
+ * a SET of a larger session under --data-dir was applied and answered IO_ERROR ("the change
+ * was made but not logged", with a warning that said out of memory), so it was lost at the
+ * next restart, and every snapshot failed on it for as long as it lived (the log was never
+ * compacted again). Such a session is now logged (here under --fsync always, then a kill) and
+ * snapshotted like any other.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted, .timeout = 240)
+{
+	const size_t big = 256u * 1024u * 1024u + 1u;
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--max-frame",          "300M",
+	                      "--fsync",    "always", "--snapshot-log-bytes", "1G",
+	                      NULL};
+	const char *snap_args[] = {"--data-dir", data_dir, "--max-frame",          "300M",
+	                           "--fsync",    "always", "--snapshot-log-bytes", "1",
+	                           NULL};
+	struct harness_daemon d;
+	uint8_t *v = malloc(big);
+	long started;
+	int fd;
+
+	cr_assert_not_null(v);
+	memset(v, 'q', big);
+	v[big / 2] = 'r';
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "big");
+	cr_assert_eq(do_set(fd, "app", "big", v, big), CODEC_OK, "the SET of %zu bytes", big);
+	close(fd);
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, snap_args), 0, "the log of the large SET does not load");
+	fd = harness_open_ready(d.unix_url, "big");
+	expect_get(fd, "app", "big", v, big);
+	/* A change commits, and the log is over --snapshot-log-bytes: a snapshot starts. */
+	cr_assert_eq(do_set(fd, "app", "small", "s", 1), CODEC_OK);
+	close(fd);
+	started = mono_ms();
+	while (newest_snapshot(data_dir) == 0 && mono_ms() - started < 60000)
+		usleep(50000);
+	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot of the large session");
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_assert_eq(harness_start(&d, args), 0, "the snapshot of the large session does not load");
+	fd = harness_open_ready(d.unix_url, "big");
+	expect_get(fd, "app", "big", v, big);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	free(v);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * A FIFO under the name of a data file (log.0000000000000002 after the daemon's only segment)
  * is refused with a message that says what it is: startup, --check-data and --backup each
  * opened it to read and waited for a writer for ever, without a word.
