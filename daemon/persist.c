@@ -4809,6 +4809,11 @@ static bool backup_dest_ours(const char *dest, const struct stat *sb, const stru
 	return true;
 }
 
+/* The hidden name a new destination is made under: "." and as much of its name as leaves
+ * room for this within NAME_MAX. */
+#define BACKUP_PARTIAL_SUFFIX   ".partial-XXXXXX"
+#define BACKUP_PARTIAL_BASE_MAX ((int)(NAME_MAX - 1 - (sizeof(BACKUP_PARTIAL_SUFFIX) - 1)))
+
 /*
  * Make the backup's destination ${dest} (${path}: the same without trailing slashes), mode
  * 0700 and the data directory's (${data}) owner's when run as root, with the guard ${guard}
@@ -4827,7 +4832,10 @@ static int backup_dest_make(const char *dest, const char *path, const struct sta
 	int fd = -1;
 
 	base = base == NULL ? path : base + 1;
-	if (parent == NULL || asprintf(&partial, "%s/.%s.partial-XXXXXX", parent, base) == -1) {
+	/* Cut so that the hidden name fits where ${dest}'s own does (NAME_MAX): a name near that
+	 * long could be made by mkdir, but not with the prefix and suffix around it. */
+	if (parent == NULL || asprintf(&partial, "%s/.%.*s" BACKUP_PARTIAL_SUFFIX, parent,
+	                               BACKUP_PARTIAL_BASE_MAX, base) == -1) {
 		partial = NULL;
 		goto fail_said;
 	}

@@ -3519,6 +3519,34 @@ static bool dir_has(const char *dir, const char *prefix)
 }
 
 /*
+ * A new destination whose name is near NAME_MAX long (250 bytes) is made: the hidden name it
+ * is made under first (.NAME.partial-XXXXXX) was 15 bytes longer, and the backup failed
+ * ("cannot create a directory beside ...: File name too long") where a plain mkdir of the name
+ * worked. Nothing hidden is left beside it.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_takes_a_destination_name_near_name_max, .timeout = 60)
+{
+	char data_dir[64], scratch[64], dest[400], name[251];
+	const char *copy_args[] = {"--data-dir", dest, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	torn_sessions_at_rest(data_dir, scratch);
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(dest, sizeof(dest), "%s/%s", scratch, name);
+	expect_backup(data_dir, dest, NULL, scratch, 0, "backup complete");
+	cr_expect(!dir_has(scratch, ".n"), "a hidden directory was left beside %s", dest);
+	cr_assert_eq(harness_start(&d, copy_args), 0, "the backup does not load");
+	fd = harness_open_ready(d.unix_url, "copy");
+	expect_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * A backup killed in the middle of its copy (a crash, an OOM kill, a timeout) leaves a
  * directory sessd refuses to start on, never one it loads as an older or an empty state: the
  * copies not yet renamed are tmp.* files, which startup removes, and an empty snapshot stands
