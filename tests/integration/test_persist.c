@@ -3105,6 +3105,20 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_a_destination_others_control, .ti
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The backup ${dest} loads in a fresh sessd with every session of set_torn_sessions. */
+static void expect_copy_holds_torn_sessions(const char *dest)
+{
+	const char *args[] = {"--data-dir", dest, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	cr_assert_eq(harness_start(&d, args), 0, "the backup %s does not load", dest);
+	fd = harness_open_ready(d.unix_url, "copy");
+	expect_torn_sessions(fd);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
 /* The NUL-terminated string at ${addr} in stopped tracee ${pid}, into ${out} (${size} bytes
  * at most, cut short there). */
 static void peek_string(pid_t pid, unsigned long long addr, char *out, size_t size)
@@ -3200,7 +3214,6 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_
 	char data_dir[64], scratch[64], dest[128], *text;
 	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
-	const char *copy_args[] = {"--data-dir", dest, NULL};
 	struct harness_daemon d;
 	int fd, status;
 	pid_t late;
@@ -3228,11 +3241,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_
 
 	cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 0, "%s", text);
 	free(text);
-	cr_assert_eq(harness_start(&d, copy_args), 0, "the completed backup does not load");
-	fd = harness_open_ready(d.unix_url, "copy");
-	expect_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
+	expect_copy_holds_torn_sessions(dest);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -3527,9 +3536,6 @@ static bool dir_has(const char *dir, const char *prefix)
 LEAK_CHECKED_TEST_OPTS(persist, a_backup_takes_a_destination_name_near_name_max, .timeout = 60)
 {
 	char data_dir[64], scratch[64], dest[400], name[251];
-	const char *copy_args[] = {"--data-dir", dest, NULL};
-	struct harness_daemon d;
-	int fd;
 
 	torn_sessions_at_rest(data_dir, scratch);
 	memset(name, 'n', sizeof(name) - 1);
@@ -3537,11 +3543,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_takes_a_destination_name_near_name_max,
 	snprintf(dest, sizeof(dest), "%s/%s", scratch, name);
 	expect_backup(data_dir, dest, NULL, scratch, 0, "backup complete");
 	cr_expect(!dir_has(scratch, ".n"), "a hidden directory was left beside %s", dest);
-	cr_assert_eq(harness_start(&d, copy_args), 0, "the backup does not load");
-	fd = harness_open_ready(d.unix_url, "copy");
-	expect_torn_sessions(fd);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
+	expect_copy_holds_torn_sessions(dest);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
