@@ -2963,6 +2963,27 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_by_root_restores_as_documented_for_the_
 }
 
 /*
+ * Make ${data_dir} and ${scratch} (mkdtemp), and start ${d} on ${data_dir} with the sessions of
+ * set_torn_sessions, once they are in a snapshot; ${d} runs on.
+ */
+static void torn_sessions_snapshotted(struct harness_daemon *d, char data_dir[64], char scratch[64])
+{
+	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(d, args), 0);
+	fd = harness_open_ready(d->unix_url, "backup");
+	set_torn_sessions(fd);
+	close(fd);
+	for (long started = mono_ms();
+	     newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000;)
+		usleep(20000);
+	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
+}
+
+/*
  * What would not make a backup is refused, with exit status 2 and a message that says why,
  * and changes nothing: a destination that holds a file (which a restore would take for part of
  * the copy), one inside the data directory (given by another path, too), a data directory that
@@ -2972,20 +2993,9 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_by_root_restores_as_documented_for_the_
 LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_what_would_not_make_a_backup, .timeout = 90)
 {
 	char data_dir[64], scratch[64], dest[128], other[128], name[32], *text;
-	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
 	struct harness_daemon d;
-	int fd;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "backup");
-	set_torn_sessions(fd);
-	close(fd);
-	for (long started = mono_ms();
-	     newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000;)
-		usleep(20000);
-	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
+	torn_sessions_snapshotted(&d, data_dir, scratch);
 
 	snprintf(dest, sizeof(dest), "%s/full", scratch);
 	cr_assert_eq(mkdir(dest, 0700), 0);
@@ -3119,6 +3129,32 @@ static void expect_copy_holds_torn_sessions(const char *dest)
 	cr_assert_eq(harness_stop(&d), 0);
 }
 
+/* spawn_quiet, and ${traced}: the child asks to be traced (PTRACE_TRACEME) before its exec,
+ * so that it stops there for its parent. */
+static pid_t spawn_sessd(const char *const *args, bool traced)
+{
+	const char *argv[8] = {getenv("SESSD_BIN")};
+	pid_t pid;
+
+	cr_assert_not_null(argv[0]);
+	for (int i = 0; args[i] != NULL && i < 6; i++)
+		argv[i + 1] = args[i];
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (traced && ptrace(PTRACE_TRACEME, 0, NULL, NULL) == -1)
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* The NUL-terminated string at ${addr} in stopped tracee ${pid}, into ${out} (${size} bytes
  * at most, cut short there). */
 static void peek_string(pid_t pid, unsigned long long addr, char *out, size_t size)
@@ -3148,28 +3184,11 @@ static void peek_string(pid_t pid, unsigned long long addr, char *out, size_t si
  */
 static pid_t spawn_held_at_create(const char *const *args, const char *name)
 {
-	const char *argv[8] = {getenv("SESSD_BIN")};
 	struct __ptrace_syscall_info info;
 	char path[256];
 	int status, sig = 0;
-	pid_t pid;
+	pid_t pid = spawn_sessd(args, true);
 
-	cr_assert_not_null(argv[0]);
-	for (int i = 0; args[i] != NULL && i < 6; i++)
-		argv[i + 1] = args[i];
-	fflush(NULL);
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) == -1)
-			_exit(126);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	if (!WIFSTOPPED(status))
 		cr_skip_test("cannot trace a child here (status %d)", status);
@@ -3180,7 +3199,7 @@ static pid_t spawn_held_at_create(const char *const *args, const char *name)
 		cr_assert_eq(ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig), 0);
 		sig = 0;
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_assert(WIFSTOPPED(status), "%s exited before it created %s (status %d)", argv[1],
+		cr_assert(WIFSTOPPED(status), "%s exited before it created %s (status %d)", args[0],
 		          name, status);
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
 			/* A signal for the tracee: delivered as it goes on. */
@@ -3212,23 +3231,13 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_
                        .timeout = 90)
 {
 	char data_dir[64], scratch[64], dest[128], *text;
-	const char *args[] = {"--data-dir", data_dir, "--snapshot-log-bytes", "1", NULL};
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
 	struct harness_daemon d;
-	int fd, status;
+	int status;
 	pid_t late;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "backup");
-	set_torn_sessions(fd);
-	close(fd);
-	for (long started = mono_ms();
-	     newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000;)
-		usleep(20000);
+	torn_sessions_snapshotted(&d, data_dir, scratch);
 	cr_assert_eq(harness_stop(&d), 0);
-	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
 	cr_assert_eq(mkdir(dest, 0700), 0);
 
@@ -3411,24 +3420,7 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_of_a_crashed_directory_leaves_the_torn_wr
  * returns its pid, for the caller to wait for. */
 static pid_t spawn_quiet(const char *const *args)
 {
-	const char *argv[8] = {getenv("SESSD_BIN")};
-	pid_t pid;
-
-	cr_assert_not_null(argv[0]);
-	for (int i = 0; args[i] != NULL && i < 6; i++)
-		argv[i + 1] = args[i];
-	fflush(NULL);
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
+	return spawn_sessd(args, false);
 }
 
 /*
