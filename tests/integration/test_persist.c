@@ -36,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -3263,7 +3264,20 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_into_a_directory_another_filled_leaves_
  * compacted again). Such a session is now logged (here under --fsync always, then a kill) and
  * snapshotted like any other.
  */
-LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted, .timeout = 240)
+/* Give ${fd} a generous time for each read and write: a request or reply of hundreds of MB,
+ * synced under --fsync always, takes more than the harness's 10 s on a loaded machine under the
+ * sanitizers. */
+static int patient(int fd)
+{
+	struct timeval tv = {120, 0};
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	return fd;
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted, .timeout = 400)
 {
 	const size_t big = 256u * 1024u * 1024u + 1u;
 	char data_dir[64];
@@ -3283,12 +3297,12 @@ LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted
 	v[big / 2] = 'r';
 	make_data_dir(data_dir);
 	cr_assert_eq(harness_start(&d, args), 0);
-	fd = harness_open_ready(d.unix_url, "big");
+	fd = patient(harness_open_ready(d.unix_url, "big"));
 	cr_assert_eq(do_set(fd, "app", "big", v, big), CODEC_OK, "the SET of %zu bytes", big);
 	close(fd);
 	cr_assert_eq(harness_kill(&d), 0);
 	cr_assert_eq(harness_restart(&d, snap_args), 0, "the log of the large SET does not load");
-	fd = harness_open_ready(d.unix_url, "big");
+	fd = patient(harness_open_ready(d.unix_url, "big"));
 	expect_get(fd, "app", "big", v, big);
 	/* A change commits, and the log is over --snapshot-log-bytes: a snapshot starts. */
 	cr_assert_eq(do_set(fd, "app", "small", "s", 1), CODEC_OK);
@@ -3299,7 +3313,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted
 	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot of the large session");
 	cr_assert_eq(harness_stop(&d), 0);
 	cr_assert_eq(harness_start(&d, args), 0, "the snapshot of the large session does not load");
-	fd = harness_open_ready(d.unix_url, "big");
+	fd = patient(harness_open_ready(d.unix_url, "big"));
 	expect_get(fd, "app", "big", v, big);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
