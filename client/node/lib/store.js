@@ -47,8 +47,10 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // touch at the end of the request (it touches after an explicit req.session.save() that
 // nothing changed since) is already done: sent, it cost a round trip, and over a merged save
 // it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
-// Its value: { cookie (the cookie's JSON form as saved) }: a cookie the request set after
-// its save (a "remember me" after req.session.save()) is saved at that touch (see touch).
+// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made) }:
+// a cookie the request set after its save (a "remember me" after req.session.save()) is saved
+// at that touch (see touch), and a request that answers long after its save is touched then
+// (see SAVED_RENEW_AFTER_MS).
 const SAVED = Symbol('connect-sessd saved session');
 // On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...).
 // Once the request has answered that with a 5xx (the app's error handler, as the README's
@@ -164,6 +166,15 @@ const MERGE_BACKOFF_MAX_MS = 32;
 // A change of a cookie's originalMaxAge by up to this much is no change: express-session's
 // touch() recomputes it from the clock on every request, and it may come out a millisecond off.
 const COOKIE_MAXAGE_SLACK_MS = 1000;
+// A request that saved its session and answers more than this long after the save is touched
+// (or its second save of the same session made a touch) at its end after all. express-session
+// renews the cookie only as the response goes out, so the browser's cookie ends that much
+// later than the lifetime the save gave the session (its cookie's maxAge from then): a save-first
+// request that then waited on a slow payment call or e-mail had sessd end the session before
+// the browser dropped the cookie, by the whole wait (bench/soak.js, on a loaded machine: up to
+// 256 ms with no wait in the app at all). A second is what the cookie's Expires (whole
+// seconds) hides anyway; a quicker request still saves its touch.
+const SAVED_RENEW_AFTER_MS = 1000;
 // The form of a value the serializer could not write on its own: never equal to any form.
 const UNKNOWN_FORM = Symbol('connect-sessd unknown form');
 
@@ -254,14 +265,21 @@ function adoptLifetime(cookie, stored) {
   return true;
 }
 
-// markSaved(sess, whole): sessd holds sess as this request saved it (see SAVED). Not on an
-// object that takes no properties (a serializer's frozen session, say): it is then touched as
-// before. whole, for a session saved whole with SET: { key, data } (the sessd key and the
-// bytes written), so that the same save again is not sent (see savedWhole).
-function markSaved(sess, whole = null) {
+// markSaved(sess, atMs, whole): sessd holds sess as this request saved it (see SAVED), by a
+// save made at atMs (Date.now() as its ttl was worked out). Not on an object that takes no
+// properties (a serializer's frozen session, say): it is then touched as before. whole, for a
+// session saved whole with SET: { key, data } (the sessd key and the bytes written), so that
+// the same save again is not sent (see savedWhole).
+function markSaved(sess, atMs, whole = null) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole }, configurable: true });
+    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs }, configurable: true });
   }
+}
+
+// savedLongAgo(saved): whether the save that SAVED records (saved) was made over
+// SAVED_RENEW_AFTER_MS ago: the request's end must then renew the session's expiry.
+function savedLongAgo(saved) {
+  return Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS;
 }
 
 // markSaveFailed(sess): set() of sess failed (see SAVE_FAILED).
@@ -504,6 +522,7 @@ class SessdStore extends BaseStore {
   // saveSession(sid, sess): set()'s work.
   async saveSession(sid, sess) {
     const key = this.key(sid);
+    const atMs = Date.now();
     const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
     if (!(ttl > 0)) {
       await this.client.destroy(this.namespace, key);
@@ -511,15 +530,18 @@ class SessdStore extends BaseStore {
     }
     const st = this.merge && sess ? sess[LOADED] : undefined;
     if (st && st.key === key) {
-      if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess);
+      if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess, atMs);
       return;
     }
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
-    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) return;
+    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) {
+      if (savedLongAgo(sess[SAVED])) await this.renewSaved(key, ttl, null, sess[SAVED]);
+      return;
+    }
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess, { key, data });
+    markSaved(sess, atMs, { key, data });
   }
 
   // savedWhole(sess, key, data): whether this request saved sess whole under key already,
@@ -736,16 +758,21 @@ class SessdStore extends BaseStore {
     return withCallback((async () => {
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
-      if (saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie))) return undefined;
+      const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
+      if (savedAsIs && !savedLongAgo(saved)) return undefined;
+      const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       const loaded = this.merge && sess ? sess[LOADED] : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
-      if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
-      else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl);
+      if (savedAsIs) {
+        // Saved as it is, but long before the response gave the browser its cookie.
+        if (ttl > 0) await this.renewSaved(key, ttl, st, saved);
+      } else if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
+      else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl, atMs);
       // Saved whole by this request (a session it made, or merge off): whole again. Not one
       // read with merge on: a SET would bring it back if it was destroyed since.
-      else if (saved !== undefined && !loaded) await this.saveCookie(sid, sess, null, ttl);
+      else if (saved !== undefined && !loaded) await this.saveCookie(sid, sess, null, ttl, atMs);
       else await this.renew(this.namespace, key, ttl, st);
       return undefined;
     })(), cb);
@@ -768,13 +795,14 @@ class SessdStore extends BaseStore {
   // as it was (see renew), and one that sessd refuses (NO_MEMORY at --max-memory, the longer
   // cookie growing the data: reads and touches work there; LIMIT or TOO_LARGE near max_data)
   // or that runs out of attempts falls back to the touch it replaces.
-  // Without st (a session this request saved whole with SET): SET whole again.
-  async saveCookie(sid, sess, st, ttl) {
+  // Without st (a session this request saved whole with SET): SET whole again. atMs: when ttl
+  // was worked out.
+  async saveCookie(sid, sess, st, ttl, atMs) {
     try {
       let stored = true;
       if (st) stored = await this.saveLoaded(sid, sess, st, ttl);
       else await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-      if (stored) markSaved(sess);
+      if (stored) markSaved(sess, atMs);
     } catch (err) {
       if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
       if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
@@ -797,6 +825,15 @@ class SessdStore extends BaseStore {
       if (err && TOUCH_SPARED.has(err.code)) return true;
       throw err;
     }
+  }
+
+  // renewSaved(key, ttl, st, saved): the touch of a session this request saved long before its
+  // end (see SAVED_RENEW_AFTER_MS), as it is since: over what it read and saved (st, with merge
+  // on), or what it saved whole (saved.whole), as renewLoaded touches, so that a lifetime
+  // another request's save gave the session meanwhile stands; else a plain TOUCH.
+  async renewSaved(key, ttl, st, saved) {
+    const basis = st || (saved.whole && saved.whole.key === key ? { key, data: saved.whole.data } : null);
+    await this.renew(this.namespace, key, ttl, basis);
   }
 
   // renewLoaded(ns, st, ttl): the touch of a session this request read and did not change:

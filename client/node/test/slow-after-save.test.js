@@ -1,0 +1,100 @@
+'use strict';
+// A request that saves its session first (req.session.save(), as the README recommends) and
+// then takes a while before it answers (a slow payment call, an e-mail, a long render):
+// express-session renews the cookie only as the response goes out, so the browser's cookie
+// ends that much later than the lifetime the save gave the session in sessd. A request that
+// saved is not touched again at its end (one round trip less): found in a soak with short
+// cookies (bench/soak.js), where sessions ended up to 256 ms before their cookies on a loaded
+// machine, and by the whole wait after a slow save. sessd must keep the session at least as
+// long as the browser keeps the cookie (its Expires has whole seconds); a quick request still
+// sends no touch after its save.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore } = require('..');
+const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+
+const MAX_AGE = 60000;
+const SLOW_MS = 2500;
+
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+
+test.after(async () => {
+  await daemon.cleanup();
+});
+
+// shop(t, namespace, rolling): a login and a cart add that save first, then wait ?wait= ms
+// before the redirect; the touches (TOUCH, TOUCH_IF) the store sends are counted.
+async function shop(t, namespace, rolling) {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace });
+  t.after(() => store.client.terminate());
+  const touches = { n: 0 };
+  for (const m of ['touch', 'touchIf']) {
+    const orig = store.client[m];
+    store.client[m] = function counted(...args) {
+      touches.n++;
+      return orig.apply(this, args);
+    };
+  }
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: 'slow-after-save', resave: false, saveUninitialized: false, rolling, cookie: { maxAge: MAX_AGE } }));
+  const saveThenWait = (req, res, next) => req.session.save((err) => {
+    if (err) return next(err);
+    return sleep(Number(req.query.wait || 0)).then(() => res.redirect(303, '/'));
+  });
+  app.post('/login', (req, res, next) => req.session.regenerate((err) => {
+    if (err) return next(err);
+    req.session.user = 'ann';
+    return saveThenWait(req, res, next);
+  }));
+  app.post('/cart', (req, res, next) => {
+    (req.session.cart || (req.session.cart = [])).push(req.body.item);
+    saveThenWait(req, res, next);
+  });
+  app.get('/', (req, res) => res.json({ user: req.session.user || null, cart: req.session.cart || [] }));
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  return { store, b: new Browser(base), touches };
+}
+
+// browserLeftMs(r): how long the browser keeps the cookie the response r set, from now.
+function browserLeftMs(r) {
+  const cookie = (r.headers['set-cookie'] || [])[0] || '';
+  const m = /Expires=([^;]+)/.exec(cookie);
+  assert.ok(m, `the response sets the cookie: ${cookie}`);
+  return Date.parse(m[1]) - Date.now();
+}
+
+async function sessdLeftMs(store, b) {
+  const sid = decodeURIComponent(b.cookies.get('connect.sid')).slice(2).split('.')[0];
+  return store.client.ttl(store.namespace, sid);
+}
+
+for (const rolling of [false, true]) {
+  test(`slow after save (rolling ${rolling}): sessd keeps the session as long as the browser keeps the cookie`, async (t) => {
+    const { store, b } = await shop(t, `slow-after-save-${rolling}`, rolling);
+    for (const [what, p, form] of [['a login', '/login', {}], ['a cart add', '/cart', { item: 'pear' }]]) {
+      const r = await b.post(`${p}?wait=${SLOW_MS}`, form);
+      assert.equal(r.status, 303, `${what}: ${r.body}`);
+      const browser = browserLeftMs(r);
+      const sessd = await sessdLeftMs(store, b);
+      assert.ok(sessd >= browser, `${what}, ${SLOW_MS} ms after its save: sessd ends the session in ${sessd} ms, the browser's cookie in ${browser} ms`);
+      assert.ok(sessd <= MAX_AGE, `${what}: sessd keeps the session ${sessd} ms, past its maxAge`);
+    }
+    assert.deepEqual(JSON.parse((await b.get('/')).body), { user: 'ann', cart: ['pear'] });
+  });
+}
+
+test('slow after save: a quick save-first request sends no touch after its save', async (t) => {
+  const { b, touches } = await shop(t, 'slow-after-save-quick', true);
+  assert.equal((await b.post('/login')).status, 303);
+  assert.equal((await b.post('/cart', { item: 'pear' })).status, 303);
+  assert.equal(touches.n, 0);
+});
