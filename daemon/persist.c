@@ -4979,6 +4979,7 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 	dfd = dup(fd);
 	d = dfd == -1 ? NULL : fdopendir(dfd);
 	if (d == NULL) {
+		persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
 		if (dfd != -1)
 			close(dfd);
 		goto fail_unguard;
@@ -4989,15 +4990,12 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 			continue;
 		say_dest_not_empty(dest, de->d_name);
 		closedir(d);
-		errno = 0;
 		goto fail_unguard;
 	}
 	closedir(d);
 	return fd;
 
 fail_unguard:
-	if (errno != 0)
-		persist_say(LOG_ERROR, "cannot prepare %s: %s", dest, strerror(errno));
 	unlinkat(fd, guard, 0);
 	fsync(fd);
 	close(fd);
