@@ -55,15 +55,14 @@
 // violations; --out writes every sample and the summary as JSON. Exit status 1 when any
 // check failed.
 
-const { spawn, fork, execFile } = require('child_process');
+const { fork, execFile } = require('child_process');
 const fs = require('fs');
 const http = require('http');
-const net = require('net');
 const os = require('os');
 const path = require('path');
+const { Daemon } = require('../test/helpers');
 
 const NODE_DIR = path.resolve(__dirname, '..');
-const REPO_DIR = path.resolve(NODE_DIR, '../..');
 const NS = 'soak';
 const COOKIE = 'soak.sid';
 
@@ -277,71 +276,18 @@ function runApp() {
 // ---------------------------------------------------------------------------------------
 // The harness.
 
-function bin(envName, rel) {
-  const p = process.env[envName] ? path.resolve(NODE_DIR, process.env[envName]) : path.resolve(NODE_DIR, rel);
-  if (!fs.existsSync(p)) throw new Error(`${p} not found: build it (meson setup build && ninja -C build) or set ${envName}`);
+// sessctl's path: $SESSCTL_BIN, else the build's.
+function sessctlBin() {
+  const p = process.env.SESSCTL_BIN ? path.resolve(NODE_DIR, process.env.SESSCTL_BIN) : path.resolve(NODE_DIR, '../../build/client/sessctl');
+  if (!fs.existsSync(p)) throw new Error(`${p} not found: build it (meson setup build && ninja -C build) or set SESSCTL_BIN`);
   return p;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// A sessd of our own, restarted on the same socket and port.
-class Sessd {
-  constructor(dir, args) {
-    this.dir = dir;
-    this.args = args;
-    this.sock = path.join(dir, 's.sock');
-    this.proc = null;
-    this.log = fs.createWriteStream(path.join(dir, 'sessd.log'), { flags: 'a' });
-  }
-
-  async start() {
-    const ready = path.join(this.dir, 'ready');
-    fs.rmSync(ready, { force: true });
-    const proc = spawn(bin('SESSD_BIN', '../../build/daemon/sessd'), ['--listen', `unix:${this.sock}`, '--listen', `tcp://127.0.0.1:${this.port}`, '--ready-file', ready, ...this.args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    proc.stderr.pipe(this.log, { end: false });
-    this.proc = proc;
-    let exited = null;
-    proc.once('exit', (code, sig) => {
-      exited = code ?? sig;
-    });
-    const deadline = Date.now() + 60000;
-    for (;;) {
-      if (exited !== null) throw new Error(`sessd exited (${exited}) before it was ready; see ${path.join(this.dir, 'sessd.log')}`);
-      if (fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').split('\n').filter(Boolean).length >= 2) break;
-      if (Date.now() > deadline) throw new Error('sessd not ready within 60 s');
-      await sleep(20);
-    }
-    return this;
-  }
-
-  get pid() {
-    return this.proc && this.proc.exitCode === null && this.proc.signalCode === null ? this.proc.pid : null;
-  }
-
-  async stop(signal) {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill(signal);
-    await gone;
-  }
 }
 
 // sessctl(sock, args): { out, err, code, ms }; args name the namespace where they need one.
 function sessctl(sock, args) {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(bin('SESSCTL_BIN', '../../build/client/sessctl'), ['--connect', `unix:${sock}`, ...args], { maxBuffer: 64 << 20 }, (err, out, stderr) => {
+    execFile(sessctlBin(), ['--connect', `unix:${sock}`, ...args], { maxBuffer: 64 << 20 }, (err, out, stderr) => {
       resolve({ out, err: stderr, code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, ms: Date.now() - t0 });
     });
   });
@@ -847,9 +793,10 @@ async function main() {
   const args = [];
   if (useData) args.push('--data-dir', dataDir, '--fsync', fsync);
   if (snapBytes) args.push('--snapshot-log-bytes', String(snapBytes));
-  const sessd = new Sessd(dir, args);
-  sessd.port = await freePort();
+  // A sessd of our own; restarted on the same socket and port, which the apps keep using.
+  const sessd = new Daemon({ dir, extraArgs: args, logFile: path.join(dir, 'sessd.log'), readyMs: 60000 });
   await sessd.start();
+  sessd.tcpPort = Number(new URL(sessd.tcpUrl).port);
   console.log(`sessd ${args.join(' ') || '(memory-only)'} in ${dir}; ${usersN} users, ${workersN} workers, maxAge ${maxAgeLo}-${maxAgeHi} ms, ${minutes} min, ${restarts} restarts`);
 
   const workers = [];
@@ -861,7 +808,7 @@ async function main() {
     });
   }
   for (let i = 0; i < workersN; i++) {
-    const url = i % 2 ? `tcp://127.0.0.1:${sessd.port}` : `unix:${sessd.sock}`;
+    const url = i % 2 ? sessd.tcpUrl : `unix:${sessd.sock}`;
     const child = fork(__filename, ['--app'], { env: { ...process.env, SESSD_URL: url }, execArgv: ['--expose-gc'] });
     const port = await new Promise((resolve, reject) => {
       child.once('message', (m) => resolve(m.port));

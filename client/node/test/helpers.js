@@ -41,16 +41,27 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
 // A running daemon. start() launches it with a ready file and waits for its URLs.
 class Daemon {
   // fileSizeLimit: bytes the daemon may write to one file (RLIMIT_FSIZE, as ulimit -f or
-  // systemd's LimitFSIZE=), a full disk without a filesystem to fill.
-  constructor({ dir, extraArgs = [], fileSizeLimit = null } = {}) {
+  // systemd's LimitFSIZE=), a full disk without a filesystem to fill. tcpPort: the loopback
+  // port to listen on (0: any free one; set it to the first start's to keep apps' TCP URL
+  // across restarts). logFile: a file each start appends the daemon's whole stderr to, besides
+  // the tail kept in stderr. readyMs: how long start() waits for the ready file.
+  constructor({ dir, extraArgs = [], fileSizeLimit = null, tcpPort = 0, logFile = null, readyMs = 15000 } = {}) {
     this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-node-'));
     this.ownsDir = !dir;
     this.sock = path.join(this.dir, 's.sock');
     this.readyFile = path.join(this.dir, 'ready');
     this.extraArgs = extraArgs;
     this.fileSizeLimit = fileSizeLimit;
+    this.tcpPort = tcpPort;
+    this.log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : null;
+    this.readyMs = readyMs;
     this.proc = null;
     this.stderr = '';
+  }
+
+  // The running daemon's pid, or null once it has exited.
+  get pid() {
+    return this.proc && this.proc.exitCode === null && this.proc.signalCode === null ? this.proc.pid : null;
   }
 
   // writeSecret(contents): (re)write the --auth-file at dir/secret as sessd(8) advises, a
@@ -65,12 +76,13 @@ class Daemon {
 
   async start() {
     fs.rmSync(this.readyFile, { force: true });
-    const args = ['--listen', `unix:${this.sock}`, '--listen', 'tcp://127.0.0.1:0', '--ready-file', this.readyFile, ...this.extraArgs];
+    const args = ['--listen', `unix:${this.sock}`, '--listen', `tcp://127.0.0.1:${this.tcpPort}`, '--ready-file', this.readyFile, ...this.extraArgs];
     const proc = this.fileSizeLimit === null
       ? spawn(sessdBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
       : spawn('prlimit', [`--fsize=${this.fileSizeLimit}`, '--', sessdBin(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     this.stderr = '';
+    if (this.log) proc.stderr.pipe(this.log, { end: false });
     proc.stderr.on('data', (d) => {
       this.stderr += d;
       if (this.stderr.length > 65536) this.stderr = this.stderr.slice(-32768);
@@ -84,7 +96,7 @@ class Daemon {
       if (!fs.existsSync(this.readyFile)) return null;
       const lines = fs.readFileSync(this.readyFile, 'utf8').split('\n').filter(Boolean);
       return lines.length >= 2 ? lines : null;
-    }, 'the sessd ready file');
+    }, 'the sessd ready file', this.readyMs);
     this.unixUrl = urls.find((u) => u.startsWith('unix:'));
     this.tcpUrl = urls.find((u) => u.startsWith('tcp:'));
     if (!this.unixUrl || !this.tcpUrl) throw new Error('unexpected ready file: ' + urls.join(' | '));
