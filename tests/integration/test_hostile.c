@@ -4343,6 +4343,42 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_flash_pop_leaves_the_messages)
 }
 
 /*
+ * A client that shuts down only its sending side after a FLASH_POP (over a Unix socket, where
+ * epoll reports that as it reports a hang-up) still reads: its pop runs and the messages
+ * come back to it, not dropped as for a client that has gone.
+ */
+LEAK_CHECKED_TEST(hostile, a_half_closed_clients_flash_pop_is_answered)
+{
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 50, .flash_all = true};
+	struct codec_reply rep;
+	struct buf frames;
+	uint8_t *body = NULL;
+	int good, fd;
+
+	start_with(NULL);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	cr_assert_eq(push(good, "left", "info", 4, "Payment received", 16, false), CODEC_OK);
+	fd = harness_open_ready(dmn.unix_url, "test_hostile");
+	pop.id = bytes("left");
+	buf_init(&frames);
+	encode(&frames, &pop);
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	harness_send_buf(fd, &frames);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the half-closed client's pop is answered");
+	cr_assert_not_null(memmem(rep.result.ptr, rep.result.len, "Payment received", 16),
+	                   "with the message it popped");
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+	buf_finish(&frames);
+	close(good);
+	stop_clean();
+}
+
+/*
  * The same over TCP, where a client that gives up resets the connection (libsessd and
  * connect-sessd do on a timeout): sessd finds the client gone and drops its pop, but the
  * reset takes back nothing that had reached sessd's socket, so a change sent with it (a SET
