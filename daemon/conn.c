@@ -562,7 +562,9 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 
 /*
  * Whether ${c} is past HELLO, its client has sent no whole frame for two seconds or more, and
- * nothing of it is in flight (no reply unsent, no request unhandled): it may give way at
+ * nothing of it is in flight (no reply unsent, no request unhandled, no read put off by the
+ * turn's budget, which may hold a request that has waited behind other clients' large
+ * frames): it may give way at
  * --max-connections. The start of a frame it has not finished may be in its input: the
  * client learns from SHUTTING_DOWN that it was not carried out (a client trickling a byte
  * a second into frames it never finished held every slot: newcomers were refused for as
@@ -570,8 +572,8 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
  */
 static bool idle_enough(const struct conn_set *s, const struct conn *c)
 {
-	return c->greeted && !c->closing && !c->pending && !c->queued && !c->waiting &&
-	       !c->paused && !c->held_over && unsent(c) == 0 &&
+	return c->greeted && !c->closing && !c->pending && !c->queued && !c->unread &&
+	       !c->waiting && !c->paused && !c->held_over && unsent(c) == 0 &&
 	       s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
 }
 

@@ -766,6 +766,112 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	stop_clean();
 }
 
+/* SIGSTOP the daemon and wait until it has stopped: the signal takes effect only when the
+ * daemon next runs, which may handle what a test sends meanwhile. */
+static void stop_daemon(void)
+{
+	char path[64], stat[512], *state;
+	long started = mono_ms();
+	FILE *f;
+
+	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)dmn.pid);
+	for (;;) {
+		f = fopen(path, "r");
+		cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+		state = fgets(stat, sizeof(stat), f) != NULL ? strrchr(stat, ')') : NULL;
+		fclose(f);
+		if (state != NULL && state[1] == ' ' && (state[2] == 'T' || state[2] == 't'))
+			return;
+		cr_assert_lt(mono_ms() - started, 10000, "the daemon stops on SIGSTOP");
+		sleep_ms(1);
+	}
+}
+
+/*
+ * A connection whose request waits unread, behind a turn's reading budget spent on other
+ * clients' large frames, is not idle: a newcomer at --max-connections takes the place of one
+ * that really is. Here the newcomer's HELLO is read first in the turn, 16 clients' 900 KB
+ * frames then use up the turn's 2 MiB, and the oldest idle connection's PING, sent last, is
+ * put off to a later turn as the HELLO is handled. It used to be taken for idle, the oldest,
+ * and closed with SHUTTING_DOWN, its PING never run; the younger idle one gives way now.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_request_put_off_by_the_turns_budget_is_not_idle, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "18", NULL};
+	enum { FLOODERS = 16, FRAME = 900000, EACH = 200000 };
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .request_id = 9, .version = 1};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 61};
+	/* A frame announcing FRAME bytes, then the start of its body. */
+	static const uint8_t frame_start[] = {0x00, 0x0d, 0xbb, 0xa0, 0xdc, 0x00, 0x10};
+	static uint8_t filler[EACH];
+	int oldest, younger, newcomer, flooders[FLOODERS];
+	struct codec_reply rep;
+	struct buf b;
+	uint8_t *body;
+	size_t len;
+
+	start_with(args);
+	oldest = harness_open_ready(dmn.unix_url, "test_hostile");
+	/* A tick apart: the oldest is the one idle longest. */
+	sleep_ms(1100);
+	younger = harness_open_ready(dmn.unix_url, "test_hostile");
+	for (int i = 0; i < FLOODERS; i++) {
+		flooders[i] = harness_open_ready(dmn.unix_url, "test_hostile");
+		cr_assert_eq(send(flooders[i], frame_start, sizeof(frame_start), MSG_NOSIGNAL),
+		             (ssize_t)sizeof(frame_start));
+	}
+	/* Every connection past HELLO has gone 3 s without a whole frame; the flooders' frame
+	 * lengths are read, so that their next reads take what their sockets hold. */
+	sleep_ms(3500);
+	newcomer = connect_from("127.0.0.4");
+	sleep_ms(300);
+	stop_daemon();
+	buf_init(&b);
+	hello.client_name = bytes("newcomer");
+	cr_assert_eq(codec_encode_request(&b, &hello), 0);
+	harness_send_buf(newcomer, &b);
+	for (int i = 0; i < FLOODERS; i++) {
+		size_t sent = 0;
+		ssize_t n;
+
+		while (sent < sizeof(filler) &&
+		       (n = send(flooders[i], filler + sent, sizeof(filler) - sent,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT)) > 0)
+			sent += (size_t)n;
+	}
+	buf_reset(&b);
+	cr_assert_eq(codec_encode_request(&b, &ping), 0);
+	harness_send_buf(oldest, &b);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	cr_assert_eq(harness_recv_frame(newcomer, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_OK, "the newcomer is served: %s",
+	             codec_status_name(rep.status));
+	free(body);
+	cr_assert_eq(harness_recv_frame(oldest, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_OK,
+	             "the connection whose PING waited unread is answered, not displaced as idle: "
+	             "%s",
+	             codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 61);
+	free(body);
+	cr_assert_eq(harness_recv_frame(younger, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "the idle one gave way: %s",
+	             codec_status_name(rep.status));
+	free(body);
+	harness_expect_closed(younger);
+	buf_finish(&b);
+	for (int i = 0; i < FLOODERS; i++)
+		close(flooders[i]);
+	close(younger);
+	close(newcomer);
+	close(oldest);
+	stop_clean();
+}
+
 /*
  * A burst of refusals is said in full once its period (10 s here) is over, not only at the
  * next refusal or at the stop: the first line of a burst says 1, and an operator reading
