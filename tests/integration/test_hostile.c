@@ -2416,7 +2416,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, clear_counts_only_live_sessions, .timeout = 60)
 	req.op = CODEC_OP_CLEAR;
 	req.request_id = 2;
 	encode(&b, &req);
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	sleep_ms(400);
 	harness_send_buf(fd, &b);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -3864,7 +3864,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_unread_pipelines_stays_near_the_bound
 	for (int i = 0; i < READERS; i++)
 		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
 	/* Stopped, the daemon reads every burst in its next turn. */
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	for (int i = 0; i < READERS; i++)
 		harness_send_buf(fds[i], &gets);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -3946,7 +3946,7 @@ static bool burst_read(struct burst_reader *r)
  */
 static void send_all_at_once(const struct burst_reader *r, int n, const struct buf *buf)
 {
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	for (int i = 0; i < n; i++)
 		harness_send_buf(r[i].fd, buf);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4276,7 +4276,7 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
 	encode_change(&frames, "gone", 20, false);
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
 	encode_change(&frames, "gone", 21, true);
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	harness_send_buf(fd, &frames);
 	close(fd);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4394,7 +4394,7 @@ static void send_and_leave(int good, const char *url, const struct buf *frames, 
 	long started;
 	int fd = harness_open_ready(url, "test_hostile");
 
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	harness_send_buf(fd, frames);
 	if (reset)
 		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &at_once, sizeof(at_once)), 0);
@@ -4468,7 +4468,7 @@ LEAK_CHECKED_TEST(hostile, a_half_closed_clients_flash_pop_is_answered)
 	pop.id = bytes("left");
 	buf_init(&frames);
 	encode(&frames, &pop);
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	harness_send_buf(fd, &frames);
 	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4766,7 +4766,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_large_sets_is_answered_turn_by_turn, 
 			encode(&frames[i], &req);
 		}
 	}
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	stop_daemon();
 	for (int i = 0; i <= BURST; i++)
 		send_what_fits(i < BURST ? fds[i] : piped, &frames[i], &sent[i]);
 	memset(&req, 0, sizeof(req));
