@@ -20,8 +20,8 @@
 #include "log.h"
 #include "seal.h"
 
-/* Bytes asked of each read(2) at least; a frame longer than this is read in one go once its
- * header has been checked. */
+/* Bytes asked of each read(2) at least. The rest of a frame whose header has been checked is
+ * read in one go, but the room for it grows only as its bytes arrive (input_growth). */
 #define CONN_READ_CHUNK (16u * 1024u)
 /* A connection whose reads fill their room with fewer than CONN_GROW_FRAMES frames asks for
  * twice as much next time, up to CONN_READ_MOST (size_next_read). */
@@ -36,8 +36,9 @@
  * 1 KB replies needs, so that a sealed connection idles on little more than a plain one. */
 #define CONN_STAGING_KEEP_BYTES (4u * CONN_READ_CHUNK)
 /* What each buffer of a connection keeps without counting: up to it, a buffer counts in
- * client_bytes only for the bytes in it. An empty buffer grown past it counts its whole size
- * until it is given back, within a second (conn_set_tick) or at once when the total passes
+ * client_bytes only for the bytes in it. An input buffer grown past it counts its whole size
+ * (counted_input); an empty output buffer grown past it counts its whole size until it is
+ * given back, within a second (conn_set_tick) or at once when the total passes
  * max_client_bytes; without that, 10,000 connections that had each read one 250 KB session
  * kept 2.5 GB that no bound saw. Two read chunks: the input of a client sending small
  * requests (a chunk, plus the start of a frame carried over, see input_room) and the replies
@@ -267,14 +268,27 @@ static struct buf *replies(struct conn *c)
 }
 
 /*
- * What a buffer holding ${used} bytes of its ${cap} counts in client_bytes: those bytes, or,
- * empty and grown past CONN_KEEP_BYTES, all of it. A buffer in use counts only its bytes, as
- * doubling leaves it at most twice that (and a frame of max_frame fits under twice it); one
- * left nearly empty is given back within a second (give_back_room).
+ * What an output buffer holding ${used} bytes of its ${cap} counts in client_bytes: those
+ * bytes, or, empty and grown past CONN_KEEP_BYTES, all of it. A buffer in use counts only its
+ * bytes, as doubling leaves it at most twice that; one left nearly empty is given back within
+ * a second (give_back_room).
  */
 static size_t counted(size_t used, size_t cap)
 {
 	return used == 0 && cap > CONN_KEEP_BYTES ? cap : used;
+}
+
+/*
+ * What an input buffer (the input, or a sealed connection's records) of ${cap} holding ${used}
+ * bytes counts in client_bytes: all of its room once grown past CONN_KEEP_BYTES, else its
+ * bytes. Its room is the client's doing: the rest of a frame or record whose header has come,
+ * which input_growth keeps to about what has come; when only the bytes counted, no bound saw
+ * it (200 clients that announced 64 MiB frames and sent 115 bytes of each held 12.5 GiB of
+ * address space, 23 KB of it counted).
+ */
+static size_t counted_input(size_t used, size_t cap)
+{
+	return cap > CONN_KEEP_BYTES ? cap : used;
 }
 
 static bool has_grown(const struct conn *c)
@@ -294,7 +308,7 @@ static void note_held(struct conn *c, bool progressed)
 {
 	struct conn_set *s = c->set;
 	size_t in = c->in_end - c->in_start, out = c->out.len - c->out_sent;
-	size_t held = counted(in, c->in_cap) + counted(c->raw.len, c->raw.cap) +
+	size_t held = counted_input(in, c->in_cap) + counted_input(c->raw.len, c->raw.cap) +
 	              counted(out, c->out.cap) + counted(c->plain.len, c->plain.cap);
 	bool holding = in + c->raw.len + out + c->plain.len > 0;
 
@@ -837,7 +851,45 @@ static size_t frame_at(const struct conn *c, size_t at, struct dispatch_frame_re
 }
 
 /*
- * Room for ${n} more bytes at the end of ${c}'s input (a chunk at least, if it must grow).
+ * The bytes of the frame at the start of ${c}'s input that have not arrived yet: 0 when its
+ * header has not come, or all of it has. Its length is the client's word, not checked here:
+ * a bound on room, never a reason to reserve it.
+ */
+static size_t frame_rest(const struct conn *c)
+{
+	size_t avail = c->in_end - c->in_start, need;
+
+	if (avail < CODEC_HEADER_BYTES)
+		return 0;
+	need = CODEC_HEADER_BYTES + (size_t)codec_frame_length(c->in_data + c->in_start);
+	return need > avail ? need - avail : 0;
+}
+
+/*
+ * How much room ${c}'s input grows by when ${n} more bytes do not fit: a chunk at least, and
+ * while a frame longer than that is arriving, as much as the input holds of it already
+ * (CONN_READ_MOST at least), up to the rest its header announced. So a long frame's buffer
+ * doubles as its bytes come, in O(log n) reallocations, and never holds more than twice
+ * what its client sent plus a read: it was reserved whole from the header, and clients that
+ * announced --max-frame frames and sent a byte at a time could spend the daemon's address
+ * space (under a LimitAS= or strict overcommit, honest clients' allocations then failed).
+ */
+static size_t input_growth(const struct conn *c, size_t n)
+{
+	size_t avail = c->in_end - c->in_start, rest = frame_rest(c), more;
+
+	if (n < CONN_READ_CHUNK)
+		n = CONN_READ_CHUNK;
+	if (rest <= n)
+		return n;
+	more = avail > CONN_READ_MOST ? avail : CONN_READ_MOST;
+	if (more > rest)
+		more = rest;
+	return more > n ? more : n;
+}
+
+/*
+ * Room for ${n} more bytes at the end of ${c}'s input (input_growth's, if it must grow).
  * Moves what is unhandled to the front only when the tail is too short. Returns 0, or -1
  * (ENOMEM).
  */
@@ -858,8 +910,7 @@ static int input_room(struct conn *c, size_t n)
 		if (c->in_cap - c->in_end >= n)
 			return 0;
 	}
-	if (n < CONN_READ_CHUNK)
-		n = CONN_READ_CHUNK;
+	n = input_growth(c, n);
 	if (!c->peer.ready && c->in_data != NULL) {
 		/* realloc would free the old block, the secret's first bytes in it, unwiped. */
 		data = malloc(avail + n);
@@ -987,8 +1038,8 @@ static bool read_left(struct conn *c)
 			if (open_records(c) == -1)
 				return false;
 		} else {
-			/* make_room trusts the first frame's length, which process() checks: not
-			 * yet, for one that came with the read before the failed send. */
+			/* process() refuses a frame this long: reading on for it would be wasted
+			 * (it may have come with the read before the failed send). */
 			if (c->in_end - c->in_start >= CODEC_HEADER_BYTES &&
 			    codec_frame_length(c->in_data + c->in_start) > c->set->cfg.max_frame)
 				break;
@@ -1221,20 +1272,17 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 }
 
 /*
- * Room for the next read: at least a chunk, or the rest of a frame whose header is in and
- * checked. Moves the partial frame to the front only when the tail is too short. Returns 0,
- * or -1 (ENOMEM).
+ * Room for the next read: the read size, or the rest of a frame whose header is in, whole up
+ * to CONN_READ_MOST; of a longer one, what the tail holds while that is a chunk, then what
+ * input_growth gives (read_ready reads on while the reads fill it). Moves the partial frame to
+ * the front only when the tail is too short. Returns 0, or -1 (ENOMEM).
  */
 static int make_room(struct conn *c)
 {
-	size_t avail = c->in_end - c->in_start, want = c->read_bytes, need;
+	size_t want = c->read_bytes, rest = frame_rest(c);
 
-	if (avail >= CODEC_HEADER_BYTES) {
-		/* process() left a partial frame whose length passed the max_frame check. */
-		need = CODEC_HEADER_BYTES + (size_t)codec_frame_length(c->in_data + c->in_start);
-		if (need > avail && need - avail > want)
-			want = need - avail;
-	}
+	if (rest > want)
+		want = rest <= CONN_READ_MOST ? rest : CONN_READ_CHUNK;
 	return input_room(c, want);
 }
 
@@ -1583,28 +1631,54 @@ static void read_records(struct conn *c)
 	after_recv(c, got);
 }
 
-/* Read what ${c}'s socket holds, as much as its next frame or read size wants. */
+/*
+ * Whether a read that filled the room make_room gave ${c} is followed by another: the frame at
+ * the start of its input is still arriving, and is one process() will take (after HELLO,
+ * within max_frame), not one it will refuse before a byte more is read.
+ */
+static bool reads_on(const struct conn *c)
+{
+	return frame_rest(c) > 0 && c->peer.ready &&
+	       codec_frame_length(c->in_data + c->in_start) <= c->set->cfg.max_frame;
+}
+
+/*
+ * Read what ${c}'s socket holds, as much as its next frame or read size wants. A long frame's
+ * room grows with what arrives (make_room), so a read that fills it while the frame is still
+ * arriving is followed by another into the room grown: the frame is read in one go as far as
+ * the socket holds it, as when its room was reserved whole.
+ */
 static void read_ready(struct conn *c)
 {
-	size_t room;
+	size_t room, total = 0;
 	ssize_t got;
 
 	if (c->peer.seal != NULL) {
 		read_records(c);
 		return;
 	}
-	if (make_room(c) == -1) {
-		log_warn("out of memory for a connection's input; closing it");
-		conn_close(c);
-		return;
-	}
-	room = c->in_cap - c->in_end;
-	got = recv(c->fd, c->in_data + c->in_end, room, 0);
-	if (got > 0) {
+	for (;;) {
+		if (make_room(c) == -1) {
+			log_warn("out of memory for a connection's input; closing it");
+			conn_close(c);
+			return;
+		}
+		room = c->in_cap - c->in_end;
+		got = recv(c->fd, c->in_data + c->in_end, room, 0);
+		if (got <= 0)
+			break;
 		c->in_end += (size_t)got;
-		c->set->turn_read += (size_t)got;
+		total += (size_t)got;
+		if ((size_t)got < room || !reads_on(c))
+			break;
+	}
+	if (total > 0) {
+		c->set->turn_read += total;
 		c->read_tick = c->set->ticks;
-		size_next_read(c, room, (size_t)got);
+		/* The last read: a failed or empty one after others is seen again next time. */
+		if (got > 0)
+			size_next_read(c, room, (size_t)got);
+		got = (ssize_t)total;
 	}
 	after_recv(c, got);
 }

@@ -678,9 +678,11 @@ uint64_t harness_map_uint(const struct codec_reply *rep, const char *key)
 	return v;
 }
 
-long harness_rss_kib(pid_t pid)
+/* The ${field} line ("VmRSS", "VmSize") of /proc/${pid}/status, in KiB. */
+static long status_kib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t len = strlen(field);
 	long kib = -1;
 	FILE *f;
 
@@ -688,11 +690,22 @@ long harness_rss_kib(pid_t pid)
 	f = fopen(path, "r");
 	cr_assert_not_null(f, "open %s", path);
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (strncmp(line, field, len) == 0 && line[len] == ':' &&
+		    sscanf(line + len + 1, " %ld kB", &kib) == 1)
 			break;
 	fclose(f);
-	cr_assert_gt(kib, 0, "VmRSS read from %s", path);
+	cr_assert_gt(kib, 0, "%s read from %s", field, path);
 	return kib;
+}
+
+long harness_rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
+}
+
+long harness_vm_kib(pid_t pid)
+{
+	return status_kib(pid, "VmSize");
 }
 
 int harness_start_file_limited(struct harness_daemon *d, const char *const *extra_args,

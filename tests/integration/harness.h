@@ -79,6 +79,12 @@ int harness_start_file_limited(struct harness_daemon *d, const char *const *extr
  */
 long harness_rss_kib(pid_t pid);
 
+/*
+ * harness_vm_kib(pid):
+ * The address space of process ${pid} (VmSize), in KiB; fails the test when it cannot be read.
+ */
+long harness_vm_kib(pid_t pid);
+
 /* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
 void harness_cleanup(struct harness_daemon *d);
 

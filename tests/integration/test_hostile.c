@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -4827,4 +4829,248 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_large_sets_is_answered_turn_by_turn, 
 	free(value);
 	stop_clean();
 	nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The first bytes of a SET whose frame announces ${frame} bytes of body (ttl as a uint 64 after
+ * the data), up to its data's length: ANNOUNCE_BYTES of them. */
+enum { ANNOUNCE_BYTES = 4 + 11 };
+static void announce_set(uint8_t out[ANNOUNCE_BYTES], uint32_t frame)
+{
+	static const uint8_t start[] = {0x96, 0x11, 0x01, 0xc0, 0xa1, 'x', 0xc6};
+	uint32_t data = frame - 20;
+
+	for (int i = 0; i < 4; i++) {
+		out[i] = (uint8_t)(frame >> (24 - 8 * i));
+		out[11 + i] = (uint8_t)(data >> (24 - 8 * i));
+	}
+	memcpy(out + 4, start, sizeof(start));
+}
+
+/* Wait (up to 10 s) until the daemon has read all that was sent on Unix socket ${fd} (or
+ * closed it): what it has not read yet is charged to our side's send queue. */
+static void wait_read(int fd)
+{
+	int queued = 0;
+
+	for (long started = mono_ms(); mono_ms() - started < 10000; sleep_ms(5)) {
+		cr_assert_eq(ioctl(fd, SIOCOUTQ, &queued), 0, "SIOCOUTQ: %s", strerror(errno));
+		if (queued == 0)
+			return;
+	}
+	cr_assert_fail("the daemon has not read %d bytes sent", queued);
+}
+
+/*
+ * Open ${n} connections into ${fds} (Unix: wait_read), each announcing a SET of ${frame} bytes
+ * and sending the first ${more} bytes of its data in a second write, once the daemon has read
+ * the first.
+ */
+static void announce_frames(int good, int *fds, int n, uint32_t frame, size_t more)
+{
+	uint8_t start[ANNOUNCE_BYTES], zeros[256] = {0};
+
+	cr_assert_leq(more, sizeof(zeros));
+	announce_set(start, frame);
+	for (int i = 0; i < n; i++) {
+		fds[i] = harness_open_ready(dmn.unix_url, "announcer");
+		cr_assert_eq(harness_send_all(fds[i], start, sizeof(start)), 0);
+	}
+	for (int i = 0; i < n; i++)
+		wait_read(fds[i]);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(harness_send_all(fds[i], zeros, more), 0);
+	for (int i = 0; i < n; i++)
+		wait_read(fds[i]);
+	/* The turn that read them is over once this is answered. */
+	ping_ok(good, 1);
+}
+
+/*
+ * Clients that announce long frames and send a few bytes of each take the daemon's memory only
+ * as their bytes arrive. The room for a frame was reserved whole from its 4-byte header, and
+ * counted nowhere: 200 connections announcing 64 MiB each and sending 100 bytes grew sessd's
+ * address space by 12.5 GiB, with client_bytes at 23 KB; under strict overcommit or a
+ * LimitAS= that starved honest clients. Now they add about a read each (64 KiB), that room
+ * counts in client_bytes, and an honest client is served throughout.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, announced_frames_take_room_as_their_bytes_arrive, .timeout = 90)
+{
+	enum { CONNS = SCALED(200, 50), FRAME = 64 * 1024 * 1024, MORE = 100, OWN_KIB = 48 };
+	static const char *const args[] = {"--max-frame", "64M", NULL};
+	int good, fds[CONNS];
+	long base_kib, grown_kib;
+	uint64_t counted;
+
+	start_with(args);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	/* The connections' own state, and what malloc keeps of it, is in the base. */
+	for (int i = 0; i < CONNS; i++)
+		fds[i] = harness_open_ready(dmn.unix_url, "warm-up");
+	for (int i = 0; i < CONNS; i++)
+		close(fds[i]);
+	wait_connections(good, 1);
+	base_kib = harness_vm_kib(dmn.pid);
+	announce_frames(good, fds, CONNS, FRAME, MORE);
+	grown_kib = harness_vm_kib(dmn.pid) - base_kib;
+	counted = stat_of(good, NULL, "client_bytes");
+	cr_assert_lt(grown_kib, CONNS * 1024L,
+	             "%d connections that announced %d MiB frames and sent %d bytes of each grew "
+	             "the daemon's address space by %ld KiB (client_bytes %llu)",
+	             CONNS, FRAME >> 20, ANNOUNCE_BYTES + MORE, grown_kib,
+	             (unsigned long long)counted);
+	cr_assert_geq((long)(counted / 1024) + CONNS * OWN_KIB, grown_kib,
+	              "client_bytes %llu does not cover the %ld KiB the announced frames took",
+	              (unsigned long long)counted, grown_kib);
+	good_roundtrip(good, 1);
+	good_pipeline(good, 1, 16);
+	for (int i = 0; i < CONNS; i++)
+		close(fds[i]);
+	wait_connections(good, 1);
+	cr_assert_lt(stat_of(good, NULL, "client_bytes"), 4096, "nothing is held after");
+	close(good);
+	stop_clean();
+}
+
+/* Whether ${fd}'s connection is still open with nothing to read: the daemon has not closed it. */
+static bool still_open(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) == 0;
+}
+
+/*
+ * Under a limit on its address space (a systemd LimitAS=, or strict overcommit), clients that
+ * announce long frames and send little cannot take it from honest clients. Each reserved its
+ * whole announced frame: announcing 64 MiB, 32 MiB, ... down to 64 KiB filled the daemon's
+ * 96 MiB of headroom, and an honest client's 1 MB SET then had its connection closed ("out of
+ * memory for a connection's input"). Now the announcers hold about a read each, and every one
+ * of them, and every honest client, is still served.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, announced_frames_leave_a_limited_address_space_to_others,
+                       .timeout = 90)
+{
+	enum { HOSTILE = 11, HEADROOM = 96 * 1024 * 1024, DATA = 1000 * 1000, HONEST = 4 };
+	static const char *const args[] = {"--max-frame", "64M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	struct rlimit lim;
+	uint8_t *data, *body;
+	int good, fds[HOSTILE], honest;
+	char id[32], *log;
+
+	start_with(args);
+	data = malloc(DATA);
+	cr_assert_not_null(data);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	lim.rlim_cur = lim.rlim_max = (rlim_t)harness_vm_kib(dmn.pid) * 1024 + HEADROOM;
+	cr_assert_eq(prlimit(dmn.pid, RLIMIT_AS, &lim, NULL), 0, "prlimit: %s", strerror(errno));
+	/* 64 MiB, 32 MiB, ... 64 KiB: whole, they fill the headroom to the last 64 KiB or so. */
+	for (int i = 0; i < HOSTILE; i++)
+		announce_frames(good, &fds[i], 1, (uint32_t)(64u << 20) >> i, 100);
+	for (int i = 0; i < HONEST; i++) {
+		honest = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "honest");
+		fill_binary(data, DATA, (uint8_t)i);
+		snprintf(id, sizeof(id), "honest-%d", i);
+		req.op = CODEC_OP_SET;
+		req.request_id = 10 + (uint64_t)i;
+		req.ns = bytes("honest");
+		req.id = bytes(id);
+		req.data = span(data, DATA);
+		cr_assert_eq(call_status(honest, &req), CODEC_OK, "honest SET %d", i);
+		req.op = CODEC_OP_GET;
+		cr_assert_eq(call(honest, &req, &rep, &body), CODEC_OK, "honest GET %d", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert(got.len == DATA && memcmp(got.ptr, data, DATA) == 0, "GET %d is whole",
+		          i);
+		free(body);
+		close(honest);
+	}
+	for (int i = 0; i < HOSTILE; i++) {
+		cr_expect(still_open(fds[i]), "the announcer of %u bytes was closed",
+		          (64u << 20) >> i);
+		close(fds[i]);
+	}
+	log = harness_log(&dmn);
+	cr_expect_null(strstr(log, "out of memory"), "%s", log);
+	free(log);
+	good_roundtrip(good, 1);
+	close(good);
+	free(data);
+	stop_clean();
+}
+
+/*
+ * A legitimate frame of several megabytes, sent in small pieces, arrives whole, and the room
+ * it takes grows with what has arrived: a thirty-second of it in, the daemon has taken less
+ * than a quarter of it (it took all of it at the second read). A PING in the same write as the
+ * frame's end is answered after it.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_long_frame_in_small_pieces_arrives_whole, .timeout = 90)
+{
+	enum { DATA = 6 * 1024 * 1024, PIECE_MOST = 32 * 1024 };
+	static const char *const args[] = {"--max-frame", "8M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 7, .ttl_ms = 600000};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 8};
+	struct codec_reply rep;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint64_t rng = 0x36f00d, rid = 100;
+	long base_kib = 0, grown_kib = -1;
+	size_t sent = 0, piece;
+	uint8_t *data, *body;
+	struct buf frames;
+	int good, fd;
+
+	start_with(args);
+	data = malloc(DATA);
+	cr_assert_not_null(data);
+	fill_binary(data, DATA, 36);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	fd = harness_open_ready(dmn.tcp_url, "long");
+	req.ns = bytes("long");
+	req.id = bytes("frame");
+	req.data = span(data, DATA);
+	buf_init(&frames);
+	encode(&frames, &req);
+	encode(&frames, &ping);
+	base_kib = harness_vm_kib(dmn.pid);
+	while (sent < frames.len) {
+		piece = 1 + rng_below(&rng, PIECE_MOST);
+		if (piece > frames.len - sent)
+			piece = frames.len - sent;
+		cr_assert_eq(harness_send_all(fd, frames.data + sent, piece), 0);
+		sent += piece;
+		/* A round trip between pieces: each is a read of its own, as on a slow network. */
+		ping_ok(good, rid++);
+		if (grown_kib == -1 && sent >= DATA / 32) {
+			grown_kib = harness_vm_kib(dmn.pid) - base_kib;
+			cr_assert_lt(grown_kib * 1024, DATA / 4,
+			             "%zu bytes of a %d-byte frame in, the daemon's address space "
+			             "grew by %ld KiB",
+			             sent, DATA, grown_kib);
+		}
+	}
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the SET: %s", codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 7);
+	free(body);
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, 8, "the PING after it");
+	free(body);
+	req.op = CODEC_OP_GET;
+	req.request_id = 9;
+	cr_assert_eq(call(good, &req, &rep, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == DATA && memcmp(got.ptr, data, DATA) == 0, "the session is whole");
+	free(body);
+	buf_finish(&frames);
+	close(fd);
+	close(good);
+	free(data);
+	stop_clean();
 }

@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1513,4 +1515,153 @@ LEAK_CHECKED_TEST(sealed, a_reload_never_gives_apps_the_admin_secret_in_its_grac
 	close(fd);
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(admin_path);
+}
+
+/* A PING on plain connection ${fd}, answered. */
+static void plain_ping(int fd)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING};
+
+	cr_assert_eq(harness_request(fd, &ping, NULL, NULL), CODEC_OK, "PING");
+}
+
+/*
+ * A legitimate sealed frame of several megabytes, in small records sent in small pieces,
+ * arrives whole, and the room it takes grows with what has arrived (a thirty-second of it in,
+ * the daemon has taken less than a quarter of it). A PING in the records of the frame's end is
+ * answered after it.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, a_long_frame_in_small_records_arrives_whole, .timeout = 90)
+{
+	enum { DATA = 6 * 1024 * 1024, RECORD_MOST = 8192, PIECE_MOST = 32 * 1024 };
+	const char *const args[] = {"--auth-file", secret_path, "--max-frame", "8M", NULL};
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 7, .ttl_ms = TTL_MS};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 8};
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct mp_bytes got;
+	struct mp_reader r;
+	struct buf frames, wire;
+	struct sealed s;
+	uint32_t rng = 36;
+	long base_kib, grown_kib = -1;
+	size_t at = 0, sent = 0, n;
+	uint8_t *data, *body;
+	int plain;
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	data = malloc(DATA);
+	cr_assert_not_null(data);
+	for (size_t i = 0; i < DATA; i++)
+		data[i] = (uint8_t)(i * 7 + (i >> 12));
+	req.ns = str("long");
+	req.id = str("frame");
+	req.data = (struct mp_bytes){data, DATA};
+	buf_init(&frames);
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+	s = sealed_open(d.unix_url);
+	plain = plain_open(d.unix_url, secret, true);
+	buf_init(&wire);
+	while (at < frames.len) {
+		rng = rng * 1103515245u + 12345u;
+		n = 1 + (rng >> 8) % RECORD_MOST;
+		if (n > frames.len - at)
+			n = frames.len - at;
+		cr_assert_eq(seal_append(s.seal, &wire, frames.data + at, n), 0);
+		at += n;
+	}
+	base_kib = harness_vm_kib(d.pid);
+	while (sent < wire.len) {
+		rng = rng * 1103515245u + 12345u;
+		n = 1 + (rng >> 8) % PIECE_MOST;
+		if (n > wire.len - sent)
+			n = wire.len - sent;
+		cr_assert_eq(harness_send_all(s.fd, wire.data + sent, n), 0);
+		sent += n;
+		/* A round trip between pieces: each is a read of its own, as on a slow network. */
+		plain_ping(plain);
+		if (grown_kib == -1 && sent >= DATA / 32) {
+			grown_kib = harness_vm_kib(d.pid) - base_kib;
+			cr_assert_lt(
+			    grown_kib * 1024, DATA / 4,
+			    "%zu bytes of records of a %d-byte frame in, the daemon's address "
+			    "space grew by %ld KiB",
+			    sent, DATA, grown_kib);
+		}
+	}
+	sealed_reply(&s, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the SET: %s", codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 7);
+	free(body);
+	sealed_reply(&s, &rep, &body);
+	cr_assert_eq(rep.request_id, 8, "the PING after it");
+	free(body);
+	req.op = CODEC_OP_GET;
+	req.request_id = 9;
+	body = NULL;
+	cr_assert_eq(sealed_call(&s, &req, &rep.result, &body), CODEC_OK);
+	mp_reader_init(&r, rep.result.ptr, rep.result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == DATA && memcmp(got.ptr, data, DATA) == 0, "the session is whole");
+	free(body);
+	sealed_close(&s);
+	close(plain);
+	buf_finish(&wire);
+	buf_finish(&frames);
+	free(data);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
+/*
+ * Sealed clients that announce a whole record (64 KiB) and send a few bytes of it hold the
+ * room the daemon took for it, and that room counts in client_bytes, the bound
+ * --max-client-memory enforces: it counted only the bytes, so that 100 such clients held
+ * 12.5 MiB of address space that no bound saw (client_bytes 1,400).
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, announced_records_count_their_room, .timeout = 60)
+{
+	enum { CONNS = 100, SENT = 14 };
+	struct codec_request stats = {.op = CODEC_OP_STATS, .request_id = 2, .ns_all = true};
+	uint8_t announce[SENT] = {0};
+	struct sealed conns[CONNS], watcher;
+	struct codec_reply rep;
+	uint64_t counted;
+	long base_kib, grown_kib;
+	uint8_t *body;
+	int queued;
+
+	/* The length of the largest record: its header, and the first bytes of its body. */
+	announce[1] = (SEAL_MAX_PLAIN + SEAL_TAG_BYTES) >> 16;
+	announce[2] = (uint8_t)((SEAL_MAX_PLAIN + SEAL_TAG_BYTES) >> 8);
+	announce[3] = (uint8_t)(SEAL_MAX_PLAIN + SEAL_TAG_BYTES);
+	watcher = sealed_open(daemon_with_secret.unix_url);
+	for (int i = 0; i < CONNS; i++)
+		conns[i] = sealed_open(daemon_with_secret.unix_url);
+	base_kib = harness_vm_kib(daemon_with_secret.pid);
+	/* In two writes, each read by the daemon (nothing is charged to our side's send queue)
+	 * before the next: the record's room is taken once its header is in. */
+	for (size_t half = 0; half < 2; half++) {
+		for (int i = 0; i < CONNS; i++)
+			cr_assert_eq(
+			    harness_send_all(conns[i].fd, announce + half * SENT / 2, SENT / 2), 0);
+		for (int i = 0; i < CONNS; i++)
+			for (long started = now_ms(); now_ms() - started < 10000;) {
+				cr_assert_eq(ioctl(conns[i].fd, SIOCOUTQ, &queued), 0);
+				if (queued == 0)
+					break;
+				usleep(5000);
+			}
+	}
+	cr_assert_eq(sealed_call(&watcher, &stats, &rep.result, &body), CODEC_OK);
+	counted = harness_map_uint(&rep, "client_bytes");
+	free(body);
+	grown_kib = harness_vm_kib(daemon_with_secret.pid) - base_kib;
+	cr_expect_geq(counted, (uint64_t)CONNS * SEAL_MAX_PLAIN,
+	              "%d connections each in the middle of a whole record count %llu bytes (the "
+	              "daemon's address space grew by %ld KiB)",
+	              CONNS, (unsigned long long)counted, grown_kib);
+	for (int i = 0; i < CONNS; i++)
+		sealed_close(&conns[i]);
+	sealed_close(&watcher);
 }
