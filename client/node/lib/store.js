@@ -67,6 +67,9 @@ const SAVE_FAILED = Symbol('connect-sessd failed save');
 // this very object, the lifetime to give the session is its maxAge from now (see
 // requestTtlMs), not that stale instant.
 const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
+// On a session get() read that sessd may end before its request renews it (see endsSoon), and
+// carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
+const KEEP = Symbol('connect-sessd keep for the request');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -175,6 +178,11 @@ const COOKIE_MAXAGE_SLACK_MS = 1000;
 // 256 ms with no wait in the app at all). A second is what the cookie's Expires (whole
 // seconds) hides anyway; a quicker request still saves its touch.
 const SAVED_RENEW_AFTER_MS = 1000;
+// A session read with less than this left in sessd (or less than half its lifetime, for a
+// short one) is renewed as its request starts (see endsSoon): a request that took longer
+// than what the session had left found it gone at its end. Longer than any page but a
+// stalled one; a short session's half keeps the extra touch to the pages that come late.
+const KEEP_MARGIN_MS = 60000;
 // The form of a value the serializer could not write on its own: never equal to any form.
 const UNKNOWN_FORM = Symbol('connect-sessd unknown form');
 
@@ -263,6 +271,14 @@ function adoptLifetime(cookie, stored) {
   if (typeof maxAge !== 'number' && maxAge !== null) return false;
   cookie.maxAge = maxAge;
   return true;
+}
+
+// savedExpiry(sess): the expiry (ms since the epoch) the cookie of a parsed session was saved
+// with, or NaN when it has none (a browser-session cookie) or is no cookie.
+function savedExpiry(sess) {
+  const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
+  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
+  return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
 // markSaved(sess, atMs, whole): sessd holds sess as this request saved it (see SAVED), by a
@@ -418,6 +434,8 @@ class SessdStore extends BaseStore {
         throw new TypeError(`${ignored.join(', ')}: options of the shared client, not of a store given one`);
       }
     }
+    // Whether get() asks sessd how long it keeps a session with the read (see endsSoon).
+    this.ttlWithLoad = false;
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -482,14 +500,22 @@ class SessdStore extends BaseStore {
   // get(sid, cb): the session, or null when there is none; errors are errors. With merge on,
   // the session carries (hidden) what a later set() needs to merge, and (LOAD answered) how
   // many flashes were queued in it.
+  // A session sessd may end soon is marked for its request to keep (see endsSoon).
   get(sid, cb) {
     return withCallback((async () => {
       const key = this.key(sid);
-      const loaded = await this.client.load(this.namespace, key);
+      const loading = this.client.load(this.namespace, key);
+      // Sessions whose data does not say how long sessd keeps them: asked in the same round
+      // trip (see endsSoon).
+      const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
+      const loaded = await loading;
       if (loaded === null) return null;
       const { data, flashes } = loaded;
       const sess = await this.parse(data);
+      const soon = await this.endsSoon(key, sess, asked);
+      if (soon === null) return null;
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
+      if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
       if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
         // that does not save it pays nothing for them.
@@ -501,6 +527,68 @@ class SessdStore extends BaseStore {
       }
       return sess;
     })(), cb);
+  }
+
+  // keepsAlive(): whether the store renews sessions as requests use them (express-session's
+  // touch at the end of each request, and keep).
+  keepsAlive() {
+    return !this.disableTouch && !this.disableTTL;
+  }
+
+  // leftMs(key): a promise of the session's remaining lifetime in sessd (TTL), null when it
+  // has none, undefined when that is not known (a daemon older than TTL, or a failure: the
+  // request goes on as before).
+  leftMs(key) {
+    return this.client.ttlIfKnown(this.namespace, key).catch(() => undefined);
+  }
+
+  // endsSoon(key, sess, asked): whether sessd may end the session get() read (sess, parsed)
+  // before the request that reads it renews it at its end (its touch or save, which renews
+  // the browser's cookie too): a session that ended in sessd meanwhile was not there to
+  // renew, so the page was served signed in and gave the cookie a whole maxAge, and the next
+  // click found no session (bench/soak.js: a user back shortly before the cookie expired, on
+  // a loaded machine), a save-first cart add answered 303 was dropped ('gone'). Such a
+  // session is kept as its request starts (see keep). Soon is within KEEP_MARGIN_MS, or half
+  // the lifetime the request will give it, for a short one. The data tells most sessions
+  // apart without asking sessd: the expiry its cookie was saved with is one sessd holds at
+  // least (a save gives the cookie's lifetime from the save, a touch since from the touch).
+  // A session whose data does not say (no expires in its cookie, a ttl function) or which
+  // says soon is asked with TTL (asked: the promise of leftMs, when it was asked with the
+  // read); a store that met one asks with every read from then on (ttlWithLoad), in the same
+  // round trip. Resolves true, false, or null when the session ended since the read.
+  async endsSoon(key, sess, asked) {
+    let ttl;
+    try {
+      ttl = this.keepsAlive() ? this.renewedTtlMs(sess) : 0;
+    } catch (err) {
+      ttl = 0; // a ttl function that fails: the request's save will say so
+    }
+    const margin = Math.min(KEEP_MARGIN_MS, ttl / 2);
+    if (!(ttl > 0)) return false;
+    const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
+    if (Number.isNaN(saved)) this.ttlWithLoad = true;
+    else if (saved - Date.now() >= margin) return false;
+    const left = await (asked || this.leftMs(key));
+    if (left === null) return null;
+    return left !== undefined && left < margin && left < ttl;
+  }
+
+  // keep(sess): the touch of a session endsSoon found sessd may end before its request does,
+  // as its request starts: the lifetime the request's end would give it (renewedTtlMs), with
+  // TOUCH_IF over the data read, so that a session destroyed meanwhile (a logout in another
+  // tab) stays destroyed and a CONFLICT (a save just made, which chose the lifetime) changes
+  // nothing. Sent at once, ahead of the request's own requests of the session on its
+  // connection; not waited for: a session it finds ended was ending as the request came.
+  keep(sess) {
+    const k = sess[KEEP];
+    let ttl;
+    try {
+      ttl = this.renewedTtlMs(sess);
+    } catch (err) {
+      return;
+    }
+    if (!(ttl > 0)) return;
+    this.client.touchIf(this.namespace, k.key, ttl, dataTag(k.data)).catch(() => {});
   }
 
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
@@ -972,6 +1060,7 @@ class SessdStore extends BaseStore {
   createSession(req, sess) {
     const loaded = sess[LOADED];
     const counted = sess[FLASH_COUNT];
+    if (sess[KEEP]) this.keep(sess);
     const session = super.createSession(req, sess);
     Object.defineProperty(session, STORED, { value: true });
     if (session.cookie) Object.defineProperty(session, LOADED_EXPIRES, { value: session.cookie.expires });
