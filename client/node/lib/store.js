@@ -47,7 +47,8 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // touch at the end of the request (it touches after an explicit req.session.save() that
 // nothing changed since) is already done: sent, it cost a round trip, and over a merged save
 // it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
-// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made) }:
+// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made),
+// untilMs (atMs and the lifetime it gave, before which sessd does not end the session) }:
 // a cookie the request set after its save (a "remember me" after req.session.save()) is saved
 // at that touch (see touch), and a request that answers long after its save is touched then
 // (see SAVED_RENEW_AFTER_MS).
@@ -175,14 +176,24 @@ const COOKIE_MAXAGE_SLACK_MS = 1000;
 // later than the lifetime the save gave the session (its cookie's maxAge from then): a save-first
 // request that then waited on a slow payment call or e-mail had sessd end the session before
 // the browser dropped the cookie, by the whole wait (bench/soak.js, on a loaded machine: up to
-// 256 ms with no wait in the app at all). A second is what the cookie's Expires (whole
-// seconds) hides anyway; a quicker request still saves its touch.
+// 256 ms with no wait in the app at all). A quicker request saves its touch unless the
+// browser would keep its cookie past that lifetime all the same (see savedShort): the
+// cookie's Expires has whole seconds, which hide a lifetime that ends later than the cookie's
+// exact expiry, not one that ends earlier.
 const SAVED_RENEW_AFTER_MS = 1000;
 // A session read with less than this left in sessd (or less than half its lifetime, for a
 // short one) is renewed as its request starts (see endsSoon): a request that took longer
 // than what the session had left found it gone at its end. Longer than any page but a
 // stalled one; a short session's half keeps the extra touch to the pages that come late.
 const KEEP_MARGIN_MS = 60000;
+// How far past the lifetime its save gave the session a browser may keep the cookie of a quick
+// save-first request (see savedShort) without a touch at its end: the last moments of a
+// cookie's life, which sessd mostly covers anyway (it counts the lifetime from when it reads
+// the save, later than the store does). Past it, the end touches: a request whose response
+// went out a few hundred ms after its save could leave that long a window in which the
+// browser still sent the cookie of a session sessd had ended. Below it, a quick request
+// keeps its saved round trip whatever second its cookie ends in.
+const SAVED_EXPIRES_SLACK_MS = 100;
 // The form of a value the serializer could not write on its own: never equal to any form.
 const UNKNOWN_FORM = Symbol('connect-sessd unknown form');
 
@@ -281,21 +292,15 @@ function savedExpiry(sess) {
   return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
-// markSaved(sess, atMs, whole): sessd holds sess as this request saved it (see SAVED), by a
-// save made at atMs (Date.now() as its ttl was worked out). Not on an object that takes no
-// properties (a serializer's frozen session, say): it is then touched as before. whole, for a
-// session saved whole with SET: { key, data } (the sessd key and the bytes written), so that
-// the same save again is not sent (see savedWhole).
-function markSaved(sess, atMs, whole = null) {
+// markSaved(sess, atMs, ttl, whole): sessd holds sess as this request saved it (see SAVED), by
+// a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms. Not on an
+// object that takes no properties (a serializer's frozen session, say): it is then touched as
+// before. whole, for a session saved whole with SET: { key, data } (the sessd key and the
+// bytes written), so that the same save again is not sent (see savedWhole).
+function markSaved(sess, atMs, ttl, whole = null) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs }, configurable: true });
+    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs, untilMs: atMs + ttl }, configurable: true });
   }
-}
-
-// savedLongAgo(saved): whether the save that SAVED records (saved) was made over
-// SAVED_RENEW_AFTER_MS ago: the request's end must then renew the session's expiry.
-function savedLongAgo(saved) {
-  return Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS;
 }
 
 // markSaveFailed(sess): set() of sess failed (see SAVE_FAILED).
@@ -618,18 +623,34 @@ class SessdStore extends BaseStore {
     }
     const st = this.merge && sess ? sess[LOADED] : undefined;
     if (st && st.key === key) {
-      if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess, atMs);
+      const gave = await this.saveLoaded(sid, sess, st, ttl);
+      if (gave) markSaved(sess, atMs, gave);
       return;
     }
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
     if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) {
-      if (savedLongAgo(sess[SAVED])) await this.renewSaved(key, ttl, null, sess[SAVED]);
+      if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
       return;
     }
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess, atMs, { key, data });
+    markSaved(sess, atMs, ttl, { key, data });
+  }
+
+  // savedShort(saved, sess): whether the request's end must renew the expiry its save (saved,
+  // see SAVED) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
+  // browser keeps the cookie the response sends (sess.cookie, renewed by express-session as
+  // the response goes out) past that expiry. A cookie's Expires has whole seconds: the browser
+  // keeps it until the start of the second its exact expiry falls in, which a lifetime given
+  // a few hundred ms earlier, by a save made that long before the response, may not reach
+  // (such a session was gone in sessd while the browser still sent its cookie). Only where
+  // the lifetime is the cookie's (no ttl function, no disableTTL).
+  savedShort(saved, sess) {
+    if (Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS) return true;
+    if (typeof this.ttl === 'function' || this.disableTTL) return false;
+    const browserEnd = Math.floor(savedExpiry(sess) / 1000) * 1000;
+    return browserEnd - saved.untilMs > SAVED_EXPIRES_SLACK_MS;
   }
 
   // savedWhole(sess, key, data): whether this request saved sess whole under key already,
@@ -741,8 +762,9 @@ class SessdStore extends BaseStore {
   // changed: mergeKey, default this request's value) and tries again after a short random
   // wait, up to mergeAttempts SET_IFs, then fails with ESESSD_CONFLICT. A session gone
   // meanwhile (destroyed, as at logout, or expired) is not written back: the save ends
-  // without error, 'gone' is emitted. Resolves true when sessd holds the session as saved
-  // (or touched), false when it was gone.
+  // without error, 'gone' is emitted. Resolves the lifetime the save gave the session, in ms
+  // (ttl, or the one of the cookie another request saved, below), when sessd holds the session
+  // as saved (or touched: ttl), false when it was gone.
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
@@ -759,7 +781,7 @@ class SessdStore extends BaseStore {
       if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (await this.renew(ns, st.key, ttl, st)) return true;
+      if (await this.renew(ns, st.key, ttl, st)) return ttl;
       this.gone(sid, sess, st);
       return false;
     }
@@ -796,7 +818,7 @@ class SessdStore extends BaseStore {
           st.stored = bytes;
         }
         if (theirCookie !== null && adoptLifetime(sess.cookie, theirCookie)) st.forms.set('cookie', this.keyForm('cookie', sess.cookie));
-        return true;
+        return writeTtl;
       }
       if (outcome === 'not_found') {
         this.gone(sid, sess, st);
@@ -847,7 +869,7 @@ class SessdStore extends BaseStore {
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
-      if (savedAsIs && !savedLongAgo(saved)) return undefined;
+      if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
@@ -887,10 +909,10 @@ class SessdStore extends BaseStore {
   // was worked out.
   async saveCookie(sid, sess, st, ttl, atMs) {
     try {
-      let stored = true;
-      if (st) stored = await this.saveLoaded(sid, sess, st, ttl);
+      let gave = ttl;
+      if (st) gave = await this.saveLoaded(sid, sess, st, ttl);
       else await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-      if (stored) markSaved(sess, atMs);
+      if (gave) markSaved(sess, atMs, gave);
     } catch (err) {
       if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
       if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);

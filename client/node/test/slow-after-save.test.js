@@ -47,7 +47,7 @@ async function shop(t, namespace, rolling) {
   app.use(session({ store, secret: 'slow-after-save', resave: false, saveUninitialized: false, rolling, cookie: { maxAge: MAX_AGE } }));
   const saveThenWait = (req, res, next) => req.session.save((err) => {
     if (err) return next(err);
-    return sleep(Number(req.query.wait || 0)).then(() => res.redirect(303, '/'));
+    return sleep(req.query.cross ? crossWait(Date.now()) : Number(req.query.wait || 0)).then(() => res.redirect(303, '/'));
   });
   app.post('/login', (req, res, next) => req.session.regenerate((err) => {
     if (err) return next(err);
@@ -62,6 +62,14 @@ async function shop(t, namespace, rolling) {
   const { server, base } = await listen(app);
   t.after(() => closeServer(server));
   return { store, b: new Browser(base), touches };
+}
+
+// crossWait(savedAt): how long a request that saved at savedAt waits before it answers, so
+// that the cookie its response sends (MAX_AGE from then) has an Expires (whole seconds) 300 ms
+// or more past the lifetime the save gave the session (MAX_AGE from the save).
+function crossWait(savedAt) {
+  const boundary = Math.ceil((savedAt + MAX_AGE + 300) / 1000) * 1000;
+  return boundary - MAX_AGE - savedAt + 100;
 }
 
 // browserLeftMs(r): how long the browser keeps the cookie the response r set, from now.
@@ -97,4 +105,21 @@ test('slow after save: a quick save-first request sends no touch after its save'
   assert.equal((await b.post('/login')).status, 303);
   assert.equal((await b.post('/cart', { item: 'pear' })).status, 303);
   assert.equal(touches.n, 0);
+});
+
+test('quick after save, across a whole second of the cookie\'s Expires: sessd keeps the session until the browser drops the cookie', async (t) => {
+  const { store, b } = await shop(t, 'slow-after-save-cross', true);
+  for (const [what, p, form] of [['a login', '/login', {}], ['a cart add', '/cart', { item: 'pear' }]]) {
+    // Sent when the clock's milliseconds put the save about 300 ms into a second of the
+    // cookie's end: the request then answers about 0.8 s after its save (crossWait), under
+    // the second after which it is touched anyway.
+    await sleep((1300 - ((Date.now() + MAX_AGE) % 1000)) % 1000);
+    const r = await b.post(`${p}?cross=1`, form);
+    assert.equal(r.status, 303, `${what}: ${r.body}`);
+    const drops = Date.parse(/Expires=([^;]+)/.exec(r.headers['set-cookie'][0])[1]);
+    const before = Date.now();
+    const sessd = await sessdLeftMs(store, b);
+    // sessd read its clock after before: it keeps the session until before + sessd at least.
+    assert.ok(before + sessd >= drops, `${what}: sessd ends the session ${drops - before - sessd} ms or more before the browser drops the cookie`);
+  }
 });
