@@ -562,15 +562,18 @@ class SessdStore extends BaseStore {
   // read); a store that met one asks with every read from then on (ttlWithLoad), in the same
   // round trip. Resolves true, false, or null when the session ended since the read.
   async endsSoon(key, sess, asked) {
+    if (!this.keepsAlive()) return false;
+    const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
+    // Most pages: far from the end, known without working out the lifetime.
+    if (saved - Date.now() >= KEEP_MARGIN_MS) return false;
     let ttl;
     try {
-      ttl = this.keepsAlive() ? this.renewedTtlMs(sess) : 0;
+      ttl = this.renewedTtlMs(sess);
     } catch (err) {
-      ttl = 0; // a ttl function that fails: the request's save will say so
+      return false; // a ttl function that fails: the request's save will say so
     }
-    const margin = Math.min(KEEP_MARGIN_MS, ttl / 2);
     if (!(ttl > 0)) return false;
-    const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
+    const margin = Math.min(KEEP_MARGIN_MS, ttl / 2);
     if (Number.isNaN(saved)) this.ttlWithLoad = true;
     else if (saved - Date.now() >= margin) return false;
     const left = await (asked || this.leftMs(key));
