@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore, codec } = require('..');
-const { Daemon, Browser, listen, closeServer, sleep, waitFor, frameProxy } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, sleep, waitFor, frameProxy, cookieExpiresMs } = require('./helpers');
 
 const { OP } = codec;
 
@@ -71,14 +71,6 @@ function sidOf(b) {
   return decodeURIComponent(b.cookies.get('connect.sid')).slice(2).split('.')[0];
 }
 
-// browserLeftMs(r): how long the browser keeps the cookie the response r set, from now.
-function browserLeftMs(r) {
-  const cookie = (r.headers['set-cookie'] || [])[0] || '';
-  const m = /Expires=([^;]+)/.exec(cookie);
-  assert.ok(m, `the response sets the cookie: ${cookie}`);
-  return Date.parse(m[1]) - Date.now();
-}
-
 // signedInNear(t, namespace, maxAge): a signed-in browser whose session sessd ends in LEFT_MS,
 // as when the user comes back just before it ends: saved (its cookie's expiry written) well
 // before its last touch, which left it LEFT_MS.
@@ -97,7 +89,7 @@ test('a page whose request runs across its session\'s end in sessd: the renewal 
   const { store, b } = await signedInNear(t, ns);
   const r = await b.get(`/?wait=${SLOW_MS}`);
   assert.deepEqual(JSON.parse(r.body), { user: 'ann', cart: [] }, 'the page was served signed in');
-  const browser = browserLeftMs(r);
+  const browser = cookieExpiresMs(r) - Date.now();
   const sessd = await store.client.ttl(ns, sidOf(b));
   assert.ok(sessd !== null && sessd >= browser, `the page renewed the browser's cookie for ${browser} ms, and sessd keeps the session ${sessd === null ? 'no longer (gone)' : `${sessd} ms`}`);
   assert.deepEqual(JSON.parse((await b.get('/')).body), { user: 'ann', cart: [] }, 'the next page is signed in');

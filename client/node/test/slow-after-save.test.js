@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore } = require('..');
-const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, sleep, cookieExpiresMs } = require('./helpers');
 
 const MAX_AGE = 60000;
 const SLOW_MS = 2500;
@@ -72,14 +72,6 @@ function crossWait(savedAt) {
   return boundary - MAX_AGE - savedAt + 100;
 }
 
-// browserLeftMs(r): how long the browser keeps the cookie the response r set, from now.
-function browserLeftMs(r) {
-  const cookie = (r.headers['set-cookie'] || [])[0] || '';
-  const m = /Expires=([^;]+)/.exec(cookie);
-  assert.ok(m, `the response sets the cookie: ${cookie}`);
-  return Date.parse(m[1]) - Date.now();
-}
-
 async function sessdLeftMs(store, b) {
   const sid = decodeURIComponent(b.cookies.get('connect.sid')).slice(2).split('.')[0];
   return store.client.ttl(store.namespace, sid);
@@ -91,7 +83,7 @@ for (const rolling of [false, true]) {
     for (const [what, p, form] of [['a login', '/login', {}], ['a cart add', '/cart', { item: 'pear' }]]) {
       const r = await b.post(`${p}?wait=${SLOW_MS}`, form);
       assert.equal(r.status, 303, `${what}: ${r.body}`);
-      const browser = browserLeftMs(r);
+      const browser = cookieExpiresMs(r) - Date.now();
       const sessd = await sessdLeftMs(store, b);
       assert.ok(sessd >= browser, `${what}, ${SLOW_MS} ms after its save: sessd ends the session in ${sessd} ms, the browser's cookie in ${browser} ms`);
       assert.ok(sessd <= MAX_AGE, `${what}: sessd keeps the session ${sessd} ms, past its maxAge`);
@@ -116,7 +108,7 @@ test('quick after save, across a whole second of the cookie\'s Expires: sessd ke
     await sleep((1300 - ((Date.now() + MAX_AGE) % 1000)) % 1000);
     const r = await b.post(`${p}?cross=1`, form);
     assert.equal(r.status, 303, `${what}: ${r.body}`);
-    const drops = Date.parse(/Expires=([^;]+)/.exec(r.headers['set-cookie'][0])[1]);
+    const drops = cookieExpiresMs(r);
     const before = Date.now();
     const sessd = await sessdLeftMs(store, b);
     // sessd read its clock after before: it keeps the session until before + sessd at least.
