@@ -207,6 +207,8 @@ declare namespace connectSessd {
     readonly lacksLoad: boolean | undefined;
     /** Whether the last TOUCH_IF was answered UNKNOWN_OP (undefined before any TOUCH_IF). */
     readonly lacksTouchIf: boolean | undefined;
+    /** Whether the last TTL of ttlIfKnown was answered UNKNOWN_OP (undefined before any). */
+    readonly lacksTtl: boolean | undefined;
 
     /**
      * Resolves with the HELLO reply once a connection is ready. Without `timeoutMs` it waits
@@ -241,6 +243,8 @@ declare namespace connectSessd {
      * Changes nothing. Rejects with UNKNOWN_OP from a daemon older than TTL.
      */
     ttl(ns: Namespace, id: SessionKey): Promise<number | null>;
+    /** ttl(), resolving undefined from a daemon older than TTL (asked once per connection). */
+    ttlIfKnown(ns: Namespace, id: SessionKey): Promise<number | null | undefined>;
     /** A string travels as a string, anything else as its MessagePack encoding; resolves to the queue's length. At most once: not sent again after a crash (it rejects with 503). */
     flashPush(ns: Namespace, id: SessionKey, type: string, msg: unknown, ttlMs: number): Promise<number>;
     /**

@@ -93,11 +93,15 @@ function runApp() {
     errors[code] = (errors[code] || 0) + 1;
   };
   // Touches that fail: the store spares the page the error (the session keeps its earlier
-  // expiry), so they are counted here.
+  // expiry), so they are counted here; and those that found the session gone (not_found: a
+  // request that ran across its session's end, or a logout's race), which answer no error.
   const touchErrors = {};
   for (const m of ['touch', 'touchIf']) {
     const orig = store.client[m].bind(store.client);
-    store.client[m] = (...args) => orig(...args).catch((err) => {
+    store.client[m] = (...args) => orig(...args).then((outcome) => {
+      if (outcome === false || outcome === 'not_found') touchErrors.not_found = (touchErrors.not_found || 0) + 1;
+      return outcome;
+    }, (err) => {
       touchErrors[err.code || err.message] = (touchErrors[err.code || err.message] || 0) + 1;
       throw err;
     });

@@ -112,6 +112,16 @@ function hashId(id) {
   return h >>> 0;
 }
 
+// ttlResult(r): a TTL reply's { status, result } as ttl() resolves it: the remaining ms, or
+// null when there is no such session.
+function ttlResult(r) {
+  if (r.status !== STATUS.OK) return null;
+  const ms = uintResult(r.result, 'TTL result');
+  // A live session has at least 1 ms left; 0 is no answer at all.
+  if (ms === 0) throw badResult('TTL result');
+  return ms;
+}
+
 // The requests that change nothing, and so are sent again after a break like the changes of
 // REPEATABLE_OPS: carried out twice, they answer twice. Not FLASH_POP, which removes what it
 // answers.
@@ -766,12 +776,16 @@ class Client extends EventEmitter {
   // A session that holds only flashes has one too. Changes nothing. A daemon older than TTL
   // answers UNKNOWN_OP: the promise rejects with that SessdError (the connection stays open).
   async ttl(ns, id) {
-    const r = await this.request(OP.TTL, [checkNs(ns), checkId(id)], id);
-    if (r.status !== STATUS.OK) return null;
-    const ms = uintResult(r.result, 'TTL result');
-    // A live session has at least 1 ms left; 0 is no answer at all.
-    if (ms === 0) throw badResult('TTL result');
-    return ms;
+    return ttlResult(await this.request(OP.TTL, [checkNs(ns), checkId(id)], id));
+  }
+
+  // ttlIfKnown(ns, id): ttl() for a caller that does without it on a daemon older than TTL
+  // (SessdStore.get, which asks it with every read): resolves undefined there instead of
+  // rejecting, asked once per connection (see requestNewer; client.lacksTtl: whether the
+  // last answer to it was UNKNOWN_OP).
+  async ttlIfKnown(ns, id) {
+    const r = await this.requestNewer(OP.TTL, [checkNs(ns), checkId(id)], id, 'lacksTtl');
+    return r === null ? undefined : ttlResult(r);
   }
 
   // flashPush(ns, id, type, msg, ttlMs): the length of that type's queue after the push. A

@@ -47,7 +47,8 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // touch at the end of the request (it touches after an explicit req.session.save() that
 // nothing changed since) is already done: sent, it cost a round trip, and over a merged save
 // it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
-// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made) }:
+// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made),
+// untilMs (atMs and the lifetime it gave, before which sessd does not end the session) }:
 // a cookie the request set after its save (a "remember me" after req.session.save()) is saved
 // at that touch (see touch), and a request that answers long after its save is touched then
 // (see SAVED_RENEW_AFTER_MS).
@@ -67,6 +68,9 @@ const SAVE_FAILED = Symbol('connect-sessd failed save');
 // this very object, the lifetime to give the session is its maxAge from now (see
 // requestTtlMs), not that stale instant.
 const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
+// On a session get() read that sessd may end before its request renews it (see endsSoon), and
+// carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
+const KEEP = Symbol('connect-sessd keep for the request');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -172,9 +176,24 @@ const COOKIE_MAXAGE_SLACK_MS = 1000;
 // later than the lifetime the save gave the session (its cookie's maxAge from then): a save-first
 // request that then waited on a slow payment call or e-mail had sessd end the session before
 // the browser dropped the cookie, by the whole wait (bench/soak.js, on a loaded machine: up to
-// 256 ms with no wait in the app at all). A second is what the cookie's Expires (whole
-// seconds) hides anyway; a quicker request still saves its touch.
+// 256 ms with no wait in the app at all). A quicker request saves its touch unless the
+// browser would keep its cookie past that lifetime all the same (see savedShort): the
+// cookie's Expires has whole seconds, which hide a lifetime that ends later than the cookie's
+// exact expiry, not one that ends earlier.
 const SAVED_RENEW_AFTER_MS = 1000;
+// A session read with less than this left in sessd (or less than half its lifetime, for a
+// short one) is renewed as its request starts (see endsSoon): a request that took longer
+// than what the session had left found it gone at its end. Longer than any page but a
+// stalled one; a short session's half keeps the extra touch to the pages that come late.
+const KEEP_MARGIN_MS = 60000;
+// How far past the lifetime its save gave the session a browser may keep the cookie of a quick
+// save-first request (see savedShort) without a touch at its end: the last moments of a
+// cookie's life, which sessd mostly covers anyway (it counts the lifetime from when it reads
+// the save, later than the store does). Past it, the end touches: a request whose response
+// went out a few hundred ms after its save could leave that long a window in which the
+// browser still sent the cookie of a session sessd had ended. Below it, a quick request
+// keeps its saved round trip whatever second its cookie ends in.
+const SAVED_EXPIRES_SLACK_MS = 100;
 // The form of a value the serializer could not write on its own: never equal to any form.
 const UNKNOWN_FORM = Symbol('connect-sessd unknown form');
 
@@ -265,21 +284,23 @@ function adoptLifetime(cookie, stored) {
   return true;
 }
 
-// markSaved(sess, atMs, whole): sessd holds sess as this request saved it (see SAVED), by a
-// save made at atMs (Date.now() as its ttl was worked out). Not on an object that takes no
-// properties (a serializer's frozen session, say): it is then touched as before. whole, for a
-// session saved whole with SET: { key, data } (the sessd key and the bytes written), so that
-// the same save again is not sent (see savedWhole).
-function markSaved(sess, atMs, whole = null) {
-  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs }, configurable: true });
-  }
+// savedExpiry(sess): the expiry (ms since the epoch) the cookie of a parsed session was saved
+// with, or NaN when it has none (a browser-session cookie) or is no cookie.
+function savedExpiry(sess) {
+  const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
+  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
+  return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
-// savedLongAgo(saved): whether the save that SAVED records (saved) was made over
-// SAVED_RENEW_AFTER_MS ago: the request's end must then renew the session's expiry.
-function savedLongAgo(saved) {
-  return Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS;
+// markSaved(sess, atMs, ttl, whole): sessd holds sess as this request saved it (see SAVED), by
+// a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms. Not on an
+// object that takes no properties (a serializer's frozen session, say): it is then touched as
+// before. whole, for a session saved whole with SET: { key, data } (the sessd key and the
+// bytes written), so that the same save again is not sent (see savedWhole).
+function markSaved(sess, atMs, ttl, whole = null) {
+  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
+    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs, untilMs: atMs + ttl }, configurable: true });
+  }
 }
 
 // markSaveFailed(sess): set() of sess failed (see SAVE_FAILED).
@@ -418,6 +439,8 @@ class SessdStore extends BaseStore {
         throw new TypeError(`${ignored.join(', ')}: options of the shared client, not of a store given one`);
       }
     }
+    // Whether get() asks sessd how long it keeps a session with the read (see endsSoon).
+    this.ttlWithLoad = false;
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -482,14 +505,22 @@ class SessdStore extends BaseStore {
   // get(sid, cb): the session, or null when there is none; errors are errors. With merge on,
   // the session carries (hidden) what a later set() needs to merge, and (LOAD answered) how
   // many flashes were queued in it.
+  // A session sessd may end soon is marked for its request to keep (see endsSoon).
   get(sid, cb) {
     return withCallback((async () => {
       const key = this.key(sid);
-      const loaded = await this.client.load(this.namespace, key);
+      const loading = this.client.load(this.namespace, key);
+      // Sessions whose data does not say how long sessd keeps them: asked in the same round
+      // trip (see endsSoon).
+      const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
+      const loaded = await loading;
       if (loaded === null) return null;
       const { data, flashes } = loaded;
       const sess = await this.parse(data);
+      const soon = await this.endsSoon(key, sess, asked);
+      if (soon === null) return null;
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
+      if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
       if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
         // that does not save it pays nothing for them.
@@ -501,6 +532,71 @@ class SessdStore extends BaseStore {
       }
       return sess;
     })(), cb);
+  }
+
+  // keepsAlive(): whether the store renews sessions as requests use them (express-session's
+  // touch at the end of each request, and keep).
+  keepsAlive() {
+    return !this.disableTouch && !this.disableTTL;
+  }
+
+  // leftMs(key): a promise of the session's remaining lifetime in sessd (TTL), null when it
+  // has none, undefined when that is not known (a daemon older than TTL, or a failure: the
+  // request goes on as before).
+  leftMs(key) {
+    return this.client.ttlIfKnown(this.namespace, key).catch(() => undefined);
+  }
+
+  // endsSoon(key, sess, asked): whether sessd may end the session get() read (sess, parsed)
+  // before the request that reads it renews it at its end (its touch or save, which renews
+  // the browser's cookie too): a session that ended in sessd meanwhile was not there to
+  // renew, so the page was served signed in and gave the cookie a whole maxAge, and the next
+  // click found no session (bench/soak.js: a user back shortly before the cookie expired, on
+  // a loaded machine), a save-first cart add answered 303 was dropped ('gone'). Such a
+  // session is kept as its request starts (see keep). Soon is within KEEP_MARGIN_MS, or half
+  // the lifetime the request will give it, for a short one. The data tells most sessions
+  // apart without asking sessd: the expiry its cookie was saved with is one sessd holds at
+  // least (a save gives the cookie's lifetime from the save, a touch since from the touch).
+  // A session whose data does not say (no expires in its cookie, a ttl function) or which
+  // says soon is asked with TTL (asked: the promise of leftMs, when it was asked with the
+  // read); a store that met one asks with every read from then on (ttlWithLoad), in the same
+  // round trip. Resolves true, false, or null when the session ended since the read.
+  async endsSoon(key, sess, asked) {
+    if (!this.keepsAlive()) return false;
+    const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
+    // Most pages: far from the end, known without working out the lifetime.
+    if (saved - Date.now() >= KEEP_MARGIN_MS) return false;
+    let ttl;
+    try {
+      ttl = this.renewedTtlMs(sess);
+    } catch (err) {
+      return false; // a ttl function that fails: the request's save will say so
+    }
+    if (!(ttl > 0)) return false;
+    const margin = Math.min(KEEP_MARGIN_MS, ttl / 2);
+    if (Number.isNaN(saved)) this.ttlWithLoad = true;
+    else if (saved - Date.now() >= margin) return false;
+    const left = await (asked || this.leftMs(key));
+    if (left === null) return null;
+    return left !== undefined && left < margin && left < ttl;
+  }
+
+  // keep(sess): the touch of a session endsSoon found sessd may end before its request does,
+  // as its request starts: the lifetime the request's end would give it (renewedTtlMs), with
+  // TOUCH_IF over the data read, so that a session destroyed meanwhile (a logout in another
+  // tab) stays destroyed and a CONFLICT (a save just made, which chose the lifetime) changes
+  // nothing. Sent at once, ahead of the request's own requests of the session on its
+  // connection; not waited for: a session it finds ended was ending as the request came.
+  keep(sess) {
+    const k = sess[KEEP];
+    let ttl;
+    try {
+      ttl = this.renewedTtlMs(sess);
+    } catch (err) {
+      return;
+    }
+    if (!(ttl > 0)) return;
+    this.client.touchIf(this.namespace, k.key, ttl, dataTag(k.data)).catch(() => {});
   }
 
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
@@ -530,18 +626,34 @@ class SessdStore extends BaseStore {
     }
     const st = this.merge && sess ? sess[LOADED] : undefined;
     if (st && st.key === key) {
-      if (await this.saveLoaded(sid, sess, st, ttl)) markSaved(sess, atMs);
+      const gave = await this.saveLoaded(sid, sess, st, ttl);
+      if (gave) markSaved(sess, atMs, gave);
       return;
     }
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
     if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) {
-      if (savedLongAgo(sess[SAVED])) await this.renewSaved(key, ttl, null, sess[SAVED]);
+      if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
       return;
     }
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess, atMs, { key, data });
+    markSaved(sess, atMs, ttl, { key, data });
+  }
+
+  // savedShort(saved, sess): whether the request's end must renew the expiry its save (saved,
+  // see SAVED) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
+  // browser keeps the cookie the response sends (sess.cookie, renewed by express-session as
+  // the response goes out) past that expiry. A cookie's Expires has whole seconds: the browser
+  // keeps it until the start of the second its exact expiry falls in, which a lifetime given
+  // a few hundred ms earlier, by a save made that long before the response, may not reach
+  // (such a session was gone in sessd while the browser still sent its cookie). Only where
+  // the lifetime is the cookie's (no ttl function, no disableTTL).
+  savedShort(saved, sess) {
+    if (Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS) return true;
+    if (typeof this.ttl === 'function' || this.disableTTL) return false;
+    const browserEnd = Math.floor(savedExpiry(sess) / 1000) * 1000;
+    return browserEnd - saved.untilMs > SAVED_EXPIRES_SLACK_MS;
   }
 
   // savedWhole(sess, key, data): whether this request saved sess whole under key already,
@@ -653,8 +765,9 @@ class SessdStore extends BaseStore {
   // changed: mergeKey, default this request's value) and tries again after a short random
   // wait, up to mergeAttempts SET_IFs, then fails with ESESSD_CONFLICT. A session gone
   // meanwhile (destroyed, as at logout, or expired) is not written back: the save ends
-  // without error, 'gone' is emitted. Resolves true when sessd holds the session as saved
-  // (or touched), false when it was gone.
+  // without error, 'gone' is emitted. Resolves the lifetime the save gave the session, in ms
+  // (ttl, or the one of the cookie another request saved, below), when sessd holds the session
+  // as saved (or touched: ttl), false when it was gone.
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
@@ -671,7 +784,7 @@ class SessdStore extends BaseStore {
       if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (await this.renew(ns, st.key, ttl, st)) return true;
+      if (await this.renew(ns, st.key, ttl, st)) return ttl;
       this.gone(sid, sess, st);
       return false;
     }
@@ -708,7 +821,7 @@ class SessdStore extends BaseStore {
           st.stored = bytes;
         }
         if (theirCookie !== null && adoptLifetime(sess.cookie, theirCookie)) st.forms.set('cookie', this.keyForm('cookie', sess.cookie));
-        return true;
+        return writeTtl;
       }
       if (outcome === 'not_found') {
         this.gone(sid, sess, st);
@@ -759,7 +872,7 @@ class SessdStore extends BaseStore {
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
-      if (savedAsIs && !savedLongAgo(saved)) return undefined;
+      if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
@@ -799,10 +912,10 @@ class SessdStore extends BaseStore {
   // was worked out.
   async saveCookie(sid, sess, st, ttl, atMs) {
     try {
-      let stored = true;
-      if (st) stored = await this.saveLoaded(sid, sess, st, ttl);
+      let gave = ttl;
+      if (st) gave = await this.saveLoaded(sid, sess, st, ttl);
       else await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-      if (stored) markSaved(sess, atMs);
+      if (gave) markSaved(sess, atMs, gave);
     } catch (err) {
       if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
       if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
@@ -972,6 +1085,7 @@ class SessdStore extends BaseStore {
   createSession(req, sess) {
     const loaded = sess[LOADED];
     const counted = sess[FLASH_COUNT];
+    if (sess[KEEP]) this.keep(sess);
     const session = super.createSession(req, sess);
     Object.defineProperty(session, STORED, { value: true });
     if (session.cookie) Object.defineProperty(session, LOADED_EXPIRES, { value: session.cookie.expires });

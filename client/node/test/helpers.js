@@ -175,6 +175,15 @@ class Browser {
   }
 }
 
+// cookieExpiresMs(r): when a browser drops the cookie that the response r (of
+// Browser.request) sets first: its Expires, in ms since the epoch. Throws when it has none.
+function cookieExpiresMs(r) {
+  const cookie = (r.headers['set-cookie'] || [])[0] || '';
+  const m = /Expires=([^;]+)/.exec(cookie);
+  if (!m) throw new Error(`the response sets no cookie with an Expires: ${cookie}`);
+  return Date.parse(m[1]);
+}
+
 // listen(app): an http.Server on an ephemeral loopback port, and its base URL.
 function listen(app) {
   return new Promise((resolve, reject) => {
@@ -394,4 +403,4 @@ function countSaves(store, namespace = null) {
   return counter;
 }
 
-module.exports = { Daemon, countSaves, Browser, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };

@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore } = require('..');
-const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, sleep, cookieExpiresMs } = require('./helpers');
 
 const MAX_AGE = 60000;
 const SLOW_MS = 2500;
@@ -47,7 +47,7 @@ async function shop(t, namespace, rolling) {
   app.use(session({ store, secret: 'slow-after-save', resave: false, saveUninitialized: false, rolling, cookie: { maxAge: MAX_AGE } }));
   const saveThenWait = (req, res, next) => req.session.save((err) => {
     if (err) return next(err);
-    return sleep(Number(req.query.wait || 0)).then(() => res.redirect(303, '/'));
+    return sleep(req.query.cross ? crossWait(Date.now()) : Number(req.query.wait || 0)).then(() => res.redirect(303, '/'));
   });
   app.post('/login', (req, res, next) => req.session.regenerate((err) => {
     if (err) return next(err);
@@ -64,12 +64,12 @@ async function shop(t, namespace, rolling) {
   return { store, b: new Browser(base), touches };
 }
 
-// browserLeftMs(r): how long the browser keeps the cookie the response r set, from now.
-function browserLeftMs(r) {
-  const cookie = (r.headers['set-cookie'] || [])[0] || '';
-  const m = /Expires=([^;]+)/.exec(cookie);
-  assert.ok(m, `the response sets the cookie: ${cookie}`);
-  return Date.parse(m[1]) - Date.now();
+// crossWait(savedAt): how long a request that saved at savedAt waits before it answers, so
+// that the cookie its response sends (MAX_AGE from then) has an Expires (whole seconds) 300 ms
+// or more past the lifetime the save gave the session (MAX_AGE from the save).
+function crossWait(savedAt) {
+  const boundary = Math.ceil((savedAt + MAX_AGE + 300) / 1000) * 1000;
+  return boundary - MAX_AGE - savedAt + 100;
 }
 
 async function sessdLeftMs(store, b) {
@@ -83,7 +83,7 @@ for (const rolling of [false, true]) {
     for (const [what, p, form] of [['a login', '/login', {}], ['a cart add', '/cart', { item: 'pear' }]]) {
       const r = await b.post(`${p}?wait=${SLOW_MS}`, form);
       assert.equal(r.status, 303, `${what}: ${r.body}`);
-      const browser = browserLeftMs(r);
+      const browser = cookieExpiresMs(r) - Date.now();
       const sessd = await sessdLeftMs(store, b);
       assert.ok(sessd >= browser, `${what}, ${SLOW_MS} ms after its save: sessd ends the session in ${sessd} ms, the browser's cookie in ${browser} ms`);
       assert.ok(sessd <= MAX_AGE, `${what}: sessd keeps the session ${sessd} ms, past its maxAge`);
@@ -97,4 +97,21 @@ test('slow after save: a quick save-first request sends no touch after its save'
   assert.equal((await b.post('/login')).status, 303);
   assert.equal((await b.post('/cart', { item: 'pear' })).status, 303);
   assert.equal(touches.n, 0);
+});
+
+test('quick after save, across a whole second of the cookie\'s Expires: sessd keeps the session until the browser drops the cookie', async (t) => {
+  const { store, b } = await shop(t, 'slow-after-save-cross', true);
+  for (const [what, p, form] of [['a login', '/login', {}], ['a cart add', '/cart', { item: 'pear' }]]) {
+    // Sent when the clock's milliseconds put the save about 300 ms into a second of the
+    // cookie's end: the request then answers about 0.8 s after its save (crossWait), under
+    // the second after which it is touched anyway.
+    await sleep((1300 - ((Date.now() + MAX_AGE) % 1000)) % 1000);
+    const r = await b.post(`${p}?cross=1`, form);
+    assert.equal(r.status, 303, `${what}: ${r.body}`);
+    const drops = cookieExpiresMs(r);
+    const before = Date.now();
+    const sessd = await sessdLeftMs(store, b);
+    // sessd read its clock after before: it keeps the session until before + sessd at least.
+    assert.ok(before + sessd >= drops, `${what}: sessd ends the session ${drops - before - sessd} ms or more before the browser drops the cookie`);
+  }
 });
