@@ -186,6 +186,14 @@ const SAVED_RENEW_AFTER_MS = 1000;
 // than what the session had left found it gone at its end. Longer than any page but a
 // stalled one; a short session's half keeps the extra touch to the pages that come late.
 const KEEP_MARGIN_MS = 60000;
+// A session whose data does not say how long sessd keeps it (a browser-session cookie, whose
+// lifetime is the ttl option; a ttl function) can be told apart only by asking sessd, a TTL
+// with every read once the store has met one (ttlWithLoad): done only where the lifetime the
+// request gives is at most this. A request runs across the end of a longer-lived session only
+// when its user comes back in the last seconds of that long an absence (express-session's
+// default cookie has no maxAge and the store's default ttl is a day), too seldom to add a
+// request to every page for; an idle timeout of minutes is another matter.
+const ASK_LIFETIME_MAX_MS = 3600000;
 // How far past the lifetime its save gave the session a browser may keep the cookie of a quick
 // save-first request (see savedShort) without a touch at its end: the last moments of a
 // cookie's life, which sessd mostly covers anyway (it counts the lifetime from when it reads
@@ -560,7 +568,8 @@ class SessdStore extends BaseStore {
   // A session whose data does not say (no expires in its cookie, a ttl function) or which
   // says soon is asked with TTL (asked: the promise of leftMs, when it was asked with the
   // read); a store that met one asks with every read from then on (ttlWithLoad), in the same
-  // round trip. Resolves true, false, or null when the session ended since the read.
+  // round trip, unless its lifetime is over ASK_LIFETIME_MAX_MS (then it is not kept early).
+  // Resolves true, false, or null when the session ended since the read.
   async endsSoon(key, sess, asked) {
     if (!this.keepsAlive()) return false;
     const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
@@ -574,8 +583,10 @@ class SessdStore extends BaseStore {
     }
     if (!(ttl > 0)) return false;
     const margin = Math.min(KEEP_MARGIN_MS, ttl / 2);
-    if (Number.isNaN(saved)) this.ttlWithLoad = true;
-    else if (saved - Date.now() >= margin) return false;
+    if (Number.isNaN(saved)) {
+      if (ttl > ASK_LIFETIME_MAX_MS) return false;
+      this.ttlWithLoad = true;
+    } else if (saved - Date.now() >= margin) return false;
     const left = await (asked || this.leftMs(key));
     if (left === null) return null;
     return left !== undefined && left < margin && left < ttl;

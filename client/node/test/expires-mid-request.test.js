@@ -162,3 +162,22 @@ test('a daemon without TTL: the store reads sessions as before, asking TTL once 
   assert.equal((await store.get('s')).user, 'ann');
   assert.deepEqual(ops, [OP.LOAD], 'asked once per connection');
 });
+
+test('a browser-session cookie under a long lifetime (the default day): reads ask no TTL', async (t) => {
+  const ops = [];
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame) => {
+      ops.push(codec.decodeRequest(frame).op);
+      return frame;
+    },
+  });
+  const store = new SessdStore({ url, namespace: 'mid-request-long', poolSize: 1 });
+  t.after(() => store.client.terminate());
+  // Near the end of its day, and a cookie without maxAge: nothing in its data says so.
+  const data = JSON.stringify({ cookie: { originalMaxAge: null, expires: null, path: '/' }, user: 'ann' });
+  await store.client.set('mid-request-long', 's', data, 1000);
+  ops.length = 0;
+  assert.equal((await store.get('s')).user, 'ann');
+  assert.equal((await store.get('s')).user, 'ann');
+  assert.deepEqual(ops, [OP.LOAD, OP.LOAD], 'a LOAD a read, no TTL beside it');
+});
