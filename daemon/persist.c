@@ -3460,6 +3460,12 @@ void persist_woken(struct persist *p)
 	switch_sync_check(p);
 }
 
+void persist_settle(struct persist *p)
+{
+	if (p != NULL)
+		switch_sync_wait(p);
+}
+
 /*
  * Put the CLOCK record persist_note_expired asked for in the batch, before any record logged
  * after that expiry: replay takes each record's sessions as they were at that point of the

@@ -95,6 +95,14 @@ int persist_wake_fd(const struct persist *p);
 void persist_woken(struct persist *p);
 
 /*
+ * persist_settle(p):
+ * Wait for the sync that changes wait for (persist_must_wait), if one is under way, so that
+ * persist_must_wait says false. A stopping server calls it to carry out the changes put off
+ * for it rather than turn them away. NULL: nothing.
+ */
+void persist_settle(struct persist *p);
+
+/*
  * Each records one change the store has accepted at ${now_ms}, the time the store judged it
  * by (which sessions were live): replay judges the record by that same time, so a change
  * accepted an instant before a session's expiry is replayed onto the live session. A time

@@ -659,8 +659,10 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_systemd("STOPPING=1");
 	server_close_listeners(srv);
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
-	 * costs: the clients get what they asked before the connections close. */
+	 * costs: the clients get what they asked before the connections close. So is a change
+	 * put off for a snapshot's switch, once the sync it waits for is over (milliseconds). */
 	dispatch_stop_deferring(srv->dispatch);
+	persist_settle(srv->persist);
 	conn_set_retry(&srv->conns, SIZE_MAX);
 	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);

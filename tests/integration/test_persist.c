@@ -3796,9 +3796,10 @@ static void *switch_tracer_main(void *arg)
 	return NULL;
 }
 
-/* How a run of switch_held ends: stopped, or killed while the sync is held (a SET waiting
- * for it, unanswered), or killed once that SET was answered. */
-enum switch_end { SWITCH_STOP, SWITCH_KILL_HELD, SWITCH_KILL_ANSWERED };
+/* How a run of switch_held ends: stopped, or stopped (SIGTERM) while the sync is held (a SET
+ * waiting for it), or killed while it is held (that SET unanswered), or killed once that SET
+ * was answered. */
+enum switch_end { SWITCH_STOP, SWITCH_STOP_HELD, SWITCH_KILL_HELD, SWITCH_KILL_ANSWERED };
 
 /*
  * Start sessd under --fsync ${fsync} with a snapshot due at once, hold the thread that syncs
@@ -3857,11 +3858,23 @@ static void switch_held(const char *fsync, enum switch_end end)
 	cr_expect_eq(sb.st_size, 52, "log.2 got %lld bytes before log.1 was synced",
 	             (long long)sb.st_size);
 
+	if (end == SWITCH_STOP_HELD) {
+		int probe;
+
+		/* The stop has begun once the listener is closed (connections are refused). */
+		cr_assert_eq(kill(pid, SIGTERM), 0);
+		for (int i = 0; i < 1000 && (probe = harness_connect(url)) != -1; i++) {
+			close(probe);
+			usleep(10000);
+		}
+		cr_assert_eq(harness_connect(url), -1, "the stopping sessd still accepts");
+	}
 	if (end != SWITCH_KILL_HELD) {
 		atomic_store(&t.release, true);
 		cr_expect_eq(reply_status(writer), CODEC_OK, "the SET that waited for the sync");
 	}
-	cr_assert_eq(kill(pid, end == SWITCH_STOP ? SIGTERM : SIGKILL), 0);
+	if (end != SWITCH_STOP_HELD)
+		cr_assert_eq(kill(pid, end == SWITCH_STOP ? SIGTERM : SIGKILL), 0);
 	cr_assert_eq(pthread_join(tracer, NULL), 0);
 	cr_assert_str_empty(t.why);
 	close(reader);
@@ -3894,6 +3907,18 @@ LEAK_CHECKED_TEST_OPTS(persist, the_loop_serves_while_a_switch_syncs_the_old_seg
 {
 	switch_held("no", SWITCH_STOP);
 	switch_held("everysec", SWITCH_STOP);
+}
+
+/*
+ * A stop (SIGTERM) while changes wait for the old segment's sync at a snapshot's switch: they
+ * are carried out and answered once it is over, as a stop answers the requests it has read.
+ * Before, the stop turned them away (SHUTTING_DOWN) while the sync was held: "the SET that
+ * waited for the sync" failed, and the restart said "GET app/during: not found".
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_stop_during_a_switch_answers_the_changes_that_wait,
+                       .timeout = 120)
+{
+	switch_held("no", SWITCH_STOP_HELD);
 }
 
 /*
