@@ -15,9 +15,10 @@
  *   renames and fsyncs the directory; when the parent reaps a successful child it deletes the
  *   segments and snapshots below N. Startup loads the newest snapshot S and replays segments
  *   S, S+1, ... in order.
- * - The event loop never waits for the disk on a snapshot's account (a loop turn held for an
- *   unlink of a 64 MB segment, a directory fsync or an fdatasync of the old segment is every
- *   client's latency). The file worker thread (file_worker_main) syncs N-1 as far as it
+ * - The event loop does not wait for the disk on a snapshot's account (a loop turn held for
+ *   an unlink of a 64 MB segment, a directory fsync or an fdatasync of the old segment is
+ *   every client's latency), but for the rare cut of a batch a file-size limit refused
+ *   (fsize_drop_batch). The file worker thread (file_worker_main) syncs N-1 as far as it
  *   goes, then creates segment N with its header and fdatasyncs it and the directory, while
  *   the loop goes on appending to N-1; only once N is durable does the loop switch to it
  *   (snapshot_switch) and fork, so snap.N still never exists before log.N's header is
