@@ -56,7 +56,8 @@ struct dispatch {
 	/* Answer DISPATCH_LATER rather than walk a large namespace (see store_count_is_quick), or
 	 * than run a key exchange past this turn's DISPATCH_HEAVY_TURN_NS. */
 	bool deferring;
-	bool count_put_off; /* a COUNT or CLEAR waits for the expiry to catch up */
+	bool count_put_off;  /* a COUNT or CLEAR waits for the expiry to catch up */
+	bool change_put_off; /* a change waits for the log (persist_must_wait) */
 	/* This turn's time in heavy requests (DISPATCH_HEAVY_TURN_NS); whether one was put off
 	 * this turn, and whether one ran; whether this turn hands those put off again
 	 * (dispatch_turn_begins sets it from the last turn's). */
@@ -135,10 +136,18 @@ const char *dispatch_server_id(const struct dispatch *d)
 
 size_t dispatch_retries(struct dispatch *d, uint64_t now_ms)
 {
+	bool all = false;
+
+	if (d->change_put_off && !persist_must_wait(d->p)) {
+		d->change_put_off = false;
+		all = true;
+	}
 	if (d->count_put_off && (!d->deferring || !store_expiry_behind(d->st, now_ms))) {
 		d->count_put_off = false;
-		return SIZE_MAX;
+		all = true;
 	}
+	if (all)
+		return SIZE_MAX;
 	return d->heavy_retry ? DISPATCH_HEAVY_RETRIES : 0;
 }
 
@@ -1259,6 +1268,26 @@ static int refuse_forbidden(struct dispatch *d, const struct codec_request *req,
 	return codec_reply_error(out, req->request_id, CODEC_FORBIDDEN, why);
 }
 
+/* Whether ${op} may change what the log holds (a FLASH_POP that finds nothing changes nothing,
+ * but which one will is known only as it runs). */
+static bool changes_data(uint32_t op)
+{
+	switch (op) {
+	case CODEC_OP_SET:
+	case CODEC_OP_SET_IF:
+	case CODEC_OP_TOUCH:
+	case CODEC_OP_TOUCH_IF:
+	case CODEC_OP_DESTROY:
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+	case CODEC_OP_FLASH_POP:
+	case CODEC_OP_CLEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
 static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
@@ -1276,6 +1305,13 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	if (!peer->admin && (req->op == CODEC_OP_LIST || req->op == CODEC_OP_NAMESPACES ||
 	                     req->op == CODEC_OP_CLEAR))
 		return refuse_forbidden(d, req, out);
+	/* A change waits while the log cannot take it yet (a snapshot's switch), even in a
+	 * stopping server: nothing would keep it from reaching the disk too soon. */
+	if (changes_data(req->op) && persist_must_wait(d->p)) {
+		d->change_put_off = true;
+		*verdict = DISPATCH_LATER;
+		return 0;
+	}
 	/* Cheap for requests without an id; those that name a session all use it. */
 	request_key(req, frame, &key);
 	switch (req->op) {

@@ -108,7 +108,8 @@ enum dispatch_verdict {
 	DISPATCH_KEEP = 0,  /* the connection stays open */
 	DISPATCH_CLOSE = 1, /* an error that closes: send what is queued, then close */
 	/* Not carried out, nothing written: answering now would stall the server (a COUNT or
-	 * CLEAR of a large namespace while a mass expiry is behind). Hand the same frame again,
+	 * CLEAR of a large namespace while a mass expiry is behind), or the log cannot take a
+	 * change yet (persist_must_wait). Hand the same frame again,
 	 * with no later frame of that connection before it, when dispatch_retries says so. */
 	DISPATCH_LATER = 2, /* also a sealed HELLO, LIST or NAMESPACES past its turn's budget: see
 	                       dispatch_turn_begins */
@@ -135,7 +136,8 @@ const char *dispatch_server_id(const struct dispatch *d);
  * dispatch_retries(d, now_ms):
  * How many of the connections whose frame was answered DISPATCH_LATER to hand again now, the
  * longest waiting first: all of them (SIZE_MAX) once the expiry a COUNT or CLEAR waits for
- * has caught up at ${now_ms} (or dispatch_stop_deferring was called); a few at the start of
+ * has caught up at ${now_ms} (or dispatch_stop_deferring was called), or once the log that
+ * changes waited for can take them (persist_must_wait); a few at the start of
  * the turn after a sealed HELLO, LIST or NAMESPACES page, SET_IF or TOUCH_IF was put off, and
  * of every turn after one that handed them again and moved one at least (dispatch_retried);
  * else 0.

@@ -15,14 +15,18 @@
  *   renames and fsyncs the directory; when the parent reaps a successful child it deletes the
  *   segments and snapshots below N. Startup loads the newest snapshot S and replays segments
  *   S, S+1, ... in order.
- * - The event loop waits for the disk on a snapshot's account only for one fdatasync of the
- *   old segment (a loop turn held for an unlink of a 64 MB segment or a directory fsync is
- *   every client's latency). The file worker thread (file_worker_main) creates segment N
- *   with its header, fdatasyncs it and the directory while the loop goes on appending to
- *   N-1; only once it is durable does the loop sync N-1 (under --fsync always every commit
- *   did), switch to N (snapshot_switch) and fork, so snap.N still never exists before
- *   log.N's header is durable, and nothing reaches N before N-1 is whole on disk. The worker
- *   then closes N-1 and deletes the files a durable snapshot covers.
+ * - The event loop does not wait for the disk on a snapshot's account (a loop turn held for
+ *   an unlink of a 64 MB segment, a directory fsync or an fdatasync of the old segment is
+ *   every client's latency), but for the rare cut of a batch a file-size limit refused
+ *   (fsize_drop_batch). The file worker thread (file_worker_main) syncs N-1 as far as it
+ *   goes, then creates segment N with its header and fdatasyncs it and the directory, while
+ *   the loop goes on appending to N-1; only once N is durable does the loop switch to it
+ *   (snapshot_switch) and fork, so snap.N still never exists before log.N's header is
+ *   durable. Nothing may reach N before N-1 is whole on disk: the worker syncs N-1 once more
+ *   (the last moments' records; under --fsync always every commit did) and closes it, and
+ *   until it has, changes wait (persist_must_wait: dispatch puts them off, unapplied and
+ *   unanswered, and hands them again when the worker wakes the loop through wake_fd) while
+ *   reads go on. The worker then deletes the files a durable snapshot covers.
  * - A write that fails (ENOSPC, EIO, EFBIG) keeps its batch in memory; writes are refused
  *   until persist_tick rewrites that batch at the same offset. EFBIG (a file-size limit
  *   below --snapshot-log-bytes) also starts a snapshot when a snapshot of the live sessions
@@ -46,6 +50,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
@@ -54,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -247,8 +253,19 @@ struct persist {
 	int prep_err;           /* errno of that failure */
 	atomic_bool prep_ready; /* read without the mutex on every commit */
 	int retire_fd;          /* a segment switched away from: fdatasync and close, -1: none */
-	uint64_t remove_below;  /* delete segments and snapshots below this seq, 0: none */
-	bool snapshot_wanted;   /* snapshot_start asked for prep_seq and waits for it */
+	atomic_bool retired; /* the worker synced and closed it; retired_err: errno of the sync */
+	int retired_err;
+	uint64_t remove_below; /* delete segments and snapshots below this seq, 0: none */
+	bool snapshot_wanted;  /* snapshot_start asked for prep_seq and waits for it */
+	/* The worker writes to this eventfd once it has retired a segment, so that the loop
+	 * (persist_wake_fd) takes the result without waiting for the next tick. */
+	int wake_fd;
+	/* The loop's own: segment retire_seq is in the worker's hands and its result not yet
+	 * taken (switch_sync_check); switch_waits: nothing may be written to the segment after it
+	 * until then (snapshot_switch), so changes wait (persist_must_wait). */
+	bool retiring;
+	bool switch_waits;
+	uint64_t retire_seq;
 };
 
 /*
@@ -1811,21 +1828,27 @@ static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failur
 	return fd;
 }
 
-static void enter_sync_failed(struct persist *p, int err)
+/* An fdatasync of segment ${seq} failed with ${err}: refuse changes until a snapshot above it. */
+static void segment_sync_failed(struct persist *p, uint64_t seq, int err)
 {
 	char name[NAME_BYTES];
 
-	log_name(name, p->seq);
+	log_name(name, seq);
 	persist_say(LOG_ERROR,
 	            "FSYNC FAILED on %s/%s: %s. Its unsynced records cannot be trusted: changes "
 	            "are refused until a snapshot covers them",
 	            p->dir, name, strerror(err));
 	p->state = STATE_SYNC_FAILED;
-	p->sync_failed_seq = p->seq;
+	p->sync_failed_seq = seq;
 	p->fsize_limited = false;
 	/* The store already holds these changes; the snapshot that ends this state saves them. */
 	buf_reset(&p->batch);
 	p->failed_len = 0;
+}
+
+static void enter_sync_failed(struct persist *p, int err)
+{
+	segment_sync_failed(p, p->seq, err);
 }
 
 static void note_sync_error(struct persist *p)
@@ -1834,6 +1857,46 @@ static void note_sync_error(struct persist *p)
 
 	if (err != 0 && p->state != STATE_SYNC_FAILED)
 		enter_sync_failed(p, err);
+}
+
+/*
+ * Take the result of the segment the worker was given to retire (snapshot_switch), once it
+ * has synced and closed it: from then on records may reach the segment after it. A failed
+ * sync is the retired segment's, which the snapshot that switched away from it covers.
+ */
+static void switch_sync_check(struct persist *p)
+{
+	if (!p->retiring || !atomic_load(&p->retired))
+		return;
+	p->retiring = false;
+	p->switch_waits = false;
+	/* Written before retired was set, and read after it was seen set. */
+	if (p->retired_err != 0 && p->state != STATE_SYNC_FAILED)
+		segment_sync_failed(p, p->retire_seq, p->retired_err);
+}
+
+/* Empty the wake eventfd (nonblocking): its count only says the worker retired a segment. */
+static void wake_drain(const struct persist *p)
+{
+	uint64_t count;
+
+	while (read(p->wake_fd, &count, sizeof(count)) == -1 && errno == EINTR)
+		;
+}
+
+/* Wait for the worker to retire the segment it was given (the stop's final commit, or a
+ * change that would otherwise reach the next segment first), and take its result. */
+static void switch_sync_wait(struct persist *p)
+{
+	struct pollfd pfd = {.fd = p->wake_fd, .events = POLLIN};
+
+	while (p->retiring && !atomic_load(&p->retired)) {
+		/* The count may be an earlier retire's: emptied, the next poll waits for this. */
+		wake_drain(p);
+		if (!atomic_load(&p->retired))
+			poll(&pfd, 1, -1);
+	}
+	switch_sync_check(p);
 }
 
 /*
@@ -2043,8 +2106,19 @@ static int commit_batch(struct persist *p)
 	char name[NAME_BYTES];
 
 	note_sync_error(p);
+	switch_sync_check(p);
 	if (p->state != STATE_OK || p->batch.len == 0)
 		return p->state == STATE_OK ? 0 : -1;
+	/* Only records no client waits for (CLOCK) are logged while changes wait for the
+	 * segment before this one to be durable (persist_must_wait): they go out after it. One
+	 * that a client does wait for waits here instead of reaching the disk first. */
+	if (p->switch_waits) {
+		if (!p->unacked)
+			return 0;
+		switch_sync_wait(p);
+		if (p->state != STATE_OK)
+			return -1;
+	}
 	if (write_full(p->fd, p->batch.data, p->batch.len, p->file_off) == -1) {
 		int err = errno;
 
@@ -2138,15 +2212,26 @@ static void sync_cond_init(pthread_cond_t *cond)
 	pthread_condattr_destroy(&attr);
 }
 
+/* Wake the loop (persist_wake_fd). */
+static void wake_loop(const struct persist *p)
+{
+	const uint64_t one = 1;
+	/* Fails only with EAGAIN, at a count the loop never lets pile up: it is awake already. */
+	ssize_t r = write(p->wake_fd, &one, sizeof(one));
+
+	(void)r;
+}
+
 /*
  * The file worker: the fdatasync, directory fsync and unlink calls that take tens of
  * milliseconds on a busy disk (PERSIST_FSYNC_EVERYSEC's once-a-second fdatasync, and a
  * snapshot's file work), so that the loop never waits for them. It holds sync_mutex only
  * to take its jobs and hand back results, never across a system call that waits for the
  * disk. Jobs run in the order retire, remove, create: the segment switched away from is
- * durable before anything the worker syncs in the next one (under always the loop syncs the
- * next one itself, but every commit synced the one before). At sync_stop it finishes the
- * jobs it was given, and persist_close does the final fdatasync.
+ * durable before anything is written to the next one (the loop waits for it: see
+ * snapshot_switch), and its result is handed back, with a wake of the loop, before the
+ * unlinks of a snapshot's old files. At sync_stop it finishes the jobs it was given, and
+ * persist_close does the final fdatasync.
  */
 static void *file_worker_main(void *arg)
 {
@@ -2154,7 +2239,7 @@ static void *file_worker_main(void *arg)
 
 	pthread_mutex_lock(&p->sync_mutex);
 	for (;;) {
-		int retire, fd = -1, err = 0;
+		int retire, cur, fd = -1, err = 0;
 		uint64_t prep, below;
 
 		if (!worker_has_jobs(p)) {
@@ -2181,19 +2266,27 @@ static void *file_worker_main(void *arg)
 		retire = p->retire_fd;
 		prep = atomic_load(&p->prep_ready) ? 0 : p->prep_seq;
 		below = p->remove_below;
+		cur = p->fd;
 		p->retire_fd = -1;
 		p->remove_below = 0;
 		pthread_mutex_unlock(&p->sync_mutex);
 		if (retire != -1) {
-			/* Under always every commit synced it, but not a cut a file-size limit
-			 * made (snapshot_switch): cheap when nothing is dirty. */
-			if (fdatasync(retire) == -1)
-				atomic_store(&p->sync_errno, errno);
+			/* Under always every commit synced it (but not a cut a file-size limit
+			 * made, fsize_drop_batch): cheap when nothing is dirty. */
+			p->retired_err = fdatasync(retire) == -1 ? errno : 0;
 			close(retire);
+			atomic_store(&p->retired, true);
+			wake_loop(p);
 		}
 		if (below != 0)
 			remove_covered(p->dir_fd, below);
 		if (prep != 0) {
+			/* Most of the segment the new one follows goes to the disk now, while the
+			 * loop appends to it: the sync that must end before anything reaches the
+			 * new one (the retire above, at the switch) is then left the last moments'
+			 * records. The fd stays open: only this thread closes a retired segment. */
+			if (p->fsync != PERSIST_FSYNC_ALWAYS && fdatasync(cur) == -1)
+				atomic_store(&p->sync_errno, errno);
 			fd = segment_make(p, prep, true);
 			err = fd == -1 ? errno : 0;
 		}
@@ -2576,8 +2669,8 @@ static int fsize_drop_batch(struct persist *p)
 
 /*
  * The segment snapshot_start asked for is ready: switch to it and fork the child that writes
- * the snapshot for it. Nothing here waits for the disk but the batch's own write and the old
- * segment's fdatasync (see below); the worker closes the old segment.
+ * the snapshot for it. Nothing here waits for the disk but the batch's own write; the worker
+ * syncs and closes the old segment.
  */
 static void snapshot_switch(struct persist *p)
 {
@@ -2586,25 +2679,17 @@ static void snapshot_switch(struct persist *p)
 	pid_t parent = getpid(), pid;
 	int fd, err;
 
-	if (!p->snapshot_wanted || !atomic_load(&p->prep_ready))
+	/* The last segment switched away from must be retired first (it always is by now: the
+	 * worker retires before it makes a segment); the next commit or tick tries again. */
+	switch_sync_check(p);
+	if (!p->snapshot_wanted || !atomic_load(&p->prep_ready) || p->retiring)
 		return;
-	/* The old segment must hold everything the forked image of the store shows, and be
-	 * durable before anything is written to the next: a power loss that kept a write to the
-	 * next segment and lost the end of this one would leave a torn record in a segment that
-	 * is no longer the last, which startup refuses. Under always every commit synced it;
-	 * otherwise this is the one wait for the disk left on the loop (the new segment's syncs
-	 * and the old files' unlinks are the worker's). */
-	if (p->state == STATE_OK && commit_batch(p) == 0 && p->fsync != PERSIST_FSYNC_ALWAYS &&
-	    fdatasync(p->fd) == -1)
-		enter_sync_failed(p, errno);
+	/* The old segment must hold everything the forked image of the store shows. */
+	if (p->state == STATE_OK)
+		commit_batch(p);
 	if (p->state == STATE_WRITE_FAILED && (!p->fsize_limited || fsize_drop_batch(p) == -1))
 		return;
 	pthread_mutex_lock(&p->sync_mutex);
-	if (p->retire_fd != -1) {
-		/* Cannot happen (see below); were it to, the next commit or tick tries again. */
-		pthread_mutex_unlock(&p->sync_mutex);
-		return;
-	}
 	fd = p->prep_fd;
 	err = p->prep_err;
 	p->prep_seq = 0;
@@ -2614,6 +2699,7 @@ static void snapshot_switch(struct persist *p)
 		/* Taken by the worker before it made this segment (jobs are taken together, retire
 		 * first), so the slot is free. */
 		p->retire_fd = p->fd;
+		atomic_store(&p->retired, false);
 		p->fd = fd;
 		pthread_cond_signal(&p->sync_cond);
 	}
@@ -2629,6 +2715,17 @@ static void snapshot_switch(struct persist *p)
 			say_snapshot_room(p);
 		return;
 	}
+	/* The old segment must be durable before anything is written to the new one: a power
+	 * loss that kept a write to the new segment and lost the end of the old one would leave a
+	 * torn record in a segment that is no longer the last, which startup refuses. Under
+	 * always every commit synced it. Otherwise the worker syncs it (retire_fd, most of it
+	 * synced already as it made the new one), and changes wait for that (persist_must_wait)
+	 * while reads go on: a wait of tens of milliseconds for a busy disk here held every
+	 * client. The fork need not wait: snap.N makes the old segment redundant, whichever
+	 * becomes durable first. A failed sync is the old segment's (switch_sync_check). */
+	p->retiring = true;
+	p->retire_seq = p->seq;
+	p->switch_waits = p->state == STATE_OK && p->fsync != PERSIST_FSYNC_ALWAYS;
 	p->seq = seq;
 	p->file_off = FILE_HEADER_BYTES;
 	p->old_segment = false;
@@ -3092,6 +3189,8 @@ static void persist_close(struct persist *p)
 		close(p->lock_fd);
 	if (p->dir_fd != -1)
 		close(p->dir_fd);
+	if (p->wake_fd != -1)
+		close(p->wake_fd);
 	buf_finish(&p->batch);
 	buf_finish(&p->plain);
 	if (p->key)
@@ -3121,7 +3220,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		persist_say(LOG_ERROR, "out of memory");
 		return NULL;
 	}
-	p->dir_fd = p->lock_fd = p->fd = p->prep_fd = p->retire_fd = -1;
+	p->dir_fd = p->lock_fd = p->fd = p->prep_fd = p->retire_fd = p->wake_fd = -1;
 	p->fsync = cfg->fsync;
 	p->snapshot_log_bytes =
 	    cfg->snapshot_log_bytes ? cfg->snapshot_log_bytes : DEFAULT_SNAPSHOT_LOG_BYTES;
@@ -3136,6 +3235,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	atomic_init(&p->sync_dirty, false);
 	atomic_init(&p->sync_errno, 0);
 	atomic_init(&p->prep_ready, false);
+	atomic_init(&p->retired, false);
 	p->st = st;
 	p->child_report = mmap(NULL, sizeof(*p->child_report), PROT_READ | PROT_WRITE,
 	                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -3191,6 +3291,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	 * the first change): the daemon serves reads, but the operator must make room. */
 	if (p->log_bytes >= p->snapshot_log_bytes)
 		say_snapshot_room(p);
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->wake_fd == -1) {
+		persist_say(LOG_ERROR, "cannot make the file worker's eventfd: %s",
+		            strerror(errno));
+		goto fail;
+	}
 	if (pthread_create(&p->sync_thread, NULL, file_worker_main, p) != 0) {
 		persist_say(LOG_ERROR, "cannot start the file worker thread");
 		goto fail;
@@ -3223,6 +3329,7 @@ void persist_free(struct persist *p)
 			    p->batch.len);
 	}
 	log_clock(p);
+	switch_sync_wait(p);
 	commit_batch(p);
 	persist_close(p);
 }
@@ -3333,6 +3440,31 @@ int persist_writable(struct persist *p)
 		return 0;
 	note_sync_error(p);
 	return p->state == STATE_OK && log_has_room(p) ? 0 : -1;
+}
+
+bool persist_must_wait(struct persist *p)
+{
+	if (p == NULL)
+		return false;
+	switch_sync_check(p);
+	return p->switch_waits;
+}
+
+int persist_wake_fd(const struct persist *p)
+{
+	return p->wake_fd;
+}
+
+void persist_woken(struct persist *p)
+{
+	wake_drain(p);
+	switch_sync_check(p);
+}
+
+void persist_settle(struct persist *p)
+{
+	if (p != NULL)
+		switch_sync_wait(p);
 }
 
 /*

@@ -18,8 +18,9 @@
  * releases that turn's replies (group commit).
  *
  * The contract with dispatch and the server:
- * - Before a mutating request, dispatch asks persist_writable(); on -1 it answers IO_ERROR
- *   and changes nothing.
+ * - Before a mutating request, dispatch asks persist_must_wait(); while it says true the
+ *   request waits (changes nothing, answers nothing) and is handed again once it says false.
+ *   Then dispatch asks persist_writable(); on -1 it answers IO_ERROR and changes nothing.
  * - After the store accepted a change, dispatch calls the matching persist_log_*; these only
  *   append to a memory buffer and fail only with ENOMEM.
  * - At the end of the loop turn the server calls persist_commit() and only then sends the
@@ -72,6 +73,34 @@ void persist_undo(struct persist *p);
 
 /* persist_writable(p): 0 when changes can be logged, -1 (logged once) while the disk fails. */
 int persist_writable(struct persist *p);
+
+/*
+ * persist_must_wait(p):
+ * Whether a change must wait before it is made: a snapshot has just switched the log to a new
+ * segment, and the file worker is still making the one before durable, which must be whole on
+ * disk before anything is written after it. Reads need not wait. Usually a few milliseconds;
+ * persist_wake_fd says when it may be over. NULL: false.
+ */
+bool persist_must_wait(struct persist *p);
+
+/*
+ * persist_wake_fd(p):
+ * A descriptor, owned by ${p}, that becomes readable when the file worker has finished a sync
+ * a change may wait for (persist_must_wait); the server watches it and then calls
+ * persist_woken.
+ */
+int persist_wake_fd(const struct persist *p);
+
+/* persist_woken(p): persist_wake_fd became readable: empty it and take the worker's result. */
+void persist_woken(struct persist *p);
+
+/*
+ * persist_settle(p):
+ * Wait for the sync that changes wait for (persist_must_wait), if one is under way, so that
+ * persist_must_wait says false. A stopping server calls it to carry out the changes put off
+ * for it rather than turn them away. NULL: nothing.
+ */
+void persist_settle(struct persist *p);
 
 /*
  * Each records one change the store has accepted at ${now_ms}, the time the store judged it

@@ -113,6 +113,7 @@ struct server {
 	uint64_t expire_seen_requests; /* requests_total when the last expiry callback began */
 	uint64_t expired_noted;        /* store_expired_total when the log last heard of it */
 	struct event *tick_timer;
+	struct event *persist_wake; /* persist_wake_fd readable; NULL: memory-only */
 	struct event *drain_timer;
 	bool stopping;
 	bool done; /* server_run returns after this turn */
@@ -615,6 +616,17 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	trim_when_quiet(srv);
 }
 
+/* The file worker finished a sync that changes may wait for: the turn's end hands them again
+ * (dispatch_retries). */
+static void server_on_persist_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd, (void)what;
+	note_turn(srv);
+	persist_woken(srv->persist);
+}
+
 static void server_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -647,8 +659,10 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	notify_systemd("STOPPING=1");
 	server_close_listeners(srv);
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
-	 * costs: the clients get what they asked before the connections close. */
+	 * costs: the clients get what they asked before the connections close. So is a change
+	 * put off for a snapshot's switch, once the sync it waits for is over (milliseconds). */
 	dispatch_stop_deferring(srv->dispatch);
+	persist_settle(srv->persist);
 	conn_set_retry(&srv->conns, SIZE_MAX);
 	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);
@@ -910,6 +924,12 @@ static int server_events(struct server *srv)
 	srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
 	if (srv->tick_timer == NULL || evtimer_add(srv->tick_timer, &second) == -1)
 		goto fail;
+	if (srv->persist != NULL) {
+		srv->persist_wake = event_new(srv->base, persist_wake_fd(srv->persist),
+		                              EV_READ | EV_PERSIST, server_on_persist_wake, srv);
+		if (srv->persist_wake == NULL || event_add(srv->persist_wake, NULL) == -1)
+			goto fail;
+	}
 	return 0;
 
 fail:
@@ -1125,6 +1145,8 @@ void server_free(struct server *srv)
 		event_free(srv->expire_timer);
 	if (srv->tick_timer != NULL)
 		event_free(srv->tick_timer);
+	if (srv->persist_wake != NULL)
+		event_free(srv->persist_wake);
 	if (srv->drain_timer != NULL)
 		event_free(srv->drain_timer);
 	dispatch_free(srv->dispatch);
