@@ -182,8 +182,9 @@ struct conn {
 	/* A Unix socket, watched with EV_CLOSED: epoll reports a client's hang-up with the read
 	 * that brings what it sent last (EPOLLHUP | EPOLLRDHUP, which libevent gives as
 	 * EV_CLOSED), so a small reply that would lose something asks peer_gone only once that
-	 * was reported (hangup_told). Over TCP a reset comes as EPOLLERR, which libevent does not
-	 * tell from a read, so the poll is asked every time. */
+	 * was reported (hangup_told), or while reads are not watched (silence_means_here). Over TCP
+	 * a reset comes as EPOLLERR, which libevent does not tell from a read, so the poll is asked
+	 * every time. */
 	bool hangup_watched;
 	bool hangup_told;
 	/* Its client has gone (a send failed, or poll(2) found the connection closed or reset):
@@ -823,6 +824,18 @@ static bool peer_gone(const struct conn *c)
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)) != 0;
 }
 
+/*
+ * Whether epoll's silence says that ${c}'s client is still there: it reports the hang-up
+ * (hangup_told) of a Unix socket whose reads it watches. Not while it does not (update_reading): a
+ * request put off (DISPATCH_LATER) is handed again by conn_set_retry with read_ev still off, and a
+ * client that hung up meanwhile, a pool that timed out while its FLASH_POP waited for a
+ * snapshot's switch to sync, had the pop made for nobody, its messages lost.
+ */
+static bool silence_means_here(const struct conn *c)
+{
+	return c->hangup_watched && !c->hangup_told && c->reading;
+}
+
 /* Whether process() would hand ${c}'s input on now; hints are for those frames only. */
 static bool will_handle(const struct conn *c)
 {
@@ -1158,11 +1171,11 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		 * poll(2) to every large reply, and to a small one only where it would lose
 		 * something (a FLASH_POP's messages: a pool that timed out on a stalled daemon
 		 * and closed has its pops in the socket when the daemon wakes), and on a Unix
-		 * socket only once epoll has reported a hang-up: a system call here costs a
-		 * pipeline-1 request about 1% more CPU on a machine whose system calls are slow. */
+		 * socket only once epoll has reported a hang-up, or could not have: a system call
+		 * here costs a pipeline-1 request about 1% more CPU on a machine whose system
+		 * calls are slow. */
 		if (!asked_gone && (c->resumed || made >= CONN_SMALL_REPLY_BYTES ||
-		                    ((!c->hangup_watched || c->hangup_told) &&
-		                     s->cfg.on_takes_for_client != NULL &&
+		                    (!silence_means_here(c) && s->cfg.on_takes_for_client != NULL &&
 		                     s->cfg.on_takes_for_client(s->cfg.arg, frame)))) {
 			asked_gone = true;
 			c->resumed = false;

@@ -3881,6 +3881,24 @@ static void *switch_tracer_main(void *arg)
 	return NULL;
 }
 
+/* Start sessd under tracer ${t} in thread ${tracer}; returns its pid once ${ready} exists. */
+static pid_t switch_tracer_start(struct switch_tracer *t, pthread_t *tracer, const char *ready)
+{
+	cr_assert_eq(pthread_create(tracer, NULL, switch_tracer_main, t), 0);
+	for (int i = 0; i < 6000 && access(ready, F_OK) == -1 && atomic_load(&t->pid) != -1; i++)
+		usleep(10000);
+	cr_assert_eq(access(ready, F_OK), 0, "sessd did not start under ptrace: %s", t->why);
+	return atomic_load(&t->pid);
+}
+
+/* Wait until ${t} holds the sync of log.1 at the switch to log.2. */
+static void switch_tracer_wait_held(struct switch_tracer *t)
+{
+	for (int i = 0; i < 6000 && atomic_load(&t->held) == 0; i++)
+		usleep(10000);
+	cr_assert_neq(atomic_load(&t->held), 0, "no sync of log.1 after log.2 was made");
+}
+
 /* How a run of switch_held ends: stopped, or stopped (SIGTERM) while the sync is held (a SET
  * waiting for it), or killed while it is held (that SET unanswered), or killed once that SET
  * was answered. */
@@ -3914,19 +3932,13 @@ static void switch_held(const char *fsync, enum switch_end end)
 	snprintf(url, sizeof(url), "unix:%s/sock", scratch);
 	snprintf(ready, sizeof(ready), "%s/ready", scratch);
 	snprintf(log2, sizeof(log2), "%s/log.0000000000000002", data_dir);
-	cr_assert_eq(pthread_create(&tracer, NULL, switch_tracer_main, &t), 0);
-	for (int i = 0; i < 6000 && access(ready, F_OK) == -1 && atomic_load(&t.pid) != -1; i++)
-		usleep(10000);
-	cr_assert_eq(access(ready, F_OK), 0, "sessd did not start under ptrace: %s", t.why);
-	pid = atomic_load(&t.pid);
+	pid = switch_tracer_start(&t, &tracer, ready);
 
 	/* Past --snapshot-log-bytes: a snapshot starts, the worker makes log.2, and the next
 	 * commit or tick switches to it. */
 	writer = harness_open_ready(url, "writer");
 	cr_assert_eq(do_set(writer, "app", "before", "b", 1), CODEC_OK);
-	for (int i = 0; i < 6000 && atomic_load(&t.held) == 0; i++)
-		usleep(10000);
-	cr_assert_neq(atomic_load(&t.held), 0, "no sync of log.1 after log.2 was made");
+	switch_tracer_wait_held(&t);
 
 	reader = harness_open_ready(url, "reader");
 	expect_get(reader, "app", "before", "b", 1);
@@ -4016,4 +4028,67 @@ LEAK_CHECKED_TEST_OPTS(persist, a_kill_around_a_switch_keeps_every_answered_writ
 	switch_held("everysec", SWITCH_KILL_HELD);
 	switch_held("everysec", SWITCH_KILL_ANSWERED);
 	switch_held("no", SWITCH_KILL_HELD);
+}
+
+/*
+ * A FLASH_POP put off for a snapshot's switch, whose client then hangs up (a pool that timed
+ * out on a disk slow to sync and closed its connection), leaves the messages queued: its pop
+ * would reach nobody. Over a Unix socket the pop asks poll(2) whether the client has gone only
+ * once epoll reported a hang-up (26706bb), and epoll watches no connection whose request waits:
+ * the hang-up was never reported, the pop ran when the sync was over, and the message was lost
+ * ("leaving: 0 messages of info, not 1").
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_pop_that_waited_for_a_switch_is_not_made_for_a_client_gone,
+                       .timeout = 120)
+{
+	char scratch[64], data_dir[96], url[140], ready[128];
+	const char *const args[] = {
+	    "--listen", url,        "--ready-file",         ready, "--data-dir",      data_dir,
+	    "--fsync",  "everysec", "--snapshot-log-bytes", "1",   "--snapshot-idle", "0",
+	    NULL};
+	static const char *const kept[] = {"Payment received"};
+	struct switch_tracer t = {.args = args};
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 5};
+	pthread_t tracer;
+	struct buf frame;
+	int writer, popper, reader;
+	pid_t pid;
+
+	make_data_dir(scratch);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", scratch);
+	snprintf(url, sizeof(url), "unix:%s/sock", scratch);
+	snprintf(ready, sizeof(ready), "%s/ready", scratch);
+	pid = switch_tracer_start(&t, &tracer, ready);
+	writer = harness_open_ready(url, "writer");
+	push(writer, "leaving", "info", kept[0]);
+	switch_tracer_wait_held(&t);
+	/* The worker may be held in its once-a-second sync of log.1 before the loop switched to
+	 * log.2 (at a tick): changes wait only once snap.2's writer was forked at the switch. */
+	for (int i = 0; i < 1000 && newest_snapshot(data_dir) < 2; i++)
+		usleep(10000);
+	cr_assert_geq(newest_snapshot(data_dir), 2, "no switch to log.2");
+
+	popper = harness_open_ready(url, "popper");
+	reader = harness_open_ready(url, "reader");
+	pop.ns = str("app");
+	pop.id = str("leaving");
+	pop.flash_type = str("info");
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &pop), 0);
+	harness_send_buf(popper, &frame);
+	buf_finish(&frame);
+	/* A turn at least has passed since the pop was sent (this reply came after it): it waits.
+	 */
+	expect_missing(reader, "app", "nothing");
+	close(popper);
+	atomic_store(&t.release, true);
+	/* Put off too, this pop runs after the one that waited longer. */
+	expect_pop(reader, "leaving", "info", kept, 1);
+
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(pthread_join(tracer, NULL), 0);
+	cr_assert_str_empty(t.why);
+	close(reader);
+	close(writer);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
