@@ -943,7 +943,7 @@ LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
 	b = sessd_batch_new(c);
 	cr_assert_not_null(b);
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	rc = sessd_ping(c);
 	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "ping: %s", sessd_strerror(rc));
 	cr_assert_neq(sessd_errmsg(c)[0], '\0');
@@ -958,7 +958,7 @@ LEAK_CHECKED_TEST(client, timeout_against_a_stopped_server)
 	cr_assert_str_eq(errbuf, want);
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	cr_assert_eq(sessd_batch_ping(b), 0);
 	cr_assert_eq(sessd_batch_ping(b), 1);
 	cr_assert_eq(sessd_batch_run(b), SESSD_ERR_TIMEOUT);
@@ -984,7 +984,7 @@ LEAK_CHECKED_TEST(client, a_pop_that_timed_out_leaves_the_messages)
 
 	cr_assert_eq(sessd_connect(daemon_.tcp_url, &opts, &c), SESSD_OK);
 	cr_assert_eq(sessd_flash_push(c, "stalled", 7, "info", "kept", 4, TTL_MS, NULL), SESSD_OK);
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	rc = sessd_flash_pop(c, "stalled", 7, "info", &f);
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "pop: %s", sessd_strerror(rc));
@@ -1020,7 +1020,7 @@ LEAK_CHECKED_TEST(client, a_failed_reconnection_keeps_max_frame)
 	cr_assert_gt(max_frame, sizeof(data) + 100);
 	b = sessd_batch_new(c);
 	cr_assert_not_null(b);
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	rc = sessd_ping(c);
 	/* The connection was dropped; this call reconnects and its HELLO times out. */
 	rc2 = sessd_ping(c);
@@ -1680,7 +1680,7 @@ static void batch_across_sigterm(bool sealed)
 		snprintf(id, sizeof(id), "k%d", i);
 		cr_assert_eq(sessd_batch_set(b, id, strlen(id), "v", 1, TTL_MS), i);
 	}
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	fflush(NULL);
 	signaller = fork();
 	cr_assert_neq(signaller, -1);
@@ -1951,7 +1951,7 @@ LEAK_CHECKED_TEST_OPTS(client, a_full_unix_backlog_is_waited_out, .init = start_
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &nofile), 0);
 	cr_assert_lt(strlen(daemon_.unix_path), sizeof(sa.sun_path));
 	memcpy(sa.sun_path, daemon_.unix_path, strlen(daemon_.unix_path) + 1);
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	for (;;) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 

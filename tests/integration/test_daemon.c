@@ -1463,7 +1463,7 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, sigterm_during_a_burst_says_shutting_down_ev
 		get.id = bytes("big");
 		cr_assert_eq(codec_encode_request(&b, &get), 0);
 	}
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	for (int i = 0; i < CONNS; i++)
 		harness_send_buf(fds[i], &b);
 	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);

@@ -511,7 +511,7 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	cr_assert_str_eq((char *)r.err.data, want);
 	expect(&r, 2, "");
 	/* A stopped server: the HELLO times out, and the message says so. */
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	RUN(&r, "--timeout", "200", "ping");
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	snprintf(want, sizeof(want),
@@ -1662,7 +1662,7 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 
 	put("default", "a", "1");
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+		cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 		waker = continue_later(daemon_.pid, 25);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		run_in(&r, NULL, 0, cmds[i]);
