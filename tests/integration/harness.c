@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <criterion/criterion.h>
 
 #include "buf.h"
@@ -37,6 +39,8 @@
 #define HARNESS_MAX_ARGS  64
 /* How long harness_run waits for a daemon expected to exit. */
 #define HARNESS_RUN_WAIT_MS 20000
+/* How long harness_sigstop waits for a process to stop: a loaded machine takes milliseconds. */
+#define HARNESS_SIGSTOP_WAIT_MS 10000
 
 static void sleep_ms(long ms)
 {
@@ -706,6 +710,74 @@ long harness_rss_kib(pid_t pid)
 long harness_vm_kib(pid_t pid)
 {
 	return status_kib(pid, "VmSize");
+}
+
+/* The state letter of the task whose /proc stat file is ${path}, or 0 when it is gone. */
+static char task_state(const char *path)
+{
+	char line[512], *paren = NULL;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL)
+		paren = strrchr(line, ')');
+	fclose(f);
+	return paren != NULL && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* Whether every live thread of process ${pid} is stopped (T, or t under a tracer). */
+static bool all_threads_stopped(pid_t pid)
+{
+	char dir[64], path[384];
+	bool stopped = true;
+	struct dirent *e;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%ld/task", (long)pid);
+	dp = opendir(dir);
+	if (dp == NULL)
+		return false;
+	while (stopped && (e = readdir(dp)) != NULL) {
+		char state;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+		state = task_state(path);
+		/* A thread that ended meanwhile runs nothing. */
+		stopped =
+		    state == 0 || state == 'Z' || state == 'X' || state == 'T' || state == 't';
+	}
+	closedir(dp);
+	return stopped;
+}
+
+int harness_sigstop(pid_t pid)
+{
+	struct timespec t0, t1;
+	char path[64], leader;
+	long waited_ms;
+
+	if (kill(pid, SIGSTOP) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		leader = task_state(path);
+		/* kill(2) succeeds on a zombie, which will never be seen stopped. */
+		if (leader == 0 || leader == 'Z' || leader == 'X')
+			return -1;
+		if (all_threads_stopped(pid))
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		cr_assert_lt(waited_ms, HARNESS_SIGSTOP_WAIT_MS,
+		             "process %ld did not stop on SIGSTOP in %d ms", (long)pid,
+		             HARNESS_SIGSTOP_WAIT_MS);
+		sleep_ms(1);
+	}
 }
 
 int harness_start_file_limited(struct harness_daemon *d, const char *const *extra_args,

@@ -85,6 +85,15 @@ long harness_rss_kib(pid_t pid);
  */
 long harness_vm_kib(pid_t pid);
 
+/*
+ * harness_sigstop(pid):
+ * SIGSTOP process ${pid} (the daemon, or a process of its) and wait until every thread of it
+ * has stopped: kill(2) returns before the stop takes effect, and a daemon not yet stopped may
+ * handle what the test sends meanwhile. Returns 0 once it is stopped, or -1 when it has ended
+ * (or is a zombie) instead; fails the test when it has not stopped within 10 s.
+ */
+int harness_sigstop(pid_t pid);
+
 /* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
 void harness_cleanup(struct harness_daemon *d);
 

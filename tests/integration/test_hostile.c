@@ -768,28 +768,6 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	stop_clean();
 }
 
-/* SIGSTOP the daemon and wait until it has stopped: the signal takes effect only when the
- * daemon next runs, which may handle what a test sends meanwhile. */
-static void stop_daemon(void)
-{
-	char path[64], stat[512], *state;
-	long started = mono_ms();
-	FILE *f;
-
-	cr_assert_eq(kill(dmn.pid, SIGSTOP), 0);
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)dmn.pid);
-	for (;;) {
-		f = fopen(path, "r");
-		cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-		state = fgets(stat, sizeof(stat), f) != NULL ? strrchr(stat, ')') : NULL;
-		fclose(f);
-		if (state != NULL && state[1] == ' ' && (state[2] == 'T' || state[2] == 't'))
-			return;
-		cr_assert_lt(mono_ms() - started, 10000, "the daemon stops on SIGSTOP");
-		sleep_ms(1);
-	}
-}
-
 /*
  * A connection whose request waits unread, behind a turn's reading budget spent on other
  * clients' large frames, is not idle: a newcomer at --max-connections takes the place of one
@@ -828,7 +806,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_request_put_off_by_the_turns_budget_is_not_idl
 	sleep_ms(3500);
 	newcomer = connect_from("127.0.0.4");
 	sleep_ms(300);
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	buf_init(&b);
 	hello.client_name = bytes("newcomer");
 	cr_assert_eq(codec_encode_request(&b, &hello), 0);
@@ -2418,7 +2396,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, clear_counts_only_live_sessions, .timeout = 60)
 	req.op = CODEC_OP_CLEAR;
 	req.request_id = 2;
 	encode(&b, &req);
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	sleep_ms(400);
 	harness_send_buf(fd, &b);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -3866,7 +3844,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_unread_pipelines_stays_near_the_bound
 	for (int i = 0; i < READERS; i++)
 		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
 	/* Stopped, the daemon reads every burst in its next turn. */
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	for (int i = 0; i < READERS; i++)
 		harness_send_buf(fds[i], &gets);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -3948,7 +3926,7 @@ static bool burst_read(struct burst_reader *r)
  */
 static void send_all_at_once(const struct burst_reader *r, int n, const struct buf *buf)
 {
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	for (int i = 0; i < n; i++)
 		harness_send_buf(r[i].fd, buf);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4278,7 +4256,7 @@ LEAK_CHECKED_TEST(hostile, a_closed_clients_changes_still_run)
 	encode_change(&frames, "gone", 20, false);
 	cr_assert_eq(buf_append(&frames, gets.data, gets.len), 0);
 	encode_change(&frames, "gone", 21, true);
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	harness_send_buf(fd, &frames);
 	close(fd);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4396,7 +4374,7 @@ static void send_and_leave(int good, const char *url, const struct buf *frames, 
 	long started;
 	int fd = harness_open_ready(url, "test_hostile");
 
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	harness_send_buf(fd, frames);
 	if (reset)
 		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &at_once, sizeof(at_once)), 0);
@@ -4470,7 +4448,7 @@ LEAK_CHECKED_TEST(hostile, a_half_closed_clients_flash_pop_is_answered)
 	pop.id = bytes("left");
 	buf_init(&frames);
 	encode(&frames, &pop);
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	harness_send_buf(fd, &frames);
 	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
@@ -4768,7 +4746,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_large_sets_is_answered_turn_by_turn, 
 			encode(&frames[i], &req);
 		}
 	}
-	stop_daemon();
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	for (int i = 0; i <= BURST; i++)
 		send_what_fits(i < BURST ? fds[i] : piped, &frames[i], &sent[i]);
 	memset(&req, 0, sizeof(req));

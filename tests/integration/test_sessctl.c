@@ -511,7 +511,7 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	cr_assert_str_eq((char *)r.err.data, want);
 	expect(&r, 2, "");
 	/* A stopped server: the HELLO times out, and the message says so. */
-	cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	RUN(&r, "--timeout", "200", "ping");
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	snprintf(want, sizeof(want),
@@ -1662,7 +1662,7 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 
 	put("default", "a", "1");
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(kill(daemon_.pid, SIGSTOP), 0);
+		cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 		waker = continue_later(daemon_.pid, 25);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		run_in(&r, NULL, 0, cmds[i]);
@@ -2375,11 +2375,66 @@ static char *read_whole(const char *path)
 	return text;
 }
 
+/*
+ * Start sessctl with ${args} (NULL-terminated) on the daemon at ${url}, its standard output a
+ * pipe returned in *${out} and its standard error written to ${err_path}. Returns its pid.
+ */
+static pid_t spawn_piped(const char *url, const char *const *args, const char *err_path, FILE **out)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	const char *argv[16] = {bin, "--connect", url};
+	posix_spawn_file_actions_t fa;
+	int argc = 3, fds[2];
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	*out = fdopen(fds[0], "r");
+	cr_assert_not_null(*out);
+	return pid;
+}
+
+/*
+ * Wait (up to 20 s) until process ${pid} sleeps in a write to a pipe (its standard output,
+ * which nobody reads): then it has nothing else under way.
+ */
+static void wait_blocked_on_pipe(pid_t pid)
+{
+	char path[64], wchan[128] = "";
+	struct timespec t0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/wchan", (long)pid);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+
+		cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+		if (fgets(wchan, sizeof(wchan), f) == NULL)
+			wchan[0] = '\0';
+		fclose(f);
+		/* pipe_write (anon_pipe_write in newer kernels); a running process shows 0. */
+		if (strstr(wchan, "pipe_write") != NULL)
+			return;
+		cr_assert_lt(seconds_since(&t0), 20.0,
+		             "sessctl never waited on its full pipe (last in %s)", wchan);
+		usleep(2000);
+	}
+}
+
 LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 {
 	static const char *const cmds[][3] = {{"list", NULL, NULL}, {"find", "x", NULL}};
 	struct sessd_options opts = {.ns = "cut", .timeout_ms = 20000};
-	char data_dir[] = "/tmp/sessd-cut-XXXXXX", data_arg[64], id[121], cmd[1024], err_path[128];
+	char data_dir[] = "/tmp/sessd-cut-XXXXXX", data_arg[64], id[121], cmd[128], err_path[128];
 	const char *args[3];
 	struct harness_daemon d;
 	struct sessd_client *c;
@@ -2402,20 +2457,19 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 	sessd_close(c);
 	snprintf(err_path, sizeof(err_path), "%s/err", data_dir);
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+		const char *const run_args[] = {"--namespace", "cut", cmds[k][0], cmds[k][1], NULL};
 		char line[512], *err;
 		size_t lines = 0;
 		FILE *out;
+		pid_t pid;
 		int st;
 
-		snprintf(cmd, sizeof(cmd), "exec '%s' --connect '%s' --namespace cut %s %s 2>'%s'",
-		         getenv("SESSCTL_BIN"), d.unix_url, cmds[k][0],
-		         cmds[k][1] ? cmds[k][1] : "", err_path);
-		out = popen(cmd, "r");
-		cr_assert_not_null(out);
-		/* The first page is out: sessctl now waits on its full pipe. */
-		cr_assert_not_null(fgets(line, sizeof(line), out));
-		lines++;
-		usleep(200 * 1000);
+		pid = spawn_piped(d.unix_url, run_args, err_path, &out);
+		/* Until sessctl waits on its full pipe: then its page (list), or its batch of GETs
+		 * (find, which reads as it prints), has been answered and nothing is in flight.
+		 * A SIGTERM while find's GETs were (a loaded machine, where 200 ms did not always
+		 * fill the pipe) got SHUTTING_DOWN, not the restart this test is about. */
+		wait_blocked_on_pipe(pid);
 		/* SIGTERM, and the same daemon back on its data: a deploy. */
 		cr_assert_eq(kill(d.pid, SIGTERM), 0);
 		cr_assert_eq(waitpid(d.pid, &st, 0), d.pid);
@@ -2424,7 +2478,8 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 		cr_assert_eq(harness_restart(&d, args), 0);
 		while (fgets(line, sizeof(line), out) != NULL)
 			lines++;
-		st = pclose(out);
+		fclose(out);
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		err = read_whole(err_path);
 		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
 		          "%s cut by a restart: status %d after %zu lines of %d; stderr: %s",

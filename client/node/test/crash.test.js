@@ -36,7 +36,7 @@ async function crashDaemon(t) {
 async function crashAndRestart(d, stoppedMs = 0, beforeKill = () => {}, downMs = 100) {
   const gone = new Promise((r) => d.proc.once('exit', r));
   if (stoppedMs > 0) {
-    process.kill(d.proc.pid, 'SIGSTOP');
+    await d.pause();
     await sleep(stoppedMs);
   }
   beforeKill();
@@ -63,7 +63,7 @@ test('kill -9 with one change of each kind in flight: SET, SET_IF, TOUCH, DESTRO
   await c.set(ns, 'push', 'v0', 60000);
   await waitFor(() => c.slots.every((s) => s.conn && s.conn.state === 'ready'), 'both connections ready');
 
-  process.kill(d.proc.pid, 'SIGSTOP');
+  await d.pause();
   const outcomes = {
     set: settle(c.set(ns, 'set', 'v1', 60000)),
     setIf: settle(c.setIf(ns, 'setif', 'v1', 60000, dataTag('v0'))),

@@ -260,12 +260,13 @@ for (const major of MAJORS) {
     let resumed = null;
     const beforeRoutes = (app) => app.post('/login', (req, res, next) => {
       resumedAt = 0;
-      process.kill(d.proc.pid, 'SIGSTOP');
-      resumed = new Promise((r) => setTimeout(r, 200)).then(() => {
-        resumedAt = Date.now();
-        process.kill(d.proc.pid, 'SIGCONT');
-      });
-      next();
+      d.pause().then(() => {
+        resumed = new Promise((r) => setTimeout(r, 200)).then(() => {
+          resumedAt = Date.now();
+          process.kill(d.proc.pid, 'SIGCONT');
+        });
+        next();
+      }, next);
     });
     const { base, store } = await serve(t, major, {}, { url: d.unixUrl, beforeRoutes });
     const br = new Browser(base);

@@ -62,7 +62,7 @@ for (const kind of ['cart add', 'login']) {
     let stopping = false;
     // sessd gets stuck after the request read its session (and, for the login, regenerated it).
     const { server, base } = await listen(shop(store, errors, async () => {
-      if (stopping) daemon.proc.kill('SIGSTOP');
+      if (stopping) await daemon.pause();
     }));
     t.after(() => closeServer(server));
     const b = new Browser(base);

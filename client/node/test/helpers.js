@@ -38,6 +38,29 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
   }
 }
 
+// Whether every thread of process pid is stopped (T; t under a tracer), from /proc. Throws
+// when the process has ended, which no wait would change.
+function allThreadsStopped(pid) {
+  const stateOf = (file) => {
+    try {
+      const line = fs.readFileSync(file, 'utf8');
+      return line.slice(line.lastIndexOf(')') + 2, line.lastIndexOf(')') + 3);
+    } catch {
+      return null;
+    }
+  };
+  const leader = stateOf(`/proc/${pid}/stat`);
+  if (leader === null || leader === 'Z' || leader === 'X') throw new Error(`process ${pid} ended instead of stopping`);
+  let tids;
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  // A thread that ended meanwhile runs nothing.
+  return tids.every((tid) => ['T', 't', 'Z', 'X', null].includes(stateOf(`/proc/${pid}/task/${tid}/stat`)));
+}
+
 // A running daemon. start() launches it with a ready file and waits for its URLs.
 class Daemon {
   // fileSizeLimit: bytes the daemon may write to one file (RLIMIT_FSIZE, as ulimit -f or
@@ -101,6 +124,17 @@ class Daemon {
     this.tcpUrl = urls.find((u) => u.startsWith('tcp:'));
     if (!this.unixUrl || !this.tcpUrl) throw new Error('unexpected ready file: ' + urls.join(' | '));
     return this;
+  }
+
+  // pause(): SIGSTOP the daemon and wait until every thread of it has stopped. kill(2)
+  // returns before the stop takes effect, and a daemon not yet stopped may answer what the
+  // test sends meanwhile (a request meant to time out, a push meant to be held). SIGCONT
+  // resumes it.
+  async pause() {
+    const pid = this.pid;
+    if (pid === null) throw new Error('sessd is not running: nothing to pause');
+    process.kill(pid, 'SIGSTOP');
+    await waitFor(() => allThreadsStopped(pid), `sessd (pid ${pid}) to stop on SIGSTOP`, 10000, 1);
   }
 
   // stop(signal): ends the daemon and waits for it to exit.

@@ -187,7 +187,7 @@ test('a stuck sessd (SIGSTOP): requests fail with ETIMEDOUT within timeoutMs, th
   await br.post('/login', { user: 'dee' });
   const { sid } = json(await br.get('/me'));
 
-  process.kill(d.proc.pid, 'SIGSTOP');
+  await d.pause();
   try {
     // Each round: the pool's connections time out, are replaced by fresh ones whose HELLO
     // goes unanswered, and requests queued behind that HELLO must time out too.
@@ -219,25 +219,27 @@ test('passport-style failureFlash (push not awaited, then redirect): the redirec
   // connection serves the next page.
   let resumedAt = 0;
   let resumed = null;
-  const stallDaemon = () => {
+  const stallDaemon = async () => {
     resumedAt = 0;
-    process.kill(d.proc.pid, 'SIGSTOP');
+    await d.pause();
     resumed = sleep(300).then(() => {
       resumedAt = Date.now();
       process.kill(d.proc.pid, 'SIGCONT');
     });
   };
   const app = makeApp(store, {}, (a) => {
-    a.post('/fail', (req, res) => {
-      stallDaemon();
-      req.flash('error', 'Invalid password');
-      res.redirect(302, '/page');
+    a.post('/fail', (req, res, next) => {
+      stallDaemon().then(() => {
+        req.flash('error', 'Invalid password');
+        res.redirect(302, '/page');
+      }, next);
     });
-    a.post('/fail-twice', (req, res) => {
-      stallDaemon();
-      req.flash('error', 'one');
-      req.flash('error', 'two');
-      res.redirect(302, '/page');
+    a.post('/fail-twice', (req, res, next) => {
+      stallDaemon().then(() => {
+        req.flash('error', 'one');
+        req.flash('error', 'two');
+        res.redirect(302, '/page');
+      }, next);
     });
   });
   const base = await serve(t, app, store);

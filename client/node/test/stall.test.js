@@ -29,7 +29,7 @@ for (const transport of ['unix', 'tcp']) {
     await checker.flashPush(ns, 'visitor', 'info', 'Payment received', 600000);
     const c = new Client({ url, poolSize: 1, timeoutMs: 300 });
     await c.ready();
-    daemon.proc.kill('SIGSTOP');
+    await daemon.pause();
     try {
       await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.code === 'ETIMEDOUT');
       // No reconnection behind the daemon's back: only the checker's connection stays.

@@ -219,7 +219,7 @@ test('client: request timeout when the daemon stops answering', async (t) => {
   const c = new Client({ url: d.unixUrl, poolSize: 1, timeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => c.close());
   await c.ready();
-  process.kill(d.proc.pid, 'SIGSTOP');
+  await d.pause();
   try {
     // A hung sessd is a 503 for the app's users, as an outage is (http-errors' statusCode).
     await assert.rejects(c.get(null, 'x'), (err) => err.code === 'ETIMEDOUT' && err.statusCode === 503 && !err.notCarriedOut);
@@ -549,7 +549,7 @@ test('store: a touch that times out or loses its connection resolves; get and se
   // find none (ESESSD_DISCONNECTED, not the timeout this test is about).
   await waitFor(() => store.client.slots.every((s) => s.conn && s.conn.state === 'ready') || null, 'the pool ready');
   // A stopped daemon: connected, but nothing is answered.
-  d.proc.kill('SIGSTOP');
+  await d.pause();
   try {
     assert.equal(await store.touch('s', sess({ n: 1 })), undefined);
     await assert.rejects(store.get('s'), (err) => err.code === 'ETIMEDOUT');
