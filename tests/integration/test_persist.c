@@ -1732,24 +1732,72 @@ static void mount_small_volume(char out[64], unsigned long bytes)
 	}
 }
 
-/* Fill the volume of ${dir} with ${path} until ${left} bytes are free. */
+/* The first child of process ${pid} (forked by its main thread), or 0 for none. */
+static pid_t first_child(pid_t pid)
+{
+	char path[64];
+	long child = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid, (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%ld", &child) != 1)
+		child = 0;
+	fclose(f);
+	return (pid_t)child;
+}
+
+/*
+ * Wait until the daemon ${pid} has no snapshot under way and its data directory ${data_dir}
+ * keeps its size: a snapshot that ends unlinks the segments it covers (from the file worker),
+ * and the space it gives back would otherwise come after fill_volume measured the volume.
+ */
+static void wait_for_a_quiet_data_dir(pid_t pid, const char *data_dir)
+{
+	long long bytes = -1, now_bytes;
+	long deadline = mono_ms() + 20000;
+
+	for (;;) {
+		now_bytes = data_dir_files(data_dir).bytes;
+		if (first_child(pid) == 0 && now_bytes == bytes)
+			break;
+		cr_assert_lt(mono_ms(), deadline, "the data directory kept changing: %lld bytes",
+		             now_bytes);
+		bytes = now_bytes;
+		usleep(200000);
+	}
+}
+
+/*
+ * Fill the volume of ${dir} with ${path} until ${left} bytes are free. Space the daemon gives
+ * back while it fills is taken too: the filler is topped up until the volume agrees.
+ */
 static void fill_volume(const char *dir, const char *path, unsigned long left)
 {
+	enum { TRIES = 20 };
 	static const uint8_t zeros[64 * 1024];
 	struct statvfs vfs;
 	struct stat sb;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600), tries;
 
 	cr_assert_neq(fd, -1, "%s", path);
-	while (write(fd, zeros, sizeof(zeros)) > 0)
-		;
-	cr_assert_eq(errno, ENOSPC, "filling %s: %s", path, strerror(errno));
-	cr_assert_eq(fstat(fd, &sb), 0);
-	cr_assert_gt(sb.st_size, (off_t)left, "the volume was nearly full already");
-	cr_assert_eq(ftruncate(fd, sb.st_size - (off_t)left), 0);
+	for (tries = 0; tries < TRIES; tries++) {
+		while (write(fd, zeros, sizeof(zeros)) > 0)
+			;
+		cr_assert_eq(errno, ENOSPC, "filling %s: %s", path, strerror(errno));
+		cr_assert_eq(fstat(fd, &sb), 0);
+		cr_assert_gt(sb.st_size, (off_t)left, "the volume was nearly full already");
+		cr_assert_eq(ftruncate(fd, sb.st_size - (off_t)left), 0);
+		cr_assert_eq(statvfs(dir, &vfs), 0);
+		if ((unsigned long)(vfs.f_bfree * vfs.f_frsize) < left + 64 * 1024)
+			break;
+		usleep(50000);
+	}
+	cr_assert_lt(tries, TRIES, "the volume kept gaining space: %lu bytes free, not %lu",
+	             (unsigned long)(vfs.f_bfree * vfs.f_frsize), left);
 	close(fd);
-	cr_assert_eq(statvfs(dir, &vfs), 0);
-	cr_assert_lt((unsigned long)(vfs.f_bfree * vfs.f_frsize), left + 64 * 1024);
 }
 
 #define ROOM_KEYS 48
@@ -1826,6 +1874,7 @@ LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .
 
 	/* Short of space: the log takes what is left, and the next snapshot cannot fit. Changes
 	 * are refused, for want of space or to keep the snapshot's room. */
+	wait_for_a_quiet_data_dir(d.pid, data_dir);
 	fill_volume(volume, filler, SHORT);
 	started = mono_ms();
 	/* On for 6 s: snapshots that fit end refusals, and the log's growth starts new ones. */
@@ -2297,23 +2346,6 @@ LEAK_CHECKED_TEST_OPTS(persist, a_roomy_volume_refuses_no_change, .timeout = 180
 		umount2(volume, MNT_DETACH);
 		rmdir(volume);
 	}
-}
-
-/* The first child of process ${pid} (forked by its main thread), or 0 for none. */
-static pid_t first_child(pid_t pid)
-{
-	char path[64];
-	long child = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid, (long)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	if (fscanf(f, "%ld", &child) != 1)
-		child = 0;
-	fclose(f);
-	return (pid_t)child;
 }
 
 /*
