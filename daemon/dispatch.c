@@ -255,9 +255,12 @@ static void note_refused_peer(char *out, const struct dispatch_peer *peer)
 
 static void say_auth_refusals(const struct dispatch *d, uint64_t refused, const char *note)
 {
-	log_warn("refused %llu connection(s) that did not show the --auth-file secret, the last "
-	         "from %s (%s)",
-	         (unsigned long long)refused, peer_label(d->auth_refused_peer), note);
+	/* Without --auth-file only a key exchange is refused: one that did not prove the admin
+	 * secret, the file an operator must then look at. */
+	log_warn(
+	    "refused %llu connection(s) that did not show the %s secret, the last from %s (%s)",
+	    (unsigned long long)refused, d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file",
+	    peer_label(d->auth_refused_peer), note);
 }
 
 static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const char *note)
