@@ -1405,11 +1405,11 @@ LEAK_CHECKED_TEST(sealed, the_same_secret_for_apps_and_admin_is_refused)
 /*
  * An admin secret that sessd's own group may read: that group is the one of its Unix sockets
  * (mode 0660), which the web servers join to reach them (README, "Running it as a service"),
- * so every app could read the admin secret and list, and take over, every session. sessd
- * says so at startup and at a reload that reads such a file; one only it may read is not
- * warned of.
+ * so every app could read the admin secret and list, and take over, every session; or, if the
+ * group may write it, replace it with its own. sessd says so at startup and at a reload that
+ * reads such a file; one only it may read is not warned of.
  */
-LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_is_warned_of)
+LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_or_write_is_warned_of)
 {
 	char admin_path[128], *text;
 	const char *const args[] = {"--auth-file", secret_path, "--admin-auth-file", admin_path,
@@ -1425,11 +1425,16 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_is_warned_of)
 	harness_write_secret(admin_path, "the next admin secret, group-readable", 0640);
 	cr_assert_eq(chown(admin_path, (uid_t)-1, getegid()), 0);
 	reload_and_wait(&d, "may read it", 1);
+	/* Writable by the group, unreadable: any app could put its own secret there, and be an
+	 * admin from the next SIGHUP on (one that rotates the apps' secret reads this file too). */
+	harness_write_secret(admin_path, "the admin secret after, group-writable", 0620);
+	cr_assert_eq(chown(admin_path, (uid_t)-1, getegid()), 0);
+	reload_and_wait(&d, "may replace it", 1);
 	cr_expect_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = harness_log(&d);
-	cr_expect_not_null(strstr(text, "may read it"), "not warned of at startup: %s", text);
+	cr_expect_not_null(strstr(text, "may replace it"), "not warned of at startup: %s", text);
 	cr_expect_not_null(strstr(text, "chmod 0600"), "%s", text);
 	free(text);
 	cr_expect_eq(harness_stop(&d), 0);
