@@ -79,6 +79,10 @@ struct dispatch {
 	/* Plain HELLOs refused by --auth-plain, likewise. */
 	struct log_every plain_refusals;
 	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
+	/* With --admin-auth-file alone, plain HELLOs let in as apps that showed something other
+	 * than the admin secret, likewise: nothing else would show an app guessing at it. */
+	struct log_every unchecked_secrets;
+	char unchecked_peer[DISPATCH_PEER_NAME_BYTES];
 	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
 	uint64_t no_memory_total;
 	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
@@ -273,6 +277,15 @@ static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const
 	         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback", note);
 }
 
+static void say_unchecked_secrets(const struct dispatch *d, uint64_t shown, const char *note)
+{
+	log_warn("let in %llu connection(s) as apps that showed a secret other than the "
+	         "--admin-auth-file one, the last from %s: an app given a secret this server does "
+	         "not check (without --auth-file apps need none: send nil), or one guessing at the "
+	         "admin secret (%s)",
+	         (unsigned long long)shown, peer_label(d->unchecked_peer), note);
+}
+
 static void say_malformed(const struct dispatch *d, uint64_t closed, const char *note)
 {
 	log_warn("closed %llu connection(s) for a malformed request, the last from %s: %s (a "
@@ -308,6 +321,8 @@ static void say_held_back(struct dispatch *d, bool stopping)
 		say_auth_refusals(d, n, note);
 	if ((n = log_every_held(&d->plain_refusals, 60, stopping)) > 0)
 		say_plain_refusals(d, n, note);
+	if ((n = log_every_held(&d->unchecked_secrets, 60, stopping)) > 0)
+		say_unchecked_secrets(d, n, note);
 	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
 	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
@@ -611,8 +626,10 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			                           "connection";
 		else if (plain_why != NULL)
 			goto plain_refused;
-		else if (check_either(d, &secret, now_ms, kx) || d->cfg.auth == NULL)
+		else if (check_either(d, &secret, now_ms, kx))
 			return 1;
+		else if (d->cfg.auth == NULL)
+			goto unchecked;
 		else
 			*why = "wrong secret";
 	}
@@ -623,6 +640,15 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	if (refused > 0)
 		say_auth_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
 	return 0;
+
+unchecked:
+	/* Let in as an app, as documented, but not unseen: the HELLO reply's admin would
+	 * otherwise answer guesses at the admin secret, without limit and without a trace. */
+	note_refused_peer(d->unchecked_peer, peer);
+	refused = log_every_due(&d->unchecked_secrets, 1, 60);
+	if (refused > 0)
+		say_unchecked_secrets(d, refused, DISPATCH_NOTE_PERIODIC);
+	return 1;
 
 plain_refused:
 	/* Told apart from guesses: a client sends what may be the secret in the clear. */

@@ -1334,8 +1334,8 @@ LEAK_CHECKED_TEST(sealed, without_an_admin_secret_every_connection_is_admin)
 
 /*
  * --admin-auth-file alone (a Unix-socket deployment without an apps' secret): apps send no
- * auth, or a secret the server lets pass unchecked, and are no admins; the admin secret, plain
- * or sealed, is.
+ * auth, or a secret the server lets pass unchecked (warned of), and are no admins; the admin
+ * secret, plain or sealed, is.
  */
 LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 {
@@ -1352,9 +1352,19 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 	cr_expect_eq(harness_set_get(fd, NULL, "app-session", "{}", TTL_MS), 0);
 	expect_forbidden(fd);
 	close(fd);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "as apps that showed a secret"), "nil is warned of: %s", text);
+	free(text);
 	fd = plain_open(d.unix_url, secret, false);
 	expect_forbidden(fd);
 	close(fd);
+	/* Let in, but warned of at once: the reply's admin: false would otherwise answer guesses
+	 * at the admin secret without a trace. */
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "let in 1 connection(s) as apps that showed a secret "
+	                                "other than the --admin-auth-file one"),
+	                   "%s", text);
+	free(text);
 	fd = plain_open(d.unix_url, admin_secret, true);
 	expect_admin(fd, "plain");
 	close(fd);
