@@ -569,6 +569,22 @@ static bool check_either(const struct dispatch *d, const struct mp_bytes *secret
 }
 
 /*
+ * One more HELLO of the kind ${e} warns of, from ${peer}: its name goes in ${last_peer}, which
+ * the warning names, and ${say} writes the warning when one is due (at most once a minute).
+ */
+static void note_for_warning(struct dispatch *d, struct log_every *e, char *last_peer,
+                             const struct dispatch_peer *peer,
+                             void (*say)(const struct dispatch *, uint64_t, const char *))
+{
+	uint64_t n;
+
+	note_refused_peer(last_peer, peer);
+	n = log_every_due(e, 1, 60);
+	if (n > 0)
+		say(d, n, DISPATCH_NOTE_PERIODIC);
+}
+
+/*
  * Whether HELLO's ${auth} (raw msgpack) from ${peer} lets the client in: 1 (a sealed one's
  * seal, and the generation of the secret shown, in ${kx}), 0 with the reason in ${why}, or -1
  * out of memory. Without --auth-file any nil, str or bin is let in, so that clients can be
@@ -587,7 +603,7 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
 	bool any_secret = d->cfg.auth != NULL || d->cfg.admin_auth != NULL;
-	uint64_t refused, now_ms = any_secret ? auth_clock_ms() : 0;
+	uint64_t now_ms = any_secret ? auth_clock_ms() : 0;
 	uint32_t pairs;
 	bool shown, nil = false;
 	const char *plain_why = any_secret ? plain_refused(d, peer) : NULL;
@@ -635,28 +651,19 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	}
 	if (!any_secret)
 		return 0;
-	note_refused_peer(d->auth_refused_peer, peer);
-	refused = log_every_due(&d->auth_refusals, 1, 60);
-	if (refused > 0)
-		say_auth_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
+	note_for_warning(d, &d->auth_refusals, d->auth_refused_peer, peer, say_auth_refusals);
 	return 0;
 
 unchecked:
 	/* Let in as an app, as documented, but not unseen: the HELLO reply's admin would
 	 * otherwise answer guesses at the admin secret, without limit and without a trace. */
-	note_refused_peer(d->unchecked_peer, peer);
-	refused = log_every_due(&d->unchecked_secrets, 1, 60);
-	if (refused > 0)
-		say_unchecked_secrets(d, refused, DISPATCH_NOTE_PERIODIC);
+	note_for_warning(d, &d->unchecked_secrets, d->unchecked_peer, peer, say_unchecked_secrets);
 	return 1;
 
 plain_refused:
 	/* Told apart from guesses: a client sends what may be the secret in the clear. */
 	*why = plain_why;
-	note_refused_peer(d->plain_refused_peer, peer);
-	refused = log_every_due(&d->plain_refusals, 1, 60);
-	if (refused > 0)
-		say_plain_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
+	note_for_warning(d, &d->plain_refusals, d->plain_refused_peer, peer, say_plain_refusals);
 	return 0;
 }
 
