@@ -594,7 +594,8 @@ static void note_for_warning(struct dispatch *d, struct log_every *e, char *last
  * plain one where --auth-plain refuses it is refused unchecked, so the answer is the same
  * whatever it holds. A refusal is logged at most once a minute, with the count since and the
  * last one's peer (an operator must be able to find the client that fails): a flood of
- * guesses must not fill the log.
+ * guesses must not fill the log. So is a str or bin let in as an app with --admin-auth-file
+ * alone (it may be a guess at the admin secret).
  */
 static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
                        const struct mp_bytes *auth, struct hello_kx *kx, const char **why)
