@@ -465,8 +465,13 @@ static void say_goodbye(struct conn *c)
 		    "sessd closed this idle connection to make room at --max-connections; connect "
 		    "again when needed";
 	else if (c->auth_retired)
-		why = "sessd no longer accepts the --auth-file secret this connection showed; "
-		      "requests without a reply were not carried out";
+		/* The one it showed: an operator who rotated the admin secret looks there. */
+		why =
+		    c->peer.admin_generation != 0
+		        ? "sessd no longer accepts the --admin-auth-file secret this connection "
+		          "showed; requests without a reply were not carried out"
+		        : "sessd no longer accepts the --auth-file secret this connection showed; "
+		          "requests without a reply were not carried out";
 	if (codec_reply_error(replies(c), 0, CODEC_SHUTTING_DOWN, why) == -1) {
 		log_warn("out of memory for a SHUTTING_DOWN reply");
 		return;

@@ -79,6 +79,10 @@ struct dispatch {
 	/* Plain HELLOs refused by --auth-plain, likewise. */
 	struct log_every plain_refusals;
 	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
+	/* With --admin-auth-file alone, plain HELLOs let in as apps that showed something other
+	 * than the admin secret, likewise: nothing else would show an app guessing at it. */
+	struct log_every unchecked_secrets;
+	char unchecked_peer[DISPATCH_PEER_NAME_BYTES];
 	/* Writes answered NO_MEMORY: STATS' no_memory_total, and the warning about them. */
 	uint64_t no_memory_total;
 	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
@@ -255,9 +259,12 @@ static void note_refused_peer(char *out, const struct dispatch_peer *peer)
 
 static void say_auth_refusals(const struct dispatch *d, uint64_t refused, const char *note)
 {
-	log_warn("refused %llu connection(s) that did not show the --auth-file secret, the last "
-	         "from %s (%s)",
-	         (unsigned long long)refused, peer_label(d->auth_refused_peer), note);
+	/* Without --auth-file only a key exchange is refused: one that did not prove the admin
+	 * secret, the file an operator must then look at. */
+	log_warn(
+	    "refused %llu connection(s) that did not show the %s secret, the last from %s (%s)",
+	    (unsigned long long)refused, d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file",
+	    peer_label(d->auth_refused_peer), note);
 }
 
 static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const char *note)
@@ -268,6 +275,15 @@ static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const
 	         "replace it (%s)",
 	         (unsigned long long)refused, peer_label(d->plain_refused_peer),
 	         d->cfg.plain == AUTH_PLAIN_NO ? "no" : "loopback", note);
+}
+
+static void say_unchecked_secrets(const struct dispatch *d, uint64_t shown, const char *note)
+{
+	log_warn("let in %llu connection(s) as apps that showed a secret other than the "
+	         "--admin-auth-file one, the last from %s: an app given a secret this server does "
+	         "not check (without --auth-file apps need none: send nil), or one guessing at the "
+	         "admin secret (%s)",
+	         (unsigned long long)shown, peer_label(d->unchecked_peer), note);
 }
 
 static void say_malformed(const struct dispatch *d, uint64_t closed, const char *note)
@@ -305,6 +321,8 @@ static void say_held_back(struct dispatch *d, bool stopping)
 		say_auth_refusals(d, n, note);
 	if ((n = log_every_held(&d->plain_refusals, 60, stopping)) > 0)
 		say_plain_refusals(d, n, note);
+	if ((n = log_every_held(&d->unchecked_secrets, 60, stopping)) > 0)
+		say_unchecked_secrets(d, n, note);
 	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
 	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
@@ -551,6 +569,22 @@ static bool check_either(const struct dispatch *d, const struct mp_bytes *secret
 }
 
 /*
+ * One more HELLO of the kind ${e} warns of, from ${peer}: its name goes in ${last_peer}, which
+ * the warning names, and ${say} writes the warning when one is due (at most once a minute).
+ */
+static void note_for_warning(struct dispatch *d, struct log_every *e, char *last_peer,
+                             const struct dispatch_peer *peer,
+                             void (*say)(const struct dispatch *, uint64_t, const char *))
+{
+	uint64_t n;
+
+	note_refused_peer(last_peer, peer);
+	n = log_every_due(e, 1, 60);
+	if (n > 0)
+		say(d, n, DISPATCH_NOTE_PERIODIC);
+}
+
+/*
  * Whether HELLO's ${auth} (raw msgpack) from ${peer} lets the client in: 1 (a sealed one's
  * seal, and the generation of the secret shown, in ${kx}), 0 with the reason in ${why}, or -1
  * out of memory. Without --auth-file any nil, str or bin is let in, so that clients can be
@@ -560,7 +594,8 @@ static bool check_either(const struct dispatch *d, const struct mp_bytes *secret
  * plain one where --auth-plain refuses it is refused unchecked, so the answer is the same
  * whatever it holds. A refusal is logged at most once a minute, with the count since and the
  * last one's peer (an operator must be able to find the client that fails): a flood of
- * guesses must not fill the log.
+ * guesses must not fill the log. So is a str or bin let in as an app with --admin-auth-file
+ * alone (it may be a guess at the admin secret).
  */
 static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
                        const struct mp_bytes *auth, struct hello_kx *kx, const char **why)
@@ -569,7 +604,7 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	struct mp_reader r;
 	struct mp_bytes secret = {NULL, 0};
 	bool any_secret = d->cfg.auth != NULL || d->cfg.admin_auth != NULL;
-	uint64_t refused, now_ms = any_secret ? auth_clock_ms() : 0;
+	uint64_t now_ms = any_secret ? auth_clock_ms() : 0;
 	uint32_t pairs;
 	bool shown, nil = false;
 	const char *plain_why = any_secret ? plain_refused(d, peer) : NULL;
@@ -608,26 +643,28 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			                           "connection";
 		else if (plain_why != NULL)
 			goto plain_refused;
-		else if (check_either(d, &secret, now_ms, kx) || d->cfg.auth == NULL)
+		else if (check_either(d, &secret, now_ms, kx))
 			return 1;
+		else if (d->cfg.auth == NULL)
+			goto unchecked;
 		else
 			*why = "wrong secret";
 	}
 	if (!any_secret)
 		return 0;
-	note_refused_peer(d->auth_refused_peer, peer);
-	refused = log_every_due(&d->auth_refusals, 1, 60);
-	if (refused > 0)
-		say_auth_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
+	note_for_warning(d, &d->auth_refusals, d->auth_refused_peer, peer, say_auth_refusals);
 	return 0;
+
+unchecked:
+	/* Let in as an app, as documented, but not unseen: the HELLO reply's admin would
+	 * otherwise answer guesses at the admin secret, without limit and without a trace. */
+	note_for_warning(d, &d->unchecked_secrets, d->unchecked_peer, peer, say_unchecked_secrets);
+	return 1;
 
 plain_refused:
 	/* Told apart from guesses: a client sends what may be the secret in the clear. */
 	*why = plain_why;
-	note_refused_peer(d->plain_refused_peer, peer);
-	refused = log_every_due(&d->plain_refusals, 1, 60);
-	if (refused > 0)
-		say_plain_refusals(d, refused, DISPATCH_NOTE_PERIODIC);
+	note_for_warning(d, &d->plain_refusals, d->plain_refused_peer, peer, say_plain_refusals);
 	return 0;
 }
 

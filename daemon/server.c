@@ -674,23 +674,30 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * Warn when sessd's own group may read the admin secret's file at ${path}: that group is the
- * one of its Unix sockets (mode 0660), which the apps' users join to reach them (README,
- * "Running it as a service"), so every app could read the secret that makes a connection
- * admin, and list, and so take over, every session. The file is the operator's, and a group of
- * sessd's own may be no one else's: said, not refused.
+ * Warn when sessd's own group may read, or write, the admin secret's file at ${path}: that
+ * group is the one of its Unix sockets (mode 0660), which the apps' users join to reach them
+ * (README, "Running it as a service"), so every app could read the secret that makes a
+ * connection admin, and list, and so take over, every session; or put a secret of its own in
+ * the file, admin from the next SIGHUP on (one that rotates the apps' secret reads this file
+ * too). The file is the operator's, and a group of sessd's own may be no one else's: said, not
+ * refused.
  */
 static void server_check_admin_file(const char *path)
 {
 	struct stat st;
+	const char *may;
 
-	if (stat(path, &st) == -1 || (st.st_mode & S_IRGRP) == 0 || st.st_gid != getegid())
+	if (stat(path, &st) == -1 || (st.st_mode & (S_IRGRP | S_IWGRP)) == 0 ||
+	    st.st_gid != getegid())
 		return;
-	log_warn("--admin-auth-file %s: sessd's own group (gid %lu) may read it, and that group is "
-	         "the one of its Unix sockets, which the apps join to reach them: any app could "
-	         "read the admin secret and list every session; make the file sessd's alone "
-	         "(chown sessd, chmod 0600)",
-	         path, (unsigned long)st.st_gid);
+	may = (st.st_mode & S_IWGRP) == 0   ? "read it"
+	      : (st.st_mode & S_IRGRP) == 0 ? "replace it"
+	                                    : "read and replace it";
+	log_warn("--admin-auth-file %s: sessd's own group (gid %lu) may %s, and that group is the "
+	         "one of its Unix sockets, which the apps join to reach them: any app could read "
+	         "the admin secret, or put its own there, and list every session; make the file "
+	         "sessd's alone (chown sessd, chmod 0600)",
+	         path, (unsigned long)st.st_gid, may);
 }
 
 /*

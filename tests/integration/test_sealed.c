@@ -707,12 +707,20 @@ static void reload_and_wait(struct harness_daemon *d, const char *what, int time
 	free(text);
 }
 
-/* The SHUTTING_DOWN a connection of a retired secret gets, unasked, before its close. */
-static void expect_retired_goodbye(struct codec_reply *rep)
+/* The SHUTTING_DOWN a connection of a retired secret gets, unasked, before its close: that
+ * secret was ${option}'s (--auth-file or --admin-auth-file), which the message names, the file
+ * the operator rotated. */
+static void expect_retired_goodbye(struct codec_reply *rep, const char *option)
 {
+	char named[64];
+
+	snprintf(named, sizeof(named), "the %s secret", option);
 	cr_expect_eq(rep->status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep->status));
 	cr_expect_eq(rep->request_id, 0, "it answers no request");
 	cr_expect_not_null(memmem(rep->message.ptr, rep->message.len, "not carried out", 15));
+	cr_expect_not_null(memmem(rep->message.ptr, rep->message.len, named, strlen(named)),
+	                   "the message names %s: %.*s", option, (int)rep->message.len,
+	                   (const char *)rep->message.ptr);
 }
 
 /*
@@ -758,18 +766,18 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	/* After it: each is told SHUTTING_DOWN without being asked anything, and closed. */
 	sealed_reply(&old_sealed, &rep, &body);
 	closed = now_ms();
-	expect_retired_goodbye(&rep);
+	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
 	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
 	cr_expect_geq(closed - reloaded, 900, "not before the grace ends");
 	cr_expect_lt(closed - reloaded, 3500, "within a tick or so of its end");
 	sealed_reply(&in_grace, &rep, &body);
-	expect_retired_goodbye(&rep);
+	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
 	cr_expect_eq(read_record(&in_grace), -1, "closed after the grace");
 	cr_assert_eq(harness_recv_frame(old_plain, &body, &len), 0);
 	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
-	expect_retired_goodbye(&rep);
+	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
 	harness_expect_closed(old_plain);
 	close(old_plain);
@@ -823,7 +831,7 @@ LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
 	cr_expect_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK,
 	             "the secret put back keeps its connection");
 	sealed_reply(&second, &rep, &body);
-	expect_retired_goodbye(&rep);
+	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
 	cr_expect_eq(read_record(&second), -1, "the secret rolled back is retired");
 	sealed_close(&first);
@@ -1326,12 +1334,12 @@ LEAK_CHECKED_TEST(sealed, without_an_admin_secret_every_connection_is_admin)
 
 /*
  * --admin-auth-file alone (a Unix-socket deployment without an apps' secret): apps send no
- * auth, or a secret the server lets pass unchecked, and are no admins; the admin secret, plain
- * or sealed, is.
+ * auth, or a secret the server lets pass unchecked (warned of), and are no admins; the admin
+ * secret, plain or sealed, is.
  */
 LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 {
-	char admin_path[128];
+	char admin_path[128], *text;
 	const char *const args[] = {"--admin-auth-file", admin_path, NULL};
 	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
 	struct harness_daemon d;
@@ -1344,9 +1352,19 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 	cr_expect_eq(harness_set_get(fd, NULL, "app-session", "{}", TTL_MS), 0);
 	expect_forbidden(fd);
 	close(fd);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "as apps that showed a secret"), "nil is warned of: %s", text);
+	free(text);
 	fd = plain_open(d.unix_url, secret, false);
 	expect_forbidden(fd);
 	close(fd);
+	/* Let in, but warned of at once: the reply's admin: false would otherwise answer guesses
+	 * at the admin secret without a trace. */
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "let in 1 connection(s) as apps that showed a secret "
+	                                "other than the --admin-auth-file one"),
+	                   "%s", text);
+	free(text);
 	fd = plain_open(d.unix_url, admin_secret, true);
 	expect_admin(fd, "plain");
 	close(fd);
@@ -1355,6 +1373,11 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 	sealed_close(&s);
 	cr_expect_eq(sealed_hello_status(d.unix_url, secret), CODEC_AUTH_FAILED,
 	             "a key exchange with another secret is refused");
+	/* The first refusal is warned of at once, naming the file whose secret was missing:
+	 * there is no --auth-file to look at. */
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "did not show the --admin-auth-file secret"), "%s", text);
+	free(text);
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(admin_path);
 }
@@ -1392,11 +1415,11 @@ LEAK_CHECKED_TEST(sealed, the_same_secret_for_apps_and_admin_is_refused)
 /*
  * An admin secret that sessd's own group may read: that group is the one of its Unix sockets
  * (mode 0660), which the web servers join to reach them (README, "Running it as a service"),
- * so every app could read the admin secret and list, and take over, every session. sessd
- * says so at startup and at a reload that reads such a file; one only it may read is not
- * warned of.
+ * so every app could read the admin secret and list, and take over, every session; or, if the
+ * group may write it, replace it with its own. sessd says so at startup and at a reload that
+ * reads such a file; one only it may read is not warned of.
  */
-LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_is_warned_of)
+LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_or_write_is_warned_of)
 {
 	char admin_path[128], *text;
 	const char *const args[] = {"--auth-file", secret_path, "--admin-auth-file", admin_path,
@@ -1412,11 +1435,16 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_its_group_may_read_is_warned_of)
 	harness_write_secret(admin_path, "the next admin secret, group-readable", 0640);
 	cr_assert_eq(chown(admin_path, (uid_t)-1, getegid()), 0);
 	reload_and_wait(&d, "may read it", 1);
+	/* Writable by the group, unreadable: any app could put its own secret there, and be an
+	 * admin from the next SIGHUP on (one that rotates the apps' secret reads this file too). */
+	harness_write_secret(admin_path, "the admin secret after, group-writable", 0620);
+	cr_assert_eq(chown(admin_path, (uid_t)-1, getegid()), 0);
+	reload_and_wait(&d, "may replace it", 1);
 	cr_expect_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = harness_log(&d);
-	cr_expect_not_null(strstr(text, "may read it"), "not warned of at startup: %s", text);
+	cr_expect_not_null(strstr(text, "may replace it"), "not warned of at startup: %s", text);
 	cr_expect_not_null(strstr(text, "chmod 0600"), "%s", text);
 	free(text);
 	cr_expect_eq(harness_stop(&d), 0);
@@ -1464,7 +1492,7 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_rotates_with_its_grace)
 	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
 
 	sealed_reply(&old_admin, &rep, &body);
-	expect_retired_goodbye(&rep);
+	expect_retired_goodbye(&rep, "--admin-auth-file");
 	free(body);
 	cr_expect_eq(read_record(&old_admin), -1, "closed after the grace");
 	sealed_close(&old_admin);
