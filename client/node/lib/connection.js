@@ -296,6 +296,10 @@ class Connection extends EventEmitter {
       // reply that came during a stall of the event loop is read first.
       this.connectTimer = setTimeout(() => setImmediate(() => {
         if (this.hello) return;
+        // Given up with a reset, as a request that timed out is (see checkDeadline): the
+        // requests queued behind the HELLO, a FLASH_POP among them, are in a stalled daemon's
+        // socket too.
+        this.abandonSocket();
         this.fail(connectionError('ETIMEDOUT', `sessd HELLO not answered within ${this.connectTimeoutMs} ms`));
       }), this.connectTimeoutMs);
       this.connectTimer.unref?.();
@@ -519,15 +523,20 @@ class Connection extends EventEmitter {
     if (entry.deadline <= now) {
       // Replies come back in order, so a stuck reply blocks all after it: give up the
       // connection; the pool opens a fresh one.
-      // Reset, not closed (TCP): sessd, stalled, runs what a closed connection left in its
-      // socket when it wakes, FLASH_POPs too, whose messages would be lost with the replies
-      // nobody reads; it drops a reset connection's reads (PROTOCOL.md "A client that has
-      // gone"). Over a Unix socket it sees the close itself (and resetAndDestroy() throws).
-      if (this.socket.remotePort !== undefined) this.socket.resetAndDestroy?.();
+      this.abandonSocket();
       this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
     } else {
       this.armTimer(entry.deadline - now);
     }
+  }
+
+  // abandonSocket(): ends a connection whose requests are given up on (a timeout) with a
+  // reset, not a close (TCP): sessd, stalled, runs what a closed connection left in its socket
+  // when it wakes, FLASH_POPs too, whose messages would be lost with the replies nobody reads;
+  // it drops a reset connection's reads (PROTOCOL.md "A client that has gone"). Over a Unix
+  // socket it sees the close itself (and resetAndDestroy() throws).
+  abandonSocket() {
+    if (this.socket.remotePort !== undefined) this.socket.resetAndDestroy?.();
   }
 
   onData(chunk) {

@@ -43,6 +43,30 @@ for (const transport of ['unix', 'tcp']) {
   });
 }
 
+// A pool that starts while sessd is stopped sends its first requests behind the HELLO, on
+// the connection that is still connecting. With the default timeouts (connectTimeoutMs equal
+// to timeoutMs) the HELLO's deadline comes first: it gave the connection up with a close
+// (a FIN), which a stalled daemon that wakes cannot tell from a client that stopped sending,
+// and it ran the FLASH_POP behind the HELLO, whose messages then reached no one.
+test('stall: a flash pop queued behind a HELLO that timed out leaves its messages queued (tcp)', async (t) => {
+  const ns = 'stall-hello';
+  const checker = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => checker.terminate());
+  await checker.ready();
+  await checker.flashPush(ns, 'visitor', 'info', 'Payment received', 600000);
+  await daemon.pause();
+  try {
+    const c = new Client({ url: daemon.tcpUrl, poolSize: 1, timeoutMs: 300, connectTimeoutMs: 300 });
+    c.on('disconnect', () => {});
+    await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.statusCode === 503);
+    c.terminate();
+  } finally {
+    daemon.proc.kill('SIGCONT');
+  }
+  await waitFor(async () => (await checker.stats()).connections === 1, 'the departed connections freed');
+  assert.deepEqual(await checker.flashPop(ns, 'visitor', 'info'), ['Payment received']);
+});
+
 // settled(promise, ms): the promise, or a rejection after ms if it has not settled by then.
 function settled(promise, ms) {
   let timer;
