@@ -11,6 +11,8 @@ const codec = require('./codec');
 const { KeyExchange } = require('./seal');
 
 const { OP, STATUS, STATUS_NAME } = codec;
+// An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
+const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
 // The smallest max_frame a server may announce (PROTOCOL.md "Limits"): a frame this size
 // is safe to send before the HELLO reply tells the real limit, and the limit of a server
@@ -524,7 +526,7 @@ class Connection extends EventEmitter {
       // Replies come back in order, so a stuck reply blocks all after it: give up the
       // connection; the pool opens a fresh one.
       this.abandonSocket();
-      this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
+      this.fail(connectionError('ETIMEDOUT', `sessd ${OP_NAME[entry.op] ?? `op 0x${entry.op.toString(16)}`} request timed out after ${this.timeoutMs} ms`), entry);
     } else {
       this.armTimer(entry.deadline - now);
     }

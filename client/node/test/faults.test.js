@@ -84,7 +84,7 @@ for (const sealed of [false, true]) {
       proxy.set('down', fault);
       const [read, save] = await Promise.all([elapsed(c.get(ns, 'alice')), elapsed(c.set(ns, 'carol', "carol's cart", 60000))]);
       assert.equal(read.err && read.err.code, 'ETIMEDOUT', `the read: ${read.err && read.err.message}`);
-      assert.match(read.err.message, /timed out after 300 ms/);
+      assert.match(read.err.message, /^sessd GET request timed out after 300 ms/, 'the words name the request');
       assert.equal(read.err.statusCode, 503);
       assert.ok(read.ms < 600, `the read took ${read.ms} ms`);
       assert.ok(save.err && save.err.statusCode === 503 && save.ms < 600, `the save: ${save.err && save.err.message}, ${save.ms} ms`);
