@@ -769,8 +769,11 @@ class Connection extends EventEmitter {
     this.state = 'draining';
   }
 
-  // close(): closes now; pending requests are rejected.
+  // close(): closes now; pending requests are rejected. Those are given up on, as after a
+  // timeout: the connection is reset (see abandonSocket), so that a stuck sessd that wakes
+  // does not run the FLASH_POPs among them (terminate() while sessd is stuck).
   close() {
+    if (this.pendingCount > 0 && this.state !== 'closed') this.abandonSocket();
     this.fail(this.writeError || connectionError('ESESSD_CLOSED', 'sessd connection closed by the client'));
   }
 }
