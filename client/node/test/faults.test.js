@@ -71,10 +71,10 @@ for (const sealed of [false, true]) {
   // ETIMEDOUT within timeoutMs and a little, and a reply that comes late settles nothing (the
   // connection is gone): after the path heals, bob's read gets bob's session. A save that timed
   // out so was carried out, as the README says ("A save that fails").
-  for (const fault of [{ stall: true }, { delayMs: 600 }]) {
+  for (const fault of [{ stall: true }, { delayMs: 1000 }]) {
     test(`faults: replies ${fault.stall ? 'that stop' : 'later than timeoutMs'}: ETIMEDOUT in time, no reply taken for another request (${how})`, async (t) => {
       const proxy = await faultProxy(t, tcpTarget(daemon.tcpUrl));
-      const c = new Client({ url: proxy.url, poolSize: 1, timeoutMs: 300, connectTimeoutMs: 300, restartWaitMs: 300, ...opts });
+      const c = new Client({ url: proxy.url, poolSize: 1, timeoutMs: 500, connectTimeoutMs: 500, restartWaitMs: 500, ...opts });
       c.on('disconnect', () => {});
       t.after(() => c.terminate());
       await c.ready();
@@ -84,10 +84,10 @@ for (const sealed of [false, true]) {
       proxy.set('down', fault);
       const [read, save] = await Promise.all([elapsed(c.get(ns, 'alice')), elapsed(c.set(ns, 'carol', "carol's cart", 60000))]);
       assert.equal(read.err && read.err.code, 'ETIMEDOUT', `the read: ${read.err && read.err.message}`);
-      assert.match(read.err.message, /^sessd GET request timed out after 300 ms/, 'the words name the request');
+      assert.match(read.err.message, /^sessd GET request timed out after 500 ms/, 'the words name the request');
       assert.equal(read.err.statusCode, 503);
-      assert.ok(read.ms < 600, `the read took ${read.ms} ms`);
-      assert.ok(save.err && save.err.statusCode === 503 && save.ms < 600, `the save: ${save.err && save.err.message}, ${save.ms} ms`);
+      assert.ok(read.ms < 1200, `the read took ${read.ms} ms`);
+      assert.ok(save.err && save.err.statusCode === 503 && save.ms < 1200, `the save: ${save.err && save.err.message}, ${save.ms} ms`);
       proxy.heal();
       await c.ready();
       assert.equal(String(await c.get(ns, 'bob')), "bob's cart");
@@ -137,7 +137,7 @@ test('faults: every connection dropped for a while: 503 in time, attempts back o
   proxy.closeAll();
   const r = await elapsed(c.get(null, 'x'));
   assert.equal(r.err && r.err.statusCode, 503, String(r.err));
-  assert.ok(r.ms < 500, `the request waited ${r.ms} ms`);
+  assert.ok(r.ms < 1000, `the request waited ${r.ms} ms`);
   // The window in which attempts are counted: a pool reconnecting in a loop (each attempt
   // fails in a millisecond) would make one every 25 ms or so, some 28 in it; with the backoff
   // the waits are 25-50, 50-100, 100-200, 200-400 and 200-400 ms.
@@ -149,7 +149,7 @@ test('faults: every connection dropped for a while: 503 in time, attempts back o
   const t1 = Date.now();
   await c.ready();
   t.diagnostic(`back ${Date.now() - t1} ms after the path healed`);
-  assert.ok(Date.now() - t1 < 400 + 200, `back after ${Date.now() - t1} ms`);
+  assert.ok(Date.now() - t1 < 1500, `back after ${Date.now() - t1} ms`);
   assert.deepEqual(events, ['connect', 'disconnect ECONNRESET', 'connect']);
   c.terminate();
   await waitFor(() => {
