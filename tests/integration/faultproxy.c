@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,7 +220,7 @@ static int fp_control(struct fp_state *s)
 	if (recv(s->control, msg, sizeof(msg), MSG_WAITALL) != (ssize_t)sizeof(msg))
 		return -1;
 	if (msg[0] == FP_OP_SET && msg[1] < 2) {
-		s->mode[msg[1]] = (enum faultproxy_mode)msg[2] & 0xff;
+		s->mode[msg[1]] = (enum faultproxy_mode)(msg[2] & 0xff);
 		s->arg[msg[1]] = msg[2] >> 8;
 		for (int i = 0; i < FP_MAX_PAIRS; i++)
 			s->pairs[i].flow[msg[1]].passed = 0;
