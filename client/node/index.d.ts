@@ -139,7 +139,7 @@ declare namespace connectSessd {
     poolSize?: number;
     /** A request unanswered this long fails with ETIMEDOUT and its connection is replaced (default 5000; 0: none). */
     timeoutMs?: number;
-    /** Time allowed for connecting and HELLO (default 5000). */
+    /** Time allowed for connecting and HELLO (default 5000). 0: no limit; a HELLO a path swallows then holds its pool slot for ever (README). */
     connectTimeoutMs?: number;
     /** Sent in HELLO, shown in the daemon's logs (default `'connect-sessd'`). */
     clientName?: string;

@@ -11,6 +11,8 @@ const codec = require('./codec');
 const { KeyExchange } = require('./seal');
 
 const { OP, STATUS, STATUS_NAME } = codec;
+// An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
+const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
 // The smallest max_frame a server may announce (PROTOCOL.md "Limits"): a frame this size
 // is safe to send before the HELLO reply tells the real limit, and the limit of a server
@@ -296,6 +298,10 @@ class Connection extends EventEmitter {
       // reply that came during a stall of the event loop is read first.
       this.connectTimer = setTimeout(() => setImmediate(() => {
         if (this.hello) return;
+        // Given up with a reset, as a request that timed out is (see checkDeadline): the
+        // requests queued behind the HELLO, a FLASH_POP among them, are in a stalled daemon's
+        // socket too.
+        this.abandonSocket();
         this.fail(connectionError('ETIMEDOUT', `sessd HELLO not answered within ${this.connectTimeoutMs} ms`));
       }), this.connectTimeoutMs);
       this.connectTimer.unref?.();
@@ -519,15 +525,20 @@ class Connection extends EventEmitter {
     if (entry.deadline <= now) {
       // Replies come back in order, so a stuck reply blocks all after it: give up the
       // connection; the pool opens a fresh one.
-      // Reset, not closed (TCP): sessd, stalled, runs what a closed connection left in its
-      // socket when it wakes, FLASH_POPs too, whose messages would be lost with the replies
-      // nobody reads; it drops a reset connection's reads (PROTOCOL.md "A client that has
-      // gone"). Over a Unix socket it sees the close itself (and resetAndDestroy() throws).
-      if (this.socket.remotePort !== undefined) this.socket.resetAndDestroy?.();
-      this.fail(connectionError('ETIMEDOUT', `sessd request (op 0x${entry.op.toString(16)}) timed out after ${this.timeoutMs} ms`), entry);
+      this.abandonSocket();
+      this.fail(connectionError('ETIMEDOUT', `sessd ${OP_NAME[entry.op] ?? `op 0x${entry.op.toString(16)}`} request timed out after ${this.timeoutMs} ms`), entry);
     } else {
       this.armTimer(entry.deadline - now);
     }
+  }
+
+  // abandonSocket(): ends a connection whose requests are given up on (a timeout) with a
+  // reset, not a close (TCP): sessd, stalled, runs what a closed connection left in its socket
+  // when it wakes, FLASH_POPs too, whose messages would be lost with the replies nobody reads;
+  // it drops a reset connection's reads (PROTOCOL.md "A client that has gone"). Over a Unix
+  // socket it sees the close itself (and resetAndDestroy() throws).
+  abandonSocket() {
+    if (this.socket.remotePort !== undefined) this.socket.resetAndDestroy?.();
   }
 
   onData(chunk) {
@@ -758,8 +769,11 @@ class Connection extends EventEmitter {
     this.state = 'draining';
   }
 
-  // close(): closes now; pending requests are rejected.
+  // close(): closes now; pending requests are rejected. Those are given up on, as after a
+  // timeout: the connection is reset (see abandonSocket), so that a stuck sessd that wakes
+  // does not run the FLASH_POPs among them (terminate() while sessd is stuck).
   close() {
+    if (this.pendingCount > 0 && this.state !== 'closed') this.abandonSocket();
     this.fail(this.writeError || connectionError('ESESSD_CLOSED', 'sessd connection closed by the client'));
   }
 }

@@ -19,29 +19,74 @@ test.after(async () => {
   await daemon.cleanup();
 });
 
+// queuedThroughStall(t, ns, ready, giveUp): a flash is queued for ns's visitor; ready() (may be
+// null) runs, then sessd stops and giveUp(what ready gave) must leave, sessd resumed, the
+// flash queued still.
+async function queuedThroughStall(t, ns, ready, giveUp) {
+  const checker = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => checker.terminate());
+  await checker.ready();
+  await checker.flashPush(ns, 'visitor', 'info', 'Payment received', 600000);
+  const made = ready ? await ready() : null;
+  await daemon.pause();
+  try {
+    await giveUp(made);
+  } finally {
+    daemon.proc.kill('SIGCONT');
+  }
+  // Once the daemon has freed the connection that gave up, it has handled what it sent.
+  await waitFor(async () => (await checker.stats()).connections === 1, 'the departed connections freed');
+  assert.deepEqual(await checker.flashPop(ns, 'visitor', 'info'), ['Payment received']);
+}
+
 for (const transport of ['unix', 'tcp']) {
-  test(`stall: a flash pop that timed out on a stopped daemon leaves its messages queued (${transport})`, async (t) => {
+  test(`stall: a flash pop that timed out on a stopped daemon leaves its messages queued (${transport})`, (t) => {
     const url = transport === 'unix' ? daemon.unixUrl : daemon.tcpUrl;
     const ns = `stall-${transport}`;
-    const checker = new Client({ url: daemon.unixUrl, poolSize: 1 });
-    t.after(() => checker.terminate());
-    await checker.ready();
-    await checker.flashPush(ns, 'visitor', 'info', 'Payment received', 600000);
-    const c = new Client({ url, poolSize: 1, timeoutMs: 300 });
-    await c.ready();
-    await daemon.pause();
-    try {
+    return queuedThroughStall(t, ns, async () => {
+      const c = new Client({ url, poolSize: 1, timeoutMs: 300 });
+      await c.ready();
+      return c;
+    }, async (c) => {
       await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.code === 'ETIMEDOUT');
       // No reconnection behind the daemon's back: only the checker's connection stays.
       c.terminate();
-    } finally {
-      daemon.proc.kill('SIGCONT');
-    }
-    // Once the daemon has freed the connection that gave up, it has handled what it sent.
-    await waitFor(async () => (await checker.stats()).connections === 1, 'the departed connections freed');
-    assert.deepEqual(await checker.flashPop(ns, 'visitor', 'info'), ['Payment received']);
+    });
   });
 }
+
+// A pool that starts while sessd is stopped sends its first requests behind the HELLO, on
+// the connection that is still connecting. With the default timeouts (connectTimeoutMs equal
+// to timeoutMs) the HELLO's deadline comes first: it gave the connection up with a close
+// (a FIN), which a stalled daemon that wakes cannot tell from a client that stopped sending,
+// and it ran the FLASH_POP behind the HELLO, whose messages then reached no one.
+test('stall: a flash pop queued behind a HELLO that timed out leaves its messages queued (tcp)', (t) => {
+  const ns = 'stall-hello';
+  return queuedThroughStall(t, ns, null, async () => {
+    const c = new Client({ url: daemon.tcpUrl, poolSize: 1, timeoutMs: 300, connectTimeoutMs: 300 });
+    c.on('disconnect', () => {});
+    await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.statusCode === 503);
+    c.terminate();
+  });
+});
+
+// An app that shuts down at once (client.terminate(), say on its own SIGTERM) while sessd is
+// stuck gives up the requests in flight, as a timeout does: they fail, and a FLASH_POP among
+// them must not run when sessd wakes. terminate() closed with a FIN, and it ran.
+test('stall: a flash pop in flight when the client is terminated leaves its messages queued (tcp)', (t) => {
+  const ns = 'stall-terminate';
+  return queuedThroughStall(t, ns, async () => {
+    const c = new Client({ url: daemon.tcpUrl, poolSize: 1 });
+    await c.ready();
+    return c;
+  }, async (c) => {
+    const pop = c.flashPop(ns, 'visitor', 'info');
+    // Flushed once the event loop has turned: then the pop is in sessd's socket.
+    await new Promise((resolve) => setImmediate(resolve));
+    c.terminate();
+    await assert.rejects(pop, (err) => err.code === 'ESESSD_CLOSED');
+  });
+});
 
 // settled(promise, ms): the promise, or a rejection after ms if it has not settled by then.
 function settled(promise, ms) {

@@ -1,0 +1,372 @@
+/*
+ * The fault-injecting relay of faultproxy.h: one forked process, one poll() loop over its
+ * listener, its control socket and every relayed connection. What a direction reads is queued
+ * as chunks (stamped with their arrival, for FAULTPROXY_DELAY) and passed on as that
+ * direction's fault allows. An end of stream is passed on (shutdown) once what came before it
+ * has gone; an error, or a FAULTPROXY_CUT, resets both sides.
+ */
+#include "faultproxy.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define FP_MAX_PAIRS  64
+#define FP_READ_BYTES 65536
+
+enum { FP_OP_SET = 1, FP_OP_ACCEPTED = 2 };
+
+struct fp_chunk {
+	struct fp_chunk *next;
+	size_t len, off;
+	int64_t at_ms;
+	unsigned char data[];
+};
+
+struct fp_flow {
+	int from, to;
+	struct fp_chunk *head, *tail;
+	uint64_t passed; /* bytes passed since this direction's fault was set */
+	int64_t next_ms; /* FAULTPROXY_DRIBBLE: when the next byte may go */
+	bool eof, shut;  /* the sender ended; the end was passed on */
+};
+
+struct fp_pair {
+	bool used;
+	int fd[2]; /* the client's socket, sessd's */
+	struct fp_flow flow[2];
+};
+
+struct fp_state {
+	int listener, control;
+	struct sockaddr_in target;
+	enum faultproxy_mode mode[2];
+	uint32_t arg[2];
+	long accepted;
+	struct fp_pair pairs[FP_MAX_PAIRS];
+};
+
+static int64_t fp_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fp_reset_close(int fd)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	close(fd);
+}
+
+static void fp_drop(struct fp_pair *p)
+{
+	for (int d = 0; d < 2; d++) {
+		struct fp_chunk *c = p->flow[d].head, *next;
+
+		for (; c != NULL; c = next) {
+			next = c->next;
+			free(c);
+		}
+		fp_reset_close(p->fd[d]);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static void fp_pop(struct fp_flow *f)
+{
+	struct fp_chunk *c = f->head;
+
+	f->head = c->next;
+	if (f->head == NULL)
+		f->tail = NULL;
+	free(c);
+}
+
+/*
+ * Pass what ${dir}'s fault lets through on ${p}. Returns 0, or -1 when the pair is to be
+ * dropped (a peer gone, or FAULTPROXY_CUT reached).
+ */
+static int fp_pump(struct fp_state *s, struct fp_pair *p, int dir, int64_t now)
+{
+	struct fp_flow *f = &p->flow[dir];
+	uint32_t arg = s->arg[dir];
+
+	while (f->head != NULL) {
+		struct fp_chunk *c = f->head;
+		size_t left = c->len - c->off, n = left;
+
+		switch (s->mode[dir]) {
+		case FAULTPROXY_STALL:
+			return 0;
+		case FAULTPROXY_DRIBBLE:
+			if (now < f->next_ms)
+				return 0;
+			n = 1;
+			f->next_ms = now + 1;
+			break;
+		case FAULTPROXY_DELAY:
+			if (now < c->at_ms + arg)
+				return 0;
+			break;
+		case FAULTPROXY_BLACKHOLE:
+		case FAULTPROXY_CUT:
+			n = f->passed >= arg ? 0 : arg - f->passed < left ? arg - f->passed : left;
+			break;
+		case FAULTPROXY_PASS:
+			break;
+		}
+		if (n > 0 && harness_send_all(f->to, c->data + c->off, n) == -1)
+			return -1;
+		f->passed += n;
+		c->off += n;
+		if (c->off < c->len && s->mode[dir] == FAULTPROXY_CUT)
+			return -1;
+		if (c->off < c->len && s->mode[dir] == FAULTPROXY_BLACKHOLE)
+			c->off = c->len; /* swallowed */
+		if (c->off == c->len)
+			fp_pop(f);
+		if (s->mode[dir] == FAULTPROXY_DRIBBLE)
+			return 0;
+	}
+	if (f->eof && !f->shut) {
+		shutdown(f->to, SHUT_WR);
+		f->shut = true;
+	}
+	return 0;
+}
+
+/* Read what ${dir} of ${p} has. Returns 0, or -1 when the pair is to be dropped. */
+static int fp_read(struct fp_pair *p, int dir, int64_t now)
+{
+	struct fp_flow *f = &p->flow[dir];
+	struct fp_chunk *c = malloc(sizeof(*c) + FP_READ_BYTES);
+	ssize_t n;
+
+	if (c == NULL)
+		return -1;
+	n = recv(f->from, c->data, FP_READ_BYTES, 0);
+	if (n <= 0) {
+		free(c);
+		if (n == 0) {
+			f->eof = true;
+			return 0;
+		}
+		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+	}
+	c->next = NULL;
+	c->len = (size_t)n;
+	c->off = 0;
+	c->at_ms = now;
+	if (f->tail != NULL)
+		f->tail->next = c;
+	else
+		f->head = c;
+	f->tail = c;
+	return 0;
+}
+
+static void fp_accept(struct fp_state *s)
+{
+	int down = accept(s->listener, NULL, NULL), up, one = 1;
+	struct fp_pair *p = NULL;
+
+	if (down == -1)
+		return;
+	s->accepted++;
+	for (int i = 0; i < FP_MAX_PAIRS && p == NULL; i++)
+		if (!s->pairs[i].used)
+			p = &s->pairs[i];
+	up = socket(AF_INET, SOCK_STREAM, 0);
+	if (p == NULL || up == -1 ||
+	    connect(up, (const struct sockaddr *)&s->target, sizeof(s->target)) == -1) {
+		if (up != -1)
+			close(up);
+		fp_reset_close(down);
+		return;
+	}
+	(void)setsockopt(down, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(p, 0, sizeof(*p));
+	p->used = true;
+	p->fd[0] = down;
+	p->fd[1] = up;
+	p->flow[FAULTPROXY_UP].from = down;
+	p->flow[FAULTPROXY_UP].to = up;
+	p->flow[FAULTPROXY_DOWN].from = up;
+	p->flow[FAULTPROXY_DOWN].to = down;
+}
+
+/* One control request from the parent. Returns 0, or -1 when the parent has gone. */
+static int fp_control(struct fp_state *s)
+{
+	uint32_t msg[3];
+	uint64_t answer = 0;
+
+	if (recv(s->control, msg, sizeof(msg), MSG_WAITALL) != (ssize_t)sizeof(msg))
+		return -1;
+	if (msg[0] == FP_OP_SET && msg[1] < 2) {
+		s->mode[msg[1]] = (enum faultproxy_mode)(msg[2] & 0xff);
+		s->arg[msg[1]] = msg[2] >> 8;
+		for (int i = 0; i < FP_MAX_PAIRS; i++)
+			s->pairs[i].flow[msg[1]].passed = 0;
+	} else if (msg[0] == FP_OP_ACCEPTED) {
+		answer = (uint64_t)s->accepted;
+	}
+	return harness_send_all(s->control, &answer, sizeof(answer));
+}
+
+static int fp_serve(struct fp_state *s)
+{
+	struct pollfd pfd[2 + 2 * FP_MAX_PAIRS];
+
+	for (;;) {
+		int64_t now = fp_now_ms();
+		int n = 0, wait_ms = 50;
+
+		for (int i = 0; i < FP_MAX_PAIRS; i++) {
+			struct fp_pair *p = &s->pairs[i];
+
+			for (int d = 0; p->used && d < 2; d++) {
+				if (fp_pump(s, p, d, now) == -1) {
+					fp_drop(p);
+					break;
+				}
+				if (p->flow[d].head != NULL && s->mode[d] == FAULTPROXY_DRIBBLE)
+					wait_ms = 1;
+				if (p->flow[d].head != NULL && s->mode[d] == FAULTPROXY_DELAY) {
+					int64_t due = p->flow[d].head->at_ms + s->arg[d] - now;
+
+					if (due < wait_ms)
+						wait_ms = due < 1 ? 1 : (int)due;
+				}
+			}
+			if (p->used && p->flow[0].shut && p->flow[1].shut)
+				fp_drop(p);
+		}
+		pfd[n++] = (struct pollfd){.fd = s->listener, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = s->control, .events = POLLIN};
+		for (int i = 0; i < FP_MAX_PAIRS; i++)
+			for (int d = 0; d < 2; d++)
+				pfd[n++] = (struct pollfd){.fd = s->pairs[i].used &&
+				                                         !s->pairs[i].flow[d].eof
+				                                     ? s->pairs[i].flow[d].from
+				                                     : -1,
+				                           .events = POLLIN};
+		if (poll(pfd, (nfds_t)n, wait_ms) == -1 && errno != EINTR)
+			return 1;
+		now = fp_now_ms();
+		if (pfd[1].revents != 0 && fp_control(s) == -1)
+			return 0;
+		if (pfd[0].revents & POLLIN)
+			fp_accept(s);
+		for (int i = 0; i < FP_MAX_PAIRS; i++)
+			for (int d = 0; d < 2; d++)
+				if (s->pairs[i].used && pfd[2 + 2 * i + d].revents != 0 &&
+				    fp_read(&s->pairs[i], d, now) == -1)
+					fp_drop(&s->pairs[i]);
+	}
+}
+
+int faultproxy_start(struct faultproxy *p, const char *target_tcp_url)
+{
+	struct fp_state *s;
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+	unsigned port;
+	int sv[2], rc;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || sscanf(target_tcp_url, "tcp://127.0.0.1:%u", &port) != 1)
+		goto fail;
+	s->target = addr;
+	s->target.sin_port = htons((uint16_t)port);
+	s->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->listener == -1)
+		goto fail;
+	if (bind(s->listener, (const struct sockaddr *)&addr, sizeof(addr)) == -1 ||
+	    listen(s->listener, 16) == -1 ||
+	    getsockname(s->listener, (struct sockaddr *)&addr, &len) == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		goto fail_listener;
+	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%u", ntohs(addr.sin_port));
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		goto fail_listener;
+	}
+	if (p->pid == 0) {
+		close(sv[0]);
+		s->control = sv[1];
+		rc = fp_serve(s);
+		_exit(rc);
+	}
+	close(sv[1]);
+	close(s->listener);
+	free(s);
+	p->control = sv[0];
+	return 0;
+
+fail_listener:
+	close(s->listener);
+fail:
+	free(s);
+	return -1;
+}
+
+/* Ask the relay ${op} with ${a}, ${b}; its answer in *${answer}. Returns 0 or -1. */
+static int fp_ask(struct faultproxy *p, uint32_t op, uint32_t a, uint32_t b, uint64_t *answer)
+{
+	uint32_t msg[3] = {op, a, b};
+
+	if (harness_send_all(p->control, msg, sizeof(msg)) == -1)
+		return -1;
+	return recv(p->control, answer, sizeof(*answer), MSG_WAITALL) == (ssize_t)sizeof(*answer)
+	           ? 0
+	           : -1;
+}
+
+int faultproxy_set(struct faultproxy *p, enum faultproxy_dir dir, enum faultproxy_mode mode,
+                   uint32_t arg)
+{
+	uint64_t ack;
+
+	if (arg > 0xffffff)
+		return -1;
+	return fp_ask(p, FP_OP_SET, (uint32_t)dir, (uint32_t)mode | arg << 8, &ack);
+}
+
+long faultproxy_accepted(struct faultproxy *p)
+{
+	uint64_t n;
+
+	return fp_ask(p, FP_OP_ACCEPTED, 0, 0, &n) == -1 ? -1 : (long)n;
+}
+
+int faultproxy_stop(struct faultproxy *p)
+{
+	int status;
+
+	/* The relay's end of the control socket reads the end of stream and exits. */
+	close(p->control);
+	if (waitpid(p->pid, &status, 0) != p->pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}

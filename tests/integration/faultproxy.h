@@ -1,0 +1,57 @@
+#ifndef SESSD_FAULTPROXY_H
+#define SESSD_FAULTPROXY_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * A fault-injecting relay for the client tests: a forked child listening on a loopback TCP
+ * port in front of a real sessd, passing each connection's bytes both ways under the fault
+ * set for that direction (the network faults an application meets between it and its store:
+ * a half-dead path, a link that delivers a byte at a time, a middlebox that gives up mid-frame
+ * or swallows what it is sent). Not part of libsessd: tests only.
+ */
+
+enum faultproxy_dir {
+	FAULTPROXY_UP,   /* client to sessd */
+	FAULTPROXY_DOWN, /* sessd to client */
+};
+
+enum faultproxy_mode {
+	FAULTPROXY_PASS,      /* bytes as they come */
+	FAULTPROXY_STALL,     /* held, the connection kept up; they go once the fault is lifted */
+	FAULTPROXY_DRIBBLE,   /* one byte per write, a millisecond apart */
+	FAULTPROXY_DELAY,     /* each read passed arg milliseconds after it came */
+	FAULTPROXY_BLACKHOLE, /* arg more bytes of each connection passed, the rest swallowed */
+	FAULTPROXY_CUT,       /* arg more bytes passed, then both sides reset (mid-frame) */
+};
+
+struct faultproxy {
+	pid_t pid;
+	int control; /* the parent's end of the control socket */
+	char url[64];
+};
+
+/*
+ * faultproxy_start(p, target_tcp_url):
+ * Fork the relay in front of ${target_tcp_url} ("tcp://127.0.0.1:PORT"), every direction
+ * PASS; fill ${p}. Returns 0, or -1 (nothing to stop).
+ */
+int faultproxy_start(struct faultproxy *p, const char *target_tcp_url);
+
+/*
+ * faultproxy_set(p, dir, mode, arg):
+ * Put ${dir} of every connection, open and future, under ${mode} (${arg}: its number), and
+ * wait until the relay has done so: a fault is in place when this returns. Lifting a stall
+ * (any other mode) lets what it held go. Returns 0 or -1.
+ */
+int faultproxy_set(struct faultproxy *p, enum faultproxy_dir dir, enum faultproxy_mode mode,
+                   uint32_t arg);
+
+/* faultproxy_accepted(p): the connections the relay has accepted so far, or -1. */
+long faultproxy_accepted(struct faultproxy *p);
+
+/* faultproxy_stop(p): end the relay and wait for it. Returns 0 when it had run cleanly. */
+int faultproxy_stop(struct faultproxy *p);
+
+#endif
