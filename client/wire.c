@@ -100,6 +100,8 @@ static int open_socket(int family, int type, int protocol)
 
 /* How long a connect to a Unix socket whose listen backlog is full waits before it tries again. */
 #define WIRE_CONNECT_RETRY_MS 5
+/* A TCP connection idle this long is probed (keep_alive); as sessd's --tcp-keepalive default. */
+#define WIRE_KEEPALIVE_IDLE_S 60
 
 static int connect_unix(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
 {
@@ -178,6 +180,23 @@ static void close_reset(int fd)
 	close(fd);
 }
 
+/*
+ * Have the kernel probe the connection ${fd} once idle WIRE_KEEPALIVE_IDLE_S, and reset it when
+ * 3 probes go unanswered: a pooled connection that a NAT or load balancer dropped for being
+ * quiet, or whose sessd's host vanished, is found while idle rather than by the next call
+ * timing out. Best effort.
+ */
+static void keep_alive(int fd)
+{
+	int on = 1, idle = WIRE_KEEPALIVE_IDLE_S, interval = WIRE_KEEPALIVE_IDLE_S / 3, count = 3;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0) {
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	}
+}
+
 static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size_t err_size)
 {
 	struct addrinfo hints, *res, *ai;
@@ -231,6 +250,7 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 	}
 	/* Requests are small and answered at once; Nagle would hold each one back. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	keep_alive(fd);
 	return fd;
 }
 

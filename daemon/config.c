@@ -22,6 +22,7 @@ enum {
 	OPT_MAX_CLIENT_MEMORY,
 	OPT_MAX_CONNECTIONS,
 	OPT_HELLO_TIMEOUT,
+	OPT_TCP_KEEPALIVE,
 	OPT_LOG_LEVEL,
 	OPT_READY_FILE,
 	OPT_DATA_DIR,
@@ -45,6 +46,7 @@ static const struct option config_options[] = {
     {"max-client-memory", required_argument, NULL, OPT_MAX_CLIENT_MEMORY},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
+    {"tcp-keepalive", required_argument, NULL, OPT_TCP_KEEPALIVE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -87,6 +89,9 @@ void config_usage(FILE *out)
 	      "  --max-connections N     connections served at once, 1..1000000 (default 10000)\n"
 	      "  --hello-timeout SECONDS close a connection with no HELLO by then, 1..3600\n"
 	      "                          (default 10)\n"
+	      "  --tcp-keepalive SECONDS probe a TCP connection idle this long, 0..7200; a\n"
+	      "                          peer that answers no probe is closed (default 60;\n"
+	      "                          0: no probes)\n"
 	      "  --log-level LEVEL       debug, info, warn or error (default info)\n"
 	      "  --ready-file PATH       write the listeners' URLs here once they are bound\n"
 	      "  --data-dir DIR          keep sessions across restarts in DIR\n"
@@ -573,6 +578,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	cfg->max_frame = CODEC_DEFAULT_MAX_FRAME;
 	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	cfg->hello_timeout_s = CONFIG_DEFAULT_HELLO_TIMEOUT_S;
+	cfg->tcp_keepalive_s = CONFIG_DEFAULT_TCP_KEEPALIVE_S;
 	cfg->auth_grace_s = CONFIG_DEFAULT_AUTH_GRACE_S;
 	cfg->auth_plain = AUTH_PLAIN_LOOPBACK;
 	cfg->log_level = LOG_INFO;
@@ -644,6 +650,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			                      err) == -1)
 				return -1;
 			cfg->hello_timeout_s = (int)v;
+			break;
+		case OPT_TCP_KEEPALIVE:
+			if (parse_uint_option("tcp-keepalive", WHAT_SECONDS, optarg, 0, 7200, &v,
+			                      err) == -1)
+				return -1;
+			cfg->tcp_keepalive_s = (int)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &cfg->log_level) == -1) {

@@ -18,6 +18,8 @@
 #define CONFIG_DEFAULT_TCP_PORT        7077
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
 #define CONFIG_DEFAULT_HELLO_TIMEOUT_S 10
+/* Idle seconds before a TCP connection is probed (--tcp-keepalive). */
+#define CONFIG_DEFAULT_TCP_KEEPALIVE_S 60
 #define CONFIG_DEFAULT_AUTH_GRACE_S    3600
 /* --snapshot-idle unless given: a minute without writes ends a burst. */
 #define CONFIG_DEFAULT_SNAPSHOT_IDLE_S 60
@@ -71,6 +73,7 @@ struct config {
 	size_t max_client_memory_floor;
 	uint32_t max_connections;
 	int hello_timeout_s; /* a connection must complete HELLO within this */
+	int tcp_keepalive_s; /* idle seconds before a TCP connection is probed; 0: never */
 	enum log_level log_level;
 	/* Strings borrow argv. */
 	const char *ready_file;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,9 @@ struct listener {
 	/* "unix:PATH" is the longest form ("tcp://[HOST]:PORT" is shorter): peer names fit. */
 	char url[sizeof("unix:") + sizeof(((struct config_listen *)0)->path)];
 	struct log_every accept_errors;
-	int last_error; /* the errno of the last failed accept, for the count left at close */
-	bool loopback;  /* TCP on a loopback address */
+	int last_error;  /* the errno of the last failed accept, for the count left at close */
+	int keepalive_s; /* TCP: idle seconds before a connection is probed; 0: never */
+	bool loopback;   /* TCP on a loopback address */
 };
 
 /* Tags that keep the kinds of source apart (an IPv6 /64 under ff00::/8 is multicast, never a
@@ -325,6 +327,26 @@ static bool is_local(const struct listener *l, const struct sockaddr *sa, int so
 	return is_loopback(&ss);
 }
 
+/*
+ * Have the kernel probe the TCP connection ${fd} once it has been idle ${idle_s} seconds, and
+ * reset it when 3 probes, a third of that apart, go unanswered. A web server that vanished (a
+ * power loss, a partition) leaves connections that no read ever ends, each holding a slot of
+ * --max-connections and its buffers; and the probes keep a NAT or load balancer between from
+ * dropping a quiet pool connection (Azure's forgets one idle 4 minutes), which the next
+ * request would otherwise find only by timing out. Best effort: a connection without probes
+ * is served as before.
+ */
+static void keep_alive(evutil_socket_t fd, int idle_s)
+{
+	int on = 1, interval = idle_s / 3 > 0 ? idle_s / 3 : 1, count = 3;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0) {
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	}
+}
+
 /* Hand the connection ${fd} accepted on ${l} from ${sa} to the owner. */
 static void hand_over(struct listener *l, evutil_socket_t fd, const struct sockaddr *sa,
                       int socklen)
@@ -336,6 +358,8 @@ static void hand_over(struct listener *l, evutil_socket_t fd, const struct socka
 	    sa->sa_family == AF_UNIX && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0;
 	uint64_t source;
 
+	if (sa->sa_family != AF_UNIX && l->keepalive_s > 0)
+		keep_alive(fd, l->keepalive_s);
 	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
 	source = source_of(sa, socklen, have_cred ? &cred : NULL);
 	l->on_accept(l->arg, fd, source, have_cred ? OWNER_PID | (uint32_t)cred.pid : source,
@@ -422,7 +446,7 @@ fail_close:
 }
 
 struct listener *listener_new(struct event_base *base, const struct config_listen *addr,
-                              listener_accept_fn on_accept, void *arg)
+                              int tcp_keepalive_s, listener_accept_fn on_accept, void *arg)
 {
 	struct listener *l;
 	evutil_socket_t fd;
@@ -435,6 +459,7 @@ struct listener *listener_new(struct event_base *base, const struct config_liste
 	}
 	l->on_accept = on_accept;
 	l->arg = arg;
+	l->keepalive_s = tcp_keepalive_s;
 	if (addr->kind == CONFIG_LISTEN_UNIX) {
 		fd = bind_unix(addr, &made_dir);
 		if (fd == -1)

@@ -35,8 +35,10 @@ typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t sourc
                                    bool local, const char *name);
 
 /*
- * listener_new(base, addr, on_accept, arg):
- * Bind and listen on ${addr}. A Unix socket gets mode 0660; a stale socket file left by a dead
+ * listener_new(base, addr, tcp_keepalive_s, on_accept, arg):
+ * Bind and listen on ${addr}. A TCP connection it accepts is probed by the kernel once idle
+ * ${tcp_keepalive_s} seconds (0: never; --tcp-keepalive), and reset when the probes go
+ * unanswered. A Unix socket gets mode 0660; a stale socket file left by a dead
  * daemon (connecting to it is refused) is replaced, but a live one or a file that is not a
  * socket is an error. The runtime directory addr->make_dir is created (0750) when missing.
  * Accepted descriptors go to ${on_accept} with ${arg}.
@@ -44,7 +46,7 @@ typedef void (*listener_accept_fn)(void *arg, evutil_socket_t fd, uint64_t sourc
  * NULL after logging why, having removed what it created.
  */
 struct listener *listener_new(struct event_base *base, const struct config_listen *addr,
-                              listener_accept_fn on_accept, void *arg);
+                              int tcp_keepalive_s, listener_accept_fn on_accept, void *arg);
 
 /*
  * listener_free(l): stop listening, close, and remove a Unix socket's file. NULL: nothing.

@@ -883,8 +883,8 @@ static int server_listen(struct server *srv)
 		return -1;
 	}
 	for (size_t i = 0; i < cfg->n_listens; i++) {
-		srv->listeners[i] =
-		    listener_new(srv->base, &cfg->listens[i], server_on_accept, srv);
+		srv->listeners[i] = listener_new(srv->base, &cfg->listens[i], cfg->tcp_keepalive_s,
+		                                 server_on_accept, srv);
 		if (srv->listeners[i] == NULL)
 			return -1;
 		srv->n_listeners++;

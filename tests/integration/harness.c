@@ -794,3 +794,36 @@ int harness_start_file_limited(struct harness_daemon *d, const char *const *extr
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, saved), 0);
 	return rc;
 }
+
+int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds)
+{
+	char line[512];
+	unsigned lport, rport, state;
+	unsigned long when;
+	int found = -1;
+	/* /proc/net/tcp gives times in clock ticks (USER_HZ). */
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	if (f == NULL)
+		return -1;
+	while (found == -1 && fgets(line, sizeof(line), f) != NULL) {
+		/* "sl: LOCAL:PORT REMOTE:PORT ST TX:RX TR:WHEN ..." */
+		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %*x:%*x %x:%lx", &lport, &rport, &state,
+		           (unsigned *)timer, &when) == 5 &&
+		    state == 1 && rport == remote_port &&
+		    (local_port == 0 || lport == local_port)) {
+			*seconds = (double)when / (double)(hz > 0 ? hz : 100);
+			found = 0;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+unsigned harness_url_port(const char *url)
+{
+	const char *colon = strrchr(url, ':');
+
+	return colon == NULL ? 0 : (unsigned)strtoul(colon + 1, NULL, 10);
+}

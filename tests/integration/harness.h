@@ -166,6 +166,18 @@ int harness_set_get(int fd, const char *ns, const char *id, const char *data, ui
  * ${mode} as sessd(8) advises, a temporary file beside it renamed over it, so that a SIGHUP
  * never reads half a secret.
  */
+/*
+ * harness_tcp_timer(local_port, remote_port, timer, seconds):
+ * Find an established IPv4 TCP connection of this network namespace from ${local_port} (0:
+ * any) to ${remote_port} in /proc/net/tcp, and tell its kernel timer: *${timer} is 0 for none,
+ * 1 retransmit, 2 keepalive (SO_KEEPALIVE on an idle connection), 4 zero-window probe, and
+ * *${seconds} how long until it fires. Returns 0, or -1 when there is no such connection.
+ */
+int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds);
+
+/* harness_url_port(url): the port of "tcp://HOST:PORT". */
+unsigned harness_url_port(const char *url);
+
 int harness_open_ready(const char *url, const char *client_name);
 void harness_send_buf(int fd, const struct buf *b);
 void harness_read_reply(int fd, struct codec_reply *rep, uint8_t **body);

@@ -151,6 +151,25 @@ LEAK_CHECKED_TEST(client, tcp_by_host_name)
 	sessd_close(c);
 }
 
+/*
+ * A pooled connection that a NAT or load balancer dropped for being quiet (Azure's forgets
+ * one idle 4 minutes), or whose sessd's host vanished, was found only by the next call timing
+ * out. libsessd has the kernel probe a TCP connection idle a minute.
+ */
+LEAK_CHECKED_TEST(client, a_tcp_connection_is_probed_once_idle)
+{
+	struct sessd_client *c = connect_to(daemon_.tcp_url);
+	double seconds = 0;
+	int timer = -1;
+
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	cr_assert_eq(harness_tcp_timer(0, harness_url_port(daemon_.tcp_url), &timer, &seconds), 0,
+	             "no connection to %s", daemon_.tcp_url);
+	cr_expect_eq(timer, 2, "the client's side has timer %d, not keepalive's", timer);
+	cr_expect(seconds > 7 && seconds <= 60, "the first probe comes in %.1f s, not 60", seconds);
+	sessd_close(c);
+}
+
 LEAK_CHECKED_TEST(client, binary_data_and_ids)
 {
 	struct sessd_client *c = connect_to(daemon_.tcp_url);

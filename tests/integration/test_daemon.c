@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -2514,4 +2515,57 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 #endif
 	cr_log_info("RSS %ld KB at start, %ld loaded, %ld after the CLEAR", before, loaded, now);
 	close(fd);
+}
+
+/*
+ * The kernel timer of the daemon's side of the TCP connection ${fd} to ${d}, with the time
+ * until it fires in *${seconds}: 2 while keepalive probes are armed.
+ */
+static int daemon_side_timer(const struct harness_daemon *d, int fd, double *seconds)
+{
+	struct sockaddr_in local;
+	socklen_t len = sizeof(local);
+	int timer = -1;
+
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&local, &len), 0);
+	cr_assert_eq(
+	    harness_tcp_timer(harness_url_port(d->tcp_url), ntohs(local.sin_port), &timer, seconds),
+	    0, "no connection from port %u to %s", ntohs(local.sin_port), d->tcp_url);
+	return timer;
+}
+
+/*
+ * A web server that vanished (a power loss, a partition) left its TCP connections open in
+ * sessd for good, each holding a --max-connections slot and its buffers, and nothing kept a
+ * NAT or load balancer between from dropping a quiet pool connection. sessd now has the kernel
+ * probe a connection once it has been idle --tcp-keepalive seconds (default 60; 0: never).
+ */
+LEAK_CHECKED_TEST(daemon, tcp_connections_are_probed_once_idle)
+{
+	const char *quick[] = {"--tcp-keepalive", "7", NULL};
+	const char *off[] = {"--tcp-keepalive", "0", NULL};
+	struct harness_daemon d;
+	double seconds = 0;
+	int fd;
+
+	fd = harness_connect_hello(dmn.tcp_url, "keepalive");
+	cr_assert_neq(fd, -1);
+	cr_expect_eq(daemon_side_timer(&dmn, fd, &seconds), 2, "no keepalive timer by default");
+	cr_expect(seconds > 7 && seconds <= 60, "the first probe comes in %.1f s, not 60", seconds);
+	close(fd);
+
+	cr_assert_eq(harness_start(&d, quick), 0);
+	fd = harness_connect_hello(d.tcp_url, "keepalive");
+	cr_assert_neq(fd, -1);
+	cr_expect_eq(daemon_side_timer(&d, fd, &seconds), 2);
+	cr_expect(seconds <= 7, "the first probe comes in %.1f s, not 7", seconds);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	cr_assert_eq(harness_start(&d, off), 0);
+	fd = harness_connect_hello(d.tcp_url, "keepalive");
+	cr_assert_neq(fd, -1);
+	cr_expect_eq(daemon_side_timer(&d, fd, &seconds), 0, "probes with --tcp-keepalive 0");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
 }

@@ -61,6 +61,7 @@ LEAK_CHECKED_TEST(config, defaults)
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024 * 1024);
 	cr_assert_eq(cfg.max_connections, 10000);
 	cr_assert_eq(cfg.hello_timeout_s, 10);
+	cr_assert_eq(cfg.tcp_keepalive_s, 60);
 	cr_assert_eq(cfg.auth_grace_s, 3600);
 	cr_assert_eq(cfg.auth_plain, AUTH_PLAIN_LOOPBACK, "plain only where no network sees it");
 	cr_assert_eq(cfg.log_level, LOG_INFO);
@@ -97,6 +98,8 @@ LEAK_CHECKED_TEST(config, every_option)
 	                "5",
 	                "--hello-timeout",
 	                "3",
+	                "--tcp-keepalive",
+	                "0",
 	                "--auth-grace",
 	                "0",
 	                "--auth-file",
@@ -133,6 +136,7 @@ LEAK_CHECKED_TEST(config, every_option)
 	cr_assert_eq(cfg.max_client_memory, 256u * 1024);
 	cr_assert_eq(cfg.max_connections, 5);
 	cr_assert_eq(cfg.hello_timeout_s, 3);
+	cr_assert_eq(cfg.tcp_keepalive_s, 0, "0: no probes");
 	cr_assert_eq(cfg.auth_grace_s, 0, "0: the old secret is refused at once");
 	cr_assert_eq(cfg.log_level, LOG_DEBUG);
 	cr_assert_str_eq(cfg.ready_file, "/tmp/ready");
@@ -438,7 +442,7 @@ LEAK_CHECKED_TEST(config, missing_values_and_unknown_options_are_named)
 	    "max-connections", "hello-timeout", "log-level",          "ready-file",
 	    "data-dir",        "fsync",         "key-file",           "auth-file",
 	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data",
-	    "snapshot-idle",   "backup"};
+	    "snapshot-idle",   "backup",        "tcp-keepalive"};
 	char *bogus[] = {"sessd", "--bogus=1"};
 	char *short_opt[] = {"sessd", "-x"};
 	char *cluster[] = {"sessd", "-xV"};
@@ -519,6 +523,7 @@ LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
 	    {"max-client-memory", "1G"},
 	    {"max-connections", "10"},
 	    {"hello-timeout", "5"},
+	    {"tcp-keepalive", "30"},
 	    {"ready-file", "/tmp/ready"},
 	    {"data-dir", "/var/lib/sessd"},
 	    {"fsync", "always"},

@@ -11,6 +11,8 @@ const codec = require('./codec');
 const { KeyExchange } = require('./seal');
 
 const { OP, STATUS, STATUS_NAME } = codec;
+// A TCP connection idle this long is probed (see connect()).
+const KEEPALIVE_IDLE_MS = 60000;
 // An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
@@ -283,6 +285,11 @@ class Connection extends EventEmitter {
       this.socketConnected = true;
     });
     this.socket.setNoDelay(true);
+    // Probed by the kernel once idle a minute (as sessd's --tcp-keepalive default): a pool
+    // connection that a NAT or load balancer dropped for being quiet, or whose sessd's host
+    // vanished, is found while idle and replaced, not by a request timing out into a 503.
+    // A no-op on a Unix socket.
+    this.socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     this.writeError = null; // a failed write whose connection is read to its end (see readOnAfterWriteError)
     this.writeErrorTimer = null;
     this.readOnAfterWriteError();
