@@ -674,6 +674,29 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
+ * Refuse a secret's file ${secret_file} (given as ${option}) that is the --key-file
+ * ${key_file}: a 32-byte key passes for a secret, and every client given it would then hold
+ * the key that encrypts the data at rest, which the key is there to keep from whoever can read
+ * the data directory or a backup. Returns 0, or -1 (logged). A file that cannot be looked at
+ * is said where it is read.
+ */
+static int server_check_apart_from_key(const char *key_file, const char *secret_file,
+                                       const char *option)
+{
+	struct stat key, secret;
+
+	if (key_file == NULL || secret_file == NULL || stat(key_file, &key) == -1 ||
+	    stat(secret_file, &secret) == -1 || key.st_dev != secret.st_dev ||
+	    key.st_ino != secret.st_ino)
+		return 0;
+	log_error("%s %s is the --key-file: every client that shows its secret would hold the key "
+	          "that encrypts the data at rest; give the clients a secret of their own (see "
+	          "sessd(8), --auth-file)",
+	          option, secret_file);
+	return -1;
+}
+
+/*
  * Warn when sessd's own group may read, or write, the admin secret's file at ${path}: that
  * group is the one of its Unix sockets (mode 0660), which the apps' users join to reach them
  * (README, "Running it as a service"), so every app could read the secret that makes a
@@ -976,6 +999,10 @@ struct server *server_new(const struct config *cfg)
 	}
 
 	/* Before the data directory, whose replay may take seconds: a bad file fails at once. */
+	if (server_check_apart_from_key(cfg->key_file, cfg->auth_file, "--auth-file") == -1 ||
+	    server_check_apart_from_key(cfg->key_file, cfg->admin_auth_file, "--admin-auth-file") ==
+	        -1)
+		goto fail;
 	if (cfg->auth_file != NULL) {
 		srv->auth = auth_new(cfg->auth_file);
 		if (srv->auth == NULL)

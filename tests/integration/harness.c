@@ -287,14 +287,12 @@ int harness_restart(struct harness_daemon *d, const char *const *extra_args)
 	return launch(d, tcp_listen, extra_args);
 }
 
-char *harness_log(const struct harness_daemon *d)
+char *harness_read_text(const char *path)
 {
-	char path[300], *text = NULL;
+	char *text = NULL;
 	size_t cap = 0;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
-	f = fopen(path, "r");
 	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
 	if (getdelim(&text, &cap, '\0', f) == -1) {
 		free(text);
@@ -303,6 +301,14 @@ char *harness_log(const struct harness_daemon *d)
 	}
 	fclose(f);
 	return text;
+}
+
+char *harness_log(const struct harness_daemon *d)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	return harness_read_text(path);
 }
 
 int harness_stop(struct harness_daemon *d)

@@ -47,6 +47,10 @@ int harness_run(const char *const *args, const char *log_path, bool modes_bind, 
  */
 char *harness_log(const struct harness_daemon *d);
 
+/* harness_read_text(path): the text of the file at ${path}, malloc'd (the caller frees it);
+ * fails the test when it cannot be read. */
+char *harness_read_text(const char *path);
+
 /*
  * harness_stop(d):
  * SIGTERM the daemon and wait for it. Returns its exit status (0 expected), or -1 when it

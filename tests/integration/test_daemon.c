@@ -2569,3 +2569,45 @@ LEAK_CHECKED_TEST(daemon, tcp_connections_are_probed_once_idle)
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 }
+
+/*
+ * A 32-byte --key-file passes for a secret: given as --auth-file (or --admin-auth-file, or a
+ * hard link to it), sessd started, and every app that showed the secret held the key that
+ * encrypts the data at rest. sessd now refuses to start, naming both.
+ */
+LEAK_CHECKED_TEST(daemon, a_secret_file_that_is_the_key_file_is_refused)
+{
+	static const char *const options[] = {"--auth-file", "--admin-auth-file"};
+	char key[300], link_path[300], data_dir[300], listen[320], log[300], said[400];
+	uint8_t bytes[32];
+	int status, fd;
+
+	snprintf(key, sizeof(key), "%s/key", dmn.dir);
+	snprintf(link_path, sizeof(link_path), "%s/secret", dmn.dir);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dmn.dir);
+	snprintf(listen, sizeof(listen), "unix:%s/other.sock", dmn.dir);
+	snprintf(log, sizeof(log), "%s/key-as-secret.log", dmn.dir);
+	randombytes_buf(bytes, sizeof(bytes));
+	fd = open(key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	close(fd);
+	cr_assert_eq(link(key, link_path), 0);
+	for (size_t i = 0; i < 2; i++) {
+		const char *secret = i == 0 ? key : link_path;
+		const char *args[] = {"--listen", listen,     "--data-dir", data_dir, "--key-file",
+		                      key,        options[i], secret,       NULL};
+		char *text;
+
+		cr_assert_eq(harness_run(args, log, false, &status), 0, "sessd did not exit");
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		          "sessd with %s %s, the --key-file: status %d", options[i], secret,
+		          status);
+		text = harness_read_text(log);
+		snprintf(said, sizeof(said), "%s %s is the --key-file", options[i], secret);
+		cr_expect_not_null(strstr(text, said), "%s", text);
+		free(text);
+	}
+	unlink(link_path);
+	unlink(key);
+}
