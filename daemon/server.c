@@ -927,11 +927,18 @@ static int server_listen(struct server *srv)
 			    "there show the secret unsealed: whoever reads it can connect, and "
 			    "pass for this server to sealed clients; seal the clients instead",
 			    listener_url(srv->listeners[i]));
-		else
+		else if (srv->auth != NULL)
 			log_info("%s is not a loopback address: clients there must seal their "
 			         "connections (--auth-plain %s)",
 			         listener_url(srv->listeners[i]),
 			         cfg->auth_plain == AUTH_PLAIN_NO ? "no" : "loopback");
+		else
+			/* Without --auth-file an app needs no secret: it gets in unsealed. */
+			log_info(
+			    "%s is not a loopback address: an admin there must seal its "
+			    "connection (--auth-plain %s); apps get in without a secret, unsealed",
+			    listener_url(srv->listeners[i]),
+			    cfg->auth_plain == AUTH_PLAIN_NO ? "no" : "loopback");
 	}
 	return 0;
 }

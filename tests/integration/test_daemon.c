@@ -2611,3 +2611,27 @@ LEAK_CHECKED_TEST(daemon, a_secret_file_that_is_the_key_file_is_refused)
 	unlink(link_path);
 	unlink(key);
 }
+
+/*
+ * With --admin-auth-file alone, the startup line of a listener open to the network said that
+ * clients there must seal their connections, while apps got in without a secret, unsealed.
+ */
+LEAK_CHECKED_TEST(daemon, admin_secret_alone_says_apps_get_in_unsealed)
+{
+	char admin[300];
+	const char *args[] = {"--listen", "tcp://0.0.0.0:0", "--admin-auth-file", admin, NULL};
+	struct harness_daemon d;
+	char *text;
+
+	snprintf(admin, sizeof(admin), "%s/admin-secret", dmn.dir);
+	harness_write_secret(admin, "an admin secret of 32 bytes.....", 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "clients there must seal"), "%s", text);
+	cr_expect_not_null(strstr(text, "an admin there must seal its connection (--auth-plain "
+	                                "loopback); apps get in without a secret, unsealed"),
+	                   "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+	unlink(admin);
+}
