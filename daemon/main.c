@@ -124,8 +124,11 @@ int main(int argc, char **argv)
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Nor may a SIGHUP while the data loads, before the loop takes it over (server.c). */
+	/* Nor may a SIGHUP, SIGUSR1 or SIGUSR2 while the data loads, before the loop takes them
+	 * over (server.c). */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
 	 * which is answered like a full disk, instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);
