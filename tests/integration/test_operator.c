@@ -1356,6 +1356,45 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 }
 
 /*
+ * An option given an empty value names no file: under systemd that is what
+ * "--data-dir ${STATE_DIRECTORY}" becomes in a unit without StateDirectory= (a copy of the
+ * README's drop-in in a unit of one's own), since ${VAR} is one argument even when unset.
+ * sessd went on to fail at the file ("cannot create : No such file or directory", "cannot
+ * open the data directory " and the line's end), exit 1, and systemd restarted it to fail
+ * the same way. It is a usage error, naming the option.
+ */
+LEAK_CHECKED_TEST(operator, an_empty_value_is_refused_by_name)
+{
+	static const char *const data_dir[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", "",
+	                                       NULL};
+	static const char *const ready_file[] = {"--listen", "tcp://127.0.0.1:0", "--ready-file",
+	                                         "", NULL};
+	static const char *const auth_file[] = {"--listen", "tcp://127.0.0.1:0", "--auth-file", "",
+	                                        NULL};
+	static const char *const check_data[] = {"--check-data", "", NULL};
+	static const char *const backup_dest[] = {"--backup", "/nonexistent", "", NULL};
+
+	expect_refused(data_dir, 2, "sessd: --data-dir is given an empty value");
+	expect_refused(ready_file, 2, "sessd: --ready-file is given an empty value");
+	expect_refused(auth_file, 2, "sessd: --auth-file is given an empty value");
+	expect_refused(check_data, 2, "sessd: --check-data is given an empty value");
+	expect_refused(backup_dest, 2, "sessd: --backup is given an empty destination");
+}
+
+/*
+ * An IPv6 listener is IPv6 only (IPV6_V6ONLY, sessd(8)), so an IPv4-mapped address
+ * (tcp://[::ffff:127.0.0.1]:7077) can never be bound: the kernel's EINVAL came out as
+ * "cannot bind ...: Invalid argument", exit 1, leaving the operator to guess. It is a usage
+ * error that says to write the IPv4 address.
+ */
+LEAK_CHECKED_TEST(operator, an_ipv4_mapped_address_is_refused_by_name)
+{
+	static const char *const args[] = {"--listen", "tcp://[::ffff:127.0.0.1]:0", NULL};
+
+	expect_refused(args, 2, "write it as tcp://127.0.0.1:0");
+}
+
+/*
  * A --key-file that is no regular file is refused at once, with a word: a FIFO (a mistyped
  * path to a pipe, or one left in place of the key) once held startup, and --check-data, for
  * ever, silently, until something wrote to it.
