@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 	/* What the check logs too (a key file it cannot use, what a repair did); its report
 	 * goes to stdout. */
 	log_set_level(cfg.log_level);
+	log_detect_journal();
 	switch (cfg.action) {
 	case CONFIG_HELP:
 		config_usage(stdout);

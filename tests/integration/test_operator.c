@@ -1356,6 +1356,58 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 }
 
 /*
+ * Under systemd, stderr is a stream into the journal ($JOURNAL_STREAM names its device and
+ * inode), which reads a line's priority from a "<N>" before it and takes every other line as
+ * info: sessd's errors and warnings (a full disk, NO_MEMORY, refused clients) were info to
+ * "journalctl -p warning", to the journal's colours, and to whatever forwards warnings. Each
+ * line now begins with its priority there, and only there: a file or a terminal gets none.
+ */
+LEAK_CHECKED_TEST(operator, into_the_journal_each_line_says_its_priority)
+{
+	char dir[64], log_path[128], stream[64], url[128];
+	/* Info lines, then an error: the socket's directory is missing. */
+	const char *args[] = {"--listen", url, NULL};
+	struct stat st;
+	char *text;
+	int fd;
+
+	make_dir(dir, "journal");
+	snprintf(log_path, sizeof(log_path), "%s/out", dir);
+	snprintf(url, sizeof(url), "unix:%s/missing/sessd.sock", dir);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(fstat(fd, &st), 0);
+	close(fd);
+	/* The harness truncates the file it writes the daemon's output to: the same inode. */
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	cr_assert_eq(setenv("JOURNAL_STREAM", stream, 1), 0);
+	cr_expect_eq(run_sessd(args, log_path, false), 1);
+	text = slurp(log_path);
+	cr_expect_not_null(strstr(text, "<3>"), "no error line says <3>:\n%s", text);
+	cr_expect_not_null(strstr(text, "<6>"), "no info line says <6>:\n%s", text);
+	for (const char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
+		cr_expect(line[0] == '<' && line[2] == '>', "a line without its priority:\n%s",
+		          text);
+		if (strchr(line, '\n') == NULL)
+			break;
+	}
+	free(text);
+
+	/* A JOURNAL_STREAM inherited by a daemon whose stderr is elsewhere: plain lines. */
+	cr_assert_eq(setenv("JOURNAL_STREAM", "0:0", 1), 0);
+	cr_expect_eq(run_sessd(args, log_path, false), 1);
+	cr_assert_eq(unsetenv("JOURNAL_STREAM"), 0);
+	text = slurp(log_path);
+	cr_expect_eq(text[0] == '<', false, "a line with a priority outside the journal:\n%s",
+	             text);
+	cr_expect_null(strstr(text, "\n<"), "a line with a priority outside the journal:\n%s",
+	               text);
+	free(text);
+	rm_tree(dir);
+}
+
+/*
  * An option given an empty value names no file: under systemd that is what
  * "--data-dir ${STATE_DIRECTORY}" becomes in a unit without StateDirectory= (a copy of the
  * README's drop-in in a unit of one's own), since ${VAR} is one argument even when unset.
