@@ -74,7 +74,7 @@ void config_usage(FILE *out)
 	      "                          (none given: sessd.sock in the runtime directory,\n"
 	      "                          $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/sessd, /run/sessd\n"
 	      "                          for root or /tmp/sessd-UID, and tcp://127.0.0.1:7077)\n"
-	      "  --max-frame BYTES       largest frame body (default 1M, at least 4096)\n"
+	      "  --max-frame BYTES       largest frame body (default 1M, 4096..1G)\n"
 	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default: half of\n"
 	      "                          the memory cgroup's limit or of physical memory,\n"
 	      "                          whichever is lower; 0: none)\n"
@@ -125,8 +125,8 @@ void config_usage(FILE *out)
 	      "                          the new or empty directory DEST, while sessd runs, and\n"
 	      "                          check the copy; exit 0 done, 1 damaged, 2 refused or\n"
 	      "                          failed; takes only --key-file and --log-level\n"
-	      "  --version               print the version and exit\n"
-	      "  --help                  print this help and exit\n",
+	      "  --version, -V           print the version and exit\n"
+	      "  --help, -h              print this help and exit\n",
 	      out);
 }
 
@@ -245,6 +245,13 @@ int config_parse_listen(const char *url, struct config_listen *out)
 		goto fail;
 	if (parse_port(port, &out->port) == -1)
 		goto fail;
+	/* IPv6 listeners are IPv6 only, and the kernel's bind of such an address says no more
+	 * than EINVAL. */
+	if (url[6] == '[' && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+		inet_ntop(AF_INET, addr + 12, out->host, sizeof(out->host));
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
 	return 0;
 
 fail:
@@ -487,6 +494,28 @@ static const char *option_name(int val)
 	return NULL;
 }
 
+/* Whether the option getopt_long returns as ${val} takes a value (optarg). */
+static bool takes_value(int val)
+{
+	for (const struct option *o = config_options; o->name != NULL; o++)
+		if (o->val == val)
+			return o->has_arg == required_argument;
+	return false;
+}
+
+/*
+ * Say that --${name} was given an empty ${what}. It names nothing: under systemd, a word
+ * "${STATE_DIRECTORY}" stays one argument when the variable is not set (a unit without
+ * StateDirectory=), and the file it was meant to name would fail later, as "".
+ */
+static void say_empty(const char *name, const char *what, FILE *err)
+{
+	fprintf(err,
+	        "sessd: --%s is given an empty %s (a variable such as ${STATE_DIRECTORY} that is "
+	        "not set?)\n",
+	        name, what);
+}
+
 /*
  * Whether the option ${val} (getopt_long's result) acts on --check-data or --backup: their
  * directories, the repair, the key that opens encrypted data, and the level of the lines they
@@ -593,6 +622,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	while ((c = getopt_long(argc, argv, ":hV", config_options, NULL)) != -1) {
 		if (run_only == NULL && !acts_on_check(c))
 			run_only = option_name(c);
+		if (takes_value(c) && optarg[0] == '\0') {
+			say_empty(option_name(c), "value", err);
+			return -1;
+		}
 		switch (c) {
 		case OPT_LISTEN:
 			if (config_parse_listen(optarg, &l) == -1) {
@@ -601,6 +634,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					        "sessd: --listen: the socket path of '%s' has %zu "
 					        "bytes; a Unix socket path can have at most %zu\n",
 					        optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
+				else if (errno == EAFNOSUPPORT)
+					fprintf(
+					    err,
+					    "sessd: --listen: '%s' is an IPv4-mapped address, "
+					    "which an IPv6 listener (IPv6 only) cannot bind; write "
+					    "it as tcp://%s:%u\n",
+					    optarg, l.host, (unsigned)l.port);
 				else
 					fprintf(
 					    err,
@@ -760,8 +800,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		}
 	}
 	/* --backup DIR DEST: the destination is the one argument that is no option's. */
-	if (cfg->backup_dir != NULL && optind < argc)
+	if (cfg->backup_dir != NULL && optind < argc) {
 		cfg->backup_dest = argv[optind++];
+		if (cfg->backup_dest[0] == '\0') {
+			say_empty("backup", "destination", err);
+			return -1;
+		}
+	}
 	if (optind < argc) {
 		fprintf(err, "sessd: unexpected argument '%s'\n", argv[optind]);
 		return -1;

@@ -123,8 +123,10 @@ int config_parse_size(const char *text, uint64_t *out);
 /*
  * config_parse_listen(url, out):
  * Read "tcp://A.B.C.D:PORT", "tcp://[V6]:PORT" or "unix:PATH" into ${out}.
- * Returns 0, or -1 with errno EINVAL for a malformed URL or ENAMETOOLONG for a Unix socket
- * path longer than sun_path holds.
+ * Returns 0, or -1 with errno EINVAL for a malformed URL, ENAMETOOLONG for a Unix socket
+ * path longer than sun_path holds, or EAFNOSUPPORT for an IPv4-mapped IPv6 address, which a
+ * listener that is IPv6 only (IPV6_V6ONLY) cannot bind: ${out} then holds the IPv4 address
+ * and the port, for the message to suggest.
  */
 int config_parse_listen(const char *url, struct config_listen *out);
 

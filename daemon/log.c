@@ -5,16 +5,23 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
- * The one file-static of the daemon besides signal flags: the threshold is set once by main
- * before the event loop starts and only read afterwards, so it needs no owner to pass around.
+ * The file-statics of the daemon besides signal flags: the threshold and the journal's
+ * prefix are set once by main before the event loop starts and only read afterwards, so they
+ * need no owner to pass around.
  */
 static enum log_level log_threshold = LOG_INFO;
+static bool log_priority_prefix;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
+/* The syslog priority of each level, as journald reads it off a line's "<N>" (sd-daemon(3)). */
+static const int log_priorities[] = {7, 6, 4, 3};
 
 int log_level_parse(const char *name, enum log_level *level)
 {
@@ -32,6 +39,19 @@ void log_set_level(enum log_level level)
 	log_threshold = level;
 }
 
+void log_detect_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/* Inherited by a process whose stderr went elsewhere, it names another file. */
+	log_priority_prefix = stream != NULL && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+	                      fstat(STDERR_FILENO, &st) == 0 &&
+	                      (unsigned long long)st.st_dev == dev &&
+	                      (unsigned long long)st.st_ino == ino;
+}
+
 bool log_enabled(enum log_level level)
 {
 	return level >= log_threshold;
@@ -39,7 +59,7 @@ bool log_enabled(enum log_level level)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], priority[4] = "";
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -49,7 +69,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+	if (log_priority_prefix)
+		snprintf(priority, sizeof(priority), "<%d>", log_priorities[level]);
+	n = snprintf(line, sizeof(line), "%s%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", priority,
 	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	             ts.tv_nsec / 1000000L, log_names[level]);
 	if (n < 0)

@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 /*
- * The daemon's log: one line per message on stderr, "2026-11-22T04:00:00.123Z info text".
+ * The daemon's log: one line per message on stderr, "2026-11-22T04:00:00.123Z info text"
+ * (into the journal: "<6>2026-...", see log_detect_journal).
  * Callers never pass a full session ID; they log ids_log_tag tags instead.
  */
 
@@ -24,6 +25,14 @@ int log_level_parse(const char *name, enum log_level *level);
 
 /* log_set_level(level): drop messages below ${level} from now on. Call once, at startup. */
 void log_set_level(enum log_level level);
+
+/*
+ * log_detect_journal(): when stderr is systemd's journal ($JOURNAL_STREAM names its device and
+ * inode), begin each line with its syslog priority, "<4>" for a warning, which journald takes
+ * off and keeps, so that journalctl -p tells warnings and errors from the rest. Call once, at
+ * startup.
+ */
+void log_detect_journal(void);
 
 /* log_enabled(level): true when a message at ${level} would be written. */
 bool log_enabled(enum log_level level);

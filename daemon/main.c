@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 	/* What the check logs too (a key file it cannot use, what a repair did); its report
 	 * goes to stdout. */
 	log_set_level(cfg.log_level);
+	log_detect_journal();
 	switch (cfg.action) {
 	case CONFIG_HELP:
 		config_usage(stdout);
@@ -124,8 +125,11 @@ int main(int argc, char **argv)
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Nor may a SIGHUP while the data loads, before the loop takes it over (server.c). */
+	/* Nor may a SIGHUP, SIGUSR1 or SIGUSR2 while the data loads, before the loop takes them
+	 * over (server.c). */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
 	 * which is answered like a full disk, instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);

@@ -2507,6 +2507,8 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	snap_tmp_name(tmp, seq, getpid());
 	snap_name(name, seq);
 	if (snap_write(p->dir_fd, tmp, p->key, st, seq, now_ms, p->as_dir_owner, &totals) == -1)

@@ -109,6 +109,8 @@ struct server {
 	struct event *sigterm;
 	struct event *sigint;
 	struct event *sighup;
+	struct event *sigusr1;
+	struct event *sigusr2;
 	struct event *expire_timer;
 	uint64_t expire_seen_requests; /* requests_total when the last expiry callback began */
 	uint64_t expired_noted;        /* store_expired_total when the log last heard of it */
@@ -755,6 +757,21 @@ static void server_on_sighup(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
+ * SIGUSR1 and SIGUSR2 mean nothing to sessd. Other daemons give them one (reopen the logs,
+ * print figures), so an operator may try one on sessd, and "systemctl kill -s USR1" reaches
+ * every process of a unit; their default action would kill the daemon without a drain,
+ * leave its socket and ready files behind and, memory-only, lose every session. Logged, so
+ * that whoever sent one sees it arrived and did nothing.
+ */
+static void server_on_sigusr(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what, (void)arg;
+	log_info("%s: ignored (sessd gives it no meaning; SIGHUP reads the secrets again, "
+	         "SIGTERM stops it)",
+	         sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
+/*
  * --max-connections (default 10000) is above the usual soft limit of 1024 open files: raise
  * the soft limit as far as the hard one allows, and say once at startup when that is not far
  * enough, rather than have accepts fail later with EMFILE under load.
@@ -950,13 +967,17 @@ static int server_events(struct server *srv)
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, server_on_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, server_on_signal, srv);
 	srv->sighup = evsignal_new(srv->base, SIGHUP, server_on_sighup, srv);
+	srv->sigusr1 = evsignal_new(srv->base, SIGUSR1, server_on_sigusr, srv);
+	srv->sigusr2 = evsignal_new(srv->base, SIGUSR2, server_on_sigusr, srv);
 	srv->expire_timer = evtimer_new(srv->base, server_on_expire, srv);
 	srv->drain_timer = evtimer_new(srv->base, server_on_drain_timeout, srv);
 	if (srv->sigterm == NULL || srv->sigint == NULL || srv->sighup == NULL ||
-	    srv->expire_timer == NULL || srv->drain_timer == NULL)
+	    srv->sigusr1 == NULL || srv->sigusr2 == NULL || srv->expire_timer == NULL ||
+	    srv->drain_timer == NULL)
 		goto fail;
 	if (evsignal_add(srv->sigterm, NULL) == -1 || evsignal_add(srv->sigint, NULL) == -1 ||
-	    evsignal_add(srv->sighup, NULL) == -1 || evtimer_add(srv->expire_timer, &zero) == -1)
+	    evsignal_add(srv->sighup, NULL) == -1 || evsignal_add(srv->sigusr1, NULL) == -1 ||
+	    evsignal_add(srv->sigusr2, NULL) == -1 || evtimer_add(srv->expire_timer, &zero) == -1)
 		goto fail;
 	srv->tick_timer = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
 	if (srv->tick_timer == NULL || evtimer_add(srv->tick_timer, &second) == -1)
@@ -1182,6 +1203,10 @@ void server_free(struct server *srv)
 		event_free(srv->sigint);
 	if (srv->sighup != NULL)
 		event_free(srv->sighup);
+	if (srv->sigusr1 != NULL)
+		event_free(srv->sigusr1);
+	if (srv->sigusr2 != NULL)
+		event_free(srv->sigusr2);
 	if (srv->expire_timer != NULL)
 		event_free(srv->expire_timer);
 	if (srv->tick_timer != NULL)

@@ -567,32 +567,52 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 	free(data);
 }
 
-/* SIGHUP (a closed terminal, a reflexive "kill -HUP") neither stops nor disturbs the daemon. */
-LEAK_CHECKED_TEST(operator, sighup_is_ignored)
+/*
+ * Send ${sig} (${name}) to the daemon ${d}, which must log "${name}: ignored" and go on
+ * serving the connection ${fd}, whose session "kept" is still there.
+ */
+static void expect_signal_ignored(struct harness_daemon *d, int fd, int sig, const char *name)
+{
+	char said[32];
+	char *text;
+
+	snprintf(said, sizeof(said), "%s: ignored", name);
+	cr_assert_eq(kill(d->pid, sig), 0);
+	/* The daemon logs the signal once it has handled it; wait for that. */
+	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
+		text = harness_log(d);
+		if (strstr(text, name) != NULL) {
+			free(text);
+			break;
+		}
+		free(text);
+		cr_assert(alive(d), "%s killed the daemon", name);
+	}
+	text = harness_log(d);
+	cr_expect_not_null(strstr(text, said), "%s", text);
+	free(text);
+	cr_assert_eq(ping(fd), CODEC_OK, "the connection survives %s", name);
+	cr_assert_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
+}
+
+/*
+ * SIGHUP (a closed terminal, a reflexive "kill -HUP") neither stops nor disturbs the daemon.
+ * Nor do SIGUSR1 and SIGUSR2, which mean nothing to sessd but something to other daemons
+ * (reopen the logs, print figures), and whose default action kills a process: a "kill -USR1"
+ * tried on sessd, or a "systemctl kill -s USR1" meant for another unit, killed it with no
+ * drain, left its socket and ready files behind and, memory-only, lost every session.
+ */
+LEAK_CHECKED_TEST(operator, sighup_sigusr1_and_sigusr2_are_ignored)
 {
 	struct harness_daemon d;
-	char *text;
 	int fd;
 
 	cr_assert_eq(harness_start(&d, NULL), 0);
 	fd = harness_open_ready(d.unix_url, "hup");
 	cr_assert_eq(set_session(fd, "kept", "x", 1, TTL_MS), CODEC_OK);
-	cr_assert_eq(kill(d.pid, SIGHUP), 0);
-	/* The daemon logs the signal once it has handled it; wait for that. */
-	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
-		text = harness_log(&d);
-		if (strstr(text, "SIGHUP") != NULL) {
-			free(text);
-			break;
-		}
-		free(text);
-		cr_assert(alive(&d), "SIGHUP killed the daemon");
-	}
-	text = harness_log(&d);
-	cr_expect_not_null(strstr(text, "SIGHUP: ignored"), "%s", text);
-	free(text);
-	cr_assert_eq(ping(fd), CODEC_OK, "the connection survives SIGHUP");
-	cr_assert_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
+	expect_signal_ignored(&d, fd, SIGHUP, "SIGHUP");
+	expect_signal_ignored(&d, fd, SIGUSR1, "SIGUSR1");
+	expect_signal_ignored(&d, fd, SIGUSR2, "SIGUSR2");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0, "SIGTERM still stops it cleanly");
 }
@@ -1333,6 +1353,97 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 	}
 	cr_assert_eq(harness_stop(&d), 0);
 	rm_tree(dir);
+}
+
+/*
+ * Under systemd, stderr is a stream into the journal ($JOURNAL_STREAM names its device and
+ * inode), which reads a line's priority from a "<N>" before it and takes every other line as
+ * info: sessd's errors and warnings (a full disk, NO_MEMORY, refused clients) were info to
+ * "journalctl -p warning", to the journal's colours, and to whatever forwards warnings. Each
+ * line now begins with its priority there, and only there: a file or a terminal gets none.
+ */
+LEAK_CHECKED_TEST(operator, into_the_journal_each_line_says_its_priority)
+{
+	char dir[64], log_path[128], stream[64], url[128];
+	/* Info lines, then an error: the socket's directory is missing. */
+	const char *args[] = {"--listen", url, NULL};
+	struct stat st;
+	char *text;
+	int fd;
+
+	make_dir(dir, "journal");
+	snprintf(log_path, sizeof(log_path), "%s/out", dir);
+	snprintf(url, sizeof(url), "unix:%s/missing/sessd.sock", dir);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(fstat(fd, &st), 0);
+	close(fd);
+	/* The harness truncates the file it writes the daemon's output to: the same inode. */
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	cr_assert_eq(setenv("JOURNAL_STREAM", stream, 1), 0);
+	cr_expect_eq(run_sessd(args, log_path, false), 1);
+	text = slurp(log_path);
+	cr_expect_not_null(strstr(text, "<3>"), "no error line says <3>:\n%s", text);
+	cr_expect_not_null(strstr(text, "<6>"), "no info line says <6>:\n%s", text);
+	for (const char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
+		cr_expect(line[0] == '<' && line[2] == '>', "a line without its priority:\n%s",
+		          text);
+		if (strchr(line, '\n') == NULL)
+			break;
+	}
+	free(text);
+
+	/* A JOURNAL_STREAM inherited by a daemon whose stderr is elsewhere: plain lines. */
+	cr_assert_eq(setenv("JOURNAL_STREAM", "0:0", 1), 0);
+	cr_expect_eq(run_sessd(args, log_path, false), 1);
+	cr_assert_eq(unsetenv("JOURNAL_STREAM"), 0);
+	text = slurp(log_path);
+	cr_expect_eq(text[0] == '<', false, "a line with a priority outside the journal:\n%s",
+	             text);
+	cr_expect_null(strstr(text, "\n<"), "a line with a priority outside the journal:\n%s",
+	               text);
+	free(text);
+	rm_tree(dir);
+}
+
+/*
+ * An option given an empty value names no file: under systemd that is what
+ * "--data-dir ${STATE_DIRECTORY}" becomes in a unit without StateDirectory= (a copy of the
+ * README's drop-in in a unit of one's own), since ${VAR} is one argument even when unset.
+ * sessd went on to fail at the file ("cannot create : No such file or directory", "cannot
+ * open the data directory " and the line's end), exit 1, and systemd restarted it to fail
+ * the same way. It is a usage error, naming the option.
+ */
+LEAK_CHECKED_TEST(operator, an_empty_value_is_refused_by_name)
+{
+	static const char *const data_dir[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", "",
+	                                       NULL};
+	static const char *const ready_file[] = {"--listen", "tcp://127.0.0.1:0", "--ready-file",
+	                                         "", NULL};
+	static const char *const auth_file[] = {"--listen", "tcp://127.0.0.1:0", "--auth-file", "",
+	                                        NULL};
+	static const char *const check_data[] = {"--check-data", "", NULL};
+	static const char *const backup_dest[] = {"--backup", "/nonexistent", "", NULL};
+
+	expect_refused(data_dir, 2, "sessd: --data-dir is given an empty value");
+	expect_refused(ready_file, 2, "sessd: --ready-file is given an empty value");
+	expect_refused(auth_file, 2, "sessd: --auth-file is given an empty value");
+	expect_refused(check_data, 2, "sessd: --check-data is given an empty value");
+	expect_refused(backup_dest, 2, "sessd: --backup is given an empty destination");
+}
+
+/*
+ * An IPv6 listener is IPv6 only (IPV6_V6ONLY, sessd(8)), so an IPv4-mapped address
+ * (tcp://[::ffff:127.0.0.1]:7077) can never be bound: the kernel's EINVAL came out as
+ * "cannot bind ...: Invalid argument", exit 1, leaving the operator to guess. It is a usage
+ * error that says to write the IPv4 address.
+ */
+LEAK_CHECKED_TEST(operator, an_ipv4_mapped_address_is_refused_by_name)
+{
+	static const char *const args[] = {"--listen", "tcp://[::ffff:127.0.0.1]:0", NULL};
+
+	expect_refused(args, 2, "write it as tcp://127.0.0.1:0");
 }
 
 /*
