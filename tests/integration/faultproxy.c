@@ -57,14 +57,6 @@ struct fp_state {
 	struct fp_pair pairs[FP_MAX_PAIRS];
 };
 
-static int64_t fp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fp_reset_close(int fd)
 {
 	struct linger reset = {.l_onoff = 1, .l_linger = 0};
@@ -235,7 +227,7 @@ static int fp_serve(struct fp_state *s)
 	struct pollfd pfd[2 + 2 * FP_MAX_PAIRS];
 
 	for (;;) {
-		int64_t now = fp_now_ms();
+		int64_t now = harness_mono_ms();
 		int n = 0, wait_ms = 50;
 
 		for (int i = 0; i < FP_MAX_PAIRS; i++) {
@@ -269,7 +261,7 @@ static int fp_serve(struct fp_state *s)
 				                           .events = POLLIN};
 		if (poll(pfd, (nfds_t)n, wait_ms) == -1 && errno != EINTR)
 			return 1;
-		now = fp_now_ms();
+		now = harness_mono_ms();
 		if (pfd[1].revents != 0 && fp_control(s) == -1)
 			return 0;
 		if (pfd[0].revents & POLLIN)

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,12 +44,20 @@
 /* How long harness_sigstop waits for a process to stop: a loaded machine takes milliseconds. */
 #define HARNESS_SIGSTOP_WAIT_MS 10000
 
-static void sleep_ms(long ms)
+void harness_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+long harness_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Copy the daemon's log to our stderr so a failing test shows why. */
@@ -94,7 +104,7 @@ static int wait_for(pid_t pid, long ms, int *status)
 			return -1;
 		if (waited >= ms)
 			return -1;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 		waited += 10;
 	}
 }
@@ -221,7 +231,7 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 			dump_log(d);
 			return -1;
 		}
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	fprintf(stderr, "harness: sessd was not ready within %d ms\n", HARNESS_READY_WAIT_MS);
 	kill(pid, SIGKILL);
@@ -264,7 +274,7 @@ int harness_run(const char *const *args, const char *log_path, bool modes_bind, 
 	for (waited = 0; waited < HARNESS_RUN_WAIT_MS; waited += 10) {
 		if (waitpid(pid, status, WNOHANG) == pid)
 			return 0;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	fprintf(stderr, "harness: sessd %s did not exit within %d ms\n", args[0],
 	        HARNESS_RUN_WAIT_MS);
@@ -782,7 +792,7 @@ int harness_sigstop(pid_t pid)
 		cr_assert_lt(waited_ms, HARNESS_SIGSTOP_WAIT_MS,
 		             "process %ld did not stop on SIGSTOP in %d ms", (long)pid,
 		             HARNESS_SIGSTOP_WAIT_MS);
-		sleep_ms(1);
+		harness_sleep_ms(1);
 	}
 }
 
@@ -832,4 +842,17 @@ unsigned harness_url_port(const char *url)
 	const char *colon = strrchr(url, ':');
 
 	return colon == NULL ? 0 : (unsigned)strtoul(colon + 1, NULL, 10);
+}
+
+void harness_wait_read(int fd)
+{
+	int queued = 0;
+
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < 10000;
+	     harness_sleep_ms(5)) {
+		cr_assert_eq(ioctl(fd, SIOCOUTQ, &queued), 0, "SIOCOUTQ: %s", strerror(errno));
+		if (queued == 0)
+			return;
+	}
+	cr_assert_fail("the daemon has not read %d bytes sent", queued);
 }

@@ -32,6 +32,12 @@ struct harness_daemon {
  */
 int harness_start(struct harness_daemon *d, const char *const *extra_args);
 
+/* harness_sleep_ms(ms): sleep ${ms} milliseconds, through signals. */
+void harness_sleep_ms(long ms);
+
+/* harness_mono_ms(): CLOCK_MONOTONIC in milliseconds. */
+long harness_mono_ms(void);
+
 /*
  * harness_run(args, log_path, modes_bind, status):
  * Run $SESSD_BIN with ${args} (NULL-terminated) to its exit, its stdout and stderr written to
@@ -181,6 +187,11 @@ int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, dou
 
 /* harness_url_port(url): the port of "tcp://HOST:PORT". */
 unsigned harness_url_port(const char *url);
+
+/* harness_wait_read(fd): wait (up to 10 s, else the test fails) until the daemon has read all
+ * that was sent on the Unix socket ${fd}, or closed it: what it has not read yet is charged to
+ * our side's send queue (SIOCOUTQ). */
+void harness_wait_read(int fd);
 
 int harness_open_ready(const char *url, const char *client_name);
 void harness_send_buf(int fd, const struct buf *b);

@@ -45,13 +45,6 @@ static void stop(void)
 
 TestSuite(daemon, .init = start, .fini = stop, .timeout = 120);
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static struct mp_bytes bytes(const char *s)
 {
 	struct mp_bytes b = {(const uint8_t *)s, s == NULL ? 0 : strlen(s)};
@@ -447,7 +440,7 @@ LEAK_CHECKED_TEST(daemon, frames_in_odd_pieces)
 		cr_assert_eq(harness_send_all(fd, b.data + at, n), 0);
 		at += n;
 		if (k % 3 == 0)
-			sleep_ms(2); /* let the daemon see a partial frame now and then */
+			harness_sleep_ms(2); /* let the daemon see a partial frame now and then */
 	}
 	for (size_t i = 0; i < N; i++) {
 		harness_read_reply(fd, &rep, &body);
@@ -671,7 +664,7 @@ LEAK_CHECKED_TEST(daemon, expiry_happens)
 	free(body);
 
 	for (int i = 0; i < 200 && status == CODEC_OK; i++) {
-		sleep_ms(50);
+		harness_sleep_ms(50);
 		status = call_status(fd, &get);
 	}
 	cr_assert_eq(status, CODEC_NOT_FOUND, "gone within 10 s");
@@ -681,7 +674,7 @@ LEAK_CHECKED_TEST(daemon, expiry_happens)
 		expired = harness_map_uint(&rep, "expired_total");
 		free(body);
 		if (expired == 0)
-			sleep_ms(50);
+			harness_sleep_ms(50);
 	}
 	cr_assert_geq(expired, 1, "the expiry timer reclaimed it");
 	buf_finish(&b);
@@ -1560,14 +1553,6 @@ LEAK_CHECKED_TEST(daemon_opts, max_frame_boundary)
 	buf_finish(&b);
 }
 
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Send ${n} pipelined copies of ${req} (request ids from ${first_id}; with ${named}, each
  * names session "m<request id>") and read every reply. */
 static void pipelined(int fd, struct codec_request *req, int n, uint64_t first_id, bool named)
@@ -1630,20 +1615,20 @@ LEAK_CHECKED_TEST(daemon, count_during_a_mass_expiry_waits_without_stalling)
 	 * loaded machine (or a sanitizer build) loads slower rather than failing. */
 	set.ns = bytes("warm");
 	set.ttl_ms = 600000;
-	started = mono_ms();
+	started = harness_mono_ms();
 	pipelined(busy, &set, BATCH, 0, true);
 	set.ns = bytes("mass");
-	loading = 2 * (mono_ms() - started) * (N / BATCH) + 200;
-	due = mono_ms() + (loading > DUE_IN_MS ? loading : DUE_IN_MS);
+	loading = 2 * (harness_mono_ms() - started) * (N / BATCH) + 200;
+	due = harness_mono_ms() + (loading > DUE_IN_MS ? loading : DUE_IN_MS);
 	for (int i = 0; i < N; i += BATCH) {
-		cr_assert_lt(mono_ms() + 100, due, "loading took too long");
-		sent = mono_ms();
+		cr_assert_lt(harness_mono_ms() + 100, due, "loading took too long");
+		sent = harness_mono_ms();
 		set.ttl_ms = (uint64_t)(due - sent);
 		pipelined(busy, &set, BATCH, (uint64_t)i, true);
 		/* The daemon starts each ttl when it reads the SET: a batch it read late (the
 		 * machine busy) comes due that much after ${due}. */
-		if (mono_ms() - sent > slowest)
-			slowest = mono_ms() - sent;
+		if (harness_mono_ms() - sent > slowest)
+			slowest = harness_mono_ms() - sent;
 	}
 	/* Requests keep coming while the sessions come due, a batch always waiting behind the
 	 * one being answered, so the expiry gets only its share of the loop and falls behind,
@@ -1652,7 +1637,7 @@ LEAK_CHECKED_TEST(daemon, count_during_a_mass_expiry_waits_without_stalling)
 	for (int i = 0; i < BATCH; i++)
 		cr_assert_eq(codec_encode_request(&b, &ping), 0);
 	harness_send_buf(busy, &b);
-	while (mono_ms() < due + slowest + 30) {
+	while (harness_mono_ms() < due + slowest + 30) {
 		harness_send_buf(busy, &b);
 		for (int i = 0; i < BATCH; i++) {
 			harness_read_reply(busy, &rep, &body);
@@ -1972,7 +1957,7 @@ LEAK_CHECKED_TEST(daemon, set_if_never_brings_a_session_back)
 	set.id = bytes("expired");
 	set.data = bytes("logged in");
 	cr_assert_eq(call_status(fd, &set), CODEC_OK);
-	sleep_ms(120);
+	harness_sleep_ms(120);
 	cr_assert_eq(set_if(fd, "nf", "expired", "x", 600000, tag), CODEC_NOT_FOUND);
 	cr_assert_eq(get_data(fd, "nf", "expired", got, sizeof(got)), CODEC_NOT_FOUND);
 	cr_assert_eq(count_of(fd, "nf"), 1, "only the flash-only session");
@@ -2257,7 +2242,7 @@ LEAK_CHECKED_TEST(daemon, flash_push_existing_never_creates_or_changes)
 	set.id = bytes("expired");
 	set.data = bytes("logged in");
 	cr_assert_eq(call_status(fd, &set), CODEC_OK);
-	sleep_ms(120);
+	harness_sleep_ms(120);
 	cr_assert_eq(push_to(fd, false, "gone", "expired", "info", "m", 600000, NULL),
 	             CODEC_NOT_FOUND, "an expired session");
 	cr_assert_eq(count_of(fd, "gone"), 0);
@@ -2322,7 +2307,7 @@ LEAK_CHECKED_TEST(daemon_opts, flash_push_existing_survives_a_restart)
 	close(fd);
 
 	cr_assert_eq(harness_kill(&dmn), 0);
-	sleep_ms(2100);
+	harness_sleep_ms(2100);
 	cr_assert_eq(harness_restart(&dmn, args), 0);
 	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
 	cr_assert_eq(get_data(fd, "durable", "s", got, sizeof(got)), CODEC_OK,
@@ -2428,11 +2413,11 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 
 	/* Room again: the push goes through, and nothing refused was queued. */
 	cr_assert_eq(prlimit(dmn.pid, RLIMIT_FSIZE, &saved, NULL), 0);
-	started = mono_ms();
+	started = harness_mono_ms();
 	while ((status = (int)push_to(fd, false, "full", "s", "info", "after", 600000, &queued)) ==
 	           CODEC_IO_ERROR &&
-	       mono_ms() - started < 15000)
-		sleep_ms(50);
+	       harness_mono_ms() - started < 15000)
+		harness_sleep_ms(50);
 	cr_assert_eq(status, CODEC_OK, "pushes never resumed");
 	cr_assert_eq(queued, 1);
 	cr_assert_eq(server_stat(fd, "writable"), 1);
@@ -2493,8 +2478,8 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 	clear.ns = bytes("big");
 	cr_assert_eq(call_status(fd, &clear), CODEC_OK);
 	/* The daemon frees the sessions a slice at a time, then trims once a tick was quiet. */
-	started = mono_ms();
-	for (long sent = 0; mono_ms() - started < 30000; sleep_ms(20)) {
+	started = harness_mono_ms();
+	for (long sent = 0; harness_mono_ms() - started < 30000; harness_sleep_ms(20)) {
 		ping.request_id = (uint64_t)++sent;
 		cr_assert_eq(call_status(fd, &ping), CODEC_OK);
 		now = harness_rss_kib(dmn.pid);
@@ -2502,7 +2487,7 @@ LEAK_CHECKED_TEST(daemon, memory_comes_back_after_a_clear_under_pings)
 		if (now - before < (loaded - before) / 4)
 			break;
 #else
-		if (mono_ms() - started > 3000)
+		if (harness_mono_ms() - started > 3000)
 			break;
 #endif
 	}

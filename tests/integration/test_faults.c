@@ -58,14 +58,6 @@ static void stop_all(void)
 
 TestSuite(faults, .init = start_all, .fini = stop_all, .timeout = 60);
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int open_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -119,9 +111,9 @@ static void expect_get_fails(struct sessd_client *c, const char *id, int want, i
 {
 	void *data = (void *)1;
 	size_t len = 1;
-	int64_t t0 = now_ms();
+	int64_t t0 = harness_mono_ms();
 	int rc = sessd_get(c, id, strlen(id), &data, &len);
-	int64_t took = now_ms() - t0;
+	int64_t took = harness_mono_ms() - t0;
 
 	cr_assert_eq(rc, want, "get %s: %s (%s), not %s", id, sessd_strerror(rc), sessd_errmsg(c),
 	             sessd_strerror(want));

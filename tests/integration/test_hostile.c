@@ -18,12 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,22 +59,6 @@ static void start_with(const char *const *args)
 static void stop_clean(void)
 {
 	cr_assert_eq(harness_stop(&dmn), 0, "the daemon exits 0 on SIGTERM (sanitizers quiet)");
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timespec now_ts(void)
@@ -202,7 +184,7 @@ static void wait_connections(int fd, uint64_t want)
 		n = stat_of(fd, NULL, "connections");
 		if (n == want)
 			return;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	cr_assert_fail("the daemon still counts %llu connections, expected %llu",
 	               (unsigned long long)n, (unsigned long long)want);
@@ -395,7 +377,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, slowloris, .timeout = 60)
 		int failures = 0;
 
 		for (size_t k = 0; k < body_len; k++) {
-			sleep_ms(100);
+			harness_sleep_ms(100);
 			for (int i = 0; i < SLOW; i++) {
 				uint8_t byte;
 
@@ -576,7 +558,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 		silent[i] = harness_connect(i % 2 ? dmn.tcp_url : dmn.unix_url);
 		cr_assert_geq(silent[i], 0);
 	}
-	sleep_ms(PAST_HELLO_GRACE_MS);
+	harness_sleep_ms(PAST_HELLO_GRACE_MS);
 	/* Each newcomer says HELLO and is served; a silent one was closed for it. */
 	for (int i = 0; i < MAX; i++) {
 		greeted[i] = harness_connect(i % 2 ? dmn.unix_url : dmn.tcp_url);
@@ -661,7 +643,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	/* One keeps working while the leaked two sit idle for over two seconds. */
 	for (int i = 0; i < 14; i++) {
 		ping_ok(busy, 400 + (uint64_t)i);
-		sleep_ms(250);
+		harness_sleep_ms(250);
 	}
 	/* A newcomer that never says HELLO (no secret, a port scan) displaces no one; nor does
 	 * one more from the client that holds the most already. */
@@ -673,7 +655,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 		cr_assert(!told_anything(leaked[i]), "idle connection %d kept", i);
 	/* A web server starting up takes the place of one of the leaked connections, once the
 	 * silent one has had its time to say HELLO and gives way to it (told BUSY). */
-	sleep_ms(PAST_HELLO_GRACE_MS);
+	harness_sleep_ms(PAST_HELLO_GRACE_MS);
 	fresh = greeted_from("127.0.0.4");
 	ping_ok(fresh, 500);
 	cr_assert_eq(hello_outcome(silent), 0, "the silent connection gave way");
@@ -745,7 +727,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 			else
 				close(late);
 		}
-		sleep_ms(250);
+		harness_sleep_ms(250);
 	}
 	cr_assert_neq(fresh, -1, "no trickling connection gave way in 6 s");
 	ping_ok(fresh, 800);
@@ -794,7 +776,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_request_put_off_by_the_turns_budget_is_not_idl
 	start_with(args);
 	oldest = harness_open_ready(dmn.unix_url, "test_hostile");
 	/* A tick apart: the oldest is the one idle longest. */
-	sleep_ms(1100);
+	harness_sleep_ms(1100);
 	younger = harness_open_ready(dmn.unix_url, "test_hostile");
 	for (int i = 0; i < FLOODERS; i++) {
 		flooders[i] = harness_open_ready(dmn.unix_url, "test_hostile");
@@ -803,9 +785,9 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_request_put_off_by_the_turns_budget_is_not_idl
 	}
 	/* Every connection past HELLO has gone 3 s without a whole frame; the flooders' frame
 	 * lengths are read, so that their next reads take what their sockets hold. */
-	sleep_ms(3500);
+	harness_sleep_ms(3500);
 	newcomer = connect_from("127.0.0.4");
-	sleep_ms(300);
+	harness_sleep_ms(300);
 	cr_assert_eq(harness_sigstop(dmn.pid), 0);
 	buf_init(&b);
 	hello.client_name = bytes("newcomer");
@@ -878,7 +860,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, held_back_warnings_are_said_when_their_period_en
 	free(log);
 	/* Nothing more happens; within a second or two of the period's end the log has them. */
 	for (int waited = 0; waited < 14000; waited += 250) {
-		sleep_ms(250);
+		harness_sleep_ms(250);
 		log = harness_log(&dmn);
 		if (strstr(log, "closed 3 new connection(s)") != NULL)
 			break;
@@ -922,10 +904,11 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeou
 		 * makes room or is refused. Wait until one connection is turned away for it, so the
 		 * order is the daemon's too. */
 		if (i == 2)
-			sleep_ms(PAST_HELLO_GRACE_MS);
+			harness_sleep_ms(PAST_HELLO_GRACE_MS);
 		if (i >= 3) {
-			for (long started = mono_ms(); gone < i - 2 && mono_ms() - started < 5000;
-			     sleep_ms(5)) {
+			for (long started = harness_mono_ms();
+			     gone < i - 2 && harness_mono_ms() - started < 5000;
+			     harness_sleep_ms(5)) {
 				gone = turned_away(web);
 				for (int j = 0; j <= i; j++)
 					gone += turned_away(flood[j]);
@@ -936,7 +919,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeou
 	cr_assert_not(turned_away(web), "the flood displaced the other host's connection");
 	cr_assert_eq(hello_outcome(web), 1, "the other host's late HELLO is served");
 	/* Once the flood's have had their time, a newcomer from elsewhere displaces the oldest. */
-	sleep_ms(PAST_HELLO_GRACE_MS);
+	harness_sleep_ms(PAST_HELLO_GRACE_MS);
 	newcomer = connect_from("127.0.0.3");
 	cr_assert_eq(hello_outcome(newcomer), 1);
 	ping_ok(web, 400);
@@ -1015,7 +998,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_new_pool_at_a_full_daemon_gets_its_share, .tim
 	for (int i = 0; i < MAX; i++)
 		leaked[i] = greeted_from("127.0.0.2");
 	/* Idle for two whole seconds of the daemon's clock, whatever its phase. */
-	sleep_ms(3100);
+	harness_sleep_ms(3100);
 	for (int i = 0; i < POOL; i++)
 		pool[i] = connect_from("127.0.0.4");
 	for (int i = 0; i < POOL; i++)
@@ -1220,7 +1203,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, pipeline_without_reading, .timeout = 90)
 			rss = harness_rss_kib(dmn.pid);
 			if (rss > peak)
 				peak = rss;
-			sleep_ms(50);
+			harness_sleep_ms(50);
 		}
 		cr_assert_lt(peak - rss0, BOUND_KIB,
 		             "RSS grew by %ld KiB while a client did not read (bound %d KiB)",
@@ -2397,7 +2380,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, clear_counts_only_live_sessions, .timeout = 60)
 	req.request_id = 2;
 	encode(&b, &req);
 	cr_assert_eq(harness_sigstop(dmn.pid), 0);
-	sleep_ms(400);
+	harness_sleep_ms(400);
 	harness_send_buf(fd, &b);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
 	harness_read_reply(fd, &rep, &body);
@@ -2622,13 +2605,13 @@ LEAK_CHECKED_TEST_OPTS(hostile, mass_expiry_under_load, .timeout = 90)
 	for (int i = 0; i < 600 && left != 0; i++) {
 		left = count_of(fd, "mass");
 		if (left != 0)
-			sleep_ms(100);
+			harness_sleep_ms(100);
 	}
 	cr_assert_eq(left, 0, "every session expired within 60 s");
 	for (int i = 0; i < 600 && expired < (uint64_t)N; i++) {
 		expired = stat_of(fd, NULL, "expired_total");
 		if (expired < (uint64_t)N)
-			sleep_ms(100);
+			harness_sleep_ms(100);
 	}
 	cr_assert_geq(expired, (uint64_t)N, "every session was reclaimed within 60 s");
 	cr_assert_eq(stat_of(fd, "mass", "sessions"), 0);
@@ -2848,7 +2831,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, non_socket_at_the_socket_path, .timeout = 60)
 				cr_assert_fail("%s at the socket path: the daemon did not exit",
 				               kinds[kind]);
 			}
-			sleep_ms(10);
+			harness_sleep_ms(10);
 		}
 		cr_assert(WIFEXITED(status), "%s: the daemon exited (status %d)", kinds[kind],
 		          status);
@@ -2944,7 +2927,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, tag_checks_of_a_large_session_share_the_turn, .t
 	}
 	/* About 40 KB: the socket takes it whole, and the daemon is busy with it at once. */
 	harness_send_buf(attacker, &b);
-	sleep_ms(20);
+	harness_sleep_ms(20);
 	handled = stat_of(other, NULL, "requests_total");
 	cr_assert_lt(handled, 4 + N / 4,
 	             "another client's STATS waited behind %llu requests (hashes of 1 MB)",
@@ -3242,7 +3225,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, closing_a_client_that_will_not_cooperate, .timeo
 	for (struct timespec t0 = now_ts(); elapsed_ms(t0) < 20000;) {
 		r = send(noisy, junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r == -1 && errno == EAGAIN) {
-			sleep_ms(10);
+			harness_sleep_ms(10);
 			continue;
 		}
 		if (r == -1)
@@ -3266,7 +3249,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, closing_a_client_that_will_not_cooperate, .timeo
 	ping_ok(good, 2);
 	/* quiet, noisy and deaf all go; deaf after the close timeout (10 s). */
 	for (int i = 0; i < 300 && stat_of(good, NULL, "connections") != 1; i++)
-		sleep_ms(100);
+		harness_sleep_ms(100);
 	cr_assert_eq(stat_of(good, NULL, "connections"), 1, "every uncooperative client dropped");
 	close(quiet);
 	close(noisy);
@@ -3331,7 +3314,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, no_hello_is_closed_in_time, .timeout = 30)
 	cr_assert_eq(harness_send_all(partial, half_hello, sizeof(half_hello)), 0);
 	idle = harness_open_ready(dmn.unix_url, "test_hostile");
 	wait_connections(idle, 3);
-	sleep_ms(1500);
+	harness_sleep_ms(1500);
 	harness_expect_closed(silent);
 	harness_expect_closed(partial);
 	wait_connections(idle, 1);
@@ -3576,7 +3559,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, unfinished_frames_are_bounded, .timeout = 60)
 		fds[i] = harness_open_ready(i % 2 ? dmn.tcp_url : dmn.unix_url, "test_hostile");
 		cr_assert_eq(harness_send_all(fds[i], frames[i].data, SENT_BYTES), 0);
 		/* In order of age, and the daemon has taken it all in before the next starts. */
-		sleep_ms(30);
+		harness_sleep_ms(30);
 		good_roundtrip(good, (uint64_t)i);
 	}
 	cr_assert_leq(stat_of(good, NULL, "client_bytes"), (uint64_t)LIMIT_MB << 20,
@@ -3738,7 +3721,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 		fds[i] = harness_open_ready(dmn.unix_url, "test_hostile");
 		harness_send_buf(fds[i], &gets);
 		/* In order of age: the daemon has read and answered these before the next. */
-		sleep_ms(30);
+		harness_sleep_ms(30);
 		good_roundtrip(good, (uint64_t)i);
 		/* A client that pipelines and reads is never the one closed. */
 		good_pipeline(good, (uint64_t)i, 200);
@@ -3850,7 +3833,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_unread_pipelines_stays_near_the_bound
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
 	for (int i = 0; i < 20; i++) {
 		good_roundtrip(good, (uint64_t)i);
-		sleep_ms(50);
+		harness_sleep_ms(50);
 	}
 	/* The bound, then at most a turn's replies (2 MiB here) and one reply more made past
 	 * the flush; without the budget, 24 x 4 MiB. */
@@ -4017,7 +4000,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_small_request_is_not_kept_behind_a_burst, .tim
 		buf_reset(&small);
 		encode(&small, &probe);
 		harness_send_buf(prober, &small);
-		t0 = mono_ms();
+		t0 = harness_mono_ms();
 		started = 0;
 		for (bool answered = false; !answered;) {
 			cr_assert_geq(poll(pfds, CONNS + 1, 10000), 1, "probe %d is answered",
@@ -4035,7 +4018,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_small_request_is_not_kept_behind_a_burst, .tim
 			free(body);
 			answered = true;
 		}
-		took = mono_ms() - t0;
+		took = harness_mono_ms() - t0;
 		worst_ms = took > worst_ms ? took : worst_ms;
 		most = started > most ? started : most;
 		probes++;
@@ -4118,9 +4101,9 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_back_room, .timeout = 120)
 	}
 	cr_assert_geq(counted, DATA_BYTES, "an idle connection's room counts in client_bytes");
 	open_and_get(&fds[5], CONNS - 5, &get, data, DATA_BYTES);
-	start = mono_ms();
-	while (!given_back && mono_ms() - start < SCALED(10000, 30000)) {
-		sleep_ms(200);
+	start = harness_mono_ms();
+	while (!given_back && harness_mono_ms() - start < SCALED(10000, 30000)) {
+		harness_sleep_ms(200);
 		held = stat_of(good, NULL, "client_bytes");
 		kib = harness_rss_kib(dmn.pid);
 		given_back = held < 4096 && (!check_rss || kib - base_kib <= CONNS * PER_CONN_KIB);
@@ -4219,14 +4202,14 @@ static void expect_changes_ran(int good, const char *ns)
 	struct codec_request req = {.op = CODEC_OP_GET};
 	uint8_t *got = NULL;
 	size_t got_len = 0;
-	long started = mono_ms();
+	long started = harness_mono_ms();
 	int status;
 
 	req.ns = bytes(ns);
 	req.id = bytes("victim");
 	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
-	       mono_ms() - started < 5000)
-		sleep_ms(10);
+	       harness_mono_ms() - started < 5000)
+		harness_sleep_ms(10);
 	cr_assert_eq(status, CODEC_NOT_FOUND, "the DESTROY sent before leaving was carried out");
 	req.id = bytes("kept");
 	cr_assert_eq(harness_request(good, &req, &got, &got_len), CODEC_OK,
@@ -4310,9 +4293,10 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 	harness_send_buf(fd, &frames);
 	/* Until the daemon holds the output limit's worth of replies for it (4 MiB): it has
 	 * read every frame, and stopped handling them until the client reads. */
-	started = mono_ms();
-	while (stat_of(good, NULL, "client_bytes") < (4u << 20) && mono_ms() - started < 10000)
-		sleep_ms(5);
+	started = harness_mono_ms();
+	while (stat_of(good, NULL, "client_bytes") < (4u << 20) &&
+	       harness_mono_ms() - started < 10000)
+		harness_sleep_ms(5);
 	cr_assert_geq(stat_of(good, NULL, "client_bytes"), 4u << 20, "the replies never piled up");
 	close(fd);
 	/* The client is back at once on a new connection, and changes the last session it set
@@ -4349,9 +4333,9 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 		free(got);
 	}
 	/* Nothing is held for the connection once its frames ran. */
-	started = mono_ms();
-	while (stat_of(good, NULL, "connections") > 1 && mono_ms() - started < 5000)
-		sleep_ms(10);
+	started = harness_mono_ms();
+	while (stat_of(good, NULL, "connections") > 1 && harness_mono_ms() - started < 5000)
+		harness_sleep_ms(10);
 	cr_assert_eq(stat_of(good, NULL, "connections"), 1);
 	cr_assert_lt(stat_of(good, NULL, "client_bytes"), 65536);
 	good_roundtrip(good, 1);
@@ -4380,9 +4364,9 @@ static void send_and_leave(int good, const char *url, const struct buf *frames, 
 		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &at_once, sizeof(at_once)), 0);
 	close(fd);
 	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
-	started = mono_ms();
-	while (stat_of(good, NULL, "connections") > conns && mono_ms() - started < 10000)
-		sleep_ms(5);
+	started = harness_mono_ms();
+	while (stat_of(good, NULL, "connections") > conns && harness_mono_ms() - started < 10000)
+		harness_sleep_ms(5);
 	cr_assert_eq(stat_of(good, NULL, "connections"), conns, "the departed connection is freed");
 }
 
@@ -4573,10 +4557,11 @@ LEAK_CHECKED_TEST_OPTS(hostile, stalled_frames_are_held_to_a_quarter_of_a_small_
 		/* One the daemon closed meanwhile takes no more. */
 		send_until_stalled(conns[i], &frame, 2000);
 	}
-	for (long started = mono_ms(); evicted == 0 && mono_ms() - started < 30000;) {
+	for (long started = harness_mono_ms();
+	     evicted == 0 && harness_mono_ms() - started < 30000;) {
 		evicted = stat_of(fd, NULL, "client_evictions_total");
 		if (evicted == 0)
-			sleep_ms(50);
+			harness_sleep_ms(50);
 	}
 	cr_expect_gt(evicted, 0, "no stalled connection was closed (bound %llu bytes)",
 	             (unsigned long long)bound);
@@ -4656,8 +4641,9 @@ LEAK_CHECKED_TEST_OPTS(hostile, closed_standard_descriptors_are_not_the_daemons_
 		      (char *)NULL);
 		_exit(127);
 	}
-	for (long started = mono_ms(); access(ready, F_OK) == -1 && mono_ms() - started < 20000;)
-		sleep_ms(20);
+	for (long started = harness_mono_ms();
+	     access(ready, F_OK) == -1 && harness_mono_ms() - started < 20000;)
+		harness_sleep_ms(20);
 	cr_assert_eq(access(ready, F_OK), 0, "the daemon never got ready");
 	for (int n = 0; n <= 2; n++) {
 		ssize_t len;
@@ -4824,20 +4810,6 @@ static void announce_set(uint8_t out[ANNOUNCE_BYTES], uint32_t frame)
 	memcpy(out + 4, start, sizeof(start));
 }
 
-/* Wait (up to 10 s) until the daemon has read all that was sent on Unix socket ${fd} (or
- * closed it): what it has not read yet is charged to our side's send queue. */
-static void wait_read(int fd)
-{
-	int queued = 0;
-
-	for (long started = mono_ms(); mono_ms() - started < 10000; sleep_ms(5)) {
-		cr_assert_eq(ioctl(fd, SIOCOUTQ, &queued), 0, "SIOCOUTQ: %s", strerror(errno));
-		if (queued == 0)
-			return;
-	}
-	cr_assert_fail("the daemon has not read %d bytes sent", queued);
-}
-
 /*
  * Open ${n} connections into ${fds} (Unix: wait_read), each announcing a SET of ${frame} bytes
  * and sending the first ${more} bytes of its data in a second write, once the daemon has read
@@ -4854,11 +4826,11 @@ static void announce_frames(int good, int *fds, int n, uint32_t frame, size_t mo
 		cr_assert_eq(harness_send_all(fds[i], start, sizeof(start)), 0);
 	}
 	for (int i = 0; i < n; i++)
-		wait_read(fds[i]);
+		harness_wait_read(fds[i]);
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(harness_send_all(fds[i], zeros, more), 0);
 	for (int i = 0; i < n; i++)
-		wait_read(fds[i]);
+		harness_wait_read(fds[i]);
 	/* The turn that read them is over once this is answered. */
 	ping_ok(good, 1);
 }

@@ -35,22 +35,6 @@
 #define TTL_MS      3600000u
 #define DEADLINE_MS 15000
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb, (void)flag, (void)ftw;
@@ -101,12 +85,12 @@ static int set_session(int fd, const char *id, const void *data, size_t len, uin
 static int set_session_when_room(int fd, const char *id, const void *data, size_t len,
                                  uint64_t ttl_ms)
 {
-	long started = mono_ms();
+	long started = harness_mono_ms();
 	int status;
 
 	while ((status = set_session(fd, id, data, len, ttl_ms)) == CODEC_NO_MEMORY &&
-	       mono_ms() - started < DEADLINE_MS)
-		sleep_ms(20);
+	       harness_mono_ms() - started < DEADLINE_MS)
+		harness_sleep_ms(20);
 	return status;
 }
 
@@ -537,11 +521,11 @@ LEAK_CHECKED_TEST_OPTS(operator, full_disk_refuses_then_recovers, .timeout = 60)
 
 	/* Space again: raise the daemon's limit; writes resume without a restart. */
 	cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &saved, NULL), 0);
-	started = mono_ms();
+	started = harness_mono_ms();
 	fill(data, SIZE, 1000);
 	while ((status = set_session(fd, "after", data, SIZE, TTL_MS)) == CODEC_IO_ERROR &&
-	       mono_ms() - started < DEADLINE_MS)
-		sleep_ms(50);
+	       harness_mono_ms() - started < DEADLINE_MS)
+		harness_sleep_ms(50);
 	cr_assert_eq(status, CODEC_OK, "writes never resumed");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
@@ -579,7 +563,8 @@ static void expect_signal_ignored(struct harness_daemon *d, int fd, int sig, con
 	snprintf(said, sizeof(said), "%s: ignored", name);
 	cr_assert_eq(kill(d->pid, sig), 0);
 	/* The daemon logs the signal once it has handled it; wait for that. */
-	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < DEADLINE_MS;
+	     harness_sleep_ms(20)) {
 		text = harness_log(d);
 		if (strstr(text, name) != NULL) {
 			free(text);
@@ -724,7 +709,8 @@ static void hup_and_wait(const struct harness_daemon *d, const char *needle, siz
 	char *text = NULL;
 
 	cr_assert_eq(kill(d->pid, SIGHUP), 0);
-	for (long started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < DEADLINE_MS;
+	     harness_sleep_ms(20)) {
 		free(text);
 		text = harness_log(d);
 		if (count_of(text, needle) >= n)
@@ -876,7 +862,7 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 
 	harness_write_secret(path, second, 0600);
 	hup_and_wait(&d, "reloaded a new secret", 1);
-	reloaded = mono_ms();
+	reloaded = harness_mono_ms();
 	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK, "the new secret");
 	cr_expect_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
 	close(fd);
@@ -890,8 +876,8 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK);
 	close(fd);
 
-	while (mono_ms() - reloaded < 3500)
-		sleep_ms(50);
+	while (harness_mono_ms() - reloaded < 3500)
+		harness_sleep_ms(50);
 	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
 	             "the old secret after its grace");
 	close(fd);
@@ -902,7 +888,8 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(rep.request_id, 0);
 	free(body);
 	harness_expect_closed(old_fd);
-	cr_expect_lt(mono_ms() - reloaded, 6000, "closed within a tick or so of the grace's end");
+	cr_expect_lt(harness_mono_ms() - reloaded, 6000,
+	             "closed within a tick or so of the grace's end");
 	close(old_fd);
 	cr_expect_eq(ping(new_fd), CODEC_OK, "a connection made with the new secret stays");
 	close(new_fd);
@@ -967,7 +954,8 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	cr_assert_gt(loaded - before, 100000, "150,000 sessions of 1 KB hold over 100 MB");
 	/* They expire 2 s after they were set; then the daemon frees them and, once quiet for a
 	 * tick, trims. A PING a second (a health check) must not keep that from happening. */
-	for (long started = mono_ms(); mono_ms() - started < 20000; sleep_ms(1000)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < 20000;
+	     harness_sleep_ms(1000)) {
 		cr_assert_eq(ping(fd), CODEC_OK);
 		free(text);
 		text = harness_log(&d);
@@ -1013,7 +1001,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_connection_flood, .ti
 		cr_assert_geq(fds[i], 0, "connection %d", i);
 	}
 	/* The listener takes 64 connections a loop turn: the flood is held once all are in. */
-	for (long started = mono_ms();; sleep_ms(10)) {
+	for (long started = harness_mono_ms();; harness_sleep_ms(10)) {
 		struct codec_request stats = {
 		    .op = CODEC_OP_STATS, .request_id = 7, .ns_all = true};
 		struct codec_reply rep;
@@ -1025,12 +1013,13 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_connection_flood, .ti
 		free(body);
 		if (open >= CONNS + 1)
 			break;
-		cr_assert_lt(mono_ms() - started, 10000, "accepted %llu of %d",
+		cr_assert_lt(harness_mono_ms() - started, 10000, "accepted %llu of %d",
 		             (unsigned long long)open, CONNS + 1);
 	}
 	for (int i = 0; i < CONNS; i++)
 		close(fds[i]);
-	for (long started = mono_ms(); mono_ms() - started < 20000; sleep_ms(500)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < 20000;
+	     harness_sleep_ms(500)) {
 		free(text);
 		text = harness_log(&d);
 		if (strstr(text, "gave free memory back") != NULL)
@@ -1670,13 +1659,14 @@ LEAK_CHECKED_TEST_OPTS(operator, idle_daemon_takes_no_snapshots, .timeout = 60)
 	fd = harness_open_ready(d.unix_url, "idle");
 	cr_assert_eq(set_session(fd, "one", "x", 1, TTL_MS), CODEC_OK);
 	/* The write is worth a snapshot: wait for one to be durable and the log below it gone. */
-	for (started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20))
+	for (started = harness_mono_ms(); harness_mono_ms() - started < DEADLINE_MS;
+	     harness_sleep_ms(20))
 		if ((newest = newest_snapshot(data_dir)) >= 2 &&
 		    !file_exists(data_dir, "log.0000000000000001"))
 			break;
 	cr_assert_geq(newest, 2, "no snapshot after a write");
 	/* The daemon looks at the log once a second: give it a few looks with nothing to save. */
-	sleep_ms(3500);
+	harness_sleep_ms(3500);
 	cr_expect_eq(newest_snapshot(data_dir), newest, "an idle daemon wrote snapshots");
 	cr_assert_eq(ping(fd), CODEC_OK);
 	close(fd);
@@ -1775,7 +1765,8 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_snapshot_is_repaired, .timeout = 60)
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "rot");
 	set_rot_sessions(fd, SESSIONS);
-	for (started = mono_ms(); mono_ms() - started < DEADLINE_MS; sleep_ms(20))
+	for (started = harness_mono_ms(); harness_mono_ms() - started < DEADLINE_MS;
+	     harness_sleep_ms(20))
 		if ((newest = newest_snapshot(data_dir)) >= 2 &&
 		    !file_exists(data_dir, "log.0000000000000001"))
 			break;
@@ -1961,7 +1952,7 @@ LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
 		cr_assert_neq(fds[i], -1, "connect %d (the backlog holds what is not accepted)", i);
 	}
 	/* Accepts fail, and are retried, every 100 ms: give that a few seconds. */
-	sleep_ms(2500);
+	harness_sleep_ms(2500);
 	text = harness_log(&d);
 	cr_expect_not_null(strstr(text, "Too many open files"), "%s", text);
 	cr_expect_leq(count_of(text, "accept on"), 1, "one line, not a flood:\n%s", text);
@@ -2001,30 +1992,30 @@ LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_perio
 		fds[i] = harness_connect(d.unix_url);
 		cr_assert_neq(fds[i], -1, "connect %d (the backlog holds what is not accepted)", i);
 	}
-	for (started = mono_ms(); first_ms == 0; sleep_ms(20)) {
+	for (started = harness_mono_ms(); first_ms == 0; harness_sleep_ms(20)) {
 		free(text);
 		text = harness_log(&d);
 		if (strstr(text, "accept on") != NULL)
-			first_ms = mono_ms();
+			first_ms = harness_mono_ms();
 		else
-			cr_assert_lt(mono_ms() - started, 5000, "no failed accept was logged\n%s",
-			             text);
+			cr_assert_lt(harness_mono_ms() - started, 5000,
+			             "no failed accept was logged\n%s", text);
 	}
 	/* Accepts fail, and are retried, every 100 ms: about ten failures held back. Then the
 	 * clients go, the daemon's descriptors come back, and no accept fails again. */
-	sleep_ms(BURST_MS);
+	harness_sleep_ms(BURST_MS);
 	for (int i = 0; i < CLIENTS; i++)
 		close(fds[i]);
 	for (;;) {
 		free(text);
 		text = harness_log(&d);
 		if (count_of(text, "accept on") >= 2) {
-			said_ms = mono_ms();
+			said_ms = harness_mono_ms();
 			break;
 		}
-		if (mono_ms() - first_ms > PERIOD_MS + SLACK_MS)
+		if (harness_mono_ms() - first_ms > PERIOD_MS + SLACK_MS)
 			break;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	cr_assert_neq(said_ms, 0, "the held-back failures were not said within %d ms:\n%s",
 	              PERIOD_MS + SLACK_MS, text);

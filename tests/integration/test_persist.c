@@ -287,17 +287,9 @@ LEAK_CHECKED_TEST(persist, touch_if_survives_a_kill_9)
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_until_ms(long when)
 {
-	long left = when - mono_ms();
+	long left = when - harness_mono_ms();
 	struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
 
 	if (left > 0)
@@ -376,7 +368,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_write_just_before_expiry_survives_a_restart, .
 		set.id = op.id = get.id = str(id);
 		set.data = bytes("precious", 8);
 		cr_assert_eq(call(fd, &set, NULL, NULL), CODEC_OK);
-		set_at = mono_ms();
+		set_at = harness_mono_ms();
 		if (n % 2 == 0) {
 			op.op = CODEC_OP_TOUCH;
 		} else {
@@ -704,10 +696,10 @@ LEAK_CHECKED_TEST_OPTS(persist, an_empty_last_segment_is_removed_at_startup, .ti
 
 	/* Space again: writes resume in segment 1, with no restart. */
 	cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &saved, NULL), 0);
-	started = mono_ms();
+	started = harness_mono_ms();
 	memset(data, 'z', SIZE);
 	while ((status = do_set(fd, "app", "later", data, SIZE)) == CODEC_IO_ERROR &&
-	       mono_ms() - started < DEADLINE_MS)
+	       harness_mono_ms() - started < DEADLINE_MS)
 		usleep(50000);
 	cr_assert_eq(status, CODEC_OK, "writes never resumed");
 	close(fd);
@@ -808,7 +800,8 @@ static void write_dead_sessions(int fd, const char *ns)
  */
 static unsigned long long wait_for_compaction(const char *dir, unsigned long long after)
 {
-	for (long started = mono_ms(); mono_ms() - started < IDLE_DEADLINE_MS; usleep(50000)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < IDLE_DEADLINE_MS;
+	     usleep(50000)) {
 		struct data_dir_files f = data_dir_files(dir);
 
 		if (f.newest_snap > after && f.oldest_log == f.newest_snap)
@@ -906,7 +899,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_log_of_gone_sessions_compacts_once_to_almost_n
 	cr_expect_lt(after.bytes, 1024, "%lld bytes of data are left of %lld", after.bytes,
 	             before.bytes);
 	/* The daemon looks once a second: give it a few looks with nothing left to compact. */
-	sleep_until_ms(mono_ms() + 3500);
+	sleep_until_ms(harness_mono_ms() + 3500);
 	cr_expect_eq(data_dir_files(data_dir).newest_snap, seq, "more snapshots of an idle log");
 
 	expect_count_after_restart(&d, args, fd, "idle", 0, data_dir);
@@ -943,7 +936,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_snapshot_of_cleared_sessions_is_compacted_when
 	/* On a loaded machine the restart may take a second snapshot of the same sessions after
 	 * the one seen first (CI saw it as the "compaction" after the CLEAR): the CLEAR goes
 	 * after the daemon has had a few looks, and after the last such snapshot. */
-	sleep_until_ms(mono_ms() + 2500);
+	sleep_until_ms(harness_mono_ms() + 2500);
 	seq = wait_for_compaction(data_dir, seq - 1);
 	before = data_dir_files(data_dir);
 	cr_assert_gt(before.bytes, (long long)SESSIONS * IDLE_VALUE);
@@ -981,8 +974,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_trickle_of_writes_does_not_keep_a_quiet_log_fr
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "trickle");
 	write_dead_sessions(fd, "trickle");
-	for (started = mono_ms(); seq == 0 && mono_ms() - started < IDLE_DEADLINE_MS;
-	     usleep(100000)) {
+	for (started = harness_mono_ms();
+	     seq == 0 && harness_mono_ms() - started < IDLE_DEADLINE_MS; usleep(100000)) {
 		struct data_dir_files f = data_dir_files(data_dir);
 
 		if (f.newest_snap > 0 && f.oldest_log == f.newest_snap)
@@ -1012,7 +1005,7 @@ LEAK_CHECKED_TEST_OPTS(persist, snapshot_idle_0_leaves_an_idle_log_alone, .timeo
 	write_dead_sessions(fd, "idle");
 	before = data_dir_files(data_dir);
 	/* Past the dead sessions' expiry and a few of the daemon's once-a-second looks. */
-	sleep_until_ms(mono_ms() + 4000);
+	sleep_until_ms(harness_mono_ms() + 4000);
 	after = data_dir_files(data_dir);
 	cr_expect_eq(after.newest_snap, 0, "a snapshot with --snapshot-idle 0");
 	/* Only the CLOCK records of the expiry (21 bytes each, at most one a second). */
@@ -1064,9 +1057,9 @@ LEAK_CHECKED_TEST_OPTS(persist, steady_writes_take_no_idle_snapshot, .timeout = 
 	make_data_dir(data_dir);
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "steady");
-	started = mono_ms();
+	started = harness_mono_ms();
 	for (uint32_t i = 0; !done; i++) {
-		long sent = mono_ms(), acked;
+		long sent = harness_mono_ms(), acked;
 		long long size = written / 256, grown;
 		bool steady;
 
@@ -1076,7 +1069,7 @@ LEAK_CHECKED_TEST_OPTS(persist, steady_writes_take_no_idle_snapshot, .timeout = 
 		snprintf(id, sizeof(id), "k%u", i % KEYS);
 		memset(value, 'a' + (int)(i % 26), (size_t)size);
 		cr_assert_eq(do_set(fd, "steady", id, value, (size_t)size), CODEC_OK);
-		acked = mono_ms();
+		acked = harness_mono_ms();
 		written += size;
 		acked_at[i] = acked;
 		written_by[i] = written;
@@ -1136,7 +1129,7 @@ static char *wait_for_log(const struct harness_daemon *d, const char *what)
 	char path[300], *text = NULL;
 
 	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
-	for (long started = mono_ms(); mono_ms() - started < 20000; usleep(50000)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < 20000; usleep(50000)) {
 		free(text);
 		text = read_text(path);
 		if (text != NULL && strstr(text, what) != NULL)
@@ -1349,13 +1342,13 @@ LEAK_CHECKED_TEST_OPTS(persist, a_file_size_limit_below_the_threshold_does_not_w
 	/* 64 KB of live sessions rewritten until 960 KB went through a 128 KB segment. */
 	for (uint32_t r = 1; r <= ROUNDS; r++) {
 		int k = (int)(r % KEYS);
-		long started = mono_ms();
+		long started = harness_mono_ms();
 
 		snprintf(id, sizeof(id), "k%d", k);
 		memset(data, 'a' + (int)(r % 26), SIZE);
 		memcpy(data, &r, sizeof(r));
 		while ((status = do_set(fd, "app", id, data, SIZE)) != CODEC_OK &&
-		       mono_ms() - started < DEADLINE_MS) {
+		       harness_mono_ms() - started < DEADLINE_MS) {
 			cr_assert(status == CODEC_IO_ERROR || status == -1, "SET: %d", status);
 			refused++;
 			if (status == -1) {
@@ -1519,9 +1512,9 @@ static off_t make_torn_before_header_only(const char *data_dir, const char *cons
 	/* Past --snapshot-log-bytes: snapshot 2 begins log.2, which no write reaches after. */
 	memset(v, 'y', BIG_BYTES);
 	cr_assert_eq(do_set(fd, "app", "big", v, BIG_BYTES), CODEC_OK);
-	for (long started = mono_ms();
+	for (long started = harness_mono_ms();
 	     (newest_snapshot(data_dir) != 2 || data_file_size(data_dir, log1) != -1) &&
-	     mono_ms() - started < 20000;)
+	     harness_mono_ms() - started < 20000;)
 		usleep(20000);
 	cr_assert_eq(newest_snapshot(data_dir), 2, "no snapshot");
 	close(fd);
@@ -1757,14 +1750,14 @@ static pid_t first_child(pid_t pid)
 static void wait_for_a_quiet_data_dir(pid_t pid, const char *data_dir)
 {
 	long long bytes = -1, now_bytes;
-	long deadline = mono_ms() + 20000;
+	long deadline = harness_mono_ms() + 20000;
 
 	for (;;) {
 		now_bytes = data_dir_files(data_dir).bytes;
 		if (first_child(pid) == 0 && now_bytes == bytes)
 			break;
-		cr_assert_lt(mono_ms(), deadline, "the data directory kept changing: %lld bytes",
-		             now_bytes);
+		cr_assert_lt(harness_mono_ms(), deadline,
+		             "the data directory kept changing: %lld bytes", now_bytes);
 		bytes = now_bytes;
 		usleep(200000);
 	}
@@ -1876,10 +1869,10 @@ LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .
 	 * are refused, for want of space or to keep the snapshot's room. */
 	wait_for_a_quiet_data_dir(d.pid, data_dir);
 	fill_volume(volume, filler, SHORT);
-	started = mono_ms();
+	started = harness_mono_ms();
 	/* On for 6 s: snapshots that fit end refusals, and the log's growth starts new ones. */
-	while (refused == 0 || mono_ms() - started < SHORT_MS) {
-		cr_assert_lt(mono_ms() - started, DEADLINE_MS,
+	while (refused == 0 || harness_mono_ms() - started < SHORT_MS) {
+		cr_assert_lt(harness_mono_ms() - started, DEADLINE_MS,
 		             "no change was refused on the full "
 		             "volume");
 		status = room_set(&d, &fd, r);
@@ -1894,17 +1887,17 @@ LEAK_CHECKED_TEST_OPTS(persist, the_log_is_reclaimed_soon_after_space_returns, .
 	/* Said once a minute at most (it was said at each cycle: 7 times in these 6 s), and its
 	 * end only when it was said. */
 	cr_assert_leq(count_text(text, "changes are refused (IO_ERROR) until"),
-	              1 + (mono_ms() - started) / 60000, "%s", text);
+	              1 + (harness_mono_ms() - started) / 60000, "%s", text);
 	cr_assert_leq(count_text(text, "beside the snapshot's; changes are accepted"),
 	              count_text(text, "changes are refused (IO_ERROR) until"), "%s", text);
 	free(text);
 
 	/* Space is back. Writes at full speed, as the clients whose changes were refused retry. */
 	cr_assert_eq(unlink(filler), 0);
-	back_at = mono_ms();
+	back_at = harness_mono_ms();
 	while (!reclaimed || in_a_row < STEADY) {
 		cr_assert_lt(
-		    mono_ms() - back_at, DEADLINE_MS,
+		    harness_mono_ms() - back_at, DEADLINE_MS,
 		    "%d changes accepted in a row, the log %sreclaimed, %lld bytes in the data "
 		    "directory",
 		    in_a_row, reclaimed ? "" : "not ", data_dir_files(data_dir).bytes);
@@ -1964,8 +1957,9 @@ LEAK_CHECKED_TEST_OPTS(persist, a_volume_the_log_filled_says_what_a_snapshot_nee
 	snprintf(data_dir, sizeof(data_dir), "%s/data", volume);
 	cr_assert_eq(harness_start(&d, filling), 0);
 	fd = harness_open_ready(d.unix_url, "room");
-	for (started = mono_ms(); room_set(&d, &fd, r) == CODEC_OK; r++)
-		cr_assert_lt(mono_ms() - started, DEADLINE_MS, "the log never filled the volume");
+	for (started = harness_mono_ms(); room_set(&d, &fd, r) == CODEC_OK; r++)
+		cr_assert_lt(harness_mono_ms() - started, DEADLINE_MS,
+		             "the log never filled the volume");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -2920,7 +2914,7 @@ LEAK_CHECKED_TEST_OPTS(persist, an_encrypted_snapshot_is_written_without_getrand
 		cr_assert_eq(do_set(fd, "app", id, id, strlen(id)), CODEC_OK);
 	}
 	/* The snapshot at the next tick is written or fails, and the log says which. */
-	for (long started = mono_ms(); mono_ms() - started < 20000; usleep(50000)) {
+	for (long started = harness_mono_ms(); harness_mono_ms() - started < 20000; usleep(50000)) {
 		text = harness_log(&d);
 		if (strstr(text, " written: ") != NULL || strstr(text, " failed ") != NULL)
 			break;
@@ -3105,8 +3099,8 @@ static void torn_sessions_snapshotted(struct harness_daemon *d, char data_dir[64
 	fd = harness_open_ready(d->unix_url, "backup");
 	set_torn_sessions(fd);
 	close(fd);
-	for (long started = mono_ms();
-	     newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000;)
+	for (long started = harness_mono_ms();
+	     newest_snapshot(data_dir) == 0 && harness_mono_ms() - started < 20000;)
 		usleep(20000);
 	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");
 }
@@ -3445,8 +3439,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_session_over_256_mib_is_logged_and_snapshotted
 	/* A change commits, and the log is over --snapshot-log-bytes: a snapshot starts. */
 	cr_assert_eq(do_set(fd, "app", "small", "s", 1), CODEC_OK);
 	close(fd);
-	started = mono_ms();
-	while (newest_snapshot(data_dir) == 0 && mono_ms() - started < 60000)
+	started = harness_mono_ms();
+	while (newest_snapshot(data_dir) == 0 && harness_mono_ms() - started < 60000)
 		usleep(50000);
 	cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot of the large session");
 	cr_assert_eq(harness_stop(&d), 0);
@@ -3711,7 +3705,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 	make_data_dir(scratch);
 	write_big_log(data_dir);
 	for (int with_snapshot = 0; with_snapshot < 2; with_snapshot++) {
-		long started = mono_ms();
+		long started = harness_mono_ms();
 		int status;
 		pid_t pid;
 
@@ -3721,7 +3715,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 			cr_assert_eq(harness_set_get(harness_open_ready(d.unix_url, "snap"), "app",
 			                             "one-more", "x", TTL_MS),
 			             0);
-			while (newest_snapshot(data_dir) == 0 && mono_ms() - started < 20000)
+			while (newest_snapshot(data_dir) == 0 &&
+			       harness_mono_ms() - started < 20000)
 				usleep(20000);
 			cr_assert_eq(harness_stop(&d), 0);
 			cr_assert_neq(newest_snapshot(data_dir), 0, "no snapshot");

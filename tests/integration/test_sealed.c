@@ -14,10 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -681,14 +679,6 @@ LEAK_CHECKED_TEST(sealed, a_plain_secret_is_refused_beyond_loopback_by_default)
 	cr_expect_eq(harness_stop(&d), 0);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Send SIGHUP to ${d} and wait until its log has said ${what} ${times} times. */
 static void reload_and_wait(struct harness_daemon *d, const char *what, int times)
 {
@@ -696,7 +686,8 @@ static void reload_and_wait(struct harness_daemon *d, const char *what, int time
 	int seen = 0;
 
 	cr_assert_eq(kill(d->pid, SIGHUP), 0);
-	for (long t = now_ms(); now_ms() - t < 5000 && seen < times; usleep(10000)) {
+	for (long t = harness_mono_ms(); harness_mono_ms() - t < 5000 && seen < times;
+	     usleep(10000)) {
 		free(text);
 		text = harness_log(d);
 		seen = 0;
@@ -753,7 +744,7 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 
 	harness_write_secret(secret_path, next, 0600);
 	reload_and_wait(&d, "reloaded a new secret", 1);
-	reloaded = now_ms();
+	reloaded = harness_mono_ms();
 
 	/* Within the grace: the old connections serve, and the old secret still lets in. */
 	cr_expect_eq(sealed_call(&old_sealed, &ping, NULL, NULL), CODEC_OK);
@@ -761,11 +752,11 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	in_grace = sealed_open(d.unix_url);
 	cr_expect_eq(sealed_call(&in_grace, &ping, NULL, NULL), CODEC_OK);
 	new_sealed = sealed_open_with(d.unix_url, next);
-	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
+	cr_assert_lt(harness_mono_ms() - reloaded, 800, "too slow to test within the grace");
 
 	/* After it: each is told SHUTTING_DOWN without being asked anything, and closed. */
 	sealed_reply(&old_sealed, &rep, &body);
-	closed = now_ms();
+	closed = harness_mono_ms();
 	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
 	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
@@ -1483,13 +1474,13 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_rotates_with_its_grace)
 
 	write_admin_secret(admin_path, sizeof(admin_path), next);
 	reload_and_wait(&d, "reloaded a new secret", 1);
-	reloaded = now_ms();
+	reloaded = harness_mono_ms();
 	cr_expect_eq(sealed_call(&old_admin, &list, NULL, NULL), CODEC_OK, "within the grace");
 	new_admin = sealed_open_with(d.unix_url, next);
 	cr_expect_eq(sealed_call(&new_admin, &list, NULL, NULL), CODEC_OK, "the new one is admin");
 	fd = plain_open(d.unix_url, admin_secret, true);
 	close(fd);
-	cr_assert_lt(now_ms() - reloaded, 800, "too slow to test within the grace");
+	cr_assert_lt(harness_mono_ms() - reloaded, 800, "too slow to test within the grace");
 
 	sealed_reply(&old_admin, &rep, &body);
 	expect_retired_goodbye(&rep, "--admin-auth-file");
@@ -1657,7 +1648,6 @@ LEAK_CHECKED_TEST_OPTS(sealed, announced_records_count_their_room, .timeout = 60
 	uint64_t counted;
 	long base_kib, grown_kib;
 	uint8_t *body;
-	int queued;
 
 	/* The length of the largest record: its header, and the first bytes of its body. */
 	announce[1] = (SEAL_MAX_PLAIN + SEAL_TAG_BYTES) >> 16;
@@ -1674,12 +1664,7 @@ LEAK_CHECKED_TEST_OPTS(sealed, announced_records_count_their_room, .timeout = 60
 			cr_assert_eq(
 			    harness_send_all(conns[i].fd, announce + half * SENT / 2, SENT / 2), 0);
 		for (int i = 0; i < CONNS; i++)
-			for (long started = now_ms(); now_ms() - started < 10000;) {
-				cr_assert_eq(ioctl(conns[i].fd, SIOCOUTQ, &queued), 0);
-				if (queued == 0)
-					break;
-				usleep(5000);
-			}
+			harness_wait_read(conns[i].fd);
 	}
 	cr_assert_eq(sealed_call(&watcher, &stats, &rep.result, &body), CODEC_OK);
 	counted = harness_map_uint(&rep, "client_bytes");
