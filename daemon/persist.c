@@ -4285,6 +4285,11 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	}
 	rc = snap_damaged || snap_missing || log_missing || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
+	/* Sound, and what a start would make of it, but a mistyped path reads so too. */
+	if (rc == 0 && l.n_snaps == 0 && l.n_logs == 0)
+		printf("%s holds no sessd data: a start there begins with no sessions (is it the "
+		       "data directory?)\n",
+		       data_dir);
 out:
 	listing_finish(&l);
 	buf_finish(&plain);

@@ -4120,3 +4120,34 @@ LEAK_CHECKED_TEST_OPTS(persist, a_pop_that_waited_for_a_switch_is_not_made_for_a
 	close(writer);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+/*
+ * --check-data of an empty directory said "data is sound" and exited 0, right (a start there
+ * begins empty), but so does a mistyped path to a directory that exists: it now says the
+ * directory holds no sessd data. A directory that holds some says nothing of the kind.
+ */
+LEAK_CHECKED_TEST(persist, check_data_says_when_a_directory_holds_no_data)
+{
+	char data_dir[64], scratch[64], *text;
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "%s", text);
+	cr_expect_not_null(strstr(text, "data is sound"), "%s", text);
+	cr_expect_not_null(strstr(text, "holds no sessd data"), "%s", text);
+	free(text);
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "check");
+	cr_assert_eq(do_set(fd, "app", "s1", "v", 1), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	cr_assert_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "%s", text);
+	cr_expect_null(strstr(text, "holds no sessd data"), "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
