@@ -120,6 +120,21 @@ SEEDS = {
         op(COUNT, key(0)),
         op(STATS | ALL, key()),
     ]),
+    # pipelined frames (config bit 2): more SET_IFs over 4 KiB of data than one loop turn's
+    # budget for their hashes, so that some are put off (DISPATCH_LATER) and handed again;
+    # LIST and NAMESPACES pages, pops and changes in the same turns
+    "pipelined": bytes([6]) + b"".join([
+        op(SET, key(), 255, 7, 7),
+        op(PUSH, key(ftype=1), 20, 3, 7),
+    ] + [op(SET_IF | ALL, key(), 255, 7, 7)] * 250 + [
+        op(LIST, key(), 0),
+        op(NAMESPACES, 0, 0),
+        op(POP | ALL, key()),
+        op(TOUCH_IF | RIGHT, key(), 6),
+        op(ADVANCE, 0, 5),
+        op(COUNT, key()),
+        op(STATS | ALL, key()),
+    ]),
 }
 
 
