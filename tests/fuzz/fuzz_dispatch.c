@@ -20,11 +20,12 @@
  * id (k >> 2) mod 4 ("a", "id-2", two raw bytes 00 ff, 128 bytes of 'i'), flash type
  * (k >> 4) mod 4 (mod 3: "info", "error", 64 bytes of 't'), the id sent as bin (k bit 6),
  * the message as bin (k bit 7). Then, by operation:
- *    0 GET                      1 SET len fill ttl
+ *    0 GET (a bit 4: LOAD)       1 SET len fill ttl
  *    2 TOUCH ttl (a bit 4: TOUCH_IF; a bit 5: with the right tag)
  *    3 DESTROY                  4 SET_IF len fill ttl (a bit 4: the right tag)
  *    5 FLASH_PUSH len fill ttl  6 FLASH_PUSH_EXISTING len fill ttl
- *    7 FLASH_POP (a bit 4: every type)   8 COUNT      9 LIST limit (the whole scan)
+ *    7 FLASH_POP (a bit 4: every type)   8 COUNT (a bit 4: TTL of the session)
+ *    9 LIST limit (the whole scan)
  *   10 CLEAR                   11 STATS (a bit 4: the whole server)
  *   12 NAMESPACES limit (as LIST's)                  13 ADVANCE t: the clock moves on
  *   14 EXPIRE budget: store_expire, as the server's timer runs it
@@ -40,9 +41,9 @@
  * request's id and a status the operation may answer; GET returns what the last write left
  * unless the session expired, was destroyed or cleared; SET_IF and TOUCH_IF hold exactly
  * when the session has data and the tag is right; pushes count their queue and pops return each
- * message pushed, in order, exactly once, then the queue is empty; COUNT, LIST, NAMESPACES and
- * STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is as
- * PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
+ * message pushed, in order, exactly once, then the queue is empty; COUNT, TTL, LIST, NAMESPACES
+ * and STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is
+ * as PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -838,6 +839,18 @@ static void run_op(struct fuzz *f, struct input *in)
 		op_pop(f, &req, s, t, a & 0x10);
 		break;
 	case 8:
+		if (a & 0x10) {
+			/* a read: what a LIST entry says of the session; nothing moves */
+			req.op = CODEC_OP_TTL;
+			send_request(f, &req, &rep);
+			if (!s->live) {
+				check(rep.status == CODEC_NOT_FOUND);
+				break;
+			}
+			check(rep.status == CODEC_OK);
+			check(expect_uint(&rep) == s->expires_at_ms - f->now_ms);
+			break;
+		}
 		req.op = CODEC_OP_COUNT;
 		send_request(f, &req, &rep);
 		check(rep.status == CODEC_OK);
