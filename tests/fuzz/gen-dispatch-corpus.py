@@ -123,7 +123,8 @@ SEEDS = {
     ]),
     # pipelined frames (config bit 2): more SET_IFs over 4 KiB of data than one loop turn's
     # budget for their hashes, so that some are put off (DISPATCH_LATER) and handed again;
-    # LIST and NAMESPACES pages, pops, TTLs and changes in the same turns
+    # LIST and NAMESPACES pages, pops, TTLs and changes in the same turns; reads of every
+    # session, for the hints' lookups
     "pipelined": bytes([6]) + b"".join([
         op(SET, key(), 255, 7, 7),
         op(PUSH, key(ftype=1), 20, 3, 7),
@@ -131,7 +132,9 @@ SEEDS = {
         op(PUSH, key(1, 1), 3, 1, 4),
         op(TTL, key(1, 1)),
         op(TTL, key(2, 2)),
-    ] + [op(SET_IF | ALL, key(), 255, 7, 7)] * 250 + [
+    ] + [op(SET, key(n, i, id_bin=i == 1), 10 * i + n, i, 6) for n in range(3) for i in range(4)]
+      + [op(o, key(n, i)) for o in (GET, LOAD, POP) for n in range(3) for i in range(4)]
+      + [op(SET_IF | ALL, key(), 255, 7, 7)] * 250 + [
         op(LIST, key(), 0),
         op(NAMESPACES, 0, 0),
         op(POP | ALL, key()),
