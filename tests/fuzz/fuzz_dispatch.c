@@ -7,18 +7,25 @@
  * An input is one config byte, then operations. Config: bit 0 puts a 48 KiB max_bytes on the
  * store (writes may then be NO_MEMORY, which the model takes as "nothing changed"); bit 1
  * makes max_frame 8192 instead of 4096 (session data is at most max_frame - 16 bytes, a
- * session's flashes at most max_frame / 2, each message counting type + msg + 5).
+ * session's flashes at most max_frame / 2, each message counting type + msg + 5); bit 2 runs
+ * the requests as a client's pipelined frames reach dispatch in the server: each through
+ * dispatch_prefetch, dispatch_reply_bound, dispatch_reply_only and dispatch_takes_for_client,
+ * then dispatch_frame_hinted, many to a loop turn (a new turn at ADVANCE, EXPIRE and every
+ * 256 requests), so that the turn's budget for heavy requests runs out. A request put off
+ * (DISPATCH_LATER) must have changed nothing, and is handed again at the next turns, as
+ * dispatch_retries says, until it runs.
  *
  * Each operation is a byte a (a mod 16 picks it; a's high bits are flags) and a byte k that
  * picks the session: namespace k mod 4 (mod 3 used: "default", "shop", 64 bytes of 'n'),
  * id (k >> 2) mod 4 ("a", "id-2", two raw bytes 00 ff, 128 bytes of 'i'), flash type
  * (k >> 4) mod 4 (mod 3: "info", "error", 64 bytes of 't'), the id sent as bin (k bit 6),
  * the message as bin (k bit 7). Then, by operation:
- *    0 GET                      1 SET len fill ttl
+ *    0 GET (a bit 4: LOAD)       1 SET len fill ttl
  *    2 TOUCH ttl (a bit 4: TOUCH_IF; a bit 5: with the right tag)
  *    3 DESTROY                  4 SET_IF len fill ttl (a bit 4: the right tag)
  *    5 FLASH_PUSH len fill ttl  6 FLASH_PUSH_EXISTING len fill ttl
- *    7 FLASH_POP (a bit 4: every type)   8 COUNT      9 LIST limit (the whole scan)
+ *    7 FLASH_POP (a bit 4: every type)   8 COUNT (a bit 4: TTL of the session)
+ *    9 LIST limit (the whole scan)
  *   10 CLEAR                   11 STATS (a bit 4: the whole server)
  *   12 NAMESPACES limit (as LIST's)                  13 ADVANCE t: the clock moves on
  *   14 EXPIRE budget: store_expire, as the server's timer runs it
@@ -34,9 +41,9 @@
  * request's id and a status the operation may answer; GET returns what the last write left
  * unless the session expired, was destroyed or cleared; SET_IF and TOUCH_IF hold exactly
  * when the session has data and the tag is right; pushes count their queue and pops return each
- * message pushed, in order, exactly once, then the queue is empty; COUNT, LIST, NAMESPACES and
- * STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is as
- * PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
+ * message pushed, in order, exactly once, then the queue is empty; COUNT, TTL, LIST, NAMESPACES
+ * and STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is
+ * as PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -136,6 +143,8 @@ struct fuzz {
 	uint64_t next_request_id;
 	uint32_t max_frame;
 	bool memory_limited;
+	bool pipelined;
+	unsigned turn_requests; /* pipelined: requests in this loop turn so far */
 	struct model_session m[N_NS][N_IDS];
 };
 
@@ -185,6 +194,64 @@ static uint64_t expires_at(const struct fuzz *f, uint64_t ttl_ms)
 
 static void hello(struct fuzz *f);
 
+/* The most loop turns a request put off may wait: the budget is whole again at each. */
+#define MAX_RETRY_TURNS 64
+/* Pipelined: the most requests a loop turn runs before the next begins. */
+#define TURN_REQUESTS 256
+
+/* A new loop turn, as server_after_turn begins it. */
+static void new_turn(struct fuzz *f)
+{
+	dispatch_turn_begins(f->d);
+	f->turn_requests = 0;
+}
+
+/*
+ * Hand ${body} to dispatch as conn.c hands a frame of a client's pipelined input: its hints
+ * first, then dispatch_frame_hinted, again at later turns while it is put off. Appends the
+ * reply to f->out; returns the verdict.
+ */
+static enum dispatch_verdict send_pipelined(struct fuzz *f, const uint8_t *body, size_t len)
+{
+	struct dispatch_frame_ref ref = {.body = body, .len = len};
+	enum dispatch_verdict v;
+	unsigned turns = 0;
+	bool reply_only, takes;
+
+	if (f->turn_requests++ >= TURN_REQUESTS)
+		new_turn(f);
+	/* conn.c asks for hints only past HELLO; before, the frame is decoded where it runs */
+	if (f->peer.ready) {
+		dispatch_prefetch(f->d, &ref, 1);
+		(void)dispatch_reply_bound(f->d, &ref, f->now_ms);
+		reply_only = dispatch_reply_only(f->d, &ref);
+		takes = dispatch_takes_for_client(f->d, &ref);
+		/* what is taken for the client is a reply's */
+		check(!takes || reply_only);
+	}
+	v = dispatch_frame_hinted(f->d, &f->peer, &ref, f->now_ms, &f->out);
+	while (v == DISPATCH_LATER) {
+		size_t most;
+
+		/* put off: nothing written, and the next turn must come without waiting for I/O
+		 * (or for the expiry, which the fuzzer's clock drives) */
+		check(f->out.len == 0);
+		check(dispatch_wants_next_turn(f->d) || dispatch_waits_for_expiry(f->d));
+		check(++turns <= MAX_RETRY_TURNS);
+		new_turn(f);
+		most = dispatch_retries(f->d, f->now_ms);
+		if (most == 0) {
+			/* only a COUNT or CLEAR waits for the expiry; the server's timer runs it */
+			check(dispatch_waits_for_expiry(f->d));
+			store_expire(f->st, f->now_ms, SIZE_MAX);
+			continue;
+		}
+		v = dispatch_frame_hinted(f->d, &f->peer, &ref, f->now_ms, &f->out);
+		dispatch_retried(f->d, 1, v != DISPATCH_LATER, v == DISPATCH_LATER);
+	}
+	return v;
+}
+
 /*
  * Send ${req} through dispatch and decode its reply into ${rep} (borrowing f->out). Returns
  * the verdict.
@@ -195,10 +262,14 @@ static enum dispatch_verdict send_frame(struct fuzz *f, const uint8_t *body, siz
 	enum dispatch_verdict v;
 
 	buf_reset(&f->out);
-	/* Each request its own loop turn: a LIST page, the first of its turn, is never put off
-	 * for the turn's budget of heavy requests. */
-	dispatch_turn_begins(f->d);
-	v = dispatch_frame(f->d, &f->peer, body, len, f->now_ms, &f->out);
+	if (f->pipelined) {
+		v = send_pipelined(f, body, len);
+	} else {
+		/* Each request its own loop turn: a LIST page, the first of its turn, is never put
+		 * off for the turn's budget of heavy requests. */
+		dispatch_turn_begins(f->d);
+		v = dispatch_frame(f->d, &f->peer, body, len, f->now_ms, &f->out);
+	}
 	check(v == DISPATCH_KEEP || v == DISPATCH_CLOSE);
 	check(f->out.len > CODEC_HEADER_BYTES);
 	check(codec_frame_length(f->out.data) == f->out.len - CODEC_HEADER_BYTES);
@@ -768,6 +839,18 @@ static void run_op(struct fuzz *f, struct input *in)
 		op_pop(f, &req, s, t, a & 0x10);
 		break;
 	case 8:
+		if (a & 0x10) {
+			/* a read: what a LIST entry says of the session; nothing moves */
+			req.op = CODEC_OP_TTL;
+			send_request(f, &req, &rep);
+			if (!s->live) {
+				check(rep.status == CODEC_NOT_FOUND);
+				break;
+			}
+			check(rep.status == CODEC_OK);
+			check(expect_uint(&rep) == s->expires_at_ms - f->now_ms);
+			break;
+		}
 		req.op = CODEC_OP_COUNT;
 		send_request(f, &req, &rep);
 		check(rep.status == CODEC_OK);
@@ -794,12 +877,16 @@ static void run_op(struct fuzz *f, struct input *in)
 		op_namespaces(f, &req, take_u8(in));
 		break;
 	case 13:
+		if (f->pipelined)
+			new_turn(f);
 		b = take_u8(in);
 		f->now_ms += b < 128   ? b
 		             : b < 200 ? (uint64_t)(b - 127) * 1000
 		                       : (uint64_t)(b - 199) * 60000;
 		break;
 	case 14:
+		if (f->pipelined)
+			new_turn(f);
 		store_expire(f->st, f->now_ms, (size_t)take_u8(in) + 1);
 		break;
 	default: {
@@ -862,6 +949,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg = take_u8(&in);
 	f.memory_limited = cfg & 1;
 	f.max_frame = cfg & 2 ? 8192 : 4096;
+	f.pipelined = cfg & 4;
 	f.now_ms = 1764547200000ull;
 	f.next_request_id = 1;
 	scfg.max_bytes = f.memory_limited ? 48 * 1024 : 0;

@@ -10,6 +10,8 @@
  * An input is:
  *   flags:u8 now_ms:u64     flags bit 0: run with a --key-file (the fixed key below);
  *                           now_ms: the wall-clock instant of the startup (little-endian)
+ *   [cut:u16 when flags bit 1] the newest log segment is also tried cut short at byte
+ *                           ${cut} (mod its length + 1), as a crash mid-write leaves it
  *   then up to 8 files, each:
  *     kind:u8 seq:u8 ctl:u8 len:u16 [at:u16 bit:u8 when ctl bit 3] bytes[len]
  *   kind (mod 8) names the file: 0 snap.SEQ, 1 log.SEQ, 2 tmp.snap.SEQ.1, 3 tmp.log.SEQ.1,
@@ -25,8 +27,11 @@
  * by COUNT, NAMESPACES and STATS, flash queues within their limits); a directory that opened
  * once opens again to the same sessions, and --check-data then calls it sound; --check-data
  * calling a directory sound means startup accepts it and --repair changes nothing startup
- * loads; a repair that reports success leaves a directory that --check-data calls sound and
- * startup accepts. Crashes, leaks and hangs are libFuzzer's.
+ * loads, and calling it damaged means startup refuses it; a repair that reports success leaves a
+ * directory that --check-data calls sound and startup accepts; a directory that opens still
+ * opens, and --check-data still calls it sound, with its newest log segment cut at any byte
+ * (DATA.md, "Recovery rules": a torn tail is cut off, a header-less last segment removed or
+ * its header rewritten). Crashes, leaks and hangs are libFuzzer's.
  *
  * FUZZ_PERSIST_DEBUG=1 in the environment shows the daemon's log and --check-data's report,
  * to see why a check failed.
@@ -474,6 +479,18 @@ static bool open_dir(const char *dir, bool keyed, uint64_t now_ms, uint64_t *dig
 	return p != NULL;
 }
 
+/* The newest log segment of ${files}, the later of two with one name (it wins): its index, or
+ * -1 for none. */
+static int newest_log(const struct file *files, size_t n)
+{
+	int at = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if (files[i].kind == 1 && (at == -1 || files[i].seq >= files[at].seq))
+			at = (int)i;
+	return at;
+}
+
 /* persist_check, its report on stdout sent to /dev/null (FUZZ_PERSIST_DEBUG: shown). */
 static int check_data(const char *dir, bool keyed, bool repair)
 {
@@ -499,15 +516,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct input in = {data, size};
 	struct file files[MAX_FILES];
 	size_t n_files = 0;
-	char dir_a[128], dir_b[128];
-	uint64_t now_ms = 0, digest = 0, again = 0, digest_b = 0;
-	bool keyed, opened;
-	int rc, rc_repair;
+	char dir_a[128], dir_b[128], dir_c[128];
+	uint64_t now_ms = 0, digest = 0, again = 0, digest_b = 0, digest_c = 0;
+	bool keyed, opened, cut;
+	uint16_t cut_at = 0;
+	uint8_t flags;
+	int rc, rc_repair, last;
 
 	init_once();
-	keyed = take_u8(&in) & 1;
+	flags = take_u8(&in);
+	keyed = flags & 1;
+	cut = flags & 2;
 	for (int i = 0; i < 8; i++)
 		now_ms |= (uint64_t)take_u8(&in) << (8 * i);
+	if (cut)
+		cut_at = take_u16(&in);
 	while (in.left > 0 && n_files < MAX_FILES) {
 		struct file *f = &files[n_files];
 		uint8_t ctl;
@@ -549,8 +572,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	rc = check_data(dir_b, keyed, false);
 	check(rc == 0 || rc == 1 || rc == -1);
-	if (rc == 0)
-		check(opened);
+	/* it exits 0 exactly when startup would start (DATA.md) */
+	check((rc == 0) == opened);
 	rc_repair = check_data(dir_b, keyed, true);
 	check(rc_repair == 0 || rc_repair == 1 || rc_repair == -1);
 	if (rc == 0)
@@ -561,6 +584,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a sound directory is left as it was */
 		if (rc == 0)
 			check(digest_b == digest);
+	}
+
+	last = newest_log(files, n_files);
+	if (opened && cut && last != -1) {
+		/* the files as written (startup may have cut dir_a's tail), the newest shorter */
+		files[last].len = cut_at % (files[last].len + 1);
+		snprintf(dir_c, sizeof dir_c, "%s/c", work_root);
+		dir_write(dir_c, files, n_files);
+		check(check_data(dir_c, keyed, false) == 0);
+		check(open_dir(dir_c, keyed, now_ms, &digest_c));
+		dir_remove(dir_c);
 	}
 
 	dir_remove(dir_a);

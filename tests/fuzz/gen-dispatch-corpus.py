@@ -11,6 +11,7 @@ GET, SET, TOUCH, DESTROY, SET_IF, PUSH, PUSH_EXISTING, POP = range(8)
 COUNT, LIST, CLEAR, STATS, NAMESPACES, ADVANCE, EXPIRE, RAW = range(8, 16)
 ALL = 0x10  # SET_IF: right tag; FLASH_POP: every type; STATS: whole server; GET: LOAD
 LOAD = GET | ALL
+TTL = COUNT | ALL
 TOUCH_IF = TOUCH | ALL  # with RIGHT: the tag of the session's data
 RIGHT = 0x20
 
@@ -118,6 +119,29 @@ SEEDS = {
         op(RAW, 0, 6, 0x93, 0x02, 0x02, 0xa2, 0x68, 0x69),
         op(CLEAR, key(0)),
         op(COUNT, key(0)),
+        op(STATS | ALL, key()),
+    ]),
+    # pipelined frames (config bit 2): more SET_IFs over 4 KiB of data than one loop turn's
+    # budget for their hashes, so that some are put off (DISPATCH_LATER) and handed again;
+    # LIST and NAMESPACES pages, pops, TTLs and changes in the same turns; reads of every
+    # session, for the hints' lookups
+    "pipelined": bytes([6]) + b"".join([
+        op(SET, key(), 255, 7, 7),
+        op(PUSH, key(ftype=1), 20, 3, 7),
+        op(TTL, key()),
+        op(PUSH, key(1, 1), 3, 1, 4),
+        op(TTL, key(1, 1)),
+        op(TTL, key(2, 2)),
+    ] + [op(SET, key(n, i, id_bin=i == 1), 10 * i + n, i, 6) for n in range(3) for i in range(4)]
+      + [op(o, key(n, i)) for o in (GET, LOAD, POP) for n in range(3) for i in range(4)]
+      + [op(SET_IF | ALL, key(), 255, 7, 7)] * 250 + [
+        op(LIST, key(), 0),
+        op(NAMESPACES, 0, 0),
+        op(POP | ALL, key()),
+        op(TOUCH_IF | RIGHT, key(), 6),
+        op(ADVANCE, 0, 5),
+        op(TTL, key()),
+        op(COUNT, key()),
         op(STATS | ALL, key()),
     ]),
 }

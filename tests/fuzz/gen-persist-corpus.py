@@ -9,7 +9,9 @@ cleanly, and writes each directory as one fuzz_persist input (fuzz_persist.c des
 format). Each file goes in as it is (ctl 3: fuzz_persist recomputes the checksums, which
 changes nothing in a sound file). Unencrypted directories are also written in the harness's sealing
 form (ctl 7: nonce, plaintext, room for the tag), so the fuzzer starts from encrypted records
-whose plaintext it can change. Needs only the Python standard library.
+whose plaintext it can change. Two are also written with fuzz_persist's cut (flags bit 1): the
+newest log segment tried cut short as a crash leaves it, once inside a record and once inside
+its header. Needs only the Python standard library.
 """
 import os
 import shutil
@@ -68,8 +70,11 @@ def sealing_form(data):
     return bytes(out)
 
 
-def to_input(data_dir, keyed, now_ms, sealing=False):
-    out = bytearray(struct.pack("<BQ", 1 if keyed or sealing else 0, now_ms))
+def to_input(data_dir, keyed, now_ms, sealing=False, cut=None):
+    flags = (1 if keyed or sealing else 0) | (2 if cut is not None else 0)
+    out = bytearray(struct.pack("<BQ", flags, now_ms))
+    if cut is not None:
+        out += struct.pack("<H", cut)
     for name in sorted(os.listdir(data_dir)):
         kind, seq = kind_of(name)
         if kind is None:
@@ -126,6 +131,12 @@ def main():
         if not keyed and name != "empty":
             with open(os.path.join(outdir, "daemon-" + name + "-sealing"), "wb") as f:
                 f.write(to_input(data_dir, keyed, now_ms, sealing=True))
+        # in a sealed record of the log; inside the header of the segment after the snapshot
+        cuts = {"log-only": (1000, True), "snapshot-and-log": (30, False)}
+        if name in cuts:
+            cut, sealing = cuts[name]
+            with open(os.path.join(outdir, "daemon-" + name + "-cut"), "wb") as f:
+                f.write(to_input(data_dir, keyed, now_ms, sealing=sealing, cut=cut))
     shutil.rmtree(work)
 
 
