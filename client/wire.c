@@ -265,11 +265,36 @@ int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err
 #define WIRE_GOODBYE_MAX_BYTES 1024
 
 /*
+ * Whether the bytes left in ${x->raw} after the last reply, nothing of them opened yet, are
+ * the start of a record small enough to hold a SHUTTING_DOWN: sessd seals a goodbye that
+ * follows the last reply a turn later in a record of its own, and the network may hand over
+ * its first bytes with the reply. They cannot be opened, let alone read, before the rest
+ * comes; the reply before them did authenticate, so the call stands and the connection is
+ * not used again (which is all a goodbye would say).
+ */
+static bool is_sealed_goodbye_start(const struct wire_exchange *x)
+{
+	const uint8_t *data;
+	size_t have, size;
+
+	if (x->seal == NULL || x->in->len != 0 || x->raw->len == 0)
+		return false;
+	data = x->raw->data;
+	have = x->raw->len;
+	if (have < SEAL_HEADER_BYTES) {
+		/* The length's high bytes: a goodbye's record is short. */
+		return data[0] == 0 && (have < 2 || data[1] == 0);
+	}
+	size = seal_record_size(data);
+	return size != 0 && size <= WIRE_GOODBYE_MAX_BYTES + SEAL_OVERHEAD && have < size;
+}
+
+/*
  * Whether what is left in ${x->in} after the last reply is one SHUTTING_DOWN with request id
  * 0, as sessd writes it (fixarray 3, 0, 11), whole or its start so far (the rest may come in
  * a later read: a read can end anywhere): a stopping server's last frame, which answers no
  * request (PROTOCOL.md, "Statuses"). Each byte present must fit; a frame's length must be a
- * goodbye's and cover every byte left.
+ * goodbye's and cover every byte left. Sealed, the start of a record of its own counts too.
  */
 static bool is_goodbye(const struct wire_exchange *x)
 {
@@ -277,6 +302,8 @@ static bool is_goodbye(const struct wire_exchange *x)
 	size_t have = x->in->len, n;
 	const uint8_t *data = x->in->data;
 
+	if (is_sealed_goodbye_start(x))
+		return true;
 	if (have == 0 || (x->seal != NULL && x->raw->len != 0))
 		return false;
 	if (have < CODEC_HEADER_BYTES) {
@@ -328,6 +355,8 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 	if (rc == SESSD_OK && *done == x->replies && is_goodbye(x)) {
 		x->goodbye_after = true;
 		buf_reset(x->in);
+		if (x->seal != NULL)
+			buf_reset(x->raw);
 	}
 	/* Sealed, the start of a record after the last reply is such bytes too. */
 	if (rc == SESSD_OK && *done == x->replies &&

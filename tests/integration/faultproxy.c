@@ -25,7 +25,7 @@
 #define FP_MAX_PAIRS  64
 #define FP_READ_BYTES 65536
 
-enum { FP_OP_SET = 1, FP_OP_ACCEPTED = 2 };
+enum { FP_OP_SET = 1, FP_OP_ACCEPTED = 2, FP_OP_HELD = 3 };
 
 struct fp_chunk {
 	struct fp_chunk *next;
@@ -142,13 +142,27 @@ static int fp_pump(struct fp_state *s, struct fp_pair *p, int dir, int64_t now)
 	return 0;
 }
 
-/* Read what ${dir} of ${p} has. Returns 0, or -1 when the pair is to be dropped. */
-static int fp_read(struct fp_pair *p, int dir, int64_t now)
+/*
+ * Read what ${dir} of ${p} has. Returns 0, or -1 when the pair is to be dropped. A stalled
+ * direction reads into its last chunk while that has room: what it holds then goes on in one
+ * write once the stall is lifted, as a path that delivers late delivers (and a test can have
+ * the end of one record and the start of the next arrive together).
+ */
+static int fp_read(const struct fp_state *s, struct fp_pair *p, int dir, int64_t now)
 {
 	struct fp_flow *f = &p->flow[dir];
-	struct fp_chunk *c = malloc(sizeof(*c) + FP_READ_BYTES);
+	struct fp_chunk *c = f->tail;
 	ssize_t n;
 
+	if (s->mode[dir] == FAULTPROXY_STALL && c != NULL && c->len < FP_READ_BYTES) {
+		n = recv(f->from, c->data + c->len, FP_READ_BYTES - c->len, 0);
+		if (n > 0)
+			c->len += (size_t)n;
+		else if (n == 0)
+			f->eof = true;
+		return n >= 0 || errno == EINTR || errno == EAGAIN ? 0 : -1;
+	}
+	c = malloc(sizeof(*c) + FP_READ_BYTES);
 	if (c == NULL)
 		return -1;
 	n = recv(f->from, c->data, FP_READ_BYTES, 0);
@@ -218,6 +232,11 @@ static int fp_control(struct fp_state *s)
 			s->pairs[i].flow[msg[1]].passed = 0;
 	} else if (msg[0] == FP_OP_ACCEPTED) {
 		answer = (uint64_t)s->accepted;
+	} else if (msg[0] == FP_OP_HELD && msg[1] < 2) {
+		for (int i = 0; i < FP_MAX_PAIRS; i++)
+			for (const struct fp_chunk *c = s->pairs[i].flow[msg[1]].head;
+			     s->pairs[i].used && c != NULL; c = c->next)
+				answer += c->len - c->off;
 	}
 	return harness_send_all(s->control, &answer, sizeof(answer));
 }
@@ -269,7 +288,7 @@ static int fp_serve(struct fp_state *s)
 		for (int i = 0; i < FP_MAX_PAIRS; i++)
 			for (int d = 0; d < 2; d++)
 				if (s->pairs[i].used && pfd[2 + 2 * i + d].revents != 0 &&
-				    fp_read(&s->pairs[i], d, now) == -1)
+				    fp_read(s, &s->pairs[i], d, now) == -1)
 					fp_drop(&s->pairs[i]);
 	}
 }
@@ -350,6 +369,13 @@ long faultproxy_accepted(struct faultproxy *p)
 	uint64_t n;
 
 	return fp_ask(p, FP_OP_ACCEPTED, 0, 0, &n) == -1 ? -1 : (long)n;
+}
+
+long faultproxy_held(struct faultproxy *p, enum faultproxy_dir dir)
+{
+	uint64_t n;
+
+	return fp_ask(p, FP_OP_HELD, (uint32_t)dir, 0, &n) == -1 ? -1 : (long)n;
 }
 
 int faultproxy_stop(struct faultproxy *p)

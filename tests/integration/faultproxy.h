@@ -19,7 +19,8 @@ enum faultproxy_dir {
 
 enum faultproxy_mode {
 	FAULTPROXY_PASS,      /* bytes as they come */
-	FAULTPROXY_STALL,     /* held, the connection kept up; they go once the fault is lifted */
+	FAULTPROXY_STALL,     /* held, the connection kept up; they go once the fault is lifted,
+	                       * in one write where they fit (64 KiB) */
 	FAULTPROXY_DRIBBLE,   /* one byte per write, a millisecond apart */
 	FAULTPROXY_DELAY,     /* each read passed arg milliseconds after it came */
 	FAULTPROXY_BLACKHOLE, /* arg more bytes of each connection passed, the rest swallowed */
@@ -50,6 +51,12 @@ int faultproxy_set(struct faultproxy *p, enum faultproxy_dir dir, enum faultprox
 
 /* faultproxy_accepted(p): the connections the relay has accepted so far, or -1. */
 long faultproxy_accepted(struct faultproxy *p);
+
+/*
+ * faultproxy_held(p, dir): the bytes the relay holds in ${dir} over every connection (read,
+ * not yet passed on), or -1.
+ */
+long faultproxy_held(struct faultproxy *p, enum faultproxy_dir dir);
 
 /* faultproxy_stop(p): end the relay and wait for it. Returns 0 when it had run cleanly. */
 int faultproxy_stop(struct faultproxy *p);

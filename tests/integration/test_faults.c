@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,4 +291,76 @@ LEAK_CHECKED_TEST(faults, a_swallowed_hello_fails_within_the_timeouts)
 	expect_get(c, "alice", "back");
 	cr_assert_eq(open_fds(), fds, "a descriptor was left behind");
 	sessd_close(c);
+}
+
+struct pop_call {
+	struct sessd_client *client;
+	struct sessd_flashes *flashes;
+	int rc;
+};
+
+static void *pop_in_thread(void *arg)
+{
+	struct pop_call *call = arg;
+
+	call->rc = sessd_flash_pop(call->client, "dave", 4, "info", &call->flashes);
+	return NULL;
+}
+
+/*
+ * sessd stopping right after it answered a FLASH_POP: its SHUTTING_DOWN follows the reply, and
+ * the network hands the client the reply with only the start of the goodbye (a record's first
+ * bytes, sealed). The pop was answered: its flash reaches the page, and the connection is not
+ * used again. The relay holds the reply and the goodbye, then passes the reply and 3 bytes more
+ * in one write and swallows the rest.
+ */
+static void goodbye_split_after_the_reply(bool sealed)
+{
+	struct sessd_client *c = connect_through(sealed);
+	struct pop_call call = {.client = c, .rc = -1};
+	pthread_t thread;
+	long reply_bytes = 0, held;
+	int64_t until = harness_mono_ms() + LONG_TIMEOUT_MS;
+	int rc;
+
+	rc = sessd_flash_push(c, "dave", 4, "info", "Payment received", 16, TTL_MS, NULL);
+	cr_assert_eq(rc, SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_DOWN, FAULTPROXY_STALL, 0), 0);
+	cr_assert_eq(pthread_create(&thread, NULL, pop_in_thread, &call), 0);
+	while (reply_bytes <= 0 && harness_mono_ms() < until) {
+		reply_bytes = faultproxy_held(&proxy, FAULTPROXY_DOWN);
+		harness_sleep_ms(5);
+	}
+	cr_assert_gt(reply_bytes, 0, "sessd answered the pop");
+	/* sessd stops: its SHUTTING_DOWN goes out after the reply, a record of its own. */
+	cr_assert_eq(harness_stop(&daemon_), 0, "sessd stopped cleanly");
+	do {
+		held = faultproxy_held(&proxy, FAULTPROXY_DOWN);
+		harness_sleep_ms(5);
+	} while (held <= reply_bytes + 3 && harness_mono_ms() < until);
+	cr_assert_gt(held, reply_bytes + 3, "the goodbye came after the reply (%ld, %ld bytes)",
+	             reply_bytes, held);
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_DOWN, FAULTPROXY_BLACKHOLE,
+	                            (uint32_t)reply_bytes + 3),
+	             0);
+	cr_assert_eq(pthread_join(thread, NULL), 0);
+	cr_assert_eq(call.rc, SESSD_OK, "the answered pop failed: %s (%s)", sessd_strerror(call.rc),
+	             sessd_errmsg(c));
+	cr_assert(call.flashes->count == 1 && call.flashes->items[0].msg_len == 16 &&
+	              memcmp(call.flashes->items[0].msg, "Payment received", 16) == 0,
+	          "the pop's flash was not delivered");
+	sessd_flashes_free(call.flashes);
+	/* The connection is dropped, not reused: the next call finds no sessd. */
+	expect_get_fails(c, "dave", SESSD_ERR_CONNECT, LONG_TIMEOUT_MS + SLACK_MS);
+	sessd_close(c);
+}
+
+LEAK_CHECKED_TEST(faults, a_goodbye_split_after_the_reply_plain)
+{
+	goodbye_split_after_the_reply(false);
+}
+
+LEAK_CHECKED_TEST(faults, a_goodbye_split_after_the_reply_sealed)
+{
+	goodbye_split_after_the_reply(true);
 }
