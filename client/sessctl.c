@@ -43,6 +43,11 @@
 #define MAX_ID_BYTES    128
 /* express-session's cookie signature (cookie-signature): HMAC-SHA-256 in base64, '=' cut. */
 #define COOKIE_SIGNATURE_LEN 43
+/* How shown_arg shows an argument (and standard error an id): an option name of up to
+ * SHOWN_ARG_FULL bytes whole, anything else cut to SHOWN_ARG_START bytes. */
+#define SHOWN_ARG_FULL  16
+#define SHOWN_ARG_START 6
+#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
 /* Namespaces named in the warning about one that does not exist; the rest are counted. */
 #define NAMESPACES_SHOWN 10
 /* GETs find sends at once: each reply may be as large as max_frame, so this many bound what
@@ -217,15 +222,22 @@ static bool namespace_missing(struct sessd_client *c, const struct opts *o, cons
  * report, or report_data when ${has_data}, for a command on one session of namespace_of(o): a
  * session missing from a namespace the server does not have is more often a forgotten or
  * mistyped --namespace than a session gone (the apps' sessions are rarely in "default"), so
- * that is said too, with the namespaces there are.
+ * that is said too, with the namespaces there are. One named by a pasted cookie, in a
+ * namespace that is there, may be kept under a store's prefix (connect-redis's "sess:", which
+ * apps moving over keep with connect-sessd's prefix option): the cookie holds the id without
+ * it, so that is said too.
  */
 static int report_session(struct sessd_client *c, const struct opts *o, int rc, const char *what,
                           bool has_data)
 {
 	int status = has_data ? report_data(c, rc, what) : report(c, rc, what);
 
-	if (rc == SESSD_NOT_FOUND)
-		(void)namespace_missing(c, o, what);
+	if (rc == SESSD_NOT_FOUND && !namespace_missing(c, o, what) && o->id == o->cookie_id)
+		fprintf(stderr,
+		        "sessctl: %s: if the app's store has a prefix (connect-redis's \"sess:\", "
+		        "connect-sessd's prefix option), the session is kept under the prefix and "
+		        "the id: give them together, such as sess:%.*s...\n",
+		        what, SHOWN_ARG_START, o->cookie_id);
 	return status;
 }
 
@@ -1255,12 +1267,6 @@ static const struct command *find_command(const char *name)
 			return &commands[i];
 	return NULL;
 }
-
-/* How shown_arg shows an argument: an option name of up to SHOWN_ARG_FULL bytes whole, anything
- * else cut to SHOWN_ARG_START bytes. */
-#define SHOWN_ARG_FULL  16
-#define SHOWN_ARG_START 6
-#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
 
 /*
  * Write to ${out} (SHOWN_ARG_SIZE bytes) the argument ${arg} as a message on standard error

@@ -2048,6 +2048,46 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 	expect(&r, 1, "");
 }
 
+/*
+ * An app whose store has a prefix (connect-redis's "sess:", kept by a migration with
+ * connect-sessd's prefix option) stores the session under the prefix and the cookie's id: the
+ * cookie pasted alone names no session, and a bare "no such session" left the operator taking
+ * a live session for gone. A cookie that finds nothing now says so; an id typed as an id, or a
+ * namespace that is not there (its own warning), does not.
+ */
+LEAK_CHECKED_TEST(sessctl, a_cookie_that_finds_nothing_points_at_a_store_prefix)
+{
+	static const char id[] = "Zp4Q0vJmR2sK8cW1nL6tY3hB9dF5gX7aE0uI2oP4rTs";
+	char cookie[300], prefixed[80];
+	const char *err;
+	struct run r;
+
+	snprintf(prefixed, sizeof(prefixed), "sess:%s", id);
+	put("shopns", prefixed, "{\"user\":\"alice\"}");
+	signed_cookie(id, "k", true, cookie, sizeof(cookie));
+	for (int i = 0; i < 3; i++) {
+		static const char *const cmds[] = {"get", "ttl", "destroy"};
+
+		RUN(&r, "--namespace", "shopns", cmds[i], cookie);
+		err = (const char *)r.err.data;
+		cr_assert(strstr(err, "prefix") != NULL, "%s: %s", cmds[i], err);
+		cr_assert(strstr(err, "sess:") != NULL, "%s: %s", cmds[i], err);
+		/* Standard error names the id by its first 6 characters only. */
+		cr_assert(strstr(err, id) == NULL, "%s: %s", cmds[i], err);
+		expect(&r, 1, "");
+	}
+	RUN(&r, "--namespace", "shopns", "get", prefixed);
+	expect(&r, 0, "{\"user\":\"alice\"}");
+	RUN(&r, "--namespace", "shopns", "get", id);
+	cr_assert(strstr((const char *)r.err.data, "prefix") == NULL, "%s", (char *)r.err.data);
+	expect(&r, 1, "");
+	RUN(&r, "--namespace", "shpns", "get", cookie);
+	cr_assert(strstr((const char *)r.err.data, "prefix") == NULL, "%s", (char *)r.err.data);
+	cr_assert(strstr((const char *)r.err.data, "no namespace \"shpns\"") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 1, "");
+}
+
 /* --- find: which sessions hold some bytes. --- */
 
 LEAK_CHECKED_TEST(sessctl, find_prints_the_sessions_whose_data_holds_text)
