@@ -43,6 +43,11 @@
 #define MAX_ID_BYTES    128
 /* express-session's cookie signature (cookie-signature): HMAC-SHA-256 in base64, '=' cut. */
 #define COOKIE_SIGNATURE_LEN 43
+/* How shown_arg shows an argument (and standard error an id): an option name of up to
+ * SHOWN_ARG_FULL bytes whole, anything else cut to SHOWN_ARG_START bytes. */
+#define SHOWN_ARG_FULL  16
+#define SHOWN_ARG_START 6
+#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
 /* Namespaces named in the warning about one that does not exist; the rest are counted. */
 #define NAMESPACES_SHOWN 10
 /* GETs find sends at once: each reply may be as large as max_frame, so this many bound what
@@ -217,15 +222,22 @@ static bool namespace_missing(struct sessd_client *c, const struct opts *o, cons
  * report, or report_data when ${has_data}, for a command on one session of namespace_of(o): a
  * session missing from a namespace the server does not have is more often a forgotten or
  * mistyped --namespace than a session gone (the apps' sessions are rarely in "default"), so
- * that is said too, with the namespaces there are.
+ * that is said too, with the namespaces there are. One named by a pasted cookie, in a
+ * namespace that is there, may be kept under a store's prefix (connect-redis's "sess:", which
+ * apps moving over keep with connect-sessd's prefix option): the cookie holds the id without
+ * it, so that is said too.
  */
 static int report_session(struct sessd_client *c, const struct opts *o, int rc, const char *what,
                           bool has_data)
 {
 	int status = has_data ? report_data(c, rc, what) : report(c, rc, what);
 
-	if (rc == SESSD_NOT_FOUND)
-		(void)namespace_missing(c, o, what);
+	if (rc == SESSD_NOT_FOUND && !namespace_missing(c, o, what) && o->id == o->cookie_id)
+		fprintf(stderr,
+		        "sessctl: %s: if the app's store has a prefix (connect-redis's \"sess:\", "
+		        "connect-sessd's prefix option), the session is kept under the prefix and "
+		        "the id: give them together, such as sess:%.*s...\n",
+		        what, SHOWN_ARG_START, o->cookie_id);
 	return status;
 }
 
@@ -1256,11 +1268,78 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* How shown_arg shows an argument: an option name of up to SHOWN_ARG_FULL bytes whole, anything
- * else cut to SHOWN_ARG_START bytes. */
-#define SHOWN_ARG_FULL  16
-#define SHOWN_ARG_START 6
-#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
+/* redis-cli's names for what sessctl's commands do: sessd's users come from Redis, and type
+ * them first. */
+static const struct {
+	const char *redis, *command;
+} redis_commands[] = {
+    {"del", "destroy"},    {"unlink", "destroy"}, {"keys", "list"},     {"scan", "list"},
+    {"expire", "touch"},   {"pexpire", "touch"},  {"pttl", "ttl"},      {"exists", "ttl"},
+    {"dbsize", "count"},   {"info", "stats"},     {"flushdb", "clear"}, {"flushall", "clear"},
+    {"delete", "destroy"}, {"rm", "destroy"},     {"ls", "list"},
+};
+
+/* Longest unknown command compared with the commands' names: longer is no typo of one. */
+#define TYPO_MAX_LEN 16
+
+/*
+ * The edit distance of ${a} and ${b}, each at most TYPO_MAX_LEN bytes: insertions, deletions,
+ * substitutions and swaps of neighbouring bytes count 1 each ("pnig" is 1 from "ping").
+ */
+static size_t typo_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), d[TYPO_MAX_LEN + 1][TYPO_MAX_LEN + 1];
+
+	for (size_t i = 0; i <= la; i++)
+		for (size_t j = 0; j <= lb; j++) {
+			size_t best;
+
+			if (i == 0 || j == 0) {
+				d[i][j] = i + j;
+				continue;
+			}
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+/*
+ * The command ${name}, which is none, was probably meant as: the one redis-cli calls so, or
+ * the nearest by typo_distance (1 for names of 3 bytes or fewer, else 2), case aside; NULL
+ * when none is near.
+ */
+static const char *command_meant(const char *name)
+{
+	char lower[TYPO_MAX_LEN + 1];
+	size_t len = strlen(name), best_d;
+	const char *best = NULL;
+
+	if (len == 0 || len > TYPO_MAX_LEN)
+		return NULL;
+	for (size_t i = 0; i <= len; i++)
+		lower[i] = (char)tolower((unsigned char)name[i]);
+	for (size_t i = 0; i < sizeof(redis_commands) / sizeof(redis_commands[0]); i++)
+		if (strcmp(redis_commands[i].redis, lower) == 0)
+			return redis_commands[i].command;
+	best_d = len <= 3 ? 2 : 3; /* one more than the distance taken */
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		size_t d = typo_distance(lower, commands[i].name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = commands[i].name;
+		}
+	}
+	return best;
+}
 
 /*
  * Write to ${out} (SHOWN_ARG_SIZE bytes) the argument ${arg} as a message on standard error
@@ -1798,7 +1877,12 @@ int main(int argc, char **argv)
 		return usage_error("no command given");
 	cmd = find_command(o.args[0]);
 	if (cmd == NULL) {
+		const char *meant = command_meant(o.args[0]);
+
 		shown_arg(o.args[0], shown);
+		if (meant != NULL)
+			return usage_error("unknown command '%s'; did you mean '%s'?", shown,
+			                   meant);
 		return usage_error("unknown command '%s'", shown);
 	}
 	/* An operator copies the cookie from a browser; the store knows only the id in it. */

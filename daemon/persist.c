@@ -5071,6 +5071,16 @@ static int backup_dest_open(int src_fd, const char *data_dir, const char *dest, 
 	/* A new one is looked at through the directory it goes in, before it is made. */
 	parent = fd == -1 ? parent_path(dest) : NULL;
 	look = fd != -1 ? fd : parent ? open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (look == -1 && parent != NULL && errno == ENOENT) {
+		/* The README's /srv/backup/sessd-DATE on a machine without /srv/backup. */
+		persist_say(LOG_ERROR,
+		            "cannot open %s, where %s would be made: %s (a backup makes its "
+		            "destination, not the directories above it: make %s first)",
+		            parent, dest, strerror(errno), parent);
+		free(parent);
+		free(path);
+		return -1;
+	}
 	if (look == -1) {
 		persist_say(LOG_ERROR, "cannot open %s: %s", parent ? parent : dest,
 		            strerror(errno));

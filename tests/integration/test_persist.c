@@ -3128,6 +3128,13 @@ LEAK_CHECKED_TEST_OPTS(persist, backup_refuses_what_would_not_make_a_backup, .ti
 	snprintf(dest, sizeof(dest), "%s/inside", data_dir);
 	expect_backup(data_dir, dest, NULL, scratch, 2, "is in the data directory");
 	cr_expect_eq(access(dest, F_OK), -1, "made %s", dest);
+	/* The README's /srv/backup/sessd-DATE on a machine without /srv/backup: "cannot open
+	 * /srv/backup" left the operator to guess that the backup makes only the last directory. */
+	snprintf(dest, sizeof(dest), "%s/not-yet/sessd-copy", scratch);
+	expect_backup(data_dir, dest, NULL, scratch, 2,
+	              "a backup makes its destination, not the directories above it");
+	snprintf(other, sizeof(other), "%s/not-yet", scratch);
+	cr_expect_eq(access(other, F_OK), -1, "made %s", other);
 	/* The data directory itself, by a path through a symbolic link (a link given as the
 	 * destination is refused as one: backup_refuses_a_destination_others_control). */
 	snprintf(other, sizeof(other), "%s/link", scratch);

@@ -2048,6 +2048,90 @@ LEAK_CHECKED_TEST(sessctl, ids_from_signed_cookies)
 	expect(&r, 1, "");
 }
 
+/*
+ * An app whose store has a prefix (connect-redis's "sess:", kept by a migration with
+ * connect-sessd's prefix option) stores the session under the prefix and the cookie's id: the
+ * cookie pasted alone names no session, and a bare "no such session" left the operator taking
+ * a live session for gone. A cookie that finds nothing now says so; an id typed as an id, or a
+ * namespace that is not there (its own warning), does not.
+ */
+LEAK_CHECKED_TEST(sessctl, a_cookie_that_finds_nothing_points_at_a_store_prefix)
+{
+	static const char id[] = "Zp4Q0vJmR2sK8cW1nL6tY3hB9dF5gX7aE0uI2oP4rTs";
+	char cookie[300], prefixed[80];
+	const char *err;
+	struct run r;
+
+	snprintf(prefixed, sizeof(prefixed), "sess:%s", id);
+	put("shopns", prefixed, "{\"user\":\"alice\"}");
+	signed_cookie(id, "k", true, cookie, sizeof(cookie));
+	for (int i = 0; i < 3; i++) {
+		static const char *const cmds[] = {"get", "ttl", "destroy"};
+
+		RUN(&r, "--namespace", "shopns", cmds[i], cookie);
+		err = (const char *)r.err.data;
+		cr_assert(strstr(err, "prefix") != NULL, "%s: %s", cmds[i], err);
+		cr_assert(strstr(err, "sess:") != NULL, "%s: %s", cmds[i], err);
+		/* Standard error names the id by its first 6 characters only. */
+		cr_assert(strstr(err, id) == NULL, "%s: %s", cmds[i], err);
+		expect(&r, 1, "");
+	}
+	RUN(&r, "--namespace", "shopns", "get", prefixed);
+	expect(&r, 0, "{\"user\":\"alice\"}");
+	RUN(&r, "--namespace", "shopns", "get", id);
+	cr_assert(strstr((const char *)r.err.data, "prefix") == NULL, "%s", (char *)r.err.data);
+	expect(&r, 1, "");
+	RUN(&r, "--namespace", "shpns", "get", cookie);
+	cr_assert(strstr((const char *)r.err.data, "prefix") == NULL, "%s", (char *)r.err.data);
+	cr_assert(strstr((const char *)r.err.data, "no namespace \"shpns\"") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 1, "");
+}
+
+/*
+ * A mistyped command, or redis-cli's name for one (sessd's users come from Redis: `del`,
+ * `keys`, `expire`), was answered "unknown command" alone, which sent the operator through
+ * --help for a name they nearly had. The nearest command is suggested; a word near none gets
+ * no guess, and a long argument (perhaps a session id) is still shown cut.
+ */
+LEAK_CHECKED_TEST(sessctl, an_unknown_command_suggests_the_one_meant)
+{
+	static const char *const typed[][2] = {
+	    {"pnig", "ping"},
+	    {"lsit", "list"},
+	    {"namespace", "namespaces"},
+	    {"flashpush", "flash-push"},
+	    {"PING", "ping"},
+	    {"tll", "ttl"},
+	    {"del", "destroy"},
+	    {"keys", "list"},
+	    {"expire", "touch"},
+	    {"flushdb", "clear"},
+	    {"info", "stats"},
+	    {"dbsize", "count"},
+	};
+	char want[200];
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
+		RUN(&r, typed[i][0]);
+		snprintf(
+		    want, sizeof(want),
+		    "sessctl: unknown command '%s'; did you mean '%s'?\nTry 'sessctl --help'.\n",
+		    typed[i][0], typed[i][1]);
+		cr_assert_str_eq((const char *)r.err.data, want);
+		expect(&r, 2, "");
+	}
+	RUN(&r, "xyzzy");
+	cr_assert_str_eq((const char *)r.err.data,
+	                 "sessctl: unknown command 'xyzzy'\nTry 'sessctl --help'.\n");
+	expect(&r, 2, "");
+	RUN(&r, "Zp4Q0vJmR2sK8cW1nL6tY3hB9dF5gX7aE0uI2oP4rTs");
+	cr_assert_str_eq((const char *)r.err.data,
+	                 "sessctl: unknown command 'Zp4Q0v...'\nTry 'sessctl --help'.\n");
+	expect(&r, 2, "");
+}
+
 /* --- find: which sessions hold some bytes. --- */
 
 LEAK_CHECKED_TEST(sessctl, find_prints_the_sessions_whose_data_holds_text)
