@@ -1290,6 +1290,9 @@ static size_t typo_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), d[TYPO_MAX_LEN + 1][TYPO_MAX_LEN + 1];
 
+	/* A name longer than the table holds is no typo of the other. */
+	if (la > TYPO_MAX_LEN || lb > TYPO_MAX_LEN)
+		return TYPO_MAX_LEN + 1;
 	for (size_t i = 0; i <= la; i++)
 		for (size_t j = 0; j <= lb; j++) {
 			size_t best;
