@@ -270,8 +270,20 @@ class Client extends EventEmitter {
       // and opened again every few seconds while idle. A PING is that record.
       if (conn.sealed && conn.pendingCount === 0) conn.request(OP.PING, []).catch(() => {});
     });
+    // A ready connection whose write failed is read on until its end (see Connection,
+    // readOnAfterWriteError) and takes no request meanwhile: ready no more. Counted as ready
+    // until its 'close', it kept the reconnecting window shut while no connection was ready
+    // (sessd killed, the others closed), and the requests made then failed at once with
+    // ESESSD_DISCONNECTED (a crash review: 22 reads and saves in 40 kill -9s).
+    conn.on('unready', (err) => {
+      if (conn.uncounted || !conn.announcedReady) return;
+      conn.uncounted = true;
+      this.readyCount--;
+      this.lastError = err;
+      if (this.connected === true && this.readyCount === 0 && this.restartTimer === null && this.mayRestart()) this.startRestartWait();
+    });
     conn.on('close', (err, wasReady) => {
-      if (wasReady) this.readyCount--;
+      if (wasReady && !conn.uncounted) this.readyCount--;
       this.lastError = err;
       // Down: the last ready connection closed, or (never connected yet) an attempt
       // failed, so express-session stops waiting on a store that is not there. Waiting for

@@ -348,10 +348,14 @@ class Connection extends EventEmitter {
       const rs = socket._readableState;
       if (rs && rs.errored === err) rs.errored = null;
       if (!rs || rs.errored) return destroy.call(socket, err);
+      const wasReady = this.state === 'ready';
       this.writeError = err;
       if (this.isOpen) this.state = 'draining';
       this.writeErrorTimer = setTimeout(() => this.fail(err, undefined, true), WRITE_ERROR_READ_MS);
       this.writeErrorTimer.unref?.();
+      // It takes no more requests: the pool must not count it as ready while it reads on
+      // (see Client, 'unready').
+      if (wasReady) this.emit('unready', err);
       return socket;
     };
   }
