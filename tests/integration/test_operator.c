@@ -703,12 +703,11 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 	rm_tree(dir);
 }
 
-/* Send SIGHUP and wait for the ${n}-th log line holding ${needle}. */
-static void hup_and_wait(const struct harness_daemon *d, const char *needle, size_t n)
+/* Wait (DEADLINE_MS at most) for the ${n}-th log line holding ${needle}. */
+static void wait_for_log(const struct harness_daemon *d, const char *needle, size_t n)
 {
 	char *text = NULL;
 
-	cr_assert_eq(kill(d->pid, SIGHUP), 0);
 	for (long started = harness_mono_ms(); harness_mono_ms() - started < DEADLINE_MS;
 	     harness_sleep_ms(20)) {
 		free(text);
@@ -716,8 +715,15 @@ static void hup_and_wait(const struct harness_daemon *d, const char *needle, siz
 		if (count_of(text, needle) >= n)
 			break;
 	}
-	cr_assert_geq(count_of(text, needle), n, "no \"%s\" after SIGHUP\n%s", needle, text);
+	cr_assert_geq(count_of(text, needle), n, "no \"%s\" in the log\n%s", needle, text);
 	free(text);
+}
+
+/* Send SIGHUP and wait for the ${n}-th log line holding ${needle}. */
+static void hup_and_wait(const struct harness_daemon *d, const char *needle, size_t n)
+{
+	cr_assert_eq(kill(d->pid, SIGHUP), 0);
+	wait_for_log(d, needle, n);
 }
 
 /* HELLO with ${secret} as bin on a fresh connection: the status, the connection in *fd. */
@@ -1951,10 +1957,11 @@ LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
 		fds[i] = harness_connect(d.unix_url);
 		cr_assert_neq(fds[i], -1, "connect %d (the backlog holds what is not accepted)", i);
 	}
-	/* Accepts fail, and are retried, every 100 ms: give that a few seconds. */
+	/* Accepts fail, and are retried, every 100 ms: once the first failure is said, give the
+	 * retries a few seconds in which to flood the log, were they to. */
+	wait_for_log(&d, "Too many open files", 1);
 	harness_sleep_ms(2500);
 	text = harness_log(&d);
-	cr_expect_not_null(strstr(text, "Too many open files"), "%s", text);
 	cr_expect_leq(count_of(text, "accept on"), 1, "one line, not a flood:\n%s", text);
 	free(text);
 	for (int i = 0; i < CLIENTS; i++)
@@ -1979,7 +1986,7 @@ LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_perio
 	struct rlimit lim;
 	int fds[CLIENTS], fd;
 	unsigned long long held = 0;
-	long first_ms = 0, said_ms = 0, started;
+	long connecting_ms, first_ms = 0, said_ms = 0, started;
 	char *text = NULL;
 	const char *line, *count;
 
@@ -1988,6 +1995,9 @@ LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_perio
 	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
 	lim.rlim_cur = 48;
 	cr_assert_eq(prlimit(d.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+	/* No accept can fail before a client connects: the first line, and so its period, start
+	 * after this, however late this test later sees that line. */
+	connecting_ms = harness_mono_ms();
 	for (int i = 0; i < CLIENTS; i++) {
 		fds[i] = harness_connect(d.unix_url);
 		cr_assert_neq(fds[i], -1, "connect %d (the backlog holds what is not accepted)", i);
@@ -2019,7 +2029,7 @@ LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_perio
 	}
 	cr_assert_neq(said_ms, 0, "the held-back failures were not said within %d ms:\n%s",
 	              PERIOD_MS + SLACK_MS, text);
-	cr_expect_geq(said_ms - first_ms, PERIOD_MS - 500, "said before the period's end:\n%s",
+	cr_expect_geq(said_ms - connecting_ms, PERIOD_MS, "said before the period's end:\n%s",
 	              text);
 	cr_expect_eq(count_of(text, "accept on"), 2, "one line for the rest of the burst:\n%s",
 	             text);
