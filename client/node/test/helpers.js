@@ -27,6 +27,17 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+// settledThisTurn(promises): whether every one of promises settles before the event loop's
+// next turn (a setImmediate). What fails "at once" settles in promise callbacks alone; a
+// request that waits for a timer or a socket settles in a later turn. That tells the two
+// apart whatever a loaded machine does to the clock, where "within 100 ms" does not.
+async function settledThisTurn(promises) {
+  let settled = 0;
+  for (const p of promises) p.then(() => settled++, () => settled++);
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled === promises.length;
+}
+
 // waitFor(fn, what, timeoutMs): polls fn until it returns a truthy value (awaited).
 async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
   const deadline = Date.now() + timeoutMs;
@@ -437,4 +448,4 @@ function countSaves(store, namespace = null) {
   return counter;
 }
 
-module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
