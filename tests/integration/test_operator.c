@@ -327,21 +327,30 @@ LEAK_CHECKED_TEST(operator, a_runtime_directory_others_may_write_is_refused)
  * Hold tcp://127.0.0.1:7077 (sessd's default TCP listener) so that sessd's bind of it fails:
  * bound but not listening, and without SO_REUSEADDR, which sessd sets, so that its bind finds
  * the address taken while clients that connect there (other tests') are refused as before.
- * Returns the socket to close, or -1 when another process holds the port already, which
- * fails sessd's bind just as well.
+ * Another process may hold the port for a moment: this very test in the other build, which
+ * CI runs at the same time. Relying on it let sessd bind the port once that test let go of
+ * it, and serve there (the start meant to fail ran for 20 s and was killed). So the bind is
+ * tried again until this test holds the port itself. Returns the socket to close, or -1 when
+ * another process held the port all along (DEADLINE_MS: a sessd serving on this machine),
+ * which then fails sessd's bind.
  */
 static int hold_default_port(void)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(7077)};
+	long started = harness_mono_ms();
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	cr_assert_neq(fd, -1);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
-		return fd;
-	cr_assert_eq(errno, EADDRINUSE, "bind 127.0.0.1:7077: %s", strerror(errno));
-	close(fd);
-	return -1;
+	while (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		cr_assert_eq(errno, EADDRINUSE, "bind 127.0.0.1:7077: %s", strerror(errno));
+		if (harness_mono_ms() - started >= DEADLINE_MS) {
+			close(fd);
+			return -1;
+		}
+		harness_sleep_ms(20);
+	}
+	return fd;
 }
 
 /*
