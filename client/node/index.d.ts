@@ -143,7 +143,11 @@ declare namespace connectSessd {
     connectTimeoutMs?: number;
     /** Sent in HELLO, shown in the daemon's logs (default `'connect-sessd'`). */
     clientName?: string;
-    /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
+    /**
+     * Reconnection backoff, doubling from min to max after each failed attempt, with jitter
+     * (defaults 50 and 2000). A connection lost after it had been ready for reconnectMaxMs is
+     * retried within reconnectMinMs; one lost sooner counts as a failed attempt.
+     */
     reconnectMinMs?: number;
     reconnectMaxMs?: number;
     /**
