@@ -133,7 +133,11 @@ declare namespace connectSessd {
   }
 
   interface ClientOptions {
-    /** `unix:/path` (or `unix:///path`) or `tcp://host:port`; default `$SESSD_URL`, else `tcp://127.0.0.1:7077`. */
+    /**
+     * `unix:/path` (also `unix:///path`, the bare absolute `/path`, or `unix:relative/path`) or
+     * `tcp://host:port`, the forms sessctl and libsessd take; anything else throws a TypeError.
+     * Default `$SESSD_URL`, else `tcp://127.0.0.1:7077`.
+     */
     url?: string;
     /** Connections to sessd (default 2). */
     poolSize?: number;
