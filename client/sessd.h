@@ -175,7 +175,9 @@ struct sessd_options {
 
 /*
  * sessd_connect(url, opts, client):
- * Connect to "unix:/path/to/socket" or "tcp://host:port" and say HELLO. ${opts} may be NULL
+ * Connect to "unix:/path/to/socket" (or "unix:///path/to/socket", or the bare absolute path
+ * "/path/to/socket"; "unix:relative/path" too) or "tcp://host:port" (a "/" may follow the port),
+ * the forms connect-sessd takes, and say HELLO. ${opts} may be NULL
  * (defaults); it is copied. On SESSD_OK, *${client} is a new client to free with sessd_close.
  * On failure *${client} is NULL and the returned code says why; sessd_strerror names it.
  * SESSD_ERR_PROTOCOL (errno EPROTO): the server's HELLO reply is unusable (malformed, no

@@ -1,7 +1,9 @@
 /*
- * URL parsing for libsessd. Only the two forms PROTOCOL.md's transports need; anything else
- * is refused with a reason, because a typo in a URL should never turn into a connection to
- * somewhere unexpected.
+ * URL parsing for libsessd and sessctl. Only the forms PROTOCOL.md's transports need, the same
+ * that connect-sessd takes (client/node/lib/connection.js, parseUrl), so that an address copied
+ * between an app's configuration, sessctl and SESSD_URL means the same socket everywhere;
+ * anything else is refused with a reason, because a typo in a URL should never turn into a
+ * connection to somewhere unexpected.
  */
 #include "url.h"
 
@@ -19,12 +21,17 @@ static int fail(const char **why, const char *message)
 	return -1;
 }
 
-/* A decimal port 1..65535 with no sign, spaces or leading zeros padding past 5 digits. */
+/*
+ * A decimal port 1..65535 with no sign, spaces or leading zeros padding past 5 digits, and
+ * perhaps one "/" after it ("tcp://host:port/", as a URL is often written).
+ */
 static int parse_port(const char *p, char out[6])
 {
 	size_t n = strlen(p);
 	unsigned long v = 0;
 
+	if (n > 0 && p[n - 1] == '/')
+		n--;
 	if (n == 0 || n > 5)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -34,7 +41,8 @@ static int parse_port(const char *p, char out[6])
 	}
 	if (v == 0 || v > 65535)
 		return -1;
-	memcpy(out, p, n + 1);
+	memcpy(out, p, n);
+	out[n] = '\0';
 	return 0;
 }
 
@@ -85,27 +93,45 @@ static int parse_tcp(const char *rest, struct url *out, const char **why)
 	return 0;
 }
 
+/* A Unix socket's path, as the kernel takes it (a relative one from the working directory). */
+static int parse_path(const char *path, struct url *out, const char **why)
+{
+	size_t n = strlen(path);
+
+	if (n == 0)
+		return fail(why, "empty socket path");
+	if (n > URL_MAX_PATH)
+		return fail(why, "socket path too long");
+	memcpy(out->path, path, n + 1);
+	out->is_unix = true;
+	return 0;
+}
+
 int url_parse(const char *text, struct url *out, const char **why)
 {
-	size_t n;
-
 	memset(out, 0, sizeof(*out));
 	if (text == NULL || text[0] == '\0')
 		return fail(why, "empty URL");
 	if (strncmp(text, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
 		text += strlen(UNIX_PREFIX);
-		n = strlen(text);
-		if (n == 0)
-			return fail(why, "empty socket path");
-		if (n > URL_MAX_PATH)
-			return fail(why, "socket path too long");
-		memcpy(out->path, text, n + 1);
-		out->is_unix = true;
-		return 0;
+		/* "unix:///run/s.sock" is "unix:/run/s.sock" written as a URL. "unix://x" would
+		 * be a host x in a URL: connect-sessd once took it as the relative path x, and
+		 * this parser as //x, the absolute /x; it is neither, now. */
+		if (strncmp(text, "//", 2) == 0) {
+			if (text[2] != '/')
+				return fail(why, "unix:// must be followed by an absolute path "
+				                 "(unix:///path; a relative one is unix:path)");
+			text += 2;
+		}
+		return parse_path(text, out, why);
 	}
+	/* A bare absolute path, as sessd's --listen unix:PATH names it without the scheme. */
+	if (text[0] == '/')
+		return parse_path(text, out, why);
 	if (strncmp(text, TCP_PREFIX, strlen(TCP_PREFIX)) == 0)
 		return parse_tcp(text + strlen(TCP_PREFIX), out, why);
-	return fail(why, "the URL must start with unix: or tcp://");
+	return fail(why, "the URL must be unix:PATH, an absolute socket path (/PATH) or "
+	                 "tcp://HOST:PORT");
 }
 
 void url_format(const struct url *u, char *out, size_t size)

@@ -5,8 +5,10 @@
 #include <stddef.h>
 
 /*
- * Where a client connects: "unix:/path/to/socket" or "tcp://host:port", where host is a name,
- * an IPv4 address or a bracketed IPv6 address ("tcp://[::1]:7077").
+ * Where a client connects: "unix:/path/to/socket" (also "unix:///path/to/socket", and
+ * "unix:relative/path"), a bare absolute path "/path/to/socket", or "tcp://host:port" (a "/"
+ * after the port is allowed), where host is a name, an IPv4 address or a bracketed IPv6
+ * address ("tcp://[::1]:7077"). connect-sessd takes the same forms.
  */
 
 /* The longest Unix socket path (sockaddr_un.sun_path holds 108 bytes with the NUL). */

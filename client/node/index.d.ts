@@ -133,7 +133,11 @@ declare namespace connectSessd {
   }
 
   interface ClientOptions {
-    /** `unix:/path` (or `unix:///path`) or `tcp://host:port`; default `$SESSD_URL`, else `tcp://127.0.0.1:7077`. */
+    /**
+     * `unix:/path` (also `unix:///path`, the bare absolute `/path`, or `unix:relative/path`) or
+     * `tcp://host:port`, the forms sessctl and libsessd take; anything else throws a TypeError.
+     * Default `$SESSD_URL`, else `tcp://127.0.0.1:7077`.
+     */
     url?: string;
     /** Connections to sessd (default 2). */
     poolSize?: number;
@@ -143,7 +147,11 @@ declare namespace connectSessd {
     connectTimeoutMs?: number;
     /** Sent in HELLO, shown in the daemon's logs (default `'connect-sessd'`). */
     clientName?: string;
-    /** Reconnection backoff, doubling from min to max, with jitter (defaults 50 and 2000). */
+    /**
+     * Reconnection backoff, doubling from min to max after each failed attempt, with jitter
+     * (defaults 50 and 2000). A connection lost after it had been ready for reconnectMaxMs is
+     * retried within reconnectMinMs; one lost sooner counts as a failed attempt.
+     */
     reconnectMinMs?: number;
     reconnectMaxMs?: number;
     /**

@@ -1171,8 +1171,8 @@ LEAK_CHECKED_TEST(client, connect_errbuf_says_which_argument_is_bad)
 	    sessd_connect_errbuf("http://127.0.0.1:7077", NULL, &c, errbuf, sizeof(errbuf)),
 	    SESSD_ERR_USAGE);
 	cr_assert_null(c);
-	cr_assert_str_eq(
-	    errbuf, "bad URL 'http://127.0.0.1:7077': the URL must start with unix: or tcp://");
+	cr_assert_str_eq(errbuf, "bad URL 'http://127.0.0.1:7077': the URL must be unix:PATH, an "
+	                         "absolute socket path (/PATH) or tcp://HOST:PORT");
 	cr_assert_eq(sessd_connect_errbuf("tcp://a\x1b[2Jb:1", NULL, &c, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_USAGE);
 	cr_assert(strstr(errbuf, "bad URL 'tcp://a?[2Jb:1': ") != NULL, "errbuf: %s", errbuf);
@@ -1213,9 +1213,14 @@ LEAK_CHECKED_TEST(client, bad_urls)
 	    "tcp://[::1]7077",
 	    "tcp://[]:7077",
 	    "tcp://a b:1",
+	    "tcp://127.0.0.1:7077//",
+	    "tcp://127.0.0.1:/",
 	    "unix:",
 	    "unix",
-	    "/tmp/sessd.sock",
+	    "unix://",
+	    "unix://tmp/sessd.sock",
+	    "sessd.sock",
+	    "127.0.0.1:7077",
 	};
 	struct sessd_options bad_timeout = {.timeout_ms = -1};
 	char long_path[200];
@@ -1230,7 +1235,41 @@ LEAK_CHECKED_TEST(client, bad_urls)
 	long_path[sizeof(long_path) - 1] = '\0';
 	memcpy(long_path, "unix:/", 6);
 	cr_assert_eq(sessd_connect(long_path, NULL, &c), SESSD_ERR_USAGE);
+	/* The same path without the scheme: as long once the scheme is gone. */
+	cr_assert_eq(sessd_connect(long_path + strlen("unix:"), NULL, &c), SESSD_ERR_USAGE);
 	cr_assert_eq(sessd_connect(daemon_.unix_url, &bad_timeout, &c), SESSD_ERR_USAGE);
+}
+
+/*
+ * The address forms connect-sessd takes too (client/node/lib/connection.js, parseUrl), so that
+ * one copied from an app's configuration reaches the same daemon: a bare absolute socket path,
+ * unix:///path, and a "/" after the port. A failure names the address as unix:PATH.
+ */
+LEAK_CHECKED_TEST(client, address_forms_shared_with_connect_sessd)
+{
+	const char *path = daemon_.unix_url + strlen("unix:");
+	char triple[400], slashed[80], url[400], want[SESSD_ERRMSG_SIZE], errbuf[SESSD_ERRMSG_SIZE];
+	struct sessd_client *c;
+
+	snprintf(triple, sizeof(triple), "unix://%s", path);
+	snprintf(slashed, sizeof(slashed), "%s/", daemon_.tcp_url);
+	for (const char *const *u = (const char *const[]){path, triple, slashed, NULL}; *u != NULL;
+	     u++) {
+		cr_assert_eq(sessd_connect(*u, NULL, &c), SESSD_OK, "'%s'", *u);
+		cr_assert_eq(sessd_ping(c), SESSD_OK, "'%s'", *u);
+		sessd_close(c);
+	}
+	snprintf(url, sizeof(url), "%s/no-such.sock", daemon_.dir);
+	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_CONNECT);
+	cr_assert_eq(errno, ENOENT, "errno %d", errno);
+	snprintf(want, sizeof(want), "cannot connect to unix:%s: %s", url, strerror(ENOENT));
+	cr_assert_str_eq(errbuf, want);
+	/* "unix://x" was the absolute /x here and the relative x to connect-sessd: neither now. */
+	cr_assert_eq(sessd_connect_errbuf("unix://tmp/s.sock", NULL, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE);
+	cr_assert_str_eq(errbuf, "bad URL 'unix://tmp/s.sock': unix:// must be followed by an "
+	                         "absolute path (unix:///path; a relative one is unix:path)");
 }
 
 LEAK_CHECKED_TEST(client, ids_and_strerror)

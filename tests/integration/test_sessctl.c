@@ -492,6 +492,51 @@ LEAK_CHECKED_TEST(sessctl, ping_over_unix_tcp_and_env)
 	expect(&r, 0, NULL);
 }
 
+/*
+ * The address forms connect-sessd takes too, so that one copied from an app's configuration
+ * (a bare socket path, unix:///path, a "/" after the port) works here as there: given with
+ * --connect and in SESSD_URL. What is neither stays refused, with the reason.
+ */
+LEAK_CHECKED_TEST(sessctl, address_forms_shared_with_connect_sessd)
+{
+	const char *path = daemon_.unix_url + strlen("unix:");
+	char triple[400], slashed[80], want[200];
+	struct run r;
+
+	snprintf(triple, sizeof(triple), "unix://%s", path);
+	snprintf(slashed, sizeof(slashed), "%s/", daemon_.tcp_url);
+	for (const char *const *u = (const char *const[]){path, triple, slashed, NULL}; *u != NULL;
+	     u++) {
+		RUN(&r, "--connect", *u, "ping");
+		expect(&r, 0, "pong\n");
+		run_env(&r, *u, NULL, 0, (const char *const[]){"ping", NULL});
+		expect(&r, 0, "pong\n");
+	}
+	/* A bare path that is not there: the connect's error, naming it as a unix: address. */
+	RUN(&r, "--connect", "/nonexistent/dir/sessd.sock", "count");
+	snprintf(want, sizeof(want),
+	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
+	         strerror(ENOENT));
+	cr_assert_str_eq((char *)r.err.data, want);
+	expect(&r, 2, "");
+	/* unix://x: a relative x to connect-sessd once, the absolute /x here; now neither. */
+	RUN(&r, "--connect", "unix://tmp/sessd.sock", "ping");
+	cr_assert_str_eq((char *)r.err.data,
+	                 "sessctl: bad URL 'unix://tmp/sessd.sock': unix:// must be followed by "
+	                 "an absolute path (unix:///path; a relative one is unix:path)\n");
+	expect(&r, 2, "");
+	/* A relative path or a host:port without a scheme is ambiguous: refused. */
+	for (const char *const *u = (const char *const[]){"sessd.sock", "127.0.0.1:7077", NULL};
+	     *u != NULL; u++) {
+		RUN(&r, "--connect", *u, "ping");
+		cr_assert(strstr((char *)r.err.data,
+		                 "': the URL must be unix:PATH, an absolute socket path (/PATH) or "
+		                 "tcp://HOST:PORT\n") != NULL,
+		          "%s", (char *)r.err.data);
+		expect(&r, 2, "");
+	}
+}
+
 LEAK_CHECKED_TEST(sessctl, connection_errors)
 {
 	char want[600];

@@ -234,7 +234,9 @@ class Client extends EventEmitter {
     this.rr = 0;
     this.hello = null;
     for (let i = 0; i < this.poolSize; i++) {
-      const slot = { index: i, conn: null, attempts: 0, retryTimer: null };
+      // attempts: the failed attempts since the slot's last healthy connection, whose loss counts
+      // as the first; retryMs: the wait before the retry timer's attempt (see retryMs).
+      const slot = { index: i, conn: null, attempts: 0, retryTimer: null, retryMs: 0 };
       this.slots.push(slot);
       this.open(slot);
     }
@@ -253,7 +255,8 @@ class Client extends EventEmitter {
     };
     conn.on('ready', (hello) => {
       conn.readyGen = ++this.readyGens;
-      slot.attempts = 0;
+      // Not slot.attempts = 0: a connection lost soon after is a failed attempt (see retryMs).
+      conn.readyAtMs = performance.now();
       this.hello = hello;
       this.readyCount++;
       // Back within restartWaitMs: nobody was told of the loss, and nobody is told of this.
@@ -313,13 +316,29 @@ class Client extends EventEmitter {
         this.emit('disconnect', err);
       }
       if (this.closed) return;
-      // Exponential backoff with full jitter in the upper half, capped.
-      const base = Math.min(this.reconnectMaxMs, this.reconnectMinMs * 2 ** Math.min(slot.attempts, 20));
-      const delay = base / 2 + Math.random() * (base / 2);
-      slot.attempts++;
-      slot.retryTimer = setTimeout(() => this.open(slot), wasReady ? Math.random() * this.reconnectMinMs : delay);
+      slot.retryMs = this.retryMs(slot, wasReady ? performance.now() - conn.readyAtMs : null);
+      slot.retryTimer = setTimeout(() => this.open(slot), slot.retryMs);
       slot.retryTimer.unref?.();
     });
+  }
+
+  // retryMs(slot, readyForMs): how long the slot waits before its next attempt, its connection
+  // having closed after it had been ready for readyForMs (null: it never was). A connection
+  // ready for reconnectMaxMs or more was healthy, and its loss is most often a restart: the
+  // slot tries again within reconnectMinMs, its backoff starting over. Any other close is a
+  // failed attempt, one lost soon after its HELLO too (a daemon crash-looping after its start,
+  // a proxy or firewall that cuts connections once they are up): the wait doubles from
+  // reconnectMinMs with each, up to reconnectMaxMs (full jitter in its upper half). A slot so
+  // opens at most about one connection per reconnectMaxMs / 2 however its server fails, where
+  // retrying each ready connection's loss at once made it some 40 a second for ever.
+  retryMs(slot, readyForMs) {
+    if (readyForMs !== null && readyForMs >= this.reconnectMaxMs) {
+      slot.attempts = 1;
+      return Math.random() * this.reconnectMinMs;
+    }
+    const base = Math.min(this.reconnectMaxMs, this.reconnectMinMs * 2 ** Math.min(slot.attempts, 20));
+    slot.attempts++;
+    return base / 2 + Math.random() * (base / 2);
   }
 
   // mayRestart(): whether the loss of the pool's last ready connection opens a reconnecting

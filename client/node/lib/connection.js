@@ -194,22 +194,70 @@ function tooLarge(frame, maxFrame, op, args) {
   return new SessdError(STATUS.TOO_LARGE, message, op);
 }
 
-// parseUrl(url): net.connect options for "unix:/path", "unix:///path" or "tcp://host:port".
+// The longest Unix socket path, in bytes (sockaddr_un.sun_path holds 108 with the NUL): a
+// longer one would reach another socket, cut short, or fail only at connect time.
+const MAX_SOCKET_PATH = 107;
+// The longest DNS name (RFC 1035).
+const MAX_HOST = 253;
+
+// socketPath(path, url): net.connect options for the Unix socket path, checked as libsessd
+// checks it (client/url.c).
+function socketPath(path, url) {
+  if (path.length === 0) throw badUrl(url, 'empty socket path');
+  if (path.includes('\0')) throw badUrl(url, 'a NUL byte in the socket path');
+  if (Buffer.byteLength(path, 'utf8') > MAX_SOCKET_PATH) throw badUrl(url, 'socket path too long');
+  return { path };
+}
+
+// badUrl(url, why): the error of a url refused for why; the url shown with each character
+// outside printable ASCII as '?', as libsessd shows it (it may come from the environment, and
+// reach a terminal).
+function badUrl(url, why) {
+  return new TypeError(`bad sessd url '${url.replace(/[^\x20-\x7e]/g, '?')}': ${why}`);
+}
+
+// parseUrl(url): net.connect options for the forms libsessd and sessctl take too (client/url.c,
+// whose reasons these are), so that an address copied between them means the same socket:
+// "unix:/path" (also "unix:///path", and "unix:relative/path"), a bare absolute "/path", or
+// "tcp://host:port" (a "/" after the port allowed), host a name, an IPv4 address or a
+// bracketed IPv6 address. "unix://x" is refused: taken here as the relative path x, it was the
+// absolute /x to libsessd.
 function parseUrl(url) {
-  if (typeof url !== 'string' || url.length === 0) throw new TypeError('sessd url must be a non-empty string');
+  if (typeof url !== 'string') throw new TypeError('sessd url must be a non-empty string');
+  if (url.length === 0) throw badUrl(url, 'empty URL');
   if (url.startsWith('unix:')) {
     let path = url.slice(5);
-    if (path.startsWith('//')) path = path.slice(2);
-    if (!path) throw new TypeError('unix url without a path: ' + url);
-    return { path };
+    if (path.startsWith('//')) {
+      if (path[2] !== '/') throw badUrl(url, 'unix:// must be followed by an absolute path (unix:///path; a relative one is unix:path)');
+      path = path.slice(2);
+    }
+    return socketPath(path, url);
   }
-  if (url.startsWith('/')) return { path: url };
-  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(url);
-  if (!m) throw new TypeError('sessd url must be unix:/path or tcp://host:port, got ' + url);
-  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) throw new TypeError('sessd url has a port outside 1..65535: ' + url);
-  return { host, port };
+  if (url.startsWith('/')) return socketPath(url, url);
+  if (!url.startsWith('tcp://')) throw badUrl(url, 'the URL must be unix:PATH, an absolute socket path (/PATH) or tcp://HOST:PORT');
+  const rest = url.slice(6);
+  let host;
+  let port;
+  if (rest.startsWith('[')) {
+    const end = rest.indexOf(']');
+    if (end === -1) throw badUrl(url, "unclosed '[' in the host");
+    if (rest[end + 1] !== ':') throw badUrl(url, 'a port must follow the bracketed host');
+    host = rest.slice(1, end);
+    port = rest.slice(end + 2);
+    if (!/^[0-9a-fA-F:.%]*$/.test(host)) throw badUrl(url, 'bad character in the IPv6 address');
+  } else {
+    const colon = rest.lastIndexOf(':');
+    if (colon === -1) throw badUrl(url, 'missing :port after the host');
+    host = rest.slice(0, colon);
+    port = rest.slice(colon + 1);
+    if (!/^[A-Za-z0-9._-]*$/.test(host)) throw badUrl(url, 'bad character in the host (IPv6 needs [brackets])');
+  }
+  if (host.length === 0) throw badUrl(url, 'empty host');
+  if (host.length > MAX_HOST) throw badUrl(url, 'host name too long');
+  const m = /^([0-9]{1,5})\/?$/.exec(port);
+  const n = m ? Number(m[1]) : 0;
+  if (n < 1 || n > 65535) throw badUrl(url, 'the port must be a number from 1 to 65535');
+  return { host, port: n };
 }
 
 // Connection events: 'ready' (hello info) once HELLO succeeded; 'close' (err or null) once,

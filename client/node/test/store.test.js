@@ -517,6 +517,39 @@ test('client: a bad url is the package\'s own error, at once', () => {
   }
 });
 
+// The forms libsessd and sessctl take too (client/url.c), so that an address copied from
+// sessctl's --connect, SESSD_URL or the README reaches the same daemon here, and one refused
+// there is refused here, for the same reason.
+test('client: the address forms shared with libsessd and sessctl reach the daemon; the others are refused alike', async (t) => {
+  const sockPath = daemon.unixUrl.slice('unix:'.length);
+  for (const url of [daemon.unixUrl, sockPath, `unix://${sockPath}`, daemon.tcpUrl, `${daemon.tcpUrl}/`]) {
+    const c = new Client({ url, poolSize: 1 });
+    t.after(() => c.terminate());
+    await c.ping();
+  }
+  const refused = {
+    'unix://tmp/sessd.sock': 'unix:// must be followed by an absolute path (unix:///path; a relative one is unix:path)',
+    'unix://': 'unix:// must be followed by an absolute path (unix:///path; a relative one is unix:path)',
+    [`/${'p'.repeat(107)}`]: 'socket path too long',
+    [`unix:/${'p'.repeat(107)}`]: 'socket path too long',
+    '/tmp/a\0b': 'a NUL byte in the socket path',
+    'sessd.sock': 'the URL must be unix:PATH, an absolute socket path (/PATH) or tcp://HOST:PORT',
+    '127.0.0.1:7077': 'the URL must be unix:PATH, an absolute socket path (/PATH) or tcp://HOST:PORT',
+    'tcp://a b:7077': 'bad character in the host (IPv6 needs [brackets])',
+    'tcp://::1:7077': 'bad character in the host (IPv6 needs [brackets])',
+    'tcp://[::1]7077': 'a port must follow the bracketed host',
+    'tcp://[::1:7077': "unclosed '[' in the host",
+    'tcp://[x]:7077': 'bad character in the IPv6 address',
+    'tcp://:7077': 'empty host',
+    'tcp://127.0.0.1': 'missing :port after the host',
+    'tcp://127.0.0.1:0007077': 'the port must be a number from 1 to 65535',
+    'tcp://127.0.0.1:7077//': 'the port must be a number from 1 to 65535',
+  };
+  for (const [url, why] of Object.entries(refused)) {
+    assert.throws(() => new Client({ url }), (err) => err instanceof TypeError && err.message === `bad sessd url '${url.replace('\0', '?')}': ${why}`, url);
+  }
+});
+
 test('client: results of the wrong shape are protocol errors, and a stuck LIST cursor ends ids()', async (t) => {
   // A peer whose LIST always answers cursor 1 with one entry, whose STATS answers a string
   // and whose COUNT answers -5.

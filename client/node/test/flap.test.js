@@ -1,0 +1,101 @@
+'use strict';
+// A server that answers HELLO and then closes the connection at once, again and again: a
+// daemon crash-looping right after its start, a proxy or a firewall that cuts connections once
+// they are up. Each such connection was ready, and the pool retried the loss of a ready
+// connection within reconnectMinMs and forgot its backoff at every 'ready': each slot
+// reconnected some 40 times a second, for ever. A connection lost before it has been ready for
+// reconnectMaxMs is a failed attempt, and the slot backs off as after a failed connect; one
+// that had been ready that long is retried at once, its backoff starting over.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { encode } = require('@msgpack/msgpack');
+const { Client, codec } = require('..');
+const { fakePeer, waitFor, sleep } = require('./helpers');
+
+const { OP, STATUS } = codec;
+const HELLO_RESULT = { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) };
+
+// flappingPeer(t): a fake sessd on a Unix socket that answers HELLO, then, while peer.flap is
+// true, closes the connection right behind the reply; else it keeps it (and answers nothing
+// more). peer.sockets: every connection it took; peer.hellos: the HELLOs it answered.
+async function flappingPeer(t) {
+  const peer = { flap: true, hellos: 0, sockets: null, sockPath: null };
+  ({ sockPath: peer.sockPath, sockets: peer.sockets } = await fakePeer(t, (s, req) => {
+    if (req.op !== OP.HELLO) return;
+    peer.hellos++;
+    const reply = codec.encodeReply(req.request_id, STATUS.OK, Buffer.from(encode(HELLO_RESULT)));
+    if (peer.flap) s.end(reply);
+    else s.write(reply);
+  }));
+  return peer;
+}
+
+// mostConnections(elapsedMs, minMs, maxMs): the most connections one slot can open in
+// elapsedMs when each loss is a failed attempt: its first, then one after each wait, the k-th
+// wait (from 0) being at least half of min(maxMs, minMs * 2^k) (full jitter in the upper half).
+// Timers fire late on a busy machine, never early: a slower machine opens fewer.
+function mostConnections(elapsedMs, minMs, maxMs) {
+  let n = 1;
+  let at = 0;
+  for (let k = 0; ; k++) {
+    at += Math.min(maxMs, minMs * 2 ** k) / 2;
+    if (at > elapsedMs) return n;
+    n++;
+  }
+}
+
+test('a server that answers HELLO then closes at once: each slot backs off, it does not reconnect in a loop', async (t) => {
+  const peer = await flappingPeer(t);
+  const events = [];
+  const started = Date.now();
+  // The default backoff: reconnectMinMs 50, reconnectMaxMs 2000.
+  const c = new Client({ url: `unix:${peer.sockPath}`, poolSize: 2 });
+  t.after(() => c.terminate());
+  c.on('connect', () => events.push('connect'));
+  c.on('disconnect', (err) => events.push(`disconnect ${err && err.code}`));
+  await sleep(2000);
+  const elapsed = Date.now() - started;
+  const connections = peer.sockets.length;
+  // 7 a slot in 2 s, and one more for a timer that fires a millisecond early (libuv's clock
+  // is in whole ms).
+  const bound = 2 * (mostConnections(elapsed, 50, 2000) + 1);
+  t.diagnostic(`${connections} connections (${peer.hellos} answered HELLOs) in ${elapsed} ms; at most ${bound} with the backoff`);
+  // Before, each slot reconnected after 25 ms or so: 56 in 2 s on a busy 2-core machine, 160
+  // on an idle one.
+  assert.ok(connections <= bound, `${connections} connections in ${elapsed} ms: the pool reconnects in a loop`);
+  // The connections were ready (the case this is about, not a refused connect), and the pool
+  // goes on trying.
+  assert.ok(peer.hellos >= 2, `${peer.hellos} HELLOs answered`);
+  const before = peer.hellos;
+  await waitFor(() => peer.hellos > before, 'another attempt');
+  assert.equal(events[0], 'connect');
+});
+
+test('a connection ready for reconnectMaxMs, then lost, is retried at once and its backoff starts over', async (t) => {
+  const peer = await flappingPeer(t);
+  const minMs = 20;
+  const maxMs = 300;
+  const c = new Client({ url: `unix:${peer.sockPath}`, poolSize: 1, reconnectMinMs: minMs, reconnectMaxMs: maxMs });
+  t.after(() => c.terminate());
+  const slot = c.slots[0];
+  // Lost at once after its HELLO, again and again: each loss is a failed attempt, and the
+  // wait after the k-th (from 0) is at least half of min(maxMs, minMs * 2^k).
+  await waitFor(() => slot.attempts >= 4 && slot.retryTimer !== null, 'four connections lost after their HELLO');
+  assert.ok(slot.retryMs >= Math.min(maxMs, minMs * 2 ** (slot.attempts - 1)) / 2, `waits ${slot.retryMs} ms after ${slot.attempts} losses`);
+
+  // Now it keeps the next connection, which the pool keeps for longer than reconnectMaxMs.
+  peer.flap = false;
+  await waitFor(() => slot.conn && slot.conn.state === 'ready', 'a connection kept');
+  const kept = slot.conn;
+  await sleep(maxMs + 100);
+  assert.equal(kept.state, 'ready');
+  const accepted = peer.sockets.length;
+  peer.sockets[accepted - 1].destroy();
+  await waitFor(() => kept.state === 'closed', 'the kept connection lost');
+  // A healthy connection's loss (a restart): retried within reconnectMinMs, the count of
+  // failed attempts at 1 (this loss), so that a refused attempt next waits minMs * 2 at most.
+  assert.ok(slot.retryMs <= minMs, `waits ${slot.retryMs} ms after a connection ready for ${maxMs + 100} ms and more`);
+  assert.equal(slot.attempts, 1);
+  await waitFor(() => peer.sockets.length > accepted && slot.conn.state === 'ready', 'the pool connected again');
+});
