@@ -36,7 +36,8 @@
  * 1 KB replies needs, so that a sealed connection idles on little more than a plain one. */
 #define CONN_STAGING_KEEP_BYTES (4u * CONN_READ_CHUNK)
 /* What each buffer of a connection keeps without counting: up to it, a buffer counts in
- * client_bytes only for the bytes in it. An input buffer grown past it counts its whole size
+ * client_bytes only for the bytes in it (but the room of a connection's empty ones together
+ * counts past CONN_FREE_ROOM_BYTES, below). An input buffer grown past it counts its whole size
  * (counted_input); an empty output buffer grown past it counts its whole size until it is
  * given back, within a second (conn_set_tick) or at once when the total passes
  * max_client_bytes; without that, 10,000 connections that had each read one 250 KB session
