@@ -36,7 +36,8 @@
  * 1 KB replies needs, so that a sealed connection idles on little more than a plain one. */
 #define CONN_STAGING_KEEP_BYTES (4u * CONN_READ_CHUNK)
 /* What each buffer of a connection keeps without counting: up to it, a buffer counts in
- * client_bytes only for the bytes in it. An input buffer grown past it counts its whole size
+ * client_bytes only for the bytes in it (but the room of a connection's empty ones together
+ * counts past CONN_FREE_ROOM_BYTES, below). An input buffer grown past it counts its whole size
  * (counted_input); an empty output buffer grown past it counts its whole size until it is
  * given back, within a second (conn_set_tick) or at once when the total passes
  * max_client_bytes; without that, 10,000 connections that had each read one 250 KB session
@@ -45,7 +46,16 @@
  * to a pipelined turn of 16 1 KB sessions (about 17 KB, which doubling makes 32 KiB) stay
  * within it, so such clients neither count room nor reallocate. */
 #define CONN_KEEP_BYTES (2u * CONN_READ_CHUNK)
-#define CONN_LINGER_S   2
+/* Room of a connection's empty buffers, each under CONN_KEEP_BYTES, that counts nowhere: what
+ * server.c reckons a connection's own state at (SERVER_CONNECTION_BYTES) holds a read chunk of
+ * it. Past it, that room counts in client_bytes (idle_room) and is given back once the
+ * connection read nothing for a whole tick, or at once when the total passes
+ * max_client_bytes: one PING with a 30 KB payload, read back, left a connection's input and
+ * output just under CONN_KEEP_BYTES each, kept for good and counted nowhere (65 KB resident
+ * per idle connection, sealed 105 KB: 10,000 connections held 650 MB to 1 GB, client_bytes 8;
+ * hostile review, stop 40). */
+#define CONN_FREE_ROOM_BYTES CONN_READ_CHUNK
+#define CONN_LINGER_S        2
 /* How long a stopping server lingers after SHUTTING_DOWN (see finish_closing): a client that
  * reads it closes at once, and one that does not must not hold the stop up. */
 #define CONN_GOODBYE_LINGER_MS 500
@@ -292,10 +302,30 @@ static size_t counted_input(size_t used, size_t cap)
 	return cap > CONN_KEEP_BYTES ? cap : used;
 }
 
+/*
+ * The room of ${c}'s empty buffers that counted() and counted_input() leave out (each under
+ * CONN_KEEP_BYTES), beyond CONN_FREE_ROOM_BYTES over all of them: it counts in client_bytes,
+ * and give_back_room frees those buffers.
+ */
+static size_t idle_room(const struct conn *c)
+{
+	size_t room = 0;
+
+	if (c->in_end == c->in_start && c->in_cap <= CONN_KEEP_BYTES)
+		room += c->in_cap;
+	if (c->raw.len == 0 && c->raw.cap <= CONN_KEEP_BYTES)
+		room += c->raw.cap;
+	if (c->out.len == c->out_sent && c->out.cap <= CONN_KEEP_BYTES)
+		room += c->out.cap;
+	if (c->plain.len == 0 && c->plain.cap <= CONN_KEEP_BYTES)
+		room += c->plain.cap;
+	return room > CONN_FREE_ROOM_BYTES ? room - CONN_FREE_ROOM_BYTES : 0;
+}
+
 static bool has_grown(const struct conn *c)
 {
 	return c->in_cap > CONN_KEEP_BYTES || c->raw.cap > CONN_KEEP_BYTES ||
-	       c->out.cap > CONN_KEEP_BYTES || c->plain.cap > CONN_KEEP_BYTES;
+	       c->out.cap > CONN_KEEP_BYTES || c->plain.cap > CONN_KEEP_BYTES || idle_room(c) > 0;
 }
 
 /*
@@ -310,7 +340,7 @@ static void note_held(struct conn *c, bool progressed)
 	struct conn_set *s = c->set;
 	size_t in = c->in_end - c->in_start, out = c->out.len - c->out_sent;
 	size_t held = counted_input(in, c->in_cap) + counted_input(c->raw.len, c->raw.cap) +
-	              counted(out, c->out.cap) + counted(c->plain.len, c->plain.cap);
+	              counted(out, c->out.cap) + counted(c->plain.len, c->plain.cap) + idle_room(c);
 	bool holding = in + c->raw.len + out + c->plain.len > 0;
 
 	if (progressed || !c->holding)
@@ -1401,6 +1431,29 @@ static bool frame_arriving(const struct conn *c)
 	return need > avail && !roomy(need, c->in_cap);
 }
 
+/* Free each of ${c}'s buffers that holds nothing: the next read or reply takes room anew. */
+static void free_empty_buffers(struct conn *c)
+{
+	if (c->in_end == c->in_start && c->in_data != NULL) {
+		/* Before HELLO the input may have held (part of) the secret. */
+		if (!c->peer.ready)
+			sodium_memzero(c->in_data, c->in_cap);
+		free(c->in_data);
+		c->in_data = NULL;
+		c->in_cap = 0;
+		c->in_start = c->in_end = 0;
+	}
+	if (c->raw.len == 0)
+		buf_finish(&c->raw);
+	if (c->out.len == c->out_sent) {
+		buf_finish(&c->out);
+		c->out_sent = 0;
+		c->out_torn = false;
+	}
+	if (c->plain.len == 0)
+		buf_finish(&c->plain);
+}
+
 /*
  * Give back what ${c}'s buffers grew to for a large frame or reply beyond what they hold
  * now: each grown past CONN_KEEP_BYTES and less than a quarter full moves what it holds to a
@@ -1427,6 +1480,10 @@ static void give_back_room(struct conn *c, bool spare_arriving)
 			c->out_torn = true;
 		c->out_sent = 0;
 	}
+	/* A connection that read nothing for a whole tick keeps none of the room idle_room
+	 * counts; over max_client_bytes, none keeps it. */
+	if (idle_room(c) > 0 && (!spare_arriving || c->read_tick + 1 < s->ticks))
+		free_empty_buffers(c);
 	note_held(c, false);
 	if (c->grown && !has_grown(c)) {
 		c->grown = false;
