@@ -8,8 +8,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('path');
-const { SessdStore, codec } = require('..');
-const { Daemon, replyDropper } = require('./helpers');
+const { fork } = require('child_process');
+const { SessdStore, Client, codec } = require('..');
+const { Daemon, Browser, replyDropper } = require('./helpers');
 
 const { OP } = codec;
 
@@ -75,4 +76,93 @@ test('a SET_IF carried out whose answer a crash lost still counts once across pr
   onA.views += 1;
   await a.set('sid', onA);
   assert.equal((await b.get('sid')).views, 2);
+});
+
+// forkApp(t, url, ns): one app process (test/fixtures/fleet-app.js) on sessd at url, in
+// namespace ns with the prefix 'a:'; resolves { port, proc, read (token -> promise of the
+// slow request's read) }.
+async function forkApp(t, url, ns) {
+  const proc = fork(path.join(__dirname, 'fixtures', 'fleet-app.js'), [], {
+    env: { ...process.env, FLEET_URL: url, FLEET_NS: ns, FLEET_PREFIX: 'a:' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  t.after(() => proc.kill('SIGKILL'));
+  const reads = new Map();
+  const app = { proc, port: null };
+  app.read = (token) => new Promise((resolve) => reads.set(token, resolve));
+  await new Promise((resolve, reject) => {
+    proc.on('message', (m) => {
+      if (m.port) {
+        app.port = m.port;
+        resolve();
+      }
+      if (m.slowRead && reads.has(m.slowRead)) reads.get(m.slowRead)(m);
+    });
+    proc.once('exit', (code) => reject(new Error(`app process exited (${code})`)));
+  });
+  return app;
+}
+
+// Browser at a port: one browser's cookie, sent to whichever process a request names.
+async function hit(browser, app, method, p) {
+  return browser.request(method, p, method === 'POST' ? {} : null, `http://127.0.0.1:${app.port}`);
+}
+
+// The promises the README makes, across real processes (one on the Unix socket, one on TCP)
+// with no sticky sessions: a welcome flash shown once by the other process; concurrent cart
+// adds and view counts on both all kept; a flash of each add shown once; a logout on one
+// process while a request of the session is held in flight on the other: the old cookie is
+// logged out and sessd holds nothing under the old id; another namespace sees nothing.
+test('two app processes without sticky sessions: merges, flashes once, logout, namespaces', async (t) => {
+  const d = new Daemon();
+  await d.start();
+  t.after(() => d.cleanup());
+  const [p0, p1, other] = await Promise.all([forkApp(t, d.unixUrl, 'shop'), forkApp(t, d.tcpUrl, 'shop'), forkApp(t, d.unixUrl, 'blog')]);
+  const admin = new Client({ url: d.unixUrl });
+  t.after(() => admin.close());
+  const br = new Browser(`http://127.0.0.1:${p0.port}`);
+
+  let r = await hit(br, p0, 'POST', '/login?u=ada&f=welcome');
+  assert.equal(r.status, 303);
+  r = await hit(br, p1, 'GET', '/page');
+  assert.deepEqual(JSON.parse(r.body).flash, { info: ['welcome'] });
+  assert.equal(JSON.parse(r.body).user, 'ada');
+  assert.deepEqual(JSON.parse((await hit(br, p0, 'GET', '/page')).body).flash, {}, 'shown once');
+
+  const burst = [];
+  for (let i = 0; i < 8; i++) {
+    const app = i % 2 ? p1 : p0;
+    burst.push(hit(br, app, 'POST', i < 4 ? `/add?item=i${i}&f=added${i}` : '/inc'));
+  }
+  const answers = await Promise.all(burst);
+  assert.deepEqual(answers.map((x) => x.status), [303, 303, 303, 303, 200, 200, 200, 200]);
+  const shown = [];
+  for (const app of [p1, p0]) {
+    const page = JSON.parse((await hit(br, app, 'GET', '/page')).body);
+    shown.push(...(page.flash.info || []));
+    if (app === p1) {
+      assert.deepEqual([...page.cart].sort(), ['i0', 'i1', 'i2', 'i3'], 'every add kept');
+      assert.equal(page.views, 4, 'every view counted');
+    }
+  }
+  assert.deepEqual(shown.sort(), ['added0', 'added1', 'added2', 'added3'], 'each flash once');
+
+  // The other app, same daemon and cookie secret, another namespace: nothing of this session.
+  const elsewhere = JSON.parse((await hit(br, other, 'GET', '/page')).body);
+  assert.equal(elsewhere.user, null);
+  assert.deepEqual(elsewhere.flash, {});
+
+  const cookie = br.cookies.get('connect.sid');
+  const sid = decodeURIComponent(cookie).slice(2).split('.')[0];
+  const read = p1.read('t1');
+  const slow = hit(br, p1, 'POST', '/slow?token=t1');
+  assert.equal((await read).user, 'ada', 'the slow request read the session');
+  assert.equal((await hit(br, p0, 'POST', '/logout?how=destroy')).status, 200);
+  p1.proc.send({ release: 't1' });
+  assert.equal((await slow).status, 200);
+  br.cookies.set('connect.sid', cookie);
+  const after = JSON.parse((await hit(br, p1, 'GET', '/page')).body);
+  assert.equal(after.user, null, 'logged out on both');
+  assert.deepEqual(after.flash, {});
+  assert.equal(await admin.load('shop', 'a:' + sid), null, 'nothing left under the old id');
 });
