@@ -323,6 +323,17 @@ async function driver() {
     await at(SECONDS * 0.8);
     phase = 'steady3';
   }
+  const RAISE_AT = arg('raise-at', null);
+  if (RAISE_AT !== null && MAXCONN) {
+    // The limit raised: sessd restarted (SIGTERM) with --max-connections --raise-to.
+    await sleep(Math.max(0, t0 + SECONDS * 1000 * Number(RAISE_AT) - Date.now()));
+    phase = 'after-raise';
+    const to = String(arg('raise-to', 1000));
+    chaosLog.push(`SIGTERM restart with --max-connections ${to}`);
+    d.extraArgs = d.extraArgs.map((a, i) => (d.extraArgs[i - 1] === '--max-connections' ? to : a));
+    await d.stop('SIGTERM');
+    await d.start();
+  }
   const EXIT_AT = arg('exit-at', null);
   if (EXIT_AT !== null) {
     // Processes that exit (a scale-down): the slots their pools held at --max-connections go
