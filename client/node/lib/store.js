@@ -340,8 +340,6 @@ function cookieForm(cookie) {
   }
 }
 
-// A 503, as for the other failures that a later try may not meet (NO_MEMORY, BUSY, a broken
-// connection): express's handler answers err.statusCode, and a 500 would say the app is wrong.
 // writeMark(): 16 bytes of JSON whitespace (space, tab, LF, CR: 2 random bits each) that a
 // merged save under the JSON serializer appends to the session it writes. A SET_IF sent again
 // after a crash (Client.ownWrite) tells its own first attempt, carried out, from another's
@@ -359,6 +357,8 @@ function writeMark() {
   return out;
 }
 
+// A 503, as for the other failures that a later try may not meet (NO_MEMORY, BUSY, a broken
+// connection): express's handler answers err.statusCode, and a 500 would say the app is wrong.
 function conflictError(attempts) {
   const err = new Error(`sessd: the session kept changing under this save: ${attempts} attempts to merge it failed`);
   err.code = 'ESESSD_CONFLICT';
