@@ -16,11 +16,15 @@
 //   sees none of the first app's sessions or flashes.
 //
 // Chaos (--chaos): a SIGTERM restart of sessd, a kill -9 of sessd (with --data-dir), a kill -9
-// of one app process (then sessd's connection count must come back to what the live
-// processes hold). --max-connections N runs the daemon with that limit.
+// of two app processes, one on TCP and one on the Unix socket (then sessd's connection count
+// must come back to what the live processes hold: the report's sessd.stats.connections
+// against sessd.poolsAlive, and the driver's own 2). --max-connections N runs the daemon with
+// that limit; --raise-at restarts it with a higher one, --exit-at ends some app processes.
 //
 //   nice -n 10 node bench/fleet.js [--procs 6] [--browsers 24] [--seconds 20] [--chaos]
-//                                  [--max-connections N] [--json]
+//                                  [--max-connections N [--raise-at F --raise-to N]]
+//                                  [--exit-at F --exit-count N] [--sessd-args '...']
+//                                  [--sessd-log FILE]
 //
 // Exit status 1 when a check failed. SESSD_BIN as for the tests.
 
@@ -96,7 +100,9 @@ async function driver() {
   // --sessd-args '...': more options for the daemon (--max-client-memory 2M, say).
   const more = arg('sessd-args', null);
   if (typeof more === 'string') extra.push(...more.split(/\s+/).filter(Boolean));
-  const d = new Daemon({ extraArgs: extra });
+  // --sessd-log FILE: the daemon's stderr (a sanitizer's reports too), appended per start.
+  const logFile = arg('sessd-log', null);
+  const d = new Daemon({ extraArgs: extra, logFile: typeof logFile === 'string' ? logFile : null });
   daemon = d;
   await d.start();
   d.tcpPort = Number(new URL(d.tcpUrl).port);
@@ -160,6 +166,9 @@ async function driver() {
     return r;
   }
 
+  // The ids logged out (answered 200): none may come back, through restarts and crashes of
+  // sessd after the logout included (checked at the end).
+  const loggedOut = [];
   let stopping = false;
   async function browser(b) {
     for (let k = 0; !stopping; k++) {
@@ -275,6 +284,7 @@ async function driver() {
         } catch (err) {
           left = { error: err.code };
         }
+        loggedOut.push(sid);
         if (left !== null && !left.error) fail(`${u}: the old id holds ${JSON.stringify({ data: String(left.data).slice(0, 80), flashes: left.flashes })} after logout (${how})`);
       }
       // Ledger of this session's flashes.
@@ -378,6 +388,12 @@ async function driver() {
     cursor = page.cursor;
     if (cursor === 0) break;
   }
+  let resurrected = 0;
+  for (const sid of loggedOut) {
+    if ((await admin.load('shopA', 'a:' + sid)) !== null) resurrected++;
+  }
+  if (resurrected) fail(`${resurrected} of ${loggedOut.length} logged-out ids are back at the end`);
+  totals.loggedOutCheckedAtEnd = loggedOut.length;
   const rss = (() => {
     try {
       return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]);
