@@ -532,7 +532,9 @@ class Client extends EventEmitter {
   // session holds the data it sent, whose tag is not the one it expects): the session is read,
   // and if it holds exactly the data sent, the save is done and resolves as OK would, as it
   // must (a merge of the store would apply this request's changes a second time: mergeKey's
-  // "theirs" would be its own). Else (another request saved since) the CONFLICT stands; a GET
+  // "theirs" would be its own). Bytes equal to its own written by another client look the
+  // same: the store makes each SET_IF's data unique (writeMark in store.js) so that they
+  // cannot be. Else (another request saved since) the CONFLICT stands; a GET
   // that fails rejects with its error (the outcome is not known). Other errors stand.
   async ownWrite(entry, err) {
     if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT) || err.ownWriteChecked) throw err;

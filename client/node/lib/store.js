@@ -1,4 +1,5 @@
 'use strict';
+const crypto = require('crypto');
 const util = require('util');
 // SessdStore: an express-session store on sessd, with connect-redis v7 semantics.
 
@@ -337,6 +338,23 @@ function cookieForm(cookie) {
   } catch (err) {
     return undefined;
   }
+}
+
+// writeMark(): 16 bytes of JSON whitespace (space, tab, LF, CR: 2 random bits each) that a
+// merged save under the JSON serializer appends to the session it writes. A SET_IF sent again
+// after a crash (Client.ownWrite) tells its own first attempt, carried out, from another's
+// save by the bytes sessd holds; two app processes that make the same change from the same
+// read (a view counted by each) write the same bytes, and the one whose attempt was refused
+// took the other's save for its own and dropped its change, answered 200. Every JSON reader
+// skips whitespace after the value (RFC 8259, JSON-text = ws value ws), so the session reads
+// the same everywhere, sessctl and other languages' apps included.
+const JSON_WS = [0x20, 0x09, 0x0a, 0x0d];
+const WRITE_MARK_BYTES = 16;
+function writeMark() {
+  const r = crypto.randomBytes(WRITE_MARK_BYTES / 4);
+  const out = Buffer.alloc(WRITE_MARK_BYTES);
+  for (let i = 0; i < WRITE_MARK_BYTES; i++) out[i] = JSON_WS[(r[i >> 2] >> ((i & 3) * 2)) & 3];
+  return out;
 }
 
 // A 503, as for the other failures that a later try may not meet (NO_MEMORY, BUSY, a broken
@@ -802,7 +820,9 @@ class SessdStore extends BaseStore {
     let expect = dataTag(st.data);
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
-      const bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
+      let bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
+      // Bytes no other save writes, so that a resend after a crash knows its own (writeMark).
+      if (this.serializer === JSON) bytes = Buffer.concat([bytes, writeMark()]);
       // The cookie another request saved meanwhile (this one did not change it) is the newer
       // decision on the lifetime, a longer one ("remember me") or a shorter one ("forget me"):
       // renewed from now, as express-session's touch renews this request's. Taking the longer

@@ -13,9 +13,9 @@ const assert = require('node:assert/strict');
 const path = require('path');
 const express = require('express');
 const session = require('express-session');
-const { decode, encode } = require('@msgpack/msgpack');
+const { encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, dataTag, codec } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer, frameProxy } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer, frameProxy, replyDropper } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const CHANGES = new Set([OP.SET, OP.SET_IF]);
@@ -97,32 +97,6 @@ test('kill -9 with one change of each kind in flight: SET, SET_IF, TOUCH, DESTRO
   // This sessd was stopped before it read the push: it was not carried out, and is lost.
   assert.deepEqual(await c.flashPop(ns, 'push', 'info'), []);
 });
-
-// replyDropper(t, sockPath): a proxy in front of the daemon's Unix socket that, while
-// proxy.drop holds an opcode, lets sessd carry out the next request of it, then breaks both
-// connections instead of passing its reply on: sessd crashed after logging the change and
-// before replying. proxy.seen counts the requests of each opcode.
-async function replyDropper(t, sockPath) {
-  const proxy = { drop: null, dropped: 0, seen: new Map() };
-  const onRequest = (frame, pair) => {
-    const [op, id] = decode(frame.subarray(4));
-    proxy.seen.set(op, (proxy.seen.get(op) || 0) + 1);
-    if (proxy.drop === op) {
-      proxy.drop = null;
-      pair.doomed = id; // the request id whose reply is not passed on
-    }
-    return frame;
-  };
-  const onReply = (frame, pair) => {
-    if (pair.doomed === undefined || decode(frame.subarray(4))[0] !== pair.doomed) return frame;
-    proxy.dropped++;
-    pair.down.destroy();
-    pair.up.destroy();
-    return null;
-  };
-  const { url } = await frameProxy(t, sockPath, { onRequest, onReply });
-  return { url, proxy };
-}
 
 test('a SET_IF carried out whose reply a crash lost: sent again, it meets its own data and the save ends as meant, its changes applied once', async (t) => {
   const d = await crashDaemon(t);

@@ -9,6 +9,7 @@ const path = require('path');
 const http = require('http');
 const net = require('net');
 const codec = require('../lib/codec');
+const { decode } = require('@msgpack/msgpack');
 
 const NODE_DIR = path.resolve(__dirname, '..');
 const REPO_DIR = path.resolve(NODE_DIR, '../..');
@@ -323,6 +324,32 @@ async function frameProxy(t, sockPath, { onRequest = (frame) => frame, onReply =
   return { url: `unix:${p}`, sockets };
 }
 
+// replyDropper(t, sockPath): a proxy in front of the daemon's Unix socket that, while
+// proxy.drop holds an opcode, lets sessd carry out the next request of it, then breaks both
+// connections instead of passing its reply on: sessd crashed after logging the change and
+// before replying. proxy.seen counts the requests of each opcode.
+async function replyDropper(t, sockPath) {
+  const proxy = { drop: null, dropped: 0, seen: new Map() };
+  const onRequest = (frame, pair) => {
+    const [op, id] = decode(frame.subarray(4));
+    proxy.seen.set(op, (proxy.seen.get(op) || 0) + 1);
+    if (proxy.drop === op) {
+      proxy.drop = null;
+      pair.doomed = id; // the request id whose reply is not passed on
+    }
+    return frame;
+  };
+  const onReply = (frame, pair) => {
+    if (pair.doomed === undefined || decode(frame.subarray(4))[0] !== pair.doomed) return frame;
+    proxy.dropped++;
+    pair.down.destroy();
+    pair.up.destroy();
+    return null;
+  };
+  const { url } = await frameProxy(t, sockPath, { onRequest, onReply });
+  return { url, proxy };
+}
+
 // A fake peer on a Unix socket in a fresh directory, for behaviour sessd cannot be made to
 // show on demand. onRequest(socket, request) runs for each whole request frame a client
 // sends; returns the socket's path. Sockets and directory go when the test ends.
@@ -448,4 +475,4 @@ function countSaves(store, namespace = null) {
   return counter;
 }
 
-module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };

@@ -1,0 +1,168 @@
+'use strict';
+// Several app processes on one sessd (a fleet behind a load balancer without sticky
+// sessions): what one process's tests cannot show. Each app process is a store of its own,
+// with its own pool; two stores in this process stand for two processes (they share nothing
+// but sessd), and one test forks real app processes. bench/fleet.js runs the same checks at
+// load, with restarts and crashes.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { fork } = require('child_process');
+const { SessdStore, Client, codec } = require('..');
+const { Daemon, Browser, replyDropper } = require('./helpers');
+
+const { OP } = codec;
+
+async function persistentDaemon(t) {
+  const d = new Daemon();
+  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
+  await d.start();
+  t.after(() => d.cleanup());
+  return d;
+}
+
+const counter = (key, base, mine, theirs) => (key === 'views' ? (theirs || 0) + ((mine || 0) - (base || 0)) : mine);
+
+// twoProcesses(t): two app processes' stores on one sessd with --data-dir, a (straight to it)
+// and b (behind replyDropper, proxy), with a counter merged as additions, and the session
+// 'sid' stored with views 0.
+async function twoProcesses(t) {
+  const d = await persistentDaemon(t);
+  const { url, proxy } = await replyDropper(t, d.sock);
+  const a = new SessdStore({ url: d.unixUrl, namespace: 'fleet', poolSize: 1, mergeKey: counter });
+  const b = new SessdStore({ url, namespace: 'fleet', poolSize: 1, reconnectMinMs: 20, reconnectMaxMs: 100, mergeKey: counter });
+  t.after(() => a.client.terminate());
+  t.after(() => b.client.terminate());
+  const cookie = { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString() };
+  await a.set('sid', { cookie, user: 'ada', views: 0 });
+  return { a, b, proxy };
+}
+
+// Two app processes each count a page view of one session, from the same read (views 0):
+// both merged saves write the same bytes. Process A's is stored; process B's first SET_IF is
+// answered CONFLICT, and sessd crashes before that answer reaches B. B sends it again, meets
+// data equal to what it sent, and took it for its own first attempt carried out: its view
+// was lost though its request had been answered (fleet: 2 increments answered 200, count 1).
+test('a SET_IF sent again after a crash that meets the same bytes another process saved is merged, not taken for its own', async (t) => {
+  const { a, b, proxy } = await twoProcesses(t);
+
+  const onA = await a.get('sid');
+  const onB = await b.get('sid');
+  onA.views += 1;
+  onB.views += 1;
+  await a.set('sid', onA);
+  proxy.drop = OP.SET_IF;
+  const seenBefore = proxy.seen.get(OP.SET_IF) || 0;
+  await b.set('sid', onB);
+  assert.equal(proxy.dropped, 1, "B's first answer (CONFLICT) was lost");
+  assert.ok(proxy.seen.get(OP.SET_IF) - seenBefore >= 2, 'B sent its SET_IF again');
+  assert.equal((await a.get('sid')).views, 2, 'both views counted');
+});
+
+// The case the resend's check is for stays as it was: B's own first attempt carried out and
+// its answer lost, nobody else writing: counted once.
+test('a SET_IF carried out whose answer a crash lost still counts once across processes', async (t) => {
+  const { a, b, proxy } = await twoProcesses(t);
+
+  const onB = await b.get('sid');
+  onB.views += 1;
+  proxy.drop = OP.SET_IF;
+  await b.set('sid', onB);
+  assert.equal(proxy.dropped, 1);
+  const onA = await a.get('sid');
+  assert.equal(onA.views, 1, 'counted once');
+  // A's next view merges over B's stored save as usual.
+  onA.views += 1;
+  await a.set('sid', onA);
+  assert.equal((await b.get('sid')).views, 2);
+});
+
+// forkApp(t, url, ns): one app process (test/fixtures/fleet-app.js) on sessd at url, in
+// namespace ns with the prefix 'a:'; resolves { port, proc, read (token -> promise of the
+// slow request's read) }.
+async function forkApp(t, url, ns) {
+  const proc = fork(path.join(__dirname, 'fixtures', 'fleet-app.js'), [], {
+    env: { ...process.env, FLEET_URL: url, FLEET_NS: ns, FLEET_PREFIX: 'a:' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  t.after(() => proc.kill('SIGKILL'));
+  const reads = new Map();
+  const app = { proc, port: null };
+  app.read = (token) => new Promise((resolve) => reads.set(token, resolve));
+  await new Promise((resolve, reject) => {
+    proc.on('message', (m) => {
+      if (m.port) {
+        app.port = m.port;
+        resolve();
+      }
+      if (m.slowRead && reads.has(m.slowRead)) reads.get(m.slowRead)(m);
+    });
+    proc.once('exit', (code) => reject(new Error(`app process exited (${code})`)));
+  });
+  return app;
+}
+
+// Browser at a port: one browser's cookie, sent to whichever process a request names.
+async function hit(browser, app, method, p) {
+  return browser.request(method, p, method === 'POST' ? {} : null, `http://127.0.0.1:${app.port}`);
+}
+
+// The promises the README makes, across real processes (one on the Unix socket, one on TCP)
+// with no sticky sessions: a welcome flash shown once by the other process; concurrent cart
+// adds and view counts on both all kept; a flash of each add shown once; a logout on one
+// process while a request of the session is held in flight on the other: the old cookie is
+// logged out and sessd holds nothing under the old id; another namespace sees nothing.
+test('two app processes without sticky sessions: merges, flashes once, logout, namespaces', async (t) => {
+  const d = new Daemon();
+  await d.start();
+  t.after(() => d.cleanup());
+  const [p0, p1, other] = await Promise.all([forkApp(t, d.unixUrl, 'shop'), forkApp(t, d.tcpUrl, 'shop'), forkApp(t, d.unixUrl, 'blog')]);
+  const admin = new Client({ url: d.unixUrl });
+  t.after(() => admin.close());
+  const br = new Browser(`http://127.0.0.1:${p0.port}`);
+
+  let r = await hit(br, p0, 'POST', '/login?u=ada&f=welcome');
+  assert.equal(r.status, 303);
+  // The other app, same daemon and cookie secret, another namespace, while the welcome is
+  // queued: nothing of this session, and its page pops nothing of it.
+  const elsewhere = JSON.parse((await hit(br, other, 'GET', '/page')).body);
+  assert.equal(elsewhere.user, null);
+  assert.deepEqual(elsewhere.flash, {});
+  r = await hit(br, p1, 'GET', '/page');
+  assert.deepEqual(JSON.parse(r.body).flash, { info: ['welcome'] });
+  assert.equal(JSON.parse(r.body).user, 'ada');
+  assert.deepEqual(JSON.parse((await hit(br, p0, 'GET', '/page')).body).flash, {}, 'shown once');
+
+  const burst = [];
+  for (let i = 0; i < 8; i++) {
+    const app = i % 2 ? p1 : p0;
+    burst.push(hit(br, app, 'POST', i < 4 ? `/add?item=i${i}&f=added${i}` : '/inc'));
+  }
+  const answers = await Promise.all(burst);
+  assert.deepEqual(answers.map((x) => x.status), [303, 303, 303, 303, 200, 200, 200, 200]);
+  const shown = [];
+  for (const app of [p1, p0]) {
+    const page = JSON.parse((await hit(br, app, 'GET', '/page')).body);
+    shown.push(...(page.flash.info || []));
+    if (app === p1) {
+      assert.deepEqual([...page.cart].sort(), ['i0', 'i1', 'i2', 'i3'], 'every add kept');
+      assert.equal(page.views, 4, 'every view counted');
+    }
+  }
+  assert.deepEqual(shown.sort(), ['added0', 'added1', 'added2', 'added3'], 'each flash once');
+
+  const cookie = br.cookies.get('connect.sid');
+  const sid = decodeURIComponent(cookie).slice(2).split('.')[0];
+  const read = p1.read('t1');
+  const slow = hit(br, p1, 'POST', '/slow?token=t1');
+  assert.equal((await read).user, 'ada', 'the slow request read the session');
+  assert.equal((await hit(br, p0, 'POST', '/logout?how=destroy')).status, 200);
+  p1.proc.send({ release: 't1' });
+  assert.equal((await slow).status, 200);
+  br.cookies.set('connect.sid', cookie);
+  const after = JSON.parse((await hit(br, p1, 'GET', '/page')).body);
+  assert.equal(after.user, null, 'logged out on both');
+  assert.deepEqual(after.flash, {});
+  assert.equal(await admin.load('shop', 'a:' + sid), null, 'nothing left under the old id');
+});
