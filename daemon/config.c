@@ -69,7 +69,7 @@ static const struct option config_options[] = {
 void config_usage(FILE *out)
 {
 	fputs("usage: sessd [options]\n"
-	      "  --listen URL            tcp://HOST:PORT, tcp://[V6]:PORT or unix:PATH "
+	      "  --listen URL            tcp://HOST:PORT, tcp://[V6]:PORT, unix:PATH or /PATH "
 	      "(repeatable)\n"
 	      "                          (none given: sessd.sock in the runtime directory,\n"
 	      "                          $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/sessd, /run/sessd\n"
@@ -199,9 +199,18 @@ int config_parse_listen(const char *url, struct config_listen *out)
 	size_t hlen;
 
 	memset(out, 0, sizeof(*out));
-	if (strncmp(url, "unix:", 5) == 0) {
-		const char *path = url + 5;
+	/* The forms the clients take for a Unix socket (client/url.c), so that an address copied
+	 * from an app's configuration names the same socket here: unix:PATH, unix:///PATH and a
+	 * bare /PATH. unix://x is refused, as they refuse it: a host x to a URL reader, and the
+	 * absolute /x to the kernel. */
+	if (url[0] == '/' || strncmp(url, "unix:", 5) == 0) {
+		const char *path = url[0] == '/' ? url : url + 5;
 
+		if (url[0] != '/' && strncmp(path, "//", 2) == 0) {
+			if (path[2] != '/')
+				goto fail;
+			path += 2;
+		}
 		if (*path == '\0')
 			goto fail;
 		if (strlen(path) >= sizeof(out->path)) {
@@ -642,11 +651,11 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					    "it as tcp://%s:%u\n",
 					    optarg, l.host, (unsigned)l.port);
 				else
-					fprintf(
-					    err,
-					    "sessd: --listen: bad URL '%s' (want "
-					    "tcp://A.B.C.D:PORT, tcp://[V6]:PORT or unix:PATH)\n",
-					    optarg);
+					fprintf(err,
+					        "sessd: --listen: bad URL '%s' (want "
+					        "tcp://A.B.C.D:PORT, tcp://[V6]:PORT, unix:PATH or "
+					        "/PATH)\n",
+					        optarg);
 				return -1;
 			}
 			for (size_t i = 0; i < cfg->n_listens; i++) {

@@ -318,6 +318,13 @@ LEAK_CHECKED_TEST(config, listen_urls)
 	cr_assert_eq(config_parse_listen("unix:relative.sock", &l), 0);
 	cr_assert_eq(l.kind, CONFIG_LISTEN_UNIX);
 	cr_assert_str_eq(l.path, "relative.sock");
+	/* The forms libsessd, sessctl and connect-sessd take for a socket name it here too. */
+	cr_assert_eq(config_parse_listen("/tmp/sock", &l), 0);
+	cr_assert_eq(l.kind, CONFIG_LISTEN_UNIX);
+	cr_assert_str_eq(l.path, "/tmp/sock");
+	cr_assert_eq(config_parse_listen("unix:///run/sessd/sessd.sock", &l), 0);
+	cr_assert_eq(l.kind, CONFIG_LISTEN_UNIX);
+	cr_assert_str_eq(l.path, "/run/sessd/sessd.sock");
 
 	const char *bad[] = {"",
 	                     "unix:",
@@ -335,7 +342,11 @@ LEAK_CHECKED_TEST(config, listen_urls)
 	                     "tcp://[::1]80",
 	                     "tcp://:80",
 	                     "udp://127.0.0.1:80",
-	                     "/tmp/sock",
+	                     "unix://x.sock",
+	                     "unix://",
+	                     "tmp/sock",
+	                     ("/a/path/that/is/far/too/long/for/a/unix/socket/address/which/holds/"
+	                      "only/one/hundred/and/eight/bytes/including/its/nul/xyz.sock"),
 	                     ("unix:/a/path/that/is/far/too/long/for/a/unix/socket/address/which/"
 	                      "holds/only/one/hundred/and/eight/bytes/including/its/nul/x.sock")};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
