@@ -86,12 +86,15 @@ bool persist_must_wait(struct persist *p);
 /*
  * persist_wake_fd(p):
  * A descriptor, owned by ${p}, that becomes readable when the file worker has finished a sync
- * a change may wait for (persist_must_wait); the server watches it and then calls
- * persist_woken.
+ * a change may wait for (persist_must_wait), made a segment for a snapshot or found a sync
+ * failed, or a snapshot writer ends; the server watches it and then calls persist_woken.
  */
 int persist_wake_fd(const struct persist *p);
 
-/* persist_woken(p): persist_wake_fd became readable: empty it and take the worker's result. */
+/*
+ * persist_woken(p): persist_wake_fd became readable: empty it and take what the file worker or
+ * a snapshot writer has done (a sync failed, a segment retired or made, the writer ended).
+ */
 void persist_woken(struct persist *p);
 
 /*
