@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct server *srv;
+	bool config_fault;
 	int rc = 1;
 
 	if (hold_standard_descriptors() == -1)
@@ -140,9 +142,19 @@ int main(int argc, char **argv)
 	 * a burst of stalled clients is closed. Sessions are far smaller and are not affected. */
 	if (mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 0)
 		log_debug("malloc ignores M_MMAP_THRESHOLD: not glibc's allocator");
-	srv = server_new(&cfg);
-	if (srv == NULL)
+	srv = server_new(&cfg, &config_fault);
+	if (srv == NULL) {
+		/* The shipped unit does not restart after 2 (RestartPreventExitStatus=2): five
+		 * restarts a second apart would fail the same way, then the unit gives up, with
+		 * the cause five times over in the journal. */
+		if (config_fault) {
+			log_error(
+			    "not starting: the configuration cannot work as it is; exit status 2 "
+			    "(a restart would fail the same way)");
+			rc = 2;
+		}
 		goto out;
+	}
 	rc = server_run(srv) == 0 ? 0 : 1;
 	server_free(srv);
 	if (rc == 0)

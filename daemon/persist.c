@@ -1712,25 +1712,51 @@ static void say_lock_error(int dir_fd, const char *dir, int err, const char *hel
 	}
 }
 
-/* A 32-byte key file into guarded memory. Returns the key (free with sodium_free) or NULL. */
+/*
+ * Whether open(2) of a key file failing with ${err} is the path's fault as configured (missing,
+ * a directory on the way that is not one, a permission) rather than a passing one (EIO,
+ * EMFILE, ENOMEM): only the operator mends those, and a restart fails the same way.
+ */
+static bool key_open_error_is_configs(int err)
+{
+	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
+	       err == ENAMETOOLONG || err == ENXIO;
+}
+
+/*
+ * key_load(path):
+ * A 32-byte key file into guarded memory. Returns the key (free with sodium_free), or NULL
+ * (logged) with errno ENOKEY when the file cannot serve as a key as it is (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read): a fault of the
+ * configuration, which a restart repeats; with another errno when reading it failed.
+ */
 static uint8_t *key_load(const char *path)
 {
 	struct stat sb;
 	uint8_t *key;
 	size_t got = 0;
-	int fd;
+	int fd, err;
 
 	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever
 	 * (startup hung there until a writer came). */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
-		persist_say(LOG_ERROR, "key file %s: %s", path, strerror(errno));
+		err = errno;
+		/* Most likely a wrong path; a key on a volume mounted after boot (an encrypted
+		 * or network volume) comes back only once it is mounted, which restarts in a
+		 * row do not wait for: the unit waits, ordered after the mount. */
+		persist_say(LOG_ERROR, "key file %s: %s%s", path, strerror(err),
+		            err == ENOENT ? " (if it is on a volume mounted after sessd starts, "
+		                            "order sessd after that mount: RequiresMountsFor= in a "
+		                            "drop-in of its unit)"
+		                          : "");
+		errno = key_open_error_is_configs(err) ? ENOKEY : err;
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
 		            path, (unsigned)KEY_BYTES);
-		errno = EINVAL;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	/* The usual mistakes are a key as text (base64, hex) or with a newline after it (echo,
@@ -1741,7 +1767,7 @@ static uint8_t *key_load(const char *path)
 		            "%lld bytes; the key is raw bytes, not text: make one with "
 		            "(umask 077; head -c 32 /dev/urandom > FILE)",
 		            path, (unsigned)KEY_BYTES, (long long)sb.st_size);
-		errno = EINVAL;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	/* A key other users can read protects nothing; refuse it as ssh refuses such keys. */
@@ -1750,12 +1776,13 @@ static uint8_t *key_load(const char *path)
 		            "key file %s: mode %04o lets other users read or replace the key; "
 		            "chmod o-rwx it",
 		            path, (unsigned)(sb.st_mode & 07777));
-		errno = EPERM;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	key = sodium_malloc(KEY_BYTES);
 	if (key == NULL) {
 		persist_say(LOG_ERROR, "key file %s: out of memory", path);
+		errno = ENOMEM;
 		goto fail_close;
 	}
 	while (got < KEY_BYTES) {
@@ -1775,9 +1802,13 @@ static uint8_t *key_load(const char *path)
 	return key;
 
 fail_free:
+	err = errno;
 	sodium_free(key);
+	errno = err;
 fail_close:
+	err = errno;
 	close(fd);
+	errno = err;
 fail:
 	return NULL;
 }
@@ -3265,11 +3296,14 @@ static void persist_close(struct persist *p)
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged).
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
+ * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
+ * ours to read): a fault of the configuration, which a restart repeats.
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
 	struct persist *p;
+	int key_err = 0, err;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -3302,8 +3336,10 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		persist_say(LOG_ERROR, "cannot initialise: %s", strerror(errno));
 		goto fail;
 	}
-	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL)
+	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL) {
+		key_err = errno;
 		goto fail;
+	}
 	if (mkdir(p->dir, 0700) == 0) {
 		p->made_dir = true;
 		if (sync_parent_dir(p->dir) == -1)
@@ -3361,7 +3397,9 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	return p;
 
 fail:
+	err = key_err != 0 ? key_err : errno;
 	persist_undo(p);
+	errno = err;
 	return NULL;
 }
 

@@ -56,7 +56,9 @@ struct persist_config {
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged).
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
+ * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
+ * ours to read): a fault of the configuration, which a restart repeats.
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 
