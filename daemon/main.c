@@ -100,6 +100,14 @@ int main(int argc, char **argv)
 
 	/* Every action from here reads sessions, decrypted in memory when there is a key. */
 	keep_sessions_out_of_dumps(cfg.key_file);
+	/* SIGHUP, SIGUSR1 and SIGUSR2 kill by default. The daemon ignores them while its data
+	 * loads, before its loop takes them over (server.c). --check-data and --backup give
+	 * them no meaning at all: `pkill -USR1 sessd`, meant for a daemon, or the terminal they
+	 * run in closing, killed them half way, a backup leaving its partial copy to be removed
+	 * by hand. SIGINT and SIGTERM still stop them. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		/* --check-data and --backup: 2, as for any failure that is not damage. */
@@ -127,11 +135,6 @@ int main(int argc, char **argv)
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Nor may a SIGHUP, SIGUSR1 or SIGUSR2 while the data loads, before the loop takes them
-	 * over (server.c). */
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
 	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
 	 * which is answered like a full disk, instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);

@@ -3721,6 +3721,132 @@ static bool dir_has(const char *dir, const char *prefix)
 }
 
 /*
+ * Whether process ${pid} has a file inside ${dir} open (/proc/PID/fd) or mapped
+ * (/proc/PID/maps: a file being checked is read through a mapping, its descriptor closed):
+ * it is at work on it.
+ */
+static bool has_open_inside(pid_t pid, const char *dir)
+{
+	char fd_dir[64], link[PATH_MAX + 64], target[PATH_MAX], *line = NULL;
+	size_t len = strlen(dir), cap = 0;
+	struct dirent *de;
+	bool found = false;
+	FILE *maps;
+	DIR *d;
+
+	snprintf(fd_dir, sizeof(fd_dir), "/proc/%ld/maps", (long)pid);
+	snprintf(target, sizeof(target), " %s/", dir);
+	maps = fopen(fd_dir, "re");
+	while (maps != NULL && !found && getline(&line, &cap, maps) != -1)
+		found = strstr(line, target) != NULL;
+	free(line);
+	if (maps != NULL)
+		fclose(maps);
+	if (found)
+		return true;
+	snprintf(fd_dir, sizeof(fd_dir), "/proc/%ld/fd", (long)pid);
+	d = opendir(fd_dir);
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "%s/%s", fd_dir, de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		found = strncmp(target, dir, len) == 0 && target[len] == '/';
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Run $SESSD_BIN with ${args} (a --backup or --check-data of ${data_dir}), catch it at work on
+ * a file of ${data_dir} and stop it there (SIGSTOP), send it SIGHUP, SIGUSR1 and SIGUSR2,
+ * continue it, and return its waitpid status. Stopped, it cannot finish before the signals
+ * land: a process that ignores them goes on as if none came. Returns -1 when it finished
+ * before it could be caught (a loaded machine): the caller tries again.
+ */
+static int run_signalled_at_work(const char *const *args, const char *data_dir)
+{
+	long started = harness_mono_ms();
+	pid_t pid = spawn_quiet(args);
+	int status;
+
+	while (!has_open_inside(pid, data_dir)) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			goto finished;
+		cr_assert_lt(harness_mono_ms() - started, 10000, "sessd %s not at work on %s",
+		             args[0], data_dir);
+		usleep(500);
+	}
+	if (harness_sigstop(pid) == -1) {
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		goto finished;
+	}
+	cr_assert_eq(kill(pid, SIGHUP), 0);
+	cr_assert_eq(kill(pid, SIGUSR1), 0);
+	cr_assert_eq(kill(pid, SIGUSR2), 0);
+	cr_assert_eq(kill(pid, SIGCONT), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return status;
+
+finished:
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd %s: status %d", args[0],
+	          status);
+	cr_log_info("sessd %s finished before it was caught at work; again", args[0]);
+	return -1;
+}
+
+/*
+ * SIGHUP, SIGUSR1 and SIGUSR2 mean nothing to --backup and --check-data (--repair too), and
+ * their default action killed them half way: `pkill -USR1 sessd`, meant for a daemon, or the
+ * terminal they ran in closing, left a backup's partial copy to be removed by hand and a check
+ * without its verdict. Each is caught at work on a log of over 100 MB, sent the three, and
+ * finishes as it would have: a whole copy, a sound verdict, nothing partial left.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, backup_and_check_data_go_on_through_hup_and_usr_signals,
+                       .timeout = 180)
+{
+	char data_dir[64], scratch[64], dest[128];
+	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	const char *check[] = {"--check-data", data_dir, NULL};
+	const char *check_copy[] = {"--check-data", dest, NULL};
+	pid_t pid;
+	int status;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	write_big_log(data_dir);
+
+	for (int tries = 0; (status = run_signalled_at_work(backup, data_dir)) == -1; tries++) {
+		cr_assert_lt(tries, 5, "--backup always finished before it was caught at work");
+		nftw(dest, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "--backup: status %d (killed by signal %d)", status,
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_expect(!dir_has(scratch, ".copy"), "a partial copy was left beside %s", dest);
+	cr_expect_eq(data_file_size(dest, "log.0000000000000001"),
+	             data_file_size(data_dir, "log.0000000000000001"), "the copy is not whole");
+	pid = spawn_quiet(check_copy);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "--check-data of the copy: %d",
+	          status);
+
+	for (int tries = 0; (status = run_signalled_at_work(check, data_dir)) == -1; tries++)
+		cr_assert_lt(tries, 5, "--check-data always finished before it was caught at work");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "--check-data: status %d (killed by signal %d)", status,
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * A new destination whose name is near NAME_MAX long (250 bytes) is made: the hidden name it
  * is made under first (.NAME.partial-XXXXXX) was 15 bytes longer, and the backup failed
  * ("cannot create a directory beside ...: File name too long") where a plain mkdir of the name
