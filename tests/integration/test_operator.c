@@ -1267,6 +1267,42 @@ static void restart_full(const char *max_memory, size_t size, bool ns_each)
 }
 
 /*
+ * An unknown long option is answered with the option it was most likely meant as, the way
+ * sessctl answers an unknown command: "--data-dri" was only "unknown option", and the
+ * operator read the whole usage to find the typo. Case aside, a swap, a letter left out or
+ * one too many; nothing for what is no option's near miss; the value after '=' (a secret,
+ * perhaps) is not shown. All are usage errors (exit 2) that print nothing else but the hint
+ * to --help.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, an_unknown_option_names_the_one_meant, .timeout = 60)
+{
+	static const struct {
+		const char *given, *said;
+	} cases[] = {
+	    {"--data-dri", "sessd: unknown option '--data-dri'; did you mean '--data-dir'?\n"},
+	    {"--max-memroy=1G",
+	     "sessd: unknown option '--max-memroy'; did you mean '--max-memory'?\n"},
+	    {"--Listen", "sessd: unknown option '--Listen'; did you mean '--listen'?\n"},
+	    {"--keyfile", "sessd: unknown option '--keyfile'; did you mean '--key-file'?\n"},
+	    {"--auth-flie=s3cret-value",
+	     "sessd: unknown option '--auth-flie'; did you mean '--auth-file'?\n"},
+	    {"--snapshot-idel", "sessd: unknown option '--snapshot-idel'; did you mean "
+	                        "'--snapshot-idle'?\n"},
+	    {"--bogus", "sessd: unknown option '--bogus'\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {cases[i].given, NULL};
+		char want[200], *text = run_expecting(args, 2);
+
+		snprintf(want, sizeof(want), "%sTry 'sessd --help'.\n", cases[i].said);
+		cr_expect_str_eq(text, want, "sessd %s", cases[i].given);
+		cr_expect_null(strstr(text, "s3cret"), "%s", text);
+		free(text);
+	}
+}
+
+/*
  * A daemon that went on taking writes at its --max-memory must load again under the same
  * --max-memory. Live, a table resizing when the store filled up holds its old buckets until
  * lookups have moved them, the refused writes' lookups included; then that memory goes to a
