@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -536,6 +537,71 @@ static bool acts_on_check(int val)
 	       val == OPT_KEY_FILE || val == OPT_LOG_LEVEL || option_name(val) == NULL;
 }
 
+/* The longest name typo_distance compares: longer than any option's, by a margin. */
+#define TYPO_MAX_LEN 32
+
+/*
+ * The edit distance of ${a} (${la} bytes) and ${b}, each at most TYPO_MAX_LEN bytes:
+ * insertions, deletions, substitutions and swaps of neighbouring bytes count 1 each
+ * ("data-dri" is 1 from "data-dir"). sessctl's typo_distance for its commands, copied: the
+ * daemon and the client do not depend on each other, and protocol/, which both use, holds the
+ * wire format, not the spelling of command lines.
+ */
+static size_t typo_distance(const char *a, size_t la, const char *b)
+{
+	size_t lb = strlen(b), d[TYPO_MAX_LEN + 1][TYPO_MAX_LEN + 1];
+
+	/* A name longer than the table holds is no typo of the other. */
+	if (la > TYPO_MAX_LEN || lb > TYPO_MAX_LEN)
+		return TYPO_MAX_LEN + 1;
+	for (size_t i = 0; i <= la; i++)
+		for (size_t j = 0; j <= lb; j++) {
+			size_t best;
+
+			if (i == 0 || j == 0) {
+				d[i][j] = i + j;
+				continue;
+			}
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+/*
+ * The option the unknown long option ${name} (${len} bytes, without its "--" and "=VALUE")
+ * was probably meant as: the nearest by typo_distance (1 for names of 3 bytes or fewer, else
+ * 2), case aside, as sessctl does for its commands; NULL when none is near.
+ */
+static const char *option_meant(const char *name, size_t len)
+{
+	char lower[TYPO_MAX_LEN + 1];
+	const char *best = NULL;
+	size_t best_d;
+
+	if (len == 0 || len > TYPO_MAX_LEN)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		lower[i] = (char)tolower((unsigned char)name[i]);
+	best_d = len <= 3 ? 2 : 3; /* one more than the distance taken */
+	for (const struct option *o = config_options; o->name != NULL; o++) {
+		size_t d = typo_distance(lower, len, o->name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = o->name;
+		}
+	}
+	return best;
+}
+
 /*
  * Say why getopt_long refused an option ('?'). glibc sets optopt to the option's value for a
  * long option given a value it takes none of, to 0 for an unknown or ambiguous long option
@@ -566,7 +632,13 @@ static void say_bad_option(const char *arg, FILE *err)
 	for (const struct option *o = config_options; o->name != NULL; o++)
 		matches += strncmp(o->name, arg, len) == 0;
 	if (len == 0 || matches < 2) {
-		fprintf(err, "sessd: unknown option '--%.*s'\n", (int)len, arg);
+		const char *meant = option_meant(arg, len);
+
+		if (meant != NULL)
+			fprintf(err, "sessd: unknown option '--%.*s'; did you mean '--%s'?\n",
+			        (int)len, arg, meant);
+		else
+			fprintf(err, "sessd: unknown option '--%.*s'\n", (int)len, arg);
 		return;
 	}
 	fprintf(err, "sessd: option '--%.*s' is ambiguous: it could be", (int)len, arg);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct server *srv;
+	bool config_fault;
 	int rc = 1;
 
 	if (hold_standard_descriptors() == -1)
@@ -98,6 +100,14 @@ int main(int argc, char **argv)
 
 	/* Every action from here reads sessions, decrypted in memory when there is a key. */
 	keep_sessions_out_of_dumps(cfg.key_file);
+	/* SIGHUP, SIGUSR1 and SIGUSR2 kill by default. The daemon ignores them while its data
+	 * loads, before its loop takes them over (server.c). --check-data and --backup give
+	 * them no meaning at all: `pkill -USR1 sessd`, meant for a daemon, or the terminal they
+	 * run in closing, killed them half way, a backup leaving its partial copy to be removed
+	 * by hand. SIGINT and SIGTERM still stop them. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		/* --check-data and --backup: 2, as for any failure that is not damage. */
@@ -125,11 +135,6 @@ int main(int argc, char **argv)
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Nor may a SIGHUP, SIGUSR1 or SIGUSR2 while the data loads, before the loop takes them
-	 * over (server.c). */
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
 	/* A file-size limit (ulimit -f, LimitFSIZE=) must make a log write fail with EFBIG,
 	 * which is answered like a full disk, instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -140,9 +145,19 @@ int main(int argc, char **argv)
 	 * a burst of stalled clients is closed. Sessions are far smaller and are not affected. */
 	if (mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 0)
 		log_debug("malloc ignores M_MMAP_THRESHOLD: not glibc's allocator");
-	srv = server_new(&cfg);
-	if (srv == NULL)
+	srv = server_new(&cfg, &config_fault);
+	if (srv == NULL) {
+		/* The shipped unit does not restart after 2 (RestartPreventExitStatus=2): five
+		 * restarts a second apart would fail the same way, then the unit gives up, with
+		 * the cause five times over in the journal. */
+		if (config_fault) {
+			log_error(
+			    "not starting: the configuration cannot work as it is; exit status 2 "
+			    "(a restart would fail the same way)");
+			rc = 2;
+		}
 		goto out;
+	}
 	rc = server_run(srv) == 0 ? 0 : 1;
 	server_free(srv);
 	if (rc == 0)

@@ -99,6 +99,10 @@
  * otherwise (EIO, permissions, the writer killed), whose cause nothing here can see go. */
 #define SNAPSHOT_RETRY_ROOM_FIRST_MS  100u
 #define SNAPSHOT_RETRY_GROWN_FIRST_MS 5000u
+/* A snapshot for a failed sync starts at once at most this often; sooner, the next tick starts
+ * it (the pace it always had), so a disk whose every sync fails does not fork one after the
+ * other. */
+#define SYNC_SNAPSHOT_SPACING_MS 1000u
 /* How long a stop waits for a snapshot being written before it stops the writer: with the
  * drain (about 2 s) and the last fdatasync, well inside the unit's TimeoutStopSec=10s. */
 #define SNAPSHOT_STOP_WAIT_MS 3000u
@@ -224,6 +228,9 @@ struct persist {
 	uint64_t retry_log_bytes;
 	bool retry_for_room;
 	unsigned snapshot_failures; /* in a row, since the last snapshot written */
+	/* When sync_failed_snapshot_now last started one (CLOCK_MONOTONIC, 0: never). */
+	uint64_t sync_snapshot_ms;
+	bool closing; /* persist_free or persist_undo runs: no snapshot starts */
 	/* The room a snapshot needs, kept from the log (log_has_room): appended plus the batch
 	 * may reach room_until before the volume is looked at again; room_refused: it had no
 	 * room at room_checked_ms (CLOCK_MONOTONIC), and changes are refused. */
@@ -257,7 +264,8 @@ struct persist {
 	int retired_err;
 	uint64_t remove_below; /* delete segments and snapshots below this seq, 0: none */
 	bool snapshot_wanted;  /* snapshot_start asked for prep_seq and waits for it */
-	/* The worker writes to this eventfd once it has retired a segment, so that the loop
+	/* The worker writes to this eventfd once it has retired a segment, made one for a
+	 * snapshot or found a sync failed, and a snapshot writer as it exits, so that the loop
 	 * (persist_wake_fd) takes the result without waiting for the next tick. */
 	int wake_fd;
 	/* The loop's own: segment retire_seq is in the worker's hands and its result not yet
@@ -1704,25 +1712,51 @@ static void say_lock_error(int dir_fd, const char *dir, int err, const char *hel
 	}
 }
 
-/* A 32-byte key file into guarded memory. Returns the key (free with sodium_free) or NULL. */
+/*
+ * Whether open(2) of a key file failing with ${err} is the path's fault as configured (missing,
+ * a directory on the way that is not one, a permission) rather than a passing one (EIO,
+ * EMFILE, ENOMEM): only the operator mends those, and a restart fails the same way.
+ */
+static bool key_open_error_is_configs(int err)
+{
+	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
+	       err == ENAMETOOLONG || err == ENXIO;
+}
+
+/*
+ * key_load(path):
+ * A 32-byte key file into guarded memory. Returns the key (free with sodium_free), or NULL
+ * (logged) with errno ENOKEY when the file cannot serve as a key as it is (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read): a fault of the
+ * configuration, which a restart repeats; with another errno when reading it failed.
+ */
 static uint8_t *key_load(const char *path)
 {
 	struct stat sb;
 	uint8_t *key;
 	size_t got = 0;
-	int fd;
+	int fd, err;
 
 	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever
 	 * (startup hung there until a writer came). */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
-		persist_say(LOG_ERROR, "key file %s: %s", path, strerror(errno));
+		err = errno;
+		/* Most likely a wrong path; a key on a volume mounted after boot (an encrypted
+		 * or network volume) comes back only once it is mounted, which restarts in a
+		 * row do not wait for: the unit waits, ordered after the mount. */
+		persist_say(LOG_ERROR, "key file %s: %s%s", path, strerror(err),
+		            err == ENOENT ? " (if it is on a volume mounted after sessd starts, "
+		                            "order sessd after that mount: RequiresMountsFor= in a "
+		                            "drop-in of its unit)"
+		                          : "");
+		errno = key_open_error_is_configs(err) ? ENOKEY : err;
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
 		            path, (unsigned)KEY_BYTES);
-		errno = EINVAL;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	/* The usual mistakes are a key as text (base64, hex) or with a newline after it (echo,
@@ -1733,7 +1767,7 @@ static uint8_t *key_load(const char *path)
 		            "%lld bytes; the key is raw bytes, not text: make one with "
 		            "(umask 077; head -c 32 /dev/urandom > FILE)",
 		            path, (unsigned)KEY_BYTES, (long long)sb.st_size);
-		errno = EINVAL;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	/* A key other users can read protects nothing; refuse it as ssh refuses such keys. */
@@ -1742,12 +1776,13 @@ static uint8_t *key_load(const char *path)
 		            "key file %s: mode %04o lets other users read or replace the key; "
 		            "chmod o-rwx it",
 		            path, (unsigned)(sb.st_mode & 07777));
-		errno = EPERM;
+		errno = ENOKEY;
 		goto fail_close;
 	}
 	key = sodium_malloc(KEY_BYTES);
 	if (key == NULL) {
 		persist_say(LOG_ERROR, "key file %s: out of memory", path);
+		errno = ENOMEM;
 		goto fail_close;
 	}
 	while (got < KEY_BYTES) {
@@ -1767,9 +1802,13 @@ static uint8_t *key_load(const char *path)
 	return key;
 
 fail_free:
+	err = errno;
 	sodium_free(key);
+	errno = err;
 fail_close:
+	err = errno;
 	close(fd);
+	errno = err;
 fail:
 	return NULL;
 }
@@ -1828,7 +1867,12 @@ static int segment_create(struct persist *p, uint64_t seq, bool remove_on_failur
 	return fd;
 }
 
-/* An fdatasync of segment ${seq} failed with ${err}: refuse changes until a snapshot above it. */
+static void sync_failed_snapshot_now(struct persist *p);
+
+/*
+ * An fdatasync of segment ${seq} failed with ${err}: refuse changes until a snapshot above it,
+ * and start that snapshot now (sync_failed_snapshot_now) rather than at the next tick.
+ */
 static void segment_sync_failed(struct persist *p, uint64_t seq, int err)
 {
 	char name[NAME_BYTES];
@@ -1844,6 +1888,7 @@ static void segment_sync_failed(struct persist *p, uint64_t seq, int err)
 	/* The store already holds these changes; the snapshot that ends this state saves them. */
 	buf_reset(&p->batch);
 	p->failed_len = 0;
+	sync_failed_snapshot_now(p);
 }
 
 static void enter_sync_failed(struct persist *p, int err)
@@ -2258,8 +2303,13 @@ static void *file_worker_main(void *arg)
 				continue;
 			fd = p->fd;
 			pthread_mutex_unlock(&p->sync_mutex);
-			if (fdatasync(fd) == -1)
+			/* Changes are refused from the moment the loop takes this failure, and the
+			 * snapshot that ends the refusal starts then: at once, not at its next
+			 * change or tick. */
+			if (fdatasync(fd) == -1) {
 				atomic_store(&p->sync_errno, errno);
+				wake_loop(p);
+			}
 			pthread_mutex_lock(&p->sync_mutex);
 			continue;
 		}
@@ -2295,6 +2345,9 @@ static void *file_worker_main(void *arg)
 			p->prep_fd = fd;
 			p->prep_err = err;
 			atomic_store(&p->prep_ready, true);
+			/* The loop switches to it at once (persist_woken): otherwise only at its
+			 * next commit or tick, and while changes are refused no commit comes. */
+			wake_loop(p);
 		}
 	}
 	pthread_mutex_unlock(&p->sync_mutex);
@@ -2462,27 +2515,34 @@ static _Noreturn void snapshot_child_exit(struct persist *p, const char *stage, 
 	p->child_report->err = err;
 	p->child_report->exiting_ms = clock_ms(CLOCK_MONOTONIC);
 	atomic_store(&p->child_report->exiting, true);
+	/* The parent reaps it at once (persist_woken): a snapshot that ends a refusal of changes
+	 * must not wait for the next tick to be taken. A writer killed instead is reaped at the
+	 * next tick, as before. */
+	wake_loop(p);
 	_exit(stage ? 3 : 0);
 }
 
 /*
- * Close every descriptor of the forked writer but stdio and ${keep}. It inherits all the
+ * Close every descriptor of the forked writer but stdio, ${keep_a} and ${keep_b} (the data
+ * directory, and the loop's wake it writes as it exits). It inherits all the
  * daemon's: holding its sockets, it kept each connection the daemon closed open for the peer
  * (no end of file) and the listeners taking connections nobody answered, for as long as a
  * snapshot took (seconds for a million sessions, and up to SNAPSHOT_STOP_WAIT_MS of a stop).
  * A kernel without close_range (before 5.9) gets them closed one by one.
  */
-static void child_close_all_but(int keep)
+static void child_close_all_but(int keep_a, int keep_b)
 {
+	int low = keep_a < keep_b ? keep_a : keep_b, high = keep_a < keep_b ? keep_b : keep_a;
 	long max = sysconf(_SC_OPEN_MAX);
 
-	if ((keep <= 3 || close_range(3, (unsigned)keep - 1, 0) == 0) &&
-	    close_range((unsigned)keep + 1, ~0u, 0) == 0)
+	if ((low <= 3 || close_range(3, (unsigned)low - 1, 0) == 0) &&
+	    (high <= low + 1 || close_range((unsigned)low + 1, (unsigned)high - 1, 0) == 0) &&
+	    close_range((unsigned)high + 1, ~0u, 0) == 0)
 		return;
 	if (max < 0 || max > INT_MAX)
 		max = INT_MAX;
 	for (int fd = 3; fd < max; fd++) {
-		if (fd != keep)
+		if (fd != keep_a && fd != keep_b)
 			close(fd);
 	}
 }
@@ -2503,7 +2563,7 @@ static void snapshot_child(struct persist *p, struct store *st, uint64_t seq, ui
 	 * a descriptor of /dev/urandom it keeps, which child_close_all_but closes: let it go
 	 * first, and the first nonce opens it again in the child. */
 	randombytes_close();
-	child_close_all_but(p->dir_fd);
+	child_close_all_but(p->dir_fd, p->wake_fd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -2628,7 +2688,8 @@ static void snapshot_reap(struct persist *p, bool block)
 
 /*
  * Ask for a snapshot: the file worker creates segment seq + 1, durable with its header, and
- * snapshot_switch, called by the next commit or tick, switches to it and forks once it is.
+ * snapshot_switch, called by the worker's wake (persist_woken) or the next commit or tick,
+ * switches to it and forks once it is.
  * Until then the log goes on in the current segment. Asking again meanwhile does nothing.
  */
 static void snapshot_start(struct persist *p)
@@ -2640,6 +2701,30 @@ static void snapshot_start(struct persist *p)
 	pthread_cond_signal(&p->sync_cond);
 	pthread_mutex_unlock(&p->sync_mutex);
 	p->snapshot_wanted = true;
+}
+
+/*
+ * Changes are refused for a failed sync (STATE_SYNC_FAILED) until a snapshot covers the
+ * segment: start it now, where the failure is found (or where a snapshot that was running then
+ * has been reaped), rather than at the next tick. Waiting for the tick, then for another to
+ * switch to the segment the worker made and another to reap the writer, refused every change
+ * for about three seconds; the worker's and the writer's wakes (persist_woken) carry it on
+ * from here. Not while a snapshot runs (its end comes back here), nor after a snapshot failed
+ * since the last one written, nor twice within SYNC_SNAPSHOT_SPACING_MS: a disk that keeps
+ * failing gets its snapshots at the tick's pace, as before, not one fork after the other.
+ */
+static void sync_failed_snapshot_now(struct persist *p)
+{
+	uint64_t mono_ms;
+
+	if (p->state != STATE_SYNC_FAILED || p->fsize_limited || p->closing || p->child > 0 ||
+	    p->snapshot_wanted || p->snapshot_failures > 0)
+		return;
+	mono_ms = clock_ms(CLOCK_MONOTONIC);
+	if (p->sync_snapshot_ms != 0 && mono_ms - p->sync_snapshot_ms < SYNC_SNAPSHOT_SPACING_MS)
+		return;
+	p->sync_snapshot_ms = mono_ms;
+	snapshot_start(p);
 }
 
 /*
@@ -3211,11 +3296,14 @@ static void persist_close(struct persist *p)
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged).
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
+ * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
+ * ours to read): a fault of the configuration, which a restart repeats.
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
 	struct persist *p;
+	int key_err = 0, err;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -3248,8 +3336,10 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		persist_say(LOG_ERROR, "cannot initialise: %s", strerror(errno));
 		goto fail;
 	}
-	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL)
+	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL) {
+		key_err = errno;
 		goto fail;
+	}
 	if (mkdir(p->dir, 0700) == 0) {
 		p->made_dir = true;
 		if (sync_parent_dir(p->dir) == -1)
@@ -3307,7 +3397,9 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	return p;
 
 fail:
+	err = key_err != 0 ? key_err : errno;
 	persist_undo(p);
+	errno = err;
 	return NULL;
 }
 
@@ -3318,6 +3410,7 @@ void persist_free(struct persist *p)
 {
 	if (p == NULL)
 		return;
+	p->closing = true;
 	/* Changes whose write failed are still only in memory (and visible to readers): one last
 	 * try, in case space came back since the last tick, before they are lost. They were never
 	 * acknowledged, but readers saw them: the operator hears that they go. */
@@ -3342,6 +3435,7 @@ void persist_undo(struct persist *p)
 
 	if (p == NULL)
 		return;
+	p->closing = true;
 	p->state = STATE_SYNC_FAILED; /* no final fsync, nothing more written */
 	/* A directory made moments ago, mode 0700, under our lock: all that is in it is what
 	 * this start put there, the LOCK and the segment it opened. Anything else in it keeps
@@ -3460,7 +3554,15 @@ int persist_wake_fd(const struct persist *p)
 void persist_woken(struct persist *p)
 {
 	wake_drain(p);
+	/* What woke the loop: a sync the worker found failed (everysec), the retire of a segment
+	 * (switch_sync_check), a snapshot writer exiting, a segment made for a snapshot. */
+	note_sync_error(p);
 	switch_sync_check(p);
+	if (p->child > 0 && atomic_load(&p->child_report->exiting))
+		snapshot_reap(p, true);
+	sync_failed_snapshot_now(p);
+	if (p->snapshot_wanted)
+		snapshot_switch(p);
 }
 
 void persist_settle(struct persist *p)

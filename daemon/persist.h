@@ -56,7 +56,9 @@ struct persist_config {
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged).
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
+ * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
+ * ours to read): a fault of the configuration, which a restart repeats.
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 
@@ -86,12 +88,15 @@ bool persist_must_wait(struct persist *p);
 /*
  * persist_wake_fd(p):
  * A descriptor, owned by ${p}, that becomes readable when the file worker has finished a sync
- * a change may wait for (persist_must_wait); the server watches it and then calls
- * persist_woken.
+ * a change may wait for (persist_must_wait), made a segment for a snapshot or found a sync
+ * failed, or a snapshot writer ends; the server watches it and then calls persist_woken.
  */
 int persist_wake_fd(const struct persist *p);
 
-/* persist_woken(p): persist_wake_fd became readable: empty it and take the worker's result. */
+/*
+ * persist_woken(p): persist_wake_fd became readable: empty it and take what the file worker or
+ * a snapshot writer has done (a sync failed, a segment retired or made, the writer ended).
+ */
 void persist_woken(struct persist *p);
 
 /*

@@ -995,7 +995,7 @@ fail:
 	return -1;
 }
 
-struct server *server_new(const struct config *cfg)
+struct server *server_new(const struct config *cfg, bool *config_fault)
 {
 	struct store_config store_cfg;
 	struct dispatch_config dispatch_cfg;
@@ -1005,6 +1005,7 @@ struct server *server_new(const struct config *cfg)
 	size_t max_client_memory;
 	char limit_source[64] = "";
 
+	*config_fault = false;
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL) {
 		log_error("out of memory");
@@ -1081,6 +1082,7 @@ struct server *server_new(const struct config *cfg)
 		pcfg.snapshot_idle_ms = (uint64_t)cfg->snapshot_idle_s * 1000u;
 		srv->persist = persist_open(&pcfg, srv->store, wall_ms());
 		if (srv->persist == NULL) {
+			*config_fault = errno == ENOKEY;
 			log_error("cannot open the data directory %s", cfg->data_dir);
 			goto fail;
 		}

@@ -1,6 +1,8 @@
 #ifndef SESSD_SERVER_H
 #define SESSD_SERVER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 /*
@@ -13,12 +15,14 @@
 struct server;
 
 /*
- * server_new(cfg):
+ * server_new(cfg, config_fault):
  * Build the server for ${cfg} (borrowed for the server's lifetime): open the data directory
  * when there is one, bind every listener, write the ready file and tell systemd. Returns the
- * server (free with server_free), or NULL after logging why.
+ * server (free with server_free), or NULL after logging why; then *${config_fault} says
+ * whether ${cfg} cannot work as it is (the --key-file cannot serve as a key), which a restart
+ * repeats, rather than a failure that may pass.
  */
-struct server *server_new(const struct config *cfg);
+struct server *server_new(const struct config *cfg, bool *config_fault);
 
 /*
  * server_run(srv):

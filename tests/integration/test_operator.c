@@ -1267,6 +1267,42 @@ static void restart_full(const char *max_memory, size_t size, bool ns_each)
 }
 
 /*
+ * An unknown long option is answered with the option it was most likely meant as, the way
+ * sessctl answers an unknown command: "--data-dri" was only "unknown option", and the
+ * operator read the whole usage to find the typo. Case aside, a swap, a letter left out or
+ * one too many; nothing for what is no option's near miss; the value after '=' (a secret,
+ * perhaps) is not shown. All are usage errors (exit 2) that print nothing else but the hint
+ * to --help.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, an_unknown_option_names_the_one_meant, .timeout = 60)
+{
+	static const struct {
+		const char *given, *said;
+	} cases[] = {
+	    {"--data-dri", "sessd: unknown option '--data-dri'; did you mean '--data-dir'?\n"},
+	    {"--max-memroy=1G",
+	     "sessd: unknown option '--max-memroy'; did you mean '--max-memory'?\n"},
+	    {"--Listen", "sessd: unknown option '--Listen'; did you mean '--listen'?\n"},
+	    {"--keyfile", "sessd: unknown option '--keyfile'; did you mean '--key-file'?\n"},
+	    {"--auth-flie=s3cret-value",
+	     "sessd: unknown option '--auth-flie'; did you mean '--auth-file'?\n"},
+	    {"--snapshot-idel", "sessd: unknown option '--snapshot-idel'; did you mean "
+	                        "'--snapshot-idle'?\n"},
+	    {"--bogus", "sessd: unknown option '--bogus'\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {cases[i].given, NULL};
+		char want[200], *text = run_expecting(args, 2);
+
+		snprintf(want, sizeof(want), "%sTry 'sessd --help'.\n", cases[i].said);
+		cr_expect_str_eq(text, want, "sessd %s", cases[i].given);
+		cr_expect_null(strstr(text, "s3cret"), "%s", text);
+		free(text);
+	}
+}
+
+/*
  * A daemon that went on taking writes at its --max-memory must load again under the same
  * --max-memory. Live, a table resizing when the store filled up holds its old buckets until
  * lookups have moved them, the refused writes' lookups included; then that memory goes to a
@@ -1318,15 +1354,15 @@ LEAK_CHECKED_TEST_OPTS(operator, startup_mistakes_are_named, .timeout = 60)
 		                      NULL};
 
 		snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
-		expect_refused(args, 1, "chmod o-rwx");
+		expect_refused(args, 2, "chmod o-rwx");
 		cr_assert_eq(chmod(key, 0600), 0);
 		cr_assert_eq(truncate(key, 31), 0);
-		expect_refused(args, 1, "exactly 32 bytes");
+		expect_refused(args, 2, "exactly 32 bytes");
 		/* A key with a newline after it (echo, an editor), or written as text (base64):
 		 * the message says what the file holds and how a key is made. */
 		cr_assert_eq(truncate(key, 33), 0);
-		expect_refused(args, 1, "it has 33 bytes");
-		expect_refused(args, 1, "head -c 32 /dev/urandom > FILE");
+		expect_refused(args, 2, "it has 33 bytes");
+		expect_refused(args, 2, "head -c 32 /dev/urandom > FILE");
 	}
 
 	/* A value left off names the option (it once printed "unknown option '-<NUL>'"). */
@@ -1487,9 +1523,45 @@ LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_is_a_fifo_is_refused_at_once, .
 	snprintf(key, sizeof(key), "%s/key", dir);
 	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
 	cr_assert_eq(mkfifo(key, 0600), 0);
-	expect_refused(serve, 1, "must be a regular file of exactly 32 bytes");
+	expect_refused(serve, 2, "must be a regular file of exactly 32 bytes");
 	cr_assert_eq(mkdir(data_dir, 0700), 0);
 	expect_refused(check, 2, "must be a regular file of exactly 32 bytes");
+	rm_tree(dir);
+}
+
+/*
+ * A --key-file that does not exist, or cannot serve as a key as it is, is a fault of the
+ * configuration: sessd exits 2, which the shipped unit does not restart
+ * (RestartPreventExitStatus=2), and says so. It exited 1, so the unit restarted it into the
+ * same failure until systemd gave up on it. A key on a volume mounted after boot is the one
+ * case a restart could mend; the message says to order the unit after that mount instead.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_cannot_serve_is_a_configuration_error,
+                       .timeout = 60)
+{
+	static const uint8_t bytes[32] = {1};
+	char dir[64], key[100], data_dir[100], *text;
+	const char *serve[] = {
+	    "--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, "--key-file", key, NULL};
+	int fd;
+
+	make_dir(dir, "nokey");
+	snprintf(key, sizeof(key), "%s/key", dir);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	text = run_expecting(serve, 2);
+	cr_expect_not_null(strstr(text, "No such file or directory"), "%s", text);
+	cr_expect_not_null(strstr(text, "RequiresMountsFor="), "%s", text);
+	cr_expect_not_null(strstr(text, "exit status 2"), "%s", text);
+	free(text);
+	cr_expect_neq(access(data_dir, F_OK), 0, "a start refused for its key made %s", data_dir);
+
+	/* A key other users may read: refused alike. */
+	fd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	close(fd);
+	cr_assert_eq(chmod(key, 0644), 0);
+	expect_refused(serve, 2, "chmod o-rwx");
 	rm_tree(dir);
 }
 
