@@ -32,18 +32,23 @@ struct auth {
 	const struct auth *apart_from;
 };
 
+/* The secret's bytes into ${buf}: their count, or -1 (logged) with errno ENOKEY for a file
+ * too long to be a secret, or read(2)'s. */
 static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap,
                            enum log_level level)
 {
 	size_t got = 0;
 	ssize_t r;
+	int err;
 
 	for (;;) {
 		r = read(fd, buf + got, cap - got);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
-			log_msg(level, "auth file %s: %s", path, strerror(errno));
+			err = errno;
+			log_msg(level, "auth file %s: %s", path, strerror(err));
+			errno = err;
 			return -1;
 		}
 		if (r == 0)
@@ -51,6 +56,7 @@ static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t 
 		got += (size_t)r;
 		if (got == cap) {
 			log_msg(level, "auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
+			errno = ENOKEY;
 			return -1;
 		}
 	}
@@ -59,7 +65,9 @@ static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t 
 /*
  * Read the secret in the file ${path} and derive its key: returns it, sodium_malloc'd and
  * read-only, for the caller to free with sodium_free; or NULL after logging why at ${level}
- * (an error at startup, a warning on a reload that keeps the old secret).
+ * (an error at startup, a warning on a reload that keeps the old secret), with errno ENOKEY
+ * when the file cannot serve as it is (missing, not ours to read, not a regular file, open to
+ * other users, a secret of the wrong length): the operator's to mend, not a passing failure.
  */
 static unsigned char *load_psk(const char *path, enum log_level level)
 {
@@ -68,12 +76,17 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 	unsigned char *secret = NULL, *psk = NULL;
 	struct stat sb;
 	ssize_t len;
-	int fd;
+	int fd, err = ENOKEY;
 
 	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1) {
-		log_msg(level, "auth file %s: %s", path, strerror(errno));
+		err = errno;
+		log_msg(level, "auth file %s: %s", path, strerror(err));
+		err = err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM ||
+		              err == ELOOP || err == ENAMETOOLONG || err == ENXIO
+		          ? ENOKEY
+		          : err;
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
@@ -92,11 +105,14 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 	psk = sodium_malloc(SEAL_PSK_BYTES);
 	if (secret == NULL || psk == NULL) {
 		log_msg(level, "auth file %s: out of memory", path);
+		err = ENOMEM;
 		goto fail_free;
 	}
 	len = read_secret(fd, path, secret, cap, level);
-	if (len == -1)
+	if (len == -1) {
+		err = errno;
 		goto fail_free;
+	}
 	/* One trailing "\n" or "\r\n" (PROTOCOL.md): a "\r" alone is the secret's own byte, as
 	 * in a binary secret from /dev/urandom, 1 time in 256. */
 	if (len > 0 && secret[len - 1] == '\n') {
@@ -123,6 +139,7 @@ fail_free:
 fail_close:
 	close(fd);
 fail:
+	errno = err;
 	return NULL;
 }
 
@@ -137,6 +154,7 @@ uint64_t auth_clock_ms(void)
 struct auth *auth_new(const char *path)
 {
 	struct auth *a = calloc(1, sizeof(*a));
+	int err;
 
 	if (a == NULL || (a->path = strdup(path)) == NULL || (a->seals = seal_pool_new()) == NULL) {
 		log_error("auth file %s: out of memory", path);
@@ -149,7 +167,9 @@ struct auth *auth_new(const char *path)
 	return a;
 
 fail:
+	err = a != NULL && a->seals != NULL ? errno : ENOMEM;
 	auth_free(a);
+	errno = err;
 	return NULL;
 }
 

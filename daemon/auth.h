@@ -47,7 +47,9 @@ uint64_t auth_clock_ms(void);
  * Load the secret from the file ${path}: its bytes, less one trailing newline ("\n" or
  * "\r\n"), 16 to 1024 of them. The file must be a regular file that other users can neither
  * read nor write (as for --key-file). Returns a new auth to free with auth_free, or NULL after
- * logging why.
+ * logging why, with errno ENOKEY when the file cannot serve as it is (missing, not ours to
+ * read, not a regular file, open to other users, a secret of the wrong length): a fault of the
+ * configuration, which a restart repeats.
  */
 struct auth *auth_new(const char *path);
 

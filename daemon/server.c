@@ -1028,24 +1028,33 @@ struct server *server_new(const struct config *cfg, bool *config_fault)
 	}
 
 	/* Before the data directory, whose replay may take seconds: a bad file fails at once. */
+	/* The secrets' files as configured cannot serve: exit status 2, as for --key-file, so
+	 * that the unit does not restart into the same refusal (an I/O error may pass: 1). */
 	if (server_check_apart_from_key(cfg->key_file, cfg->auth_file, "--auth-file") == -1 ||
 	    server_check_apart_from_key(cfg->key_file, cfg->admin_auth_file, "--admin-auth-file") ==
-	        -1)
+	        -1) {
+		*config_fault = true;
 		goto fail;
+	}
 	if (cfg->auth_file != NULL) {
 		srv->auth = auth_new(cfg->auth_file);
-		if (srv->auth == NULL)
+		if (srv->auth == NULL) {
+			*config_fault = errno == ENOKEY;
 			goto fail;
+		}
 		log_info("clients must show the secret of %s", cfg->auth_file);
 	}
 	if (cfg->admin_auth_file != NULL) {
 		srv->admin_auth = auth_new(cfg->admin_auth_file);
-		if (srv->admin_auth == NULL)
+		if (srv->admin_auth == NULL) {
+			*config_fault = errno == ENOKEY;
 			goto fail;
+		}
 		if (srv->auth != NULL && auth_same_secret(srv->auth, srv->admin_auth)) {
 			log_error("--admin-auth-file %s holds the same secret as --auth-file %s: "
 			          "every app would be an admin; give the admin a secret of its own",
 			          cfg->admin_auth_file, cfg->auth_file);
+			*config_fault = true;
 			goto fail;
 		}
 		if (srv->auth != NULL) {

@@ -2654,7 +2654,7 @@ LEAK_CHECKED_TEST(daemon, a_secret_file_that_is_the_key_file_is_refused)
 		char *text;
 
 		cr_assert_eq(harness_run(args, log, false, &status), 0, "sessd did not exit");
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2,
 		          "sessd with %s %s, the --key-file: status %d", options[i], secret,
 		          status);
 		text = harness_read_text(log);

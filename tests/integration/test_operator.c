@@ -1565,6 +1565,37 @@ LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_cannot_serve_is_a_configuration
 	rm_tree(dir);
 }
 
+/*
+ * The secrets' files as --key-file's: one that cannot serve as configured (missing, open to
+ * other users, a secret too short) is a fault of the configuration, exit 2, which the unit
+ * does not restart into (it exited 1, and was restarted five times into the same refusal).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_secret_file_that_cannot_serve_is_a_configuration_error,
+                       .timeout = 60)
+{
+	static const char *const options[] = {"--auth-file", "--admin-auth-file"};
+	char dir[64], secret[100];
+	int fd;
+
+	make_dir(dir, "nosecret");
+	snprintf(secret, sizeof(secret), "%s/secret", dir);
+	for (size_t i = 0; i < 2; i++) {
+		const char *serve[] = {"--listen", "tcp://127.0.0.1:0", options[i], secret, NULL};
+
+		unlink(secret);
+		expect_refused(serve, 2, "No such file or directory");
+		fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		cr_assert_neq(fd, -1);
+		cr_assert_eq(write(fd, "short\n", 6), 6);
+		close(fd);
+		expect_refused(serve, 2, "the secret must be");
+		cr_assert_eq(chmod(secret, 0644), 0);
+		expect_refused(serve, 2, "chmod o-rwx");
+	}
+	unlink(secret);
+	rm_tree(dir);
+}
+
 /* Start sessd on ${data_dir}, SET one session through a connection named ${client}, stop it. */
 static void serve_one_session(const char *data_dir, const char *client)
 {
