@@ -706,7 +706,7 @@ LEAK_CHECKED_TEST(operator, an_auth_file_keeps_out_clients_without_the_secret)
 		const char *const exposed[] = {"--auth-file", path, "--listen", "tcp://127.0.0.1:0",
 		                               NULL};
 
-		expect_refused(exposed, 1, "chmod o-rwx");
+		expect_refused(exposed, 2, "chmod o-rwx");
 	}
 	unlink(path);
 	rm_tree(dir);

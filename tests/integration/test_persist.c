@@ -4419,6 +4419,21 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
 	for (k = 0; k < EIO_KEYS_MAX; k++) {
 		if (k >= EIO_KEYS && r->recovered)
 			break;
+		/* Under everysec the refusal may end before a change meets it: the file worker
+		 * finds the failure between two changes, and the snapshot that ends it may take
+		 * less than the gap between them (19 ms in one CI run, with 600 keys all answered
+		 * OK). The log then says both, and that is a refusal too short to see. */
+		if (k >= EIO_KEYS && k % 20 == 0 && failed_at == 0 &&
+		    (text = read_text(log_path)) != NULL) {
+			bool unseen = strstr(text, "FSYNC FAILED") != NULL &&
+			              strstr(text, "changes are accepted again") != NULL;
+
+			free(text);
+			if (unseen) {
+				r->recovered = true;
+				break;
+			}
+		}
 		/* Each key until it is answered: a refusal, or the connection closed under the
 		 * change whose sync failed, is tried again, for at most 30 s in all. */
 		for (;;) {
@@ -4460,8 +4475,9 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
 	r->keys = k;
 	text = read_text(log_path);
 	cr_assert_not_null(text);
-	cr_assert_neq(failed_at, 0, "--fsync %s: no change was refused in %d keys:\n%s", fsync, k,
-	              text);
+	/* Under always the change whose sync failed meets it; under everysec, see above. */
+	cr_assert(failed_at != 0 || (strcmp(fsync, "everysec") == 0 && r->recovered),
+	          "--fsync %s: no change was refused in %d keys:\n%s", fsync, k, text);
 	cr_expect_not_null(strstr(text, "FSYNC FAILED"), "%s", text);
 	cr_expect_not_null(strstr(text, "changes are accepted again"), "%s", text);
 	free(text);
