@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "sessd.h"
+#include "typo.h"
 #include "url.h"
 
 #define EXIT_NOT_FOUND 1
@@ -1279,69 +1280,22 @@ static const struct {
     {"delete", "destroy"}, {"rm", "destroy"},     {"ls", "list"},
 };
 
-/* Longest unknown command compared with the commands' names: longer is no typo of one. */
-#define TYPO_MAX_LEN 16
-
-/*
- * The edit distance of ${a} and ${b}, each at most TYPO_MAX_LEN bytes: insertions, deletions,
- * substitutions and swaps of neighbouring bytes count 1 each ("pnig" is 1 from "ping").
- */
-static size_t typo_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), d[TYPO_MAX_LEN + 1][TYPO_MAX_LEN + 1];
-
-	/* A name longer than the table holds is no typo of the other. */
-	if (la > TYPO_MAX_LEN || lb > TYPO_MAX_LEN)
-		return TYPO_MAX_LEN + 1;
-	for (size_t i = 0; i <= la; i++)
-		for (size_t j = 0; j <= lb; j++) {
-			size_t best;
-
-			if (i == 0 || j == 0) {
-				d[i][j] = i + j;
-				continue;
-			}
-			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			if (d[i - 1][j] + 1 < best)
-				best = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < best)
-				best = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
-				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
-		}
-	return d[la][lb];
-}
-
 /*
  * The command ${name}, which is none, was probably meant as: the one redis-cli calls so, or
- * the nearest by typo_distance (1 for names of 3 bytes or fewer, else 2), case aside; NULL
- * when none is near.
+ * the nearest (typo.h); NULL when none is near.
  */
 static const char *command_meant(const char *name)
 {
-	char lower[TYPO_MAX_LEN + 1];
-	size_t len = strlen(name), best_d;
-	const char *best = NULL;
+	struct typo_search search;
 
-	if (len == 0 || len > TYPO_MAX_LEN)
+	if (!typo_search_init(&search, name, strlen(name)))
 		return NULL;
-	for (size_t i = 0; i <= len; i++)
-		lower[i] = (char)tolower((unsigned char)name[i]);
 	for (size_t i = 0; i < sizeof(redis_commands) / sizeof(redis_commands[0]); i++)
-		if (strcmp(redis_commands[i].redis, lower) == 0)
+		if (strcmp(redis_commands[i].redis, search.lower) == 0)
 			return redis_commands[i].command;
-	best_d = len <= 3 ? 2 : 3; /* one more than the distance taken */
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		size_t d = typo_distance(lower, commands[i].name);
-
-		if (d < best_d) {
-			best_d = d;
-			best = commands[i].name;
-		}
-	}
-	return best;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		typo_search_offer(&search, commands[i].name);
+	return search.best;
 }
 
 /*

@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "typo.h"
 
 enum {
 	OPT_LISTEN = 256,
@@ -537,69 +537,20 @@ static bool acts_on_check(int val)
 	       val == OPT_KEY_FILE || val == OPT_LOG_LEVEL || option_name(val) == NULL;
 }
 
-/* The longest name typo_distance compares: longer than any option's, by a margin. */
-#define TYPO_MAX_LEN 32
-
-/*
- * The edit distance of ${a} (${la} bytes) and ${b}, each at most TYPO_MAX_LEN bytes:
- * insertions, deletions, substitutions and swaps of neighbouring bytes count 1 each
- * ("data-dri" is 1 from "data-dir"). sessctl's typo_distance for its commands, copied: the
- * daemon and the client do not depend on each other, and protocol/, which both use, holds the
- * wire format, not the spelling of command lines.
- */
-static size_t typo_distance(const char *a, size_t la, const char *b)
-{
-	size_t lb = strlen(b), d[TYPO_MAX_LEN + 1][TYPO_MAX_LEN + 1];
-
-	/* A name longer than the table holds is no typo of the other. */
-	if (la > TYPO_MAX_LEN || lb > TYPO_MAX_LEN)
-		return TYPO_MAX_LEN + 1;
-	for (size_t i = 0; i <= la; i++)
-		for (size_t j = 0; j <= lb; j++) {
-			size_t best;
-
-			if (i == 0 || j == 0) {
-				d[i][j] = i + j;
-				continue;
-			}
-			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			if (d[i - 1][j] + 1 < best)
-				best = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < best)
-				best = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
-				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
-		}
-	return d[la][lb];
-}
-
 /*
  * The option the unknown long option ${name} (${len} bytes, without its "--" and "=VALUE")
- * was probably meant as: the nearest by typo_distance (1 for names of 3 bytes or fewer, else
- * 2), case aside, as sessctl does for its commands; NULL when none is near.
+ * was probably meant as: the nearest (typo.h), as sessctl finds for its commands; NULL when
+ * none is near.
  */
 static const char *option_meant(const char *name, size_t len)
 {
-	char lower[TYPO_MAX_LEN + 1];
-	const char *best = NULL;
-	size_t best_d;
+	struct typo_search search;
 
-	if (len == 0 || len > TYPO_MAX_LEN)
+	if (!typo_search_init(&search, name, len))
 		return NULL;
-	for (size_t i = 0; i < len; i++)
-		lower[i] = (char)tolower((unsigned char)name[i]);
-	best_d = len <= 3 ? 2 : 3; /* one more than the distance taken */
-	for (const struct option *o = config_options; o->name != NULL; o++) {
-		size_t d = typo_distance(lower, len, o->name);
-
-		if (d < best_d) {
-			best_d = d;
-			best = o->name;
-		}
-	}
-	return best;
+	for (const struct option *o = config_options; o->name != NULL; o++)
+		typo_search_offer(&search, o->name);
+	return search.best;
 }
 
 /*

@@ -2070,8 +2070,10 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 			dup2(log, STDOUT_FILENO);
 			dup2(log, STDERR_FILENO);
 		}
-		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. */
-		snprintf(asan, sizeof(asan), "%s:detect_leaks=0",
+		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. A
+		 * sanitized daemon given an LD_PRELOAD module (strace -E) wants its runtime first
+		 * among the libraries; the module asks nothing of it. */
+		snprintf(asan, sizeof(asan), "%s:detect_leaks=0:verify_asan_link_order=0",
 		         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
 		setenv("ASAN_OPTIONS", asan, 1);
 		execvp("strace", argv);
@@ -4359,7 +4361,7 @@ struct eio_result {
 static void eio_run(const char *fsync, const char *when, bool still, struct eio_result *r)
 {
 	char parent[64], data_dir[96], sock[128], ready[128], trace[128], log_path[128], id[32];
-	char inject[64], preload[PATH_MAX + 16], asan[600];
+	char inject[64], preload[PATH_MAX + 16];
 	const char *bin = getenv("SESSD_BIN"), *so = getenv("SESSD_CLOCKSHIFT_SO");
 	const char *args[] = {"--data-dir", data_dir, NULL};
 	long failed_at = 0;
@@ -4381,12 +4383,8 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
 	snprintf(trace, sizeof(trace), "%s/trace", parent);
 	snprintf(log_path, sizeof(log_path), "%s/log", parent);
 	snprintf(inject, sizeof(inject), "inject=fdatasync:error=EIO:when=%s", when);
-	/* For the daemon alone (strace -E), not strace; a sanitized daemon wants its runtime
-	 * first among the libraries, and the module asks nothing of it. */
+	/* For the daemon alone (strace -E), not strace. */
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", still ? so : "");
-	snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sverify_asan_link_order=0:detect_leaks=0",
-	         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
-	         getenv("ASAN_OPTIONS") && *getenv("ASAN_OPTIONS") ? ":" : "");
 	strace_pid = spawn_strace(
 	    log_path, (char *const[]){"strace",
 	                              "-f",
@@ -4401,8 +4399,6 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
 	                              preload,
 	                              "-E",
 	                              still ? "SESSD_CLOCKSHIFT_STILL=1" : "SESSD_CLOCKSHIFT_STILL",
-	                              "-E",
-	                              asan,
 	                              (char *)bin,
 	                              "--listen",
 	                              sock,

@@ -10,24 +10,14 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('path');
 const express = require('express');
 const session = require('express-session');
 const { encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, dataTag, codec } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer, frameProxy, replyDropper } = require('./helpers');
+const { persistentDaemon, Browser, listen, closeServer, waitFor, sleep, once, fakeTcpPeer, frameProxy, replyDropper } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const CHANGES = new Set([OP.SET, OP.SET_IF]);
-
-// crashDaemon(t): a started daemon with --data-dir, cleaned up after the test.
-async function crashDaemon(t) {
-  const d = new Daemon();
-  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
-  await d.start();
-  t.after(() => d.cleanup());
-  return d;
-}
 
 // crashAndRestart(d, stoppedMs, beforeKill, downMs): kill -9, as a crash, then start again on
 // the same socket after downMs (~100 ms; systemd's Restart=, RestartSec=1s: 1000). With
@@ -52,7 +42,7 @@ function settle(promise) {
 }
 
 test('kill -9 with one change of each kind in flight: SET, SET_IF, TOUCH, DESTROY and a read are sent again and hold; a flash push fails with 503', async (t) => {
-  const d = await crashDaemon(t);
+  const d = await persistentDaemon(t);
   const ns = 'crash-ops';
   const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => c.terminate());
@@ -99,7 +89,7 @@ test('kill -9 with one change of each kind in flight: SET, SET_IF, TOUCH, DESTRO
 });
 
 test('a SET_IF carried out whose reply a crash lost: sent again, it meets its own data and the save ends as meant, its changes applied once', async (t) => {
-  const d = await crashDaemon(t);
+  const d = await persistentDaemon(t);
   const { url, proxy } = await replyDropper(t, d.sock);
   // A counter merged as additions: a second application of this request's +1 would show.
   const mergeKey = (key, base, mine, theirs) => (key === 'n' ? theirs + (mine - base) : mine);
@@ -174,7 +164,7 @@ function makeShop(store) {
 }
 
 test('kill -9 of sessd (3 times, back within 1 s) under 32 browsers adding to carts: no read answered 503, every add answered 303 is in the cart, no flash shown twice', { timeout: 60000 }, async (t) => {
-  const d = await crashDaemon(t);
+  const d = await persistentDaemon(t);
   // Two app processes' stores: merged saves (SET_IF) and whole-session saves (SET).
   const shops = [];
   const events = [];
@@ -274,7 +264,7 @@ test('kill -9 of sessd (3 times, back within 1 s) under 32 browsers adding to ca
 // with ESESSD_DISCONNECTED ("sessd is not connected"), sessd back within a second and
 // restartWaitMs 20 s: a read answered 503, a save lost after its response.
 test('kill -9: a request made while the last ready connection reads on after a failed write waits out the restart, not a 503', async (t) => {
-  const d = await crashDaemon(t);
+  const d = await persistentDaemon(t);
   const ns = 'crash-epipe';
   const c = new Client({ url: d.unixUrl, poolSize: 1, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => c.terminate());

@@ -10,17 +10,9 @@ const assert = require('node:assert/strict');
 const path = require('path');
 const { fork } = require('child_process');
 const { SessdStore, Client, codec } = require('..');
-const { Daemon, Browser, replyDropper } = require('./helpers');
+const { Daemon, persistentDaemon, Browser, replyDropper } = require('./helpers');
 
 const { OP } = codec;
-
-async function persistentDaemon(t) {
-  const d = new Daemon();
-  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
-  await d.start();
-  t.after(() => d.cleanup());
-  return d;
-}
 
 const counter = (key, base, mine, theirs) => (key === 'views' ? (theirs || 0) + ((mine || 0) - (base || 0)) : mine);
 

@@ -475,4 +475,14 @@ function countSaves(store, namespace = null) {
   return counter;
 }
 
-module.exports = { Daemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+// persistentDaemon(t): a started daemon with --data-dir in its own directory, cleaned up after
+// the test: what a crash or a restart is tried on.
+async function persistentDaemon(t) {
+  const d = new Daemon();
+  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
+  await d.start();
+  t.after(() => d.cleanup());
+  return d;
+}
+
+module.exports = { Daemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
