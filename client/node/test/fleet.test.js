@@ -193,7 +193,7 @@ async function forkPool(t, url, poolSize, waitAll) {
   return { proc, next, ready };
 }
 
-// Two app processes whose pools together exceed --max-connections: the first holds every slot
+// Two app processes whose pools together exceed --max-connections: the first holds every slot left
 // and keeps each in use (reads one at a time, random sessions, so no connection is idle for
 // long); the second, holding none, is still served: sessd gives it the place of one of the
 // first's connections with nothing in flight, and the first goes on without an error (a
@@ -204,9 +204,15 @@ async function forkPool(t, url, poolSize, waitAll) {
 // the place of a connection idle 2 s, and the second process was refused as long as the load
 // went on (every request 503).
 test('two processes whose pools exceed --max-connections are both served under load', { timeout: 90000 }, async (t) => {
-  const d = new Daemon({ extraArgs: ['--max-connections', '4'] });
+  // The limit: the first process's pool, and one for this process's admin client, which
+  // holds its one connection from the start (so it never gives way, and asks for nothing
+  // at the end, when a newcomer could take the place of a connection closing).
+  const d = new Daemon({ extraArgs: ['--max-connections', '5'] });
   await d.start();
   t.after(() => d.cleanup());
+  const admin = new Client({ url: d.unixUrl, poolSize: 1 });
+  t.after(() => admin.terminate());
+  await admin.ready();
   const first = await forkPool(t, d.unixUrl, 4, true);
   first.proc.send({ load: true });
   await first.next('served');
@@ -224,9 +230,6 @@ test('two processes whose pools exceed --max-connections are both served under l
   assert.equal(a.errors, 0, `the loaded process's requests all answered: ${a.firstError}`);
   assert.equal(b.errors, 0, `the newcomer's requests all answered: ${b.firstError}`);
   assert.ok(a.ok > 0 && b.ok > 0);
-  const admin = new Client({ url: d.unixUrl, poolSize: 1 });
-  t.after(() => admin.terminate());
-  await admin.ready();
   const stats = await admin.stats();
   assert.ok(stats.connections_displaced_total >= 1 && stats.connections_displaced_total <= 2,
     `connections that gave way: ${stats.connections_displaced_total}`);
