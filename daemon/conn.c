@@ -118,8 +118,9 @@
 	"the server is at its --max-connections and this connection had not completed HELLO; "     \
 	"try again later"
 #define CONN_BUSY_AFTER_HELLO                                                                      \
-	"the server is at its --max-connections, and no client holding more connections than "     \
-	"this one's has one idle for 2 s to give up; try again later"
+	"the server is at its --max-connections and no connection could give way: a client "       \
+	"holding more than this one's gives up one idle for 2 s, and one holding two or more "     \
+	"gives up one not in use only to a client holding none; try again later"
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -411,6 +412,7 @@ static void conn_unlink_destroy(struct conn *c)
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
+	owners_remove(&s->owners, c->owner);
 	conn_destroy(c);
 }
 
@@ -491,9 +493,8 @@ static void say_goodbye(struct conn *c)
 		      "of connecting, and only a record from the client shows it holds the secret "
 		      "(a sealed HELLO can be replayed); send a request or PING soon after HELLO";
 	else if (c->displaced)
-		why =
-		    "sessd closed this idle connection to make room at --max-connections; connect "
-		    "again when needed";
+		why = "sessd closed this connection, nothing of it in flight, to make room at "
+		      "--max-connections for a client holding fewer; connect again when needed";
 	else if (c->auth_retired)
 		/* The one it showed: an operator who rotated the admin secret looks there. */
 		why =
@@ -611,20 +612,28 @@ static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 }
 
 /*
- * Whether ${c} is past HELLO, its client has sent no whole frame for two seconds or more, and
- * nothing of it is in flight (no reply unsent, no request unhandled, no read put off by the
- * turn's budget, which may hold a request that has waited behind other clients' large
- * frames): it may give way at
- * --max-connections. The start of a frame it has not finished may be in its input: the
- * client learns from SHUTTING_DOWN that it was not carried out (a client trickling a byte
- * a second into frames it never finished held every slot: newcomers were refused for as
- * long as it went on).
+ * Whether ${c} is past HELLO and nothing of it is in flight (no reply unsent, no request
+ * unhandled, no read put off by the turn's budget, which may hold a request that has waited
+ * behind other clients' large frames): it may give way at --max-connections, to a newcomer
+ * whose client holds no connection (find_victim). The start of a frame it has not finished
+ * may be in its input, and requests its client sent since may be in its socket: the client
+ * learns from SHUTTING_DOWN that they were not carried out.
+ */
+static bool not_in_use(const struct conn *c)
+{
+	return c->greeted && !c->closing && !c->pending && !c->queued && !c->unread &&
+	       !c->waiting && !c->paused && !c->held_over && unsent(c) == 0;
+}
+
+/*
+ * Whether ${c} is not_in_use and its client has sent no whole frame for two seconds or more:
+ * it may give way at --max-connections to any newcomer whose client holds fewer. Bytes of a
+ * frame not finished do not count (a client trickling a byte a second into frames it never
+ * finished held every slot: newcomers were refused for as long as it went on).
  */
 static bool idle_enough(const struct conn_set *s, const struct conn *c)
 {
-	return c->greeted && !c->closing && !c->pending && !c->queued && !c->unread &&
-	       !c->waiting && !c->paused && !c->held_over && unsent(c) == 0 &&
-	       s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
+	return not_in_use(c) && s->ticks - c->active_tick >= CONN_IDLE_DISPLACE_TICKS;
 }
 
 /*
@@ -681,9 +690,14 @@ static size_t owner_count(const uint64_t *owners, size_t n, uint64_t owner)
  * The connection ${c} (just past HELLO, over --max-connections) may take the place of: the
  * one idle longest (idle_enough) among those of the owners (processes, or hosts over
  * TCP) holding the most connections past HELLO, if they hold more than ${c}'s owner does with
- * ${c}. So a client that holds more connections than anyone cannot take another's place, and
- * one whose pool leaks gives way to a web server starting up; among equals no one is
- * displaced. NULL when there is none (or no memory to count with).
+ * ${c}. Failing that, when ${c} is its owner's only one: the one not_in_use that has gone
+ * longest without a whole frame among those of the owners holding two or more, the most
+ * first. So a client that holds more connections than anyone cannot take another's place, one
+ * whose pool leaks gives way to a web server starting up, and under steady load every client
+ * gets one connection before any keeps two; among equals no one is displaced. Each
+ * displacement lowers the sum of the squares of the owners' counts, so clients reconnecting
+ * what they lost cannot displace each other in turn for ever. NULL when there is none (or no
+ * memory to count with).
  */
 static struct conn *find_victim(struct conn_set *s, const struct conn *c)
 {
@@ -722,6 +736,26 @@ static struct conn *find_victim(struct conn_set *s, const struct conn *c)
 				victim = each;
 		}
 	}
+	/* None idle (steady load): a client holding none still gets one, from a client that
+	 * keeps two or more, but only a connection with nothing in flight, which gives way
+	 * exactly as an idle one does. */
+	if (victim == NULL && mine == 1 && most >= 2) {
+		size_t victim_holds = 0, holds;
+
+		TAILQ_FOREACH(each, &s->all, link)
+		{
+			if (!not_in_use(each))
+				continue;
+			holds = owner_count(owners, n, each->owner);
+			if (holds < 2 || holds < victim_holds)
+				continue;
+			if (victim == NULL || holds > victim_holds ||
+			    each->active_tick < victim->active_tick) {
+				victim = each;
+				victim_holds = holds;
+			}
+		}
+	}
 	free(owners);
 	return victim;
 }
@@ -738,14 +772,17 @@ static void say_dropped(const struct conn_set *s, uint64_t dropped)
 static void say_admissions(const struct conn_set *s, uint64_t displaced, uint64_t refused)
 {
 	if (displaced > 0)
-		log_warn("--max-connections %u reached: closed %llu connection(s) that sent no "
-		         "whole request for 2 s or more, of the client(s) holding the most, for "
-		         "clients that said HELLO (a pool that leaks connections?)",
-		         s->cfg.max_connections, (unsigned long long)displaced);
+		log_warn(
+		    "--max-connections %u reached: closed %llu connection(s) of the client(s) "
+		    "holding the most, idle for 2 s or more (a pool that leaks connections?) or, "
+		    "for clients holding none, not in use, for clients that said HELLO (size "
+		    "--max-connections above the clients' pools)",
+		    s->cfg.max_connections, (unsigned long long)displaced);
 	if (refused > 0)
 		log_warn("--max-connections %u reached: refused %llu client(s) after their HELLO, "
 		         "no connection of a client holding more being idle (no whole request) for "
-		         "2 s",
+		         "2 s, nor, for a client holding none, one of a client holding two or more "
+		         "being out of use",
 		         s->cfg.max_connections, (unsigned long long)refused);
 }
 
@@ -1942,6 +1979,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->held_over);
 	TAILQ_INIT(&s->held_starved);
 	TAILQ_INIT(&s->grown);
+	owners_init(&s->owners);
 }
 
 void conn_set_handle_input(struct conn_set *s)
@@ -1991,6 +2029,7 @@ void conn_set_finish(struct conn_set *s)
 
 	while ((c = TAILQ_FIRST(&s->all)) != NULL)
 		conn_unlink_destroy(c);
+	owners_finish(&s->owners);
 }
 
 /*
@@ -2111,6 +2150,10 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 		log_warn("cannot arm a new connection's HELLO deadline");
 		goto fail_events;
 	}
+	if (owners_add(&s->owners, owner) == -1) {
+		log_warn("out of memory for a connection");
+		goto fail_events;
+	}
 	TAILQ_INSERT_TAIL(&s->all, c, link);
 	TAILQ_INSERT_TAIL(&s->ungreeted, c, ungreeted_link);
 	s->count++;
@@ -2140,8 +2183,14 @@ void conn_set_tick(struct conn_set *s)
 	say_held_back(s, false);
 }
 
-bool conn_set_may_try(struct conn_set *s)
+bool conn_set_may_try(struct conn_set *s, uint64_t owner)
 {
+	/* A client holding no connection may take one from a client holding two or more, not
+	 * in use or idle: its trial needs no idle one. The counts are kept as connections come
+	 * and go, so a flood of newcomers costs no scan here; whether one gives way is decided
+	 * at the newcomer's HELLO (find_victim), which only a client with the secret reaches. */
+	if (owners_count(&s->owners, owner) == 0 && owners_crowded(&s->owners) > 0)
+		return true;
 	return count_idle(s, s->trials + 1) > s->trials;
 }
 

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "owners.h"
 
 /*
  * Client connections: bytes in, frames out. A connection reads with read(2) into its own
@@ -158,6 +159,9 @@ struct conn_set {
 	/* Newcomers let in on trial whose HELLO is not done yet: each counts against one idle
 	 * connection it may take the place of (conn_set_may_try). */
 	size_t trials;
+	/* The connections of each owner (conn_new's ${owner}), in any state, for
+	 * conn_set_may_try. */
+	struct owners owners;
 	uint64_t ticks; /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
 	/* Connections closed for a frame over max_frame (or over 4 KiB before HELLO), of length
@@ -242,18 +246,22 @@ void conn_say_busy(evutil_socket_t fd, const char *why);
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
 /*
- * conn_set_may_try(s):
- * Whether a newcomer may be let in on trial (conn_new's on_trial) past --max-connections:
- * more connections past HELLO have gone two seconds or more without a byte from their client,
- * with nothing of them in flight, than newcomers are on trial already. Once its HELLO is done
- * a newcomer on trial takes the place of one of those of the client holding the most (told
- * SHUTTING_DOWN first: nothing of it was waiting, and its client may connect again), if that
- * client holds more than the newcomer's does, so a client holding connections it does not use
- * (a leaking pool) cannot lock others out, and a web server opening its pool gets as many as
- * that allows, not one. A newcomer that never says HELLO displaces no one; one that finds none
- * to displace when it says it is answered BUSY and closed.
+ * conn_set_may_try(s, owner):
+ * Whether a newcomer of ${owner} (conn_new's) may be let in on trial (conn_new's on_trial)
+ * past --max-connections: ${owner} holds no connection while another owner holds two or more,
+ * or more connections past HELLO have gone two seconds or more without a byte from their
+ * client, with nothing of them in flight, than newcomers are on trial already. Once its HELLO
+ * is done a newcomer on trial takes the place of one of those idle ones of the client holding
+ * the most, if that client holds more than the newcomer's does, so a client holding
+ * connections it does not use (a leaking pool) cannot lock others out, and a web server
+ * opening its pool gets as many as that allows, not one. Failing that, a newcomer whose client
+ * holds no other takes the place of a connection with nothing in flight of a client holding
+ * two or more, the most first, so that under steady load every client gets one before any
+ * keeps two. The one giving way is told SHUTTING_DOWN first (nothing of it was waiting, and
+ * its client may connect again). A newcomer that never says HELLO displaces no one; one that
+ * finds none to displace when it says it is answered BUSY and closed.
  */
-bool conn_set_may_try(struct conn_set *s);
+bool conn_set_may_try(struct conn_set *s, uint64_t owner);
 
 /*
  * conn_set_handle_input(s):

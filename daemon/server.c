@@ -440,11 +440,13 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 	 * idle ones) must not be able to hold every slot until their --hello-timeout. */
 	if (srv->conns.count >= srv->cfg->max_connections &&
 	    !conn_set_drop_ungreeted(&srv->conns, source)) {
-		/* Then, on trial, if connections past HELLO have gone unused for a while: a pool
-		 * that leaks connections must not lock the other web servers out. The newcomer
-		 * takes one's place only once it says HELLO (conn_set_may_try). */
+		/* Then, on trial, if connections past HELLO have gone unused for a while (a pool
+		 * that leaks connections must not lock the other web servers out), or if the
+		 * newcomer's client (process, or host over TCP) holds none while another holds two
+		 * or more (every web server gets one before any keeps two). The newcomer takes
+		 * one's place only once it says HELLO (conn_set_may_try). */
 		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
-		    !conn_set_may_try(&srv->conns)) {
+		    !conn_set_may_try(&srv->conns, owner)) {
 			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);
 
 			srv->refused_total++;

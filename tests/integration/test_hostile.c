@@ -620,24 +620,26 @@ static bool told_anything(int fd)
  * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
  * others out at --max-connections: once a newcomer has said HELLO, an idle connection (2 s
  * without a whole frame from its client) of the client holding the most connections gives way to
- * it, told SHUTTING_DOWN first. A newcomer that never says HELLO displaces no one, nor does one
- * from the client already holding the most, nor one among equals; connections in use never
- * give way. Each host here is a loopback address of its own (over TCP a client is its host).
+ * it, told SHUTTING_DOWN first, also when the newcomer's client holds one already. A newcomer
+ * that never says HELLO displaces no one, nor does one from the client already holding the
+ * most, nor one among equals; before they are idle, connections give way only to a client
+ * holding none (every_client_gets_one_under_load). Each host here is a loopback address of its
+ * own (over TCP a client is its host).
  */
 LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 {
-	static const char *const args[] = {"--max-connections", "3", NULL};
+	static const char *const args[] = {"--max-connections", "4", NULL};
 	struct codec_reply rep;
 	uint8_t *body;
 	size_t len;
-	int leaked[2], busy, fresh, late, silent, told = 0;
+	int leaked[3], busy, fresh, late, silent, told = 0;
 
 	start_with(args);
-	leaked[0] = greeted_from("127.0.0.2");
-	leaked[1] = greeted_from("127.0.0.2");
+	for (int i = 0; i < 3; i++)
+		leaked[i] = greeted_from("127.0.0.2");
 	busy = greeted_from("127.0.0.3");
-	/* Past the limit while every connection is fresh: refused. */
-	late = connect_from("127.0.0.4");
+	/* Past the limit while every connection is fresh, from a client holding one: refused. */
+	late = connect_from("127.0.0.3");
 	cr_assert_eq(hello_outcome(late), 0, "refused while the connections are fresh");
 	close(late);
 	/* One keeps working while the leaked two sit idle for over two seconds. */
@@ -651,16 +653,16 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	late = connect_from("127.0.0.2");
 	cr_assert_eq(hello_outcome(late), 0, "the leaking client's newcomer is refused");
 	close(late);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		cr_assert(!told_anything(leaked[i]), "idle connection %d kept", i);
-	/* A web server starting up takes the place of one of the leaked connections, once the
-	 * silent one has had its time to say HELLO and gives way to it (told BUSY). */
+	/* The busy web server's second connection takes the place of one of the leaked ones, once
+	 * the silent one has had its time to say HELLO and gives way to it (told BUSY). */
 	harness_sleep_ms(PAST_HELLO_GRACE_MS);
-	fresh = greeted_from("127.0.0.4");
+	fresh = greeted_from("127.0.0.3");
 	ping_ok(fresh, 500);
 	cr_assert_eq(hello_outcome(silent), 0, "the silent connection gave way");
 	close(silent);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (!told_anything(leaked[i]))
 			continue;
 		cr_assert_eq(harness_recv_frame(leaked[i], &body, &len), 0);
@@ -674,8 +676,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 		told++;
 	}
 	cr_assert_eq(told, 1, "one leaked connection gave way, not %d", told);
-	/* Now every client holds one: among equals no one gives way. */
-	late = connect_from("127.0.0.6");
+	/* Now both clients hold two: among equals no one gives way. */
+	late = connect_from("127.0.0.3");
 	cr_assert_eq(hello_outcome(late), 0, "refused among equals");
 	close(late);
 	ping_ok(busy, 600);
@@ -683,8 +685,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 	/* The leaked connection that gave way, and the silent one closed for the newcomer. */
 	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 2);
 	close(fresh);
-	close(leaked[0]);
-	close(leaked[1]);
+	for (int i = 0; i < 3; i++)
+		close(leaked[i]);
 	close(busy);
 	stop_clean();
 }
@@ -692,21 +694,23 @@ LEAK_CHECKED_TEST_OPTS(hostile, idle_connections_give_way, .timeout = 60)
 /*
  * A client that keeps its connections busy-looking by trickling bytes into frames it never
  * finishes holds them no better than an idle pool does: 2 s without a whole frame, one of them
- * gives way to a newcomer that says HELLO (before, the newcomer was refused for as long as the
- * trickle went on: one byte a second into a frame kept a connection "active" for good).
+ * gives way to a newcomer that says HELLO from a client holding fewer (before, the newcomer was
+ * refused for as long as the trickle went on: one byte a second into a frame kept a connection
+ * "active" for good). The newcomer's client holds one already, so that idleness alone lets it
+ * in (a client holding none is let in at once: every_client_gets_one_under_load).
  */
 LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 {
-	static const char *const args[] = {"--max-connections", "3", NULL};
+	static const char *const args[] = {"--max-connections", "4", NULL};
 	/* The start of a 1000-byte frame: a length, then the bytes of an array that never ends. */
 	static const uint8_t frame_start[] = {0x00, 0x00, 0x03, 0xe8, 0xdc, 0x00, 0x10};
 	struct codec_reply rep;
 	uint8_t *body;
 	size_t len;
-	int trickling[2], busy, fresh = -1, told = 0;
+	int trickling[3], busy, fresh = -1, told = 0;
 
 	start_with(args);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		trickling[i] = greeted_from("127.0.0.2");
 		cr_assert_eq(send(trickling[i], frame_start, sizeof(frame_start), MSG_NOSIGNAL),
 		             (ssize_t)sizeof(frame_start));
@@ -715,12 +719,12 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	/* A byte into each frame every 250 ms, for 6 s; a newcomer from elsewhere tries each
 	 * second until one of the trickling connections gives way to it. */
 	for (int tick = 0; tick < 24 && fresh == -1; tick++) {
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < 3; i++) {
 			if (!told_anything(trickling[i]))
 				cr_assert_eq(send(trickling[i], "\x01", 1, MSG_NOSIGNAL), 1);
 		}
 		if (tick % 4 == 3) {
-			int late = connect_from("127.0.0.4");
+			int late = connect_from("127.0.0.3");
 
 			if (hello_outcome(late) == 1)
 				fresh = late;
@@ -732,7 +736,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	cr_assert_neq(fresh, -1, "no trickling connection gave way in 6 s");
 	ping_ok(fresh, 800);
 	ping_ok(busy, 801);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (!told_anything(trickling[i]))
 			continue;
 		cr_assert_eq(harness_recv_frame(trickling[i], &body, &len), 0);
@@ -744,9 +748,145 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	cr_assert_eq(told, 1, "one trickling connection gave way, not %d", told);
 	cr_assert_eq(stat_of(busy, NULL, "connections_displaced_total"), 1);
 	close(fresh);
-	close(trickling[0]);
-	close(trickling[1]);
+	for (int i = 0; i < 3; i++)
+		close(trickling[i]);
 	close(busy);
+	stop_clean();
+}
+
+/* What the child of every_client_gets_one_under_load saw, written to its parent. */
+struct loaded_child {
+	int lost;      /* connections closed with SHUTTING_DOWN, the displaced one */
+	int rounds;    /* rounds of PINGs over every connection it still held */
+	int failed;    /* PINGs answered with neither OK nor SHUTTING_DOWN */
+	int kept;      /* connections that answered the last round's PING */
+	int reconnect; /* 1: its reconnect was served; 0: refused (BUSY or closed) */
+	char why[96];  /* the SHUTTING_DOWN message */
+};
+
+/* A PING on ${fd}: 1 answered, 0 closed with SHUTTING_DOWN (${why} gets its message), -1 else. */
+static int child_ping(int fd, uint64_t rid, char *why, size_t why_size)
+{
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = rid};
+	struct codec_reply rep;
+	uint8_t *body;
+	int outcome = -1;
+
+	if (harness_call(fd, &ping, &rep, &body) == -1)
+		return -1;
+	if (rep.status == CODEC_OK && rep.request_id == rid)
+		outcome = 1;
+	else if (rep.status == CODEC_SHUTTING_DOWN && rep.request_id == 0) {
+		snprintf(why, why_size, "%.*s", (int)rep.message.len,
+		         (const char *)rep.message.ptr);
+		outcome = 0;
+	}
+	free(body);
+	return outcome;
+}
+
+/*
+ * The child of every_client_gets_one_under_load: hold ${n} connections past HELLO, say so on
+ * ${ready}, and keep each in use (a PING at a time, in turn, as a pool under steady load) until
+ * ${stop} has a byte or ends; then one more round, one reconnect, and the tally on ${ready}.
+ */
+static void loaded_child(int n, int ready, int stop)
+{
+	struct loaded_child seen = {0};
+	struct pollfd pfd = {.fd = stop, .events = POLLIN};
+	int fds[8], alive = 0, fd, outcome;
+	uint64_t rid = 1;
+	bool last = false;
+
+	for (int i = 0; i < n; i++) {
+		fds[i] = harness_connect_hello(dmn.unix_url, "loaded");
+		if (fds[i] == -1)
+			_exit(3);
+		alive++;
+	}
+	if (write(ready, "r", 1) != 1)
+		_exit(4);
+	while (!last) {
+		/* One more round once told to stop: a connection that gave way since its last
+		 * PING shows it there. */
+		last = poll(&pfd, 1, 0) != 0;
+		seen.kept = 0;
+		for (int i = 0; i < n; i++) {
+			if (fds[i] == -1)
+				continue;
+			outcome = child_ping(fds[i], rid++, seen.why, sizeof(seen.why));
+			seen.kept += outcome == 1;
+			seen.failed += outcome == -1;
+			if (outcome != 1) {
+				seen.lost += outcome == 0;
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		}
+		seen.rounds++;
+	}
+	/* The pool connects again for the connection it lost: refused, as it holds the most. */
+	fd = harness_connect_hello(dmn.unix_url, "loaded");
+	seen.reconnect = fd != -1;
+	if (fd != -1)
+		close(fd);
+	for (int i = 0; i < n; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	_exit(write(ready, &seen, sizeof(seen)) == (ssize_t)sizeof(seen) ? 0 : 5);
+}
+
+/*
+ * Under steady load every client gets one connection before any keeps two: at
+ * --max-connections 4 a process (a forked child, so a pid of its own) holds all four and keeps
+ * them in use, a PING at a time in turn, as a web server's pool under load does; a connection
+ * from this process, holding none, is served once its HELLO is done, in the place of one of the
+ * child's with nothing in flight at that moment (told SHUTTING_DOWN), and the child keeps the
+ * other three. The child's reconnect of the one it lost is refused (it holds the most), so the
+ * two do not displace each other in turn. Before, a newcomer took only the place of a
+ * connection idle 2 s, and was refused (BUSY at the accept) for as long as the load went on:
+ * one web server of a fleet answered every request 503 (bench/fleet.js --max-connections 12).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, every_client_gets_one_under_load, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "4", NULL};
+	enum { MAX = 4 };
+	struct loaded_child seen;
+	int ready[2], stop[2], fd, status;
+	char byte;
+	pid_t child;
+
+	start_with(args);
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(stop), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		close(ready[0]);
+		close(stop[1]);
+		loaded_child(MAX, ready[1], stop[0]);
+	}
+	close(ready[1]);
+	close(stop[0]);
+	cr_assert_eq(read(ready[0], &byte, 1), 1, "the child holds every connection");
+	fd = harness_connect_hello(dmn.unix_url, "newcomer");
+	cr_assert_geq(fd, 0, "a process holding no connection is served under load");
+	ping_ok(fd, 900);
+	cr_assert_eq(write(stop[1], "s", 1), 1);
+	cr_assert_eq(read(ready[0], &seen, sizeof(seen)), (ssize_t)sizeof(seen));
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child ends well (%d)",
+	          status);
+	cr_assert_eq(seen.failed, 0, "every PING of the child is answered OK or SHUTTING_DOWN");
+	cr_assert_eq(seen.lost, 1, "one of the child's connections gave way, not %d", seen.lost);
+	cr_assert_not_null(strstr(seen.why, "--max-connections"), "%s", seen.why);
+	cr_assert_eq(seen.kept, MAX - 1, "the child keeps %d, not %d", MAX - 1, seen.kept);
+	cr_assert_eq(seen.reconnect, 0, "the child's reconnect is refused: it holds the most");
+	ping_ok(fd, 901);
+	cr_assert_eq(stat_of(fd, NULL, "connections_displaced_total"), 1);
+	close(ready[0]);
+	close(stop[1]);
+	close(fd);
 	stop_clean();
 }
 

@@ -20,11 +20,13 @@
 // must come back to what the live processes hold: the report's sessd.stats.connections
 // against sessd.poolsAlive, and the driver's own 2). --max-connections N runs the daemon with
 // that limit; --raise-at restarts it with a higher one, --exit-at ends some app processes.
+// sessd tells app processes apart over its Unix socket, hosts over TCP: --transport unix puts
+// every app process on the socket, tcp every one on TCP (default mixed: half on each).
 //
 //   nice -n 10 node bench/fleet.js [--procs 6] [--browsers 24] [--seconds 20] [--chaos]
 //                                  [--max-connections N [--raise-at F --raise-to N]]
 //                                  [--exit-at F --exit-count N] [--sessd-args '...']
-//                                  [--sessd-log FILE]
+//                                  [--sessd-log FILE] [--transport unix|tcp|mixed]
 //
 // Exit status 1 when a check failed. SESSD_BIN as for the tests.
 
@@ -92,6 +94,9 @@ async function driver() {
   const OTHER = Number(arg('other-procs', 2));
   const BROWSERS = Number(arg('browsers', 24));
   const SECONDS = Number(arg('seconds', 20));
+  // Every app process over the Unix socket, every one over TCP, or half and half.
+  const TRANSPORT = arg('transport', 'mixed');
+  if (!['unix', 'tcp', 'mixed'].includes(TRANSPORT)) throw new Error(`--transport unix|tcp|mixed, not ${TRANSPORT}`);
   const CHAOS = arg('chaos', false) === true;
   const MAXCONN = arg('max-connections', null);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-fleet-data-'));
@@ -124,7 +129,7 @@ async function driver() {
   const workers = [];
   function spawnWorker(i, ns, prefix) {
     const w = fork(APP, [], {
-      env: { ...process.env, FLEET_URL: i % 2 === 0 ? d.unixUrl : d.tcpUrl, FLEET_NS: ns, FLEET_PREFIX: prefix },
+      env: { ...process.env, FLEET_URL: TRANSPORT === 'unix' || (TRANSPORT === 'mixed' && i % 2 === 0) ? d.unixUrl : d.tcpUrl, FLEET_NS: ns, FLEET_PREFIX: prefix },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const rec = { w, port: null, ns, i, alive: true };
@@ -407,6 +412,7 @@ async function driver() {
     otherProcs: OTHER,
     browsers: BROWSERS,
     seconds: SECONDS,
+    transport: TRANSPORT,
     chaos: chaosLog,
     totals,
     failures: failures.length,

@@ -158,3 +158,79 @@ test('two app processes without sticky sessions: merges, flashes once, logout, n
   assert.deepEqual(after.flash, {});
   assert.equal(await admin.load('shop', 'a:' + sid), null, 'nothing left under the old id');
 });
+
+// forkPool(t, url, poolSize, waitAll): a process running test/fixtures/pool-load.js; resolves
+// { proc, next (type -> promise of its next message with that key) } once its pool is ready
+// (every connection when waitAll, else one).
+async function forkPool(t, url, poolSize, waitAll) {
+  const proc = fork(path.join(__dirname, 'fixtures', 'pool-load.js'), [], {
+    env: { ...process.env, POOL_URL: url, POOL_SIZE: String(poolSize), POOL_WAIT_ALL: waitAll ? '1' : '0', POOL_READY_MS: '30000' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  t.after(() => proc.kill('SIGKILL'));
+  const waiting = new Map();
+  const seen = new Map();
+  proc.on('message', (m) => {
+    for (const key of Object.keys(m)) {
+      if (waiting.has(key)) {
+        waiting.get(key)(m);
+        waiting.delete(key);
+      } else {
+        seen.set(key, m);
+      }
+    }
+  });
+  const next = (key) => new Promise((resolve, reject) => {
+    if (seen.has(key)) {
+      resolve(seen.get(key));
+      seen.delete(key);
+      return;
+    }
+    waiting.set(key, resolve);
+    proc.once('exit', (code) => reject(new Error(`pool process exited (${code}) before '${key}'`)));
+  });
+  const ready = await next('ready');
+  return { proc, next, ready };
+}
+
+// Two app processes whose pools together exceed --max-connections: the first holds every slot left
+// and keeps each in use (reads one at a time, random sessions, so no connection is idle for
+// long); the second, holding none, is still served: sessd gives it the place of one of the
+// first's connections with nothing in flight, and the first goes on without an error (a
+// request sent on the connection that gave way is sent again on another). The first's
+// reconnects are refused while it holds the most, and the second's while it holds one, so
+// the two do not displace each other in turn: at most two connections gave way (4-0 to 3-1,
+// then at most 2-2 should one of the first's stay unused for 2 s). Before, a newcomer took only
+// the place of a connection idle 2 s, and the second process was refused as long as the load
+// went on (every request 503).
+test('two processes whose pools exceed --max-connections are both served under load', { timeout: 90000 }, async (t) => {
+  // The limit: the first process's pool, and one for this process's admin client, which
+  // holds its one connection from the start (so it never gives way, and asks for nothing
+  // at the end, when a newcomer could take the place of a connection closing).
+  const d = new Daemon({ extraArgs: ['--max-connections', '5'] });
+  await d.start();
+  t.after(() => d.cleanup());
+  const admin = new Client({ url: d.unixUrl, poolSize: 1 });
+  t.after(() => admin.terminate());
+  await admin.ready();
+  const first = await forkPool(t, d.unixUrl, 4, true);
+  first.proc.send({ load: true });
+  await first.next('served');
+  // Its first connection, within 30 s (milliseconds, unless refused at every attempt).
+  const second = await forkPool(t, d.unixUrl, 4, false);
+  assert.ok(second.ready.ready >= 1, `the second process is served: ${second.ready.error}`);
+  second.proc.send({ load: true });
+  await second.next('served');
+  const reports = [first.next('done'), second.next('done')];
+  // Both under load together for a while: thousands of requests each, while the slots that
+  // lost or never got a connection try again (every 0.5 s at most).
+  first.proc.send({ stop: true, after: 3000 });
+  second.proc.send({ stop: true, after: 3000 });
+  const [a, b] = await Promise.all(reports);
+  assert.equal(a.errors, 0, `the loaded process's requests all answered: ${a.firstError}`);
+  assert.equal(b.errors, 0, `the newcomer's requests all answered: ${b.firstError}`);
+  assert.ok(a.ok > 0 && b.ok > 0);
+  const stats = await admin.stats();
+  assert.ok(stats.connections_displaced_total >= 1 && stats.connections_displaced_total <= 2,
+    `connections that gave way: ${stats.connections_displaced_total}`);
+});
