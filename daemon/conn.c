@@ -1962,6 +1962,11 @@ void conn_set_handle_input(struct conn_set *s)
 		if (c->reading && !c->lingering)
 			read_ready(c);
 	}
+	/* Those left wait for the next turn: counted each time, as held_over_total counts. */
+	TAILQ_FOREACH(c, &s->unread, unread_link)
+	{
+		s->reads_deferred_total++;
+	}
 	while (!TAILQ_EMPTY(&s->input)) {
 		/* A chunk at a time: hints run too far ahead would be evicted before use. */
 		n_conns = n_frames = 0;

@@ -66,6 +66,8 @@ struct dispatch {
 	/* Connections handed again since a retry last moved one off the waiting list. */
 	size_t handed_idle;
 	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
+	/* Requests put off for DISPATCH_HEAVY_TURN_NS, each time: STATS' cpu_deferred_total. */
+	uint64_t heavy_deferred_total;
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
 	struct buf scratch;
@@ -178,6 +180,7 @@ static bool heavy_must_wait(struct dispatch *d, enum dispatch_verdict *verdict)
 	if (!d->deferring || d->heavy_turn_ns < DISPATCH_HEAVY_TURN_NS)
 		return false;
 	d->heavy_put_off = true;
+	d->heavy_deferred_total++;
 	*verdict = DISPATCH_LATER;
 	return true;
 }
@@ -1242,7 +1245,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 28) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 30) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1276,7 +1279,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total) ||
 		    write_key_uint(out, "hello_abandoned_total", d->stats->hello_abandoned_total) ||
-		    write_key_uint(out, "held_over_total", d->stats->held_over_total))
+		    write_key_uint(out, "held_over_total", d->stats->held_over_total) ||
+		    write_key_uint(out, "cpu_deferred_total", d->heavy_deferred_total) ||
+		    write_key_uint(out, "reads_deferred_total", d->stats->reads_deferred_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);

@@ -54,6 +54,9 @@ struct dispatch_server_stats {
 	/* Times a connection's requests were left for the next loop turn, the turn's budget
 	 * spent (conn_set.held_over_total). */
 	uint64_t held_over_total;
+	/* Times a connection ready to be read was left for the next loop turn, the turn's budget
+	 * for reading spent (conn_set.reads_deferred_total). */
+	uint64_t reads_deferred_total;
 };
 
 struct auth;
