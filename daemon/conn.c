@@ -106,6 +106,14 @@
  * 40 MB of reads (up to 170 ms on the project's VM, most of it page faults on the input
  * buffers). The same as CONN_TURN_INPUT_BYTES, for the same reason. */
 #define CONN_TURN_READ_BYTES (2u * 1024u * 1024u)
+/* A sealed record opened counts as at least this many bytes of CONN_TURN_READ_BYTES. Opening
+ * one has a fixed cost, about 0.5 us, which is what opening some 500-700 bytes more of a large
+ * record costs (libsodium's ChaCha20-Poly1305 runs at about 1 GB/s here; bench/README.md,
+ * "bench/sealed"). Counted by their bytes alone, 1-byte records (21 bytes on the wire) let a
+ * turn open some 100,000 of them, 50 ms during which every other connection waited (hostile
+ * review, stop 41); counted so, a turn opens at most about 4,000 more than the last read
+ * brings, as long as a turn of large records takes. */
+#define CONN_RECORD_READ_BYTES 512u
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
  * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
@@ -980,8 +988,10 @@ static int input_room(struct conn *c, size_t n)
 /*
  * A sealed connection: open the records complete in raw, their plaintext onto the input. A
  * malformed or forged record ends the stream: it and all after it are dropped, and
- * record_fault says why, for process() to answer once the frames before it are handled.
- * Returns 0, or -1 when out of memory (closing is set; nothing will be answered).
+ * record_fault says why, for process() to answer once the frames before it are handled. A
+ * record shorter than CONN_RECORD_READ_BYTES counts what it lacks of them against the turn's
+ * reading (its bytes counted where they were read). Returns 0, or -1 when out of memory
+ * (closing is set; nothing will be answered).
  */
 static int open_records(struct conn *c)
 {
@@ -1006,6 +1016,8 @@ static int open_records(struct conn *c)
 		}
 		c->in_end += size - SEAL_OVERHEAD;
 		c->peer_proved = true;
+		if (size < CONN_RECORD_READ_BYTES)
+			c->set->turn_read += CONN_RECORD_READ_BYTES - size;
 		at += size;
 	}
 	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
