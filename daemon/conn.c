@@ -114,6 +114,13 @@
  * review, stop 41); counted so, a turn opens at most about 4,000 more than the last read
  * brings, as long as a turn of large records takes. */
 #define CONN_RECORD_READ_BYTES 512u
+/* That alone bounds a turn, but not whom it serves: a turn read two connections' 64 KiB of
+ * 1-byte records, and every other client, queued behind the rest of them for its read, waited
+ * as long as before. So a sealed connection whose last read opened records counted past their
+ * bytes reads next only as much as would count CONN_READ_MOST at that rate, and at least
+ * CONN_RECORD_READ_LEAST (about 200 such records, 0.1 ms): a turn then reads some twenty such
+ * connections, and the rest soon. A record longer than the room is read in one go as ever. */
+#define CONN_RECORD_READ_LEAST (4u * 1024u)
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
  * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
@@ -167,6 +174,9 @@ struct conn {
 	uint64_t read_tick;
 	/* Bytes the next read asks for at least: CONN_READ_CHUNK to CONN_READ_MOST. */
 	size_t read_bytes;
+	/* Sealed: the most the next read takes while its client sends tiny records (0: no
+	 * bound; CONN_RECORD_READ_LEAST). */
+	size_t read_cap;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
 	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
@@ -1690,28 +1700,43 @@ static void after_recv(struct conn *c, ssize_t got)
 /* conn_on_read for a sealed connection: read records into raw and open those complete. */
 static void read_records(struct conn *c)
 {
-	size_t want = c->read_bytes, size, room;
+	size_t want = c->read_bytes, size, room, counted;
+	bool long_record = false;
 	ssize_t got;
 
 	/* A record longer than a chunk is read in one go, as a long frame is. */
 	if (c->raw.len >= SEAL_HEADER_BYTES &&
-	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want)
+	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want) {
 		want = size - c->raw.len;
+		long_record = true;
+	}
 	if (buf_reserve(&c->raw, want) == -1) {
 		log_warn("out of memory for a connection's input; closing it");
 		conn_close(c);
 		return;
 	}
 	room = c->raw.cap - c->raw.len;
+	if (!long_record && c->read_cap != 0 && room > c->read_cap)
+		room = c->read_cap;
 	got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
 	if (got > 0) {
 		c->raw.len += (size_t)got;
 		c->set->turn_read += (size_t)got;
+		counted = c->set->turn_read;
 		c->read_tick = c->set->ticks;
 		if (open_records(c) == -1) {
 			note_held(c, false);
 			begin_closing(c);
 			return;
+		}
+		/* What the records counted past their bytes (CONN_RECORD_READ_LEAST). */
+		counted = c->set->turn_read - counted;
+		c->read_cap = 0;
+		if (counted > 0) {
+			c->read_cap =
+			    (size_t)((uint64_t)got * CONN_READ_MOST / ((size_t)got + counted));
+			if (c->read_cap < CONN_RECORD_READ_LEAST)
+				c->read_cap = CONN_RECORD_READ_LEAST;
 		}
 		size_next_read(c, room, (size_t)got);
 	}
