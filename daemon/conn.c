@@ -116,10 +116,14 @@
 #define CONN_RECORD_READ_BYTES 512u
 /* That alone bounds a turn, but not whom it serves: a turn read two connections' 64 KiB of
  * 1-byte records, and every other client, queued behind the rest of them for its read, waited
- * as long as before. So a sealed connection whose last read opened records counted past their
- * bytes reads next only as much as would count CONN_READ_MOST at that rate, and at least
- * CONN_RECORD_READ_LEAST (about 200 such records, 0.1 ms): a turn then reads some twenty such
- * connections, and the rest soon. A record longer than the room is read in one go as ever. */
+ * as long as before. So a sealed connection whose last read opened so many small records that
+ * they counted CONN_READ_MOST or more past their bytes (128 records and more: a client's one
+ * small record per request or batch never does) reads next only as much as would count
+ * CONN_READ_MOST at that rate, and at least CONN_RECORD_READ_LEAST (about 200 1-byte records,
+ * 0.1 ms): a turn then reads some twenty such connections, and the rest soon. The bound is
+ * lifted by halves, a read that counted less doubling it: a client cannot alternate tiny
+ * records with large ones to have every other read whole. A record longer than the room is
+ * read in one go as ever. */
 #define CONN_RECORD_READ_LEAST (4u * 1024u)
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
@@ -174,7 +178,7 @@ struct conn {
 	uint64_t read_tick;
 	/* Bytes the next read asks for at least: CONN_READ_CHUNK to CONN_READ_MOST. */
 	size_t read_bytes;
-	/* Sealed: the most the next read takes while its client sends tiny records (0: no
+	/* Sealed: the most the next read takes while its client sends many tiny records (0: no
 	 * bound; CONN_RECORD_READ_LEAST). */
 	size_t read_cap;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
@@ -1731,12 +1735,15 @@ static void read_records(struct conn *c)
 		}
 		/* What the records counted past their bytes (CONN_RECORD_READ_LEAST). */
 		counted = c->set->turn_read - counted;
-		c->read_cap = 0;
-		if (counted > 0) {
+		if (counted >= CONN_READ_MOST) {
 			c->read_cap =
 			    (size_t)((uint64_t)got * CONN_READ_MOST / ((size_t)got + counted));
 			if (c->read_cap < CONN_RECORD_READ_LEAST)
 				c->read_cap = CONN_RECORD_READ_LEAST;
+		} else if (c->read_cap != 0) {
+			c->read_cap *= 2;
+			if (c->read_cap >= CONN_READ_MOST)
+				c->read_cap = 0;
 		}
 		size_next_read(c, room, (size_t)got);
 	}
