@@ -106,6 +106,25 @@
  * 40 MB of reads (up to 170 ms on the project's VM, most of it page faults on the input
  * buffers). The same as CONN_TURN_INPUT_BYTES, for the same reason. */
 #define CONN_TURN_READ_BYTES (2u * 1024u * 1024u)
+/* A sealed record opened counts as at least this many bytes of CONN_TURN_READ_BYTES. Opening
+ * one has a fixed cost, about 0.5 us, which is what opening some 500-700 bytes more of a large
+ * record costs (libsodium's ChaCha20-Poly1305 runs at about 1 GB/s here; bench/README.md,
+ * "bench/sealed"). Counted by their bytes alone, 1-byte records (21 bytes on the wire) let a
+ * turn open some 100,000 of them, 50 ms during which every other connection waited (hostile
+ * review, stop 41); counted so, a turn opens at most about 4,000 more than the last read
+ * brings, as long as a turn of large records takes. */
+#define CONN_RECORD_READ_BYTES 512u
+/* That alone bounds a turn, but not whom it serves: a turn read two connections' 64 KiB of
+ * 1-byte records, and every other client, queued behind the rest of them for its read, waited
+ * as long as before. So a sealed connection whose last read opened so many small records that
+ * they counted CONN_READ_MOST or more past their bytes (128 records and more: a client's one
+ * small record per request or batch never does) reads next only as much as would count
+ * CONN_READ_MOST at that rate, and at least CONN_RECORD_READ_LEAST (about 200 1-byte records,
+ * 0.1 ms): a turn then reads some twenty such connections, and the rest soon. The bound is
+ * lifted by halves, a read that counted less doubling it: a client cannot alternate tiny
+ * records with large ones to have every other read whole. A record longer than the room is
+ * read in one go as ever. */
+#define CONN_RECORD_READ_LEAST (4u * 1024u)
 /* Past the turn's budget (or a connection's share of it), a request whose reply is at most
  * CONN_SMALL_REPLY_BYTES is handled still, while the turn's replies made so stay under a
  * CONN_SPARE_PART-th of turn_output_bytes, a connection's under a CONN_SPARE_SHARES-th
@@ -160,6 +179,9 @@ struct conn {
 	uint64_t read_tick;
 	/* Bytes the next read asks for at least: CONN_READ_CHUNK to CONN_READ_MOST. */
 	size_t read_bytes;
+	/* Sealed: the most the next read takes while its client sends many tiny records (0: no
+	 * bound; CONN_RECORD_READ_LEAST). */
+	size_t read_cap;
 	bool holding; /* its buffers held bytes when last noted (room alone does not count) */
 	bool grown;   /* on the set's grown list: a buffer was grown past CONN_KEEP_BYTES */
 	/* Output: bytes [out_sent, out.len) are replies not yet taken by the socket. */
@@ -1017,8 +1039,10 @@ static int input_room(struct conn *c, size_t n)
 /*
  * A sealed connection: open the records complete in raw, their plaintext onto the input. A
  * malformed or forged record ends the stream: it and all after it are dropped, and
- * record_fault says why, for process() to answer once the frames before it are handled.
- * Returns 0, or -1 when out of memory (closing is set; nothing will be answered).
+ * record_fault says why, for process() to answer once the frames before it are handled. A
+ * record shorter than CONN_RECORD_READ_BYTES counts what it lacks of them against the turn's
+ * reading (its bytes counted where they were read). Returns 0, or -1 when out of memory
+ * (closing is set; nothing will be answered).
  */
 static int open_records(struct conn *c)
 {
@@ -1043,6 +1067,8 @@ static int open_records(struct conn *c)
 		}
 		c->in_end += size - SEAL_OVERHEAD;
 		c->peer_proved = true;
+		if (size < CONN_RECORD_READ_BYTES)
+			c->set->turn_read += CONN_RECORD_READ_BYTES - size;
 		at += size;
 	}
 	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
@@ -1715,28 +1741,46 @@ static void after_recv(struct conn *c, ssize_t got)
 /* conn_on_read for a sealed connection: read records into raw and open those complete. */
 static void read_records(struct conn *c)
 {
-	size_t want = c->read_bytes, size, room;
+	size_t want = c->read_bytes, size, room, counted;
+	bool long_record = false;
 	ssize_t got;
 
 	/* A record longer than a chunk is read in one go, as a long frame is. */
 	if (c->raw.len >= SEAL_HEADER_BYTES &&
-	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want)
+	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want) {
 		want = size - c->raw.len;
+		long_record = true;
+	}
 	if (buf_reserve(&c->raw, want) == -1) {
 		log_warn("out of memory for a connection's input; closing it");
 		conn_close(c);
 		return;
 	}
 	room = c->raw.cap - c->raw.len;
+	if (!long_record && c->read_cap != 0 && room > c->read_cap)
+		room = c->read_cap;
 	got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
 	if (got > 0) {
 		c->raw.len += (size_t)got;
 		c->set->turn_read += (size_t)got;
+		counted = c->set->turn_read;
 		c->read_tick = c->set->ticks;
 		if (open_records(c) == -1) {
 			note_held(c, false);
 			begin_closing(c);
 			return;
+		}
+		/* What the records counted past their bytes (CONN_RECORD_READ_LEAST). */
+		counted = c->set->turn_read - counted;
+		if (counted >= CONN_READ_MOST) {
+			c->read_cap =
+			    (size_t)((uint64_t)got * CONN_READ_MOST / ((size_t)got + counted));
+			if (c->read_cap < CONN_RECORD_READ_LEAST)
+				c->read_cap = CONN_RECORD_READ_LEAST;
+		} else if (c->read_cap != 0) {
+			c->read_cap *= 2;
+			if (c->read_cap >= CONN_READ_MOST)
+				c->read_cap = 0;
 		}
 		size_next_read(c, room, (size_t)got);
 	}
@@ -1999,6 +2043,11 @@ void conn_set_handle_input(struct conn_set *s)
 		c->unread = false;
 		if (c->reading && !c->lingering)
 			read_ready(c);
+	}
+	/* Those left wait for the next turn: counted each time, as held_over_total counts. */
+	TAILQ_FOREACH(c, &s->unread, unread_link)
+	{
+		s->reads_deferred_total++;
 	}
 	while (!TAILQ_EMPTY(&s->input)) {
 		/* A chunk at a time: hints run too far ahead would be evicted before use. */

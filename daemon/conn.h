@@ -131,6 +131,9 @@ struct conn_set {
 	/* Times a connection's frames were left for the next turn, a budget of the turn (replies
 	 * or frames) or the connection's share of it being spent: for STATS. */
 	uint64_t held_over_total;
+	/* Times a connection ready to be read was left unread for the next turn, turn_read having
+	 * reached the turn's budget for reading: for STATS. */
+	uint64_t reads_deferred_total;
 	/* Of those, the bytes of small replies made past turn_output_bytes (small_may_pass). */
 	size_t turn_spare;
 

@@ -42,6 +42,13 @@
  * read: one client pipelining TOUCH_IFs with a wrong tag over a 1 MB session held the loop
  * for 0.4 s a turn (every other client waited), its replies being small CONFLICTs. */
 #define DISPATCH_HASH_NS_PER_BYTE 1u
+/* A FLASH_POP costs CPU for each message it takes (found, written into the reply, freed with
+ * its queue: 1.25 ms for the 87,381 empty messages a session may hold under the default
+ * max_frame), for a reply of a byte or two a message, which the turn's budget for replies
+ * hardly sees: one connection pipelining such pops ran a dozen a turn (26 ms; hostile review,
+ * stop 41). A pop that takes messages counts against the same budget at this many ns each,
+ * estimated like the hash's; past it, one waits for a later turn as a LIST page does. */
+#define DISPATCH_FLASH_NS_PER_MESSAGE 16u
 /* How many connections put off for that budget a turn hands again: a few more than it can
  * serve, since each costs a decode whether it runs or waits again; handing them all, a
  * thousand waiting took a thousand decodes a turn. */
@@ -66,6 +73,8 @@ struct dispatch {
 	/* Connections handed again since a retry last moved one off the waiting list. */
 	size_t handed_idle;
 	uint64_t kx_deferred_total; /* STATS' hello_deferred_total */
+	/* Requests put off for DISPATCH_HEAVY_TURN_NS, each time: STATS' cpu_deferred_total. */
+	uint64_t heavy_deferred_total;
 	/* LIST writes its entries here first: the cursor goes before them on the wire but is
 	 * known only after the scan. Reused, so LIST allocates only while it grows. */
 	struct buf scratch;
@@ -168,6 +177,12 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether this turn's budget for heavy requests is spent, and the server still defers. */
+static bool heavy_spent(const struct dispatch *d)
+{
+	return d->deferring && d->heavy_turn_ns >= DISPATCH_HEAVY_TURN_NS;
+}
+
 /*
  * Whether a heavy request (one that costs CPU, not reply bytes) must wait for a later turn:
  * this turn's budget for them is spent, and the server still defers. It is then put off:
@@ -175,9 +190,10 @@ static uint64_t mono_ns(void)
  */
 static bool heavy_must_wait(struct dispatch *d, enum dispatch_verdict *verdict)
 {
-	if (!d->deferring || d->heavy_turn_ns < DISPATCH_HEAVY_TURN_NS)
+	if (!heavy_spent(d))
 		return false;
 	d->heavy_put_off = true;
+	d->heavy_deferred_total++;
 	*verdict = DISPATCH_LATER;
 	return true;
 }
@@ -978,6 +994,10 @@ struct pop_writer {
 	/* The log cannot take the pop now: popping nothing needs no log, popping messages does. */
 	bool unwritable;
 	bool refused;
+	/* Likewise the turn's budget for heavy requests is spent: a pop that takes messages
+	 * waits for a later turn (put_off), one that finds none is answered at once. */
+	bool heavy_spent;
+	bool put_off;
 	size_t messages;
 };
 
@@ -987,6 +1007,10 @@ static int pop_on_type(void *arg, const uint8_t *type, size_t type_len, size_t c
 
 	if (count > 0 && w->unwritable) {
 		w->refused = true;
+		return -1;
+	}
+	if (count > 0 && w->heavy_spent) {
+		w->put_off = true;
 		return -1;
 	}
 	if (w->all) {
@@ -1025,7 +1049,8 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 }
 
 static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
-                        const struct store_key *key, uint64_t now_ms, struct buf *out)
+                        const struct store_key *key, uint64_t now_ms, struct buf *out,
+                        enum dispatch_verdict *verdict)
 {
 	struct pop_writer w;
 	size_t queues = 0, at;
@@ -1039,6 +1064,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 	w.queue_count = &queues;
 	w.all = req->flash_all;
 	w.unwritable = d->p != NULL && persist_writable(d->p) != 0;
+	w.heavy_spent = heavy_spent(d);
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
 		return -1;
 	if (store_flash_pop(d->st, key, req->flash_all ? NULL : req->flash_type.ptr,
@@ -1048,6 +1074,8 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 
 		/* Drop the partial reply: the store removed nothing. */
 		out->len = w.frame_start;
+		if (w.put_off)
+			return heavy_must_wait(d, verdict) ? 0 : -1;
 		if (err == ENOENT)
 			return reply_not_found(out, req->request_id);
 		if (w.refused)
@@ -1064,6 +1092,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 		return -1;
 	if (codec_frame_close(out, at) == -1)
 		return -1;
+	d->heavy_turn_ns += (uint64_t)w.messages * DISPATCH_FLASH_NS_PER_MESSAGE;
 	if (d->p != NULL && w.messages > 0 &&
 	    persist_log_flash_pop(d->p, key, req->flash_all ? NULL : req->flash_type.ptr,
 	                          req->flash_all ? 0 : req->flash_type.len, now_ms) == -1) {
@@ -1242,7 +1271,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 28) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 30) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1276,7 +1305,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		                   d->malformed_total + d->stats->frames_refused_total) ||
 		    write_key_uint(out, "hello_deferred_total", d->kx_deferred_total) ||
 		    write_key_uint(out, "hello_abandoned_total", d->stats->hello_abandoned_total) ||
-		    write_key_uint(out, "held_over_total", d->stats->held_over_total))
+		    write_key_uint(out, "held_over_total", d->stats->held_over_total) ||
+		    write_key_uint(out, "cpu_deferred_total", d->heavy_deferred_total) ||
+		    write_key_uint(out, "reads_deferred_total", d->stats->reads_deferred_total))
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);
@@ -1375,7 +1406,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return op_flash_push(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_POP:
-		return op_flash_pop(d, req, &key, now_ms, out);
+		return op_flash_pop(d, req, &key, now_ms, out, verdict);
 	case CODEC_OP_COUNT:
 		return op_count(d, req, now_ms, out, verdict);
 	case CODEC_OP_LIST:

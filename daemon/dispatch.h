@@ -54,6 +54,9 @@ struct dispatch_server_stats {
 	/* Times a connection's requests were left for the next loop turn, the turn's budget
 	 * spent (conn_set.held_over_total). */
 	uint64_t held_over_total;
+	/* Times a connection ready to be read was left for the next loop turn, the turn's budget
+	 * for reading spent (conn_set.reads_deferred_total). */
+	uint64_t reads_deferred_total;
 };
 
 struct auth;
@@ -149,7 +152,8 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 
 /*
  * dispatch_turn_begins(d): a new loop turn begins: its budget for heavy requests (key
- * exchanges, LIST and NAMESPACES pages, the data hashes of SET_IF and TOUCH_IF) is whole again, and
+ * exchanges, LIST and NAMESPACES pages, the data hashes of SET_IF and TOUCH_IF, the messages
+ * FLASH_POP takes) is whole again, and
  * those put off in the last turn (DISPATCH_LATER) may be handed again (dispatch_retries hands a few
  * of them again).
  */

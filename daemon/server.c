@@ -356,9 +356,11 @@ static void server_after_turn(struct server *srv)
 	srv->stats.connections_refused_total = srv->refused_total + srv->conns.refused_at_hello;
 	srv->stats.hello_abandoned_total = srv->conns.hellos_abandoned;
 	srv->stats.held_over_total = srv->conns.held_over_total;
+	srv->stats.reads_deferred_total = srv->conns.reads_deferred_total;
 	dispatch_turn_begins(srv->dispatch);
 	/* Requests put off until the expiry caught up (see server_on_expire), or past the last
-	 * turn's budget for heavy requests (sealed HELLOs, LIST pages, SET_IF hashes). */
+	 * turn's budget for heavy requests (sealed HELLOs, LIST pages, SET_IF hashes,
+	 * large FLASH_POPs). */
 	if (conn_set_has_waiting(&srv->conns)) {
 		size_t most = dispatch_retries(srv->dispatch, wall_ms());
 		size_t waited = conn_set_waiting_count(&srv->conns);

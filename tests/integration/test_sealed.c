@@ -1765,3 +1765,60 @@ LEAK_CHECKED_TEST_OPTS(sealed, announced_records_count_their_room, .timeout = 60
 		sealed_close(&conns[i]);
 	sealed_close(&watcher);
 }
+
+/*
+ * Opening a record costs about half a microsecond whatever its size, and the turn's budget for
+ * reading (2 MiB) counted raw bytes: clients holding the secret that sent 1-byte records (21
+ * bytes each on the wire) made a turn open some 100,000 of them, 50 ms during which every other
+ * connection waited (hostile review, stop 41). A record now counts as at least 512 bytes of
+ * that budget. Here 16 sealed connections each send about 48 KB of 1-byte records, holding
+ * PINGs, while the daemon is stopped, so that its next turn finds them all ready: 768 KB of
+ * raw bytes, which the budget let one turn read whole (reads_deferred_total stayed 0), is now
+ * some 18 MB of budget, and the reads past it wait for the next turns. Every PING is
+ * answered, in order.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, tiny_records_count_against_the_turns_reading, .timeout = 120)
+{
+	enum { FLOODERS = 16, WIRE_BYTES = 48 * 1024 };
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	struct sealed flood[FLOODERS], watcher;
+	struct codec_reply rep;
+	struct buf frames, wire;
+	uint64_t pings = 0;
+	uint8_t *body;
+
+	watcher = sealed_open(daemon_with_secret.unix_url);
+	for (int i = 0; i < FLOODERS; i++)
+		flood[i] = sealed_open(daemon_with_secret.unix_url);
+	cr_assert_eq(sealed_stat(&watcher, "reads_deferred_total"), 0);
+	buf_init(&frames);
+	while (frames.len * (1 + SEAL_OVERHEAD) < WIRE_BYTES) {
+		ping.request_id = ++pings;
+		cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+	}
+	buf_init(&wire);
+	cr_assert_eq(harness_sigstop(daemon_with_secret.pid), 0);
+	for (int i = 0; i < FLOODERS; i++) {
+		buf_reset(&wire);
+		for (size_t at = 0; at < frames.len; at++)
+			cr_assert_eq(seal_append(flood[i].seal, &wire, frames.data + at, 1), 0);
+		cr_assert_eq(harness_send_all(flood[i].fd, wire.data, wire.len), 0);
+	}
+	cr_assert_eq(kill(daemon_with_secret.pid, SIGCONT), 0);
+	for (int i = 0; i < FLOODERS; i++) {
+		for (uint64_t k = 1; k <= pings; k++) {
+			sealed_reply(&flood[i], &rep, &body);
+			cr_assert_eq(rep.request_id, k, "connection %d: reply %llu in order", i,
+			             (unsigned long long)k);
+			cr_assert_eq(rep.status, CODEC_OK);
+			free(body);
+		}
+		sealed_close(&flood[i]);
+	}
+	cr_expect_gt(sealed_stat(&watcher, "reads_deferred_total"), 0,
+	             "%d connections' %zu bytes of 1-byte records each were read in one turn",
+	             FLOODERS, wire.len);
+	buf_finish(&wire);
+	buf_finish(&frames);
+	sealed_close(&watcher);
+}
