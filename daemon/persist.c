@@ -71,6 +71,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "secretfile.h"
 
 /* Version 2 added the CLOCK record; version 1 files (without it) are read alike. */
 #define FILE_VERSION        2u
@@ -1712,16 +1713,12 @@ static void say_lock_error(int dir_fd, const char *dir, int err, const char *hel
 	}
 }
 
-/*
- * Whether open(2) of a key file failing with ${err} is the path's fault as configured (missing,
- * a directory on the way that is not one, a permission) rather than a passing one (EIO,
- * EMFILE, ENOMEM): only the operator mends those, and a restart fails the same way.
- */
-static bool key_open_error_is_configs(int err)
-{
-	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
-	       err == ENAMETOOLONG || err == ENXIO;
-}
+/* How the log speaks of the key file (secretfile.h). */
+static const struct secretfile_kind key_file_kind = {
+    .what = "persist: key file",
+    .secret = "key",
+    .shape = "a regular file of exactly 32 bytes",
+};
 
 /*
  * key_load(path):
@@ -1732,84 +1729,48 @@ static bool key_open_error_is_configs(int err)
  */
 static uint8_t *key_load(const char *path)
 {
-	struct stat sb;
 	uint8_t *key;
-	size_t got = 0;
+	size_t got;
+	off_t size;
 	int fd, err;
 
-	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever
-	 * (startup hung there until a writer came). */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = secretfile_open(path, &key_file_kind, LOG_ERROR, &size);
 	if (fd == -1) {
 		err = errno;
-		/* Most likely a wrong path; a key on a volume mounted after boot (an encrypted
-		 * or network volume) comes back only once it is mounted, which restarts in a
-		 * row do not wait for: the unit waits, ordered after the mount. */
-		persist_say(LOG_ERROR, "key file %s: %s%s", path, strerror(err),
-		            err == ENOENT ? " (if it is on a volume mounted after sessd starts, "
-		                            "order sessd after that mount: RequiresMountsFor= in a "
-		                            "drop-in of its unit)"
-		                          : "");
-		errno = key_open_error_is_configs(err) ? ENOKEY : err;
 		goto fail;
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
-		            path, (unsigned)KEY_BYTES);
-		errno = ENOKEY;
-		goto fail_close;
 	}
 	/* The usual mistakes are a key as text (base64, hex) or with a newline after it (echo,
 	 * an editor): say what the file holds and how a key is made. */
-	if (sb.st_size != KEY_BYTES) {
+	if (size != KEY_BYTES) {
 		persist_say(LOG_ERROR,
 		            "key file %s: must be a regular file of exactly %u bytes, and it has "
 		            "%lld bytes; the key is raw bytes, not text: make one with "
 		            "(umask 077; head -c 32 /dev/urandom > FILE)",
-		            path, (unsigned)KEY_BYTES, (long long)sb.st_size);
-		errno = ENOKEY;
+		            path, (unsigned)KEY_BYTES, (long long)size);
+		err = ENOKEY;
 		goto fail_close;
 	}
-	/* A key other users can read protects nothing; refuse it as ssh refuses such keys. */
-	if ((sb.st_mode & 0007) != 0) {
-		persist_say(LOG_ERROR,
-		            "key file %s: mode %04o lets other users read or replace the key; "
-		            "chmod o-rwx it",
-		            path, (unsigned)(sb.st_mode & 07777));
-		errno = ENOKEY;
-		goto fail_close;
-	}
-	key = sodium_malloc(KEY_BYTES);
+	key = secretfile_read(fd, path, &key_file_kind, LOG_ERROR, KEY_BYTES, &got);
 	if (key == NULL) {
-		persist_say(LOG_ERROR, "key file %s: out of memory", path);
-		errno = ENOMEM;
+		err = errno;
 		goto fail_close;
 	}
-	while (got < KEY_BYTES) {
-		ssize_t r = read(fd, key + got, KEY_BYTES - got);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			persist_say(LOG_ERROR, "key file %s: short read", path);
-			errno = EIO;
-			goto fail_free;
-		}
-		got += (size_t)r;
+	/* The file shrank since secretfile_open looked at it. */
+	if (got != KEY_BYTES) {
+		persist_say(LOG_ERROR, "key file %s: short read", path);
+		err = EIO;
+		goto fail_free;
 	}
 	close(fd);
 	sodium_mprotect_readonly(key);
 	return key;
 
 fail_free:
-	err = errno;
 	sodium_free(key);
-	errno = err;
 fail_close:
-	err = errno;
 	close(fd);
-	errno = err;
 fail:
+	errno = err;
 	return NULL;
 }
 
