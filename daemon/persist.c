@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config.h"
 #include "log.h"
 #include "secretfile.h"
 
@@ -3257,14 +3258,16 @@ static void persist_close(struct persist *p)
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
- * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
- * ours to read): a fault of the configuration, which a restart repeats.
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that the configuration
+ * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read) or the data directory
+ * (its parent missing, not a directory, another user's or open to other users' writes, not
+ * ours to open or write: config_path_fault).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
 	struct persist *p;
-	int key_err = 0, err;
+	int fault = 0, err;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -3298,7 +3301,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		goto fail;
 	}
 	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL) {
-		key_err = errno;
+		fault = errno;
 		goto fail;
 	}
 	if (mkdir(p->dir, 0700) == 0) {
@@ -3309,17 +3312,26 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 			            "a power loss may lose it",
 			            p->dir, strerror(errno));
 	} else if (errno != EEXIST) {
-		persist_say(LOG_ERROR, "cannot create %s: %s%s", p->dir, strerror(errno),
-		            read_only_hint(errno));
-		goto fail;
+		fault = errno;
+		persist_say(LOG_ERROR, "cannot create %s: %s%s", p->dir, strerror(fault),
+		            fault == ENOENT ? " (the directory to hold it is missing: create it, "
+		                              "or if it is on a volume mounted after sessd starts, "
+		                              "order sessd after that mount: RequiresMountsFor= in "
+		                              "a drop-in of its unit)"
+		                            : read_only_hint(fault));
+		goto fail_path;
 	}
 	p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dir_fd == -1) {
-		persist_say(LOG_ERROR, "cannot open %s: %s", p->dir, strerror(errno));
+		fault = errno;
+		persist_say(LOG_ERROR, "cannot open %s: %s%s", p->dir, strerror(fault),
+		            fault == ENOTDIR ? " (--data-dir must name a directory)" : "");
+		goto fail_path;
+	}
+	if (!data_dir_is_ours(p)) {
+		fault = ENOKEY;
 		goto fail;
 	}
-	if (!data_dir_is_ours(p))
-		goto fail;
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
 		say_lock_error(p->dir_fd, p->dir, errno, "another sessd uses this directory");
@@ -3332,11 +3344,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	/* A LOCK file left writable by an earlier run opens in a directory that is not: every
 	 * snapshot would then fail to create its files and the log would never be compacted. */
 	if (faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
+		fault = errno;
 		persist_say(
 		    LOG_ERROR,
 		    "%s: %s (the data directory must be writable by the user sessd runs as)",
-		    p->dir, strerror(errno));
-		goto fail;
+		    p->dir, strerror(fault));
+		goto fail_path;
 	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
@@ -3357,8 +3370,13 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	p->sync_thread_running = true;
 	return p;
 
+fail_path:
+	/* The data directory as configured cannot serve (missing parent, not a directory, not
+	 * ours to open or write): as a key file that cannot, a fault of the configuration. */
+	if (config_path_fault(fault))
+		fault = ENOKEY;
 fail:
-	err = key_err != 0 ? key_err : errno;
+	err = fault != 0 ? fault : errno;
 	persist_undo(p);
 	errno = err;
 	return NULL;

@@ -56,9 +56,11 @@ struct persist_config {
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
- * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
- * ours to read): a fault of the configuration, which a restart repeats.
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that the configuration
+ * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read) or the data directory
+ * (its parent missing, not a directory, another user's or open to other users' writes, not
+ * ours to open or write: config_path_fault).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 

@@ -2,24 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
-/*
- * Whether open(2) of a secret file failing with ${err} is the path's fault as configured
- * (missing, a directory on the way that is not one, a permission, a device that is not
- * there) rather than a passing one (EIO, EMFILE, ENOMEM): only the operator mends those,
- * and a restart fails the same way.
- */
-static bool open_error_is_configs(int err)
-{
-	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
-	       err == ENAMETOOLONG || err == ENXIO;
-}
+#include "config.h"
 
 /*
  * secretfile_open(path, kind, level, size):
@@ -48,7 +37,7 @@ int secretfile_open(const char *path, const struct secretfile_kind *kind, enum l
 		                        "order sessd after that mount: RequiresMountsFor= in a "
 		                        "drop-in of its unit)"
 		                      : "");
-		errno = open_error_is_configs(err) ? ENOKEY : err;
+		errno = config_path_fault(err) ? ENOKEY : err;
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {

@@ -1616,9 +1616,42 @@ static void serve_one_session(const char *data_dir, const char *client)
 }
 
 /*
+ * A --data-dir that cannot serve as configured is a fault of the configuration, exit status 2
+ * (which the unit does not restart into the same refusal), with a line that says what to
+ * mend: a missing parent directory (a wrong path, or a volume mounted after boot, for which
+ * the unit must wait: RequiresMountsFor=), a path that is a file, a parent that is a file.
+ * Each exited 1, and the unit restarted sessd into the same failure until it gave up.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_that_cannot_serve_is_a_configuration_error,
+                       .timeout = 60)
+{
+	char dir[64], data_dir[128], *text;
+	const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	int fd;
+
+	make_dir(dir, "baddata");
+	snprintf(data_dir, sizeof(data_dir), "%s/missing/data", dir);
+	text = run_expecting(args, 2);
+	cr_expect_not_null(strstr(text, "No such file or directory"), "%s", text);
+	cr_expect_not_null(strstr(text, "RequiresMountsFor="), "%s", text);
+	free(text);
+
+	snprintf(data_dir, sizeof(data_dir), "%s/file", dir);
+	fd = open(data_dir, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_neq(fd, -1);
+	close(fd);
+	expect_refused(args, 2, "--data-dir must name a directory");
+	snprintf(data_dir, sizeof(data_dir), "%s/file/data", dir);
+	expect_refused(args, 2, "Not a directory");
+	rm_tree(dir);
+}
+
+/*
  * A data directory other users may write to is refused before sessd puts a file in it:
  * whoever can add, rename or remove files there can put in a snapshot of sessions of their
  * own (ids they chose: logged in as anyone), and one in /tmp may have been made by anyone.
+ * A fault of the configuration, as a key file open to others is: exit status 2, which the
+ * unit does not restart into the same refusal (it exited 1, and was restarted).
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeout = 60)
 {
@@ -1632,7 +1665,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeou
 	cr_assert_eq(mkdir(data_dir, 0700), 0);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		cr_assert_eq(chmod(data_dir, modes[i]), 0);
-		expect_refused(args, 1, "cannot hold sessions: it is owned by uid");
+		expect_refused(args, 2, "cannot hold sessions: it is owned by uid");
 		cr_assert_neq(access(lock, F_OK), 0, "mode %04o: sessd made its LOCK there",
 		              (unsigned)modes[i]);
 	}
