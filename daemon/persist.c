@@ -4824,12 +4824,29 @@ static int backup_settle(struct backup_set *set, struct backup_reader *r, const 
 }
 
 /*
+ * Whether the backup into ${dest} was asked to stop (*${stop}: the signal, SIGINT or SIGTERM,
+ * that main's handler recorded); says so, for the caller to undo what it made. A backup so
+ * stopped left its hidden .NAME.partial-XXXXXX, or a copy cut short, to be removed by hand.
+ */
+static bool backup_stopped(const volatile sig_atomic_t *stop, const char *dest)
+{
+	if (*stop == 0)
+		return false;
+	persist_say(LOG_ERROR, "the backup into %s was stopped by %s; removing what it made", dest,
+	            *stop == SIGINT    ? "SIGINT"
+	            : *stop == SIGTERM ? "SIGTERM"
+	                               : "a signal");
+	return true;
+}
+
+/*
  * Copy the first f->keep bytes of ${f} to a new file f->tmp in ${dest_fd} (the directory
  * ${dest}), and sync it. When ${owner_fd} is not -1 the copy gets that directory's owner (a
- * backup run as root). Returns 0, or -1 (said; f->made says whether the file exists).
+ * backup run as root). Returns 0, or -1 (said; f->made says whether the file exists), also
+ * when asked to stop (${stop}: backup_stopped) between two chunks.
  */
 static int backup_copy(struct backup_file *f, int dest_fd, const char *dest, int owner_fd,
-                       uint8_t *buf)
+                       uint8_t *buf, const volatile sig_atomic_t *stop)
 {
 	uint64_t off = 0, flushed = 0, waited = 0;
 	int out;
@@ -4849,8 +4866,11 @@ static int backup_copy(struct backup_file *f, int dest_fd, const char *dest, int
 	}
 	while (off < f->keep) {
 		size_t n = f->keep - off < BACKUP_CHUNK ? (size_t)(f->keep - off) : BACKUP_CHUNK;
-		ssize_t got = pread(f->fd, buf, n, (off_t)off);
+		ssize_t got;
 
+		if (backup_stopped(stop, dest))
+			goto fail;
+		got = pread(f->fd, buf, n, (off_t)off);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got <= 0) {
@@ -5308,15 +5328,17 @@ static int backup_verify(struct backup_set *set, struct backup_reader *r, int de
 }
 
 /*
- * persist_backup(data_dir, dest, key_file):
+ * persist_backup(data_dir, dest, key_file, stop):
  * For `sessd --backup DATA_DIR DEST_DIR`: copy the files of the state ${data_dir} holds at one
  * instant (a sessd may be writing to it) into ${dest}, new or empty and not inside
  * ${data_dir}, sync the copy and check it. ${key_file} (may be NULL) is needed only to check
  * the contents of encrypted data. Prints what it copied and the check to stdout. Returns 0
  * when the copy is whole and sound, 1 when the data directory or the copy is damaged, -1
- * when it was refused or failed; after 1 or -1, nothing it made in ${dest} is left.
+ * when it was refused or failed, or stopped: *${stop} (a signal handler's flag, borrowed)
+ * turned non-zero; after 1 or -1, nothing it made in ${dest} is left.
  */
-int persist_backup(const char *data_dir, const char *dest, const char *key_file)
+int persist_backup(const char *data_dir, const char *dest, const char *key_file,
+                   const volatile sig_atomic_t *stop)
 {
 	char guard[NAME_BYTES];
 	struct backup_set set = {0};
@@ -5338,6 +5360,10 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	dest_fd = backup_dest_open(src_fd, data_dir, dest, guard, &made);
 	if (dest_fd == -1)
 		goto out;
+	/* From here every step that takes time looks at ${stop}: a signal that came while the
+	 * destination was made under its hidden name is seen once it has its own. */
+	if (backup_stopped(stop, dest))
+		goto fail;
 	r.buf = malloc(BACKUP_CHUNK);
 	if (r.buf == NULL) {
 		persist_say(LOG_ERROR, "out of memory");
@@ -5346,8 +5372,10 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	rc = backup_take(src_fd, data_dir, &set);
 	if (rc == 0)
 		rc = backup_settle(&set, &r, data_dir, key);
-	if (rc != 0)
+	if (rc != 0 || backup_stopped(stop, dest)) {
+		rc = -1;
 		goto fail;
+	}
 	rc = -1;
 	printf("%s: the state of %s, %s\n", dest, data_dir,
 	       set.files[0].snapshot ? "its newest snapshot and the log after it"
@@ -5361,7 +5389,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	for (size_t i = 0; i < set.n; i++) {
 		struct backup_file *f = &set.files[i];
 
-		if (backup_copy(f, dest_fd, dest, geteuid() == 0 ? src_fd : -1, r.buf) == -1)
+		if (backup_copy(f, dest_fd, dest, geteuid() == 0 ? src_fd : -1, r.buf, stop) == -1)
 			goto fail;
 		encrypted |= f->encrypted;
 		bytes += f->keep;
@@ -5374,13 +5402,18 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 		else
 			printf("%s: copied, %" PRIu64 " bytes\n", f->name, f->keep);
 	}
-	if (backup_place(&set, dest_fd, dest) == -1)
+	if (backup_stopped(stop, dest) || backup_place(&set, dest_fd, dest) == -1)
 		goto fail;
 	printf("checking the copy:\n");
 	fflush(stdout);
 	rc = backup_verify(&set, &r, dest_fd, dest, key_file, encrypted);
 	if (rc != 0) {
 		persist_say(LOG_ERROR, "the copy in %s fails its check; removed it", dest);
+		goto fail;
+	}
+	/* Asked to stop while the copy was checked: the operator said no backup. */
+	if (backup_stopped(stop, dest)) {
+		rc = -1;
 		goto fail;
 	}
 	printf("backup complete: %zu file(s), %" PRIu64 " bytes, in %.1f s\n", set.n, bytes,

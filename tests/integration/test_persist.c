@@ -3929,6 +3929,59 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 }
 
 /*
+ * Make ${data_dir} and ${scratch} (make_data_dir), and 20000 sessions of 200 bytes in
+ * ${data_dir}: a log of several MiB, which a backup run in small steps takes a while to read.
+ */
+static void data_for_a_stepped_backup(char *data_dir, char *scratch)
+{
+	const char *data_args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, data_args), 0);
+	fd = harness_open_ready(d.unix_url, "before-backup");
+	cr_assert_eq(set_many_small(fd, 20000, 200, 1), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
+/* Start sessd with ${args} as spawn_quiet does, and stop it (SIGSTOP) before it is far. */
+static pid_t spawn_stopped(const char *const *args)
+{
+	pid_t pid = spawn_quiet(args);
+	int status;
+
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+	cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
+	return pid;
+}
+
+/*
+ * Run the backup ${pid} (stopped, as spawn_quiet's child after SIGSTOP) in small steps
+ * until ${dir} holds a name that begins with ${prefix} (NULL: none) or ${dest} (NULL:
+ * none) exists, whichever comes first; the backup is left stopped.
+ */
+static void step_backup_until(pid_t pid, const char *dir, const char *prefix, const char *dest)
+{
+	int status;
+
+	for (int step = 0;
+	     (prefix == NULL || !dir_has(dir, prefix)) && (dest == NULL || access(dest, F_OK) != 0);
+	     step++) {
+		cr_assert_lt(step, 200000, "the backup never made %s/%s or %s", dir ? dir : "",
+		             prefix ? prefix : "", dest ? dest : "");
+		kill(pid, SIGCONT);
+		nanosleep(&(struct timespec){0, 20000}, NULL);
+		kill(pid, SIGSTOP);
+		cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+		cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
+	}
+}
+
+/*
  * A backup killed before it copied anything leaves a directory sessd refuses too. The stand-in
  * snapshot was made only once every file had been read and checked (seconds for gigabytes),
  * and the destination was made before that: a kill in between left an empty directory, which
@@ -3943,33 +3996,16 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_before_its_copy_leaves_a_copy_se
 {
 	char data_dir[64], scratch[64], dest[128], stand_in[160], *text;
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
-	const char *data_args[] = {"--data-dir", data_dir, NULL};
 	const char *copy_args[] = {"--data-dir", dest, NULL};
 	struct harness_daemon d;
-	int status, fd;
+	int status;
 	pid_t pid;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, data_args), 0);
-	fd = harness_open_ready(d.unix_url, "before-backup");
-	cr_assert_eq(set_many_small(fd, 20000, 200, 1), 0);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
+	data_for_a_stepped_backup(data_dir, scratch);
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
 	snprintf(stand_in, sizeof(stand_in), "%s/snap.0000000000000001", dest);
-	pid = spawn_quiet(backup);
-	cr_assert_eq(kill(pid, SIGSTOP), 0);
-	cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
-	cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
-	for (int step = 0; access(dest, F_OK) != 0; step++) {
-		cr_assert_lt(step, 200000, "the backup never made %s", dest);
-		kill(pid, SIGCONT);
-		nanosleep(&(struct timespec){0, 20000}, NULL);
-		kill(pid, SIGSTOP);
-		cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
-		cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
-	}
+	pid = spawn_stopped(backup);
+	step_backup_until(pid, NULL, NULL, dest);
 	cr_expect_eq(access(stand_in, F_OK), 0, "%s exists without its stand-in", dest);
 	cr_assert_eq(kill(pid, SIGKILL), 0);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -3982,6 +4018,49 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_before_its_copy_leaves_a_copy_se
 		harness_cleanup(&d);
 	cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 1, "%s", text);
 	cr_expect_not_null(strstr(text, "is a backup cut short"), "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A backup stopped by SIGTERM or SIGINT (systemctl stop of a backup job, timeout(1), Ctrl-C)
+ * removes what it made, as a backup that fails does: they killed it where it stood, leaving
+ * the hidden .NAME.partial-XXXXXX it makes its destination under, or a copy cut short, for
+ * the operator to remove by hand. Stopped as it makes its destination (SIGTERM, the hidden
+ * directory there, or the destination once renamed) and as it copies (SIGINT, a tmp.* file in
+ * the destination), it still ends by the signal, and leaves nothing beside the destination
+ * or in its place.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_stopped_by_sigterm_or_sigint_removes_what_it_made,
+                       .timeout = 90)
+{
+	static const int signals[] = {SIGTERM, SIGINT};
+	char data_dir[64], scratch[64], dest[128], *text;
+	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	int status;
+	pid_t pid;
+
+	data_for_a_stepped_backup(data_dir, scratch);
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		pid = spawn_stopped(backup);
+		/* The hidden directory lives for a few calls: the destination may come first. */
+		step_backup_until(pid, scratch, ".copy.partial-", dest);
+		if (signals[i] == SIGINT)
+			step_backup_until(pid, dest, "tmp.", NULL);
+		cr_assert_eq(kill(pid, signals[i]), 0);
+		cr_assert_eq(kill(pid, SIGCONT), 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == signals[i],
+		          "the backup did not end by signal %d: status %d", signals[i], status);
+		cr_expect(!dir_has(scratch, ".copy"), "signal %d left a hidden copy beside %s",
+		          signals[i], dest);
+		cr_expect_neq(access(dest, F_OK), 0, "signal %d left %s", signals[i], dest);
+		nftw(dest, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	/* And a backup not stopped still makes its copy. */
+	cr_assert_eq(run_backup(data_dir, dest, NULL, scratch, &text), 0, "%s", text);
 	free(text);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
