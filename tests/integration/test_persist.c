@@ -2050,10 +2050,32 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The process group of the strace spawn_strace started (strace's pid), until it is reaped. */
+static pid_t traced_group;
+
+/*
+ * A test's .fini, for every test that calls spawn_strace: kill the strace it started and the
+ * daemon it traces, when the test ended before it waited for them (a failed assertion). They
+ * ran on after the test process had exited, holding their data directory, a socket and a
+ * core's worth of strace, until a reboot or someone's kill. strace 6.1 has no
+ * --kill-on-exit, and a strace killed alone lets its tracees go on, so the two share a
+ * process group, and the group is killed. A group whose leader the test reaped is not
+ * touched: its number may be another's by now.
+ */
+static void kill_traced(void)
+{
+	if (traced_group > 0 && waitpid(traced_group, NULL, WNOHANG) == 0) {
+		kill(-traced_group, SIGKILL);
+		waitpid(traced_group, NULL, 0);
+	}
+	traced_group = 0;
+}
+
 /*
  * Run strace with ${argv} (argv[0] "strace", NULL-terminated: its options, then $SESSD_BIN and
- * the daemon's) in a child whose stderr, the daemon's log, goes to ${log_path}. Returns the
- * child's pid (strace's: it exits when the daemon does).
+ * the daemon's) in a child whose stderr, the daemon's log, goes to ${log_path}, in a process
+ * group of its own that the test's .fini kills (kill_traced). Returns the child's pid
+ * (strace's: it exits when the daemon does).
  */
 static pid_t spawn_strace(const char *log_path, char *const *argv)
 {
@@ -2076,9 +2098,13 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 		snprintf(asan, sizeof(asan), "%s:detect_leaks=0:verify_asan_link_order=0",
 		         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
 		setenv("ASAN_OPTIONS", asan, 1);
+		setpgid(0, 0);
 		execvp("strace", argv);
 		_exit(127);
 	}
+	/* Both sides, so that the group exists before either goes on. */
+	setpgid(pid, pid);
+	traced_group = pid;
 	return pid;
 }
 
@@ -2108,7 +2134,7 @@ static pid_t traced_pid(const char *trace, const char *call)
  * needs strace (scripts/deps installs it).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_data_dir_it_creates_is_synced_in_the_directory_holding_it,
-                       .timeout = 60)
+                       .timeout = 60, .fini = kill_traced)
 {
 	char parent[64], data_dir[96], sock[128], ready[128], trace[128], log_path[128], want[160];
 	char *text, *line;
@@ -4581,7 +4607,7 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
  * tested it (a crash review checked it by hand, in each --fsync mode).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_refuses_changes_until_a_snapshot_and_loses_none,
-                       .timeout = 90)
+                       .timeout = 90, .fini = kill_traced)
 {
 	static struct eio_result r;
 
@@ -4603,7 +4629,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_refuses_changes_until_a_snapshot_
  * the failure, one sync a second (its 2nd here).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_snapshot_starts_without_waiting_for_a_tick,
-                       .timeout = 120)
+                       .timeout = 120, .fini = kill_traced)
 {
 	static struct eio_result r;
 
@@ -4619,7 +4645,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_snapshot_starts_without_waiting_f
 
 /* The refusal under everysec with ticks, as the previous test's is measured: said only. */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_everysec_fsync_refuses_changes_until_a_snapshot,
-                       .timeout = 90)
+                       .timeout = 90, .fini = kill_traced)
 {
 	static struct eio_result r;
 
