@@ -3334,7 +3334,13 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	}
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
-		say_lock_error(p->dir_fd, p->dir, errno, "another sessd uses this directory");
+		fault = errno;
+		say_lock_error(p->dir_fd, p->dir, fault, "another sessd uses this directory");
+		/* A directory sessd's user may not write is the configuration's fault, as below;
+		 * a LOCK file it may not open in one it may, or another sessd's lock, is not. */
+		if ((fault == EACCES || fault == EPERM) &&
+		    faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1)
+			goto fail_path;
 		goto fail;
 	}
 	if (run_as_root_in_theirs(p) && own_like_dir(p->dir_fd, p->lock_fd) == -1) {
