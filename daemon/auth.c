@@ -37,7 +37,7 @@ struct auth {
 static const struct secretfile_kind auth_file_kind = {
     .what = "auth file",
     .secret = "secret",
-    .shape = "a regular file holding a secret of 16 to 1024 bytes",
+    .shape = "a regular file holding the secret",
 };
 
 /*

@@ -40,7 +40,15 @@ int secretfile_open(const char *path, const struct secretfile_kind *kind, enum l
 		errno = config_path_fault(err) ? ENOKEY : err;
 		goto fail;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+	/* An fstat that fails on an open file is the system's trouble, not the file's. */
+	if (fstat(fd, &sb) == -1) {
+		err = errno;
+		log_msg(level, "%s %s: %s", kind->what, path, strerror(err));
+		close(fd);
+		errno = err;
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
 		log_msg(level, "%s %s: not a regular file; it must be %s", kind->what, path,
 		        kind->shape);
 		goto fail_close;
