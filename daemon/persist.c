@@ -5378,10 +5378,10 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file,
 	rc = backup_take(src_fd, data_dir, &set);
 	if (rc == 0)
 		rc = backup_settle(&set, &r, data_dir, key);
-	if (rc != 0 || backup_stopped(stop, dest)) {
+	if (rc == 0 && backup_stopped(stop, dest))
 		rc = -1;
+	if (rc != 0)
 		goto fail;
-	}
 	rc = -1;
 	printf("%s: the state of %s, %s\n", dest, data_dir,
 	       set.files[0].snapshot ? "its newest snapshot and the log after it"
