@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "seal.h"
+#include "secretfile.h"
 
 struct auth {
 	char *path;
@@ -32,35 +33,12 @@ struct auth {
 	const struct auth *apart_from;
 };
 
-/* The secret's bytes into ${buf}: their count, or -1 (logged) with errno ENOKEY for a file
- * too long to be a secret, or read(2)'s. */
-static ssize_t read_secret(int fd, const char *path, unsigned char *buf, size_t cap,
-                           enum log_level level)
-{
-	size_t got = 0;
-	ssize_t r;
-	int err;
-
-	for (;;) {
-		r = read(fd, buf + got, cap - got);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			err = errno;
-			log_msg(level, "auth file %s: %s", path, strerror(err));
-			errno = err;
-			return -1;
-		}
-		if (r == 0)
-			return (ssize_t)got;
-		got += (size_t)r;
-		if (got == cap) {
-			log_msg(level, "auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
-			errno = ENOKEY;
-			return -1;
-		}
-	}
-}
+/* How the log speaks of a secret file (secretfile.h). */
+static const struct secretfile_kind auth_file_kind = {
+    .what = "auth file",
+    .secret = "secret",
+    .shape = "a regular file holding the secret",
+};
 
 /*
  * Read the secret in the file ${path} and derive its key: returns it, sodium_malloc'd and
@@ -73,44 +51,23 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 {
 	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
 	const size_t cap = AUTH_MAX_SECRET + 3;
-	unsigned char *secret = NULL, *psk = NULL;
-	struct stat sb;
-	ssize_t len;
+	unsigned char *secret, *psk = NULL;
+	size_t len;
+	off_t size;
 	int fd, err = ENOKEY;
 
-	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = secretfile_open(path, &auth_file_kind, level, &size);
 	if (fd == -1) {
 		err = errno;
-		log_msg(level, "auth file %s: %s", path, strerror(err));
-		err = err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM ||
-		              err == ELOOP || err == ENAMETOOLONG || err == ENXIO
-		          ? ENOKEY
-		          : err;
 		goto fail;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		log_msg(level, "auth file %s: not a regular file", path);
-		goto fail_close;
-	}
-	/* A secret other users can read guards nothing; refuse it as ssh refuses such keys. */
-	if ((sb.st_mode & 0007) != 0) {
-		log_msg(level,
-		        "auth file %s: mode %04o lets other users read or replace the secret; "
-		        "chmod o-rwx it",
-		        path, (unsigned)(sb.st_mode & 07777));
-		goto fail_close;
-	}
-	secret = sodium_malloc(cap);
-	psk = sodium_malloc(SEAL_PSK_BYTES);
-	if (secret == NULL || psk == NULL) {
-		log_msg(level, "auth file %s: out of memory", path);
-		err = ENOMEM;
-		goto fail_free;
-	}
-	len = read_secret(fd, path, secret, cap, level);
-	if (len == -1) {
+	secret = secretfile_read(fd, path, &auth_file_kind, level, cap, &len);
+	if (secret == NULL) {
 		err = errno;
+		goto fail_close;
+	}
+	if (len == cap) {
+		log_msg(level, "auth file %s: longer than %u bytes", path, AUTH_MAX_SECRET);
 		goto fail_free;
 	}
 	/* One trailing "\n" or "\r\n" (PROTOCOL.md): a "\r" alone is the secret's own byte, as
@@ -120,14 +77,20 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 		if (len > 0 && secret[len - 1] == '\r')
 			len--;
 	}
-	if ((size_t)len < AUTH_MIN_SECRET || (size_t)len > AUTH_MAX_SECRET) {
+	if (len < AUTH_MIN_SECRET || len > AUTH_MAX_SECRET) {
 		log_msg(level,
-		        "auth file %s: the secret must be %u to %u bytes (it has %zd); "
+		        "auth file %s: the secret must be %u to %u bytes (it has %zu); "
 		        "make one with: (umask 077; head -c 32 /dev/urandom | base64 > FILE)",
 		        path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
 		goto fail_free;
 	}
-	seal_psk(psk, secret, (size_t)len);
+	psk = sodium_malloc(SEAL_PSK_BYTES);
+	if (psk == NULL) {
+		log_msg(level, "auth file %s: out of memory", path);
+		err = ENOMEM;
+		goto fail_free;
+	}
+	seal_psk(psk, secret, len);
 	sodium_mprotect_readonly(psk);
 	sodium_free(secret);
 	close(fd);
@@ -135,7 +98,6 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 
 fail_free:
 	sodium_free(secret);
-	sodium_free(psk);
 fail_close:
 	close(fd);
 fail:

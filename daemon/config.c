@@ -67,6 +67,20 @@ static const struct option config_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/*
+ * config_path_fault(err):
+ * Whether open(2) or mkdir(2) of a path the configuration names (a key or secret file, the
+ * data directory) failing with ${err} is the configuration's fault: missing, a directory on
+ * the way that is not one, a permission, a loop of links, a name too long, a device that is
+ * not there. Only the operator mends those, and a restart fails the same way (exit status
+ * 2, which the unit does not restart), where EIO, EMFILE or ENOMEM may pass (exit 1).
+ */
+bool config_path_fault(int err)
+{
+	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
+	       err == ENAMETOOLONG || err == ENXIO;
+}
+
 void config_usage(FILE *out)
 {
 	fputs("usage: sessd [options]\n"

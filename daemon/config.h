@@ -110,6 +110,16 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err);
 /* config_finish(cfg): free what config_parse allocated. */
 void config_finish(struct config *cfg);
 
+/*
+ * config_path_fault(err):
+ * Whether open(2) or mkdir(2) of a path the configuration names (a key or secret file, the
+ * data directory) failing with ${err} is the configuration's fault: missing, a directory on
+ * the way that is not one, a permission, a loop of links, a name too long, a device that is
+ * not there. Only the operator mends those, and a restart fails the same way (exit status
+ * 2, which the unit does not restart), where EIO, EMFILE or ENOMEM may pass (exit 1).
+ */
+bool config_path_fault(int err);
+
 /* config_usage(out): write the --help text. */
 void config_usage(FILE *out);
 

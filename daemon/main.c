@@ -65,6 +65,43 @@ static int hold_standard_descriptors(void)
 	return 0;
 }
 
+/* The signal (SIGINT, SIGTERM) that asked --backup to stop, for persist_backup to see. */
+static volatile sig_atomic_t backup_stop;
+
+static void backup_on_stop(int sig)
+{
+	backup_stop = sig;
+}
+
+/*
+ * Run --backup with SIGINT and SIGTERM caught rather than fatal: their default action
+ * stopped it where it stood, leaving its hidden .NAME.partial-XXXXXX or a copy cut short
+ * (one sessd refuses) to be removed by hand. The handler only records the signal;
+ * persist_backup sees it between two steps and removes what it made, and the signal is then
+ * raised again with its default action, so that whoever sent it sees the backup end by it
+ * (a shell's 130 or 143), as before. Returns persist_backup's exit status.
+ */
+static int backup_run(const struct config *cfg)
+{
+	struct sigaction sa;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = backup_on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* persist_backup: 0 done, 1 damage, -1 refused or failed; exit 0, 1, 2 as
+	 * --check-data does. */
+	rc = persist_backup(cfg->backup_dir, cfg->backup_dest, cfg->key_file, &backup_stop);
+	if (backup_stop != 0) {
+		fflush(NULL);
+		signal(backup_stop, SIG_DFL);
+		raise(backup_stop);
+	}
+	return rc == 0 ? 0 : rc == 1 ? 1 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -127,10 +164,7 @@ int main(int argc, char **argv)
 		/* A file-size limit below a copy's size fails its write (EFBIG), which is said and
 		 * undone, rather than killing the backup half way. */
 		signal(SIGXFSZ, SIG_IGN);
-		/* persist_backup: 0 done, 1 damage, -1 refused or failed; exit 0, 1, 2 as
-		 * --check-data does. */
-		rc = persist_backup(cfg.backup_dir, cfg.backup_dest, cfg.key_file);
-		rc = rc == 0 ? 0 : rc == 1 ? 1 : 2;
+		rc = backup_run(&cfg);
 		goto out;
 	}
 	/* A client that hangs up must cost us an EPIPE, not the process. */

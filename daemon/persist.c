@@ -70,7 +70,9 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config.h"
 #include "log.h"
+#include "secretfile.h"
 
 /* Version 2 added the CLOCK record; version 1 files (without it) are read alike. */
 #define FILE_VERSION        2u
@@ -1712,16 +1714,12 @@ static void say_lock_error(int dir_fd, const char *dir, int err, const char *hel
 	}
 }
 
-/*
- * Whether open(2) of a key file failing with ${err} is the path's fault as configured (missing,
- * a directory on the way that is not one, a permission) rather than a passing one (EIO,
- * EMFILE, ENOMEM): only the operator mends those, and a restart fails the same way.
- */
-static bool key_open_error_is_configs(int err)
-{
-	return err == ENOENT || err == ENOTDIR || err == EACCES || err == EPERM || err == ELOOP ||
-	       err == ENAMETOOLONG || err == ENXIO;
-}
+/* How the log speaks of the key file (secretfile.h). */
+static const struct secretfile_kind key_file_kind = {
+    .what = "persist: key file",
+    .secret = "key",
+    .shape = "a regular file of exactly 32 bytes",
+};
 
 /*
  * key_load(path):
@@ -1732,84 +1730,48 @@ static bool key_open_error_is_configs(int err)
  */
 static uint8_t *key_load(const char *path)
 {
-	struct stat sb;
 	uint8_t *key;
-	size_t got = 0;
+	size_t got;
+	off_t size;
 	int fd, err;
 
-	/* O_NONBLOCK: a FIFO is refused below rather than waited on, with no word, for ever
-	 * (startup hung there until a writer came). */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = secretfile_open(path, &key_file_kind, LOG_ERROR, &size);
 	if (fd == -1) {
 		err = errno;
-		/* Most likely a wrong path; a key on a volume mounted after boot (an encrypted
-		 * or network volume) comes back only once it is mounted, which restarts in a
-		 * row do not wait for: the unit waits, ordered after the mount. */
-		persist_say(LOG_ERROR, "key file %s: %s%s", path, strerror(err),
-		            err == ENOENT ? " (if it is on a volume mounted after sessd starts, "
-		                            "order sessd after that mount: RequiresMountsFor= in a "
-		                            "drop-in of its unit)"
-		                          : "");
-		errno = key_open_error_is_configs(err) ? ENOKEY : err;
 		goto fail;
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		persist_say(LOG_ERROR, "key file %s: must be a regular file of exactly %u bytes",
-		            path, (unsigned)KEY_BYTES);
-		errno = ENOKEY;
-		goto fail_close;
 	}
 	/* The usual mistakes are a key as text (base64, hex) or with a newline after it (echo,
 	 * an editor): say what the file holds and how a key is made. */
-	if (sb.st_size != KEY_BYTES) {
+	if (size != KEY_BYTES) {
 		persist_say(LOG_ERROR,
 		            "key file %s: must be a regular file of exactly %u bytes, and it has "
 		            "%lld bytes; the key is raw bytes, not text: make one with "
 		            "(umask 077; head -c 32 /dev/urandom > FILE)",
-		            path, (unsigned)KEY_BYTES, (long long)sb.st_size);
-		errno = ENOKEY;
+		            path, (unsigned)KEY_BYTES, (long long)size);
+		err = ENOKEY;
 		goto fail_close;
 	}
-	/* A key other users can read protects nothing; refuse it as ssh refuses such keys. */
-	if ((sb.st_mode & 0007) != 0) {
-		persist_say(LOG_ERROR,
-		            "key file %s: mode %04o lets other users read or replace the key; "
-		            "chmod o-rwx it",
-		            path, (unsigned)(sb.st_mode & 07777));
-		errno = ENOKEY;
-		goto fail_close;
-	}
-	key = sodium_malloc(KEY_BYTES);
+	key = secretfile_read(fd, path, &key_file_kind, LOG_ERROR, KEY_BYTES, &got);
 	if (key == NULL) {
-		persist_say(LOG_ERROR, "key file %s: out of memory", path);
-		errno = ENOMEM;
+		err = errno;
 		goto fail_close;
 	}
-	while (got < KEY_BYTES) {
-		ssize_t r = read(fd, key + got, KEY_BYTES - got);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			persist_say(LOG_ERROR, "key file %s: short read", path);
-			errno = EIO;
-			goto fail_free;
-		}
-		got += (size_t)r;
+	/* The file shrank since secretfile_open looked at it. */
+	if (got != KEY_BYTES) {
+		persist_say(LOG_ERROR, "key file %s: short read", path);
+		err = EIO;
+		goto fail_free;
 	}
 	close(fd);
 	sodium_mprotect_readonly(key);
 	return key;
 
 fail_free:
-	err = errno;
 	sodium_free(key);
-	errno = err;
 fail_close:
-	err = errno;
 	close(fd);
-	errno = err;
 fail:
+	errno = err;
 	return NULL;
 }
 
@@ -3296,14 +3258,16 @@ static void persist_close(struct persist *p)
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
- * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
- * ours to read): a fault of the configuration, which a restart repeats.
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that the configuration
+ * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read) or the data directory
+ * (its parent missing, not a directory, another user's or open to other users' writes, not
+ * ours to open or write: config_path_fault).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
 	struct persist *p;
-	int key_err = 0, err;
+	int fault = 0, err;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -3337,7 +3301,7 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 		goto fail;
 	}
 	if (cfg->key_file && (p->key = key_load(cfg->key_file)) == NULL) {
-		key_err = errno;
+		fault = errno;
 		goto fail;
 	}
 	if (mkdir(p->dir, 0700) == 0) {
@@ -3348,20 +3312,35 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 			            "a power loss may lose it",
 			            p->dir, strerror(errno));
 	} else if (errno != EEXIST) {
-		persist_say(LOG_ERROR, "cannot create %s: %s%s", p->dir, strerror(errno),
-		            read_only_hint(errno));
-		goto fail;
+		fault = errno;
+		persist_say(LOG_ERROR, "cannot create %s: %s%s", p->dir, strerror(fault),
+		            fault == ENOENT ? " (the directory to hold it is missing: create it, "
+		                              "or if it is on a volume mounted after sessd starts, "
+		                              "order sessd after that mount: RequiresMountsFor= in "
+		                              "a drop-in of its unit)"
+		                            : read_only_hint(fault));
+		goto fail_path;
 	}
 	p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dir_fd == -1) {
-		persist_say(LOG_ERROR, "cannot open %s: %s", p->dir, strerror(errno));
+		fault = errno;
+		persist_say(LOG_ERROR, "cannot open %s: %s%s", p->dir, strerror(fault),
+		            fault == ENOTDIR ? " (--data-dir must name a directory)" : "");
+		goto fail_path;
+	}
+	if (!data_dir_is_ours(p)) {
+		fault = ENOKEY;
 		goto fail;
 	}
-	if (!data_dir_is_ours(p))
-		goto fail;
 	p->lock_fd = dir_lock(p->dir_fd);
 	if (p->lock_fd == -1) {
-		say_lock_error(p->dir_fd, p->dir, errno, "another sessd uses this directory");
+		fault = errno;
+		say_lock_error(p->dir_fd, p->dir, fault, "another sessd uses this directory");
+		/* A directory sessd's user may not write is the configuration's fault, as below;
+		 * a LOCK file it may not open in one it may, or another sessd's lock, is not. */
+		if ((fault == EACCES || fault == EPERM) &&
+		    faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1)
+			goto fail_path;
 		goto fail;
 	}
 	if (run_as_root_in_theirs(p) && own_like_dir(p->dir_fd, p->lock_fd) == -1) {
@@ -3371,11 +3350,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	/* A LOCK file left writable by an earlier run opens in a directory that is not: every
 	 * snapshot would then fail to create its files and the log would never be compacted. */
 	if (faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
+		fault = errno;
 		persist_say(
 		    LOG_ERROR,
 		    "%s: %s (the data directory must be writable by the user sessd runs as)",
-		    p->dir, strerror(errno));
-		goto fail;
+		    p->dir, strerror(fault));
+		goto fail_path;
 	}
 	if (load(p, st, now_ms) == -1)
 		goto fail;
@@ -3396,8 +3376,13 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	p->sync_thread_running = true;
 	return p;
 
+fail_path:
+	/* The data directory as configured cannot serve (missing parent, not a directory, not
+	 * ours to open or write): as a key file that cannot, a fault of the configuration. */
+	if (config_path_fault(fault))
+		fault = ENOKEY;
 fail:
-	err = key_err != 0 ? key_err : errno;
+	err = fault != 0 ? fault : errno;
 	persist_undo(p);
 	errno = err;
 	return NULL;
@@ -4845,12 +4830,29 @@ static int backup_settle(struct backup_set *set, struct backup_reader *r, const 
 }
 
 /*
+ * Whether the backup into ${dest} was asked to stop (*${stop}: the signal, SIGINT or SIGTERM,
+ * that main's handler recorded); says so, for the caller to undo what it made. A backup so
+ * stopped left its hidden .NAME.partial-XXXXXX, or a copy cut short, to be removed by hand.
+ */
+static bool backup_stopped(const volatile sig_atomic_t *stop, const char *dest)
+{
+	if (*stop == 0)
+		return false;
+	persist_say(LOG_ERROR, "the backup into %s was stopped by %s; removing what it made", dest,
+	            *stop == SIGINT    ? "SIGINT"
+	            : *stop == SIGTERM ? "SIGTERM"
+	                               : "a signal");
+	return true;
+}
+
+/*
  * Copy the first f->keep bytes of ${f} to a new file f->tmp in ${dest_fd} (the directory
  * ${dest}), and sync it. When ${owner_fd} is not -1 the copy gets that directory's owner (a
- * backup run as root). Returns 0, or -1 (said; f->made says whether the file exists).
+ * backup run as root). Returns 0, or -1 (said; f->made says whether the file exists), also
+ * when asked to stop (${stop}: backup_stopped) between two chunks.
  */
 static int backup_copy(struct backup_file *f, int dest_fd, const char *dest, int owner_fd,
-                       uint8_t *buf)
+                       uint8_t *buf, const volatile sig_atomic_t *stop)
 {
 	uint64_t off = 0, flushed = 0, waited = 0;
 	int out;
@@ -4870,8 +4872,11 @@ static int backup_copy(struct backup_file *f, int dest_fd, const char *dest, int
 	}
 	while (off < f->keep) {
 		size_t n = f->keep - off < BACKUP_CHUNK ? (size_t)(f->keep - off) : BACKUP_CHUNK;
-		ssize_t got = pread(f->fd, buf, n, (off_t)off);
+		ssize_t got;
 
+		if (backup_stopped(stop, dest))
+			goto fail;
+		got = pread(f->fd, buf, n, (off_t)off);
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got <= 0) {
@@ -5329,15 +5334,17 @@ static int backup_verify(struct backup_set *set, struct backup_reader *r, int de
 }
 
 /*
- * persist_backup(data_dir, dest, key_file):
+ * persist_backup(data_dir, dest, key_file, stop):
  * For `sessd --backup DATA_DIR DEST_DIR`: copy the files of the state ${data_dir} holds at one
  * instant (a sessd may be writing to it) into ${dest}, new or empty and not inside
  * ${data_dir}, sync the copy and check it. ${key_file} (may be NULL) is needed only to check
  * the contents of encrypted data. Prints what it copied and the check to stdout. Returns 0
  * when the copy is whole and sound, 1 when the data directory or the copy is damaged, -1
- * when it was refused or failed; after 1 or -1, nothing it made in ${dest} is left.
+ * when it was refused or failed, or stopped: *${stop} (a signal handler's flag, borrowed)
+ * turned non-zero; after 1 or -1, nothing it made in ${dest} is left.
  */
-int persist_backup(const char *data_dir, const char *dest, const char *key_file)
+int persist_backup(const char *data_dir, const char *dest, const char *key_file,
+                   const volatile sig_atomic_t *stop)
 {
 	char guard[NAME_BYTES];
 	struct backup_set set = {0};
@@ -5359,6 +5366,10 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	dest_fd = backup_dest_open(src_fd, data_dir, dest, guard, &made);
 	if (dest_fd == -1)
 		goto out;
+	/* From here every step that takes time looks at ${stop}: a signal that came while the
+	 * destination was made under its hidden name is seen once it has its own. */
+	if (backup_stopped(stop, dest))
+		goto fail;
 	r.buf = malloc(BACKUP_CHUNK);
 	if (r.buf == NULL) {
 		persist_say(LOG_ERROR, "out of memory");
@@ -5367,6 +5378,8 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	rc = backup_take(src_fd, data_dir, &set);
 	if (rc == 0)
 		rc = backup_settle(&set, &r, data_dir, key);
+	if (rc == 0 && backup_stopped(stop, dest))
+		rc = -1;
 	if (rc != 0)
 		goto fail;
 	rc = -1;
@@ -5382,7 +5395,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 	for (size_t i = 0; i < set.n; i++) {
 		struct backup_file *f = &set.files[i];
 
-		if (backup_copy(f, dest_fd, dest, geteuid() == 0 ? src_fd : -1, r.buf) == -1)
+		if (backup_copy(f, dest_fd, dest, geteuid() == 0 ? src_fd : -1, r.buf, stop) == -1)
 			goto fail;
 		encrypted |= f->encrypted;
 		bytes += f->keep;
@@ -5395,13 +5408,18 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file)
 		else
 			printf("%s: copied, %" PRIu64 " bytes\n", f->name, f->keep);
 	}
-	if (backup_place(&set, dest_fd, dest) == -1)
+	if (backup_stopped(stop, dest) || backup_place(&set, dest_fd, dest) == -1)
 		goto fail;
 	printf("checking the copy:\n");
 	fflush(stdout);
 	rc = backup_verify(&set, &r, dest_fd, dest, key_file, encrypted);
 	if (rc != 0) {
 		persist_say(LOG_ERROR, "the copy in %s fails its check; removed it", dest);
+		goto fail;
+	}
+	/* Asked to stop while the copy was checked: the operator said no backup. */
+	if (backup_stopped(stop, dest)) {
+		rc = -1;
 		goto fail;
 	}
 	printf("backup complete: %zu file(s), %" PRIu64 " bytes, in %.1f s\n", set.n, bytes,

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -56,9 +57,11 @@ struct persist_config {
  * empty store ${st}, dropping sessions whose expiry is <= ${now_ms}. A torn last record is
  * cut off with a warning; a corrupt record elsewhere fails with a message naming the file and
  * offset. ${st} is borrowed until persist_free: persist_commit snapshots it. Returns a handle
- * to free with persist_free, or NULL (logged); errno ENOKEY then says that cfg->key_file cannot
- * serve as a key as it is (missing, not a regular file of 32 bytes, open to other users, not
- * ours to read): a fault of the configuration, which a restart repeats.
+ * to free with persist_free, or NULL (logged); errno ENOKEY then says that the configuration
+ * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
+ * regular file of 32 bytes, open to other users, not ours to read) or the data directory
+ * (its parent missing, not a directory, another user's or open to other users' writes, not
+ * ours to open or write: config_path_fault).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 
@@ -166,14 +169,16 @@ void persist_tick(struct persist *p, struct store *st);
 int persist_check(const char *data_dir, const char *key_file, bool repair);
 
 /*
- * persist_backup(data_dir, dest, key_file):
+ * persist_backup(data_dir, dest, key_file, stop):
  * For `sessd --backup DATA_DIR DEST_DIR`: copy the files of the state ${data_dir} holds at one
  * instant (a sessd may be writing to it) into ${dest}, new or empty and not inside
  * ${data_dir}, sync the copy and check it. ${key_file} (may be NULL) is needed only to check
  * the contents of encrypted data. Prints what it copied and the check to stdout. Returns 0
  * when the copy is whole and sound, 1 when the data directory or the copy is damaged, -1
- * when it was refused or failed; after 1 or -1, nothing it made in ${dest} is left.
+ * when it was refused or failed, or stopped: *${stop} (a signal handler's flag, borrowed)
+ * turned non-zero; after 1 or -1, nothing it made in ${dest} is left.
  */
-int persist_backup(const char *data_dir, const char *dest, const char *key_file);
+int persist_backup(const char *data_dir, const char *dest, const char *key_file,
+                   const volatile sig_atomic_t *stop);
 
 #endif

@@ -1569,12 +1569,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_key_file_that_cannot_serve_is_a_configuration
  * The secrets' files as --key-file's: one that cannot serve as configured (missing, open to
  * other users, a secret too short) is a fault of the configuration, exit 2, which the unit
  * does not restart into (it exited 1, and was restarted five times into the same refusal).
+ * A missing one says, as a missing key file does, to order the unit after the mount it may
+ * be on: exit 2 is never retried, and it said nothing of that (its own copy of the checks).
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_secret_file_that_cannot_serve_is_a_configuration_error,
                        .timeout = 60)
 {
 	static const char *const options[] = {"--auth-file", "--admin-auth-file"};
-	char dir[64], secret[100];
+	char dir[64], secret[100], *text;
 	int fd;
 
 	make_dir(dir, "nosecret");
@@ -1583,7 +1585,10 @@ LEAK_CHECKED_TEST_OPTS(operator, a_secret_file_that_cannot_serve_is_a_configurat
 		const char *serve[] = {"--listen", "tcp://127.0.0.1:0", options[i], secret, NULL};
 
 		unlink(secret);
-		expect_refused(serve, 2, "No such file or directory");
+		text = run_expecting(serve, 2);
+		cr_expect_not_null(strstr(text, "No such file or directory"), "%s", text);
+		cr_expect_not_null(strstr(text, "RequiresMountsFor="), "%s", text);
+		free(text);
 		fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0600);
 		cr_assert_neq(fd, -1);
 		cr_assert_eq(write(fd, "short\n", 6), 6);
@@ -1611,9 +1616,42 @@ static void serve_one_session(const char *data_dir, const char *client)
 }
 
 /*
+ * A --data-dir that cannot serve as configured is a fault of the configuration, exit status 2
+ * (which the unit does not restart into the same refusal), with a line that says what to
+ * mend: a missing parent directory (a wrong path, or a volume mounted after boot, for which
+ * the unit must wait: RequiresMountsFor=), a path that is a file, a parent that is a file.
+ * Each exited 1, and the unit restarted sessd into the same failure until it gave up.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_that_cannot_serve_is_a_configuration_error,
+                       .timeout = 60)
+{
+	char dir[64], data_dir[128], *text;
+	const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	int fd;
+
+	make_dir(dir, "baddata");
+	snprintf(data_dir, sizeof(data_dir), "%s/missing/data", dir);
+	text = run_expecting(args, 2);
+	cr_expect_not_null(strstr(text, "No such file or directory"), "%s", text);
+	cr_expect_not_null(strstr(text, "RequiresMountsFor="), "%s", text);
+	free(text);
+
+	snprintf(data_dir, sizeof(data_dir), "%s/file", dir);
+	fd = open(data_dir, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_neq(fd, -1);
+	close(fd);
+	expect_refused(args, 2, "--data-dir must name a directory");
+	snprintf(data_dir, sizeof(data_dir), "%s/file/data", dir);
+	expect_refused(args, 2, "Not a directory");
+	rm_tree(dir);
+}
+
+/*
  * A data directory other users may write to is refused before sessd puts a file in it:
  * whoever can add, rename or remove files there can put in a snapshot of sessions of their
  * own (ids they chose: logged in as anyone), and one in /tmp may have been made by anyone.
+ * A fault of the configuration, as a key file open to others is: exit status 2, which the
+ * unit does not restart into the same refusal (it exited 1, and was restarted).
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeout = 60)
 {
@@ -1627,7 +1665,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeou
 	cr_assert_eq(mkdir(data_dir, 0700), 0);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		cr_assert_eq(chmod(data_dir, modes[i]), 0);
-		expect_refused(args, 1, "cannot hold sessions: it is owned by uid");
+		expect_refused(args, 2, "cannot hold sessions: it is owned by uid");
 		cr_assert_neq(access(lock, F_OK), 0, "mode %04o: sessd made its LOCK there",
 		              (unsigned)modes[i]);
 	}
@@ -1640,6 +1678,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_data_dir_others_may_write_is_refused, .timeou
 /*
  * A data directory the daemon's user cannot write is reported as such, not as "another sessd
  * uses this directory" (which sends the operator hunting for a process that does not exist).
+ * It is the configuration's to mend: exit status 2, which the unit does not restart into
+ * the same refusal (it exited 1).
  */
 LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
 {
@@ -1659,7 +1699,7 @@ LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
 		cr_skip_test("cannot drop CAP_DAC_OVERRIDE here");
 	}
 	text = slurp(log_path);
-	cr_expect_eq(rc, 1, "exit %d:\n%s", rc, text);
+	cr_expect_eq(rc, 2, "exit %d:\n%s", rc, text);
 	cr_expect_not_null(strstr(text, "Permission denied"), "%s", text);
 	cr_expect_not_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
 	cr_expect_null(strstr(text, "another sessd"), "%s", text);
@@ -1671,7 +1711,7 @@ LEAK_CHECKED_TEST_OPTS(operator, unwritable_data_dir_is_named, .timeout = 60)
 	rc = run_sessd(args, log_path, true);
 	cr_assert_eq(chmod(data_dir, 0700), 0);
 	text = slurp(log_path);
-	cr_expect_eq(rc, 1, "exit %d with a writable LOCK:\n%s", rc, text);
+	cr_expect_eq(rc, 2, "exit %d with a writable LOCK:\n%s", rc, text);
 	cr_expect_not_null(strstr(text, "writable by the user sessd runs as"), "%s", text);
 	free(text);
 	rm_tree(dir);

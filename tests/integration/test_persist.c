@@ -2050,10 +2050,32 @@ LEAK_CHECKED_TEST_OPTS(persist, check_data_passes_a_zero_filled_tail_that_startu
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The process group of the strace spawn_strace started (strace's pid), until it is reaped. */
+static pid_t traced_group;
+
+/*
+ * A test's .fini, for every test that calls spawn_strace: kill the strace it started and the
+ * daemon it traces, when the test ended before it waited for them (a failed assertion). They
+ * ran on after the test process had exited, holding their data directory, a socket and a
+ * core's worth of strace, until a reboot or someone's kill. strace 6.1 has no
+ * --kill-on-exit, and a strace killed alone lets its tracees go on, so the two share a
+ * process group, and the group is killed. A group whose leader the test reaped is not
+ * touched: its number may be another's by now.
+ */
+static void kill_traced(void)
+{
+	if (traced_group > 0 && waitpid(traced_group, NULL, WNOHANG) == 0) {
+		kill(-traced_group, SIGKILL);
+		waitpid(traced_group, NULL, 0);
+	}
+	traced_group = 0;
+}
+
 /*
  * Run strace with ${argv} (argv[0] "strace", NULL-terminated: its options, then $SESSD_BIN and
- * the daemon's) in a child whose stderr, the daemon's log, goes to ${log_path}. Returns the
- * child's pid (strace's: it exits when the daemon does).
+ * the daemon's) in a child whose stderr, the daemon's log, goes to ${log_path}, in a process
+ * group of its own that the test's .fini kills (kill_traced). Returns the child's pid
+ * (strace's: it exits when the daemon does).
  */
 static pid_t spawn_strace(const char *log_path, char *const *argv)
 {
@@ -2076,9 +2098,13 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 		snprintf(asan, sizeof(asan), "%s:detect_leaks=0:verify_asan_link_order=0",
 		         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
 		setenv("ASAN_OPTIONS", asan, 1);
+		setpgid(0, 0);
 		execvp("strace", argv);
 		_exit(127);
 	}
+	/* Both sides, so that the group exists before either goes on. */
+	setpgid(pid, pid);
+	traced_group = pid;
 	return pid;
 }
 
@@ -2108,7 +2134,7 @@ static pid_t traced_pid(const char *trace, const char *call)
  * needs strace (scripts/deps installs it).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_data_dir_it_creates_is_synced_in_the_directory_holding_it,
-                       .timeout = 60)
+                       .timeout = 60, .fini = kill_traced)
 {
 	char parent[64], data_dir[96], sock[128], ready[128], trace[128], log_path[128], want[160];
 	char *text, *line;
@@ -3929,6 +3955,59 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_midway_leaves_a_copy_sessd_refus
 }
 
 /*
+ * Make ${data_dir} and ${scratch} (make_data_dir), and 20000 sessions of 200 bytes in
+ * ${data_dir}: a log of several MiB, which a backup run in small steps takes a while to read.
+ */
+static void data_for_a_stepped_backup(char *data_dir, char *scratch)
+{
+	const char *data_args[] = {"--data-dir", data_dir, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, data_args), 0);
+	fd = harness_open_ready(d.unix_url, "before-backup");
+	cr_assert_eq(set_many_small(fd, 20000, 200, 1), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
+/* Start sessd with ${args} as spawn_quiet does, and stop it (SIGSTOP) before it is far. */
+static pid_t spawn_stopped(const char *const *args)
+{
+	pid_t pid = spawn_quiet(args);
+	int status;
+
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+	cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
+	return pid;
+}
+
+/*
+ * Run the backup ${pid} (stopped, as spawn_quiet's child after SIGSTOP) in small steps
+ * until ${dir} holds a name that begins with ${prefix} (NULL: none) or ${dest} (NULL:
+ * none) exists, whichever comes first; the backup is left stopped.
+ */
+static void step_backup_until(pid_t pid, const char *dir, const char *prefix, const char *dest)
+{
+	int status;
+
+	for (int step = 0;
+	     (prefix == NULL || !dir_has(dir, prefix)) && (dest == NULL || access(dest, F_OK) != 0);
+	     step++) {
+		cr_assert_lt(step, 200000, "the backup never made %s/%s or %s", dir ? dir : "",
+		             prefix ? prefix : "", dest ? dest : "");
+		kill(pid, SIGCONT);
+		nanosleep(&(struct timespec){0, 20000}, NULL);
+		kill(pid, SIGSTOP);
+		cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+		cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
+	}
+}
+
+/*
  * A backup killed before it copied anything leaves a directory sessd refuses too. The stand-in
  * snapshot was made only once every file had been read and checked (seconds for gigabytes),
  * and the destination was made before that: a kill in between left an empty directory, which
@@ -3943,33 +4022,16 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_before_its_copy_leaves_a_copy_se
 {
 	char data_dir[64], scratch[64], dest[128], stand_in[160], *text;
 	const char *backup[] = {"--backup", data_dir, dest, NULL};
-	const char *data_args[] = {"--data-dir", data_dir, NULL};
 	const char *copy_args[] = {"--data-dir", dest, NULL};
 	struct harness_daemon d;
-	int status, fd;
+	int status;
 	pid_t pid;
 
-	make_data_dir(data_dir);
-	make_data_dir(scratch);
-	cr_assert_eq(harness_start(&d, data_args), 0);
-	fd = harness_open_ready(d.unix_url, "before-backup");
-	cr_assert_eq(set_many_small(fd, 20000, 200, 1), 0);
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
+	data_for_a_stepped_backup(data_dir, scratch);
 	snprintf(dest, sizeof(dest), "%s/copy", scratch);
 	snprintf(stand_in, sizeof(stand_in), "%s/snap.0000000000000001", dest);
-	pid = spawn_quiet(backup);
-	cr_assert_eq(kill(pid, SIGSTOP), 0);
-	cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
-	cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
-	for (int step = 0; access(dest, F_OK) != 0; step++) {
-		cr_assert_lt(step, 200000, "the backup never made %s", dest);
-		kill(pid, SIGCONT);
-		nanosleep(&(struct timespec){0, 20000}, NULL);
-		kill(pid, SIGSTOP);
-		cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
-		cr_assert(WIFSTOPPED(status), "the backup ended before it was seen");
-	}
+	pid = spawn_stopped(backup);
+	step_backup_until(pid, NULL, NULL, dest);
 	cr_expect_eq(access(stand_in, F_OK), 0, "%s exists without its stand-in", dest);
 	cr_assert_eq(kill(pid, SIGKILL), 0);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -3982,6 +4044,49 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_killed_before_its_copy_leaves_a_copy_se
 		harness_cleanup(&d);
 	cr_expect_eq(check_data(dest, NULL, false, scratch, &text), 1, "%s", text);
 	cr_expect_not_null(strstr(text, "is a backup cut short"), "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A backup stopped by SIGTERM or SIGINT (systemctl stop of a backup job, timeout(1), Ctrl-C)
+ * removes what it made, as a backup that fails does: they killed it where it stood, leaving
+ * the hidden .NAME.partial-XXXXXX it makes its destination under, or a copy cut short, for
+ * the operator to remove by hand. Stopped as it makes its destination (SIGTERM, the hidden
+ * directory there, or the destination once renamed) and as it copies (SIGINT, a tmp.* file in
+ * the destination), it still ends by the signal, and leaves nothing beside the destination
+ * or in its place.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_stopped_by_sigterm_or_sigint_removes_what_it_made,
+                       .timeout = 90)
+{
+	static const int signals[] = {SIGTERM, SIGINT};
+	char data_dir[64], scratch[64], dest[128], *text;
+	const char *backup[] = {"--backup", data_dir, dest, NULL};
+	int status;
+	pid_t pid;
+
+	data_for_a_stepped_backup(data_dir, scratch);
+	snprintf(dest, sizeof(dest), "%s/copy", scratch);
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		pid = spawn_stopped(backup);
+		/* The hidden directory lives for a few calls: the destination may come first. */
+		step_backup_until(pid, scratch, ".copy.partial-", dest);
+		if (signals[i] == SIGINT)
+			step_backup_until(pid, dest, "tmp.", NULL);
+		cr_assert_eq(kill(pid, signals[i]), 0);
+		cr_assert_eq(kill(pid, SIGCONT), 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == signals[i],
+		          "the backup did not end by signal %d: status %d", signals[i], status);
+		cr_expect(!dir_has(scratch, ".copy"), "signal %d left a hidden copy beside %s",
+		          signals[i], dest);
+		cr_expect_neq(access(dest, F_OK), 0, "signal %d left %s", signals[i], dest);
+		nftw(dest, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	/* And a backup not stopped still makes its copy. */
+	cr_assert_eq(run_backup(data_dir, dest, NULL, scratch, &text), 0, "%s", text);
 	free(text);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -4502,7 +4607,7 @@ static void eio_run(const char *fsync, const char *when, bool still, struct eio_
  * tested it (a crash review checked it by hand, in each --fsync mode).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_refuses_changes_until_a_snapshot_and_loses_none,
-                       .timeout = 90)
+                       .timeout = 90, .fini = kill_traced)
 {
 	static struct eio_result r;
 
@@ -4524,7 +4629,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_refuses_changes_until_a_snapshot_
  * the failure, one sync a second (its 2nd here).
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_snapshot_starts_without_waiting_for_a_tick,
-                       .timeout = 120)
+                       .timeout = 120, .fini = kill_traced)
 {
 	static struct eio_result r;
 
@@ -4540,7 +4645,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_failed_fsync_snapshot_starts_without_waiting_f
 
 /* The refusal under everysec with ticks, as the previous test's is measured: said only. */
 LEAK_CHECKED_TEST_OPTS(persist, a_failed_everysec_fsync_refuses_changes_until_a_snapshot,
-                       .timeout = 90)
+                       .timeout = 90, .fini = kill_traced)
 {
 	static struct eio_result r;
 

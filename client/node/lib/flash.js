@@ -176,19 +176,27 @@ function noSession(opts, seenStore, req) {
   return new Error('req.flash() requires a session (is express-session mounted before it, and is sessd up?)');
 }
 
+// ttlFor(req, backend): the ttl in ms of a push for req's session, or 0 when the store's rule
+// gives the session no lifetime (an expired cookie, a maxAge of 0 or below, a ttl function
+// returning 0 or less): its save destroys it at the end of the request, and the push is
+// dropped (see push).
 function ttlFor(req, backend) {
   // The store's rule first (its ttl function, as its saves use it): a push must not stretch
   // the session past what a save would give it (with disableTouch nothing shortens it again).
   if (backend.store && typeof backend.store.ttlMs === 'function') {
-    let ms = 0;
+    let ms = NaN;
     try {
       // As express-session will renew the cookie at the response (requestTtlMs), not the
       // expiry the session's last save wrote: past, it gave the push the ttl option's day.
       ms = typeof backend.store.requestTtlMs === 'function' ? backend.store.requestTtlMs(req.session) : backend.store.ttlMs(req.session);
     } catch (err) {
-      ms = 0; // a ttl function that fails the save: the cookie's expiry, as before
+      ms = NaN; // a ttl function that fails the save: the cookie's expiry, as before
     }
     if (ms > 0) return Math.min(ms, MAX_TTL_MS);
+    // A session whose lifetime has ended: given the ttl option's day, the message outlived
+    // it, a record of flashes only (or, under disableTouch, the whole session kept a day)
+    // that the browser, told to drop its cookie, never asks for again.
+    if (ms <= 0) return 0;
   }
   const cookie = req.session && req.session.cookie;
   if (cookie && cookie.expires) {
@@ -313,8 +321,12 @@ function flash(opts = {}) {
       const savedWithData = req.session[SAVED] !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
       const inSessd = req.session[STORED] === true || savedWithData;
       if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
+      const ttlMs = ttlFor(req, b);
+      // The session ends with this request (ttlFor): the message is dropped, as a push to a
+      // session gone meanwhile is (resolves 0), rather than kept a day for nobody.
+      if (ttlMs === 0) return Promise.resolve(0);
       pushedAny = true;
-      const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlFor(req, b));
+      const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlMs);
       // What the store's regenerate() moves to the new id: this request's pushes, no others.
       if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
       req[FLASH_PUSHES].push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });

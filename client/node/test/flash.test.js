@@ -255,3 +255,28 @@ test('a flash push gives the session the ttl function\'s lifetime, not the cooki
   assert.equal(entries.length, 1);
   assert.ok(entries[0].ttlMs <= 5000, `ttl ${entries[0].ttlMs} ms`);
 });
+
+// A session whose cookie has a maxAge of 0 or below ends with its request (express-session
+// sends the browser an expired cookie, and a save destroys the session: README, "Expiry"). A
+// flash pushed in such a request was given the ttl option's day: a record of flashes only,
+// shown to nobody, counted by store.length() for that day. It is dropped, as a push to a
+// session gone meanwhile is: req.flash resolves 0 and sessd holds nothing.
+test('a flash pushed into a session with no lifetime left is dropped, not kept a day', async (t) => {
+  for (const [maxAge, disableTouch] of [[0, false], [-1000, false], [0, true]]) {
+    const namespace = `flash-nolife-${maxAge}-${disableTouch}`;
+    const store = new SessdStore({ url: daemon.unixUrl, namespace, disableTouch });
+    const app = express();
+    app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge } }));
+    app.use(flash());
+    app.post('/note', async (req, res) => res.json({ n: await req.flash('info', 'hi') }));
+    const { server, base } = await listen(app);
+    t.after(async () => {
+      await closeServer(server);
+      store.close();
+    });
+    const br = new Browser(base);
+    assert.equal(JSON.parse((await br.post('/note')).body).n, 0, `maxAge ${maxAge}`);
+    const { entries } = await store.client.list(namespace);
+    assert.deepEqual(entries, [], `maxAge ${maxAge}, disableTouch ${disableTouch}: sessd keeps ${JSON.stringify(entries)}`);
+  }
+});
