@@ -848,52 +848,113 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	free(data);
 }
 
+/* The secrets of the rotation tests: the first in use at start, the second handed out after. */
+static const char rotate_first[] = "the first secret, in use at start";
+static const char rotate_second[] = "the second secret, handed out after";
+
+/*
+ * Start ${d} with --auth-file ${path}, in a new directory ${dir} named for ${what}, holding
+ * rotate_first, and --auth-grace ${grace} unless it is NULL; connect with that secret and SET
+ * "kept"; then put rotate_second in the file and send SIGHUP, until the daemon says it
+ * reloaded. Returns the connection made with the first secret.
+ */
+static int start_and_rotate(struct harness_daemon *d, char dir[64], char path[128],
+                            const char *what, const char *grace)
+{
+	const char *args[] = {"--auth-file", path, "--auth-grace", grace, NULL};
+	int old_fd;
+
+	if (grace == NULL)
+		args[2] = NULL;
+	make_dir(dir, what);
+	snprintf(path, 128, "%s/secret", dir);
+	harness_write_secret(path, rotate_first, 0600);
+	cr_assert_eq(harness_start(d, args), 0);
+	cr_assert_eq(hello_secret(d->unix_url, rotate_first, &old_fd), CODEC_OK);
+	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+	harness_write_secret(path, rotate_second, 0600);
+	hup_and_wait(d, "reloaded a new secret", 1);
+	return old_fd;
+}
+
+/* Stop ${d}, which must have logged neither secret, and remove ${dir} and its ${path}. */
+static void stop_rotated(struct harness_daemon *d, const char *dir, const char *path)
+{
+	char *text = harness_log(d);
+
+	cr_expect_null(strstr(text, rotate_first), "%s", text);
+	cr_expect_null(strstr(text, rotate_second), "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(d), 0);
+	unlink(path);
+	rm_tree(dir);
+}
+
 /*
  * Changing the secret without a restart: SIGHUP reads --auth-file again; the new secret works
- * at once, the old one lets new connections in for --auth-grace and then no more, and the
- * connections made with it are closed then (a leaked secret must not keep serving whoever
- * holds it); those made with the new one stay. A file that cannot be used changes nothing.
+ * at once, and the old one still lets new connections in for --auth-grace (an hour by
+ * default), its connections staying open meanwhile. A file that cannot be used changes
+ * nothing. The grace's end is the next test's.
+ * The grace here is the default hour, not a few seconds that the test must beat: with 3 s, a
+ * test held back for 3 s between the reload and its HELLO with the old secret (on a busy
+ * 2-core machine running both builds' suites) saw the old secret refused.
  */
 LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 {
-	static const char first[] = "the first secret, in use at start";
-	static const char second[] = "the second secret, handed out after";
 	char dir[64], path[128];
-	const char *args[] = {"--auth-file", path, "--auth-grace", "3", NULL};
 	struct harness_daemon d;
-	struct codec_reply rep;
-	uint8_t *body;
-	size_t len;
-	int old_fd, new_fd, fd;
-	long reloaded;
+	int old_fd, fd;
 	char *text;
 
-	make_dir(dir, "rotate");
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, first, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
-	cr_assert_eq(hello_secret(d.unix_url, first, &old_fd), CODEC_OK);
-	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
-
-	harness_write_secret(path, second, 0600);
-	hup_and_wait(&d, "reloaded a new secret", 1);
-	reloaded = harness_mono_ms();
-	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK, "the new secret");
+	old_fd = start_and_rotate(&d, dir, path, "rotate", NULL);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_second, &fd), CODEC_OK, "the new secret");
 	cr_expect_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
 	close(fd);
-	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_OK, "the old one, in its grace");
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_OK,
+	             "the old one, in its grace");
 	close(fd);
-	cr_assert_eq(hello_secret(d.unix_url, second, &new_fd), CODEC_OK);
 
 	/* A file others can read is not taken; everything stays. */
 	harness_write_secret(path, "a third secret that others could read", 0644);
 	hup_and_wait(&d, "not reloaded", 1);
-	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_second, &fd), CODEC_OK);
 	close(fd);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_OK, "still in its grace");
+	close(fd);
+	cr_expect_eq(ping(old_fd), CODEC_OK, "a connection made with the old secret stays");
+	close(old_fd);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "made with a retired"), "%s", text);
+	free(text);
+	stop_rotated(&d, dir, path);
+}
 
-	while (harness_mono_ms() - reloaded < 3500)
+/*
+ * Once --auth-grace has passed since the reload, the old secret lets no one in, and the
+ * connections made with it are closed (a leaked secret must not keep serving whoever holds
+ * it), told first that what got no reply was not carried out; those made with the new one
+ * stay. The daemon closes them on its own, at its next tick. The test waits for the close
+ * itself, with no time bound of its own: "closed within 6 s of the reload" failed when the
+ * daemon was held back for a few seconds on a busy machine.
+ */
+LEAK_CHECKED_TEST(operator, sighup_retires_the_old_secret_after_its_grace)
+{
+	char dir[64], path[128];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	int old_fd, new_fd, fd;
+	uint8_t *body;
+	long reloaded;
+	size_t len;
+	char *text;
+
+	old_fd = start_and_rotate(&d, dir, path, "retire", "1");
+	/* The daemon reloaded before its log line was seen: its grace ends before this + 1 s. */
+	reloaded = harness_mono_ms();
+	cr_assert_eq(hello_secret(d.unix_url, rotate_second, &new_fd), CODEC_OK);
+	while (harness_mono_ms() - reloaded < 1500)
 		harness_sleep_ms(50);
-	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_AUTH_FAILED,
 	             "the old secret after its grace");
 	close(fd);
 	/* Told that what got no reply was not carried out, then closed. */
@@ -903,20 +964,15 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(rep.request_id, 0);
 	free(body);
 	harness_expect_closed(old_fd);
-	cr_expect_lt(harness_mono_ms() - reloaded, 6000,
-	             "closed within a tick or so of the grace's end");
 	close(old_fd);
 	cr_expect_eq(ping(new_fd), CODEC_OK, "a connection made with the new secret stays");
+	cr_expect_eq(get_session(new_fd, "kept", "x", 1), CODEC_OK);
 	close(new_fd);
 	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "closing 1 connection(s) made with a retired --auth-file"), 1,
 	             "%s", text);
-	cr_expect_null(strstr(text, first), "%s", text);
-	cr_expect_null(strstr(text, second), "%s", text);
 	free(text);
-	cr_assert_eq(harness_stop(&d), 0);
-	unlink(path);
-	rm_tree(dir);
+	stop_rotated(&d, dir, path);
 }
 
 /*
