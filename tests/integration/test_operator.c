@@ -848,52 +848,113 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	free(data);
 }
 
+/* The secrets of the rotation tests: the first in use at start, the second handed out after. */
+static const char rotate_first[] = "the first secret, in use at start";
+static const char rotate_second[] = "the second secret, handed out after";
+
+/*
+ * Start ${d} with --auth-file ${path}, in a new directory ${dir} named for ${what}, holding
+ * rotate_first, and --auth-grace ${grace} unless it is NULL; connect with that secret and SET
+ * "kept"; then put rotate_second in the file and send SIGHUP, until the daemon says it
+ * reloaded. Returns the connection made with the first secret.
+ */
+static int start_and_rotate(struct harness_daemon *d, char dir[64], char path[128],
+                            const char *what, const char *grace)
+{
+	const char *args[] = {"--auth-file", path, "--auth-grace", grace, NULL};
+	int old_fd;
+
+	if (grace == NULL)
+		args[2] = NULL;
+	make_dir(dir, what);
+	snprintf(path, 128, "%s/secret", dir);
+	harness_write_secret(path, rotate_first, 0600);
+	cr_assert_eq(harness_start(d, args), 0);
+	cr_assert_eq(hello_secret(d->unix_url, rotate_first, &old_fd), CODEC_OK);
+	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
+	harness_write_secret(path, rotate_second, 0600);
+	hup_and_wait(d, "reloaded a new secret", 1);
+	return old_fd;
+}
+
+/* Stop ${d}, which must have logged neither secret, and remove ${dir} and its ${path}. */
+static void stop_rotated(struct harness_daemon *d, const char *dir, const char *path)
+{
+	char *text = harness_log(d);
+
+	cr_expect_null(strstr(text, rotate_first), "%s", text);
+	cr_expect_null(strstr(text, rotate_second), "%s", text);
+	free(text);
+	cr_assert_eq(harness_stop(d), 0);
+	unlink(path);
+	rm_tree(dir);
+}
+
 /*
  * Changing the secret without a restart: SIGHUP reads --auth-file again; the new secret works
- * at once, the old one lets new connections in for --auth-grace and then no more, and the
- * connections made with it are closed then (a leaked secret must not keep serving whoever
- * holds it); those made with the new one stay. A file that cannot be used changes nothing.
+ * at once, and the old one still lets new connections in for --auth-grace (an hour by
+ * default), its connections staying open meanwhile. A file that cannot be used changes
+ * nothing. The grace's end is the next test's.
+ * The grace here is the default hour, not a few seconds that the test must beat: with 3 s, a
+ * test held back for 3 s between the reload and its HELLO with the old secret (on a busy
+ * 2-core machine running both builds' suites) saw the old secret refused.
  */
 LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 {
-	static const char first[] = "the first secret, in use at start";
-	static const char second[] = "the second secret, handed out after";
 	char dir[64], path[128];
-	const char *args[] = {"--auth-file", path, "--auth-grace", "3", NULL};
 	struct harness_daemon d;
-	struct codec_reply rep;
-	uint8_t *body;
-	size_t len;
-	int old_fd, new_fd, fd;
-	long reloaded;
+	int old_fd, fd;
 	char *text;
 
-	make_dir(dir, "rotate");
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, first, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
-	cr_assert_eq(hello_secret(d.unix_url, first, &old_fd), CODEC_OK);
-	cr_expect_eq(set_session(old_fd, "kept", "x", 1, TTL_MS), CODEC_OK);
-
-	harness_write_secret(path, second, 0600);
-	hup_and_wait(&d, "reloaded a new secret", 1);
-	reloaded = harness_mono_ms();
-	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK, "the new secret");
+	old_fd = start_and_rotate(&d, dir, path, "rotate", NULL);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_second, &fd), CODEC_OK, "the new secret");
 	cr_expect_eq(get_session(fd, "kept", "x", 1), CODEC_OK);
 	close(fd);
-	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_OK, "the old one, in its grace");
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_OK,
+	             "the old one, in its grace");
 	close(fd);
-	cr_assert_eq(hello_secret(d.unix_url, second, &new_fd), CODEC_OK);
 
 	/* A file others can read is not taken; everything stays. */
 	harness_write_secret(path, "a third secret that others could read", 0644);
 	hup_and_wait(&d, "not reloaded", 1);
-	cr_expect_eq(hello_secret(d.unix_url, second, &fd), CODEC_OK);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_second, &fd), CODEC_OK);
 	close(fd);
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_OK, "still in its grace");
+	close(fd);
+	cr_expect_eq(ping(old_fd), CODEC_OK, "a connection made with the old secret stays");
+	close(old_fd);
+	text = harness_log(&d);
+	cr_expect_null(strstr(text, "made with a retired"), "%s", text);
+	free(text);
+	stop_rotated(&d, dir, path);
+}
 
-	while (harness_mono_ms() - reloaded < 3500)
+/*
+ * Once --auth-grace has passed since the reload, the old secret lets no one in, and the
+ * connections made with it are closed (a leaked secret must not keep serving whoever holds
+ * it), told first that what got no reply was not carried out; those made with the new one
+ * stay. The daemon closes them on its own, at its next tick. The test waits for the close
+ * itself, with no time bound of its own: "closed within 6 s of the reload" failed when the
+ * daemon was held back for a few seconds on a busy machine.
+ */
+LEAK_CHECKED_TEST(operator, sighup_retires_the_old_secret_after_its_grace)
+{
+	char dir[64], path[128];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	int old_fd, new_fd, fd;
+	uint8_t *body;
+	long reloaded;
+	size_t len;
+	char *text;
+
+	old_fd = start_and_rotate(&d, dir, path, "retire", "1");
+	/* The daemon reloaded before its log line was seen: its grace ends before this + 1 s. */
+	reloaded = harness_mono_ms();
+	cr_assert_eq(hello_secret(d.unix_url, rotate_second, &new_fd), CODEC_OK);
+	while (harness_mono_ms() - reloaded < 1500)
 		harness_sleep_ms(50);
-	cr_expect_eq(hello_secret(d.unix_url, first, &fd), CODEC_AUTH_FAILED,
+	cr_expect_eq(hello_secret(d.unix_url, rotate_first, &fd), CODEC_AUTH_FAILED,
 	             "the old secret after its grace");
 	close(fd);
 	/* Told that what got no reply was not carried out, then closed. */
@@ -903,39 +964,39 @@ LEAK_CHECKED_TEST(operator, sighup_rotates_the_secret_with_a_grace_period)
 	cr_expect_eq(rep.request_id, 0);
 	free(body);
 	harness_expect_closed(old_fd);
-	cr_expect_lt(harness_mono_ms() - reloaded, 6000,
-	             "closed within a tick or so of the grace's end");
 	close(old_fd);
 	cr_expect_eq(ping(new_fd), CODEC_OK, "a connection made with the new secret stays");
+	cr_expect_eq(get_session(new_fd, "kept", "x", 1), CODEC_OK);
 	close(new_fd);
 	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "closing 1 connection(s) made with a retired --auth-file"), 1,
 	             "%s", text);
-	cr_expect_null(strstr(text, first), "%s", text);
-	cr_expect_null(strstr(text, second), "%s", text);
 	free(text);
-	cr_assert_eq(harness_stop(&d), 0);
-	unlink(path);
-	rm_tree(dir);
+	stop_rotated(&d, dir, path);
 }
 
 /*
- * ${op} (a SET of ${data}, ${size} bytes, or a TOUCH) with ${ttl_ms} for each of the ${n}
- * sessions "mass-0", "mass-1", ... of the namespace "mass", pipelined a thousand at a time;
- * each must be answered OK.
+ * ${op} (a SET of ${data}, ${size} bytes, or a TOUCH) for each of the ${n} sessions "mass-0",
+ * "mass-1", ... of the namespace "mass", pipelined a thousand at a time, each to expire at
+ * ${expire_at_ms} (harness_mono_ms; at once when that has passed): each batch's TTL is what is
+ * left until then, so that all expire together however long the load takes. Each must be
+ * answered OK.
  */
 static void mass_requests(int fd, uint8_t op, int n, const uint8_t *data, size_t size,
-                          uint64_t ttl_ms)
+                          long expire_at_ms)
 {
 	enum { BATCH = 1000 };
 	struct buf frames;
+	long left_ms;
 	char id[32];
 
 	buf_init(&frames);
 	for (int at = 0; at < n; at += BATCH) {
 		buf_reset(&frames);
+		left_ms = expire_at_ms - harness_mono_ms();
 		for (int i = at; i < at + BATCH && i < n; i++) {
-			struct codec_request req = {.op = op, .ttl_ms = ttl_ms};
+			struct codec_request req = {.op = op,
+			                            .ttl_ms = left_ms > 1 ? (uint64_t)left_ms : 1};
 
 			snprintf(id, sizeof(id), "mass-%d", i);
 			req.request_id = (uint64_t)i + 1;
@@ -972,7 +1033,7 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	enum { SESSIONS = 150000, SIZE = 1024 };
 	struct harness_daemon d;
 	uint8_t data[SIZE];
-	long before, loaded, after = 0;
+	long before, loaded, after = 0, set_ms, ends;
 	char *text = NULL;
 	int fd;
 
@@ -981,30 +1042,43 @@ LEAK_CHECKED_TEST_OPTS(operator, memory_comes_back_after_a_mass_expiry, .timeout
 	fd = harness_open_ready(d.unix_url, "mass-expiry");
 	before = harness_rss_kib(d.pid);
 	/* All of them live at once before any expires: set to live an hour, then touched to end
-	 * 2 s later. Set with the 2 s at once, a slow load (15 s in the sanitizer build beside
-	 * the other suites) had the first ones expire while the last went in: the store never
-	 * held the 64 MB (SERVER_TRIM_BYTES) that a trim waits for, and none came. */
-	mass_requests(fd, CODEC_OP_SET, SESSIONS, data, SIZE, TTL_MS);
+	 * together, once the touching is over. Set with 2 s at once, a slow load (15 s in the
+	 * sanitizer build beside the other suites) had the first ones expire while the last went
+	 * in: the store never held the 64 MB (SERVER_TRIM_BYTES) that a trim waits for, and none
+	 * came. Touched with 2 s each, a slow touching spread their ends over seconds: a quiet
+	 * tick trimmed once 64 MB had gone, before the rest expired, and no trim gave back the
+	 * rest's (under 64 MB; RSS 46 MB after, of 168). So they end at one instant, after the
+	 * touching began by as long as the SETs took (the TOUCHes, without data, took a third to
+	 * a half of that here), 2 s at least. Should the touching end after it all the same,
+	 * the sessions touched by then expire while it keeps the daemon busy, and the rest at
+	 * once: still no quiet tick before all are gone. */
+	set_ms = harness_mono_ms();
+	mass_requests(fd, CODEC_OP_SET, SESSIONS, data, SIZE, set_ms + (long)TTL_MS);
+	set_ms = harness_mono_ms() - set_ms;
 	loaded = harness_rss_kib(d.pid);
 	cr_assert_gt(loaded - before, 100000, "150,000 sessions of 1 KB hold over 100 MB");
-	mass_requests(fd, CODEC_OP_TOUCH, SESSIONS, NULL, 0, 2000);
-	/* They expire 2 s after they were touched; then the daemon frees them and, once quiet for
-	 * a tick, trims. A PING a second (a health check) must not keep that from happening. */
-	for (long started = harness_mono_ms(); harness_mono_ms() - started < 20000;
-	     harness_sleep_ms(1000)) {
+	ends = harness_mono_ms() + (set_ms > 2000 ? set_ms : 2000);
+	mass_requests(fd, CODEC_OP_TOUCH, SESSIONS, NULL, 0, ends);
+	cr_log_info("the SETs took %ld ms, the TOUCHes ended %ld ms before the sessions", set_ms,
+	            ends - harness_mono_ms());
+	/* Then the daemon frees them and, once quiet for a tick, trims. A PING a second (a health
+	 * check) must not keep that from happening. */
+	while (harness_mono_ms() - ends < 20000) {
 		cr_assert_eq(ping(fd), CODEC_OK);
 		free(text);
 		text = harness_log(&d);
 		if (strstr(text, "gave free memory back") != NULL)
 			break;
+		harness_sleep_ms(1000);
 	}
 	cr_assert_not_null(strstr(text, "gave free memory back"), "no trim was logged\n%s", text);
-	free(text);
 	after = harness_rss_kib(d.pid);
 #ifndef __SANITIZE_ADDRESS__
 	cr_expect_lt(after - before, (loaded - before) / 4,
-	             "RSS %ld KB at start, %ld loaded, %ld after the trim", before, loaded, after);
+	             "RSS %ld KB at start, %ld loaded, %ld after the trim\n%s", before, loaded,
+	             after, text);
 #endif
+	free(text);
 	cr_log_info("RSS %ld KB at start, %ld loaded, %ld after the trim", before, loaded, after);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);

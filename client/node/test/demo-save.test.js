@@ -5,6 +5,7 @@
 // express-session saves only after the response's head has gone out, so without the early
 // save the browser has its 303 before the save fails (a crash, a full disk, a retired
 // secret, or here, deterministically, a session grown past the daemon's max_data).
+// test:express4: loads Express through the example's app.js.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
