@@ -34,3 +34,17 @@ status=0
 [ "$status" = 0 ] || fail "bench/compare --help exited $status"
 head -n1 "$dir/out" | grep -q '^usage: bench/compare ' || fail "compare's usage changed: $(cat "$dir/out")"
 echo "ok: bench/compare --help is unchanged"
+
+status=0
+"$bench/turn-flood-compare" --help >"$dir/out" 2>"$dir/err" || status=$?
+[ "$status" = 0 ] || fail "bench/turn-flood-compare --help exited $status"
+[ ! -s "$dir/err" ] || fail "bench/turn-flood-compare --help wrote to stderr: $(cat "$dir/err")"
+grep -q '^  bench/turn-flood-compare \[--runs N\]' "$dir/out" || fail "its usage: $(cat "$dir/out")"
+for args in "--bogus" "sideways build" "records"; do
+	status=0
+	# shellcheck disable=SC2086
+	"$bench/turn-flood-compare" $args >"$dir/out" 2>"$dir/err" || status=$?
+	[ "$status" = 2 ] || fail "bench/turn-flood-compare $args exited $status, want 2"
+	[ ! -s "$dir/out" ] || fail "bench/turn-flood-compare $args wrote to stdout: $(cat "$dir/out")"
+done
+echo "ok: bench/turn-flood-compare describes itself and refuses bad arguments"
