@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -599,13 +601,59 @@ static int hello_misframed(struct sessd_client *c)
 }
 
 /*
+ * This process's identity for HELLO (PROTOCOL.md, HELLO: the process identity), into ${out}:
+ * "PID.NONCE", the pid and a random 32-bit value drawn once per process, so that a process
+ * restarted under a reused pid, and a fork's child, which has a pid of its own, state another
+ * identity. pid and nonce are kept in one atomic word: a fork's child that finds its parent's
+ * pid there draws its own, threads of one process connecting at once agree on one nonce (the
+ * first stored), and no lock is held across a fork. Returns the identity's length.
+ */
+static size_t process_identity(char out[CLIENT_PROCESS_ID_BYTES])
+{
+	static _Atomic uint64_t pid_and_nonce;
+	uint64_t pid = (uint32_t)getpid(), seen = atomic_load(&pid_and_nonce), mine;
+	int n;
+
+	if (seen >> 32 != pid) {
+		mine = pid << 32 | randombytes_random();
+		if (atomic_compare_exchange_strong(&pid_and_nonce, &seen, mine))
+			seen = mine;
+		/* Lost the race: another thread of this process stored its nonce first. */
+		else if (seen >> 32 != pid)
+			seen = mine;
+	}
+	n = snprintf(out, CLIENT_PROCESS_ID_BYTES, "%u.%08x", (unsigned)pid,
+	             (unsigned)(uint32_t)seen);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * The client_name HELLO carries, into ${out}: the name for people, a NUL, and this process's
+ * identity (PROTOCOL.md, HELLO), the name cut short if the three would pass the 64 bytes the
+ * field may hold (the identity is what sessd uses; the name it does not). A C string holds
+ * no NUL, so the first one is the separator. Returns the length.
+ */
+static size_t hello_name(const struct sessd_client *c, uint8_t out[CLIENT_HELLO_NAME_BYTES])
+{
+	char id[CLIENT_PROCESS_ID_BYTES];
+	size_t id_len = process_identity(id), name_len = strlen(c->client_name);
+
+	if (name_len > CLIENT_HELLO_NAME_BYTES - 1 - id_len)
+		name_len = CLIENT_HELLO_NAME_BYTES - 1 - id_len;
+	memcpy(out, c->client_name, name_len);
+	out[name_len] = '\0';
+	memcpy(out + name_len + 1, id, id_len);
+	return name_len + 1 + id_len;
+}
+
+/*
  * Say HELLO on the fresh connection c->fd: with c->psk a key exchange, after which the
  * connection is sealed; with c->auth_field the secret as it is. On any failure the connection
  * is dropped, so that no request can follow a HELLO that did not succeed.
  */
 static int say_hello(struct sessd_client *c)
 {
-	uint8_t kx_auth[CLIENT_KX_AUTH_BYTES];
+	uint8_t kx_auth[CLIENT_KX_AUTH_BYTES], name[CLIENT_HELLO_NAME_BYTES];
 	struct codec_request req;
 	struct hello h = {.c = c, .status = SESSD_ERR_PROTOCOL};
 	/* What sessd_max_frame says and batches are sized by until a HELLO succeeds: a failed
@@ -617,8 +665,8 @@ static int say_hello(struct sessd_client *c)
 	req.op = CODEC_OP_HELLO;
 	req.request_id = h.request_id = client_next_id(c);
 	req.version = CODEC_PROTOCOL_VERSION;
-	req.client_name.ptr = (const uint8_t *)c->client_name;
-	req.client_name.len = strlen(c->client_name);
+	req.client_name.ptr = name;
+	req.client_name.len = hello_name(c, name);
 	if (c->psk != NULL) {
 		if (start_seal(c, kx_auth) == -1)
 			goto fail_nomem;

@@ -22,7 +22,11 @@
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_NAME       "libsessd"
-#define CLIENT_ERRMSG_SIZE        SESSD_ERRMSG_SIZE
+/* HELLO's client_name: at most 64 bytes (PROTOCOL.md), name, NUL and process identity. */
+#define CLIENT_HELLO_NAME_BYTES 64
+/* "PID.NONCE": a pid of up to 10 digits, a dot, 8 hex digits and the NUL snprintf needs. */
+#define CLIENT_PROCESS_ID_BYTES 20
+#define CLIENT_ERRMSG_SIZE      SESSD_ERRMSG_SIZE
 /*
  * The largest frame body the client sends or reads, whatever HELLO announces: sessd's own
  * largest --max-frame (CONFIG_MAX_MAX_FRAME, daemon/config.h), so every sessd is taken at its

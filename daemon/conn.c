@@ -152,9 +152,12 @@ struct conn {
 	TAILQ_ENTRY(conn) held_over_link; /* in set->held_over while held_over */
 	struct conn_set *set;
 	evutil_socket_t fd;
-	uint64_t source;        /* where it came from (listener_accept_fn) */
-	int64_t accepted_ms;    /* CLOCK_MONOTONIC ms of the accept, for CONN_HELLO_GRACE_MS */
-	uint64_t owner;         /* the process, where that can be told (listener_accept_fn) */
+	uint64_t source;     /* where it came from (listener_accept_fn) */
+	int64_t accepted_ms; /* CLOCK_MONOTONIC ms of the accept, for CONN_HELLO_GRACE_MS */
+	uint64_t owner;      /* the process, where that can be told (listener_accept_fn) */
+	/* Over TCP, once greeted: the process of the host (member_of), as counted in the set's
+	 * members. */
+	uint64_t member;
 	struct event *read_ev;  /* EV_READ | EV_PERSIST */
 	struct event *write_ev; /* EV_WRITE | EV_PERSIST, added only while the socket is full */
 	/* HELLO deadline until HELLO is done, then the close timeout or linger once closing
@@ -259,6 +262,10 @@ struct conn {
 	bool on_trial;
 	/* Its SHUTTING_DOWN is for the secret its HELLO showed, retired since. */
 	bool auth_retired;
+	/* Over TCP (owner is the host): the processes of the host are told apart at HELLO. */
+	bool tcp;
+	/* Counted in the set's greeted (and, over TCP, members) tallies: greeted, not closing. */
+	bool tallied;
 	/* What peer.name points to; last, away from what each frame reads. */
 	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
@@ -410,6 +417,44 @@ static void unhold(struct conn *c)
 	c->held_starved = false;
 }
 
+/*
+ * Count ${c}, just greeted, in the set's greeted tally, and over TCP its process in the
+ * members of its host. Returns 0, or -1 with errno ENOMEM (nothing counted).
+ */
+static int tally_greeted(struct conn *c)
+{
+	struct conn_set *s = c->set;
+
+	if (owners_add(&s->greeted, c->owner) == -1)
+		return -1;
+	if (c->tcp && owners_add_member(&s->members, c->member, &s->greeted, c->owner) == -1) {
+		owners_remove(&s->greeted, c->owner);
+		return -1;
+	}
+	c->tallied = true;
+	return 0;
+}
+
+/* Take ${c} out of the tallies tally_greeted counted it in, if it is. */
+static void untally(struct conn *c)
+{
+	struct conn_set *s = c->set;
+
+	if (!c->tallied)
+		return;
+	if (c->tcp)
+		owners_remove_member(&s->members, c->member, &s->greeted);
+	owners_remove(&s->greeted, c->owner);
+	c->tallied = false;
+}
+
+/* ${c} is closing from now on: it no longer counts for find_victim. */
+static void mark_closing(struct conn *c)
+{
+	untally(c);
+	c->closing = true;
+}
+
 /* Take ${c} off every list of its set and out of its counts, then free it. */
 static void conn_unlink_destroy(struct conn *c)
 {
@@ -434,6 +479,7 @@ static void conn_unlink_destroy(struct conn *c)
 	s->client_bytes -= c->held;
 	TAILQ_REMOVE(&s->all, c, link);
 	s->count--;
+	untally(c);
 	owners_remove(&s->owners, c->owner);
 	conn_destroy(c);
 }
@@ -585,7 +631,7 @@ static bool finish_closing(struct conn *c)
 /* No more requests: close once the output is out. Returns true when ${c} was freed. */
 static bool begin_closing(struct conn *c)
 {
-	c->closing = true;
+	mark_closing(c);
 	update_reading(c);
 	return finish_closing(c);
 }
@@ -604,7 +650,7 @@ static void reply_and_close(struct conn *c, uint32_t status, const char *message
 {
 	if (codec_reply_error(replies(c), 0, status, message) == -1)
 		log_warn("out of memory for an error reply");
-	c->closing = true;
+	mark_closing(c);
 }
 
 static void say_refused_frames(const struct conn_set *s, uint64_t closed)
@@ -682,30 +728,47 @@ static size_t count_idle(struct conn_set *s, size_t most)
 	return n;
 }
 
-static int by_owner(const void *a, const void *b)
+/*
+ * The process of its host ${c} (TCP, just greeted) counts as: the identity its HELLO stated
+ * (dispatch_peer.process), mixed with its host so that the same identity on two hosts is two
+ * processes; or, with none stated, the host itself, all of whose connections without one are
+ * one process. The identity's hash is keyed with a key of the daemon's, so a client cannot
+ * make its key another host's process's (a chance one only merges two counts: see owners.h).
+ */
+static uint64_t member_of(const struct conn *c)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
+	if (c->peer.process == 0)
+		return c->owner;
+	return c->owner ^ c->peer.process;
 }
 
-/* How many of the ${n} sorted ${owners} are ${owner}. */
-static size_t owner_count(const uint64_t *owners, size_t n, uint64_t owner)
+/*
+ * The connection not_in_use that has gone longest without a whole frame among those of the
+ * owners holding the most in ${tally} (the set's greeted, by owner), if two or more; with
+ * ${host}, among those of ${host}'s processes over TCP, by the set's members tally. NULL when
+ * there is none.
+ */
+static struct conn *most_held_not_in_use(struct conn_set *s, const struct owners *tally,
+                                         const struct conn *host)
 {
-	size_t lo = 0, hi = n, first;
+	struct conn *each, *victim = NULL;
+	uint32_t holds, victim_holds = 0;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (owners[mid] < owner)
-			lo = mid + 1;
-		else
-			hi = mid;
+	TAILQ_FOREACH(each, &s->all, link)
+	{
+		if (!not_in_use(each) ||
+		    (host != NULL && (each->owner != host->owner || !each->tcp)))
+			continue;
+		holds = owners_count(tally, host != NULL ? each->member : each->owner);
+		if (holds < 2 || holds < victim_holds)
+			continue;
+		if (victim == NULL || holds > victim_holds ||
+		    each->active_tick < victim->active_tick) {
+			victim = each;
+			victim_holds = holds;
+		}
 	}
-	first = lo;
-	while (lo < n && owners[lo] == owner)
-		lo++;
-	return lo - first;
+	return victim;
 }
 
 /*
@@ -716,43 +779,33 @@ static size_t owner_count(const uint64_t *owners, size_t n, uint64_t owner)
  * longest without a whole frame among those of the owners holding two or more, the most
  * first. So a client that holds more connections than anyone cannot take another's place, one
  * whose pool leaks gives way to a web server starting up, and under steady load every client
- * gets one connection before any keeps two; among equals no one is displaced. Each
- * displacement lowers the sum of the squares of the owners' counts, so clients reconnecting
- * what they lost cannot displace each other in turn for ever. NULL when there is none (or no
- * memory to count with).
+ * gets one connection before any keeps two; among equals no one is displaced. Failing that,
+ * over TCP, when ${c}'s host holds others but ${c}, stating a process identity, is its
+ * process's only one (member_of): the
+ * one not_in_use that has gone longest without a whole frame among those of the processes of
+ * the same host holding two or more, the most first. So the processes of one host share its
+ * part as hosts share the server, and a client that states many identities takes from its own
+ * host's processes only, never more than its host could from the others. Each displacement
+ * lowers the sum of the squares of the owners' counts, or leaves it and lowers that of the
+ * processes of one host, so clients reconnecting what they lost cannot displace each other in
+ * turn for ever. NULL when there is none. The counts are the set's greeted and members
+ * tallies, kept as connections are greeted and close: one scan, no sort.
  */
 static struct conn *find_victim(struct conn_set *s, const struct conn *c)
 {
 	struct conn *each, *victim = NULL;
-	size_t n = 0, most = 0, mine;
-	uint64_t *owners;
+	size_t most = 0, mine, holds;
 
 	TAILQ_FOREACH(each, &s->all, link)
 	{
-		n += each->greeted && !each->closing;
+		if (each->tallied && (holds = owners_count(&s->greeted, each->owner)) > most)
+			most = holds;
 	}
-	owners = malloc(n * sizeof(*owners));
-	if (owners == NULL)
-		return NULL;
-	n = 0;
-	TAILQ_FOREACH(each, &s->all, link)
-	{
-		if (each->greeted && !each->closing)
-			owners[n++] = each->owner;
-	}
-	qsort(owners, n, sizeof(*owners), by_owner);
-	for (size_t i = 0, run = 1; i < n; i++, run++) {
-		if (i + 1 == n || owners[i + 1] != owners[i]) {
-			if (run > most)
-				most = run;
-			run = 0;
-		}
-	}
-	mine = owner_count(owners, n, c->owner);
+	mine = owners_count(&s->greeted, c->owner);
 	if (most > mine) {
 		TAILQ_FOREACH(each, &s->all, link)
 		{
-			if (!idle_enough(s, each) || owner_count(owners, n, each->owner) != most)
+			if (!idle_enough(s, each) || owners_count(&s->greeted, each->owner) != most)
 				continue;
 			if (victim == NULL || each->active_tick < victim->active_tick)
 				victim = each;
@@ -761,24 +814,14 @@ static struct conn *find_victim(struct conn_set *s, const struct conn *c)
 	/* None idle (steady load): a client holding none still gets one, from a client that
 	 * keeps two or more, but only a connection with nothing in flight, which gives way
 	 * exactly as an idle one does. */
-	if (victim == NULL && mine == 1 && most >= 2) {
-		size_t victim_holds = 0, holds;
-
-		TAILQ_FOREACH(each, &s->all, link)
-		{
-			if (!not_in_use(each))
-				continue;
-			holds = owner_count(owners, n, each->owner);
-			if (holds < 2 || holds < victim_holds)
-				continue;
-			if (victim == NULL || holds > victim_holds ||
-			    each->active_tick < victim->active_tick) {
-				victim = each;
-				victim_holds = holds;
-			}
-		}
-	}
-	free(owners);
+	if (victim == NULL && mine == 1 && most >= 2)
+		victim = most_held_not_in_use(s, &s->greeted, NULL);
+	/* Then within its host, a process holding none gets one likewise, from the host's
+	 * process holding the most. One that states no identity is not told apart from its
+	 * host's other connections (as before identities): it holds what its host does. */
+	if (victim == NULL && c->tcp && c->peer.process != 0 && mine >= 2 &&
+	    owners_count(&s->members, c->member) == 1)
+		victim = most_held_not_in_use(s, &s->members, c);
 	return victim;
 }
 
@@ -825,6 +868,15 @@ static bool admit(struct conn *c)
 	c->greeted = true;
 	TAILQ_REMOVE(&s->ungreeted, c, ungreeted_link);
 	end_trial(c);
+	if (c->tcp)
+		c->member = member_of(c);
+	/* Counted before find_victim, which counts ${c} with its owner and process. A tally
+	 * that cannot grow refuses the newcomer: counts that missed it would let its owner
+	 * take more than its part. */
+	if (!c->closing && tally_greeted(c) == -1) {
+		log_warn("out of memory for the tally of connections; refusing one");
+		return false;
+	}
 	/* Only a newcomer let in on trial is in excess: one let in within the limit (or for a
 	 * connection that gave way) must not take the place a trial counted on. */
 	if (!trial || s->count <= s->cfg.max_connections)
@@ -1058,7 +1110,7 @@ static int open_records(struct conn *c)
 			break;
 		if (input_room(c, size - SEAL_OVERHEAD) == -1) {
 			log_warn("out of memory for a connection's input; closing it");
-			c->closing = true;
+			mark_closing(c);
 			return -1;
 		}
 		if (seal_open(c->peer.seal, c->raw.data + at, size, c->in_data + c->in_end) == -1) {
@@ -1085,7 +1137,7 @@ static int begin_sealed(struct conn *c)
 
 	if (rest > 0 && buf_append(&c->raw, c->in_data + c->in_start, rest) == -1) {
 		log_warn("out of memory for a connection's input; closing it");
-		c->closing = true;
+		mark_closing(c);
 		return -1;
 	}
 	c->in_start = c->in_end = 0;
@@ -1332,7 +1384,7 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (past_budget && c->out.len + c->plain.len > made_at)
 			spare += c->out.len + c->plain.len - made_at;
 		if (verdict == DISPATCH_CLOSE)
-			c->closing = true;
+			mark_closing(c);
 		c->in_start += whole;
 		taken += whole;
 		completed = true;
@@ -1583,7 +1635,7 @@ static void evict(struct conn *c)
 		reply_and_close(
 		    c, CODEC_BUSY,
 		    "--max-client-memory is full and this connection had waited longest");
-	c->closing = true;
+	mark_closing(c);
 	update_reading(c);
 	/* Closed by the flush, which may come at the end of this very turn: never here, so the
 	 * caller's pointers stay good. */
@@ -2024,6 +2076,8 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->held_starved);
 	TAILQ_INIT(&s->grown);
 	owners_init(&s->owners);
+	owners_init(&s->greeted);
+	owners_init(&s->members);
 }
 
 void conn_set_handle_input(struct conn_set *s)
@@ -2079,6 +2133,8 @@ void conn_set_finish(struct conn_set *s)
 	while ((c = TAILQ_FIRST(&s->all)) != NULL)
 		conn_unlink_destroy(c);
 	owners_finish(&s->owners);
+	owners_finish(&s->greeted);
+	owners_finish(&s->members);
 }
 
 /*
@@ -2176,9 +2232,11 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
 	buf_init(&c->out);
 	buf_init(&c->plain);
 	buf_init(&c->raw);
-	c->hangup_watched = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0 &&
-	                    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) == 0 &&
-	                    domain == AF_UNIX;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) == -1)
+		domain = 0;
+	c->hangup_watched =
+	    (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0 && domain == AF_UNIX;
+	c->tcp = domain == AF_INET || domain == AF_INET6;
 	c->read_ev = event_new(base, fd, EV_READ | EV_PERSIST | (c->hangup_watched ? EV_CLOSED : 0),
 	                       conn_on_read, c);
 	c->write_ev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
@@ -2239,6 +2297,10 @@ bool conn_set_may_try(struct conn_set *s, uint64_t owner)
 	 * and go, so a flood of newcomers costs no scan here; whether one gives way is decided
 	 * at the newcomer's HELLO (find_victim), which only a client with the secret reaches. */
 	if (owners_count(&s->owners, owner) == 0 && owners_crowded(&s->owners) > 0)
+		return true;
+	/* Likewise a newcomer of a host of which a process holds two or more (over TCP): it may
+	 * be another process of that host, holding none. Which process it is, HELLO says. */
+	if (owners_crowded_members(&s->greeted, owner) > 0)
 		return true;
 	return count_idle(s, s->trials + 1) > s->trials;
 }

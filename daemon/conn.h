@@ -165,6 +165,11 @@ struct conn_set {
 	/* The connections of each owner (conn_new's ${owner}), in any state, for
 	 * conn_set_may_try. */
 	struct owners owners;
+	/* The connections past HELLO and not closing of each owner (find_victim's counts), and,
+	 * over TCP, of each process of a host (conn.c's member_of) as members of their host in
+	 * greeted: a host's crowded members let its newcomers in on trial (conn_set_may_try). */
+	struct owners greeted;
+	struct owners members;
 	uint64_t ticks; /* conn_set_tick calls, a clock of seconds for idle times */
 	struct log_every evictions_log;
 	/* Connections closed for a frame over max_frame (or over 4 KiB before HELLO), of length
@@ -252,7 +257,9 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
  * conn_set_may_try(s, owner):
  * Whether a newcomer of ${owner} (conn_new's) may be let in on trial (conn_new's on_trial)
  * past --max-connections: ${owner} holds no connection while another owner holds two or more,
- * or more connections past HELLO have gone two seconds or more without a byte from their
+ * or a process of ${owner} (a host, over TCP) holds two or more past HELLO (the newcomer may be
+ * another process of that host: its HELLO says), or more connections past HELLO have gone two
+ * seconds or more without a byte from their
  * client, with nothing of them in flight, than newcomers are on trial already. Once its HELLO
  * is done a newcomer on trial takes the place of one of those idle ones of the client holding
  * the most, if that client holds more than the newcomer's does, so a client holding
@@ -260,9 +267,11 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
  * opening its pool gets as many as that allows, not one. Failing that, a newcomer whose client
  * holds no other takes the place of a connection with nothing in flight of a client holding
  * two or more, the most first, so that under steady load every client gets one before any
- * keeps two. The one giving way is told SHUTTING_DOWN first (nothing of it was waiting, and
- * its client may connect again). A newcomer that never says HELLO displaces no one; one that
- * finds none to displace when it says it is answered BUSY and closed.
+ * keeps two; and over TCP, failing that, a newcomer stating a process identity that holds no
+ * other, its host holding others, takes the place of one with nothing in flight of its host's
+ * process holding the most, if two or more. The one giving way is told SHUTTING_DOWN first (nothing
+ * of it was waiting, and its client may connect again). A newcomer that never says HELLO displaces
+ * no one; one that finds none to displace when it says it is answered BUSY and closed.
  */
 bool conn_set_may_try(struct conn_set *s, uint64_t owner);
 

@@ -81,6 +81,9 @@ struct dispatch {
 	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
 	uint8_t *tag_key;
 	char server_id[33];
+	/* Keys the hash of the process identity a HELLO states (hello_process), random per start:
+	 * a client cannot choose its identity to land on another process's hash. */
+	uint8_t process_key[crypto_shorthash_KEYBYTES];
 	/* HELLOs refused for want of the secret, for the warning about them, and the peer
 	 * (dispatch_peer.name) of the last one, which the warning names. */
 	struct log_every auth_refusals;
@@ -130,6 +133,7 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	}
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
+	randombytes_buf(d->process_key, sizeof(d->process_key));
 	return d;
 }
 
@@ -734,6 +738,32 @@ static int write_hello_map(const struct dispatch *d, const struct hello_kx *kx, 
 	return 0;
 }
 
+/*
+ * The process identity HELLO's ${name} (client_name) states, as dispatch_peer.process: the
+ * bytes after its first NUL (PROTOCOL.md, HELLO), hashed with the daemon's own key; 0 when it
+ * states none (no NUL, or nothing after it). The codec has bounded the name to 64 bytes.
+ * Only the hash is kept: an identity is the client's to choose and may hold anything, so it
+ * never reaches a log.
+ */
+static uint64_t hello_process(const struct dispatch *d, const struct mp_bytes *name)
+{
+	const uint8_t *nul = name->len > 0 ? memchr(name->ptr, '\0', name->len) : NULL;
+	uint8_t hash[crypto_shorthash_BYTES];
+	uint64_t process = 0;
+	size_t len;
+
+	if (nul == NULL)
+		return 0;
+	len = name->len - (size_t)(nul + 1 - name->ptr);
+	if (len == 0)
+		return 0;
+	crypto_shorthash(hash, nul + 1, len, d->process_key);
+	for (size_t i = 0; i < sizeof(hash); i++)
+		process = process << 8 | hash[i];
+	/* 0 means none stated. */
+	return process != 0 ? process : 1;
+}
+
 static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                     struct buf *out, enum dispatch_verdict *verdict)
 {
@@ -781,6 +811,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	peer->auth_generation = kx.generation;
 	peer->admin_generation = kx.admin_generation;
 	peer->admin = admin;
+	peer->process = hello_process(d, &req->client_name);
 	return 0;
 }
 

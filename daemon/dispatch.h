@@ -94,6 +94,10 @@ struct dispatch_peer {
 	/* Once HELLO is done: it may LIST, NAMESPACES and CLEAR (it showed the admin secret, or
 	 * there is none). */
 	bool admin;
+	/* Once HELLO is done: a hash of the process identity its client_name stated (PROTOCOL.md,
+	 * HELLO), 0 when it stated none. The connection's owner tells the processes of one host
+	 * apart by it at --max-connections (over TCP only: a Unix socket's peer pid is better). */
+	uint64_t process;
 	/* Its HELLO was put off once already: hello_deferred_total counts HELLOs, not retries. */
 	bool hello_put_off;
 	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply

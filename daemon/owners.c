@@ -70,6 +70,8 @@ int owners_add(struct owners *o, uint64_t owner)
 	i = find(o, owner);
 	if (o->slots[i].count == 0) {
 		o->slots[i].owner = owner;
+		o->slots[i].group = owner;
+		o->slots[i].crowded_members = 0;
 		o->used++;
 	}
 	if (++o->slots[i].count == 2)
@@ -109,4 +111,43 @@ uint32_t owners_count(const struct owners *o, uint64_t owner)
 size_t owners_crowded(const struct owners *o)
 {
 	return o->crowded;
+}
+
+int owners_add_member(struct owners *members, uint64_t member, struct owners *groups,
+                      uint64_t group)
+{
+	size_t i;
+
+	if (owners_add(members, member) == -1)
+		return -1;
+	i = find(members, member);
+	if (members->slots[i].count == 1)
+		members->slots[i].group = group;
+	if (members->slots[i].count == 2 && groups->cap != 0) {
+		size_t g = find(groups, members->slots[i].group);
+
+		/* The group holds this connection (owners_add first): it is in the table. */
+		if (groups->slots[g].count != 0)
+			groups->slots[g].crowded_members++;
+	}
+	return 0;
+}
+
+void owners_remove_member(struct owners *members, uint64_t member, struct owners *groups)
+{
+	size_t i = find(members, member);
+
+	if (members->slots[i].count == 2 && groups->cap != 0) {
+		size_t g = find(groups, members->slots[i].group);
+
+		/* Only a shared key (see owners.h) can find its first group gone or changed. */
+		if (groups->slots[g].count != 0 && groups->slots[g].crowded_members > 0)
+			groups->slots[g].crowded_members--;
+	}
+	owners_remove(members, member);
+}
+
+uint32_t owners_crowded_members(const struct owners *groups, uint64_t group)
+{
+	return groups->cap == 0 ? 0 : groups->slots[find(groups, group)].crowded_members;
 }

@@ -445,8 +445,9 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 		/* Then, on trial, if connections past HELLO have gone unused for a while (a pool
 		 * that leaks connections must not lock the other web servers out), or if the
 		 * newcomer's client (process, or host over TCP) holds none while another holds two
-		 * or more (every web server gets one before any keeps two). The newcomer takes
-		 * one's place only once it says HELLO (conn_set_may_try). */
+		 * or more (every web server gets one before any keeps two), or if a process of its
+		 * host holds two or more (over TCP: it may be another process of that host). The
+		 * newcomer takes one's place only once it says HELLO (conn_set_may_try). */
 		if (srv->conns.count >= srv->cfg->max_connections + SERVER_DISPLACE_SLACK ||
 		    !conn_set_may_try(&srv->conns, owner)) {
 			uint64_t logged = log_every_due(&srv->refusals, 1, SERVER_REFUSED_LOG_S);

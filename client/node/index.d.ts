@@ -145,7 +145,7 @@ declare namespace connectSessd {
     timeoutMs?: number;
     /** Time allowed for connecting and HELLO (default 5000). 0: no limit; a HELLO a path swallows then holds its pool slot for ever (README). */
     connectTimeoutMs?: number;
-    /** Sent in HELLO, shown in the daemon's logs (default `'connect-sessd'`). */
+    /** Sent in HELLO, for people, with this process's identity after it (default `'connect-sessd'`; README). */
     clientName?: string;
     /**
      * Reconnection backoff, doubling from min to max after each failed attempt, with jitter

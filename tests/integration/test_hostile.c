@@ -438,23 +438,38 @@ LEAK_CHECKED_TEST_OPTS(hostile, slowloris, .timeout = 60)
 /* ---------------------------------------------------------------------------------------- */
 
 /*
- * Outcome of HELLO on a connection that may have been refused: 1 served, 0 closed by the
- * daemon, -1 neither (a timeout or a garbled reply).
+ * Outcome of HELLO, its client_name stating the process identity ${identity} (PROTOCOL.md,
+ * HELLO: after a NUL), or none when NULL, on a connection that may have been refused: 1
+ * served, 0 closed by the daemon, -1 neither (a timeout or a garbled reply). Asserts nothing,
+ * so that a forked child may use it.
  */
-static int hello_outcome(int fd)
+static int hello_outcome_as(int fd, const char *identity)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 9, .version = 1};
 	struct codec_reply rep;
 	uint8_t header[CODEC_HEADER_BYTES];
 	uint8_t *body;
+	uint8_t name[64] = "web";
 	struct buf b;
 	size_t len;
 	ssize_t r;
 	int outcome;
 
 	req.client_name = bytes("flood");
+	if (identity != NULL) {
+		len = strlen(identity);
+		if (len > sizeof(name) - 4)
+			return -1;
+		/* "web", its NUL, then the identity. */
+		memcpy(name + 4, identity, len);
+		req.client_name.ptr = name;
+		req.client_name.len = 4 + len;
+	}
 	buf_init(&b);
-	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	if (codec_encode_request(&b, &req) == -1) {
+		buf_finish(&b);
+		return -1;
+	}
 	/* A refused connection may already be reset: then the send fails, which is fine. */
 	(void)send(fd, b.data, b.len, MSG_NOSIGNAL);
 	buf_finish(&b);
@@ -475,6 +490,14 @@ static int hello_outcome(int fd)
 	         rep.request_id == 0)
 		outcome = 0;
 	free(body);
+	return outcome;
+}
+
+/* hello_outcome_as with no identity; a refused connection is closed by the daemon. */
+static int hello_outcome(int fd)
+{
+	int outcome = hello_outcome_as(fd, NULL);
+
 	if (outcome == 0)
 		harness_expect_closed(fd);
 	return outcome;
@@ -582,19 +605,49 @@ LEAK_CHECKED_TEST_OPTS(hostile, silent_connections_give_way, .timeout = 60)
 
 /* A TCP connection to the daemon from the loopback address ${source} (127.0.0.0/8 is all
  * ours on Linux), so that the daemon sees another host. */
-static int connect_from(const char *source)
+static int connect_from_quiet(const char *source)
 {
 	const char *port = strrchr(dmn.tcp_url, ':');
 	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_not_null(port);
-	cr_assert_eq(inet_pton(AF_INET, source, &from.sin_addr), 1);
-	cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &to.sin_addr), 1);
+	if (fd == -1 || port == NULL || inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+	    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr) != 1)
+		goto fail;
 	to.sin_port = htons((uint16_t)atoi(port + 1));
-	cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0, "%s", strerror(errno));
-	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0, "%s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) == -1)
+		goto fail;
+	return fd;
+
+fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static int connect_from(const char *source)
+{
+	int fd = connect_from_quiet(source);
+
+	cr_assert_geq(fd, 0, "a connection from %s: %s", source, strerror(errno));
+	return fd;
+}
+
+/*
+ * A connection from ${source} past a HELLO stating the process identity ${identity}, or -1 when
+ * it is refused (then closed) or fails. Asserts nothing, for a forked child.
+ */
+static int greeted_as(const char *source, const char *identity)
+{
+	int fd = connect_from_quiet(source);
+
+	if (fd == -1)
+		return -1;
+	if (hello_outcome_as(fd, identity) != 1) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -789,8 +842,10 @@ static int child_ping(int fd, uint64_t rid, char *why, size_t why_size)
  * The child of every_client_gets_one_under_load: hold ${n} connections past HELLO, say so on
  * ${ready}, and keep each in use (a PING at a time, in turn, as a pool under steady load) until
  * ${stop} has a byte or ends; then one more round, one reconnect, and the tally on ${ready}.
+ * Over the Unix socket, or with ${source}, over TCP from that address, its HELLOs stating the
+ * process identity ${identity}.
  */
-static void loaded_child(int n, int ready, int stop)
+static void loaded_child(int n, int ready, int stop, const char *source, const char *identity)
 {
 	struct loaded_child seen = {0};
 	struct pollfd pfd = {.fd = stop, .events = POLLIN};
@@ -799,7 +854,8 @@ static void loaded_child(int n, int ready, int stop)
 	bool last = false;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = harness_connect_hello(dmn.unix_url, "loaded");
+		fds[i] = source != NULL ? greeted_as(source, identity)
+		                        : harness_connect_hello(dmn.unix_url, "loaded");
 		if (fds[i] == -1)
 			_exit(3);
 		alive++;
@@ -826,7 +882,8 @@ static void loaded_child(int n, int ready, int stop)
 		seen.rounds++;
 	}
 	/* The pool connects again for the connection it lost: refused, as it holds the most. */
-	fd = harness_connect_hello(dmn.unix_url, "loaded");
+	fd = source != NULL ? greeted_as(source, identity)
+	                    : harness_connect_hello(dmn.unix_url, "loaded");
 	seen.reconnect = fd != -1;
 	if (fd != -1)
 		close(fd);
@@ -837,22 +894,18 @@ static void loaded_child(int n, int ready, int stop)
 }
 
 /*
- * Under steady load every client gets one connection before any keeps two: at
- * --max-connections 4 a process (a forked child, so a pid of its own) holds all four and keeps
- * them in use, a PING at a time in turn, as a web server's pool under load does; a connection
- * from this process, holding none, is served once its HELLO is done, in the place of one of the
- * child's with nothing in flight at that moment (told SHUTTING_DOWN), and the child keeps the
- * other three. The child's reconnect of the one it lost is refused (it holds the most), so the
- * two do not displace each other in turn. Before, a newcomer took only the place of a
- * connection idle 2 s, and was refused (BUSY at the accept) for as long as the load went on:
- * one web server of a fleet answered every request 503 (bench/fleet.js --max-connections 12).
+ * A child holding every one of --max-connections 4 in use, and a newcomer of this process's
+ * served in the place of one of them: over the Unix socket (${source} NULL), or over TCP from
+ * ${source}, the child's HELLOs stating "busy" and the newcomer's "late" (then a newcomer of
+ * that host stating none is refused). The child loses one, keeps three, and its reconnect is
+ * refused.
  */
-LEAK_CHECKED_TEST_OPTS(hostile, every_client_gets_one_under_load, .timeout = 60)
+static void one_each_under_load(const char *source)
 {
 	static const char *const args[] = {"--max-connections", "4", NULL};
 	enum { MAX = 4 };
 	struct loaded_child seen;
-	int ready[2], stop[2], fd, status;
+	int ready[2], stop[2], fd, again, status;
 	char byte;
 	pid_t child;
 
@@ -864,14 +917,21 @@ LEAK_CHECKED_TEST_OPTS(hostile, every_client_gets_one_under_load, .timeout = 60)
 	if (child == 0) {
 		close(ready[0]);
 		close(stop[1]);
-		loaded_child(MAX, ready[1], stop[0]);
+		loaded_child(MAX, ready[1], stop[0], source, "busy");
 	}
 	close(ready[1]);
 	close(stop[0]);
 	cr_assert_eq(read(ready[0], &byte, 1), 1, "the child holds every connection");
-	fd = harness_connect_hello(dmn.unix_url, "newcomer");
+	fd = source == NULL ? harness_connect_hello(dmn.unix_url, "newcomer")
+	                    : greeted_as(source, "late");
 	cr_assert_geq(fd, 0, "a process holding no connection is served under load");
 	ping_ok(fd, 900);
+	if (source != NULL) {
+		again = connect_from(source);
+		cr_assert_eq(hello_outcome(again), 0,
+		             "no identity: one of the host's other connections' process");
+		close(again);
+	}
 	cr_assert_eq(write(stop[1], "s", 1), 1);
 	cr_assert_eq(read(ready[0], &seen, sizeof(seen)), (ssize_t)sizeof(seen));
 	cr_assert_eq(waitpid(child, &status, 0), child);
@@ -887,6 +947,225 @@ LEAK_CHECKED_TEST_OPTS(hostile, every_client_gets_one_under_load, .timeout = 60)
 	close(ready[0]);
 	close(stop[1]);
 	close(fd);
+	stop_clean();
+}
+
+/*
+ * Under steady load every client gets one connection before any keeps two: at
+ * --max-connections 4 a process (a forked child, so a pid of its own) holds all four and keeps
+ * them in use, a PING at a time in turn, as a web server's pool under load does; a connection
+ * from this process, holding none, is served once its HELLO is done, in the place of one of the
+ * child's with nothing in flight at that moment (told SHUTTING_DOWN), and the child keeps the
+ * other three. The child's reconnect of the one it lost is refused (it holds the most), so the
+ * two do not displace each other in turn. Before, a newcomer took only the place of a
+ * connection idle 2 s, and was refused (BUSY at the accept) for as long as the load went on:
+ * one web server of a fleet answered every request 503 (bench/fleet.js --max-connections 12).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, every_client_gets_one_under_load, .timeout = 60)
+{
+	one_each_under_load(NULL);
+}
+
+/*
+ * The processes of one host that connect over TCP share its part as hosts share the server:
+ * at --max-connections 4 an app process on host 127.0.0.2 (a forked child, its HELLOs stating
+ * the process identity "busy") holds all four and keeps them in use; another process of the
+ * same host, stating "late", holding none, is served once its HELLO is done, in the place of
+ * one of the child's with nothing in flight (told SHUTTING_DOWN); the child keeps three and
+ * its reconnect is refused (its process holds the most of its host), and a newcomer of that
+ * host stating no identity is refused (one of the host's connections without one, as before
+ * identities). Before, over TCP the host was the client: "late" was refused (BUSY at the
+ * accept) for as long as the load went on, as 3 of 8 TCP processes were by bench/fleet.js
+ * --max-connections 12 --transport mixed.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, processes_of_one_host_each_get_one_under_load, .timeout = 60)
+{
+	one_each_under_load("127.0.0.2");
+}
+
+/*
+ * Whether ${fd}, with nothing in flight, has been told to go since: SHUTTING_DOWN (request id
+ * 0, naming --max-connections), then the end of the stream. Displacement is done at the
+ * newcomer's HELLO, whose reply the caller has read: the SHUTTING_DOWN went out in the same
+ * turn.
+ */
+static bool gave_way(int fd)
+{
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+
+	if (!told_anything(fd))
+		return false;
+	cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+	cr_assert_eq(rep.request_id, 0);
+	cr_assert_not_null(memmem(rep.message.ptr, rep.message.len, "--max-connections", 17));
+	free(body);
+	harness_expect_closed(fd);
+	return true;
+}
+
+/*
+ * A libsessd client over TCP, connected and answering a PING: SESSD_OK, or what failed (BUSY
+ * when refused at --max-connections). For a forked child: asserts nothing.
+ */
+static int libsessd_served(void)
+{
+	struct sessd_options opts = {.timeout_ms = 10000, .client_name = "hostile"};
+	struct sessd_client *c = NULL;
+	int rc = sessd_connect(dmn.tcp_url, &opts, &c);
+
+	if (rc == SESSD_OK)
+		rc = sessd_ping(c);
+	sessd_close(c);
+	return rc;
+}
+
+/*
+ * The child of libsessd_states_its_process: exit 0 when a libsessd client of this process is
+ * served, a second one of the same process is refused, and one of a fork's child is served;
+ * else the step that went otherwise.
+ */
+static void libsessd_child(void)
+{
+	struct sessd_options opts = {.timeout_ms = 10000, .client_name = "hostile"};
+	struct sessd_client *first = NULL;
+	pid_t grandchild;
+	int status;
+
+	if (sessd_connect(dmn.tcp_url, &opts, &first) != SESSD_OK || sessd_ping(first) != SESSD_OK)
+		_exit(10);
+	if (libsessd_served() != SESSD_ERR_BUSY)
+		_exit(11);
+	grandchild = fork();
+	if (grandchild == -1)
+		_exit(12);
+	if (grandchild == 0)
+		_exit(libsessd_served() == SESSD_OK ? 0 : 13);
+	if (waitpid(grandchild, &status, 0) != grandchild || !WIFEXITED(status))
+		_exit(14);
+	if (WEXITSTATUS(status) != 0)
+		_exit(WEXITSTATUS(status));
+	sessd_close(first);
+	_exit(0);
+}
+
+/*
+ * libsessd states its process in HELLO, the same for every client of one process and another
+ * in a fork's child: at --max-connections 3, with this process holding all three over TCP
+ * from 127.0.0.1 (stating "holder", nothing in flight), a libsessd client of a forked child is
+ * served in the place of one of them; a second client of that child is refused (its process
+ * holds one, and no connection is idle); a client of the child's own child is served. Before,
+ * libsessd stated no identity, and the child's client was refused as one of its host's.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, libsessd_states_its_process, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "3", NULL};
+	int fds[3], status, lost = 0;
+	pid_t child;
+
+	start_with(args);
+	for (int i = 0; i < 3; i++) {
+		fds[i] = greeted_as("127.0.0.1", "holder");
+		cr_assert_geq(fds[i], 0);
+	}
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0)
+		libsessd_child();
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status), "the child ends (%d)", status);
+	cr_assert_eq(WEXITSTATUS(status), 0,
+	             "10: the child's client refused; 11: its second served; 13: the "
+	             "grandchild's refused (%d)",
+	             WEXITSTATUS(status));
+	for (int i = 0; i < 3; i++)
+		lost += gave_way(fds[i]);
+	cr_assert_eq(lost, 2, "the child and the grandchild each took one, not %d", lost);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	stop_clean();
+}
+
+/*
+ * Six connections from ${source}, each stating a new identity, "${prefix}-1" to "-6", kept open
+ * when served: the first one served (-1 if none), asserting that no other is.
+ */
+static int first_of_six_served(const char *source, const char *prefix)
+{
+	char identity[32];
+	int fd, first = -1;
+
+	for (int i = 1; i <= 6; i++) {
+		snprintf(identity, sizeof(identity), "%s-%d", prefix, i);
+		fd = greeted_as(source, identity);
+		if (fd != -1 && first != -1)
+			cr_assert_fail("%s is served too: its host holds its part already",
+			               identity);
+		if (fd != -1)
+			first = fd;
+	}
+	return first;
+}
+
+/*
+ * A client holding the secret that states a new process identity on each connection competes
+ * with its own host's processes only: at --max-connections 6 a process on the Unix socket, a
+ * process on host 127.0.0.3 and one on host 127.0.0.2 hold two connections each; from
+ * 127.0.0.2, identities "forged-1".."forged-6" get one connection (in the place of one of that
+ * host's own process, which held two) and no more, the other clients keeping both of theirs;
+ * from a host holding none (127.0.0.4) six identities get one connection, as one process of
+ * that host would, its first in the place of one of a client holding two. Before, the first
+ * forged identity was refused too (its host held two), so the part about "forged-1" fails
+ * there. Over loopback each 127.0.0.x is a host of its own; what this cannot show is hosts
+ * told apart by an IPv6 /64, which the scheduling leaves as it was.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, many_identities_take_no_more_than_one_host, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "6", NULL};
+	int unix_fds[2], other[2], own[2], forged, fresh, lost = 0;
+
+	start_with(args);
+	for (int i = 0; i < 2; i++) {
+		unix_fds[i] = harness_connect_hello(dmn.unix_url, "unix-app");
+		cr_assert_geq(unix_fds[i], 0);
+		other[i] = greeted_as("127.0.0.3", "other-app");
+		cr_assert_geq(other[i], 0);
+		own[i] = greeted_as("127.0.0.2", "own-app");
+		cr_assert_geq(own[i], 0);
+	}
+	forged = first_of_six_served("127.0.0.2", "forged");
+	cr_assert_geq(forged, 0, "the first forged identity is served, as a process of its host");
+	for (int i = 0; i < 2; i++) {
+		if (gave_way(own[i])) {
+			close(own[i]);
+			own[i] = -1;
+			lost++;
+		}
+		cr_assert(!gave_way(unix_fds[i]), "the Unix process keeps its connections");
+		cr_assert(!gave_way(other[i]), "the other host keeps its connections");
+	}
+	cr_assert_eq(lost, 1, "the forged identity took the place of its own host's, not %d", lost);
+	fresh = first_of_six_served("127.0.0.4", "fresh");
+	cr_assert_geq(fresh, 0, "a host holding none gets one");
+	/* In the place of one connection of a client holding two, whichever. */
+	lost = gave_way(forged);
+	for (int i = 0; i < 2; i++)
+		lost +=
+		    (own[i] != -1 && gave_way(own[i])) + gave_way(unix_fds[i]) + gave_way(other[i]);
+	cr_assert_eq(lost, 1, "one connection gave way to the new host, not %d", lost);
+	ping_ok(fresh, 1000);
+	cr_assert_eq(stat_of(fresh, NULL, "connections_displaced_total"), 2);
+	close(fresh);
+	close(forged);
+	for (int i = 0; i < 2; i++) {
+		close(unix_fds[i]);
+		close(other[i]);
+		if (own[i] != -1)
+			close(own[i]);
+	}
 	stop_clean();
 }
 

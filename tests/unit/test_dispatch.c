@@ -232,6 +232,45 @@ LEAK_CHECKED_TEST(dispatch, hello_reply_announces_limits)
 	cr_assert(fx.peer.ready);
 }
 
+/* The process a HELLO whose client_name is the ${len} bytes ${name} states (peer.process). */
+static uint64_t process_of(const char *name, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+
+	fx.peer.ready = false;
+	fx.peer.process = 77;
+	req.client_name.ptr = (const uint8_t *)name;
+	req.client_name.len = len;
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	cr_assert_eq(rep.status, CODEC_OK);
+	return fx.peer.process;
+}
+
+/* A string literal's bytes, NULs inside included ("\000" is a NUL: octal takes 3 digits). */
+#define NAME(s) s, sizeof(s) - 1
+
+/*
+ * HELLO's process identity (PROTOCOL.md, HELLO): the bytes after client_name's first NUL, as a
+ * keyed hash that is never 0; none without a NUL or with nothing after it; the same identity
+ * the same process whatever the name, another identity another (a NUL inside it included).
+ */
+LEAK_CHECKED_TEST(dispatch, hello_states_a_process_identity)
+{
+	uint64_t a = process_of(NAME("web\0004242.9f3a61c0"));
+
+	cr_assert_eq(process_of(NAME("web")), 0, "no NUL: no identity");
+	cr_assert_eq(process_of(NAME("")), 0);
+	cr_assert_eq(process_of(NAME("web\000")), 0, "nothing after the NUL: no identity");
+	cr_assert_neq(a, 0);
+	cr_assert_eq(process_of(NAME("other-name\0004242.9f3a61c0")), a, "the name does not count");
+	cr_assert_eq(process_of(NAME("\0004242.9f3a61c0")), a);
+	cr_assert_neq(process_of(NAME("web\0004243.9f3a61c0")), a);
+	cr_assert_neq(process_of(NAME("web\0004242.9f3a61c0\000x")), a,
+	              "all the bytes after count");
+	cr_assert_neq(process_of(NAME("web\000\000")), 0, "a NUL is an identity too");
+}
+
 LEAK_CHECKED_TEST(dispatch, request_before_hello_is_not_ready_and_closes)
 {
 	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 5};

@@ -78,3 +78,104 @@ Test(owners, random_operations_match_an_array)
 	cr_assert_eq(o.used, 0);
 	owners_finish(&o);
 }
+
+/*
+ * Members of groups (the processes of a host): each group knows how many of its members hold
+ * two or more, through growth of both tables and deletions that move slots, and a member key
+ * two groups share (a hash collision) keeps the counts consistent: it is crowded for the
+ * group it first joined only, and leaves nothing behind once its connections are gone.
+ */
+Test(owners, members_crowded_per_group)
+{
+	struct owners hosts, procs;
+
+	owners_init(&hosts);
+	owners_init(&procs);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 0, "an empty tally has no group");
+	/* Host 1: process 10 holds two, process 11 one; host 2: process 20 one. */
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(owners_add(&hosts, 1), 0);
+	cr_assert_eq(owners_add_member(&procs, 10, &hosts, 1), 0);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 0);
+	cr_assert_eq(owners_add_member(&procs, 10, &hosts, 1), 0);
+	cr_assert_eq(owners_add_member(&procs, 11, &hosts, 1), 0);
+	cr_assert_eq(owners_add(&hosts, 2), 0);
+	cr_assert_eq(owners_add_member(&procs, 20, &hosts, 2), 0);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 1);
+	cr_assert_eq(owners_crowded_members(&hosts, 2), 0);
+	cr_assert_eq(owners_count(&procs, 10), 2);
+	/* A third connection of process 10 leaves it crowded once, not twice. */
+	cr_assert_eq(owners_add(&hosts, 1), 0);
+	cr_assert_eq(owners_add_member(&procs, 10, &hosts, 1), 0);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 1);
+	owners_remove_member(&procs, 10, &hosts);
+	owners_remove(&hosts, 1);
+	owners_remove_member(&procs, 10, &hosts);
+	owners_remove(&hosts, 1);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 0, "process 10 holds one now");
+	/* Key 20 shared by host 1: counted together, crowded for host 2, which it joined first. */
+	cr_assert_eq(owners_add_member(&procs, 20, &hosts, 1), 0);
+	cr_assert_eq(owners_crowded_members(&hosts, 2), 1);
+	cr_assert_eq(owners_crowded_members(&hosts, 1), 0);
+	owners_remove_member(&procs, 20, &hosts);
+	cr_assert_eq(owners_crowded_members(&hosts, 2), 0);
+	owners_remove_member(&procs, 20, &hosts);
+	owners_remove(&hosts, 2);
+	owners_remove_member(&procs, 10, &hosts);
+	owners_remove_member(&procs, 11, &hosts);
+	for (int i = 0; i < 2; i++)
+		owners_remove(&hosts, 1);
+	cr_assert_eq(procs.used, 0);
+	cr_assert_eq(hosts.used, 0);
+	owners_finish(&procs);
+	owners_finish(&hosts);
+}
+
+/*
+ * Random adds and removes of connections of a few hundred processes on a few dozen hosts,
+ * the crowded members of every host checked against arrays after each step, while both
+ * tables grow and empty.
+ */
+Test(owners, random_members_match_arrays)
+{
+	enum { HOSTS = 40, PROCS = 400, STEPS = 100000 };
+	static uint32_t held[PROCS], crowded[HOSTS];
+	struct owners hosts, procs;
+
+	srandom(42);
+	owners_init(&hosts);
+	owners_init(&procs);
+	for (int step = 0; step < STEPS; step++) {
+		int p = (int)(random() % PROCS), h = p % HOSTS;
+		uint64_t host = 0xff01000000000000ull + (uint64_t)h, proc = (uint64_t)p * 4099;
+
+		if (held[p] == 0 || random() % 100 < (step < STEPS / 2 ? 60 : 35)) {
+			cr_assert_eq(owners_add(&hosts, host), 0);
+			cr_assert_eq(owners_add_member(&procs, proc, &hosts, host), 0);
+			if (++held[p] == 2)
+				crowded[h]++;
+		} else {
+			if (held[p]-- == 2)
+				crowded[h]--;
+			owners_remove_member(&procs, proc, &hosts);
+			owners_remove(&hosts, host);
+		}
+		cr_assert_eq(owners_count(&procs, proc), held[p], "step %d", step);
+		cr_assert_eq(owners_crowded_members(&hosts, host), crowded[h], "step %d", step);
+	}
+	for (int p = 0; p < PROCS; p++) {
+		uint64_t host = 0xff01000000000000ull + (uint64_t)(p % HOSTS);
+
+		for (; held[p] > 0; held[p]--) {
+			owners_remove_member(&procs, (uint64_t)p * 4099, &hosts);
+			owners_remove(&hosts, host);
+		}
+	}
+	for (int h = 0; h < HOSTS; h++)
+		cr_assert_eq(owners_crowded_members(&hosts, 0xff01000000000000ull + (uint64_t)h),
+		             0);
+	cr_assert_eq(procs.used, 0);
+	cr_assert_eq(hosts.used, 0);
+	owners_finish(&procs);
+	owners_finish(&hosts);
+}

@@ -20,8 +20,10 @@
 // must come back to what the live processes hold: the report's sessd.stats.connections
 // against sessd.poolsAlive, and the driver's own 2). --max-connections N runs the daemon with
 // that limit; --raise-at restarts it with a higher one, --exit-at ends some app processes.
-// sessd tells app processes apart over its Unix socket, hosts over TCP: --transport unix puts
-// every app process on the socket, tcp every one on TCP (default mixed: half on each).
+// sessd tells app processes apart over its Unix socket, hosts and then the processes of a host
+// (by the identity their HELLO states) over TCP: --transport unix puts every app process on
+// the socket, tcp every one on TCP (default mixed: half on each, where the TCP ones share one
+// host's part next to each process on the socket).
 //
 //   nice -n 10 node bench/fleet.js [--procs 6] [--browsers 24] [--seconds 20] [--chaos]
 //                                  [--max-connections N [--raise-at F --raise-to N]]

@@ -3,6 +3,7 @@
 // (PROTOCOL.md "Ordering and pipelining"), so pending requests are a FIFO and the reply's
 // request_id is only a check.
 
+const crypto = require('crypto');
 const net = require('net');
 const os = require('os');
 const util = require('util');
@@ -13,6 +14,24 @@ const { KeyExchange } = require('./seal');
 const { OP, STATUS, STATUS_NAME } = codec;
 // A TCP connection idle this long is probed (see connect()).
 const KEEPALIVE_IDLE_MS = 60000;
+// This process's identity in HELLO (PROTOCOL.md "HELLO": the process identity), so that sessd
+// at --max-connections tells the processes of one host apart over TCP: the pid, and a random
+// value drawn when this module loads, which a restarted process (its pid perhaps reused) and
+// every cluster worker (a process of its own, loading its own modules) draw anew.
+const PROCESS_ID = `${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+// HELLO's client_name holds at most 64 bytes.
+const HELLO_NAME_BYTES = 64;
+
+// helloName(name): the client_name a HELLO carries: the name for people, a NUL (which no name
+// holds: a name stops at its first one, see below) and PROCESS_ID, the name cut short by
+// whole characters should the three pass 64 bytes (sessd uses the identity, not the name).
+function helloName(name) {
+  const chars = [...String(name).split('\0')[0]];
+  const room = HELLO_NAME_BYTES - 1 - PROCESS_ID.length;
+  while (Buffer.byteLength(chars.join('')) > room) chars.pop();
+  return `${chars.join('')}\0${PROCESS_ID}`;
+}
+
 // An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
@@ -365,7 +384,7 @@ class Connection extends EventEmitter {
     // connects and are answered after the HELLO reply, except large ones (see send()).
     // A HELLO reply that is not a valid HELLO map fails the connection in onData, as every
     // malformed reply does; onReply has set maxFrame from a valid one.
-    this.send(OP.HELLO, [codec.PROTOCOL_VERSION, this.clientName, auth], 0).then((info) => {
+    this.send(OP.HELLO, [codec.PROTOCOL_VERSION, helloName(this.clientName), auth], 0).then((info) => {
       clearTimeout(this.connectTimer);
       this.hello = info;
       this.serverId = info.server_id;
@@ -837,4 +856,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };
+module.exports = { Connection, helloName, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };

@@ -22,15 +22,16 @@ const fixmap = (...kv) => Buffer.concat([Buffer.from([0x80 | (kv.length / 2)]), 
 
 const isProtocolError = (err) => err.name === 'ProtocolError' && err.code === 'ESESSD_PROTOCOL';
 
-// A peer that answers HELLO with hellos[client_name] ([status, result bytes]), and records
-// the opcodes of the other requests it gets, per client name.
+// A peer that answers HELLO with hellos[name] ([status, result bytes]), and records the
+// opcodes of the other requests it gets, per name: client_name up to its first NUL (the
+// process identity follows it, PROTOCOL.md "HELLO").
 async function helloPeer(t, hellos, onOther = () => {}) {
   const seen = new Map();
   const { sockPath } = await fakePeer(t, (s, req) => {
     if (req.op === OP.HELLO) {
-      s.name = req.client_name;
+      s.name = req.client_name.split('\0')[0];
       seen.set(s.name, []);
-      const [status, result] = hellos[req.client_name];
+      const [status, result] = hellos[s.name];
       s.write(codec.encodeReply(req.request_id, status, result));
       return;
     }
