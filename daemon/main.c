@@ -137,12 +137,18 @@ int main(int argc, char **argv)
 
 	/* Every action from here reads sessions, decrypted in memory when there is a key. */
 	keep_sessions_out_of_dumps(cfg.key_file);
-	/* SIGHUP, SIGUSR1 and SIGUSR2 kill by default. The daemon ignores them while its data
-	 * loads, before its loop takes them over (server.c). --check-data and --backup give
-	 * them no meaning at all: `pkill -USR1 sessd`, meant for a daemon, or the terminal they
-	 * run in closing, killed them half way, a backup leaving its partial copy to be removed
-	 * by hand. SIGINT and SIGTERM still stop them. */
-	signal(SIGHUP, SIG_IGN);
+	/* SIGHUP, SIGUSR1 and SIGUSR2 kill by default. The daemon ignores SIGUSR1 and SIGUSR2
+	 * while its data loads, before its loop takes them over (server.c). SIGHUP it blocks
+	 * instead, and server.c lets it through once the loop can take it: ignored, a secret
+	 * rotated and signalled during a long load was dropped without a word, and the daemon
+	 * came up refusing the new secret and taking the old one. --check-data and --backup
+	 * give the three no meaning at all: `pkill -USR1 sessd`, meant for a daemon, or the
+	 * terminal they run in closing, killed them half way, a backup leaving its partial
+	 * copy to be removed by hand. SIGINT and SIGTERM still stop them. */
+	if (cfg.action == CONFIG_RUN)
+		server_hold_sighup();
+	else
+		signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 	if (sodium_init() < 0) {

@@ -965,6 +965,31 @@ static int server_listen(struct server *srv)
 	return 0;
 }
 
+/*
+ * server_hold_sighup():
+ * Block SIGHUP in the calling thread (and the threads it starts) until server_new has the
+ * loop's handler for it: one that comes while the data loads stays pending, and is acted on
+ * once sessd serves. Call it before anything else that may take long. Never fails.
+ */
+void server_hold_sighup(void)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+}
+
+/* Let through the SIGHUP that server_hold_sighup held: the loop's handler takes it now. */
+static void server_release_sighup(void)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+}
+
 static int server_events(struct server *srv)
 {
 	struct timeval zero = {0, 0}, second = {1, 0};
@@ -993,6 +1018,9 @@ static int server_events(struct server *srv)
 		if (srv->persist_wake == NULL || event_add(srv->persist_wake, NULL) == -1)
 			goto fail;
 	}
+	/* The handler is in place: a SIGHUP held since startup (a secret rotated during the
+	 * load) reaches the loop now, and its first turn reads the secrets again. */
+	server_release_sighup();
 	return 0;
 
 fail:

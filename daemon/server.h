@@ -15,6 +15,14 @@
 struct server;
 
 /*
+ * server_hold_sighup():
+ * Block SIGHUP in the calling thread (and the threads it starts) until server_new has the
+ * loop's handler for it: one that comes while the data loads stays pending, and is acted on
+ * once sessd serves. Call it before anything else that may take long. Never fails.
+ */
+void server_hold_sighup(void);
+
+/*
  * server_new(cfg, config_fault):
  * Build the server for ${cfg} (borrowed for the server's lifetime): open the data directory
  * when there is one, bind every listener, write the ready file and tell systemd. Returns the

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -609,6 +610,77 @@ LEAK_CHECKED_TEST(operator, sighup_sigusr1_and_sigusr2_are_ignored)
 	expect_signal_ignored(&d, fd, SIGUSR2, "SIGUSR2");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0, "SIGTERM still stops it cleanly");
+}
+
+/*
+ * A SIGHUP that comes before the loop takes signals over (a secret rotated and `kill -HUP`
+ * sent while a large --data-dir loads) is acted on once sessd serves. It was ignored: the
+ * daemon came up taking the old secret and refusing the new one, and said nothing. The child
+ * starts sessd with the SIGHUP already pending (held across the exec), the moment such a
+ * load stands for, without depending on how long a load takes.
+ */
+LEAK_CHECKED_TEST(operator, a_sighup_before_serving_is_acted_on_once_serving)
+{
+	static const char secret[] = "f3Tq8LwZ0vNc5bXy7aRk2mPd9sHj4gUe\n";
+	char dir[64], listen_url[160], ready[128], log[128], auth[128];
+	const char *bin = getenv("SESSD_BIN");
+	char *text = NULL;
+	bool reloaded = false;
+	long deadline;
+	int status, fd;
+	pid_t pid;
+
+	cr_assert_not_null(bin);
+	make_dir(dir, "hup");
+	snprintf(listen_url, sizeof(listen_url), "unix:%s/s.sock", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(log, sizeof(log), "%s/log", dir);
+	snprintf(auth, sizeof(auth), "%s/auth", dir);
+	fd = open(auth, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, secret, strlen(secret)), (ssize_t)strlen(secret));
+	close(fd);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		const char *argv[] = {bin,   "--listen",    listen_url, "--ready-file",
+		                      ready, "--auth-file", auth,       NULL};
+		sigset_t hup;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		sigemptyset(&hup);
+		sigaddset(&hup, SIGHUP);
+		sigprocmask(SIG_BLOCK, &hup, NULL);
+		raise(SIGHUP);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	deadline = harness_mono_ms() + DEADLINE_MS;
+	while (access(ready, F_OK) == -1 && harness_mono_ms() < deadline)
+		usleep(10000);
+	cr_assert_eq(access(ready, F_OK), 0, "sessd did not get ready");
+	/* The held SIGHUP reads the secret again once the loop runs: unchanged here. */
+	while (!reloaded && harness_mono_ms() < deadline) {
+		free(text);
+		text = harness_read_text(log);
+		reloaded =
+		    text != NULL && strstr(text, "reloaded; the secret is unchanged") != NULL;
+		if (!reloaded)
+			usleep(20000);
+	}
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd stopped with %d", status);
+	cr_expect(reloaded, "the SIGHUP held since startup was not acted on:\n%s",
+	          text != NULL ? text : "(no log)");
+	free(text);
+	rm_tree(dir);
 }
 
 /*

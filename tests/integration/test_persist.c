@@ -468,13 +468,23 @@ LEAK_CHECKED_TEST_OPTS(persist, kill_9_under_load_loses_no_acknowledged_write, .
 			}
 			close(pipes[w][1]);
 		}
+		/* Every writer past its HELLO and one write before the kill: on a loaded machine a
+		 * fixed wait could end before a writer's HELLO was answered, and the writer, its
+		 * connection killed, failed the test with nothing to check (a loaded run saw
+		 * "writer 2 failed (status 512)"). */
+		for (int w = 0; w < WRITERS; w++) {
+			uint32_t i;
+
+			cr_assert_eq(read(pipes[w][0], &i, sizeof(i)), (ssize_t)sizeof(i),
+			             "writer %d acknowledged no write", w);
+			acked[w] = i + 1;
+		}
 		usleep(300000 + (useconds_t)(rand() % 700000));
 		cr_assert_eq(harness_kill(&d), 0);
 		for (int w = 0; w < WRITERS; w++) {
 			uint32_t i;
 			int status;
 
-			acked[w] = 0;
 			while (read(pipes[w][0], &i, sizeof(i)) == sizeof(i))
 				acked[w] = i + 1;
 			close(pipes[w][0]);
