@@ -1892,18 +1892,30 @@ static void wake_drain(const struct persist *p)
 }
 
 /* Wait for the worker to retire the segment it was given (the stop's final commit, or a
- * change that would otherwise reach the next segment first), and take its result. */
-static void switch_sync_wait(struct persist *p)
+ * change that would otherwise reach the next segment first), and take its result; for
+ * ${timeout_ms} at most (negative: no bound). Returns whether nothing waits any more. */
+static bool switch_sync_wait_ms(struct persist *p, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = p->wake_fd, .events = POLLIN};
+	uint64_t until = clock_ms(CLOCK_MONOTONIC) + (timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
+	uint64_t now;
 
 	while (p->retiring && !atomic_load(&p->retired)) {
 		/* The count may be an earlier retire's: emptied, the next poll waits for this. */
 		wake_drain(p);
+		now = clock_ms(CLOCK_MONOTONIC);
+		if (timeout_ms >= 0 && now >= until)
+			break;
 		if (!atomic_load(&p->retired))
-			poll(&pfd, 1, -1);
+			poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)(until - now));
 	}
 	switch_sync_check(p);
+	return !p->switch_waits;
+}
+
+static void switch_sync_wait(struct persist *p)
+{
+	switch_sync_wait_ms(p, -1);
 }
 
 /*
@@ -3550,10 +3562,10 @@ void persist_woken(struct persist *p)
 		snapshot_switch(p);
 }
 
-void persist_settle(struct persist *p)
+bool persist_settle(struct persist *p, int timeout_ms)
 {
-	if (p != NULL)
-		switch_sync_wait(p);
+	/* Bounded: on a hung disk the sync never ends (server_on_signal). */
+	return p == NULL || switch_sync_wait_ms(p, timeout_ms);
 }
 
 /*

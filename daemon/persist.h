@@ -103,12 +103,13 @@ int persist_wake_fd(const struct persist *p);
 void persist_woken(struct persist *p);
 
 /*
- * persist_settle(p):
- * Wait for the sync that changes wait for (persist_must_wait), if one is under way, so that
- * persist_must_wait says false. A stopping server calls it to carry out the changes put off
- * for it rather than turn them away. NULL: nothing.
+ * persist_settle(p, timeout_ms):
+ * Wait up to ${timeout_ms} for the sync that changes wait for (persist_must_wait), if one is
+ * under way, so that persist_must_wait says false. A stopping server calls it to carry out
+ * the changes put off for it rather than turn them away. Returns true once nothing waits (NULL:
+ * at once); false when the sync is still under way at the deadline (a hung disk).
  */
-void persist_settle(struct persist *p);
+bool persist_settle(struct persist *p, int timeout_ms);
 
 /*
  * Each records one change the store has accepted at ${now_ms}, the time the store judged it

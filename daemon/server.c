@@ -41,6 +41,13 @@
 #define SERVER_CLOSE_TIMEOUT_S   10
 /* How long a stopping server waits for its last replies to leave. */
 #define SERVER_DRAIN_MS 2000
+/* How long a stopping server waits for the sync of the log that changes put off for a
+ * snapshot's switch wait for (persist_settle), before it turns them away: such a sync takes
+ * milliseconds, tens on a busy disk, and one that has not ended in 2 s is a disk that may
+ * never answer. With the drain (SERVER_DRAIN_MS) and a snapshot's last 3 s, a stop so stays
+ * within the unit's TimeoutStopSec=10s; unbounded, it waited for the disk with the loop held,
+ * no client answered, until systemd killed it. */
+#define SERVER_SETTLE_MS 2000
 /*
  * Expiry works in slices of 32 sessions and looks at the clock between them: it holds the loop
  * for about 0.1 ms at a time, and during a mass expiry takes at most a fifth of the loop's
@@ -667,9 +674,15 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	server_close_listeners(srv);
 	/* A COUNT or CLEAR put off until the expiry catches up is answered now, whatever it
 	 * costs: the clients get what they asked before the connections close. So is a change
-	 * put off for a snapshot's switch, once the sync it waits for is over (milliseconds). */
+	 * put off for a snapshot's switch, once the sync it waits for is over (milliseconds);
+	 * past SERVER_SETTLE_MS it is not carried out, as the requests not read yet, which the
+	 * SHUTTING_DOWN says: it was never acknowledged, so nothing answered is lost. */
 	dispatch_stop_deferring(srv->dispatch);
-	persist_settle(srv->persist);
+	if (!persist_settle(srv->persist, SERVER_SETTLE_MS))
+		log_warn("the log's sync at a snapshot's switch has not ended %d ms after the stop "
+		         "began (a hung disk?): the changes waiting for it are not carried out "
+		         "(SHUTTING_DOWN); sessd exits once the sync is over",
+		         SERVER_SETTLE_MS);
 	conn_set_retry(&srv->conns, SIZE_MAX);
 	/* Connections with replies of this turn close after the flush that ends it. */
 	conn_set_shutdown(&srv->conns);

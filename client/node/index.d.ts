@@ -188,10 +188,12 @@ declare namespace connectSessd {
 
   /**
    * The protocol client: a pool of connections with reconnection, one promise method per
-   * operation. Events: `connect` (hello) when a connection is ready after `disconnect`, or the
-   * first time; `disconnect` (err) when none was ready again within `restartWaitMs` of losing
-   * the last one (at once with `restartWaitMs` 0 or an `ESESSD_AUTH` error), or an attempt
-   * fails before any was ready. A pool back within `restartWaitMs` emits neither.
+   * operation. Events: `connect` (hello) when a connection is ready after `disconnect` (after
+   * a flapping server's, once one has been ready for `reconnectMaxMs`), or the first time;
+   * `disconnect` (err) when none was ready again within `restartWaitMs` of losing the last one
+   * (none ready for `reconnectMaxMs`, while the server drops connections right after `HELLO`;
+   * at once with `restartWaitMs` 0 or an `ESESSD_AUTH` error), or an attempt fails before any
+   * was ready. A pool back within `restartWaitMs` emits neither.
    */
   class Client extends EventEmitter {
     constructor(options?: ClientOptions);

@@ -183,9 +183,10 @@ function maybeCarriedOut(err, why) {
   return out;
 }
 
-// Events: 'connect' (hello) when the first connection is ready after none was;
+// Events: 'connect' (hello) when the first connection is ready after none was (after a
+// flapping server's 'disconnect', once one is healthy: see lostReady);
 // 'disconnect' (err) when the last ready connection closed and none was ready again within
-// restartWaitMs (at once when it is 0, or when err or a later attempt's error is
+// restartWaitMs, or none healthy while the server flaps (at once when it is 0, or when err or a later attempt's error is
 // ESESSD_AUTH), or before any was ready when an attempt failed, and once more while down
 // when attempts start failing with ESESSD_AUTH (the daemon refuses the secret) though the
 // last 'disconnect' said otherwise; 'error' is never emitted (errors reach the callers of
@@ -224,6 +225,14 @@ class Client extends EventEmitter {
     this.readyWaiters = new Set();
     // The reconnecting window (see startRestartWait): its timer, null when none is open.
     this.restartTimer = null;
+    // When (performance.now()) the pool lost its last ready connection with none healthy since
+    // (see healthy): a flapping server's short 'ready's do not move it, so the window they
+    // reopen ends restartWaitMs after it; null while the pool has had a healthy connection
+    // since its last loss.
+    this.outageSinceMs = null;
+    // A ready connection was lost before it was healthy, leaving the pool none ready: the next
+    // 'connect' waits for a healthy connection, not a 'ready' (see healthy).
+    this.flapping = false;
     // 'ready's of pool connections so far: each connection is numbered (conn.readyGen), so that
     // resend tells a connection made since a break from one that was ready before it.
     this.readyGens = 0;
@@ -262,7 +271,9 @@ class Client extends EventEmitter {
       // Back within restartWaitMs: nobody was told of the loss, and nobody is told of this.
       this.endRestartWait();
       this.wakeWaiters(true);
-      if (this.connected !== true) {
+      conn.healthyTimer = setTimeout(() => this.healthy(conn), this.reconnectMaxMs);
+      conn.healthyTimer.unref?.();
+      if (this.connected !== true && !this.flapping) {
         this.connected = true;
         this.emit('connect', hello);
       }
@@ -283,10 +294,14 @@ class Client extends EventEmitter {
       conn.uncounted = true;
       this.readyCount--;
       this.lastError = err;
+      this.lostReady(conn);
       if (this.connected === true && this.readyCount === 0 && this.restartTimer === null && this.mayRestart()) this.startRestartWait();
     });
     conn.on('close', (err, wasReady) => {
-      if (wasReady && !conn.uncounted) this.readyCount--;
+      if (wasReady && !conn.uncounted) {
+        this.readyCount--;
+        this.lostReady(conn);
+      }
       this.lastError = err;
       // Down: the last ready connection closed, or (never connected yet) an attempt
       // failed, so express-session stops waiting on a store that is not there. Waiting for
@@ -341,6 +356,36 @@ class Client extends EventEmitter {
     return base / 2 + Math.random() * (base / 2);
   }
 
+  // healthy(conn): conn has been ready for reconnectMaxMs (see retryMs): the pool's outage, if
+  // it had one, is over, and a pool that said 'disconnect' says 'connect' if it did not at the
+  // 'ready' (flapping).
+  healthy(conn) {
+    conn.healthyTimer = null;
+    if (conn.state !== 'ready' || this.closed) return;
+    this.outageSinceMs = null;
+    this.flapping = false;
+    if (this.connected !== true) {
+      this.connected = true;
+      this.emit('connect', this.hello);
+    }
+  }
+
+  // lostReady(conn): conn, counted ready, is ready no more. The last one lost starts the
+  // pool's outage unless one had started with no healthy connection since; lost before it was
+  // healthy, it makes the pool's next 'connect' wait for a healthy connection. A server that
+  // answers HELLO and then closes (a crash loop, a proxy cutting connections) so ends in
+  // 'disconnect' restartWaitMs after the last healthy connection's loss, as an outage does,
+  // where each short 'ready' ended the window and 'disconnect' never came, express-session
+  // sending every request to a store whose requests failed one by one.
+  lostReady(conn) {
+    const wasHealthy = conn.healthyTimer === null;
+    clearTimeout(conn.healthyTimer);
+    conn.healthyTimer = null;
+    if (this.readyCount > 0) return;
+    if (this.outageSinceMs === null) this.outageSinceMs = performance.now();
+    if (!wasHealthy) this.flapping = true;
+  }
+
   // mayRestart(): whether the loss of the pool's last ready connection opens a reconnecting
   // window (see startRestartWait) rather than a 'disconnect' at once.
   mayRestart() {
@@ -354,7 +399,9 @@ class Client extends EventEmitter {
   // timer for the window, none per waiting request: the window bounds how many wait. The
   // timer holds the process up only while a request waits (see whenReady).
   startRestartWait() {
-    this.restartTimer = setTimeout(() => this.endRestartWait(this.lastError), this.restartWaitMs);
+    const since = this.outageSinceMs ?? performance.now();
+    const leftMs = Math.max(0, this.restartWaitMs - (performance.now() - since));
+    this.restartTimer = setTimeout(() => this.endRestartWait(this.lastError), leftMs);
     // The requests the loss left unanswered wait already (see resend).
     if (this.readyWaiters.size === 0) this.restartTimer.unref?.();
   }
@@ -958,6 +1005,9 @@ class Client extends EventEmitter {
   // connection (requests, ready()) fails with ESESSD_CLOSED (see refuse).
   stopPool() {
     this.closed = true;
+    for (const slot of this.slots) {
+      if (slot.conn) clearTimeout(slot.conn.healthyTimer);
+    }
     if (this.restartTimer !== null) {
       clearTimeout(this.restartTimer);
       this.restartTimer = null;

@@ -99,3 +99,60 @@ test('a connection ready for reconnectMaxMs, then lost, is retried at once and i
   assert.equal(slot.attempts, 1);
   await waitFor(() => peer.sockets.length > accepted && slot.conn.state === 'ready', 'the pool connected again');
 });
+
+// A flapping server is down for the app: express-session stops using a store that said
+// 'disconnect' and serves pages without sessions until 'connect', where each request sent to
+// the flapping server failed on its own. Each short 'ready' ended the reconnecting window, so
+// the pool never said 'disconnect' (stop 40). Now the window runs from the loss of the last
+// healthy connection (ready for reconnectMaxMs), whatever short 'ready's come meanwhile:
+// 'disconnect' comes restartWaitMs after it, as in a plain outage, and 'connect' once a
+// connection is healthy again, not at a short 'ready'.
+test('a flapping server makes the pool say disconnect after restartWaitMs, and connect once a connection is healthy', async (t) => {
+  const peer = await flappingPeer(t);
+  const restartWaitMs = 600;
+  const maxMs = 200;
+  const events = [];
+  // Backoff under restartWaitMs: a short 'ready' comes within every window.
+  const c = new Client({ url: `unix:${peer.sockPath}`, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: maxMs, restartWaitMs });
+  t.after(() => c.terminate());
+  c.on('connect', () => events.push('connect'));
+  c.on('disconnect', (err) => events.push(`disconnect ${err && err.code}`));
+  await waitFor(() => events.length >= 2, "'disconnect' while the server flaps", 10000);
+  assert.equal(events[0], 'connect');
+  assert.match(events[1], /^disconnect /);
+  const flapsThen = peer.hellos;
+  // Short 'ready's go on, and say nothing.
+  await waitFor(() => peer.hellos >= flapsThen + 4, 'more short connections');
+  assert.deepEqual(events.slice(2), [], 'a short ready said something');
+  // A request now fails at once (no waiting on a window), as after an outage.
+  await assert.rejects(c.request(codec.OP.PING, []));
+
+  // The server keeps its connections again: 'connect' once one has been ready for maxMs.
+  peer.flap = false;
+  await waitFor(() => events.length >= 3, "'connect' once a connection is healthy", 10000);
+  assert.equal(events[2], 'connect');
+  assert.ok(c.slots.some((s) => s.conn && s.conn.state === 'ready' && performance.now() - s.conn.readyAtMs >= maxMs));
+});
+
+// The window of a plain restart is unchanged: a healthy connection's loss, then a server back
+// whose connections stay, says nothing.
+test('a restart within restartWaitMs says nothing, a short ready in it included', async (t) => {
+  const peer = await flappingPeer(t);
+  peer.flap = false;
+  const maxMs = 200;
+  const events = [];
+  const c = new Client({ url: `unix:${peer.sockPath}`, poolSize: 1, reconnectMinMs: 20, reconnectMaxMs: maxMs, restartWaitMs: 3000 });
+  t.after(() => c.terminate());
+  c.on('connect', () => events.push('connect'));
+  c.on('disconnect', (err) => events.push(`disconnect ${err && err.code}`));
+  const slot = c.slots[0];
+  await waitFor(() => slot.conn && slot.conn.state === 'ready' && slot.conn.healthyTimer === null, 'a healthy connection');
+  // One short connection after the loss, then one that stays.
+  peer.flap = true;
+  const accepted = peer.sockets.length;
+  peer.sockets[accepted - 1].destroy();
+  await waitFor(() => peer.hellos >= 2, 'a short connection');
+  peer.flap = false;
+  await waitFor(() => slot.conn && slot.conn.state === 'ready' && slot.conn.healthyTimer === null, 'a healthy connection again');
+  assert.deepEqual(events, ['connect']);
+});
