@@ -3104,6 +3104,37 @@ static int check_run(const struct persist *p, const struct listing *l, size_t fi
 	return 0;
 }
 
+/*
+ * Startup is about to delete the files below the snapshot ${snap_seq} that it covers (the
+ * ${first} oldest logs of ${l}, and every snapshot but the newest): say so. A crash between a
+ * snapshot and their removal leaves them, harmlessly; so does a backup copied into a data
+ * directory that was not emptied first, and then the newer state loads instead of the backup
+ * and the backup's files go, which without this line the operator learns only from missing
+ * sessions.
+ */
+static void say_covered(const struct persist *p, const struct listing *l, size_t first,
+                        uint64_t snap_seq)
+{
+	char oldest[NAME_BYTES], newest[NAME_BYTES];
+	uint64_t low = UINT64_MAX;
+
+	if (first > 0)
+		low = l->logs[0];
+	if (l->n_snaps > 1 && l->snaps[0] < low)
+		low = l->snaps[0];
+	if (first > 0 && (l->n_snaps < 2 || l->logs[0] <= l->snaps[0]))
+		log_name(oldest, low);
+	else
+		snap_name(oldest, low);
+	snap_name(newest, snap_seq);
+	persist_say(LOG_WARN,
+	            "removing %zu file(s) of %s below %s, from %s on, which that snapshot "
+	            "covers: a crash just after a snapshot leaves such files; so does a backup "
+	            "copied into this directory without emptying it first, which is then not what "
+	            "loaded (restore into an empty directory: sessd(8), --backup)",
+	            first + (l->n_snaps > 0 ? l->n_snaps - 1 : 0), p->dir, newest, oldest);
+}
+
 /* One line on what startup loaded: after a crash, the first thing an operator asks. */
 static void say_loaded(const struct persist *p, const struct store *st, uint64_t snap_seq,
                        const struct load_totals *t, uint64_t took_ms)
@@ -3173,6 +3204,8 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		p->file_off = FILE_HEADER_BYTES;
 		p->log_bytes = FILE_HEADER_BYTES;
 	}
+	if (first > 0 || l.n_snaps > 1)
+		say_covered(p, &l, first, snap_seq);
 	for (size_t i = 0; i < first; i++) {
 		log_name(name, l.logs[i]);
 		unlinkat(p->dir_fd, name, 0);
