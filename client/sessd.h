@@ -197,10 +197,11 @@ struct sessd_options {
  * SESSD_ERR_BAD_VERSION (errno EPROTONOSUPPORT): the server speaks another protocol version.
  * Any other status the server refuses the HELLO with is returned as it is, errno ECONNREFUSED.
  * SESSD_ERR_CONNECT: errno from the step that failed: the connect (ENOENT, ECONNREFUSED,
- * ETIMEDOUT, ...), or ETIMEDOUT for a HELLO without a reply in time, ECONNRESET for one whose
- * connection broke (or that the stopping server answered SHUTTING_DOWN, or followed with it
- * at once). A later call whose reconnection fails so returns SESSD_ERR_CONNECT having sent
- * nothing.
+ * ETIMEDOUT, ...), a host name that does not resolve (EHOSTUNREACH, or the resolver's errno
+ * when it failed on a system error; the words give its reason), or ETIMEDOUT for a HELLO
+ * without a reply in time, ECONNRESET for one whose connection broke (or that the stopping
+ * server answered SHUTTING_DOWN, or followed with it at once). A later call whose
+ * reconnection fails so returns SESSD_ERR_CONNECT having sent nothing.
  * SESSD_ERR_NOMEM: errno ENOMEM.
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
  * outside 16..1024, auth_len without auth, require_auth or plain_auth without a secret. For

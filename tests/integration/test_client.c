@@ -1100,6 +1100,13 @@ LEAK_CHECKED_TEST(client, connect_errors)
 	snprintf(url, sizeof(url), "tcp://[::1]:%d", closed_port());
 	cr_assert_eq(sessd_connect(url, NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_eq(sessd_connect(daemon_.unix_url, NULL, NULL), SESSD_ERR_USAGE);
+
+	/* A name that does not resolve (RFC 6761 keeps .invalid so): EHOSTUNREACH, as
+	 * libsessd(3) says, which an application reading errno alone was not told. */
+	errno = 0;
+	cr_assert_eq(sessd_connect("tcp://sessd-test.invalid:7077", NULL, &c), SESSD_ERR_CONNECT);
+	cr_assert_null(c);
+	cr_assert_eq(errno, EHOSTUNREACH, "errno %d", errno);
 }
 
 /*
