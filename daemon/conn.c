@@ -1233,7 +1233,7 @@ static bool read_left_records(struct conn *c, bool its_place)
 			room = c->read_cap;
 		if (buf_reserve(&c->raw, room) == -1) {
 			log_warn("out of memory for a connection's input; closing it");
-			c->closing = true;
+			mark_closing(c);
 			return false;
 		}
 		got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
