@@ -1202,6 +1202,48 @@ static void note_records_read(struct conn *c, size_t got, size_t counted)
 }
 
 /*
+ * One read of sealed ${c}'s records into raw, of ${want} bytes or the room raw has beyond
+ * them: a record longer than ${want} is read in one go as far as it has come, as a long frame
+ * is; else the read takes no more than read_cap (tiny records). The records complete are
+ * opened and the next read bounded (note_records_read). A live read (read_records) and a
+ * departed client's (read_left_records) share it, so that both are bounded alike. ${room} is
+ * set to what the read could take. Returns what recv returned (above 0: bytes came; 0: the
+ * client shut its side down; -1: see errno), or -2 when memory ran out (logged; closing is set:
+ * nothing more of ${c} is read).
+ */
+static ssize_t recv_records(struct conn *c, size_t want, size_t *room)
+{
+	struct conn_set *s = c->set;
+	bool long_record = false;
+	size_t size, counted;
+	ssize_t got;
+
+	if (c->raw.len >= SEAL_HEADER_BYTES &&
+	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want) {
+		want = size - c->raw.len;
+		long_record = true;
+	}
+	if (buf_reserve(&c->raw, want) == -1) {
+		log_warn("out of memory for a connection's input; closing it");
+		mark_closing(c);
+		return -2;
+	}
+	*room = c->raw.cap - c->raw.len;
+	if (!long_record && c->read_cap != 0 && *room > c->read_cap)
+		*room = c->read_cap;
+	got = recv(c->fd, c->raw.data + c->raw.len, *room, 0);
+	if (got <= 0)
+		return got;
+	c->raw.len += (size_t)got;
+	s->turn_read += (size_t)got;
+	counted = s->turn_read;
+	if (open_records(c) == -1)
+		return -2;
+	note_records_read(c, (size_t)got, s->turn_read - counted);
+	return got;
+}
+
+/*
  * Read what the client of broken sealed connection ${c} left in its socket, as a live
  * connection's reads are bounded: each record counts at least CONN_RECORD_READ_BYTES of the
  * turn's reading, a read takes no more than read_cap, and once the turn's reading budget is
@@ -1214,8 +1256,8 @@ static void note_records_read(struct conn *c, size_t got, size_t counted)
 static bool read_left_records(struct conn *c, bool its_place)
 {
 	struct conn_set *s = c->set;
-	size_t room, size, counted;
 	bool came = false;
+	size_t room;
 	ssize_t got;
 
 	while (!c->unread) {
@@ -1224,28 +1266,12 @@ static bool read_left_records(struct conn *c, bool its_place)
 			put_off_read(c);
 			break;
 		}
-		room = CONN_READ_MOST;
-		/* A record longer than that is read in one go, as a live connection's is. */
-		if (c->raw.len >= SEAL_HEADER_BYTES &&
-		    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > room)
-			room = size - c->raw.len;
-		else if (c->read_cap != 0 && room > c->read_cap)
-			room = c->read_cap;
-		if (buf_reserve(&c->raw, room) == -1) {
-			log_warn("out of memory for a connection's input; closing it");
-			mark_closing(c);
+		got = recv_records(c, CONN_READ_MOST, &room);
+		if (got == -2)
 			return false;
-		}
-		got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
 		if (got <= 0)
 			break;
-		c->raw.len += (size_t)got;
-		s->turn_read += (size_t)got;
-		counted = s->turn_read;
 		came = true;
-		if (open_records(c) == -1)
-			return false;
-		note_records_read(c, (size_t)got, s->turn_read - counted);
 		/* Tiny records: one read at a time, as a live connection reads once a turn. */
 		if (c->read_cap != 0)
 			put_off_read(c);
@@ -1872,36 +1898,17 @@ static void after_recv(struct conn *c, ssize_t got)
 /* conn_on_read for a sealed connection: read records into raw and open those complete. */
 static void read_records(struct conn *c)
 {
-	size_t want = c->read_bytes, size, room, counted;
-	bool long_record = false;
-	ssize_t got;
+	size_t room;
+	ssize_t got = recv_records(c, c->read_bytes, &room);
 
-	/* A record longer than a chunk is read in one go, as a long frame is. */
-	if (c->raw.len >= SEAL_HEADER_BYTES &&
-	    (size = seal_record_size(c->raw.data)) > c->raw.len && size - c->raw.len > want) {
-		want = size - c->raw.len;
-		long_record = true;
-	}
-	if (buf_reserve(&c->raw, want) == -1) {
-		log_warn("out of memory for a connection's input; closing it");
-		conn_close(c);
+	if (got == -2) {
+		/* What was opened before memory ran out is answered; nothing more is read. */
+		note_held(c, false);
+		begin_closing(c);
 		return;
 	}
-	room = c->raw.cap - c->raw.len;
-	if (!long_record && c->read_cap != 0 && room > c->read_cap)
-		room = c->read_cap;
-	got = recv(c->fd, c->raw.data + c->raw.len, room, 0);
 	if (got > 0) {
-		c->raw.len += (size_t)got;
-		c->set->turn_read += (size_t)got;
-		counted = c->set->turn_read;
 		c->read_tick = c->set->ticks;
-		if (open_records(c) == -1) {
-			note_held(c, false);
-			begin_closing(c);
-			return;
-		}
-		note_records_read(c, (size_t)got, c->set->turn_read - counted);
 		size_next_read(c, room, (size_t)got);
 	}
 	after_recv(c, got);
