@@ -1705,7 +1705,15 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 	int rc, err;
 
 	if (url_parse(o->url, &parsed, &url_why) == -1) {
-		fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, url_why);
+		char shown[SHOWN_ARG_SIZE];
+
+		/* A value in no URL form may be the id, given after --connect: see shown_arg. */
+		if (url_has_form(o->url))
+			fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, url_why);
+		else {
+			shown_arg(o->url, shown);
+			fprintf(stderr, "sessctl: bad URL '%s': %s\n", shown, url_why);
+		}
 		return EXIT_TROUBLE;
 	}
 	rc = sessd_connect_errbuf(o->url, &so, c, why, SESSD_ERRMSG_SIZE);

@@ -134,6 +134,12 @@ int url_parse(const char *text, struct url *out, const char **why)
 	                 "tcp://HOST:PORT");
 }
 
+bool url_has_form(const char *text)
+{
+	return strncmp(text, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0 || text[0] == '/' ||
+	       strncmp(text, TCP_PREFIX, strlen(TCP_PREFIX)) == 0;
+}
+
 void url_format(const struct url *u, char *out, size_t size)
 {
 	if (u->is_unix)

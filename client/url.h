@@ -33,6 +33,14 @@ struct url {
 int url_parse(const char *text, struct url *out, const char **why);
 
 /*
+ * url_has_form(text):
+ * Whether ${text} begins as one of the forms url_parse reads (unix:, a "/", tcp://), whatever
+ * follows: a value that does not may be no URL at all (an id given after --connect by
+ * mistake), which an error message should not repeat whole. ${text} is not NULL.
+ */
+bool url_has_form(const char *text);
+
+/*
  * url_format(u, out, size):
  * Write ${u} as a URL url_parse reads back ("unix:/path", "tcp://host:port", an IPv6 host in
  * brackets) into ${out} of ${size} bytes, cut short if it does not fit; URL_MAX_TEXT always
