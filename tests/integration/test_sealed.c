@@ -1459,6 +1459,44 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_lets_apps_in_without_one)
 	unlink(admin_path);
 }
 
+/*
+ * --admin-auth-file alone where --auth-plain refuses a plain secret (here everywhere): any
+ * str or bin is refused unchecked, not let in as an app, since letting in all but the admin
+ * secret would tell a guesser which one it is; nil still lets an app in. PROTOCOL.md said
+ * "any str or bin, let in unchecked" with no exception, so a client written from it that
+ * sent a secret got an AUTH_FAILED it had no reason to expect.
+ */
+LEAK_CHECKED_TEST(sealed, an_admin_secret_alone_refuses_any_plain_secret_where_plain_is_refused)
+{
+	char admin_path[128];
+	const char *const args[] = {"--admin-auth-file", admin_path, "--auth-plain", "no", NULL};
+	struct codec_request list = {.op = CODEC_OP_LIST, .request_id = 2, .limit = 10};
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed s;
+	uint8_t *body;
+	int fd;
+
+	write_admin_secret(admin_path, sizeof(admin_path), admin_secret);
+	cr_assert_eq(harness_start(&d, args), 0);
+	/* nil lets an app in, not an admin */
+	fd = plain_open(d.unix_url, NULL, false);
+	expect_forbidden(fd);
+	close(fd);
+	expect_plain_refused(d.unix_url, "--auth-plain no");
+	rep = plain_hello(d.unix_url, admin_secret, &fd, &body);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED, "the admin secret plain: status %u",
+	             rep.status);
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+	s = sealed_open_with(d.unix_url, admin_secret);
+	cr_expect_eq(sealed_call(&s, &list, NULL, NULL), CODEC_OK, "sealed with the admin secret");
+	sealed_close(&s);
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(admin_path);
+}
+
 /* The same secret in --auth-file and --admin-auth-file would make every app an admin: sessd
  * refuses to start, and says so. */
 LEAK_CHECKED_TEST(sealed, the_same_secret_for_apps_and_admin_is_refused)
