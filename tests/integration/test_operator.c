@@ -2251,10 +2251,10 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_log_is_repaired_keeping_what_it_cuts, .
 
 /*
  * Restarting on the same data with a smaller --max-frame loses nothing and breaks no client:
- * the daemon starts (flashes pushed under the larger limit once made the log unreadable), a
- * GET or FLASH_POP whose reply would pass the new max_frame answers LIMIT (one once came back
- * longer than the max_frame that HELLO announced), and back under the old limit everything
- * is there.
+ * the daemon starts (flashes pushed under the larger limit once made the log unreadable),
+ * warns once of the sessions a GET cannot return (once nothing said so), a GET or FLASH_POP
+ * whose reply would pass the new max_frame answers LIMIT (one once came back longer than the
+ * max_frame that HELLO announced), and back under the old limit everything is there.
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout = 60)
 {
@@ -2266,6 +2266,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	struct harness_daemon d;
 	uint8_t *big = malloc(BIG);
 	uint32_t count;
+	char *text;
 	int fd;
 
 	cr_assert_not_null(big);
@@ -2283,6 +2284,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, small_args), 0, "the smaller --max-frame must start");
+	/* Said once, at startup, with what serves them (GET and LOAD): before, nothing was. */
+	text = harness_log(&d);
+	cr_expect_eq(count_of(text, "1 session(s) hold more data than a GET may return under "
+	                            "--max-frame 4096 (4080 bytes), the largest 100000 bytes"),
+	             1, "%s", text);
+	cr_expect_eq(count_of(text, "until sessd runs with --max-frame 100026 or more"), 1, "%s",
+	             text);
+	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_LIMIT);
@@ -2295,6 +2304,9 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, args), 0);
+	text = harness_log(&d);
+	cr_expect_eq(count_of(text, "hold more data"), 0, "%s", text);
+	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_OK);
