@@ -57,13 +57,41 @@ bool log_enabled(enum log_level level)
 	return level >= log_threshold;
 }
 
+size_t log_escape(char *dst, size_t size, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	for (; *src != '\0'; src++) {
+		unsigned char ch = (unsigned char)*src;
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			if (size - n < 2)
+				break;
+			dst[n++] = (char)ch;
+			continue;
+		}
+		/* Never half an escape: a line cut there would read as another byte. */
+		if (size - n < 5)
+			break;
+		dst[n++] = '\\';
+		dst[n++] = 'x';
+		dst[n++] = hex[ch >> 4];
+		dst[n++] = hex[ch & 0xf];
+	}
+	dst[n] = '\0';
+	return n;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[1024], priority[4] = "";
+	char line[1024], text[1024], priority[4] = "";
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
-	int n, m;
+	int n;
 
 	if (level < log_threshold)
 		return;
@@ -77,13 +105,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (n < 0)
 		return;
 	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
 	va_end(ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+	/* The whole text, not only the arguments known to be untrusted: a path, a file name or
+	 * an address put in any message can then never start a line of its own. */
+	n += (int)log_escape(line + n, sizeof(line) - (size_t)n - 1, text);
 	line[n++] = '\n';
 	/* One write per line so lines from a crash-time flush never interleave. */
 	fwrite(line, 1, (size_t)n, stderr);

@@ -2,6 +2,7 @@
 #define SESSD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -37,7 +38,21 @@ void log_detect_journal(void);
 /* log_enabled(level): true when a message at ${level} would be written. */
 bool log_enabled(enum log_level level);
 
-/* log_msg(level, fmt, ...): write one line at ${level} (printf format, no newline needed). */
+/*
+ * log_escape(dst, size, src):
+ * Copy the string ${src} into ${dst} (${size} bytes, at least 1), each byte outside printable
+ * ASCII (a newline, ESC, any byte of a UTF-8 sequence) and the backslash written as \xNN, as
+ * sessctl writes ids: what the operator or the disk gave (a path, a file name) can neither
+ * start a forged line nor drive a terminal, and what is shown maps back to one string. Cut
+ * short at a whole character or escape when ${dst} is full; always NUL-terminated.
+ * Returns the length written.
+ */
+size_t log_escape(char *dst, size_t size, const char *src);
+
+/*
+ * log_msg(level, fmt, ...): write one line at ${level} (printf format, no newline needed), its
+ * text passed through log_escape.
+ */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

@@ -1576,6 +1576,59 @@ static void snap_tmp_name(char out[NAME_BYTES], uint64_t seq, pid_t pid)
 	snprintf(out, NAME_BYTES, "tmp.snap.%016" PRIx64 ".%ld", seq, (long)pid);
 }
 
+/*
+ * The file sessd --backup leaves in its copy, naming the state it holds (DATA.md, "Backups").
+ * sessd never writes it into a data directory of its own: it is there only when a backup was
+ * copied in, and a start removes it once those files are what loaded, before any newer file
+ * can be made. So a start that finds it beside newer files knows a backup was copied over
+ * them, where files below the newest snapshot alone may as well be what a crash left.
+ */
+#define BACKUP_MARK       "BACKUP"
+#define BACKUP_MARK_BYTES 80
+
+/* The state a backup holds: the snapshot it starts from (0: none) and its last segment. */
+struct backup_mark {
+	uint64_t snap;
+	uint64_t last_log;
+};
+
+/* The text of ${m}'s BACKUP file into ${out}; returns its length. */
+static size_t mark_text(char out[BACKUP_MARK_BYTES], const struct backup_mark *m)
+{
+	return (size_t)snprintf(out, BACKUP_MARK_BYTES,
+	                        "sessd backup\nsnapshot %016" PRIx64 "\nlast log %016" PRIx64 "\n",
+	                        m->snap, m->last_log);
+}
+
+/*
+ * Read the BACKUP file of ${dir_fd} into ${m}. Returns 1, 0 when there is none, or -1 with
+ * errno (EINVAL: it is not one --backup writes, as a copy cut short leaves it).
+ */
+static int mark_read(int dir_fd, struct backup_mark *m)
+{
+	char text[BACKUP_MARK_BYTES + 1], want[BACKUP_MARK_BYTES];
+	ssize_t n;
+	int fd;
+
+	fd = openat(dir_fd, BACKUP_MARK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n == -1)
+		return -1;
+	text[n] = '\0';
+	/* sscanf takes any run of blanks for a newline: the text must be the one written. */
+	if (sscanf(text, "sessd backup\nsnapshot %16" SCNx64 "\nlast log %16" SCNx64, &m->snap,
+	           &m->last_log) != 2 ||
+	    m->last_log == 0 || m->last_log < m->snap || mark_text(want, m) != (size_t)n ||
+	    memcmp(want, text, (size_t)n) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 1;
+}
+
 static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
@@ -3105,15 +3158,89 @@ static int check_run(const struct persist *p, const struct listing *l, size_t fi
 }
 
 /*
+ * Whether the BACKUP file ${m} of the data directory, listed in ${l} with the newest snapshot
+ * ${snap_seq}, was copied over newer files than the backup's own: then what would load is not
+ * the backup (a newer snapshot), or is a mix of the backup's segments and the newer files'
+ * (the backup's copies replaced segments they go on from). Say which, and how to go on.
+ */
+static bool restored_over_newer(const struct persist *p, const struct listing *l, uint64_t snap_seq,
+                                const struct backup_mark *m)
+{
+	char have[NAME_BYTES], snap[NAME_BYTES], last[NAME_BYTES];
+	uint64_t last_log = l->n_logs > 0 ? l->logs[l->n_logs - 1] : 0;
+
+	if (snap_seq <= m->snap && last_log <= m->last_log)
+		return false;
+	if (snap_seq > m->snap)
+		snap_name(have, snap_seq);
+	else
+		log_name(have, last_log);
+	if (m->snap != 0)
+		snap_name(snap, m->snap);
+	else
+		strcpy(snap, "no snapshot");
+	log_name(last, m->last_log);
+	/* A newer snapshot past every file of the backup covers them all: the backup's copies
+	 * replaced only files the newer state no longer needs, and it is whole. */
+	if (snap_seq > m->last_log) {
+		persist_say(
+		    LOG_ERROR,
+		    "%s holds a backup (its " BACKUP_MARK " file: %s, the log to %s) copied "
+		    "over newer files (%s): sessd would load those and remove the backup's; "
+		    "not starting. To restore the backup, move %s aside and copy the "
+		    "backup into an empty directory in its place (sessd(8), --backup); to "
+		    "start on the newer files instead, remove %s/" BACKUP_MARK,
+		    p->dir, snap, last, have, p->dir, p->dir);
+		return true;
+	}
+	persist_say(LOG_ERROR,
+	            "%s holds a backup (its " BACKUP_MARK " file: %s, the log to %s) copied over "
+	            "newer files (%s) that go on from segments the backup's copies replaced: "
+	            "what would load may be neither the backup nor the newer state; not starting. "
+	            "Move %s aside and copy the backup into an empty directory in its place "
+	            "(sessd(8), --backup)",
+	            p->dir, snap, last, have, p->dir);
+	return true;
+}
+
+/*
+ * The files of the backup whose BACKUP file ${m} names are what loaded: remove that file, and
+ * sync the directory, before anything newer can be made (a snapshot, a segment past the
+ * backup's last), which would then read as newer files the backup was copied over. Returns 0,
+ * or -1 (said).
+ */
+static int mark_remove(const struct persist *p, const struct backup_mark *m)
+{
+	char snap[NAME_BYTES], last[NAME_BYTES];
+
+	if (unlinkat(p->dir_fd, BACKUP_MARK, 0) == -1 || fsync(p->dir_fd) == -1) {
+		persist_say(LOG_ERROR, "cannot remove %s/" BACKUP_MARK ": %s; not starting", p->dir,
+		            strerror(errno));
+		return -1;
+	}
+	if (m->snap != 0)
+		snap_name(snap, m->snap);
+	else
+		strcpy(snap, "no snapshot");
+	log_name(last, m->last_log);
+	persist_say(LOG_INFO,
+	            "loaded the backup copied into %s (%s, the log to %s); removed its " BACKUP_MARK
+	            " file",
+	            p->dir, snap, last);
+	return 0;
+}
+
+/*
  * Startup is about to delete the files below the snapshot ${snap_seq} that it covers (the
  * ${first} oldest logs of ${l}, and every snapshot but the newest): say so. A crash between a
  * snapshot and their removal leaves them, harmlessly; so does a backup copied into a data
  * directory that was not emptied first, and then the newer state loads instead of the backup
  * and the backup's files go, which without this line the operator learns only from missing
- * sessions.
+ * sessions (unless the backup left its BACKUP file, which startup then refuses on: ${restored}
+ * says that file named what loaded, and what goes is the state the backup replaced).
  */
 static void say_covered(const struct persist *p, const struct listing *l, size_t first,
-                        uint64_t snap_seq)
+                        uint64_t snap_seq, bool restored)
 {
 	char oldest[NAME_BYTES], newest[NAME_BYTES];
 	uint64_t low = UINT64_MAX;
@@ -3127,6 +3254,13 @@ static void say_covered(const struct persist *p, const struct listing *l, size_t
 	else
 		snap_name(oldest, low);
 	snap_name(newest, snap_seq);
+	if (restored) {
+		persist_say(LOG_WARN,
+		            "removing %zu file(s) of %s below %s, from %s on: what the directory "
+		            "held before the backup now loaded was copied into it",
+		            first + (l->n_snaps > 0 ? l->n_snaps - 1 : 0), p->dir, newest, oldest);
+		return;
+	}
 	persist_say(LOG_WARN,
 	            "removing %zu file(s) of %s below %s, from %s on, which that snapshot "
 	            "covers: a crash just after a snapshot leaves such files; so does a backup "
@@ -3165,9 +3299,10 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 	uint64_t snap_seq = 0, started_ms = clock_ms(CLOCK_MONOTONIC);
 	struct load_totals totals = {0};
 	struct store_stats before, after;
+	struct backup_mark mark;
 	struct listing l;
 	size_t first = 0;
-	int rc = -1;
+	int rc = -1, marked, err = 0;
 
 	if (listing_read(p->dir_fd, &l, true) == -1) {
 		persist_say(LOG_ERROR, "cannot list %s: %s", p->dir, strerror(errno));
@@ -3177,6 +3312,24 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		snap_seq = l.snaps[l.n_snaps - 1];
 	while (first < l.n_logs && l.logs[first] < snap_seq)
 		first++;
+	/* Before anything is removed: the files a restore brought must still be there. The
+	 * operator has to act on these (a restart would refuse the same way): exit status 2. */
+	marked = mark_read(p->dir_fd, &mark);
+	if (marked == -1) {
+		persist_say(LOG_ERROR,
+		            "cannot read %s/" BACKUP_MARK ", the file a backup leaves: %s (a "
+		            "restore cut short?); not starting. Copy the backup into an empty "
+		            "directory again (sessd(8), --backup)",
+		            p->dir,
+		            errno == EINVAL ? "it is not one sessd --backup writes"
+		                            : strerror(errno));
+		err = ENOKEY;
+		goto out;
+	}
+	if (marked == 1 && restored_over_newer(p, &l, snap_seq, &mark)) {
+		err = ENOKEY;
+		goto out;
+	}
 	if (snap_seq != 0 && backup_cut_short(p->dir_fd, snap_seq)) {
 		snap_name(name, snap_seq);
 		persist_say(
@@ -3204,8 +3357,10 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		p->file_off = FILE_HEADER_BYTES;
 		p->log_bytes = FILE_HEADER_BYTES;
 	}
+	if (marked == 1 && mark_remove(p, &mark) == -1)
+		goto out;
 	if (first > 0 || l.n_snaps > 1)
-		say_covered(p, &l, first, snap_seq);
+		say_covered(p, &l, first, snap_seq, marked == 1);
 	for (size_t i = 0; i < first; i++) {
 		log_name(name, l.logs[i]);
 		unlinkat(p->dir_fd, name, 0);
@@ -3222,7 +3377,10 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 	say_loaded(p, st, snap_seq, &totals, clock_ms(CLOCK_MONOTONIC) - started_ms);
 	rc = 0;
 out:
+	if (err == 0)
+		err = errno;
 	listing_finish(&l);
+	errno = err;
 	return rc;
 }
 
@@ -5008,6 +5166,40 @@ static int backup_guard(const char *name, int dest_fd, const char *dest)
 }
 
 /*
+ * Write the BACKUP file naming the state ${set} copies into ${dest_fd} (the directory
+ * ${dest}), synced (its name is synced with the copies' renames), with the owner of
+ * ${owner_fd} (-1: ours). Returns 0, or -1 (said; nothing left).
+ */
+static int mark_write(const struct backup_set *set, int dest_fd, const char *dest, int owner_fd)
+{
+	struct backup_mark m = {
+	    .snap = set->files[0].snapshot ? set->files[0].seq : 0,
+	    .last_log = set->files[set->n - 1].seq,
+	};
+	char text[BACKUP_MARK_BYTES];
+	size_t n = mark_text(text, &m);
+	int fd;
+
+	fd = openat(dest_fd, BACKUP_MARK, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	            DATA_FILE_MODE);
+	if (fd == -1) {
+		persist_say(LOG_ERROR, "cannot create %s/" BACKUP_MARK ": %s", dest,
+		            strerror(errno));
+		return -1;
+	}
+	if ((owner_fd != -1 && own_like_dir(owner_fd, fd) == -1) ||
+	    write_full(fd, (const uint8_t *)text, n, 0) == -1 || fsync(fd) == -1) {
+		persist_say(LOG_ERROR, "cannot write %s/" BACKUP_MARK ": %s", dest,
+		            strerror(errno));
+		close(fd);
+		unlinkat(dest_fd, BACKUP_MARK, 0);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
  * Give the copies of ${set}, synced, their names in ${dest_fd}: the segments newest first,
  * each rename synced before the next, then the snapshot over its guard, and the first guard
  * (backup_guard) removed. Until that last step a guard keeps the directory from loading.
@@ -5310,13 +5502,15 @@ fail_said:
 /*
  * Remove what a failed backup made in ${dest_fd} (${dest}), and the directory if it ${made} it.
  * ${snap_guarded}: it put the stand-in under its snapshot's name; not, that name is not its own
- * to remove.
+ * to remove. ${marked}: it wrote its BACKUP file.
  */
 static void backup_undo(struct backup_set *set, int dest_fd, const char *dest, bool made,
-                        bool snap_guarded)
+                        bool snap_guarded, bool marked)
 {
 	char guard[NAME_BYTES];
 
+	if (marked)
+		unlinkat(dest_fd, BACKUP_MARK, 0);
 	if (snap_guarded) {
 		snap_name(guard, set->files[0].seq);
 		unlinkat(dest_fd, guard, 0);
@@ -5396,7 +5590,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file,
 	struct backup_reader r = {.fd = -1};
 	uint8_t *key = NULL;
 	uint64_t bytes = 0, started_ms = clock_ms(CLOCK_MONOTONIC);
-	bool made = false, encrypted = false, snap_guarded = false;
+	bool made = false, encrypted = false, snap_guarded = false, marked = false;
 	int src_fd = -1, dest_fd = -1, rc = -1;
 
 	if (key_file != NULL && (key = key_load(key_file)) == NULL)
@@ -5453,7 +5647,14 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file,
 		else
 			printf("%s: copied, %" PRIu64 " bytes\n", f->name, f->keep);
 	}
-	if (backup_stopped(stop, dest) || backup_place(&set, dest_fd, dest) == -1)
+	if (backup_stopped(stop, dest) ||
+	    mark_write(&set, dest_fd, dest, geteuid() == 0 ? src_fd : -1) == -1)
+		goto fail;
+	marked = true;
+	printf("%s: names this state's files, %s to %s: a start on them removes it, and one "
+	       "where they were copied over newer files refuses to start\n",
+	       BACKUP_MARK, set.files[0].name, set.files[set.n - 1].name);
+	if (backup_place(&set, dest_fd, dest) == -1)
 		goto fail;
 	printf("checking the copy:\n");
 	fflush(stdout);
@@ -5472,7 +5673,7 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file,
 	goto out;
 
 fail:
-	backup_undo(&set, dest_fd, dest, made, snap_guarded);
+	backup_undo(&set, dest_fd, dest, made, snap_guarded, marked);
 out:
 	backup_set_finish(&set);
 	free(r.buf);

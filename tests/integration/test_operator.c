@@ -1243,6 +1243,64 @@ LEAK_CHECKED_TEST(operator, requests_before_hello_are_not_logged)
 }
 
 /*
+ * Each line of ${text} (a log) starts as a timestamp does and holds printable ASCII alone: no
+ * byte of an operator's path reached a terminal or broke a line (a forged line that looks like
+ * the daemon's is looked for by its text).
+ */
+static void expect_lines_are_the_daemons(const char *text)
+{
+	for (const char *line = text; *line != '\0';) {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+
+		cr_expect(len > 4 && strncmp(line, "20", 2) == 0 && line[4] == '-',
+		          "a line that is not the daemon's: %.*s", (int)len, line);
+		for (size_t i = 0; i < len; i++)
+			cr_expect((unsigned char)line[i] >= 0x20 && (unsigned char)line[i] < 0x7f,
+			          "byte 0x%02x in a line: %.*s", (unsigned char)line[i], (int)len,
+			          line);
+		line += len + (end != NULL);
+	}
+}
+
+/*
+ * A path the operator gives (--data-dir, a socket's) is logged escaped: one holding a newline
+ * and what follows it, a forged log line, stays on the daemon's line, as does an ESC that
+ * would drive the terminal of whoever reads the log (log_escape). Before, both were written
+ * as they were.
+ */
+LEAK_CHECKED_TEST(operator, a_path_cannot_forge_a_log_line)
+{
+	static const char forged[] = "\n2026-01-01T00:00:00.000Z error forged\x1b[31m\\";
+	char base[64], data_dir[160], listen[160], *text;
+	const char *args[] = {"--data-dir", data_dir, "--listen", listen, NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_dir(base, "escape");
+	snprintf(data_dir, sizeof(data_dir), "%s/data%s", base, forged);
+	snprintf(listen, sizeof(listen), "unix:%s/sock%s", base, forged);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "escape");
+	cr_expect_eq(ping(fd), CODEC_OK);
+	close(fd);
+	wait_for_log(&d, "ready", 1);
+	text = harness_log(&d);
+	cr_expect_geq(
+	    count_of(text, "data\\x0a2026-01-01T00:00:00.000Z error forged\\x1b[31m\\x5c"), 1,
+	    "the data directory, escaped:\n%s", text);
+	cr_expect_geq(
+	    count_of(text, "sock\\x0a2026-01-01T00:00:00.000Z error forged\\x1b[31m\\x5c"), 1,
+	    "the socket, escaped:\n%s", text);
+	cr_expect_eq(count_of(text, "\n2026-01-01T00:00:00.000Z error forged"), 0,
+	             "a forged line:\n%s", text);
+	expect_lines_are_the_daemons(text);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+	rm_tree(base);
+}
+
+/*
  * Live, expired sessions are reclaimed and their memory goes to later writes. A log of such
  * sessions written under --max-memory must load again under the same --max-memory.
  */
@@ -2193,10 +2251,10 @@ LEAK_CHECKED_TEST_OPTS(operator, damaged_log_is_repaired_keeping_what_it_cuts, .
 
 /*
  * Restarting on the same data with a smaller --max-frame loses nothing and breaks no client:
- * the daemon starts (flashes pushed under the larger limit once made the log unreadable), a
- * GET or FLASH_POP whose reply would pass the new max_frame answers LIMIT (one once came back
- * longer than the max_frame that HELLO announced), and back under the old limit everything
- * is there.
+ * the daemon starts (flashes pushed under the larger limit once made the log unreadable),
+ * warns once of the sessions a GET cannot return (once nothing said so), a GET or FLASH_POP
+ * whose reply would pass the new max_frame answers LIMIT (one once came back longer than the
+ * max_frame that HELLO announced), and back under the old limit everything is there.
  */
 LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout = 60)
 {
@@ -2208,6 +2266,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	struct harness_daemon d;
 	uint8_t *big = malloc(BIG);
 	uint32_t count;
+	char *text;
 	int fd;
 
 	cr_assert_not_null(big);
@@ -2225,6 +2284,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, small_args), 0, "the smaller --max-frame must start");
+	/* Said once, at startup, with what serves them (GET and LOAD): before, nothing was. */
+	text = harness_log(&d);
+	cr_expect_eq(count_of(text, "1 session(s) hold more data than a GET may return under "
+	                            "--max-frame 4096 (4080 bytes), the largest 100000 bytes"),
+	             1, "%s", text);
+	cr_expect_eq(count_of(text, "until sessd runs with --max-frame 100026 or more"), 1, "%s",
+	             text);
+	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_LIMIT);
@@ -2237,6 +2304,9 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_stop(&d), 0);
 
 	cr_assert_eq(harness_start(&d, args), 0);
+	text = harness_log(&d);
+	cr_expect_eq(count_of(text, "hold more data"), 0, "%s", text);
+	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);
 	cr_expect_eq(pop_flashes(fd, "flashy", &count), CODEC_OK);

@@ -4720,23 +4720,61 @@ static void copy_files_into(const char *src, const char *dst)
 	closedir(d);
 }
 
+/* Whether ${dir}/${name} exists. */
+static bool has_file(const char *dir, const char *name)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Start sessd on ${data_dir} (a socket in ${scratch}) expecting it to refuse: returns its log,
+ * malloc'd, after checking the exit status is ${status}.
+ */
+static char *start_refused(const char *data_dir, const char *scratch, int status)
+{
+	char listen[128], log_path[128];
+	const char *start[] = {"--data-dir", data_dir, "--listen", listen, NULL};
+	char *text;
+	int st;
+
+	snprintf(listen, sizeof(listen), "unix:%s/refused.sock", scratch);
+	snprintf(log_path, sizeof(log_path), "%s/refused.out", scratch);
+	cr_assert_eq(harness_run(start, log_path, false, &st), 0);
+	text = read_text(log_path);
+	cr_assert_not_null(text);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == status, "status %d, not %d:\n%s", st, status,
+	          text);
+	return text;
+}
+
 /*
  * A backup copied into a data directory that was not emptied first, over a newer state with a
  * later snapshot, was not what loaded: startup took the newer state and deleted the backup's
- * files as covered by its snapshot, without a word, and the operator learnt it only from the
- * sessions that did not come back. Now startup says what it removes and why that may be.
+ * files as covered by its snapshot (at first without a word, then with a warning that a crash
+ * just after a snapshot gives as well). --backup now leaves a BACKUP file naming its state, and
+ * startup refuses (exit 2, touching nothing) when newer files stand beside it; restored into
+ * an empty directory the backup loads and the file goes, so that neither a later snapshot nor
+ * a crash makes a start refuse; and removing the file starts on the newer state, as asked.
+ * Before, the restore over the newer state started (status 0) and the backup's files were gone.
  */
-LEAK_CHECKED_TEST_OPTS(persist, a_backup_restored_over_a_newer_state_is_named, .timeout = 120)
+LEAK_CHECKED_TEST_OPTS(persist, a_backup_restored_over_a_newer_state_is_refused, .timeout = 120)
 {
-	char data_dir[64], scratch[64], dest[128], *text;
+	char data_dir[64], scratch[64], empty[64], dest[128], *text;
 	const char *args[] = {"--data-dir", data_dir, "--snapshot-idle", "0", NULL};
 	const char *snapshot_often[] = {
 	    "--data-dir", data_dir, "--snapshot-log-bytes", "1", "--snapshot-idle", "0", NULL};
+	const char *restored_args[] = {"--data-dir", empty, "--snapshot-idle", "0", NULL};
+	const char *restored_often[] = {
+	    "--data-dir", empty, "--snapshot-log-bytes", "1", "--snapshot-idle", "0", NULL};
 	struct harness_daemon d;
 	int fd;
 
 	make_data_dir(data_dir);
 	make_data_dir(scratch);
+	make_data_dir(empty);
 	cr_assert_eq(harness_start(&d, args), 0);
 	fd = harness_open_ready(d.unix_url, "persist");
 	cr_assert_eq(do_set(fd, "app", "restored-session", "from the backup", 15), CODEC_OK);
@@ -4745,6 +4783,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_restored_over_a_newer_state_is_named, .
 	snprintf(dest, sizeof(dest), "%s/backup", scratch);
 	cr_assert_eq(run_backup(data_dir, dest, NULL, scratch, &text), 0, "%s", text);
 	free(text);
+	cr_assert(has_file(dest, "BACKUP"), "the backup left no file naming its state");
 
 	/* Life goes on after the backup: a later change, and a snapshot with it. */
 	cr_assert_eq(harness_start(&d, snapshot_often), 0);
@@ -4755,19 +4794,51 @@ LEAK_CHECKED_TEST_OPTS(persist, a_backup_restored_over_a_newer_state_is_named, .
 	cr_assert_eq(harness_stop(&d), 0);
 	cr_assert_gt(newest_snapshot(data_dir), 1, "no snapshot after the backup");
 
-	/* The restore, without emptying the data directory first. */
+	/* The restore, without emptying the data directory first: refused, nothing removed. */
 	copy_files_into(dest, data_dir);
+	text = start_refused(data_dir, scratch, 2);
+	cr_expect_not_null(strstr(text, "copied over newer files"), "%s", text);
+	cr_expect_not_null(strstr(text, "remove "), "how to start on the newer files:\n%s", text);
+	free(text);
+	cr_expect(has_file(data_dir, "log.0000000000000001") && has_file(data_dir, "BACKUP"),
+	          "a refused start removed the backup's files");
+
+	/* Restored into an empty directory, the backup is what loads, and its file goes. */
+	copy_files_into(dest, empty);
+	cr_assert_eq(harness_start(&d, restored_args), 0);
+	text = wait_for_log(&d, "ready");
+	cr_expect_not_null(strstr(text, "loaded the backup"), "%s", text);
+	free(text);
+	cr_expect(!has_file(empty, "BACKUP"), "the start kept the backup's file");
+	fd = harness_open_ready(d.unix_url, "persist");
+	expect_get(fd, "app", "restored-session", "from the backup", 15);
+	close(fd);
+	/* Neither a crash nor a later snapshot makes the restored directory refuse a start. */
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, restored_often), 0, "refused after a crash");
+	fd = harness_open_ready(d.unix_url, "persist");
+	cr_assert_eq(do_set(fd, "app", "restored-session", "after the restore", 17), CODEC_OK);
+	close(fd);
+	free(wait_for_log(&d, " written: "));
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, restored_args), 0, "refused after a snapshot");
+	fd = harness_open_ready(d.unix_url, "persist");
+	expect_get(fd, "app", "restored-session", "after the restore", 17);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* Or the operator keeps the newer state: without the file, it loads, as it did before. */
+	snprintf(dest, sizeof(dest), "%s/BACKUP", data_dir);
+	cr_assert_eq(unlink(dest), 0);
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = wait_for_log(&d, "ready");
-	cr_expect_not_null(strstr(text, "without emptying it first"),
-	                   "startup removed the restored files without a word:\n%s", text);
-	cr_expect_not_null(strstr(text, "log.0000000000000001"), "%s", text);
+	cr_expect_not_null(strstr(text, "without emptying it first"), "%s", text);
 	free(text);
 	fd = harness_open_ready(d.unix_url, "persist");
-	/* What loads is still the newer state: the line is what tells the operator. */
 	expect_get(fd, "app", "restored-session", "a later change", 14);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(empty, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
