@@ -27,6 +27,9 @@
  * made a connect flood's turn take up to 1.4 s (accept4, a connection's setup, its events)
  * while every client waited. */
 #define LISTENER_ACCEPTS_PER_TURN 64
+/* The kernel's room for a TCP connection's replies not yet read (bound_send_queue): 256 KiB
+ * once the kernel doubles it, what a 10 Gbit/s link with a 0.2 ms round trip keeps in flight. */
+#define LISTENER_TCP_SNDBUF_BYTES (128 * 1024)
 
 struct listener {
 	evutil_socket_t fd;
@@ -347,6 +350,24 @@ static void keep_alive(evutil_socket_t fd, int idle_s)
 	}
 }
 
+/*
+ * Hold the kernel's copy of the TCP connection ${fd}'s replies to LISTENER_TCP_SNDBUF_BYTES
+ * (which the kernel doubles for its own bookkeeping). Left to grow it with the connection (up
+ * to tcp_wmem's 4 MiB), the kernel kept 3.7 MB of replies for each connection whose client
+ * pipelines GETs of a large session and never reads: memory --max-client-memory cannot see (the
+ * socket took it, so sessd holds nothing), charged to sessd's memory cgroup and to the host's
+ * TCP memory (tcp_mem), whose limit then stalls every TCP socket on the host. 500 such
+ * connections held 1.8 GB. A Unix socket's is bounded already (wmem_default, 208 KiB). The
+ * replies the kernel does not take stay in sessd's buffers, where the bound counts them.
+ * Best effort: a connection whose buffer cannot be set is served as before.
+ */
+static void bound_send_queue(evutil_socket_t fd)
+{
+	int bytes = LISTENER_TCP_SNDBUF_BYTES;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
 /* Hand the connection ${fd} accepted on ${l} from ${sa} to the owner. */
 static void hand_over(struct listener *l, evutil_socket_t fd, const struct sockaddr *sa,
                       int socklen)
@@ -360,6 +381,8 @@ static void hand_over(struct listener *l, evutil_socket_t fd, const struct socka
 
 	if (sa->sa_family != AF_UNIX && l->keepalive_s > 0)
 		keep_alive(fd, l->keepalive_s);
+	if (sa->sa_family != AF_UNIX)
+		bound_send_queue(fd);
 	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
 	source = source_of(sa, socklen, have_cred ? &cred : NULL);
 	l->on_accept(l->arg, fd, source, have_cred ? OWNER_PID | (uint32_t)cred.pid : source,
