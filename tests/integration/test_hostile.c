@@ -4248,29 +4248,37 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 }
 
 /*
- * The send queues of the daemon's TCP connections on port ${port}, from /proc/net/tcp: the
- * bytes the kernel holds for each (written, not yet acknowledged by the client), into
- * ${queued}, at most ${max}. Returns how many were found.
+ * Wait until the kernel's queues of the daemon's ${n} TCP connections on ${port} have held
+ * still for a while, and return the most one of them held at any look (its send queue with
+ * ${sent}, else its receive queue). The kernel fills them within a few turns; after the fix
+ * any moment would do, as the bound holds throughout.
  */
-static int kernel_send_queues(unsigned port, unsigned long *queued, int max)
+static unsigned long most_queued_once_still(unsigned port, int n, bool sent)
 {
-	char line[512];
-	unsigned local_port, state;
-	unsigned long tx;
-	int n = 0;
-	FILE *f = fopen("/proc/net/tcp", "r");
+	enum { MAX = 16, POLLS_STILL = 10 };
+	unsigned long tx[MAX], rx[MAX], last[MAX] = {0}, most = 0;
+	struct timespec t0 = now_ts();
+	int still = 0, found;
 
-	cr_assert_not_null(f, "/proc/net/tcp is readable");
-	while (fgets(line, sizeof(line), f) != NULL) {
-		/* "  sl  local_address rem_address   st tx_queue:rx_queue ..." */
-		if (sscanf(line, " %*u: %*8x:%4x %*8x:%*4x %2x %8lx:", &local_port, &state, &tx) !=
-		    3)
-			continue;
-		if (local_port == port && state == 0x01 /* ESTABLISHED */ && n < max)
-			queued[n++] = tx;
+	cr_assert_leq(n, MAX);
+	while (still < POLLS_STILL) {
+		bool same;
+
+		cr_assert_lt(elapsed_ms(t0), 20000, "the kernel's queues settle");
+		found = harness_tcp_queues(port, tx, rx, MAX);
+		same = found >= n;
+		for (int i = 0; i < found; i++) {
+			unsigned long q = sent ? tx[i] : rx[i];
+
+			same = same && q == last[i];
+			last[i] = q;
+			if (q > most)
+				most = q;
+		}
+		still = same && most > 0 ? still + 1 : 0;
+		harness_sleep_ms(20);
 	}
-	fclose(f);
-	return n;
+	return most;
 }
 
 /*
@@ -4284,38 +4292,19 @@ static int kernel_send_queues(unsigned port, unsigned long *queued, int max)
 LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_over_tcp_are_counted_not_left_to_the_kernel,
                        .timeout = 60)
 {
-	enum { READERS = 4, GETS = 5, DATA_BYTES = 1000 * 1000, POLLS_STILL = 10 };
+	enum { READERS = 4, GETS = 5, DATA_BYTES = 1000 * 1000 };
 	const unsigned long kernel_most = 512 * 1024;
-	unsigned long queued[READERS + 8], last[READERS + 8] = {0}, most = 0;
+	unsigned long most;
 	uint8_t *data;
 	struct buf gets;
-	int fds[READERS], good, found, still = 0;
-	unsigned port;
-	struct timespec t0;
+	int fds[READERS], good;
 
 	good = start_with_big_session(NULL, "kernel", &data, DATA_BYTES, 4, GETS, &gets);
-	cr_assert_eq(sscanf(dmn.tcp_url, "tcp://127.0.0.1:%u", &port), 1, "%s", dmn.tcp_url);
 	for (int i = 0; i < READERS; i++) {
 		fds[i] = harness_open_ready(dmn.tcp_url, "test_hostile");
 		harness_send_buf(fds[i], &gets);
 	}
-	/* The kernel takes what it will within a few turns; wait until the send queues have held
-	 * still for a while (any moment would do after the fix: the bound holds throughout). */
-	t0 = now_ts();
-	while (still < POLLS_STILL) {
-		cr_assert_lt(elapsed_ms(t0), 20000, "the send queues settle");
-		found = kernel_send_queues(port, queued, READERS + 8);
-		bool same = found >= READERS;
-
-		for (int i = 0; i < found; i++) {
-			same = same && queued[i] == last[i];
-			last[i] = queued[i];
-			if (queued[i] > most)
-				most = queued[i];
-		}
-		still = same && most > 0 ? still + 1 : 0;
-		harness_sleep_ms(20);
-	}
+	most = most_queued_once_still(harness_url_port(dmn.tcp_url), READERS, true);
 	cr_assert_leq(most, kernel_most,
 	              "the kernel held %lu bytes of a connection's unread replies (at most %lu)",
 	              most, kernel_most);
@@ -4325,6 +4314,61 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_over_tcp_are_counted_not_left_to_
 		close(fds[i]);
 	good_roundtrip(good, 1);
 	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
+ * The same on the way in: a client that sent fast enough to grow its connection's receive
+ * buffer (tcp_rmem, up to 32 MiB), then made sessd stop reading it (its replies unread) and
+ * went on sending, had the kernel keep 2.3 MB of its requests (150 MB sent before; 4.7 MB after
+ * 200 MB), counted nowhere. Now the kernel keeps at most 256 KiB; the rest waits in the
+ * client's own buffers.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, requests_sent_to_a_paused_tcp_connection_stay_with_the_client,
+                       .timeout = 60)
+{
+	enum { WARM_SETS = 150, GETS = 10, DATA_BYTES = 1000 * 1000 };
+	const unsigned long kernel_most = 512 * 1024;
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = 600000};
+	unsigned long most;
+	uint8_t *data, *body;
+	struct buf gets, sets;
+	size_t len, sent = 0;
+	ssize_t n;
+	int fd, good;
+
+	good = start_with_big_session(NULL, "kernel-in", &data, DATA_BYTES, 6, GETS, &gets);
+	set.ns = bytes("kernel-in");
+	set.id = bytes("warm");
+	set.data = span(data, DATA_BYTES);
+	buf_init(&sets);
+	encode(&sets, &set);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	/* Fast, pipelined, read after: the kernel grows the connection's receive buffer. */
+	for (int i = 0; i < WARM_SETS; i++)
+		harness_send_buf(fd, &sets);
+	for (int i = 0; i < WARM_SETS; i++) {
+		cr_assert_eq(harness_recv_frame(fd, &body, &len), 0, "SET %d answered", i);
+		free(body);
+	}
+	/* Replies it does not read: sessd stops reading it. Then SETs until the kernel takes no
+	 * more. */
+	harness_send_buf(fd, &gets);
+	cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	while ((n = send(fd, sets.data + sent % sets.len, sets.len - sent % sets.len,
+	                 MSG_NOSIGNAL)) > 0)
+		sent += (size_t)n;
+	cr_assert_eq(errno, EAGAIN, "the kernel stops taking them: %s", strerror(errno));
+	most = most_queued_once_still(harness_url_port(dmn.tcp_url), 1, false);
+	cr_assert_leq(most, kernel_most,
+	              "the kernel held %lu bytes of requests sessd did not read (at most %lu)",
+	              most, kernel_most);
+	close(fd);
+	good_roundtrip(good, 1);
+	close(good);
+	buf_finish(&sets);
 	buf_finish(&gets);
 	free(data);
 	stop_clean();
