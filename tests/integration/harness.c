@@ -861,6 +861,24 @@ int harness_tcp_queues(unsigned local_port, unsigned long *tx, unsigned long *rx
 	return n;
 }
 
+int harness_tcp_orphans(unsigned local_port)
+{
+	char line[512];
+	unsigned lport, state;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x", &lport, &state) == 2 &&
+		    lport == local_port &&
+		    (state == 0x04 || state == 0x05 || state == 0x0b || state == 0x09))
+			n++;
+	fclose(f);
+	return n;
+}
+
 unsigned harness_url_port(const char *url)
 {
 	const char *colon = strrchr(url, ':');

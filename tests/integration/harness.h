@@ -194,6 +194,13 @@ int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, dou
  */
 int harness_tcp_queues(unsigned local_port, unsigned long *tx, unsigned long *rx, int max);
 
+/*
+ * harness_tcp_orphans(local_port): how many IPv4 TCP connections of this network namespace
+ * from ${local_port} that side has closed and the kernel still holds (FIN_WAIT1, FIN_WAIT2,
+ * CLOSING, LAST_ACK), from /proc/net/tcp.
+ */
+int harness_tcp_orphans(unsigned local_port);
+
 /* harness_url_port(url): the port of "tcp://HOST:PORT". */
 unsigned harness_url_port(const char *url);
 

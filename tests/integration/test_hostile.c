@@ -4375,6 +4375,51 @@ LEAK_CHECKED_TEST_OPTS(hostile, requests_sent_to_a_paused_tcp_connection_stay_wi
 }
 
 /*
+ * A connection closed for --max-client-memory whose client still reads nothing: sessd closed
+ * it at the close timeout, and the kernel kept what the socket had taken as an orphan probing
+ * the client's zero window, all of them still there 70 s on. Now sessd resets it, and the
+ * kernel holds nothing more of it.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, an_evicted_client_that_never_reads_leaves_no_orphan, .timeout = 90)
+{
+	enum { READERS = 6, GETS = 5, DATA_BYTES = 1000 * 1000 };
+	static const char *const args[] = {"--max-client-memory", "8M", NULL};
+	unsigned port;
+	uint8_t *data;
+	struct buf gets;
+	int fds[READERS], good;
+	long started;
+
+	good = start_with_big_session(args, "orphans", &data, DATA_BYTES, 7, GETS, &gets);
+	port = harness_url_port(dmn.tcp_url);
+	for (int i = 0; i < READERS; i++) {
+		fds[i] = harness_open_ready(dmn.tcp_url, "test_hostile");
+		harness_send_buf(fds[i], &gets);
+	}
+	started = harness_mono_ms();
+	while (stat_of(good, NULL, "client_evictions_total") == 0) {
+		cr_assert_lt(harness_mono_ms() - started, 20000, "a reader is evicted");
+		harness_sleep_ms(20);
+	}
+	/* Closed at the close timeout (10 s); the kernel may take a moment to let go. */
+	while (harness_tcp_orphans(port) > 0 ||
+	       stat_of(good, NULL, "connections") >
+	           READERS + 1 - stat_of(good, NULL, "client_evictions_total")) {
+		cr_assert_lt(harness_mono_ms() - started, 40000,
+		             "%d connection(s) closed by sessd still held by the kernel",
+		             harness_tcp_orphans(port));
+		harness_sleep_ms(100);
+	}
+	for (int i = 0; i < READERS; i++)
+		close(fds[i]);
+	good_roundtrip(good, 1);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
  * What an attack looks like (frames over max_frame, of length 0, that decode as no request)
  * closed the connections and left no trace: now each is counted in STATS' malformed_total,
  * and the log says so at most once a minute per kind, naming the last peer and why.
