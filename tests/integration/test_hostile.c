@@ -4285,9 +4285,10 @@ static unsigned long most_queued_once_still(unsigned port, int n, bool sent)
  * What a TCP connection's client has not read is held by the kernel too, beside the daemon's
  * buffers: with the kernel's send buffer left to grow (tcp_wmem, up to 4 MiB), a client that
  * pipelined five GETs of a 1 MB session and never read had the kernel keep 3.7 MB of replies
- * for each of its connections while client_bytes said 0, memory --max-client-memory never saw
- * (500 connections held 1.8 GB of the host's TCP memory). Now the kernel keeps at most 256 KiB
- * a connection, and the rest of the replies wait in sessd's buffers, which the bound counts.
+ * for each of its connections, memory --max-client-memory never saw (client_bytes counted 1 MB
+ * a connection; 500 connections held 1.8 GB of the host's TCP memory). Now the kernel keeps at most
+ * 256 KiB a connection, and the rest of the replies wait in sessd's buffers, which the bound
+ * counts.
  */
 LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_over_tcp_are_counted_not_left_to_the_kernel,
                        .timeout = 60)
