@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -262,6 +264,8 @@ struct conn {
 	bool on_trial;
 	/* Its SHUTTING_DOWN is for the secret its HELLO showed, retired since. */
 	bool auth_retired;
+	/* Closed over --max-client-memory (evict): what the kernel still holds of it goes too. */
+	bool evicted;
 	/* Over TCP (owner is the host): the processes of the host are told apart at HELLO. */
 	bool tcp;
 	/* Counted in the set's greeted (and, over TCP, members) tallies: greeted, not closing. */
@@ -1746,6 +1750,7 @@ static void evict(struct conn *c)
 	 * caller's pointers stay good. */
 	mark_pending(c);
 	c->set->evictions++;
+	c->evicted = true;
 }
 
 /* Longest without progress first; one held over starved (waiting on us, not stalled on its
@@ -2114,6 +2119,22 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 	conn_write(c);
 }
 
+/*
+ * Have the close of ${c} reset the connection when the kernel still holds bytes the client has
+ * not taken: a plain close leaves them with the kernel, an orphan probing the client's zero
+ * window for minutes (the 256 KiB of each evicted connection whose client went on reading
+ * nothing were all still held 70 s on). Only for one evicted, whose replies sessd dropped
+ * anyway, or whose client read nothing for the close timeout.
+ */
+static void drop_kernel_queue(struct conn *c)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+	int queued = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -2133,6 +2154,8 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (!c->closing && !c->peer.ready)
 		log_debug("a client sent no HELLO within %d s; closing it",
 		          c->set->cfg.hello_timeout_s);
+	if (c->closing && c->tcp && (c->evicted || unsent(c) > 0))
+		drop_kernel_queue(c);
 	conn_close(c);
 }
 

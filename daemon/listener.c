@@ -27,6 +27,9 @@
  * made a connect flood's turn take up to 1.4 s (accept4, a connection's setup, its events)
  * while every client waited. */
 #define LISTENER_ACCEPTS_PER_TURN 64
+/* The kernel's room for a TCP connection's bytes each way (bound_kernel_buffers): 256 KiB once
+ * the kernel doubles it, what a 10 Gbit/s link with a 0.2 ms round trip keeps in flight. */
+#define LISTENER_TCP_BUFFER_BYTES (128 * 1024)
 
 struct listener {
 	evutil_socket_t fd;
@@ -347,6 +350,28 @@ static void keep_alive(evutil_socket_t fd, int idle_s)
 	}
 }
 
+/*
+ * Hold the kernel's buffers of the TCP connection ${fd} to LISTENER_TCP_BUFFER_BYTES each way
+ * (which the kernel doubles for its own bookkeeping). Left to grow with the connection, they
+ * keep what --max-client-memory cannot see, charged to sessd's memory cgroup and to the host's
+ * TCP memory (tcp_mem), whose limit then stalls every TCP socket on the host:
+ * - replies the socket took and the client never read: up to tcp_wmem's 4 MiB, 3.7 MB for each
+ *   connection whose client pipelined GETs of a large session (500 held 1.8 GB);
+ * - requests sent while sessd does not read the connection (its replies unread, or the turn's
+ *   budget spent): up to tcp_rmem's 32 MiB once a client sent fast enough before to grow the
+ *   buffer, 4.7 MB a connection after 200 MB of SETs.
+ * A Unix socket's are bounded already (wmem_default, 208 KiB). What the kernel does not take
+ * stays in sessd's buffers or the client's, where the bound counts it or the client pays.
+ * Best effort: a connection whose buffers cannot be set is served as before.
+ */
+static void bound_kernel_buffers(evutil_socket_t fd)
+{
+	int bytes = LISTENER_TCP_BUFFER_BYTES;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
 /* Hand the connection ${fd} accepted on ${l} from ${sa} to the owner. */
 static void hand_over(struct listener *l, evutil_socket_t fd, const struct sockaddr *sa,
                       int socklen)
@@ -360,6 +385,8 @@ static void hand_over(struct listener *l, evutil_socket_t fd, const struct socka
 
 	if (sa->sa_family != AF_UNIX && l->keepalive_s > 0)
 		keep_alive(fd, l->keepalive_s);
+	if (sa->sa_family != AF_UNIX)
+		bound_kernel_buffers(fd);
 	peer_name(l, sa, socklen, have_cred ? &cred : NULL, name, sizeof(name));
 	source = source_of(sa, socklen, have_cred ? &cred : NULL);
 	l->on_accept(l->arg, fd, source, have_cred ? OWNER_PID | (uint32_t)cred.pid : source,

@@ -837,6 +837,48 @@ int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, dou
 	return found;
 }
 
+int harness_tcp_queues(unsigned local_port, unsigned long *tx, unsigned long *rx, int max)
+{
+	char line[512];
+	unsigned lport, state;
+	unsigned long sent, received;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	if (f == NULL)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f) != NULL) {
+		/* "sl: LOCAL:PORT REMOTE:PORT ST TX:RX ..." */
+		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %lx:%lx", &lport, &state, &sent,
+		           &received) == 4 &&
+		    state == 1 && lport == local_port) {
+			tx[n] = sent;
+			rx[n] = received;
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+int harness_tcp_orphans(unsigned local_port)
+{
+	char line[512];
+	unsigned lport, state;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x", &lport, &state) == 2 &&
+		    lport == local_port &&
+		    (state == 0x04 || state == 0x05 || state == 0x0b || state == 0x09))
+			n++;
+	fclose(f);
+	return n;
+}
+
 unsigned harness_url_port(const char *url)
 {
 	const char *colon = strrchr(url, ':');

@@ -185,6 +185,22 @@ int harness_set_get(int fd, const char *ns, const char *id, const char *data, ui
  */
 int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds);
 
+/*
+ * harness_tcp_queues(local_port, tx, rx, max):
+ * The queues of the established IPv4 TCP connections of this network namespace from
+ * ${local_port}, from /proc/net/tcp: into ${tx}[i] the bytes each has sent and its peer has not
+ * acknowledged (or not sent yet), into ${rx}[i] those received and not read, for at most ${max}
+ * of them. Returns how many were found.
+ */
+int harness_tcp_queues(unsigned local_port, unsigned long *tx, unsigned long *rx, int max);
+
+/*
+ * harness_tcp_orphans(local_port): how many IPv4 TCP connections of this network namespace
+ * from ${local_port} that side has closed and the kernel still holds (FIN_WAIT1, FIN_WAIT2,
+ * CLOSING, LAST_ACK), from /proc/net/tcp.
+ */
+int harness_tcp_orphans(unsigned local_port);
+
 /* harness_url_port(url): the port of "tcp://HOST:PORT". */
 unsigned harness_url_port(const char *url);
 

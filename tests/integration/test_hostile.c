@@ -4248,6 +4248,179 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 }
 
 /*
+ * Wait until the kernel's queues of the daemon's ${n} TCP connections on ${port} have held
+ * still for a while, and return the most one of them held at any look (its send queue with
+ * ${sent}, else its receive queue). The kernel fills them within a few turns; after the fix
+ * any moment would do, as the bound holds throughout.
+ */
+static unsigned long most_queued_once_still(unsigned port, int n, bool sent)
+{
+	enum { MAX = 16, POLLS_STILL = 10 };
+	unsigned long tx[MAX], rx[MAX], last[MAX] = {0}, most = 0;
+	struct timespec t0 = now_ts();
+	int still = 0, found;
+
+	cr_assert_leq(n, MAX);
+	while (still < POLLS_STILL) {
+		bool same;
+
+		cr_assert_lt(elapsed_ms(t0), 20000, "the kernel's queues settle");
+		found = harness_tcp_queues(port, tx, rx, MAX);
+		same = found >= n;
+		for (int i = 0; i < found; i++) {
+			unsigned long q = sent ? tx[i] : rx[i];
+
+			same = same && q == last[i];
+			last[i] = q;
+			if (q > most)
+				most = q;
+		}
+		still = same && most > 0 ? still + 1 : 0;
+		harness_sleep_ms(20);
+	}
+	return most;
+}
+
+/*
+ * What a TCP connection's client has not read is held by the kernel too, beside the daemon's
+ * buffers: with the kernel's send buffer left to grow (tcp_wmem, up to 4 MiB), a client that
+ * pipelined five GETs of a 1 MB session and never read had the kernel keep 3.7 MB of replies
+ * for each of its connections, memory --max-client-memory never saw (client_bytes counted 1 MB
+ * a connection; 500 connections held 1.8 GB of the host's TCP memory). Now the kernel keeps at most
+ * 256 KiB a connection, and the rest of the replies wait in sessd's buffers, which the bound
+ * counts.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_over_tcp_are_counted_not_left_to_the_kernel,
+                       .timeout = 60)
+{
+	enum { READERS = 4, GETS = 5, DATA_BYTES = 1000 * 1000 };
+	const unsigned long kernel_most = 512 * 1024;
+	unsigned long most;
+	uint8_t *data;
+	struct buf gets;
+	int fds[READERS], good;
+
+	good = start_with_big_session(NULL, "kernel", &data, DATA_BYTES, 4, GETS, &gets);
+	for (int i = 0; i < READERS; i++) {
+		fds[i] = harness_open_ready(dmn.tcp_url, "test_hostile");
+		harness_send_buf(fds[i], &gets);
+	}
+	most = most_queued_once_still(harness_url_port(dmn.tcp_url), READERS, true);
+	cr_assert_leq(most, kernel_most,
+	              "the kernel held %lu bytes of a connection's unread replies (at most %lu)",
+	              most, kernel_most);
+	/* The rest is the daemon's, and counted. */
+	cr_assert_gt(stat_of(good, NULL, "client_bytes"), (uint64_t)READERS * DATA_BYTES);
+	for (int i = 0; i < READERS; i++)
+		close(fds[i]);
+	good_roundtrip(good, 1);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
+ * The same on the way in: a client that sent fast enough to grow its connection's receive
+ * buffer (tcp_rmem, up to 32 MiB), then made sessd stop reading it (its replies unread) and
+ * went on sending, had the kernel keep 2.3 MB of its requests (150 MB sent before; 4.7 MB after
+ * 200 MB), counted nowhere. Now the kernel keeps at most 256 KiB; the rest waits in the
+ * client's own buffers.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, requests_sent_to_a_paused_tcp_connection_stay_with_the_client,
+                       .timeout = 60)
+{
+	enum { WARM_SETS = 150, GETS = 10, DATA_BYTES = 1000 * 1000 };
+	const unsigned long kernel_most = 512 * 1024;
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = 600000};
+	unsigned long most;
+	uint8_t *data, *body;
+	struct buf gets, sets;
+	size_t len, sent = 0;
+	ssize_t n;
+	int fd, good;
+
+	good = start_with_big_session(NULL, "kernel-in", &data, DATA_BYTES, 6, GETS, &gets);
+	set.ns = bytes("kernel-in");
+	set.id = bytes("warm");
+	set.data = span(data, DATA_BYTES);
+	buf_init(&sets);
+	encode(&sets, &set);
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	/* Fast, pipelined, read after: the kernel grows the connection's receive buffer. */
+	for (int i = 0; i < WARM_SETS; i++)
+		harness_send_buf(fd, &sets);
+	for (int i = 0; i < WARM_SETS; i++) {
+		cr_assert_eq(harness_recv_frame(fd, &body, &len), 0, "SET %d answered", i);
+		free(body);
+	}
+	/* Replies it does not read: sessd stops reading it. Then SETs until the kernel takes no
+	 * more. */
+	harness_send_buf(fd, &gets);
+	cr_assert_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	while ((n = send(fd, sets.data + sent % sets.len, sets.len - sent % sets.len,
+	                 MSG_NOSIGNAL)) > 0)
+		sent += (size_t)n;
+	cr_assert_eq(errno, EAGAIN, "the kernel stops taking them: %s", strerror(errno));
+	most = most_queued_once_still(harness_url_port(dmn.tcp_url), 1, false);
+	cr_assert_leq(most, kernel_most,
+	              "the kernel held %lu bytes of requests sessd did not read (at most %lu)",
+	              most, kernel_most);
+	close(fd);
+	good_roundtrip(good, 1);
+	close(good);
+	buf_finish(&sets);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
+ * A connection closed for --max-client-memory whose client still reads nothing: sessd closed
+ * it at the close timeout, and the kernel kept what the socket had taken as an orphan probing
+ * the client's zero window, all of them still there 70 s on. Now sessd resets it, and the
+ * kernel holds nothing more of it.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, an_evicted_client_that_never_reads_leaves_no_orphan, .timeout = 90)
+{
+	enum { READERS = 6, GETS = 5, DATA_BYTES = 1000 * 1000 };
+	static const char *const args[] = {"--max-client-memory", "8M", NULL};
+	unsigned port;
+	uint8_t *data;
+	struct buf gets;
+	int fds[READERS], good;
+	long started;
+
+	good = start_with_big_session(args, "orphans", &data, DATA_BYTES, 7, GETS, &gets);
+	port = harness_url_port(dmn.tcp_url);
+	for (int i = 0; i < READERS; i++) {
+		fds[i] = harness_open_ready(dmn.tcp_url, "test_hostile");
+		harness_send_buf(fds[i], &gets);
+	}
+	started = harness_mono_ms();
+	while (stat_of(good, NULL, "client_evictions_total") == 0) {
+		cr_assert_lt(harness_mono_ms() - started, 20000, "a reader is evicted");
+		harness_sleep_ms(20);
+	}
+	/* Closed at the close timeout (10 s); the kernel may take a moment to let go. */
+	while (harness_tcp_orphans(port) > 0 ||
+	       stat_of(good, NULL, "connections") >
+	           READERS + 1 - stat_of(good, NULL, "client_evictions_total")) {
+		cr_assert_lt(harness_mono_ms() - started, 40000,
+		             "%d connection(s) closed by sessd still held by the kernel",
+		             harness_tcp_orphans(port));
+		harness_sleep_ms(100);
+	}
+	for (int i = 0; i < READERS; i++)
+		close(fds[i]);
+	good_roundtrip(good, 1);
+	close(good);
+	buf_finish(&gets);
+	free(data);
+	stop_clean();
+}
+
+/*
  * What an attack looks like (frames over max_frame, of length 0, that decode as no request)
  * closed the connections and left no trace: now each is counted in STATS' malformed_total,
  * and the log says so at most once a minute per kind, naming the last peer and why.
