@@ -836,8 +836,8 @@ LEAK_CHECKED_TEST(sessctl, set_if_bad_tag_is_refused_before_connecting)
 
 /*
  * An id given where a value, a tag or a URL is due (--ttl ID, --timeout ID, set-if TAG ID,
- * --connect ID: options or arguments swapped) is refused before connecting, and the message, which a cron job's log
- * keeps, names it by its first characters only, as an unknown option is.
+ * --connect ID: options or arguments swapped) is refused before connecting, and the message, which
+ * a cron job's log keeps, names it by its first characters only, as an unknown option is.
  */
 LEAK_CHECKED_TEST(sessctl, a_value_out_of_place_shows_no_full_id)
 {
