@@ -4191,6 +4191,20 @@ static int start_with_big_session(const char *const *args, const char *ns, uint8
 }
 
 /*
+ * The end of a test begun with start_with_big_session: the good client ${good} is still served
+ * (request ${request_id}), then everything start_with_big_session made is freed (${gets},
+ * ${data}) and the daemon stopped.
+ */
+static void end_with_big_session(int good, uint64_t request_id, struct buf *gets, uint8_t *data)
+{
+	good_roundtrip(good, request_id);
+	close(good);
+	buf_finish(gets);
+	free(data);
+	stop_clean();
+}
+
+/*
  * Clients that pipeline GETs of a large session and never read the replies hold the daemon's
  * memory only up to --max-client-memory: past it, the ones that have waited longest are
  * closed (their replies dropped), the rest get every reply whole, and a client that reads its
@@ -4240,11 +4254,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_are_bounded, .timeout = 60)
 	cr_assert_geq(cut, READERS - 4, "%d of %d readers closed", cut, READERS);
 	cr_assert_geq(whole, 1, "the youngest readers are kept");
 	cr_assert_eq(stat_of(good, NULL, "client_evictions_total"), (uint64_t)cut);
-	good_roundtrip(good, 1000);
-	close(good);
-	buf_finish(&gets);
-	free(data);
-	stop_clean();
+	end_with_big_session(good, 1000, &gets, data);
 }
 
 /*
@@ -4313,11 +4323,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, unread_replies_over_tcp_are_counted_not_left_to_
 	cr_assert_gt(stat_of(good, NULL, "client_bytes"), (uint64_t)READERS * DATA_BYTES);
 	for (int i = 0; i < READERS; i++)
 		close(fds[i]);
-	good_roundtrip(good, 1);
-	close(good);
-	buf_finish(&gets);
-	free(data);
-	stop_clean();
+	end_with_big_session(good, 1, &gets, data);
 }
 
 /*
@@ -4367,12 +4373,8 @@ LEAK_CHECKED_TEST_OPTS(hostile, requests_sent_to_a_paused_tcp_connection_stay_wi
 	              "the kernel held %lu bytes of requests sessd did not read (at most %lu)",
 	              most, kernel_most);
 	close(fd);
-	good_roundtrip(good, 1);
-	close(good);
 	buf_finish(&sets);
-	buf_finish(&gets);
-	free(data);
-	stop_clean();
+	end_with_big_session(good, 1, &gets, data);
 }
 
 /*
@@ -4413,11 +4415,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, an_evicted_client_that_never_reads_leaves_no_orp
 	}
 	for (int i = 0; i < READERS; i++)
 		close(fds[i]);
-	good_roundtrip(good, 1);
-	close(good);
-	buf_finish(&gets);
-	free(data);
-	stop_clean();
+	end_with_big_session(good, 1, &gets, data);
 }
 
 /*
@@ -4506,11 +4504,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_burst_of_unread_pipelines_stays_near_the_bound
 	cr_assert_leq(stat_of(good, NULL, "client_bytes"), (uint64_t)LIMIT_MB << 20);
 	for (int i = 0; i < READERS; i++)
 		close(fds[i]);
-	good_roundtrip(good, 1000);
-	close(good);
-	buf_finish(&gets);
-	free(data);
-	stop_clean();
+	end_with_big_session(good, 1000, &gets, data);
 }
 
 /*
