@@ -531,6 +531,7 @@ declare namespace connectSessd {
       readonly LIST: 0x31;
       readonly CLEAR: 0x32;
       readonly STATS: 0x33;
+      readonly NAMESPACES: 0x34;
     };
     const STATUS: {
       readonly OK: 0;
