@@ -221,7 +221,8 @@ declare namespace connectSessd {
     readonly lacksTtl: boolean | undefined;
 
     /**
-     * Resolves with the HELLO reply once a connection is ready. Without `timeoutMs` it waits
+     * Resolves with the HELLO reply once a connection is ready (at once while one is, also
+     * before a flapping server's `connect`). Without `timeoutMs` it waits
      * for as long as that takes; with it, it rejects after `timeoutMs` with the last
      * connection error (`ECONNREFUSED`, `ENOENT`: sessd is down; `ESESSD_BUSY`: it is full;
      * `ESESSD_DISCONNECTED` when no attempt has ended yet). On a closed client it rejects at
@@ -531,6 +532,7 @@ declare namespace connectSessd {
       readonly LIST: 0x31;
       readonly CLEAR: 0x32;
       readonly STATS: 0x33;
+      readonly NAMESPACES: 0x34;
     };
     const STATUS: {
       readonly OK: 0;

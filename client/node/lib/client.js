@@ -666,7 +666,8 @@ class Client extends EventEmitter {
     return (await this.request(op, args, key)).result;
   }
 
-  // ready(opts): resolves with the HELLO reply once a connection is ready. Without
+  // ready(opts): resolves with the HELLO reply once a connection is ready (at once while one
+  // is, 'connect' said or not). Without
   // opts.timeoutMs it waits for as long as that takes (the pool keeps reconnecting); with it,
   // it rejects after timeoutMs with the last connection error (sessd down: ECONNREFUSED,
   // full: ESESSD_BUSY, ...), or ESESSD_DISCONNECTED when no attempt has ended yet, so that a health
@@ -679,8 +680,10 @@ class Client extends EventEmitter {
     }
     // Closed, the pool no longer reconnects: without a timeout the wait would never end.
     if (this.closed) return this.refuse();
-    // In the reconnecting window the pool is still connected, but nothing is ready: wait.
-    if (this.connected === true && this.readyCount > 0) return Promise.resolve(this.hello);
+    // A ready connection takes requests, whether or not 'connect' was said (after a flap it
+    // waits for a healthy one, see healthy): a caller now must not wait for the next 'ready',
+    // which a stable pool never has. In the reconnecting window nothing is ready: wait.
+    if (this.readyCount > 0) return Promise.resolve(this.hello);
     return new Promise((resolve, reject) => {
       let timer = null;
       const stop = () => {

@@ -72,7 +72,7 @@ function freezeHead(res) {
 // out. A browser follows a redirect as soon as it has the headers, and the next page may be
 // served by another process on another connection: it must find the flash already stored.
 // Meanwhile the response is frozen (freezeHead); an end called again is ignored, as Node
-// ignores an end after end.
+// ignores an end after end. An end that throws once it goes out is handed to failedEnd.
 function holdEnd(res, pending) {
   const end = res.end;
   let ended = false;
@@ -84,7 +84,13 @@ function holdEnd(res, pending) {
     const settleAll = () => {
       if (pending.size === 0) {
         thaw();
-        end.apply(this, args);
+        try {
+          end.apply(this, args);
+        } catch (err) {
+          // Later ends reach what is under this one, as after an end that threw at once.
+          ended = false;
+          failedEnd(res, err);
+        }
         return;
       }
       Promise.allSettled([...pending]).then(settleAll);
@@ -92,6 +98,24 @@ function holdEnd(res, pending) {
     settleAll();
     return this;
   };
+}
+
+// failedEnd(res, err): the error ${err} of a held end (holdEnd) that threw as it went out: a
+// status code Node refuses (Express 4's res.status(err.status) of an error without one), a
+// chunk that is not a string or bytes. Not held, that end throws into the route, and Express
+// hands the error to the app's error handler; thrown here, inside a promise callback, it was an
+// unhandled rejection, which ends the process (every request it serves) in Node 15 and later.
+// So it goes to the route's next (Express keeps it as req.next), as the throw would have; a
+// response without one (plain connect or http) is destroyed, so that its client is not left
+// waiting, and the error is a process warning.
+function failedEnd(res, err) {
+  const next = res.req && res.req.next;
+  if (typeof next === 'function') {
+    next(err);
+    return;
+  }
+  res.destroy();
+  process.emitWarning(`connect-sessd flash(): the response's end threw once its flashes were stored: ${err && err.message}`, { code: 'CONNECT_SESSD_END_FAILED' });
 }
 
 // pushTo(backend, stored, sid, type, msg, ttlMs): pushes one message. A session this request

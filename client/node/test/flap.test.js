@@ -11,7 +11,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { encode } = require('@msgpack/msgpack');
 const { Client, codec } = require('..');
-const { fakePeer, waitFor, sleep } = require('./helpers');
+const { fakePeer, waitFor, sleep, settledThisTurn } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const HELLO_RESULT = { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) };
@@ -155,4 +155,28 @@ test('a restart within restartWaitMs says nothing, a short ready in it included'
   peer.flap = false;
   await waitFor(() => slot.conn && slot.conn.state === 'ready' && slot.conn.healthyTimer === null, 'a healthy connection again');
   assert.deepEqual(events, ['connect']);
+});
+
+// After a flap, the pool has ready connections before it says 'connect' again (that waits for
+// a healthy one): requests go out on them, and ready() must resolve as it does for a waiter
+// that was there at their 'ready'. It required the pool to be connected, so a call made after
+// those 'ready's waited for another 'ready' that a stable pool never has: without a timeout it
+// never settled, and with one a health check failed against a pool that was serving.
+test('ready() resolves at once while the pool has a ready connection, also before a flapping server is healthy again', async (t) => {
+  const peer = await flappingPeer(t);
+  const events = [];
+  // 'connect' comes reconnectMaxMs after a connection's 'ready': far after this test.
+  const c = new Client({ url: `unix:${peer.sockPath}`, poolSize: 1, reconnectMinMs: 20, reconnectMaxMs: 60000, restartWaitMs: 300 });
+  t.after(() => c.terminate());
+  c.on('connect', () => events.push('connect'));
+  c.on('disconnect', (err) => events.push(`disconnect ${err && err.code}`));
+  await waitFor(() => events.length >= 2, "'disconnect' while the server flaps", 10000);
+  peer.flap = false;
+  await waitFor(() => c.readyCount === 1, 'a connection that stays');
+  assert.equal(c.connected, false, "no 'connect' before the connection is healthy");
+  const ready = c.ready({ timeoutMs: 60000 });
+  assert.ok(await settledThisTurn([ready]), 'ready() waits though a connection is ready');
+  assert.equal((await ready).server_id, HELLO_RESULT.server_id);
+  // Without a timeout, as a script awaiting the pool writes it.
+  assert.ok(await settledThisTurn([c.ready()]), 'ready() without a timeout waits');
 });

@@ -164,6 +164,44 @@ test('an error after a flash and a redirect finds res.headersSent true in the er
   assert.equal(r.body, 'Found. Redirecting to /form');
 });
 
+// An end that throws as it goes out (here Node's writeHead refusing the status code that
+// Express 4's res.status(err.status) sets for an error without one) throws into the route when
+// nothing holds it, Express hands that to the error handler, and the page is its 500. Held for
+// a flash push, it threw inside a promise callback: an unhandled rejection, which ends the app's
+// process, every request it serves with it (an Express 4 app exited with code 1).
+test('an end that throws once its flashes are stored reaches the error handler, as without a flash', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' });
+  const unhandled = [];
+  const onUnhandled = (err) => unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  const seen = [];
+  const base = await serve(t, store, (app) => {
+    // The same mistake without a flash, in a request that saves its session as the flash's
+    // does (it marks a new session for saving).
+    app.get('/bad-status-saved', (req, res) => {
+      req.session.note = 'x';
+      res.statusCode = undefined;
+      res.end('sorry');
+    });
+    app.get('/bad-status-flash', (req, res) => {
+      req.flash('error', 'Could not save');
+      res.statusCode = undefined;
+      res.end('sorry');
+    });
+    app.use((err, req, res, next) => {
+      seen.push(`${req.path} ${err.code}`);
+      res.status(500).end('error page');
+    });
+  });
+  for (const p of ['/bad-status-saved', '/bad-status-flash']) {
+    const r = await new Browser(base).get(p);
+    assert.equal(r.status, 500, p);
+  }
+  assert.deepEqual(unhandled.map((e) => e.code), []);
+  assert.deepEqual(seen, ['/bad-status-saved ERR_HTTP_INVALID_STATUS_CODE', '/bad-status-flash ERR_HTTP_INVALID_STATUS_CODE']);
+});
+
 // One scenario of every calling form; each step's result, as the browser saw it.
 async function flashScenario(base) {
   const br = new Browser(base);

@@ -83,6 +83,23 @@ test('types: wrong uses fail to type-check, each with its expected error', () =>
   assert.deepEqual(tscErrors(r.out), expected.sort(), r.out);
 });
 
+// Every opcode and status the codec has at run time is declared, with its value: OP lacked
+// NAMESPACES (0x34), so codec.OP.NAMESPACES, there at run time, failed to type-check.
+test('types: every opcode and status of the codec is declared, with its value', () => {
+  const { codec } = require('..');
+  const dir = path.join(work.app, 'codec-names');
+  fs.mkdirSync(dir, { recursive: true });
+  const lines = ["import { codec } from 'connect-sessd';", 'export const names: number[] = [];'];
+  for (const [table, entries] of [['OP', codec.OP], ['STATUS', codec.STATUS]]) {
+    for (const [name, value] of Object.entries(entries)) lines.push(`names.push(codec.${table}.${name} satisfies ${value});`);
+  }
+  fs.writeFileSync(path.join(dir, 'names.ts'), lines.join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../tsconfig.json', compilerOptions: { skipLibCheck: true }, files: ['names.ts'] }));
+  const r = tsc('codec-names/tsconfig.json');
+  assert.deepEqual(tscErrors(r.out), [], r.out);
+  assert.equal(r.status, 0, r.out);
+});
+
 test('types: an ES module imports the package, default and named exports', () => {
   const r = run(process.execPath, [path.join(work.app, 'runtime-import.mjs')], { cwd: work.app });
   assert.equal(r.status, 0, r.out);
