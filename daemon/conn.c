@@ -894,6 +894,12 @@ static bool admit(struct conn *c)
 	s->displaced++;
 	victim->displaced = true;
 	victim->owes_goodbye = true;
+	/* Its SHUTTING_DOWN goes out with the flush that ends this turn, never from here: the
+	 * caller may be handling a batch of the connections read this turn, the victim among
+	 * them (it read part of a frame), and a send to a client that has reset fails and frees
+	 * it (conn_set_handle_input then handled a freed connection). Pending, begin_closing
+	 * only queues the goodbye, as evict leaves its close to the flush. */
+	mark_pending(victim);
 	begin_closing(victim);
 	say_admissions(s, log_every_due(&s->displaced_log, 1, 10), 0);
 	return true;
