@@ -1518,8 +1518,10 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
-	/* Every frame before a refused record is handled: now its answer, and the end. */
-	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
+	/* Every frame before a refused record is handled: now its answer, and the end. Not while
+	 * frames wait for a later turn (held over past the turn's budget, or put off): answered
+	 * here, those before the record were dropped unanswered (PROTOCOL.md, "Records"). */
+	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting && !c->held_over)
 		refuse_frame(c, CODEC_BAD_REQUEST, c->record_fault);
 	if (!c->hello_done && c->peer.ready)
 		c->hello_done = true;
