@@ -894,6 +894,12 @@ static bool admit(struct conn *c)
 	s->displaced++;
 	victim->displaced = true;
 	victim->owes_goodbye = true;
+	/* Its SHUTTING_DOWN goes out with the flush that ends this turn, never from here: the
+	 * caller may be handling a batch of the connections read this turn, the victim among
+	 * them (it read part of a frame), and a send to a client that has reset fails and frees
+	 * it (conn_set_handle_input then handled a freed connection). Pending, begin_closing
+	 * only queues the goodbye, as evict leaves its close to the flush. */
+	mark_pending(victim);
 	begin_closing(victim);
 	say_admissions(s, log_every_due(&s->displaced_log, 1, 10), 0);
 	return true;
@@ -1512,8 +1518,10 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		if (unsent(c) >= s->cfg.output_high_bytes)
 			c->paused = true;
 	}
-	/* Every frame before a refused record is handled: now its answer, and the end. */
-	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting)
+	/* Every frame before a refused record is handled: now its answer, and the end. Not while
+	 * frames wait for a later turn (held over past the turn's budget, or put off): answered
+	 * here, those before the record were dropped unanswered (PROTOCOL.md, "Records"). */
+	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting && !c->held_over)
 		refuse_frame(c, CODEC_BAD_REQUEST, c->record_fault);
 	if (!c->hello_done && c->peer.ready)
 		c->hello_done = true;

@@ -807,6 +807,81 @@ LEAK_CHECKED_TEST_OPTS(hostile, trickling_connections_give_way, .timeout = 60)
 	stop_clean();
 }
 
+/* Make close(2) send a reset instead of a FIN (TCP); a no-op on Unix sockets. */
+static void set_reset_on_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/*
+ * A connection that gives way to a newcomer in the very turn in which it read is not handled
+ * after it has been freed. At --max-connections 2, two connections of one host; a newcomer of
+ * another host is let in on trial. With the daemon stopped, the newcomer sends its HELLO, then
+ * each of the two sends the first byte of a frame and resets: the three are read in one turn,
+ * the newcomer first. Its HELLO makes one of the two give way (it holds nothing in flight, the
+ * byte being no whole frame), whose SHUTTING_DOWN is sent at once and fails on the reset, which
+ * freed the connection while the turn's batch still held it to be handled next: a use after
+ * free (ASan: heap-use-after-free in process(); in the plain build the freed connection's
+ * buffers were counted again, and the newcomer was closed BUSY as over --max-client-memory).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_connection_giving_way_in_the_turn_it_read_is_not_used_after,
+                       .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "2", NULL};
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .request_id = 9, .version = 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	struct buf b;
+	size_t len;
+	int held[2], newcomer, fresh;
+	long t0;
+
+	start_with(args);
+	for (int i = 0; i < 2; i++)
+		held[i] = greeted_from("127.0.0.2");
+	newcomer = connect_from("127.0.0.3");
+	/* The newcomer is accepted (on trial) before the daemon stops: its HELLO must be read
+	 * with the others' bytes, in one turn. */
+	t0 = harness_mono_ms();
+	while (stat_of(held[1], NULL, "connections") < 3) {
+		cr_assert_lt(harness_mono_ms() - t0, 10000, "the newcomer is accepted");
+		harness_sleep_ms(10);
+	}
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
+	buf_init(&b);
+	hello.client_name = bytes("newcomer");
+	cr_assert_eq(codec_encode_request(&b, &hello), 0);
+	harness_send_buf(newcomer, &b);
+	buf_finish(&b);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(send(held[i], "\x00", 1, MSG_NOSIGNAL), 1);
+		set_reset_on_close(held[i]);
+		close(held[i]);
+	}
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	cr_assert_eq(harness_recv_frame(newcomer, &body, &len), 0, "the newcomer is answered");
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_OK, "the newcomer is served: %s",
+	             codec_status_name(rep.status));
+	free(body);
+	ping_ok(newcomer, 70);
+	/* The daemon goes on serving, and its slots are whole again once both have closed. */
+	t0 = harness_mono_ms();
+	while (stat_of(newcomer, NULL, "connections") > 1) {
+		cr_assert_lt(harness_mono_ms() - t0, 10000, "the two that reset are closed");
+		harness_sleep_ms(10);
+	}
+	cr_assert_eq(stat_of(newcomer, NULL, "connections_displaced_total"), 1);
+	fresh = greeted_from("127.0.0.4");
+	ping_ok(fresh, 71);
+	ping_ok(newcomer, 72);
+	close(fresh);
+	close(newcomer);
+	stop_clean();
+}
+
 /* What the child of every_client_gets_one_under_load saw, written to its parent. */
 struct loaded_child {
 	int lost;      /* connections closed with SHUTTING_DOWN, the displaced one */
@@ -1689,14 +1764,6 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_flood_of_small_requests_is_spread_over_loop_tu
 }
 
 /* ---------------------------------------------------------------------------------------- */
-
-/* Make close(2) send a reset instead of a FIN (TCP); a no-op on Unix sockets. */
-static void set_reset_on_close(int fd)
-{
-	struct linger lg = {1, 0};
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
 
 /*
  * Clients that vanish at every awkward moment: mid-header, mid-request, mid-reply, right

@@ -443,6 +443,52 @@ LEAK_CHECKED_TEST(sealed, forged_and_replayed_records_close_only_their_connectio
 	sealed_close(&s);
 }
 
+/*
+ * Every frame that the records before a failed one completed is answered, then the one
+ * BAD_REQUEST (PROTOCOL.md, "Records"), also when they are more than the server handles of a
+ * connection in one loop turn: 600 PINGs in one record, then a forged record, in one write.
+ * Before, the frames held over to the next turn (past 512) were dropped unanswered and
+ * BAD_REQUEST came after the 512th.
+ */
+LEAK_CHECKED_TEST(sealed, every_frame_before_a_failed_record_is_answered)
+{
+	enum { PINGS = 600 };
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	struct codec_reply rep;
+	struct buf frames, wire;
+	struct sealed s;
+	uint8_t *body;
+	size_t forged;
+
+	s = sealed_open(daemon_with_secret.unix_url);
+	buf_init(&frames);
+	for (uint64_t i = 1; i <= PINGS; i++) {
+		ping.request_id = i;
+		cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+	}
+	buf_init(&wire);
+	cr_assert_eq(seal_append_all(s.seal, &wire, frames.data, frames.len), 0);
+	forged = wire.len + SEAL_HEADER_BYTES + 1;
+	buf_reset(&frames);
+	ping.request_id = PINGS + 1;
+	cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+	cr_assert_eq(seal_append(s.seal, &wire, frames.data, frames.len), 0);
+	wire.data[forged] ^= 0x01;
+	cr_assert_eq(harness_send_all(s.fd, wire.data, wire.len), 0);
+	for (uint64_t i = 1; i <= PINGS; i++) {
+		sealed_reply(&s, &rep, &body);
+		cr_assert_eq(rep.request_id, i, "reply %llu of %d: id %llu, status %s",
+		             (unsigned long long)i, PINGS, (unsigned long long)rep.request_id,
+		             codec_status_name(rep.status));
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+	expect_sealed_error_then_closed(&s, "a forged record after 600 PINGs");
+	buf_finish(&wire);
+	buf_finish(&frames);
+	sealed_close(&s);
+}
+
 /* HELLO with ${auth} to ${url}: the status, and the connection closed after a refusal. */
 static uint32_t hello_status(const char *url, const struct buf *auth)
 {
