@@ -25,6 +25,10 @@
 /* The most a NAMESPACES entry takes: fixarray, str8 header and a 64-byte name, uint64. */
 #define DISPATCH_NAMESPACES_ENTRY_MAX (1 + 2 + IDS_MAX_NAMESPACE_LEN + 9)
 #define DISPATCH_REPLY_OVERHEAD       64
+/* The most a change's reply takes once the change is made: OK with nil or a count, or
+ * INTERNAL "the change was made but not logged" (frame header, request id and status
+ * included). */
+#define DISPATCH_DONE_REPLY_MAX 64
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
@@ -1411,6 +1415,11 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		*verdict = DISPATCH_LATER;
 		return 0;
 	}
+	/* Room for the reply before the change is made: found wanting after it, the change
+	 * would be answered INTERNAL "out of memory", which says it was not carried out (a retry
+	 * would push a flash twice). Refused now, nothing has changed. */
+	if (changes_data(req->op) && buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1)
+		return -1;
 	/* Cheap for requests without an id; those that name a session all use it. */
 	request_key(req, frame, &key);
 	switch (req->op) {
