@@ -1391,6 +1391,21 @@ static bool changes_data(uint32_t op)
 	}
 }
 
+/* The bytes of a change's record that come from the request: SET's data, a flash message. */
+static size_t change_data_len(const struct codec_request *req)
+{
+	switch (req->op) {
+	case CODEC_OP_SET:
+	case CODEC_OP_SET_IF:
+		return req->data.len;
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+		return req->flash_msg.len;
+	default:
+		return 0;
+	}
+}
+
 /* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
 static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
@@ -1415,13 +1430,15 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		*verdict = DISPATCH_LATER;
 		return 0;
 	}
-	/* Room for the reply before the change is made: found wanting after it, the change
-	 * would be answered INTERNAL "out of memory", which says it was not carried out (a retry
-	 * would push a flash twice). Refused now, nothing has changed. */
-	if (changes_data(req->op) && buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1)
-		return -1;
 	/* Cheap for requests without an id; those that name a session all use it. */
 	request_key(req, frame, &key);
+	/* Room for the reply and the log record before the change is made: found wanting after
+	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
+	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
+	 * memory, undone by a restart). Refused now, nothing has changed. */
+	if (changes_data(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+	                              persist_reserve(d->p, change_data_len(req)) == -1))
+		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:
 		/* A payload fits the reply: its frame is no longer than the request's. */
