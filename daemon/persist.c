@@ -3816,12 +3816,9 @@ int persist_reserve(struct persist *p, size_t data_len)
 	/* The record, and a CLOCK record rec_begin may put before it, each framed and sealed. */
 	size_t framed = REC_HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
 
-	if (p == NULL)
+	/* Past REC_MAX_BODY (a frame never is) the log call refuses the record itself. */
+	if (p == NULL || data_len > REC_MAX_BODY)
 		return 0;
-	if (data_len > REC_MAX_BODY) {
-		errno = ENOMEM;
-		return -1;
-	}
 	buf_reset(&p->plain);
 	if (buf_reserve(&p->plain, REC_CHANGE_MAX_FIXED + data_len) == -1 ||
 	    buf_reserve(&p->batch, 2 * framed + 9 + REC_CHANGE_MAX_FIXED + data_len) == -1) {
