@@ -25,6 +25,10 @@
 /* The most a NAMESPACES entry takes: fixarray, str8 header and a 64-byte name, uint64. */
 #define DISPATCH_NAMESPACES_ENTRY_MAX (1 + 2 + IDS_MAX_NAMESPACE_LEN + 9)
 #define DISPATCH_REPLY_OVERHEAD       64
+/* The most a change's reply takes once the change is made: OK with nil or a count, or
+ * INTERNAL "the change was made but not logged" (frame header, request id and status
+ * included). */
+#define DISPATCH_DONE_REPLY_MAX 64
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
@@ -1387,6 +1391,21 @@ static bool changes_data(uint32_t op)
 	}
 }
 
+/* The bytes of a change's record that come from the request: SET's data, a flash message. */
+static size_t change_data_len(const struct codec_request *req)
+{
+	switch (req->op) {
+	case CODEC_OP_SET:
+	case CODEC_OP_SET_IF:
+		return req->data.len;
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+		return req->flash_msg.len;
+	default:
+		return 0;
+	}
+}
+
 /* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
 static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
                const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
@@ -1413,6 +1432,13 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	}
 	/* Cheap for requests without an id; those that name a session all use it. */
 	request_key(req, frame, &key);
+	/* Room for the reply and the log record before the change is made: found wanting after
+	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
+	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
+	 * memory, undone by a restart). Refused now, nothing has changed. */
+	if (changes_data(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+	                              persist_reserve(d->p, change_data_len(req)) == -1))
+		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:
 		/* A payload fits the reply: its frame is no longer than the request's. */

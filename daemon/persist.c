@@ -71,6 +71,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "ids.h"
 #include "log.h"
 #include "secretfile.h"
 
@@ -3802,6 +3803,28 @@ static int rec_end(struct persist *p, uint8_t *end)
 		return -1;
 	}
 	p->unacked = true;
+	return 0;
+}
+
+/* The most a change's record body takes besides its data or flash message: the type and time,
+ * the longest key, and a flash push's type, flag, expiry and length (the largest of them). */
+#define REC_CHANGE_MAX_FIXED                                                                       \
+	(9u + 2u + IDS_MAX_NAMESPACE_LEN + IDS_MAX_ID_LEN + 1u + 255u + 1u + 8u + 4u)
+
+int persist_reserve(struct persist *p, size_t data_len)
+{
+	/* The record, and a CLOCK record rec_begin may put before it, each framed and sealed. */
+	size_t framed = REC_HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
+
+	/* Past REC_MAX_BODY (a frame never is) the log call refuses the record itself. */
+	if (p == NULL || data_len > REC_MAX_BODY)
+		return 0;
+	buf_reset(&p->plain);
+	if (buf_reserve(&p->plain, REC_CHANGE_MAX_FIXED + data_len) == -1 ||
+	    buf_reserve(&p->batch, 2 * framed + 9 + REC_CHANGE_MAX_FIXED + data_len) == -1) {
+		errno = ENOMEM;
+		return -1;
+	}
 	return 0;
 }
 

@@ -112,6 +112,16 @@ void persist_woken(struct persist *p);
 bool persist_settle(struct persist *p, int timeout_ms);
 
 /*
+ * persist_reserve(p, data_len):
+ * Make room for the record of one change whose data (SET) or flash message (FLASH_PUSH) is
+ * ${data_len} bytes, 0 for the others, before the change is made: the persist_log_* call that
+ * follows it then needs no memory. A change the store has made must be logged; without this
+ * it could be answered "made but not logged", kept in memory and lost at a restart. Returns
+ * 0 (NULL: at once), or -1 with errno ENOMEM: make no change.
+ */
+int persist_reserve(struct persist *p, size_t data_len);
+
+/*
  * Each records one change the store has accepted at ${now_ms}, the time the store judged it
  * by (which sessions were live): replay judges the record by that same time, so a change
  * accepted an instant before a session's expiry is replayed onto the live session. A time

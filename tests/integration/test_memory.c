@@ -1,0 +1,255 @@
+/*
+ * The daemon out of memory: allocations of its event loop failed on purpose (failalloc.so,
+ * preloaded) while it serves, one at a time at every point a workload reaches. What a request
+ * is answered must say what was done: OK only when it was carried out, an error (INTERNAL,
+ * NO_MEMORY) only when nothing changed; a dropped connection leaves it unsaid. Each test ends
+ * by stopping the daemon, which must exit 0 (under ASan: no leak, no error report).
+ */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sessd.h"
+
+#define TTL_MS 600000u
+/* Requests in the batch: their replies (about 10 bytes each) outgrow the connection's first
+ * 256 bytes of output twice over, so that replies need memory too. */
+#define BATCH 64
+/* The batch's loop allocations are far fewer; a sweep that has not run out by then is wrong. */
+#define MAX_POINTS 400
+
+static struct harness_daemon daemon_;
+static char words_path[64];
+static char data_dir[64];
+static _Atomic int64_t *words;
+
+/* Start the daemon with failalloc.so, a counters file of its own (see failalloc.c) and
+ * ${args}. */
+static void start_failing_with(const char *const *args)
+{
+	const char *so = getenv("SESSD_FAILALLOC_SO"), *asan = getenv("ASAN_OPTIONS");
+	char opts[1100], saved[1024];
+	void *m;
+	int fd;
+
+	cr_assert_not_null(so, "SESSD_FAILALLOC_SO is not set (meson test sets it to the build's "
+	                       "tests/integration/failalloc.so)");
+	cr_assert_eq(access(so, R_OK), 0, "%s: not readable", so);
+	/* setenv may free what getenv gave. */
+	if (asan != NULL) {
+		snprintf(saved, sizeof(saved), "%s", asan);
+		asan = saved;
+	}
+	if (words == NULL) {
+		snprintf(words_path, sizeof(words_path), "/tmp/sessd-failalloc-XXXXXX");
+		fd = mkstemp(words_path);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(ftruncate(fd, 3 * sizeof(int64_t)), 0);
+		m = mmap(NULL, 3 * sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		cr_assert_neq(m, MAP_FAILED);
+		close(fd);
+		words = m;
+	}
+	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	cr_assert_eq(setenv("SESSD_FAILALLOC_FILE", words_path, 1), 0);
+	/* A sanitized daemon wants its runtime first among the libraries; the module passes
+	 * every allocation it does not fail on to the runtime's. */
+	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+	         asan && *asan ? ":" : "");
+	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+	unsetenv("LD_PRELOAD");
+	unsetenv("SESSD_FAILALLOC_FILE");
+	if (asan != NULL)
+		setenv("ASAN_OPTIONS", asan, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+}
+
+static void start_failing(void)
+{
+	start_failing_with(NULL);
+}
+
+static const char *disk_args[] = {"--data-dir", data_dir, NULL};
+
+static void start_failing_on_disk(void)
+{
+	snprintf(data_dir, sizeof(data_dir), "/tmp/sessd-failalloc-data-XXXXXX");
+	cr_assert_not_null(mkdtemp(data_dir));
+	start_failing_with(disk_args);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void stop_daemon(void)
+{
+	if (daemon_.pid > 0)
+		cr_expect_eq(harness_stop(&daemon_), 0, "the daemon did not stop cleanly");
+	if (words != NULL)
+		munmap((void *)words, 3 * sizeof(int64_t));
+	if (words_path[0] != '\0')
+		unlink(words_path);
+	if (data_dir[0] != '\0')
+		nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct sessd_client *connect_to(const char *url)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 10000, .ns = "app", .client_name = "memory-test"};
+	struct sessd_client *c = NULL;
+	int rc = sessd_connect(url, &opts, &c);
+
+	cr_assert_eq(rc, SESSD_OK, "connect %s: %s", url, sessd_strerror(rc));
+	return c;
+}
+
+/* An answer that says the request was not carried out. */
+static bool refused(int rc)
+{
+	return rc == SESSD_ERR_INTERNAL || rc == SESSD_ERR_NO_MEMORY;
+}
+
+/*
+ * Whether what request ${i} of ${b} was answered holds in the daemon at ${url}: an OK change
+ * made, a refused one not made (a dropped connection leaves it unsaid). Read without changing
+ * anything: GET for the DESTROYs, TTL for the FLASH_PUSHes' sessions, which hold only the one
+ * message when it was pushed. Returns how many requests were refused.
+ */
+static int check_answers(const char *url, struct sessd_batch *b, int64_t point, const char *when)
+{
+	struct sessd_client *check = connect_to(url);
+	int refusals = 0;
+
+	for (int i = 0; i < BATCH; i++) {
+		int rc = sessd_batch_status(b, i), got;
+		void *data = NULL;
+		uint64_t ttl = 0;
+		size_t len = 0;
+		char id[32];
+
+		snprintf(id, sizeof(id), i % 2 == 0 ? "s-%d" : "f-%d", i);
+		if (i % 2 == 0)
+			got = sessd_get(check, id, strlen(id), &data, &len);
+		else
+			got = sessd_ttl(check, id, strlen(id), &ttl);
+		free(data);
+		cr_assert(got == SESSD_OK || got == SESSD_NOT_FOUND, "%s: %s: %s", when, id,
+		          sessd_strerror(got));
+		/* DESTROY done: gone; FLASH_PUSH done: there. */
+		cr_assert(rc != SESSD_OK || (got == SESSD_OK) == (i % 2 == 1),
+		          "%s, point %lld: %s %s answered OK, not carried out", when,
+		          (long long)point, i % 2 == 0 ? "DESTROY" : "FLASH_PUSH", id);
+		cr_assert(!refused(rc) || (got == SESSD_OK) == (i % 2 == 0),
+		          "%s, point %lld: %s %s answered %s, carried out", when, (long long)point,
+		          i % 2 == 0 ? "DESTROY" : "FLASH_PUSH", id, sessd_strerror(rc));
+		refusals += refused(rc);
+	}
+	sessd_close(check);
+	return refusals;
+}
+
+/*
+ * A batch of DESTROYs (of sessions there) and FLASH_PUSHes (to sessions not there), with the
+ * loop's allocations failed one at a time: the first ${point} let through, the next failed, at
+ * every point until the batch runs out of allocations. With ${restart}, each point has a
+ * daemon of its own on ${data_dir} (its buffers for the log start small again), and what the
+ * answers say is checked again once it has stopped and another has loaded the data.
+ */
+static void sweep_changes(const char *const *args, bool restart)
+{
+	int points = 0, failed_points = 0, refusals = 0;
+
+	for (int64_t point = 0; point < MAX_POINTS; point++, points++) {
+		struct sessd_client *setup, *c;
+		struct sessd_batch *b;
+		int64_t failed;
+		char id[32];
+
+		if (restart && point > 0)
+			start_failing_with(args);
+		setup = connect_to(daemon_.unix_url);
+		for (int i = 0; i < BATCH; i++) {
+			snprintf(id, sizeof(id), i % 2 == 0 ? "s-%d" : "f-%d", i);
+			cr_assert(i % 2 == 1 ||
+			          sessd_set(setup, id, strlen(id), "data", 4, TTL_MS) == SESSD_OK);
+			cr_assert(i % 2 == 0 ||
+			          sessd_destroy(setup, id, strlen(id)) != SESSD_ERR_CLOSED);
+		}
+		sessd_close(setup);
+		/* A new connection at each point: its output starts at 256 bytes again. */
+		c = connect_to(daemon_.unix_url);
+		b = sessd_batch_new(c);
+		cr_assert_not_null(b);
+		for (int i = 0; i < BATCH; i++) {
+			snprintf(id, sizeof(id), i % 2 == 0 ? "s-%d" : "f-%d", i);
+			if (i % 2 == 0)
+				cr_assert_geq(sessd_batch_destroy(b, id, strlen(id)), 0);
+			else
+				cr_assert_geq(sessd_batch_flash_push(b, id, strlen(id), "info", "m",
+				                                     1, TTL_MS),
+				              0);
+		}
+		atomic_store(&words[2], 0);
+		atomic_store(&words[0], point);
+		atomic_store(&words[1], 1);
+		(void)sessd_batch_run(b);
+		atomic_store(&words[1], 0);
+		atomic_store(&words[0], 0);
+		failed = atomic_load(&words[2]);
+		refusals += check_answers(daemon_.unix_url, b, point, "running");
+		sessd_close(c);
+		if (restart) {
+			cr_assert_eq(harness_stop(&daemon_), 0,
+			             "point %lld: the daemon did not stop cleanly",
+			             (long long)point);
+			cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+			(void)check_answers(daemon_.unix_url, b, point, "restarted");
+			cr_assert_eq(harness_stop(&daemon_), 0);
+			daemon_.pid = 0;
+		}
+		sessd_batch_free(b);
+		if (failed == 0)
+			break;
+		failed_points++;
+	}
+	cr_assert_lt(points, MAX_POINTS, "the batch never ran out of allocations to fail");
+	cr_assert_gt(failed_points, 0, "no allocation of the batch was failed");
+	cr_assert_gt(refusals, 0, "no request was refused for want of memory");
+	cr_log_info("%d allocation points failed in turn, %d requests refused", failed_points,
+	            refusals);
+}
+
+/* Before, a change was carried out and then its OK reply found no room: it was answered
+ * INTERNAL "out of memory" though done (a destroyed session answered as if kept; a flash a
+ * retry would push twice). */
+Test(memory, a_change_is_answered_as_done_only_when_done_and_refused_only_when_not,
+     .init = start_failing, .fini = stop_daemon, .timeout = 300)
+{
+	sweep_changes(NULL, false);
+}
+
+/* Before, with --data-dir, a change the store had made and whose log record then found no
+ * memory was answered INTERNAL "the change was made but not logged": kept in memory, and
+ * undone by a restart before the next snapshot (a logout undone). */
+Test(memory, a_change_that_cannot_be_logged_is_not_made, .init = start_failing_on_disk,
+     .fini = stop_daemon, .timeout = 300)
+{
+	sweep_changes(disk_args, true);
+}
