@@ -3370,8 +3370,9 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		unlinkat(p->dir_fd, name, 0);
 	}
 	store_stats(st, NULL, 0, &before);
-	while (store_expire(st, now_ms, 65536) == 65536)
-		;
+	/* Not "until a slice frees less than its budget": a slice also ends when its credit for
+	 * moving sessions between wheel levels runs out, with sessions still due. */
+	reclaim_expired(st, now_ms);
 	store_stats(st, NULL, 0, &after);
 	totals.expired = before.sessions - after.sessions;
 	say_loaded(p, st, snap_seq, &totals, clock_ms(CLOCK_MONOTONIC) - started_ms);
