@@ -1603,27 +1603,49 @@ static size_t mark_text(char out[BACKUP_MARK_BYTES], const struct backup_mark *m
 
 /*
  * Read the BACKUP file of ${dir_fd} into ${m}. Returns 1, 0 when there is none, or -1 with
- * errno (EINVAL: it is not one --backup writes, as a copy cut short leaves it).
+ * errno, and *${why} saying what is wrong in words when it is not errno's to say (errno
+ * EINVAL: it is not a regular file, or not one --backup writes, as a copy cut short leaves
+ * it).
  */
-static int mark_read(int dir_fd, struct backup_mark *m)
+static int mark_read(int dir_fd, struct backup_mark *m, const char **why)
 {
 	char text[BACKUP_MARK_BYTES + 1], want[BACKUP_MARK_BYTES];
+	struct stat sb;
 	ssize_t n;
-	int fd;
+	int fd, err;
 
-	fd = openat(dir_fd, BACKUP_MARK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	*why = NULL;
+	/* O_NONBLOCK: a FIFO under the name is refused below, not waited on for ever (the start
+	 * hung there, without a word). */
+	fd = openat(dir_fd, BACKUP_MARK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return errno == ENOENT ? 0 : -1;
-	n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n == -1)
+	if (fstat(fd, &sb) == -1) {
+		err = errno;
+		close(fd);
+		errno = err;
 		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		*why = "it is not a regular file";
+		errno = EINVAL;
+		return -1;
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	err = errno;
+	close(fd);
+	if (n == -1) {
+		errno = err;
+		return -1;
+	}
 	text[n] = '\0';
 	/* sscanf takes any run of blanks for a newline: the text must be the one written. */
 	if (sscanf(text, "sessd backup\nsnapshot %16" SCNx64 "\nlast log %16" SCNx64, &m->snap,
 	           &m->last_log) != 2 ||
 	    m->last_log == 0 || m->last_log < m->snap || mark_text(want, m) != (size_t)n ||
 	    memcmp(want, text, (size_t)n) != 0) {
+		*why = "it is not one sessd --backup writes";
 		errno = EINVAL;
 		return -1;
 	}
@@ -3301,6 +3323,7 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 	struct load_totals totals = {0};
 	struct store_stats before, after;
 	struct backup_mark mark;
+	const char *mark_why;
 	struct listing l;
 	size_t first = 0;
 	int rc = -1, marked, err = 0;
@@ -3315,15 +3338,13 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		first++;
 	/* Before anything is removed: the files a restore brought must still be there. The
 	 * operator has to act on these (a restart would refuse the same way): exit status 2. */
-	marked = mark_read(p->dir_fd, &mark);
+	marked = mark_read(p->dir_fd, &mark, &mark_why);
 	if (marked == -1) {
 		persist_say(LOG_ERROR,
 		            "cannot read %s/" BACKUP_MARK ", the file a backup leaves: %s (a "
 		            "restore cut short?); not starting. Copy the backup into an empty "
 		            "directory again (sessd(8), --backup)",
-		            p->dir,
-		            errno == EINVAL ? "it is not one sessd --backup writes"
-		                            : strerror(errno));
+		            p->dir, mark_why != NULL ? mark_why : strerror(errno));
 		err = ENOKEY;
 		goto out;
 	}
@@ -3371,8 +3392,9 @@ static int load(struct persist *p, struct store *st, uint64_t now_ms)
 		unlinkat(p->dir_fd, name, 0);
 	}
 	store_stats(st, NULL, 0, &before);
-	while (store_expire(st, now_ms, 65536) == 65536)
-		;
+	/* Not "until a slice frees less than its budget": a slice also ends when its credit for
+	 * moving sessions between wheel levels runs out, with sessions still due. */
+	reclaim_expired(st, now_ms);
 	store_stats(st, NULL, 0, &after);
 	totals.expired = before.sessions - after.sessions;
 	say_loaded(p, st, snap_seq, &totals, clock_ms(CLOCK_MONOTONIC) - started_ms);

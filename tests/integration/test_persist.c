@@ -3586,6 +3586,36 @@ LEAK_CHECKED_TEST_OPTS(persist, a_fifo_named_like_a_data_file_is_refused_not_wai
 }
 
 /*
+ * The same for the BACKUP file a restored backup leaves (DATA.md, "Backups"): startup opened it
+ * to read without a check of what it is, and a FIFO under that name held the start for ever,
+ * without a word (a unit's start then times out, and each restart waits again).
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_fifo_named_like_the_backup_file_is_refused_not_waited_on,
+                       .timeout = 60)
+{
+	char data_dir[64], scratch[64], path[300], log_path[300], listen[200], *text;
+	const char *start[] = {"--data-dir", data_dir, "--listen", listen, NULL};
+	int status;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	snprintf(path, sizeof(path), "%s/BACKUP", data_dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	snprintf(listen, sizeof(listen), "unix:%s/s.sock", scratch);
+	snprintf(log_path, sizeof(log_path), "%s/start.out", scratch);
+	cr_assert_eq(harness_run(start, log_path, false, &status), 0,
+	             "sessd did not exit within 20 s: it waits on the FIFO");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+	text = read_text(log_path);
+	cr_assert_not_null(text);
+	cr_expect_not_null(strstr(text, "BACKUP"), "%s", text);
+	cr_expect_not_null(strstr(text, "not a regular file"), "%s", text);
+	free(text);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * A directory no sessd has started on since a kill or a power loss is backed up as startup
  * would load it: a write the kill cut short at the end of the log, or zeros a power loss left
  * there, is left out (with the empty segment a snapshot began after it), and the copy loads
