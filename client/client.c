@@ -693,7 +693,8 @@ static int say_hello(struct sessd_client *c)
 		sodium_memzero(c->out.data, c->out.cap < CLIENT_HELLO_MAX_BYTES
 		                                ? c->out.cap
 		                                : CLIENT_HELLO_MAX_BYTES);
-	if (rc == -1)
+	/* No memory for the reply is the client's want, not a HELLO the server failed. */
+	if (rc == -1 || rc == SESSD_ERR_NOMEM)
 		goto fail_nomem;
 	if (rc == SESSD_ERR_PROTOCOL)
 		return hello_misframed(c);
@@ -776,7 +777,7 @@ int client_ready(struct sessd_client *c)
 	client_drop(c);
 	fd = wire_connect(&c->url, wire_now_ms() + c->timeout_ms, c->errmsg, sizeof(c->errmsg));
 	if (fd == -1)
-		return connect_failed(c, SESSD_ERR_CONNECT);
+		return connect_failed(c, errno == ENOMEM ? SESSD_ERR_NOMEM : SESSD_ERR_CONNECT);
 	c->fd = fd;
 	c->pid = pid;
 	if (fstat(fd, &st) == 0) {

@@ -202,7 +202,8 @@ struct sessd_options {
  * without a reply in time, ECONNRESET for one whose connection broke (or that the stopping
  * server answered SHUTTING_DOWN, or followed with it at once). A later call whose
  * reconnection fails so returns SESSD_ERR_CONNECT having sent nothing.
- * SESSD_ERR_NOMEM: errno ENOMEM.
+ * SESSD_ERR_NOMEM: errno ENOMEM, for the client's own want of memory at any step (the
+ * resolver's, the HELLO reply's included).
  * SESSD_ERR_USAGE: a bad URL or option, errno EINVAL: both auth and auth_file, auth_len
  * outside 16..1024, auth_len without auth, require_auth or plain_auth without a secret. For
  * auth_file also errno from open or read (ENOENT, EACCES, ...); EPERM when other users can

@@ -209,8 +209,9 @@ static int connect_tcp(const struct url *u, int64_t deadline_ms, char *err, size
 	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
 	rc = getaddrinfo(u->host, u->port, &hints, &res);
 	if (rc != 0) {
-		/* EAI_SYSTEM's own words are "System error": the reason is in errno. */
-		last_errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		/* EAI_SYSTEM's own words are "System error": the reason is in errno. A resolver
+		 * out of memory is the client's want of memory, not a host that does not exist. */
+		last_errno = rc == EAI_SYSTEM ? errno : rc == EAI_MEMORY ? ENOMEM : EHOSTUNREACH;
 		snprintf(err, err_size, "cannot resolve %s: %s", u->host,
 		         rc == EAI_SYSTEM ? strerror(last_errno) : gai_strerror(rc));
 		errno = last_errno;

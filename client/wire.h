@@ -27,7 +27,8 @@ int64_t wire_now_ms(void);
  * address and port are its peer's: nothing listens there) is closed with a reset, leaving no
  * TIME_WAIT to hold the port, and fails as a refused one. Returns the fd (the caller closes
  * it), or -1 with errno set (ECONNREFUSED for a connection that reached itself) and words in
- * ${err}: strerror of the failing step, or why the host did not resolve. The words do not
+ * ${err}: strerror of the failing step, or why the host did not resolve (errno ENOMEM when
+ * the resolver had no memory). The words do not
  * repeat the URL; the caller names it.
  */
 int wire_connect(const struct url *u, int64_t deadline_ms, char *err, size_t err_size);

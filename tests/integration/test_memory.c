@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -32,14 +33,44 @@ static char words_path[64];
 static char data_dir[64];
 static _Atomic int64_t *words;
 
+/* The counters file failalloc.so reads (see failalloc.c), made and mapped once. */
+static void map_words(void)
+{
+	void *m;
+	int fd;
+
+	if (words != NULL)
+		return;
+	snprintf(words_path, sizeof(words_path), "/tmp/sessd-failalloc-XXXXXX");
+	fd = mkstemp(words_path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 3 * sizeof(int64_t)), 0);
+	m = mmap(NULL, 3 * sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	close(fd);
+	words = m;
+}
+
+/* The environment a process started next runs failalloc.so ${so} in: the counters file, and
+ * ASAN_OPTIONS ${asan} (the test's, or NULL) with the link order unchecked, written in
+ * ${opts} of ${opts_size} bytes. */
+static void set_failing_env(const char *so, const char *asan, char *opts, size_t opts_size)
+{
+	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	cr_assert_eq(setenv("SESSD_FAILALLOC_FILE", words_path, 1), 0);
+	/* A sanitized program wants its runtime first among the libraries; the module passes
+	 * every allocation it does not fail on to the runtime's. */
+	snprintf(opts, opts_size, "%s%sverify_asan_link_order=0", asan ? asan : "",
+	         asan && *asan ? ":" : "");
+	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+}
+
 /* Start the daemon with failalloc.so, a counters file of its own (see failalloc.c) and
  * ${args}. */
 static void start_failing_with(const char *const *args)
 {
 	const char *so = getenv("SESSD_FAILALLOC_SO"), *asan = getenv("ASAN_OPTIONS");
 	char opts[1100], saved[1024];
-	void *m;
-	int fd;
 
 	cr_assert_not_null(so, "SESSD_FAILALLOC_SO is not set (meson test sets it to the build's "
 	                       "tests/integration/failalloc.so)");
@@ -49,23 +80,8 @@ static void start_failing_with(const char *const *args)
 		snprintf(saved, sizeof(saved), "%s", asan);
 		asan = saved;
 	}
-	if (words == NULL) {
-		snprintf(words_path, sizeof(words_path), "/tmp/sessd-failalloc-XXXXXX");
-		fd = mkstemp(words_path);
-		cr_assert_geq(fd, 0);
-		cr_assert_eq(ftruncate(fd, 3 * sizeof(int64_t)), 0);
-		m = mmap(NULL, 3 * sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		cr_assert_neq(m, MAP_FAILED);
-		close(fd);
-		words = m;
-	}
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
-	cr_assert_eq(setenv("SESSD_FAILALLOC_FILE", words_path, 1), 0);
-	/* A sanitized daemon wants its runtime first among the libraries; the module passes
-	 * every allocation it does not fail on to the runtime's. */
-	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-	         asan && *asan ? ":" : "");
-	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+	map_words();
+	set_failing_env(so, asan, opts, sizeof(opts));
 	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
 	unsetenv("LD_PRELOAD");
 	unsetenv("SESSD_FAILALLOC_FILE");
@@ -252,4 +268,83 @@ Test(memory, a_change_that_cannot_be_logged_is_not_made, .init = start_failing_o
      .fini = stop_daemon, .timeout = 300)
 {
 	sweep_changes(disk_args, true);
+}
+
+static char auth_dir[64], auth_path[128];
+
+/* The daemon with --auth-file: connections sealed or showing the secret plain. */
+static void start_with_secret(void)
+{
+	const char *const args[] = {"--auth-file", auth_path, NULL};
+
+	snprintf(auth_dir, sizeof(auth_dir), "/tmp/sessd-nomem-XXXXXX");
+	cr_assert_not_null(mkdtemp(auth_dir));
+	snprintf(auth_path, sizeof(auth_path), "%s/secret", auth_dir);
+	harness_write_secret(auth_path, "memory-test-secret-0123456789abc", 0600);
+	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+}
+
+static void stop_with_secret(void)
+{
+	stop_daemon();
+	unlink(auth_path);
+	rmdir(auth_dir);
+}
+
+/* Run connect-nomem (connect_nomem.c) against ${url} with failalloc.so and the secret in
+ * ${auth_file}, shown plain when ${plain}, its output into ${out_path}; returns its exit
+ * status, or -1 when it did not exit. */
+static int run_connect_nomem(const char *url, const char *auth_file, bool plain,
+                             const char *out_path)
+{
+	const char *bin = getenv("SESSD_CONNECT_NOMEM_BIN"), *so = getenv("SESSD_FAILALLOC_SO");
+	int status = -1;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSD_CONNECT_NOMEM_BIN is not set (meson test sets it)");
+	cr_assert_not_null(so, "SESSD_FAILALLOC_SO is not set (meson test sets it)");
+	map_words();
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		const char *asan = getenv("ASAN_OPTIONS");
+		char opts[1100];
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd == -1 || dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
+			_exit(127);
+		set_failing_env(so, asan, opts, sizeof(opts));
+		execl(bin, bin, url, auth_file, plain ? "plain" : (char *)NULL, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* Before, a connect whose HELLO reply found no memory said SESSD_ERR_CONNECT, errno
+ * ECONNRESET ("HELLO failed: out of memory for a reply"), where sessd.h promises
+ * SESSD_ERR_NOMEM with ENOMEM for the client's own want of memory: an app would take it for
+ * a daemon down or a broken network. */
+Test(memory, a_connect_without_memory_says_so, .init = start_with_secret, .fini = stop_with_secret,
+     .timeout = 120)
+{
+	/* Sealed over both transports, and the secret shown plain (loopback allows it). */
+	const char *urls[] = {daemon_.unix_url, daemon_.tcp_url, daemon_.unix_url};
+	const bool plain[] = {false, false, true};
+	char out_path[] = "/tmp/sessd-connect-nomem-XXXXXX", output[4096];
+
+	close(mkstemp(out_path));
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		int status = run_connect_nomem(urls[i], auth_path, plain[i], out_path);
+		FILE *f = fopen(out_path, "r");
+		size_t len = f ? fread(output, 1, sizeof(output) - 1, f) : 0;
+
+		if (f != NULL)
+			fclose(f);
+		output[len] = '\0';
+		cr_expect_eq(status, 0, "%s%s: connect-nomem exited %d:\n%s", urls[i],
+		             plain[i] ? " (plain)" : " (sealed)", status, output);
+	}
+	unlink(out_path);
 }
