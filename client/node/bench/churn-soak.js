@@ -506,7 +506,8 @@ async function main() {
   await admin.ready();
 
   // The probe's session and the drift session.
-  await probe.set('probe', 'probe-session', Buffer.alloc(1024, 1), 3600 * 1000);
+  // Longer than any run: its GETs must always find it.
+  await probe.set('probe', 'probe-session', Buffer.alloc(1024, 1), 24 * 3600 * 1000);
   let tD1 = now();
   await admin.set('probe', 'drift', Buffer.from('drift'), DRIFT_TTL_MS);
   let tD2 = now();
