@@ -40,7 +40,8 @@
 // and every session is compared with what it was before the stop.
 //
 // Prints a line per sample and a summary (first / last / max); --out writes every sample and
-// the summary as JSON. Exit status 1 when any check failed.
+// the summary as JSON, and keeps the run's directory (sessd.log). Exit status 1 when any check
+// failed.
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -714,7 +715,8 @@ async function main() {
   console.log(JSON.stringify({ curves: summary.curves, driftOutsideWindow: summary.driftOutsideWindow, count, restart: summary.restart, trims: summary.trimLines.length, quietEnd: summary.quietEnd && { rssMB: summary.quietEnd.rssMB, bytesMB: summary.quietEnd.bytesMB, ratio: summary.quietEnd.ratio } }, null, 1));
   if (OUT) fs.writeFileSync(OUT, JSON.stringify({ summary, samples }, null, 1));
   await daemon.stop();
-  if (!OUT) await daemon.cleanup();
+  // With --out the directory stays (sessd.log holds the trims and snapshots); else it goes.
+  if (!OUT) fs.rmSync(dir, { recursive: true, force: true });
   process.exit(count.violations ? 1 : 0);
 }
 
