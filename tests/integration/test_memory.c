@@ -332,19 +332,16 @@ Test(memory, a_connect_without_memory_says_so, .init = start_with_secret, .fini 
 	/* Sealed over both transports, and the secret shown plain (loopback allows it). */
 	const char *urls[] = {daemon_.unix_url, daemon_.tcp_url, daemon_.unix_url};
 	const bool plain[] = {false, false, true};
-	char out_path[] = "/tmp/sessd-connect-nomem-XXXXXX", output[4096];
+	char out_path[] = "/tmp/sessd-connect-nomem-XXXXXX";
 
 	close(mkstemp(out_path));
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		int status = run_connect_nomem(urls[i], auth_path, plain[i], out_path);
-		FILE *f = fopen(out_path, "r");
-		size_t len = f ? fread(output, 1, sizeof(output) - 1, f) : 0;
+		char *output = harness_read_text(out_path);
 
-		if (f != NULL)
-			fclose(f);
-		output[len] = '\0';
 		cr_expect_eq(status, 0, "%s%s: connect-nomem exited %d:\n%s", urls[i],
 		             plain[i] ? " (plain)" : " (sealed)", status, output);
+		free(output);
 	}
 	unlink(out_path);
 }
