@@ -877,10 +877,37 @@ struct mapped {
 };
 
 /*
+ * Open the file ${name} of ${dir_fd} to read, with ${flags} (O_NOFOLLOW or 0) besides, and its
+ * status into ${sb}. Opened without blocking and refused unless it is a regular file, so that
+ * a FIFO under a data file's name is refused rather than waited on for ever, without a word
+ * (startup, --check-data and --backup hung there). Returns the descriptor (the caller closes
+ * it), or -1 with errno, EINVAL when it is not a regular file.
+ */
+static int open_regular(int dir_fd, const char *name, int flags, struct stat *sb)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | flags), err;
+
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, sb) == -1)
+		goto fail;
+	if (!S_ISREG(sb->st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	return fd;
+
+fail:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+/*
  * Map the file ${name} of ${dir_fd} whole into ${m} (nothing for an empty file; free with
- * file_unmap). Returns 0, or -1 with errno, EINVAL when it is not a regular file: opened
- * without blocking, so that a FIFO under a data file's name is refused rather than waited on
- * for ever, without a word (startup, --check-data and --backup hung there).
+ * file_unmap). Returns 0, or -1 with errno, EINVAL when it is not a regular file
+ * (open_regular).
  */
 static int file_map(int dir_fd, const char *name, struct mapped *m)
 {
@@ -889,15 +916,9 @@ static int file_map(int dir_fd, const char *name, struct mapped *m)
 
 	m->map = NULL;
 	m->size = 0;
-	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	fd = open_regular(dir_fd, name, 0, &sb);
 	if (fd == -1)
 		goto fail;
-	if (fstat(fd, &sb) == -1)
-		goto fail_close;
-	if (!S_ISREG(sb.st_mode)) {
-		errno = EINVAL;
-		goto fail_close;
-	}
 	m->size = (size_t)sb.st_size;
 	if (m->size > 0) {
 		m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -1615,23 +1636,11 @@ static int mark_read(int dir_fd, struct backup_mark *m, const char **why)
 	int fd, err;
 
 	*why = NULL;
-	/* O_NONBLOCK: a FIFO under the name is refused below, not waited on for ever (the start
-	 * hung there, without a word). */
-	fd = openat(dir_fd, BACKUP_MARK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	fd = open_regular(dir_fd, BACKUP_MARK, O_NOFOLLOW, &sb);
+	if (fd == -1 && errno == EINVAL)
+		*why = "it is not a regular file";
 	if (fd == -1)
 		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &sb) == -1) {
-		err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		*why = "it is not a regular file";
-		errno = EINVAL;
-		return -1;
-	}
 	n = read(fd, text, sizeof(text) - 1);
 	err = errno;
 	close(fd);
@@ -4750,16 +4759,15 @@ static int backup_open(int dir_fd, const char *data_dir, uint64_t snap_seq, uint
 	for (size_t i = 0; i < set->n; i++) {
 		struct backup_file *f = &set->files[i];
 
-		/* O_NONBLOCK: a FIFO under the name is refused below, not waited on for ever. */
-		f->fd = openat(dir_fd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		f->fd = open_regular(dir_fd, f->name, O_NOFOLLOW, &held);
 		if (f->fd == -1 && errno == ENOENT)
 			return 1;
-		if (f->fd == -1) {
+		if (f->fd == -1 && errno != EINVAL) {
 			persist_say(LOG_ERROR, "cannot read %s/%s: %s%s", data_dir, f->name,
 			            strerror(errno), backup_access_hint(errno));
 			return -1;
 		}
-		if (fstat(f->fd, &held) == -1 || !S_ISREG(held.st_mode)) {
+		if (f->fd == -1) {
 			persist_say(
 			    LOG_ERROR,
 			    "cannot read %s/%s: it is not a regular file, as every file sessd "
