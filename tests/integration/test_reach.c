@@ -414,3 +414,81 @@ LEAK_CHECKED_TEST_OPTS(reach, too_few_open_files_for_max_connections_is_said, .t
 	                            "limit is 256"));
 	cr_assert_eq(harness_stop(&dmn), 0);
 }
+
+/*
+ * A secret may have up to 1024 bytes (sessd(8), --auth-file; libsessd(3)): one of 256 bytes
+ * or more goes in a plain HELLO as msgpack bin 16, never used before. A 300-byte and a
+ * 1024-byte secret work plain and sealed; a file longer than any secret is refused by the
+ * client itself (SESSD_ERR_USAGE, saying so), as by the daemon.
+ */
+LEAK_CHECKED_TEST_OPTS(reach, secrets_of_256_to_1024_bytes_work_plain_and_sealed, .timeout = 60)
+{
+	static const size_t lengths[] = {300, 1024};
+	char dir[64] = "/tmp/sessd-longsecret-XXXXXX", secret_path[96], too_long[96];
+	const char *args[] = {"--auth-file", secret_path, NULL};
+	struct sessd_options o = {.auth_file = secret_path, .require_auth = true};
+	char errbuf[SESSD_ERRMSG_SIZE], text[2001];
+	struct sessd_client *c;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
+	snprintf(too_long, sizeof(too_long), "%s/too-long", dir);
+	for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+		/* Printable and varied, so that a cut or shifted secret cannot match. */
+		for (size_t k = 0; k < lengths[i]; k++)
+			text[k] = (char)('!' + (k * 7 + i) % 90);
+		text[lengths[i]] = '\0';
+		harness_write_secret(secret_path, text, 0600);
+		cr_assert_eq(harness_start(&dmn, args), 0);
+		for (int plain = 0; plain <= 1; plain++) {
+			const char *url = plain ? dmn.unix_url : dmn.tcp_url;
+
+			o.plain_auth = plain;
+			cr_assert_eq(sessd_connect_errbuf(url, &o, &c, errbuf, sizeof(errbuf)),
+			             SESSD_OK, "%zu bytes, %s: %s", lengths[i],
+			             plain ? "plain" : "sealed", errbuf);
+			cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+			sessd_close(c);
+		}
+		cr_assert_eq(harness_stop(&dmn), 0);
+	}
+	memset(text, 'k', 2000);
+	text[2000] = '\0';
+	harness_write_secret(too_long, text, 0600);
+	o.auth_file = too_long;
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	errno = 0;
+	cr_assert_eq(sessd_connect_errbuf(dmn.unix_url, &o, &c, errbuf, sizeof(errbuf)),
+	             SESSD_ERR_USAGE, "%s", errbuf);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_not_null(strstr(errbuf, "the secret must be 16 to 1024 bytes"), "%s", errbuf);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A connection closed for a bad frame lingers after its TOO_LARGE reply (its write side shut,
+ * reading what the client still sends, so that it is not reset under the reply). A SIGTERM
+ * meanwhile closes it at once and sessd stops cleanly; the client has had its reply.
+ */
+LEAK_CHECKED_TEST_OPTS(reach, a_stop_closes_a_lingering_connection, .timeout = 60)
+{
+	static const uint8_t too_large[4] = {0x7f, 0xff, 0xff, 0xff};
+	struct codec_reply rep;
+	uint8_t *body, byte;
+	size_t len;
+	int fd;
+
+	cr_assert_eq(harness_start(&dmn, NULL), 0);
+	fd = harness_connect(dmn.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(harness_send_all(fd, too_large, sizeof(too_large)), 0);
+	cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_TOO_LARGE);
+	free(body);
+	/* The write side is shut: the reply was all; the connection lingers, unclosed here. */
+	cr_assert_eq(recv(fd, &byte, 1, 0), 0);
+	cr_assert_eq(harness_stop(&dmn), 0);
+	close(fd);
+}
