@@ -496,3 +496,75 @@ LEAK_CHECKED_TEST_OPTS(reach, a_stop_closes_a_lingering_connection, .timeout = 6
 	cr_assert_eq(harness_stop(&dmn), 0);
 	close(fd);
 }
+
+/*
+ * PROTOCOL.md, HELLO: auth is nil, the secret (str or bin), or a key exchange map. Anything
+ * else (a number here) is refused with AUTH_FAILED saying what it must be, and the
+ * connection is closed; the daemon serves on.
+ */
+LEAK_CHECKED_TEST_OPTS(reach, a_hello_whose_auth_has_no_allowed_shape_is_refused, .timeout = 60)
+{
+	static const uint8_t five = 0x05;
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	struct codec_reply rep;
+	uint8_t *body;
+	int fd;
+
+	cr_assert_eq(harness_start(&dmn, NULL), 0);
+	fd = harness_connect(dmn.unix_url);
+	cr_assert_geq(fd, 0);
+	hello.client_name = bytes("test_reach");
+	hello.auth = (struct mp_bytes){&five, 1};
+	cr_assert_eq(harness_call(fd, &hello, &rep, &body), 0);
+	cr_expect_eq(rep.status, CODEC_AUTH_FAILED, "%s", codec_status_name(rep.status));
+	cr_expect(rep.message.len > 0 &&
+	              memmem(rep.message.ptr, rep.message.len, "auth must be nil", 16) != NULL,
+	          "%.*s", (int)rep.message.len, (const char *)rep.message.ptr);
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+	fd = harness_open_ready(dmn.unix_url, "test_reach");
+	cr_assert_eq(harness_set_get(fd, NULL, "s", "x", TTL_MS), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&dmn), 0);
+}
+
+/*
+ * sessd(8), --auth-plain: yes on a listener beyond loopback is warned of at startup (whoever
+ * reads the secret there can connect, and pass for this server to sealed clients).
+ */
+LEAK_CHECKED_TEST_OPTS(reach, auth_plain_yes_beyond_loopback_is_warned_of, .timeout = 60)
+{
+	char dir[64] = "/tmp/sessd-plainyes-XXXXXX", secret[96];
+	const char *args[] = {
+	    "--listen", "tcp://0.0.0.0:0", "--auth-file", secret, "--auth-plain", "yes", NULL};
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(secret, sizeof(secret), "%s/secret", dir);
+	harness_write_secret(secret, "0123456789abcdef0123456789abcdef", 0600);
+	cr_assert_eq(harness_start(&dmn, args), 0);
+	cr_assert(log_comes_to_hold("is not a loopback address and --auth-plain yes lets clients "
+	                            "there show the secret unsealed"));
+	cr_assert_eq(harness_stop(&dmn), 0);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A Unix socket path under a file cannot be looked at: the start fails (exit 1), saying why. */
+LEAK_CHECKED_TEST_OPTS(reach, a_socket_path_under_a_file_fails_the_start, .timeout = 60)
+{
+	char dir[64] = "/tmp/sessd-underfile-XXXXXX", file[96], listen[128], *out;
+	const char *args[] = {"--listen", listen, NULL};
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/file", dir);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	snprintf(listen, sizeof(listen), "unix:%s/sessd.sock", file);
+	cr_expect_eq(run_to_exit(dir, args, &out), 1, "%s", out);
+	cr_expect_not_null(strstr(out, "cannot inspect"), "%s", out);
+	cr_expect_not_null(strstr(out, strerror(ENOTDIR)), "%s", out);
+	free(out);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
