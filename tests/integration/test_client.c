@@ -2107,6 +2107,53 @@ LEAK_CHECKED_TEST_OPTS(client, bytes_after_a_reply_leak_nothing, .init = start_d
 }
 
 /*
+ * The same for the calls whose result is a structure the caller frees (found by line
+ * coverage: their discard was never run): FLASH_POP, LIST, STATS and NAMESPACES answered
+ * and then followed by bytes fail with SESSD_ERR_PROTOCOL, leave *out NULL and leak
+ * nothing. (FLASH_POP's messages were popped on the server: the reply that carried them came.)
+ */
+LEAK_CHECKED_TEST_OPTS(client, bytes_after_a_structured_reply_leak_nothing, .init = start_daemon,
+                       .fini = stop_daemon)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_flashes *f = (void *)1;
+	struct sessd_list *page = (void *)1;
+	struct sessd_stats *st = (void *)1;
+	struct sessd_namespaces *names = (void *)1;
+	pid_t pid;
+
+	c = connect_to(daemon_.unix_url);
+	cr_assert_eq(sessd_set(c, "twice", 5, "hello", 5, TTL_MS), SESSD_OK);
+	cr_assert_eq(sessd_flash_push(c, "twice", 5, "t", "m", 1, TTL_MS, NULL), SESSD_OK);
+	sessd_close(c);
+
+	for (int call = 0; call < 4; call++) {
+		pid = relay_start(&l, 1, 2);
+		c = connect_to(l.url);
+		switch (call) {
+		case 0:
+			cr_expect_eq(sessd_flash_pop(c, "twice", 5, "t", &f), SESSD_ERR_PROTOCOL);
+			cr_expect_null(f, "no flashes are left to the caller");
+			break;
+		case 1:
+			cr_expect_eq(sessd_list(c, 0, 10, &page), SESSD_ERR_PROTOCOL);
+			cr_expect_null(page, "no page is left to the caller");
+			break;
+		case 2:
+			cr_expect_eq(sessd_stats(c, 1, &st), SESSD_ERR_PROTOCOL);
+			cr_expect_null(st, "no figures are left to the caller");
+			break;
+		default:
+			cr_expect_eq(sessd_namespaces(c, 0, 10, &names), SESSD_ERR_PROTOCOL);
+			cr_expect_null(names, "no namespaces are left to the caller");
+		}
+		sessd_close(c);
+		tmp_finish(&l, pid, "relay");
+	}
+}
+
+/*
  * Bytes after the last reply of a batch: every reply arrived whole and answered its own
  * request, so each keeps its status and result (owned by the batch, freed with it); the run
  * says the stream went wrong after them, and the connection is dropped.

@@ -953,6 +953,14 @@ LEAK_CHECKED_TEST(sessctl, flash_push_and_pop)
 	expect(&r, 0, "1\n");
 	RUN(&r, "flash-pop", "fl", "info", "--json");
 	expect(&r, 0, "[\"a\"]\n");
+	/* One type, more than one message: a JSON array of them, in order. */
+	RUN(&r, "flash-push", "fl", "info", "a");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "fl", "info", "b");
+	expect(&r, 0, "2\n");
+	RUN(&r, "flash-pop", "fl", "info", "--json");
+	expect_json(&r);
+	expect(&r, 0, "[\"a\",\"b\"]\n");
 
 	/* A message an app's user wrote: one line each, nothing that drives a terminal; UTF-8
 	 * as it is; --json exact. */
