@@ -273,6 +273,24 @@ test('on a full disk pages are still served: flash.locals(), a flash pop that fi
     assert.equal(r.status, 200);
   }
   assert.deepEqual(errors, [], 'touches refused for the full disk reached the app');
+  // A logout needs the disk too: it fails with its error, and the user stays logged in until
+  // the disk has room again.
+  const sid = JSON.parse((await br.get('/me')).body).sid;
+  const logout = await br.post('/logout');
+  assert.equal(logout.status, 500);
+  assert.equal(JSON.parse(logout.body).code, 'ESESSD_IO_ERROR');
+  assert.equal(logout.headers['set-cookie'], undefined);
+  assert.equal(JSON.parse((await br.get('/me')).body).user, 'gus', 'logged out by a logout that failed');
+  // So does a login's regenerate() (its DESTROY of the old session): it fails with the error
+  // and sessd keeps the old session, but express-session makes the new one whatever the
+  // outcome and sends its cookie with the error page (README, "full disk").
+  const login = await br.post('/login', { user: 'hal' });
+  assert.equal(login.status, 500);
+  assert.equal(JSON.parse(login.body).code, 'ESESSD_IO_ERROR');
+  assert.notEqual(await store.client.get('full', sid), null, 'the old session was destroyed');
+  assert.match(String(login.headers['set-cookie']), /^sid=/);
+  assert.notEqual(JSON.parse((await br.get('/me')).body).sid, sid);
+  assert.deepEqual(errors, ['ESESSD_IO_ERROR', 'ESESSD_IO_ERROR']);
 });
 
 test('a req.flash set by an earlier middleware (connect-flash left mounted) stays, with one warning', async (t) => {
