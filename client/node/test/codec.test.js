@@ -129,6 +129,13 @@ test('flash messages: strings stay str, other values round-trip through bin', ()
   assert.ok(wire instanceof Uint8Array);
   assert.deepEqual(codec.decodeFlashMessage(wire), obj);
   assert.equal(codec.decodeFlashMessage(codec.encodeFlashMessage(42)), 42);
+  // A bin another client pushed raw, not MessagePack (0xc1 is no type; 0x01 0x02 has a byte
+  // after its value): its bytes come back unchanged as a Buffer (index.d.ts).
+  for (const raw of [[0xc1], [0x01, 0x02], [0x92, 0x01]]) {
+    const got = codec.decodeFlashMessage(new Uint8Array(raw));
+    assert.ok(Buffer.isBuffer(got), `${raw}: ${got}`);
+    assert.deepEqual([...got], raw);
+  }
 });
 
 test('encoder refuses values it cannot write', () => {

@@ -8,8 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
-const { SessdStore, Client, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+const { SessdStore, Client, flash, codec } = require('..');
+const { decode } = require('@msgpack/msgpack');
+const { Daemon, Browser, listen, closeServer, sleep, frameProxy } = require('./helpers');
 
 const SECRET = 'flash-test-secret';
 let daemon;
@@ -340,4 +341,33 @@ test('flash({ client, namespace, prefix }) keeps flashes in sessd beside another
   assert.ok(ttlMs > 0 && ttlMs <= 60000, `the flash's ttl ${ttlMs} is the cookie's`);
   assert.deepEqual(JSON.parse((await br.get('/pop')).body), ['hi']);
   assert.deepEqual(JSON.parse((await br.get('/pop')).body), []);
+});
+
+// The README: a page whose pop was in flight when its connection broke answers 503. flash.locals()
+// hands that failure to the app's error handler (only a full disk's IO_ERROR shows the page
+// without the flashes), and the pop, which never reached sessd, left the message queued.
+test('flash.locals(): a pop whose connection broke reaches the error handler as a 503, and the message stays queued', async (t) => {
+  let cut = false;
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      if (!cut || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
+      cut = false;
+      pair.down.destroy();
+      pair.up.destroy();
+      return null;
+    },
+  });
+  const store = new SessdStore({ url, namespace: 'flash-cut', poolSize: 1 });
+  const base = await serve(t, store, (app) => {
+    app.post('/push', (req, res, next) => req.flash('info', 'hi').then(() => res.json({}), next));
+    app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+    app.use((err, req, res, next) => res.status(err.statusCode || 500).json({ code: err.code }));
+  });
+  const br = new Browser(base);
+  await br.post('/push');
+  cut = true;
+  const r = await br.get('/page');
+  assert.equal(r.status, 503, r.body);
+  assert.equal(cut, false, 'no pop went out');
+  assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['hi'] });
 });
