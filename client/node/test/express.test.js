@@ -52,6 +52,7 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
   app.post('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
   app.post('/flash-code', (req, res) => req.flash('info', 'x').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message })));
   app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  app.post('/save', (req, res, next) => req.session.save((err) => (err ? next(err) : res.json({ ok: true }))));
   app.post('/logout-flash', (req, res) => req.session.destroy(() => req.flash('info', 'bye').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message }))));
   return app;
 }
@@ -273,6 +274,12 @@ test('on a full disk pages are still served: flash.locals(), a flash pop that fi
     assert.equal(r.status, 200);
   }
   assert.deepEqual(errors, [], 'touches refused for the full disk reached the app');
+  // A save of the unchanged session is a touch: it resolves, and the session is not taken for
+  // gone (a later save of the request would be dropped).
+  const gone = [];
+  store.on('gone', (sid) => gone.push(sid));
+  assert.equal((await br.post('/save')).status, 200);
+  assert.deepEqual(gone, []);
   // A logout needs the disk too: it fails with its error, and the user stays logged in until
   // the disk has room again.
   const sid = JSON.parse((await br.get('/me')).body).sid;
