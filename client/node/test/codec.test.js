@@ -184,3 +184,20 @@ test('FLASH_POP result: no more messages than max_frame allows, nor more than 64
   for (let i = 0; i < 65; i++) types += 'a2' + Buffer.from(String(i).padStart(2, '0')).toString('hex') + '90';
   assert.throws(() => codec.decodeReplyBody(okBody(types), codec.OP.FLASH_POP, 1 << 20), codec.ProtocolError);
 });
+
+// What sessd may send and the shared vectors do not hold: containers in their 16- and 32-bit
+// forms (a FLASH_POP of more than 65,535 messages comes as an array 32, which this writes
+// small), and integers at the edges of each encoding, here as request ids.
+test('replies: array and map 16/32 headers, and integers at each encoding\'s edges', () => {
+  const strs = '92a161a162';
+  for (const hex of ['dc0002a161a162', 'dd00000002a161a162']) {
+    assert.deepEqual(codec.decodeReplyBody(okBody(hex), codec.OP.FLASH_POP).result, ['a', 'b'], hex);
+  }
+  for (const hex of ['de0001a4696e666f' + strs, 'df00000001a4696e666f' + strs]) {
+    assert.deepEqual(codec.decodeReplyBody(okBody(hex), codec.OP.FLASH_POP).result, { info: ['a', 'b'] }, hex);
+  }
+  const ids = [[0x7f, '7f'], [0x80, 'cc80'], [0xff, 'ccff'], [0x100, 'cd0100'], [0xffff, 'cdffff'], [0x10000, 'ce00010000'], [0xffffffff, 'ceffffffff']];
+  for (const [id, hex] of ids) {
+    assert.equal(codec.decodeReplyBody(Buffer.from('93' + hex + '00c0', 'hex')).requestId, id, hex);
+  }
+});
