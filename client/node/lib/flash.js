@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions } = require('./store');
+const { SessdStore, STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions } = require('./store');
 const { unavailableError } = require('./connection');
 
 // The options flash() and flash.locals() know; others draw a warning (warnUnknownOptions).
@@ -317,8 +317,11 @@ function flash(opts = {}) {
     let pushedAny = false;
     // The session express-session made for this request because none was read (no cookie,
     // or one naming no session): its id is new and random, so nothing can be queued for it
-    // but what this request pushes. A session regenerated later is another object.
-    const freshSession = req.session && !req.session[STORED] ? req.session : null;
+    // but what this request pushes. A session regenerated later is another object. Only a
+    // SessdStore marks the sessions it read (STORED): under another store (flash({ client })
+    // beside express-session's MemoryStore or connect-redis) a session it read looks the same
+    // as a new one, and taken for new, every pop of a returning visitor found nothing.
+    const freshSession = req.session && req.sessionStore instanceof SessdStore && !req.session[STORED] ? req.session : null;
 
     function ctx() {
       if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore, req);

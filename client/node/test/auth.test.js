@@ -9,7 +9,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const util = require('util');
-const { Client, SessdStore, SessdError, codec } = require('..');
+const { Client, SessdStore, SessdError, codec, flash } = require('..');
 const { Daemon, once, sleep, spyKeys, leaksBytes, waitFor } = require('./helpers');
 const { derivePsk } = require('../lib/seal');
 
@@ -118,6 +118,11 @@ test('auth: a wrong or missing secret fails requests, callbacks and disconnect w
     await assert.rejects(store.get('a'), (err) => err.code === 'ESESSD_AUTH' && /AUTH_FAILED/.test(err.message));
     const cbErr = await storeSet(store, 'a', sess()).then(() => null, (err) => err);
     assert.equal(cbErr.code, 'ESESSD_AUTH');
+    // express-session serves the requests without a session meanwhile: req.flash names the
+    // refusal, a configuration error, not the outage (ESESSD_DISCONNECTED) of a daemon down.
+    const req = {};
+    await new Promise((resolve) => flash({ store })(req, {}, resolve));
+    await assert.rejects(req.flash('info', 'x'), (err) => err.code === 'ESESSD_AUTH' && /refused the auth secret/.test(err.message));
     for (const err of [...early.map((r) => r.reason), dErr, cbErr]) assertNoSecret(err, SECRET, WRONG);
   }
   // Nothing was carried out.

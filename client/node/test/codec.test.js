@@ -129,6 +129,13 @@ test('flash messages: strings stay str, other values round-trip through bin', ()
   assert.ok(wire instanceof Uint8Array);
   assert.deepEqual(codec.decodeFlashMessage(wire), obj);
   assert.equal(codec.decodeFlashMessage(codec.encodeFlashMessage(42)), 42);
+  // A bin another client pushed raw, not MessagePack (0xc1 is no type; 0x01 0x02 has a byte
+  // after its value): its bytes come back unchanged as a Buffer (index.d.ts).
+  for (const raw of [[0xc1], [0x01, 0x02], [0x92, 0x01]]) {
+    const got = codec.decodeFlashMessage(new Uint8Array(raw));
+    assert.ok(Buffer.isBuffer(got), `${raw}: ${got}`);
+    assert.deepEqual([...got], raw);
+  }
 });
 
 test('encoder refuses values it cannot write', () => {
@@ -176,4 +183,21 @@ test('FLASH_POP result: no more messages than max_frame allows, nor more than 64
   let types = 'de0041';
   for (let i = 0; i < 65; i++) types += 'a2' + Buffer.from(String(i).padStart(2, '0')).toString('hex') + '90';
   assert.throws(() => codec.decodeReplyBody(okBody(types), codec.OP.FLASH_POP, 1 << 20), codec.ProtocolError);
+});
+
+// What sessd may send and the shared vectors do not hold: containers in their 16- and 32-bit
+// forms (a FLASH_POP of more than 65,535 messages comes as an array 32, which this writes
+// small), and integers at the edges of each encoding, here as request ids.
+test('replies: array and map 16/32 headers, and integers at each encoding\'s edges', () => {
+  const strs = '92a161a162';
+  for (const hex of ['dc0002a161a162', 'dd00000002a161a162']) {
+    assert.deepEqual(codec.decodeReplyBody(okBody(hex), codec.OP.FLASH_POP).result, ['a', 'b'], hex);
+  }
+  for (const hex of ['de0001a4696e666f' + strs, 'df00000001a4696e666f' + strs]) {
+    assert.deepEqual(codec.decodeReplyBody(okBody(hex), codec.OP.FLASH_POP).result, { info: ['a', 'b'] }, hex);
+  }
+  const ids = [[0x7f, '7f'], [0x80, 'cc80'], [0xff, 'ccff'], [0x100, 'cd0100'], [0xffff, 'cdffff'], [0x10000, 'ce00010000'], [0xffffffff, 'ceffffffff']];
+  for (const [id, hex] of ids) {
+    assert.equal(codec.decodeReplyBody(Buffer.from('93' + hex + '00c0', 'hex')).requestId, id, hex);
+  }
 });

@@ -52,6 +52,7 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
   app.post('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
   app.post('/flash-code', (req, res) => req.flash('info', 'x').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message })));
   app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  app.post('/save', (req, res, next) => req.session.save((err) => (err ? next(err) : res.json({ ok: true }))));
   app.post('/logout-flash', (req, res) => req.session.destroy(() => req.flash('info', 'bye').then(() => res.json({ code: null }), (err) => res.json({ code: err.code ?? null, message: err.message }))));
   return app;
 }
@@ -273,6 +274,30 @@ test('on a full disk pages are still served: flash.locals(), a flash pop that fi
     assert.equal(r.status, 200);
   }
   assert.deepEqual(errors, [], 'touches refused for the full disk reached the app');
+  // A save of the unchanged session is a touch: it resolves, and the session is not taken for
+  // gone (a later save of the request would be dropped).
+  const gone = [];
+  store.on('gone', (sid) => gone.push(sid));
+  assert.equal((await br.post('/save')).status, 200);
+  assert.deepEqual(gone, []);
+  // A logout needs the disk too: it fails with its error, and the user stays logged in until
+  // the disk has room again.
+  const sid = JSON.parse((await br.get('/me')).body).sid;
+  const logout = await br.post('/logout');
+  assert.equal(logout.status, 500);
+  assert.equal(JSON.parse(logout.body).code, 'ESESSD_IO_ERROR');
+  assert.equal(logout.headers['set-cookie'], undefined);
+  assert.equal(JSON.parse((await br.get('/me')).body).user, 'gus', 'logged out by a logout that failed');
+  // So does a login's regenerate() (its DESTROY of the old session): it fails with the error
+  // and sessd keeps the old session, but express-session makes the new one whatever the
+  // outcome and sends its cookie with the error page (README, "full disk").
+  const login = await br.post('/login', { user: 'hal' });
+  assert.equal(login.status, 500);
+  assert.equal(JSON.parse(login.body).code, 'ESESSD_IO_ERROR');
+  assert.notEqual(await store.client.get('full', sid), null, 'the old session was destroyed');
+  assert.match(String(login.headers['set-cookie']), /^sid=/);
+  assert.notEqual(JSON.parse((await br.get('/me')).body).sid, sid);
+  assert.deepEqual(errors, ['ESESSD_IO_ERROR', 'ESESSD_IO_ERROR']);
 });
 
 test('a req.flash set by an earlier middleware (connect-flash left mounted) stays, with one warning', async (t) => {

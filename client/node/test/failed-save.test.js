@@ -27,8 +27,9 @@ test.after(async () => {
   await daemon.cleanup();
 });
 
-// shop(store, errors, beforeSave): each route awaits beforeSave() just before its save.
-function shop(store, errors, beforeSave) {
+// shop(store, errors, beforeSave, status): each route awaits beforeSave() just before its save;
+// the error handler answers status(err).
+function shop(store, errors, beforeSave, status = (err) => err.statusCode || 500) {
   const app = express();
   app.use(express.urlencoded({ extended: false }));
   app.use(session({ store, secret: 'failed-save', resave: false, saveUninitialized: false }));
@@ -46,7 +47,7 @@ function shop(store, errors, beforeSave) {
   app.use((err, req, res, next) => {
     errors.push(err);
     if (res.headersSent) return next(err);
-    return res.status(err.statusCode || 500).send('try again');
+    return res.status(status(err)).send('try again');
   });
   return app;
 }
@@ -93,38 +94,41 @@ for (const kind of ['cart add', 'login']) {
 // A login refused for want of memory (sessd at --max-memory) answers its 503 once: the
 // session express-session would save again at the end of the request is the one sessd just
 // refused. Before, that second refusal reached Express's final handler: a second error, its
-// stack in the log and the browser's keep-alive socket destroyed.
-test('failed save: a login refused with NO_MEMORY is not saved again after its 503', async (t) => {
-  const full = await new Daemon({ extraArgs: ['--max-memory', '65536'] }).start();
-  t.after(() => full.cleanup());
-  const store = new SessdStore({ url: full.unixUrl, namespace: 'failed-save-full' });
-  t.after(() => store.client.terminate());
-  const errors = [];
-  let filling = false;
-  const { server, base } = await listen(shop(store, errors, async () => {
-    if (!filling) return;
-    // Fill sessd (another app's sessions) once this login has regenerated its session.
-    let i = 0;
-    for (const size of [2048, 256, 16, 1]) {
-      for (;;) {
-        try {
-          await store.client.set('failed-save-other', `other-${i++}`, Buffer.alloc(size, 120), 600000);
-        } catch (err) {
-          if (err.code === 'ESESSD_NO_MEMORY') break;
-          throw err;
+// stack in the log and the browser's keep-alive socket destroyed. The same for an error
+// handler that answers a plain 500 (the README: "500 or above").
+for (const answer of [503, 500]) {
+  test(`failed save: a login refused with NO_MEMORY is not saved again after its ${answer}`, async (t) => {
+    const full = await new Daemon({ extraArgs: ['--max-memory', '65536'] }).start();
+    t.after(() => full.cleanup());
+    const store = new SessdStore({ url: full.unixUrl, namespace: 'failed-save-full' });
+    t.after(() => store.client.terminate());
+    const errors = [];
+    let filling = false;
+    const { server, base } = await listen(shop(store, errors, async () => {
+      if (!filling) return;
+      // Fill sessd (another app's sessions) once this login has regenerated its session.
+      let i = 0;
+      for (const size of [2048, 256, 16, 1]) {
+        for (;;) {
+          try {
+            await store.client.set('failed-save-other', `other-${i++}`, Buffer.alloc(size, 120), 600000);
+          } catch (err) {
+            if (err.code === 'ESESSD_NO_MEMORY') break;
+            throw err;
+          }
         }
       }
-    }
-  }));
-  t.after(() => closeServer(server));
-  const b = new Browser(base);
-  assert.equal((await b.post('/login', { user: 'ann' })).status, 303);
-  filling = true;
-  const saves = countSaves(store, 'failed-save-full');
-  const r = await b.post('/login', { user: 'bob' });
-  assert.equal(r.status, 503);
-  // Saved once: the second refusal went to Express's final handler, not the app's (a stack
-  // in the log, the socket destroyed), after the response.
-  assert.equal(saves.n, 1);
-  assert.deepEqual(errors.map((e) => e.code), ['ESESSD_NO_MEMORY']);
-});
+    }, () => answer));
+    t.after(() => closeServer(server));
+    const b = new Browser(base);
+    assert.equal((await b.post('/login', { user: 'ann' })).status, 303);
+    filling = true;
+    const saves = countSaves(store, 'failed-save-full');
+    const r = await b.post('/login', { user: 'bob' });
+    assert.equal(r.status, answer);
+    // Saved once: the second refusal went to Express's final handler, not the app's (a stack
+    // in the log, the socket destroyed), after the response.
+    assert.equal(saves.n, 1);
+    assert.deepEqual(errors.map((e) => e.code), ['ESESSD_NO_MEMORY']);
+  });
+}

@@ -8,8 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
-const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, sleep } = require('./helpers');
+const { SessdStore, Client, flash, codec } = require('..');
+const { decode } = require('@msgpack/msgpack');
+const { Daemon, Browser, listen, closeServer, sleep, frameProxy } = require('./helpers');
 
 const SECRET = 'flash-test-secret';
 let daemon;
@@ -317,4 +318,56 @@ test('a flash pushed into a session with no lifetime left is dropped, not kept a
     const { entries } = await store.client.list(namespace);
     assert.deepEqual(entries, [], `maxAge ${maxAge}, disableTouch ${disableTouch}: sessd keeps ${JSON.stringify(entries)}`);
   }
+});
+
+// The README's flash({ client, namespace, prefix }): a Client used directly, here beside
+// express-session's MemoryStore. The flashes go to sessd under that namespace and the prefix
+// and session id, with the lifetime the session's cookie has left, not the day of the ttl
+// default.
+test('flash({ client, namespace, prefix }) keeps flashes in sessd beside another store, for the cookie\'s lifetime', async (t) => {
+  const client = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => client.close());
+  const app = express();
+  app.use(session({ secret: SECRET, name: 'sid', resave: false, saveUninitialized: true, cookie: { maxAge: 60000 } }));
+  app.use(flash({ client, namespace: 'flash-client', prefix: 'p:' }));
+  app.post('/push', (req, res, next) => req.flash('info', 'hi').then((n) => res.json({ n, sid: req.sessionID }), next));
+  app.get('/pop', (req, res, next) => req.flash('info').then((msgs) => res.json(msgs), next));
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const br = new Browser(base);
+  const { n, sid } = JSON.parse((await br.post('/push')).body);
+  assert.equal(n, 1);
+  const ttlMs = await client.ttl('flash-client', `p:${sid}`);
+  assert.ok(ttlMs > 0 && ttlMs <= 60000, `the flash's ttl ${ttlMs} is the cookie's`);
+  assert.deepEqual(JSON.parse((await br.get('/pop')).body), ['hi']);
+  assert.deepEqual(JSON.parse((await br.get('/pop')).body), []);
+});
+
+// The README: a page whose pop was in flight when its connection broke answers 503. flash.locals()
+// hands that failure to the app's error handler (only a full disk's IO_ERROR shows the page
+// without the flashes), and the pop, which never reached sessd, left the message queued.
+test('flash.locals(): a pop whose connection broke reaches the error handler as a 503, and the message stays queued', async (t) => {
+  let cut = false;
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      if (!cut || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
+      cut = false;
+      pair.down.destroy();
+      pair.up.destroy();
+      return null;
+    },
+  });
+  const store = new SessdStore({ url, namespace: 'flash-cut', poolSize: 1 });
+  const base = await serve(t, store, (app) => {
+    app.post('/push', (req, res, next) => req.flash('info', 'hi').then(() => res.json({}), next));
+    app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
+    app.use((err, req, res, next) => res.status(err.statusCode || 500).json({ code: err.code }));
+  });
+  const br = new Browser(base);
+  await br.post('/push');
+  cut = true;
+  const r = await br.get('/page');
+  assert.equal(r.status, 503, r.body);
+  assert.equal(cut, false, 'no pop went out');
+  assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['hi'] });
 });

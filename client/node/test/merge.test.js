@@ -632,6 +632,37 @@ test('the store API outside Express: get then set merges; a session never read i
   assert.deepEqual(gone, [['t', w]]);
 });
 
+// A logout that lands between a save's CONFLICT and its read of the session again: the save
+// does not write the session back (the user stays logged out), ends without an error and
+// says 'gone', as when the logout came before its first SET_IF.
+test('a session destroyed after a save\'s CONFLICT and before its read again is not written back', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'merge-gone' });
+  const other = new Client({ url: daemon.tcpUrl, poolSize: 1 });
+  t.after(() => {
+    store.close();
+    other.close();
+  });
+  const cookie = { originalMaxAge: 60000, expires: new Date(Date.now() + 60000).toISOString(), httpOnly: true, path: '/' };
+  await store.set('s', { cookie, user: 'ann' });
+  const s = await store.get('s');
+  await other.set('merge-gone', 's', JSON.stringify({ cookie, user: 'ann', seen: 1 }), 60000);
+  const outcomes = [];
+  const origSetIf = store.client.setIf.bind(store.client);
+  store.client.setIf = async (...args) => {
+    const outcome = await origSetIf(...args);
+    outcomes.push(outcome);
+    if (outcome === 'conflict') await other.destroy('merge-gone', 's');
+    return outcome;
+  };
+  const gone = [];
+  store.on('gone', (sid) => gone.push(sid));
+  s.page = 2;
+  await store.set('s', s);
+  assert.deepEqual(outcomes, ['conflict'], 'one SET_IF, answered CONFLICT');
+  assert.equal(await other.get('merge-gone', 's'), null, 'the destroyed session was written back');
+  assert.deepEqual(gone, ['s']);
+});
+
 test('the example shop: 8 cart adds at once, all loaded before any saved, add up with its mergeKey', async (t) => {
   const { createApp, mergeSession } = require(path.join(REPO_DIR, 'examples/express-demo/app.js'));
   const n = 8;

@@ -40,6 +40,11 @@ test('store options of connect-redis that would misbehave are refused at constru
     [{ disableTouch: 'false' }, TypeError, /disableTouch/],
     [{ disableTouch: 1 }, TypeError, /disableTouch/],
     [{ disableTTL: 'false' }, TypeError, /disableTTL/],
+    // The README's 1..64 bytes: sessd refused the first request of each outside them.
+    [{ namespace: '' }, TypeError, /namespace/],
+    [{ namespace: 'n'.repeat(65) }, TypeError, /namespace/],
+    [{ namespace: 'é'.repeat(33) }, TypeError, /namespace/],
+    [{ namespace: 7 }, TypeError, /namespace/],
   ];
   for (const [opts, Type, message] of cases) {
     assert.throws(() => new SessdStore({ url: 'unix:/nonexistent', ...opts }), (err) => {
@@ -52,6 +57,7 @@ test('store options of connect-redis that would misbehave are refused at constru
   const ok = [
     { scanCount: 100 }, { scanCount: '100' }, { prefix: 'sess:' }, { prefix: '' },
     { disableTouch: true }, { disableTouch: false }, { disableTTL: true }, { disableTTL: false }, { disableTouch: null },
+    { namespace: 'n' }, { namespace: 'n'.repeat(64) }, { namespace: null },
     { serializer: { stringify: JSON.stringify, parse: JSON.parse } },
   ];
   for (const opts of ok) new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ...opts }).client.terminate();

@@ -540,8 +540,10 @@ test('many touches: sessd\'s end of the session never comes before the browser\'
 test('remember me set after a save in the same request: sessd keeps the 30 days the response gives the browser', async (t) => {
   // A settings form that saves first, as the README recommends, then sets the cookie's
   // maxAge; and a login that does the same after regenerate (passport's req.login saves).
-  for (const where of ['settings', 'login']) {
-    const { store, base } = await setup(t);
+  // With merge: false the settings form's save is a SET of the whole session, and so is the
+  // cookie's save at the end.
+  for (const [where, storeOpts] of [['settings', {}], ['login', {}], ['settings', { merge: false }]]) {
+    const { store, base } = await setup(t, storeOpts);
     let { br, sid } = await login(base, 'pat');
     let r;
     if (where === 'settings') {
