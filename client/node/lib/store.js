@@ -1096,6 +1096,10 @@ class SessdStore extends BaseStore {
         messages.push(p);
       });
       this.generate(req);
+      // express-session makes the new session whatever the outcome (an app that ignores the
+      // error must not go on in the old one), but after a failed DESTROY its save would fail
+      // the same way: answered an error page, it is not saved (see answeredFailedSave).
+      if (destroyErr) markSaveFailed(req.session);
       const newKey = this.key(req.sessionID);
       const ttl = Math.min(Math.max(this.ttlMs(req.session), 1), codec.MAX_TTL_MS);
       const pushes = messages.map(({ type, msg }) => {

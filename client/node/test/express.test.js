@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, once } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, once, countSaves } = require('./helpers');
 
 const SECRET = 'express-test-secret';
 let daemon;
@@ -291,8 +291,12 @@ test('on a full disk pages are still served: flash.locals(), a flash pop that fi
   // So does a login's regenerate() (its DESTROY of the old session): it fails with the error
   // and sessd keeps the old session, but express-session makes the new one whatever the
   // outcome and sends its cookie with the error page (README, "full disk").
+  const saves = countSaves(store, 'full');
   const login = await br.post('/login', { user: 'hal' });
   assert.equal(login.status, 500);
+  // The new session is not saved after the error page: the save would fail the same way, after
+  // the response, into Express's final handler (a second error and its stack in the log).
+  assert.equal(saves.n, 0);
   assert.equal(JSON.parse(login.body).code, 'ESESSD_IO_ERROR');
   assert.notEqual(await store.client.get('full', sid), null, 'the old session was destroyed');
   assert.match(String(login.headers['set-cookie']), /^sid=/);
