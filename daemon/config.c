@@ -209,7 +209,7 @@ static int parse_port(const char *text, uint16_t *port)
 
 int config_parse_listen(const char *url, struct config_listen *out)
 {
-	unsigned char addr[16];
+	struct in6_addr addr; /* room for an in_addr too */
 	const char *host, *end, *port;
 	size_t hlen;
 
@@ -264,15 +264,15 @@ int config_parse_listen(const char *url, struct config_listen *out)
 	if (url[6] != '[' && strcasecmp(out->host, "localhost") == 0)
 		strcpy(out->host, "127.0.0.1");
 	/* Otherwise numeric addresses only: what the daemon binds is what the operator wrote. */
-	if (url[6] == '[' ? inet_pton(AF_INET6, out->host, addr) != 1
-	                  : inet_pton(AF_INET, out->host, addr) != 1)
+	if (url[6] == '[' ? inet_pton(AF_INET6, out->host, &addr) != 1
+	                  : inet_pton(AF_INET, out->host, &addr) != 1)
 		goto fail;
 	if (parse_port(port, &out->port) == -1)
 		goto fail;
 	/* IPv6 listeners are IPv6 only, and the kernel's bind of such an address says no more
 	 * than EINVAL. */
-	if (url[6] == '[' && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
-		inet_ntop(AF_INET, addr + 12, out->host, sizeof(out->host));
+	if (url[6] == '[' && IN6_IS_ADDR_V4MAPPED(&addr)) {
+		inet_ntop(AF_INET, addr.s6_addr + 12, out->host, sizeof(out->host));
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
