@@ -2535,34 +2535,13 @@ LEAK_CHECKED_TEST_OPTS(persist, sigterm_during_a_long_snapshot_stops_and_keeps_e
 }
 
 /*
- * Whether process ${pid} still catches ${sig} (SigCgt in /proc/PID/status); false once it has
- * gone too.
- */
-static bool catches_signal(pid_t pid, int sig)
-{
-	char path[64], line[256];
-	unsigned long long mask = 0;
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = sscanf(line, "SigCgt: %llx", &mask) == 1;
-	fclose(f);
-	return (mask >> (sig - 1) & 1) != 0;
-}
-
-/*
- * A SIGHUP, SIGTERM or SIGINT that comes late in a stop, once the loop has let go of its
- * handlers, is dropped: the stop ends as sessd(8) says (the snapshot's few seconds, the last
- * sync, exit 0). Before, the handlers went back to the signals' default actions there, so
- * that such a signal (a `systemctl reload` or a closed terminal's SIGHUP, a second Ctrl-C)
- * killed sessd in the middle of its last steps, before the log's final sync, exit status 129
- * or 143. The snapshot's writer, held by SIGSTOP, keeps the stop in that stretch for its
- * few seconds.
+ * A SIGHUP, SIGTERM or SIGINT that comes at any point of a stop does not cut it short: the
+ * stop ends as sessd(8) says (the snapshot's few seconds, the last sync, exit 0). Before,
+ * the loop's handlers were let go of early in the stop, which put back the signals' default
+ * actions, so that such a signal (a `systemctl reload` or a closed terminal's SIGHUP, a
+ * second Ctrl-C) killed sessd in the middle of its last steps, before the log's final sync,
+ * exit status 129 or 130. The snapshot's writer, held by SIGSTOP, keeps the stop in that
+ * stretch for its few seconds.
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_signal_late_in_a_stop_does_not_cut_it_short, .timeout = 120)
 {
@@ -2572,30 +2551,23 @@ LEAK_CHECKED_TEST_OPTS(persist, a_signal_late_in_a_stop_does_not_cut_it_short, .
 	const char *small[] = {
 	    "--data-dir",           data_dir, "--fsync", "no", "--snapshot-idle", "0",
 	    "--snapshot-log-bytes", "1M",     NULL};
+	const int late[] = {SIGHUP, SIGTERM, SIGINT};
 	struct harness_daemon d;
-	bool in_stop, child_alive;
+	bool child_alive;
 	pid_t child;
 	int status = 0;
 
 	make_data_dir(data_dir);
 	cr_assert_eq(harness_start(&d, args), 0);
 	child = stop_a_snapshot_child(&d, args, small);
-	cr_assert(catches_signal(d.pid, SIGHUP));
 
 	cr_assert_eq(kill(d.pid, SIGTERM), 0);
-	/* The handlers are let go of once the stop has closed the connections; the held writer
-	 * then keeps the daemon for SNAPSHOT_STOP_WAIT_MS (3 s) before it is stopped. */
-	while (catches_signal(d.pid, SIGHUP) && waitpid(d.pid, &status, WNOHANG) == 0)
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	in_stop = waitpid(d.pid, &status, WNOHANG) == 0;
-	if (in_stop) {
-		kill(d.pid, SIGHUP);
-		kill(d.pid, SIGTERM);
-		kill(d.pid, SIGINT);
-	}
-	for (int waited_ms = 0; waited_ms < 60000 && waitpid(d.pid, &status, WNOHANG) == 0;
-	     waited_ms += 10)
+	/* The three again and again, every 10 ms, until sessd has exited: so one lands in every
+	 * stretch of the stop, the held writer's 3 s among them, whatever the machine's load. */
+	for (int sent = 0; sent < 6000 && waitpid(d.pid, &status, WNOHANG) == 0; sent++) {
+		kill(d.pid, late[sent % 3]);
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
 	if (waitpid(d.pid, &status, WNOHANG) == 0 && kill(d.pid, SIGKILL) == 0)
 		waitpid(d.pid, &status, 0);
 	d.pid = 0;
@@ -2604,7 +2576,6 @@ LEAK_CHECKED_TEST_OPTS(persist, a_signal_late_in_a_stop_does_not_cut_it_short, .
 	if (child_alive)
 		kill(child, SIGKILL);
 	text = harness_log(&d);
-	cr_assert(in_stop, "the daemon ended before its handlers were seen let go of:\n%s", text);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	          "a signal late in the stop cut it short (status %d):\n%s", status, text);
 	cr_expect_not_null(strstr(text, "stopped it unfinished"), "%s", text);
