@@ -1286,6 +1286,32 @@ int server_run(struct server *srv)
 	return 0;
 }
 
+/*
+ * Let go of the loop's signal handlers, last of all: freeing an event puts back the action the
+ * signal had before, which for SIGTERM, SIGINT and SIGHUP is to kill. Freed first, as they
+ * were, they left the rest of a stop (up to SNAPSHOT_STOP_WAIT_MS for a snapshot's writer, the
+ * log's last sync, freeing the store) to be cut short by a `systemctl reload` or a second
+ * Ctrl-C, exit status 129 or 130 without the last sync. Here every other thread has been
+ * joined (trim_join, persist_free), so blocking the three in this one drops any that comes
+ * from now on, as sessd(8) promises of SIGHUP. Till here the loop's handlers caught them (a
+ * stop under way ignores another SIGTERM or SIGINT).
+ */
+static void server_free_signal_events(struct server *srv)
+{
+	struct event *events[] = {srv->sigterm, srv->sigint, srv->sighup, srv->sigusr1,
+	                          srv->sigusr2};
+	sigset_t stops;
+
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stops, NULL);
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+		if (events[i] != NULL)
+			event_free(events[i]);
+}
+
 void server_free(struct server *srv)
 {
 	if (srv == NULL)
@@ -1298,16 +1324,6 @@ void server_free(struct server *srv)
 	trim_join(srv, true);
 	if (srv->conns_ready)
 		conn_set_finish(&srv->conns);
-	if (srv->sigterm != NULL)
-		event_free(srv->sigterm);
-	if (srv->sigint != NULL)
-		event_free(srv->sigint);
-	if (srv->sighup != NULL)
-		event_free(srv->sighup);
-	if (srv->sigusr1 != NULL)
-		event_free(srv->sigusr1);
-	if (srv->sigusr2 != NULL)
-		event_free(srv->sigusr2);
 	if (srv->expire_timer != NULL)
 		event_free(srv->expire_timer);
 	if (srv->tick_timer != NULL)
@@ -1321,6 +1337,7 @@ void server_free(struct server *srv)
 	auth_free(srv->auth);
 	persist_free(srv->persist);
 	store_free(srv->store);
+	server_free_signal_events(srv);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	free(srv);

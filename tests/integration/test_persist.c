@@ -2535,6 +2535,58 @@ LEAK_CHECKED_TEST_OPTS(persist, sigterm_during_a_long_snapshot_stops_and_keeps_e
 }
 
 /*
+ * A SIGHUP, SIGTERM or SIGINT that comes at any point of a stop does not cut it short: the
+ * stop ends as sessd(8) says (the snapshot's few seconds, the last sync, exit 0). Before,
+ * the loop's handlers were let go of early in the stop, which put back the signals' default
+ * actions, so that such a signal (a `systemctl reload` or a closed terminal's SIGHUP, a
+ * second Ctrl-C) killed sessd in the middle of its last steps, before the log's final sync,
+ * exit status 129 or 130. The snapshot's writer, held by SIGSTOP, keeps the stop in that
+ * stretch for its few seconds.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_signal_late_in_a_stop_does_not_cut_it_short, .timeout = 120)
+{
+	char data_dir[64], *text;
+	const char *args[] = {"--data-dir",      data_dir, "--fsync", "no",
+	                      "--snapshot-idle", "0",      NULL};
+	const char *small[] = {
+	    "--data-dir",           data_dir, "--fsync", "no", "--snapshot-idle", "0",
+	    "--snapshot-log-bytes", "1M",     NULL};
+	const int late[] = {SIGHUP, SIGTERM, SIGINT};
+	struct harness_daemon d;
+	bool child_alive;
+	pid_t child;
+	int status = 0;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	child = stop_a_snapshot_child(&d, args, small);
+
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	/* The three again and again, every 10 ms, until sessd has exited: so one lands in every
+	 * stretch of the stop, the held writer's 3 s among them, whatever the machine's load. */
+	for (int sent = 0; sent < 6000 && waitpid(d.pid, &status, WNOHANG) == 0; sent++) {
+		kill(d.pid, late[sent % 3]);
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	if (waitpid(d.pid, &status, WNOHANG) == 0 && kill(d.pid, SIGKILL) == 0)
+		waitpid(d.pid, &status, 0);
+	d.pid = 0;
+	/* A daemon cut short left its writer stopped, for good: not past this test. */
+	child_alive = kill(child, 0) == 0;
+	if (child_alive)
+		kill(child, SIGKILL);
+	text = harness_log(&d);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "a signal late in the stop cut it short (status %d):\n%s", status, text);
+	cr_expect_not_null(strstr(text, "stopped it unfinished"), "%s", text);
+	cr_expect_not_null(strstr(text, "info stopped"), "%s", text);
+	free(text);
+	harness_cleanup(&d);
+	cr_expect_not(child_alive, "the snapshot's child outlived the daemon");
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
  * The snapshot's writer holds none of the daemon's sockets. It inherited them all from the
  * fork: a connection the daemon closed stayed open for its peer (no end of file) and the
  * listeners kept taking connections nobody would answer, for as long as a snapshot took
