@@ -105,7 +105,7 @@ static void notify_round(const char *name)
 	close(conn);
 	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
 	notify_expect(fd, "STOPPING=1");
-	/* Not harness_stop: a second SIGTERM after "stopped" would end it by the signal. */
+	/* Its SIGTERM is sent: wait for the exit status of that one stop. */
 	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 	dmn.pid = 0;
