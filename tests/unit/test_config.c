@@ -577,13 +577,14 @@ LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
  * --backup DIR DEST copies a data directory and exits: it takes the destination as its one
  * argument that is no option's, wherever it stands, and --key-file and --log-level. An
  * option of the running daemon, --repair, --check-data or a second argument would be taken
- * and do nothing, and a missing destination is no backup: each is refused by name.
+ * and do nothing, and a missing or empty destination is no backup: each is refused by name.
  */
 LEAK_CHECKED_TEST(config, backup_takes_a_destination_and_only_its_options)
 {
 	char *taken[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "--key-file", "/k"};
 	char *dest_first[] = {"sessd", "/srv/b", "--log-level", "warn", "--backup", "/var/lib/d"};
 	char *no_dest[] = {"sessd", "--backup", "/var/lib/sessd"};
+	char *empty_dest[] = {"sessd", "--backup", "/var/lib/sessd", ""};
 	char *two_dests[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "/srv/c"};
 	char *listen[] = {"sessd", "--backup", "/var/lib/d", "/srv/b", "--listen", "unix:/tmp/s"};
 	char *data_dir[] = {"sessd", "--data-dir", "/var/lib/d", "--backup", "/var/lib/d", "/b"};
@@ -605,6 +606,9 @@ LEAK_CHECKED_TEST(config, backup_takes_a_destination_and_only_its_options)
 	config_finish(&cfg);
 	expect_message(ARGC(no_dest), no_dest,
 	               "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR\n");
+	expect_message(ARGC(empty_dest), empty_dest,
+	               "sessd: --backup is given an empty destination (a variable such as "
+	               "${STATE_DIRECTORY} that is not set?)\n");
 	expect_message(ARGC(two_dests), two_dests, "sessd: unexpected argument '/srv/c'\n");
 	expect_message(ARGC(listen), listen,
 	               "sessd: --listen has no effect with --backup, which takes only --key-file "
