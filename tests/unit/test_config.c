@@ -3,6 +3,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,17 +755,31 @@ static void remove_root(const char *root)
 
 #define MEMTOTAL_BYTES (24683584ull * 1024)
 
+/* The descriptor open(2) gives next: the lowest one not open. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	return fd;
+}
+
 LEAK_CHECKED_TEST(config, memory_limit_is_physical_memory_without_a_cgroup_limit)
 {
 	char root[64], source[64];
 	uint64_t bytes = 0;
+	int next_fd;
 
 	fake_root(root, sizeof(root));
 	put_file(root, "/proc/self/cgroup", "0::/system.slice/sessd.service\n");
 	put_file(root, "/sys/fs/cgroup/system.slice/sessd.service/memory.max", "max\n");
+	next_fd = lowest_free_fd();
 	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
 	cr_assert_eq(bytes, MEMTOTAL_BYTES);
 	cr_assert_str_eq(source, "physical memory");
+	/* It closes what it read: no descriptor is left open for the daemon's life. */
+	cr_assert_eq(lowest_free_fd(), next_fd);
 	remove_root(root);
 }
 
