@@ -60,6 +60,12 @@ LEAK_CHECKED_TEST(buf, reserve_overflow_is_enomem_and_changes_nothing)
 	cr_expect_eq(errno, ENOMEM);
 	cr_expect_eq(b.len, 3);
 	cr_expect_eq(memcmp(b.data, "abc", 3), 0);
+	/* buf_append says the same of a length no buffer can hold, before it reads a byte. */
+	errno = 0;
+	cr_expect_eq(buf_append(&b, "x", SIZE_MAX), -1);
+	cr_expect_eq(errno, ENOMEM);
+	cr_expect_eq(b.len, 3);
+	cr_expect_eq(memcmp(b.data, "abc", 3), 0);
 	buf_finish(&b);
 }
 

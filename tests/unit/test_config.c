@@ -3,6 +3,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -577,13 +578,14 @@ LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
  * --backup DIR DEST copies a data directory and exits: it takes the destination as its one
  * argument that is no option's, wherever it stands, and --key-file and --log-level. An
  * option of the running daemon, --repair, --check-data or a second argument would be taken
- * and do nothing, and a missing destination is no backup: each is refused by name.
+ * and do nothing, and a missing or empty destination is no backup: each is refused by name.
  */
 LEAK_CHECKED_TEST(config, backup_takes_a_destination_and_only_its_options)
 {
 	char *taken[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "--key-file", "/k"};
 	char *dest_first[] = {"sessd", "/srv/b", "--log-level", "warn", "--backup", "/var/lib/d"};
 	char *no_dest[] = {"sessd", "--backup", "/var/lib/sessd"};
+	char *empty_dest[] = {"sessd", "--backup", "/var/lib/sessd", ""};
 	char *two_dests[] = {"sessd", "--backup", "/var/lib/sessd", "/srv/b", "/srv/c"};
 	char *listen[] = {"sessd", "--backup", "/var/lib/d", "/srv/b", "--listen", "unix:/tmp/s"};
 	char *data_dir[] = {"sessd", "--data-dir", "/var/lib/d", "--backup", "/var/lib/d", "/b"};
@@ -605,6 +607,9 @@ LEAK_CHECKED_TEST(config, backup_takes_a_destination_and_only_its_options)
 	config_finish(&cfg);
 	expect_message(ARGC(no_dest), no_dest,
 	               "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR\n");
+	expect_message(ARGC(empty_dest), empty_dest,
+	               "sessd: --backup is given an empty destination (a variable such as "
+	               "${STATE_DIRECTORY} that is not set?)\n");
 	expect_message(ARGC(two_dests), two_dests, "sessd: unexpected argument '/srv/c'\n");
 	expect_message(ARGC(listen), listen,
 	               "sessd: --listen has no effect with --backup, which takes only --key-file "
@@ -750,17 +755,31 @@ static void remove_root(const char *root)
 
 #define MEMTOTAL_BYTES (24683584ull * 1024)
 
+/* The descriptor open(2) gives next: the lowest one not open. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	return fd;
+}
+
 LEAK_CHECKED_TEST(config, memory_limit_is_physical_memory_without_a_cgroup_limit)
 {
 	char root[64], source[64];
 	uint64_t bytes = 0;
+	int next_fd;
 
 	fake_root(root, sizeof(root));
 	put_file(root, "/proc/self/cgroup", "0::/system.slice/sessd.service\n");
 	put_file(root, "/sys/fs/cgroup/system.slice/sessd.service/memory.max", "max\n");
+	next_fd = lowest_free_fd();
 	cr_assert_eq(config_memory_limit(root, &bytes, source, sizeof(source)), 0);
 	cr_assert_eq(bytes, MEMTOTAL_BYTES);
 	cr_assert_str_eq(source, "physical memory");
+	/* It closes what it read: no descriptor is left open for the daemon's life. */
+	cr_assert_eq(lowest_free_fd(), next_fd);
 	remove_root(root);
 }
 

@@ -148,6 +148,24 @@ LEAK_CHECKED_TEST(mp, peek_types)
 	cr_expect_eq(mp_peek_type(&r), MP_EXT);
 }
 
+/* mp.h: the type of the next value. Each first-byte range of the msgpack spec, at both ends. */
+LEAK_CHECKED_TEST(mp, peek_types_at_each_ranges_ends)
+{
+	static const struct {
+		uint8_t b;
+		enum mp_type type;
+	} edges[] = {
+	    {0x00, MP_UINT},  {0x7f, MP_UINT}, {0x80, MP_MAP}, {0x8f, MP_MAP}, {0x90, MP_ARRAY},
+	    {0x9f, MP_ARRAY}, {0xa0, MP_STR},  {0xbf, MP_STR}, {0xe0, MP_INT}, {0xff, MP_INT},
+	};
+	struct mp_reader r;
+
+	for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+		mp_reader_init(&r, &edges[i].b, 1);
+		cr_expect_eq(mp_peek_type(&r), edges[i].type, "first byte 0x%02x", edges[i].b);
+	}
+}
+
 LEAK_CHECKED_TEST(mp, nil_and_bool)
 {
 	struct buf b;

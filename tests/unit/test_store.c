@@ -1101,6 +1101,38 @@ LEAK_CHECKED_TEST(store, payload_follows_every_change)
 	store_free(st);
 }
 
+/*
+ * store.h: store_settle finishes every resize in progress at once and frees the buckets they
+ * move from. Startup's replay calls it before it judges a record refused for memory.
+ */
+LEAK_CHECKED_TEST_OPTS(store, settle_finishes_resizes_and_frees_their_old_buckets, .timeout = 30)
+{
+	struct store *st = new_store(0);
+	struct store_stats before, after;
+	struct id_buf b;
+	const size_t n = 1025; /* one past a power of two: the table has just begun to double */
+
+	for (size_t i = 0; i < n; i++) {
+		struct store_key k = key_n(&b, "app", i);
+
+		cr_assert_eq(store_set(st, &k, "d", 1, T0 + 1000, T0), 0);
+	}
+	store_stats(st, NULL, 0, &before);
+	store_settle(st);
+	store_stats(st, NULL, 0, &after);
+	cr_assert_lt(after.bytes, before.bytes, "the old buckets were not freed");
+	cr_assert_eq(after.sessions, n);
+	store_settle(st); /* nothing in progress: nothing to do */
+	for (size_t i = 0; i < n; i++) {
+		struct store_key k = key_n(&b, "app", i);
+		const void *data;
+		size_t len;
+
+		cr_assert_eq(store_get(st, &k, T0, &data, &len), 0, "%zu", i);
+	}
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, many_sessions_across_resizes)
 {
 	enum { N = 100000 };
