@@ -44,7 +44,11 @@ function makeApp(store, { maxAge = 3600000 } = {}) {
     req.flash('info', req.body.msg);
     res.redirect('/page');
   });
-  app.post('/flash-format', wrap(async (req, res) => res.json({ n: await req.flash('info', 'Added %d %s', 2, 'lemons') })));
+  app.post('/flash-format', wrap(async (req, res) => {
+    await req.flash('info', 'Added %d %s', 2, 'lemons');
+    // connect-flash's most common form: one argument to the format.
+    res.json({ n: await req.flash('info', 'Hello %s', 'cy') });
+  }));
   app.post('/flash-many', wrap(async (req, res) => res.json({ n: await req.flash('info', ['a', 'b', 'c']) })));
   app.post('/flash-object', wrap(async (req, res) => res.json({ n: await req.flash('data', { x: [1, 2], ok: true }) })));
   app.get('/flash', wrap(async (req, res) => res.json(req.query.type ? await req.flash(req.query.type) : await req.flash())));
@@ -111,12 +115,12 @@ test('req.flash calling forms: format, arrays, objects, pop one type, pop all', 
   const [a, b] = await twoServers(t);
   const br = new Browser(a.base);
   await br.post('/login', { user: 'cy' });
-  assert.deepEqual(JSON.parse((await br.post('/flash-format')).body), { n: 1 });
-  assert.deepEqual(JSON.parse((await br.post('/flash-many')).body), { n: 4 });
+  assert.deepEqual(JSON.parse((await br.post('/flash-format')).body), { n: 2 });
+  assert.deepEqual(JSON.parse((await br.post('/flash-many')).body), { n: 5 });
   assert.deepEqual(JSON.parse((await br.post('/flash-object')).body), { n: 1 });
   assert.deepEqual(JSON.parse((await br.post('/flash', { type: 'error', msg: '' })).body), { n: 1 });
   assert.deepEqual(JSON.parse((await br.get('/flash?type=data', b.base)).body), [{ x: [1, 2], ok: true }]);
-  assert.deepEqual(JSON.parse((await br.get('/flash', b.base)).body), { info: ['Added 2 lemons', 'a', 'b', 'c'], error: [''] });
+  assert.deepEqual(JSON.parse((await br.get('/flash', b.base)).body), { info: ['Added 2 lemons', 'Hello cy', 'a', 'b', 'c'], error: [''] });
   assert.deepEqual(JSON.parse((await br.get('/flash?type=info')).body), []);
   // flash.locals pops only on GET by default: a POST leaves the flashes for the next page.
   await br.post('/flash', { msg: 'kept' });

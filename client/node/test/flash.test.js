@@ -371,3 +371,48 @@ test('flash.locals(): a pop whose connection broke reaches the error handler as 
   assert.equal(cut, false, 'no pop went out');
   assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['hi'] });
 });
+
+// regenerate() moves the flashes this request pushed and did not show: a pop of the old id
+// finds which are still queued. When that pop fails (its connection broke), every push of
+// the request still listed moves (the pool sends the DESTROY again, not the pop); one the
+// request already popped (showed) is not listed any more, and must not show again on the new
+// session's page.
+test('regenerate() whose pop of the old id fails moves only the pushes this request did not show', async (t) => {
+  let cut = false;
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      if (!cut || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
+      cut = false;
+      pair.down.destroy();
+      pair.up.destroy();
+      return null;
+    },
+  });
+  const store = new SessdStore({ url, namespace: 'flash-regen-cut', poolSize: 1 });
+  const base = await serve(t, store, (app) => {
+    app.post('/login', async (req, res, next) => {
+      try {
+        await req.flash('info', 'shown');
+        const shown = await req.flash('info');
+        await req.flash('note', 'unshown');
+        cut = true;
+        req.session.regenerate((err) => {
+          req.session.user = 'jo';
+          res.json({ shown, err: err ? err.code : null });
+        });
+      } catch (err) {
+        next(err);
+      }
+    });
+    app.get('/page', (req, res, next) => req.flash().then((all) => res.json({ user: req.session.user, all }), next));
+  });
+  const br = new Browser(base);
+  const r = await br.post('/login');
+  assert.equal(r.status, 200, r.body);
+  const login = JSON.parse(r.body);
+  assert.deepEqual(login.shown, ['shown']);
+  assert.equal(cut, false, 'regenerate\'s pop went out and was cut');
+  // The DESTROY, which a repeat cannot harm, is sent again on the new connection.
+  assert.equal(login.err, null);
+  assert.deepEqual(JSON.parse((await br.get('/page')).body), { user: 'jo', all: { note: ['unshown'] } });
+});

@@ -630,6 +630,23 @@ test('the store API outside Express: get then set merges; a session never read i
   await store.set('t', w);
   assert.equal(await store.get('t'), null);
   assert.deepEqual(gone, [['t', w]]);
+  // A merged save keeps the cookie another save stored (a longer one, "remember me"), but
+  // the caller's plain cookie object is left as it is (adoptLifetime is for an express-session
+  // Cookie only): it gains no maxAge, which its next save would write into the session.
+  await store.set('u', { cookie: cookie(), a: 1 });
+  const r = await store.get('u');
+  const m = await store.get('u');
+  const month = 30 * 86400 * 1000;
+  m.cookie = { ...m.cookie, originalMaxAge: month, expires: new Date(Date.now() + month).toISOString() };
+  await store.set('u', m);
+  r.a = 2;
+  const before = JSON.stringify(r.cookie);
+  await store.set('u', r);
+  assert.equal(JSON.stringify(r.cookie), before);
+  assert.ok(!('maxAge' in r.cookie), JSON.stringify(r.cookie));
+  const u = await store.get('u');
+  assert.equal(u.a, 2);
+  assert.equal(u.cookie.originalMaxAge, month);
 });
 
 // A logout that lands between a save's CONFLICT and its read of the session again: the save

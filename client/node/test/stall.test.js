@@ -55,6 +55,19 @@ for (const transport of ['unix', 'tcp']) {
   });
 }
 
+// The README's timeoutMs: a request fails with ETIMEDOUT on a fresh connection too, whose
+// HELLO a stuck daemon never answers (connectTimeoutMs longer here): the deadline checked is
+// the request's, past the HELLO, which has none, and the error is the request's own.
+test('stall: a request behind a HELLO a stopped daemon never answers fails with its own ETIMEDOUT', (t) => {
+  const ns = 'stall-hello-own';
+  return queuedThroughStall(t, ns, null, async () => {
+    const c = new Client({ url: daemon.unixUrl, poolSize: 1, timeoutMs: 300, connectTimeoutMs: 60000 });
+    t.after(() => c.terminate());
+    await assert.rejects(c.flashPop(ns, 'visitor', 'info'), (err) => err.code === 'ETIMEDOUT' && /FLASH_POP request timed out/.test(err.message));
+    c.terminate();
+  });
+});
+
 // A pool that starts while sessd is stopped sends its first requests behind the HELLO, on
 // the connection that is still connecting. With the default timeouts (connectTimeoutMs equal
 // to timeoutMs) the HELLO's deadline comes first: it gave the connection up with a close

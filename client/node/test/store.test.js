@@ -375,6 +375,11 @@ test('store: ttl from the cookie, the ttl option, and expired sessions', async (
   assert.ok(thirty > 29 * 60000 && thirty <= 30 * 60000, String(thirty));
   await fn.set('fn', sess({ minutes: 0 }));
   assert.equal(await fn.get('fn'), null);
+  // A ttl function's 0 (not only a negative ttl) ends the session at a touch too, as at a save:
+  // sessd takes no ttl of 0.
+  await fn.set('fn', sess({ minutes: 30 }));
+  await fn.touch('fn', sess({ minutes: 0 }));
+  assert.equal(await fn.get('fn'), null);
   // A ttl that is not a number would make every save a destroy, logging everyone out.
   for (const ttl of ['1h', '3600', -5, 0, NaN]) {
     assert.throws(() => new SessdStore({ client: fn.client, ttl }), /ttl must be a number of seconds/, String(ttl));
