@@ -110,6 +110,29 @@ LEAK_CHECKED_TEST(store, set_get_overwrite)
 	store_free(st);
 }
 
+/*
+ * A value whose length does not fit the session's 32-bit length is refused with ENOMEM before
+ * a byte of it is read, whether it would create the session or replace its data (killed
+ * mutstore-45b's mutant store.c:1334, the refusal without its errno).
+ */
+LEAK_CHECKED_TEST(store, a_value_of_4_gib_is_refused_with_enomem)
+{
+	struct store *st = new_store(0);
+	struct store_key k = key_of("app", "a");
+	char one = 'x';
+
+	errno = 0;
+	cr_assert_eq(store_set(st, &k, &one, UINT32_MAX, T0 + 1000, T0), -1);
+	cr_assert_eq(errno, ENOMEM);
+	assert_absent(st, "app", "a", T0);
+	set_str(st, "app", "a", "kept", T0 + 1000, T0);
+	errno = 0;
+	cr_assert_eq(store_set(st, &k, &one, (size_t)UINT32_MAX + 1, T0 + 1000, T0), -1);
+	cr_assert_eq(errno, ENOMEM);
+	assert_data(st, "app", "a", T0, "kept");
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, set_from_own_data)
 {
 	struct store *st = new_store(0);
