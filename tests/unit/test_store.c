@@ -1126,9 +1126,12 @@ LEAK_CHECKED_TEST(store, payload_follows_every_change)
 
 /*
  * store.h: store_settle finishes every resize in progress at once and frees the buckets they
- * move from. Startup's replay calls it before it judges a record refused for memory.
+ * move from. Startup's replay calls it before it judges a record refused for memory. (No
+ * Criterion timeout of its own: with two tests that have one in a binary, Criterion 2.4's
+ * runner leaks 48 bytes at exit, now and then in a whole run, which the ASan build fails on;
+ * a settle that never ends meets meson's timeout for the suite instead.)
  */
-LEAK_CHECKED_TEST_OPTS(store, settle_finishes_resizes_and_frees_their_old_buckets, .timeout = 30)
+LEAK_CHECKED_TEST(store, settle_finishes_resizes_and_frees_their_old_buckets)
 {
 	struct store *st = new_store(0);
 	struct store_stats before, after;
