@@ -811,6 +811,33 @@ int harness_start_file_limited(struct harness_daemon *d, const char *const *extr
 	return rc;
 }
 
+int harness_fill_disk(struct harness_daemon *d, int fd, const char *ns, const char *client_name)
+{
+	enum { SIZE = 16 * 1024, MAX = 64 };
+	struct codec_request req = {.op = CODEC_OP_SET, .ttl_ms = 600000};
+	uint8_t *fill = malloc(SIZE);
+	char id[32];
+	int status = CODEC_OK;
+
+	cr_assert_not_null(fill);
+	memset(fill, 'f', SIZE);
+	if (ns != NULL)
+		req.ns = (struct mp_bytes){(const uint8_t *)ns, strlen(ns)};
+	req.data = (struct mp_bytes){fill, SIZE};
+	for (int i = 0; i < MAX && status == CODEC_OK; i++) {
+		snprintf(id, sizeof(id), "fill%d", i);
+		req.id = (struct mp_bytes){(const uint8_t *)id, strlen(id)};
+		status = harness_request(fd, &req, NULL, NULL);
+	}
+	free(fill);
+	cr_assert_neq(status, CODEC_OK, "the file-size limit never bit");
+	if (status == -1) {
+		close(fd);
+		fd = harness_open_ready(d->unix_url, client_name);
+	}
+	return fd;
+}
+
 int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds)
 {
 	char line[512];

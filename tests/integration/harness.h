@@ -84,6 +84,16 @@ int harness_start_file_limited(struct harness_daemon *d, const char *const *extr
                                rlim_t bytes, struct rlimit *saved);
 
 /*
+ * harness_fill_disk(d, fd, ns, client_name):
+ * Fill the disk of ${d}, started by harness_start_file_limited: SETs of 16 KiB to ${ns} (NULL:
+ * the default namespace) over ${fd} until one is refused; fails the test if none is within
+ * 64. Returns the connection to go on with: ${fd}, or a new one (HELLO as ${client_name})
+ * when the write that met the limit failed a commit, whose connection sessd closes with the
+ * change unanswered (sessd(8), --fsync).
+ */
+int harness_fill_disk(struct harness_daemon *d, int fd, const char *ns, const char *client_name);
+
+/*
  * harness_rss_kib(pid):
  * The resident set of process ${pid} (VmRSS), in KiB; fails the test when it cannot be read.
  */

@@ -2436,32 +2436,20 @@ static uint64_t server_stat(int fd, const char *key)
  */
 LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_error, .timeout = 60)
 {
-	enum { SIZE = 16 * 1024, MAX = 64 };
 	char data_dir[64] = "/tmp/sessd-data-XXXXXX";
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
 	struct rlimit saved;
-	char *data = malloc(SIZE), id[32];
 	uint64_t queued = 0;
 	int fd, status = CODEC_OK;
 	long started;
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_not_null(data);
-	memset(data, 'd', SIZE);
 	cr_assert_not_null(mkdtemp(data_dir));
 	cr_assert_eq(harness_start_file_limited(&dmn, args, 256 * 1024, &saved), 0);
 
 	fd = harness_open_ready(dmn.unix_url, "test_daemon");
 	cr_assert_eq(try_set(fd, "s", "logged in", 9), CODEC_OK);
-	for (int i = 0; i < MAX && status == CODEC_OK; i++) {
-		snprintf(id, sizeof(id), "fill%d", i);
-		status = try_set(fd, id, data, SIZE);
-	}
-	cr_assert_neq(status, CODEC_OK, "the file-size limit never bit");
-	if (status == -1) {
-		close(fd);
-		fd = harness_open_ready(dmn.unix_url, "test_daemon");
-	}
+	fd = harness_fill_disk(&dmn, fd, "full", "test_daemon");
 	cr_assert_eq(try_set(fd, "refused", "x", 1), CODEC_IO_ERROR, "the disk is full");
 	cr_assert_eq(push_to(fd, false, "full", "s", "info", "m", 600000, NULL), CODEC_IO_ERROR,
 	             "a push to a session with data");
@@ -2493,7 +2481,6 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	cr_assert_eq(push_to(fd, false, "full", "never", "info", "m", 600000, NULL),
 	             CODEC_NOT_FOUND);
 	close(fd);
-	free(data);
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
