@@ -343,21 +343,28 @@ test('flash({ client, namespace, prefix }) keeps flashes in sessd beside another
   assert.deepEqual(JSON.parse((await br.get('/pop')).body), []);
 });
 
-// The README: a page whose pop was in flight when its connection broke answers 503. flash.locals()
-// hands that failure to the app's error handler (only a full disk's IO_ERROR shows the page
-// without the flashes), and the pop, which never reached sessd, left the message queued.
-test('flash.locals(): a pop whose connection broke reaches the error handler as a 503, and the message stays queued', async (t) => {
-  let cut = false;
-  const { url } = await frameProxy(t, daemon.sock, {
+// A proxy to sessd that, once armed, cuts the connection that carries the next FLASH_POP
+// instead of passing it on (disarming itself): its url, and armed.
+async function popCutter(t) {
+  const cutter = { url: null, armed: false };
+  ({ url: cutter.url } = await frameProxy(t, daemon.sock, {
     onRequest: (frame, pair) => {
-      if (!cut || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
-      cut = false;
+      if (!cutter.armed || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
+      cutter.armed = false;
       pair.down.destroy();
       pair.up.destroy();
       return null;
     },
-  });
-  const store = new SessdStore({ url, namespace: 'flash-cut', poolSize: 1 });
+  }));
+  return cutter;
+}
+
+// The README: a page whose pop was in flight when its connection broke answers 503. flash.locals()
+// hands that failure to the app's error handler (only a full disk's IO_ERROR shows the page
+// without the flashes), and the pop, which never reached sessd, left the message queued.
+test('flash.locals(): a pop whose connection broke reaches the error handler as a 503, and the message stays queued', async (t) => {
+  const cutter = await popCutter(t);
+  const store = new SessdStore({ url: cutter.url, namespace: 'flash-cut', poolSize: 1 });
   const base = await serve(t, store, (app) => {
     app.post('/push', (req, res, next) => req.flash('info', 'hi').then(() => res.json({}), next));
     app.get('/page', flash.locals(), (req, res) => res.json(res.locals.flash));
@@ -365,10 +372,10 @@ test('flash.locals(): a pop whose connection broke reaches the error handler as 
   });
   const br = new Browser(base);
   await br.post('/push');
-  cut = true;
+  cutter.armed = true;
   const r = await br.get('/page');
   assert.equal(r.status, 503, r.body);
-  assert.equal(cut, false, 'no pop went out');
+  assert.equal(cutter.armed, false, 'no pop went out');
   assert.deepEqual(JSON.parse((await br.get('/page')).body), { info: ['hi'] });
 });
 
@@ -378,24 +385,15 @@ test('flash.locals(): a pop whose connection broke reaches the error handler as 
 // request already popped (showed) is not listed any more, and must not show again on the new
 // session's page.
 test('regenerate() whose pop of the old id fails moves only the pushes this request did not show', async (t) => {
-  let cut = false;
-  const { url } = await frameProxy(t, daemon.sock, {
-    onRequest: (frame, pair) => {
-      if (!cut || decode(frame.subarray(4))[0] !== codec.OP.FLASH_POP) return frame;
-      cut = false;
-      pair.down.destroy();
-      pair.up.destroy();
-      return null;
-    },
-  });
-  const store = new SessdStore({ url, namespace: 'flash-regen-cut', poolSize: 1 });
+  const cutter = await popCutter(t);
+  const store = new SessdStore({ url: cutter.url, namespace: 'flash-regen-cut', poolSize: 1 });
   const base = await serve(t, store, (app) => {
     app.post('/login', async (req, res, next) => {
       try {
         await req.flash('info', 'shown');
         const shown = await req.flash('info');
         await req.flash('note', 'unshown');
-        cut = true;
+        cutter.armed = true;
         req.session.regenerate((err) => {
           req.session.user = 'jo';
           res.json({ shown, err: err ? err.code : null });
@@ -411,7 +409,7 @@ test('regenerate() whose pop of the old id fails moves only the pushes this requ
   assert.equal(r.status, 200, r.body);
   const login = JSON.parse(r.body);
   assert.deepEqual(login.shown, ['shown']);
-  assert.equal(cut, false, 'regenerate\'s pop went out and was cut');
+  assert.equal(cutter.armed, false, 'regenerate\'s pop went out and was cut');
   // The DESTROY, which a repeat cannot harm, is sent again on the new connection.
   assert.equal(login.err, null);
   assert.deepEqual(JSON.parse((await br.get('/page')).body), { user: 'jo', all: { note: ['unshown'] } });
