@@ -14,6 +14,10 @@ const LOCALS_OPTIONS = new Set(['methods']);
 
 const DEFAULT_MARK = '_flash';
 
+// On every req.flash a flash() sets: a flash() that finds one (mounted on the app and again in
+// a router, as connect-flash apps do) leaves it without the warning meant for another library's.
+const SESSD_FLASH = Symbol('connect-sessd req.flash');
+
 // The methods that change a response's head, and the verb of Node's error for each.
 const HEAD_METHODS = { setHeader: 'set', writeHead: 'write', removeHeader: 'remove', appendHeader: 'append' };
 
@@ -303,8 +307,9 @@ function flash(opts = {}) {
   return function sessdFlash(req, res, next) {
     if (req.flash && !unsafe) {
       // Another req.flash (connect-flash left mounted after a move to connect-sessd, say)
-      // came first and stays: say so once, since its flashes live in req.session.
-      if (!warnedTaken) {
+      // came first and stays: say so once, since its flashes live in req.session. One of
+      // connect-sessd's own stays without a word, as connect-flash leaves any.
+      if (!warnedTaken && !req.flash[SESSD_FLASH]) {
         warnedTaken = true;
         process.emitWarning('connect-sessd flash(): req.flash is already set by an earlier middleware (connect-flash?); this one leaves it in place', { code: 'CONNECT_SESSD_FLASH_TAKEN' });
       }
@@ -386,6 +391,7 @@ function flash(opts = {}) {
       p.catch((err) => report(err, req));
       return p;
     };
+    req.flash[SESSD_FLASH] = true;
 
     // nothingQueued(b): whether a pop of this request may answer "nothing" without asking
     // sessd: its session was read by a LOAD (on b's client, namespace and key) that found no
