@@ -244,6 +244,23 @@ function flashType(type) {
   throw new TypeError('req.flash(): a flash type must be a string (or a number, which names the queue String(type))');
 }
 
+// sessd's longest flash type (PROTOCOL.md, "Limits"). connect-flash takes a type of any length.
+const MAX_FLASH_TYPE_BYTES = 64;
+
+// longType(queue): whether sessd cannot hold a queue of that name. A pop of one resolves []
+// without asking (nothing can be queued under it): it rejected with the client's RangeError,
+// so a page reading a form field's errors under a long type ("form:signup:" + a field name)
+// answered 500 where connect-flash gives []. A push of one rejects (flashCall): on every
+// store, so that an app's tests on MemoryStore meet what sessd would do.
+function longType(queue) {
+  return Buffer.byteLength(queue) > MAX_FLASH_TYPE_BYTES;
+}
+
+function longTypeError(queue) {
+  return new RangeError(`req.flash(): a flash type is at most ${MAX_FLASH_TYPE_BYTES} bytes (UTF-8) in sessd, and this one is ` +
+    `${Buffer.byteLength(queue)} (connect-flash takes any length): nothing was pushed`);
+}
+
 // jsonForm(msg): the message connect-flash gives back for msg. It keeps messages in
 // req.session, which express-session's stores save as JSON, so what the next page reads is the
 // message's JSON form, as an element of the session's array: toJSON is honoured (a Date
@@ -431,7 +448,14 @@ function flash(opts = {}) {
         const queue = flashType(type);
         // An i18n t() that finds no text returns undefined: req.flash('info', t(key), name)
         // then reads in connect-flash, rather than pushing "undefined ada".
-        if (arguments.length === 1 || msg === undefined || msg === null) return pop(ctx(), queue);
+        if (arguments.length === 1 || msg === undefined || msg === null) {
+          const b = ctx();
+          return longType(queue) ? Promise.resolve([]) : pop(b, queue);
+        }
+        if (longType(queue)) {
+          ctx(); // without a session, that error first, as for any push
+          throw longTypeError(queue);
+        }
         if (rest.length > 0) return push(queue, util.format(msg, ...rest));
         if (Array.isArray(msg)) {
           // All or none: a message JSON cannot hold refuses the whole array, as connect-flash's
