@@ -29,7 +29,8 @@ declare global {
       // On a store other than SessdStore (MemoryStore in tests) the messages are kept in
       // req.session.flash, as connect-flash keeps them, with the same results. At run time a
       // number type names the queue String(type) and a falsy one ('', 0) pops every type, as
-      // in connect-flash; the declarations ask for a string.
+      // in connect-flash; the declarations ask for a string. A type is at most 64 bytes
+      // (UTF-8): a push of a longer one rejects with a RangeError, and its pop resolves [].
 
       /** Pops every type's messages: `{ type: [messages] }`, `{}` when there are none. */
       flash(): Promise<Record<string, unknown[]>>;

@@ -14,6 +14,10 @@ const LOCALS_OPTIONS = new Set(['methods']);
 
 const DEFAULT_MARK = '_flash';
 
+// On every req.flash a flash() sets: a flash() that finds one (mounted on the app and again in
+// a router, as connect-flash apps do) leaves it without the warning meant for another library's.
+const SESSD_FLASH = Symbol('connect-sessd req.flash');
+
 // The methods that change a response's head, and the verb of Node's error for each.
 const HEAD_METHODS = { setHeader: 'set', writeHead: 'write', removeHeader: 'remove', appendHeader: 'append' };
 
@@ -240,6 +244,23 @@ function flashType(type) {
   throw new TypeError('req.flash(): a flash type must be a string (or a number, which names the queue String(type))');
 }
 
+// sessd's longest flash type (PROTOCOL.md, "Limits"). connect-flash takes a type of any length.
+const MAX_FLASH_TYPE_BYTES = 64;
+
+// longType(queue): whether sessd cannot hold a queue of that name. A pop of one resolves []
+// without asking (nothing can be queued under it): it rejected with the client's RangeError,
+// so a page reading a form field's errors under a long type ("form:signup:" + a field name)
+// answered 500 where connect-flash gives []. A push of one rejects (flashCall): on every
+// store, so that an app's tests on MemoryStore meet what sessd would do.
+function longType(queue) {
+  return Buffer.byteLength(queue) > MAX_FLASH_TYPE_BYTES;
+}
+
+function longTypeError(queue) {
+  return new RangeError(`req.flash(): a flash type is at most ${MAX_FLASH_TYPE_BYTES} bytes (UTF-8) in sessd, and this one is ` +
+    `${Buffer.byteLength(queue)} (connect-flash takes any length): nothing was pushed`);
+}
+
 // jsonForm(msg): the message connect-flash gives back for msg. It keeps messages in
 // req.session, which express-session's stores save as JSON, so what the next page reads is the
 // message's JSON form, as an element of the session's array: toJSON is honoured (a Date
@@ -303,8 +324,9 @@ function flash(opts = {}) {
   return function sessdFlash(req, res, next) {
     if (req.flash && !unsafe) {
       // Another req.flash (connect-flash left mounted after a move to connect-sessd, say)
-      // came first and stays: say so once, since its flashes live in req.session.
-      if (!warnedTaken) {
+      // came first and stays: say so once, since its flashes live in req.session. One of
+      // connect-sessd's own stays without a word, as connect-flash leaves any.
+      if (!warnedTaken && !req.flash[SESSD_FLASH]) {
         warnedTaken = true;
         process.emitWarning('connect-sessd flash(): req.flash is already set by an earlier middleware (connect-flash?); this one leaves it in place', { code: 'CONNECT_SESSD_FLASH_TAKEN' });
       }
@@ -386,6 +408,7 @@ function flash(opts = {}) {
       p.catch((err) => report(err, req));
       return p;
     };
+    req.flash[SESSD_FLASH] = true;
 
     // nothingQueued(b): whether a pop of this request may answer "nothing" without asking
     // sessd: its session was read by a LOAD (on b's client, namespace and key) that found no
@@ -425,7 +448,14 @@ function flash(opts = {}) {
         const queue = flashType(type);
         // An i18n t() that finds no text returns undefined: req.flash('info', t(key), name)
         // then reads in connect-flash, rather than pushing "undefined ada".
-        if (arguments.length === 1 || msg === undefined || msg === null) return pop(ctx(), queue);
+        if (arguments.length === 1 || msg === undefined || msg === null) {
+          const b = ctx();
+          return longType(queue) ? Promise.resolve([]) : pop(b, queue);
+        }
+        if (longType(queue)) {
+          ctx(); // without a session, that error first, as for any push
+          throw longTypeError(queue);
+        }
         if (rest.length > 0) return push(queue, util.format(msg, ...rest));
         if (Array.isArray(msg)) {
           // All or none: a message JSON cannot hold refuses the whole array, as connect-flash's

@@ -414,3 +414,37 @@ test('regenerate() whose pop of the old id fails moves only the pushes this requ
   assert.equal(login.err, null);
   assert.deepEqual(JSON.parse((await br.get('/page')).body), { user: 'jo', all: { note: ['unshown'] } });
 });
+
+// sessd keeps a flash type of 1..64 bytes (PROTOCOL.md, "Limits"); connect-flash takes any. An
+// app that names a queue after a form and a field ("form:signup:" + the field) read it with
+// req.flash(type) on every render, and that pop rejected with the client's RangeError: the page
+// answered 500 where connect-flash gives []. Nothing can be queued under such a type, so its pop
+// now resolves [] without asking; its push rejects, saying why, on sessd and on MemoryStore alike
+// (the results there are sessd's, so that an app's tests meet the limit too).
+test('a flash type over 64 bytes: its pop resolves [], its push rejects naming the limit, on sessd and on MemoryStore', async (t) => {
+  const long = 'form:signup:' + 'field_'.repeat(9); // 66 bytes
+  const wide = 'é'.repeat(33); // 33 characters, 66 bytes
+  const fits = 'é'.repeat(32); // 64 bytes
+  const routes = (app) => {
+    app.get('/long', async (req, res) => {
+      const out = [];
+      for (const call of [() => req.flash(long), () => req.flash(wide), () => req.flash(long, 'a'), () => req.flash(wide, ['b']), () => req.flash(long, 'n=%d', 1), () => req.flash(fits, 'c'), () => req.flash(fits), () => req.flash()]) {
+        try {
+          out.push(await call());
+        } catch (err) {
+          out.push(`${err.name}: ${err.message}`);
+        }
+      }
+      res.json(out);
+    });
+  };
+  const results = [];
+  for (const store of [new SessdStore({ url: daemon.unixUrl, namespace: 'flash-test' }), new session.MemoryStore()]) {
+    const r = await new Browser(await serve(t, store, routes)).get('/long');
+    assert.equal(r.status, 200);
+    results.push(JSON.parse(r.body));
+  }
+  const refused = (n) => `RangeError: req.flash(): a flash type is at most 64 bytes (UTF-8) in sessd, and this one is ${n} (connect-flash takes any length): nothing was pushed`;
+  assert.deepEqual(results[0], [[], [], refused(66), refused(66), refused(66), 1, ['c'], {}]);
+  assert.deepEqual(results[1], results[0]);
+});

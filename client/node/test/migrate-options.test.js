@@ -159,3 +159,42 @@ test('flash.locals() warns on an unknown option and names a methods that is not 
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(warnings, ['connect-sessd flash.locals(): unknown option(s) ignored: method (did you mean methods?)']);
 });
+
+// connect-flash apps often mount flash() in each router as well as on the app: connect-flash
+// leaves a req.flash already set without a word. Moved over call for call, connect-sessd's
+// second flash() found its own first one's req.flash and warned that an earlier middleware
+// ("connect-flash?") had set it, on an app that no longer loads connect-flash.
+test('flash() mounted twice (on the app and in a router) leaves its own req.flash without a warning', async (t) => {
+  const express = require('express');
+  const session = require('express-session');
+  const { flash } = require('..');
+  const { Browser, listen, closeServer } = require('./helpers');
+  const warnings = [];
+  const onWarning = (w) => {
+    if (w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'migrate-flash-twice' });
+  t.after(() => store.client.terminate());
+  const app = express();
+  app.use(session({ store, secret: 'migrate-flash', resave: false, saveUninitialized: false }));
+  app.use(flash());
+  const router = express.Router();
+  router.use(flash());
+  router.get('/push', (req, res) => {
+    req.flash('info', 'hi');
+    res.redirect('/pop');
+  });
+  router.get('/pop', async (req, res) => res.json(await req.flash()));
+  app.use(router);
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const br = new Browser(base);
+  assert.equal((await br.get('/push')).status, 302);
+  assert.deepEqual(JSON.parse((await br.get('/pop')).body), { info: ['hi'] });
+  assert.deepEqual(JSON.parse((await br.get('/pop')).body), {});
+  // A warning is emitted on a later tick: give it one.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(warnings, []);
+});
