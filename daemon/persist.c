@@ -2874,6 +2874,18 @@ static void snapshot_switch(struct persist *p)
 	p->switch_waits = p->state == STATE_OK && p->fsync != PERSIST_FSYNC_ALWAYS;
 	p->seq = seq;
 	p->file_off = FILE_HEADER_BYTES;
+	/* The new segment is the first of this format in a directory an older sessd wrote: from
+	 * now on that sessd refuses the directory. Startup warned that this would come; it may
+	 * come unasked (an idle snapshot a minute after the upgrade), so say that it has. */
+	if (p->old_segment) {
+		log_name(name, seq);
+		persist_say(LOG_WARN,
+		            "%s/%s begins data format %u (snapshot %" PRIu64
+		            "): the older sessd that wrote format 1 can no longer read %s, so "
+		            "rolling back to it now needs a copy of the directory made before "
+		            "the upgrade (sessd(8), UPGRADING)",
+		            p->dir, name, (unsigned)FILE_VERSION, seq, p->dir);
+	}
 	p->old_segment = false;
 	p->switch_log_bytes = p->log_bytes;
 	p->log_bytes += FILE_HEADER_BYTES;
@@ -3091,9 +3103,10 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			    LOG_WARN,
 			    "%s/%s was written by an older sessd (format %u): appending to it "
 			    "without CLOCK records, so that the older sessd can still read it; "
-			    "until the next snapshot begins a format-%u segment (and ends that "
-			    "rollback), a session that expired may come back at a restart after "
-			    "the wall clock stepped back (DATA.md, CLOCK)",
+			    "until the next snapshot (at --snapshot-log-bytes of log, or after "
+			    "--snapshot-idle of quiet) begins a format-%u segment (and ends that "
+			    "rollback: sessd(8), UPGRADING), a session that expired may come back "
+			    "at a restart after the wall clock stepped back (DATA.md, CLOCK)",
 			    p->dir, name, (unsigned)s.version, (unsigned)FILE_VERSION);
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
