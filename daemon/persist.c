@@ -4355,6 +4355,15 @@ fail:
 }
 
 /*
+ * What --check-data adds to a sound file's line when an older sessd wrote it (format 1): while
+ * every file is, that sessd can still read the directory (sessd(8), UPGRADING).
+ */
+static const char *older_format(const struct scan *s)
+{
+	return s->version < FILE_VERSION ? ", format 1 (an older sessd's)" : "";
+}
+
+/*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
  * stdout; with ${repair}, rewrite a damaged snapshot with the sessions before its damage and
@@ -4429,8 +4438,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       s.damaged ? s.why : "no end record", sl.sessions);
 			snap_damaged = true;
 		} else {
-			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes\n", name,
-			       sl.sessions, s.size);
+			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes%s\n", name,
+			       sl.sessions, s.size, older_format(&s));
 		}
 		if (snap_damaged && repair) {
 			if (snap_salvage(dir_fd, data_dir, key, snap_seq, &plain) == -1)
@@ -4510,7 +4519,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		              &plain, &s, &fail_off) == -1)
 			goto out;
 		if (!s.damaged) {
-			printf("%s: ok, %zu records, %" PRIu64 " bytes\n", name, s.records, s.size);
+			printf("%s: ok, %zu records, %" PRIu64 " bytes%s\n", name, s.records,
+			       s.size, older_format(&s));
 			continue;
 		}
 		/* What startup cuts off (torn_tail) is not damage: a pre-start check must not call

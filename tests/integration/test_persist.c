@@ -5027,7 +5027,7 @@ static uint32_t file_format(const char *dir, const char *name)
  */
 LEAK_CHECKED_TEST_OPTS(persist, an_upgraded_directory_says_when_its_rollback_ends, .timeout = 60)
 {
-	char data_dir[64], name[64], *text;
+	char data_dir[64], scratch[64], name[64], *text;
 	const char *args[] = {
 	    "--data-dir", data_dir, "--snapshot-idle", "0", "--snapshot-log-bytes", "1", NULL};
 	struct harness_daemon d;
@@ -5035,7 +5035,16 @@ LEAK_CHECKED_TEST_OPTS(persist, an_upgraded_directory_says_when_its_rollback_end
 	int fd;
 
 	copy_format1_fixture(data_dir);
+	make_data_dir(scratch);
 	cr_assert_eq(file_format(data_dir, "log.0000000000000002"), 1);
+	/* --check-data tells an operator that the way back is still open. */
+	cr_assert_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "%s", text);
+	cr_expect_not_null(
+	    strstr(text, "snap.0000000000000002: ok, 8 sessions, 1931 bytes, format 1"), "%s",
+	    text);
+	cr_expect_not_null(
+	    strstr(text, "log.0000000000000002: ok, 8 records, 2408 bytes, format 1"), "%s", text);
+	free(text);
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = wait_for_log(&d, "written by an older sessd (format 1)");
 	free(text);
@@ -5052,5 +5061,9 @@ LEAK_CHECKED_TEST_OPTS(persist, an_upgraded_directory_says_when_its_rollback_end
 	cr_assert_geq(snap, 3);
 	snprintf(name, sizeof(name), "snap.%016llx", snap);
 	cr_expect_eq(file_format(data_dir, name), 2);
+	cr_assert_eq(check_data(data_dir, NULL, false, scratch, &text), 0, "%s", text);
+	cr_expect_null(strstr(text, "format 1"), "%s", text);
+	free(text);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
