@@ -133,7 +133,10 @@ struct sessd_client;
  * ABI: any change to the size or layout of a public struct (this one included, for a new
  * option) comes with a new soname (libsessd.so.0 now), never within one: the library reads
  * the whole struct, so an application built against an older, smaller one would have it read
- * past the end.
+ * past the end. One such change came within libsessd.so.0, before this rule: the fields from
+ * auth on (commit 03c7163). An application built against a sessd.h whose sessd_options ends
+ * at client_name must be rebuilt: this library reads 32 bytes past its struct (libsessd(3),
+ * "Upgrading").
  *
  * The shared secret (PROTOCOL.md, HELLO; sessd --auth-file) is given either as bytes (auth,
  * auth_len) or as a file (auth_file), not both. auth_file is read as sessd reads its

@@ -2874,6 +2874,18 @@ static void snapshot_switch(struct persist *p)
 	p->switch_waits = p->state == STATE_OK && p->fsync != PERSIST_FSYNC_ALWAYS;
 	p->seq = seq;
 	p->file_off = FILE_HEADER_BYTES;
+	/* The new segment is the first of this format in a directory an older sessd wrote: from
+	 * now on that sessd refuses the directory. Startup warned that this would come; it may
+	 * come unasked (an idle snapshot a minute after the upgrade), so say that it has. */
+	if (p->old_segment) {
+		log_name(name, seq);
+		persist_say(LOG_WARN,
+		            "%s/%s begins data format %u (snapshot %" PRIu64
+		            "): the older sessd that wrote format 1 can no longer read %s, so "
+		            "rolling back to it now needs a copy of the directory made before "
+		            "the upgrade (sessd(8), UPGRADING)",
+		            p->dir, name, (unsigned)FILE_VERSION, seq, p->dir);
+	}
 	p->old_segment = false;
 	p->switch_log_bytes = p->log_bytes;
 	p->log_bytes += FILE_HEADER_BYTES;
@@ -3091,9 +3103,10 @@ static int load_segments(struct persist *p, struct store *st, const uint64_t *se
 			    LOG_WARN,
 			    "%s/%s was written by an older sessd (format %u): appending to it "
 			    "without CLOCK records, so that the older sessd can still read it; "
-			    "until the next snapshot begins a format-%u segment (and ends that "
-			    "rollback), a session that expired may come back at a restart after "
-			    "the wall clock stepped back (DATA.md, CLOCK)",
+			    "until the next snapshot (at --snapshot-log-bytes of log, or after "
+			    "--snapshot-idle of quiet) begins a format-%u segment (and ends that "
+			    "rollback: sessd(8), UPGRADING), a session that expired may come back "
+			    "at a restart after the wall clock stepped back (DATA.md, CLOCK)",
 			    p->dir, name, (unsigned)s.version, (unsigned)FILE_VERSION);
 		p->fd = openat(p->dir_fd, name, O_WRONLY | O_CLOEXEC);
 		if (p->fd == -1 || (s.damaged && (ftruncate(p->fd, (off_t)s.good_end) == -1 ||
@@ -4342,6 +4355,15 @@ fail:
 }
 
 /*
+ * What --check-data adds to a sound file's line when an older sessd wrote it (format 1): while
+ * every file is, that sessd can still read the directory (sessd(8), UPGRADING).
+ */
+static const char *older_format(const struct scan *s)
+{
+	return s->version < FILE_VERSION ? ", format 1 (an older sessd's)" : "";
+}
+
+/*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
  * stdout; with ${repair}, rewrite a damaged snapshot with the sessions before its damage and
@@ -4416,8 +4438,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       s.damaged ? s.why : "no end record", sl.sessions);
 			snap_damaged = true;
 		} else {
-			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes\n", name,
-			       sl.sessions, s.size);
+			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes%s\n", name,
+			       sl.sessions, s.size, older_format(&s));
 		}
 		if (snap_damaged && repair) {
 			if (snap_salvage(dir_fd, data_dir, key, snap_seq, &plain) == -1)
@@ -4497,7 +4519,8 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		              &plain, &s, &fail_off) == -1)
 			goto out;
 		if (!s.damaged) {
-			printf("%s: ok, %zu records, %" PRIu64 " bytes\n", name, s.records, s.size);
+			printf("%s: ok, %zu records, %" PRIu64 " bytes%s\n", name, s.records,
+			       s.size, older_format(&s));
 			continue;
 		}
 		/* What startup cuts off (torn_tail) is not damage: a pre-start check must not call
