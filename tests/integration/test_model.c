@@ -1,0 +1,1541 @@
+/*
+ * Model-based differential test of the daemon: long random sequences of operations sent
+ * through libsessd to the real sessd, every reply checked against a reference model of what
+ * PROTOCOL.md, sessd(8) and the README promise. Four namespaces (one holding a NUL) of six ids
+ * each (1 and 128 bytes, a NUL, bytes that are not UTF-8), so that operations collide; data of
+ * 0 bytes to past max_data; flash types enough to pass the 64-type limit and messages enough
+ * to pass max_frame / 2; three connections (Unix and TCP) taking turns, and pipelined batches.
+ *
+ * Time: the daemon's wall clock is the system's plus a shift this test steps (clockshift.so,
+ * as in test_clock). Every ttl is a whole number of STEP_MS (an hour) and every step of the
+ * clock too, so that whether a session has expired is never a matter of the test's own speed:
+ * a session set with n steps of ttl is live until the clock has been stepped n steps past the
+ * instant it was set, whatever the real time between (under STEP_MS). Remaining lifetimes
+ * (TTL, LIST) are checked against the interval the model keeps for each expiry. After a step
+ * forward the test waits until the daemon has reclaimed what expired, so that STATS and
+ * NAMESPACES (which count sessions not reclaimed yet) are exact again.
+ *
+ * What is checked exactly: every status (NO_MEMORY aside, which the docs let the daemon
+ * answer to any write that grows the store, and the model then checks that nothing changed),
+ * every GET, LOAD and FLASH_POP result byte for byte, COUNT, LIST and CLEAR, NAMESPACES,
+ * STATS' sessions, flashes, namespaces and no_memory_total, and, with --data-dir, the whole
+ * store after every restart: a SIGTERM, or a kill -9 under --fsync always (every acknowledged
+ * write kept), some of them with a pipeline of changes in flight, each of which must then be
+ * found carried out whole or not at all.
+ *
+ * Each case has a fixed seed and a few thousand operations. To run longer by hand, with other
+ * seeds: SESSD_MODEL_SEED=N (the first seed), SESSD_MODEL_SEEDS=K (run K seeds, N, N+1, ...)
+ * and SESSD_MODEL_OPS=M (operations a seed), e.g.
+ *   SESSD_MODEL_SEED=1000 SESSD_MODEL_SEEDS=50 SESSD_MODEL_OPS=20000 \
+ *     meson test -C build --suite integration model --timeout-multiplier 0
+ * A failure names its case, seed and operation number; the operations before it are printed
+ * with SESSD_MODEL_TRACE=1.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "harness.h"
+#include "leakcheck.h"
+#include "sessd.h"
+
+#define STEP_MS    3600000LL /* one step of every ttl and of the clock: an hour */
+#define NNS        4
+#define NID        6
+#define NCONN      3
+#define NTYPES     70
+#define MAX_TTL_MS 316224000000ULL
+
+struct flash_msg {
+	char type[16];
+	size_t len;
+	uint8_t *msg;
+};
+
+struct msess {
+	bool live;
+	bool has_data;
+	uint8_t *data;
+	size_t len;
+	int64_t exp_lo, exp_hi; /* the expiry instant lies in [exp_lo, exp_hi], daemon clock */
+	struct flash_msg *q;    /* every message queued, oldest first, all types */
+	size_t nq, capq;
+};
+
+struct model_case {
+	const char *name;
+	uint64_t seed;
+	int ops;
+	uint32_t max_frame;
+	const char *max_memory; /* NULL: no --max-memory */
+	bool data_dir;
+	bool back_steps; /* steps of the clock back too (not with kill -9: see step_clock) */
+};
+
+struct run {
+	const struct model_case *mc;
+	uint64_t seed, rng;
+	int op_no;
+	bool trace;
+	struct harness_daemon d;
+	char data_dir[64], shift_file[96];
+	const char *args[16];
+	struct sessd_client *conn[NCONN];
+	struct msess s[NNS][NID];
+	int64_t shift_ms;
+	uint64_t no_memory_total; /* NO_MEMORY replies since the daemon started */
+	uint64_t max_data;
+	bool fsync_always;
+	int restarts, kills, inflight_checked, refusals, steps;
+	uint64_t requests; /* requests whose replies were checked */
+};
+
+static const char *const ns_name[NNS] = {
+    "default", "n1", "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", "z\0z"};
+static const size_t ns_len[NNS] = {7, 2, 64, 3};
+static char id_bytes[NID][129];
+static size_t id_len[NID];
+
+/* The pool of ids: 1 byte, a NUL inside, libsessd's 43, bytes that are not UTF-8, 128. */
+static void make_ids(void)
+{
+	memcpy(id_bytes[0], "a", 1), id_len[0] = 1;
+	memcpy(id_bytes[1], "b\0c", 3), id_len[1] = 3;
+	memset(id_bytes[2], 'k', 43), id_len[2] = 43;
+	memcpy(id_bytes[3], "\xff\xfe\x80", 3), id_len[3] = 3;
+	memset(id_bytes[4], 'L', 128), id_len[4] = 128;
+	memcpy(id_bytes[5], "sess-5", 6), id_len[5] = 6;
+}
+
+static uint64_t rnd(struct run *r)
+{
+	/* splitmix64: a stream fixed by the seed alone */
+	uint64_t z = (r->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t below(struct run *r, uint64_t n)
+{
+	return n == 0 ? 0 : rnd(r) % n;
+}
+
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct run;
+static void diverge(const struct run *r, const char *fmt, ...);
+/* A reply the model does not accept: fails the test, naming the case, seed and op. */
+#define DIVERGE(...) diverge(__VA_ARGS__)
+
+static void trace(struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->trace)
+		return;
+	fprintf(stderr, "[%d] ", r->op_no);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void diverge(const struct run *r, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	cr_assert_fail("case %s seed %llu op %d: %s", r->mc->name, (unsigned long long)r->seed,
+	               r->op_no, text);
+}
+
+/* --- The model's sessions. --- */
+
+static void sess_clear(struct msess *m)
+{
+	free(m->data);
+	for (size_t i = 0; i < m->nq; i++)
+		free(m->q[i].msg);
+	free(m->q);
+	memset(m, 0, sizeof(*m));
+}
+
+static void sess_copy(struct msess *dst, const struct msess *src)
+{
+	*dst = *src;
+	dst->data = NULL;
+	dst->q = NULL;
+	dst->capq = dst->nq;
+	if (src->data != NULL) {
+		dst->data = malloc(src->len + 1);
+		cr_assert_not_null(dst->data);
+		memcpy(dst->data, src->data, src->len);
+	}
+	if (src->nq > 0) {
+		dst->q = calloc(src->nq, sizeof(*dst->q));
+		cr_assert_not_null(dst->q);
+		for (size_t i = 0; i < src->nq; i++) {
+			dst->q[i] = src->q[i];
+			dst->q[i].msg = malloc(src->q[i].len + 1);
+			cr_assert_not_null(dst->q[i].msg);
+			memcpy(dst->q[i].msg, src->q[i].msg, src->q[i].len);
+		}
+	}
+}
+
+/*
+ * The session at (ns, id) as the daemon sees it at an instant in [now_lo, now_hi]: a session
+ * whose expiry has surely passed is dropped from the model; one that may or may not have
+ * expired is a mistake of the test's design (STEP_MS), reported as such.
+ */
+static struct msess *sess_at(struct run *r, int ns, int id, int64_t now_lo, int64_t now_hi)
+{
+	struct msess *m = &r->s[ns][id];
+
+	if (!m->live)
+		return m;
+	if (m->exp_hi <= now_lo) {
+		sess_clear(m);
+		return m;
+	}
+	if (m->exp_lo <= now_hi)
+		DIVERGE(r, "model: the expiry of %s/%d is too close to now to tell", ns_name[ns],
+		        id);
+	return m;
+}
+
+static void settle_all(struct run *r, int64_t lo, int64_t hi)
+{
+	for (int n = 0; n < NNS; n++)
+		for (int i = 0; i < NID; i++)
+			sess_at(r, n, i, lo, hi);
+}
+
+static uint64_t live_in(struct run *r, int ns)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < NID; i++)
+		n += r->s[ns][i].live;
+	return n;
+}
+
+static uint64_t flashes_in(struct run *r, int ns)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < NID; i++)
+		n += r->s[ns][i].live ? r->s[ns][i].nq : 0;
+	return n;
+}
+
+static size_t flash_bytes(const struct msess *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nq; i++)
+		n += strlen(m->q[i].type) + m->q[i].len + 5;
+	return n;
+}
+
+static bool has_type(const struct msess *m, const char *type)
+{
+	for (size_t i = 0; i < m->nq; i++)
+		if (strcmp(m->q[i].type, type) == 0)
+			return true;
+	return false;
+}
+
+static size_t type_count(const struct msess *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nq; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(m->q[j].type, m->q[i].type) == 0;
+		n += !seen;
+	}
+	return n;
+}
+
+static size_t queue_len(const struct msess *m, const char *type)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nq; i++)
+		n += strcmp(m->q[i].type, type) == 0;
+	return n;
+}
+
+static void set_expiry(struct msess *m, int64_t lo, int64_t hi, uint64_t ttl_ms)
+{
+	m->exp_lo = lo + (int64_t)ttl_ms;
+	m->exp_hi = hi + (int64_t)ttl_ms;
+}
+
+static void set_data(struct msess *m, const uint8_t *data, size_t len)
+{
+	free(m->data);
+	m->data = malloc(len + 1);
+	cr_assert_not_null(m->data);
+	if (len > 0)
+		memcpy(m->data, data, len);
+	m->len = len;
+	m->has_data = true;
+	m->live = true;
+}
+
+static void push_msg(struct msess *m, const char *type, const uint8_t *msg, size_t len)
+{
+	if (m->nq == m->capq) {
+		m->capq = m->capq ? 2 * m->capq : 8;
+		m->q = realloc(m->q, m->capq * sizeof(*m->q));
+		cr_assert_not_null(m->q);
+	}
+	snprintf(m->q[m->nq].type, sizeof(m->q[m->nq].type), "%s", type);
+	m->q[m->nq].msg = malloc(len + 1);
+	cr_assert_not_null(m->q[m->nq].msg);
+	if (len > 0)
+		memcpy(m->q[m->nq].msg, msg, len);
+	m->q[m->nq].len = len;
+	m->nq++;
+}
+
+/*
+ * Check ${got}, a FLASH_POP's result, against what the model pops from ${m} (all types when
+ * ${type} is NULL: types in the order of their oldest message), and pop them from the model.
+ */
+static void check_pop(struct run *r, struct msess *m, const char *type,
+                      const struct sessd_flashes *got)
+{
+	size_t k = 0, keep = 0;
+	char order[NTYPES + 2][16];
+	size_t norder = 0;
+
+	if (type == NULL) {
+		for (size_t i = 0; i < m->nq; i++) {
+			bool seen = false;
+
+			for (size_t j = 0; j < norder && !seen; j++)
+				seen = strcmp(order[j], m->q[i].type) == 0;
+			if (!seen)
+				snprintf(order[norder++], sizeof(order[0]), "%s", m->q[i].type);
+		}
+	} else {
+		snprintf(order[norder++], sizeof(order[0]), "%s", type);
+	}
+	for (size_t t = 0; t < norder; t++)
+		for (size_t i = 0; i < m->nq; i++) {
+			if (strcmp(m->q[i].type, order[t]) != 0)
+				continue;
+			if (k >= got->count)
+				DIVERGE(r, "FLASH_POP returned %zu messages, the model more",
+				        got->count);
+			if (strcmp(got->items[k].type, order[t]) != 0 ||
+			    got->items[k].msg_len != m->q[i].len || got->items[k].is_bin ||
+			    memcmp(got->items[k].msg, m->q[i].msg, m->q[i].len) != 0)
+				DIVERGE(
+				    r,
+				    "FLASH_POP message %zu: type %s of %zu bytes, model %s of %zu",
+				    k, got->items[k].type, got->items[k].msg_len, order[t],
+				    m->q[i].len);
+			k++;
+		}
+	if (k != got->count)
+		DIVERGE(r, "FLASH_POP returned %zu messages, the model %zu", got->count, k);
+	for (size_t i = 0; i < m->nq; i++) {
+		if (type == NULL || strcmp(m->q[i].type, type) == 0) {
+			free(m->q[i].msg);
+			continue;
+		}
+		m->q[keep++] = m->q[i];
+	}
+	m->nq = keep;
+}
+
+/* --- Operations: each is predicted from the model, then checked against the reply. --- */
+
+enum op_kind {
+	OP_GET,
+	OP_LOAD,
+	OP_SET,
+	OP_SET_IF,
+	OP_TOUCH,
+	OP_TOUCH_IF,
+	OP_DESTROY,
+	OP_TTL,
+	OP_PUSH,
+	OP_PUSH_EXISTING,
+	OP_POP,
+	OP_KINDS
+};
+
+static const char *const op_name[OP_KINDS] = {
+    "GET",      "LOAD",    "SET", "SET_IF",     "TOUCH",
+    "TOUCH_IF", "DESTROY", "TTL", "FLASH_PUSH", "FLASH_PUSH_EXISTING",
+    "FLASH_POP"};
+
+struct op {
+	enum op_kind kind;
+	int ns, id;
+	uint8_t *data; /* SET, SET_IF: the data; FLASH_PUSH(_EXISTING): the message */
+	size_t len;
+	uint64_t ttl_ms;
+	uint8_t expect[SESSD_TAG_BYTES];
+	char type[16]; /* "" for a FLASH_POP of every type */
+};
+
+/* What came back for an op. */
+struct outcome {
+	int status;
+	const uint8_t *data; /* GET, LOAD */
+	size_t len;
+	uint64_t num; /* TTL's ms, LOAD's flashes, a push's queue length */
+	bool has_num; /* num was returned (a push through a batch returns none) */
+	const struct sessd_flashes *flashes; /* FLASH_POP */
+};
+
+/* The body length of a SET or SET_IF as libsessd encodes it, with a request id of ${rid}. */
+static size_t set_body_len(const struct op *o, uint64_t rid)
+{
+	struct codec_request req = {.op = o->kind == OP_SET ? CODEC_OP_SET : CODEC_OP_SET_IF,
+	                            .request_id = rid,
+	                            .ttl_ms = o->ttl_ms};
+	struct buf b;
+	size_t n;
+
+	/* libsessd sends the default namespace as nil, PROTOCOL.md's short form. */
+	req.ns.ptr = (const uint8_t *)ns_name[o->ns];
+	req.ns.len = o->ns == 0 ? 0 : ns_len[o->ns];
+	req.id.ptr = (const uint8_t *)id_bytes[o->id];
+	req.id.len = id_len[o->id];
+	req.data.ptr = o->data;
+	req.data.len = o->len;
+	req.expect.ptr = o->expect;
+	req.expect.len = SESSD_TAG_BYTES;
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	n = b.len - CODEC_HEADER_BYTES;
+	buf_finish(&b);
+	return n;
+}
+
+/*
+ * check_op(r, o, out, lo, hi): check the outcome ${out} of ${o}, handled by the daemon at an
+ * instant in [lo, hi] (its clock), against the model, and apply it to the model.
+ */
+static void check_op(struct run *r, const struct op *o, const struct outcome *out, int64_t lo,
+                     int64_t hi)
+{
+	struct msess *m = sess_at(r, o->ns, o->id, lo, hi);
+	uint32_t max_frame = r->mc->max_frame;
+	int st = out->status;
+	uint8_t tag[SESSD_TAG_BYTES];
+	bool tag_ok = false;
+
+	r->requests++;
+	trace(r, "%s %s/%d len %zu ttl %llu type %s -> %d (live %d data %d len %zu nq %zu)",
+	      op_name[o->kind], ns_name[o->ns], o->id, o->len,
+	      (unsigned long long)(o->ttl_ms / STEP_MS), o->type, st, m->live, m->has_data, m->len,
+	      m->nq);
+	if (m->live && m->has_data) {
+		sessd_data_tag(m->len ? m->data : NULL, m->len, tag);
+		tag_ok = memcmp(tag, o->expect, SESSD_TAG_BYTES) == 0;
+	}
+	switch (o->kind) {
+	case OP_GET:
+	case OP_LOAD:
+		if (!m->live || !m->has_data) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "%s: %d, model NOT_FOUND", op_name[o->kind], st);
+			return;
+		}
+		if (o->kind == OP_LOAD && m->len > r->max_data - 10) {
+			if (st != SESSD_ERR_LIMIT)
+				DIVERGE(r, "LOAD of %zu bytes: %d, model LIMIT", m->len, st);
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "%s: %d, model OK", op_name[o->kind], st);
+		if (out->len != m->len || (m->len > 0 && memcmp(out->data, m->data, m->len) != 0))
+			DIVERGE(r, "%s: %zu bytes, model %zu other bytes", op_name[o->kind],
+			        out->len, m->len);
+		if (o->kind == OP_LOAD && out->num != m->nq)
+			DIVERGE(r, "LOAD: %llu flashes, model %zu", (unsigned long long)out->num,
+			        m->nq);
+		return;
+	case OP_SET:
+	case OP_SET_IF: {
+		size_t shortest = set_body_len(o, 1), longest = set_body_len(o, UINT32_MAX);
+
+		/* libsessd refuses a frame over max_frame unsent; whether one near it is over
+		 * depends on the request id's width, which the model does not follow. */
+		if (st == SESSD_ERR_TOO_LARGE && longest > max_frame)
+			return;
+		if (shortest > max_frame)
+			DIVERGE(r, "%s of a %zu-byte body: %d, model TOO_LARGE", op_name[o->kind],
+			        shortest, st);
+		if (o->kind == OP_SET_IF && (!m->live || !m->has_data)) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "SET_IF: %d, model NOT_FOUND", st);
+			return;
+		}
+		if (o->kind == OP_SET_IF && !tag_ok) {
+			if (st != SESSD_CONFLICT)
+				DIVERGE(r, "SET_IF: %d, model CONFLICT", st);
+			return;
+		}
+		if (o->len > r->max_data) {
+			if (st != SESSD_ERR_LIMIT)
+				DIVERGE(r, "%s of %zu bytes: %d, model LIMIT", op_name[o->kind],
+				        o->len, st);
+			return;
+		}
+		if (st == SESSD_ERR_NO_MEMORY && r->mc->max_memory != NULL) {
+			/* sessd(8): a write that shrinks a session or keeps its size goes on. */
+			if (m->live && m->has_data && o->len <= m->len)
+				DIVERGE(
+				    r,
+				    "%s of %zu bytes over %zu: NO_MEMORY for a write that does not "
+				    "grow the session",
+				    op_name[o->kind], o->len, m->len);
+			r->no_memory_total++;
+			r->refusals++;
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "%s of %zu bytes: %d, model OK", op_name[o->kind], o->len, st);
+		set_data(m, o->data, o->len);
+		set_expiry(m, lo, hi, o->ttl_ms);
+		return;
+	}
+	case OP_TOUCH:
+	case OP_TOUCH_IF:
+		if (!m->live || (o->kind == OP_TOUCH_IF && !m->has_data)) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "%s: %d, model NOT_FOUND", op_name[o->kind], st);
+			return;
+		}
+		if (o->kind == OP_TOUCH_IF && !tag_ok) {
+			if (st != SESSD_CONFLICT)
+				DIVERGE(r, "TOUCH_IF: %d, model CONFLICT", st);
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "%s: %d, model OK", op_name[o->kind], st);
+		set_expiry(m, lo, hi, o->ttl_ms);
+		return;
+	case OP_DESTROY:
+		if (!m->live) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "DESTROY: %d, model NOT_FOUND", st);
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "DESTROY: %d, model OK", st);
+		sess_clear(m);
+		return;
+	case OP_TTL:
+		if (!m->live) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "TTL: %d, model NOT_FOUND", st);
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "TTL: %d, model OK", st);
+		if (out->num < 1 || (int64_t)out->num < m->exp_lo - hi ||
+		    (int64_t)out->num > m->exp_hi - lo)
+			DIVERGE(r, "TTL: %llu ms, model in [%lld, %lld]",
+			        (unsigned long long)out->num, (long long)(m->exp_lo - hi),
+			        (long long)(m->exp_hi - lo));
+		return;
+	case OP_PUSH:
+	case OP_PUSH_EXISTING: {
+		size_t tlen = strlen(o->type);
+		bool new_type = !m->live || !has_type(m, o->type);
+
+		if (o->kind == OP_PUSH_EXISTING && (!m->live || !m->has_data)) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "FLASH_PUSH_EXISTING: %d, model NOT_FOUND", st);
+			return;
+		}
+		if ((m->live ? flash_bytes(m) : 0) + tlen + o->len + 5 > max_frame / 2 ||
+		    (new_type && m->live && type_count(m) >= 64)) {
+			if (st != SESSD_ERR_LIMIT)
+				DIVERGE(r,
+				        "%s of %zu bytes (%zu queued, %zu types): %d, model LIMIT",
+				        op_name[o->kind], o->len, m->live ? flash_bytes(m) : 0,
+				        m->live ? type_count(m) : 0, st);
+			return;
+		}
+		if (st == SESSD_ERR_NO_MEMORY && r->mc->max_memory != NULL) {
+			r->no_memory_total++;
+			r->refusals++;
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "%s: %d, model OK", op_name[o->kind], st);
+		if (!m->live) {
+			m->live = true;
+			set_expiry(m, lo, hi, o->ttl_ms);
+		} else {
+			/* the later of the current expiry and now + ttl */
+			if (lo + (int64_t)o->ttl_ms > m->exp_lo)
+				m->exp_lo = lo + (int64_t)o->ttl_ms;
+			if (hi + (int64_t)o->ttl_ms > m->exp_hi)
+				m->exp_hi = hi + (int64_t)o->ttl_ms;
+		}
+		push_msg(m, o->type, o->data, o->len);
+		if (out->has_num && out->num != queue_len(m, o->type))
+			DIVERGE(r, "%s: queue of %llu, model %zu", op_name[o->kind],
+			        (unsigned long long)out->num, queue_len(m, o->type));
+		return;
+	}
+	case OP_POP:
+		if (!m->live) {
+			if (st != SESSD_NOT_FOUND)
+				DIVERGE(r, "FLASH_POP: %d, model NOT_FOUND", st);
+			return;
+		}
+		if (st != SESSD_OK)
+			DIVERGE(r, "FLASH_POP: %d, model OK", st);
+		check_pop(r, m, o->type[0] ? o->type : NULL, out->flashes);
+		return;
+	default:
+		cr_assert_fail("unknown op");
+	}
+}
+
+static void op_free(struct op *o)
+{
+	free(o->data);
+	o->data = NULL;
+}
+
+static void random_bytes(struct run *r, uint8_t *p, size_t n)
+{
+	/* Data the model tells apart: a random start, then a pattern from it. */
+	uint64_t x = rnd(r);
+
+	for (size_t i = 0; i < n; i++) {
+		if (i % 8 == 0)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		p[i] = (uint8_t)(x >> (8 * (i % 8)));
+	}
+}
+
+/* A data length: 0, small, middling, or near max_data and the frame's limit. */
+static size_t random_len(struct run *r)
+{
+	uint64_t k = below(r, 100);
+
+	if (k < 8)
+		return 0;
+	if (k < 60)
+		return 1 + below(r, 64);
+	if (k < 85)
+		return 64 + below(r, r->max_data / 4);
+	if (k < 95)
+		return (size_t)(r->max_data - below(r, 200));
+	return (size_t)(r->max_data + below(r, 3));
+}
+
+static uint64_t random_ttl(struct run *r)
+{
+	if (below(r, 200) == 0)
+		return MAX_TTL_MS; /* 10 years: never ends within a run */
+	return (uint64_t)(1 + below(r, 6)) * STEP_MS;
+}
+
+static void random_type(struct run *r, char type[16])
+{
+	static const char *const common[] = {"info", "error", "warn", "t"};
+
+	if (below(r, 10) < 8)
+		snprintf(type, 16, "%s", common[below(r, 4)]);
+	else
+		snprintf(type, 16, "ty%02u", (unsigned)below(r, NTYPES));
+}
+
+static void random_op(struct run *r, struct op *o, bool batchable)
+{
+	static const enum op_kind all[] = {
+	    OP_GET,    OP_GET,           OP_LOAD,          OP_SET,     OP_SET, OP_SET,  OP_SET_IF,
+	    OP_SET_IF, OP_TOUCH,         OP_TOUCH_IF,      OP_DESTROY, OP_TTL, OP_PUSH, OP_PUSH,
+	    OP_PUSH,   OP_PUSH_EXISTING, OP_PUSH_EXISTING, OP_POP,     OP_POP};
+	struct msess *m;
+
+	memset(o, 0, sizeof(*o));
+	do
+		o->kind = all[below(r, sizeof(all) / sizeof(all[0]))];
+	while (batchable && (o->kind == OP_LOAD || o->kind == OP_TOUCH_IF));
+	o->ns = (int)below(r, NNS);
+	o->id = (int)below(r, NID);
+	o->ttl_ms = random_ttl(r);
+	m = &r->s[o->ns][o->id];
+	switch (o->kind) {
+	case OP_SET:
+	case OP_SET_IF:
+		o->len = random_len(r);
+		o->data = malloc(o->len + 1);
+		cr_assert_not_null(o->data);
+		random_bytes(r, o->data, o->len);
+		break;
+	case OP_PUSH:
+	case OP_PUSH_EXISTING:
+		random_type(r, o->type);
+		o->len = below(r, 10) == 0 ? below(r, r->mc->max_frame / 4) : below(r, 40);
+		o->data = malloc(o->len + 1);
+		cr_assert_not_null(o->data);
+		random_bytes(r, o->data, o->len);
+		break;
+	case OP_POP:
+		if (below(r, 3) != 0)
+			random_type(r, o->type);
+		break;
+	default:
+		break;
+	}
+	/* The tag of the data the model holds, mostly: a conditional write usually holds. */
+	if (m->live && m->has_data && below(r, 10) < 7)
+		sessd_data_tag(m->len ? m->data : NULL, m->len, o->expect);
+	else
+		random_bytes(r, o->expect, SESSD_TAG_BYTES);
+}
+
+/* Send ${o} on ${c} as a blocking call and check its reply. */
+static void run_blocking(struct run *r, struct sessd_client *c, const struct op *o)
+{
+	struct outcome out = {0};
+	void *data = NULL;
+	size_t len = 0, qlen = 0;
+	struct sessd_flashes *fl = NULL;
+	uint64_t num = 0;
+	int64_t lo, hi;
+	const void *id = id_bytes[o->id];
+	size_t il = id_len[o->id];
+
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[o->ns], ns_len[o->ns]), SESSD_OK);
+	lo = real_ms() + r->shift_ms;
+	switch (o->kind) {
+	case OP_GET:
+		out.status = sessd_get(c, id, il, &data, &len);
+		break;
+	case OP_LOAD:
+		out.status = sessd_load(c, id, il, &data, &len, &num);
+		break;
+	case OP_SET:
+		out.status = sessd_set(c, id, il, o->data, o->len, o->ttl_ms);
+		break;
+	case OP_SET_IF:
+		out.status = sessd_set_if(c, id, il, o->data, o->len, o->ttl_ms, o->expect);
+		break;
+	case OP_TOUCH:
+		out.status = sessd_touch(c, id, il, o->ttl_ms);
+		break;
+	case OP_TOUCH_IF:
+		out.status = sessd_touch_if(c, id, il, o->ttl_ms, o->expect);
+		break;
+	case OP_DESTROY:
+		out.status = sessd_destroy(c, id, il);
+		break;
+	case OP_TTL:
+		out.status = sessd_ttl(c, id, il, &num);
+		break;
+	case OP_PUSH:
+		out.status =
+		    sessd_flash_push(c, id, il, o->type, o->data, o->len, o->ttl_ms, &qlen);
+		num = qlen, out.has_num = true;
+		break;
+	case OP_PUSH_EXISTING:
+		out.status = sessd_flash_push_existing(c, id, il, o->type, o->data, o->len,
+		                                       o->ttl_ms, &qlen);
+		num = qlen, out.has_num = true;
+		break;
+	case OP_POP:
+		out.status = sessd_flash_pop(c, id, il, o->type[0] ? o->type : NULL, &fl);
+		break;
+	default:
+		cr_assert_fail("unknown op");
+	}
+	hi = real_ms() + r->shift_ms;
+	if (out.status >= SESSD_ERR_USAGE && out.status != SESSD_ERR_TOO_LARGE)
+		DIVERGE(r, "%s: %s (%s)", op_name[o->kind], sessd_strerror(out.status),
+		        sessd_errmsg(c));
+	out.data = data;
+	out.len = len;
+	out.num = num;
+	out.flashes = fl;
+	check_op(r, o, &out, lo, hi);
+	free(data);
+	sessd_flashes_free(fl);
+}
+
+/* Queue 2..8 random ops in one batch on ${c}, run it, and check each reply in order. */
+static void run_batch(struct run *r, struct sessd_client *c)
+{
+	struct sessd_batch *b = sessd_batch_new(c);
+	struct op ops[8];
+	size_t n = 2 + below(r, 7), queued = 0;
+	int64_t lo, hi;
+	int rc;
+
+	cr_assert_not_null(b);
+	for (size_t i = 0; i < n; i++) {
+		struct op *o = &ops[queued];
+		const void *id;
+		size_t il;
+		int at = -1;
+
+		random_op(r, o, true);
+		id = id_bytes[o->id], il = id_len[o->id];
+		cr_assert_eq(sessd_set_namespace_len(c, ns_name[o->ns], ns_len[o->ns]), SESSD_OK);
+		switch (o->kind) {
+		case OP_GET:
+			at = sessd_batch_get(b, id, il);
+			break;
+		case OP_SET:
+			at = sessd_batch_set(b, id, il, o->data, o->len, o->ttl_ms);
+			break;
+		case OP_SET_IF:
+			at = sessd_batch_set_if(b, id, il, o->data, o->len, o->ttl_ms, o->expect);
+			break;
+		case OP_TOUCH:
+			at = sessd_batch_touch(b, id, il, o->ttl_ms);
+			break;
+		case OP_DESTROY:
+			at = sessd_batch_destroy(b, id, il);
+			break;
+		case OP_TTL:
+			at = sessd_batch_ttl(b, id, il);
+			break;
+		case OP_PUSH:
+			at = sessd_batch_flash_push(b, id, il, o->type, o->data, o->len, o->ttl_ms);
+			break;
+		case OP_PUSH_EXISTING:
+			at = sessd_batch_flash_push_existing(b, id, il, o->type, o->data, o->len,
+			                                     o->ttl_ms);
+			break;
+		case OP_POP:
+			at = sessd_batch_flash_pop(b, id, il, o->type[0] ? o->type : NULL);
+			break;
+		default:
+			cr_assert_fail("not batchable");
+		}
+		if (at == -1) {
+			/* Only a frame over max_frame is refused when queued (EMSGSIZE). */
+			if (errno != EMSGSIZE || (o->kind != OP_SET && o->kind != OP_SET_IF) ||
+			    set_body_len(o, UINT32_MAX) <= r->mc->max_frame)
+				DIVERGE(r, "batch %s of %zu bytes refused: %s", op_name[o->kind],
+				        o->len, strerror(errno));
+			op_free(o);
+			continue;
+		}
+		cr_assert_eq((size_t)at, queued);
+		queued++;
+	}
+	lo = real_ms() + r->shift_ms;
+	rc = sessd_batch_run(b);
+	hi = real_ms() + r->shift_ms;
+	if (rc != SESSD_OK)
+		DIVERGE(r, "batch of %zu: %s (%s)", queued, sessd_strerror(rc), sessd_errmsg(c));
+	for (size_t i = 0; i < queued; i++) {
+		struct outcome out = {.status = sessd_batch_status(b, i)};
+
+		out.data = sessd_batch_data(b, i, &out.len);
+		out.flashes = sessd_batch_flashes(b, i);
+		out.num = sessd_batch_ttl_ms(b, i);
+		check_op(r, &ops[i], &out, lo, hi);
+		op_free(&ops[i]);
+	}
+	sessd_batch_free(b);
+}
+
+/* --- Whole-namespace and whole-server requests. --- */
+
+static uint64_t stat_value(struct run *r, const struct sessd_stats *s, const char *name)
+{
+	for (size_t i = 0; i < s->count; i++)
+		if (strcmp(s->items[i].name, name) == 0)
+			return s->items[i].value;
+	DIVERGE(r, "STATS has no %s", name);
+	return 0;
+}
+
+static uint64_t server_stat(struct run *r, const char *name)
+{
+	struct sessd_stats *s = NULL;
+	uint64_t v;
+
+	cr_assert_eq(sessd_stats(r->conn[0], 1, &s), SESSD_OK);
+	v = stat_value(r, s, name);
+	sessd_stats_free(s);
+	return v;
+}
+
+static uint64_t model_total(struct run *r)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < NNS; i++)
+		n += live_in(r, i);
+	return n;
+}
+
+static void check_count(struct run *r, struct sessd_client *c, int ns)
+{
+	uint64_t n = UINT64_MAX;
+
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	settle_all(r, real_ms() + r->shift_ms, real_ms() + r->shift_ms);
+	if (sessd_count(c, &n) != SESSD_OK || n != live_in(r, ns))
+		DIVERGE(r, "COUNT %s: %llu, model %llu", ns_name[ns], (unsigned long long)n,
+		        (unsigned long long)live_in(r, ns));
+}
+
+static void check_list(struct run *r, struct sessd_client *c, int ns)
+{
+	bool seen[NID] = {false};
+	uint64_t cursor = 0;
+	int64_t lo, hi;
+
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	do {
+		struct sessd_list *l = NULL;
+		int rc;
+
+		lo = real_ms() + r->shift_ms;
+		rc = sessd_list(c, cursor, (unsigned)(1 + below(r, 4)), &l);
+		hi = real_ms() + r->shift_ms;
+		if (rc != SESSD_OK)
+			DIVERGE(r, "LIST %s: %s", ns_name[ns], sessd_strerror(rc));
+		settle_all(r, lo, hi);
+		for (size_t i = 0; i < l->count; i++) {
+			int id = -1;
+
+			for (int k = 0; k < NID; k++)
+				if (l->items[i].id_len == id_len[k] &&
+				    memcmp(l->items[i].id, id_bytes[k], id_len[k]) == 0)
+					id = k;
+			if (id < 0 || !r->s[ns][id].live || seen[id])
+				DIVERGE(r, "LIST %s: an id the model has not (or twice): %d",
+				        ns_name[ns], id);
+			seen[id] = true;
+			if ((int64_t)l->items[i].ttl_ms < r->s[ns][id].exp_lo - hi ||
+			    (int64_t)l->items[i].ttl_ms > r->s[ns][id].exp_hi - lo)
+				DIVERGE(r, "LIST %s/%d: ttl %llu out of the model's range",
+				        ns_name[ns], id, (unsigned long long)l->items[i].ttl_ms);
+		}
+		cursor = l->next_cursor;
+		sessd_list_free(l);
+	} while (cursor != 0);
+	for (int k = 0; k < NID; k++)
+		if (r->s[ns][k].live && !seen[k])
+			DIVERGE(r, "LIST %s: missed id %d", ns_name[ns], k);
+}
+
+static void check_namespaces(struct run *r, struct sessd_client *c)
+{
+	bool seen[NNS] = {false};
+	uint64_t cursor = 0;
+
+	settle_all(r, real_ms() + r->shift_ms, real_ms() + r->shift_ms);
+	do {
+		struct sessd_namespaces *l = NULL;
+		int rc = sessd_namespaces(c, cursor, (unsigned)(1 + below(r, 3)), &l);
+
+		if (rc != SESSD_OK)
+			DIVERGE(r, "NAMESPACES: %s", sessd_strerror(rc));
+		for (size_t i = 0; i < l->count; i++) {
+			int ns = -1;
+
+			for (int k = 0; k < NNS; k++)
+				if (l->items[i].name_len == ns_len[k] &&
+				    memcmp(l->items[i].name, ns_name[k], ns_len[k]) == 0)
+					ns = k;
+			if (ns < 0 || seen[ns] || l->items[i].sessions != live_in(r, ns))
+				DIVERGE(r, "NAMESPACES: %.*s with %llu sessions, model %llu",
+				        (int)l->items[i].name_len, l->items[i].name,
+				        (unsigned long long)l->items[i].sessions,
+				        (unsigned long long)(ns < 0 ? 0 : live_in(r, ns)));
+			seen[ns] = true;
+		}
+		cursor = l->next_cursor;
+		sessd_namespaces_free(l);
+	} while (cursor != 0);
+	for (int k = 0; k < NNS; k++)
+		if (live_in(r, k) > 0 && !seen[k])
+			DIVERGE(r, "NAMESPACES: missed %s", ns_name[k]);
+}
+
+static void check_stats(struct run *r, struct sessd_client *c, int ns)
+{
+	struct sessd_stats *s = NULL;
+	uint64_t nss = 0;
+
+	settle_all(r, real_ms() + r->shift_ms, real_ms() + r->shift_ms);
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	cr_assert_eq(sessd_stats(c, 0, &s), SESSD_OK);
+	if (stat_value(r, s, "sessions") != live_in(r, ns) ||
+	    stat_value(r, s, "flashes") != flashes_in(r, ns))
+		DIVERGE(r, "STATS %s: %llu sessions %llu flashes, model %llu and %llu", ns_name[ns],
+		        (unsigned long long)stat_value(r, s, "sessions"),
+		        (unsigned long long)stat_value(r, s, "flashes"),
+		        (unsigned long long)live_in(r, ns), (unsigned long long)flashes_in(r, ns));
+	if ((live_in(r, ns) == 0) != (stat_value(r, s, "bytes") == 0))
+		DIVERGE(r, "STATS %s: %llu bytes for %llu sessions", ns_name[ns],
+		        (unsigned long long)stat_value(r, s, "bytes"),
+		        (unsigned long long)live_in(r, ns));
+	sessd_stats_free(s);
+	cr_assert_eq(sessd_stats(c, 1, &s), SESSD_OK);
+	for (int k = 0; k < NNS; k++)
+		nss += live_in(r, k) > 0;
+	if (stat_value(r, s, "sessions") != model_total(r) ||
+	    stat_value(r, s, "namespaces") != nss ||
+	    stat_value(r, s, "no_memory_total") != r->no_memory_total ||
+	    stat_value(r, s, "io_errors_total") != 0 || stat_value(r, s, "malformed_total") != 0 ||
+	    stat_value(r, s, "writable") != 1)
+		DIVERGE(
+		    r,
+		    "STATS: %llu sessions %llu namespaces %llu no_memory_total, model %llu %llu "
+		    "%llu",
+		    (unsigned long long)stat_value(r, s, "sessions"),
+		    (unsigned long long)stat_value(r, s, "namespaces"),
+		    (unsigned long long)stat_value(r, s, "no_memory_total"),
+		    (unsigned long long)model_total(r), (unsigned long long)nss,
+		    (unsigned long long)r->no_memory_total);
+	sessd_stats_free(s);
+}
+
+static void do_clear(struct run *r, struct sessd_client *c, int ns)
+{
+	uint64_t removed = UINT64_MAX;
+	int64_t lo, hi;
+	int rc;
+
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	lo = real_ms() + r->shift_ms;
+	rc = sessd_clear(c, &removed);
+	hi = real_ms() + r->shift_ms;
+	settle_all(r, lo, hi);
+	if (rc != SESSD_OK || removed != live_in(r, ns))
+		DIVERGE(r, "CLEAR %s: %d, %llu removed, model %llu", ns_name[ns], rc,
+		        (unsigned long long)removed, (unsigned long long)live_in(r, ns));
+	for (int i = 0; i < NID; i++)
+		sess_clear(&r->s[ns][i]);
+}
+
+/* --- The daemon: clock, connections, restarts. --- */
+
+static void write_shift(struct run *r)
+{
+	char tmp[128];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", r->shift_file);
+	f = fopen(tmp, "w");
+	cr_assert_not_null(f);
+	cr_assert_gt(fprintf(f, "%lld\n", (long long)r->shift_ms), 0);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(rename(tmp, r->shift_file), 0);
+}
+
+/* Wait until the daemon has reclaimed every session the model holds expired: until then
+ * STATS and NAMESPACES count them. */
+static void wait_reclaimed(struct run *r)
+{
+	long until = harness_mono_ms() + 60000;
+
+	settle_all(r, real_ms() + r->shift_ms, real_ms() + r->shift_ms);
+	while (server_stat(r, "sessions") != model_total(r)) {
+		if (harness_mono_ms() > until)
+			DIVERGE(
+			    r, "the daemon holds %llu sessions 60 s after a clock step, model %llu",
+			    (unsigned long long)server_stat(r, "sessions"),
+			    (unsigned long long)model_total(r));
+		harness_sleep_ms(10);
+	}
+}
+
+/*
+ * Step the daemon's clock by whole steps: forward (sessions whose steps are up end), or, in
+ * cases without kill -9, back (every remaining lifetime grows by the step). A step back is
+ * taken only once every session that ended is reclaimed (PROTOCOL.md: one not reclaimed yet
+ * may be served again), and not where a kill -9 may follow (a crash within a second of an
+ * expiry may bring a session back at a restart after the clock stepped back).
+ */
+static void step_clock(struct run *r)
+{
+	int64_t k = 1 + (int64_t)below(r, 3);
+
+	if (r->mc->back_steps && below(r, 3) == 0) {
+		wait_reclaimed(r);
+		/* The model's expiries are instants of the daemon's clock: none moves. */
+		r->shift_ms -= k * STEP_MS;
+	} else {
+		r->shift_ms += k * STEP_MS;
+	}
+	trace(r, "clock step to %lld h", (long long)(r->shift_ms / STEP_MS));
+	write_shift(r);
+	r->steps++;
+	wait_reclaimed(r);
+}
+
+static void connect_all(struct run *r)
+{
+	for (int i = 0; i < NCONN; i++) {
+		struct sessd_options o = {.timeout_ms = 30000, .client_name = "model-test"};
+		const char *url = i == 1 ? r->d.tcp_url : r->d.unix_url;
+
+		sessd_close(r->conn[i]);
+		r->conn[i] = NULL;
+		cr_assert_eq(sessd_connect(url, &o, &r->conn[i]), SESSD_OK, "connect %s", url);
+		cr_assert_eq(sessd_max_frame(r->conn[i]), r->mc->max_frame);
+	}
+}
+
+static void close_all(struct run *r)
+{
+	for (int i = 0; i < NCONN; i++) {
+		sessd_close(r->conn[i]);
+		r->conn[i] = NULL;
+	}
+}
+
+/*
+ * Compare one key's whole state with the model, flashes included (popped: the model then
+ * holds none either). With ${alt} (not NULL), the state may be either the model's or ${alt}:
+ * a change in flight at a kill -9 was carried out whole or not at all. The model takes the
+ * one found.
+ */
+static void check_key(struct run *r, int ns, int id, struct msess *alt)
+{
+	struct sessd_client *c = r->conn[0];
+	struct msess *cand[2] = {&r->s[ns][id], alt};
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t ttl = 0;
+	struct sessd_flashes *fl = NULL;
+	int64_t lo, hi;
+	int gst, tst, pst, match = -1;
+
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	lo = real_ms() + r->shift_ms;
+	gst = sessd_get(c, id_bytes[id], id_len[id], &data, &len);
+	tst = sessd_ttl(c, id_bytes[id], id_len[id], &ttl);
+	pst = sessd_flash_pop(c, id_bytes[id], id_len[id], NULL, &fl);
+	hi = real_ms() + r->shift_ms;
+	for (int k = 0; k < (alt ? 2 : 1) && match < 0; k++) {
+		struct msess *m = cand[k];
+		bool ok = true;
+
+		if (m->live && m->exp_hi <= lo)
+			sess_clear(m);
+		if (!m->live) {
+			ok = gst == SESSD_NOT_FOUND && tst == SESSD_NOT_FOUND &&
+			     pst == SESSD_NOT_FOUND;
+		} else {
+			ok = tst == SESSD_OK && (int64_t)ttl >= m->exp_lo - hi &&
+			     (int64_t)ttl <= m->exp_hi - lo && pst == SESSD_OK;
+			if (m->has_data)
+				ok = ok && gst == SESSD_OK && len == m->len &&
+				     (len == 0 || memcmp(data, m->data, len) == 0);
+			else
+				ok = ok && gst == SESSD_NOT_FOUND;
+			if (ok && pst == SESSD_OK) {
+				size_t k2 = 0;
+				/* the same messages in pop order: compare through a copy */
+				struct msess copy;
+
+				sess_copy(&copy, m);
+				ok = fl->count == copy.nq;
+				for (size_t t = 0; ok && t < fl->count; t++) {
+					/* types in the order of their oldest message */
+					size_t i;
+
+					for (i = 0; i < copy.nq; i++)
+						if (copy.q[i].msg != NULL &&
+						    strcmp(copy.q[i].type, fl->items[t].type) == 0)
+							break;
+					ok = i < copy.nq && copy.q[i].len == fl->items[t].msg_len &&
+					     memcmp(copy.q[i].msg, fl->items[t].msg,
+					            copy.q[i].len) == 0;
+					if (ok) {
+						free(copy.q[i].msg);
+						copy.q[i].msg = NULL;
+						k2++;
+					}
+				}
+				sess_clear(&copy);
+				(void)k2;
+			}
+		}
+		if (ok)
+			match = k;
+	}
+	if (match < 0)
+		DIVERGE(r,
+		        "after a restart %s/%d: GET %d (%zu bytes) TTL %d (%llu ms) POP %d (%zu), "
+		        "model live %d data %d len %zu nq %zu%s",
+		        ns_name[ns], id, gst, len, tst, (unsigned long long)ttl, pst,
+		        fl ? fl->count : 0, r->s[ns][id].live, r->s[ns][id].has_data,
+		        r->s[ns][id].len, r->s[ns][id].nq, alt ? " (or the change in flight)" : "");
+	if (match == 1) {
+		sess_clear(&r->s[ns][id]);
+		r->s[ns][id] = *alt;
+		memset(alt, 0, sizeof(*alt));
+	}
+	/* the flashes were popped */
+	for (size_t i = 0; i < r->s[ns][id].nq; i++)
+		free(r->s[ns][id].q[i].msg);
+	r->s[ns][id].nq = 0;
+	free(data);
+	sessd_flashes_free(fl);
+}
+
+static void check_everything(struct run *r)
+{
+	for (int n = 0; n < NNS; n++)
+		for (int i = 0; i < NID; i++)
+			check_key(r, n, i, NULL);
+	for (int n = 0; n < NNS; n++) {
+		check_count(r, r->conn[1], n);
+		check_stats(r, r->conn[2], n);
+	}
+	check_namespaces(r, r->conn[0]);
+}
+
+static void start_daemon(struct run *r)
+{
+	cr_assert_eq(harness_start(&r->d, r->args), 0);
+	r->no_memory_total = 0;
+	connect_all(r);
+}
+
+/* A SIGTERM and a start on the same data directory: the whole store must be as it was. */
+static void restart_clean(struct run *r)
+{
+	trace(r, "SIGTERM and restart");
+	close_all(r);
+	cr_assert_eq(harness_stop(&r->d), 0);
+	start_daemon(r);
+	r->restarts++;
+	check_everything(r);
+}
+
+/*
+ * kill -9 under --fsync always, with a pipeline of changes to distinct keys in flight on a
+ * connection of its own, of which some replies were read: those are acknowledged and must be
+ * kept; each other change must be found carried out whole or not at all.
+ */
+static void restart_killed(struct run *r)
+{
+	struct op ops[6];
+	bool used[NNS][NID] = {{false}};
+	size_t n = 1 + below(r, 6), acked;
+	struct buf out;
+	int fd;
+	int64_t lo;
+
+	close_all(r);
+	fd = harness_open_ready(r->d.unix_url, "model-test-raw");
+	buf_init(&out);
+	lo = real_ms() + r->shift_ms;
+	for (size_t i = 0; i < n; i++) {
+		struct op *o = &ops[i];
+		struct codec_request req = {.request_id = 2 + i};
+		static const enum op_kind kinds[] = {OP_SET, OP_DESTROY, OP_PUSH, OP_TOUCH};
+
+		memset(o, 0, sizeof(*o));
+		do {
+			o->ns = (int)below(r, NNS);
+			o->id = (int)below(r, NID);
+		} while (used[o->ns][o->id]);
+		used[o->ns][o->id] = true;
+		o->kind = kinds[below(r, 4)];
+		o->ttl_ms = random_ttl(r);
+		sess_at(r, o->ns, o->id, lo, lo);
+		req.ns.ptr = (const uint8_t *)ns_name[o->ns];
+		req.ns.len = ns_len[o->ns];
+		req.id.ptr = (const uint8_t *)id_bytes[o->id];
+		req.id.len = id_len[o->id];
+		req.ttl_ms = o->ttl_ms;
+		switch (o->kind) {
+		case OP_SET:
+			o->len = below(r, 2) ? below(r, 100) : below(r, r->max_data / 2);
+			o->data = malloc(o->len + 1);
+			cr_assert_not_null(o->data);
+			random_bytes(r, o->data, o->len);
+			req.op = CODEC_OP_SET;
+			req.data.ptr = o->data;
+			req.data.len = o->len;
+			break;
+		case OP_DESTROY:
+			req.op = CODEC_OP_DESTROY;
+			break;
+		case OP_PUSH:
+			snprintf(o->type, sizeof(o->type), "info");
+			o->len = below(r, 30);
+			o->data = malloc(o->len + 1);
+			cr_assert_not_null(o->data);
+			random_bytes(r, o->data, o->len);
+			req.op = CODEC_OP_FLASH_PUSH;
+			req.flash_type.ptr = (const uint8_t *)o->type;
+			req.flash_type.len = strlen(o->type);
+			req.flash_msg.ptr = o->data;
+			req.flash_msg.len = o->len;
+			break;
+		default:
+			req.op = CODEC_OP_TOUCH;
+			break;
+		}
+		cr_assert_eq(codec_encode_request(&out, &req), 0);
+	}
+	harness_send_buf(fd, &out);
+	buf_finish(&out);
+	acked = below(r, n + 1);
+	trace(r, "kill -9 with %zu changes in flight, %zu acknowledged", n, acked);
+	for (size_t i = 0; i < acked; i++) {
+		struct codec_reply rep;
+		uint8_t *body = NULL;
+		struct outcome o2 = {0};
+		struct mp_reader rd;
+
+		harness_read_reply(fd, &rep, &body);
+		o2.status = (int)rep.status;
+		if (ops[i].kind == OP_PUSH && rep.status == CODEC_OK) {
+			mp_reader_init(&rd, rep.result.ptr, rep.result.len);
+			cr_assert_eq(mp_read_uint(&rd, &o2.num), 0);
+			o2.has_num = true;
+		}
+		check_op(r, &ops[i], &o2, lo, real_ms() + r->shift_ms);
+		free(body);
+	}
+	cr_assert_eq(harness_kill(&r->d), 0);
+	close(fd);
+	cr_assert_eq(harness_restart(&r->d, r->args), 0);
+	r->no_memory_total = 0;
+	connect_all(r);
+	r->kills++;
+	for (size_t i = acked; i < n; i++) {
+		/* The change, had it been carried out: applied to a copy of the model's key as an
+		 * acknowledged one would be (a refused one leaves the model's state, also a
+		 * candidate). */
+		struct msess saved, done;
+		struct outcome ok = {.status = SESSD_OK};
+		struct msess *m = &r->s[ops[i].ns][ops[i].id];
+		int64_t hi = real_ms() + r->shift_ms;
+
+		sess_copy(&saved, m);
+		if ((ops[i].kind == OP_TOUCH || ops[i].kind == OP_DESTROY) && !m->live)
+			ok.status = SESSD_NOT_FOUND;
+		if (ops[i].kind == OP_SET && ops[i].len > r->max_data)
+			ok.status = SESSD_ERR_LIMIT;
+		if (ops[i].kind == OP_PUSH &&
+		    (m->live ? flash_bytes(m) : 0) + 4 + ops[i].len + 5 > r->mc->max_frame / 2)
+			ok.status = SESSD_ERR_LIMIT;
+		check_op(r, &ops[i], &ok, lo, hi);
+		done = *m;
+		*m = saved;
+		check_key(r, ops[i].ns, ops[i].id, &done);
+		sess_clear(&done);
+		r->inflight_checked++;
+	}
+	for (size_t i = 0; i < n; i++)
+		op_free(&ops[i]);
+	check_everything(r);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 10) : dflt;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	char max_frame[32], tmpl[] = "/tmp/sessd-model-XXXXXX";
+	const char *so = getenv("SESSD_CLOCKSHIFT_SO"), *asan = getenv("ASAN_OPTIONS");
+	char opts[1024];
+	int na = 0;
+
+	cr_assert_not_null(r);
+	r->mc = mc;
+	r->seed = seed;
+	r->rng = seed;
+	r->trace = getenv("SESSD_MODEL_TRACE") != NULL;
+	r->max_data = mc->max_frame - 16;
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(r->data_dir, sizeof(r->data_dir), "%s/data", tmpl);
+	snprintf(r->shift_file, sizeof(r->shift_file), "%s/shift", tmpl);
+	write_shift(r);
+	cr_assert_not_null(so, "SESSD_CLOCKSHIFT_SO is not set (meson test sets it)");
+	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	cr_assert_eq(setenv("SESSD_CLOCKSHIFT_FILE", r->shift_file, 1), 0);
+	if (asan == NULL || strstr(asan, "verify_asan_link_order") == NULL) {
+		snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+		         asan && *asan ? ":" : "");
+		cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+	}
+	snprintf(max_frame, sizeof(max_frame), "%u", mc->max_frame);
+	r->args[na++] = "--max-frame";
+	r->args[na++] = max_frame;
+	if (mc->max_memory != NULL) {
+		r->args[na++] = "--max-memory";
+		r->args[na++] = mc->max_memory;
+	}
+	if (mc->data_dir) {
+		r->args[na++] = "--data-dir";
+		r->args[na++] = r->data_dir;
+		r->args[na++] = "--fsync";
+		r->args[na++] = "always";
+		r->fsync_always = true;
+	}
+	r->args[na] = NULL;
+	start_daemon(r);
+
+	for (r->op_no = 0; r->op_no < nops; r->op_no++) {
+		uint64_t k = below(r, 1000);
+		struct op o;
+
+		if (k < 8) {
+			step_clock(r);
+		} else if (k < 12 && mc->data_dir) {
+			if (below(r, 2))
+				restart_clean(r);
+			else
+				restart_killed(r);
+		} else if (k < 14) {
+			check_count(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
+		} else if (k < 18) {
+			check_list(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
+		} else if (k < 20) {
+			check_namespaces(r, r->conn[below(r, NCONN)]);
+		} else if (k < 22) {
+			do_clear(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
+		} else if (k < 26) {
+			check_stats(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
+		} else if (k < 226) {
+			run_batch(r, r->conn[below(r, NCONN)]);
+		} else {
+			random_op(r, &o, false);
+			run_blocking(r, r->conn[below(r, NCONN)], &o);
+			op_free(&o);
+		}
+	}
+
+	/* The end: everything as the model says, then nothing left, down to the bytes. */
+	check_everything(r);
+	for (int n = 0; n < NNS; n++)
+		do_clear(r, r->conn[0], n);
+	{
+		long until = harness_mono_ms() + 60000;
+
+		while (server_stat(r, "bytes") != 0) {
+			if (harness_mono_ms() > until)
+				DIVERGE(
+				    r,
+				    "STATS bytes %llu a minute after every namespace was cleared",
+				    (unsigned long long)server_stat(r, "bytes"));
+			harness_sleep_ms(10);
+		}
+	}
+	fprintf(stderr,
+	        "model %s seed %llu: %d steps of the run, %llu requests checked, %d clock steps, "
+	        "%d restarts, %d kills (%d changes "
+	        "in flight checked), %d NO_MEMORY\n",
+	        mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
+	        r->restarts, r->kills, r->inflight_checked, r->refusals);
+	close_all(r);
+	cr_assert_eq(harness_stop(&r->d), 0);
+	for (int n = 0; n < NNS; n++)
+		for (int i = 0; i < NID; i++)
+			sess_clear(&r->s[n][i]);
+	nftw(tmpl, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(r);
+}
+
+static void run_case(const struct model_case *mc)
+{
+	uint64_t first = env_u64("SESSD_MODEL_SEED", mc->seed);
+	uint64_t seeds = env_u64("SESSD_MODEL_SEEDS", 1);
+	int nops = (int)env_u64("SESSD_MODEL_OPS", (uint64_t)mc->ops);
+
+	make_ids();
+	for (uint64_t s = 0; s < seeds; s++)
+		run_seed(mc, first + s, nops);
+}
+
+LEAK_CHECKED_TEST_OPTS(model, in_memory, .timeout = 300)
+{
+	static const struct model_case mc = {
+	    .name = "in_memory", .seed = 1, .ops = 3000, .max_frame = 65536, .back_steps = true};
+
+	run_case(&mc);
+}
+
+LEAK_CHECKED_TEST_OPTS(model, small_max_memory, .timeout = 300)
+{
+	static const struct model_case mc = {.name = "small_max_memory",
+	                                     .seed = 2,
+	                                     .ops = 3000,
+	                                     .max_frame = 8192,
+	                                     .max_memory = "28K",
+	                                     .back_steps = true};
+
+	run_case(&mc);
+}
+
+LEAK_CHECKED_TEST_OPTS(model, data_dir_restarts, .timeout = 300)
+{
+	static const struct model_case mc = {.name = "data_dir_restarts",
+	                                     .seed = 3,
+	                                     .ops = 2000,
+	                                     .max_frame = 16384,
+	                                     .data_dir = true};
+
+	run_case(&mc);
+}
+
+LEAK_CHECKED_TEST_OPTS(model, data_dir_small_max_memory, .timeout = 300)
+{
+	static const struct model_case mc = {.name = "data_dir_small_max_memory",
+	                                     .seed = 4,
+	                                     .ops = 2000,
+	                                     .max_frame = 8192,
+	                                     .max_memory = "28K",
+	                                     .data_dir = true};
+
+	run_case(&mc);
+}
