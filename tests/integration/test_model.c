@@ -55,6 +55,8 @@
 #define NCONN      3
 #define NTYPES     70
 #define MAX_TTL_MS 316224000000ULL
+/* More than a session's node and malloc's rounding add to its data (check_room). */
+#define ROOM_SLACK 256
 
 struct flash_msg {
 	char type[16];
@@ -94,10 +96,13 @@ struct run {
 	struct msess s[NNS][NID];
 	int64_t shift_ms;
 	uint64_t no_memory_total; /* NO_MEMORY replies since the daemon started */
+	uint32_t max_frame;       /* the daemon's --max-frame now: restarts change it */
+	char max_frame_arg[16];
 	uint64_t max_data;
 	bool fsync_always;
 	int restarts, kills, inflight_checked, refusals, steps;
 	uint64_t requests; /* requests whose replies were checked */
+	uint64_t limits, conflicts, room_checks;
 };
 
 static const char *const ns_name[NNS] = {
@@ -325,13 +330,14 @@ static void push_msg(struct msess *m, const char *type, const uint8_t *msg, size
 }
 
 /*
- * Check ${got}, a FLASH_POP's result, against what the model pops from ${m} (all types when
- * ${type} is NULL: types in the order of their oldest message), and pop them from the model.
+ * Whether ${got}, a FLASH_POP's result, is what the model pops from ${m} (all types when
+ * ${type} is NULL: types in the order of their oldest message, each oldest first); ${why}
+ * says how it differs.
  */
-static void check_pop(struct run *r, struct msess *m, const char *type,
-                      const struct sessd_flashes *got)
+static bool pop_matches(const struct msess *m, const char *type, const struct sessd_flashes *got,
+                        char *why, size_t why_len)
 {
-	size_t k = 0, keep = 0;
+	size_t k = 0;
 	char order[NTYPES + 2][16];
 	size_t norder = 0;
 
@@ -351,21 +357,33 @@ static void check_pop(struct run *r, struct msess *m, const char *type,
 		for (size_t i = 0; i < m->nq; i++) {
 			if (strcmp(m->q[i].type, order[t]) != 0)
 				continue;
-			if (k >= got->count)
-				DIVERGE(r, "FLASH_POP returned %zu messages, the model more",
-				        got->count);
+			if (k >= got->count) {
+				snprintf(why, why_len, "%zu messages, the model more", got->count);
+				return false;
+			}
 			if (strcmp(got->items[k].type, order[t]) != 0 ||
 			    got->items[k].msg_len != m->q[i].len || got->items[k].is_bin ||
-			    memcmp(got->items[k].msg, m->q[i].msg, m->q[i].len) != 0)
-				DIVERGE(
-				    r,
-				    "FLASH_POP message %zu: type %s of %zu bytes, model %s of %zu",
-				    k, got->items[k].type, got->items[k].msg_len, order[t],
-				    m->q[i].len);
+			    memcmp(got->items[k].msg, m->q[i].msg, m->q[i].len) != 0) {
+				snprintf(why, why_len,
+				         "message %zu: type %s of %zu bytes, model %s of %zu", k,
+				         got->items[k].type, got->items[k].msg_len, order[t],
+				         m->q[i].len);
+				return false;
+			}
 			k++;
 		}
-	if (k != got->count)
-		DIVERGE(r, "FLASH_POP returned %zu messages, the model %zu", got->count, k);
+	if (k != got->count) {
+		snprintf(why, why_len, "%zu messages, the model %zu", got->count, k);
+		return false;
+	}
+	return true;
+}
+
+/* Remove from the model what a FLASH_POP of ${type} (NULL: every type) removes. */
+static void pop_model(struct msess *m, const char *type)
+{
+	size_t keep = 0;
+
 	for (size_t i = 0; i < m->nq; i++) {
 		if (type == NULL || strcmp(m->q[i].type, type) == 0) {
 			free(m->q[i].msg);
@@ -374,6 +392,62 @@ static void check_pop(struct run *r, struct msess *m, const char *type,
 		m->q[keep++] = m->q[i];
 	}
 	m->nq = keep;
+}
+
+static void check_pop(struct run *r, struct msess *m, const char *type,
+                      const struct sessd_flashes *got)
+{
+	char why[256];
+
+	if (!pop_matches(m, type, got, why, sizeof(why)))
+		DIVERGE(r, "FLASH_POP: %s", why);
+	pop_model(m, type);
+}
+
+/* The bytes MessagePack takes for the header of a str of ${n} bytes, or of an array or map
+ * of ${n} elements. */
+static size_t str_header(size_t n)
+{
+	return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static size_t array_header(size_t n)
+{
+	return n < 16 ? 1 : n < 65536 ? 3 : 5;
+}
+
+enum pop_fit { POP_FITS, POP_LIMIT, POP_EITHER };
+
+/*
+ * Whether a FLASH_POP of ${type} (NULL: every type) from ${m} fits in the daemon's max_frame
+ * now (PROTOCOL.md, Limits: a reply over max_frame, or of more than max_frame / 12 messages,
+ * is LIMIT; only sessions flashed under a larger --max-frame have such). The reply's request
+ * id is libsessd's, of 1 to 5 bytes: in between, either answer is right.
+ */
+static enum pop_fit pop_fits(const struct run *r, const struct msess *m, const char *type)
+{
+	size_t body = 2, n = 0, types = 0; /* the array's header and the status */
+
+	for (size_t i = 0; i < m->nq; i++) {
+		bool first = true;
+
+		if (type != NULL && strcmp(m->q[i].type, type) != 0)
+			continue;
+		for (size_t j = 0; j < i && first; j++)
+			first = strcmp(m->q[j].type, m->q[i].type) != 0;
+		if (first && type == NULL) {
+			size_t tn = queue_len(m, m->q[i].type), tl = strlen(m->q[i].type);
+
+			types++;
+			body += str_header(tl) + tl + array_header(tn);
+		}
+		n++;
+		body += str_header(m->q[i].len) + m->q[i].len;
+	}
+	body += type == NULL ? array_header(types) : array_header(n);
+	if (n > r->max_frame / 12 || body + 1 > r->max_frame)
+		return POP_LIMIT;
+	return body + 5 > r->max_frame ? POP_EITHER : POP_FITS;
 }
 
 /* --- Operations: each is predicted from the model, then checked against the reply. --- */
@@ -416,6 +490,11 @@ struct outcome {
 	uint64_t num; /* TTL's ms, LOAD's flashes, a push's queue length */
 	bool has_num; /* num was returned (a push through a batch returns none) */
 	const struct sessd_flashes *flashes; /* FLASH_POP */
+	/* STATS bytes and max_bytes read just before the request (has_room_check): the
+	 * store's bytes only shrink until it runs (the background freeing), so a NO_MEMORY for
+	 * a write that adds less than max_bytes - bytes had room. */
+	bool has_room_check;
+	uint64_t bytes_before, max_bytes;
 };
 
 /* The body length of a SET or SET_IF as libsessd encodes it, with a request id of ${rid}. */
@@ -444,6 +523,28 @@ static size_t set_body_len(const struct op *o, uint64_t rid)
 }
 
 /*
+ * sessd(8), --max-memory: "A write is refused only when what it adds does not fit." A SET
+ * refused NO_MEMORY that adds at most ${adds_at_most} bytes must not have fitted under
+ * max_bytes with the bytes the store held just before it (which only shrink until it runs).
+ */
+static uint64_t stat_value(struct run *r, const struct sessd_stats *s, const char *name);
+
+static void check_room(struct run *r, const struct op *o, const struct outcome *out,
+                       size_t adds_at_most)
+{
+	if (!out->has_room_check)
+		return;
+	r->room_checks++;
+	if (out->bytes_before + adds_at_most <= out->max_bytes)
+		DIVERGE(
+		    r,
+		    "%s adding at most %zu bytes refused NO_MEMORY with %llu of %llu bytes held "
+		    "just before",
+		    op_name[o->kind], adds_at_most, (unsigned long long)out->bytes_before,
+		    (unsigned long long)out->max_bytes);
+}
+
+/*
  * check_op(r, o, out, lo, hi): check the outcome ${out} of ${o}, handled by the daemon at an
  * instant in [lo, hi] (its clock), against the model, and apply it to the model.
  */
@@ -451,12 +552,14 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
                      int64_t hi)
 {
 	struct msess *m = sess_at(r, o->ns, o->id, lo, hi);
-	uint32_t max_frame = r->mc->max_frame;
+	uint32_t max_frame = r->max_frame;
 	int st = out->status;
 	uint8_t tag[SESSD_TAG_BYTES];
 	bool tag_ok = false;
 
 	r->requests++;
+	r->limits += st == SESSD_ERR_LIMIT;
+	r->conflicts += st == SESSD_CONFLICT;
 	trace(r, "%s %s/%d len %zu ttl %llu type %s -> %d (live %d data %d len %zu nq %zu)",
 	      op_name[o->kind], ns_name[o->ns], o->id, o->len,
 	      (unsigned long long)(o->ttl_ms / STEP_MS), o->type, st, m->live, m->has_data, m->len,
@@ -471,6 +574,14 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 		if (!m->live || !m->has_data) {
 			if (st != SESSD_NOT_FOUND)
 				DIVERGE(r, "%s: %d, model NOT_FOUND", op_name[o->kind], st);
+			return;
+		}
+		/* Data stored under a larger --max-frame, whose reply would not fit now. */
+		if (m->len > r->max_data) {
+			if (st != SESSD_ERR_LIMIT)
+				DIVERGE(r, "%s of %zu bytes over max_data %llu: %d, model LIMIT",
+				        op_name[o->kind], m->len, (unsigned long long)r->max_data,
+				        st);
 			return;
 		}
 		if (o->kind == OP_LOAD && m->len > r->max_data - 10) {
@@ -522,6 +633,15 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 				    "%s of %zu bytes over %zu: NO_MEMORY for a write that does not "
 				    "grow the session",
 				    op_name[o->kind], o->len, m->len);
+			/* What it adds, at most: store.c counts malloc_usable_size, so the new data
+			 * and a node's header (README: 82 bytes a session, its table's share
+			 * included) less the old data, and malloc's rounding of both. Not judged
+			 * for a namespace's first session (its record and table). */
+			if (m->live)
+				check_room(r, o, out,
+				           o->len - (m->has_data ? m->len : 0) + ROOM_SLACK);
+			else if (live_in(r, o->ns) > 0)
+				check_room(r, o, out, o->len + id_len[o->id] + ROOM_SLACK);
 			r->no_memory_total++;
 			r->refusals++;
 			return;
@@ -620,6 +740,18 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 				DIVERGE(r, "FLASH_POP: %d, model NOT_FOUND", st);
 			return;
 		}
+		switch (pop_fits(r, m, o->type[0] ? o->type : NULL)) {
+		case POP_LIMIT:
+			if (st != SESSD_ERR_LIMIT)
+				DIVERGE(r, "FLASH_POP: %d, model LIMIT", st);
+			return;
+		case POP_EITHER:
+			if (st == SESSD_ERR_LIMIT)
+				return;
+			break;
+		default:
+			break;
+		}
 		if (st != SESSD_OK)
 			DIVERGE(r, "FLASH_POP: %d, model OK", st);
 		check_pop(r, m, o->type[0] ? o->type : NULL, out->flashes);
@@ -707,7 +839,7 @@ static void random_op(struct run *r, struct op *o, bool batchable)
 	case OP_PUSH:
 	case OP_PUSH_EXISTING:
 		random_type(r, o->type);
-		o->len = below(r, 10) == 0 ? below(r, r->mc->max_frame / 4) : below(r, 40);
+		o->len = below(r, 10) == 0 ? below(r, r->max_frame / 4) : below(r, 40);
 		o->data = malloc(o->len + 1);
 		cr_assert_not_null(o->data);
 		random_bytes(r, o->data, o->len);
@@ -738,6 +870,15 @@ static void run_blocking(struct run *r, struct sessd_client *c, const struct op 
 	const void *id = id_bytes[o->id];
 	size_t il = id_len[o->id];
 
+	if (r->mc->max_memory != NULL && (o->kind == OP_SET || o->kind == OP_SET_IF)) {
+		struct sessd_stats *s = NULL;
+
+		cr_assert_eq(sessd_stats(r->conn[0], 1, &s), SESSD_OK);
+		out.bytes_before = stat_value(r, s, "bytes");
+		out.max_bytes = stat_value(r, s, "max_bytes");
+		out.has_room_check = true;
+		sessd_stats_free(s);
+	}
 	cr_assert_eq(sessd_set_namespace_len(c, ns_name[o->ns], ns_len[o->ns]), SESSD_OK);
 	lo = real_ms() + r->shift_ms;
 	switch (o->kind) {
@@ -798,8 +939,12 @@ static void run_blocking(struct run *r, struct sessd_client *c, const struct op 
 static void run_batch(struct run *r, struct sessd_client *c)
 {
 	struct sessd_batch *b = sessd_batch_new(c);
-	struct op ops[8];
-	size_t n = 2 + below(r, 7), queued = 0;
+	struct op ops[80];
+	/* One batch in eight is a storm of pushes to one session: past the 64 types and the
+	 * max_frame / 2 bytes a session's flashes may hold. */
+	bool storm = below(r, 8) == 0;
+	size_t n = storm ? 20 + below(r, 60) : 2 + below(r, 7), queued = 0;
+	int storm_ns = (int)below(r, NNS), storm_id = (int)below(r, NID);
 	int64_t lo, hi;
 	int rc;
 
@@ -811,6 +956,16 @@ static void run_batch(struct run *r, struct sessd_client *c)
 		int at = -1;
 
 		random_op(r, o, true);
+		if (storm) {
+			op_free(o);
+			o->kind = below(r, 2) ? OP_PUSH : OP_PUSH_EXISTING;
+			o->ns = storm_ns, o->id = storm_id;
+			snprintf(o->type, sizeof(o->type), "ty%02u", (unsigned)below(r, NTYPES));
+			o->len = below(r, 4) == 0 ? below(r, r->max_frame / 16) : below(r, 20);
+			o->data = malloc(o->len + 1);
+			cr_assert_not_null(o->data);
+			random_bytes(r, o->data, o->len);
+		}
 		id = id_bytes[o->id], il = id_len[o->id];
 		cr_assert_eq(sessd_set_namespace_len(c, ns_name[o->ns], ns_len[o->ns]), SESSD_OK);
 		switch (o->kind) {
@@ -848,7 +1003,7 @@ static void run_batch(struct run *r, struct sessd_client *c)
 		if (at == -1) {
 			/* Only a frame over max_frame is refused when queued (EMSGSIZE). */
 			if (errno != EMSGSIZE || (o->kind != OP_SET && o->kind != OP_SET_IF) ||
-			    set_body_len(o, UINT32_MAX) <= r->mc->max_frame)
+			    set_body_len(o, UINT32_MAX) <= r->max_frame)
 				DIVERGE(r, "batch %s of %zu bytes refused: %s", op_name[o->kind],
 				        o->len, strerror(errno));
 			op_free(o);
@@ -1113,7 +1268,7 @@ static void connect_all(struct run *r)
 		sessd_close(r->conn[i]);
 		r->conn[i] = NULL;
 		cr_assert_eq(sessd_connect(url, &o, &r->conn[i]), SESSD_OK, "connect %s", url);
-		cr_assert_eq(sessd_max_frame(r->conn[i]), r->mc->max_frame);
+		cr_assert_eq(sessd_max_frame(r->conn[i]), r->max_frame);
 	}
 }
 
@@ -1141,6 +1296,7 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 	struct sessd_flashes *fl = NULL;
 	int64_t lo, hi;
 	int gst, tst, pst, match = -1;
+	char why[256] = "";
 
 	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
 	lo = real_ms() + r->shift_ms;
@@ -1159,39 +1315,19 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 			     pst == SESSD_NOT_FOUND;
 		} else {
 			ok = tst == SESSD_OK && (int64_t)ttl >= m->exp_lo - hi &&
-			     (int64_t)ttl <= m->exp_hi - lo && pst == SESSD_OK;
-			if (m->has_data)
+			     (int64_t)ttl <= m->exp_hi - lo &&
+			     (pst == SESSD_OK || pst == SESSD_ERR_LIMIT);
+			if (m->has_data && m->len > r->max_data)
+				ok = ok && gst == SESSD_ERR_LIMIT;
+			else if (m->has_data)
 				ok = ok && gst == SESSD_OK && len == m->len &&
 				     (len == 0 || memcmp(data, m->data, len) == 0);
 			else
 				ok = ok && gst == SESSD_NOT_FOUND;
-			if (ok && pst == SESSD_OK) {
-				size_t k2 = 0;
-				/* the same messages in pop order: compare through a copy */
-				struct msess copy;
-
-				sess_copy(&copy, m);
-				ok = fl->count == copy.nq;
-				for (size_t t = 0; ok && t < fl->count; t++) {
-					/* types in the order of their oldest message */
-					size_t i;
-
-					for (i = 0; i < copy.nq; i++)
-						if (copy.q[i].msg != NULL &&
-						    strcmp(copy.q[i].type, fl->items[t].type) == 0)
-							break;
-					ok = i < copy.nq && copy.q[i].len == fl->items[t].msg_len &&
-					     memcmp(copy.q[i].msg, fl->items[t].msg,
-					            copy.q[i].len) == 0;
-					if (ok) {
-						free(copy.q[i].msg);
-						copy.q[i].msg = NULL;
-						k2++;
-					}
-				}
-				sess_clear(&copy);
-				(void)k2;
-			}
+			if (ok && pst == SESSD_OK)
+				ok = pop_matches(m, NULL, fl, why, sizeof(why));
+			else if (ok && pst == SESSD_ERR_LIMIT)
+				ok = pop_fits(r, m, NULL) != POP_FITS;
 		}
 		if (ok)
 			match = k;
@@ -1199,19 +1335,18 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 	if (match < 0)
 		DIVERGE(r,
 		        "after a restart %s/%d: GET %d (%zu bytes) TTL %d (%llu ms) POP %d (%zu), "
-		        "model live %d data %d len %zu nq %zu%s",
+		        "model live %d data %d len %zu nq %zu%s %s",
 		        ns_name[ns], id, gst, len, tst, (unsigned long long)ttl, pst,
 		        fl ? fl->count : 0, r->s[ns][id].live, r->s[ns][id].has_data,
-		        r->s[ns][id].len, r->s[ns][id].nq, alt ? " (or the change in flight)" : "");
+		        r->s[ns][id].len, r->s[ns][id].nq, alt ? " (or the change in flight)" : "",
+		        why);
 	if (match == 1) {
 		sess_clear(&r->s[ns][id]);
 		r->s[ns][id] = *alt;
 		memset(alt, 0, sizeof(*alt));
 	}
-	/* the flashes were popped */
-	for (size_t i = 0; i < r->s[ns][id].nq; i++)
-		free(r->s[ns][id].q[i].msg);
-	r->s[ns][id].nq = 0;
+	if (pst == SESSD_OK)
+		pop_model(&r->s[ns][id], NULL);
 	free(data);
 	sessd_flashes_free(fl);
 }
@@ -1228,6 +1363,25 @@ static void check_everything(struct run *r)
 	check_namespaces(r, r->conn[0]);
 }
 
+/*
+ * For the next start: the case's --max-frame, or half or twice it. Lowered, sessions stored
+ * under the larger one stay, and their GET, LOAD and FLASH_POP answer LIMIT (PROTOCOL.md,
+ * Limits).
+ */
+static void pick_max_frame(struct run *r)
+{
+	uint64_t k = below(r, 4);
+	uint32_t f = r->mc->max_frame;
+
+	if (k == 1 && f / 2 >= 4096)
+		f /= 2;
+	else if (k == 2)
+		f *= 2;
+	r->max_frame = f;
+	r->max_data = f - 16;
+	snprintf(r->max_frame_arg, sizeof(r->max_frame_arg), "%u", f);
+}
+
 static void start_daemon(struct run *r)
 {
 	cr_assert_eq(harness_start(&r->d, r->args), 0);
@@ -1241,6 +1395,7 @@ static void restart_clean(struct run *r)
 	trace(r, "SIGTERM and restart");
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
+	pick_max_frame(r);
 	start_daemon(r);
 	r->restarts++;
 	check_everything(r);
@@ -1254,11 +1409,12 @@ static void restart_clean(struct run *r)
 static void restart_killed(struct run *r)
 {
 	struct op ops[6];
+	struct msess done[6];
 	bool used[NNS][NID] = {{false}};
 	size_t n = 1 + below(r, 6), acked;
 	struct buf out;
 	int fd;
-	int64_t lo;
+	int64_t lo, hi;
 
 	close_all(r);
 	fd = harness_open_ready(r->d.unix_url, "model-test-raw");
@@ -1336,18 +1492,14 @@ static void restart_killed(struct run *r)
 	}
 	cr_assert_eq(harness_kill(&r->d), 0);
 	close(fd);
-	cr_assert_eq(harness_restart(&r->d, r->args), 0);
-	r->no_memory_total = 0;
-	connect_all(r);
-	r->kills++;
+	hi = real_ms() + r->shift_ms;
 	for (size_t i = acked; i < n; i++) {
 		/* The change, had it been carried out: applied to a copy of the model's key as an
-		 * acknowledged one would be (a refused one leaves the model's state, also a
-		 * candidate). */
-		struct msess saved, done;
+		 * acknowledged one would be, under the --max-frame of the daemon killed (a refused
+		 * one leaves the model's state, also a candidate). */
+		struct msess saved;
 		struct outcome ok = {.status = SESSD_OK};
 		struct msess *m = &r->s[ops[i].ns][ops[i].id];
-		int64_t hi = real_ms() + r->shift_ms;
 
 		sess_copy(&saved, m);
 		if ((ops[i].kind == OP_TOUCH || ops[i].kind == OP_DESTROY) && !m->live)
@@ -1355,13 +1507,20 @@ static void restart_killed(struct run *r)
 		if (ops[i].kind == OP_SET && ops[i].len > r->max_data)
 			ok.status = SESSD_ERR_LIMIT;
 		if (ops[i].kind == OP_PUSH &&
-		    (m->live ? flash_bytes(m) : 0) + 4 + ops[i].len + 5 > r->mc->max_frame / 2)
+		    (m->live ? flash_bytes(m) : 0) + 4 + ops[i].len + 5 > r->max_frame / 2)
 			ok.status = SESSD_ERR_LIMIT;
 		check_op(r, &ops[i], &ok, lo, hi);
-		done = *m;
+		done[i] = *m;
 		*m = saved;
-		check_key(r, ops[i].ns, ops[i].id, &done);
-		sess_clear(&done);
+	}
+	pick_max_frame(r);
+	cr_assert_eq(harness_restart(&r->d, r->args), 0);
+	r->no_memory_total = 0;
+	connect_all(r);
+	r->kills++;
+	for (size_t i = acked; i < n; i++) {
+		check_key(r, ops[i].ns, ops[i].id, &done[i]);
+		sess_clear(&done[i]);
 		r->inflight_checked++;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1385,7 +1544,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 {
 	struct run *r = calloc(1, sizeof(*r));
-	char max_frame[32], tmpl[] = "/tmp/sessd-model-XXXXXX";
+	char tmpl[] = "/tmp/sessd-model-XXXXXX";
 	const char *so = getenv("SESSD_CLOCKSHIFT_SO"), *asan = getenv("ASAN_OPTIONS");
 	char opts[1024];
 	int na = 0;
@@ -1395,6 +1554,7 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	r->seed = seed;
 	r->rng = seed;
 	r->trace = getenv("SESSD_MODEL_TRACE") != NULL;
+	r->max_frame = mc->max_frame;
 	r->max_data = mc->max_frame - 16;
 	cr_assert_not_null(mkdtemp(tmpl));
 	snprintf(r->data_dir, sizeof(r->data_dir), "%s/data", tmpl);
@@ -1408,9 +1568,9 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 		         asan && *asan ? ":" : "");
 		cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
 	}
-	snprintf(max_frame, sizeof(max_frame), "%u", mc->max_frame);
+	snprintf(r->max_frame_arg, sizeof(r->max_frame_arg), "%u", mc->max_frame);
 	r->args[na++] = "--max-frame";
-	r->args[na++] = max_frame;
+	r->args[na++] = r->max_frame_arg;
 	if (mc->max_memory != NULL) {
 		r->args[na++] = "--max-memory";
 		r->args[na++] = mc->max_memory;
@@ -1471,12 +1631,15 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 			harness_sleep_ms(10);
 		}
 	}
-	fprintf(stderr,
-	        "model %s seed %llu: %d steps of the run, %llu requests checked, %d clock steps, "
-	        "%d restarts, %d kills (%d changes "
-	        "in flight checked), %d NO_MEMORY\n",
-	        mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
-	        r->restarts, r->kills, r->inflight_checked, r->refusals);
+	fprintf(
+	    stderr,
+	    "model %s seed %llu: %d steps of the run, %llu requests checked, %d clock steps, "
+	    "%d restarts, %d kills (%d changes "
+	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT\n",
+	    mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
+	    r->restarts, r->kills, r->inflight_checked, r->refusals,
+	    (unsigned long long)r->room_checks, (unsigned long long)r->limits,
+	    (unsigned long long)r->conflicts);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
 	for (int n = 0; n < NNS; n++)
