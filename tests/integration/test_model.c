@@ -62,6 +62,7 @@ struct flash_msg {
 	char type[16];
 	size_t len;
 	uint8_t *msg;
+	bool is_bin; /* pushed as bin: popped as bin (PROTOCOL.md, Types) */
 };
 
 struct msess {
@@ -96,7 +97,10 @@ struct run {
 	struct msess s[NNS][NID];
 	int64_t shift_ms;
 	uint64_t no_memory_total; /* NO_MEMORY replies since the daemon started */
-	uint32_t max_frame;       /* the daemon's --max-frame now: restarts change it */
+	uint64_t malformed_total; /* connections closed TOO_LARGE since it started */
+	int raw_fd;               /* run_raw's connection, or -1 */
+	uint64_t raw_rid;
+	uint32_t max_frame; /* the daemon's --max-frame now: restarts change it */
 	char max_frame_arg[16];
 	uint64_t max_data;
 	bool fsync_always;
@@ -106,7 +110,7 @@ struct run {
 	/* Sessions ended by the clock since the last change acknowledged (or clean stop): the
 	 * daemon's CLOCK record may not be on disk yet (step_clock). */
 	bool clock_pending;
-	int back_steps_taken;
+	int back_steps_taken, too_large;
 };
 
 static const char *const ns_name[NNS] = {
@@ -317,7 +321,7 @@ static void set_data(struct msess *m, const uint8_t *data, size_t len)
 	m->live = true;
 }
 
-static void push_msg(struct msess *m, const char *type, const uint8_t *msg, size_t len)
+static void push_msg(struct msess *m, const char *type, const uint8_t *msg, size_t len, bool is_bin)
 {
 	if (m->nq == m->capq) {
 		m->capq = m->capq ? 2 * m->capq : 8;
@@ -330,6 +334,7 @@ static void push_msg(struct msess *m, const char *type, const uint8_t *msg, size
 	if (len > 0)
 		memcpy(m->q[m->nq].msg, msg, len);
 	m->q[m->nq].len = len;
+	m->q[m->nq].is_bin = is_bin;
 	m->nq++;
 }
 
@@ -366,7 +371,8 @@ static bool pop_matches(const struct msess *m, const char *type, const struct se
 				return false;
 			}
 			if (strcmp(got->items[k].type, order[t]) != 0 ||
-			    got->items[k].msg_len != m->q[i].len || got->items[k].is_bin ||
+			    got->items[k].msg_len != m->q[i].len ||
+			    (got->items[k].is_bin != 0) != m->q[i].is_bin ||
 			    memcmp(got->items[k].msg, m->q[i].msg, m->q[i].len) != 0) {
 				snprintf(why, why_len,
 				         "message %zu: type %s of %zu bytes, model %s of %zu", k,
@@ -484,6 +490,9 @@ struct op {
 	uint64_t ttl_ms;
 	uint8_t expect[SESSD_TAG_BYTES];
 	char type[16]; /* "" for a FLASH_POP of every type */
+	/* Sent raw (run_raw) only, as libsessd never does: the id as bin, the default
+	 * namespace as its name, the message as bin. */
+	bool id_bin, ns_named, msg_bin;
 };
 
 /* What came back for an op. */
@@ -735,7 +744,7 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 			if (hi + (int64_t)o->ttl_ms > m->exp_hi)
 				m->exp_hi = hi + (int64_t)o->ttl_ms;
 		}
-		push_msg(m, o->type, o->data, o->len);
+		push_msg(m, o->type, o->data, o->len, o->msg_bin);
 		if (out->has_num && out->num != queue_len(m, o->type))
 			DIVERGE(r, "%s: queue of %llu, model %zu", op_name[o->kind],
 			        (unsigned long long)out->num, queue_len(m, o->type));
@@ -940,6 +949,216 @@ static void run_blocking(struct run *r, struct sessd_client *c, const struct op 
 	check_op(r, o, &out, lo, hi);
 	free(data);
 	sessd_flashes_free(fl);
+}
+
+/* The raw connection (run_raw), opened on first use after each start. */
+static int raw_connection(struct run *r)
+{
+	if (r->raw_fd < 0)
+		r->raw_fd = harness_open_ready(below(r, 2) ? r->d.unix_url : r->d.tcp_url,
+		                               "model-test-raw");
+	return r->raw_fd;
+}
+
+static void raw_close(struct run *r)
+{
+	if (r->raw_fd >= 0)
+		close(r->raw_fd);
+	r->raw_fd = -1;
+}
+
+static const uint32_t raw_opcode[OP_KINDS] = {CODEC_OP_GET,        CODEC_OP_LOAD,
+                                              CODEC_OP_SET,        CODEC_OP_SET_IF,
+                                              CODEC_OP_TOUCH,      CODEC_OP_TOUCH_IF,
+                                              CODEC_OP_DESTROY,    CODEC_OP_TTL,
+                                              CODEC_OP_FLASH_PUSH, CODEC_OP_FLASH_PUSH_EXISTING,
+                                              CODEC_OP_FLASH_POP};
+
+/* Append ${o}'s frame, with request id ${rid}, to ${out}; returns the body's length. */
+static size_t raw_encode(const struct op *o, uint64_t rid, struct buf *out)
+{
+	struct codec_request req = {
+	    .op = raw_opcode[o->kind], .request_id = rid, .ttl_ms = o->ttl_ms};
+	size_t at = out->len;
+
+	req.ns.ptr = (const uint8_t *)ns_name[o->ns];
+	req.ns.len = o->ns == 0 && !o->ns_named ? 0 : ns_len[o->ns];
+	req.id.ptr = (const uint8_t *)id_bytes[o->id];
+	req.id.len = id_len[o->id];
+	req.id_is_bin = o->id_bin;
+	if (o->kind == OP_SET || o->kind == OP_SET_IF) {
+		req.data.ptr = o->data;
+		req.data.len = o->len;
+	}
+	req.expect.ptr = o->expect;
+	req.expect.len = SESSD_TAG_BYTES;
+	if (o->kind == OP_PUSH || o->kind == OP_PUSH_EXISTING || o->kind == OP_POP) {
+		req.flash_type.ptr = (const uint8_t *)o->type;
+		req.flash_type.len = strlen(o->type);
+		req.flash_all = o->kind == OP_POP && o->type[0] == '\0';
+		req.flash_msg.ptr = o->data;
+		req.flash_msg.len = o->len;
+		req.flash_msg_is_bin = o->msg_bin;
+	}
+	cr_assert_eq(codec_encode_request(out, &req), 0);
+	return out->len - at - CODEC_HEADER_BYTES;
+}
+
+static void raw_flashes_free(struct sessd_flashes *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->count; i++) {
+		free((void *)f->items[i].type);
+		free((void *)f->items[i].msg);
+	}
+	free(f->items);
+	free(f);
+}
+
+/* Read ${n} messages of ${type} from ${rd} into ${f}. */
+static void raw_read_msgs(struct mp_reader *rd, const char *type, size_t type_len,
+                          struct sessd_flashes *f)
+{
+	uint32_t n;
+
+	cr_assert_eq(mp_read_array(rd, &n), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mp_bytes b;
+		bool is_bin;
+		struct sessd_flash *it;
+		char *t, *m;
+
+		cr_assert_eq(mp_read_bytes(rd, &b, &is_bin), 0);
+		f->items = realloc(f->items, (f->count + 1) * sizeof(*f->items));
+		cr_assert_not_null(f->items);
+		t = malloc(type_len + 1);
+		m = malloc(b.len + 1);
+		cr_assert(t != NULL && m != NULL);
+		memcpy(t, type, type_len);
+		t[type_len] = '\0';
+		if (b.len > 0)
+			memcpy(m, b.ptr, b.len);
+		it = &f->items[f->count++];
+		it->type = t;
+		it->msg = m;
+		it->msg_len = b.len;
+		it->is_bin = is_bin;
+	}
+}
+
+/*
+ * A pipeline of 1..6 random ops on a raw connection, in the forms libsessd never sends: ids
+ * as bin, the default namespace named, messages as bin, request ids of every width. A frame
+ * over max_frame is answered TOO_LARGE (request id 0) and closes the connection: what was
+ * pipelined behind it is not carried out, and the model checks that nothing of it was.
+ */
+static void run_raw(struct run *r)
+{
+	struct op ops[6];
+	uint64_t rids[6];
+	size_t n = 1 + below(r, 6), too_large_at = SIZE_MAX;
+	int fd = raw_connection(r);
+	struct buf out;
+	int64_t lo, hi;
+
+	buf_init(&out);
+	for (size_t i = 0; i < n; i++) {
+		struct op *o = &ops[i];
+
+		random_op(r, o, false);
+		o->id_bin = below(r, 2);
+		o->ns_named = below(r, 2);
+		o->msg_bin = below(r, 2);
+		rids[i] = below(r, 4) == 0 ? rnd(r) >> below(r, 64) : ++r->raw_rid;
+		if (rids[i] == 0)
+			rids[i] = 1; /* 0 is what a closing reply that names no request carries */
+		if (raw_encode(o, rids[i], &out) > r->max_frame) {
+			too_large_at = i;
+			n = i + 1;
+		}
+	}
+	lo = real_ms() + r->shift_ms;
+	harness_send_buf(fd, &out);
+	buf_finish(&out);
+	for (size_t i = 0; i < n; i++) {
+		struct codec_reply rep;
+		uint8_t *body = NULL;
+		struct outcome o2 = {0};
+		struct sessd_flashes *fl = NULL;
+		struct mp_reader rd;
+		uint32_t cnt;
+		struct mp_bytes b;
+
+		harness_read_reply(fd, &rep, &body);
+		hi = real_ms() + r->shift_ms;
+		r->requests++;
+		if (i == too_large_at) {
+			if (rep.status != CODEC_TOO_LARGE || rep.request_id != 0)
+				DIVERGE(r,
+				        "raw %s over max_frame: status %u id %llu, model TOO_LARGE "
+				        "id 0",
+				        op_name[ops[i].kind], rep.status,
+				        (unsigned long long)rep.request_id);
+			harness_expect_closed(fd);
+			raw_close(r);
+			r->malformed_total++;
+			r->too_large++;
+			free(body);
+			break;
+		}
+		if (rep.request_id != rids[i])
+			DIVERGE(r, "raw %s: reply to request id %llu, sent %llu",
+			        op_name[ops[i].kind], (unsigned long long)rep.request_id,
+			        (unsigned long long)rids[i]);
+		o2.status = (int)rep.status;
+		mp_reader_init(&rd, rep.result.ptr, rep.result.len);
+		if (rep.status == CODEC_OK) {
+			switch (ops[i].kind) {
+			case OP_GET:
+				cr_assert_eq(mp_read_bin(&rd, &b), 0);
+				o2.data = b.ptr, o2.len = b.len;
+				break;
+			case OP_LOAD:
+				cr_assert(mp_read_array(&rd, &cnt) == 0 && cnt == 2);
+				cr_assert_eq(mp_read_bin(&rd, &b), 0);
+				o2.data = b.ptr, o2.len = b.len;
+				cr_assert_eq(mp_read_uint(&rd, &o2.num), 0);
+				break;
+			case OP_TTL:
+				cr_assert_eq(mp_read_uint(&rd, &o2.num), 0);
+				break;
+			case OP_PUSH:
+			case OP_PUSH_EXISTING:
+				cr_assert_eq(mp_read_uint(&rd, &o2.num), 0);
+				o2.has_num = true;
+				break;
+			case OP_POP:
+				fl = calloc(1, sizeof(*fl));
+				cr_assert_not_null(fl);
+				if (ops[i].type[0] != '\0') {
+					raw_read_msgs(&rd, ops[i].type, strlen(ops[i].type), fl);
+					break;
+				}
+				cr_assert_eq(mp_read_map(&rd, &cnt), 0);
+				for (uint32_t t = 0; t < cnt; t++) {
+					cr_assert_eq(mp_read_str(&rd, &b), 0);
+					raw_read_msgs(&rd, (const char *)b.ptr, b.len, fl);
+				}
+				break;
+			default:
+				cr_assert_eq(mp_read_nil(&rd), 0);
+				break;
+			}
+		}
+		o2.flashes = fl;
+		r->requests--; /* check_op counts it */
+		check_op(r, &ops[i], &o2, lo, hi);
+		raw_flashes_free(fl);
+		free(body);
+	}
+	for (size_t i = 0; i < n; i++)
+		op_free(&ops[i]);
 }
 
 /* Queue 2..8 random ops in one batch on ${c}, run it, and check each reply in order. */
@@ -1178,7 +1397,8 @@ static void check_stats(struct run *r, struct sessd_client *c, int ns)
 	if (stat_value(r, s, "sessions") != model_total(r) ||
 	    stat_value(r, s, "namespaces") != nss ||
 	    stat_value(r, s, "no_memory_total") != r->no_memory_total ||
-	    stat_value(r, s, "io_errors_total") != 0 || stat_value(r, s, "malformed_total") != 0 ||
+	    stat_value(r, s, "io_errors_total") != 0 ||
+	    stat_value(r, s, "malformed_total") != r->malformed_total ||
 	    stat_value(r, s, "writable") != 1)
 		DIVERGE(
 		    r,
@@ -1291,6 +1511,7 @@ static void connect_all(struct run *r)
 
 static void close_all(struct run *r)
 {
+	raw_close(r);
 	for (int i = 0; i < NCONN; i++) {
 		sessd_close(r->conn[i]);
 		r->conn[i] = NULL;
@@ -1403,6 +1624,7 @@ static void start_daemon(struct run *r)
 {
 	cr_assert_eq(harness_start(&r->d, r->args), 0);
 	r->no_memory_total = 0;
+	r->malformed_total = 0;
 	connect_all(r);
 }
 
@@ -1537,6 +1759,7 @@ static void restart_killed(struct run *r)
 	pick_max_frame(r);
 	cr_assert_eq(harness_restart(&r->d, r->args), 0);
 	r->no_memory_total = 0;
+	r->malformed_total = 0;
 	connect_all(r);
 	r->kills++;
 	for (size_t i = acked; i < n; i++) {
@@ -1575,6 +1798,7 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	r->seed = seed;
 	r->rng = seed;
 	r->trace = getenv("SESSD_MODEL_TRACE") != NULL;
+	r->raw_fd = -1;
 	r->max_frame = mc->max_frame;
 	r->max_data = mc->max_frame - 16;
 	cr_assert_not_null(mkdtemp(tmpl));
@@ -1627,7 +1851,9 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 			do_clear(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
 		} else if (k < 26) {
 			check_stats(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
-		} else if (k < 226) {
+		} else if (k < 300) {
+			run_raw(r);
+		} else if (k < 500) {
 			run_batch(r, r->conn[below(r, NCONN)]);
 		} else {
 			random_op(r, &o, false);
@@ -1657,11 +1883,12 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	    "model %s seed %llu: %d steps of the run, %llu requests checked, %d clock steps (%d "
 	    "back), "
 	    "%d restarts, %d kills (%d changes "
-	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT\n",
+	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT, "
+	    "%d TOO_LARGE\n",
 	    mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
 	    r->back_steps_taken, r->restarts, r->kills, r->inflight_checked, r->refusals,
 	    (unsigned long long)r->room_checks, (unsigned long long)r->limits,
-	    (unsigned long long)r->conflicts);
+	    (unsigned long long)r->conflicts, r->too_large);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
 	for (int n = 0; n < NNS; n++)
