@@ -110,7 +110,8 @@ struct run {
 	/* Sessions ended by the clock since the last change acknowledged (or clean stop): the
 	 * daemon's CLOCK record may not be on disk yet (step_clock). */
 	bool clock_pending;
-	int back_steps_taken, too_large;
+	int back_steps_taken, too_large, concurrent;
+	bool probe, diverged; /* run_concurrent's trial of one order */
 };
 
 static const char *const ns_name[NNS] = {
@@ -154,7 +155,7 @@ static int64_t real_ms(void)
 }
 
 struct run;
-static void diverge(const struct run *r, const char *fmt, ...);
+static void diverge(struct run *r, const char *fmt, ...);
 /* A reply the model does not accept: fails the test, naming the case, seed and op. */
 #define DIVERGE(...) diverge(__VA_ARGS__)
 
@@ -171,11 +172,22 @@ static void trace(struct run *r, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static void diverge(const struct run *r, const char *fmt, ...)
+static void diverge(struct run *r, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
 
+	/* Trying an order of concurrent requests (run_concurrent): only note it. */
+	if (r->probe) {
+		if (!r->diverged && r->trace) {
+			va_start(ap, fmt);
+			vsnprintf(text, sizeof(text), fmt, ap);
+			va_end(ap);
+			fprintf(stderr, "  (this order: %s)\n", text);
+		}
+		r->diverged = true;
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
@@ -570,6 +582,8 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 	uint8_t tag[SESSD_TAG_BYTES];
 	bool tag_ok = false;
 
+	if (r->probe && r->diverged)
+		return;
 	r->requests++;
 	if (st == SESSD_OK && o->kind != OP_GET && o->kind != OP_LOAD && o->kind != OP_TTL &&
 	    (o->kind != OP_POP || (out->flashes != NULL && out->flashes->count > 0)))
@@ -770,6 +784,8 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 		}
 		if (st != SESSD_OK)
 			DIVERGE(r, "FLASH_POP: %d, model OK", st);
+		if (out->flashes == NULL)
+			return; /* a trial that diverged already */
 		check_pop(r, m, o->type[0] ? o->type : NULL, out->flashes);
 		return;
 	default:
@@ -1159,6 +1175,176 @@ static void run_raw(struct run *r)
 	}
 	for (size_t i = 0; i < n; i++)
 		op_free(&ops[i]);
+}
+
+/* The model's state, to try an order of concurrent requests on and go back to. */
+static void model_save(const struct run *r, struct run *saved)
+{
+	*saved = *r;
+	for (int n = 0; n < NNS; n++)
+		for (int i = 0; i < NID; i++)
+			sess_copy(&saved->s[n][i], &r->s[n][i]);
+}
+
+static void model_drop(struct run *saved)
+{
+	for (int n = 0; n < NNS; n++)
+		for (int i = 0; i < NID; i++)
+			sess_clear(&saved->s[n][i]);
+}
+
+static void model_restore(struct run *r, struct run *saved)
+{
+	model_drop(r);
+	*r = *saved;
+}
+
+/* Decode the reply ${rep} to ${o} into ${out}, which borrows it; *${fl} is a FLASH_POP's. */
+static void raw_decode(const struct op *o, const struct codec_reply *rep, struct outcome *out,
+                       struct sessd_flashes **fl)
+{
+	struct mp_reader rd;
+	struct mp_bytes b;
+	uint32_t cnt;
+
+	memset(out, 0, sizeof(*out));
+	*fl = NULL;
+	out->status = (int)rep->status;
+	if (rep->status != CODEC_OK)
+		return;
+	mp_reader_init(&rd, rep->result.ptr, rep->result.len);
+	switch (o->kind) {
+	case OP_GET:
+		cr_assert_eq(mp_read_bin(&rd, &b), 0);
+		out->data = b.ptr, out->len = b.len;
+		break;
+	case OP_LOAD:
+		cr_assert(mp_read_array(&rd, &cnt) == 0 && cnt == 2);
+		cr_assert_eq(mp_read_bin(&rd, &b), 0);
+		out->data = b.ptr, out->len = b.len;
+		cr_assert_eq(mp_read_uint(&rd, &out->num), 0);
+		break;
+	case OP_TTL:
+		cr_assert_eq(mp_read_uint(&rd, &out->num), 0);
+		break;
+	case OP_PUSH:
+	case OP_PUSH_EXISTING:
+		cr_assert_eq(mp_read_uint(&rd, &out->num), 0);
+		out->has_num = true;
+		break;
+	case OP_POP:
+		*fl = calloc(1, sizeof(**fl));
+		cr_assert_not_null(*fl);
+		if (o->type[0] != '\0') {
+			raw_read_msgs(&rd, o->type, strlen(o->type), *fl);
+			break;
+		}
+		cr_assert_eq(mp_read_map(&rd, &cnt), 0);
+		for (uint32_t t = 0; t < cnt; t++) {
+			cr_assert_eq(mp_read_str(&rd, &b), 0);
+			raw_read_msgs(&rd, (const char *)b.ptr, b.len, *fl);
+		}
+		break;
+	default:
+		cr_assert_eq(mp_read_nil(&rd), 0);
+		break;
+	}
+	out->flashes = *fl;
+}
+
+/*
+ * Two pipelines of 1..3 ops each on two connections at once, over two keys, so that they
+ * collide: the daemon runs each request in one step that no other comes between
+ * (PROTOCOL.md), in each connection's order, so the replies must be those of one
+ * interleaving of the two pipelines that the model can replay. Every interleaving is tried.
+ */
+static void run_concurrent(struct run *r)
+{
+	struct op ops[2][3];
+	size_t n[2] = {1 + below(r, 3), 1 + below(r, 3)};
+	int fd[2], keys[2][2];
+	struct codec_reply rep[2][3];
+	uint8_t *body[2][3];
+	struct outcome out[2][3];
+	struct sessd_flashes *fl[2][3];
+	int64_t lo, hi;
+	bool matched = false;
+	struct run *saved = malloc(sizeof(*saved));
+
+	cr_assert_not_null(saved);
+	for (int k = 0; k < 2; k++)
+		keys[k][0] = (int)below(r, NNS), keys[k][1] = (int)below(r, NID);
+	lo = real_ms() + r->shift_ms;
+	for (int c = 0; c < 2; c++) {
+		struct buf b;
+
+		fd[c] = harness_open_ready(c ? r->d.tcp_url : r->d.unix_url, "model-test-conc");
+		buf_init(&b);
+		for (size_t i = 0; i < n[c]; i++) {
+			struct op *o = &ops[c][i];
+			int k = (int)below(r, 2);
+
+			random_op(r, o, false);
+			o->ns = keys[k][0], o->id = keys[k][1];
+			o->msg_bin = below(r, 2);
+			if (o->kind == OP_SET || o->kind == OP_SET_IF)
+				o->len = o->len > 200 ? 200 : o->len;
+			raw_encode(o, 1 + i, &b);
+		}
+		cr_assert_eq(harness_send_all(fd[c], b.data, b.len), 0);
+		buf_finish(&b);
+	}
+	for (int c = 0; c < 2; c++)
+		for (size_t i = 0; i < n[c]; i++) {
+			harness_read_reply(fd[c], &rep[c][i], &body[c][i]);
+			cr_assert_eq(rep[c][i].request_id, 1 + i);
+			raw_decode(&ops[c][i], &rep[c][i], &out[c][i], &fl[c][i]);
+		}
+	hi = real_ms() + r->shift_ms;
+	/* Each order: a mask of n[0] + n[1] bits, a 1 where the first connection's next goes. */
+	for (unsigned mask = 0; mask < (1u << (n[0] + n[1])) && !matched; mask++) {
+		size_t at[2] = {0, 0};
+
+		if ((size_t)__builtin_popcount(mask) != n[0])
+			continue;
+		model_save(r, saved);
+		r->probe = true;
+		r->diverged = false;
+		for (size_t j = 0; j < n[0] + n[1] && !r->diverged; j++) {
+			int c = (mask >> j) & 1 ? 0 : 1;
+
+			check_op(r, &ops[c][at[c]], &out[c][at[c]], lo, hi);
+			at[c]++;
+		}
+		r->probe = false;
+		if (!r->diverged) {
+			matched = true;
+			model_drop(saved);
+		} else {
+			model_restore(r, saved);
+		}
+	}
+	if (!matched)
+		for (int c = 0; c < 2; c++)
+			for (size_t i = 0; i < n[c]; i++)
+				fprintf(stderr, "concurrent %d.%zu: %s %s/%d -> %d\n", c, i,
+				        op_name[ops[c][i].kind], ns_name[ops[c][i].ns],
+				        ops[c][i].id, out[c][i].status);
+	if (!matched)
+		DIVERGE(r,
+		        "%zu and %zu concurrent requests: no order of them gives these replies "
+		        "(first statuses %d and %d)",
+		        n[0], n[1], out[0][0].status, out[1][0].status);
+	r->concurrent++;
+	for (int c = 0; c < 2; c++) {
+		for (size_t i = 0; i < n[c]; i++) {
+			raw_flashes_free(fl[c][i]);
+			free(body[c][i]);
+			op_free(&ops[c][i]);
+		}
+		close(fd[c]);
+	}
+	free(saved);
 }
 
 /* Queue 2..8 random ops in one batch on ${c}, run it, and check each reply in order. */
@@ -1851,9 +2037,11 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 			do_clear(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
 		} else if (k < 26) {
 			check_stats(r, r->conn[below(r, NCONN)], (int)below(r, NNS));
-		} else if (k < 300) {
+		} else if (k < 80) {
+			run_concurrent(r);
+		} else if (k < 140) {
 			run_raw(r);
-		} else if (k < 500) {
+		} else if (k < 360) {
 			run_batch(r, r->conn[below(r, NCONN)]);
 		} else {
 			random_op(r, &o, false);
@@ -1884,11 +2072,11 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	    "back), "
 	    "%d restarts, %d kills (%d changes "
 	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT, "
-	    "%d TOO_LARGE\n",
+	    "%d TOO_LARGE, %d concurrent pairs\n",
 	    mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
 	    r->back_steps_taken, r->restarts, r->kills, r->inflight_checked, r->refusals,
 	    (unsigned long long)r->room_checks, (unsigned long long)r->limits,
-	    (unsigned long long)r->conflicts, r->too_large);
+	    (unsigned long long)r->conflicts, r->too_large, r->concurrent);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
 	for (int n = 0; n < NNS; n++)
