@@ -1717,7 +1717,12 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 	void *data = NULL;
 	size_t len = 0;
 	uint64_t ttl = 0;
-	struct sessd_flashes *fl = NULL;
+	/* The pop of every type; when that is LIMIT, pops of each type either candidate holds
+	 * (the two may differ by a message in flight, which the whole pop's LIMIT hides). */
+	struct sessd_flashes *fl = NULL, *tfl[NTYPES + 8] = {NULL};
+	int tst_pop[NTYPES + 8];
+	char types[NTYPES + 8][16];
+	size_t ntypes = 0;
 	int64_t lo, hi;
 	int gst, tst, pst, match = -1;
 	char why[256] = "";
@@ -1727,6 +1732,21 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 	gst = sessd_get(c, id_bytes[id], id_len[id], &data, &len);
 	tst = sessd_ttl(c, id_bytes[id], id_len[id], &ttl);
 	pst = sessd_flash_pop(c, id_bytes[id], id_len[id], NULL, &fl);
+	if (pst == SESSD_ERR_LIMIT) {
+		for (int k = 0; k < (alt ? 2 : 1); k++)
+			for (size_t i = 0; i < cand[k]->nq; i++) {
+				bool seen = false;
+
+				for (size_t t = 0; t < ntypes && !seen; t++)
+					seen = strcmp(types[t], cand[k]->q[i].type) == 0;
+				if (!seen && ntypes < NTYPES + 8)
+					snprintf(types[ntypes++], sizeof(types[0]), "%s",
+					         cand[k]->q[i].type);
+			}
+		for (size_t t = 0; t < ntypes; t++)
+			tst_pop[t] =
+			    sessd_flash_pop(c, id_bytes[id], id_len[id], types[t], &tfl[t]);
+	}
 	hi = real_ms() + r->shift_ms;
 	for (int k = 0; k < (alt ? 2 : 1) && match < 0; k++) {
 		struct msess *m = cand[k];
@@ -1752,6 +1772,11 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 				ok = pop_matches(m, NULL, fl, why, sizeof(why));
 			else if (ok && pst == SESSD_ERR_LIMIT)
 				ok = pop_fits(r, m, NULL) != POP_FITS;
+			for (size_t t = 0; ok && pst == SESSD_ERR_LIMIT && t < ntypes; t++)
+				ok = tst_pop[t] == SESSD_OK
+				         ? pop_matches(m, types[t], tfl[t], why, sizeof(why))
+				         : tst_pop[t] == SESSD_ERR_LIMIT &&
+				               pop_fits(r, m, types[t]) != POP_FITS;
 		}
 		if (ok)
 			match = k;
@@ -1771,6 +1796,11 @@ static void check_key(struct run *r, int ns, int id, struct msess *alt)
 	}
 	if (pst == SESSD_OK)
 		pop_model(&r->s[ns][id], NULL);
+	for (size_t t = 0; t < ntypes; t++) {
+		if (tst_pop[t] == SESSD_OK)
+			pop_model(&r->s[ns][id], types[t]);
+		sessd_flashes_free(tfl[t]);
+	}
 	free(data);
 	sessd_flashes_free(fl);
 }
