@@ -1,10 +1,14 @@
 /*
- * Model-based differential test of the daemon: long random sequences of operations sent
- * through libsessd to the real sessd, every reply checked against a reference model of what
- * PROTOCOL.md, sessd(8) and the README promise. Four namespaces (one holding a NUL) of six ids
+ * Model-based differential test of the daemon: long random sequences of operations sent to
+ * the real sessd, every reply checked against a reference model of what PROTOCOL.md, sessd(8)
+ * and the README promise. Four namespaces (one holding a NUL, one of 64 bytes) of six ids
  * each (1 and 128 bytes, a NUL, bytes that are not UTF-8), so that operations collide; data of
- * 0 bytes to past max_data; flash types enough to pass the 64-type limit and messages enough
- * to pass max_frame / 2; three connections (Unix and TCP) taking turns, and pipelined batches.
+ * 0 bytes to past max_data and frames past max_frame; flash types enough to pass the 64-type
+ * limit and messages enough to pass max_frame / 2. Requests go through libsessd on three
+ * connections (Unix and TCP) taking turns, blocking and in batches; raw, in the forms
+ * libsessd never sends (bin ids, the default namespace named, bin messages, request ids of
+ * every width, frames over max_frame); and as two pipelines on two connections at once,
+ * whose replies must be those of one interleaving the model can replay.
  *
  * Time: the daemon's wall clock is the system's plus a shift this test steps (clockshift.so,
  * as in test_clock). Every ttl is a whole number of STEP_MS (an hour) and every step of the
@@ -12,24 +16,29 @@
  * a session set with n steps of ttl is live until the clock has been stepped n steps past the
  * instant it was set, whatever the real time between (under STEP_MS). Remaining lifetimes
  * (TTL, LIST) are checked against the interval the model keeps for each expiry. After a step
- * forward the test waits until the daemon has reclaimed what expired, so that STATS and
- * NAMESPACES (which count sessions not reclaimed yet) are exact again.
+ * the test waits until the daemon has reclaimed what expired, so that STATS and NAMESPACES
+ * (which count sessions not reclaimed yet) are exact again.
  *
  * What is checked exactly: every status (NO_MEMORY aside, which the docs let the daemon
- * answer to any write that grows the store, and the model then checks that nothing changed),
- * every GET, LOAD and FLASH_POP result byte for byte, COUNT, LIST and CLEAR, NAMESPACES,
- * STATS' sessions, flashes, namespaces and no_memory_total, and, with --data-dir, the whole
- * store after every restart: a SIGTERM, or a kill -9 under --fsync always (every acknowledged
- * write kept), some of them with a pipeline of changes in flight, each of which must then be
- * found carried out whole or not at all.
+ * answer to a write that grows the store: the model then checks that nothing changed, and
+ * that a refused SET had no room by the STATS read just before it), every GET, LOAD and
+ * FLASH_POP result byte for byte, COUNT, LIST and CLEAR, NAMESPACES, STATS' sessions,
+ * flashes, namespaces, no_memory_total and malformed_total, and, with --data-dir, the whole
+ * store after every restart: a SIGTERM, or a kill -9 under --fsync always (every
+ * acknowledged write kept), some with a pipeline of changes in flight, each of which must be
+ * found carried out whole or not at all; restarts with half or twice --max-frame (what no
+ * longer fits is answered LIMIT and kept).
  *
- * Each case has a fixed seed and a few thousand operations. To run longer by hand, with other
- * seeds: SESSD_MODEL_SEED=N (the first seed), SESSD_MODEL_SEEDS=K (run K seeds, N, N+1, ...)
- * and SESSD_MODEL_OPS=M (operations a seed), e.g.
+ * Each case has a fixed seed and a few thousand steps (seconds). To run longer by hand, with
+ * other seeds, run the binary itself (meson test would stop it at 600 s):
+ *   SESSD_MODEL_SEED=N     the first seed (default: the case's own)
+ *   SESSD_MODEL_SEEDS=K    run K seeds, N, N+1, ...
+ *   SESSD_MODEL_OPS=M      steps a seed (a step is one request, a batch, a pipeline, ...)
+ *   SESSD_MODEL_TRACE=1    print every request and reply (to find what led to a failure)
+ * with SESSD_BIN, LD_LIBRARY_PATH and SESSD_CLOCKSHIFT_SO set as meson test sets them, e.g.
  *   SESSD_MODEL_SEED=1000 SESSD_MODEL_SEEDS=50 SESSD_MODEL_OPS=20000 \
- *     meson test -C build --suite integration model --timeout-multiplier 0
- * A failure names its case, seed and operation number; the operations before it are printed
- * with SESSD_MODEL_TRACE=1.
+ *     nice -n 10 build/tests/integration/test_model -j1 --filter 'model/in_memory'
+ * A failure names its case, seed and step; the same seed replays the same run.
  */
 #include <criterion/criterion.h>
 
@@ -2127,7 +2136,7 @@ static void run_case(const struct model_case *mc)
 		run_seed(mc, first + s, nops);
 }
 
-LEAK_CHECKED_TEST_OPTS(model, in_memory, .timeout = 300)
+LEAK_CHECKED_TEST(model, in_memory)
 {
 	static const struct model_case mc = {
 	    .name = "in_memory", .seed = 1, .ops = 3000, .max_frame = 65536, .back_steps = true};
@@ -2135,7 +2144,7 @@ LEAK_CHECKED_TEST_OPTS(model, in_memory, .timeout = 300)
 	run_case(&mc);
 }
 
-LEAK_CHECKED_TEST_OPTS(model, small_max_memory, .timeout = 300)
+LEAK_CHECKED_TEST(model, small_max_memory)
 {
 	static const struct model_case mc = {.name = "small_max_memory",
 	                                     .seed = 2,
@@ -2147,7 +2156,7 @@ LEAK_CHECKED_TEST_OPTS(model, small_max_memory, .timeout = 300)
 	run_case(&mc);
 }
 
-LEAK_CHECKED_TEST_OPTS(model, data_dir_restarts, .timeout = 300)
+LEAK_CHECKED_TEST(model, data_dir_restarts)
 {
 	static const struct model_case mc = {.name = "data_dir_restarts",
 	                                     .seed = 3,
@@ -2159,7 +2168,7 @@ LEAK_CHECKED_TEST_OPTS(model, data_dir_restarts, .timeout = 300)
 	run_case(&mc);
 }
 
-LEAK_CHECKED_TEST_OPTS(model, data_dir_small_max_memory, .timeout = 300)
+LEAK_CHECKED_TEST(model, data_dir_small_max_memory)
 {
 	static const struct model_case mc = {.name = "data_dir_small_max_memory",
 	                                     .seed = 4,
