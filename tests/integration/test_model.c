@@ -1671,10 +1671,11 @@ static void wait_reclaimed(struct run *r)
 static void step_clock(struct run *r)
 {
 	int64_t k = 1 + (int64_t)below(r, 3);
-	uint64_t before;
+	uint64_t before, expired_before;
 
 	settle_all(r, real_ms() + r->shift_ms, real_ms() + r->shift_ms);
 	before = model_total(r);
+	expired_before = server_stat(r, "expired_total");
 	if (r->mc->back_steps && below(r, 3) == 0 && !r->clock_pending) {
 		wait_reclaimed(r);
 		/* The model's expiries are instants of the daemon's clock: none moves. */
@@ -1689,6 +1690,11 @@ static void step_clock(struct run *r)
 	wait_reclaimed(r);
 	if (model_total(r) < before)
 		r->clock_pending = true;
+	/* What the step ended, reclaimed by the daemon's expiry (nothing else ran since). */
+	if (server_stat(r, "expired_total") - expired_before != before - model_total(r))
+		DIVERGE(r, "a clock step ended %llu sessions, expired_total grew by %llu",
+		        (unsigned long long)(before - model_total(r)),
+		        (unsigned long long)(server_stat(r, "expired_total") - expired_before));
 }
 
 static void connect_all(struct run *r)
