@@ -1503,11 +1503,18 @@ static void check_list(struct run *r, struct sessd_client *c, int ns)
 		struct sessd_list *l = NULL;
 		int rc;
 
+		/* A limit of 0 is taken as 1, one over 1000 as 1000 (PROTOCOL.md, LIST). */
+		unsigned limit =
+		    below(r, 8) == 0 ? (below(r, 2) ? 0 : 5000) : (unsigned)(1 + below(r, 4));
+
 		lo = real_ms() + r->shift_ms;
-		rc = sessd_list(c, cursor, (unsigned)(1 + below(r, 4)), &l);
+		rc = sessd_list(c, cursor, limit, &l);
 		hi = real_ms() + r->shift_ms;
 		if (rc != SESSD_OK)
 			DIVERGE(r, "LIST %s: %s", ns_name[ns], sessd_strerror(rc));
+		if (l->count > (limit == 0 ? 1 : limit > 1000 ? 1000 : limit))
+			DIVERGE(r, "LIST %s with limit %u: %zu entries", ns_name[ns], limit,
+			        l->count);
 		settle_all(r, lo, hi);
 		for (size_t i = 0; i < l->count; i++) {
 			int id = -1;
