@@ -121,7 +121,7 @@ struct run {
 	/* Sessions ended by the clock since the last change acknowledged (or clean stop): the
 	 * daemon's CLOCK record may not be on disk yet (step_clock). */
 	bool clock_pending;
-	int back_steps_taken, too_large, concurrent, over_limit_starts;
+	int back_steps_taken, too_large, concurrent, over_limit_starts, concurrent_ambiguous;
 	bool probe, diverged; /* run_concurrent's trial of one order */
 };
 
@@ -1204,12 +1204,6 @@ static void model_drop(struct run *saved)
 			sess_clear(&saved->s[n][i]);
 }
 
-static void model_restore(struct run *r, struct run *saved)
-{
-	model_drop(r);
-	*r = *saved;
-}
-
 /* Decode the reply ${rep} to ${o} into ${out}, which borrows it; *${fl} is a FLASH_POP's. */
 static void raw_decode(const struct op *o, const struct codec_reply *rep, struct outcome *out,
                        struct sessd_flashes **fl)
@@ -1263,6 +1257,62 @@ static void raw_decode(const struct op *o, const struct codec_reply *rep, struct
 	out->flashes = *fl;
 }
 
+/* What the daemon holds at one key: GET, TTL and a pop of every type, at an instant in
+ * [lo, hi]. */
+struct key_obs {
+	int gst, tst, pst;
+	void *data;
+	size_t len;
+	uint64_t ttl;
+	struct sessd_flashes *fl;
+	int64_t lo, hi;
+};
+
+static void observe_key(struct run *r, int ns, int id, struct key_obs *ob)
+{
+	struct sessd_client *c = r->conn[0];
+
+	memset(ob, 0, sizeof(*ob));
+	cr_assert_eq(sessd_set_namespace_len(c, ns_name[ns], ns_len[ns]), SESSD_OK);
+	ob->lo = real_ms() + r->shift_ms;
+	ob->gst = sessd_get(c, id_bytes[id], id_len[id], &ob->data, &ob->len);
+	ob->tst = sessd_ttl(c, id_bytes[id], id_len[id], &ob->ttl);
+	ob->pst = sessd_flash_pop(c, id_bytes[id], id_len[id], NULL, &ob->fl);
+	ob->hi = real_ms() + r->shift_ms;
+}
+
+static void key_obs_free(struct key_obs *ob)
+{
+	free(ob->data);
+	sessd_flashes_free(ob->fl);
+}
+
+/* Whether the model ${r}'s session ${m} is what ${ob} saw (changes nothing). */
+static bool key_fits(const struct run *r, const struct msess *m, const struct key_obs *ob)
+{
+	char why[256];
+
+	if (!m->live || m->exp_hi <= ob->lo)
+		return ob->gst == SESSD_NOT_FOUND && ob->tst == SESSD_NOT_FOUND &&
+		       ob->pst == SESSD_NOT_FOUND;
+	if (ob->tst != SESSD_OK || (int64_t)ob->ttl < m->exp_lo - ob->hi ||
+	    (int64_t)ob->ttl > m->exp_hi - ob->lo)
+		return false;
+	if (m->has_data && m->len > r->max_data) {
+		if (ob->gst != SESSD_ERR_LIMIT)
+			return false;
+	} else if (m->has_data) {
+		if (ob->gst != SESSD_OK || ob->len != m->len ||
+		    (m->len > 0 && memcmp(ob->data, m->data, m->len) != 0))
+			return false;
+	} else if (ob->gst != SESSD_NOT_FOUND) {
+		return false;
+	}
+	if (ob->pst == SESSD_OK)
+		return pop_matches(m, NULL, ob->fl, why, sizeof(why));
+	return ob->pst == SESSD_ERR_LIMIT && pop_fits(r, m, NULL) != POP_FITS;
+}
+
 /*
  * Two pipelines of 1..3 ops each on two connections at once, over two keys, so that they
  * collide: the daemon runs each request in one step that no other comes between
@@ -1280,7 +1330,8 @@ static void run_concurrent(struct run *r)
 	struct sessd_flashes *fl[2][3];
 	int64_t lo, hi;
 	bool matched = false;
-	struct run *saved = malloc(sizeof(*saved));
+	struct run *saved = malloc(sizeof(*saved)), *found[20];
+	size_t nfound = 0;
 
 	cr_assert_not_null(saved);
 	for (int k = 0; k < 2; k++)
@@ -1312,13 +1363,15 @@ static void run_concurrent(struct run *r)
 			raw_decode(&ops[c][i], &rep[c][i], &out[c][i], &fl[c][i]);
 		}
 	hi = real_ms() + r->shift_ms;
-	/* Each order: a mask of n[0] + n[1] bits, a 1 where the first connection's next goes. */
-	for (unsigned mask = 0; mask < (1u << (n[0] + n[1])) && !matched; mask++) {
+	/* Each order: a mask of n[0] + n[1] bits, a 1 where the first connection's next goes.
+	 * Every order the replies fit is kept: replies alone do not always tell them apart
+	 * (two SETs of one key, two TOUCHes of different ttls), the state they leave does. */
+	model_save(r, saved);
+	for (unsigned mask = 0; mask < (1u << (n[0] + n[1])); mask++) {
 		size_t at[2] = {0, 0};
 
 		if ((size_t)__builtin_popcount(mask) != n[0])
 			continue;
-		model_save(r, saved);
 		r->probe = true;
 		r->diverged = false;
 		for (size_t j = 0; j < n[0] + n[1] && !r->diverged; j++) {
@@ -1329,12 +1382,59 @@ static void run_concurrent(struct run *r)
 		}
 		r->probe = false;
 		if (!r->diverged) {
-			matched = true;
-			model_drop(saved);
-		} else {
-			model_restore(r, saved);
+			found[nfound] = malloc(sizeof(*found[nfound]));
+			cr_assert_not_null(found[nfound]);
+			model_save(r, found[nfound++]);
 		}
+		model_drop(r);
+		model_save(saved, r);
 	}
+	matched = nfound > 0;
+	if (nfound > 1) {
+		/* Look at both keys (a pop of every type included, which the model takes too)
+		 * and keep the first order whose state is what the daemon holds. */
+		struct key_obs ob[2];
+		int chosen = -1;
+		int nk = keys[0][0] == keys[1][0] && keys[0][1] == keys[1][1] ? 1 : 2;
+
+		for (int k = 0; k < nk; k++)
+			observe_key(r, keys[k][0], keys[k][1], &ob[k]);
+		for (size_t f = 0; f < nfound && chosen < 0; f++) {
+			bool ok = true;
+
+			for (int k = 0; k < nk && ok; k++)
+				ok = key_fits(found[f], &found[f]->s[keys[k][0]][keys[k][1]],
+				              &ob[k]);
+			if (ok)
+				chosen = (int)f;
+		}
+		matched = chosen >= 0;
+		if (matched) {
+			struct run *tmp = found[0];
+
+			found[0] = found[chosen];
+			found[chosen] = tmp;
+			for (int k = 0; k < nk; k++)
+				if (ob[k].pst == SESSD_OK)
+					pop_model(&found[0]->s[keys[k][0]][keys[k][1]], NULL);
+		}
+		for (int k = 0; k < nk; k++)
+			key_obs_free(&ob[k]);
+	}
+	if (matched) {
+		/* The model takes the order chosen (its sessions move over). */
+		model_drop(r);
+		*r = *found[0];
+		free(found[0]);
+		found[0] = NULL;
+		r->concurrent_ambiguous += nfound > 1;
+	}
+	for (size_t f = 0; f < nfound; f++)
+		if (found[f] != NULL) {
+			model_drop(found[f]);
+			free(found[f]);
+		}
+	model_drop(saved);
 	if (!matched)
 		for (int c = 0; c < 2; c++)
 			for (size_t i = 0; i < n[c]; i++)
@@ -2145,11 +2245,13 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	    "back), "
 	    "%d restarts, %d kills (%d changes "
 	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT, "
-	    "%d TOO_LARGE, %d concurrent pairs, %d starts over --max-memory\n",
+	    "%d TOO_LARGE, %d concurrent pairs (%d told apart by state), %d starts over "
+	    "--max-memory\n",
 	    mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
 	    r->back_steps_taken, r->restarts, r->kills, r->inflight_checked, r->refusals,
 	    (unsigned long long)r->room_checks, (unsigned long long)r->limits,
-	    (unsigned long long)r->conflicts, r->too_large, r->concurrent, r->over_limit_starts);
+	    (unsigned long long)r->conflicts, r->too_large, r->concurrent, r->concurrent_ambiguous,
+	    r->over_limit_starts);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
 	for (int n = 0; n < NNS; n++)
