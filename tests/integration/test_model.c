@@ -745,6 +745,14 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 		}
 		if ((m->live ? flash_bytes(m) : 0) + tlen + o->len + 5 > max_frame / 2 ||
 		    (new_type && m->live && type_count(m) >= 64)) {
+			/* PROTOCOL.md orders NOT_FOUND before both, not LIMIT and NO_MEMORY: sessd
+			 * answers NO_MEMORY first while its store is over --max-memory (a restart
+			 * under a lower one; seed 10003 of the run's 8th version). */
+			if (st == SESSD_ERR_NO_MEMORY && r->mc->max_memory != NULL) {
+				r->no_memory_total++;
+				r->refusals++;
+				return;
+			}
 			if (st != SESSD_ERR_LIMIT)
 				DIVERGE(r,
 				        "%s of %zu bytes (%zu queued, %zu types): %d, model LIMIT",
