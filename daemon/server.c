@@ -855,6 +855,13 @@ static uint64_t server_auto_max_memory(struct store *st, uint64_t limit, const c
 		         "could be read: the sessions' memory has no limit");
 		return 0;
 	}
+	/* A 32-bit process can address no more than SIZE_MAX bytes, however much the machine or
+	 * its cgroup has: half of more than that (8 GiB of memory and up) did not fit the store's
+	 * size_t limit, and was cut to its low 32 bits (none at all for 8 GiB exactly). */
+	if (limit > SIZE_MAX) {
+		limit = SIZE_MAX;
+		source = "what a 32-bit process can address";
+	}
 	share = limit / SERVER_AUTO_MEMORY_SHARE;
 	store_stats(st, NULL, 0, &stats);
 	if (stats.bytes > share) {

@@ -6,7 +6,9 @@
 #include <malloc.h>
 #include <stddef.h>
 
-#ifdef __SANITIZE_ADDRESS__
+#include "asan.h"
+
+#ifdef TESTS_ASAN
 /* ASan's runtime has it; gcc installs no sanitizer/allocator_interface.h to declare it. */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
@@ -17,7 +19,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
  */
 static inline size_t heap_in_use(void)
 {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef TESTS_ASAN
 	return __sanitizer_get_current_allocated_bytes();
 #else
 	struct mallinfo2 mi = mallinfo2();

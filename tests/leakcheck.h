@@ -11,7 +11,9 @@
 
 #include <criterion/criterion.h>
 
-#ifdef __SANITIZE_ADDRESS__
+#include "asan.h"
+
+#ifdef TESTS_ASAN
 #include <sanitizer/lsan_interface.h>
 #define LEAKCHECK_ASSERT_NONE()                                                                    \
 	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (report above)")

@@ -33,7 +33,7 @@
 #include "sessd.h"
 
 /* The sanitizer build is several times slower: scale the biggest counts down there. */
-#ifdef __SANITIZE_ADDRESS__
+#ifdef TESTS_ASAN
 #define SCALED(normal, sanitized) (sanitized)
 #else
 #define SCALED(normal, sanitized) (normal)

@@ -1006,7 +1006,7 @@ static uint64_t sealed_stat(struct sealed *s, const char *key)
  */
 LEAK_CHECKED_TEST_OPTS(sealed, a_sealed_connections_room_counts_and_is_given_back, .timeout = 120)
 {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef TESTS_ASAN
 	enum { N = 60 };
 	const bool check_rss = false;
 #else

@@ -469,6 +469,10 @@ LEAK_CHECKED_TEST(mp, write_refuses_over_4gib)
 {
 	struct buf b;
 
+	/* Where size_t is 32 bits no length is over 4 GiB: UINT32_MAX + 1 wraps to 0, and an
+	 * empty string is rightly written. */
+	if (SIZE_MAX <= UINT32_MAX)
+		cr_skip_test("size_t is %zu bits: no length is over 4 GiB", sizeof(size_t) * 8);
 	buf_init(&b);
 	cr_expect_eq(mp_write_str(&b, "", (size_t)UINT32_MAX + 1), -1);
 	cr_expect_eq(mp_write_bin(&b, "", (size_t)UINT32_MAX + 1), -1);
