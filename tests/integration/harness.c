@@ -10,6 +10,7 @@
 #include <ftw.h>
 #include <linux/capability.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include <criterion/criterion.h>
 
 #include "buf.h"
+#include "ids.h"
 #include "mp.h"
 
 #define HARNESS_READY_WAIT_MS 10000
@@ -77,6 +79,138 @@ static void dump_log(const struct harness_daemon *d)
 		fwrite(chunk, 1, n, stderr);
 	fprintf(stderr, "---- end of %s (directory kept) ----\n", path);
 	fclose(f);
+}
+
+/*
+ * What must never reach a daemon's log (style.md: secrets and full session ids never do): the
+ * session ids and plain secrets this test sent through harness_call, and the secrets it wrote
+ * with harness_write_secret. The first HARNESS_SECRETS of them are kept (a test of a million
+ * sessions has the same log lines as one of ten); ids shorter than HARNESS_SECRET_MIN bytes
+ * are not, as a short one (a hex tag's digits, a time's) is found in a log for its own sake
+ * (none of 8 or more was, across the integration suites, at --log-level debug). harness_stop
+ * looks for each in the daemon's log, as it is and in the forms a line could carry it.
+ * Criterion runs each test in a process of its own, so they are the test's alone; the lock
+ * is for its threads.
+ */
+#define HARNESS_SECRETS    256
+#define HARNESS_SECRET_MIN 8
+/* The longest kept: a secret (1024 bytes) takes up to four times that escaped. */
+#define HARNESS_SECRET_MAX 1024
+
+static struct {
+	uint8_t bytes[HARNESS_SECRET_MAX];
+	size_t len;
+} secrets[HARNESS_SECRETS];
+static size_t n_secrets;
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void harness_note_secret(const void *p, size_t len)
+{
+	if (len < HARNESS_SECRET_MIN || len > HARNESS_SECRET_MAX)
+		return;
+	pthread_mutex_lock(&secrets_lock);
+	for (size_t i = 0; i < n_secrets; i++)
+		if (secrets[i].len == len && memcmp(secrets[i].bytes, p, len) == 0)
+			goto out;
+	if (n_secrets < HARNESS_SECRETS) {
+		memcpy(secrets[n_secrets].bytes, p, len);
+		secrets[n_secrets++].len = len;
+	}
+out:
+	pthread_mutex_unlock(&secrets_lock);
+}
+
+/* The id and a plain secret of ${req}, noted (a key exchange's map holds nothing secret). */
+static void note_request(const struct codec_request *req)
+{
+	struct mp_reader r;
+	struct mp_bytes secret;
+
+	if (req->id.len > 0)
+		harness_note_secret(req->id.ptr, req->id.len);
+	if (req->op != CODEC_OP_HELLO || req->auth.len == 0)
+		return;
+	mp_reader_init(&r, req->auth.ptr, req->auth.len);
+	if (mp_read_bytes(&r, &secret, NULL) == 0)
+		harness_note_secret(secret.ptr, secret.len);
+}
+
+/* ${len} bytes at ${p} as the daemon's log_escape writes them (daemon/log.c), into ${out}. */
+static void log_escaped(char *out, const uint8_t *p, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			out[n++] = (char)p[i];
+			continue;
+		}
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[p[i] >> 4];
+		out[n++] = hex[p[i] & 0xf];
+	}
+	out[n] = '\0';
+}
+
+/*
+ * The form in which a noted secret shows in ${text} (the daemon's log), or NULL when none
+ * does: as it is (escaped as log_escape would), in hex or in base64url.
+ */
+static const char *log_shows_secret(const char *text, const uint8_t **which, size_t *which_len)
+{
+	static char form[4 * HARNESS_SECRET_MAX + 1];
+	const char *shown = NULL;
+
+	pthread_mutex_lock(&secrets_lock);
+	for (size_t i = 0; i < n_secrets && shown == NULL; i++) {
+		const uint8_t *p = secrets[i].bytes;
+		size_t len = secrets[i].len;
+
+		log_escaped(form, p, len);
+		if (strstr(text, form) != NULL) {
+			shown = "as it is";
+		} else {
+			for (size_t j = 0; j < len; j++)
+				snprintf(form + 2 * j, 3, "%02x", p[j]);
+			if (strstr(text, form) != NULL)
+				shown = "in hex";
+			else if (ids_base64url_encode(form, sizeof(form), p, len) > 0 &&
+			         strstr(text, form) != NULL)
+				shown = "in base64url";
+		}
+		*which = p;
+		*which_len = len;
+	}
+	pthread_mutex_unlock(&secrets_lock);
+	return shown;
+}
+
+/*
+ * Whether ${d}'s log holds a secret or session id this test sent (said on stderr, with the
+ * log): a test that passes must also leave none there.
+ */
+static bool log_holds_secret(const struct harness_daemon *d)
+{
+	const uint8_t *which = NULL;
+	size_t which_len = 0;
+	const char *shown;
+	char path[300];
+	char *text;
+
+	snprintf(path, sizeof(path), "%s/sessd.log", d->dir);
+	text = harness_read_text(path);
+	shown = log_shows_secret(text, &which, &which_len);
+	free(text);
+	if (shown == NULL)
+		return false;
+	fprintf(stderr,
+	        "harness: the daemon's log holds, %s, a session id or secret the test sent "
+	        "(%zu bytes starting %.4s...)\n",
+	        shown, which_len, (const char *)which);
+	dump_log(d);
+	return true;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -343,6 +477,8 @@ int harness_stop(struct harness_daemon *d)
 		dump_log(d);
 		return rc;
 	}
+	if (log_holds_secret(d))
+		return -1;
 	remove_dir(d->dir);
 	return 0;
 }
@@ -519,6 +655,7 @@ int harness_call(int fd, const struct codec_request *req, struct codec_reply *re
 	size_t len;
 
 	*body = NULL;
+	note_request(req);
 	buf_init(&out);
 	if (codec_encode_request(&out, req) == -1)
 		goto fail;
@@ -634,6 +771,7 @@ void harness_write_secret(const char *path, const char *secret, mode_t mode)
 	FILE *f;
 
 	cr_assert_lt((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path), sizeof(tmp));
+	harness_note_secret(secret, strlen(secret));
 	f = fopen(tmp, "w");
 	cr_assert_not_null(f, "open %s: %s", tmp, strerror(errno));
 	fprintf(f, "%s\n", secret);

@@ -60,9 +60,21 @@ char *harness_read_text(const char *path);
 /*
  * harness_stop(d):
  * SIGTERM the daemon and wait for it. Returns its exit status (0 expected), or -1 when it
- * died from a signal or could not be waited for. Removes the tmpdir when the status is 0.
+ * died from a signal or could not be waited for, or when its log holds a session id or secret
+ * the test sent (harness_note_secret). Removes the tmpdir when the status is 0.
  */
 int harness_stop(struct harness_daemon *d);
+
+/*
+ * harness_note_secret(p, len):
+ * Note ${len} bytes at ${p}, a session id or secret, as what no daemon's log may hold:
+ * harness_stop looks for them (as they are, escaped as the log escapes bytes, in hex and in
+ * base64url). harness_call notes the id of every request and a HELLO's plain secret, and
+ * harness_write_secret its secret; a test that reaches the daemon otherwise (libsessd,
+ * frames of its own) notes its ids itself. Under 8 bytes nothing is noted: a shorter id
+ * may be found in a log for its own sake (a tag's hex digits, a time).
+ */
+void harness_note_secret(const void *p, size_t len);
 
 /* harness_kill(d): SIGKILL and wait; keeps the tmpdir (for restart tests). Returns 0 or -1. */
 int harness_kill(struct harness_daemon *d);

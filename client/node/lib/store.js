@@ -1159,11 +1159,21 @@ class SessdStore extends BaseStore {
           sess.id = id;
           return sess;
         } catch (err) {
-          // Not enumerable: the caller reads it, but console.error, util.inspect, JSON and
-          // loggers' error serializers show only enumerable properties, and a full id in a
-          // log lets whoever reads it take the session.
+          // An accessor, not enumerable: the caller reads it, but console.error, util.inspect,
+          // JSON and loggers' error serializers show only enumerable properties, and
+          // util.inspect with showHidden (console.log('%o', err)) shows an accessor as
+          // [Getter/Setter], not its value: a full id in a log lets whoever reads it take the
+          // session.
           if (err !== null && typeof err === 'object') {
-            Object.defineProperty(err, 'sessionId', { value: id, enumerable: false, configurable: true, writable: true });
+            let sessionId = id;
+            Object.defineProperty(err, 'sessionId', {
+              get: () => sessionId,
+              set: (v) => {
+                sessionId = v;
+              },
+              enumerable: false,
+              configurable: true,
+            });
           }
           throw err;
         }

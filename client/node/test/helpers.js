@@ -14,6 +14,45 @@ const { decode } = require('@msgpack/msgpack');
 const NODE_DIR = path.resolve(__dirname, '..');
 const REPO_DIR = path.resolve(NODE_DIR, '../..');
 
+// What must never reach sessd's log (PROTOCOL.md and sessd(8): a full session id never does;
+// nor does a secret): every session id and plain HELLO secret this test process sends, and
+// every secret a Daemon writes. Each Daemon looks for them in what it logs, as they are, as
+// sessd escapes bytes, in hex and in base64url, and its stop() throws when one is there.
+// Ids under 8 bytes are left out: a short one is found in any log for its own sake (a hex
+// tag, a time). Noted by wrapping codec.encodeRequest, which every request goes through.
+const SECRET_MIN_BYTES = 8;
+const SECRETS_KEPT = 4096;
+const secretForms = new Set();
+const ID_OPS = new Set([codec.OP.GET, codec.OP.SET, codec.OP.TOUCH, codec.OP.DESTROY, codec.OP.SET_IF, codec.OP.TTL,
+  codec.OP.LOAD, codec.OP.TOUCH_IF, codec.OP.FLASH_PUSH, codec.OP.FLASH_POP, codec.OP.FLASH_PUSH_EXISTING]);
+
+// logEscaped(bytes): bytes as sessd's log_escape writes them (daemon/log.c).
+function logEscaped(bytes) {
+  let out = '';
+  for (const b of bytes) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+function noteSecret(value) {
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) return;
+  const bytes = Buffer.from(value);
+  if (bytes.length < SECRET_MIN_BYTES || secretForms.size >= SECRETS_KEPT) return;
+  for (const form of [logEscaped(bytes), bytes.toString('hex'), bytes.toString('base64url')]) secretForms.add(form);
+}
+
+const encodeRequest = codec.encodeRequest;
+codec.encodeRequest = function noteAndEncode(op, requestId, args) {
+  if (ID_OPS.has(op)) noteSecret(args[1]);
+  else if (op === codec.OP.HELLO) noteSecret(args[2]);
+  return encodeRequest(op, requestId, args);
+};
+
+// The noted secret that text (a daemon's log) holds, or null.
+function secretIn(text) {
+  for (const form of secretForms) if (text.includes(form)) return form;
+  return null;
+}
+
 function sessdBin() {
   const bin = process.env.SESSD_BIN
     ? path.resolve(NODE_DIR, process.env.SESSD_BIN)
@@ -92,6 +131,7 @@ class Daemon {
     this.readyMs = readyMs;
     this.proc = null;
     this.stderr = '';
+    this.leaked = null;
   }
 
   // The running daemon's pid, or null once it has exited.
@@ -103,6 +143,7 @@ class Daemon {
   // temporary file renamed over it, mode 0600; returns its path.
   writeSecret(contents) {
     const file = path.join(this.dir, 'secret');
+    noteSecret(Buffer.from(contents).toString().replace(/\r?\n$/, ''));
     fs.writeFileSync(file + '.tmp', contents, { mode: 0o600 });
     fs.chmodSync(file + '.tmp', 0o600);
     fs.renameSync(file + '.tmp', file);
@@ -118,7 +159,13 @@ class Daemon {
     this.proc = proc;
     this.stderr = '';
     if (this.log) proc.stderr.pipe(this.log, { end: false });
+    let tail = '';
     proc.stderr.on('data', (d) => {
+      // Each chunk with the end of the one before, so that an id cut between two is seen.
+      const text = tail + d;
+      tail = text.slice(-4096);
+      const shown = this.leaked === null ? secretIn(text) : null;
+      if (shown !== null) this.leaked = `sessd's log holds a session id or secret this test sent (${shown.slice(0, 6)}...): ${text}`;
       this.stderr += d;
       if (this.stderr.length > 65536) this.stderr = this.stderr.slice(-32768);
     });
@@ -150,14 +197,17 @@ class Daemon {
   }
 
   // stop(signal): ends the daemon and waits for it to exit.
+  // Throws when what the daemon logged holds a session id or secret the test sent.
   async stop(signal = 'SIGTERM') {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill(signal);
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(t);
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    }
+    if (this.leaked !== null) throw new Error(this.leaked);
   }
 
   async cleanup() {

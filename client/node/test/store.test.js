@@ -308,7 +308,10 @@ test('store: an unreadable record names its session to the caller, not to the lo
   const seen = await store.all().then(() => assert.fail('all() read a record that is not JSON'), (err) => err);
   assert.ok(seen instanceof SyntaxError, String(seen));
   assert.equal(seen.sessionId, id);
-  const shown = [util.inspect(seen), util.inspect(seen, { depth: 10 }), JSON.stringify(seen), String(seen), seen.stack];
+  // showHidden too: console.log('%o', err) and util.format('%o') inspect with it, and they
+  // showed a non-enumerable sessionId whole.
+  const shown = [util.inspect(seen), util.inspect(seen, { depth: 10 }), util.inspect(seen, { showHidden: true }),
+    util.format('%o', seen), JSON.stringify(seen), String(seen), seen.stack];
   for (const text of shown) {
     assert.ok(!text.includes(id), `the full session id is in ${text}`);
     assert.ok(!text.includes('SECRET'), `the data is in ${text}`);
