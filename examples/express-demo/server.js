@@ -2,13 +2,16 @@
 // Starts the demo shop: `npm start`. Environment:
 //   PORT            port to listen on (default 3000; 0 picks a free one)
 //   SESSD_URL       the sessd daemon (default tcp://127.0.0.1:7077)
-//   SESSD_AUTH      the daemon's --auth-file secret, when it runs with one (connections
-//                   are then sealed: connect-sessd's seal option defaults to true)
+//   SESSD_AUTH_FILE a file holding the daemon's --auth-file secret, when it runs with one
+//                   (connections are then sealed: connect-sessd's seal option defaults to
+//                   true); a file, not the secret itself in the environment, which every
+//                   process the app starts would inherit
 //   SESSION_SECRET  cookie signing secret; every process sharing sessions needs the same
 //                   one (a fixed development default is used when unset)
 //   DEMO_STORE      "sessd" (default) or "memory" (express-session's MemoryStore, for
 //                   benchmarks; sessions are then private to this process)
 
+const fs = require('fs');
 const session = require('express-session');
 const { SessdStore, flash } = require('connect-sessd');
 const { createApp, mergeSession } = require('./app');
@@ -25,7 +28,8 @@ if (kind === 'memory') {
   store = new SessdStore({
     url: process.env.SESSD_URL,
     namespace: process.env.SESSD_NAMESPACE || 'express-demo',
-    auth: process.env.SESSD_AUTH || undefined,
+    // Its one trailing newline is not part of the secret, as for sessd's --auth-file.
+    auth: process.env.SESSD_AUTH_FILE ? fs.readFileSync(process.env.SESSD_AUTH_FILE) : undefined,
     // Concurrent requests' saves are merged key by key; two cart changes at once add up.
     mergeKey: mergeSession,
   });

@@ -2,7 +2,7 @@
 // The example app (examples/express-demo) in headless Chromium, driven by playwright-core:
 // log in, add to the cart, see the flash once, reload and see it gone, log out. Two app
 // processes share the daemon, which runs with --auth-file: the demos get the secret in
-// SESSD_AUTH, so their connections are sealed (the default). The browser moves between them.
+// SESSD_AUTH_FILE, so their connections are sealed (the default). The browser moves between them.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -65,10 +65,11 @@ test('the example app in headless Chromium', async (t) => {
   const { chromium } = require('playwright-core');
   const daemon = new Daemon();
   const secret = 'browser-test-secret-91c3e5a7f0b2d4';
-  daemon.extraArgs = ['--auth-file', daemon.writeSecret(secret)];
+  const secretFile = daemon.writeSecret(secret);
+  daemon.extraArgs = ['--auth-file', secretFile];
   await daemon.start();
   t.after(() => daemon.cleanup());
-  const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test', SESSD_AUTH: secret };
+  const env = { SESSD_URL: daemon.tcpUrl, SESSD_NAMESPACE: 'browser-test', SESSD_AUTH_FILE: secretFile };
   const demoA = await startDemo(env);
   t.after(() => stopDemo(demoA));
   const demoB = await startDemo({ ...env, SESSD_URL: daemon.unixUrl });
