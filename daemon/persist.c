@@ -833,6 +833,15 @@ static void say_file_error(int dir_fd, const char *dir, const char *name, const 
 	struct stat sb;
 
 	/* file_map's EINVAL: a FIFO, a directory, a device under a data file's name. */
+	/* file_map's EFBIG: only a build whose size_t is narrower than a file's size. */
+	if (err == EFBIG && fstatat(dir_fd, name, &sb, 0) == 0) {
+		persist_say(LOG_ERROR,
+		            "%s/%s: cannot be %s: its %jd bytes are more than this %zu-bit sessd "
+		            "can map (at most %zu): read the directory with a 64-bit sessd",
+		            dir, name, what, (intmax_t)sb.st_size, sizeof(size_t) * 8,
+		            (size_t)SIZE_MAX);
+		return;
+	}
 	if (err == EINVAL && fstatat(dir_fd, name, &sb, 0) == 0 && !S_ISREG(sb.st_mode)) {
 		persist_say(LOG_ERROR,
 		            "%s/%s: cannot be %s: it is not a regular file (%s), as every file "
@@ -907,7 +916,9 @@ fail:
 /*
  * Map the file ${name} of ${dir_fd} whole into ${m} (nothing for an empty file; free with
  * file_unmap). Returns 0, or -1 with errno, EINVAL when it is not a regular file
- * (open_regular).
+ * (open_regular), EFBIG when its size does not fit a size_t (a 32-bit build: a log segment
+ * past 4 GiB, which --snapshot-log-bytes allows or a 64-bit host wrote; cast, the size would
+ * keep its low bits and the file be read cut, its tail taken for a torn write).
  */
 static int file_map(int dir_fd, const char *name, struct mapped *m)
 {
@@ -920,6 +931,10 @@ static int file_map(int dir_fd, const char *name, struct mapped *m)
 	if (fd == -1)
 		goto fail;
 	m->size = (size_t)sb.st_size;
+	if ((off_t)m->size != sb.st_size) {
+		errno = EFBIG;
+		goto fail_close;
+	}
 	if (m->size > 0) {
 		m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (m->map == MAP_FAILED) {

@@ -1424,6 +1424,46 @@ LEAK_CHECKED_TEST(persist, missing_segment_is_refused)
 }
 
 /*
+ * A segment past 4 GiB (--snapshot-log-bytes allows one; a 64-bit host may have written it)
+ * is refused whole by a 32-bit sessd, and left as it is. Its size was cast to size_t: the
+ * low 32 bits were mapped, the file read cut, and startup went on as if the rest were not
+ * there. A 64-bit size_t holds any file size, so there is nothing to refuse there.
+ */
+LEAK_CHECKED_TEST(persist, a_segment_past_size_t_is_refused_not_read_cut)
+{
+	char dir[64], path[128];
+	struct store *st;
+	struct persist *p;
+	struct stat sb;
+	off_t big;
+
+	if (sizeof(size_t) >= sizeof(off_t))
+		cr_skip_test("size_t holds any file size here: no segment can be read cut");
+	make_tmpdir(dir);
+	st = new_store();
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_assert_not_null(p);
+	op_set(p, st, "ns", "a", "x", 1, now_wall_ms() + HOUR_MS);
+	persist_free(p);
+	store_free(st);
+	snprintf(path, sizeof(path), "%s/%s", dir, FIRST_LOG);
+	cr_assert_eq(stat(path, &sb), 0);
+	/* Sparse: the zeroes past the record take no room. Cut to 32 bits, the size is the
+	 * record's own: the file would read as if the zeroes were not there. */
+	big = ((off_t)1 << 32) + sb.st_size;
+	cr_assert_eq(truncate(path, big), 0, "%s", strerror(errno));
+	st = new_store();
+	p = open_dir(dir, st, PERSIST_FSYNC_ALWAYS, NULL, 0, now_wall_ms());
+	cr_expect_null(p, "a segment of %jd bytes was opened by a %zu-bit sessd", (intmax_t)big,
+	               sizeof(size_t) * 8);
+	persist_free(p);
+	store_free(st);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_expect_eq(sb.st_size, big, "the segment was changed to %jd bytes", (intmax_t)sb.st_size);
+	rm_tree(dir);
+}
+
+/*
  * A directory with snapshot 2 of 40 sessions and, in log.2, a session set after it ("after")
  * and one of the 40 set again ("s01"). ${at_snapshot} receives the dump at the snapshot,
  * ${at_end} the dump at the end (both malloc'd).
