@@ -832,7 +832,6 @@ static void say_file_error(int dir_fd, const char *dir, const char *name, const 
 	char owner[96], us[96];
 	struct stat sb;
 
-	/* file_map's EINVAL: a FIFO, a directory, a device under a data file's name. */
 	/* file_map's EFBIG: only a build whose size_t is narrower than a file's size. */
 	if (err == EFBIG && fstatat(dir_fd, name, &sb, 0) == 0) {
 		persist_say(LOG_ERROR,
@@ -842,6 +841,7 @@ static void say_file_error(int dir_fd, const char *dir, const char *name, const 
 		            (size_t)SIZE_MAX);
 		return;
 	}
+	/* file_map's EINVAL: a FIFO, a directory, a device under a data file's name. */
 	if (err == EINVAL && fstatat(dir_fd, name, &sb, 0) == 0 && !S_ISREG(sb.st_mode)) {
 		persist_say(LOG_ERROR,
 		            "%s/%s: cannot be %s: it is not a regular file (%s), as every file "
