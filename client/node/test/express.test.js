@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, once, countSaves } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, once, countSaves, collectWarnings } = require('./helpers');
 
 const SECRET = 'express-test-secret';
 let daemon;
@@ -323,12 +323,7 @@ test('a req.flash set by an earlier middleware (connect-flash left mounted) stay
     await closeServer(server);
     store.close();
   });
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_FLASH_TAKEN');
   const br = new Browser(base);
   for (let i = 0; i < 3; i++) assert.deepEqual(JSON.parse((await br.get('/')).body), { got: 'theirs' });
   await waitFor(() => warnings.length > 0 || null, 'the warning');

@@ -535,4 +535,17 @@ async function persistentDaemon(t) {
   return d;
 }
 
-module.exports = { Daemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, sessdBin, NODE_DIR, REPO_DIR };
+// collectWarnings(t, ...codes): the messages of the process warnings emitted during test t
+// whose code is one of codes (every warning's when none is given), in order; the listener is
+// removed when t ends.
+function collectWarnings(t, ...codes) {
+  const warnings = [];
+  const onWarning = (w) => {
+    if (codes.length === 0 || codes.includes(w.code)) warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  return warnings;
+}
+
+module.exports = { Daemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };

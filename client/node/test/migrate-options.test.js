@@ -9,7 +9,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Client, SessdStore } = require('..');
-const { Daemon } = require('./helpers');
+const { Daemon, collectWarnings } = require('./helpers');
 
 let daemon;
 
@@ -93,12 +93,7 @@ test('flash({ unsafe: true }) replaces an earlier req.flash, as connect-flash; a
   const session = require('express-session');
   const { flash } = require('..');
   const { Browser, listen, closeServer, waitFor } = require('./helpers');
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION' || w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_UNKNOWN_OPTION', 'CONNECT_SESSD_FLASH_TAKEN');
   const store = new SessdStore({ url: daemon.unixUrl, namespace: 'migrate-flash' });
   t.after(() => store.client.terminate());
   const app = express();
@@ -127,12 +122,7 @@ test('flash({ unsafe: true }) replaces an earlier req.flash, as connect-flash; a
 // undefined as `sess`, and every save failed inside it ("Cannot read properties of
 // undefined"), with nothing naming the option.
 test('a ttl function of connect-redis 3\'s form (store, sess, sessionID) draws a warning naming the form', async (t) => {
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_TTL_ARGS') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_TTL_ARGS');
   const quiet = new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ttl: (sess) => sess.cookie.maxAge / 1000 });
   quiet.client.terminate();
   const old = new SessdStore({ url: 'unix:/nonexistent', poolSize: 1, ttl: (store, sess, sid) => (sid ? sess.cookie.maxAge / 1000 : 60) });
@@ -146,12 +136,7 @@ test('a ttl function of connect-redis 3\'s form (store, sess, sessionID) draws a
 // only) without a word, and `methods: 'GET'` failed with "map is not a function".
 test('flash.locals() warns on an unknown option and names a methods that is not an array', async (t) => {
   const { flash } = require('..');
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_UNKNOWN_OPTION');
   assert.throws(() => flash.locals({ methods: 'GET' }), { name: 'TypeError', message: /flash\.locals\(\): methods must be an array of method names/ });
   assert.throws(() => flash.locals({ methods: ['GET', 7] }), { name: 'TypeError', message: /methods must be an array/ });
   flash.locals({ methods: ['get', 'HEAD'] });
@@ -169,12 +154,7 @@ test('flash() mounted twice (on the app and in a router) leaves its own req.flas
   const session = require('express-session');
   const { flash } = require('..');
   const { Browser, listen, closeServer } = require('./helpers');
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_FLASH_TAKEN') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_FLASH_TAKEN');
   const store = new SessdStore({ url: daemon.unixUrl, namespace: 'migrate-flash-twice' });
   t.after(() => store.client.terminate());
   const app = express();

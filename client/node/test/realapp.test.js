@@ -12,7 +12,7 @@ const { spawn } = require('child_process');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, REPO_DIR, NODE_DIR } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, waitFor, sleep, once, REPO_DIR, NODE_DIR, collectWarnings } = require('./helpers');
 
 const SECRET = 'realapp-test-secret';
 const DEMO_DIR = path.join(REPO_DIR, 'examples/express-demo');
@@ -345,10 +345,7 @@ test('a flash pushed without awaiting (connect-flash and passport style) never c
     reported.push({ code: err.code, path: req.path });
     if (reported.length === 1) throw new Error('a logging hook that fails');
   };
-  const warnings = [];
-  const onWarning = (w) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t);
   const base = await serve(t, makeApp(store, {}, (app) => {
     // passport's failureFlash / successFlash: req.flash(type, msg) and move on.
     app.post('/ff', (req, res) => {

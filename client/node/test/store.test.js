@@ -10,7 +10,7 @@ const os = require('os');
 const path = require('path');
 const util = require('util');
 const { Client, SessdStore, SessdError, codec, genid } = require('..');
-const { Daemon, waitFor, once, sleep, fakePeer } = require('./helpers');
+const { Daemon, waitFor, once, sleep, fakePeer, collectWarnings } = require('./helpers');
 
 let daemon;
 
@@ -606,12 +606,7 @@ test('store: a touch that times out or loses its connection resolves; get and se
 });
 
 test('store: a misspelt option draws a warning naming the option it was probably meant to be', async (t) => {
-  const warnings = [];
-  const onWarning = (w) => {
-    if (w.code === 'CONNECT_SESSD_UNKNOWN_OPTION') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  t.after(() => process.off('warning', onWarning));
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_UNKNOWN_OPTION');
   const typo = new SessdStore({ url: daemon.unixUrl, namespce: 'shop', timeout: 5000, logErrors: true });
   const right = new SessdStore({ url: daemon.unixUrl, namespace: 'shop', timeoutMs: 5000, ttl: 60, mergeKey: undefined });
   t.after(() => {
