@@ -36,8 +36,9 @@ for s in $scenarios; do
 	"$sessctl" --connect "unix:$work/d.sock" set "$id" "data of $s" >/dev/null
 	for cmd in "get $id" "set $id changed" "count"; do
 		start=$(date +%s%N)
-		out=$(timeout 30 "$sessctl" --connect "unix:$work/p.sock" --timeout 1000 $cmd 2>&1)
+		timeout 30 "$sessctl" --connect "unix:$work/p.sock" --timeout 1000 $cmd >"$work/out" 2>&1
 		rc=$?
+		out=$(tr -d '\0' <"$work/out")
 		ms=$(( ($(date +%s%N) - start) / 1000000 ))
 		printf '%-10s sessctl %-5s rc=%d %5d ms  %s\n' "$s" "${cmd%% *}" "$rc" "$ms" "$(printf '%s' "$out" | head -c 150 | tr -c '[:print:]' '?')"
 		if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] || [ "$ms" -gt 4000 ]; then failed=1; fi

@@ -30,30 +30,27 @@ Scenarios (the reply's frame is F, its body [id, status, result]):
   garbage       F replaced by 64 random bytes
 Ctrl-C stops it. Used by scripts/hostile-clients.sh.
 """
+import importlib.util
 import os
-import random
 import socket
 import struct
 import sys
 import threading
 import time
 
+# The shortest-form msgpack uint of the fuzz corpus's generator (standard library only).
+_spec = importlib.util.spec_from_file_location(
+    "gen_client_corpus",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fuzz",
+                 "gen-client-corpus.py"))
+_gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_gen)
+mp_uint = _gen.mp_uint
+
 listen_path, daemon_path, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
 nth = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 faulted = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 62
 MAX_FRAME = 1 << 20
-
-
-def mp_uint(v):
-    if v < 0x80:
-        return bytes([v])
-    if v < 0x100:
-        return b"\xcc" + bytes([v])
-    if v < 0x10000:
-        return b"\xcd" + struct.pack(">H", v)
-    if v < 0x100000000:
-        return b"\xce" + struct.pack(">I", v)
-    return b"\xcf" + struct.pack(">Q", v)
 
 
 def read_uint(b, p):
