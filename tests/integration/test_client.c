@@ -2466,8 +2466,9 @@ LEAK_CHECKED_TEST(fake_server, a_reply_cut_short_by_a_close_says_so)
 	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
 	cr_assert(len == 12 && memcmp(data, "alice's cart", 12) == 0);
 	free(data);
-	tmp_finish(&l, pid, "fake server");
+	/* Closed first: the fake server reads on until its client has gone. */
 	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
 }
 
 /*
