@@ -451,7 +451,15 @@ static int read_some(struct wire_exchange *x)
 	}
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
-	if (n == 0)
+	if (n == 0 && (x->in->len != 0 || (x->seal != NULL && x->raw->len != 0)))
+		/* Part of a reply came: a cut path or a crash mid-write, not a close between
+		 * replies (which a daemon that cannot write its changes makes, PROTOCOL.md
+		 * IO_ERROR). */
+		snprintf(x->err, x->err_size,
+		         "the server closed the connection in the middle of a reply, %zu bytes "
+		         "of it received",
+		         x->in->len + (x->seal != NULL ? x->raw->len : 0));
+	else if (n == 0)
 		snprintf(x->err, x->err_size, "the server closed the connection");
 	else
 		snprintf(x->err, x->err_size, "reading from the server: %s", strerror(errno));

@@ -591,6 +591,9 @@ declare namespace connectSessd {
       result: unknown;
       /** The result's own MessagePack encoding, a view into the body. */
       resultBytes: Buffer;
+      /** Decoded with an op: set (and result undefined) when an OK result's types are not
+       * that opcode's; it was not decoded. */
+      resultError?: ProtocolError;
     }
 
     /** A request's fields, named as in protocol/vectors.json; those of its opcode are set. */
@@ -624,8 +627,10 @@ declare namespace connectSessd {
     /** The offset just past the MessagePack value starting at pos. */
     function scanValue(buf: Buffer, pos: number, end: number): number;
     function decodeReply(frame: Buffer, maxFrame?: number): DecodedReply;
-    /** With op, checks the reply as an answer to that opcode; maxFrame bounds a FLASH_POP result. */
-    function decodeReplyBody(body: Buffer, op?: number, maxFrame?: number): DecodedReply;
+    /** With op, checks the reply as an answer to that opcode (an OK result's types before it
+     * is decoded: see resultError); op null: an OK result is not decoded; maxFrame bounds a
+     * FLASH_POP result. */
+    function decodeReplyBody(body: Buffer, op?: number | null, maxFrame?: number): DecodedReply;
     function decodeRequest(frame: Buffer, maxFrame?: number): DecodedRequest;
     function decodeRequestBody(body: Uint8Array): DecodedRequest;
     /** A bigint that a number holds exactly, as a number; anything else unchanged. */

@@ -12,7 +12,12 @@
  *           + 1) and the n bytes after it the batch's requests (BATCH_* below).
  *   byte 1: the max_frame the server's HELLO announces (4096, 8192, 65536 or 1 MiB, by its
  *           low two bits); with its high bit (0x80) set, the server does not answer the
- *           HELLO itself: the rest is its answer, and only sessd_connect runs.
+ *           HELLO itself: the rest is its answer, and only sessd_connect runs. With 0x40
+ *           (and not 0x80), the connection is sealed: the client holds FUZZ_SECRET, the
+ *           server answers its key exchange properly, opens its request records, and the
+ *           rest, after a first byte that picks what becomes of it (SEALED_* below), is the
+ *           plaintext it seals into records: libsessd's record reader (wire.c's
+ *           open_records, a goodbye's record cut after the last reply) on top of the rest.
  *   the rest: the bytes the server sends once it has read the call's request frames (the
  *           HELLO is answered properly first, request id 1, so the call's own requests have
  *           ids 2, 3, ...), after which it closes its side.
@@ -38,6 +43,7 @@
 
 #include "codec.h"
 #include "mp.h"
+#include "seal.h"
 #include "sessd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -183,37 +189,168 @@ static int recv_frame(int fd, struct buf *body)
 	return 0;
 }
 
+/* What becomes of a sealed script (its first byte, mod 4): sealed whole; sealed, then one bit
+ * of the records flipped at the offset of the next two bytes; sealed, then cut at that
+ * offset; or sent as it is, unsealed. */
+enum { SEALED_WHOLE, SEALED_FLIP, SEALED_CUT, SEALED_RAW, SEALED_COUNT_OF };
+
+#define FUZZ_SECRET "fuzz_client: a secret of 32 B!!!"
+
 struct fake_server {
 	bool raw_hello; /* the script is the HELLO's answer */
+	bool sealed;    /* the connection is sealed (FUZZ_SECRET) */
 	uint32_t max_frame;
 	size_t requests; /* frames to read after the HELLO before sending the script */
 	const uint8_t *script;
 	size_t script_len;
 };
 
-/* The HELLO reply that lets the client in: version 1, a server_id and ${max_frame}. */
-static int send_hello_reply(int fd, uint64_t request_id, uint32_t max_frame)
+/*
+ * The HELLO reply that lets the client in: version 1, a server_id and ${max_frame}; with
+ * ${s_pk} (not NULL), a sealed one's auth: true and kx {key: s_pk, proof: s_proof}.
+ */
+static int send_hello_reply(int fd, uint64_t request_id, uint32_t max_frame, const uint8_t *s_pk,
+                            const uint8_t *s_proof)
 {
 	struct buf out;
 	size_t at;
 	int rc = -1;
 
 	buf_init(&out);
-	if (codec_reply_open(&out, request_id, CODEC_OK, &at) == 0 && mp_write_map(&out, 3) == 0 &&
+	if (codec_reply_open(&out, request_id, CODEC_OK, &at) == 0 &&
+	    mp_write_map(&out, s_pk != NULL ? 5 : 3) == 0 &&
 	    mp_write_str(&out, "version", 7) == 0 && mp_write_uint(&out, 1) == 0 &&
 	    mp_write_str(&out, "server_id", 9) == 0 &&
 	    mp_write_str(&out, FUZZ_SERVER_ID, 32) == 0 &&
 	    mp_write_str(&out, "max_frame", 9) == 0 && mp_write_uint(&out, max_frame) == 0 &&
+	    (s_pk == NULL ||
+	     (mp_write_str(&out, "auth", 4) == 0 && mp_write_bool(&out, true) == 0 &&
+	      mp_write_str(&out, "kx", 2) == 0 && mp_write_map(&out, 2) == 0 &&
+	      mp_write_str(&out, "key", 3) == 0 && mp_write_bin(&out, s_pk, SEAL_KEY_BYTES) == 0 &&
+	      mp_write_str(&out, "proof", 5) == 0 &&
+	      mp_write_bin(&out, s_proof, SEAL_PROOF_BYTES) == 0)) &&
 	    codec_frame_close(&out, at) == 0)
 		rc = send_all(fd, out.data, out.len);
 	buf_finish(&out);
 	return rc;
 }
 
+/*
+ * Answer a sealed HELLO (${auth}, the request's auth field: {"kx": bin, "proof": bin}) as
+ * sessd does (PROTOCOL.md, "Sealed connections"). Returns the server's seal, or NULL (the
+ * client's exchange is malformed: a harness failure).
+ */
+static struct seal *send_sealed_hello_reply(int fd, uint64_t request_id, uint32_t max_frame,
+                                            const struct mp_bytes *auth)
+{
+	uint8_t psk[SEAL_PSK_BYTES], s_pk[SEAL_KEY_BYTES], s_proof[SEAL_PROOF_BYTES];
+	struct mp_bytes key, c_pk = {0}, c_proof = {0}, val;
+	struct mp_reader r;
+	struct seal *seal;
+	uint32_t pairs;
+
+	mp_reader_init(&r, auth->ptr, auth->len);
+	if (mp_read_map(&r, &pairs) == -1 || pairs != 2)
+		return NULL;
+	for (uint32_t i = 0; i < pairs; i++) {
+		if (mp_read_str(&r, &key) == -1 || mp_read_bin(&r, &val) == -1)
+			return NULL;
+		if (key.len == 2 && memcmp(key.ptr, "kx", 2) == 0)
+			c_pk = val;
+		else if (key.len == 5 && memcmp(key.ptr, "proof", 5) == 0)
+			c_proof = val;
+	}
+	if (c_pk.len != SEAL_KEY_BYTES || c_proof.len != SEAL_PROOF_BYTES)
+		return NULL;
+	seal_psk(psk, FUZZ_SECRET, strlen(FUZZ_SECRET));
+	seal = seal_server_new(psk, c_pk.ptr, c_proof.ptr, s_pk, s_proof);
+	if (seal == NULL)
+		return NULL;
+	if (send_hello_reply(fd, request_id, max_frame, s_pk, s_proof) == -1) {
+		seal_free(seal);
+		return NULL;
+	}
+	return seal;
+}
+
+/*
+ * Read records from the client until ${plain} holds ${frames} whole frames. Returns 0, or -1
+ * when the stream ends first (a call refused before it sends, or cut short by the script).
+ */
+static int recv_sealed_frames(int fd, struct seal *seal, struct buf *plain, size_t frames)
+{
+	uint8_t header[SEAL_HEADER_BYTES];
+	struct buf record;
+	size_t size, at, seen;
+	int rc = -1;
+
+	buf_init(&record);
+	buf_reset(plain);
+	for (;;) {
+		for (seen = 0, at = 0; plain->len - at >= CODEC_HEADER_BYTES; seen++) {
+			size = CODEC_HEADER_BYTES + codec_frame_length(plain->data + at);
+			if (plain->len - at < size)
+				break;
+			at += size;
+		}
+		if (seen >= frames) {
+			rc = 0;
+			break;
+		}
+		if (recv_all(fd, header, sizeof(header)) == -1)
+			break;
+		size = seal_record_size(header);
+		buf_reset(&record);
+		if (size == 0 || buf_reserve(&record, size) == -1 || buf_reserve(plain, size) == -1)
+			break;
+		memcpy(record.data, header, sizeof(header));
+		if (recv_all(fd, record.data + sizeof(header), size - sizeof(header)) == -1)
+			break;
+		if (seal_open(seal, record.data, size, plain->data + plain->len) == -1)
+			fail("a record from the client does not open");
+		plain->len += size - SEAL_OVERHEAD;
+	}
+	buf_finish(&record);
+	return rc;
+}
+
+/* Send a sealed script: its first byte picks what becomes of the rest (SEALED_*). */
+static void send_sealed_script(int fd, struct seal *seal, const uint8_t *script, size_t len)
+{
+	struct buf out;
+	unsigned how;
+	size_t at = 0;
+
+	if (len == 0)
+		return;
+	how = script[0] % SEALED_COUNT_OF;
+	script++;
+	len--;
+	if ((how == SEALED_FLIP || how == SEALED_CUT) && len >= 2) {
+		at = (size_t)script[0] << 8 | script[1];
+		script += 2;
+		len -= 2;
+	}
+	if (how == SEALED_RAW) {
+		(void)send_all(fd, script, len);
+		return;
+	}
+	buf_init(&out);
+	if (seal_append_all(seal, &out, script, len) == -1)
+		fail("seal_append_all");
+	if (how == SEALED_FLIP && out.len > 0)
+		out.data[at % out.len] ^= (uint8_t)(1u << (at % 8));
+	if (how == SEALED_CUT && at < out.len)
+		out.len = at;
+	(void)send_all(fd, out.data, out.len);
+	buf_finish(&out);
+}
+
 /* One connection: HELLO, the call's requests, the script, then the end of the stream. */
 static void *fake_serve(void *arg)
 {
 	const struct fake_server *s = arg;
+	struct seal *seal;
 	struct codec_request req;
 	struct buf body;
 	uint32_t status;
@@ -229,7 +366,16 @@ static void *fake_serve(void *arg)
 	    codec_decode_request(body.data, body.len, &req, &status, &why) == -1 ||
 	    req.op != CODEC_OP_HELLO)
 		fail("the client's HELLO is malformed");
-	if (!s->raw_hello && send_hello_reply(fd, req.request_id, s->max_frame) == -1)
+	if (s->sealed) {
+		seal = send_sealed_hello_reply(fd, req.request_id, s->max_frame, &req.auth);
+		if (seal == NULL)
+			fail("the client's sealed HELLO is malformed");
+		if (recv_sealed_frames(fd, seal, &body, s->requests) == 0)
+			send_sealed_script(fd, seal, s->script, s->script_len);
+		seal_free(seal);
+		goto end;
+	}
+	if (!s->raw_hello && send_hello_reply(fd, req.request_id, s->max_frame, NULL, NULL) == -1)
 		goto done;
 	/* A call refused before it sends (an argument, a frame over max_frame) sends nothing:
 	 * the client's close ends the wait. */
@@ -237,6 +383,7 @@ static void *fake_serve(void *arg)
 		if (recv_frame(fd, &body) == -1)
 			goto done;
 	(void)send_all(fd, s->script, s->script_len);
+end:
 	shutdown(fd, SHUT_WR);
 	/* Until the client closes: it may still be sending a request the script cut short. */
 	while (recv(fd, sink, sizeof(sink), 0) > 0)
@@ -544,6 +691,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		head = 3 + count;
 	}
 	s.raw_hello = (data[1] & 0x80) != 0;
+	s.sealed = !s.raw_hello && (data[1] & 0x40) != 0;
+	if (s.sealed) {
+		opts.auth = FUZZ_SECRET;
+		opts.auth_len = strlen(FUZZ_SECRET);
+	}
 	s.max_frame = max_frames[data[1] & 3];
 	s.requests = s.raw_hello ? 0 : count;
 	s.script = data + head;

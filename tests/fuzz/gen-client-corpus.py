@@ -18,6 +18,7 @@ CALL = {name: i for i, name in enumerate(CALLS)}
 ITEM = {name: i for i, name in enumerate(BATCH)}
 MAX_FRAME_1M = 3  # the low bits of byte 1: 4096, 8192, 65536, 1 MiB
 RAW_HELLO = 0x80  # byte 1's high bit: the script is the HELLO's answer
+SEALED = 0x40  # byte 1: a sealed connection
 SERVER_ID = b"00112233445566778899aabbccddeeff"
 
 
@@ -136,6 +137,20 @@ def main():
     seeds["batch-every-op"] = batch_seed(items, script)
     seeds["batch-cut-after-two"] = batch_seed(items, b"".join(
         reply(2 + n, 0, GOOD[ITEM_CALL[i]]) for n, i in enumerate(items[:2])) + GOODBYE)
+    # Sealed (byte 1's SEALED bit): the script's first byte says what becomes of the rest
+    # (0: sealed whole, 1: a bit flipped at the next u16, 2: cut there, 3: sent unsealed).
+    seeds["sealed-get"] = seed("get", b"\x00" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+    seeds["sealed-get-then-goodbye"] = seed(
+        "get", b"\x00" + reply(2, 0, mp_bin(b"x")) + GOODBYE, MAX_FRAME_1M | SEALED)
+    seeds["sealed-get-flipped"] = seed(
+        "get", b"\x01\x00\x09" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+    seeds["sealed-get-cut"] = seed(
+        "get", b"\x02\x00\x0c" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+    seeds["sealed-get-unsealed"] = seed("get", b"\x03" + reply(2, 0, GOOD["get"]),
+                                        MAX_FRAME_1M | SEALED)
+    sealed_batch = bytearray(batch_seed(items, b"\x00" + script))
+    sealed_batch[1] |= SEALED
+    seeds["sealed-batch-every-op"] = bytes(sealed_batch)
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)

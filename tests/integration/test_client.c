@@ -2414,6 +2414,64 @@ LEAK_CHECKED_TEST(fake_server, batch_cut_short_keeps_what_arrived)
 }
 
 /*
+ * Connection 0 answers its GET with the first 7 bytes of a reply (header and 3 of its body),
+ * connection 1 closes instead of answering its GET, connection 2 answers it. Each close is an
+ * orderly one (a FIN), as a proxy or a crashed writer's kernel gives it.
+ */
+static int cut_then_close_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	struct buf out;
+	size_t at;
+
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (conn == 1)
+		return -1;
+	buf_init(&out);
+	if (codec_reply_open(&out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_bin(&out, "alice's cart", 12) == -1 || codec_frame_close(&out, at) == -1) {
+		buf_finish(&out);
+		return -1;
+	}
+	if (conn == 0)
+		out.len = 7;
+	(void)fake_send(fd, &out);
+	return conn == 0 ? -1 : 0;
+}
+
+/*
+ * A reply cut short by an orderly close says so, and how much of it came: "the server closed
+ * the connection" alone is what a close between replies says (a daemon that could not write
+ * its changes closes so, PROTOCOL.md IO_ERROR), and sessctl sends its user to the daemon's
+ * log for that. The next call reconnects.
+ */
+LEAK_CHECKED_TEST(fake_server, a_reply_cut_short_by_a_close_says_so)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	pid_t pid = fake_start(&l, 3, cut_then_close_answer);
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_get(c, "s", 1, &data, &len);
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "%s", sessd_strerror(rc));
+	cr_assert_str_eq(sessd_errmsg(c), "the server closed the connection in the middle of a "
+	                                  "reply, 7 bytes of it received");
+	rc = sessd_get(c, "s", 1, &data, &len);
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "%s", sessd_strerror(rc));
+	cr_assert_str_eq(sessd_errmsg(c), "the server closed the connection");
+	rc = sessd_get(c, "s", 1, &data, &len);
+	cr_assert_eq(rc, SESSD_OK, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_assert(len == 12 && memcmp(data, "alice's cart", 12) == 0);
+	free(data);
+	/* Closed first: the fake server reads on until its client has gone. */
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/*
  * Connection 0: the PING's reply and the SHUTTING_DOWN of a server that stopped right after
  * answering it, in one write, or with ${cut} the goodbye cut after its header and first body
  * byte and the rest a moment later (the client's read ends there); then the close.

@@ -56,6 +56,7 @@ const STATUS = Object.freeze({
   CONFLICT: 14,
   FORBIDDEN: 15,
 });
+const OP_NAME = Object.freeze(Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k])));
 const STATUS_NAME = Object.freeze(Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])));
 // After these the server closes the connection (PROTOCOL.md, "Errors that close"; and
 // SHUTTING_DOWN, a stopping server's last reply).
@@ -666,14 +667,88 @@ function flashPopResult(body, span, maxFrame) {
   return out;
 }
 
+// The most entries a LIST or NAMESPACES page holds (PROTOCOL.md: limit is clamped to
+// 1..1000), and the most counters a STATS map is taken with (sessd has a few dozen; a later
+// server may add some).
+const MAX_PAGE = 1000;
+const MAX_STATS = 1024;
+
+// isInt(body, span): whether the value at span is a MessagePack integer.
+function isInt(body, span) {
+  const t = body[span[0]];
+  return t <= 0x7f || t >= 0xe0 || (t >= 0xcc && t <= 0xcf) || (t >= 0xd0 && t <= 0xd3);
+}
+
+// isBytes(body, span): whether the value at span is a str or a bin.
+function isBytes(body, span) {
+  const t = body[span[0]];
+  return isStr(body, span) || t === 0xc4 || t === 0xc5 || t === 0xc6;
+}
+
+// checkResultShape(body, span, op): the bytes of the OK result at span once its MessagePack
+// types are the ones op's result has (PROTOCOL.md "Operations"), looked at on the bytes and
+// before anything is decoded: decoded first, a faulty server's result of the wrong type could
+// cost the app far more than its size (a 1 MiB array of empty maps is a million objects, 64 MB
+// of heap and seconds of a blocked event loop; at a larger max_frame the process runs out of
+// memory). Throws ProtocolError naming the opcode otherwise. A field's exact range (a uint not
+// negative, a TTL at least 1) is the caller's to check; an opcode this table does not know
+// (none that the client sends) is decoded as it is.
+function checkResultShape(body, span, op) {
+  const bad = () => new ProtocolError(`the ${OP_NAME[op]} result has the wrong type`);
+  const t = body[span[0]];
+  const pairOf = (sp, first) => {
+    const c = containerAt(body, sp[0]);
+    if (!c || c.map || c.count !== 2) return false;
+    const [a, b] = childSpans(body, c.pos, 2, sp[1]);
+    return first(a) && isInt(body, b);
+  };
+  switch (op) {
+    case OP.SET: case OP.TOUCH: case OP.DESTROY: case OP.SET_IF: case OP.TOUCH_IF:
+      if (t !== 0xc0) throw bad();
+      break;
+    case OP.PING:
+      if (t !== 0xc0 && !isBytes(body, span)) throw bad();
+      break;
+    case OP.TTL: case OP.COUNT: case OP.CLEAR: case OP.FLASH_PUSH: case OP.FLASH_PUSH_EXISTING:
+      if (!isInt(body, span)) throw bad();
+      break;
+    case OP.LOAD:
+      if (!pairOf(span, (sp) => isBytes(body, sp))) throw bad();
+      break;
+    case OP.LIST: case OP.NAMESPACES: {
+      const c = containerAt(body, span[0]);
+      if (!c || c.map || c.count !== 2) throw bad();
+      const [cursor, page] = childSpans(body, c.pos, 2, span[1]);
+      const p = containerAt(body, page[0]);
+      if (!isInt(body, cursor) || !p || p.map || p.count > MAX_PAGE) throw bad();
+      for (const e of childSpans(body, p.pos, p.count, page[1])) if (!pairOf(e, (sp) => isBytes(body, sp))) throw bad();
+      break;
+    }
+    case OP.STATS: {
+      const c = containerAt(body, span[0]);
+      if (!c || !c.map || c.count > MAX_STATS) throw bad();
+      for (const [k, v] of mapPairs(body, span, 'the STATS result')) if (!isStr(body, k) || !isInt(body, v)) throw bad();
+      break;
+    }
+    default:
+      break;
+  }
+  return body.subarray(span[0], span[1]);
+}
+
 // decodeReplyBody(body, op, maxFrame): { requestId, status, result, resultBytes } of a reply
 // body; maxFrame, the connection's, bounds what a FLASH_POP result may hold.
 // result is the decoded value (bin as Buffer, ints as Number, or BigInt when not safe);
 // resultBytes is a view of the result's own encoding within body. Throws ProtocolError for
 // a malformed reply, including a NOT_FOUND without nil or an error status without a str.
 // With op, the opcode of the request it answers, the reply is checked as an answer to it
-// too: a HELLO result by helloResult, a FLASH_POP one by flashPopResult, and NOT_FOUND only
-// from an opcode that has it (NOT_FOUND_OPS).
+// too: a HELLO result by helloResult, a FLASH_POP one by flashPopResult, a GET one as a bin,
+// any other OK result's types by checkResultShape before it is decoded, and NOT_FOUND only
+// from an opcode that has it (NOT_FOUND_OPS). op null: a reply that answers no request (a
+// goodbye is all it may be), whose OK result is left undecoded (result undefined). A GET
+// result that is not a bin, and any other OK result whose types are not its opcode's, is not
+// decoded: result is undefined and resultError the ProtocolError for its request (the reply
+// is well formed, so the connection may go on).
 function decodeReplyBody(body, op, maxFrame) {
   const spans = elements(body);
   if (spans.length !== 3) throw new ProtocolError('a reply is a 3-element array');
@@ -684,7 +759,16 @@ function decodeReplyBody(body, op, maxFrame) {
   if (status === STATUS.OK) {
     if (op === OP.HELLO) result = helloResult(body, spans[2]);
     else if (op === OP.FLASH_POP) result = flashPopResult(body, spans[2], maxFrame);
-    else result = decodeValue(resultBytes);
+    else if (op === null) result = undefined;
+    else {
+      // A result of the wrong type leaves the stream in step: it fails its request only.
+      try {
+        result = op === OP.GET ? readBytes(body, spans[2], 'the GET result', false, true).bytes : decodeValue(checkResultShape(body, spans[2], op));
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        return { requestId, status, result: undefined, resultBytes, resultError: new ProtocolError(`the server's ${OP_NAME[op]} result has the wrong shape`) };
+      }
+    }
   } else if (status === STATUS.NOT_FOUND) {
     if (!isNil(body, spans[2])) throw new ProtocolError('NOT_FOUND carries nil');
     if (ARGS[op] && !NOT_FOUND_OPS.has(op)) throw new ProtocolError(`NOT_FOUND is not an answer to opcode 0x${op.toString(16)}`);

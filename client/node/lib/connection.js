@@ -685,7 +685,7 @@ class Connection extends EventEmitter {
     if (this.pendingCount === 0) {
       // A stopping server says goodbye to every connection, idle ones too (PROTOCOL.md
       // "Statuses": SHUTTING_DOWN with request_id 0): a normal end, not a protocol error.
-      const bye = codec.decodeReplyBody(body, undefined, this.maxFrame);
+      const bye = codec.decodeReplyBody(body, null, this.maxFrame);
       if (bye.status !== STATUS.SHUTTING_DOWN || bye.requestId !== 0) throw new codec.ProtocolError('reply without a request');
       this.fail(new SessdError(bye.status, bye.result));
       return;
@@ -753,6 +753,8 @@ class Connection extends EventEmitter {
       // against it.
       this.maxFrame = helloMaxFrame(reply.result);
       entry.resolve(reply.result);
+    } else if (reply.status === STATUS.OK && reply.resultError) {
+      entry.reject(reply.resultError);
     } else if (reply.status === STATUS.OK) {
       entry.resolve({ status: STATUS.OK, result: reply.result });
     } else if (reply.status === STATUS.NOT_FOUND) {

@@ -230,3 +230,67 @@ test('replies: a status that closes the connection closes it at once', async (t)
     assert.equal(c.slots[0].conn.state, 'ready');
   });
 });
+
+// An array32 of n empty maps: a million of them is a 1 MiB result that a decoder makes into a
+// million objects (64 MB of heap, seconds of a blocked event loop).
+const emptyMaps = (n) => {
+  const head = Buffer.from([0xdd, 0, 0, 0, 0]);
+  head.writeUInt32BE(n, 1);
+  return Buffer.concat([head, Buffer.alloc(n, 0x80)]);
+};
+
+test('replies: a large result of the wrong type is refused before it is decoded', async (t) => {
+  const junk = emptyMaps(256 * 1024);
+  const inPage = Buffer.concat([hex('92 00 91 92 c4 01 61'), junk]); // [0, [[bin, junk]]]
+  const inLoad = Buffer.concat([hex('92 c4 01 61'), junk]); // [bin, junk]
+  const cases = [
+    ...['GET', 'SET', 'TOUCH', 'DESTROY', 'SET_IF', 'TOUCH_IF', 'PING', 'TTL', 'COUNT', 'CLEAR', 'FLASH_PUSH',
+      'FLASH_PUSH_EXISTING', 'LOAD', 'LIST', 'NAMESPACES', 'STATS'].map((name) => [name, junk]),
+    ['LIST', inPage], ['NAMESPACES', inPage], ['LOAD', inLoad],
+    ['STATS', Buffer.concat([hex('81 a1 61'), junk])],
+  ];
+  const started = Date.now();
+  const refused = (name, result) => {
+    const r = codec.decodeReplyBody(Buffer.concat([hex('93 02 00'), result]), OP[name], 1 << 20);
+    assert.equal(r.result, undefined, name);
+    assert.ok(r.resultError && isProtocolError(r.resultError), name);
+    assert.equal(r.resultError.message, `the server's ${name} result has the wrong shape`);
+  };
+  for (const [name, result] of cases) refused(name, result);
+  // Decoded, these took 0.5 s each (a plain build on an idle machine); refused on their type
+  // bytes they take a scan.
+  assert.ok(Date.now() - started < 3000, `${cases.length} refusals took ${Date.now() - started} ms`);
+  // A page of more entries than any LIST answers, and a STATS of more counters than sessd has.
+  const page = Buffer.concat([hex('92 00 dc 03 e9'), ...Array(1001).fill(hex('92 c4 00 00'))]);
+  refused('LIST', page);
+  // The right shapes still decode.
+  const ok = (name, result) => {
+    const r = codec.decodeReplyBody(Buffer.concat([hex('93 02 00'), result]), OP[name], 1 << 20);
+    assert.equal(r.resultError, undefined, name);
+    return r.result;
+  };
+  assert.deepEqual(ok('LIST', mp([7, [[Buffer.from('a'), 5]]])), [7, [[Buffer.from('a'), 5]]]);
+  assert.deepEqual(ok('STATS', mp({ sessions: 3 })), { sessions: 3 });
+  assert.deepEqual(Buffer.from(ok('GET', mp(Buffer.from('data')))), Buffer.from('data'));
+  assert.equal(ok('TTL', mp(1000)), 1000);
+});
+
+test('replies: a GET answered with a 1 MiB result of the wrong type fails that call only', async (t) => {
+  const results = { junk: emptyMaps(1048576 - 64), good: mp(Buffer.from('data')) };
+  const { sockPath } = await fakePeer(t, (s, req) => {
+    // sessd's default max_frame, so that the reply is read and decoded, not refused for its size.
+    if (req.op === OP.HELLO) s.write(codec.encodeReply(req.request_id, 0, mp({ version: 1, max_frame: 1048576 })));
+    else s.write(codec.encodeReply(req.request_id, 0, results[req.id]));
+  });
+  const c = new Client({ url: `unix:${sockPath}`, poolSize: 1, timeoutMs: 10000, reconnectMinMs: 10000, reconnectMaxMs: 10000 });
+  t.after(() => c.terminate());
+  await c.ready();
+  const started = Date.now();
+  await assert.rejects(c.get(null, 'junk'), (err) => isProtocolError(err) && /GET result/.test(err.message));
+  const took = Date.now() - started;
+  // On the same connection: the reply was well formed, the stream is still in step.
+  const conn = c.slots[0].conn;
+  assert.deepEqual(await c.get(null, 'good'), Buffer.from('data'));
+  assert.equal(c.slots[0].conn, conn);
+  assert.ok(took < 1500, `refused in ${took} ms`);
+});
