@@ -23,7 +23,9 @@
 //   4. logout during a slow request: 100 visitors each have a request in flight that stamps
 //      the session after 60 ms when they log out; does the old session come back (in the
 //      store, and logged in through the old cookie)?
-//   5. expiry: 12 visitors log in with lifetimes of 2.0-2.4 s; the store is asked (not
+//   5. a slow request that stamps the session in flight while the visitor adds to the cart
+//      (two requests changing different keys): is the item still there?
+//   6. expiry: 12 visitors log in with lifetimes of 2.0-2.4 s; the store is asked (not
 //      through express-session, which would renew) every 40 ms when each one ends, against
 //      the instant the cookie ends.
 // Every flash the app pushes carries a token; every page's flashes are counted, so a flash
@@ -107,7 +109,7 @@ async function startRedis(dir) {
   throw new Error('redis-server did not start');
 }
 function redisCmd(port, ...args) {
-  return execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim();
+  return execFileSync('redis-cli', ['-p', String(port), ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
 }
 function stopProc(proc) {
   return new Promise((resolve) => {
@@ -120,16 +122,23 @@ function stopProc(proc) {
 async function startStore(kind, dir) {
   if (kind === 'redis') {
     const r = await startRedis(dir);
-    return { ...r, env: { REDIS_URL: r.url }, counted: () => Number(/used_memory:(\d+)/.exec(redisCmd(r.port, 'INFO', 'memory'))[1]) };
+    return {
+      ...r,
+      env: { REDIS_URL: r.url },
+      counted: () => Number(/used_memory:(\d+)/.exec(redisCmd(r.port, 'INFO', 'memory'))[1]),
+      ops: () => Number(/total_commands_processed:(\d+)/.exec(redisCmd(r.port, 'INFO', 'stats'))[1]),
+    };
   }
-  if (kind === 'memory') return { pid: null, env: {}, stop: async () => {}, counted: null };
+  if (kind === 'memory') return { pid: null, env: {}, stop: async () => {}, counted: null, ops: null };
   const d = await new Daemon({ dir: fs.mkdtempSync(path.join(dir, 'sessd-')) }).start();
   const sessctl = path.resolve(path.dirname(sessdBin()), '../client/sessctl');
+  const stat = (name) => Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(execFileSync(sessctl, ['--connect', d.unixUrl, 'stats']).toString())[1]);
   return {
     pid: d.pid,
     env: { SESSD_URL: TRANSPORT === 'unix' ? d.unixUrl : d.tcpUrl },
     stop: () => d.cleanup(),
-    counted: () => Number(/^bytes\s*[:=]?\s*(\d+)/m.exec(execFileSync(sessctl, ['--connect', d.unixUrl, 'stats']).toString())[1]),
+    counted: () => stat('bytes'),
+    ops: () => stat('requests_total'),
   };
 }
 
@@ -308,6 +317,7 @@ async function load(app, store, visitors, agent) {
   const appCpu0 = cpuMs(app.proc.pid);
   const storeCpu0 = store.pid ? cpuMs(store.pid) : 0;
   const selfCpu0 = process.cpuUsage();
+  const ops0 = store.ops ? store.ops() : 0;
   const t0 = Date.now();
   const deadline = t0 + SECONDS * 1000;
   let product = 0;
@@ -329,6 +339,8 @@ async function load(app, store, visitors, agent) {
   const appCpu = cpuMs(app.proc.pid) - appCpu0;
   const storeCpu = store.pid ? cpuMs(store.pid) - storeCpu0 : 0;
   const self = process.cpuUsage(selfCpu0);
+  // Less the STATS or INFO call itself.
+  const storeOps = store.ops ? store.ops() - ops0 - 1 : NaN;
   const lat = tally.lat.sort((a, b) => a - b);
   // What the browsers still have queued: the last page each visitor saw showed it, unless
   // a flash is lost; read the home page once more to count the lost ones.
@@ -340,6 +352,7 @@ async function load(app, store, visitors, agent) {
     appCpuUs: (appCpu * 1000) / tally.requests,
     storeCpuUs: (storeCpu * 1000) / tally.requests,
     driverCpuUs: ((self.user + self.system)) / tally.requests,
+    opsPerRequest: storeOps / tally.requests,
     errors: tally.bad,
     flashes: tally.flashes(),
   };
@@ -403,6 +416,33 @@ async function logoutRace(app) {
   return { logouts: visitors.length, back, loggedIn };
 }
 
+// A slow request (it stamps seenAt after 60 ms) in flight while the same visitor adds to the
+// cart: two requests that change different keys. Is the item still in the cart after both?
+async function slowAndAdd(app) {
+  const tally = new Tally();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const visitors = Array.from({ length: 100 }, (_, i) => new Visitor(`s${i}`, tally, agent, app.port));
+  let items = 0;
+  let lost = 0;
+  let next = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < visitors.length) {
+      const v = visitors[next++];
+      await v.login();
+      const slow = request(agent, app.port, 'GET', '/slow', { cookie: v.cookie });
+      await sleep(10);
+      const tok = await v.add();
+      await slow;
+      const r = await v.req('GET', '/cart');
+      if (tally.pushed.get(tok) !== 'acked') continue;
+      items++;
+      if (!(CART_RE.exec(r.body) || [, ''])[1].split(',').includes(`#${tok}`)) lost++;
+    }
+  }));
+  agent.destroy();
+  return { items, lost };
+}
+
 async function expiry(app) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   const tally = new Tally();
@@ -441,9 +481,10 @@ async function oneRun(kind, dir) {
     agent.destroy();
     const tabs = await twoTabs(app);
     const logout = await logoutRace(app);
+    const slowAdd = await slowAndAdd(app);
     const exp = await expiry(app);
     const errs = app.errors().trim();
-    return { kind, mem, speed, tabs, logout, expiry: exp, appErrors: errs ? errs.split('\n').slice(0, 5) : [] };
+    return { kind, mem, speed, tabs, logout, slowAdd, expiry: exp, appErrors: errs ? errs.split('\n').slice(0, 5) : [] };
   } finally {
     await app.stop();
     await store.stop();
@@ -457,10 +498,10 @@ function show(r) {
     ? `store RSS/session ${r.mem.rssPerSession.toFixed(0)} B, counted ${r.mem.countedPerSession.toFixed(0)} B`
     : `app heap/session ${r.mem.heapPerSession.toFixed(0)} B`;
   console.log(`${r.kind.padEnd(11)} ${s.rps.toFixed(0).padStart(5)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  ` +
-    `CPU/req app ${s.appCpuUs.toFixed(0)} us store ${s.storeCpuUs.toFixed(0)} us (driver ${s.driverCpuUs.toFixed(0)})  ${m}  errors ${s.errors}\n` +
+    `CPU/req app ${s.appCpuUs.toFixed(0)} us store ${s.storeCpuUs.toFixed(0)} us (driver ${s.driverCpuUs.toFixed(0)})  store ops/req ${s.opsPerRequest.toFixed(2)}  ${m}  errors ${s.errors}\n` +
     `            load flashes ${f.pushed}: lost ${f.lost} twice ${f.twice} | two tabs: items lost ${r.tabs.lostItems}/${r.tabs.items}, ` +
     `flashes lost ${r.tabs.flashes.lost} twice ${r.tabs.flashes.twice} of ${r.tabs.flashes.pushed} | ` +
-    `logout+slow: back in store ${r.logout.back}/${r.logout.logouts}, logged in ${r.logout.loggedIn} | ` +
+    `logout+slow: back in store ${r.logout.back}/${r.logout.logouts}, logged in ${r.logout.loggedIn} | slow+add: items lost ${r.slowAdd.lost}/${r.slowAdd.items} | ` +
     `expiry: early ${r.expiry.early}/${r.expiry.n}, found up to ${r.expiry.maxMs} ms after the cookie's end` +
     (r.appErrors.length ? `\n            app stderr: ${r.appErrors.join(' / ')}` : ''));
 }
@@ -498,10 +539,12 @@ async function main() {
     console.log(`${kind.padEnd(11)} req/s ${num(med((r) => r.speed.rps))} (x${num(ratio((r) => r.speed.rps), 2)})  ` +
       `p50 ${num(med((r) => r.speed.p50), 2)} ms (x${num(ratio((r) => r.speed.p50), 2)})  p99 ${num(med((r) => r.speed.p99), 2)} ms (x${num(ratio((r) => r.speed.p99), 2)})  ` +
       `CPU/req app ${num(med((r) => r.speed.appCpuUs))} us (x${num(ratio((r) => r.speed.appCpuUs), 2)}) store ${num(med((r) => r.speed.storeCpuUs))} us (x${num(ratio((r) => r.speed.storeCpuUs), 2)})  ` +
+      `store ops/req ${num(med((r) => r.speed.opsPerRequest), 2)}  ` +
       (kind === 'memory' ? `heap/session ${num(med((r) => r.mem.heapPerSession))} B` : `RSS/session ${num(med((r) => r.mem.rssPerSession))} B, counted ${num(med((r) => r.mem.countedPerSession))} B`));
     console.log(`            totals: load flashes lost ${sum((r) => r.speed.flashes.lost)} twice ${sum((r) => r.speed.flashes.twice)} of ${sum((r) => r.speed.flashes.pushed)}; ` +
       `two tabs items lost ${sum((r) => r.tabs.lostItems)}/${sum((r) => r.tabs.items)}, flashes lost ${sum((r) => r.tabs.flashes.lost)} twice ${sum((r) => r.tabs.flashes.twice)} of ${sum((r) => r.tabs.flashes.pushed)}; ` +
       `logouts undone ${sum((r) => r.logout.back)}/${sum((r) => r.logout.logouts)} (logged in again ${sum((r) => r.logout.loggedIn)}); ` +
+      `slow+add items lost ${sum((r) => r.slowAdd.lost)}/${sum((r) => r.slowAdd.items)}; ` +
       `expiry early ${sum((r) => r.expiry.early)}/${sum((r) => r.expiry.n)}, late by up to ${num(Math.max(...rs.map((r) => r.expiry.maxMs)))} ms`);
   }
   if (opt.json) fs.writeFileSync(opt.json, JSON.stringify(results, null, 1));
