@@ -6,7 +6,8 @@
 // connect-flash's plain return values) as a migration to connect-sessd leaves it.
 //
 // Environment: E2E_STORE sessd|sessd-merge|redis|memory (sessd-merge: SessdStore with a
-// mergeKey that combines two tabs' cart additions), SESSD_URL, REDIS_URL, PORT (0: any).
+// mergeKey that combines two tabs' cart additions), SESSD_URL, REDIS_URL, PORT (0: any),
+// E2E_SESSD_DIR (the connect-sessd to load; default this checkout's client/node).
 // Prints "listening on http://127.0.0.1:PORT" when ready.
 //
 // Express and express-session are client/node's own (its devDependencies): connect-redis,
@@ -28,11 +29,13 @@ function mergeCart(base = [], mine = [], theirs = []) {
 
 async function makeStore() {
   if (STORE === 'sessd' || STORE === 'sessd-merge') {
-    const { SessdStore, flash } = require(path.resolve(__dirname, '../..'));
+    // E2E_SESSD_DIR: another checkout's client/node (e2e.js --versus), else this one.
+    const sessdDir = process.env.E2E_SESSD_DIR || path.resolve(__dirname, '../..');
+    const { SessdStore, flash, genid } = require(sessdDir);
     const opts = { url: process.env.SESSD_URL, namespace: 'e2e' };
     if (STORE === 'sessd-merge') opts.mergeKey = (key, base, mine, theirs) => (key === 'cart' ? mergeCart(base, mine, theirs) : mine);
     const store = new SessdStore(opts);
-    return { store, flashMw: flash(), pageFlash: flash.locals(), genid: require(path.resolve(__dirname, '../..')).genid };
+    return { store, flashMw: flash(), pageFlash: flash.locals(), genid };
   }
   const connectFlash = require('connect-flash');
   // connect-flash's pattern: every page pops every type into res.locals.

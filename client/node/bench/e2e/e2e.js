@@ -8,6 +8,7 @@
 //   cd client/node && npm ci && cd bench/e2e && npm ci
 //   node e2e.js [--runs 3] [--seconds 10] [--users 400] [--concurrency 32]
 //       [--stores sessd,redis,memory,sessd-merge] [--transport tcp|unix] [--json FILE]
+//       [--prof-dir DIR] [--versus DIR]
 //
 // Each run starts a fresh store process (sessd from SESSD_BIN, default ../../../../build/
 // daemon/sessd, memory only; redis-server --save '' --appendonly no), then the app, then:
@@ -44,10 +45,10 @@ const NODE_DIR = path.resolve(__dirname, '../..');
 const { Daemon, sessdBin } = require(path.join(NODE_DIR, 'test/helpers'));
 
 function usage(msg) {
-  console.error(`${msg}\nusage: node e2e.js [--runs 3] [--seconds 10] [--users 400] [--concurrency 32] [--stores sessd,redis,memory,sessd-merge] [--transport tcp|unix] [--json FILE] [--prof-dir DIR]`);
+  console.error(`${msg}\nusage: node e2e.js [--runs 3] [--seconds 10] [--users 400] [--concurrency 32] [--stores sessd,redis,memory,sessd-merge] [--transport tcp|unix] [--json FILE] [--prof-dir DIR] [--versus DIR]`);
   process.exit(2);
 }
-const KNOWN = ['--prof-dir', '--runs', '--seconds', '--users', '--concurrency', '--stores', '--transport', '--json'];
+const KNOWN = ['--versus', '--prof-dir', '--runs', '--seconds', '--users', '--concurrency', '--stores', '--transport', '--json'];
 const opt = {};
 for (let i = 2; i < process.argv.length; i += 2) {
   if (!KNOWN.includes(process.argv[i])) usage(`unknown argument ${process.argv[i]}`);
@@ -64,7 +65,11 @@ const SECONDS = posInt('seconds', 10);
 const USERS = posInt('users', 400);
 const CONC = posInt('concurrency', 32);
 const STORES = (opt.stores || 'sessd,redis,memory,sessd-merge').split(',');
-for (const s of STORES) if (!['sessd', 'sessd-merge', 'redis', 'memory'].includes(s)) usage(`unknown store ${s}`);
+// --versus DIR: another connect-sessd (a checkout's client/node, its npm ci done), run as the
+// store 'sessd-base' beside this one's 'sessd', to see what a change to lib/ does end to end.
+const VERSUS = opt.versus ? path.resolve(opt.versus) : null;
+if (VERSUS && !STORES.includes('sessd-base')) STORES.push('sessd-base');
+for (const s of STORES) if (!['sessd', 'sessd-merge', 'redis', 'memory', ...(VERSUS ? ['sessd-base'] : [])].includes(s)) usage(`unknown store ${s}`);
 const TRANSPORT = opt.transport || 'tcp';
 if (!['tcp', 'unix'].includes(TRANSPORT)) usage('--transport is tcp or unix');
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -120,6 +125,7 @@ function stopProc(proc) {
 }
 
 async function startStore(kind, dir) {
+  if (kind === 'sessd-base') return { ...(await startStore('sessd', dir)), app: { E2E_STORE: 'sessd', E2E_SESSD_DIR: VERSUS } };
   if (kind === 'redis') {
     const r = await startRedis(dir);
     return {
@@ -145,7 +151,7 @@ async function startStore(kind, dir) {
 function startApp(kind, env) {
   const prof = opt['prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opt['prof-dir'], kind)] : [];
   const proc = spawn(process.execPath, ['--expose-gc', ...prof, path.join(__dirname, 'app.js')], {
-    env: { ...process.env, E2E_STORE: kind, PORT: '0', ...env },
+    env: { ...process.env, E2E_STORE: kind, PORT: '0', E2E_SESSD_DIR: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let errors = '';
@@ -472,7 +478,7 @@ async function expiry(app) {
 
 async function oneRun(kind, dir) {
   const store = await startStore(kind, dir);
-  const app = await startApp(kind, store.env);
+  const app = await startApp(kind, { ...store.env, ...(store.app || {}) });
   app.heap = kind === 'memory';
   try {
     const warm = new Tally();
