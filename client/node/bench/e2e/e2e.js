@@ -364,88 +364,79 @@ async function load(app, store, visitors, agent) {
   };
 }
 
-async function twoTabs(app) {
+// eachVisitor(app, prefix, fn): 100 fresh visitors, each logged in, then fn(visitor, agent,
+// tally), 16 visitors at a time. Resolves the tally of every request made.
+async function eachVisitor(app, prefix, fn) {
   const tally = new Tally();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 96 });
-  const visitors = Array.from({ length: 100 }, (_, i) => new Visitor(`t${i}`, tally, agent, app.port));
-  let lostItems = 0;
-  let items = 0;
+  const visitors = Array.from({ length: 100 }, (_, i) => new Visitor(`${prefix}${i}`, tally, agent, app.port));
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
     while (next < visitors.length) {
       const v = visitors[next++];
       await v.login();
-      // Three tabs of one browser: each its own copy of the cookie, all sent at once.
-      const tab = () => Object.assign(new Visitor(v.name, tally, agent, app.port), { cookie: v.cookie, seq: v.seq });
-      const a = tab();
-      const b = Object.assign(tab(), { seq: v.seq + 100 });
-      const c = tab();
-      const [ta, tb] = await Promise.all([a.add(), b.add(), c.req('GET', '/product/1')]);
-      const r = await v.req('GET', '/cart');
-      const cart = (CART_RE.exec(r.body) || [, ''])[1].split(',');
-      for (const tok of [ta, tb]) {
-        if (tally.pushed.get(tok) !== 'acked') continue;
-        items++;
-        if (!cart.includes(`#${tok}`)) lostItems++;
-      }
+      await fn(v, agent, tally);
     }
   }));
   agent.destroy();
+  return tally;
+}
+
+async function twoTabs(app) {
+  let lostItems = 0;
+  let items = 0;
+  const tally = await eachVisitor(app, 't', async (v, agent, tally) => {
+    // Three tabs of one browser: each its own copy of the cookie, all sent at once.
+    const tab = () => Object.assign(new Visitor(v.name, tally, agent, app.port), { cookie: v.cookie, seq: v.seq });
+    const a = tab();
+    const b = Object.assign(tab(), { seq: v.seq + 100 });
+    const c = tab();
+    const [ta, tb] = await Promise.all([a.add(), b.add(), c.req('GET', '/product/1')]);
+    const r = await v.req('GET', '/cart');
+    const cart = (CART_RE.exec(r.body) || [, ''])[1].split(',');
+    for (const tok of [ta, tb]) {
+      if (tally.pushed.get(tok) !== 'acked') continue;
+      items++;
+      if (!cart.includes(`#${tok}`)) lostItems++;
+    }
+  });
   return { items, lostItems, flashes: tally.flashes() };
 }
 
 async function logoutRace(app) {
-  const tally = new Tally();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const visitors = Array.from({ length: 100 }, (_, i) => new Visitor(`o${i}`, tally, agent, app.port));
   let back = 0;
   let loggedIn = 0;
-  let next = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < visitors.length) {
-      const v = visitors[next++];
-      await v.login();
-      const old = v.cookie;
-      const sid = v.sid;
-      const slow = request(agent, app.port, 'GET', '/slow', { cookie: old });
-      await sleep(10);
-      await v.logout();
-      await slow;
-      await sleep(20);
-      const peek = await request(agent, app.port, 'GET', `/__peek/${encodeURIComponent(sid)}`);
-      if (JSON.parse(peek.body).found) back++;
-      const r = await request(agent, app.port, 'GET', '/cart', { cookie: old });
-      if ((USER_RE.exec(r.body) || [])[1]) loggedIn++;
-    }
-  }));
-  agent.destroy();
-  return { logouts: visitors.length, back, loggedIn };
+  await eachVisitor(app, 'o', async (v, agent) => {
+    const old = v.cookie;
+    const sid = v.sid;
+    const slow = request(agent, app.port, 'GET', '/slow', { cookie: old });
+    await sleep(10);
+    await v.logout();
+    await slow;
+    await sleep(20);
+    const peek = await request(agent, app.port, 'GET', `/__peek/${encodeURIComponent(sid)}`);
+    if (JSON.parse(peek.body).found) back++;
+    const r = await request(agent, app.port, 'GET', '/cart', { cookie: old });
+    if ((USER_RE.exec(r.body) || [])[1]) loggedIn++;
+  });
+  return { logouts: 100, back, loggedIn };
 }
 
 // A slow request (it stamps seenAt after 60 ms) in flight while the same visitor adds to the
 // cart: two requests that change different keys. Is the item still in the cart after both?
 async function slowAndAdd(app) {
-  const tally = new Tally();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const visitors = Array.from({ length: 100 }, (_, i) => new Visitor(`s${i}`, tally, agent, app.port));
   let items = 0;
   let lost = 0;
-  let next = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < visitors.length) {
-      const v = visitors[next++];
-      await v.login();
-      const slow = request(agent, app.port, 'GET', '/slow', { cookie: v.cookie });
-      await sleep(10);
-      const tok = await v.add();
-      await slow;
-      const r = await v.req('GET', '/cart');
-      if (tally.pushed.get(tok) !== 'acked') continue;
-      items++;
-      if (!(CART_RE.exec(r.body) || [, ''])[1].split(',').includes(`#${tok}`)) lost++;
-    }
-  }));
-  agent.destroy();
+  await eachVisitor(app, 's', async (v, agent, tally) => {
+    const slow = request(agent, app.port, 'GET', '/slow', { cookie: v.cookie });
+    await sleep(10);
+    const tok = await v.add();
+    await slow;
+    const r = await v.req('GET', '/cart');
+    if (tally.pushed.get(tok) !== 'acked') return;
+    items++;
+    if (!(CART_RE.exec(r.body) || [, ''])[1].split(',').includes(`#${tok}`)) lost++;
+  });
   return { items, lost };
 }
 
