@@ -46,7 +46,9 @@ async function makeStore() {
   if (STORE === 'redis') {
     const { createClient } = require('redis');
     const { RedisStore } = require('connect-redis');
-    const client = createClient({ url: process.env.REDIS_URL });
+    // node-redis takes no unix:// URL: a socket path goes in socket.path.
+    const url = process.env.REDIS_URL || '';
+    const client = createClient(url.startsWith('unix://') ? { socket: { path: url.slice('unix://'.length) } } : { url });
     client.on('error', (err) => console.error('redis:', err.message));
     await client.connect();
     return { store: new RedisStore({ client, prefix: 'e2e:' }), flashMw: connectFlash(), pageFlash, redis: client };
