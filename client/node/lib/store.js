@@ -24,7 +24,8 @@ const STORED = Symbol('connect-sessd stored session');
 // what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
 // like STORED. Its value: { key, data (the bytes sessd holds, as far as this request knows:
 // SET_IF expects their tag), forms (Map: top-level key -> its serialized form, as this
-// request last read or wrote it; null until the first save works it out from data), stored (null when the session
+// request last read or wrote it; null until the first save works it out from data), cookie (the
+// cookie get() parsed from data: what forms would hold for it while forms is null), stored (null when the session
 // object is exactly what sessd holds plus this request's changes; else the bytes last
 // written, a merge of another request's data), gone (sessd no longer has it) }.
 const LOADED = Symbol('connect-sessd loaded session');
@@ -350,10 +351,21 @@ function cookieForm(cookie) {
 // the same everywhere, sessctl and other languages' apps included.
 const JSON_WS = [0x20, 0x09, 0x0a, 0x0d];
 const WRITE_MARK_BYTES = 16;
+// Random bytes drawn 4 KiB at a time, 4 for each mark: a randomBytes() call per save cost as
+// much of the app's CPU as the save's own JSON (bench/e2e/store-ops.js). The marks are no
+// secret; they need only differ from save to save, as they still do.
+const MARK_POOL_BYTES = 4096;
+const markPool = Buffer.alloc(MARK_POOL_BYTES);
+let markPoolAt = MARK_POOL_BYTES;
 function writeMark() {
-  const r = crypto.randomBytes(WRITE_MARK_BYTES / 4);
-  const out = Buffer.alloc(WRITE_MARK_BYTES);
-  for (let i = 0; i < WRITE_MARK_BYTES; i++) out[i] = JSON_WS[(r[i >> 2] >> ((i & 3) * 2)) & 3];
+  if (markPoolAt + WRITE_MARK_BYTES / 4 > MARK_POOL_BYTES) {
+    crypto.randomFillSync(markPool);
+    markPoolAt = 0;
+  }
+  const at = markPoolAt;
+  markPoolAt += WRITE_MARK_BYTES / 4;
+  const out = Buffer.allocUnsafe(WRITE_MARK_BYTES);
+  for (let i = 0; i < WRITE_MARK_BYTES; i++) out[i] = JSON_WS[(markPool[at + (i >> 2)] >> ((i & 3) * 2)) & 3];
   return out;
 }
 
@@ -550,7 +562,7 @@ class SessdStore extends BaseStore {
       if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
         // that does not save it pays nothing for them.
-        const st = { key, data, forms: null, stored: null, gone: false };
+        const st = { key, data, forms: null, cookie: sess.cookie, stored: null, gone: false };
         Object.defineProperty(sess, LOADED, { value: st, configurable: true });
       }
       if (flashes !== null) {
@@ -924,9 +936,12 @@ class SessdStore extends BaseStore {
 
   // cookieChanged(sess, st): whether this request set the cookie of the session it read (its
   // maxAge, say) beyond what express-session changes by itself (see sameCookie).
+  // While forms is null sessd holds what was read, and its cookie is the one get() parsed
+  // (st.cookie): a page that changed nothing is touched without parsing its session again
+  // and writing every key's form, which cost each page view as much as its read.
   async cookieChanged(sess, st) {
-    if (st.forms === null) st.forms = this.forms(await this.parse(st.data));
-    return !this.sameForm('cookie', st.forms.get('cookie'), this.keyForm('cookie', sess.cookie));
+    const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : st.forms.get('cookie');
+    return !this.sameForm('cookie', stored, this.keyForm('cookie', sess.cookie));
   }
 
   // saveCookie(sid, sess, st, ttl): the touch of a session whose cookie alone this request set.

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+'use strict';
+// The store layer's own CPU (lib/store.js) per page view (get, createSession, touch) and per
+// cart add (get, createSession, set), with sessd's answers made in memory: no socket, no
+// daemon, so that the noise of a shared machine's I/O and scheduling stays out and a change
+// to the store's JS shows. This checkout's connect-sessd ('new') against another's ('base'),
+// in one process, alternated round by round. A measuring harness, not a test: the Client it
+// stands in for is tested against the real daemon in test/.
+//
+//   node store-layer.js DIR   (DIR: another checkout's client/node, its npm ci done)
+//   env: OPS (30000 a round), ROUNDS (5), CART (items in the cart, 3)
+
+const path = require('path');
+if (!process.argv[2]) {
+  console.error('usage: node store-layer.js DIR');
+  process.exit(2);
+}
+const libs = { new: path.resolve(__dirname, '../..'), base: path.resolve(process.argv[2]) };
+const { dataTag } = require(libs.new);
+const p = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+function fakeClient() {
+  const m = new Map();
+  return {
+    m,
+    async load(ns, id) { const d = m.get(id); return d ? { data: d, flashes: 0 } : null; },
+    async get(ns, id) { return m.get(id) || null; },
+    async set(ns, id, data) { m.set(id, Buffer.from(data)); return 'ok'; },
+    async setIf(ns, id, data, ttl, expect) { const d = m.get(id); if (!d) return 'not_found'; if (!dataTag(d).equals(expect)) return 'conflict'; m.set(id, Buffer.from(data)); return 'ok'; },
+    async touchIf() { return 'ok'; }, async touch() { return true; }, async ttlIfKnown() { return 3600000; },
+    close() {}, on() {}, once() {}, emit() {}, removeListener() {},
+  };
+}
+const N = 1000;
+const OPS = +process.env.OPS || 30000;
+const ROUNDS = +process.env.ROUNDS || 5;
+const sids = Array.from({ length: N }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
+const cart = Array.from({ length: +process.env.CART || 3 }, (_, i) => `product-${i}`);
+async function run(store, kind) {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < OPS; i++) {
+    const sid = sids[i % N];
+    const data = await p((cb) => store.get(sid, cb));
+    const sess = store.createSession({ sessionID: sid, sessionStore: store }, data);
+    if (kind === 'add') sess.cart = [...sess.cart.slice(1), 'i' + i];
+    sess.touch();
+    if (kind === 'add') await p((cb) => store.set(sid, sess, cb));
+    else await p((cb) => store.touch(sid, sess, cb));
+  }
+  return process.cpuUsage(c0).user / OPS;
+}
+(async () => {
+  const stores = {};
+  for (const [k, dir] of Object.entries(libs)) {
+    const { SessdStore, Client } = require(dir);
+    const client = Object.assign(Object.create(Client.prototype), fakeClient());
+    stores[k] = new SessdStore({ client, namespace: 'x' });
+    for (const sid of sids) {
+      const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', cart: [...cart] });
+      await p((cb) => stores[k].set(sid, sess, cb));
+    }
+    await run(stores[k], 'view'); await run(stores[k], 'add');
+  }
+  const res = { new: { view: [], add: [] }, base: { view: [], add: [] } };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const k of r % 2 ? ['base', 'new'] : ['new', 'base']) for (const kind of ['view', 'add']) res[k][kind].push(await run(stores[k], kind));
+  }
+  const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+  console.log(`user CPU per operation, medians of ${ROUNDS} rounds of ${OPS}, and of each round's ratio new / base:`);
+  for (const kind of ['view', 'add']) console.log(kind, 'new', med(res.new[kind]).toFixed(1), 'us  base', med(res.base[kind]).toFixed(1), 'us  ratio', med(res.new[kind].map((v, i) => v / res.base[kind][i])).toFixed(2));
+})();
