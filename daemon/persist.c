@@ -671,6 +671,24 @@ static void header_build(uint8_t h[FILE_HEADER_BYTES], const char magic[8], uint
 	put_u32(w, crc32c(h, FILE_HEADER_BYTES - 4));
 }
 
+/* What header_check says of a file that another --key-file (or none) would read: the
+ * operator must change the command line, so each says how, and a start exits 2 (ENOKEY) for
+ * them, which the shipped unit does not restart (restarts would fail the same way). */
+static const char why_no_key[] =
+    "file is encrypted and no --key-file was given: give the --key-file it was written with";
+static const char why_key_given[] =
+    "file is not encrypted but a --key-file was given: drop --key-file (a data directory is "
+    "encrypted only from its start, see sessd(8), --key-file)";
+static const char why_wrong_key[] =
+    "the key does not match the one the file was written with: give the --key-file it was "
+    "written with (a data directory keeps its key for life, see sessd(8), --key-file)";
+
+/* Whether ${why}, from header_check, is one of the key mismatches above. */
+static bool header_key_fault(const char *why)
+{
+	return why == why_no_key || why == why_key_given || why == why_wrong_key;
+}
+
 /* Check a file header; on -1 ${why} says what is wrong (a broken header is damage, a key
  * mismatch is a configuration error: ${fatal_config} tells them apart). */
 static int header_check(const uint8_t *map, size_t size, const char magic[8], uint64_t seq,
@@ -709,17 +727,17 @@ static int header_check(const uint8_t *map, size_t size, const char magic[8], ui
 		return -1;
 	}
 	if ((flags & FILE_FLAG_ENCRYPTED) && key == NULL) {
-		*why = "file is encrypted and no --key-file was given";
+		*why = why_no_key;
 		return -1;
 	}
 	if (!(flags & FILE_FLAG_ENCRYPTED) && key != NULL) {
-		*why = "file is not encrypted but a --key-file was given";
+		*why = why_key_given;
 		return -1;
 	}
 	if (key) {
 		key_check_value(key, kc);
 		if (sodium_memcmp(kc, map + 32, KEY_CHECK_BYTES) != 0) {
-			*why = "the key does not match the one the file was written with";
+			*why = why_wrong_key;
 			return -1;
 		}
 	}
@@ -1089,7 +1107,7 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 		if (fatal_config) {
 			persist_say(LOG_ERROR, "%s/%s: %s", dir, name, s->why);
 			file_unmap(&m);
-			errno = EINVAL;
+			errno = header_key_fault(s->why) ? ENOKEY : EINVAL;
 			return -1;
 		}
 		s->damaged = true;
