@@ -2168,6 +2168,11 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
 	p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
 	if (p->retry_for_room)
 		return "as soon as the volume has room for it, within 30 s otherwise";
+	if (p->state == STATE_SYNC_FAILED && !p->fsize_limited)
+		return "within 30 s, sooner after the first failures (changes are refused until a "
+		       "snapshot is written; a file system mounted read-only after disk errors, "
+		       "see "
+		       "dmesg, must be repaired and sessd restarted)";
 	return "in 30 s, or once the log has grown by another --snapshot-log-bytes";
 }
 
@@ -2187,6 +2192,19 @@ static bool snapshot_retry_due(const struct persist *p)
 	if (p->retry_for_room)
 		return volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
 	return p->log_bytes >= p->retry_log_bytes;
+}
+
+/*
+ * Whether the snapshot that must follow a failed sync is due again (see snapshot_failed):
+ * at once the first time, then after the failure's spacing, which doubles to 30 s. A file
+ * system the kernel made read-only fails every try: tried every tick, it logged an error a
+ * second, each promising a retry in 30 s.
+ */
+static bool sync_failed_retry_due(const struct persist *p)
+{
+	if (p->next_snapshot_ms == 0 || clock_ms(CLOCK_MONOTONIC) >= p->retry_after_ms)
+		return true;
+	return p->retry_for_room && volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
 }
 
 /*
@@ -4160,7 +4178,7 @@ void persist_tick(struct persist *p, struct store *st)
 	 * of an idle daemon. Not when that snapshot failed: the segments before it are still to
 	 * be covered, and log_has_room may be refusing every change until they are. A file-size
 	 * limit's snapshot waits until one fits. */
-	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
+	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited && sync_failed_retry_due(p)) ||
 	    (p->state != STATE_OK && fsize_snapshot_due(p)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
 	     (p->file_off > FILE_HEADER_BYTES || p->next_snapshot_ms != 0) &&
