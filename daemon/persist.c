@@ -671,6 +671,24 @@ static void header_build(uint8_t h[FILE_HEADER_BYTES], const char magic[8], uint
 	put_u32(w, crc32c(h, FILE_HEADER_BYTES - 4));
 }
 
+/* What header_check says of a file that another --key-file (or none) would read: the
+ * operator must change the command line, so each says how, and a start exits 2 (ENOKEY) for
+ * them, which the shipped unit does not restart (restarts would fail the same way). */
+static const char why_no_key[] =
+    "file is encrypted and no --key-file was given: give the --key-file it was written with";
+static const char why_key_given[] =
+    "file is not encrypted but a --key-file was given: drop --key-file (a data directory is "
+    "encrypted only from its start, see sessd(8), --key-file)";
+static const char why_wrong_key[] =
+    "the key does not match the one the file was written with: give the --key-file it was "
+    "written with (a data directory keeps its key for life, see sessd(8), --key-file)";
+
+/* Whether ${why}, from header_check, is one of the key mismatches above. */
+static bool header_key_fault(const char *why)
+{
+	return why == why_no_key || why == why_key_given || why == why_wrong_key;
+}
+
 /* Check a file header; on -1 ${why} says what is wrong (a broken header is damage, a key
  * mismatch is a configuration error: ${fatal_config} tells them apart). */
 static int header_check(const uint8_t *map, size_t size, const char magic[8], uint64_t seq,
@@ -709,17 +727,17 @@ static int header_check(const uint8_t *map, size_t size, const char magic[8], ui
 		return -1;
 	}
 	if ((flags & FILE_FLAG_ENCRYPTED) && key == NULL) {
-		*why = "file is encrypted and no --key-file was given";
+		*why = why_no_key;
 		return -1;
 	}
 	if (!(flags & FILE_FLAG_ENCRYPTED) && key != NULL) {
-		*why = "file is not encrypted but a --key-file was given";
+		*why = why_key_given;
 		return -1;
 	}
 	if (key) {
 		key_check_value(key, kc);
 		if (sodium_memcmp(kc, map + 32, KEY_CHECK_BYTES) != 0) {
-			*why = "the key does not match the one the file was written with";
+			*why = why_wrong_key;
 			return -1;
 		}
 	}
@@ -1089,7 +1107,7 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 		if (fatal_config) {
 			persist_say(LOG_ERROR, "%s/%s: %s", dir, name, s->why);
 			file_unmap(&m);
-			errno = EINVAL;
+			errno = header_key_fault(s->why) ? ENOKEY : EINVAL;
 			return -1;
 		}
 		s->damaged = true;
@@ -2150,6 +2168,11 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
 	p->retry_log_bytes = p->log_bytes + p->snapshot_log_bytes;
 	if (p->retry_for_room)
 		return "as soon as the volume has room for it, within 30 s otherwise";
+	if (p->state == STATE_SYNC_FAILED && !p->fsize_limited)
+		return "within 30 s, sooner after the first failures (changes are refused until a "
+		       "snapshot is written; a file system mounted read-only after disk errors, "
+		       "see "
+		       "dmesg, must be repaired and sessd restarted)";
 	return "in 30 s, or once the log has grown by another --snapshot-log-bytes";
 }
 
@@ -2169,6 +2192,19 @@ static bool snapshot_retry_due(const struct persist *p)
 	if (p->retry_for_room)
 		return volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
 	return p->log_bytes >= p->retry_log_bytes;
+}
+
+/*
+ * Whether the snapshot that must follow a failed sync is due again (see snapshot_failed):
+ * at once the first time, then after the failure's spacing, which doubles to 30 s. A file
+ * system the kernel made read-only fails every try: tried every tick, it logged an error a
+ * second, each promising a retry in 30 s.
+ */
+static bool sync_failed_retry_due(const struct persist *p)
+{
+	if (p->next_snapshot_ms == 0 || clock_ms(CLOCK_MONOTONIC) >= p->retry_after_ms)
+		return true;
+	return p->retry_for_room && volume_free(p) >= snapshot_estimate(p) + SNAPSHOT_ROOM_SLACK;
 }
 
 /*
@@ -4142,7 +4178,7 @@ void persist_tick(struct persist *p, struct store *st)
 	 * of an idle daemon. Not when that snapshot failed: the segments before it are still to
 	 * be covered, and log_has_room may be refusing every change until they are. A file-size
 	 * limit's snapshot waits until one fits. */
-	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited) ||
+	if ((p->state == STATE_SYNC_FAILED && !p->fsize_limited && sync_failed_retry_due(p)) ||
 	    (p->state != STATE_OK && fsize_snapshot_due(p)) ||
 	    (p->state == STATE_OK && p->log_bytes >= p->snapshot_log_bytes &&
 	     (p->file_off > FILE_HEADER_BYTES || p->next_snapshot_ms != 0) &&

@@ -2434,3 +2434,64 @@ LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_perio
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 }
+
+/* Write a key of 32 bytes ${byte} to ${path}, mode 0600. */
+static void write_key(const char *path, uint8_t byte)
+{
+	uint8_t bytes[32];
+	int fd;
+
+	memset(bytes, byte, sizeof(bytes));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	close(fd);
+}
+
+/*
+ * A data directory started with another --key-file than the one it was written with, or
+ * without one, is a fault of the command line, as a key file that cannot serve is: exit
+ * status 2, which the shipped unit does not restart, and a message that says which key to
+ * give. It exited 1, so the unit restarted it five times into the same refusal, saying only
+ * "the key does not match the one the file was written with". The sessions are all there
+ * once the right key is given again.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_data_directory_started_with_another_key_is_a_configuration_error,
+                       .timeout = 60)
+{
+	struct harness_daemon d;
+	char dir[64], key[100], other[100], data_dir[100], *text;
+	const char *right[] = {"--data-dir", data_dir, "--key-file", key, NULL};
+	const char *wrong[] = {
+	    "--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, "--key-file", other, NULL};
+	const char *none[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
+	int fd;
+
+	make_dir(dir, "rekey");
+	snprintf(key, sizeof(key), "%s/key", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
+	write_key(key, 1);
+	write_key(other, 2);
+	cr_assert_eq(harness_start(&d, right), 0);
+	fd = harness_open_ready(d.unix_url, "rekey");
+	cr_assert_eq(harness_set_get(fd, "ops", "kept", "{\"user\":1}", TTL_MS), 0);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+
+	text = run_expecting(wrong, 2);
+	cr_expect_not_null(strstr(text, "give the --key-file it was written with"), "%s", text);
+	free(text);
+	text = run_expecting(none, 2);
+	cr_expect_not_null(strstr(text, "give the --key-file it was written with"), "%s", text);
+	free(text);
+
+	cr_assert_eq(harness_start(&d, right), 0);
+	fd = harness_open_ready(d.unix_url, "rekey");
+	cr_expect_eq(get_session(fd, "kept", "{\"user\":1}", 10), CODEC_OK);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}

@@ -4773,6 +4773,84 @@ LEAK_CHECKED_TEST_OPTS(persist, a_failed_everysec_fsync_refuses_changes_until_a_
 	cr_log_info("--fsync everysec: %d change(s) refused, for %ld ms", r.refused, r.refused_ms);
 }
 
+/* How many times ${needle} occurs in ${text}. */
+static int occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/*
+ * A file system that fails every sync and refuses new files (the kernel made it read-only after
+ * disk errors: strace fails the log's fdatasyncs from the 3rd on with EIO, and the creation of
+ * the snapshot's log segment with EROFS) refuses changes until a snapshot can be written, and that
+ * snapshot is retried with a growing spacing, each failure logged once. Every tick tried it again:
+ * an error line a second for as long as the disk stayed so (28 in 28 s on an ext4 an operator's
+ * runbook remounted read-only), each saying "the snapshot will be retried in 30 s".
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_sync_that_keeps_failing_is_not_logged_every_second, .timeout = 60,
+                       .fini = kill_traced)
+{
+	char parent[64], data_dir[96], sock[128], ready[128], log_path[128], log1[128], *text;
+	const char *bin = getenv("SESSD_BIN");
+	int fd, rc, tries;
+
+	cr_assert_eq(system("strace -V >/dev/null 2>&1"), 0,
+	             "strace is not installed (scripts/deps)");
+	make_data_dir(parent);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", parent);
+	snprintf(sock, sizeof(sock), "unix:%s/sock", parent);
+	snprintf(ready, sizeof(ready), "%s/ready", parent);
+	snprintf(log_path, sizeof(log_path), "%s/log", parent);
+	snprintf(log1, sizeof(log1), "%s/log.0000000000000001", data_dir);
+	spawn_strace(log_path, (char *const[]){"strace",
+	                                       "-f",
+	                                       "-qq",
+	                                       "-o",
+	                                       "/dev/null",
+	                                       "-e",
+	                                       "trace=openat,fdatasync",
+	                                       "-P",
+	                                       log1,
+	                                       "-P",
+	                                       "log.0000000000000002",
+	                                       "-e",
+	                                       "inject=fdatasync:error=EIO:when=3+",
+	                                       "-e",
+	                                       "inject=openat:error=EROFS",
+	                                       (char *)bin,
+	                                       "--listen",
+	                                       sock,
+	                                       "--data-dir",
+	                                       data_dir,
+	                                       "--fsync",
+	                                       "always",
+	                                       "--ready-file",
+	                                       ready,
+	                                       NULL});
+	for (int i = 0; i < 3000 && access(ready, F_OK) == -1; i++)
+		usleep(10000);
+	cr_assert_eq(access(ready, F_OK), 0, "sessd did not start under strace");
+	fd = harness_open_ready(sock, "eio");
+	/* Changes until one meets the failing sync (not answered: its connection closes). */
+	for (tries = 0, rc = CODEC_OK; rc == CODEC_OK && tries < 20; tries++)
+		rc = do_set(fd, "app", "k", "v", 1);
+	cr_assert_neq(rc, CODEC_OK, "no change met the failing sync");
+	close(fd);
+	harness_sleep_ms(3500);
+	text = read_text(log_path);
+	cr_assert_not_null(text);
+	cr_expect_not_null(strstr(text, "FSYNC FAILED"), "%s", text);
+	cr_expect_leq(occurrences(text, "the snapshot will be retried"), 1,
+	              "a failing snapshot logged once a tick:\n%s", text);
+	free(text);
+	kill_traced();
+	nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Copy the regular files of ${src} into ${dst}, replacing those of the same name, as an
  * operator's `cp -a SRC/. DST/` does. */
 static void copy_files_into(const char *src, const char *dst)
