@@ -3525,7 +3525,7 @@ static void persist_close(struct persist *p)
  * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
  * regular file of 32 bytes, open to other users, not ours to read) or the data directory
  * (its parent missing, not a directory, another user's or open to other users' writes, not
- * ours to open or write: config_path_fault).
+ * ours to open or write: config_path_fault, or on a read-only file system).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
@@ -3599,10 +3599,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	if (p->lock_fd == -1) {
 		fault = errno;
 		say_lock_error(p->dir_fd, p->dir, fault, "another sessd uses this directory");
-		/* A directory sessd's user may not write is the configuration's fault, as below;
-		 * a LOCK file it may not open in one it may, or another sessd's lock, is not. */
-		if ((fault == EACCES || fault == EPERM) &&
-		    faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1)
+		/* A directory sessd's user may not write is the configuration's fault, as below,
+		 * and so is a read-only file system; a LOCK file it may not open in a directory it
+		 * may write, or another sessd's lock (which a restart passes once that sessd has
+		 * stopped), is not. */
+		if (fault == EROFS || ((fault == EACCES || fault == EPERM) &&
+		                       faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1))
 			goto fail_path;
 		goto fail;
 	}
@@ -3641,8 +3643,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 
 fail_path:
 	/* The data directory as configured cannot serve (missing parent, not a directory, not
-	 * ours to open or write): as a key file that cannot, a fault of the configuration. */
-	if (config_path_fault(fault))
+	 * ours to open or write): as a key file that cannot, a fault of the configuration. So is
+	 * a read-only file system (EROFS): a sandbox that keeps the path read-only (the unit's
+	 * ProtectSystem=strict without ReadWritePaths=) stays so, and one the kernel remounted
+	 * after disk errors waits for the operator's fsck and remount, which restarts a second
+	 * apart do not outlast. */
+	if (config_path_fault(fault) || fault == EROFS)
 		fault = ENOKEY;
 fail:
 	err = fault != 0 ? fault : errno;
