@@ -1559,7 +1559,7 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd;
+	int fd, err = ENOMEM;
 
 	memset(l, 0, sizeof(*l));
 	fd = dup(dir_fd);
@@ -1571,7 +1571,10 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 		return -1;
 	}
 	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
+	/* readdir's NULL is the end only while errno stays 0: a directory that fails to read
+	 * (EIO) must not pass for one without the rest of its segments, which startup would
+	 * then load without, and a snapshot delete. Reset each time: unlinkat below may set it. */
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		uint64_t seq;
 
 		if (name_seq(de->d_name, "log.", &seq)) {
@@ -1584,6 +1587,10 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 			unlinkat(dir_fd, de->d_name, 0);
 		}
 	}
+	if (errno != 0) {
+		err = errno;
+		goto fail;
+	}
 	closedir(d);
 	if (l->n_logs)
 		qsort(l->logs, l->n_logs, sizeof(*l->logs), seq_cmp);
@@ -1594,7 +1601,7 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 fail:
 	closedir(d);
 	listing_finish(l);
-	errno = ENOMEM;
+	errno = err;
 	return -1;
 }
 
