@@ -69,16 +69,11 @@ static uint64_t source_of(const struct sockaddr *sa, int socklen, const struct u
 
 		key = SOURCE_IPV4 | ntohl(sin->sin_addr.s_addr);
 	} else if (sa->sa_family == AF_INET6 && socklen >= (int)sizeof(struct sockaddr_in6)) {
+		/* Never IPv4-mapped: IPv6 listeners are IPV6_V6ONLY (bind_tcp). */
 		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-		if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0) {
-			key = SOURCE_IPV4 | (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
-			      (uint32_t)a[14] << 8 | a[15];
-		} else {
-			for (int i = 0; i < 8; i++)
-				key = key << 8 | a[i];
-		}
+		for (int i = 0; i < 8; i++)
+			key = key << 8 | a[i];
 	} else if (sa->sa_family == AF_UNIX && cred != NULL) {
 		key = SOURCE_UID | (uint32_t)cred->uid;
 	}
@@ -303,7 +298,12 @@ fail_dir:
 	return -1;
 }
 
-/* Whether ${ss} (AF_INET or AF_INET6) is a loopback address, reachable from this host only. */
+/*
+ * Whether ${ss} (AF_INET or AF_INET6) is a loopback address, reachable from this host only.
+ * An IPv6 one is never IPv4-mapped (::ffff:127.0.0.1): config refuses such a --listen, and
+ * an IPV6_V6ONLY listener (bind_tcp) takes no IPv4 peer; nor is one that a peer claims
+ * taken as loopback, which would let in a secret sent plain under --auth-plain loopback.
+ */
 static bool is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
@@ -311,8 +311,7 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 
 	if (ss->ss_family == AF_INET)
 		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-	       (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
+	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
 
 /* Whether the peer at ${sa} accepted on ${l} is on this host (see listener_accept_fn). */
@@ -449,8 +448,13 @@ static evutil_socket_t bind_tcp(const struct config_listen *addr, char *url, siz
 	}
 	/* A restart must get its port back while old connections sit in TIME_WAIT. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (v6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* IPv6 only: an IPv4 peer of a dual-stack socket would come as an IPv4-mapped address,
+	 * which source_of and is_loopback do not expect. */
+	if (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) {
+		log_error("cannot make tcp://[%s]:%u IPv6-only: %s", addr->host, addr->port,
+		          strerror(errno));
+		goto fail_close;
+	}
 	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
 		log_error("cannot bind tcp://%s%s%s:%u: %s", v6 ? "[" : "", addr->host,
 		          v6 ? "]" : "", addr->port, strerror(errno));

@@ -1577,7 +1577,7 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd;
+	int fd, err = ENOMEM;
 
 	memset(l, 0, sizeof(*l));
 	fd = dup(dir_fd);
@@ -1589,7 +1589,10 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 		return -1;
 	}
 	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
+	/* readdir's NULL is the end only while errno stays 0: a directory that fails to read
+	 * (EIO) must not pass for one without the rest of its segments, which startup would
+	 * then load without, and a snapshot delete. Reset each time: unlinkat below may set it. */
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		uint64_t seq;
 
 		if (name_seq(de->d_name, "log.", &seq)) {
@@ -1602,6 +1605,10 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 			unlinkat(dir_fd, de->d_name, 0);
 		}
 	}
+	if (errno != 0) {
+		err = errno;
+		goto fail;
+	}
 	closedir(d);
 	if (l->n_logs)
 		qsort(l->logs, l->n_logs, sizeof(*l->logs), seq_cmp);
@@ -1612,7 +1619,7 @@ static int listing_read(int dir_fd, struct listing *l, bool remove_tmp)
 fail:
 	closedir(d);
 	listing_finish(l);
-	errno = ENOMEM;
+	errno = err;
 	return -1;
 }
 
@@ -3561,7 +3568,7 @@ static void persist_close(struct persist *p)
  * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
  * regular file of 32 bytes, open to other users, not ours to read) or the data directory
  * (its parent missing, not a directory, another user's or open to other users' writes, not
- * ours to open or write: config_path_fault).
+ * ours to open or write: config_path_fault, or on a read-only file system).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms)
 {
@@ -3635,10 +3642,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 	if (p->lock_fd == -1) {
 		fault = errno;
 		say_lock_error(p->dir_fd, p->dir, fault, "another sessd uses this directory");
-		/* A directory sessd's user may not write is the configuration's fault, as below;
-		 * a LOCK file it may not open in one it may, or another sessd's lock, is not. */
-		if ((fault == EACCES || fault == EPERM) &&
-		    faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1)
+		/* A directory sessd's user may not write is the configuration's fault, as below,
+		 * and so is a read-only file system; a LOCK file it may not open in a directory it
+		 * may write, or another sessd's lock (which a restart passes once that sessd has
+		 * stopped), is not. */
+		if (fault == EROFS || ((fault == EACCES || fault == EPERM) &&
+		                       faccessat(p->dir_fd, ".", W_OK | X_OK, AT_EACCESS) == -1))
 			goto fail_path;
 		goto fail;
 	}
@@ -3677,8 +3686,12 @@ struct persist *persist_open(const struct persist_config *cfg, struct store *st,
 
 fail_path:
 	/* The data directory as configured cannot serve (missing parent, not a directory, not
-	 * ours to open or write): as a key file that cannot, a fault of the configuration. */
-	if (config_path_fault(fault))
+	 * ours to open or write): as a key file that cannot, a fault of the configuration. So is
+	 * a read-only file system (EROFS): a sandbox that keeps the path read-only (the unit's
+	 * ProtectSystem=strict without ReadWritePaths=) stays so, and one the kernel remounted
+	 * after disk errors waits for the operator's fsck and remount, which restarts a second
+	 * apart do not outlast. */
+	if (config_path_fault(fault) || fault == EROFS)
 		fault = ENOKEY;
 fail:
 	err = fault != 0 ? fault : errno;

@@ -61,7 +61,7 @@ struct persist_config {
  * cannot serve as it is, a fault which a restart repeats: cfg->key_file (missing, not a
  * regular file of 32 bytes, open to other users, not ours to read) or the data directory
  * (its parent missing, not a directory, another user's or open to other users' writes, not
- * ours to open or write: config_path_fault).
+ * ours to open or write: config_path_fault, or on a read-only file system).
  */
 struct persist *persist_open(const struct persist_config *cfg, struct store *st, uint64_t now_ms);
 
