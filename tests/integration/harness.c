@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <ftw.h>
 #include <linux/capability.h>
@@ -857,6 +858,23 @@ static long status_kib(pid_t pid, const char *field)
 	fclose(f);
 	cr_assert_gt(kib, 0, "%s read from %s", field, path);
 	return kib;
+}
+
+bool harness_can_exec_as(uid_t uid, const char *path)
+{
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		if (setgroups(0, NULL) == -1 || setgid(uid) == -1 || setuid(uid) == -1)
+			_exit(2);
+		_exit(access(path, X_OK) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "cannot become uid %lu",
+	          (unsigned long)uid);
+	return WEXITSTATUS(status) == 0;
 }
 
 long harness_rss_kib(pid_t pid)

@@ -112,6 +112,14 @@ int harness_fill_disk(struct harness_daemon *d, int fd, const char *ns, const ch
 long harness_rss_kib(pid_t pid);
 
 /*
+ * harness_can_exec_as(uid, path):
+ * Whether user ${uid} (no supplementary groups) may execute ${path}. A test that runs our
+ * binaries as another user, as root runs them as nobody, asks first: a build under a directory
+ * closed to other users (a clone in /root, mode 0700) is not theirs to run.
+ */
+bool harness_can_exec_as(uid_t uid, const char *path);
+
+/*
  * harness_vm_kib(pid):
  * The address space of process ${pid} (VmSize), in KiB; fails the test when it cannot be read.
  */

@@ -2373,6 +2373,10 @@ LEAK_CHECKED_TEST(sessctl, a_tmp_runtime_directory_not_its_own_is_not_tried)
 	pid_t pid;
 
 	cr_assert_not_null(bin);
+	if (geteuid() == 0 && !harness_can_exec_as(uid, bin))
+		cr_skip_test("uid %lu, which root runs sessctl as here, cannot execute %s (a build "
+		             "under a directory closed to other users)",
+		             (unsigned long)uid, bin);
 	snprintf(dir, sizeof(dir), "/tmp/sessd-%lu", (unsigned long)uid);
 	if (mkdir(dir, 0700) == -1)
 		cr_skip_test("%s exists already: another sessd of this user may be using it", dir);
@@ -2435,11 +2439,12 @@ LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
 	          0, (const char *const[]){"ping", NULL});
 	expect(&r, 2, "");
 	/* No sessd there: every address tried is named, and then what to do. Another sessd
-	 * of this machine may answer at the later defaults (the tests never listen there). */
+	 * of this machine may answer at the later defaults (the tests never listen there): the
+	 * service's, at /run/sessd/sessd.sock, refuses sessctl without its --auth-file. */
 	snprintf(env, sizeof(env), "RUNTIME_DIRECTORY=%s", dir);
 	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
 	          (const char *const[]){"ping", NULL});
-	if (r.status == 2) {
+	if (r.status == 2 && access("/run/sessd/sessd.sock", F_OK) == -1) {
 		snprintf(want, sizeof(want), "sessctl: cannot connect to unix:%s/sessd.sock: %s\n",
 		         dir, strerror(ENOENT));
 		cr_assert_eq(strncmp((char *)r.err.data, want, strlen(want)), 0, "%s",

@@ -3,6 +3,9 @@
 // log in, add to the cart, see the flash once, reload and see it gone, log out. Two app
 // processes share the daemon, which runs with --auth-file: the demos get the secret in
 // SESSD_AUTH_FILE, so their connections are sealed (the default). The browser moves between them.
+// playwright-core stays at 1.60 (package.json): 1.62 and later refuse to run on Node 18
+// ("Playwright requires Node.js 20 or higher"), and Node 18 is what scripts/deps installs from
+// Debian 12 on a machine without node; 1.60 drives Debian's current Chromium on Node 18 and 20.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
