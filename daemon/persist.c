@@ -107,7 +107,8 @@
  * other. */
 #define SYNC_SNAPSHOT_SPACING_MS 1000u
 /* How long a stop waits for a snapshot being written before it stops the writer: with the
- * drain (about 2 s) and the last fdatasync, well inside the unit's TimeoutStopSec=10s. */
+ * drain (about 2 s) and the last fdatasync, some 5 s before the store is freed (the unit gives a
+ * stop 90 s). */
 #define SNAPSHOT_STOP_WAIT_MS 3000u
 /* Room asked of the volume for a snapshot beyond its bound: the new segment's first block and
  * what clients write while it is written. */

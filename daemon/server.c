@@ -45,9 +45,9 @@
 /* How long a stopping server waits for the sync of the log that changes put off for a
  * snapshot's switch wait for (persist_settle), before it turns them away: such a sync takes
  * milliseconds, tens on a busy disk, and one that has not ended in 2 s is a disk that may
- * never answer. With the drain (SERVER_DRAIN_MS) and a snapshot's last 3 s, a stop so stays
- * within the unit's TimeoutStopSec=10s; unbounded, it waited for the disk with the loop held,
- * no client answered, until systemd killed it. */
+ * never answer. With the drain (SERVER_DRAIN_MS) and a snapshot's last 3 s, a stop so takes
+ * some 7 s before the store is freed (the unit gives a stop 90 s); unbounded, it waited for
+ * the disk with the loop held, no client answered, until systemd killed it. */
 #define SERVER_SETTLE_MS 2000
 /*
  * Expiry works in slices of 32 sessions and looks at the clock between them: it holds the loop

@@ -2520,7 +2520,7 @@ static pid_t stop_a_snapshot_child(struct harness_daemon *d, const char **args, 
  * A SIGTERM that comes while a snapshot is being written stops the daemon within seconds
  * even when the snapshot would take much longer. The stop waited for the snapshot's child
  * without a bound: 14 s for a million sessions of 1 KB on a busy machine, past the unit's
- * TimeoutStopSec=10s, so systemd killed it and counted the stop as a failure, and a
+ * TimeoutStopSec= (then 10 s), so systemd killed it and counted the stop as a failure, and a
  * `systemctl restart` took that long. The log holds every change the snapshot would have
  * saved, so the daemon now waits a few seconds, then stops the child and exits 0; the next
  * start replays the log. A child stopped by SIGSTOP stands for a snapshot that takes long
