@@ -2178,9 +2178,8 @@ static const char *snapshot_failed(struct persist *p, int err, uint64_t took_ms)
 		return "as soon as the volume has room for it, within 30 s otherwise";
 	if (p->state == STATE_SYNC_FAILED && !p->fsize_limited)
 		return "within 30 s, sooner after the first failures (changes are refused until a "
-		       "snapshot is written; a file system mounted read-only after disk errors, "
-		       "see "
-		       "dmesg, must be repaired and sessd restarted)";
+		       "snapshot is written; a file system mounted read-only after disk errors "
+		       "(see dmesg) must be repaired and sessd restarted)";
 	return "in 30 s, or once the log has grown by another --snapshot-log-bytes";
 }
 
