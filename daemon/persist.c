@@ -1575,8 +1575,8 @@ static int snap_salvage_record(struct snap_load *l, const struct record *r)
  * before it, which may be the record a damaged part took: after a damaged part, records are
  * dropped until the next SESSION, so that no message goes to another user's session. The
  * session whose FLASH was damaged keeps the messages before it. A bad header leaves nothing
- * (${sv}->bad_header). Returns 0, or -1 (logged, but for a store's refusal, whose errno
- * stands) when the file cannot be read or the store refuses a session.
+ * (${sv}->bad_header). Returns 0, or -1 (logged) when the file cannot be read, the key does
+ * not fit, or the store refuses a session.
  */
 static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint64_t seq,
                              const uint8_t *key, struct snap_load *l, struct buf *plain,
@@ -1644,7 +1644,7 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 				continue;
 			}
 			if (l->why == NULL)
-				goto out;
+				goto fail_store;
 			l->why = NULL; /* sound, but out of place: damage like any other */
 		}
 		if (!in_gap) {
@@ -1653,7 +1653,7 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 			in_gap = true;
 			gap_start = off;
 			if (snap_finish_session(l) == -1)
-				goto out;
+				goto fail_store;
 		}
 		/* Reached by lengths from the header, a record whose header holds is what was
 		 * written there: skip it whole, and its body (bytes a client chose) is not
@@ -1665,7 +1665,14 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 		sv->gap_bytes += m.size - gap_start;
 	if (sv->gaps == 0)
 		sv->sessions_before = l->sessions;
-	rc = snap_finish_session(l);
+	if (snap_finish_session(l) == -1)
+		goto fail_store;
+	rc = 0;
+	goto out;
+
+fail_store:
+	persist_say(LOG_ERROR, "%s/%s at offset %zu: cannot load a session: %s", dir, name, off,
+	            strerror(errno));
 out:
 	file_unmap(&m);
 	return rc;
@@ -4450,10 +4457,8 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 		persist_say(LOG_ERROR, "%s: out of memory", name);
 		goto out;
 	}
-	if (snap_salvage_scan(dir_fd, data_dir, name, seq, key, &sl, plain, &sv) == -1) {
-		persist_say(LOG_ERROR, "%s: cannot salvage it: %s", name, strerror(errno));
+	if (snap_salvage_scan(dir_fd, data_dir, name, seq, key, &sl, plain, &sv) == -1)
 		goto out;
-	}
 	/* A bad header leaves no time of its own: the state is empty, so any instant will do. */
 	time_ms = sv.created_ms != 0 ? sv.created_ms : wall_ms();
 	snap_tmp_name(tmp, seq, getpid());
