@@ -1083,6 +1083,52 @@ static bool torn_at(const struct mapped *m, size_t off, size_t rec_end, size_t s
 }
 
 /*
+ * Open the well-formed record (both checksums right) whose ${len}-byte body at ${body} starts
+ * at offset ${off} of file ${seq}: decrypt it with ${key} (when given) into ${plain}, and decode
+ * it into ${rec}, which may point into ${body} or ${plain}. ${snapshot}: the file is a snapshot,
+ * whose record types differ from a log's. Returns 0; 1 when the record fails authentication,
+ * is malformed or does not belong in the file (${why} says which: damage, or a wrong key); or
+ * -1 when ${plain} cannot grow (ENOMEM).
+ */
+static int record_open(const uint8_t *body, size_t len, uint64_t seq, size_t off,
+                       const uint8_t *key, bool snapshot, struct buf *plain, struct record *rec,
+                       const char **why)
+{
+	size_t plain_len = len;
+
+	if (key) {
+		uint8_t ad[16];
+		unsigned long long out_len;
+
+		if (len < NONCE_BYTES + TAG_BYTES) {
+			*why = "encrypted record too short";
+			return 1;
+		}
+		buf_reset(plain);
+		if (buf_reserve(plain, len) == -1)
+			return -1;
+		put_u64(put_u64(ad, seq), off);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		        plain->data, &out_len, NULL, body + NONCE_BYTES, len - NONCE_BYTES, ad,
+		        sizeof(ad), body, key) != 0) {
+			*why = "record fails authentication (tampered or wrong key)";
+			return 1;
+		}
+		plain_len = (size_t)out_len;
+		body = plain->data;
+	}
+	if (record_decode(body, plain_len, rec) == -1) {
+		*why = "malformed record";
+		return 1;
+	}
+	if (snapshot != (rec->type >= REC_SNAP_SESSION)) {
+		*why = "record type does not belong in this kind of file";
+		return 1;
+	}
+	return 0;
+}
+
+/*
  * file_scan(dir_fd, dir, name, magic, seq, key, snapshot, fn, arg, plain, s):
  * Read a log segment or snapshot, calling ${fn} with each good record in order, and stop at
  * the first bad one (${s} says where and why). Returns 0 (also when damage was found), or -1
@@ -1123,8 +1169,9 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	while (off < m.size) {
 		const uint8_t *h = m.map + off, *body;
-		size_t len, plain_len;
+		size_t len;
 		struct record rec;
+		int opened;
 
 		s->bad_off = off;
 		s->damaged = true;
@@ -1158,40 +1205,14 @@ static int file_scan(int dir_fd, const char *dir, const char *name, const char m
 			break;
 		}
 		/* From here the bytes are what was written: failures are not torn writes. */
-		if (key) {
-			uint8_t ad[16];
-			unsigned long long out_len;
-
-			if (len < NONCE_BYTES + TAG_BYTES) {
-				s->why = "encrypted record too short";
-				break;
-			}
-			buf_reset(plain);
-			if (buf_reserve(plain, len) == -1) {
-				persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
-				file_unmap(&m);
-				return -1;
-			}
-			put_u64(put_u64(ad, seq), off);
-			if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-			        plain->data, &out_len, NULL, body + NONCE_BYTES, len - NONCE_BYTES,
-			        ad, sizeof(ad), body, key) != 0) {
-				s->why = "record fails authentication (tampered or wrong key)";
-				break;
-			}
-			plain_len = (size_t)out_len;
-			body = plain->data;
-		} else {
-			plain_len = len;
+		opened = record_open(body, len, seq, off, key, snapshot, plain, &rec, &s->why);
+		if (opened == -1) {
+			persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
+			file_unmap(&m);
+			return -1;
 		}
-		if (record_decode(body, plain_len, &rec) == -1) {
-			s->why = "malformed record";
+		if (opened == 1)
 			break;
-		}
-		if (snapshot != (rec.type >= REC_SNAP_SESSION)) {
-			s->why = "record type does not belong in this kind of file";
-			break;
-		}
 		if (fn && fn(arg, &rec) == -1) {
 			*fn_fail_off = off;
 			file_unmap(&m);
@@ -1517,6 +1538,145 @@ static int snap_load_record(void *arg, const struct record *r)
 		errno = EINVAL;
 		return -1;
 	}
+}
+
+/*
+ * What a salvage of a damaged snapshot keeps and skips (snap_salvage_scan). The sessions kept
+ * are the snap_load's: ${sessions_before} of them come before the first damage.
+ */
+struct snap_salvage {
+	uint64_t created_ms;      /* the header's time, 0 when the header is bad */
+	bool bad_header;          /* nothing was read: no record can be placed or trusted */
+	uint64_t sessions_before; /* the sessions read before the first damaged part */
+	uint64_t gaps;            /* damaged parts skipped */
+	uint64_t gap_bytes;       /* their bytes */
+	uint64_t orphans;         /* sound flash records dropped after a damaged part */
+};
+
+/*
+ * One sound record of a snapshot being salvaged, to ${l}. The END record's count is that of
+ * the file as written, which no longer holds after damage, so it only ends the session before
+ * it (the snapshot rewritten from what was kept gets an END of its own). Returns 0, or -1 with
+ * ${l}->why set (the record is out of place: damage) or not (the store refused it).
+ */
+static int snap_salvage_record(struct snap_load *l, const struct record *r)
+{
+	if (r->type == REC_SNAP_END)
+		return snap_finish_session(l);
+	return snap_load_record(l, r);
+}
+
+/*
+ * snap_salvage_scan(dir_fd, dir, name, seq, key, l, plain, sv):
+ * Read every sound record of the damaged snapshot ${name} (${seq}) into ${l}, before and after
+ * its damage, and say in ${sv} what was skipped. Records are followed by their lengths; a
+ * damaged one is skipped whole when its header's checksum holds (its length is then what was
+ * written), and otherwise every offset after it is tried until a well-formed record (both
+ * checksums right) starts there, as for the log (records_after). A FLASH belongs to the SESSION
+ * before it, which may be the record a damaged part took: after a damaged part, records are
+ * dropped until the next SESSION, so that no message goes to another user's session. The
+ * session whose FLASH was damaged keeps the messages before it. A bad header leaves nothing
+ * (${sv}->bad_header). Returns 0, or -1 (logged) when the file cannot be read, the key does
+ * not fit, or the store refuses a session.
+ */
+static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint64_t seq,
+                             const uint8_t *key, struct snap_load *l, struct buf *plain,
+                             struct snap_salvage *sv)
+{
+	struct mapped m;
+	bool fatal_config, in_gap = false, following = true;
+	size_t off = FILE_HEADER_BYTES, gap_start = 0, released = 0,
+	       page = (size_t)sysconf(_SC_PAGESIZE);
+	const char *why;
+	int rc = -1;
+
+	memset(sv, 0, sizeof(*sv));
+	if (file_map(dir_fd, name, &m) == -1) {
+		say_file_error(dir_fd, dir, name, "read", errno);
+		return -1;
+	}
+	if (header_check(m.map, m.size, SNAP_MAGIC, seq, key, &sv->created_ms, &why,
+	                 &fatal_config) == -1) {
+		if (fatal_config) {
+			persist_say(LOG_ERROR, "%s/%s: %s", dir, name, why);
+			errno = header_key_fault(why) ? ENOKEY : EINVAL;
+			goto out;
+		}
+		sv->created_ms = 0;
+		sv->bad_header = true;
+		rc = 0;
+		goto out;
+	}
+	while (off < m.size) {
+		struct record rec;
+		size_t len = 0;
+		bool whole = record_header_at(m.map, m.size, off, &len) &&
+		             len <= m.size - off - REC_HEADER_BYTES;
+		int opened = 1;
+
+		/* Nothing looks behind off: the pages read are let go, as in file_scan. */
+		if (off - released >= SCAN_RELEASE_BYTES) {
+			size_t to = off / page * page;
+
+			madvise(m.map + released, to - released, MADV_DONTNEED);
+			released = to;
+		}
+		if (whole && record_at(m.map, m.size, off, &len)) {
+			opened = record_open(m.map + off + REC_HEADER_BYTES, len, seq, off, key,
+			                     true, plain, &rec, &why);
+			if (opened == -1) {
+				persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
+				goto out;
+			}
+		}
+		if (opened == 0 && in_gap && rec.type != REC_SNAP_SESSION) {
+			sv->orphans += rec.type == REC_SNAP_FLASH;
+			off += REC_HEADER_BYTES + len;
+			following = true;
+			continue;
+		}
+		if (opened == 0) {
+			if (in_gap)
+				sv->gap_bytes += off - gap_start;
+			in_gap = false;
+			if (snap_salvage_record(l, &rec) == 0) {
+				off += REC_HEADER_BYTES + len;
+				following = true;
+				continue;
+			}
+			if (l->why == NULL)
+				goto fail_store;
+			l->why = NULL; /* sound, but out of place: damage like any other */
+		}
+		if (!in_gap) {
+			if (sv->gaps++ == 0)
+				sv->sessions_before = l->sessions;
+			in_gap = true;
+			gap_start = off;
+			if (snap_finish_session(l) == -1)
+				goto fail_store;
+		}
+		/* Reached by lengths from the header, a record whose header holds is what was
+		 * written there: skip it whole, and its body (bytes a client chose) is not
+		 * searched. */
+		off += following && whole ? REC_HEADER_BYTES + len : 1;
+		following = following && whole;
+	}
+	if (in_gap)
+		sv->gap_bytes += m.size - gap_start;
+	if (sv->gaps == 0)
+		sv->sessions_before = l->sessions;
+	if (snap_finish_session(l) == -1)
+		goto fail_store;
+	rc = 0;
+	goto out;
+
+fail_store:
+	persist_say(LOG_ERROR, "%s/%s at offset %zu: cannot load a session: %s", dir, name, off,
+	            strerror(errno));
+out:
+	file_unmap(&m);
+	return rc;
 }
 
 /* The data directory's files, by kind, sorted by sequence number. */
@@ -4287,8 +4447,9 @@ fail:
 }
 
 /*
- * Rewrite the damaged snapshot ${seq} with the sessions read before its damage (the last one
- * with the flashes read so far) and keep the damaged file as snap.<seq>.damaged. The log after
+ * Rewrite the damaged snapshot ${seq} with the sessions whose records are sound, before and
+ * after the damage (snap_salvage_scan), and keep the damaged file as snap.<seq>.damaged. The
+ * rewritten file is a snapshot like any other, its END counting what it holds. The log after
  * the snapshot is left as it is: replayed on top, its changes to lost sessions are skipped or
  * start them afresh, as for sessions that expired. Returns 0, or -1 (logged).
  */
@@ -4298,9 +4459,9 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	struct snap_load sl = {0};
 	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16];
-	uint64_t fail_off = 0, time_ms;
+	struct snap_salvage sv;
 	struct snap_totals totals;
-	struct scan s;
+	uint64_t time_ms;
 	int rc = -1;
 
 	snap_name(name, seq);
@@ -4309,21 +4470,10 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 		persist_say(LOG_ERROR, "%s: out of memory", name);
 		goto out;
 	}
-	/* A record the store refused (sl.why unset) is not damage: no salvage would be whole. */
-	if (file_scan(dir_fd, data_dir, name, SNAP_MAGIC, seq, key, true, snap_load_record, &sl,
-	              plain, &s, &fail_off) == -1 &&
-	    (fail_off == 0 || sl.why == NULL)) {
-		if (fail_off != 0)
-			persist_say(LOG_ERROR, "%s at offset %" PRIu64 ": %s", name, fail_off,
-			            strerror(errno));
+	if (snap_salvage_scan(dir_fd, data_dir, name, seq, key, &sl, plain, &sv) == -1)
 		goto out;
-	}
-	if (snap_finish_session(&sl) == -1) {
-		persist_say(LOG_ERROR, "%s: %s", name, strerror(errno));
-		goto out;
-	}
 	/* A bad header leaves no time of its own: the state is empty, so any instant will do. */
-	time_ms = s.created_ms != 0 ? s.created_ms : wall_ms();
+	time_ms = sv.created_ms != 0 ? sv.created_ms : wall_ms();
 	snap_tmp_name(tmp, seq, getpid());
 	if (snap_write(dir_fd, tmp, key, sl.st, seq, time_ms, true, &totals) == -1) {
 		persist_say(LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
@@ -4331,9 +4481,11 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 	}
 	if (replace_keeping_damaged(dir_fd, name, tmp, aside) == -1)
 		goto out;
-	printf("repaired: %s rewritten with the %" PRIu64 " session(s) before the damage; the "
-	       "damaged file is kept as %s\n",
-	       name, totals.sessions, aside);
+	printf("repaired: %s rewritten with %" PRIu64 " session(s), of the %" PRIu64
+	       " whose records are sound (%" PRIu64 " before the damage, %" PRIu64
+	       " after it); the damaged file is kept as %s\n",
+	       name, totals.sessions, sl.sessions, sv.sessions_before,
+	       sl.sessions - sv.sessions_before, aside);
 	rc = 0;
 out:
 	store_free(sl.st);
@@ -4428,6 +4580,31 @@ static const char *older_format(const struct scan *s)
 }
 
 /*
+ * For --check-data: say what a repair of the damaged snapshot ${name} (${seq}) keeps and what
+ * it skips, reading it as snap_salvage does. Returns 0, or -1 (logged).
+ */
+static int snap_report_salvage(int dir_fd, const char *data_dir, const char *name,
+                               const uint8_t *key, uint64_t seq, struct buf *plain)
+{
+	struct snap_load sl = {0};
+	struct snap_salvage sv;
+
+	if (snap_salvage_scan(dir_fd, data_dir, name, seq, key, &sl, plain, &sv) == -1)
+		return -1;
+	if (sv.bad_header) {
+		printf("%s: its header is damaged: a repair keeps none of its sessions\n", name);
+		return 0;
+	}
+	printf("%s: a repair keeps the %" PRIu64 " session(s) whose records are sound (%" PRIu64
+	       " before the damage, %" PRIu64 " after it); it skips %" PRIu64
+	       " damaged part(s), %" PRIu64 " bytes with the %" PRIu64
+	       " sound flash message(s) dropped after them (their session may be the one lost)\n",
+	       name, sl.sessions, sv.sessions_before, sl.sessions - sv.sessions_before, sv.gaps,
+	       sv.gap_bytes, sv.orphans);
+	return 0;
+}
+
+/*
  * persist_check(data_dir, key_file, repair):
  * For `sessd --check-data DIR [--repair]`: read the snapshot and log, print what is found to
  * stdout; with ${repair}, rewrite a damaged snapshot with the sessions before its damage and
@@ -4505,6 +4682,9 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			printf("%s: ok, %" PRIu64 " sessions, %" PRIu64 " bytes%s\n", name,
 			       sl.sessions, s.size, older_format(&s));
 		}
+		if (snap_damaged &&
+		    snap_report_salvage(dir_fd, data_dir, name, key, snap_seq, &plain) == -1)
+			goto out;
 		if (snap_damaged && repair) {
 			if (snap_salvage(dir_fd, data_dir, key, snap_seq, &plain) == -1)
 				goto out;
@@ -4693,8 +4873,9 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	/* Its records hold the only copy of the sessions it saved (the log below it is gone):
 	 * say what a repair loses, and the other way out. */
 	if (snap_damaged)
-		printf("--repair rewrites the snapshot with the sessions before the damage; those "
-		       "after it are lost, unless the data directory is restored from a backup\n");
+		printf("--repair rewrites the snapshot with the sessions whose records are sound, "
+		       "before and after the damage; those whose records are damaged are lost, "
+		       "unless the data directory is restored from a backup\n");
 	/* Startup refuses and points here: say what a repair does and how to run it. */
 	if (bad_seg != SIZE_MAX) {
 		log_name(name, l.logs[bad_seg]);

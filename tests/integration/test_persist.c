@@ -5205,3 +5205,202 @@ LEAK_CHECKED_TEST_OPTS(persist, an_upgraded_directory_says_when_its_rollback_end
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+#define SALVAGE_SESSIONS 300
+
+/* Session v<i>'s value: 100 bytes that differ from one session to the next. */
+static void salvage_value(char v[100], int i)
+{
+	memset(v, 'a' + i % 26, 100);
+	snprintf(v, 40, "salvage session %d", i);
+}
+
+/* Pop v<id>'s "info" messages into ${got} ("m<i>a,m<i>b,"); returns how many there were. */
+static uint32_t pop_infos(int fd, const char *id, char *got, size_t got_size)
+{
+	struct codec_request req = {.op = CODEC_OP_FLASH_POP};
+	struct mp_reader r;
+	uint8_t *res;
+	size_t res_len, used = 0;
+	uint32_t count;
+
+	req.ns = str("app");
+	req.id = str(id);
+	req.flash_type = str("info");
+	got[0] = '\0';
+	cr_assert_eq(call(fd, &req, &res, &res_len), CODEC_OK);
+	mp_reader_init(&r, res, res_len);
+	cr_assert_eq(mp_read_array(&r, &count), 0);
+	for (uint32_t i = 0; i < count; i++) {
+		struct mp_bytes m;
+
+		cr_assert_eq(mp_read_str(&r, &m), 0);
+		cr_assert_lt(used + m.len + 2, got_size);
+		memcpy(got + used, m.ptr, m.len);
+		used += m.len;
+		got[used++] = ',';
+		got[used] = '\0';
+	}
+	free(res);
+	return count;
+}
+
+/*
+ * A snapshot of SALVAGE_SESSIONS sessions, each with two flash messages, and one byte flipped
+ * in the middle session's record: in its body, in its second flash record's body, or in its
+ * header's length (no length to follow: every offset after it is tried). --repair
+ * once kept only the sessions before the damage (an operator drill: 51,390 of 128,661), though
+ * every record after it was sound. Now it keeps every session whose records are sound, each
+ * with exactly its own flashes: the damaged session is gone with its flashes (or, for a
+ * damaged flash, its session keeps the message before it), and no flash moved to another
+ * session. The rewritten snapshot loads, and --check-data calls it sound.
+ */
+enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER };
+
+static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
+                                                       enum salvage_flip where)
+{
+	static const char snap2[] = "snap.0000000000000002";
+	char data_dir[64], scratch[64], id[32], want[160], got[64], v[100], path[300], *text, *big;
+	const char *args[] = {"--data-dir",
+	                      data_dir,
+	                      "--snapshot-log-bytes",
+	                      "256K",
+	                      "--snapshot-idle",
+	                      "0",
+	                      key_file ? "--key-file" : NULL,
+	                      key_file,
+	                      NULL};
+	struct harness_daemon d;
+	size_t len, off, n_small = 0, target = 0, whole = 0, partial = 0;
+	size_t small[SALVAGE_SESSIONS + 1];
+	uint8_t *b;
+	int fd, missing = 0;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "salvage");
+	for (int i = 0; i < SALVAGE_SESSIONS; i++) {
+		char a[16], c[16];
+
+		snprintf(id, sizeof(id), "v%d", i);
+		salvage_value(v, i);
+		cr_assert_eq(do_set(fd, "app", id, v, sizeof(v)), CODEC_OK);
+		snprintf(a, sizeof(a), "m%da", i);
+		snprintf(c, sizeof(c), "m%db", i);
+		push(fd, id, "info", a);
+		push(fd, id, "info", c);
+	}
+	/* Past --snapshot-log-bytes: snapshot 2 holds every session above. */
+	big = malloc(300000);
+	cr_assert_not_null(big);
+	memset(big, 'z', 300000);
+	cr_assert_eq(do_set(fd, "app", "big", big, 300000), CODEC_OK);
+	free(big);
+	for (long started = harness_mono_ms();
+	     (newest_snapshot(data_dir) != 2 ||
+	      data_file_size(data_dir, "log.0000000000000001") != -1) &&
+	     harness_mono_ms() - started < 20000;)
+		usleep(20000);
+	cr_assert_eq(newest_snapshot(data_dir), 2, "no snapshot");
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	/* The records' framing needs no key: sessions are the records of over 100 bytes (the
+	 * filler "big" aside), each followed by its two flash records. */
+	snprintf(path, sizeof(path), "%s/%s", data_dir, snap2);
+	b = (uint8_t *)read_text(path);
+	cr_assert_not_null(b);
+	len = (size_t)data_file_size(data_dir, snap2);
+	for (off = 52; off + 12 <= len;) {
+		uint32_t body = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 |
+		                (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+
+		if (body > 100 && body < 1000) {
+			cr_assert_lt(n_small, SALVAGE_SESSIONS);
+			small[n_small++] = off;
+		}
+		off += 12 + body;
+	}
+	cr_assert_eq(off, len, "the snapshot's framing");
+	cr_assert_eq(n_small, SALVAGE_SESSIONS);
+	target = small[SALVAGE_SESSIONS / 2];
+	if (where == FLIP_FLASH) {
+		/* Past the session record and its first flash, into the second. */
+		for (int skip = 0; skip < 2; skip++)
+			target += 12 + ((uint32_t)b[target] | (uint32_t)b[target + 1] << 8);
+		cr_assert_lt(b[target], 100, "not a flash record");
+	}
+	/* In the body, its checksum then fails; or in the length, its header's checksum does. */
+	b[target + (where == FLIP_HEADER ? 1 : 12 + 5)] ^= 0x10;
+	put_file(data_dir, snap2, b, len);
+	free(b);
+
+	cr_expect_neq(harness_start(&d, args), 0, "started on a damaged snapshot");
+	harness_cleanup(&d);
+	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 1, "%s", text);
+	snprintf(want, sizeof(want), "a repair keeps the %d session(s) whose records are sound",
+	         SALVAGE_SESSIONS + (where == FLIP_FLASH ? 1 : 0));
+	cr_expect_not_null(strstr(text, want), "%s", text);
+	free(text);
+	cr_expect_eq(check_data(data_dir, key_file, true, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_expect_neq(data_file_size(data_dir, "snap.0000000000000002.damaged"), -1,
+	              "the damaged file is kept");
+	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 0, "%s", text);
+	free(text);
+
+	cr_assert_eq(harness_start(&d, args), 0, "no start after --repair");
+	fd = harness_open_ready(d.unix_url, "salvage");
+	for (int i = 0; i < SALVAGE_SESSIONS; i++) {
+		struct codec_request req = {.op = CODEC_OP_GET};
+		char full[40];
+		uint32_t n;
+
+		snprintf(id, sizeof(id), "v%d", i);
+		req.ns = str("app");
+		req.id = str(id);
+		if (call(fd, &req, NULL, NULL) == CODEC_NOT_FOUND) {
+			missing++;
+			continue;
+		}
+		salvage_value(v, i);
+		expect_get(fd, "app", id, v, sizeof(v));
+		n = pop_infos(fd, id, got, sizeof(got));
+		snprintf(full, sizeof(full), "m%da,m%db,", i, i);
+		if (n == 2 && strcmp(got, full) == 0) {
+			whole++;
+			continue;
+		}
+		snprintf(full, sizeof(full), "m%da,", i);
+		cr_expect(where == FLIP_FLASH && strcmp(got, full) == 0, "%s has the flashes %s",
+		          id, got);
+		partial++;
+	}
+	close(fd);
+	if (where == FLIP_FLASH) {
+		cr_expect_eq(missing, 0, "sessions lost for a damaged flash: %d", missing);
+		cr_expect_eq(partial, 1, "sessions short of a flash: %zu", partial);
+		cr_expect_eq(whole, SALVAGE_SESSIONS - 1, "sessions with both flashes: %zu", whole);
+	} else {
+		cr_expect_eq(missing, 1, "sessions lost: %d", missing);
+		cr_expect_eq(whole, SALVAGE_SESSIONS - 1, "sessions back whole: %zu", whole);
+	}
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_every_sound_session_of_a_damaged_snapshot,
+                       .timeout = 120)
+{
+	char key_dir[64], key[100];
+
+	damaged_snapshot_keeps_every_sound_session(NULL, FLIP_SESSION);
+	damaged_snapshot_keeps_every_sound_session(NULL, FLIP_FLASH);
+	damaged_snapshot_keeps_every_sound_session(NULL, FLIP_HEADER);
+	make_key(key_dir, key);
+	damaged_snapshot_keeps_every_sound_session(key, FLIP_SESSION);
+	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
