@@ -2011,6 +2011,27 @@ LEAK_CHECKED_TEST_OPTS(persist, a_volume_the_log_filled_says_what_a_snapshot_nee
 }
 
 /*
+ * Start sessd on ${data_dir} (a socket in ${scratch}) expecting it to refuse: returns its log,
+ * malloc'd, after checking the exit status is ${status}.
+ */
+static char *start_refused(const char *data_dir, const char *scratch, int status)
+{
+	char listen[128], log_path[128];
+	const char *start[] = {"--data-dir", data_dir, "--listen", listen, NULL};
+	char *text;
+	int st;
+
+	snprintf(listen, sizeof(listen), "unix:%s/refused.sock", scratch);
+	snprintf(log_path, sizeof(log_path), "%s/refused.out", scratch);
+	cr_assert_eq(harness_run(start, log_path, false, &st), 0);
+	text = read_text(log_path);
+	cr_assert_not_null(text);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == status, "status %d, not %d:\n%s", st, status,
+	          text);
+	return text;
+}
+
+/*
  * A data directory whose listing fails (readdir's EIO, as on a failing disk) is an error that
  * names it, for --check-data and at startup. readdir's NULL was taken for the end of the
  * directory: --check-data found "0 snapshot(s), 0 log segment(s)", and a start loaded what
@@ -2021,9 +2042,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_volume_the_log_filled_says_what_a_snapshot_nee
 LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_empty, .timeout = 60)
 {
 	const char *so = getenv("SESSD_FAILREADDIR_SO"), *asan = getenv("ASAN_OPTIONS");
-	char data_dir[64], scratch[64], path[300], opts[512], saved[400], *text;
-	const char *args[] = {"--listen", "tcp://127.0.0.1:0", "--data-dir", data_dir, NULL};
-	int status, rc;
+	char data_dir[64], scratch[64], opts[512], saved[400], *text;
+	int rc;
 
 	cr_assert_not_null(so, "SESSD_FAILREADDIR_SO is not set (meson test sets it)");
 	make_torn_sessions_dir(data_dir);
@@ -2039,11 +2059,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_e
 	cr_expect_eq(rc, 2, "--check-data: exit %d: %s", rc, text);
 	cr_expect_not_null(strstr(text, "Input/output error"), "%s", text);
 	free(text);
-	snprintf(path, sizeof(path), "%s/start.out", scratch);
-	cr_assert_eq(harness_run(args, path, false, &status), 0, "sessd started without a listing");
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "start: status %d", status);
-	text = read_text(path);
-	cr_assert_not_null(text);
+	text = start_refused(data_dir, scratch, 1);
 	cr_expect_not_null(strstr(text, "cannot list"), "%s", text);
 	cr_expect_not_null(strstr(text, "Input/output error"), "%s", text);
 	free(text);
@@ -4947,27 +4963,6 @@ static bool has_file(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	return access(path, F_OK) == 0;
-}
-
-/*
- * Start sessd on ${data_dir} (a socket in ${scratch}) expecting it to refuse: returns its log,
- * malloc'd, after checking the exit status is ${status}.
- */
-static char *start_refused(const char *data_dir, const char *scratch, int status)
-{
-	char listen[128], log_path[128];
-	const char *start[] = {"--data-dir", data_dir, "--listen", listen, NULL};
-	char *text;
-	int st;
-
-	snprintf(listen, sizeof(listen), "unix:%s/refused.sock", scratch);
-	snprintf(log_path, sizeof(log_path), "%s/refused.out", scratch);
-	cr_assert_eq(harness_run(start, log_path, false, &st), 0);
-	text = read_text(log_path);
-	cr_assert_not_null(text);
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == status, "status %d, not %d:\n%s", st, status,
-	          text);
-	return text;
 }
 
 /*
