@@ -347,6 +347,16 @@ declare namespace connectSessd {
      * flash, for apps that use passport's `keepSessionInfo: true` (at login and logout).
      */
     regenerateFlashes?: 'own' | 'all';
+    /**
+     * The app's old express-session store (connect-redis's RedisStore, MemoryStore, ...), for a
+     * switch that logs no one out: a session sessd lacks is moved from it on its next page,
+     * with the lifetime it had left and its connect-flash messages (README, "Switching from
+     * connect-redis"). A 503 `ESESSD_MIGRATE` error when it fails or is slow. A TypeError for
+     * an object without `get()` and `destroy()`.
+     */
+    migrateFrom?: session.Store | null;
+    /** How long one call of `migrateFrom` may take before the request's error (default 5000 ms). */
+    migrateTimeoutMs?: number;
   }
 
   /**
