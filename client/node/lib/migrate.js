@@ -41,11 +41,18 @@ function checkTimeout(v) {
   return v;
 }
 
-// migrateError(what, cause): the error a request gets when its session could not be moved:
-// a 503 (a later try may work), with the old store's error as its cause. The message names
-// no session id: errors end in logs.
-function migrateError(what, cause = undefined) {
-  const err = new Error(`connect-sessd migrateFrom: ${what}; the session stays in the old store, and a later request moves it`, cause === undefined ? undefined : { cause });
+// What a failed call of the old store leaves, for its error's message.
+const LEFT = {
+  get: 'the session stays in the old store, and a later request moves it',
+  destroy: 'the session is gone from sessd, but the old store may still hold it: try again',
+  clear: 'sessd was not cleared',
+};
+
+// migrateError(method, what, cause): the error a request gets when a call of the old store
+// failed (method: get, destroy or clear): a 503 (a later try may work), with the old store's
+// error as its cause. The message names no session id: errors end in logs.
+function migrateError(method, what, cause = undefined) {
+  const err = new Error(`connect-sessd migrateFrom: ${what}; ${LEFT[method]}`, cause === undefined ? undefined : { cause });
   err.code = 'ESESSD_MIGRATE';
   err.statusCode = 503;
   err.status = 503;
@@ -93,14 +100,16 @@ class Migration {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (err) reject(migrateError(`the old store's ${method}() failed`, err));
+        if (err) reject(migrateError(method, `the old store's ${method}() failed`, err));
         else resolve(v);
       };
       const timer = setTimeout(() => {
         if (done) return;
         done = true;
-        reject(migrateError(`the old store's ${method}() did not answer within ${this.timeoutMs} ms`));
+        reject(migrateError(method, `the old store's ${method}() did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
+      // A removal nobody waits for (forget) must not hold the process's exit.
+      timer.unref();
       try {
         const r = this.old[method](sid, (err, v) => finish(err || null, v));
         // connect-redis 7+ also returns a promise; one that rejects without calling back.
@@ -139,7 +148,11 @@ class Migration {
     const deadline = Date.now() + this.lockTtlMs + this.timeoutMs;
     let wait = WAIT_MIN_MS;
     for (;;) {
-      if ((await client.flashPush(LOCK_NAMESPACE, lockKey, LOCK_TYPE, '', this.lockTtlMs)) === 1) {
+      // Pushed only when no lock is held: a push to a held lock lengthens it to lockTtlMs from
+      // now, and one left by a process that died mid-move was kept for as long as the
+      // visitor's pages kept coming, each waiting lockTtlMs and failing.
+      const held = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
+      if (typeof held !== 'number' && (await client.flashPush(LOCK_NAMESPACE, lockKey, LOCK_TYPE, '', this.lockTtlMs)) === 1) {
         try {
           return await this.move(sid, key);
         } finally {
@@ -151,7 +164,7 @@ class Migration {
       // or it was destroyed since), try again. A daemon older than TTL cannot tell when the
       // lock goes: sessd is read each time instead.
       for (;;) {
-        if (Date.now() > deadline) throw migrateError('another request has been moving this session for too long');
+        if (Date.now() > deadline) throw migrateError('get', 'another request has been moving this session for too long');
         await sleep(wait);
         wait = Math.min(wait * 2, WAIT_MAX_MS);
         const lock = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
@@ -224,10 +237,10 @@ class Migration {
     if (typeof this.old.clear !== 'function') return;
     await new Promise((resolve, reject) => {
       try {
-        const r = this.old.clear((err) => (err ? reject(migrateError('the old store\'s clear() failed', err)) : resolve()));
-        if (r && typeof r.then === 'function') r.then(undefined, (err) => reject(migrateError('the old store\'s clear() failed', err)));
+        const r = this.old.clear((err) => (err ? reject(migrateError('clear', 'the old store\'s clear() failed', err)) : resolve()));
+        if (r && typeof r.then === 'function') r.then(undefined, (err) => reject(migrateError('clear', 'the old store\'s clear() failed', err)));
       } catch (err) {
-        reject(migrateError('the old store\'s clear() failed', err));
+        reject(migrateError('clear', 'the old store\'s clear() failed', err));
       }
     });
   }

@@ -323,8 +323,25 @@ test('the old store failing or slow: a 503 with a clear error, the session kept 
   await old.put(sid3, oldSession());
   assert.equal(JSON.parse((await browserWith(base, sid3).get('/')).body).user, 'ada');
   old.hooks.destroy = () => Promise.reject(new Error('READONLY'));
-  assert.equal((await browserWith(base, sid3).post('/logout')).status, 503);
+  const refused = await browserWith(base, sid3).post('/logout');
+  assert.equal(refused.status, 503);
+  assert.match(JSON.parse(refused.body).message, /destroy\(\) failed; the session is gone from sessd, but the old store may still hold it/);
   old.hooks.destroy = null;
+  assert.equal((await browserWith(base, sid3).post('/logout')).status, 303, 'tried again, the logout goes through');
+  assert.equal(JSON.parse((await browserWith(base, sid3).get('/')).body).user, null);
+});
+
+test('a move lock left by a process that died mid-move holds the session up until it ends, then the move goes on', async (t) => {
+  const old = new OldStore();
+  const { store, namespace } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  await admin.flashPush(LOCK_NAMESPACE, store.migration.lockKey(sid), 'move', '', 300);
+  const t0 = Date.now();
+  assert.equal((await store.get(sid)).user, 'ada');
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 250 && waited < 2000, `waited for the lock to end, ${waited} ms`);
+  assert.deepEqual(await admin.flashPop(namespace, sid, null), { info: ['Welcome back, ada', 'Your order shipped'], error: ['Card expires soon'] });
 });
 
 test('regenerate() (a login) of a moved session: the new id holds the login and its flash, the old id is gone from both stores', async (t) => {
