@@ -46,6 +46,8 @@ const LEFT = {
   get: 'the session stays in the old store, and a later request moves it',
   destroy: 'the session is gone from sessd, but the old store may still hold it: try again',
   clear: 'sessd was not cleared',
+  ids: 'nothing was moved',
+  all: 'nothing was moved',
 };
 
 // migrateError(method, what, cause): the error a request gets when a call of the old store
@@ -131,9 +133,9 @@ class Migration {
   }
 
   // miss(sid, key): called by get() when sessd has no session key (sid with the prefix).
-  // Resolves true when sessd now holds the session, moved by this request or another (get()
-  // reads it again), false when there is none to move (a new or expired session, or one
-  // destroyed meanwhile). Rejects with ESESSD_MIGRATE when the old store fails or is slow:
+  // Resolves 'moved' when this call moved it, 'already' when sessd holds it otherwise (moved by
+  // another request meanwhile; get() reads it again either way), null when there is none to
+  // move (a new or expired session, or one destroyed meanwhile). Rejects with ESESSD_MIGRATE when the old store fails or is slow:
   // nothing is lost, the session stays there.
   // Two requests of one visitor (two tabs, or an image and a page, on one app process or
   // several) may miss at once: one takes the session's move lock, a FLASH_PUSH to it whose
@@ -142,8 +144,12 @@ class Migration {
   // gone), so the session is written and its flashes pushed once, and no request's save
   // lands under a later copy of the old data.
   async miss(sid, key) {
-    if ((await this.oldGet(sid)) === null) return false;
     const client = this.store.client;
+    // A move by another request may have ended between get()'s read of sessd and this one of
+    // the old store (it removes the old copy after writing sessd's): sessd is read again. Taken
+    // for no session, the page was served logged out and its save went to a new session: 2
+    // of 360 cart adds lost (bench/e2e/switch.js --eager, 48 visitors at a time).
+    if ((await this.oldGet(sid)) === null) return (await client.load(this.store.namespace, key)) !== null ? 'already' : null;
     const lockKey = this.lockKey(key);
     const deadline = Date.now() + this.lockTtlMs + this.timeoutMs;
     let wait = WAIT_MIN_MS;
@@ -169,28 +175,36 @@ class Migration {
         wait = Math.min(wait * 2, WAIT_MAX_MS);
         const lock = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
         if (lock !== null && lock !== undefined) continue;
-        if ((await client.load(this.store.namespace, key)) !== null) return true;
+        if ((await client.load(this.store.namespace, key)) !== null) return 'already';
         if (lock === null) break;
       }
     }
   }
 
-  // move(sid, key): the move, under the lock. Looks again at both stores: the copy read
-  // before the lock may be stale (moved, then destroyed, by requests that held it meanwhile).
+  // move(sid, key): the move, under the lock; resolves as miss(). Looks again at both stores:
+  // the copy read before the lock may be stale (moved, then destroyed, by requests that held
+  // it meanwhile). When sessd holds the session, an old copy is stale (a move whose removal
+  // failed, a write of an app process still on the old store): sessd's stands, and the old
+  // one is removed here, under the lock. Removed without it (migrateAll's first form), it was
+  // taken by a move under way, which looks at the old store after its write, for a destroy()
+  // and undid the move: 5 of 270 visitors logged out (bench/e2e/switch.js --eager).
   async move(sid, key) {
     const store = this.store;
     const client = store.client;
     const ns = store.namespace;
-    if ((await client.load(ns, key)) !== null) return true;
+    if ((await client.load(ns, key)) !== null) {
+      await this.oldCall('destroy', sid).catch(() => {});
+      return 'already';
+    }
     const sess = await this.oldGet(sid);
-    if (sess === null) return false;
+    if (sess === null) return null;
     const flashes = connectFlashes(sess);
     const data = { ...sess };
     if (flashes !== null) delete data.flash;
     // The lifetime it had left: its cookie's expiry, else the store's ttl option (a ttl
     // function gets the session as express-session would hand it over).
     const ttl = this.ttlMs(data);
-    if (!(ttl > 0)) return false;
+    if (!(ttl > 0)) return null;
     await client.set(ns, key, store.serializer.stringify(data), ttl);
     // After the data: pushed to a session with data only (a logout meanwhile leaves no
     // flash-only session behind), on the session's connection, in order.
@@ -207,13 +221,13 @@ class Migration {
     }
     if (still === null) {
       await client.destroy(ns, key);
-      return false;
+      return null;
     }
     // The move stands once sessd holds the session: a failed removal leaves a stale copy
     // there, which destroy(), regenerate() and clear() remove too, and which ends no later
     // than the copy in sessd (it was given the lifetime the old one had left).
     await this.oldCall('destroy', sid).catch(() => {});
-    return true;
+    return 'moved';
   }
 
   // destroy(sid, key): destroy() with migrateFrom: the old copy first, then sessd's (see the
@@ -231,18 +245,56 @@ class Migration {
     this.oldCall('destroy', sid).catch(() => {});
   }
 
+  // oldWhole(method): a promise of what the old store's method(cb) answers (clear, ids,
+  // all: calls of the whole store, which an admin makes; not timed).
+  oldWhole(method) {
+    return new Promise((resolve, reject) => {
+      const fail = (err) => reject(migrateError(method, `the old store's ${method}() failed`, err));
+      try {
+        const r = this.old[method]((err, v) => (err ? fail(err) : resolve(v)));
+        if (r && typeof r.then === 'function') r.then(undefined, fail);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
   // clear(): clear() with migrateFrom: the old store's sessions too (when it has clear()), or
   // those not moved yet would come back on their next page.
   async clear() {
-    if (typeof this.old.clear !== 'function') return;
-    await new Promise((resolve, reject) => {
-      try {
-        const r = this.old.clear((err) => (err ? reject(migrateError('clear', 'the old store\'s clear() failed', err)) : resolve()));
-        if (r && typeof r.then === 'function') r.then(undefined, (err) => reject(migrateError('clear', 'the old store\'s clear() failed', err)));
-      } catch (err) {
-        reject(migrateError('clear', 'the old store\'s clear() failed', err));
+    if (typeof this.old.clear === 'function') await this.oldWhole('clear');
+  }
+
+  // oldIds(): the ids of the old store's sessions: its ids() (connect-redis), else those of
+  // its all() (an array of sessions with their id, as connect-redis's, or an object of id
+  // to session, as MemoryStore's).
+  async oldIds() {
+    if (typeof this.old.ids === 'function') return (await this.oldWhole('ids')) || [];
+    if (typeof this.old.all !== 'function') throw new TypeError('migrateAll() needs an old store with ids() or all()');
+    const all = (await this.oldWhole('all')) || {};
+    return Array.isArray(all) ? all.map((sess) => sess && sess.id).filter((id) => typeof id === 'string') : Object.keys(all);
+  }
+
+  // moveAll(concurrency): the eager move of a planned cutover (SessdStore.migrateAll): every
+  // session of the old store, concurrency at a time, each as a page of its visitor would
+  // move it, under the same lock (pages under way meanwhile are safe). A session sessd
+  // already holds keeps sessd's copy, and its old copy is removed (see move). Resolves
+  // { moved, already, none } (none: gone or expired since the listing); the first failure
+  // rejects, with the counts so far as err.progress.
+  async moveAll(concurrency) {
+    const ids = await this.oldIds();
+    const progress = { moved: 0, already: 0, none: 0 };
+    try {
+      for (let at = 0; at < ids.length; at += concurrency) {
+        await Promise.all(ids.slice(at, at + concurrency).map(async (sid) => {
+          progress[(await this.miss(sid, this.store.key(sid))) || 'none']++;
+        }));
       }
-    });
+    } catch (err) {
+      if (err !== null && typeof err === 'object') err.progress = progress;
+      throw err;
+    }
+    return progress;
   }
 }
 

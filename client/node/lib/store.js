@@ -1243,6 +1243,17 @@ class SessdStore extends BaseStore {
     })(), cb);
   }
 
+  // migrateAll(opts, cb): with migrateFrom, moves every session of the old store to sessd now
+  // (opts.concurrency at a time, default 16): { moved, already, none } (see
+  // Migration.moveAll).
+  migrateAll(opts = {}, cb = undefined) {
+    if (typeof opts === 'function') return this.migrateAll({}, opts);
+    const concurrency = opts.concurrency ?? 16;
+    const checked = this.migration === null ? new TypeError('migrateAll() needs the store\'s migrateFrom option')
+      : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? new RangeError(`concurrency must be a whole number of 1..1024, got ${util.inspect(concurrency)}`) : null;
+    return withCallback(checked ? Promise.reject(checked) : this.migration.moveAll(concurrency), cb);
+  }
+
   // close(): if this store opened its connections, lets the requests in flight finish and
   // closes them; no new requests are taken.
   close() {

@@ -237,6 +237,22 @@ test('two tabs moving one session at once: written once, each flash shown once, 
   assert.equal(await admin.count(namespace), visitors);
 });
 
+test('a page that read sessd before another tab moved the session, and the old store after: not taken for logged out', async (t) => {
+  const old = new OldStore();
+  const { base } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let release;
+  old.hooks.get = (s, n) => (n === 1 ? new Promise((resolve) => { release = resolve; }) : null);
+  const late = browserWith(base, sid).post('/add', { item: 'fig' });
+  await waitFor(() => release, 'the cart add to read the old store');
+  assert.equal(JSON.parse((await browserWith(base, sid).get('/')).body).user, 'ada', 'the other tab moved it');
+  release();
+  const added = JSON.parse((await late).body);
+  assert.deepEqual(added.cart, ['pear', 'fig'], 'the cart add went to the moved session');
+  assert.deepEqual(JSON.parse((await browserWith(base, sid).get('/')).body).cart, ['pear', 'fig']);
+});
+
 test('a logout during the move: the old session never comes back', async (t) => {
   const old = new OldStore();
   const { store, base, namespace } = await shop(t, old);
@@ -378,6 +394,53 @@ test('ids(), all() and length() cover what sessd holds; clear() empties the old 
   assert.equal(await store.length(), 0);
   assert.equal(await old.has(waiting), null, 'a session not moved yet is cleared too');
   assert.equal(await store.get(waiting), null);
+});
+
+test('migrateAll(): a planned cutover moves every session of the old store at once, beside live pages', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old);
+  const sids = Array.from({ length: 40 }, newSid);
+  for (const sid of sids) await old.put(sid, oldSession(10 * 60 * 1000, { user: `u-${sid}` }));
+  // One moved by its page already, whose old copy is back (a removal that failed): sessd's
+  // copy stands.
+  await browserWith(base, sids[0]).post('/add', { item: 'fig' });
+  await old.put(sids[0], oldSession());
+  // Pages of five visitors while the bulk move runs.
+  const pages = sids.slice(1, 6).map((sid) => browserWith(base, sid).get('/'));
+  const result = await store.migrateAll({ concurrency: 8 });
+  const shown = new Map((await Promise.all(pages)).map((r) => JSON.parse(r.body)).map((p) => [p.sid, flashCount(p.flashes)]));
+  assert.equal(result.moved + result.already, 40, JSON.stringify(result));
+  assert.ok(result.already >= 1 && result.none === 0, JSON.stringify(result));
+  for (const sid of sids.slice(1)) {
+    const sess = JSON.parse(await admin.get(namespace, sid));
+    assert.equal(sess.user, `u-${sid}`);
+    const flashes = (shown.get(sid) || 0) + flashCount(await admin.flashPop(namespace, sid, null));
+    assert.equal(flashes, 3, 'each flash moved once');
+  }
+  assert.deepEqual(JSON.parse(await admin.get(namespace, sids[0])).cart, ['pear', 'fig'], 'sessd\'s copy kept');
+  assert.equal(await new Promise((resolve, reject) => old.length((err, n) => (err ? reject(err) : resolve(n)))), 0, 'the old store emptied');
+  assert.equal(await store.length(), 40);
+  assert.deepEqual(await store.migrateAll(), { moved: 0, already: 0, none: 0 });
+  // A page in the middle of a move (written to sessd, about to look at the old store again)
+  // when migrateAll() comes to its session: the page's move stands.
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let bulk;
+  old.hooks.get = async (s2, n) => {
+    if (s2 !== sid || n !== 3) return;
+    bulk = store.migrateAll();
+    await sleep(100);
+  };
+  old.calls.get = 0;
+  const page = JSON.parse((await browserWith(base, sid).get('/')).body);
+  old.hooks.get = null;
+  assert.equal(page.user, 'ada');
+  assert.deepEqual(await bulk, { moved: 0, already: 1, none: 0 });
+  assert.equal(JSON.parse(await admin.get(namespace, sid)).user, 'ada', 'still in sessd');
+  const plain = new SessdStore({ url: daemon.unixUrl });
+  t.after(() => plain.close());
+  await assert.rejects(plain.migrateAll(), TypeError);
+  await assert.rejects(store.migrateAll({ concurrency: 0 }), RangeError);
 });
 
 test('a flash key that is not connect-flash\'s is left in the data; messages sessd refuses are dropped, the move goes on', async (t) => {

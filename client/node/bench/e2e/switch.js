@@ -4,7 +4,7 @@
 // "Switching from connect-redis"): does anyone get logged out, lose a cart item or a flash?
 //
 //   cd client/node && npm ci && cd bench/e2e && npm ci
-//   node switch.js [--users 300] [--concurrency 24] [--transport tcp|unix]
+//   node switch.js [--users 300] [--concurrency 24] [--transport tcp|unix] [--eager]
 //
 // Starts a private redis-server (loopback port and Unix socket, no persistence) and sessd
 // (SESSD_BIN, default the checkout's build), then the shop of app.js:
@@ -14,7 +14,8 @@
 //      mergeKey, flash()) with migrateFrom the same RedisStore, and every visitor comes back
 //      at once, --concurrency of them at a time, each with three tabs: the cart page, a
 //      cart add (a third item) and the home page; one visitor in ten logs out in a fourth
-//      tab at the same time;
+//      tab at the same time; with --eager, this script (another process, as a cutover
+//      script would be) runs store.migrateAll() meanwhile;
 //   3. each visitor then reads the cart page, and the home page again.
 // Counts: visitors still logged in, carts with all three items, pending flashes shown once
 // (never, twice), the third item's flash shown once; for those who logged out: logged out
@@ -30,13 +31,18 @@ const path = require('path');
 
 const NODE_DIR = path.resolve(__dirname, '../..');
 const { Daemon } = require(path.join(NODE_DIR, 'test/helpers'));
-const { Client } = require(NODE_DIR);
+const { Client, SessdStore } = require(NODE_DIR);
 
-const opt = { users: '300', concurrency: '24', transport: 'tcp' };
+const opt = { users: '300', concurrency: '24', transport: 'tcp', eager: false };
 for (let i = 2; i < process.argv.length; i += 2) {
   const name = process.argv[i].replace(/^--/, '');
+  if (name === 'eager') {
+    opt.eager = true;
+    i--;
+    continue;
+  }
   if (!(name in opt) || process.argv[i + 1] === undefined) {
-    console.error('usage: node switch.js [--users 300] [--concurrency 24] [--transport tcp|unix]');
+    console.error('usage: node switch.js [--users 300] [--concurrency 24] [--transport tcp|unix] [--eager]');
     process.exit(2);
   }
   opt[name] = process.argv[i + 1];
@@ -134,6 +140,25 @@ class Visitor {
   }
 }
 
+// migrateAll(redisUrl, sessdUrl): a cutover script's store.migrateAll(), in this process:
+// what it moved, or its error.
+async function migrateAll(redisUrl, sessdUrl) {
+  const { createClient } = require('redis');
+  const { RedisStore } = require('connect-redis');
+  const client = createClient(redisUrl.startsWith('unix://') ? { socket: { path: redisUrl.slice('unix://'.length) } } : { url: redisUrl });
+  await client.connect();
+  const store = new SessdStore({ url: sessdUrl, namespace: 'e2e', migrateFrom: new RedisStore({ client, prefix: 'e2e:' }) });
+  try {
+    const t0 = Date.now();
+    return { ...(await store.migrateAll({ concurrency: 16 })), seconds: (Date.now() - t0) / 1000 };
+  } catch (err) {
+    return { error: `${err.code || ''} ${err.message}`, progress: err.progress };
+  } finally {
+    store.close();
+    await client.quit();
+  }
+}
+
 async function pool(items, n, fn) {
   let next = 0;
   await Promise.all(Array.from({ length: n }, async () => {
@@ -171,6 +196,7 @@ async function main() {
       return r;
     };
     const t0 = Date.now();
+    const eager = opt.eager ? migrateAll(redis.url, sessdUrl) : null;
     await pool(visitors, CONC, async (v) => {
       v.leaves = v.i % 10 === 9;
       const tabs = [
@@ -181,6 +207,7 @@ async function main() {
       if (v.leaves) tabs.push(v.send(app, agent, 'POST', '/logout'));
       (await Promise.all(tabs)).forEach(count);
     });
+    if (eager) out.migrateAll = await eager;
     out.switchSeconds = (Date.now() - t0) / 1000;
 
     // 3. Each comes back once more.
