@@ -87,8 +87,8 @@ class Migration {
     this.ttlMs = ttlMs;
     this.old = checkOldStore(old);
     this.timeoutMs = checkTimeout(timeoutMs);
-    // A move makes at most four calls of the old store and three round trips to sessd; a lock
-    // left by a process that died mid-move ends after this.
+    // A move makes at most three calls of the old store (each within timeoutMs) and a few
+    // round trips to sessd; a lock left by a process that died mid-move ends after this.
     this.lockTtlMs = 4 * this.timeoutMs + 2000;
   }
 
@@ -133,16 +133,17 @@ class Migration {
   }
 
   // miss(sid, key): called by get() when sessd has no session key (sid with the prefix).
-  // Resolves 'moved' when this call moved it, 'already' when sessd holds it otherwise (moved by
-  // another request meanwhile; get() reads it again either way), null when there is none to
-  // move (a new or expired session, or one destroyed meanwhile). Rejects with ESESSD_MIGRATE when the old store fails or is slow:
-  // nothing is lost, the session stays there.
+  // Resolves 'moved' when this call moved it, 'already' when sessd holds it otherwise (moved
+  // by another request meanwhile; get() reads it again either way), null when there is none
+  // to move (a new or expired session, or one destroyed meanwhile). Rejects with
+  // ESESSD_MIGRATE when the old store fails or is slow: nothing is lost, the session stays
+  // there.
   // Two requests of one visitor (two tabs, or an image and a page, on one app process or
   // several) may miss at once: one takes the session's move lock, a FLASH_PUSH to it whose
   // result (the queue's length) is 1 only for the first push into an empty queue, an atomic
-  // test-and-set on the daemon. The others wait until sessd holds the session (or the lock is
-  // gone), so the session is written and its flashes pushed once, and no request's save
-  // lands under a later copy of the old data.
+  // test-and-set on the daemon. The others wait until the lock is gone, so the session is
+  // written and its flashes pushed once, and no request's save lands under a later copy of
+  // the old data.
   async miss(sid, key) {
     const client = this.store.client;
     // A move by another request may have ended between get()'s read of sessd and this one of

@@ -558,14 +558,10 @@ class SessdStore extends BaseStore {
       const loading = this.client.load(this.namespace, key);
       // Sessions whose data does not say how long sessd keeps them: asked in the same round
       // trip (see endsSoon).
-      let asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-      let loaded = await loading;
+      const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
+      const loaded = await loading;
       // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
-      if (loaded === null && this.migration !== null && (await this.migration.miss(sid, key))) {
-        asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-        loaded = await this.client.load(this.namespace, key);
-      }
-      if (loaded === null) return null;
+      if (loaded === null) return this.migration !== null && (await this.migration.miss(sid, key)) ? this.get(sid) : null;
       const { data, flashes } = loaded;
       const sess = await this.parse(data);
       const soon = await this.endsSoon(key, sess, asked);
