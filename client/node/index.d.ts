@@ -347,6 +347,16 @@ declare namespace connectSessd {
      * flash, for apps that use passport's `keepSessionInfo: true` (at login and logout).
      */
     regenerateFlashes?: 'own' | 'all';
+    /**
+     * The app's old express-session store (connect-redis's RedisStore, MemoryStore, ...), for a
+     * switch that logs no one out: a session sessd lacks is moved from it on its next page,
+     * with the lifetime it had left and its connect-flash messages (README, "Switching from
+     * connect-redis"). A 503 `ESESSD_MIGRATE` error when it fails or is slow. A TypeError for
+     * an object without `get()` and `destroy()`.
+     */
+    migrateFrom?: session.Store | null;
+    /** How long one call of `migrateFrom` may take before the request's error (default 5000 ms). */
+    migrateTimeoutMs?: number;
   }
 
   /**
@@ -356,6 +366,13 @@ declare namespace connectSessd {
   type SessdStoreOptions =
     | (SessdStoreOwnOptions & ClientOptions & { client?: undefined })
     | (SessdStoreOwnOptions & { client: Client; auth?: undefined; requireAuth?: undefined; seal?: undefined });
+
+  /** What SessdStore.migrateAll() moved. */
+  interface MigrateAllResult {
+    moved: number;
+    already: number;
+    none: number;
+  }
 
   /** A session as all() returns it: with its id. */
   type SessionWithId = session.SessionData & { id: string };
@@ -403,9 +420,18 @@ declare namespace connectSessd {
     /** How many sessions the namespace holds (with a prefix: how many ids carry it), flash-only ones included. */
     length(): Promise<number>;
     length(callback: (err: Error | null, length?: number) => void): void;
-    /** Removes every session of the namespace (with a prefix: those with it). */
+    /** Removes every session of the namespace (with a prefix: those with it), and with `migrateFrom` every session of the old store. */
     clear(): Promise<void>;
     clear(callback: (err: Error | null) => void): void;
+    /**
+     * With `migrateFrom`: moves every session of the old store to sessd now (a planned
+     * cutover), `concurrency` at a time (default 16), as pages would move them. `moved`: moved
+     * now; `already`: sessd held it (its old copy removed); `none`: gone since the listing.
+     * The first failure rejects, with the counts so far as `err.progress`.
+     */
+    migrateAll(options?: { concurrency?: number }): Promise<MigrateAllResult>;
+    migrateAll(callback: (err: Error | null, result?: MigrateAllResult) => void): void;
+    migrateAll(options: { concurrency?: number }, callback: (err: Error | null, result?: MigrateAllResult) => void): void;
     /** Takes no new requests and, if the store opened its connections, closes them once those in flight finish. */
     close(): void;
 

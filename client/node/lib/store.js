@@ -5,6 +5,7 @@ const util = require('util');
 
 const { Client, dataTag, optionNumber } = require('./client');
 const codec = require('./codec');
+const { Migration } = require('./migrate');
 
 let BaseStore;
 let Cookie = null;
@@ -83,7 +84,7 @@ const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCON
 const COOKIE_SAVE_TOUCHED = new Set(['ESESSD_NO_MEMORY', 'ESESSD_LIMIT', 'ESESSD_TOO_LARGE', 'ESESSD_CONFLICT']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs', 'clientName', 'auth', 'seal', 'requireAuth'];
-const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes'];
+const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes', 'migrateFrom', 'migrateTimeoutMs'];
 // What regenerate() moves to the new session: 'own', the flashes the regenerating request
 // pushed; 'all', every flash still queued (for passport's keepSessionInfo, see regenerate).
 const REGENERATE_FLASHES = new Set(['own', 'all']);
@@ -422,7 +423,9 @@ class SessdStore extends BaseStore {
   // of opening one), merge (true: a save of a loaded session writes only the keys this
   // request changed, see saveLoaded), mergeKey (function (key, base, mine, theirs) -> value,
   // for a key this request and another both changed; default: mine), mergeAttempts (25),
-  // regenerateFlashes ('own' or 'all', see regenerate).
+  // regenerateFlashes ('own' or 'all', see regenerate), migrateFrom (the app's old
+  // express-session store, whose sessions move to sessd as they are used: see migrate.js),
+  // migrateTimeoutMs (how long one call of it may take, default 5000).
   constructor(opts = {}) {
     super();
     warnUnknownOptions('SessdStore', opts, KNOWN_OPTIONS);
@@ -464,6 +467,11 @@ class SessdStore extends BaseStore {
     this.disableTouch = checkFlag('disableTouch', opts.disableTouch);
     this.disableTTL = checkFlag('disableTTL', opts.disableTTL);
     this.scanCount = checkScanCount(opts.scanCount ?? 1000);
+    if (opts.migrateTimeoutMs !== undefined && (opts.migrateFrom === undefined || opts.migrateFrom === null)) {
+      throw new TypeError('migrateTimeoutMs is an option of migrateFrom, which is not given');
+    }
+    this.migration = opts.migrateFrom === undefined || opts.migrateFrom === null ? null
+      : new Migration(this, opts.migrateFrom, opts.migrateTimeoutMs, (sess) => Math.min(this.ttlMs(withCookie(sess)), codec.MAX_TTL_MS));
     // A shared client has its own connections and secret: options given here would be
     // ignored, and a requireAuth silently ignored is worse than an error.
     if (opts.client) {
@@ -552,7 +560,8 @@ class SessdStore extends BaseStore {
       // trip (see endsSoon).
       const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
       const loaded = await loading;
-      if (loaded === null) return null;
+      // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
+      if (loaded === null) return this.migration !== null && (await this.migration.miss(sid, key)) ? this.get(sid) : null;
       const { data, flashes } = loaded;
       const sess = await this.parse(data);
       const soon = await this.endsSoon(key, sess, asked);
@@ -1050,8 +1059,10 @@ class SessdStore extends BaseStore {
     return Math.min(this.ttlMs(withCookie(sess)), codec.MAX_TTL_MS);
   }
 
-  // destroy(sid, cb): removes the session, its data and its flashes.
+  // destroy(sid, cb): removes the session, its data and its flashes (with migrateFrom, from
+  // the old store too: see Migration.destroy).
   destroy(sid, cb) {
+    if (this.migration !== null) return withCallback(this.migration.destroy(sid, this.key(sid)), cb);
     return withCallback(this.client.destroy(this.namespace, this.key(sid)).then(() => undefined), cb);
   }
 
@@ -1093,6 +1104,7 @@ class SessdStore extends BaseStore {
     const all = this.regenerateFlashes === 'all';
     const popped = all || moving.length > 0 ? this.client.flashPop(this.namespace, oldKey, null).catch(() => null) : null;
     const destroyed = this.client.destroy(this.namespace, oldKey);
+    if (this.migration !== null) this.migration.forget(req.sessionID);
     (async () => {
       const queued = await popped;
       let destroyErr = null;
@@ -1210,9 +1222,11 @@ class SessdStore extends BaseStore {
     })(), cb);
   }
 
-  // clear(cb): removes every session of the namespace (with a prefix: those with it).
+  // clear(cb): removes every session of the namespace (with a prefix: those with it), and
+  // with migrateFrom every session of the old store (its clear()).
   clear(cb) {
     return withCallback((async () => {
+      if (this.migration !== null) await this.migration.clear();
       if (this.prefix === '') {
         await this.client.clear(this.namespace);
         return undefined;
@@ -1223,6 +1237,17 @@ class SessdStore extends BaseStore {
       }
       return undefined;
     })(), cb);
+  }
+
+  // migrateAll(opts, cb): with migrateFrom, moves every session of the old store to sessd now
+  // (opts.concurrency at a time, default 16): { moved, already, none } (see
+  // Migration.moveAll).
+  migrateAll(opts = {}, cb = undefined) {
+    if (typeof opts === 'function') return this.migrateAll({}, opts);
+    const concurrency = opts.concurrency ?? 16;
+    const checked = this.migration === null ? new TypeError('migrateAll() needs the store\'s migrateFrom option')
+      : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? new RangeError(`concurrency must be a whole number of 1..1024, got ${util.inspect(concurrency)}`) : null;
+    return withCallback(checked ? Promise.reject(checked) : this.migration.moveAll(concurrency), cb);
   }
 
   // close(): if this store opened its connections, lets the requests in flight finish and

@@ -7,7 +7,9 @@
 //
 // Environment: E2E_STORE sessd|sessd-merge|redis|memory (sessd-merge: SessdStore with a
 // mergeKey that combines two tabs' cart additions), SESSD_URL, REDIS_URL, PORT (0: any),
-// E2E_SESSD_DIR (the connect-sessd to load; default this checkout's client/node).
+// E2E_SESSD_DIR (the connect-sessd to load; default this checkout's client/node),
+// E2E_MIGRATE=1 (sessd stores: migrateFrom the connect-redis store at REDIS_URL, as the
+// app had it, for bench/e2e/switch.js).
 // Prints "listening on http://127.0.0.1:PORT" when ready.
 //
 // Express and express-session are client/node's own (its devDependencies): connect-redis,
@@ -27,6 +29,18 @@ function mergeCart(base = [], mine = [], theirs = []) {
   return [...theirs.filter((item) => !removed.includes(item)), ...added];
 }
 
+// redisStore(): { store: connect-redis's RedisStore on REDIS_URL, redis: its client }.
+async function redisStore() {
+  const { createClient } = require('redis');
+  const { RedisStore } = require('connect-redis');
+  // node-redis takes no unix:// URL: a socket path goes in socket.path.
+  const url = process.env.REDIS_URL || '';
+  const client = createClient(url.startsWith('unix://') ? { socket: { path: url.slice('unix://'.length) } } : { url });
+  client.on('error', (err) => console.error('redis:', err.message));
+  await client.connect();
+  return { store: new RedisStore({ client, prefix: 'e2e:' }), redis: client };
+}
+
 async function makeStore() {
   if (STORE === 'sessd' || STORE === 'sessd-merge') {
     // E2E_SESSD_DIR: another checkout's client/node (e2e.js --versus), else this one.
@@ -34,8 +48,10 @@ async function makeStore() {
     const { SessdStore, flash, genid } = require(sessdDir);
     const opts = { url: process.env.SESSD_URL, namespace: 'e2e' };
     if (STORE === 'sessd-merge') opts.mergeKey = (key, base, mine, theirs) => (key === 'cart' ? mergeCart(base, mine, theirs) : mine);
+    let redis;
+    if (process.env.E2E_MIGRATE === '1') ({ store: opts.migrateFrom, redis } = await redisStore());
     const store = new SessdStore(opts);
-    return { store, flashMw: flash(), pageFlash: flash.locals(), genid };
+    return { store, flashMw: flash(), pageFlash: flash.locals(), genid, redis };
   }
   const connectFlash = require('connect-flash');
   // connect-flash's pattern: every page pops every type into res.locals.
@@ -43,16 +59,7 @@ async function makeStore() {
     res.locals.flash = req.flash();
     next();
   };
-  if (STORE === 'redis') {
-    const { createClient } = require('redis');
-    const { RedisStore } = require('connect-redis');
-    // node-redis takes no unix:// URL: a socket path goes in socket.path.
-    const url = process.env.REDIS_URL || '';
-    const client = createClient(url.startsWith('unix://') ? { socket: { path: url.slice('unix://'.length) } } : { url });
-    client.on('error', (err) => console.error('redis:', err.message));
-    await client.connect();
-    return { store: new RedisStore({ client, prefix: 'e2e:' }), flashMw: connectFlash(), pageFlash, redis: client };
-  }
+  if (STORE === 'redis') return { ...(await redisStore()), flashMw: connectFlash(), pageFlash };
   if (STORE === 'memory') return { store: new session.MemoryStore(), flashMw: connectFlash(), pageFlash };
   throw new Error(`E2E_STORE ${STORE}: sessd, sessd-merge, redis or memory`);
 }

@@ -1,0 +1,302 @@
+'use strict';
+// Migration: SessdStore's migrateFrom, a lazy move of sessions from the app's old
+// express-session store (connect-redis, MemoryStore, ...) to sessd, so that switching stores
+// logs no one out. A session sessd does not hold is looked up in the old store; found there,
+// it is written to sessd with the lifetime it had left, its connect-flash messages
+// (sess.flash = { type: [msg, ...] }) become sessd flashes, and it is removed from the old
+// store. The store calls miss() from get() on a miss, destroy() and clear() from its own, and
+// forget() from regenerate().
+
+const crypto = require('crypto');
+const util = require('util');
+
+// The namespace of the move locks: one flash-only session per session being moved, keyed by
+// a hash of its namespace and key (see lockKey), so that a full session id never appears in
+// it (sessctl list, a snapshot) and the store's own namespace (ids, length, COUNT) never
+// counts a lock.
+const LOCK_NAMESPACE = 'connect-sessd.migrating';
+const LOCK_TYPE = 'move';
+const DEFAULT_TIMEOUT_MS = 5000;
+// A request waiting for another's move looks again after 5, 10, 20, 40, 50 ... ms.
+const WAIT_MIN_MS = 5;
+const WAIT_MAX_MS = 50;
+// Refusals of a flash push that the same push would meet again (a message or type past
+// sessd's limits): that message is dropped, the move goes on.
+const FLASH_REFUSED = new Set(['ESESSD_LIMIT', 'ESESSD_TOO_LARGE']);
+
+// checkOldStore(old): the migrateFrom option, an express-session store: get and destroy are
+// what the move uses. Anything else (a Redis client handed over instead of its RedisStore, a
+// URL) is refused at construction rather than failing every first page after the switch.
+function checkOldStore(old) {
+  if (old === null || typeof old !== 'object' || typeof old.get !== 'function' || typeof old.destroy !== 'function') {
+    const what = old === null || typeof old !== 'object' ? util.inspect(old) : `an object without get() and destroy() (${old.constructor ? old.constructor.name : 'no class'})`;
+    throw new TypeError(`migrateFrom must be the app's old express-session store (such as new RedisStore({ client }) of connect-redis), got ${what}`);
+  }
+  return old;
+}
+
+function checkTimeout(v) {
+  if (v === undefined || v === null) return DEFAULT_TIMEOUT_MS;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`migrateTimeoutMs must be a number of milliseconds above 0, got ${util.inspect(v)}`);
+  return v;
+}
+
+// What a failed call of the old store leaves, for its error's message.
+const LEFT = {
+  get: 'the session stays in the old store, and a later request moves it',
+  destroy: 'the session is gone from sessd, but the old store may still hold it: try again',
+  clear: 'sessd was not cleared',
+  ids: 'nothing was moved',
+  all: 'nothing was moved',
+};
+
+// migrateError(method, what, cause): the error a request gets when a call of the old store
+// failed (method: get, destroy or clear): a 503 (a later try may work), with the old store's
+// error as its cause. The message names no session id: errors end in logs.
+function migrateError(method, what, cause = undefined) {
+  const err = new Error(`connect-sessd migrateFrom: ${what}; ${LEFT[method]}`, cause === undefined ? undefined : { cause });
+  err.code = 'ESESSD_MIGRATE';
+  err.statusCode = 503;
+  err.status = 503;
+  err.expose = false;
+  return err;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// connectFlashes(sess): the messages of connect-flash's sess.flash ({ type: [msg, ...] }) as
+// [[type, msg], ...], in order, or null when sess.flash is not that shape (left in the data
+// as it is).
+function connectFlashes(sess) {
+  const f = sess.flash;
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return null;
+  const out = [];
+  for (const type of Object.keys(f)) {
+    if (!Array.isArray(f[type])) return null;
+    for (const msg of f[type]) out.push([type, msg]);
+  }
+  return out;
+}
+
+class Migration {
+  // store: the SessdStore; old: its migrateFrom; timeoutMs: how long one call of the old store
+  // may take before the request gets an error (migrateTimeoutMs); ttlMs(sess): the lifetime in
+  // ms the store gives a session read from the old store (plain JSON), capped at sessd's most.
+  constructor(store, old, timeoutMs, ttlMs) {
+    this.store = store;
+    this.ttlMs = ttlMs;
+    this.old = checkOldStore(old);
+    this.timeoutMs = checkTimeout(timeoutMs);
+    // A move makes at most three calls of the old store (each within timeoutMs) and a few
+    // round trips to sessd; a lock left by a process that died mid-move ends after this.
+    this.lockTtlMs = 4 * this.timeoutMs + 2000;
+  }
+
+  // oldCall(method, sid): a promise of what the old store's method(sid, cb) answers, rejected
+  // with an ESESSD_MIGRATE error when it fails or takes longer than timeoutMs (a Redis that is
+  // down: node-redis queues commands while it reconnects, and the page would hang).
+  oldCall(method, sid) {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (err, v) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) reject(migrateError(method, `the old store's ${method}() failed`, err));
+        else resolve(v);
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        reject(migrateError(method, `the old store's ${method}() did not answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      // A removal nobody waits for (forget) must not hold the process's exit.
+      timer.unref();
+      try {
+        const r = this.old[method](sid, (err, v) => finish(err || null, v));
+        // connect-redis 7+ also returns a promise; one that rejects without calling back.
+        if (r && typeof r.then === 'function') r.then(undefined, (err) => finish(err || new Error('rejected')));
+      } catch (err) {
+        finish(err || new Error('threw'));
+      }
+    });
+  }
+
+  async oldGet(sid) {
+    const sess = await this.oldCall('get', sid);
+    return sess !== null && typeof sess === 'object' && !Array.isArray(sess) ? sess : null;
+  }
+
+  // lockKey(key): the move lock's key for the store's session key.
+  lockKey(key) {
+    return crypto.createHash('sha256').update(`${this.store.namespace ?? 'default'}\0${key}`).digest('base64url');
+  }
+
+  // miss(sid, key): called by get() when sessd has no session key (sid with the prefix).
+  // Resolves 'moved' when this call moved it, 'already' when sessd holds it otherwise (moved
+  // by another request meanwhile; get() reads it again either way), null when there is none
+  // to move (a new or expired session, or one destroyed meanwhile). Rejects with
+  // ESESSD_MIGRATE when the old store fails or is slow: nothing is lost, the session stays
+  // there.
+  // Two requests of one visitor (two tabs, or an image and a page, on one app process or
+  // several) may miss at once: one takes the session's move lock, a FLASH_PUSH to it whose
+  // result (the queue's length) is 1 only for the first push into an empty queue, an atomic
+  // test-and-set on the daemon. The others wait until the lock is gone, so the session is
+  // written and its flashes pushed once, and no request's save lands under a later copy of
+  // the old data.
+  async miss(sid, key) {
+    const client = this.store.client;
+    // A move by another request may have ended between get()'s read of sessd and this one of
+    // the old store (it removes the old copy after writing sessd's): sessd is read again. Taken
+    // for no session, the page was served logged out and its save went to a new session: 2
+    // of 360 cart adds lost (bench/e2e/switch.js --eager, 48 visitors at a time).
+    if ((await this.oldGet(sid)) === null) return (await client.load(this.store.namespace, key)) !== null ? 'already' : null;
+    const lockKey = this.lockKey(key);
+    const deadline = Date.now() + this.lockTtlMs + this.timeoutMs;
+    let wait = WAIT_MIN_MS;
+    for (;;) {
+      // Pushed only when no lock is held: a push to a held lock lengthens it to lockTtlMs from
+      // now, and one left by a process that died mid-move was kept for as long as the
+      // visitor's pages kept coming, each waiting lockTtlMs and failing.
+      const held = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
+      if (typeof held !== 'number' && (await client.flashPush(LOCK_NAMESPACE, lockKey, LOCK_TYPE, '', this.lockTtlMs)) === 1) {
+        try {
+          return await this.move(sid, key);
+        } finally {
+          await client.destroy(LOCK_NAMESPACE, lockKey).catch(() => {});
+        }
+      }
+      // Another request holds the lock: wait until it is done, its flashes pushed and the old
+      // copy removed (the lock gone), then read sessd; no session there (the mover found none,
+      // or it was destroyed since), try again. A daemon older than TTL cannot tell when the
+      // lock goes: sessd is read each time instead.
+      for (;;) {
+        if (Date.now() > deadline) throw migrateError('get', 'another request has been moving this session for too long');
+        await sleep(wait);
+        wait = Math.min(wait * 2, WAIT_MAX_MS);
+        const lock = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
+        if (lock !== null && lock !== undefined) continue;
+        if ((await client.load(this.store.namespace, key)) !== null) return 'already';
+        if (lock === null) break;
+      }
+    }
+  }
+
+  // move(sid, key): the move, under the lock; resolves as miss(). Looks again at both stores:
+  // the copy read before the lock may be stale (moved, then destroyed, by requests that held
+  // it meanwhile). When sessd holds the session, an old copy is stale (a move whose removal
+  // failed, a write of an app process still on the old store): sessd's stands, and the old
+  // one is removed here, under the lock. Removed without it (migrateAll's first form), it was
+  // taken by a move under way, which looks at the old store after its write, for a destroy()
+  // and undid the move: 5 of 270 visitors logged out (bench/e2e/switch.js --eager).
+  async move(sid, key) {
+    const store = this.store;
+    const client = store.client;
+    const ns = store.namespace;
+    if ((await client.load(ns, key)) !== null) {
+      await this.oldCall('destroy', sid).catch(() => {});
+      return 'already';
+    }
+    const sess = await this.oldGet(sid);
+    if (sess === null) return null;
+    const flashes = connectFlashes(sess);
+    const data = { ...sess };
+    if (flashes !== null) delete data.flash;
+    // The lifetime it had left: its cookie's expiry, else the store's ttl option (a ttl
+    // function gets the session as express-session would hand it over).
+    const ttl = this.ttlMs(data);
+    if (!(ttl > 0)) return null;
+    await client.set(ns, key, store.serializer.stringify(data), ttl);
+    // After the data: pushed to a session with data only (a logout meanwhile leaves no
+    // flash-only session behind), on the session's connection, in order.
+    await Promise.all((flashes || []).map(([type, msg]) => client.flashPushExisting(ns, key, type, msg, ttl).catch((err) => {
+      if (!(err instanceof RangeError || err instanceof TypeError || (err && FLASH_REFUSED.has(err.code)))) throw err;
+    })));
+    // A destroy() since the read (a logout by an app process that did not wait for this
+    // lock: destroy() removes the old copy first) must not be undone.
+    let still;
+    try {
+      still = await this.oldGet(sid);
+    } catch (err) {
+      still = undefined; // unknown: the old copy is removed below all the same
+    }
+    if (still === null) {
+      await client.destroy(ns, key);
+      return null;
+    }
+    // The move stands once sessd holds the session: a failed removal leaves a stale copy
+    // there, which destroy(), regenerate() and clear() remove too, and which ends no later
+    // than the copy in sessd (it was given the lifetime the old one had left).
+    await this.oldCall('destroy', sid).catch(() => {});
+    return 'moved';
+  }
+
+  // destroy(sid, key): destroy() with migrateFrom: the old copy first, then sessd's (see the
+  // end of move), both tried; the old store's failure is the call's, so that a logout it
+  // could not complete is not answered as done.
+  async destroy(sid, key) {
+    const old = await this.oldCall('destroy', sid).then(() => null, (err) => err);
+    await this.store.client.destroy(this.store.namespace, key);
+    if (old !== null) throw old;
+  }
+
+  // forget(sid): regenerate()'s removal of a stale old copy of the id it ends; not waited
+  // for, its failure ignored (the session was moved, so the old store has no copy as a rule).
+  forget(sid) {
+    this.oldCall('destroy', sid).catch(() => {});
+  }
+
+  // oldWhole(method): a promise of what the old store's method(cb) answers (clear, ids,
+  // all: calls of the whole store, which an admin makes; not timed).
+  oldWhole(method) {
+    return new Promise((resolve, reject) => {
+      const fail = (err) => reject(migrateError(method, `the old store's ${method}() failed`, err));
+      try {
+        const r = this.old[method]((err, v) => (err ? fail(err) : resolve(v)));
+        if (r && typeof r.then === 'function') r.then(undefined, fail);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
+  // clear(): clear() with migrateFrom: the old store's sessions too (when it has clear()), or
+  // those not moved yet would come back on their next page.
+  async clear() {
+    if (typeof this.old.clear === 'function') await this.oldWhole('clear');
+  }
+
+  // oldIds(): the ids of the old store's sessions: its ids() (connect-redis), else those of
+  // its all() (an array of sessions with their id, as connect-redis's, or an object of id
+  // to session, as MemoryStore's).
+  async oldIds() {
+    if (typeof this.old.ids === 'function') return (await this.oldWhole('ids')) || [];
+    if (typeof this.old.all !== 'function') throw new TypeError('migrateAll() needs an old store with ids() or all()');
+    const all = (await this.oldWhole('all')) || {};
+    return Array.isArray(all) ? all.map((sess) => sess && sess.id).filter((id) => typeof id === 'string') : Object.keys(all);
+  }
+
+  // moveAll(concurrency): the eager move of a planned cutover (SessdStore.migrateAll): every
+  // session of the old store, concurrency at a time, each as a page of its visitor would
+  // move it, under the same lock (pages under way meanwhile are safe). A session sessd
+  // already holds keeps sessd's copy, and its old copy is removed (see move). Resolves
+  // { moved, already, none } (none: gone or expired since the listing); the first failure
+  // rejects, with the counts so far as err.progress.
+  async moveAll(concurrency) {
+    const ids = await this.oldIds();
+    const progress = { moved: 0, already: 0, none: 0 };
+    try {
+      for (let at = 0; at < ids.length; at += concurrency) {
+        await Promise.all(ids.slice(at, at + concurrency).map(async (sid) => {
+          progress[(await this.miss(sid, this.store.key(sid))) || 'none']++;
+        }));
+      }
+    } catch (err) {
+      if (err !== null && typeof err === 'object') err.progress = progress;
+      throw err;
+    }
+    return progress;
+  }
+}
+
+module.exports = { Migration, LOCK_NAMESPACE };

@@ -1,0 +1,457 @@
+'use strict';
+// migrateFrom: an app switching from another express-session store (connect-redis,
+// MemoryStore) to connect-sessd logs no one out. A session the old store holds moves to sessd
+// on its visitor's next page, with its data, the lifetime it had left and its connect-flash
+// messages (shown once); it is then gone from the old store. Run against the real daemon,
+// with express-session's MemoryStore as the old store; the same flow on connect-redis 9 and a
+// real Redis is bench/e2e/switch.js (by hand). The races: two requests of a visitor moving at
+// once, a logout during the move, the old store failing or slow.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('crypto');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore, Client, flash } = require('..');
+const { LOCK_NAMESPACE } = require('../lib/migrate');
+const { Daemon, Browser, listen, closeServer, collectWarnings, sleep, waitFor } = require('./helpers');
+
+const SECRET = 'migrate-test-secret';
+const HOUR_MS = 3600 * 1000;
+let daemon;
+let admin;
+let nsCount = 0;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+  admin = new Client({ url: daemon.unixUrl, poolSize: 1 });
+});
+
+test.after(async () => {
+  admin.close();
+  if (daemon) await daemon.cleanup();
+});
+
+// OldStore: express-session's MemoryStore with hooks, for an old store that is slow, fails
+// or is held at a call (hooks.get / hooks.destroy: async (sid, n) run before the n-th call;
+// hooks.afterGet: after the n-th get has read, before it answers).
+class OldStore extends session.MemoryStore {
+  constructor() {
+    super();
+    this.hooks = {};
+    this.calls = { get: 0, destroy: 0 };
+  }
+
+  get(sid, cb) {
+    const n = ++this.calls.get;
+    Promise.resolve(this.hooks.get && this.hooks.get(sid, n)).then(() => super.get(sid, (err, sess) => {
+      Promise.resolve(!err && this.hooks.afterGet && this.hooks.afterGet(sid, n)).then(() => cb(err, sess), cb);
+    }), cb);
+  }
+
+  destroy(sid, cb) {
+    const n = ++this.calls.destroy;
+    Promise.resolve(this.hooks.destroy && this.hooks.destroy(sid, n)).then(() => super.destroy(sid, cb), cb);
+  }
+
+  has(sid) {
+    return new Promise((resolve, reject) => session.MemoryStore.prototype.get.call(this, sid, (err, s) => (err ? reject(err) : resolve(s || null))));
+  }
+
+  put(sid, sess) {
+    return new Promise((resolve, reject) => session.MemoryStore.prototype.set.call(this, sid, sess, (err) => (err ? reject(err) : resolve())));
+  }
+}
+
+// A session as express-session + connect-flash leave it in the old store: its cookie (30 days
+// at login, leftMs of them left), a user, a cart and flash messages not shown yet.
+function oldSession(leftMs = 10 * 60 * 1000, extra = {}) {
+  return {
+    cookie: { originalMaxAge: 30 * 24 * HOUR_MS, expires: new Date(Date.now() + leftMs).toISOString(), httpOnly: true, path: '/' },
+    user: 'ada',
+    cart: ['pear'],
+    flash: { info: ['Welcome back, ada', 'Your order shipped'], error: ['Card expires soon'] },
+    ...extra,
+  };
+}
+
+const newSid = () => crypto.randomBytes(24).toString('base64url');
+
+// The browser of a visitor whose cookie holds sid, signed as express-session signs it.
+function browserWith(base, sid) {
+  const b = new Browser(base);
+  const sig = crypto.createHmac('sha256', SECRET).update(sid).digest('base64').replace(/=+$/, '');
+  b.cookies.set('connect.sid', encodeURIComponent(`s:${sid}.${sig}`));
+  return b;
+}
+
+// A shop on express-session with a SessdStore that migrates from old. Routes: GET / (the
+// page: user, cart, the flashes it shows), POST /add (a cart item; items merge, see
+// mergeKey), POST /login (regenerate), POST /logout (destroy), GET /slow (holds until
+// gate() resolves, then shows the page).
+async function shop(t, old, storeOpts = {}) {
+  const namespace = `migrate${++nsCount}`;
+  const store = new SessdStore({
+    url: daemon.unixUrl,
+    namespace,
+    migrateFrom: old,
+    // Cart additions of two tabs both stand (the README's "Concurrent saves").
+    mergeKey: (key, base, mine, theirs) => (key === 'cart' ? [...(theirs || []), ...(mine || []).filter((i) => !(base || []).includes(i))] : mine),
+    ...storeOpts,
+  });
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie: { maxAge: HOUR_MS } }));
+  app.use(flash());
+  const gates = [];
+  const view = async (req, res) => {
+    const flashes = await req.flash();
+    res.json({ sid: req.sessionID, user: req.session.user || null, cart: req.session.cart || [], flashes, keys: Object.keys(req.session) });
+  };
+  app.get('/', view);
+  app.get('/slow', async (req, res, next) => {
+    await new Promise((resolve) => gates.push(resolve));
+    next();
+  }, view);
+  app.post('/add', (req, res) => {
+    req.session.cart = [...(req.session.cart || []), req.body.item];
+    res.json({ cart: req.session.cart });
+  });
+  app.post('/login', (req, res, next) => {
+    req.session.regenerate(async (err) => {
+      if (err) return next(err);
+      req.session.user = req.body.user;
+      await req.flash('info', `Hello ${req.body.user}`);
+      req.session.save((e) => (e ? next(e) : res.redirect(303, '/')));
+    });
+  });
+  app.post('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/'))));
+  app.use((err, req, res, next) => res.status(err.statusCode || 500).json({ code: err.code || null, message: err.message }));
+  const { server, base } = await listen(app);
+  t.after(async () => {
+    await closeServer(server);
+    store.close();
+  });
+  return { store, base, namespace, gates };
+}
+
+const flashCount = (flashes) => Object.values(flashes).reduce((n, msgs) => n + msgs.length, 0);
+
+test('migrateFrom is validated like the other options: a TypeError for what is no store', (t) => {
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_UNKNOWN_OPTION');
+  for (const bad of [{}, 'redis://127.0.0.1:6379', 42, true, { get() {} }, { destroy() {} }, [], () => {}]) {
+    assert.throws(() => new SessdStore({ url: daemon.unixUrl, migrateFrom: bad }), (err) => err instanceof TypeError && /migrateFrom/.test(err.message), String(bad));
+  }
+  assert.throws(() => new SessdStore({ url: daemon.unixUrl, migrateTimeoutMs: 100 }), (err) => err instanceof TypeError && /migrateTimeoutMs/.test(err.message));
+  for (const bad of [0, -1, NaN, '100', Infinity]) {
+    assert.throws(() => new SessdStore({ url: daemon.unixUrl, migrateFrom: new OldStore(), migrateTimeoutMs: bad }), (err) => err instanceof TypeError && /migrateTimeoutMs/.test(err.message));
+  }
+  // Unset (null, as from a config that has no old store) is no migration.
+  const none = new SessdStore({ url: daemon.unixUrl, migrateFrom: null });
+  assert.equal(none.migration, null);
+  none.close();
+  new SessdStore({ url: daemon.unixUrl, migrateFrom: new OldStore(), migrateTimeoutMs: 250 }).close();
+  assert.deepEqual(warnings, []);
+});
+
+test('a visitor of the old store keeps login, cart and flashes (each shown once); the session leaves the old store', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession(10 * 60 * 1000, { flash: { info: ['Welcome back, ada'], error: ['Card expires soon'] } }));
+  const b = browserWith(base, sid);
+  const first = JSON.parse((await b.get('/')).body);
+  assert.equal(first.sid, sid, 'the same session id: the cookie stands');
+  assert.equal(first.user, 'ada');
+  assert.deepEqual(first.cart, ['pear']);
+  assert.deepEqual(first.flashes, { info: ['Welcome back, ada'], error: ['Card expires soon'] });
+  assert.ok(!first.keys.includes('flash'), 'connect-flash\'s key is not carried into the data');
+  assert.equal(await old.has(sid), null, 'gone from the old store');
+  const second = JSON.parse((await b.get('/')).body);
+  assert.deepEqual(second.flashes, {}, 'shown once');
+  assert.equal(second.user, 'ada');
+  assert.deepEqual(JSON.parse((await b.post('/add', { item: 'fig' })).body).cart, ['pear', 'fig']);
+  assert.deepEqual(JSON.parse((await b.get('/')).body).cart, ['pear', 'fig']);
+  assert.equal(await admin.count(LOCK_NAMESPACE), 0, 'no move lock left behind');
+  assert.equal(await store.length(), 1);
+});
+
+test('a moved session keeps the lifetime it had left, then touch() renews it as any session', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old);
+  // Read through the store API (no request's touch): the lifetime left, 10 minutes of 30 days.
+  const sid = newSid();
+  await old.put(sid, oldSession(10 * 60 * 1000));
+  const sess = await store.get(sid);
+  assert.equal(sess.user, 'ada');
+  const left = await admin.ttl(namespace, sid);
+  assert.ok(left > 9.5 * 60 * 1000 && left <= 10 * 60 * 1000, `TTL ${left} ms: the 10 minutes it had left`);
+  // A browser-session cookie (no expires): the store's ttl option (here 2 hours).
+  const ttlStore = new SessdStore({ url: daemon.unixUrl, namespace, migrateFrom: old, ttl: 7200 });
+  t.after(() => ttlStore.close());
+  const sid2 = newSid();
+  await old.put(sid2, { ...oldSession(), cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' } });
+  assert.equal((await ttlStore.get(sid2)).user, 'ada');
+  const left2 = await admin.ttl(namespace, sid2);
+  assert.ok(left2 > 7190 * 1000 && left2 <= 7200 * 1000, `TTL ${left2} ms: the ttl option`);
+  // Expired in the old store's cookie: not moved, a new session.
+  const sid3 = newSid();
+  await old.put(sid3, oldSession(-1000));
+  assert.equal(await store.get(sid3), null);
+  assert.equal(await admin.get(namespace, sid3), null);
+  // A page of the session moved above: express-session's touch at its end gives it its
+  // cookie's maxAge (the 30 days of its login) from now, through TOUCH_IF over the moved data.
+  await browserWith(base, sid).get('/');
+  const renewed = await admin.ttl(namespace, sid);
+  assert.ok(renewed > 30 * 24 * HOUR_MS - 60000, `TTL ${renewed} ms after a page: renewed to the cookie's 30 days`);
+});
+
+test('two tabs moving one session at once: written once, each flash shown once, every cart add kept', async (t) => {
+  const old = new OldStore();
+  // A slow old store: every request of the visitor misses in sessd and reads it before any
+  // move is done.
+  old.hooks.get = () => sleep(30);
+  const { base, namespace } = await shop(t, old);
+  const visitors = 3;
+  const tabs = 5;
+  for (let v = 0; v < visitors; v++) {
+    const sid = newSid();
+    await old.put(sid, oldSession());
+    const results = await Promise.all(Array.from({ length: tabs }, (_, i) => (i % 2 === 0
+      ? browserWith(base, sid).post('/add', { item: `item${i}` })
+      : browserWith(base, sid).get('/'))));
+    let shown = 0;
+    for (const r of results) {
+      assert.equal(r.status, 200, r.body);
+      const body = JSON.parse(r.body);
+      if (body.flashes) shown += flashCount(body.flashes);
+    }
+    const after = JSON.parse((await browserWith(base, sid).get('/')).body);
+    shown += flashCount(after.flashes);
+    assert.equal(shown, 3, `visitor ${v}: the 3 flashes shown once each across the tabs (${shown})`);
+    assert.equal(after.user, 'ada');
+    assert.deepEqual([...after.cart].sort(), ['item0', 'item2', 'item4', 'pear'], `visitor ${v}: every cart add kept`);
+    assert.equal(await old.has(sid), null);
+  }
+  assert.equal(await admin.count(LOCK_NAMESPACE), 0, 'no move lock left behind');
+  assert.equal(await admin.count(namespace), visitors);
+});
+
+test('a page that read sessd before another tab moved the session, and the old store after: not taken for logged out', async (t) => {
+  const old = new OldStore();
+  const { base } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let release;
+  old.hooks.get = (s, n) => (n === 1 ? new Promise((resolve) => { release = resolve; }) : null);
+  const late = browserWith(base, sid).post('/add', { item: 'fig' });
+  await waitFor(() => release, 'the cart add to read the old store');
+  assert.equal(JSON.parse((await browserWith(base, sid).get('/')).body).user, 'ada', 'the other tab moved it');
+  release();
+  const added = JSON.parse((await late).body);
+  assert.deepEqual(added.cart, ['pear', 'fig'], 'the cart add went to the moved session');
+  assert.deepEqual(JSON.parse((await browserWith(base, sid).get('/')).body).cart, ['pear', 'fig']);
+});
+
+test('a logout during the move: the old session never comes back', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old);
+  // 1. Through the app: a page of one tab is moving the session (it holds the move lock, its
+  // read of the old store is slow) when the other logs out.
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let release;
+  old.hooks.get = (s, n) => (n === 2 ? new Promise((resolve) => { release = resolve; }) : null);
+  const slow = browserWith(base, sid).get('/');
+  await waitFor(() => release, 'the slow tab to read the old store');
+  const logout = browserWith(base, sid).post('/logout');
+  await sleep(50);
+  release();
+  const [page, out] = await Promise.all([slow, logout]);
+  assert.equal(page.status, 200);
+  assert.equal(JSON.parse(page.body).user, 'ada', 'the tab that moved it was logged in');
+  assert.equal(out.status, 303);
+  old.hooks.get = null;
+  assert.equal(await admin.get(namespace, sid), null, 'not in sessd');
+  assert.equal(await old.has(sid), null, 'not in the old store');
+  const later = JSON.parse((await browserWith(base, sid).get('/')).body);
+  assert.equal(later.user, null, 'logged out');
+  assert.notEqual(later.sid, sid);
+
+  // 2. A destroy() that waits for no lock (another app process's, an admin's) made while a
+  // move is under way: before the move's read of the old store under the lock, between that
+  // read and its write to sessd (undone by its look at the old store after the write), and
+  // after its write.
+  const other = new SessdStore({ url: daemon.unixUrl, namespace, migrateFrom: old });
+  t.after(() => other.close());
+  for (const [hook, at] of [['get', 2], ['afterGet', 2], ['get', 3]]) {
+    const sid2 = newSid();
+    await old.put(sid2, oldSession());
+    old.hooks[hook] = async (s, n) => {
+      if (s === sid2 && n === at) await other.destroy(sid2);
+    };
+    old.calls.get = 0;
+    assert.equal(await store.get(sid2), null, `destroyed at ${hook} ${at}: no session`);
+    old.hooks[hook] = null;
+    assert.equal(await admin.get(namespace, sid2), null, `destroyed at ${hook} ${at}: not in sessd`);
+    assert.equal(await old.has(sid2), null);
+    assert.equal(await store.get(sid2), null);
+  }
+});
+
+test('the old store failing or slow: a 503 with a clear error, the session kept there and moved later', async (t) => {
+  const old = new OldStore();
+  const { base, namespace } = await shop(t, old, { migrateTimeoutMs: 200 });
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  old.hooks.get = () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }));
+  const failed = await browserWith(base, sid).get('/');
+  assert.equal(failed.status, 503);
+  const err = JSON.parse(failed.body);
+  assert.equal(err.code, 'ESESSD_MIGRATE');
+  assert.match(err.message, /old store's get\(\) failed.*stays in the old store/);
+  assert.ok(!err.message.includes(sid), 'no session id in the message');
+  old.hooks.get = () => new Promise(() => {});
+  const t0 = Date.now();
+  const hung = await browserWith(base, sid).get('/');
+  assert.equal(hung.status, 503);
+  assert.match(JSON.parse(hung.body).message, /did not answer within 200 ms/);
+  assert.ok(Date.now() - t0 < 2000);
+  old.hooks.get = null;
+  assert.ok(await old.has(sid), 'still in the old store');
+  assert.equal(await admin.get(namespace, sid), null, 'nothing written to sessd');
+  const page = JSON.parse((await browserWith(base, sid).get('/')).body);
+  assert.equal(page.user, 'ada');
+  assert.equal(flashCount(page.flashes), 3, 'no flash lost');
+  // A failure to remove the old copy after the move: the move stands (sessd holds it), and
+  // a logout removes the stale copy too.
+  const sid2 = newSid();
+  await old.put(sid2, oldSession());
+  old.hooks.destroy = () => Promise.reject(new Error('READONLY'));
+  assert.equal(JSON.parse((await browserWith(base, sid2).get('/')).body).user, 'ada');
+  assert.ok(await old.has(sid2), 'the stale copy');
+  old.hooks.destroy = null;
+  assert.equal((await browserWith(base, sid2).post('/logout')).status, 303);
+  assert.equal(await old.has(sid2), null);
+  assert.equal(await admin.get(namespace, sid2), null);
+  // A logout the old store fails: an error, not a logout answered as done.
+  const sid3 = newSid();
+  await old.put(sid3, oldSession());
+  assert.equal(JSON.parse((await browserWith(base, sid3).get('/')).body).user, 'ada');
+  old.hooks.destroy = () => Promise.reject(new Error('READONLY'));
+  const refused = await browserWith(base, sid3).post('/logout');
+  assert.equal(refused.status, 503);
+  assert.match(JSON.parse(refused.body).message, /destroy\(\) failed; the session is gone from sessd, but the old store may still hold it/);
+  old.hooks.destroy = null;
+  assert.equal((await browserWith(base, sid3).post('/logout')).status, 303, 'tried again, the logout goes through');
+  assert.equal(JSON.parse((await browserWith(base, sid3).get('/')).body).user, null);
+});
+
+test('a move lock left by a process that died mid-move holds the session up until it ends, then the move goes on', async (t) => {
+  const old = new OldStore();
+  const { store, namespace } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  await admin.flashPush(LOCK_NAMESPACE, store.migration.lockKey(sid), 'move', '', 300);
+  const t0 = Date.now();
+  assert.equal((await store.get(sid)).user, 'ada');
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 250 && waited < 2000, `waited for the lock to end, ${waited} ms`);
+  assert.deepEqual(await admin.flashPop(namespace, sid, null), { info: ['Welcome back, ada', 'Your order shipped'], error: ['Card expires soon'] });
+});
+
+test('regenerate() (a login) of a moved session: the new id holds the login and its flash, the old id is gone from both stores', async (t) => {
+  const old = new OldStore();
+  const { base, namespace } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession(10 * 60 * 1000, { user: undefined, flash: { info: ['Please log in'] } }));
+  const b = browserWith(base, sid);
+  const login = await b.post('/login', { user: 'grace' });
+  assert.equal(login.status, 303);
+  const page = JSON.parse((await b.get('/')).body);
+  assert.notEqual(page.sid, sid);
+  assert.equal(page.user, 'grace');
+  // The old session's unread flash stays with it (regenerateFlashes 'own'); the login's shows.
+  assert.deepEqual(page.flashes, { info: ['Hello grace'] });
+  assert.equal(await admin.get(namespace, sid), null);
+  assert.equal(await old.has(sid), null);
+  const back = JSON.parse((await browserWith(base, sid).get('/')).body);
+  assert.equal(back.user, null, 'the old cookie is no session');
+});
+
+test('ids(), all() and length() cover what sessd holds; clear() empties the old store too', async (t) => {
+  const old = new OldStore();
+  const { store } = await shop(t, old);
+  const moved = newSid();
+  const waiting = newSid();
+  await old.put(moved, oldSession());
+  await old.put(waiting, oldSession());
+  await store.get(moved);
+  assert.deepEqual(await store.ids(), [moved]);
+  assert.equal(await store.length(), 1);
+  assert.deepEqual((await store.all()).map((s) => s.id), [moved]);
+  await store.clear();
+  assert.equal(await store.length(), 0);
+  assert.equal(await old.has(waiting), null, 'a session not moved yet is cleared too');
+  assert.equal(await store.get(waiting), null);
+});
+
+test('migrateAll(): a planned cutover moves every session of the old store at once, beside live pages', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old);
+  const sids = Array.from({ length: 40 }, newSid);
+  for (const sid of sids) await old.put(sid, oldSession(10 * 60 * 1000, { user: `u-${sid}` }));
+  // One moved by its page already, whose old copy is back (a removal that failed): sessd's
+  // copy stands.
+  await browserWith(base, sids[0]).post('/add', { item: 'fig' });
+  await old.put(sids[0], oldSession());
+  // Pages of five visitors while the bulk move runs.
+  const pages = sids.slice(1, 6).map((sid) => browserWith(base, sid).get('/'));
+  const result = await store.migrateAll({ concurrency: 8 });
+  const shown = new Map((await Promise.all(pages)).map((r) => JSON.parse(r.body)).map((p) => [p.sid, flashCount(p.flashes)]));
+  assert.equal(result.moved + result.already, 40, JSON.stringify(result));
+  assert.ok(result.already >= 1 && result.none === 0, JSON.stringify(result));
+  for (const sid of sids.slice(1)) {
+    const sess = JSON.parse(await admin.get(namespace, sid));
+    assert.equal(sess.user, `u-${sid}`);
+    const flashes = (shown.get(sid) || 0) + flashCount(await admin.flashPop(namespace, sid, null));
+    assert.equal(flashes, 3, 'each flash moved once');
+  }
+  assert.deepEqual(JSON.parse(await admin.get(namespace, sids[0])).cart, ['pear', 'fig'], 'sessd\'s copy kept');
+  assert.equal(await new Promise((resolve, reject) => old.length((err, n) => (err ? reject(err) : resolve(n)))), 0, 'the old store emptied');
+  assert.equal(await store.length(), 40);
+  assert.deepEqual(await store.migrateAll(), { moved: 0, already: 0, none: 0 });
+  // A page in the middle of a move (written to sessd, about to look at the old store again)
+  // when migrateAll() comes to its session: the page's move stands.
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let bulk;
+  old.hooks.get = async (s2, n) => {
+    if (s2 !== sid || n !== 3) return;
+    bulk = store.migrateAll();
+    await sleep(100);
+  };
+  old.calls.get = 0;
+  const page = JSON.parse((await browserWith(base, sid).get('/')).body);
+  old.hooks.get = null;
+  assert.equal(page.user, 'ada');
+  assert.deepEqual(await bulk, { moved: 0, already: 1, none: 0 });
+  assert.equal(JSON.parse(await admin.get(namespace, sid)).user, 'ada', 'still in sessd');
+  const plain = new SessdStore({ url: daemon.unixUrl });
+  t.after(() => plain.close());
+  await assert.rejects(plain.migrateAll(), TypeError);
+  await assert.rejects(store.migrateAll({ concurrency: 0 }), RangeError);
+});
+
+test('a flash key that is not connect-flash\'s is left in the data; messages sessd refuses are dropped, the move goes on', async (t) => {
+  const old = new OldStore();
+  const { store, namespace } = await shop(t, old);
+  const sid = newSid();
+  await old.put(sid, oldSession(60000, { flash: 'not connect-flash' }));
+  assert.equal((await store.get(sid)).flash, 'not connect-flash');
+  const sid2 = newSid();
+  await old.put(sid2, oldSession(60000, { flash: { ['t'.repeat(65)]: ['a type sessd refuses'], info: ['kept'] } }));
+  const sess = await store.get(sid2);
+  assert.equal(sess.user, 'ada');
+  assert.deepEqual(await admin.flashPop(namespace, sid2, null), { info: ['kept'] });
+});
