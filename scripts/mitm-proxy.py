@@ -55,7 +55,8 @@ import sys
 import threading
 import time
 
-# The hostile peers' MessagePack helpers (standard library only).
+# The hostile peers' MessagePack helpers; no __pycache__ left in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "fuzz", "hostile"))
 from sealproto import NIL, mp_array, mp_decode, mp_map, mp_str, mp_uint  # noqa: E402
