@@ -1673,8 +1673,10 @@ static void hint_auth(const struct opts *o, int err)
 		fprintf(
 		    stderr,
 		    "sessctl: authentication failed with the secret in %s: the wrong secret, or "
-		    "a sessd that cannot seal (such as one without --auth-file; --plain-auth "
-		    "sends the secret unsealed)\n",
+		    "a sessd that cannot seal (such as one without --auth-file). Anyone on the "
+		    "path can send this answer too: --plain-auth sends the secret as it is, for "
+		    "them to read, so use it only with a sessd on this host (a Unix socket or "
+		    "loopback)\n",
 		    o->auth_file);
 }
 

@@ -2077,3 +2077,115 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_departed_clients_tiny_records_are_read_within_t
 	buf_finish(&frames);
 	sealed_close(&watcher);
 }
+
+/* SET ${id} in namespace "mitm" to ${data} on ${s}, and expect OK; the records it went in
+ * are kept in ${wire}, for a man in the middle to play again. */
+static void set_kept(struct sealed *s, const char *id, const char *data, struct buf *wire)
+{
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = TTL_MS};
+	struct codec_reply rep;
+	struct buf frame;
+	uint8_t *body;
+
+	set.ns = str("mitm");
+	set.id = str(id);
+	set.data = str(data);
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &set), 0);
+	buf_init(wire);
+	cr_assert_eq(seal_append_all(s->seal, wire, frame.data, frame.len), 0);
+	cr_assert_eq(harness_send_all(s->fd, wire->data, wire->len), 0);
+	sealed_reply(s, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	free(body);
+	buf_finish(&frame);
+}
+
+/*
+ * What a man in the middle of sealed connections can do with the records he has seen
+ * (scripts/mitm-proxy.py does it to live clients; docs in PROTOCOL.md, "What sealing does
+ * not protect against"): a whole connection replayed later (its HELLO and a SET that a later
+ * save overwrote), a record moved into another connection at the same number, and a
+ * server's record sent back to it. Each ends only the connection it went into, and nothing in
+ * it is carried out: the session keeps the later save.
+ */
+LEAK_CHECKED_TEST(sealed, records_moved_by_a_man_in_the_middle_change_nothing)
+{
+	const char *url = daemon_with_secret.tcp_url;
+	uint8_t s_pk[32], s_proof[32], header[SEAL_HEADER_BYTES], *body;
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
+	struct sealed first = {.fd = -1}, later, spliced, reflected, watcher;
+	struct buf auth, frame, first_set, later_set, reply_record;
+	struct codec_reply rep;
+	char value[32];
+	size_t size;
+	int replay;
+
+	/* The recorded connection: its HELLO (the auth map is all that varies) and SET. */
+	first.seal = recorded_hello(&auth);
+	first.fd = harness_connect(url);
+	cr_assert_geq(first.fd, 0);
+	rep = hello_with(first.fd, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(first.seal, s_pk, s_proof), 0);
+	free(body);
+	buf_init(&first.plain);
+	set_kept(&first, "victim", "alice", &first_set);
+	sealed_close(&first);
+
+	/* A later save of the same session, on another connection. */
+	later = sealed_open(url);
+	set_kept(&later, "victim", "bob", &later_set);
+
+	/* The whole first connection again: HELLO is answered, with keys the replay cannot
+	 * compute, and its SET record does not open under them. */
+	replay = replayed(url, &auth);
+	cr_assert_eq(harness_send_all(replay, first_set.data, first_set.len), 0);
+	expect_ends(replay, "a replayed connection");
+	close(replay);
+
+	/* The first connection's record 0 as another connection's record 0. */
+	spliced = sealed_open(url);
+	cr_assert_eq(harness_send_all(spliced.fd, first_set.data, first_set.len), 0);
+	expect_sealed_error_then_closed(&spliced, "a record from another connection");
+	sealed_close(&spliced);
+
+	/* A server's record sent back to it (the keys of the two directions differ). */
+	reflected = sealed_open(url);
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &ping), 0);
+	sealed_send(&reflected, &frame);
+	cr_assert_eq(harness_recv_all(reflected.fd, header, sizeof(header)), 0);
+	size = seal_record_size(header);
+	cr_assert_neq(size, 0);
+	buf_init(&reply_record);
+	cr_assert_eq(buf_append(&reply_record, header, sizeof(header)), 0);
+	cr_assert_eq(buf_reserve(&reply_record, size), 0);
+	cr_assert_eq(harness_recv_all(reflected.fd, reply_record.data + sizeof(header),
+	                              size - sizeof(header)),
+	             0);
+	reply_record.len = size;
+	cr_assert_eq(harness_send_all(reflected.fd, reply_record.data, reply_record.len), 0);
+	cr_assert_eq(buf_reserve(&reflected.plain, size - SEAL_OVERHEAD), 0);
+	cr_assert_eq(seal_open(reflected.seal, reply_record.data, size, reflected.plain.data), 0);
+	reflected.plain.len = size - SEAL_OVERHEAD;
+	sealed_reply(&reflected, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the PING's reply");
+	free(body);
+	expect_sealed_error_then_closed(&reflected, "the server's own record sent back to it");
+	sealed_close(&reflected);
+
+	/* The later save stands; the later client's connection and the daemon are unharmed. */
+	watcher = sealed_open(url);
+	cr_assert_eq(sealed_get(&watcher, "mitm", "victim", value), CODEC_OK);
+	cr_assert_str_eq(value, "bob", "a replayed or moved record was carried out");
+	cr_assert_eq(sealed_call(&later, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&watcher);
+	sealed_close(&later);
+	buf_finish(&reply_record);
+	buf_finish(&later_set);
+	buf_finish(&first_set);
+	buf_finish(&frame);
+	buf_finish(&auth);
+}

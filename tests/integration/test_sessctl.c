@@ -1211,6 +1211,10 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 	             (char *)r.err.data);
 	cr_assert(strstr((char *)r.err.data, "(AUTH_FAILED: wrong") != NULL, "stderr: %s",
 	          (char *)r.err.data);
+	/* The refusal may be a man in the middle's (PROTOCOL.md, "What sealing does not protect
+	 * against"): the hint to send the secret plain says that it would read it. */
+	cr_assert(strstr((char *)r.err.data, "Anyone on the path can send this answer too") != NULL,
+	          "stderr: %s", (char *)r.err.data);
 	expect_refused(&r, "refused the secret");
 	run_full(&r, d.unix_url, wrong, NULL, 0, (const char *const[]){"ping", NULL});
 	expect_refused(&r, "authentication failed");
