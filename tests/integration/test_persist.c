@@ -2041,18 +2041,15 @@ static char *start_refused(const char *data_dir, const char *scratch, int status
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_empty, .timeout = 60)
 {
-	const char *so = getenv("SESSD_FAILREADDIR_SO"), *asan = getenv("ASAN_OPTIONS");
-	char data_dir[64], scratch[64], opts[512], saved[400], *text;
+	const char *so = getenv("SESSD_FAILREADDIR_SO");
+	char data_dir[64], scratch[64], *text;
+	struct harness_preload saved;
 	int rc;
 
 	cr_assert_not_null(so, "SESSD_FAILREADDIR_SO is not set (meson test sets it)");
 	make_torn_sessions_dir(data_dir);
 	make_data_dir(scratch);
-	snprintf(saved, sizeof(saved), "%s", asan ? asan : "");
-	/* The module comes before a sanitized sessd's runtime in the link order. */
-	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", saved, *saved ? ":" : "");
-	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	harness_preload(&saved, so, NULL);
 	cr_assert_eq(setenv("SESSD_FAILREADDIR", "0", 1), 0);
 
 	rc = check_data(data_dir, NULL, false, scratch, &text);
@@ -2064,12 +2061,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_e
 	cr_expect_not_null(strstr(text, "Input/output error"), "%s", text);
 	free(text);
 
-	unsetenv("LD_PRELOAD");
+	harness_preload_restore(&saved);
 	unsetenv("SESSD_FAILREADDIR");
-	if (asan != NULL)
-		setenv("ASAN_OPTIONS", saved, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -2158,7 +2151,7 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
 		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		char asan[512];
+		struct harness_preload unused;
 
 		/* Both: a daemon left running by a failed test must not hold the test's output
 		 * open, or its runner waits for it until its timeout. */
@@ -2166,12 +2159,9 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 			dup2(log, STDOUT_FILENO);
 			dup2(log, STDERR_FILENO);
 		}
-		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. A
-		 * sanitized daemon given an LD_PRELOAD module (strace -E) wants its runtime first
-		 * among the libraries; the module asks nothing of it. */
-		snprintf(asan, sizeof(asan), "%s:detect_leaks=0:verify_asan_link_order=0",
-		         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
-		setenv("ASAN_OPTIONS", asan, 1);
+		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. The
+		 * module itself reaches the daemon alone, through strace -E. */
+		harness_preload(&unused, NULL, "detect_leaks=0");
 		setpgid(0, 0);
 		execvp("strace", argv);
 		_exit(127);
