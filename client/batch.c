@@ -432,13 +432,13 @@ int sessd_batch_run(struct sessd_batch *b)
 	if (rc == SESSD_OK && outgrown(b))
 		rc = SESSD_ERR_TOO_LARGE;
 	else if (rc == SESSD_OK)
-		rc = client_exchange(c, b->out.data, b->out.len, b->count, true, batch_on_frame, b);
+		rc = client_exchange(c, b->out.data, b->out.len, b->count, batch_on_frame, b);
 	/* Nothing was answered (client_resend_ready): the batch goes again as it is, its
 	 * request ids new to the new connection. */
 	if (rc == SESSD_ERR_SHUTTING_DOWN && client_resend_ready(c))
-		rc = outgrown(b) ? SESSD_ERR_TOO_LARGE
-		                 : client_exchange(c, b->out.data, b->out.len, b->count, true,
-		                                   batch_on_frame, b);
+		rc = outgrown(b)
+		         ? SESSD_ERR_TOO_LARGE
+		         : client_exchange(c, b->out.data, b->out.len, b->count, batch_on_frame, b);
 	/* The replies read are the batch's results now: c's read buffer is not kept large. */
 	client_trim(c);
 	if (rc != SESSD_OK) {

@@ -363,7 +363,7 @@ static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
 }
 
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
-                    bool idle_timeout, wire_frame_fn on_frame, void *ctx)
+                    wire_frame_fn on_frame, void *ctx)
 {
 	struct goodbye_watch watch = {.c = c, .on_frame = on_frame, .ctx = ctx};
 	struct wire_exchange x = {
@@ -373,7 +373,6 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .replies = replies,
 	    .max_frame = c->max_frame,
 	    .timeout_ms = c->timeout_ms,
-	    .idle_timeout = idle_timeout,
 	    .in = &c->in,
 	    .on_frame = goodbye_on_frame,
 	    .ctx = &watch,
@@ -682,7 +681,7 @@ static int say_hello(struct sessd_client *c)
 		/* Until HELLO names the server's limit, the protocol's smallest max_frame
 		 * applies; every reply, HELLO's included, fits in it. */
 		c->max_frame = CODEC_MIN_MAX_FRAME;
-		rc = client_exchange(c, c->out.data, c->out.len, 1, false, hello_on_frame, &h);
+		rc = client_exchange(c, c->out.data, c->out.len, 1, hello_on_frame, &h);
 		if (rc != SESSD_OK || h.status != SESSD_OK)
 			c->max_frame = known_max_frame;
 	}

@@ -181,7 +181,7 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 bool client_status_closes(int status);
 
 /*
- * client_exchange(c, out, out_len, replies, idle_timeout, on_frame, ctx):
+ * client_exchange(c, out, out_len, replies, on_frame, ctx):
  * Send ${out_len} bytes of frames (borrowed) on c's connection and hand ${replies} reply
  * frames to ${on_frame} (wire_run). On a sealed connection the frames go as records, as few as
  * they fit in, and the replies are opened from records. On any failure the connection is
@@ -189,7 +189,7 @@ bool client_status_closes(int status);
  * memory to seal the frames in).
  */
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
-                    bool idle_timeout, wire_frame_fn on_frame, void *ctx);
+                    wire_frame_fn on_frame, void *ctx);
 
 /*
  * client_resend_ready(c):

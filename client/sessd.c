@@ -252,7 +252,7 @@ static int call_once(struct sessd_client *c, struct codec_request *req, struct c
 	k->op = req->op;
 	k->request_id = req->request_id;
 	k->status = SESSD_ERR_PROTOCOL;
-	rc = client_exchange(c, c->out.data, c->out.len, 1, false, call_on_frame, k);
+	rc = client_exchange(c, c->out.data, c->out.len, 1, call_on_frame, k);
 	/* The frame sent and the reply read (the data is the caller's copy now): not kept. */
 	client_trim(c);
 	if (rc != SESSD_OK) {

@@ -18,8 +18,9 @@
  * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
  * its own: a call that must reconnect first waits up to the timeout for the connect, again
  * for the HELLO, and again for its reply, so up to three times the timeout (name resolution
- * is not bounded at all). A batch's timeout is an idle timeout (sessd_batch_run). A signal
- * caught during a wait (EINTR) does not end the call, which waits on within its timeout. Writes
+ * is not bounded at all). A batch's run is one wait: all its replies within the timeout
+ * (sessd_batch_run). A signal caught during a wait (EINTR) does not end the call, which
+ * waits on within its timeout. Writes
  * use MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it
  * sends, a call checks that the idle connection has not been closed by the server meanwhile
  * (a restart) and reconnects at once if it has, so most restarts cost no failed call.
@@ -594,6 +595,8 @@ int sessd_batch_flash_push_existing(struct sessd_batch *b, const void *id, size_
  * first request without such a reply (its reply malformed, of another request, of the wrong
  * shape, or cut off) and every one after it have the error (SESSD_ERR_PROTOCOL,
  * SESSD_ERR_CLOSED, ...) and no result.
+ * SESSD_ERR_TIMEOUT: not every reply arrived within the client's timeout from the start of
+ * the sending, however steadily they came (a reconnection's connect and HELLO have their own).
  * With SESSD_ERR_SHUTTING_DOWN (the server is stopping) none of those was carried out.
  * SESSD_ERR_PROTOCOL with every status its reply's means bytes followed the last reply: the
  * replies were good, the stream after them was not.

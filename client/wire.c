@@ -489,12 +489,18 @@ int wire_run(struct wire_exchange *x)
 	bool can_write = true;
 	int64_t deadline = wire_now_ms() + x->timeout_ms;
 	const char *why = NULL;
-	int n, rc, progress, opened;
+	int n, rc, opened;
 
 	buf_reset(x->in);
 	if (x->seal != NULL)
 		buf_reset(x->raw);
 	while (done < x->replies) {
+		/* Checked whatever poll says: a server that always has a byte ready must not
+		 * hold the exchange past it either. */
+		if (wire_now_ms() >= deadline) {
+			snprintf(x->err, x->err_size, "no reply within %d ms", x->timeout_ms);
+			return SESSD_ERR_TIMEOUT;
+		}
 		pfd.fd = x->fd;
 		pfd.events = POLLIN;
 		if (can_write && sent < x->out_len)
@@ -505,18 +511,9 @@ int wire_run(struct wire_exchange *x)
 			snprintf(x->err, x->err_size, "poll: %s", strerror(errno));
 			return SESSD_ERR_CLOSED;
 		}
-		if (n <= 0) {
-			if (wire_now_ms() >= deadline) {
-				snprintf(x->err, x->err_size, "no reply within %d ms",
-				         x->timeout_ms);
-				return SESSD_ERR_TIMEOUT;
-			}
+		if (n <= 0)
 			continue;
-		}
-		progress = 0;
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			size_t done_before = done;
-
 			rc = read_some(x);
 			if (rc < 0)
 				return -rc;
@@ -525,25 +522,16 @@ int wire_run(struct wire_exchange *x)
 			rc = deliver_frames(x, &done);
 			if (rc != SESSD_OK)
 				return rc;
-			/* Bytes read count as progress only once they complete a reply: else a
-			 * server that trickles a byte at a time, or sends records of a frame that
-			 * never ends, holds the exchange for as long as it likes. */
-			progress |= done > done_before;
 			if (opened != SESSD_OK) {
 				snprintf(x->err, x->err_size, "%s", why);
 				return opened;
 			}
 		}
 		if ((pfd.revents & POLLOUT) && can_write && sent < x->out_len) {
-			rc = write_some(x, &sent);
-			if (rc == -1)
-				can_write =
-				    false; /* keep reading: an error reply may be on its way */
-			else
-				progress |= rc;
+			/* On an error, keep reading: an error reply may be on its way. */
+			if (write_some(x, &sent) == -1)
+				can_write = false;
 		}
-		if (progress && x->idle_timeout)
-			deadline = wire_now_ms() + x->timeout_ms;
 	}
 	return SESSD_OK;
 }

@@ -46,13 +46,8 @@ struct wire_exchange {
 	size_t replies;     /* frames to read before the exchange is done */
 	uint32_t max_frame; /* a reply body longer than this is refused unread (the caller caps
 	                     * it: the read buffer may grow to about twice this) */
-	int timeout_ms;
-	/* false: the whole exchange must end within timeout_ms. true: it fails only after
-	 * timeout_ms in which no request byte was sent and no reply completed (batches of any
-	 * size: each reply must arrive within timeout_ms of the previous one, however slowly
-	 * the server sends its bytes). */
-	bool idle_timeout;
-	struct buf *in; /* a reusable read buffer; left empty afterwards on success */
+	int timeout_ms;     /* the whole exchange must end within it, a batch's too */
+	struct buf *in;     /* a reusable read buffer; left empty afterwards on success */
 	/* A sealed connection (PROTOCOL.md, "Sealed connections"): what arrives is records, each
 	 * opened with seal into in as soon as it is whole; raw, a reusable buffer, holds a record
 	 * whose end has not arrived (at most one record and one read). out must be records

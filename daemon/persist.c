@@ -1567,12 +1567,33 @@ static int snap_salvage_record(struct snap_load *l, const struct record *r)
 }
 
 /*
+ * Whether the well-formed record that the search after the bad record header at ${from} found
+ * at ${at} of ${map} starts where that damaged record ended: as the damaged header's length
+ * says, or as its body checksum does over the bytes between. In a plain data directory a body
+ * holds bytes a client chose (a session's data, a flash message), which may hold well-formed
+ * records of any session id: found inside the damaged record, they would be kept as sessions
+ * (one bit of a client's record header flipped, and a repair gave another id the data the
+ * client wrote). Neither field is the client's to choose, and damage of one byte or a few
+ * leaves one of them whole. An encrypted record is bound to its file and offset (DATA.md),
+ * so there the search needs no such check.
+ */
+static bool salvage_resync_is_sound(const uint8_t *map, size_t from, size_t at)
+{
+	size_t body = at - from - REC_HEADER_BYTES;
+
+	return at - from >= REC_HEADER_BYTES &&
+	       (get_u32(map + from) == body ||
+	        get_u32(map + from + 4) == crc32c(map + from + REC_HEADER_BYTES, body));
+}
+
+/*
  * snap_salvage_scan(dir_fd, dir, name, seq, key, l, plain, sv):
  * Read every sound record of the damaged snapshot ${name} (${seq}) into ${l}, before and after
  * its damage, and say in ${sv} what was skipped. Records are followed by their lengths; a
  * damaged one is skipped whole when its header's checksum holds (its length is then what was
  * written), and otherwise every offset after it is tried until a well-formed record (both
- * checksums right) starts there, as for the log (records_after). A FLASH belongs to the SESSION
+ * checksums right) starts there, as for the log (records_after), and, in a plain directory,
+ * the damaged record ends there (salvage_resync_is_sound). A FLASH belongs to the SESSION
  * before it, which may be the record a damaged part took: after a damaged part, records are
  * dropped until the next SESSION, so that no message goes to another user's session. The
  * session whose FLASH was damaged keeps the messages before it. A bad header leaves nothing
@@ -1585,7 +1606,7 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 {
 	struct mapped m;
 	bool fatal_config, in_gap = false, following = true;
-	size_t off = FILE_HEADER_BYTES, gap_start = 0, released = 0,
+	size_t off = FILE_HEADER_BYTES, gap_start = 0, search_from = 0, released = 0,
 	       page = (size_t)sysconf(_SC_PAGESIZE);
 	const char *why;
 	int rc = -1;
@@ -1621,7 +1642,9 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 			madvise(m.map + released, to - released, MADV_DONTNEED);
 			released = to;
 		}
-		if (whole && record_at(m.map, m.size, off, &len)) {
+		if (whole && record_at(m.map, m.size, off, &len) &&
+		    (following || key != NULL ||
+		     salvage_resync_is_sound(m.map, search_from, off))) {
 			opened = record_open(m.map + off + REC_HEADER_BYTES, len, seq, off, key,
 			                     true, plain, &rec, &why);
 			if (opened == -1) {
@@ -1659,6 +1682,8 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 		/* Reached by lengths from the header, a record whose header holds is what was
 		 * written there: skip it whole, and its body (bytes a client chose) is not
 		 * searched. */
+		if (following && !whole)
+			search_from = off;
 		off += following && whole ? REC_HEADER_BYTES + len : 1;
 		following = following && whole;
 	}

@@ -1084,3 +1084,47 @@ void harness_wait_read(int fd)
 	}
 	cr_assert_fail("the daemon has not read %d bytes sent", queued);
 }
+
+/* Copy environment variable ${name} into ${out} (${size} bytes); whether it was set. A value
+ * too long for ${out} fails the test rather than come back cut. */
+static bool save_env(const char *name, char *out, size_t size)
+{
+	const char *value = getenv(name);
+
+	if (value == NULL)
+		return false;
+	cr_assert_lt(strlen(value), size, "%s is longer than %zu bytes", name, size - 1);
+	memcpy(out, value, strlen(value) + 1);
+	return true;
+}
+
+void harness_preload(struct harness_preload *saved, const char *so, const char *asan_extra)
+{
+	char opts[sizeof(saved->asan) + 128];
+	int n;
+
+	/* setenv may free what getenv gave: the old values are copied before either is set. */
+	saved->had_preload = save_env("LD_PRELOAD", saved->preload, sizeof(saved->preload));
+	saved->had_asan = save_env("ASAN_OPTIONS", saved->asan, sizeof(saved->asan));
+	n = snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0%s%s",
+	             saved->had_asan ? saved->asan : "", saved->had_asan && *saved->asan ? ":" : "",
+	             asan_extra ? ":" : "", asan_extra ? asan_extra : "");
+	cr_assert(n > 0 && (size_t)n < sizeof(opts), "ASAN_OPTIONS would be too long");
+	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
+	if (so != NULL) {
+		cr_assert_eq(access(so, R_OK), 0, "%s: not readable", so);
+		cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	}
+}
+
+void harness_preload_restore(const struct harness_preload *saved)
+{
+	if (saved->had_preload)
+		cr_assert_eq(setenv("LD_PRELOAD", saved->preload, 1), 0);
+	else
+		unsetenv("LD_PRELOAD");
+	if (saved->had_asan)
+		cr_assert_eq(setenv("ASAN_OPTIONS", saved->asan, 1), 0);
+	else
+		unsetenv("ASAN_OPTIONS");
+}

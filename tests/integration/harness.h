@@ -1,6 +1,7 @@
 #ifndef SESSD_HARNESS_H
 #define SESSD_HARNESS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -238,6 +239,26 @@ unsigned harness_url_port(const char *url);
  * that was sent on the Unix socket ${fd}, or closed it: what it has not read yet is charged to
  * our side's send queue (SIOCOUTQ). */
 void harness_wait_read(int fd);
+
+/*
+ * harness_preload(saved, so, asan_extra):
+ * Make the programs this process starts next load the module ${so} (LD_PRELOAD; NULL: leave
+ * LD_PRELOAD alone, for a module given otherwise, as strace -E gives it), and add
+ * verify_asan_link_order=0 and ${asan_extra} (NULL: nothing more) to ASAN_OPTIONS: a
+ * sanitized program wants its runtime first among the libraries, and our modules ask nothing
+ * of it. What the two variables were is kept in ${saved}, for harness_preload_restore; a
+ * forked child that only execs may drop it. Fails the test when ${so} is not readable.
+ */
+struct harness_preload {
+	bool had_preload, had_asan;
+	char preload[PATH_MAX];
+	char asan[1024];
+};
+void harness_preload(struct harness_preload *saved, const char *so, const char *asan_extra);
+
+/* harness_preload_restore(saved): put LD_PRELOAD and ASAN_OPTIONS back as harness_preload
+ * found them. */
+void harness_preload_restore(const struct harness_preload *saved);
 
 int harness_open_ready(const char *url, const char *client_name);
 void harness_send_buf(int fd, const struct buf *b);

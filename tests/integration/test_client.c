@@ -2413,6 +2413,56 @@ LEAK_CHECKED_TEST(fake_server, batch_cut_short_keeps_what_arrived)
 	sessd_close(c);
 }
 
+/* Each request after the HELLO answered 300 ms after it is read, one after another. */
+static int slow_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	harness_sleep_ms(300);
+	return fake_reply_nil(fd, req->request_id, CODEC_OK);
+}
+
+/*
+ * A batch's timeout bounds its run: a server that answers each reply just inside the timeout
+ * (300 ms of 500) fails the run at the timeout, the replies that came keeping their status.
+ * The timeout was an idle one, restarted by each reply: this batch of 6 took 1.8 s, and one of
+ * n requests took n times the timeout, holding the application's call all that while.
+ */
+LEAK_CHECKED_TEST(fake_server, a_batch_ends_at_its_timeout_however_steadily_replies_come)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	pid_t pid = fake_start(&l, 1, slow_answer);
+	long started, took;
+	int rc, answered = 0;
+
+	c = connect_fake(l.url);
+	cr_assert_eq(sessd_set_timeout(c, 500), SESSD_OK);
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(sessd_batch_ping(b), i);
+	started = harness_mono_ms();
+	rc = sessd_batch_run(b);
+	took = harness_mono_ms() - started;
+	cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "run: %s (%s) after %ld ms", sessd_strerror(rc),
+	             sessd_errmsg(c), took);
+	cr_expect(took >= 450 && took < 1000, "the run took %ld ms, its timeout 500", took);
+	for (size_t i = 0; i < 6; i++) {
+		rc = sessd_batch_status(b, i);
+		if (rc == SESSD_OK && (size_t)answered == i)
+			answered++;
+		else
+			cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "request %zu: %s", i,
+			             sessd_strerror(rc));
+	}
+	cr_expect(answered >= 1 && answered < 6, "%d replies kept", answered);
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
 /*
  * Connection 0 answers its GET with the first 7 bytes of a reply (header and 3 of its body),
  * connection 1 closes instead of answering its GET, connection 2 answers it. Each close is an

@@ -46,22 +46,15 @@ static void step_to(const char *shift_file, long long ms)
 }
 
 /* Make the daemons this test starts read their wall clock through clockshift.so and
- * ${shift_file}. */
-static void preload_clockshift(const char *shift_file)
+ * ${shift_file}; what the environment was goes to ${saved}. */
+static void preload_clockshift(const char *shift_file, struct harness_preload *saved)
 {
-	const char *so = getenv("SESSD_CLOCKSHIFT_SO"), *asan = getenv("ASAN_OPTIONS");
-	char opts[1024];
+	const char *so = getenv("SESSD_CLOCKSHIFT_SO");
 
 	cr_assert_not_null(so, "SESSD_CLOCKSHIFT_SO is not set (meson test sets it to the build's "
 	                       "tests/integration/clockshift.so)");
-	cr_assert_eq(access(so, R_OK), 0, "%s: not readable", so);
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	harness_preload(saved, so, NULL);
 	cr_assert_eq(setenv("SESSD_CLOCKSHIFT_FILE", shift_file, 1), 0);
-	/* A sanitized daemon wants its runtime first among the libraries; the module asks
-	 * nothing of it. */
-	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-	         asan && *asan ? ":" : "");
-	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
 }
 
 static struct sessd_client *connect_to(const char *url)
@@ -135,6 +128,7 @@ LEAK_CHECKED_TEST_OPTS(clock, steps_end_sessions_at_once_and_bring_none_back, .t
 {
 	char data_dir[64] = "/tmp/sessd-clock-XXXXXX", shift_file[96];
 	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_preload preload;
 	struct harness_daemon d;
 	struct sessd_client *c;
 	size_t queued = 0;
@@ -143,7 +137,7 @@ LEAK_CHECKED_TEST_OPTS(clock, steps_end_sessions_at_once_and_bring_none_back, .t
 	cr_assert_not_null(mkdtemp(data_dir));
 	snprintf(shift_file, sizeof(shift_file), "%s.shift", data_dir);
 	step_to(shift_file, 0);
-	preload_clockshift(shift_file);
+	preload_clockshift(shift_file, &preload);
 	cr_assert_eq(harness_start(&d, args), 0);
 	c = connect_to(d.unix_url);
 	set(c, "hour", HOUR_MS);
@@ -199,6 +193,8 @@ LEAK_CHECKED_TEST_OPTS(clock, steps_end_sessions_at_once_and_bring_none_back, .t
 	expect_ttl(c, "three", 3 * HOUR_MS - SLACK_MS, 3 * HOUR_MS, "after a SIGTERM");
 	sessd_close(c);
 	cr_assert_eq(harness_stop(&d), 0);
+	harness_preload_restore(&preload);
+	unsetenv("SESSD_CLOCKSHIFT_FILE");
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	unlink(shift_file);
 }

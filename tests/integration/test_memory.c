@@ -52,43 +52,28 @@ static void map_words(void)
 }
 
 /* The environment a process started next runs failalloc.so ${so} in: the counters file, and
- * ASAN_OPTIONS ${asan} (the test's, or NULL) with the link order unchecked, written in
- * ${opts} of ${opts_size} bytes. */
-static void set_failing_env(const char *so, const char *asan, char *opts, size_t opts_size)
+ * the module preloaded (harness_preload), what it was kept in ${saved}. The module passes
+ * every allocation it does not fail on to the runtime's. */
+static void set_failing_env(const char *so, struct harness_preload *saved)
 {
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	harness_preload(saved, so, NULL);
 	cr_assert_eq(setenv("SESSD_FAILALLOC_FILE", words_path, 1), 0);
-	/* A sanitized program wants its runtime first among the libraries; the module passes
-	 * every allocation it does not fail on to the runtime's. */
-	snprintf(opts, opts_size, "%s%sverify_asan_link_order=0", asan ? asan : "",
-	         asan && *asan ? ":" : "");
-	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
 }
 
 /* Start the daemon with failalloc.so, a counters file of its own (see failalloc.c) and
  * ${args}. */
 static void start_failing_with(const char *const *args)
 {
-	const char *so = getenv("SESSD_FAILALLOC_SO"), *asan = getenv("ASAN_OPTIONS");
-	char opts[1100], saved[1024];
+	const char *so = getenv("SESSD_FAILALLOC_SO");
+	struct harness_preload saved;
 
 	cr_assert_not_null(so, "SESSD_FAILALLOC_SO is not set (meson test sets it to the build's "
 	                       "tests/integration/failalloc.so)");
-	cr_assert_eq(access(so, R_OK), 0, "%s: not readable", so);
-	/* setenv may free what getenv gave. */
-	if (asan != NULL) {
-		snprintf(saved, sizeof(saved), "%s", asan);
-		asan = saved;
-	}
 	map_words();
-	set_failing_env(so, asan, opts, sizeof(opts));
+	set_failing_env(so, &saved);
 	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
-	unsetenv("LD_PRELOAD");
+	harness_preload_restore(&saved);
 	unsetenv("SESSD_FAILALLOC_FILE");
-	if (asan != NULL)
-		setenv("ASAN_OPTIONS", asan, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
 }
 
 static void start_failing(void)
@@ -307,13 +292,12 @@ static int run_connect_nomem(const char *url, const char *auth_file, bool plain,
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		const char *asan = getenv("ASAN_OPTIONS");
-		char opts[1100];
+		struct harness_preload unused;
 		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		if (fd == -1 || dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
 			_exit(127);
-		set_failing_env(so, asan, opts, sizeof(opts));
+		set_failing_env(so, &unused);
 		execl(bin, bin, url, auth_file, plain ? "plain" : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}

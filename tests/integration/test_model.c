@@ -2155,8 +2155,8 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	char tmpl[] = "/tmp/sessd-model-XXXXXX";
-	const char *so = getenv("SESSD_CLOCKSHIFT_SO"), *asan = getenv("ASAN_OPTIONS");
-	char opts[1024];
+	const char *so = getenv("SESSD_CLOCKSHIFT_SO");
+	struct harness_preload preload;
 	int na = 0;
 
 	cr_assert_not_null(r);
@@ -2172,13 +2172,8 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	snprintf(r->shift_file, sizeof(r->shift_file), "%s/shift", tmpl);
 	write_shift(r);
 	cr_assert_not_null(so, "SESSD_CLOCKSHIFT_SO is not set (meson test sets it)");
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	harness_preload(&preload, so, NULL);
 	cr_assert_eq(setenv("SESSD_CLOCKSHIFT_FILE", r->shift_file, 1), 0);
-	if (asan == NULL || strstr(asan, "verify_asan_link_order") == NULL) {
-		snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		         asan && *asan ? ":" : "");
-		cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
-	}
 	snprintf(r->max_frame_arg, sizeof(r->max_frame_arg), "%u", mc->max_frame);
 	r->args[na++] = "--max-frame";
 	r->args[na++] = r->max_frame_arg;
@@ -2262,6 +2257,8 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	    r->over_limit_starts);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
+	harness_preload_restore(&preload);
+	unsetenv("SESSD_CLOCKSHIFT_FILE");
 	for (int n = 0; n < NNS; n++)
 		for (int i = 0; i < NID; i++)
 			sess_clear(&r->s[n][i]);

@@ -2041,18 +2041,15 @@ static char *start_refused(const char *data_dir, const char *scratch, int status
  */
 LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_empty, .timeout = 60)
 {
-	const char *so = getenv("SESSD_FAILREADDIR_SO"), *asan = getenv("ASAN_OPTIONS");
-	char data_dir[64], scratch[64], opts[512], saved[400], *text;
+	const char *so = getenv("SESSD_FAILREADDIR_SO");
+	char data_dir[64], scratch[64], *text;
+	struct harness_preload saved;
 	int rc;
 
 	cr_assert_not_null(so, "SESSD_FAILREADDIR_SO is not set (meson test sets it)");
 	make_torn_sessions_dir(data_dir);
 	make_data_dir(scratch);
-	snprintf(saved, sizeof(saved), "%s", asan ? asan : "");
-	/* The module comes before a sanitized sessd's runtime in the link order. */
-	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", saved, *saved ? ":" : "");
-	cr_assert_eq(setenv("ASAN_OPTIONS", opts, 1), 0);
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	harness_preload(&saved, so, NULL);
 	cr_assert_eq(setenv("SESSD_FAILREADDIR", "0", 1), 0);
 
 	rc = check_data(data_dir, NULL, false, scratch, &text);
@@ -2064,12 +2061,8 @@ LEAK_CHECKED_TEST_OPTS(persist, a_directory_that_fails_to_list_is_an_error_not_e
 	cr_expect_not_null(strstr(text, "Input/output error"), "%s", text);
 	free(text);
 
-	unsetenv("LD_PRELOAD");
+	harness_preload_restore(&saved);
 	unsetenv("SESSD_FAILREADDIR");
-	if (asan != NULL)
-		setenv("ASAN_OPTIONS", saved, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -2158,7 +2151,7 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
 		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		char asan[512];
+		struct harness_preload unused;
 
 		/* Both: a daemon left running by a failed test must not hold the test's output
 		 * open, or its runner waits for it until its timeout. */
@@ -2166,12 +2159,9 @@ static pid_t spawn_strace(const char *log_path, char *const *argv)
 			dup2(log, STDOUT_FILENO);
 			dup2(log, STDERR_FILENO);
 		}
-		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. A
-		 * sanitized daemon given an LD_PRELOAD module (strace -E) wants its runtime first
-		 * among the libraries; the module asks nothing of it. */
-		snprintf(asan, sizeof(asan), "%s:detect_leaks=0:verify_asan_link_order=0",
-		         getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
-		setenv("ASAN_OPTIONS", asan, 1);
+		/* LeakSanitizer cannot run under ptrace, and says so with exit status 1. The
+		 * module itself reaches the daemon alone, through strace -E. */
+		harness_preload(&unused, NULL, "detect_leaks=0");
 		setpgid(0, 0);
 		execvp("strace", argv);
 		_exit(127);
@@ -5250,13 +5240,50 @@ static uint32_t pop_infos(int fd, const char *id, char *got, size_t got_size)
  * damaged flash, its session keeps the message before it), and no flash moved to another
  * session. The rewritten snapshot loads, and --check-data calls it sound.
  */
+/*
+ * Over ${fd}, past the --snapshot-log-bytes 256K of ${d}: a session of 300 KB ("big"), and a
+ * wait until snapshot 2 holds every session before it; then ${fd} closed and ${d} stopped.
+ * Returns snapshot 2's bytes (malloc'd, the caller frees them), their number in ${len}.
+ */
+static uint8_t *snapshot_and_stop(struct harness_daemon *d, int fd, const char *data_dir,
+                                  size_t *len)
+{
+	char *big = malloc(300000), path[300];
+	uint8_t *b;
+
+	cr_assert_not_null(big);
+	memset(big, 'z', 300000);
+	cr_assert_eq(do_set(fd, "app", "big", big, 300000), CODEC_OK);
+	free(big);
+	for (long started = harness_mono_ms();
+	     (newest_snapshot(data_dir) != 2 ||
+	      data_file_size(data_dir, "log.0000000000000001") != -1) &&
+	     harness_mono_ms() - started < 20000;)
+		usleep(20000);
+	cr_assert_eq(newest_snapshot(data_dir), 2, "no snapshot");
+	close(fd);
+	cr_assert_eq(harness_stop(d), 0);
+	snprintf(path, sizeof(path), "%s/snap.0000000000000002", data_dir);
+	b = (uint8_t *)read_text(path);
+	cr_assert_not_null(b);
+	*len = (size_t)data_file_size(data_dir, "snap.0000000000000002");
+	return b;
+}
+
+/* The body length in the header of the record at ${off} of ${b} (DATA.md, "Record framing"). */
+static uint32_t record_body_len(const uint8_t *b, size_t off)
+{
+	return (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 | (uint32_t)b[off + 2] << 16 |
+	       (uint32_t)b[off + 3] << 24;
+}
+
 enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER };
 
 static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
                                                        enum salvage_flip where)
 {
 	static const char snap2[] = "snap.0000000000000002";
-	char data_dir[64], scratch[64], id[32], want[160], got[64], v[100], path[300], *text, *big;
+	char data_dir[64], scratch[64], id[32], want[160], got[64], v[100], *text;
 	const char *args[] = {"--data-dir",
 	                      data_dir,
 	                      "--snapshot-log-bytes",
@@ -5287,30 +5314,11 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 		push(fd, id, "info", a);
 		push(fd, id, "info", c);
 	}
-	/* Past --snapshot-log-bytes: snapshot 2 holds every session above. */
-	big = malloc(300000);
-	cr_assert_not_null(big);
-	memset(big, 'z', 300000);
-	cr_assert_eq(do_set(fd, "app", "big", big, 300000), CODEC_OK);
-	free(big);
-	for (long started = harness_mono_ms();
-	     (newest_snapshot(data_dir) != 2 ||
-	      data_file_size(data_dir, "log.0000000000000001") != -1) &&
-	     harness_mono_ms() - started < 20000;)
-		usleep(20000);
-	cr_assert_eq(newest_snapshot(data_dir), 2, "no snapshot");
-	close(fd);
-	cr_assert_eq(harness_stop(&d), 0);
-
 	/* The records' framing needs no key: sessions are the records of over 100 bytes (the
 	 * filler "big" aside), each followed by its two flash records. */
-	snprintf(path, sizeof(path), "%s/%s", data_dir, snap2);
-	b = (uint8_t *)read_text(path);
-	cr_assert_not_null(b);
-	len = (size_t)data_file_size(data_dir, snap2);
+	b = snapshot_and_stop(&d, fd, data_dir, &len);
 	for (off = 52; off + 12 <= len;) {
-		uint32_t body = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 |
-		                (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
+		uint32_t body = record_body_len(b, off);
 
 		if (body > 100 && body < 1000) {
 			cr_assert_lt(n_small, SALVAGE_SESSIONS);
@@ -5398,4 +5406,127 @@ LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_every_sound_session_of_a_damaged_sn
 	make_key(key_dir, key);
 	damaged_snapshot_keeps_every_sound_session(key, FLIP_SESSION);
 	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* CRC32C (Castagnoli, reflected 0x82F63B78), as DATA.md frames records with it. */
+static uint32_t forged_crc32c(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+
+	while (n-- > 0) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+	}
+	return c ^ 0xffffffffu;
+}
+
+static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+/*
+ * A well-formed snapshot SESSION record (DATA.md) of session "victim" in namespace "app" whose
+ * data is ${data}, at ${out} (room for 100 bytes); returns its length.
+ */
+static size_t forged_session_record(uint8_t *out, const char *data)
+{
+	uint8_t *b = out + 12, *p = b;
+	uint64_t now = (uint64_t)time(NULL) * 1000;
+	size_t data_len = strlen(data);
+
+	*p++ = 16; /* SESSION */
+	p = put_le(p, now, 8);
+	*p++ = 3;
+	memcpy(p, "app", 3), p += 3;
+	*p++ = 6;
+	memcpy(p, "victim", 6), p += 6;
+	*p++ = 1; /* has_data */
+	p = put_le(p, now + 3600000, 8);
+	p = put_le(p, data_len, 4);
+	memcpy(p, data, data_len), p += data_len;
+	put_le(out, (uint64_t)(p - b), 4);
+	put_le(out + 4, forged_crc32c(b, (size_t)(p - b)), 4);
+	put_le(out + 8, forged_crc32c(out, 8), 4);
+	return (size_t)(p - out);
+}
+
+/*
+ * In a plain data directory a session's data may hold well-formed records: a client stored
+ * eight SESSION records of session "victim" as its own session's data. With one bit of that
+ * session's record header flipped (in its length, then in its body checksum), --repair
+ * searched the bytes after the bad header for a record, found the forged ones inside the
+ * client's data and kept them: "victim" came back holding what the client wrote. Now a record
+ * found by that search counts only where the damaged record ends (its length or its body
+ * checksum says so): "victim" stays unknown, the client's session is lost, and every other
+ * session is kept.
+ */
+static void a_client_record_is_not_a_session(int flip_at)
+{
+	static const char snap2[] = "snap.0000000000000002";
+	char data_dir[64], scratch[64], id[16], *text;
+	const char *args[] = {
+	    "--data-dir", data_dir, "--snapshot-log-bytes", "256K", "--snapshot-idle", "0", NULL};
+	uint8_t forged[8 * 100], *b;
+	size_t forged_len = 0, len, off, target = 0;
+	struct harness_daemon d;
+	int fd, kept = 0;
+
+	for (int i = 0; i < 8; i++)
+		forged_len += forged_session_record(forged + forged_len, "{\"user\":\"admin\"}");
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "forge");
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		cr_assert_eq(do_set(fd, "app", id, "sound", 5), CODEC_OK);
+		if (i == 10)
+			cr_assert_eq(do_set(fd, "app", "attacker", forged, forged_len), CODEC_OK);
+	}
+	b = snapshot_and_stop(&d, fd, data_dir, &len);
+	for (off = 52; off + 12 <= len;) {
+		uint32_t body = record_body_len(b, off);
+
+		if (body == 1 + 8 + 1 + 3 + 1 + 8 + 1 + 8 + 4 + forged_len)
+			target = off;
+		off += 12 + body;
+	}
+	cr_assert_eq(off, len, "the snapshot's framing");
+	cr_assert_neq(target, 0, "no record of the client's session");
+	b[target + flip_at] ^= 0x10;
+	put_file(data_dir, snap2, b, len);
+	free(b);
+
+	cr_expect_eq(check_data(data_dir, NULL, true, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(harness_start(&d, args), 0, "no start after --repair");
+	fd = harness_open_ready(d.unix_url, "forge");
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		expect_get(fd, "app", id, "sound", 5);
+		kept++;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct codec_request req = {.op = CODEC_OP_GET};
+
+		req.ns = str("app");
+		req.id = str(i == 0 ? "victim" : "attacker");
+		cr_expect_eq(call(fd, &req, NULL, NULL), CODEC_NOT_FOUND, "%s is back",
+		             i == 0 ? "victim" : "attacker");
+	}
+	cr_expect_eq(kept, 20);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_repair_takes_no_record_from_a_session_s_data, .timeout = 60)
+{
+	a_client_record_is_not_a_session(1); /* in the length */
+	a_client_record_is_not_a_session(5); /* in the body checksum */
 }

@@ -597,11 +597,52 @@ function decodeRequest(frame, maxFrame) {
   return decodeRequestBody(splitFrame(frame, maxFrame));
 }
 
+// The most values a HELLO result may hold, counted on its bytes with the nested ones (each key
+// and each value, and each element of a value that is an array or a map). sessd's holds 29 with
+// a key exchange's kx map; a later server may add keys (PROTOCOL.md "HELLO"), but a few, not
+// hundreds.
+const MAX_HELLO_VALUES = 256;
+
+// valuesWithin(body, span, max): whether the value at span, a scanned one, holds at most max
+// values, itself and the nested ones counted. A container's count is weighed before its
+// elements are walked, so that a hostile count costs nothing.
+function valuesWithin(body, span, max) {
+  const owed = [1];
+  let pos = span[0];
+  let n = 0;
+  while (owed.length > 0) {
+    if (owed[owed.length - 1] === 0) {
+      owed.pop();
+      continue;
+    }
+    owed[owed.length - 1]--;
+    if (++n > max) return false;
+    const c = containerAt(body, pos);
+    if (c) {
+      const children = c.map ? 2 * c.count : c.count;
+      if (n + children > max) return false;
+      owed.push(children);
+      pos = c.pos;
+    } else {
+      pos = scanValue(body, pos, span[1]);
+    }
+  }
+  return true;
+}
+
 // helloResult(body, span): the HELLO result (PROTOCOL.md "HELLO") as an object, once it is
-// known to be a map without duplicate keys whose `version`, if present, is 1 and whose
-// `max_frame`, if present, is a uint of at least MIN_MAX_FRAME: a client sizes its requests by
-// it. Other keys are the caller's to check (clients ignore keys they do not know).
+// known, on its bytes and before anything is decoded, to be a map of at most MAX_HELLO_VALUES
+// values without duplicate keys whose `version`, if present, is 1 and whose `max_frame`, if
+// present, is a uint of at least MIN_MAX_FRAME: a client sizes its requests by it. Decoded
+// first, a faulty server's HELLO of a million empty maps under a key the client does not know
+// cost it as much as any other such result (checkResultShape, below). Other keys are the
+// caller's to check (clients ignore keys they do not know).
 function helloResult(body, span) {
+  const c = containerAt(body, span[0]);
+  if (!c || !c.map) throw new ProtocolError('the HELLO result must be a map');
+  if (!valuesWithin(body, span, MAX_HELLO_VALUES)) {
+    throw new ProtocolError(`the HELLO result holds more than ${MAX_HELLO_VALUES} values`);
+  }
   for (const [k, v] of mapPairs(body, span, 'the HELLO result')) {
     const key = isStr(body, k) ? readBytes(body, k, 'a key', true, false).bytes.toString('utf8') : null;
     if (key === 'version' && readUint(body, v, 'the HELLO version') !== PROTOCOL_VERSION) {

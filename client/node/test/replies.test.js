@@ -239,6 +239,38 @@ const emptyMaps = (n) => {
   return Buffer.concat([head, Buffer.alloc(n, 0x80)]);
 };
 
+// Before, a HELLO result was decoded whole once its known keys were checked: a million empty
+// maps under a key the client does not know took a second and 64 MB of heap to decode, and then
+// the connection went on as if the server were sound.
+test('hello: a HELLO result of more values than a HELLO holds is refused before it is decoded', async (t) => {
+  const sound = [mp('version'), mp(1), mp('max_frame'), mp(1048576)];
+  const junk = fixmap(...sound, mp('later'), emptyMaps(1048576 - 64));
+  let started = Date.now();
+  assert.throws(() => codec.decodeReplyBody(Buffer.concat([hex('93 01 00'), junk]), OP.HELLO, 1 << 20),
+    (err) => isProtocolError(err) && /HELLO result holds more than 256 values/.test(err.message));
+  assert.ok(Date.now() - started < 200, `refused in ${Date.now() - started} ms`);
+  // The count is weighed before the elements are walked: an array32 that declares more
+  // elements than a HELLO holds, of 1 byte each.
+  const many = fixmap(...sound, mp('later'), Buffer.concat([hex('dd 00 0f ff ff'), Buffer.alloc(0xfffff, 0xc0)]));
+  assert.throws(() => codec.decodeReplyBody(Buffer.concat([hex('93 01 00'), many]), OP.HELLO, 1 << 20), isProtocolError);
+  // Up to 256 values, unknown keys and nested ones among them, it decodes (the map, its two
+  // keys and values, a key and an array of 249: 256).
+  const most = fixmap(...sound, mp('later'), mp(Array(249).fill(0)));
+  assert.equal(codec.decodeReplyBody(Buffer.concat([hex('93 01 00'), most]), OP.HELLO, 1 << 20).result.later.length, 249);
+  const over = fixmap(...sound, mp('later'), mp(Array(250).fill(0)));
+  assert.throws(() => codec.decodeReplyBody(Buffer.concat([hex('93 01 00'), over]), OP.HELLO, 1 << 20), isProtocolError);
+  // From a peer: the connection fails with the ProtocolError, and a request queued behind the
+  // HELLO with it.
+  const { url } = await helloPeer(t, { junk: [0, junk] });
+  const conn = new Connection({ url, clientName: 'junk' });
+  t.after(() => conn.close());
+  const closed = once(conn, 'close', 5000);
+  const ping = conn.request(OP.PING, []);
+  const err = await closed;
+  assert.ok(isProtocolError(err) && /more than 256 values/.test(err.message), err && err.stack);
+  await assert.rejects(ping, (e) => e.code === 'ESESSD_CLOSED');
+});
+
 test('replies: a large result of the wrong type is refused before it is decoded', async (t) => {
   const junk = emptyMaps(256 * 1024);
   const inPage = Buffer.concat([hex('92 00 91 92 c4 01 61'), junk]); // [0, [[bin, junk]]]
