@@ -620,7 +620,7 @@ class SessdStore extends BaseStore {
       // a microsecond.
       const text = this.serializer.raw ? null : data.toString('utf8');
       const sess = await this.parse(text ?? data);
-      const soon = await this.endsSoon(key, sess, asked);
+      const soon = this.farFromEnd(sess) ? false : await this.endsSoon(key, sess, asked);
       if (soon === null) return null;
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
       if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
@@ -666,10 +666,8 @@ class SessdStore extends BaseStore {
   // round trip, unless its lifetime is over ASK_LIFETIME_MAX_MS (then it is not kept early).
   // Resolves true, false, or null when the session ended since the read.
   async endsSoon(key, sess, asked) {
-    if (!this.keepsAlive()) return false;
+    if (this.farFromEnd(sess)) return false;
     const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
-    // Most pages: far from the end, known without working out the lifetime.
-    if (saved - Date.now() >= KEEP_MARGIN_MS) return false;
     let ttl;
     try {
       ttl = this.renewedTtlMs(sess);
@@ -685,6 +683,14 @@ class SessdStore extends BaseStore {
     const left = await (asked || this.leftMs(key));
     if (left === null) return null;
     return left !== undefined && left < margin && left < ttl;
+  }
+
+  // farFromEnd(sess): endsSoon's false for most pages, known from the data alone and without
+  // an await (get() asks it first): the store does not renew sessions, or the cookie was saved
+  // with an expiry more than KEEP_MARGIN_MS away, which sessd holds at least.
+  farFromEnd(sess) {
+    if (!this.keepsAlive()) return true;
+    return typeof this.ttl !== 'function' && savedExpiry(sess) - Date.now() >= KEEP_MARGIN_MS;
   }
 
   // keep(sess): the touch of a session endsSoon found sessd may end before its request does,
@@ -883,11 +889,14 @@ class SessdStore extends BaseStore {
       this.gone(sid, sess, st);
       return false;
     }
+    // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
+    const asRead = st.forms === null && this.serializer === JSON;
     if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
-      if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
+      const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
+      if (!(same ?? this.sameForm(k, st.forms.get(k), now.get(k)))) changed.push(k);
     }
     if (changed.length === 0) {
       if (await this.renew(ns, st.key, ttl, st)) {
