@@ -791,6 +791,14 @@ function checkResultShape(body, span, op) {
 // decoded: result is undefined and resultError the ProtocolError for its request (the reply
 // is well formed, so the connection may go on).
 function decodeReplyBody(body, op, maxFrame) {
+  const quick = quickReply(body, op);
+  return quick !== null ? quick : decodeReplyBodyFull(body, op, maxFrame);
+}
+
+// decodeReplyBodyFull(body, op, maxFrame): decodeReplyBody without the quick path (see
+// quickReply): every reply scanned, checked and decoded in full. Exported for the test that
+// holds the quick path to it.
+function decodeReplyBodyFull(body, op, maxFrame) {
   const spans = elements(body);
   if (spans.length !== 3) throw new ProtocolError('a reply is a 3-element array');
   const requestId = readUint(body, spans[0], 'request_id');
@@ -818,6 +826,70 @@ function decodeReplyBody(body, op, maxFrame) {
     result = readBytes(body, spans[2], 'an error message', true, false).bytes.toString('utf8');
   }
   return { requestId, status, result, resultBytes };
+}
+
+// The opcodes whose OK result is nil, and those whose OK result is a uint (checkResultShape).
+const NIL_RESULT_OPS = new Set([OP.SET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.TOUCH_IF]);
+const UINT_RESULT_OPS = new Set([OP.TTL, OP.COUNT, OP.CLEAR, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
+
+// quickUint(body, p): [value, end] of the uint at p in the forms that decode to a Number
+// (positive fixint, uint 8, 16, 32), or null for anything else (uint 64 and every other type
+// are left to the full decoder).
+function quickUint(body, p) {
+  if (p >= body.length) return null;
+  const t = body[p];
+  if (t <= 0x7f) return [t, p + 1];
+  if (t === 0xcc && p + 2 <= body.length) return [body[p + 1], p + 2];
+  if (t === 0xcd && p + 3 <= body.length) return [body.readUInt16BE(p + 1), p + 3];
+  if (t === 0xce && p + 5 <= body.length) return [body.readUInt32BE(p + 1), p + 5];
+  return null;
+}
+
+// quickReply(body, op): decodeReplyBody's answer for the replies of a page's requests, read
+// on the bytes: an OK with a nil result (SET, SET_IF, TOUCH, TOUCH_IF, DESTROY) or a uint
+// (TTL, FLASH_PUSH, ...), a NOT_FOUND, and LOAD's [bin, uint]; null for any other reply,
+// which the full decoder reads (and judges). Only a reply that the full decoder would take
+// is answered here, with the same fields: the scan, the shape check and the MessagePack
+// decoder cost a page view's two replies about as much as the store's own JavaScript.
+function quickReply(body, op) {
+  if (body.length < 4 || body[0] !== 0x93) return null;
+  const id = quickUint(body, 1);
+  if (id === null) return null;
+  const p = id[1] + 1;
+  const status = body[id[1]];
+  if (p >= body.length) return null;
+  const t = body[p];
+  if (status === STATUS.NOT_FOUND) {
+    if (t !== 0xc0 || p + 1 !== body.length || !NOT_FOUND_OPS.has(op)) return null;
+    return { requestId: id[0], status, result: null, resultBytes: body.subarray(p) };
+  }
+  if (status !== STATUS.OK) return null;
+  if (NIL_RESULT_OPS.has(op)) {
+    if (t !== 0xc0 || p + 1 !== body.length) return null;
+    return { requestId: id[0], status, result: null, resultBytes: body.subarray(p) };
+  }
+  if (UINT_RESULT_OPS.has(op)) {
+    const v = quickUint(body, p);
+    if (v === null || v[1] !== body.length) return null;
+    return { requestId: id[0], status, result: v[0], resultBytes: body.subarray(p) };
+  }
+  if (op !== OP.LOAD || t !== 0x92 || p + 2 >= body.length) return null;
+  // [data: bin, flashes: uint]
+  let at = p + 2;
+  let n;
+  const b = body[p + 1];
+  if (b === 0xc4) n = body[at++];
+  else if (b === 0xc5 && at + 2 <= body.length) {
+    n = body.readUInt16BE(at);
+    at += 2;
+  } else if (b === 0xc6 && at + 4 <= body.length) {
+    n = body.readUInt32BE(at);
+    at += 4;
+  } else return null;
+  if (n > body.length - at) return null;
+  const flashes = quickUint(body, at + n);
+  if (flashes === null || flashes[1] !== body.length) return null;
+  return { requestId: id[0], status, result: [body.subarray(at, at + n), flashes[0]], resultBytes: body.subarray(p) };
 }
 
 // decodeReply(frame, maxFrame): decodeReplyBody of a whole frame.
@@ -865,6 +937,7 @@ module.exports = {
   scanValue,
   decodeReply,
   decodeReplyBody,
+  decodeReplyBodyFull,
   decodeRequest,
   decodeRequestBody,
   normalizeInt,

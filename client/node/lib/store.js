@@ -24,7 +24,8 @@ const STORED = Symbol('connect-sessd stored session');
 // On a session get() read (and carried onto req.session by createSession), with merge on:
 // what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
 // like STORED. Its value: { key, data (the bytes sessd holds, as far as this request knows:
-// SET_IF expects their tag), forms (Map: top-level key -> its serialized form, as this
+// SET_IF expects their tag), text (data decoded, as get() parsed it; null once data is a
+// save's, or under a raw serializer), forms (Map: top-level key -> its serialized form, as this
 // request last read or wrote it; null until the first save works it out from data), cookie (the
 // cookie get() parsed from data: what forms would hold for it while forms is null), stored (null when the session
 // object is exactly what sessd holds plus this request's changes; else the bytes last
@@ -257,6 +258,62 @@ function sameCookie(a, b) {
   return mx === my;
 }
 
+// The fields of express-session's Cookie in its JSON form (Cookie.prototype.data) that
+// sameCookie compares as they are: all but expires and originalMaxAge.
+const COOKIE_FIELDS = ['partitioned', 'priority', 'secure', 'httpOnly', 'domain', 'path', 'sameSite'];
+const COOKIE_TO_JSON = Cookie ? Cookie.prototype.toJSON : null;
+
+// jsonScalar(v): whether v is a value JSON writes as itself and reads back the same: a string,
+// a boolean, null or a finite number. Two of them have the same JSON form exactly when ===.
+function jsonScalar(v) {
+  return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+// sameCookieAsRead(read, cookie): sameCookie(JSON.stringify(read), JSON.stringify(cookie)),
+// worked out on the objects, for the touch of a page that changed nothing (see
+// cookieChanged): read, the cookie as JSON.parse read it from sessd; cookie, express-session's
+// Cookie on the request. Its JSON form is its data: the two stringifies and sameCookie's two
+// parses cost each page view about 3 us, more than the rest of its touch. Returns null when it
+// cannot tell that way (a read that is not a flat object of JSON scalars, a field of the Cookie
+// that is no JSON scalar, a Cookie whose JSON is not its data, lifetimes that differ by more
+// than the slack, left to sameCookie's sameInstant); the caller then compares the JSON forms.
+function sameCookieAsRead(read, cookie) {
+  if (!Cookie || !(cookie instanceof Cookie) || cookie.toJSON !== COOKIE_TO_JSON) return null;
+  if (!isPlainObject(read) || Object.getPrototypeOf(read) !== Object.prototype) return null;
+  let data;
+  try {
+    data = cookie.data;
+  } catch (err) {
+    return null;
+  }
+  let compared = 0;
+  for (const k of Object.keys(read)) {
+    if (k === 'expires' || k === 'originalMaxAge') continue;
+    const v = read[k];
+    if (!jsonScalar(v)) return null;
+    const w = Object.prototype.hasOwnProperty.call(data, k) ? data[k] : undefined;
+    // JSON leaves out a field that is undefined (or a function): one form has the key, the other not.
+    if (w === undefined || typeof w === 'function' || typeof w === 'symbol') return false;
+    if (!jsonScalar(w)) return null;
+    if (v !== w) return false;
+    compared++;
+  }
+  let present = 0;
+  for (const k of COOKIE_FIELDS) {
+    const w = data[k];
+    if (w === undefined || typeof w === 'function' || typeof w === 'symbol') continue;
+    if (!jsonScalar(w)) return null;
+    present++;
+  }
+  if (present !== compared) return false;
+  const mx = read.originalMaxAge;
+  let my = data.originalMaxAge;
+  if (typeof my === 'function' || typeof my === 'symbol') my = undefined;
+  if ((mx !== undefined && !jsonScalar(mx)) || (my !== undefined && !jsonScalar(my))) return null;
+  if (typeof mx === 'number' && typeof my === 'number') return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS ? true : null;
+  return mx === my;
+}
+
 // sameInstant(a, b): whether two cookie expiries (JSON: ISO strings) name the same instant,
 // give or take express-session's millisecond drift (its touch recomputes the expiry from
 // originalMaxAge and the clock).
@@ -303,14 +360,18 @@ function savedExpiry(sess) {
   return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
-// markSaved(sess, atMs, ttl, whole): sessd holds sess as this request saved it (see SAVED), by
-// a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms. Not on an
-// object that takes no properties (a serializer's frozen session, say): it is then touched as
-// before. whole, for a session saved whole with SET: { key, data } (the sessd key and the
-// bytes written), so that the same save again is not sent (see savedWhole).
-function markSaved(sess, atMs, ttl, whole = null) {
+// markSaved(sess, atMs, ttl, whole, cookie): sessd holds sess as this request saved it (see
+// SAVED), by a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms.
+// Not on an object that takes no properties (a serializer's frozen session, say): it is then
+// touched as before. whole, for a session saved whole with SET: { key, data } (the sessd key
+// and the bytes written), so that the same save again is not sent (see savedWhole). cookie:
+// the cookie's JSON form as the save wrote it, when the caller has it (a merged save's keyForm:
+// a third JSON.stringify of express-session's Cookie cost a cart add 1.5-4 us); else it is
+// made here.
+function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && sess.cookie)) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVED, { value: { cookie: cookieForm(sess.cookie), whole, atMs, untilMs: atMs + ttl }, configurable: true });
+    const form = cookie === UNKNOWN_FORM ? undefined : cookie;
+    Object.defineProperty(sess, SAVED, { value: { cookie: form, whole, atMs, untilMs: atMs + ttl }, configurable: true });
   }
 }
 
@@ -540,9 +601,10 @@ class SessdStore extends BaseStore {
   // parse(data): a promise of the session the serializer reads from data. Its parse may
   // return a promise (connect-redis v7 awaits it): awaited here, every caller must await.
   // A SyntaxError (JSON.parse's) comes back without the data it quotes: see unreadable().
+  // data: the bytes, or (not for a raw serializer) their text.
   async parse(data) {
     try {
-      return await this.serializer.parse(this.serializer.raw ? data : data.toString('utf8'));
+      return await this.serializer.parse(this.serializer.raw || typeof data === 'string' ? data : data.toString('utf8'));
     } catch (err) {
       throw unreadable(err);
     }
@@ -563,15 +625,18 @@ class SessdStore extends BaseStore {
       // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
       if (loaded === null) return this.migration !== null && (await this.migration.miss(sid, key)) ? this.get(sid) : null;
       const { data, flashes } = loaded;
-      const sess = await this.parse(data);
-      const soon = await this.endsSoon(key, sess, asked);
+      // The text is kept for a save's forms (see saveLoaded): decoding it again cost a cart add
+      // a microsecond.
+      const text = this.serializer.raw ? null : data.toString('utf8');
+      const sess = await this.parse(text ?? data);
+      const soon = this.farFromEnd(sess) ? false : await this.endsSoon(key, sess, asked);
       if (soon === null) return null;
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
       if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
       if (this.merge) {
         // The tag and forms are worked out from data when the session is saved: a request
         // that does not save it pays nothing for them.
-        const st = { key, data, forms: null, cookie: sess.cookie, stored: null, gone: false };
+        const st = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
         Object.defineProperty(sess, LOADED, { value: st, configurable: true });
       }
       if (flashes !== null) {
@@ -610,10 +675,8 @@ class SessdStore extends BaseStore {
   // round trip, unless its lifetime is over ASK_LIFETIME_MAX_MS (then it is not kept early).
   // Resolves true, false, or null when the session ended since the read.
   async endsSoon(key, sess, asked) {
-    if (!this.keepsAlive()) return false;
+    if (this.farFromEnd(sess)) return false;
     const saved = typeof this.ttl === 'function' ? NaN : savedExpiry(sess);
-    // Most pages: far from the end, known without working out the lifetime.
-    if (saved - Date.now() >= KEEP_MARGIN_MS) return false;
     let ttl;
     try {
       ttl = this.renewedTtlMs(sess);
@@ -629,6 +692,14 @@ class SessdStore extends BaseStore {
     const left = await (asked || this.leftMs(key));
     if (left === null) return null;
     return left !== undefined && left < margin && left < ttl;
+  }
+
+  // farFromEnd(sess): endsSoon's false for most pages, known from the data alone and without
+  // an await (get() asks it first): the store does not renew sessions, or the cookie was saved
+  // with an expiry more than KEEP_MARGIN_MS away, which sessd holds at least.
+  farFromEnd(sess) {
+    if (!this.keepsAlive()) return true;
+    return typeof this.ttl !== 'function' && savedExpiry(sess) - Date.now() >= KEEP_MARGIN_MS;
   }
 
   // keep(sess): the touch of a session endsSoon found sessd may end before its request does,
@@ -676,8 +747,7 @@ class SessdStore extends BaseStore {
     }
     const st = this.merge && sess ? sess[LOADED] : undefined;
     if (st && st.key === key) {
-      const gave = await this.saveLoaded(sid, sess, st, ttl);
-      if (gave) markSaved(sess, atMs, gave);
+      await this.saveLoaded(sid, sess, st, ttl, atMs);
       return;
     }
     const data = this.serializer.stringify(sess);
@@ -807,7 +877,7 @@ class SessdStore extends BaseStore {
     this.emit('gone', sid, sess);
   }
 
-  // saveLoaded(sid, sess, st, ttl): saves a session read from sessd without undoing what
+  // saveLoaded(sid, sess, st, ttl, atMs): saves a session read from sessd without undoing what
   // other requests wrote to it meanwhile. The keys this request changed (set, replaced or
   // deleted, compared with what it read) are written with SET_IF, expecting the data it read;
   // none changed: a TOUCH_IF instead (see renewLoaded). On CONFLICT (another request saved
@@ -817,24 +887,31 @@ class SessdStore extends BaseStore {
   // meanwhile (destroyed, as at logout, or expired) is not written back: the save ends
   // without error, 'gone' is emitted. Resolves the lifetime the save gave the session, in ms
   // (ttl, or the one of the cookie another request saved, below), when sessd holds the session
-  // as saved (or touched: ttl), false when it was gone.
+  // as saved (or touched: ttl), false when it was gone; the session is then marked saved at
+  // atMs (markSaved), with the cookie's form as written.
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
-  async saveLoaded(sid, sess, st, ttl) {
+  async saveLoaded(sid, sess, st, ttl, atMs) {
     const ns = this.namespace;
     if (st.gone) {
       this.gone(sid, sess, st);
       return false;
     }
-    if (st.forms === null) st.forms = this.forms(await this.parse(st.data));
+    // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
+    const asRead = st.forms === null && this.serializer === JSON;
+    if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
-      if (!this.sameForm(k, st.forms.get(k), now.get(k))) changed.push(k);
+      const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
+      if (!(same ?? this.sameForm(k, st.forms.get(k), now.get(k)))) changed.push(k);
     }
     if (changed.length === 0) {
-      if (await this.renew(ns, st.key, ttl, st)) return ttl;
+      if (await this.renew(ns, st.key, ttl, st)) {
+        markSaved(sess, atMs, ttl, null, now.get('cookie'));
+        return ttl;
+      }
       this.gone(sid, sess, st);
       return false;
     }
@@ -862,6 +939,7 @@ class SessdStore extends BaseStore {
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
         st.data = bytes;
+        st.text = null;
         if (merged === null) {
           st.forms = now;
           st.stored = null;
@@ -872,7 +950,12 @@ class SessdStore extends BaseStore {
           }
           st.stored = bytes;
         }
-        if (theirCookie !== null && adoptLifetime(sess.cookie, theirCookie)) st.forms.set('cookie', this.keyForm('cookie', sess.cookie));
+        let cookie = now.get('cookie');
+        if (theirCookie !== null && adoptLifetime(sess.cookie, theirCookie)) {
+          cookie = this.keyForm('cookie', sess.cookie);
+          st.forms.set('cookie', cookie);
+        }
+        markSaved(sess, atMs, writeTtl, null, cookie);
         return writeTtl;
       }
       if (outcome === 'not_found') {
@@ -949,6 +1032,10 @@ class SessdStore extends BaseStore {
   // (st.cookie): a page that changed nothing is touched without parsing its session again
   // and writing every key's form, which cost each page view as much as its read.
   async cookieChanged(sess, st) {
+    if (st.forms === null && this.serializer === JSON) {
+      const same = sameCookieAsRead(st.cookie, sess.cookie);
+      if (same !== null) return !same;
+    }
     const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : st.forms.get('cookie');
     return !this.sameForm('cookie', stored, this.keyForm('cookie', sess.cookie));
   }
@@ -967,10 +1054,11 @@ class SessdStore extends BaseStore {
   // was worked out.
   async saveCookie(sid, sess, st, ttl, atMs) {
     try {
-      let gave = ttl;
-      if (st) gave = await this.saveLoaded(sid, sess, st, ttl);
-      else await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-      if (gave) markSaved(sess, atMs, gave);
+      if (st) await this.saveLoaded(sid, sess, st, ttl, atMs);
+      else {
+        await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
+        markSaved(sess, atMs, ttl);
+      }
     } catch (err) {
       if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
       if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
@@ -1259,4 +1347,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions };
+module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions };

@@ -201,3 +201,69 @@ test('replies: array and map 16/32 headers, and integers at each encoding\'s edg
     assert.equal(codec.decodeReplyBody(Buffer.from('93' + hex + '00c0', 'hex')).requestId, id, hex);
   }
 });
+
+// decodeReplyBody reads the common replies (an OK of nil or a uint, a NOT_FOUND, LOAD's
+// [bin, uint]) on their bytes, without the full decoder: every such reply, every one a
+// byte from it (cut short, one byte more, a type changed), and each opcode's other shapes
+// must come out as the full decoder has them, or fail as it fails.
+test('replies: the quick path answers as the full decoder does, or leaves the reply to it', () => {
+  const { Encoder } = require('@msgpack/msgpack');
+  const enc = new Encoder({ useBigInt64: true });
+  const uints = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2n ** 63n];
+  const data = [Buffer.alloc(0), Buffer.from('{"cookie":{}}'), Buffer.alloc(255, 0x61), Buffer.alloc(256, 0x62)];
+  const results = [null, -1, 'text', true, {}, [], ...uints, ...data];
+  for (const d of data) for (const n of [0, 3, 300, 70000, 2n ** 63n, -1]) results.push([d, n]);
+  results.push([data[1].toString(), 0], [data[1]], [data[1], 0, 0], [0, data[1]]);
+  // An id of each width: fixint, uint 8, 16, 32, 64.
+  const ids = [5, 200, 70000, 2n ** 40n];
+  const ops = [codec.OP.SET, codec.OP.SET_IF, codec.OP.TOUCH, codec.OP.TOUCH_IF, codec.OP.DESTROY, codec.OP.TTL,
+    codec.OP.FLASH_PUSH, codec.OP.FLASH_PUSH_EXISTING, codec.OP.COUNT, codec.OP.CLEAR, codec.OP.LOAD, codec.OP.GET,
+    codec.OP.PING, codec.OP.STATS];
+  const outcome = (f) => {
+    try {
+      const r = f();
+      return { ...r, result: r.result instanceof Uint8Array ? Buffer.from(r.result).toString('hex') : Array.isArray(r.result)
+        ? r.result.map((x) => (x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x)) : r.result,
+      resultBytes: Buffer.from(r.resultBytes).toString('hex'), resultError: r.resultError && r.resultError.message };
+    } catch (err) {
+      return { threw: err.constructor.name, message: err.message };
+    }
+  };
+  let quick = 0;
+  let compared = 0;
+  const same = (body, op) => {
+    compared++;
+    const got = outcome(() => codec.decodeReplyBody(body, op, 1 << 20));
+    const want = outcome(() => codec.decodeReplyBodyFull(body, op, 1 << 20));
+    assert.deepEqual(got, want, `op 0x${op.toString(16)}, reply ${body.length > 64 ? body.subarray(0, 64).toString('hex') + '...' : body.toString('hex')}`);
+  };
+  for (const op of ops) {
+    for (const status of [codec.STATUS.OK, codec.STATUS.NOT_FOUND, codec.STATUS.CONFLICT]) {
+      // An error status carries a str: one other result is enough there.
+      for (const result of status === codec.STATUS.CONFLICT ? ['conflict', null] : results) {
+        for (const id of ids) {
+          const body = Buffer.from(enc.encode([id, status, result]));
+          same(body, op);
+          const r = outcome(() => codec.decodeReplyBody(body, op, 1 << 20));
+          if (!r.threw && !r.resultError) quick++;
+          // Each cut short, and one byte more, for the small ones.
+          if (body.length < 40 && id === 5 && status !== codec.STATUS.CONFLICT && [codec.OP.SET_IF, codec.OP.TTL, codec.OP.LOAD].includes(op)) {
+            for (let n = 0; n < body.length; n++) same(body.subarray(0, n), op);
+            same(Buffer.concat([body, Buffer.from([0xc0])]), op);
+            // A byte changed: each position, to a few type bytes.
+            for (let i = 0; i < Math.min(body.length, 8); i++) {
+              for (const b of [0x01, 0x92, 0x93, 0xc0, 0xc4, 0xcc, 0xcf, 0xff]) {
+                const changed = Buffer.from(body);
+                changed[i] = b;
+                same(changed, op);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  // A bin 32 (data of 64 KiB or more).
+  same(Buffer.from(enc.encode([5, codec.STATUS.OK, [Buffer.alloc(65536, 0x63), 2]])), codec.OP.LOAD);
+  assert.ok(quick > 100 && compared > 5000, `${quick} replies decoded, ${compared} compared`);
+});
