@@ -92,6 +92,7 @@ struct bench_options {
 	const char *ns;
 	bool json;
 	uint64_t load;            /* --load N: only SET N keys and exit */
+	uint64_t load_flashes;    /* --load-flashes N: and push N flash messages to each */
 	uint64_t expire_burst;    /* --expire-burst N */
 	bool hold;                /* --hold: the burst's sessions live 24 h (the baseline run) */
 	bool burst_namespaces;    /* --burst-namespaces: each burst session in its own namespace */
@@ -468,7 +469,9 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 	switch (phase) {
 	case PHASE_LOAD:
 		b->cursor = 0;
-		b->cursor_end = b->opt.load ? b->opt.load : b->opt.keys;
+		/* With --load-flashes, the pushes come after every SET, N passes over the keys:
+		 * the push to a key is sent long after its SET was answered. */
+		b->cursor_end = b->opt.load ? b->opt.load * (1 + b->opt.load_flashes) : b->opt.keys;
 		b->cursor_ttl_ms = b->opt.load ? BENCH_LOAD_TTL_MS : BENCH_SESSION_TTL_MS;
 		b->load_start_ns = now;
 		break;
@@ -562,6 +565,13 @@ static bool bench_next_op(struct bench_conn *c, struct workload_op *op, unsigned
 		if (b->cursor == b->cursor_end)
 			return false;
 		memset(op, 0, sizeof(*op));
+		if (b->phase == PHASE_LOAD && b->opt.load && b->cursor >= b->opt.load) {
+			op->kind = WORKLOAD_FLASH_PUSH;
+			op->key = b->cursor % b->opt.load;
+			op->ttl_ms = b->cursor_ttl_ms;
+			b->cursor++;
+			return true;
+		}
 		op->kind = WORKLOAD_SET;
 		op->key = b->cursor;
 		op->value = workload_value(b->workload, b->cursor);
@@ -1194,6 +1204,7 @@ static void bench_usage(FILE *f)
 	    "  --burst-namespaces   with --expire-burst: each of them in a namespace of its\n"
 	    "                       own (sessd; a key prefix of its own for Redis)\n"
 	    "  --load N             only SET N sessions (ttl 24 h) and exit\n"
+	    "  --load-flashes N     with --load: then push N flash messages to each of them\n"
 	    "  --server-pid PID     report the server's CPU per operation over the timed run\n"
 	    "  --auth-file FILE     (sessd) the secret of sessd --auth-file FILE, read as sessd\n"
 	    "                       reads it; every connection is sealed with it (a key\n"
@@ -1253,6 +1264,7 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	    {"namespace", required_argument, NULL, 'n'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"load", required_argument, NULL, 'L'},
+	    {"load-flashes", required_argument, NULL, 'F'},
 	    {"expire-burst", required_argument, NULL, 'E'},
 	    {"burst-namespaces", no_argument, NULL, 'B'},
 	    {"hold", no_argument, NULL, 'H'},
@@ -1319,6 +1331,9 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 		case 'L':
 			bad = bench_parse_u64(optarg, 1ull << 32, &o->load) || o->load == 0;
 			break;
+		case 'F':
+			bad = bench_parse_u64(optarg, 64, &o->load_flashes);
+			break;
 		case 'E':
 			bad = bench_parse_u64(optarg, 1ull << 31, &o->expire_burst);
 			break;
@@ -1381,6 +1396,10 @@ static int bench_parse_args(int argc, char **argv, struct bench_options *o)
 	}
 	if (o->burst_namespaces && !o->expire_burst) {
 		fprintf(stderr, "sessd-bench: --burst-namespaces needs --expire-burst\n");
+		return -1;
+	}
+	if (o->load_flashes && !o->load) {
+		fprintf(stderr, "sessd-bench: --load-flashes goes with --load\n");
 		return -1;
 	}
 	if (o->versus && (o->load || o->expire_burst)) {

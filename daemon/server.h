@@ -39,7 +39,11 @@ struct server *server_new(const struct config *cfg, bool *config_fault);
  */
 int server_run(struct server *srv);
 
-/* server_free(srv): close everything and remove Unix socket files. NULL: nothing. */
+/*
+ * server_free(srv): close everything and remove Unix socket files. NULL: nothing. For the way
+ * out of the process only: the store's sessions are left to the exit to give back, except in
+ * a sanitizer build, which frees them one by one for its leak check (SERVER_FREES_STORE).
+ */
 void server_free(struct server *srv);
 
 #endif

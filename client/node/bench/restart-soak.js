@@ -8,7 +8,13 @@
 // answers by status in the seconds after it, the slowest 200, the stores' 'disconnect' events,
 // and at the end the adds answered 200 that the sessions lost.
 //
-//   node bench/restart-soak.js [--users 30] [--pkg DIR]
+//   node bench/restart-soak.js [--users 30] [--pkg DIR] [--data DIR]
+//
+// --data: start sessd on this data directory instead of an empty one, e.g. one that
+// bench/restart --data filled with a million sessions, to see what a large store's
+// restart costs (it is written to: the users' sessions go in a namespace of their own). Each
+// restart's window then lasts until the users are served again, and its line says the
+// downtime: from the first request that failed to the first served again after it.
 //
 // --pkg: the connect-sessd package to run (default this one), e.g. an older checkout's
 // client/node, to compare. SESSD_BIN as for the tests (default ../../build/daemon/sessd).
@@ -25,6 +31,10 @@ function arg(name, def) {
 }
 const USERS = Number(arg('users', 30));
 const PKG = path.resolve(arg('pkg', path.join(__dirname, '..')));
+const DATA = arg('data', null);
+// After a long start, how long a window goes on past the ready file: the pools retry at most
+// reconnectMaxMs (2 s) apart.
+const BACK_MS = 3000;
 const { SessdStore } = require(PKG);
 
 function makeApp(store) {
@@ -70,8 +80,9 @@ function request(base, method, p, cookie) {
 }
 
 async function main() {
-  const d = new Daemon();
-  d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
+  // A large store takes a minute or more to load (sessd(8)).
+  const d = new Daemon(DATA ? { readyMs: 600000 } : {});
+  d.extraArgs = ['--data-dir', DATA ? path.resolve(DATA) : path.join(d.dir, 'data')];
   await d.start();
   const apps = [];
   const disconnects = [];
@@ -115,14 +126,14 @@ async function main() {
   await d.stop('SIGTERM');
   await sleep(300);
   await d.start();
-  events.push({ name: 'SIGTERM, started again 300 ms after the exit', at, until: at + 2500 });
-  await sleep(2500 - (Date.now() - at));
+  events.push({ name: 'SIGTERM, started again 300 ms after the exit', at, until: Math.max(at + 2500, Date.now() + BACK_MS) });
+  await sleep(events[events.length - 1].until - Date.now());
   at = Date.now();
   await d.stop('SIGKILL');
   await sleep(1000);
   await d.start();
-  events.push({ name: 'SIGKILL, started again 1 s later', at, until: at + 3500 });
-  await sleep(3500 - (Date.now() - at));
+  events.push({ name: 'SIGKILL, started again 1 s later', at, until: Math.max(at + 3500, Date.now() + BACK_MS) });
+  await sleep(events[events.length - 1].until - Date.now());
   running = false;
   await Promise.all(load);
 
@@ -135,10 +146,21 @@ async function main() {
     const slowest = Math.max(0, ...inside.filter((a) => a.status === 200).map((a) => a.ms));
     const said = disconnects.filter((x) => x.at >= e.at && x.at < e.until).map((x) => `worker ${x.worker}: ${x.code}`);
     console.log(`${e.name}: ${JSON.stringify(by)} in the next ${(e.until - e.at) / 1000} s; slowest 200 ${slowest} ms; disconnect events: ${said.length ? said.join(', ') : 'none'}`);
+    const failed = inside.filter((a) => a.status !== 200);
+    if (failed.length) {
+      const first = Math.min(...failed.map((a) => a.at));
+      const back = inside.filter((a) => a.status === 200 && a.at > first).map((a) => a.at + a.ms);
+      console.log(`  downtime: ${back.length ? ((Math.min(...back) - first) / 1000).toFixed(2) + ' s' : 'not served again in the window'} from the first failed request; ${failed.length} failed`);
+    }
   }
   let lost = 0;
   for (const u of users) {
-    const r = await request(u.base, 'GET', '/page', u.cookie);
+    let r = await request(u.base, 'GET', '/page', u.cookie);
+    // A pool still backing off answers 503: not a loss. Ask again for a few seconds.
+    for (let i = 0; i < 50 && r.status === 503; i++) {
+      await sleep(100);
+      r = await request(u.base, 'GET', '/page', u.cookie);
+    }
     const saved = new Set(r.status === 200 ? JSON.parse(r.body) : []);
     lost += u.acknowledged.filter((n) => !saved.has(n)).length;
   }
