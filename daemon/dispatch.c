@@ -103,6 +103,7 @@ struct dispatch {
 	uint64_t no_memory_total;
 	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
 	uint64_t forbidden_total; /* admin requests refused FORBIDDEN: STATS' forbidden_total */
+	uint64_t retired_total;   /* connections RETIRE closed: STATS' retired_total */
 	struct log_every no_memory_log;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
@@ -812,6 +813,8 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	}
 	peer->ready = true;
 	peer->seal = kx.seal;
+	if (kx.seal != NULL)
+		memcpy(peer->seal_key, kx.server_public, sizeof peer->seal_key);
 	peer->auth_generation = kx.generation;
 	peer->admin_generation = kx.admin_generation;
 	peer->admin = admin;
@@ -1306,7 +1309,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 30) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 31) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1334,6 +1337,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
 		    write_key_uint(out, "io_errors_total", d->io_errors_total) ||
 		    write_key_uint(out, "forbidden_total", d->forbidden_total) ||
+		    write_key_uint(out, "retired_total", d->retired_total) ||
 		    write_key_uint(out, "writable",
 		                   d->p == NULL || persist_writable(d->p) == 0 ? 1 : 0) ||
 		    write_key_uint(out, "malformed_total",
@@ -1369,6 +1373,33 @@ static int refuse_forbidden(struct dispatch *d, const struct codec_request *req,
 
 	d->forbidden_total++;
 	return codec_reply_error(out, req->request_id, CODEC_FORBIDDEN, why);
+}
+
+/*
+ * RETIRE: a client that gave up on a sealed connection with a change in flight closes it, so
+ * that a record held back on the path cannot be carried out later (PROTOCOL.md, "RETIRE").
+ * The network layer finds and closes it; the store knows nothing of it.
+ */
+static int op_retire(struct dispatch *d, const struct dispatch_peer *peer,
+                     const struct codec_request *req, struct buf *out,
+                     enum dispatch_verdict *verdict)
+{
+	int found = 0;
+	size_t at;
+
+	if (d->cfg.retire != NULL)
+		found = d->cfg.retire(d->cfg.retire_arg, peer, req->retire_key.ptr);
+	if (found == -1) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_BAD_REQUEST,
+		                         "RETIRE names the connection it was sent on");
+	}
+	if (found == 1)
+		d->retired_total++;
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_bool(out, found == 1) == -1)
+		return -1;
+	return codec_frame_close(out, at);
 }
 
 /* Whether ${op} may change what the log holds (a FLASH_POP that finds nothing changes nothing,
@@ -1445,6 +1476,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		if (req->ping_payload)
 			return reply_bin(out, req->request_id, req->data.ptr, req->data.len);
 		return reply_nil(out, req->request_id);
+	case CODEC_OP_RETIRE:
+		return op_retire(d, peer, req, out, verdict);
 	case CODEC_OP_GET:
 	case CODEC_OP_LOAD:
 		return op_get(d, req, &key, now_ms, out);
