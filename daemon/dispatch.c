@@ -1402,26 +1402,6 @@ static int op_retire(struct dispatch *d, const struct dispatch_peer *peer,
 	return codec_frame_close(out, at);
 }
 
-/* Whether ${op} may change what the log holds (a FLASH_POP that finds nothing changes nothing,
- * but which one will is known only as it runs). */
-static bool changes_data(uint32_t op)
-{
-	switch (op) {
-	case CODEC_OP_SET:
-	case CODEC_OP_SET_IF:
-	case CODEC_OP_TOUCH:
-	case CODEC_OP_TOUCH_IF:
-	case CODEC_OP_DESTROY:
-	case CODEC_OP_FLASH_PUSH:
-	case CODEC_OP_FLASH_PUSH_EXISTING:
-	case CODEC_OP_FLASH_POP:
-	case CODEC_OP_CLEAR:
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* The bytes of a change's record that come from the request: SET's data, a flash message. */
 static size_t change_data_len(const struct codec_request *req)
 {
@@ -1456,7 +1436,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return refuse_forbidden(d, req, out);
 	/* A change waits while the log cannot take it yet (a snapshot's switch), even in a
 	 * stopping server: nothing would keep it from reaching the disk too soon. */
-	if (changes_data(req->op) && persist_must_wait(d->p)) {
+	if (codec_op_changes(req->op) && persist_must_wait(d->p)) {
 		d->change_put_off = true;
 		*verdict = DISPATCH_LATER;
 		return 0;
@@ -1467,8 +1447,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
 	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
 	 * memory, undone by a restart). Refused now, nothing has changed. */
-	if (changes_data(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
-	                              persist_reserve(d->p, change_data_len(req)) == -1))
+	if (codec_op_changes(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+	                                  persist_reserve(d->p, change_data_len(req)) == -1))
 		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:

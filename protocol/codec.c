@@ -81,6 +81,24 @@ const char *codec_op_name(uint32_t op)
 	}
 }
 
+bool codec_op_changes(uint32_t op)
+{
+	switch (op) {
+	case CODEC_OP_SET:
+	case CODEC_OP_SET_IF:
+	case CODEC_OP_TOUCH:
+	case CODEC_OP_TOUCH_IF:
+	case CODEC_OP_DESTROY:
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+	case CODEC_OP_FLASH_POP:
+	case CODEC_OP_CLEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The number of arguments after [opcode, request_id]; -1 for an opcode we do not know. */
 static int op_argc(uint64_t op)
 {

@@ -92,6 +92,13 @@ const char *codec_status_name(uint32_t status);
 const char *codec_op_name(uint32_t op);
 
 /*
+ * codec_op_changes(op): whether ${op} may change what the store holds (a FLASH_POP takes
+ * messages; which one finds none is known only as it runs): the requests whose outcome matters
+ * if one is carried out late or not at all (PROTOCOL.md, "RETIRE"), and that the daemon logs.
+ */
+bool codec_op_changes(uint32_t op);
+
+/*
  * One decoded request. Byte fields borrow the frame they were decoded from. Fields an
  * opcode does not carry are zero. PROTOCOL.md gives each opcode's arguments.
  */
