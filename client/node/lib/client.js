@@ -851,6 +851,9 @@ class Client extends EventEmitter {
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
   async requestNewer(op, args, key, lacks) {
+    // A change waits for the connections owed a RETIRE, as in request().
+    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
+    if (gate) return afterRetires(gate, () => this.requestNewer(op, args, key, lacks));
     let conn = this.closed ? null : this.pick(key);
     // A change waits for a reconnecting pool, as in request().
     if (!conn && this.mayWait()) conn = await this.whenReady(key);
