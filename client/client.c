@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "mp.h"
 #include "reply.h"
 
 /*
@@ -362,6 +363,29 @@ static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
 	return w->on_frame(w->ctx, body, len);
 }
 
+/*
+ * Whether the ${len} bytes of whole frames at ${out} (our own requests) hold a change: a
+ * request whose outcome matters if it is carried out late (PROTOCOL.md, "RETIRE").
+ */
+static bool sends_change(const uint8_t *out, size_t len)
+{
+	struct mp_reader r;
+	uint32_t n, elements;
+	uint64_t op;
+
+	for (size_t at = 0; len - at >= CODEC_HEADER_BYTES; at += CODEC_HEADER_BYTES + n) {
+		n = codec_frame_length(out + at);
+		if (n > len - at - CODEC_HEADER_BYTES)
+			break;
+		mp_reader_init(&r, out + at + CODEC_HEADER_BYTES, n);
+		if (mp_read_array(&r, &elements) == -1 || mp_read_uint(&r, &op) == -1)
+			continue;
+		if (op <= UINT32_MAX && codec_op_changes((uint32_t)op))
+			return true;
+	}
+	return false;
+}
+
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
                     wire_frame_fn on_frame, void *ctx)
 {
@@ -402,6 +426,16 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	}
 	rc = wire_run(&x);
 	c->resendable = rc == SESSD_ERR_SHUTTING_DOWN && first && watch.answered == 0;
+	/* Broken or given up on with a change in flight: a record of it held on the path could
+	 * still be carried out, after later calls. The connection is retired before the next
+	 * call sends anything (client_ready). Reads (and a RETIRE) carried out late change
+	 * nothing. */
+	if (c->sealed &&
+	    (rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED || rc == SESSD_ERR_PROTOCOL) &&
+	    sends_change(out, out_len)) {
+		memcpy(c->owed_key, c->server_key, sizeof(c->owed_key));
+		c->owes_retire = true;
+	}
 	/* After a goodbye the next call must reconnect, not wait on a closing stream. */
 	if (rc == SESSD_ERR_TIMEOUT)
 		abandon(c);
@@ -430,6 +464,63 @@ bool client_resend_ready(struct sessd_client *c)
 	return false;
 }
 
+struct retire {
+	struct sessd_client *c;
+	uint64_t request_id;
+	int status;
+};
+
+static int retire_on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+	struct retire *r = ctx;
+	struct codec_reply rep;
+	struct mp_reader mr;
+	bool closed;
+
+	r->status = client_check_reply(r->c, body, len, CODEC_OP_RETIRE, r->request_id, &rep);
+	if (r->status != SESSD_OK)
+		return SESSD_OK;
+	mp_reader_init(&mr, rep.result.ptr, rep.result.len);
+	if (mp_read_bool(&mr, &closed) == -1 || mp_reader_left(&mr) != 0)
+		r->status = client_error(r->c, SESSD_ERR_PROTOCOL, "RETIRE's result is not a bool");
+	return SESSD_OK;
+}
+
+int client_retire_owed(struct sessd_client *c)
+{
+	struct codec_request req;
+	struct retire r = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	char why[CLIENT_ERRMSG_SIZE];
+	int rc;
+
+	if (!c->owes_retire)
+		return SESSD_OK;
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_RETIRE;
+	req.request_id = r.request_id = client_next_id(c);
+	req.retire_key.ptr = c->owed_key;
+	req.retire_key.len = sizeof(c->owed_key);
+	buf_reset(&c->out);
+	if (codec_encode_request(&c->out, &req) == -1) {
+		client_drop(c);
+		return client_error(c, SESSD_ERR_NOMEM, "out of memory");
+	}
+	rc = client_exchange(c, c->out.data, c->out.len, 1, false, retire_on_frame, &r);
+	if (rc == SESSD_OK && r.status == SESSD_ERR_UNKNOWN_OP)
+		r.status = SESSD_OK; /* an older sessd: nothing can be retired (PROTOCOL.md) */
+	if (rc == SESSD_OK && r.status == SESSD_OK) {
+		c->owes_retire = false;
+		return SESSD_OK;
+	}
+	rc = rc != SESSD_OK ? rc : r.status;
+	client_drop(c);
+	memcpy(why, c->errmsg, sizeof(why));
+	return client_error(c, rc,
+	                    "cannot retire the connection that broke under an earlier call (what "
+	                    "it sent may still be carried out): %s",
+	                    why);
+}
+
 struct hello {
 	struct sessd_client *c;
 	uint64_t request_id;
@@ -454,6 +545,7 @@ static const char *finish_seal(struct sessd_client *c, const struct reply_hello 
 		return "its kx is not a map of key and proof, bin of 32 bytes each";
 	if (seal_client_finish(c->seal, server_public, server_proof) == -1)
 		return "its proof is wrong";
+	memcpy(c->server_key, server_public, sizeof(c->server_key));
 	return NULL;
 }
 
@@ -784,6 +876,8 @@ int client_ready(struct sessd_client *c)
 		c->fd_ino = st.st_ino;
 	}
 	rc = say_hello(c);
+	if (rc == SESSD_OK)
+		rc = client_retire_owed(c);
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);
 	return SESSD_OK;

@@ -77,6 +77,14 @@ struct sessd_client {
 	/* The last exchange was the first on a sealed connection and met SHUTTING_DOWN before
 	 * any reply: sessd carried out none of it (see client_resend_ready). */
 	bool resendable;
+	/* Sealed: the server's key (s_pk) of the live connection's HELLO, by which a RETIRE names
+	 * it (PROTOCOL.md, "RETIRE"). Public, not a secret. */
+	uint8_t server_key[SEAL_KEY_BYTES];
+	/* A call's sealed connection broke or timed out (what it sent may or may not be carried
+	 * out, and a record of it held on the path could land later): its server key, retired
+	 * before anything else goes out on the next connection (client_ready). */
+	bool owes_retire;
+	uint8_t owed_key[SEAL_KEY_BYTES];
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out;     /* the frame of a blocking call, reused */
@@ -201,5 +209,15 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
  * failed, c->errmsg and errno then as the SHUTTING_DOWN left them.
  */
 bool client_resend_ready(struct sessd_client *c);
+
+/*
+ * client_retire_owed(c):
+ * When ${c} owes a RETIRE (c->owes_retire), send it on c's live connection, just made by
+ * client_ready, and wait for its reply: from then on nothing sent on the connection that broke
+ * will be carried out. Returns SESSD_OK (retired, or nothing owed, or an older server that
+ * answered UNKNOWN_OP: nothing can be retired there), or the failure (the connection dropped,
+ * c->errmsg saying why; still owed).
+ */
+int client_retire_owed(struct sessd_client *c);
 
 #endif

@@ -1904,6 +1904,13 @@ int main(int argc, char **argv)
 		sessd_set_timeout(c, o.timeout_ms);
 	}
 	status = cmd->run(c, &o);
+	/* A command whose sealed connection broke or timed out: retired before we exit, so that
+	 * "failed" means nothing more of it will land (PROTOCOL.md, "RETIRE"). */
+	if (status != 0 && sessd_retire_broken(c) != SESSD_OK)
+		fprintf(stderr,
+		        "sessctl: warning: could not retire the broken connection (%s); what it "
+		        "sent may still be carried out later\n",
+		        sessd_errmsg(c));
 	sessd_close(c);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "sessctl: writing the output: %s\n", strerror(errno));

@@ -574,6 +574,21 @@ int sessd_id_new(char out[SESSD_ID_LEN + 1])
 	return SESSD_OK;
 }
 
+int sessd_retire_broken(struct sessd_client *c)
+{
+	int rc;
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!c->owes_retire)
+		return SESSD_OK;
+	/* A new connection retires it before anything else (client_ready). */
+	rc = client_ready(c);
+	if (rc == SESSD_OK)
+		rc = client_retire_owed(c);
+	return rc;
+}
+
 int sessd_ping(struct sessd_client *c)
 {
 	struct codec_request req = {.op = CODEC_OP_PING};

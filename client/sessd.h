@@ -294,6 +294,20 @@ int sessd_id_new(char out[SESSD_ID_LEN + 1]);
 int sessd_ping(struct sessd_client *c);
 
 /*
+ * sessd_retire_broken(c):
+ * When a call of ${c} failed with its sealed connection broken or timed out
+ * (SESSD_ERR_TIMEOUT, SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL), what it sent may or may not have
+ * been carried out, and a party on the path holding a record of it could have it carried out
+ * later (PROTOCOL.md, "What sealing does not protect against"). The next call of ${c}
+ * reconnects and sends RETIRE of that connection before anything else; this does it now, for
+ * a program about to exit (sessctl does). SESSD_OK once sessd has answered it (nothing sent
+ * on that connection will be carried out from then on), when nothing was owed, or when the
+ * server is older than RETIRE (UNKNOWN_OP: nothing can be retired there); else the failure
+ * (still owed, sessd_errmsg says why).
+ */
+int sessd_retire_broken(struct sessd_client *c);
+
+/*
  * sessd_get(c, id, id_len, data, data_len):
  * On SESSD_OK, *${data} is a malloc'd copy of the session's data (the caller frees it with
  * free(); one extra NUL byte follows the data, not counted in *${data_len}).

@@ -266,6 +266,9 @@ struct conn {
 	bool auth_retired;
 	/* Closed over --max-client-memory (evict): what the kernel still holds of it goes too. */
 	bool evicted;
+	/* Named by a RETIRE from another connection (conn_set_retire): nothing more of it is
+	 * read or handled, and the flush at the end of the turn closes it, replies unsent. */
+	bool retired;
 	/* Over TCP (owner is the host): the processes of the host are told apart at HELLO. */
 	bool tcp;
 	/* Counted in the set's greeted (and, over TCP, members) tallies: greeted, not closing. */
@@ -1382,6 +1385,9 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	size_t avail, whole, made, out_at, made_at;
 	uint32_t n;
 
+	/* Retired in this turn, and closed at its flush: what it read is not carried out. */
+	if (c->retired)
+		return false;
 	/* Gone already: no poll(2) needed to know it. */
 	asked_gone = gone = c->broken;
 	/* Sealed, the first record that opened shows the secret: admitted before its frames. */
@@ -2539,7 +2545,7 @@ void conn_set_flush(struct conn_set *s, bool committed)
 	while ((c = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, c, pending_link);
 		c->pending = false;
-		if (!committed) {
+		if (!committed || c->retired) {
 			conn_close(c);
 			continue;
 		}
@@ -2577,6 +2583,40 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a,
 		begin_closing(c);
 	}
 	return closing;
+}
+
+int conn_set_retire(struct conn_set *s, const struct dispatch_peer *asking,
+                    const uint8_t key[CODEC_RETIRE_KEY_BYTES])
+{
+	struct conn *c;
+
+	/* A linear walk: RETIRE is rare (a client's connection broke with a change in flight). */
+	TAILQ_FOREACH(c, &s->all, link)
+	{
+		if (c->peer.seal == NULL ||
+		    memcmp(c->peer.seal_key, key, CODEC_RETIRE_KEY_BYTES) != 0)
+			continue;
+		if (&c->peer == asking)
+			return -1;
+		if (c->retired)
+			return 0;
+		/* Not freed here: the caller may hold it in a batch of this turn (conn_set_retry,
+		 * conn_set_handle_input). What it read and did not carry out is dropped, nothing
+		 * more is read, process() hands nothing on, and the flush closes it. */
+		c->retired = true;
+		c->in_start = c->in_end = 0;
+		buf_reset(&c->raw);
+		c->record_fault = NULL;
+		unhold(c);
+		mark_closing(c);
+		c->lingering = false;
+		update_reading(c);
+		set_writing(c, false);
+		note_held(c, false);
+		mark_pending(c);
+		return 1;
+	}
+	return 0;
 }
 
 void conn_set_shutdown(struct conn_set *s)

@@ -362,6 +362,17 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a,
  * the linger ended, or its close timeout passes (the owner's drain limit may come first: a
  * connection cut then gets no SHUTTING_DOWN).
  */
+/*
+ * conn_set_retire(s, asking, key):
+ * RETIRE (PROTOCOL.md): the sealed connection whose HELLO's server key is ${key} (borrowed) is
+ * closed from now on: what it read and did not hand on is dropped, nothing more of it is read
+ * or handed on, and the next conn_set_flush frees it, its unsent replies dropped. ${asking} is
+ * the requesting connection's dispatch state. Returns 1 (closed), 0 (none open, or retired
+ * already), or -1 when ${key} names ${asking}'s own connection (nothing done).
+ */
+int conn_set_retire(struct conn_set *s, const struct dispatch_peer *asking,
+                    const uint8_t key[CODEC_RETIRE_KEY_BYTES]);
+
 void conn_set_shutdown(struct conn_set *s);
 
 #endif

@@ -103,6 +103,7 @@ struct dispatch {
 	uint64_t no_memory_total;
 	uint64_t io_errors_total; /* changes refused with IO_ERROR: the log cannot take them */
 	uint64_t forbidden_total; /* admin requests refused FORBIDDEN: STATS' forbidden_total */
+	uint64_t retired_total;   /* connections RETIRE closed: STATS' retired_total */
 	struct log_every no_memory_log;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
@@ -812,6 +813,8 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	}
 	peer->ready = true;
 	peer->seal = kx.seal;
+	if (kx.seal != NULL)
+		memcpy(peer->seal_key, kx.server_public, sizeof peer->seal_key);
 	peer->auth_generation = kx.generation;
 	peer->admin_generation = kx.admin_generation;
 	peer->admin = admin;
@@ -1306,7 +1309,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 30) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 31) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1334,6 +1337,7 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		    write_key_uint(out, "no_memory_total", d->no_memory_total) ||
 		    write_key_uint(out, "io_errors_total", d->io_errors_total) ||
 		    write_key_uint(out, "forbidden_total", d->forbidden_total) ||
+		    write_key_uint(out, "retired_total", d->retired_total) ||
 		    write_key_uint(out, "writable",
 		                   d->p == NULL || persist_writable(d->p) == 0 ? 1 : 0) ||
 		    write_key_uint(out, "malformed_total",
@@ -1371,24 +1375,31 @@ static int refuse_forbidden(struct dispatch *d, const struct codec_request *req,
 	return codec_reply_error(out, req->request_id, CODEC_FORBIDDEN, why);
 }
 
-/* Whether ${op} may change what the log holds (a FLASH_POP that finds nothing changes nothing,
- * but which one will is known only as it runs). */
-static bool changes_data(uint32_t op)
+/*
+ * RETIRE: a client that gave up on a sealed connection with a change in flight closes it, so
+ * that a record held back on the path cannot be carried out later (PROTOCOL.md, "RETIRE").
+ * The network layer finds and closes it; the store knows nothing of it.
+ */
+static int op_retire(struct dispatch *d, const struct dispatch_peer *peer,
+                     const struct codec_request *req, struct buf *out,
+                     enum dispatch_verdict *verdict)
 {
-	switch (op) {
-	case CODEC_OP_SET:
-	case CODEC_OP_SET_IF:
-	case CODEC_OP_TOUCH:
-	case CODEC_OP_TOUCH_IF:
-	case CODEC_OP_DESTROY:
-	case CODEC_OP_FLASH_PUSH:
-	case CODEC_OP_FLASH_PUSH_EXISTING:
-	case CODEC_OP_FLASH_POP:
-	case CODEC_OP_CLEAR:
-		return true;
-	default:
-		return false;
+	int found = 0;
+	size_t at;
+
+	if (d->cfg.retire != NULL)
+		found = d->cfg.retire(d->cfg.retire_arg, peer, req->retire_key.ptr);
+	if (found == -1) {
+		*verdict = DISPATCH_CLOSE;
+		return codec_reply_error(out, req->request_id, CODEC_BAD_REQUEST,
+		                         "RETIRE names the connection it was sent on");
 	}
+	if (found == 1)
+		d->retired_total++;
+	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1 ||
+	    mp_write_bool(out, found == 1) == -1)
+		return -1;
+	return codec_frame_close(out, at);
 }
 
 /* The bytes of a change's record that come from the request: SET's data, a flash message. */
@@ -1425,7 +1436,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return refuse_forbidden(d, req, out);
 	/* A change waits while the log cannot take it yet (a snapshot's switch), even in a
 	 * stopping server: nothing would keep it from reaching the disk too soon. */
-	if (changes_data(req->op) && persist_must_wait(d->p)) {
+	if (codec_op_changes(req->op) && persist_must_wait(d->p)) {
 		d->change_put_off = true;
 		*verdict = DISPATCH_LATER;
 		return 0;
@@ -1436,8 +1447,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
 	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
 	 * memory, undone by a restart). Refused now, nothing has changed. */
-	if (changes_data(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
-	                              persist_reserve(d->p, change_data_len(req)) == -1))
+	if (codec_op_changes(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+	                                  persist_reserve(d->p, change_data_len(req)) == -1))
 		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:
@@ -1445,6 +1456,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		if (req->ping_payload)
 			return reply_bin(out, req->request_id, req->data.ptr, req->data.len);
 		return reply_nil(out, req->request_id);
+	case CODEC_OP_RETIRE:
+		return op_retire(d, peer, req, out, verdict);
 	case CODEC_OP_GET:
 	case CODEC_OP_LOAD:
 		return op_get(d, req, &key, now_ms, out);

@@ -60,6 +60,16 @@ struct dispatch_server_stats {
 };
 
 struct auth;
+struct dispatch_peer;
+
+/*
+ * RETIRE (PROTOCOL.md): close the sealed connection whose HELLO's server key is ${key}
+ * (borrowed), discarding what it has read and not carried out, so that nothing more of it is;
+ * ${asking} is the requesting connection's state. Returns 1 (it was open and is closed from
+ * now on), 0 (no such connection), or -1 when ${key} names ${asking} itself (nothing done).
+ */
+typedef int (*dispatch_retire_fn)(void *arg, const struct dispatch_peer *asking,
+                                  const uint8_t key[CODEC_RETIRE_KEY_BYTES]);
 
 struct dispatch_config {
 	uint32_t max_frame;
@@ -74,6 +84,9 @@ struct dispatch_config {
 	const struct auth *admin_auth;
 	/* With either: where a plain HELLO may show it (--auth-plain; see dispatch_peer.local). */
 	enum auth_plain plain;
+	/* The network layer's RETIRE, and its argument; NULL: no connection is ever found. */
+	dispatch_retire_fn retire;
+	void *retire_arg;
 };
 
 /* Room for a refused peer's name (dispatch_peer.name), as listener.h's LISTENER_PEER_NAME_BYTES. */
@@ -104,6 +117,9 @@ struct dispatch_peer {
 	 * go in records sealed with it, both ways. The connection owns it from then on and frees
 	 * it with seal_free. */
 	struct seal *seal;
+	/* With seal: the server's ephemeral key of its HELLO (s_pk), by which a RETIRE from
+	 * another connection names this one (PROTOCOL.md, "RETIRE"). Public, not a secret. */
+	uint8_t seal_key[CODEC_RETIRE_KEY_BYTES];
 	/* Who is connected, for warnings about refused clients: "ADDR:PORT" ("[V6]:PORT") over
 	 * TCP; over a Unix socket, which has no address, "pid P (uid U) on unix:PATH" with the
 	 * listener's path. Never a secret or a session id. Set by the connection's owner, which

@@ -294,6 +294,15 @@ static void end_turn(struct server *srv)
 	srv->stats.loop_stalls_over_10ms += us > 10000;
 }
 
+/* RETIRE: the connections are conn.c's (dispatch_retire_fn). */
+static int server_on_retire(void *arg, const struct dispatch_peer *asking,
+                            const uint8_t key[CODEC_RETIRE_KEY_BYTES])
+{
+	struct server *srv = arg;
+
+	return conn_set_retire(&srv->conns, asking, key);
+}
+
 static enum dispatch_verdict server_on_frame(void *arg, struct dispatch_peer *peer,
                                              const struct dispatch_frame_ref *frame,
                                              uint64_t now_ms, struct buf *out)
@@ -1218,6 +1227,8 @@ struct server *server_new(const struct config *cfg, bool *config_fault)
 	dispatch_cfg.auth = srv->auth;
 	dispatch_cfg.admin_auth = srv->admin_auth;
 	dispatch_cfg.plain = cfg->auth_plain;
+	dispatch_cfg.retire = server_on_retire;
+	dispatch_cfg.retire_arg = srv;
 	srv->dispatch = dispatch_new(&dispatch_cfg, srv->store, srv->persist, &srv->stats);
 	if (srv->dispatch == NULL) {
 		log_error("out of memory");

@@ -42,6 +42,8 @@ const char *codec_op_name(uint32_t op)
 		return "HELLO";
 	case CODEC_OP_PING:
 		return "PING";
+	case CODEC_OP_RETIRE:
+		return "RETIRE";
 	case CODEC_OP_GET:
 		return "GET";
 	case CODEC_OP_SET:
@@ -79,12 +81,31 @@ const char *codec_op_name(uint32_t op)
 	}
 }
 
+bool codec_op_changes(uint32_t op)
+{
+	switch (op) {
+	case CODEC_OP_SET:
+	case CODEC_OP_SET_IF:
+	case CODEC_OP_TOUCH:
+	case CODEC_OP_TOUCH_IF:
+	case CODEC_OP_DESTROY:
+	case CODEC_OP_FLASH_PUSH:
+	case CODEC_OP_FLASH_PUSH_EXISTING:
+	case CODEC_OP_FLASH_POP:
+	case CODEC_OP_CLEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The number of arguments after [opcode, request_id]; -1 for an opcode we do not know. */
 static int op_argc(uint64_t op)
 {
 	switch (op) {
 	case CODEC_OP_PING:
 		return 0;
+	case CODEC_OP_RETIRE:
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
 	case CODEC_OP_STATS:
@@ -255,6 +276,12 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		if (req->ping_payload && mp_read_bytes(r, &req->data, NULL) == -1)
 			return "a PING's payload must be a bin or str";
 		return NULL;
+	case CODEC_OP_RETIRE:
+		/* A str is none: the key is bytes, and any other length names no connection. */
+		if (mp_read_bin(r, &req->retire_key) == -1 ||
+		    req->retire_key.len != CODEC_RETIRE_KEY_BYTES)
+			return "a RETIRE's key must be bin of 32 bytes";
+		return NULL;
 	case CODEC_OP_COUNT:
 	case CODEC_OP_CLEAR:
 		return read_ns(r, req, false);
@@ -400,6 +427,8 @@ static bool request_valid(const struct codec_request *req)
 		return req->client_name.len <= 64 && (req->auth.len == 0 || req->auth.ptr != NULL);
 	case CODEC_OP_PING:
 		return !req->ping_payload || req->data.len == 0 || req->data.ptr != NULL;
+	case CODEC_OP_RETIRE:
+		return req->retire_key.len == CODEC_RETIRE_KEY_BYTES && req->retire_key.ptr != NULL;
 	case CODEC_OP_GET:
 	case CODEC_OP_DESTROY:
 	case CODEC_OP_TTL:
@@ -477,6 +506,8 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		return buf_append(out, req->auth.ptr, req->auth.len);
 	case CODEC_OP_PING:
 		return req->ping_payload ? mp_write_bin(out, req->data.ptr, req->data.len) : 0;
+	case CODEC_OP_RETIRE:
+		return mp_write_bin(out, req->retire_key.ptr, req->retire_key.len);
 	case CODEC_OP_STATS:
 		/* nil means the whole server here, so the default namespace must be named. */
 		if (req->ns_all)

@@ -38,10 +38,13 @@
  * session's data (PROTOCOL.md, "Sessions"). */
 #define CODEC_TAG_BYTES      16u
 #define CODEC_TAG_HASH_BYTES 64u
+/* RETIRE's key: the server's ephemeral X25519 key of a sealed HELLO (PROTOCOL.md, "RETIRE"). */
+#define CODEC_RETIRE_KEY_BYTES 32u
 
 enum codec_op {
 	CODEC_OP_HELLO = 0x01,
 	CODEC_OP_PING = 0x02,
+	CODEC_OP_RETIRE = 0x03, /* close another sealed connection, named by its server key */
 	CODEC_OP_GET = 0x10,
 	CODEC_OP_SET = 0x11,
 	CODEC_OP_TOUCH = 0x12,
@@ -89,6 +92,13 @@ const char *codec_status_name(uint32_t status);
 const char *codec_op_name(uint32_t op);
 
 /*
+ * codec_op_changes(op): whether ${op} may change what the store holds (a FLASH_POP takes
+ * messages; which one finds none is known only as it runs): the requests whose outcome matters
+ * if one is carried out late or not at all (PROTOCOL.md, "RETIRE"), and that the daemon logs.
+ */
+bool codec_op_changes(uint32_t op);
+
+/*
  * One decoded request. Byte fields borrow the frame they were decoded from. Fields an
  * opcode does not carry are zero. PROTOCOL.md gives each opcode's arguments.
  */
@@ -108,6 +118,7 @@ struct codec_request {
 	bool ping_payload;           /* PING: it carries a payload (data), answered with it */
 	uint64_t ttl_ms;             /* SET SET_IF TOUCH TOUCH_IF FLASH_PUSH(_EXISTING) */
 	struct mp_bytes expect;      /* SET_IF TOUCH_IF: bin of exactly CODEC_TAG_BYTES */
+	struct mp_bytes retire_key;  /* RETIRE: bin of exactly CODEC_RETIRE_KEY_BYTES */
 	struct mp_bytes flash_type;  /* FLASH_PUSH(_EXISTING); FLASH_POP unless flash_all */
 	bool flash_all;              /* FLASH_POP with a nil type: every type */
 	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING) */

@@ -6,7 +6,9 @@
 #   scripts/mitm-clients.sh [BUILD_DIR] [SCENARIO...]
 # SCENARIO: a mitm-proxy.py scenario, a name ending in "-down" for one on the replies, or
 # "hold-logout" (libsessd and connect-sessd: a held SET released after the user's logout).
-# Needs client/node's npm ci for the connect-sessd side (skipped without it).
+# MITM_HOLD_S: how long hold-logout holds the record (default 4; mitm-48 also ran 130, past
+# sessd's --tcp-keepalive). Needs client/node's npm ci for the connect-sessd side (skipped
+# without it).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$src/build}")
@@ -19,6 +21,7 @@ sessctl=$build/client/sessctl
 dir=$(mktemp -d /tmp/sessd-mitm-XXXXXX)
 daemon_port=${MITM_DAEMON_PORT:-17171}
 proxy_port=${MITM_PROXY_PORT:-17172}
+hold_s=${MITM_HOLD_S:-4}
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -61,7 +64,7 @@ first_line() {
 # node_run MODE ID: connect-sessd through the proxy (scripts/mitm-node.js).
 node_run() {
 	$node_ok || { echo "  connect-sessd: skipped (no client/node/node_modules)"; return; }
-	SESSD_MITM_AUTH="$dir/app" timeout 40 node "$src/scripts/mitm-node.js" "$proxy_port" \
+	SESSD_MITM_AUTH="$dir/app" MITM_HOLD_S=$hold_s timeout $((40 + hold_s)) node "$src/scripts/mitm-node.js" "$proxy_port" \
 		"$daemon_port" "$@" 2>&1 | sed 's/^/  connect-sessd: /'
 }
 
@@ -69,14 +72,14 @@ for sc in "${scenarios[@]}"; do
 	id=$("$sessctl" new-id)
 	echo "== $sc"
 	if [ "$sc" = hold-logout ]; then
-		proxy hold --n 1 --delay 4
+		proxy hold --n 1 --delay "$hold_s"
 		first_line login set "$id" '{"user":"alice"}'
 		echo "  libsessd: retry $(via set "$id" '{"user":"alice"}'; echo "(exit $?)")"
 		echo "  libsessd: logout $(via destroy "$id"; echo "(exit $?)"); store: $(direct get "$id")"
-		sleep 5
-		echo "  libsessd: store 5 s after the logout: $(direct get "$id")"
+		sleep $((hold_s + 1))
+		echo "  libsessd: store $((hold_s + 1)) s after the logout: $(direct get "$id")"
 		stop_proxy
-		proxy hold --n 1 --delay 4
+		proxy hold --n 1 --delay "$hold_s"
 		node_run hold "$("$sessctl" new-id)"
 		stop_proxy
 		continue

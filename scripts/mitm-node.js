@@ -35,8 +35,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
     await show('login set', via.set('default', id, Buffer.from('{"user":"alice"}'), 60000));
     await show('logout destroy', via.destroy('default', id));
     await show('store', stored());
-    await sleep(5000);
-    await show('store 5 s after the logout', stored());
+    // The proxy lets the held record through after its --delay (MITM_HOLD_S, default 4).
+    const waitS = Number(process.env.MITM_HOLD_S || 4) + 1;
+    await sleep(waitS * 1000);
+    await show(`store ${waitS} s after the logout`, stored());
   } else {
     await show('set', via.set('default', id, Buffer.from('v'), 60000));
     await sleep(300);

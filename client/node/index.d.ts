@@ -544,6 +544,7 @@ declare namespace connectSessd {
     const OP: {
       readonly HELLO: 0x01;
       readonly PING: 0x02;
+      readonly RETIRE: 0x03;
       readonly GET: 0x10;
       readonly SET: 0x11;
       readonly TOUCH: 0x12;

@@ -44,7 +44,8 @@ struct fp_flow {
 
 struct fp_pair {
 	bool used;
-	int fd[2]; /* the client's socket, sessd's */
+	long serial; /* its number among the accepted connections, from 1 */
+	int fd[2];   /* the client's socket, sessd's */
 	struct fp_flow flow[2];
 };
 
@@ -54,8 +55,17 @@ struct fp_state {
 	enum faultproxy_mode mode[2];
 	uint32_t arg[2];
 	long accepted;
+	long hold_upto; /* FAULTPROXY_HOLD: the connections it holds are those up to this one */
 	struct fp_pair pairs[FP_MAX_PAIRS];
 };
+
+/* ${dir}'s fault on ${p}: FAULTPROXY_HOLD only on the connections open when it was set. */
+static enum faultproxy_mode fp_mode(const struct fp_state *s, const struct fp_pair *p, int dir)
+{
+	if (s->mode[dir] == FAULTPROXY_HOLD && p->serial > s->hold_upto)
+		return FAULTPROXY_PASS;
+	return s->mode[dir];
+}
 
 static void fp_reset_close(int fd)
 {
@@ -97,13 +107,20 @@ static int fp_pump(struct fp_state *s, struct fp_pair *p, int dir, int64_t now)
 {
 	struct fp_flow *f = &p->flow[dir];
 	uint32_t arg = s->arg[dir];
+	enum faultproxy_mode mode = fp_mode(s, p, dir);
 
 	while (f->head != NULL) {
 		struct fp_chunk *c = f->head;
 		size_t left = c->len - c->off, n = left;
 
-		switch (s->mode[dir]) {
+		if (f->to == -1) {
+			/* The client has gone (fp_orphan): sessd's replies reach no one. */
+			fp_pop(f);
+			continue;
+		}
+		switch (mode) {
 		case FAULTPROXY_STALL:
+		case FAULTPROXY_HOLD:
 			return 0;
 		case FAULTPROXY_DRIBBLE:
 			if (now < f->next_ms)
@@ -126,17 +143,18 @@ static int fp_pump(struct fp_state *s, struct fp_pair *p, int dir, int64_t now)
 			return -1;
 		f->passed += n;
 		c->off += n;
-		if (c->off < c->len && s->mode[dir] == FAULTPROXY_CUT)
+		if (c->off < c->len && mode == FAULTPROXY_CUT)
 			return -1;
-		if (c->off < c->len && s->mode[dir] == FAULTPROXY_BLACKHOLE)
+		if (c->off < c->len && mode == FAULTPROXY_BLACKHOLE)
 			c->off = c->len; /* swallowed */
 		if (c->off == c->len)
 			fp_pop(f);
-		if (s->mode[dir] == FAULTPROXY_DRIBBLE)
+		if (mode == FAULTPROXY_DRIBBLE)
 			return 0;
 	}
 	if (f->eof && !f->shut) {
-		shutdown(f->to, SHUT_WR);
+		if (f->to != -1)
+			shutdown(f->to, SHUT_WR);
 		f->shut = true;
 	}
 	return 0;
@@ -152,12 +170,16 @@ static int fp_read(const struct fp_state *s, struct fp_pair *p, int dir, int64_t
 {
 	struct fp_flow *f = &p->flow[dir];
 	struct fp_chunk *c = f->tail;
+	enum faultproxy_mode mode = fp_mode(s, p, dir);
 	ssize_t n;
 
-	if (s->mode[dir] == FAULTPROXY_STALL && c != NULL && c->len < FP_READ_BYTES) {
+	if ((mode == FAULTPROXY_STALL || mode == FAULTPROXY_HOLD) && c != NULL &&
+	    c->len < FP_READ_BYTES) {
 		n = recv(f->from, c->data + c->len, FP_READ_BYTES - c->len, 0);
 		if (n > 0)
 			c->len += (size_t)n;
+		else if (n == 0 && mode == FAULTPROXY_HOLD)
+			return -1; /* the client has gone: fp_orphan */
 		else if (n == 0)
 			f->eof = true;
 		return n >= 0 || errno == EINTR || errno == EAGAIN ? 0 : -1;
@@ -168,6 +190,8 @@ static int fp_read(const struct fp_state *s, struct fp_pair *p, int dir, int64_t
 	n = recv(f->from, c->data, FP_READ_BYTES, 0);
 	if (n <= 0) {
 		free(c);
+		if (n == 0 && mode == FAULTPROXY_HOLD)
+			return -1; /* the client has gone: fp_orphan */
 		if (n == 0) {
 			f->eof = true;
 			return 0;
@@ -183,6 +207,25 @@ static int fp_read(const struct fp_state *s, struct fp_pair *p, int dir, int64_t
 	else
 		f->head = c;
 	f->tail = c;
+	return 0;
+}
+
+/*
+ * FAULTPROXY_HOLD: ${p}'s client has gone (its read failed or ended); keep sessd's side open
+ * with what is held for it, and drop what sessd sends. Returns 0.
+ */
+static int fp_orphan(struct fp_pair *p)
+{
+	struct fp_flow *down = &p->flow[FAULTPROXY_DOWN];
+
+	fp_reset_close(p->fd[0]);
+	p->fd[0] = -1;
+	p->flow[FAULTPROXY_UP].from = -1;
+	p->flow[FAULTPROXY_UP].eof = true;
+	p->flow[FAULTPROXY_UP].shut = true; /* never passed on: sessd's side stays open */
+	down->to = -1;
+	while (down->head != NULL)
+		fp_pop(down);
 	return 0;
 }
 
@@ -209,6 +252,7 @@ static void fp_accept(struct fp_state *s)
 	(void)setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(p, 0, sizeof(*p));
 	p->used = true;
+	p->serial = s->accepted;
 	p->fd[0] = down;
 	p->fd[1] = up;
 	p->flow[FAULTPROXY_UP].from = down;
@@ -228,6 +272,8 @@ static int fp_control(struct fp_state *s)
 	if (msg[0] == FP_OP_SET && msg[1] < 2) {
 		s->mode[msg[1]] = (enum faultproxy_mode)(msg[2] & 0xff);
 		s->arg[msg[1]] = msg[2] >> 8;
+		if (s->mode[msg[1]] == FAULTPROXY_HOLD)
+			s->hold_upto = s->accepted;
 		for (int i = 0; i < FP_MAX_PAIRS; i++)
 			s->pairs[i].flow[msg[1]].passed = 0;
 	} else if (msg[0] == FP_OP_ACCEPTED) {
@@ -288,8 +334,13 @@ static int fp_serve(struct fp_state *s)
 		for (int i = 0; i < FP_MAX_PAIRS; i++)
 			for (int d = 0; d < 2; d++)
 				if (s->pairs[i].used && pfd[2 + 2 * i + d].revents != 0 &&
-				    fp_read(s, &s->pairs[i], d, now) == -1)
-					fp_drop(&s->pairs[i]);
+				    fp_read(s, &s->pairs[i], d, now) == -1) {
+					if (d == FAULTPROXY_UP &&
+					    fp_mode(s, &s->pairs[i], d) == FAULTPROXY_HOLD)
+						fp_orphan(&s->pairs[i]);
+					else
+						fp_drop(&s->pairs[i]);
+				}
 	}
 }
 

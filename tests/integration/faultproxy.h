@@ -25,6 +25,11 @@ enum faultproxy_mode {
 	FAULTPROXY_DELAY,     /* each read passed arg milliseconds after it came */
 	FAULTPROXY_BLACKHOLE, /* arg more bytes of each connection passed, the rest swallowed */
 	FAULTPROXY_CUT,       /* arg more bytes passed, then both sides reset (mid-frame) */
+	/* FAULTPROXY_UP only, on the connections open when it is set (later ones pass): held as
+	 * STALL does, and when the client's side then goes (a reset, or a close), sessd's side
+	 * is kept open, as a party on the path that holds a record does: what is held goes to
+	 * sessd once the fault is lifted, and what sessd sends meanwhile is dropped. */
+	FAULTPROXY_HOLD,
 };
 
 struct faultproxy {

@@ -364,3 +364,37 @@ LEAK_CHECKED_TEST(faults, a_goodbye_split_after_the_reply_sealed)
 {
 	goodbye_split_after_the_reply(true);
 }
+
+/*
+ * A party on the path holds a sealed SET record (a login) and resets the client's side,
+ * keeping sessd's open (PROTOCOL.md, "What sealing does not protect against"; mitm-48 measured
+ * it with scripts/mitm-proxy.py hold). The call fails; the handle's next call retires that
+ * connection before anything else (RETIRE), so the record, let through after the logout, is
+ * not carried out. Before RETIRE it was, and the logged-out session came back.
+ */
+LEAK_CHECKED_TEST(faults, a_held_set_lets_through_after_the_logout_lands_nowhere)
+{
+	struct sessd_client *c = connect_through(true);
+	const char *id = "held-login";
+	int64_t t0;
+	int rc;
+
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_UP, FAULTPROXY_HOLD, 0), 0);
+	sessd_set_timeout(c, 300);
+	rc = sessd_set(c, id, strlen(id), "alice", 5, TTL_MS);
+	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "the held SET: %s", sessd_strerror(rc));
+	cr_assert_gt(faultproxy_held(&proxy, FAULTPROXY_UP), 0, "the relay holds nothing");
+	/* The logout, on a new connection (which the hold lets pass). */
+	sessd_set_timeout(c, LONG_TIMEOUT_MS);
+	rc = sessd_destroy(c, id, strlen(id));
+	cr_assert_eq(rc, SESSD_NOT_FOUND, "destroy: %s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	/* The held record goes to sessd at last, and has time to be carried out. */
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_UP, FAULTPROXY_PASS, 0), 0);
+	t0 = harness_mono_ms();
+	while (faultproxy_held(&proxy, FAULTPROXY_UP) > 0 && harness_mono_ms() - t0 < 2000)
+		usleep(10000);
+	usleep(300000);
+	expect_get_fails(c, id, SESSD_NOT_FOUND, LONG_TIMEOUT_MS);
+	sessd_close(c);
+}

@@ -13,7 +13,7 @@
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
 const codec = require('./codec');
-const { Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
+const { CHANGE_OPS, Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -183,6 +183,25 @@ function maybeCarriedOut(err, why) {
   return out;
 }
 
+// heldChange(err): the error of a change held behind a RETIRE that failed with err (see
+// beforeChange): it was not sent. The code of err when it has one (the pool is down, the
+// connection that carried the RETIRE broke), so that it fails as a broken connection's do.
+function heldChange(err) {
+  const code = typeof err.code === 'string' ? err.code : 'ECONNRESET';
+  const out = connectionError(code, `sessd: a connection given up on with a change in flight could not be retired (${err.message}); this change was not sent`);
+  out.cause = err;
+  out.notCarriedOut = true;
+  return out;
+}
+
+// afterRetires(gate, go): go()'s promise once gate (Client.beforeChange) resolves; the
+// change's heldChange error when it rejects.
+function afterRetires(gate, go) {
+  return gate.then(go, (err) => {
+    throw heldChange(err);
+  });
+}
+
 // Events: 'connect' (hello) when the first connection is ready after none was (after a
 // flapping server's 'disconnect', once one is healthy: see lostReady);
 // 'disconnect' (err) when the last ready connection closed and none was ready again within
@@ -242,6 +261,12 @@ class Client extends EventEmitter {
     this.closed = false;
     this.rr = 0;
     this.hello = null;
+    // The s_pk of sealed connections given up on with a change in flight, to RETIRE before
+    // the next change (see owe, beforeChange); the RETIRE under way, if one is; and whether
+    // the server answered RETIRE UNKNOWN_OP (an older sessd: nothing to wait for).
+    this.owedRetires = [];
+    this.retireGate = null;
+    this.retireUnsupported = false;
     for (let i = 0; i < this.poolSize; i++) {
       // attempts: the failed attempts since the slot's last healthy connection, whose loss counts
       // as the first; retryMs: the wait before the retry timer's attempt (see retryMs).
@@ -430,7 +455,53 @@ class Client extends EventEmitter {
   // newConnection(connOpts): a new Connection, given the secret (kept out of connOpts, which
   // util.inspect shows).
   newConnection(connOpts) {
-    return new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth, seal: this.seal });
+    const conn = new Connection({ ...connOpts, auth: this.#auth, requireAuth: this.requireAuth, seal: this.seal });
+    conn.onGiveUp = (serverKey) => this.owe(serverKey);
+    return conn;
+  }
+
+  // owe(serverKey): a sealed connection (named by its s_pk) was given up on with a change in
+  // flight whose outcome is unknown. A record of it held on the path could still be carried
+  // out, after a later change (a logout's DESTROY: the session back): the connection is
+  // retired before any change this pool sends next (PROTOCOL.md "RETIRE").
+  owe(serverKey) {
+    if (this.retireUnsupported || this.closed) return;
+    this.owedRetires.push(Buffer.from(serverKey));
+  }
+
+  // beforeChange(): null when a change may go out now; else a promise that resolves once
+  // every connection owed a RETIRE is retired (answered), and rejects when one could not be
+  // (the change must then not be sent; that connection stays owed, tried again by the next
+  // change). Reads do not wait.
+  beforeChange() {
+    if (this.retireGate) return this.retireGate;
+    if (this.owedRetires.length === 0) return null;
+    const gate = this.retireOwed().finally(() => {
+      if (this.retireGate === gate) this.retireGate = null;
+    });
+    this.retireGate = gate;
+    return gate;
+  }
+
+  async retireOwed() {
+    // Begun from inside a connection's fail: once it returns, the pool has heard of the close
+    // (its reconnecting window open when it was the last ready connection), where request()
+    // looks.
+    await null;
+    while (this.owedRetires.length > 0) {
+      const key = this.owedRetires[0];
+      try {
+        // true or false: either way nothing more of that connection will be carried out.
+        await this.request(OP.RETIRE, [key]);
+      } catch (err) {
+        if (!(err instanceof SessdError && err.sessdStatus === STATUS.UNKNOWN_OP)) throw err;
+        // An older sessd cannot retire a connection: go on as before (PROTOCOL.md "RETIRE").
+        this.retireUnsupported = true;
+        this.owedRetires = [];
+        return;
+      }
+      if (this.owedRetires[0] === key) this.owedRetires.shift();
+    }
   }
 
   // The ready connection for a request: the session's own one if it is ready, else the next
@@ -479,6 +550,8 @@ class Client extends EventEmitter {
   // change the user was already told about. Else (the pool is down: 'disconnect' was said)
   // it fails at once.
   request(op, args, key) {
+    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
+    if (gate) return afterRetires(gate, () => this.request(op, args, key));
     const conn = this.closed ? null : this.pick(key);
     if (conn) return conn.request(op, args, key);
     if (!this.mayWait()) return this.refuse();
@@ -538,6 +611,15 @@ class Client extends EventEmitter {
   // the attempts: { firstMs (the first SHUTTING_DOWN or break), breakGen (null, or readyGens
   // at the first break) }.
   resend(entry, err, brokenOn = null) {
+    // A change waits until the connection it broke on (and any other given up on) is retired.
+    const gate = CHANGE_OPS.has(entry.op) ? this.beforeChange() : null;
+    if (gate) {
+      gate.then(
+        () => this.resend(entry, err, brokenOn),
+        (e) => entry.reject(heldChange(e)),
+      );
+      return;
+    }
     const record = entry.retried ? { ...entry.retried } : { firstMs: Date.now(), breakGen: null };
     const fail = (why = `no connection was ready again within restartWaitMs (${this.restartWaitMs} ms)`) => {
       if (this.closed) {
@@ -616,6 +698,8 @@ class Client extends EventEmitter {
   // restartWaitMs of that first failure, and goes again on a new connection (see adminRetry).
   adminRequest(op, args, firstMs = null) {
     if (this.closed || this.connected === false) return this.refuse();
+    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
+    if (gate) return afterRetires(gate, () => this.adminRequest(op, args, firstMs));
     if (this.restartTimer !== null) return this.whenReady(undefined).then((ready) => (ready ? this.adminRequest(op, args, firstMs) : this.refuse()));
     if (!this.adminConn || !this.adminConn.isOpen) {
       // The wait for a mass expiry takes seconds per million sessions due: 60 s at least.
@@ -767,6 +851,9 @@ class Client extends EventEmitter {
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
   async requestNewer(op, args, key, lacks) {
+    // A change waits for the connections owed a RETIRE, as in request().
+    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
+    if (gate) return afterRetires(gate, () => this.requestNewer(op, args, key, lacks));
     let conn = this.closed ? null : this.pick(key);
     // A change waits for a reconnecting pool, as in request().
     if (!conn && this.mayWait()) conn = await this.whenReady(key);

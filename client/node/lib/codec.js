@@ -20,6 +20,7 @@ const TAG_BYTES = 16;
 const OP = Object.freeze({
   HELLO: 0x01,
   PING: 0x02,
+  RETIRE: 0x03,
   GET: 0x10,
   SET: 0x11,
   TOUCH: 0x12,

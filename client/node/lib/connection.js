@@ -32,6 +32,11 @@ function helloName(name) {
   return `${chars.join('')}\0${PROCESS_ID}`;
 }
 
+// The requests that change something in the store (or take flash messages): their outcome
+// matters when their connection is given up on (see fail, onGiveUp). RETIRE itself is none:
+// held and delivered late, it closes a connection that is gone already.
+const CHANGE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING, OP.FLASH_POP, OP.CLEAR]);
+
 // An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
@@ -313,6 +318,11 @@ class Connection extends EventEmitter {
     // Set by the pool: what becomes of the requests a SHUTTING_DOWN or a break leaves (see fail).
     this.onNotCarriedOut = null;
     this.onBroken = null;
+    // Set by the pool: told (with this connection's serverKey) when a sealed connection is
+    // given up on with a change in flight whose outcome is unknown (see fail).
+    this.onGiveUp = null;
+    // Sealed, once the HELLO reply proved the server: its s_pk, which RETIRE names it by.
+    this.serverKey = null;
     this.pending = []; // FIFO of { id, op, args, key, retried, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
@@ -741,6 +751,7 @@ class Connection extends EventEmitter {
         }
         this.#writer = done.writer;
         this.#reader = done.reader;
+        this.serverKey = done.serverKey;
       } else if (this.requireAuth && reply.result.auth !== true) {
         // The server let us in without checking the secret (it has no --auth-file, or
         // predates authentication). Nothing else was sent: requireAuth held it back.
@@ -801,7 +812,14 @@ class Connection extends EventEmitter {
     this.unflushed = [];
     this.outq = [];
     this.outlen = 0;
-    if (err instanceof SessdError && err.sessdStatus === STATUS.SHUTTING_DOWN) {
+    // A change in flight whose outcome is unknown (a break, a timeout, a closing error) may
+    // still be carried out if a record of it is held on the path (PROTOCOL.md "What sealing
+    // does not protect against"): told first, so that the pool retires this connection
+    // before any change it sends next, the resends below included. After a SHUTTING_DOWN
+    // none was carried out, and nothing more of this connection will be.
+    const shuttingDown = err instanceof SessdError && err.sessdStatus === STATUS.SHUTTING_DOWN;
+    if (!shuttingDown && this.serverKey && this.onGiveUp && pending.some((entry) => CHANGE_OPS.has(entry.op))) this.onGiveUp(this.serverKey);
+    if (shuttingDown) {
       for (const entry of pending) {
         const mine = new SessdError(err.sessdStatus, err.message.replace(/^sessd SHUTTING_DOWN: /, ''), entry.op);
         mine.notCarriedOut = true;
@@ -858,4 +876,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { Connection, helloName, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };
+module.exports = { CHANGE_OPS, Connection, helloName, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };

@@ -137,7 +137,8 @@ class KeyExchange {
     this.auth = kxMap('kx', publicKey, clientProof(this.#psk, publicKey));
   }
 
-  // finish(hello): the connection's { writer, reader } from the HELLO result (a decoded map),
+  // finish(hello): the connection's { writer, reader, serverKey (s_pk, public: what a
+  // RETIRE names the connection by) } from the HELLO result (a decoded map),
   // or { why } saying how the reply fails to prove the server holds the secret. Either way the
   // exchange is spent: the psk is zeroed and the ephemeral key dropped (a KeyObject cannot be
   // zeroed from JS; once unreferenced, nothing can use it).
@@ -163,7 +164,7 @@ class KeyExchange {
         // Constant time: a byte-by-byte compare would tell a forger how much of a guess matched.
         const expected = serverProof(keys.confirm, this.publicKey, serverPublic);
         if (!crypto.timingSafeEqual(expected, Buffer.from(kx.proof))) return { why: 'has a wrong kx proof' };
-        return { writer: new RecordWriter(keys.c2s), reader: new RecordReader(keys.s2c) };
+        return { writer: new RecordWriter(keys.c2s), reader: new RecordReader(keys.s2c), serverKey: serverPublic };
       } finally {
         keys.okm.fill(0);
       }
