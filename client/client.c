@@ -505,7 +505,7 @@ int client_retire_owed(struct sessd_client *c)
 		client_drop(c);
 		return client_error(c, SESSD_ERR_NOMEM, "out of memory");
 	}
-	rc = client_exchange(c, c->out.data, c->out.len, 1, false, retire_on_frame, &r);
+	rc = client_exchange(c, c->out.data, c->out.len, 1, retire_on_frame, &r);
 	if (rc == SESSD_OK && r.status == SESSD_ERR_UNKNOWN_OP)
 		r.status = SESSD_OK; /* an older sessd: nothing can be retired (PROTOCOL.md) */
 	if (rc == SESSD_OK && r.status == SESSD_OK) {
