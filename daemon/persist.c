@@ -1567,6 +1567,29 @@ static int snap_salvage_record(struct snap_load *l, const struct record *r)
 }
 
 /*
+ * Whether the record at ${y} of ${map} (${size} bytes), whose header's checksum fails, still
+ * ends where its length says: the length fits and the body's checksum holds over it, so only
+ * the header's checksum was hit. Its end is then as sure as a sound header's, and the record is
+ * skipped whole (${len}: its body's length) without its body being searched: else a burst of
+ * damage across a record boundary (two such headers in a row) left no record after it that
+ * started where the first damaged one ended (salvage_resync_is_sound), and a repair dropped
+ * every sound session after it.
+ */
+static bool salvage_ends_by_body(const uint8_t *map, size_t size, size_t y, size_t *len)
+{
+	size_t n;
+
+	if (y > size || size - y < REC_HEADER_BYTES)
+		return false;
+	n = get_u32(map + y);
+	if (n > REC_MAX_BODY || n > size - y - REC_HEADER_BYTES ||
+	    get_u32(map + y + 4) != crc32c(map + y + REC_HEADER_BYTES, n))
+		return false;
+	*len = n;
+	return true;
+}
+
+/*
  * Whether the well-formed record that the search after the bad record header at ${from} found
  * at ${at} of ${map} starts where that damaged record ended: as the damaged header's length
  * says, or as its body checksum does over the bytes between. In a plain data directory a body
@@ -1591,7 +1614,8 @@ static bool salvage_resync_is_sound(const uint8_t *map, size_t from, size_t at)
  * Read every sound record of the damaged snapshot ${name} (${seq}) into ${l}, before and after
  * its damage, and say in ${sv} what was skipped. Records are followed by their lengths; a
  * damaged one is skipped whole when its header's checksum holds (its length is then what was
- * written), and otherwise every offset after it is tried until a well-formed record (both
+ * written) or its length and body's checksum do (salvage_ends_by_body), and otherwise every
+ * offset after it is tried until a well-formed record (both
  * checksums right) starts there, as for the log (records_after), and, in a plain directory,
  * the damaged record ends there (salvage_resync_is_sound). A FLASH belongs to the SESSION
  * before it, which may be the record a damaged part took: after a damaged part, records are
@@ -1681,7 +1705,9 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 		}
 		/* Reached by lengths from the header, a record whose header holds is what was
 		 * written there: skip it whole, and its body (bytes a client chose) is not
-		 * searched. */
+		 * searched; so is one whose length and body's checksum hold. */
+		if (following && !whole)
+			whole = salvage_ends_by_body(m.map, m.size, off, &len);
 		if (following && !whole)
 			search_from = off;
 		off += following && whole ? REC_HEADER_BYTES + len : 1;
