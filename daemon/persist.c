@@ -1582,7 +1582,8 @@ static bool salvage_ends_by_body(const uint8_t *map, size_t size, size_t y, size
 	if (y > size || size - y < REC_HEADER_BYTES)
 		return false;
 	n = get_u32(map + y);
-	if (n > REC_MAX_BODY || n > size - y - REC_HEADER_BYTES ||
+	/* No body is empty, and a header of zeros (a sector lost) would pass with none. */
+	if (n == 0 || n > REC_MAX_BODY || n > size - y - REC_HEADER_BYTES ||
 	    get_u32(map + y + 4) != crc32c(map + y + REC_HEADER_BYTES, n))
 		return false;
 	*len = n;
