@@ -5538,10 +5538,10 @@ LEAK_CHECKED_TEST_OPTS(persist, a_repair_takes_no_record_from_a_session_s_data, 
  * was the second damaged one: no record after them counted, and a repair dropped every sound
  * session after the damage (about half of them lost). A bad header whose length and body
  * checksum hold says where its record ends as surely as a good one: now both are skipped whole
- * and the other 18 sessions (and "big") are kept.
+ * and the other 18 sessions (and "big") are kept. The same when the first header's length was
+ * hit: its body checksum finds where it ends, and the second is skipped from there.
  */
-LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_headers,
-                       .timeout = 60)
+static void two_damaged_headers(int first_flip_at)
 {
 	static const char snap2[] = "snap.0000000000000002";
 	char data_dir[64], scratch[64], id[16], *text;
@@ -5572,7 +5572,7 @@ LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_he
 	       (record_body_len(b, offs[k]) > 1000 || record_body_len(b, offs[k + 1]) > 1000))
 		k++;
 	cr_assert_lt(k + 2, n);
-	b[offs[k] + 8] ^= 0x10;
+	b[offs[k] + first_flip_at] ^= 0x10;
 	b[offs[k + 1] + 8] ^= 0x10;
 	put_file(data_dir, snap2, b, len);
 	free(b);
@@ -5597,4 +5597,11 @@ LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_he
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_headers,
+                       .timeout = 60)
+{
+	two_damaged_headers(8); /* the first header's checksum */
+	two_damaged_headers(1); /* the first header's length */
 }
