@@ -1567,9 +1567,34 @@ static int snap_salvage_record(struct snap_load *l, const struct record *r)
 }
 
 /*
- * Whether the well-formed record that the search after the bad record header at ${from} found
- * at ${at} of ${map} starts where that damaged record ended: as the damaged header's length
- * says, or as its body checksum does over the bytes between. In a plain data directory a body
+ * Whether the record at ${y} of ${map} (${size} bytes), whose header's checksum fails, still
+ * ends where its length says: the length fits and the body's checksum holds over it, so only
+ * the header's checksum was hit. Its end is then as sure as a sound header's, and the record is
+ * skipped whole (${len}: its body's length) without its body being searched: else a burst of
+ * damage across a record boundary (two such headers in a row) left no record after it that
+ * started where the first damaged one ended (salvage_resync_is_sound), and a repair dropped
+ * every sound session after it.
+ */
+static bool salvage_ends_by_body(const uint8_t *map, size_t size, size_t y, size_t *len)
+{
+	size_t n;
+
+	if (y > size || size - y < REC_HEADER_BYTES)
+		return false;
+	n = get_u32(map + y);
+	/* No body is empty, and a header of zeros (a sector lost) would pass with none. */
+	if (n == 0 || n > REC_MAX_BODY || n > size - y - REC_HEADER_BYTES ||
+	    get_u32(map + y + 4) != crc32c(map + y + REC_HEADER_BYTES, n))
+		return false;
+	*len = n;
+	return true;
+}
+
+/*
+ * The search after a bad record header: a record it finds counts only where that damaged
+ * record ended, as the damaged header's length says, or as its body checksum does over the
+ * bytes between; a record there that is damaged too is skipped whole when its own length and
+ * body checksum hold, or the search starts again from it. In a plain data directory a body
  * holds bytes a client chose (a session's data, a flash message), which may hold well-formed
  * records of any session id: found inside the damaged record, they would be kept as sessions
  * (one bit of a client's record header flipped, and a repair gave another id the data the
@@ -1577,13 +1602,33 @@ static int snap_salvage_record(struct snap_load *l, const struct record *r)
  * leaves one of them whole. An encrypted record is bound to its file and offset (DATA.md),
  * so there the search needs no such check.
  */
-static bool salvage_resync_is_sound(const uint8_t *map, size_t from, size_t at)
-{
-	size_t body = at - from - REC_HEADER_BYTES;
+struct salvage_search {
+	size_t from;  /* where the damaged record starts */
+	size_t to;    /* crc covers its bytes from its body's start to here */
+	uint32_t crc; /* CRC32C, extended as the search goes (a byte a turn) */
+};
 
-	return at - from >= REC_HEADER_BYTES &&
-	       (get_u32(map + from) == body ||
-	        get_u32(map + from + 4) == crc32c(map + from + REC_HEADER_BYTES, body));
+static void salvage_search_start(struct salvage_search *s, size_t from)
+{
+	s->from = from;
+	s->to = from + REC_HEADER_BYTES;
+	s->crc = 0;
+}
+
+/*
+ * Whether the damaged record of ${s} ends at ${at} of ${map}, which only grows call to call.
+ * No body is empty: a header of zeros (a sector lost) does not end after itself.
+ */
+static bool salvage_resync_is_sound(struct salvage_search *s, const uint8_t *map, size_t at)
+{
+	if (at - s->from <= REC_HEADER_BYTES)
+		return false;
+	if (at > s->to) {
+		s->crc = crc32c_extend(s->crc, map + s->to, at - s->to);
+		s->to = at;
+	}
+	return get_u32(map + s->from) == at - s->from - REC_HEADER_BYTES ||
+	       get_u32(map + s->from + 4) == s->crc;
 }
 
 /*
@@ -1591,9 +1636,11 @@ static bool salvage_resync_is_sound(const uint8_t *map, size_t from, size_t at)
  * Read every sound record of the damaged snapshot ${name} (${seq}) into ${l}, before and after
  * its damage, and say in ${sv} what was skipped. Records are followed by their lengths; a
  * damaged one is skipped whole when its header's checksum holds (its length is then what was
- * written), and otherwise every offset after it is tried until a well-formed record (both
+ * written) or its length and body's checksum do (salvage_ends_by_body), and otherwise every
+ * offset after it is tried until a well-formed record (both
  * checksums right) starts there, as for the log (records_after), and, in a plain directory,
- * the damaged record ends there (salvage_resync_is_sound). A FLASH belongs to the SESSION
+ * the damaged record ends there (salvage_resync_is_sound; a damaged record there is skipped
+ * or searched after in turn). A FLASH belongs to the SESSION
  * before it, which may be the record a damaged part took: after a damaged part, records are
  * dropped until the next SESSION, so that no message goes to another user's session. The
  * session whose FLASH was damaged keeps the messages before it. A bad header leaves nothing
@@ -1606,7 +1653,8 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 {
 	struct mapped m;
 	bool fatal_config, in_gap = false, following = true;
-	size_t off = FILE_HEADER_BYTES, gap_start = 0, search_from = 0, released = 0,
+	struct salvage_search search = {0, 0, 0};
+	size_t off = FILE_HEADER_BYTES, gap_start = 0, released = 0,
 	       page = (size_t)sysconf(_SC_PAGESIZE);
 	const char *why;
 	int rc = -1;
@@ -1633,6 +1681,9 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 		size_t len = 0;
 		bool whole = record_header_at(m.map, m.size, off, &len) &&
 		             len <= m.size - off - REC_HEADER_BYTES;
+		/* Searching a plain snapshot: whether the damaged record ends here. */
+		bool at_end =
+		    !following && key == NULL && salvage_resync_is_sound(&search, m.map, off);
 		int opened = 1;
 
 		/* Nothing looks behind off: the pages read are let go, as in file_scan. */
@@ -1643,8 +1694,7 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 			released = to;
 		}
 		if (whole && record_at(m.map, m.size, off, &len) &&
-		    (following || key != NULL ||
-		     salvage_resync_is_sound(m.map, search_from, off))) {
+		    (following || key != NULL || at_end)) {
 			opened = record_open(m.map + off + REC_HEADER_BYTES, len, seq, off, key,
 			                     true, plain, &rec, &why);
 			if (opened == -1) {
@@ -1679,13 +1729,19 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 			if (snap_finish_session(l) == -1)
 				goto fail_store;
 		}
-		/* Reached by lengths from the header, a record whose header holds is what was
-		 * written there: skip it whole, and its body (bytes a client chose) is not
-		 * searched. */
-		if (following && !whole)
-			search_from = off;
-		off += following && whole ? REC_HEADER_BYTES + len : 1;
-		following = following && whole;
+		/* At a record boundary (reached by lengths from the header, or where the damaged
+		 * record the search started at ends), a record whose header holds is what was
+		 * written there, and so is one whose length and body's checksum hold: skip it
+		 * whole, and its body (bytes a client chose) is not searched. Any other record
+		 * there starts the search (again). */
+		if (following || at_end) {
+			if (!whole)
+				whole = salvage_ends_by_body(m.map, m.size, off, &len);
+			if (!whole)
+				salvage_search_start(&search, off);
+			following = whole;
+		}
+		off += following ? REC_HEADER_BYTES + len : 1;
 	}
 	if (in_gap)
 		sv->gap_bytes += m.size - gap_start;

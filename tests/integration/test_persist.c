@@ -5574,3 +5574,78 @@ LEAK_CHECKED_TEST_OPTS(persist, a_repair_takes_no_record_from_a_session_s_data, 
 	a_client_record_is_not_a_session(1); /* in the length */
 	a_client_record_is_not_a_session(5); /* in the body checksum */
 }
+
+/*
+ * Two adjacent records of a plain snapshot whose headers' checksums were hit (a burst of damage
+ * across a record boundary; each record's length and body are whole). The search after the
+ * first bad header counted a record only where that damaged record ended, and the record there
+ * was the second damaged one: no record after them counted, and a repair dropped every sound
+ * session after the damage (about half of them lost). A bad header whose length and body
+ * checksum hold says where its record ends as surely as a good one: now both are skipped whole
+ * and the other 18 sessions (and "big") are kept. The same when the first header's length was
+ * hit: its body checksum finds where it ends, and the second is skipped from there.
+ */
+static void two_damaged_headers(int first_flip_at)
+{
+	static const char snap2[] = "snap.0000000000000002";
+	char data_dir[64], scratch[64], id[16], *text;
+	const char *args[] = {
+	    "--data-dir", data_dir, "--snapshot-log-bytes", "256K", "--snapshot-idle", "0", NULL};
+	size_t len, off, offs[64], n = 0, k;
+	struct harness_daemon d;
+	uint8_t *b;
+	int fd, kept = 0;
+
+	make_data_dir(data_dir);
+	make_data_dir(scratch);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "burst");
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "s%02d", i);
+		cr_assert_eq(do_set(fd, "app", id, "sound", 5), CODEC_OK);
+	}
+	b = snapshot_and_stop(&d, fd, data_dir, &len);
+	for (off = 52; off + 12 <= len && n < 64; off += 12 + record_body_len(b, off))
+		offs[n++] = off;
+	cr_assert_eq(off, len, "the snapshot's framing");
+	cr_assert_geq(n, 20);
+	/* A bit of each header's checksum, in two adjacent records of small sessions (not "big",
+	 * which snapshot_and_stop adds) in the middle. */
+	k = n / 2;
+	while (k + 2 < n &&
+	       (record_body_len(b, offs[k]) > 1000 || record_body_len(b, offs[k + 1]) > 1000))
+		k++;
+	cr_assert_lt(k + 2, n);
+	b[offs[k] + first_flip_at] ^= 0x10;
+	b[offs[k + 1] + 8] ^= 0x10;
+	put_file(data_dir, snap2, b, len);
+	free(b);
+
+	cr_expect_eq(check_data(data_dir, NULL, false, scratch, &text), 1, "%s", text);
+	cr_expect_not_null(strstr(text, "a repair keeps the 19 session(s)"), "%s", text);
+	free(text);
+	cr_expect_eq(check_data(data_dir, NULL, true, scratch, &text), 0, "%s", text);
+	free(text);
+	cr_assert_eq(harness_start(&d, args), 0, "no start after --repair");
+	fd = harness_open_ready(d.unix_url, "burst");
+	for (int i = 0; i < 20; i++) {
+		struct codec_request req = {.op = CODEC_OP_GET};
+
+		snprintf(id, sizeof(id), "s%02d", i);
+		req.ns = str("app");
+		req.id = str(id);
+		kept += call(fd, &req, NULL, NULL) == CODEC_OK;
+	}
+	cr_expect_eq(kept, 18, "sessions kept: %d of 20", kept);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_headers,
+                       .timeout = 60)
+{
+	two_damaged_headers(8); /* the first header's checksum */
+	two_damaged_headers(1); /* the first header's length */
+}

@@ -35,9 +35,13 @@ function checkOldStore(old) {
   return old;
 }
 
+// The longest wait a Node timer makes: a longer one ends after 1 ms (TimeoutOverflowWarning),
+// and every call of the old store would fail at once, as if it had waited that long.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function checkTimeout(v) {
   if (v === undefined || v === null) return DEFAULT_TIMEOUT_MS;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`migrateTimeoutMs must be a number of milliseconds above 0, got ${util.inspect(v)}`);
+  if (typeof v !== 'number' || !(v > 0 && v <= MAX_TIMER_MS)) throw new TypeError(`migrateTimeoutMs must be a number of milliseconds above 0, at most ${MAX_TIMER_MS}, got ${util.inspect(v)}`);
   return v;
 }
 

@@ -154,6 +154,27 @@ test('migrateFrom is validated like the other options: a TypeError for what is n
   assert.deepEqual(warnings, []);
 });
 
+test('a migrateTimeoutMs past what a Node timer can wait is refused at construction, not a 503 on every first page', async (t) => {
+  // Node ends a wait longer than 2 ** 31 - 1 ms after 1 ms: "no timeout" given as a large
+  // number failed every visitor of the old store at once, saying it had waited that long.
+  const old = new OldStore();
+  old.hooks.get = () => sleep(20);
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  const warnings = collectWarnings(t, 'TimeoutOverflowWarning');
+  let store;
+  try {
+    store = new SessdStore({ url: daemon.unixUrl, namespace: `migrate${++nsCount}`, migrateFrom: old, migrateTimeoutMs: 2 ** 31 });
+  } catch (err) {
+    assert.ok(err instanceof TypeError && /migrateTimeoutMs/.test(err.message) && /2147483647/.test(err.message), err.message);
+    assert.deepEqual(warnings, []);
+    return;
+  }
+  t.after(() => store.close());
+  const got = await store.get(sid).then((s) => `the session of ${s && s.user}`, (err) => `${err.code}: ${err.message}`);
+  assert.fail(`taken; the visitor's first page got ${got}`);
+});
+
 test('a visitor of the old store keeps login, cart and flashes (each shown once); the session leaves the old store', async (t) => {
   const old = new OldStore();
   const { store, base, namespace } = await shop(t, old);
