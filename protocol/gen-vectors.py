@@ -116,6 +116,8 @@ HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x
 PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
 NAMESPACES = 0x34
 TTL, LOAD, TOUCH_IF = 0x15, 0x16, 0x17
+RETIRE = 0x03
+RETIRE_KEY = bytes(range(0x40, 0x60))  # a server's s_pk of some sealed connection: 32 bytes
 MAXTTL = 316224000000
 U64MAX = 2**64 - 1
 GEN_ID = "q1NwYh3YfP0kO9t0pT2oF0l3b9o3Qy9w0x3bQn6jVZk"  # 43 characters, as sessd_id_new makes
@@ -304,6 +306,8 @@ req("list limit 5000 is clamped to 1000", arr(u(LIST), u(37), nil(), u(0), u(500
     {"op": LIST, "request_id": 37, "ns": None, "cursor": 0, "limit": 1000}, canonical=False)
 req("list limit 2^64-1 is clamped to 1000", arr(u(LIST), u(38), nil(), u(5), u(U64MAX)),
     {"op": LIST, "request_id": 38, "ns": None, "cursor": 5, "limit": 1000}, canonical=False)
+req("retire a sealed connection by its server key", arr(u(RETIRE), u(60), b(RETIRE_KEY)),
+    {"op": RETIRE, "request_id": 60, "key_hex": RETIRE_KEY.hex()})
 req("request array as array16", b"\xdc\x00\x02" + u(PING) + u(39),
     {"op": PING, "request_id": 39}, canonical=False)
 
@@ -323,6 +327,8 @@ rep("ok namespaces page, more to come", 45, 0,
 rep("ok namespaces page, empty with a cursor", 45, 0, arr(u(12345), arr()))
 rep("ok list page, array32 headers (as written by a producer that counts afterwards)", 28, 0,
     b"\xdd\x00\x00\x00\x02" + u(9) + b"\xdd\x00\x00\x00\x00")
+rep("ok true (retire: that connection was open and is closed)", 60, 0, b"\xc3")
+rep("ok false (retire: no such connection is open)", 60, 0, b"\xc2")
 rep("ok flash pop one type", 24, 0, arr(s("Saved!"), b(b"\x00\x01")))
 rep("ok flash pop every type", 25, 0,
     mp_map((s("info"), arr(s("a"), s("b"))), (s("error"), arr(s("c")))))
@@ -454,6 +460,10 @@ bad("set with 5 arguments", arr(u(SET), u(1), nil(), s("a"), b(b"x"), u(5), u(5)
 bad("set_if without expect", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5)))
 bad("set_if with 6 arguments",
     arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), b(tag(b"")), u(5)))
+bad("retire key is 31 bytes", arr(u(RETIRE), u(1), b(RETIRE_KEY[:31])))
+bad("retire key is 33 bytes", arr(u(RETIRE), u(1), b(RETIRE_KEY + b"\x00")))
+bad("retire key is a str of 32 bytes", arr(u(RETIRE), u(1), s("k" * 32)))
+bad("retire without its key", arr(u(RETIRE), u(1)))
 bad("set_if expect is 15 bytes", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5),
                                      b(tag(b"")[:15])))
 bad("set_if expect is 17 bytes", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5),

@@ -326,6 +326,11 @@ static void expected_request(const struct jval *r, struct codec_request *q, stru
 		own->p[own->n] = unhex((const char *)q->expect.ptr, &q->expect.len);
 		q->expect.ptr = own->p[own->n++];
 	}
+	set_bytes_field(r, "key_hex", NULL, &q->retire_key, NULL, own);
+	if (q->retire_key.ptr != NULL) {
+		own->p[own->n] = unhex((const char *)q->retire_key.ptr, &q->retire_key.len);
+		q->retire_key.ptr = own->p[own->n++];
+	}
 	set_bytes_field(r, "msg", "msg_hex", &q->flash_msg, &q->flash_msg_is_bin, own);
 	set_bytes_field(r, "client_name", NULL, &q->client_name, NULL, own);
 	set_bytes_field(r, "auth_hex", NULL, &q->auth, NULL, own);
@@ -378,13 +383,14 @@ static void assert_request_eq(const char *name, const struct codec_request *got,
 	cr_expect_eq(got->version, want->version, "%s: version", name);
 	cr_expect(bytes_eq(got->client_name, want->client_name), "%s: client_name", name);
 	cr_expect(bytes_eq(got->auth, want->auth), "%s: auth", name);
+	cr_expect(bytes_eq(got->retire_key, want->retire_key), "%s: key", name);
 	cr_expect(bytes_eq(got->expect, want->expect), "%s: expect", name);
 }
 
 static bool is_session_op(uint32_t op)
 {
-	return op != CODEC_OP_HELLO && op != CODEC_OP_PING && op != CODEC_OP_STATS &&
-	       op != CODEC_OP_NAMESPACES;
+	return op != CODEC_OP_HELLO && op != CODEC_OP_PING && op != CODEC_OP_RETIRE &&
+	       op != CODEC_OP_STATS && op != CODEC_OP_NAMESPACES;
 }
 
 /* SET_IF and TOUCH_IF vectors whose expect was checked to be the tag of the data they name. */
@@ -523,7 +529,7 @@ LEAK_CHECKED_TEST(vectors, every_vector)
 	struct vectors vs;
 	size_t i, requests = 0, replies = 0, invalid = 0;
 	uint64_t ops_seen = 0, ops_all = 0;
-	static const uint8_t ops[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+	static const uint8_t ops[] = {0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
 	                              0x17, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x34};
 
 	vectors_load(&vs);

@@ -75,6 +75,7 @@ const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP
 const ARGS = Object.freeze({
   [OP.HELLO]: ['version', 'client_name', 'auth'],
   [OP.PING]: [],
+  [OP.RETIRE]: ['key'],
   [OP.GET]: ['ns', 'id'],
   [OP.SET]: ['ns', 'id', 'data', 'ttl'],
   [OP.TOUCH]: ['ns', 'id', 'ttl'],
@@ -575,6 +576,7 @@ function decodeRequestBody(body) {
       case 'id': putBytes(out, 'id', sized(readBytes(body, sp, 'id', true, true), 1, 128, 'id')); break;
       case 'data': out.data_hex = readBytes(body, sp, 'data', true, true).bytes.toString('hex'); break;
       case 'ttl': out.ttl_ms = readTtl(body, sp); break;
+      case 'key': out.key_hex = sized(readBytes(body, sp, 'key', false, true), 32, 32, 'key').bytes.toString('hex'); break;
       case 'expect': out.expect_hex = sized(readBytes(body, sp, 'expect', false, true), TAG_BYTES, TAG_BYTES, 'expect').bytes.toString('hex'); break;
       case 'type': out.type = sized(readBytes(body, sp, 'flash type', true, false), 1, 64, 'flash type').bytes.toString('utf8'); break;
       case 'type_or_nil':

@@ -28,6 +28,7 @@ function bytesOf(fields, key) {
 function argsOf(r) {
   switch (r.op) {
     case codec.OP.HELLO: return null; // auth is raw bytes; built below
+    case codec.OP.RETIRE: return [Buffer.from(r.key_hex, 'hex')];
     case codec.OP.PING: return r.ping_payload ? [Buffer.from(r.data_hex, 'hex')] : [];
     case codec.OP.GET: case codec.OP.DESTROY: case codec.OP.TTL: case codec.OP.LOAD: return [r.ns, bytesOf(r, 'id')];
     case codec.OP.SET: return [r.ns, bytesOf(r, 'id'), Buffer.from(r.data_hex, 'hex'), int(r.ttl_ms)];
