@@ -1515,11 +1515,18 @@ static void snap_ns_done(struct snap_load *l)
  * SNAP_PRESIZE_AFTER). Refused for memory, the table grows as usual. */
 static void snap_presize(struct snap_load *l)
 {
+	uint64_t want;
+
 	if (l->st == NULL || l->ns_sessions != SNAP_PRESIZE_AFTER || l->count_hint <= l->sessions)
 		return;
-	if (store_table_fit(l->st, l->key.ns, l->key.ns_len,
-	                    l->ns_sessions + (l->count_hint - l->sessions)) == 0)
+	want = l->ns_sessions + (l->count_hint - l->sessions);
+	if (store_table_fit(l->st, l->key.ns, l->key.ns_len, want) == 0) {
 		l->presized = true;
+		persist_say(LOG_DEBUG,
+		            "load: a namespace's table presized for %" PRIu64 " sessions, %" PRIu64
+		            " loaded and the rest of the snapshot's",
+		            want, l->ns_sessions);
+	}
 }
 
 static int snap_load_record(void *arg, const struct record *r)
