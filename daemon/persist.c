@@ -1441,8 +1441,21 @@ struct snap_load {
 	bool bare; /* the current session has neither data nor, so far, a flash */
 	bool ended;
 	uint64_t sessions;
+	/* The END record's count, read from the file's tail before the load (snap_count_hint);
+	 * 0: unknown, no presize. */
+	uint64_t count_hint;
+	uint64_t ns_sessions; /* of the current namespace so far */
+	bool presized;        /* the current namespace's table was presized: fit it at its end */
 	const char *why;
 };
+
+/*
+ * A namespace's table is presized (store_table_fit) once it holds this many sessions of the
+ * snapshot: a table the size of the rest of the snapshot (8 MiB for a million sessions) for
+ * each of a thousand small namespaces would cost more page faults than the resizes it saves,
+ * and the growth up to here moves few nodes. A snapshot is written namespace by namespace.
+ */
+#define SNAP_PRESIZE_AFTER 65536u
 
 /*
  * store_set and store_flash_push for a snapshot's sessions: one refused for memory is tried
@@ -1488,6 +1501,34 @@ static int snap_finish_session(struct snap_load *l)
 	return 0;
 }
 
+/* Fit the current namespace's table to the sessions it got, when it was presized for more
+ * (the rest of the snapshot): as one session at a time would have left it. A hint only. */
+static void snap_ns_done(struct snap_load *l)
+{
+	if (l->presized)
+		(void)store_table_fit(l->st, l->key.ns, l->key.ns_len, 0);
+	l->presized = false;
+	l->ns_sessions = 0;
+}
+
+/* Presize the current namespace's table for the rest of the snapshot, once (see
+ * SNAP_PRESIZE_AFTER). Refused for memory, the table grows as usual. */
+static void snap_presize(struct snap_load *l)
+{
+	uint64_t want;
+
+	if (l->st == NULL || l->ns_sessions != SNAP_PRESIZE_AFTER || l->count_hint <= l->sessions)
+		return;
+	want = l->ns_sessions + (l->count_hint - l->sessions);
+	if (store_table_fit(l->st, l->key.ns, l->key.ns_len, want) == 0) {
+		l->presized = true;
+		persist_say(LOG_DEBUG,
+		            "load: a namespace's table presized for %" PRIu64 " sessions, %" PRIu64
+		            " loaded and the rest of the snapshot's",
+		            want, l->ns_sessions);
+	}
+}
+
 static int snap_load_record(void *arg, const struct record *r)
 {
 	struct snap_load *l = arg;
@@ -1501,6 +1542,9 @@ static int snap_load_record(void *arg, const struct record *r)
 	case REC_SNAP_SESSION:
 		if (snap_finish_session(l) == -1)
 			return -1;
+		if (l->st != NULL && (l->sessions == 0 || r->key.ns_len != l->key.ns_len ||
+		                      memcmp(r->key.ns, l->ns, r->key.ns_len) != 0))
+			snap_ns_done(l);
 		memcpy(l->ns, r->key.ns, r->key.ns_len);
 		memcpy(l->id, r->key.id, r->key.id_len);
 		l->key = (struct store_key){
@@ -1510,8 +1554,10 @@ static int snap_load_record(void *arg, const struct record *r)
 		l->in_session = true;
 		l->bare = !r->has_data;
 		l->sessions++;
+		l->ns_sessions++;
 		if (l->st && r->has_data && snap_set(l, r) == -1)
 			return -1;
+		snap_presize(l);
 		return 0;
 	case REC_SNAP_FLASH:
 		if (!l->in_session) {
@@ -1527,6 +1573,8 @@ static int snap_load_record(void *arg, const struct record *r)
 	case REC_SNAP_END:
 		if (snap_finish_session(l) == -1)
 			return -1;
+		if (l->st != NULL)
+			snap_ns_done(l);
 		if (r->count != l->sessions) {
 			l->why = "end record counts a different number of sessions";
 			errno = EBADMSG;
@@ -3223,6 +3271,38 @@ struct load_totals {
 	uint64_t snap_ms;    /* spent up to the snapshot's end; the rest of the load is the log's */
 };
 
+/*
+ * The number of sessions snapshot ${name} says it holds, from its END record, the file's last
+ * (snap_write): 0 when that record is not there whole, which the load then finds. A hint for
+ * presizing only, read before the load so that no table is resized while it runs.
+ */
+static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t seq)
+{
+	size_t body = (p->key ? NONCE_BYTES + TAG_BYTES : 0) + SNAP_END_BYTES - REC_HEADER_BYTES,
+	       len;
+	struct mapped m;
+	struct record rec;
+	const char *why;
+	uint64_t count = 0;
+	size_t y;
+
+	if (file_map(p->dir_fd, name, &m) == -1)
+		return 0;
+	if (m.size >= FILE_HEADER_BYTES + REC_HEADER_BYTES + body) {
+		y = m.size - REC_HEADER_BYTES - body;
+		if (record_at(m.map, m.size, y, &len) && len == body &&
+		    record_open(m.map + y + REC_HEADER_BYTES, len, seq, y, p->key, true, &p->plain,
+		                &rec, &why) == 0 &&
+		    rec.type == REC_SNAP_END)
+			count = rec.count;
+		/* Never more than the file can hold: a table is allocated for it. */
+		if (count > m.size / SNAP_SESSION_OVERHEAD)
+			count = 0;
+	}
+	file_unmap(&m);
+	return count;
+}
+
 static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, struct load_totals *t)
 {
 	struct snap_load l = {.st = st};
@@ -3231,6 +3311,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 	struct scan s;
 
 	snap_name(name, seq);
+	l.count_hint = snap_count_hint(p, name, seq);
 	if (file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
 	              &p->plain, &s, &fail_off) == -1) {
 		if (fail_off > 0)

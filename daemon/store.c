@@ -1988,6 +1988,27 @@ static void dict_settle(struct store *st, struct dict *d, dict_hash_fn hash)
 		dict_step(st, d, hash, 4096);
 }
 
+int store_table_fit(struct store *st, const uint8_t *ns_name, size_t ns_len, uint64_t sessions)
+{
+	struct ns *ns = ns_find_const(st, ns_name, ns_len);
+	struct dict *d;
+	size_t buckets;
+
+	if (ns == NULL || ns->dropped_prev != NULL)
+		return 0;
+	d = &ns->sessions;
+	dict_settle(st, d, sess_hash);
+	/* What growth one session at a time leaves (dict_grow_buckets): the load's tables, and
+	 * so STATS bytes and the memory limit, come out as they would without a presize. */
+	buckets = pow2_at_least(sessions > d->used ? sessions : d->used);
+	if (d->table[0] == NULL || buckets == d->size[0])
+		return 0;
+	if (dict_resize(st, d, buckets, 0) == -1)
+		return -1;
+	dict_settle(st, d, sess_hash);
+	return 0;
+}
+
 void store_settle(struct store *st)
 {
 	dict_settle(st, &st->names, ns_hash);

@@ -312,6 +312,16 @@ uint64_t store_bytes_peak(const struct store *st);
 void store_bytes_peak_reset(struct store *st);
 
 /*
+ * store_table_fit(st, ns, ns_len, sessions):
+ * Resize ${ns}'s session table at once (no resize left in progress) to what growth gives for
+ * ${sessions} sessions, or for those it holds when more: a load that knows how many sessions
+ * are coming presizes with it, so that no lookup walks two tables and no node moves twice,
+ * and fits with 0 once they are in. Nothing for a namespace that does not exist. Returns 0,
+ * or -1 with ENOMEM (beyond the memory limit; the table is then as it was, settled).
+ */
+int store_table_fit(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t sessions);
+
+/*
  * store_settle(st):
  * Finish every table resize in progress at once, freeing the buckets they move from (a
  * resize otherwise moves a couple of buckets per access). For loading saved sessions, before

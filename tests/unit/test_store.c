@@ -1357,6 +1357,56 @@ static uint64_t store_bytes(const struct store *st)
 }
 
 /*
+ * store.h: store_table_fit presizes a namespace's table for a load that knows its count, and
+ * fits it back to what growth one session at a time leaves: after the load, STATS bytes (and
+ * so --max-memory's judgement) are what they are without a presize, and the table grows on
+ * from there. Refused beyond the memory limit, it leaves the table as it was.
+ */
+LEAK_CHECKED_TEST(store, table_fit_presizes_and_fits_back_to_what_growth_leaves)
+{
+	struct store *grown = new_store(0), *fitted = new_store(0), *small = new_store(64 * 1024);
+	struct id_buf b;
+	uint64_t bytes;
+
+	put_range(grown, 0, 1500, T0 + 60000);
+	put_range(fitted, 0, 1, T0 + 60000);
+	bytes = store_bytes(fitted);
+	cr_assert_eq(store_table_fit(fitted, NS, 3, 5000), 0);
+	cr_assert_gt(store_bytes(fitted), bytes + 8000 * sizeof(void *) - 64, "not presized");
+	put_range(fitted, 1, 1500, T0 + 60000);
+	cr_assert_eq(store_table_fit(fitted, NS, 3, 0), 0);
+	store_settle(grown);
+	cr_assert_eq(store_bytes(fitted), store_bytes(grown));
+	/* Fewer than it holds, or a namespace that does not exist: nothing changes. */
+	cr_assert_eq(store_table_fit(fitted, NS, 3, 10), 0);
+	cr_assert_eq(store_table_fit(fitted, (const uint8_t *)"none", 4, 1000), 0);
+	cr_assert_eq(store_bytes(fitted), store_bytes(grown));
+	put_range(grown, 1500, 3000, T0 + 60000);
+	put_range(fitted, 1500, 3000, T0 + 60000);
+	store_settle(grown);
+	store_settle(fitted);
+	cr_assert_eq(store_bytes(fitted), store_bytes(grown));
+	for (size_t i = 0; i < 3000; i++) {
+		struct store_key k = key_n(&b, "app", i);
+		const void *data;
+		size_t len;
+
+		cr_assert_eq(store_get(fitted, &k, T0, &data, &len), 0, "%zu", i);
+	}
+
+	put_range(small, 0, 10, T0 + 60000);
+	store_settle(small);
+	bytes = store_bytes(small);
+	cr_assert_eq(store_table_fit(small, NS, 3, 1u << 20), -1);
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_eq(store_bytes(small), bytes);
+	put_range(small, 10, 20, T0 + 60000);
+	store_free(grown);
+	store_free(fitted);
+	store_free(small);
+}
+
+/*
  * CLEAR takes a namespace out of sight at once and leaves its memory to store_expire, a
  * budget at a time: the counts, lookups, COUNT, STATS and the snapshot walk see it gone, a
  * namespace of the same name starts afresh, and the bytes come down only as sessions are
