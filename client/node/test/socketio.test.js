@@ -13,7 +13,7 @@ const session = require('express-session');
 const crypto = require('crypto');
 const { Server } = require('socket.io');
 const { io: ioClient } = require('socket.io-client');
-const { SessdStore } = require('..');
+const { SessdStore, flash } = require('..');
 const { Daemon, sleep } = require('./helpers');
 
 const SECRET = 'socketio-test-secret';
@@ -35,6 +35,9 @@ async function app(t, cookie = {}) {
   const mw = session({ store, secret: SECRET, resave: false, saveUninitialized: true, rolling: cookie.maxAge !== undefined, cookie });
   const a = express();
   a.use(mw);
+  a.use(flash());
+  a.get('/push', async (req, res) => res.json({ n: await req.flash('info', 'from http') }));
+  a.get('/pop', async (req, res) => res.json({ got: await req.flash('info') }));
   a.get('/login', (req, res) => {
     req.session.user = req.query.user;
     res.json({});
@@ -44,10 +47,13 @@ async function app(t, cookie = {}) {
   const server = http.createServer(a);
   const io = new Server(server);
   io.engine.use(mw);
+  io.engine.use(flash());
   io.on('connection', (socket) => {
     const req = socket.request;
     const save = (ack) => req.session.save((err) => ack(err ? err.message : null));
     socket.on('sid', (ack) => ack(req.sessionID));
+    socket.on('push', async (ack) => ack(await req.flash('info', 'from socket')));
+    socket.on('reloadpop', (ack) => req.session.reload(async (err) => ack(err ? err.message : await req.flash('info'))));
     socket.on('inc', (ack) => {
       req.session.count = (req.session.count || 0) + 1;
       save(ack);
@@ -109,7 +115,7 @@ test('a socket whose handshake made the session merges its saves: an HTTP login 
   assert.equal(st.user, null);
 });
 
-test('a socket of a session read at its handshake: an HTTP logout stays, its saves and HTTP saves both stand', async (t) => {
+test('a socket of a session read at its handshake: an HTTP logout stays, its saves and HTTP saves both stand, flashes go across once', async (t) => {
   const { get, connect } = await app(t);
   const { cookie } = await get('/login?user=alice');
   const s = await connect(cookie);
@@ -118,6 +124,12 @@ test('a socket of a session read at its handshake: an HTTP logout stays, its sav
   assert.equal(await emit(s, 'inc'), null);
   const st = (await get('/state', cookie)).body;
   assert.deepEqual([st.user, st.count], ['alice2', 2]);
+  // Flashes (io.engine.use(flash())): each shown once, on the other side.
+  assert.equal(await emit(s, 'push'), 1);
+  assert.deepEqual((await get('/pop', cookie)).body.got, ['from socket']);
+  await get('/push', cookie);
+  assert.deepEqual(await emit(s, 'reloadpop'), ['from http']);
+  assert.deepEqual((await get('/pop', cookie)).body.got, []);
   await get('/logout', cookie);
   assert.equal(await emit(s, 'inc'), null);
   assert.equal((await get('/state', cookie)).body.user, null, 'the socket\'s save brought the logged-out session back');
