@@ -6,7 +6,8 @@
 //   cd client/node && npm ci && (cd bench/ecosystem && npm ci)
 //   node bench/ecosystem/fastify.js [--stores sessd,redis,memory]
 //
-// Scenarios: basic (login, a flash shown once, the TTL sessd gives the session, logout);
+// Scenarios: basic (login, a flash shown once, the TTL sessd gives the session, logout); twice
+// (a route that saves the session, then changes it again: both changes stored);
 // slow-logout (a slow page that read the signed-in session ends after a logout in another tab:
 // is the logout undone?); cart (20 cart adds at once: how many stand?); flashes (20 flashes
 // pushed at once from 20 requests: how many are shown, how many twice?).
@@ -50,7 +51,13 @@ async function startApp(store) {
     request.flash('info', request.query.msg);
     return { ok: true };
   });
-  app.get('/page', async (request, reply) => ({ sid: request.session.sessionId, user: request.session.user || null, cart: request.session.cart || [], flash: reply.flash() }));
+  app.get('/twice', async (request) => {
+    request.session.a = 1;
+    await request.session.save();
+    request.session.b = 2;
+    return { ok: true };
+  });
+  app.get('/page', async (request, reply) => ({ sid: request.session.sessionId, user: request.session.user || null, cart: request.session.cart || [], ab: [request.session.a, request.session.b], flash: reply.flash() }));
   await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, base: `http://127.0.0.1:${app.server.address().port}` };
 }
@@ -66,6 +73,13 @@ const scenarios = {
     const p3 = await get(base, '/page', cookie);
     return `login status ${login.status}; page 1 user=${p1.body.user} flash=${JSON.stringify(p1.body.flash)}; page 2 flash=${JSON.stringify(p2.body.flash)}; ` +
       `store TTL ${ttl === null ? 'n/a' : Math.round(ttl / 1000) + ' s'} (maxAge ${MAX_AGE / 1000} s); after logout user=${p3.body && p3.body.user}`;
+  },
+  async twice(base) {
+    const { cookie } = await get(base, '/login?user=erin');
+    await get(base, '/page', cookie);
+    const r = await get(base, '/twice', cookie);
+    const after = await get(base, '/page', r.cookie || cookie);
+    return `a route that saves, then changes again: ${JSON.stringify(after.body.ab)} (want [1,2]), user=${after.body.user}`;
   },
   async 'slow-logout'(base) {
     const { cookie } = await get(base, '/login?user=bob');

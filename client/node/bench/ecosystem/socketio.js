@@ -19,6 +19,8 @@
 //                socket's session object stays as the handshake left it; the socket saves:
 //                is the session still there?
 //   stale-reload: the same, with the docs' reload() before the socket's change.
+//   expired:     cookie maxAge 3 s; the socket (websocket only) saves after the session expired
+//                with no HTTP request: is it back?
 //   reload:      the docs' reload() before each socket change, after an HTTP logout: the
 //                error the handler gets.
 
@@ -166,6 +168,15 @@ const scenarios = {
   // stale: the socket saves the handshake's session object as it is; stale-reload: after reload().
   stale: (base) => stale(base, 'inc'),
   'stale-reload': (base) => stale(base, 'reloadinc'),
+  async expired(base) {
+    const { cookie } = await get(base, '/login?user=gina');
+    const s = await connect(base, cookie, ['websocket']);
+    await sleep(3500); // past the 3 s maxAge, no HTTP request
+    const a = await emit(s, 'inc');
+    const st = await get(base, '/state', cookie);
+    s.close();
+    return `socket save after the session expired: err=${a.err}; old cookie user=${st.body.user} (${st.body.user ? 'EXPIRED SESSION BACK' : 'stays expired'})`;
+  },
   async reload(base) {
     const { cookie } = await get(base, '/login?user=erin');
     const s = await connect(base, cookie);
@@ -179,7 +190,7 @@ const scenarios = {
 };
 
 const withApp = (name, scenario) => async (s) => {
-  const app = await startApp(s.store, name.startsWith('stale') ? { maxAge: 3000 } : {});
+  const app = await startApp(s.store, name.startsWith('stale') || name === 'expired' ? { maxAge: 3000 } : {});
   try {
     return await scenario(app.base);
   } finally {
