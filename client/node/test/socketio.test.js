@@ -144,15 +144,15 @@ test('a socket of a session read at its handshake: an HTTP logout stays, its sav
 });
 
 test('a socket that reload()s before its change keeps a session HTTP kept alive past the handshake cookie\'s expiry', async (t) => {
-  const { get, connect } = await app(t, { maxAge: 1200 });
+  const { get, connect } = await app(t, { maxAge: 1000 });
   const { cookie } = await get('/login?user=dave');
   const s = await connect(cookie);
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 3; i++) {
     await sleep(400);
     await get('/state', cookie);
   }
   assert.equal(await emit(s, 'reloadinc'), null);
-  await sleep(600);
+  await sleep(500);
   assert.equal((await get('/state', cookie)).body.user, 'dave');
 });
 
