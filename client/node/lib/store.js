@@ -753,12 +753,49 @@ class SessdStore extends BaseStore {
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
-    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined && (await this.savedWhole(sess, key, data))) {
-      if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
-      return;
+    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined) {
+      if (await this.savedWhole(sess, key, data)) {
+        if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
+        return;
+      }
+      const made = this.merge ? await this.madeState(sess, key) : null;
+      if (made !== null) {
+        await this.saveLoaded(sid, sess, made, ttl, atMs);
+        return;
+      }
     }
     await this.client.set(this.namespace, key, data, ttl);
     markSaved(sess, atMs, ttl, { key, data });
+  }
+
+  // madeState(sess, key): for a session this store saved whole under key (one it made: a first
+  // visit, a regenerate()) and that has changed since, the merge state (LOADED) of what that
+  // save wrote, put on sess, so that this save and the next merge over it as over a session
+  // read from sessd; null when there is no such save or it is not a session object. A session
+  // object that lives on past its request saves it again later: Socket.IO's socket.request.session
+  // (io.engine.use(sessionMiddleware)), made by the handshake of a visitor without a cookie
+  // yet. Saved whole again with SET, it wrote back its stale copy over a login made over HTTP
+  // meanwhile, and brought a logged-out (destroyed) session back, logged in again.
+  async madeState(sess, key) {
+    const whole = sess[SAVED].whole;
+    if (!whole || whole.key !== key || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
+    const before = await this.wholeRead(whole);
+    if (before === null) return null;
+    const st = { key, data: asBuffer(whole.data), text: null, forms: before.forms, cookie: before.cookie, stored: null, gone: false };
+    Object.defineProperty(sess, LOADED, { value: st, configurable: true });
+    return st;
+  }
+
+  // wholeRead(whole): a promise of { forms, cookie } (see LOADED) of the session a whole save
+  // wrote (SAVED's whole), null when it is not a session object the serializer reads back.
+  async wholeRead(whole) {
+    let before;
+    try {
+      before = await this.parse(whole.data);
+    } catch (err) {
+      return null;
+    }
+    return isPlainObject(before) ? { forms: this.forms(before), cookie: before.cookie } : null;
   }
 
   // savedShort(saved, sess): whether the request's end must renew the expiry its save (saved,
@@ -791,15 +828,10 @@ class SessdStore extends BaseStore {
     } else if (asBuffer(data).equals(asBuffer(whole.data))) {
       return true;
     }
-    let before;
-    try {
-      before = await this.parse(whole.data);
-    } catch (err) {
-      return false;
-    }
-    if (!isPlainObject(before)) return false;
+    const before = await this.wholeRead(whole);
+    if (before === null) return false;
     const mine = this.forms(sess);
-    const theirs = this.forms(before);
+    const theirs = before.forms;
     if (mine.size !== theirs.size) return false;
     for (const [k, f] of mine) {
       if (!theirs.has(k) || !this.sameForm(k, f, theirs.get(k))) return false;
