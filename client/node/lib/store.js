@@ -477,6 +477,10 @@ class TagCache {
   forget(key) {
     this.entries.delete(key);
   }
+
+  clear() {
+    this.entries.clear();
+  }
 }
 
 function conflictError(attempts) {
@@ -1402,6 +1406,7 @@ class SessdStore extends BaseStore {
   close() {
     this.client.off('connect', this.onConnect);
     this.client.off('disconnect', this.onDisconnect);
+    this.tags.clear(); // the copies of sessions' data go with the store
     if (this.ownsClient) this.client.close();
   }
 }
