@@ -310,20 +310,8 @@ function flash(opts = {}) {
   }
   const onError = opts.onError || null;
 
-  // The one place a push that nobody awaits can make its failure known. A hook that throws
-  // must not end the process from inside a promise callback: it becomes a warning.
-  function report(err, req) {
-    if (!onError) return;
-    try {
-      onError(err, req);
-    } catch (hookErr) {
-      process.emitWarning(`connect-sessd flash() onError threw: ${hookErr && hookErr.message}`);
-    }
-  }
-
-  // The store express-session used on an earlier request: the one to ask whether sessd is
-  // up when a request comes without a session.
-  let seenStore = null;
+  // The state every request's flashes share (see FlashRequest), made once.
+  const shared = { opts, mark, onError, seenStore: null };
 
   let warnedTaken = false;
 
@@ -338,149 +326,197 @@ function flash(opts = {}) {
       }
       return next();
     }
-    if (req.sessionStore) seenStore = req.sessionStore;
-    let backend = null;
-    let pending = null;
-    // Whether this request has pushed a flash (any type, any id): its pops then ask sessd.
-    let pushedAny = false;
-    // The session express-session made for this request because none was read (no cookie,
-    // or one naming no session): its id is new and random, so nothing can be queued for it
-    // but what this request pushes. A session regenerated later is another object. Only a
-    // SessdStore marks the sessions it read (STORED): under another store (flash({ client })
-    // beside express-session's MemoryStore or connect-redis) a session it read looks the same
-    // as a new one, and taken for new, every pop of a returning visitor found nothing.
-    const freshSession = req.session && req.sessionStore instanceof SessdStore && !req.session[STORED] ? req.session : null;
-
-    function ctx() {
-      if (typeof req.sessionID !== 'string' || !req.session) throw noSession(opts, seenStore, req);
-      if (!backend) backend = findBackend(opts, req);
-      return backend;
-    }
-
-    // push(type, msg): a promise of the queue's length after the push, or of 0 when the
-    // message was dropped, for a stored session that is gone (see pushTo). msg is already in
-    // its JSON form (jsonForm): what regenerate() moves and compares is what sessd holds.
-    function push(type, msg) {
-      const b = ctx();
-      if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
-      // A regenerate() of this request's session under way (req.session.regenerate(cb);
-      // req.flash(...) before cb): the message is for the visitor, whose session is the new one.
-      if (req[REGENERATING]) return hold(req[REGENERATING].then(() => push(type, msg)));
-      // Only a session that is not in sessd yet needs the mark: on a stored one it would make
-      // express-session save this request's copy over a concurrent request's changes. One this
-      // request saved already (a login's regenerate and save() before its "Welcome") is in
-      // sessd too: marked, it kept a stray key for its life and cost one more save. Such a
-      // session with a key of its own is one express-session sees as changed (a new id, or
-      // data an empty new session lacked), so its cookie goes out unmarked; an empty one saved
-      // is still marked, or with saveUninitialized: false the browser would never learn its id.
-      const savedWithData = req.session[SAVED] !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
-      const inSessd = req.session[STORED] === true || savedWithData;
-      if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
-      const ttlMs = ttlFor(req, b);
-      // The session ends with this request (ttlFor): the message is dropped, as a push to a
-      // session gone meanwhile is (resolves 0), rather than kept a day for nobody.
-      if (ttlMs === 0) return Promise.resolve(0);
-      pushedAny = true;
-      const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlMs);
-      // What the store's regenerate() moves to the new id: this request's pushes, no others,
-      // the last PUSHES_KEPT of them.
-      if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
-      const pushes = req[FLASH_PUSHES];
-      pushes.push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });
-      if (pushes.length > PUSHES_KEPT) pushes.splice(0, pushes.length - PUSHES_KEPT);
-      return hold(p);
-    }
-
-    // hold(p): p, a push's promise, which the response's end waits for (holdEnd).
-    function hold(p) {
-      if (!pending) {
-        pending = new Set();
-        holdEnd(res, pending);
-      }
-      pending.add(p);
-      const done = () => pending.delete(p);
-      p.then(done, done);
-      return p;
-    }
-
+    if (req.sessionStore) shared.seenStore = req.sessionStore;
+    const state = new FlashRequest(shared, req, res);
     // req.flash(type, msg) / (type, [msgs]) / (type, fmt, ...args): push, resolves to the
     // queue's length after the push, or 0 when the message was dropped (the session was read
     // from sessd and is gone since: see pushTo). req.flash(type) (or a msg of undefined or
     // null, with or without more arguments): pop that type, resolves to an array.
     // req.flash() (or any falsy type: '', 0): pop every type, resolves to { type: [msgs] }.
     // A message that is not a string is pushed as its JSON form (jsonForm).
+    // One function a request, the rest shared (FlashRequest): seven closures a request cost
+    // a sixth of connect-sessd's share of the app's CPU.
     req.flash = function reqFlash(...args) {
-      // connect-flash code and passport (failureFlash, successFlash) call req.flash without
-      // using its result. A failure (sessd down, the flash limit) must not then become an
-      // unhandled rejection, which ends the process; callers that await still get it.
-      const p = flashCall(...args);
-      p.catch((err) => report(err, req));
-      return p;
+      return state.call(args);
     };
-    req.flash[SESSD_FLASH] = true;
-
-    // nothingQueued(b): whether a pop of this request may answer "nothing" without asking
-    // sessd: its session was read by a LOAD (on b's client, namespace and key) that found no
-    // flash queued, it is still that session (same id, neither regenerated nor replaced), and
-    // this request has pushed nothing. A flash another request pushes after that LOAD is
-    // concurrent with this page: the pop is as if made at the LOAD, before that push, which
-    // stays queued for the next page. So nothing is lost or shown twice, and most pages, which
-    // have no flash, cost no round trip for it (connect-flash reads the loaded session). The
-    // same holds, with no LOAD, for the session express-session made for this request
-    // (freshSession): a visitor without a session, a crawler, pays no pop either.
-    function nothingQueued(b) {
-      if (pushedAny) return false;
-      if (freshSession !== null && req.session === freshSession && !req.session[STORED]) return true;
-      const seen = req.session[FLASH_COUNT];
-      return seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
-        seen.namespace === b.namespace && seen.key === b.prefix + req.sessionID;
-    }
-
-    // pop(b, type): pops one type (null: all). The pop goes out after this request's pushes
-    // to the id (one connection serves one id), so it takes them: a regenerate must not
-    // bring them back.
-    function pop(b, type) {
-      if (b.inSession) return Promise.resolve(sessionPop(req, type));
-      if (nothingQueued(b)) return Promise.resolve(type === null ? {} : []);
-      const key = b.prefix + req.sessionID;
-      const pushed = req[FLASH_PUSHES];
-      if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));
-      return b.client.flashPop(b.namespace, key, type);
-    }
-
-    // The forms are connect-flash's (if (type && msg) push; else if (type) read one type; else
-    // read every type), so code written for it does what it did there, with one exception: a
-    // falsy message other than undefined and null ('', 0, false) is a message here (README).
-    function flashCall(type, msg, ...rest) {
-      try {
-        if (!type) return pop(ctx(), null);
-        const queue = flashType(type);
-        // An i18n t() that finds no text returns undefined: req.flash('info', t(key), name)
-        // then reads in connect-flash, rather than pushing "undefined ada".
-        if (arguments.length === 1 || msg === undefined || msg === null) {
-          const b = ctx();
-          return longType(queue) ? Promise.resolve([]) : pop(b, queue);
-        }
-        if (longType(queue)) {
-          ctx(); // without a session, that error first, as for any push
-          throw longTypeError(queue);
-        }
-        if (rest.length > 0) return push(queue, util.format(msg, ...rest));
-        if (Array.isArray(msg)) {
-          // All or none: a message JSON cannot hold refuses the whole array, as connect-flash's
-          // save of the session would.
-          const msgs = msg.map(jsonForm);
-          // One connection serves one session id, so these pipelined pushes keep their order.
-          const pushes = msgs.map((m) => push(queue, m));
-          return Promise.all(pushes).then((lengths) => (lengths.length ? lengths[lengths.length - 1] : undefined));
-        }
-        return push(queue, jsonForm(msg));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
+    req.flash[SESSD_FLASH] = state;
     next();
   };
+}
+
+// FlashRequest: one request's flashes (flash() makes one per request, req.flash calls it).
+// shared: { opts, mark, onError, seenStore } of its flash().
+class FlashRequest {
+  constructor(shared, req, res) {
+    this.shared = shared;
+    this.req = req;
+    this.res = res;
+    this.backend = null;
+    this.pending = null;
+    // Whether this request has pushed a flash (any type, any id): its pops then ask sessd.
+    this.pushedAny = false;
+    // The session express-session made for this request because none was read (no cookie,
+    // or one naming no session): its id is new and random, so nothing can be queued for it
+    // but what this request pushes. A session regenerated later is another object. Only a
+    // SessdStore marks the sessions it read (STORED): under another store (flash({ client })
+    // beside express-session's MemoryStore or connect-redis) a session it read looks the same
+    // as a new one, and taken for new, every pop of a returning visitor found nothing.
+    this.freshSession = req.session && req.sessionStore instanceof SessdStore && !req.session[STORED] ? req.session : null;
+  }
+
+  // call(args): req.flash(...args). connect-flash code and passport (failureFlash,
+  // successFlash) call req.flash without using its result. A failure (sessd down, the flash
+  // limit) must not then become an unhandled rejection, which ends the process; callers that
+  // await still get it.
+  call(args) {
+    const p = this.flashCall(args);
+    p.catch((err) => this.report(err));
+    return p;
+  }
+
+  // The one place a push that nobody awaits can make its failure known. A hook that throws
+  // must not end the process from inside a promise callback: it becomes a warning.
+  report(err) {
+    const onError = this.shared.onError;
+    if (!onError) return;
+    try {
+      onError(err, this.req);
+    } catch (hookErr) {
+      process.emitWarning(`connect-sessd flash() onError threw: ${hookErr && hookErr.message}`);
+    }
+  }
+
+  ctx() {
+    const req = this.req;
+    if (typeof req.sessionID !== 'string' || !req.session) throw noSession(this.shared.opts, this.shared.seenStore, req);
+    if (!this.backend) this.backend = findBackend(this.shared.opts, req);
+    return this.backend;
+  }
+
+  // push(type, msg): a promise of the queue's length after the push, or of 0 when the
+  // message was dropped, for a stored session that is gone (see pushTo). msg is already in
+  // its JSON form (jsonForm): what regenerate() moves and compares is what sessd holds.
+  push(type, msg) {
+    const b = this.ctx();
+    const req = this.req;
+    if (b.inSession) return Promise.resolve(sessionPush(req, type, msg));
+    // A regenerate() of this request's session under way (req.session.regenerate(cb);
+    // req.flash(...) before cb): the message is for the visitor, whose session is the new one.
+    if (req[REGENERATING]) return this.hold(req[REGENERATING].then(() => this.push(type, msg)));
+    // Only a session that is not in sessd yet needs the mark: on a stored one it would make
+    // express-session save this request's copy over a concurrent request's changes. One this
+    // request saved already (a login's regenerate and save() before its "Welcome") is in
+    // sessd too: marked, it kept a stray key for its life and cost one more save. Such a
+    // session with a key of its own is one express-session sees as changed (a new id, or
+    // data an empty new session lacked), so its cookie goes out unmarked; an empty one saved
+    // is still marked, or with saveUninitialized: false the browser would never learn its id.
+    const savedWithData = req.session[SAVED] !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
+    const inSessd = req.session[STORED] === true || savedWithData;
+    const mark = this.shared.mark;
+    if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
+    const ttlMs = ttlFor(req, b);
+    // The session ends with this request (ttlFor): the message is dropped, as a push to a
+    // session gone meanwhile is (resolves 0), rather than kept a day for nobody.
+    if (ttlMs === 0) return Promise.resolve(0);
+    this.pushedAny = true;
+    const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlMs);
+    // What the store's regenerate() moves to the new id: this request's pushes, no others,
+    // the last PUSHES_KEPT of them.
+    if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];
+    const pushes = req[FLASH_PUSHES];
+    pushes.push({ namespace: b.namespace, key: b.prefix + req.sessionID, type, msg, result: p });
+    if (pushes.length > PUSHES_KEPT) pushes.splice(0, pushes.length - PUSHES_KEPT);
+    return this.hold(p);
+  }
+
+  // hold(p): p, a push's promise, which the response's end waits for (holdEnd).
+  hold(p) {
+    let pending = this.pending;
+    if (!pending) {
+      pending = this.pending = new Set();
+      holdEnd(this.res, pending);
+    }
+    pending.add(p);
+    const done = () => pending.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  // nothingQueued(b): whether a pop of this request may answer "nothing" without asking
+  // sessd: its session was read by a LOAD (on b's client, namespace and key) that found no
+  // flash queued, it is still that session (same id, neither regenerated nor replaced), and
+  // this request has pushed nothing. A flash another request pushes after that LOAD is
+  // concurrent with this page: the pop is as if made at the LOAD, before that push, which
+  // stays queued for the next page. So nothing is lost or shown twice, and most pages, which
+  // have no flash, cost no round trip for it (connect-flash reads the loaded session). The
+  // same holds, with no LOAD, for the session express-session made for this request
+  // (freshSession): a visitor without a session, a crawler, pays no pop either.
+  nothingQueued(b) {
+    if (this.pushedAny) return false;
+    const req = this.req;
+    if (this.freshSession !== null && req.session === this.freshSession && !req.session[STORED]) return true;
+    const seen = req.session[FLASH_COUNT];
+    return seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
+      seen.namespace === b.namespace && seen.key === b.prefix + req.sessionID;
+  }
+
+  // pop(b, type): pops one type (null: all). The pop goes out after this request's pushes
+  // to the id (one connection serves one id), so it takes them: a regenerate must not
+  // bring them back.
+  pop(b, type) {
+    const req = this.req;
+    if (b.inSession) return Promise.resolve(sessionPop(req, type));
+    if (this.nothingQueued(b)) return Promise.resolve(type === null ? {} : []);
+    const key = b.prefix + req.sessionID;
+    const pushed = req[FLASH_PUSHES];
+    if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));
+    return b.client.flashPop(b.namespace, key, type);
+  }
+
+  // popsNothing(): whether req.flash() would resolve {} without asking sessd (nothingQueued),
+  // for flash.locals to answer at once; false whenever it cannot tell.
+  popsNothing() {
+    let b;
+    try {
+      b = this.ctx();
+    } catch (err) {
+      return false;
+    }
+    return !b.inSession && this.nothingQueued(b);
+  }
+
+  // The forms are connect-flash's (if (type && msg) push; else if (type) read one type; else
+  // read every type), so code written for it does what it did there, with one exception: a
+  // falsy message other than undefined and null ('', 0, false) is a message here (README).
+  flashCall(args) {
+    const [type, msg] = args;
+    try {
+      if (!type) return this.pop(this.ctx(), null);
+      const queue = flashType(type);
+      // An i18n t() that finds no text returns undefined: req.flash('info', t(key), name)
+      // then reads in connect-flash, rather than pushing "undefined ada".
+      if (args.length === 1 || msg === undefined || msg === null) {
+        const b = this.ctx();
+        return longType(queue) ? Promise.resolve([]) : this.pop(b, queue);
+      }
+      if (longType(queue)) {
+        this.ctx(); // without a session, that error first, as for any push
+        throw longTypeError(queue);
+      }
+      if (args.length > 2) return this.push(queue, util.format(...args.slice(1)));
+      if (Array.isArray(msg)) {
+        // All or none: a message JSON cannot hold refuses the whole array, as connect-flash's
+        // save of the session would.
+        const msgs = msg.map(jsonForm);
+        // One connection serves one session id, so these pipelined pushes keep their order.
+        const pushes = msgs.map((m) => this.push(queue, m));
+        return Promise.all(pushes).then((lengths) => (lengths.length ? lengths[lengths.length - 1] : undefined));
+      }
+      return this.push(queue, jsonForm(msg));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
 }
 
 // flash.locals(opts): middleware that pops every pending flash into res.locals.flash
@@ -497,6 +533,14 @@ flash.locals = function locals(opts = {}) {
   return function sessdFlashLocals(req, res, next) {
     res.locals = res.locals || {};
     if (!methods.has(req.method) || typeof req.flash !== 'function' || !req.session) {
+      res.locals.flash = {};
+      next();
+      return;
+    }
+    // Most pages have no flash, and sessd was not asked (popsNothing): {} at once, without
+    // the promise and the turn of the event loop.
+    const state = req.flash[SESSD_FLASH];
+    if (state instanceof FlashRequest && state.req === req && state.popsNothing()) {
       res.locals.flash = {};
       next();
       return;

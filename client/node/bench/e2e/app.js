@@ -8,6 +8,7 @@
 // Environment: E2E_STORE sessd|sessd-merge|redis|memory (sessd-merge: SessdStore with a
 // mergeKey that combines two tabs' cart additions), SESSD_URL, REDIS_URL, PORT (0: any),
 // E2E_SESSD_DIR (the connect-sessd to load; default this checkout's client/node),
+// E2E_SESSD_OPTS (more SessdStore options as JSON, e.g. '{"poolSize":1}'),
 // E2E_MIGRATE=1 (sessd stores: migrateFrom the connect-redis store at REDIS_URL, as the
 // app had it, for bench/e2e/switch.js).
 // Prints "listening on http://127.0.0.1:PORT" when ready.
@@ -46,7 +47,8 @@ async function makeStore() {
     // E2E_SESSD_DIR: another checkout's client/node (e2e.js --versus), else this one.
     const sessdDir = process.env.E2E_SESSD_DIR || path.resolve(__dirname, '../..');
     const { SessdStore, flash, genid } = require(sessdDir);
-    const opts = { url: process.env.SESSD_URL, namespace: 'e2e' };
+    // E2E_SESSD_OPTS: more SessdStore options, as JSON ('{"poolSize":1}'), for both sessd apps.
+    const opts = { url: process.env.SESSD_URL, namespace: 'e2e', ...JSON.parse(process.env.E2E_SESSD_OPTS || '{}') };
     if (STORE === 'sessd-merge') opts.mergeKey = (key, base, mine, theirs) => (key === 'cart' ? mergeCart(base, mine, theirs) : mine);
     let redis;
     if (process.env.E2E_MIGRATE === '1') ({ store: opts.migrateFrom, redis } = await redisStore());

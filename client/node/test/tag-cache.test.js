@@ -1,0 +1,90 @@
+'use strict';
+// The store's cache of sessions' tags (TagCache in lib/store.js): a page view of a session
+// whose data has not changed since the last one the store tagged reuses that tag rather than
+// hashing the data again. It must be exactly dataTag's BLAKE2b of the bytes read, always: a
+// stale tag would make every TOUCH_IF and SET_IF after another process's save a CONFLICT
+// (a lost renewal, a save read twice). The real daemon, the store as express-session calls it.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('crypto');
+const { Client, SessdStore, codec, dataTag } = require('..');
+const { Daemon, requireOp } = require('./helpers');
+
+const NS = 'tag-cache-test';
+const HOUR = 3600 * 1000;
+let daemon;
+
+test.before(async () => {
+  daemon = await new Daemon().start();
+  await requireOp(daemon.unixUrl, codec.OP.TOUCH_IF, [null, 'p', 60000, Buffer.alloc(16)], 'TOUCH_IF');
+});
+
+test.after(async () => {
+  if (daemon) await daemon.cleanup();
+});
+
+const p = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+
+// A page view as express-session makes it: get, createSession, the cookie renewed, touch.
+async function pageView(store, sid) {
+  const data = await p((cb) => store.get(sid, cb));
+  const sess = store.createSession({ sessionID: sid, sessionStore: store }, data);
+  sess.touch();
+  await p((cb) => store.touch(sid, sess, cb));
+}
+
+function session(user) {
+  return JSON.stringify({ cookie: { originalMaxAge: HOUR, expires: new Date(Date.now() + HOUR).toISOString(), httpOnly: true, path: '/' }, user });
+}
+
+test('a session another process rewrote (same length, one byte changed) is touched with its new tag, not the cached one', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  const other = new Client({ url: daemon.unixUrl });
+  t.after(() => { store.close(); other.close(); });
+  const outcomes = [];
+  const touchIf = store.client.touchIf.bind(store.client);
+  store.client.touchIf = async (...args) => {
+    const outcome = await touchIf(...args);
+    outcomes.push(outcome);
+    return outcome;
+  };
+  const sid = 'tag-cache-sid';
+  await other.set(NS, sid, session('ada'), HOUR);
+  await pageView(store, sid);
+  await pageView(store, sid); // the second tags from the cache
+  // Another app process saves: same length, one byte apart.
+  await other.set(NS, sid, session('adb'), HOUR);
+  await pageView(store, sid);
+  await pageView(store, sid);
+  assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok']);
+  assert.equal(JSON.parse(await other.get(NS, sid)).user, 'adb');
+});
+
+test('the cached tag is dataTag of the bytes given, for bytes that are views of a buffer changed since, and past the cache\'s bounds', () => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  try {
+    const rnd = (n) => crypto.randomBytes(n);
+    // A view of a larger buffer (as a reply's data is), changed after it was tagged.
+    const frame = rnd(600);
+    const view = frame.subarray(100, 300);
+    assert.deepEqual(store.tags.tag('k', view), dataTag(view));
+    frame[150] ^= 1;
+    assert.deepEqual(store.tags.tag('k', view), dataTag(view));
+    assert.deepEqual(store.tags.peek('k', view), dataTag(view));
+    // Many keys (past the entry bound), data past the size bound, the same key alternating.
+    for (let i = 0; i < 3000; i++) {
+      const data = rnd(i % 7 === 0 ? 3000 : 1 + (i % 300));
+      const key = `k${i % 1500}`;
+      assert.deepEqual(store.tags.tag(key, data), dataTag(data));
+      assert.deepEqual(store.tags.tag(key, Buffer.from(data)), dataTag(data));
+      const changed = Buffer.from(data);
+      changed[changed.length - 1] ^= 0x80;
+      assert.deepEqual(store.tags.tag(key, changed), dataTag(changed));
+      assert.deepEqual(store.tags.peek(key, data), dataTag(data));
+    }
+    assert.ok(store.tags.entries.size <= 1024);
+  } finally {
+    store.close();
+  }
+});
