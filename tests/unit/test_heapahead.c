@@ -12,6 +12,7 @@
 
 #define BATCH_BYTES ((size_t)HEAPAHEAD_CHUNK_BYTES * HEAPAHEAD_BATCH_CHUNKS)
 
+#ifndef TESTS_ASAN
 /* Whether the page holding ${p} is in memory. */
 static bool resident(const void *p)
 {
@@ -22,7 +23,6 @@ static bool resident(const void *p)
 	return (v & 1) != 0;
 }
 
-#ifndef TESTS_ASAN
 /* A batch is faulted in before the load reaches it, and the load's mallocs come from it. */
 LEAK_CHECKED_TEST(heapahead, populates_ahead_of_malloc)
 {
