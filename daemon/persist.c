@@ -71,6 +71,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "heapahead.h"
 #include "ids.h"
 #include "log.h"
 #include "secretfile.h"
@@ -1432,6 +1433,7 @@ static int replay_log_record(void *arg, const struct record *r)
  */
 struct snap_load {
 	struct store *st;
+	struct heapahead *heap; /* NULL: the heap is left to fault page by page */
 	uint8_t ns[64];
 	uint8_t id[128];
 	struct store_key key;
@@ -1538,6 +1540,8 @@ static int snap_load_record(void *arg, const struct record *r)
 		errno = EBADMSG;
 		return -1;
 	}
+	if (l->heap != NULL)
+		heapahead_step(l->heap);
 	switch (r->type) {
 	case REC_SNAP_SESSION:
 		if (snap_finish_session(l) == -1)
@@ -3274,9 +3278,10 @@ struct load_totals {
 /*
  * The number of sessions snapshot ${name} says it holds, from its END record, the file's last
  * (snap_write): 0 when that record is not there whole, which the load then finds. A hint for
- * presizing only, read before the load so that no table is resized while it runs.
+ * presizing only, read before the load so that no table is resized while it runs. The file's
+ * size goes in ${size} (left alone when it cannot be read).
  */
-static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t seq)
+static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t seq, uint64_t *size)
 {
 	size_t body = (p->key ? NONCE_BYTES + TAG_BYTES : 0) + SNAP_END_BYTES - REC_HEADER_BYTES,
 	       len;
@@ -3288,6 +3293,7 @@ static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t se
 
 	if (file_map(p->dir_fd, name, &m) == -1)
 		return 0;
+	*size = m.size;
 	if (m.size >= FILE_HEADER_BYTES + REC_HEADER_BYTES + body) {
 		y = m.size - REC_HEADER_BYTES - body;
 		if (record_at(m.map, m.size, y, &len) && len == body &&
@@ -3305,15 +3311,21 @@ static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t se
 
 static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, struct load_totals *t)
 {
-	struct snap_load l = {.st = st};
+	struct heapahead heap;
+	struct snap_load l = {.st = st, .heap = &heap};
 	char name[NAME_BYTES];
-	uint64_t fail_off = 0;
+	uint64_t fail_off = 0, size = 0;
 	struct scan s;
+	int rc;
 
 	snap_name(name, seq);
-	l.count_hint = snap_count_hint(p, name, seq);
-	if (file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
-	              &p->plain, &s, &fail_off) == -1) {
+	l.count_hint = snap_count_hint(p, name, seq, &size);
+	/* The sessions take about the file's size in memory (SNAP_SESSION_OVERHEAD). */
+	heapahead_init(&heap, (size_t)size);
+	rc = file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
+	               &p->plain, &s, &fail_off);
+	heapahead_finish(&heap);
+	if (rc == -1) {
 		if (fail_off > 0)
 			say_apply_failure(p, name, fail_off, l.why);
 		return -1;
