@@ -2012,9 +2012,11 @@ LEAK_CHECKED_TEST(sessctl, a_server_s_figure_names_are_printed_escaped)
 /*
  * Answer HELLO on one connection as sessd does, then close it without replying to the next
  * request, as sessd does to the connections waiting for a group write that failed (PROTOCOL.md,
- * IO_ERROR); gives up after 10 s without a connection.
+ * IO_ERROR), or with ${reset} reset it, as a network fault does (closed with the request
+ * unread, which a Unix socket's peer reads as ECONNRESET); gives up after 10 s without a
+ * connection.
  */
-static void closing_server_serve(int lfd)
+static void closing_server_serve(int lfd, bool reset)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	struct timeval tv = {.tv_sec = 10};
@@ -2035,37 +2037,60 @@ static void closing_server_serve(int lfd)
 		else
 			rc = old_server_answer(fd, &req);
 		free(body);
+		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (rc == 0 && reset && poll(&pfd, 1, 10000) == 1)
+			break;
 	}
 	close(fd);
 	_exit(0);
 }
 
-/* A connection closed without a reply: the words say where to look. */
+/*
+ * A connection closed without a reply: the words say where to look, and that the set may or
+ * may not have been carried out. A reset (a network fault) does not send the user to the
+ * daemon's log, which knows nothing of it.
+ */
 LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char dir[] = "/tmp/sessctl-close-XXXXXX", url[200];
+	char url[200];
 	struct run r;
 	int lfd, status;
 	pid_t pid;
 
-	lfd = fake_listen(dir, &sa, url, sizeof(url));
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		closing_server_serve(lfd);
-	close(lfd);
+	for (int reset = 0; reset < 2; reset++) {
+		char dir[] = "/tmp/sessctl-close-XXXXXX";
 
-	run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
-	cr_assert(strstr((char *)r.err.data, "without a reply; the daemon's log says why (a full "
-	                                     "disk, for one)") != NULL,
-	          "%s", (char *)r.err.data);
-	expect(&r, 2, "");
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	unlink(sa.sun_path);
-	rmdir(dir);
+		lfd = fake_listen(dir, &sa, url, sizeof(url));
+		fflush(NULL);
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0)
+			closing_server_serve(lfd, reset);
+		close(lfd);
+
+		run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
+		if (reset) {
+			cr_assert(strstr((char *)r.err.data,
+			                 "without a reply: the connection broke (a network fault, "
+			                 "or the daemon crashed); it may or may not have been "
+			                 "carried out\n") != NULL,
+			          "%s", (char *)r.err.data);
+			cr_assert_null(strstr((char *)r.err.data, "log"), "%s", (char *)r.err.data);
+		} else {
+			cr_assert(strstr((char *)r.err.data,
+			                 "without a reply: the daemon stopped or crashed, or could "
+			                 "not write changes; if it is up, its log says why (a full "
+			                 "disk, for one); it may or may not have been carried "
+			                 "out\n") != NULL,
+			          "%s", (char *)r.err.data);
+		}
+		expect(&r, 2, "");
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		unlink(sa.sun_path);
+		rmdir(dir);
+	}
 }
 
 /* --- Ids as an operator copies them: express-session's signed cookie. --- */
