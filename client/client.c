@@ -439,7 +439,7 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	/* After a goodbye the next call must reconnect, not wait on a closing stream. */
 	if (rc == SESSD_ERR_TIMEOUT)
 		abandon(c);
-	else if (rc != SESSD_OK || x.goodbye_after)
+	else if (rc != SESSD_OK || x.goodbye_after || x.after_last)
 		client_drop(c);
 	/* The records of a large SET or batch are a copy of it: not kept past their use. */
 	if (c->records.cap > CLIENT_KEEP_BYTES)

@@ -164,6 +164,24 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_TROUBLE;
 }
 
+/*
+ * What a failure ${rc} of the command ${what} leaves unknown, for its message: a change whose
+ * reply did not come may or may not have been carried out (a sealed connection is retired
+ * before sessctl exits, so not later); "" for a read, or a failure that says it was not sent.
+ */
+static const char *unknown_outcome(int rc, const char *what)
+{
+	static const char *const changes[] = {"set",        "set-if",    "touch", "destroy",
+	                                      "flash-push", "flash-pop", "clear"};
+
+	if (rc != SESSD_ERR_CLOSED && rc != SESSD_ERR_TIMEOUT && rc != SESSD_ERR_PROTOCOL)
+		return "";
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+		if (strcmp(what, changes[i]) == 0)
+			return "; it may or may not have been carried out";
+	return "";
+}
+
 /* Report the result of a call; returns the exit status it means. */
 static int report(struct sessd_client *c, int rc, const char *what)
 {
@@ -190,15 +208,23 @@ static int report(struct sessd_client *c, int rc, const char *what)
 	}
 	/* A daemon closes waiting connections without replies when it cannot write their
 	 * changes (PROTOCOL.md, IO_ERROR): the words "connection closed" alone leave an operator
-	 * nowhere to look. */
-	if (rc == SESSD_ERR_CLOSED)
+	 * nowhere to look. Only a close between replies can be that: a reset or a reply cut
+	 * short is a network fault or a crash, which the daemon's log may know nothing of. */
+	if (rc == SESSD_ERR_CLOSED &&
+	    strcmp(sessd_errmsg(c), "the server closed the connection") == 0)
 		fprintf(stderr,
-		        "sessctl: %s: %s (%s) without a reply; the daemon's log says why (a full "
-		        "disk, for one)\n",
-		        what, sessd_strerror(rc), sessd_errmsg(c));
+		        "sessctl: %s: %s (%s) without a reply: the daemon stopped or crashed, or "
+		        "could not write changes; if it is up, its log says why (a full disk, for "
+		        "one)%s\n",
+		        what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
+	else if (rc == SESSD_ERR_CLOSED)
+		fprintf(stderr,
+		        "sessctl: %s: %s (%s) without a reply: the connection broke (a network "
+		        "fault, or the daemon crashed)%s\n",
+		        what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
 	else
-		fprintf(stderr, "sessctl: %s: %s (%s)\n", what, sessd_strerror(rc),
-		        sessd_errmsg(c));
+		fprintf(stderr, "sessctl: %s: %s (%s)%s\n", what, sessd_strerror(rc),
+		        sessd_errmsg(c), unknown_outcome(rc, what));
 	return EXIT_TROUBLE;
 }
 

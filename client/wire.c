@@ -362,8 +362,17 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 	/* Sealed, the start of a record after the last reply is such bytes too. */
 	if (rc == SESSD_OK && *done == x->replies &&
 	    (x->in->len != 0 || (x->seal != NULL && x->raw->len != 0))) {
-		snprintf(x->err, x->err_size, "the server sent bytes after the last reply");
-		rc = SESSD_ERR_PROTOCOL;
+		if (x->seal != NULL) {
+			/* Every reply came, authenticated: what follows (sessd's BAD_REQUEST for a
+			 * record of ours doubled on the path) ends the connection, not the call,
+			 * whose requests were all carried out and answered. */
+			x->after_last = true;
+			buf_reset(x->in);
+			buf_reset(x->raw);
+		} else {
+			snprintf(x->err, x->err_size, "the server sent bytes after the last reply");
+			rc = SESSD_ERR_PROTOCOL;
+		}
 	}
 	return rc;
 }
@@ -522,7 +531,13 @@ int wire_run(struct wire_exchange *x)
 			rc = deliver_frames(x, &done);
 			if (rc != SESSD_OK)
 				return rc;
-			if (opened != SESSD_OK) {
+			/* A record after the last reply that does not open (one of the server's
+			 * doubled on the path) ends the connection, not the call: see
+			 * deliver_frames. */
+			if (opened != SESSD_OK && done == x->replies) {
+				x->after_last = true;
+				buf_reset(x->in);
+			} else if (opened != SESSD_OK) {
 				snprintf(x->err, x->err_size, "%s", why);
 				return opened;
 			}

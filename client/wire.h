@@ -62,6 +62,11 @@ struct wire_exchange {
 	 * it answers none of them), or the start of it, sent in the same breath when the server
 	 * stopped right after answering. The exchange succeeded; the connection is over. */
 	bool goodbye_after;
+	/* Out, sealed: every reply came and authenticated, and after the last one came bytes
+	 * that are none (a record that does not open, a frame that answers nothing: a record
+	 * doubled on the path, either way). The exchange succeeded, as its replies say; the
+	 * connection is over. */
+	bool after_last;
 };
 
 /*
@@ -71,7 +76,8 @@ struct wire_exchange {
  * because the peer closed stops the sending but not the reading, so a reply the server sent
  * before closing (TOO_LARGE, NOT_READY) still arrives. Returns SESSD_OK, SESSD_ERR_TIMEOUT,
  * SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL (a frame length of 0 or over max_frame, bytes after
- * the last reply; sealed, a record of a malformed length or one that does not open),
+ * the last reply of a plain connection; sealed, a record of a malformed length or one that
+ * does not open, before the last reply),
  * SESSD_ERR_NOMEM, or what on_frame returned. After an error the connection is in an unknown
  * state and must be closed.
  */

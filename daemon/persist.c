@@ -1603,18 +1603,42 @@ struct snap_salvage {
 	uint64_t gaps;            /* damaged parts skipped */
 	uint64_t gap_bytes;       /* their bytes */
 	uint64_t orphans;         /* sound flash records dropped after a damaged part */
+	uint64_t repeats;         /* sound session records of an id read before, dropped */
+	/* The ids read so far (their sessions without data): a repeated one is found here. */
+	struct store *seen;
+	bool in_repeat; /* the flash records up to the next session are a repeat's */
 };
 
 /*
  * One sound record of a snapshot being salvaged, to ${l}. The END record's count is that of
  * the file as written, which no longer holds after damage, so it only ends the session before
- * it (the snapshot rewritten from what was kept gets an END of its own). Returns 0, or -1 with
- * ${l}->why set (the record is out of place: damage) or not (the store refused it).
+ * it (the snapshot rewritten from what was kept gets an END of its own). A session whose id
+ * was read before (a sector written twice, or one of another file where this one's should
+ * be, with sound records: sessd writes each session once) is dropped with its flash records,
+ * counted in ${sv}->repeats: the first copy stands. Loaded on top, the later copy's data
+ * replaced the first's and its messages were queued after the first's, each shown twice, and
+ * --check-data counted the session twice. Returns 0, or -1 with ${l}->why set (the record is
+ * out of place: damage) or not (the store refused it).
  */
-static int snap_salvage_record(struct snap_load *l, const struct record *r)
+static int snap_salvage_record(struct snap_load *l, const struct record *r, struct snap_salvage *sv)
 {
+	uint64_t expires_at_ms;
+
 	if (r->type == REC_SNAP_END)
 		return snap_finish_session(l);
+	if (r->type == REC_SNAP_FLASH && sv->in_repeat)
+		return 0;
+	if (r->type == REC_SNAP_SESSION) {
+		sv->in_repeat = store_expiry(sv->seen, &r->key, 0, &expires_at_ms) == 0;
+		if (sv->in_repeat) {
+			sv->repeats++;
+			return snap_finish_session(l);
+		}
+		/* Live at the instant 0 that store_expiry is asked at, whatever the record says. */
+		if (store_set(sv->seen, &r->key, "", 0,
+		              r->expires_at_ms != 0 ? r->expires_at_ms : 1, 0) == -1)
+			return -1;
+	}
 	return snap_load_record(l, r);
 }
 
@@ -1708,12 +1732,20 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 	struct salvage_search search = {0, 0, 0};
 	size_t off = FILE_HEADER_BYTES, gap_start = 0, released = 0,
 	       page = (size_t)sysconf(_SC_PAGESIZE);
+	struct store_config seen_cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	const char *why;
 	int rc = -1;
 
 	memset(sv, 0, sizeof(*sv));
+	sv->seen = store_new(&seen_cfg);
+	if (sv->seen == NULL) {
+		persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
+		return -1;
+	}
 	if (file_map(dir_fd, name, &m) == -1) {
 		say_file_error(dir_fd, dir, name, "read", errno);
+		store_free(sv->seen);
+		sv->seen = NULL;
 		return -1;
 	}
 	if (header_check(m.map, m.size, SNAP_MAGIC, seq, key, &sv->created_ms, &why,
@@ -1764,7 +1796,7 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 			if (in_gap)
 				sv->gap_bytes += off - gap_start;
 			in_gap = false;
-			if (snap_salvage_record(l, &rec) == 0) {
+			if (snap_salvage_record(l, &rec, sv) == 0) {
 				off += REC_HEADER_BYTES + len;
 				following = true;
 				continue;
@@ -1809,6 +1841,8 @@ fail_store:
 	            strerror(errno));
 out:
 	file_unmap(&m);
+	store_free(sv->seen);
+	sv->seen = NULL;
 	return rc;
 }
 
@@ -4626,6 +4660,23 @@ fail:
 	return -1;
 }
 
+/* The size of a repeats_note. */
+#define REPEATS_NOTE_BYTES 96
+
+/*
+ * What a salvage's report says of the session records of an id read before (see
+ * snap_salvage_record), in ${note}: "" when there were none. Returns ${note}.
+ */
+static const char *repeats_note(const struct snap_salvage *sv, char note[REPEATS_NOTE_BYTES])
+{
+	note[0] = '\0';
+	if (sv->repeats != 0)
+		snprintf(note, REPEATS_NOTE_BYTES,
+		         ", and not %" PRIu64 " more of an id read before (its first copy stands)",
+		         sv->repeats);
+	return note;
+}
+
 /*
  * Rewrite the damaged snapshot ${seq} with the sessions whose records are sound, before and
  * after the damage (snap_salvage_scan), and keep the damaged file as snap.<seq>.damaged. The
@@ -4638,7 +4689,7 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 {
 	struct store_config cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	struct snap_load sl = {0};
-	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16];
+	char name[NAME_BYTES], tmp[NAME_BYTES], aside[NAME_BYTES + 16], note[REPEATS_NOTE_BYTES];
 	struct snap_salvage sv;
 	struct snap_totals totals;
 	uint64_t time_ms;
@@ -4663,9 +4714,9 @@ static int snap_salvage(int dir_fd, const char *data_dir, const uint8_t *key, ui
 		goto out;
 	printf("repaired: %s rewritten with %" PRIu64 " session(s), of the %" PRIu64
 	       " whose records are sound (%" PRIu64 " before the damage, %" PRIu64
-	       " after it); the damaged file is kept as %s\n",
+	       " after it)%s; the damaged file is kept as %s\n",
 	       name, totals.sessions, sl.sessions, sv.sessions_before,
-	       sl.sessions - sv.sessions_before, aside);
+	       sl.sessions - sv.sessions_before, repeats_note(&sv, note), aside);
 	rc = 0;
 out:
 	store_free(sl.st);
@@ -4768,6 +4819,7 @@ static int snap_report_salvage(int dir_fd, const char *data_dir, const char *nam
 {
 	struct snap_load sl = {0};
 	struct snap_salvage sv;
+	char note[REPEATS_NOTE_BYTES];
 
 	if (snap_salvage_scan(dir_fd, data_dir, name, seq, key, &sl, plain, &sv) == -1)
 		return -1;
@@ -4776,11 +4828,11 @@ static int snap_report_salvage(int dir_fd, const char *data_dir, const char *nam
 		return 0;
 	}
 	printf("%s: a repair keeps the %" PRIu64 " session(s) whose records are sound (%" PRIu64
-	       " before the damage, %" PRIu64 " after it); it skips %" PRIu64
+	       " before the damage, %" PRIu64 " after it)%s; it skips %" PRIu64
 	       " damaged part(s), %" PRIu64 " bytes with the %" PRIu64
 	       " sound flash message(s) dropped after them (their session may be the one lost)\n",
-	       name, sl.sessions, sv.sessions_before, sl.sessions - sv.sessions_before, sv.gaps,
-	       sv.gap_bytes, sv.orphans);
+	       name, sl.sessions, sv.sessions_before, sl.sessions - sv.sessions_before,
+	       repeats_note(&sv, note), sv.gaps, sv.gap_bytes, sv.orphans);
 	return 0;
 }
 

@@ -4902,6 +4902,83 @@ LEAK_CHECKED_TEST(fake_server, sealed_records_that_do_not_open)
 	tmp_finish(&l, pid, "fake server");
 }
 
+/*
+ * Connection 0: a request answered with its reply's record sent twice (doubled on the path:
+ * the copy does not open). Connection 1: a request answered with its reply and, in the same
+ * write, a sealed BAD_REQUEST of request id 0 (sessd's answer to a record of the client's
+ * doubled on the path, before it closes). Connection 2: a request answered. Each time the
+ * client must close without a word. Returns the child's exit status: 0, or 2 + the
+ * connection that went wrong.
+ */
+static int doubled_records_fake(int lfd)
+{
+	struct fake_peer p = {.fd = -1};
+	struct codec_request req;
+	struct buf records, bad;
+	size_t at;
+	int rc = 0;
+
+	buf_init(&records);
+	buf_init(&bad);
+	for (int conn = 0; conn < 3 && rc == 0; conn++) {
+		buf_init(&p.plain);
+		buf_init(&p.frame);
+		buf_reset(&records);
+		buf_reset(&bad);
+		rc = 2 + conn;
+		if ((p.fd = fake_accept(lfd)) == -1 || fake_kx_hello(&p, FAKE_KX_GOOD) == -1 ||
+		    fake_recv_sealed(&p, &req) == -1 ||
+		    fake_seal_nil(&p, req.request_id, &records) == -1)
+			break;
+		if (conn == 0 && buf_append(&bad, records.data, records.len) == -1)
+			break;
+		if (conn == 1 && (codec_reply_open(&bad, 0, CODEC_BAD_REQUEST, &at) == -1 ||
+		                  mp_write_nil(&bad) == -1 || codec_frame_close(&bad, at) == -1 ||
+		                  seal_append(p.seal, &records, bad.data, bad.len) == -1))
+			break;
+		if (conn == 0 && buf_append(&records, bad.data, bad.len) == -1)
+			break;
+		if (harness_send_all(p.fd, records.data, records.len) == -1 ||
+		    fake_expect_silence(p.fd) == -1)
+			break;
+		rc = 0;
+		fake_peer_finish(&p);
+	}
+	fake_peer_finish(&p);
+	buf_finish(&records);
+	buf_finish(&bad);
+	return rc;
+}
+
+/*
+ * A record doubled on the path after every reply of a call came (the server's reply again,
+ * which does not open; or sessd's BAD_REQUEST for the client's request record doubled, which
+ * sessd carried out once): the call's requests were carried out and answered, so the call
+ * succeeds; the connection is dropped, and the next call reconnects. It failed with
+ * SESSD_ERR_PROTOCOL ("does not authenticate", "bytes after the last reply"): a SET carried
+ * out reported as failed (scripts/mitm-clients.sh dup, dup-down).
+ */
+LEAK_CHECKED_TEST(fake_server, a_record_doubled_after_the_last_reply_ends_the_connection_only)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 3000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	pid_t pid = sealed_fake_start(&l, doubled_records_fake);
+	int rc;
+
+	cr_assert_eq(sessd_connect(l.url, &opts, &c), SESSD_OK);
+	rc = sessd_set(c, "a", 1, "alice", 5, TTL_MS);
+	cr_assert_eq(rc, SESSD_OK, "the reply doubled: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	rc = sessd_set(c, "a", 1, "alice", 5, TTL_MS);
+	cr_assert_eq(rc, SESSD_OK, "a BAD_REQUEST after the reply: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
 /* --- FLASH_PUSH_EXISTING: a push that never creates a session (PROTOCOL.md, "Flashes"). --- */
 
 /* The messages of ${type} of ${id}, popped, joined by ",", into ${out}. */

@@ -5321,7 +5321,19 @@ static uint32_t record_body_len(const uint8_t *b, size_t off)
 	       (uint32_t)b[off + 3] << 24;
 }
 
-enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER };
+/* FLIP_REPEAT: FLIP_SESSION, and (plain only) one session's three records written over another's
+ * of the same length, as a sector written twice would leave them: the id is then read twice. */
+enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER, FLIP_REPEAT };
+
+/* The length of the session record at ${off} of ${b} with its two flash records. */
+static size_t session_span(const uint8_t *b, size_t off)
+{
+	size_t end = off;
+
+	for (int i = 0; i < 3; i++)
+		end += 12 + record_body_len(b, end);
+	return end - off;
+}
 
 static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
                                                        enum salvage_flip where)
@@ -5379,6 +5391,19 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 			target += 12 + ((uint32_t)b[target] | (uint32_t)b[target + 1] << 8);
 		cr_assert_lt(b[target], 100, "not a flash record");
 	}
+	if (where == FLIP_REPEAT) {
+		size_t from = 0, to = 0, mid = SALVAGE_SESSIONS / 2;
+
+		for (size_t i = 0; i < n_small && to == 0; i++)
+			for (size_t j = i + 2; j < n_small && to == 0; j++)
+				if (i + 1 != mid && i != mid && j != mid && j != mid + 1 &&
+				    session_span(b, small[i]) == session_span(b, small[j])) {
+					from = small[i];
+					to = small[j];
+				}
+		cr_assert_neq(to, 0, "no two sessions of the same length");
+		memcpy(b + to, b + from, session_span(b, from));
+	}
 	/* In the body, its checksum then fails; or in the length, its header's checksum does. */
 	b[target + (where == FLIP_HEADER ? 1 : 12 + 5)] ^= 0x10;
 	put_file(data_dir, snap2, b, len);
@@ -5388,8 +5413,12 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 	harness_cleanup(&d);
 	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 1, "%s", text);
 	snprintf(want, sizeof(want), "a repair keeps the %d session(s) whose records are sound",
-	         SALVAGE_SESSIONS + (where == FLIP_FLASH ? 1 : 0));
+	         SALVAGE_SESSIONS + (where == FLIP_FLASH    ? 1
+	                             : where == FLIP_REPEAT ? -1
+	                                                    : 0));
 	cr_expect_not_null(strstr(text, want), "%s", text);
+	if (where == FLIP_REPEAT)
+		cr_expect_not_null(strstr(text, "and not 1 more of an id read before"), "%s", text);
 	free(text);
 	cr_expect_eq(check_data(data_dir, key_file, true, scratch, &text), 0, "%s", text);
 	free(text);
@@ -5431,8 +5460,11 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 		cr_expect_eq(partial, 1, "sessions short of a flash: %zu", partial);
 		cr_expect_eq(whole, SALVAGE_SESSIONS - 1, "sessions with both flashes: %zu", whole);
 	} else {
-		cr_expect_eq(missing, 1, "sessions lost: %d", missing);
-		cr_expect_eq(whole, SALVAGE_SESSIONS - 1, "sessions back whole: %zu", whole);
+		/* FLIP_REPEAT: the session written over is lost too; the one read twice is back
+		 * once, with its two messages once each. */
+		cr_expect_eq(missing, where == FLIP_REPEAT ? 2 : 1, "sessions lost: %d", missing);
+		cr_expect_eq(whole, SALVAGE_SESSIONS - (where == FLIP_REPEAT ? 2u : 1u),
+		             "sessions back whole: %zu", whole);
 	}
 	cr_assert_eq(harness_stop(&d), 0);
 	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -5450,6 +5482,17 @@ LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_every_sound_session_of_a_damaged_sn
 	make_key(key_dir, key);
 	damaged_snapshot_keeps_every_sound_session(key, FLIP_SESSION);
 	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * A damaged snapshot in which a session's records also stand where another's were (a sector
+ * written twice): the id read twice is kept once, its first copy, with its messages once each,
+ * and --check-data counts it once. The later copy was loaded on top (its messages queued after
+ * the first's: each shown twice) and counted twice ("keeps the 300", 299 rewritten).
+ */
+LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_one_copy_of_a_session_read_twice, .timeout = 60)
+{
+	damaged_snapshot_keeps_every_sound_session(NULL, FLIP_REPEAT);
 }
 
 /* CRC32C (Castagnoli, reflected 0x82F63B78), as DATA.md frames records with it. */

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "faultproxy.h"
 #include "harness.h"
 #include "leakcheck.h"
 #include "mp.h"
@@ -1251,6 +1252,100 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 }
 
 /*
+ * Start sessctl with ${args} (NULL-terminated), its standard input a pipe whose write end is
+ * returned in *${in_fd} (the caller writes, then closes it), its standard error a pipe whose
+ * read end is returned in *${err_fd}, its standard output discarded. Returns its pid.
+ */
+static pid_t spawn_with_input(const char *const *args, int *in_fd, int *err_fd)
+{
+	const char *argv[16] = {getenv("SESSCTL_BIN")};
+	int in_pipe[2], err_pipe[2], argc = 1;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	cr_assert_not_null(argv[0], "SESSCTL_BIN is not set");
+	for (size_t i = 0; args[i] != NULL && argc < 15; i++)
+		argv[argc++] = args[i];
+	cr_assert_eq(pipe2(in_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in_pipe[0]);
+	close(err_pipe[1]);
+	*in_fd = in_pipe[1];
+	*err_fd = err_pipe[0];
+	return pid;
+}
+
+/*
+ * A command whose sealed SET a party on the path holds (the faultproxy's HOLD: the client's
+ * side reset, sessd's kept open) times out; sessctl retires that connection before it exits
+ * (PROTOCOL.md, "RETIRE"), so the record, let through once sessctl has said the set failed,
+ * is not carried out. Without the RETIRE it is, and a set reported failed lands later.
+ */
+LEAK_CHECKED_TEST(sessctl, a_failed_sealed_set_is_retired_before_sessctl_exits)
+{
+	char dir[64], secret[128], err[4096] = "";
+	const char *args[] = {"--auth-file", secret, NULL};
+	struct harness_daemon d;
+	struct faultproxy proxy;
+	struct run r;
+	int in_fd, err_fd, status;
+	int64_t t0;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlretire-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	write_secret(secret, dir, "secret", AUTH_SECRET "\n", 0600);
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+	cr_assert_eq(faultproxy_start(&proxy, d.tcp_url), 0, "the relay did not start");
+	/* set reads its value from standard input after its HELLO: the hold is put on the
+	 * connection in between. */
+	pid = spawn_with_input((const char *const[]){"--connect", proxy.url, "--auth-file", secret,
+	                                             "--timeout", "500", "--ttl", "60", "set",
+	                                             "held", NULL},
+	                       &in_fd, &err_fd);
+	t0 = harness_mono_ms();
+	while (faultproxy_accepted(&proxy) < 1 && harness_mono_ms() - t0 < 5000)
+		usleep(5000);
+	usleep(300000);
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_UP, FAULTPROXY_HOLD, 0), 0);
+	/* A sessctl gone already (its HELLO failed) is a failed write, not a SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(write(in_fd, "alice", 5), 5, "sessctl did not wait for its input");
+	close(in_fd);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	n = read(err_fd, err, sizeof(err) - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(err_fd);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit %d; stderr: %s",
+	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
+	cr_assert(strstr(err, "set") != NULL && strstr(err, "timed out") != NULL, "stderr: %s",
+	          err);
+	cr_assert_null(strstr(err, "could not retire"), "stderr: %s", err);
+	/* The held record goes to sessd at last (when the RETIRE has closed sessd's side, the
+	 * relay has dropped it), and has time to be carried out. */
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_UP, FAULTPROXY_PASS, 0), 0);
+	t0 = harness_mono_ms();
+	while (faultproxy_held(&proxy, FAULTPROXY_UP) > 0 && harness_mono_ms() - t0 < 2000)
+		usleep(10000);
+	usleep(300000);
+	run_full(&r, d.unix_url, secret, NULL, 0, (const char *const[]){"get", "held", NULL});
+	cr_assert_eq(r.status, 1, "the held SET was carried out after sessctl exited: exit %d, %s",
+	             r.status, (char *)r.out.data);
+	run_free(&r);
+	cr_expect_eq(faultproxy_stop(&proxy), 0, "the relay ran cleanly");
+	cr_assert_eq(harness_stop(&d), 0);
+	unlink(secret);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+/*
  * A daemon with --admin-auth-file: sessctl with the apps' secret does what apps do, and is
  * told, for list, namespaces and clear, to give the admin secret's file with --auth-file; a
  * count of nothing says nothing about namespaces it may not see. With the admin secret, sealed
@@ -1917,9 +2012,11 @@ LEAK_CHECKED_TEST(sessctl, a_server_s_figure_names_are_printed_escaped)
 /*
  * Answer HELLO on one connection as sessd does, then close it without replying to the next
  * request, as sessd does to the connections waiting for a group write that failed (PROTOCOL.md,
- * IO_ERROR); gives up after 10 s without a connection.
+ * IO_ERROR), or with ${reset} reset it, as a network fault does (closed with the request
+ * unread, which a Unix socket's peer reads as ECONNRESET); gives up after 10 s without a
+ * connection.
  */
-static void closing_server_serve(int lfd)
+static void closing_server_serve(int lfd, bool reset)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	struct timeval tv = {.tv_sec = 10};
@@ -1940,37 +2037,60 @@ static void closing_server_serve(int lfd)
 		else
 			rc = old_server_answer(fd, &req);
 		free(body);
+		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (rc == 0 && reset && poll(&pfd, 1, 10000) == 1)
+			break;
 	}
 	close(fd);
 	_exit(0);
 }
 
-/* A connection closed without a reply: the words say where to look. */
+/*
+ * A connection closed without a reply: the words say where to look, and that the set may or
+ * may not have been carried out. A reset (a network fault) does not send the user to the
+ * daemon's log, which knows nothing of it.
+ */
 LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char dir[] = "/tmp/sessctl-close-XXXXXX", url[200];
+	char url[200];
 	struct run r;
 	int lfd, status;
 	pid_t pid;
 
-	lfd = fake_listen(dir, &sa, url, sizeof(url));
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0)
-		closing_server_serve(lfd);
-	close(lfd);
+	for (int reset = 0; reset < 2; reset++) {
+		char dir[] = "/tmp/sessctl-close-XXXXXX";
 
-	run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
-	cr_assert(strstr((char *)r.err.data, "without a reply; the daemon's log says why (a full "
-	                                     "disk, for one)") != NULL,
-	          "%s", (char *)r.err.data);
-	expect(&r, 2, "");
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	unlink(sa.sun_path);
-	rmdir(dir);
+		lfd = fake_listen(dir, &sa, url, sizeof(url));
+		fflush(NULL);
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0)
+			closing_server_serve(lfd, reset);
+		close(lfd);
+
+		run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
+		if (reset) {
+			cr_assert(strstr((char *)r.err.data,
+			                 "without a reply: the connection broke (a network fault, "
+			                 "or the daemon crashed); it may or may not have been "
+			                 "carried out\n") != NULL,
+			          "%s", (char *)r.err.data);
+			cr_assert_null(strstr((char *)r.err.data, "log"), "%s", (char *)r.err.data);
+		} else {
+			cr_assert(strstr((char *)r.err.data,
+			                 "without a reply: the daemon stopped or crashed, or could "
+			                 "not write changes; if it is up, its log says why (a full "
+			                 "disk, for one); it may or may not have been carried "
+			                 "out\n") != NULL,
+			          "%s", (char *)r.err.data);
+		}
+		expect(&r, 2, "");
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		unlink(sa.sun_path);
+		rmdir(dir);
+	}
 }
 
 /* --- Ids as an operator copies them: express-session's signed cookie. --- */

@@ -172,16 +172,20 @@ class Migration {
       }
       // Another request holds the lock: wait until it is done, its flashes pushed and the old
       // copy removed (the lock gone), then read sessd; no session there (the mover found none,
-      // or it was destroyed since), try again. A daemon older than TTL cannot tell when the
-      // lock goes: sessd is read each time instead.
+      // or it was destroyed since, or the mover failed), try to take the lock again. A daemon
+      // older than TTL cannot tell when the lock goes: sessd is read each time, and while it has
+      // no session the lock is pushed to again (a push to a held lock answers more than 1 and
+      // lengthens it, as every page's first push there does). Read until the deadline instead,
+      // a request whose mover failed or found nothing waited 27 s there and failed, saying the
+      // move took too long.
       for (;;) {
         if (Date.now() > deadline) throw migrateError('get', 'another request has been moving this session for too long');
         await sleep(wait);
         wait = Math.min(wait * 2, WAIT_MAX_MS);
         const lock = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
-        if (lock !== null && lock !== undefined) continue;
+        if (typeof lock === 'number') continue;
         if ((await client.load(this.store.namespace, key)) !== null) return 'already';
-        if (lock === null) break;
+        break;
       }
     }
   }
@@ -206,16 +210,29 @@ class Migration {
     const flashes = connectFlashes(sess);
     const data = { ...sess };
     if (flashes !== null) delete data.flash;
+    // A session without a cookie (written by an app or a store that keeps none) would fail
+    // every page in express-session (500: it reads sess.cookie.expires): it gets the cookie
+    // express-session gives by default, a browser-session one, and so the store's lifetime.
+    if (data.cookie === null || typeof data.cookie !== 'object' || Array.isArray(data.cookie)) {
+      data.cookie = { originalMaxAge: null, expires: null, httpOnly: true, path: '/' };
+    }
     // The lifetime it had left: its cookie's expiry, else the store's ttl option (a ttl
     // function gets the session as express-session would hand it over).
     const ttl = this.ttlMs(data);
     if (!(ttl > 0)) return null;
-    await client.set(ns, key, store.serializer.stringify(data), ttl);
-    // After the data: pushed to a session with data only (a logout meanwhile leaves no
-    // flash-only session behind), on the session's connection, in order.
-    await Promise.all((flashes || []).map(([type, msg]) => client.flashPushExisting(ns, key, type, msg, ttl).catch((err) => {
+    // The flashes before the data, on the session's connection, in order: sessd breaking
+    // between the two leaves no session with data (the next page moves it again, from the old
+    // copy, which is removed only at the end). Pushed after the data, they were lost: sessd
+    // held the session then, no page moved it again. A session of flashes only under this
+    // key is what such a broken move left (nothing else pushes to an id sessd has no data
+    // for): dropped first, or its flashes would be shown twice.
+    await client.destroy(ns, key);
+    await Promise.all((flashes || []).map(([type, msg]) => client.flashPush(ns, key, type, msg, ttl).catch((err) => {
       if (!(err instanceof RangeError || err instanceof TypeError || (err && FLASH_REFUSED.has(err.code)))) throw err;
     })));
+    // A logout since the destroy above (its removal from sessd before this write) is undone
+    // below, as one since the read.
+    await client.set(ns, key, store.serializer.stringify(data), ttl);
     // A destroy() since the read (a logout by an app process that did not wait for this
     // lock: destroy() removes the old copy first) must not be undone.
     let still;

@@ -1427,8 +1427,10 @@ class SessdStore extends BaseStore {
   // Migration.moveAll).
   migrateAll(opts = {}, cb = undefined) {
     if (typeof opts === 'function') return this.migrateAll({}, opts);
-    const concurrency = opts.concurrency ?? 16;
+    // null is no options; whatever else is wrong is a rejection (or cb's error), not a throw.
+    const concurrency = opts === null || opts === undefined ? 16 : opts.concurrency ?? 16;
     const checked = this.migration === null ? new TypeError('migrateAll() needs the store\'s migrateFrom option')
+      : typeof opts !== 'object' && opts !== undefined ? new TypeError(`migrateAll() takes an object of options, got ${util.inspect(opts)}`)
       : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? new RangeError(`concurrency must be a whole number of 1..1024, got ${util.inspect(concurrency)}`) : null;
     return withCallback(checked ? Promise.reject(checked) : this.migration.moveAll(concurrency), cb);
   }

@@ -10,7 +10,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const util = require('util');
 const { Client, SessdStore, SessdError, codec, flash } = require('..');
-const { Daemon, once, sleep, spyKeys, leaksBytes, waitFor } = require('./helpers');
+const { Daemon, sealedDaemon, once, sleep, spyKeys, leaksBytes, waitFor } = require('./helpers');
 const { derivePsk } = require('../lib/seal');
 
 const SECRET = 'correct-horse-battery-staple-7f3a9c';
@@ -20,9 +20,7 @@ let authed; // started with --auth-file holding SECRET
 let plain; // started without --auth-file
 
 test.before(async () => {
-  authed = new Daemon();
-  authed.extraArgs = ['--auth-file', authed.writeSecret(SECRET + '\n')];
-  await authed.start();
+  authed = await sealedDaemon(SECRET + '\n');
   plain = await new Daemon().start();
 });
 

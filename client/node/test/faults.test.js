@@ -9,16 +9,14 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Client } = require('..');
-const { Daemon, waitFor } = require('./helpers');
+const { sealedDaemon, waitFor } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
 
 let daemon;
 const SECRET = 'faults-test-secret-0123456789abc';
 
 test.before(async () => {
-  daemon = new Daemon();
-  daemon.extraArgs = ['--auth-file', daemon.writeSecret(SECRET)];
-  await daemon.start();
+  daemon = await sealedDaemon(SECRET);
 });
 
 test.after(async () => {

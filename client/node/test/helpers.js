@@ -525,6 +525,20 @@ function countSaves(store, namespace = null) {
   return counter;
 }
 
+// sealedDaemon(secret, extraArgs): a started daemon whose --auth-file holds secret (written as
+// it is, a trailing newline included: see writeSecret), with extraArgs after it; the caller
+// cleans it up.
+async function sealedDaemon(secret, extraArgs = []) {
+  const d = new Daemon();
+  d.extraArgs = ['--auth-file', d.writeSecret(secret), ...extraArgs];
+  try {
+    return await d.start();
+  } catch (err) {
+    await d.cleanup();
+    throw err;
+  }
+}
+
 // persistentDaemon(t): a started daemon with --data-dir in its own directory, cleaned up after
 // the test: what a crash or a restart is tried on.
 async function persistentDaemon(t) {
@@ -548,4 +562,4 @@ function collectWarnings(t, ...codes) {
   return warnings;
 }
 
-module.exports = { Daemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };

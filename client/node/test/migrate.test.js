@@ -12,9 +12,9 @@ const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const express = require('express');
 const session = require('express-session');
-const { SessdStore, Client, flash } = require('..');
+const { SessdStore, Client, flash, codec } = require('..');
 const { LOCK_NAMESPACE } = require('../lib/migrate');
-const { Daemon, Browser, listen, closeServer, collectWarnings, sleep, waitFor } = require('./helpers');
+const { Daemon, Browser, listen, closeServer, collectWarnings, sleep, waitFor, frameProxy } = require('./helpers');
 
 const SECRET = 'migrate-test-secret';
 const HOUR_MS = 3600 * 1000;
@@ -475,4 +475,119 @@ test('a flash key that is not connect-flash\'s is left in the data; messages ses
   const sess = await store.get(sid2);
   assert.equal(sess.user, 'ada');
   assert.deepEqual(await admin.flashPop(namespace, sid2, null), { info: ['kept'] });
+});
+
+// breaker(t, getNs): a proxy in front of the daemon that, armed with brk.arm(ops, nth), breaks
+// the connection at the nth request (from 1) of those opcodes to the namespace getNs() gives,
+// instead of passing it on: sessd went away in the middle of a move.
+async function breaker(t, getNs) {
+  const brk = { ops: null, left: 0, broke: 0 };
+  brk.arm = (ops, nth) => Object.assign(brk, { ops: new Set(ops), left: nth });
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      const { op, ns } = codec.decodeRequest(frame);
+      if (brk.ops === null || !brk.ops.has(op) || ns !== getNs() || --brk.left > 0) return frame;
+      brk.ops = null;
+      brk.broke++;
+      pair.down.destroy();
+      pair.up.destroy();
+      return null;
+    },
+  });
+  brk.url = url;
+  return brk;
+}
+
+test('sessd breaking in the middle of a move loses no flash: the next page shows each once', async (t) => {
+  const { OP } = codec;
+  let ns = null;
+  const brk = await breaker(t, () => ns);
+  const old = new OldStore();
+  const { base, namespace } = await shop(t, old, { url: brk.url });
+  ns = namespace;
+  // At the write of the data, at the first flash push and at the second (one pushed already).
+  for (const [what, ops, nth] of [['the write', [OP.SET], 1], ['the first flash push', [OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING], 1], ['the second flash push', [OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING], 2]]) {
+    const sid = newSid();
+    await old.put(sid, oldSession());
+    brk.arm(ops, nth);
+    // That page fails, or succeeds when the client sent the request again (a SET is
+    // repeatable, a push is not): its flashes and the next page's are the old store's, once.
+    const first = await browserWith(base, sid).get('/');
+    assert.equal(brk.broke > 0 && brk.ops, null, `${what}: the connection broke`);
+    brk.broke = 0;
+    const page = JSON.parse((await browserWith(base, sid).get('/')).body);
+    assert.equal(page.sid, sid, what);
+    assert.equal(page.user, 'ada', what);
+    const shown = { info: [], error: [] };
+    for (const flashes of [first.status === 200 ? JSON.parse(first.body).flashes : {}, page.flashes]) {
+      for (const [type, msgs] of Object.entries(flashes)) shown[type].push(...msgs);
+    }
+    assert.deepEqual(shown, { info: ['Welcome back, ada', 'Your order shipped'], error: ['Card expires soon'] }, `${what}: every flash of the old store, once`);
+    assert.deepEqual(JSON.parse((await browserWith(base, sid).get('/')).body).flashes, {}, `${what}: shown once`);
+    assert.equal(await old.has(sid), null, `${what}: gone from the old store`);
+  }
+});
+
+test('a session the old store holds without a cookie moves with the store\'s lifetime, not a 500', async (t) => {
+  const old = new OldStore();
+  const { store, base, namespace } = await shop(t, old, { ttl: 7200 });
+  const sid = newSid();
+  // Written by an app or a store that keeps no cookie in the session.
+  await old.put(sid, { user: 'ada', cart: ['pear'], flash: { info: ['Welcome back, ada'] } });
+  const first = await browserWith(base, sid).get('/');
+  assert.equal(first.status, 200, first.body);
+  const page = JSON.parse(first.body);
+  assert.equal(page.sid, sid);
+  assert.equal(page.user, 'ada');
+  assert.deepEqual(page.flashes, { info: ['Welcome back, ada'] });
+  const left = await admin.ttl(namespace, sid);
+  assert.ok(left > 7190 * 1000 && left <= 7200 * 1000, `TTL ${left} ms: the store's ttl option`);
+  assert.deepEqual(JSON.parse((await browserWith(base, sid).post('/add', { item: 'fig' })).body).cart, ['pear', 'fig']);
+  assert.equal((await store.get(sid)).user, 'ada');
+  assert.equal(await old.has(sid), null);
+});
+
+test('a daemon without TTL: a request that waited for a move that failed tries the move itself at once', async (t) => {
+  // The lock's end cannot be asked: the waiter read sessd until its deadline (4 timeouts and
+  // 2 s, then one more timeout: 27 s at the default 5 s) and failed saying another request had
+  // been moving the session for too long.
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame) => {
+      // [0x15, request_id, ns, id]: a fixarray of 4, then the opcode as a positive fixint.
+      if (frame[4] === 0x94 && frame[5] === codec.OP.TTL) frame[5] = 0x7f;
+      return frame;
+    },
+  });
+  const old = new OldStore();
+  const { store } = await shop(t, old, { url, migrateTimeoutMs: 1000 });
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  // Both requests read the old store before either takes the lock; the first read under the
+  // lock (the third) fails.
+  old.hooks.get = (s, n) => (n === 3 ? Promise.reject(new Error('READONLY')) : sleep(30));
+  const t0 = Date.now();
+  const got = await Promise.all([store.get(sid), store.get(sid)].map((p) => p.then((s) => s.user, (err) => err.code)));
+  const took = Date.now() - t0;
+  assert.equal(store.client.lacksTtl, true);
+  assert.deepEqual(got.sort(), ['ESESSD_MIGRATE', 'ada'], 'the mover failed, the waiter moved it');
+  assert.ok(took < 2500, `took ${took} ms`);
+  assert.equal(await old.has(sid), null);
+});
+
+test('migrateAll(null) is migrateAll() with no options; its errors are rejections, never a throw', async (t) => {
+  const old = new OldStore();
+  const { store } = await shop(t, old);
+  await old.put(newSid(), oldSession());
+  let p;
+  assert.doesNotThrow(() => { p = store.migrateAll(null); });
+  assert.deepEqual(await p, { moved: 1, already: 0, none: 0 });
+  assert.deepEqual(await new Promise((resolve, reject) => store.migrateAll(null, (err, r) => (err ? reject(err) : resolve(r)))), { moved: 0, already: 0, none: 0 });
+  for (const bad of ['16', 8]) {
+    assert.doesNotThrow(() => { p = store.migrateAll(bad); });
+    await assert.rejects(p, TypeError, String(bad));
+  }
+  const plain = new SessdStore({ url: daemon.unixUrl });
+  t.after(() => plain.close());
+  assert.doesNotThrow(() => { p = plain.migrateAll(null); });
+  await assert.rejects(p, TypeError);
 });

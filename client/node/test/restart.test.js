@@ -13,7 +13,7 @@ const path = require('path');
 const express = require('express');
 const session = require('express-session');
 const { SessdStore, flash, Client } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, sleep, settledThisTurn, once } = require('./helpers');
+const { Daemon, sealedDaemon, Browser, listen, closeServer, waitFor, sleep, settledThisTurn, once } = require('./helpers');
 
 const USERS = 24;
 const RESTARTS = 3;
@@ -431,10 +431,8 @@ test('the reconnecting window: requests of every kind wait and go once sessd is 
 });
 
 test('a restart with another secret is no restart to wait out: disconnect with ESESSD_AUTH at the first refused attempt, requests fail at once', async (t) => {
-  const d = new Daemon();
   const secret = 'restart-auth-secret-0123456789';
-  d.extraArgs = ['--auth-file', d.writeSecret(secret + '\n')];
-  await d.start();
+  const d = await sealedDaemon(secret + '\n');
   t.after(() => d.cleanup());
   const store = new SessdStore({ url: d.unixUrl, namespace: 'auth', auth: secret, restartWaitMs: 20000, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => store.client.terminate());

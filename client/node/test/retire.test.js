@@ -10,15 +10,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('net');
 const { Client } = require('..');
-const { Daemon, waitFor } = require('./helpers');
+const { sealedDaemon, waitFor } = require('./helpers');
 
 let daemon;
 const SECRET = 'retire-test-secret-0123456789abcd';
 
 test.before(async () => {
-  daemon = new Daemon();
-  daemon.extraArgs = ['--auth-file', daemon.writeSecret(SECRET)];
-  await daemon.start();
+  daemon = await sealedDaemon(SECRET);
 });
 
 test.after(async () => {

@@ -10,7 +10,7 @@ const crypto = require('crypto');
 const express = require('express');
 const session = require('express-session');
 const { Client, SessdStore, SessdError, flash, codec } = require('..');
-const { Daemon, Browser, listen, closeServer, waitFor, once } = require('./helpers');
+const { Daemon, sealedDaemon, Browser, listen, closeServer, waitFor, once } = require('./helpers');
 
 const SECRET = 'sealed-daemon-secret-4c1f0e9a7b3d5e28';
 const WRONG = 'sealed-daemon-wrong-secret-00112233';
@@ -19,9 +19,7 @@ let authed; // --auth-file holding SECRET
 let plain; // no --auth-file
 
 test.before(async () => {
-  authed = new Daemon();
-  authed.extraArgs = ['--auth-file', authed.writeSecret(SECRET + '\n')];
-  await authed.start();
+  authed = await sealedDaemon(SECRET + '\n');
   plain = await new Daemon().start();
 });
 
@@ -193,9 +191,7 @@ test('seal: seal: false keeps the plain HELLO, with and without --auth-file', as
 });
 
 test('seal: after a daemon restart the pool reconnects, with a fresh exchange', async (t) => {
-  const d = new Daemon();
-  d.extraArgs = ['--auth-file', d.writeSecret(SECRET)];
-  await d.start();
+  const d = await sealedDaemon(SECRET);
   t.after(() => d.cleanup());
   // restartWaitMs: 'disconnect' soon after the stop (the daemon is started again only after it).
   const c = client(t, { url: d.unixUrl, auth: SECRET, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 200, restartWaitMs: 300 });
