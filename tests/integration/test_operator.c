@@ -879,7 +879,9 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 /*
  * Writes refused at --max-memory (NO_MEMORY) are counted in STATS' no_memory_total and
  * warned of at most once a minute, the count since the last included; those still counted
- * when the daemon stops are written then.
+ * when the daemon stops are written then. STATS' unread and the warning say how many
+ * sessions were never read back since written (a flood of visitors who never return fills
+ * a store that way), and the warning names the namespace of the refused write.
  */
 LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 {
@@ -904,8 +906,9 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
 	cr_assert_eq(rep.status, CODEC_OK);
 	cr_expect_eq(harness_map_uint(&rep, "no_memory_total"), 3);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
 	free(body);
-	close(fd);
+	body = NULL;
 
 	text = harness_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 1,
@@ -913,7 +916,17 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	             "later:\n%s",
 	             text);
 	cr_expect_not_null(strstr(text, "--max-memory 65536"), "%s", text);
+	cr_expect_not_null(strstr(text, "1 of the 1 sessions were never read back since they were "
+	                                "written (namespace \"ops\" of the last refused write: 1 "
+	                                "sessions, 1 unread)"),
+	                   "%s", text);
 	free(text);
+	cr_assert_eq(get_session(fd, "fits", data, SIZE), CODEC_OK);
+	stats.request_id = 100;
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 0, "a session read back is not unread");
+	free(body);
+	close(fd);
 	text = stop_for_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
 	free(text);
