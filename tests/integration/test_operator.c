@@ -933,6 +933,44 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	free(data);
 }
 
+/*
+ * STATS' unread counts what was created since the daemon started and not read back since:
+ * the mark is not saved, and sessions loaded from the data directory count as read (a
+ * session whose history is unknown is taken for one a visitor came back to).
+ */
+LEAK_CHECKED_TEST(operator, sessions_loaded_at_start_count_as_read)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .ns_all = true, .request_id = 7};
+	struct codec_reply rep;
+	struct harness_daemon d;
+	uint8_t *body = NULL;
+	int fd;
+
+	make_dir(data_dir, "unread");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "unread");
+	cr_assert_eq(set_session(fd, "before", "x", 1, TTL_MS), CODEC_OK);
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
+	free(body);
+	close(fd);
+	/* Killed: the session comes back from the log, as a SET replayed. */
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "unread");
+	cr_assert_eq(set_session(fd, "after", "x", 1, TTL_MS), CODEC_OK);
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "sessions"), 2);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1, "the loaded session counts as read");
+	free(body);
+	close(fd);
+	cr_expect_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(data_dir);
+}
+
 /* The secrets of the rotation tests: the first in use at start, the second handed out after. */
 static const char rotate_first[] = "the first secret, in use at start";
 static const char rotate_second[] = "the second secret, handed out after";
