@@ -80,8 +80,9 @@ void store_set_max_bytes(struct store *st, size_t max_bytes);
 /*
  * store_mark_unread(st):
  * From now on, count each session a write creates (SET, FLASH_PUSH) as unread until a client
- * reads it back (store_get, store_load, store_touch, store_flash_pop; not store_expiry or
- * store_sizes): store_stats' unread. Sessions already in the store, those loaded from a
+ * reads it back (store_get, store_load, store_touch, store_flash_pop: GET, LOAD, TOUCH, the
+ * checks of SET_IF and TOUCH_IF, FLASH_POP; not store_expiry or store_sizes): store_stats'
+ * unread. Sessions already in the store, those loaded from a
  * data directory among them, count as read: the mark is not saved, and a session whose
  * history is unknown is taken for one a visitor came back to.
  */
