@@ -105,6 +105,10 @@ struct dispatch {
 	uint64_t forbidden_total; /* admin requests refused FORBIDDEN: STATS' forbidden_total */
 	uint64_t retired_total;   /* connections RETIRE closed: STATS' retired_total */
 	struct log_every no_memory_log;
+	/* The namespace of the last write answered NO_MEMORY, for the warning: the one that
+	 * grew, usually. */
+	uint8_t no_memory_ns[64];
+	size_t no_memory_ns_len;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
 	 * peer and the decoder's words (a literal). */
@@ -318,22 +322,32 @@ static void say_malformed(const struct dispatch *d, uint64_t closed, const char 
 	         (unsigned long long)closed, peer_label(d->malformed_peer), d->malformed_why, note);
 }
 
-/* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. */
+/* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. The
+ * sessions never read back say whether a flood of visitors who never return filled it. */
 static void say_no_memory(const struct dispatch *d, uint64_t refused, const char *note)
 {
-	struct store_stats s;
+	struct store_stats s, in_ns;
 
 	store_stats(d->st, NULL, 0, &s);
+	store_stats(d->st, d->no_memory_ns, d->no_memory_ns_len, &in_ns);
 	if (d->cfg.max_bytes == 0)
 		log_warn("refused %llu write(s) with NO_MEMORY: out of memory, with %llu bytes of "
 		         "sessions (%s)",
 		         (unsigned long long)refused, (unsigned long long)s.bytes, note);
 	else
-		log_warn("refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
-		         "--max-memory %llu, and sessd never evicts live sessions: if that is "
-		         "near the limit, raise it, or give sessions shorter TTLs (%s)",
-		         (unsigned long long)refused, (unsigned long long)s.bytes,
-		         (unsigned long long)d->cfg.max_bytes, note);
+		log_warn(
+		    "refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
+		    "--max-memory %llu, and sessd never evicts live sessions; %llu of the %llu "
+		    "sessions were never read back since they were written (namespace "
+		    "\"%.*s\" of the last refused write: %llu sessions, %llu unread), many of "
+		    "them visitors that never came back with the cookie, such as a bot's "
+		    "requests to an app that saves a session for every visitor (see sessd(8), "
+		    "FAILURES); else if that is near the limit, raise it, or give sessions "
+		    "shorter TTLs (%s)",
+		    (unsigned long long)refused, (unsigned long long)s.bytes,
+		    (unsigned long long)d->cfg.max_bytes, (unsigned long long)s.unread,
+		    (unsigned long long)s.sessions, (int)d->no_memory_ns_len, d->no_memory_ns,
+		    (unsigned long long)in_ns.sessions, (unsigned long long)in_ns.unread, note);
 }
 
 /* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). */
@@ -371,6 +385,9 @@ static int reply_no_memory(struct dispatch *d, const struct codec_request *req, 
 	uint64_t refused;
 
 	d->no_memory_total++;
+	d->no_memory_ns_len =
+	    req->ns.len < sizeof(d->no_memory_ns) ? req->ns.len : sizeof(d->no_memory_ns);
+	memcpy(d->no_memory_ns, req->ns.ptr, d->no_memory_ns_len);
 	refused = log_every_due(&d->no_memory_log, 1, 60);
 	if (refused > 0)
 		say_no_memory(d, refused, DISPATCH_NOTE_PERIODIC);
@@ -1309,7 +1326,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 31) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 32) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		    write_key_uint(out, "unread", s.unread) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1350,7 +1368,8 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);
-		if (mp_write_map(out, 3) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 4) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		    write_key_uint(out, "unread", s.unread) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "flashes", s.flashes))
 			return -1;

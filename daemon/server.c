@@ -1217,6 +1217,8 @@ struct server *server_new(const struct config *cfg, bool *config_fault)
 	                 ? server_auto_max_memory(srv->store, process_limit, limit_source)
 	                 : server_given_max_memory(srv->store, cfg->max_memory);
 	store_set_max_bytes(srv->store, (size_t)max_memory);
+	/* Not before: what the data directory held counts as read (store_mark_unread). */
+	store_mark_unread(srv->store);
 	max_client_memory = server_auto_max_client_memory(cfg, process_limit, limit_source);
 
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));

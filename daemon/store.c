@@ -99,9 +99,16 @@ struct sess {
 	 * cache miss of its own on every SET that replaces data in place. */
 	uint32_t usable;
 	uint8_t id_len;
-	uint8_t has_data;
+	uint8_t flags;   /* SESS_HAS_DATA, SESS_UNREAD */
 	uint8_t bytes[]; /* id, then data */
 };
+
+/* The session has data (a flash-only one has none). */
+#define SESS_HAS_DATA 1u
+/* Written and never read back since it was created (see store_mark_unread): a visitor who
+ * returns sends the cookie and reads the session; a bot that never sends one does not. In the
+ * flags byte, so that it costs a session no memory. */
+#define SESS_UNREAD 2u
 
 struct ns {
 	struct hnode link;
@@ -109,6 +116,7 @@ struct ns {
 	uint64_t bytes;
 	uint64_t payload; /* see store_stats */
 	uint64_t flashes;
+	uint64_t unread; /* sessions with SESS_UNREAD */
 	/* On the store's list of cleared namespaces: no longer named, its sessions are freed a
 	 * slice at a time (see store_clear). Linked both ways: a dropped session that comes due
 	 * may finish any of them, and a client can make the list long. */
@@ -161,7 +169,10 @@ struct store {
 	uint64_t bytes;
 	uint64_t payload; /* see store_stats */
 	uint64_t flashes;
+	uint64_t unread; /* sessions with SESS_UNREAD, dropped namespaces' not counted */
 	uint64_t expired_total;
+	/* Sessions created from now on are marked SESS_UNREAD (see store_mark_unread). */
+	bool marks_unread;
 	/* Namespaces CLEAR took out of sight whose sessions are still to be freed, oldest last. */
 	struct ns *dropped;
 	struct expiry_wheel wheel;
@@ -654,6 +665,10 @@ static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, st
 	ns->flashes -= messages;
 	st->flashes -= messages;
 	st->sessions--;
+	if (s->flags & SESS_UNREAD) {
+		ns->unread--;
+		st->unread--;
+	}
 	account_payload(st, ns, 0, sess_payload(ns, s));
 	sess_free(st, ns, s);
 }
@@ -948,6 +963,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->bytes = 0;
 	ns->payload = 0;
 	ns->flashes = 0;
+	ns->unread = 0;
 	ns->dropped_next = NULL;
 	ns->dropped_prev = NULL;
 	ns->drop_at = 0;
@@ -1147,6 +1163,11 @@ void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes)
 	st->cfg.max_flash_bytes = max_flash_bytes;
 }
 
+void store_mark_unread(struct store *st)
+{
+	st->marks_unread = true;
+}
+
 void store_set_max_bytes(struct store *st, size_t max_bytes)
 {
 	st->cfg.max_bytes = max_bytes;
@@ -1179,12 +1200,33 @@ void store_free(struct store *st)
  * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
  * changes the store; or -1 with errno ENOENT.
  */
+/* Count a client's read of ${s} of ${ns}: it is no longer SESS_UNREAD. */
+static void sess_mark_read(struct store *st, struct ns *ns, struct sess *s)
+{
+	if (s->flags & SESS_UNREAD) {
+		s->flags &= (uint8_t)~SESS_UNREAD;
+		ns->unread--;
+		st->unread--;
+	}
+}
+
+/* A new session of ${ns} is counted unread while the store marks them (see SESS_UNREAD). */
+static uint8_t sess_new_flags(struct store *st, struct ns *ns, uint8_t flags)
+{
+	if (!st->marks_unread)
+		return flags;
+	ns->unread++;
+	st->unread++;
+	return flags | SESS_UNREAD;
+}
+
 /*
  * The live session of ${key} (with data, when ${with_data}), or NULL with errno ENOENT; a
- * namespace left empty by the expired session the lookup reclaimed is released.
+ * namespace left empty by the expired session the lookup reclaimed is released. With
+ * ${reads}, the session found counts as read back (SESS_UNREAD).
  */
 static struct sess *find_live(struct store *st, const struct store_key *key, uint64_t now_ms,
-                              bool with_data)
+                              bool with_data, bool reads)
 {
 	struct ns *ns;
 	struct sess *s;
@@ -1195,8 +1237,10 @@ static struct sess *find_live(struct store *st, const struct store_key *key, uin
 	if (ns == NULL)
 		goto fail;
 	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
-	if (s == NULL || (with_data && !s->has_data))
+	if (s == NULL || (with_data && !(s->flags & SESS_HAS_DATA)))
 		goto fail_release;
+	if (reads)
+		sess_mark_read(st, ns, s);
 	return s;
 
 fail_release:
@@ -1217,7 +1261,7 @@ int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, co
 int store_load(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
                size_t *len, size_t *flashes)
 {
-	struct sess *s = find_live(st, key, now_ms, true);
+	struct sess *s = find_live(st, key, now_ms, true, true);
 
 	if (s == NULL)
 		return -1;
@@ -1251,7 +1295,7 @@ int store_sizes(const struct store *st, const struct store_key *key, uint64_t no
 	s = sess_of(*link);
 	if (!sess_live(s, now_ms))
 		goto fail;
-	*data_len = s->has_data ? s->data_len : 0;
+	*data_len = (s->flags & SESS_HAS_DATA) ? s->data_len : 0;
 	*flash_bytes_out = flash_bytes(s->flash);
 	return 0;
 
@@ -1269,7 +1313,7 @@ fail:
 int store_expiry(struct store *st, const struct store_key *key, uint64_t now_ms,
                  uint64_t *expires_at_ms)
 {
-	struct sess *s = find_live(st, key, now_ms, false);
+	struct sess *s = find_live(st, key, now_ms, false, false);
 
 	if (s == NULL)
 		return -1;
@@ -1310,7 +1354,7 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 	}
 	account_payload(st, ns, len, n->data_len);
 	n->data_len = (uint32_t)len;
-	n->has_data = 1;
+	n->flags |= SESS_HAS_DATA;
 	expiry_reschedule(&st->wheel, &n->exp, expires_at_ms, now_ms);
 	return 0;
 }
@@ -1358,7 +1402,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	s->data_len = (uint32_t)len;
 	s->ns_index = ns->index;
 	s->id_len = (uint8_t)key->id_len;
-	s->has_data = 1;
+	s->flags = sess_new_flags(st, ns, SESS_HAS_DATA);
 	memcpy(s->bytes, key->id, key->id_len);
 	if (len > 0)
 		memcpy(sess_data(s), data, len);
@@ -1384,7 +1428,7 @@ fail:
 int store_touch(struct store *st, const struct store_key *key, uint64_t expires_at_ms,
                 uint64_t now_ms)
 {
-	struct sess *s = find_live(st, key, now_ms, false);
+	struct sess *s = find_live(st, key, now_ms, false, true);
 
 	if (s == NULL)
 		return -1;
@@ -1456,7 +1500,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	               MAKE_ROOM_FLASH_EXTRA);
 	h = key_hash(st, key);
 	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
-	if (!may_create && (s == NULL || !s->has_data)) {
+	if (!may_create && (s == NULL || !(s->flags & SESS_HAS_DATA))) {
 		errno = ENOENT;
 		goto fail_release;
 	}
@@ -1469,7 +1513,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 		s->data_len = 0;
 		s->ns_index = ns->index;
 		s->id_len = (uint8_t)key->id_len;
-		s->has_data = 0;
+		s->flags = 0;
 		memcpy(s->bytes, key->id, key->id_len);
 		created = s;
 		node_usable = s->usable;
@@ -1500,6 +1544,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	ns->flashes++;
 	st->flashes++;
 	if (created != NULL) {
+		s->flags = sess_new_flags(st, ns, 0);
 		dict_insert(&ns->sessions, &s->link, h);
 		st->sessions++;
 		expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
@@ -1581,6 +1626,7 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 		ns_release_if_empty(st, ns);
 		goto fail_missing;
 	}
+	sess_mark_read(st, ns, s);
 	old_memory = flash_memory(s->flash);
 	old_flash_bytes = flash_bytes(s->flash);
 	if (flash_pop(&s->flash, type, type_len, queue_count, on_type, on_msg, arg, &removed) != 0)
@@ -1958,6 +2004,8 @@ size_t store_clear(struct store *st, const uint8_t *ns_name, size_t ns_len, uint
 	ns_unname(st, ns);
 	st->sessions -= ns->sessions.used;
 	st->flashes -= ns->flashes;
+	st->unread -= ns->unread;
+	ns->unread = 0;
 	st->payload -= ns->payload;
 	ns->flashes = 0;
 	ns->payload = 0;
@@ -2052,6 +2100,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 			out->bytes = ns->bytes;
 			out->payload = ns->payload;
 			out->flashes = ns->flashes;
+			out->unread = ns->unread;
 		}
 		return;
 	}
@@ -2060,6 +2109,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 	out->bytes = st->bytes;
 	out->payload = st->payload;
 	out->flashes = st->flashes;
+	out->unread = st->unread;
 }
 
 /*
@@ -2085,8 +2135,9 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
 					    .ns_len = ns->name_len,
 					    .id = s->bytes,
 					    .id_len = s->id_len,
-					    .has_data = s->has_data != 0,
-					    .data = s->has_data ? sess_data(s) : NULL,
+					    .has_data = (s->flags & SESS_HAS_DATA) != 0,
+					    .data =
+					        (s->flags & SESS_HAS_DATA) ? sess_data(s) : NULL,
 					    .data_len = s->data_len,
 					    .expires_at_ms = s->exp.at_ms,
 					};

@@ -77,6 +77,17 @@ void store_set_max_flash_bytes(struct store *st, size_t max_flash_bytes);
  */
 void store_set_max_bytes(struct store *st, size_t max_bytes);
 
+/*
+ * store_mark_unread(st):
+ * From now on, count each session a write creates (SET, FLASH_PUSH) as unread until a client
+ * reads it back (store_get, store_load, store_touch, store_flash_pop: GET, LOAD, TOUCH, the
+ * checks of SET_IF and TOUCH_IF, FLASH_POP; not store_expiry or store_sizes): store_stats'
+ * unread. Sessions already in the store, those loaded from a
+ * data directory among them, count as read: the mark is not saved, and a session whose
+ * history is unknown is taken for one a visitor came back to.
+ */
+void store_mark_unread(struct store *st);
+
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
 void store_free(struct store *st);
 
@@ -349,6 +360,9 @@ struct store_stats {
 	 * counts against the flash budget), whatever memory the allocator holds for them. */
 	uint64_t payload;
 	uint64_t flashes; /* messages queued */
+	/* Sessions created by a write since store_mark_unread and not read back since: those of
+	 * visitors who never came back with the cookie (a bot that sends none, a single visit). */
+	uint64_t unread;
 	uint64_t expired_total;
 };
 

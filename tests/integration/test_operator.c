@@ -879,7 +879,9 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 /*
  * Writes refused at --max-memory (NO_MEMORY) are counted in STATS' no_memory_total and
  * warned of at most once a minute, the count since the last included; those still counted
- * when the daemon stops are written then.
+ * when the daemon stops are written then. STATS' unread and the warning say how many
+ * sessions were never read back since written (a flood of visitors who never return fills
+ * a store that way), and the warning names the namespace of the refused write.
  */
 LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 {
@@ -904,8 +906,9 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
 	cr_assert_eq(rep.status, CODEC_OK);
 	cr_expect_eq(harness_map_uint(&rep, "no_memory_total"), 3);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
 	free(body);
-	close(fd);
+	body = NULL;
 
 	text = harness_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 1,
@@ -913,11 +916,59 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	             "later:\n%s",
 	             text);
 	cr_expect_not_null(strstr(text, "--max-memory 65536"), "%s", text);
+	cr_expect_not_null(strstr(text, "1 of the 1 sessions were never read back since they were "
+	                                "written (namespace \"ops\" of the last refused write: 1 "
+	                                "sessions, 1 unread)"),
+	                   "%s", text);
 	free(text);
+	cr_assert_eq(get_session(fd, "fits", data, SIZE), CODEC_OK);
+	stats.request_id = 100;
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 0, "a session read back is not unread");
+	free(body);
+	close(fd);
 	text = stop_for_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
 	free(text);
 	free(data);
+}
+
+/*
+ * STATS' unread counts what was created since the daemon started and not read back since:
+ * the mark is not saved, and sessions loaded from the data directory count as read (a
+ * session whose history is unknown is taken for one a visitor came back to).
+ */
+LEAK_CHECKED_TEST(operator, sessions_loaded_at_start_count_as_read)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, NULL};
+	struct codec_request stats = {.op = CODEC_OP_STATS, .ns_all = true, .request_id = 7};
+	struct codec_reply rep;
+	struct harness_daemon d;
+	uint8_t *body = NULL;
+	int fd;
+
+	make_dir(data_dir, "unread");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "unread");
+	cr_assert_eq(set_session(fd, "before", "x", 1, TTL_MS), CODEC_OK);
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
+	free(body);
+	close(fd);
+	/* Killed: the session comes back from the log, as a SET replayed. */
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "unread");
+	cr_assert_eq(set_session(fd, "after", "x", 1, TTL_MS), CODEC_OK);
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_expect_eq(harness_map_uint(&rep, "sessions"), 2);
+	cr_expect_eq(harness_map_uint(&rep, "unread"), 1, "the loaded session counts as read");
+	free(body);
+	close(fd);
+	cr_expect_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(data_dir);
 }
 
 /* The secrets of the rotation tests: the first in use at start, the second handed out after. */

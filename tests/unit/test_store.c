@@ -2128,3 +2128,79 @@ LEAK_CHECKED_TEST(store, namespaces_that_go_give_the_table_of_names_back)
 		store_free(st);
 	}
 }
+
+static uint64_t unread_in(struct store *st, const char *ns)
+{
+	struct store_stats stats;
+
+	store_stats(st, (const uint8_t *)ns, ns == NULL ? 0 : strlen(ns), &stats);
+	return stats.unread;
+}
+
+/*
+ * A flood of visitors who never return (a bot sending no cookie to an app that saves a
+ * session per visitor) must show in STATS: sessions a write created count as unread until a
+ * client reads them back (GET, LOAD, TOUCH, FLASH_POP), and leave the count however they go.
+ * What the store held before store_mark_unread (a data directory's load) counts as read.
+ */
+LEAK_CHECKED_TEST(store, sessions_never_read_back_are_counted_unread)
+{
+	struct store *st = new_store(0);
+	struct store_key k;
+	size_t popped = 0;
+	uint64_t at;
+
+	set_str(st, "app", "loaded", "x", T0 + 60000, T0);
+	store_mark_unread(st);
+	cr_assert_eq(unread_in(st, NULL), 0, "a loaded session counts as read");
+
+	for (int i = 0; i < 6; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "bot%d", i);
+		set_str(st, "app", id, "anonymous", T0 + 60000, T0);
+	}
+	k = key_of("other", "flashonly");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, "hi", 2, false,
+	                              T0 + 60000, T0, NULL),
+	             0);
+	cr_assert_eq(unread_in(st, NULL), 7);
+	cr_assert_eq(unread_in(st, "app"), 6);
+	cr_assert_eq(unread_in(st, "other"), 1);
+
+	/* Rewriting or pushing to a session is no read; TTL and the size guess are not either. */
+	set_str(st, "app", "bot0", "again", T0 + 60000, T0);
+	k = key_of("app", "bot0");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, "hi", 2, false,
+	                              T0 + 60000, T0, NULL),
+	             0);
+	cr_assert_eq(store_expiry(st, &k, T0, &at), 0);
+	cr_assert_eq(unread_in(st, "app"), 6);
+
+	/* Each kind of read counts once. */
+	assert_data(st, "app", "bot0", T0, "again");
+	assert_data(st, "app", "bot0", T0, "again");
+	cr_assert_eq(unread_in(st, "app"), 5);
+	k = key_of("app", "bot1");
+	cr_assert_eq(store_touch(st, &k, T0 + 90000, T0), 0);
+	k = key_of("other", "flashonly");
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0, NULL, discard_type, count_msg, &popped), 0);
+	cr_assert_eq(popped, 1);
+	cr_assert_eq(unread_in(st, NULL), 4);
+	cr_assert_eq(unread_in(st, "other"), 0);
+
+	/* A session gone leaves the count: destroyed, expired (found or reclaimed), cleared. */
+	k = key_of("app", "bot2");
+	cr_assert_eq(store_destroy(st, &k, T0), 0);
+	set_str(st, "app", "short", "x", T0 + 1000, T0);
+	cr_assert_eq(unread_in(st, "app"), 4);
+	cr_assert_eq(store_expire(st, T0 + 1000, 100), 1);
+	cr_assert_eq(unread_in(st, "app"), 3);
+	set_str(st, "app", "short", "x", T0 + 2000, T0 + 1000);
+	assert_absent(st, "app", "short", T0 + 2000);
+	cr_assert_eq(unread_in(st, "app"), 3);
+	cr_assert_eq(store_clear(st, (const uint8_t *)"app", 3, T0 + 2000), 6);
+	cr_assert_eq(unread_in(st, NULL), 0);
+	cr_assert_eq(unread_in(st, "app"), 0);
+	store_free(st);
+}

@@ -10,7 +10,9 @@
 // E2E_SESSD_DIR (the connect-sessd to load; default this checkout's client/node),
 // E2E_SESSD_OPTS (more SessdStore options as JSON, e.g. '{"poolSize":1}'),
 // E2E_MIGRATE=1 (sessd stores: migrateFrom the connect-redis store at REDIS_URL, as the
-// app had it, for bench/e2e/switch.js).
+// app had it, for bench/e2e/switch.js), E2E_SAVE_UNINITIALIZED=1 (express-session's
+// saveUninitialized: true, as a site that keeps a session for every anonymous visitor has
+// it: bench/e2e/flood-full.js), E2E_TTL_MS (the cookie's maxAge; default an hour).
 // Prints "listening on http://127.0.0.1:PORT" when ready.
 //
 // Express and express-session are client/node's own (its devDependencies): connect-redis,
@@ -86,8 +88,8 @@ async function main() {
     store,
     secret: 'e2e-bench-secret-not-for-production',
     resave: false,
-    saveUninitialized: false,
-    cookie: { maxAge: 3600 * 1000 },
+    saveUninitialized: process.env.E2E_SAVE_UNINITIALIZED === '1',
+    cookie: { maxAge: Number(process.env.E2E_TTL_MS || 3600 * 1000) },
   }));
   app.use(flashMw);
   app.use((req, res, next) => (req.session ? next() : res.status(503).send('no session')));

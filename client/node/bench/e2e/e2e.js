@@ -39,7 +39,8 @@ const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
-const net = require('net');
+
+const { freePort, stopProc } = require('./procs');
 
 const NODE_DIR = path.resolve(__dirname, '../..');
 const { Daemon, sessdBin } = require(path.join(NODE_DIR, 'test/helpers'));
@@ -96,12 +97,7 @@ function rssBytes(pid) {
 // ---- stores ----
 
 async function startRedis(dir) {
-  const port = await new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const sock = path.join(dir, 'redis.sock');
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--unixsocket', sock, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   const url = TRANSPORT === 'unix' ? `unix://${sock}` : `redis://127.0.0.1:${port}`;
@@ -115,13 +111,6 @@ async function startRedis(dir) {
 }
 function redisCmd(port, ...args) {
   return execFileSync('redis-cli', ['-p', String(port), ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-}
-function stopProc(proc) {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', resolve);
-    proc.kill('SIGTERM');
-  });
 }
 
 async function startStore(kind, dir) {
