@@ -1,10 +1,11 @@
 'use strict';
 // Client: a small pool of sessd connections with reconnection, and one method per
 // operation of PROTOCOL.md. Requests that name a session go to the connection chosen by a
-// hash of the id, so the operations one process makes on one session are answered in the
-// order they were made even when the caller does not wait (a flash push and the session
-// save that follows it); other requests go round robin. A connection that is down is
-// skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
+// session's own connection: while the session has requests pending on one, that one, so the
+// operations one process makes on one session are answered in the order they were made even
+// when the caller does not wait (a flash push and the session save that follows it); else
+// the connection the pass's other requests go to (see passConnection), so that a pass's
+// frames leave in one write. A connection that is down is skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
 // reconnects for up to restartWaitMs before it says 'disconnect' (see startRestartWait):
 // requests made meanwhile wait for it (see request), and those a SHUTTING_DOWN or a crash left
 // unanswered are sent again (see resend). Once 'disconnect' is said, requests fail at once
@@ -13,7 +14,7 @@
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
 const codec = require('./codec');
-const { CHANGE_OPS, Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
+const { CHANGE_OPS, Connection, flightKey, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -126,6 +127,11 @@ function ttlResult(r) {
 // REPEATABLE_OPS: carried out twice, they answer twice. Not FLASH_POP, which removes what it
 // answers.
 const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, OP.STATS, OP.NAMESPACES]);
+
+// A connection that already has this many bytes to write in a pass takes no more of the
+// pass's requests that could go elsewhere (see passConnection): one large save does not hold
+// up the pass's other requests behind its transfer.
+const PASS_SHARE_BYTES = 64 * 1024;
 
 // The longest delay a Node timer holds: setTimeout takes anything longer, Infinity
 // included, as 1 ms.
@@ -267,6 +273,10 @@ class Client extends EventEmitter {
     this.owedRetires = [];
     this.retireGate = null;
     this.retireUnsupported = false;
+    // The requests resend() holds (behind a RETIRE, or waiting for a ready connection): while
+    // there are any, requests go to their session's hashed connection, as resend() sends them
+    // (see pick).
+    this.heldResends = 0;
     for (let i = 0; i < this.poolSize; i++) {
       // attempts: the failed attempts since the slot's last healthy connection, whose loss counts
       // as the first; retryMs: the wait before the retry timer's attempt (see retryMs).
@@ -522,10 +532,15 @@ class Client extends EventEmitter {
     return start;
   }
 
-  // The connection for a request: the session's own one if it is usable, else the next
-  // usable one; null when none is.
+  // The connection for a request: in a healthy pool of more than one, passConnection's;
+  // else the session's own one (hashed) if it is usable, else the next usable one; null when
+  // none is.
   pick(key) {
     const n = this.slots.length;
+    if (n > 1 && this.heldResends === 0 && this.restartTimer === null && this.retireGate === null && this.owedRetires.length === 0) {
+      const conn = this.passConnection(key);
+      if (conn) return conn;
+    }
     const start = this.firstSlot(key);
     // Prefer ready connections; a connecting one queues the request behind its HELLO, but
     // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
@@ -540,6 +555,33 @@ class Client extends EventEmitter {
       if (c && c.isOpen) return c;
     }
     return null;
+  }
+
+  // passConnection(key): the ready connection for a request of session key (undefined: none)
+  // while no request is held (see pick): the one with the session's requests pending, if
+  // any; else the one that already has frames to write in this pass (below PASS_SHARE_BYTES),
+  // else the one with the fewest requests pending (the pool's first of those).
+  // Node writes each connection's frames of a pass in one writev and reads its replies in
+  // one read: spread over the pool by a hash, a pass's requests took a write and a read per
+  // connection, 3.1 writes where node-redis's one connection made 1 (bench/README.md,
+  // stop 49b). null when the session's requests are pending on a connection that is not
+  // ready (draining), or none is ready: pick then chooses as before.
+  passConnection(key) {
+    const k = key === undefined ? undefined : flightKey(key);
+    let best = null;
+    let bestShares = false;
+    for (const slot of this.slots) {
+      const c = slot.conn;
+      if (!c) continue;
+      if (k !== undefined && c.inFlight.has(k)) return c.state === 'ready' ? c : null;
+      if (c.state !== 'ready') continue;
+      const shares = c.passBytes > 0 && c.passBytes < PASS_SHARE_BYTES;
+      if (best === null || (shares && !bestShares) || (!shares && !bestShares && c.pendingCount < best.pendingCount)) {
+        best = c;
+        bestShares = shares;
+      }
+    }
+    return best;
   }
 
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
@@ -614,9 +656,16 @@ class Client extends EventEmitter {
     // A change waits until the connection it broke on (and any other given up on) is retired.
     const gate = CHANGE_OPS.has(entry.op) ? this.beforeChange() : null;
     if (gate) {
+      this.heldResends++;
       gate.then(
-        () => this.resend(entry, err, brokenOn),
-        (e) => entry.reject(heldChange(e)),
+        () => {
+          this.heldResends--;
+          this.resend(entry, err, brokenOn);
+        },
+        (e) => {
+          this.heldResends--;
+          entry.reject(heldChange(e));
+        },
       );
       return;
     }
@@ -653,7 +702,11 @@ class Client extends EventEmitter {
     const other = this.pickReady(entry.key);
     if (other) return send(other);
     if (left <= 0) return fail();
-    return this.whenReady(entry.key, left).then((ready) => (ready ? send(ready) : fail()));
+    this.heldResends++;
+    return this.whenReady(entry.key, left).then((ready) => {
+      this.heldResends--;
+      return ready ? send(ready) : fail();
+    });
   }
 
   // ownWrite(entry, err): the outcome of a SET_IF (entry) sent again after a break and
