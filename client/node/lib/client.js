@@ -1,11 +1,12 @@
 'use strict';
 // Client: a small pool of sessd connections with reconnection, and one method per
-// operation of PROTOCOL.md. Requests that name a session go to the connection chosen by a
-// session's own connection: while the session has requests pending on one, that one, so the
-// operations one process makes on one session are answered in the order they were made even
-// when the caller does not wait (a flash push and the session save that follows it); else
-// the connection the pass's other requests go to (see passConnection), so that a pass's
-// frames leave in one write. A connection that is down is skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
+// operation of PROTOCOL.md. A request that names a session goes to the connection that has
+// the session's requests pending, if one has, so the operations one process makes on one
+// session are answered in the order they were made even when the caller does not wait (a
+// flash push and the session save that follows it); else to the connection the pass's other
+// requests go to (see passConnection), so that a pass's frames leave in one write; while
+// requests are held (see pick), to one chosen by a hash of the id. A connection that is down
+// is skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
 // reconnects for up to restartWaitMs before it says 'disconnect' (see startRestartWait):
 // requests made meanwhile wait for it (see request), and those a SHUTTING_DOWN or a crash left
 // unanswered are sent again (see resend). Once 'disconnect' is said, requests fail at once
@@ -514,10 +515,18 @@ class Client extends EventEmitter {
     }
   }
 
-  // The ready connection for a request: the session's own one if it is ready, else the next
-  // ready one; null when none is.
+  // The ready connection for a request: the one with the session's requests pending if it
+  // is ready (passConnection may have sent them off the hashed one), else the session's
+  // hashed one if it is ready, else the next ready one; null when none is.
   pickReady(key, start = this.firstSlot(key)) {
     const n = this.slots.length;
+    if (key !== undefined && n > 1) {
+      const k = flightKey(key);
+      for (const slot of this.slots) {
+        const c = slot.conn;
+        if (c && c.state === 'ready' && c.inFlight.has(k)) return c;
+      }
+    }
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.state === 'ready') return c;
@@ -532,9 +541,11 @@ class Client extends EventEmitter {
     return start;
   }
 
-  // The connection for a request: in a healthy pool of more than one, passConnection's;
-  // else the session's own one (hashed) if it is usable, else the next usable one; null when
-  // none is.
+  // The connection for a request: in a pool of more than one with no request held (behind a
+  // RETIRE, or for a reconnection), passConnection's; else pickReady's, else (before the
+  // pool is known to be up or down) the session's hashed one if it is connecting, else the
+  // next one that is; null when none is usable. Held requests go out by pickReady, so the
+  // requests made meanwhile follow them there.
   pick(key) {
     const n = this.slots.length;
     if (n > 1 && this.heldResends === 0 && this.restartTimer === null && this.retireGate === null && this.owedRetires.length === 0) {
