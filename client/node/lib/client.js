@@ -129,11 +129,6 @@ function ttlResult(r) {
 // answers.
 const READ_OPS = new Set([OP.PING, OP.GET, OP.LOAD, OP.TTL, OP.COUNT, OP.LIST, OP.STATS, OP.NAMESPACES]);
 
-// A connection that already has this many bytes to write in a pass takes no more of the
-// pass's requests that could go elsewhere (see passConnection): one large save does not hold
-// up the pass's other requests behind its transfer.
-const PASS_SHARE_BYTES = 64 * 1024;
-
 // The longest delay a Node timer holds: setTimeout takes anything longer, Infinity
 // included, as 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -570,29 +565,30 @@ class Client extends EventEmitter {
 
   // passConnection(key): the ready connection for a request of session key (undefined: none)
   // while no request is held (see pick): the one with the session's requests pending, if
-  // any; else the one that already has frames to write in this pass (below PASS_SHARE_BYTES),
-  // else the one with the fewest requests pending (the pool's first of those).
-  // Node writes each connection's frames of a pass in one writev and reads its replies in
-  // one read: spread over the pool by a hash, a pass's requests took a write and a read per
-  // connection, 3.1 writes where node-redis's one connection made 1 (bench/README.md,
-  // stop 49b). null when the session's requests are pending on a connection that is not
-  // ready (draining), or none is ready: pick then chooses as before.
+  // any; else the one that already has frames to write in this pass, else the pool's first,
+  // unless either is moving a large frame (Connection.transferring: the others would wait
+  // behind its bytes), else the one with the fewest requests pending. Node writes each
+  // connection's frames of a pass in one writev and reads its replies in one read: spread
+  // over the pool by a hash of the id, a pass's requests took a write and a read per
+  // connection (bench/README.md, stop 49b). null when the session's requests are pending on
+  // a connection that is not ready (draining), or none is ready: pick then uses pickReady.
   passConnection(key) {
     const k = key === undefined ? undefined : flightKey(key);
-    let best = null;
-    let bestShares = false;
+    let passing = null;
+    let first = null;
+    let fewest = null;
     for (const slot of this.slots) {
       const c = slot.conn;
       if (!c) continue;
       if (k !== undefined && c.inFlight.has(k)) return c.state === 'ready' ? c : null;
       if (c.state !== 'ready') continue;
-      const shares = c.passBytes > 0 && c.passBytes < PASS_SHARE_BYTES;
-      if (best === null || (shares && !bestShares) || (!shares && !bestShares && c.pendingCount < best.pendingCount)) {
-        best = c;
-        bestShares = shares;
+      if (!c.transferring) {
+        if (passing === null && c.passBytes > 0) passing = c;
+        if (first === null) first = c;
       }
+      if (fewest === null || c.pendingCount < fewest.pendingCount) fewest = c;
     }
-    return best;
+    return passing || first || fewest;
   }
 
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses

@@ -61,6 +61,11 @@ function flightKey(key) {
   return typeof key === 'string' ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
 }
 
+// A connection with a frame this large to write or read is transferring: the pool sends the
+// requests that may go elsewhere to another connection (Client.passConnection), so that they
+// do not wait behind its bytes.
+const TRANSFER_BYTES = 64 * 1024;
+
 // helloMaxFrame(hello): the frame limit a HELLO result (checked by codec.decodeReplyBody)
 // sets: its max_frame, MIN_MAX_FRAME when it has none, at most MAX_TRUSTED_FRAME.
 function helloMaxFrame(hello) {
@@ -460,6 +465,13 @@ class Connection extends EventEmitter {
 
   get isOpen() {
     return this.state === 'connecting' || this.state === 'ready';
+  }
+
+  // transferring: whether this connection is moving a large frame: TRANSFER_BYTES or more
+  // written in this pass or still queued in the socket, or a reply that large partly read.
+  get transferring() {
+    return this.passBytes >= TRANSFER_BYTES || this.socket.writableLength >= TRANSFER_BYTES ||
+      (this.rchunks !== null && this.rneed >= TRANSFER_BYTES);
   }
 
   get pendingCount() {
