@@ -352,7 +352,8 @@ class Connection extends EventEmitter {
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
     this.corked = false;
     // The bytes of the frames written in this pass, that leave together at its end (see
-    // write()): the pool gives this connection the pass's other requests (see Client.pick).
+    // write()): the pool gives this connection the pass's other requests (see
+    // Client.passConnection).
     this.passBytes = 0;
     // The requests written since the last flush: their deadlines count from it (see write()).
     this.unflushed = [];
