@@ -1,10 +1,11 @@
 'use strict';
 // Client: a small pool of sessd connections with reconnection, and one method per
-// operation of PROTOCOL.md. Requests that name a session go to the connection chosen by a
-// hash of the id, so the operations one process makes on one session are answered in the
-// order they were made even when the caller does not wait (a flash push and the session
-// save that follows it); other requests go round robin. A connection that is down is
-// skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
+// operation of PROTOCOL.md. A request that names a session goes to the connection that has
+// the session's requests pending, if one has, so the operations one process makes on one
+// session are answered in the order they were made even when the caller does not wait (a
+// flash push and the session save that follows it); else to the connection the pass's other
+// requests go to (see passConnection), so that a pass's frames leave in one write. A
+// connection that is down is skipped. When the last ready connection is lost (sessd restarting or crashed), the pool
 // reconnects for up to restartWaitMs before it says 'disconnect' (see startRestartWait):
 // requests made meanwhile wait for it (see request), and those a SHUTTING_DOWN or a crash left
 // unanswered are sent again (see resend). Once 'disconnect' is said, requests fail at once
@@ -13,7 +14,7 @@
 const { EventEmitter } = require('events');
 const crypto = require('crypto');
 const codec = require('./codec');
-const { CHANGE_OPS, Connection, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
+const { CHANGE_OPS, Connection, flightKey, SessdError, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE } = require('./connection');
 
 const { OP, STATUS } = codec;
 
@@ -504,10 +505,17 @@ class Client extends EventEmitter {
     }
   }
 
-  // The ready connection for a request: the session's own one if it is ready, else the next
-  // ready one; null when none is.
-  pickReady(key, start = this.firstSlot(key)) {
+  // The ready connection for a request: passConnection's in a pool of more than one; else
+  // (or when it has none) the session's hashed one if it is ready, else the next ready one;
+  // null when none is. Every request goes out by it (pick, resend, a reconnection's waiters),
+  // so a session's requests held for a while follow its pending ones.
+  pickReady(key) {
     const n = this.slots.length;
+    if (n > 1) {
+      const c = this.passConnection(key);
+      if (c) return c;
+    }
+    const start = this.firstSlot(key);
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.state === 'ready') return c;
@@ -522,24 +530,52 @@ class Client extends EventEmitter {
     return start;
   }
 
-  // The connection for a request: the session's own one if it is usable, else the next
-  // usable one; null when none is.
+  // The connection for a request: pickReady's, else the session's hashed one if it is
+  // connecting, else the next one that is; null when none is usable.
   pick(key) {
-    const n = this.slots.length;
-    const start = this.firstSlot(key);
     // Prefer ready connections; a connecting one queues the request behind its HELLO, but
     // only before the first 'connect' or 'disconnect': once the daemon is known to be down,
     // requests fail at once rather than wait on an attempt that may hang, and in the
     // reconnecting window they wait for a ready connection (an attempt that then fails would
     // fail them: sent on a socket that never connected, they were not carried out).
-    const ready = this.pickReady(key, start);
+    const ready = this.pickReady(key);
     if (ready) return ready;
     if (this.connected === false || this.restartTimer !== null) return null;
+    const n = this.slots.length;
+    const start = this.firstSlot(key);
     for (let i = 0; i < n; i++) {
       const c = this.slots[(start + i) % n].conn;
       if (c && c.isOpen) return c;
     }
     return null;
+  }
+
+  // passConnection(key): the ready connection for a request of session key (undefined: none):
+  // the one with the session's requests pending, if
+  // any; else the one that already has frames to write in this pass, else the pool's first,
+  // unless either is moving a large frame (Connection.transferring: the others would wait
+  // behind its bytes), else the one with the fewest requests pending. Node writes each
+  // connection's frames of a pass in one writev and reads its replies in one read: spread
+  // over the pool by a hash of the id, a pass's requests took a write and a read per
+  // connection (bench/README.md, stop 49b). null when the session's requests are pending on
+  // a connection that is not ready (draining), or none is ready: pickReady then hashes.
+  passConnection(key) {
+    const k = key === undefined ? undefined : flightKey(key);
+    let passing = null;
+    let first = null;
+    let fewest = null;
+    for (const slot of this.slots) {
+      const c = slot.conn;
+      if (!c) continue;
+      if (k !== undefined && c.inFlight.has(k)) return c.state === 'ready' ? c : null;
+      if (c.state !== 'ready') continue;
+      if (!c.transferring) {
+        if (passing === null && c.passBytes > 0) passing = c;
+        if (first === null) first = c;
+      }
+      if (fewest === null || c.pendingCount < fewest.pendingCount) fewest = c;
+    }
+    return passing || first || fewest;
   }
 
   // request(op, args, key): { status, result } (OK or NOT_FOUND); rejects on other statuses
@@ -593,8 +629,8 @@ class Client extends EventEmitter {
   // err is a SHUTTING_DOWN (brokenOn null: the request was not carried out), or the break of
   // brokenOn (a crash: the request, a change of REPEATABLE_OPS or a read, may have been
   // carried out).
-  // It goes on another ready connection of the pool (the session's next one, so that one
-  // session's requests keep their order) if there is one. With none (every connection heard
+  // It goes on another ready connection of the pool (pickReady's, where the session's
+  // requests made since went, so that they keep their order) if there is one. With none (every connection heard
   // SHUTTING_DOWN or broke at once: the daemon is restarting) it waits for the pool to
   // reconnect, then goes out: express-session sends a redirect's headers before its save
   // completes, so a save failed now would lose a change the user was already told about

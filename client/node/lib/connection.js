@@ -54,6 +54,18 @@ const MAX_TRUSTED_FRAME = 2 ** 31;
 // write, so it is already in the socket; this only bounds a peer that never closes.
 const WRITE_ERROR_READ_MS = 1000;
 
+// flightKey(key): a session key (an id, a string or bytes) as a Map key: bytes as the string
+// of their UTF-8, so that the same id given both ways is one session (bytes that are not UTF-8
+// may share a string with another id: that only keeps the two on one connection).
+function flightKey(key) {
+  return typeof key === 'string' ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
+}
+
+// A connection with a frame this large to write or read is transferring: the pool sends the
+// requests that may go elsewhere to another connection (Client.passConnection), so that they
+// do not wait behind its bytes.
+const TRANSFER_BYTES = 64 * 1024;
+
 // helloMaxFrame(hello): the frame limit a HELLO result (checked by codec.decodeReplyBody)
 // sets: its max_frame, MIN_MAX_FRAME when it has none, at most MAX_TRUSTED_FRAME.
 function helloMaxFrame(hello) {
@@ -326,6 +338,10 @@ class Connection extends EventEmitter {
     this.pending = []; // FIFO of { id, op, args, key, retried, resolve, reject, deadline, held }
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
+    // The sessions (flightKey of the key) with requests pending here, each with the id of its
+    // latest one: the pool sends a session's next request here while it has one (see
+    // Client.pick), so that they are answered in order.
+    this.inFlight = new Map();
     // Unparsed bytes, as the chunks that brought them: joined only once rneed bytes (the
     // next frame's header, then the whole frame) are there, so a large reply arriving in
     // many chunks is copied once, not once per chunk.
@@ -335,6 +351,10 @@ class Connection extends EventEmitter {
     this.timer = null;
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
     this.corked = false;
+    // The bytes of the frames written in this pass, that leave together at its end (see
+    // write()): the pool gives this connection the pass's other requests (see
+    // Client.passConnection).
+    this.passBytes = 0;
     // The requests written since the last flush: their deadlines count from it (see write()).
     this.unflushed = [];
     // Sealed: frames written in one pass, waiting to be sealed together (see write()).
@@ -448,6 +468,13 @@ class Connection extends EventEmitter {
     return this.state === 'connecting' || this.state === 'ready';
   }
 
+  // transferring: whether this connection is moving a large frame: TRANSFER_BYTES or more
+  // written in this pass or still queued in the socket, or a reply that large partly read.
+  get transferring() {
+    return this.passBytes >= TRANSFER_BYTES || this.socket.writableLength >= TRANSFER_BYTES ||
+      (this.rchunks !== null && this.rneed >= TRANSFER_BYTES);
+  }
+
   get pendingCount() {
     return this.pending.length - this.head;
   }
@@ -477,6 +504,7 @@ class Connection extends EventEmitter {
     return new Promise((resolve, reject) => {
       const entry = { id, op, args, key, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
+      if (key !== undefined) this.inFlight.set(flightKey(key), id);
       if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
       // Until the HELLO reply announces max_frame, a frame over the smallest one a server
       // may have waits (and, to keep the order, every frame after it): sent blind, one over
@@ -504,6 +532,7 @@ class Connection extends EventEmitter {
   // with a 300 ms stall and timeoutMs 100, where sending at once failed none).
   write(frame, entry = null) {
     if (entry && entry.deadline) this.unflushed.push(entry);
+    this.passBytes += frame.length;
     if (this.#writer) {
       this.outq.push(frame);
       this.outlen += frame.length;
@@ -518,6 +547,7 @@ class Connection extends EventEmitter {
       this.socket.cork();
       setImmediate(() => {
         this.corked = false;
+        this.passBytes = 0;
         this.restampDeadlines();
         this.socket.uncork();
       });
@@ -529,6 +559,7 @@ class Connection extends EventEmitter {
   // order of the socket's writes, since every write after HELLO comes through here.
   flushSealed() {
     this.flushing = false;
+    this.passBytes = 0;
     this.restampDeadlines();
     const frames = this.outq;
     const len = this.outlen;
@@ -543,6 +574,22 @@ class Connection extends EventEmitter {
       return;
     }
     this.socket.write(records);
+  }
+
+  // forget(entry): entry, no longer in pending (refused by releaseHeld), is not its session's
+  // latest request here any more: the one before it still pending is, if there is one.
+  forget(entry) {
+    if (entry.key === undefined) return;
+    const k = flightKey(entry.key);
+    if (this.inFlight.get(k) !== entry.id) return;
+    this.inFlight.delete(k);
+    for (let i = this.pending.length - 1; i >= this.head; i--) {
+      const e = this.pending[i];
+      if (e.key !== undefined && flightKey(e.key) === k) {
+        this.inFlight.set(k, e.id);
+        return;
+      }
+    }
   }
 
   // restampDeadlines(): the requests about to leave are due timeoutMs from now.
@@ -566,6 +613,7 @@ class Connection extends EventEmitter {
       const frame = entry.held;
       entry.held = null;
       if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
+        this.forget(entry);
         entry.reject(tooLarge(frame, this.maxFrame, entry.op, entry.args));
         continue;
       }
@@ -710,6 +758,10 @@ class Connection extends EventEmitter {
     }
     this.pending[this.head] = undefined;
     this.head++;
+    if (entry.key !== undefined) {
+      const k = flightKey(entry.key);
+      if (this.inFlight.get(k) === entry.id) this.inFlight.delete(k);
+    }
     if (this.head === this.pending.length) {
       this.pending.length = 0;
       this.head = 0;
@@ -803,6 +855,7 @@ class Connection extends EventEmitter {
     const pending = this.pending.slice(this.head);
     this.pending = [];
     this.head = 0;
+    this.inFlight.clear();
     this.rchunks = null;
     // Forget the keys (and the exchange of a connection that never finished it).
     if (this.#kx) this.#kx.destroy();
@@ -876,4 +929,4 @@ class Connection extends EventEmitter {
   }
 }
 
-module.exports = { CHANGE_OPS, Connection, helloName, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };
+module.exports = { CHANGE_OPS, Connection, flightKey, helloName, SessdError, parseUrl, checkAuth, checkRequireAuth, checkSeal, connectionError, unavailableError, AUTH_CODE };
