@@ -459,7 +459,11 @@ class TagCache {
     }
     if (hit !== undefined) this.entries.delete(key);
     else if (this.entries.size >= TAG_CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value);
-    this.entries.set(key, { data: Buffer.from(bytes), tag });
+    // A copy of its own: Buffer.from would take it from Node's shared 8 KiB pool, and each
+    // entry kept its slab alive (8 MiB held for 1024 small sessions, not their 0.2).
+    const copy = Buffer.allocUnsafeSlow(bytes.length);
+    bytes.copy(copy);
+    this.entries.set(key, { data: copy, tag });
     return tag;
   }
 

@@ -8,6 +8,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
+const v8 = require('v8');
+const vm = require('vm');
 const { Client, SessdStore, codec, dataTag } = require('..');
 const { Daemon, requireOp } = require('./helpers');
 
@@ -84,6 +86,30 @@ test('the cached tag is dataTag of the bytes given, for bytes that are views of 
       assert.deepEqual(store.tags.peek(key, data), dataTag(data));
     }
     assert.ok(store.tags.entries.size <= 1024);
+  } finally {
+    store.close();
+  }
+});
+
+test('the cache holds no more memory than its bound (1024 entries of at most 2 KiB), whatever else the app allocates', () => {
+  // Copies taken from Node's shared 8 KiB pool each kept their slab alive once the app's other
+  // small buffers from it were dropped: 8 MiB held for 1024 sessions of 1 KB.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  try {
+    const other = 'x'.repeat(3000);
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 1024; i++) {
+      store.tags.tag(`sid${i}`, Buffer.from(JSON.stringify({ i, cart: 'c'.repeat(900) })));
+      Buffer.from(other); // a request's buffer, from the same pool, dropped
+      Buffer.from(other);
+    }
+    gc();
+    const held = process.memoryUsage().arrayBuffers - before;
+    assert.equal(store.tags.entries.size, 1024);
+    assert.ok(held < 2 * 1024 * 1024, `the cache holds ${(held / 1048576).toFixed(2)} MiB for 1 MiB of sessions`);
   } finally {
     store.close();
   }
