@@ -1536,13 +1536,14 @@ static void snap_presize(struct snap_load *l)
 
 /*
  * Whether the session of SESSION record ${r} was read before in this snapshot, in *${repeated}.
- * sessd writes each session once, so a second copy is damage: records another file's or another
- * place's, with their checksums right, written over the ones that stood there (a misdirected or
- * doubled write on record boundaries), whose sessions are lost; the END count still holds.
- * Loaded on top, the copy replaced the first's data and queued its messages again, each shown
- * twice. Loading, the store is asked: it holds every session read so far (one without data or
- * flashes too, snap_finish_session), live at the instant 0 whatever its expiry, and store_set
- * finds the session again right after, in the cache. A check (st NULL) keeps the ids in
+ * sessd writes each session once, so a second copy is damage: records from elsewhere in the
+ * file (or another file), their checksums right, written over the ones that stood there (a
+ * misdirected or doubled write on record boundaries), whose sessions are lost; the END count
+ * still holds. Loaded on top, the copy replaced the first's data and queued its messages
+ * again, each shown twice. Loading, the store is asked: new at the snapshot (the log comes
+ * after), it holds every session read so far (one without data or flashes too,
+ * snap_finish_session), live at the instant 0 whatever its expiry, and store_set finds the
+ * session again right after, in the cache. A check (st NULL) keeps the ids in
  * ${l}->seen. An encrypted snapshot binds each record to its file and offset (DATA.md), so a
  * copy there fails to open before it gets here. Returns 0, or -1 with errno ENOMEM.
  */
