@@ -1448,6 +1448,9 @@ struct snap_load {
 	uint64_t count_hint;
 	uint64_t ns_sessions; /* of the current namespace so far */
 	bool presized;        /* the current namespace's table was presized: fit it at its end */
+	/* With st NULL (a check): the ids read so far, to find a repeated one
+	 * (snap_session_repeated); NULL: not looked for. */
+	struct store *seen;
 	const char *why;
 };
 
@@ -1531,9 +1534,35 @@ static void snap_presize(struct snap_load *l)
 	}
 }
 
+/*
+ * Whether the session of SESSION record ${r} was read before in this snapshot, in *${repeated}.
+ * sessd writes each session once, so a second copy is damage: records from elsewhere in the
+ * file (or another file), their checksums right, written over the ones that stood there (a
+ * misdirected or doubled write on record boundaries), whose sessions are lost; the END count
+ * still holds. Loaded on top, the copy replaced the first's data and queued its messages
+ * again, each shown twice. Loading, the store is asked: new at the snapshot (the log comes
+ * after), it holds every session read so far (one without data or flashes too,
+ * snap_finish_session), live at the instant 0 whatever its expiry, and store_set finds the
+ * session again right after, in the cache. A check (st NULL) keeps the ids in
+ * ${l}->seen. An encrypted snapshot binds each record to its file and offset (DATA.md), so a
+ * copy there fails to open before it gets here. Returns 0, or -1 with errno ENOMEM.
+ */
+static int snap_session_repeated(struct snap_load *l, const struct record *r, bool *repeated)
+{
+	struct store *ids = l->st != NULL ? l->st : l->seen;
+	uint64_t expires_at_ms;
+
+	*repeated = ids != NULL && store_expiry(ids, &r->key, 0, &expires_at_ms) == 0;
+	if (*repeated || l->st != NULL || ids == NULL)
+		return 0;
+	/* Live at the instant 0 that store_expiry is asked at, whatever the record says. */
+	return store_set(ids, &r->key, "", 0, r->expires_at_ms != 0 ? r->expires_at_ms : 1, 0);
+}
+
 static int snap_load_record(void *arg, const struct record *r)
 {
 	struct snap_load *l = arg;
+	bool repeated;
 
 	if (l->ended) {
 		l->why = "record after the end record";
@@ -1544,8 +1573,13 @@ static int snap_load_record(void *arg, const struct record *r)
 		heapahead_step(l->heap);
 	switch (r->type) {
 	case REC_SNAP_SESSION:
-		if (snap_finish_session(l) == -1)
+		if (snap_finish_session(l) == -1 || snap_session_repeated(l, r, &repeated) == -1)
 			return -1;
+		if (repeated) {
+			l->why = "a session read before: records written over others";
+			errno = EBADMSG;
+			return -1;
+		}
 		if (l->st != NULL && (l->sessions == 0 || r->key.ns_len != l->key.ns_len ||
 		                      memcmp(r->key.ns, l->ns, r->key.ns_len) != 0))
 			snap_ns_done(l);
@@ -3343,6 +3377,16 @@ static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t se
 	return count;
 }
 
+/* Refuse snapshot ${name}, damaged at ${off} (${why}), pointing at --check-data. */
+static void say_snap_damage(const struct persist *p, const char *name, uint64_t off,
+                            const char *why)
+{
+	persist_say(LOG_ERROR,
+	            "%s/%s is corrupt at offset %" PRIu64 " (%s); not starting. Inspect with "
+	            "sessd --check-data %s, which says what can be done",
+	            p->dir, name, off, why, p->dir);
+}
+
 static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, struct load_totals *t)
 {
 	struct heapahead heap;
@@ -3359,16 +3403,17 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 	rc = file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
 	               &p->plain, &s, &fail_off);
 	heapahead_finish(&heap);
+	/* A record out of place (${l}.why) is damage as a bad checksum is; without a why, the
+	 * store refused a sound record. */
 	if (rc == -1) {
-		if (fail_off > 0)
-			say_apply_failure(p, name, fail_off, l.why);
+		if (fail_off > 0 && l.why != NULL)
+			say_snap_damage(p, name, fail_off, l.why);
+		else if (fail_off > 0)
+			say_apply_failure(p, name, fail_off, NULL);
 		return -1;
 	}
 	if (s.damaged) {
-		persist_say(LOG_ERROR,
-		            "%s/%s is corrupt at offset %" PRIu64 " (%s); not starting. Inspect "
-		            "with sessd --check-data %s, which says what can be done",
-		            p->dir, name, s.bad_off, s.why, p->dir);
+		say_snap_damage(p, name, s.bad_off, s.why);
 		return -1;
 	}
 	if (!l.ended) {
@@ -4887,18 +4932,27 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", data_dir, l.n_snaps, l.n_logs,
 	       key ? ", encrypted" : "");
 	if (l.n_snaps > 0) {
+		struct store_config seen_cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 		struct snap_load sl = {0};
+		int scanned;
 
 		snap_seq = l.snaps[l.n_snaps - 1];
 		snap_name(name, snap_seq);
+		sl.seen = store_new(&seen_cfg);
+		if (sl.seen == NULL) {
+			persist_say(LOG_ERROR, "%s: out of memory", name);
+			goto out;
+		}
 		if (backup_cut_short(dir_fd, snap_seq))
 			printf("%s: EMPTY: it stands in the snapshot's place while sessd --backup "
 			       "copies: %s is a backup cut short (or a copy of one) and holds no "
 			       "whole state. Take the backup again or restore another (--repair "
 			       "would keep nothing of it)\n",
 			       name, data_dir);
-		if (file_scan(dir_fd, data_dir, name, SNAP_MAGIC, snap_seq, key, true,
-		              snap_load_record, &sl, &plain, &s, &fail_off) == -1) {
+		scanned = file_scan(dir_fd, data_dir, name, SNAP_MAGIC, snap_seq, key, true,
+		                    snap_load_record, &sl, &plain, &s, &fail_off);
+		store_free(sl.seen);
+		if (scanned == -1) {
 			if (fail_off == 0)
 				goto out;
 			printf("%s: DAMAGED at offset %" PRIu64 ": %s\n", name, fail_off,

@@ -5322,8 +5322,9 @@ static uint32_t record_body_len(const uint8_t *b, size_t off)
 }
 
 /* FLIP_REPEAT: FLIP_SESSION, and (plain only) one session's three records written over another's
- * of the same length, as a sector written twice would leave them: the id is then read twice. */
-enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER, FLIP_REPEAT };
+ * of the same length, as a sector written twice would leave them: the id is then read twice.
+ * REPEAT_ONLY: that copy alone, no byte flipped: every record's checksum holds. */
+enum salvage_flip { FLIP_SESSION, FLIP_FLASH, FLIP_HEADER, FLIP_REPEAT, REPEAT_ONLY };
 
 /* The length of the session record at ${off} of ${b} with its two flash records. */
 static size_t session_span(const uint8_t *b, size_t off)
@@ -5391,7 +5392,7 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 			target += 12 + ((uint32_t)b[target] | (uint32_t)b[target + 1] << 8);
 		cr_assert_lt(b[target], 100, "not a flash record");
 	}
-	if (where == FLIP_REPEAT) {
+	if (where == FLIP_REPEAT || where == REPEAT_ONLY) {
 		size_t from = 0, to = 0, mid = SALVAGE_SESSIONS / 2;
 
 		for (size_t i = 0; i < n_small && to == 0; i++)
@@ -5405,11 +5406,25 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 		memcpy(b + to, b + from, session_span(b, from));
 	}
 	/* In the body, its checksum then fails; or in the length, its header's checksum does. */
-	b[target + (where == FLIP_HEADER ? 1 : 12 + 5)] ^= 0x10;
+	if (where != REPEAT_ONLY)
+		b[target + (where == FLIP_HEADER ? 1 : 12 + 5)] ^= 0x10;
 	put_file(data_dir, snap2, b, len);
 	free(b);
 
 	cr_expect_neq(harness_start(&d, args), 0, "started on a damaged snapshot");
+	if (where == REPEAT_ONLY) {
+		text = harness_log(&d);
+		cr_expect_not_null(strstr(text, "snap.0000000000000002 is corrupt at offset"), "%s",
+		                   text);
+		/* Encrypted, each copied record fails to open where it now stands. */
+		cr_expect_not_null(strstr(text, key_file ? "); not starting. Inspect with sessd "
+		                                           "--check-data"
+		                                         : "(a session read before: records "
+		                                           "written over others); not starting. "
+		                                           "Inspect with sessd --check-data"),
+		                   "%s", text);
+		free(text);
+	}
 	harness_cleanup(&d);
 	cr_expect_eq(check_data(data_dir, key_file, false, scratch, &text), 1, "%s", text);
 	snprintf(want, sizeof(want), "a repair keeps the %d session(s) whose records are sound",
@@ -5417,7 +5432,9 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 	                             : where == FLIP_REPEAT ? -1
 	                                                    : 0));
 	cr_expect_not_null(strstr(text, want), "%s", text);
-	if (where == FLIP_REPEAT)
+	if (where == REPEAT_ONLY)
+		cr_expect_not_null(strstr(text, ": DAMAGED at offset"), "%s", text);
+	if (where == FLIP_REPEAT || (where == REPEAT_ONLY && key_file == NULL))
 		cr_expect_not_null(strstr(text, "and not 1 more of an id read before"), "%s", text);
 	free(text);
 	cr_expect_eq(check_data(data_dir, key_file, true, scratch, &text), 0, "%s", text);
@@ -5463,6 +5480,7 @@ static void damaged_snapshot_keeps_every_sound_session(const char *key_file,
 		/* FLIP_REPEAT: the session written over is lost too; the one read twice is back
 		 * once, with its two messages once each. */
 		cr_expect_eq(missing, where == FLIP_REPEAT ? 2 : 1, "sessions lost: %d", missing);
+		/* REPEAT_ONLY: the session written over is the only one lost. */
 		cr_expect_eq(whole, SALVAGE_SESSIONS - (where == FLIP_REPEAT ? 2u : 1u),
 		             "sessions back whole: %zu", whole);
 	}
@@ -5493,6 +5511,22 @@ LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_every_sound_session_of_a_damaged_sn
 LEAK_CHECKED_TEST_OPTS(persist, repair_keeps_one_copy_of_a_session_read_twice, .timeout = 60)
 {
 	damaged_snapshot_keeps_every_sound_session(NULL, FLIP_REPEAT);
+}
+
+/*
+ * The same copy with no byte flipped (every checksum holds, the END count too) is damage all
+ * the same: sessd started on it, one session silently lost and the one read twice showing each
+ * message twice; now the start refuses, pointing at --check-data, which says DAMAGED, and a
+ * repair keeps every other session whole. Encrypted, the copy fails to open: damage already.
+ */
+LEAK_CHECKED_TEST_OPTS(persist, a_session_read_twice_is_damage_at_start, .timeout = 60)
+{
+	char key_dir[64], key[100];
+
+	damaged_snapshot_keeps_every_sound_session(NULL, REPEAT_ONLY);
+	make_key(key_dir, key);
+	damaged_snapshot_keeps_every_sound_session(key, REPEAT_ONLY);
+	nftw(key_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* CRC32C (Castagnoli, reflected 0x82F63B78), as DATA.md frames records with it. */
