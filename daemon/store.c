@@ -1194,12 +1194,6 @@ void store_free(struct store *st)
 	free(st);
 }
 
-/*
- * store_get(st, key, now_ms, data, len):
- * Find the data of a live session that has data (a flash-only session has none).
- * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
- * changes the store; or -1 with errno ENOENT.
- */
 /* Count a client's read of ${s} of ${ns}: it is no longer SESS_UNREAD. */
 static void sess_mark_read(struct store *st, struct ns *ns, struct sess *s)
 {
@@ -1250,6 +1244,12 @@ fail:
 	return NULL;
 }
 
+/*
+ * store_get(st, key, now_ms, data, len):
+ * Find the data of a live session that has data (a flash-only session has none).
+ * Returns 0 with ${data}/${len} pointing at the store's copy, valid until the next call that
+ * changes the store; or -1 with errno ENOENT.
+ */
 int store_get(struct store *st, const struct store_key *key, uint64_t now_ms, const void **data,
               size_t *len)
 {
