@@ -2184,7 +2184,8 @@ LEAK_CHECKED_TEST(store, sessions_never_read_back_are_counted_unread)
 	k = key_of("app", "bot1");
 	cr_assert_eq(store_touch(st, &k, T0 + 90000, T0), 0);
 	k = key_of("other", "flashonly");
-	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0, NULL, discard_type, count_msg, &popped), 0);
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0, NULL, discard_type, count_msg, &popped),
+	             0);
 	cr_assert_eq(popped, 1);
 	cr_assert_eq(unread_in(st, NULL), 4);
 	cr_assert_eq(unread_in(st, "other"), 0);
