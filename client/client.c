@@ -7,11 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 
 #include "mp.h"
 #include "reply.h"
+#include "secretpath.h"
 
 /*
  * The bytes of c->out a HELLO can take, wiped after each: PROTOCOL.md lets a HELLO be no
@@ -111,31 +110,6 @@ int client_set_secret(struct sessd_client *c, const void *secret, size_t len)
 	return SESSD_OK;
 }
 
-/*
- * Whether ${path}, which names no file, still reads as a path: it has a '/' and what comes
- * before its last one is a directory, so only its last name is wrong. Anything else may be
- * the secret itself, given where its file's path goes (--auth-file "$SECRET", or
- * SESSD_AUTH_FILE holding the secret): the message about it must not show its bytes, for
- * standard error of a cron job or an app's log ends in a file that others read.
- */
-static bool auth_path_reads_as_path(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	struct stat sb;
-	size_t n;
-
-	/* A secret of base64 starts with '/' one time in 64: the root alone does not count. */
-	if (slash == NULL || slash == path)
-		return false;
-	n = (size_t)(slash - path);
-	if (n >= sizeof(dir))
-		return false;
-	memcpy(dir, path, n);
-	dir[n] = '\0';
-	return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 int client_read_secret_file(struct sessd_client *c, const char *path)
 {
 	/* Room for the longest secret, its "\r\n", and one byte to notice a longer file. */
@@ -150,8 +124,7 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		err = errno;
-		if ((err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG) &&
-		    !auth_path_reads_as_path(path))
+		if (!secretpath_shown(path, err))
 			client_error(c, rc,
 			             "auth file: the %zu-byte value given names no file (%s); not "
 			             "shown, as it may be the secret itself: give the path of the "
