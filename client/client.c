@@ -21,6 +21,7 @@
 
 #include "mp.h"
 #include "reply.h"
+#include "secretpath.h"
 
 /*
  * The bytes of c->out a HELLO can take, wiped after each: PROTOCOL.md lets a HELLO be no
@@ -123,7 +124,14 @@ int client_read_secret_file(struct sessd_client *c, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		err = errno;
-		client_error(c, rc, "auth file %s: %s", path, strerror(err));
+		if (!secretpath_shown(path, err))
+			client_error(c, rc,
+			             "auth file: the %zu-byte value given names no file (%s); not "
+			             "shown, as it may be the secret itself: give the path of the "
+			             "file that holds the secret",
+			             strlen(path), strerror(err));
+		else
+			client_error(c, rc, "auth file %s: %s", path, strerror(err));
 		goto fail;
 	}
 	if (fstat(fd, &sb) == -1) {

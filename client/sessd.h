@@ -229,8 +229,9 @@ int sessd_connect(const char *url, const struct sessd_options *opts, struct sess
  * or whose connection broke; the server's refusal of the secret with its AUTH_FAILED message
  * (such as one without --auth-file refusing to seal); a server that did not prove the secret
  * and how; a HELLO reply that is unusable and how. Else the bad URL or option, or the auth_file
- * and why it cannot be used. No key or secret is ever in them; the server's words are shown
- * with bytes outside printable ASCII as '?'.
+ * and why it cannot be used (an auth_file that names no file, its directory not there either,
+ * by its length only: it may be the secret itself). No key or secret is ever in them; the
+ * server's words are shown with bytes outside printable ASCII as '?'.
  */
 int sessd_connect_errbuf(const char *url, const struct sessd_options *opts,
                          struct sessd_client **client, char *errbuf, size_t errbuf_len);

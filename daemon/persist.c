@@ -73,6 +73,7 @@
 #include "config.h"
 #include "heapahead.h"
 #include "ids.h"
+#include "idset.h"
 #include "log.h"
 #include "secretfile.h"
 
@@ -309,6 +310,7 @@ struct record {
 	bool has_data;
 	bool is_bin;
 	uint64_t count;
+	uint64_t off; /* where the record starts in its file (record_open) */
 };
 
 /*
@@ -1126,6 +1128,7 @@ static int record_open(const uint8_t *body, size_t len, uint64_t seq, size_t off
 		*why = "record type does not belong in this kind of file";
 		return 1;
 	}
+	rec->off = off;
 	return 0;
 }
 
@@ -1426,6 +1429,91 @@ static int replay_log_record(void *arg, const struct record *r)
 }
 
 /*
+ * The ids of a snapshot read so far, for a check (--check-data) or a salvage, where no store
+ * of its sessions holds them: each kept as a keyed hash and its record's offset (idset.h),
+ * a suspected repeat confirmed by reading the record at that offset again. The file does not
+ * change while it is read (a snapshot is written under another name and renamed in place).
+ */
+struct snap_ids {
+	struct idset *set;
+	int dir_fd;
+	const char *name;
+	uint64_t seq;
+	const uint8_t *key;
+	struct mapped m; /* the file again, for the records suspected; mapped at the first */
+	bool mapped;
+	struct buf plain;           /* such a record opened: the scan's own buffer holds ${asked} */
+	const struct record *asked; /* the record whose id is looked for */
+};
+
+/*
+ * Start ${ids} empty for snapshot ${name} (${seq}) of ${dir_fd}, sealed with ${key} (NULL: a
+ * plain one), sized for ${expected} sessions (0: unknown). Returns 0, or -1 with errno ENOMEM.
+ */
+static int snap_ids_init(struct snap_ids *ids, int dir_fd, const char *name, uint64_t seq,
+                         const uint8_t *key, uint64_t expected)
+{
+	memset(ids, 0, sizeof(*ids));
+	ids->set = idset_new(expected > SIZE_MAX ? 0 : (size_t)expected);
+	if (ids->set == NULL)
+		return -1;
+	ids->dir_fd = dir_fd;
+	ids->name = name;
+	ids->seq = seq;
+	ids->key = key;
+	buf_init(&ids->plain);
+	return 0;
+}
+
+static void snap_ids_finish(struct snap_ids *ids)
+{
+	idset_free(ids->set);
+	ids->set = NULL;
+	if (ids->mapped)
+		file_unmap(&ids->m);
+	ids->mapped = false;
+	buf_finish(&ids->plain);
+}
+
+/* idset_same_fn: whether the SESSION record at ${off} has the id of ${arg}'s asked record. */
+static int snap_ids_same(void *arg, uint64_t off)
+{
+	struct snap_ids *ids = arg;
+	const struct store_key *a = &ids->asked->key;
+	struct record rec;
+	const char *why;
+	size_t len;
+	int opened;
+
+	if (!ids->mapped) {
+		if (file_map(ids->dir_fd, ids->name, &ids->m) == -1)
+			return -1;
+		ids->mapped = true;
+	}
+	/* Read and opened before, so sound: were it not, it is no proof of a repeat. */
+	if (off > ids->m.size || !record_at(ids->m.map, ids->m.size, (size_t)off, &len))
+		return 0;
+	opened = record_open(ids->m.map + off + REC_HEADER_BYTES, len, ids->seq, (size_t)off,
+	                     ids->key, true, &ids->plain, &rec, &why);
+	if (opened == -1)
+		return -1;
+	return opened == 0 && rec.type == REC_SNAP_SESSION && rec.key.ns_len == a->ns_len &&
+	       rec.key.id_len == a->id_len && memcmp(rec.key.ns, a->ns, a->ns_len) == 0 &&
+	       memcmp(rec.key.id, a->id, a->id_len) == 0;
+}
+
+/*
+ * Whether the id of SESSION record ${r} is in ${ids}, in *${present}; if not, it is put there.
+ * Returns 0, or -1 with errno (ENOMEM, or the file cannot be read again).
+ */
+static int snap_ids_add(struct snap_ids *ids, const struct record *r, bool *present)
+{
+	ids->asked = r;
+	return idset_add(ids->set, idset_hash(ids->set, &r->key), r->off, snap_ids_same, ids,
+	                 present);
+}
+
+/*
  * Loading a snapshot (or, with st NULL, only checking its structure). A session without data
  * and without flashes (every flash popped) cannot be made through store_set or a push alone;
  * it is recreated by pushing a message and popping it again, which leaves exactly such a
@@ -1448,9 +1536,9 @@ struct snap_load {
 	uint64_t count_hint;
 	uint64_t ns_sessions; /* of the current namespace so far */
 	bool presized;        /* the current namespace's table was presized: fit it at its end */
-	/* With st NULL (a check): the ids read so far, to find a repeated one
-	 * (snap_session_repeated); NULL: not looked for. */
-	struct store *seen;
+	/* The ids read so far, to find a repeated one (snap_session_repeated): with st NULL (a
+	 * check), or NULL to ask st (or, with both NULL, not to look). */
+	struct snap_ids *ids;
 	const char *why;
 };
 
@@ -1543,20 +1631,22 @@ static void snap_presize(struct snap_load *l)
  * again, each shown twice. Loading, the store is asked: new at the snapshot (the log comes
  * after), it holds every session read so far (one without data or flashes too,
  * snap_finish_session), live at the instant 0 whatever its expiry, and store_set finds the
- * session again right after, in the cache. A check (st NULL) keeps the ids in
- * ${l}->seen. An encrypted snapshot binds each record to its file and offset (DATA.md), so a
- * copy there fails to open before it gets here. Returns 0, or -1 with errno ENOMEM.
+ * session again right after, in the cache. A check and a salvage, with no such store, keep
+ * the ids in ${ids} instead (asked first when given). An encrypted snapshot binds each record
+ * to its file and offset (DATA.md), so a copy there fails to open before it gets here.
+ * Returns 0, or -1 with errno (ENOMEM; ${ids}'s file cannot be read again).
  */
-static int snap_session_repeated(struct snap_load *l, const struct record *r, bool *repeated)
+static int snap_session_repeated(struct snap_ids *ids, struct store *st, const struct record *r,
+                                 bool *repeated)
 {
-	struct store *ids = l->st != NULL ? l->st : l->seen;
 	uint64_t expires_at_ms;
 
-	*repeated = ids != NULL && store_expiry(ids, &r->key, 0, &expires_at_ms) == 0;
-	if (*repeated || l->st != NULL || ids == NULL)
-		return 0;
-	/* Live at the instant 0 that store_expiry is asked at, whatever the record says. */
-	return store_set(ids, &r->key, "", 0, r->expires_at_ms != 0 ? r->expires_at_ms : 1, 0);
+	*repeated = false;
+	if (ids != NULL)
+		return snap_ids_add(ids, r, repeated);
+	if (st != NULL)
+		*repeated = store_expiry(st, &r->key, 0, &expires_at_ms) == 0;
+	return 0;
 }
 
 static int snap_load_record(void *arg, const struct record *r)
@@ -1573,7 +1663,8 @@ static int snap_load_record(void *arg, const struct record *r)
 		heapahead_step(l->heap);
 	switch (r->type) {
 	case REC_SNAP_SESSION:
-		if (snap_finish_session(l) == -1 || snap_session_repeated(l, r, &repeated) == -1)
+		if (snap_finish_session(l) == -1 ||
+		    snap_session_repeated(l->ids, l->st, r, &repeated) == -1)
 			return -1;
 		if (repeated) {
 			l->why = "a session read before: records written over others";
@@ -1638,8 +1729,9 @@ struct snap_salvage {
 	uint64_t gap_bytes;       /* their bytes */
 	uint64_t orphans;         /* sound flash records dropped after a damaged part */
 	uint64_t repeats;         /* sound session records of an id read before, dropped */
-	/* The ids read so far (their sessions without data): a repeated one is found here. */
-	struct store *seen;
+	/* The ids read so far: asked before the session pending in the snap_load is finished,
+	 * so it cannot be the store being loaded (a session without data is in it only then). */
+	struct snap_ids ids;
 	bool in_repeat; /* the flash records up to the next session are a repeat's */
 };
 
@@ -1656,22 +1748,17 @@ struct snap_salvage {
  */
 static int snap_salvage_record(struct snap_load *l, const struct record *r, struct snap_salvage *sv)
 {
-	uint64_t expires_at_ms;
-
 	if (r->type == REC_SNAP_END)
 		return snap_finish_session(l);
 	if (r->type == REC_SNAP_FLASH && sv->in_repeat)
 		return 0;
 	if (r->type == REC_SNAP_SESSION) {
-		sv->in_repeat = store_expiry(sv->seen, &r->key, 0, &expires_at_ms) == 0;
+		if (snap_session_repeated(&sv->ids, NULL, r, &sv->in_repeat) == -1)
+			return -1;
 		if (sv->in_repeat) {
 			sv->repeats++;
 			return snap_finish_session(l);
 		}
-		/* Live at the instant 0 that store_expiry is asked at, whatever the record says. */
-		if (store_set(sv->seen, &r->key, "", 0,
-		              r->expires_at_ms != 0 ? r->expires_at_ms : 1, 0) == -1)
-			return -1;
 	}
 	return snap_load_record(l, r);
 }
@@ -1766,20 +1853,17 @@ static int snap_salvage_scan(int dir_fd, const char *dir, const char *name, uint
 	struct salvage_search search = {0, 0, 0};
 	size_t off = FILE_HEADER_BYTES, gap_start = 0, released = 0,
 	       page = (size_t)sysconf(_SC_PAGESIZE);
-	struct store_config seen_cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 	const char *why;
 	int rc = -1;
 
 	memset(sv, 0, sizeof(*sv));
-	sv->seen = store_new(&seen_cfg);
-	if (sv->seen == NULL) {
+	if (snap_ids_init(&sv->ids, dir_fd, name, seq, key, 0) == -1) {
 		persist_say(LOG_ERROR, "%s/%s: out of memory", dir, name);
 		return -1;
 	}
 	if (file_map(dir_fd, name, &m) == -1) {
 		say_file_error(dir_fd, dir, name, "read", errno);
-		store_free(sv->seen);
-		sv->seen = NULL;
+		snap_ids_finish(&sv->ids);
 		return -1;
 	}
 	if (header_check(m.map, m.size, SNAP_MAGIC, seq, key, &sv->created_ms, &why,
@@ -1875,8 +1959,7 @@ fail_store:
 	            strerror(errno));
 out:
 	file_unmap(&m);
-	store_free(sv->seen);
-	sv->seen = NULL;
+	snap_ids_finish(&sv->ids);
 	return rc;
 }
 
@@ -3349,24 +3432,24 @@ struct load_totals {
  * presizing only, read before the load so that no table is resized while it runs. The file's
  * size goes in ${size} (left alone when it cannot be read).
  */
-static uint64_t snap_count_hint(struct persist *p, const char *name, uint64_t seq, uint64_t *size)
+static uint64_t snap_count_hint(int dir_fd, const uint8_t *key, struct buf *plain, const char *name,
+                                uint64_t seq, uint64_t *size)
 {
-	size_t body = (p->key ? NONCE_BYTES + TAG_BYTES : 0) + SNAP_END_BYTES - REC_HEADER_BYTES,
-	       len;
+	size_t body = (key ? NONCE_BYTES + TAG_BYTES : 0) + SNAP_END_BYTES - REC_HEADER_BYTES, len;
 	struct mapped m;
 	struct record rec;
 	const char *why;
 	uint64_t count = 0;
 	size_t y;
 
-	if (file_map(p->dir_fd, name, &m) == -1)
+	if (file_map(dir_fd, name, &m) == -1)
 		return 0;
 	*size = m.size;
 	if (m.size >= FILE_HEADER_BYTES + REC_HEADER_BYTES + body) {
 		y = m.size - REC_HEADER_BYTES - body;
 		if (record_at(m.map, m.size, y, &len) && len == body &&
-		    record_open(m.map + y + REC_HEADER_BYTES, len, seq, y, p->key, true, &p->plain,
-		                &rec, &why) == 0 &&
+		    record_open(m.map + y + REC_HEADER_BYTES, len, seq, y, key, true, plain, &rec,
+		                &why) == 0 &&
 		    rec.type == REC_SNAP_END)
 			count = rec.count;
 		/* Never more than the file can hold: a table is allocated for it. */
@@ -3397,7 +3480,7 @@ static int load_snapshot(struct persist *p, struct store *st, uint64_t seq, stru
 	int rc;
 
 	snap_name(name, seq);
-	l.count_hint = snap_count_hint(p, name, seq, &size);
+	l.count_hint = snap_count_hint(p->dir_fd, p->key, &p->plain, name, seq, &size);
 	/* The sessions take about the file's size in memory (SNAP_SESSION_OVERHEAD). */
 	heapahead_init(&heap, (size_t)size);
 	rc = file_scan(p->dir_fd, p->dir, name, SNAP_MAGIC, seq, p->key, true, snap_load_record, &l,
@@ -4932,17 +5015,20 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", data_dir, l.n_snaps, l.n_logs,
 	       key ? ", encrypted" : "");
 	if (l.n_snaps > 0) {
-		struct store_config seen_cfg = {.max_bytes = 0, .max_flash_bytes = 0};
 		struct snap_load sl = {0};
+		struct snap_ids ids;
+		uint64_t size = 0;
 		int scanned;
 
 		snap_seq = l.snaps[l.n_snaps - 1];
 		snap_name(name, snap_seq);
-		sl.seen = store_new(&seen_cfg);
-		if (sl.seen == NULL) {
+		if (snap_ids_init(&ids, dir_fd, name, snap_seq, key,
+		                  snap_count_hint(dir_fd, key, &plain, name, snap_seq, &size)) ==
+		    -1) {
 			persist_say(LOG_ERROR, "%s: out of memory", name);
 			goto out;
 		}
+		sl.ids = &ids;
 		if (backup_cut_short(dir_fd, snap_seq))
 			printf("%s: EMPTY: it stands in the snapshot's place while sessd --backup "
 			       "copies: %s is a backup cut short (or a copy of one) and holds no "
@@ -4951,7 +5037,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 			       name, data_dir);
 		scanned = file_scan(dir_fd, data_dir, name, SNAP_MAGIC, snap_seq, key, true,
 		                    snap_load_record, &sl, &plain, &s, &fail_off);
-		store_free(sl.seen);
+		snap_ids_finish(&ids);
 		if (scanned == -1) {
 			if (fail_off == 0)
 				goto out;

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "secretpath.h"
 
 /*
  * secretfile_open(path, kind, level, size):
@@ -32,11 +33,18 @@ int secretfile_open(const char *path, const struct secretfile_kind *kind, enum l
 		 * or network volume) comes back only once it is mounted, which restarts in a row
 		 * do not wait for, and exit status 2 is not restarted at all: the unit waits,
 		 * ordered after the mount. */
-		log_msg(level, "%s %s: %s%s", kind->what, path, strerror(err),
-		        err == ENOENT ? " (if it is on a volume mounted after sessd starts, "
-		                        "order sessd after that mount: RequiresMountsFor= in a "
-		                        "drop-in of its unit)"
-		                      : "");
+		if (secretpath_shown(path, err))
+			log_msg(level, "%s %s: %s%s", kind->what, path, strerror(err),
+			        err == ENOENT
+			            ? " (if it is on a volume mounted after sessd starts, "
+			              "order sessd after that mount: RequiresMountsFor= in "
+			              "a drop-in of its unit)"
+			            : "");
+		else
+			log_msg(level,
+			        "%s: the %zu-byte value given names no file (%s); not shown, as it "
+			        "may be the %s itself: give the path of the file that holds it",
+			        kind->what, strlen(path), strerror(err), kind->secret);
 		errno = config_path_fault(err) ? ENOKEY : err;
 		goto fail;
 	}

@@ -1856,6 +1856,42 @@ LEAK_CHECKED_TEST_OPTS(operator, a_secret_file_that_cannot_serve_is_a_configurat
 	rm_tree(dir);
 }
 
+/*
+ * The secret itself given where its file's path goes (--auth-file "$SECRET"): sessd refuses
+ * it as a missing file (exit 2), and its log shows no 6 bytes of it in a row (the journal is
+ * read by others), saying how long the value was and that it names no file.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, a_secret_given_as_its_file_is_not_logged, .timeout = 60)
+{
+	static const char secret[] = "Zq3xVb7NmK2pLw9RtY4sHc8D+/Wn";
+	char dir[64], part[7], *text;
+
+	make_dir(dir, "secretarg");
+	for (int i = 0; i < 3; i++) {
+		const char *serve[] = {"--listen",
+		                       "tcp://127.0.0.1:0",
+		                       i == 0   ? "--auth-file"
+		                       : i == 1 ? "--admin-auth-file"
+		                                : "--key-file",
+		                       secret,
+		                       "--data-dir",
+		                       dir,
+		                       NULL};
+
+		text = run_expecting(serve, 2);
+		for (size_t at = 0; at + 6 <= strlen(secret); at++) {
+			memcpy(part, secret + at, 6);
+			part[6] = '\0';
+			cr_assert_null(strstr(text, part), "%s shows the secret: %s", serve[2],
+			               text);
+		}
+		cr_expect_not_null(strstr(text, "the 28-byte value given names no file"), "%s",
+		                   text);
+		free(text);
+	}
+	rm_tree(dir);
+}
+
 /* Start sessd on ${data_dir}, SET one session through a connection named ${client}, stop it. */
 static void serve_one_session(const char *data_dir, const char *client)
 {

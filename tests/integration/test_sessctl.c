@@ -1251,6 +1251,62 @@ LEAK_CHECKED_TEST(sessctl, auth_file_and_env)
 	cr_assert_eq(rmdir(dir), 0);
 }
 
+/* Whether ${text} holds any 6 bytes in a row of ${secret}. */
+static bool shows_part_of(const char *text, const char *secret)
+{
+	char part[7];
+
+	for (size_t i = 0; i + 6 <= strlen(secret); i++) {
+		memcpy(part, secret + i, 6);
+		part[6] = '\0';
+		if (strstr(text, part) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The secret itself given where its file's path goes (--auth-file "$SECRET", or
+ * $SESSD_AUTH_FILE holding it): sessctl refuses it, saying that the value names no file,
+ * and shows none of its bytes on standard output or error (a cron job's end in a log).
+ * A path whose directory is there but whose file is not is still shown whole.
+ */
+LEAK_CHECKED_TEST(sessctl, a_secret_given_as_the_auth_file_is_not_shown)
+{
+	static const char *const secrets[] = {"Zq3xVb7NmK2pLw9RtY4sHc8D",
+	                                      "/q3x/Vb7NmK2pLw9RtY4s+c8D="};
+	char opt[128];
+
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		const char *secret = secrets[i];
+		struct run r;
+
+		snprintf(opt, sizeof(opt), "--auth-file=%s", secret);
+		for (int how = 0; how < 4; how++) {
+			if (how == 0)
+				run_full(
+				    &r, daemon_.unix_url, NULL, NULL, 0,
+				    (const char *const[]){"--auth-file", secret, "ping", NULL});
+			else if (how == 1)
+				run_full(&r, daemon_.unix_url, NULL, NULL, 0,
+				         (const char *const[]){opt, "list", NULL});
+			else if (how == 2)
+				run_full(&r, daemon_.unix_url, secret, NULL, 0,
+				         (const char *const[]){"get", "a", NULL});
+			else
+				run_full(&r, daemon_.unix_url, NULL, NULL, 0,
+				         (const char *const[]){"--plain-auth", opt, "ping", NULL});
+			cr_assert(!shows_part_of((char *)r.out.data, secret), "stdout: %s",
+			          (char *)r.out.data);
+			cr_assert(!shows_part_of((char *)r.err.data, secret), "stderr: %s",
+			          (char *)r.err.data);
+			cr_assert(strstr((char *)r.err.data, "names no file") != NULL, "stderr: %s",
+			          (char *)r.err.data);
+			expect(&r, 2, "");
+		}
+	}
+}
+
 /*
  * Start sessctl with ${args} (NULL-terminated), its standard input a pipe whose write end is
  * returned in *${in_fd} (the caller writes, then closes it), its standard error a pipe whose

@@ -335,7 +335,9 @@ class Connection extends EventEmitter {
     this.onGiveUp = null;
     // Sealed, once the HELLO reply proved the server: its s_pk, which RETIRE names it by.
     this.serverKey = null;
-    this.pending = []; // FIFO of { id, op, args, key, retried, resolve, reject, deadline, held }
+    // FIFO of { id, op, args, key, flight, retried, resolve, reject, deadline, held }; flight
+    // is the key's flightKey (undefined without a key), computed once for inFlight's uses.
+    this.pending = [];
     this.head = 0; // index of the oldest pending entry (shifting an array is O(n))
     this.nextId = 1;
     // The sessions (flightKey of the key) with requests pending here, each with the id of its
@@ -502,9 +504,10 @@ class Connection extends EventEmitter {
     // pending request; refuse it here instead.
     if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op, args));
     return new Promise((resolve, reject) => {
-      const entry = { id, op, args, key, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
+      const flight = key === undefined ? undefined : flightKey(key);
+      const entry = { id, op, args, key, flight, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
-      if (key !== undefined) this.inFlight.set(flightKey(key), id);
+      if (flight !== undefined) this.inFlight.set(flight, id);
       if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
       // Until the HELLO reply announces max_frame, a frame over the smallest one a server
       // may have waits (and, to keep the order, every frame after it): sent blind, one over
@@ -579,13 +582,12 @@ class Connection extends EventEmitter {
   // forget(entry): entry, no longer in pending (refused by releaseHeld), is not its session's
   // latest request here any more: the one before it still pending is, if there is one.
   forget(entry) {
-    if (entry.key === undefined) return;
-    const k = flightKey(entry.key);
-    if (this.inFlight.get(k) !== entry.id) return;
+    const k = entry.flight;
+    if (k === undefined || this.inFlight.get(k) !== entry.id) return;
     this.inFlight.delete(k);
     for (let i = this.pending.length - 1; i >= this.head; i--) {
       const e = this.pending[i];
-      if (e.key !== undefined && flightKey(e.key) === k) {
+      if (e.flight === k) {
         this.inFlight.set(k, e.id);
         return;
       }
@@ -758,10 +760,7 @@ class Connection extends EventEmitter {
     }
     this.pending[this.head] = undefined;
     this.head++;
-    if (entry.key !== undefined) {
-      const k = flightKey(entry.key);
-      if (this.inFlight.get(k) === entry.id) this.inFlight.delete(k);
-    }
+    if (entry.flight !== undefined && this.inFlight.get(entry.flight) === entry.id) this.inFlight.delete(entry.flight);
     if (this.head === this.pending.length) {
       this.pending.length = 0;
       this.head = 0;
