@@ -75,8 +75,28 @@ function makeApp(store, name) {
   const app = express();
   app.locals.lateErrors = [];
   app.locals.errors = [];
+  // Where each request is, by its x-model-id header, for a hang's report.
+  app.locals.phase = new Map();
+  app.use((req, res, next) => {
+    const id = req.headers['x-model-id'];
+    app.locals.phase.set(id, 'loading the session');
+    res.on('finish', () => app.locals.phase.delete(id));
+    res.on('close', () => app.locals.phase.delete(id));
+    const end = res.end;
+    res.end = function phaseEnd(...args) {
+      app.locals.phase.set(id, `res.end called (${res.statusCode}); express-session saving or flashes held`);
+      return end.apply(this, args);
+    };
+    req.modelId = id;
+    next();
+  });
   app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
-  app.use(flash());
+  app.locals.flashErrors = new Set();
+  app.use((req, res, next) => {
+    app.locals.phase.set(req.modelId, 'in the route');
+    next();
+  });
+  app.use(flash({ onError: (err, req) => app.locals.flashErrors.add(req.query.m || req.query.w || req.query.regen) }));
   // The example's guard: express-session passes requests through without a session while
   // the store is disconnected.
   app.use((req, res, next) => (req.session ? next() : res.status(503).json({ error: 'sessions unavailable' })));
@@ -89,18 +109,31 @@ function makeApp(store, name) {
     note: req.session.note ?? null,
   });
   app.get('/page', flash.locals(), (req, res) => {
-    req.session.views = (req.session.views || 0) + 1;
+    // Half the pages count the view (a merged save); the others change nothing (a TOUCH_IF).
+    if (req.query.count !== '0') req.session.views = (req.session.views || 0) + 1;
     res.json({ ...view(req), flashes: res.locals.flash });
   });
-  app.post('/login', (req, res, next) => req.session.regenerate((err) => {
-    if (err) return next(err);
-    req.session.user = req.query.u;
-    req.session.cart = [];
-    return req.session.save((err2) => (err2 ? next(err2) : res.json(view(req))));
-  }));
+  // A login in passport's shape: a successFlash pushed (not awaited) just before the
+  // regenerate, which moves it to the new session (regenerateFlashes 'own').
+  app.post('/login', (req, res, next) => {
+    if (req.query.w) req.flash('info', req.query.w);
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = req.query.u;
+      req.session.cart = [];
+      return req.session.save((err2) => (err2 ? next(err2) : res.json(view(req))));
+    });
+  });
+  // A logout by destroy(), or passport's: regenerate(), then a flash for the next page.
   app.post('/logout', (req, res, next) => {
     const sid = req.sessionID;
-    req.session.destroy((err) => (err ? next(err) : res.json({ app: name, sid, ok: true })));
+    if (req.query.regen) {
+      return req.session.regenerate((err) => {
+        if (err) return next(err);
+        return req.flash('info', req.query.regen).then((n) => res.json({ app: name, sid, newSid: req.sessionID, n }), next);
+      });
+    }
+    return req.session.destroy((err) => (err ? next(err) : res.json({ app: name, sid, ok: true })));
   });
   app.post('/cart', (req, res, next) => {
     if (!req.session.user) return res.status(401).json({ ...view(req), error: 'not logged in' });
@@ -110,7 +143,12 @@ function makeApp(store, name) {
     return res.json(view(req));
   });
   app.post('/flash', (req, res, next) => {
-    req.flash('info', req.query.m).then((n) => {
+    if (req.query.await === '0') {
+      // connect-flash style: not awaited; the redirect is held until it is stored.
+      req.flash('info', req.query.m);
+      return res.redirect(303, '/page');
+    }
+    return req.flash('info', req.query.m).then((n) => {
       res.set('x-flash-n', String(n));
       res.redirect(303, '/page');
     }, next);
@@ -142,9 +180,9 @@ class Jar {
     return decodeURIComponent(this.sid).slice(2).split('.')[0];
   }
 
-  request(base, method, p, boundMs) {
+  request(base, method, p, boundMs, id) {
     const url = new URL(p, base);
-    const headers = {};
+    const headers = { 'x-model-id': id };
     const sentSid = this.sidValue;
     if (this.sid) headers.cookie = `sid=${this.sid}`;
     return new Promise((resolve) => {
@@ -194,6 +232,8 @@ async function runModel(opts = {}) {
     steps: 30,
     faults: false,
     faultEveryMs: [400, 1200],
+    downMs: [20, 600], // how long sessd stays down after a kill or a stop
+    stopMs: [50, 1200], // how long a SIGSTOP lasts (below timeoutMs: nothing times out)
     persist: true,
     timeoutMs: 3000,
     restartWaitMs: 5000,
@@ -221,6 +261,7 @@ async function runModel(opts = {}) {
   // Keep the TCP port across restarts, so the proxy's target stays.
   d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
   const proxy = await faultProxy(t, tcpTarget(d.tcpUrl));
+  o.log(`sessd ${d.tcpUrl}, proxy ${proxy.url}`);
 
   const storeOpts = { namespace: 'model', mergeKey, timeoutMs: o.timeoutMs, restartWaitMs: o.restartWaitMs, reconnectMinMs: 20, reconnectMaxMs: 200, ...o.storeOptions };
   const apps = [];
@@ -232,19 +273,33 @@ async function runModel(opts = {}) {
     apps.push({ name, store, app, server, base });
   }
   await waitFor(() => apps.every((a) => a.store.connected), 'both stores connected');
+  o.log(`sessd apps ${apps.map((a) => a.base).join(' ')}`);
 
   // Faults: each one's [start, end] in ms; a request that overlaps one (with a grace after
   // its end for the pools to settle) may fail with 503 and lose a flash.
+  // startAgain(): d.start(), once more after a failed start: a connection of this process
+  // that reached itself on sessd's TCP port holds it until closed (bind fails).
+  const startAgain = async () => {
+    try {
+      await d.start();
+    } catch (err) {
+      o.log(`restart failed, again: ${err.message.slice(0, 200)}`);
+      await sleep(300);
+      await d.start();
+    }
+  };
   const faults = [];
   const GRACE_MS = o.timeoutMs + 500;
   const touchedByFault = (start, end) => faults.some((f) => start <= (f.end ?? Infinity) + GRACE_MS && end >= f.start);
   let running = true;
+  let paused = false;
   const faultLoop = async () => {
     const fr = rng(o.seed ^ 0x5eed);
     while (running) {
       await sleep(fr.int(o.faultEveryMs[0], o.faultEveryMs[1]));
       if (!running) break;
-      const kind = fr.pick(o.persist ? ['kill', 'term', 'cut', 'stop'] : ['cut', 'stop']);
+      // faultKinds: the kinds in turn (a short run meets each); else a random one each time.
+      const kind = o.faultKinds ? o.faultKinds[faults.length % o.faultKinds.length] : fr.pick(o.persist ? ['kill', 'term', 'cut', 'stop'] : ['cut', 'stop']);
       const f = { kind, start: Date.now(), end: null };
       faults.push(f);
       stats.faults[kind] = (stats.faults[kind] || 0) + 1;
@@ -252,15 +307,17 @@ async function runModel(opts = {}) {
         if (kind === 'kill' || kind === 'term') {
           daemonUp = false;
           await d.stop(kind === 'kill' ? 'SIGKILL' : 'SIGTERM');
-          await sleep(fr.int(20, 600));
-          await d.start();
+          await sleep(fr.int(o.downMs[0], o.downMs[1]));
+          await startAgain();
           daemonUp = true;
         } else if (kind === 'cut') {
           proxy.closeAll();
         } else {
+          paused = true;
           await d.pause();
-          await sleep(fr.int(50, 1200));
+          await sleep(fr.int(o.stopMs[0], o.stopMs[1]));
           process.kill(d.pid, 'SIGCONT');
+          paused = false;
         }
       } catch (err) {
         violate(`fault ${kind} failed: ${err.message}`);
@@ -308,7 +365,7 @@ async function runModel(opts = {}) {
       return;
     }
     if (s.dead && s.deadAt < startedAt && v.user !== null) violate(`browser ${b.i} ${what}: logged-out session ${v.sid.slice(0, 6)} came back with user ${v.user}`);
-    if (s.user !== null && v.user !== s.user && !s.dead) violate(`browser ${b.i} ${what}: session of ${s.user} shows user ${v.user}`);
+    if (s.user !== null && v.user !== s.user && !s.dead && !(s.uncertain && v.user === null)) violate(`browser ${b.i} ${what}: session of ${s.user} shows user ${v.user}`);
     if (!s.dead && v.user !== null) {
       const cart = new Set(v.cart || []);
       for (const [item, at] of s.acked) if (at < startedAt && !cart.has(item)) violate(`browser ${b.i} ${what}: saved add ${item} (answered ${startedAt - at} ms before) missing from cart`);
@@ -319,7 +376,7 @@ async function runModel(opts = {}) {
     if (allow && allow(res)) return false;
     const faulted = o.faults && touchedByFault(startedAt, endedAt);
     if (res.status === 0) {
-      violate(`${what}: ${res.error === 'HANG' ? `no answer within ${BOUND_MS} ms` : `request failed: ${res.error}`}`);
+      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}`);
       return false;
     }
     if (res.status >= 500) {
@@ -333,10 +390,16 @@ async function runModel(opts = {}) {
   const browsers = [];
   for (let i = 0; i < o.browsers; i++) browsers.push({ i, jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
 
+  let reqIds = 0;
   const req = async (b, method, p, what, allow = null) => {
     const a = r.pick(apps);
     const startedAt = Date.now();
-    const res = await b.jar.request(a.base, method, p, BOUND_MS);
+    const id = String(++reqIds);
+    const res = await b.jar.request(a.base, method, p, BOUND_MS, id);
+    if (res.error === 'HANG') {
+      const conns = a.store.client.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}` : 'none'));
+      res.error = `HANG: ${a.app.locals.phase.get(id) || 'not in the app'}; store connected ${a.store.connected} reconnecting ${a.store.client.reconnecting} conns ${conns.join(',')}`;
+    }
     const endedAt = Date.now();
     stats.requests++;
     const key = `${method} ${p.split('?')[0]} ${res.status}`;
@@ -349,7 +412,7 @@ async function runModel(opts = {}) {
 
   const actions = {
     async page(b) {
-      const res = await req(b, 'GET', '/page', 'page');
+      const res = await req(b, 'GET', `/page${r.chance(0.5) ? '?count=0' : ''}`, 'page');
       if (res.ok) checkView(b, 'page', res, res.startedAt);
     },
     async reload(b) {
@@ -367,9 +430,19 @@ async function runModel(opts = {}) {
     async login(b) {
       const u = `u${b.i}-${++b.logins}`;
       const before = b.jar.sidValue;
-      const res = await req(b, 'POST', `/login?u=${u}`, 'login');
-      if (!res.ok || res.status !== 200) return;
+      const w = r.chance(0.5) ? `b${b.i}-w${b.logins}` : null;
+      const res = await req(b, 'POST', `/login?u=${u}${w ? `&w=${w}` : ''}`, 'login');
+      if (!res.ok || res.status !== 200) {
+        // A login that failed (503 in a fault) or was cut may have been carried out: its
+        // error page carries the new session's cookie (README, "On a full or failing disk"),
+        // and its save may have been stored; the old session may be destroyed.
+        if (before && sids.has(before)) sids.get(before).uncertain = true;
+        const now = b.jar.sidValue;
+        if (now && now !== before && !sids.has(now)) Object.assign(owner(now, b.i), { user: u, uncertain: true });
+        return;
+      }
       const s = owner(res.body.sid, b.i);
+      if (w) pushedAcked.set(w, { b: b.i, sid: res.body.sid, at: res.startedAt, end: res.endedAt });
       if (s.user !== null || s.acked.size) violate(`browser ${b.i} login: new session ${res.body.sid.slice(0, 6)} was known already`);
       s.user = u;
       if (before && sids.has(before) && before !== res.body.sid) {
@@ -383,9 +456,19 @@ async function runModel(opts = {}) {
     },
     async logout(b) {
       const sent = b.jar.sidValue;
-      const res = await req(b, 'POST', '/logout', 'logout');
-      if (!res.ok || res.status !== 200) return;
+      const bye = r.chance(0.5) ? `b${b.i}-x${++b.flashes}` : null;
+      const res = await req(b, 'POST', `/logout${bye ? `?regen=${bye}` : ''}`, 'logout');
+      if (!res.ok || res.status !== 200) {
+        // Carried out or not: a destroy in flight when sessd died is sent again, and fails
+        // if no connection is ready in time.
+        if (sent && sids.has(sent)) sids.get(sent).uncertain = true;
+        return;
+      }
       const s = owner(res.body.sid, b.i);
+      if (bye) {
+        owner(res.body.newSid, b.i);
+        if (res.body.n > 0) pushedAcked.set(bye, { b: b.i, sid: res.body.newSid, at: res.startedAt, end: res.endedAt });
+      }
       if (sent && res.body.sid !== sent) return; // the session had gone already: a new one was destroyed
       if (!s.dead) {
         s.dead = true;
@@ -409,13 +492,14 @@ async function runModel(opts = {}) {
     async flash(b) {
       const m = `b${b.i}-f${++b.flashes}`;
       const sent = b.jar.sidValue;
-      const res = await req(b, 'POST', `/flash?m=${m}`, `flash ${m}`);
+      const awaited = r.chance(0.7);
+      const res = await req(b, 'POST', `/flash?m=${m}${awaited ? '' : '&await=0'}`, `flash ${m}`);
       if (!res.ok) return;
       if (res.status !== 303) {
         violate(`browser ${b.i} flash ${m}: ${res.status}`);
         return;
       }
-      const n = Number(res.headers['x-flash-n']);
+      const n = awaited ? Number(res.headers['x-flash-n']) : 1;
       const sid = b.jar.sidValue;
       if (n > 0) pushedAcked.set(m, { b: b.i, sid, sent, at: res.startedAt, end: res.endedAt });
       const page = await req(b, 'GET', '/page', `page after flash ${m}`);
@@ -460,13 +544,31 @@ async function runModel(opts = {}) {
     await Promise.all([...inflight, ...spanning]);
   };
 
+  // starve: sessd gets the CPU in short slices only (stopped 30 of every 50 ms), as on a
+  // machine whose load is many times its cores.
+  const starveLoop = async () => {
+    while (running) {
+      await sleep(20);
+      if (paused || !daemonUp || d.pid === null) continue;
+      try {
+        process.kill(d.pid, 'SIGSTOP');
+        await sleep(30);
+        if (!paused && d.pid !== null) process.kill(d.pid, 'SIGCONT');
+      } catch {
+        // it was killed meanwhile
+      }
+    }
+  };
+  const starveDone = o.starve ? starveLoop() : Promise.resolve();
   const faultDone = o.faults ? faultLoop() : Promise.resolve();
   await Promise.all(browsers.map(run));
   running = false;
   await faultDone;
+  await starveDone;
+  if (d.pid !== null) process.kill(d.pid, 'SIGCONT');
   const lastFault = faults.length ? faults[faults.length - 1].end : 0;
   proxy.heal();
-  if (d.pid === null) await d.start();
+  if (d.pid === null) await startAgain();
   await waitFor(() => apps.every((a) => a.store.connected && !a.store.client.reconnecting), 'stores connected after the run', 20000);
   // Let late saves land.
   await sleep(300);
@@ -489,6 +591,7 @@ async function runModel(opts = {}) {
       violate(`final get of ${sid.slice(0, 6)}: ${err.code} ${err.message}`);
       continue;
     }
+    if (s.uncertain) continue;
     if (s.dead) {
       if (raw && raw.user) violate(`browser ${s.owner}: logged-out session ${sid.slice(0, 6)} of ${s.user} is in sessd at the end`);
       continue;
@@ -506,10 +609,19 @@ async function runModel(opts = {}) {
   }
   // Flashes: at most once everywhere (checked as shown); exactly once when no fault touched
   // them and their session still stands.
+  const queuedAtEnd = new Set();
+  const flashErrors = new Set(apps.flatMap((a) => [...a.app.locals.flashErrors]));
   for (const [m, p] of pushedAcked) {
+    if (flashErrors.has(m)) continue; // failed, and the app heard of it (onError)
     const s = sids.get(p.sid);
     if (!s || s.dead) continue;
-    if ((shown.get(m) || 0) === 0 && !(o.faults && faults.some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
+    if ((shown.get(m) || 0) > 0) continue;
+    // A session the browser left (a slow request of an older session answered after a login
+    // gives the browser that cookie back): its flashes wait in sessd, unread.
+    const queued = await store.client.flashPop('model', p.sid, 'info').catch(() => []);
+    for (const q of queued) queuedAtEnd.add(String(q));
+    if (queuedAtEnd.has(m)) continue;
+    if (!s.uncertain && !(o.faults && faults.some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
       violate(`browser ${p.b}: flash ${m} pushed (303) to a live session and never shown`);
     }
   }
