@@ -4,7 +4,8 @@
 // was promised. Hand-run; the Node suite runs one short fixed seed (test/model.test.js).
 //
 //   node bench/model-check.js [--seeds 1-20] [--browsers 12] [--steps 60] [--faults on|off|both]
-//                             [--no-persist] [--starve] [--verbose]
+//                             [--no-persist] [--starve] [--migrate N] [--verbose]
+// --migrate N: N browsers start with a session in the app's old store (migrateFrom).
 // --starve stops sessd 30 ms of every 50 (a machine loaded many times over its cores).
 // SESSD_BIN picks the daemon (an ASan build's: SESSD_BIN=../../build-asan/daemon/sessd).
 // A failing seed is printed with its violations; replay it with --seeds N.
@@ -22,6 +23,7 @@ const steps = Number(arg('steps', 60));
 const persist = !process.argv.includes('--no-persist');
 const verbose = process.argv.includes('--verbose');
 const starve = process.argv.includes('--starve');
+const migrate = Number(arg('migrate', 0));
 
 (async () => {
   let failed = 0;
@@ -30,7 +32,7 @@ const starve = process.argv.includes('--starve');
   for (let seed = lo; seed <= (hi || lo); seed++) {
     for (const faults of faultModes) {
       const started = Date.now();
-      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, log: verbose ? console.log : () => {} });
+      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, log: verbose ? console.log : () => {} });
       requests += stats.requests;
       const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (violations.length) {

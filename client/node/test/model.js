@@ -33,6 +33,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const http = require('http');
+const signature = require('cookie-signature');
 const { SessdStore, flash } = require('..');
 const { Daemon, listen, closeServer, sleep, waitFor } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
@@ -238,6 +239,7 @@ async function runModel(opts = {}) {
     timeoutMs: 3000,
     restartWaitMs: 5000,
     log: () => {},
+    migrate: 0, // browsers that start with a session in an old store (migrateFrom, a MemoryStore)
     storeOptions: {}, // more SessdStore options (merge: false shows the check failing)
     ...opts,
   };
@@ -264,9 +266,11 @@ async function runModel(opts = {}) {
   o.log(`sessd ${d.tcpUrl}, proxy ${proxy.url}`);
 
   const storeOpts = { namespace: 'model', mergeKey, timeoutMs: o.timeoutMs, restartWaitMs: o.restartWaitMs, reconnectMinMs: 20, reconnectMaxMs: 200, ...o.storeOptions };
+  // The app's previous store, shared by both app processes (as their Redis was).
+  const oldStore = o.migrate ? new session.MemoryStore() : null;
   const apps = [];
   for (const [name, url] of [['unix', d.unixUrl], ['tcp', proxy.url]]) {
-    const store = new SessdStore({ url, ...storeOpts });
+    const store = new SessdStore({ url, ...storeOpts, ...(oldStore ? { migrateFrom: oldStore } : {}) });
     store.on('error', () => {});
     const app = makeApp(store, name);
     const { server, base } = await listen(app);
@@ -391,6 +395,21 @@ async function runModel(opts = {}) {
   for (let i = 0; i < o.browsers; i++) browsers.push({ i, jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
 
   let reqIds = 0;
+  // Migrated browsers: a session in the old store (user, cart, a connect-flash message),
+  // their cookie naming it; their first steps are concurrent tabs, which move it once.
+  for (const b of browsers.slice(0, o.migrate)) {
+    const sid = `old-${o.seed}-${b.i}-${r.int(1e6, 9e6)}-model`;
+    const sess = { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' }, user: `u${b.i}-0`, cart: [`b${b.i}-m1`, `b${b.i}-m2`], flash: { info: [`b${b.i}-mf`] } };
+    await new Promise((resolve, reject) => oldStore.set(sid, sess, (err) => (err ? reject(err) : resolve())));
+    b.jar.sid = encodeURIComponent(`s:${signature.sign(sid, SECRET)}`);
+    b.migrated = true;
+    const s = owner(sid, b.i);
+    s.user = `u${b.i}-0`;
+    s.acked.set(`b${b.i}-m1`, 0);
+    s.acked.set(`b${b.i}-m2`, 0);
+    pushedAcked.set(`b${b.i}-mf`, { b: b.i, sid, at: Date.now(), end: Date.now() });
+  }
+
   const req = async (b, method, p, what, allow = null) => {
     const a = r.pick(apps);
     const startedAt = Date.now();
@@ -520,7 +539,8 @@ async function runModel(opts = {}) {
   };
 
   const run = async (b) => {
-    await actions.login(b);
+    if (b.migrated) await Promise.all([actions.page(b), actions.cart(b), actions.page(b), actions.flash(b)]);
+    else await actions.login(b);
     const inflight = new Set();
     const spanning = new Set();
     for (let n = 0; n < o.steps; n++) {
@@ -625,9 +645,17 @@ async function runModel(opts = {}) {
       violate(`browser ${p.b}: flash ${m} pushed (303) to a live session and never shown`);
     }
   }
+  if (oldStore) {
+    for (const [sid, s] of sids) {
+      if (!sid.startsWith('old-') || s.uncertain) continue;
+      const left = await new Promise((resolve) => oldStore.get(sid, (err, v) => resolve(err ? null : v)));
+      if (left && s.dead) violate(`browser ${s.owner}: logged-out migrated session ${sid.slice(0, 12)} is still in the old store`);
+    }
+  }
   stats.lateErrors = apps.reduce((n, a) => n + a.app.locals.lateErrors.length, 0);
   stats.errors = apps.flatMap((a) => a.app.locals.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
   stats.sessions = sids.size;
+  stats.migratedFlashesShown = [...shown.keys()].filter((m) => m.endsWith('-mf')).length;
   stats.lastFaultAgoMs = lastFault ? Date.now() - lastFault : null;
 
   for (const a of apps) {
