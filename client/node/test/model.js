@@ -76,6 +76,15 @@ function makeApp(store, name) {
   const app = express();
   app.locals.lateErrors = [];
   app.locals.errors = [];
+  // Saves express-session makes of a session whose request the error handler answered 5xx.
+  app.locals.answered5xx = new Map();
+  app.locals.finalErrors = [];
+  app.locals.savesAfter5xx = [];
+  const set = store.set.bind(store);
+  store.set = (sid, sess, cb) => set(sid, sess, (err) => {
+    if (err && app.locals.answered5xx.has(sid)) app.locals.savesAfter5xx.push(`${app.locals.answered5xx.get(sid)} then save: ${err.code}`);
+    if (cb) cb(err);
+  });
   // Where each request is, by its x-model-id header, for a hang's report.
   app.locals.phase = new Map();
   app.use((req, res, next) => {
@@ -89,6 +98,13 @@ function makeApp(store, name) {
       return end.apply(this, args);
     };
     req.modelId = id;
+    // An error that reaches Express's final handler after the response went out (it logs the
+    // error and destroys the socket): which request it was.
+    const destroy = req.socket.destroy;
+    req.socket.destroy = function finalDestroy(...args) {
+      if (res.headersSent && /finalhandler/.test(new Error().stack)) app.locals.finalErrors.push(`${req.method} ${req.url.split('?')[0]} answered ${res.statusCode}`);
+      return destroy.apply(this, args);
+    };
     next();
   });
   app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
@@ -144,6 +160,7 @@ function makeApp(store, name) {
     return res.json(view(req));
   });
   app.post('/flash', (req, res, next) => {
+    res.set('x-sid', req.sessionID); // the session the push went to, whatever the jar holds
     if (req.query.await === '0') {
       // connect-flash style: not awaited; the redirect is held until it is stored.
       req.flash('info', req.query.m);
@@ -165,6 +182,7 @@ function makeApp(store, name) {
       return undefined;
     }
     app.locals.errors.push({ url: req.url, code: err.code ?? null, message: err.message });
+    app.locals.answered5xx.set(req.sessionID, `${req.method} ${req.url.split('?')[0]} (${err.code})`);
     return res.status(err.statusCode || err.status || 500).json({ sid: req.sessionID ?? null, error: err.message, code: err.code ?? null });
   });
   return app;
@@ -392,7 +410,8 @@ async function runModel(opts = {}) {
   };
 
   const browsers = [];
-  for (let i = 0; i < o.browsers; i++) browsers.push({ i, jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
+  const t0 = Date.now();
+  for (let i = 0; i < o.browsers; i++) browsers.push({ i, events: [], jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
 
   let reqIds = 0;
   // Migrated browsers: a session in the old store (user, cart, a connect-flash message),
@@ -424,6 +443,9 @@ async function runModel(opts = {}) {
     const key = `${method} ${p.split('?')[0]} ${res.status}`;
     stats.byStatus[key] = (stats.byStatus[key] || 0) + 1;
     res.ok = allowedStatus(`browser ${b.i} ${what} (${a.name})`, res, startedAt, endedAt, allow);
+    const bodySid = res.body && typeof res.body === 'object' ? res.body.sid : null;
+    const fl = res.body && res.body.flashes ? JSON.stringify(res.body.flashes) : '';
+    b.events.push(`${startedAt - t0}-${endedAt - t0} ${a.name} ${what} ${res.status} sent=${(res.sentSid || '-').slice(0, 6)} served=${(bodySid || '-').slice(0, 6)} jar=${(b.jar.sidValue || '-').slice(0, 6)} ${fl}`);
     res.startedAt = startedAt;
     res.endedAt = endedAt;
     return res;
@@ -519,7 +541,8 @@ async function runModel(opts = {}) {
         return;
       }
       const n = awaited ? Number(res.headers['x-flash-n']) : 1;
-      const sid = b.jar.sidValue;
+      // The session the push went to: a concurrent tab's answer may have set the jar to another.
+      const sid = res.headers['x-sid'];
       if (n > 0) pushedAcked.set(m, { b: b.i, sid, sent, at: res.startedAt, end: res.endedAt });
       const page = await req(b, 'GET', '/page', `page after flash ${m}`);
       if (page.ok) checkView(b, 'page after flash', page, page.startedAt);
@@ -642,7 +665,7 @@ async function runModel(opts = {}) {
     for (const q of queued) queuedAtEnd.add(String(q));
     if (queuedAtEnd.has(m)) continue;
     if (!s.uncertain && !(o.faults && faults.some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
-      violate(`browser ${p.b}: flash ${m} pushed (303) to a live session and never shown`);
+      violate(`browser ${p.b}: flash ${m} pushed (303) to a live session ${p.sid.slice(0, 6)} and never shown; the browser's requests:\n    ${browsers[p.b].events.join('\n    ')}`);
     }
   }
   if (oldStore) {
@@ -652,6 +675,8 @@ async function runModel(opts = {}) {
       if (left && s.dead) violate(`browser ${s.owner}: logged-out migrated session ${sid.slice(0, 12)} is still in the old store`);
     }
   }
+  stats.savesAfter5xx = apps.flatMap((a) => a.app.locals.savesAfter5xx);
+  stats.finalErrors = apps.flatMap((a) => a.app.locals.finalErrors);
   stats.lateErrors = apps.reduce((n, a) => n + a.app.locals.lateErrors.length, 0);
   stats.errors = apps.flatMap((a) => a.app.locals.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
   stats.sessions = sids.size;
