@@ -677,6 +677,7 @@ async function runModel(opts = {}) {
   }
   stats.savesAfter5xx = apps.flatMap((a) => a.app.locals.savesAfter5xx);
   stats.finalErrors = apps.flatMap((a) => a.app.locals.finalErrors);
+  for (const e of stats.finalErrors) violate(`an error reached Express's final handler after the response (logged, socket destroyed): ${e}`);
   stats.lateErrors = apps.reduce((n, a) => n + a.app.locals.lateErrors.length, 0);
   stats.errors = apps.flatMap((a) => a.app.locals.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
   stats.sessions = sids.size;
