@@ -1324,7 +1324,15 @@ class SessdStore extends BaseStore {
       });
       // The pushes that waited go out now, after the moved ones (one connection per id).
       regenerated();
-      await Promise.all(pushes);
+      try {
+        await Promise.all(pushes);
+      } catch (err) {
+        // A moved flash lost (its push broke with its connection): the regenerate fails, and
+        // as after a failed DESTROY, its error page does not save the new session (a login's
+        // second save, with sessd still down, reached Express's final handler).
+        markSaveFailed(req.session);
+        throw err;
+      }
       if (destroyErr) throw destroyErr;
     })().finally(regenerated).then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
   }

@@ -16,10 +16,13 @@
 
 const net = require('net');
 
-// drop(socket): ends a socket with a reset where it can (TCP), as a middlebox does.
+// drop(socket): ends a socket with a reset where it can (TCP), as a middlebox does. Not one
+// already ended (its peer's close ends it): Node's resetAndDestroy() then fails with EINVAL
+// (libuv refuses a reset while a shutdown is under way) and leaves the handle open, which kept
+// the test process from exiting.
 function drop(socket) {
   if (socket.destroyed) return;
-  if (typeof socket.resetAndDestroy === 'function' && socket.remotePort !== undefined) socket.resetAndDestroy();
+  if (typeof socket.resetAndDestroy === 'function' && socket.remotePort !== undefined && !socket.writableEnded) socket.resetAndDestroy();
   else socket.destroy();
 }
 
@@ -141,6 +144,13 @@ async function faultProxy(t, target) {
         pair.toDown.pump();
       },
     };
+    // While the target is down, a connect to its port may reach itself (the kernel picks
+    // that port as the local one when it lies in the ephemeral range): such a connection
+    // would echo the client's bytes back to it and hold the port the restarting target
+    // must bind. A refused connect instead.
+    up.once('connect', () => {
+      if (up.localPort === up.remotePort && up.localAddress === up.remoteAddress) pair.close();
+    });
     pair.toUp = new Pipe(proxy, 'up', down, up, pair);
     pair.toDown = new Pipe(proxy, 'down', up, down, pair);
     pairs.add(pair);

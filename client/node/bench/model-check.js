@@ -1,0 +1,52 @@
+'use strict';
+// Long runs of the model-based check (test/model.js): seeded random Express traffic from many
+// browsers against the real sessd, with faults, checked against a model of what each browser
+// was promised. Hand-run; the Node suite runs one short fixed seed (test/model.test.js).
+//
+//   node bench/model-check.js [--seeds 1-20] [--browsers 12] [--steps 60] [--faults on|off|both]
+//                             [--no-persist] [--starve] [--migrate N] [--verbose]
+// --migrate N: N browsers start with a session in the app's old store (migrateFrom).
+// --starve stops sessd 30 ms of every 50 (a machine loaded many times over its cores).
+// SESSD_BIN picks the daemon (an ASan build's: SESSD_BIN=../../build-asan/daemon/sessd).
+// A failing seed is printed with its violations; replay it with --seeds N.
+
+const { runModel } = require('../test/model');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : process.argv[i + 1];
+}
+const [lo, hi] = arg('seeds', '1-10').split('-').map(Number);
+const faultModes = { on: [true], off: [false], both: [false, true] }[arg('faults', 'both')];
+const browsers = Number(arg('browsers', 12));
+const steps = Number(arg('steps', 60));
+const persist = !process.argv.includes('--no-persist');
+const verbose = process.argv.includes('--verbose');
+const starve = process.argv.includes('--starve');
+const migrate = Number(arg('migrate', 0));
+
+(async () => {
+  let failed = 0;
+  let requests = 0;
+  const t0 = Date.now();
+  for (let seed = lo; seed <= (hi || lo); seed++) {
+    for (const faults of faultModes) {
+      const started = Date.now();
+      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, log: verbose ? console.log : () => {} });
+      requests += stats.requests;
+      const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
+      if (violations.length) {
+        failed++;
+        console.log(`FAIL ${line}`);
+        for (const v of violations.slice(0, 20)) console.log(`  ${v}`);
+        console.log(`  statuses ${JSON.stringify(stats.byStatus)}`);
+        console.log(`  errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
+      } else {
+        console.log(`ok   ${line}`);
+        if (verbose) console.log(`  statuses ${JSON.stringify(stats.byStatus)} errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
+      }
+    }
+  }
+  console.log(`${failed} failing runs; ${requests} requests in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  process.exit(failed ? 1 : 0);
+})();

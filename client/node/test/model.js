@@ -1,0 +1,703 @@
+'use strict';
+// A model-based, randomized check of connect-sessd as Express apps use it: two app processes'
+// worth of Express apps (express-session, a SessdStore, flash()) in this process, one on sessd's
+// Unix socket and one over TCP through the fault proxy, and many simulated browsers (cookie
+// jars), each running a seeded random sequence of page views, logins (regenerate), logouts
+// (destroy), bursts of concurrent cart adds from several tabs, flash pushes followed by their
+// redirect, reloads and slow requests that save late, with sessd killed (-9) and restarted on
+// its data directory, restarted with SIGTERM, stopped (SIGSTOP) and its TCP connections cut
+// meanwhile. Every answer is checked against a model of what each browser was promised, by
+// session id; what sessd holds at the end is checked against it too.
+//
+// Used by test/model.test.js (one short fixed seed) and bench/model-check.js (long runs, many
+// seeds). runModel(options) returns { violations, stats }; violations is empty when every
+// answer agreed with the model.
+//
+// What the model takes from connect-sessd's README rather than from a stricter wish:
+// - A cart add answered 200 after req.session.save() succeeded is kept until its session ends
+//   (logout, or a login's regenerate: the new session starts with an empty cart). One answered
+//   before its save (express-session saves after the response) is kept unless that save
+//   failed, which reaches the app's error handler after the response ("A save that fails").
+// - A save or a flash push to a session a concurrent logout or login destroyed is dropped
+//   (the push resolves 0); so is a flash queued on a session a login regenerates away (only the
+//   login request's own flashes move).
+// - A flash push or pop in flight when sessd is killed may fail (503) and its message may be
+//   lost; it is never shown twice. Without a fault between its push and the end, a flash
+//   pushed by a request answered 303 is shown exactly once.
+// - A slow request of the old session answering after a login gives the browser the old,
+//   destroyed id back: that browser is logged out (README, "What it does not do").
+
+const express = require('express');
+const session = require('express-session');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const http = require('http');
+const signature = require('cookie-signature');
+const { SessdStore, flash } = require('..');
+const { Daemon, listen, closeServer, sleep, waitFor } = require('./helpers');
+const { faultProxy, tcpTarget } = require('./faultproxy');
+
+const SECRET = 'model-check-secret';
+
+// mulberry32: a small seeded PRNG, so that a seed replays the same choices.
+function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: (arr) => arr[Math.floor(next() * arr.length)],
+    chance: (p) => next() < p,
+  };
+}
+
+function mergeCart(base = [], mine = [], theirs = []) {
+  const removed = base.filter((item) => !mine.includes(item));
+  const added = mine.filter((item) => !base.includes(item) && !theirs.includes(item));
+  return [...theirs.filter((item) => !removed.includes(item)), ...added];
+}
+
+function mergeKey(key, base, mine, theirs) {
+  if (key === 'cart') return mergeCart(base, mine, theirs);
+  if (key === 'views') return (theirs || 0) + ((mine || 0) - (base || 0));
+  return mine;
+}
+
+// makeApp(store, name): the app under test. Every JSON answer names the session it served
+// (sid), so that the model can follow each browser's sessions.
+function makeApp(store, name) {
+  const app = express();
+  app.locals.lateErrors = [];
+  app.locals.errors = [];
+  // Saves express-session makes of a session whose request the error handler answered 5xx.
+  app.locals.answered5xx = new Map();
+  app.locals.finalErrors = [];
+  app.locals.savesAfter5xx = [];
+  const set = store.set.bind(store);
+  store.set = (sid, sess, cb) => set(sid, sess, (err) => {
+    if (err && app.locals.answered5xx.has(sid)) app.locals.savesAfter5xx.push(`${app.locals.answered5xx.get(sid)} then save: ${err.code}`);
+    if (cb) cb(err);
+  });
+  // Where each request is, by its x-model-id header, for a hang's report.
+  app.locals.phase = new Map();
+  app.use((req, res, next) => {
+    const id = req.headers['x-model-id'];
+    app.locals.phase.set(id, 'loading the session');
+    res.on('finish', () => app.locals.phase.delete(id));
+    res.on('close', () => app.locals.phase.delete(id));
+    const end = res.end;
+    res.end = function phaseEnd(...args) {
+      app.locals.phase.set(id, `res.end called (${res.statusCode}); express-session saving or flashes held`);
+      return end.apply(this, args);
+    };
+    req.modelId = id;
+    // An error that reaches Express's final handler after the response went out (it logs the
+    // error and destroys the socket): which request it was.
+    const destroy = req.socket.destroy;
+    req.socket.destroy = function finalDestroy(...args) {
+      if (res.headersSent && /finalhandler/.test(new Error().stack)) app.locals.finalErrors.push(`${req.method} ${req.url.split('?')[0]} answered ${res.statusCode}`);
+      return destroy.apply(this, args);
+    };
+    next();
+  });
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
+  app.locals.flashErrors = new Set();
+  app.use((req, res, next) => {
+    app.locals.phase.set(req.modelId, 'in the route');
+    next();
+  });
+  app.use(flash({ onError: (err, req) => app.locals.flashErrors.add(req.query.m || req.query.w || req.query.regen) }));
+  // The example's guard: express-session passes requests through without a session while
+  // the store is disconnected.
+  app.use((req, res, next) => (req.session ? next() : res.status(503).json({ error: 'sessions unavailable' })));
+  const view = (req) => ({
+    app: name,
+    sid: req.sessionID,
+    user: req.session.user ?? null,
+    cart: req.session.cart || [],
+    views: req.session.views || 0,
+    note: req.session.note ?? null,
+  });
+  app.get('/page', flash.locals(), (req, res) => {
+    // Half the pages count the view (a merged save); the others change nothing (a TOUCH_IF).
+    if (req.query.count !== '0') req.session.views = (req.session.views || 0) + 1;
+    res.json({ ...view(req), flashes: res.locals.flash });
+  });
+  // A login in passport's shape: a successFlash pushed (not awaited) just before the
+  // regenerate, which moves it to the new session (regenerateFlashes 'own').
+  app.post('/login', (req, res, next) => {
+    if (req.query.w) req.flash('info', req.query.w);
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = req.query.u;
+      req.session.cart = [];
+      return req.session.save((err2) => (err2 ? next(err2) : res.json(view(req))));
+    });
+  });
+  // A logout by destroy(), or passport's: regenerate(), then a flash for the next page.
+  app.post('/logout', (req, res, next) => {
+    const sid = req.sessionID;
+    if (req.query.regen) {
+      return req.session.regenerate((err) => {
+        if (err) return next(err);
+        return req.flash('info', req.query.regen).then((n) => res.json({ app: name, sid, newSid: req.sessionID, n }), next);
+      });
+    }
+    return req.session.destroy((err) => (err ? next(err) : res.json({ app: name, sid, ok: true })));
+  });
+  app.post('/cart', (req, res, next) => {
+    if (!req.session.user) return res.status(401).json({ ...view(req), error: 'not logged in' });
+    req.itemTag = req.query.item;
+    req.session.cart = [...(req.session.cart || []), req.query.item];
+    if (req.query.first === '1') return req.session.save((err) => (err ? next(err) : res.json(view(req))));
+    return res.json(view(req));
+  });
+  app.post('/flash', (req, res, next) => {
+    res.set('x-sid', req.sessionID); // the session the push went to, whatever the jar holds
+    if (req.query.await === '0') {
+      // connect-flash style: not awaited; the redirect is held until it is stored.
+      req.flash('info', req.query.m);
+      return res.redirect(303, '/page');
+    }
+    return req.flash('info', req.query.m).then((n) => {
+      res.set('x-flash-n', String(n));
+      res.redirect(303, '/page');
+    }, next);
+  });
+  app.get('/reload', (req, res, next) => req.session.reload((err) => (err ? next(err) : res.json(view(req)))));
+  app.post('/slow', (req, res) => {
+    req.session.note = req.query.v;
+    setTimeout(() => res.json(view(req)), Number(req.query.ms));
+  });
+  app.use((err, req, res, next) => {
+    if (res.headersSent) {
+      app.locals.lateErrors.push({ tag: req.itemTag ?? null, url: req.url, code: err.code ?? null, message: err.message });
+      return undefined;
+    }
+    app.locals.errors.push({ url: req.url, code: err.code ?? null, message: err.message });
+    app.locals.answered5xx.set(req.sessionID, `${req.method} ${req.url.split('?')[0]} (${err.code})`);
+    return res.status(err.statusCode || err.status || 500).json({ sid: req.sessionID ?? null, error: err.message, code: err.code ?? null });
+  });
+  return app;
+}
+
+// A cookie jar that sends what it holds at each request's start, as a browser does.
+class Jar {
+  constructor() {
+    this.sid = null;
+  }
+
+  get sidValue() {
+    if (!this.sid) return null;
+    return decodeURIComponent(this.sid).slice(2).split('.')[0];
+  }
+
+  request(base, method, p, boundMs, id) {
+    const url = new URL(p, base);
+    const headers = { 'x-model-id': id };
+    const sentSid = this.sidValue;
+    if (this.sid) headers.cookie = `sid=${this.sid}`;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ sentSid, ...v });
+      };
+      const req = http.request(url, { method, headers, agent: false }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          data += d;
+        });
+        res.on('end', () => {
+          for (const c of res.headers['set-cookie'] || []) {
+            const [pair] = c.split(';');
+            const i = pair.indexOf('=');
+            if (pair.slice(0, i).trim() === 'sid') this.sid = pair.slice(i + 1).trim();
+          }
+          let body = null;
+          try {
+            body = JSON.parse(data);
+          } catch {
+            body = data;
+          }
+          finish({ status: res.statusCode, headers: res.headers, body });
+        });
+        res.on('error', (err) => finish({ status: 0, error: err.code || err.message }));
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        finish({ status: 0, error: 'HANG' });
+      }, boundMs);
+      req.on('error', (err) => finish({ status: 0, error: err.code || err.message }));
+      req.end();
+    });
+  }
+}
+
+async function runModel(opts = {}) {
+  const o = {
+    seed: 1,
+    browsers: 6,
+    steps: 30,
+    faults: false,
+    faultEveryMs: [400, 1200],
+    downMs: [20, 600], // how long sessd stays down after a kill or a stop
+    stopMs: [50, 1200], // how long a SIGSTOP lasts (below timeoutMs: nothing times out)
+    persist: true,
+    timeoutMs: 3000,
+    restartWaitMs: 5000,
+    log: () => {},
+    migrate: 0, // browsers that start with a session in an old store (migrateFrom, a MemoryStore)
+    storeOptions: {}, // more SessdStore options (merge: false shows the check failing)
+    ...opts,
+  };
+  const r = rng(o.seed);
+  const violations = [];
+  const violate = (msg) => {
+    if (violations.length < 200) violations.push(msg);
+  };
+  const stats = { requests: 0, byStatus: {}, faults: {}, flashesShown: 0, addsAcked: 0 };
+  const cleanups = [];
+  const t = { after: (fn) => cleanups.push(fn) };
+  const unhandled = (err) => violate(`unhandled rejection: ${err && (err.stack || err)}`);
+  process.on('unhandledRejection', unhandled);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-model-'));
+  const d = new Daemon({ dir: path.join(dir, 'd') });
+  fs.mkdirSync(d.dir);
+  if (o.persist) d.extraArgs = ['--data-dir', path.join(dir, 'data')];
+  let daemonUp = true;
+  await d.start();
+  // Keep the TCP port across restarts, so the proxy's target stays.
+  d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
+  const proxy = await faultProxy(t, tcpTarget(d.tcpUrl));
+  o.log(`sessd ${d.tcpUrl}, proxy ${proxy.url}`);
+
+  const storeOpts = { namespace: 'model', mergeKey, timeoutMs: o.timeoutMs, restartWaitMs: o.restartWaitMs, reconnectMinMs: 20, reconnectMaxMs: 200, ...o.storeOptions };
+  // The app's previous store, shared by both app processes (as their Redis was).
+  const oldStore = o.migrate ? new session.MemoryStore() : null;
+  const apps = [];
+  for (const [name, url] of [['unix', d.unixUrl], ['tcp', proxy.url]]) {
+    const store = new SessdStore({ url, ...storeOpts, ...(oldStore ? { migrateFrom: oldStore } : {}) });
+    store.on('error', () => {});
+    const app = makeApp(store, name);
+    const { server, base } = await listen(app);
+    apps.push({ name, store, app, server, base });
+  }
+  await waitFor(() => apps.every((a) => a.store.connected), 'both stores connected');
+  o.log(`sessd apps ${apps.map((a) => a.base).join(' ')}`);
+
+  // Faults: each one's [start, end] in ms; a request that overlaps one (with a grace after
+  // its end for the pools to settle) may fail with 503 and lose a flash.
+  // startAgain(): d.start(), once more after a failed start: a connection of this process
+  // that reached itself on sessd's TCP port holds it until closed (bind fails).
+  const startAgain = async () => {
+    try {
+      await d.start();
+    } catch (err) {
+      o.log(`restart failed, again: ${err.message.slice(0, 200)}`);
+      await sleep(300);
+      await d.start();
+    }
+  };
+  const faults = [];
+  const GRACE_MS = o.timeoutMs + 500;
+  const touchedByFault = (start, end) => faults.some((f) => start <= (f.end ?? Infinity) + GRACE_MS && end >= f.start);
+  let running = true;
+  let paused = false;
+  const faultLoop = async () => {
+    const fr = rng(o.seed ^ 0x5eed);
+    while (running) {
+      await sleep(fr.int(o.faultEveryMs[0], o.faultEveryMs[1]));
+      if (!running) break;
+      // faultKinds: the kinds in turn (a short run meets each); else a random one each time.
+      const kind = o.faultKinds ? o.faultKinds[faults.length % o.faultKinds.length] : fr.pick(o.persist ? ['kill', 'term', 'cut', 'stop'] : ['cut', 'stop']);
+      const f = { kind, start: Date.now(), end: null };
+      faults.push(f);
+      stats.faults[kind] = (stats.faults[kind] || 0) + 1;
+      try {
+        if (kind === 'kill' || kind === 'term') {
+          daemonUp = false;
+          await d.stop(kind === 'kill' ? 'SIGKILL' : 'SIGTERM');
+          await sleep(fr.int(o.downMs[0], o.downMs[1]));
+          await startAgain();
+          daemonUp = true;
+        } else if (kind === 'cut') {
+          proxy.closeAll();
+        } else {
+          paused = true;
+          await d.pause();
+          await sleep(fr.int(o.stopMs[0], o.stopMs[1]));
+          process.kill(d.pid, 'SIGCONT');
+          paused = false;
+        }
+      } catch (err) {
+        violate(`fault ${kind} failed: ${err.message}`);
+      }
+      f.end = Date.now();
+      o.log(`fault ${kind} ${f.end - f.start} ms`);
+    }
+  };
+
+  // The model, by session id.
+  const sids = new Map(); // sid -> { owner, user, dead, acked: Map item->ackedAt, late: Set, flashes: Map msg->{at} }
+  const owner = (sid, b) => {
+    let s = sids.get(sid);
+    if (!s) {
+      s = { owner: b, user: null, dead: false, deadAt: null, acked: new Map(), late: new Set(), flashes: new Map() };
+      sids.set(sid, s);
+    }
+    return s;
+  };
+  const shown = new Map(); // flash message -> times shown
+  const pushedAcked = new Map(); // msg -> { sid, b, at, end }
+  const BOUND_MS = o.timeoutMs * 2 + o.restartWaitMs + 4000;
+
+  const checkView = (b, what, res, startedAt) => {
+    const v = res.body;
+    if (!v || typeof v !== 'object' || !v.sid) return;
+    const s = sids.get(v.sid);
+    if (s && s.owner !== b.i) violate(`browser ${b.i} ${what}: served session of browser ${s.owner} (${v.sid.slice(0, 6)}...)`);
+    if (what !== 'login' && res.sentSid && v.sid !== res.sentSid && sids.has(v.sid)) violate(`browser ${b.i} ${what}: sent ${res.sentSid.slice(0, 6)} and was served a known other session ${v.sid.slice(0, 6)}`);
+    if (v.user !== null && !String(v.user).startsWith(`u${b.i}-`)) violate(`browser ${b.i} ${what}: shown user ${v.user}`);
+    for (const item of v.cart || []) if (!String(item).startsWith(`b${b.i}-`)) violate(`browser ${b.i} ${what}: shown item ${item}`);
+    if (v.note !== null && !String(v.note).startsWith(`b${b.i}-`)) violate(`browser ${b.i} ${what}: shown note ${v.note}`);
+    for (const msgs of Object.values(v.flashes || {})) {
+      for (const m of msgs) {
+        if (!String(m).startsWith(`b${b.i}-`)) violate(`browser ${b.i} ${what}: shown flash ${m}`);
+        shown.set(m, (shown.get(m) || 0) + 1);
+        stats.flashesShown++;
+        if (shown.get(m) > 1) violate(`browser ${b.i} ${what}: flash ${m} shown ${shown.get(m)} times`);
+      }
+    }
+    if (!s) {
+      // A session the model does not know: a new anonymous one, never a user's.
+      if (v.user !== null) violate(`browser ${b.i} ${what}: unknown session ${v.sid.slice(0, 6)} shows user ${v.user}`);
+      owner(v.sid, b.i);
+      return;
+    }
+    if (s.dead && s.deadAt < startedAt && v.user !== null) violate(`browser ${b.i} ${what}: logged-out session ${v.sid.slice(0, 6)} came back with user ${v.user}`);
+    if (s.user !== null && v.user !== s.user && !s.dead && !(s.uncertain && v.user === null)) violate(`browser ${b.i} ${what}: session of ${s.user} shows user ${v.user}`);
+    if (!s.dead && v.user !== null) {
+      const cart = new Set(v.cart || []);
+      for (const [item, at] of s.acked) if (at < startedAt && !cart.has(item)) violate(`browser ${b.i} ${what}: saved add ${item} (answered ${startedAt - at} ms before) missing from cart`);
+    }
+  };
+
+  const allowedStatus = (what, res, startedAt, endedAt, allow) => {
+    if (allow && allow(res)) return false;
+    const faulted = o.faults && touchedByFault(startedAt, endedAt);
+    if (res.status === 0) {
+      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}`);
+      return false;
+    }
+    if (res.status >= 500) {
+      if (res.status === 503 && faulted) return false;
+      violate(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}${faulted ? ' (during a fault)' : ''}`);
+      return false;
+    }
+    return true;
+  };
+
+  const browsers = [];
+  const t0 = Date.now();
+  for (let i = 0; i < o.browsers; i++) browsers.push({ i, events: [], jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
+
+  let reqIds = 0;
+  // Migrated browsers: a session in the old store (user, cart, a connect-flash message),
+  // their cookie naming it; their first steps are concurrent tabs, which move it once.
+  for (const b of browsers.slice(0, o.migrate)) {
+    const sid = `old-${o.seed}-${b.i}-${r.int(1e6, 9e6)}-model`;
+    const sess = { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' }, user: `u${b.i}-0`, cart: [`b${b.i}-m1`, `b${b.i}-m2`], flash: { info: [`b${b.i}-mf`] } };
+    await new Promise((resolve, reject) => oldStore.set(sid, sess, (err) => (err ? reject(err) : resolve())));
+    b.jar.sid = encodeURIComponent(`s:${signature.sign(sid, SECRET)}`);
+    b.migrated = true;
+    const s = owner(sid, b.i);
+    s.user = `u${b.i}-0`;
+    s.acked.set(`b${b.i}-m1`, 0);
+    s.acked.set(`b${b.i}-m2`, 0);
+    pushedAcked.set(`b${b.i}-mf`, { b: b.i, sid, at: Date.now(), end: Date.now() });
+  }
+
+  const req = async (b, method, p, what, allow = null) => {
+    const a = r.pick(apps);
+    const startedAt = Date.now();
+    const id = String(++reqIds);
+    const res = await b.jar.request(a.base, method, p, BOUND_MS, id);
+    if (res.error === 'HANG') {
+      const conns = a.store.client.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}` : 'none'));
+      res.error = `HANG: ${a.app.locals.phase.get(id) || 'not in the app'}; store connected ${a.store.connected} reconnecting ${a.store.client.reconnecting} conns ${conns.join(',')}`;
+    }
+    const endedAt = Date.now();
+    stats.requests++;
+    const key = `${method} ${p.split('?')[0]} ${res.status}`;
+    stats.byStatus[key] = (stats.byStatus[key] || 0) + 1;
+    res.ok = allowedStatus(`browser ${b.i} ${what} (${a.name})`, res, startedAt, endedAt, allow);
+    const bodySid = res.body && typeof res.body === 'object' ? res.body.sid : null;
+    const fl = res.body && res.body.flashes ? JSON.stringify(res.body.flashes) : '';
+    b.events.push(`${startedAt - t0}-${endedAt - t0} ${a.name} ${what} ${res.status} sent=${(res.sentSid || '-').slice(0, 6)} served=${(bodySid || '-').slice(0, 6)} jar=${(b.jar.sidValue || '-').slice(0, 6)} ${fl}`);
+    res.startedAt = startedAt;
+    res.endedAt = endedAt;
+    return res;
+  };
+
+  const actions = {
+    async page(b) {
+      const res = await req(b, 'GET', `/page${r.chance(0.5) ? '?count=0' : ''}`, 'page');
+      if (res.ok) checkView(b, 'page', res, res.startedAt);
+    },
+    async reload(b) {
+      // README (Other frameworks): a reload() of a session gone fails with express-session's
+      // 'failed to load session': a session destroyed meanwhile, or one this request made
+      // (the browser's cookie named none sessd holds), which was never saved.
+      const gone = (res) => {
+        if (res.status !== 500 || !res.body || res.body.error !== 'failed to load session') return false;
+        const s = sids.get(res.body.sid);
+        return !s || s.dead || s.user === null;
+      };
+      const res = await req(b, 'GET', '/reload', 'reload', gone);
+      if (res.ok) checkView(b, 'reload', res, res.startedAt);
+    },
+    async login(b) {
+      const u = `u${b.i}-${++b.logins}`;
+      const before = b.jar.sidValue;
+      const w = r.chance(0.5) ? `b${b.i}-w${b.logins}` : null;
+      const res = await req(b, 'POST', `/login?u=${u}${w ? `&w=${w}` : ''}`, 'login');
+      if (!res.ok || res.status !== 200) {
+        // A login that failed (503 in a fault) or was cut may have been carried out: its
+        // error page carries the new session's cookie (README, "On a full or failing disk"),
+        // and its save may have been stored; the old session may be destroyed.
+        if (before && sids.has(before)) sids.get(before).uncertain = true;
+        const now = b.jar.sidValue;
+        if (now && now !== before && !sids.has(now)) Object.assign(owner(now, b.i), { user: u, uncertain: true });
+        return;
+      }
+      const s = owner(res.body.sid, b.i);
+      if (w) pushedAcked.set(w, { b: b.i, sid: res.body.sid, at: res.startedAt, end: res.endedAt });
+      if (s.user !== null || s.acked.size) violate(`browser ${b.i} login: new session ${res.body.sid.slice(0, 6)} was known already`);
+      s.user = u;
+      if (before && sids.has(before) && before !== res.body.sid) {
+        const old = sids.get(before);
+        if (!old.dead) {
+          old.dead = true;
+          old.deadAt = res.endedAt;
+        }
+      }
+      checkView(b, 'login', res, res.startedAt);
+    },
+    async logout(b) {
+      const sent = b.jar.sidValue;
+      const bye = r.chance(0.5) ? `b${b.i}-x${++b.flashes}` : null;
+      const res = await req(b, 'POST', `/logout${bye ? `?regen=${bye}` : ''}`, 'logout');
+      if (!res.ok || res.status !== 200) {
+        // Carried out or not: a destroy in flight when sessd died is sent again, and fails
+        // if no connection is ready in time.
+        if (sent && sids.has(sent)) sids.get(sent).uncertain = true;
+        return;
+      }
+      const s = owner(res.body.sid, b.i);
+      if (bye) {
+        owner(res.body.newSid, b.i);
+        if (res.body.n > 0) pushedAcked.set(bye, { b: b.i, sid: res.body.newSid, at: res.startedAt, end: res.endedAt });
+      }
+      if (sent && res.body.sid !== sent) return; // the session had gone already: a new one was destroyed
+      if (!s.dead) {
+        s.dead = true;
+        s.deadAt = res.endedAt;
+      }
+    },
+    async cart(b) {
+      const tabs = r.int(1, 4);
+      await Promise.all(Array.from({ length: tabs }, async () => {
+        const item = `b${b.i}-i${++b.items}`;
+        const first = r.chance(0.6) ? 1 : 0;
+        const res = await req(b, 'POST', `/cart?item=${item}&first=${first}`, `cart add ${item}${first ? ' (save first)' : ''}`);
+        if (!res.ok || res.status !== 200) return;
+        checkView(b, 'cart', res, res.startedAt);
+        const s = owner(res.body.sid, b.i);
+        stats.addsAcked++;
+        if (first) s.acked.set(item, res.endedAt);
+        else s.late.add(item);
+      }));
+    },
+    async flash(b) {
+      const m = `b${b.i}-f${++b.flashes}`;
+      const sent = b.jar.sidValue;
+      const awaited = r.chance(0.7);
+      const res = await req(b, 'POST', `/flash?m=${m}${awaited ? '' : '&await=0'}`, `flash ${m}`);
+      if (!res.ok) return;
+      if (res.status !== 303) {
+        violate(`browser ${b.i} flash ${m}: ${res.status}`);
+        return;
+      }
+      const n = awaited ? Number(res.headers['x-flash-n']) : 1;
+      // The session the push went to: a concurrent tab's answer may have set the jar to another.
+      const sid = res.headers['x-sid'];
+      if (n > 0) pushedAcked.set(m, { b: b.i, sid, sent, at: res.startedAt, end: res.endedAt });
+      const page = await req(b, 'GET', '/page', `page after flash ${m}`);
+      if (page.ok) checkView(b, 'page after flash', page, page.startedAt);
+    },
+    async slow(b) {
+      const v = `b${b.i}-n${++b.notes}`;
+      const res = await req(b, 'POST', `/slow?v=${v}&ms=${r.int(20, 400)}`, 'slow');
+      if (res.ok) checkView(b, 'slow', res, res.startedAt);
+    },
+  };
+  const weights = [['page', 5], ['reload', 1], ['login', 2], ['logout', 1], ['cart', 4], ['flash', 3], ['slow', 1]];
+  const total = weights.reduce((n, [, w]) => n + w, 0);
+  const choose = () => {
+    let x = r.next() * total;
+    for (const [name, w] of weights) if ((x -= w) < 0) return name;
+    return 'page';
+  };
+
+  const run = async (b) => {
+    if (b.migrated) await Promise.all([actions.page(b), actions.cart(b), actions.page(b), actions.flash(b)]);
+    else await actions.login(b);
+    const inflight = new Set();
+    const spanning = new Set();
+    for (let n = 0; n < o.steps; n++) {
+      const name = choose();
+      // Within a browser: another tab may start before this one ends, except around a login
+      // or logout, which a user makes alone (a slow request may still be running: it ends
+      // in the inflight set).
+      const alone = name === 'login' || name === 'logout';
+      if (alone) await Promise.all(inflight);
+      const p = actions[name](b).catch((err) => violate(`browser ${b.i} ${name}: threw ${err.stack}`));
+      if (alone || r.chance(0.5)) {
+        await p;
+      } else if (name === 'slow') {
+        spanning.add(p); // may run across a later login or logout
+      } else {
+        inflight.add(p);
+        p.finally(() => inflight.delete(p));
+      }
+      if (r.chance(0.3)) await sleep(r.int(0, 30));
+    }
+    await Promise.all([...inflight, ...spanning]);
+  };
+
+  // starve: sessd gets the CPU in short slices only (stopped 30 of every 50 ms), as on a
+  // machine whose load is many times its cores.
+  const starveLoop = async () => {
+    while (running) {
+      await sleep(20);
+      if (paused || !daemonUp || d.pid === null) continue;
+      try {
+        process.kill(d.pid, 'SIGSTOP');
+        await sleep(30);
+        if (!paused && d.pid !== null) process.kill(d.pid, 'SIGCONT');
+      } catch {
+        // it was killed meanwhile
+      }
+    }
+  };
+  const starveDone = o.starve ? starveLoop() : Promise.resolve();
+  const faultDone = o.faults ? faultLoop() : Promise.resolve();
+  await Promise.all(browsers.map(run));
+  running = false;
+  await faultDone;
+  await starveDone;
+  if (d.pid !== null) process.kill(d.pid, 'SIGCONT');
+  const lastFault = faults.length ? faults[faults.length - 1].end : 0;
+  proxy.heal();
+  if (d.pid === null) await startAgain();
+  await waitFor(() => apps.every((a) => a.store.connected && !a.store.client.reconnecting), 'stores connected after the run', 20000);
+  // Let late saves land.
+  await sleep(300);
+
+  // Drain: each browser's pages until no flash is left; then what sessd holds.
+  for (const b of browsers) {
+    for (let k = 0; k < 3; k++) {
+      const res = await req(b, 'GET', '/page', 'final page');
+      if (res.ok) checkView(b, 'final page', res, res.startedAt);
+    }
+  }
+  const lateTags = new Set(apps.flatMap((a) => a.app.locals.lateErrors.map((e) => e.tag)).filter(Boolean));
+  for (const a of apps) for (const e of a.app.locals.lateErrors) if (!o.faults) violate(`a save failed after its response without a fault: ${e.url} ${e.code} ${e.message}`);
+  const store = apps[0].store;
+  for (const [sid, s] of sids) {
+    let raw;
+    try {
+      raw = await store.get(sid);
+    } catch (err) {
+      violate(`final get of ${sid.slice(0, 6)}: ${err.code} ${err.message}`);
+      continue;
+    }
+    if (s.uncertain) continue;
+    if (s.dead) {
+      if (raw && raw.user) violate(`browser ${s.owner}: logged-out session ${sid.slice(0, 6)} of ${s.user} is in sessd at the end`);
+      continue;
+    }
+    if (s.user === null) continue;
+    if (!raw) {
+      if (s.acked.size) violate(`browser ${s.owner}: session ${sid.slice(0, 6)} of ${s.user} with ${s.acked.size} saved adds is gone at the end`);
+      continue;
+    }
+    if (raw.user !== s.user) violate(`browser ${s.owner}: session ${sid.slice(0, 6)} holds user ${raw.user}, not ${s.user}`);
+    const cart = new Set(raw.cart || []);
+    for (const item of s.acked.keys()) if (!cart.has(item)) violate(`browser ${s.owner}: saved add ${item} missing from sessd at the end`);
+    for (const item of s.late) if (!cart.has(item) && !lateTags.has(item)) violate(`browser ${s.owner}: add ${item} answered 200 (saved after the response, no save error reported) missing from sessd at the end`);
+    for (const item of cart) if (!s.acked.has(item) && !s.late.has(item) && !String(item).startsWith(`b${s.owner}-`)) violate(`session of browser ${s.owner} holds ${item}`);
+  }
+  // Flashes: at most once everywhere (checked as shown); exactly once when no fault touched
+  // them and their session still stands.
+  const queuedAtEnd = new Set();
+  const flashErrors = new Set(apps.flatMap((a) => [...a.app.locals.flashErrors]));
+  for (const [m, p] of pushedAcked) {
+    if (flashErrors.has(m)) continue; // failed, and the app heard of it (onError)
+    const s = sids.get(p.sid);
+    if (!s || s.dead) continue;
+    if ((shown.get(m) || 0) > 0) continue;
+    // A session the browser left (a slow request of an older session answered after a login
+    // gives the browser that cookie back): its flashes wait in sessd, unread.
+    const queued = await store.client.flashPop('model', p.sid, 'info').catch(() => []);
+    for (const q of queued) queuedAtEnd.add(String(q));
+    if (queuedAtEnd.has(m)) continue;
+    if (!s.uncertain && !(o.faults && faults.some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
+      violate(`browser ${p.b}: flash ${m} pushed (303) to a live session ${p.sid.slice(0, 6)} and never shown; the browser's requests:\n    ${browsers[p.b].events.join('\n    ')}`);
+    }
+  }
+  if (oldStore) {
+    for (const [sid, s] of sids) {
+      if (!sid.startsWith('old-') || s.uncertain) continue;
+      const left = await new Promise((resolve) => oldStore.get(sid, (err, v) => resolve(err ? null : v)));
+      if (left && s.dead) violate(`browser ${s.owner}: logged-out migrated session ${sid.slice(0, 12)} is still in the old store`);
+    }
+  }
+  stats.savesAfter5xx = apps.flatMap((a) => a.app.locals.savesAfter5xx);
+  stats.finalErrors = apps.flatMap((a) => a.app.locals.finalErrors);
+  for (const e of stats.finalErrors) violate(`an error reached Express's final handler after the response (logged, socket destroyed): ${e}`);
+  stats.lateErrors = apps.reduce((n, a) => n + a.app.locals.lateErrors.length, 0);
+  stats.errors = apps.flatMap((a) => a.app.locals.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
+  stats.sessions = sids.size;
+  stats.migratedFlashesShown = [...shown.keys()].filter((m) => m.endsWith('-mf')).length;
+  stats.lastFaultAgoMs = lastFault ? Date.now() - lastFault : null;
+
+  for (const a of apps) {
+    await closeServer(a.server);
+    a.store.close();
+  }
+  for (const fn of cleanups.reverse()) await fn();
+  try {
+    await d.stop();
+  } catch (err) {
+    violate(err.message);
+  }
+  process.off('unhandledRejection', unhandled);
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (!daemonUp) violate('daemon was left down');
+  return { violations, stats };
+}
+
+module.exports = { runModel, rng };

@@ -1,0 +1,18 @@
+'use strict';
+// The model-based check (test/model.js), one short fixed seed: browsers logging in and out,
+// adding to carts from concurrent tabs, pushing and showing flashes, reloading and saving
+// late, across two app stores (Unix socket, TCP through the fault proxy), with sessd killed
+// and restarted, stopped, and its connections cut; every answer and what sessd holds at the
+// end checked against the model. bench/model-check.js runs it long, over many seeds. It loads
+// Express through test/model.js, so it runs under Express 5 only (about 5 s).
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { runModel } = require('./model');
+
+test('model check, seed 7, with faults: every answer agrees with the model', { timeout: 60000 }, async (t) => {
+  const { violations, stats } = await runModel({ seed: 7, browsers: 6, steps: 8, faults: true, faultEveryMs: [150, 300], downMs: [20, 150], stopMs: [30, 300], faultKinds: ['kill', 'cut', 'stop', 'term'] });
+  t.diagnostic(`${stats.requests} requests, faults ${JSON.stringify(stats.faults)}, ${JSON.stringify(stats.byStatus)}, errors ${JSON.stringify(stats.errors)}`);
+  assert.deepEqual(violations, [], `seed 7: replay with node bench/model-check.js --seeds 7 --faults on --browsers 6 --steps 8`);
+  assert.ok(Object.keys(stats.faults).length === 4, `faults ${JSON.stringify(stats.faults)}`);
+});
