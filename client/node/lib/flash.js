@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { SessdStore, STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions } = require('./store');
+const { SessdStore, STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, markSaveFailed, warnUnknownOptions } = require('./store');
 const { unavailableError } = require('./connection');
 
 // The options flash() and flash.locals() know; others draw a warning (warnUnknownOptions).
@@ -420,6 +420,13 @@ class FlashRequest {
     if (ttlMs === 0) return Promise.resolve(0);
     this.pushedAny = true;
     const p = pushTo(b, inSessd, req.sessionID, type, msg, ttlMs);
+    // A push that failed as a save does (sessd down or stuck, NO_MEMORY: 503) is one the app
+    // answers with its error page: express-session's save of a session the mark above made
+    // "changed" (a logout's new session) must not follow it, as after a failed save.
+    const sess = req.session;
+    p.catch((err) => {
+      if (err && err.statusCode === 503) markSaveFailed(sess);
+    });
     // What the store's regenerate() moves to the new id: this request's pushes, no others,
     // the last PUSHES_KEPT of them.
     if (!req[FLASH_PUSHES]) req[FLASH_PUSHES] = [];

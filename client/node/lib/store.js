@@ -57,7 +57,9 @@ const FLASH_COUNT = Symbol('connect-sessd flash count at load');
 // at that touch (see touch), and a request that answers long after its save is touched then
 // (see SAVED_RENEW_AFTER_MS).
 const SAVED = Symbol('connect-sessd saved session');
-// On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...).
+// On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...),
+// or a flash pushed to it that failed so (flash.js: a logout's "Signed out" after regenerate()
+// marks the new session for saving).
 // Once the request has answered that with a 5xx (the app's error handler, as the README's
 // does), express-session's own save or touch at the end of the request is not made (see
 // answeredFailedSave): it held the error page until it was done, another timeoutMs or
@@ -375,7 +377,7 @@ function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && se
   }
 }
 
-// markSaveFailed(sess): set() of sess failed (see SAVE_FAILED).
+// markSaveFailed(sess): set() of sess, or a push to it, failed (see SAVE_FAILED).
 function markSaveFailed(sess) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
     Object.defineProperty(sess, SAVE_FAILED, { value: true, configurable: true });
@@ -1457,4 +1459,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, warnUnknownOptions };
+module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, markSaveFailed, warnUnknownOptions };
