@@ -122,11 +122,16 @@ struct dispatch {
 	const char *malformed_why;
 };
 
-static void say_dropped(const struct dispatch *d, uint64_t dropped, const char *note)
+/* ${pending}: 1 when said as the store is about to drop one more, which the figures count. */
+static void say_dropped(const struct dispatch *d, uint64_t dropped, uint64_t pending,
+                        const char *note)
 {
 	struct store_stats s;
 
 	store_stats(d->st, NULL, 0, &s);
+	s.unread -= pending;
+	s.sessions -= pending;
+	s.evicted_total += pending;
 	log_warn("dropped %llu session(s) never read back since they were written, to make room "
 	         "under --max-memory %llu for writes (--when-full drop-unread): their visitors, if "
 	         "they come back, find no session; %llu of the %llu sessions left are unread, "
@@ -151,7 +156,7 @@ static int on_drop(void *arg, const struct store_key *key, uint64_t now_ms)
 		return -1;
 	dropped = log_every_due(&d->dropped_log, 1, 60);
 	if (dropped > 0)
-		say_dropped(d, dropped, DISPATCH_NOTE_PERIODIC);
+		say_dropped(d, dropped, 1, DISPATCH_NOTE_PERIODIC);
 	return 0;
 }
 
@@ -410,7 +415,7 @@ static void say_held_back(struct dispatch *d, bool stopping)
 	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
 	if ((n = log_every_held(&d->dropped_log, 60, stopping)) > 0)
-		say_dropped(d, n, note);
+		say_dropped(d, n, 0, note);
 	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
 		say_malformed(d, n, note);
 }

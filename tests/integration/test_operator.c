@@ -907,6 +907,9 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	cr_assert_eq(rep.status, CODEC_OK);
 	cr_expect_eq(harness_map_uint(&rep, "no_memory_total"), 3);
 	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
+	/* Refusing is the default: nothing was dropped to make room. */
+	cr_expect_eq(harness_map_uint(&rep, "drop_unread"), 0);
+	cr_expect_eq(harness_map_uint(&rep, "evicted_total"), 0);
 	free(body);
 	body = NULL;
 
