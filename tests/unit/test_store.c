@@ -2319,6 +2319,20 @@ LEAK_CHECKED_TEST(store, a_full_store_drops_the_oldest_unread_when_asked)
 		assert_data(st, "app", id, now, "a user's session");
 	}
 
+	/* A write larger than the drops it may make can free (64, and one per 512 bytes it
+	 * needs, of sessions of about 200 bytes) is refused, and nothing goes for it. */
+	{
+		size_t big_len = 64 * 1024;
+		char *big = calloc(1, big_len);
+
+		cr_assert_not_null(big);
+		k = key_of("app", "large");
+		cr_assert_eq(store_set(st, &k, big, big_len, now + 60000, now), -1);
+		cr_assert_eq(errno, ENOMEM);
+		cr_assert_eq(evicted_in(st, NULL), dr.n, "dropped for a write refused after all");
+		free(big);
+	}
+
 	/* A drop the callback keeps: the write is refused and nothing goes. */
 	dr.veto = true;
 	k = key_of("app", "vetoed");
