@@ -1399,7 +1399,7 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 #define DROP_NS_ALL   64u
 /* Buckets of the chosen namespace a drop samples, sessions it walks at most, and unread ones
  * it compares before it picks. */
-#define DROP_SAMPLE_BUCKETS 64u
+#define DROP_SAMPLE_BUCKETS 128u
 #define DROP_WALK_MAX       128u
 #define DROP_CANDIDATES     8u
 /* A session's flash set, which a push to a session without flashes adds (flash.c). */
