@@ -105,7 +105,8 @@ typedef int (*store_drop_fn)(void *arg, const struct store_key *key, uint64_t no
  * TTL, the oldest), from the namespace with the most unread among a few looked at, never the
  * write's own session nor one of the STORE_DROP_RECENT sessions created last (a login's new
  * session before its redirect reads it), nor a session read since it was made. A write drops
- * at most what it needs, and no more than make_room would free for it; each drop is announced
+ * at most what it needs, and no more than make_room would free for it (one that needs more than
+ * that many sessions of the average size free drops none and is refused); each drop is announced
  * through ${on_drop} (borrowed, with ${arg}, until store_free) and counted in store_stats'
  * evicted_total. Returns 0, or -1 with ENOMEM.
  */
