@@ -1578,6 +1578,14 @@ static size_t drop_need(const struct store *st, const struct store_key *key, siz
 	return added;
 }
 
+/* What the try after ${tries} refused ones asks drop_for for, of a write estimated to need
+ * ${need}: a try refused with that much room fell short of the estimate (the allocator's
+ * rounding: a node of 256 KiB is mapped in whole pages, 4 KiB more), by little. */
+static size_t drop_again(size_t need, unsigned tries)
+{
+	return tries == 0 ? need : need + need / 8 + 4096;
+}
+
 /* store_set's one try, made again after drop_for. */
 static int set_once(struct store *st, const struct store_key *key, const void *data, size_t len,
                     uint64_t expires_at_ms, uint64_t now_ms)
@@ -1656,7 +1664,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 		need = store_sizes(st, key, now_ms, &data_len, &flash_len) == 0
 		           ? (len > data_len ? len - data_len : 0) + MALLOC_SLACK
 		           : drop_need(st, key, len, now_ms);
-		if (!drop_for(st, key, need, now_ms))
+		if (!drop_for(st, key, drop_again(need, tries), now_ms))
 			return -1;
 	}
 }
@@ -1814,12 +1822,13 @@ static int flash_push_dropping(struct store *st, const struct store_key *key, bo
 		                  expires_at_ms, now_ms, queue_len) == 0)
 			return 0;
 		if (errno != ENOMEM || tries == DROP_RETRIES ||
-		    !drop_for(
-		        st, key,
-		        drop_need(st, key,
-		                  msg_len + type_len + MAKE_ROOM_FLASH_EXTRA + DROP_FLASH_SET_BYTES,
-		                  now_ms),
-		        now_ms))
+		    !drop_for(st, key,
+		              drop_again(drop_need(st, key,
+		                                   msg_len + type_len + MAKE_ROOM_FLASH_EXTRA +
+		                                       DROP_FLASH_SET_BYTES,
+		                                   now_ms),
+		                         tries),
+		              now_ms))
 			return -1;
 	}
 }
