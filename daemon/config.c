@@ -20,6 +20,7 @@ enum {
 	OPT_LISTEN = 256,
 	OPT_MAX_FRAME,
 	OPT_MAX_MEMORY,
+	OPT_WHEN_FULL,
 	OPT_MAX_CLIENT_MEMORY,
 	OPT_MAX_CONNECTIONS,
 	OPT_HELLO_TIMEOUT,
@@ -44,6 +45,7 @@ static const struct option config_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"when-full", required_argument, NULL, OPT_WHEN_FULL},
     {"max-client-memory", required_argument, NULL, OPT_MAX_CLIENT_MEMORY},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
@@ -93,7 +95,12 @@ void config_usage(FILE *out)
 	      "  --max-memory BYTES      session memory limit, K/M/G suffixes (default: half of\n"
 	      "                          the memory cgroup's limit or of physical memory,\n"
 	      "                          whichever is lower; 0: none)\n"
-	      "  --max-client-memory BYTES\n"
+	      "  --when-full POLICY      at --max-memory: refuse writes (refuse, the default),\n"
+	      "                          or first drop sessions never read back, oldest first\n"
+	      "                          (drop-unread)\n",
+	      out);
+	/* Two strings: C11 promises no longer literal than 4095 bytes. */
+	fputs("  --max-client-memory BYTES\n"
 	      "                          connections' buffers (unfinished requests, unsent\n"
 	      "                          replies, emptied room over 32K each) in all; past it\n"
 	      "                          the room is given back, then the longest stalled are\n"
@@ -719,6 +726,18 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			cfg->max_memory = v;
 			cfg->max_memory_auto = false;
 			break;
+		case OPT_WHEN_FULL:
+			if (strcmp(optarg, "refuse") == 0) {
+				cfg->drop_unread = false;
+			} else if (strcmp(optarg, "drop-unread") == 0) {
+				cfg->drop_unread = true;
+			} else {
+				fprintf(err,
+				        "sessd: --when-full: '%s' is not refuse or drop-unread\n",
+				        optarg);
+				return -1;
+			}
+			break;
 		case OPT_MAX_CLIENT_MEMORY:
 			if (parse_uint_option("max-client-memory", WHAT_SIZE, optarg, 1, SIZE_MAX,
 			                      &v, err) == -1)
@@ -893,6 +912,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 	    cfg->admin_auth_file == NULL) {
 		fprintf(err, "sessd: %s only goes with --auth-file or --admin-auth-file\n",
 		        plain_given ? "--auth-plain" : "--auth-grace");
+		return -1;
+	}
+	/* Without a limit the store is never full: the policy would never act. */
+	if (cfg->drop_unread && !cfg->max_memory_auto && cfg->max_memory == 0) {
+		fprintf(err, "sessd: --when-full drop-unread needs a memory limit: --max-memory 0 "
+		             "sets none\n");
 		return -1;
 	}
 	/* One secret for both would make every app an admin (server_new compares the secrets

@@ -65,6 +65,9 @@ struct config {
 	uint64_t max_memory; /* 0: no limit */
 	/* --max-memory was not given: the server takes a share of config_memory_limit. */
 	bool max_memory_auto;
+	/* --when-full drop-unread: a full store drops sessions never read back before it refuses
+	 * a write (store_drop_unread); false (refuse, the default): it only refuses. */
+	bool drop_unread;
 	/* Connections' buffers over all connections (see conn_config.max_client_bytes). */
 	size_t max_client_memory;
 	/* --max-client-memory was not given: the server may lower the default to a share of

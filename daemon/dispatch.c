@@ -105,6 +105,10 @@ struct dispatch {
 	uint64_t forbidden_total; /* admin requests refused FORBIDDEN: STATS' forbidden_total */
 	uint64_t retired_total;   /* connections RETIRE closed: STATS' retired_total */
 	struct log_every no_memory_log;
+	/* Sessions a full store dropped unread (--when-full drop-unread), for the warning. */
+	struct log_every dropped_log;
+	/* The data length of the change being carried out, for the log's room (on_drop). */
+	size_t change_len;
 	/* The namespace of the last write answered NO_MEMORY, for the warning: the one that
 	 * grew, usually. */
 	uint8_t no_memory_ns[64];
@@ -117,6 +121,44 @@ struct dispatch {
 	char malformed_peer[DISPATCH_PEER_NAME_BYTES];
 	const char *malformed_why;
 };
+
+/* ${pending}: 1 when said as the store is about to drop one more, which the figures count. */
+static void say_dropped(const struct dispatch *d, uint64_t dropped, uint64_t pending,
+                        const char *note)
+{
+	struct store_stats s;
+
+	store_stats(d->st, NULL, 0, &s);
+	s.unread -= pending;
+	s.sessions -= pending;
+	s.evicted_total += pending;
+	log_warn("dropped %llu session(s) never read back since they were written, to make room "
+	         "under --max-memory %llu for writes (--when-full drop-unread): their visitors, if "
+	         "they come back, find no session; %llu of the %llu sessions left are unread, "
+	         "%llu dropped since the start (see sessd(8), FAILURES) (%s)",
+	         (unsigned long long)dropped, (unsigned long long)d->cfg.max_bytes,
+	         (unsigned long long)s.unread, (unsigned long long)s.sessions,
+	         (unsigned long long)s.evicted_total, note);
+}
+
+/*
+ * The store drops ${key} to make room for the change being carried out (store_drop_fn): log it
+ * as a DESTROY first, so that a restart does not bring it back, keeping room for the change's
+ * own record; a log that cannot take it keeps the session, and the change is refused.
+ */
+static int on_drop(void *arg, const struct store_key *key, uint64_t now_ms)
+{
+	struct dispatch *d = arg;
+	uint64_t dropped;
+
+	if (d->p != NULL && (persist_reserve_drop(d->p, d->change_len) == -1 ||
+	                     persist_log_destroy(d->p, key, now_ms) == -1))
+		return -1;
+	dropped = log_every_due(&d->dropped_log, 1, 60);
+	if (dropped > 0)
+		say_dropped(d, dropped, 1, DISPATCH_NOTE_PERIODIC);
+	return 0;
+}
 
 struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *st,
                               struct persist *p, const struct dispatch_server_stats *stats)
@@ -137,6 +179,11 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	buf_init(&d->scratch);
 	d->tag_key = ids_secret_new(IDS_LOG_TAG_KEY_BYTES);
 	if (d->tag_key == NULL) {
+		free(d);
+		return NULL;
+	}
+	if (cfg->drop_unread && store_drop_unread(st, on_drop, d) == -1) {
+		sodium_free(d->tag_key);
 		free(d);
 		return NULL;
 	}
@@ -335,19 +382,22 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 		         "sessions (%s)",
 		         (unsigned long long)refused, (unsigned long long)s.bytes, note);
 	else
-		log_warn(
-		    "refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
-		    "--max-memory %llu, and sessd never evicts live sessions; %llu of the %llu "
-		    "sessions were never read back since they were written (namespace "
-		    "\"%.*s\" of the last refused write: %llu sessions, %llu unread), many of "
-		    "them visitors that never came back with the cookie, such as a bot's "
-		    "requests to an app that saves a session for every visitor (see sessd(8), "
-		    "FAILURES); else if that is near the limit, raise it, or give sessions "
-		    "shorter TTLs (%s)",
-		    (unsigned long long)refused, (unsigned long long)s.bytes,
-		    (unsigned long long)d->cfg.max_bytes, (unsigned long long)s.unread,
-		    (unsigned long long)s.sessions, (int)d->no_memory_ns_len, d->no_memory_ns,
-		    (unsigned long long)in_ns.sessions, (unsigned long long)in_ns.unread, note);
+		log_warn("refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
+		         "--max-memory %llu, and sessd %s; %llu of the %llu "
+		         "sessions were never read back since they were written (namespace "
+		         "\"%.*s\" of the last refused write: %llu sessions, %llu unread), many of "
+		         "them visitors that never came back with the cookie, such as a bot's "
+		         "requests to an app that saves a session for every visitor (see sessd(8), "
+		         "FAILURES); else if that is near the limit, raise it, or give sessions "
+		         "shorter TTLs (%s)",
+		         (unsigned long long)refused, (unsigned long long)s.bytes,
+		         (unsigned long long)d->cfg.max_bytes,
+		         d->cfg.drop_unread ? "found no session never read back that it may drop"
+		                            : "never evicts live sessions (but see --when-full)",
+		         (unsigned long long)s.unread, (unsigned long long)s.sessions,
+		         (int)d->no_memory_ns_len, d->no_memory_ns,
+		         (unsigned long long)in_ns.sessions, (unsigned long long)in_ns.unread,
+		         note);
 }
 
 /* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). */
@@ -364,6 +414,8 @@ static void say_held_back(struct dispatch *d, bool stopping)
 		say_unchecked_secrets(d, n, note);
 	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
+	if ((n = log_every_held(&d->dropped_log, 60, stopping)) > 0)
+		say_dropped(d, n, 0, note);
 	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
 		say_malformed(d, n, note);
 }
@@ -1326,8 +1378,10 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 		uint64_t now = mono_ms();
 
 		store_stats(d->st, NULL, 0, &s);
-		if (mp_write_map(out, 32) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 34) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "unread", s.unread) ||
+		    write_key_uint(out, "evicted_total", s.evicted_total) ||
+		    write_key_uint(out, "drop_unread", d->cfg.drop_unread ? 1 : 0) ||
 		    write_key_uint(out, "namespaces", s.namespaces) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "max_bytes", d->cfg.max_bytes) ||
@@ -1368,8 +1422,9 @@ static int op_stats(struct dispatch *d, const struct codec_request *req, struct 
 			return -1;
 	} else {
 		store_stats(d->st, req->ns.ptr, req->ns.len, &s);
-		if (mp_write_map(out, 4) == -1 || write_key_uint(out, "sessions", s.sessions) ||
+		if (mp_write_map(out, 5) == -1 || write_key_uint(out, "sessions", s.sessions) ||
 		    write_key_uint(out, "unread", s.unread) ||
+		    write_key_uint(out, "evicted_total", s.evicted_total) ||
 		    write_key_uint(out, "bytes", s.bytes) ||
 		    write_key_uint(out, "flashes", s.flashes))
 			return -1;
@@ -1466,8 +1521,9 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
 	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
 	 * memory, undone by a restart). Refused now, nothing has changed. */
+	d->change_len = change_data_len(req);
 	if (codec_op_changes(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
-	                                  persist_reserve(d->p, change_data_len(req)) == -1))
+	                                  persist_reserve(d->p, d->change_len) == -1))
 		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:

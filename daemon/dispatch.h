@@ -74,6 +74,9 @@ typedef int (*dispatch_retire_fn)(void *arg, const struct dispatch_peer *asking,
 struct dispatch_config {
 	uint32_t max_frame;
 	uint64_t max_bytes; /* the store's limit, announced by STATS; 0: none */
+	/* --when-full drop-unread: the store drops sessions never read back before it refuses a
+	 * write for memory; dispatch logs each drop as a DESTROY (store_drop_unread). */
+	bool drop_unread;
 	/* The server's limits, announced by STATS for "how close to it" alerts. */
 	uint64_t max_connections;
 	uint64_t max_client_bytes;

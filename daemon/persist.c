@@ -4438,6 +4438,23 @@ int persist_reserve(struct persist *p, size_t data_len)
 	return 0;
 }
 
+int persist_reserve_drop(struct persist *p, size_t data_len)
+{
+	/* A DESTROY record, and a CLOCK record before it, each framed and sealed. */
+	size_t destroy =
+	    2 * (REC_HEADER_BYTES + NONCE_BYTES + TAG_BYTES) + 9 + REC_CHANGE_MAX_FIXED;
+
+	if (p == NULL || data_len > REC_MAX_BODY)
+		return 0;
+	if (persist_reserve(p, data_len) == -1 ||
+	    buf_reserve(&p->batch, destroy + 2 * (REC_HEADER_BYTES + NONCE_BYTES + TAG_BYTES) + 9 +
+	                               REC_CHANGE_MAX_FIXED + data_len) == -1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
 static size_t key_bytes(const struct store_key *key)
 {
 	return 2 + key->ns_len + key->id_len;

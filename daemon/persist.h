@@ -122,6 +122,14 @@ bool persist_settle(struct persist *p, int timeout_ms);
 int persist_reserve(struct persist *p, size_t data_len);
 
 /*
+ * persist_reserve_drop(p, data_len):
+ * persist_reserve, with room for one DESTROY record more ahead of that change's: a full store
+ * that drops a session for the change (store_drop_unread) logs the drop first. Returns as
+ * persist_reserve; on -1, drop nothing.
+ */
+int persist_reserve_drop(struct persist *p, size_t data_len);
+
+/*
  * Each records one change the store has accepted at ${now_ms}, the time the store judged it
  * by (which sessions were live): replay judges the record by that same time, so a change
  * accepted an instant before a session's expiry is replayed onto the live session. A time

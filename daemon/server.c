@@ -1224,6 +1224,7 @@ struct server *server_new(const struct config *cfg, bool *config_fault)
 	memset(&dispatch_cfg, 0, sizeof(dispatch_cfg));
 	dispatch_cfg.max_frame = cfg->max_frame;
 	dispatch_cfg.max_bytes = max_memory;
+	dispatch_cfg.drop_unread = cfg->drop_unread;
 	dispatch_cfg.max_connections = cfg->max_connections;
 	dispatch_cfg.max_client_bytes = max_client_memory;
 	dispatch_cfg.auth = srv->auth;

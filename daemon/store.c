@@ -116,7 +116,8 @@ struct ns {
 	uint64_t bytes;
 	uint64_t payload; /* see store_stats */
 	uint64_t flashes;
-	uint64_t unread; /* sessions with SESS_UNREAD */
+	uint64_t unread;  /* sessions with SESS_UNREAD */
+	uint64_t evicted; /* sessions dropped unread (store_drop_unread) */
 	/* On the store's list of cleared namespaces: no longer named, its sessions are freed a
 	 * slice at a time (see store_clear). Linked both ways: a dropped session that comes due
 	 * may finish any of them, and a client can make the list long. */
@@ -140,6 +141,19 @@ struct ns {
  * are anywhere in them.
  */
 typedef uintptr_t ns_slot_t;
+
+/*
+ * The drop-unread policy's state (store_drop_unread). The sessions created last are known by
+ * their ids' hashes, not their nodes: a SET that grows a session moves it to a new node, and a
+ * hash costs a drop nothing it would not spend anyway. A collision only spares a session.
+ */
+struct store_drop {
+	store_drop_fn on_drop;
+	void *arg;
+	uint64_t recent[STORE_DROP_RECENT]; /* ids' hashes, 0: none */
+	size_t recent_at;                   /* the next one to replace */
+	uint64_t rng;                       /* xorshift64 state, never 0 */
+};
 
 struct store {
 	struct store_config cfg;
@@ -171,6 +185,9 @@ struct store {
 	uint64_t flashes;
 	uint64_t unread; /* sessions with SESS_UNREAD, dropped namespaces' not counted */
 	uint64_t expired_total;
+	uint64_t evicted_total; /* sessions dropped unread (store_drop_unread) */
+	/* NULL: a full store refuses writes; else it drops unread sessions first. */
+	struct store_drop *drop;
 	/* Sessions created from now on are marked SESS_UNREAD (see store_mark_unread). */
 	bool marks_unread;
 	/* Namespaces CLEAR took out of sight whose sessions are still to be freed, oldest last. */
@@ -964,6 +981,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	ns->payload = 0;
 	ns->flashes = 0;
 	ns->unread = 0;
+	ns->evicted = 0;
 	ns->dropped_next = NULL;
 	ns->dropped_prev = NULL;
 	ns->drop_at = 0;
@@ -1191,6 +1209,7 @@ void store_free(struct store *st)
 	free(st->ns_chunks);
 	dict_finish(st, &st->names);
 	sodium_free(st->hash_key);
+	free(st->drop);
 	free(st);
 }
 
@@ -1204,13 +1223,20 @@ static void sess_mark_read(struct store *st, struct ns *ns, struct sess *s)
 	}
 }
 
-/* A new session of ${ns} is counted unread while the store marks them (see SESS_UNREAD). */
-static uint8_t sess_new_flags(struct store *st, struct ns *ns, uint8_t flags)
+/*
+ * A new session of ${ns}, whose id hashes to ${h}, is counted unread while the store marks
+ * them (see SESS_UNREAD), and with the drop-unread policy among the ones created last.
+ */
+static uint8_t sess_new_flags(struct store *st, struct ns *ns, uint8_t flags, uint64_t h)
 {
 	if (!st->marks_unread)
 		return flags;
 	ns->unread++;
 	st->unread++;
+	if (st->drop != NULL) {
+		st->drop->recent[st->drop->recent_at] = h;
+		st->drop->recent_at = (st->drop->recent_at + 1) % STORE_DROP_RECENT;
+	}
 	return flags | SESS_UNREAD;
 }
 
@@ -1360,13 +1386,209 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 }
 
 /*
- * store_set(st, key, data, len, expires_at_ms, now_ms):
- * Copy ${len} bytes of ${data} into the session, creating it if needed, and make it expire at
- * ${expires_at_ms}. Flash queues are kept. Returns 0, or -1 with errno ENOMEM (memory limit
- * or allocation failure; nothing changed).
+ * The drop-unread policy (store_drop_unread). A drop samples rather than keeps an order: a list
+ * of unread sessions oldest first would cost every session 16 bytes (82 to about 98 bytes of
+ * overhead), where the flags byte and the expiry instant it has already serve. Like Redis's
+ * approximated LRU, it compares a few sessions found at random and drops the one that expires
+ * first: of one app's sessions (one TTL) the oldest, and the fresh session of a visitor in the
+ * middle of a login only when every other one sampled is younger or read.
  */
-int store_set(struct store *st, const struct store_key *key, const void *data, size_t len,
-              uint64_t expires_at_ms, uint64_t now_ms)
+/* Namespaces a drop looks at besides the one named last, unless there are no more than
+ * DROP_NS_ALL slots: then it looks at every one. */
+#define DROP_NS_TRIES 8u
+#define DROP_NS_ALL   64u
+/* Buckets of the chosen namespace a drop samples, sessions it walks at most, and unread ones
+ * it compares before it picks. */
+#define DROP_SAMPLE_BUCKETS 128u
+#define DROP_WALK_MAX       128u
+#define DROP_CANDIDATES     8u
+/* A session's flash set, which a push to a session without flashes adds (flash.c). */
+#define DROP_FLASH_SET_BYTES 64u
+/* Tries a write refused for memory makes after drops: the room it needs is an estimate (the
+ * allocator's rounding, a table's growth), and a second round of drops covers its error. */
+#define DROP_RETRIES 2u
+
+int store_drop_unread(struct store *st, store_drop_fn on_drop, void *arg)
+{
+	struct store_drop *dr = calloc(1, sizeof(*dr));
+
+	if (dr == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	dr->on_drop = on_drop;
+	dr->arg = arg;
+	/* Random, so that a client cannot predict which session a full store drops next. */
+	do
+		randombytes_buf(&dr->rng, sizeof(dr->rng));
+	while (dr->rng == 0);
+	free(st->drop);
+	st->drop = dr;
+	return 0;
+}
+
+/* xorshift64: sampling needs speed, not secrecy; the seed is random. */
+static uint64_t drop_random(struct store_drop *dr)
+{
+	uint64_t x = dr->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	dr->rng = x;
+	return x;
+}
+
+/* The namespace to drop from: the one with the most unread sessions of those looked at (a
+ * flood fills one namespace), or NULL. */
+static struct ns *drop_pick_ns(struct store *st)
+{
+	struct ns *best = st->ns_recent != NULL && st->ns_recent->unread > 0 ? st->ns_recent : NULL;
+	size_t slots = st->ns_slots_len;
+	size_t tries = slots <= DROP_NS_ALL ? slots : DROP_NS_TRIES;
+
+	for (size_t i = 0; i < tries; i++) {
+		struct ns *ns =
+		    ns_at(st, slots <= DROP_NS_ALL ? i : (size_t)(drop_random(st->drop) % slots));
+
+		if (ns != NULL && ns->unread > 0 && (best == NULL || ns->unread > best->unread))
+			best = ns;
+	}
+	return best;
+}
+
+/* Whether the session whose id hashes to ${h} is spared: the write's own (${keep_h}) or one of
+ * those created last. */
+static bool drop_spared(const struct store_drop *dr, uint64_t h, uint64_t keep_h)
+{
+	if (h == keep_h)
+		return true;
+	for (size_t i = 0; i < STORE_DROP_RECENT; i++) {
+		if (dr->recent[i] == h)
+			return true;
+	}
+	return false;
+}
+
+/* The unread session of ${ns} to drop, its id's hash in *${hp}, or NULL when the sample
+ * found none that may go. */
+static struct sess *drop_pick(struct store *st, struct ns *ns, uint64_t keep_h, uint64_t now_ms,
+                              uint64_t *hp)
+{
+	const struct dict *d = &ns->sessions;
+	size_t buckets = d->size[0] + d->size[1];
+	struct sess *best = NULL;
+	unsigned found = 0, walked = 0;
+
+	for (unsigned i = 0; i < DROP_SAMPLE_BUCKETS && found < DROP_CANDIDATES && buckets > 0;
+	     i++) {
+		struct hnode **b = drop_bucket(d, (size_t)(drop_random(st->drop) % buckets));
+
+		if (b == NULL)
+			continue;
+		for (const struct hnode *n = *b; n != NULL && walked < DROP_WALK_MAX; n = n->next) {
+			struct sess *s = sess_of(n);
+			uint64_t h;
+
+			walked++;
+			if (!(s->flags & SESS_UNREAD) || !sess_live(s, now_ms))
+				continue;
+			/* Only those that may go count: under a flood the spared ones are many,
+			 * and a sample of them alone refused the write (1 write in 4000). */
+			h = sess_hash(st, n);
+			if (drop_spared(st->drop, h, keep_h))
+				continue;
+			found++;
+			if (best == NULL || s->exp.at_ms < best->exp.at_ms) {
+				best = s;
+				*hp = h;
+			}
+		}
+		if (walked >= DROP_WALK_MAX)
+			break;
+	}
+	return best;
+}
+
+/* Drop one unread session for a write of ${keep} (see store_drop_unread): 0, or -1 when none
+ * may go or the caller's on_drop kept it. */
+static int drop_one(struct store *st, uint64_t keep_h, uint64_t now_ms)
+{
+	struct ns *ns = drop_pick_ns(st);
+	struct sess *s;
+	struct store_key key;
+	uint64_t h = 0;
+
+	if (ns == NULL || (s = drop_pick(st, ns, keep_h, now_ms, &h)) == NULL)
+		return -1;
+	key = (struct store_key){.ns = ns->name,
+	                         .ns_len = ns->name_len,
+	                         .id = s->bytes,
+	                         .id_len = s->id_len,
+	                         .id_hash = h,
+	                         .id_hashed = true};
+	if (st->drop->on_drop(st->drop->arg, &key, now_ms) != 0)
+		return -1;
+	sess_remove(st, ns, dict_link_of(&ns->sessions, &s->link, h), s);
+	ns->evicted++;
+	st->evicted_total++;
+	ns_release_if_empty(st, ns);
+	return 0;
+}
+
+/*
+ * After a write of ${key} that needs ${need} bytes more was refused for memory: with the
+ * drop-unread policy, drop unread sessions until it fits, at most as many as make_room would
+ * free for it. Returns whether it dropped any (then the write is worth trying again); errno is
+ * ENOMEM either way.
+ */
+static bool drop_for(struct store *st, const struct store_key *key, size_t need, uint64_t now_ms)
+{
+	size_t limit = MAKE_ROOM_MAX + need / MAKE_ROOM_BYTES_PER_SESSION, dropped = 0;
+	uint64_t keep_h;
+
+	if (st->drop == NULL || st->cfg.max_bytes == 0 || need > st->cfg.max_bytes ||
+	    st->unread == 0)
+		goto out;
+	/* What that many drops free at the sessions' average size: a write that needs more (1 MB
+	 * among sessions of 100 bytes) is refused at once, not after dropping thousands of
+	 * sessions for nothing (and holding the loop for 0.1 s, stop 50). */
+	if (limit * (st->bytes / (st->sessions + 1)) < need)
+		goto out;
+	keep_h = key_hash(st, key);
+	while (dropped < limit && st->bytes + need > st->cfg.max_bytes &&
+	       drop_one(st, keep_h, now_ms) == 0)
+		dropped++;
+out:
+	errno = ENOMEM;
+	return dropped > 0;
+}
+
+/* What a write of ${key} that adds ${added} bytes to a session needs besides them: the
+ * session's node when it is missing, the namespace's record when that is. */
+static size_t drop_need(const struct store *st, const struct store_key *key, size_t added,
+                        uint64_t now_ms)
+{
+	size_t data_len, flash_len;
+
+	if (ns_find_const(st, key->ns, key->ns_len) == NULL)
+		return added + sess_header() + key->id_len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA;
+	if (store_sizes(st, key, now_ms, &data_len, &flash_len) != 0)
+		return added + sess_header() + key->id_len + MALLOC_SLACK;
+	return added;
+}
+
+/* What the try after ${tries} refused ones asks drop_for for, of a write estimated to need
+ * ${need}: a try refused with that much room fell short of the estimate (the allocator's
+ * rounding: a node of 256 KiB is mapped in whole pages, 4 KiB more), by little. */
+static size_t drop_again(size_t need, unsigned tries)
+{
+	return tries == 0 ? need : need + need / 8 + 4096;
+}
+
+/* store_set's one try, made again after drop_for. */
+static int set_once(struct store *st, const struct store_key *key, const void *data, size_t len,
+                    uint64_t expires_at_ms, uint64_t now_ms)
 {
 	struct ns *ns;
 	struct sess *s;
@@ -1402,7 +1624,7 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	s->data_len = (uint32_t)len;
 	s->ns_index = ns->index;
 	s->id_len = (uint8_t)key->id_len;
-	s->flags = sess_new_flags(st, ns, SESS_HAS_DATA);
+	s->flags = sess_new_flags(st, ns, SESS_HAS_DATA, h);
 	memcpy(s->bytes, key->id, key->id_len);
 	if (len > 0)
 		memcpy(sess_data(s), data, len);
@@ -1419,6 +1641,32 @@ fail_release:
 	ns_release_if_empty(st, ns);
 fail:
 	return -1;
+}
+
+/*
+ * store_set(st, key, data, len, expires_at_ms, now_ms):
+ * Copy ${len} bytes of ${data} into the session, creating it if needed, and make it expire at
+ * ${expires_at_ms}. Flash queues are kept. Returns 0, or -1 with errno ENOMEM (memory limit
+ * or allocation failure; nothing changed but
+ * the unread sessions dropped for it, see store_drop_unread).
+ */
+int store_set(struct store *st, const struct store_key *key, const void *data, size_t len,
+              uint64_t expires_at_ms, uint64_t now_ms)
+{
+	size_t data_len, flash_len, need;
+
+	for (unsigned tries = 0;; tries++) {
+		if (set_once(st, key, data, len, expires_at_ms, now_ms) == 0)
+			return 0;
+		if (errno != ENOMEM || len >= UINT32_MAX || tries == DROP_RETRIES)
+			return -1;
+		/* A SET that replaces a session needs only what it grows it by. */
+		need = store_sizes(st, key, now_ms, &data_len, &flash_len) == 0
+		           ? (len > data_len ? len - data_len : 0) + MALLOC_SLACK
+		           : drop_need(st, key, len, now_ms);
+		if (!drop_for(st, key, drop_again(need, tries), now_ms))
+			return -1;
+	}
 }
 
 /*
@@ -1544,7 +1792,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	ns->flashes++;
 	st->flashes++;
 	if (created != NULL) {
-		s->flags = sess_new_flags(st, ns, 0);
+		s->flags = sess_new_flags(st, ns, 0, h);
 		dict_insert(&ns->sessions, &s->link, h);
 		st->sessions++;
 		expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
@@ -1563,6 +1811,28 @@ fail:
 	return -1;
 }
 
+/* flash_push_to, tried again after drop_for when refused for memory. */
+static int flash_push_dropping(struct store *st, const struct store_key *key, bool may_create,
+                               const uint8_t *type, size_t type_len, const void *msg,
+                               size_t msg_len, bool msg_is_bin, uint64_t expires_at_ms,
+                               uint64_t now_ms, size_t *queue_len)
+{
+	for (unsigned tries = 0;; tries++) {
+		if (flash_push_to(st, key, may_create, type, type_len, msg, msg_len, msg_is_bin,
+		                  expires_at_ms, now_ms, queue_len) == 0)
+			return 0;
+		if (errno != ENOMEM || tries == DROP_RETRIES ||
+		    !drop_for(st, key,
+		              drop_again(drop_need(st, key,
+		                                   msg_len + type_len + MAKE_ROOM_FLASH_EXTRA +
+		                                       DROP_FLASH_SET_BYTES,
+		                                   now_ms),
+		                         tries),
+		              now_ms))
+			return -1;
+	}
+}
+
 /*
  * store_flash_push(st, key, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms, now_ms,
  *                  queue_len):
@@ -1577,8 +1847,8 @@ int store_flash_push(struct store *st, const struct store_key *key, const uint8_
                      size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
                      uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
 {
-	return flash_push_to(st, key, true, type, type_len, msg, msg_len, msg_is_bin, expires_at_ms,
-	                     now_ms, queue_len);
+	return flash_push_dropping(st, key, true, type, type_len, msg, msg_len, msg_is_bin,
+	                           expires_at_ms, now_ms, queue_len);
 }
 
 /*
@@ -1592,8 +1862,8 @@ int store_flash_push_existing(struct store *st, const struct store_key *key, con
                               size_t type_len, const void *msg, size_t msg_len, bool msg_is_bin,
                               uint64_t expires_at_ms, uint64_t now_ms, size_t *queue_len)
 {
-	return flash_push_to(st, key, false, type, type_len, msg, msg_len, msg_is_bin,
-	                     expires_at_ms, now_ms, queue_len);
+	return flash_push_dropping(st, key, false, type, type_len, msg, msg_len, msg_is_bin,
+	                           expires_at_ms, now_ms, queue_len);
 }
 
 /*
@@ -2101,6 +2371,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 			out->payload = ns->payload;
 			out->flashes = ns->flashes;
 			out->unread = ns->unread;
+			out->evicted_total = ns->evicted;
 		}
 		return;
 	}
@@ -2110,6 +2381,7 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 	out->payload = st->payload;
 	out->flashes = st->flashes;
 	out->unread = st->unread;
+	out->evicted_total = st->evicted_total;
 }
 
 /*

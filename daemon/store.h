@@ -88,6 +88,31 @@ void store_set_max_bytes(struct store *st, size_t max_bytes);
  */
 void store_mark_unread(struct store *st);
 
+/*
+ * Called by a full store that drops the unread session ${key} (borrowed for the call) of a
+ * write refused for memory at ${now_ms} (see store_drop_unread), before it drops it. Returns
+ * 0 to let the drop go ahead (the caller has recorded it, so that a restart does not bring the
+ * session back), or -1 to keep the session: the write is then refused as without the policy.
+ */
+typedef int (*store_drop_fn)(void *arg, const struct store_key *key, uint64_t now_ms);
+
+/*
+ * store_drop_unread(st, on_drop, arg):
+ * Opt in to dropping sessions never read back (SESS_UNREAD, see store_mark_unread) when a
+ * write (store_set, store_flash_push, store_flash_push_existing) would pass max_bytes: the
+ * write is refused only when the room it needs cannot be had from such sessions. Each drop is
+ * of the unread session that expires first among a few sampled at random (for sessions of one
+ * TTL, the oldest), from the namespace with the most unread among a few looked at, never the
+ * write's own session nor one of the STORE_DROP_RECENT sessions created last (a login's new
+ * session before its redirect reads it), nor a session read since it was made. A write drops
+ * at most what it needs, and no more than make_room would free for it (one that needs more than
+ * that many sessions of the average size free drops none and is refused); each drop is announced
+ * through ${on_drop} (borrowed, with ${arg}, until store_free) and counted in store_stats'
+ * evicted_total. Returns 0, or -1 with ENOMEM.
+ */
+#define STORE_DROP_RECENT 128u
+int store_drop_unread(struct store *st, store_drop_fn on_drop, void *arg);
+
 /* store_free(st): free the store and every session in it. store_free(NULL) does nothing. */
 void store_free(struct store *st);
 
@@ -364,6 +389,9 @@ struct store_stats {
 	 * visitors who never came back with the cookie (a bot that sends none, a single visit). */
 	uint64_t unread;
 	uint64_t expired_total;
+	/* Sessions dropped unread to make room (store_drop_unread), in the namespace since it was
+	 * last made, or in the whole store. */
+	uint64_t evicted_total;
 };
 
 /*

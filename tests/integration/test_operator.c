@@ -907,6 +907,9 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	cr_assert_eq(rep.status, CODEC_OK);
 	cr_expect_eq(harness_map_uint(&rep, "no_memory_total"), 3);
 	cr_expect_eq(harness_map_uint(&rep, "unread"), 1);
+	/* Refusing is the default: nothing was dropped to make room. */
+	cr_expect_eq(harness_map_uint(&rep, "drop_unread"), 0);
+	cr_expect_eq(harness_map_uint(&rep, "evicted_total"), 0);
 	free(body);
 	body = NULL;
 
@@ -931,6 +934,97 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
 	free(text);
 	free(data);
+}
+
+/* STATS of the whole server, one figure. */
+static uint64_t stat_of(int fd, const char *name)
+{
+	struct codec_request stats = {.op = CODEC_OP_STATS, .ns_all = true, .request_id = 5};
+	struct codec_reply rep;
+	uint8_t *body = NULL;
+	uint64_t v;
+
+	cr_assert_eq(harness_call(fd, &stats, &rep, &body), 0);
+	cr_assert_eq(rep.status, CODEC_OK);
+	v = harness_map_uint(&rep, name);
+	free(body);
+	return v;
+}
+
+/*
+ * --when-full drop-unread: a store full of sessions never read back takes logins by dropping
+ * the oldest of them, never a session a client read; each drop is logged as a DESTROY, so a
+ * restart after a kill does not bring them back; STATS and the log count them. Without the
+ * option (operator/no_memory_refusals_are_counted_and_logged), a full store refuses.
+ */
+LEAK_CHECKED_TEST(operator, a_full_store_drops_unread_sessions_when_asked)
+{
+	enum { READ = 20, BOTS = 600, SIZE = 100 };
+	char data_dir[64], id[32];
+	const char *args[] = {"--max-memory", "64K",    "--when-full", "drop-unread",
+	                      "--data-dir",   data_dir, NULL};
+	struct harness_daemon d;
+	uint8_t data[SIZE];
+	uint64_t evicted, sessions, found = 0;
+	size_t oldest_half = 0;
+	char *text;
+	int fd;
+
+	fill(data, SIZE, 5);
+	make_dir(data_dir, "drop");
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "drop");
+	cr_assert_eq(stat_of(fd, "drop_unread"), 1);
+	for (int i = 0; i < READ; i++) {
+		snprintf(id, sizeof(id), "user%02d", i);
+		cr_assert_eq(set_session(fd, id, data, SIZE, TTL_MS), CODEC_OK);
+		cr_assert_eq(get_session(fd, id, data, SIZE), CODEC_OK);
+	}
+	/* A bot's visits, each a new session nobody reads: far more than 64K holds. */
+	for (int i = 0; i < BOTS; i++) {
+		snprintf(id, sizeof(id), "bot%04d", i);
+		cr_assert_eq(set_session(fd, id, data, SIZE, TTL_MS), CODEC_OK, "bot %d", i);
+	}
+	cr_assert_eq(set_session(fd, "login", data, SIZE, TTL_MS), CODEC_OK);
+	cr_assert_eq(get_session(fd, "login", data, SIZE), CODEC_OK);
+	evicted = stat_of(fd, "evicted_total");
+	sessions = stat_of(fd, "sessions");
+	cr_assert_gt(evicted, BOTS / 4, "evicted %llu", (unsigned long long)evicted);
+	cr_assert_eq(sessions, READ + BOTS + 1 - evicted);
+	cr_assert_eq(stat_of(fd, "no_memory_total"), 0);
+	for (int i = 0; i < READ; i++) {
+		snprintf(id, sizeof(id), "user%02d", i);
+		cr_assert_eq(get_session(fd, id, data, SIZE), CODEC_OK, "%s was read: kept", id);
+	}
+	close(fd);
+	text = harness_log(&d);
+	cr_expect_not_null(strstr(text, "session(s) never read back since they were written, to "
+	                                "make room under --max-memory 65536"),
+	                   "%s", text);
+	cr_expect_null(strstr(text, "bot0"), "no session id in the log:\n%s", text);
+	free(text);
+	/* Killed: what comes back is what the log says, the drops among it. */
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "drop");
+	cr_assert_eq(stat_of(fd, "sessions"), sessions, "no dropped session came back");
+	for (int i = 0; i < BOTS; i++) {
+		snprintf(id, sizeof(id), "bot%04d", i);
+		if (get_session(fd, id, data, SIZE) == CODEC_OK) {
+			found++;
+			if (i < BOTS / 2)
+				oldest_half++;
+		}
+	}
+	cr_assert_eq(found, BOTS - evicted);
+	/* The oldest go first: of the older half, far fewer are left than of the younger. */
+	cr_assert_lt(oldest_half, (found - oldest_half) / 2, "%zu of %llu left are older",
+	             oldest_half, (unsigned long long)found);
+	cr_assert_eq(get_session(fd, "login", data, SIZE), CODEC_OK);
+	close(fd);
+	text = stop_for_log(&d);
+	free(text);
+	rm_tree(data_dir);
 }
 
 /*

@@ -1647,7 +1647,7 @@ LEAK_CHECKED_TEST(sessctl, a_namespace_that_does_not_exist_is_named)
 	RUN(&r, "--namespace", "shp", "list", "--json");
 	expect_warned(&r, 0, "[]\n", "shp");
 	RUN(&r, "--namespace", "shp", "stats");
-	expect_warned(&r, 0, "sessions 0\nunread 0\nbytes 0\nflashes 0\n", "shp");
+	expect_warned(&r, 0, "sessions 0\nunread 0\nevicted_total 0\nbytes 0\nflashes 0\n", "shp");
 	RUN(&r, "--namespace", "shp", "clear");
 	expect(&r, 2, ""); /* still needs --yes, and checks nothing before */
 	/* clear --yes of a namespace that does not exist is a failure, not "0 removed". */

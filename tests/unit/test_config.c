@@ -212,6 +212,36 @@ LEAK_CHECKED_TEST(config, auth_plain)
 	                   err_text);
 }
 
+/* --when-full: refuse (the default) or drop-unread, which needs a memory limit to act on. */
+LEAK_CHECKED_TEST(config, when_full)
+{
+	char *none[] = {"sessd", "--listen", "unix:/tmp/s"};
+	char *drop[] = {"sessd", "--when-full", "drop-unread", "--listen", "unix:/tmp/s"};
+	char *last[] = {"sessd",    "--when-full", "drop-unread", "--when-full=refuse",
+	                "--listen", "unix:/tmp/s"};
+	char *bad_value[] = {"sessd", "--when-full", "evict"};
+	char *no_limit[] = {"sessd", "--max-memory", "0", "--when-full", "drop-unread"};
+	struct config cfg;
+
+	cr_assert_eq(config_parse(&cfg, ARGC(none), none, err), 0);
+	cr_assert_not(cfg.drop_unread, "refusing is the default");
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(drop), drop, err), 0);
+	cr_assert(cfg.drop_unread);
+	config_finish(&cfg);
+	cr_assert_eq(config_parse(&cfg, ARGC(last), last, err), 0);
+	cr_assert_not(cfg.drop_unread, "the last one given counts");
+	config_finish(&cfg);
+	expect_bad(ARGC(bad_value), bad_value);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "'evict' is not refuse or drop-unread"), "%s",
+	                   err_text);
+	expect_bad(ARGC(no_limit), no_limit);
+	fflush(err);
+	cr_expect_not_null(strstr(err_text, "--when-full drop-unread needs a memory limit"), "%s",
+	                   err_text);
+}
+
 /* --auth-grace rules the secret a SIGHUP replaces: without a secret to replace it is a
  * usage error, as --auth-plain is, rather than a setting that silently does nothing. */
 LEAK_CHECKED_TEST(config, auth_grace_needs_a_secret)
@@ -454,7 +484,7 @@ LEAK_CHECKED_TEST(config, missing_values_and_unknown_options_are_named)
 	    "max-connections", "hello-timeout", "log-level",          "ready-file",
 	    "data-dir",        "fsync",         "key-file",           "auth-file",
 	    "auth-grace",      "auth-plain",    "snapshot-log-bytes", "check-data",
-	    "snapshot-idle",   "backup",        "tcp-keepalive"};
+	    "snapshot-idle",   "backup",        "tcp-keepalive",      "when-full"};
 	char *bogus[] = {"sessd", "--bogus=1"};
 	char *short_opt[] = {"sessd", "-x"};
 	char *cluster[] = {"sessd", "-xV"};
@@ -545,6 +575,7 @@ LEAK_CHECKED_TEST(config, check_data_refuses_options_that_do_nothing_there)
 	    {"auth-plain", "no"},
 	    {"snapshot-log-bytes", "64M"},
 	    {"snapshot-idle", "60"},
+	    {"when-full", "drop-unread"},
 	};
 	char *taken[] = {"sessd",      "--log-level", "warn",       "--check-data",
 	                 "/var/lib/d", "--repair",    "--key-file", "/k"};

@@ -2205,3 +2205,155 @@ LEAK_CHECKED_TEST(store, sessions_never_read_back_are_counted_unread)
 	cr_assert_eq(unread_in(st, "app"), 0);
 	store_free(st);
 }
+
+/* What the drop-unread policy's callback saw: each dropped id's number (ids "s%07zu"), and
+ * whether to keep the next session instead (a log that cannot take the drop). */
+struct drops {
+	size_t n;
+	size_t ids[1024];
+	bool veto;
+	bool bad; /* a dropped id that is not of the unread kind "s%07zu" */
+};
+
+static int record_drop(void *arg, const struct store_key *key, uint64_t now_ms)
+{
+	struct drops *dr = arg;
+	char id[16];
+	size_t n;
+
+	(void)now_ms;
+	if (dr->veto)
+		return -1;
+	if (key->id_len != 8 || key->id[0] != 's') {
+		dr->bad = true;
+		return 0;
+	}
+	memcpy(id, key->id, 8);
+	id[8] = '\0';
+	n = strtoul(id + 1, NULL, 10);
+	if (dr->n < sizeof(dr->ids) / sizeof(dr->ids[0]))
+		dr->ids[dr->n] = n;
+	dr->n++;
+	return 0;
+}
+
+static uint64_t evicted_in(const struct store *st, const char *ns)
+{
+	struct store_stats s;
+
+	store_stats(st, (const uint8_t *)ns, ns != NULL ? strlen(ns) : 0, &s);
+	return s.evicted_total;
+}
+
+/*
+ * store_drop_unread: a full store takes a new session (SET or FLASH_PUSH) by dropping sessions
+ * never read back, those that expire first (the oldest, at one TTL) among a sample; never one
+ * read, nor one of the STORE_DROP_RECENT created last; each drop is announced first, and one
+ * the callback keeps makes the write refused. Without the policy, a full store refuses.
+ */
+LEAK_CHECKED_TEST(store, a_full_store_drops_the_oldest_unread_when_asked)
+{
+	enum { READ = 40 };
+	struct store *st = new_store(128 * 1024);
+	struct drops dr = {0};
+	struct store_key k;
+	struct id_buf b;
+	char id[16], data[100];
+	size_t unread = 0, sum = 0;
+	uint64_t now = T0;
+
+	memset(data, 'd', sizeof(data));
+	store_mark_unread(st);
+	for (int i = 0; i < READ; i++) {
+		snprintf(id, sizeof(id), "read%02d", i);
+		set_str(st, "app", id, "a user's session", T0 + 3600000, now);
+		assert_data(st, "app", id, now, "a user's session");
+	}
+	/* Unread sessions, each a millisecond younger (one TTL: each expires a little later). */
+	for (;; unread++) {
+		k = key_n(&b, "app", unread);
+		if (store_set(st, &k, data, sizeof(data), now + unread + 60000, now + unread) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_gt(unread, 3 * STORE_DROP_RECENT, "the store holds %zu unread", unread);
+	now += unread;
+	k = key_of("app", "login");
+	cr_assert_eq(store_set(st, &k, data, sizeof(data), now + 60000, now), -1,
+	             "refusing is the default");
+	cr_assert_eq(evicted_in(st, NULL), 0);
+
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	/* Sixty logins, a flash-only session, and a session that grows. */
+	for (int i = 0; i < 60; i++) {
+		snprintf(id, sizeof(id), "login%02d", i);
+		k = key_of("app", id);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), now + 60000, now), 0, "login %d",
+		             i);
+		assert_data(st, "app", id, now,
+		            "dddddddddddddddddddddddddddddddddddddddddddddddddd"
+		            "dddddddddddddddddddddddddddddddddddddddddddddddddd");
+	}
+	k = key_of("app", "flashed");
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, data, 60, false,
+	                              now + 60000, now, NULL),
+	             0);
+	cr_assert_not(dr.bad, "only unread sessions are dropped");
+	cr_assert_geq(dr.n, 61);
+	cr_assert_eq(evicted_in(st, NULL), dr.n);
+	cr_assert_eq(evicted_in(st, "app"), dr.n);
+	cr_assert_eq(unread_in(st, "app"), unread - dr.n + 1, "the flash-only one is unread");
+	for (size_t i = 0; i < dr.n; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "s%07zu", dr.ids[i]);
+		cr_assert_lt(dr.ids[i], unread - STORE_DROP_RECENT, "%s is among the newest", want);
+		assert_absent(st, "app", want, now);
+		sum += dr.ids[i];
+	}
+	/* The oldest of a sample of about 8: on average near the first ninth, never half-way. */
+	cr_assert_lt(sum / dr.n, unread / 3, "dropped at %zu on average of %zu", sum / dr.n,
+	             unread);
+	for (int i = 0; i < READ; i++) {
+		snprintf(id, sizeof(id), "read%02d", i);
+		assert_data(st, "app", id, now, "a user's session");
+	}
+
+	/* A write larger than the drops it may make can free (64, and one per 512 bytes it
+	 * needs, of sessions of about 200 bytes) is refused, and nothing goes for it. */
+	{
+		size_t big_len = 64 * 1024;
+		char *big = calloc(1, big_len);
+
+		cr_assert_not_null(big);
+		k = key_of("app", "large");
+		cr_assert_eq(store_set(st, &k, big, big_len, now + 60000, now), -1);
+		cr_assert_eq(errno, ENOMEM);
+		cr_assert_eq(evicted_in(st, NULL), dr.n, "dropped for a write refused after all");
+		free(big);
+	}
+
+	/* A drop the callback keeps: the write is refused and nothing goes. */
+	dr.veto = true;
+	k = key_of("app", "vetoed");
+	cr_assert_eq(store_set(st, &k, data, sizeof(data), now + 60000, now), -1);
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_eq(evicted_in(st, NULL), dr.n);
+	dr.veto = false;
+
+	/* Nothing unread that may go: every unread session read back, a new one is refused. */
+	for (size_t i = 0; i < unread; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		(void)store_get(st, &k, now, &got, &len);
+	}
+	k = key_of("app", "flashed");
+	cr_assert_eq(store_touch(st, &k, now + 60000, now), 0);
+	cr_assert_eq(unread_in(st, NULL), 0);
+	k = key_of("app", "refused");
+	cr_assert_eq(store_set(st, &k, data, sizeof(data), now + 60000, now), -1);
+	cr_assert_eq(errno, ENOMEM);
+	store_free(st);
+}

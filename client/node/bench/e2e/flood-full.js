@@ -8,7 +8,7 @@
 //   cd client/node && npm ci && cd bench/e2e && npm ci
 //   node flood-full.js [--stores sessd,redis-noeviction,redis-allkeys-lru,redis-volatile-lru]
 //       [--max-memory 4194304] [--seconds 20] [--bot-after 4] [--visitors 8]
-//       [--save-uninitialized 1] [--bot get|login]
+//       [--save-uninitialized 1] [--bot get|login] [--when-full refuse|drop-unread]
 //
 // The app is app.js (E2E_SAVE_UNINITIALIZED=1: a session for every anonymous visitor). A bot
 // with 16 connections asks for the home page (--bot get) or logs in as someone new (--bot
@@ -19,7 +19,8 @@
 // item and the flash), and once more the cart page a little later ("came back": still logged
 // in, the item still there). Prints, per second, the visitors' rounds that worked and those
 // that failed and how (an HTTP status, a flash missing, logged out), the bot's answers, the
-// app's error lines, and at the end the store's own figures and log.
+// app's error lines, and at the end the store's own figures and log. --when-full is sessd's
+// option of that name (refuse, its default, is not passed: older daemons run too).
 
 const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
@@ -32,7 +33,7 @@ const { freePort, stopProc } = require('./procs');
 const NODE_DIR = path.resolve(__dirname, '../..');
 const { Daemon, sessdBin } = require(path.join(NODE_DIR, 'test/helpers'));
 
-const opt = { stores: 'sessd,redis-noeviction,redis-allkeys-lru,redis-volatile-lru', 'max-memory': '4194304', seconds: '20', 'bot-after': '4', visitors: '8', 'save-uninitialized': '1', bot: 'get' };
+const opt = { stores: 'sessd,redis-noeviction,redis-allkeys-lru,redis-volatile-lru', 'max-memory': '4194304', seconds: '20', 'bot-after': '4', visitors: '8', 'save-uninitialized': '1', bot: 'get', 'when-full': 'refuse' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in opt) || process.argv[i + 1] === undefined) {
@@ -76,7 +77,8 @@ async function startStore(kind, dir) {
       log: () => '',
     };
   }
-  const d = await new Daemon({ dir: fs.mkdtempSync(path.join(dir, 'sessd-')), extraArgs: ['--max-memory', String(MAX)] }).start();
+  const d = await new Daemon({ dir: fs.mkdtempSync(path.join(dir, 'sessd-')), extraArgs: ['--max-memory', String(MAX),
+    ...(opt['when-full'] !== 'refuse' ? ['--when-full', opt['when-full']] : [])] }).start();
   const sessctl = path.resolve(path.dirname(sessdBin()), '../client/sessctl');
   return {
     app: { E2E_STORE: 'sessd', SESSD_URL: d.unixUrl },
