@@ -1273,8 +1273,8 @@ static bool shows_part_of(const char *text, const char *secret)
  */
 LEAK_CHECKED_TEST(sessctl, a_secret_given_as_the_auth_file_is_not_shown)
 {
-	static const char *const secrets[] = {"Zq3xVb7NmK2pLw9RtY4sHc8D",
-	                                      "/q3x/Vb7NmK2pLw9RtY4s+c8D="};
+	static const char *const secrets[] = {
+	    "Zq3xVb7NmK2pLw9RtY4sHc8D", "/q3x/Vb7NmK2pLw9RtY4s+c8D=", "//3xVb7NmK2pLw9RtY4s+c8D9="};
 	char opt[128];
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
