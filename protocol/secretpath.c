@@ -15,9 +15,14 @@ bool secretpath_shown(const char *path, int err)
 
 	if (err != ENOENT && err != ENOTDIR && err != ENAMETOOLONG)
 		return true;
-	if (slash == NULL || slash == path)
+	if (slash == NULL)
 		return false;
-	n = (size_t)(slash - path);
+	/* "//x" or "///x" has the root alone before its last '/' too: a base64 secret starts so
+	 * one time in 4096, and was shown whole. */
+	for (n = (size_t)(slash - path); n > 0 && path[n - 1] == '/'; n--)
+		;
+	if (n == 0)
+		return false;
 	if (n >= sizeof(dir))
 		return false;
 	memcpy(dir, path, n);

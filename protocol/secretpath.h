@@ -14,9 +14,9 @@
  * secretpath_shown(path, err):
  * Whether a message may show ${path}, which open(2) refused with ${err}: yes unless it names
  * no file (ENOENT, ENOTDIR, ENAMETOOLONG) and does not read as a path either, a '/' with a
- * directory before the last one (the root alone does not count: base64 starts with '/' one
- * time in 64). A typo in a file's name is then still shown whole; a secret is named by its
- * length only.
+ * directory before the last one (the root alone, "//x" too, does not count: base64 starts
+ * with '/' one time in 64). A typo in a file's name is then still shown whole; a secret is
+ * named by its length only.
  */
 bool secretpath_shown(const char *path, int err);
 

@@ -1273,8 +1273,8 @@ static bool shows_part_of(const char *text, const char *secret)
  */
 LEAK_CHECKED_TEST(sessctl, a_secret_given_as_the_auth_file_is_not_shown)
 {
-	static const char *const secrets[] = {"Zq3xVb7NmK2pLw9RtY4sHc8D",
-	                                      "/q3x/Vb7NmK2pLw9RtY4s+c8D="};
+	static const char *const secrets[] = {
+	    "Zq3xVb7NmK2pLw9RtY4sHc8D", "/q3x/Vb7NmK2pLw9RtY4s+c8D=", "//3xVb7NmK2pLw9RtY4s+c8D9="};
 	char opt[128];
 
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
@@ -1282,7 +1282,9 @@ LEAK_CHECKED_TEST(sessctl, a_secret_given_as_the_auth_file_is_not_shown)
 		struct run r;
 
 		snprintf(opt, sizeof(opt), "--auth-file=%s", secret);
-		for (int how = 0; how < 4; how++) {
+		/* The last, "//" and the root before its last '/', differs in secretpath_shown
+		 * only, which all four ways share: one way is enough (0.8 s a secret in ASan). */
+		for (int how = 0; how < (i == 2 ? 1 : 4); how++) {
 			if (how == 0)
 				run_full(
 				    &r, daemon_.unix_url, NULL, NULL, 0,
