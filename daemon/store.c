@@ -146,14 +146,22 @@ typedef uintptr_t ns_slot_t;
  * The drop-unread policy's state (store_drop_unread). The sessions created last are known by
  * their ids' hashes, not their nodes: a SET that grows a session moves it to a new node, and a
  * hash costs a drop nothing it would not spend anyway. A collision only spares a session.
+ * Each sampled session is looked up in them, up to thousands for one large write: an
+ * open-addressed set (linear probing, at most half full) of their places in the ring finds
+ * one in a probe or two, where a scan of the ring compared all 128.
  */
+#define DROP_RECENT_SLOTS (2 * STORE_DROP_RECENT)
 struct store_drop {
 	store_drop_fn on_drop;
 	void *arg;
 	uint64_t recent[STORE_DROP_RECENT]; /* ids' hashes, 0: none */
 	size_t recent_at;                   /* the next one to replace */
-	uint64_t rng;                       /* xorshift64 state, never 0 */
+	/* recent's places + 1 by their hashes' low bits, 0: empty; a place is in it once filled */
+	uint8_t recent_set[DROP_RECENT_SLOTS];
+	uint64_t rng; /* xorshift64 state, never 0 */
 };
+static_assert(STORE_DROP_RECENT <= UINT8_MAX, "a place + 1 fits in a recent_set slot");
+static_assert((DROP_RECENT_SLOTS & (DROP_RECENT_SLOTS - 1)) == 0, "a power of two");
 
 struct store {
 	struct store_config cfg;
@@ -1213,6 +1221,50 @@ void store_free(struct store *st)
 	free(st);
 }
 
+/* The first slot of recent_set to look at for ${h}. */
+static size_t drop_recent_home(uint64_t h)
+{
+	return (size_t)(h & (DROP_RECENT_SLOTS - 1));
+}
+
+/* Take the place ${at} of the ring out of recent_set (nothing when it was never filled),
+ * moving back the ones after it that probed past it, so that no probe stops short of them. */
+static void drop_recent_forget(struct store_drop *dr, size_t at)
+{
+	size_t i = drop_recent_home(dr->recent[at]);
+
+	for (; dr->recent_set[i] != 0; i = (i + 1) & (DROP_RECENT_SLOTS - 1)) {
+		if (dr->recent_set[i] == at + 1)
+			break;
+	}
+	if (dr->recent_set[i] == 0)
+		return;
+	for (size_t j = (i + 1) & (DROP_RECENT_SLOTS - 1); dr->recent_set[j] != 0;
+	     j = (j + 1) & (DROP_RECENT_SLOTS - 1)) {
+		size_t home = drop_recent_home(dr->recent[dr->recent_set[j] - 1]);
+
+		/* It may fill the hole at i when its home is not in (i, j], cyclically. */
+		if (((j - home) & (DROP_RECENT_SLOTS - 1)) >= ((j - i) & (DROP_RECENT_SLOTS - 1))) {
+			dr->recent_set[i] = dr->recent_set[j];
+			i = j;
+		}
+	}
+	dr->recent_set[i] = 0;
+}
+
+/* Count the session whose id hashes to ${h} among those created last, in place of the oldest. */
+static void drop_recent_add(struct store_drop *dr, uint64_t h)
+{
+	size_t at = dr->recent_at, i = drop_recent_home(h);
+
+	drop_recent_forget(dr, at);
+	dr->recent[at] = h;
+	while (dr->recent_set[i] != 0)
+		i = (i + 1) & (DROP_RECENT_SLOTS - 1);
+	dr->recent_set[i] = (uint8_t)(at + 1);
+	dr->recent_at = (at + 1) % STORE_DROP_RECENT;
+}
+
 /* Count a client's read of ${s} of ${ns}: it is no longer SESS_UNREAD. */
 static void sess_mark_read(struct store *st, struct ns *ns, struct sess *s)
 {
@@ -1233,10 +1285,8 @@ static uint8_t sess_new_flags(struct store *st, struct ns *ns, uint8_t flags, ui
 		return flags;
 	ns->unread++;
 	st->unread++;
-	if (st->drop != NULL) {
-		st->drop->recent[st->drop->recent_at] = h;
-		st->drop->recent_at = (st->drop->recent_at + 1) % STORE_DROP_RECENT;
-	}
+	if (st->drop != NULL)
+		drop_recent_add(st->drop, h);
 	return flags | SESS_UNREAD;
 }
 
@@ -1463,8 +1513,9 @@ static bool drop_spared(const struct store_drop *dr, uint64_t h, uint64_t keep_h
 {
 	if (h == keep_h)
 		return true;
-	for (size_t i = 0; i < STORE_DROP_RECENT; i++) {
-		if (dr->recent[i] == h)
+	for (size_t i = drop_recent_home(h); dr->recent_set[i] != 0;
+	     i = (i + 1) & (DROP_RECENT_SLOTS - 1)) {
+		if (dr->recent[dr->recent_set[i] - 1] == h)
 			return true;
 	}
 	return false;

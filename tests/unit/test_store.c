@@ -2357,3 +2357,80 @@ LEAK_CHECKED_TEST(store, a_full_store_drops_the_oldest_unread_when_asked)
 	cr_assert_eq(errno, ENOMEM);
 	store_free(st);
 }
+
+/*
+ * A flood of new sessions in one namespace drops its own oldest, never the sessions of another
+ * namespace while it has some that may go, never one of the STORE_DROP_RECENT created last
+ * (the set of their hashes kept in step with the ring, which wraps many times here), and never
+ * from a namespace with nothing unread, even the one the write names.
+ */
+LEAK_CHECKED_TEST(store, a_flood_drops_from_its_own_namespace_only)
+{
+	enum { USERS = 100, FLOOD = 600 };
+	struct store *st = new_store(256 * 1024);
+	struct drops dr = {0};
+	struct store_key k;
+	struct id_buf b;
+	char id[16], data[100];
+	size_t bots;
+
+	memset(data, 'd', sizeof(data));
+	store_mark_unread(st);
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	/* Users who came back (read), and some who have not yet (unread), in two namespaces. */
+	for (int i = 0; i < USERS; i++) {
+		const void *got;
+		size_t len;
+
+		snprintf(id, sizeof(id), "u%07d", i);
+		set_str(st, "users", id, "a user's session", T0 + 3600000, T0);
+		if (i % 2 == 0) {
+			k = key_of("users", id);
+			cr_assert_eq(store_get(st, &k, T0, &got, &len), 0);
+		}
+		snprintf(id, sizeof(id), "r%07d", i);
+		set_str(st, "readers", id, "a reader's session", T0 + 3600000, T0);
+		k = key_of("readers", id);
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0);
+	}
+	cr_assert_eq(unread_in(st, "users"), USERS / 2);
+	cr_assert_eq(unread_in(st, "readers"), 0);
+	/* The flood fills the store, then goes on as far again; each session expires before the
+	 * one before it, so that the newest are those a drop would take but for the ring. */
+	for (bots = 0; dr.n < FLOOD; bots++) {
+		k = key_n(&b, "bots", bots);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 600000 - bots, T0), 0,
+		             "bot %zu", bots);
+	}
+	cr_assert_not(dr.bad, "only the flood's sessions are dropped");
+	cr_assert_eq(evicted_in(st, "bots"), dr.n);
+	cr_assert_eq(evicted_in(st, "users"), 0);
+	cr_assert_eq(unread_in(st, "users"), USERS / 2);
+	for (size_t i = 0; i < dr.n && i < sizeof(dr.ids) / sizeof(dr.ids[0]); i++)
+		cr_assert_lt(dr.ids[i] + STORE_DROP_RECENT, bots, "s%07zu is among the newest",
+		             dr.ids[i]);
+	for (size_t i = bots - STORE_DROP_RECENT; i < bots; i++) {
+		k = key_n(&b, "bots", i);
+		cr_assert_eq(store_touch(st, &k, T0 + 60000, T0), 0, "s%07zu kept", i);
+	}
+
+	/* Writes to the namespace with nothing unread drop from the flood, not from it. */
+	{
+		char grown[600];
+
+		memset(grown, 'g', sizeof(grown));
+		for (int i = 0; i < USERS; i++) {
+			snprintf(id, sizeof(id), "r%07d", i);
+			k = key_of("readers", id);
+			cr_assert_eq(
+			    store_set(st, &k, grown, sizeof(grown), T0 + 3600000, T0 + bots), 0,
+			    "%s", id);
+		}
+	}
+	cr_assert_not(dr.bad);
+	cr_assert_eq(evicted_in(st, "readers"), 0);
+	cr_assert_eq(evicted_in(st, "users"), 0);
+	cr_assert_eq(evicted_in(st, "bots"), dr.n);
+	cr_assert_eq(store_clear(st, (const uint8_t *)"users", 5, T0), USERS);
+	store_free(st);
+}
