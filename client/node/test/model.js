@@ -257,6 +257,7 @@ async function runModel(opts = {}) {
     timeoutMs: 3000,
     restartWaitMs: 5000,
     log: () => {},
+    minFaults: 0, // faults the browsers' steps go on for (see run)
     migrate: 0, // browsers that start with a session in an old store (migrateFrom, a MemoryStore)
     storeOptions: {}, // more SessdStore options (merge: false shows the check failing)
     ...opts,
@@ -566,7 +567,9 @@ async function runModel(opts = {}) {
     else await actions.login(b);
     const inflight = new Set();
     const spanning = new Set();
-    for (let n = 0; n < o.steps; n++) {
+    // Past o.steps while fewer than o.minFaults faults were made (at most four times as many
+    // steps): a short run on a fast machine ended before the fault loop had made each kind.
+    for (let n = 0; n < o.steps || (faults.length < o.minFaults && n < o.steps * 4); n++) {
       const name = choose();
       // Within a browser: another tab may start before this one ends, except around a login
       // or logout, which a user makes alone (a slow request may still be running: it ends
