@@ -2544,3 +2544,58 @@ LEAK_CHECKED_TEST(store, drops_fall_back_to_the_next_namespace)
 		cr_assert_lt(dr.ids[i], OLD);
 	store_free(st);
 }
+
+/*
+ * Without drop-unread too: a table whose chains grew to DICT_FULL_LOAD while the store was
+ * full grows by doubling once that fits. Before, it asked for the size its sessions would have
+ * had (eight times its buckets here, 64 KiB) and refused every new session with room for a
+ * doubling (16 KiB) and many sessions more.
+ */
+LEAK_CHECKED_TEST(store, a_table_full_of_long_chains_doubles_when_that_fits)
+{
+	enum { MAX = 1 << 20 };
+	struct store *st = new_store(MAX);
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	char data[1000];
+	size_t big, small = 0, freed = 0;
+
+	memset(data, 'd', sizeof(data));
+	for (big = 0;; big++) {
+		k = key_n(&b, "big", big);
+		if (store_set(st, &k, data, sizeof(data), T0 + 3600000, T0) != 0)
+			break;
+	}
+	/* Sessions of 10 bytes in another namespace, a big one destroyed whenever one is refused,
+	 * until one is refused with room for it: its table holds 4 a bucket and cannot grow. */
+	for (;;) {
+		k = key_n(&b, "app", small);
+		if (store_set(st, &k, data, 10, T0 + 3600000, T0) == 0) {
+			small++;
+			continue;
+		}
+		store_stats(st, NULL, 0, &stats);
+		if (MAX - stats.bytes > 512)
+			break;
+		cr_assert_lt(freed, big);
+		k = key_n(&b, "big", freed++);
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+	}
+	cr_assert_eq(small & (small - 1), 0, "%zu small sessions", small);
+	/* Room for twice the table's buckets (small / 4 of 8 bytes) and ten sessions, not for
+	 * eight times. */
+	while (MAX - stats.bytes < small * 4 + 10 * 128) {
+		k = key_n(&b, "big", freed++);
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+		store_stats(st, NULL, 0, &stats);
+	}
+	cr_assert_lt(MAX - stats.bytes, small * 16, "%zu small sessions", small);
+	for (int i = 0; i < 10; i++) {
+		k = key_n(&b, "app", small + (size_t)i);
+		cr_assert_eq(store_set(st, &k, data, 10, T0 + 3600000, T0), 0,
+		             "session %d refused after %zu, %zu bytes free", i, small,
+		             MAX - (size_t)stats.bytes);
+	}
+	store_free(st);
+}
