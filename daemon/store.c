@@ -44,6 +44,10 @@
 /* Nodes a bucket a table (a namespace's, or the names') takes on average when growing it
  * would not fit max_bytes. */
 #define DICT_FULL_LOAD 4u
+/* Nodes a bucket from which a new session pays for its namespace's table's growth with drops,
+ * under drop-unread (see dict_reserve_within): below DICT_FULL_LOAD, so that the writes in
+ * between, each paying a bounded share, have had the growth before the chains reach it. */
+#define DICT_PAY_LOAD 2u
 /* The most a table shrinks by in one resize (see dict_maybe_shrink). */
 #define DICT_SHRINK_MOST 8u
 /* A SET that shrinks the data keeps its node unless it would waste more than this. */
@@ -442,23 +446,38 @@ static size_t pow2_at_least(size_t n)
 	return p;
 }
 
-/* The buckets ${d} grows to for one more node, or 0 when it has room. */
-static size_t dict_grow_buckets(const struct dict *d)
+/*
+ * The buckets ${d} grows to for one more node, or 0 when it has room. ${pressed}: the growth
+ * did not fit, and the table grows to twice its size at most: one whose chains grew longer
+ * while the store was full (DICT_FULL_LOAD) would otherwise ask for four or eight times its
+ * buckets at once, and a store with room to double it refused every new session.
+ */
+static size_t dict_grow_buckets(const struct dict *d, bool pressed)
 {
+	size_t buckets;
+
 	if (d->table[0] == NULL)
 		return DICT_MIN_BUCKETS;
-	if (d->table[1] == NULL && d->used + 1 > d->size[0] && d->size[0] < DICT_MAX_BUCKETS)
-		return pow2_at_least(d->used + 1);
-	return 0;
+	if (d->table[1] != NULL || d->used + 1 <= d->size[0] || d->size[0] >= DICT_MAX_BUCKETS)
+		return 0;
+	buckets = pow2_at_least(d->used + 1);
+	return pressed && buckets > 2 * d->size[0] ? 2 * d->size[0] : buckets;
 }
 
-/* Make room for one more node, within max_bytes with ${extra} bytes more that the caller is
- * about to add: 0, or -1 with ENOMEM and nothing changed. */
-static int dict_reserve(struct store *st, struct dict *d, size_t extra)
+/* Make room for one more node (dict_grow_buckets with ${pressed}), within max_bytes with
+ * ${extra} bytes more that the caller is about to add: 0, or -1 with ENOMEM and nothing
+ * changed. */
+static int dict_reserve(struct store *st, struct dict *d, size_t extra, bool pressed)
 {
-	size_t buckets = dict_grow_buckets(d);
+	size_t buckets = dict_grow_buckets(d, pressed);
 
 	return buckets != 0 ? dict_resize(st, d, buckets, extra) : 0;
+}
+
+/* What growing ${d} (dict_grow_buckets, pressed) adds: its new buckets. */
+static size_t dict_growth_bytes(const struct dict *d)
+{
+	return dict_grow_buckets(d, true) * sizeof(struct hnode *) + MALLOC_SLACK;
 }
 
 /*
@@ -566,6 +585,8 @@ static void account_payload(struct store *st, struct ns *ns, size_t added, size_
 
 static size_t free_dropped(struct store *st, size_t budget);
 static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget);
+static size_t drop_toward(struct store *st, uint64_t keep_h, size_t need, size_t limit,
+                          uint64_t now_ms);
 
 /*
  * A write of ${need} bytes more that does not fit while ${d} (a namespace's table, or the
@@ -621,23 +642,35 @@ static void make_room(struct store *st, size_t need, uint64_t now_ms)
  * Make room in ${d} (a namespace's table, or the names') for one more node (dict_reserve,
  * with ${extra} bytes of the node counted). When the table must grow and that does not fit,
  * make_room frees dropped and expired sessions for the growth too, as it did for the node: a
- * table that doubles needs far more than the node that tips it. The caller holds no link into
+ * table that doubles needs far more than the node that tips it. Under drop-unread, a
+ * namespace's table at DICT_PAY_LOAD nodes a bucket then has drops made for its growth, at
+ * most MAKE_ROOM_MAX for one write (not ${keep_h}'s session, the write's own): a flood of tiny
+ * new sessions into a store full of large ones must grow the table as the sessions multiply,
+ * and a write asked the drops for its node only, so from DICT_FULL_LOAD on every new session
+ * was refused with every session unread (stop 50). A growth larger than one write's drops
+ * (16 MiB of buckets at a million sessions) is had from the room the writes before it freed,
+ * while the chains go from DICT_PAY_LOAD to DICT_FULL_LOAD. The caller holds no link into
  * ${d}; a namespace that ${d} is the table of is kept even if that empties it. Returns 0, or
- * -1 with ENOMEM and nothing changed.
+ * -1 with ENOMEM and nothing changed but the sessions dropped.
  */
-static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, uint64_t now_ms)
+static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, uint64_t keep_h,
+                               uint64_t now_ms)
 {
-	size_t buckets;
+	struct ns *owner = dict_owner(st, d);
+	int rc;
 
-	if (dict_reserve(st, d, extra) == 0)
+	if (dict_reserve(st, d, extra, false) == 0)
 		return 0;
-	buckets = dict_grow_buckets(d);
-	if (st->cfg.max_bytes == 0 || buckets == 0)
+	if (st->cfg.max_bytes == 0 || dict_grow_buckets(d, true) == 0)
 		return -1;
-	st->ns_pinned = dict_owner(st, d);
-	make_room(st, buckets * sizeof(struct hnode *) + MALLOC_SLACK + extra, now_ms);
+	st->ns_pinned = owner;
+	make_room(st, dict_growth_bytes(d) + extra, now_ms);
+	rc = dict_reserve(st, d, extra, true);
+	if (rc != 0 && owner != NULL && st->drop != NULL && d->used >= DICT_PAY_LOAD * d->size[0] &&
+	    drop_toward(st, keep_h, dict_growth_bytes(d) + extra, MAKE_ROOM_MAX, now_ms) > 0)
+		rc = dict_reserve(st, d, extra, true);
 	st->ns_pinned = NULL;
-	if (dict_reserve(st, d, extra) == 0)
+	if (rc == 0)
 		return 0;
 	/* The node may fit where the table's growth does not (a million sessions' table doubles
 	 * by 16 MiB for one more session of a kilobyte, a million namespaces' names as much for
@@ -969,7 +1002,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 		return ns;
 	/* The names first: making room there may free the whole index (see
 	 * ns_index_release_if_unused), which then grows again below. */
-	if (dict_reserve_within(st, &st->names, sizeof(*ns) + MALLOC_SLACK, now_ms) != 0)
+	if (dict_reserve_within(st, &st->names, sizeof(*ns) + MALLOC_SLACK, 0, now_ms) != 0)
 		goto fail;
 	if (st->ns_free_head == 0 && st->ns_slots_len == st->ns_slots_cap && ns_index_grow(st) != 0)
 		goto fail;
@@ -1452,6 +1485,9 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 #define DROP_SAMPLE_BUCKETS 128u
 #define DROP_WALK_MAX       128u
 #define DROP_CANDIDATES     8u
+/* Namespaces whose sample found nothing that may go that one write's drops pass over before
+ * they give up (see drop_round). */
+#define DROP_NS_BARREN 4u
 /* A session's flash set, which a push to a session without flashes adds (flash.c). */
 #define DROP_FLASH_SET_BYTES 64u
 /* Tries a write refused for memory makes after drops: the room it needs is an estimate (the
@@ -1489,11 +1525,40 @@ static uint64_t drop_random(struct store_drop *dr)
 	return x;
 }
 
-/* The namespace to drop from: the one with the most unread sessions of those looked at (a
- * flood fills one namespace), or NULL. */
-static struct ns *drop_pick_ns(struct store *st)
+/*
+ * One write's drops: the namespaces (by index) whose sample found no session that may go. The
+ * one with the most unread sessions may have none that may go (all among the
+ * STORE_DROP_RECENT created last) while another has some: the next drop looks at the next
+ * namespace, and no drop of the write samples a barren one again. Indexes, not addresses: a
+ * drop may free a namespace, and none is made until the write's drops are done.
+ */
+struct drop_round {
+	uint32_t barren[DROP_NS_BARREN];
+	unsigned n;
+};
+
+static bool drop_barren(const struct drop_round *round, const struct ns *ns)
 {
-	struct ns *best = st->ns_recent != NULL && st->ns_recent->unread > 0 ? st->ns_recent : NULL;
+	for (unsigned i = 0; i < round->n; i++) {
+		if (round->barren[i] == ns->index)
+			return true;
+	}
+	return false;
+}
+
+/* Whether ${ns} is one to drop from in ${round}, rather than ${best}. */
+static bool drop_better_ns(const struct drop_round *round, const struct ns *ns,
+                           const struct ns *best)
+{
+	return ns != NULL && ns->unread > 0 && (best == NULL || ns->unread > best->unread) &&
+	       !drop_barren(round, ns);
+}
+
+/* The namespace to drop from: the one with the most unread sessions of those looked at (a
+ * flood fills one namespace), not one of ${round}'s barren ones, or NULL. */
+static struct ns *drop_pick_ns(struct store *st, const struct drop_round *round)
+{
+	struct ns *best = drop_better_ns(round, st->ns_recent, NULL) ? st->ns_recent : NULL;
 	size_t slots = st->ns_slots_len;
 	size_t tries = slots <= DROP_NS_ALL ? slots : DROP_NS_TRIES;
 
@@ -1501,7 +1566,7 @@ static struct ns *drop_pick_ns(struct store *st)
 		struct ns *ns =
 		    ns_at(st, slots <= DROP_NS_ALL ? i : (size_t)(drop_random(st->drop) % slots));
 
-		if (ns != NULL && ns->unread > 0 && (best == NULL || ns->unread > best->unread))
+		if (drop_better_ns(round, ns, best))
 			best = ns;
 	}
 	return best;
@@ -1544,16 +1609,21 @@ static struct sess *drop_pick(struct store *st, struct ns *ns, uint64_t keep_h, 
 			walked++;
 			if (!(s->flags & SESS_UNREAD) || !sess_live(s, now_ms))
 				continue;
-			/* Only those that may go count: under a flood the spared ones are many,
-			 * and a sample of them alone refused the write (1 write in 4000). */
+			/* One that would not replace the best found is not hashed to see whether
+			 * it is spared (SipHash was 55% of a drop's instructions, stop 51), and
+			 * counts as found. Otherwise only those that may go count: under a flood
+			 * the spared ones are many, and a sample of them alone refused the write
+			 * (1 write in 4000). */
+			if (best != NULL && s->exp.at_ms >= best->exp.at_ms) {
+				found++;
+				continue;
+			}
 			h = sess_hash(st, n);
 			if (drop_spared(st->drop, h, keep_h))
 				continue;
 			found++;
-			if (best == NULL || s->exp.at_ms < best->exp.at_ms) {
-				best = s;
-				*hp = h;
-			}
+			best = s;
+			*hp = h;
 		}
 		if (walked >= DROP_WALK_MAX)
 			break;
@@ -1561,17 +1631,26 @@ static struct sess *drop_pick(struct store *st, struct ns *ns, uint64_t keep_h, 
 	return best;
 }
 
-/* Drop one unread session for a write of ${keep} (see store_drop_unread): 0, or -1 when none
- * may go or the caller's on_drop kept it. */
-static int drop_one(struct store *st, uint64_t keep_h, uint64_t now_ms)
+/* Drop one unread session for a write of ${keep_h}'s session (see store_drop_unread), in
+ * ${round}: 0, or -1 when none may go or the caller's on_drop kept it. */
+static int drop_one(struct store *st, uint64_t keep_h, struct drop_round *round, uint64_t now_ms)
 {
-	struct ns *ns = drop_pick_ns(st);
+	struct ns *ns;
 	struct sess *s;
 	struct store_key key;
 	uint64_t h = 0;
 
-	if (ns == NULL || (s = drop_pick(st, ns, keep_h, now_ms, &h)) == NULL)
-		return -1;
+	for (;;) {
+		ns = drop_pick_ns(st, round);
+		if (ns == NULL)
+			return -1;
+		s = drop_pick(st, ns, keep_h, now_ms, &h);
+		if (s != NULL)
+			break;
+		if (round->n == DROP_NS_BARREN)
+			return -1;
+		round->barren[round->n++] = ns->index;
+	}
 	key = (struct store_key){.ns = ns->name,
 	                         .ns_len = ns->name_len,
 	                         .id = s->bytes,
@@ -1588,6 +1667,31 @@ static int drop_one(struct store *st, uint64_t keep_h, uint64_t now_ms)
 }
 
 /*
+ * With the drop-unread policy, drop unread sessions (not ${keep_h}'s) until ${need} bytes
+ * more fit, at most ${limit}. Returns how many it dropped.
+ */
+static size_t drop_toward(struct store *st, uint64_t keep_h, size_t need, size_t limit,
+                          uint64_t now_ms)
+{
+	struct drop_round round = {.n = 0};
+	size_t dropped = 0;
+
+	if (st->drop == NULL || st->cfg.max_bytes == 0 || st->unread == 0)
+		return 0;
+	while (dropped < limit && !fits(st, need, 0) && drop_one(st, keep_h, &round, now_ms) == 0)
+		dropped++;
+	return dropped;
+}
+
+/* What the try after ${tries} refused ones asks drop_for for, of a write estimated to need
+ * ${need}: a try refused with that much room fell short of the estimate (the allocator's
+ * rounding: a node of 256 KiB is mapped in whole pages, 4 KiB more), by little. */
+static size_t drop_again(size_t need, unsigned tries)
+{
+	return tries == 0 ? need : need + need / 8 + 4096;
+}
+
+/*
  * After a write of ${key} that needs ${need} bytes more was refused for memory: with the
  * drop-unread policy, drop unread sessions until it fits, at most as many as make_room would
  * free for it. Returns whether it dropped any (then the write is worth trying again); errno is
@@ -1596,20 +1700,20 @@ static int drop_one(struct store *st, uint64_t keep_h, uint64_t now_ms)
 static bool drop_for(struct store *st, const struct store_key *key, size_t need, uint64_t now_ms)
 {
 	size_t limit = MAKE_ROOM_MAX + need / MAKE_ROOM_BYTES_PER_SESSION, dropped = 0;
-	uint64_t keep_h;
 
-	if (st->drop == NULL || st->cfg.max_bytes == 0 || need > st->cfg.max_bytes ||
-	    st->unread == 0)
+	if (st->drop == NULL || st->cfg.max_bytes == 0 || need > st->cfg.max_bytes)
 		goto out;
+	/* Refused though the estimate fits: the allocator gave the node more than asked (a free
+	 * chunk too small to split), and the write was refused with every session unread (1 in
+	 * about 5 million of bench/drop-unread/table-growth.c's). Ask for the margin of a retry. */
+	if (fits(st, need, 0))
+		need = drop_again(need, 1);
 	/* What that many drops free at the sessions' average size: a write that needs more (1 MB
 	 * among sessions of 100 bytes) is refused at once, not after dropping thousands of
 	 * sessions for nothing (and holding the loop for 0.1 s, stop 50). */
 	if (limit * (st->bytes / (st->sessions + 1)) < need)
 		goto out;
-	keep_h = key_hash(st, key);
-	while (dropped < limit && st->bytes + need > st->cfg.max_bytes &&
-	       drop_one(st, keep_h, now_ms) == 0)
-		dropped++;
+	dropped = drop_toward(st, key_hash(st, key), need, limit, now_ms);
 out:
 	errno = ENOMEM;
 	return dropped > 0;
@@ -1627,14 +1731,6 @@ static size_t drop_need(const struct store *st, const struct store_key *key, siz
 	if (store_sizes(st, key, now_ms, &data_len, &flash_len) != 0)
 		return added + sess_header() + key->id_len + MALLOC_SLACK;
 	return added;
-}
-
-/* What the try after ${tries} refused ones asks drop_for for, of a write estimated to need
- * ${need}: a try refused with that much room fell short of the estimate (the allocator's
- * rounding: a node of 256 KiB is mapped in whole pages, 4 KiB more), by little. */
-static size_t drop_again(size_t need, unsigned tries)
-{
-	return tries == 0 ? need : need + need / 8 + 4096;
 }
 
 /* store_set's one try, made again after drop_for. */
@@ -1669,7 +1765,7 @@ static int set_once(struct store *st, const struct store_key *key, const void *d
 	if (s == NULL)
 		goto fail_release;
 	/* The table grows with the node counted, so that a refusal leaves it as it was. */
-	if (dict_reserve_within(st, &ns->sessions, s->usable, now_ms) != 0)
+	if (dict_reserve_within(st, &ns->sessions, s->usable, h, now_ms) != 0)
 		goto fail_free;
 	s->flash = NULL;
 	s->data_len = (uint32_t)len;
@@ -1832,8 +1928,8 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	/* A new session's table grows last, with the node and its flashes counted, so that a
 	 * refusal leaves it as it was. */
 	if (created != NULL &&
-	    dict_reserve_within(st, &ns->sessions, node_usable + flash_memory(s->flash), now_ms) !=
-	        0)
+	    dict_reserve_within(st, &ns->sessions, node_usable + flash_memory(s->flash), h,
+	                        now_ms) != 0)
 		goto fail_free;
 	account(st, ns, node_usable + flash_memory(s->flash) - old_memory, 0);
 	account_payload(st, ns,

@@ -20,7 +20,7 @@ static uint64_t now = 1700000000000ull;
 static uint64_t recent[128];
 static size_t recent_at; /* ns*NID+id+1 */
 static long cur_ns = -1, cur_id = -1;
-static uint64_t drops, bad;
+static uint64_t drops, bad, refused;
 static char nsname[NNS][8];
 
 static bool live(int n, int i)
@@ -133,6 +133,8 @@ int main(int argc, char **argv)
 			} else if (errno != ENOMEM) {
 				printf("set errno %d\n", errno);
 				bad++;
+			} else {
+				refused++;
 			}
 		} else if (op < 65) { /* GET */
 			const void *d;
@@ -158,6 +160,8 @@ int main(int argc, char **argv)
 					model[n][i].exp = now + ttl;
 				} else if (now + ttl > model[n][i].exp)
 					model[n][i].exp = now + ttl;
+			} else if (errno == ENOMEM) {
+				refused++;
 			}
 		} else if (op < 83) { /* FLASH_POP */
 			size_t qc;
@@ -219,10 +223,11 @@ int main(int argc, char **argv)
 	{
 		struct store_stats s;
 		store_stats(st, NULL, 0, &s);
-		printf("seed %u: drops %llu bad %llu sessions %llu unread %llu bytes %llu\n", seed,
-		       (unsigned long long)drops, (unsigned long long)bad,
-		       (unsigned long long)s.sessions, (unsigned long long)s.unread,
-		       (unsigned long long)s.bytes);
+		printf("seed %u: drops %llu refused %llu bad %llu sessions %llu unread %llu bytes "
+		       "%llu\n",
+		       seed, (unsigned long long)drops, (unsigned long long)refused,
+		       (unsigned long long)bad, (unsigned long long)s.sessions,
+		       (unsigned long long)s.unread, (unsigned long long)s.bytes);
 	}
 	store_free(st);
 	return bad != 0;

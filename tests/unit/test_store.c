@@ -2434,3 +2434,168 @@ LEAK_CHECKED_TEST(store, a_flood_drops_from_its_own_namespace_only)
 	cr_assert_eq(store_clear(st, (const uint8_t *)"users", 5, T0), USERS);
 	store_free(st);
 }
+
+/*
+ * A bot flood of tiny new sessions (saveUninitialized) into a store full of large unread ones,
+ * under drop-unread: the namespace's table must grow as the sessions multiply, and its growth
+ * comes from drops too, a bounded share a write. Before, a new session asked the drops for its
+ * own node only; once the table held DICT_FULL_LOAD sessions a bucket and its growth found no
+ * room, every new session was refused (1 MiB: from about 4096 sessions on, all of them unread,
+ * none dropped). Memory stays within the limit, and every session kept is found.
+ */
+LEAK_CHECKED_TEST(store, a_flood_of_tiny_sessions_grows_the_table_from_drops)
+{
+	enum { MAX = 1 << 20, FLOOD = 30000 };
+	struct store *st = new_store(MAX);
+	struct drops dr = {0};
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	char data[1000];
+	size_t n, big, refused = 0, found = 0;
+
+	memset(data, 'd', sizeof(data));
+	store_mark_unread(st);
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	for (n = 0; dr.n == 0; n++) {
+		k = key_n(&b, "app", n);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 3600000 + n, T0), 0);
+	}
+	big = n;
+	for (; n < big + FLOOD; n++) {
+		k = key_n(&b, "app", n);
+		if (store_set(st, &k, data, 10, T0 + 3600000 + n, T0) != 0) {
+			cr_assert_eq(errno, ENOMEM);
+			refused++;
+		}
+	}
+	store_stats(st, NULL, 0, &stats);
+	cr_assert_eq(refused, 0, "%zu of %d new sessions refused, %llu kept, all unread", refused,
+	             FLOOD, (unsigned long long)stats.sessions);
+	cr_assert_not(dr.bad);
+	cr_assert_leq(stats.bytes, MAX);
+	cr_assert_eq(stats.evicted_total, dr.n);
+	cr_assert_eq(stats.sessions, n - dr.n);
+	cr_assert_eq(stats.unread, stats.sessions);
+	cr_assert_gt(stats.sessions, 3 * 4096, "%llu sessions (4096 before)",
+	             (unsigned long long)stats.sessions);
+	for (size_t i = 0; i < n; i++) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", i);
+		found += store_get(st, &k, T0, &got, &len) == 0;
+	}
+	cr_assert_eq(found, stats.sessions);
+	store_free(st);
+}
+
+/*
+ * The namespace with the most unread sessions may have none that may go: all among the
+ * STORE_DROP_RECENT created last. A write then drops from the next namespace that has some.
+ * Before, drops looked at that one namespace only, and the write was refused.
+ */
+LEAK_CHECKED_TEST(store, drops_fall_back_to_the_next_namespace)
+{
+	enum { OLD = 200 };
+	struct store *st = new_store(64 * 1024);
+	struct drops dr = {0};
+	struct store_key k;
+	struct id_buf b;
+	char data[100];
+	size_t n;
+
+	memset(data, 'd', sizeof(data));
+	store_mark_unread(st);
+	/* A few old unread sessions in "old", read ones filling the rest of "app"... */
+	for (n = 0; n < OLD; n++) {
+		k = key_n(&b, "old", n);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 3600000, T0), 0);
+	}
+	for (n = 0;; n++) {
+		const void *got;
+		size_t len;
+
+		k = key_n(&b, "app", 1000000 + n);
+		if (store_set(st, &k, data, sizeof(data), T0 + 3600000, T0) != 0)
+			break;
+		cr_assert_eq(store_get(st, &k, T0, &got, &len), 0);
+	}
+	cr_assert_eq(unread_in(st, "app"), 0);
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	/* ...then the STORE_DROP_RECENT newest, unread, in "app": more than in "old", and each
+	 * spared. Room for them comes from "old", and the next write's too. */
+	for (n = 0; n < STORE_DROP_RECENT; n++) {
+		k = key_n(&b, "app", 2000000 + n);
+		cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 3600000, T0), 0,
+		             "new %zu: unread %llu in old, %llu in app, %zu dropped", n,
+		             (unsigned long long)unread_in(st, "old"),
+		             (unsigned long long)unread_in(st, "app"), dr.n);
+	}
+	cr_assert_gt(unread_in(st, "app"), unread_in(st, "old"));
+	k = key_of("app", "login");
+	cr_assert_eq(store_set(st, &k, data, sizeof(data), T0 + 3600000, T0), 0,
+	             "refused with %llu unread in \"old\"",
+	             (unsigned long long)unread_in(st, "old"));
+	cr_assert_not(dr.bad);
+	cr_assert_eq(evicted_in(st, "app"), 0);
+	cr_assert_eq(evicted_in(st, "old"), dr.n);
+	for (size_t i = 0; i < dr.n; i++)
+		cr_assert_lt(dr.ids[i], OLD);
+	store_free(st);
+}
+
+/*
+ * Without drop-unread too: a table whose chains grew to DICT_FULL_LOAD while the store was
+ * full grows by doubling once that fits. Before, it asked for the size its sessions would have
+ * had (eight times its buckets here, 64 KiB) and refused every new session with room for a
+ * doubling (16 KiB) and many sessions more.
+ */
+LEAK_CHECKED_TEST(store, a_table_full_of_long_chains_doubles_when_that_fits)
+{
+	enum { MAX = 1 << 20 };
+	struct store *st = new_store(MAX);
+	struct store_stats stats;
+	struct store_key k;
+	struct id_buf b;
+	char data[1000];
+	size_t big, small = 0, freed = 0;
+
+	memset(data, 'd', sizeof(data));
+	for (big = 0;; big++) {
+		k = key_n(&b, "big", big);
+		if (store_set(st, &k, data, sizeof(data), T0 + 3600000, T0) != 0)
+			break;
+	}
+	/* Sessions of 10 bytes in another namespace, a big one destroyed whenever one is refused,
+	 * until one is refused with room for it: its table holds 4 a bucket and cannot grow. */
+	for (;;) {
+		k = key_n(&b, "app", small);
+		if (store_set(st, &k, data, 10, T0 + 3600000, T0) == 0) {
+			small++;
+			continue;
+		}
+		store_stats(st, NULL, 0, &stats);
+		if (MAX - stats.bytes > 512)
+			break;
+		cr_assert_lt(freed, big);
+		k = key_n(&b, "big", freed++);
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+	}
+	cr_assert_eq(small & (small - 1), 0, "%zu small sessions", small);
+	/* Room for twice the table's buckets (small / 4 of 8 bytes) and ten sessions, not for
+	 * eight times. */
+	while (MAX - stats.bytes < small * 4 + 10 * 128) {
+		k = key_n(&b, "big", freed++);
+		cr_assert_eq(store_destroy(st, &k, T0), 0);
+		store_stats(st, NULL, 0, &stats);
+	}
+	cr_assert_lt(MAX - stats.bytes, small * 16, "%zu small sessions", small);
+	for (int i = 0; i < 10; i++) {
+		k = key_n(&b, "app", small + (size_t)i);
+		cr_assert_eq(store_set(st, &k, data, 10, T0 + 3600000, T0), 0,
+		             "session %d refused after %zu, %zu bytes free", i, small,
+		             MAX - (size_t)stats.bytes);
+	}
+	store_free(st);
+}
