@@ -220,6 +220,7 @@ declare namespace connectSessd {
     readonly lacksTouchIf: boolean | undefined;
     /** Whether the last TTL of ttlIfKnown was answered UNKNOWN_OP (undefined before any). */
     readonly lacksTtl: boolean | undefined;
+    readonly lacksDestroyIfFlash: boolean | undefined;
 
     /**
      * Resolves with the HELLO reply once a connection is ready (at once while one is, also
@@ -249,6 +250,7 @@ declare namespace connectSessd {
     touchIf(ns: Namespace, id: SessionKey, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
     /** Whether the session existed (false when sent again after a crash that came after it was carried out). */
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
+    destroyIfFlash(ns: Namespace, id: SessionKey, type: string, msg: unknown): Promise<'ok' | 'not_found' | 'conflict' | null>;
     /**
      * The session's remaining lifetime in ms (at least 1, by the daemon's clock), or null when
      * there is no such session or it has expired; a session of flashes only has one too.

@@ -219,7 +219,7 @@ test('replies: the quick path answers as the full decoder does, or leaves the re
   const ids = [5, 200, 70000, 2n ** 40n];
   const ops = [codec.OP.SET, codec.OP.SET_IF, codec.OP.TOUCH, codec.OP.TOUCH_IF, codec.OP.DESTROY, codec.OP.TTL,
     codec.OP.FLASH_PUSH, codec.OP.FLASH_PUSH_EXISTING, codec.OP.COUNT, codec.OP.CLEAR, codec.OP.LOAD, codec.OP.GET,
-    codec.OP.PING, codec.OP.STATS];
+    codec.OP.PING, codec.OP.STATS, codec.OP.DESTROY_IF_FLASH];
   const outcome = (f) => {
     try {
       const r = f();
