@@ -217,11 +217,11 @@ class Migration {
 
   // releaseLock(lockKey, token): removes the move lock while it is still this token's
   // (DESTROY_IF_FLASH): once at once, waited for, as the plain DESTROY was; failed, it is
-  // tried again in the background until the lock would have ended (a lock that survived a
-  // restart is removed as soon as sessd is back, not after its 22 s), and a try that finds
-  // the lock taken by another request since removes nothing. A sessd older than
-  // DESTROY_IF_FLASH gets the plain DESTROY, once (sent again, it could remove a lock another
-  // request took meanwhile); its failure leaves the lock to its TTL, as before.
+  // tried again in the background for up to lockTtlMs (about when the lock ends on its own),
+  // so that a lock that survived a restart is removed as soon as sessd is back, not after its
+  // 22 s; a try that finds the lock taken by another request since removes nothing. A sessd
+  // older than DESTROY_IF_FLASH gets the plain DESTROY, once as before (tried again later, it
+  // could remove a lock another request took meanwhile); its failure leaves the lock to its TTL.
   async releaseLock(lockKey, token) {
     const until = Date.now() + this.lockTtlMs;
     const client = this.store.client;
