@@ -220,8 +220,10 @@ class Migration {
   // tried again in the background for up to lockTtlMs (about when the lock ends on its own),
   // so that a lock that survived a restart is removed as soon as sessd is back, not after its
   // 22 s; a try that finds the lock taken by another request since removes nothing. A sessd
-  // older than DESTROY_IF_FLASH gets the plain DESTROY, once as before (tried again later, it
-  // could remove a lock another request took meanwhile); its failure leaves the lock to its TTL.
+  // older than DESTROY_IF_FLASH gets the plain DESTROY, as before: not tried again here (it
+  // could remove a lock another request took meanwhile), though the client sends it again
+  // once after a break, as every DESTROY, which leaves that race open there; its failure
+  // leaves the lock to its TTL.
   async releaseLock(lockKey, token) {
     const until = Date.now() + this.lockTtlMs;
     const client = this.store.client;
