@@ -670,3 +670,88 @@ test('a daemon without DESTROY_IF_FLASH: the move lock is removed with a plain D
   assert.equal(store.client.lacksDestroyIfFlash, true);
   assert.equal(await admin.ttl(LOCK_NAMESPACE, store.migration.lockKey(sid)), null, 'no lock left');
 });
+
+// The release of a move lock sent again after its reply was lost (the client sends a removal
+// again once after a break) must not remove the lock another request took meanwhile: a
+// third request would then move the session beside the second. A plain DESTROY did (two
+// movers at once); DESTROY_IF_FLASH removes only the token it names.
+test('a lock release sent again after a break never removes the lock another request took since', async (t) => {
+  const { OP } = codec;
+  const { decode } = require('@msgpack/msgpack');
+  const st = { armed: false, doomed: null, held: null };
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      // Behind a held request, its connection's later ones wait too: replies keep their order.
+      if (pair.queue) {
+        pair.queue.push(frame);
+        return null;
+      }
+      const { op, ns } = codec.decodeRequest(frame);
+      if (ns !== LOCK_NAMESPACE || (op !== OP.DESTROY && op !== OP.DESTROY_IF_FLASH)) return frame;
+      if (st.armed) {
+        // The release, carried out; its reply is lost below.
+        st.armed = false;
+        pair.doomed = decode(frame.subarray(4))[1];
+        return frame;
+      }
+      if (st.held === null && st.doomed === null && pair.doomed === undefined) {
+        // Its second sending, held until the next request has taken the lock.
+        pair.queue = [frame];
+        st.held = () => {
+          for (const f of pair.queue) pair.up.write(f);
+          pair.queue = null;
+        };
+        return null;
+      }
+      return frame;
+    },
+    onReply: (frame, pair) => {
+      if (pair.doomed === undefined || decode(frame.subarray(4))[0] !== pair.doomed) return frame;
+      pair.down.destroy();
+      pair.up.destroy();
+      return null;
+    },
+  });
+  const old = new OldStore();
+  const { store, namespace } = await shop(t, old, { url });
+  // The others are requests of another app process: a process sends a lock's requests after
+  // its own removal pending on the same connection, so that only another's can come between.
+  const other = (await shop(t, old, { namespace })).store;
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  let moving = 0;
+  let most = 0;
+  for (const s of [store, other]) {
+    const move = s.migration.move.bind(s.migration);
+    s.migration.move = async (...args) => {
+      most = Math.max(most, ++moving);
+      try {
+        return await move(...args);
+      } finally {
+        moving--;
+      }
+    };
+  }
+  st.armed = true;
+  const a = store.get(sid);
+  await waitFor(() => st.held !== null, 'the release sent again');
+  // The session leaves sessd and is back in the old store (a page of an app process still on
+  // it): the next request takes the lock, now free, and is held in its move.
+  await admin.destroy(namespace, sid);
+  await old.put(sid, oldSession());
+  let holdB;
+  const bHeld = new Promise((resolve) => {
+    // The first read of the old store inside a move from now on: the next request's, its lock
+    // taken.
+    old.hooks.get = () => (moving > 0 && !holdB ? new Promise((go) => { holdB = go; resolve(); }) : null);
+  });
+  const b = other.get(sid);
+  await bHeld;
+  st.held();
+  // A third request: it must wait for the second's lock, not move beside it.
+  const c = other.get(sid);
+  await sleep(300);
+  holdB();
+  await Promise.all([a, b, c]);
+  assert.equal(most, 1, 'two requests moved the session at once');
+});
