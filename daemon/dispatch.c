@@ -1018,6 +1018,59 @@ static int op_destroy(struct dispatch *d, const struct codec_request *req,
 	return reply_nil(out, req->request_id);
 }
 
+/* What the look at a DESTROY_IF_FLASH's queue finds: its oldest message is the request's. */
+struct oldest_check {
+	const struct mp_bytes *msg;
+	bool matches;
+};
+
+/* An empty queue holds no message to match: the look ends there. */
+static int oldest_on_type(void *arg, const uint8_t *type, size_t type_len, size_t count)
+{
+	(void)arg;
+	(void)type;
+	(void)type_len;
+	return count > 0 ? 0 : -1;
+}
+
+/* Compares the oldest message, then ends the look: store_flash_pop removes nothing. */
+static int oldest_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
+{
+	struct oldest_check *c = arg;
+
+	(void)is_bin;
+	c->matches = len == c->msg->len && (len == 0 || memcmp(msg, c->msg->ptr, len) == 0);
+	return -1;
+}
+
+/*
+ * DESTROY_IF_FLASH (PROTOCOL.md, "Flashes"): DESTROY, but only while the oldest message of a
+ * type is the one the client names: a lock held as a queue whose first push is its owner's
+ * token is removed by its owner only, and a removal whose reply was lost can be sent again
+ * (or a push whose reply was lost undone) without touching a lock another client took since.
+ * The look and the removal are one step for every other request. Logged as a DESTROY.
+ */
+static int op_destroy_if_flash(struct dispatch *d, const struct codec_request *req,
+                               const struct store_key *key, uint64_t now_ms, struct buf *out)
+{
+	struct oldest_check check = {.msg = &req->flash_msg, .matches = false};
+	int rc;
+
+	if ((rc = refuse_unwritable(d, req, out)) != 0)
+		return rc == 1 ? 0 : -1;
+	/* A pop whose callbacks end it at its first message removes nothing: a look. */
+	if (store_flash_pop(d->st, key, req->flash_type.ptr, req->flash_type.len, now_ms, NULL,
+	                    oldest_on_type, oldest_on_msg, &check) == -1 &&
+	    errno == ENOENT)
+		return reply_not_found(out, req->request_id);
+	if (!check.matches)
+		return codec_reply_error(
+		    out, req->request_id, CODEC_CONFLICT,
+		    "the oldest flash message of that type is another; nothing "
+		    "changed");
+	return op_destroy(d, req, key, now_ms, out);
+}
+
 /*
  * TTL (PROTOCOL.md, "Sessions"): what LIST gives for one session, without walking the
  * namespace. A read: no persistence guard, so it answers on a disk that refuses writes too.
@@ -1545,6 +1598,8 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 		return op_touch(d, req, &key, now_ms, out);
 	case CODEC_OP_DESTROY:
 		return op_destroy(d, req, &key, now_ms, out);
+	case CODEC_OP_DESTROY_IF_FLASH:
+		return op_destroy_if_flash(d, req, &key, now_ms, out);
 	case CODEC_OP_TTL:
 		return op_ttl(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_PUSH:

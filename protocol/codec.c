@@ -66,6 +66,8 @@ const char *codec_op_name(uint32_t op)
 		return "FLASH_POP";
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return "FLASH_PUSH_EXISTING";
+	case CODEC_OP_DESTROY_IF_FLASH:
+		return "DESTROY_IF_FLASH";
 	case CODEC_OP_COUNT:
 		return "COUNT";
 	case CODEC_OP_LIST:
@@ -92,6 +94,7 @@ bool codec_op_changes(uint32_t op)
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 	case CODEC_OP_FLASH_POP:
+	case CODEC_OP_DESTROY_IF_FLASH:
 	case CODEC_OP_CLEAR:
 		return true;
 	default:
@@ -123,6 +126,7 @@ static int op_argc(uint64_t op)
 		return 3;
 	case CODEC_OP_SET:
 	case CODEC_OP_TOUCH_IF:
+	case CODEC_OP_DESTROY_IF_FLASH:
 		return 4;
 	case CODEC_OP_FLASH_PUSH:
 	case CODEC_OP_FLASH_PUSH_EXISTING:
@@ -325,6 +329,12 @@ static const char *read_args(struct mp_reader *r, uint32_t op, struct codec_requ
 		return read_ttl(r, req);
 	case CODEC_OP_FLASH_POP:
 		return read_flash_type(r, req, true);
+	case CODEC_OP_DESTROY_IF_FLASH:
+		if ((err = read_flash_type(r, req, false)) != NULL)
+			return err;
+		if (mp_read_bytes(r, &req->flash_msg, &req->flash_msg_is_bin) == -1)
+			return "flash message must be a str or bin";
+		return NULL;
 	default: /* GET, DESTROY, TTL, LOAD */
 		return NULL;
 	}
@@ -447,6 +457,12 @@ static bool request_valid(const struct codec_request *req)
 			return false;
 		has_id = has_ttl = true;
 		break;
+	case CODEC_OP_DESTROY_IF_FLASH:
+		if (req->flash_type.len == 0 || req->flash_type.len > IDS_MAX_FLASH_TYPE_LEN ||
+		    (req->flash_msg.len > 0 && req->flash_msg.ptr == NULL))
+			return false;
+		has_id = true;
+		break;
 	case CODEC_OP_SET:
 	case CODEC_OP_TOUCH:
 		has_id = has_ttl = true;
@@ -560,6 +576,12 @@ static int write_args(struct buf *out, const struct codec_request *req)
 		if (req->flash_all)
 			return mp_write_nil(out);
 		return mp_write_str(out, req->flash_type.ptr, req->flash_type.len);
+	case CODEC_OP_DESTROY_IF_FLASH:
+		if (mp_write_str(out, req->flash_type.ptr, req->flash_type.len) == -1)
+			return -1;
+		return req->flash_msg_is_bin
+		           ? mp_write_bin(out, req->flash_msg.ptr, req->flash_msg.len)
+		           : mp_write_str(out, req->flash_msg.ptr, req->flash_msg.len);
 	default: /* GET, DESTROY, TTL, LOAD */
 		return 0;
 	}

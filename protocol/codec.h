@@ -56,6 +56,7 @@ enum codec_op {
 	CODEC_OP_FLASH_PUSH = 0x20,
 	CODEC_OP_FLASH_POP = 0x21,
 	CODEC_OP_FLASH_PUSH_EXISTING = 0x22, /* FLASH_PUSH that never creates a session */
+	CODEC_OP_DESTROY_IF_FLASH = 0x23,    /* DESTROY while a type's oldest flash is a message */
 	CODEC_OP_COUNT = 0x30,
 	CODEC_OP_LIST = 0x31,
 	CODEC_OP_CLEAR = 0x32,
@@ -79,7 +80,7 @@ enum codec_status {
 	CODEC_SHUTTING_DOWN = 11, /* the server is stopping and takes no new work */
 	CODEC_LIMIT = 12,         /* a per-session limit (flash bytes) would be exceeded */
 	CODEC_BUSY = 13,          /* no room for an unfinished frame: the connection is closed */
-	CODEC_CONFLICT = 14,      /* SET_IF, TOUCH_IF: the data is not what the client expected */
+	CODEC_CONFLICT = 14,      /* SET_IF, TOUCH_IF, DESTROY_IF_FLASH: not what was expected */
 	CODEC_FORBIDDEN = 15      /* LIST, NAMESPACES, CLEAR without the admin secret; stays open */
 };
 /* The highest status this codec knows. */
@@ -111,18 +112,20 @@ struct codec_request {
 	 * then ns_all is true. */
 	struct mp_bytes ns;
 	bool ns_all;
-	/* GET SET SET_IF TOUCH TOUCH_IF DESTROY TTL FLASH_PUSH FLASH_PUSH_EXISTING FLASH_POP */
+	/* GET SET SET_IF TOUCH TOUCH_IF DESTROY DESTROY_IF_FLASH TTL FLASH_PUSH(_EXISTING)
+	 * FLASH_POP */
 	struct mp_bytes id;
-	bool id_is_bin;              /* the id was bin, not str (the same session either way) */
-	struct mp_bytes data;        /* SET SET_IF; PING's payload when ping_payload */
-	bool ping_payload;           /* PING: it carries a payload (data), answered with it */
-	uint64_t ttl_ms;             /* SET SET_IF TOUCH TOUCH_IF FLASH_PUSH(_EXISTING) */
-	struct mp_bytes expect;      /* SET_IF TOUCH_IF: bin of exactly CODEC_TAG_BYTES */
-	struct mp_bytes retire_key;  /* RETIRE: bin of exactly CODEC_RETIRE_KEY_BYTES */
-	struct mp_bytes flash_type;  /* FLASH_PUSH(_EXISTING); FLASH_POP unless flash_all */
-	bool flash_all;              /* FLASH_POP with a nil type: every type */
-	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING) */
-	bool flash_msg_is_bin;       /* FLASH_PUSH(_EXISTING): the message was bin, not str */
+	bool id_is_bin;             /* the id was bin, not str (the same session either way) */
+	struct mp_bytes data;       /* SET SET_IF; PING's payload when ping_payload */
+	bool ping_payload;          /* PING: it carries a payload (data), answered with it */
+	uint64_t ttl_ms;            /* SET SET_IF TOUCH TOUCH_IF FLASH_PUSH(_EXISTING) */
+	struct mp_bytes expect;     /* SET_IF TOUCH_IF: bin of exactly CODEC_TAG_BYTES */
+	struct mp_bytes retire_key; /* RETIRE: bin of exactly CODEC_RETIRE_KEY_BYTES */
+	struct mp_bytes
+	    flash_type; /* FLASH_PUSH(_EXISTING), DESTROY_IF_FLASH; FLASH_POP unless all */
+	bool flash_all; /* FLASH_POP with a nil type: every type */
+	struct mp_bytes flash_msg;   /* FLASH_PUSH(_EXISTING), DESTROY_IF_FLASH */
+	bool flash_msg_is_bin;       /* the flash_msg was bin, not str */
 	uint64_t cursor;             /* LIST NAMESPACES */
 	uint32_t limit;              /* LIST NAMESPACES, clamped to 1..CODEC_LIST_MAX_LIMIT */
 	uint32_t version;            /* HELLO */

@@ -116,6 +116,7 @@ HELLO, PING, GET, SET, TOUCH, DESTROY, SET_IF = 0x01, 0x02, 0x10, 0x11, 0x12, 0x
 PUSH, POP, PUSH_EXISTING, COUNT, LIST, CLEAR, STATS = 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33
 NAMESPACES = 0x34
 TTL, LOAD, TOUCH_IF = 0x15, 0x16, 0x17
+DESTROY_IF_FLASH = 0x23
 RETIRE = 0x03
 RETIRE_KEY = bytes(range(0x40, 0x60))  # a server's s_pk of some sealed connection: 32 bytes
 MAXTTL = 316224000000
@@ -253,6 +254,14 @@ req("flash push existing empty str message, ttl 1",
     arr(u(PUSH_EXISTING), u(45), nil(), s(GEN_ID), s("t"), s(""), u(1)),
     {"op": PUSH_EXISTING, "request_id": 45, "ns": None, "id": GEN_ID, "type": "t", "msg": "",
      "ttl_ms": 1})
+req("destroy_if_flash, bin token (PROTOCOL.md's example)",
+    arr(u(DESTROY_IF_FLASH), u(52), s("locks"), s("k"), s("move"), b(bytes(range(16)))),
+    {"op": DESTROY_IF_FLASH, "request_id": 52, "ns": "locks", "id": "k", "type": "move",
+     "msg_hex": bytes(range(16)).hex()})
+req("destroy_if_flash default namespace, empty str message",
+    arr(u(DESTROY_IF_FLASH), u(53), nil(), s("abc"), s("t"), s("")),
+    {"op": DESTROY_IF_FLASH, "request_id": 53, "ns": None, "id": "abc", "type": "t",
+     "msg": ""})
 req("flash pop one type", arr(u(POP), u(24), nil(), s("abc"), s("info")),
     {"op": POP, "request_id": 24, "ns": None, "id": "abc", "type": "info"})
 req("flash pop every type (nil)", arr(u(POP), u(25), s("app"), s("abc"), nil()),
@@ -477,6 +486,10 @@ bad("set_if expect is a str of 16 bytes",
 bad("set_if expect is nil", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(5), nil()))
 bad("set_if ttl is 0", arr(u(SET_IF), u(1), nil(), s("a"), b(b"x"), u(0), b(tag(b"x"))))
 bad("set_if data is nil", arr(u(SET_IF), u(1), nil(), s("a"), nil(), u(5), b(tag(b"x"))))
+bad("destroy_if_flash without msg", arr(u(DESTROY_IF_FLASH), u(1), nil(), s("a"), s("t")))
+bad("destroy_if_flash with a ttl (FLASH_PUSH's arguments)",
+    arr(u(DESTROY_IF_FLASH), u(1), nil(), s("a"), s("t"), s("m"), u(5)))
+bad("destroy_if_flash msg is nil", arr(u(DESTROY_IF_FLASH), u(1), nil(), s("a"), s("t"), nil()))
 bad("touch_if without expect", arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5)))
 bad("touch_if with 5 arguments",
     arr(u(TOUCH_IF), u(1), nil(), s("a"), u(5), b(tag(b"")), u(5)))

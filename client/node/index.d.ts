@@ -220,6 +220,8 @@ declare namespace connectSessd {
     readonly lacksTouchIf: boolean | undefined;
     /** Whether the last TTL of ttlIfKnown was answered UNKNOWN_OP (undefined before any). */
     readonly lacksTtl: boolean | undefined;
+    /** Whether the last DESTROY_IF_FLASH was answered UNKNOWN_OP (undefined before any). */
+    readonly lacksDestroyIfFlash: boolean | undefined;
 
     /**
      * Resolves with the HELLO reply once a connection is ready (at once while one is, also
@@ -249,6 +251,11 @@ declare namespace connectSessd {
     touchIf(ns: Namespace, id: SessionKey, ttlMs: number, expect: Uint8Array): Promise<'ok' | 'not_found' | 'conflict'>;
     /** Whether the session existed (false when sent again after a crash that came after it was carried out). */
     destroy(ns: Namespace, id: SessionKey): Promise<boolean>;
+    /**
+     * DESTROY_IF_FLASH: removes the session only while the oldest message of its queue of type
+     * is msg (a lock's release by its holder). null: the daemon is older than it; nothing removed.
+     */
+    destroyIfFlash(ns: Namespace, id: SessionKey, type: string, msg: unknown): Promise<'ok' | 'not_found' | 'conflict' | null>;
     /**
      * The session's remaining lifetime in ms (at least 1, by the daemon's clock), or null when
      * there is no such session or it has expired; a session of flashes only has one too.
@@ -556,6 +563,7 @@ declare namespace connectSessd {
       readonly FLASH_PUSH: 0x20;
       readonly FLASH_POP: 0x21;
       readonly FLASH_PUSH_EXISTING: 0x22;
+      readonly DESTROY_IF_FLASH: 0x23;
       readonly COUNT: 0x30;
       readonly LIST: 0x31;
       readonly CLEAR: 0x32;

@@ -5732,3 +5732,65 @@ LEAK_CHECKED_TEST_OPTS(persist, a_repair_keeps_the_sessions_after_two_damaged_he
 	two_damaged_headers(8); /* the first header's checksum */
 	two_damaged_headers(1); /* the first header's length */
 }
+
+/* DESTROY_IF_FLASH ${id} in "app" if the oldest message of ${type} is ${msg}; the status. */
+static int do_destroy_if_flash(int fd, const char *id, const char *type, const void *msg,
+                               size_t msg_len, bool is_bin)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY_IF_FLASH};
+
+	req.ns = str("app");
+	req.id = str(id);
+	req.flash_type = str(type);
+	req.flash_msg = bytes(msg, msg_len);
+	req.flash_msg_is_bin = is_bin;
+	return call(fd, &req, NULL, NULL);
+}
+
+/*
+ * DESTROY_IF_FLASH (PROTOCOL.md, "Flashes"): a lock held as a flash queue is removed only by
+ * the token first in it, and the removal is durable as a DESTROY's (a lock that came back
+ * after a kill -9 would hold its visitor's pages for its TTL); a refused one changes nothing.
+ */
+LEAK_CHECKED_TEST(persist, destroy_if_flash_removes_only_its_own_lock_and_survives_a_kill_9)
+{
+	static const char *const tok_x[] = {"tokX"};
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	int fd;
+
+	make_data_dir(data_dir);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "persist-test");
+	push(fd, "lockA", "move", "tokA");
+	push(fd, "lockA", "move", "tokB");
+	push(fd, "lockB", "move", "tokX");
+	cr_assert_eq(do_set(fd, "app", "withdata", "{}", 2), CODEC_OK);
+	push(fd, "withdata", "move", "");
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "move", "tokB", 4, false), CODEC_CONFLICT,
+	             "a token queued behind the holder's is not the lock's");
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "move", "tok", 3, false), CODEC_CONFLICT,
+	             "a prefix of the token is another message");
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "other", "tokA", 4, false), CODEC_CONFLICT,
+	             "no queue of that type");
+	cr_assert_eq(do_destroy_if_flash(fd, "nobody", "move", "tokA", 4, false), CODEC_NOT_FOUND);
+	cr_assert_eq(do_destroy_if_flash(fd, "lockB", "move", "tokY", 4, false), CODEC_CONFLICT);
+	/* Bytes are compared, str or bin; sent again, the removal finds nothing left. */
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "move", "tokA", 4, true), CODEC_OK);
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "move", "tokA", 4, false), CODEC_NOT_FOUND);
+	cr_assert_eq(do_destroy_if_flash(fd, "withdata", "move", "", 0, false), CODEC_OK,
+	             "an empty message matches an empty one");
+	close(fd);
+
+	cr_assert_eq(harness_kill(&d), 0);
+	cr_assert_eq(harness_restart(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "persist-test");
+	expect_missing(fd, "app", "withdata");
+	cr_assert_eq(do_destroy_if_flash(fd, "lockA", "move", "tokB", 4, false), CODEC_NOT_FOUND,
+	             "the removed lock stayed removed, its queued token with it");
+	expect_pop(fd, "lockB", "move", tok_x, 1);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

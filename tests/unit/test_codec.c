@@ -38,7 +38,7 @@ static void expect_same(const struct codec_request *a, const struct codec_reques
 }
 
 /* The most requests sample_requests writes. */
-#define SAMPLE_MAX 20
+#define SAMPLE_MAX 24
 
 /* One request of every opcode, with named namespaces so decode gives the same fields. */
 static size_t sample_requests(struct codec_request *q)
@@ -142,6 +142,13 @@ static size_t sample_requests(struct codec_request *q)
 	q[n].id = BYTES("abc");
 	q[n].ttl_ms = 2592000000ull;
 	q[n++].expect = BYTES("\xff\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\x00");
+	q[n].op = CODEC_OP_DESTROY_IF_FLASH;
+	q[n].request_id = 21;
+	q[n].ns = BYTES("locks");
+	q[n].id = BYTES("k");
+	q[n].flash_type = BYTES("move");
+	q[n].flash_msg = BYTES("\x00\x01tok");
+	q[n++].flash_msg_is_bin = true;
 	cr_assert_leq(n, SAMPLE_MAX);
 	return n;
 }
@@ -866,5 +873,62 @@ LEAK_CHECKED_TEST(codec, ttl_request)
 	cr_expect_eq(
 	    codec_decode_request((const uint8_t *)"\x94\x15\x01\xc0\xa0", 5, &r, &st, &why), -1);
 	cr_expect_eq(st, CODEC_BAD_REQUEST);
+	buf_finish(&b);
+}
+
+/* DESTROY_IF_FLASH (0x23): ns, id, type, msg; PROTOCOL.md's example, and its bad arguments. */
+LEAK_CHECKED_TEST(codec, destroy_if_flash_request)
+{
+	static const uint8_t token[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+	struct codec_request q = {.op = CODEC_OP_DESTROY_IF_FLASH,
+	                          .request_id = 52,
+	                          .ns = BYTES("locks"),
+	                          .id = BYTES("k"),
+	                          .flash_type = BYTES("move"),
+	                          .flash_msg = {token, sizeof(token)},
+	                          .flash_msg_is_bin = true};
+	static const uint8_t wire[] =
+	    "\x00\x00\x00\x22\x96\x23\x34\xa5locks\xa1k\xa4move\xc4\x10"
+	    "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f";
+	struct codec_request r;
+	struct buf b;
+	uint32_t st = 99;
+	const char *why = NULL;
+
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &q), 0);
+	cr_assert_eq(b.len, sizeof(wire) - 1);
+	cr_expect_eq(memcmp(b.data, wire, b.len), 0);
+	cr_assert_eq(codec_decode_request(b.data + 4, b.len - 4, &r, &st, &why), 0);
+	expect_same(&r, &q);
+	cr_expect(codec_op_changes(CODEC_OP_DESTROY_IF_FLASH), "logged, and owed a RETIRE");
+	cr_expect_str_eq(codec_op_name(CODEC_OP_DESTROY_IF_FLASH), "DESTROY_IF_FLASH");
+	/* The encoder refuses a missing type. */
+	buf_reset(&b);
+	q.flash_type = (struct mp_bytes){0};
+	cr_expect_eq(codec_encode_request(&b, &q), -1);
+	cr_expect_eq(b.len, 0);
+	/* Without msg, with a ttl after it (FLASH_PUSH's arguments), msg nil, type nil or empty. */
+	static const struct {
+		const char *body;
+		size_t len;
+	} bad[] = {
+	    {"\x95\x23\x01\xc0\xa1k\xa1t", 8},     {"\x97\x23\x01\xc0\xa1k\xa1t\xa1m\x05", 11},
+	    {"\x96\x23\x01\xc0\xa1k\xa1t\xc0", 9}, {"\x96\x23\x01\xc0\xa1k\xc0\xa1m", 9},
+	    {"\x96\x23\x01\xc0\xa1k\xa0\xa1m", 9},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		st = 99;
+		cr_expect_eq(
+		    codec_decode_request((const uint8_t *)bad[i].body, bad[i].len, &r, &st, &why),
+		    -1, "bad body %zu", i);
+		cr_expect_eq(st, CODEC_BAD_REQUEST, "bad body %zu", i);
+		cr_expect_eq(r.request_id, 1, "bad body %zu", i);
+	}
+	/* An empty message is a message: a lock's may be "". */
+	cr_expect_eq(codec_decode_request((const uint8_t *)"\x96\x23\x01\xc0\xa1k\xa1t\xa0", 9, &r,
+	                                  &st, &why),
+	             0);
+	cr_expect_eq(r.flash_msg.len, 0);
 	buf_finish(&b);
 }

@@ -5,7 +5,12 @@
 //
 //   node bench/model-check.js [--seeds 1-20] [--browsers 12] [--steps 60] [--faults on|off|both]
 //                             [--no-persist] [--starve] [--migrate N] [--verbose]
+//                             [--fault-every 3-60] [--down 5-60] [--kinds kill,cut]
 // --migrate N: N browsers start with a session in the app's old store (migrateFrom).
+// --fault-every LO-HI ms between faults, --down LO-HI ms sessd stays down after a kill,
+// --kinds the fault kinds in turn. The dense migrate setting (migrateFrom's move locks under
+// kills every few ms): --migrate 16 --browsers 16 --steps 6 --faults on --fault-every 3-60
+// --down 5-60 --kinds kill,cut.
 // --starve stops sessd 30 ms of every 50 (a machine loaded many times over its cores).
 // SESSD_BIN picks the daemon (an ASan build's: SESSD_BIN=../../build-asan/daemon/sessd).
 // A failing seed is printed with its violations; replay it with --seeds N.
@@ -24,6 +29,9 @@ const persist = !process.argv.includes('--no-persist');
 const verbose = process.argv.includes('--verbose');
 const starve = process.argv.includes('--starve');
 const migrate = Number(arg('migrate', 0));
+const range = (name) => (arg(name, null) === null ? undefined : arg(name).split('-').map(Number));
+const dense = { faultEveryMs: range('fault-every'), downMs: range('down'), faultKinds: arg('kinds', null)?.split(',') };
+for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
 
 (async () => {
   let failed = 0;
@@ -32,7 +40,7 @@ const migrate = Number(arg('migrate', 0));
   for (let seed = lo; seed <= (hi || lo); seed++) {
     for (const faults of faultModes) {
       const started = Date.now();
-      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, log: verbose ? console.log : () => {} });
+      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, ...dense, log: verbose ? console.log : () => {} });
       requests += stats.requests;
       const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (violations.length) {

@@ -168,11 +168,12 @@ const POOL_CLOSED = Symbol('pool closed');
 // stores the same bytes again (its flashes kept), TOUCH sets the same ttl from a moment later,
 // and so does a TOUCH_IF (a touch leaves the data, and so the tag, as it was), DESTROY finds
 // nothing left (NOT_FOUND: destroy() resolves false), and a SET_IF meets its own first
-// attempt's data (see ownWrite). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
+// attempt's data (see ownWrite), and a DESTROY_IF_FLASH removes only what it names (a lock
+// still its own: PROTOCOL.md, "Flashes"). Not FLASH_PUSH nor FLASH_PUSH_EXISTING: a push carried
 // out twice queues its message twice, and the page shows it twice; a push stays at most once
 // and fails (a 503). Nor FLASH_POP: a pop carried out whose reply was lost has taken its
 // messages. The reads of READ_OPS are sent again too, unless restartWaitMs is 0.
-const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY]);
+const REPEATABLE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.DESTROY_IF_FLASH]);
 
 // maybeCarriedOut(err, why): the error of a request whose connection broke under it (err, or
 // later a SHUTTING_DOWN) and that is not sent again (why): it may or may not have been carried
@@ -975,6 +976,17 @@ class Client extends EventEmitter {
   // that came after it was carried out, see resend).
   async destroy(ns, id) {
     return (await this.request(OP.DESTROY, [checkNs(ns), checkId(id)], id)).status === STATUS.OK;
+  }
+
+  // destroyIfFlash(ns, id, type, msg): DESTROY_IF_FLASH (PROTOCOL.md "Flashes"): removes the
+  // session only if the oldest message of its queue of type is msg (compared as its wire
+  // form's bytes). Resolves 'ok' (removed), 'not_found' (no such session) or 'conflict' (that
+  // queue is empty or its oldest message is another: nothing changed; the connection stays
+  // open), or null when the daemon is older than it (UNKNOWN_OP, see requestNewer; nothing
+  // changed; client.lacksDestroyIfFlash). Sent again after its connection broke, like DESTROY.
+  async destroyIfFlash(ns, id, type, msg) {
+    const args = [checkNs(ns), checkId(id), checkType(type), codec.encodeFlashMessage(msg)];
+    return this.requestIf(OP.DESTROY_IF_FLASH, args, id, 'lacksDestroyIfFlash');
   }
 
   // ttl(ns, id): TTL (PROTOCOL.md "Sessions"): the session's remaining lifetime in ms (at

@@ -32,6 +32,7 @@ const OP = Object.freeze({
   FLASH_PUSH: 0x20,
   FLASH_POP: 0x21,
   FLASH_PUSH_EXISTING: 0x22,
+  DESTROY_IF_FLASH: 0x23,
   COUNT: 0x30,
   LIST: 0x31,
   CLEAR: 0x32,
@@ -69,7 +70,7 @@ const CLOSING_STATUSES = new Set([
 // The opcodes whose outcomes include NOT_FOUND (PROTOCOL.md "Operations"). Any other known
 // opcode answered NOT_FOUND is a malformed reply: a SET so answered stored nothing, and must
 // not pass for a success.
-const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP.SET_IF, OP.TOUCH_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING]);
+const NOT_FOUND_OPS = new Set([OP.GET, OP.TOUCH, OP.DESTROY, OP.TTL, OP.LOAD, OP.SET_IF, OP.TOUCH_IF, OP.FLASH_POP, OP.FLASH_PUSH_EXISTING, OP.DESTROY_IF_FLASH]);
 
 // Argument kinds of each opcode, in order; used by the strict request decoder.
 const ARGS = Object.freeze({
@@ -87,6 +88,7 @@ const ARGS = Object.freeze({
   [OP.FLASH_PUSH]: ['ns', 'id', 'type', 'msg', 'ttl'],
   [OP.FLASH_POP]: ['ns', 'id', 'type_or_nil'],
   [OP.FLASH_PUSH_EXISTING]: ['ns', 'id', 'type', 'msg', 'ttl'],
+  [OP.DESTROY_IF_FLASH]: ['ns', 'id', 'type', 'msg'],
   [OP.COUNT]: ['ns'],
   [OP.LIST]: ['ns', 'cursor', 'limit'],
   [OP.CLEAR]: ['ns'],
@@ -747,7 +749,7 @@ function checkResultShape(body, span, op) {
     return first(a) && isInt(body, b);
   };
   switch (op) {
-    case OP.SET: case OP.TOUCH: case OP.DESTROY: case OP.SET_IF: case OP.TOUCH_IF:
+    case OP.SET: case OP.TOUCH: case OP.DESTROY: case OP.SET_IF: case OP.TOUCH_IF: case OP.DESTROY_IF_FLASH:
       if (t !== 0xc0) throw bad();
       break;
     case OP.PING:
@@ -832,7 +834,7 @@ function decodeReplyBodyFull(body, op, maxFrame) {
 }
 
 // The opcodes whose OK result is nil, and those whose OK result is a uint (checkResultShape).
-const NIL_RESULT_OPS = new Set([OP.SET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.TOUCH_IF]);
+const NIL_RESULT_OPS = new Set([OP.SET, OP.TOUCH, OP.DESTROY, OP.SET_IF, OP.TOUCH_IF, OP.DESTROY_IF_FLASH]);
 const UINT_RESULT_OPS = new Set([OP.TTL, OP.COUNT, OP.CLEAR, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING]);
 
 // quickUint(body, p): [value, end] of the uint at p in the forms that decode to a Number

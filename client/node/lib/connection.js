@@ -35,7 +35,7 @@ function helloName(name) {
 // The requests that change something in the store (or take flash messages): their outcome
 // matters when their connection is given up on (see fail, onGiveUp). RETIRE itself is none:
 // held and delivered late, it closes a connection that is gone already.
-const CHANGE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING, OP.FLASH_POP, OP.CLEAR]);
+const CHANGE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.DESTROY_IF_FLASH, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING, OP.FLASH_POP, OP.CLEAR]);
 
 // An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));

@@ -23,6 +23,10 @@ const WAIT_MAX_MS = 50;
 // Refusals of a flash push that the same push would meet again (a message or type past
 // sessd's limits): that message is dropped, the move goes on.
 const FLASH_REFUSED = new Set(['ESESSD_LIMIT', 'ESESSD_TOO_LARGE']);
+// A lock's removal that failed (sessd down, the connection cut) is tried again after 50, 100,
+// 200 ... 1000 ms, until the lock would have ended anyway.
+const RELEASE_RETRY_MIN_MS = 50;
+const RELEASE_RETRY_MAX_MS = 1000;
 
 // checkOldStore(old): the migrateFrom option, an express-session store: get and destroy are
 // what the move uses. Anything else (a Redis client handed over instead of its RedisStore, a
@@ -163,11 +167,12 @@ class Migration {
       // now, and one left by a process that died mid-move was kept for as long as the
       // visitor's pages kept coming, each waiting lockTtlMs and failing.
       const held = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
-      if (typeof held !== 'number' && (await client.flashPush(LOCK_NAMESPACE, lockKey, LOCK_TYPE, '', this.lockTtlMs)) === 1) {
+      const token = typeof held !== 'number' ? await this.takeLock(lockKey) : null;
+      if (token !== null) {
         try {
           return await this.move(sid, key);
         } finally {
-          await client.destroy(LOCK_NAMESPACE, lockKey).catch(() => {});
+          await this.releaseLock(lockKey, token);
         }
       }
       // Another request holds the lock: wait until it is done, its flashes pushed and the old
@@ -188,6 +193,62 @@ class Migration {
         break;
       }
     }
+  }
+
+  // takeLock(lockKey): the token this request holds the move lock by, or null when another
+  // request holds it. The lock's first message is a random token (PROTOCOL.md, "Locks on a
+  // flash queue"), so that only its holder removes it (releaseLock). A push whose reply was
+  // lost (sessd killed after it made the push, the connection cut) may have taken the lock:
+  // taken for not taken, it held every page of the visitor for lockTtlMs (22 s), as nobody's;
+  // taken for taken, two requests would move at once if it was not. Its outcome is settled by
+  // removing the lock if it holds this token first (undoLock, begun here and not waited for),
+  // and the page fails with the push's error as before (a 503: sessd failed under it).
+  async takeLock(lockKey) {
+    const token = crypto.randomBytes(16).toString('base64url');
+    let queued;
+    try {
+      queued = await this.store.client.flashPush(LOCK_NAMESPACE, lockKey, LOCK_TYPE, token, this.lockTtlMs);
+    } catch (err) {
+      if (!(err instanceof RangeError || err instanceof TypeError)) this.undoLock(lockKey, token, Date.now() + this.lockTtlMs);
+      throw err;
+    }
+    return queued === 1 ? token : null;
+  }
+
+  // releaseLock(lockKey, token): removes the move lock while it is still this token's
+  // (DESTROY_IF_FLASH): once at once, waited for, as the plain DESTROY was; failed, it is
+  // tried again in the background for up to lockTtlMs (about when the lock ends on its own),
+  // so that a lock that survived a restart is removed as soon as sessd is back, not after its
+  // 22 s; a try that finds the lock taken by another request since removes nothing. A sessd
+  // older than DESTROY_IF_FLASH gets the plain DESTROY, as before: not tried again here (it
+  // could remove a lock another request took meanwhile), though the client sends it again
+  // once after a break, as every DESTROY, which leaves that race open there; its failure
+  // leaves the lock to its TTL.
+  async releaseLock(lockKey, token) {
+    const until = Date.now() + this.lockTtlMs;
+    const client = this.store.client;
+    try {
+      if ((await client.destroyIfFlash(LOCK_NAMESPACE, lockKey, LOCK_TYPE, token)) === null) await client.destroy(LOCK_NAMESPACE, lockKey).catch(() => {});
+    } catch (err) {
+      this.undoLock(lockKey, token, until);
+    }
+  }
+
+  // undoLock(lockKey, token, until): the background tries of releaseLock and takeLock: removes
+  // the lock if token is its first message, trying again after a failure until the instant
+  // until (after which the lock has ended on its own, or is another's) or the client closes.
+  // Never rejects; nothing waits for it, and its timers hold no process open.
+  undoLock(lockKey, token, until) {
+    const client = this.store.client;
+    let waitMs = RELEASE_RETRY_MIN_MS;
+    const attempt = () => {
+      client.destroyIfFlash(LOCK_NAMESPACE, lockKey, LOCK_TYPE, token).then(() => {}, (err) => {
+        if (client.closed || (err && err.code === 'ESESSD_CLOSED') || Date.now() + waitMs > until) return;
+        setTimeout(attempt, waitMs).unref();
+        waitMs = Math.min(waitMs * 2, RELEASE_RETRY_MAX_MS);
+      });
+    };
+    attempt();
   }
 
   // move(sid, key): the move, under the lock; resolves as miss(). Looks again at both stores:

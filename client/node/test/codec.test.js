@@ -37,6 +37,7 @@ function argsOf(r) {
     case codec.OP.TOUCH_IF: return [r.ns, bytesOf(r, 'id'), int(r.ttl_ms), Buffer.from(r.expect_hex, 'hex')];
     case codec.OP.FLASH_PUSH: case codec.OP.FLASH_PUSH_EXISTING: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg'), int(r.ttl_ms)];
     case codec.OP.FLASH_POP: return [r.ns, bytesOf(r, 'id'), r.type];
+    case codec.OP.DESTROY_IF_FLASH: return [r.ns, bytesOf(r, 'id'), r.type, bytesOf(r, 'msg')];
     case codec.OP.COUNT: case codec.OP.CLEAR: case codec.OP.STATS: return [r.ns];
     case codec.OP.LIST: return [r.ns, int(r.cursor), int(r.limit)];
     case codec.OP.NAMESPACES: return [int(r.cursor), int(r.limit)];
@@ -219,7 +220,7 @@ test('replies: the quick path answers as the full decoder does, or leaves the re
   const ids = [5, 200, 70000, 2n ** 40n];
   const ops = [codec.OP.SET, codec.OP.SET_IF, codec.OP.TOUCH, codec.OP.TOUCH_IF, codec.OP.DESTROY, codec.OP.TTL,
     codec.OP.FLASH_PUSH, codec.OP.FLASH_PUSH_EXISTING, codec.OP.COUNT, codec.OP.CLEAR, codec.OP.LOAD, codec.OP.GET,
-    codec.OP.PING, codec.OP.STATS];
+    codec.OP.PING, codec.OP.STATS, codec.OP.DESTROY_IF_FLASH];
   const outcome = (f) => {
     try {
       const r = f();

@@ -24,7 +24,7 @@ const SECRET_MIN_BYTES = 8;
 const SECRETS_KEPT = 4096;
 const secretForms = new Set();
 const ID_OPS = new Set([codec.OP.GET, codec.OP.SET, codec.OP.TOUCH, codec.OP.DESTROY, codec.OP.SET_IF, codec.OP.TTL,
-  codec.OP.LOAD, codec.OP.TOUCH_IF, codec.OP.FLASH_PUSH, codec.OP.FLASH_POP, codec.OP.FLASH_PUSH_EXISTING]);
+  codec.OP.LOAD, codec.OP.TOUCH_IF, codec.OP.FLASH_PUSH, codec.OP.FLASH_POP, codec.OP.FLASH_PUSH_EXISTING, codec.OP.DESTROY_IF_FLASH]);
 
 // logEscaped(bytes): bytes as sessd's log_escape writes them (daemon/log.c).
 function logEscaped(bytes) {

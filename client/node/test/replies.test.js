@@ -277,7 +277,7 @@ test('replies: a large result of the wrong type is refused before it is decoded'
   const inLoad = Buffer.concat([hex('92 c4 01 61'), junk]); // [bin, junk]
   const cases = [
     ...['GET', 'SET', 'TOUCH', 'DESTROY', 'SET_IF', 'TOUCH_IF', 'PING', 'TTL', 'COUNT', 'CLEAR', 'FLASH_PUSH',
-      'FLASH_PUSH_EXISTING', 'LOAD', 'LIST', 'NAMESPACES', 'STATS'].map((name) => [name, junk]),
+      'FLASH_PUSH_EXISTING', 'DESTROY_IF_FLASH', 'LOAD', 'LIST', 'NAMESPACES', 'STATS'].map((name) => [name, junk]),
     ['LIST', inPage], ['NAMESPACES', inPage], ['LOAD', inLoad],
     ['STATS', Buffer.concat([hex('81 a1 61'), junk])],
   ];
