@@ -18,6 +18,7 @@
 //
 //   nice node bench/app-crash.js [--seeds 1-10] [--workers 3] [--browsers 10] [--steps 40]
 //                                [--worker-faults kill,term,stop,mass,rolling] [--no-daemon-faults]
+//                                [--wstop-ms 3500-6000]
 //
 // A failing seed is printed with its violations; replay it with --seeds N and the same options.
 
@@ -33,6 +34,7 @@ const browsers = Number(arg('browsers', 10));
 const steps = Number(arg('steps', 40));
 const kinds = arg('worker-faults', null);
 const daemonFaults = !process.argv.includes('--no-daemon-faults');
+const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
 
 (async () => {
   let failed = 0;
@@ -43,6 +45,7 @@ const daemonFaults = !process.argv.includes('--no-daemon-faults');
     const { violations, stats } = await runModel({
       seed, browsers, steps, faults: true, workers,
       workerFaultKinds: kinds ? kinds.split(',') : null,
+      wstopMs,
       // Without sessd's own faults: the daemon's loop waits past the run.
       ...(daemonFaults ? {} : { faultEveryMs: [1e9, 1e9] }),
     });
@@ -54,9 +57,11 @@ const daemonFaults = !process.argv.includes('--no-daemon-faults');
       for (const v of violations.slice(0, 20)) console.log(`  ${v.slice(0, 3000)}`);
       console.log(`  statuses ${JSON.stringify(stats.byStatus)}`);
       console.log(`  errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
+      if (stats.flashOnly) console.log(`  flashes only: ${stats.flashOnly.join("; ")}`);
       if (stats.workerLog) console.log(`  worker stderr: ${stats.workerLog.slice(0, 1500)}`);
     } else {
       console.log(`ok   ${line}`);
+      if (stats.flashOnly) console.log(`  flashes only: ${stats.flashOnly.join("; ")}`);
     }
   }
   console.log(`${failed} failing runs; ${requests} requests in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

@@ -8,7 +8,8 @@
 // - every write a killed process had answered is in sessd (read back by the checker);
 // - sessd's `connections` (STATS) comes back, after the kill, to what the live pools hold
 //   (the killed processes' connections closed by the kernel, none left counted), and after
-//   the start to that plus 2 a process;
+//   the start to that plus 2 a process; its RSS is printed each round (a leak per killed
+//   connection would grow it; every 4th write is 200 KB, so kills land within frames too);
 // - sessd's `sessions` counts what was written; no full session id in sessd's log.
 // With --max-connections N sessd runs at that limit (the new processes then share slots).
 //
@@ -36,7 +37,9 @@ if (process.env.MASS_CHILD) {
     for (let n = 0; ; n++) {
       const sid = `${id}-${n % 20}-0123456789abcdef`;
       // Two at once, on both connections of the pool.
-      await Promise.all([client.set('mass', sid, Buffer.from(`{"n":${n}}`), 600000), client.get('mass', sid)]);
+      // Every 4th write large (200 KB), so that kills land in the middle of a frame too.
+      const pad = n % 4 === 3 ? ',"pad":"' + 'x'.repeat(200000) + '"' : '';
+      await Promise.all([client.set('mass', sid, Buffer.from(`{"n":${n}${pad}}`), 600000), client.get('mass', sid)]);
       process.send({ acked: sid, n });
     }
   })().catch((err) => {
@@ -112,7 +115,8 @@ const MAXCONN = arg('max-connections', null);
     } catch {
       problem(`round ${round}: 3 s after every process was killed sessd counts ${after && after.connections} connections (the checker holds 1)`);
     }
-    console.log(`round ${round}: ${PROCS} processes ready in max ${Math.max(...readyMs)} ms, ${procs.reduce((n, s) => n + s.writes, 0)} writes; sessd connections up ${up.connections}, after the kill ${after && after.connections}, refused_total ${up.connections_refused_total}, displaced_total ${up.connections_displaced_total}; ${Date.now() - started} ms`);
+    const rss = (fs.readFileSync(`/proc/${d.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/) || [])[1];
+    console.log(`round ${round}: sessd RSS ${rss} kB, ${PROCS} processes ready in max ${Math.max(...readyMs)} ms, ${procs.reduce((n, s) => n + s.writes, 0)} writes; sessd connections up ${up.connections}, after the kill ${after && after.connections}, refused_total ${up.connections_refused_total}, displaced_total ${up.connections_displaced_total}; ${Date.now() - started} ms`);
   }
   // Every answered write is in sessd, at least as new as answered.
   let missing = 0;

@@ -423,7 +423,7 @@ async function runModel(opts = {}) {
   // flight and exits, a new one starts), 'stop' (SIGSTOP; its browsers wait, give up after
   // wstopMs, then it resumes and carries out what they had sent), 'mass' (every worker killed
   // -9 at once and restarted together), 'rolling' (each worker in turn restarted by 'term').
-  const wfaults = [];
+  const resetsAtTerm = []; // requests reset by a worker's graceful restart: { what, id }
   const workerExit = async (a, boundMs) => {
     let timer;
     const r2 = await Promise.race([a.exited, new Promise((res) => {
@@ -560,15 +560,18 @@ async function runModel(opts = {}) {
       return false;
     }
     // Node's server.close() (since 19) also closes the connections whose request it has not
-    // read yet (idle, to it): a request sent just before the SIGTERM may be reset so. Not one
-    // in the app: server.close() waits for those.
-    if (res.status === 0 && res.error === 'ECONNRESET' && res.app && res.app.wfaults.some((f) => f.kind === 'term' && f.gen === res.gen && startedAt >= f.start - 300 && startedAt <= f.start + 100)) {
+    // read yet (idle, to it): a request sent before the SIGTERM may be reset so (a loaded
+    // machine reads late). Not one that reached the app: server.close() waits for those; the
+    // worker's report names any it cut (checked at the end).
+    if (res.status === 0 && res.error === 'ECONNRESET' && res.app && res.app.wfaults.some((f) => f.kind === 'term' && f.gen === res.gen && startedAt <= f.start + 100 && endedAt >= f.start)) {
       stats.cutByServerClose = (stats.cutByServerClose || 0) + 1;
+      resetsAtTerm.push({ what, id: res.id });
       return false;
     }
     const faulted = (o.faults && touchedByFault(startedAt, endedAt)) || wfaulted(res.app, null, startedAt, endedAt, ['kill', 'stop', 'term'], GRACE_MS);
     if (res.status === 0) {
-      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}`);
+      const near = res.app ? res.app.wfaults.filter((f) => f.start <= endedAt + 1000 && (f.end ?? Infinity) >= startedAt - 1000).map((f) => `${f.kind} of gen ${f.gen} ${f.start - startedAt}..${(f.end ?? Infinity) - startedAt} ms`) : [];
+      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}${res.app ? ` (gen ${res.gen}, ${endedAt - startedAt} ms; worker faults near, from its start: ${near.join(', ') || 'none'})` : ''}`);
       return false;
     }
     if (res.status >= 500) {
@@ -615,6 +618,7 @@ async function runModel(opts = {}) {
     if (a.inflight) a.inflight.add(track);
     const res = await b.jar.request(a.base, method, p, BOUND_MS, id, track);
     if (a.inflight) a.inflight.delete(track);
+    res.id = id;
     res.app = o.workers ? a : null;
     res.gen = gen;
     if (res.error === 'HANG' && !o.workers) {
@@ -830,6 +834,8 @@ async function runModel(opts = {}) {
   for (const [item, from] of lateFrom) if (wfaulted(from.a, from.gen, from.end, from.end + 2000, ['kill'])) lateTags.add(item);
   for (const l of locals) for (const e of l.lateErrors) if (!o.faults) violate(`a save failed after its response without a fault: ${e.url} ${e.code} ${e.message}`);
   for (const l of locals) for (const u of l.unhandled || []) violate(`worker: unhandled rejection: ${u}`);
+  const cutInApp = new Set(locals.flatMap((l) => l.cut || []));
+  for (const r2 of resetsAtTerm) if (cutInApp.has(r2.id)) violate(`${r2.what}: reset by a graceful restart while in the app (server.close() should have waited for it)`);
   const store = checker || apps[0].store;
   for (const [sid, s] of sids) {
     let raw;
@@ -906,7 +912,12 @@ async function runModel(opts = {}) {
       // Flashes with no session data (a first page's push, or a regenerate's move to the new
       // id, by a worker killed before its save): never shown (the browser has no cookie
       // naming it), kept until their ttl; counted.
-      if (!raw) stats.flashOnlyAtEnd = (stats.flashOnlyAtEnd || 0) + 1;
+      if (!raw) {
+        stats.flashOnlyAtEnd = (stats.flashOnlyAtEnd || 0) + 1;
+        const ttl = await store.client.ttl('model', sid).catch(() => null);
+        const held = await store.client.flashPop('model', sid, null).catch(() => null);
+        (stats.flashOnly ||= []).push(`${sid.slice(0, 6)} ttl ${ttl} ms ${JSON.stringify(held)}`);
+      }
       if (raw && !raw.cookie) violate(`stored session ${sid.slice(0, 6)} has no cookie: ${JSON.stringify(raw).slice(0, 200)}`);
       if (!sids.has(sid)) stats.storedUnknown = (stats.storedUnknown || 0) + 1;
     }
