@@ -46,8 +46,7 @@ const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
       seed, browsers, steps, faults: true, workers,
       workerFaultKinds: kinds ? kinds.split(',') : null,
       wstopMs,
-      // Without sessd's own faults: the daemon's loop waits past the run.
-      ...(daemonFaults ? {} : { faultEveryMs: [1e9, 1e9] }),
+      daemonFaults,
     });
     requests += stats.requests;
     const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}, ${((Date.now() - started) / 1000).toFixed(1)} s`;

@@ -276,6 +276,7 @@ async function runModel(opts = {}) {
     workerFaultEveryMs: [300, 1500],
     workerDownMs: [20, 500], // how long a killed worker stays down before its restart
     wstopMs: [3500, 6000], // how long a worker stays stopped; its browsers give up at the end
+    daemonFaults: true, // with workers, false: the app's faults only
     ...opts,
   };
   const r = rng(o.seed);
@@ -329,6 +330,8 @@ async function runModel(opts = {}) {
       } else if (m.report) {
         if (m.final) workerReports.push(m.report);
         else if (a.onReport) a.onReport(m.report);
+      } else if (m.diag && a.onDiag) {
+        a.onDiag(m.diag);
       } else if (m.status && a.onStatus) {
         a.onStatus(m.status);
       }
@@ -621,6 +624,16 @@ async function runModel(opts = {}) {
     res.id = id;
     res.app = o.workers ? a : null;
     res.gen = gen;
+    if (res.error === 'HANG' && o.workers) {
+      res.error = `HANG: ${await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('the worker did not answer its IPC within 2 s'), 2000);
+        a.onDiag = (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        };
+        a.proc.send({ diag: id });
+      })}`;
+    }
     if (res.error === 'HANG' && !o.workers) {
       const conns = a.store.client.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}` : 'none'));
       res.error = `HANG: ${a.app.locals.phase.get(id) || 'not in the app'}; store connected ${a.store.connected} reconnecting ${a.store.client.reconnecting} conns ${conns.join(',')}`;
@@ -793,7 +806,7 @@ async function runModel(opts = {}) {
     }
   };
   const starveDone = o.starve ? starveLoop() : Promise.resolve();
-  const faultDone = o.faults ? faultLoop() : Promise.resolve();
+  const faultDone = o.faults && o.daemonFaults !== false ? faultLoop() : Promise.resolve();
   const workerFaultDone = o.workers && o.faults ? workerFaultLoop() : Promise.resolve();
   await Promise.all(browsers.map(run));
   running = false;
