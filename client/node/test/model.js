@@ -972,6 +972,11 @@ async function runModel(opts = {}) {
   } catch (err) {
     violate(err.message);
   }
+  // With workers, sessd's whole log: an ASan+UBSan build's reports (SESSD_BIN=build-asan's),
+  // a leak left by a killed worker's connections shows at its exit.
+  const said = (o.workers && fs.existsSync(path.join(dir, 'sessd.log')) ? fs.readFileSync(path.join(dir, 'sessd.log'), 'utf8') : '') + d.stderr;
+  const sanitizer = /ERROR: \w+Sanitizer|runtime error:/.exec(said);
+  if (sanitizer) violate(`sessd's sanitizers: ${said.slice(sanitizer.index, sanitizer.index + 2000)}`);
   process.off('unhandledRejection', unhandled);
   fs.rmSync(dir, { recursive: true, force: true });
   if (!daemonUp) violate('daemon was left down');
