@@ -941,6 +941,7 @@ async function runModel(opts = {}) {
       return Number(st.connections ?? st.clients) <= pools + 1;
     }, 'sessd connections back to the live pools', 5000).catch(() => violate(`sessd counts ${JSON.stringify(st)} connections; the live pools hold ${pools} (+1 admin)`));
     stats.sessdStats = st;
+    if (st && st.sessions !== ids.length) violate(`sessd's STATS counts ${st.sessions} sessions; a scan of the namespace found ${ids.length}`);
     const logged = fs.existsSync(path.join(dir, 'sessd.log')) ? fs.readFileSync(path.join(dir, 'sessd.log'), 'utf8') : '';
     for (const sid of sids.keys()) {
       if (sid.length < 16) continue;
