@@ -42,12 +42,21 @@ const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
   const t0 = Date.now();
   for (let seed = lo; seed <= (hi || lo); seed++) {
     const started = Date.now();
-    const { violations, stats } = await runModel({
-      seed, browsers, steps, faults: true, workers,
-      workerFaultKinds: kinds ? kinds.split(',') : null,
-      wstopMs,
-      daemonFaults,
-    });
+    let result;
+    try {
+      result = await runModel({
+        seed, browsers, steps, faults: true, workers,
+        workerFaultKinds: kinds ? kinds.split(',') : null,
+        wstopMs,
+        daemonFaults,
+      });
+    } catch (err) {
+      // The run could not go on (sessd would not start again, a worker would not start): its
+      // daemon and workers are left to this process's exit.
+      console.log(`FAIL seed ${seed}: the run threw: ${err.stack}`);
+      process.exit(1);
+    }
+    const { violations, stats } = result;
     requests += stats.requests;
     const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
     if (violations.length) {
