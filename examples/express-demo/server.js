@@ -45,15 +45,20 @@ const server = app.listen(port, '127.0.0.1', () => {
   console.log(`express-demo (${kind}) listening on http://127.0.0.1:${server.address().port}`);
 });
 
+// A process manager's SIGTERM (a deploy, a rolling restart): stop taking connections, let
+// the requests in flight end, then close the store, which lets its last requests complete;
+// the process then exits by itself. A request may wait on sessd for up to restartWaitMs +
+// timeoutMs (10 s) while sessd restarts or stalls: exiting sooner cuts it (the browser gets a
+// reset, and its change may or may not have been made). The cap is for a client that keeps
+// its connection open.
 function shutdown() {
-  // Stop taking requests; handlers still running (their clients may be gone) get a moment
-  // to finish with the store, which then lets its last requests complete and closes.
-  server.close();
-  server.closeIdleConnections?.();
-  setTimeout(() => {
+  server.close(() => {
     if (typeof store.close === 'function') store.close();
-    setTimeout(() => process.exit(0), 200).unref();
-  }, 300).unref();
+  });
+  // Keep-alive connections between requests would hold server.close() until they time out.
+  server.closeIdleConnections?.();
+  setInterval(() => server.closeIdleConnections?.(), 100).unref();
+  setTimeout(() => process.exit(0), 15000).unref();
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -37,6 +37,7 @@ const signature = require('cookie-signature');
 const { SessdStore, flash } = require('..');
 const { Daemon, listen, closeServer, sleep, waitFor } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
+const { fork } = require('child_process');
 
 const SECRET = 'model-check-secret';
 
@@ -199,7 +200,9 @@ class Jar {
     return decodeURIComponent(this.sid).slice(2).split('.')[0];
   }
 
-  request(base, method, p, boundMs, id) {
+  // track: an object whose abort(error) the caller may call to give up on the request (a
+  // browser or load balancer timing out on a stopped app process).
+  request(base, method, p, boundMs, id, track = {}) {
     const url = new URL(p, base);
     const headers = { 'x-model-id': id };
     const sentSid = this.sidValue;
@@ -238,6 +241,10 @@ class Jar {
         req.destroy();
         finish({ status: 0, error: 'HANG' });
       }, boundMs);
+      track.abort = (error) => {
+        req.destroy();
+        finish({ status: 0, error });
+      };
       req.on('error', (err) => finish({ status: 0, error: err.code || err.message }));
       req.end();
     });
@@ -260,6 +267,16 @@ async function runModel(opts = {}) {
     minFaults: 0, // faults the browsers' steps go on for (see run)
     migrate: 0, // browsers that start with a session in an old store (migrateFrom, a MemoryStore)
     storeOptions: {}, // more SessdStore options (merge: false shows the check failing)
+    // workers: N app worker processes (test/fixtures/model-worker.js, each its own store
+    // pool; even ones on the Unix socket, odd ones over TCP through the fault proxy) instead
+    // of the two apps in this process, and faults of the app's own: workerFaultKinds, in turn
+    // or (workerFaultKinds null) at random, every workerFaultEveryMs.
+    workers: 0,
+    workerFaultKinds: null,
+    workerFaultEveryMs: [300, 1500],
+    workerDownMs: [20, 500], // how long a killed worker stays down before its restart
+    wstopMs: [3500, 6000], // how long a worker stays stopped; its browsers give up at the end
+    daemonFaults: true, // with workers, false: the app's faults only
     ...opts,
   };
   const r = rng(o.seed);
@@ -267,14 +284,14 @@ async function runModel(opts = {}) {
   const violate = (msg) => {
     if (violations.length < 200) violations.push(msg);
   };
-  const stats = { requests: 0, byStatus: {}, faults: {}, flashesShown: 0, addsAcked: 0 };
+  const stats = { requests: 0, byStatus: {}, faults: {}, workerFaults: {}, flashesShown: 0, addsAcked: 0, cutByWorkerFault: 0 };
   const cleanups = [];
   const t = { after: (fn) => cleanups.push(fn) };
   const unhandled = (err) => violate(`unhandled rejection: ${err && (err.stack || err)}`);
   process.on('unhandledRejection', unhandled);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessd-model-'));
-  const d = new Daemon({ dir: path.join(dir, 'd') });
+  const d = new Daemon({ dir: path.join(dir, 'd'), logFile: o.workers ? path.join(dir, 'sessd.log') : null });
   fs.mkdirSync(d.dir);
   if (o.persist) d.extraArgs = ['--data-dir', path.join(dir, 'data')];
   let daemonUp = true;
@@ -288,14 +305,67 @@ async function runModel(opts = {}) {
   // The app's previous store, shared by both app processes (as their Redis was).
   const oldStore = o.migrate ? new session.MemoryStore() : null;
   const apps = [];
-  for (const [name, url] of [['unix', d.unixUrl], ['tcp', proxy.url]]) {
-    const store = new SessdStore({ url, ...storeOpts, ...(oldStore ? { migrateFrom: oldStore } : {}) });
-    store.on('error', () => {});
-    const app = makeApp(store, name);
-    const { server, base } = await listen(app);
-    apps.push({ name, store, app, server, base });
+  // With workers: what their app noted (a report from each incarnation that ended
+  // gracefully, and from each live one at the end), and what they wrote to stderr.
+  const workerReports = [];
+  let workerLog = '';
+  // startWorker(a): forks a's next incarnation and resolves once it is ready (a.up).
+  const startWorker = (a) => new Promise((resolve, reject) => {
+    const { mergeKey: _m, ...plain } = storeOpts;
+    const proc = fork(path.join(__dirname, 'fixtures', 'model-worker.js'), [], {
+      env: { ...process.env, MODEL_URL: a.url, MODEL_NAME: a.name, MODEL_STORE: JSON.stringify(plain) },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    a.gen++;
+    a.proc = proc;
+    a.exited = new Promise((r2) => proc.once('exit', (code, sig) => r2({ code, sig })));
+    proc.stderr.on('data', (chunk) => {
+      if (workerLog.length < 1e6) workerLog += `[${a.name}] ${chunk}`;
+    });
+    proc.on('message', (m) => {
+      if (m.ready) {
+        a.base = `http://127.0.0.1:${m.port}`;
+        a.up = true;
+        resolve(a);
+      } else if (m.report) {
+        if (m.final) workerReports.push(m.report);
+        else if (a.onReport) a.onReport(m.report);
+      } else if (m.diag && a.onDiag) {
+        a.onDiag(m.diag);
+      } else if (m.status && a.onStatus) {
+        a.onStatus(m.status);
+      }
+    });
+    a.exited.then(({ code, sig }) => reject(new Error(`worker ${a.name} exited (${code ?? sig}) before it was ready`)));
+  });
+  const ask = (a, what) => new Promise((resolve) => {
+    const key = what === 'report' ? 'onReport' : 'onStatus';
+    a[key] = (v) => {
+      a[key] = null;
+      resolve(v);
+    };
+    a.proc.send(what);
+  });
+  let checker = null; // with workers: this process's own store, for the end's checks
+  if (o.workers) {
+    for (let i = 0; i < o.workers; i++) {
+      const a = { name: `w${i}`, url: i % 2 ? proxy.url : d.unixUrl, gen: 0, up: false, busy: false, inflight: new Set(), wfaults: [] };
+      await startWorker(a);
+      apps.push(a);
+    }
+    checker = new SessdStore({ url: d.unixUrl, ...storeOpts });
+    checker.on('error', () => {});
+    await waitFor(() => checker.connected, 'the checker store connected');
+  } else {
+    for (const [name, url] of [['unix', d.unixUrl], ['tcp', proxy.url]]) {
+      const store = new SessdStore({ url, ...storeOpts, ...(oldStore ? { migrateFrom: oldStore } : {}) });
+      store.on('error', () => {});
+      const app = makeApp(store, name);
+      const { server, base } = await listen(app);
+      apps.push({ name, store, app, server, base });
+    }
+    await waitFor(() => apps.every((a) => a.store.connected), 'both stores connected');
   }
-  await waitFor(() => apps.every((a) => a.store.connected), 'both stores connected');
   o.log(`sessd apps ${apps.map((a) => a.base).join(' ')}`);
 
   // Faults: each one's [start, end] in ms; a request that overlaps one (with a grace after
@@ -350,6 +420,94 @@ async function runModel(opts = {}) {
     }
   };
 
+  // Faults of the app's own, on its worker processes: 'kill' (kill -9 of a worker with
+  // requests in flight, as the OOM killer or a crash; restarted after workerDownMs), 'term'
+  // (a graceful restart: the balancer stops sending it requests, SIGTERM, it ends the ones in
+  // flight and exits, a new one starts), 'stop' (SIGSTOP; its browsers wait, give up after
+  // wstopMs, then it resumes and carries out what they had sent), 'mass' (every worker killed
+  // -9 at once and restarted together), 'rolling' (each worker in turn restarted by 'term').
+  const resetsAtTerm = []; // requests reset by a worker's graceful restart: { what, id }
+  const workerExit = async (a, boundMs) => {
+    let timer;
+    const r2 = await Promise.race([a.exited, new Promise((res) => {
+      timer = setTimeout(() => res(null), boundMs);
+    })]);
+    clearTimeout(timer);
+    return r2;
+  };
+  const killWorker = async (a, fr) => {
+    const f = { kind: 'kill', app: a, gen: a.gen, start: Date.now(), end: null };
+    a.wfaults.push(f);
+    a.up = false;
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    await sleep(fr.int(o.workerDownMs[0], o.workerDownMs[1]));
+    await startWorker(a);
+    f.end = Date.now();
+    return f;
+  };
+  const termWorker = async (a) => {
+    const f = { kind: 'term', app: a, gen: a.gen, start: Date.now(), end: null };
+    a.wfaults.push(f);
+    a.up = false; // the balancer sends it nothing more
+    await sleep(50); // and the requests sent it meanwhile reach it
+    a.proc.kill('SIGTERM');
+    const ex = await workerExit(a, 25000);
+    if (ex === null) {
+      violate(`worker ${a.name}: still running 25 s after SIGTERM (a graceful restart that does not end)`);
+      a.proc.kill('SIGKILL');
+      await a.exited;
+    } else if (ex.code !== 0) {
+      violate(`worker ${a.name}: graceful restart exited ${ex.code ?? ex.sig}`);
+    }
+    await startWorker(a);
+    f.end = Date.now();
+    return f;
+  };
+  const workerFaultLoop = async () => {
+    const fr = rng(o.seed ^ 0xa99);
+    const kinds = o.workerFaultKinds || ['kill', 'kill', 'term', 'stop', 'mass', 'rolling'];
+    let n = 0;
+    while (running) {
+      await sleep(fr.int(o.workerFaultEveryMs[0], o.workerFaultEveryMs[1]));
+      if (!running) break;
+      const kind = o.workerFaultKinds ? kinds[n++ % kinds.length] : fr.pick(kinds);
+      stats.workerFaults[kind] = (stats.workerFaults[kind] || 0) + 1;
+      const t1 = Date.now();
+      try {
+        if (kind === 'mass') {
+          await Promise.all(apps.map((a) => killWorker(a, fr)));
+        } else if (kind === 'rolling') {
+          for (const a of apps) await termWorker(a);
+        } else {
+          const a = fr.pick(apps);
+          // Mid-request: wait (a while at most) until it has some in flight.
+          await waitFor(() => a.inflight.size > 0, 'a request in flight', 1000, 2).catch(() => {});
+          await sleep(fr.int(0, 15));
+          if (kind === 'kill') {
+            await killWorker(a, fr);
+          } else if (kind === 'term') {
+            await termWorker(a);
+          } else {
+            const f = { kind: 'stop', app: a, gen: a.gen, start: Date.now(), end: null };
+            a.wfaults.push(f);
+            a.proc.kill('SIGSTOP');
+            await sleep(fr.int(o.wstopMs[0], o.wstopMs[1]));
+            for (const tr of a.inflight) tr.abort('GAVE_UP (worker stopped)');
+            f.end = Date.now();
+            a.proc.kill('SIGCONT');
+          }
+        }
+      } catch (err) {
+        violate(`worker fault ${kind} failed: ${err.message}`);
+      }
+      o.log(`worker fault ${kind} ${Date.now() - t1} ms`);
+    }
+  };
+  // wfaulted(a, gen, start, end, kinds): a fault of those kinds on a's incarnation gen that
+  // overlaps [start, end] (grace: after its end, as for sessd's faults).
+  const wfaulted = (a, gen, start, end, kinds, grace = 0) => Boolean(a && a.wfaults && a.wfaults.some((f) => kinds.includes(f.kind) && (gen === null || f.gen === gen) && start <= (f.end ?? Infinity) + grace && end >= f.start));
+
   // The model, by session id.
   const sids = new Map(); // sid -> { owner, user, dead, acked: Map item->ackedAt, late: Set, flashes: Map msg->{at} }
   const owner = (sid, b) => {
@@ -361,6 +519,7 @@ async function runModel(opts = {}) {
     return s;
   };
   const shown = new Map(); // flash message -> times shown
+  const lateFrom = new Map(); // with workers: item -> the worker incarnation that answered its add
   const pushedAcked = new Map(); // msg -> { sid, b, at, end }
   const BOUND_MS = o.timeoutMs * 2 + o.restartWaitMs + 4000;
 
@@ -397,9 +556,25 @@ async function runModel(opts = {}) {
 
   const allowedStatus = (what, res, startedAt, endedAt, allow) => {
     if (allow && allow(res)) return false;
-    const faulted = o.faults && touchedByFault(startedAt, endedAt);
+    // A request to a worker killed or stopped meanwhile may get no answer; one to a worker
+    // restarted gracefully must get its answer. Any of them may meet a store reconnecting.
+    if (res.status === 0 && wfaulted(res.app, res.gen, startedAt, endedAt, ['kill', 'stop'])) {
+      stats.cutByWorkerFault++;
+      return false;
+    }
+    // Node's server.close() (since 19) also closes the connections whose request it has not
+    // read yet (idle, to it): a request sent before the SIGTERM may be reset so (a loaded
+    // machine reads late). Not one that reached the app: server.close() waits for those; the
+    // worker's report names any it cut (checked at the end).
+    if (res.status === 0 && res.error === 'ECONNRESET' && res.app && res.app.wfaults.some((f) => f.kind === 'term' && f.gen === res.gen && startedAt <= f.start + 100 && endedAt >= f.start)) {
+      stats.cutByServerClose = (stats.cutByServerClose || 0) + 1;
+      resetsAtTerm.push({ what, id: res.id });
+      return false;
+    }
+    const faulted = (o.faults && touchedByFault(startedAt, endedAt)) || wfaulted(res.app, null, startedAt, endedAt, ['kill', 'stop', 'term'], GRACE_MS);
     if (res.status === 0) {
-      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}`);
+      const near = res.app ? res.app.wfaults.filter((f) => f.start <= endedAt + 1000 && (f.end ?? Infinity) >= startedAt - 1000).map((f) => `${f.kind} of gen ${f.gen} ${f.start - startedAt}..${(f.end ?? Infinity) - startedAt} ms`) : [];
+      violate(`${what}: ${res.error.startsWith('HANG') ? `no answer within ${BOUND_MS} ms (${res.error})` : `request failed: ${res.error}`}${res.app ? ` (gen ${res.gen}, ${endedAt - startedAt} ms; worker faults near, from its start: ${near.join(', ') || 'none'})` : ''}`);
       return false;
     }
     if (res.status >= 500) {
@@ -430,12 +605,36 @@ async function runModel(opts = {}) {
     pushedAcked.set(`b${b.i}-mf`, { b: b.i, sid, at: Date.now(), end: Date.now() });
   }
 
+  const pickUp = async () => {
+    for (;;) {
+      const up = apps.filter((a) => a.up);
+      if (up.length) return r.pick(up);
+      await sleep(10);
+    }
+  };
   const req = async (b, method, p, what, allow = null) => {
-    const a = r.pick(apps);
+    const a = o.workers ? await pickUp() : r.pick(apps);
     const startedAt = Date.now();
     const id = String(++reqIds);
-    const res = await b.jar.request(a.base, method, p, BOUND_MS, id);
-    if (res.error === 'HANG') {
+    const track = {};
+    const gen = a.gen;
+    if (a.inflight) a.inflight.add(track);
+    const res = await b.jar.request(a.base, method, p, BOUND_MS, id, track);
+    if (a.inflight) a.inflight.delete(track);
+    res.id = id;
+    res.app = o.workers ? a : null;
+    res.gen = gen;
+    if (res.error === 'HANG' && o.workers) {
+      res.error = `HANG: ${await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('the worker did not answer its IPC within 2 s'), 2000);
+        a.onDiag = (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        };
+        a.proc.send({ diag: id });
+      })}`;
+    }
+    if (res.error === 'HANG' && !o.workers) {
       const conns = a.store.client.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}` : 'none'));
       res.error = `HANG: ${a.app.locals.phase.get(id) || 'not in the app'}; store connected ${a.store.connected} reconnecting ${a.store.client.reconnecting} conns ${conns.join(',')}`;
     }
@@ -529,6 +728,7 @@ async function runModel(opts = {}) {
         stats.addsAcked++;
         if (first) s.acked.set(item, res.endedAt);
         else s.late.add(item);
+        if (!first && res.app) lateFrom.set(item, { a: res.app, gen: res.gen, end: res.endedAt });
       }));
     },
     async flash(b) {
@@ -606,16 +806,28 @@ async function runModel(opts = {}) {
     }
   };
   const starveDone = o.starve ? starveLoop() : Promise.resolve();
-  const faultDone = o.faults ? faultLoop() : Promise.resolve();
+  const faultDone = o.faults && o.daemonFaults !== false ? faultLoop() : Promise.resolve();
+  const workerFaultDone = o.workers && o.faults ? workerFaultLoop() : Promise.resolve();
   await Promise.all(browsers.map(run));
   running = false;
   await faultDone;
+  await workerFaultDone;
   await starveDone;
   if (d.pid !== null) process.kill(d.pid, 'SIGCONT');
   const lastFault = faults.length ? faults[faults.length - 1].end : 0;
   proxy.heal();
   if (d.pid === null) await startAgain();
-  await waitFor(() => apps.every((a) => a.store.connected && !a.store.client.reconnecting), 'stores connected after the run', 20000);
+  if (o.workers) {
+    await waitFor(async () => {
+      for (const a of apps) {
+        const st = a.up ? await ask(a, 'status') : null;
+        if (!st || !st.connected || st.reconnecting) return false;
+      }
+      return checker.connected;
+    }, 'worker stores connected after the run', 20000);
+  } else {
+    await waitFor(() => apps.every((a) => a.store.connected && !a.store.client.reconnecting), 'stores connected after the run', 20000);
+  }
   // Let late saves land.
   await sleep(300);
 
@@ -626,9 +838,18 @@ async function runModel(opts = {}) {
       if (res.ok) checkView(b, 'final page', res, res.startedAt);
     }
   }
-  const lateTags = new Set(apps.flatMap((a) => a.app.locals.lateErrors.map((e) => e.tag)).filter(Boolean));
-  for (const a of apps) for (const e of a.app.locals.lateErrors) if (!o.faults) violate(`a save failed after its response without a fault: ${e.url} ${e.code} ${e.message}`);
-  const store = apps[0].store;
+  // What each app noted: with workers, each live one's report and those of the incarnations
+  // that ended gracefully (a killed one's are lost with it).
+  const locals = o.workers ? [...workerReports, ...(await Promise.all(apps.map((a) => ask(a, 'report'))))] : apps.map((a) => a.app.locals);
+  const lateTags = new Set(locals.flatMap((l) => l.lateErrors.map((e) => e.tag)).filter(Boolean));
+  // A late save (express-session's, after the response) of a worker killed soon after it
+  // answered is lost with the worker, as it would be without sessd.
+  for (const [item, from] of lateFrom) if (wfaulted(from.a, from.gen, from.end, from.end + 2000, ['kill'])) lateTags.add(item);
+  for (const l of locals) for (const e of l.lateErrors) if (!o.faults) violate(`a save failed after its response without a fault: ${e.url} ${e.code} ${e.message}`);
+  for (const l of locals) for (const u of l.unhandled || []) violate(`worker: unhandled rejection: ${u}`);
+  const cutInApp = new Set(locals.flatMap((l) => l.cut || []));
+  for (const r2 of resetsAtTerm) if (cutInApp.has(r2.id)) violate(`${r2.what}: reset by a graceful restart while in the app (server.close() should have waited for it)`);
+  const store = checker || apps[0].store;
   for (const [sid, s] of sids) {
     let raw;
     try {
@@ -656,7 +877,8 @@ async function runModel(opts = {}) {
   // Flashes: at most once everywhere (checked as shown); exactly once when no fault touched
   // them and their session still stands.
   const queuedAtEnd = new Set();
-  const flashErrors = new Set(apps.flatMap((a) => [...a.app.locals.flashErrors]));
+  const flashErrors = new Set(locals.flatMap((l) => [...l.flashErrors]));
+  const allWfaults = apps.flatMap((a) => a.wfaults || []);
   for (const [m, p] of pushedAcked) {
     if (flashErrors.has(m)) continue; // failed, and the app heard of it (onError)
     const s = sids.get(p.sid);
@@ -667,7 +889,7 @@ async function runModel(opts = {}) {
     const queued = await store.client.flashPop('model', p.sid, 'info').catch(() => []);
     for (const q of queued) queuedAtEnd.add(String(q));
     if (queuedAtEnd.has(m)) continue;
-    if (!s.uncertain && !(o.faults && faults.some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
+    if (!s.uncertain && !(o.faults && [...faults, ...allWfaults].some((f) => f.start <= Date.now() && (f.end ?? Infinity) + GRACE_MS >= p.at))) {
       violate(`browser ${p.b}: flash ${m} pushed (303) to a live session ${p.sid.slice(0, 6)} and never shown; the browser's requests:\n    ${browsers[p.b].events.join('\n    ')}`);
     }
   }
@@ -678,29 +900,88 @@ async function runModel(opts = {}) {
       if (left && s.dead) violate(`browser ${s.owner}: logged-out migrated session ${sid.slice(0, 12)} is still in the old store`);
     }
   }
-  stats.savesAfter5xx = apps.flatMap((a) => a.app.locals.savesAfter5xx);
-  stats.finalErrors = apps.flatMap((a) => a.app.locals.finalErrors);
+  stats.savesAfter5xx = locals.flatMap((l) => l.savesAfter5xx);
+  stats.finalErrors = locals.flatMap((l) => l.finalErrors);
   for (const e of stats.finalErrors) violate(`an error reached Express's final handler after the response (logged, socket destroyed): ${e}`);
-  stats.lateErrors = apps.reduce((n, a) => n + a.app.locals.lateErrors.length, 0);
-  stats.errors = apps.flatMap((a) => a.app.locals.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
+  stats.lateErrors = locals.reduce((n, l) => n + l.lateErrors.length, 0);
+  stats.errors = locals.flatMap((l) => l.errors.map((e) => `${e.url.split('?')[0]} ${e.code}`));
   stats.sessions = sids.size;
+  // With workers: what sessd holds and sees once they are all back. Every stored session of
+  // the namespace one the app can read (a session, not a queue of flashes with no session or
+  // a half-applied merge: get() of it works and gives a cookie), every connection sessd counts
+  // one of a live pool (a killed worker's closed by the kernel), no full session id in sessd's
+  // log or the workers' stderr.
+  const checkWorkersEnd = async () => {
+    const ids = await store.ids();
+    stats.storedAtEnd = ids.length;
+    for (const sid of ids) {
+      let raw;
+      try {
+        raw = await store.get(sid);
+      } catch (err) {
+        violate(`stored session ${sid.slice(0, 6)}: the app cannot read it: ${err.code} ${err.message}`);
+        continue;
+      }
+      // Flashes with no session data (a first page's push, or a regenerate's move to the new
+      // id, by a worker killed before its save): never shown (the browser has no cookie
+      // naming it), kept until their ttl; counted.
+      if (!raw) {
+        stats.flashOnlyAtEnd = (stats.flashOnlyAtEnd || 0) + 1;
+        const ttl = await store.client.ttl('model', sid).catch(() => null);
+        const held = await store.client.flashPop('model', sid, null).catch(() => null);
+        (stats.flashOnly ||= []).push(`${sid.slice(0, 6)} ttl ${ttl} ms ${JSON.stringify(held)}`);
+      }
+      if (raw && !raw.cookie) violate(`stored session ${sid.slice(0, 6)} has no cookie: ${JSON.stringify(raw).slice(0, 200)}`);
+      if (!sids.has(sid)) stats.storedUnknown = (stats.storedUnknown || 0) + 1;
+    }
+    const pools = apps.length * (storeOpts.poolSize || 2) + (storeOpts.poolSize || 2);
+    let st = null;
+    await waitFor(async () => {
+      st = await store.client.stats(null);
+      return Number(st.connections ?? st.clients) <= pools + 1;
+    }, 'sessd connections back to the live pools', 5000).catch(() => violate(`sessd counts ${JSON.stringify(st)} connections; the live pools hold ${pools} (+1 admin)`));
+    stats.sessdStats = st;
+    if (st && st.sessions !== ids.length) violate(`sessd's STATS counts ${st.sessions} sessions; a scan of the namespace found ${ids.length}`);
+    const logged = fs.existsSync(path.join(dir, 'sessd.log')) ? fs.readFileSync(path.join(dir, 'sessd.log'), 'utf8') : '';
+    for (const sid of sids.keys()) {
+      if (sid.length < 16) continue;
+      if (logged.includes(sid)) violate(`sessd's log holds the full session id ${sid.slice(0, 6)}...`);
+      if (workerLog.includes(sid)) violate(`a worker's stderr holds the full session id ${sid.slice(0, 6)}...`);
+    }
+    stats.workerLog = workerLog.slice(0, 2000);
+  };
   stats.migratedFlashesShown = [...shown.keys()].filter((m) => m.endsWith('-mf')).length;
   stats.lastFaultAgoMs = lastFault ? Date.now() - lastFault : null;
 
+  if (o.workers) await checkWorkersEnd();
   for (const a of apps) {
+    if (o.workers) {
+      a.proc.kill('SIGTERM');
+      if ((await workerExit(a, 25000)) === null) {
+        violate(`worker ${a.name}: still running 25 s after the end's SIGTERM`);
+        a.proc.kill('SIGKILL');
+      }
+      continue;
+    }
     await closeServer(a.server);
     a.store.close();
   }
+  if (checker) checker.close();
   for (const fn of cleanups.reverse()) await fn();
   try {
     await d.stop();
   } catch (err) {
     violate(err.message);
   }
+  // With workers, sessd's whole log: an ASan+UBSan build's reports (SESSD_BIN=build-asan's),
+  // a leak left by a killed worker's connections shows at its exit.
+  const said = (o.workers && fs.existsSync(path.join(dir, 'sessd.log')) ? fs.readFileSync(path.join(dir, 'sessd.log'), 'utf8') : '') + d.stderr;
+  const sanitizer = /ERROR: \w+Sanitizer|runtime error:/.exec(said);
+  if (sanitizer) violate(`sessd's sanitizers: ${said.slice(sanitizer.index, sanitizer.index + 2000)}`);
   process.off('unhandledRejection', unhandled);
   fs.rmSync(dir, { recursive: true, force: true });
   if (!daemonUp) violate('daemon was left down');
   return { violations, stats };
 }
 
-module.exports = { runModel, rng };
+module.exports = { runModel, rng, makeApp, mergeKey };
