@@ -16,6 +16,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mp.h"
+#include "seal.h"
 
 /*
  * The most a LIST entry takes on the wire: fixarray, bin8 header and a 128-byte id, uint64.
@@ -29,6 +30,9 @@
  * INTERNAL "the change was made but not logged" (frame header, request id and status
  * included). */
 #define DISPATCH_DONE_REPLY_MAX 64
+/* The most any reply to a change takes that is not a FLASH_POP's messages: a refusal's error
+ * message included. */
+#define DISPATCH_CHANGE_REPLY_MAX 1024
 /* How often the warnings about refusals come, or, when the daemon stops, why one comes early. */
 #define DISPATCH_NOTE_PERIODIC "this line comes at most once a minute"
 #define DISPATCH_NOTE_STOPPING "since the last such line; sessd is stopping"
@@ -1142,6 +1146,20 @@ static int op_flash_push(struct dispatch *d, const struct codec_request *req,
 	return reply_uint(out, req->request_id, queued);
 }
 
+/*
+ * Keep room in a sealed ${peer}'s output for the ${waiting} bytes of replies written so far in
+ * its out and an error reply after them (reply_out_of_memory's, at most
+ * DISPATCH_DONE_REPLY_MAX), sealed: a reply that finds no memory to be sealed when the turn's
+ * are written closes the connection without any of them. Returns 0 (a plain peer: always),
+ * or -1 (ENOMEM).
+ */
+static int keep_sealed_room(const struct dispatch_peer *peer, size_t waiting)
+{
+	if (peer->seal == NULL || peer->sealed_out == NULL)
+		return 0;
+	return seal_reserve(peer->sealed_out, waiting + DISPATCH_DONE_REPLY_MAX);
+}
+
 /* What the flash-pop callbacks write into. */
 struct pop_writer {
 	struct buf *out;
@@ -1159,6 +1177,8 @@ struct pop_writer {
 	bool heavy_spent;
 	bool put_off;
 	size_t messages;
+	/* The connection, for the room to seal the reply as it grows (keep_sealed_room). */
+	const struct dispatch_peer *peer;
 };
 
 static int pop_on_type(void *arg, const uint8_t *type, size_t type_len, size_t count)
@@ -1193,7 +1213,8 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	int rc;
 
 	rc = is_bin ? mp_write_bin(w->out, msg, len) : mp_write_str(w->out, msg, len);
-	if (rc == -1)
+	/* Found wanting after the pop, the sealed reply would be lost with the messages. */
+	if (rc == -1 || keep_sealed_room(w->peer, w->out->len) == -1)
 		return -1;
 	w->messages++;
 	/* The per-session flash limit keeps replies under max_frame, and under max_frame / 12
@@ -1208,9 +1229,9 @@ static int pop_on_msg(void *arg, const void *msg, size_t len, bool is_bin)
 	return 0;
 }
 
-static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
-                        const struct store_key *key, uint64_t now_ms, struct buf *out,
-                        enum dispatch_verdict *verdict)
+static int op_flash_pop(struct dispatch *d, const struct dispatch_peer *peer,
+                        const struct codec_request *req, const struct store_key *key,
+                        uint64_t now_ms, struct buf *out, enum dispatch_verdict *verdict)
 {
 	struct pop_writer w;
 	size_t queues = 0, at;
@@ -1225,6 +1246,7 @@ static int op_flash_pop(struct dispatch *d, const struct codec_request *req,
 	w.all = req->flash_all;
 	w.unwritable = d->p != NULL && persist_writable(d->p) != 0;
 	w.heavy_spent = heavy_spent(d);
+	w.peer = peer;
 	if (codec_reply_open(out, req->request_id, CODEC_OK, &at) == -1)
 		return -1;
 	if (store_flash_pop(d->st, key, req->flash_all ? NULL : req->flash_type.ptr,
@@ -1573,10 +1595,13 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	/* Room for the reply and the log record before the change is made: found wanting after
 	 * it, the change would be answered INTERNAL, "out of memory" (which says it was not
 	 * carried out: a retry would push a flash twice) or "made but not logged" (kept in
-	 * memory, undone by a restart). Refused now, nothing has changed. */
+	 * memory, undone by a restart); on a sealed connection, the room to seal the reply, or the
+	 * connection is closed without it. Refused now, nothing has changed. */
 	d->change_len = change_data_len(req);
-	if (codec_op_changes(req->op) && (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
-	                                  persist_reserve(d->p, d->change_len) == -1))
+	if (codec_op_changes(req->op) &&
+	    (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+	     keep_sealed_room(peer, out->len + DISPATCH_CHANGE_REPLY_MAX) == -1 ||
+	     persist_reserve(d->p, d->change_len) == -1))
 		return -1;
 	switch (req->op) {
 	case CODEC_OP_PING:
@@ -1606,7 +1631,7 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	case CODEC_OP_FLASH_PUSH_EXISTING:
 		return op_flash_push(d, req, &key, now_ms, out);
 	case CODEC_OP_FLASH_POP:
-		return op_flash_pop(d, req, &key, now_ms, out, verdict);
+		return op_flash_pop(d, peer, req, &key, now_ms, out, verdict);
 	case CODEC_OP_COUNT:
 		return op_count(d, req, now_ms, out, verdict);
 	case CODEC_OP_LIST:
@@ -1757,7 +1782,13 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 		/* A request put off is counted when it is carried out. */
 		if (verdict == DISPATCH_LATER)
 			d->requests_total--;
-		return verdict;
+		/* A change kept the room for its sealed reply before it was made (run; a
+		 * FLASH_POP's messages, as they were taken), and a sealed HELLO's reply goes
+		 * plain: room is kept from its first request on. */
+		if (verdict == DISPATCH_LATER || codec_op_changes(req->op) ||
+		    keep_sealed_room(peer, req->op == CODEC_OP_HELLO ? 0 : out->len) == 0 ||
+		    req->op == CODEC_OP_HELLO)
+			return verdict;
 	}
 	return reply_out_of_memory(out, start, req->request_id, verdict);
 }
@@ -1793,7 +1824,7 @@ enum dispatch_verdict dispatch_frame(struct dispatch *d, struct dispatch_peer *p
 			say_malformed(d, closed, DISPATCH_NOTE_PERIODIC);
 		rc = codec_reply_error(out, req.request_id, CODEC_BAD_REQUEST, d->malformed_why);
 	}
-	if (rc == 0)
+	if (rc == 0 && keep_sealed_room(peer, out->len) == 0)
 		return verdict;
 	return reply_out_of_memory(out, start, req.request_id, verdict);
 }

@@ -123,6 +123,13 @@ struct dispatch_peer {
 	/* With seal: the server's ephemeral key of its HELLO (s_pk), by which a RETIRE from
 	 * another connection names this one (PROTOCOL.md, "RETIRE"). Public, not a secret. */
 	uint8_t seal_key[CODEC_RETIRE_KEY_BYTES];
+	/* With seal: the connection's output, where the replies written to dispatch_frame's out
+	 * go sealed when the turn's are written (seal_append_all). Dispatch keeps room there for
+	 * all of them and an error reply more, so that none is lost for want of memory to seal
+	 * it: a change is refused before it is made, a read answered INTERNAL (PROTOCOL.md,
+	 * INTERNAL). Set by the connection's owner, which must not shrink it while replies wait
+	 * to be sealed; NULL: no room kept. */
+	struct buf *sealed_out;
 	/* Who is connected, for warnings about refused clients: "ADDR:PORT" ("[V6]:PORT") over
 	 * TCP; over a Unix socket, which has no address, "pid P (uid U) on unix:PATH" with the
 	 * listener's path. Never a secret or a session id. Set by the connection's owner, which

@@ -3,6 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels answer EINVAL */
+#endif
 
 void buf_init(struct buf *b)
 {
@@ -40,7 +46,19 @@ int buf_reserve(struct buf *b, size_t extra)
 	}
 	b->data = grown;
 	b->cap = cap;
+	/* Only what this call asked for: the rest of the doubling may never be written. */
+	buf_prefault(b->data + b->len, extra);
 	return 0;
+}
+
+void buf_prefault(void *p, size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)p + page - 1) / page * page;
+	uintptr_t to = ((uintptr_t)p + n) / page * page;
+
+	if (n >= BUF_PREFAULT_MIN_BYTES && to > from)
+		(void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
 }
 
 int buf_append(struct buf *b, const void *p, size_t n)

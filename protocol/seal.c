@@ -353,14 +353,25 @@ int seal_append(struct seal *s, struct buf *out, const uint8_t *plain, size_t le
 	return 0;
 }
 
+int seal_reserve(struct buf *out, size_t len)
+{
+	size_t records = len / SEAL_MAX_PLAIN + (len % SEAL_MAX_PLAIN != 0);
+
+	if (records == 0)
+		return 0;
+	if (len > SIZE_MAX - records * SEAL_OVERHEAD) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return buf_reserve(out, len + records * SEAL_OVERHEAD);
+}
+
 int seal_append_all(struct seal *s, struct buf *out, const uint8_t *plain, size_t len)
 {
-	size_t records = (len + SEAL_MAX_PLAIN - 1) / SEAL_MAX_PLAIN;
-
 	/* Room for every record at once: a large output is then one block, which glibc maps on
 	 * its own past its mmap threshold and unmaps when it is freed. Grown record by record it
 	 * was carved from the heap, whose pages stayed after the buffer had gone. */
-	if (records > 0 && buf_reserve(out, len + records * SEAL_OVERHEAD) == -1)
+	if (seal_reserve(out, len) == -1)
 		return -1;
 	while (len > 0) {
 		size_t chunk = len < SEAL_MAX_PLAIN ? len : SEAL_MAX_PLAIN;

@@ -132,6 +132,13 @@ int seal_append(struct seal *s, struct buf *out, const uint8_t *plain, size_t le
 int seal_append_all(struct seal *s, struct buf *out, const uint8_t *plain, size_t len);
 
 /*
+ * seal_reserve(out, len):
+ * Room in ${out} for ${len} bytes of plaintext sealed by seal_append_all, so that sealing
+ * them then needs no memory. Returns 0, or -1 with errno ENOMEM (out unchanged).
+ */
+int seal_reserve(struct buf *out, size_t len);
+
+/*
  * seal_record_size(header):
  * The whole size (header included) of the record whose first SEAL_HEADER_BYTES are at
  * ${header}, or 0 when its length is malformed.

@@ -110,10 +110,11 @@ static void stop_daemon(void)
 		nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static struct sessd_client *connect_to(const char *url)
+/* A client of ${url}, sealed with the secret in ${auth_file} (NULL: none). */
+static struct sessd_client *connect_to(const char *url, const char *auth_file)
 {
 	struct sessd_options opts = {
-	    .timeout_ms = 10000, .ns = "app", .client_name = "memory-test"};
+	    .timeout_ms = 10000, .ns = "app", .client_name = "memory-test", .auth_file = auth_file};
 	struct sessd_client *c = NULL;
 	int rc = sessd_connect(url, &opts, &c);
 
@@ -128,14 +129,17 @@ static bool refused(int rc)
 }
 
 /*
- * Whether what request ${i} of ${b} was answered holds in the daemon at ${url}: an OK change
- * made, a refused one not made (a dropped connection leaves it unsaid). Read without changing
- * anything: GET for the DESTROYs, TTL for the FLASH_PUSHes' sessions, which hold only the one
- * message when it was pushed. Returns how many requests were refused.
+ * Whether what request ${i} of ${b} was answered holds in the daemon at ${url} (clients sealed
+ * with ${auth_file}, or NULL): an OK change made, a refused one not made. A dropped connection
+ * leaves it unsaid, but only for a change not carried out: one made lost its reply, and the
+ * client cannot tell. Read without changing anything: GET for the DESTROYs, TTL for the
+ * FLASH_PUSHes' sessions, which hold only the one message when it was pushed. Returns how
+ * many requests were refused.
  */
-static int check_answers(const char *url, struct sessd_batch *b, int64_t point, const char *when)
+static int check_answers(const char *url, const char *auth_file, struct sessd_batch *b,
+                         int64_t point, const char *when)
 {
-	struct sessd_client *check = connect_to(url);
+	struct sessd_client *check = connect_to(url, auth_file);
 	int refusals = 0;
 
 	for (int i = 0; i < BATCH; i++) {
@@ -160,6 +164,10 @@ static int check_answers(const char *url, struct sessd_batch *b, int64_t point, 
 		cr_assert(!refused(rc) || (got == SESSD_OK) == (i % 2 == 0),
 		          "%s, point %lld: %s %s answered %s, carried out", when, (long long)point,
 		          i % 2 == 0 ? "DESTROY" : "FLASH_PUSH", id, sessd_strerror(rc));
+		cr_assert(rc != SESSD_ERR_CLOSED || (got == SESSD_OK) == (i % 2 == 0),
+		          "%s, point %lld: %s %s was carried out, and its connection closed "
+		          "without the reply",
+		          when, (long long)point, i % 2 == 0 ? "DESTROY" : "FLASH_PUSH", id);
 		refusals += refused(rc);
 	}
 	sessd_close(check);
@@ -171,9 +179,10 @@ static int check_answers(const char *url, struct sessd_batch *b, int64_t point, 
  * loop's allocations failed one at a time: the first ${point} let through, the next failed, at
  * every point until the batch runs out of allocations. With ${restart}, each point has a
  * daemon of its own on ${data_dir} (its buffers for the log start small again), and what the
- * answers say is checked again once it has stopped and another has loaded the data.
+ * answers say is checked again once it has stopped and another has loaded the data. With
+ * ${auth_file}, every connection is sealed with its secret.
  */
-static void sweep_changes(const char *const *args, bool restart)
+static void sweep_changes(const char *const *args, bool restart, const char *auth_file)
 {
 	int points = 0, failed_points = 0, refusals = 0;
 
@@ -185,7 +194,7 @@ static void sweep_changes(const char *const *args, bool restart)
 
 		if (restart && point > 0)
 			start_failing_with(args);
-		setup = connect_to(daemon_.unix_url);
+		setup = connect_to(daemon_.unix_url, auth_file);
 		for (int i = 0; i < BATCH; i++) {
 			snprintf(id, sizeof(id), i % 2 == 0 ? "s-%d" : "f-%d", i);
 			cr_assert(i % 2 == 1 ||
@@ -195,7 +204,7 @@ static void sweep_changes(const char *const *args, bool restart)
 		}
 		sessd_close(setup);
 		/* A new connection at each point: its output starts at 256 bytes again. */
-		c = connect_to(daemon_.unix_url);
+		c = connect_to(daemon_.unix_url, auth_file);
 		b = sessd_batch_new(c);
 		cr_assert_not_null(b);
 		for (int i = 0; i < BATCH; i++) {
@@ -214,14 +223,14 @@ static void sweep_changes(const char *const *args, bool restart)
 		atomic_store(&words[1], 0);
 		atomic_store(&words[0], 0);
 		failed = atomic_load(&words[2]);
-		refusals += check_answers(daemon_.unix_url, b, point, "running");
+		refusals += check_answers(daemon_.unix_url, auth_file, b, point, "running");
 		sessd_close(c);
 		if (restart) {
 			cr_assert_eq(harness_stop(&daemon_), 0,
 			             "point %lld: the daemon did not stop cleanly",
 			             (long long)point);
 			cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
-			(void)check_answers(daemon_.unix_url, b, point, "restarted");
+			(void)check_answers(daemon_.unix_url, auth_file, b, point, "restarted");
 			cr_assert_eq(harness_stop(&daemon_), 0);
 			daemon_.pid = 0;
 		}
@@ -243,7 +252,7 @@ static void sweep_changes(const char *const *args, bool restart)
 Test(memory, a_change_is_answered_as_done_only_when_done_and_refused_only_when_not,
      .init = start_failing, .fini = stop_daemon, .timeout = 300)
 {
-	sweep_changes(NULL, false);
+	sweep_changes(NULL, false, NULL);
 }
 
 /* Before, with --data-dir, a change the store had made and whose log record then found no
@@ -252,21 +261,33 @@ Test(memory, a_change_is_answered_as_done_only_when_done_and_refused_only_when_n
 Test(memory, a_change_that_cannot_be_logged_is_not_made, .init = start_failing_on_disk,
      .fini = stop_daemon, .timeout = 300)
 {
-	sweep_changes(disk_args, true);
+	sweep_changes(disk_args, true, NULL);
 }
 
 static char auth_dir[64], auth_path[128];
+static const char *auth_args[] = {"--auth-file", auth_path, NULL};
 
-/* The daemon with --auth-file: connections sealed or showing the secret plain. */
-static void start_with_secret(void)
+/* A secret for --auth-file in a directory of its own. */
+static void make_secret(void)
 {
-	const char *const args[] = {"--auth-file", auth_path, NULL};
-
 	snprintf(auth_dir, sizeof(auth_dir), "/tmp/sessd-nomem-XXXXXX");
 	cr_assert_not_null(mkdtemp(auth_dir));
 	snprintf(auth_path, sizeof(auth_path), "%s/secret", auth_dir);
 	harness_write_secret(auth_path, "memory-test-secret-0123456789abc", 0600);
-	cr_assert_eq(harness_start(&daemon_, args), 0, "the daemon did not start");
+}
+
+/* The daemon with --auth-file: connections sealed or showing the secret plain. */
+static void start_with_secret(void)
+{
+	make_secret();
+	cr_assert_eq(harness_start(&daemon_, auth_args), 0, "the daemon did not start");
+}
+
+/* start_with_secret, with failalloc.so. */
+static void start_failing_with_secret(void)
+{
+	make_secret();
+	start_failing_with(auth_args);
 }
 
 static void stop_with_secret(void)
@@ -274,6 +295,15 @@ static void stop_with_secret(void)
 	stop_daemon();
 	unlink(auth_path);
 	rmdir(auth_dir);
+}
+
+/* Before, a sealed connection sealed a turn's replies only as it wrote them, and when that
+ * found no memory it was closed without them: a DESTROY or FLASH_PUSH among them was carried
+ * out, and its client saw only the connection closed (PROTOCOL.md, INTERNAL). */
+Test(memory, a_sealed_change_is_answered_or_not_made, .init = start_failing_with_secret,
+     .fini = stop_with_secret, .timeout = 300)
+{
+	sweep_changes(auth_args, false, auth_path);
 }
 
 /* Run connect-nomem (connect_nomem.c) against ${url} with failalloc.so and the secret in
