@@ -52,6 +52,7 @@ LEAK_CHECKED_TEST(buf, append_zero_bytes_allocates_nothing)
 LEAK_CHECKED_TEST(buf, reserve_overflow_is_enomem_and_changes_nothing)
 {
 	struct buf b;
+	volatile size_t no_buffer_holds = SIZE_MAX;
 
 	buf_init(&b);
 	cr_assert_eq(buf_append(&b, "abc", 3), 0);
@@ -60,9 +61,11 @@ LEAK_CHECKED_TEST(buf, reserve_overflow_is_enomem_and_changes_nothing)
 	cr_expect_eq(errno, ENOMEM);
 	cr_expect_eq(b.len, 3);
 	cr_expect_eq(memcmp(b.data, "abc", 3), 0);
-	/* buf_append says the same of a length no buffer can hold, before it reads a byte. */
+	/* buf_append says the same of a length no buffer can hold, before it reads a byte. The
+	 * length goes through a volatile: seen as a constant, LTO's inlining warns of the memcpy
+	 * the refusal never reaches. */
 	errno = 0;
-	cr_expect_eq(buf_append(&b, "x", SIZE_MAX), -1);
+	cr_expect_eq(buf_append(&b, "x", no_buffer_holds), -1);
 	cr_expect_eq(errno, ENOMEM);
 	cr_expect_eq(b.len, 3);
 	cr_expect_eq(memcmp(b.data, "abc", 3), 0);
