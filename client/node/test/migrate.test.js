@@ -770,16 +770,17 @@ test('a lock release sent again after a break never removes the lock another req
 // other's copy of the old data). A mover stops, before its writes, once its lock may be gone.
 test('a move that outlasts its lock (sessd stalled) stops before its writes, never beside another mover', { timeout: 20000 }, async (t) => {
   const old = new OldStore();
-  const { store, namespace } = await shop(t, old, { migrateTimeoutMs: 100 });
-  const other = (await shop(t, old, { namespace, migrateTimeoutMs: 100 })).store;
+  const { store, namespace } = await shop(t, old, { migrateTimeoutMs: 25 });
+  const other = (await shop(t, old, { namespace, migrateTimeoutMs: 25 })).store;
   const sid = newSid();
   await old.put(sid, oldSession());
   const movers = countMovers([store, other]);
-  // The first mover's read of the old store under its lock: sessd stalls for 3 s from there.
+  // The first mover's read of the old store under its lock (a lock of 2.1 s): sessd stalls
+  // for 2.4 s from there.
   let stalled = null;
   old.hooks.get = (s, n) => {
     if (n !== 2 || stalled) return null;
-    stalled = daemon.pause().then(() => sleep(3000)).then(() => process.kill(daemon.pid, 'SIGCONT'));
+    stalled = daemon.pause().then(() => sleep(2400)).then(() => process.kill(daemon.pid, 'SIGCONT'));
     return null;
   };
   const a = store.get(sid).then(() => 'ok', (err) => err.code);
