@@ -27,6 +27,9 @@ const FLASH_REFUSED = new Set(['ESESSD_LIMIT', 'ESESSD_TOO_LARGE']);
 // 200 ... 1000 ms, until the lock would have ended anyway.
 const RELEASE_RETRY_MIN_MS = 50;
 const RELEASE_RETRY_MAX_MS = 1000;
+// A mover writes to sessd only while its lock has this long left (by this process's clock,
+// from when its push was sent): the round trip of the write itself, with room to spare.
+const LOCK_MARGIN_MS = 1000;
 
 // checkOldStore(old): the migrateFrom option, an express-session store: get and destroy are
 // what the move uses. Anything else (a Redis client handed over instead of its RedisStore, a
@@ -167,10 +170,11 @@ class Migration {
       // now, and one left by a process that died mid-move was kept for as long as the
       // visitor's pages kept coming, each waiting lockTtlMs and failing.
       const held = await client.ttlIfKnown(LOCK_NAMESPACE, lockKey);
+      const pushedAt = Date.now();
       const token = typeof held !== 'number' ? await this.takeLock(lockKey) : null;
       if (token !== null) {
         try {
-          return await this.move(sid, key);
+          return await this.move(sid, key, pushedAt + this.lockTtlMs);
         } finally {
           await this.releaseLock(lockKey, token);
         }
@@ -258,7 +262,12 @@ class Migration {
   // one is removed here, under the lock. Removed without it (migrateAll's first form), it was
   // taken by a move under way, which looks at the old store after its write, for a destroy()
   // and undid the move: 5 of 270 visitors logged out (bench/e2e/switch.js --eager).
-  async move(sid, key) {
+  // lockEnds: the instant the lock ends at the soonest (its push sent lockTtlMs before); a
+  // request to sessd may wait timeoutMs (restartWaitMs more while sessd restarts), longer
+  // than a short lock lasts (migrateTimeoutMs 100: 2.4 s), and one that came back after it
+  // ended moved beside the request that took the lock meanwhile (a flash pushed twice, a save
+  // overwritten). So the writes wait for nothing past it (checkLock).
+  async move(sid, key, lockEnds = Infinity) {
     const store = this.store;
     const client = store.client;
     const ns = store.namespace;
@@ -281,6 +290,7 @@ class Migration {
     // function gets the session as express-session would hand it over).
     const ttl = this.ttlMs(data);
     if (!(ttl > 0)) return null;
+    this.checkLock(lockEnds);
     // The flashes before the data, on the session's connection, in order: sessd breaking
     // between the two leaves no session with data (the next page moves it again, from the old
     // copy, which is removed only at the end). Pushed after the data, they were lost: sessd
@@ -288,11 +298,13 @@ class Migration {
     // key is what such a broken move left (nothing else pushes to an id sessd has no data
     // for): dropped first, or its flashes would be shown twice.
     await client.destroy(ns, key);
+    this.checkLock(lockEnds);
     await Promise.all((flashes || []).map(([type, msg]) => client.flashPush(ns, key, type, msg, ttl).catch((err) => {
       if (!(err instanceof RangeError || err instanceof TypeError || (err && FLASH_REFUSED.has(err.code)))) throw err;
     })));
     // A logout since the destroy above (its removal from sessd before this write) is undone
     // below, as one since the read.
+    this.checkLock(lockEnds);
     await client.set(ns, key, store.serializer.stringify(data), ttl);
     // A destroy() since the read (a logout by an app process that did not wait for this
     // lock: destroy() removes the old copy first) must not be undone.
@@ -311,6 +323,12 @@ class Migration {
     // than the copy in sessd (it was given the lifetime the old one had left).
     await this.oldCall('destroy', sid).catch(() => {});
     return 'moved';
+  }
+
+  // checkLock(lockEnds): throws (a 503; the session stays in the old store, and a later
+  // request moves it) when the move's lock may end before a write made now is carried out.
+  checkLock(lockEnds) {
+    if (Date.now() + LOCK_MARGIN_MS > lockEnds) throw migrateError('get', 'the move took longer than its lock (sessd or the old store was slow)');
   }
 
   // destroy(sid, key): destroy() with migrateFrom: the old copy first, then sessd's (see the

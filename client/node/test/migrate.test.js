@@ -77,6 +77,24 @@ function oldSession(leftMs = 10 * 60 * 1000, extra = {}) {
 
 const newSid = () => crypto.randomBytes(24).toString('base64url');
 
+// countMovers(stores): { now, most }: how many requests of these stores are in a move at
+// once, now and at most.
+function countMovers(stores) {
+  const c = { now: 0, most: 0 };
+  for (const s of stores) {
+    const move = s.migration.move.bind(s.migration);
+    s.migration.move = async (...args) => {
+      c.most = Math.max(c.most, ++c.now);
+      try {
+        return await move(...args);
+      } finally {
+        c.now--;
+      }
+    };
+  }
+  return c;
+}
+
 // The browser of a visitor whose cookie holds sid, signed as express-session signs it.
 function browserWith(base, sid) {
   const b = new Browser(base);
@@ -719,19 +737,7 @@ test('a lock release sent again after a break never removes the lock another req
   const other = (await shop(t, old, { namespace })).store;
   const sid = newSid();
   await old.put(sid, oldSession());
-  let moving = 0;
-  let most = 0;
-  for (const s of [store, other]) {
-    const move = s.migration.move.bind(s.migration);
-    s.migration.move = async (...args) => {
-      most = Math.max(most, ++moving);
-      try {
-        return await move(...args);
-      } finally {
-        moving--;
-      }
-    };
-  }
+  const movers = countMovers([store, other]);
   st.armed = true;
   const a = store.get(sid);
   await waitFor(() => st.held !== null, 'the release sent again');
@@ -743,7 +749,7 @@ test('a lock release sent again after a break never removes the lock another req
   const bHeld = new Promise((resolve) => {
     // The first read of the old store inside a move from now on: the next request's, its lock
     // taken.
-    old.hooks.get = () => (moving > 0 && !holdB ? new Promise((go) => { holdB = go; resolve(); }) : null);
+    old.hooks.get = () => (movers.now > 0 && !holdB ? new Promise((go) => { holdB = go; resolve(); }) : null);
   });
   const b = other.get(sid);
   await bHeld;
@@ -753,5 +759,37 @@ test('a lock release sent again after a break never removes the lock another req
   await sleep(300);
   holdB();
   await Promise.all([a, b, c]);
-  assert.equal(most, 1, 'two requests moved the session at once');
+  assert.equal(movers.most, 1, 'two requests moved the session at once');
+});
+
+// The lock ends after lockTtlMs (4 x migrateTimeoutMs + 2 s) by sessd's clock, but one
+// request of the mover to sessd may wait timeoutMs (and restartWaitMs more while sessd
+// restarts): with migrateTimeoutMs 100 (a local Redis) the lock lasts 2.4 s, and sessd
+// stalled 3 s in the middle of a move let a second app process take the expired lock and move
+// the session beside the first (their flashes pushed twice, a save of one overwritten by the
+// other's copy of the old data). A mover stops, before its writes, once its lock may be gone.
+test('a move that outlasts its lock (sessd stalled) stops before its writes, never beside another mover', { timeout: 20000 }, async (t) => {
+  const old = new OldStore();
+  const { store, namespace } = await shop(t, old, { migrateTimeoutMs: 25 });
+  const other = (await shop(t, old, { namespace, migrateTimeoutMs: 25 })).store;
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  const movers = countMovers([store, other]);
+  // The first mover's read of the old store under its lock (a lock of 2.1 s): sessd stalls
+  // for 2.4 s from there.
+  let stalled = null;
+  old.hooks.get = (s, n) => {
+    if (n !== 2 || stalled) return null;
+    stalled = daemon.pause().then(() => sleep(2400)).then(() => process.kill(daemon.pid, 'SIGCONT'));
+    return null;
+  };
+  const a = store.get(sid).then(() => 'ok', (err) => err.code);
+  await waitFor(() => stalled !== null, 'the first move under way');
+  await sleep(200);
+  // A page of the same visitor on another app process, during the stall.
+  const b = other.get(sid).then((sess) => sess && sess.user, (err) => err.code);
+  await stalled;
+  const [ra, rb] = await Promise.all([a, b]);
+  assert.equal(movers.most, 1, `two requests moved the session at once (first: ${ra}, second: ${rb})`);
+  assert.equal(rb, 'ada');
 });
