@@ -290,7 +290,7 @@ static bool op_may_be_not_found(uint32_t op)
 	return op == CODEC_OP_GET || op == CODEC_OP_SET_IF || op == CODEC_OP_TOUCH ||
 	       op == CODEC_OP_TOUCH_IF || op == CODEC_OP_DESTROY || op == CODEC_OP_TTL ||
 	       op == CODEC_OP_LOAD || op == CODEC_OP_FLASH_POP ||
-	       op == CODEC_OP_FLASH_PUSH_EXISTING;
+	       op == CODEC_OP_FLASH_PUSH_EXISTING || op == CODEC_OP_DESTROY_IF_FLASH;
 }
 
 /*
@@ -335,7 +335,8 @@ int client_check_reply(struct sessd_client *c, const uint8_t *body, size_t len, 
 		                    rep->status);
 	/* sessd.h promises CONFLICT from these only: a caller that retries on it must not spin
 	 * on a faulty server's CONFLICT to a GET. */
-	if (rep->status == CODEC_CONFLICT && op != CODEC_OP_SET_IF && op != CODEC_OP_TOUCH_IF)
+	if (rep->status == CODEC_CONFLICT && op != CODEC_OP_SET_IF && op != CODEC_OP_TOUCH_IF &&
+	    op != CODEC_OP_DESTROY_IF_FLASH)
 		return client_error(c, SESSD_ERR_PROTOCOL, "CONFLICT answer to %s",
 		                    codec_op_name(op));
 	return server_error(c, rep->status, &rep->message);

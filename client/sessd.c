@@ -816,6 +816,29 @@ int sessd_flash_push_existing(struct sessd_client *c, const void *id, size_t id_
 	return flash_push(c, true, id, id_len, type, msg, msg_len, ttl_ms, queue_len);
 }
 
+int sessd_destroy_if_flash(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+                           const void *msg, size_t msg_len)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY_IF_FLASH};
+	struct call k = {0};
+
+	if (c == NULL)
+		return SESSD_ERR_USAGE;
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (!type_ok(type))
+		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
+		                    IDS_MAX_FLASH_TYPE_LEN);
+	if (msg == NULL && msg_len > 0)
+		return client_error(c, SESSD_ERR_USAGE, "no message");
+	set_id(&req, id, id_len);
+	req.flash_type.ptr = (const uint8_t *)type;
+	req.flash_type.len = strlen(type);
+	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
+	req.flash_msg.len = msg_len;
+	return call_run(c, &req, &k);
+}
+
 int sessd_flash_pop(struct sessd_client *c, const void *id, size_t id_len, const char *type,
                     struct sessd_flashes **out)
 {

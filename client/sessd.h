@@ -31,12 +31,12 @@
  * that queue a batch request (each says which value means what); after any other call, and
  * after SESSD_OK, its value is unspecified: the code and sessd_errmsg() say what happened.
  * SESSD_NOT_FOUND comes only from GET, LOAD, SET_IF, TOUCH, TOUCH_IF, DESTROY, TTL,
- * FLASH_POP and FLASH_PUSH_EXISTING; a server answering it to another request is a protocol
- * error. SESSD_CONFLICT (14) comes only from SET_IF and TOUCH_IF (sessd_set_if,
- * sessd_touch_if, and sessd_batch_status of a sessd_batch_set_if); to another request it is a
- * protocol error too. Results reach output arguments on SESSD_OK
- * only: result pointers (and GET's length) are cleared first and stay so on any other
- * result; numbers are left untouched.
+ * FLASH_POP, FLASH_PUSH_EXISTING and DESTROY_IF_FLASH; a server answering it to another
+ * request is a protocol error. SESSD_CONFLICT (14) comes only from SET_IF, TOUCH_IF and
+ * DESTROY_IF_FLASH (sessd_set_if, sessd_touch_if, sessd_destroy_if_flash, and
+ * sessd_batch_status of a sessd_batch_set_if); to another request it is a protocol error too.
+ * Results reach output arguments on SESSD_OK only: result pointers (and GET's length) are cleared
+ * first and stay so on any other result; numbers are left untouched.
  *
  * After a broken connection (SESSD_ERR_CLOSED, SESSD_ERR_TIMEOUT, SESSD_ERR_PROTOCOL) the
  * call that saw it fails, and the next call reconnects (and repeats HELLO) before it sends.
@@ -422,6 +422,21 @@ int sessd_flash_push(struct sessd_client *c, const void *id, size_t id_len, cons
 int sessd_flash_push_existing(struct sessd_client *c, const void *id, size_t id_len,
                               const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms,
                               size_t *queue_len);
+
+/*
+ * sessd_destroy_if_flash(c, id, id_len, type, msg, msg_len):
+ * sessd_destroy, but only while the oldest message of ${type}'s queue holds exactly the
+ * ${msg_len} bytes of ${msg}, in one step on the server: the release of a lock held as a flash
+ * queue whose first message is its holder's token (PROTOCOL.md, "Locks on a flash queue"),
+ * which, unlike a plain sessd_destroy, may be called again after a broken connection.
+ * SESSD_OK: the session was removed, as sessd_destroy removes it. SESSD_NOT_FOUND: there is no
+ * such session, or it has expired. SESSD_CONFLICT: that queue is empty, or its oldest message
+ * is another (another holder's token); nothing changed. SESSD_ERR_UNKNOWN_OP: the server is
+ * older than DESTROY_IF_FLASH (the connection stays open). ${id}, ${type} and ${msg} are
+ * borrowed.
+ */
+int sessd_destroy_if_flash(struct sessd_client *c, const void *id, size_t id_len, const char *type,
+                           const void *msg, size_t msg_len);
 
 struct sessd_flash {
 	/* NUL-terminated. PROTOCOL.md lets a type hold any bytes, a NUL too, and another client

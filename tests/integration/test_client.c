@@ -355,6 +355,51 @@ LEAK_CHECKED_TEST(client, ttl_gives_the_remaining_lifetime)
  * sessd_load (PROTOCOL.md, LOAD): a GET that also says how many flash messages are queued,
  * popping none; NOT_FOUND as GET's (flashes only included), leaving the count alone.
  */
+LEAK_CHECKED_TEST(client, destroy_if_flash_removes_only_while_its_message_is_first)
+{
+	struct sessd_client *c = connect_to(daemon_.unix_url);
+	struct sessd_client *other = connect_to(daemon_.unix_url);
+	size_t queued = 0;
+	uint64_t ms = 0;
+
+	cr_assert_eq(sessd_destroy_if_flash(c, "lock-a", 6, "move", "tok-1", 5), SESSD_NOT_FOUND);
+	/* A lock: the first push holds it; another holder's push queues behind. */
+	cr_assert_eq(sessd_flash_push(c, "lock-a", 6, "move", "tok-1", 5, TTL_MS, &queued),
+	             SESSD_OK);
+	cr_assert_eq(queued, 1);
+	cr_assert_eq(sessd_flash_push(other, "lock-a", 6, "move", "tok-2", 5, TTL_MS, &queued),
+	             SESSD_OK);
+	cr_assert_eq(queued, 2);
+	cr_assert_eq(sessd_destroy_if_flash(other, "lock-a", 6, "move", "tok-2", 5), SESSD_CONFLICT,
+	             "%s", sessd_errmsg(other));
+	cr_assert_eq(sessd_destroy_if_flash(other, "lock-a", 6, "other", "tok-1", 5),
+	             SESSD_CONFLICT, "another type's queue is empty");
+	cr_assert_eq(sessd_destroy_if_flash(other, "lock-a", 6, "move", "tok-", 4), SESSD_CONFLICT,
+	             "a prefix is another message");
+	cr_assert_eq(sessd_ttl(c, "lock-a", 6, &ms), SESSD_OK, "a CONFLICT changes nothing");
+	cr_assert_eq(sessd_destroy_if_flash(c, "lock-a", 6, "move", "tok-1", 5), SESSD_OK, "%s",
+	             sessd_errmsg(c));
+	cr_assert_eq(sessd_ttl(c, "lock-a", 6, &ms), SESSD_NOT_FOUND, "removed with its queue");
+	/* Sent again (its reply lost), it removes nothing: not a lock another took since. */
+	cr_assert_eq(sessd_flash_push(other, "lock-a", 6, "move", "tok-2", 5, TTL_MS, &queued),
+	             SESSD_OK);
+	cr_assert_eq(sessd_destroy_if_flash(c, "lock-a", 6, "move", "tok-1", 5), SESSD_CONFLICT);
+	cr_assert_eq(sessd_ttl(other, "lock-a", 6, &ms), SESSD_OK);
+	/* An empty message is a message; the connection stays open after each answer. */
+	cr_assert_eq(sessd_flash_push(c, "lock-b", 6, "move", "", 0, TTL_MS, NULL), SESSD_OK);
+	cr_assert_eq(sessd_destroy_if_flash(c, "lock-b", 6, "move", NULL, 0), SESSD_OK);
+	cr_assert_eq(sessd_destroy_if_flash(c, "lock-a", 6, "move", "tok-2", 5), SESSD_OK);
+	cr_assert_eq(sessd_ping(c), SESSD_OK);
+	/* Bad arguments. */
+	cr_assert_eq(sessd_destroy_if_flash(c, "", 0, "move", "x", 1), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_destroy_if_flash(c, "x", 1, "", "x", 1), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_destroy_if_flash(c, "x", 1, NULL, "x", 1), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_destroy_if_flash(c, "x", 1, "move", NULL, 1), SESSD_ERR_USAGE);
+	cr_assert_eq(sessd_destroy_if_flash(NULL, "x", 1, "move", "x", 1), SESSD_ERR_USAGE);
+	sessd_close(other);
+	sessd_close(c);
+}
+
 LEAK_CHECKED_TEST(client, load_gives_the_data_and_the_queued_flashes)
 {
 	struct sessd_client *c = connect_to(daemon_.unix_url);
