@@ -771,6 +771,28 @@ int sessd_ttl(struct sessd_client *c, const void *id, size_t id_len, uint64_t *t
 	return call_number(c, &req, ttl_ms);
 }
 
+/*
+ * Check a flash request's ${id}, ${type} and ${msg} and set them in ${req} (borrowed, as the
+ * caller's). Returns SESSD_OK, or SESSD_ERR_USAGE with c->errmsg saying which is wrong.
+ */
+static int set_flash_message(struct sessd_client *c, struct codec_request *req, const void *id,
+                             size_t id_len, const char *type, const void *msg, size_t msg_len)
+{
+	if (!id_ok(id, id_len))
+		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
+	if (!type_ok(type))
+		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
+		                    IDS_MAX_FLASH_TYPE_LEN);
+	if (msg == NULL && msg_len > 0)
+		return client_error(c, SESSD_ERR_USAGE, "no message");
+	set_id(req, id, id_len);
+	req->flash_type.ptr = (const uint8_t *)type;
+	req->flash_type.len = strlen(type);
+	req->flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
+	req->flash_msg.len = msg_len;
+	return SESSD_OK;
+}
+
 /* FLASH_PUSH, or with ${existing} FLASH_PUSH_EXISTING: the checks and the call both share. */
 static int flash_push(struct sessd_client *c, bool existing, const void *id, size_t id_len,
                       const char *type, const void *msg, size_t msg_len, uint64_t ttl_ms,
@@ -783,20 +805,10 @@ static int flash_push(struct sessd_client *c, bool existing, const void *id, siz
 
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
-	if (!id_ok(id, id_len))
-		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
-	if (!type_ok(type))
-		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
-		                    IDS_MAX_FLASH_TYPE_LEN);
-	if (msg == NULL && msg_len > 0)
-		return client_error(c, SESSD_ERR_USAGE, "no message");
+	if ((rc = set_flash_message(c, &req, id, id_len, type, msg, msg_len)) != SESSD_OK)
+		return rc;
 	if (!ttl_ok(ttl_ms))
 		return client_error(c, SESSD_ERR_USAGE, "a ttl is 1 ms to 10 years");
-	set_id(&req, id, id_len);
-	req.flash_type.ptr = (const uint8_t *)type;
-	req.flash_type.len = strlen(type);
-	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
-	req.flash_msg.len = msg_len;
 	rc = call_number(c, &req, &queued);
 	if (rc == SESSD_OK && queue_len != NULL)
 		*queue_len = (size_t)queued;
@@ -821,21 +833,12 @@ int sessd_destroy_if_flash(struct sessd_client *c, const void *id, size_t id_len
 {
 	struct codec_request req = {.op = CODEC_OP_DESTROY_IF_FLASH};
 	struct call k = {0};
+	int rc;
 
 	if (c == NULL)
 		return SESSD_ERR_USAGE;
-	if (!id_ok(id, id_len))
-		return client_error(c, SESSD_ERR_USAGE, "an id has 1 to %d bytes", IDS_MAX_ID_LEN);
-	if (!type_ok(type))
-		return client_error(c, SESSD_ERR_USAGE, "a flash type has 1 to %d bytes",
-		                    IDS_MAX_FLASH_TYPE_LEN);
-	if (msg == NULL && msg_len > 0)
-		return client_error(c, SESSD_ERR_USAGE, "no message");
-	set_id(&req, id, id_len);
-	req.flash_type.ptr = (const uint8_t *)type;
-	req.flash_type.len = strlen(type);
-	req.flash_msg.ptr = msg_len > 0 ? msg : (const uint8_t *)"";
-	req.flash_msg.len = msg_len;
+	if ((rc = set_flash_message(c, &req, id, id_len, type, msg, msg_len)) != SESSD_OK)
+		return rc;
 	return call_run(c, &req, &k);
 }
 
