@@ -1735,11 +1735,11 @@ out:
 
 /*
  * What one more namespace takes of the index when it must grow (ns_obtain): ns_index_grow's
- * slots (the first chunk twice as big, or one more chunk and a list of chunks twice as long),
- * and the names' table's growth once its chains are full, where dict_reserve_within's
- * fallback refuses. Asked of the drops for the node and record only, a new namespace found
- * that much free, dropped nothing and was refused (a full 1 MiB store: the 257th and the
- * 1025th).
+ * slots (the first chunk twice as big, less the old one it frees; or one more chunk, and a
+ * list of chunks twice as long), and the names' table's growth once its chains are full,
+ * where dict_reserve_within's fallback refuses. Asked of the drops for the node and record only, a
+ * new namespace found that much free, dropped nothing and was refused (a full 1 MiB store: the
+ * 257th and the 1025th).
  */
 static size_t ns_index_need(const struct store *st)
 {
@@ -1750,7 +1750,7 @@ static size_t ns_index_need(const struct store *st)
 		if (st->ns_chunks_len == 0)
 			need += 8 * sizeof(ns_slot_t) + 4 * sizeof(ns_slot_t *) + 2 * MALLOC_SLACK;
 		else if (st->ns_chunks_len == 1 && st->ns_slots_cap < NS_CHUNK_SLOTS)
-			need += 2 * st->ns_slots_cap * sizeof(ns_slot_t) + MALLOC_SLACK;
+			need += st->ns_slots_cap * sizeof(ns_slot_t) + MALLOC_SLACK;
 		else
 			need += NS_CHUNK_SLOTS * sizeof(ns_slot_t) + MALLOC_SLACK +
 			        (st->ns_chunks_len == st->ns_chunks_cap
