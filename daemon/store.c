@@ -177,6 +177,8 @@ struct store {
 	/* The namespace found last, or NULL: nearly every request names the one its app always
 	 * uses, and hashing the name costs as much as the rest of a lookup. */
 	struct ns *ns_recent;
+	/* The namespace the last drop came from, or NULL (see drop_pick_ns). */
+	struct ns *ns_dropped;
 	/* The most bytes held since store_bytes_peak_reset (see store_bytes_peak): a load and a
 	 * CLEAR between two of the server's ticks must still count as memory freed. */
 	uint64_t bytes_peak;
@@ -1072,6 +1074,8 @@ static void ns_unname(struct store *st, struct ns *ns)
 	            dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len)));
 	if (st->ns_recent == ns)
 		st->ns_recent = NULL;
+	if (st->ns_dropped == ns)
+		st->ns_dropped = NULL;
 	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
 	dict_maybe_shrink(st, &st->names);
 }
@@ -1558,13 +1562,19 @@ static bool drop_better_ns(const struct drop_round *round, const struct ns *ns,
 }
 
 /* The namespace to drop from: the one with the most unread sessions of those looked at (a
- * flood fills one namespace), not one of ${round}'s barren ones, or NULL. */
+ * flood fills one namespace), not one of ${round}'s barren ones, or NULL. Those looked at
+ * include the one the last drop came from: past DROP_NS_ALL namespaces the sample is random,
+ * and a flooded one among many, whose write is no longer the last, was missed by every
+ * sample of a write while the others held only the spared newest (a write to a 73rd
+ * namespace refused with a thousand unread sessions in another, from then on 1 in 4). */
 static struct ns *drop_pick_ns(struct store *st, const struct drop_round *round)
 {
 	struct ns *best = drop_better_ns(round, st->ns_recent, NULL) ? st->ns_recent : NULL;
 	size_t slots = st->ns_slots_len;
 	size_t tries = slots <= DROP_NS_ALL ? slots : DROP_NS_TRIES;
 
+	if (drop_better_ns(round, st->ns_dropped, best))
+		best = st->ns_dropped;
 	for (size_t i = 0; i < tries; i++) {
 		struct ns *ns =
 		    ns_at(st, slots <= DROP_NS_ALL ? i : (size_t)(drop_random(st->drop) % slots));
@@ -1665,6 +1675,7 @@ static int drop_one(struct store *st, uint64_t keep_h, struct drop_round *round,
 	sess_remove(st, ns, dict_link_of(&ns->sessions, &s->link, h), s);
 	ns->evicted++;
 	st->evicted_total++;
+	st->ns_dropped = ns;
 	ns_release_if_empty(st, ns);
 	return 0;
 }
@@ -1722,15 +1733,46 @@ out:
 	return dropped > 0;
 }
 
+/*
+ * What one more namespace takes of the index when it must grow (ns_obtain): ns_index_grow's
+ * slots (the first chunk twice as big, less the old one it frees; or one more chunk, and a
+ * list of chunks twice as long), and the names' table's growth once its chains are full,
+ * where dict_reserve_within's fallback refuses. Asked of the drops for the node and record only, a
+ * new namespace found that much free, dropped nothing and was refused (a full 1 MiB store: the
+ * 257th and the 1025th).
+ */
+static size_t ns_index_need(const struct store *st)
+{
+	const struct dict *names = &st->names;
+	size_t need = 0;
+
+	if (st->ns_free_head == 0 && st->ns_slots_len == st->ns_slots_cap) {
+		if (st->ns_chunks_len == 0)
+			need += 8 * sizeof(ns_slot_t) + 4 * sizeof(ns_slot_t *) + 2 * MALLOC_SLACK;
+		else if (st->ns_chunks_len == 1 && st->ns_slots_cap < NS_CHUNK_SLOTS)
+			need += st->ns_slots_cap * sizeof(ns_slot_t) + MALLOC_SLACK;
+		else
+			need += NS_CHUNK_SLOTS * sizeof(ns_slot_t) + MALLOC_SLACK +
+			        (st->ns_chunks_len == st->ns_chunks_cap
+			             ? 2 * st->ns_chunks_cap * sizeof(ns_slot_t *) + MALLOC_SLACK
+			             : 0);
+	}
+	if (names->table[0] != NULL && names->used + 1 > DICT_FULL_LOAD * names->size[0])
+		need += dict_growth_bytes(names);
+	return need;
+}
+
 /* What a write of ${key} that adds ${added} bytes to a session needs besides them: the
- * session's node when it is missing, the namespace's record when that is. */
+ * session's node when it is missing, the namespace's record and the index's growth when that
+ * is. */
 static size_t drop_need(const struct store *st, const struct store_key *key, size_t added,
                         uint64_t now_ms)
 {
 	size_t data_len, flash_len;
 
 	if (ns_find_const(st, key->ns, key->ns_len) == NULL)
-		return added + sess_header() + key->id_len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA;
+		return added + sess_header() + key->id_len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA +
+		       ns_index_need(st);
 	if (store_sizes(st, key, now_ms, &data_len, &flash_len) != 0)
 		return added + sess_header() + key->id_len + MALLOC_SLACK;
 	return added;

@@ -102,13 +102,15 @@ typedef int (*store_drop_fn)(void *arg, const struct store_key *key, uint64_t no
  * write (store_set, store_flash_push, store_flash_push_existing) would pass max_bytes: the
  * write is refused only when the room it needs cannot be had from such sessions. Each drop is
  * of the unread session that expires first among a few sampled at random (for sessions of one
- * TTL, the oldest), from the namespace with the most unread among a few looked at (the next
- * one, up to 4 more, when the sample finds none there that may go), never the write's own
+ * TTL, the oldest), from the namespace with the most unread among a few looked at (the one
+ * written last, the one the last drop came from, and a few more; the next one, up to 4 more,
+ * when the sample finds none there that may go), never the write's own
  * session nor one of the STORE_DROP_RECENT sessions created last (a login's new session before
  * its redirect reads it), nor a session read since it was made. A write drops at most what it
  * needs, and no more than make_room would free for it (one that needs more than that many
  * sessions of the average size free drops none and is refused); a new session whose
- * namespace's table must grow and cannot drops up to 64 more for the growth. Each drop is
+ * namespace's table must grow and cannot drops up to 64 more for the growth, and a new
+ * namespace as many as the index's growth takes. Each drop is
  * announced through ${on_drop} (borrowed, with ${arg}, until store_free) and counted in
  * store_stats' evicted_total. Returns 0, or -1 with ENOMEM.
  */

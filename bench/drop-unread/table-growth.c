@@ -4,26 +4,10 @@
 #include <string.h>
 #include <time.h>
 #include <sodium.h>
+#include "counting.h"
 #include "store.h"
 #define WRITES 400000ul
-static unsigned long drops;
 static double took_us[WRITES];
-static int on_drop(void *a, const struct store_key *k, uint64_t t)
-{
-	(void)a;
-	(void)k;
-	(void)t;
-	drops++;
-	return 0;
-}
-/* The thread's CPU time: the machine is shared, and another process's turn is not the store's. */
-static double cpu_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 static int by_value(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

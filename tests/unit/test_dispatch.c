@@ -1840,3 +1840,43 @@ LEAK_CHECKED_TEST(dispatch, reply_only_requests_are_the_reads_and_the_pop)
 	frame = (struct dispatch_frame_ref){.body = (const uint8_t *)"\xc1", .len = 1};
 	cr_assert_not(dispatch_reply_only(fx.d, &frame), "a malformed frame runs, for its error");
 }
+
+/* DESTROY_IF_FLASH of ${id} (default namespace) while ${type}'s oldest message is ${msg}, at
+ * ${now}; the status. NOT_FOUND and CONFLICT keep the connection open. */
+static uint32_t destroy_if_flash_at(const char *id, const char *type, const char *msg, uint64_t now)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY_IF_FLASH, .request_id = 23};
+	struct codec_reply rep;
+
+	req.id = bytes(id);
+	req.flash_type = bytes(type);
+	req.flash_msg = bytes(msg);
+	cr_assert_eq(call_at(&req, now, &rep), DISPATCH_KEEP, "the connection stays open");
+	cr_assert_eq(rep.request_id, 23);
+	return rep.status;
+}
+
+/*
+ * DESTROY_IF_FLASH (PROTOCOL.md, "Locks on a flash queue"): a look that finds another token,
+ * or no queue of the type, moves no expiry and pops nothing; an expired lock is NOT_FOUND, and
+ * its token, though still in memory until reclaimed, removes nothing.
+ */
+LEAK_CHECKED_TEST(dispatch, destroy_if_flash_refused_moves_no_expiry_and_an_expired_lock_is_gone)
+{
+	uint64_t ms = 0;
+
+	hello();
+	cr_assert_eq(push("lock", "move", "tokA", false), 1);
+	cr_assert_eq(push("lock", "move", "tokB", true), 2);
+	cr_assert_eq(destroy_if_flash_at("lock", "move", "tokB", NOW + 30000), CODEC_CONFLICT);
+	cr_assert_eq(destroy_if_flash_at("lock", "other", "tokA", NOW + 30000), CODEC_CONFLICT);
+	cr_assert_eq(destroy_if_flash_at("lock", "move", "", NOW + 30000), CODEC_CONFLICT);
+	cr_assert_eq(do_ttl(NULL, "lock", NOW + 30000, &ms), CODEC_OK);
+	cr_assert_eq(ms, 30000, "the looks moved the expiry: %llu ms left", (unsigned long long)ms);
+	cr_assert_eq(push_existing("lock", "move", "x", false, 60000, NOW, NULL), CODEC_NOT_FOUND,
+	             "still a flash-only session");
+	cr_assert_eq(destroy_if_flash_at("lock", "move", "tokA", NOW + 60000), CODEC_NOT_FOUND,
+	             "an expired lock");
+	cr_assert_eq(destroy_if_flash_at("nobody", "move", "tokA", NOW), CODEC_NOT_FOUND);
+	cr_assert_eq(do_ttl(NULL, "lock", NOW + 60000, &ms), CODEC_NOT_FOUND);
+}
