@@ -3,14 +3,9 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
+#include "buf.h"
 
 /* How many records pass between looks at the heap, and how little free memory left brings a
  * batch: a record is 1 KB or so, so the free chunk is not used up between two looks. */
@@ -24,16 +19,6 @@ void heapahead_init(struct heapahead *h, size_t budget)
 	h->populated = 0;
 	h->countdown = 0;
 	h->off = budget < (size_t)HEAPAHEAD_CHUNK_BYTES * HEAPAHEAD_BATCH_CHUNKS;
-}
-
-/* Fault in the whole pages of the ${n} bytes at ${p}; false when the kernel cannot. */
-static bool populate(void *p, size_t n)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	uintptr_t from = ((uintptr_t)p + page - 1) / page * page;
-	uintptr_t to = ((uintptr_t)p + n) / page * page;
-
-	return to <= from || madvise((void *)from, to - from, MADV_POPULATE_WRITE) == 0;
 }
 
 /* One batch: allocate, populate, free all but the last, which is held (see heapahead.h).
@@ -51,7 +36,7 @@ static bool batch(struct heapahead *h)
 			break;
 	}
 	for (size_t i = 0; i < n && ok; i++)
-		ok = populate(chunk[i], HEAPAHEAD_CHUNK_BYTES);
+		ok = buf_populate(chunk[i], HEAPAHEAD_CHUNK_BYTES) == 0;
 	for (size_t i = 0; i + 1 < n; i++)
 		free(chunk[i]);
 	free(h->sentinel);

@@ -51,14 +51,19 @@ int buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
-void buf_prefault(void *p, size_t n)
+int buf_populate(void *p, size_t n)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	uintptr_t from = ((uintptr_t)p + page - 1) / page * page;
 	uintptr_t to = ((uintptr_t)p + n) / page * page;
 
-	if (n >= BUF_PREFAULT_MIN_BYTES && to > from)
-		(void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+	return to <= from ? 0 : madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+}
+
+void buf_prefault(void *p, size_t n)
+{
+	if (n >= BUF_PREFAULT_MIN_BYTES)
+		(void)buf_populate(p, n);
 }
 
 int buf_append(struct buf *b, const void *p, size_t n)

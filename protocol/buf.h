@@ -28,6 +28,13 @@ void buf_finish(struct buf *b);
  */
 int buf_reserve(struct buf *b, size_t extra);
 
+/*
+ * buf_populate(p, n):
+ * Fault in the whole pages of the ${n} bytes at ${p}, the caller's to write, in one call
+ * (MADV_POPULATE_WRITE). Returns 0, or -1 with errno (EINVAL on a kernel before 5.14).
+ */
+int buf_populate(void *p, size_t n);
+
 /* Below this, buf_prefault does nothing: a few page faults cost less than the call. */
 #define BUF_PREFAULT_MIN_BYTES (256u * 1024u)
 
