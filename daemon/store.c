@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -65,6 +66,10 @@
 #define MAKE_ROOM_IDLE 8u
 /* What a node costs beyond what was asked of malloc: its rounding and its own header. */
 #define MALLOC_SLACK 16u
+/* The least size glibc's malloc may serve with mmap (its default M_MMAP_THRESHOLD; sessd's
+ * main sets 256 KiB): such a block is whole pages, its header in the first (see
+ * alloc_usable_at_most). */
+#define MALLOC_MMAP_LEAST (128u * 1024u)
 /* A flash queue grows by about the message, its type and this much header. */
 #define MAKE_ROOM_FLASH_EXTRA 64u
 /* What a write that creates its namespace adds besides the session: the namespace's record
@@ -170,6 +175,7 @@ static_assert((DROP_RECENT_SLOTS & (DROP_RECENT_SLOTS - 1)) == 0, "a power of tw
 
 struct store {
 	struct store_config cfg;
+	size_t page_bytes; /* the system's page: what an mmap'd block is rounded to */
 	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
 	 * collisions at one bucket. */
 	uint8_t *hash_key;
@@ -406,6 +412,21 @@ static inline void dict_step(struct store *st, struct dict *d, dict_hash_fn hash
 }
 
 /*
+ * The most malloc_usable_size may say of an allocation of ${bytes}: a block malloc maps of
+ * its own (past its mmap threshold) is whole pages, up to a page more than was asked; a
+ * smaller one, MALLOC_SLACK more. A full store makes room for a table's growth by this, not
+ * by the buckets' bytes: short by the page's rounding, the growth found no room once
+ * allocated, was given back, and the next write mapped and unmapped it again, and again
+ * (drop-unread, bench/drop-unread/flood-lag).
+ */
+static size_t alloc_usable_at_most(const struct store *st, size_t bytes)
+{
+	if (bytes < MALLOC_MMAP_LEAST)
+		return bytes + MALLOC_SLACK;
+	return (bytes + 2 * MALLOC_SLACK + st->page_bytes - 1) / st->page_bytes * st->page_bytes;
+}
+
+/*
  * Start a resize of ${d} to ${buckets} buckets, within max_bytes with ${extra} bytes more
  * that the caller is about to add: 0, or -1 with ENOMEM and nothing changed.
  */
@@ -415,7 +436,7 @@ static int dict_resize(struct store *st, struct dict *d, size_t buckets, size_t 
 
 	/* Known not to fit without the allocation, which at a full store's table size would be
 	 * an mmap and a munmap for every session it refuses to grow for. */
-	if (!fits(st, buckets * sizeof(*t) + extra, 0))
+	if (!fits(st, alloc_usable_at_most(st, buckets * sizeof(*t)) + extra, 0))
 		goto fail;
 	t = calloc(buckets, sizeof(*t));
 	if (t == NULL)
@@ -477,10 +498,10 @@ static int dict_reserve(struct store *st, struct dict *d, size_t extra, bool pre
 	return buckets != 0 ? dict_resize(st, d, buckets, extra) : 0;
 }
 
-/* What growing ${d} (dict_grow_buckets, pressed) adds: its new buckets. */
-static size_t dict_growth_bytes(const struct dict *d)
+/* What growing ${d} (dict_grow_buckets, pressed) adds at most: its new buckets' block. */
+static size_t dict_growth_bytes(const struct store *st, const struct dict *d)
 {
-	return dict_grow_buckets(d, true) * sizeof(struct hnode *) + MALLOC_SLACK;
+	return alloc_usable_at_most(st, dict_grow_buckets(d, true) * sizeof(struct hnode *));
 }
 
 /*
@@ -667,10 +688,10 @@ static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, u
 	if (st->cfg.max_bytes == 0 || dict_grow_buckets(d, true) == 0)
 		return -1;
 	st->ns_pinned = owner;
-	make_room(st, dict_growth_bytes(d) + extra, now_ms);
+	make_room(st, dict_growth_bytes(st, d) + extra, now_ms);
 	rc = dict_reserve(st, d, extra, true);
 	if (rc != 0 && owner != NULL && st->drop != NULL && d->used >= DICT_PAY_LOAD * d->size[0] &&
-	    drop_toward(st, keep_h, dict_growth_bytes(d) + extra, MAKE_ROOM_MAX, now_ms) > 0)
+	    drop_toward(st, keep_h, dict_growth_bytes(st, d) + extra, MAKE_ROOM_MAX, now_ms) > 0)
 		rc = dict_reserve(st, d, extra, true);
 	st->ns_pinned = NULL;
 	if (rc == 0)
@@ -1213,6 +1234,7 @@ struct store *store_new(const struct store_config *cfg)
 		return NULL;
 	}
 	st->cfg = *cfg;
+	st->page_bytes = sysconf(_SC_PAGESIZE) > 0 ? (size_t)sysconf(_SC_PAGESIZE) : 4096;
 	st->hash_key = ids_secret_new(crypto_shorthash_KEYBYTES);
 	if (st->hash_key == NULL) {
 		free(st);
@@ -1758,7 +1780,7 @@ static size_t ns_index_need(const struct store *st)
 			             : 0);
 	}
 	if (names->table[0] != NULL && names->used + 1 > DICT_FULL_LOAD * names->size[0])
-		need += dict_growth_bytes(names);
+		need += dict_growth_bytes(st, names);
 	return need;
 }
 
