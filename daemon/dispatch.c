@@ -302,6 +302,7 @@ void dispatch_turn_begins(struct dispatch *d)
 	d->heavy_put_off = false;
 	d->retried_progress = false;
 	d->heavy_turn_ns = 0;
+	store_turn_begins(d->st);
 }
 
 void dispatch_retried(struct dispatch *d, size_t handed, size_t left, size_t waiting)
