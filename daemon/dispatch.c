@@ -113,6 +113,10 @@ struct dispatch {
 	struct log_every dropped_log;
 	/* The data length of the change being carried out, for the log's room (on_drop). */
 	size_t change_len;
+	/* The request being carried out kept the room for its reply, sealed too, before it
+	 * changed anything (run): none is asked for after it, which could only fail it. A change
+	 * refused before that (a CLEAR answered FORBIDDEN) has none and asks after, as a read. */
+	bool room_kept;
 	/* The namespace of the last write answered NO_MEMORY, for the warning: the one that
 	 * grew, usually. */
 	uint8_t no_memory_ns[64];
@@ -298,6 +302,7 @@ void dispatch_turn_begins(struct dispatch *d)
 	d->heavy_put_off = false;
 	d->retried_progress = false;
 	d->heavy_turn_ns = 0;
+	store_turn_begins(d->st);
 }
 
 void dispatch_retried(struct dispatch *d, size_t handed, size_t left, size_t waiting)
@@ -1598,11 +1603,13 @@ static int run(struct dispatch *d, struct dispatch_peer *peer, const struct code
 	 * memory, undone by a restart); on a sealed connection, the room to seal the reply, or the
 	 * connection is closed without it. Refused now, nothing has changed. */
 	d->change_len = change_data_len(req);
-	if (codec_op_changes(req->op) &&
-	    (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
-	     keep_sealed_room(peer, out->len + DISPATCH_CHANGE_REPLY_MAX) == -1 ||
-	     persist_reserve(d->p, d->change_len) == -1))
-		return -1;
+	if (codec_op_changes(req->op)) {
+		if (buf_reserve(out, DISPATCH_DONE_REPLY_MAX) == -1 ||
+		    keep_sealed_room(peer, out->len + DISPATCH_CHANGE_REPLY_MAX) == -1 ||
+		    persist_reserve(d->p, d->change_len) == -1)
+			return -1;
+		d->room_kept = true;
+	}
 	switch (req->op) {
 	case CODEC_OP_PING:
 		/* A payload fits the reply: its frame is no longer than the request's. */
@@ -1767,6 +1774,9 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 {
 	enum dispatch_verdict verdict = DISPATCH_KEEP;
 	size_t start = out->len;
+	/* A HELLO that makes the connection sealed is answered plain: room is kept from its
+	 * first request on. One on a connection past HELLO is answered sealed, as any request. */
+	bool first_hello = req->op == CODEC_OP_HELLO && !peer->ready;
 
 	/* Only for clients past HELLO: one without the --auth-file secret must not be able to
 	 * write to the log, even at debug level. */
@@ -1778,16 +1788,17 @@ static enum dispatch_verdict run_request(struct dispatch *d, struct dispatch_pee
 	}
 	/* Counted before it runs, so that STATS counts itself. */
 	d->requests_total++;
+	d->room_kept = false;
 	if (run(d, peer, req, frame, now_ms, out, &verdict) == 0) {
 		/* A request put off is counted when it is carried out. */
 		if (verdict == DISPATCH_LATER)
 			d->requests_total--;
 		/* A change kept the room for its sealed reply before it was made (run; a
-		 * FLASH_POP's messages, as they were taken), and a sealed HELLO's reply goes
-		 * plain: room is kept from its first request on. */
-		if (verdict == DISPATCH_LATER || codec_op_changes(req->op) ||
-		    keep_sealed_room(peer, req->op == CODEC_OP_HELLO ? 0 : out->len) == 0 ||
-		    req->op == CODEC_OP_HELLO)
+		 * FLASH_POP's messages, as they were taken). Every other reply, a change refused
+		 * before it kept any (FORBIDDEN) and a HELLO on a sealed connection too, keeps
+		 * the room for an error reply after it, or the next request's would find none. */
+		if (verdict == DISPATCH_LATER || d->room_kept ||
+		    keep_sealed_room(peer, first_hello ? 0 : out->len) == 0 || first_hello)
 			return verdict;
 	}
 	return reply_out_of_memory(out, start, req->request_id, verdict);

@@ -183,7 +183,8 @@ bool dispatch_waits_for_expiry(const struct dispatch *d);
 /*
  * dispatch_turn_begins(d): a new loop turn begins: its budget for heavy requests (key
  * exchanges, LIST and NAMESPACES pages, the data hashes of SET_IF and TOUCH_IF, the messages
- * FLASH_POP takes) is whole again, and
+ * FLASH_POP takes) is whole again, and the store's for moving a table that resizes while full
+ * (store_turn_begins), and
  * those put off in the last turn (DISPATCH_LATER) may be handed again (dispatch_retries hands a few
  * of them again).
  */

@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -65,6 +66,10 @@
 #define MAKE_ROOM_IDLE 8u
 /* What a node costs beyond what was asked of malloc: its rounding and its own header. */
 #define MALLOC_SLACK 16u
+/* The least size glibc's malloc may serve with mmap (its default M_MMAP_THRESHOLD; sessd's
+ * main sets 256 KiB): such a block is whole pages, its header in the first (see
+ * alloc_usable_at_most). */
+#define MALLOC_MMAP_LEAST (128u * 1024u)
 /* A flash queue grows by about the message, its type and this much header. */
 #define MAKE_ROOM_FLASH_EXTRA 64u
 /* What a write that creates its namespace adds besides the session: the namespace's record
@@ -170,6 +175,10 @@ static_assert((DROP_RECENT_SLOTS & (DROP_RECENT_SLOTS - 1)) == 0, "a power of tw
 
 struct store {
 	struct store_config cfg;
+	size_t page_bytes; /* the system's page: what an mmap'd block is rounded to */
+	/* Buckets dict_hurry may still move in this loop turn (store_turn_begins); SIZE_MAX
+	 * without turns (a data directory's load). */
+	size_t hurry_left;
 	/* The SipHash key, in sodium_malloc'd read-only memory: whoever learns it can aim
 	 * collisions at one bucket. */
 	uint8_t *hash_key;
@@ -406,6 +415,21 @@ static inline void dict_step(struct store *st, struct dict *d, dict_hash_fn hash
 }
 
 /*
+ * The most malloc_usable_size may say of an allocation of ${bytes}: a block malloc maps of
+ * its own (past its mmap threshold) is whole pages, up to a page more than was asked; a
+ * smaller one, MALLOC_SLACK more. A full store makes room for a table's growth by this, not
+ * by the buckets' bytes: short by the page's rounding, the growth found no room once
+ * allocated, was given back, and the next write mapped and unmapped it again, and again
+ * (drop-unread, bench/drop-unread/flood-lag).
+ */
+static size_t alloc_usable_at_most(const struct store *st, size_t bytes)
+{
+	if (bytes < MALLOC_MMAP_LEAST)
+		return bytes + MALLOC_SLACK;
+	return (bytes + 2 * MALLOC_SLACK + st->page_bytes - 1) / st->page_bytes * st->page_bytes;
+}
+
+/*
  * Start a resize of ${d} to ${buckets} buckets, within max_bytes with ${extra} bytes more
  * that the caller is about to add: 0, or -1 with ENOMEM and nothing changed.
  */
@@ -415,7 +439,7 @@ static int dict_resize(struct store *st, struct dict *d, size_t buckets, size_t 
 
 	/* Known not to fit without the allocation, which at a full store's table size would be
 	 * an mmap and a munmap for every session it refuses to grow for. */
-	if (!fits(st, buckets * sizeof(*t) + extra, 0))
+	if (!fits(st, alloc_usable_at_most(st, buckets * sizeof(*t)) + extra, 0))
 		goto fail;
 	t = calloc(buckets, sizeof(*t));
 	if (t == NULL)
@@ -477,10 +501,10 @@ static int dict_reserve(struct store *st, struct dict *d, size_t extra, bool pre
 	return buckets != 0 ? dict_resize(st, d, buckets, extra) : 0;
 }
 
-/* What growing ${d} (dict_grow_buckets, pressed) adds: its new buckets. */
-static size_t dict_growth_bytes(const struct dict *d)
+/* What growing ${d} (dict_grow_buckets, pressed) adds at most: its new buckets' block. */
+static size_t dict_growth_bytes(const struct store *st, const struct dict *d)
 {
-	return dict_grow_buckets(d, true) * sizeof(struct hnode *) + MALLOC_SLACK;
+	return alloc_usable_at_most(st, dict_grow_buckets(d, true) * sizeof(struct hnode *));
 }
 
 /*
@@ -598,12 +622,26 @@ static size_t drop_toward(struct store *st, uint64_t keep_h, size_t need, size_t
  * refused new sessions for as long as that took (half a million requests for a table of a
  * million buckets) with the old buckets' room to give. The write moves a larger share, about
  * 0.1 ms of work, and the room comes back after a few refusals, not a few hundred thousand.
+ * At most DICT_HURRY_BUCKETS a loop turn (store_turn_begins): every write of a full store
+ * hurries, and a turn of a flood's hundreds of writes moved a whole table of a million buckets
+ * at once (turns over 10 ms three times as often as without, bench/drop-unread/flood-lag).
  * Moves nodes only: links into ${d} that the caller holds are lost, nodes are not.
  */
 static void dict_hurry(struct store *st, struct dict *d, dict_hash_fn hash, size_t need)
 {
-	if (d->table[1] != NULL && !fits(st, need, 0))
-		dict_step(st, d, hash, DICT_HURRY_BUCKETS);
+	unsigned buckets =
+	    st->hurry_left < DICT_HURRY_BUCKETS ? (unsigned)st->hurry_left : DICT_HURRY_BUCKETS;
+
+	if (d->table[1] == NULL || buckets == 0 || fits(st, need, 0))
+		return;
+	dict_step(st, d, hash, buckets);
+	if (st->hurry_left != SIZE_MAX)
+		st->hurry_left -= buckets;
+}
+
+void store_turn_begins(struct store *st)
+{
+	st->hurry_left = DICT_HURRY_BUCKETS;
 }
 
 /*
@@ -667,10 +705,10 @@ static int dict_reserve_within(struct store *st, struct dict *d, size_t extra, u
 	if (st->cfg.max_bytes == 0 || dict_grow_buckets(d, true) == 0)
 		return -1;
 	st->ns_pinned = owner;
-	make_room(st, dict_growth_bytes(d) + extra, now_ms);
+	make_room(st, dict_growth_bytes(st, d) + extra, now_ms);
 	rc = dict_reserve(st, d, extra, true);
 	if (rc != 0 && owner != NULL && st->drop != NULL && d->used >= DICT_PAY_LOAD * d->size[0] &&
-	    drop_toward(st, keep_h, dict_growth_bytes(d) + extra, MAKE_ROOM_MAX, now_ms) > 0)
+	    drop_toward(st, keep_h, dict_growth_bytes(st, d) + extra, MAKE_ROOM_MAX, now_ms) > 0)
 		rc = dict_reserve(st, d, extra, true);
 	st->ns_pinned = NULL;
 	if (rc == 0)
@@ -1213,6 +1251,8 @@ struct store *store_new(const struct store_config *cfg)
 		return NULL;
 	}
 	st->cfg = *cfg;
+	st->hurry_left = SIZE_MAX;
+	st->page_bytes = sysconf(_SC_PAGESIZE) > 0 ? (size_t)sysconf(_SC_PAGESIZE) : 4096;
 	st->hash_key = ids_secret_new(crypto_shorthash_KEYBYTES);
 	if (st->hash_key == NULL) {
 		free(st);
@@ -1758,7 +1798,7 @@ static size_t ns_index_need(const struct store *st)
 			             : 0);
 	}
 	if (names->table[0] != NULL && names->used + 1 > DICT_FULL_LOAD * names->size[0])
-		need += dict_growth_bytes(names);
+		need += dict_growth_bytes(st, names);
 	return need;
 }
 

@@ -362,6 +362,13 @@ void store_bytes_peak_reset(struct store *st);
 int store_table_fit(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t sessions);
 
 /*
+ * store_turn_begins(st): a loop turn of the server begins. A table that resizes in a full store
+ * has its buckets moved faster by the writes that do not fit, a bounded number a turn from the
+ * first call on (without it, a bounded number a write).
+ */
+void store_turn_begins(struct store *st);
+
+/*
  * store_settle(st):
  * Finish every table resize in progress at once, freeing the buckets they move from (a
  * resize otherwise moves a couple of buckets per access). For loading saved sessions, before

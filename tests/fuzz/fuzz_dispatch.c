@@ -22,7 +22,11 @@
  * the message as bin (k bit 7). Then, by operation:
  *    0 GET (a bit 4: LOAD)       1 SET len fill ttl
  *    2 TOUCH ttl (a bit 4: TOUCH_IF; a bit 5: with the right tag)
- *    3 DESTROY                  4 SET_IF len fill ttl (a bit 4: the right tag)
+ *    3 DESTROY (a bit 4: DESTROY_IF_FLASH of the type, its message: a bit 5, the oldest
+ *      message of that type in the model, or the empty one when it holds none, and with a
+ *      bit 6 that message one byte short, or one byte 0 longer when it is empty; a bit 6
+ *      alone, the oldest message of the next type, k's type + 1 mod 3; neither: len fill)
+ *                               4 SET_IF len fill ttl (a bit 4: the right tag)
  *    5 FLASH_PUSH len fill ttl  6 FLASH_PUSH_EXISTING len fill ttl
  *    7 FLASH_POP (a bit 4: every type)   8 COUNT (a bit 4: TTL of the session)
  *    9 LIST limit (the whole scan)
@@ -40,7 +44,9 @@
  * Checks (abort on failure): every reply is one whole frame that decodes, carries the
  * request's id and a status the operation may answer; GET returns what the last write left
  * unless the session expired, was destroyed or cleared; SET_IF and TOUCH_IF hold exactly
- * when the session has data and the tag is right; pushes count their queue and pops return each
+ * when the session has data and the tag is right; DESTROY_IF_FLASH removes exactly when the
+ * session is live and the oldest message of the type has the bytes sent (NOT_FOUND without a
+ * session, CONFLICT otherwise, changing nothing); pushes count their queue and pops return each
  * message pushed, in order, exactly once, then the queue is empty; COUNT, TTL, LIST, NAMESPACES
  * and STATS agree with the model (STATS exactly once expiry has caught up); a session's expiry is
  * as PROTOCOL.md says (SET and TOUCH (TOUCH_IF) set it, a push only extends it).
@@ -488,6 +494,43 @@ static void op_touch_destroy(struct fuzz *f, struct codec_request *req, struct m
 		s->expires_at_ms = expires_at(f, req->ttl_ms);
 }
 
+/* The oldest message of ${type} in ${s}, or NULL when its queue is empty or missing. */
+static const struct model_msg *oldest_of(const struct model_session *s, unsigned type)
+{
+	for (size_t i = 0; i < s->n_msgs; i++)
+		if (s->msgs[i].type == type)
+			return &s->msgs[i];
+	return NULL;
+}
+
+/*
+ * DESTROY_IF_FLASH (PROTOCOL.md, "Locks on a flash queue"): removes the session only while the
+ * oldest message of ${type} has the bytes of req->flash_msg (str and bin alike); NOT_FOUND
+ * without a live session, CONFLICT otherwise, and neither changes anything (no expiry moves,
+ * no message is popped: the ops after it check both).
+ */
+static void op_destroy_if_flash(struct fuzz *f, struct codec_request *req, struct model_session *s,
+                                unsigned type)
+{
+	struct codec_reply rep;
+	const struct model_msg *oldest = oldest_of(s, type);
+
+	req->op = CODEC_OP_DESTROY_IF_FLASH;
+	send_request(f, req, &rep);
+	if (!s->live) {
+		check(rep.status == CODEC_NOT_FOUND);
+		return;
+	}
+	if (oldest == NULL || oldest->len != req->flash_msg.len ||
+	    (oldest->len > 0 && memcmp(oldest->bytes, req->flash_msg.ptr, oldest->len) != 0)) {
+		check(rep.status == CODEC_CONFLICT);
+		return;
+	}
+	check(rep.status == CODEC_OK);
+	expect_nil(&rep);
+	session_clear(s);
+}
+
 /* TOUCH_IF: TOUCH, but only over data whose tag it names; never for flashes only. */
 static void op_touch_if(struct fuzz *f, struct codec_request *req, struct model_session *s,
                         bool right_tag)
@@ -823,9 +866,38 @@ static void run_op(struct fuzz *f, struct input *in)
 		else
 			op_touch_destroy(f, &req, s, false);
 		break;
-	case 3:
-		op_touch_destroy(f, &req, s, true);
+	case 3: {
+		const struct model_msg *m;
+
+		if (!(a & 0x10)) {
+			op_touch_destroy(f, &req, s, true);
+			break;
+		}
+		if (a & 0x20) {
+			/* the holder's token, or one byte off it */
+			m = oldest_of(s, t);
+			len = m != NULL ? m->len : 0;
+			if (a & 0x40)
+				len = len > 0 ? len - 1 : 1;
+			bytes = calloc(len ? len : 1, 1);
+			check(bytes != NULL);
+			if (m != NULL && len > 0)
+				memcpy(bytes, m->bytes, len < m->len ? len : m->len);
+		} else if (a & 0x40) {
+			/* another type's token: only that type's queue counts */
+			m = oldest_of(s, (t + 1) % N_TYPES);
+			len = m != NULL ? m->len : 0;
+			bytes = fill_bytes(len, 0);
+			if (len > 0)
+				memcpy(bytes, m->bytes, len);
+		} else {
+			len = len_of(take_u8(in));
+			bytes = fill_bytes(len, take_u8(in));
+		}
+		req.flash_msg = (struct mp_bytes){bytes, len};
+		op_destroy_if_flash(f, &req, s, t);
 		break;
+	}
 	case 5:
 	case 6:
 		len = len_of(take_u8(in));

@@ -14,6 +14,9 @@ LOAD = GET | ALL
 TTL = COUNT | ALL
 TOUCH_IF = TOUCH | ALL  # with RIGHT: the tag of the session's data
 RIGHT = 0x20
+DESTROY_IF_FLASH = DESTROY | ALL  # the message: len fill, or as TOKEN and OTHER say
+TOKEN = 0x20  # DESTROY_IF_FLASH: the oldest message of the type in the model
+OTHER = 0x40  # with TOKEN: one byte off it; alone: the next type's oldest message
 
 
 def key(ns=0, sid=0, ftype=0, id_bin=False, msg_bin=False):
@@ -119,6 +122,31 @@ SEEDS = {
         op(RAW, 0, 6, 0x93, 0x02, 0x02, 0xa2, 0x68, 0x69),
         op(CLEAR, key(0)),
         op(COUNT, key(0)),
+        op(STATS | ALL, key()),
+    ]),
+    # a lock held as a flash queue (PROTOCOL.md, "Locks on a flash queue"): no session, an
+    # empty or missing queue, another holder's token, a token one byte off, another type's,
+    # str against bin; then the holder's release, and a session with data removed likewise
+    "destroy-if-flash": bytes([0]) + b"".join([
+        op(DESTROY_IF_FLASH | TOKEN, key(1, 1, 2)),
+        op(PUSH, key(1, 1, 2), 16, 9, 4),
+        op(PUSH, key(1, 1, 2, msg_bin=True), 16, 10, 4),
+        op(PUSH, key(1, 1, 0), 16, 10, 4),
+        op(DESTROY_IF_FLASH, key(1, 1, 2), 16, 10),
+        op(DESTROY_IF_FLASH | TOKEN | OTHER, key(1, 1, 2)),
+        op(DESTROY_IF_FLASH | TOKEN, key(1, 1, 1)),
+        op(DESTROY_IF_FLASH | OTHER, key(1, 1, 2)),
+        op(TTL, key(1, 1)),
+        op(POP, key(1, 1, 0)),
+        op(DESTROY_IF_FLASH | TOKEN, key(1, 1, 0)),
+        op(DESTROY_IF_FLASH | TOKEN, key(1, 1, 2, msg_bin=True)),
+        op(COUNT, key(1)),
+        op(TTL, key(1, 1)),
+        op(SET, key(0, 0), 20, 7, 6),
+        op(PUSH_EXISTING, key(0, 0, 1), 0, 0, 5),
+        op(DESTROY_IF_FLASH | TOKEN | OTHER, key(0, 0, 1)),
+        op(DESTROY_IF_FLASH | TOKEN, key(0, 0, 1)),
+        op(GET, key()),
         op(STATS | ALL, key()),
     ]),
     # pipelined frames (config bit 2): more SET_IFs over 4 KiB of data than one loop turn's

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sealed.h"
 #include "sessd.h"
 
 #define TTL_MS 600000u
@@ -304,6 +305,132 @@ Test(memory, a_sealed_change_is_answered_or_not_made, .init = start_failing_with
      .fini = stop_with_secret, .timeout = 300)
 {
 	sweep_changes(auth_args, false, auth_path);
+}
+
+static char admin_path[128];
+static const char app_secret[] = "memory-test-secret-0123456789abc";
+static const char *admin_args[] = {"--auth-file", auth_path, "--admin-auth-file", admin_path, NULL};
+
+/* The daemon with failalloc.so, an --auth-file and an --admin-auth-file: a connection sealed
+ * with the first only is not an admin's. */
+static void start_failing_with_admin_secret(void)
+{
+	make_secret();
+	snprintf(admin_path, sizeof(admin_path), "%s/admin", auth_dir);
+	harness_write_secret(admin_path, "memory-test-admin-secret-0123456789", 0600);
+	start_failing_with(admin_args);
+}
+
+static void stop_with_admin_secret(void)
+{
+	unlink(admin_path);
+	stop_with_secret();
+}
+
+/* CLEARs behind the DESTROY: their FORBIDDEN replies (about 60 bytes each) outgrow the room
+ * the DESTROY kept for its own reply (1 KiB) several times over. */
+#define CLEARS 100
+
+/* Into ${frames}: a DESTROY of "app"'s s-0 (request id 1), then CLEARS CLEARs of "app". */
+static void encode_refused_pipeline(struct buf *frames)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY, .request_id = 1};
+
+	req.ns = (struct mp_bytes){(const uint8_t *)"app", 3};
+	req.id = (struct mp_bytes){(const uint8_t *)"s-0", 3};
+	cr_assert_eq(codec_encode_request(frames, &req), 0);
+	req.op = CODEC_OP_CLEAR;
+	req.id = (struct mp_bytes){NULL, 0};
+	for (int i = 0; i < CLEARS; i++) {
+		req.request_id = 2 + (uint64_t)i;
+		cr_assert_eq(codec_encode_request(frames, &req), 0);
+	}
+}
+
+/* Before, a CLEAR from a connection without the admin secret, answered FORBIDDEN, kept no
+ * room to seal its reply (a change keeps it before it is made; this one was refused before
+ * that): a pipeline of them behind a DESTROY outgrew the room the DESTROY kept, and when the
+ * turn's replies then found no memory to be sealed the connection was closed without any of
+ * them: the DESTROY was carried out and its client saw only the connection closed. */
+Test(memory, a_sealed_refusal_keeps_the_room_for_the_replies_before_it,
+     .init = start_failing_with_admin_secret, .fini = stop_with_admin_secret, .timeout = 300)
+{
+	int points = 0, failed_points = 0, internal = 0;
+
+	for (int64_t point = 0; point < MAX_POINTS; point++, points++) {
+		struct sessd_client *check = connect_to(daemon_.unix_url, auth_path);
+		struct sealed s = sealed_open_with(daemon_.unix_url, app_secret);
+		uint32_t status[1 + CLEARS];
+		int replies = 0, got;
+		struct buf frames;
+		void *data = NULL;
+		size_t len = 0;
+		int64_t failed;
+
+		cr_assert_eq(sessd_set(check, "s-0", 3, "data", 4, TTL_MS), SESSD_OK);
+		buf_init(&frames);
+		encode_refused_pipeline(&frames);
+		atomic_store(&words[2], 0);
+		atomic_store(&words[0], point);
+		atomic_store(&words[1], 1);
+		sealed_send(&s, &frames);
+		/* Every reply, or the end of the stream (a dropped connection). */
+		while (replies < 1 + CLEARS) {
+			size_t avail = s.plain.len - s.plain_at, n;
+			struct codec_reply rep;
+
+			if (avail < CODEC_HEADER_BYTES ||
+			    avail - CODEC_HEADER_BYTES <
+			        (n = codec_frame_length(s.plain.data + s.plain_at))) {
+				if (sealed_read_record(&s) == -1)
+					break;
+				continue;
+			}
+			cr_assert_eq(codec_decode_reply(
+			                 s.plain.data + s.plain_at + CODEC_HEADER_BYTES, n, &rep),
+			             0);
+			cr_assert_eq(rep.request_id, 1 + (uint64_t)replies);
+			status[replies++] = rep.status;
+			s.plain_at += CODEC_HEADER_BYTES + n;
+		}
+		atomic_store(&words[1], 0);
+		atomic_store(&words[0], 0);
+		failed = atomic_load(&words[2]);
+		buf_finish(&frames);
+		got = sessd_get(check, "s-0", 3, &data, &len);
+		free(data);
+		cr_assert(got == SESSD_OK || got == SESSD_NOT_FOUND, "point %lld: GET %s",
+		          (long long)point, sessd_strerror(got));
+		cr_assert(replies > 0 || got == SESSD_OK,
+		          "point %lld: the DESTROY was carried out, and its connection closed "
+		          "without the reply",
+		          (long long)point);
+		cr_assert(replies == 0 || status[0] == CODEC_OK || status[0] == CODEC_INTERNAL,
+		          "point %lld: DESTROY answered %u", (long long)point, status[0]);
+		cr_assert(replies == 0 || (status[0] == CODEC_OK) == (got == SESSD_NOT_FOUND),
+		          "point %lld: DESTROY answered %u, GET then %s", (long long)point,
+		          status[0], sessd_strerror(got));
+		for (int i = 1; i < replies; i++) {
+			cr_assert(status[i] == CODEC_FORBIDDEN || status[i] == CODEC_INTERNAL,
+			          "point %lld: CLEAR %d answered %u", (long long)point, i,
+			          status[i]);
+			internal += status[i] == CODEC_INTERNAL;
+		}
+		/* What was answered of it, the DESTROY at least, arrived: a refusal costs its
+		 * client no reply of the requests before it. */
+		cr_assert(replies == 1 + CLEARS || got == SESSD_OK,
+		          "point %lld: %d of %d replies, then the connection closed",
+		          (long long)point, replies, 1 + CLEARS);
+		sealed_close(&s);
+		sessd_close(check);
+		if (failed == 0)
+			break;
+		failed_points++;
+	}
+	cr_assert_lt(points, MAX_POINTS, "the pipeline never ran out of allocations to fail");
+	cr_assert_gt(failed_points, 0, "no allocation of the pipeline was failed");
+	cr_log_info("%d allocation points failed in turn, %d CLEARs answered INTERNAL",
+	            failed_points, internal);
 }
 
 /* Run connect-nomem (connect_nomem.c) against ${url} with failalloc.so and the secret in

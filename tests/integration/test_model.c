@@ -118,6 +118,7 @@ struct run {
 	int restarts, kills, inflight_checked, refusals, steps;
 	uint64_t requests; /* requests whose replies were checked */
 	uint64_t limits, conflicts, room_checks;
+	uint64_t dif[3]; /* DESTROY_IF_FLASH answered OK, CONFLICT, NOT_FOUND */
 	/* Sessions ended by the clock since the last change acknowledged (or clean stop): the
 	 * daemon's CLOCK record may not be on disk yet (step_clock). */
 	bool clock_pending;
@@ -485,6 +486,9 @@ static enum pop_fit pop_fits(const struct run *r, const struct msess *m, const c
 
 /* --- Operations: each is predicted from the model, then checked against the reply. --- */
 
+struct op;
+static int destroy_if_flash_status(const struct msess *m, const struct op *o);
+
 enum op_kind {
 	OP_GET,
 	OP_LOAD,
@@ -497,18 +501,22 @@ enum op_kind {
 	OP_PUSH,
 	OP_PUSH_EXISTING,
 	OP_POP,
+	OP_DESTROY_IF_FLASH,
 	OP_KINDS
 };
 
-static const char *const op_name[OP_KINDS] = {
-    "GET",      "LOAD",    "SET", "SET_IF",     "TOUCH",
-    "TOUCH_IF", "DESTROY", "TTL", "FLASH_PUSH", "FLASH_PUSH_EXISTING",
-    "FLASH_POP"};
+static const char *const op_name[OP_KINDS] = {"GET",        "LOAD",
+                                              "SET",        "SET_IF",
+                                              "TOUCH",      "TOUCH_IF",
+                                              "DESTROY",    "TTL",
+                                              "FLASH_PUSH", "FLASH_PUSH_EXISTING",
+                                              "FLASH_POP",  "DESTROY_IF_FLASH"};
 
 struct op {
 	enum op_kind kind;
 	int ns, id;
-	uint8_t *data; /* SET, SET_IF: the data; FLASH_PUSH(_EXISTING): the message */
+	uint8_t *data; /* SET, SET_IF: the data; FLASH_PUSH(_EXISTING), DESTROY_IF_FLASH: the
+	                * message */
 	size_t len;
 	uint64_t ttl_ms;
 	uint8_t expect[SESSD_TAG_BYTES];
@@ -783,6 +791,18 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 			        (unsigned long long)out->num, queue_len(m, o->type));
 		return;
 	}
+	case OP_DESTROY_IF_FLASH: {
+		int want = destroy_if_flash_status(m, o);
+
+		if (st != want)
+			DIVERGE(r,
+			        "DESTROY_IF_FLASH of %zu bytes (type %s, %zu queued): %d, model %d",
+			        o->len, o->type, m->live ? queue_len(m, o->type) : 0, st, want);
+		r->dif[want == SESSD_OK ? 0 : want == SESSD_CONFLICT ? 1 : 2]++;
+		if (st == SESSD_OK)
+			sess_clear(m);
+		return;
+	}
 	case OP_POP:
 		if (!m->live) {
 			if (st != SESSD_NOT_FOUND)
@@ -810,6 +830,35 @@ static void check_op(struct run *r, const struct op *o, const struct outcome *ou
 	default:
 		cr_assert_fail("unknown op");
 	}
+}
+
+/* The oldest message of ${type} in ${m}, or NULL when it has none. */
+static const struct flash_msg *oldest_of(const struct msess *m, const char *type)
+{
+	for (size_t i = 0; i < m->nq; i++)
+		if (strcmp(m->q[i].type, type) == 0)
+			return &m->q[i];
+	return NULL;
+}
+
+/*
+ * What DESTROY_IF_FLASH ${o} answers over ${m} (PROTOCOL.md, "Locks on a flash queue"): OK
+ * (the session is removed) only while it is live and the oldest message of the type has the
+ * bytes of ${o}'s (str and bin alike); NOT_FOUND without a live session; CONFLICT when that
+ * queue is empty or missing or its oldest message is another. Neither of those changes
+ * anything, no expiry either: the model keeps its interval, which TTL and LIST check later.
+ */
+static int destroy_if_flash_status(const struct msess *m, const struct op *o)
+{
+	const struct flash_msg *first;
+
+	if (!m->live)
+		return SESSD_NOT_FOUND;
+	first = oldest_of(m, o->type);
+	if (first == NULL || first->len != o->len ||
+	    (o->len > 0 && memcmp(first->msg, o->data, o->len) != 0))
+		return SESSD_CONFLICT;
+	return SESSD_OK;
 }
 
 static void op_free(struct op *o)
@@ -863,6 +912,44 @@ static void random_type(struct run *r, char type[16])
 		snprintf(type, 16, "ty%02u", (unsigned)below(r, NTYPES));
 }
 
+/*
+ * The type and message of a DESTROY_IF_FLASH ${o} over the model's session at its key: mostly
+ * a lock holder's release (the oldest message of a type the session holds), else a near miss
+ * (that message one byte short or with its last byte changed, the type's second message,
+ * another type's oldest), or any type and message.
+ */
+static void pick_token(struct run *r, struct op *o)
+{
+	const struct msess *m = &r->s[o->ns][o->id];
+	const struct flash_msg *first = NULL, *src = NULL;
+	uint64_t k = below(r, 10);
+
+	free(o->data);
+	o->data = NULL;
+	o->len = 0;
+	random_type(r, o->type);
+	if (m->live && m->nq > 0 && k < 8) {
+		snprintf(o->type, sizeof(o->type), "%s", m->q[below(r, m->nq)].type);
+		first = oldest_of(m, o->type);
+		src = first;
+		if (k == 7)
+			src = &m->q[below(r, m->nq)]; /* any message, of its type or another */
+	}
+	o->len = src != NULL ? src->len : below(r, 10) == 0 ? 0 : below(r, 40);
+	o->data = malloc(o->len + 1);
+	cr_assert_not_null(o->data);
+	if (src != NULL && o->len > 0)
+		memcpy(o->data, src->msg, o->len);
+	else
+		random_bytes(r, o->data, o->len);
+	if (src == first && src != NULL && o->len > 0 && k >= 5 && k < 7) {
+		if (k == 5)
+			o->len--;
+		else
+			o->data[o->len - 1] ^= 0x20;
+	}
+}
+
 static void random_op(struct run *r, struct op *o, bool batchable)
 {
 	static const enum op_kind all[] = {
@@ -873,8 +960,11 @@ static void random_op(struct run *r, struct op *o, bool batchable)
 
 	memset(o, 0, sizeof(*o));
 	do
-		o->kind = all[below(r, sizeof(all) / sizeof(all[0]))];
-	while (batchable && (o->kind == OP_LOAD || o->kind == OP_TOUCH_IF));
+		/* two in 21: as often as a SET_IF */
+		o->kind = below(r, 21) < 2 ? OP_DESTROY_IF_FLASH
+		                           : all[below(r, sizeof(all) / sizeof(all[0]))];
+	while (batchable &&
+	       (o->kind == OP_LOAD || o->kind == OP_TOUCH_IF || o->kind == OP_DESTROY_IF_FLASH));
 	o->ns = (int)below(r, NNS);
 	o->id = (int)below(r, NID);
 	o->ttl_ms = random_ttl(r);
@@ -898,6 +988,9 @@ static void random_op(struct run *r, struct op *o, bool batchable)
 	case OP_POP:
 		if (below(r, 3) != 0)
 			random_type(r, o->type);
+		break;
+	case OP_DESTROY_IF_FLASH:
+		pick_token(r, o);
 		break;
 	default:
 		break;
@@ -970,6 +1063,9 @@ static void run_blocking(struct run *r, struct sessd_client *c, const struct op 
 	case OP_POP:
 		out.status = sessd_flash_pop(c, id, il, o->type[0] ? o->type : NULL, &fl);
 		break;
+	case OP_DESTROY_IF_FLASH:
+		out.status = sessd_destroy_if_flash(c, id, il, o->type, o->data, o->len);
+		break;
 	default:
 		cr_assert_fail("unknown op");
 	}
@@ -1007,7 +1103,7 @@ static const uint32_t raw_opcode[OP_KINDS] = {CODEC_OP_GET,        CODEC_OP_LOAD
                                               CODEC_OP_TOUCH,      CODEC_OP_TOUCH_IF,
                                               CODEC_OP_DESTROY,    CODEC_OP_TTL,
                                               CODEC_OP_FLASH_PUSH, CODEC_OP_FLASH_PUSH_EXISTING,
-                                              CODEC_OP_FLASH_POP};
+                                              CODEC_OP_FLASH_POP,  CODEC_OP_DESTROY_IF_FLASH};
 
 /* Append ${o}'s frame, with request id ${rid}, to ${out}; returns the body's length. */
 static size_t raw_encode(const struct op *o, uint64_t rid, struct buf *out)
@@ -1027,7 +1123,8 @@ static size_t raw_encode(const struct op *o, uint64_t rid, struct buf *out)
 	}
 	req.expect.ptr = o->expect;
 	req.expect.len = SESSD_TAG_BYTES;
-	if (o->kind == OP_PUSH || o->kind == OP_PUSH_EXISTING || o->kind == OP_POP) {
+	if (o->kind == OP_PUSH || o->kind == OP_PUSH_EXISTING || o->kind == OP_POP ||
+	    o->kind == OP_DESTROY_IF_FLASH) {
 		req.flash_type.ptr = (const uint8_t *)o->type;
 		req.flash_type.len = strlen(o->type);
 		req.flash_all = o->kind == OP_POP && o->type[0] == '\0';
@@ -1356,6 +1453,8 @@ static void run_concurrent(struct run *r)
 
 			random_op(r, o, false);
 			o->ns = keys[k][0], o->id = keys[k][1];
+			if (o->kind == OP_DESTROY_IF_FLASH)
+				pick_token(r, o);
 			o->msg_bin = below(r, 2);
 			if (o->kind == OP_SET || o->kind == OP_SET_IF)
 				o->len = o->len > 200 ? 200 : o->len;
@@ -2029,7 +2128,8 @@ static void restart_killed(struct run *r)
 	for (size_t i = 0; i < n; i++) {
 		struct op *o = &ops[i];
 		struct codec_request req = {.request_id = 2 + i};
-		static const enum op_kind kinds[] = {OP_SET, OP_DESTROY, OP_PUSH, OP_TOUCH};
+		static const enum op_kind kinds[] = {OP_SET, OP_DESTROY, OP_PUSH, OP_TOUCH,
+		                                     OP_DESTROY_IF_FLASH};
 
 		memset(o, 0, sizeof(*o));
 		do {
@@ -2037,7 +2137,7 @@ static void restart_killed(struct run *r)
 			o->id = (int)below(r, NID);
 		} while (used[o->ns][o->id]);
 		used[o->ns][o->id] = true;
-		o->kind = kinds[below(r, 4)];
+		o->kind = kinds[below(r, 5)];
 		o->ttl_ms = random_ttl(r);
 		sess_at(r, o->ns, o->id, lo, lo);
 		req.ns.ptr = (const uint8_t *)ns_name[o->ns];
@@ -2065,15 +2165,20 @@ static void restart_killed(struct run *r)
 			cr_assert_not_null(o->data);
 			random_bytes(r, o->data, o->len);
 			req.op = CODEC_OP_FLASH_PUSH;
-			req.flash_type.ptr = (const uint8_t *)o->type;
-			req.flash_type.len = strlen(o->type);
-			req.flash_msg.ptr = o->data;
-			req.flash_msg.len = o->len;
+			break;
+		case OP_DESTROY_IF_FLASH:
+			/* a lock's release in flight: made durable as a DESTROY when it holds */
+			pick_token(r, o);
+			req.op = CODEC_OP_DESTROY_IF_FLASH;
 			break;
 		default:
 			req.op = CODEC_OP_TOUCH;
 			break;
 		}
+		req.flash_type.ptr = (const uint8_t *)o->type;
+		req.flash_type.len = strlen(o->type);
+		req.flash_msg.ptr = o->data;
+		req.flash_msg.len = o->len;
 		cr_assert_eq(codec_encode_request(&out, &req), 0);
 	}
 	harness_send_buf(fd, &out);
@@ -2116,6 +2221,8 @@ static void restart_killed(struct run *r)
 		if (ops[i].kind == OP_PUSH &&
 		    (m->live ? flash_bytes(m) : 0) + 4 + ops[i].len + 5 > r->max_frame / 2)
 			ok.status = SESSD_ERR_LIMIT;
+		if (ops[i].kind == OP_DESTROY_IF_FLASH)
+			ok.status = destroy_if_flash_status(m, &ops[i]);
 		pending = r->clock_pending;
 		check_op(r, &ops[i], &ok, lo, hi);
 		r->clock_pending = pending;
@@ -2249,12 +2356,13 @@ static void run_seed(const struct model_case *mc, uint64_t seed, int nops)
 	    "%d restarts, %d kills (%d changes "
 	    "in flight checked), %d NO_MEMORY (%llu checked for room), %llu LIMIT, %llu CONFLICT, "
 	    "%d TOO_LARGE, %d concurrent pairs (%d told apart by state), %d starts over "
-	    "--max-memory\n",
+	    "--max-memory, DESTROY_IF_FLASH %llu OK %llu CONFLICT %llu NOT_FOUND\n",
 	    mc->name, (unsigned long long)seed, nops, (unsigned long long)r->requests, r->steps,
 	    r->back_steps_taken, r->restarts, r->kills, r->inflight_checked, r->refusals,
 	    (unsigned long long)r->room_checks, (unsigned long long)r->limits,
 	    (unsigned long long)r->conflicts, r->too_large, r->concurrent, r->concurrent_ambiguous,
-	    r->over_limit_starts);
+	    r->over_limit_starts, (unsigned long long)r->dif[0], (unsigned long long)r->dif[1],
+	    (unsigned long long)r->dif[2]);
 	close_all(r);
 	cr_assert_eq(harness_stop(&r->d), 0);
 	harness_preload_restore(&preload);

@@ -26,6 +26,7 @@
 #include "leakcheck.h"
 #include "mp.h"
 #include "seal.h"
+#include "sealed.h"
 
 #define TTL_MS 3600000u
 
@@ -59,179 +60,10 @@ static struct mp_bytes str(const char *s)
 	return (struct mp_bytes){(const uint8_t *)s, strlen(s)};
 }
 
-/* One sealed connection, the client's side. */
-struct sealed {
-	int fd;
-	struct seal *seal;
-	struct buf plain; /* opened and not yet read as frames */
-	size_t plain_at;
-	uint8_t server_key[32]; /* s_pk of its HELLO, which a RETIRE names it by */
-};
-
-/* The auth map of a key exchange: {"kx": public, "proof": proof}. */
-static void kx_map(struct buf *out, const uint8_t public[32], const uint8_t proof[32])
-{
-	cr_assert_eq(mp_write_map(out, 2), 0);
-	cr_assert_eq(mp_write_str(out, "kx", 2), 0);
-	cr_assert_eq(mp_write_bin(out, public, 32), 0);
-	cr_assert_eq(mp_write_str(out, "proof", 5), 0);
-	cr_assert_eq(mp_write_bin(out, proof, 32), 0);
-}
-
-/* Send HELLO with ${auth} (raw msgpack) on ${fd}; returns the reply (status, result into
- * *body, to free). */
-static struct codec_reply hello_with(int fd, const struct buf *auth, uint8_t **body)
-{
-	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
-	struct codec_reply rep;
-
-	req.client_name = str("sealed-test");
-	req.auth = (struct mp_bytes){auth->data, auth->len};
-	cr_assert_eq(harness_call(fd, &req, &rep, body), 0, "no HELLO reply");
-	return rep;
-}
-
-/* Find the reply map's "kx" and read its key and proof; returns 0, or -1 if absent. */
-static int reply_kx(const struct codec_reply *rep, uint8_t public[32], uint8_t proof[32])
-{
-	struct mp_reader r;
-	uint32_t pairs, inner;
-	struct mp_bytes key, value;
-
-	mp_reader_init(&r, rep->result.ptr, rep->result.len);
-	cr_assert_eq(mp_read_map(&r, &pairs), 0);
-	for (uint32_t i = 0; i < pairs; i++) {
-		cr_assert_eq(mp_read_str(&r, &key), 0);
-		if (key.len != 2 || memcmp(key.ptr, "kx", 2) != 0) {
-			cr_assert_eq(mp_skip(&r), 0);
-			continue;
-		}
-		cr_assert_eq(mp_read_map(&r, &inner), 0);
-		cr_assert_eq(inner, 2);
-		for (uint32_t j = 0; j < inner; j++) {
-			cr_assert_eq(mp_read_str(&r, &key), 0);
-			cr_assert_eq(mp_read_bytes(&r, &value, NULL), 0);
-			cr_assert_eq(value.len, 32);
-			memcpy(key.len == 3 ? public : proof, value.ptr, 32);
-		}
-		return 0;
-	}
-	return -1;
-}
-
-/* Open a sealed connection to ${url} with ${key} as the secret. */
-static struct sealed sealed_open_with(const char *url, const char *key)
-{
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
-	struct sealed s = {.fd = -1};
-	struct codec_reply rep;
-	struct buf auth;
-	uint8_t *body;
-
-	seal_psk(psk, key, strlen(key));
-	s.seal = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(s.seal);
-	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
-	s.fd = harness_connect(url);
-	cr_assert_geq(s.fd, 0);
-	rep = hello_with(s.fd, &auth, &body);
-	cr_assert_eq(rep.status, CODEC_OK, "sealed HELLO: status %u", rep.status);
-	cr_assert_eq(harness_map_uint(&rep, "version"), 1);
-	cr_assert_eq(reply_kx(&rep, s_pk, s_proof), 0, "the reply has no kx");
-	cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0, "the server's proof is wrong");
-	memcpy(s.server_key, s_pk, sizeof s.server_key);
-	free(body);
-	buf_finish(&auth);
-	buf_init(&s.plain);
-	return s;
-}
-
 /* Open a sealed connection to ${url} with the suite's secret. */
 static struct sealed sealed_open(const char *url)
 {
 	return sealed_open_with(url, secret);
-}
-
-static void sealed_close(struct sealed *s)
-{
-	close(s->fd);
-	seal_free(s->seal);
-	buf_finish(&s->plain);
-}
-
-/* Seal and send the frames in ${frames}. */
-static void sealed_send(struct sealed *s, const struct buf *frames)
-{
-	struct buf wire;
-
-	buf_init(&wire);
-	cr_assert_eq(seal_append_all(s->seal, &wire, frames->data, frames->len), 0);
-	cr_assert_eq(harness_send_all(s->fd, wire.data, wire.len), 0);
-	buf_finish(&wire);
-}
-
-/* Read one record and open it onto s->plain; returns 0, or -1 at the end of the stream. */
-static int read_record(struct sealed *s)
-{
-	uint8_t header[SEAL_HEADER_BYTES], *record;
-	size_t size;
-
-	if (harness_recv_all(s->fd, header, sizeof(header)) == -1)
-		return -1;
-	size = seal_record_size(header);
-	cr_assert_neq(size, 0, "the server sent a malformed record length");
-	record = malloc(size);
-	cr_assert_not_null(record);
-	memcpy(record, header, sizeof(header));
-	cr_assert_eq(harness_recv_all(s->fd, record + sizeof(header), size - sizeof(header)), 0);
-	cr_assert_eq(buf_reserve(&s->plain, size - SEAL_OVERHEAD), 0);
-	cr_assert_eq(seal_open(s->seal, record, size, s->plain.data + s->plain.len), 0,
-	             "a record from the server does not open");
-	s->plain.len += size - SEAL_OVERHEAD;
-	free(record);
-	return 0;
-}
-
-/* The next reply frame: decoded into ${rep}, its body copied into *${body} (to free). Fails
- * the test at the end of the stream. */
-static void sealed_reply(struct sealed *s, struct codec_reply *rep, uint8_t **body)
-{
-	size_t avail, n;
-
-	for (;;) {
-		avail = s->plain.len - s->plain_at;
-		if (avail >= CODEC_HEADER_BYTES) {
-			n = codec_frame_length(s->plain.data + s->plain_at);
-			if (avail - CODEC_HEADER_BYTES >= n)
-				break;
-		}
-		cr_assert_eq(read_record(s), 0, "the stream ended before a reply");
-	}
-	*body = malloc(n);
-	cr_assert_not_null(*body);
-	memcpy(*body, s->plain.data + s->plain_at + CODEC_HEADER_BYTES, n);
-	s->plain_at += CODEC_HEADER_BYTES + n;
-	cr_assert_eq(codec_decode_reply(*body, n, rep), 0);
-}
-
-/* One request, sealed, and its reply's status (the result, when wanted, into *result). */
-static uint32_t sealed_call(struct sealed *s, const struct codec_request *req,
-                            struct mp_bytes *result, uint8_t **body)
-{
-	struct codec_reply rep;
-	struct buf frames;
-	uint8_t *own = NULL;
-
-	buf_init(&frames);
-	cr_assert_eq(codec_encode_request(&frames, req), 0);
-	sealed_send(s, &frames);
-	buf_finish(&frames);
-	sealed_reply(s, &rep, body != NULL ? body : &own);
-	if (result != NULL)
-		*result = rep.result;
-	free(own);
-	return rep.status;
 }
 
 /* What the server sends after a fault: one sealed BAD_REQUEST, then the end of the stream. */
@@ -246,7 +78,7 @@ static void expect_sealed_error_then_closed(struct sealed *s, const char *what)
 	cr_expect_neq(memmem(rep.message.ptr, rep.message.len, "record", 6), NULL,
 	              "%s: the message names the record", what);
 	free(body);
-	cr_expect_eq(read_record(s), -1, "%s: the connection is closed", what);
+	cr_expect_eq(sealed_read_record(s), -1, "%s: the connection is closed", what);
 }
 
 static void every_op(const char *url)
@@ -500,7 +332,7 @@ static uint32_t hello_status(const char *url, const struct buf *auth)
 	uint32_t status;
 
 	cr_assert_geq(fd, 0);
-	rep = hello_with(fd, auth, &body);
+	rep = sealed_hello_with(fd, auth, &body);
 	status = rep.status;
 	if (status == CODEC_AUTH_FAILED)
 		cr_expect_eq(recv(fd, &byte, 1, 0), 0, "closed after AUTH_FAILED");
@@ -521,7 +353,7 @@ static uint32_t sealed_hello_status(const char *url, const char *key)
 	client = seal_client_new(psk, c_pk, c_proof);
 	cr_assert_not_null(client);
 	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
+	sealed_kx_map(&auth, c_pk, c_proof);
 	status = hello_status(url, &auth);
 	buf_finish(&auth);
 	seal_free(client);
@@ -538,7 +370,7 @@ LEAK_CHECKED_TEST(sealed, a_key_exchange_without_the_secret_is_refused)
 	client = seal_client_new(psk, c_pk, c_proof);
 	cr_assert_not_null(client);
 	buf_init(&auth);
-	kx_map(&auth, c_pk, c_proof);
+	sealed_kx_map(&auth, c_pk, c_proof);
 	cr_expect_eq(hello_status(daemon_with_secret.unix_url, &auth), CODEC_AUTH_FAILED,
 	             "a proof of another secret");
 	/* Malformed maps: an extra key, a str for a bin, a short key. */
@@ -590,7 +422,7 @@ static struct codec_reply plain_hello(const char *url, const char *key, int *fd,
 	cr_assert_eq(mp_write_bin(&auth, key, strlen(key)), 0);
 	*fd = harness_connect(url);
 	cr_assert_geq(*fd, 0, "cannot connect to %s", url);
-	rep = hello_with(*fd, &auth, body);
+	rep = sealed_hello_with(*fd, &auth, body);
 	buf_finish(&auth);
 	return rep;
 }
@@ -665,7 +497,7 @@ LEAK_CHECKED_TEST(sealed, auth_plain_no_refuses_the_plain_secret_everywhere)
 	cr_assert_eq(mp_write_nil(&nil), 0);
 	fd = harness_connect(d.unix_url);
 	cr_assert_geq(fd, 0);
-	rep = hello_with(fd, &nil, &body);
+	rep = sealed_hello_with(fd, &nil, &body);
 	cr_expect_eq(rep.status, CODEC_AUTH_FAILED);
 	cr_expect_eq(memmem(rep.message.ptr, rep.message.len, "send the secret", 15), NULL, "%.*s",
 	             (int)rep.message.len, (const char *)rep.message.ptr);
@@ -824,13 +656,13 @@ LEAK_CHECKED_TEST(sealed, connections_with_a_retired_secret_close_when_its_grace
 	closed = harness_mono_ms();
 	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
-	cr_expect_eq(read_record(&old_sealed), -1, "closed after the grace");
+	cr_expect_eq(sealed_read_record(&old_sealed), -1, "closed after the grace");
 	cr_expect_geq(closed - hup_sent, GRACE_MS, "not before the grace ends");
 	cr_expect_lt(closed - reloaded, GRACE_MS + 2500, "within a tick or so of its end");
 	sealed_reply(&in_grace, &rep, &body);
 	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
-	cr_expect_eq(read_record(&in_grace), -1, "closed after the grace");
+	cr_expect_eq(sealed_read_record(&in_grace), -1, "closed after the grace");
 	cr_assert_eq(harness_recv_frame(old_plain, &body, &len), 0);
 	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
 	expect_retired_goodbye(&rep, "--auth-file");
@@ -886,7 +718,7 @@ LEAK_CHECKED_TEST(sealed, a_secret_put_back_keeps_its_connections)
 	sealed_reply(&second, &rep, &body);
 	expect_retired_goodbye(&rep, "--auth-file");
 	free(body);
-	cr_expect_eq(read_record(&second), -1, "the secret rolled back is retired");
+	cr_expect_eq(sealed_read_record(&second), -1, "the secret rolled back is retired");
 	cr_expect_eq(sealed_call(&first, &ping, NULL, NULL), CODEC_OK,
 	             "the secret put back keeps its connection");
 	sealed_close(&first);
@@ -1065,7 +897,7 @@ static struct seal *recorded_hello(struct buf *auth)
 	recorded = seal_client_new(psk, c_pk, c_proof);
 	cr_assert_not_null(recorded);
 	buf_init(auth);
-	kx_map(auth, c_pk, c_proof);
+	sealed_kx_map(auth, c_pk, c_proof);
 	return recorded;
 }
 
@@ -1077,7 +909,7 @@ static int replayed(const char *url, const struct buf *auth)
 	int fd = harness_connect(url);
 
 	cr_assert_geq(fd, 0);
-	rep = hello_with(fd, auth, &body);
+	rep = sealed_hello_with(fd, auth, &body);
 	cr_assert_eq(rep.status, CODEC_OK, "a replayed HELLO is answered");
 	free(body);
 	return fd;
@@ -1166,7 +998,7 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_is_closed_at_the_hello_timeout, 
 	              "the message names --hello-timeout: %.*s", (int)rep.message.len,
 	              (const char *)rep.message.ptr);
 	free(body);
-	cr_expect_eq(read_record(&idle), -1, "the idle sealed connection is closed");
+	cr_expect_eq(sealed_read_record(&idle), -1, "the idle sealed connection is closed");
 	cr_assert_eq(sealed_call(&busy, &ping, NULL, NULL), CODEC_OK,
 	             "a sealed connection that sent a record is kept past the deadline");
 	close(replay);
@@ -1332,7 +1164,7 @@ static int plain_open(const char *url, const char *key, bool admin)
 		cr_assert_eq(mp_write_nil(&nil), 0);
 		fd = harness_connect(url);
 		cr_assert_geq(fd, 0);
-		rep = hello_with(fd, &nil, &body);
+		rep = sealed_hello_with(fd, &nil, &body);
 		buf_finish(&nil);
 	}
 	cr_assert_eq(rep.status, CODEC_OK, "HELLO: %s", codec_status_name(rep.status));
@@ -1659,7 +1491,7 @@ LEAK_CHECKED_TEST(sealed, an_admin_secret_rotates_with_its_grace)
 	sealed_reply(&old_admin, &rep, &body);
 	expect_retired_goodbye(&rep, "--admin-auth-file");
 	free(body);
-	cr_expect_eq(read_record(&old_admin), -1, "closed after the grace");
+	cr_expect_eq(sealed_read_record(&old_admin), -1, "closed after the grace");
 	sealed_close(&old_admin);
 	cr_expect_eq(sealed_call(&new_admin, &list, NULL, NULL), CODEC_OK);
 	sealed_close(&new_admin);
@@ -2127,9 +1959,9 @@ LEAK_CHECKED_TEST(sealed, records_moved_by_a_man_in_the_middle_change_nothing)
 	first.seal = recorded_hello(&auth);
 	first.fd = harness_connect(url);
 	cr_assert_geq(first.fd, 0);
-	rep = hello_with(first.fd, &auth, &body);
+	rep = sealed_hello_with(first.fd, &auth, &body);
 	cr_assert_eq(rep.status, CODEC_OK);
-	cr_assert_eq(reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
 	cr_assert_eq(seal_client_finish(first.seal, s_pk, s_proof), 0);
 	free(body);
 	buf_init(&first.plain);
@@ -2261,7 +2093,8 @@ LEAK_CHECKED_TEST(sealed, a_retired_connection_carries_out_nothing_held_on_the_p
 	/* A connection cannot retire itself: that would leave its own RETIRE unanswered. */
 	watcher = sealed_open(url);
 	cr_assert_eq(sealed_retire(&watcher, watcher.server_key, &closed), CODEC_BAD_REQUEST);
-	cr_assert_eq(read_record(&watcher), -1, "a BAD_REQUEST that leaves the connection open");
+	cr_assert_eq(sealed_read_record(&watcher), -1,
+	             "a BAD_REQUEST that leaves the connection open");
 	cr_assert_eq(sealed_call(&other, &ping, NULL, NULL), CODEC_OK);
 	sealed_close(&watcher);
 	sealed_close(&other);

@@ -3,6 +3,7 @@
 #include "leakcheck.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2645,5 +2646,59 @@ LEAK_CHECKED_TEST(store, new_namespaces_grow_the_index_from_drops)
 	cr_assert_leq(stats.bytes, MAX);
 	cr_assert_eq(stats.namespaces, TENANTS + 1);
 	cr_assert_eq(stats.evicted_total, dr.n);
+	store_free(st);
+}
+
+/*
+ * drop-unread: a flood of new tiny sessions into a store full of larger unread ones (more of
+ * them: drops come from there) grows its namespace's table (DICT_PAY_LOAD) past malloc's mmap
+ * threshold too (set as sessd's main sets it), where the table is a block of whole pages. Before,
+ * the room made for the growth was the buckets' bytes and 16: the block allocated had up to a page
+ * more, did not fit, and was given back, at every new session (two mmaps and munmaps of 256 KiB
+ * each), while the chains grew past DICT_PAY_LOAD; in the daemon the flood ran 15 times slower,
+ * with loop turns over 10 ms by the hundred (bench/drop-unread/flood-lag).
+ */
+LEAK_CHECKED_TEST(store, a_table_of_whole_pages_grows_in_a_full_store_under_drop_unread)
+{
+	enum { MAX = 16 << 20, BIG = 150, SMALL = 40000 };
+	struct store *st = new_store(MAX);
+	struct store_stats stats;
+	struct drops dr = {0};
+	struct store_key k;
+	struct id_buf b;
+	char data[1000];
+	uint64_t one, node, table;
+	size_t n;
+
+	(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	memset(data, 'd', sizeof(data));
+	store_mark_unread(st);
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	for (n = 0; dr.n == 0; n++) {
+		k = key_n(&b, "big", n);
+		cr_assert_eq(store_set(st, &k, data, BIG, T0 + 3600000, T0), 0);
+	}
+	/* A node of "app" (same id length, one byte of data each) is what a second one adds. */
+	k = key_n(&b, "app", 0);
+	cr_assert_eq(store_set(st, &k, data, 1, T0 + 3600000, T0), 0);
+	one = ns_bytes(st, "app");
+	k = key_n(&b, "app", 1);
+	cr_assert_eq(store_set(st, &k, data, 1, T0 + 3600000, T0), 0);
+	node = ns_bytes(st, "app") - one;
+	for (n = 2; n < SMALL; n++) {
+		k = key_n(&b, "app", n);
+		cr_assert_eq(store_set(st, &k, data, 1, T0 + 3600000, T0), 0, "session %zu", n);
+	}
+	store_stats(st, (const uint8_t *)"app", 3, &stats);
+	cr_assert_eq(stats.sessions, SMALL, "%llu sessions, %llu dropped of them, table %llu bytes",
+	             (unsigned long long)stats.sessions, (unsigned long long)stats.evicted_total,
+	             (unsigned long long)(stats.bytes - stats.sessions * node - (one - node)));
+	cr_assert_eq(stats.evicted_total, 0);
+	/* What is not its nodes, less the record: its table, at most 2 nodes a bucket. */
+	table = stats.bytes - SMALL * node - (one - node);
+	cr_assert_geq(table, SMALL / 2 * sizeof(void *),
+	              "a table of %llu bytes for %d sessions (%zu dropped)",
+	              (unsigned long long)table, SMALL, dr.n);
+	cr_assert_not(dr.bad);
 	store_free(st);
 }
