@@ -18,7 +18,14 @@
 //
 //   nice node bench/app-crash.js [--seeds 1-10] [--workers 3] [--browsers 10] [--steps 40]
 //                                [--worker-faults kill,term,stop,mass,rolling] [--no-daemon-faults]
-//                                [--wstop-ms 3500-6000]
+//                                [--wstop-ms 3500-6000] [--cluster]
+//
+// --cluster: the workers are node:cluster workers of this process (the primary) sharing one
+// port, as `cluster.fork()` apps run: the browsers cannot pick a worker (the kernel and the
+// primary do), a killed worker is forked again, a graceful restart closes its server (the
+// primary hands its connections to the others), a stopped one keeps the requests it was given
+// until it resumes. Express 4: node --require ./test/express4-preload.js bench/app-crash.js
+// (the workers inherit it).
 //
 // A failing seed is printed with its violations; replay it with --seeds N and the same options.
 
@@ -35,6 +42,7 @@ const steps = Number(arg('steps', 40));
 const kinds = arg('worker-faults', null);
 const daemonFaults = !process.argv.includes('--no-daemon-faults');
 const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
+const clustered = process.argv.includes('--cluster');
 
 (async () => {
   let failed = 0;
@@ -49,6 +57,7 @@ const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
         workerFaultKinds: kinds ? kinds.split(',') : null,
         wstopMs,
         daemonFaults,
+        cluster: clustered,
       });
     } catch (err) {
       // The run could not go on (sessd would not start again, a worker would not start): its
@@ -58,7 +67,7 @@ const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
     }
     const { violations, stats } = result;
     requests += stats.requests;
-    const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}${stats.byWorker ? `, answers by worker ${JSON.stringify(stats.byWorker)}` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
     if (violations.length) {
       failed++;
       console.log(`FAIL ${line}`);

@@ -628,6 +628,7 @@ async function runModel(opts = {}) {
     const [name, gen] = String((res.headers && res.headers['x-model-worker']) || '').split(':');
     res.app = apps.find((w) => w.name === name) || null;
     res.gen = res.app ? Number(gen) : null;
+    if (res.app) (stats.byWorker ||= {})[name] = (stats.byWorker[name] || 0) + 1;
   };
   // clusterCut: with o.cluster, a request with no answer, which the browser cannot pin on a
   // worker: allowed while a worker was killed -9 (it may have held it; every worker killed at
