@@ -18,7 +18,7 @@
 //
 //   nice node bench/app-crash.js [--seeds 1-10] [--workers 3] [--browsers 10] [--steps 40]
 //                                [--worker-faults kill,term,stop,mass,rolling] [--no-daemon-faults]
-//                                [--wstop-ms 3500-6000] [--cluster]
+//                                [--wstop-ms 3500-6000] [--cluster] [--express-session DIR,-]
 //
 // --cluster: the workers are node:cluster workers of this process (the primary) sharing one
 // port, as `cluster.fork()` apps run: the browsers cannot pick a worker (the kernel and the
@@ -43,6 +43,10 @@ const kinds = arg('worker-faults', null);
 const daemonFaults = !process.argv.includes('--no-daemon-faults');
 const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
 const clustered = process.argv.includes('--cluster');
+// --express-session DIR,DIR: worker i loads express-session from the (i mod n)th directory
+// ('-' for client/node's own): a fleet part-way through an upgrade. Such a directory:
+// npm install --prefix /tmp/es1173 express-session@1.17.3, then /tmp/es1173/node_modules/express-session.
+const expressSession = arg('express-session', null)?.split(',').map((d) => (d === '-' ? null : require('path').resolve(d)));
 
 (async () => {
   let failed = 0;
@@ -58,6 +62,7 @@ const clustered = process.argv.includes('--cluster');
         wstopMs,
         daemonFaults,
         cluster: clustered,
+        workerExpressSession: expressSession,
       });
     } catch (err) {
       // The run could not go on (sessd would not start again, a worker would not start): its
@@ -67,7 +72,7 @@ const clustered = process.argv.includes('--cluster');
     }
     const { violations, stats } = result;
     requests += stats.requests;
-    const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}${stats.byWorker ? `, answers by worker ${JSON.stringify(stats.byWorker)}` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const line = `seed ${seed}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, sessd faults ${JSON.stringify(stats.faults)}, worker faults ${JSON.stringify(stats.workerFaults)}, cut by them ${stats.cutByWorkerFault}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} unknown, ${stats.flashOnlyAtEnd || 0} flashes only), sessd connections ${stats.sessdStats && stats.sessdStats.connections}${stats.byWorker ? `, answers by worker ${JSON.stringify(stats.byWorker)}` : ''}${expressSession ? `, express-session ${stats.expressSession.join('/')}` : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
     if (violations.length) {
       failed++;
       console.log(`FAIL ${line}`);

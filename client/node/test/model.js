@@ -283,6 +283,9 @@ async function runModel(opts = {}) {
     // port (the primary hands each connection to one): browsers cannot pick a worker, and
     // learn which one answered from its x-model-worker header only (see clusterFork).
     cluster: false,
+    // workerExpressSession: directories of express-session packages, worker i loading the
+    // (i mod n)th (null: client/node's own): a fleet part-way through an upgrade.
+    workerExpressSession: null,
     ...opts,
   };
   const r = rng(o.seed);
@@ -327,6 +330,8 @@ async function runModel(opts = {}) {
   const startWorker = (a) => new Promise((resolve, reject) => {
     const { mergeKey: _m, ...plain } = storeOpts;
     const env = { MODEL_URL: a.url, MODEL_NAME: a.name, MODEL_STORE: JSON.stringify(plain), MODEL_GEN: String(a.gen + 1) };
+    const es = o.workerExpressSession ? o.workerExpressSession[Number(a.name.slice(1)) % o.workerExpressSession.length] : null;
+    if (es) env.MODEL_EXPRESS_SESSION = es;
     const proc = o.cluster ? clusterFork(env) : fork(path.join(__dirname, 'fixtures', 'model-worker.js'), [], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -963,6 +968,7 @@ async function runModel(opts = {}) {
   // What each app noted: with workers, each live one's report and those of the incarnations
   // that ended gracefully (a killed one's are lost with it).
   const locals = o.workers ? [...workerReports, ...(await Promise.all(apps.map((a) => ask(a, 'report'))))] : apps.map((a) => a.app.locals);
+  if (o.workers) stats.expressSession = locals.slice(-apps.length).map((l) => l.expressSession);
   const lateTags = new Set(locals.flatMap((l) => l.lateErrors.map((e) => e.tag)).filter(Boolean));
   // A late save (express-session's, after the response) of a worker killed soon after it
   // answered is lost with the worker, as it would be without sessd.
