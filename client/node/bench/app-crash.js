@@ -84,6 +84,7 @@ const expressSession = arg('express-session', null)?.split(',').map((d) => (d ==
     } else {
       console.log(`ok   ${line}`);
       if (stats.flashOnly) console.log(`  flashes only: ${stats.flashOnly.join("; ")}`);
+      if (stats.unknownRecords) console.log(`  under ids no answer named: ${stats.unknownRecords.join('; ')}`);
     }
   }
   console.log(`${failed} failing runs; ${requests} requests in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

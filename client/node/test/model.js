@@ -694,7 +694,7 @@ async function runModel(opts = {}) {
         excused = true;
         return false;
       }
-      violate(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}${faulted ? ' (during a fault)' : workerFaultsNear(res, startedAt, endedAt)}`);
+      violate(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}${faulted ? ' (during a fault)' : workerFaultsNear(res, startedAt, endedAt)}${res.modelNote ? `; ${res.modelNote}` : ''}`);
       return false;
     }
     return true;
@@ -789,7 +789,9 @@ async function runModel(opts = {}) {
       const gone = (res) => {
         if (res.status !== 500 || !res.body || res.body.error !== 'failed to load session') return false;
         const s = sids.get(res.body.sid);
-        return !s || s.dead || s.user === null;
+        if (!s || s.dead || s.user === null) return true;
+        res.modelNote = `the model: ${s.uncertain ? 'uncertain ' : ''}session of ${s.user}, ${s.acked.size} saved adds; the browser's requests:\n    ${b.events.slice(-12).join('\n    ')}`;
+        return false;
       };
       const res = await req(b, 'GET', '/reload', 'reload', gone);
       if (res.ok) checkView(b, 'reload', res, res.startedAt);
@@ -1099,6 +1101,7 @@ async function runModel(opts = {}) {
       }
       unknown++;
       stats.storedUnknown = unknown;
+      if (raw) (stats.unknownRecords ||= []).push(`${short} ${JSON.stringify({ ...raw, cookie: undefined }).slice(0, 120)}`);
       // One browser's data only: its user, its items, its note, its flashes.
       const marks = [];
       if (raw) {
