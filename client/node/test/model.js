@@ -26,6 +26,11 @@
 //   pushed by a request answered 303 is shown exactly once.
 // - A slow request of the old session answering after a login gives the browser the old,
 //   destroyed id back: that browser is logged out (README, "What it does not do").
+// - A 503 (and a save failing after its response) only where sessd was faulted: the app's own
+//   crashes and graceful restarts cost the requests they cut, no 503 (excused503).
+// - A logout drops the whole session: no record under its id at the end, none served under it
+//   later, and the next page a fresh session (checkFresh).
+// - Every record of the namespace at the end is one the model explains (scanNamespace).
 
 const express = require('express');
 const session = require('express-session');
