@@ -622,6 +622,10 @@ async function runModel(opts = {}) {
     if (s && s.dead && !s.uncertain && s.deadAt < startedAt) violate(`browser ${b.i} ${what}: served logged-out session ${short} (logged out ${startedAt - s.deadAt} ms before the request)`);
     if (s && !s.dead && !s.uncertain && s.user === null && (v.user !== null || (v.cart || []).length)) violate(`browser ${b.i} ${what}: anonymous session ${short} shows user ${v.user}, cart ${JSON.stringify(v.cart)}`);
     const sent = res.sentSid ? sids.get(res.sentSid) : null;
+    // A logged-in session the request named, neither logged out nor in doubt, is the one it
+    // is served: a new one instead means express-session found it gone (the user logged out
+    // by the store: README, "failures are errors, never a missing session").
+    if (sent && !sent.dead && !sent.uncertain && sent.user !== null && v.sid !== res.sentSid && what !== 'login') violate(`browser ${b.i} ${what}: sent the session ${res.sentSid.slice(0, 6)} of ${sent.user} and was served another, ${short} (user ${v.user}): the session was not found`);
     if (!sent || !sent.dead || sent.uncertain || sent.deadAt >= startedAt || what === 'login') return;
     const stale = [];
     if (v.sid === res.sentSid) stale.push('the same id');
@@ -1002,7 +1006,8 @@ async function runModel(opts = {}) {
     }
     if (s.user === null) continue;
     if (!raw) {
-      if (s.acked.size) violate(`browser ${s.owner}: session ${sid.slice(0, 6)} of ${s.user} with ${s.acked.size} saved adds is gone at the end`);
+      // A login answers once its session is saved: it stays until a logout (or its hour).
+      violate(`browser ${s.owner}: session ${sid.slice(0, 6)} of ${s.user} with ${s.acked.size} saved adds is gone at the end`);
       continue;
     }
     if (raw.user !== s.user) violate(`browser ${s.owner}: session ${sid.slice(0, 6)} holds user ${raw.user}, not ${s.user}`);
