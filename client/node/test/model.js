@@ -798,7 +798,9 @@ async function runModel(opts = {}) {
       const gone = (res) => {
         if (res.status !== 500 || !res.body || res.body.error !== 'failed to load session') return false;
         const s = sids.get(res.body.sid);
-        if (!s || s.dead || s.user === null) return true;
+        // Or one in doubt: a login or logout of it that got no answer (a worker stopped past its
+        // browser's patience carries it out on waking, regenerate() and all).
+        if (!s || s.dead || s.user === null || s.uncertain) return true;
         res.modelNote = `the model: ${s.uncertain ? 'uncertain ' : ''}session of ${s.user}, ${s.acked.size} saved adds; the browser's requests:\n    ${b.events.slice(-12).join('\n    ')}`;
         return false;
       };
