@@ -11,10 +11,12 @@
 //            at once)
 //   rolling  every worker restarted by 'term', one after another
 // The oracle is the model's (an acknowledged cart add stays, a flash shown at most once, no
-// logout undone, no browser sees another's data, no 500, no hang), with what README promises
-// for a request that never got its answer: it may or may not have applied. At the end: every
-// stored session readable by the app, sessd's connection count back to the live pools, no
-// full session id in sessd's log or the workers' stderr. Hand-run (about 10-20 s a seed):
+// logout undone, no browser sees another's data, no 500, no 503 that no fault of sessd's
+// explains (the app's own crashes and restarts excuse none), no hang), with what README
+// promises for a request that never got its answer: it may or may not have applied. At the
+// end: every stored record one the model explains and the app can read, sessd's connection
+// count back to the live pools (STATS), no full session id in sessd's log or the workers'
+// stderr. Hand-run (about 10-20 s a seed):
 //
 //   nice node bench/app-crash.js [--seeds 1-10] [--workers 3] [--browsers 10] [--steps 40]
 //                                [--worker-faults kill,term,stop,mass,rolling] [--no-daemon-faults]
