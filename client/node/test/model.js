@@ -750,13 +750,13 @@ async function runModel(opts = {}) {
     res.gen = gen;
     if (o.cluster) whichWorker(res);
     if (res.error === 'HANG' && o.cluster) {
-      res.error = `HANG: ${(await Promise.all(apps.filter((w) => w.up).map((w) => new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(`${w.name}: no IPC answer within 2 s`), 2000);
+      res.error = `HANG: ${(await Promise.all(apps.map((w) => new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(`${w.name} (gen ${w.gen}, ${w.up ? 'up' : 'restarting'}; its faults from the request's start: ${w.wfaults.filter((f) => (f.end ?? Infinity) >= startedAt).map((f) => `${f.kind} of gen ${f.gen} at ${f.start - startedAt} ms`).join(', ') || 'none'}): no IPC answer within 2 s`), 2000);
         w.onDiag = (v) => {
           clearTimeout(timer);
-          resolve(`${w.name}: ${v}`);
+          resolve(`${w.name} (gen ${w.gen}; faults from the request's start: ${w.wfaults.filter((f) => (f.end ?? Infinity) >= startedAt).map((f) => `${f.kind} of gen ${f.gen} at ${f.start - startedAt} ms`).join(', ') || 'none'}): ${v}`);
         };
-        w.proc.send({ diag: id });
+        if (w.proc.connected) w.proc.send({ diag: id });
       })))).join('; ')}`;
     }
     if (res.error === 'HANG' && o.workers && !o.cluster) {
