@@ -42,7 +42,7 @@ for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
       const started = Date.now();
       const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, ...dense, log: verbose ? console.log : () => {} });
       requests += stats.requests;
-      const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, ${((Date.now() - started) / 1000).toFixed(1)} s`;
+      const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} under ids no answer named, ${stats.flashOnlyAtEnd || 0} flashes only), ${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (violations.length) {
         failed++;
         console.log(`FAIL ${line}`);
