@@ -407,6 +407,7 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .max_frame = c->max_frame,
 	    .timeout_ms = c->timeout_ms,
 	    .in = &c->in,
+	    .records_after = c->seal != NULL && !c->sealed,
 	    .on_frame = goodbye_on_frame,
 	    .ctx = &watch,
 	    .err = c->errmsg,
@@ -817,9 +818,10 @@ static int say_hello(struct sessd_client *c)
 	}
 	if (c->fd == -1) {
 		/* A server stopping just after it answered sends its SHUTTING_DOWN right behind
-		 * the reply, and client_exchange has dropped the connection: no request can go,
-		 * as after a HELLO answered SHUTTING_DOWN. (A caller that went on would send on
-		 * no socket and wait out its timeout.) */
+		 * the reply (on a sealed connection in a record, not opened: sessd sends one
+		 * there only as it closes), and client_exchange has dropped the connection: no
+		 * request can go, as after a HELLO answered SHUTTING_DOWN. (A caller that went on
+		 * would send on no socket and wait out its timeout.) */
 		errno = ECONNRESET;
 		return client_error(c, SESSD_ERR_CONNECT,
 		                    "HELLO failed: the server sent SHUTTING_DOWN right after its "

@@ -17,8 +17,9 @@
  *
  * Every wait of a call is bounded by the client's timeout (sessd_options.timeout_ms), each on
  * its own: a call that must reconnect first waits up to the timeout for the connect, again
- * for the HELLO, and again for its reply, so up to three times the timeout (name resolution
- * is not bounded at all). A batch's run is one wait: all its replies within the timeout
+ * for the HELLO, and again for its reply, so up to three times the timeout (four for a sealed
+ * client that owes a RETIRE; twice that for a first call sent again after --hello-timeout;
+ * name resolution is not bounded at all). A batch's run is one wait: all its replies within the timeout
  * (sessd_batch_run). A signal caught during a wait (EINTR) does not end the call, which
  * waits on within its timeout. Writes
  * use MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it

@@ -362,13 +362,15 @@ static int deliver_frames(struct wire_exchange *x, size_t *done)
 	/* Sealed, the start of a record after the last reply is such bytes too. */
 	if (rc == SESSD_OK && *done == x->replies &&
 	    (x->in->len != 0 || (x->seal != NULL && x->raw->len != 0))) {
-		if (x->seal != NULL) {
+		if (x->seal != NULL || x->records_after) {
 			/* Every reply came, authenticated: what follows (sessd's BAD_REQUEST for a
-			 * record of ours doubled on the path) ends the connection, not the call,
-			 * whose requests were all carried out and answered. */
+			 * record of ours doubled on the path, or a sealed SHUTTING_DOWN right
+			 * behind a HELLO reply) ends the connection, not the call, whose requests
+			 * were all carried out and answered. */
 			x->after_last = true;
 			buf_reset(x->in);
-			buf_reset(x->raw);
+			if (x->seal != NULL)
+				buf_reset(x->raw);
 		} else {
 			snprintf(x->err, x->err_size, "the server sent bytes after the last reply");
 			rc = SESSD_ERR_PROTOCOL;

@@ -54,6 +54,11 @@ struct wire_exchange {
 	 * already. NULL for a plain connection. */
 	struct seal *seal;
 	struct buf *raw;
+	/* The exchange is a sealed connection's HELLO: after its reply the server sends records
+	 * only (PROTOCOL.md, "Sealed connections"), under keys that reply completes, and sends
+	 * any only as it ends the connection (a stopping sessd's SHUTTING_DOWN). So bytes after
+	 * the last reply end the connection, not the exchange, as after_last says. */
+	bool records_after;
 	wire_frame_fn on_frame;
 	void *ctx;
 	char *err; /* words for a failure */
@@ -76,10 +81,9 @@ struct wire_exchange {
  * because the peer closed stops the sending but not the reading, so a reply the server sent
  * before closing (TOO_LARGE, NOT_READY) still arrives. Returns SESSD_OK, SESSD_ERR_TIMEOUT,
  * SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL (a frame length of 0 or over max_frame, bytes after
- * the last reply of a plain connection; sealed, a record of a malformed length or one that
- * does not open, before the last reply),
- * SESSD_ERR_NOMEM, or what on_frame returned. After an error the connection is in an unknown
- * state and must be closed.
+ * the last reply of a plain connection but a sealed one's HELLO; sealed, a record of a malformed
+ * length or one that does not open, before the last reply), SESSD_ERR_NOMEM, or what on_frame
+ * returned. After an error the connection is in an unknown state and must be closed.
  */
 int wire_run(struct wire_exchange *x);
 

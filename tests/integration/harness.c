@@ -223,9 +223,21 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
-static void remove_dir(const char *dir)
+void harness_remove_tree(const char *dir)
 {
 	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int harness_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
 }
 
 /* Wait for ${pid} up to ${ms}; returns the wait status, or -1 on timeout or error. */
@@ -483,7 +495,7 @@ int harness_stop(struct harness_daemon *d)
 	}
 	if (log_holds_secret(d))
 		return -1;
-	remove_dir(d->dir);
+	harness_remove_tree(d->dir);
 	return 0;
 }
 
@@ -504,7 +516,7 @@ int harness_kill(struct harness_daemon *d)
 void harness_cleanup(struct harness_daemon *d)
 {
 	if (d->dir[0] != '\0')
-		remove_dir(d->dir);
+		harness_remove_tree(d->dir);
 }
 
 static int connect_unix(const char *path)

@@ -138,6 +138,13 @@ int harness_sigstop(pid_t pid);
 /* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
 void harness_cleanup(struct harness_daemon *d);
 
+/* harness_remove_tree(dir): remove ${dir} and everything under it, as far as it can. */
+void harness_remove_tree(const char *dir);
+
+/* harness_open_fds(): how many descriptors this process has open (and one for the listing);
+ * fails the test when /proc/self/fd cannot be read. */
+int harness_open_fds(void);
+
 /*
  * harness_connect(url):
  * Connect, blocking, to "unix:PATH", a bare PATH, or "tcp://HOST:PORT" ([v6] allowed), with

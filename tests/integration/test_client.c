@@ -4496,6 +4496,8 @@ enum fake_kx {
 	FAKE_KX_EXTRA_KEY,   /* a third key in kx */
 	FAKE_KX_NOT_MAP,     /* kx is a bin */
 	FAKE_KX_OTHER_PSK,   /* a good exchange with another secret's psk: a wrong proof */
+	FAKE_KX_GOODBYE,     /* a good exchange, and in the same write a stopping server's
+	                      * SHUTTING_DOWN, sealed as sessd seals it */
 };
 
 /* One sealed connection of a fake. */
@@ -4529,6 +4531,29 @@ static int fake_read_kx(const struct mp_bytes *auth, const uint8_t **public_key,
 			return -1;
 	}
 	return *public_key != NULL && *proof != NULL && mp_reader_left(&r) == 0 ? 0 : -1;
+}
+
+/*
+ * Send the HELLO reply whose result is ${result} and, in the same write, SHUTTING_DOWN sealed
+ * in a record (the connection's first from the server), as a sessd that stops right after
+ * answering sends them. Returns 0 or -1.
+ */
+static int fake_hello_goodbye(struct fake_peer *p, uint64_t request_id, const struct buf *result)
+{
+	struct buf out, bye;
+	size_t at;
+	int rc = -1;
+
+	buf_init(&out);
+	buf_init(&bye);
+	if (codec_reply_open(&out, request_id, CODEC_OK, &at) == 0 &&
+	    buf_append(&out, result->data, result->len) == 0 && codec_frame_close(&out, at) == 0 &&
+	    codec_reply_error(&bye, 0, CODEC_SHUTTING_DOWN, "stopping") == 0 &&
+	    seal_append(p->seal, &out, bye.data, bye.len) == 0)
+		rc = harness_send_all(p->fd, out.data, out.len);
+	buf_finish(&out);
+	buf_finish(&bye);
+	return rc;
 }
 
 /*
@@ -4597,7 +4622,10 @@ static int fake_kx_hello(struct fake_peer *p, enum fake_kx how)
 		     (mp_write_str(&m, "x", 1) == -1 || mp_write_uint(&m, 1) == -1)))
 			goto done;
 	}
-	rc = fake_reply_value(p->fd, req.request_id, &m);
+	if (how == FAKE_KX_GOODBYE)
+		rc = fake_hello_goodbye(p, req.request_id, &m);
+	else
+		rc = fake_reply_value(p->fd, req.request_id, &m);
 done:
 	buf_finish(&m);
 	free(body);
@@ -4757,6 +4785,66 @@ static pid_t sealed_fake_start(struct tmp_listener *l, int (*serve)(int lfd))
 		_exit(sodium_init() < 0 ? 1 : serve(l->fd));
 	close(l->fd);
 	return pid;
+}
+
+/*
+ * Connection 0: a good exchange, a PING answered, the next request read and the connection
+ * closed. Connection 1: the HELLO answered with a sealed SHUTTING_DOWN right behind, then
+ * nothing more may come. Connection 2: a good exchange, a PING answered. Returns the child's
+ * exit status: 0, or 2 + the connection that went wrong.
+ */
+static int goodbye_after_sealed_hello_fake(int lfd)
+{
+	struct fake_peer p = {.fd = -1};
+	struct codec_request req;
+
+	for (int conn = 0; conn < 3; conn++) {
+		buf_init(&p.plain);
+		buf_init(&p.frame);
+		if ((p.fd = fake_accept(lfd)) == -1)
+			return 2 + conn;
+		if (conn == 1
+		        ? fake_kx_hello(&p, FAKE_KX_GOODBYE) == -1 ||
+		              fake_expect_silence(p.fd) == -1
+		        : fake_kx_hello(&p, FAKE_KX_GOOD) == -1 || fake_answer_sealed(&p) == -1 ||
+		              (conn == 0 && fake_recv_sealed(&p, &req) == -1))
+			return 2 + conn;
+		fake_peer_finish(&p);
+	}
+	return 0;
+}
+
+/*
+ * A sealed connection's HELLO reply with a stopping sessd's SHUTTING_DOWN right behind it,
+ * sealed (the connection's first record), read in one go: the reconnecting call sent nothing,
+ * and fails with SESSD_ERR_CONNECT, as after a plain one (fake_server,
+ * shutting_down_right_after_hello_sends_nothing); the next call reconnects. It used to fail
+ * with SESSD_ERR_PROTOCOL, "the server sent bytes after the last reply": a server fault to the
+ * application, which may take it for a change carried out, at every restart a sealed client's
+ * reconnection meets (test_libfault found it).
+ */
+LEAK_CHECKED_TEST(fake_server, sealed_shutting_down_right_after_hello_sends_nothing)
+{
+	struct sessd_options opts = {
+	    .timeout_ms = 3000, .auth = AUTH_SECRET, .auth_len = strlen(AUTH_SECRET)};
+	struct tmp_listener l;
+	struct sessd_client *c = NULL;
+	pid_t pid = sealed_fake_start(&l, goodbye_after_sealed_hello_fake);
+	int rc;
+
+	rc = sessd_connect(l.url, &opts, &c);
+	cr_assert_eq(rc, SESSD_OK, "%s", sessd_strerror(rc));
+	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_assert_eq(rc, SESSD_ERR_CLOSED, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_expect_eq(rc, SESSD_ERR_CONNECT, "%s (%s)", sessd_strerror(rc), sessd_errmsg(c));
+	cr_expect(strstr(sessd_errmsg(c), "SHUTTING_DOWN") != NULL, "%s", sessd_errmsg(c));
+	rc = sessd_ping(c);
+	cr_expect_eq(rc, SESSD_OK, "the next call reconnects: %s (%s)", sessd_strerror(rc),
+	             sessd_errmsg(c));
+	sessd_close(c);
+	tmp_finish(&l, pid, "sealed fake server");
 }
 
 /*

@@ -8,7 +8,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,18 +57,6 @@ static void stop_all(void)
 }
 
 TestSuite(faults, .init = start_all, .fini = stop_all, .timeout = 60);
-
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	cr_assert_not_null(d);
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
 
 static struct sessd_client *connect_through(bool sealed)
 {
@@ -202,7 +189,7 @@ LEAK_CHECKED_TEST(faults, a_byte_at_a_time_sealed)
 static void late_replies(bool sealed, enum faultproxy_mode mode, uint32_t arg)
 {
 	struct sessd_client *c = connect_through(sealed);
-	int fds = open_fds(), rc;
+	int fds = harness_open_fds(), rc;
 	long accepted;
 
 	set_str(c, "alice", "alice's cart");
@@ -219,7 +206,7 @@ static void late_replies(bool sealed, enum faultproxy_mode mode, uint32_t arg)
 	expect_get(c, "bob", "bob's cart");
 	expect_get(c, "carol", "carol's cart");
 	cr_assert_gt(faultproxy_accepted(&proxy), accepted, "the client reconnected");
-	cr_assert_eq(open_fds(), fds, "a descriptor was left behind");
+	cr_assert_eq(harness_open_fds(), fds, "a descriptor was left behind");
 	sessd_close(c);
 }
 
@@ -280,7 +267,7 @@ LEAK_CHECKED_TEST(faults, cut_mid_reply_sealed)
 LEAK_CHECKED_TEST(faults, a_swallowed_hello_fails_within_the_timeouts)
 {
 	struct sessd_client *c = connect_through(true);
-	int fds = open_fds();
+	int fds = harness_open_fds();
 
 	fault(c, FAULTPROXY_DOWN, FAULTPROXY_BLACKHOLE, 0);
 	expect_get_fails(c, "alice", SESSD_ERR_TIMEOUT, TIMEOUT_MS + SLACK_MS);
@@ -289,7 +276,7 @@ LEAK_CHECKED_TEST(faults, a_swallowed_hello_fails_within_the_timeouts)
 	heal(c);
 	set_str(c, "alice", "back");
 	expect_get(c, "alice", "back");
-	cr_assert_eq(open_fds(), fds, "a descriptor was left behind");
+	cr_assert_eq(harness_open_fds(), fds, "a descriptor was left behind");
 	sessd_close(c);
 }
 
