@@ -241,13 +241,16 @@ class Migration {
   // undoLock(lockKey, token, until): the background tries of releaseLock and takeLock: removes
   // the lock if token is its first message, trying again after a failure until the instant
   // until (after which the lock has ended on its own, or is another's) or the client closes.
-  // Never rejects; nothing waits for it, and its timers hold no process open.
+  // Never rejects; nothing waits for it, and its timers hold no process open. Not ended by an
+  // ESESSD_CLOSED while the client is open: that is a try queued behind a request that timed
+  // out on a stalled connection, and the lock stayed its TTL (the visitor's pages waiting).
   undoLock(lockKey, token, until) {
     const client = this.store.client;
     let waitMs = RELEASE_RETRY_MIN_MS;
     const attempt = () => {
-      client.destroyIfFlash(LOCK_NAMESPACE, lockKey, LOCK_TYPE, token).then(() => {}, (err) => {
-        if (client.closed || (err && err.code === 'ESESSD_CLOSED') || Date.now() + waitMs > until) return;
+      if (client.closed) return;
+      client.destroyIfFlash(LOCK_NAMESPACE, lockKey, LOCK_TYPE, token).then(() => {}, () => {
+        if (client.closed || Date.now() + waitMs > until) return;
         setTimeout(attempt, waitMs).unref();
         waitMs = Math.min(waitMs * 2, RELEASE_RETRY_MAX_MS);
       });

@@ -670,6 +670,42 @@ test('a move lock whose removal failed does not hold the next page for its TTL',
   assert.equal(await admin.ttl(LOCK_NAMESPACE, shop2.store.migration.lockKey(sid2)), null, 'no lock left');
 });
 
+// An undo whose removal failed behind another request on a stuck connection (sessd or the
+// path stalled past timeoutMs: that request times out, and those queued behind it fail with
+// ESESSD_CLOSED) stopped trying, as if the client had closed: the lock stayed its TTL, and
+// the visitor's pages waited for it (22 s by default).
+test('an undo of a lock failing behind a request that timed out tries again; the next page does not wait for the lock', async (t) => {
+  const stuck = { armed: false };
+  const { url } = await frameProxy(t, daemon.sock, {
+    onRequest: (frame, pair) => {
+      if (stuck.armed && !pair.stuck) {
+        stuck.armed = false;
+        pair.stuck = true;
+      }
+      return pair.stuck ? null : frame; // a stalled path: nothing more reaches sessd, nothing comes back
+    },
+  });
+  const old = new OldStore();
+  const { store, base } = await shop(t, old, { url, poolSize: 1, timeoutMs: 400, migrateTimeoutMs: 1500 });
+  const sid = newSid();
+  await old.put(sid, oldSession());
+  // A lock push whose outcome was not known (it was carried out), and its undo queued behind a
+  // request that the stall times out.
+  const lockKey = store.migration.lockKey(sid);
+  assert.equal(await store.client.flashPush(LOCK_NAMESPACE, lockKey, 'move', 'token-1', store.migration.lockTtlMs), 1);
+  stuck.armed = true;
+  const ahead = store.client.get(store.namespace, 'someone-else');
+  store.migration.undoLock(lockKey, 'token-1', Date.now() + store.migration.lockTtlMs);
+  await assert.rejects(ahead, { code: 'ETIMEDOUT' });
+  const t0 = Date.now();
+  const page = await browserWith(base, sid).get('/');
+  const took = Date.now() - t0;
+  assert.equal(page.status, 200, page.body);
+  assert.equal(JSON.parse(page.body).user, 'ada');
+  assert.ok(took < 3000, `the next page waited ${took} ms for a lock whose undo gave up`);
+  assert.equal(await admin.ttl(LOCK_NAMESPACE, lockKey), null, 'no lock left');
+});
+
 test('a daemon without DESTROY_IF_FLASH: the move lock is removed with a plain DESTROY, as before', async (t) => {
   const { url } = await frameProxy(t, daemon.sock, {
     onRequest: (frame) => {

@@ -95,11 +95,17 @@ function makeApp(store, name) {
   });
   // Where each request is, by its x-model-id header, for a hang's report.
   app.locals.phase = new Map();
+  app.locals.arrivedAt = new Map(); // when each request reached the app
   app.use((req, res, next) => {
     const id = req.headers['x-model-id'];
     app.locals.phase.set(id, 'loading the session');
-    res.on('finish', () => app.locals.phase.delete(id));
-    res.on('close', () => app.locals.phase.delete(id));
+    app.locals.arrivedAt.set(id, Date.now());
+    const gone = () => {
+      app.locals.phase.delete(id);
+      app.locals.arrivedAt.delete(id);
+    };
+    res.on('finish', gone);
+    res.on('close', gone);
     const end = res.end;
     res.end = function phaseEnd(...args) {
       app.locals.phase.set(id, `res.end called (${res.statusCode}); express-session saving or flashes held`);
@@ -755,6 +761,10 @@ async function runModel(opts = {}) {
     const id = String(++reqIds);
     const track = {};
     const gen = a.gen;
+    // Connections the pool made ready while the request was out: a hang with many met one
+    // outage after another (each store call may wait one out: README, "Restarts and
+    // outages"); with none, a wait that nothing ended.
+    const readies = o.workers ? 0 : a.store.client.readyGens;
     if (a.inflight) a.inflight.add(track);
     const res = await b.jar.request(a.base, method, p, BOUND_MS, id, track);
     if (a.inflight) a.inflight.delete(track);
@@ -783,8 +793,14 @@ async function runModel(opts = {}) {
       })}`;
     }
     if (res.error === 'HANG' && !o.workers) {
-      const conns = a.store.client.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}` : 'none'));
-      res.error = `HANG: ${a.app.locals.phase.get(id) || 'not in the app'}; store connected ${a.store.connected} reconnecting ${a.store.client.reconnecting} conns ${conns.join(',')}`;
+      const c = a.store.client;
+      const conns = c.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}${sl.conn.state === 'connecting' && !sl.conn.socketConnected ? ' (socket not connected)' : ''}` : 'none'));
+      const arrived = a.app.locals.arrivedAt.get(id);
+      // Not in the app: still in the app server's listen queue, which Node drains one
+      // connection per event-loop turn (this process's turns are slow on a loaded machine:
+      // sessd's spawn at each restart blocks it), or answered meanwhile.
+      const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, reached the app after ${arrived - startedAt} ms` : 'not in the app';
+      res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}`;
     }
     const endedAt = Date.now();
     stats.requests++;
