@@ -19,8 +19,8 @@
  * its own: a call that must reconnect first waits up to the timeout for the connect, again
  * for the HELLO, and again for its reply, so up to three times the timeout (four for a sealed
  * client that owes a RETIRE; twice that for a first call sent again after --hello-timeout;
- * name resolution is not bounded at all). A batch's run is one wait: all its replies within the timeout
- * (sessd_batch_run). A signal caught during a wait (EINTR) does not end the call, which
+ * name resolution is not bounded at all). A batch's run is one wait: all its replies within the
+ * timeout (sessd_batch_run). A signal caught during a wait (EINTR) does not end the call, which
  * waits on within its timeout. Writes
  * use MSG_NOSIGNAL: a closed peer is an error code, never a SIGPIPE in the application. Before it
  * sends, a call checks that the idle connection has not been closed by the server meanwhile
