@@ -95,17 +95,24 @@ function makeApp(store, name) {
   });
   // Where each request is, by its x-model-id header, for a hang's report.
   app.locals.phase = new Map();
-  app.locals.arrivedAt = new Map(); // when each request reached the app
+  // Each request's arrival in the app and its end ({ at, doneAt, cut }: cut, the phase it was
+  // in when its connection closed unanswered), for the hang bound (which runs from the arrival:
+  // Jar.request) and a hang's report (the browser that gave up closed it); the browser's req()
+  // removes it once answered, a worker once finished.
+  app.locals.reached = new Map();
   app.use((req, res, next) => {
     const id = req.headers['x-model-id'];
     app.locals.phase.set(id, 'loading the session');
-    app.locals.arrivedAt.set(id, Date.now());
-    const gone = () => {
+    const reached = { at: Date.now(), doneAt: null, cut: null };
+    app.locals.reached.set(id, reached);
+    res.on('finish', () => {
       app.locals.phase.delete(id);
-      app.locals.arrivedAt.delete(id);
-    };
-    res.on('finish', gone);
-    res.on('close', gone);
+      reached.doneAt ??= Date.now();
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) reached.cut ??= app.locals.phase.get(id) || 'the app';
+      app.locals.phase.delete(id);
+    });
     const end = res.end;
     res.end = function phaseEnd(...args) {
       app.locals.phase.set(id, `res.end called (${res.statusCode}); express-session saving or flashes held`);
@@ -215,7 +222,15 @@ class Jar {
 
   // track: an object whose abort(error) the caller may call to give up on the request (a
   // browser or load balancer timing out on a stopped app process).
-  request(base, method, p, boundMs, id, track = {}) {
+  // reached(): null until the request reached the app, then { at, doneAt } (makeApp's
+  // app.locals.reached), or no function (an app in another process): boundMs from the send.
+  // With it the bound runs from the arrival, the time connect-sessd and the app owe: before
+  // it the request waits in the app server's listen queue, which Node drains one connection a
+  // listener a loop turn, and this one process runs the browsers, the apps, the fault proxy
+  // and sessd's spawns (42-49 connections queued for about 4 s on a loaded machine). That
+  // wait has a bound of its own, boundMs from the send: a page the app never takes hangs too.
+  // An answer the app finished gets 5 s more to be read. The HANG's where says which.
+  request(base, method, p, boundMs, id, track = {}, reached = null) {
     const url = new URL(p, base);
     const headers = { 'x-model-id': id };
     const sentSid = this.sidValue;
@@ -250,10 +265,20 @@ class Jar {
         });
         res.on('error', (err) => finish({ status: 0, error: err.code || err.message }));
       });
-      const timer = setTimeout(() => {
+      const sentAt = Date.now();
+      let timer = null;
+      const check = () => {
+        const r = reached ? reached() : null;
+        const until = !reached ? sentAt + boundMs : !r ? sentAt + boundMs : r.doneAt === null ? r.at + boundMs : Math.max(r.at + boundMs, r.doneAt + 5000);
+        if (Date.now() < until) {
+          timer = setTimeout(check, until - Date.now());
+          return;
+        }
         req.destroy();
-        finish({ status: 0, error: 'HANG' });
-      }, boundMs);
+        const where = !reached ? null : !r ? `never reached the app within ${boundMs} ms of its send` : r.doneAt === null ? `in the app for ${Date.now() - r.at} ms (reached it ${r.at - sentAt} ms after the send)` : `answered by the app ${r.doneAt - sentAt} ms after the send, the answer not read`;
+        finish({ status: 0, error: 'HANG', hangWhere: where });
+      };
+      timer = setTimeout(check, boundMs);
       track.abort = (error) => {
         req.destroy();
         finish({ status: 0, error });
@@ -636,7 +661,11 @@ async function runModel(opts = {}) {
     // A logged-in session the request named, neither logged out nor in doubt, is the one it
     // is served: a new one instead means express-session found it gone (the user logged out
     // by the store: README, "failures are errors, never a missing session").
-    if (sent && !sent.dead && !sent.uncertain && sent.user !== null && v.sid !== res.sentSid && what !== 'login') violate(`browser ${b.i} ${what}: sent the session ${res.sentSid.slice(0, 6)} of ${sent.user} and was served another, ${short} (user ${v.user}): the session was not found`);
+    // A login or logout of this browser begun since the request was sent (a slow request runs
+    // across them) may have destroyed it before the request loaded it: the session is marked
+    // dead only once that answer is read, which may come after this one.
+    const switched = b.switchedAt !== undefined && b.switchedAt >= startedAt;
+    if (sent && !sent.dead && !sent.uncertain && sent.user !== null && v.sid !== res.sentSid && what !== 'login' && !switched) violate(`browser ${b.i} ${what}: sent the session ${res.sentSid.slice(0, 6)} of ${sent.user} and was served another, ${short} (user ${v.user}): the session was not found; the browser's requests:\n    ${b.events.slice(-12).join('\n    ')}`);
     if (!sent || !sent.dead || sent.uncertain || sent.deadAt >= startedAt || what === 'login') return;
     const stale = [];
     if (v.sid === res.sentSid) stale.push('the same id');
@@ -671,8 +700,9 @@ async function runModel(opts = {}) {
     // Node's round-robin primary holds for good a connection it handed to a worker that was
     // closing its server (no answer, no reset; without sessd or connect-sessd too: 4 of about
     // 7,000 requests over 30 graceful restarts of 2 workers, none with SCHED_NONE). Counted,
-    // not excused, where the kernel hands them out (clusterSched 'none').
-    if (String(res.error).startsWith('HANG') && o.clusterSched !== 'none' && apps.some((w) => w.wfaults.some((f) => f.kind === 'term' && f.start >= startedAt - 200 && f.start <= startedAt + 1000))) {
+    // not excused, where the kernel hands them out (clusterSched 'none'), nor where a worker
+    // says the request is in its app (a hang of the app's or connect-sessd's).
+    if (String(res.error).startsWith('HANG') && !res.inApp && o.clusterSched !== 'none' && apps.some((w) => w.wfaults.some((f) => f.kind === 'term' && f.start >= startedAt - 200 && f.start <= startedAt + 1000))) {
       stats.lostByClusterPrimary = (stats.lostByClusterPrimary || 0) + 1;
       return true;
     }
@@ -756,6 +786,10 @@ async function runModel(opts = {}) {
     }
   };
   const req = async (b, method, p, what, allow = null) => {
+    // With o.cluster, every worker down (a mass kill) closes the shared port: a browser would
+    // burn its steps on refused connections, each excused, a run that checks nothing (230 of
+    // 308 requests of seed 4 with mass kills only); it waits for a worker, as pickUp does.
+    if (o.cluster) while (!apps.some((w) => w.up)) await sleep(10);
     const a = o.cluster ? clusterFront : o.workers ? await pickUp() : r.pick(apps);
     const startedAt = Date.now();
     const id = String(++reqIds);
@@ -766,8 +800,9 @@ async function runModel(opts = {}) {
     // outages"); with none, a wait that nothing ended.
     const readies = o.workers ? 0 : a.store.client.readyGens;
     if (a.inflight) a.inflight.add(track);
-    const res = await b.jar.request(a.base, method, p, BOUND_MS, id, track);
+    const res = await b.jar.request(a.base, method, p, BOUND_MS, id, track, o.workers ? null : () => a.app.locals.reached.get(id) || null);
     if (a.inflight) a.inflight.delete(track);
+    if (!o.workers) a.app.locals.reached.delete(id);
     res.id = id;
     res.app = o.workers ? a : null;
     res.gen = gen;
@@ -777,6 +812,8 @@ async function runModel(opts = {}) {
         const timer = setTimeout(() => resolve(`${w.name} (gen ${w.gen}, ${w.up ? 'up' : 'restarting'}; its faults from the request's start: ${w.wfaults.filter((f) => (f.end ?? Infinity) >= startedAt).map((f) => `${f.kind} of gen ${f.gen} at ${f.start - startedAt} ms`).join(', ') || 'none'}): no IPC answer within 2 s`), 2000);
         w.onDiag = (v) => {
           clearTimeout(timer);
+          // A worker holding it in its app: not a connection the primary kept (clusterCut).
+          if (!String(v).startsWith('not in the app')) res.inApp = true;
           resolve(`${w.name} (gen ${w.gen}; faults from the request's start: ${w.wfaults.filter((f) => (f.end ?? Infinity) >= startedAt).map((f) => `${f.kind} of gen ${f.gen} at ${f.start - startedAt} ms`).join(', ') || 'none'}): ${v}`);
         };
         if (w.proc.connected) w.proc.send({ diag: id });
@@ -795,11 +832,9 @@ async function runModel(opts = {}) {
     if (res.error === 'HANG' && !o.workers) {
       const c = a.store.client;
       const conns = c.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}${sl.conn.state === 'connecting' && !sl.conn.socketConnected ? ' (socket not connected)' : ''}` : 'none'));
-      const arrived = a.app.locals.arrivedAt.get(id);
-      // Not in the app: still in the app server's listen queue, which Node drains one
-      // connection per event-loop turn (this process's turns are slow on a loaded machine:
-      // sessd's spawn at each restart blocks it), or answered meanwhile.
-      const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, reached the app after ${arrived - startedAt} ms` : 'not in the app';
+      // res.hangWhere: in the app (for BOUND_MS since it reached it), never taken from the
+      // app server's listen queue, or answered and not read (Jar.request).
+      const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, ${res.hangWhere}` : res.hangWhere;
       res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}`;
     }
     const endedAt = Date.now();
@@ -840,6 +875,7 @@ async function runModel(opts = {}) {
       const u = `u${b.i}-${++b.logins}`;
       const before = b.jar.sidValue;
       const w = r.chance(0.5) ? `b${b.i}-w${b.logins}` : null;
+      b.switchedAt = Date.now(); // checkFresh
       const res = await req(b, 'POST', `/login?u=${u}${w ? `&w=${w}` : ''}`, 'login');
       if (!res.ok || res.status !== 200) {
         // A login that failed (503 in a fault) or was cut may have been carried out: its
@@ -866,6 +902,7 @@ async function runModel(opts = {}) {
     async logout(b) {
       const sent = b.jar.sidValue;
       const bye = r.chance(0.5) ? `b${b.i}-x${++b.flashes}` : null;
+      b.switchedAt = Date.now(); // checkFresh
       const res = await req(b, 'POST', `/logout${bye ? `?regen=${bye}` : ''}`, 'logout');
       if (!res.ok || res.status !== 200) {
         // Carried out or not: a destroy in flight when sessd died is sent again, and fails
