@@ -4,9 +4,11 @@
  * and ROOM more, then AFTER new sessions, a loop turn (store_turn_begins) every K writes. It
  * prints the writes refused, how many of them before the last write kept (refused while the
  * old table's room was owed) and the longest turn (CPU time). With DROP=1 in the environment, under
- * drop-unread instead (the drops). store_turn_begins is weak: the program also builds against
- * a store from before it (e016abf), where it is never called.
+ * drop-unread instead (the drops); with READ=1 too, every session is read as it is written.
+ * store_turn_begins is weak: the program also builds against a store from before it (e016abf),
+ * where it is never called.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,9 @@ int main(int argc, char **argv)
 	double t0, longest = 0;
 	char id[32], data[16] = {0};
 	struct store_stats s;
+	bool read = getenv("READ") != NULL;
+	const void *got;
+	size_t got_len;
 	struct store *st;
 
 	if (k == 0 || sodium_init() < 0)
@@ -48,6 +53,8 @@ int main(int argc, char **argv)
 		key.id_len = strlen(id);
 		if (store_set(st, &key, data, sizeof(data), now + 3600000, now) != 0)
 			return 3;
+		if (read)
+			(void)store_get(st, &key, now, &got, &got_len);
 	}
 	store_stats(st, NULL, 0, &s);
 	store_set_max_bytes(st, s.bytes + room);
@@ -70,6 +77,8 @@ int main(int argc, char **argv)
 		} else {
 			refused_owed = refused;
 			last_ok = j + 1;
+			if (read)
+				(void)store_get(st, &key, now, &got, &got_len);
 		}
 	}
 	store_stats(st, NULL, 0, &s);
