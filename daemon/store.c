@@ -624,7 +624,9 @@ static size_t drop_toward(struct store *st, uint64_t keep_h, size_t need, size_t
  * 0.1 ms of work, and the room comes back after a few refusals, not a few hundred thousand.
  * At most DICT_HURRY_BUCKETS a loop turn (store_turn_begins): every write of a full store
  * hurries, and a turn of a flood's hundreds of writes moved a whole table of a million buckets
- * at once (turns over 10 ms three times as often as without, bench/drop-unread/flood-lag).
+ * at once (turns over 10 ms three times as often as without, bench/drop-unread/flood-lag); a
+ * write past the turn's budget that drops unread sessions for its room is kept. One refused
+ * moves its share after all (hurry_refused).
  * Moves nodes only: links into ${d} that the caller holds are lost, nodes are not.
  */
 static void dict_hurry(struct store *st, struct dict *d, dict_hash_fn hash, size_t need)
@@ -1818,6 +1820,29 @@ static size_t drop_need(const struct store *st, const struct store_key *key, siz
 	return added;
 }
 
+/*
+ * A write of ${key} refused for memory (under refuse, or drop-unread with nothing left to
+ * drop): it moves DICT_HURRY_BUCKETS of its namespace's table and of the names', if they
+ * move, whatever the turn's budget. Bounded a turn, a busy daemon's turns of 100 writes
+ * refused 50,000 new sessions in a row with a million buckets' room owed, and of 800 writes
+ * 187,000, where a share a refused write refused 599 (test_store's
+ * a_table_moving_in_busy_turns_gives_its_old_buckets_back, bench/drop-unread/refuse-turns.c).
+ * The price: a busy turn of refusals may move a whole table, as before the budget (a million
+ * buckets: 0.1 to 0.3 s, once a doubling), rather than every new session refused for hundreds
+ * of turns. Returns -1 with errno ENOMEM.
+ */
+static int hurry_refused(struct store *st, const struct store_key *key)
+{
+	struct ns *ns = ns_find(st, key->ns, key->ns_len);
+
+	dict_step(st, &st->names, ns_hash, DICT_HURRY_BUCKETS);
+	/* A cleared namespace's table is walked bucket by bucket as it is freed: left alone. */
+	if (ns != NULL && ns->dropped_prev == NULL)
+		dict_step(st, &ns->sessions, sess_hash, DICT_HURRY_BUCKETS);
+	errno = ENOMEM;
+	return -1;
+}
+
 /* store_set's one try, made again after drop_for. */
 static int set_once(struct store *st, const struct store_key *key, const void *data, size_t len,
                     uint64_t expires_at_ms, uint64_t now_ms)
@@ -1890,14 +1915,16 @@ int store_set(struct store *st, const struct store_key *key, const void *data, s
 	for (unsigned tries = 0;; tries++) {
 		if (set_once(st, key, data, len, expires_at_ms, now_ms) == 0)
 			return 0;
-		if (errno != ENOMEM || len >= UINT32_MAX || tries == DROP_RETRIES)
+		if (errno != ENOMEM || len >= UINT32_MAX)
 			return -1;
+		if (tries == DROP_RETRIES)
+			return hurry_refused(st, key);
 		/* A SET that replaces a session needs only what it grows it by. */
 		need = store_sizes(st, key, now_ms, &data_len, &flash_len) == 0
 		           ? (len > data_len ? len - data_len : 0) + MALLOC_SLACK
 		           : drop_need(st, key, len, now_ms);
 		if (!drop_for(st, key, drop_again(need, tries), now_ms))
-			return -1;
+			return hurry_refused(st, key);
 	}
 }
 
@@ -2053,7 +2080,9 @@ static int flash_push_dropping(struct store *st, const struct store_key *key, bo
 		if (flash_push_to(st, key, may_create, type, type_len, msg, msg_len, msg_is_bin,
 		                  expires_at_ms, now_ms, queue_len) == 0)
 			return 0;
-		if (errno != ENOMEM || tries == DROP_RETRIES ||
+		if (errno != ENOMEM)
+			return -1;
+		if (tries == DROP_RETRIES ||
 		    !drop_for(st, key,
 		              drop_again(drop_need(st, key,
 		                                   msg_len + type_len + MAKE_ROOM_FLASH_EXTRA +
@@ -2061,7 +2090,7 @@ static int flash_push_dropping(struct store *st, const struct store_key *key, bo
 		                                   now_ms),
 		                         tries),
 		              now_ms))
-			return -1;
+			return hurry_refused(st, key);
 	}
 }
 

@@ -364,7 +364,8 @@ int store_table_fit(struct store *st, const uint8_t *ns, size_t ns_len, uint64_t
 /*
  * store_turn_begins(st): a loop turn of the server begins. A table that resizes in a full store
  * has its buckets moved faster by the writes that do not fit, a bounded number a turn from the
- * first call on (without it, a bounded number a write).
+ * first call on (without it, a bounded number a write); a write refused for memory moves its
+ * bounded number whatever the turn's.
  */
 void store_turn_begins(struct store *st);
 
