@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,8 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "faultproxy.h"
@@ -1103,13 +1106,13 @@ static const char *users_stop(void)
  * open, which uses them on sessions of its own while the parent goes on with them too. Users
  * of odd number close the client they inherited and open their own (the handle opened after
  * fork()); the others use the inherited one, which libsessd(3) lets a child use (it
- * reconnects, leaving the parent's connection to the parent). The parent's word by ${from}:
- * 's' stop the users, 'v' verify, 'x' exit; the worker answers each by ${to}, '0' when all
- * is well (else its failure is on stderr). Never returns.
+ * reconnects, leaving the parent's connection to the parent). The parent's word by ${fd}:
+ * 's' stop the users, 'v' verify, 'x' exit; the worker answers each there, '0' when all is
+ * well (else its failure is on stderr). Never returns.
  */
 static char worker_ids[USERS][SESSIONS][SESSD_ID_LEN + 1];
 
-static void worker_run(int from, int to)
+static void worker_run(int fd)
 {
 	const char *why = NULL;
 	char word, verdict;
@@ -1123,18 +1126,26 @@ static void worker_run(int from, int to)
 		if (n % 2 == 1) {
 			struct sessd_options o = user_options(n);
 
+			long give_up = harness_mono_ms() + 30000;
+			int rc;
+
 			sessd_close(u->c);
-			u->c = NULL;
-			if (sessd_connect(user_url(n), &o, &u->c) != SESSD_OK) {
-				fprintf(stderr, "worker: user %d could not connect after fork()\n",
-				        n);
+			/* The faults have begun: as an application would, try again while sessd
+			 * or the path is away. */
+			while ((rc = sessd_connect(user_url(n), &o, &u->c)) != SESSD_OK &&
+			       fault_code(rc) && harness_mono_ms() < give_up)
+				harness_sleep_ms(50);
+			if (rc != SESSD_OK) {
+				fprintf(stderr,
+				        "worker: user %d could not connect after fork(): %s\n", n,
+				        sessd_strerror(rc));
 				_exit(1);
 			}
 		}
 	}
 	if (users_start() == -1)
 		_exit(1);
-	while (read(from, &word, 1) == 1) {
+	while (recv(fd, &word, 1, 0) == 1) {
 		if (word == 's')
 			why = users_stop();
 		else if (word == 'v')
@@ -1144,7 +1155,7 @@ static void worker_run(int from, int to)
 		if (why != NULL)
 			fprintf(stderr, "worker: %s\n", why);
 		verdict = why == NULL ? '0' : '1';
-		if (write(to, &verdict, 1) != 1 || why != NULL)
+		if (send(fd, &verdict, 1, MSG_NOSIGNAL) != 1 || why != NULL)
 			_exit(1);
 	}
 	if (word != 'x') {
@@ -1165,33 +1176,29 @@ static void worker_run(int from, int to)
 
 struct worker {
 	pid_t pid;
-	int to, from; /* the parent's ends of its pipes */
+	int fd; /* the parent's end of their socket pair */
 };
 
 /* Fork the worker (worker_run), its sessions' ids noted here, where the log is checked. */
 static void worker_fork(struct worker *w)
 {
-	int down[2], up[2];
+	int sv[2];
 
 	for (int n = 0; n < USERS; n++)
 		for (int i = 0; i < SESSIONS; i++) {
 			cr_assert_eq(sessd_id_new(worker_ids[n][i]), SESSD_OK);
 			harness_note_secret(worker_ids[n][i], SESSD_ID_LEN);
 		}
-	cr_assert_eq(pipe2(down, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	fflush(NULL);
 	w->pid = fork();
 	cr_assert_neq(w->pid, -1);
 	if (w->pid == 0) {
-		close(down[1]);
-		close(up[0]);
-		worker_run(down[0], up[1]);
+		close(sv[0]);
+		worker_run(sv[1]);
 	}
-	close(down[0]);
-	close(up[1]);
-	w->to = down[1];
-	w->from = up[0];
+	close(sv[1]);
+	w->fd = sv[0];
 }
 
 /* Tell the worker ${word}; it must answer that all is well. */
@@ -1199,8 +1206,9 @@ static void worker_say(struct worker *w, char word)
 {
 	char verdict = 0;
 
-	cr_assert_eq(write(w->to, &word, 1), 1);
-	cr_assert(read(w->from, &verdict, 1) == 1 && verdict == '0',
+	/* A worker gone (its failure on stderr) is a failed send or read, not a SIGPIPE. */
+	cr_assert_eq(send(w->fd, &word, 1, MSG_NOSIGNAL), 1, "the worker is gone");
+	cr_assert(recv(w->fd, &verdict, 1, 0) == 1 && verdict == '0',
 	          "the worker failed at '%c' (see its words above)", word);
 }
 
@@ -1232,12 +1240,11 @@ static void worker_end(struct worker *w)
 	for (int n = 0; n < USERS; n++)
 		cr_assert_eq(sessd_ping(users[n].c), SESSD_OK, "%s", sessd_errmsg(users[n].c));
 	before = connections_total(users[0].c);
-	cr_assert_eq(write(w->to, &word, 1), 1);
+	cr_assert_eq(send(w->fd, &word, 1, MSG_NOSIGNAL), 1, "the worker is gone");
 	cr_assert_eq(waitpid(w->pid, &status, 0), w->pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the worker exited with %d",
 	          status);
-	close(w->to);
-	close(w->from);
+	close(w->fd);
 	for (int n = 0; n < USERS; n++)
 		cr_assert_eq(sessd_ping(users[n].c), SESSD_OK, "%s", sessd_errmsg(users[n].c));
 	cr_assert_eq(connections_total(users[0].c), before,
@@ -1331,4 +1338,97 @@ LEAK_CHECKED_TEST(libfault, model)
 LEAK_CHECKED_TEST(libfault, prefork)
 {
 	run_seeds(true);
+}
+
+/*
+ * --- libsessd(3)'s bound on a sealed call that owes a RETIRE, counted rather than timed. ---
+ *
+ * Every wait of libsessd is a poll() on a deadline armed for it (the client's timeout from
+ * then): the waits of one call are counted by interposing poll() for the calling thread, each
+ * poll's deadline being its entry plus its timeout. A wait's polls share a deadline (give or
+ * take the scheduling between the library's clock read and the poll); the next wait's is later
+ * by what the previous one waited, which the relay makes RETIRE_DELAY_MS (FAULTPROXY_DELAY on
+ * every reply), so that waits tell apart by RETIRE_DELAY_MS / 2 however loaded the machine.
+ */
+#define RETIRE_TIMEOUT_MS 1500
+#define RETIRE_DELAY_MS   750
+
+struct wait_log {
+	int waits;     /* deadlines armed (a new one is later than the last by over half the
+	                * delay) */
+	long deadline; /* the last one */
+	int longest;   /* the longest timeout of a poll */
+	bool forever;  /* a poll without a timeout */
+};
+
+static _Thread_local struct wait_log *wait_log;
+
+int poll(struct pollfd *fds, nfds_t nfds, int timeout);
+int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	struct wait_log *log = wait_log;
+	struct timespec ts = {.tv_sec = timeout / 1000, .tv_nsec = (timeout % 1000) * 1000000L};
+
+	if (log != NULL && nfds > 0) {
+		long deadline = harness_mono_ms() + timeout;
+
+		if (timeout < 0)
+			log->forever = true;
+		if (timeout > log->longest)
+			log->longest = timeout;
+		if (log->waits == 0 || deadline > log->deadline + RETIRE_DELAY_MS / 2) {
+			log->waits++;
+			log->deadline = deadline;
+		}
+	}
+	return ppoll(fds, nfds, timeout < 0 ? NULL : &ts, NULL);
+}
+
+/*
+ * A sealed client on ${relay} owing a RETIRE (its last call gave up on a request held on the
+ * path) makes a call whose every reply comes RETIRE_DELAY_MS late: the call (connect, HELLO,
+ * RETIRE, its request) must succeed having armed at most four deadlines of at most its
+ * timeout each. On loopback the connect completes at once, its deadline and the HELLO's within
+ * one delay, so the four are three apart: HELLO, RETIRE and the request.
+ */
+static void retire_bound_on(struct faultproxy *relay)
+{
+	struct sessd_options o = user_options(1);
+	struct wait_log log = {0};
+	struct sessd_client *c = NULL;
+	char id[SESSD_ID_LEN + 1];
+	int rc;
+
+	cr_assert_eq(sessd_id_new(id), SESSD_OK);
+	harness_note_secret(id, SESSD_ID_LEN);
+	o.timeout_ms = RETIRE_TIMEOUT_MS;
+	cr_assert_eq(sessd_connect(relay->url, &o, &c), SESSD_OK);
+	cr_assert_eq(sessd_set(c, id, strlen(id), "a", 1, TTL_MS), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_UP, FAULTPROXY_HOLD, 0), 0);
+	rc = sessd_set(c, id, strlen(id), "b", 1, TTL_MS);
+	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "a held SET: %s", sessd_errmsg(c));
+	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_UP, FAULTPROXY_PASS, 0), 0);
+	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_DOWN, FAULTPROXY_DELAY, RETIRE_DELAY_MS), 0);
+	wait_log = &log;
+	rc = sessd_set(c, id, strlen(id), "c", 1, TTL_MS);
+	wait_log = NULL;
+	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_DOWN, FAULTPROXY_PASS, 0), 0);
+	cr_assert_eq(rc, SESSD_OK, "the call owing a RETIRE: %s", sessd_errmsg(c));
+	cr_expect(!log.forever, "a wait without a timeout");
+	cr_expect_leq(log.longest, RETIRE_TIMEOUT_MS, "a wait of %d ms, over the timeout",
+	              log.longest);
+	/* Three: the RETIRE was sent (it is its own wait), and nothing more. */
+	cr_expect_eq(log.waits, 3, "%d waits one delay apart (HELLO, RETIRE, the request)",
+	             log.waits);
+	sessd_close(c);
+}
+
+LEAK_CHECKED_TEST(libfault, retire_bound_tcp)
+{
+	retire_bound_on(&proxies[1]);
+}
+
+LEAK_CHECKED_TEST(libfault, retire_bound_unix)
+{
+	retire_bound_on(&proxies[2]);
 }
