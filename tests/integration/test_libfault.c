@@ -1354,11 +1354,12 @@ LEAK_CHECKED_TEST(libfault, prefork)
 #define RETIRE_DELAY_MS   750
 
 struct wait_log {
-	int waits;     /* deadlines armed (a new one is later than the last by over half the
-	                * delay) */
-	long deadline; /* the last one */
-	int longest;   /* the longest timeout of a poll */
-	bool forever;  /* a poll without a timeout */
+	int waits;       /* deadlines armed (a new one is later than the last by over half the
+	                  * delay) */
+	long deadline;   /* the last one */
+	int longest;     /* the longest timeout of a poll */
+	bool forever;    /* a poll without a timeout */
+	int interrupted; /* polls a signal ended (EINTR) */
 };
 
 static _Thread_local struct wait_log *wait_log;
@@ -1368,6 +1369,7 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	struct wait_log *log = wait_log;
 	struct timespec ts = {.tv_sec = timeout / 1000, .tv_nsec = (timeout % 1000) * 1000000L};
+	int n;
 
 	if (log != NULL && nfds > 0) {
 		long deadline = harness_mono_ms() + timeout;
@@ -1381,17 +1383,81 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 			log->deadline = deadline;
 		}
 	}
-	return ppoll(fds, nfds, timeout < 0 ? NULL : &ts, NULL);
+	n = ppoll(fds, nfds, timeout < 0 ? NULL : &ts, NULL);
+	if (log != NULL && n == -1 && errno == EINTR)
+		log->interrupted++;
+	return n;
+}
+
+/* A thread that sends the caller SIGUSR1 every few milliseconds while a call runs. */
+struct signal_storm {
+	pthread_t target, thread;
+	atomic_bool stop;
+	atomic_long sent;
+};
+
+static void on_storm_signal(int sig)
+{
+	(void)sig;
+}
+
+static void *storm_run(void *arg)
+{
+	struct signal_storm *st = arg;
+
+	while (!atomic_load(&st->stop)) {
+		pthread_kill(st->target, SIGUSR1);
+		atomic_fetch_add(&st->sent, 1);
+		harness_sleep_ms(7);
+	}
+	return NULL;
+}
+
+/*
+ * ${c}'s next call, made by ${batch} (a batch of a SET and a GET: one wait, libsessd(3)) or a
+ * sessd_set, with every poll counted into ${log} and SIGUSR1 (a handler, no SA_RESTART) sent to
+ * it all along: a signal ends no call and extends no wait (libsessd(3)). Returns its result.
+ */
+static int counted_call(struct sessd_client *c, const char *id, bool batch, struct wait_log *log)
+{
+	struct sigaction on = {.sa_handler = on_storm_signal}, old;
+	struct signal_storm st = {.target = pthread_self()};
+	struct sessd_batch *b = NULL;
+	int rc;
+
+	if (batch) {
+		b = sessd_batch_new(c);
+		cr_assert_not_null(b);
+		cr_assert_eq(sessd_batch_set(b, id, strlen(id), "c", 1, TTL_MS), 0);
+		cr_assert_eq(sessd_batch_get(b, id, strlen(id)), 1);
+	}
+	sigemptyset(&on.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &on, &old), 0);
+	cr_assert_eq(pthread_create(&st.thread, NULL, storm_run, &st), 0);
+	wait_log = log;
+	rc = batch ? sessd_batch_run(b) : sessd_set(c, id, strlen(id), "c", 1, TTL_MS);
+	wait_log = NULL;
+	atomic_store(&st.stop, true);
+	pthread_join(st.thread, NULL);
+	cr_assert_eq(sigaction(SIGUSR1, &old, NULL), 0);
+	cr_assert_gt(log->interrupted, 10, "signals ended %d of the call's polls (%ld sent)",
+	             log->interrupted, atomic_load(&st.sent));
+	if (batch && rc == SESSD_OK)
+		rc = sessd_batch_status(b, 0) != SESSD_OK ? sessd_batch_status(b, 0)
+		                                          : sessd_batch_status(b, 1);
+	sessd_batch_free(b);
+	return rc;
 }
 
 /*
  * A sealed client on ${relay} owing a RETIRE (its last call gave up on a request held on the
- * path) makes a call whose every reply comes RETIRE_DELAY_MS late: the call (connect, HELLO,
- * RETIRE, its request) must succeed having armed at most four deadlines of at most its
- * timeout each. On loopback the connect completes at once, its deadline and the HELLO's within
- * one delay, so the four are three apart: HELLO, RETIRE and the request.
+ * path) makes a call (a batch's run, with ${batch}) whose every reply comes RETIRE_DELAY_MS
+ * late, under a storm of signals: the call (connect, HELLO, RETIRE, its request) must succeed
+ * having armed at most four deadlines of at most its timeout each. On loopback the connect
+ * completes at once, its deadline and the HELLO's within one delay, so the four are three
+ * apart: HELLO, RETIRE and the request.
  */
-static void retire_bound_on(struct faultproxy *relay)
+static void retire_bound_on(struct faultproxy *relay, bool batch)
 {
 	struct sessd_options o = user_options(1);
 	struct wait_log log = {0};
@@ -1409,9 +1475,7 @@ static void retire_bound_on(struct faultproxy *relay)
 	cr_assert_eq(rc, SESSD_ERR_TIMEOUT, "a held SET: %s", sessd_errmsg(c));
 	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_UP, FAULTPROXY_PASS, 0), 0);
 	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_DOWN, FAULTPROXY_DELAY, RETIRE_DELAY_MS), 0);
-	wait_log = &log;
-	rc = sessd_set(c, id, strlen(id), "c", 1, TTL_MS);
-	wait_log = NULL;
+	rc = counted_call(c, id, batch, &log);
 	cr_assert_eq(faultproxy_set(relay, FAULTPROXY_DOWN, FAULTPROXY_PASS, 0), 0);
 	cr_assert_eq(rc, SESSD_OK, "the call owing a RETIRE: %s", sessd_errmsg(c));
 	cr_expect(!log.forever, "a wait without a timeout");
@@ -1425,10 +1489,15 @@ static void retire_bound_on(struct faultproxy *relay)
 
 LEAK_CHECKED_TEST(libfault, retire_bound_tcp)
 {
-	retire_bound_on(&proxies[1]);
+	retire_bound_on(&proxies[1], false);
 }
 
 LEAK_CHECKED_TEST(libfault, retire_bound_unix)
 {
-	retire_bound_on(&proxies[2]);
+	retire_bound_on(&proxies[2], false);
+}
+
+LEAK_CHECKED_TEST(libfault, retire_bound_batch)
+{
+	retire_bound_on(&proxies[1], true);
 }
