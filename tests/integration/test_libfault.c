@@ -1228,27 +1228,50 @@ static uint64_t connections_total(struct sessd_client *c)
 }
 
 /*
- * The worker closes what it holds and exits: the parent's connections, which it inherited,
- * must go on (libsessd(3): closed in the child, not shut down), not one of them reconnecting.
+ * The worker closes what it holds and exits. Then, the faults over and every parent
+ * connection up, a worker that lives a moment (a pre-fork server recycling one): it calls
+ * on a third of the clients it inherited (reconnecting, its copy of the parent's connection
+ * closed), closes a third (sessd_close) and leaves the rest to its exit. The parent's
+ * connections must all go on (libsessd(3): closed in the child, not shut down): sessd counts
+ * the child's new connections and no other.
  */
 static void worker_end(struct worker *w)
 {
 	uint64_t before;
 	char word = 'x';
-	int status;
+	int status, used = 0;
+	pid_t pid;
 
-	for (int n = 0; n < USERS; n++)
-		cr_assert_eq(sessd_ping(users[n].c), SESSD_OK, "%s", sessd_errmsg(users[n].c));
-	before = connections_total(users[0].c);
 	cr_assert_eq(send(w->fd, &word, 1, MSG_NOSIGNAL), 1, "the worker is gone");
 	cr_assert_eq(waitpid(w->pid, &status, 0), w->pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the worker exited with %d",
 	          status);
 	close(w->fd);
+	for (int n = 0; n < USERS; n++) {
+		cr_assert_eq(sessd_ping(users[n].c), SESSD_OK, "%s", sessd_errmsg(users[n].c));
+		used += n % 3 == 0;
+	}
+	before = connections_total(users[0].c);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int ok = 1;
+
+		for (int n = 0; n < USERS; n++)
+			if (n % 3 == 0)
+				ok &= sessd_ping(users[n].c) == SESSD_OK;
+			else if (n % 3 == 1)
+				sessd_close(users[n].c);
+		_exit(ok ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "the second worker's pings failed");
 	for (int n = 0; n < USERS; n++)
 		cr_assert_eq(sessd_ping(users[n].c), SESSD_OK, "%s", sessd_errmsg(users[n].c));
-	cr_assert_eq(connections_total(users[0].c), before,
-	             "the worker's exit ended a connection of the parent's");
+	cr_assert_eq(connections_total(users[0].c), before + (uint64_t)used,
+	             "a worker's exit ended a connection of the parent's");
 }
 
 /* One seed of ${seconds} of faults; with ${prefork}, a worker forked after the clients opened
