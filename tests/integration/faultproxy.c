@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,7 +52,9 @@ struct fp_pair {
 
 struct fp_state {
 	int listener, control;
-	struct sockaddr_in target;
+	/* sessd's TCP port or Unix socket. */
+	struct sockaddr_storage target;
+	socklen_t target_len;
 	enum faultproxy_mode mode[2];
 	uint32_t arg[2];
 	long accepted;
@@ -240,9 +243,9 @@ static void fp_accept(struct fp_state *s)
 	for (int i = 0; i < FP_MAX_PAIRS && p == NULL; i++)
 		if (!s->pairs[i].used)
 			p = &s->pairs[i];
-	up = socket(AF_INET, SOCK_STREAM, 0);
+	up = socket(s->target.ss_family, SOCK_STREAM, 0);
 	if (p == NULL || up == -1 ||
-	    connect(up, (const struct sockaddr *)&s->target, sizeof(s->target)) == -1) {
+	    connect(up, (const struct sockaddr *)&s->target, s->target_len) == -1) {
 		if (up != -1)
 			close(up);
 		fp_reset_close(down);
@@ -344,35 +347,22 @@ static int fp_serve(struct fp_state *s)
 	}
 }
 
-int faultproxy_start(struct faultproxy *p, const char *target_tcp_url)
+/*
+ * Fork the relay of ${s}, whose listener and target are set, and fill ${p}'s pid and control.
+ * Returns 0, or -1 (the listener closed, ${s} freed); frees ${s} in the parent either way.
+ */
+static int fp_fork(struct faultproxy *p, struct fp_state *s)
 {
-	struct fp_state *s;
-	struct sockaddr_in addr = {.sin_family = AF_INET,
-	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(addr);
-	unsigned port;
 	int sv[2], rc;
 
-	s = calloc(1, sizeof(*s));
-	if (s == NULL || sscanf(target_tcp_url, "tcp://127.0.0.1:%u", &port) != 1)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		goto fail;
-	s->target = addr;
-	s->target.sin_port = htons((uint16_t)port);
-	s->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->listener == -1)
-		goto fail;
-	if (bind(s->listener, (const struct sockaddr *)&addr, sizeof(addr)) == -1 ||
-	    listen(s->listener, 16) == -1 ||
-	    getsockname(s->listener, (struct sockaddr *)&addr, &len) == -1 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		goto fail_listener;
-	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%u", ntohs(addr.sin_port));
 	fflush(NULL);
 	p->pid = fork();
 	if (p->pid == -1) {
 		close(sv[0]);
 		close(sv[1]);
-		goto fail_listener;
+		goto fail;
 	}
 	if (p->pid == 0) {
 		close(sv[0]);
@@ -386,6 +376,89 @@ int faultproxy_start(struct faultproxy *p, const char *target_tcp_url)
 	p->control = sv[0];
 	return 0;
 
+fail:
+	close(s->listener);
+	free(s);
+	return -1;
+}
+
+int faultproxy_start(struct faultproxy *p, const char *target_tcp_url)
+{
+	struct fp_state *s;
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+	unsigned port;
+
+	p->path[0] = '\0';
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || sscanf(target_tcp_url, "tcp://127.0.0.1:%u", &port) != 1)
+		goto fail;
+	addr.sin_port = htons((uint16_t)port);
+	memcpy(&s->target, &addr, sizeof(addr));
+	s->target_len = sizeof(addr);
+	addr.sin_port = 0;
+	s->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->listener == -1)
+		goto fail;
+	if (bind(s->listener, (const struct sockaddr *)&addr, sizeof(addr)) == -1 ||
+	    listen(s->listener, 16) == -1 ||
+	    getsockname(s->listener, (struct sockaddr *)&addr, &len) == -1)
+		goto fail_listener;
+	snprintf(p->url, sizeof(p->url), "tcp://127.0.0.1:%u", ntohs(addr.sin_port));
+	return fp_fork(p, s);
+
+fail_listener:
+	close(s->listener);
+fail:
+	free(s);
+	return -1;
+}
+
+/* Fill ${sun} with the Unix socket address ${path}. Returns 0, or -1 when it is too long. */
+static int fp_unix_addr(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path))
+		return -1;
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+int faultproxy_start_unix(struct faultproxy *p, const char *target_unix_url,
+                          const char *listen_path)
+{
+	struct fp_state *s;
+	struct sockaddr_un addr;
+
+	p->path[0] = '\0';
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || strncmp(target_unix_url, "unix:", 5) != 0 ||
+	    strlen(listen_path) >= sizeof(p->path) ||
+	    fp_unix_addr(&addr, target_unix_url + 5) == -1)
+		goto fail;
+	memcpy(&s->target, &addr, sizeof(addr));
+	s->target_len = sizeof(addr);
+	if (fp_unix_addr(&addr, listen_path) == -1)
+		goto fail;
+	s->listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->listener == -1)
+		goto fail;
+	(void)unlink(listen_path);
+	if (bind(s->listener, (const struct sockaddr *)&addr, sizeof(addr)) == -1 ||
+	    listen(s->listener, 16) == -1)
+		goto fail_listener;
+	memcpy(p->path, listen_path, strlen(listen_path) + 1);
+	snprintf(p->url, sizeof(p->url), "unix:%s", listen_path);
+	if (fp_fork(p, s) == -1)
+		goto fail_unlink;
+	return 0;
+
+fail_unlink:
+	(void)unlink(p->path);
+	p->path[0] = '\0';
+	return -1;
 fail_listener:
 	close(s->listener);
 fail:
@@ -435,6 +508,8 @@ int faultproxy_stop(struct faultproxy *p)
 
 	/* The relay's end of the control socket reads the end of stream and exits. */
 	close(p->control);
+	if (p->path[0] != '\0')
+		(void)unlink(p->path);
 	if (waitpid(p->pid, &status, 0) != p->pid)
 		return -1;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;

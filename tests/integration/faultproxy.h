@@ -6,10 +6,10 @@
 
 /*
  * A fault-injecting relay for the client tests: a forked child listening on a loopback TCP
- * port in front of a real sessd, passing each connection's bytes both ways under the fault
- * set for that direction (the network faults an application meets between it and its store:
- * a half-dead path, a link that delivers a byte at a time, a middlebox that gives up mid-frame
- * or swallows what it is sent). Not part of libsessd: tests only.
+ * port (or a Unix socket) in front of a real sessd, passing each connection's bytes both ways under
+ * the fault set for that direction (the network faults an application meets between it and its
+ * store: a half-dead path, a link that delivers a byte at a time, a middlebox that gives up
+ * mid-frame or swallows what it is sent). Not part of libsessd: tests only.
  */
 
 enum faultproxy_dir {
@@ -35,7 +35,8 @@ enum faultproxy_mode {
 struct faultproxy {
 	pid_t pid;
 	int control; /* the parent's end of the control socket */
-	char url[64];
+	char url[128];
+	char path[108]; /* a Unix relay's socket, removed by faultproxy_stop; else "" */
 };
 
 /*
@@ -44,6 +45,15 @@ struct faultproxy {
  * PASS; fill ${p}. Returns 0, or -1 (nothing to stop).
  */
 int faultproxy_start(struct faultproxy *p, const char *target_tcp_url);
+
+/*
+ * faultproxy_start_unix(p, target_unix_url, listen_path):
+ * faultproxy_start in front of sessd's Unix socket ${target_unix_url} ("unix:/path"), the
+ * relay listening on the Unix socket ${listen_path} (a file there is replaced), which
+ * faultproxy_stop removes. On a Unix socket a reset is seen as a close. Returns 0 or -1.
+ */
+int faultproxy_start_unix(struct faultproxy *p, const char *target_unix_url,
+                          const char *listen_path);
 
 /*
  * faultproxy_set(p, dir, mode, arg):
