@@ -7,9 +7,13 @@
 // of noise on a shared machine hits both alike. An action's round trips are those it waited
 // for one after another: each request to sessd counts 1 + the deepest reply the action had
 // received when it was sent (the connections' request() wrapped, as bench/page-flash.js does).
-// Prints each action's median and p90 in ms for both, the ratio of medians, and round trips.
+// Prints each action's median and p90 in ms for both, the ratio of medians, and round trips
+// (the median action's, the most in parentheses).
+// --delay-ms N puts a relay between the apps and sessd that holds each of sessd's replies N ms,
+// as a store on another host would (over the local Unix socket a round trip is some 60 us,
+// lost in the noise of a shared machine).
 //
-//   node bench/roundtrips.js --versus /tmp/base/client/node [--rounds 300] [--warmup 30]
+//   node bench/roundtrips.js --versus /tmp/base/client/node [--rounds 300] [--warmup 30] [--delay-ms 1]
 //
 // SESSD_BIN as for the tests (default ../../build/daemon/sessd).
 
@@ -23,6 +27,7 @@ function arg(name, def) {
 const ROUNDS = Number(arg('rounds', 300));
 const WARMUP = Number(arg('warmup', 30));
 const VERSUS = arg('versus', null);
+const DELAY_MS = Number(arg('delay-ms', 0));
 if (!VERSUS) {
   console.error('usage: node bench/roundtrips.js --versus DIR [--rounds N] [--warmup N]');
   process.exit(2);
@@ -34,6 +39,7 @@ const session = require('express-session');
 const { Passport } = require('passport');
 const { Strategy } = require('passport-local');
 const { Daemon, listen, closeServer } = require('../test/helpers');
+const { waveRelay } = require('../test/waverelay');
 
 async function startApp(dir, url, name) {
   const { SessdStore, flash, codec } = require(path.resolve(dir));
@@ -146,7 +152,9 @@ const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.
 
 async function main() {
   const daemon = await new Daemon().start();
-  const apps = [await startApp(here, daemon.unixUrl, 'this'), await startApp(VERSUS, daemon.unixUrl, 'versus')];
+  const relay = DELAY_MS > 0 ? await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), DELAY_MS) : null;
+  const url = relay ? relay.url : daemon.unixUrl;
+  const apps = [await startApp(here, url, 'this'), await startApp(VERSUS, url, 'versus')];
   try {
     for (let round = 0; round < WARMUP + ROUNDS; round++) {
       for (const [name, fn] of ACTIONS) {
@@ -155,10 +163,15 @@ async function main() {
       }
     }
     const names = [...new Set(ACTIONS.map(([n]) => n))];
-    console.log(`${'action'.padEnd(22)} ${'this p50/p90 ms'.padEnd(17)} ${'versus p50/p90 ms'.padEnd(19)} p50 ratio  round trips this/versus`);
+    console.log(`${'action'.padEnd(22)} ${'this p50/p90 ms'.padEnd(17)} ${'versus p50/p90 ms'.padEnd(19)} p50 ratio  round trips this / versus`);
     for (const n of names) {
       const [a, b] = apps.map((app) => [...app.times[n]].sort((x, y) => x - y));
-      const [da, db] = apps.map((app) => Math.max(...app.depth[n]));
+      // The median action's; the most any took in parentheses (a loaded machine can be slower
+      // to send the second request than sessd is to answer the first).
+      const [da, db] = apps.map((app) => {
+        const d = [...app.depth[n]].sort((x, y) => x - y);
+        return `${pct(d, 0.5)} (${d[d.length - 1]})`;
+      });
       const f = (s) => `${(pct(s, 0.5) / 1000).toFixed(3)}/${(pct(s, 0.9) / 1000).toFixed(3)}`;
       console.log(`${n.padEnd(22)} ${f(a).padEnd(17)} ${f(b).padEnd(19)} ${(pct(a, 0.5) / pct(b, 0.5)).toFixed(2)}x      ${da} / ${db}   (${apps[0].ops[n]} / ${apps[1].ops[n]})`);
     }
@@ -168,6 +181,7 @@ async function main() {
       await closeServer(app.server);
       app.store.close();
     }
+    if (relay) relay.close();
     await daemon.cleanup();
   }
 }

@@ -78,7 +78,9 @@ const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
 // carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
 const KEEP = Symbol('connect-sessd keep for the request');
 // On a session whose end-of-request save flash() started early, pipelined behind a flash
-// request (see presave): that save's promise, which set() and touch() wait for.
+// request (see presave): { done (a promise that settles with that save, never rejects), err
+// (the error that save of this request's changes failed with, for set() to answer with, once;
+// else null) }.
 const PRESAVE = Symbol('connect-sessd presave');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
@@ -798,22 +800,26 @@ class SessdStore extends BaseStore {
   // in order and the pool sends a session's requests on one connection, so both replies come
   // in one round trip, where the save went out only once the flash's reply was in (a cart add
   // or a page showing a flash: three round trips, now two). Only for a session read from sessd
-  // with merge on, whose save is conditional on the data read: it undoes no other request's
-  // change and brings back no session destroyed meanwhile. express-session's own save or
+  // with merge on, whose save is conditional on the data read (it undoes no other request's
+  // change and brings back no session destroyed meanwhile), or one this request made (made). express-session's own save or
   // touch at the end then finds it saved (SAVED) and sends nothing, unless the request changed
-  // the session since; when this one failed, they save or touch as they would have, and
-  // their error reaches the app as before. Resolves once settled, never rejects; null when it
-  // does not apply. made: sess is one this request made (a first visit, a regenerate(): a
-  // logout's new session) that express-session will save, flash() having marked it: it is
-  // saved whole now (SET behind the FLASH_PUSH that created it), and express-session's save of
-  // the same session at the end sends nothing (see savedWhole).
+  // the session since. When this one failed, express-session's save at the end fails with its
+  // error, which reaches the app as that save's own did: not made again, since a save that
+  // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
+  // mergeKey counter would count the change twice; its touch touches as it would have.
+  // Resolves once settled, never rejects; null when it does not apply. made: sess is one this
+  // request made (a first visit, a regenerate(): a logout's new session) that express-session
+  // will save, flash() having marked it: it is saved whole now (SET behind the FLASH_PUSH that
+  // created it), and express-session's save of the same session at the end sends nothing (see
+  // savedWhole).
   presave(sid, sess, changes, made = false) {
     if (!this.keepsAlive() || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
     if (sess[PRESAVE] !== undefined || sess[SAVED] !== undefined || answeredFailedSave(sess)) return null;
     const key = this.key(sid);
     const st = sess[LOADED];
     if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
-    const p = (async () => {
+    const pre = { done: null, err: null };
+    pre.done = (async () => {
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
@@ -825,9 +831,11 @@ class SessdStore extends BaseStore {
       await this.saveLoaded(sid, sess, st, ttl, atMs, !changes);
       // Its 'gone' is said: the end's save does not say it again.
       if (st.gone) st.goneSaid = true;
-    })().catch(() => {});
-    Object.defineProperty(sess, PRESAVE, { value: p, configurable: true });
-    return p;
+    })().catch((err) => {
+      if (changes) pre.err = err;
+    });
+    Object.defineProperty(sess, PRESAVE, { value: pre, configurable: true });
+    return pre.done;
   }
 
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
@@ -835,9 +843,15 @@ class SessdStore extends BaseStore {
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback((async () => {
-      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE];
+      const pre = sess ? sess[PRESAVE] : undefined;
+      if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
       try {
+        if (pre !== undefined && pre.err !== null) {
+          const err = pre.err;
+          pre.err = null;
+          throw err;
+        }
         await this.saveSession(sid, sess);
       } catch (err) {
         markSaveFailed(sess);
@@ -1154,7 +1168,7 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
-      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE];
+      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE].done;
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
