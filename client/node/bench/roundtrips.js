@@ -7,8 +7,9 @@
 // of noise on a shared machine hits both alike. An action's round trips are those it waited
 // for one after another: each request to sessd counts 1 + the deepest reply the action had
 // received when it was sent (the connections' request() wrapped, as bench/page-flash.js does).
-// Prints each action's median and p90 in ms for both, the ratio of medians, and round trips
-// (the median action's, the most in parentheses).
+// Prints each action's median and p90 in ms for both, the ratio of medians, the median CPU
+// of this process (the app and its HTTP client, one request at a time) per action, and round
+// trips (the median action's, the most in parentheses).
 // --delay-ms N puts a relay between the apps and sessd that holds each of sessd's replies N ms,
 // as a store on another host would (over the local Unix socket a round trip is some 60 us,
 // lost in the noise of a shared machine).
@@ -46,7 +47,7 @@ async function startApp(dir, url, name) {
   const opName = Object.fromEntries(Object.entries(codec.OP).map(([k, v]) => [v, k]));
   const store = new SessdStore({ url, namespace: `rt-${name}` });
   await store.client.ready();
-  const app = { name, store, cur: null, times: {}, depth: {}, ops: {} };
+  const app = { name, store, cur: null, times: {}, cpu: {}, depth: {}, ops: {} };
   for (const slot of store.client.slots) {
     const request = slot.conn.request.bind(slot.conn);
     slot.conn.request = (op, ...rest) => {
@@ -134,9 +135,11 @@ const ACTIONS = [
 
 async function timed(app, name, fn, keep) {
   app.cur = { ops: [], maxDone: 0 };
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const status = await fn(app);
   const us = Number(process.hrtime.bigint() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
   // Let a touch the response did not wait for land before the next action.
   await new Promise((resolve) => setImmediate(resolve));
   const c = app.cur;
@@ -144,6 +147,7 @@ async function timed(app, name, fn, keep) {
   if (status >= 400) throw new Error(`${app.name} ${name}: ${status}`);
   if (!keep) return;
   (app.times[name] = app.times[name] || []).push(us);
+  (app.cpu[name] = app.cpu[name] || []).push(cpu.user + cpu.system);
   (app.depth[name] = app.depth[name] || []).push(c.maxDone);
   app.ops[name] = c.ops.join(' ');
 }
@@ -163,7 +167,7 @@ async function main() {
       }
     }
     const names = [...new Set(ACTIONS.map(([n]) => n))];
-    console.log(`${'action'.padEnd(22)} ${'this p50/p90 ms'.padEnd(17)} ${'versus p50/p90 ms'.padEnd(19)} p50 ratio  round trips this / versus`);
+    console.log(`${'action'.padEnd(22)} ${'this p50/p90 ms'.padEnd(17)} ${'versus p50/p90 ms'.padEnd(19)} p50 ratio  cpu us this/versus  round trips this / versus`);
     for (const n of names) {
       const [a, b] = apps.map((app) => [...app.times[n]].sort((x, y) => x - y));
       // The median action's; the most any took in parentheses (a loaded machine can be slower
@@ -173,7 +177,8 @@ async function main() {
         return `${pct(d, 0.5)} (${d[d.length - 1]})`;
       });
       const f = (s) => `${(pct(s, 0.5) / 1000).toFixed(3)}/${(pct(s, 0.9) / 1000).toFixed(3)}`;
-      console.log(`${n.padEnd(22)} ${f(a).padEnd(17)} ${f(b).padEnd(19)} ${(pct(a, 0.5) / pct(b, 0.5)).toFixed(2)}x      ${da} / ${db}   (${apps[0].ops[n]} / ${apps[1].ops[n]})`);
+      const [ca, cb] = apps.map((app) => pct([...app.cpu[n]].sort((x, y) => x - y), 0.5));
+      console.log(`${n.padEnd(22)} ${f(a).padEnd(17)} ${f(b).padEnd(19)} ${(pct(a, 0.5) / pct(b, 0.5)).toFixed(2)}x      ${`${ca}/${cb}`.padEnd(17)} ${da} / ${db}   (${apps[0].ops[n]} / ${apps[1].ops[n]})`);
     }
   } finally {
     for (const app of apps) {
