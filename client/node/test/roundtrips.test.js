@@ -44,6 +44,11 @@ async function shop(t, daemon, storeOpts = {}, flashOpts = {}) {
     res.send('ok');
   });
   app.get('/', flash.locals(), (req, res) => res.json({ flash: res.locals.flash, cart: req.session.cart || [] }));
+  // A page that changes its session after its pop (whose touch went out with the pop).
+  app.get('/count', flash.locals(), (req, res) => {
+    req.session.views = (req.session.views || 0) + 1;
+    res.json({ flash: res.locals.flash, views: req.session.views });
+  });
   // connect-flash style: push without awaiting, redirect.
   app.post('/cart', (req, res) => {
     req.session.cart = [...(req.session.cart || []), req.body.item];
@@ -118,6 +123,14 @@ test('round trips: a cart add, a form error and a page showing a flash each wait
   assert.deepEqual(JSON.parse(a.r.body), { flash: { error: ['Bad email'] }, cart: ['pear'] });
   a = await act(() => br.get('/'));
   assert.deepEqual(JSON.parse(a.r.body), { flash: {}, cart: ['pear'] }, 'each flash shown once');
+
+  // A page that changes the session after its pop saves the change at its end.
+  await act(() => br.post('/form', {}));
+  a = await act(() => br.get('/count'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { error: ['Bad email'] }, views: 1 });
+  assert.equal(a.waves, 3, `a page that pops, then changes its session: LOAD, FLASH_POP and TOUCH_IF, SET_IF (waited for ${a.waves})`);
+  a = await act(() => br.get('/count'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: {}, views: 2 }, 'the change after the pop was stored');
 
   // The logout's new session is saved behind the push that made it (FLASH_PUSH, SET).
   a = await act(() => br.post('/logout', {}));
