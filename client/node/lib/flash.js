@@ -83,7 +83,9 @@ function freezeHead(res) {
 // served by another process on another connection: it must find the flash already stored.
 // Meanwhile the response is frozen (freezeHead); an end called again is ignored, as Node
 // ignores an end after end. An end that throws once it goes out is handed to failedEnd.
-function holdEnd(res, pending) {
+// onHold(): called as the end is held (FlashRequest.presave: the session's save goes out now,
+// behind the pushes, and the end waits for it too).
+function holdEnd(res, pending, onHold) {
   const end = res.end;
   let ended = false;
   res.end = function endAfterFlashes(...args) {
@@ -91,6 +93,7 @@ function holdEnd(res, pending) {
     if (pending.size === 0) return end.apply(this, args);
     ended = true;
     const thaw = freezeHead(res);
+    onHold();
     const settleAll = () => {
       if (pending.size === 0) {
         thaw();
@@ -441,7 +444,12 @@ class FlashRequest {
     let pending = this.pending;
     if (!pending) {
       pending = this.pending = new Set();
-      holdEnd(this.res, pending);
+      holdEnd(this.res, pending, () => {
+        const saving = this.presave(true);
+        if (saving === null) return;
+        pending.add(saving);
+        saving.then(() => pending.delete(saving));
+      });
     }
     pending.add(p);
     const done = () => pending.delete(p);
@@ -477,7 +485,24 @@ class FlashRequest {
     const key = b.prefix + req.sessionID;
     const pushed = req[FLASH_PUSHES];
     if (pushed) req[FLASH_PUSHES] = pushed.filter((p) => p.namespace !== b.namespace || p.key !== key || (type !== null && p.type !== type));
-    return b.client.flashPop(b.namespace, key, type);
+    const popped = b.client.flashPop(b.namespace, key, type);
+    // The touch of a session the request has not changed goes out with the pop (presave).
+    this.presave(false);
+    return popped;
+  }
+
+  // presave(changes): the session's end-of-request save or touch, started now behind this
+  // request's flash requests (the store's presave), when the session is the one its store read
+  // and the flashes go over the store's own client; null when not.
+  presave(changes) {
+    const b = this.backend;
+    const req = this.req;
+    if (!b || b.inSession || !req.session || req[REGENERATING] || b.store !== req.sessionStore) return null;
+    if (!(b.store instanceof SessdStore) || b.client !== b.store.client) return null;
+    // A session this request made and pushed to, marked for express-session to save.
+    const mark = this.shared.mark;
+    const made = changes && mark !== null && req.session[mark] === true && !req.session[STORED];
+    return b.store.presave(req.sessionID, req.session, changes, made);
   }
 
   // popsNothing(): whether req.flash() would resolve {} without asking sessd (nothingQueued),

@@ -77,6 +77,11 @@ const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
 // On a session get() read that sessd may end before its request renews it (see endsSoon), and
 // carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
 const KEEP = Symbol('connect-sessd keep for the request');
+// On a session whose end-of-request save flash() started early, pipelined behind a flash
+// request (see presave): { done (a promise that settles with that save, never rejects), err
+// (the error that save of this request's changes failed with, for set() to answer with, once;
+// else null) }.
+const PRESAVE = Symbol('connect-sessd presave');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -787,13 +792,66 @@ class SessdStore extends BaseStore {
     this.client.touchIf(this.namespace, k.key, ttl, this.tags.tag(k.key, k.data)).catch(() => {});
   }
 
+  // presave(sid, sess, changes): starts the save express-session makes at the end of the
+  // request now, behind a flash request flash() has just sent: a push whose response is held
+  // until it is stored (changes true: SET_IF of this request's changes, or TOUCH_IF when there
+  // are none), or a pop whose page is yet to render (changes false: the TOUCH_IF of a session
+  // this request has not changed; nothing when it has). sessd answers a connection's requests
+  // in order and the pool sends a session's requests on one connection, so both replies come
+  // in one round trip, where the save went out only once the flash's reply was in (a cart add
+  // or a page showing a flash: three round trips, now two). Only for a session read from sessd
+  // with merge on, whose save is conditional on the data read (it undoes no other request's
+  // change and brings back no session destroyed meanwhile), or one this request made (made). express-session's own save or
+  // touch at the end then finds it saved (SAVED) and sends nothing, unless the request changed
+  // the session since. When this one failed, express-session's save at the end fails with its
+  // error, which reaches the app as that save's own did: not made again, since a save that
+  // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
+  // mergeKey counter would count the change twice; its touch touches as it would have.
+  // Resolves once settled, never rejects; null when it does not apply. made: sess is one this
+  // request made (a first visit, a regenerate(): a logout's new session) that express-session
+  // will save, flash() having marked it: it is saved whole now (SET behind the FLASH_PUSH that
+  // created it), and express-session's save of the same session at the end sends nothing (see
+  // savedWhole).
+  presave(sid, sess, changes, made = false) {
+    if (!this.keepsAlive() || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
+    if (sess[PRESAVE] !== undefined || sess[SAVED] !== undefined || answeredFailedSave(sess)) return null;
+    const key = this.key(sid);
+    const st = sess[LOADED];
+    if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
+    const pre = { done: null, err: null };
+    pre.done = (async () => {
+      const atMs = Date.now();
+      const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
+      // A session that ends with this request: express-session's save destroys it.
+      if (!(ttl > 0)) return;
+      if (made) {
+        await this.saveSession(sid, sess);
+        return;
+      }
+      await this.saveLoaded(sid, sess, st, ttl, atMs, !changes);
+      // Its 'gone' is said: the end's save does not say it again.
+      if (st.gone) st.goneSaid = true;
+    })().catch((err) => {
+      if (changes) pre.err = err;
+    });
+    Object.defineProperty(sess, PRESAVE, { value: pre, configurable: true });
+    return pre.done;
+  }
+
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
   // session is destroyed instead. A session get() read (with merge on) is merged: only the
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback((async () => {
+      const pre = sess ? sess[PRESAVE] : undefined;
+      if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
       try {
+        if (pre !== undefined && pre.err !== null) {
+          const err = pre.err;
+          pre.err = null;
+          throw err;
+        }
         await this.saveSession(sid, sess);
       } catch (err) {
         markSaveFailed(sess);
@@ -991,10 +1049,12 @@ class SessdStore extends BaseStore {
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
-  async saveLoaded(sid, sess, st, ttl, atMs) {
+  // unchangedOnly (presave's pop): when the request changed a key, nothing is sent (null).
+  async saveLoaded(sid, sess, st, ttl, atMs, unchangedOnly = false) {
     const ns = this.namespace;
     if (st.gone) {
-      this.gone(sid, sess, st);
+      if (st.goneSaid) st.goneSaid = false;
+      else this.gone(sid, sess, st);
       return false;
     }
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
@@ -1006,7 +1066,12 @@ class SessdStore extends BaseStore {
       const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
       if (!(same ?? this.sameForm(k, st.forms.get(k), now.get(k)))) changed.push(k);
     }
+    if (unchangedOnly && changed.length > 0) return null;
     if (changed.length === 0) {
+      // Saved already in this request (presave, or req.session.save()) and not changed since:
+      // sessd holds it, and a touch would cost a round trip (see touch).
+      const saved = sess[SAVED];
+      if (saved !== undefined && !this.savedShort(saved, sess)) return saved.untilMs - atMs;
       if (await this.renew(ns, st.key, ttl, st)) {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
         return ttl;
@@ -1103,6 +1168,7 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
+      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE].done;
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));

@@ -1,0 +1,188 @@
+'use strict';
+// Round trips to sessd that a request waits for one after another (README "Performance"), as
+// a relay between the app and sessd sees them: the app's writes that come after a reply
+// reached it, each reply held WAVE_DELAY_MS so that a write the app makes without waiting
+// for it (pipelined on the connection) is never taken for one that waited. A cart add or a
+// form error that pushes a flash without awaiting it, connect-flash style, and a page that
+// shows a flash took three (LOAD, the flash request, then the save or touch once the flash's
+// reply was in); the save or touch now goes out behind the flash request (the store's
+// presave), two; a logout's new session is saved behind the push that made it, four instead
+// of five. What the visitor sees stays the same: the flash shows once on the next
+// page, the cart holds the item, a save that fails reaches the app's error handler, a session
+// destroyed meanwhile is not brought back.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const session = require('express-session');
+const { SessdStore, flash } = require('..');
+const { Daemon, Browser, listen, closeServer } = require('./helpers');
+const { waveRelay } = require('./waverelay');
+
+const WAVE_DELAY_MS = 10;
+
+// One daemon for the tests that need no option of their own.
+let daemon;
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+test.after(() => daemon.cleanup());
+
+async function shop(t, daemon, storeOpts = {}, flashOpts = {}) {
+  const relay = await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), WAVE_DELAY_MS);
+  t.after(() => relay.close());
+  const store = new SessdStore({ url: relay.url, namespace: 'roundtrips', poolSize: 1, ...storeOpts });
+  t.after(() => store.close());
+  await store.client.ready();
+  const errors = [];
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: 'roundtrips-secret', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
+  app.use(flash(flashOpts));
+  app.post('/login', (req, res) => {
+    req.session.user = 'ann';
+    res.send('ok');
+  });
+  app.get('/', flash.locals(), (req, res) => res.json({ flash: res.locals.flash, cart: req.session.cart || [] }));
+  // A page that changes its session after its pop (whose touch went out with the pop).
+  app.get('/count', flash.locals(), (req, res) => {
+    req.session.views = (req.session.views || 0) + 1;
+    res.json({ flash: res.locals.flash, views: req.session.views });
+  });
+  // connect-flash style: push without awaiting, redirect.
+  app.post('/cart', (req, res) => {
+    req.session.cart = [...(req.session.cart || []), req.body.item];
+    if (req.body.logoutFirst) store.client.destroy('roundtrips', req.sessionID).then(() => push(req, res), (err) => res.status(500).send(err.message));
+    else push(req, res);
+  });
+  function push(req, res) {
+    req.flash('info', `Added ${req.body.item.slice(0, 10)}`);
+    res.redirect(303, '/');
+  }
+  // passport 0.7's logout: save the session without its user, regenerate, flash, redirect.
+  app.post('/logout', (req, res, next) => {
+    delete req.session.user;
+    req.session.save((err) => {
+      if (err) return next(err);
+      return req.session.regenerate((err2) => {
+        if (err2) return next(err2);
+        req.flash('info', 'Signed out');
+        return res.redirect(303, '/');
+      });
+    });
+  });
+  // A visitor's first page: a flash for a session not in sessd yet.
+  app.get('/hello', (req, res) => {
+    req.flash('info', 'Hello');
+    res.redirect(303, '/');
+  });
+  app.post('/form', (req, res) => {
+    req.flash('error', 'Bad email');
+    res.redirect(303, '/');
+  });
+  app.use((err, req, res, next) => {
+    errors.push(err);
+    if (res.headersSent) return next(err);
+    return res.status(err.statusCode || 500).send('error');
+  });
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const br = new Browser(base);
+  assert.equal((await br.post('/login', {})).status, 200);
+  // act(fn): fn's response and the round trips it waited for.
+  const act = async (fn) => {
+    relay.start();
+    const r = await fn();
+    return { r, waves: relay.waves() };
+  };
+  return { store, br, act, errors, relay };
+}
+
+test('round trips: a cart add, a form error and a page showing a flash each wait for two, a logout four', async (t) => {
+  const { br, act, store } = await shop(t, daemon);
+  let gone = 0;
+  store.on('gone', () => gone++);
+
+  let a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: {}, cart: [] });
+  assert.equal(a.waves, 2, 'a page view: LOAD, TOUCH_IF');
+
+  a = await act(() => br.post('/cart', { item: 'pear' }));
+  assert.equal(a.r.status, 303);
+  assert.equal(a.waves, 2, `a cart add: LOAD, then FLASH_PUSH_EXISTING and SET_IF pipelined (waited for ${a.waves})`);
+
+  a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { info: ['Added pear'] }, cart: ['pear'] });
+  assert.equal(a.waves, 2, `a page showing a flash: LOAD, then FLASH_POP and TOUCH_IF pipelined (waited for ${a.waves})`);
+
+  a = await act(() => br.post('/form', {}));
+  assert.equal(a.r.status, 303);
+  assert.equal(a.waves, 2, `a form error: LOAD, then FLASH_PUSH_EXISTING and TOUCH_IF pipelined (waited for ${a.waves})`);
+
+  a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { error: ['Bad email'] }, cart: ['pear'] });
+  a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: {}, cart: ['pear'] }, 'each flash shown once');
+
+  // A page that changes the session after its pop saves the change at its end.
+  await act(() => br.post('/form', {}));
+  a = await act(() => br.get('/count'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { error: ['Bad email'] }, views: 1 });
+  assert.equal(a.waves, 3, `a page that pops, then changes its session: LOAD, FLASH_POP and TOUCH_IF, SET_IF (waited for ${a.waves})`);
+  a = await act(() => br.get('/count'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: {}, views: 2 }, 'the change after the pop was stored');
+
+  // The logout's new session is saved behind the push that made it (FLASH_PUSH, SET).
+  a = await act(() => br.post('/logout', {}));
+  assert.equal(a.r.status, 303);
+  assert.equal(a.waves, 4, `a logout: LOAD, SET_IF, DESTROY, then FLASH_PUSH and SET pipelined (waited for ${a.waves})`);
+  a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { info: ['Signed out'] }, cart: [] });
+
+  const visitor = new Browser(br.base);
+  a = await act(() => visitor.get('/hello'));
+  assert.equal(a.r.status, 303);
+  assert.equal(a.waves, 1, `a first visit's flash: FLASH_PUSH and SET pipelined (waited for ${a.waves})`);
+  a = await act(() => visitor.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { info: ['Hello'] }, cart: [] });
+  a = await act(() => visitor.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: {}, cart: [] });
+  assert.equal(gone, 0);
+});
+
+test('round trips: a cart add whose session was destroyed meanwhile is not brought back, and says gone once', async (t) => {
+  const { br, act, store } = await shop(t, daemon);
+  const gone = [];
+  store.on('gone', (sid) => gone.push(sid));
+  const a = await act(() => br.post('/cart', { item: 'pear', logoutFirst: '1' }));
+  assert.equal(a.r.status, 303);
+  assert.equal(gone.length, 1, `'gone' emitted ${gone.length} times`);
+  assert.equal(await store.client.load('roundtrips', gone[0]), null, 'the destroyed session stays gone');
+});
+
+test('round trips: a cart add whose save sessd refuses reaches the app\'s error handler, the flash stored', async (t) => {
+  const small = await new Daemon({ extraArgs: ['--max-frame', '4096'] }).start();
+  t.after(() => small.cleanup());
+  const { br, act, errors } = await shop(t, small);
+  // The session grows past sessd's max_data: its SET_IF is refused, the push is not.
+  await act(() => br.post('/cart', { item: 'x'.repeat(5000) })).catch(() => {});
+  assert.equal(errors.length, 1, `the app's error handler got ${errors.length} errors`);
+  assert.match(errors[0].code, /^ESESSD_(TOO_LARGE|LIMIT)$/);
+  const a = await act(() => br.get('/'));
+  assert.deepEqual(JSON.parse(a.r.body), { flash: { info: ['Added xxxxxxxxxx'] }, cart: [] });
+});
+
+test('round trips: a cart add whose connection breaks with the push and the save in flight keeps the item, loses the flash once', async (t) => {
+  const flashErrors = [];
+  const { br, act, errors, relay } = await shop(t, daemon, {}, { onError: (err) => flashErrors.push(err) });
+  relay.cutAtWave(2);
+  const a = await act(() => br.post('/cart', { item: 'pear' }));
+  assert.equal(a.r.status, 303, 'the redirect goes out');
+  assert.equal(errors.length, 0, `no error reached the app: ${errors.map((e) => e.code)}`);
+  // A push in flight is not sent again (it may have been carried out): at most once.
+  assert.equal(flashErrors.length, 1, 'onError heard of the push');
+  const page = JSON.parse((await br.get('/')).body);
+  assert.deepEqual(page.cart, ['pear'], 'the save was sent again and stored: no change answered 303 is lost');
+  assert.ok(page.flash.info === undefined || page.flash.info.length === 1, `the flash shows once or not at all: ${JSON.stringify(page.flash)}`);
+  assert.deepEqual(JSON.parse((await br.get('/')).body).flash, {});
+});
