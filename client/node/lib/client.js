@@ -853,19 +853,24 @@ class Client extends EventEmitter {
   // the last answer to a LOAD was UNKNOWN_OP (undefined before any). Data within 10 bytes of
   // max_data is answered LIMIT (its LOAD reply would pass max_frame, PROTOCOL.md "Limits"):
   // that call is a get() too, rejecting as get() does.
-  async load(ns, id) {
-    const args = [checkNs(ns), checkId(id)];
-    let r;
+  // Plain promises, not async functions: each await between the socket's reply and the store
+  // cost a page view's calls a turn of the microtask queue and a promise (bench/e2e/store-ops.js).
+  load(ns, id) {
+    let args;
     try {
-      r = await this.requestNewer(OP.LOAD, args, id, 'lacksLoad');
+      args = [checkNs(ns), checkId(id)];
     } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.requestNewer(OP.LOAD, args, id, 'lacksLoad').then((r) => this.loaded(ns, id, r), (err) => {
       if (!(err instanceof SessdError && err.sessdStatus === STATUS.LIMIT)) throw err;
-      r = null;
-    }
-    if (r === null) {
-      const data = await this.get(ns, id);
-      return data === null ? null : { data, flashes: null };
-    }
+      return this.loaded(ns, id, null);
+    });
+  }
+
+  // loaded(ns, id, r): load()'s answer for LOAD's reply r (null: get()'s instead).
+  loaded(ns, id, r) {
+    if (r === null) return this.get(ns, id).then((data) => (data === null ? null : { data, flashes: null }));
     if (r.status !== STATUS.OK) return null;
     const v = r.result;
     if (!Array.isArray(v) || v.length !== 2 || !(v[0] instanceof Uint8Array)) throw badResult('LOAD result');
@@ -887,25 +892,29 @@ class Client extends EventEmitter {
   // (conn[lacks]), so later calls on it resolve null without asking; a reconnection, perhaps
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
-  async requestNewer(op, args, key, lacks) {
+  requestNewer(op, args, key, lacks) {
     // A change waits for the connections owed a RETIRE, as in request().
     const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
     if (gate) return afterRetires(gate, () => this.requestNewer(op, args, key, lacks));
-    let conn = this.closed ? null : this.pick(key);
+    const conn = this.closed ? null : this.pick(key);
+    if (conn) return this.newerOn(conn, op, args, key, lacks);
     // A change waits for a reconnecting pool, as in request().
-    if (!conn && this.mayWait()) conn = await this.whenReady(key);
-    if (!conn) return this.refuse();
-    if (conn[lacks]) return null;
-    try {
-      const r = await conn.request(op, args, key);
+    if (!this.mayWait()) return this.refuse();
+    return this.whenReady(key).then((ready) => (ready ? this.newerOn(ready, op, args, key, lacks) : this.refuse()));
+  }
+
+  // newerOn(conn, op, args, key, lacks): requestNewer's request on conn.
+  newerOn(conn, op, args, key, lacks) {
+    if (conn[lacks]) return Promise.resolve(null);
+    return conn.request(op, args, key).then((r) => {
       this[lacks] = false;
       return r;
-    } catch (err) {
+    }, (err) => {
       if (!(err instanceof SessdError && err.sessdStatus === STATUS.UNKNOWN_OP)) throw err;
       conn[lacks] = true;
       this[lacks] = true;
       return null;
-    }
+    });
   }
 
   // setIf(ns, id, data, ttlMs, expect): SET_IF (PROTOCOL.md): stores data (as set() does,
@@ -917,10 +926,18 @@ class Client extends EventEmitter {
   // ESESSD_NO_SET_IF, is emitted once per client). client.lacksSetIf: whether the last answer
   // to a SET_IF was UNKNOWN_OP (undefined before any). Sent again after its connection broke
   // (see resend), a SET_IF that meets the data it sent resolves 'ok' (see ownWrite).
-  async setIf(ns, id, data, ttlMs, expect) {
-    const args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
-    const outcome = await this.requestIf(OP.SET_IF, args, id, 'lacksSetIf');
-    if (outcome !== null) return outcome;
+  setIf(ns, id, data, ttlMs, expect) {
+    let args;
+    try {
+      args = [checkNs(ns), checkId(id), toBuffer(data), checkTtl(ttlMs), checkTag(expect)];
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.requestIf(OP.SET_IF, args, id, 'lacksSetIf').then((outcome) => (outcome !== null ? outcome : this.setOlder(args, id)));
+  }
+
+  // setOlder(args, id): setIf() on a daemon older than SET_IF.
+  async setOlder(args, id) {
     this.warnOlder('SET_IF', 'sessions are saved with a plain SET, so concurrent saves of one session are last-writer-wins');
     await this.ok(OP.SET, args.slice(0, 4), id);
     return 'ok';
@@ -929,17 +946,15 @@ class Client extends EventEmitter {
   // requestIf(op, args, key, lacks): requestNewer() for a conditional change (SET_IF,
   // TOUCH_IF): resolves 'ok', 'not_found', 'conflict' (CONFLICT, which leaves the connection
   // open), or null when this server lacks the opcode.
-  async requestIf(op, args, key, lacks) {
-    let r;
-    try {
-      r = await this.requestNewer(op, args, key, lacks);
-    } catch (err) {
+  requestIf(op, args, key, lacks) {
+    return this.requestNewer(op, args, key, lacks).then((r) => {
+      if (r === null) return null;
+      return r.status === STATUS.OK ? 'ok' : 'not_found';
+    }, (err) => {
       if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT)) throw err;
       this[lacks] = false;
       return 'conflict';
-    }
-    if (r === null) return null;
-    return r.status === STATUS.OK ? 'ok' : 'not_found';
+    });
   }
 
   // warnOlder(name, consequence): a process warning, once per client and opcode, that the
@@ -964,10 +979,18 @@ class Client extends EventEmitter {
   // connection touch with a plain TOUCH and resolve 'ok' or 'not_found' (see requestNewer; a
   // warning, code ESESSD_NO_TOUCH_IF, is emitted once per client). client.lacksTouchIf:
   // whether the last answer to a TOUCH_IF was UNKNOWN_OP (undefined before any).
-  async touchIf(ns, id, ttlMs, expect) {
-    const args = [checkNs(ns), checkId(id), checkTtl(ttlMs), checkTag(expect)];
-    const outcome = await this.requestIf(OP.TOUCH_IF, args, id, 'lacksTouchIf');
-    if (outcome !== null) return outcome;
+  touchIf(ns, id, ttlMs, expect) {
+    let args;
+    try {
+      args = [checkNs(ns), checkId(id), checkTtl(ttlMs), checkTag(expect)];
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.requestIf(OP.TOUCH_IF, args, id, 'lacksTouchIf').then((outcome) => (outcome !== null ? outcome : this.touchOlder(args, id)));
+  }
+
+  // touchOlder(args, id): touchIf() on a daemon older than TOUCH_IF.
+  async touchOlder(args, id) {
     this.warnOlder('TOUCH_IF', 'an unmodified session is touched with a plain TOUCH, so a slow request may cut back the lifetime a concurrent save gave it');
     return (await this.request(OP.TOUCH, args.slice(0, 3), id)).status === STATUS.OK ? 'ok' : 'not_found';
   }

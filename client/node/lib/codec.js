@@ -258,8 +258,10 @@ class Writer {
 // encodeRequest(op, requestId, args): the whole frame (header included) of the request
 // [op, requestId, ...args] as a new Buffer the caller owns. Arguments are null, integers,
 // strings or Uint8Arrays; they are written as given (the caller checks ranges).
+// The buffer is sized exactly first (requestSize): grown from a guess, a save's frame was
+// allocated and copied up to three times.
 function encodeRequest(op, requestId, args) {
-  const w = new Writer(64);
+  const w = new Writer(requestSize(op, requestId, args));
   w.pos = HEADER_BYTES;
   w.arrayHeader(2 + args.length);
   w.uint(op);
@@ -267,6 +269,32 @@ function encodeRequest(op, requestId, args) {
   for (const a of args) w.value(a);
   w.buf.writeUInt32BE(w.pos - HEADER_BYTES, 0);
   return w.buf.subarray(0, w.pos);
+}
+
+// uintSize(v), strSize(s), binSize(n), arrayHeaderSize(n): the bytes Writer writes for them.
+function uintSize(v) {
+  if (typeof v !== 'number') return 9;
+  return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : v < 0x100000000 ? 5 : 9;
+}
+
+function lengthHeaderSize(n, fix) {
+  return n < fix ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+// requestSize(op, requestId, args): the bytes of encodeRequest's frame, or an upper bound
+// for an argument it will refuse (Writer.value throws then, as before).
+function requestSize(op, requestId, args) {
+  let n = HEADER_BYTES + (args.length + 2 < 16 ? 1 : args.length + 2 < 0x10000 ? 3 : 5) + uintSize(op) + uintSize(requestId);
+  for (const v of args) {
+    if (v === null || v === undefined) n += 1;
+    else if (v instanceof RawValue) n += v.bytes.length;
+    else if (typeof v === 'string') {
+      const len = Buffer.byteLength(v, 'utf8');
+      n += lengthHeaderSize(len, 32) + len;
+    } else if (typeof v === 'number' || typeof v === 'bigint') n += uintSize(v);
+    else if (v instanceof Uint8Array) n += lengthHeaderSize(v.length, 0) + v.length;
+  }
+  return n;
 }
 
 // encodeReply(requestId, status, resultBytes): a whole reply frame; resultBytes is the
