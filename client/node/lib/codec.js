@@ -281,8 +281,8 @@ function lengthHeaderSize(n, fix) {
   return n < fix ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
-// requestSize(op, requestId, args): the bytes of encodeRequest's frame, or an upper bound
-// for an argument it will refuse (Writer.value throws then, as before).
+// requestSize(op, requestId, args): room for encodeRequest's frame (its bytes and 8 more), or
+// an upper bound for an argument it will refuse (Writer.value throws then, as before).
 function requestSize(op, requestId, args) {
   let n = HEADER_BYTES + (args.length + 2 < 16 ? 1 : args.length + 2 < 0x10000 ? 3 : 5) + uintSize(op) + uintSize(requestId);
   for (const v of args) {
@@ -294,7 +294,9 @@ function requestSize(op, requestId, args) {
     } else if (typeof v === 'number' || typeof v === 'bigint') n += uintSize(v);
     else if (v instanceof Uint8Array) n += lengthHeaderSize(v.length, 0) + v.length;
   }
-  return n;
+  // Writer.uint asks room for 9 bytes whatever it writes: without the slack a frame ending in
+  // a small integer (TOUCH's ttl) would be grown, allocated and copied once more.
+  return n + 8;
 }
 
 // encodeReply(requestId, status, resultBytes): a whole reply frame; resultBytes is the
