@@ -21,10 +21,11 @@
  * with SipHash under a random per-store key so that clients cannot aim ids at one bucket.
  *
  * A session is a single allocation: a 54-byte header, the id and the data. The hash is not
- * stored (it is recomputed when a node moves between tables, which happens once per resize),
- * the namespace is a 32-bit index rather than a pointer, and flashes hang off a pointer only
- * when the session has some. With 1 KB of data that keeps the overhead (header, malloc's
- * rounding and its own 8 bytes, the bucket slot) under 100 bytes.
+ * stored (it is recomputed when a node moves between tables, which happens once per resize)
+ * but for 6 of its bits in the flags byte (see struct sess), the namespace is a 32-bit index
+ * rather than a pointer, and flashes hang off a pointer only when the session has some. With
+ * 1 KB of data that keeps the overhead (header, malloc's rounding and its own 8 bytes, the
+ * bucket slot) under 100 bytes.
  *
  * Memory accounting (max_bytes, stats bytes) counts malloc_usable_size of every allocation
  * that grows with what clients store: each session node and its flash allocations; each
@@ -99,19 +100,32 @@ struct dict {
 	size_t rehash_idx;
 };
 
+/*
+ * The order is for the lines a lookup reads. A chain walk reads of every node it passes its
+ * link, id_len and flags (the tag): bytes 40-53, in one cache line in three of the four
+ * places malloc's 16-byte alignment puts a node, so a node whose tag differs costs the walk
+ * that line. The node it finds it reads from the expiry instant to the id's end, and a GET
+ * its data_len: bytes 32-96, two lines wherever the node is. Before, with the link first and
+ * the id compared in every node, a walk read two or three lines of each node it passed
+ * (callgrind's cache simulation, bench/README.md "Ceiling check", stop 53). What only a SET
+ * (usable) or a flash request reads comes first. No padding: the header stays 54 bytes.
+ */
 struct sess {
-	struct hnode link;
-	struct expiry_node exp; /* exp.at_ms is the session's expiry instant */
-	struct flash_set *flash;
-	uint32_t data_len;
 	uint32_t ns_index;
 	/* malloc_usable_size of the node, kept: asking glibc reads the next chunk's header, a
 	 * cache miss of its own on every SET that replaces data in place. */
 	uint32_t usable;
+	struct flash_set *flash;
+	struct expiry_node exp; /* exp.at_ms is the session's expiry instant */
+	struct hnode link;
+	uint32_t data_len;
 	uint8_t id_len;
-	uint8_t flags;   /* SESS_HAS_DATA, SESS_UNREAD */
+	uint8_t flags;   /* SESS_HAS_DATA, SESS_UNREAD, and the tag in SESS_TAG_MASK */
 	uint8_t bytes[]; /* id, then data */
 };
+static_assert(offsetof(struct sess, exp.at_ms) == 32 && offsetof(struct sess, link) == 40 &&
+                  offsetof(struct sess, bytes) == 54,
+              "what a lookup reads in bytes 32-96, the walk's fields in 40-53, no padding");
 
 /* The session has data (a flash-only one has none). */
 #define SESS_HAS_DATA 1u
@@ -119,6 +133,8 @@ struct sess {
  * returns sends the cookie and reads the session; a bot that never sends one does not. In the
  * flags byte, so that it costs a session no memory. */
 #define SESS_UNREAD 2u
+/* The rest of the flags byte: 6 bits of the id's hash (see hash_tag). */
+#define SESS_TAG_MASK 0xfcu
 
 struct ns {
 	struct hnode link;
@@ -220,7 +236,8 @@ struct store {
 };
 
 typedef uint64_t (*dict_hash_fn)(const struct store *st, const struct hnode *n);
-typedef bool (*dict_eq_fn)(const struct hnode *n, const uint8_t *key, size_t len);
+/* Whether ${n} is the node of ${key}, whose hash is ${h}. */
+typedef bool (*dict_eq_fn)(const struct hnode *n, uint64_t h, const uint8_t *key, size_t len);
 
 static uint64_t hash_bytes(const struct store *st, const uint8_t *p, size_t len)
 {
@@ -305,17 +322,34 @@ static bool id_equal(const uint8_t *a, const uint8_t *b, size_t len)
 	return diff == 0;
 }
 
-static bool sess_eq(const struct hnode *n, const uint8_t *id, size_t id_len)
+/*
+ * The 6 bits of an id's hash ${h} kept in its session's flags (SESS_TAG_MASK): the top ones,
+ * which no table's bucket index (at most 31 bits) uses, so that the nodes of one chain differ
+ * in them: a lookup passes 63 in 64 of the others without comparing their ids.
+ */
+static uint8_t hash_tag(uint64_t h)
+{
+	return (uint8_t)(h >> 56) & SESS_TAG_MASK;
+}
+
+/*
+ * The tag is compared first, and a node whose tag differs is passed without its id compared:
+ * the time that takes tells only whether 6 bits of two keyed hashes are equal, nothing of
+ * the stored id's bytes (a bucket's chain tells as much of the low bits already).
+ */
+static bool sess_eq(const struct hnode *n, uint64_t h, const uint8_t *id, size_t id_len)
 {
 	const struct sess *s = sess_of(n);
 
-	return s->id_len == id_len && id_equal(s->bytes, id, id_len);
+	return (s->flags & SESS_TAG_MASK) == hash_tag(h) && s->id_len == id_len &&
+	       id_equal(s->bytes, id, id_len);
 }
 
-static bool ns_eq(const struct hnode *n, const uint8_t *name, size_t name_len)
+static bool ns_eq(const struct hnode *n, uint64_t h, const uint8_t *name, size_t name_len)
 {
 	const struct ns *ns = ns_of(n);
 
+	(void)h;
 	return ns->name_len == name_len && id_equal(ns->name, name, name_len);
 }
 
@@ -544,7 +578,7 @@ static struct hnode **dict_find(const struct dict *d, uint64_t h, dict_eq_fn eq,
 	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
 		for (struct hnode **link = dict_bucket(d, t, h); *link != NULL;
 		     link = &(*link)->next) {
-			if (eq(*link, key, len))
+			if (eq(*link, h, key, len))
 				return link;
 		}
 	}
@@ -806,7 +840,7 @@ static struct ns *ns_find_const(const struct store *st, const uint8_t *name, siz
 {
 	struct hnode **link;
 
-	if (st->ns_recent != NULL && ns_eq(&st->ns_recent->link, name, name_len))
+	if (st->ns_recent != NULL && ns_eq(&st->ns_recent->link, 0, name, name_len))
 		return st->ns_recent;
 	link = dict_find(&st->names, hash_bytes(st, name, name_len), ns_eq, name, name_len);
 	return link != NULL ? ns_of(*link) : NULL;
@@ -839,12 +873,14 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	return 0;
 }
 
-/* Start loading session node ${n}: its header and the id, which a lookup compares, span two
- * lines. */
+/* Start loading the session of node ${n}: its header and the id, which a lookup compares,
+ * span two lines from its start. */
 static void hint_node(const struct hnode *n)
 {
-	__builtin_prefetch(n);
-	__builtin_prefetch((const char *)n + 64);
+	const struct sess *s = sess_of(n);
+
+	__builtin_prefetch(s);
+	__builtin_prefetch((const char *)s + 64);
 }
 
 void store_hint_follow(const struct store_hint *hint)
@@ -875,7 +911,7 @@ void store_hint_data(struct store_hint *hint, bool copies_data)
 		hint->next[t] = NULL;
 		if (head == NULL)
 			continue;
-		if (sess_eq(head, hint->id, hint->id_len)) {
+		if (sess_eq(head, hint->id_hash, hint->id, hint->id_len)) {
 			if (copies_data)
 				hint_data_of(sess_of(head));
 			/* Not in the other table: a session is in one only. */
@@ -897,7 +933,7 @@ void store_hint_next(const struct store_hint *hint, bool copies_data)
 	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
 		const struct hnode *node = hint->next[t];
 
-		if (node != NULL && sess_eq(node, hint->id, hint->id_len)) {
+		if (node != NULL && sess_eq(node, hint->id_hash, hint->id, hint->id_len)) {
 			hint_data_of(sess_of(node));
 			return;
 		}
@@ -1359,11 +1395,13 @@ static void sess_mark_read(struct store *st, struct ns *ns, struct sess *s)
 }
 
 /*
- * A new session of ${ns}, whose id hashes to ${h}, is counted unread while the store marks
- * them (see SESS_UNREAD), and with the drop-unread policy among the ones created last.
+ * The flags of a new session of ${ns} (${flags} and its tag), whose id hashes to ${h}. It is
+ * counted unread while the store marks them (see SESS_UNREAD), and with the drop-unread
+ * policy among the ones created last.
  */
 static uint8_t sess_new_flags(struct store *st, struct ns *ns, uint8_t flags, uint64_t h)
 {
+	flags |= hash_tag(h);
 	if (!st->marks_unread)
 		return flags;
 	ns->unread++;
