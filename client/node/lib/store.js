@@ -825,6 +825,14 @@ class SessdStore extends BaseStore {
     if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
+      // express-session renews the cookie (req.session.touch()) before its save at the end:
+      // so does a save made for it, or it wrote the expiry as read, the session's last save's,
+      // kept for good by a session all of whose saves go early (its requests then asked sessd
+      // its TTL, see endsSoon, as its data said it was ending).
+      const cookie = sess.cookie;
+      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+        sess.resetMaxAge();
+      }
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.

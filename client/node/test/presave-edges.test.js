@@ -5,8 +5,8 @@
 // logout (destroy) or a login's regenerate(), a page showing a flash whose session another
 // tab logged out, its own save() not awaited before the redirect, disableTouch, resave and
 // rolling, a "remember me" set after a pop, a pop then a push, a response ended by the error
-// handler or streamed. What is sent is counted per request on
-// the store's client.
+// handler or streamed, a cart add whose session's data says it ends soon. What is sent is
+// counted per request on the store's client.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
@@ -231,4 +231,26 @@ test('a push, the app\'s save() not awaited, a redirect: one SET_IF, no second o
   assert.deepEqual(ops, ['load', 'flashPushExisting', 'setIf']);
   const page = JSON.parse((await br.get('/')).body);
   assert.deepEqual(page.s.cart, ['pear']);
+});
+
+test('a cart add saved early writes the cookie renewed, as express-session\'s save did: the next page asks sessd no TTL', async (t) => {
+  const { br, store, ops, sid } = await app(t, { routes(a) {
+    a.post('/cart', (req, res) => {
+      req.session.cart = ['pear'];
+      req.flash('info', 'Added');
+      res.redirect(303, '/');
+    });
+  } });
+  // The session as an hour of page views (touches, which write no data) after its last save
+  // leaves it: sessd keeps it an hour more, its data says it ends in 30 s.
+  const stored = JSON.parse((await store.client.get('review', sid())).toString());
+  stored.cookie.expires = new Date(Date.now() + 30000).toISOString();
+  await store.client.set('review', sid(), JSON.stringify(stored), 3600000);
+  await br.post('/cart');
+  const after = JSON.parse((await store.client.get('review', sid())).toString());
+  assert.deepEqual(after.cart, ['pear']);
+  assert.ok(new Date(after.cookie.expires).getTime() > Date.now() + 3000000, `stored cookie expires ${after.cookie.expires}`);
+  ops.length = 0;
+  assert.deepEqual(JSON.parse((await br.get('/')).body).flash, { info: ['Added'] });
+  assert.deepEqual(ops, ['load', 'flashPop', 'touchIf']);
 });
