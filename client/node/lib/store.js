@@ -82,6 +82,8 @@ const KEEP = Symbol('connect-sessd keep for the request');
 // (the error that save of this request's changes failed with, for set() to answer with, once;
 // else null) }.
 const PRESAVE = Symbol('connect-sessd presave');
+// On a session, how many set() calls of it are under way (see whileSaving).
+const SAVING = Symbol('connect-sessd saves under way');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -819,11 +821,22 @@ class SessdStore extends BaseStore {
   presave(sid, sess, changes, made = false) {
     if (!this.keepsAlive() || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
     if (sess[PRESAVE] !== undefined || sess[SAVED] !== undefined || answeredFailedSave(sess)) return null;
+    // The app's own save under way (req.session.save() not awaited before the redirect): a
+    // second beside it met its write as a CONFLICT, read the session again and wrote it twice.
+    if (sess[SAVING] > 0) return null;
     const key = this.key(sid);
     const st = sess[LOADED];
     if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
+      // express-session renews the cookie (req.session.touch()) before its save at the end:
+      // so does a save made for it, or it wrote the expiry as read, the session's last save's,
+      // kept for good by a session all of whose saves go early (its requests then asked sessd
+      // its TTL, see endsSoon, as its data said it was ending).
+      const cookie = sess.cookie;
+      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+        sess.resetMaxAge();
+      }
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
@@ -832,7 +845,7 @@ class SessdStore extends BaseStore {
         await this.saveSession(sid, sess);
         return;
       }
-      await this.saveLoaded(sid, sess, st, ttl, atMs, !changes);
+      await this.saveLoaded(sid, sess, st, ttl, atMs, changes ? 'save' : 'touch');
       // Its 'gone' is said: the end's save does not say it again.
       if (st.gone) st.goneSaid = true;
     })().catch((err) => {
@@ -846,7 +859,7 @@ class SessdStore extends BaseStore {
   // session is destroyed instead. A session get() read (with merge on) is merged: only the
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
-    return withCallback((async () => {
+    return withCallback(this.whileSaving(sess, (async () => {
       const pre = sess ? sess[PRESAVE] : undefined;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
@@ -862,7 +875,15 @@ class SessdStore extends BaseStore {
         throw err;
       }
       return undefined;
-    })(), cb);
+    })()), cb);
+  }
+
+  // whileSaving(sess, saving): saving (set()'s promise), with sess counted as being saved
+  // (SAVING) until it settles, for presave.
+  whileSaving(sess, saving) {
+    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
+    Object.defineProperty(sess, SAVING, { value: (sess[SAVING] || 0) + 1, configurable: true });
+    return saving.finally(() => Object.defineProperty(sess, SAVING, { value: sess[SAVING] - 1, configurable: true }));
   }
 
   // saveSession(sid, sess): set()'s work.
@@ -1053,8 +1074,11 @@ class SessdStore extends BaseStore {
   // A SET_IF whose connection broke (sessd crashed) is sent again by the client, and one that
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
-  // unchangedOnly (presave's pop): when the request changed a key, nothing is sent (null).
-  async saveLoaded(sid, sess, st, ttl, atMs, unchangedOnly = false) {
+  // early (presave's): 'touch' for a pop's, which sends nothing when the request changed a key
+  // (null); 'save' for a push's. A touch of an early save that finds the session gone says
+  // nothing (false): 'gone' reports saves, and the session may be one the request itself
+  // destroys or regenerates next; the request's end saves or touches it as before.
+  async saveLoaded(sid, sess, st, ttl, atMs, early = null) {
     const ns = this.namespace;
     if (st.gone) {
       if (st.goneSaid) st.goneSaid = false;
@@ -1070,7 +1094,7 @@ class SessdStore extends BaseStore {
       const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
       if (!(same ?? this.sameForm(k, st.forms.get(k), now.get(k)))) changed.push(k);
     }
-    if (unchangedOnly && changed.length > 0) return null;
+    if (early === 'touch' && changed.length > 0) return null;
     if (changed.length === 0) {
       // Saved already in this request (presave, or req.session.save()) and not changed since:
       // sessd holds it, and a touch would cost a round trip (see touch).
@@ -1080,6 +1104,7 @@ class SessdStore extends BaseStore {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
         return ttl;
       }
+      if (early !== null) return false;
       this.gone(sid, sess, st);
       return false;
     }
