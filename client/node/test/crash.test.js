@@ -225,14 +225,19 @@ test('kill -9 of sessd (3 times, back within 1 s) under 32 browsers adding to ca
 
   const inFlight = [];
   // Back after ~100 ms twice, then after 1 s (systemd's RestartSec=1s).
-  for (const [stoppedMs, downMs] of [[0, 100], [20, 100], [0, 1000]]) {
-    await waitFor(() => changesInFlight() > 0, 'a save in flight', 5000, 1);
-    await crashAndRestart(d, stoppedMs, () => inFlight.push(changesInFlight()), downMs);
-    const before = acknowledged.flat().length;
-    await waitFor(() => acknowledged.flat().length > before + 32, 'adds answered after the restart', 10000);
+  try {
+    for (const [stoppedMs, downMs] of [[0, 100], [20, 100], [0, 1000]]) {
+      await waitFor(() => changesInFlight() > 0, 'a save in flight', 5000, 1);
+      await crashAndRestart(d, stoppedMs, () => inFlight.push(changesInFlight()), downMs);
+      const before = acknowledged.flat().length;
+      await waitFor(() => acknowledged.flat().length > before + 32, 'adds answered after the restart', 10000);
+    }
+  } finally {
+    // Failed or not, the browsers stop: left going, they kept the file's process alive until
+    // the suite's timeout, and its other tests never ran.
+    running = false;
+    await Promise.all(load);
   }
-  running = false;
-  await Promise.all(load);
   const summary = JSON.stringify(Object.fromEntries([...counts].sort()));
   t.diagnostic(`saves in flight at the kills: ${inFlight.join(', ')}; answers ${summary}; events ${JSON.stringify(events)}`);
   assert.deepEqual(failures.slice(0, 10), [], summary);
