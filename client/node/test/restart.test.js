@@ -120,18 +120,22 @@ async function restartUnderLoad(t, sealed) {
   }
   const load = users.map((br, i) => user(br, i));
 
-  await sleep(700);
-  for (let k = 0; k < RESTARTS; k++) {
-    const before = counts.get(200) || 0;
-    await d.stop('SIGTERM');
+  try {
+    await sleep(700);
+    for (let k = 0; k < RESTARTS; k++) {
+      const before = counts.get(200) || 0;
+      await d.stop('SIGTERM');
+      await sleep(300);
+      await d.start();
+      // The app serves again by itself once the pool has reconnected.
+      await waitFor(() => (counts.get(200) || 0) > before + 4 * USERS, 'pages served after the restart');
+    }
     await sleep(300);
-    await d.start();
-    // The app serves again by itself once the pool has reconnected.
-    await waitFor(() => (counts.get(200) || 0) > before + 4 * USERS, 'pages served after the restart');
+  } finally {
+    // Failed or not, the users stop, or they keep the file's process alive (crash.test.js).
+    running = false;
+    await Promise.all(load);
   }
-  await sleep(300);
-  running = false;
-  await Promise.all(load);
 
   const summary = JSON.stringify(Object.fromEntries(counts));
   t.diagnostic(`statuses ${summary}; events ${JSON.stringify(events)}`);
