@@ -26,9 +26,11 @@
  * exit). After the call the harness checks what sessd.h promises: a result code the call may
  * return, results only on SESSD_OK and within the bounds of REPLIES in libsessd(3), and
  * words in sessd_errmsg() without a byte outside printable ASCII. It aborts when one fails;
- * the sanitizers and libFuzzer's leak check catch the rest. No call can wait on its timeout:
- * the server always closes its side once it has written. FUZZ_CLIENT_DEBUG=1 shows each
- * input's call and sessd_errmsg() after it ("" when it succeeded).
+ * the sanitizers and libFuzzer's leak check catch the rest. The server always closes its side
+ * once it has written and serves one connection an input, so a call waits on its timeout only
+ * when the client connects again within it: a sealed connection's first exchange answered
+ * SHUTTING_DOWN before any reply is sent again once, on a new connection (libsessd(3)).
+ * FUZZ_CLIENT_DEBUG=1 shows each input's call and sessd_errmsg() after it ("" when it succeeded).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -666,6 +669,24 @@ static void connect_only(const struct sessd_options *opts)
 		fail("sessd_connect's errno is not the one sessd.h gives its code");
 }
 
+/*
+ * Close the connections no fake server took: a client that connected again within its call
+ * left one in the listen queue, which the next input's server would otherwise take for its
+ * own client's (reading an old HELLO, answering a closed socket).
+ */
+static void drop_unserved(void)
+{
+	struct pollfd pending = {.fd = listen_fd, .events = POLLIN};
+	int fd;
+
+	while (poll(&pending, 1, 0) == 1) {
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd == -1)
+			break;
+		close(fd);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sessd_options opts = {.timeout_ms = FUZZ_TIMEOUT_MS, .client_name = "fuzz"};
@@ -705,6 +726,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s.raw_hello) {
 		connect_only(&opts);
 		pthread_join(server, NULL);
+		drop_unserved();
 		return 0;
 	}
 	rc = sessd_connect(sock_url, &opts, &c);
@@ -720,5 +742,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "call %u: \"%s\"\n", call, sessd_errmsg(c));
 	sessd_close(c);
 	pthread_join(server, NULL);
+	drop_unserved();
 	return 0;
 }
