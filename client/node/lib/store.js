@@ -812,7 +812,10 @@ class SessdStore extends BaseStore {
   // the session since. When this one failed, express-session's save at the end fails with its
   // error, which reaches the app as that save's own did: not made again, since a save that
   // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
-  // mergeKey counter would count the change twice; its touch touches as it would have.
+  // mergeKey counter would count the change twice; a change of the cookie alone, which
+  // express-session leaves to its touch, is not saved again either, its error taken as
+  // saveCookie takes it (see touch). One that finds the session gone sends nothing more, and
+  // 'gone' is said by the request's end, if it still has the session (see lostEarly).
   // Resolves once settled, never rejects; null when it does not apply. made: sess is one this
   // request made (a first visit, a regenerate(): a logout's new session) that express-session
   // will save, flash() having marked it: it is saved whole now (SET behind the FLASH_PUSH that
@@ -846,8 +849,6 @@ class SessdStore extends BaseStore {
         return;
       }
       await this.saveLoaded(sid, sess, st, ttl, atMs, changes ? 'save' : 'touch');
-      // Its 'gone' is said: the end's save does not say it again.
-      if (st.gone) st.goneSaid = true;
     })().catch((err) => {
       if (changes) pre.err = err;
     });
@@ -1050,6 +1051,17 @@ class SessdStore extends BaseStore {
     }
   }
 
+  // lostEarly(sess, st, changed): an early save or touch (see saveLoaded) found the session
+  // gone: marked so; false. The 'gone' event is left to the request's end: its save says it (see
+  // saveLoaded), and so does its touch for a save of changes (changed: the cookie alone, which
+  // express-session leaves to its touch, see saveCookie), if the request still has the session.
+  lostEarly(sess, st, changed) {
+    st.gone = true;
+    st.goneUnsaid = changed;
+    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
+    return false;
+  }
+
   // gone(sid, sess, st): a save found the session destroyed (or expired) since this request read
   // it: nothing was written, and the 'gone' event says so.
   gone(sid, sess, st) {
@@ -1075,14 +1087,15 @@ class SessdStore extends BaseStore {
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
   // early (presave's): 'touch' for a pop's, which sends nothing when the request changed a key
-  // (null); 'save' for a push's. A touch of an early save that finds the session gone says
-  // nothing (false): 'gone' reports saves, and the session may be one the request itself
-  // destroys or regenerates next; the request's end saves or touches it as before.
+  // (null); 'save' for a push's. An early save or touch that finds the session gone says
+  // nothing (false), and marks it gone (st.gone), so that the request's end sends nothing more
+  // for it: the session may be one the request itself destroys or regenerates next
+  // (res.redirect(); req.session.destroy()), and the end's save, made only when the request
+  // still has the session and changed it, says 'gone' as it would have (see lostEarly).
   async saveLoaded(sid, sess, st, ttl, atMs, early = null) {
     const ns = this.namespace;
     if (st.gone) {
-      if (st.goneSaid) st.goneSaid = false;
-      else this.gone(sid, sess, st);
+      this.gone(sid, sess, st);
       return false;
     }
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
@@ -1104,7 +1117,7 @@ class SessdStore extends BaseStore {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
         return ttl;
       }
-      if (early !== null) return false;
+      if (early !== null) return this.lostEarly(sess, st, false);
       this.gone(sid, sess, st);
       return false;
     }
@@ -1152,6 +1165,7 @@ class SessdStore extends BaseStore {
         return writeTtl;
       }
       if (outcome === 'not_found') {
+        if (early !== null) return this.lostEarly(sess, st, true);
         this.gone(sid, sess, st);
         return false;
       }
@@ -1159,6 +1173,7 @@ class SessdStore extends BaseStore {
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) {
+        if (early !== null) return this.lostEarly(sess, st, true);
         this.gone(sid, sess, st);
         return false;
       }
@@ -1197,15 +1212,32 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
-      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE].done;
+      const pre = sess ? sess[PRESAVE] : undefined;
+      if (pre !== undefined) await pre.done;
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
+      const loaded = this.merge && sess ? sess[LOADED] : undefined;
+      if (pre !== undefined && loaded && loaded.key === this.key(sid)) {
+        // The early save found the session gone: nothing more is sent for it.
+        if (loaded.gone) {
+          if (loaded.goneUnsaid) this.gone(sid, sess, loaded);
+          loaded.goneUnsaid = false;
+          return undefined;
+        }
+        // The early save of the cookie failed: not made again (see presave), its error taken
+        // as saveCookie takes it.
+        if (pre.err !== null) {
+          const err = pre.err;
+          pre.err = null;
+          await this.cookieSaveFailed(err, sid, Math.min(this.ttlMs(sess), codec.MAX_TTL_MS), loaded);
+          return undefined;
+        }
+      }
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
       if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
-      const loaded = this.merge && sess ? sess[LOADED] : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (savedAsIs) {
         // Saved as it is, but long before the response gave the browser its cookie.
@@ -1254,9 +1286,16 @@ class SessdStore extends BaseStore {
         markSaved(sess, atMs, ttl);
       }
     } catch (err) {
-      if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
-      if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
+      await this.cookieSaveFailed(err, sid, ttl, st);
     }
+  }
+
+  // cookieSaveFailed(err, sid, ttl, st): after saveCookie's save failed with err: one that failed
+  // for the link's sake leaves the session as it was, one sessd refused is touched instead, any
+  // other error is thrown.
+  async cookieSaveFailed(err, sid, ttl, st) {
+    if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
+    if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
   }
 
   // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request
