@@ -138,3 +138,25 @@ test('an early touch that finds the session gone is not followed by another at t
   assert.deepEqual(ops.filter((op) => op.startsWith('touch')), ['touchIf'], `the form error sent ${ops.join(', ')}`);
   assert.deepEqual(gone, [], 'touches say no gone');
 });
+
+test('a page showing a flash touches early without comparing every key of its session', async (t) => {
+  const { br, ops, store } = await shop(t, (app) => {
+    app.post('/form', (req, res) => {
+      req.session.blob = 'x'.repeat(1000);
+      req.flash('info', 'x');
+      res.redirect(303, '/');
+    });
+  });
+  await br.post('/form');
+  let formed = 0;
+  const forms = store.forms;
+  store.forms = function counted(...args) {
+    formed++;
+    return forms.apply(this, args);
+  };
+  ops.length = 0;
+  const page = JSON.parse((await br.get('/')).body);
+  assert.deepEqual(page.flash, { info: ['x'] });
+  assert.deepEqual(ops, ['load', 'flashPop', 'touchIf']);
+  assert.equal(formed, 0, 'the session\'s keys were put in their JSON forms to compare them');
+});
