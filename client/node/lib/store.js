@@ -1228,9 +1228,10 @@ class SessdStore extends BaseStore {
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
       const loaded = this.merge && sess ? sess[LOADED] : undefined;
       if (pre !== undefined && loaded && loaded.key === this.key(sid)) {
-        // The early save found the session gone: nothing more is sent for it.
+        // The early save found the session gone: nothing more is sent for it. A change of the
+        // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
         if (loaded.gone) {
-          if (loaded.goneUnsaid) this.gone(sid, sess, loaded);
+          if (loaded.goneUnsaid || (await this.cookieChanged(sess, loaded))) this.gone(sid, sess, loaded);
           loaded.goneUnsaid = false;
           return undefined;
         }

@@ -139,6 +139,27 @@ test('an early touch that finds the session gone is not followed by another at t
   assert.deepEqual(gone, [], 'touches say no gone');
 });
 
+test('a pop whose touch found the session gone, then "remember me": gone once, nothing more sent', async (t) => {
+  const { br, ops, gone } = await shop(t, (app, { store: s }) => {
+    app.post('/form', (req, res) => {
+      req.flash('info', 'x');
+      res.redirect(303, '/');
+    });
+    app.post('/remember', async (req, res, next) => {
+      await s.client.destroy('early', req.sessionID);
+      next();
+    }, flash.locals({ methods: ['POST'] }), (req, res) => {
+      req.session.cookie.maxAge = 30 * 24 * 3600000;
+      res.json(res.locals.flash);
+    });
+  });
+  await br.post('/form');
+  ops.length = 0;
+  assert.equal((await br.post('/remember')).status, 200);
+  assert.equal(gone.length, 1, 'the cookie\'s save found the session gone, as it does without the early touch');
+  assert.deepEqual(ops.filter((op) => op.startsWith('touch') || op.startsWith('set')), ['touchIf'], `sent ${ops.join(', ')}`);
+});
+
 test('a page showing a flash touches early without comparing every key of its session', async (t) => {
   const { br, ops, store } = await shop(t, (app) => {
     app.post('/form', (req, res) => {
