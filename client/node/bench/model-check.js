@@ -57,6 +57,7 @@ for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
         console.log(`  errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
       } else {
         console.log(`ok   ${line}`);
+        if (stats.earlyKinds) console.log(`  early kinds answered ${JSON.stringify(stats.earlyKinds)}, first visits ${stats.byStatus['GET /hello 303'] || 0}`);
         if (verbose) console.log(`  statuses ${JSON.stringify(stats.byStatus)} errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
       }
     }

@@ -198,7 +198,8 @@ function makeApp(store, name, sessionOptions = {}) {
   // changed key), note (a new or changed key), none (no change: the touch), cookie (the cookie
   // alone: its maxAge), save (req.session.save() not awaited, then the redirect), destroy
   // (res.redirect(), then req.session.destroy()), regen (a logout's regenerate() after the push,
-  // which moves it to the new session, then the redirect).
+  // which moves it to the new session, then the redirect), logout (regenerate(), then the push
+  // to the new session, saved behind it).
   app.locals.destroyErrors = new Map();
   app.post('/early', (req, res, next) => {
     const kind = req.query.kind;
@@ -210,6 +211,15 @@ function makeApp(store, name, sessionOptions = {}) {
     }
     if (kind === 'note') req.session.note = req.query.v;
     if (kind === 'cookie') req.session.cookie.maxAge = req.session.cookie.originalMaxAge === 3600000 ? 3000000 : 3600000;
+    if (kind === 'logout') {
+      // passport 0.7's logout, connect-flash style: regenerate(), then a push not awaited.
+      return req.session.regenerate((err) => {
+        if (err) return next(err);
+        res.set('x-new-sid', req.sessionID);
+        req.flash('info', req.query.m);
+        return res.redirect(303, '/page');
+      });
+    }
     req.flash('info', req.query.m);
     if (kind === 'save') req.session.save();
     if (kind === 'regen') {
@@ -1051,8 +1061,9 @@ async function runModel(opts = {}) {
       }));
       for (const { kind, m, item, res } of results) {
         // A logout that failed (a 503 in a fault) or got no answer may have been carried out.
-        if ((kind === 'destroy' || kind === 'regen') && (!res.ok || res.status !== 303) && res.sentSid && sids.has(res.sentSid)) sids.get(res.sentSid).uncertain = true;
+        if ((kind === 'destroy' || kind === 'regen' || kind === 'logout') && (!res.ok || res.status !== 303) && res.sentSid && sids.has(res.sentSid)) sids.get(res.sentSid).uncertain = true;
         if (!res.ok || res.status === 401) continue;
+        (stats.earlyKinds ||= {})[kind] = (stats.earlyKinds[kind] || 0) + 1;
         if (res.status !== 303) {
           violate(`browser ${b.i} early ${kind} ${m}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
           continue;
@@ -1060,8 +1071,8 @@ async function runModel(opts = {}) {
         const sid = res.headers['x-sid'];
         const s = owner(sid, b.i);
         const newSid = res.headers['x-new-sid'];
-        if (kind === 'regen') {
-          // The push moved with the regenerate() to the new session.
+        if (kind === 'regen' || kind === 'logout') {
+          // The push moved with the regenerate() to the new session, or made after it there.
           owner(newSid, b.i);
           pushedAcked.set(m, { b: b.i, sid: newSid, at: res.startedAt, end: res.endedAt });
           if (!s.dead) Object.assign(s, { dead: true, deadAt: res.endedAt });
@@ -1092,7 +1103,7 @@ async function runModel(opts = {}) {
     },
     async earlyLogout(b) {
       b.switchedAt = Date.now(); // checkFresh
-      await actions.early(b, ['destroy', 'regen']);
+      await actions.early(b, ['destroy', 'regen', 'logout']);
     },
     // A first visit: a browser without a cookie whose first page pushes a flash (the session is
     // made by the FLASH_PUSH, saved whole behind it), then the page it redirects to.
