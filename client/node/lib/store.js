@@ -384,6 +384,19 @@ function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && se
   }
 }
 
+// renewCookieAsRead(sess): renews the cookie of a session read from sessd (resetMaxAge) while it
+// holds the expiry read, as express-session renews it (req.session.touch()) before its save at
+// the end of a request. A save made before that (presave's, or the app's req.session.save()
+// before its redirect) wrote the expiry of the session's last save otherwise, kept for good by a
+// session all of whose saves are made so: its requests then asked sessd its TTL (see endsSoon),
+// as its data said it was ending.
+function renewCookieAsRead(sess) {
+  const cookie = sess.cookie;
+  if (typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+    sess.resetMaxAge();
+  }
+}
+
 // markSaveFailed(sess): set() of sess, or a push to it, failed (see SAVE_FAILED).
 function markSaveFailed(sess) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
@@ -832,14 +845,7 @@ class SessdStore extends BaseStore {
     if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
-      // express-session renews the cookie (req.session.touch()) before its save at the end:
-      // so does a save made for it, or it wrote the expiry as read, the session's last save's,
-      // kept for good by a session all of whose saves go early (its requests then asked sessd
-      // its TTL, see endsSoon, as its data said it was ending).
-      const cookie = sess.cookie;
-      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
-        sess.resetMaxAge();
-      }
+      if (changes && !made) renewCookieAsRead(sess);
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
@@ -864,6 +870,8 @@ class SessdStore extends BaseStore {
       const pre = sess ? sess[PRESAVE] : undefined;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
+      // The app's own save before the response (req.session.save(cb), then the redirect).
+      if (isPlainObject(sess)) renewCookieAsRead(sess);
       try {
         if (pre !== undefined && pre.err !== null) {
           const err = pre.err;

@@ -181,3 +181,23 @@ test('a page showing a flash touches early without comparing every key of its se
   assert.deepEqual(ops, ['load', 'flashPop', 'touchIf']);
   assert.equal(formed, 0, 'the session\'s keys were put in their JSON forms to compare them');
 });
+
+// Not the early save, its sibling: the app's own save before its redirect, made before
+// express-session renews the cookie at the response, as the early save is.
+test('a save-first cart add (req.session.save(cb), then the redirect) writes the cookie renewed', async (t) => {
+  const { br, store, sid } = await shop(t, (app) => {
+    app.post('/cart', (req, res, next) => {
+      req.session.cart = ['pear'];
+      req.session.save((err) => (err ? next(err) : res.redirect(303, '/')));
+    });
+  });
+  // The session as a page view (a touch, which writes no data) an hour after its last save
+  // leaves it: sessd keeps it an hour more, its data says it ends in 30 s.
+  const stored = JSON.parse((await store.client.get('early', sid())).toString());
+  stored.cookie.expires = new Date(Date.now() + 30000).toISOString();
+  await store.client.set('early', sid(), JSON.stringify(stored), 3600000);
+  assert.equal((await br.post('/cart')).status, 303);
+  const after = JSON.parse((await store.client.get('early', sid())).toString());
+  assert.deepEqual(after.cart, ['pear']);
+  assert.ok(new Date(after.cookie.expires).getTime() > Date.now() + 3000000, `stored cookie expires ${after.cookie.expires}`);
+});

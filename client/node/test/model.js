@@ -1087,8 +1087,8 @@ async function runModel(opts = {}) {
         pushedAcked.set(m, { b: b.i, sid, at: res.startedAt, end: res.endedAt });
         stats.earlyAcked = (stats.earlyAcked || 0) + 1;
         if (kind === 'cookie') s.cookieChanged = true;
-        // Not after the app's own save() (kind save): express-session renews the cookie only at
-        // the response, so that save writes it as read, with connect-sessd's early save or not.
+        // Not after the app's own save() (kind save): nothing awaits it, and it may land after
+        // the answer.
         if ((kind === 'cart' || kind === 'note') && !s.cookieChanged && !o.workers && !touchedByFault(res.startedAt, Date.now())) await checkEarlyExpiry(b, sid, res, `early ${kind} ${m}`);
         if (kind === 'cart') {
           s.early.set(item, { at: res.endedAt, startedAt: res.startedAt });
