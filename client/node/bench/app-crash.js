@@ -21,6 +21,9 @@
 //   nice node bench/app-crash.js [--seeds 1-10] [--workers 3] [--browsers 10] [--steps 40]
 //                                [--worker-faults kill,term,stop,mass,rolling] [--no-daemon-faults]
 //                                [--wstop-ms 3500-6000] [--cluster [--sched-none]] [--express-session DIR,-]
+//                                [--early]
+//
+// --early: the early save's actions too (model-check.js's --early).
 //
 // --cluster: the workers are node:cluster workers of this process (the primary) sharing one
 // port, as `cluster.fork()` apps run: the browsers cannot pick a worker (the kernel and the
@@ -45,6 +48,7 @@ const kinds = arg('worker-faults', null);
 const daemonFaults = !process.argv.includes('--no-daemon-faults');
 const wstopMs = arg('wstop-ms', '3500-6000').split('-').map(Number);
 const clustered = process.argv.includes('--cluster');
+const early = process.argv.includes('--early');
 // --sched-none: cluster.SCHED_NONE (the workers accept on the shared socket) instead of Node's
 // round-robin primary, which loses a connection now and then at a graceful restart (the
 // model counts those, 'lost by the cluster primary'; with --sched-none they fail the run).
@@ -70,6 +74,7 @@ const expressSession = arg('express-session', null)?.split(',').map((d) => (d ==
         cluster: clustered,
         clusterSched,
         workerExpressSession: expressSession,
+        early,
       });
     } catch (err) {
       // The run could not go on (sessd would not start again, a worker would not start): its

@@ -6,6 +6,10 @@
 //   node bench/model-check.js [--seeds 1-20] [--browsers 12] [--steps 60] [--faults on|off|both]
 //                             [--no-persist] [--starve] [--migrate N] [--verbose]
 //                             [--fault-every 3-60] [--down 5-60] [--kinds kill,cut]
+//                             [--early] [--rolling]
+// --early: the early save's actions too (connect-sessd's presave: a push not awaited, then a
+// redirect, with each kind of session change, a save() not awaited, a destroy or regenerate
+// after it, several tabs at once, a first visit); --rolling: the TCP app with rolling: true.
 // --migrate N: N browsers start with a session in the app's old store (migrateFrom).
 // --fault-every LO-HI ms between faults, --down LO-HI ms sessd stays down after a kill,
 // --kinds the fault kinds in turn. The dense migrate setting (migrateFrom's move locks under
@@ -29,6 +33,8 @@ const persist = !process.argv.includes('--no-persist');
 const verbose = process.argv.includes('--verbose');
 const starve = process.argv.includes('--starve');
 const migrate = Number(arg('migrate', 0));
+const early = process.argv.includes('--early');
+const rolling = process.argv.includes('--rolling');
 const range = (name) => (arg(name, null) === null ? undefined : arg(name).split('-').map(Number));
 const dense = { faultEveryMs: range('fault-every'), downMs: range('down'), faultKinds: arg('kinds', null)?.split(',') };
 for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
@@ -40,9 +46,9 @@ for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
   for (let seed = lo; seed <= (hi || lo); seed++) {
     for (const faults of faultModes) {
       const started = Date.now();
-      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, ...dense, log: verbose ? console.log : () => {} });
+      const { violations, stats } = await runModel({ seed, browsers, steps, faults, persist, starve, migrate, early, rolling, ...dense, log: verbose ? console.log : () => {} });
       requests += stats.requests;
-      const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} under ids no answer named, ${stats.flashOnlyAtEnd || 0} flashes only), ${((Date.now() - started) / 1000).toFixed(1)} s`;
+      const line = `seed ${seed} faults ${faults ? 'on ' : 'off'}: ${stats.requests} requests, ${stats.addsAcked} adds, ${stats.earlyAcked || 0} early saves (${stats.earlyExpiryChecks || 0} expiries checked, lag at most ${stats.earlyExpiryMaxLagMs ?? '-'} ms), ${stats.flashesShown} flashes shown, faults ${JSON.stringify(stats.faults)}, late save errors ${stats.lateErrors}, stored ${stats.storedAtEnd} (${stats.storedUnknown || 0} under ids no answer named, ${stats.flashOnlyAtEnd || 0} flashes only), ${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (violations.length) {
         failed++;
         console.log(`FAIL ${line}`);
@@ -51,6 +57,7 @@ for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
         console.log(`  errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
       } else {
         console.log(`ok   ${line}`);
+        if (stats.earlyKinds) console.log(`  early kinds answered ${JSON.stringify(stats.earlyKinds)}, first visits ${stats.byStatus['GET /hello 303'] || 0}`);
         if (verbose) console.log(`  statuses ${JSON.stringify(stats.byStatus)} errors ${JSON.stringify(stats.errors.slice(0, 10))}`);
       }
     }

@@ -384,6 +384,19 @@ function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && se
   }
 }
 
+// renewCookieAsRead(sess): renews the cookie of a session read from sessd (resetMaxAge) while it
+// holds the expiry read, as express-session renews it (req.session.touch()) before its save at
+// the end of a request. A save made before that (presave's, or the app's req.session.save()
+// before its redirect) wrote the expiry of the session's last save otherwise, kept for good by a
+// session all of whose saves are made so: its requests then asked sessd its TTL (see endsSoon),
+// as its data said it was ending.
+function renewCookieAsRead(sess) {
+  const cookie = sess.cookie;
+  if (typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+    sess.resetMaxAge();
+  }
+}
+
 // markSaveFailed(sess): set() of sess, or a push to it, failed (see SAVE_FAILED).
 function markSaveFailed(sess) {
   if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
@@ -812,7 +825,10 @@ class SessdStore extends BaseStore {
   // the session since. When this one failed, express-session's save at the end fails with its
   // error, which reaches the app as that save's own did: not made again, since a save that
   // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
-  // mergeKey counter would count the change twice; its touch touches as it would have.
+  // mergeKey counter would count the change twice; a change of the cookie alone, which
+  // express-session leaves to its touch, is not saved again either, its error taken as
+  // saveCookie takes it (see touch). One that finds the session gone sends nothing more, and
+  // 'gone' is said by the request's end, if it still has the session (see lostEarly).
   // Resolves once settled, never rejects; null when it does not apply. made: sess is one this
   // request made (a first visit, a regenerate(): a logout's new session) that express-session
   // will save, flash() having marked it: it is saved whole now (SET behind the FLASH_PUSH that
@@ -829,14 +845,7 @@ class SessdStore extends BaseStore {
     if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
-      // express-session renews the cookie (req.session.touch()) before its save at the end:
-      // so does a save made for it, or it wrote the expiry as read, the session's last save's,
-      // kept for good by a session all of whose saves go early (its requests then asked sessd
-      // its TTL, see endsSoon, as its data said it was ending).
-      const cookie = sess.cookie;
-      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
-        sess.resetMaxAge();
-      }
+      if (changes && !made) renewCookieAsRead(sess);
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
@@ -846,8 +855,6 @@ class SessdStore extends BaseStore {
         return;
       }
       await this.saveLoaded(sid, sess, st, ttl, atMs, changes ? 'save' : 'touch');
-      // Its 'gone' is said: the end's save does not say it again.
-      if (st.gone) st.goneSaid = true;
     })().catch((err) => {
       if (changes) pre.err = err;
     });
@@ -863,6 +870,8 @@ class SessdStore extends BaseStore {
       const pre = sess ? sess[PRESAVE] : undefined;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
+      // The app's own save before the response (req.session.save(cb), then the redirect).
+      if (isPlainObject(sess)) renewCookieAsRead(sess);
       try {
         if (pre !== undefined && pre.err !== null) {
           const err = pre.err;
@@ -1050,6 +1059,17 @@ class SessdStore extends BaseStore {
     }
   }
 
+  // lostEarly(sess, st, changed): an early save or touch (see saveLoaded) found the session
+  // gone: marked so; false. The 'gone' event is left to the request's end: its save says it (see
+  // saveLoaded), and so does its touch for a save of changes (changed: the cookie alone, which
+  // express-session leaves to its touch, see saveCookie), if the request still has the session.
+  lostEarly(sess, st, changed) {
+    st.gone = true;
+    st.goneUnsaid = changed;
+    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
+    return false;
+  }
+
   // gone(sid, sess, st): a save found the session destroyed (or expired) since this request read
   // it: nothing was written, and the 'gone' event says so.
   gone(sid, sess, st) {
@@ -1075,15 +1095,27 @@ class SessdStore extends BaseStore {
   // meets its own first attempt's data resolves 'ok' (Client.ownWrite): merged here, its
   // changes would be applied twice (mergeKey would get them as "theirs" too).
   // early (presave's): 'touch' for a pop's, which sends nothing when the request changed a key
-  // (null); 'save' for a push's. A touch of an early save that finds the session gone says
-  // nothing (false): 'gone' reports saves, and the session may be one the request itself
-  // destroys or regenerates next; the request's end saves or touches it as before.
+  // (null); 'save' for a push's. An early save or touch that finds the session gone says
+  // nothing (false), and marks it gone (st.gone), so that the request's end sends nothing more
+  // for it: the session may be one the request itself destroys or regenerates next
+  // (res.redirect(); req.session.destroy()), and the end's save, made only when the request
+  // still has the session and changed it, says 'gone' as it would have (see lostEarly).
   async saveLoaded(sid, sess, st, ttl, atMs, early = null) {
     const ns = this.namespace;
     if (st.gone) {
-      if (st.goneSaid) st.goneSaid = false;
-      else this.gone(sid, sess, st);
+      this.gone(sid, sess, st);
       return false;
+    }
+    // A pop's touch, the cookie as read: sent without comparing the other keys, which cost every
+    // page showing a flash (every flash.locals() page on a sessd without LOAD counts) a second
+    // parse and each key's form (8 us a 1 KB session, 30 at 8 KB). A key changed before the pop
+    // is saved at the end all the same, the touch then one request more, pipelined with the pop.
+    if (early === 'touch' && st.forms === null && this.serializer === JSON && sameCookieAsRead(st.cookie, sess.cookie) === true) {
+      if (await this.renew(ns, st.key, ttl, st)) {
+        markSaved(sess, atMs, ttl);
+        return ttl;
+      }
+      return this.lostEarly(sess, st, false);
     }
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
     const asRead = st.forms === null && this.serializer === JSON;
@@ -1104,7 +1136,7 @@ class SessdStore extends BaseStore {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
         return ttl;
       }
-      if (early !== null) return false;
+      if (early !== null) return this.lostEarly(sess, st, false);
       this.gone(sid, sess, st);
       return false;
     }
@@ -1152,6 +1184,7 @@ class SessdStore extends BaseStore {
         return writeTtl;
       }
       if (outcome === 'not_found') {
+        if (early !== null) return this.lostEarly(sess, st, true);
         this.gone(sid, sess, st);
         return false;
       }
@@ -1159,6 +1192,7 @@ class SessdStore extends BaseStore {
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) {
+        if (early !== null) return this.lostEarly(sess, st, true);
         this.gone(sid, sess, st);
         return false;
       }
@@ -1197,15 +1231,33 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
-      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE].done;
+      const pre = sess ? sess[PRESAVE] : undefined;
+      if (pre !== undefined) await pre.done;
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
+      const loaded = this.merge && sess ? sess[LOADED] : undefined;
+      if (pre !== undefined && loaded && loaded.key === this.key(sid)) {
+        // The early save found the session gone: nothing more is sent for it. A change of the
+        // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
+        if (loaded.gone) {
+          if (loaded.goneUnsaid || (await this.cookieChanged(sess, loaded))) this.gone(sid, sess, loaded);
+          loaded.goneUnsaid = false;
+          return undefined;
+        }
+        // The early save of the cookie failed: not made again (see presave), its error taken
+        // as saveCookie takes it.
+        if (pre.err !== null) {
+          const err = pre.err;
+          pre.err = null;
+          await this.cookieSaveFailed(err, sid, Math.min(this.ttlMs(sess), codec.MAX_TTL_MS), loaded);
+          return undefined;
+        }
+      }
       const saved = sess ? sess[SAVED] : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
       if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
-      const loaded = this.merge && sess ? sess[LOADED] : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (savedAsIs) {
         // Saved as it is, but long before the response gave the browser its cookie.
@@ -1254,9 +1306,16 @@ class SessdStore extends BaseStore {
         markSaved(sess, atMs, ttl);
       }
     } catch (err) {
-      if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
-      if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
+      await this.cookieSaveFailed(err, sid, ttl, st);
     }
+  }
+
+  // cookieSaveFailed(err, sid, ttl, st): after saveCookie's save failed with err: one that failed
+  // for the link's sake leaves the session as it was, one sessd refused is touched instead, any
+  // other error is thrown.
+  async cookieSaveFailed(err, sid, ttl, st) {
+    if (!err || !(TOUCH_SPARED.has(err.code) || COOKIE_SAVE_TOUCHED.has(err.code))) throw err;
+    if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
   }
 
   // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request

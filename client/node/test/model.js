@@ -80,9 +80,10 @@ function mergeKey(key, base, mine, theirs) {
 
 // makeApp(store, name): the app under test. Every JSON answer names the session it served
 // (sid), so that the model can follow each browser's sessions.
-function makeApp(store, name) {
+function makeApp(store, name, sessionOptions = {}) {
   const app = express();
   app.locals.lateErrors = [];
+  app.locals.sessionOptions = sessionOptions;
   app.locals.errors = [];
   // Saves express-session makes of a session whose request the error handler answered 5xx.
   app.locals.answered5xx = new Map();
@@ -128,7 +129,7 @@ function makeApp(store, name) {
     };
     next();
   });
-  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 } }));
+  app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 }, ...sessionOptions }));
   app.locals.flashErrors = new Set();
   app.use((req, res, next) => {
     app.locals.phase.set(req.modelId, 'in the route');
@@ -191,6 +192,57 @@ function makeApp(store, name) {
       res.set('x-flash-n', String(n));
       res.redirect(303, '/page');
     }, next);
+  });
+  // The early save (connect-sessd's presave): a push not awaited, then the response's end, so
+  // that the session's save goes out behind the push and the end waits for both. kind: cart (a
+  // changed key), note (a new or changed key), none (no change: the touch), cookie (the cookie
+  // alone: its maxAge), save (req.session.save() not awaited, then the redirect), destroy
+  // (res.redirect(), then req.session.destroy()), regen (a logout's regenerate() after the push,
+  // which moves it to the new session, then the redirect), logout (regenerate(), then the push
+  // to the new session, saved behind it).
+  app.locals.destroyErrors = new Map();
+  app.post('/early', (req, res, next) => {
+    const kind = req.query.kind;
+    res.set('x-sid', req.sessionID);
+    if ((kind === 'cart' || kind === 'save') && !req.session.user) return res.status(401).json({ ...view(req), error: 'not logged in' });
+    if (kind === 'cart' || kind === 'save') {
+      req.itemTag = req.query.item;
+      req.session.cart = [...(req.session.cart || []), req.query.item];
+    }
+    if (kind === 'note') req.session.note = req.query.v;
+    if (kind === 'cookie') req.session.cookie.maxAge = req.session.cookie.originalMaxAge === 3600000 ? 3000000 : 3600000;
+    if (kind === 'logout') {
+      // passport 0.7's logout, connect-flash style: regenerate(), then a push not awaited.
+      return req.session.regenerate((err) => {
+        if (err) return next(err);
+        res.set('x-new-sid', req.sessionID);
+        req.flash('info', req.query.m);
+        return res.redirect(303, '/page');
+      });
+    }
+    req.flash('info', req.query.m);
+    if (kind === 'save') req.session.save();
+    if (kind === 'regen') {
+      return req.session.regenerate((err) => {
+        if (err) return next(err);
+        res.set('x-new-sid', req.sessionID);
+        return res.redirect(303, '/page');
+      });
+    }
+    res.redirect(303, '/page');
+    if (kind === 'destroy') {
+      const sid = req.sessionID;
+      req.session.destroy((err) => {
+        if (err) app.locals.destroyErrors.set(sid, err.code);
+      });
+    }
+    return undefined;
+  });
+  // A visitor's first page: a flash for a session not in sessd yet (FLASH_PUSH and SET behind it).
+  app.get('/hello', (req, res) => {
+    res.set('x-sid', req.sessionID);
+    req.flash('info', req.query.m);
+    res.redirect(303, '/page');
   });
   app.get('/reload', (req, res, next) => req.session.reload((err) => (err ? next(err) : res.json(view(req)))));
   app.post('/slow', (req, res) => {
@@ -326,6 +378,11 @@ async function runModel(opts = {}) {
     // workerExpressSession: directories of express-session packages, worker i loading the
     // (i mod n)th (null: client/node's own): a fleet part-way through an upgrade.
     workerExpressSession: null,
+    // early: the early save's actions too (a push not awaited, then a redirect, with each kind of
+    // change, a save() not awaited, a destroy or regenerate after it, two tabs at once, a first
+    // visit); rolling: the TCP app with express-session's rolling.
+    early: false,
+    rolling: false,
     ...opts,
   };
   const r = rng(o.seed);
@@ -433,7 +490,8 @@ async function runModel(opts = {}) {
     for (const [name, url] of [['unix', d.unixUrl], ['tcp', proxy.url]]) {
       const store = new SessdStore({ url, ...storeOpts, ...(oldStore ? { migrateFrom: oldStore } : {}) });
       store.on('error', () => {});
-      const app = makeApp(store, name);
+      // rolling: the TCP app's express-session sends the cookie with every answer (early saves too).
+      const app = makeApp(store, name, o.rolling && name === 'tcp' ? { rolling: true } : {});
       const { server, base } = await listen(app);
       apps.push({ name, store, app, server, base });
     }
@@ -589,7 +647,10 @@ async function runModel(opts = {}) {
   const owner = (sid, b) => {
     let s = sids.get(sid);
     if (!s) {
-      s = { owner: b, user: null, dead: false, deadAt: null, acked: new Map(), late: new Set(), flashes: new Map() };
+      // early: cart adds answered 303 after their early save (item -> { at, startedAt }), which
+      // every page after shows unless that save's error was reported; cookieChanged: the cookie's
+      // lifetime was set (checkEarlyExpiry); mustBeGone: destroyed after its redirect.
+      s = { owner: b, user: null, dead: false, deadAt: null, acked: new Map(), late: new Set(), flashes: new Map(), early: new Map(), cookieChanged: false, mustBeGone: false };
       sids.set(sid, s);
     }
     return s;
@@ -599,6 +660,30 @@ async function runModel(opts = {}) {
   const pushedAcked = new Map(); // msg -> { sid, b, at, end }
   const BOUND_MS = o.timeoutMs * 2 + o.restartWaitMs + 4000;
 
+  // lateTagNow(item): a save error reported after the response for the add of item, by now
+  // (in-process apps; with workers their reports come at the end: every add is excused here).
+  // checkEarlyExpiry: what sessd holds right after an early save of a change was answered 303:
+  // the cookie renewed from the request's start (express-session renews it before its save),
+  // not the one read, which a session all of whose saves go early would keep for good, and its
+  // pages then ask sessd its TTL once it looks near its end (stop 53's Medium). A save since
+  // (another tab's) writes a cookie renewed later; a merge that finds the cookie within a second
+  // of the one read leaves it (COOKIE_MAXAGE_SLACK_MS).
+  const checkEarlyExpiry = async (b, sid, res, what) => {
+    const data = await apps[0].store.client.get('model', sid).catch(() => null);
+    if (!data) return;
+    let raw;
+    try {
+      raw = JSON.parse(data.toString());
+    } catch {
+      return;
+    }
+    if (!raw.cookie || !raw.cookie.expires || raw.cookie.originalMaxAge !== 3600000) return;
+    const lag = res.startedAt + 3600000 - new Date(raw.cookie.expires).getTime();
+    stats.earlyExpiryChecks = (stats.earlyExpiryChecks || 0) + 1;
+    stats.earlyExpiryMaxLagMs = Math.max(stats.earlyExpiryMaxLagMs ?? -Infinity, lag);
+    if (lag > 1500) violate(`browser ${b.i} ${what}: sessd holds a cookie expiring ${lag} ms before the early save answered 303 renewed it`);
+  };
+  const lateTagNow = (item) => o.workers || apps.some((a) => a.app.locals.lateErrors.some((e) => e.tag === item));
   const checkView = (b, what, res, startedAt) => {
     const v = res.body;
     if (!v || typeof v !== 'object' || !v.sid) return;
@@ -628,6 +713,11 @@ async function runModel(opts = {}) {
     if (!s.dead && v.user !== null) {
       const cart = new Set(v.cart || []);
       for (const [item, at] of s.acked) if (at < startedAt && !cart.has(item)) violate(`browser ${b.i} ${what}: saved add ${item} (answered ${startedAt - at} ms before) missing from cart`);
+      for (const [item, e] of s.early) {
+        if (e.at >= startedAt || cart.has(item) || lateTagNow(item)) continue;
+        violate(`browser ${b.i} ${what}: add ${item} saved early (answered 303 ${startedAt - e.at} ms before, no save error reported) missing from cart${touchedByFault(e.startedAt, e.at) ? ' (a fault during the add)' : ''}; the browser's requests:\n    ${b.events.slice(-12).join('\n    ')}`);
+        s.early.delete(item);
+      }
     }
   };
 
@@ -954,6 +1044,85 @@ async function runModel(opts = {}) {
       const page = await req(b, 'GET', '/page', `page after flash ${m}`);
       if (page.ok) checkView(b, 'page after flash', page, page.startedAt);
     },
+    // The early save: a push not awaited, then the redirect (see makeApp's /early), and the
+    // page it redirects to. tabs: this browser's tabs doing it at once.
+    async early(b, kinds = ['cart', 'cart', 'note', 'none', 'cookie', 'save']) {
+      // A user who reads the page a while first: the session's data was last written seconds
+      // before, so a save that wrote the cookie as read would store an expiry that much stale.
+      if (r.chance(0.15)) await sleep(r.int(1600, 2500));
+      const tabs = r.chance(0.3) ? r.int(2, 3) : 1;
+      const results = await Promise.all(Array.from({ length: tabs }, async () => {
+        const kind = r.pick(kinds);
+        const m = `b${b.i}-e${++b.flashes}`;
+        const item = `b${b.i}-i${++b.items}`;
+        const v = `b${b.i}-n${++b.notes}`;
+        const res = await req(b, 'POST', `/early?kind=${kind}&m=${m}&item=${item}&v=${v}`, `early ${kind} ${m}${kind === 'cart' || kind === 'save' ? ` ${item}` : ''}`);
+        return { kind, m, item, res };
+      }));
+      for (const { kind, m, item, res } of results) {
+        // A logout that failed (a 503 in a fault) or got no answer may have been carried out.
+        if ((kind === 'destroy' || kind === 'regen' || kind === 'logout') && (!res.ok || res.status !== 303) && res.sentSid && sids.has(res.sentSid)) sids.get(res.sentSid).uncertain = true;
+        if (!res.ok || res.status === 401) continue;
+        (stats.earlyKinds ||= {})[kind] = (stats.earlyKinds[kind] || 0) + 1;
+        if (res.status !== 303) {
+          violate(`browser ${b.i} early ${kind} ${m}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+          continue;
+        }
+        const sid = res.headers['x-sid'];
+        const s = owner(sid, b.i);
+        const newSid = res.headers['x-new-sid'];
+        if (kind === 'regen' || kind === 'logout') {
+          // The push moved with the regenerate() to the new session, or made after it there.
+          owner(newSid, b.i);
+          pushedAcked.set(m, { b: b.i, sid: newSid, at: res.startedAt, end: res.endedAt });
+          if (!s.dead) Object.assign(s, { dead: true, deadAt: res.endedAt });
+          continue;
+        }
+        if (kind === 'destroy') {
+          // Logged out by a destroy() nobody awaits: it may land after the redirect is read
+          // (the app's race), and fail in a fault (destroyErrors); at the end it must be gone.
+          // With workers: a worker killed meanwhile takes its destroy with it, and its report.
+          Object.assign(s, { dead: true, deadAt: res.endedAt, uncertain: true, mustBeGone: !o.workers });
+          continue;
+        }
+        pushedAcked.set(m, { b: b.i, sid, at: res.startedAt, end: res.endedAt });
+        stats.earlyAcked = (stats.earlyAcked || 0) + 1;
+        if (kind === 'cookie') s.cookieChanged = true;
+        // Not after the app's own save() (kind save): nothing awaits it, and it may land after
+        // the answer.
+        if ((kind === 'cart' || kind === 'note') && !s.cookieChanged && !o.workers && !touchedByFault(res.startedAt, Date.now())) await checkEarlyExpiry(b, sid, res, `early ${kind} ${m}`);
+        if (kind === 'cart') {
+          s.early.set(item, { at: res.endedAt, startedAt: res.startedAt });
+          s.late.add(item);
+        } else if (kind === 'save' && !touchedByFault(res.startedAt, res.endedAt)) {
+          // The app's own save, which nobody awaits: a fault may lose it without a word.
+          s.late.add(item);
+        }
+      }
+      const page = await req(b, 'GET', '/page', 'page after early');
+      if (page.ok) checkView(b, 'page after early', page, page.startedAt);
+    },
+    async earlyLogout(b) {
+      b.switchedAt = Date.now(); // checkFresh
+      await actions.early(b, ['destroy', 'regen', 'logout']);
+    },
+    // A first visit: a browser without a cookie whose first page pushes a flash (the session is
+    // made by the FLASH_PUSH, saved whole behind it), then the page it redirects to.
+    async visitor(b) {
+      const v = { ...b, jar: new Jar() };
+      const m = `b${b.i}-v${++b.flashes}`;
+      const res = await req(v, 'GET', `/hello?m=${m}`, `first visit ${m}`);
+      if (!res.ok) return;
+      if (res.status !== 303) {
+        violate(`browser ${b.i} first visit ${m}: ${res.status}`);
+        return;
+      }
+      const sid = res.headers['x-sid'];
+      owner(sid, b.i);
+      pushedAcked.set(m, { b: b.i, sid, at: res.startedAt, end: res.endedAt });
+      const page = await req(v, 'GET', '/page?count=0', 'first visit page');
+      if (page.ok) checkView(v, 'first visit page', page, page.startedAt);
+    },
     async slow(b) {
       const v = `b${b.i}-n${++b.notes}`;
       const res = await req(b, 'POST', `/slow?v=${v}&ms=${r.int(20, 400)}`, 'slow');
@@ -961,6 +1130,7 @@ async function runModel(opts = {}) {
     },
   };
   const weights = [['page', 5], ['reload', 1], ['login', 2], ['logout', 1], ['cart', 4], ['flash', 3], ['slow', 1]];
+  if (o.early) weights.push(['early', 6], ['earlyLogout', 1], ['visitor', 1]);
   const total = weights.reduce((n, [, w]) => n + w, 0);
   const choose = () => {
     let x = r.next() * total;
@@ -980,7 +1150,7 @@ async function runModel(opts = {}) {
       // Within a browser: another tab may start before this one ends, except around a login
       // or logout, which a user makes alone (a slow request may still be running: it ends
       // in the inflight set).
-      const alone = name === 'login' || name === 'logout';
+      const alone = name === 'login' || name === 'logout' || name === 'earlyLogout';
       if (alone) await Promise.all(inflight);
       const p = actions[name](b).catch((err) => violate(`browser ${b.i} ${name}: threw ${err.stack}`));
       if (alone || r.chance(0.5)) {
@@ -1059,6 +1229,7 @@ async function runModel(opts = {}) {
   const cutInApp = new Set(locals.flatMap((l) => l.cut || []));
   for (const r2 of resetsAtTerm) if (cutInApp.has(r2.id)) violate(`${r2.what}: reset by a graceful restart while in the app (server.close() should have waited for it)`);
   const store = checker || apps[0].store;
+  const destroyFailed = new Set(locals.flatMap((l) => (l.destroyErrors instanceof Map ? [...l.destroyErrors.keys()] : l.destroyErrors || [])));
   for (const [sid, s] of sids) {
     let raw;
     try {
@@ -1067,6 +1238,7 @@ async function runModel(opts = {}) {
       violate(`final get of ${sid.slice(0, 6)}: ${err.code} ${err.message}`);
       continue;
     }
+    if (s.mustBeGone && raw && !destroyFailed.has(sid)) violate(`browser ${s.owner}: session ${sid.slice(0, 6)} destroyed after its redirect (res.redirect(); req.session.destroy()) is in sessd at the end: ${JSON.stringify({ ...raw, cookie: undefined }).slice(0, 200)}`);
     if (s.uncertain) continue;
     if (s.dead) {
       if (raw) violate(`browser ${s.owner}: logged-out session ${sid.slice(0, 6)} of ${s.user} is in sessd at the end: ${JSON.stringify({ ...raw, cookie: undefined }).slice(0, 200)}`);

@@ -4,7 +4,10 @@
 // late, across two app stores (Unix socket, TCP through the fault proxy), with sessd killed
 // and restarted, stopped, and its connections cut; every answer and what sessd holds at the
 // end checked against the model. bench/model-check.js runs it long, over many seeds. It loads
-// Express through test/model.js, so it runs under Express 5 only (about 5 s).
+// Express through test/model.js, so it runs under Express 5 only (about 5 s). A second seed
+// adds the early save's actions (connect-sessd's presave: a push not awaited, then a redirect,
+// with each kind of change, a save() not awaited, a destroy or regenerate after it, several tabs
+// at once, a first visit), about 4 s.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -15,4 +18,11 @@ test('model check, seed 7, with faults: every answer agrees with the model', { t
   t.diagnostic(`${stats.requests} requests, faults ${JSON.stringify(stats.faults)}, ${JSON.stringify(stats.byStatus)}, errors ${JSON.stringify(stats.errors)}`);
   assert.deepEqual(violations, [], `seed 7: replay with node bench/model-check.js --seeds 7 --faults on --browsers 6 --steps 8`);
   assert.ok(Object.keys(stats.faults).length === 4, `faults ${JSON.stringify(stats.faults)}`);
+});
+
+test('model check, seed 11, with faults and the early save\'s actions: every answer agrees with the model', { timeout: 60000 }, async (t) => {
+  const { violations, stats } = await runModel({ seed: 11, browsers: 6, steps: 8, early: true, faults: true, faultEveryMs: [150, 300], downMs: [20, 150], stopMs: [30, 300], faultKinds: ['kill', 'cut', 'stop', 'term'], minFaults: 4 });
+  t.diagnostic(`${stats.requests} requests, ${stats.earlyAcked} early saves answered 303, faults ${JSON.stringify(stats.faults)}, ${JSON.stringify(stats.byStatus)}, errors ${JSON.stringify(stats.errors)}`);
+  assert.deepEqual(violations, [], `seed 11: replay with node bench/model-check.js --seeds 11 --faults on --early --browsers 6 --steps 8`);
+  assert.ok(stats.earlyAcked > 0, 'no early save was made');
 });
