@@ -18,19 +18,92 @@ try {
 }
 
 const DEFAULT_TTL_S = 86400;
-// On a session read from sessd (not one made in this request): a symbol, so that neither
-// express-session's change check nor the serializer sees it.
-const STORED = Symbol('connect-sessd stored session');
-// On a session get() read (and carried onto req.session by createSession), with merge on:
-// what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
-// like STORED. Its value: { key, data (the bytes sessd holds, as far as this request knows:
-// SET_IF expects their tag), text (data decoded, as get() parsed it; null once data is a
-// save's, or under a raw serializer), forms (Map: top-level key -> its serialized form, as this
-// request last read or wrote it; null until the first save works it out from data), cookie (the
-// cookie get() parsed from data: what forms would hold for it while forms is null), stored (null when the session
-// object is exactly what sessd holds plus this request's changes; else the bytes last
-// written, a merge of another request's data), gone (sessd no longer has it) }.
-const LOADED = Symbol('connect-sessd loaded session');
+// A session object's hidden state: one property, symbol-keyed and not enumerable, so that
+// neither express-session's change check, nor the serializer, nor Object.keys, for...in or
+// util.inspect sees it, whose value is a SessionState. One property rather than one per field:
+// a page view defined six (each Object.defineProperty goes through the runtime and leaves
+// the object slower to read), about 1.5 us of its 17 us of store calls.
+const STATE = Symbol('connect-sessd session state');
+
+class SessionState {
+  constructor() {
+    // On a session read from sessd (not one made in this request): set by createSession.
+    this.stored = false;
+    // On a session get() read (and carried onto req.session by createSession), with merge on:
+    // what set() needs to write only this request's changes (see saveLoaded): { key, data
+    // (the bytes sessd holds, as far as this request knows: SET_IF expects their tag), text
+    // (data decoded, as get() parsed it; null once data is a save's, or under a raw
+    // serializer), forms (Map: top-level key -> its serialized form, as this request last
+    // read or wrote it; null until the first save works it out from data), cookie (the cookie
+    // get() parsed from data: what forms would hold for it while forms is null), stored (null
+    // when the session object is exactly what sessd holds plus this request's changes; else
+    // the bytes last written, a merge of another request's data), gone (sessd no longer has
+    // it) }.
+    this.loaded = undefined;
+    // On a session get() read with LOAD (and carried onto req.session by createSession): what
+    // that LOAD saw, { client, namespace, key, flashes (the messages queued in the session
+    // then, all types) }, so that flash() can answer a pop of a session that had none without
+    // asking sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD
+    // answered with GET.
+    this.flashCount = undefined;
+    // On a session object this request saved to sessd (set() went through, or its save became
+    // a touch): the store holds it, so flash() need not mark it for saving, and
+    // express-session's touch at the end of the request (it touches after an explicit
+    // req.session.save() that nothing changed since) is already done: sent, it cost a round
+    // trip, and over a merged save it cut back a longer lifetime that another request's
+    // cookie had given (see saveLoaded). { cookie (the cookie's JSON form as saved), whole,
+    // atMs (when the save was made), untilMs (atMs and the lifetime it gave, before which
+    // sessd does not end the session) }: a cookie the request set after its save (a "remember
+    // me" after req.session.save()) is saved at that touch (see touch), and a request that
+    // answers long after its save is touched then (see SAVED_RENEW_AFTER_MS).
+    this.saved = undefined;
+    // On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY,
+    // ...), or a flash pushed to it that failed so (flash.js: a logout's "Signed out" after
+    // regenerate() marks the new session for saving). Once the request has answered that with
+    // a 5xx (the app's error handler, as the README's does), express-session's own save or
+    // touch at the end of the request is not made (see answeredFailedSave): it held the error
+    // page until it was done, another timeoutMs or restartWaitMs on a stuck or restarting
+    // sessd (a cart add's 503 came after 10 s with sessd stopped), and a save failing again
+    // reached Express's final handler, which logged its stack and destroyed the browser's
+    // socket.
+    this.saveFailed = false;
+    // On a session read from sessd (set by createSession): the Date object its cookie's
+    // expires held when it was read. express-session renews the cookie (Session.touch, a new
+    // Date) only as the response goes out; until then the expires is the one the session's
+    // last save wrote, which touches since have not rewritten (a touch writes no data). While
+    // the cookie still holds this very object, the lifetime to give the session is its maxAge
+    // from now (see requestTtlMs), not that stale instant.
+    this.loadedExpires = undefined;
+    // On a session get() read that sessd may end before its request renews it (see
+    // endsSoon), for createSession, which keeps it (see keep): { key, data (as read) }.
+    this.keep = undefined;
+    // On a session whose end-of-request save flash() started early, pipelined behind a flash
+    // request (see presave): { done (a promise that settles with that save, never rejects),
+    // err (the error that save of this request's changes failed with, for set() to answer
+    // with, once; else null) }.
+    this.presave = undefined;
+    // How many set() calls of the session are under way (see whileSaving).
+    this.saving = 0;
+  }
+}
+
+// stateOf(sess): the hidden state of sess, undefined when it has none (or is no object).
+function stateOf(sess) {
+  return sess !== null && typeof sess === 'object' ? sess[STATE] : undefined;
+}
+
+// stateFor(sess): the hidden state of sess, made when it has none of its own; null for what
+// takes no properties (not an object, or not extensible: a serializer's frozen session).
+function stateFor(sess) {
+  if (sess === null || typeof sess !== 'object' || !Object.isExtensible(sess)) return null;
+  if (Object.prototype.hasOwnProperty.call(sess, STATE)) return sess[STATE];
+  // One inherited (an object made over a session) is copied, not shared, as the fields were
+  // each defined on the object itself.
+  const state = Object.assign(new SessionState(), sess[STATE]);
+  Object.defineProperty(sess, STATE, { value: state, configurable: true });
+  return state;
+}
+
 // On a request, set by flash(): the flash pushes this request made that none of its pops has
 // taken since, in the order made: [{ namespace, key, type, msg, result (the push's promise) }].
 // regenerate() moves those of the old id, and only those (see there). On the request, not
@@ -41,49 +114,6 @@ const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
 // pushed meanwhile waits for it and goes to the new session (see flash.js, push); sent at
 // once, it went to the old id after the DESTROY and was dropped.
 const REGENERATING = Symbol('connect-sessd regenerating');
-// On a session get() read with LOAD (and carried onto req.session by createSession): what
-// that LOAD saw, { client, namespace, key, flashes (the messages queued in the session then,
-// all types) }, so that flash() can answer a pop of a session that had none without asking
-// sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD answered with GET.
-const FLASH_COUNT = Symbol('connect-sessd flash count at load');
-// On a session object this request saved to sessd (set() went through, or its save became a
-// touch): the store holds it, so flash() need not mark it for saving, and express-session's
-// touch at the end of the request (it touches after an explicit req.session.save() that
-// nothing changed since) is already done: sent, it cost a round trip, and over a merged save
-// it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
-// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made),
-// untilMs (atMs and the lifetime it gave, before which sessd does not end the session) }:
-// a cookie the request set after its save (a "remember me" after req.session.save()) is saved
-// at that touch (see touch), and a request that answers long after its save is touched then
-// (see SAVED_RENEW_AFTER_MS).
-const SAVED = Symbol('connect-sessd saved session');
-// On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...),
-// or a flash pushed to it that failed so (flash.js: a logout's "Signed out" after regenerate()
-// marks the new session for saving).
-// Once the request has answered that with a 5xx (the app's error handler, as the README's
-// does), express-session's own save or touch at the end of the request is not made (see
-// answeredFailedSave): it held the error page until it was done, another timeoutMs or
-// restartWaitMs on a stuck or restarting sessd (a cart add's 503 came after 10 s with sessd
-// stopped), and a save failing again reached Express's final handler, which logged its stack
-// and destroyed the browser's socket.
-const SAVE_FAILED = Symbol('connect-sessd failed save');
-// On a session read from sessd (set by createSession): the Date object its cookie's expires
-// held when it was read. express-session renews the cookie (Session.touch, a new Date) only as
-// the response goes out; until then the expires is the one the session's last save wrote,
-// which touches since have not rewritten (a touch writes no data). While the cookie still holds
-// this very object, the lifetime to give the session is its maxAge from now (see
-// requestTtlMs), not that stale instant.
-const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
-// On a session get() read that sessd may end before its request renews it (see endsSoon), and
-// carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
-const KEEP = Symbol('connect-sessd keep for the request');
-// On a session whose end-of-request save flash() started early, pipelined behind a flash
-// request (see presave): { done (a promise that settles with that save, never rejects), err
-// (the error that save of this request's changes failed with, for set() to answer with, once;
-// else null) }.
-const PRESAVE = Symbol('connect-sessd presave');
-// On a session, how many set() calls of it are under way (see whileSaving).
-const SAVING = Symbol('connect-sessd saves under way');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -370,7 +400,7 @@ function savedExpiry(sess) {
 }
 
 // markSaved(sess, atMs, ttl, whole, cookie): sessd holds sess as this request saved it (see
-// SAVED), by a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms.
+// SessionState.saved), by a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms.
 // Not on an object that takes no properties (a serializer's frozen session, say): it is then
 // touched as before. whole, for a session saved whole with SET: { key, data } (the sessd key
 // and the bytes written), so that the same save again is not sent (see savedWhole). cookie:
@@ -378,17 +408,14 @@ function savedExpiry(sess) {
 // a third JSON.stringify of express-session's Cookie cost a cart add 1.5-4 us); else it is
 // made here.
 function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && sess.cookie)) {
-  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    const form = cookie === UNKNOWN_FORM ? undefined : cookie;
-    Object.defineProperty(sess, SAVED, { value: { cookie: form, whole, atMs, untilMs: atMs + ttl }, configurable: true });
-  }
+  const state = stateFor(sess);
+  if (state !== null) state.saved = { cookie: cookie === UNKNOWN_FORM ? undefined : cookie, whole, atMs, untilMs: atMs + ttl };
 }
 
-// markSaveFailed(sess): set() of sess, or a push to it, failed (see SAVE_FAILED).
+// markSaveFailed(sess): set() of sess, or a push to it, failed (see SessionState.saveFailed).
 function markSaveFailed(sess) {
-  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVE_FAILED, { value: true, configurable: true });
-  }
+  const state = stateFor(sess);
+  if (state !== null) state.saveFailed = true;
 }
 
 // answeredFailedSave(sess): a save of sess failed in this request, and its response is a
@@ -398,7 +425,8 @@ function markSaveFailed(sess) {
 // made. A request that answered otherwise (an app that went on after the failed save) still
 // gets them, waiting for sessd as any request does.
 function answeredFailedSave(sess) {
-  if (!sess || typeof sess !== 'object' || !sess[SAVE_FAILED]) return false;
+  const state = stateOf(sess);
+  if (state === undefined || !state.saveFailed) return false;
   const res = sess.req && sess.req.res;
   return !!res && typeof res.statusCode === 'number' && res.statusCode >= 500;
 }
@@ -662,14 +690,15 @@ class SessdStore extends BaseStore {
 
   // requestTtlMs(sess): ttlMs for a session of a request under way, as express-session will
   // renew its cookie as the response goes out: the cookie's originalMaxAge from now while it
-  // still holds the expiry it was read with (see LOADED_EXPIRES), else ttlMs. A save made before
+  // still holds the expiry it was read with (see SessionState.loadedExpires), else ttlMs. A save made before
   // the response (req.session.save(), as the README recommends) or a flash push sees the
   // cookie as the session's last save left it: an hour of page views after that save, whose
   // touches renewed the session in sessd, its expiry had passed or was near, and such a save
   // destroyed the session or gave it that minute while the response sent the browser an hour.
   requestTtlMs(sess) {
     const cookie = isPlainObject(sess) ? sess.cookie : undefined;
-    if (cookie && sess[LOADED_EXPIRES] !== undefined && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+    const asRead = cookie ? stateOf(sess)?.loadedExpires : undefined;
+    if (asRead !== undefined && cookie.expires === asRead && typeof cookie.originalMaxAge === 'number') {
       return this.renewedTtlMs(sess);
     }
     return this.ttlMs(sess);
@@ -710,16 +739,13 @@ class SessdStore extends BaseStore {
       const soon = this.farFromEnd(sess) ? false : await this.endsSoon(key, sess, asked);
       if (soon === null) return null;
       if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
-      if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
-      if (this.merge) {
-        // The tag and forms are worked out from data when the session is saved: a request
-        // that does not save it pays nothing for them.
-        const st = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
-        Object.defineProperty(sess, LOADED, { value: st, configurable: true });
-      }
-      if (flashes !== null) {
-        Object.defineProperty(sess, FLASH_COUNT, { value: { client: this.client, namespace: this.namespace, key, flashes }, configurable: true });
-      }
+      if (!soon && !this.merge && flashes === null) return sess;
+      const state = stateFor(sess);
+      if (soon) state.keep = { key, data };
+      // The tag and forms are worked out from data when the session is saved: a request that
+      // does not save it pays nothing for them.
+      if (this.merge) state.loaded = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
+      if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
       return sess;
     })(), cb);
   }
@@ -786,8 +812,7 @@ class SessdStore extends BaseStore {
   // tab) stays destroyed and a CONFLICT (a save just made, which chose the lifetime) changes
   // nothing. Sent at once, ahead of the request's own requests of the session on its
   // connection; not waited for: a session it finds ended was ending as the request came.
-  keep(sess) {
-    const k = sess[KEEP];
+  keep(sess, k) {
     let ttl;
     try {
       ttl = this.renewedTtlMs(sess);
@@ -808,7 +833,7 @@ class SessdStore extends BaseStore {
   // or a page showing a flash: three round trips, now two). Only for a session read from sessd
   // with merge on, whose save is conditional on the data read (it undoes no other request's
   // change and brings back no session destroyed meanwhile), or one this request made (made). express-session's own save or
-  // touch at the end then finds it saved (SAVED) and sends nothing, unless the request changed
+  // touch at the end then finds it saved (SessionState.saved) and sends nothing, unless the request changed
   // the session since. When this one failed, express-session's save at the end fails with its
   // error, which reaches the app as that save's own did: not made again, since a save that
   // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
@@ -820,13 +845,14 @@ class SessdStore extends BaseStore {
   // savedWhole).
   presave(sid, sess, changes, made = false) {
     if (!this.keepsAlive() || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
-    if (sess[PRESAVE] !== undefined || sess[SAVED] !== undefined || answeredFailedSave(sess)) return null;
+    const state = stateFor(sess);
+    if (state.presave !== undefined || state.saved !== undefined || answeredFailedSave(sess)) return null;
     // The app's own save under way (req.session.save() not awaited before the redirect): a
     // second beside it met its write as a CONFLICT, read the session again and wrote it twice.
-    if (sess[SAVING] > 0) return null;
+    if (state.saving > 0) return null;
     const key = this.key(sid);
-    const st = sess[LOADED];
-    if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
+    const st = state.loaded;
+    if (made ? state.stored || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
       // express-session renews the cookie (req.session.touch()) before its save at the end:
@@ -834,7 +860,7 @@ class SessdStore extends BaseStore {
       // kept for good by a session all of whose saves go early (its requests then asked sessd
       // its TTL, see endsSoon, as its data said it was ending).
       const cookie = sess.cookie;
-      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+      if (changes && !made && typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === state.loadedExpires && typeof cookie.originalMaxAge === 'number') {
         sess.resetMaxAge();
       }
       const atMs = Date.now();
@@ -851,7 +877,7 @@ class SessdStore extends BaseStore {
     })().catch((err) => {
       if (changes) pre.err = err;
     });
-    Object.defineProperty(sess, PRESAVE, { value: pre, configurable: true });
+    state.presave = pre;
     return pre.done;
   }
 
@@ -860,7 +886,7 @@ class SessdStore extends BaseStore {
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback(this.whileSaving(sess, (async () => {
-      const pre = sess ? sess[PRESAVE] : undefined;
+      const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
       try {
@@ -879,11 +905,14 @@ class SessdStore extends BaseStore {
   }
 
   // whileSaving(sess, saving): saving (set()'s promise), with sess counted as being saved
-  // (SAVING) until it settles, for presave.
+  // (SessionState.saving) until it settles, for presave.
   whileSaving(sess, saving) {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
-    Object.defineProperty(sess, SAVING, { value: (sess[SAVING] || 0) + 1, configurable: true });
-    return saving.finally(() => Object.defineProperty(sess, SAVING, { value: sess[SAVING] - 1, configurable: true }));
+    const state = stateFor(sess);
+    state.saving++;
+    return saving.finally(() => {
+      state.saving--;
+    });
   }
 
   // saveSession(sid, sess): set()'s work.
@@ -895,7 +924,8 @@ class SessdStore extends BaseStore {
       await this.client.destroy(this.namespace, key);
       return;
     }
-    const st = this.merge && sess ? sess[LOADED] : undefined;
+    const state = stateOf(sess);
+    const st = this.merge && state !== undefined ? state.loaded : undefined;
     if (st && st.key === key) {
       await this.saveLoaded(sid, sess, st, ttl, atMs);
       return;
@@ -903,9 +933,9 @@ class SessdStore extends BaseStore {
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
-    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined) {
+    if (state !== undefined && state.saved !== undefined) {
       if (await this.savedWhole(sess, key, data)) {
-        if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
+        if (this.savedShort(state.saved, sess)) await this.renewSaved(key, ttl, null, state.saved);
         return;
       }
       const made = this.merge ? await this.madeState(sess, key) : null;
@@ -919,7 +949,7 @@ class SessdStore extends BaseStore {
   }
 
   // madeState(sess, key): for a session this store saved whole under key (one it made: a first
-  // visit, a regenerate()) and that has changed since, the merge state (LOADED) of what that
+  // visit, a regenerate()) and that has changed since, the merge state (SessionState.loaded) of what that
   // save wrote, put on sess, so that this save and the next merge over it as over a session
   // read from sessd; null when there is no such save or it is not a session object. A session
   // object that lives on past its request saves it again later: Socket.IO's socket.request.session
@@ -927,17 +957,17 @@ class SessdStore extends BaseStore {
   // yet. Saved whole again with SET, it wrote back its stale copy over a login made over HTTP
   // meanwhile, and brought a logged-out (destroyed) session back, logged in again.
   async madeState(sess, key) {
-    const whole = sess[SAVED].whole;
+    const whole = stateOf(sess).saved.whole;
     if (!whole || whole.key !== key || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
     const before = await this.wholeRead(whole);
     if (before === null) return null;
     const st = { key, data: asBuffer(whole.data), text: null, forms: before.forms, cookie: before.cookie, stored: null, gone: false };
-    Object.defineProperty(sess, LOADED, { value: st, configurable: true });
+    stateFor(sess).loaded = st;
     return st;
   }
 
-  // wholeRead(whole): a promise of { forms, cookie } (see LOADED) of the session a whole save
-  // wrote (SAVED's whole), null when it is not a session object the serializer reads back.
+  // wholeRead(whole): a promise of { forms, cookie } (see SessionState.loaded) of the session a whole save
+  // wrote (SessionState.saved's whole), null when it is not a session object the serializer reads back.
   async wholeRead(whole) {
     let before;
     try {
@@ -949,7 +979,7 @@ class SessdStore extends BaseStore {
   }
 
   // savedShort(saved, sess): whether the request's end must renew the expiry its save (saved,
-  // see SAVED) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
+  // see SessionState.saved) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
   // browser keeps the cookie the response sends (sess.cookie, renewed by express-session as
   // the response goes out) past that expiry. A cookie's Expires has whole seconds: the browser
   // keeps it until the start of the second its exact expiry falls in, which a lifetime given
@@ -970,7 +1000,7 @@ class SessdStore extends BaseStore {
   // id changed, so it takes the session for unsaved): that second SET, a round trip of every
   // login, wrote the same session again.
   async savedWhole(sess, key, data) {
-    const saved = sess && typeof sess === 'object' ? sess[SAVED] : undefined;
+    const saved = stateOf(sess)?.saved;
     const whole = saved !== undefined ? saved.whole : null;
     if (!whole || whole.key !== key) return false;
     if (typeof data === 'string' && typeof whole.data === 'string') {
@@ -1055,7 +1085,8 @@ class SessdStore extends BaseStore {
   gone(sid, sess, st) {
     st.gone = true;
     // An earlier save of this request no longer stands.
-    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
+    const state = stateOf(sess);
+    if (state !== undefined) state.saved = undefined;
     this.emit('gone', sid, sess);
   }
 
@@ -1098,7 +1129,7 @@ class SessdStore extends BaseStore {
     if (changed.length === 0) {
       // Saved already in this request (presave, or req.session.save()) and not changed since:
       // sessd holds it, and a touch would cost a round trip (see touch).
-      const saved = sess[SAVED];
+      const saved = stateOf(sess)?.saved;
       if (saved !== undefined && !this.savedShort(saved, sess)) return saved.untilMs - atMs;
       if (await this.renew(ns, st.key, ttl, st)) {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
@@ -1190,22 +1221,23 @@ class SessdStore extends BaseStore {
   // get() read (with merge on) is touched only while it holds what this request read (see
   // renewLoaded): express-session touches at the end of a request that changed nothing, with
   // the cookie it read, and another request may have saved a newer cookie meanwhile. A
-  // session this request saved is not touched again (see SAVED), unless the request set its
+  // session this request saved is not touched again (see SessionState.saved), unless the request set its
   // cookie after that save: express-session takes the cookie for no change and only touches,
   // and a touch writes no data, so that "remember me" lasted until the next page's touch
   // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
     return withCallback((async () => {
-      if (sess && sess[PRESAVE] !== undefined) await sess[PRESAVE].done;
+      const state = stateOf(sess);
+      if (state !== undefined && state.presave !== undefined) await state.presave.done;
       if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
-      const saved = sess ? sess[SAVED] : undefined;
+      const saved = state !== undefined ? state.saved : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
       if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
-      const loaded = this.merge && sess ? sess[LOADED] : undefined;
+      const loaded = this.merge && state !== undefined ? state.loaded : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
       if (savedAsIs) {
         // Saved as it is, but long before the response gave the browser its cookie.
@@ -1259,7 +1291,7 @@ class SessdStore extends BaseStore {
     }
   }
 
-  // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request
+  // renew(ns, key, ttl, st): TOUCH, or with st (SessionState.loaded of a session this request
   // read) a TOUCH_IF over what it read (see renewLoaded); resolves to false when the session
   // is gone. A touch that fails for the daemon's sake (a full or failing disk: IO_ERROR,
   // which sessd logs) or the link's (lost or timed out mid-request, as when sessd restarts;
@@ -1437,16 +1469,18 @@ class SessdStore extends BaseStore {
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
   // stored, so that flash() need not make express-session save it again.
   createSession(req, sess) {
-    const loaded = sess[LOADED];
-    const counted = sess[FLASH_COUNT];
-    if (sess[KEEP]) this.keep(sess);
+    const read = stateOf(sess);
+    if (read !== undefined && read.keep) this.keep(sess, read.keep);
     const session = super.createSession(req, sess);
-    Object.defineProperty(session, STORED, { value: true });
-    if (session.cookie) Object.defineProperty(session, LOADED_EXPIRES, { value: session.cookie.expires });
+    const state = stateFor(session);
+    state.stored = true;
+    if (session.cookie) state.loadedExpires = session.cookie.expires;
     // express-session's Session copies the enumerable keys only: carry the merge state and
     // the flash count over.
-    if (loaded) Object.defineProperty(session, LOADED, { value: loaded, configurable: true });
-    if (counted) Object.defineProperty(session, FLASH_COUNT, { value: counted, configurable: true });
+    if (read !== undefined) {
+      if (read.loaded) state.loaded = read.loaded;
+      if (read.flashCount) state.flashCount = read.flashCount;
+    }
     return session;
   }
 
@@ -1554,4 +1588,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, markSaveFailed, warnUnknownOptions };
+module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, stateOf, FLASH_PUSHES, REGENERATING, markSaveFailed, warnUnknownOptions };

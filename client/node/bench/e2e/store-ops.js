@@ -145,6 +145,14 @@ async function main() {
     });
     console.log(`  ${kind.padEnd(5)} ${line.join('  ')}`);
   }
+  // With --versus: this lib against the other, as each round's ratio (the two ran side by side).
+  if (kinds.includes('sessd') && kinds.includes('base')) {
+    const line = ['view', 'add'].map((name) => {
+      const ratios = res.sessd[name].map((m, i) => m.cpuUs / res.base[name][i].cpuUs);
+      return `${name} x${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
+    });
+    console.log(`  sessd/base: ${line.join('  ')}`);
+  }
   stores.sessd.close();
   if (stores.base) stores.base.close();
   await redis.quit();
