@@ -568,6 +568,27 @@ function withCallback(promise, cb) {
   return undefined;
 }
 
+// withCallbackVoid(promise, cb): withCallback for a call that answers nothing: the value
+// promise resolves with is not passed on.
+function withCallbackVoid(promise, cb) {
+  if (typeof cb !== 'function') return promise.then(noValue);
+  promise.then(() => process.nextTick(cb, null, undefined), (err) => process.nextTick(cb, err));
+  return undefined;
+}
+
+function noValue() {
+  return undefined;
+}
+
+const SETTLED = Promise.resolve();
+
+// spareTouch(err): renew()'s answer to a touch that failed with err: true when the failure is
+// one a touch is spared (TOUCH_SPARED), else err thrown again.
+function spareTouch(err) {
+  if (err && TOUCH_SPARED.has(err.code)) return true;
+  throw err;
+}
+
 // unreadable(err): the error a serializer's parse threw, as a SessdStore passes it on. A
 // SyntaxError (JSON.parse's) is replaced by one that does not quote the data: V8 puts some
 // of it in the message ("Unexpected token 'c', "csrfSecret"... is not valid JSON"), errors
@@ -1227,29 +1248,39 @@ class SessdStore extends BaseStore {
   // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
-    return withCallback((async () => {
-      const state = stateOf(sess);
-      if (state !== undefined && state.presave !== undefined) await state.presave.done;
-      if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
+    const state = stateOf(sess);
+    const touching = state !== undefined && state.presave !== undefined
+      ? state.presave.done.then(() => this.touchNow(sid, sess, state))
+      : this.touchNow(sid, sess, state);
+    return withCallbackVoid(touching, cb);
+  }
+
+  // touchNow(sid, sess, state): touch()'s work, once an early save of sess (state: its hidden
+  // state) is settled: a promise. Not an async function, nor are renew and the first attempt
+  // of its TOUCH_IF: a page view's touch went through four of them on its way to the socket
+  // and back, a promise and a turn of the microtask queue each (bench/e2e/store-ops.js).
+  touchNow(sid, sess, state) {
+    try {
+      if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return SETTLED;
       const saved = state !== undefined ? state.saved : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
-      if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
+      if (savedAsIs && !this.savedShort(saved, sess)) return SETTLED;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
       const loaded = this.merge && state !== undefined ? state.loaded : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
-      if (savedAsIs) {
-        // Saved as it is, but long before the response gave the browser its cookie.
-        if (ttl > 0) await this.renewSaved(key, ttl, st, saved);
-      } else if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
-      else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl, atMs);
+      // Saved as it is, but long before the response gave the browser its cookie.
+      if (savedAsIs) return ttl > 0 ? this.renewSaved(key, ttl, st, saved) : SETTLED;
+      if (!(ttl > 0)) return this.client.destroy(this.namespace, key);
+      if (st && this.cookieChanged(sess, st)) return this.saveCookie(sid, sess, st, ttl, atMs);
       // Saved whole by this request (a session it made, or merge off): whole again. Not one
       // read with merge on: a SET would bring it back if it was destroyed since.
-      else if (saved !== undefined && !loaded) await this.saveCookie(sid, sess, null, ttl, atMs);
-      else await this.renew(this.namespace, key, ttl, st);
-      return undefined;
-    })(), cb);
+      if (saved !== undefined && !loaded) return this.saveCookie(sid, sess, null, ttl, atMs);
+      return this.renew(this.namespace, key, ttl, st);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // cookieChanged(sess, st): whether this request set the cookie of the session it read (its
@@ -1257,7 +1288,7 @@ class SessdStore extends BaseStore {
   // While forms is null sessd holds what was read, and its cookie is the one get() parsed
   // (st.cookie): a page that changed nothing is touched without parsing its session again
   // and writing every key's form, which cost each page view as much as its read.
-  async cookieChanged(sess, st) {
+  cookieChanged(sess, st) {
     if (st.forms === null && this.serializer === JSON) {
       const same = sameCookieAsRead(st.cookie, sess.cookie);
       if (same !== null) return !same;
@@ -1299,13 +1330,16 @@ class SessdStore extends BaseStore {
   // true: express-session hands a touch error to next() after the page has gone out, which
   // resets the browser's connection, and an expiry with hours to run is not worth a broken
   // page.
-  async renew(ns, key, ttl, st = null) {
+  renew(ns, key, ttl, st = null) {
     try {
-      if (st) return await this.renewLoaded(ns, st, ttl);
-      return await this.client.touch(ns, key, ttl);
+      if (st) return this.renewLoaded(ns, st, ttl);
+      return this.client.touch(ns, key, ttl).catch(spareTouch);
     } catch (err) {
-      if (err && TOUCH_SPARED.has(err.code)) return true;
-      throw err;
+      try {
+        return Promise.resolve(spareTouch(err));
+      } catch (thrown) {
+        return Promise.reject(thrown);
+      }
     }
   }
 
@@ -1327,21 +1361,27 @@ class SessdStore extends BaseStore {
   // with the expiry the last save gave it. Resolves false when the session is gone
   // (NOT_FOUND: destroyed, expired, or flashes only), else true. A daemon older than TOUCH_IF
   // gets a plain TOUCH (Client.touchIf).
-  async renewLoaded(ns, st, ttl) {
-    let expect = this.tags.tag(st.key, st.data);
-    let touchTtl = ttl;
+  // Its failures are renew()'s (spareTouch).
+  renewLoaded(ns, st, ttl) {
+    return this.client.touchIf(ns, st.key, ttl, this.tags.tag(st.key, st.data)).then(
+      (outcome) => (outcome !== 'conflict' ? outcome === 'ok' : this.renewConflicted(ns, st).catch(spareTouch)),
+      spareTouch,
+    );
+  }
+
+  // renewConflicted(ns, st): renewLoaded's attempts after the first, which met a CONFLICT.
+  async renewConflicted(ns, st) {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.client.touchIf(ns, st.key, touchTtl, expect);
-      if (outcome !== 'conflict') return outcome === 'ok';
       if (attempt >= this.mergeAttempts) return true;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) return false;
-      touchTtl = await this.touchTtlMs(current);
+      const touchTtl = await this.touchTtlMs(current);
       // Stored data that is no session this store can read, or a cookie that has expired:
       // the save that wrote it chose its expiry, and it stands.
       if (touchTtl === null || !(touchTtl > 0)) return true;
-      expect = dataTag(current);
+      const outcome = await this.client.touchIf(ns, st.key, touchTtl, dataTag(current));
+      if (outcome !== 'conflict') return outcome === 'ok';
     }
   }
 
