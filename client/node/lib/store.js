@@ -9,8 +9,9 @@ const { Migration } = require('./migrate');
 
 let BaseStore;
 let Cookie = null;
+let Session = null;
 try {
-  ({ Store: BaseStore, Cookie } = require('express-session'));
+  ({ Store: BaseStore, Cookie, Session } = require('express-session'));
 } catch (err) {
   // express-session is a peer dependency; without it the store is still a usable
   // EventEmitter (for tools and tests that use the Client directly).
@@ -97,9 +98,18 @@ function stateOf(sess) {
 function stateFor(sess) {
   if (sess === null || typeof sess !== 'object' || !Object.isExtensible(sess)) return null;
   if (Object.prototype.hasOwnProperty.call(sess, STATE)) return sess[STATE];
+  const inherited = sess[STATE];
+  const state = newState(sess);
   // One inherited (an object made over a session) is copied, not shared, as the fields were
   // each defined on the object itself.
-  const state = Object.assign(new SessionState(), sess[STATE]);
+  if (inherited !== undefined) Object.assign(state, inherited);
+  return state;
+}
+
+// newState(sess): a new hidden state on sess, an extensible object that has none of its own
+// (one JSON.parse or express-session's Session made).
+function newState(sess) {
+  const state = new SessionState();
   Object.defineProperty(sess, STATE, { value: state, configurable: true });
   return state;
 }
@@ -742,33 +752,56 @@ class SessdStore extends BaseStore {
   // many flashes were queued in it.
   // A session sessd may end soon is marked for its request to keep (see endsSoon).
   get(sid, cb) {
-    return withCallback((async () => {
+    let getting;
+    try {
       const key = this.key(sid);
       const loading = this.client.load(this.namespace, key);
       // Sessions whose data does not say how long sessd keeps them: asked in the same round
       // trip (see endsSoon).
       const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-      const loaded = await loading;
-      // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
-      if (loaded === null) return this.migration !== null && (await this.migration.miss(sid, key)) ? this.get(sid) : null;
-      const { data, flashes } = loaded;
-      // The text is kept for a save's forms (see saveLoaded): decoding it again cost a cart add
-      // a microsecond.
-      const text = this.serializer.raw ? null : data.toString('utf8');
-      // JSON's parse is no promise: awaited all the same, it cost each read a turn.
-      const sess = this.serializer === JSON ? parseJson(text) : await this.parse(text ?? data);
-      const soon = this.farFromEnd(sess) ? false : await this.endsSoon(key, sess, asked);
-      if (soon === null) return null;
-      if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
-      if (!soon && !this.merge && flashes === null) return sess;
-      const state = stateFor(sess);
-      if (soon) state.keep = { key, data };
-      // The tag and forms are worked out from data when the session is saved: a request that
-      // does not save it pays nothing for them.
-      if (this.merge) state.loaded = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
-      if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
-      return sess;
-    })(), cb);
+      getting = loading.then((loaded) => this.loadedSession(sid, key, loaded, asked));
+    } catch (err) {
+      getting = Promise.reject(err);
+    }
+    return withCallback(getting, cb);
+  }
+
+  // loadedSession(sid, key, loaded, asked): get()'s answer from LOAD's (loaded): the session
+  // or null, or a promise of it where a serializer's parse, the migration or endsSoon must be
+  // waited for. Not an async function: for most pages nothing is, and each await between the
+  // socket's reply and express-session's callback cost a page view a promise and a turn of
+  // the microtask queue (bench/e2e/store-ops.js).
+  loadedSession(sid, key, loaded, asked) {
+    // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
+    if (loaded === null) return this.migration !== null ? this.migration.miss(sid, key).then((moved) => (moved ? this.get(sid) : null)) : null;
+    const { data, flashes } = loaded;
+    // The text is kept for a save's forms (see saveLoaded): decoding it again cost a cart add
+    // a microsecond.
+    const text = this.serializer.raw ? null : data.toString('utf8');
+    // JSON's parse is no promise: awaited all the same, it cost each read a turn.
+    if (this.serializer !== JSON) return this.parse(text ?? data).then((sess) => this.readSession(key, sess, data, text, flashes, asked));
+    return this.readSession(key, parseJson(text), data, text, flashes, asked);
+  }
+
+  // readSession(key, sess, data, text, flashes, asked): loadedSession's, once parsed (sess).
+  readSession(key, sess, data, text, flashes, asked) {
+    if (this.farFromEnd(sess)) return this.withState(key, sess, data, text, flashes, false);
+    return this.endsSoon(key, sess, asked).then((soon) => (soon === null ? null : this.withState(key, sess, data, text, flashes, soon)));
+  }
+
+  // withState(key, sess, data, text, flashes, soon): the session get() read, with merge on
+  // carrying (hidden) what a later set() needs to merge, and how many flashes were queued in
+  // it (flashes; null when not known).
+  withState(key, sess, data, text, flashes, soon) {
+    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
+    if (!soon && !this.merge && flashes === null) return sess;
+    const state = this.serializer === JSON ? newState(sess) : stateFor(sess);
+    if (soon) state.keep = { key, data };
+    // The tag and forms are worked out from data when the session is saved: a request that
+    // does not save it pays nothing for them.
+    if (this.merge) state.loaded = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
+    if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
+    return sess;
   }
 
   // keepsAlive(): whether the store renews sessions as requests use them (express-session's
@@ -1512,7 +1545,7 @@ class SessdStore extends BaseStore {
     const read = stateOf(sess);
     if (read !== undefined && read.keep) this.keep(sess, read.keep);
     const session = super.createSession(req, sess);
-    const state = stateFor(session);
+    const state = Session !== null && session instanceof Session ? newState(session) : stateFor(session);
     state.stored = true;
     if (session.cookie) state.loadedExpires = session.cookie.expires;
     // express-session's Session copies the enumerable keys only: carry the merge state and

@@ -7,7 +7,7 @@
 // share and with less noise.
 //
 //   node store-ops.js [--rounds 5] [--ops 20000] [--concurrency 32] [--only sessd,redis,base]
-//       [--versus DIR]
+//       [--versus DIR] [--op view|add]
 //
 // Starts a private sessd (SESSD_BIN) and redis-server (--save '' --appendonly no), both on
 // loopback TCP.
@@ -34,6 +34,8 @@ const CONC = arg('concurrency', 32);
 const SESSIONS = 1000;
 const sarg = (name) => (process.argv.includes('--' + name) ? process.argv[process.argv.indexOf('--' + name) + 1] : null);
 const ONLY = sarg('only') && sarg('only').split(',');
+// --op view or add: that action alone (for a profile of one).
+const OPS_ONLY = sarg('op') && sarg('op').split(',');
 // --versus DIR: another copy of connect-sessd (a checkout's client/node), run as 'base'
 // beside this one, to see what a change to lib/ does to the app's CPU.
 const VERSUS = sarg('versus') && path.resolve(sarg('versus'));
@@ -128,7 +130,7 @@ async function main() {
   for (let r = 0; r < ROUNDS; r++) {
     // Rotated each round, so that the machine's drift falls on each.
     for (const kind of kinds.map((_, i) => kinds[(i + r) % kinds.length])) {
-      for (const [name, op] of [['view', pageView], ['add', cartAdd]]) {
+      for (const [name, op] of [['view', pageView], ['add', cartAdd]].filter(([name]) => !OPS_ONLY || OPS_ONLY.includes(name))) {
         const m = await measure(stores[kind], sids, op);
         res[kind][name].push(m);
         console.log(`round ${r} ${kind.padEnd(5)} ${name.padEnd(4)} ${m.cpuUs.toFixed(1).padStart(6)} us CPU/op (user ${m.userUs.toFixed(1).padStart(5)})  ${m.opsPerS.toFixed(0).padStart(6)} ops/s`);
@@ -138,7 +140,7 @@ async function main() {
   console.log(`\nmedians of ${ROUNDS} rounds, ${OPS} ops each, ${CONC} at a time: app CPU (user and system; user alone) per get+touch (view) and get+set (add), and the median of each round's ratio to ${kinds.includes('redis') ? 'redis' : kinds[0]}:`);
   const ref = kinds.includes('redis') ? 'redis' : kinds[0];
   for (const kind of kinds) {
-    const line = ['view', 'add'].map((name) => {
+    const line = ['view', 'add'].filter((name) => !OPS_ONLY || OPS_ONLY.includes(name)).map((name) => {
       const ratio = (f) => median(res[kind][name].map((m, i) => f(m) / f(res[ref][name][i]))).toFixed(2);
       const med = (f) => median(res[kind][name].map(f)).toFixed(1);
       return `${name} ${med((m) => m.cpuUs)} us (x${ratio((m) => m.cpuUs)}), user ${med((m) => m.userUs)} us (x${ratio((m) => m.userUs)})`;
@@ -147,7 +149,7 @@ async function main() {
   }
   // With --versus: this lib against the other, as each round's ratio (the two ran side by side).
   if (kinds.includes('sessd') && kinds.includes('base')) {
-    const line = ['view', 'add'].map((name) => {
+    const line = ['view', 'add'].filter((name) => !OPS_ONLY || OPS_ONLY.includes(name)).map((name) => {
       const ratios = res.sessd[name].map((m, i) => m.cpuUs / res.base[name][i].cpuUs);
       return `${name} x${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
     });
