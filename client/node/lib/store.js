@@ -466,6 +466,10 @@ const WRITE_MARK_BYTES = 16;
 const MARK_POOL_BYTES = 4096;
 const markPool = Buffer.alloc(MARK_POOL_BYTES);
 let markPoolAt = MARK_POOL_BYTES;
+// The mark is a string, put into the session's text before it is encoded: a Buffer of its
+// own and a Buffer.concat of the session's bytes with it cost every save two allocations and
+// a copy. MARK_CHARS[b]: the 4 characters of a random byte b, its low 2 bits first.
+const MARK_CHARS = Array.from({ length: 256 }, (_, b) => [0, 2, 4, 6].map((shift) => String.fromCharCode(JSON_WS[(b >> shift) & 3])).join(''));
 function writeMark() {
   if (markPoolAt + WRITE_MARK_BYTES / 4 > MARK_POOL_BYTES) {
     crypto.randomFillSync(markPool);
@@ -473,9 +477,7 @@ function writeMark() {
   }
   const at = markPoolAt;
   markPoolAt += WRITE_MARK_BYTES / 4;
-  const out = Buffer.allocUnsafe(WRITE_MARK_BYTES);
-  for (let i = 0; i < WRITE_MARK_BYTES; i++) out[i] = JSON_WS[(markPool[at + (i >> 2)] >> ((i & 3) * 2)) & 3];
-  return out;
+  return MARK_CHARS[markPool[at]] + MARK_CHARS[markPool[at + 1]] + MARK_CHARS[markPool[at + 2]] + MARK_CHARS[markPool[at + 3]];
 }
 
 // The tags (dataTag) of sessions' data as last read, by key, so that a page view of a session
@@ -964,8 +966,13 @@ class SessdStore extends BaseStore {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
     const state = stateFor(sess);
     state.saving++;
-    return saving.finally(() => {
+    // Not finally(): its callback's promise is chained again, a turn more for every save.
+    return saving.then((v) => {
       state.saving--;
+      return v;
+    }, (err) => {
+      state.saving--;
+      throw err;
     });
   }
 
@@ -1108,17 +1115,18 @@ class SessdStore extends BaseStore {
     return asBuffer(a).equals(asBuffer(b));
   }
 
-  // serialize(sess, forms): the serializer's bytes of sess, whose forms(sess) are given. Under
-  // JSON they are put together from the forms (JSON.stringify would write the same bytes:
-  // own enumerable keys in the same order, those without a form left out).
-  serialize(sess, forms) {
+  // serialize(sess, forms, mark): the serializer's bytes of sess, whose forms(sess) are given
+  // (under JSON, followed by mark, see writeMark). Under JSON they are put together from the
+  // forms (JSON.stringify would write the same bytes: own enumerable keys in the same order,
+  // those without a form left out).
+  serialize(sess, forms, mark = '') {
     if (this.serializer !== JSON) return asBuffer(this.serializer.stringify(sess));
     const parts = [];
     for (const [k, f] of forms) {
-      if (typeof f !== 'string') return asBuffer(JSON.stringify(sess)); // throws what it threw
+      if (typeof f !== 'string') return asBuffer(JSON.stringify(sess) + mark); // throws what it threw
       parts.push(JSON.stringify(k) + ':' + f);
     }
-    return Buffer.from('{' + parts.join(',') + '}', 'utf8');
+    return Buffer.from('{' + parts.join(',') + '}' + mark, 'utf8');
   }
 
   // formValue(key, form): a promise of the value a form was made from (a fresh copy), for
@@ -1172,7 +1180,8 @@ class SessdStore extends BaseStore {
     }
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
     const asRead = st.forms === null && this.serializer === JSON;
-    if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
+    // JSON's parse is no promise: awaited, it cost each save a turn (see get).
+    if (st.forms === null) st.forms = this.forms(this.serializer === JSON ? parseJson(st.text ?? st.data.toString('utf8')) : await this.parse(st.text ?? st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
@@ -1196,9 +1205,11 @@ class SessdStore extends BaseStore {
     let expect = this.tags.peek(st.key, st.data);
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
-      let bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
-      // Bytes no other save writes, so that a resend after a crash knows its own (writeMark).
-      if (this.serializer === JSON) bytes = Buffer.concat([bytes, writeMark()]);
+      // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
+      // (writeMark).
+      const mark = this.serializer === JSON ? writeMark() : '';
+      const bytes = merged === null ? this.serialize(sess, now, mark)
+        : mark === '' ? asBuffer(this.serializer.stringify(merged)) : Buffer.from(JSON.stringify(merged) + mark, 'utf8');
       // The cookie another request saved meanwhile (this one did not change it) is the newer
       // decision on the lifetime, a longer one ("remember me") or a shorter one ("forget me"):
       // renewed from now, as express-session's touch renews this request's. Taking the longer
