@@ -488,14 +488,25 @@ function writeMark() {
 // so it is always dataTag's. The copy is a latin1 string (a byte a character, compared
 // exactly): a Buffer of its own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make
 // on the shared machine, against 0.4-0.7 for the string, on every page view after a change;
-// a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded: data up to TAG_CACHE_MAX_BYTES, TAG_CACHE_ENTRIES
-// entries (the oldest go first), so at most 2 MiB a store.
-const TAG_CACHE_ENTRIES = 1024;
+// a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded by what its entries
+// hold: data up to TAG_CACHE_MAX_BYTES is cached, each entry counted as its copy and
+// TAG_CACHE_ENTRY_BYTES, and the oldest go first past TAG_CACHE_BUDGET_BYTES. It was 1,024
+// entries: a site with more sessions in use than that between two views of one (a few
+// thousand visitors at once) hashed on every page view, 1.5 us more of its 16
+// (bench/e2e/store-ops.js --sessions 5000), while the cache held 0.8 MiB for sessions of 200
+// bytes; it now holds about 5,000 of them in 4 MiB, or 2,500 of 1 KB.
+const TAG_CACHE_BUDGET_BYTES = 4 * 1024 * 1024;
+// What an entry holds beside its copy: the tag (a Buffer over BLAKE2b's 64 bytes), the
+// entry's object, its key and the Map's slot: 600 bytes, measured (heapUsed and arrayBuffers
+// after 20,000 entries of 194 bytes: 790 bytes each).
+const TAG_CACHE_ENTRY_BYTES = 640;
 const TAG_CACHE_MAX_BYTES = 2048;
 
 class TagCache {
   constructor() {
     this.entries = new Map();
+    // What the entries hold, as the budget counts it.
+    this.bytes = 0;
   }
 
   // tag(key, data): dataTag(data), from the cache when data is the same bytes as last tagged
@@ -505,14 +516,22 @@ class TagCache {
     const hit = this.entries.get(key);
     if (hit !== undefined && sameBytes(bytes, hit.bytes)) return hit.tag;
     const tag = dataTag(bytes);
-    if (bytes.length > TAG_CACHE_MAX_BYTES) {
-      if (hit !== undefined) this.entries.delete(key);
-      return tag;
+    if (hit !== undefined) this.drop(key, hit);
+    if (bytes.length > TAG_CACHE_MAX_BYTES) return tag;
+    const copy = bytes.toString('latin1');
+    this.bytes += copy.length + TAG_CACHE_ENTRY_BYTES;
+    for (const [oldKey, old] of this.entries) {
+      if (this.bytes <= TAG_CACHE_BUDGET_BYTES) break;
+      this.drop(oldKey, old);
     }
-    if (hit !== undefined) this.entries.delete(key);
-    else if (this.entries.size >= TAG_CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value);
-    this.entries.set(key, { bytes: bytes.toString('latin1'), tag });
+    this.entries.set(key, { bytes: copy, tag });
     return tag;
+  }
+
+  // drop(key, entry): removes the entry of key.
+  drop(key, entry) {
+    this.entries.delete(key);
+    this.bytes -= entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
   }
 
   // peek(key, data): tag() for data about to be replaced (a save's SET_IF): a tag cached for
@@ -525,11 +544,13 @@ class TagCache {
   }
 
   forget(key) {
-    this.entries.delete(key);
+    const hit = this.entries.get(key);
+    if (hit !== undefined) this.drop(key, hit);
   }
 
   clear() {
     this.entries.clear();
+    this.bytes = 0;
   }
 }
 

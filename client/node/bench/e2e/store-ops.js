@@ -7,7 +7,7 @@
 // share and with less noise.
 //
 //   node store-ops.js [--rounds 5] [--ops 20000] [--concurrency 32] [--only sessd,redis,base]
-//       [--versus DIR] [--op view|add]
+//       [--versus DIR] [--op view|add] [--sessions 1000]
 //
 // Starts a private sessd (SESSD_BIN) and redis-server (--save '' --appendonly no), both on
 // loopback TCP.
@@ -31,7 +31,9 @@ const arg = (name, def) => {
 const ROUNDS = arg('rounds', 5);
 const OPS = arg('ops', 20000);
 const CONC = arg('concurrency', 32);
-const SESSIONS = 1000;
+// --sessions N: how many distinct sessions the calls go round (connect-sessd's tag cache holds
+// 1,024: more, and every page view hashes its session's data).
+const SESSIONS = arg('sessions', 1000);
 const sarg = (name) => (process.argv.includes('--' + name) ? process.argv[process.argv.indexOf('--' + name) + 1] : null);
 const ONLY = sarg('only') && sarg('only').split(',');
 // --op view or add: that action alone (for a profile of one).
