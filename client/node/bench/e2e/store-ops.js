@@ -7,7 +7,7 @@
 // share and with less noise.
 //
 //   node store-ops.js [--rounds 5] [--ops 20000] [--concurrency 32] [--only sessd,redis,base]
-//       [--versus DIR] [--op view|add] [--sessions 1000]
+//       [--versus DIR] [--op view|add] [--sessions 1000] [--secret]
 //
 // Starts a private sessd (SESSD_BIN) and redis-server (--save '' --appendonly no), both on
 // loopback TCP.
@@ -90,7 +90,16 @@ async function main() {
   // ids sent, to find them in a log), which would be measured here.
   const ready = path.join(dir, 'ready');
   const sessdBin = process.env.SESSD_BIN ? path.resolve(NODE_DIR, process.env.SESSD_BIN) : path.resolve(NODE_DIR, '../../build/daemon/sessd');
-  const sessd = spawn(sessdBin, ['--listen', 'tcp://127.0.0.1:0', '--ready-file', ready, '--log-level', 'warn'], { stdio: 'inherit' });
+  // --secret: sessd takes a secret (--auth-file) and both stores show it, sealed unless their
+  // options say seal: false (SESSD_STORE_OPTS, and BASE_STORE_OPTS for --versus's: a sealed
+  // store against a plain one of the same lib is the seal's cost).
+  const secret = process.argv.includes('--secret') ? require('crypto').randomBytes(32) : null;
+  const authArgs = [];
+  if (secret) {
+    fs.writeFileSync(path.join(dir, 'secret'), secret, { mode: 0o600 });
+    authArgs.push('--auth-file', path.join(dir, 'secret'));
+  }
+  const sessd = spawn(sessdBin, ['--listen', 'tcp://127.0.0.1:0', '--ready-file', ready, '--log-level', 'warn', ...authArgs], { stdio: 'inherit' });
   for (let i = 0; !fs.existsSync(ready); i++) {
     if (i > 400) throw new Error('sessd did not start');
     await sleep(25);
@@ -115,10 +124,13 @@ async function main() {
     }
   }
   const stores = {
-    sessd: new SessdStore({ url: sessdUrl, namespace: 'ops', ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') }),
+    sessd: new SessdStore({ url: sessdUrl, namespace: 'ops', ...(secret ? { auth: secret } : {}), ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') }),
     redis: new RedisStore({ client: redis, prefix: 'ops:' }),
   };
-  if (VERSUS) stores.base = new (require(VERSUS).SessdStore)({ url: sessdUrl, namespace: 'ops-base', ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') });
+  if (VERSUS) {
+    const opts = { ...(secret ? { auth: secret } : {}), ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}'), ...JSON.parse(process.env.BASE_STORE_OPTS || '{}') };
+    stores.base = new (require(VERSUS).SessdStore)({ url: sessdUrl, namespace: 'ops-base', ...opts });
+  }
   const kinds = Object.keys(stores).filter((k) => !ONLY || ONLY.includes(k));
   const sids = Array.from({ length: SESSIONS }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
   for (const store of kinds.map((k) => stores[k])) {
