@@ -361,9 +361,10 @@ class FlashRequest {
     // The session express-session made for this request because none was read (no cookie,
     // or one naming no session): its id is new and random, so nothing can be queued for it
     // but what this request pushes. A session regenerated later is another object. Only a
-    // SessdStore marks the sessions it read (stored, in its hidden state): under another store (flash({ client })
-    // beside express-session's MemoryStore or connect-redis) a session it read looks the same
-    // as a new one, and taken for new, every pop of a returning visitor found nothing.
+    // SessdStore marks the sessions it read (stored, in its hidden state): under another
+    // store (flash({ client }) beside express-session's MemoryStore or connect-redis) a
+    // session it read looks the same as a new one, and taken for new, every pop of a
+    // returning visitor found nothing.
     this.freshSession = req.session && req.sessionStore instanceof SessdStore && !stateOf(req.session)?.stored ? req.session : null;
   }
 
