@@ -5,7 +5,7 @@
 
 const util = require('util');
 const { MAX_TTL_MS } = require('./codec');
-const { SessdStore, STORED, SAVED, DEFAULT_TTL_S, FLASH_PUSHES, FLASH_COUNT, REGENERATING, markSaveFailed, warnUnknownOptions } = require('./store');
+const { SessdStore, stateOf, DEFAULT_TTL_S, FLASH_PUSHES, REGENERATING, markSaveFailed, warnUnknownOptions } = require('./store');
 const { unavailableError } = require('./connection');
 
 // The options flash() and flash.locals() know; others draw a warning (warnUnknownOptions).
@@ -361,10 +361,11 @@ class FlashRequest {
     // The session express-session made for this request because none was read (no cookie,
     // or one naming no session): its id is new and random, so nothing can be queued for it
     // but what this request pushes. A session regenerated later is another object. Only a
-    // SessdStore marks the sessions it read (STORED): under another store (flash({ client })
-    // beside express-session's MemoryStore or connect-redis) a session it read looks the same
-    // as a new one, and taken for new, every pop of a returning visitor found nothing.
-    this.freshSession = req.session && req.sessionStore instanceof SessdStore && !req.session[STORED] ? req.session : null;
+    // SessdStore marks the sessions it read (stored, in its hidden state): under another
+    // store (flash({ client }) beside express-session's MemoryStore or connect-redis) a
+    // session it read looks the same as a new one, and taken for new, every pop of a
+    // returning visitor found nothing.
+    this.freshSession = req.session && req.sessionStore instanceof SessdStore && !stateOf(req.session)?.stored ? req.session : null;
   }
 
   // call(args): req.flash(...args). connect-flash code and passport (failureFlash,
@@ -413,8 +414,9 @@ class FlashRequest {
     // session with a key of its own is one express-session sees as changed (a new id, or
     // data an empty new session lacked), so its cookie goes out unmarked; an empty one saved
     // is still marked, or with saveUninitialized: false the browser would never learn its id.
-    const savedWithData = req.session[SAVED] !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
-    const inSessd = req.session[STORED] === true || savedWithData;
+    const state = stateOf(req.session);
+    const savedWithData = state?.saved !== undefined && Object.keys(req.session).some((k) => k !== 'cookie');
+    const inSessd = state?.stored === true || savedWithData;
     const mark = this.shared.mark;
     if (mark && !req.session[mark] && !inSessd) req.session[mark] = true;
     const ttlMs = ttlFor(req, b);
@@ -469,8 +471,8 @@ class FlashRequest {
   nothingQueued(b) {
     if (this.pushedAny) return false;
     const req = this.req;
-    if (this.freshSession !== null && req.session === this.freshSession && !req.session[STORED]) return true;
-    const seen = req.session[FLASH_COUNT];
+    if (this.freshSession !== null && req.session === this.freshSession && !stateOf(req.session)?.stored) return true;
+    const seen = stateOf(req.session)?.flashCount;
     return seen !== undefined && seen.flashes === 0 && seen.client === b.client &&
       seen.namespace === b.namespace && seen.key === b.prefix + req.sessionID;
   }
@@ -501,7 +503,7 @@ class FlashRequest {
     if (!(b.store instanceof SessdStore) || b.client !== b.store.client) return null;
     // A session this request made and pushed to, marked for express-session to save.
     const mark = this.shared.mark;
-    const made = changes && mark !== null && req.session[mark] === true && !req.session[STORED];
+    const made = changes && mark !== null && req.session[mark] === true && !stateOf(req.session)?.stored;
     return b.store.presave(req.sessionID, req.session, changes, made);
   }
 

@@ -9,8 +9,9 @@ const { Migration } = require('./migrate');
 
 let BaseStore;
 let Cookie = null;
+let Session = null;
 try {
-  ({ Store: BaseStore, Cookie } = require('express-session'));
+  ({ Store: BaseStore, Cookie, Session } = require('express-session'));
 } catch (err) {
   // express-session is a peer dependency; without it the store is still a usable
   // EventEmitter (for tools and tests that use the Client directly).
@@ -18,19 +19,101 @@ try {
 }
 
 const DEFAULT_TTL_S = 86400;
-// On a session read from sessd (not one made in this request): a symbol, so that neither
-// express-session's change check nor the serializer sees it.
-const STORED = Symbol('connect-sessd stored session');
-// On a session get() read (and carried onto req.session by createSession), with merge on:
-// what set() needs to write only this request's changes (see saveLoaded). A symbol, hidden
-// like STORED. Its value: { key, data (the bytes sessd holds, as far as this request knows:
-// SET_IF expects their tag), text (data decoded, as get() parsed it; null once data is a
-// save's, or under a raw serializer), forms (Map: top-level key -> its serialized form, as this
-// request last read or wrote it; null until the first save works it out from data), cookie (the
-// cookie get() parsed from data: what forms would hold for it while forms is null), stored (null when the session
-// object is exactly what sessd holds plus this request's changes; else the bytes last
-// written, a merge of another request's data), gone (sessd no longer has it) }.
-const LOADED = Symbol('connect-sessd loaded session');
+// A session object's hidden state: one property, symbol-keyed and not enumerable, so that
+// neither express-session's change check, nor the serializer, nor Object.keys, for...in or
+// util.inspect sees it, whose value is a SessionState. One property rather than one per field:
+// a page view defined six (each Object.defineProperty goes through the runtime and leaves
+// the object slower to read), about 1.5 us of its 17 us of store calls.
+const STATE = Symbol('connect-sessd session state');
+
+class SessionState {
+  constructor() {
+    // On a session read from sessd (not one made in this request): set by createSession.
+    this.stored = false;
+    // On a session get() read (and carried onto req.session by createSession), with merge on:
+    // what set() needs to write only this request's changes (see saveLoaded): { key, data
+    // (the bytes sessd holds, as far as this request knows: SET_IF expects their tag), text
+    // (data decoded, as get() parsed it; null once data is a save's, or under a raw
+    // serializer), forms (Map: top-level key -> its serialized form, as this request last
+    // read or wrote it; null until the first save works it out from data), cookie (the cookie
+    // get() parsed from data: what forms would hold for it while forms is null), stored (null
+    // when the session object is exactly what sessd holds plus this request's changes; else
+    // the bytes last written, a merge of another request's data), gone (sessd no longer has
+    // it) }.
+    this.loaded = undefined;
+    // On a session get() read with LOAD (and carried onto req.session by createSession): what
+    // that LOAD saw, { client, namespace, key, flashes (the messages queued in the session
+    // then, all types) }, so that flash() can answer a pop of a session that had none without
+    // asking sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD
+    // answered with GET.
+    this.flashCount = undefined;
+    // On a session object this request saved to sessd (set() went through, or its save became
+    // a touch): the store holds it, so flash() need not mark it for saving, and
+    // express-session's touch at the end of the request (it touches after an explicit
+    // req.session.save() that nothing changed since) is already done: sent, it cost a round
+    // trip, and over a merged save it cut back a longer lifetime that another request's
+    // cookie had given (see saveLoaded). { cookie (the cookie's JSON form as saved), whole,
+    // atMs (when the save was made), untilMs (atMs and the lifetime it gave, before which
+    // sessd does not end the session) }: a cookie the request set after its save (a "remember
+    // me" after req.session.save()) is saved at that touch (see touch), and a request that
+    // answers long after its save is touched then (see SAVED_RENEW_AFTER_MS).
+    this.saved = undefined;
+    // On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY,
+    // ...), or a flash pushed to it that failed so (flash.js: a logout's "Signed out" after
+    // regenerate() marks the new session for saving). Once the request has answered that with
+    // a 5xx (the app's error handler, as the README's does), express-session's own save or
+    // touch at the end of the request is not made (see answeredFailedSave): it held the error
+    // page until it was done, another timeoutMs or restartWaitMs on a stuck or restarting
+    // sessd (a cart add's 503 came after 10 s with sessd stopped), and a save failing again
+    // reached Express's final handler, which logged its stack and destroyed the browser's
+    // socket.
+    this.saveFailed = false;
+    // On a session read from sessd (set by createSession): the Date object its cookie's
+    // expires held when it was read. express-session renews the cookie (Session.touch, a new
+    // Date) only as the response goes out; until then the expires is the one the session's
+    // last save wrote, which touches since have not rewritten (a touch writes no data). While
+    // the cookie still holds this very object, the lifetime to give the session is its maxAge
+    // from now (see requestTtlMs), not that stale instant.
+    this.loadedExpires = undefined;
+    // On a session get() read that sessd may end before its request renews it (see
+    // endsSoon), for createSession, which keeps it (see keep): { key, data (as read) }.
+    this.keep = undefined;
+    // On a session whose end-of-request save flash() started early, pipelined behind a flash
+    // request (see presave): { done (a promise that settles with that save, never rejects),
+    // err (the error that save of this request's changes failed with, for set() to answer
+    // with, once; else null) }.
+    this.presave = undefined;
+    // How many set() calls of the session are under way (see whileSaving).
+    this.saving = 0;
+  }
+}
+
+// stateOf(sess): the hidden state of sess, undefined when it has none (or is no object).
+function stateOf(sess) {
+  return sess !== null && typeof sess === 'object' ? sess[STATE] : undefined;
+}
+
+// stateFor(sess): the hidden state of sess, made when it has none of its own; null for what
+// takes no properties (not an object, or not extensible: a serializer's frozen session).
+function stateFor(sess) {
+  if (sess === null || typeof sess !== 'object' || !Object.isExtensible(sess)) return null;
+  if (Object.prototype.hasOwnProperty.call(sess, STATE)) return sess[STATE];
+  const inherited = sess[STATE];
+  const state = newState(sess);
+  // One inherited (an object made over a session) is copied, not shared, as the fields were
+  // each defined on the object itself.
+  if (inherited !== undefined) Object.assign(state, inherited);
+  return state;
+}
+
+// newState(sess): a new hidden state on sess, an extensible object that has none of its own
+// (one JSON.parse or express-session's Session made).
+function newState(sess) {
+  const state = new SessionState();
+  Object.defineProperty(sess, STATE, { value: state, configurable: true });
+  return state;
+}
+
 // On a request, set by flash(): the flash pushes this request made that none of its pops has
 // taken since, in the order made: [{ namespace, key, type, msg, result (the push's promise) }].
 // regenerate() moves those of the old id, and only those (see there). On the request, not
@@ -41,49 +124,6 @@ const FLASH_PUSHES = Symbol('connect-sessd flash pushes');
 // pushed meanwhile waits for it and goes to the new session (see flash.js, push); sent at
 // once, it went to the old id after the DESTROY and was dropped.
 const REGENERATING = Symbol('connect-sessd regenerating');
-// On a session get() read with LOAD (and carried onto req.session by createSession): what
-// that LOAD saw, { client, namespace, key, flashes (the messages queued in the session then,
-// all types) }, so that flash() can answer a pop of a session that had none without asking
-// sessd (see flash.js, nothingQueued). Absent when a daemon older than LOAD answered with GET.
-const FLASH_COUNT = Symbol('connect-sessd flash count at load');
-// On a session object this request saved to sessd (set() went through, or its save became a
-// touch): the store holds it, so flash() need not mark it for saving, and express-session's
-// touch at the end of the request (it touches after an explicit req.session.save() that
-// nothing changed since) is already done: sent, it cost a round trip, and over a merged save
-// it cut back a longer lifetime that another request's cookie had given (see saveLoaded).
-// Its value: { cookie (the cookie's JSON form as saved), whole, atMs (when the save was made),
-// untilMs (atMs and the lifetime it gave, before which sessd does not end the session) }:
-// a cookie the request set after its save (a "remember me" after req.session.save()) is saved
-// at that touch (see touch), and a request that answers long after its save is touched then
-// (see SAVED_RENEW_AFTER_MS).
-const SAVED = Symbol('connect-sessd saved session');
-// On a session object whose save failed (set() rejected: sessd stuck or down, NO_MEMORY, ...),
-// or a flash pushed to it that failed so (flash.js: a logout's "Signed out" after regenerate()
-// marks the new session for saving).
-// Once the request has answered that with a 5xx (the app's error handler, as the README's
-// does), express-session's own save or touch at the end of the request is not made (see
-// answeredFailedSave): it held the error page until it was done, another timeoutMs or
-// restartWaitMs on a stuck or restarting sessd (a cart add's 503 came after 10 s with sessd
-// stopped), and a save failing again reached Express's final handler, which logged its stack
-// and destroyed the browser's socket.
-const SAVE_FAILED = Symbol('connect-sessd failed save');
-// On a session read from sessd (set by createSession): the Date object its cookie's expires
-// held when it was read. express-session renews the cookie (Session.touch, a new Date) only as
-// the response goes out; until then the expires is the one the session's last save wrote,
-// which touches since have not rewritten (a touch writes no data). While the cookie still holds
-// this very object, the lifetime to give the session is its maxAge from now (see
-// requestTtlMs), not that stale instant.
-const LOADED_EXPIRES = Symbol('connect-sessd cookie expiry as read');
-// On a session get() read that sessd may end before its request renews it (see endsSoon), and
-// carried onto req.session by createSession, which keeps it (see keep): { key, data (as read) }.
-const KEEP = Symbol('connect-sessd keep for the request');
-// On a session whose end-of-request save flash() started early, pipelined behind a flash
-// request (see presave): { done (a promise that settles with that save, never rejects), err
-// (the error that save of this request's changes failed with, for set() to answer with, once;
-// else null) }.
-const PRESAVE = Symbol('connect-sessd presave');
-// On a session, how many set() calls of it are under way (see whileSaving).
-const SAVING = Symbol('connect-sessd saves under way');
 const DEFAULT_MERGE_ATTEMPTS = 25;
 // How many GETs all() (DESTROYs for clear() with a prefix) has under way at once.
 const ALL_WINDOW = 64;
@@ -370,7 +410,7 @@ function savedExpiry(sess) {
 }
 
 // markSaved(sess, atMs, ttl, whole, cookie): sessd holds sess as this request saved it (see
-// SAVED), by a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms.
+// SessionState.saved), by a save made at atMs (Date.now() as its ttl was worked out) that gave it ttl ms.
 // Not on an object that takes no properties (a serializer's frozen session, say): it is then
 // touched as before. whole, for a session saved whole with SET: { key, data } (the sessd key
 // and the bytes written), so that the same save again is not sent (see savedWhole). cookie:
@@ -378,10 +418,8 @@ function savedExpiry(sess) {
 // a third JSON.stringify of express-session's Cookie cost a cart add 1.5-4 us); else it is
 // made here.
 function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && sess.cookie)) {
-  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    const form = cookie === UNKNOWN_FORM ? undefined : cookie;
-    Object.defineProperty(sess, SAVED, { value: { cookie: form, whole, atMs, untilMs: atMs + ttl }, configurable: true });
-  }
+  const state = stateFor(sess);
+  if (state !== null) state.saved = { cookie: cookie === UNKNOWN_FORM ? undefined : cookie, whole, atMs, untilMs: atMs + ttl };
 }
 
 // renewCookieAsRead(sess): renews the cookie of a session read from sessd (resetMaxAge) while it
@@ -392,16 +430,15 @@ function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && se
 // as its data said it was ending.
 function renewCookieAsRead(sess) {
   const cookie = sess.cookie;
-  if (typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+  if (typeof sess.resetMaxAge === 'function' && cookie && cookie.expires === stateOf(sess)?.loadedExpires && typeof cookie.originalMaxAge === 'number') {
     sess.resetMaxAge();
   }
 }
 
-// markSaveFailed(sess): set() of sess, or a push to it, failed (see SAVE_FAILED).
+// markSaveFailed(sess): set() of sess, or a push to it, failed (see SessionState.saveFailed).
 function markSaveFailed(sess) {
-  if (sess && typeof sess === 'object' && Object.isExtensible(sess)) {
-    Object.defineProperty(sess, SAVE_FAILED, { value: true, configurable: true });
-  }
+  const state = stateFor(sess);
+  if (state !== null) state.saveFailed = true;
 }
 
 // answeredFailedSave(sess): a save of sess failed in this request, and its response is a
@@ -411,7 +448,8 @@ function markSaveFailed(sess) {
 // made. A request that answered otherwise (an app that went on after the failed save) still
 // gets them, waiting for sessd as any request does.
 function answeredFailedSave(sess) {
-  if (!sess || typeof sess !== 'object' || !sess[SAVE_FAILED]) return false;
+  const state = stateOf(sess);
+  if (state === undefined || !state.saveFailed) return false;
   const res = sess.req && sess.req.res;
   return !!res && typeof res.statusCode === 'number' && res.statusCode >= 500;
 }
@@ -441,6 +479,10 @@ const WRITE_MARK_BYTES = 16;
 const MARK_POOL_BYTES = 4096;
 const markPool = Buffer.alloc(MARK_POOL_BYTES);
 let markPoolAt = MARK_POOL_BYTES;
+// The mark is a string, put into the session's text before it is encoded: a Buffer of its
+// own and a Buffer.concat of the session's bytes with it cost every save two allocations and
+// a copy. MARK_CHARS[b]: the 4 characters of a random byte b, its low 2 bits first.
+const MARK_CHARS = Array.from({ length: 256 }, (_, b) => [0, 2, 4, 6].map((shift) => String.fromCharCode(JSON_WS[(b >> shift) & 3])).join(''));
 function writeMark() {
   if (markPoolAt + WRITE_MARK_BYTES / 4 > MARK_POOL_BYTES) {
     crypto.randomFillSync(markPool);
@@ -448,9 +490,7 @@ function writeMark() {
   }
   const at = markPoolAt;
   markPoolAt += WRITE_MARK_BYTES / 4;
-  const out = Buffer.allocUnsafe(WRITE_MARK_BYTES);
-  for (let i = 0; i < WRITE_MARK_BYTES; i++) out[i] = JSON_WS[(markPool[at + (i >> 2)] >> ((i & 3) * 2)) & 3];
-  return out;
+  return MARK_CHARS[markPool[at]] + MARK_CHARS[markPool[at + 1]] + MARK_CHARS[markPool[at + 2]] + MARK_CHARS[markPool[at + 3]];
 }
 
 // The tags (dataTag) of sessions' data as last read, by key, so that a page view of a session
@@ -461,14 +501,33 @@ function writeMark() {
 // so it is always dataTag's. The copy is a latin1 string (a byte a character, compared
 // exactly): a Buffer of its own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make
 // on the shared machine, against 0.4-0.7 for the string, on every page view after a change;
-// a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded: data up to TAG_CACHE_MAX_BYTES, TAG_CACHE_ENTRIES
-// entries (the oldest go first), so at most 2 MiB a store.
-const TAG_CACHE_ENTRIES = 1024;
+// a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded by what its entries
+// hold: data up to TAG_CACHE_MAX_BYTES is cached, each entry counted as its copy and
+// TAG_CACHE_ENTRY_BYTES, and the oldest go first past TAG_CACHE_BUDGET_BYTES. It was 1,024
+// entries: a site with more sessions in use than that between two views of one (a few
+// thousand visitors at once) hashed on every page view, 1.5 us more of its 16
+// (bench/e2e/store-ops.js --sessions 5000), while the cache held 0.8 MiB for sessions of 200
+// bytes; it now holds about 5,000 of them in 4 MiB, or 2,500 of 1 KB.
+const TAG_CACHE_BUDGET_BYTES = 4 * 1024 * 1024;
+// What an entry holds beside its copy: the tag (a Buffer over BLAKE2b's 64 bytes), the
+// entry's object, its key and the Map's slot: 600 bytes, measured (heapUsed and arrayBuffers
+// after 20,000 entries of 194 bytes: 790 bytes each).
+const TAG_CACHE_ENTRY_BYTES = 640;
 const TAG_CACHE_MAX_BYTES = 2048;
 
 class TagCache {
   constructor() {
+    // key -> { key, bytes (the copy; null once dropped), tag }
     this.entries = new Map();
+    // What the entries hold, as the budget counts it.
+    this.bytes = 0;
+    // The entries in the order made, from head on, some dropped since (bytes null): the oldest
+    // go first. Not the Map's own order: V8 keeps a deleted entry's slot until the table is
+    // rebuilt, and a walk from the Map's start to its oldest entry passed every slot deleted
+    // since, each page view: with 5,000 sessions cached and more in use, the cache's eviction
+    // cost a page view more than the hash it saved.
+    this.order = [];
+    this.head = 0;
   }
 
   // tag(key, data): dataTag(data), from the cache when data is the same bytes as last tagged
@@ -478,14 +537,35 @@ class TagCache {
     const hit = this.entries.get(key);
     if (hit !== undefined && sameBytes(bytes, hit.bytes)) return hit.tag;
     const tag = dataTag(bytes);
-    if (bytes.length > TAG_CACHE_MAX_BYTES) {
-      if (hit !== undefined) this.entries.delete(key);
-      return tag;
+    if (hit !== undefined) this.drop(hit);
+    if (bytes.length > TAG_CACHE_MAX_BYTES) return tag;
+    const entry = { key, bytes: bytes.toString('latin1'), tag };
+    this.bytes += entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
+    while (this.bytes > TAG_CACHE_BUDGET_BYTES && this.head < this.order.length) {
+      const old = this.order[this.head];
+      this.order[this.head++] = undefined;
+      if (old.bytes !== null) this.drop(old);
     }
-    if (hit !== undefined) this.entries.delete(key);
-    else if (this.entries.size >= TAG_CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value);
-    this.entries.set(key, { bytes: bytes.toString('latin1'), tag });
+    this.entries.set(key, entry);
+    this.order.push(entry);
+    // The slots before head, and those of entries dropped, are given back once they are most
+    // of the array.
+    const live = this.order.length - this.head;
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    } else if (live > 1024 && live > 2 * this.entries.size) {
+      this.order = this.order.slice(this.head).filter((e) => e.bytes !== null);
+      this.head = 0;
+    }
     return tag;
+  }
+
+  // drop(entry): removes entry from the cache.
+  drop(entry) {
+    this.entries.delete(entry.key);
+    this.bytes -= entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
+    entry.bytes = null;
   }
 
   // peek(key, data): tag() for data about to be replaced (a save's SET_IF): a tag cached for
@@ -498,11 +578,15 @@ class TagCache {
   }
 
   forget(key) {
-    this.entries.delete(key);
+    const hit = this.entries.get(key);
+    if (hit !== undefined) this.drop(hit);
   }
 
   clear() {
     this.entries.clear();
+    this.bytes = 0;
+    this.order = [];
+    this.head = 0;
   }
 }
 
@@ -551,6 +635,27 @@ function withCallback(promise, cb) {
   // swallowed as a rejection.
   promise.then((v) => process.nextTick(cb, null, v), (err) => process.nextTick(cb, err));
   return undefined;
+}
+
+// withCallbackVoid(promise, cb): withCallback for a call that answers nothing: the value
+// promise resolves with is not passed on.
+function withCallbackVoid(promise, cb) {
+  if (typeof cb !== 'function') return promise.then(noValue);
+  promise.then(() => process.nextTick(cb, null, undefined), (err) => process.nextTick(cb, err));
+  return undefined;
+}
+
+function noValue() {
+  return undefined;
+}
+
+const SETTLED = Promise.resolve();
+
+// spareTouch(err): renew()'s answer to a touch that failed with err: true when the failure is
+// one a touch is spared (TOUCH_SPARED), else err thrown again.
+function spareTouch(err) {
+  if (err && TOUCH_SPARED.has(err.code)) return true;
+  throw err;
 }
 
 // unreadable(err): the error a serializer's parse threw, as a SessdStore passes it on. A
@@ -675,14 +780,15 @@ class SessdStore extends BaseStore {
 
   // requestTtlMs(sess): ttlMs for a session of a request under way, as express-session will
   // renew its cookie as the response goes out: the cookie's originalMaxAge from now while it
-  // still holds the expiry it was read with (see LOADED_EXPIRES), else ttlMs. A save made before
+  // still holds the expiry it was read with (see SessionState.loadedExpires), else ttlMs. A save made before
   // the response (req.session.save(), as the README recommends) or a flash push sees the
   // cookie as the session's last save left it: an hour of page views after that save, whose
   // touches renewed the session in sessd, its expiry had passed or was near, and such a save
   // destroyed the session or gave it that minute while the response sent the browser an hour.
   requestTtlMs(sess) {
     const cookie = isPlainObject(sess) ? sess.cookie : undefined;
-    if (cookie && sess[LOADED_EXPIRES] !== undefined && cookie.expires === sess[LOADED_EXPIRES] && typeof cookie.originalMaxAge === 'number') {
+    const asRead = cookie ? stateOf(sess)?.loadedExpires : undefined;
+    if (asRead !== undefined && cookie.expires === asRead && typeof cookie.originalMaxAge === 'number') {
       return this.renewedTtlMs(sess);
     }
     return this.ttlMs(sess);
@@ -705,36 +811,56 @@ class SessdStore extends BaseStore {
   // many flashes were queued in it.
   // A session sessd may end soon is marked for its request to keep (see endsSoon).
   get(sid, cb) {
-    return withCallback((async () => {
+    let getting;
+    try {
       const key = this.key(sid);
       const loading = this.client.load(this.namespace, key);
       // Sessions whose data does not say how long sessd keeps them: asked in the same round
       // trip (see endsSoon).
       const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-      const loaded = await loading;
-      // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
-      if (loaded === null) return this.migration !== null && (await this.migration.miss(sid, key)) ? this.get(sid) : null;
-      const { data, flashes } = loaded;
-      // The text is kept for a save's forms (see saveLoaded): decoding it again cost a cart add
-      // a microsecond.
-      const text = this.serializer.raw ? null : data.toString('utf8');
-      // JSON's parse is no promise: awaited all the same, it cost each read a turn.
-      const sess = this.serializer === JSON ? parseJson(text) : await this.parse(text ?? data);
-      const soon = this.farFromEnd(sess) ? false : await this.endsSoon(key, sess, asked);
-      if (soon === null) return null;
-      if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
-      if (soon) Object.defineProperty(sess, KEEP, { value: { key, data }, configurable: true });
-      if (this.merge) {
-        // The tag and forms are worked out from data when the session is saved: a request
-        // that does not save it pays nothing for them.
-        const st = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
-        Object.defineProperty(sess, LOADED, { value: st, configurable: true });
-      }
-      if (flashes !== null) {
-        Object.defineProperty(sess, FLASH_COUNT, { value: { client: this.client, namespace: this.namespace, key, flashes }, configurable: true });
-      }
-      return sess;
-    })(), cb);
+      getting = loading.then((loaded) => this.loadedSession(sid, key, loaded, asked));
+    } catch (err) {
+      getting = Promise.reject(err);
+    }
+    return withCallback(getting, cb);
+  }
+
+  // loadedSession(sid, key, loaded, asked): get()'s answer from LOAD's (loaded): the session
+  // or null, or a promise of it where a serializer's parse, the migration or endsSoon must be
+  // waited for. Not an async function: for most pages nothing is, and each await between the
+  // socket's reply and express-session's callback cost a page view a promise and a turn of
+  // the microtask queue (bench/e2e/store-ops.js).
+  loadedSession(sid, key, loaded, asked) {
+    // Not in sessd: perhaps still in the old store (migrateFrom), moved now and read again.
+    if (loaded === null) return this.migration !== null ? this.migration.miss(sid, key).then((moved) => (moved ? this.get(sid) : null)) : null;
+    const { data, flashes } = loaded;
+    // The text is kept for a save's forms (see saveLoaded): decoding it again cost a cart add
+    // a microsecond.
+    const text = this.serializer.raw ? null : data.toString('utf8');
+    // JSON's parse is no promise: awaited all the same, it cost each read a turn.
+    if (this.serializer !== JSON) return this.parse(text ?? data).then((sess) => this.readSession(key, sess, data, text, flashes, asked));
+    return this.readSession(key, parseJson(text), data, text, flashes, asked);
+  }
+
+  // readSession(key, sess, data, text, flashes, asked): loadedSession's, once parsed (sess).
+  readSession(key, sess, data, text, flashes, asked) {
+    if (this.farFromEnd(sess)) return this.withState(key, sess, data, text, flashes, false);
+    return this.endsSoon(key, sess, asked).then((soon) => (soon === null ? null : this.withState(key, sess, data, text, flashes, soon)));
+  }
+
+  // withState(key, sess, data, text, flashes, soon): the session get() read, with merge on
+  // carrying (hidden) what a later set() needs to merge, and how many flashes were queued in
+  // it (flashes; null when not known).
+  withState(key, sess, data, text, flashes, soon) {
+    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
+    if (!soon && !this.merge && flashes === null) return sess;
+    const state = this.serializer === JSON ? newState(sess) : stateFor(sess);
+    if (soon) state.keep = { key, data };
+    // The tag and forms are worked out from data when the session is saved: a request that
+    // does not save it pays nothing for them.
+    if (this.merge) state.loaded = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
+    if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
+    return sess;
   }
 
   // keepsAlive(): whether the store renews sessions as requests use them (express-session's
@@ -799,8 +925,7 @@ class SessdStore extends BaseStore {
   // tab) stays destroyed and a CONFLICT (a save just made, which chose the lifetime) changes
   // nothing. Sent at once, ahead of the request's own requests of the session on its
   // connection; not waited for: a session it finds ended was ending as the request came.
-  keep(sess) {
-    const k = sess[KEEP];
+  keep(sess, k) {
     let ttl;
     try {
       ttl = this.renewedTtlMs(sess);
@@ -821,7 +946,7 @@ class SessdStore extends BaseStore {
   // or a page showing a flash: three round trips, now two). Only for a session read from sessd
   // with merge on, whose save is conditional on the data read (it undoes no other request's
   // change and brings back no session destroyed meanwhile), or one this request made (made). express-session's own save or
-  // touch at the end then finds it saved (SAVED) and sends nothing, unless the request changed
+  // touch at the end then finds it saved (SessionState.saved) and sends nothing, unless the request changed
   // the session since. When this one failed, express-session's save at the end fails with its
   // error, which reaches the app as that save's own did: not made again, since a save that
   // timed out may still be carried out by a stuck sessd that wakes, and merged over, a
@@ -836,13 +961,14 @@ class SessdStore extends BaseStore {
   // savedWhole).
   presave(sid, sess, changes, made = false) {
     if (!this.keepsAlive() || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
-    if (sess[PRESAVE] !== undefined || sess[SAVED] !== undefined || answeredFailedSave(sess)) return null;
+    const state = stateFor(sess);
+    if (state.presave !== undefined || state.saved !== undefined || answeredFailedSave(sess)) return null;
     // The app's own save under way (req.session.save() not awaited before the redirect): a
     // second beside it met its write as a CONFLICT, read the session again and wrote it twice.
-    if (sess[SAVING] > 0) return null;
+    if (state.saving > 0) return null;
     const key = this.key(sid);
-    const st = sess[LOADED];
-    if (made ? sess[STORED] || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
+    const st = state.loaded;
+    if (made ? state.stored || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
       if (changes && !made) renewCookieAsRead(sess);
@@ -858,7 +984,7 @@ class SessdStore extends BaseStore {
     })().catch((err) => {
       if (changes) pre.err = err;
     });
-    Object.defineProperty(sess, PRESAVE, { value: pre, configurable: true });
+    state.presave = pre;
     return pre.done;
   }
 
@@ -867,7 +993,7 @@ class SessdStore extends BaseStore {
   // keys this request changed are written, see saveLoaded.
   set(sid, sess, cb) {
     return withCallback(this.whileSaving(sess, (async () => {
-      const pre = sess ? sess[PRESAVE] : undefined;
+      const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
       // The app's own save before the response (req.session.save(cb), then the redirect).
@@ -888,11 +1014,19 @@ class SessdStore extends BaseStore {
   }
 
   // whileSaving(sess, saving): saving (set()'s promise), with sess counted as being saved
-  // (SAVING) until it settles, for presave.
+  // (SessionState.saving) until it settles, for presave.
   whileSaving(sess, saving) {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
-    Object.defineProperty(sess, SAVING, { value: (sess[SAVING] || 0) + 1, configurable: true });
-    return saving.finally(() => Object.defineProperty(sess, SAVING, { value: sess[SAVING] - 1, configurable: true }));
+    const state = stateFor(sess);
+    state.saving++;
+    // Not finally(): its callback's promise is chained again, a turn more for every save.
+    return saving.then((v) => {
+      state.saving--;
+      return v;
+    }, (err) => {
+      state.saving--;
+      throw err;
+    });
   }
 
   // saveSession(sid, sess): set()'s work.
@@ -904,7 +1038,8 @@ class SessdStore extends BaseStore {
       await this.client.destroy(this.namespace, key);
       return;
     }
-    const st = this.merge && sess ? sess[LOADED] : undefined;
+    const state = stateOf(sess);
+    const st = this.merge && state !== undefined ? state.loaded : undefined;
     if (st && st.key === key) {
       await this.saveLoaded(sid, sess, st, ttl, atMs);
       return;
@@ -912,9 +1047,9 @@ class SessdStore extends BaseStore {
     const data = this.serializer.stringify(sess);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
-    if (sess && typeof sess === 'object' && sess[SAVED] !== undefined) {
+    if (state !== undefined && state.saved !== undefined) {
       if (await this.savedWhole(sess, key, data)) {
-        if (this.savedShort(sess[SAVED], sess)) await this.renewSaved(key, ttl, null, sess[SAVED]);
+        if (this.savedShort(state.saved, sess)) await this.renewSaved(key, ttl, null, state.saved);
         return;
       }
       const made = this.merge ? await this.madeState(sess, key) : null;
@@ -928,7 +1063,7 @@ class SessdStore extends BaseStore {
   }
 
   // madeState(sess, key): for a session this store saved whole under key (one it made: a first
-  // visit, a regenerate()) and that has changed since, the merge state (LOADED) of what that
+  // visit, a regenerate()) and that has changed since, the merge state (SessionState.loaded) of what that
   // save wrote, put on sess, so that this save and the next merge over it as over a session
   // read from sessd; null when there is no such save or it is not a session object. A session
   // object that lives on past its request saves it again later: Socket.IO's socket.request.session
@@ -936,17 +1071,17 @@ class SessdStore extends BaseStore {
   // yet. Saved whole again with SET, it wrote back its stale copy over a login made over HTTP
   // meanwhile, and brought a logged-out (destroyed) session back, logged in again.
   async madeState(sess, key) {
-    const whole = sess[SAVED].whole;
+    const whole = stateOf(sess).saved.whole;
     if (!whole || whole.key !== key || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
     const before = await this.wholeRead(whole);
     if (before === null) return null;
     const st = { key, data: asBuffer(whole.data), text: null, forms: before.forms, cookie: before.cookie, stored: null, gone: false };
-    Object.defineProperty(sess, LOADED, { value: st, configurable: true });
+    stateFor(sess).loaded = st;
     return st;
   }
 
-  // wholeRead(whole): a promise of { forms, cookie } (see LOADED) of the session a whole save
-  // wrote (SAVED's whole), null when it is not a session object the serializer reads back.
+  // wholeRead(whole): a promise of { forms, cookie } (see SessionState.loaded) of the session a whole save
+  // wrote (SessionState.saved's whole), null when it is not a session object the serializer reads back.
   async wholeRead(whole) {
     let before;
     try {
@@ -958,7 +1093,7 @@ class SessdStore extends BaseStore {
   }
 
   // savedShort(saved, sess): whether the request's end must renew the expiry its save (saved,
-  // see SAVED) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
+  // see SessionState.saved) gave the session sess: the save was made over SAVED_RENEW_AFTER_MS ago, or the
   // browser keeps the cookie the response sends (sess.cookie, renewed by express-session as
   // the response goes out) past that expiry. A cookie's Expires has whole seconds: the browser
   // keeps it until the start of the second its exact expiry falls in, which a lifetime given
@@ -979,7 +1114,7 @@ class SessdStore extends BaseStore {
   // id changed, so it takes the session for unsaved): that second SET, a round trip of every
   // login, wrote the same session again.
   async savedWhole(sess, key, data) {
-    const saved = sess && typeof sess === 'object' ? sess[SAVED] : undefined;
+    const saved = stateOf(sess)?.saved;
     const whole = saved !== undefined ? saved.whole : null;
     if (!whole || whole.key !== key) return false;
     if (typeof data === 'string' && typeof whole.data === 'string') {
@@ -1033,17 +1168,18 @@ class SessdStore extends BaseStore {
     return asBuffer(a).equals(asBuffer(b));
   }
 
-  // serialize(sess, forms): the serializer's bytes of sess, whose forms(sess) are given. Under
-  // JSON they are put together from the forms (JSON.stringify would write the same bytes:
-  // own enumerable keys in the same order, those without a form left out).
-  serialize(sess, forms) {
+  // serialize(sess, forms, mark): the serializer's bytes of sess, whose forms(sess) are given
+  // (under JSON, followed by mark, see writeMark). Under JSON they are put together from the
+  // forms (JSON.stringify would write the same bytes: own enumerable keys in the same order,
+  // those without a form left out).
+  serialize(sess, forms, mark = '') {
     if (this.serializer !== JSON) return asBuffer(this.serializer.stringify(sess));
     const parts = [];
     for (const [k, f] of forms) {
-      if (typeof f !== 'string') return asBuffer(JSON.stringify(sess)); // throws what it threw
+      if (typeof f !== 'string') return asBuffer(JSON.stringify(sess) + mark); // throws what it threw
       parts.push(JSON.stringify(k) + ':' + f);
     }
-    return Buffer.from('{' + parts.join(',') + '}', 'utf8');
+    return Buffer.from('{' + parts.join(',') + '}' + mark, 'utf8');
   }
 
   // formValue(key, form): a promise of the value a form was made from (a fresh copy), for
@@ -1066,7 +1202,8 @@ class SessdStore extends BaseStore {
   lostEarly(sess, st, changed) {
     st.gone = true;
     st.goneUnsaid = changed;
-    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
+    const state = stateOf(sess);
+    if (state !== undefined) state.saved = undefined;
     return false;
   }
 
@@ -1075,7 +1212,8 @@ class SessdStore extends BaseStore {
   gone(sid, sess, st) {
     st.gone = true;
     // An earlier save of this request no longer stands.
-    if (sess && sess[SAVED] !== undefined) delete sess[SAVED];
+    const state = stateOf(sess);
+    if (state !== undefined) state.saved = undefined;
     this.emit('gone', sid, sess);
   }
 
@@ -1119,7 +1257,8 @@ class SessdStore extends BaseStore {
     }
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
     const asRead = st.forms === null && this.serializer === JSON;
-    if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
+    // JSON's parse is no promise: awaited, it cost each save a turn (see get).
+    if (st.forms === null) st.forms = this.forms(this.serializer === JSON ? parseJson(st.text ?? st.data.toString('utf8')) : await this.parse(st.text ?? st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {
@@ -1130,7 +1269,7 @@ class SessdStore extends BaseStore {
     if (changed.length === 0) {
       // Saved already in this request (presave, or req.session.save()) and not changed since:
       // sessd holds it, and a touch would cost a round trip (see touch).
-      const saved = sess[SAVED];
+      const saved = stateOf(sess)?.saved;
       if (saved !== undefined && !this.savedShort(saved, sess)) return saved.untilMs - atMs;
       if (await this.renew(ns, st.key, ttl, st)) {
         markSaved(sess, atMs, ttl, null, now.get('cookie'));
@@ -1143,9 +1282,11 @@ class SessdStore extends BaseStore {
     let expect = this.tags.peek(st.key, st.data);
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
-      let bytes = merged === null ? this.serialize(sess, now) : asBuffer(this.serializer.stringify(merged));
-      // Bytes no other save writes, so that a resend after a crash knows its own (writeMark).
-      if (this.serializer === JSON) bytes = Buffer.concat([bytes, writeMark()]);
+      // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
+      // (writeMark).
+      const mark = this.serializer === JSON ? writeMark() : '';
+      const bytes = merged === null ? this.serialize(sess, now, mark)
+        : mark === '' ? asBuffer(this.serializer.stringify(merged)) : Buffer.from(JSON.stringify(merged) + mark, 'utf8');
       // The cookie another request saved meanwhile (this one did not change it) is the newer
       // decision on the lifetime, a longer one ("remember me") or a shorter one ("forget me"):
       // renewed from now, as express-session's touch renews this request's. Taking the longer
@@ -1224,52 +1365,71 @@ class SessdStore extends BaseStore {
   // get() read (with merge on) is touched only while it holds what this request read (see
   // renewLoaded): express-session touches at the end of a request that changed nothing, with
   // the cookie it read, and another request may have saved a newer cookie meanwhile. A
-  // session this request saved is not touched again (see SAVED), unless the request set its
+  // session this request saved is not touched again (see SessionState.saved), unless the request set its
   // cookie after that save: express-session takes the cookie for no change and only touches,
   // and a touch writes no data, so that "remember me" lasted until the next page's touch
   // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
   // saved as a cookie changed alone is (saveCookie).
   touch(sid, sess, cb) {
-    return withCallback((async () => {
-      const pre = sess ? sess[PRESAVE] : undefined;
-      if (pre !== undefined) await pre.done;
-      if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
-      const loaded = this.merge && sess ? sess[LOADED] : undefined;
-      if (pre !== undefined && loaded && loaded.key === this.key(sid)) {
-        // The early save found the session gone: nothing more is sent for it. A change of the
-        // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
-        if (loaded.gone) {
-          if (loaded.goneUnsaid || (await this.cookieChanged(sess, loaded))) this.gone(sid, sess, loaded);
-          loaded.goneUnsaid = false;
-          return undefined;
-        }
-        // The early save of the cookie failed: not made again (see presave), its error taken
-        // as saveCookie takes it.
-        if (pre.err !== null) {
-          const err = pre.err;
-          pre.err = null;
-          await this.cookieSaveFailed(err, sid, Math.min(this.ttlMs(sess), codec.MAX_TTL_MS), loaded);
-          return undefined;
-        }
+    const state = stateOf(sess);
+    const touching = state !== undefined && state.presave !== undefined
+      ? state.presave.done.then(() => this.touchAfterPresave(sid, sess, state))
+      : this.touchNow(sid, sess, state);
+    return withCallbackVoid(touching, cb);
+  }
+
+  // touchAfterPresave(sid, sess, state): touch()'s work for a session whose early save
+  // (state.presave, see presave) has settled: a promise.
+  async touchAfterPresave(sid, sess, state) {
+    if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return undefined;
+    const pre = state.presave;
+    const loaded = this.merge ? state.loaded : undefined;
+    if (loaded && loaded.key === this.key(sid)) {
+      // The early save found the session gone: nothing more is sent for it. A change of the
+      // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
+      if (loaded.gone) {
+        if (loaded.goneUnsaid || this.cookieChanged(sess, loaded)) this.gone(sid, sess, loaded);
+        loaded.goneUnsaid = false;
+        return undefined;
       }
-      const saved = sess ? sess[SAVED] : undefined;
+      // The early save of the cookie failed: not made again (see presave), its error taken
+      // as saveCookie takes it.
+      if (pre.err !== null) {
+        const err = pre.err;
+        pre.err = null;
+        await this.cookieSaveFailed(err, sid, Math.min(this.ttlMs(sess), codec.MAX_TTL_MS), loaded);
+        return undefined;
+      }
+    }
+    return this.touchNow(sid, sess, state);
+  }
+
+  // touchNow(sid, sess, state): touch()'s work, once an early save of sess (state: its hidden
+  // state) is settled: a promise. Not an async function, nor are renew and the first attempt
+  // of its TOUCH_IF: a page view's touch went through four of them on its way to the socket
+  // and back, a promise and a turn of the microtask queue each (bench/e2e/store-ops.js).
+  touchNow(sid, sess, state) {
+    try {
+      if (this.disableTouch || this.disableTTL || answeredFailedSave(sess)) return SETTLED;
+      const saved = state !== undefined ? state.saved : undefined;
       const savedAsIs = saved !== undefined && this.sameForm('cookie', saved.cookie, cookieForm(sess.cookie));
-      if (savedAsIs && !this.savedShort(saved, sess)) return undefined;
+      if (savedAsIs && !this.savedShort(saved, sess)) return SETTLED;
       const atMs = Date.now();
       const key = this.key(sid);
       const ttl = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
+      const loaded = this.merge && state !== undefined ? state.loaded : undefined;
       const st = loaded && loaded.key === key && !loaded.gone ? loaded : null;
-      if (savedAsIs) {
-        // Saved as it is, but long before the response gave the browser its cookie.
-        if (ttl > 0) await this.renewSaved(key, ttl, st, saved);
-      } else if (!(ttl > 0)) await this.client.destroy(this.namespace, key);
-      else if (st && (await this.cookieChanged(sess, st))) await this.saveCookie(sid, sess, st, ttl, atMs);
+      // Saved as it is, but long before the response gave the browser its cookie.
+      if (savedAsIs) return ttl > 0 ? this.renewSaved(key, ttl, st, saved) : SETTLED;
+      if (!(ttl > 0)) return this.client.destroy(this.namespace, key);
+      if (st && this.cookieChanged(sess, st)) return this.saveCookie(sid, sess, st, ttl, atMs);
       // Saved whole by this request (a session it made, or merge off): whole again. Not one
       // read with merge on: a SET would bring it back if it was destroyed since.
-      else if (saved !== undefined && !loaded) await this.saveCookie(sid, sess, null, ttl, atMs);
-      else await this.renew(this.namespace, key, ttl, st);
-      return undefined;
-    })(), cb);
+      if (saved !== undefined && !loaded) return this.saveCookie(sid, sess, null, ttl, atMs);
+      return this.renew(this.namespace, key, ttl, st);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // cookieChanged(sess, st): whether this request set the cookie of the session it read (its
@@ -1277,7 +1437,7 @@ class SessdStore extends BaseStore {
   // While forms is null sessd holds what was read, and its cookie is the one get() parsed
   // (st.cookie): a page that changed nothing is touched without parsing its session again
   // and writing every key's form, which cost each page view as much as its read.
-  async cookieChanged(sess, st) {
+  cookieChanged(sess, st) {
     if (st.forms === null && this.serializer === JSON) {
       const same = sameCookieAsRead(st.cookie, sess.cookie);
       if (same !== null) return !same;
@@ -1318,7 +1478,7 @@ class SessdStore extends BaseStore {
     if (COOKIE_SAVE_TOUCHED.has(err.code)) await this.renew(this.namespace, this.key(sid), ttl, st);
   }
 
-  // renew(ns, key, ttl, st): TOUCH, or with st (the LOADED state of a session this request
+  // renew(ns, key, ttl, st): TOUCH, or with st (SessionState.loaded of a session this request
   // read) a TOUCH_IF over what it read (see renewLoaded); resolves to false when the session
   // is gone. A touch that fails for the daemon's sake (a full or failing disk: IO_ERROR,
   // which sessd logs) or the link's (lost or timed out mid-request, as when sessd restarts;
@@ -1326,13 +1486,16 @@ class SessdStore extends BaseStore {
   // true: express-session hands a touch error to next() after the page has gone out, which
   // resets the browser's connection, and an expiry with hours to run is not worth a broken
   // page.
-  async renew(ns, key, ttl, st = null) {
+  renew(ns, key, ttl, st = null) {
     try {
-      if (st) return await this.renewLoaded(ns, st, ttl);
-      return await this.client.touch(ns, key, ttl);
+      if (st) return this.renewLoaded(ns, st, ttl);
+      return this.client.touch(ns, key, ttl).catch(spareTouch);
     } catch (err) {
-      if (err && TOUCH_SPARED.has(err.code)) return true;
-      throw err;
+      try {
+        return Promise.resolve(spareTouch(err));
+      } catch (thrown) {
+        return Promise.reject(thrown);
+      }
     }
   }
 
@@ -1354,21 +1517,27 @@ class SessdStore extends BaseStore {
   // with the expiry the last save gave it. Resolves false when the session is gone
   // (NOT_FOUND: destroyed, expired, or flashes only), else true. A daemon older than TOUCH_IF
   // gets a plain TOUCH (Client.touchIf).
-  async renewLoaded(ns, st, ttl) {
-    let expect = this.tags.tag(st.key, st.data);
-    let touchTtl = ttl;
+  // Its failures are renew()'s (spareTouch).
+  renewLoaded(ns, st, ttl) {
+    return this.client.touchIf(ns, st.key, ttl, this.tags.tag(st.key, st.data)).then(
+      (outcome) => (outcome !== 'conflict' ? outcome === 'ok' : this.renewConflicted(ns, st).catch(spareTouch)),
+      spareTouch,
+    );
+  }
+
+  // renewConflicted(ns, st): renewLoaded's attempts after the first, which met a CONFLICT.
+  async renewConflicted(ns, st) {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.client.touchIf(ns, st.key, touchTtl, expect);
-      if (outcome !== 'conflict') return outcome === 'ok';
       if (attempt >= this.mergeAttempts) return true;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, this.mergeBackoffMaxMs)));
       const current = await this.client.get(ns, st.key);
       if (current === null) return false;
-      touchTtl = await this.touchTtlMs(current);
+      const touchTtl = await this.touchTtlMs(current);
       // Stored data that is no session this store can read, or a cookie that has expired:
       // the save that wrote it chose its expiry, and it stands.
       if (touchTtl === null || !(touchTtl > 0)) return true;
-      expect = dataTag(current);
+      const outcome = await this.client.touchIf(ns, st.key, touchTtl, dataTag(current));
+      if (outcome !== 'conflict') return outcome === 'ok';
     }
   }
 
@@ -1496,16 +1665,18 @@ class SessdStore extends BaseStore {
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
   // stored, so that flash() need not make express-session save it again.
   createSession(req, sess) {
-    const loaded = sess[LOADED];
-    const counted = sess[FLASH_COUNT];
-    if (sess[KEEP]) this.keep(sess);
+    const read = stateOf(sess);
+    if (read !== undefined && read.keep) this.keep(sess, read.keep);
     const session = super.createSession(req, sess);
-    Object.defineProperty(session, STORED, { value: true });
-    if (session.cookie) Object.defineProperty(session, LOADED_EXPIRES, { value: session.cookie.expires });
+    const state = Session !== null && session instanceof Session ? newState(session) : stateFor(session);
+    state.stored = true;
+    if (session.cookie) state.loadedExpires = session.cookie.expires;
     // express-session's Session copies the enumerable keys only: carry the merge state and
     // the flash count over.
-    if (loaded) Object.defineProperty(session, LOADED, { value: loaded, configurable: true });
-    if (counted) Object.defineProperty(session, FLASH_COUNT, { value: counted, configurable: true });
+    if (read !== undefined) {
+      if (read.loaded) state.loaded = read.loaded;
+      if (read.flashCount) state.flashCount = read.flashCount;
+    }
     return session;
   }
 
@@ -1613,4 +1784,4 @@ class SessdStore extends BaseStore {
   }
 }
 
-module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, STORED, SAVED, LOADED, FLASH_PUSHES, FLASH_COUNT, REGENERATING, markSaveFailed, warnUnknownOptions };
+module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, stateOf, FLASH_PUSHES, REGENERATING, markSaveFailed, warnUnknownOptions };

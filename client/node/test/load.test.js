@@ -12,7 +12,7 @@ const express = require('express');
 const session = require('express-session');
 const { encode } = require('@msgpack/msgpack');
 const { Client, SessdStore, flash, codec } = require('..');
-const { FLASH_COUNT } = require('../lib/store');
+const { stateOf } = require('../lib/store');
 const { Daemon, Browser, Gates, requireOp, listen, closeServer, waitFor, fakePeer, frameProxy, sleep } = require('./helpers');
 
 const { OP, STATUS } = codec;
@@ -122,8 +122,8 @@ test('client.load: data too large for a LOAD reply (LIMIT) is read with GET, its
   const store = new SessdStore({ client: c, serializer: { raw: true, stringify: (s) => s.raw, parse: (b) => ({ raw: b }) } });
   const sess = await store.get('over');
   assert.deepEqual(sess.raw, over);
-  assert.equal(sess[FLASH_COUNT], undefined);
-  assert.equal((await store.get('fits'))[FLASH_COUNT].flashes, 0);
+  assert.equal(stateOf(sess)?.flashCount, undefined);
+  assert.equal(stateOf(await store.get('fits')).flashCount.flashes, 0);
   assert.deepEqual(await c.flashPop(null, 'over', null), { info: ['x'] });
 });
 

@@ -7,7 +7,7 @@
 // share and with less noise.
 //
 //   node store-ops.js [--rounds 5] [--ops 20000] [--concurrency 32] [--only sessd,redis,base]
-//       [--versus DIR]
+//       [--versus DIR] [--op view|add] [--sessions 1000] [--secret]
 //
 // Starts a private sessd (SESSD_BIN) and redis-server (--save '' --appendonly no), both on
 // loopback TCP.
@@ -31,9 +31,13 @@ const arg = (name, def) => {
 const ROUNDS = arg('rounds', 5);
 const OPS = arg('ops', 20000);
 const CONC = arg('concurrency', 32);
-const SESSIONS = 1000;
+// --sessions N: how many distinct sessions the calls go round (connect-sessd's tag cache holds
+// 1,024: more, and every page view hashes its session's data).
+const SESSIONS = arg('sessions', 1000);
 const sarg = (name) => (process.argv.includes('--' + name) ? process.argv[process.argv.indexOf('--' + name) + 1] : null);
 const ONLY = sarg('only') && sarg('only').split(',');
+// --op view or add: that action alone (for a profile of one).
+const OPS_ONLY = sarg('op') && sarg('op').split(',');
 // --versus DIR: another copy of connect-sessd (a checkout's client/node), run as 'base'
 // beside this one, to see what a change to lib/ does to the app's CPU.
 const VERSUS = sarg('versus') && path.resolve(sarg('versus'));
@@ -86,7 +90,16 @@ async function main() {
   // ids sent, to find them in a log), which would be measured here.
   const ready = path.join(dir, 'ready');
   const sessdBin = process.env.SESSD_BIN ? path.resolve(NODE_DIR, process.env.SESSD_BIN) : path.resolve(NODE_DIR, '../../build/daemon/sessd');
-  const sessd = spawn(sessdBin, ['--listen', 'tcp://127.0.0.1:0', '--ready-file', ready, '--log-level', 'warn'], { stdio: 'inherit' });
+  // --secret: sessd takes a secret (--auth-file) and both stores show it, sealed unless their
+  // options say seal: false (SESSD_STORE_OPTS, and BASE_STORE_OPTS for --versus's: a sealed
+  // store against a plain one of the same lib is the seal's cost).
+  const secret = process.argv.includes('--secret') ? require('crypto').randomBytes(32) : null;
+  const authArgs = [];
+  if (secret) {
+    fs.writeFileSync(path.join(dir, 'secret'), secret, { mode: 0o600 });
+    authArgs.push('--auth-file', path.join(dir, 'secret'));
+  }
+  const sessd = spawn(sessdBin, ['--listen', 'tcp://127.0.0.1:0', '--ready-file', ready, '--log-level', 'warn', ...authArgs], { stdio: 'inherit' });
   for (let i = 0; !fs.existsSync(ready); i++) {
     if (i > 400) throw new Error('sessd did not start');
     await sleep(25);
@@ -111,10 +124,13 @@ async function main() {
     }
   }
   const stores = {
-    sessd: new SessdStore({ url: sessdUrl, namespace: 'ops', ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') }),
+    sessd: new SessdStore({ url: sessdUrl, namespace: 'ops', ...(secret ? { auth: secret } : {}), ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') }),
     redis: new RedisStore({ client: redis, prefix: 'ops:' }),
   };
-  if (VERSUS) stores.base = new (require(VERSUS).SessdStore)({ url: sessdUrl, namespace: 'ops-base', ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}') });
+  if (VERSUS) {
+    const opts = { ...(secret ? { auth: secret } : {}), ...JSON.parse(process.env.SESSD_STORE_OPTS || '{}'), ...JSON.parse(process.env.BASE_STORE_OPTS || '{}') };
+    stores.base = new (require(VERSUS).SessdStore)({ url: sessdUrl, namespace: 'ops-base', ...opts });
+  }
   const kinds = Object.keys(stores).filter((k) => !ONLY || ONLY.includes(k));
   const sids = Array.from({ length: SESSIONS }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
   for (const store of kinds.map((k) => stores[k])) {
@@ -128,7 +144,7 @@ async function main() {
   for (let r = 0; r < ROUNDS; r++) {
     // Rotated each round, so that the machine's drift falls on each.
     for (const kind of kinds.map((_, i) => kinds[(i + r) % kinds.length])) {
-      for (const [name, op] of [['view', pageView], ['add', cartAdd]]) {
+      for (const [name, op] of [['view', pageView], ['add', cartAdd]].filter(([name]) => !OPS_ONLY || OPS_ONLY.includes(name))) {
         const m = await measure(stores[kind], sids, op);
         res[kind][name].push(m);
         console.log(`round ${r} ${kind.padEnd(5)} ${name.padEnd(4)} ${m.cpuUs.toFixed(1).padStart(6)} us CPU/op (user ${m.userUs.toFixed(1).padStart(5)})  ${m.opsPerS.toFixed(0).padStart(6)} ops/s`);
@@ -138,12 +154,20 @@ async function main() {
   console.log(`\nmedians of ${ROUNDS} rounds, ${OPS} ops each, ${CONC} at a time: app CPU (user and system; user alone) per get+touch (view) and get+set (add), and the median of each round's ratio to ${kinds.includes('redis') ? 'redis' : kinds[0]}:`);
   const ref = kinds.includes('redis') ? 'redis' : kinds[0];
   for (const kind of kinds) {
-    const line = ['view', 'add'].map((name) => {
+    const line = ['view', 'add'].filter((name) => !OPS_ONLY || OPS_ONLY.includes(name)).map((name) => {
       const ratio = (f) => median(res[kind][name].map((m, i) => f(m) / f(res[ref][name][i]))).toFixed(2);
       const med = (f) => median(res[kind][name].map(f)).toFixed(1);
       return `${name} ${med((m) => m.cpuUs)} us (x${ratio((m) => m.cpuUs)}), user ${med((m) => m.userUs)} us (x${ratio((m) => m.userUs)})`;
     });
     console.log(`  ${kind.padEnd(5)} ${line.join('  ')}`);
+  }
+  // With --versus: this lib against the other, as each round's ratio (the two ran side by side).
+  if (kinds.includes('sessd') && kinds.includes('base')) {
+    const line = ['view', 'add'].filter((name) => !OPS_ONLY || OPS_ONLY.includes(name)).map((name) => {
+      const ratios = res.sessd[name].map((m, i) => m.cpuUs / res.base[name][i].cpuUs);
+      return `${name} x${median(ratios).toFixed(3)} (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
+    });
+    console.log(`  sessd/base: ${line.join('  ')}`);
   }
   stores.sessd.close();
   if (stores.base) stores.base.close();
