@@ -2524,6 +2524,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 		cr_assert_eq(push_flash(fd, "flashy", big + i, MSG), CODEC_OK);
 	for (int i = 0; i < MANY; i++)
 		cr_assert_eq(push_flash(fd, "many", "", 0), CODEC_OK);
+	for (int i = 0; i < MSGS; i++)
+		cr_assert_eq(push_flash(fd, "few", big + i, 10), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -2535,6 +2537,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	             1, "%s", text);
 	cr_expect_eq(count_of(text, "until sessd runs with --max-frame 100026 or more"), 1, "%s",
 	             text);
+	/* The flash queues too, over the budget of max_frame / 2 flash bytes (type, 5 and the
+	 * message, a message): flashy's 10 x (4 + 5 + 10000), many's 400 x 9; few's 190 fit.
+	 * Before, they were not looked at. */
+	cr_expect_eq(count_of(text, "2 session(s) hold more flash messages than --max-frame 4096 "
+	                            "lets a session queue (2048 flash bytes), the most 100090"),
+	             1, "%s", text);
+	cr_expect_eq(count_of(text, "or sessd runs with --max-frame 200180 or more"), 1, "%s",
+	             text);
 	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
@@ -2543,6 +2553,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	             "more messages than a client takes in one reply under this max_frame");
 	cr_expect_eq(push_flash(fd, "flashy", "x", 1), CODEC_LIMIT, "over the new flash limit");
 	cr_expect_eq(get_session(fd, "small", "s", 1), CODEC_OK);
+	cr_expect_eq(pop_flashes(fd, "few", &count), CODEC_OK);
+	cr_expect_eq(count, MSGS);
 	cr_expect_eq(ping(fd), CODEC_OK, "the connection stays open");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
@@ -2550,6 +2562,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "hold more data"), 0, "%s", text);
+	cr_expect_eq(count_of(text, "hold more flash messages"), 0, "%s", text);
 	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);
