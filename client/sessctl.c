@@ -159,6 +159,8 @@ static void write_escaped(FILE *f, const char *p, size_t len);
  * naming them) may hold a newline, which would forge a line of its own in a cron job's log,
  * or ESC, which drives the terminal. Before, such a path was printed as given.
  */
+static void vsay(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vsay(const char *fmt, va_list ap)
 {
 	char text[SAY_MAX];

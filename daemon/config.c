@@ -476,6 +476,8 @@ static int add_listen(struct config *cfg, const struct config_listen *l)
  * may hold a newline, which would forge a line of its own in the journal, or ESC, which
  * drives the terminal of whoever reads it. Before, such a value was printed as given.
  */
+static void say(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void say(FILE *err, const char *fmt, ...)
 {
 	char text[CONFIG_SAY_MAX], line[4 * CONFIG_SAY_MAX];
