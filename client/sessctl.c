@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "sessd.h"
+#include "shownarg.h"
 #include "typo.h"
 #include "url.h"
 
@@ -39,16 +40,13 @@
 /* Far above any sane max_frame; stops `sessctl set` from swallowing a runaway pipe. */
 #define MAX_STDIN_BYTES (256u * 1024u * 1024u)
 #define MAX_ARGS        8
+/* The longest line of a message: a path of PATH_MAX bytes and libsessd's words around it. */
+#define SAY_MAX (PATH_MAX + SESSD_ERRMSG_SIZE)
 /* sessd_server_id: 32 hex digits. */
 #define SERVER_ID_CHARS 32
 #define MAX_ID_BYTES    128
 /* express-session's cookie signature (cookie-signature): HMAC-SHA-256 in base64, '=' cut. */
 #define COOKIE_SIGNATURE_LEN 43
-/* How shown_arg shows an argument (and standard error an id): an option name of up to
- * SHOWN_ARG_FULL bytes whole, anything else cut to SHOWN_ARG_START bytes. */
-#define SHOWN_ARG_FULL  16
-#define SHOWN_ARG_START 6
-#define SHOWN_ARG_SIZE  (SHOWN_ARG_FULL + sizeof("=..."))
 /* Namespaces named in the warning about one that does not exist; the rest are counted. */
 #define NAMESPACES_SHOWN 10
 /* GETs find sends at once: each reply may be as large as max_frame, so this many bound what
@@ -129,6 +127,9 @@ static const char usage_text[] =
     "  set-if ID TAG [DATA]         set, but only while the data still has TAG (get --tag)\n"
     "  touch ID --ttl SECONDS       give the session a new ttl\n"
     "  destroy ID                   remove the session\n"
+    "  destroy-if-flash ID TYPE MESSAGE\n"
+    "                               remove the session only while TYPE's oldest flash\n"
+    "                               message is MESSAGE (a lock's release)\n"
     "  ttl ID                       the session's remaining ttl in ms, and when it ends\n"
     "  flash-push ID TYPE MESSAGE [--existing]\n"
     "                               queue a flash message\n"
@@ -148,7 +149,40 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace),\n"
     "2 usage, connection or server error, 3 set-if found the data changed since its tag was\n"
-    "read (nothing changed)\n";
+    "read, or destroy-if-flash another message first (nothing changed)\n";
+
+static void write_escaped(FILE *f, const char *p, size_t len);
+
+/*
+ * Write "sessctl: ", the printf format ${fmt} with ${ap}, and a newline to standard error,
+ * the text escaped as ids are (write_escaped): a path (--connect, --auth-file, libsessd's words
+ * naming them) may hold a newline, which would forge a line of its own in a cron job's log,
+ * or ESC, which drives the terminal. Before, such a path was printed as given.
+ */
+static void vsay(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static void vsay(const char *fmt, va_list ap)
+{
+	char text[SAY_MAX];
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+
+	fputs("sessctl: ", stderr);
+	if (n > 0)
+		write_escaped(stderr, text,
+		              (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+	fputc('\n', stderr);
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -156,11 +190,10 @@ static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("sessctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'sessctl --help'.\n", stderr);
+	fputs("Try 'sessctl --help'.\n", stderr);
 	return EXIT_TROUBLE;
 }
 
@@ -171,8 +204,9 @@ static int usage_error(const char *fmt, ...)
  */
 static const char *unknown_outcome(int rc, const char *what)
 {
-	static const char *const changes[] = {"set",        "set-if",    "touch", "destroy",
-	                                      "flash-push", "flash-pop", "clear"};
+	static const char *const changes[] = {
+	    "set",        "set-if",    "touch", "destroy", "destroy-if-flash",
+	    "flash-push", "flash-pop", "clear"};
 
 	if (rc != SESSD_ERR_CLOSED && rc != SESSD_ERR_TIMEOUT && rc != SESSD_ERR_PROTOCOL)
 		return "";
@@ -628,6 +662,30 @@ static int run_destroy(struct sessd_client *c, const struct opts *o)
 
 	if (rc != SESSD_OK)
 		return report_session(c, o, rc, "destroy", false);
+	if (o->json)
+		print_ok_json();
+	return EXIT_SUCCESS;
+}
+
+/*
+ * The release of a lock held as a flash queue (PROTOCOL.md, "Locks on a flash queue"): remove
+ * the session only while TYPE's oldest message is MESSAGE, its holder's token. A queue that
+ * holds another first (another holder's) or none exits 3 with nothing changed, as set-if's
+ * changed data does.
+ */
+static int run_destroy_if_flash(struct sessd_client *c, const struct opts *o)
+{
+	const char *msg = o->args[3];
+	int rc = sessd_destroy_if_flash(c, o->id, o->id_len, o->args[2], msg, strlen(msg));
+
+	if (rc == SESSD_CONFLICT) {
+		fprintf(stderr,
+		        "sessctl: destroy-if-flash: the oldest message of that type is another, or "
+		        "there is none; nothing changed\n");
+		return EXIT_CONFLICT;
+	}
+	if (rc != SESSD_OK)
+		return report_session(c, o, rc, "destroy-if-flash", false);
 	if (o->json)
 		print_ok_json();
 	return EXIT_SUCCESS;
@@ -1276,6 +1334,7 @@ static const struct command commands[] = {
     {"get", 1, 1, false, false, false, true, false, false, run_get},
     {"touch", 1, 1, true, true, false, false, false, false, run_touch},
     {"destroy", 1, 1, false, false, false, false, false, false, run_destroy},
+    {"destroy-if-flash", 3, 3, false, false, false, false, false, false, run_destroy_if_flash},
     {"ttl", 1, 1, false, false, false, false, false, false, run_ttl},
     {"flash-push", 3, 3, true, false, false, false, true, false, run_flash_push},
     {"flash-pop", 1, 2, false, false, false, false, false, false, run_flash_pop},
@@ -1322,31 +1381,6 @@ static const char *command_meant(const char *name)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		typo_search_offer(&search, commands[i].name);
 	return search.best;
-}
-
-/*
- * Write to ${out} (SHOWN_ARG_SIZE bytes) the argument ${arg} as a message on standard error
- * shows it, where it may be a session id (an unknown option or command, or an option's value
- * or a tag out of place: --ttl ID, set-if TAG ID): standard error of a
- * cron job ends in a log, and a full id there lets whoever reads the log take the session.
- * What looks like an option name (lowercase letters and '-', SHOWN_ARG_FULL bytes at most) is
- * shown whole, without what follows its '='; anything else by its first SHOWN_ARG_START bytes
- * and "...", which still tells one's own argument.
- */
-static void shown_arg(const char *arg, char out[SHOWN_ARG_SIZE])
-{
-	size_t name_len = strcspn(arg, "=");
-	bool option_like = name_len <= SHOWN_ARG_FULL;
-
-	for (size_t i = 0; i < name_len && option_like; i++)
-		option_like = (arg[i] >= 'a' && arg[i] <= 'z') || arg[i] == '-';
-	if (option_like)
-		snprintf(out, SHOWN_ARG_SIZE, "%.*s%s", (int)name_len, arg,
-		         arg[name_len] == '=' ? "=..." : "");
-	else if (strlen(arg) <= SHOWN_ARG_START)
-		snprintf(out, SHOWN_ARG_SIZE, "%s", arg);
-	else
-		snprintf(out, SHOWN_ARG_SIZE, "%.*s...", SHOWN_ARG_START, arg);
 }
 
 /*
@@ -1685,24 +1719,19 @@ static int check_command(const struct command *cmd, const struct opts *o)
 static void hint_auth(const struct opts *o, int err)
 {
 	if (o->auth_file == NULL)
-		fprintf(stderr,
-		        "sessctl: %s requires authentication: give its secret with --auth-file "
-		        "FILE or $SESSD_AUTH_FILE\n",
-		        o->url);
+		say("%s requires authentication: give its secret with --auth-file "
+		    "FILE or $SESSD_AUTH_FILE",
+		    o->url);
 	else if (err == EPERM)
-		fprintf(
-		    stderr,
-		    "sessctl: authentication failed: %s is not the sessd that has the secret in "
-		    "%s\n",
+		say("authentication failed: %s is not the sessd that has the secret in "
+		    "%s",
 		    o->url, o->auth_file);
 	else if (!o->plain_auth)
-		fprintf(
-		    stderr,
-		    "sessctl: authentication failed with the secret in %s: the wrong secret, or "
+		say("authentication failed with the secret in %s: the wrong secret, or "
 		    "a sessd that cannot seal (such as one without --auth-file). Anyone on the "
 		    "path can send this answer too: --plain-auth sends the secret as it is, for "
 		    "them to read, so use it only with a sessd on this host (a Unix socket or "
-		    "loopback)\n",
+		    "loopback)",
 		    o->auth_file);
 }
 
@@ -1737,10 +1766,10 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 
 		/* A value in no URL form may be the id, given after --connect: see shown_arg. */
 		if (url_has_form(o->url))
-			fprintf(stderr, "sessctl: bad URL '%s': %s\n", o->url, url_why);
+			say("bad URL '%s': %s", o->url, url_why);
 		else {
 			shown_arg(o->url, shown);
-			fprintf(stderr, "sessctl: bad URL '%s': %s\n", shown, url_why);
+			say("bad URL '%s': %s", shown, url_why);
 		}
 		return EXIT_TROUBLE;
 	}
@@ -1756,10 +1785,10 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 	if (may_be_absent && rc == SESSD_ERR_CONNECT && nobody_there(err))
 		return -1;
 	/* libsessd's words name the address, or the auth file, and say why. */
-	fprintf(stderr, "sessctl: %s\n", why[0] != '\0' ? why : sessd_strerror(rc));
+	say("%s", why[0] != '\0' ? why : sessd_strerror(rc));
 	/* The URL, namespace and timeout were checked above: a usage error is the file's. */
 	if (rc == SESSD_ERR_USAGE && o->auth_file != NULL && err == EPERM)
-		fprintf(stderr, "sessctl: chmod o-rwx %s, or give another file\n", o->auth_file);
+		say("chmod o-rwx %s, or give another file", o->auth_file);
 	else if (rc == SESSD_ERR_AUTH)
 		hint_auth(o, err);
 	return EXIT_TROUBLE;
@@ -1835,7 +1864,7 @@ static int connect_default(struct opts *o, struct sessd_client **c)
 			return status;
 	}
 	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "sessctl: %s\n", why[i]);
+		say("%s", why[i]);
 	if (own == 1)
 		fputs("sessctl: not trying " DEFAULT_URL " either: another user may be listening "
 		      "there\n",

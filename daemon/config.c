@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +16,8 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "log.h"
+#include "shownarg.h"
 #include "typo.h"
 
 enum {
@@ -318,6 +322,8 @@ int config_runtime_dir(char *out, size_t size)
 
 /* A cgroup limit at or above this is "no limit": v1 writes the largest page-aligned signed
  * 64-bit value there. */
+/* The longest line of a usage error: a path of PATH_MAX bytes and the words around it. */
+#define CONFIG_SAY_MAX         (PATH_MAX + 512)
 #define CONFIG_NO_CGROUP_LIMIT (UINT64_C(1) << 60)
 
 /* ${path} under ${root}, opened for reading, or NULL. */
@@ -464,6 +470,26 @@ static int add_listen(struct config *cfg, const struct config_listen *l)
 	return 0;
 }
 
+/*
+ * Write one line of a usage error, the printf format ${fmt} with its arguments, to ${err},
+ * escaped as sessd's log lines are (log_escape): a path or value given on the command line
+ * may hold a newline, which would forge a line of its own in the journal, or ESC, which
+ * drives the terminal of whoever reads it. Before, such a value was printed as given.
+ */
+static void say(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(FILE *err, const char *fmt, ...)
+{
+	char text[CONFIG_SAY_MAX], line[4 * CONFIG_SAY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_escape(line, sizeof(line), text);
+	fprintf(err, "%s\n", line);
+}
+
 static int add_default_listens(struct config *cfg, FILE *err)
 {
 	struct config_listen l;
@@ -471,7 +497,7 @@ static int add_default_listens(struct config *cfg, FILE *err)
 
 	if (config_runtime_dir(dir, sizeof(dir)) == -1 ||
 	    strlen(dir) + 1 + strlen(CONFIG_SOCKET_NAME) >= sizeof(l.path)) {
-		fprintf(err, "sessd: the runtime directory's path is too long\n");
+		say(err, "sessd: the runtime directory's path is too long");
 		return -1;
 	}
 	memset(&l, 0, sizeof(l));
@@ -489,8 +515,21 @@ static int add_default_listens(struct config *cfg, FILE *err)
 	return 0;
 
 fail_nomem:
-	fprintf(err, "sessd: out of memory\n");
+	say(err, "sessd: out of memory");
 	return -1;
+}
+
+/*
+ * Say that --${name} was given ${value}, which is not ${what}. The value is shown as sessctl
+ * shows one out of place (shown_arg): a keyword or a short value whole, anything longer cut, as it
+ * may be the secret (--auth-plain "$SECRET": the option's name reads as if it took one).
+ */
+static void say_not(FILE *err, const char *name, const char *value, const char *what)
+{
+	char shown[SHOWN_ARG_SIZE];
+
+	shown_arg(value, shown);
+	say(err, "sessd: --%s: '%s' is not %s", name, shown, what);
 }
 
 /*
@@ -501,12 +540,12 @@ static int parse_uint_option(const char *name, const char *what, const char *tex
                              uint64_t max, uint64_t *out, FILE *err)
 {
 	if (config_parse_size(text, out) == -1) {
-		fprintf(err, "sessd: --%s: '%s' is not %s\n", name, text, what);
+		say_not(err, name, text, what);
 		return -1;
 	}
 	if (*out < min || *out > max) {
-		fprintf(err, "sessd: --%s: %s is out of range (%llu..%llu)\n", name, text,
-		        (unsigned long long)min, (unsigned long long)max);
+		say(err, "sessd: --%s: %s is out of range (%llu..%llu)", name, text,
+		    (unsigned long long)min, (unsigned long long)max);
 		return -1;
 	}
 	return 0;
@@ -541,10 +580,10 @@ static bool takes_value(int val)
  */
 static void say_empty(const char *name, const char *what, FILE *err)
 {
-	fprintf(err,
-	        "sessd: --%s is given an empty %s (a variable such as ${STATE_DIRECTORY} that is "
-	        "not set?)\n",
-	        name, what);
+	say(err,
+	    "sessd: --%s is given an empty %s (a variable such as ${STATE_DIRECTORY} that is "
+	    "not set?)",
+	    name, what);
 }
 
 /*
@@ -578,23 +617,20 @@ static const char *option_meant(const char *name, size_t len)
  * Say why getopt_long refused an option ('?'). glibc sets optopt to the option's value for a
  * long option given a value it takes none of, to 0 for an unknown or ambiguous long option
  * (which is then ${arg}, argv[optind - 1]), and to the character for an unknown short one,
- * never NUL. That character is any byte the command line holds: a message shows it as it is
- * only when it is printable.
+ * never NUL. That character is any byte the command line holds: say escapes it.
  */
 static void say_bad_option(const char *arg, FILE *err)
 {
 	const char *name = option_name(optopt), *sep = "";
-	size_t len, matches = 0;
+	char names[CONFIG_SAY_MAX];
+	size_t len, matches = 0, used = 0;
 
 	if (name != NULL) {
-		fprintf(err, "sessd: --%s takes no value\n", name);
+		say(err, "sessd: --%s takes no value", name);
 		return;
 	}
 	if (optopt != 0) {
-		if (optopt > ' ' && optopt < 0x7f)
-			fprintf(err, "sessd: unknown option '-%c'\n", optopt);
-		else
-			fprintf(err, "sessd: unknown option '-\\x%02x'\n", (unsigned)optopt & 0xff);
+		say(err, "sessd: unknown option '-%c'", optopt);
 		return;
 	}
 	if (strncmp(arg, "--", 2) == 0)
@@ -607,20 +643,20 @@ static void say_bad_option(const char *arg, FILE *err)
 		const char *meant = option_meant(arg, len);
 
 		if (meant != NULL)
-			fprintf(err, "sessd: unknown option '--%.*s'; did you mean '--%s'?\n",
-			        (int)len, arg, meant);
+			say(err, "sessd: unknown option '--%.*s'; did you mean '--%s'?", (int)len,
+			    arg, meant);
 		else
-			fprintf(err, "sessd: unknown option '--%.*s'\n", (int)len, arg);
+			say(err, "sessd: unknown option '--%.*s'", (int)len, arg);
 		return;
 	}
-	fprintf(err, "sessd: option '--%.*s' is ambiguous: it could be", (int)len, arg);
 	for (const struct option *o = config_options; o->name != NULL; o++) {
-		if (strncmp(o->name, arg, len) != 0)
+		if (strncmp(o->name, arg, len) != 0 || used >= sizeof(names))
 			continue;
-		fprintf(err, "%s --%s", sep, o->name);
+		used +=
+		    (size_t)snprintf(names + used, sizeof(names) - used, "%s --%s", sep, o->name);
 		sep = ",";
 	}
-	fputc('\n', err);
+	say(err, "sessd: option '--%.*s' is ambiguous: it could be%s", (int)len, arg, names);
 }
 
 /*
@@ -683,10 +719,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		case OPT_LISTEN:
 			if (config_parse_listen(optarg, &l) == -1) {
 				if (errno == ENAMETOOLONG)
-					fprintf(err,
-					        "sessd: --listen: the socket path of '%s' has %zu "
-					        "bytes; a Unix socket path can have at most %zu\n",
-					        optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
+					say(err,
+					    "sessd: --listen: the socket path of '%s' has %zu "
+					    "bytes; a Unix socket path can have at most %zu",
+					    optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
 				else if (errno == EAFNOSUPPORT)
 					fprintf(
 					    err,
@@ -695,21 +731,21 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					    "it as tcp://%s:%u\n",
 					    optarg, l.host, (unsigned)l.port);
 				else
-					fprintf(err,
-					        "sessd: --listen: bad URL '%s' (want "
-					        "tcp://A.B.C.D:PORT, tcp://[V6]:PORT, unix:PATH or "
-					        "/PATH)\n",
-					        optarg);
+					say(err,
+					    "sessd: --listen: bad URL '%s' (want "
+					    "tcp://A.B.C.D:PORT, tcp://[V6]:PORT, unix:PATH or "
+					    "/PATH)",
+					    optarg);
 				return -1;
 			}
 			for (size_t i = 0; i < cfg->n_listens; i++) {
 				if (same_listen(&cfg->listens[i], &l)) {
-					fprintf(err, "sessd: --listen %s is given twice\n", optarg);
+					say(err, "sessd: --listen %s is given twice", optarg);
 					return -1;
 				}
 			}
 			if (add_listen(cfg, &l) == -1) {
-				fprintf(err, "sessd: out of memory\n");
+				say(err, "sessd: out of memory");
 				return -1;
 			}
 			break;
@@ -732,9 +768,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			} else if (strcmp(optarg, "drop-unread") == 0) {
 				cfg->drop_unread = true;
 			} else {
-				fprintf(err,
-				        "sessd: --when-full: '%s' is not refuse or drop-unread\n",
-				        optarg);
+				say_not(err, "when-full", optarg, "refuse or drop-unread");
 				return -1;
 			}
 			break;
@@ -764,10 +798,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &cfg->log_level) == -1) {
-				fprintf(err,
-				        "sessd: --log-level: '%s' is not debug, info, warn or "
-				        "error\n",
-				        optarg);
+				say_not(err, "log-level", optarg, "debug, info, warn or error");
 				return -1;
 			}
 			break;
@@ -785,8 +816,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			} else if (strcmp(optarg, "no") == 0) {
 				cfg->fsync = PERSIST_FSYNC_NO;
 			} else {
-				fprintf(err, "sessd: --fsync: '%s' is not always, everysec or no\n",
-				        optarg);
+				say_not(err, "fsync", optarg, "always, everysec or no");
 				return -1;
 			}
 			fsync_given = true;
@@ -816,9 +846,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 			} else if (strcmp(optarg, "yes") == 0) {
 				cfg->auth_plain = AUTH_PLAIN_YES;
 			} else {
-				fprintf(err,
-				        "sessd: --auth-plain: '%s' is not no, loopback or yes\n",
-				        optarg);
+				say_not(err, "auth-plain", optarg, "no, loopback or yes");
 				return -1;
 			}
 			plain_given = true;
@@ -855,9 +883,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		case ':':
 			/* Only long options take values; optopt is the one that lacks it. */
 			if (option_name(optopt) != NULL)
-				fprintf(err, "sessd: --%s needs a value\n", option_name(optopt));
+				say(err, "sessd: --%s needs a value", option_name(optopt));
 			else
-				fprintf(err, "sessd: %s needs a value\n", argv[optind - 1]);
+				say(err, "sessd: %s needs a value", argv[optind - 1]);
 			return -1;
 		default:
 			say_bad_option(argv[optind - 1], err);
@@ -873,60 +901,62 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		}
 	}
 	if (optind < argc) {
-		fprintf(err, "sessd: unexpected argument '%s'\n", argv[optind]);
+		char shown[SHOWN_ARG_SIZE];
+
+		shown_arg(argv[optind], shown);
+		say(err, "sessd: unexpected argument '%s'", shown);
 		return -1;
 	}
 	if (cfg->backup_dir != NULL && cfg->backup_dest == NULL) {
-		fprintf(err,
-		        "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR\n");
+		say(err, "sessd: --backup needs a destination: sessd --backup DATA_DIR DEST_DIR");
 		return -1;
 	}
 	if (cfg->backup_dir != NULL && cfg->check_data_dir != NULL) {
-		fprintf(err, "sessd: --backup and --check-data are two commands: give one\n");
+		say(err, "sessd: --backup and --check-data are two commands: give one");
 		return -1;
 	}
 	if (cfg->repair && cfg->check_data_dir == NULL) {
-		fprintf(err, "sessd: --repair only goes with --check-data\n");
+		say(err, "sessd: --repair only goes with --check-data");
 		return -1;
 	}
 	/* The check serves nothing and reads no other directory: a --listen or a --data-dir
 	 * taken and ignored would let the operator believe it did. */
 	if (cfg->check_data_dir != NULL && run_only != NULL) {
-		fprintf(err,
-		        "sessd: --%s has no effect with --check-data, which takes only --repair, "
-		        "--key-file and --log-level\n",
-		        run_only);
+		say(err,
+		    "sessd: --%s has no effect with --check-data, which takes only --repair, "
+		    "--key-file and --log-level",
+		    run_only);
 		return -1;
 	}
 	/* Nor does the backup, which copies the directory given to it and no other. */
 	if (cfg->backup_dir != NULL && run_only != NULL) {
-		fprintf(err,
-		        "sessd: --%s has no effect with --backup, which takes only --key-file and "
-		        "--log-level\n",
-		        run_only);
+		say(err,
+		    "sessd: --%s has no effect with --backup, which takes only --key-file and "
+		    "--log-level",
+		    run_only);
 		return -1;
 	}
 	/* Without a secret nothing is checked, plain or not, and no SIGHUP replaces one: either
 	 * option would guard nothing. */
 	if ((plain_given || grace_given) && cfg->auth_file == NULL &&
 	    cfg->admin_auth_file == NULL) {
-		fprintf(err, "sessd: %s only goes with --auth-file or --admin-auth-file\n",
-		        plain_given ? "--auth-plain" : "--auth-grace");
+		say(err, "sessd: %s only goes with --auth-file or --admin-auth-file",
+		    plain_given ? "--auth-plain" : "--auth-grace");
 		return -1;
 	}
 	/* Without a limit the store is never full: the policy would never act. */
 	if (cfg->drop_unread && !cfg->max_memory_auto && cfg->max_memory == 0) {
-		fprintf(err, "sessd: --when-full drop-unread needs a memory limit: --max-memory 0 "
-		             "sets none\n");
+		say(err, "sessd: --when-full drop-unread needs a memory limit: --max-memory 0 "
+		         "sets none");
 		return -1;
 	}
 	/* One secret for both would make every app an admin (server_new compares the secrets
 	 * too, for two files that hold the same). */
 	if (cfg->auth_file != NULL && cfg->admin_auth_file != NULL &&
 	    strcmp(cfg->auth_file, cfg->admin_auth_file) == 0) {
-		fprintf(err,
-		        "sessd: --admin-auth-file is the --auth-file: the admin secret must differ "
-		        "from the apps' one\n");
+		say(err,
+		    "sessd: --admin-auth-file is the --auth-file: the admin secret must differ "
+		    "from the apps' one");
 		return -1;
 	}
 	/* Without a data directory these would be ignored, and a daemon meant to keep its
@@ -940,8 +970,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		                                          : NULL;
 
 		if (alone != NULL) {
-			fprintf(err, "sessd: %s only goes with --data-dir%s\n", alone,
-			        cfg->key_file != NULL ? " (or --check-data, --backup)" : "");
+			say(err, "sessd: %s only goes with --data-dir%s", alone,
+			    cfg->key_file != NULL ? " (or --check-data, --backup)" : "");
 			return -1;
 		}
 	}
@@ -962,8 +992,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 		if (cfg->max_client_memory / 4 < frame_bytes)
 			cfg->max_client_memory = 4 * frame_bytes;
 	} else if (cfg->max_client_memory / 2 < cfg->max_frame) {
-		fprintf(err, "sessd: --max-client-memory %zu is less than twice --max-frame %u\n",
-		        cfg->max_client_memory, (unsigned)cfg->max_frame);
+		say(err, "sessd: --max-client-memory %zu is less than twice --max-frame %u",
+		    cfg->max_client_memory, (unsigned)cfg->max_frame);
 		return -1;
 	}
 	if (cfg->n_listens == 0 && add_default_listens(cfg, err) == -1)

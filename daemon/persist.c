@@ -137,6 +137,9 @@
 #define SNAP_MESSAGE_OVERHEAD (REC_HEADER_BYTES + 9u + 1u + 1u + 4u)
 #define SNAP_END_BYTES        (REC_HEADER_BYTES + 9u + 8u)
 #define NAME_BYTES            64
+/* An operator-given path as --check-data and --backup print it: log_escape's \xNN for each
+ * byte of PATH_MAX at most. */
+#define SHOWN_PATH_BYTES (4 * PATH_MAX + 1)
 /* The unit a power loss keeps or loses a write in (a 4 KiB page is eight of them). */
 #define LOST_SECTOR_BYTES 512u
 /* Every file sessd makes in the data directory: only the user it runs as reads them. */
@@ -4990,7 +4993,8 @@ static int snap_report_salvage(int dir_fd, const char *data_dir, const char *nam
  */
 int persist_check(const char *data_dir, const char *key_file, bool repair)
 {
-	char name[NAME_BYTES], other[NAME_BYTES];
+	char name[NAME_BYTES], other[NAME_BYTES], shown_dir[SHOWN_PATH_BYTES],
+	    shown_key[SHOWN_PATH_BYTES];
 	uint8_t *key = NULL;
 	struct listing l = {0};
 	struct buf plain;
@@ -5004,6 +5008,9 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	struct scan s;
 
 	buf_init(&plain);
+	/* Printed as the log prints them: a newline in a path would forge a line of the report. */
+	log_escape(shown_dir, sizeof(shown_dir), data_dir);
+	log_escape(shown_key, sizeof(shown_key), key_file != NULL ? key_file : "");
 	if (sodium_init() < 0 || (key_file && (key = key_load(key_file)) == NULL))
 		goto out;
 	dir_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -5029,7 +5036,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		goto out;
 	}
 	n_logs = l.n_logs;
-	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", data_dir, l.n_snaps, l.n_logs,
+	printf("%s: %zu snapshot(s), %zu log segment(s)%s\n", shown_dir, l.n_snaps, l.n_logs,
 	       key ? ", encrypted" : "");
 	if (l.n_snaps > 0) {
 		struct snap_load sl = {0};
@@ -5282,7 +5289,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 		printf(
 		    " Stop sessd (systemctl stop sessd), run sessd --check-data %s%s%s --repair, "
 		    "then start sessd\n",
-		    data_dir, key_file ? " --key-file " : "", key_file ? key_file : "");
+		    shown_dir, key_file ? " --key-file " : "", shown_key);
 	}
 	rc = snap_damaged || snap_missing || log_missing || bad_seg != SIZE_MAX ? 1 : 0;
 	printf("%s\n", rc == 0 ? "data is sound" : "damage remains");
@@ -5290,7 +5297,7 @@ int persist_check(const char *data_dir, const char *key_file, bool repair)
 	if (rc == 0 && l.n_snaps == 0 && l.n_logs == 0)
 		printf("%s holds no sessd data: a start there begins with no sessions (is it the "
 		       "data directory?)\n",
-		       data_dir);
+		       shown_dir);
 out:
 	listing_finish(&l);
 	buf_finish(&plain);
@@ -6295,7 +6302,7 @@ static int backup_verify(struct backup_set *set, struct backup_reader *r, int de
 int persist_backup(const char *data_dir, const char *dest, const char *key_file,
                    const volatile sig_atomic_t *stop)
 {
-	char guard[NAME_BYTES];
+	char guard[NAME_BYTES], shown_dir[SHOWN_PATH_BYTES], shown_dest[SHOWN_PATH_BYTES];
 	struct backup_set set = {0};
 	struct backup_reader r = {.fd = -1};
 	uint8_t *key = NULL;
@@ -6332,7 +6339,9 @@ int persist_backup(const char *data_dir, const char *dest, const char *key_file,
 	if (rc != 0)
 		goto fail;
 	rc = -1;
-	printf("%s: the state of %s, %s\n", dest, data_dir,
+	log_escape(shown_dir, sizeof(shown_dir), data_dir);
+	log_escape(shown_dest, sizeof(shown_dest), dest);
+	printf("%s: the state of %s, %s\n", shown_dest, shown_dir,
 	       set.files[0].snapshot ? "its newest snapshot and the log after it"
 	                             : "its log (no snapshot yet)");
 	snap_name(guard, set.files[0].seq);

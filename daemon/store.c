@@ -2717,6 +2717,7 @@ int store_foreach(const struct store *st, uint64_t now_ms, store_session_fn on_s
 					        (s->flags & SESS_HAS_DATA) ? sess_data(s) : NULL,
 					    .data_len = s->data_len,
 					    .expires_at_ms = s->exp.at_ms,
+					    .flash_bytes = flash_bytes(s->flash),
 					};
 
 					if (!sess_live(s, now_ms))

@@ -426,6 +426,8 @@ struct store_session_view {
 	const void *data;
 	size_t data_len;
 	uint64_t expires_at_ms;
+	/* Its flash messages' flash bytes (flash_bytes), what the flash budget counts. */
+	size_t flash_bytes;
 };
 
 typedef int (*store_session_fn)(void *arg, const struct store_session_view *s);

@@ -1986,6 +1986,68 @@ LEAK_CHECKED_TEST_OPTS(operator, a_secret_given_as_its_file_is_not_logged, .time
 	rm_tree(dir);
 }
 
+/*
+ * A secret given as the value of an option that takes a keyword (--auth-plain "$SECRET": the
+ * name reads as if it took one) or left over as an argument of its own (--auth-file given
+ * twice, the value in the wrong place) is refused as a usage error (exit 2) showing its first
+ * 6 bytes only, as sessctl shows an argument out of place (shown_arg). Before, both printed
+ * it whole.
+ */
+LEAK_CHECKED_TEST(operator, a_secret_out_of_place_is_not_shown)
+{
+	static const char secret[] = "Zq3xVb7NmK2pLw9RtY4sHc8D+/Wn";
+	const char *const misplaced[][5] = {{"--auth-plain", secret, NULL},
+	                                    {"--listen", "tcp://127.0.0.1:0", secret, NULL},
+	                                    {"--fsync", secret, NULL},
+	                                    {"--auth-grace", secret, NULL}};
+	char part[8], *text;
+
+	for (size_t i = 0; i < sizeof(misplaced) / sizeof(misplaced[0]); i++) {
+		text = run_expecting(misplaced[i], 2);
+		for (size_t at = 0; at + 7 <= strlen(secret); at++) {
+			memcpy(part, secret + at, 7);
+			part[7] = '\0';
+			cr_assert_null(strstr(text, part), "%s shows the secret: %s",
+			               misplaced[i][0], text);
+		}
+		cr_expect_not_null(strstr(text, "'Zq3xVb...'"), "%s", text);
+		free(text);
+	}
+	/* A keyword mistyped is still shown whole. */
+	text = run_expecting((const char *const[]){"--auth-plain", "loopbak", NULL}, 2);
+	cr_expect_not_null(strstr(text, "--auth-plain: 'loopbak' is not no, loopback or yes"), "%s",
+	                   text);
+	free(text);
+}
+
+/*
+ * A path given on the command line is shown escaped, as the log shows it (log_escape), in a
+ * usage error and in --check-data's report: one holding a newline and a forged line, or ESC,
+ * stays on the line that names it. Before, both printed it as given.
+ */
+LEAK_CHECKED_TEST(operator, a_path_cannot_forge_a_usage_error_or_a_check_report)
+{
+	static const char forged[] = "\n2026-01-01T00:00:00.000Z error forged\x1b[31m\\";
+	static const char escaped[] = "\\x0a2026-01-01T00:00:00.000Z error forged\\x1b[31m\\x5c";
+	char base[64], data_dir[160], listen[160], *text;
+
+	make_dir(base, "usageescape");
+	snprintf(data_dir, sizeof(data_dir), "%s/data%s", base, forged);
+	cr_assert_eq(mkdir(data_dir, 0700), 0);
+	snprintf(listen, sizeof(listen), "bad:%s", forged);
+	text = run_expecting((const char *const[]){"--listen", listen, NULL}, 2);
+	cr_expect_geq(count_of(text, escaped), 1, "the URL, escaped:\n%s", text);
+	cr_expect_eq(count_of(text, "\n2026-01-01T00:00:00.000Z error forged"), 0,
+	             "a forged line:\n%s", text);
+	free(text);
+	text = run_expecting((const char *const[]){"--check-data", data_dir, NULL}, 0);
+	cr_expect_geq(count_of(text, escaped), 2, "the data directory, escaped:\n%s", text);
+	cr_expect_eq(count_of(text, "\n2026-01-01T00:00:00.000Z error forged"), 0,
+	             "a forged line:\n%s", text);
+	free(text);
+	rm_tree(base);
+}
+
 /* Start sessd on ${data_dir}, SET one session through a connection named ${client}, stop it. */
 static void serve_one_session(const char *data_dir, const char *client)
 {
@@ -2462,6 +2524,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 		cr_assert_eq(push_flash(fd, "flashy", big + i, MSG), CODEC_OK);
 	for (int i = 0; i < MANY; i++)
 		cr_assert_eq(push_flash(fd, "many", "", 0), CODEC_OK);
+	for (int i = 0; i < MSGS; i++)
+		cr_assert_eq(push_flash(fd, "few", big + i, 10), CODEC_OK);
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
 
@@ -2473,6 +2537,14 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	             1, "%s", text);
 	cr_expect_eq(count_of(text, "until sessd runs with --max-frame 100026 or more"), 1, "%s",
 	             text);
+	/* The flash queues too, over the budget of max_frame / 2 flash bytes (type, 5 and the
+	 * message, a message): flashy's 10 x (4 + 5 + 10000), many's 400 x 9; few's 190 fit.
+	 * Before, they were not looked at. */
+	cr_expect_eq(count_of(text, "2 session(s) hold more flash messages than --max-frame 4096 "
+	                            "lets a session queue (2048 flash bytes), the most 100090"),
+	             1, "%s", text);
+	cr_expect_eq(count_of(text, "or sessd runs with --max-frame 200180 or more"), 1, "%s",
+	             text);
 	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_LIMIT);
@@ -2481,6 +2553,8 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	             "more messages than a client takes in one reply under this max_frame");
 	cr_expect_eq(push_flash(fd, "flashy", "x", 1), CODEC_LIMIT, "over the new flash limit");
 	cr_expect_eq(get_session(fd, "small", "s", 1), CODEC_OK);
+	cr_expect_eq(pop_flashes(fd, "few", &count), CODEC_OK);
+	cr_expect_eq(count, MSGS);
 	cr_expect_eq(ping(fd), CODEC_OK, "the connection stays open");
 	close(fd);
 	cr_assert_eq(harness_stop(&d), 0);
@@ -2488,6 +2562,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_lower_max_frame_keeps_every_session, .timeout
 	cr_assert_eq(harness_start(&d, args), 0);
 	text = harness_log(&d);
 	cr_expect_eq(count_of(text, "hold more data"), 0, "%s", text);
+	cr_expect_eq(count_of(text, "hold more flash messages"), 0, "%s", text);
 	free(text);
 	fd = harness_open_ready(d.unix_url, "frames");
 	cr_expect_eq(get_session(fd, "big", big, BIG), CODEC_OK);

@@ -1025,6 +1025,38 @@ LEAK_CHECKED_TEST(sessctl, flash_push_existing)
 	expect(&r, 0, "first\n");
 }
 
+/*
+ * destroy-if-flash releases a lock held as a flash queue (PROTOCOL.md): it removes the session
+ * only while the type's oldest message is the token given; another holder's token first, or
+ * an empty queue, exits 3 with the session kept, and a session gone exits 1. Before, sessctl
+ * had no such command (an operator freeing a stuck lock by hand could only destroy, which also
+ * removes a lock taken since by another holder).
+ */
+LEAK_CHECKED_TEST(sessctl, destroy_if_flash_releases_only_its_own_lock)
+{
+	struct run r;
+
+	RUN(&r, "flash-push", "lk", "lock", "holder-a");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "lk", "lock", "holder-b");
+	expect(&r, 0, "2\n");
+	RUN(&r, "destroy-if-flash", "lk", "lock", "holder-b");
+	cr_assert_str_eq((const char *)r.err.data,
+	                 "sessctl: destroy-if-flash: the oldest message of that type is another, "
+	                 "or there is none; nothing changed\n");
+	expect(&r, 3, "");
+	RUN(&r, "destroy-if-flash", "lk", "other", "holder-a");
+	expect(&r, 3, "");
+	RUN(&r, "--json", "destroy-if-flash", "lk", "lock", "holder-a");
+	expect(&r, 0, "{\"ok\":true}\n");
+	RUN(&r, "flash-pop", "lk");
+	expect(&r, 1, "");
+	RUN(&r, "destroy-if-flash", "lk", "lock", "holder-a");
+	expect(&r, 1, "");
+	RUN(&r, "destroy-if-flash", "lk", "lock");
+	expect(&r, 2, "");
+}
+
 LEAK_CHECKED_TEST(sessctl, server_error_exits_2)
 {
 	/* Flashes may hold max_frame / 2 bytes per session: 5 x 120 KB is over. */
@@ -1306,6 +1338,35 @@ LEAK_CHECKED_TEST(sessctl, a_secret_given_as_the_auth_file_is_not_shown)
 			          (char *)r.err.data);
 			expect(&r, 2, "");
 		}
+	}
+}
+
+/*
+ * A path sessctl names in an error (a --connect socket, an --auth-file, as libsessd words it)
+ * is shown escaped, as ids are: one holding a newline and a forged line, or ESC, stays on the
+ * line that names it. Before, both were printed as given.
+ */
+LEAK_CHECKED_TEST(sessctl, a_path_cannot_forge_a_line_of_its_error)
+{
+	static const char forged[] = "\n2026-01-01T00:00:00.000Z error forged\x1b[31m\\";
+	static const char escaped[] = "\\x0a2026-01-01T00:00:00.000Z error forged\\x1b[31m\\x5c";
+	char url[160], path[160];
+	struct run r;
+
+	snprintf(url, sizeof(url), "unix:/nonexistent/sock%s", forged);
+	snprintf(path, sizeof(path), "/tmp/sessctl-no-such-secret%s", forged);
+	for (int how = 0; how < 2; how++) {
+		if (how == 0)
+			run_full(&r, url, NULL, NULL, 0, (const char *const[]){"ping", NULL});
+		else
+			run_full(&r, daemon_.unix_url, NULL, NULL, 0,
+			         (const char *const[]){"--auth-file", path, "ping", NULL});
+		cr_expect(strstr((char *)r.err.data, escaped) != NULL, "stderr: %s",
+		          (char *)r.err.data);
+		cr_expect(strstr((char *)r.err.data, "\n2026-01-01T00:00:00.000Z error forged") ==
+		              NULL,
+		          "a forged line: %s", (char *)r.err.data);
+		expect(&r, 2, "");
 	}
 }
 
