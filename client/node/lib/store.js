@@ -1215,6 +1215,8 @@ class SessdStore extends BaseStore {
   // it: nothing was written, and the 'gone' event says so.
   gone(sid, sess, st) {
     st.gone = true;
+    // Said: the request's end says it no more (see touchAfterPresave).
+    st.goneSaid = true;
     // An earlier save of this request no longer stands.
     const state = stateOf(sess);
     if (state !== undefined) state.saved = undefined;
@@ -1392,7 +1394,8 @@ class SessdStore extends BaseStore {
       // The early save found the session gone: nothing more is sent for it. A change of the
       // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
       if (loaded.gone) {
-        if (loaded.goneUnsaid || this.cookieChanged(sess, loaded)) this.gone(sid, sess, loaded);
+        // Not when a save since said it (the app's req.session.save() before its response).
+        if (!loaded.goneSaid && (loaded.goneUnsaid || this.cookieChanged(sess, loaded))) this.gone(sid, sess, loaded);
         loaded.goneUnsaid = false;
         return undefined;
       }
