@@ -203,22 +203,6 @@ test('a save-first cart add (req.session.save(cb), then the redirect) writes the
 });
 
 // Review of stop 54: the app's own save between the early save and express-session's touch.
-test('a cart add whose session another tab destroyed, saved by the app before its redirect: gone once', async (t) => {
-  const { br, gone, errors, store, sid } = await shop(t, (app, { store: s }) => {
-    app.post('/cart', async (req, res, next) => {
-      await s.client.destroy('early', req.sessionID);
-      req.session.cart = ['pear'];
-      req.flash('info', 'Added');
-      req.session.save((err) => (err ? next(err) : res.redirect(303, '/')));
-    });
-  });
-  const id = sid();
-  assert.equal((await br.post('/cart')).status, 303);
-  assert.deepEqual(errors, []);
-  assert.equal(gone.length, 1, `'gone' said ${gone.length} times for one request`);
-  assert.equal(await store.client.load('early', id), null, 'the destroyed session is not brought back');
-});
-
 test('a pop whose early touch found the session gone, "remember me" saved by the app before its response: gone once', async (t) => {
   const { br, gone, errors } = await shop(t, (app, { store: s }) => {
     app.post('/form', (req, res) => {
