@@ -975,7 +975,14 @@ class SessdStore extends BaseStore {
     if (made ? state.stored || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
-      if (changes && !made) renewCookieAsRead(sess);
+      // A push's save starts as the route ends its response (flash.js holds the end): what the
+      // route changes after that in the same tick (res.redirect(req.session.returnTo || '/');
+      // delete req.session.returnTo) is this save's too. Taken at once, it was not, and
+      // express-session saved the session again at the end: a second SET_IF.
+      if (changes && !made) {
+        await undefined;
+        renewCookieAsRead(sess);
+      }
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
