@@ -566,6 +566,10 @@ class TagCache {
     this.entries.delete(entry.key);
     this.bytes -= entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
     entry.bytes = null;
+    // It stays in order until compacted (up to twice as many slots as live entries), outside
+    // the budget: with its key and tag, sessions changed on every view held 1.2-1.3x it.
+    entry.key = null;
+    entry.tag = null;
   }
 
   // peek(key, data): tag() for data about to be replaced (a save's SET_IF): a tag cached for
@@ -971,7 +975,14 @@ class SessdStore extends BaseStore {
     if (made ? state.stored || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
     pre.done = (async () => {
-      if (changes && !made) renewCookieAsRead(sess);
+      // A push's save starts as the route ends its response (flash.js holds the end): what the
+      // route changes after that in the same tick (res.redirect(req.session.returnTo || '/');
+      // delete req.session.returnTo) is this save's too. Taken at once, it was not, and
+      // express-session saved the session again at the end: a second SET_IF.
+      if (changes && !made) {
+        await undefined;
+        renewCookieAsRead(sess);
+      }
       const atMs = Date.now();
       const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
       // A session that ends with this request: express-session's save destroys it.
@@ -1211,6 +1222,8 @@ class SessdStore extends BaseStore {
   // it: nothing was written, and the 'gone' event says so.
   gone(sid, sess, st) {
     st.gone = true;
+    // Said: the request's end says it no more (see touchAfterPresave).
+    st.goneSaid = true;
     // An earlier save of this request no longer stands.
     const state = stateOf(sess);
     if (state !== undefined) state.saved = undefined;
@@ -1388,7 +1401,8 @@ class SessdStore extends BaseStore {
       // The early save found the session gone: nothing more is sent for it. A change of the
       // cookie (its own, or one set after a pop's touch) is a save that says so (saveCookie).
       if (loaded.gone) {
-        if (loaded.goneUnsaid || this.cookieChanged(sess, loaded)) this.gone(sid, sess, loaded);
+        // Not when a save since said it (the app's req.session.save() before its response).
+        if (!loaded.goneSaid && (loaded.goneUnsaid || this.cookieChanged(sess, loaded))) this.gone(sid, sess, loaded);
         loaded.goneUnsaid = false;
         return undefined;
       }

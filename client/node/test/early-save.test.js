@@ -201,3 +201,24 @@ test('a save-first cart add (req.session.save(cb), then the redirect) writes the
   assert.deepEqual(after.cart, ['pear']);
   assert.ok(new Date(after.cookie.expires).getTime() > Date.now() + 3000000, `stored cookie expires ${after.cookie.expires}`);
 });
+
+// Review of stop 54: the app's own save between the early save and express-session's touch.
+test('a pop whose early touch found the session gone, "remember me" saved by the app before its response: gone once', async (t) => {
+  const { br, gone, errors } = await shop(t, (app, { store: s }) => {
+    app.post('/form', (req, res) => {
+      req.flash('info', 'x');
+      res.redirect(303, '/');
+    });
+    app.post('/remember', async (req, res, next) => {
+      await s.client.destroy('early', req.sessionID);
+      next();
+    }, flash.locals({ methods: ['POST'] }), (req, res, next) => {
+      req.session.cookie.maxAge = 30 * 24 * 3600000;
+      req.session.save((err) => (err ? next(err) : res.json(res.locals.flash)));
+    });
+  });
+  await br.post('/form');
+  assert.equal((await br.post('/remember')).status, 200);
+  assert.deepEqual(errors, []);
+  assert.equal(gone.length, 1, `'gone' said ${gone.length} times for one request`);
+});

@@ -130,13 +130,46 @@ test('the cache holds no more memory than its bound (4 MiB of entries), whatever
       Buffer.from(other); // a request's buffer, from the same pool, dropped
       Buffer.from(other);
     }
-    assert.ok(store.tags.entries.size > 2000 && store.tags.entries.size < 4000, `${store.tags.entries.size} entries`);
+    const cached = store.tags.entries.size;
+    assert.ok(cached > 2000 && cached < 4000, `${cached} entries`);
     settle();
     const full = used();
-    store.tags.entries.clear();
+    // All of the cache: its Map, and its order of entries (which holds them too).
+    store.tags.clear();
     settle();
     const held = full - used();
-    assert.ok(held < 4 * 1024 * 1024, `the cache holds ${(held / 1048576).toFixed(2)} MiB for ${store.tags.entries.size} sessions of 1 KB`);
+    assert.ok(held < 4 * 1024 * 1024, `the cache holds ${(held / 1048576).toFixed(2)} MiB for ${cached} sessions of 1 KB`);
+  } finally {
+    store.close();
+  }
+});
+
+test('sessions changed on every view (cart adds) leave the cache within its bound: a dropped entry holds nothing', () => {
+  // A dropped entry stays in the eviction order until it is compacted (up to twice as many
+  // slots as live entries), and kept its key and tag (the 64-byte digest's buffer): 5,000
+  // sessions of 180 bytes each changed three times held 4.9 MiB against the 4 MiB bound.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  try {
+    const settle = () => {
+      for (let i = 0; i < 4; i++) gc();
+    };
+    const used = () => {
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const sid = (i) => `s:${crypto.createHash('sha256').update(String(i)).digest('base64url')}`;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 4900; i++) store.tags.tag(sid(i), Buffer.from(JSON.stringify({ i, round, cart: 'c'.repeat(150) })));
+    }
+    assert.equal(store.tags.entries.size, 4900);
+    settle();
+    const full = used();
+    store.tags.clear();
+    settle();
+    const held = full - used();
+    assert.ok(held < 4 * 1024 * 1024, `the cache holds ${(held / 1048576).toFixed(2)} MiB for 4,900 sessions of 180 bytes`);
   } finally {
     store.close();
   }
