@@ -320,10 +320,10 @@ int config_runtime_dir(char *out, size_t size)
 	return 0;
 }
 
+/* The longest line of a usage error: a path of PATH_MAX bytes and the words around it. */
+#define CONFIG_SAY_MAX (PATH_MAX + 512)
 /* A cgroup limit at or above this is "no limit": v1 writes the largest page-aligned signed
  * 64-bit value there. */
-/* The longest line of a usage error: a path of PATH_MAX bytes and the words around it. */
-#define CONFIG_SAY_MAX         (PATH_MAX + 512)
 #define CONFIG_NO_CGROUP_LIMIT (UINT64_C(1) << 60)
 
 /* ${path} under ${root}, opened for reading, or NULL. */
@@ -724,11 +724,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					    "bytes; a Unix socket path can have at most %zu",
 					    optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
 				else if (errno == EAFNOSUPPORT)
-					fprintf(
-					    err,
+					say(err,
 					    "sessd: --listen: '%s' is an IPv4-mapped address, "
 					    "which an IPv6 listener (IPv6 only) cannot bind; write "
-					    "it as tcp://%s:%u\n",
+					    "it as tcp://%s:%u",
 					    optarg, l.host, (unsigned)l.port);
 				else
 					say(err,
