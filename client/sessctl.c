@@ -233,32 +233,29 @@ static int report(struct sessd_client *c, int rc, const char *what)
 		return EXIT_CONFLICT;
 	}
 	if (rc == SESSD_ERR_FORBIDDEN) {
-		fprintf(stderr,
-		        "sessctl: %s: refused (%s): this sessd lets only the holder of its admin "
-		        "secret list, see namespaces and clear; give sessctl that secret's file "
-		        "(sessd --admin-auth-file) with --auth-file FILE or $SESSD_AUTH_FILE\n",
-		        what, sessd_errmsg(c));
+		say("%s: refused (%s): this sessd lets only the holder of its admin secret list, "
+		    "see namespaces and clear; give sessctl that secret's file (sessd "
+		    "--admin-auth-file) with --auth-file FILE or $SESSD_AUTH_FILE",
+		    what, sessd_errmsg(c));
 		return EXIT_TROUBLE;
 	}
 	/* A daemon closes waiting connections without replies when it cannot write their
 	 * changes (PROTOCOL.md, IO_ERROR): the words "connection closed" alone leave an operator
 	 * nowhere to look. Only a close between replies can be that: a reset or a reply cut
-	 * short is a network fault or a crash, which the daemon's log may know nothing of. */
+	 * short is a network fault or a crash, which the daemon's log may know nothing of.
+	 * libsessd's words are written escaped (say): after a reconnection they name the socket. */
 	if (rc == SESSD_ERR_CLOSED &&
 	    strcmp(sessd_errmsg(c), "the server closed the connection") == 0)
-		fprintf(stderr,
-		        "sessctl: %s: %s (%s) without a reply: the daemon stopped or crashed, or "
-		        "could not write changes; if it is up, its log says why (a full disk, for "
-		        "one)%s\n",
-		        what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
+		say("%s: %s (%s) without a reply: the daemon stopped or crashed, or could not "
+		    "write changes; if it is up, its log says why (a full disk, for one)%s",
+		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
 	else if (rc == SESSD_ERR_CLOSED)
-		fprintf(stderr,
-		        "sessctl: %s: %s (%s) without a reply: the connection broke (a network "
-		        "fault, or the daemon crashed)%s\n",
-		        what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
+		say("%s: %s (%s) without a reply: the connection broke (a network fault, or the "
+		    "daemon crashed)%s",
+		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
 	else
-		fprintf(stderr, "sessctl: %s: %s (%s)%s\n", what, sessd_strerror(rc),
-		        sessd_errmsg(c), unknown_outcome(rc, what));
+		say("%s: %s (%s)%s", what, sessd_strerror(rc), sessd_errmsg(c),
+		    unknown_outcome(rc, what));
 	return EXIT_TROUBLE;
 }
 
@@ -919,8 +916,9 @@ static int ns_survey(struct sessd_client *c, const struct opts *o, const char *w
 		if (rc != SESSD_OK) {
 			fprintf(stderr, "sessctl: %s: cannot tell whether namespace \"", what);
 			write_escaped(stderr, ns, ns_len);
-			fprintf(stderr, "\" exists: %s (%s)\n", sessd_strerror(rc),
-			        sessd_errmsg(c));
+			fprintf(stderr, "\" exists: %s (", sessd_strerror(rc));
+			write_escaped(stderr, sessd_errmsg(c), strlen(sessd_errmsg(c)));
+			fputs(")\n", stderr);
 			goto fail;
 		}
 		for (size_t i = 0; i < page->count; i++) {
@@ -1962,10 +1960,9 @@ int main(int argc, char **argv)
 	/* A command whose sealed connection broke or timed out: retired before we exit, so that
 	 * "failed" means nothing more of it will land (PROTOCOL.md, "RETIRE"). */
 	if (status != 0 && sessd_retire_broken(c) != SESSD_OK)
-		fprintf(stderr,
-		        "sessctl: warning: could not retire the broken connection (%s); what it "
-		        "sent may still be carried out later\n",
-		        sessd_errmsg(c));
+		say("warning: could not retire the broken connection (%s); what it sent may still "
+		    "be carried out later",
+		    sessd_errmsg(c));
 	sessd_close(c);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "sessctl: writing the output: %s\n", strerror(errno));

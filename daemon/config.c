@@ -320,10 +320,10 @@ int config_runtime_dir(char *out, size_t size)
 	return 0;
 }
 
+/* The longest line of a usage error: a path of PATH_MAX bytes and the words around it. */
+#define CONFIG_SAY_MAX (PATH_MAX + 512)
 /* A cgroup limit at or above this is "no limit": v1 writes the largest page-aligned signed
  * 64-bit value there. */
-/* The longest line of a usage error: a path of PATH_MAX bytes and the words around it. */
-#define CONFIG_SAY_MAX         (PATH_MAX + 512)
 #define CONFIG_NO_CGROUP_LIMIT (UINT64_C(1) << 60)
 
 /* ${path} under ${root}, opened for reading, or NULL. */
@@ -533,6 +533,25 @@ static void say_not(FILE *err, const char *name, const char *value, const char *
 }
 
 /*
+ * Say that --listen was given ${url}, which is no address sessd can listen on. One in no URL
+ * form (not unix:, tcp:// or /) may be the secret given in the wrong place: it is shown cut,
+ * as sessctl shows such a --connect (shown_arg); a URL mistyped is shown whole.
+ */
+static void say_bad_listen(FILE *err, const char *url)
+{
+	char shown[SHOWN_ARG_SIZE];
+	bool has_form =
+	    url[0] == '/' || strncmp(url, "unix:", 5) == 0 || strncmp(url, "tcp://", 6) == 0;
+
+	if (!has_form)
+		shown_arg(url, shown);
+	say(err,
+	    "sessd: --listen: bad URL '%s' (want tcp://A.B.C.D:PORT, tcp://[V6]:PORT, unix:PATH "
+	    "or /PATH)",
+	    has_form ? url : shown);
+}
+
+/*
  * Read the number ${text} given to --${name} into ${out}, within ${min}..${max}; ${what} says
  * what the option expects ("a count"), for the message. Returns 0, or -1 after the message.
  */
@@ -724,18 +743,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 					    "bytes; a Unix socket path can have at most %zu",
 					    optarg, strlen(optarg) - 5, sizeof(l.path) - 1);
 				else if (errno == EAFNOSUPPORT)
-					fprintf(
-					    err,
+					say(err,
 					    "sessd: --listen: '%s' is an IPv4-mapped address, "
 					    "which an IPv6 listener (IPv6 only) cannot bind; write "
-					    "it as tcp://%s:%u\n",
+					    "it as tcp://%s:%u",
 					    optarg, l.host, (unsigned)l.port);
 				else
-					say(err,
-					    "sessd: --listen: bad URL '%s' (want "
-					    "tcp://A.B.C.D:PORT, tcp://[V6]:PORT, unix:PATH or "
-					    "/PATH)",
-					    optarg);
+					say_bad_listen(err, optarg);
 				return -1;
 			}
 			for (size_t i = 0; i < cfg->n_listens; i++) {

@@ -1991,7 +1991,7 @@ LEAK_CHECKED_TEST_OPTS(operator, a_secret_given_as_its_file_is_not_logged, .time
  * name reads as if it took one) or left over as an argument of its own (--auth-file given
  * twice, the value in the wrong place) is refused as a usage error (exit 2) showing its first
  * 6 bytes only, as sessctl shows an argument out of place (shown_arg). Before, both printed
- * it whole.
+ * it whole. So is one given to --listen, in no URL form (as sessctl's --connect shows it).
  */
 LEAK_CHECKED_TEST(operator, a_secret_out_of_place_is_not_shown)
 {
@@ -1999,7 +1999,8 @@ LEAK_CHECKED_TEST(operator, a_secret_out_of_place_is_not_shown)
 	const char *const misplaced[][5] = {{"--auth-plain", secret, NULL},
 	                                    {"--listen", "tcp://127.0.0.1:0", secret, NULL},
 	                                    {"--fsync", secret, NULL},
-	                                    {"--auth-grace", secret, NULL}};
+	                                    {"--auth-grace", secret, NULL},
+	                                    {"--listen", secret, NULL}};
 	char part[8], *text;
 
 	for (size_t i = 0; i < sizeof(misplaced) / sizeof(misplaced[0]); i++) {
@@ -2034,7 +2035,7 @@ LEAK_CHECKED_TEST(operator, a_path_cannot_forge_a_usage_error_or_a_check_report)
 	make_dir(base, "usageescape");
 	snprintf(data_dir, sizeof(data_dir), "%s/data%s", base, forged);
 	cr_assert_eq(mkdir(data_dir, 0700), 0);
-	snprintf(listen, sizeof(listen), "bad:%s", forged);
+	snprintf(listen, sizeof(listen), "tcp://%s", forged);
 	text = run_expecting((const char *const[]){"--listen", listen, NULL}, 2);
 	cr_expect_geq(count_of(text, escaped), 1, "the URL, escaped:\n%s", text);
 	cr_expect_eq(count_of(text, "\n2026-01-01T00:00:00.000Z error forged"), 0,

@@ -2129,6 +2129,91 @@ LEAK_CHECKED_TEST(sessctl, a_server_s_figure_names_are_printed_escaped)
 }
 
 /*
+ * Answer HELLO on one connection with sessctl (the peer, ${pid} from SO_PEERCRED) stopped, then
+ * close the connection, stop listening and remove the socket before letting it go on: its
+ * first call then finds the connection gone and libsessd's reconnection fails, naming the
+ * socket. Stopped, sessctl cannot make that call before the close, whatever the scheduling.
+ */
+static void gone_after_hello_serve(int lfd, const char *sock_path)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	struct codec_request req;
+	uint32_t status;
+	const char *why;
+	uint8_t *body;
+	size_t len;
+	int fd;
+
+	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == -1 ||
+	    harness_recv_frame(fd, &body, &len) == -1)
+		_exit(1);
+	if (codec_decode_request(body, len, &req, &status, &why) == -1 ||
+	    req.op != CODEC_OP_HELLO || kill(cred.pid, SIGSTOP) == -1)
+		_exit(1);
+	/* Until it is stopped: it is waiting for this reply, in the kernel. */
+	for (int i = 0; i < 10000; i++) {
+		char stat_path[64], text[256];
+		FILE *f;
+
+		snprintf(stat_path, sizeof(stat_path), "/proc/%ld/stat", (long)cred.pid);
+		f = fopen(stat_path, "r");
+		if (f == NULL || fgets(text, sizeof(text), f) == NULL)
+			_exit(1);
+		fclose(f);
+		if (strstr(text, ") T ") != NULL)
+			break;
+		harness_sleep_ms(1);
+	}
+	if (old_server_answer(fd, &req) == -1)
+		_exit(1);
+	free(body);
+	close(fd);
+	close(lfd);
+	unlink(sock_path);
+	kill(cred.pid, SIGCONT);
+	_exit(0);
+}
+
+/*
+ * libsessd's words after a reconnection that failed (the connection gone between HELLO and the
+ * command) name the socket: sessctl writes them escaped, as it writes those of the first
+ * connect (a_path_cannot_forge_a_line_of_its_error), so that a path holding a newline and a
+ * forged line, or ESC, stays on the line that names it. Before, report() printed them as
+ * given.
+ */
+LEAK_CHECKED_TEST(sessctl, a_path_in_a_reconnection_s_error_is_escaped)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-gone\nforged\x1b[31m-XXXXXX", url[200];
+	struct run r;
+	int lfd, status;
+	pid_t pid;
+
+	lfd = fake_listen(dir, &sa, url, sizeof(url));
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		gone_after_hello_serve(lfd, sa.sun_path);
+	close(lfd);
+	run_env(&r, url, NULL, 0, (const char *const[]){"destroy", "s1", NULL});
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake server failed");
+	cr_expect(strstr((char *)r.err.data, "cannot connect to unix:/tmp/sessctl-gone\\x0aforged"
+	                                     "\\x1b[31m-") != NULL,
+	          "stderr: %s", (char *)r.err.data);
+	cr_expect(strstr((char *)r.err.data, "\nforged") == NULL &&
+	              strchr((char *)r.err.data, '\x1b') == NULL,
+	          "a forged line, or ESC: %s", (char *)r.err.data);
+	expect(&r, 2, "");
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
+/*
  * Answer HELLO on one connection as sessd does, then close it without replying to the next
  * request, as sessd does to the connections waiting for a group write that failed (PROTOCOL.md,
  * IO_ERROR), or with ${reset} reset it, as a network fault does (closed with the request
