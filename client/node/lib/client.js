@@ -587,12 +587,19 @@ class Client extends EventEmitter {
   // change the user was already told about. Else (the pool is down: 'disconnect' was said)
   // it fails at once.
   request(op, args, key) {
+    return this.onConnection(op, key, (conn) => conn.request(op, args, key));
+  }
+
+  // onConnection(op, key, send): send(conn)'s promise, conn the pool's connection for key. A
+  // change (op) waits first for the connections owed a RETIRE; with no connection to take it,
+  // the call waits for a reconnecting pool or fails at once, as request() says.
+  onConnection(op, key, send) {
     const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
-    if (gate) return afterRetires(gate, () => this.request(op, args, key));
+    if (gate) return afterRetires(gate, () => this.onConnection(op, key, send));
     const conn = this.closed ? null : this.pick(key);
-    if (conn) return conn.request(op, args, key);
+    if (conn) return send(conn);
     if (!this.mayWait()) return this.refuse();
-    return this.whenReady(key).then((ready) => (ready ? ready.request(op, args, key) : this.refuse()));
+    return this.whenReady(key).then((ready) => (ready ? send(ready) : this.refuse()));
   }
 
   // mayWait(): whether a request with no connection to take it waits for the pool to
@@ -893,14 +900,7 @@ class Client extends EventEmitter {
   // to an upgraded daemon, asks again. client[lacks]: whether the last answer to the opcode
   // was UNKNOWN_OP (undefined before any). Rejects as request() does on other statuses.
   requestNewer(op, args, key, lacks) {
-    // A change waits for the connections owed a RETIRE, as in request().
-    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
-    if (gate) return afterRetires(gate, () => this.requestNewer(op, args, key, lacks));
-    const conn = this.closed ? null : this.pick(key);
-    if (conn) return this.newerOn(conn, op, args, key, lacks);
-    // A change waits for a reconnecting pool, as in request().
-    if (!this.mayWait()) return this.refuse();
-    return this.whenReady(key).then((ready) => (ready ? this.newerOn(ready, op, args, key, lacks) : this.refuse()));
+    return this.onConnection(op, key, (conn) => this.newerOn(conn, op, args, key, lacks));
   }
 
   // requestNewerThen(op, args, key, lacks, onReply, onError): requestNewer(...).then(onReply,
@@ -968,12 +968,7 @@ class Client extends EventEmitter {
   // promises it was before cost each page view's touch as many turns of the microtask queue
   // (bench/e2e/store-ops.js).
   requestIf(op, args, key, lacks, older = null) {
-    const gate = CHANGE_OPS.has(op) ? this.beforeChange() : null;
-    if (gate) return afterRetires(gate, () => this.requestIf(op, args, key, lacks, older));
-    const conn = this.closed ? null : this.pick(key);
-    if (conn) return this.ifOn(conn, op, args, key, lacks, older);
-    if (!this.mayWait()) return this.refuse();
-    return this.whenReady(key).then((ready) => (ready ? this.ifOn(ready, op, args, key, lacks, older) : this.refuse()));
+    return this.onConnection(op, key, (conn) => this.ifOn(conn, op, args, key, lacks, older));
   }
 
   // ifOn(conn, op, args, key, lacks, older): requestIf's request on conn (see newerOn).
