@@ -1007,6 +1007,23 @@ function quickUint(body, p) {
   return null;
 }
 
+// QuickReply: a reply quickReply read, with decodeReplyBody's fields; resultBytes (a view of the
+// result's encoding in body) is made when asked: the client never asks, and a Buffer view made
+// for each reply cost a page view's two replies 0.2-0.3 us.
+class QuickReply {
+  constructor(requestId, status, result, body, at) {
+    this.requestId = requestId;
+    this.status = status;
+    this.result = result;
+    this.body = body;
+    this.at = at;
+  }
+
+  get resultBytes() {
+    return this.body.subarray(this.at);
+  }
+}
+
 // quickReply(body, op): decodeReplyBody's answer for the replies of a page's requests, read
 // on the bytes: an OK with a nil result (SET, SET_IF, TOUCH, TOUCH_IF, DESTROY) or a uint
 // (TTL, FLASH_PUSH, ...), a NOT_FOUND, and LOAD's [bin, uint]; null for any other reply,
@@ -1023,17 +1040,17 @@ function quickReply(body, op) {
   const t = body[p];
   if (status === STATUS.NOT_FOUND) {
     if (t !== 0xc0 || p + 1 !== body.length || !NOT_FOUND_OPS.has(op)) return null;
-    return { requestId: id[0], status, result: null, resultBytes: body.subarray(p) };
+    return new QuickReply(id[0], status, null, body, p);
   }
   if (status !== STATUS.OK) return null;
   if (NIL_RESULT_OPS.has(op)) {
     if (t !== 0xc0 || p + 1 !== body.length) return null;
-    return { requestId: id[0], status, result: null, resultBytes: body.subarray(p) };
+    return new QuickReply(id[0], status, null, body, p);
   }
   if (UINT_RESULT_OPS.has(op)) {
     const v = quickUint(body, p);
     if (v === null || v[1] !== body.length) return null;
-    return { requestId: id[0], status, result: v[0], resultBytes: body.subarray(p) };
+    return new QuickReply(id[0], status, v[0], body, p);
   }
   if (op !== OP.LOAD || t !== 0x92 || p + 2 >= body.length) return null;
   // [data: bin, flashes: uint]
@@ -1051,7 +1068,7 @@ function quickReply(body, op) {
   if (n > body.length - at) return null;
   const flashes = quickUint(body, at + n);
   if (flashes === null || flashes[1] !== body.length) return null;
-  return { requestId: id[0], status, result: [body.subarray(at, at + n), flashes[0]], resultBytes: body.subarray(p) };
+  return new QuickReply(id[0], status, [body.subarray(at, at + n), flashes[0]], body, p);
 }
 
 // decodeReply(frame, maxFrame): decodeReplyBody of a whole frame.
