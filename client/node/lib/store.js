@@ -502,8 +502,9 @@ function writeMark() {
 // BLAKE2b, a tenth of a page view's store calls). A tag is reused only for the very bytes it
 // was computed from (a copy is kept: the data read may be a view of a larger socket buffer),
 // so it is always dataTag's. A session's text (see exactText) is kept and compared as it is;
-// bytes are copied to a latin1 string (a byte a character, compared exactly): a Buffer of its own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make
-// on the shared machine, against 0.4-0.7 for the string, on every page view after a change;
+// bytes are copied to a latin1 string (a byte a character, compared exactly): a Buffer of its
+// own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make on the shared machine,
+// against 0.4-0.7 for the string, on every page view after a change;
 // a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded by what its entries
 // hold: data up to TAG_CACHE_MAX_BYTES is cached, each entry counted as its copy and
 // TAG_CACHE_ENTRY_BYTES, and the oldest go first past TAG_CACHE_BUDGET_BYTES. It was 1,024
