@@ -64,22 +64,31 @@ function checkTtl(ttlMs) {
   return ttlMs;
 }
 
-function byteLength(v) {
-  return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v instanceof Uint8Array ? v.length : -1;
+// withinBytes(v, min, max): whether v, a string (as UTF-8) or bytes, is min..max bytes long. A
+// string of n UTF-16 units is n to 3n bytes (a pair of surrogates: 4): counted only when those
+// bounds do not settle it. Counted for every id and namespace, Buffer.byteLength (a call into
+// C++) cost a page view's four requests about 0.3 us.
+function withinBytes(v, min, max) {
+  if (typeof v === 'string') {
+    const n = v.length;
+    if (n >= min && 3 * n <= max) return true;
+    if (n > max || 3 * n < min) return false;
+    const bytes = Buffer.byteLength(v, 'utf8');
+    return bytes >= min && bytes <= max;
+  }
+  return v instanceof Uint8Array && v.length >= min && v.length <= max;
 }
 
 // Arguments the server would answer with BAD_REQUEST (which closes the connection under
 // every other pending request) are refused here instead.
 function checkNs(ns) {
   if (ns === null || ns === undefined) return null;
-  const n = typeof ns === 'string' ? byteLength(ns) : -1;
-  if (n < 1 || n > 64) throw new RangeError('namespace must be null or a string of 1..64 bytes');
+  if (typeof ns !== 'string' || !withinBytes(ns, 1, 64)) throw new RangeError('namespace must be null or a string of 1..64 bytes');
   return ns;
 }
 
 function checkId(id) {
-  const n = byteLength(id);
-  if (n < 1 || n > 128) throw new RangeError('session id must be a string or bytes of 1..128 bytes');
+  if (!withinBytes(id, 1, 128)) throw new RangeError('session id must be a string or bytes of 1..128 bytes');
   return id;
 }
 
@@ -97,8 +106,7 @@ function flashPushArgs(ns, id, type, msg, ttlMs) {
 }
 
 function checkType(type) {
-  const n = typeof type === 'string' ? byteLength(type) : -1;
-  if (n < 1 || n > 64) throw new RangeError('flash type must be a string of 1..64 bytes');
+  if (typeof type !== 'string' || !withinBytes(type, 1, 64)) throw new RangeError('flash type must be a string of 1..64 bytes');
   return type;
 }
 

@@ -1,6 +1,8 @@
 'use strict';
 const crypto = require('crypto');
 const util = require('util');
+// Node 18.14 and later; without it, only ASCII data is read as text (see exactText).
+const { isUtf8 } = require('buffer');
 // SessdStore: an express-session store on sessd, with connect-redis v7 semantics.
 
 const { Client, dataTag, optionNumber } = require('./client');
@@ -32,7 +34,8 @@ class SessionState {
     this.stored = false;
     // On a session get() read (and carried onto req.session by createSession), with merge on:
     // what set() needs to write only this request's changes (see saveLoaded): { key, data
-    // (the bytes sessd holds, as far as this request knows: SET_IF expects their tag), text
+    // (the bytes sessd holds, as far as this request knows: SET_IF expects their tag; as read,
+    // their text when that is exact, see exactText), text
     // (data decoded, as get() parsed it; null once data is a save's, or under a raw
     // serializer), forms (Map: top-level key -> its serialized form, as this request last
     // read or wrote it; null until the first save works it out from data), cookie (the cookie
@@ -498,9 +501,10 @@ function writeMark() {
 // tenth of a microsecond for 200 bytes) rather than hashing them again (about 3 us of
 // BLAKE2b, a tenth of a page view's store calls). A tag is reused only for the very bytes it
 // was computed from (a copy is kept: the data read may be a view of a larger socket buffer),
-// so it is always dataTag's. The copy is a latin1 string (a byte a character, compared
-// exactly): a Buffer of its own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make
-// on the shared machine, against 0.4-0.7 for the string, on every page view after a change;
+// so it is always dataTag's. A session's text (see exactText) is kept and compared as it is;
+// bytes are copied to a latin1 string (a byte a character, compared exactly): a Buffer of its
+// own (allocUnsafeSlow, an ArrayBuffer each) took 1.5-2 us to make on the shared machine,
+// against 0.4-0.7 for the string, on every page view after a change;
 // a slice of Node's shared pool kept the pool's 8 KiB alive. Bounded by what its entries
 // hold: data up to TAG_CACHE_MAX_BYTES is cached, each entry counted as its copy and
 // TAG_CACHE_ENTRY_BYTES, and the oldest go first past TAG_CACHE_BUDGET_BYTES. It was 1,024
@@ -517,7 +521,9 @@ const TAG_CACHE_MAX_BYTES = 2048;
 
 class TagCache {
   constructor() {
-    // key -> { key, bytes (the copy; null once dropped), tag }
+    // key -> { key, bytes (the copy; null once dropped), text (whether bytes is the data
+    // given as its UTF-8 text, see exactText; else a latin1 copy of the bytes given), size
+    // (what the budget counts for it), tag }
     this.entries = new Map();
     // What the entries hold, as the budget counts it.
     this.bytes = 0;
@@ -531,16 +537,21 @@ class TagCache {
   }
 
   // tag(key, data): dataTag(data), from the cache when data is the same bytes as last tagged
-  // under key.
+  // under key. data: bytes, or a string whose UTF-8 is the bytes (a session's text, see
+  // exactText), compared as it is: no copy of the bytes to compare them on every page view.
   tag(key, data) {
-    const bytes = asBuffer(data);
     const hit = this.entries.get(key);
-    if (hit !== undefined && sameBytes(bytes, hit.bytes)) return hit.tag;
+    const copy = hit !== undefined ? sameCopy(data, hit) : null;
+    if (copy === true) return hit.tag;
+    const text = typeof data === 'string';
+    const bytes = text ? Buffer.from(data, 'utf8') : asBuffer(data);
     const tag = dataTag(bytes);
     if (hit !== undefined) this.drop(hit);
     if (bytes.length > TAG_CACHE_MAX_BYTES) return tag;
-    const entry = { key, bytes: bytes.toString('latin1'), tag };
-    this.bytes += entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
+    // A string of characters above 0xff takes two bytes a character.
+    const size = !text || bytes.length === data.length ? bytes.length : 2 * data.length;
+    const entry = { key, bytes: text ? data : copy ?? bytes.toString('latin1'), text, size, tag };
+    this.bytes += size + TAG_CACHE_ENTRY_BYTES;
     while (this.bytes > TAG_CACHE_BUDGET_BYTES && this.head < this.order.length) {
       const old = this.order[this.head];
       this.order[this.head++] = undefined;
@@ -564,7 +575,7 @@ class TagCache {
   // drop(entry): removes entry from the cache.
   drop(entry) {
     this.entries.delete(entry.key);
-    this.bytes -= entry.bytes.length + TAG_CACHE_ENTRY_BYTES;
+    this.bytes -= entry.size + TAG_CACHE_ENTRY_BYTES;
     entry.bytes = null;
     // It stays in order until compacted (up to twice as many slots as live entries), outside
     // the budget: with its key and tag, sessions changed on every view held 1.2-1.3x it.
@@ -575,10 +586,9 @@ class TagCache {
   // peek(key, data): tag() for data about to be replaced (a save's SET_IF): a tag cached for
   // it is used, but a new one is not kept.
   peek(key, data) {
-    const bytes = asBuffer(data);
     const hit = this.entries.get(key);
-    if (hit !== undefined && sameBytes(bytes, hit.bytes)) return hit.tag;
-    return dataTag(bytes);
+    if (hit !== undefined && sameCopy(data, hit) === true) return hit.tag;
+    return dataTag(data);
   }
 
   forget(key) {
@@ -594,9 +604,29 @@ class TagCache {
   }
 }
 
-// sameBytes(bytes, copy): whether bytes are those of copy (a latin1 string of bytes).
-function sameBytes(bytes, copy) {
-  return bytes.length === copy.length && bytes.toString('latin1') === copy;
+// sameCopy(data, entry): true when data (bytes, or their UTF-8 text) is what the cache entry
+// was tagged from; else the latin1 copy of data when it was made to compare, or null. A text
+// is compared with a text only, bytes with bytes: one string's UTF-8 is one run of bytes (a
+// lone surrogate is written as U+FFFD), so a text equal to the entry's is the same bytes.
+function sameCopy(data, entry) {
+  if (typeof data === 'string') return entry.text && data === entry.bytes;
+  if (entry.text || data.length !== entry.bytes.length) return null;
+  const copy = asBuffer(data).toString('latin1');
+  return copy === entry.bytes ? true : copy;
+}
+
+// exactText(data, text): text (data decoded as UTF-8) when its UTF-8 is data exactly, else
+// data. A session get() read keeps this as the basis of its TOUCH_IF and SET_IF (the tag of
+// the bytes read), rather than the bytes: they are a view of the socket's read (up to 64 KiB
+// for many replies at once), which a session kept past its request (Socket.IO keeps
+// socket.request.session for the socket's life) kept alive whole, and the text is kept for
+// the save anyway. Text as long as the bytes without U+FFFD is ASCII: one byte a character,
+// each byte of 0x80 or more being one that is not UTF-8 (U+FFFD) or the start of a sequence
+// of several (fewer characters).
+function exactText(data, text) {
+  if (text === null) return data;
+  if (text.length === data.length && text.indexOf('\ufffd') === -1) return text;
+  return isUtf8 !== undefined && isUtf8(data) ? text : data;
 }
 
 // A 503, as for the other failures that a later try may not meet (NO_MEMORY, BUSY, a broken
@@ -859,10 +889,11 @@ class SessdStore extends BaseStore {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return sess;
     if (!soon && !this.merge && flashes === null) return sess;
     const state = this.serializer === JSON ? newState(sess) : stateFor(sess);
-    if (soon) state.keep = { key, data };
+    const basis = exactText(data, text);
+    if (soon) state.keep = { key, data: basis };
     // The tag and forms are worked out from data when the session is saved: a request that
     // does not save it pays nothing for them.
-    if (this.merge) state.loaded = { key, data, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
+    if (this.merge) state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
     if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
     return sess;
   }
@@ -1271,7 +1302,7 @@ class SessdStore extends BaseStore {
     // The forms of what get() read: its cookie is st.cookie, as parsed (see sameCookieAsRead).
     const asRead = st.forms === null && this.serializer === JSON;
     // JSON's parse is no promise: awaited, it cost each save a turn (see get).
-    if (st.forms === null) st.forms = this.forms(this.serializer === JSON ? parseJson(st.text ?? st.data.toString('utf8')) : await this.parse(st.text ?? st.data));
+    if (st.forms === null) st.forms = this.forms(this.serializer === JSON ? parseJson(st.text ?? asBuffer(st.data).toString('utf8')) : await this.parse(st.text ?? st.data));
     const now = this.forms(sess);
     const changed = [];
     for (const k of new Set([...st.forms.keys(), ...now.keys()])) {

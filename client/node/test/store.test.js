@@ -114,6 +114,36 @@ test('client: LIST pages through many sessions; pipelined requests', async (t) =
   assert.equal(await c.clear(ns), 250);
 });
 
+test('client: ids, namespaces and flash types are held to their bounds in bytes, not characters', async (t) => {
+  // The bounds are UTF-8 bytes (sessd's); a string is counted only where its length does not
+  // settle it (withinBytes in lib/client.js): each case at the edge, in characters of 1 to 4 bytes.
+  const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
+  t.after(() => c.close());
+  await c.ready();
+  const ids = [['é'.repeat(64), true], ['é'.repeat(64) + 'a', false], ['日'.repeat(42) + 'ab', true], ['日'.repeat(43), false],
+    ['\u{1f600}'.repeat(32), true], ['\u{1f600}'.repeat(32) + 'a', false], ['\ud800'.repeat(42) + 'ab', true], ['\ud800'.repeat(43), false],
+    ['x'.repeat(42), true], ['x'.repeat(128), true], ['x'.repeat(129), false], ['', false]];
+  for (const [id, ok] of ids) {
+    const got = c.get(null, id);
+    if (ok) assert.equal(await got, null, `an id of ${Buffer.byteLength(id)} bytes`);
+    else await assert.rejects(got, RangeError, `an id of ${Buffer.byteLength(id)} bytes`);
+  }
+  const names = [['é'.repeat(32), true], ['é'.repeat(32) + 'a', false], ['日'.repeat(21) + 'a', true], ['日'.repeat(22), false],
+    ['x'.repeat(21), true], ['x'.repeat(64), true], ['x'.repeat(65), false], ['', false]];
+  for (const [name, ok] of names) {
+    const ns = c.get(name, 'x');
+    const type = c.flashPush(null, 'bounds', name, 'v', 1000);
+    if (ok) {
+      assert.equal(await ns, null, `a namespace of ${Buffer.byteLength(name)} bytes`);
+      assert.equal(await type, 1, `a flash type of ${Buffer.byteLength(name)} bytes`);
+      await c.destroy(null, 'bounds');
+    } else {
+      await assert.rejects(ns, RangeError, `a namespace of ${Buffer.byteLength(name)} bytes`);
+      await assert.rejects(type, RangeError, `a flash type of ${Buffer.byteLength(name)} bytes`);
+    }
+  }
+});
+
 test('client: refuses bad arguments locally, server errors are SessdErrors', async (t) => {
   const c = new Client({ url: daemon.unixUrl, poolSize: 1 });
   t.after(() => c.close());

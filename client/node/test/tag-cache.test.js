@@ -174,3 +174,62 @@ test('sessions changed on every view (cart adds) leave the cache within its boun
     store.close();
   }
 });
+
+test('sessions read as text, as UTF-8 with other scripts, and as bytes that are not UTF-8 are each touched with their own tag', async (t) => {
+  // A session read is kept as its text where that text's UTF-8 is exactly the bytes read
+  // (exactText), and tagged from it: a text taken for bytes it does not give back (a byte
+  // that is not UTF-8, decoded as U+FFFD) would make every touch a CONFLICT.
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  const other = new Client({ url: daemon.unixUrl });
+  t.after(() => { store.close(); other.close(); });
+  const outcomes = [];
+  const touchIf = store.client.touchIf.bind(store.client);
+  store.client.touchIf = async (...args) => {
+    const outcome = await touchIf(...args);
+    outcomes.push(outcome);
+    return outcome;
+  };
+  const bytes = {
+    ascii: Buffer.from(session('ada')),
+    utf8: Buffer.from(session('Zoë 日本 \u{1f600}')),
+    // The user's name: "ad" and a lone 0xff, and a U+FFFD as UTF-8 (EF BF BD) to keep the
+    // text as long as the bytes.
+    notUtf8: Buffer.concat([Buffer.from(session('ad').slice(0, -3)), Buffer.from([0xff]), Buffer.from('"}')]),
+  };
+  for (const [name, data] of Object.entries(bytes)) {
+    const sid = `tag-text-${name}`;
+    await other.set(NS, sid, data, HOUR);
+    await pageView(store, sid);
+    await pageView(store, sid);
+    assert.ok((await other.get(NS, sid)).equals(data), name);
+  }
+  assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+});
+
+test('a session kept past its request (Socket.IO keeps socket.request.session) does not keep the socket\'s read of many replies alive', async (t) => {
+  // A session's data was a view of the buffer its reply was read in, with the replies to
+  // every request answered with it: 64 sessions of 1 KB read at once, a session kept held
+  // 64 KiB.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
+  t.after(() => store.close());
+  const sids = Array.from({ length: 64 }, (_, i) => `tag-kept-${i}`);
+  for (const sid of sids) {
+    await p((cb) => store.set(sid, { cookie: { originalMaxAge: HOUR, expires: new Date(Date.now() + HOUR) }, blob: 'b'.repeat(1000) }, cb));
+  }
+  const settle = () => {
+    for (let i = 0; i < 4; i++) gc();
+  };
+  let kept = [];
+  for (let round = 0; round < 50; round++) {
+    const read = await Promise.all(sids.map((sid) => p((cb) => store.get(sid, cb))));
+    kept.push(store.createSession({ sessionID: sids[0], sessionStore: store }, read[0]));
+  }
+  settle();
+  const full = process.memoryUsage().arrayBuffers;
+  kept = null;
+  settle();
+  const held = full - process.memoryUsage().arrayBuffers;
+  assert.ok(held < 50 * 4096, `50 sessions of 1 KB kept hold ${(held / 1024).toFixed(0)} KiB of buffers`);
+});
