@@ -83,8 +83,11 @@ class SessionState {
     // err (the error that save of this request's changes failed with, for set() to answer
     // with, once; else null) }.
     this.presave = undefined;
-    // How many set() calls of the session are under way (see whileSaving).
+    // How many set() calls of the session are under way (see whileSaving), and the promise of
+    // the latest while it is (undefined after): a save or touch that comes meanwhile waits for
+    // it (see set, touch).
     this.saving = 0;
+    this.lastSave = undefined;
   }
 }
 
@@ -1002,8 +1005,14 @@ class SessdStore extends BaseStore {
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
   // session is destroyed instead. A session get() read (with merge on) is merged: only the
   // keys this request changed are written, see saveLoaded.
+  // A save of the same session object under way (the app's req.session.save() not awaited,
+  // then a change and the response: express-session saves again) is waited for first, and
+  // only what is left is written: sent beside it, expecting the same data, this save met its
+  // write as a CONFLICT, read the session again and wrote a third time.
   set(sid, sess, cb) {
     return withCallback(this.whileSaving(sess, (async () => {
+      const before = stateOf(sess)?.lastSave;
+      if (before !== undefined) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
@@ -1031,13 +1040,17 @@ class SessdStore extends BaseStore {
     const state = stateFor(sess);
     state.saving++;
     // Not finally(): its callback's promise is chained again, a turn more for every save.
-    return saving.then((v) => {
+    const counted = saving.then((v) => {
       state.saving--;
+      if (state.lastSave === counted) state.lastSave = undefined;
       return v;
     }, (err) => {
       state.saving--;
+      if (state.lastSave === counted) state.lastSave = undefined;
       throw err;
     });
+    state.lastSave = counted;
+    return counted;
   }
 
   // saveSession(sid, sess): set()'s work.
@@ -1383,12 +1396,14 @@ class SessdStore extends BaseStore {
   // and a touch writes no data, so that "remember me" lasted until the next page's touch
   // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
   // saved as a cookie changed alone is (saveCookie).
+  // A save of sess under way is waited for first (see set): the touch then finds it saved.
   touch(sid, sess, cb) {
     const state = stateOf(sess);
-    const touching = state !== undefined && state.presave !== undefined
+    const go = () => (state !== undefined && state.presave !== undefined
       ? state.presave.done.then(() => this.touchAfterPresave(sid, sess, state))
-      : this.touchNow(sid, sess, state);
-    return withCallbackVoid(touching, cb);
+      : this.touchNow(sid, sess, state));
+    const before = state !== undefined ? state.lastSave : undefined;
+    return withCallbackVoid(before !== undefined ? before.then(go, go) : go(), cb);
   }
 
   // touchAfterPresave(sid, sess, state): touch()'s work for a session whose early save
