@@ -536,6 +536,21 @@ async function runModel(opts = {}) {
           daemonUp = true;
         } else if (kind === 'cut') {
           proxy.closeAll();
+        } else if (kind === 'stopterm') {
+          // A stuck daemon that the operator restarts: SIGTERM while it is stopped (pending
+          // until the SIGCONT that follows), then a new one once it has exited.
+          daemonUp = false;
+          paused = true;
+          await d.pause();
+          await sleep(fr.int(o.stopMs[0], o.stopMs[1]));
+          const exited = d.stop('SIGTERM');
+          await sleep(fr.int(0, 50));
+          process.kill(d.pid, 'SIGCONT');
+          paused = false;
+          await exited;
+          await sleep(fr.int(o.downMs[0], o.downMs[1]));
+          await startAgain();
+          daemonUp = true;
         } else {
           paused = true;
           await d.pause();
