@@ -6,13 +6,17 @@
 //   node bench/model-check.js [--seeds 1-20] [--browsers 12] [--steps 60] [--faults on|off|both]
 //                             [--no-persist] [--starve] [--migrate N] [--verbose]
 //                             [--fault-every 3-60] [--down 5-60] [--kinds kill,cut]
-//                             [--early] [--rolling]
+//                             [--stop 50-1200] [--early] [--rolling]
 // --early: the early save's actions too (connect-sessd's presave: a push not awaited, then a
 // redirect, with each kind of session change, a save() not awaited, a destroy or regenerate
 // after it, several tabs at once, a first visit); --rolling: the TCP app with rolling: true.
 // --migrate N: N browsers start with a session in the app's old store (migrateFrom).
 // --fault-every LO-HI ms between faults, --down LO-HI ms sessd stays down after a kill,
-// --kinds the fault kinds in turn. The dense migrate setting (migrateFrom's move locks under
+// --stop LO-HI ms a SIGSTOP lasts (default 50-1200, below timeoutMs; past its 3000 the requests
+// on the stopped daemon time out), --kinds the fault kinds in turn (kill, term, cut, stop, and
+// stopterm: a SIGSTOP, a SIGTERM while stopped, the SIGCONT, then a new daemon). The dense
+// stop setting: --faults on --fault-every 200-900 --down 20-600 --stop 500-4500
+// --kinds term,stop,stopterm,kill,cut. The dense migrate setting (migrateFrom's move locks under
 // kills every few ms): --migrate 16 --browsers 16 --steps 6 --faults on --fault-every 3-60
 // --down 5-60 --kinds kill,cut.
 // --starve stops sessd 30 ms of every 50 (a machine loaded many times over its cores).
@@ -36,7 +40,7 @@ const migrate = Number(arg('migrate', 0));
 const early = process.argv.includes('--early');
 const rolling = process.argv.includes('--rolling');
 const range = (name) => (arg(name, null) === null ? undefined : arg(name).split('-').map(Number));
-const dense = { faultEveryMs: range('fault-every'), downMs: range('down'), faultKinds: arg('kinds', null)?.split(',') };
+const dense = { faultEveryMs: range('fault-every'), downMs: range('down'), stopMs: range('stop'), faultKinds: arg('kinds', null)?.split(',') };
 for (const k of Object.keys(dense)) if (dense[k] === undefined) delete dense[k];
 
 (async () => {

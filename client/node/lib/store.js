@@ -86,8 +86,11 @@ class SessionState {
     // err (the error that save of this request's changes failed with, for set() to answer
     // with, once; else null) }.
     this.presave = undefined;
-    // How many set() calls of the session are under way (see whileSaving).
+    // How many set() calls of the session are under way (see whileSaving), and the promise of
+    // the latest while it is (undefined after): a save or touch that comes meanwhile waits for
+    // it (see set, touch).
     this.saving = 0;
+    this.lastSave = undefined;
   }
 }
 
@@ -777,6 +780,9 @@ class SessdStore extends BaseStore {
     // Whether get() asks sessd how long it keeps a session with the read (see endsSoon).
     this.ttlWithLoad = false;
     this.tags = new TagCache();
+    // By session key: the promise of this process's latest save of that session while one is
+    // under way (see set).
+    this.savesUnderway = new Map();
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -1005,7 +1011,13 @@ class SessdStore extends BaseStore {
     const st = state.loaded;
     if (made ? state.stored || (st && st.key === key) : !this.merge || !st || st.gone || st.key !== key) return null;
     const pre = { done: null, err: null };
+    // A save of the session from this process under way is waited for, as set() waits (see
+    // there): sent beside it, each round of CONFLICTs let one through, and on a slow sessd an
+    // early save lost round after round (a model-check hang: seven rounds, past 15 s).
+    const queued = changes && !made;
+    const before = queued ? this.savesUnderway.get(key) : undefined;
     pre.done = (async () => {
+      if (before !== undefined) await before.then(noValue, noValue);
       // A push's save starts as the route ends its response (flash.js holds the end): what the
       // route changes after that in the same tick (res.redirect(req.session.returnTo || '/');
       // delete req.session.returnTo) is this save's too. Taken at once, it was not, and
@@ -1026,6 +1038,13 @@ class SessdStore extends BaseStore {
     })().catch((err) => {
       if (changes) pre.err = err;
     });
+    if (queued) {
+      const done = pre.done;
+      pre.done = done.then(() => {
+        if (this.savesUnderway.get(key) === pre.done) this.savesUnderway.delete(key);
+      });
+      this.savesUnderway.set(key, pre.done);
+    }
     state.presave = pre;
     return pre.done;
   }
@@ -1033,8 +1052,19 @@ class SessdStore extends BaseStore {
   // set(sid, sess, cb): stores the session until its cookie expires; an already expired
   // session is destroyed instead. A session get() read (with merge on) is merged: only the
   // keys this request changed are written, see saveLoaded.
+  // A save of the same session from this process under way is waited for first. The same
+  // session object's (the app's req.session.save() not awaited, then a change and the
+  // response: express-session saves again): only what is left is written; sent beside it,
+  // expecting the same data, this save met its write as a CONFLICT, read the session again and
+  // wrote a third time. Another request's (tabs saving at once): this one then meets at most
+  // that save's write as a CONFLICT; sent together, each round of CONFLICTs let one through,
+  // the newest first (the random wait grows with the attempts), and on a slow sessd the
+  // oldest lost round after round, past the page's patience or mergeAttempts.
   set(sid, sess, cb) {
-    return withCallback(this.whileSaving(sess, (async () => {
+    const key = this.key(sid);
+    const before = this.savesUnderway.get(key);
+    return withCallback(this.whileSaving(sess, key, (async () => {
+      if (before !== undefined) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
@@ -1055,20 +1085,30 @@ class SessdStore extends BaseStore {
     })()), cb);
   }
 
-  // whileSaving(sess, saving): saving (set()'s promise), with sess counted as being saved
-  // (SessionState.saving) until it settles, for presave.
-  whileSaving(sess, saving) {
+  // whileSaving(sess, key, saving): saving (set()'s promise), with sess counted as being saved
+  // (SessionState.saving, for presave) and as the latest save of sess and of the session key
+  // (SessionState.lastSave, savesUnderway: what a save or touch that comes meanwhile waits
+  // for) until it settles.
+  whileSaving(sess, key, saving) {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
     const state = stateFor(sess);
     state.saving++;
-    // Not finally(): its callback's promise is chained again, a turn more for every save.
-    return saving.then((v) => {
+    const settled = () => {
       state.saving--;
+      if (state.lastSave === counted) state.lastSave = undefined;
+      if (this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
+    };
+    // Not finally(): its callback's promise is chained again, a turn more for every save.
+    const counted = saving.then((v) => {
+      settled();
       return v;
     }, (err) => {
-      state.saving--;
+      settled();
       throw err;
     });
+    state.lastSave = counted;
+    this.savesUnderway.set(key, counted);
+    return counted;
   }
 
   // saveSession(sid, sess): set()'s work.
@@ -1414,12 +1454,14 @@ class SessdStore extends BaseStore {
   // and a touch writes no data, so that "remember me" lasted until the next page's touch
   // with the stored cookie (the browser holding the 30-day cookie the response sent). It is
   // saved as a cookie changed alone is (saveCookie).
+  // A save of sess under way is waited for first (see set): the touch then finds it saved.
   touch(sid, sess, cb) {
     const state = stateOf(sess);
-    const touching = state !== undefined && state.presave !== undefined
+    const go = () => (state !== undefined && state.presave !== undefined
       ? state.presave.done.then(() => this.touchAfterPresave(sid, sess, state))
-      : this.touchNow(sid, sess, state);
-    return withCallbackVoid(touching, cb);
+      : this.touchNow(sid, sess, state));
+    const before = state !== undefined ? state.lastSave : undefined;
+    return withCallbackVoid(before !== undefined ? before.then(go, go) : go(), cb);
   }
 
   // touchAfterPresave(sid, sess, state): touch()'s work for a session whose early save

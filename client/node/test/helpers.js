@@ -562,4 +562,18 @@ function collectWarnings(t, ...codes) {
   return warnings;
 }
 
-module.exports = { Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+// countCalls(client, names): the names of the client's methods among names, in the order
+// they are called from now on (each wrapped to note its name, then do as before).
+function countCalls(client, names) {
+  const calls = [];
+  for (const m of names) {
+    const orig = client[m];
+    client[m] = function counted(...args) {
+      calls.push(m);
+      return orig.apply(this, args);
+    };
+  }
+  return calls;
+}
+
+module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };

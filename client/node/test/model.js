@@ -45,6 +45,41 @@ const { faultProxy, tcpTarget } = require('./faultproxy');
 const { fork } = require('child_process');
 const cluster = require('cluster');
 const net = require('net');
+const { AsyncLocalStorage } = require('async_hooks');
+
+// The store calls each request made (traceStoreCalls), for a hang's report: which call waited,
+// how long, and how many connections the pool made ready meanwhile (each an outage met).
+const callTrail = new AsyncLocalStorage();
+const TRACED_CALLS = ['load', 'get', 'set', 'setIf', 'touch', 'touchIf', 'destroy', 'flashPush', 'flashPushExisting', 'flashPop', 'ttl', 'ttlIfKnown'];
+
+// traceStoreCalls(client): each of the client's TRACED_CALLS made within a request (callTrail)
+// noted in its trail: { op, at, gen (client.readyGens then), end, endGen, outcome }.
+function traceStoreCalls(client) {
+  for (const m of TRACED_CALLS) {
+    const orig = client[m];
+    client[m] = function traced(...args) {
+      const trail = callTrail.getStore();
+      const p = orig.apply(this, args);
+      if (!trail || !p || typeof p.then !== 'function') return p;
+      const call = { op: m, at: Date.now(), gen: client.readyGens, end: null, endGen: null, outcome: null };
+      trail.push(call);
+      const done = (outcome) => {
+        call.end = Date.now();
+        call.endGen = client.readyGens;
+        call.outcome = outcome;
+      };
+      p.then(() => done('ok'), (err) => done(err.code || 'error'));
+      return p;
+    };
+  }
+}
+
+// trailText(trail, now): a request's store calls, for a hang's report.
+function trailText(trail, now) {
+  if (!trail || trail.length === 0) return 'no store call';
+  const t0 = trail[0].at;
+  return trail.map((c) => `${c.op} at +${c.at - t0} ms ${c.end === null ? `pending ${now - c.at} ms (ready gen ${c.gen} at its start)` : `${c.end - c.at} ms ${c.outcome} (ready gens ${c.gen}->${c.endGen})`}`).join(', ');
+}
 
 const SECRET = 'model-check-secret';
 
@@ -94,8 +129,10 @@ function makeApp(store, name, sessionOptions = {}) {
     if (err && app.locals.answered5xx.has(sid)) app.locals.savesAfter5xx.push(`${app.locals.answered5xx.get(sid)} then save: ${err.code}`);
     if (cb) cb(err);
   });
-  // Where each request is, by its x-model-id header, for a hang's report.
+  // Where each request is, by its x-model-id header, for a hang's report, and its store calls.
   app.locals.phase = new Map();
+  app.locals.trails = new Map();
+  traceStoreCalls(store.client);
   // Each request's arrival in the app and its end ({ at, doneAt, cut }: cut, the phase it was
   // in when its connection closed unanswered), for the hang bound (which runs from the arrival:
   // Jar.request) and a hang's report (the browser that gave up closed it); the browser's req()
@@ -108,11 +145,13 @@ function makeApp(store, name, sessionOptions = {}) {
     app.locals.reached.set(id, reached);
     res.on('finish', () => {
       app.locals.phase.delete(id);
+      app.locals.trails.delete(id);
       reached.doneAt ??= Date.now();
     });
     res.on('close', () => {
       if (!res.writableFinished) reached.cut ??= app.locals.phase.get(id) || 'the app';
       app.locals.phase.delete(id);
+      app.locals.trails.delete(id);
     });
     const end = res.end;
     res.end = function phaseEnd(...args) {
@@ -127,7 +166,9 @@ function makeApp(store, name, sessionOptions = {}) {
       if (res.headersSent && /finalhandler/.test(new Error().stack)) app.locals.finalErrors.push(`${req.method} ${req.url.split('?')[0]} answered ${res.statusCode}`);
       return destroy.apply(this, args);
     };
-    next();
+    const trail = [];
+    app.locals.trails.set(id, trail);
+    callTrail.run(trail, next);
   });
   app.use(session({ store, secret: SECRET, name: 'sid', resave: false, saveUninitialized: false, cookie: { maxAge: 3600000 }, ...sessionOptions }));
   app.locals.flashErrors = new Set();
@@ -536,6 +577,21 @@ async function runModel(opts = {}) {
           daemonUp = true;
         } else if (kind === 'cut') {
           proxy.closeAll();
+        } else if (kind === 'stopterm') {
+          // A stuck daemon that the operator restarts: SIGTERM while it is stopped (pending
+          // until the SIGCONT that follows), then a new one once it has exited.
+          daemonUp = false;
+          paused = true;
+          await d.pause();
+          await sleep(fr.int(o.stopMs[0], o.stopMs[1]));
+          const exited = d.stop('SIGTERM');
+          await sleep(fr.int(0, 50));
+          process.kill(d.pid, 'SIGCONT');
+          paused = false;
+          await exited;
+          await sleep(fr.int(o.downMs[0], o.downMs[1]));
+          await startAgain();
+          daemonUp = true;
         } else {
           paused = true;
           await d.pause();
@@ -925,7 +981,7 @@ async function runModel(opts = {}) {
       // res.hangWhere: in the app (for BOUND_MS since it reached it), never taken from the
       // app server's listen queue, or answered and not read (Jar.request).
       const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, ${res.hangWhere}` : res.hangWhere;
-      res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}`;
+      res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now())}`;
     }
     const endedAt = Date.now();
     stats.requests++;
