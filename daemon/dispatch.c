@@ -520,6 +520,7 @@ static void request_key(const struct codec_request *req, const struct dispatch_f
 	if (frame != NULL && frame->id_hashed) {
 		key->id_hash = frame->id_hash;
 		key->id_hashed = true;
+		key->found = frame->found;
 	}
 }
 
@@ -1571,10 +1572,17 @@ static size_t change_data_len(const struct codec_request *req)
 	}
 }
 
-/* Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one. */
-static int run(struct dispatch *d, struct dispatch_peer *peer, const struct codec_request *req,
-               const struct dispatch_frame_ref *frame, uint64_t now_ms, struct buf *out,
-               enum dispatch_verdict *verdict)
+/*
+ * Carry out a decoded request; writes one reply. Returns 0, or -1 (ENOMEM) on a partial one.
+ * Inline in its one caller, run_request: left to itself, gcc made it a call of its own once the
+ * store's lookup grew inline into the ops, and every request, a PING's too, paid 40
+ * instructions more for it (callgrind, bench/README.md "Ceiling check", stop 55).
+ */
+__attribute__((always_inline)) static inline int run(struct dispatch *d, struct dispatch_peer *peer,
+                                                     const struct codec_request *req,
+                                                     const struct dispatch_frame_ref *frame,
+                                                     uint64_t now_ms, struct buf *out,
+                                                     enum dispatch_verdict *verdict)
 {
 	struct store_key key;
 
@@ -1659,6 +1667,8 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 {
 	struct store_hint hints[DISPATCH_PREFETCH_MAX];
 	bool copies_data[DISPATCH_PREFETCH_MAX];
+	/* The frame of each hint. */
+	size_t frame_of[DISPATCH_PREFETCH_MAX];
 	size_t n = 0;
 
 	if (count > DISPATCH_PREFETCH_MAX)
@@ -1681,6 +1691,7 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 			/* The lookup that runs this request takes the hash from here. */
 			frames[i].id_hash = hints[n].id_hash;
 			frames[i].id_hashed = true;
+			frame_of[n] = i;
 			copies_data[n++] = req->op == CODEC_OP_GET || req->op == CODEC_OP_LOAD ||
 			                   req->op == CODEC_OP_SET_IF ||
 			                   req->op == CODEC_OP_TOUCH_IF;
@@ -1692,8 +1703,11 @@ void dispatch_prefetch(struct dispatch *d, struct dispatch_frame_ref *frames, si
 	 * are the third miss in a row, or the fourth when the session is second in its chain. */
 	for (size_t i = 0; i < n; i++)
 		store_hint_data(&hints[i], copies_data[i]);
-	for (size_t i = 0; i < n; i++)
+	/* And what the hints found, which spares the lookup while the store stays as it is. */
+	for (size_t i = 0; i < n; i++) {
 		store_hint_next(&hints[i], copies_data[i]);
+		frames[frame_of[i]].found = hints[i].found;
+	}
 }
 
 /* What dispatch_reply_bound allows for a reply's frame header, status and msgpack headers

@@ -234,6 +234,7 @@ struct dispatch_frame_ref {
 	bool decoded;   /* req holds ${body} decoded; false: not looked at (or malformed) */
 	bool id_hashed; /* with decoded: the store's hint left req's id hash in id_hash */
 	uint64_t id_hash;
+	struct store_found found; /* with id_hashed: what the hint found, for the lookup */
 	struct codec_request req;
 };
 

@@ -207,6 +207,11 @@ struct store {
 	/* The namespace found last, or NULL: nearly every request names the one its app always
 	 * uses, and hashing the name costs as much as the rest of a lookup. */
 	struct ns *ns_recent;
+	/* Counts the changes that can make a link into a chain or a namespace found earlier point
+	 * elsewhere: a node linked or unlinked, moved by a resize or reallocated, a table
+	 * allocated or freed, a namespace unnamed or freed. What a hint found (store_found) is
+	 * used, without the lookup done again, only while this is what it was then. */
+	uint64_t chain_gen;
 	/* The namespace the last drop came from, or NULL (see drop_pick_ns). */
 	struct ns *ns_dropped;
 	/* The most bytes held since store_bytes_peak_reset (see store_bytes_peak): a load and a
@@ -398,6 +403,7 @@ static void dict_finish(struct store *st, struct dict *d)
 	free(d->table[0]);
 	free(d->table[1]);
 	dict_init(d);
+	st->chain_gen++;
 }
 
 static struct hnode **dict_bucket(const struct dict *d, int t, uint64_t h)
@@ -411,6 +417,7 @@ static void dict_step_resizing(struct store *st, struct dict *d, dict_hash_fn ha
 {
 	unsigned empty_left = buckets * 10;
 
+	st->chain_gen++;
 	while (buckets > 0 && d->rehash_idx < d->size[0]) {
 		struct hnode *e = d->table[0][d->rehash_idx];
 
@@ -487,6 +494,7 @@ static int dict_resize(struct store *st, struct dict *d, size_t buckets, size_t 
 	if (!fits(st, malloc_usable_size(t) + extra, 0))
 		goto fail_free;
 	dict_account(st, d, malloc_usable_size(t), 0);
+	st->chain_gen++;
 	if (d->table[0] == NULL) {
 		d->table[0] = t;
 		d->size[0] = buckets;
@@ -567,13 +575,14 @@ static void dict_maybe_shrink(struct store *st, struct dict *d)
 	}
 }
 
-static void dict_insert(struct dict *d, struct hnode *n, uint64_t h)
+static void dict_insert(struct store *st, struct dict *d, struct hnode *n, uint64_t h)
 {
 	struct hnode **b = dict_bucket(d, d->table[1] != NULL ? 1 : 0, h);
 
 	n->next = *b;
 	*b = n;
 	d->used++;
+	st->chain_gen++;
 }
 
 /* The link that points at the node equal to ${key}, or NULL. */
@@ -603,10 +612,11 @@ static struct hnode **dict_link_of(const struct dict *d, const struct hnode *n, 
 	abort(); /* a node not in its own table: the store is corrupt */
 }
 
-static void dict_unlink(struct dict *d, struct hnode **link)
+static void dict_unlink(struct store *st, struct dict *d, struct hnode **link)
 {
 	*link = (*link)->next;
 	d->used--;
+	st->chain_gen++;
 }
 
 static size_t sess_header(void)
@@ -797,6 +807,7 @@ static void sess_free(struct store *st, struct ns *ns, struct sess *s)
 	account(st, ns, 0, sess_memory(s));
 	flash_free(s->flash);
 	free(s);
+	st->chain_gen++;
 }
 
 /* Unlink ${s} (found through ${link}) from everything and free it. The namespace stays. */
@@ -804,7 +815,7 @@ static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, st
 {
 	size_t messages = flash_messages(s->flash);
 
-	dict_unlink(&ns->sessions, link);
+	dict_unlink(st, &ns->sessions, link);
 	ns->flashes -= messages;
 	st->flashes -= messages;
 	st->sessions--;
@@ -816,39 +827,93 @@ static void sess_remove(struct store *st, struct ns *ns, struct hnode **link, st
 	sess_free(st, ns, s);
 }
 
-/*
- * The live session ${id} of ${ns}, with ${linkp} set to the link that points at it, or NULL.
- * A session found past its expiry is reclaimed on the spot (only frees), but its namespace
- * is left for the caller to release, so that ${ns} stays valid.
- */
-static struct sess *sess_lookup(struct store *st, struct ns *ns, const uint8_t *id, size_t id_len,
-                                uint64_t h, uint64_t now_ms, struct hnode ***linkp)
+/* Reclaim the expired session ${s}, found through ${link} in ${ns}. */
+__attribute__((noinline)) static void sess_reclaim(struct store *st, struct ns *ns,
+                                                   struct hnode **link, struct sess *s)
 {
-	struct hnode **link;
+	sess_remove(st, ns, link, s);
+	st->expired_total++;
+}
+
+/*
+ * The session ${link} points at in ${ns} (NULL: none), if live, with ${linkp} set to ${link};
+ * else NULL. A session found past its expiry is reclaimed on the spot (only frees), but its
+ * namespace is left for the caller to release, so that ${ns} stays valid.
+ */
+static inline struct sess *sess_at(struct store *st, struct ns *ns, struct hnode **link,
+                                   uint64_t now_ms, struct hnode ***linkp)
+{
 	struct sess *s;
 
-	dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
-	link = dict_find(&ns->sessions, h, sess_eq, id, id_len);
 	if (link == NULL)
 		return NULL;
 	s = sess_of(*link);
 	if (!sess_live(s, now_ms)) {
-		sess_remove(st, ns, link, s);
-		st->expired_total++;
+		sess_reclaim(st, ns, link, s);
 		return NULL;
 	}
 	*linkp = link;
 	return s;
 }
 
-static struct ns *ns_find_const(const struct store *st, const uint8_t *name, size_t name_len)
+/* sess_at for the session of ${key} in ${ns}, found by walking its chain. Out of line, as
+ * sess_reclaim: what the hinted lookup does not run costs it no saved registers. */
+__attribute__((noinline)) static struct sess *sess_walk(struct store *st, struct ns *ns,
+                                                        const struct store_key *key,
+                                                        uint64_t now_ms, struct hnode ***linkp)
+{
+	return sess_at(st, ns,
+	               dict_find(&ns->sessions, key_hash(st, key), sess_eq, key->id, key->id_len),
+	               now_ms, linkp);
+}
+
+/*
+ * Whether what the hint of ${key} found (store_found) still holds: nothing has been linked,
+ * unlinked, moved or freed since, so its namespace is the one of that name and its link (when
+ * it found the session) points at the session of that id, as a lookup would find them now.
+ */
+static bool found_holds(const struct store *st, const struct store_key *key)
+{
+	return key->id_hashed && key->found.ns != NULL && key->found.gen == st->chain_gen;
+}
+
+/*
+ * The live session of ${key} in ${ns}, with ${linkp} set to the link that points at it, or
+ * NULL; see sess_at. The session its hint found, while that still holds, is taken without
+ * walking the chain or comparing the id again (callgrind: about 60 instructions a lookup,
+ * bench/README.md "Ceiling check", stop 55). The table's resize step runs first either way,
+ * and makes the hint's links stale when it moves any.
+ */
+static inline struct sess *sess_lookup_key(struct store *st, struct ns *ns,
+                                           const struct store_key *key, uint64_t now_ms,
+                                           struct hnode ***linkp)
+{
+	dict_step(st, &ns->sessions, sess_hash, DICT_STEP_BUCKETS);
+	if (found_holds(st, key) && key->found.link != NULL && key->found.ns == ns)
+		return sess_at(st, ns, key->found.link, now_ms, linkp);
+	return sess_walk(st, ns, key, now_ms, linkp);
+}
+
+/* ns_find_const past the namespace found last: the name hashed and looked up. */
+__attribute__((noinline)) static struct ns *ns_find_named(const struct store *st,
+                                                          const uint8_t *name, size_t name_len)
 {
 	struct hnode **link;
 
-	if (st->ns_recent != NULL && ns_eq(&st->ns_recent->link, 0, name, name_len))
-		return st->ns_recent;
 	link = dict_find(&st->names, hash_bytes(st, name, name_len), ns_eq, name, name_len);
 	return link != NULL ? ns_of(*link) : NULL;
+}
+
+/*
+ * The namespace ${name}, or NULL. The one found last is compared inline: nearly every request
+ * names it, and the call with the lookup's saved registers cost more than the compare
+ * (callgrind, bench/README.md "Ceiling check", stop 55).
+ */
+static inline struct ns *ns_find_const(const struct store *st, const uint8_t *name, size_t name_len)
+{
+	if (st->ns_recent != NULL && ns_eq(&st->ns_recent->link, 0, name, name_len))
+		return st->ns_recent;
+	return ns_find_named(st, name, name_len);
 }
 
 int store_hint_start(struct store *st, const struct store_key *key, struct store_hint *hint)
@@ -859,6 +924,7 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 
 	hint->buckets[0] = hint->buckets[1] = NULL;
 	hint->next[0] = hint->next[1] = NULL;
+	hint->found.link = NULL;
 	/* Before the namespace: a request with no id (PING, HELLO, the admin queries) comes with
 	 * no namespace either, and looking up the empty name would cost a hash for nothing. */
 	if (key->id_len == 0)
@@ -871,6 +937,8 @@ int store_hint_start(struct store *st, const struct store_key *key, struct store
 	hint->id_hash = h;
 	hint->id = key->id;
 	hint->id_len = key->id_len;
+	hint->found.ns = (struct ns *)ns;
+	hint->found.gen = st->chain_gen;
 	for (int t = 0; t < 2 && d->table[t] != NULL; t++) {
 		hint->buckets[t] = dict_bucket(d, t, h);
 		__builtin_prefetch(hint->buckets[t]);
@@ -903,8 +971,17 @@ static void hint_data_of(const struct sess *s)
 {
 	const char *data = (const char *)s->bytes + s->id_len;
 	size_t len = s->data_len < STORE_HINT_DATA_MAX ? s->data_len : STORE_HINT_DATA_MAX;
+	size_t at = 0;
 
-	for (size_t at = 0; at < len; at += 64)
+	/* Four lines a step: a line a step, the loop's own instructions were three for each
+	 * hint, 40 a GET of a kilobyte (callgrind). The same lines either way. */
+	for (; at + 192 < len; at += 256) {
+		__builtin_prefetch(data + at);
+		__builtin_prefetch(data + at + 64);
+		__builtin_prefetch(data + at + 128);
+		__builtin_prefetch(data + at + 192);
+	}
+	for (; at < len; at += 64)
 		__builtin_prefetch(data + at);
 }
 
@@ -919,27 +996,28 @@ void store_hint_data(struct store_hint *hint, bool copies_data)
 		if (sess_eq(head, hint->id_hash, hint->id, hint->id_len)) {
 			if (copies_data)
 				hint_data_of(sess_of(head));
+			hint->found.link = (void *)hint->buckets[t];
 			/* Not in the other table: a session is in one only. */
 			return;
 		}
 		/* About a quarter of lookups at a load of 0.6 find theirs second in the chain;
 		 * the head's data would be loaded for nothing. */
 		if (head->next != NULL) {
-			hint->next[t] = head->next;
+			hint->next[t] = (void *)&head->next;
 			hint_node(head->next);
 		}
 	}
 }
 
-void store_hint_next(const struct store_hint *hint, bool copies_data)
+void store_hint_next(struct store_hint *hint, bool copies_data)
 {
-	if (!copies_data)
-		return;
 	for (int t = 0; t < 2 && hint->buckets[t] != NULL; t++) {
-		const struct hnode *node = hint->next[t];
+		struct hnode **link = hint->next[t];
 
-		if (node != NULL && sess_eq(node, hint->id_hash, hint->id, hint->id_len)) {
-			hint_data_of(sess_of(node));
+		if (link != NULL && sess_eq(*link, hint->id_hash, hint->id, hint->id_len)) {
+			if (copies_data)
+				hint_data_of(sess_of(*link));
+			hint->found.link = link;
 			return;
 		}
 	}
@@ -952,6 +1030,19 @@ static struct ns *ns_find(struct store *st, const uint8_t *name, size_t name_len
 	assert(name_len >= 1 && name_len <= 64);
 	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
 	ns = ns_find_const(st, name, name_len);
+	if (ns != NULL)
+		st->ns_recent = ns;
+	return ns;
+}
+
+/* ns_find for ${key}, which takes the namespace its hint found while that still holds. */
+static struct ns *ns_find_key(struct store *st, const struct store_key *key)
+{
+	struct ns *ns;
+
+	assert(key->ns_len >= 1 && key->ns_len <= 64);
+	dict_step(st, &st->names, ns_hash, DICT_STEP_BUCKETS);
+	ns = found_holds(st, key) ? key->found.ns : ns_find_const(st, key->ns, key->ns_len);
 	if (ns != NULL)
 		st->ns_recent = ns;
 	return ns;
@@ -1080,9 +1171,11 @@ static void ns_index_release_if_unused(struct store *st)
  * names' table grows as a namespace's does (dict_reserve_within, with ${now_ms} for
  * make_room), which may free expired sessions and empty namespaces: the caller holds none.
  */
-static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_len, uint64_t now_ms)
+static struct ns *ns_obtain(struct store *st, const struct store_key *key, uint64_t now_ms)
 {
-	struct ns *ns = ns_find(st, name, name_len);
+	struct ns *ns = ns_find_key(st, key);
+	const uint8_t *name = key->ns;
+	size_t name_len = key->ns_len;
 	size_t index;
 
 	if (ns != NULL)
@@ -1118,7 +1211,7 @@ static struct ns *ns_obtain(struct store *st, const uint8_t *name, size_t name_l
 	memcpy(ns->name, name, name_len);
 	*ns_slot(st, index) = (ns_slot_t)ns;
 	st->ns_slots_used++;
-	dict_insert(&st->names, &ns->link, hash_bytes(st, name, name_len));
+	dict_insert(st, &st->names, &ns->link, hash_bytes(st, name, name_len));
 	account(st, ns, malloc_usable_size(ns), 0);
 	st->ns_recent = ns;
 	return ns;
@@ -1140,6 +1233,7 @@ static void ns_free_record(struct store *st, struct ns *ns)
 	dict_finish(st, &ns->sessions);
 	st->bytes -= malloc_usable_size(ns);
 	free(ns);
+	st->chain_gen++;
 	ns_index_release_if_unused(st);
 }
 
@@ -1152,7 +1246,7 @@ static void ns_free_record(struct store *st, struct ns *ns)
  */
 static void ns_unname(struct store *st, struct ns *ns)
 {
-	dict_unlink(&st->names,
+	dict_unlink(st, &st->names,
 	            dict_link_of(&st->names, &ns->link, hash_bytes(st, ns->name, ns->name_len)));
 	if (st->ns_recent == ns)
 		st->ns_recent = NULL;
@@ -1269,7 +1363,7 @@ static void ns_free_sessions(struct store *st, struct ns *ns)
 	ns->sessions.used = 0;
 }
 
-static void check_key(const struct store_key *key)
+static inline void check_key(const struct store_key *key)
 {
 	assert(key->ns_len >= 1 && key->ns_len <= 64);
 	assert(key->id_len >= 1 && key->id_len <= 128);
@@ -1429,10 +1523,10 @@ static struct sess *find_live(struct store *st, const struct store_key *key, uin
 	struct hnode **link;
 
 	check_key(key);
-	ns = ns_find(st, key->ns, key->ns_len);
+	ns = ns_find_key(st, key);
 	if (ns == NULL)
 		goto fail;
-	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
+	s = sess_lookup_key(st, ns, key, now_ms, &link);
 	if (s == NULL || (with_data && !(s->flags & SESS_HAS_DATA)))
 		goto fail_release;
 	if (reads)
@@ -1553,6 +1647,7 @@ static int sess_replace_data(struct store *st, struct ns *ns, struct hnode **lin
 		*link = &n->link;
 		account(st, ns, n->usable, old_usable);
 		free(s);
+		st->chain_gen++;
 	}
 	account_payload(st, ns, len, n->data_len);
 	n->data_len = (uint32_t)len;
@@ -1903,12 +1998,12 @@ static int set_once(struct store *st, const struct store_key *key, const void *d
 	}
 	make_room(st, sess_header() + key->id_len + len + MALLOC_SLACK + MAKE_ROOM_NS_EXTRA,
 	          now_ms);
-	ns = ns_obtain(st, key->ns, key->ns_len, now_ms);
+	ns = ns_obtain(st, key, now_ms);
 	if (ns == NULL)
 		goto fail;
 	dict_hurry(st, &ns->sessions, sess_hash, sess_header() + key->id_len + len + MALLOC_SLACK);
 	h = key_hash(st, key);
-	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
+	s = sess_lookup_key(st, ns, key, now_ms, &link);
 	if (s != NULL) {
 		if (sess_replace_data(st, ns, link, s, data, len, expires_at_ms, now_ms) != 0)
 			goto fail_release;
@@ -1929,7 +2024,7 @@ static int set_once(struct store *st, const struct store_key *key, const void *d
 	memcpy(s->bytes, key->id, key->id_len);
 	if (len > 0)
 		memcpy(sess_data(s), data, len);
-	dict_insert(&ns->sessions, &s->link, h);
+	dict_insert(st, &ns->sessions, &s->link, h);
 	account(st, ns, s->usable, 0);
 	account_payload(st, ns, sess_payload(ns, s), 0);
 	st->sessions++;
@@ -1999,12 +2094,12 @@ int store_destroy(struct store *st, const struct store_key *key, uint64_t now_ms
 	int rc = 0;
 
 	check_key(key);
-	ns = ns_find(st, key->ns, key->ns_len);
+	ns = ns_find_key(st, key);
 	if (ns == NULL) {
 		errno = ENOENT;
 		return -1;
 	}
-	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
+	s = sess_lookup_key(st, ns, key, now_ms, &link);
 	if (s != NULL) {
 		sess_remove(st, ns, link, s);
 	} else {
@@ -2039,8 +2134,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	              MAKE_ROOM_FLASH_EXTRA + MAKE_ROOM_NS_EXTRA,
 	          now_ms);
 	/* Not ns_obtain without may_create: a missing namespace is NOT_FOUND, not NO_MEMORY. */
-	ns = may_create ? ns_obtain(st, key->ns, key->ns_len, now_ms)
-	                : ns_find(st, key->ns, key->ns_len);
+	ns = may_create ? ns_obtain(st, key, now_ms) : ns_find_key(st, key);
 	if (ns == NULL) {
 		if (!may_create)
 			errno = ENOENT;
@@ -2050,7 +2144,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	           sess_header() + key->id_len + MALLOC_SLACK + msg_len + type_len +
 	               MAKE_ROOM_FLASH_EXTRA);
 	h = key_hash(st, key);
-	s = sess_lookup(st, ns, key->id, key->id_len, h, now_ms, &link);
+	s = sess_lookup_key(st, ns, key, now_ms, &link);
 	if (!may_create && (s == NULL || !(s->flags & SESS_HAS_DATA))) {
 		errno = ENOENT;
 		goto fail_release;
@@ -2096,7 +2190,7 @@ static int flash_push_to(struct store *st, const struct store_key *key, bool may
 	st->flashes++;
 	if (created != NULL) {
 		s->flags = sess_new_flags(st, ns, 0, h);
-		dict_insert(&ns->sessions, &s->link, h);
+		dict_insert(st, &ns->sessions, &s->link, h);
 		st->sessions++;
 		expiry_schedule(&st->wheel, &s->exp, expires_at_ms, now_ms);
 	} else if (expires_at_ms > s->exp.at_ms) {
@@ -2193,10 +2287,10 @@ int store_flash_pop(struct store *st, const struct store_key *key, const uint8_t
 
 	check_key(key);
 	assert(type == NULL || (type_len >= 1 && type_len <= 64));
-	ns = ns_find(st, key->ns, key->ns_len);
+	ns = ns_find_key(st, key);
 	if (ns == NULL)
 		goto fail_missing;
-	s = sess_lookup(st, ns, key->id, key->id_len, key_hash(st, key), now_ms, &link);
+	s = sess_lookup_key(st, ns, key, now_ms, &link);
 	if (s == NULL) {
 		ns_release_if_empty(st, ns);
 		goto fail_missing;
@@ -2241,7 +2335,7 @@ static size_t expire_due(struct store *st, uint64_t now_ms, size_t budget)
 		ns = ns_at(st, s->ns_index);
 		removed++;
 		if (ns->dropped_prev != NULL) {
-			dict_unlink(&ns->sessions,
+			dict_unlink(st, &ns->sessions,
 			            dict_link_of(&ns->sessions, &s->link, sess_hash(st, &s->link)));
 			sess_free(st, ns, s);
 			if (ns->sessions.used == 0)

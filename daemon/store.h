@@ -30,6 +30,18 @@ struct store_config {
 	size_t max_flash_bytes;
 };
 
+/*
+ * The session a hint found (store_hint's found), for the lookup of the same key that follows:
+ * the store's, opaque to callers, who carry it in store_key. The store uses it only while no
+ * session or namespace has been linked, unlinked, moved or freed since; else, and with link
+ * NULL (not found in the two places a hint looks), the lookup is done in full.
+ */
+struct store_found {
+	void *ns;
+	void *link;
+	uint64_t gen;
+};
+
 /* A namespace and id, both borrowed. */
 struct store_key {
 	const uint8_t *ns;
@@ -37,9 +49,11 @@ struct store_key {
 	const uint8_t *id;
 	size_t id_len;
 	/* With id_hashed, the id's hash as a store_hint for this very id gave it (its id_hash),
-	 * which spares hashing the id again; otherwise the store hashes it. */
+	 * which spares hashing the id again, and what it found (its found), which spares the
+	 * lookup while the store is as it was; otherwise the store hashes it and looks it up. */
 	uint64_t id_hash;
 	bool id_hashed;
+	struct store_found found;
 };
 
 /*
@@ -48,10 +62,11 @@ struct store_key {
  */
 struct store_hint {
 	const void *buckets[2]; /* the bucket(s) the lookup reads; NULL: none */
-	const void *next[2];    /* the node after a bucket's head that is not the session */
+	void *next[2];          /* the link to the node after a bucket's head, which is not it */
 	const uint8_t *id;      /* the key's id, which must outlive the hint */
 	size_t id_len;
-	uint64_t id_hash; /* the id's hash, for the store_key of the lookup that follows */
+	uint64_t id_hash;         /* the id's hash, for the store_key of the lookup that follows */
+	struct store_found found; /* for that store_key too, once store_hint_next has run */
 };
 
 /*
@@ -154,8 +169,10 @@ void store_hint_data(struct store_hint *hint, bool copies_data);
  * After store_hint_data for the rest of the batch: when the session store_hint_data started
  * loading second in its chain is the hinted one, start loading its data if ${copies_data}.
  * Deeper sessions are not followed: at the tables' load, few lookups go past the second.
+ * Then ${hint}'s found holds the session found first or second in its chain, if either was,
+ * for the store_key of the lookup that follows.
  */
-void store_hint_next(const struct store_hint *hint, bool copies_data);
+void store_hint_next(struct store_hint *hint, bool copies_data);
 
 /*
  * store_get(st, key, now_ms, data, len):

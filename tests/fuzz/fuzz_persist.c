@@ -310,7 +310,7 @@ static void walk_end_session(struct walk *w)
 static int walk_session(void *arg, const struct store_session_view *s)
 {
 	struct walk *w = arg;
-	struct store_key key = {s->ns, s->ns_len, s->id, s->id_len, 0, false};
+	struct store_key key = {.ns = s->ns, .ns_len = s->ns_len, .id = s->id, .id_len = s->id_len};
 	uint64_t h = 0xcbf29ce484222325ull;
 	uint8_t b = s->has_data;
 

@@ -997,6 +997,18 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_runs_what_the_hint_decoded)
 	buf_finish(&frames);
 }
 
+/* The ${n} frames of ${frames} whose bodies start at ${at}, as refs, hinted as one batch. */
+static void hint_frames(const struct buf *frames, const size_t *at, struct dispatch_frame_ref *refs,
+                        int n)
+{
+	for (int i = 0; i < n; i++) {
+		refs[i] = (struct dispatch_frame_ref){
+		    .body = frames->data + at[i],
+		    .len = codec_frame_length(frames->data + at[i] - CODEC_HEADER_BYTES)};
+	}
+	dispatch_prefetch(fx.d, refs, (size_t)n);
+}
+
 /*
  * A hinted batch over sessions that exist: the hint hashes each id once and the request's
  * lookup takes that hash, so every operation must find its own session. Checked through
@@ -1033,12 +1045,7 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 		req[i].data = bytes("new");
 		at[i] = append_frame(&frames, &req[i]);
 	}
-	for (int i = 0; i < N; i++) {
-		refs[i] = (struct dispatch_frame_ref){
-		    .body = frames.data + at[i],
-		    .len = codec_frame_length(frames.data + at[i] - CODEC_HEADER_BYTES)};
-	}
-	dispatch_prefetch(fx.d, refs, N);
+	hint_frames(&frames, at, refs, N);
 	for (int i = 0; i < N; i++) {
 		struct mp_bytes got;
 		struct mp_reader r;
@@ -1062,6 +1069,75 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 		cr_assert_eq(do_get("app", ids[i], NOW, data, sizeof(data)), CODEC_NOT_FOUND);
 	for (int i = 18; i < N; i++) {
 		cr_assert_eq(do_get("app", ids[i], NOW, data, sizeof(data)), CODEC_OK);
+		cr_assert_str_eq(data, "new");
+	}
+}
+
+/*
+ * A hinted batch whose first requests change what the hints of later ones found: a destroy of
+ * a session read again after it, and new sessions, some going to the head of a bucket whose
+ * session a hint found there. The lookups take what a hint found only while the store is as
+ * it was then, so each request must still find its own session, or none.
+ */
+LEAK_CHECKED_TEST(dispatch, hinted_batch_after_changes_within_it)
+{
+	enum { N = 20, ADDED = 10, FRAMES = 2 + ADDED + N - 1 };
+	struct codec_request req[FRAMES], count = {.op = CODEC_OP_COUNT, .request_id = 99};
+	struct dispatch_frame_ref refs[FRAMES];
+	char ids[N][16], added[ADDED][16], data[64];
+	size_t at[FRAMES];
+	struct codec_reply rep;
+	struct buf frames;
+	int f = 0;
+
+	hello();
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
+		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
+	}
+	/* DESTROY 0, GET 0, SET ADDED new sessions, GET 1..N-1. */
+	req[f++] = (struct codec_request){.op = CODEC_OP_DESTROY, .id = bytes(ids[0])};
+	req[f++] = (struct codec_request){.op = CODEC_OP_GET, .id = bytes(ids[0])};
+	for (int i = 0; i < ADDED; i++) {
+		snprintf(added[i], sizeof(added[i]), "added-%02d", i);
+		req[f++] = (struct codec_request){.op = CODEC_OP_SET,
+		                                  .id = bytes(added[i]),
+		                                  .data = bytes("new"),
+		                                  .ttl_ms = 60000};
+	}
+	for (int i = 1; i < N; i++)
+		req[f++] = (struct codec_request){.op = CODEC_OP_GET, .id = bytes(ids[i])};
+	cr_assert_eq(f, FRAMES);
+	buf_init(&frames);
+	for (int i = 0; i < FRAMES; i++) {
+		req[i].request_id = (uint64_t)i;
+		req[i].ns = bytes("app");
+		at[i] = append_frame(&frames, &req[i]);
+	}
+	hint_frames(&frames, at, refs, FRAMES);
+	for (int i = 0; i < FRAMES; i++) {
+		struct mp_bytes got;
+		struct mp_reader r;
+		int id = i - 2 - ADDED + 1;
+
+		cr_assert(refs[i].decoded && refs[i].id_hashed, "frame %d hashed by its hint", i);
+		expect_hinted(&refs[i], DISPATCH_KEEP, i == 1 ? CODEC_NOT_FOUND : CODEC_OK,
+		              (uint64_t)i, &rep);
+		if (id < 1)
+			continue;
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert(got.len == strlen(ids[id]) && memcmp(got.ptr, ids[id], got.len) == 0,
+		          "GET %d found its own session", id);
+	}
+	buf_finish(&frames);
+
+	count.ns = bytes("app");
+	cr_assert_eq(call(&count, &rep), DISPATCH_KEEP);
+	cr_assert_eq(result_uint(&rep), N - 1 + ADDED);
+	cr_assert_eq(do_get("app", ids[0], NOW, data, sizeof(data)), CODEC_NOT_FOUND);
+	for (int i = 0; i < ADDED; i++) {
+		cr_assert_eq(do_get("app", added[i], NOW, data, sizeof(data)), CODEC_OK);
 		cr_assert_str_eq(data, "new");
 	}
 }

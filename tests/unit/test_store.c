@@ -1322,6 +1322,145 @@ LEAK_CHECKED_TEST(store, hinted_ids_sharing_a_prefix)
 	store_free(st);
 }
 
+/* ${k} with what a hint found for it carried over, as dispatch carries it to the lookup. */
+static struct store_key hinted(struct store *st, struct store_key k)
+{
+	struct store_hint hint;
+
+	cr_assert_eq(store_hint_start(st, &k, &hint), 0);
+	store_hint_follow(&hint);
+	store_hint_data(&hint, true);
+	store_hint_next(&hint, true);
+	k.id_hash = hint.id_hash;
+	k.id_hashed = true;
+	k.found = hint.found;
+	return k;
+}
+
+/* Hint each of ${n} sessions "s%07zu" of "app" (ids in ${ids}) into ${keys}; how many the
+ * hints found. */
+static size_t hint_all(struct store *st, struct id_buf *ids, struct store_key *keys, size_t n)
+{
+	size_t found = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = hinted(st, key_n(&ids[i], "app", i));
+		found += keys[i].found.link != NULL;
+	}
+	return found;
+}
+
+/*
+ * A lookup takes the session its hint found without looking again only while the store's
+ * chains are as they were. Between the hints and the lookups, each change alone: new sessions
+ * go into the table (no resize: it has room), some at the head of a bucket whose session a
+ * hint found there; a session is destroyed, one behind it in its chain perhaps; one expires
+ * and is reclaimed by its lookup; hinted keys change their own sessions one after another.
+ * Each key must still find its own session, or none.
+ */
+LEAK_CHECKED_TEST(store, hinted_lookups_after_the_store_changed)
+{
+	enum { N = 200, ADDED = 50 };
+	static struct id_buf ids[N], added[ADDED];
+	struct store_key keys[N];
+	struct store *st = new_store(0);
+	const void *data;
+	size_t len, found;
+
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&ids[i], "app", i);
+
+		cr_assert_eq(store_set(st, &k, ids[i].s, strlen(ids[i].s),
+		                       i == 1 ? T0 + 10 : T0 + 60000, T0),
+		             0);
+	}
+	store_settle(st);
+	found = hint_all(st, ids, keys, N);
+	cr_assert_gt(found, N / 2, "most hints find their session (%zu of %d)", found, N);
+	for (size_t i = 0; i < ADDED; i++) {
+		struct store_key k = key_n(&added[i], "app", 1000 + i);
+
+		cr_assert_eq(store_set(st, &k, "new", 3, T0 + 60000, T0), 0);
+	}
+	for (size_t i = 0; i < N; i++) {
+		cr_assert_eq(store_get(st, &keys[i], T0, &data, &len), 0, "%zu missing", i);
+		cr_assert(len == strlen(ids[i].s) && memcmp(data, ids[i].s, len) == 0,
+		          "session %zu found another's data after the inserts", i);
+	}
+
+	hint_all(st, ids, keys, N);
+	cr_assert_eq(store_destroy(st, &keys[0], T0), 0);
+	cr_assert_eq(store_get(st, &keys[0], T0, &data, &len), -1);
+	for (size_t i = 1; i < N; i++) {
+		cr_assert_eq(store_get(st, &keys[i], T0, &data, &len), 0, "%zu missing", i);
+		cr_assert(len == strlen(ids[i].s) && memcmp(data, ids[i].s, len) == 0,
+		          "session %zu found another's data after a destroy", i);
+	}
+
+	for (size_t i = 1; i < N; i++)
+		keys[i] = hinted(st, key_n(&ids[i], "app", i));
+	cr_assert_eq(store_get(st, &keys[1], T0 + 20, &data, &len), -1, "expired");
+	for (size_t i = 2; i < N; i++) {
+		cr_assert_eq(store_get(st, &keys[i], T0 + 20, &data, &len), 0, "%zu missing", i);
+		cr_assert(len == strlen(ids[i].s) && memcmp(data, ids[i].s, len) == 0,
+		          "session %zu found another's data after an expiry", i);
+	}
+
+	/* Changes through the keys hinted before them all: TOUCH, SET, DESTROY in turn. */
+	for (size_t i = 2; i < N; i++)
+		keys[i] = hinted(st, key_n(&ids[i], "app", i));
+	for (size_t i = 2; i < N; i++) {
+		switch (i % 3) {
+		case 0:
+			cr_assert_eq(store_touch(st, &keys[i], T0 + 90000, T0 + 20), 0);
+			break;
+		case 1:
+			cr_assert_eq(store_set(st, &keys[i], "set", 3, T0 + 90000, T0 + 20), 0);
+			break;
+		default:
+			cr_assert_eq(store_destroy(st, &keys[i], T0 + 20), 0);
+			break;
+		}
+	}
+	cr_assert_eq(store_count(st, NS, 3, T0 + 70000), (N - 2) - (N - 2) / 3);
+	for (size_t i = 0; i < ADDED; i++)
+		assert_absent(st, "app", added[i].s, T0 + 70000);
+	for (size_t i = 2; i < N; i++) {
+		if (i % 3 == 2)
+			assert_absent(st, "app", ids[i].s, T0 + 20);
+		else
+			assert_data(st, "app", ids[i].s, T0 + 70000, i % 3 == 1 ? "set" : ids[i].s);
+	}
+	store_free(st);
+}
+
+/*
+ * A namespace freed between a hint and its lookup (its last session went), and another one
+ * made meanwhile, perhaps in the same memory: the hinted key must find nothing, neither in
+ * the freed namespace nor in the new one.
+ */
+LEAK_CHECKED_TEST(store, hinted_lookup_after_its_namespace_went)
+{
+	struct store *st = new_store(0);
+	struct store_key kx, ky;
+	const void *data;
+	size_t len;
+
+	set_str(st, "a", "x", "in a", T0 + 60000, T0);
+	kx = hinted(st, key_of("a", "x"));
+	cr_assert_not_null(kx.found.link, "the hint found the session");
+	ky = key_of("a", "x");
+	cr_assert_eq(store_destroy(st, &ky, T0), 0);
+	set_str(st, "b", "x", "in b", T0 + 60000, T0);
+	cr_assert_eq(store_get(st, &kx, T0, &data, &len), -1);
+	cr_assert_eq(store_touch(st, &kx, T0 + 90000, T0), -1);
+	cr_assert_eq(store_destroy(st, &kx, T0), -1);
+	assert_data(st, "b", "x", T0, "in b");
+	cr_assert_eq(store_count(st, (const uint8_t *)"b", 1, T0), 1);
+	cr_assert_eq(store_count(st, (const uint8_t *)"a", 1, T0), 0);
+	store_free(st);
+}
+
 LEAK_CHECKED_TEST(store, clock_going_back)
 {
 	struct store *st = new_store(0);
