@@ -1060,9 +1060,12 @@ class SessdStore extends BaseStore {
   // that save's write as a CONFLICT; sent together, each round of CONFLICTs let one through,
   // the newest first (the random wait grows with the attempts), and on a slow sessd the
   // oldest lost round after round, past the page's patience or mergeAttempts.
+  // Only with merge on, whose saves are conditional: a whole SET (merge: false) meets no
+  // CONFLICT, and queued behind another it went out after a logout's DESTROY made after it,
+  // and brought the session back.
   set(sid, sess, cb) {
-    const key = this.key(sid);
-    const before = this.savesUnderway.get(key);
+    const key = this.merge ? this.key(sid) : null;
+    const before = key !== null ? this.savesUnderway.get(key) : undefined;
     return withCallback(this.whileSaving(sess, key, (async () => {
       if (before !== undefined) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
@@ -1087,8 +1090,8 @@ class SessdStore extends BaseStore {
 
   // whileSaving(sess, key, saving): saving (set()'s promise), with sess counted as being saved
   // (SessionState.saving, for presave) and as the latest save of sess and of the session key
-  // (SessionState.lastSave, savesUnderway: what a save or touch that comes meanwhile waits
-  // for) until it settles.
+  // (SessionState.lastSave, savesUnderway unless key is null: what a save or touch that comes
+  // meanwhile waits for) until it settles.
   whileSaving(sess, key, saving) {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
     const state = stateFor(sess);
@@ -1096,7 +1099,7 @@ class SessdStore extends BaseStore {
     const settled = () => {
       state.saving--;
       if (state.lastSave === counted) state.lastSave = undefined;
-      if (this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
+      if (key !== null && this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
     };
     // Not finally(): its callback's promise is chained again, a turn more for every save.
     const counted = saving.then((v) => {
@@ -1107,7 +1110,7 @@ class SessdStore extends BaseStore {
       throw err;
     });
     state.lastSave = counted;
-    this.savesUnderway.set(key, counted);
+    if (key !== null) this.savesUnderway.set(key, counted);
     return counted;
   }
 

@@ -171,3 +171,26 @@ for (const early of [false, true]) {
     assert.ok(setIfs <= 2 * items.length - 1, `${setIfs} SET_IFs for ${items.length} saves (at most one CONFLICT each)`);
   });
 }
+
+// The wait is for saves that can meet a CONFLICT (merge on: SET_IF). With merge: false a save
+// is a whole SET: queued behind another save of the session, it went out only once that one
+// was answered, after a logout's DESTROY made after both, and brought the logged-out session
+// back. Sent in the order made, the logout stands (as with connect-redis); with merge on the
+// queued save's SET_IF finds the session gone either way.
+for (const merge of [false, true]) {
+  test(`merge ${merge}: two saves of a session, then a logout, made in that order: the logout stands`, async (t) => {
+    const store = new SessdStore({ url: daemon.unixUrl, namespace: `logout-${merge}`, merge });
+    t.after(() => store.close());
+    await store.client.ready();
+    const call = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+    const cookie = { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' };
+    await call((cb) => store.set('tab', { cookie, user: 'ann', views: 0 }, cb));
+    const tabs = merge ? [await call((cb) => store.get('tab', cb)), await call((cb) => store.get('tab', cb))] : [{ cookie, user: 'ann' }, { cookie, user: 'ann' }];
+    tabs[0].views = 1;
+    tabs[1].cart = ['pear'];
+    const saves = tabs.map((sess) => call((cb) => store.set('tab', sess, cb)));
+    const logout = call((cb) => store.destroy('tab', cb));
+    await Promise.allSettled([...saves, logout]);
+    assert.equal(await call((cb) => store.get('tab', cb)), null, 'the session is gone after the logout');
+  });
+}
