@@ -1014,10 +1014,11 @@ class SessdStore extends BaseStore {
     // A save of the session from this process under way is waited for, as set() waits (see
     // there): sent beside it, each round of CONFLICTs let one through, and on a slow sessd an
     // early save lost round after round (a model-check hang: seven rounds, past 15 s).
+    // Waited for by saveLoaded once it has changes to write (a push's page that changed nothing
+    // touches at once, as below).
     const queued = changes && !made;
     const before = queued ? this.savesUnderway.get(key) : undefined;
     pre.done = (async () => {
-      if (before !== undefined) await before.then(noValue, noValue);
       // A push's save starts as the route ends its response (flash.js holds the end): what the
       // route changes after that in the same tick (res.redirect(req.session.returnTo || '/');
       // delete req.session.returnTo) is this save's too. Taken at once, it was not, and
@@ -1034,17 +1035,11 @@ class SessdStore extends BaseStore {
         await this.saveSession(sid, sess);
         return;
       }
-      await this.saveLoaded(sid, sess, st, ttl, atMs, changes ? 'save' : 'touch');
+      await this.saveLoaded(sid, sess, st, ttl, atMs, changes ? 'save' : 'touch', before);
     })().catch((err) => {
       if (changes) pre.err = err;
     });
-    if (queued) {
-      const done = pre.done;
-      pre.done = done.then(() => {
-        if (this.savesUnderway.get(key) === pre.done) this.savesUnderway.delete(key);
-      });
-      this.savesUnderway.set(key, pre.done);
-    }
+    if (queued) this.underway(key, pre.done, before);
     state.presave = pre;
     return pre.done;
   }
@@ -1060,11 +1055,18 @@ class SessdStore extends BaseStore {
   // that save's write as a CONFLICT; sent together, each round of CONFLICTs let one through,
   // the newest first (the random wait grows with the attempts), and on a slow sessd the
   // oldest lost round after round, past the page's patience or mergeAttempts.
+  // Only with merge on, whose saves are conditional: a whole SET (merge: false) meets no
+  // CONFLICT, and queued behind another it went out after a logout's DESTROY made after it,
+  // and brought the session back. Another request's save is waited for only by a save with
+  // changes to write (saveLoaded): one that changed nothing (resave: true) touches at once, as
+  // before; queued, a page's parallel requests (XHRs) of one session touched one after another,
+  // a round trip each.
   set(sid, sess, cb) {
-    const key = this.key(sid);
-    const before = this.savesUnderway.get(key);
-    return withCallback(this.whileSaving(sess, key, (async () => {
-      if (before !== undefined) await before.then(noValue, noValue);
+    const key = this.merge ? this.key(sid) : null;
+    const before = key !== null ? this.savesUnderway.get(key) : undefined;
+    const own = stateOf(sess)?.lastSave !== undefined;
+    return withCallback(this.whileSaving(sess, key, before, (async () => {
+      if (before !== undefined && own) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
       if (answeredFailedSave(sess)) return undefined;
@@ -1076,7 +1078,7 @@ class SessdStore extends BaseStore {
           pre.err = null;
           throw err;
         }
-        await this.saveSession(sid, sess);
+        await this.saveSession(sid, sess, own ? undefined : before);
       } catch (err) {
         markSaveFailed(sess);
         throw err;
@@ -1085,18 +1087,18 @@ class SessdStore extends BaseStore {
     })()), cb);
   }
 
-  // whileSaving(sess, key, saving): saving (set()'s promise), with sess counted as being saved
-  // (SessionState.saving, for presave) and as the latest save of sess and of the session key
-  // (SessionState.lastSave, savesUnderway: what a save or touch that comes meanwhile waits
-  // for) until it settles.
-  whileSaving(sess, key, saving) {
+  // whileSaving(sess, key, before, saving): saving (set()'s promise), with sess counted as being
+  // saved (SessionState.saving, for presave) and as the latest save of sess and of the session
+  // key (SessionState.lastSave, savesUnderway unless key is null, see underway: what a save or
+  // touch that comes meanwhile waits for) until it settles.
+  whileSaving(sess, key, before, saving) {
     if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
     const state = stateFor(sess);
     state.saving++;
     const settled = () => {
       state.saving--;
       if (state.lastSave === counted) state.lastSave = undefined;
-      if (this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
+      if (key !== null && this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
     };
     // Not finally(): its callback's promise is chained again, a turn more for every save.
     const counted = saving.then((v) => {
@@ -1107,12 +1109,28 @@ class SessdStore extends BaseStore {
       throw err;
     });
     state.lastSave = counted;
-    this.savesUnderway.set(key, counted);
+    if (key === null) return counted;
+    if (before === undefined) this.savesUnderway.set(key, counted);
+    else this.underway(key, counted, before);
     return counted;
   }
 
-  // saveSession(sid, sess): set()'s work.
-  async saveSession(sid, sess) {
+  // underway(key, done, before): done (a save of the session key from this process) as the
+  // latest under way (savesUnderway) until it and before (the one under way before it, if any)
+  // have settled: a save that changed nothing does not wait for the one before it (see set),
+  // and one that waits for it must wait for that one too.
+  underway(key, done, before) {
+    const entry = before === undefined ? done : done.then(() => before, () => before);
+    this.savesUnderway.set(key, entry);
+    const settled = () => {
+      if (this.savesUnderway.get(key) === entry) this.savesUnderway.delete(key);
+    };
+    entry.then(settled, settled);
+  }
+
+  // saveSession(sid, sess, before): set()'s work; before: another save of the session under
+  // way, which a merge with changes to write waits for (see set).
+  async saveSession(sid, sess, before = undefined) {
     const key = this.key(sid);
     const atMs = Date.now();
     const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
@@ -1123,7 +1141,7 @@ class SessdStore extends BaseStore {
     const state = stateOf(sess);
     const st = this.merge && state !== undefined ? state.loaded : undefined;
     if (st && st.key === key) {
-      await this.saveLoaded(sid, sess, st, ttl, atMs);
+      await this.saveLoaded(sid, sess, st, ttl, atMs, null, before);
       return;
     }
     const data = this.serializer.stringify(sess);
@@ -1136,7 +1154,7 @@ class SessdStore extends BaseStore {
       }
       const made = this.merge ? await this.madeState(sess, key) : null;
       if (made !== null) {
-        await this.saveLoaded(sid, sess, made, ttl, atMs);
+        await this.saveLoaded(sid, sess, made, ttl, atMs, null, before);
         return;
       }
     }
@@ -1322,7 +1340,9 @@ class SessdStore extends BaseStore {
   // for it: the session may be one the request itself destroys or regenerates next
   // (res.redirect(); req.session.destroy()), and the end's save, made only when the request
   // still has the session and changed it, says 'gone' as it would have (see lostEarly).
-  async saveLoaded(sid, sess, st, ttl, atMs, early = null) {
+  // before: another save of the session under way in this process, waited for once there are
+  // changes to write (see set).
+  async saveLoaded(sid, sess, st, ttl, atMs, early = null, before = undefined) {
     const ns = this.namespace;
     if (st.gone) {
       this.gone(sid, sess, st);
@@ -1363,6 +1383,7 @@ class SessdStore extends BaseStore {
       this.gone(sid, sess, st);
       return false;
     }
+    if (before !== undefined) await before.then(noValue, noValue);
     let expect = this.tags.peek(st.key, st.data);
     let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {

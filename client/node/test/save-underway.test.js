@@ -171,3 +171,85 @@ for (const early of [false, true]) {
     assert.ok(setIfs <= 2 * items.length - 1, `${setIfs} SET_IFs for ${items.length} saves (at most one CONFLICT each)`);
   });
 }
+
+// call(fn): fn(cb)'s callback as a promise (the store's calls as express-session makes them).
+function call(fn) {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function hourCookie() {
+  return { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' };
+}
+
+// relayedStore(t, namespace, sid): a store behind a wave relay, with the session sid saved.
+async function relayedStore(t, namespace, sid) {
+  const relay = await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), WAVE_DELAY_MS);
+  t.after(() => relay.close());
+  const store = new SessdStore({ url: relay.url, namespace, poolSize: 1 });
+  t.after(() => store.close());
+  await store.client.ready();
+  await call((cb) => store.set(sid, { cookie: hourCookie(), user: 'ann' }, cb));
+  return { relay, store };
+}
+
+// The wait is for saves that can meet a CONFLICT (merge on: SET_IF). With merge: false a save
+// is a whole SET: queued behind another save of the session, it went out only once that one
+// was answered, after a logout's DESTROY made after both, and brought the logged-out session
+// back. Sent in the order made, the logout stands (as with connect-redis); with merge on the
+// queued save's SET_IF finds the session gone either way.
+for (const merge of [false, true]) {
+  test(`merge ${merge}: two saves of a session, then a logout, made in that order: the logout stands`, async (t) => {
+    const store = new SessdStore({ url: daemon.unixUrl, namespace: `logout-${merge}`, merge });
+    t.after(() => store.close());
+    await store.client.ready();
+    const cookie = hourCookie();
+    await call((cb) => store.set('tab', { cookie, user: 'ann', views: 0 }, cb));
+    const tabs = merge ? [await call((cb) => store.get('tab', cb)), await call((cb) => store.get('tab', cb))] : [{ cookie, user: 'ann' }, { cookie, user: 'ann' }];
+    tabs[0].views = 1;
+    tabs[1].cart = ['pear'];
+    const saves = tabs.map((sess) => call((cb) => store.set('tab', sess, cb)));
+    const logout = call((cb) => store.destroy('tab', cb));
+    await Promise.allSettled([...saves, logout]);
+    assert.equal(await call((cb) => store.get('tab', cb)), null, 'the session is gone after the logout');
+  });
+}
+
+// The wait is for saves with changes to write. One that changed nothing (express-session's
+// resave: true saves every request) is a TOUCH_IF: queued behind another request's save, a
+// page's parallel requests (XHRs) of one session touched one after another, a round trip each
+// (eight at once: nine round trips where four did). It goes out at once, and a save with
+// changes made after it still waits for every save before it.
+test('resave: a save that changed nothing goes out beside another request\'s save of the session; one with changes still waits', async (t) => {
+  const { relay, store } = await relayedStore(t, 'resave', 'xhr');
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await call((cb) => store.get('xhr', cb)));
+  tabs[0].views = 1;
+  tabs[2].cart = ['pear'];
+  relay.start();
+  await Promise.all(tabs.map((sess) => call((cb) => store.set('xhr', sess, cb))));
+  const first = relay.requests()[0].requests.map((r) => r.op);
+  assert.deepEqual(first, ['SET_IF', 'TOUCH_IF'], `the first round trip: ${first.join(', ')}`);
+  const s = await call((cb) => store.get('xhr', cb));
+  assert.equal(s.views, 1);
+  assert.deepEqual(s.cart, ['pear']);
+});
+
+test('a save that waits, behind one that changed nothing and wrote nothing, still waits for the save before that', async (t) => {
+  const { relay, store } = await relayedStore(t, 'chain', 'chain');
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await call((cb) => store.get('chain', cb)));
+  // The middle tab saved already (its app's save, awaited) and changes nothing after: its save
+  // at the end sends nothing and settles at once.
+  tabs[1].note = 'seen';
+  await call((cb) => store.set('chain', tabs[1], cb));
+  tabs[0].views = 1;
+  tabs[2].cart = ['pear'];
+  relay.start();
+  await Promise.all(tabs.map((sess) => call((cb) => store.set('chain', sess, cb))));
+  const first = relay.requests()[0].requests.map((r) => r.op);
+  assert.deepEqual(first, ['SET_IF'], `the first round trip: ${first.join(', ')}`);
+  const s = await call((cb) => store.get('chain', cb));
+  assert.equal(s.views, 1);
+  assert.equal(s.note, 'seen');
+  assert.deepEqual(s.cart, ['pear']);
+});
