@@ -1142,6 +1142,107 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_changes_within_it)
 	}
 }
 
+/*
+ * A hinted batch whose earlier requests change the store in the other ways a later hint's find
+ * can go stale: a lookup reclaims an expired session, a SET moves its session to a larger node,
+ * a CLEAR frees a namespace whose sessions later hints found and a SET makes a namespace of that
+ * name again, and new sessions make the table grow and move. Each request must find its own
+ * session, or none; a stale find read freed memory (ASan) or another session's data.
+ */
+LEAK_CHECKED_TEST(dispatch, hinted_batch_after_reclaim_move_clear_and_resize)
+{
+	/* 31 live sessions and an expired one fill "app"'s 32 buckets: two more make it grow. */
+	enum { LIVE = 31, FIRST_GET = 4, FRAMES = 32, BIG = 600 };
+	struct codec_request req[FRAMES];
+	struct dispatch_frame_ref refs[FRAMES];
+	static const uint32_t want[] = {CODEC_NOT_FOUND, CODEC_OK, CODEC_OK,        CODEC_OK,
+	                                CODEC_OK,        CODEC_OK, CODEC_NOT_FOUND, CODEC_OK,
+	                                CODEC_NOT_FOUND, CODEC_OK, CODEC_OK};
+	const int n_set_up = (int)(sizeof(want) / sizeof(want[0]));
+	char ids[LIVE][16], big[BIG + 1];
+	size_t at[FRAMES];
+	struct codec_reply rep;
+	struct buf frames;
+	int f = 0;
+
+	hello();
+	for (int i = 0; i < LIVE; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
+		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
+	}
+	cr_assert_eq(do_set("app", "old", "old", 50, NOW - 100), CODEC_OK);
+	cr_assert_eq(do_set("tmp", "t-0", "t-0", 60000, NOW), CODEC_OK);
+	cr_assert_eq(do_set("tmp", "t-1", "t-1", 60000, NOW), CODEC_OK);
+	memset(big, 'B', BIG);
+	big[BIG] = '\0';
+
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("app"), .id = bytes("old")};
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("app"), .id = bytes(ids[1])};
+	req[f++] = (struct codec_request){.op = CODEC_OP_SET,
+	                                  .ns = bytes("app"),
+	                                  .id = bytes(ids[2]),
+	                                  .data = bytes(big),
+	                                  .ttl_ms = 60000};
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("app"), .id = bytes(ids[2])};
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("app"), .id = bytes(ids[3])};
+	req[f++] = (struct codec_request){.op = CODEC_OP_CLEAR, .ns = bytes("tmp")};
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("tmp"), .id = bytes("t-0")};
+	req[f++] = (struct codec_request){.op = CODEC_OP_SET,
+	                                  .ns = bytes("tmp"),
+	                                  .id = bytes("t-0"),
+	                                  .data = bytes("again"),
+	                                  .ttl_ms = 60000};
+	req[f++] =
+	    (struct codec_request){.op = CODEC_OP_GET, .ns = bytes("tmp"), .id = bytes("t-1")};
+	req[f++] = (struct codec_request){.op = CODEC_OP_SET,
+	                                  .ns = bytes("app"),
+	                                  .id = bytes("new-0"),
+	                                  .data = bytes("n"),
+	                                  .ttl_ms = 60000};
+	req[f++] = (struct codec_request){.op = CODEC_OP_SET,
+	                                  .ns = bytes("app"),
+	                                  .id = bytes("new-1"),
+	                                  .data = bytes("n"),
+	                                  .ttl_ms = 60000};
+	cr_assert_eq(f, n_set_up);
+	for (int i = FIRST_GET; f < FRAMES; i++)
+		req[f++] = (struct codec_request){
+		    .op = CODEC_OP_GET, .ns = bytes("app"), .id = bytes(ids[i])};
+	buf_init(&frames);
+	for (int i = 0; i < FRAMES; i++) {
+		req[i].request_id = (uint64_t)i;
+		at[i] = append_frame(&frames, &req[i]);
+	}
+	hint_frames(&frames, at, refs, FRAMES);
+	for (int i = 0; i < FRAMES; i++) {
+		const char *own = i == 1 ? ids[1] : i == 3 ? big : i == 4 ? ids[3] : NULL;
+		struct mp_bytes got;
+		struct mp_reader r;
+
+		if (req[i].op != CODEC_OP_CLEAR)
+			cr_assert(refs[i].decoded && refs[i].id_hashed,
+			          "frame %d hashed by its hint", i);
+		expect_hinted(&refs[i], DISPATCH_KEEP, i < n_set_up ? want[i] : CODEC_OK,
+		              (uint64_t)i, &rep);
+		if (i == 5)
+			cr_assert_eq(result_uint(&rep), 2, "CLEAR removed tmp's two sessions");
+		if (i >= n_set_up)
+			own = ids[FIRST_GET + i - n_set_up];
+		if (own == NULL)
+			continue;
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert(got.len == strlen(own) && memcmp(got.ptr, own, got.len) == 0,
+		          "frame %d's GET found its own session", i);
+	}
+	buf_finish(&frames);
+}
+
 /* Dispatch ${req} at ${now} expecting it to be put off: nothing written, nothing counted. */
 /*
  * Dispatch ${req} at ${now} within the loop turn under way (no dispatch_turn_begins, unlike
