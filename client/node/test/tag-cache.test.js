@@ -36,6 +36,19 @@ async function pageView(store, sid) {
   await p((cb) => store.touch(sid, sess, cb));
 }
 
+// touchIfOutcomes(store): the outcomes of store's TOUCH_IFs from now on, in order (the array
+// grows as they answer).
+function touchIfOutcomes(store) {
+  const outcomes = [];
+  const touchIf = store.client.touchIf.bind(store.client);
+  store.client.touchIf = async (...args) => {
+    const outcome = await touchIf(...args);
+    outcomes.push(outcome);
+    return outcome;
+  };
+  return outcomes;
+}
+
 function session(user) {
   return JSON.stringify({ cookie: { originalMaxAge: HOUR, expires: new Date(Date.now() + HOUR).toISOString(), httpOnly: true, path: '/' }, user });
 }
@@ -44,13 +57,7 @@ test('a session another process rewrote (same length, one byte changed) is touch
   const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
   const other = new Client({ url: daemon.unixUrl });
   t.after(() => { store.close(); other.close(); });
-  const outcomes = [];
-  const touchIf = store.client.touchIf.bind(store.client);
-  store.client.touchIf = async (...args) => {
-    const outcome = await touchIf(...args);
-    outcomes.push(outcome);
-    return outcome;
-  };
+  const outcomes = touchIfOutcomes(store);
   const sid = 'tag-cache-sid';
   await other.set(NS, sid, session('ada'), HOUR);
   await pageView(store, sid);
@@ -182,13 +189,7 @@ test('sessions read as text, as UTF-8 with other scripts, and as bytes that are 
   const store = new SessdStore({ url: daemon.unixUrl, namespace: NS });
   const other = new Client({ url: daemon.unixUrl });
   t.after(() => { store.close(); other.close(); });
-  const outcomes = [];
-  const touchIf = store.client.touchIf.bind(store.client);
-  store.client.touchIf = async (...args) => {
-    const outcome = await touchIf(...args);
-    outcomes.push(outcome);
-    return outcome;
-  };
+  const outcomes = touchIfOutcomes(store);
   const bytes = {
     ascii: Buffer.from(session('ada')),
     utf8: Buffer.from(session('Zoë 日本 \u{1f600}')),
