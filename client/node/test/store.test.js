@@ -614,7 +614,14 @@ test('store: a touch that times out or loses its connection resolves; get and se
   t.after(() => d.cleanup());
   const store = new SessdStore({ url: d.unixUrl, namespace: 'spared', timeoutMs: 300, reconnectMinMs: 20, reconnectMaxMs: 100 });
   t.after(() => store.client.terminate());
-  await store.set('s', sess({ n: 1 }));
+  // The steps made while sessd serves are tried again when they time out: timeoutMs is 300 ms
+  // for the stop's sake, and a loaded machine (load 30, flake-56a) took longer than that to
+  // answer a new daemon's first SET ("sessd SET request timed out after 300 ms").
+  const served = (what, fn) => waitFor(() => fn().then((v) => ({ v }), (err) => {
+    if (err.code !== 'ETIMEDOUT') throw err;
+    return null;
+  }), what).then((r) => r.v);
+  await served('the first save', () => store.set('s', sess({ n: 1 })));
   // Both pool connections past HELLO first: one still in its HELLO when the daemon stops
   // would never become ready, and once the touch's connection is replaced the get would
   // find none (ESESSD_DISCONNECTED, not the timeout this test is about).
@@ -628,7 +635,7 @@ test('store: a touch that times out or loses its connection resolves; get and se
     d.proc.kill('SIGCONT');
   }
   await waitFor(() => store.connected || null, 'reconnection');
-  assert.deepEqual((await store.get('s')).n, 1);
+  assert.deepEqual((await served('a read once reconnected', () => store.get('s'))).n, 1);
   // A daemon gone: the touch resolves, a save still fails.
   await d.stop('SIGKILL');
   assert.equal(await store.touch('s', sess({ n: 1 })), undefined);
