@@ -1673,7 +1673,12 @@ LEAK_CHECKED_TEST_OPTS(sealed, announced_records_count_their_room, .timeout = 60
 			harness_wait_read(conns[i].fd);
 	}
 	cr_assert_eq(sealed_call(&watcher, &stats, &rep.result, &body), CODEC_OK);
-	counted = harness_map_uint(&rep, "client_bytes");
+	/* The peak, not client_bytes: the tick's give-back (give_back_room) frees a record's room
+	 * while it holds a quarter of it or less, so a tick between the reads and this STATS (a
+	 * loaded machine: once in 16 runs of this file at load 25-37) left client_bytes at the
+	 * bytes alone, about 530 a connection, and failed this test. The peak is what the bound
+	 * saw when the rooms were taken. */
+	counted = harness_map_uint(&rep, "client_bytes_peak");
 	free(body);
 	grown_kib = harness_vm_kib(daemon_with_secret.pid) - base_kib;
 	cr_expect_geq(counted, (uint64_t)CONNS * SEAL_MAX_PLAIN,

@@ -2931,3 +2931,101 @@ LEAK_CHECKED_TEST(store, a_table_of_whole_pages_grows_in_a_full_store_under_drop
 	cr_assert_not(dr.bad);
 	store_free(st);
 }
+
+/*
+ * Sessions freed between a batch's hints and its lookups by what runs between loop turns, not
+ * by a request: the expiry's timer sweep (store_expire) takes every other session, some the
+ * first of a chain whose second a hint found through a link inside it, and the table may
+ * shrink. Each hinted key must find its own session, or none.
+ */
+LEAK_CHECKED_TEST(store, hinted_lookups_after_a_sweep)
+{
+	enum { N = 200 };
+	static struct id_buf ids[N];
+	struct store_key keys[N];
+	struct store *st = new_store(0);
+	const void *data;
+	size_t len, found;
+
+	for (size_t i = 0; i < N; i++) {
+		struct store_key k = key_n(&ids[i], "app", i);
+
+		cr_assert_eq(store_set(st, &k, ids[i].s, strlen(ids[i].s),
+		                       i % 2 == 1 ? T0 + 10 : T0 + 60000, T0),
+		             0);
+	}
+	store_settle(st);
+	found = hint_all(st, ids, keys, N);
+	cr_assert_gt(found, N / 2, "most hints find their session (%zu of %d)", found, N);
+	cr_assert_eq(store_expire(st, T0 + 20, N), N / 2);
+	for (size_t i = 0; i < N; i++) {
+		int rc = store_get(st, &keys[i], T0 + 20, &data, &len);
+
+		if (i % 2 == 1) {
+			cr_assert_eq(rc, -1, "%zu expired and was swept", i);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%zu missing", i);
+		cr_assert(len == strlen(ids[i].s) && memcmp(data, ids[i].s, len) == 0,
+		          "session %zu found another's data after the sweep", i);
+	}
+	store_free(st);
+}
+
+/*
+ * The same for drop-unread's evictions made for a flash pushed to a session that is there
+ * already: the push links no session of its own (a SET of a new one would, and that alone
+ * would make the hints stale), so only the drops' own unlinks and frees tell the lookups that
+ * follow. Each hinted key finds its own session, or none when it was dropped (announced to
+ * the callback).
+ */
+LEAK_CHECKED_TEST(store, hinted_lookups_after_drops)
+{
+	enum { MAX = 4096, LEN = 100, MESSAGE = 2000, PUSHES = 10 };
+	static struct id_buf ids[MAX];
+	static struct store_key keys[MAX];
+	static char message[MESSAGE];
+	struct store *st = new_store(128 * 1024);
+	struct drops dr = {0};
+	char data[LEN];
+	const void *got;
+	size_t n, len, found, absent = 0;
+
+	memset(message, 'm', sizeof(message));
+	store_mark_unread(st);
+	for (n = 0; n < MAX; n++) {
+		struct store_key k = key_n(&ids[n], "app", n);
+
+		memset(data, 'd', sizeof(data));
+		memcpy(data, ids[n].s, strlen(ids[n].s));
+		if (store_set(st, &k, data, sizeof(data), T0 + 60000 + n, T0) != 0)
+			break;
+	}
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_lt(n, MAX);
+	found = hint_all(st, ids, keys, n);
+	cr_assert_gt(found, n / 2, "most hints find their session (%zu of %zu)", found, n);
+	cr_assert_eq(store_drop_unread(st, record_drop, &dr), 0);
+	/* To the newest session, which is never dropped (STORE_DROP_RECENT). */
+	for (int i = 0; i < PUSHES; i++) {
+		struct store_key k = key_of("app", ids[n - 1].s);
+
+		cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, message,
+		                              sizeof(message), false, T0 + 60000, T0, NULL),
+		             0, "push %d", i);
+	}
+	cr_assert_not(dr.bad, "only unread sessions are dropped");
+	cr_assert_geq(dr.n, PUSHES, "the pushes made room by dropping");
+	for (size_t i = 0; i < n; i++) {
+		if (store_get(st, &keys[i], T0, &got, &len) == -1) {
+			absent++;
+			continue;
+		}
+		memset(data, 'd', sizeof(data));
+		memcpy(data, ids[i].s, strlen(ids[i].s));
+		cr_assert(len == sizeof(data) && memcmp(got, data, len) == 0,
+		          "session %zu found another's data after the drops", i);
+	}
+	cr_assert_eq(absent, dr.n, "the sessions missing are the ones dropped");
+	store_free(st);
+}
