@@ -10,7 +10,9 @@
 #include <limits.h>
 #include <ftw.h>
 #include <linux/capability.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -391,8 +393,50 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 	return -1;
 }
 
+/*
+ * Bind a socket of ${d}'s to a loopback port the kernel picks and keep it, without listening,
+ * for the daemon's TCP listener. The port would otherwise be free whenever the daemon is down:
+ * between a test's kill and its harness_restart, another test stream's connect() or port-0
+ * bind could take it from the ephemeral range and the restart fail with EADDRINUSE (a CI
+ * flake). Linux skips a port bound this way for both, yet lets sessd's listener, which also
+ * sets SO_REUSEADDR, bind and listen beside it. Writes "tcp://127.0.0.1:PORT" to ${url};
+ * returns 0 or -1.
+ */
+static int hold_port(struct harness_daemon *d, char *url, size_t url_size)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int one = 1, fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		fprintf(stderr, "harness: socket: %s\n", strerror(errno));
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+		fprintf(stderr, "harness: holding a loopback port: %s\n", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	snprintf(url, url_size, "tcp://127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+	d->port_fd = fd;
+	d->holds_port = true;
+	return 0;
+}
+
+static void release_port(struct harness_daemon *d)
+{
+	if (d->holds_port)
+		close(d->port_fd);
+	d->holds_port = false;
+}
+
 int harness_start(struct harness_daemon *d, const char *const *extra_args)
 {
+	char tcp_listen[64];
+
 	memset(d, 0, sizeof(*d));
 	strcpy(d->dir, "/tmp/sessd-test-XXXXXX");
 	if (mkdtemp(d->dir) == NULL) {
@@ -401,7 +445,9 @@ int harness_start(struct harness_daemon *d, const char *const *extra_args)
 	}
 	snprintf(d->unix_path, sizeof(d->unix_path), "%s/sessd.sock", d->dir);
 	snprintf(d->unix_url, sizeof(d->unix_url), "unix:%s", d->unix_path);
-	return launch(d, "tcp://127.0.0.1:0", extra_args);
+	if (hold_port(d, tcp_listen, sizeof(tcp_listen)) == -1)
+		return -1;
+	return launch(d, tcp_listen, extra_args);
 }
 
 int harness_run(const char *const *args, const char *log_path, bool modes_bind, int *status)
@@ -483,10 +529,12 @@ int harness_stop(struct harness_daemon *d)
 		kill(d->pid, SIGKILL);
 		waitpid(d->pid, &status, 0);
 		d->pid = 0;
+		release_port(d);
 		dump_log(d);
 		return -1;
 	}
 	d->pid = 0;
+	release_port(d);
 	rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (rc != 0) {
 		fprintf(stderr, "harness: sessd stopped with status %d\n", status);
@@ -515,6 +563,7 @@ int harness_kill(struct harness_daemon *d)
 
 void harness_cleanup(struct harness_daemon *d)
 {
+	release_port(d);
 	if (d->dir[0] != '\0')
 		harness_remove_tree(d->dir);
 }

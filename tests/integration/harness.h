@@ -16,20 +16,27 @@
  * test's stderr and the directory is kept for debugging.
  */
 
+/* ${port_fd}: a socket bound (not listening) to the daemon's TCP port, with SO_REUSEADDR as
+ * sessd's listener has it, held from harness_start to harness_stop or harness_cleanup so that
+ * no other process's connect() or port-0 bind takes the port while the daemon is down
+ * (harness_restart); valid while ${holds_port}. */
 struct harness_daemon {
 	pid_t pid;
 	char dir[256];
 	char unix_path[300];
 	char unix_url[320];
 	char tcp_url[64];
+	bool holds_port;
+	int port_fd;
 };
 
 /*
  * harness_start(d, extra_args):
- * Start $SESSD_BIN with --listen unix:<tmpdir>/sessd.sock --listen tcp://127.0.0.1:0
+ * Start $SESSD_BIN with --listen unix:<tmpdir>/sessd.sock --listen tcp://127.0.0.1:PORT
  * --ready-file <tmpdir>/ready plus ${extra_args} (NULL-terminated, may be NULL); wait (up to
- * 10 s) for the ready file and fill the URLs. The tmpdir is made with mkdtemp.
- * Returns 0 or -1.
+ * 10 s) for the ready file and fill the URLs. The tmpdir is made with mkdtemp; PORT is one the
+ * kernel gives, which the harness holds for ${d} (struct harness_daemon) until harness_stop or
+ * harness_cleanup. Returns 0 or -1.
  */
 int harness_start(struct harness_daemon *d, const char *const *extra_args);
 
@@ -62,7 +69,8 @@ char *harness_read_text(const char *path);
  * harness_stop(d):
  * SIGTERM the daemon and wait for it. Returns its exit status (0 expected), or -1 when it
  * died from a signal or could not be waited for, or when its log holds a session id or secret
- * the test sent (harness_note_secret). Removes the tmpdir when the status is 0.
+ * the test sent (harness_note_secret). Removes the tmpdir when the status is 0. Once the
+ * daemon has exited its TCP port is no longer held.
  */
 int harness_stop(struct harness_daemon *d);
 
@@ -83,7 +91,8 @@ int harness_kill(struct harness_daemon *d);
 /*
  * harness_restart(d, extra_args):
  * Start the daemon again on the same tmpdir, socket path and TCP port (pass the extra args
- * again). Returns 0 or -1.
+ * again), after harness_kill or the test's own reaping of it (d->pid 0). The port cannot have
+ * been taken meanwhile: harness_start holds it (struct harness_daemon). Returns 0 or -1.
  */
 int harness_restart(struct harness_daemon *d, const char *const *extra_args);
 
@@ -135,7 +144,8 @@ long harness_vm_kib(pid_t pid);
  */
 int harness_sigstop(pid_t pid);
 
-/* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself. */
+/* harness_cleanup(d): remove the tmpdir of a daemon the test stopped or reaped itself, and
+ * let its TCP port go. */
 void harness_cleanup(struct harness_daemon *d);
 
 /* harness_remove_tree(dir): remove ${dir} and everything under it, as far as it can. */

@@ -915,6 +915,31 @@ LEAK_CHECKED_TEST(daemon, stale_socket_is_replaced)
 	close(fd);
 }
 
+/*
+ * While a daemon is down its TCP port stays the harness's, so the restart gets it back. A
+ * socket binding it here stands for what took it in CI: another test stream's connect() or
+ * port-0 bind, given the port from the ephemeral range between a kill and its restart, which
+ * then failed ("cannot bind tcp://127.0.0.1:43545: Address already in use").
+ */
+LEAK_CHECKED_TEST(daemon, a_restart_gets_its_port_back)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int other, fd;
+
+	cr_assert_eq(harness_kill(&dmn), 0);
+	sin.sin_port = htons((uint16_t)harness_url_port(dmn.tcp_url));
+	other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_neq(other, -1);
+	if (bind(other, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		cr_assert_eq(listen(other, 1), 0);
+	else
+		cr_assert_eq(errno, EADDRINUSE, "%s", strerror(errno));
+	cr_assert_eq(harness_restart(&dmn, NULL), 0, "another socket took the port meanwhile");
+	fd = harness_open_ready(dmn.tcp_url, "test_daemon");
+	close(fd);
+	close(other);
+}
+
 LEAK_CHECKED_TEST(daemon, live_socket_is_not_stolen)
 {
 	char listen[320], log[300];
