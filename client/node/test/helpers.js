@@ -89,6 +89,29 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
   }
 }
 
+// waitWhileProgressing(fn, progress, what, stallMs): polls fn as waitFor does, for as long as
+// progress() (a count that grows as the awaited work advances) keeps growing: fails only after
+// stallMs with no growth (what: a string, or a function saying the state then). A loaded
+// machine does the work slowly and steadily: a fixed count in a fixed time failed there
+// (restart.test.js: 96 pages in 15 s at load 35 and up, 4-5 pages a second), where work that
+// has stopped still fails.
+async function waitWhileProgressing(fn, progress, what, stallMs = 15000, everyMs = 25) {
+  let seen = progress();
+  let stalledSince = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    const now = progress();
+    if (now !== seen) {
+      seen = now;
+      stalledSince = Date.now();
+    } else if (Date.now() - stalledSince > stallMs) {
+      throw new Error(`no progress in ${stallMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
 // Whether every thread of process pid is stopped (T; t under a tracer), from /proc. Throws
 // when the process has ended, which no wait would change.
 function allThreadsStopped(pid) {
@@ -576,4 +599,4 @@ function countCalls(client, names) {
   return calls;
 }
 
-module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
