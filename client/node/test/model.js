@@ -424,6 +424,10 @@ async function runModel(opts = {}) {
     // visit); rolling: the TCP app with express-session's rolling.
     early: false,
     rolling: false,
+    // watch(stats): given the run's stats as it starts, which it updates as it goes
+    // (stats.requests: the answers checked so far), so that a caller can tell a run that has
+    // stopped from a slow one.
+    watch: () => {},
     ...opts,
   };
   const r = rng(o.seed);
@@ -432,6 +436,7 @@ async function runModel(opts = {}) {
     if (violations.length < 200) violations.push(msg);
   };
   const stats = { requests: 0, byStatus: {}, faults: {}, workerFaults: {}, flashesShown: 0, addsAcked: 0, cutByWorkerFault: 0 };
+  o.watch(stats);
   const cleanups = [];
   const t = { after: (fn) => cleanups.push(fn) };
   const unhandled = (err) => violate(`unhandled rejection: ${err && (err.stack || err)}`);
