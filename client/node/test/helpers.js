@@ -89,6 +89,31 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
   }
 }
 
+// restartablePort(): a free loopback port for a daemon that is restarted on the port it had
+// (Daemon's tcpPort), below the kernel's ephemeral range (ip_local_port_range). The first
+// start's own port (tcpPort 0) is an ephemeral one, which any process's outgoing connection
+// may take while the daemon is down: its restart then failed to bind (EADDRINUSE). A port below
+// that range is taken only by a process that binds it by number.
+async function restartablePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the common default.
+  }
+  const floor = Math.max(1024, low - 12000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    const free = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in ${floor}-${low - 1}`);
+}
+
 // waitWhileProgressing(fn, progress, what, stallMs): polls fn as waitFor does, for as long as
 // progress() (a count that grows as the awaited work advances) keeps growing: fails only after
 // stallMs with no growth (what: a string, or a function saying the state then). A loaded
@@ -599,4 +624,4 @@ function countCalls(client, names) {
   return calls;
 }
 
-module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, restartablePort, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };

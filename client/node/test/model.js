@@ -40,7 +40,7 @@ const path = require('path');
 const http = require('http');
 const signature = require('cookie-signature');
 const { SessdStore, flash } = require('..');
-const { Daemon, listen, closeServer, sleep, waitFor } = require('./helpers');
+const { Daemon, listen, closeServer, sleep, waitFor, restartablePort } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
 const { fork } = require('child_process');
 const cluster = require('cluster');
@@ -447,9 +447,9 @@ async function runModel(opts = {}) {
   fs.mkdirSync(d.dir);
   if (o.persist) d.extraArgs = ['--data-dir', path.join(dir, 'data')];
   let daemonUp = true;
+  // One TCP port across restarts, so the proxy's target stays.
+  d.tcpPort = await restartablePort();
   await d.start();
-  // Keep the TCP port across restarts, so the proxy's target stays.
-  d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
   const proxy = await faultProxy(t, tcpTarget(d.tcpUrl));
   o.log(`sessd ${d.tcpUrl}, proxy ${proxy.url}`);
 
