@@ -12,7 +12,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { runModel } = require('./model');
-const { sleep } = require('./helpers');
+const { waitWhileProgressing } = require('./helpers');
 
 // A request of the model hangs for at most its BOUND_MS (15 s) before the run counts it, and
 // says where it hung. A run in which no request was counted for twice that has stopped
@@ -26,20 +26,8 @@ async function modelRun(opts) {
   let stats = null;
   let done = false;
   const run = runModel({ ...opts, watch: (s) => { stats = s; } });
-  const stalled = (async () => {
-    let seen = -1;
-    let since = Date.now();
-    while (!done) {
-      const now = stats ? stats.requests : 0;
-      if (now !== seen) {
-        seen = now;
-        since = Date.now();
-      } else if (Date.now() - since > STALL_MS) {
-        throw new Error(`the model run stopped: no request counted in ${STALL_MS} ms, ${seen} before`);
-      }
-      await sleep(100);
-    }
-  })();
+  const counted = () => (stats ? stats.requests : 0);
+  const stalled = waitWhileProgressing(() => done, counted, () => `the model run to end (${counted()} requests counted)`, STALL_MS, 100);
   try {
     return await Promise.race([run, stalled]);
   } finally {
