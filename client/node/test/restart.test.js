@@ -387,7 +387,9 @@ async function restartableDaemonAndClient(t) {
   d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
   await d.start();
   t.after(() => d.cleanup());
-  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 10000 });
+  // The window outlasts a restart of sessd on a loaded machine: at load 54, 10 s (until stop
+  // 56) ended before the new daemon was ready ("sessd is not connected: connect ENOENT").
+  const c = new Client({ url: d.unixUrl, poolSize: 2, reconnectMinMs: 20, reconnectMaxMs: 100, restartWaitMs: 30000 });
   t.after(() => c.terminate());
   await c.ready();
   return { d, c };
