@@ -110,8 +110,13 @@ for (const major of MAJORS) {
     };
     assert.deepEqual(await pages(), [['LOAD', 'TOUCH_IF'], ['LOAD', 'TOUCH_IF']]);
     // sessd keeps the session until that instant.
+    // sessd read its clock after asked and before answered: it ends the session no later than
+    // asked + ttl and no earlier than answered + ttl. Both sides taken from one clock read after
+    // the answer made the upper bound fail once the TTL request itself waited a second (load).
+    const asked = Date.now();
     const ttl = await store.client.ttl(store.namespace, sid);
-    assert.ok(ttl <= state.end - Date.now() + 1000 && ttl > state.end - Date.now() - 60000, `ttl ${ttl}`);
+    const answered = Date.now();
+    assert.ok(asked + ttl <= state.end.getTime() + 1000 && answered + ttl > state.end.getTime() - 60000, `sessd ends the session ${asked + ttl - state.end.getTime()} to ${answered + ttl - state.end.getTime()} ms after the cookie's end (allowed: -60000 to 1000)`);
 
     // A new end is a change of the cookie: the first page saves it, the next ones touch.
     state.end = new Date(Date.now() + 3 * HOUR);

@@ -89,6 +89,54 @@ async function waitFor(fn, what, timeoutMs = 15000, everyMs = 25) {
   }
 }
 
+// restartablePort(): a free loopback port for a daemon that is restarted on the port it had
+// (Daemon's tcpPort), below the kernel's ephemeral range (ip_local_port_range). The first
+// start's own port (tcpPort 0) is an ephemeral one, which any process's outgoing connection
+// may take while the daemon is down: its restart then failed to bind (EADDRINUSE). A port below
+// that range is taken only by a process that binds it by number.
+async function restartablePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: the common default.
+  }
+  const floor = Math.max(1024, low - 12000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    const free = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in ${floor}-${low - 1}`);
+}
+
+// waitWhileProgressing(fn, progress, what, stallMs): polls fn as waitFor does, for as long as
+// progress() (a count that grows as the awaited work advances) keeps growing: fails only after
+// stallMs with no growth (what: a string, or a function saying the state then). A loaded
+// machine does the work slowly and steadily: a fixed count in a fixed time failed there
+// (restart.test.js: 96 pages in 15 s at load 35 and up, 4-5 pages a second), where work that
+// has stopped still fails.
+async function waitWhileProgressing(fn, progress, what, stallMs = 15000, everyMs = 25) {
+  let seen = progress();
+  let stalledSince = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    const now = progress();
+    if (now !== seen) {
+      seen = now;
+      stalledSince = Date.now();
+    } else if (Date.now() - stalledSince > stallMs) {
+      throw new Error(`no progress in ${stallMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
 // Whether every thread of process pid is stopped (T; t under a tracer), from /proc. Throws
 // when the process has ended, which no wait would change.
 function allThreadsStopped(pid) {
@@ -576,4 +624,4 @@ function countCalls(client, names) {
   return calls;
 }
 
-module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, restartablePort, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };

@@ -40,7 +40,7 @@ const path = require('path');
 const http = require('http');
 const signature = require('cookie-signature');
 const { SessdStore, flash } = require('..');
-const { Daemon, listen, closeServer, sleep, waitFor } = require('./helpers');
+const { Daemon, listen, closeServer, sleep, waitFor, restartablePort } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
 const { fork } = require('child_process');
 const cluster = require('cluster');
@@ -424,6 +424,10 @@ async function runModel(opts = {}) {
     // visit); rolling: the TCP app with express-session's rolling.
     early: false,
     rolling: false,
+    // watch(stats): given the run's stats as it starts, which it updates as it goes
+    // (stats.requests: the answers checked so far), so that a caller can tell a run that has
+    // stopped from a slow one.
+    watch: () => {},
     ...opts,
   };
   const r = rng(o.seed);
@@ -432,6 +436,7 @@ async function runModel(opts = {}) {
     if (violations.length < 200) violations.push(msg);
   };
   const stats = { requests: 0, byStatus: {}, faults: {}, workerFaults: {}, flashesShown: 0, addsAcked: 0, cutByWorkerFault: 0 };
+  o.watch(stats);
   const cleanups = [];
   const t = { after: (fn) => cleanups.push(fn) };
   const unhandled = (err) => violate(`unhandled rejection: ${err && (err.stack || err)}`);
@@ -442,9 +447,9 @@ async function runModel(opts = {}) {
   fs.mkdirSync(d.dir);
   if (o.persist) d.extraArgs = ['--data-dir', path.join(dir, 'data')];
   let daemonUp = true;
+  // One TCP port across restarts, so the proxy's target stays.
+  d.tcpPort = await restartablePort();
   await d.start();
-  // Keep the TCP port across restarts, so the proxy's target stays.
-  d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
   const proxy = await faultProxy(t, tcpTarget(d.tcpUrl));
   o.log(`sessd ${d.tcpUrl}, proxy ${proxy.url}`);
 

@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
 const { Client } = require('..');
-const { Daemon, waitFor, sleep } = require('./helpers');
+const { Daemon, waitFor, sleep, restartablePort } = require('./helpers');
 const { faultProxy, tcpTarget } = require('./faultproxy');
 
 const TIMEOUT_MS = 400;
@@ -94,8 +94,7 @@ for (const transport of ['unix', 'tcp']) {
   });
 
   test(`SIGTERM while stopped, then SIGCONT, then a new daemon: requests in flight are answered or fail clearly (${transport})`, { timeout: 60000 }, async (t) => {
-    const d = await started(t, { extraArgs: [] });
-    d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
+    const d = await started(t, { extraArgs: [], tcpPort: await restartablePort() });
     const c = client(t, transport === 'unix' ? d.unixUrl : d.tcpUrl, { timeoutMs: 5000, restartWaitMs: 5000 });
     await c.ready();
     await d.pause();
@@ -110,8 +109,7 @@ for (const transport of ['unix', 'tcp']) {
   });
 
   test(`SIGKILL while stopped, then a new daemon: requests in flight are answered or fail clearly (${transport})`, { timeout: 60000 }, async (t) => {
-    const d = await started(t);
-    d.tcpPort = Number(new URL(d.tcpUrl.replace('tcp:', 'http:')).port);
+    const d = await started(t, { tcpPort: await restartablePort() });
     const c = client(t, transport === 'unix' ? d.unixUrl : d.tcpUrl, { timeoutMs: 5000, restartWaitMs: 5000 });
     await c.ready();
     await d.pause();
