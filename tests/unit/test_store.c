@@ -1351,6 +1351,38 @@ static size_t hint_all(struct store *st, struct id_buf *ids, struct store_key *k
 }
 
 /*
+ * Sets n sessions of "app", each holding its own id, that expire at T0 + 10 where
+ * ${expires_soon}(i) holds and at T0 + 60000 elsewhere; settles the table and hints every key
+ * into ${keys}. Asserts most hints found their session.
+ */
+static void set_and_hint(struct store *st, struct id_buf *ids, struct store_key *keys, size_t n,
+                         bool (*expires_soon)(size_t))
+{
+	size_t found;
+
+	for (size_t i = 0; i < n; i++) {
+		struct store_key k = key_n(&ids[i], "app", i);
+
+		cr_assert_eq(store_set(st, &k, ids[i].s, strlen(ids[i].s),
+		                       expires_soon(i) ? T0 + 10 : T0 + 60000, T0),
+		             0);
+	}
+	store_settle(st);
+	found = hint_all(st, ids, keys, n);
+	cr_assert_gt(found, n / 2, "most hints find their session (%zu of %zu)", found, n);
+}
+
+static bool only_the_second(size_t i)
+{
+	return i == 1;
+}
+
+static bool every_other(size_t i)
+{
+	return i % 2 == 1;
+}
+
+/*
  * A lookup takes the session its hint found without looking again only while the store's
  * chains are as they were. Between the hints and the lookups, each change alone: new sessions
  * go into the table (no resize: it has room), some at the head of a bucket whose session a
@@ -1365,18 +1397,9 @@ LEAK_CHECKED_TEST(store, hinted_lookups_after_the_store_changed)
 	struct store_key keys[N];
 	struct store *st = new_store(0);
 	const void *data;
-	size_t len, found;
+	size_t len;
 
-	for (size_t i = 0; i < N; i++) {
-		struct store_key k = key_n(&ids[i], "app", i);
-
-		cr_assert_eq(store_set(st, &k, ids[i].s, strlen(ids[i].s),
-		                       i == 1 ? T0 + 10 : T0 + 60000, T0),
-		             0);
-	}
-	store_settle(st);
-	found = hint_all(st, ids, keys, N);
-	cr_assert_gt(found, N / 2, "most hints find their session (%zu of %d)", found, N);
+	set_and_hint(st, ids, keys, N, only_the_second);
 	for (size_t i = 0; i < ADDED; i++) {
 		struct store_key k = key_n(&added[i], "app", 1000 + i);
 
@@ -2945,18 +2968,9 @@ LEAK_CHECKED_TEST(store, hinted_lookups_after_a_sweep)
 	struct store_key keys[N];
 	struct store *st = new_store(0);
 	const void *data;
-	size_t len, found;
+	size_t len;
 
-	for (size_t i = 0; i < N; i++) {
-		struct store_key k = key_n(&ids[i], "app", i);
-
-		cr_assert_eq(store_set(st, &k, ids[i].s, strlen(ids[i].s),
-		                       i % 2 == 1 ? T0 + 10 : T0 + 60000, T0),
-		             0);
-	}
-	store_settle(st);
-	found = hint_all(st, ids, keys, N);
-	cr_assert_gt(found, N / 2, "most hints find their session (%zu of %d)", found, N);
+	set_and_hint(st, ids, keys, N, every_other);
 	cr_assert_eq(store_expire(st, T0 + 20, N), N / 2);
 	for (size_t i = 0; i < N; i++) {
 		int rc = store_get(st, &keys[i], T0 + 20, &data, &len);
