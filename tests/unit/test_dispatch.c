@@ -1009,6 +1009,28 @@ static void hint_frames(const struct buf *frames, const size_t *at, struct dispa
 	dispatch_prefetch(fx.d, refs, (size_t)n);
 }
 
+/* Sets n sessions "sess-00", "sess-01", ... of "app", each holding its own id, writing the
+ * ids to ${ids}. */
+static void set_numbered(char (*ids)[16], int n)
+{
+	for (int i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
+		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
+	}
+}
+
+/* Asserts ${rep}'s result is the bin ${own}: frame ${i}'s read found its own session. */
+static void expect_own_session(const struct codec_reply *rep, const char *own, int i)
+{
+	struct mp_bytes got;
+	struct mp_reader r;
+
+	mp_reader_init(&r, rep->result.ptr, rep->result.len);
+	cr_assert_eq(mp_read_bin(&r, &got), 0);
+	cr_assert(got.len == strlen(own) && memcmp(got.ptr, own, got.len) == 0,
+	          "frame %d's read found its own session", i);
+}
+
 /*
  * A hinted batch over sessions that exist: the hint hashes each id once and the request's
  * lookup takes that hash, so every operation must find its own session. Checked through
@@ -1026,10 +1048,7 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 	struct buf frames;
 
 	hello();
-	for (int i = 0; i < N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
-		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
-	}
+	set_numbered(ids, N);
 	/* GET 0-9, TOUCH 10-14, DESTROY 15-17, SET 18-19 (overwrites). */
 	buf_init(&frames);
 	for (int i = 0; i < N; i++) {
@@ -1047,18 +1066,10 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_finds_existing_sessions)
 	}
 	hint_frames(&frames, at, refs, N);
 	for (int i = 0; i < N; i++) {
-		struct mp_bytes got;
-		struct mp_reader r;
-
 		cr_assert(refs[i].decoded && refs[i].id_hashed, "frame %d hashed by its hint", i);
 		expect_hinted(&refs[i], DISPATCH_KEEP, CODEC_OK, (uint64_t)i, &rep);
-		if (i >= 10)
-			continue;
-		mp_reader_init(&r, rep.result.ptr, rep.result.len);
-		cr_assert_eq(mp_read_bin(&r, &got), 0);
-		cr_assert_eq(got.len, strlen(ids[i]));
-		cr_assert_eq(memcmp(got.ptr, ids[i], got.len), 0, "GET %d found its own session",
-		             i);
+		if (i < 10)
+			expect_own_session(&rep, ids[i], i);
 	}
 	buf_finish(&frames);
 
@@ -1091,10 +1102,7 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_changes_within_it)
 	int f = 0;
 
 	hello();
-	for (int i = 0; i < N; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
-		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
-	}
+	set_numbered(ids, N);
 	/* DESTROY 0, GET 0, SET ADDED new sessions, GET 1..N-1. */
 	req[f++] = (struct codec_request){.op = CODEC_OP_DESTROY, .id = bytes(ids[0])};
 	req[f++] = (struct codec_request){.op = CODEC_OP_GET, .id = bytes(ids[0])};
@@ -1116,19 +1124,13 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_changes_within_it)
 	}
 	hint_frames(&frames, at, refs, FRAMES);
 	for (int i = 0; i < FRAMES; i++) {
-		struct mp_bytes got;
-		struct mp_reader r;
 		int id = i - 2 - ADDED + 1;
 
 		cr_assert(refs[i].decoded && refs[i].id_hashed, "frame %d hashed by its hint", i);
 		expect_hinted(&refs[i], DISPATCH_KEEP, i == 1 ? CODEC_NOT_FOUND : CODEC_OK,
 		              (uint64_t)i, &rep);
-		if (id < 1)
-			continue;
-		mp_reader_init(&r, rep.result.ptr, rep.result.len);
-		cr_assert_eq(mp_read_bin(&r, &got), 0);
-		cr_assert(got.len == strlen(ids[id]) && memcmp(got.ptr, ids[id], got.len) == 0,
-		          "GET %d found its own session", id);
+		if (id >= 1)
+			expect_own_session(&rep, ids[id], i);
 	}
 	buf_finish(&frames);
 
@@ -1166,10 +1168,7 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_reclaim_move_clear_and_resize)
 	int f = 0;
 
 	hello();
-	for (int i = 0; i < LIVE; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "sess-%02d", i);
-		cr_assert_eq(do_set("app", ids[i], ids[i], 60000, NOW), CODEC_OK);
-	}
+	set_numbered(ids, LIVE);
 	cr_assert_eq(do_set("app", "old", "old", 50, NOW - 100), CODEC_OK);
 	cr_assert_eq(do_set("tmp", "t-0", "t-0", 60000, NOW), CODEC_OK);
 	cr_assert_eq(do_set("tmp", "t-1", "t-1", 60000, NOW), CODEC_OK);
@@ -1221,8 +1220,6 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_reclaim_move_clear_and_resize)
 	hint_frames(&frames, at, refs, FRAMES);
 	for (int i = 0; i < FRAMES; i++) {
 		const char *own = i == 1 ? ids[1] : i == 3 ? big : i == 4 ? ids[3] : NULL;
-		struct mp_bytes got;
-		struct mp_reader r;
 
 		if (req[i].op != CODEC_OP_CLEAR)
 			cr_assert(refs[i].decoded && refs[i].id_hashed,
@@ -1233,12 +1230,8 @@ LEAK_CHECKED_TEST(dispatch, hinted_batch_after_reclaim_move_clear_and_resize)
 			cr_assert_eq(result_uint(&rep), 2, "CLEAR removed tmp's two sessions");
 		if (i >= n_set_up)
 			own = ids[FIRST_GET + i - n_set_up];
-		if (own == NULL)
-			continue;
-		mp_reader_init(&r, rep.result.ptr, rep.result.len);
-		cr_assert_eq(mp_read_bin(&r, &got), 0);
-		cr_assert(got.len == strlen(own) && memcmp(got.ptr, own, got.len) == 0,
-		          "frame %d's GET found its own session", i);
+		if (own != NULL)
+			expect_own_session(&rep, own, i);
 	}
 	buf_finish(&frames);
 }
