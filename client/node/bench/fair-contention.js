@@ -17,10 +17,13 @@
 // (more than one lost round per other process: an unfair share), SET_IFs per save (p50, p99,
 // max) and the save's time (store.set called to its callback; p50, p99, max).
 // --versus LIBDIR runs a second connect-sessd (e.g. /work/main/client/node) with the same
-// children settings, the two alternating round by round. Starts a private sessd (SESSD_BIN,
-// default ../../build/daemon/sessd).
+// children settings, the two alternating round by round, and prints the ratios this/versus
+// of the save's time (p50, p99, max) and of the SET_IFs a save took (mean). The load average
+// is printed as the run starts and ends: the times are only comparable within one run.
+// Starts a private sessd (SESSD_BIN, default ../../build/daemon/sessd).
 
 const { fork } = require('child_process');
+const os = require('os');
 const path = require('path');
 
 const CHILD = process.argv[2] === '--child';
@@ -115,6 +118,8 @@ async function parent() {
   const relay = await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), DELAY);
   const client = new Client({ url: daemon.unixUrl });
   await client.ready();
+  const loadAtStart = os.loadavg()[0];
+  let stopping = false;
   const env = { ...process.env, FAIR_URL: relay.url };
   if (ATTEMPTS !== null) env.FAIR_ATTEMPTS = ATTEMPTS;
   try {
@@ -122,6 +127,13 @@ async function parent() {
       lib.children = [];
       for (let p = 0; p < PROCS; p++) {
         const c = fork(__filename, ['--child', lib.dir], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        // A child that dies (a lib that does not load) would leave the round waiting forever.
+        c.on('exit', (code) => {
+          if (!stopping) {
+            console.error(`a child of ${lib.dir} exited (${code}) during the run`);
+            process.exit(1);
+          }
+        });
         await new Promise((resolve) => c.once('message', resolve));
         lib.children.push(c);
       }
@@ -153,12 +165,20 @@ async function parent() {
     const out = libs.map((lib) => ({
       lib: lib.name, dir: lib.dir, procs: PROCS, tabs: TABS, delayMs: DELAY, rounds: ROUNDS,
       saves: lib.stats.saves, overProcs: lib.stats.over, failed: lib.stats.failed, lost: lib.stats.lost, codes: lib.stats.codes,
-      setIfsMax: Math.max(...lib.stats.setIfs), setIfsP99: pct(lib.stats.setIfs, 99), setIfsP50: pct(lib.stats.setIfs, 50),
+      setIfsMean: lib.stats.setIfs.reduce((a, b) => a + b, 0) / lib.stats.saves, setIfsMax: Math.max(...lib.stats.setIfs), setIfsP99: pct(lib.stats.setIfs, 99), setIfsP50: pct(lib.stats.setIfs, 50),
       msMax: Math.round(Math.max(...lib.stats.ms)), msP99: Math.round(pct(lib.stats.ms, 99)), msP50: Math.round(pct(lib.stats.ms, 50)),
     }));
-    if (process.argv.includes('--json')) console.log(JSON.stringify(out));
-    else for (const o of out) console.log(`${o.lib}: ${o.saves} saves, ${o.failed} failed ${JSON.stringify(o.codes)}, ${o.lost} lost; ${o.overProcs} took more SET_IFs than processes; SET_IFs a save p50 ${o.setIfsP50} p99 ${o.setIfsP99} max ${o.setIfsMax}; ms p50 ${o.msP50} p99 ${o.msP99} max ${o.msMax}`);
+    const load = { start: loadAtStart, end: os.loadavg()[0] };
+    const ratio = (k) => Math.round((out[0][k] / out[1][k]) * 100) / 100;
+    const ratios = out.length > 1 ? { msP50: ratio('msP50'), msP99: ratio('msP99'), msMax: ratio('msMax'), setIfsMean: ratio('setIfsMean') } : null;
+    if (process.argv.includes('--json')) console.log(JSON.stringify({ libs: out, ratios, load }));
+    else {
+      for (const o of out) console.log(`${o.lib}: ${o.saves} saves, ${o.failed} failed ${JSON.stringify(o.codes)}, ${o.lost} lost; ${o.overProcs} took more SET_IFs than processes; SET_IFs a save mean ${o.setIfsMean.toFixed(2)} p50 ${o.setIfsP50} p99 ${o.setIfsP99} max ${o.setIfsMax}; ms p50 ${o.msP50} p99 ${o.msP99} max ${o.msMax}`);
+      if (ratios !== null) console.log(`this/versus: ms p50 ${ratios.msP50}x p99 ${ratios.msP99}x max ${ratios.msMax}x; SET_IFs a save ${ratios.setIfsMean}x`);
+      console.log(`load average ${load.start.toFixed(1)} at the start, ${load.end.toFixed(1)} at the end`);
+    }
   } finally {
+    stopping = true;
     for (const lib of libs) for (const c of lib.children || []) c.send({ stop: true });
     await client.close();
     await relay.close();

@@ -783,6 +783,11 @@ class SessdStore extends BaseStore {
     // By session key: the promise of this process's latest save of that session while one is
     // under way (see set).
     this.savesUnderway = new Map();
+    // By session key, while saves of it are under way (savesUnderway): the bytes the latest of
+    // them to store data sent in its SET_IF, so that a save queued behind it expects them and
+    // merges over them (see saveLoaded) instead of over what its request read, which that save
+    // has just changed. Dropped as the session's queue empties.
+    this.lastWritten = new Map();
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -1098,7 +1103,7 @@ class SessdStore extends BaseStore {
     const settled = () => {
       state.saving--;
       if (state.lastSave === counted) state.lastSave = undefined;
-      if (key !== null && this.savesUnderway.get(key) === counted) this.savesUnderway.delete(key);
+      if (key !== null && this.savesUnderway.get(key) === counted) this.queueEmptied(key);
     };
     // Not finally(): its callback's promise is chained again, a turn more for every save.
     const counted = saving.then((v) => {
@@ -1123,9 +1128,15 @@ class SessdStore extends BaseStore {
     const entry = before === undefined ? done : done.then(() => before, () => before);
     this.savesUnderway.set(key, entry);
     const settled = () => {
-      if (this.savesUnderway.get(key) === entry) this.savesUnderway.delete(key);
+      if (this.savesUnderway.get(key) === entry) this.queueEmptied(key);
     };
     entry.then(settled, settled);
+  }
+
+  // queueEmptied(key): no save of the session key from this process is under way any more.
+  queueEmptied(key) {
+    this.savesUnderway.delete(key);
+    this.lastWritten.delete(key);
   }
 
   // saveSession(sid, sess, before): set()'s work; before: another save of the session under
@@ -1384,8 +1395,14 @@ class SessdStore extends BaseStore {
       return false;
     }
     if (before !== undefined) await before.then(noValue, noValue);
-    let expect = this.tags.peek(st.key, st.data);
-    let merged = st.stored === null ? null : await this.applyChanges(await this.parse(st.stored), sess, changed, st, now);
+    // Queued behind this process's save of the session, which changed what this request read:
+    // the bytes that save wrote are what sessd holds unless another writer came since (then
+    // SET_IF says CONFLICT, as it would have). Expecting what was read always met that
+    // CONFLICT: a GET and a second SET_IF, three round trips where one does.
+    const basis = before !== undefined ? this.lastWritten.get(st.key) : undefined;
+    let expect = basis !== undefined ? dataTag(basis) : this.tags.peek(st.key, st.data);
+    const theirs = basis !== undefined ? basis : st.stored;
+    let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now);
     for (let attempt = 1; ; attempt++) {
       // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
       // (writeMark).
@@ -1409,6 +1426,8 @@ class SessdStore extends BaseStore {
       }
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
+        // Only while a queue holds the session, which drops it as it empties (queueEmptied).
+        if (this.savesUnderway.has(st.key)) this.lastWritten.set(st.key, bytes);
         st.data = bytes;
         st.text = null;
         if (merged === null) {
