@@ -1353,8 +1353,12 @@ class SessdStore extends BaseStore {
     // parse and each key's form (8 us a 1 KB session, 30 at 8 KB). A key changed before the pop
     // is saved at the end all the same, the touch then one request more, pipelined with the pop.
     if (early === 'touch' && st.forms === null && this.serializer === JSON && sameCookieAsRead(st.cookie, sess.cookie) === true) {
+      // The cookie as touched, taken now: the page runs while the touch is on its way (its reply
+      // comes behind the pop's), and one that set its cookie's maxAge meanwhile had that cookie
+      // taken for saved, so its end only touched and sessd kept the old one (see touchNow).
+      const cookie = cookieForm(sess.cookie);
       if (await this.renew(ns, st.key, ttl, st)) {
-        markSaved(sess, atMs, ttl);
+        markSaved(sess, atMs, ttl, null, cookie);
         return ttl;
       }
       return this.lostEarly(sess, st, false);
