@@ -797,7 +797,13 @@ class SessdStore extends BaseStore {
     return this.client.connected === true;
   }
 
+  // key(sid): the sessd key of session id sid, the prefix before it. Throws a TypeError for an
+  // id that is no string: null or undefined (an app's store.destroy(req.sessionID) on a request
+  // without a session) named the session "null" or "undefined", one for every such caller, and
+  // a Symbol threw from set() and destroy() instead of reaching their callbacks. Every caller
+  // that takes a callback or returns a promise reports it there.
   key(sid) {
+    if (typeof sid !== 'string') throw new TypeError(`session id must be a string, got ${sid === null ? 'null' : typeof sid}`);
     return this.prefix + sid;
   }
 
@@ -1062,7 +1068,12 @@ class SessdStore extends BaseStore {
   // before; queued, a page's parallel requests (XHRs) of one session touched one after another,
   // a round trip each.
   set(sid, sess, cb) {
-    const key = this.merge ? this.key(sid) : null;
+    let key;
+    try {
+      key = this.merge ? this.key(sid) : null;
+    } catch (err) {
+      return withCallback(Promise.reject(err), cb);
+    }
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
     return withCallback(this.whileSaving(sess, key, before, (async () => {
@@ -1684,9 +1695,15 @@ class SessdStore extends BaseStore {
   // destroy(sid, cb): removes the session, its data and its flashes (with migrateFrom, from
   // the old store too: see Migration.destroy).
   destroy(sid, cb) {
-    this.tags.forget(this.key(sid));
-    if (this.migration !== null) return withCallback(this.migration.destroy(sid, this.key(sid)), cb);
-    return withCallback(this.client.destroy(this.namespace, this.key(sid)).then(() => undefined), cb);
+    let key;
+    try {
+      key = this.key(sid);
+    } catch (err) {
+      return withCallback(Promise.reject(err), cb);
+    }
+    this.tags.forget(key);
+    if (this.migration !== null) return withCallback(this.migration.destroy(sid, key), cb);
+    return withCallback(this.client.destroy(this.namespace, key).then(() => undefined), cb);
   }
 
   // regenerate(req, fn): express-session's (destroy the session, start a new one under a new
@@ -1709,7 +1726,14 @@ class SessdStore extends BaseStore {
   // 'own' moves a push of this request only if the pop still found it: another request of
   // the visitor (a second tab) may have shown it meanwhile, and it must not show twice.
   // A flash pushed while this runs waits and goes to the new session (see REGENERATING).
+  // Without fn, a promise (rejected as fn would be called with an error).
   regenerate(req, fn) {
+    let oldKey;
+    try {
+      oldKey = this.key(req.sessionID);
+    } catch (err) {
+      return withCallbackVoid(Promise.reject(err), fn);
+    }
     let regenerated;
     const regenerating = new Promise((resolve) => {
       regenerated = () => {
@@ -1718,7 +1742,6 @@ class SessdStore extends BaseStore {
       };
     });
     req[REGENERATING] = regenerating;
-    const oldKey = this.key(req.sessionID);
     const pushed = req[FLASH_PUSHES] || [];
     const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
     const moving = pushed.filter(mine);
@@ -1729,7 +1752,7 @@ class SessdStore extends BaseStore {
     const destroyed = this.client.destroy(this.namespace, oldKey);
     this.tags.forget(oldKey);
     if (this.migration !== null) this.migration.forget(req.sessionID);
-    (async () => {
+    return withCallbackVoid((async () => {
       const queued = await popped;
       let destroyErr = null;
       try {
@@ -1771,7 +1794,7 @@ class SessdStore extends BaseStore {
         throw err;
       }
       if (destroyErr) throw destroyErr;
-    })().finally(regenerated).then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
+    })().finally(regenerated), fn);
   }
 
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
