@@ -460,6 +460,24 @@ function answeredFailedSave(sess) {
   return !!res && typeof res.statusCode === 'number' && res.statusCode >= 500;
 }
 
+// sentNoCookie(sess): whether the response of the request whose session sess is (an
+// express-session Session: its id and req, Express's req.res) has gone out, its headers
+// written, without setting the session's cookie. express-session decides (rolling, or the
+// session changed) and sets it as the headers go out, which its end does at once after
+// calling the store's save or touch: a store call that waits a turn (a pop's page's touch
+// waits for the pop's, see touch) finds them written. False when that cannot be told (the
+// headers not out yet, no Express response, a plain object).
+function sentNoCookie(sess) {
+  const id = sess.id;
+  const res = sess.req && sess.req.res;
+  if (typeof id !== 'string' || !res || res.headersSent !== true || typeof res.getHeader !== 'function') return false;
+  const set = res.getHeader('set-cookie');
+  if (set === undefined) return true;
+  // Its value is 's:' + id + '.' + signature, URI-encoded (express-session's setcookie).
+  const value = encodeURIComponent(id);
+  return !(Array.isArray(set) ? set : [set]).some((c) => String(c).includes(value));
+}
+
 // cookieForm(cookie): the cookie's JSON form, as keyForm makes it; undefined without one.
 function cookieForm(cookie) {
   try {
@@ -1211,10 +1229,17 @@ class SessdStore extends BaseStore {
   // a few hundred ms earlier, by a save made that long before the response, may not reach
   // (such a session was gone in sessd while the browser still sent its cookie). Only where
   // the lifetime is the cookie's (no ttl function, no disableTTL).
+  // Never when the response has gone out without the cookie (sentNoCookie), the lifetime the
+  // cookie's: the browser keeps the one an earlier response sent, whose end the save's
+  // lifetime (its maxAge from the save) reaches. A flash's page answered over a second after
+  // its pop was touched at its end all the same, one round trip more (test/touch-pop-end).
   savedShort(saved, sess) {
+    const fromCookie = typeof this.ttl !== 'function' && !this.disableTTL;
+    const expires = fromCookie ? savedExpiry(sess) : NaN;
+    if (!Number.isNaN(expires) && sentNoCookie(sess)) return false;
     if (Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS) return true;
-    if (typeof this.ttl === 'function' || this.disableTTL) return false;
-    const browserEnd = Math.floor(savedExpiry(sess) / 1000) * 1000;
+    if (!fromCookie) return false;
+    const browserEnd = Math.floor(expires / 1000) * 1000;
     return browserEnd - saved.untilMs > SAVED_EXPIRES_SLACK_MS;
   }
 
