@@ -1187,8 +1187,11 @@ class SessdStore extends BaseStore {
         return;
       }
     }
+    // The cookie as written, taken now: one the app set while the SET was on its way
+    // (req.session.save(cb), then cookie.maxAge) was taken for saved (see saveLoaded's touch).
+    const cookie = cookieForm(sess && sess.cookie);
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess, atMs, ttl, { key, data });
+    markSaved(sess, atMs, ttl, { key, data }, cookie);
   }
 
   // madeState(sess, key): for a session this store saved whole under key (one it made: a first
@@ -1610,8 +1613,9 @@ class SessdStore extends BaseStore {
     try {
       if (st) await this.saveLoaded(sid, sess, st, ttl, atMs);
       else {
+        const cookie = cookieForm(sess.cookie);
         await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-        markSaved(sess, atMs, ttl);
+        markSaved(sess, atMs, ttl, null, cookie);
       }
     } catch (err) {
       await this.cookieSaveFailed(err, sid, ttl, st);

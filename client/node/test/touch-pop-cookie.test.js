@@ -112,3 +112,37 @@ for (const held of [true, false]) {
     assert.ok(await sessdEndsMs(store, b) >= nextDrops, 'after the next page view: sessd ends the session before the browser drops the cookie');
   });
 }
+
+// The same for a whole save (merge: false) of a session read from sessd: the app's
+// req.session.save(cb) not waited for before it set the cookie's maxAge (the redirect in the
+// callback). The store recorded the cookie as saved when the SET's reply came, by then the new
+// one; the end only touched (express-session leaves the cookie out of its change check), and
+// the next page view read the 1-minute cookie the SET wrote.
+test('remember me set just after req.session.save() (merge: false): sessd keeps the session as long as the browser keeps the cookie', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'touch-save-cookie', merge: false });
+  t.after(() => store.close());
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ store, secret: 'touch-pop-cookie', resave: false, saveUninitialized: false, rolling: true, cookie: { maxAge: SHORT } }));
+  app.post('/login', (req, res) => {
+    req.session.user = 'ann';
+    res.redirect(303, '/');
+  });
+  app.post('/remember', (req, res, next) => {
+    req.session.save((err) => (err ? next(err) : res.redirect(303, '/')));
+    req.session.cookie.maxAge = LONG;
+  });
+  app.get('/', (req, res) => res.json({ user: req.session.user || null }));
+  const { server, base } = await listen(app);
+  t.after(() => closeServer(server));
+  const b = new Browser(base);
+  assert.equal((await b.post('/login')).status, 303);
+  const r = await b.post('/remember');
+  assert.equal(r.status, 303);
+  assert.ok(cookieExpiresMs(r) - Date.now() > SHORT * 2, 'the response did not send the 10-minute cookie');
+  const next = await b.get('/');
+  assert.deepEqual(JSON.parse(next.body), { user: 'ann' });
+  const drops = cookieExpiresMs(next);
+  assert.ok(drops - Date.now() > SHORT * 2, `after the next page view the browser's cookie ends in ${drops - Date.now()} ms: "remember me" lost`);
+  assert.ok(await sessdEndsMs(store, b) >= drops, 'after the next page view: sessd ends the session before the browser drops the cookie');
+});
