@@ -81,3 +81,28 @@ for (const merge of [true, false]) {
     }
   });
 }
+
+// The calls without an id never threw (their work is all in their promise): each answers
+// through a callback, or returns a promise without one; migrateAll's bad options are errors
+// the same way.
+test('store methods without an id: a callback is answered, else a promise is returned; none throws', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'touch-store-args-list', prefix: 'p:' });
+  t.after(() => store.close());
+  await store.set('one', session());
+  for (const name of ['all', 'ids', 'length', 'clear']) {
+    const answered = await new Promise((resolve) => {
+      assert.equal(store[name]((err, v) => resolve({ err, v })), undefined, `${name}(cb) returned something`);
+    });
+    assert.equal(answered.err, null, `${name}(cb): ${answered.err && answered.err.message}`);
+    const promise = store[name]();
+    assert.ok(promise instanceof Promise, `${name}() returned no promise`);
+    await promise;
+  }
+  for (const opts of [{ concurrency: 0 }, 'fast', { concurrency: 1 }]) {
+    const err = await new Promise((resolve) => {
+      store.migrateAll(opts, (e) => resolve(e));
+    });
+    assert.ok(err instanceof TypeError || err instanceof RangeError, `migrateAll(${JSON.stringify(opts)}, cb) called back with ${err && err.message}`);
+    await assert.rejects(store.migrateAll(opts), (e) => e instanceof TypeError || e instanceof RangeError);
+  }
+});
