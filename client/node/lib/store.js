@@ -1174,6 +1174,9 @@ class SessdStore extends BaseStore {
       return;
     }
     const data = this.serializer.stringify(sess);
+    // The cookie as written, taken with the data: one the app set while the save was on its way
+    // (req.session.save(cb), then cookie.maxAge) was taken for saved (see saveLoaded's touch).
+    const cookie = cookieForm(sess && sess.cookie);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
     if (state !== undefined && state.saved !== undefined) {
@@ -1187,9 +1190,6 @@ class SessdStore extends BaseStore {
         return;
       }
     }
-    // The cookie as written, taken now: one the app set while the SET was on its way
-    // (req.session.save(cb), then cookie.maxAge) was taken for saved (see saveLoaded's touch).
-    const cookie = cookieForm(sess && sess.cookie);
     await this.client.set(this.namespace, key, data, ttl);
     markSaved(sess, atMs, ttl, { key, data }, cookie);
   }
