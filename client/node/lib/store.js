@@ -460,6 +460,24 @@ function answeredFailedSave(sess) {
   return !!res && typeof res.statusCode === 'number' && res.statusCode >= 500;
 }
 
+// sentNoCookie(sess): whether the response of the request whose session sess is (an
+// express-session Session: its id and req, Express's req.res) has gone out, its headers
+// written, without setting the session's cookie. express-session decides (rolling, or the
+// session changed) and sets it as the headers go out, which its end does at once after
+// calling the store's save or touch: a store call that waits a turn (a pop's page's touch
+// waits for the pop's, see touch) finds them written. False when that cannot be told (the
+// headers not out yet, no Express response, a plain object).
+function sentNoCookie(sess) {
+  const id = sess.id;
+  const res = sess.req && sess.req.res;
+  if (typeof id !== 'string' || !res || res.headersSent !== true || typeof res.getHeader !== 'function') return false;
+  const set = res.getHeader('set-cookie');
+  if (set === undefined) return true;
+  // Its value is 's:' + id + '.' + signature, URI-encoded (express-session's setcookie).
+  const value = encodeURIComponent(id);
+  return !(Array.isArray(set) ? set : [set]).some((c) => String(c).includes(value));
+}
+
 // cookieForm(cookie): the cookie's JSON form, as keyForm makes it; undefined without one.
 function cookieForm(cookie) {
   try {
@@ -802,7 +820,13 @@ class SessdStore extends BaseStore {
     return this.client.connected === true;
   }
 
+  // key(sid): the sessd key of session id sid, the prefix before it. Throws a TypeError for an
+  // id that is no string: null or undefined (an app's store.destroy(req.sessionID) on a request
+  // without a session) named the session "null" or "undefined", one for every such caller, and
+  // a Symbol threw from set() and destroy() instead of reaching their callbacks. Every caller
+  // that takes a callback or returns a promise reports it there.
   key(sid) {
+    if (typeof sid !== 'string') throw new TypeError(`session id must be a string, got ${sid === null ? 'null' : typeof sid}`);
     return this.prefix + sid;
   }
 
@@ -1067,7 +1091,12 @@ class SessdStore extends BaseStore {
   // before; queued, a page's parallel requests (XHRs) of one session touched one after another,
   // a round trip each.
   set(sid, sess, cb) {
-    const key = this.merge ? this.key(sid) : null;
+    let key;
+    try {
+      key = this.merge ? this.key(sid) : null;
+    } catch (err) {
+      return withCallback(Promise.reject(err), cb);
+    }
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
     return withCallback(this.whileSaving(sess, key, before, (async () => {
@@ -1156,6 +1185,9 @@ class SessdStore extends BaseStore {
       return;
     }
     const data = this.serializer.stringify(sess);
+    // The cookie as written, taken with the data: one the app set while the save was on its way
+    // (req.session.save(cb), then cookie.maxAge) was taken for saved (see saveLoaded's touch).
+    const cookie = cookieForm(sess && sess.cookie);
     // Awaited only after a save of this request (the await would let a request made after
     // this save in the same tick go out before it).
     if (state !== undefined && state.saved !== undefined) {
@@ -1170,7 +1202,7 @@ class SessdStore extends BaseStore {
       }
     }
     await this.client.set(this.namespace, key, data, ttl);
-    markSaved(sess, atMs, ttl, { key, data });
+    markSaved(sess, atMs, ttl, { key, data }, cookie);
   }
 
   // madeState(sess, key): for a session this store saved whole under key (one it made: a first
@@ -1211,10 +1243,17 @@ class SessdStore extends BaseStore {
   // a few hundred ms earlier, by a save made that long before the response, may not reach
   // (such a session was gone in sessd while the browser still sent its cookie). Only where
   // the lifetime is the cookie's (no ttl function, no disableTTL).
+  // Never when the response has gone out without the cookie (sentNoCookie), the lifetime the
+  // cookie's: the browser keeps the one an earlier response sent, whose end the save's
+  // lifetime (its maxAge from the save) reaches. A flash's page answered over a second after
+  // its pop was touched at its end all the same, one round trip more (test/touch-pop-end).
   savedShort(saved, sess) {
+    const fromCookie = typeof this.ttl !== 'function' && !this.disableTTL;
+    const expires = fromCookie ? savedExpiry(sess) : NaN;
+    if (!Number.isNaN(expires) && sentNoCookie(sess)) return false;
     if (Date.now() - saved.atMs > SAVED_RENEW_AFTER_MS) return true;
-    if (typeof this.ttl === 'function' || this.disableTTL) return false;
-    const browserEnd = Math.floor(savedExpiry(sess) / 1000) * 1000;
+    if (!fromCookie) return false;
+    const browserEnd = Math.floor(expires / 1000) * 1000;
     return browserEnd - saved.untilMs > SAVED_EXPIRES_SLACK_MS;
   }
 
@@ -1364,8 +1403,12 @@ class SessdStore extends BaseStore {
     // parse and each key's form (8 us a 1 KB session, 30 at 8 KB). A key changed before the pop
     // is saved at the end all the same, the touch then one request more, pipelined with the pop.
     if (early === 'touch' && st.forms === null && this.serializer === JSON && sameCookieAsRead(st.cookie, sess.cookie) === true) {
+      // The cookie as touched, taken now: the page runs while the touch is on its way (its reply
+      // comes behind the pop's), and one that set its cookie's maxAge meanwhile had that cookie
+      // taken for saved, so its end only touched and sessd kept the old one (see touchNow).
+      const cookie = cookieForm(sess.cookie);
       if (await this.renew(ns, st.key, ttl, st)) {
-        markSaved(sess, atMs, ttl);
+        markSaved(sess, atMs, ttl, null, cookie);
         return ttl;
       }
       return this.lostEarly(sess, st, false);
@@ -1589,8 +1632,9 @@ class SessdStore extends BaseStore {
     try {
       if (st) await this.saveLoaded(sid, sess, st, ttl, atMs);
       else {
+        const cookie = cookieForm(sess.cookie);
         await this.client.set(this.namespace, this.key(sid), this.serializer.stringify(sess), ttl);
-        markSaved(sess, atMs, ttl);
+        markSaved(sess, atMs, ttl, null, cookie);
       }
     } catch (err) {
       await this.cookieSaveFailed(err, sid, ttl, st);
@@ -1699,9 +1743,15 @@ class SessdStore extends BaseStore {
   // destroy(sid, cb): removes the session, its data and its flashes (with migrateFrom, from
   // the old store too: see Migration.destroy).
   destroy(sid, cb) {
-    this.tags.forget(this.key(sid));
-    if (this.migration !== null) return withCallback(this.migration.destroy(sid, this.key(sid)), cb);
-    return withCallback(this.client.destroy(this.namespace, this.key(sid)).then(() => undefined), cb);
+    let key;
+    try {
+      key = this.key(sid);
+    } catch (err) {
+      return withCallback(Promise.reject(err), cb);
+    }
+    this.tags.forget(key);
+    if (this.migration !== null) return withCallback(this.migration.destroy(sid, key), cb);
+    return withCallback(this.client.destroy(this.namespace, key).then(() => undefined), cb);
   }
 
   // regenerate(req, fn): express-session's (destroy the session, start a new one under a new
@@ -1724,7 +1774,14 @@ class SessdStore extends BaseStore {
   // 'own' moves a push of this request only if the pop still found it: another request of
   // the visitor (a second tab) may have shown it meanwhile, and it must not show twice.
   // A flash pushed while this runs waits and goes to the new session (see REGENERATING).
+  // Without fn, a promise (rejected as fn would be called with an error).
   regenerate(req, fn) {
+    let oldKey;
+    try {
+      oldKey = this.key(req.sessionID);
+    } catch (err) {
+      return withCallbackVoid(Promise.reject(err), fn);
+    }
     let regenerated;
     const regenerating = new Promise((resolve) => {
       regenerated = () => {
@@ -1733,7 +1790,6 @@ class SessdStore extends BaseStore {
       };
     });
     req[REGENERATING] = regenerating;
-    const oldKey = this.key(req.sessionID);
     const pushed = req[FLASH_PUSHES] || [];
     const mine = (p) => p.namespace === this.namespace && p.key === oldKey;
     const moving = pushed.filter(mine);
@@ -1744,7 +1800,7 @@ class SessdStore extends BaseStore {
     const destroyed = this.client.destroy(this.namespace, oldKey);
     this.tags.forget(oldKey);
     if (this.migration !== null) this.migration.forget(req.sessionID);
-    (async () => {
+    return withCallbackVoid((async () => {
       const queued = await popped;
       let destroyErr = null;
       try {
@@ -1786,7 +1842,7 @@ class SessdStore extends BaseStore {
         throw err;
       }
       if (destroyErr) throw destroyErr;
-    })().finally(regenerated).then(() => process.nextTick(fn), (err) => process.nextTick(fn, err));
+    })().finally(regenerated), fn);
   }
 
   // createSession(req, sess): express-session's, for a session read from sessd; marks it as
