@@ -415,6 +415,12 @@ declare namespace connectSessd {
     destroy(sid: string): Promise<void>;
     destroy(sid: string, callback: (err: Error | null) => void): void;
     /**
+     * express-session's, for `req.session.regenerate()`: destroys the session and moves its
+     * flashes (see `regenerateFlashes`). Without a callback, a promise.
+     */
+    regenerate(req: express.Request): Promise<void>;
+    regenerate(req: express.Request, callback: (err?: any) => any): void;
+    /**
      * Every session, each with its id; flash-only sessions are left out. The GETs go 64 at a
      * time; a record the serializer cannot read rejects with its error, `sessionId` naming it
      * (not enumerable, so that a logged error does not show the id).
