@@ -597,19 +597,24 @@ static int run_get(struct sessd_client *c, const struct opts *o)
  * Write the instant ${ttl_ms} from now by this machine's clock, as ISO 8601 UTC with
  * milliseconds and a NUL, into ${out} of ${size} bytes (25 hold it). The daemon sends only the
  * remaining time, so the instant is as right as the two clocks agree. Returns 0, or -1 when
- * the clock cannot be read or ${size} is too small.
+ * the clock cannot be read, the instant is past what a uint64 of milliseconds or a struct tm
+ * holds (a faulty server's figure: sessd's are 10 years at most), or ${size} is too small.
  */
 static int iso_after(uint64_t ttl_ms, char *out, size_t size)
 {
 	struct timespec now;
 	struct tm tm;
-	uint64_t at_ms;
+	uint64_t now_ms, at_ms;
 	time_t secs;
 	size_t n;
 
 	if (clock_gettime(CLOCK_REALTIME, &now) == -1 || now.tv_sec < 0)
 		return -1;
-	at_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 + ttl_ms;
+	now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	/* Added whole, it would wrap to an instant in the past, printed as if it were the end. */
+	if (ttl_ms > UINT64_MAX - now_ms)
+		return -1;
+	at_ms = now_ms + ttl_ms;
 	secs = (time_t)(at_ms / 1000);
 	if (gmtime_r(&secs, &tm) == NULL)
 		return -1;

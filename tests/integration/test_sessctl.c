@@ -1999,9 +1999,12 @@ static int old_server_answer(int fd, const struct codec_request *req)
 	return rc;
 }
 
-/* Serve ${conns} connections; gives up after 10 s without one, so that a test that fails
- * before making them all leaves no process behind. */
-static void old_server_serve(int lfd, int conns)
+/* Answers one request on ${fd}: returns 0 to go on, -1 to close the connection. */
+typedef int (*fake_answer_fn)(int fd, const struct codec_request *req);
+
+/* Serve ${conns} connections, each request answered by ${answer}; gives up after 10 s without
+ * one, so that a test that fails before making them all leaves no process behind. */
+static void fake_serve(int lfd, int conns, fake_answer_fn answer)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	struct timeval tv = {.tv_sec = 10};
@@ -2019,7 +2022,7 @@ static void old_server_serve(int lfd, int conns)
 		rc = 0;
 		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
 			rc = codec_decode_request(body, len, &req, &status, &why) == 0
-			         ? old_server_answer(fd, &req)
+			         ? answer(fd, &req)
 			         : -1;
 			free(body);
 		}
@@ -2047,12 +2050,12 @@ static int fake_listen(char *dir, struct sockaddr_un *sa, char *url, size_t url_
 }
 
 /*
- * The fake older server in a child, serving ${conns} connections on a new socket in ${dir} (a
- * mkdtemp template): its address in ${sa} and URL in ${url}. Returns the child's pid, for
- * old_server_finish.
+ * A fake server in a child, serving ${conns} connections with ${answer} on a new socket in
+ * ${dir} (a mkdtemp template): its address in ${sa} and URL in ${url}. Returns the child's pid,
+ * for old_server_finish.
  */
-static pid_t old_server_start(char *dir, struct sockaddr_un *sa, char *url, size_t url_size,
-                              int conns)
+static pid_t fake_server_start(char *dir, struct sockaddr_un *sa, char *url, size_t url_size,
+                               int conns, fake_answer_fn answer)
 {
 	int lfd = fake_listen(dir, sa, url, url_size);
 	pid_t pid;
@@ -2061,9 +2064,16 @@ static pid_t old_server_start(char *dir, struct sockaddr_un *sa, char *url, size
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0)
-		old_server_serve(lfd, conns);
+		fake_serve(lfd, conns, answer);
 	close(lfd);
 	return pid;
+}
+
+/* The fake older server (old_server_answer), as fake_server_start. */
+static pid_t old_server_start(char *dir, struct sockaddr_un *sa, char *url, size_t url_size,
+                              int conns)
+{
+	return fake_server_start(dir, sa, url, url_size, conns, old_server_answer);
 }
 
 /* Wait for the fake server ${pid} to have served every connection, and remove its socket. */
@@ -2125,6 +2135,45 @@ LEAK_CHECKED_TEST(sessctl, a_server_s_figure_names_are_printed_escaped)
 	run_env(&r, url, NULL, 0, (const char *const[]){"--json", "stats", NULL});
 	expect_json(&r);
 	expect(&r, 0, "{\"sessions\":1,\"x\\u001b]2;owned\\u0007\\nconnections_total\":7}\n");
+	old_server_finish(pid, &sa, dir);
+}
+
+/*
+ * A faulty server: HELLO and the rest as the older server answers them, but every TTL with
+ * UINT64_MAX ms, an end no clock can place.
+ */
+static int endless_ttl_answer(int fd, const struct codec_request *req)
+{
+	struct buf r;
+	size_t at;
+	int rc;
+
+	if (req->op != CODEC_OP_TTL)
+		return old_server_answer(fd, req);
+	buf_init(&r);
+	rc = codec_reply_open(&r, req->request_id, CODEC_OK, &at) | mp_write_uint(&r, UINT64_MAX) |
+	     codec_frame_close(&r, at);
+	if (rc == 0)
+		rc = harness_send_all(fd, r.data, r.len);
+	buf_finish(&r);
+	return rc;
+}
+
+/*
+ * ttl prints the instant a session ends as this machine's clock plus the server's figure. A
+ * figure past the largest instant (a faulty server's: sessd's are 10 years at most) wrapped
+ * around to a millisecond before now, printed as the end; it is now "?", as when the clock
+ * cannot be read, beside the figure as the server sent it.
+ */
+LEAK_CHECKED_TEST(sessctl, a_ttl_past_every_instant_gives_no_end)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-ttl-XXXXXX", url[200];
+	struct run r;
+	pid_t pid = fake_server_start(dir, &sa, url, sizeof(url), 1, endless_ttl_answer);
+
+	run_env(&r, url, NULL, 0, (const char *const[]){"ttl", "s1", NULL});
+	expect(&r, 0, "18446744073709551615\t?\n");
 	old_server_finish(pid, &sa, dir);
 }
 
