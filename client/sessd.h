@@ -108,8 +108,9 @@ enum sessd_result {
 	 * later. */
 	SESSD_ERR_BUSY = 13,
 	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
-	 * a batch's SET_IF) found data other than what its tag names; nothing changed. The
-	 * connection stays open. */
+	 * a batch's SET_IF) found data other than what its tag names, or sessd_destroy_if_flash
+	 * found another message (or none) first in its queue; nothing changed. The connection
+	 * stays open. */
 	SESSD_CONFLICT = 14,
 	/* LIST, NAMESPACES or CLEAR (sessd_list, sessd_namespaces, sessd_clear) on a server with
 	 * --admin-auth-file, from a client that did not show its admin secret: connect with that
