@@ -18,36 +18,36 @@ test.before(async () => {
 });
 test.after(() => daemon.cleanup());
 
-function call(fn) {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
+const HOUR_MS = 3600000;
+const cookie = () => ({ originalMaxAge: HOUR_MS, expires: new Date(Date.now() + HOUR_MS).toISOString(), path: '/' });
 
-function hourCookie() {
-  return { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' };
-}
-
-async function store(t, namespace, opts = {}) {
-  const s = new SessdStore({ url: daemon.unixUrl, namespace, poolSize: 1, ...opts });
+// opened(t, opts): a SessdStore on the daemon, ready, closed after t. Its calls are made as
+// promises here (express-session's callbacks are covered by save-basis.test.js).
+async function opened(t, opts) {
+  const s = new SessdStore({ url: daemon.unixUrl, poolSize: 1, ...opts });
   t.after(() => s.close());
   await s.client.ready();
   return s;
 }
 
+// oldCall(old, method, ...args): the old store's (MemoryStore's) call, which takes a callback only.
+const oldCall = (old, method, ...args) => new Promise((resolve, reject) => old[method](...args, (err, v) => (err ? reject(err) : resolve(v ?? null))));
+
 test('a queued save sessd refuses (too large) leaves the save behind it the basis sessd holds: one SET_IF, no GET, nothing of the refused one written', async (t) => {
-  const s = await store(t, 'review57-refused');
+  const s = await opened(t, { namespace: 'review57-refused' });
   const maxData = Number((await s.client.ready()).max_data);
-  await call((cb) => s.set('refused', { cookie: hourCookie(), user: 'ann' }, cb));
-  const read = await Promise.all([0, 1, 2].map(() => call((cb) => s.get('refused', cb))));
+  await s.set('refused', { cookie: cookie(), user: 'ann' });
+  const read = await Promise.all([0, 1, 2].map(() => s.get('refused')));
   read[0].tab0 = 0;
   read[1].tab1 = 'x'.repeat(maxData);
   read[2].tab2 = 2;
   const ops = countCalls(s.client, ['setIf', 'get']);
-  const outcomes = await Promise.allSettled(read.map((sess) => call((cb) => s.set('refused', sess, cb))));
+  const outcomes = await Promise.allSettled(read.map((sess) => s.set('refused', sess)));
   assert.equal(outcomes[0].status, 'fulfilled');
   assert.equal(outcomes[1].status, 'rejected', 'the save over max_data was refused');
   assert.equal(outcomes[2].status, 'fulfilled', String(outcomes[2].reason));
   assert.deepEqual(ops, ['setIf', 'setIf', 'setIf'], `sent ${ops.join(', ')}`);
-  const after = await call((cb) => s.get('refused', cb));
+  const after = await s.get('refused');
   assert.equal(after.tab0, 0);
   assert.equal(after.tab1, undefined);
   assert.equal(after.tab2, 2);
@@ -56,25 +56,25 @@ test('a queued save sessd refuses (too large) leaves the save behind it the basi
 
 test('migrateFrom: tabs of a session the old store held read it as the first moved it; their queued saves all stand, none brings the old copy back', async (t) => {
   const old = new session.MemoryStore();
-  await call((cb) => old.set('moved', { cookie: hourCookie(), user: 'ann' }, cb));
-  const s = await store(t, 'review57-migrate', { migrateFrom: old });
-  const read = await Promise.all([0, 1, 2, 3].map(() => call((cb) => s.get('moved', cb))));
+  await oldCall(old, 'set', 'moved', { cookie: cookie(), user: 'ann' });
+  const s = await opened(t, { namespace: 'review57-migrate', migrateFrom: old });
+  const read = await Promise.all([0, 1, 2, 3].map(() => s.get('moved')));
   read.forEach((sess, i) => {
     assert.equal(sess.user, 'ann');
     sess[`tab${i}`] = i;
   });
   const ops = countCalls(s.client, ['setIf', 'get']);
-  await Promise.all(read.map((sess) => call((cb) => s.set('moved', sess, cb))));
+  await Promise.all(read.map((sess) => s.set('moved', sess)));
   assert.equal(ops.filter((op) => op === 'get').length, 0, `sent ${ops.join(', ')}`);
-  const after = await call((cb) => s.get('moved', cb));
+  const after = await s.get('moved');
   for (let i = 0; i < 4; i++) assert.equal(after[`tab${i}`], i);
-  assert.equal(await call((cb) => old.get('moved', cb)) ?? null, null, 'the old copy is gone');
+  assert.equal(await oldCall(old, 'get', 'moved'), null, 'the old copy is gone');
   assert.equal(s.lastWritten.size, 0);
   // A logout, then a save of a tab that read before it: the session stays gone in both stores.
-  const late = await call((cb) => s.get('moved', cb));
-  await call((cb) => s.destroy('moved', cb));
+  const late = await s.get('moved');
+  await s.destroy('moved');
   late.tab9 = 9;
-  await call((cb) => s.set('moved', late, cb));
-  assert.equal(await call((cb) => s.get('moved', cb)), null);
-  assert.equal(await call((cb) => old.get('moved', cb)) ?? null, null);
+  await s.set('moved', late);
+  assert.equal(await s.get('moved'), null);
+  assert.equal(await oldCall(old, 'get', 'moved'), null);
 });
