@@ -1741,8 +1741,12 @@ class SessdStore extends BaseStore {
   }
 
   // destroy(sid, cb): removes the session, its data and its flashes (with migrateFrom, from
-  // the old store too: see Migration.destroy).
+  // the old store too: see Migration.destroy). No id (null or undefined: an app's
+  // store.destroy(req.sessionID) on a request without a session) is nothing to remove, as with
+  // connect-redis and MemoryStore: a rejection there, in a logout's call not awaited, would be
+  // an unhandled one and end the process.
   destroy(sid, cb) {
+    if (sid === null || sid === undefined) return withCallback(Promise.resolve(), cb);
     let key;
     try {
       key = this.key(sid);

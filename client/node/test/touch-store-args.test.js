@@ -53,6 +53,7 @@ for (const merge of [true, false]) {
     t.after(() => store.close());
     for (const [what, sid] of BAD_IDS) {
       for (const [name, call] of Object.entries(calls(store))) {
+        if (name === 'destroy' && (sid === null || sid === undefined)) continue; // nothing to remove: see below
         let thrown = null;
         const answered = new Promise((resolve) => {
           try {
@@ -105,4 +106,26 @@ test('store methods without an id: a callback is answered, else a promise is ret
     assert.ok(err instanceof TypeError || err instanceof RangeError, `migrateAll(${JSON.stringify(opts)}, cb) called back with ${err && err.message}`);
     await assert.rejects(store.migrateAll(opts), (e) => e instanceof TypeError || e instanceof RangeError);
   }
+});
+
+// destroy(null) and destroy(undefined) remove nothing and succeed, as connect-redis's and
+// MemoryStore's do: an app's logout calling store.destroy(req.sessionID) without a callback on
+// a request without a session got a rejection no one handled, which ends a Node process.
+test('destroy(null) and destroy(undefined) succeed, removing nothing; without a callback no rejection goes unhandled', async (t) => {
+  const namespace = 'touch-store-args-destroy-none';
+  const store = new SessdStore({ url: daemon.unixUrl, namespace });
+  t.after(() => store.close());
+  await store.set('kept', session());
+  const unhandled = [];
+  const onUnhandled = (reason) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  for (const sid of [null, undefined]) {
+    assert.equal(await new Promise((resolve) => store.destroy(sid, (err) => resolve(err))), null, `destroy(${sid}, cb)`);
+    assert.equal(await store.destroy(sid), undefined, `destroy(${sid})`);
+    store.destroy(sid);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(unhandled, []);
+  assert.ok(await store.get('kept'), 'another session stays');
 });
