@@ -587,7 +587,9 @@ class Connection extends EventEmitter {
   // the socket's writes, since every write after HELLO comes through here. The buffer is kept
   // for the next pass once the socket has taken every byte (a write the kernel took whole
   // leaves nothing queued; a queued one holds the buffer until it is written), unless a
-  // large frame grew it past PASS_BUFFER_KEPT.
+  // large frame grew it past PASS_BUFFER_KEPT. Behind a queued write (sessd slow or stopped)
+  // the frames go as a copy of their own size: a pass buffer queued for each pass's few bytes
+  // would hold 16 KiB or more a pass until the requests time out.
   flush() {
     this.flushing = false;
     this.passBytes = 0;
@@ -606,6 +608,10 @@ class Connection extends EventEmitter {
       }
       if (buf.length > PASS_BUFFER_KEPT) this.passBuf = null;
       this.socket.write(records);
+      return;
+    }
+    if (this.socket.writableLength !== 0 && buf.length <= PASS_BUFFER_KEPT) {
+      this.socket.write(Buffer.from(buf.subarray(0, len)));
       return;
     }
     this.socket.write(buf.subarray(0, len));

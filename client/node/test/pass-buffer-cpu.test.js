@@ -66,3 +66,38 @@ for (const transport of ['unix', 'tcp']) {
     }
   });
 }
+
+// Behind a queued write, a pass's frames go as a copy of their own size, not as the pass's
+// buffer: a slow or stopped sessd must not make each pass of one small request hold 16 KiB
+// until the requests are answered (2,000 such passes: 32 MiB).
+test('pass buffer: small passes queued behind a stopped sessd hold their own bytes, not a pass buffer each (unix)', { timeout: 60000 }, async (t) => {
+  const ns = 'passbuf-small';
+  const client = new Client({ url: daemon.unixUrl, poolSize: 1, timeoutMs: 0 });
+  t.after(() => client.terminate());
+  await client.ready();
+  await daemon.pause();
+  const requests = [];
+  const keep = (p) => {
+    p.catch(() => {}); // awaited below
+    requests.push(p);
+  };
+  let before = null;
+  try {
+    // Fill the path: saves until a write waits in the socket's queue.
+    for (let pass = 0; pass < MAX_PASSES && client.slots[0].conn.socket.writableLength === 0; pass++) {
+      for (let i = 0; i < PER_PASS; i++) keep(client.set(ns, `fill${pass}-${i}`, dataOf(pass, i), 600000));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.ok(client.slots[0].conn.socket.writableLength > 0, 'no write was left queued');
+    before = process.memoryUsage().arrayBuffers;
+    for (let pass = 0; pass < 2000; pass++) {
+      keep(client.get(ns, `small-${pass}`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < 4 * 1024 * 1024, `2,000 queued passes of one GET hold ${(grown / 1048576).toFixed(1)} MiB of buffers`);
+  } finally {
+    daemon.proc.kill('SIGCONT');
+  }
+  await Promise.all(requests);
+});
