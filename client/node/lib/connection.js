@@ -553,8 +553,9 @@ class Connection extends EventEmitter {
   // fell 45% with this). The frames are encoded into one buffer, kept from pass to pass,
   // rather than written to the corked socket a Buffer each: the socket's Writable queued an
   // entry per frame and gathered them again in its writev, and every frame was a Buffer of
-  // its own (stop 57: 4-5% fewer instructions for a page view's or a cart add's two calls of
-  // the client, and a page view's get+touch 0.85-0.95x the app's CPU in store-ops.js).
+  // its own (stop 57: 6% fewer instructions for a page view's two calls of the client; in
+  // store-ops.js a page view's get+touch 0.89x the app's CPU at load 14-27, within the spread
+  // on an idle machine).
   // A request's deadline counts from the flush that sends it: a callback later in the same
   // pass that stalls the loop (a sync bcrypt, a GC pause) delays the flush, and the request
   // must not time out before sessd could see it (an acceptance review: 10 of 10 failed so,
