@@ -299,8 +299,20 @@ function asciiLength(s) {
 // view of it each, and every length worked out twice); null for anything else (encodeRequest
 // writes it with Writer, and throws what Writer throws for a bad argument).
 function encodeShort(op, requestId, args) {
+  const size = shortFrameSize(op, requestId, args);
+  if (size < 0) return null;
+  const b = Buffer.allocUnsafe(size);
+  putShortFrame(b, 0, size, op, requestId, args);
+  return b;
+}
+
+// shortFrameSize(op, requestId, args): the byte length of encodeShort's frame (header
+// included), or -1 when encodeShort would give null. It notes the byte lengths of the string
+// arguments for putShortFrame, which must come next, before any other call of it: the
+// connection writes a pass's frames straight into one buffer, sized a frame at a time.
+function shortFrameSize(op, requestId, args) {
   const count = args.length;
-  if (count > strLengths.length || !(requestId >= 0 && requestId <= 0xffffffff && Number.isInteger(requestId))) return null;
+  if (count > strLengths.length || !(requestId >= 0 && requestId <= 0xffffffff && Number.isInteger(requestId))) return -1;
   let size = HEADER_BYTES + 1 + uintSize(op) + uintSize(requestId);
   for (let i = 0; i < count; i++) {
     const v = args[i];
@@ -311,19 +323,25 @@ function encodeShort(op, requestId, args) {
       const bytes = len < 0 ? -1 - len : len;
       size += lengthHeaderSize(bytes, 32) + bytes;
     } else if (typeof v === 'number') {
-      if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v))) return null;
+      if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v))) return -1;
       size += uintSize(v);
     } else if (v === null) {
       size += 1;
     } else if (v instanceof Uint8Array) {
       size += lengthHeaderSize(v.length, 0) + v.length;
     } else {
-      return null;
+      return -1;
     }
   }
-  const b = Buffer.allocUnsafe(size);
-  b.writeUInt32BE(size - HEADER_BYTES, 0);
-  let pos = HEADER_BYTES;
+  return size;
+}
+
+// putShortFrame(b, at, size, op, requestId, args): writes the frame the last shortFrameSize
+// measured (size bytes) into b at offset at.
+function putShortFrame(b, at, size, op, requestId, args) {
+  const count = args.length;
+  b.writeUInt32BE(size - HEADER_BYTES, at);
+  let pos = at + HEADER_BYTES;
   b[pos++] = 0x90 | (count + 2);
   pos = putUint(b, pos, op);
   pos = putUint(b, pos, requestId);
@@ -345,7 +363,6 @@ function encodeShort(op, requestId, args) {
       pos += v.length;
     }
   }
-  return b;
 }
 
 // putUint(b, pos, v): writes the safe non-negative integer v at pos in its shortest form (as
@@ -1111,6 +1128,8 @@ module.exports = {
   RawValue,
   encodeRequest,
   encodeRequestFull,
+  shortFrameSize,
+  putShortFrame,
   encodeReply,
   readFrameLength,
   splitFrame,

@@ -66,6 +66,12 @@ function flightKey(key) {
 // do not wait behind its bytes.
 const TRANSFER_BYTES = 64 * 1024;
 
+// The buffer a pass's frames are encoded into starts this large (a page view's two frames are
+// about 150 bytes) and is kept between passes up to PASS_BUFFER_KEPT: one grown by a large
+// save is let go once written.
+const PASS_BUFFER_BYTES = 16 * 1024;
+const PASS_BUFFER_KEPT = TRANSFER_BYTES;
+
 // helloMaxFrame(hello): the frame limit a HELLO result (checked by codec.decodeReplyBody)
 // sets: its max_frame, MIN_MAX_FRAME when it has none, at most MAX_TRUSTED_FRAME.
 function helloMaxFrame(hello) {
@@ -216,14 +222,14 @@ function checkSeal(seal, auth) {
   return seal;
 }
 
-// tooLarge(frame, maxFrame, op, args): the error of a request refused here for its size. For a
+// tooLarge(frameBytes, maxFrame, op, args): the error of a request refused here for its size. For a
 // save it names the largest session data that fits: the number an app can act on (the
 // request's size includes the framing, the namespace and the id). sessd takes at most
 // max_frame - 16 bytes of data (PROTOCOL.md "Limits"), so that its GET reply fits too.
-function tooLarge(frame, maxFrame, op, args) {
-  let message = `request of ${frame.length - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`;
+function tooLarge(frameBytes, maxFrame, op, args) {
+  let message = `request of ${frameBytes - codec.HEADER_BYTES} bytes over max_frame ${maxFrame}`;
   if ((op === OP.SET || op === OP.SET_IF) && args && Buffer.isBuffer(args[2])) {
-    const overhead = frame.length - codec.HEADER_BYTES - args[2].length;
+    const overhead = frameBytes - codec.HEADER_BYTES - args[2].length;
     const fits = Math.min(maxFrame - overhead, maxFrame - 16);
     message += `: the session's data (serialized) is ${args[2].length} bytes, and at most ${fits} fit`;
   }
@@ -352,17 +358,18 @@ class Connection extends EventEmitter {
     this.rneed = 0;
     this.timer = null;
     this.deadlineCheck = null; // the Immediate that checks a deadline (see armTimer())
-    this.corked = false;
     // The bytes of the frames written in this pass, that leave together at its end (see
-    // write()): the pool gives this connection the pass's other requests (see
+    // reserve()): the pool gives this connection the pass's other requests (see
     // Client.passConnection).
     this.passBytes = 0;
-    // The requests written since the last flush: their deadlines count from it (see write()).
+    // The requests written since the last flush: their deadlines count from it (see reserve()).
     this.unflushed = [];
-    // Sealed: frames written in one pass, waiting to be sealed together (see write()).
-    this.outq = [];
-    this.outlen = 0;
+    // The frames of this pass, encoded one after the other into passBuf (see reserve()), and
+    // the flush at the pass's end that writes them.
+    this.passBuf = null;
+    this.passLen = 0;
     this.flushing = false;
+    this.flushPass = () => this.flush();
     // Frames wait in pending[].held until the HELLO reply: the large ones (see send()), and
     // with requireAuth or sealed every one, so that nothing reaches a server that did not
     // check the secret (sealed: that did not prove it holds it; PROTOCOL.md has the client
@@ -494,89 +501,122 @@ class Connection extends EventEmitter {
     if (!this.isOpen) return Promise.reject(connectionError('ESESSD_CLOSED', 'sessd connection is closed'));
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    let frame;
-    try {
-      frame = codec.encodeRequest(op, id, args);
-    } catch (err) {
-      return Promise.reject(err);
+    // A page's requests are measured here and written straight into the pass's buffer (see
+    // reserve()); the rest (a bigint, a sealed HELLO's auth map) are encoded by Writer first.
+    let size = codec.shortFrameSize(op, id, args);
+    let frame = null;
+    if (size < 0) {
+      try {
+        frame = codec.encodeRequestFull(op, id, args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      size = frame.length;
     }
     // A frame over max_frame would make the server close the connection under every other
     // pending request; refuse it here instead.
-    if (frame.length - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(frame, this.maxFrame, op, args));
+    if (size - codec.HEADER_BYTES > this.maxFrame) return Promise.reject(tooLarge(size, this.maxFrame, op, args));
+    // Until the HELLO reply announces max_frame, a frame over the smallest one a server
+    // may have waits (and, to keep the order, every frame after it): sent blind, one over
+    // the server's limit would close the connection under the other requests.
+    const held = !this.hello && op !== OP.HELLO && (this.holding || size - codec.HEADER_BYTES > MIN_MAX_FRAME);
+    if (held && frame === null) {
+      frame = Buffer.allocUnsafe(size);
+      codec.putShortFrame(frame, 0, size, op, id, args);
+    }
     return new Promise((resolve, reject) => {
       const flight = key === undefined ? undefined : flightKey(key);
       const entry = { id, op, args, key, flight, retried, resolve, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, held: null };
       this.pending.push(entry);
       if (flight !== undefined) this.inFlight.set(flight, id);
       if (entry.deadline && !this.timer) this.armTimer(timeoutMs);
-      // Until the HELLO reply announces max_frame, a frame over the smallest one a server
-      // may have waits (and, to keep the order, every frame after it): sent blind, one over
-      // the server's limit would close the connection under the other requests.
-      if (!this.hello && op !== OP.HELLO && (this.holding || frame.length - codec.HEADER_BYTES > MIN_MAX_FRAME)) {
+      if (held) {
         this.holding = true;
         entry.held = frame;
-        return;
+      } else if (frame !== null) {
+        this.write(frame, entry);
+      } else {
+        const at = this.reserve(size, entry); // may grow passBuf: read it after
+        codec.putShortFrame(this.passBuf, at, size, op, id, args);
       }
-      this.write(frame, entry);
     });
   }
 
-  // write(frame): sends a whole frame. Requests made in one pass of the event loop leave in
-  // one write: plain, corked until the pass's check phase (setImmediate); sealed, queued and
-  // sealed together then, in as few records as they fit (one record per frame would cost 20
-  // bytes and a cipher run each). Not the next tick, which comes after every callback: an app
-  // serving many requests at once makes its requests from many callbacks of one poll phase,
-  // and a write each cost sessd a wakeup, a read and a write per request (an acceptance
-  // review: 0.40 of each per operation against Redis's 0.04 with node-redis, which batches
-  // per pass too; sessd's CPU per request fell 45% with this).
+  // reserve(bytes, entry): the offset in passBuf where the next frame, bytes long, of entry's
+  // request (null: none) goes. Requests made in one pass of the event loop leave together,
+  // written at the pass's check phase (setImmediate): plain, in one write; sealed, in as few
+  // records as they fit (one record per frame would cost 20 bytes and a cipher run each).
+  // Not the next tick, which comes after every callback: an app serving many requests at once
+  // makes its requests from many callbacks of one poll phase, and a write each cost sessd a
+  // wakeup, a read and a write per request (an acceptance review: 0.40 of each per operation
+  // against Redis's 0.04 with node-redis, which batches per pass too; sessd's CPU per request
+  // fell 45% with this). The frames are encoded into one buffer, kept from pass to pass,
+  // rather than written to the corked socket a Buffer each: the socket's Writable queued an
+  // entry per frame and gathered them again in its writev, and every frame was a Buffer of
+  // its own (stop 57: 6% fewer instructions for a page view's two calls of the client; in
+  // store-ops.js a page view's get+touch 0.89x the app's CPU at load 14-27, within the spread
+  // on an idle machine).
   // A request's deadline counts from the flush that sends it: a callback later in the same
   // pass that stalls the loop (a sync bcrypt, a GC pause) delays the flush, and the request
   // must not time out before sessd could see it (an acceptance review: 10 of 10 failed so,
   // with a 300 ms stall and timeoutMs 100, where sending at once failed none).
-  write(frame, entry = null) {
-    if (entry && entry.deadline) this.unflushed.push(entry);
-    this.passBytes += frame.length;
-    if (this.#writer) {
-      this.outq.push(frame);
-      this.outlen += frame.length;
-      if (!this.flushing) {
-        this.flushing = true;
-        setImmediate(() => this.flushSealed());
-      }
-      return;
+  reserve(bytes, entry) {
+    if (entry !== null && entry.deadline) this.unflushed.push(entry);
+    this.passBytes += bytes;
+    const at = this.passLen;
+    if (this.passBuf === null || at + bytes > this.passBuf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(PASS_BUFFER_BYTES, 2 * (at + bytes)));
+      if (at > 0) this.passBuf.copy(grown, 0, 0, at);
+      this.passBuf = grown;
     }
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.passBytes = 0;
-        this.restampDeadlines();
-        this.socket.uncork();
-      });
+    this.passLen = at + bytes;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flushPass);
     }
-    this.socket.write(frame);
+    return at;
   }
 
-  // flushSealed(): seals the queued frames and writes the records. Record numbers follow the
-  // order of the socket's writes, since every write after HELLO comes through here.
-  flushSealed() {
+  // write(frame, entry): sends a whole frame made beforehand (held for the HELLO reply, or
+  // encoded by Writer) with this pass's.
+  write(frame, entry = null) {
+    const at = this.reserve(frame.length, entry);
+    frame.copy(this.passBuf, at);
+  }
+
+  // flush(): writes the pass's frames (sealed, as records). Record numbers follow the order of
+  // the socket's writes, since every write after HELLO comes through here. The buffer is kept
+  // for the next pass once the socket has taken every byte (a write the kernel took whole
+  // leaves nothing queued; a queued one holds the buffer until it is written), unless a
+  // large frame grew it past PASS_BUFFER_KEPT. Behind a queued write (sessd slow or stopped)
+  // the frames go as a copy of their own size: a pass buffer queued for each pass's few bytes
+  // would hold 16 KiB or more a pass until the requests time out.
+  flush() {
     this.flushing = false;
     this.passBytes = 0;
     this.restampDeadlines();
-    const frames = this.outq;
-    const len = this.outlen;
-    this.outq = [];
-    this.outlen = 0;
-    if (this.state === 'closed' || frames.length === 0) return;
-    let records;
-    try {
-      records = this.#writer.seal(frames.length === 1 ? frames[0] : Buffer.concat(frames, len));
-    } catch (err) {
-      this.fail(err);
+    const len = this.passLen;
+    this.passLen = 0;
+    if (this.state === 'closed' || len === 0) return;
+    const buf = this.passBuf;
+    if (this.#writer) {
+      let records;
+      try {
+        records = this.#writer.seal(buf.subarray(0, len));
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
+      if (buf.length > PASS_BUFFER_KEPT) this.passBuf = null;
+      this.socket.write(records);
       return;
     }
-    this.socket.write(records);
+    if (this.socket.writableLength !== 0 && buf.length <= PASS_BUFFER_KEPT) {
+      this.socket.write(Buffer.from(buf.subarray(0, len)));
+      return;
+    }
+    this.socket.write(buf.subarray(0, len));
+    if (this.socket.writableLength !== 0 || buf.length > PASS_BUFFER_KEPT) this.passBuf = null;
   }
 
   // forget(entry): entry, no longer in pending (refused by releaseHeld), is not its session's
@@ -610,21 +650,19 @@ class Connection extends EventEmitter {
     let i = this.head;
     while (i < this.pending.length && !this.pending[i].held) i++;
     const tail = this.pending.splice(i);
-    this.socket.cork();
     for (const entry of tail) {
       const frame = entry.held;
       entry.held = null;
       if (frame.length - codec.HEADER_BYTES > this.maxFrame) {
         this.forget(entry);
-        entry.reject(tooLarge(frame, this.maxFrame, entry.op, entry.args));
+        entry.reject(tooLarge(frame.length, this.maxFrame, entry.op, entry.args));
         continue;
       }
       this.pending.push(entry);
       this.write(frame, entry);
     }
     // Sealed: the held frames leave now, together, rather than a tick later.
-    if (this.#writer) this.flushSealed();
-    this.socket.uncork();
+    if (this.#writer) this.flush();
     if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
   }
 
@@ -862,8 +900,8 @@ class Connection extends EventEmitter {
     this.#writer = null;
     this.#reader = null;
     this.unflushed = [];
-    this.outq = [];
-    this.outlen = 0;
+    this.passBuf = null;
+    this.passLen = 0;
     // A change in flight whose outcome is unknown (a break, a timeout, a closing error) may
     // still be carried out if a record of it is held on the path (PROTOCOL.md "What sealing
     // does not protect against"): told first, so that the pool retires this connection

@@ -177,6 +177,32 @@ test('the exact-size encoder writes what Writer writes', () => {
   assert.throws(() => codec.encodeRequest(codec.OP.TOUCH, 1, [null, 'sid', undefined, {}]), TypeError);
 });
 
+// A connection measures each frame (shortFrameSize) and writes it at its offset in the pass's
+// buffer (putShortFrame), one after the other: the bytes are encodeRequest's, back to back, for
+// strings that are and are not ASCII (the lengths shortFrameSize noted are the ones written).
+test('frames written back to back into one buffer are the frames encodeRequest makes', () => {
+  const requests = [
+    [codec.OP.LOAD, 1, ['ops', 'sid-1-'.padEnd(32, 'x')]],
+    [codec.OP.TOUCH_IF, 2, ['ops', 'sid-é-'.padEnd(32, 'x'), 3600000, Buffer.alloc(16, 3)]],
+    [codec.OP.SET_IF, 0x80, ['日本', 'x'.repeat(40), Buffer.alloc(300, 0x61), 60000, Buffer.alloc(16, 7)]],
+    [codec.OP.GET, 0xffffffff, [null, '\u{1f600}']],
+    [codec.OP.PING, 5, []],
+  ];
+  const buf = Buffer.alloc(4096, 0xee);
+  let at = 0;
+  for (const [op, id, args] of requests) {
+    const size = codec.shortFrameSize(op, id, args);
+    assert.ok(size > 0);
+    codec.putShortFrame(buf, at, size, op, id, args);
+    at += size;
+  }
+  assert.ok(buf.subarray(0, at).equals(Buffer.concat(requests.map(([op, id, args]) => codec.encodeRequest(op, id, args)))));
+  assert.equal(buf[at], 0xee, 'a frame wrote past its size');
+  // What encodeShort leaves to Writer is measured as -1.
+  assert.equal(codec.shortFrameSize(codec.OP.TOUCH, 1, [null, 'sid', 5n]), -1);
+  assert.equal(codec.shortFrameSize(codec.OP.TOUCH, 1, [null, 'sid', -1]), -1);
+});
+
 // A reply body [1, 0, result] for decodeReplyBody.
 function okBody(resultHex) {
   return Buffer.from('9301' + '00' + resultHex, 'hex');

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict';
 // The app's socket system calls per store operation: store-ops.js run under strace, once per
-// store, and the writes (writev and write), the frames or commands they carried (writev's
-// iovec count) and the reads counted on the process's TCP connections. Node writes a
-// connection's requests of one pass of the event loop in one writev and reads its replies in
-// one read, so the counts show how many passes and connections a store's calls take.
+// store, and the writes (writev and write), the buffers they carried (writev's iovec count:
+// node-redis's commands; connect-sessd's frames before stop 57, one buffer a pass since) and
+// the reads counted on the process's TCP connections. A connection's requests of one pass of
+// the event loop leave in one write and its replies come in one read, so the counts show how
+// many passes and connections a store's calls take.
 //
 //   node store-syscalls.js [--ops 20000] [--stores sessd,redis,base] [--versus DIR]
 //
@@ -64,7 +65,7 @@ try {
     const sum = (f) => used.reduce((n, c) => n + f(c), 0);
     const writes = sum((c) => c.writes);
     console.log(`${store.padEnd(5)} ${used.length} connection(s): ${writes} writes (${(writes / CALLS).toFixed(3)} a store call), ` +
-      `${(sum((c) => c.iovecs) / writes).toFixed(1)} frames a write, ${sum((c) => c.reads)} reads (${(sum((c) => c.reads) / CALLS).toFixed(3)} a call), ${CALLS} calls`);
+      `${(sum((c) => c.iovecs) / writes).toFixed(1)} buffers a write, ${sum((c) => c.reads)} reads (${(sum((c) => c.reads) / CALLS).toFixed(3)} a call), ${CALLS} calls`);
   }
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
