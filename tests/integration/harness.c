@@ -393,35 +393,60 @@ static int launch(struct harness_daemon *d, const char *tcp_listen, const char *
 	return -1;
 }
 
-/*
- * Bind a socket of ${d}'s to a loopback port the kernel picks and keep it, without listening,
- * for the daemon's TCP listener. The port would otherwise be free whenever the daemon is down:
- * between a test's kill and its harness_restart, another test stream's connect() or port-0
- * bind could take it from the ephemeral range and the restart fail with EADDRINUSE (a CI
- * flake). Linux skips a port bound this way for both, yet lets sessd's listener, which also
- * sets SO_REUSEADDR, bind and listen beside it. Writes "tcp://127.0.0.1:PORT" to ${url};
- * returns 0 or -1.
- */
-static int hold_port(struct harness_daemon *d, char *url, size_t url_size)
+/* A new socket bound to ${addr} with SO_REUSEADDR (and, for IPv6, IPv4's addresses too), or -1. */
+static int bind_reusable(const struct sockaddr *addr, socklen_t len)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int one = 1, fd;
+	int one = 1, off = 0, fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		fprintf(stderr, "harness: socket: %s\n", strerror(errno));
+	if (fd == -1)
 		return -1;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
-		fprintf(stderr, "harness: holding a loopback port: %s\n", strerror(errno));
+	if ((addr->sa_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) == -1) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, addr, len) == -1) {
 		close(fd);
 		return -1;
 	}
-	snprintf(url, url_size, "tcp://127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
-	d->port_fd = fd;
+	return fd;
+}
+
+int harness_hold_port(int *fd)
+{
+	struct sockaddr_in6 any6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	struct sockaddr_in loopback = {.sin_family = AF_INET,
+	                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
+
+	/* Every address of both families, so that a listener on [::1] (test_reach's sessd) is
+	 * kept off the port too; where there is no IPv6, IPv4's loopback is all there is. */
+	*fd = bind_reusable((struct sockaddr *)&any6, sizeof(any6));
+	if (*fd == -1)
+		*fd = bind_reusable((struct sockaddr *)&loopback, sizeof(loopback));
+	if (*fd == -1 || getsockname(*fd, (struct sockaddr *)&bound, &len) == -1) {
+		fprintf(stderr, "harness: holding a loopback port: %s\n", strerror(errno));
+		if (*fd != -1)
+			close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+	                                         : ((struct sockaddr_in *)&bound)->sin_port);
+}
+
+/*
+ * Hold the port for the daemon's TCP listener (harness_hold_port) for as long as ${d} lives:
+ * it would otherwise be free whenever the daemon is down, and between a test's kill and its
+ * harness_restart another test stream's connect() or port-0 bind could take it and the restart
+ * fail with EADDRINUSE (a CI flake). Writes "tcp://127.0.0.1:PORT" to ${url}; returns 0 or -1.
+ */
+static int hold_port(struct harness_daemon *d, char *url, size_t url_size)
+{
+	int port = harness_hold_port(&d->port_fd);
+
+	if (port == -1)
+		return -1;
+	snprintf(url, url_size, "tcp://127.0.0.1:%d", port);
 	d->holds_port = true;
 	return 0;
 }

@@ -16,10 +16,9 @@
  * test's stderr and the directory is kept for debugging.
  */
 
-/* ${port_fd}: a socket bound (not listening) to the daemon's TCP port, with SO_REUSEADDR as
- * sessd's listener has it, held from harness_start to harness_stop or harness_cleanup so that
- * no other process's connect() or port-0 bind takes the port while the daemon is down
- * (harness_restart); valid while ${holds_port}. */
+/* ${port_fd}: the daemon's TCP port held (harness_hold_port) from harness_start to harness_stop
+ * or harness_cleanup, so that no other process's connect() or port-0 bind takes it while the
+ * daemon is down (harness_restart); valid while ${holds_port}. */
 struct harness_daemon {
 	pid_t pid;
 	char dir[256];
@@ -39,6 +38,18 @@ struct harness_daemon {
  * harness_cleanup. Returns 0 or -1.
  */
 int harness_start(struct harness_daemon *d, const char *const *extra_args);
+
+/*
+ * harness_hold_port(fd):
+ * Bind a new socket to a port the kernel picks, on every address (IPv6's and IPv4's; IPv4's
+ * loopback alone on a machine without IPv6), with SO_REUSEADDR and not listening, and keep it
+ * in *${fd} (the caller closes it). While it is open, Linux gives that port to no connect() or
+ * port-0 bind of any process (other test streams draw theirs from the same range), so a
+ * connection to it on loopback is refused; yet a listener that names the port and sets
+ * SO_REUSEADDR too (sessd's) binds and listens beside it. Returns the port, or -1 (said on
+ * stderr).
+ */
+int harness_hold_port(int *fd);
 
 /* harness_sleep_ms(ms): sleep ${ms} milliseconds, through signals. */
 void harness_sleep_ms(long ms);

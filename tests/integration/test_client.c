@@ -1111,18 +1111,16 @@ LEAK_CHECKED_TEST(client, a_failed_reconnection_keeps_max_frame)
 	sessd_close(c);
 }
 
-/* A loopback port nobody listens on: bind one, note it, close it. */
-static int closed_port(void)
+/*
+ * A loopback port nobody listens on, held (harness_hold_port) in *${fd} until the caller closes
+ * it: a port merely found free could be given to another test stream's listener (a Node app's,
+ * a sessd's) before the connect meant to be refused.
+ */
+static int closed_port(int *fd)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	int port = harness_hold_port(fd);
 
-	cr_assert_neq(fd, -1);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
+	cr_assert_neq(port, -1, "no loopback port to hold");
 	return port;
 }
 
@@ -1130,19 +1128,20 @@ LEAK_CHECKED_TEST(client, connect_errors)
 {
 	struct sessd_client *c = (struct sessd_client *)1;
 	char url[400];
+	int held, port = closed_port(&held);
 
 	snprintf(url, sizeof(url), "unix:%s/no-such.sock", daemon_.dir);
 	cr_assert_eq(sessd_connect(url, NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_null(c);
 	cr_assert_eq(errno, ENOENT);
 
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", closed_port());
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	cr_assert_eq(sessd_connect(url, NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_null(c);
 	cr_assert_eq(errno, ECONNREFUSED);
 
 	/* Well-formed IPv6: parsed, then refused (the daemon listens on IPv4 only). */
-	snprintf(url, sizeof(url), "tcp://[::1]:%d", closed_port());
+	snprintf(url, sizeof(url), "tcp://[::1]:%d", port);
 	cr_assert_eq(sessd_connect(url, NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_eq(sessd_connect(daemon_.unix_url, NULL, NULL), SESSD_ERR_USAGE);
 
@@ -1152,6 +1151,7 @@ LEAK_CHECKED_TEST(client, connect_errors)
 	cr_assert_eq(sessd_connect("tcp://sessd-test.invalid:7077", NULL, &c), SESSD_ERR_CONNECT);
 	cr_assert_null(c);
 	cr_assert_eq(errno, EHOSTUNREACH, "errno %d", errno);
+	close(held);
 }
 
 /*
@@ -1163,6 +1163,7 @@ LEAK_CHECKED_TEST(client, connect_errbuf_names_the_address_and_the_reason)
 {
 	struct sessd_client *c = (struct sessd_client *)1;
 	char url[400], want[SESSD_ERRMSG_SIZE], errbuf[SESSD_ERRMSG_SIZE], small[12];
+	int held, port = closed_port(&held);
 
 	snprintf(url, sizeof(url), "unix:%s/no-such.sock", daemon_.dir);
 	errno = 0;
@@ -1173,7 +1174,7 @@ LEAK_CHECKED_TEST(client, connect_errbuf_names_the_address_and_the_reason)
 	snprintf(want, sizeof(want), "cannot connect to %s: %s", url, strerror(ENOENT));
 	cr_assert_str_eq(errbuf, want);
 
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", closed_port());
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	errno = 0;
 	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_CONNECT);
@@ -1182,7 +1183,7 @@ LEAK_CHECKED_TEST(client, connect_errbuf_names_the_address_and_the_reason)
 	cr_assert_str_eq(errbuf, want);
 
 	/* An IPv6 host is named as the URL has it, in brackets. */
-	snprintf(url, sizeof(url), "tcp://[::1]:%d", closed_port());
+	snprintf(url, sizeof(url), "tcp://[::1]:%d", port);
 	cr_assert_eq(sessd_connect_errbuf(url, NULL, &c, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_CONNECT);
 	snprintf(want, sizeof(want), "cannot connect to %s: ", url);
@@ -1207,6 +1208,7 @@ LEAK_CHECKED_TEST(client, connect_errbuf_names_the_address_and_the_reason)
 	cr_assert_eq(sessd_connect_errbuf(daemon_.unix_url, NULL, NULL, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_USAGE);
 	cr_assert(strstr(errbuf, "client is NULL") != NULL, "errbuf: %s", errbuf);
+	close(held);
 }
 
 /*

@@ -48,6 +48,7 @@ static int self_binds;
 __attribute__((used)) int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	static int (*real_connect)(int, __CONST_SOCKADDR_ARG, socklen_t);
+	int reuse = 1, no_reuse = 0;
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)addr.__sockaddr__;
 
 	if (real_connect == NULL) {
@@ -58,28 +59,29 @@ __attribute__((used)) int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t l
 		/* A data pointer to a function pointer: memcpy, as ISO C has no cast for it. */
 		memcpy(&real_connect, &sym, sizeof(sym));
 	}
+	/* The test holds the port (harness_hold_port), so the bind sets SO_REUSEADDR as the holder
+	 * has it, and clears it again: a socket given the port by the kernel has none, and a
+	 * TIME_WAIT it left would keep sessd from binding there (what the test checks). */
 	if (self_connect_port != 0 && sin->sin_family == AF_INET && len >= sizeof(*sin) &&
 	    sin->sin_port == self_connect_port && sin->sin_addr.s_addr == htonl(INADDR_LOOPBACK) &&
-	    bind(fd, addr.__sockaddr__, len) == 0)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) == 0 &&
+	    bind(fd, addr.__sockaddr__, len) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &no_reuse, sizeof(no_reuse)) == 0)
 		self_binds++;
 	return real_connect(fd, addr, len);
 }
 
-/* A loopback port nobody listens on, from the ephemeral range (the kernel's choice). */
-static in_port_t free_loopback_port(void)
+/*
+ * A loopback port nobody listens on, from the ephemeral range (the kernel's choice), held
+ * (harness_hold_port) in *${fd} until the caller closes it: one merely found free could be
+ * taken by another test stream's connection or listener before the test uses it.
+ */
+static in_port_t held_loopback_port(int *fd)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int fd;
+	int port = harness_hold_port(fd);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_neq(fd, -1);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0, "%s", strerror(errno));
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	/* Bound, never listening or connected: closing it leaves nothing on the port. */
-	close(fd);
-	return sin.sin_port;
+	cr_assert_neq(port, -1, "no loopback port to hold");
+	return htons((uint16_t)port);
 }
 
 static void stop_daemon(void)
@@ -103,8 +105,8 @@ LEAK_CHECKED_TEST(self_connect, is_refused_and_leaves_the_port_free)
 	char url[64], port_arg[64], errbuf[SESSD_ERRMSG_SIZE];
 	const char *args[] = {"--listen", port_arg, NULL};
 	struct sessd_client *c = NULL;
-	in_port_t port = free_loopback_port();
-	int rc, err;
+	int rc, err, held;
+	in_port_t port = held_loopback_port(&held);
 
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ntohs(port));
 	snprintf(port_arg, sizeof(port_arg), "%s", url);
@@ -126,6 +128,7 @@ LEAK_CHECKED_TEST(self_connect, is_refused_and_leaves_the_port_free)
 	cr_assert_eq(rc, SESSD_OK, "%s: %s", sessd_strerror(rc), errbuf);
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
 	sessd_close(c);
+	close(held);
 }
 
 /* A port nobody listens on is refused as it always was, without the words of a self-connect. */
@@ -134,13 +137,14 @@ LEAK_CHECKED_TEST(self_connect, a_plain_refusal_says_only_that)
 	struct sessd_options opts = {.timeout_ms = 2000};
 	char url[64], errbuf[SESSD_ERRMSG_SIZE];
 	struct sessd_client *c = NULL;
-	int rc;
+	int rc, held;
 
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ntohs(free_loopback_port()));
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ntohs(held_loopback_port(&held)));
 	rc = sessd_connect_errbuf(url, &opts, &c, errbuf, sizeof(errbuf));
 	cr_assert_eq(rc, SESSD_ERR_CONNECT, "%s: %s", sessd_strerror(rc), errbuf);
 	cr_assert_eq(errno, ECONNREFUSED, "errno %s", strerror(errno));
 	cr_assert(strstr(errbuf, "reached itself") == NULL, "%s", errbuf);
+	close(held);
 }
 
 /* --- A client inherited across fork(). --- */

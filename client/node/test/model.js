@@ -133,15 +133,17 @@ function makeApp(store, name, sessionOptions = {}) {
   app.locals.phase = new Map();
   app.locals.trails = new Map();
   traceStoreCalls(store.client);
-  // Each request's arrival in the app and its end ({ at, doneAt, cut }: cut, the phase it was
-  // in when its connection closed unanswered), for the hang bound (which runs from the arrival:
-  // Jar.request) and a hang's report (the browser that gave up closed it); the browser's req()
-  // removes it once answered, a worker once finished.
+  // Each request's arrival in the app and its end ({ at, doneAt, cut, trail }: cut, the phase it
+  // was in when its connection closed unanswered; trail, its store calls), for the hang bound
+  // (which runs from the arrival or its store calls' latest start or end: Jar.request) and a
+  // hang's report (the browser that gave up closed it); the browser's req() removes it once
+  // answered, a worker once finished.
   app.locals.reached = new Map();
   app.use((req, res, next) => {
     const id = req.headers['x-model-id'];
     app.locals.phase.set(id, 'loading the session');
-    const reached = { at: Date.now(), doneAt: null, cut: null };
+    const trail = [];
+    const reached = { at: Date.now(), doneAt: null, cut: null, trail };
     app.locals.reached.set(id, reached);
     res.on('finish', () => {
       app.locals.phase.delete(id);
@@ -166,7 +168,6 @@ function makeApp(store, name, sessionOptions = {}) {
       if (res.headersSent && /finalhandler/.test(new Error().stack)) app.locals.finalErrors.push(`${req.method} ${req.url.split('?')[0]} answered ${res.statusCode}`);
       return destroy.apply(this, args);
     };
-    const trail = [];
     app.locals.trails.set(id, trail);
     callTrail.run(trail, next);
   });
@@ -315,14 +316,19 @@ class Jar {
 
   // track: an object whose abort(error) the caller may call to give up on the request (a
   // browser or load balancer timing out on a stopped app process).
-  // reached(): null until the request reached the app, then { at, doneAt } (makeApp's
+  // reached(): null until the request reached the app, then { at, doneAt, trail } (makeApp's
   // app.locals.reached), or no function (an app in another process): boundMs from the send.
   // With it the bound runs from the arrival, the time connect-sessd and the app owe: before
   // it the request waits in the app server's listen queue, which Node drains one connection a
   // listener a loop turn, and this one process runs the browsers, the apps, the fault proxy
   // and sessd's spawns (42-49 connections queued for about 4 s on a loaded machine). That
   // wait has a bound of its own, boundMs from the send: a page the app never takes hangs too.
-  // An answer the app finished gets 5 s more to be read. The HANG's where says which.
+  // In the app, the bound runs again from each start or end of one of its store calls (the
+  // trail's): each call may wait out an outage (README, "Restarts and outages"), so a request
+  // that met several on a loaded machine took longer than boundMs while never stuck (at load
+  // 44 and up on 2 cores: each call done in 0.2-8 s, 15 s in all); a call that never ends, or
+  // an app that never goes on after one, still hangs boundMs after. An answer the app finished
+  // gets 5 s more to be read. The HANG's where says which.
   request(base, method, p, boundMs, id, track = {}, reached = null) {
     const url = new URL(p, base);
     const headers = { 'x-model-id': id };
@@ -362,13 +368,14 @@ class Jar {
       let timer = null;
       const check = () => {
         const r = reached ? reached() : null;
-        const until = !reached ? sentAt + boundMs : !r ? sentAt + boundMs : r.doneAt === null ? r.at + boundMs : Math.max(r.at + boundMs, r.doneAt + 5000);
+        const movedAt = r ? Math.max(r.at, ...r.trail.map((call) => call.end ?? call.at)) : null;
+        const until = !reached ? sentAt + boundMs : !r ? sentAt + boundMs : r.doneAt === null ? movedAt + boundMs : Math.max(r.at + boundMs, r.doneAt + 5000);
         if (Date.now() < until) {
           timer = setTimeout(check, until - Date.now());
           return;
         }
         req.destroy();
-        const where = !reached ? null : !r ? `never reached the app within ${boundMs} ms of its send` : r.doneAt === null ? `in the app for ${Date.now() - r.at} ms (reached it ${r.at - sentAt} ms after the send)` : `answered by the app ${r.doneAt - sentAt} ms after the send, the answer not read`;
+        const where = !reached ? null : !r ? `never reached the app within ${boundMs} ms of its send` : r.doneAt === null ? `in the app for ${Date.now() - r.at} ms, ${Date.now() - movedAt} ms since it arrived or a store call of its started or ended (reached it ${r.at - sentAt} ms after the send)` : `answered by the app ${r.doneAt - sentAt} ms after the send, the answer not read`;
         finish({ status: 0, error: 'HANG', hangWhere: where });
       };
       timer = setTimeout(check, boundMs);
@@ -389,6 +396,9 @@ async function runModel(opts = {}) {
     steps: 30,
     faults: false,
     faultEveryMs: [400, 1200],
+    // faultEveryRequests: requests answered (or failed) between the end of one fault of
+    // sessd's and the next, besides faultEveryMs (null: as many as there are browsers).
+    faultEveryRequests: null,
     downMs: [20, 600], // how long sessd stays down after a kill or a stop
     stopMs: [50, 1200], // how long a SIGSTOP lasts (below timeoutMs: nothing times out)
     persist: true,
@@ -435,7 +445,9 @@ async function runModel(opts = {}) {
   const violate = (msg) => {
     if (violations.length < 200) violations.push(msg);
   };
-  const stats = { requests: 0, byStatus: {}, faults: {}, workerFaults: {}, flashesShown: 0, addsAcked: 0, cutByWorkerFault: 0 };
+  // mostReadies: the most connections an app's pool made ready while one request was out (each
+  // outage the request met readies a pool's connections again; in-process apps only).
+  const stats = { requests: 0, byStatus: {}, faults: {}, workerFaults: {}, flashesShown: 0, addsAcked: 0, cutByWorkerFault: 0, mostReadies: 0 };
   o.watch(stats);
   const cleanups = [];
   const t = { after: (fn) => cleanups.push(fn) };
@@ -563,10 +575,17 @@ async function runModel(opts = {}) {
   const touchedByFault = (start, end) => faults.some((f) => start <= (f.end ?? Infinity) + GRACE_MS && end >= f.start);
   let running = true;
   let paused = false;
+  // Faults are spaced by requests counted, not only by the clock: requests slow down on a loaded
+  // machine and the clock does not, so that at load 44 and up on 2 cores one request met a
+  // dozen outages (HANG after BOUND_MS, 10-12 connections made ready meanwhile), where on an
+  // idle one it meets one or two. Counted from each fault's end: requests wait out an outage.
+  const faultEveryRequests = o.faultEveryRequests ?? o.browsers;
   const faultLoop = async () => {
     const fr = rng(o.seed ^ 0x5eed);
+    let countedAtLastEnd = stats.requests;
     while (running) {
       await sleep(fr.int(o.faultEveryMs[0], o.faultEveryMs[1]));
+      while (running && stats.requests - countedAtLastEnd < faultEveryRequests) await sleep(10);
       if (!running) break;
       // faultKinds: the kinds in turn (a short run meets each); else a random one each time.
       const kind = o.faultKinds ? o.faultKinds[faults.length % o.faultKinds.length] : fr.pick(o.persist ? ['kill', 'term', 'cut', 'stop'] : ['cut', 'stop']);
@@ -608,6 +627,7 @@ async function runModel(opts = {}) {
         violate(`fault ${kind} failed: ${err.message}`);
       }
       f.end = Date.now();
+      countedAtLastEnd = stats.requests;
       o.log(`fault ${kind} ${f.end - f.start} ms`);
     }
   };
@@ -983,12 +1003,14 @@ async function runModel(opts = {}) {
     if (res.error === 'HANG' && !o.workers) {
       const c = a.store.client;
       const conns = c.slots.map((sl) => (sl.conn ? `${sl.conn.state}/${sl.conn.pending.length - sl.conn.head}${sl.conn.state === 'connecting' && !sl.conn.socketConnected ? ' (socket not connected)' : ''}` : 'none'));
-      // res.hangWhere: in the app (for BOUND_MS since it reached it), never taken from the
-      // app server's listen queue, or answered and not read (Jar.request).
+      // res.hangWhere: in the app (for BOUND_MS since it reached it or a store call of its
+      // started or ended), never taken from the app server's listen queue, or answered and not
+      // read (Jar.request).
       const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, ${res.hangWhere}` : res.hangWhere;
       res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now())}`;
     }
     const endedAt = Date.now();
+    if (!o.workers) stats.mostReadies = Math.max(stats.mostReadies, a.store.client.readyGens - readies);
     stats.requests++;
     const key = `${method} ${p.split('?')[0]} ${res.status}`;
     stats.byStatus[key] = (stats.byStatus[key] || 0) + 1;
