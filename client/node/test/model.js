@@ -53,14 +53,23 @@ const callTrail = new AsyncLocalStorage();
 const TRACED_CALLS = ['load', 'get', 'set', 'setIf', 'touch', 'touchIf', 'destroy', 'flashPush', 'flashPushExisting', 'flashPop', 'ttl', 'ttlIfKnown'];
 
 // traceStoreCalls(client): each of the client's TRACED_CALLS made within a request (callTrail)
-// noted in its trail: { op, at, gen (client.readyGens then), end, endGen, outcome }.
+// noted in its trail: { op, at, gen (client.readyGens then), end, endGen, outcome }. Any call's
+// start and end, in a request or not, is noted by session key in client.keyMovedAt: a save
+// queued behind this process's saves of its session waits on theirs (see the sets in
+// makeApp).
 function traceStoreCalls(client) {
+  client.keyMovedAt = new Map();
   for (const m of TRACED_CALLS) {
     const orig = client[m];
     client[m] = function traced(...args) {
       const trail = callTrail.getStore();
       const p = orig.apply(this, args);
-      if (!trail || !p || typeof p.then !== 'function') return p;
+      if (!p || typeof p.then !== 'function') return p;
+      const key = args[1];
+      client.keyMovedAt.set(key, Date.now());
+      const moved = () => client.keyMovedAt.set(key, Date.now());
+      p.then(moved, moved);
+      if (!trail) return p;
       const call = { op: m, at: Date.now(), gen: client.readyGens, end: null, endGen: null, outcome: null };
       trail.push(call);
       const done = (outcome) => {
@@ -74,11 +83,32 @@ function traceStoreCalls(client) {
   }
 }
 
+// queuedSaves(trail): the request's saves (store.set) that wait behind another save
+// of their session from this app (SessdStore.savesUnderway): { key, at, queued } each.
+function queuedSaves(trail) {
+  return trail && trail.sets ? trail.sets.filter((x) => x.end === null && x.queued) : [];
+}
+
 // trailText(trail, now): a request's store calls, for a hang's report.
 function trailText(trail, now) {
-  if (!trail || trail.length === 0) return 'no store call';
+  const queued = queuedSaves(trail).map((x) => `, a save queued behind another of its session's for ${now - x.at} ms`).join('');
+  if (!trail || trail.length === 0) return `no store call${queued}`;
   const t0 = trail[0].at;
-  return trail.map((c) => `${c.op} at +${c.at - t0} ms ${c.end === null ? `pending ${now - c.at} ms (ready gen ${c.gen} at its start)` : `${c.end - c.at} ms ${c.outcome} (ready gens ${c.gen}->${c.endGen})`}`).join(', ');
+  return trail.map((c) => `${c.op} at +${c.at - t0} ms ${c.end === null ? `pending ${now - c.at} ms (ready gen ${c.gen} at its start)` : `${c.end - c.at} ms ${c.outcome} (ready gens ${c.gen}->${c.endGen})`}`).join(', ') + queued;
+}
+
+// The event loop's turns, as a 100 ms interval's runs in the last minute: a hang's report says
+// how many ran over the bound (one in ten idle), which tells a starved process (load 60-80 in a
+// half-CPU cgroup: 5-30 of 150) from a wait in connect-sessd.
+const loopTurns = [];
+function countLoopTurns() {
+  if (loopTurns.timer) return;
+  loopTurns.timer = setInterval(() => {
+    const now = Date.now();
+    loopTurns.push(now);
+    while (loopTurns[0] < now - 60000) loopTurns.shift();
+  }, 100);
+  loopTurns.timer.unref();
 }
 
 const SECRET = 'model-check-secret';
@@ -124,17 +154,32 @@ function makeApp(store, name, sessionOptions = {}) {
   app.locals.answered5xx = new Map();
   app.locals.finalErrors = [];
   app.locals.savesAfter5xx = [];
+  // Each save a request makes, in its trail's sets: { key, at, end, queued }, queued when this
+  // app had a save of the session under way then, which it waits for (see queuedSaves).
   const set = store.set.bind(store);
-  store.set = (sid, sess, cb) => set(sid, sess, (err) => {
-    if (err && app.locals.answered5xx.has(sid)) app.locals.savesAfter5xx.push(`${app.locals.answered5xx.get(sid)} then save: ${err.code}`);
-    if (cb) cb(err);
-  });
+  store.set = (sid, sess, cb) => {
+    const trail = callTrail.getStore();
+    let key = null;
+    try {
+      key = store.key(sid);
+    } catch {
+      // A bad id: set() says so through cb.
+    }
+    const save = { key, at: Date.now(), end: null, queued: key !== null && store.savesUnderway.has(key) };
+    if (trail) (trail.sets ??= []).push(save);
+    return set(sid, sess, (err) => {
+      save.end = Date.now();
+      if (err && app.locals.answered5xx.has(sid)) app.locals.savesAfter5xx.push(`${app.locals.answered5xx.get(sid)} then save: ${err.code}`);
+      if (cb) cb(err);
+    });
+  };
   // Where each request is, by its x-model-id header, for a hang's report, and its store calls.
   app.locals.phase = new Map();
   app.locals.trails = new Map();
   traceStoreCalls(store.client);
-  // Each request's arrival in the app and its end ({ at, doneAt, cut, trail }: cut, the phase it
-  // was in when its connection closed unanswered; trail, its store calls), for the hang bound
+  // Each request's arrival in the app and its end ({ at, doneAt, cut, trail, keyMovedAt }: cut,
+  // the phase it was in when its connection closed unanswered; trail, its store calls and saves;
+  // keyMovedAt, its client's, see traceStoreCalls), for the hang bound
   // (which runs from the arrival or its store calls' latest start or end: Jar.request) and a
   // hang's report (the browser that gave up closed it); the browser's req() removes it once
   // answered, a worker once finished.
@@ -143,7 +188,7 @@ function makeApp(store, name, sessionOptions = {}) {
     const id = req.headers['x-model-id'];
     app.locals.phase.set(id, 'loading the session');
     const trail = [];
-    const reached = { at: Date.now(), doneAt: null, cut: null, trail };
+    const reached = { at: Date.now(), doneAt: null, cut: null, trail, keyMovedAt: store.client.keyMovedAt };
     app.locals.reached.set(id, reached);
     res.on('finish', () => {
       app.locals.phase.delete(id);
@@ -327,7 +372,12 @@ class Jar {
   // trail's): each call may wait out an outage (README, "Restarts and outages"), so a request
   // that met several on a loaded machine took longer than boundMs while never stuck (at load
   // 44 and up on 2 cores: each call done in 0.2-8 s, 15 s in all); a call that never ends, or
-  // an app that never goes on after one, still hangs boundMs after. An answer the app finished
+  // an app that never goes on after one, still hangs boundMs after. A save (store.set) counts
+  // as a call from its start, and one queued behind this app's saves of its session (tabs
+  // saving at once: SessdStore's savesUnderway) waits on theirs, so their calls on the session
+  // count too: at load 60-80 in a half-CPU cgroup, one tab's save (an outage met, a CONFLICT,
+  // a GET, a second SET_IF) took 17 s, each call ending, and the tab queued behind it started
+  // none of its own for 15 s. A queue that never moves still hangs. An answer the app finished
   // gets 5 s more to be read. The HANG's where says which.
   request(base, method, p, boundMs, id, track = {}, reached = null) {
     const url = new URL(p, base);
@@ -368,7 +418,7 @@ class Jar {
       let timer = null;
       const check = () => {
         const r = reached ? reached() : null;
-        const movedAt = r ? Math.max(r.at, ...r.trail.map((call) => call.end ?? call.at)) : null;
+        const movedAt = r ? Math.max(r.at, ...r.trail.map((call) => call.end ?? call.at), ...(r.trail.sets || []).map((x) => x.at), ...queuedSaves(r.trail).map((x) => r.keyMovedAt.get(x.key) ?? 0)) : null;
         const until = !reached ? sentAt + boundMs : !r ? sentAt + boundMs : r.doneAt === null ? movedAt + boundMs : Math.max(r.at + boundMs, r.doneAt + 5000);
         if (Date.now() < until) {
           timer = setTimeout(check, until - Date.now());
@@ -930,6 +980,7 @@ async function runModel(opts = {}) {
   };
 
   const browsers = [];
+  countLoopTurns();
   const t0 = Date.now();
   for (let i = 0; i < o.browsers; i++) browsers.push({ i, events: [], jar: new Jar(), logins: 0, items: 0, flashes: 0, notes: 0, user: null });
 
@@ -1007,7 +1058,8 @@ async function runModel(opts = {}) {
       // started or ended), never taken from the app server's listen queue, or answered and not
       // read (Jar.request).
       const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, ${res.hangWhere}` : res.hangWhere;
-      res.error = `HANG: ${where}; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now())}`;
+      const turns = loopTurns.filter((at) => at >= Date.now() - BOUND_MS).length;
+      res.error = `HANG: ${where}; the event loop ran ${turns} of ${BOUND_MS / 100} 100 ms ticks meanwhile; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now())}`;
     }
     const endedAt = Date.now();
     if (!o.workers) stats.mostReadies = Math.max(stats.mostReadies, a.store.client.readyGens - readies);
