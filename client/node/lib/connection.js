@@ -661,8 +661,9 @@ class Connection extends EventEmitter {
       this.pending.push(entry);
       this.write(frame, entry);
     }
-    // Sealed: the held frames leave now, together, rather than a tick later.
-    if (this.#writer) this.flush();
+    // The held frames leave now, together, rather than at the pass's end (plain or sealed: flush
+    // writes either).
+    this.flush();
     if (this.state === 'draining' && this.pendingCount === 0) process.nextTick(() => this.close());
   }
 

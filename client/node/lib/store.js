@@ -420,10 +420,10 @@ function savedExpiry(sess) {
 // Not on an object that takes no properties (a serializer's frozen session, say): it is then
 // touched as before. whole, for a session saved whole with SET: { key, data } (the sessd key
 // and the bytes written), so that the same save again is not sent (see savedWhole). cookie:
-// the cookie's JSON form as the save wrote it, when the caller has it (a merged save's keyForm:
-// a third JSON.stringify of express-session's Cookie cost a cart add 1.5-4 us); else it is
-// made here.
-function markSaved(sess, atMs, ttl, whole = null, cookie = cookieForm(sess && sess.cookie)) {
+// the cookie's JSON form as the save wrote it (a merged save's keyForm, or cookieForm taken
+// when the request was sent): never made here, since markSaved runs when the reply comes, and
+// a page may have changed its cookie meanwhile (test/touch-pop-cookie.test.js).
+function markSaved(sess, atMs, ttl, whole, cookie) {
   const state = stateFor(sess);
   if (state !== null) state.saved = { cookie: cookie === UNKNOWN_FORM ? undefined : cookie, whole, atMs, untilMs: atMs + ttl };
 }
