@@ -323,3 +323,52 @@ for (const how of ['break', 'crash', 'shutdown']) {
     });
   }
 }
+
+// Requests made before the HELLO reply, over a relay that holds the HELLO back: plain, the
+// small ones go behind it and every one from the first over 4096 bytes on is held; sealed and
+// with requireAuth, all are held. Once the reply comes they leave in order, the one over the
+// server's max_frame (64 KiB here) refused alone; each reply is its request's.
+for (const mode of ['plain', 'requireAuth', 'sealed']) {
+  test(`pass buffer: requests made before the HELLO reply leave in order once it comes (${mode})`, { timeout: 120000 }, async (t) => {
+    const extra = ['--max-frame', '65536'];
+    const daemon = mode === 'plain' ? await new Daemon({ extraArgs: extra }).start() : await sealedDaemon(SECRET, extra);
+    t.after(() => daemon.cleanup());
+    const relay = new Relay({ path: daemon.sock });
+    await relay.listen();
+    t.after(() => relay.close());
+    relay.set('stalled');
+    const auth = mode === 'plain' ? {} : mode === 'sealed' ? { auth: SECRET } : { auth: SECRET, seal: false, requireAuth: true };
+    const client = new Client({ url: relay.url, poolSize: 1, timeoutMs: 0, connectTimeoutMs: 0, ...auth });
+    t.after(() => client.terminate());
+    await waitFor(() => relay.pairs.size === 1, 'the connection to reach the relay');
+    const ns = `r58h-${mode}`;
+    const checks = [];
+    const sizes = [10, 3000, 5000, 20, 70000, 100, 60000, 4090, 30];
+    for (let pass = 0; pass < 3; pass++) {
+      for (const [i, size] of sizes.entries()) {
+        const id = `h-${pass}-${i % 4}`;
+        const data = dataOf(`${mode}.${pass}.${i}`, size);
+        const set = client.set(ns, id, data, 60000);
+        if (size > 65536 - 100) {
+          checks.push(assert.rejects(set, (err) => err.statusName === 'TOO_LARGE'));
+          checks.push(client.get(ns, id).then((got) => assert.ok(got === null || !got.equals(data), `${id}: the refused save was stored`)));
+        } else {
+          checks.push(set);
+          checks.push(client.get(ns, id).then((got) => assert.ok(got && got.equals(data), `pass ${pass} save ${i}: ${id} read ${got && got.length} bytes, not its ${size}`)));
+        }
+        checks.push(client.flashPush(ns, id, 'n', `${pass}.${i}`, 60000).then((n) => assert.ok(n >= 1)));
+      }
+      await tick();
+    }
+    assert.equal(client.slots[0].conn.hello, null, 'the HELLO was answered before the requests were made');
+    relay.set('open');
+    await Promise.all(checks);
+    // Each session's pushes, in the order they were made.
+    for (let pass = 0; pass < 3; pass++) {
+      for (let k = 0; k < 4; k++) {
+        const want = sizes.map((_, i) => i).filter((i) => i % 4 === k).map((i) => `${pass}.${i}`);
+        assert.deepEqual(await client.flashPop(ns, `h-${pass}-${k}`, 'n'), want, `h-${pass}-${k}'s flashes`);
+      }
+    }
+  });
+}
