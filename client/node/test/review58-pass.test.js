@@ -372,3 +372,32 @@ for (const mode of ['plain', 'requireAuth', 'sealed']) {
     }
   });
 }
+
+// A pass of changes queued behind a HELLO that sessd refuses (at --max-connections): written
+// with the HELLO in one buffer, small and large, none carried out, each refused with BUSY.
+for (const transport of ['unix', 'tcp']) {
+  test(`pass buffer: a pass queued behind a HELLO refused at --max-connections is not carried out (${transport})`, { timeout: 60000 }, async (t) => {
+    const full = await new Daemon({ extraArgs: ['--max-connections', '1'] }).start();
+    t.after(() => full.cleanup());
+    const hog = new Client({ url: full.unixUrl, poolSize: 1 });
+    t.after(() => hog.terminate());
+    await hog.ready();
+    const c = new Client({ url: transport === 'unix' ? full.unixUrl : full.tcpUrl, poolSize: 1, timeoutMs: 5000 });
+    t.after(() => c.terminate());
+    const made = [];
+    for (const [i, size] of [10, 3000, 20000, 70000, 100].entries()) {
+      made.push(c.set('busy', `b${i}`, dataOf(`busy${i}`, size), 60000));
+      made.push(c.flashPush('busy', `f${i}`, 'info', `m${i}`, 60000));
+      made.push(c.destroy('busy', 'hogs'));
+    }
+    const results = await Promise.allSettled(made);
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.status, 'rejected', `request ${i} succeeded past a refused HELLO`);
+      assert.ok(r.reason.code === 'ESESSD_BUSY' || r.reason.code === 'ESESSD_DISCONNECTED', `request ${i}: ${r.reason.code} ${r.reason.message}`);
+    }
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await hog.get('busy', `b${i}`), null, `save ${i}, behind the refused HELLO, was carried out`);
+      assert.deepEqual(await hog.flashPop('busy', `f${i}`, 'info'), [], `push ${i}, behind the refused HELLO, was carried out`);
+    }
+  });
+}
