@@ -368,6 +368,8 @@ class Connection extends EventEmitter {
     // the flush at the pass's end that writes them.
     this.passBuf = null;
     this.passLen = 0;
+    // The request of passBuf's first frame: it and every later one are unsent (see fail).
+    this.passFirst = null;
     this.flushing = false;
     this.flushPass = () => this.flush();
     // Frames wait in pending[].held until the HELLO reply: the large ones (see send()), and
@@ -564,6 +566,7 @@ class Connection extends EventEmitter {
     if (entry !== null && entry.deadline) this.unflushed.push(entry);
     this.passBytes += bytes;
     const at = this.passLen;
+    if (at === 0) this.passFirst = entry;
     if (this.passBuf === null || at + bytes > this.passBuf.length) {
       const grown = Buffer.allocUnsafe(Math.max(PASS_BUFFER_BYTES, 2 * (at + bytes)));
       if (at > 0) this.passBuf.copy(grown, 0, 0, at);
@@ -596,8 +599,12 @@ class Connection extends EventEmitter {
     this.passBytes = 0;
     this.restampDeadlines();
     const len = this.passLen;
-    this.passLen = 0;
     if (this.state === 'closed' || len === 0) return;
+    // A socket whose end came (sessd closed the connection, or it broke) writes nothing more:
+    // the frames stay unsent, and the 'close' that follows hands their requests on (see fail).
+    if (this.socket.readableEnded || this.socket.writableEnded || this.socket.destroyed) return;
+    this.passLen = 0;
+    this.passFirst = null;
     const buf = this.passBuf;
     if (this.#writer) {
       let records;
@@ -891,6 +898,7 @@ class Connection extends EventEmitter {
     this.deadlineCheck = null;
     this.socket.destroy();
     const pending = this.pending.slice(this.head);
+    const unsent = this.unsent(pending);
     this.pending = [];
     this.head = 0;
     this.inFlight.clear();
@@ -903,13 +911,14 @@ class Connection extends EventEmitter {
     this.unflushed = [];
     this.passBuf = null;
     this.passLen = 0;
+    this.passFirst = null;
     // A change in flight whose outcome is unknown (a break, a timeout, a closing error) may
     // still be carried out if a record of it is held on the path (PROTOCOL.md "What sealing
     // does not protect against"): told first, so that the pool retires this connection
     // before any change it sends next, the resends below included. After a SHUTTING_DOWN
     // none was carried out, and nothing more of this connection will be.
     const shuttingDown = err instanceof SessdError && err.sessdStatus === STATUS.SHUTTING_DOWN;
-    if (!shuttingDown && this.serverKey && this.onGiveUp && pending.some((entry) => CHANGE_OPS.has(entry.op))) this.onGiveUp(this.serverKey);
+    if (!shuttingDown && this.serverKey && this.onGiveUp && pending.some((entry) => CHANGE_OPS.has(entry.op) && !unsent.has(entry))) this.onGiveUp(this.serverKey);
     if (shuttingDown) {
       for (const entry of pending) {
         const mine = new SessdError(err.sessdStatus, err.message.replace(/^sessd SHUTTING_DOWN: /, ''), entry.op);
@@ -923,7 +932,18 @@ class Connection extends EventEmitter {
     }
     // Offered before 'close', as after a SHUTTING_DOWN: the pool must still see its other
     // connections as they are, and hear of this one's close once the requests are placed.
-    const failing = broken && this.socketConnected && this.onBroken ? pending.filter((entry) => entry.op === OP.HELLO || !this.onBroken(entry, err)) : pending;
+    // A request whose frame was never written is not carried out: it is handed on as one a
+    // SHUTTING_DOWN left (the pool sends it again, a FLASH_POP or FLASH_PUSH too), in its
+    // place among the others, so that a session's requests keep their order.
+    const handOn = (entry) => {
+      if (entry.op === OP.HELLO) return false;
+      if (unsent.has(entry) && this.onNotCarriedOut) {
+        this.onNotCarriedOut(entry, unavailableError(`sessd connection closed before the request was sent: ${err.message}`, err));
+        return true;
+      }
+      return this.onBroken(entry, err);
+    };
+    const failing = broken && this.socketConnected && this.onBroken ? pending.filter((entry) => !handOn(entry)) : pending;
     const first = culprit || failing[0];
     // Requests on a socket that never connected were not carried out: that is an outage
     // (the code a ready pool gives while sessd is down), not a broken connection.
@@ -946,6 +966,16 @@ class Connection extends EventEmitter {
     failing.forEach((entry) => entry.reject(entry === first ? firstErr : other(entry)));
     this.closeError = err;
     this.emit('close', err, wasReady);
+  }
+
+  // unsent(pending): the requests of pending (in order) whose frames never reached the socket:
+  // those of the pass not yet flushed (from passFirst on) and those held for the HELLO reply.
+  unsent(pending) {
+    const out = new Set();
+    let i = this.passLen > 0 && this.passFirst !== null ? pending.indexOf(this.passFirst) : -1;
+    if (i >= 0) for (; i < pending.length; i++) out.add(pending[i]);
+    for (const entry of pending) if (entry.held) out.add(entry);
+    return out;
   }
 
   // end(): takes no new requests, lets the pending ones be answered, then closes.

@@ -19,7 +19,7 @@ const REPO_DIR = path.resolve(NODE_DIR, '../..');
 // every secret a Daemon writes. Each Daemon looks for them in what it logs, as they are, as
 // sessd escapes bytes, in hex and in base64url, and its stop() throws when one is there.
 // Ids under 8 bytes are left out: a short one is found in any log for its own sake (a hex
-// tag, a time). Noted by wrapping codec.encodeRequest, which every request goes through.
+// tag, a time). Noted by wrapping the codec's encoders, which every request goes through.
 const SECRET_MIN_BYTES = 8;
 const SECRETS_KEPT = 4096;
 const secretForms = new Set();
@@ -40,12 +40,20 @@ function noteSecret(value) {
   for (const form of [logEscaped(bytes), bytes.toString('hex'), bytes.toString('base64url')]) secretForms.add(form);
 }
 
-const encodeRequest = codec.encodeRequest;
-codec.encodeRequest = function noteAndEncode(op, requestId, args) {
+function noteRequest(op, args) {
   if (ID_OPS.has(op)) noteSecret(args[1]);
   else if (op === codec.OP.HELLO) noteSecret(args[2]);
-  return encodeRequest(op, requestId, args);
-};
+}
+// Every way a request is encoded: a connection measures and writes a pass's frames
+// (shortFrameSize, putShortFrame) and encodes the rest with encodeRequestFull; tools call
+// encodeRequest. Wrapping encodeRequest alone noted nothing a Client sent after stop 57.
+for (const name of ['encodeRequest', 'encodeRequestFull', 'shortFrameSize']) {
+  const encode = codec[name];
+  codec[name] = function noteAndEncode(op, requestId, args) {
+    noteRequest(op, args);
+    return encode(op, requestId, args);
+  };
+}
 
 // The noted secret that text (a daemon's log) holds, or null.
 function secretIn(text) {
