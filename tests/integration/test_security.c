@@ -72,22 +72,42 @@ static bool memory_holds(pid_t pid, const char *secret)
 	return found;
 }
 
-/* A plain HELLO showing ${secret} on ${fd}: the reply's status. */
-static uint32_t plain_hello_on(int fd, const char *secret, uint64_t request_id)
+/* A plain HELLO showing ${secret}, its frame appended to ${out}. */
+static void append_hello(struct buf *out, const char *secret, uint64_t request_id)
 {
 	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = request_id};
-	struct codec_reply rep;
 	struct buf auth;
-	uint8_t *body;
 
 	buf_init(&auth);
 	cr_assert_eq(mp_write_bin(&auth, secret, strlen(secret)), 0);
 	req.client_name = (struct mp_bytes){(const uint8_t *)"security-test", 13};
 	req.auth = (struct mp_bytes){auth.data, auth.len};
-	cr_assert_eq(harness_call(fd, &req, &rep, &body), 0, "no HELLO reply");
+	cr_assert_eq(codec_encode_request(out, &req), 0);
 	buf_finish(&auth);
+}
+
+/* Send ${prefix} (${prefix_len} bytes, before it in the same write) and a plain HELLO showing
+ * ${secret} on ${fd}: the status of the first reply. */
+static uint32_t send_hello(int fd, const void *prefix, size_t prefix_len, const char *secret,
+                           uint64_t request_id)
+{
+	struct codec_reply rep;
+	struct buf frames;
+	uint8_t *body;
+
+	buf_init(&frames);
+	cr_assert_eq(buf_append(&frames, prefix, prefix_len), 0);
+	append_hello(&frames, secret, request_id);
+	cr_assert_eq(harness_send_all(fd, frames.data, frames.len), 0);
+	buf_finish(&frames);
+	harness_read_reply(fd, &rep, &body);
 	free(body);
 	return rep.status;
+}
+
+static uint32_t plain_hello_on(int fd, const char *secret, uint64_t request_id)
+{
+	return send_hello(fd, NULL, 0, secret, request_id);
 }
 
 /*
@@ -96,13 +116,17 @@ static uint32_t plain_hello_on(int fd, const char *secret, uint64_t request_id)
  * (BAD_REQUEST) and closes. That last frame stayed whole in the connection's input while
  * the connection lingered (up to 2 s once its reply is out, 10 s when the client reads
  * nothing), where a core or anyone who may read the daemon's memory found it: only frames
- * before HELLO was done were wiped.
+ * before HELLO was done were wiped. So did a secret in a frame sent behind one that closes the
+ * connection (a malformed frame, a wrong secret), which is never read.
  */
 LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memory)
 {
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64], admin_path[64];
 	const char *const args[] = {"--auth-file", app_path, "--admin-auth-file", admin_path, NULL};
+	/* A frame of one byte that is no MessagePack value: BAD_REQUEST, and the close. */
+	static const uint8_t malformed[] = {0, 0, 0, 1, 0xc1};
 	struct harness_daemon d;
+	struct buf wrong;
 	int fd;
 
 	cr_assert_not_null(mkdtemp(dir));
@@ -133,6 +157,25 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 	/* Read while the connection lingers, its client still there. */
 	cr_expect(!memory_holds(d.pid, admin_secret),
 	          "the admin secret sent in a second HELLO is still in the daemon's memory");
+	close(fd);
+
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(plain_hello_on(fd, app_secret, 1), CODEC_OK);
+	cr_assert_eq(send_hello(fd, malformed, sizeof(malformed), admin_secret, 2),
+	             CODEC_BAD_REQUEST);
+	cr_expect(!memory_holds(d.pid, admin_secret),
+	          "the admin secret sent behind a malformed frame is still in the daemon's memory");
+	close(fd);
+
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	buf_init(&wrong);
+	append_hello(&wrong, "a wrong guess at the admin secret", 1);
+	cr_assert_eq(send_hello(fd, wrong.data, wrong.len, admin_secret, 2), CODEC_AUTH_FAILED);
+	buf_finish(&wrong);
+	cr_expect(!memory_holds(d.pid, admin_secret),
+	          "the admin secret sent behind a wrong one is still in the daemon's memory");
 	close(fd);
 
 	cr_expect_eq(harness_stop(&d), 0);
