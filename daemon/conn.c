@@ -1514,8 +1514,12 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 		out_at = c->out.len;
 		verdict = s->cfg.on_frame(s->cfg.arg, &c->peer, frame, now_ms, replies(c));
 		/* A frame before HELLO is done may carry the --auth-file secret: it must not stay
-		 * behind in the buffer, or in memory freed from it. */
-		if (greeting && verdict != DISPATCH_LATER)
+		 * behind in the buffer, or in memory freed from it. So may one that closes the
+		 * connection (a HELLO sent again, with a secret, is refused so), and the frames
+		 * behind it, which are never read: all go. */
+		if (verdict == DISPATCH_CLOSE)
+			sodium_memzero(c->in_data + c->in_start, c->in_end - c->in_start);
+		else if (greeting && verdict != DISPATCH_LATER)
 			sodium_memzero(c->in_data + c->in_start, whole);
 		if (verdict == DISPATCH_LATER) {
 			/* The frame stays first in the input, for conn_set_retry. */
