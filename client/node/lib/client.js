@@ -655,7 +655,10 @@ class Client extends EventEmitter {
   // restartWaitMs has not passed since the first SHUTTING_DOWN or break, once without that
   // wait. But a request that breaks a connection made after its first break (sessd crashed
   // again with it) is not sent a third time: it may be what crashes sessd, and a daemon
-  // crashing in a loop is soon no longer restarted (systemd's StartLimitBurst). When it is
+  // crashing in a loop is soon no longer restarted (systemd's StartLimitBurst). A change
+  // first waits for the RETIRE of a sealed connection given up on (see placeResend): that
+  // wait counts in restartWaitMs, and a connection made during it is one made after the first
+  // break. When it is
   // not sent, or nothing is ready in time, it fails as a request does while sessd is down
   // (ESESSD_DISCONNECTED, status 503), or, if an attempt of a change broke, with the socket's
   // code (503, not notCarriedOut); a read fails as it would have while sessd is down. The
@@ -663,15 +666,10 @@ class Client extends EventEmitter {
   // the attempts: { firstMs (the first SHUTTING_DOWN or break), breakGen (null, or readyGens
   // at the first break) }.
   resend(entry, err, brokenOn = null) {
-    // A change waits until the connection it broke on (and any other given up on) is retired.
-    const gate = CHANGE_OPS.has(entry.op) ? this.beforeChange() : null;
-    if (gate) {
-      gate.then(
-        () => this.resend(entry, err, brokenOn),
-        (e) => entry.reject(heldChange(e)),
-      );
-      return;
-    }
+    // The record is made at the break, before a change's wait for RETIRE (see placeResend):
+    // made after it, a sealed pool counted restartWaitMs from the RETIRE's answer, and took
+    // the connection made during that wait, which the resend then went on, for one older than
+    // the break, so a change that broke it was sent a third time.
     const record = entry.retried ? { ...entry.retried } : { firstMs: Date.now(), breakGen: null };
     const fail = (why = `no connection was ready again within restartWaitMs (${this.restartWaitMs} ms)`) => {
       if (this.closed) {
@@ -694,6 +692,21 @@ class Client extends EventEmitter {
         return fail('it broke a connection made since its first break: it is not sent a third time');
       }
       if (record.breakGen === null) record.breakGen = this.readyGens;
+    }
+    this.placeResend(entry, record, fail);
+  }
+
+  // placeResend(entry, record, fail): resend's sending of entry, by its record, once no
+  // connection is owed a RETIRE; fail(why) when it is not sent.
+  placeResend(entry, record, fail) {
+    // A change waits until the connection it broke on (and any other given up on) is retired.
+    const gate = CHANGE_OPS.has(entry.op) ? this.beforeChange() : null;
+    if (gate) {
+      gate.then(
+        () => this.placeResend(entry, record, fail),
+        (e) => entry.reject(heldChange(e)),
+      );
+      return;
     }
     const left = this.restartWaitMs - (Date.now() - record.firstMs);
     const send = (conn) => {

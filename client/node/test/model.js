@@ -53,12 +53,23 @@ const callTrail = new AsyncLocalStorage();
 const TRACED_CALLS = ['load', 'get', 'set', 'setIf', 'touch', 'touchIf', 'destroy', 'flashPush', 'flashPushExisting', 'flashPop', 'ttl', 'ttlIfKnown'];
 
 // traceStoreCalls(client): each of the client's TRACED_CALLS made within a request (callTrail)
-// noted in its trail: { op, at, gen (client.readyGens then), end, endGen, outcome }. Any call's
-// start and end, in a request or not, is noted by session key in client.keyMovedAt: a save
-// queued behind this process's saves of its session waits on theirs (see the sets in
-// makeApp).
+// noted in its trail: { op, key, at, gen (client.readyGens then), end, endGen, outcome }. Any
+// call's start and end, in a request or not, is noted by session key in client.keyMovedAt: a
+// save queued behind this process's saves of its session waits on theirs (see the sets in
+// makeApp). Each resend of a request of a session (a break or a SHUTTING_DOWN met, see
+// Client.resend) is noted by key in client.resentAt ({ at, n }): the call waits again from
+// there, within restartWaitMs of its first and timeoutMs more (see Jar.request).
 function traceStoreCalls(client) {
   client.keyMovedAt = new Map();
+  client.resentAt = new Map();
+  const resend = client.resend;
+  client.resend = function tracedResend(entry, ...rest) {
+    if (entry.key !== undefined) {
+      const last = client.resentAt.get(entry.key);
+      client.resentAt.set(entry.key, { at: Date.now(), n: last ? last.n + 1 : 1 });
+    }
+    return resend.call(this, entry, ...rest);
+  };
   for (const m of TRACED_CALLS) {
     const orig = client[m];
     client[m] = function traced(...args) {
@@ -70,7 +81,7 @@ function traceStoreCalls(client) {
       const moved = () => client.keyMovedAt.set(key, Date.now());
       p.then(moved, moved);
       if (!trail) return p;
-      const call = { op: m, at: Date.now(), gen: client.readyGens, end: null, endGen: null, outcome: null };
+      const call = { op: m, key, at: Date.now(), gen: client.readyGens, end: null, endGen: null, outcome: null, resentFrom: client.resentAt.get(key)?.n ?? 0 };
       trail.push(call);
       const done = (outcome) => {
         call.end = Date.now();
@@ -89,12 +100,23 @@ function queuedSaves(trail) {
   return trail && trail.sets ? trail.sets.filter((x) => x.end === null && x.queued) : [];
 }
 
-// trailText(trail, now): a request's store calls, for a hang's report.
-function trailText(trail, now) {
+// resentSince(call, resentAt): { at, n } of the resends of the call's session since its start,
+// or null (see traceStoreCalls).
+function resentSince(call, resentAt) {
+  const r = resentAt && resentAt.get(call.key);
+  return r && r.at >= call.at && r.n > call.resentFrom ? { at: r.at, n: r.n - call.resentFrom } : null;
+}
+
+// trailText(trail, now, resentAt): a request's store calls, for a hang's report.
+function trailText(trail, now, resentAt) {
   const queued = queuedSaves(trail).map((x) => `, a save queued behind another of its session's for ${now - x.at} ms`).join('');
   if (!trail || trail.length === 0) return `no store call${queued}`;
   const t0 = trail[0].at;
-  return trail.map((c) => `${c.op} at +${c.at - t0} ms ${c.end === null ? `pending ${now - c.at} ms (ready gen ${c.gen} at its start)` : `${c.end - c.at} ms ${c.outcome} (ready gens ${c.gen}->${c.endGen})`}`).join(', ') + queued;
+  const resent = (c) => {
+    const r = resentSince(c, resentAt);
+    return r ? `, ${r.n} resend${r.n === 1 ? '' : 's'} of its session's requests since, the last ${now - r.at} ms ago` : '';
+  };
+  return trail.map((c) => `${c.op} at +${c.at - t0} ms ${c.end === null ? `pending ${now - c.at} ms (ready gen ${c.gen} at its start${resent(c)})` : `${c.end - c.at} ms ${c.outcome} (ready gens ${c.gen}->${c.endGen})`}`).join(', ') + queued;
 }
 
 // The event loop's turns, as a 100 ms interval's runs in the last minute: a hang's report says
@@ -188,7 +210,7 @@ function makeApp(store, name, sessionOptions = {}) {
     const id = req.headers['x-model-id'];
     app.locals.phase.set(id, 'loading the session');
     const trail = [];
-    const reached = { at: Date.now(), doneAt: null, cut: null, trail, keyMovedAt: store.client.keyMovedAt };
+    const reached = { at: Date.now(), doneAt: null, cut: null, trail, keyMovedAt: store.client.keyMovedAt, resentAt: store.client.resentAt };
     app.locals.reached.set(id, reached);
     res.on('finish', () => {
       app.locals.phase.delete(id);
@@ -372,7 +394,14 @@ class Jar {
   // trail's): each call may wait out an outage (README, "Restarts and outages"), so a request
   // that met several on a loaded machine took longer than boundMs while never stuck (at load
   // 44 and up on 2 cores: each call done in 0.2-8 s, 15 s in all); a call that never ends, or
-  // an app that never goes on after one, still hangs boundMs after. A save (store.set) counts
+  // an app that never goes on after one, still hangs boundMs after. A resend of a pending
+  // call's session (its request met a break or a SHUTTING_DOWN: client.resentAt) counts as well:
+  // one call may wait out two outages, one before it is sent and one from its first break, up
+  // to twice timeoutMs + restartWaitMs (16 s here, past boundMs), and a merged save's SET_IF
+  // that meets its own write then reads the session (traced at load 40-48 in a 40% cgroup: a
+  // SET_IF sent, broken 3.8 s later, resent when the pool was ready again 3.3 s after, answered
+  // CONFLICT 2.4 s later, its GET 1.3 s: 10.9 s, 13 of 109 loop ticks run). A call whose
+  // request is never resent still hangs boundMs after its break. A save (store.set) counts
   // as a call from its start, and one queued behind this app's saves of its session (tabs
   // saving at once: SessdStore's savesUnderway) waits on theirs, so their calls on the session
   // count too: at load 60-80 in a half-CPU cgroup, one tab's save (an outage met, a CONFLICT,
@@ -418,14 +447,14 @@ class Jar {
       let timer = null;
       const check = () => {
         const r = reached ? reached() : null;
-        const movedAt = r ? Math.max(r.at, ...r.trail.map((call) => call.end ?? call.at), ...(r.trail.sets || []).map((x) => x.at), ...queuedSaves(r.trail).map((x) => r.keyMovedAt.get(x.key) ?? 0)) : null;
+        const movedAt = r ? Math.max(r.at, ...r.trail.map((call) => call.end ?? resentSince(call, r.resentAt)?.at ?? call.at), ...(r.trail.sets || []).map((x) => x.at), ...queuedSaves(r.trail).map((x) => r.keyMovedAt.get(x.key) ?? 0)) : null;
         const until = !reached ? sentAt + boundMs : !r ? sentAt + boundMs : r.doneAt === null ? movedAt + boundMs : Math.max(r.at + boundMs, r.doneAt + 5000);
         if (Date.now() < until) {
           timer = setTimeout(check, until - Date.now());
           return;
         }
         req.destroy();
-        const where = !reached ? null : !r ? `never reached the app within ${boundMs} ms of its send` : r.doneAt === null ? `in the app for ${Date.now() - r.at} ms, ${Date.now() - movedAt} ms since it arrived or a store call of its started or ended (reached it ${r.at - sentAt} ms after the send)` : `answered by the app ${r.doneAt - sentAt} ms after the send, the answer not read`;
+        const where = !reached ? null : !r ? `never reached the app within ${boundMs} ms of its send` : r.doneAt === null ? `in the app for ${Date.now() - r.at} ms, ${Date.now() - movedAt} ms since it arrived, a store call of its started or ended, or its session's requests were resent (reached it ${r.at - sentAt} ms after the send)` : `answered by the app ${r.doneAt - sentAt} ms after the send, the answer not read`;
         finish({ status: 0, error: 'HANG', hangWhere: where });
       };
       timer = setTimeout(check, boundMs);
@@ -1059,7 +1088,7 @@ async function runModel(opts = {}) {
       // read (Jar.request).
       const where = a.app.locals.phase.has(id) ? `${a.app.locals.phase.get(id)}, ${res.hangWhere}` : res.hangWhere;
       const turns = loopTurns.filter((at) => at >= Date.now() - BOUND_MS).length;
-      res.error = `HANG: ${where}; the event loop ran ${turns} of ${BOUND_MS / 100} 100 ms ticks meanwhile; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now())}`;
+      res.error = `HANG: ${where}; the event loop ran ${turns} of ${BOUND_MS / 100} 100 ms ticks meanwhile; store connected ${a.store.connected} reconnecting ${c.reconnecting}, ${c.readyGens - readies} connections ready meanwhile, conns ${conns.join(',')}; store calls: ${trailText(a.app.locals.trails.get(id), Date.now(), c.resentAt)}`;
     }
     const endedAt = Date.now();
     if (!o.workers) stats.mostReadies = Math.max(stats.mostReadies, a.store.client.readyGens - readies);
