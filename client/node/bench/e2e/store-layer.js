@@ -8,7 +8,9 @@
 // stands in for is tested against the real daemon in test/.
 //
 //   node store-layer.js DIR   (DIR: another checkout's client/node, its npm ci done)
-//   env: OPS (30000 a round), ROUNDS (5), CART (items in the cart, 3)
+//   env: OPS (30000 a round), ROUNDS (5), CART (items in the cart, 3), PROFILE (an object of
+//   about that many bytes of JSON beside the cart that the cart add leaves as it is, as a
+//   user's profile or preferences; 0)
 
 const path = require('path');
 if (!process.argv[2]) {
@@ -34,6 +36,8 @@ const N = 1000;
 const OPS = +process.env.OPS || 30000;
 const ROUNDS = +process.env.ROUNDS || 5;
 const sids = Array.from({ length: N }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
+const profile = {};
+for (let i = 0; JSON.stringify(profile).length < (+process.env.PROFILE || 0); i++) profile[`field${i}`] = i % 3 ? `value of field ${i}` : { n: i, on: i % 2 === 0, tags: ['a', 'b'] };
 const cart = Array.from({ length: +process.env.CART || 3 }, (_, i) => `product-${i}`);
 async function run(store, kind) {
   const c0 = process.cpuUsage();
@@ -55,7 +59,7 @@ async function run(store, kind) {
     const client = Object.assign(Object.create(Client.prototype), fakeClient());
     stores[k] = new SessdStore({ client, namespace: 'x' });
     for (const sid of sids) {
-      const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', cart: [...cart] });
+      const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', ...(process.env.PROFILE ? { profile } : {}), cart: [...cart] });
       await p((cb) => stores[k].set(sid, sess, cb));
     }
     await run(stores[k], 'view'); await run(stores[k], 'add');
