@@ -704,6 +704,20 @@ function claim(queued, push) {
   return true;
 }
 
+// idError(sid): the TypeError of a session id that is no string, else null (see key). set(),
+// destroy() and regenerate() check it first, so that it reaches their callback or promise.
+function idError(sid) {
+  return typeof sid === 'string' ? null : new TypeError(`session id must be a string, got ${sid === null ? 'null' : typeof sid}`);
+}
+
+// sessionError(sess): the TypeError of a session set() is given that is no object, else null.
+// express-session hands set() its Session; null, undefined, a string or a number come from an
+// app's own call (store.set(id, null) meant as a logout, say). Stored, the text read back as
+// no session, but held the id until its TTL and made every all() fail, setting its id.
+function sessionError(sess) {
+  return sess !== null && typeof sess === 'object' ? null : new TypeError(`session must be an object, got ${sess === null ? 'null' : typeof sess}`);
+}
+
 // parseJson(text): JSON.parse, failing as parse() does (unreadable).
 function parseJson(text) {
   try {
@@ -855,7 +869,8 @@ class SessdStore extends BaseStore {
   // a Symbol threw from set() and destroy() instead of reaching their callbacks. Every caller
   // that takes a callback or returns a promise reports it there.
   key(sid) {
-    if (typeof sid !== 'string') throw new TypeError(`session id must be a string, got ${sid === null ? 'null' : typeof sid}`);
+    const err = idError(sid);
+    if (err !== null) throw err;
     return this.prefix + sid;
   }
 
@@ -1120,12 +1135,9 @@ class SessdStore extends BaseStore {
   // before; queued, a page's parallel requests (XHRs) of one session touched one after another,
   // a round trip each.
   set(sid, sess, cb) {
-    let key;
-    try {
-      key = this.merge ? this.key(sid) : null;
-    } catch (err) {
-      return withCallback(Promise.reject(err), cb);
-    }
+    const err = idError(sid) ?? sessionError(sess);
+    if (err !== null) return withCallback(Promise.reject(err), cb);
+    const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
     return withCallback(this.whileSaving(sess, key, before, (async () => {
@@ -1801,12 +1813,9 @@ class SessdStore extends BaseStore {
   // an unhandled one and end the process.
   destroy(sid, cb) {
     if (sid === null || sid === undefined) return withCallback(Promise.resolve(), cb);
-    let key;
-    try {
-      key = this.key(sid);
-    } catch (err) {
-      return withCallback(Promise.reject(err), cb);
-    }
+    const err = idError(sid);
+    if (err !== null) return withCallback(Promise.reject(err), cb);
+    const key = this.key(sid);
     this.tags.forget(key);
     if (this.migration !== null) return withCallback(this.migration.destroy(sid, key), cb);
     return withCallback(this.client.destroy(this.namespace, key).then(() => undefined), cb);
@@ -1834,12 +1843,9 @@ class SessdStore extends BaseStore {
   // A flash pushed while this runs waits and goes to the new session (see REGENERATING).
   // Without fn, a promise (rejected as fn would be called with an error).
   regenerate(req, fn) {
-    let oldKey;
-    try {
-      oldKey = this.key(req.sessionID);
-    } catch (err) {
-      return withCallbackVoid(Promise.reject(err), fn);
-    }
+    const err = idError(req.sessionID);
+    if (err !== null) return withCallbackVoid(Promise.reject(err), fn);
+    const oldKey = this.key(req.sessionID);
     let regenerated;
     const regenerating = new Promise((resolve) => {
       regenerated = () => {
