@@ -110,3 +110,45 @@ test('a value with the form read leaves the stored bytes as they were; one witho
     assert.equal(!before.equals(after), changes, `${name}: ${changes ? 'not written' : 'written though no change'}`);
   }
 });
+
+// The cookie's form is written by hand for express-session's Cookie (cookieJson): a merged
+// save's bytes are its forms put together, so they must be JSON.stringify's of the session for
+// every cookie express-session makes, and for one whose fields it would not make.
+test('a merged save writes the cookie as JSON.stringify does, whatever its fields', async (t) => {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace: 'forms-cpu58-c' });
+  t.after(() => store.close());
+  const hidden = (date, name, value) => Object.defineProperty(date, name, { value, configurable: true });
+  const cookies = [
+    ['the default', (c) => c],
+    ['secure, sameSite strict', (c) => Object.assign(c, { secure: true, sameSite: 'strict' })],
+    ['sameSite true, httpOnly false', (c) => Object.assign(c, { sameSite: true, httpOnly: false })],
+    ['a domain and a path JSON escapes', (c) => Object.assign(c, { domain: 'example.com', path: '/a"b\\c/é\u2028\n' })],
+    ['partitioned, priority', (c) => Object.assign(c, { partitioned: true, priority: 'high' })],
+    ['no maxAge (a browser-session cookie)', (c) => { c.maxAge = null; return c; }],
+    ['an expiry past year 9999', (c) => { c.expires = new Date(8.64e15); return c; }],
+    ['a fractional maxAge', (c) => { c.originalMaxAge = 1234.5; return c; }],
+    ['a maxAge that is not finite', (c) => { c.originalMaxAge = Infinity; return c; }],
+    ['an expiry whose toJSON is its own', (c) => { hidden(c.expires, 'toJSON', () => 'mine'); return c; }],
+    ['an expiry whose toISOString is its own', (c) => { hidden(c.expires, 'toISOString', () => 'i"so'); return c; }],
+    ['an expiry whose valueOf is its own', (c) => { hidden(c.expires, 'valueOf', () => NaN); return c; }],
+    ['an expiry that is a string', (c) => { c._expires = '2030-01-01T00:00:00.000Z'; return c; }],
+    ['a domain that is an object', (c) => Object.assign(c, { domain: { toJSON: () => 'd' } })],
+    ['a field of the app\'s own (not in its JSON)', (c) => Object.assign(c, { mine: 1 })],
+    ['a toJSON of its own', (c) => Object.assign(c, { toJSON: () => ({ own: true }) })],
+    ['a data getter of its own', (c) => Object.defineProperty(c, 'data', { get: () => ({ 'we"ird': 1, path: '/' }) })],
+  ];
+  for (const [i, [name, make]] of cookies.entries()) {
+    const sid = `cookie-${i}`;
+    await call((cb) => store.set(sid, { cookie: hourCookie(), cart: ['a'] }, cb));
+    const read = await call((cb) => store.get(sid, cb));
+    const sess = store.createSession({ sessionID: sid, sessionStore: store }, read);
+    // Renewed as express-session renews it before its save, so that the save renews it no more.
+    sess.touch();
+    make(sess.cookie);
+    sess.cart = ['a', 'b'];
+    const want = JSON.stringify(sess);
+    await call((cb) => store.set(sid, sess, cb));
+    const stored = await store.client.get('forms-cpu58-c', sid);
+    assert.equal(stored && stored.toString('utf8').trimEnd(), want, name);
+  }
+});
