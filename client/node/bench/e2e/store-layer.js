@@ -8,15 +8,20 @@
 // stands in for is tested against the real daemon in test/.
 //
 //   node store-layer.js DIR   (DIR: another checkout's client/node, its npm ci done)
-//   env: OPS (30000 a round), ROUNDS (5), CART (items in the cart, 3)
+//   env: OPS (30000 a round), ROUNDS (5), CART (items in the cart, 3), PROFILE (an object of
+//   about that many bytes of JSON beside the cart that the cart add leaves as it is, as a
+//   user's profile or preferences; 0), ONLY (view or add: DIR's lib alone, that action OPS
+//   times after 3,000 of each, nothing printed: for instruction counts under cachegrind, the
+//   difference of two OPS with node --predictable, see bench/README.md)
 
 const path = require('path');
 if (!process.argv[2]) {
   console.error('usage: node store-layer.js DIR');
   process.exit(2);
 }
-const libs = { new: path.resolve(__dirname, '../..'), base: path.resolve(process.argv[2]) };
-const { dataTag } = require(libs.new);
+const ONLY = process.env.ONLY;
+const libs = ONLY ? { base: path.resolve(process.argv[2]) } : { new: path.resolve(__dirname, '../..'), base: path.resolve(process.argv[2]) };
+const { dataTag } = require(path.resolve(__dirname, '../..'));
 const p = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
 function fakeClient() {
   const m = new Map();
@@ -34,10 +39,12 @@ const N = 1000;
 const OPS = +process.env.OPS || 30000;
 const ROUNDS = +process.env.ROUNDS || 5;
 const sids = Array.from({ length: N }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
+const profile = {};
+for (let i = 0; JSON.stringify(profile).length < (+process.env.PROFILE || 0); i++) profile[`field${i}`] = i % 3 ? `value of field ${i}` : { n: i, on: i % 2 === 0, tags: ['a', 'b'] };
 const cart = Array.from({ length: +process.env.CART || 3 }, (_, i) => `product-${i}`);
-async function run(store, kind) {
+async function run(store, kind, ops = OPS) {
   const c0 = process.cpuUsage();
-  for (let i = 0; i < OPS; i++) {
+  for (let i = 0; i < ops; i++) {
     const sid = sids[i % N];
     const data = await p((cb) => store.get(sid, cb));
     const sess = store.createSession({ sessionID: sid, sessionStore: store }, data);
@@ -55,10 +62,14 @@ async function run(store, kind) {
     const client = Object.assign(Object.create(Client.prototype), fakeClient());
     stores[k] = new SessdStore({ client, namespace: 'x' });
     for (const sid of sids) {
-      const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', cart: [...cart] });
+      const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', ...(process.env.PROFILE ? { profile } : {}), cart: [...cart] });
       await p((cb) => stores[k].set(sid, sess, cb));
     }
-    await run(stores[k], 'view'); await run(stores[k], 'add');
+    await run(stores[k], 'view', ONLY ? 3000 : OPS); await run(stores[k], 'add', ONLY ? 3000 : OPS);
+  }
+  if (ONLY) {
+    await run(stores.base, ONLY);
+    return;
   }
   const res = { new: { view: [], add: [] }, base: { view: [], add: [] } };
   for (let r = 0; r < ROUNDS; r++) {
