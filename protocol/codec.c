@@ -177,10 +177,14 @@ int codec_frame_close(struct buf *out, size_t at)
 
 /*
  * Field readers for codec_decode_request. Each returns NULL, or the static reason the field
- * is BAD_REQUEST (PROTOCOL.md, "Types used below").
+ * is BAD_REQUEST (PROTOCOL.md, "Types used below"). The namespace's, the id's and the ttl's
+ * are inline: every session request reads them, and read_ns, having five callers, was a call
+ * of its own that cost 19 instructions a request (callgrind, bench/README.md "Ceiling check",
+ * stop 58).
  */
 
-static const char *read_ns(struct mp_reader *r, struct codec_request *req, bool nil_is_all)
+__attribute__((always_inline)) static inline const char *
+read_ns(struct mp_reader *r, struct codec_request *req, bool nil_is_all)
 {
 	if (mp_read_nil(r) == 0) {
 		if (nil_is_all) {
@@ -198,7 +202,8 @@ static const char *read_ns(struct mp_reader *r, struct codec_request *req, bool 
 	return NULL;
 }
 
-static const char *read_id(struct mp_reader *r, struct codec_request *req)
+__attribute__((always_inline)) static inline const char *read_id(struct mp_reader *r,
+                                                                 struct codec_request *req)
 {
 	if (mp_read_bytes(r, &req->id, &req->id_is_bin) == -1)
 		return "id must be a str or bin";
@@ -207,7 +212,8 @@ static const char *read_id(struct mp_reader *r, struct codec_request *req)
 	return NULL;
 }
 
-static const char *read_ttl(struct mp_reader *r, struct codec_request *req)
+__attribute__((always_inline)) static inline const char *read_ttl(struct mp_reader *r,
+                                                                  struct codec_request *req)
 {
 	if (mp_read_uint(r, &req->ttl_ms) == -1)
 		return "ttl must be a uint";

@@ -339,6 +339,38 @@ LEAK_CHECKED_TEST(codec, id_length_limits)
 	id_of_len(70000, true, -1);
 }
 
+/* A GET in a namespace named by ${len} bytes: 1..64 are one, others BAD_REQUEST. */
+static void ns_of_len(size_t len, int want_rc)
+{
+	struct buf b;
+	struct codec_request r;
+	uint32_t st = 99;
+	const char *why;
+	char name[80];
+
+	memset(name, 'n', sizeof name);
+	buf_init(&b);
+	cr_assert_eq(mp_write_array(&b, 4), 0);
+	cr_assert_eq(mp_write_uint(&b, CODEC_OP_GET), 0);
+	cr_assert_eq(mp_write_uint(&b, 1), 0);
+	cr_assert_eq(mp_write_str(&b, name, len), 0);
+	cr_assert_eq(mp_write_str(&b, "id", 2), 0);
+	cr_expect_eq(codec_decode_request(b.data, b.len, &r, &st, &why), want_rc, "ns %zu", len);
+	if (want_rc == 0)
+		cr_expect_eq(r.ns.len, len);
+	else
+		cr_expect_eq(st, CODEC_BAD_REQUEST, "ns %zu", len);
+	buf_finish(&b);
+}
+
+LEAK_CHECKED_TEST(codec, namespace_length_limits)
+{
+	ns_of_len(0, -1);
+	ns_of_len(1, 0);
+	ns_of_len(64, 0);
+	ns_of_len(65, -1);
+}
+
 LEAK_CHECKED_TEST(codec, huge_declared_counts_rejected_without_allocation)
 {
 	struct codec_request r;
