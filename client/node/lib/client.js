@@ -658,13 +658,12 @@ class Client extends EventEmitter {
   // crashing in a loop is soon no longer restarted (systemd's StartLimitBurst). A change
   // first waits for the RETIRE of a sealed connection given up on (see placeResend): that
   // wait counts in restartWaitMs, and a connection made during it is one made after the first
-  // break. When it is
-  // not sent, or nothing is ready in time, it fails as a request does while sessd is down
-  // (ESESSD_DISCONNECTED, status 503), or, if an attempt of a change broke, with the socket's
-  // code (503, not notCarriedOut); a read fails as it would have while sessd is down. The
-  // client closed meanwhile, it fails with ESESSD_CLOSED. entry.retried carries the record of
-  // the attempts: { firstMs (the first SHUTTING_DOWN or break), breakGen (null, or readyGens
-  // at the first break) }.
+  // break. When it is not sent, or nothing is ready in time, it fails as a request does while
+  // sessd is down (ESESSD_DISCONNECTED, status 503), or, if an attempt of a change broke, with
+  // the socket's code (503, not notCarriedOut); a read fails as it would have while sessd is
+  // down. The client closed meanwhile, it fails with ESESSD_CLOSED. entry.retried carries the
+  // record of the attempts: { firstMs (the first SHUTTING_DOWN or break), breakGen (null, or
+  // readyGens at the first break) }.
   resend(entry, err, brokenOn = null) {
     // The record is made at the break, before a change's wait for RETIRE (see placeResend):
     // made after it, a sealed pool counted restartWaitMs from the RETIRE's answer, and took
