@@ -205,6 +205,11 @@ for (const { sealed, transport, poolSize } of cases) {
   });
 }
 
+// queuedBytes(client): the bytes its connections' sockets hold queued, not yet taken by the kernel.
+function queuedBytes(client) {
+  return client.slots.reduce((n, s) => n + (s.conn ? s.conn.socket.writableLength : 0), 0);
+}
+
 // A break in the middle of queued passes: the relay reading slowly (frames cut anywhere
 // reached sessd), then the path broken ('break'), or sessd killed ('crash') or stopped
 // ('shutdown', SHUTTING_DOWN) and started again with its data. The client reconnects and
@@ -227,9 +232,16 @@ async function runBreak(t, client, ns, relay, seed, breakIt) {
   };
   const takes = Array.from({ length: sessions }, () => 0); // pops and destroys made so far
   const passes = 60;
-  for (let pass = 0; pass < passes; pass++) {
+  let broken = false;
+  for (let pass = 0; pass < passes || !broken; pass++) {
     if (pass === 10) relay.set('slow');
-    if (pass === 40) await breakIt();
+    // The break must come with a write queued (what the test is about), which the slow relay
+    // brings sooner or later as the machine runs: from pass 40, at the first pass that begins
+    // with one, or at pass 400 without (the caller's check then fails).
+    if (!broken && pass >= 40 && (queuedBytes(client) > 0 || pass >= 400)) {
+      broken = true;
+      await breakIt();
+    }
     for (let i = 0; i < 6; i++) {
       const k = Math.floor(rand() * sessions);
       const id = `r58b-${seed}-${k}`;
@@ -308,7 +320,7 @@ for (const how of ['break', 'crash', 'shutdown']) {
       await client.ready();
       let queuedAtBreak = 0;
       const breakIt = async () => {
-        queuedAtBreak = client.slots.reduce((n, s) => n + (s.conn ? s.conn.socket.writableLength : 0), 0);
+        queuedAtBreak = queuedBytes(client);
         if (how === 'break') {
           relay.breakAll();
           return;
