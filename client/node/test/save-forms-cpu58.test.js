@@ -22,10 +22,6 @@ test.after(async () => {
   await daemon.cleanup();
 });
 
-function call(fn) {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-}
-
 function hourCookie() {
   return { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), httpOnly: true, path: '/' };
 }
@@ -79,14 +75,14 @@ for (const [name, stored, make, changes] of CASES) {
       other.close();
     });
     const sid = `forms-${CASES.findIndex((c) => c[0] === name)}`;
-    await call((cb) => other.set(sid, { cookie: hourCookie(), pref: stored, user: 'u1' }, cb));
-    const read = await call((cb) => store.get(sid, cb));
+    await other.set(sid, { cookie: hourCookie(), pref: stored, user: 'u1' });
+    const read = await store.get(sid);
     const sess = store.createSession({ sessionID: sid, sessionStore: store }, read);
     // Another request changes the key meanwhile.
-    await call((cb) => other.set(sid, { cookie: hourCookie(), pref: 'theirs', user: 'u1' }, cb));
+    await other.set(sid, { cookie: hourCookie(), pref: 'theirs', user: 'u1' });
     sess.pref = make(sess.pref);
-    await call((cb) => store.set(sid, sess, cb));
-    const now = await call((cb) => other.get(sid, cb));
+    await store.set(sid, sess);
+    const now = await other.get(sid);
     if (changes) assert.equal(JSON.stringify(now.pref), JSON.stringify(sess.pref), 'the request\'s change was not written');
     else assert.equal(now.pref, 'theirs', 'a value with the form read was taken for a change and written over another request\'s');
     assert.equal(now.user, 'u1');
@@ -100,12 +96,12 @@ test('a value with the form read leaves the stored bytes as they were; one witho
   t.after(() => store.close());
   for (const [i, [name, stored, make, changes]] of CASES.entries()) {
     const sid = `bytes-${i}`;
-    await call((cb) => store.set(sid, { cookie: hourCookie(), pref: stored }, cb));
+    await store.set(sid, { cookie: hourCookie(), pref: stored });
     const before = await store.client.get('forms-cpu58-b', sid);
-    const read = await call((cb) => store.get(sid, cb));
+    const read = await store.get(sid);
     const sess = store.createSession({ sessionID: sid, sessionStore: store }, read);
     sess.pref = make(sess.pref);
-    await call((cb) => store.set(sid, sess, cb));
+    await store.set(sid, sess);
     const after = await store.client.get('forms-cpu58-b', sid);
     assert.equal(!before.equals(after), changes, `${name}: ${changes ? 'not written' : 'written though no change'}`);
   }
@@ -139,15 +135,15 @@ test('a merged save writes the cookie as JSON.stringify does, whatever its field
   ];
   for (const [i, [name, make]] of cookies.entries()) {
     const sid = `cookie-${i}`;
-    await call((cb) => store.set(sid, { cookie: hourCookie(), cart: ['a'] }, cb));
-    const read = await call((cb) => store.get(sid, cb));
+    await store.set(sid, { cookie: hourCookie(), cart: ['a'] });
+    const read = await store.get(sid);
     const sess = store.createSession({ sessionID: sid, sessionStore: store }, read);
     // Renewed as express-session renews it before its save, so that the save renews it no more.
     sess.touch();
     make(sess.cookie);
     sess.cart = ['a', 'b'];
     const want = JSON.stringify(sess);
-    await call((cb) => store.set(sid, sess, cb));
+    await store.set(sid, sess);
     const stored = await store.client.get('forms-cpu58-c', sid);
     assert.equal(stored && stored.toString('utf8').trimEnd(), want, name);
   }
