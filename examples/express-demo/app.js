@@ -75,7 +75,6 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     cookie: { httpOnly: true, sameSite: 'lax', maxAge: cookieMaxAgeMs },
   }));
   app.use(flash.middleware());
-  app.use(flash.locals());
   // While the store is down (sessd unreachable for longer than connect-sessd's restartWaitMs;
   // a restart within it only delays requests), express-session passes requests through
   // without req.session (the store emitted 'disconnect'): pages render logged out, and
@@ -91,7 +90,10 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     return undefined;
   });
 
-  app.get('/', (req, res) => {
+  // flash.locals() pops every pending flash on each GET it runs for, so it goes on the page
+  // that shows them, not app-wide: there a browser's GET of /favicon.ico (a 404), or of
+  // /healthz with the cookie, would take the "Added 2 lemons" meant for this page.
+  app.get('/', flash.locals(), (req, res) => {
     const user = req.session && req.session.user;
     let body;
     if (!user) {
