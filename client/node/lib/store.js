@@ -412,7 +412,9 @@ function adoptLifetime(cookie, stored) {
 function savedExpiry(sess) {
   const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
   const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
-  return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
+  // Date.parse(s) is new Date(s).getTime() without the Date (every get() asks, see farFromEnd).
+  if (typeof expires === 'string') return Date.parse(expires);
+  return expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
 // markSaved(sess, atMs, ttl, whole, cookie): sessd holds sess as this request saved it (see
@@ -770,6 +772,23 @@ function parseJson(text) {
   }
 }
 
+// answerWith(fn, arg, cb): cb's answer from fn(arg) as withCallback gives a promise's: its
+// value (a thenable's once settled, as a promise adopts it) or the error it throws, on the
+// next tick.
+function answerWith(fn, arg, cb) {
+  let v;
+  let then;
+  try {
+    v = fn(arg);
+    then = v !== null && (typeof v === 'object' || typeof v === 'function') ? v.then : undefined;
+  } catch (err) {
+    process.nextTick(cb, err);
+    return;
+  }
+  if (typeof then === 'function') withCallback(Promise.resolve(v), cb);
+  else process.nextTick(cb, null, v);
+}
+
 function withCallback(promise, cb) {
   if (typeof cb !== 'function') return promise;
   // The callback runs outside the promise chain, so an exception it throws is not
@@ -966,19 +985,25 @@ class SessdStore extends BaseStore {
   // the session carries (hidden) what a later set() needs to merge, and (LOAD answered) how
   // many flashes were queued in it.
   // A session sessd may end soon is marked for its request to keep (see endsSoon).
+  // With cb (express-session's call), the answer goes to it from the LOAD's reply (answerWith):
+  // a promise of it, then withCallback's then, cost every page a promise and a turn more.
   get(sid, cb) {
-    let getting;
+    let key;
+    let loading;
+    let asked;
     try {
-      const key = this.key(sid);
-      const loading = this.client.load(this.namespace, key);
+      key = this.key(sid);
+      loading = this.client.load(this.namespace, key);
       // Sessions whose data does not say how long sessd keeps them: asked in the same round
       // trip (see endsSoon).
-      const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-      getting = loading.then((loaded) => this.loadedSession(sid, key, loaded, asked));
+      asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
     } catch (err) {
-      getting = Promise.reject(err);
+      return withCallback(Promise.reject(err), cb);
     }
-    return withCallback(getting, cb);
+    const read = (loaded) => this.loadedSession(sid, key, loaded, asked);
+    if (typeof cb !== 'function') return loading.then(read);
+    loading.then((loaded) => answerWith(read, loaded, cb), (err) => process.nextTick(cb, err));
+    return undefined;
   }
 
   // loadedSession(sid, key, loaded, asked): get()'s answer from LOAD's (loaded): the session
@@ -1183,7 +1208,7 @@ class SessdStore extends BaseStore {
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
-    return withCallback(this.whileSaving(sess, key, before, (async () => {
+    return this.whileSaving(sess, key, before, (async () => {
       if (before !== undefined && own) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
@@ -1202,15 +1227,15 @@ class SessdStore extends BaseStore {
         throw err;
       }
       return undefined;
-    })()), cb);
+    })(), cb);
   }
 
-  // whileSaving(sess, key, before, saving): saving (set()'s promise), with sess counted as being
-  // saved (SessionState.saving, for presave) and as the latest save of sess and of the session
-  // key (SessionState.lastSave, savesUnderway unless key is null, see underway: what a save or
-  // touch that comes meanwhile waits for) until it settles.
-  whileSaving(sess, key, before, saving) {
-    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
+  // whileSaving(sess, key, before, saving, cb): withCallback(saving, cb) (saving: set()'s
+  // promise), with sess counted as being saved (SessionState.saving, for presave) and as the
+  // latest save of sess and of the session key (SessionState.lastSave, savesUnderway unless key
+  // is null, see underway: what a save or touch that comes meanwhile waits for) until it settles.
+  whileSaving(sess, key, before, saving, cb) {
+    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return withCallback(saving, cb);
     const state = stateFor(sess);
     state.saving++;
     const settled = () => {
@@ -1218,19 +1243,24 @@ class SessdStore extends BaseStore {
       if (state.lastSave === counted) state.lastSave = undefined;
       if (key !== null && this.savesUnderway.get(key) === counted) this.queueEmptied(key);
     };
-    // Not finally(): its callback's promise is chained again, a turn more for every save.
+    // Not finally(): its callback's promise is chained again, a turn more for every save. With
+    // cb (express-session's call), cb is answered here and counted resolves either way: what
+    // waits for it (lastSave, savesUnderway) takes a failed save as a done one, and a then of
+    // withCallback's after this one cost every save a promise and a turn more.
+    const answer = typeof cb === 'function';
     const counted = saving.then((v) => {
       settled();
+      if (answer) process.nextTick(cb, null, v);
       return v;
     }, (err) => {
       settled();
-      throw err;
+      if (!answer) throw err;
+      process.nextTick(cb, err);
     });
     state.lastSave = counted;
-    if (key === null) return counted;
-    if (before === undefined) this.savesUnderway.set(key, counted);
-    else this.underway(key, counted, before);
-    return counted;
+    if (key !== null && before === undefined) this.savesUnderway.set(key, counted);
+    else if (key !== null) this.underway(key, counted, before);
+    return answer ? undefined : counted;
   }
 
   // underway(key, done, before): done (a save of the session key from this process) as the
