@@ -38,7 +38,8 @@ class SessionState {
     // their text when that is exact, see exactText), text
     // (data decoded, as get() parsed it; null once data is a save's, or under a raw
     // serializer), forms (Map: top-level key -> its serialized form, as this request last
-    // read or wrote it; null until the first save works it out from data), cookie (the cookie
+    // read or wrote it, or a ReadForm to make it from, read through formAt; null until the
+    // first save works it out from data), cookie (the cookie
     // get() parsed from data: what forms would hold for it while forms is null), stored (null
     // when the session object is exactly what sessd holds plus this request's changes; else
     // the bytes last written, a merge of another request's data), gone (sessd no longer has
@@ -679,6 +680,14 @@ function sameCopy(data, entry) {
   if (entry.text || data.length !== entry.bytes.length) return null;
   const copy = asBuffer(data).toString('latin1');
   return copy === entry.bytes ? true : copy;
+}
+
+// A key's form in SessionState.loaded's forms that readForms left to be made (see formAt):
+// value, the key's value as read.
+class ReadForm {
+  constructor(value) {
+    this.value = value;
+  }
 }
 
 // How deep sameAsParsed follows a value before it leaves it to the form.
@@ -1429,7 +1438,10 @@ class SessdStore extends BaseStore {
   // sessd, whose keys' forms in sess (the request's session) are now (forms(sess)). A key whose
   // value is the same JSON data as read (sameAsParsed) takes its form from now, which is the
   // one JSON.stringify would write for read's value: a cart add wrote the form of every key it
-  // had not changed twice, read and now, a fifth of its store calls' CPU with the parse.
+  // had not changed twice, read and now, a fifth of its store calls' CPU with the parse. The
+  // cookie's is left to be made when asked for (a ReadForm, see formAt): saveLoaded compares
+  // the cookies without it (sameCookieAsRead), and a save that goes through replaces the read
+  // forms with now, so a cart add made it for nothing (2% of its store calls' CPU).
   readForms(read, sess, now) {
     if (!isPlainObject(read)) return this.forms(read);
     const out = new Map();
@@ -1442,10 +1454,19 @@ class SessdStore extends BaseStore {
       } catch (err) {
         // A getter or a proxy of the app's that throws: its form says what it is.
       }
-      const f = same ? mine : this.keyForm(k, value);
+      const f = same ? mine : k === 'cookie' ? new ReadForm(value) : this.keyForm(k, value);
       if (f !== undefined) out.set(k, f);
     }
     return out;
+  }
+
+  // formAt(st, k): st.forms' form of key k, made now and kept if readForms left it to be made.
+  formAt(st, k) {
+    const f = st.forms.get(k);
+    if (!(f instanceof ReadForm)) return f;
+    const made = this.keyForm(k, f.value);
+    st.forms.set(k, made);
+    return made;
   }
 
   sameForm(key, a, b) {
@@ -1560,7 +1581,7 @@ class SessdStore extends BaseStore {
     const changed = [];
     for (const [k, f] of st.forms) {
       const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
-      if (!(same ?? this.sameForm(k, f, now.get(k)))) changed.push(k);
+      if (!(same ?? this.sameForm(k, f instanceof ReadForm ? this.formAt(st, k) : f, now.get(k)))) changed.push(k);
     }
     for (const k of now.keys()) if (!st.forms.has(k)) changed.push(k);
     if (early === 'touch' && changed.length > 0) return null;
@@ -1658,8 +1679,8 @@ class SessdStore extends BaseStore {
       let value = now.has(k) ? sess[k] : undefined;
       if (this.mergeKey) {
         const other = ownValue(out, k);
-        if (!this.sameForm(k, this.keyForm(k, other), st.forms.get(k))) {
-          value = this.mergeKey(k, await this.formValue(k, st.forms.get(k)), value, other);
+        if (!this.sameForm(k, this.keyForm(k, other), this.formAt(st, k))) {
+          value = this.mergeKey(k, await this.formValue(k, this.formAt(st, k)), value, other);
         }
       }
       if (value === undefined) delete out[k];
@@ -1752,7 +1773,7 @@ class SessdStore extends BaseStore {
       const same = sameCookieAsRead(st.cookie, sess.cookie);
       if (same !== null) return !same;
     }
-    const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : st.forms.get('cookie');
+    const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : this.formAt(st, 'cookie');
     return !this.sameForm('cookie', stored, this.keyForm('cookie', sess.cookie));
   }
 
