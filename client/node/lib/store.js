@@ -1291,20 +1291,33 @@ class SessdStore extends BaseStore {
     this.lastWritten.delete(key);
   }
 
-  // saveSession(sid, sess, before): set()'s work; before: another save of the session under
-  // way, which a merge with changes to write waits for (see set).
-  async saveSession(sid, sess, before = undefined) {
-    const key = this.key(sid);
-    const atMs = Date.now();
-    const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
-    if (!(ttl > 0)) {
-      await this.client.destroy(this.namespace, key);
-      return;
+  // saveSession(sid, sess, before): a promise of set()'s work, settled when it is done (its
+  // value is no answer: its callers wait for it); before: another save of the session under
+  // way, which a merge with changes to write waits for (see set). The save of a session get()
+  // read is saveLoaded's promise as it is: an async function around it cost every cart add a
+  // promise and a turn of the microtask queue.
+  saveSession(sid, sess, before = undefined) {
+    let key;
+    let atMs;
+    let ttl;
+    try {
+      key = this.key(sid);
+      atMs = Date.now();
+      ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const state = stateOf(sess);
-    const st = this.merge && state !== undefined ? state.loaded : undefined;
-    if (st && st.key === key) {
-      await this.saveLoaded(sid, sess, st, ttl, atMs, null, before);
+    const st = ttl > 0 && this.merge && state !== undefined ? state.loaded : undefined;
+    if (st && st.key === key) return this.saveLoaded(sid, sess, st, ttl, atMs, null, before);
+    return this.saveOther(sid, sess, before, key, atMs, ttl, state);
+  }
+
+  // saveOther(sid, sess, before, key, atMs, ttl, state): saveSession's work for any other
+  // session, or an expired one (ttl not above 0: destroyed); state: stateOf(sess).
+  async saveOther(sid, sess, before, key, atMs, ttl, state) {
+    if (!(ttl > 0)) {
+      await this.client.destroy(this.namespace, key);
       return;
     }
     const data = this.serializer.stringify(sess);
