@@ -38,7 +38,8 @@ class SessionState {
     // their text when that is exact, see exactText), text
     // (data decoded, as get() parsed it; null once data is a save's, or under a raw
     // serializer), forms (Map: top-level key -> its serialized form, as this request last
-    // read or wrote it; null until the first save works it out from data), cookie (the cookie
+    // read or wrote it, or a ReadForm to make it from, read through formAt; null until the
+    // first save works it out from data), cookie (the cookie
     // get() parsed from data: what forms would hold for it while forms is null), stored (null
     // when the session object is exactly what sessd holds plus this request's changes; else
     // the bytes last written, a merge of another request's data), gone (sessd no longer has
@@ -412,7 +413,9 @@ function adoptLifetime(cookie, stored) {
 function savedExpiry(sess) {
   const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
   const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
-  return typeof expires === 'string' || expires instanceof Date ? new Date(expires).getTime() : NaN;
+  // Date.parse(s) is new Date(s).getTime() without the Date (every get() asks, see farFromEnd).
+  if (typeof expires === 'string') return Date.parse(expires);
+  return expires instanceof Date ? new Date(expires).getTime() : NaN;
 }
 
 // markSaved(sess, atMs, ttl, whole, cookie): sessd holds sess as this request saved it (see
@@ -601,12 +604,13 @@ class TagCache {
     const copy = hit !== undefined ? sameCopy(data, hit) : null;
     if (copy === true) return hit.tag;
     const text = typeof data === 'string';
-    const bytes = text ? Buffer.from(data, 'utf8') : asBuffer(data);
-    const tag = dataTag(bytes);
+    const bytes = text ? null : asBuffer(data);
+    const tag = text ? textTag(data) : dataTag(bytes);
     if (hit !== undefined) this.drop(hit);
-    if (bytes.length > TAG_CACHE_MAX_BYTES) return tag;
+    const length = text ? Buffer.byteLength(data, 'utf8') : bytes.length;
+    if (length > TAG_CACHE_MAX_BYTES) return tag;
     // A string of characters above 0xff takes two bytes a character.
-    const size = !text || bytes.length === data.length ? bytes.length : 2 * data.length;
+    const size = !text || length === data.length ? length : 2 * data.length;
     const entry = { key, bytes: text ? data : copy ?? bytes.toString('latin1'), text, size, tag };
     this.bytes += size + TAG_CACHE_ENTRY_BYTES;
     while (this.bytes > TAG_CACHE_BUDGET_BYTES && this.head < this.order.length) {
@@ -645,7 +649,7 @@ class TagCache {
   peek(key, data) {
     const hit = this.entries.get(key);
     if (hit !== undefined && sameCopy(data, hit) === true) return hit.tag;
-    return dataTag(data);
+    return typeof data === 'string' ? textTag(data) : dataTag(data);
   }
 
   forget(key) {
@@ -661,6 +665,12 @@ class TagCache {
   }
 }
 
+// textTag(text): dataTag of text's UTF-8 (a session's text, see exactText), hashed as the string:
+// dataTag makes a Buffer of it first, and a cart add's Buffer.from took 0.2-0.4 us of a 1.5 us
+// hash, with the pool of small Buffers it fills and replaces. crypto.hash (Node 20.12 and
+// later) writes a string as Buffer.from does, lone surrogates as U+FFFD.
+const textTag = crypto.hash ? (text) => crypto.hash('blake2b512', text, 'buffer').subarray(0, codec.TAG_BYTES) : dataTag;
+
 // sameCopy(data, entry): true when data (bytes, or their UTF-8 text) is what the cache entry
 // was tagged from; else the latin1 copy of data when it was made to compare, or null. A text
 // is compared with a text only, bytes with bytes: one string's UTF-8 is one run of bytes (a
@@ -670,6 +680,14 @@ function sameCopy(data, entry) {
   if (entry.text || data.length !== entry.bytes.length) return null;
   const copy = asBuffer(data).toString('latin1');
   return copy === entry.bytes ? true : copy;
+}
+
+// A key's form in SessionState.loaded's forms that readForms left to be made (see formAt):
+// value, the key's value as read.
+class ReadForm {
+  constructor(value) {
+    this.value = value;
+  }
 }
 
 // How deep sameAsParsed follows a value before it leaves it to the form.
@@ -761,6 +779,23 @@ function parseJson(text) {
   } catch (err) {
     throw unreadable(err);
   }
+}
+
+// answerWith(fn, arg, cb): cb's answer from fn(arg) as withCallback gives a promise's: its
+// value (a thenable's once settled, as a promise adopts it) or the error it throws, on the
+// next tick.
+function answerWith(fn, arg, cb) {
+  let v;
+  let then;
+  try {
+    v = fn(arg);
+    then = v !== null && (typeof v === 'object' || typeof v === 'function') ? v.then : undefined;
+  } catch (err) {
+    process.nextTick(cb, err);
+    return;
+  }
+  if (typeof then === 'function') withCallback(Promise.resolve(v), cb);
+  else process.nextTick(cb, null, v);
 }
 
 function withCallback(promise, cb) {
@@ -959,19 +994,25 @@ class SessdStore extends BaseStore {
   // the session carries (hidden) what a later set() needs to merge, and (LOAD answered) how
   // many flashes were queued in it.
   // A session sessd may end soon is marked for its request to keep (see endsSoon).
+  // With cb (express-session's call), the answer goes to it from the LOAD's reply (answerWith):
+  // a promise of it, then withCallback's then, cost every page a promise and a turn more.
   get(sid, cb) {
-    let getting;
+    let key;
+    let loading;
+    let asked;
     try {
-      const key = this.key(sid);
-      const loading = this.client.load(this.namespace, key);
+      key = this.key(sid);
+      loading = this.client.load(this.namespace, key);
       // Sessions whose data does not say how long sessd keeps them: asked in the same round
       // trip (see endsSoon).
-      const asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
-      getting = loading.then((loaded) => this.loadedSession(sid, key, loaded, asked));
+      asked = this.ttlWithLoad && this.keepsAlive() ? this.leftMs(key) : null;
     } catch (err) {
-      getting = Promise.reject(err);
+      return withCallback(Promise.reject(err), cb);
     }
-    return withCallback(getting, cb);
+    const read = (loaded) => this.loadedSession(sid, key, loaded, asked);
+    if (typeof cb !== 'function') return loading.then(read);
+    loading.then((loaded) => answerWith(read, loaded, cb), (err) => process.nextTick(cb, err));
+    return undefined;
   }
 
   // loadedSession(sid, key, loaded, asked): get()'s answer from LOAD's (loaded): the session
@@ -1176,7 +1217,7 @@ class SessdStore extends BaseStore {
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
-    return withCallback(this.whileSaving(sess, key, before, (async () => {
+    return this.whileSaving(sess, key, before, (async () => {
       if (before !== undefined && own) await before.then(noValue, noValue);
       const pre = stateOf(sess)?.presave;
       if (pre !== undefined) await pre.done;
@@ -1195,15 +1236,15 @@ class SessdStore extends BaseStore {
         throw err;
       }
       return undefined;
-    })()), cb);
+    })(), cb);
   }
 
-  // whileSaving(sess, key, before, saving): saving (set()'s promise), with sess counted as being
-  // saved (SessionState.saving, for presave) and as the latest save of sess and of the session
-  // key (SessionState.lastSave, savesUnderway unless key is null, see underway: what a save or
-  // touch that comes meanwhile waits for) until it settles.
-  whileSaving(sess, key, before, saving) {
-    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return saving;
+  // whileSaving(sess, key, before, saving, cb): withCallback(saving, cb) (saving: set()'s
+  // promise), with sess counted as being saved (SessionState.saving, for presave) and as the
+  // latest save of sess and of the session key (SessionState.lastSave, savesUnderway unless key
+  // is null, see underway: what a save or touch that comes meanwhile waits for) until it settles.
+  whileSaving(sess, key, before, saving, cb) {
+    if (!isPlainObject(sess) || !Object.isExtensible(sess)) return withCallback(saving, cb);
     const state = stateFor(sess);
     state.saving++;
     const settled = () => {
@@ -1211,19 +1252,24 @@ class SessdStore extends BaseStore {
       if (state.lastSave === counted) state.lastSave = undefined;
       if (key !== null && this.savesUnderway.get(key) === counted) this.queueEmptied(key);
     };
-    // Not finally(): its callback's promise is chained again, a turn more for every save.
+    // Not finally(): its callback's promise is chained again, a turn more for every save. With
+    // cb (express-session's call), cb is answered here and counted resolves either way: what
+    // waits for it (lastSave, savesUnderway) takes a failed save as a done one, and a then of
+    // withCallback's after this one cost every save a promise and a turn more.
+    const answer = typeof cb === 'function';
     const counted = saving.then((v) => {
       settled();
+      if (answer) process.nextTick(cb, null, v);
       return v;
     }, (err) => {
       settled();
-      throw err;
+      if (!answer) throw err;
+      process.nextTick(cb, err);
     });
     state.lastSave = counted;
-    if (key === null) return counted;
-    if (before === undefined) this.savesUnderway.set(key, counted);
-    else this.underway(key, counted, before);
-    return counted;
+    if (key !== null && before === undefined) this.savesUnderway.set(key, counted);
+    else if (key !== null) this.underway(key, counted, before);
+    return answer ? undefined : counted;
   }
 
   // underway(key, done, before): done (a save of the session key from this process) as the
@@ -1245,20 +1291,33 @@ class SessdStore extends BaseStore {
     this.lastWritten.delete(key);
   }
 
-  // saveSession(sid, sess, before): set()'s work; before: another save of the session under
-  // way, which a merge with changes to write waits for (see set).
-  async saveSession(sid, sess, before = undefined) {
-    const key = this.key(sid);
-    const atMs = Date.now();
-    const ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
-    if (!(ttl > 0)) {
-      await this.client.destroy(this.namespace, key);
-      return;
+  // saveSession(sid, sess, before): a promise of set()'s work, settled when it is done (its
+  // value is no answer: its callers wait for it); before: another save of the session under
+  // way, which a merge with changes to write waits for (see set). The save of a session get()
+  // read is saveLoaded's promise as it is: an async function around it cost every cart add a
+  // promise and a turn of the microtask queue.
+  saveSession(sid, sess, before = undefined) {
+    let key;
+    let atMs;
+    let ttl;
+    try {
+      key = this.key(sid);
+      atMs = Date.now();
+      ttl = Math.min(this.requestTtlMs(sess), codec.MAX_TTL_MS);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const state = stateOf(sess);
-    const st = this.merge && state !== undefined ? state.loaded : undefined;
-    if (st && st.key === key) {
-      await this.saveLoaded(sid, sess, st, ttl, atMs, null, before);
+    const st = ttl > 0 && this.merge && state !== undefined ? state.loaded : undefined;
+    if (st && st.key === key) return this.saveLoaded(sid, sess, st, ttl, atMs, null, before);
+    return this.saveOther(sid, sess, before, key, atMs, ttl, state);
+  }
+
+  // saveOther(sid, sess, before, key, atMs, ttl, state): saveSession's work for any other
+  // session, or an expired one (ttl not above 0: destroyed); state: stateOf(sess).
+  async saveOther(sid, sess, before, key, atMs, ttl, state) {
+    if (!(ttl > 0)) {
+      await this.client.destroy(this.namespace, key);
       return;
     }
     const data = this.serializer.stringify(sess);
@@ -1392,7 +1451,10 @@ class SessdStore extends BaseStore {
   // sessd, whose keys' forms in sess (the request's session) are now (forms(sess)). A key whose
   // value is the same JSON data as read (sameAsParsed) takes its form from now, which is the
   // one JSON.stringify would write for read's value: a cart add wrote the form of every key it
-  // had not changed twice, read and now, a fifth of its store calls' CPU with the parse.
+  // had not changed twice, read and now, a fifth of its store calls' CPU with the parse. The
+  // cookie's is left to be made when asked for (a ReadForm, see formAt): saveLoaded compares
+  // the cookies without it (sameCookieAsRead), and a save that goes through replaces the read
+  // forms with now, so a cart add made it for nothing (2% of its store calls' CPU).
   readForms(read, sess, now) {
     if (!isPlainObject(read)) return this.forms(read);
     const out = new Map();
@@ -1405,10 +1467,19 @@ class SessdStore extends BaseStore {
       } catch (err) {
         // A getter or a proxy of the app's that throws: its form says what it is.
       }
-      const f = same ? mine : this.keyForm(k, value);
+      const f = same ? mine : k === 'cookie' ? new ReadForm(value) : this.keyForm(k, value);
       if (f !== undefined) out.set(k, f);
     }
     return out;
+  }
+
+  // formAt(st, k): st.forms' form of key k, made now and kept if readForms left it to be made.
+  formAt(st, k) {
+    const f = st.forms.get(k);
+    if (!(f instanceof ReadForm)) return f;
+    const made = this.keyForm(k, f.value);
+    st.forms.set(k, made);
+    return made;
   }
 
   sameForm(key, a, b) {
@@ -1523,7 +1594,7 @@ class SessdStore extends BaseStore {
     const changed = [];
     for (const [k, f] of st.forms) {
       const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
-      if (!(same ?? this.sameForm(k, f, now.get(k)))) changed.push(k);
+      if (!(same ?? this.sameForm(k, f instanceof ReadForm ? this.formAt(st, k) : f, now.get(k)))) changed.push(k);
     }
     for (const k of now.keys()) if (!st.forms.has(k)) changed.push(k);
     if (early === 'touch' && changed.length > 0) return null;
@@ -1621,8 +1692,8 @@ class SessdStore extends BaseStore {
       let value = now.has(k) ? sess[k] : undefined;
       if (this.mergeKey) {
         const other = ownValue(out, k);
-        if (!this.sameForm(k, this.keyForm(k, other), st.forms.get(k))) {
-          value = this.mergeKey(k, await this.formValue(k, st.forms.get(k)), value, other);
+        if (!this.sameForm(k, this.keyForm(k, other), this.formAt(st, k))) {
+          value = this.mergeKey(k, await this.formValue(k, this.formAt(st, k)), value, other);
         }
       }
       if (value === undefined) delete out[k];
@@ -1715,7 +1786,7 @@ class SessdStore extends BaseStore {
       const same = sameCookieAsRead(st.cookie, sess.cookie);
       if (same !== null) return !same;
     }
-    const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : st.forms.get('cookie');
+    const stored = st.forms === null ? this.keyForm('cookie', st.cookie) : this.formAt(st, 'cookie');
     return !this.sameForm('cookie', stored, this.keyForm('cookie', sess.cookie));
   }
 
