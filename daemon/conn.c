@@ -393,6 +393,23 @@ static void note_held(struct conn *c, bool progressed)
 	}
 }
 
+/*
+ * Wipe ${c}'s unread input where it is, before its buffer is freed or its bytes move: a frame
+ * not read through may be a HELLO with a secret (the greeting, or one sent again past it,
+ * which closes the connection once whole), and its bytes must outlive it nowhere, in memory
+ * freed or left behind (sessd(8), --auth-file). A frame read through is wiped as it is handled
+ * if it could hold one (process()). Before HELLO is done the whole buffer goes: it is small.
+ */
+static void wipe_unread_input(struct conn *c)
+{
+	if (c->in_data == NULL)
+		return;
+	if (!c->peer.ready)
+		sodium_memzero(c->in_data, c->in_cap);
+	else
+		sodium_memzero(c->in_data + c->in_start, c->in_end - c->in_start);
+}
+
 /* Free ${c}'s memory and descriptor; no list is touched. */
 static void conn_destroy(struct conn *c)
 {
@@ -401,9 +418,7 @@ static void conn_destroy(struct conn *c)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	evutil_closesocket(c->fd);
-	/* A HELLO that never completed may have left part of the secret there. */
-	if (!c->peer.ready && c->in_data != NULL)
-		sodium_memzero(c->in_data, c->in_cap);
+	wipe_unread_input(c);
 	free(c->in_data);
 	buf_finish(&c->out);
 	buf_finish(&c->plain);
@@ -1086,34 +1101,30 @@ static size_t input_growth(const struct conn *c, size_t n)
  */
 static int input_room(struct conn *c, size_t n)
 {
-	size_t avail = c->in_end - c->in_start;
+	size_t avail = c->in_end - c->in_start, left_from;
 	uint8_t *data;
 
 	if (c->in_cap - c->in_end >= n)
 		return 0;
 	if (c->in_start > 0) {
 		memmove(c->in_data, c->in_data + c->in_start, avail);
-		/* Before HELLO the input may hold (part of) the secret: no copy left behind. */
-		if (!c->peer.ready)
-			sodium_memzero(c->in_data + avail, c->in_end - avail);
+		/* What the move left behind of the unread bytes (wipe_unread_input). */
+		left_from = avail > c->in_start ? avail : c->in_start;
+		sodium_memzero(c->in_data + left_from, c->in_end - left_from);
 		c->in_start = 0;
 		c->in_end = avail;
 		if (c->in_cap - c->in_end >= n)
 			return 0;
 	}
 	n = input_growth(c, n);
-	if (!c->peer.ready && c->in_data != NULL) {
-		/* realloc would free the old block, the secret's first bytes in it, unwiped. */
-		data = malloc(avail + n);
-		if (data == NULL)
-			return -1;
+	/* Not realloc, which would free the old block unwiped (wipe_unread_input). */
+	data = malloc(avail + n);
+	if (data == NULL)
+		return -1;
+	if (c->in_data != NULL) {
 		memcpy(data, c->in_data, avail);
-		sodium_memzero(c->in_data, c->in_cap);
+		wipe_unread_input(c);
 		free(c->in_data);
-	} else {
-		data = realloc(c->in_data, avail + n);
-		if (data == NULL)
-			return -1;
 	}
 	c->in_data = data;
 	c->in_cap = avail + n;
@@ -1660,9 +1671,7 @@ static int shrink_input(struct conn *c)
 			return -1;
 		memcpy(data, c->in_data + c->in_start, avail);
 	}
-	/* Before HELLO the input may hold (part of) the secret: no copy left behind. */
-	if (!c->peer.ready)
-		sodium_memzero(c->in_data, c->in_cap);
+	wipe_unread_input(c);
 	free(c->in_data);
 	c->in_data = data;
 	c->in_cap = cap;
@@ -1699,9 +1708,7 @@ static bool frame_arriving(const struct conn *c)
 static void free_empty_buffers(struct conn *c)
 {
 	if (c->in_end == c->in_start && c->in_data != NULL) {
-		/* Before HELLO the input may have held (part of) the secret. */
-		if (!c->peer.ready)
-			sodium_memzero(c->in_data, c->in_cap);
+		wipe_unread_input(c);
 		free(c->in_data);
 		c->in_data = NULL;
 		c->in_cap = 0;
