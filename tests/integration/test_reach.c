@@ -209,7 +209,7 @@ LEAK_CHECKED_TEST_OPTS(reach, an_ipv6_loopback_listener_serves_and_counts_as_loo
 	o.plain_auth = true;
 	cr_assert_eq(sessd_connect_errbuf(dmn.tcp_url, &o, &c, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_AUTH, "%s", errbuf);
-	cr_assert(log_comes_to_hold("the last from [::1]:"));
+	cr_assert(log_comes_to_hold("secret: 1 from [::1] ("));
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
