@@ -401,3 +401,35 @@ LEAK_CHECKED_TEST(security, a_second_hellos_secret_split_across_reads_leaves_no_
 	unlink(app_path);
 	rmdir(dir);
 }
+
+/*
+ * sessd takes any secret of 16 bytes or more, and nothing limits how fast clients may guess
+ * it (sessd(8), --auth-file): one made of few different bytes, a word or a pattern, is warned
+ * of at startup, and one of random bytes is not. The secret itself is never in the log.
+ */
+LEAK_CHECKED_TEST(security, a_secret_of_few_different_bytes_is_warned_of)
+{
+	static const char weak[] = "passwordpassword";
+	const char *secrets[] = {weak, app_secret};
+	char dir[] = "/tmp/sessd-security-XXXXXX", path[64];
+	const char *const args[] = {"--auth-file", path, NULL};
+	struct harness_daemon d;
+	char *text;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/auth", dir);
+	for (size_t i = 0; i < 2; i++) {
+		harness_write_secret(path, secrets[i], 0600);
+		cr_assert_eq(harness_start(&d, args), 0);
+		text = harness_log(&d);
+		cr_assert_not_null(text);
+		cr_expect_eq(strstr(text, "hold fewer than 8 different values") != NULL,
+		             secrets[i] == weak, "'%s' is warned of only when weak:\n%s",
+		             secrets[i], text);
+		cr_expect_null(strstr(text, secrets[i]), "%s", text);
+		free(text);
+		cr_expect_eq(harness_stop(&d), 0);
+	}
+	unlink(path);
+	rmdir(dir);
+}
