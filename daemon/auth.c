@@ -40,6 +40,23 @@ static const struct secretfile_kind auth_file_kind = {
     .shape = "a regular file holding the secret",
 };
 
+/* Fewer different byte values than this in a secret is a word or a pattern: 16 random
+ * base64 characters hold 14 on average, and fewer than 8 one time in 10^7. */
+#define AUTH_FEW_DISTINCT 8u
+
+/* How many different byte values the ${len} bytes at ${secret} hold. */
+static unsigned distinct_bytes(const unsigned char *secret, size_t len)
+{
+	bool seen[256] = {false};
+	unsigned n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		n += !seen[secret[i]];
+		seen[secret[i]] = true;
+	}
+	return n;
+}
+
 /*
  * Read the secret in the file ${path} and derive its key: returns it, sodium_malloc'd and
  * read-only, for the caller to free with sodium_free; or NULL after logging why at ${level}
@@ -84,6 +101,13 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 		        path, AUTH_MIN_SECRET, AUTH_MAX_SECRET, len);
 		goto fail_free;
 	}
+	if (distinct_bytes(secret, len) < AUTH_FEW_DISTINCT)
+		log_warn(
+		    "auth file %s: the secret's %zu bytes hold fewer than %u different "
+		    "values, as a word or a pattern does: guessers try such secrets first, and "
+		    "nothing limits how fast they may (sessd(8), --auth-file); make one with: "
+		    "(umask 077; head -c 32 /dev/urandom | base64 > FILE)",
+		    path, len, AUTH_FEW_DISTINCT);
 	psk = sodium_malloc(SEAL_PSK_BYTES);
 	if (psk == NULL) {
 		log_msg(level, "auth file %s: out of memory", path);

@@ -62,6 +62,21 @@
  * thousand waiting took a thousand decodes a turn. */
 #define DISPATCH_HEAVY_RETRIES 16u
 
+/*
+ * Where the connections refused for want of the secret came from since the warning's last
+ * line: a source is a host over TCP (its address, whatever the port) and a user over a Unix
+ * socket (its uid, whatever the process), the first DISPATCH_AUTH_SOURCES of them named with
+ * their counts, the rest counted together. A guesser opens a connection a guess, so the last
+ * peer alone named a port or a pid that told little, and one source of two or more none.
+ */
+#define DISPATCH_AUTH_SOURCES 4
+struct auth_sources {
+	char name[DISPATCH_AUTH_SOURCES][DISPATCH_PEER_NAME_BYTES];
+	uint64_t count[DISPATCH_AUTH_SOURCES];
+	size_t n;
+	uint64_t others;
+};
+
 struct dispatch {
 	struct dispatch_config cfg;
 	struct store *st;
@@ -92,10 +107,10 @@ struct dispatch {
 	/* Keys the hash of the process identity a HELLO states (hello_process), random per start:
 	 * a client cannot choose its identity to land on another process's hash. */
 	uint8_t process_key[crypto_shorthash_KEYBYTES];
-	/* HELLOs refused for want of the secret, for the warning about them, and the peer
-	 * (dispatch_peer.name) of the last one, which the warning names. */
+	/* HELLOs refused for want of the secret, for the warning about them, and where they came
+	 * from since its last line (auth_sources), which it names. */
 	struct log_every auth_refusals;
-	char auth_refused_peer[DISPATCH_PEER_NAME_BYTES];
+	struct auth_sources auth_refused_from;
 	/* Plain HELLOs refused by --auth-plain, likewise. */
 	struct log_every plain_refusals;
 	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
@@ -342,14 +357,76 @@ static void note_refused_peer(char *out, const struct dispatch_peer *peer)
 	snprintf(out, DISPATCH_PEER_NAME_BYTES, "%s", peer->name != NULL ? peer->name : "");
 }
 
-static void say_auth_refusals(const struct dispatch *d, uint64_t refused, const char *note)
+/*
+ * The source of the peer named ${name} (dispatch_peer.name) into ${out}
+ * (DISPATCH_PEER_NAME_BYTES): "ADDR" of "ADDR:PORT" and "[V6]" of "[V6]:PORT"; "uid U on
+ * unix:PATH" of "pid P (uid U) on unix:PATH".
+ */
+static void source_label(const char *name, char *out)
 {
+	const char *uid = strstr(name, "(uid "), *close = uid != NULL ? strchr(uid, ')') : NULL;
+	const char *port = strrchr(name, ':');
+
+	if (name[0] == '\0')
+		snprintf(out, DISPATCH_PEER_NAME_BYTES, "an unnamed peer");
+	else if (strncmp(name, "pid ", 4) == 0 && close != NULL)
+		snprintf(out, DISPATCH_PEER_NAME_BYTES, "%.*s%s", (int)(close - uid - 1), uid + 1,
+		         close + 1);
+	else if (port != NULL)
+		snprintf(out, DISPATCH_PEER_NAME_BYTES, "%.*s", (int)(port - name), name);
+	else
+		snprintf(out, DISPATCH_PEER_NAME_BYTES, "%s", name);
+}
+
+/* Count a refusal of ${peer} against its source in ${from}. */
+static void tally_source(struct auth_sources *from, const struct dispatch_peer *peer)
+{
+	char label[DISPATCH_PEER_NAME_BYTES];
+	size_t i;
+
+	source_label(peer->name != NULL ? peer->name : "", label);
+	for (i = 0; i < from->n && strcmp(from->name[i], label) != 0; i++)
+		;
+	if (i == from->n) {
+		if (from->n == DISPATCH_AUTH_SOURCES) {
+			from->others++;
+			return;
+		}
+		memcpy(from->name[from->n++], label, sizeof(label));
+		from->count[i] = 0;
+	}
+	from->count[i]++;
+}
+
+/* Say the ${refused} refusals tallied in d->auth_refused_from, most first, and start over. */
+static void say_auth_refusals(struct dispatch *d, uint64_t refused, const char *note)
+{
+	struct auth_sources *from = &d->auth_refused_from;
+	char sources[DISPATCH_AUTH_SOURCES * (DISPATCH_PEER_NAME_BYTES + 32) + 64];
+	bool said[DISPATCH_AUTH_SOURCES] = {false};
+	size_t at = 0;
+
+	sources[0] = '\0';
+	for (size_t k = 0; k < from->n; k++) {
+		size_t most = from->n;
+
+		for (size_t i = 0; i < from->n; i++)
+			if (!said[i] && (most == from->n || from->count[i] > from->count[most]))
+				most = i;
+		said[most] = true;
+		at += (size_t)snprintf(sources + at, sizeof(sources) - at, "%s%llu from %s",
+		                       k > 0 ? ", " : "", (unsigned long long)from->count[most],
+		                       from->name[most]);
+	}
+	if (from->others > 0)
+		snprintf(sources + at, sizeof(sources) - at, ", %llu from other sources",
+		         (unsigned long long)from->others);
 	/* Without --auth-file only a key exchange is refused: one that did not prove the admin
 	 * secret, the file an operator must then look at. */
-	log_warn(
-	    "refused %llu connection(s) that did not show the %s secret, the last from %s (%s)",
-	    (unsigned long long)refused, d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file",
-	    peer_label(d->auth_refused_peer), note);
+	log_warn("refused %llu connection(s) that did not show the %s secret: %s (%s)",
+	         (unsigned long long)refused,
+	         d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file", sources, note);
+	memset(from, 0, sizeof(*from));
 }
 
 static void say_plain_refusals(const struct dispatch *d, uint64_t refused, const char *note)
@@ -697,7 +774,7 @@ static void note_for_warning(struct dispatch *d, struct log_every *e, char *last
  * must not get a plain one), unless --admin-auth-file's secret answers it. With a secret, a
  * plain one where --auth-plain refuses it is refused unchecked, so the answer is the same
  * whatever it holds. A refusal is logged at most once a minute, with the count since and the
- * last one's peer (an operator must be able to find the client that fails): a flood of
+ * sources they came from (an operator must be able to find the clients that fail): a flood of
  * guesses must not fill the log. So is a str or bin let in as an app with --admin-auth-file
  * alone (it may be a guess at the admin secret).
  */
@@ -712,6 +789,7 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	uint32_t pairs;
 	bool shown, nil = false;
 	const char *plain_why = any_secret ? plain_refused(d, peer) : NULL;
+	uint64_t n;
 
 	mp_reader_init(&r, auth->ptr, auth->len);
 	if (mp_read_map(&r, &pairs) == 0) {
@@ -756,7 +834,10 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	}
 	if (!any_secret)
 		return 0;
-	note_for_warning(d, &d->auth_refusals, d->auth_refused_peer, peer, say_auth_refusals);
+	tally_source(&d->auth_refused_from, peer);
+	n = log_every_due(&d->auth_refusals, 1, 60);
+	if (n > 0)
+		say_auth_refusals(d, n, DISPATCH_NOTE_PERIODIC);
 	return 0;
 
 unchecked:

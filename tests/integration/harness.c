@@ -926,6 +926,20 @@ uint64_t harness_map_uint(const struct codec_reply *rep, const char *key)
 	return v;
 }
 
+uint64_t harness_server_stat(int fd, const char *key)
+{
+	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 88, .ns_all = true};
+	struct codec_reply rep;
+	uint8_t *body;
+	uint64_t v;
+
+	cr_assert_eq(harness_call(fd, &req, &rep, &body), 0);
+	cr_assert_eq(rep.status, CODEC_OK);
+	v = harness_map_uint(&rep, key);
+	free(body);
+	return v;
+}
+
 /* The ${field} line ("VmRSS", "VmSize") of /proc/${pid}/status, in KiB. */
 static long status_kib(pid_t pid, const char *field)
 {

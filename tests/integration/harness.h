@@ -295,6 +295,9 @@ void harness_expect_closed(int fd);
 uint64_t harness_result_uint(const struct codec_reply *rep);
 bool harness_map_find(const struct codec_reply *rep, const char *key, struct mp_reader *at);
 uint64_t harness_map_uint(const struct codec_reply *rep, const char *key);
+/* harness_server_stat(fd, key): STATS' ${key} for the whole server, asked on ${fd} (the test
+ * fails unless it is answered OK with that key). */
+uint64_t harness_server_stat(int fd, const char *key);
 void harness_write_secret(const char *path, const char *secret, mode_t mode);
 
 #endif

@@ -2516,20 +2516,6 @@ static int try_set(int fd, const char *id, const char *data, size_t len)
 	return status;
 }
 
-/* STATS' ${key} for the whole server, over ${fd}. */
-static uint64_t server_stat(int fd, const char *key)
-{
-	struct codec_request req = {.op = CODEC_OP_STATS, .request_id = 88, .ns_all = true};
-	struct codec_reply rep;
-	uint8_t *body;
-	uint64_t v;
-
-	cr_assert_eq(call(fd, &req, &rep, &body), CODEC_OK);
-	v = harness_map_uint(&rep, key);
-	free(body);
-	return v;
-}
-
 /*
  * On a disk that takes no more (a file-size limit, as test_operator's full_disk test makes
  * one), FLASH_PUSH_EXISTING is refused with IO_ERROR as FLASH_PUSH is, before the session is
@@ -2560,8 +2546,8 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 	             "as FLASH_PUSH is");
 	/* What an operator alerts on: changes are refused, and how many were. The log says
 	 * why, and that no snapshot can help: the live sessions would not fit either. */
-	cr_assert_eq(server_stat(fd, "writable"), 0);
-	cr_assert_geq(server_stat(fd, "io_errors_total"), 4);
+	cr_assert_eq(harness_server_stat(fd, "writable"), 0);
+	cr_assert_geq(harness_server_stat(fd, "io_errors_total"), 4);
 	{
 		char *text = harness_log(&dmn);
 
@@ -2578,7 +2564,7 @@ LEAK_CHECKED_TEST_OPTS(daemon_opts, flash_push_existing_on_a_full_disk_is_io_err
 		harness_sleep_ms(50);
 	cr_assert_eq(status, CODEC_OK, "pushes never resumed");
 	cr_assert_eq(queued, 1);
-	cr_assert_eq(server_stat(fd, "writable"), 1);
+	cr_assert_eq(harness_server_stat(fd, "writable"), 1);
 	cr_assert_eq(push_to(fd, false, "full", "never", "info", "m", 600000, NULL),
 	             CODEC_NOT_FOUND);
 	close(fd);

@@ -821,16 +821,19 @@ static int hello_secret(const char *url, const char *secret, int *fd)
 }
 
 /*
- * A refused HELLO's warning names the client, so that the operator can find it: its address
- * and port over TCP; over a Unix socket, which has no address, its pid and uid and the
- * socket's path. The warning comes at most once a minute with the count since the last; the
- * refusals still counted when the daemon stops are written then, so every one is in the log.
- * Plain HELLOs refused by --auth-plain likewise. No secret reaches the log.
+ * A refused HELLO's warning names where the refusals came from, so that the operator can find
+ * the clients: each source with its count, most first, a source being a host over TCP (its
+ * address) and a user over a Unix socket, which has no address (its uid and the socket's
+ * path): a guesser opens a connection a guess, and the last one's port or pid, all the line
+ * named before, told little, and nothing of a second source. The warning comes at most once
+ * a minute with the count since the last; the refusals still counted when the daemon stops
+ * are written then, so every one is in the log. Plain HELLOs refused by --auth-plain are
+ * named by their last peer. No secret reaches the log.
  */
 LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 {
 	static const char secret[] = "w2Xq9LmT5vR8pK3nB6yH1cJ4dF7gZ0sA";
-	char dir[64], path[128], tcp_peer[64], unix_peer[400];
+	char dir[64], path[128], tcp_peer[64], unix_peer[400], sources[400];
 	const char *args[] = {"--auth-file", path, "--auth-plain", "no", NULL};
 	struct sockaddr_in self;
 	socklen_t self_len = sizeof(self);
@@ -846,13 +849,14 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 
 	cr_assert_eq(hello_auth(d.tcp_url, &nil, 1, &fd), CODEC_AUTH_FAILED);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&self, &self_len), 0);
-	snprintf(tcp_peer, sizeof(tcp_peer), "the last from 127.0.0.1:%u ", ntohs(self.sin_port));
 	close(fd);
-	/* Two more within the minute: counted, not written yet. */
+	/* Three more within the minute, two sources: counted, not written yet. */
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(hello_auth(d.unix_url, &nil, 1, &fd), CODEC_AUTH_FAILED);
 		close(fd);
 	}
+	cr_assert_eq(hello_auth(d.tcp_url, &nil, 1, &fd), CODEC_AUTH_FAILED);
+	close(fd);
 	/* The secret itself, plain: refused by --auth-plain no, and told apart. */
 	cr_assert_eq(hello_secret(d.unix_url, secret, &fd), CODEC_AUTH_FAILED);
 	close(fd);
@@ -861,15 +865,22 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 
 	text = harness_log(&d);
 	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 1, "%s", text);
-	cr_expect_not_null(strstr(text, tcp_peer), "the TCP peer is named '%s':\n%s", tcp_peer,
-	                   text);
+	cr_expect_not_null(strstr(text, "secret: 1 from 127.0.0.1 (this line comes"),
+	                   "the TCP peer's host is named:\n%s", text);
+	snprintf(tcp_peer, sizeof(tcp_peer), "127.0.0.1:%u", ntohs(self.sin_port));
+	cr_expect_null(strstr(text, tcp_peer), "a TCP source is its host, whatever the port:\n%s",
+	               text);
 	free(text);
 	text = stop_for_log(&d);
-	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 3,
-	             "each refusal is logged, the last two as the daemon stops:\n%s", text);
+	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 4,
+	             "each refusal is logged, the last three as the daemon stops:\n%s", text);
+	snprintf(sources, sizeof(sources), "secret: 2 from uid %lu on %s, 1 from 127.0.0.1 (since",
+	         (unsigned long)geteuid(), d.unix_url);
+	cr_expect_not_null(strstr(text, sources), "the sources are named, most first, '%s':\n%s",
+	                   sources, text);
 	cr_expect_eq(refused_in(text, "plain HELLO(s)"), 1, "%s", text);
-	cr_expect_eq(count_of(text, unix_peer), 2, "the Unix peer is named '%s':\n%s", unix_peer,
-	             text);
+	cr_expect_eq(count_of(text, unix_peer), 1, "the plain HELLO's peer is named '%s':\n%s",
+	             unix_peer, text);
 	cr_expect_null(strstr(text, secret), "%s", text);
 	free(text);
 	unlink(path);

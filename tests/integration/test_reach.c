@@ -209,7 +209,7 @@ LEAK_CHECKED_TEST_OPTS(reach, an_ipv6_loopback_listener_serves_and_counts_as_loo
 	o.plain_auth = true;
 	cr_assert_eq(sessd_connect_errbuf(dmn.tcp_url, &o, &c, errbuf, sizeof(errbuf)),
 	             SESSD_ERR_AUTH, "%s", errbuf);
-	cr_assert(log_comes_to_hold("the last from [::1]:"));
+	cr_assert(log_comes_to_hold("secret: 1 from [::1] ("));
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -231,21 +231,6 @@ static int set_in(int fd, const char *id, const void *data, size_t len)
 	req.id = bytes(id);
 	req.data = (struct mp_bytes){data, len};
 	return harness_request(fd, &req, NULL, NULL);
-}
-
-/* STATS' ${key} for the whole server. */
-static uint64_t server_stat(int fd, const char *key)
-{
-	struct codec_request req = {.op = CODEC_OP_STATS, .ns_all = true};
-	struct codec_reply rep;
-	uint8_t *body;
-	uint64_t v;
-
-	cr_assert_eq(harness_call(fd, &req, &rep, &body), 0);
-	cr_assert_eq(rep.status, CODEC_OK);
-	v = harness_map_uint(&rep, key);
-	free(body);
-	return v;
 }
 
 /*
@@ -292,13 +277,13 @@ LEAK_CHECKED_TEST_OPTS(reach, every_change_on_a_full_disk_is_refused_and_changes
 	cr_assert_eq(call(fd, &push, NULL, NULL), CODEC_OK);
 	fd = harness_fill_disk(&dmn, fd, NULL, "test_reach");
 	cr_assert_eq(set_in(fd, "refused", "x", 1), CODEC_IO_ERROR, "the disk is full");
-	cr_assert_eq(server_stat(fd, "writable"), 0);
+	cr_assert_eq(harness_server_stat(fd, "writable"), 0);
 
-	before = server_stat(fd, "io_errors_total");
+	before = harness_server_stat(fd, "io_errors_total");
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		cr_expect_eq(call(fd, refused[i], NULL, NULL), CODEC_IO_ERROR, "%s on a full disk",
 		             codec_op_name(refused[i]->op));
-	cr_expect_eq(server_stat(fd, "io_errors_total"), before + 6);
+	cr_expect_eq(harness_server_stat(fd, "io_errors_total"), before + 6);
 	/* Nothing changed: the data, its lifetime (not 1 s), the flash, the other sessions. */
 	cr_assert_eq(call(fd, &load, &result, &result_len), CODEC_OK);
 	cr_expect(result_len > 9 && memmem(result, result_len, "logged in", 9) != NULL);
@@ -314,7 +299,7 @@ LEAK_CHECKED_TEST_OPTS(reach, every_change_on_a_full_disk_is_refused_and_changes
 		             "TOUCH or TOUCH_IF took the lifetime");
 		free(body);
 	}
-	cr_expect_gt(server_stat(fd, "sessions"), 1, "CLEAR removed sessions");
+	cr_expect_gt(harness_server_stat(fd, "sessions"), 1, "CLEAR removed sessions");
 
 	/* Room again: each change goes through. */
 	cr_assert_eq(prlimit(dmn.pid, RLIMIT_FSIZE, &saved, NULL), 0);
@@ -329,7 +314,7 @@ LEAK_CHECKED_TEST_OPTS(reach, every_change_on_a_full_disk_is_refused_and_changes
 	cr_expect_eq(call(fd, &destroy, NULL, NULL), CODEC_OK);
 	cr_expect_eq(call(fd, &load, NULL, NULL), CODEC_NOT_FOUND, "the logout did not hold");
 	cr_expect_eq(call(fd, &clear, NULL, NULL), CODEC_OK);
-	cr_expect_eq(server_stat(fd, "sessions"), 0);
+	cr_expect_eq(harness_server_stat(fd, "sessions"), 0);
 	close(fd);
 	cr_assert_eq(harness_stop(&dmn), 0);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
