@@ -1,0 +1,745 @@
+/*
+ * libFuzzer entry point for the connection layer (daemon/conn.c): real bytes over AF_UNIX
+ * socketpairs, written in the sizes the input picks, at the moments it picks, into up to
+ * three connections of a real conn_set, driven turn by turn as server.c drives it
+ * (event_base_loop with EVLOOP_NONBLOCK, then conn_set_retry, conn_set_resume_held,
+ * conn_set_handle_input, conn_set_flush), with the real dispatch and store behind it (plain,
+ * no persistence). What it reaches that fuzz_dispatch does not: frame assembly across reads,
+ * announced lengths (lying, zero, past max_frame), the input buffer's growth and compaction,
+ * the turn's budgets and holds, output backpressure (a client that stops reading), half
+ * close, close, the server's shutdown and linger, and the set's accounting of its buffers.
+ *
+ * An input is one config byte, then operations. Config: bit 0 makes max_frame 8192 instead
+ * of 4096; bit 1 small budgets (turn_output_bytes 4 KiB, output_high_bytes 8 KiB,
+ * max_client_bytes 3 max_frame), else the server's (256 KiB, 1 MiB, 64 MiB).
+ *
+ * Each operation is a byte a: a mod 8 picks it, (a >> 3) mod 3 the client (a client closed
+ * is connected again by the next FRAME for it); then, by operation:
+ *   0 FRAME k [...]: queue a frame in the client's outbox, k mod 8 picking it: HELLO, PING
+ *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
+ *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
+ *     of the input as the body, announced as its length, or (k bit 3) as the length the
+ *     pair says (which may be 0, lie, or pass max_frame)
+ *   1 SEND hi lo: write up to hi lo + 1 bytes of the outbox (what the socket takes)
+ *   2 TURN: one loop turn
+ *   3 READ b: read up to 64 (b + 1) bytes of replies and check them
+ *   4 SHUT: shut the client's side down for writing (it still reads)
+ *   5 CLOSE: close the client's socket (replies unread are lost)
+ *   6 TICK: conn_set_tick, as the server's timer calls it each second
+ *   7 STOP: conn_set_shutdown, as a SIGTERM does (once; no new connection after it)
+ *
+ * Checks (abort on failure): every reply is one whole frame, within max_frame, that decodes;
+ * replies come in request order, each carrying the id of the oldest request wholly sent and
+ * not answered yet (a RAW frame's reply may carry any id; after a RAW that lies about its
+ * length, ids are not checked); after a reply that ends the connection (BAD_REQUEST,
+ * TOO_LARGE, NOT_READY, BUSY, SHUTTING_DOWN, AUTH_FAILED, BAD_VERSION) nothing more comes.
+ * At the end, each client still open sends the rest of its outbox and reads until every
+ * request it sent before its first lying RAW is answered or a reply ended it; then every
+ * client closes, and the set must close every connection and count no bytes held.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "codec.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "fuzz_input.h"
+#include "log.h"
+#include "mp.h"
+#include "reply.h"
+#include "seal.h"
+#include "store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define N_CLIENTS 3
+/* Bounds each input's time: operations, and the turns the end may take to drain. */
+#define MAX_OPS          1000
+#define MAX_DRAIN_TURNS  400
+#define DRAIN_IDLE_TURNS 4
+#define MAX_EXPECTED     4096
+#define RAW_MOST         512
+#define ID_ANY           UINT64_MAX
+#define FUZZ_NOW_SESSION "fuzz-conn-session-"
+
+/* The --auth-file secret of the sealed runs, known to both sides, and the client's fixed
+ * ephemeral key (the server's is its own). */
+static const char secret[] = "fuzz_conn: a secret of 32 bytes!";
+static const uint8_t client_secret_key[SEAL_KEY_BYTES] = {
+    0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
+    0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
+static uint8_t psk[SEAL_PSK_BYTES];
+static struct auth *server_auth;
+
+struct client {
+	int fd;         /* -1: not connected */
+	bool shut;      /* its side shut down for writing */
+	bool ended;     /* a reply ended the connection, or it read the end of the stream */
+	bool unchecked; /* a RAW lied about its length: the stream after it is not frames */
+	bool lied;      /* its outbox holds (or held) a lying RAW: the rest may never be answered */
+	uint64_t next_id;
+	struct buf outbox; /* frames not written yet */
+	size_t sent;       /* bytes of the outbox written; written bytes are dropped at each send */
+	size_t sent_total; /* bytes written since it connected */
+	struct buf inbox;  /* reply bytes read (sealed: opened), not a whole frame yet */
+	/* Sealed: the client's side of the exchange its HELLO began (NULL: none, or plain);
+	 * frames queued after that HELLO, sealed into one record at the next SEND once the
+	 * HELLO's reply finished the exchange; records read, not opened yet. */
+	struct seal *seal;
+	bool sealed;     /* the exchange is finished: frames go, and replies come, as records */
+	bool refused_kx; /* the HELLO's reply did not finish the exchange: nothing more is sent */
+	struct buf plain_out;
+	struct buf records_in;
+	/* Requests sent or queued, oldest first: their ids, and where each ends in the stream. */
+	uint64_t expect_id[MAX_EXPECTED];
+	size_t expect_end[MAX_EXPECTED];
+	bool expect_lies[MAX_EXPECTED];
+	size_t n_expect, expect_head;
+	size_t queued_total; /* bytes queued since it connected */
+};
+
+struct fuzz {
+	struct event_base *base;
+	struct store *st;
+	struct dispatch *d;
+	struct dispatch_server_stats stats;
+	struct conn_set set;
+	uint32_t max_frame;
+	bool sealing; /* the server has an --auth-file secret: HELLO is a key exchange */
+	bool stopping;
+	unsigned closed;  /* connections the set closed (on_closed) */
+	unsigned replies; /* replies checked, for FUZZ_CONN_DEBUG */
+	struct client cl[N_CLIENTS];
+	struct buf frame;
+};
+
+static enum dispatch_verdict on_frame(void *arg, struct dispatch_peer *peer,
+                                      const struct dispatch_frame_ref *frame, uint64_t now_ms,
+                                      struct buf *out)
+{
+	struct fuzz *f = arg;
+
+	return dispatch_frame_hinted(f->d, peer, frame, now_ms, out);
+}
+
+static void on_prefetch(void *arg, struct dispatch_frame_ref *frames, size_t count)
+{
+	struct fuzz *f = arg;
+
+	dispatch_prefetch(f->d, frames, count);
+}
+
+static size_t on_reply_bound(void *arg, struct dispatch_frame_ref *frame, uint64_t now_ms)
+{
+	struct fuzz *f = arg;
+
+	return dispatch_reply_bound(f->d, frame, now_ms);
+}
+
+static bool on_reply_only(void *arg, struct dispatch_frame_ref *frame)
+{
+	struct fuzz *f = arg;
+
+	return dispatch_reply_only(f->d, frame);
+}
+
+static bool on_takes_for_client(void *arg, struct dispatch_frame_ref *frame)
+{
+	struct fuzz *f = arg;
+
+	return dispatch_takes_for_client(f->d, frame);
+}
+
+static void on_closed(void *arg)
+{
+	struct fuzz *f = arg;
+
+	f->closed++;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One loop turn, as server_run and server_after_turn make it (no persistence: commits hold). */
+static void turn(struct fuzz *f)
+{
+	check(event_base_loop(f->base, EVLOOP_NONBLOCK) != -1);
+	dispatch_turn_begins(f->d);
+	if (conn_set_has_waiting(&f->set)) {
+		size_t most = dispatch_retries(f->d, wall_ms());
+		size_t waited = conn_set_waiting_count(&f->set);
+		size_t left = conn_set_retry(&f->set, most);
+
+		dispatch_retried(f->d, most < waited ? most : waited, left,
+		                 conn_set_waiting_count(&f->set));
+	}
+	conn_set_resume_held(&f->set);
+	conn_set_handle_input(&f->set);
+	conn_set_flush(&f->set, true);
+}
+
+static void client_reset(struct client *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	buf_reset(&c->outbox);
+	buf_reset(&c->inbox);
+	buf_reset(&c->plain_out);
+	buf_reset(&c->records_in);
+	seal_free(c->seal);
+	c->seal = NULL;
+	c->sealed = c->refused_kx = false;
+	c->shut = c->ended = c->unchecked = c->lied = false;
+	c->sent = c->sent_total = c->queued_total = 0;
+	c->n_expect = c->expect_head = 0;
+	c->next_id = 1;
+}
+
+static void client_connect(struct fuzz *f, unsigned i)
+{
+	struct client *c = &f->cl[i];
+	int sv[2];
+
+	client_reset(c);
+	check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+	c->fd = sv[0];
+	check(conn_new(&f->set, f->base, sv[1], i + 1, i + 1, true, "fuzz", false) == 0);
+}
+
+static void expect(struct client *c, uint64_t id, bool lies)
+{
+	if (c->n_expect == MAX_EXPECTED)
+		return;
+	c->expect_id[c->n_expect] = id;
+	c->expect_end[c->n_expect] = c->queued_total;
+	c->expect_lies[c->n_expect] = lies;
+	c->n_expect++;
+}
+
+static void queue_request(struct fuzz *f, struct client *c, struct codec_request *req)
+{
+	uint8_t pk[SEAL_KEY_BYTES], proof[SEAL_PROOF_BYTES];
+	struct buf auth;
+	size_t at = c->outbox.len;
+
+	req->request_id = c->next_id++;
+	if (c->seal != NULL) {
+		/* After a sealed HELLO: in the next record, its end known once sealed. */
+		check(codec_encode_request(&c->plain_out, req) == 0);
+		expect(c, req->request_id, false);
+		c->expect_end[c->n_expect - 1] = SIZE_MAX;
+		return;
+	}
+	buf_init(&auth);
+	if (f->sealing && req->op == CODEC_OP_HELLO) {
+		c->seal = seal_client_new_with_key(psk, client_secret_key, pk, proof);
+		check(c->seal != NULL);
+		check(mp_write_map(&auth, 2) == 0 && mp_write_str(&auth, "kx", 2) == 0 &&
+		      mp_write_bin(&auth, pk, SEAL_KEY_BYTES) == 0 &&
+		      mp_write_str(&auth, "proof", 5) == 0 &&
+		      mp_write_bin(&auth, proof, SEAL_PROOF_BYTES) == 0);
+		req->auth = (struct mp_bytes){auth.data, auth.len};
+	}
+	check(codec_encode_request(&c->outbox, req) == 0);
+	buf_finish(&auth);
+	c->queued_total += c->outbox.len - at;
+	expect(c, req->request_id, false);
+}
+
+/* Seal what ${c} queued since its sealed HELLO into the outbox, once the exchange is done. */
+static void seal_queued(struct client *c)
+{
+	size_t at = c->outbox.len;
+
+	if (!c->sealed || c->plain_out.len == 0)
+		return;
+	check(seal_append_all(c->seal, &c->outbox, c->plain_out.data, c->plain_out.len) == 0);
+	c->queued_total += c->outbox.len - at;
+	buf_reset(&c->plain_out);
+	for (size_t k = 0; k < c->n_expect; k++)
+		if (c->expect_end[k] == SIZE_MAX)
+			c->expect_end[k] = c->queued_total;
+}
+
+static void queue_raw(struct client *c, struct input *in, bool lying)
+{
+	uint32_t announced = take_be(in, 2);
+	size_t n = announced % RAW_MOST;
+	uint8_t header[CODEC_HEADER_BYTES];
+	uint8_t body[RAW_MOST];
+	uint32_t len = lying ? announced : (uint32_t)n;
+
+	header[0] = (uint8_t)(len >> 24);
+	header[1] = (uint8_t)(len >> 16);
+	header[2] = (uint8_t)(len >> 8);
+	header[3] = (uint8_t)len;
+	take_bytes(in, body, n);
+	/* Sealed: bytes on the wire between records, as a man in the middle puts them; the
+	 * stream after them is not checked. */
+	if (c->seal != NULL) {
+		if (!c->sealed)
+			return;
+		seal_queued(c);
+		lying = true;
+	}
+	check(buf_append(&c->outbox, header, sizeof(header)) == 0);
+	if (n > 0)
+		check(buf_append(&c->outbox, body, n) == 0);
+	c->queued_total += sizeof(header) + n;
+	lying = lying && (len != n || c->seal != NULL);
+	if (lying)
+		c->lied = true;
+	expect(c, ID_ANY, lying);
+}
+
+static void op_frame(struct fuzz *f, unsigned i, struct input *in)
+{
+	static uint8_t payload[8192];
+	struct client *c = &f->cl[i];
+	struct codec_request req = {0};
+	uint8_t k = take_u8(in), b;
+	char id[32];
+
+	if (f->stopping && c->fd == -1)
+		return;
+	if (c->fd == -1)
+		client_connect(f, i);
+	snprintf(id, sizeof(id), FUZZ_NOW_SESSION "%u", (k >> 3) % 4u);
+	req.id = (struct mp_bytes){(const uint8_t *)id, strlen(id)};
+	switch (k % 8) {
+	case 0:
+		req.op = CODEC_OP_HELLO;
+		req.version = CODEC_PROTOCOL_VERSION;
+		req.client_name = (struct mp_bytes){(const uint8_t *)"fuzz_conn", 9};
+		req.id = (struct mp_bytes){0};
+		break;
+	case 1:
+		b = take_u8(in);
+		req.op = CODEC_OP_PING;
+		req.id = (struct mp_bytes){0};
+		req.ping_payload = b > 0;
+		req.data = (struct mp_bytes){payload, ((size_t)b * 64) % (f->max_frame - 64)};
+		break;
+	case 2:
+		b = take_u8(in);
+		req.op = CODEC_OP_SET;
+		req.data = (struct mp_bytes){payload, ((size_t)b * 40) % (f->max_frame - 64)};
+		req.ttl_ms = 60000;
+		break;
+	case 3:
+		req.op = CODEC_OP_GET;
+		break;
+	case 4:
+		b = take_u8(in);
+		req.op = CODEC_OP_FLASH_PUSH;
+		req.flash_type = (struct mp_bytes){(const uint8_t *)"info", 4};
+		req.flash_msg = (struct mp_bytes){payload, ((size_t)b * 8) % (f->max_frame / 4)};
+		req.ttl_ms = 60000;
+		break;
+	case 5:
+		req.op = CODEC_OP_FLASH_POP;
+		req.flash_all = true;
+		break;
+	case 6:
+		req.op = CODEC_OP_LIST;
+		req.id = (struct mp_bytes){0};
+		req.limit = 1 + k % 16u;
+		break;
+	default:
+		queue_raw(c, in, k & 8);
+		return;
+	}
+	queue_request(f, c, &req);
+}
+
+/* Write up to ${want} bytes of ${c}'s outbox, what its socket takes of them. */
+static void send_upto(struct client *c, size_t want)
+{
+	size_t left;
+	ssize_t put;
+
+	seal_queued(c);
+	left = c->outbox.len - c->sent;
+	if (c->fd == -1 || c->shut || left == 0)
+		return;
+	if (want > left)
+		want = left;
+	put = send(c->fd, c->outbox.data + c->sent, want, MSG_NOSIGNAL);
+	if (put > 0) {
+		c->sent += (size_t)put;
+		c->sent_total += (size_t)put;
+	}
+	if (c->sent == c->outbox.len) {
+		buf_reset(&c->outbox);
+		c->sent = 0;
+	}
+}
+
+/* A status after which the server says nothing more on the connection. */
+static bool ends_connection(uint32_t status)
+{
+	return status == CODEC_BAD_REQUEST || status == CODEC_TOO_LARGE ||
+	       status == CODEC_NOT_READY || status == CODEC_BUSY || status == CODEC_SHUTTING_DOWN ||
+	       status == CODEC_AUTH_FAILED || status == CODEC_BAD_VERSION;
+}
+
+/* The reply to ${c}'s sealed HELLO: the server's key and proof finish the exchange. */
+static void finish_exchange(struct client *c, const struct codec_reply *rep)
+{
+	uint8_t s_pk[SEAL_KEY_BYTES], s_proof[SEAL_PROOF_BYTES];
+	struct reply_hello hello;
+	const char *why;
+
+	if (rep->status != CODEC_OK) {
+		c->refused_kx = true;
+		return;
+	}
+	check(reply_hello(&rep->result, &hello, &why) == SESSD_OK);
+	check(hello.auth && hello.has_kx);
+	check(reply_hello_kx(&hello.kx, s_pk, s_proof) == SESSD_OK);
+	check(seal_client_finish(c->seal, s_pk, s_proof) == 0);
+	c->sealed = true;
+}
+
+static void check_reply(struct fuzz *f, struct client *c, const uint8_t *body, size_t len)
+{
+	struct codec_reply rep;
+	uint64_t want;
+
+	check(!c->ended);
+	check(len > 0 && len <= f->max_frame);
+	check(codec_decode_reply(body, len, &rep) == 0);
+	check(rep.status <= CODEC_STATUS_MAX);
+	f->replies++;
+	if (getenv("FUZZ_CONN_DEBUG") != NULL)
+		fprintf(stderr, "reply id %llu status %u (%zu bytes)\n",
+		        (unsigned long long)rep.request_id, rep.status, len);
+	/* The connection's last word, not a request's: SHUTTING_DOWN and BUSY, or a frame
+	 * refused before its body was read (TOO_LARGE, or BAD_REQUEST for a length of 0). */
+	if (rep.request_id == 0 && ends_connection(rep.status)) {
+		c->ended = true;
+		return;
+	}
+	if (ends_connection(rep.status))
+		c->ended = true;
+	if (c->unchecked)
+		return;
+	check(c->expect_head < c->n_expect);
+	/* Not before the request was wholly sent. */
+	check(c->expect_end[c->expect_head] <= c->sent_total);
+	want = c->expect_id[c->expect_head];
+	if (c->expect_lies[c->expect_head])
+		c->unchecked = true;
+	c->expect_head++;
+	if (want != ID_ANY)
+		check(rep.request_id == want);
+	if (c->seal != NULL && !c->sealed && !c->refused_kx)
+		finish_exchange(c, &rep);
+}
+
+/* Check each whole reply in ${c}'s inbox. */
+static void take_frames(struct fuzz *f, struct client *c)
+{
+	size_t at = 0, n;
+
+	while (c->inbox.len - at >= CODEC_HEADER_BYTES) {
+		n = codec_frame_length(c->inbox.data + at);
+		check(n > 0 && n <= f->max_frame);
+		if (c->inbox.len - at - CODEC_HEADER_BYTES < n)
+			break;
+		check_reply(f, c, c->inbox.data + at + CODEC_HEADER_BYTES, n);
+		at += CODEC_HEADER_BYTES + n;
+	}
+	buf_consume(&c->inbox, at);
+}
+
+/*
+ * The replies in what ${c} read: plain frames up to the reply that finishes a sealed HELLO's
+ * exchange, records after it, each of which must open (the server seals nothing it cannot).
+ */
+static void take_wire(struct fuzz *f, struct client *c)
+{
+	size_t at = 0, n, size;
+
+	for (;;) {
+		if (c->sealed) {
+			if (c->records_in.len - at < SEAL_HEADER_BYTES)
+				break;
+			size = seal_record_size(c->records_in.data + at);
+			check(size > SEAL_OVERHEAD);
+			if (c->records_in.len - at < size)
+				break;
+			check(buf_reserve(&c->inbox, size - SEAL_OVERHEAD) == 0);
+			check(seal_open(c->seal, c->records_in.data + at, size,
+			                c->inbox.data + c->inbox.len) == 0);
+			c->inbox.len += size - SEAL_OVERHEAD;
+			at += size;
+		} else {
+			/* Plain: one frame at a time, as a sealed HELLO's reply may end it. */
+			if (c->records_in.len - at < CODEC_HEADER_BYTES)
+				break;
+			n = codec_frame_length(c->records_in.data + at);
+			check(n > 0 && n <= f->max_frame);
+			if (c->records_in.len - at - CODEC_HEADER_BYTES < n)
+				break;
+			check(buf_append(&c->inbox, c->records_in.data + at,
+			                 CODEC_HEADER_BYTES + n) == 0);
+			at += CODEC_HEADER_BYTES + n;
+		}
+		take_frames(f, c);
+	}
+	buf_consume(&c->records_in, at);
+}
+
+/* Read up to ${most} bytes; returns what was read, 0 at the end of the stream, -1 for none. */
+static ssize_t client_read(struct fuzz *f, struct client *c, size_t most)
+{
+	uint8_t chunk[16384];
+	ssize_t got;
+
+	if (most > sizeof(chunk))
+		most = sizeof(chunk);
+	got = recv(c->fd, chunk, most, 0);
+	if (got == 0) {
+		c->ended = true;
+		return 0;
+	}
+	if (got < 0) {
+		check(errno == EAGAIN || errno == ECONNRESET);
+		if (errno == ECONNRESET)
+			c->ended = true;
+		return -1;
+	}
+	check(buf_append(&c->records_in, chunk, (size_t)got) == 0);
+	take_wire(f, c);
+	return got;
+}
+
+static void run_op(struct fuzz *f, struct input *in)
+{
+	uint8_t a = take_u8(in);
+	unsigned i = (unsigned)(a >> 3) % N_CLIENTS;
+	struct client *c = &f->cl[i];
+
+	switch (a % 8) {
+	case 0:
+		op_frame(f, i, in);
+		break;
+	case 1:
+		send_upto(c, (size_t)take_be(in, 2) + 1);
+		break;
+	case 2:
+		turn(f);
+		break;
+	case 3: {
+		size_t most = 64 * ((size_t)take_u8(in) + 1);
+
+		if (c->fd != -1 && !c->ended)
+			client_read(f, c, most);
+		break;
+	}
+	case 4:
+		if (c->fd != -1 && !c->shut) {
+			check(shutdown(c->fd, SHUT_WR) == 0);
+			c->shut = true;
+		}
+		break;
+	case 5:
+		client_reset(c);
+		break;
+	case 6:
+		conn_set_tick(&f->set);
+		break;
+	default:
+		if (!f->stopping) {
+			f->stopping = true;
+			dispatch_stop_deferring(f->d);
+			conn_set_retry(&f->set, SIZE_MAX);
+			conn_set_shutdown(&f->set);
+		}
+		break;
+	}
+}
+
+/* Whether ${c} still waits for a reply the server owes it. */
+static bool owed(const struct client *c)
+{
+	if (c->fd == -1 || c->ended || c->unchecked)
+		return false;
+	if (c->expect_head == c->n_expect)
+		return false;
+	/* Requests behind a lying RAW may be swallowed by it. */
+	for (size_t k = 0; k <= c->expect_head && k < c->n_expect; k++)
+		if (c->expect_lies[k])
+			return false;
+	return c->expect_end[c->expect_head] <= c->sent_total;
+}
+
+/*
+ * Each open client sends the rest of its outbox and reads until nothing is owed to it. A
+ * shut-down client's requests sent are answered too (PROTOCOL.md: what a client sent before
+ * it shut its side down is answered).
+ */
+static void drain(struct fuzz *f)
+{
+	unsigned idle = 0;
+	size_t moved, before;
+
+	/* Until nothing is owed, or nothing moves for a few turns with nothing left to the set's
+	 * next turn (a frame that lies about its length waits for good, and costs no more). */
+	for (unsigned t = 0; t < MAX_DRAIN_TURNS && idle < DRAIN_IDLE_TURNS; t++) {
+		bool waiting = false;
+
+		moved = 0;
+		for (unsigned i = 0; i < N_CLIENTS; i++) {
+			struct client *c = &f->cl[i];
+
+			if (c->fd == -1 || c->ended)
+				continue;
+			before = c->sent_total;
+			if (!c->shut)
+				send_upto(c, SIZE_MAX);
+			moved += c->sent_total - before;
+			while (client_read(f, c, SIZE_MAX) > 0)
+				moved++;
+			waiting = waiting || owed(c);
+		}
+		turn(f);
+		if (!waiting)
+			break;
+		if (moved == 0 && !conn_set_has_pending(&f->set) && !conn_set_has_held(&f->set) &&
+		    !conn_set_has_unread(&f->set) && !conn_set_has_waiting(&f->set))
+			idle++;
+		else
+			idle = 0;
+	}
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		if (owed(&f->cl[i]))
+			fprintf(stderr, "client %u owed request %zu of %zu (id %llu), sent %zu\n",
+			        i, f->cl[i].expect_head, f->cl[i].n_expect,
+			        (unsigned long long)f->cl[i].expect_id[f->cl[i].expect_head],
+			        f->cl[i].sent_total);
+		check(!owed(&f->cl[i]));
+	}
+}
+
+static void init_once(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	char dir[] = "/tmp/fuzz-conn-XXXXXX", path[64];
+	FILE *file;
+
+	check(sodium_init() >= 0);
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level((enum log_level)(LOG_ERROR + 1));
+	seal_psk(psk, secret, strlen(secret));
+	check(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/secret", dir);
+	file = fopen(path, "w");
+	check(file != NULL);
+	check(fputs(secret, file) >= 0);
+	check(fclose(file) == 0);
+	check(chmod(path, 0600) == 0);
+	server_auth = auth_new(path);
+	check(server_auth != NULL);
+	unlink(path);
+	rmdir(dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct fuzz f;
+	struct input in = {data, size};
+	struct store_config scfg = {0};
+	struct dispatch_config dcfg = {0};
+	struct conn_config ccfg = {0};
+	uint8_t cfg;
+	unsigned ops = 0;
+
+	init_once();
+	memset(&f, 0, sizeof(f));
+	cfg = take_u8(&in);
+	f.max_frame = cfg & 1 ? 8192 : 4096;
+	f.sealing = cfg & 4;
+	f.base = event_base_new();
+	check(f.base != NULL);
+	scfg.max_flash_bytes = f.max_frame / 2;
+	f.st = store_new(&scfg);
+	check(f.st != NULL);
+	dcfg.max_frame = f.max_frame;
+	dcfg.max_connections = 64;
+	dcfg.auth = f.sealing ? server_auth : NULL;
+	f.d = dispatch_new(&dcfg, f.st, NULL, &f.stats);
+	check(f.d != NULL);
+	ccfg.max_frame = f.max_frame;
+	ccfg.output_high_bytes = cfg & 2 ? 8 * 1024 : 1024 * 1024;
+	ccfg.turn_output_bytes = cfg & 2 ? 4 * 1024 : 256 * 1024;
+	ccfg.max_client_bytes = cfg & 2 ? 3 * (size_t)f.max_frame : 64 * 1024 * 1024;
+	ccfg.close_timeout_s = 60;
+	ccfg.hello_timeout_s = 60;
+	ccfg.max_connections = 64;
+	ccfg.on_frame = on_frame;
+	ccfg.on_prefetch = on_prefetch;
+	ccfg.on_reply_bound = on_reply_bound;
+	ccfg.on_reply_only = on_reply_only;
+	ccfg.on_takes_for_client = on_takes_for_client;
+	ccfg.on_closed = on_closed;
+	ccfg.arg = &f;
+	conn_set_init(&f.set, &ccfg);
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		f.cl[i].fd = -1;
+		buf_init(&f.cl[i].outbox);
+		buf_init(&f.cl[i].inbox);
+		buf_init(&f.cl[i].plain_out);
+		buf_init(&f.cl[i].records_in);
+	}
+
+	while (in.left > 0 && ops++ < MAX_OPS)
+		run_op(&f, &in);
+	drain(&f);
+	for (unsigned i = 0; i < N_CLIENTS; i++)
+		client_reset(&f.cl[i]);
+	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++)
+		turn(&f);
+	if (getenv("FUZZ_CONN_DEBUG") != NULL)
+		fprintf(stderr, "replies %u, connections closed %u, left %zu, bytes held %zu\n",
+		        f.replies, f.closed, f.set.count, f.set.client_bytes);
+	check(f.set.count == 0);
+	check(f.set.client_bytes == 0);
+
+	conn_set_finish(&f.set);
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		buf_finish(&f.cl[i].outbox);
+		buf_finish(&f.cl[i].inbox);
+		buf_finish(&f.cl[i].plain_out);
+		buf_finish(&f.cl[i].records_in);
+	}
+	dispatch_free(f.d);
+	store_free(f.st);
+	event_base_free(f.base);
+	return 0;
+}
