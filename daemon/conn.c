@@ -2030,6 +2030,10 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		uint8_t sink[4096];
 
 		got = recv(fd, sink, sizeof(sink), 0);
+		/* Dropped unread, and wiped as unread input is: a HELLO sent after the close may
+		 * show a secret, which the stack would keep until something overwrote it. */
+		if (got > 0)
+			sodium_memzero(sink, (size_t)got);
 		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
 			conn_close(c);
 		return;

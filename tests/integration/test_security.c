@@ -207,6 +207,22 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 		close(fd);
 	}
 
+	/* Sent once the refusal is out, while the connection lingers: read only to be dropped. */
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(plain_hello_on(fd, app_secret, 1), CODEC_OK);
+	cr_assert_eq(send_hello(fd, malformed, sizeof(malformed), app_secret, 2),
+	             CODEC_BAD_REQUEST);
+	buf_init(&wrong);
+	append_hello(&wrong, admin_secret, 3);
+	cr_assert_eq(harness_send_all(fd, wrong.data, wrong.len), 0);
+	buf_finish(&wrong);
+	usleep(300 * 1000);
+	cr_expect(
+	    !memory_holds(d.pid, admin_secret),
+	    "the admin secret sent to a lingering connection is still in the daemon's memory");
+	close(fd);
+
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(app_path);
 	unlink(admin_path);
