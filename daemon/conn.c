@@ -705,12 +705,16 @@ static void say_refused_frames(const struct conn_set *s, uint64_t closed)
 
 /* reply_and_close for a frame or record refused unread (${why} is a literal): counted, and
  * warned of at most once a minute, so that a security team can see an attack in the log
- * while the attacker cannot fill it. */
+ * while the attacker cannot fill it. Nothing of the input is read after it: it is wiped, as
+ * behind a frame whose verdict closes the connection (process), for a HELLO sent behind the
+ * refused header may show a secret. */
 static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 {
 	struct conn_set *s = c->set;
 	uint64_t closed;
 
+	if (c->in_end > c->in_start)
+		sodium_memzero(c->in_data + c->in_start, c->in_end - c->in_start);
 	s->refused_frames++;
 	snprintf(s->refused_frame_peer, sizeof(s->refused_frame_peer), "%s", c->peer_name);
 	s->refused_frame_why = why;
@@ -2064,6 +2068,10 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		uint8_t sink[4096];
 
 		got = recv(fd, sink, sizeof(sink), 0);
+		/* Dropped unread, and wiped as unread input is: a HELLO sent after the close may
+		 * show a secret, which the stack would keep until something overwrote it. */
+		if (got > 0)
+			sodium_memzero(sink, (size_t)got);
 		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
 			conn_close(c);
 		return;

@@ -167,10 +167,11 @@ static int64_t real_ms(void)
 }
 
 struct run;
-static void diverge(struct run *r, const char *fmt, ...);
+static void diverge(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A reply the model does not accept: fails the test, naming the case, seed and op. */
 #define DIVERGE(...) diverge(__VA_ARGS__)
 
+static void trace(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void trace(struct run *r, const char *fmt, ...)
 {
 	va_list ap;

@@ -134,14 +134,30 @@ static uint32_t plain_hello_on(int fd, const char *secret, uint64_t request_id)
  * the connection lingered (up to 2 s once its reply is out, 10 s when the client reads
  * nothing), where a core or anyone who may read the daemon's memory found it: only frames
  * before HELLO was done were wiped. So did a secret in a frame sent behind one that closes the
- * connection (a malformed frame, a wrong secret), which is never read.
+ * connection (a malformed frame, a wrong secret, or a header refused before its body is read:
+ * a length of 0, over max_frame, over 4096 bytes before HELLO), which is never read.
  */
 LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memory)
 {
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64], admin_path[64];
-	const char *const args[] = {"--auth-file", app_path, "--admin-auth-file", admin_path, NULL};
+	const char *const args[] = {
+	    "--auth-file", app_path, "--admin-auth-file", admin_path, "--max-frame", "65536", NULL};
 	/* A frame of one byte that is no MessagePack value: BAD_REQUEST, and the close. */
 	static const uint8_t malformed[] = {0, 0, 0, 1, 0xc1};
+	/* Headers refused before a byte of their body is read, which close the connection too. */
+	static const uint8_t empty[] = {0, 0, 0, 0};
+	static const uint8_t over_max_frame[] = {0, 2, 0, 0};
+	static const uint8_t over_hello_max[] = {0, 0, 0x20, 0};
+	static const struct {
+		const uint8_t *header;
+		bool after_hello;
+		const char *what;
+	} refused[] = {
+	    {empty, true, "a frame of length 0, past HELLO"},
+	    {empty, false, "a frame of length 0, before HELLO"},
+	    {over_max_frame, true, "a frame over max_frame"},
+	    {over_hello_max, false, "a frame over 4096 bytes before HELLO"},
+	};
 	struct harness_daemon d;
 	struct buf wrong;
 	int fd;
@@ -193,6 +209,35 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 	buf_finish(&wrong);
 	cr_expect(!memory_holds(d.pid, admin_secret),
 	          "the admin secret sent behind a wrong one is still in the daemon's memory");
+	close(fd);
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		fd = harness_connect(d.unix_url);
+		cr_assert_geq(fd, 0);
+		if (refused[i].after_hello)
+			cr_assert_eq(plain_hello_on(fd, app_secret, 1), CODEC_OK);
+		cr_assert_neq(send_hello(fd, refused[i].header, 4, admin_secret, 2), CODEC_OK, "%s",
+		              refused[i].what);
+		cr_expect(!memory_holds(d.pid, admin_secret),
+		          "the admin secret sent behind %s is still in the daemon's memory",
+		          refused[i].what);
+		close(fd);
+	}
+
+	/* Sent once the refusal is out, while the connection lingers: read only to be dropped. */
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(plain_hello_on(fd, app_secret, 1), CODEC_OK);
+	cr_assert_eq(send_hello(fd, malformed, sizeof(malformed), app_secret, 2),
+	             CODEC_BAD_REQUEST);
+	buf_init(&wrong);
+	append_hello(&wrong, admin_secret, 3);
+	cr_assert_eq(harness_send_all(fd, wrong.data, wrong.len), 0);
+	buf_finish(&wrong);
+	usleep(300 * 1000);
+	cr_expect(
+	    !memory_holds(d.pid, admin_secret),
+	    "the admin secret sent to a lingering connection is still in the daemon's memory");
 	close(fd);
 
 	cr_expect_eq(harness_stop(&d), 0);

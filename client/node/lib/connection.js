@@ -37,6 +37,13 @@ function helloName(name) {
 // held and delivered late, it closes a connection that is gone already.
 const CHANGE_OPS = new Set([OP.SET, OP.SET_IF, OP.TOUCH, OP.TOUCH_IF, OP.DESTROY, OP.DESTROY_IF_FLASH, OP.FLASH_PUSH, OP.FLASH_PUSH_EXISTING, OP.FLASH_POP, OP.CLEAR]);
 
+// writeFailed(socket): whether a write of socket failed (its Writable's error, which
+// readOnAfterWriteError leaves set; Node has no public getter of it for a Duplex).
+function writeFailed(socket) {
+  const ws = socket._writableState;
+  return ws !== undefined && ws.errored !== null && ws.errored !== undefined;
+}
+
 // An opcode's name, for the words of an error an app logs ("GET", not "op 0x10").
 const OP_NAME = Object.fromEntries(Object.entries(OP).map(([name, op]) => [op, name]));
 
@@ -600,9 +607,12 @@ class Connection extends EventEmitter {
     this.restampDeadlines();
     const len = this.passLen;
     if (this.state === 'closed' || len === 0) return;
-    // A socket whose end came (sessd closed the connection, or it broke) writes nothing more:
-    // the frames stay unsent, and the 'close' that follows hands their requests on (see fail).
-    if (this.socket.readableEnded || this.socket.writableEnded || this.socket.destroyed) return;
+    // A socket whose end came (sessd closed the connection, or it broke), or whose write
+    // failed (its stream then queues what it is given and never writes it), writes nothing
+    // more: the frames stay unsent, and the 'close' that follows hands their requests on (see
+    // fail).
+    if (this.socket.readableEnded || this.socket.writableEnded || this.socket.destroyed || writeFailed(this.socket)) return;
+    const first = this.passFirst;
     this.passLen = 0;
     this.passFirst = null;
     const buf = this.passBuf;
@@ -616,6 +626,7 @@ class Connection extends EventEmitter {
       }
       if (buf.length > PASS_BUFFER_KEPT) this.passBuf = null;
       this.socket.write(records);
+      this.keepIfRefused(buf, len, first);
       return;
     }
     if (this.socket.writableLength !== 0 && buf.length <= PASS_BUFFER_KEPT) {
@@ -624,6 +635,21 @@ class Connection extends EventEmitter {
     }
     this.socket.write(buf.subarray(0, len));
     if (this.socket.writableLength !== 0 || buf.length > PASS_BUFFER_KEPT) this.passBuf = null;
+    this.keepIfRefused(buf, len, first);
+  }
+
+  // keepIfRefused(buf, len, first): after flush's write of the pass (len bytes of buf, first
+  // the request of its first frame) to a socket with nothing queued, the pass is unsent again
+  // when that write failed at once. Node writes at once what the kernel takes and queues the
+  // rest; a write that fails there (EPIPE: sessd died after this pass's poll phase began, so
+  // its end is not read yet) took no byte (libuv's try-write fails only when it wrote none),
+  // so none of its requests reached sessd: a flash push or pop made in the pass is sent again,
+  // not failed as broken under it.
+  keepIfRefused(buf, len, first) {
+    if (!writeFailed(this.socket) || this.state === 'closed') return;
+    this.passBuf = buf;
+    this.passLen = len;
+    this.passFirst = first;
   }
 
   // forget(entry): entry, no longer in pending (refused by releaseHeld), is not its session's
