@@ -44,7 +44,8 @@ static const struct secretfile_kind auth_file_kind = {
  * base64 characters hold 14 on average, and fewer than 8 one time in 10^7. */
 #define AUTH_FEW_DISTINCT 8u
 
-/* How many different byte values the ${len} bytes at ${secret} hold. */
+/* How many different byte values the ${len} bytes at ${secret} hold. The table of them is
+ * wiped: which bytes a secret holds is a part of it. */
 static unsigned distinct_bytes(const unsigned char *secret, size_t len)
 {
 	bool seen[256] = {false};
@@ -54,6 +55,7 @@ static unsigned distinct_bytes(const unsigned char *secret, size_t len)
 		n += !seen[secret[i]];
 		seen[secret[i]] = true;
 	}
+	sodium_memzero(seen, sizeof(seen));
 	return n;
 }
 

@@ -686,9 +686,13 @@ static void mark_pending(struct conn *c)
 	TAILQ_INSERT_TAIL(&c->set->pending, c, pending_link);
 }
 
-/* Queue a reply the connection closes after. */
+/* Queue a reply the connection closes after. Nothing of its input is read after it, so what
+ * is unread is wiped: frames sent behind a header refused unread (refuse_frame) or behind a
+ * HELLO refused BUSY may be a HELLO showing a secret, which stayed whole while the connection
+ * lingered (2-10 s). */
 static void reply_and_close(struct conn *c, uint32_t status, const char *message)
 {
+	wipe_unread_input(c);
 	if (reply_last(c, status, message) == -1)
 		log_warn("out of memory for an error reply");
 	mark_closing(c);
@@ -705,16 +709,12 @@ static void say_refused_frames(const struct conn_set *s, uint64_t closed)
 
 /* reply_and_close for a frame or record refused unread (${why} is a literal): counted, and
  * warned of at most once a minute, so that a security team can see an attack in the log
- * while the attacker cannot fill it. Nothing of the input is read after it: it is wiped, as
- * behind a frame whose verdict closes the connection (process), for a HELLO sent behind the
- * refused header may show a secret. */
+ * while the attacker cannot fill it. */
 static void refuse_frame(struct conn *c, uint32_t status, const char *why)
 {
 	struct conn_set *s = c->set;
 	uint64_t closed;
 
-	if (c->in_end > c->in_start)
-		sodium_memzero(c->in_data + c->in_start, c->in_end - c->in_start);
 	s->refused_frames++;
 	snprintf(s->refused_frame_peer, sizeof(s->refused_frame_peer), "%s", c->peer_name);
 	s->refused_frame_why = why;

@@ -246,6 +246,86 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 	rmdir(dir);
 }
 
+/*
+ * Whether a HELLO showing the apps' secret, with one showing ${secret} behind it in the same
+ * write, is refused BUSY on a new connection to ${d} at its HELLO (the newcomer was let in on
+ * trial, then found no connection to take the place of; the log says so), not at its accept.
+ * The connection is left in *${fd}.
+ */
+static bool hello_refused_busy(const struct harness_daemon *d, const char *secret, int *fd)
+{
+	struct codec_reply rep;
+	struct buf frames;
+	uint8_t *body = NULL;
+	size_t len;
+	char *log;
+	bool busy = false;
+
+	*fd = harness_connect(d->unix_url);
+	cr_assert_geq(*fd, 0);
+	buf_init(&frames);
+	append_hello(&frames, app_secret, 1);
+	append_hello(&frames, secret, 2);
+	if (harness_send_all(*fd, frames.data, frames.len) == 0 &&
+	    harness_recv_frame(*fd, &body, &len) == 0 && codec_decode_reply(body, len, &rep) == 0 &&
+	    rep.status == CODEC_BUSY) {
+		log = harness_log(d);
+		busy = log != NULL && strstr(log, "client(s) after their HELLO") != NULL;
+		free(log);
+	}
+	free(body);
+	buf_finish(&frames);
+	return busy;
+}
+
+/*
+ * A HELLO refused with BUSY (--max-connections reached, and no connection to give way)
+ * closes its connection, and the frames sent behind it are never read: a second HELLO among
+ * them showing the admin secret stayed whole in the input while the connection lingered, as
+ * behind a frame refused for itself (above). A newcomer is let in on trial, to be refused at
+ * its HELLO, once the connection held is idle (two seconds): until then it is refused at
+ * once, before anything it sent is read, and the test tries again.
+ */
+LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
+{
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64], admin_path[64];
+	const char *const args[] = {
+	    "--auth-file", app_path, "--admin-auth-file", admin_path, "--max-connections",
+	    "1",           NULL};
+	struct harness_daemon d;
+	int held, fd = -1;
+	bool refused = false;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
+	snprintf(admin_path, sizeof(admin_path), "%s/admin", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	harness_write_secret(admin_path, admin_secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+
+	held = harness_connect(d.unix_url);
+	cr_assert_geq(held, 0);
+	cr_assert_eq(plain_hello_on(held, app_secret, 1), CODEC_OK);
+	for (int attempt = 0; attempt < 60 && !refused; attempt++) {
+		if (fd >= 0) {
+			close(fd);
+			usleep(250 * 1000);
+		}
+		refused = hello_refused_busy(&d, admin_secret, &fd);
+	}
+	cr_assert(refused, "no HELLO was refused BUSY at --max-connections 1");
+	cr_expect(
+	    !memory_holds(d.pid, admin_secret),
+	    "the admin secret sent behind a HELLO refused BUSY is still in the daemon's memory");
+	close(fd);
+	close(held);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(app_path);
+	unlink(admin_path);
+	rmdir(dir);
+}
+
 /* A PING whose frame is ${frame_bytes} long (its payload pads it), appended to ${out}. */
 static void append_ping_of(struct buf *out, size_t frame_bytes, uint64_t request_id)
 {
