@@ -131,7 +131,12 @@ test('a save under way, then the rest, beside another request\'s save of the sam
 // way, and then starts from what that one wrote: one SET_IF each.
 for (const early of [false, true]) {
   test(`six tabs adding to one cart at once on one process${early ? ', each pushing a flash not awaited (the early save)' : ''}: one SET_IF each, none runs out of attempts`, async (t) => {
-    const relay = await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), 20);
+    // Each reply held 100 ms: the six requests' reads must all be answered before the first
+    // save's write is (what the test is about). Held 20 ms, a loaded CI machine let a tab's
+    // request start so late that its read's reply came with the first save's, which had then
+    // ended with its queue: that tab's save met it as a CONFLICT and read again (a correct
+    // outcome, one round trip more: 'setIf, setIf, get, setIf, ...').
+    const relay = await waveRelay(daemon.unixUrl.replace(/^unix:(\/\/)?/, ''), 100);
     t.after(() => relay.close());
     const union = (key, base, mine, theirs) => (key === 'cart' ? [...new Set([...(theirs || []), ...(mine || []).filter((x) => !(base || []).includes(x))])] : mine);
     const store = new SessdStore({ url: relay.url, namespace: 'tabs', poolSize: 1, mergeAttempts: 3, mergeKey: union });
