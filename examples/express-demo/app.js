@@ -20,12 +20,12 @@ function parseItem(text) {
   return { qty: 1, name: t };
 }
 
-function page({ title, user, flash, body, served }) {
+function page({ title, user, flash, body, served, refreshSeconds = 0 }) {
   const flashes = Object.entries(flash || {})
     .flatMap(([type, msgs]) => msgs.map((m) => `<p class="flash ${escapeHtml(type)}">${escapeHtml(m)}</p>`))
     .join('\n');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<html lang="en"><head><meta charset="utf-8">${refreshSeconds ? `<meta http-equiv="refresh" content="${refreshSeconds}">` : ''}<title>${escapeHtml(title)}</title>
 <style>
 body { font-family: sans-serif; max-width: 36em; margin: 2em auto; }
 .flash { padding: .5em 1em; border-radius: 4px; }
@@ -65,7 +65,26 @@ function mergeSession(key, base, mine, theirs) {
 function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAgeMs = 3600 * 1000 }) {
   const app = express();
   app.disable('x-powered-by');
+  // What a visitor sees while sessions cannot be read or saved. Their session (login, cart,
+  // pending flashes) is kept in sessd, so the page says so rather than showing them logged
+  // out; a page they asked for reloads by itself, and a change they sent is said not to
+  // have been made (a reload would send it again, or GET a form's URL).
+  const unavailable = (req, res) => {
+    const change = req.method !== 'GET' && req.method !== 'HEAD';
+    const visitor = /(?:^|;\s*)demo\.sid=/.test(req.headers.cookie || '') ? ' You stay logged in, and your cart is kept.' : '';
+    res.status(503).set('Retry-After', '5').type('html').send(page({
+      title: 'sessd demo shop',
+      flash: { error: [`The shop cannot reach its sessions for a moment.${visitor} ${change ? 'What you sent was not done: please try again shortly.' : 'This page reloads by itself.'}`] },
+      body: '<p><a href="/">Back to the shop</a></p>',
+      served,
+      refreshSeconds: change ? 0 : 5,
+    }));
+  };
   app.use(express.urlencoded({ extended: false, limit: '8kb' }));
+  // The process's own health, before the session middleware: a health check loads no
+  // session and pops no flash, and keeps answering while sessd is down (every process of the
+  // app shares that sessd: taking them out of a load balancer would not help).
+  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
   app.use(session({
     store,
     secret,
@@ -75,24 +94,17 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     cookie: { httpOnly: true, sameSite: 'lax', maxAge: cookieMaxAgeMs },
   }));
   app.use(flash.middleware());
-  // While the store is down (sessd unreachable for longer than connect-sessd's restartWaitMs;
-  // a restart within it only delays requests), express-session passes requests through
-  // without req.session (the store emitted 'disconnect'): pages render logged out, and
-  // changes are refused with a 503 instead of failing on a missing session.
-  app.use((req, res, next) => {
-    if (req.session || req.method === 'GET' || req.method === 'HEAD') return next();
-    res.status(503).set('Retry-After', '5').type('html').send(page({
-      title: 'sessd demo shop',
-      flash: { error: ['Sessions are unavailable right now. Please try again in a moment.'] },
-      body: '<p><a href="/">Back to the shop</a></p>',
-      served,
-    }));
-    return undefined;
-  });
+  // While sessd is unreachable for longer than connect-sessd's restartWaitMs (a restart
+  // within it only delays requests), express-session passes requests through without
+  // req.session (the store emitted 'disconnect'). Every request is then answered with the
+  // "come back shortly" page, GETs too: rendered without its session, a page would show a
+  // logged-in visitor the login form and no cart, as if sessd had lost them, when their
+  // session is waiting in sessd; a login made from that form would be refused anyway.
+  app.use((req, res, next) => (req.session ? next() : unavailable(req, res)));
 
   // flash.locals() pops every pending flash on each GET it runs for, so it goes on the page
-  // that shows them, not app-wide: there a browser's GET of /favicon.ico (a 404), or of
-  // /healthz with the cookie, would take the "Added 2 lemons" meant for this page.
+  // that shows them, not app-wide: there a browser's GET of /favicon.ico (a 404) with the
+  // cookie would take the "Added 2 lemons" meant for this page.
   app.get('/', flash.locals(), (req, res) => {
     const user = req.session && req.session.user;
     let body;
@@ -176,7 +188,25 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
     });
   });
 
-  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
+  // The error handler: a store call that failed (sessd down past restartWaitMs, stuck past
+  // timeoutMs, out of memory: err.statusCode 503) gets the same "come back shortly" page as
+  // the guard above; anything else a plain 500. Express's own handler would print the error's
+  // stack on the page outside production.
+  // eslint-disable-next-line no-unused-vars
+  app.use((err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const status = err.statusCode || err.status || 500;
+    if (status === 503) return unavailable(req, res);
+    // Errors without a status are bugs or misconfiguration: the log has them, the page not.
+    if (status >= 500) console.error(err);
+    res.status(status).type('html').send(page({
+      title: 'sessd demo shop',
+      flash: { error: [status >= 500 ? 'Something went wrong.' : 'That request could not be handled.'] },
+      body: '<p><a href="/">Back to the shop</a></p>',
+      served,
+    }));
+    return undefined;
+  });
   return app;
 }
 

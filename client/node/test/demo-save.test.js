@@ -9,37 +9,11 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('path');
-const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, once, REPO_DIR } = require('./helpers');
-
-const DEMO_DIR = path.join(REPO_DIR, 'examples/express-demo');
-const { createApp } = require(path.join(DEMO_DIR, 'app.js'));
-const demoFlash = { middleware: () => flash(), locals: () => flash.locals() };
-
-function cartOf(body) {
-  return [...body.matchAll(/<li>(\d+ [^<]*)<\/li>/g)].map((m) => m[1]);
-}
+const { demoShop, cartOf } = require('./demo-shop');
 
 // The demo shop on a daemon of max_frame 4096 (a session of about 4 KB is refused, and its
 // flashes may hold 2 KB), and a browser logged in as Ann: { store, br }.
-async function loggedInShop(t, namespace) {
-  const d = new Daemon({ extraArgs: ['--max-frame', '4096'] });
-  await d.start();
-  t.after(() => d.cleanup());
-  const store = new SessdStore({ url: d.unixUrl, namespace });
-  const app = createApp({ store, flash: demoFlash, secret: 'demo-save-secret', served: 'test' });
-  const { server, base } = await listen(app);
-  t.after(async () => {
-    await closeServer(server);
-    store.close();
-  });
-  await once(store, 'connect');
-  const br = new Browser(base);
-  assert.equal((await br.post('/login', { username: 'Ann' })).status, 303);
-  await br.get('/');
-  return { store, br };
-}
+const loggedInShop = (t, namespace) => demoShop(t, { namespace, daemonArgs: ['--max-frame', '4096'], login: 'Ann' });
 
 test('the demo shop never confirms a cart add whose save failed', async (t) => {
   const { br } = await loggedInShop(t, 'demo-save');

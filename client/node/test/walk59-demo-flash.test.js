@@ -9,31 +9,10 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const path = require('path');
-const { SessdStore, flash } = require('..');
-const { Daemon, Browser, listen, closeServer, once, REPO_DIR } = require('./helpers');
-
-const DEMO_DIR = path.join(REPO_DIR, 'examples/express-demo');
-const { createApp } = require(path.join(DEMO_DIR, 'app.js'));
-const demoFlash = { middleware: () => flash(), locals: () => flash.locals() };
-
-function flashesOf(body) {
-  return [...body.matchAll(/<p class="flash[^"]*">([^<]*)<\/p>/g)].map((m) => m[1]);
-}
+const { demoShop, flashesOf } = require('./demo-shop');
 
 test('a GET of another path of the demo shop (favicon, health check) leaves the flashes to the page', async (t) => {
-  const d = new Daemon();
-  await d.start();
-  t.after(() => d.cleanup());
-  const store = new SessdStore({ url: d.unixUrl, namespace: 'walk59-demo' });
-  const app = createApp({ store, flash: demoFlash, secret: 'walk59-demo-secret', served: 'test' });
-  const { server, base } = await listen(app);
-  t.after(async () => {
-    await closeServer(server);
-    store.close();
-  });
-  await once(store, 'connect');
-  const br = new Browser(base);
+  const { br } = await demoShop(t, { namespace: 'walk59-demo' });
 
   assert.equal((await br.post('/login', { username: 'Ann' })).status, 303);
   // Between the login's redirect and its page, the browser asks for the icon.
