@@ -2,7 +2,7 @@
  * sessctl as a user runs it: the real binary ($SESSCTL_BIN) against the real daemon, with
  * its standard input, output and error on pipes. Checks exact output bytes, JSON validity,
  * messages and exit statuses (0 done, 1 no such session, find's nothing found or clear's no
- * such namespace, 2 usage, connection, server error, 3 set-if's conflict).
+ * such namespace, 2 usage, setup, server error, 3 set-if's conflict, 4 sessd not reached).
  */
 #include <criterion/criterion.h>
 
@@ -519,7 +519,7 @@ LEAK_CHECKED_TEST(sessctl, address_forms_shared_with_connect_sessd)
 	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
 	         strerror(ENOENT));
 	cr_assert_str_eq((char *)r.err.data, want);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* unix://x: a relative x to connect-sessd once, the absolute /x here; now neither. */
 	RUN(&r, "--connect", "unix://tmp/sessd.sock", "ping");
 	cr_assert_str_eq((char *)r.err.data,
@@ -555,7 +555,7 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
 	         strerror(ENOENT));
 	cr_assert_str_eq((char *)r.err.data, want);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* A stopped server: the HELLO times out, and the message says so. */
 	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	RUN(&r, "--timeout", "200", "ping");
@@ -564,7 +564,55 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	         "sessctl: cannot connect to %s: HELLO timed out: no reply within 200 ms\n",
 	         daemon_.unix_url);
 	cr_assert_str_eq((char *)r.err.data, want);
+	expect(&r, 4, "");
+}
+
+/*
+ * Exit status 4: sessd was not reached, or did not answer (no socket, refused, a HELLO or a
+ * reply timed out, the connection broke, the daemon stopping or full): what a script may try
+ * again after a pause. 2 stays a mistake in the command or its setup, which the same command
+ * meets again. Before, both were 2, so a cron job could not tell a restart from its own bug.
+ */
+LEAK_CHECKED_TEST(sessctl, an_unreachable_daemon_is_told_apart_from_a_mistake)
+{
+	struct run r;
+
+	run_env(&r, "unix:/nonexistent/dir/sessd.sock", NULL, 0,
+	        (const char *const[]){"get", "a", NULL});
+	expect(&r, 4, "");
+	RUN(&r, "--connect", "tcp://127.0.0.1:1", "destroy", "a");
+	expect(&r, 4, "");
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
+	RUN(&r, "--timeout", "200", "set", "a", "1");
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	expect(&r, 4, "");
+	/* The command's own mistakes, whatever the daemon's state. */
+	RUN(&r, "--connect", "tcp://127.0.0.1:99999", "ping");
 	expect(&r, 2, "");
+	RUN(&r, "--connect", "unix:/nonexistent/dir/sessd.sock", "get");
+	expect(&r, 2, "");
+	RUN(&r, "--connect", "unix:/nonexistent/dir/sessd.sock", "pnig");
+	expect(&r, 2, "");
+	RUN(&r, "set", "a", "1", "--ttl", "0");
+	expect(&r, 2, "");
+}
+
+/* A daemon at its --max-connections answers HELLO with BUSY: full for now, so status 4. */
+LEAK_CHECKED_TEST(sessctl, a_full_daemon_is_not_reached)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	struct harness_daemon d;
+	struct sessd_client *held;
+	struct run r;
+
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+	cr_assert_eq(sessd_connect(d.unix_url, NULL, &held), SESSD_OK);
+	cr_assert_eq(sessd_ping(held), SESSD_OK);
+	run_env(&r, d.unix_url, NULL, 0, (const char *const[]){"ping", NULL});
+	cr_assert(strstr((char *)r.err.data, "BUSY") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+	sessd_close(held);
+	cr_assert_eq(harness_stop(&d), 0);
 }
 
 LEAK_CHECKED_TEST(sessctl, new_id)
@@ -1366,7 +1414,8 @@ LEAK_CHECKED_TEST(sessctl, a_path_cannot_forge_a_line_of_its_error)
 		cr_expect(strstr((char *)r.err.data, "\n2026-01-01T00:00:00.000Z error forged") ==
 		              NULL,
 		          "a forged line: %s", (char *)r.err.data);
-		expect(&r, 2, "");
+		/* No socket: not reached; an auth file not there: a mistake. */
+		expect(&r, how == 0 ? 4 : 2, "");
 	}
 }
 
@@ -1442,7 +1491,7 @@ LEAK_CHECKED_TEST(sessctl, a_failed_sealed_set_is_retired_before_sessctl_exits)
 	n = read(err_fd, err, sizeof(err) - 1);
 	err[n > 0 ? n : 0] = '\0';
 	close(err_fd);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit %d; stderr: %s",
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 4, "exit %d; stderr: %s",
 	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
 	cr_assert(strstr(err, "set") != NULL && strstr(err, "timed out") != NULL, "stderr: %s",
 	          err);
@@ -1945,7 +1994,7 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 		/* Not a timing target: it tells the 5 s of HELLO from the 60 s of the reply. */
 		cr_assert_lt(took, 20.0, "%s took %.1f s", cmds[i][0], took);
 		cr_assert(strstr((char *)r.err.data, "HELLO") != NULL, "%s", (char *)r.err.data);
-		expect(&r, 2, "");
+		expect(&r, 4, "");
 	}
 	/* The daemon goes on, and the long timeout is still there for the reply. */
 	RUN(&r, "count");
@@ -2257,7 +2306,7 @@ LEAK_CHECKED_TEST(sessctl, a_path_in_a_reconnection_s_error_is_escaped)
 	cr_expect(strstr((char *)r.err.data, "\nforged") == NULL &&
 	              strchr((char *)r.err.data, '\x1b') == NULL,
 	          "a forged line, or ESC: %s", (char *)r.err.data);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	unlink(sa.sun_path);
 	rmdir(dir);
 }
@@ -2338,7 +2387,7 @@ LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log
 			                 "out\n") != NULL,
 			          "%s", (char *)r.err.data);
 		}
-		expect(&r, 2, "");
+		expect(&r, 4, "");
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		unlink(sa.sun_path);
@@ -2814,14 +2863,14 @@ LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
 	/* SESSD_URL, when set, is the only address tried. */
 	run_spawn(&r, "unix:/nonexistent/sessd.sock", NULL, (const char *const[]){env, NULL}, NULL,
 	          0, (const char *const[]){"ping", NULL});
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* No sessd there: every address tried is named, and then what to do. Another sessd
 	 * of this machine may answer at the later defaults (the tests never listen there): the
 	 * service's, at /run/sessd/sessd.sock, refuses sessctl without its --auth-file. */
 	snprintf(env, sizeof(env), "RUNTIME_DIRECTORY=%s", dir);
 	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
 	          (const char *const[]){"ping", NULL});
-	if (r.status == 2 && access("/run/sessd/sessd.sock", F_OK) == -1) {
+	if (r.status == 4 && access("/run/sessd/sessd.sock", F_OK) == -1) {
 		snprintf(want, sizeof(want), "sessctl: cannot connect to unix:%s/sessd.sock: %s\n",
 		         dir, strerror(ENOENT));
 		cr_assert_eq(strncmp((char *)r.err.data, want, strlen(want)), 0, "%s",
@@ -3001,7 +3050,7 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 		fclose(out);
 		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		err = read_whole(err_path);
-		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 4,
 		          "%s cut by a restart: status %d after %zu lines of %d; stderr: %s",
 		          cmds[k][0], WIFEXITED(st) ? WEXITSTATUS(st) : -1, lines, n, err);
 		cr_assert(strstr(err, "restarted") != NULL, "%s", err);
