@@ -364,25 +364,41 @@ static int read_stdin(const char *what, char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, got;
 	char *data = malloc(cap), *grown;
+	/* An operator who forgot DATA saw sessctl wait without a word, and the Ctrl-D meant to
+	 * leave stored empty data over the session. */
+	bool from_terminal = isatty(STDIN_FILENO);
 
 	if (data == NULL)
 		goto fail_nomem;
+	if (from_terminal)
+		fprintf(stderr,
+		        "sessctl: %s: reading the data from the terminal: type it, then Ctrl-D at "
+		        "the start of a line (Ctrl-C stores nothing)\n",
+		        what);
+	/* fread is short only at the end or an error: asked again, it reads again, and a
+	 * terminal's Ctrl-D at the start of a line after the data had to be typed twice. */
 	while ((got = fread(data + n, 1, cap - n, stdin)) > 0) {
 		n += got;
-		if (n == cap) {
-			if (cap >= MAX_STDIN_BYTES) {
-				fprintf(stderr, "sessctl: %s: standard input is too large\n", what);
-				goto fail;
-			}
-			cap *= 2;
-			grown = realloc(data, cap);
-			if (grown == NULL)
-				goto fail_nomem;
-			data = grown;
+		if (n < cap)
+			break;
+		if (cap >= MAX_STDIN_BYTES) {
+			fprintf(stderr, "sessctl: %s: standard input is too large\n", what);
+			goto fail;
 		}
+		cap *= 2;
+		grown = realloc(data, cap);
+		if (grown == NULL)
+			goto fail_nomem;
+		data = grown;
 	}
 	if (ferror(stdin)) {
 		fprintf(stderr, "sessctl: %s: reading standard input: %s\n", what, strerror(errno));
+		goto fail;
+	}
+	if (from_terminal && n == 0) {
+		fprintf(stderr,
+		        "sessctl: %s: nothing typed, nothing stored (empty data is given as '')\n",
+		        what);
 		goto fail;
 	}
 	*out = data;

@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1655,6 +1656,108 @@ static void put(const char *ns, const char *id, const char *data)
 	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
 	cr_assert_eq(sessd_set(c, id, strlen(id), data, strlen(data), 600000), SESSD_OK);
 	sessd_close(c);
+}
+
+/*
+ * Run sessctl ${args} against the daemon with a terminal for its standard input, on which
+ * ${typed} is typed (its line discipline's: "\x04" at the start of a line is Ctrl-D, the end).
+ */
+static void run_on_terminal(struct run *r, const char *typed, const char *const *args)
+{
+	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
+	const char *bin = getenv("SESSCTL_BIN");
+	const char *argv[16];
+	char env_url[400], *envp[256];
+	int master, slave, out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd[2];
+	struct termios t;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	buf_init(&r->out);
+	buf_init(&r->err);
+	argv[argc++] = bin;
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	for (char **e = environ; *e != NULL && envc < 250; e++)
+		if (!env_names(*e, unset))
+			envp[envc++] = *e;
+	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
+	envp[envc++] = env_url;
+	envp[envc] = NULL;
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	/* No echo: nothing reads the master's side, whose buffer would fill. */
+	cr_assert_eq(tcgetattr(slave, &t), 0);
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
+	cr_assert_eq(pipe2(out_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, slave, 0);
+	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(slave);
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	/* Typed ahead: the terminal keeps it until sessctl reads. */
+	cr_assert_eq(write(master, typed, strlen(typed)), (ssize_t)strlen(typed));
+	pfd[0] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+			}
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(master);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	cr_assert_eq(buf_append(&r->out, "", 1), 0);
+	r->out.len--;
+	cr_assert_eq(buf_append(&r->err, "", 1), 0);
+	r->err.len--;
+}
+
+/*
+ * set without DATA reads it from standard input. An operator who forgot DATA saw sessctl wait
+ * without a word, and the Ctrl-D meant to leave stored empty data over the session. From a
+ * terminal sessctl now says what it waits for, and nothing typed stores nothing.
+ */
+LEAK_CHECKED_TEST(sessctl, set_from_a_terminal_says_so_and_stores_no_empty_data)
+{
+	struct run r;
+
+	put("default", "typed", "old");
+	run_on_terminal(&r, "\x04", (const char *const[]){"set", "typed", NULL});
+	cr_assert(strstr((char *)r.err.data, "reading the data from the terminal") != NULL,
+	          "stderr: %s", (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, "nothing typed, nothing stored") != NULL, "stderr: %s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "old");
+	/* What is typed is stored, as from a pipe. */
+	run_on_terminal(&r, "new\n\x04", (const char *const[]){"set", "typed", NULL});
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	run_free(&r);
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "new\n");
+	/* Empty data is still given as an argument. */
+	RUN(&r, "set", "typed", "");
+	expect(&r, 0, "");
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "");
 }
 
 /* Whether ${line} and a newline are one of the lines of ${out}. */
