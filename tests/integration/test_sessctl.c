@@ -84,6 +84,20 @@ static bool env_names(const char *entry, const char *const *names)
 	return false;
 }
 
+/* Wait for sessctl ${pid}, whose output is in ${r}, and keep its exit status there. */
+static void run_end(struct run *r, pid_t pid)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	/* NUL-terminate both for string checks; the NUL is not counted in len. */
+	cr_assert_eq(buf_append(&r->out, "", 1), 0);
+	r->out.len--;
+	cr_assert_eq(buf_append(&r->err, "", 1), 0);
+	r->err.len--;
+}
+
 /*
  * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
  * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset),
@@ -100,7 +114,7 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[64];
 	char *envp[256], env_buf[400], auth_buf[400];
-	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
+	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[3];
 	size_t sent = 0;
@@ -173,13 +187,7 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 	}
 	if (in_pipe[1] != -1)
 		close(in_pipe[1]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	/* NUL-terminate both for string checks; the NUL is not counted in len. */
-	cr_assert_eq(buf_append(&r->out, "", 1), 0);
-	r->out.len--;
-	cr_assert_eq(buf_append(&r->err, "", 1), 0);
-	r->err.len--;
+	run_end(r, pid);
 }
 
 static void run_full(struct run *r, const char *env_url, const char *env_auth, const void *in,
@@ -1668,7 +1676,7 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[16];
 	char env_url[400], *envp[256];
-	int master, slave, out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
+	int master, slave, out_pipe[2], err_pipe[2], argc = 0, envc = 0;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[2];
 	struct termios t;
@@ -1720,13 +1728,8 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 				pfd[i].fd = -1;
 			}
 	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	close(master);
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	cr_assert_eq(buf_append(&r->out, "", 1), 0);
-	r->out.len--;
-	cr_assert_eq(buf_append(&r->err, "", 1), 0);
-	r->err.len--;
+	run_end(r, pid);
 }
 
 /*
