@@ -26,6 +26,9 @@
 #define EXIT_NOT_FOUND 1
 #define EXIT_TROUBLE   2
 #define EXIT_CONFLICT  3
+/* sessd was not reached or did not answer: a script may try again after a pause, where 2 is a
+ * mistake in the command or its setup that the same command meets again. */
+#define EXIT_UNREACHED 4
 
 #define DEFAULT_URL "tcp://127.0.0.1:7077"
 /* The socket of the shipped systemd unit (RuntimeDirectory=sessd), whoever runs sessctl. */
@@ -148,8 +151,9 @@ static const char usage_text[] =
     "or --namespace NAME may be given so too.\n"
     "\n"
     "exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace),\n"
-    "2 usage, connection or server error, 3 set-if found the data changed since its tag was\n"
-    "read, or destroy-if-flash another message first (nothing changed)\n";
+    "2 usage, setup or server error, 3 set-if found the data changed since its tag was read,\n"
+    "or destroy-if-flash another message first (nothing changed), 4 sessd not reached or\n"
+    "did not answer (no socket, refused, timed out, connection broken, stopping or full)\n";
 
 static void write_escaped(FILE *f, const char *p, size_t len);
 
@@ -216,6 +220,24 @@ static const char *unknown_outcome(int rc, const char *what)
 	return "";
 }
 
+/*
+ * The exit status of a failure ${rc} of libsessd: EXIT_UNREACHED when sessd was not reached or
+ * did not answer, which trying again later may mend; else EXIT_TROUBLE.
+ */
+static int failure_status(int rc)
+{
+	switch (rc) {
+	case SESSD_ERR_CONNECT:
+	case SESSD_ERR_TIMEOUT:
+	case SESSD_ERR_CLOSED:
+	case SESSD_ERR_SHUTTING_DOWN:
+	case SESSD_ERR_BUSY:
+		return EXIT_UNREACHED;
+	default:
+		return EXIT_TROUBLE;
+	}
+}
+
 /* Report the result of a call; returns the exit status it means. */
 static int report(struct sessd_client *c, int rc, const char *what)
 {
@@ -256,7 +278,7 @@ static int report(struct sessd_client *c, int rc, const char *what)
 	else
 		say("%s: %s (%s)%s", what, sessd_strerror(rc), sessd_errmsg(c),
 		    unknown_outcome(rc, what));
-	return EXIT_TROUBLE;
+	return failure_status(rc);
 }
 
 /*
@@ -342,25 +364,41 @@ static int read_stdin(const char *what, char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, got;
 	char *data = malloc(cap), *grown;
+	/* An operator who forgot DATA saw sessctl wait without a word, and the Ctrl-D meant to
+	 * leave stored empty data over the session. */
+	bool from_terminal = isatty(STDIN_FILENO);
 
 	if (data == NULL)
 		goto fail_nomem;
+	if (from_terminal)
+		fprintf(stderr,
+		        "sessctl: %s: reading the data from the terminal: type it, then Ctrl-D at "
+		        "the start of a line (Ctrl-C stores nothing)\n",
+		        what);
+	/* fread is short only at the end or an error: asked again, it reads again, and a
+	 * terminal's Ctrl-D at the start of a line after the data had to be typed twice. */
 	while ((got = fread(data + n, 1, cap - n, stdin)) > 0) {
 		n += got;
-		if (n == cap) {
-			if (cap >= MAX_STDIN_BYTES) {
-				fprintf(stderr, "sessctl: %s: standard input is too large\n", what);
-				goto fail;
-			}
-			cap *= 2;
-			grown = realloc(data, cap);
-			if (grown == NULL)
-				goto fail_nomem;
-			data = grown;
+		if (n < cap)
+			break;
+		if (cap >= MAX_STDIN_BYTES) {
+			fprintf(stderr, "sessctl: %s: standard input is too large\n", what);
+			goto fail;
 		}
+		cap *= 2;
+		grown = realloc(data, cap);
+		if (grown == NULL)
+			goto fail_nomem;
+		data = grown;
 	}
 	if (ferror(stdin)) {
 		fprintf(stderr, "sessctl: %s: reading standard input: %s\n", what, strerror(errno));
+		goto fail;
+	}
+	if (from_terminal && n == 0) {
+		fprintf(stderr,
+		        "sessctl: %s: nothing typed, nothing stored (empty data is given as '')\n",
+		        what);
 		goto fail;
 	}
 	*out = data;
@@ -1045,7 +1083,7 @@ static int run_namespaces(struct sessd_client *c, const struct opts *o)
 		}
 		if (scan_cut(c, cursor, first_id, "namespaces")) {
 			sessd_namespaces_free(page);
-			status = EXIT_TROUBLE;
+			status = EXIT_UNREACHED;
 			break;
 		}
 		for (size_t i = 0; i < page->count; i++) {
@@ -1118,7 +1156,7 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 			sessd_list_free(page);
 			if (o->json)
 				fputs("]\n", stdout);
-			return EXIT_TROUBLE;
+			return EXIT_UNREACHED;
 		}
 		for (size_t i = 0; i < page->count; i++) {
 			const struct sessd_list_entry *e = &page->items[i];
@@ -1294,7 +1332,7 @@ static int run_find(struct sessd_client *c, const struct opts *o)
 		}
 		if (scan_cut(c, cursor, first_id, "find")) {
 			sessd_list_free(page);
-			status = EXIT_TROUBLE;
+			status = EXIT_UNREACHED;
 			break;
 		}
 		scanned += page->count;
@@ -1749,7 +1787,7 @@ static bool nobody_there(int err)
 }
 
 /*
- * Connect to o->url. Returns 0 with *${c} a new client, or EXIT_TROUBLE with the error printed;
+ * Connect to o->url. Returns 0 with *${c} a new client, or the exit status with the error printed;
  * with ${may_be_absent}, -1 when nobody_there, the words (naming the address) in ${why} and
  * nothing printed.
  */
@@ -1794,7 +1832,7 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 		say("chmod o-rwx %s, or give another file", o->auth_file);
 	else if (rc == SESSD_ERR_AUTH)
 		hint_auth(o, err);
-	return EXIT_TROUBLE;
+	return failure_status(rc);
 }
 
 /*
@@ -1842,7 +1880,7 @@ static int own_socket_url(char out[URL_MAX_TEXT])
  * unit's (SYSTEMD_URL, which a user other than root does not reach by sessd's rules), then
  * DEFAULT_URL, the first where a daemon is; a failure other than finding none there is
  * reported as it is. Sets o->url to the address used. Returns 0 with *${c} a new client, or
- * EXIT_TROUBLE with the error printed.
+ * the exit status with the error printed.
  */
 static int connect_default(struct opts *o, struct sessd_client **c)
 {
@@ -1874,7 +1912,7 @@ static int connect_default(struct opts *o, struct sessd_client **c)
 		      stderr);
 	fputs("sessctl: no sessd at any default address; set SESSD_URL or give --connect URL\n",
 	      stderr);
-	return EXIT_TROUBLE;
+	return EXIT_UNREACHED;
 }
 
 int main(int argc, char **argv)

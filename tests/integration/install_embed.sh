@@ -42,6 +42,18 @@ echo "ok: exports exactly the $(wc -l <"$dir/map.txt") functions of libsessd.map
 readelf -d "$lib" | grep -q 'SONAME.*\[libsessd\.so\.0\]' || fail "the soname is not libsessd.so.0"
 echo "ok: soname libsessd.so.0"
 
+# sessctl finds the library where it was installed: a prefix outside the linker's path left it
+# unable to start. A /usr build (a distribution's) has no RUNPATH.
+prefix=$(sed -n 's/^prefix=//p' "$pc")
+want_rpath=$(sed -n 's/^libdir=//p' "$pc" | sed "s|\${prefix}|$prefix|")
+sessctl=$(find "$dest" -name sessctl -type f -perm -u+x | head -n 1)
+[ -n "$sessctl" ] || fail "no sessctl installed"
+rpath=$(readelf -d "$sessctl" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')
+[ "$prefix" != /usr ] || want_rpath=
+[ "$rpath" = "$want_rpath" ] ||
+	fail "the installed sessctl's RUNPATH is '$rpath', not '$want_rpath' (prefix $prefix)"
+echo "ok: the installed sessctl's RUNPATH is '$rpath'"
+
 # Only what is installed: the header and library found through pkg-config.
 export PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$(dirname "$pc")
 cflags=$(pkg-config --cflags libsessd)

@@ -2,7 +2,7 @@
  * sessctl as a user runs it: the real binary ($SESSCTL_BIN) against the real daemon, with
  * its standard input, output and error on pipes. Checks exact output bytes, JSON validity,
  * messages and exit statuses (0 done, 1 no such session, find's nothing found or clear's no
- * such namespace, 2 usage, connection, server error, 3 set-if's conflict).
+ * such namespace, 2 usage, setup, server error, 3 set-if's conflict, 4 sessd not reached).
  */
 #include <criterion/criterion.h>
 
@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +84,20 @@ static bool env_names(const char *entry, const char *const *names)
 	return false;
 }
 
+/* Wait for sessctl ${pid}, whose output is in ${r}, and keep its exit status there. */
+static void run_end(struct run *r, pid_t pid)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	/* NUL-terminate both for string checks; the NUL is not counted in len. */
+	cr_assert_eq(buf_append(&r->out, "", 1), 0);
+	r->out.len--;
+	cr_assert_eq(buf_append(&r->err, "", 1), 0);
+	r->err.len--;
+}
+
 /*
  * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
  * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset),
@@ -99,7 +114,7 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[64];
 	char *envp[256], env_buf[400], auth_buf[400];
-	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0, status;
+	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[3];
 	size_t sent = 0;
@@ -172,13 +187,7 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 	}
 	if (in_pipe[1] != -1)
 		close(in_pipe[1]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	/* NUL-terminate both for string checks; the NUL is not counted in len. */
-	cr_assert_eq(buf_append(&r->out, "", 1), 0);
-	r->out.len--;
-	cr_assert_eq(buf_append(&r->err, "", 1), 0);
-	r->err.len--;
+	run_end(r, pid);
 }
 
 static void run_full(struct run *r, const char *env_url, const char *env_auth, const void *in,
@@ -519,7 +528,7 @@ LEAK_CHECKED_TEST(sessctl, address_forms_shared_with_connect_sessd)
 	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
 	         strerror(ENOENT));
 	cr_assert_str_eq((char *)r.err.data, want);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* unix://x: a relative x to connect-sessd once, the absolute /x here; now neither. */
 	RUN(&r, "--connect", "unix://tmp/sessd.sock", "ping");
 	cr_assert_str_eq((char *)r.err.data,
@@ -555,7 +564,7 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	         "sessctl: cannot connect to unix:/nonexistent/dir/sessd.sock: %s\n",
 	         strerror(ENOENT));
 	cr_assert_str_eq((char *)r.err.data, want);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* A stopped server: the HELLO times out, and the message says so. */
 	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
 	RUN(&r, "--timeout", "200", "ping");
@@ -564,7 +573,55 @@ LEAK_CHECKED_TEST(sessctl, connection_errors)
 	         "sessctl: cannot connect to %s: HELLO timed out: no reply within 200 ms\n",
 	         daemon_.unix_url);
 	cr_assert_str_eq((char *)r.err.data, want);
+	expect(&r, 4, "");
+}
+
+/*
+ * Exit status 4: sessd was not reached, or did not answer (no socket, refused, a HELLO or a
+ * reply timed out, the connection broke, the daemon stopping or full): what a script may try
+ * again after a pause. 2 stays a mistake in the command or its setup, which the same command
+ * meets again. Before, both were 2, so a cron job could not tell a restart from its own bug.
+ */
+LEAK_CHECKED_TEST(sessctl, an_unreachable_daemon_is_told_apart_from_a_mistake)
+{
+	struct run r;
+
+	run_env(&r, "unix:/nonexistent/dir/sessd.sock", NULL, 0,
+	        (const char *const[]){"get", "a", NULL});
+	expect(&r, 4, "");
+	RUN(&r, "--connect", "tcp://127.0.0.1:1", "destroy", "a");
+	expect(&r, 4, "");
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
+	RUN(&r, "--timeout", "200", "set", "a", "1");
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	expect(&r, 4, "");
+	/* The command's own mistakes, whatever the daemon's state. */
+	RUN(&r, "--connect", "tcp://127.0.0.1:99999", "ping");
 	expect(&r, 2, "");
+	RUN(&r, "--connect", "unix:/nonexistent/dir/sessd.sock", "get");
+	expect(&r, 2, "");
+	RUN(&r, "--connect", "unix:/nonexistent/dir/sessd.sock", "pnig");
+	expect(&r, 2, "");
+	RUN(&r, "set", "a", "1", "--ttl", "0");
+	expect(&r, 2, "");
+}
+
+/* A daemon at its --max-connections answers HELLO with BUSY: full for now, so status 4. */
+LEAK_CHECKED_TEST(sessctl, a_full_daemon_is_not_reached)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	struct harness_daemon d;
+	struct sessd_client *held;
+	struct run r;
+
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+	cr_assert_eq(sessd_connect(d.unix_url, NULL, &held), SESSD_OK);
+	cr_assert_eq(sessd_ping(held), SESSD_OK);
+	run_env(&r, d.unix_url, NULL, 0, (const char *const[]){"ping", NULL});
+	cr_assert(strstr((char *)r.err.data, "BUSY") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+	sessd_close(held);
+	cr_assert_eq(harness_stop(&d), 0);
 }
 
 LEAK_CHECKED_TEST(sessctl, new_id)
@@ -1366,7 +1423,8 @@ LEAK_CHECKED_TEST(sessctl, a_path_cannot_forge_a_line_of_its_error)
 		cr_expect(strstr((char *)r.err.data, "\n2026-01-01T00:00:00.000Z error forged") ==
 		              NULL,
 		          "a forged line: %s", (char *)r.err.data);
-		expect(&r, 2, "");
+		/* No socket: not reached; an auth file not there: a mistake. */
+		expect(&r, how == 0 ? 4 : 2, "");
 	}
 }
 
@@ -1442,7 +1500,7 @@ LEAK_CHECKED_TEST(sessctl, a_failed_sealed_set_is_retired_before_sessctl_exits)
 	n = read(err_fd, err, sizeof(err) - 1);
 	err[n > 0 ? n : 0] = '\0';
 	close(err_fd);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit %d; stderr: %s",
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 4, "exit %d; stderr: %s",
 	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
 	cr_assert(strstr(err, "set") != NULL && strstr(err, "timed out") != NULL, "stderr: %s",
 	          err);
@@ -1606,6 +1664,103 @@ static void put(const char *ns, const char *id, const char *data)
 	cr_assert_eq(sessd_connect(daemon_.unix_url, &opts, &c), SESSD_OK);
 	cr_assert_eq(sessd_set(c, id, strlen(id), data, strlen(data), 600000), SESSD_OK);
 	sessd_close(c);
+}
+
+/*
+ * Run sessctl ${args} against the daemon with a terminal for its standard input, on which
+ * ${typed} is typed (its line discipline's: "\x04" at the start of a line is Ctrl-D, the end).
+ */
+static void run_on_terminal(struct run *r, const char *typed, const char *const *args)
+{
+	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
+	const char *bin = getenv("SESSCTL_BIN");
+	const char *argv[16];
+	char env_url[400], *envp[256];
+	int master, slave, out_pipe[2], err_pipe[2], argc = 0, envc = 0;
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd[2];
+	struct termios t;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	buf_init(&r->out);
+	buf_init(&r->err);
+	argv[argc++] = bin;
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	for (char **e = environ; *e != NULL && envc < 250; e++)
+		if (!env_names(*e, unset))
+			envp[envc++] = *e;
+	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
+	envp[envc++] = env_url;
+	envp[envc] = NULL;
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	/* No echo: nothing reads the master's side, whose buffer would fill. */
+	cr_assert_eq(tcgetattr(slave, &t), 0);
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
+	cr_assert_eq(pipe2(out_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, slave, 0);
+	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(slave);
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	/* Typed ahead: the terminal keeps it until sessctl reads. */
+	cr_assert_eq(write(master, typed, strlen(typed)), (ssize_t)strlen(typed));
+	pfd[0] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+			}
+	}
+	close(master);
+	run_end(r, pid);
+}
+
+/*
+ * set without DATA reads it from standard input. An operator who forgot DATA saw sessctl wait
+ * without a word, and the Ctrl-D meant to leave stored empty data over the session. From a
+ * terminal sessctl now says what it waits for, and nothing typed stores nothing.
+ */
+LEAK_CHECKED_TEST(sessctl, set_from_a_terminal_says_so_and_stores_no_empty_data)
+{
+	struct run r;
+
+	put("default", "typed", "old");
+	run_on_terminal(&r, "\x04", (const char *const[]){"set", "typed", NULL});
+	cr_assert(strstr((char *)r.err.data, "reading the data from the terminal") != NULL,
+	          "stderr: %s", (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, "nothing typed, nothing stored") != NULL, "stderr: %s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "old");
+	/* What is typed is stored, as from a pipe. */
+	run_on_terminal(&r, "new\n\x04", (const char *const[]){"set", "typed", NULL});
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	run_free(&r);
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "new\n");
+	/* Empty data is still given as an argument. */
+	RUN(&r, "set", "typed", "");
+	expect(&r, 0, "");
+	RUN(&r, "get", "typed");
+	expect(&r, 0, "");
 }
 
 /* Whether ${line} and a newline are one of the lines of ${out}. */
@@ -1945,7 +2100,7 @@ LEAK_CHECKED_TEST(sessctl, count_and_clear_give_up_on_a_hung_daemon_soon)
 		/* Not a timing target: it tells the 5 s of HELLO from the 60 s of the reply. */
 		cr_assert_lt(took, 20.0, "%s took %.1f s", cmds[i][0], took);
 		cr_assert(strstr((char *)r.err.data, "HELLO") != NULL, "%s", (char *)r.err.data);
-		expect(&r, 2, "");
+		expect(&r, 4, "");
 	}
 	/* The daemon goes on, and the long timeout is still there for the reply. */
 	RUN(&r, "count");
@@ -2257,7 +2412,7 @@ LEAK_CHECKED_TEST(sessctl, a_path_in_a_reconnection_s_error_is_escaped)
 	cr_expect(strstr((char *)r.err.data, "\nforged") == NULL &&
 	              strchr((char *)r.err.data, '\x1b') == NULL,
 	          "a forged line, or ESC: %s", (char *)r.err.data);
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	unlink(sa.sun_path);
 	rmdir(dir);
 }
@@ -2338,7 +2493,7 @@ LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log
 			                 "out\n") != NULL,
 			          "%s", (char *)r.err.data);
 		}
-		expect(&r, 2, "");
+		expect(&r, 4, "");
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		unlink(sa.sun_path);
@@ -2814,14 +2969,14 @@ LEAK_CHECKED_TEST(sessctl, without_an_address_it_tries_sessds_own_socket)
 	/* SESSD_URL, when set, is the only address tried. */
 	run_spawn(&r, "unix:/nonexistent/sessd.sock", NULL, (const char *const[]){env, NULL}, NULL,
 	          0, (const char *const[]){"ping", NULL});
-	expect(&r, 2, "");
+	expect(&r, 4, "");
 	/* No sessd there: every address tried is named, and then what to do. Another sessd
 	 * of this machine may answer at the later defaults (the tests never listen there): the
 	 * service's, at /run/sessd/sessd.sock, refuses sessctl without its --auth-file. */
 	snprintf(env, sizeof(env), "RUNTIME_DIRECTORY=%s", dir);
 	run_spawn(&r, NULL, NULL, (const char *const[]){env, NULL}, NULL, 0,
 	          (const char *const[]){"ping", NULL});
-	if (r.status == 2 && access("/run/sessd/sessd.sock", F_OK) == -1) {
+	if (r.status == 4 && access("/run/sessd/sessd.sock", F_OK) == -1) {
 		snprintf(want, sizeof(want), "sessctl: cannot connect to unix:%s/sessd.sock: %s\n",
 		         dir, strerror(ENOENT));
 		cr_assert_eq(strncmp((char *)r.err.data, want, strlen(want)), 0, "%s",
@@ -3001,7 +3156,7 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 		fclose(out);
 		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		err = read_whole(err_path);
-		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 4,
 		          "%s cut by a restart: status %d after %zu lines of %d; stderr: %s",
 		          cmds[k][0], WIFEXITED(st) ? WEXITSTATUS(st) : -1, lines, n, err);
 		cr_assert(strstr(err, "restarted") != NULL, "%s", err);
