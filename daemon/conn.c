@@ -1204,6 +1204,11 @@ static int open_records(struct conn *c)
 			c->set->turn_read += CONN_RECORD_READ_BYTES - size;
 		at += size;
 	}
+	/* What follows a record that does not open is never read, and need not be records at all:
+	 * a client that sends a frame plain on its sealed connection (a HELLO with a secret) must
+	 * not leave it behind. */
+	if (c->record_fault != NULL)
+		sodium_memzero(c->raw.data, c->raw.len);
 	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
 	return 0;
 }
@@ -1221,6 +1226,10 @@ static int begin_sealed(struct conn *c)
 		mark_closing(c);
 		return -1;
 	}
+	/* Nothing sent before the HELLO's reply can be a record (its keys come with the reply):
+	 * these bytes are a client's plain frames, which may hold a secret, and the records' buffer
+	 * is where they are now, if anywhere. */
+	sodium_memzero(c->in_data + c->in_start, rest);
 	c->in_start = c->in_end = 0;
 	return open_records(c);
 }

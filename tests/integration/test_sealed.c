@@ -229,6 +229,56 @@ LEAK_CHECKED_TEST(sealed, malformed_records_close_only_their_connection)
 	buf_finish(&plain);
 }
 
+/*
+ * A frame inside records whose header lies (a length of 0, one over max_frame, 4 GiB),
+ * sealed behind a PING in the same record: the PING is answered, then the refusal (sealed,
+ * request id 0), then the end of the stream; nothing of the body is awaited or reserved, and a
+ * connection beside it is served.
+ */
+LEAK_CHECKED_TEST(sealed, a_frame_whose_length_lies_inside_a_record_closes_only_its_connection)
+{
+	static const struct {
+		uint8_t header[4];
+		uint32_t status;
+		const char *what;
+	} lies[] = {
+	    {{0, 0, 0, 0}, CODEC_BAD_REQUEST, "a frame of length 0"},
+	    {{0, 0x10, 0, 1}, CODEC_TOO_LARGE, "a frame one byte over max_frame"},
+	    {{0xff, 0xff, 0xff, 0xff}, CODEC_TOO_LARGE, "a frame of 4 GiB"},
+	};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};
+	struct sealed good = sealed_open(daemon_with_secret.unix_url);
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		struct sealed bad = sealed_open(daemon_with_secret.unix_url);
+		struct codec_reply rep;
+		struct buf frames;
+		uint8_t *body;
+
+		buf_init(&frames);
+		cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+		/* The lying header, and a few bytes of what it announces. */
+		cr_assert_eq(buf_append(&frames, lies[i].header, 4), 0);
+		cr_assert_eq(buf_append(&frames, "\x92\x02\x05", 3), 0);
+		sealed_send(&bad, &frames);
+		buf_finish(&frames);
+		sealed_reply(&bad, &rep, &body);
+		cr_expect_eq(rep.status, CODEC_OK, "%s: the PING before it is answered",
+		             lies[i].what);
+		free(body);
+		sealed_reply(&bad, &rep, &body);
+		cr_expect_eq(rep.status, lies[i].status, "%s: status %u", lies[i].what, rep.status);
+		cr_expect_eq(rep.request_id, 0, "%s", lies[i].what);
+		free(body);
+		cr_expect_eq(sealed_read_record(&bad), -1, "%s: the connection is closed",
+		             lies[i].what);
+		sealed_close(&bad);
+		cr_expect_eq(sealed_call(&good, &ping, NULL, NULL), CODEC_OK,
+		             "%s: the other client", lies[i].what);
+	}
+	sealed_close(&good);
+}
+
 LEAK_CHECKED_TEST(sealed, forged_and_replayed_records_close_only_their_connection)
 {
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 1};

@@ -14,9 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "harness.h"
 #include "leakcheck.h"
 #include "mp.h"
+#include "sealed.h"
 
 static const char app_secret[] = "security-58: the apps' secret, 43 bytes...";
 static const char admin_secret[] = "security-58: the admin secret, not the apps'";
@@ -25,7 +28,7 @@ static const char admin_secret[] = "security-58: the admin secret, not the apps'
 #define SCAN_MAPPING_MAX (256u << 20)
 
 /* How many times ${window} (16 bytes) is in the ${len} bytes at ${data}. */
-static size_t window_count(const uint8_t *data, size_t len, const char *window)
+static size_t window_count(const uint8_t *data, size_t len, const void *window)
 {
 	const uint8_t *at = data, *end = data + len;
 	size_t n = 0;
@@ -38,16 +41,16 @@ static size_t window_count(const uint8_t *data, size_t len, const char *window)
 }
 
 /*
- * How many copies of ${secret} the writable memory of process ${pid} holds (the heap,
- * anonymous mappings, stacks: where the bytes of a frame read from a client go), by the
- * most found of three windows of 16 bytes: an allocator may have written its links over
+ * How many copies of ${secret} (${secret_len} bytes, 16 or more) the writable memory of process
+ * ${pid} holds (the heap, anonymous mappings, stacks: where the bytes of a frame read from a client
+ * go), by the most found of three windows of 16 bytes: an allocator may have written its links over
  * the start of a block freed with the secret in it, the rest still there; and a frame cut
  * short may hold all of the secret but its end.
  */
-static size_t memory_copies(pid_t pid, const char *secret)
+static size_t memory_copies_of(pid_t pid, const void *secret, size_t secret_len)
 {
-	const char *windows[] = {secret, secret + (strlen(secret) - 16) / 2,
-	                         secret + strlen(secret) - 16};
+	const uint8_t *bytes = secret;
+	const uint8_t *windows[] = {bytes, bytes + (secret_len - 16) / 2, bytes + secret_len - 16};
 	size_t counts[3] = {0, 0, 0}, most = 0;
 	char path[64], line[512];
 	uint8_t *data = NULL;
@@ -83,10 +86,34 @@ static size_t memory_copies(pid_t pid, const char *secret)
 	return most;
 }
 
+static size_t memory_copies(pid_t pid, const char *secret)
+{
+	return memory_copies_of(pid, secret, strlen(secret));
+}
+
 /* Whether any copy of ${secret} is in the writable memory of process ${pid}. */
 static bool memory_holds(pid_t pid, const char *secret)
 {
 	return memory_copies(pid, secret) > 0;
+}
+
+/* A new directory ${dir} (a mkdtemp template) holding the apps' secret at ${app_path} and
+ * the admin secret at ${admin_path} (64 bytes each, written here). */
+static void write_both_secrets(char *dir, char app_path[64], char admin_path[64])
+{
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, 64, "%s/auth", dir);
+	snprintf(admin_path, 64, "%s/admin", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	harness_write_secret(admin_path, admin_secret, 0600);
+}
+
+/* Remove what write_both_secrets made. */
+static void remove_both_secrets(const char *dir, const char *app_path, const char *admin_path)
+{
+	unlink(app_path);
+	unlink(admin_path);
+	rmdir(dir);
 }
 
 /* A plain HELLO showing ${secret}, its frame appended to ${out}. */
@@ -162,11 +189,7 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 	struct buf wrong;
 	int fd;
 
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	snprintf(admin_path, sizeof(admin_path), "%s/admin", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	harness_write_secret(admin_path, admin_secret, 0600);
+	write_both_secrets(dir, app_path, admin_path);
 	cr_assert_eq(harness_start(&d, args), 0);
 	cr_assert(!memory_holds(d.pid, admin_secret), "the file's secret is kept only as its key");
 
@@ -241,9 +264,7 @@ LEAK_CHECKED_TEST(security, no_secret_shown_in_a_hello_stays_in_the_daemons_memo
 	close(fd);
 
 	cr_expect_eq(harness_stop(&d), 0);
-	unlink(app_path);
-	unlink(admin_path);
-	rmdir(dir);
+	remove_both_secrets(dir, app_path, admin_path);
 }
 
 /*
@@ -296,11 +317,7 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 	int held, fd = -1;
 	bool refused = false;
 
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	snprintf(admin_path, sizeof(admin_path), "%s/admin", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	harness_write_secret(admin_path, admin_secret, 0600);
+	write_both_secrets(dir, app_path, admin_path);
 	cr_assert_eq(harness_start(&d, args), 0);
 
 	held = harness_connect(d.unix_url);
@@ -321,9 +338,7 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 	close(held);
 
 	cr_expect_eq(harness_stop(&d), 0);
-	unlink(app_path);
-	unlink(admin_path);
-	rmdir(dir);
+	remove_both_secrets(dir, app_path, admin_path);
 }
 
 /* A PING whose frame is ${frame_bytes} long (its payload pads it), appended to ${out}. */
@@ -521,6 +536,209 @@ LEAK_CHECKED_TEST(security, a_second_hellos_secret_split_across_reads_leaves_no_
 	close(stats_fd);
 	buf_finish(&hello);
 	buf_finish(&prefix);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(app_path);
+	rmdir(dir);
+}
+
+/*
+ * On a new sealed connection to ${d} (the key exchange with the apps' secret), a plain HELLO
+ * showing ${secret} sent in place of records: in the same write as the sealed HELLO
+ * (${same_write}: a client racing its upgrade, which cannot seal anything before the reply),
+ * or once the reply has come. Returns whether a window of ${secret} is in the daemon's memory
+ * after its answer (BAD_REQUEST, sealed), with the connection still open.
+ */
+static bool plain_behind_a_sealed_hello_leaves_secret(const struct harness_daemon *d,
+                                                      bool same_write, const char *secret)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
+	struct sealed s = {.fd = -1};
+	struct codec_reply rep;
+	struct buf auth, frames;
+	uint8_t *body;
+	bool holds;
+
+	seal_psk(psk, app_secret, strlen(app_secret));
+	s.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(s.seal);
+	buf_init(&s.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	buf_init(&frames);
+	append_hello_auth(&frames, &auth, 1);
+	buf_finish(&auth);
+	if (same_write)
+		append_hello(&frames, secret, 2);
+	s.fd = harness_connect(d->unix_url);
+	cr_assert_geq(s.fd, 0);
+	cr_assert_eq(harness_send_all(s.fd, frames.data, frames.len), 0);
+	harness_read_reply(s.fd, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the sealed HELLO is answered");
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0);
+	free(body);
+	if (!same_write) {
+		frames.len = 0;
+		append_hello(&frames, secret, 2);
+		cr_assert_eq(harness_send_all(s.fd, frames.data, frames.len), 0);
+	}
+	buf_finish(&frames);
+	sealed_reply(&s, &rep, &body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST,
+	             "plain bytes on a sealed connection are refused");
+	free(body);
+	holds = memory_holds(d->pid, secret);
+	sealed_close(&s);
+	return holds;
+}
+
+/*
+ * Bytes a client sends plain on a connection it has sealed are no records: sessd answers
+ * BAD_REQUEST (sealed) and closes, and reads none of them as a frame. They stayed in the
+ * daemon's memory all the same, a HELLO's secret among them: those behind the sealed HELLO in
+ * its read were copied to the records' buffer and left where they were, and the records'
+ * buffer was dropped unwiped at the first that did not open. A sealed connection beside them
+ * is served throughout.
+ */
+LEAK_CHECKED_TEST(security, a_secret_sent_plain_on_a_sealed_connection_leaves_no_copy)
+{
+	static const char racing[] =
+	    "racing its upgrade, a secret sent plain behind a sealed HELLO";
+	static const char after[] =
+	    "in place of a record, a secret sent plain on its sealed connection";
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64], admin_path[64];
+	const char *const args[] = {"--auth-file", app_path, "--admin-auth-file", admin_path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 7};
+	struct harness_daemon d;
+	struct sealed beside;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
+	write_both_secrets(dir, app_path, admin_path);
+	cr_assert_eq(harness_start(&d, args), 0);
+	beside = sealed_open_with(d.unix_url, app_secret);
+
+	cr_expect(!plain_behind_a_sealed_hello_leaves_secret(&d, true, racing),
+	          "a secret sent plain behind a sealed HELLO is still in the daemon's memory");
+	cr_expect_eq(sealed_call(&beside, &ping, NULL, NULL), CODEC_OK);
+	cr_expect(!plain_behind_a_sealed_hello_leaves_secret(&d, false, after),
+	          "a secret sent plain in place of a record is still in the daemon's memory");
+	cr_expect_eq(sealed_call(&beside, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&beside);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	remove_both_secrets(dir, app_path, admin_path);
+}
+
+/*
+ * The keys of a sealed connection whose client's ephemeral key pair is ${c_sk}, ${c_pk} and
+ * whose HELLO reply gave ${s_pk}, with ${psk} (PROTOCOL.md, "Sealed connections": HKDF-SHA-256
+ * of the X25519 key, salted with the psk): the key the server opens records with into
+ * ${to_server}, the one it seals with into ${to_client}.
+ */
+static void sealed_keys(const uint8_t psk[SEAL_PSK_BYTES], const uint8_t c_sk[32],
+                        const uint8_t c_pk[32], const uint8_t s_pk[32], uint8_t to_server[32],
+                        uint8_t to_client[32])
+{
+	static const char label[] = "sessd-kx-v1 keys";
+	uint8_t shared[32], prk[32], okm[2][32];
+
+	cr_assert_eq(crypto_scalarmult(shared, c_sk, s_pk), 0);
+	crypto_auth_hmacsha256(prk, shared, sizeof shared, psk);
+	for (uint8_t counter = 1; counter <= 2; counter++) {
+		crypto_auth_hmacsha256_state st;
+
+		crypto_auth_hmacsha256_init(&st, prk, sizeof prk);
+		if (counter > 1)
+			crypto_auth_hmacsha256_update(&st, okm[counter - 2], 32);
+		crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, strlen(label));
+		crypto_auth_hmacsha256_update(&st, c_pk, 32);
+		crypto_auth_hmacsha256_update(&st, s_pk, 32);
+		crypto_auth_hmacsha256_update(&st, &counter, 1);
+		crypto_auth_hmacsha256_final(&st, okm[counter - 1]);
+	}
+	memcpy(to_server, okm[0], 32);
+	memcpy(to_client, okm[1], 32);
+}
+
+/*
+ * A sealed connection's keys live in the daemon's guarded memory while it is open, once, and
+ * nowhere once it has closed: after requests both ways, after a record that does not open
+ * (its connection closed for it), and after its client hung up. The test derives the keys
+ * from its own side of the exchange and looks for them.
+ */
+LEAK_CHECKED_TEST(security, a_sealed_connections_keys_leave_no_copy_once_it_closes)
+{
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
+	const char *const args[] = {"--auth-file", app_path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	static const char *const ends[] = {"its client hung up", "a record that does not open"};
+	struct harness_daemon d;
+	int stats_fd;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	stats_fd = harness_connect(d.unix_url);
+	cr_assert_geq(stats_fd, 0);
+	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
+
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		uint8_t psk[SEAL_PSK_BYTES], c_sk[32], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
+		uint8_t to_server[32], to_client[32];
+		struct sealed s = {.fd = -1};
+		struct codec_reply rep;
+		struct buf auth;
+		uint8_t *body;
+		long started;
+
+		seal_psk(psk, app_secret, strlen(app_secret));
+		randombytes_buf(c_sk, sizeof c_sk);
+		s.seal = seal_client_new_with_key(psk, c_sk, c_pk, c_proof);
+		cr_assert_not_null(s.seal);
+		buf_init(&s.plain);
+		buf_init(&auth);
+		sealed_kx_map(&auth, c_pk, c_proof);
+		s.fd = harness_connect(d.unix_url);
+		cr_assert_geq(s.fd, 0);
+		rep = sealed_hello_with(s.fd, &auth, &body);
+		buf_finish(&auth);
+		cr_assert_eq(rep.status, CODEC_OK);
+		cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+		cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0);
+		free(body);
+		sealed_keys(psk, c_sk, c_pk, s_pk, to_server, to_client);
+		cr_assert_eq(sealed_call(&s, &ping, NULL, NULL), CODEC_OK);
+		cr_expect_eq(memory_copies_of(d.pid, to_server, 32), 1,
+		             "the key the daemon opens records with is held once while open");
+		cr_expect_eq(memory_copies_of(d.pid, to_client, 32), 1,
+		             "the key the daemon seals replies with is held once while open");
+		if (i == 1) {
+			/* A record's worth of bytes that are no record of this connection. */
+			static const uint8_t forged[64] = {0, 0, 0, 60};
+
+			cr_assert_eq(harness_send_all(s.fd, forged, sizeof(forged)), 0);
+			sealed_reply(&s, &rep, &body);
+			cr_assert_eq(rep.status, CODEC_BAD_REQUEST);
+			free(body);
+		}
+		sealed_close(&s);
+		started = harness_mono_ms();
+		while (harness_server_stat(stats_fd, "connections") > 1) {
+			cr_assert_lt(harness_mono_ms() - started, 10000, "the connection closes");
+			harness_sleep_ms(20);
+		}
+		cr_expect_eq(memory_copies_of(d.pid, to_server, 32), 0,
+		             "a key the daemon opened records with stays once %s", ends[i]);
+		cr_expect_eq(memory_copies_of(d.pid, to_client, 32), 0,
+		             "a key the daemon sealed replies with stays once %s", ends[i]);
+		sodium_memzero(c_sk, sizeof c_sk);
+	}
+	close(stats_fd);
 
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(app_path);
