@@ -410,6 +410,17 @@ static void wipe_unread_input(struct conn *c)
 		sodium_memzero(c->in_data + c->in_start, c->in_end - c->in_start);
 }
 
+/*
+ * Wipe ${c}'s record bytes from ${at} on, never to be opened: a record that does not
+ * authenticate, or one its client cut short, may be a plain HELLO sent where a record was
+ * due, its secret in the clear (sessd(8), --auth-file).
+ */
+static void wipe_unopened(struct conn *c, size_t at)
+{
+	if (c->raw.len > at)
+		sodium_memzero(c->raw.data + at, c->raw.len - at);
+}
+
 /* Free ${c}'s memory and descriptor; no list is touched. */
 static void conn_destroy(struct conn *c)
 {
@@ -422,6 +433,7 @@ static void conn_destroy(struct conn *c)
 	free(c->in_data);
 	buf_finish(&c->out);
 	buf_finish(&c->plain);
+	wipe_unopened(c, 0);
 	buf_finish(&c->raw);
 	seal_free(c->peer.seal);
 	free(c);
@@ -1204,11 +1216,8 @@ static int open_records(struct conn *c)
 			c->set->turn_read += CONN_RECORD_READ_BYTES - size;
 		at += size;
 	}
-	/* What follows a record that does not open is never read, and need not be records at all:
-	 * a client that sends a frame plain on its sealed connection (a HELLO with a secret) must
-	 * not leave it behind. */
 	if (c->record_fault != NULL)
-		sodium_memzero(c->raw.data, c->raw.len);
+		wipe_unopened(c, at);
 	buf_consume(&c->raw, c->record_fault == NULL ? at : c->raw.len);
 	return 0;
 }

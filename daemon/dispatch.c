@@ -65,14 +65,21 @@
 /*
  * Where the connections refused for want of the secret came from since the warning's last
  * line: a source is a host over TCP (its address, whatever the port) and a user over a Unix
- * socket (its uid, whatever the process), the first DISPATCH_AUTH_SOURCES of them named with
+ * socket (its uid, whatever the process), the DISPATCH_AUTH_SOURCES with the most named with
  * their counts, the rest counted together. A guesser opens a connection a guess, so the last
  * peer alone named a port or a pid that told little, and one source of two or more none.
+ * DISPATCH_AUTH_TRACKED sources are counted apart; a new one past them takes the place of the
+ * oldest of those with the fewest, whose count goes to others. Keeping the first four alone,
+ * a guesser that came after four others was never named, however many it made.
  */
 #define DISPATCH_AUTH_SOURCES 4
+#define DISPATCH_AUTH_TRACKED 64
 struct auth_sources {
-	char name[DISPATCH_AUTH_SOURCES][DISPATCH_PEER_NAME_BYTES];
-	uint64_t count[DISPATCH_AUTH_SOURCES];
+	char name[DISPATCH_AUTH_TRACKED][DISPATCH_PEER_NAME_BYTES];
+	uint64_t count[DISPATCH_AUTH_TRACKED];
+	/* When each came into the table: of those with the fewest, the oldest gives way. */
+	uint64_t since[DISPATCH_AUTH_TRACKED];
+	uint64_t arrivals;
 	size_t n;
 	uint64_t others;
 };
@@ -388,12 +395,20 @@ static void tally_source(struct auth_sources *from, const struct dispatch_peer *
 	for (i = 0; i < from->n && strcmp(from->name[i], label) != 0; i++)
 		;
 	if (i == from->n) {
-		if (from->n == DISPATCH_AUTH_SOURCES) {
-			from->others++;
-			return;
+		if (from->n < DISPATCH_AUTH_TRACKED) {
+			from->n++;
+		} else {
+			i = 0;
+			for (size_t k = 1; k < from->n; k++)
+				if (from->count[k] < from->count[i] ||
+				    (from->count[k] == from->count[i] &&
+				     from->since[k] < from->since[i]))
+					i = k;
+			from->others += from->count[i];
 		}
-		memcpy(from->name[from->n++], label, sizeof(label));
+		memcpy(from->name[i], label, sizeof(label));
 		from->count[i] = 0;
+		from->since[i] = from->arrivals++;
 	}
 	from->count[i]++;
 }
@@ -403,7 +418,8 @@ static void say_auth_refusals(struct dispatch *d, uint64_t refused, const char *
 {
 	struct auth_sources *from = &d->auth_refused_from;
 	char sources[DISPATCH_AUTH_SOURCES * (DISPATCH_PEER_NAME_BYTES + 32) + 64];
-	bool said[DISPATCH_AUTH_SOURCES] = {false};
+	bool said[DISPATCH_AUTH_TRACKED] = {false};
+	uint64_t others = from->others;
 	size_t at = 0;
 
 	sources[0] = '\0';
@@ -414,13 +430,17 @@ static void say_auth_refusals(struct dispatch *d, uint64_t refused, const char *
 			if (!said[i] && (most == from->n || from->count[i] > from->count[most]))
 				most = i;
 		said[most] = true;
+		if (k >= DISPATCH_AUTH_SOURCES) {
+			others += from->count[most];
+			continue;
+		}
 		at += (size_t)snprintf(sources + at, sizeof(sources) - at, "%s%llu from %s",
 		                       k > 0 ? ", " : "", (unsigned long long)from->count[most],
 		                       from->name[most]);
 	}
-	if (from->others > 0)
+	if (others > 0)
 		snprintf(sources + at, sizeof(sources) - at, ", %llu from other sources",
-		         (unsigned long long)from->others);
+		         (unsigned long long)others);
 	/* Without --auth-file only a key exchange is refused: one that did not prove the admin
 	 * secret, the file an operator must then look at. */
 	log_warn("refused %llu connection(s) that did not show the %s secret: %s (%s)",

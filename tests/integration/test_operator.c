@@ -887,6 +887,71 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_peer_and_all_are_logged)
 	rm_tree(dir);
 }
 
+/* A HELLO showing no secret from the loopback address 127.0.0.${host} to ${d}'s TCP
+ * listener (127.0.0.1): a source of its own. Returns its status. */
+static int hello_from_host(const struct harness_daemon *d, int host)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1};
+	struct timeval tv = {10, 0};
+	struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+	const char *port = strrchr(d->tcp_url, ':');
+	uint8_t nil = 0xc0;
+	int fd, status;
+
+	cr_assert_not_null(port, "%s", d->tcp_url);
+	from.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)host);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)atoi(port + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0, "bind 127.0.0.%d: %s",
+	             host, strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0, "%s", strerror(errno));
+	req.client_name = str("auth-test");
+	req.auth = (struct mp_bytes){&nil, 1};
+	status = status_of(fd, &req);
+	close(fd);
+	return status;
+}
+
+/*
+ * The refusal warning names the sources that made the most refusals, whatever the order
+ * they came in: with four sources seen first, a fifth that made nearly all of them was
+ * counted among "other sources" and never named (the table of sources kept the first four).
+ */
+LEAK_CHECKED_TEST(operator, auth_refusals_name_the_busiest_source_that_came_last)
+{
+	static const char secret[] = "w2Xq9LmT5vR8pK3nB6yH1cJ4dF7gZ0sA";
+	char dir[64], path[128];
+	const char *args[] = {"--auth-file", path, NULL};
+	struct harness_daemon d;
+	char *text;
+
+	make_dir(dir, "busiest");
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	/* The first refusal is written at once; the rest wait for the minute, or the stop. */
+	cr_assert_eq(hello_from_host(&d, 9), CODEC_AUTH_FAILED);
+	for (int host = 2; host <= 5; host++)
+		cr_assert_eq(hello_from_host(&d, host), CODEC_AUTH_FAILED);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(hello_from_host(&d, 7), CODEC_AUTH_FAILED);
+	for (int host = 10; host <= 80; host++)
+		cr_assert_eq(hello_from_host(&d, host), CODEC_AUTH_FAILED);
+	cr_assert_eq(hello_from_host(&d, 7), CODEC_AUTH_FAILED);
+	text = stop_for_log(&d);
+	cr_expect_eq(refused_in(text, "connection(s) that did not show"), 87, "%s", text);
+	cr_expect_not_null(strstr(text, "secret: 11 from 127.0.0.7, 1 from "),
+	                   "the source of most refusals is named first:\n%s", text);
+	cr_expect_not_null(strstr(text, ", 72 from other sources (since"),
+	                   "the rest are counted together:\n%s", text);
+	free(text);
+	unlink(path);
+	rm_tree(dir);
+}
+
 /*
  * Writes refused at --max-memory (NO_MEMORY) are counted in STATS' no_memory_total and
  * warned of at most once a minute, the count since the last included; those still counted

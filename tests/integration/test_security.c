@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -341,6 +342,118 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 	remove_both_secrets(dir, app_path, admin_path);
 }
 
+/*
+ * Start ${d} with --auth-file ${app_path} (made in ${dir}, a mkdtemp template; ${path_size}
+ * bytes) holding the apps' secret, its heap as in service: glibc's MALLOC_PERTURB_ (meson sets
+ * it for tests) would fill freed blocks and hide a secret left in one, and its trim threshold
+ * raised, so a freed block at the heap's top is not returned by luck.
+ */
+static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_path,
+                                size_t path_size)
+{
+	const char *const args[] = {"--auth-file", app_path, NULL};
+
+	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
+	cr_assert_eq(setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824", 1), 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, path_size, "%s/auth", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	cr_assert_eq(harness_start(d, args), 0);
+}
+
+/*
+ * On a sealed connection what follows HELLO is records: a client that sends a plain HELLO
+ * there (a secret in the clear where a record was due, or a record cut short by its close)
+ * has its bytes read as a record's, which does not authenticate and closes the connection, or
+ * which waits for its end. Those bytes, never opened, stayed in the connection's record
+ * buffer, freed unwiped: the secret whole in the daemon's memory. glibc's MALLOC_PERTURB_ is
+ * unset, as above: it would fill the freed buffer and hide it.
+ */
+LEAK_CHECKED_TEST(security, a_secret_sent_plain_where_a_record_was_due_leaves_no_copy)
+{
+	static const char refused[] = "Where a record was due, a plain secret (review-60)";
+	static const char cut[] = "Cut short by its client: a record holding a secret";
+	static const char behind[] = "Behind the sealed HELLO, in one write: plain bytes";
+	struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
+	struct seal *seal;
+	struct buf auth;
+	size_t len;
+	int fd;
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed s;
+	struct buf hello;
+	uint8_t *body = NULL;
+	int stats_fd;
+
+	cr_assert(sodium_init() >= 0);
+	start_as_in_service(&d, dir, app_path, sizeof(app_path));
+	stats_fd = harness_connect(d.unix_url);
+	cr_assert_geq(stats_fd, 0);
+	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
+
+	s = sealed_open_with(d.unix_url, app_secret);
+	buf_init(&hello);
+	append_hello(&hello, refused, 2);
+	cr_assert_eq(harness_send_all(s.fd, hello.data, hello.len), 0);
+	buf_finish(&hello);
+	sealed_reply(&s, &rep, &body);
+	free(body);
+	cr_assert_eq(rep.status, CODEC_BAD_REQUEST, "a plain HELLO where a record was due");
+	cr_expect(!memory_holds(d.pid, refused),
+	          "a secret sent plain where a record was due is still in the daemon's memory");
+	sealed_close(&s);
+
+	/* Behind the sealed HELLO in the same write: read with it, then taken for records. */
+	seal_psk(psk, app_secret, strlen(app_secret));
+	seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(seal);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	req.client_name = (struct mp_bytes){(const uint8_t *)"security-test", 13};
+	req.auth = (struct mp_bytes){auth.data, auth.len};
+	buf_init(&hello);
+	cr_assert_eq(codec_encode_request(&hello, &req), 0);
+	append_hello(&hello, behind, 2);
+	fd = harness_connect(d.unix_url);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(harness_send_all(fd, hello.data, hello.len), 0);
+	cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_assert_eq(rep.status, CODEC_OK, "the sealed HELLO");
+	free(body);
+	buf_finish(&hello);
+	buf_finish(&auth);
+	seal_free(seal);
+	/* Its refusal, a record, is not read: the connection closes once the record fails. */
+	for (int i = 0; i < 200 && harness_server_stat(stats_fd, "connections") > 1; i++)
+		usleep(10 * 1000);
+	cr_expect(!memory_holds(d.pid, behind),
+	          "a secret sent plain behind a sealed HELLO is still in the daemon's memory");
+	close(fd);
+
+	s = sealed_open_with(d.unix_url, app_secret);
+	buf_init(&hello);
+	append_hello(&hello, cut, 2);
+	cr_assert_eq(harness_send_all(s.fd, hello.data, hello.len - 1), 0);
+	buf_finish(&hello);
+	/* Waiting for the record's last byte, then gone with its client. */
+	usleep(100 * 1000);
+	sealed_close(&s);
+	for (int i = 0; i < 200 && harness_server_stat(stats_fd, "connections") > 1; i++)
+		usleep(10 * 1000);
+	cr_assert_eq(harness_server_stat(stats_fd, "connections"), 1);
+	cr_expect(!memory_holds(d.pid, cut),
+	          "a secret in a record its client cut short is still in the daemon's memory");
+	close(stats_fd);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(app_path);
+	rmdir(dir);
+}
+
 /* A PING whose frame is ${frame_bytes} long (its payload pads it), appended to ${out}. */
 static void append_ping_of(struct buf *out, size_t frame_bytes, uint64_t request_id)
 {
@@ -461,19 +574,13 @@ LEAK_CHECKED_TEST(security, a_second_hellos_secret_split_across_reads_leaves_no_
 	static const char given_back[] = "guard-59: a secret in an input given back on a tick";
 	static const char gone[] = "guard-59: a secret in a HELLO its client cut short";
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
-	const char *const args[] = {"--auth-file", app_path, NULL};
 	const size_t pad_bytes = 100u * 1024u, ping_bytes = 40u * 1024u;
 	struct harness_daemon d;
 	struct buf auth, hello, prefix;
 	uint8_t *pad;
 	int stats_fd;
 
-	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
-	cr_assert_eq(setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824", 1), 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
+	start_as_in_service(&d, dir, app_path, sizeof(app_path));
 	buf_init(&prefix);
 
 	buf_init(&auth);
