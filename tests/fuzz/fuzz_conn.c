@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -334,7 +335,7 @@ static void accept_conn(struct fuzz *f, int fd, uint64_t source, uint64_t owner)
 static void client_connect(struct fuzz *f, unsigned i)
 {
 	struct client *c = &f->cl[i];
-	int sv[2];
+	int sv[2], one = 1;
 
 	client_reset(c);
 	if (f->tcp && i > 0) {
@@ -343,6 +344,10 @@ static void client_connect(struct fuzz *f, unsigned i)
 		check(connect(sv[0], (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) ==
 		      0);
 		check(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+		/* As libsessd's: with Nagle a small write behind unacknowledged bytes waits for the
+		 * server's delayed ACK, and the end's drain, finding nothing moving, would stop
+		 * before it arrives. */
+		check(setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
 		sv[1] = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		check(sv[1] != -1);
 		c->tcp = true;
