@@ -1122,12 +1122,15 @@ static size_t input_growth(const struct conn *c, size_t n)
 static bool unread_may_hold_hello(const struct conn *c)
 {
 	size_t avail = c->in_end - c->in_start;
-	const uint8_t *at = c->in_data + c->in_start;
+	const uint8_t *at;
 
 	if (!c->peer.ready)
 		return true;
 	if (avail < CODEC_HEADER_BYTES + 2)
 		return avail > 0;
+	/* Only now: an empty input may have no buffer (free_empty_buffers), and NULL + 0 is
+	 * undefined (clang's UBSan stops there). */
+	at = c->in_data + c->in_start;
 	if (CODEC_HEADER_BYTES + (size_t)codec_frame_length(at) < avail)
 		return true;
 	return (at[CODEC_HEADER_BYTES] & 0xf0) != 0x90 || at[CODEC_HEADER_BYTES + 1] > 0x7f ||

@@ -7,15 +7,23 @@
  * no persistence). What it reaches that fuzz_dispatch does not: frame assembly across reads,
  * announced lengths (lying, zero, past max_frame), the input buffer's growth and compaction,
  * the turn's budgets and holds, output backpressure (a client that stops reading), half
- * close, close, the server's shutdown and linger, and the set's accounting of its buffers.
+ * close, close, the server's shutdown and linger, and the set's accounting of its buffers;
+ * as the config chooses, loopback TCP, --max-connections's admission (server_on_accept's, in
+ * admit), the connections' timers, and allocations that fail.
  *
  * An input is one config byte, then operations. Config: bit 0 makes max_frame 8192 instead
  * of 4096; bit 1 small budgets (turn_output_bytes 4 KiB, output_high_bytes 8 KiB,
- * max_client_bytes 3 max_frame), else the server's (256 KiB, 1 MiB, 64 MiB).
+ * max_client_bytes 3 max_frame), else the server's (256 KiB, 1 MiB, 64 MiB); bit 2 seals
+ * (below); bit 3 connects clients 1 and 2 over loopback TCP (client 0 stays on a socketpair);
+ * bit 4 makes --max-connections 2 (with bit 6, 1), so that a third client is let in on trial,
+ * displaces one, or is refused BUSY; bit 5 makes clients 0 and 1 one process (a pool), else
+ * each client is its own (over TCP, all are one host, told apart by HELLO's process
+ * identity); bit 7 gives TICK its variants, TIMER and FAIL (below).
  *
  * Each operation is a byte a: a mod 8 picks it, (a >> 3) mod 3 the client (a client closed
  * is connected again by the next FRAME for it); then, by operation:
- *   0 FRAME k [...]: queue a frame in the client's outbox, k mod 8 picking it: HELLO, PING
+ *   0 FRAME k [...]: queue a frame in the client's outbox, k mod 8 picking it: HELLO (with
+ *     the process identity (k >> 3) mod 4, none for 0), PING
  *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
  *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
  *     of the input as the body, announced as its length, or (k bit 3) as the length the
@@ -25,7 +33,12 @@
  *   3 READ b: read up to 64 (b + 1) bytes of replies and check them
  *   4 SHUT: shut the client's side down for writing (it still reads)
  *   5 CLOSE: close the client's socket (replies unread are lost)
- *   6 TICK: conn_set_tick, as the server's timer calls it each second
+ *   6 TICK: conn_set_tick, as the server's timer calls it each second. With config bit 7,
+ *     (a >> 3) / 3 mod 3 picks: 0 TICK; 1 TIMER b: a connection's timer (HELLO deadline,
+ *     close timeout or linger) fires now, as if its time had passed: the (b mod n)-th of the
+ *     n armed, soonest first, or (b bit 7) every one; then a turn; 2 FAIL b: the (b mod 64 +
+ *     1)-th allocation the server makes from now (sessd's own, linked with --wrap, and
+ *     libevent's) fails, and with b bit 7 every one after it until the next turn ends
  *   7 STOP: conn_set_shutdown, as a SIGTERM does (once; no new connection after it)
  *
  * Checks (abort on failure): every reply is one whole frame, within max_frame, that decodes;
@@ -35,9 +48,13 @@
  * TOO_LARGE, NOT_READY, BUSY, SHUTTING_DOWN, AUTH_FAILED, BAD_VERSION) nothing more comes.
  * At the end, each client still open sends the rest of its outbox and reads until every
  * request it sent before its first lying RAW is answered or a reply ended it; then every
- * client closes, and the set must close every connection and count no bytes held.
+ * client closes, and the set must close every connection, count no bytes held and no
+ * newcomer on trial. Allocations never fail in that end, so its checks are exact.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,18 +62,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <sodium.h>
 
-#include "auth.h"
 #include "buf.h"
 #include "codec.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "fuzz_auth.h"
 #include "fuzz_input.h"
 #include "log.h"
 #include "mp.h"
@@ -75,18 +91,86 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define RAW_MOST         512
 #define ID_ANY           UINT64_MAX
 #define FUZZ_NOW_SESSION "fuzz-conn-session-"
+#define MAX_TIMERS       64
+/* Sources and owners as the listener keys them (listener.c): one uid for every Unix client,
+ * one host for every TCP one; a Unix client's owner is its process. */
+#define SOURCE_UNIX      1
+#define SOURCE_TCP       2
+#define OWNER_PROCESS(n) (0x100u + (n))
 
-/* The --auth-file secret of the sealed runs, known to both sides, and the client's fixed
- * ephemeral key (the server's is its own). */
+/* The --auth-file secret of the sealed runs, known to both sides (the client's ephemeral key
+ * is fuzz_auth.h's, the server's its own). */
 static const char secret[] = "fuzz_conn: a secret of 32 bytes!";
-static const uint8_t client_secret_key[SEAL_KEY_BYTES] = {
-    0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
-    0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
 static uint8_t psk[SEAL_PSK_BYTES];
 static struct auth *server_auth;
+/* The loopback listener TCP clients connect to, made once. */
+static int listen_fd = -1;
+static struct sockaddr_in listen_addr;
+
+/*
+ * Allocation failures (config bit 7, FAIL): sessd's code is linked with --wrap=malloc,
+ * calloc, realloc and strdup, and libevent given these functions too, so that the
+ * fail_countdown-th allocation made inside a server call (in_server: a turn, an accept, a
+ * tick, a stop; never the harness's own) fails, and with fail_burst every one after it until
+ * the turn ends.
+ */
+static bool in_server;
+static unsigned fail_countdown; /* 0: none armed */
+static bool fail_burst;
+static unsigned allocations_failed; /* for FUZZ_CONN_DEBUG */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+
+static bool alloc_fails(void)
+{
+	if (!in_server || fail_countdown == 0)
+		return false;
+	if (fail_countdown > 1) {
+		fail_countdown--;
+		return false;
+	}
+	if (!fail_burst)
+		fail_countdown = 0;
+	allocations_failed++;
+	errno = ENOMEM;
+	return true;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+	return alloc_fails() ? NULL : __real_strdup(s);
+}
+
+static void free_for_libevent(void *p)
+{
+	free(p);
+}
 
 struct client {
-	int fd;         /* -1: not connected */
+	int fd; /* -1: not connected */
+	bool tcp;
 	bool shut;      /* its side shut down for writing */
 	bool ended;     /* a reply ended the connection, or it read the end of the stream */
 	bool unchecked; /* a RAW lied about its length: the stream after it is not frames */
@@ -119,7 +203,11 @@ struct fuzz {
 	struct dispatch_server_stats stats;
 	struct conn_set set;
 	uint32_t max_frame;
-	bool sealing; /* the server has an --auth-file secret: HELLO is a key exchange */
+	bool sealing;  /* the server has an --auth-file secret: HELLO is a key exchange */
+	bool tcp;      /* clients 1 and 2 connect over loopback TCP */
+	bool pool;     /* clients 0 and 1 are one process */
+	bool variants; /* TICK's variants: TIMER and FAIL */
+	unsigned max_connections;
 	bool stopping;
 	unsigned closed;  /* connections the set closed (on_closed) */
 	unsigned replies; /* replies checked, for FUZZ_CONN_DEBUG */
@@ -182,6 +270,7 @@ static uint64_t wall_ms(void)
 /* One loop turn, as server_run and server_after_turn make it (no persistence: commits hold). */
 static void turn(struct fuzz *f)
 {
+	in_server = true;
 	check(event_base_loop(f->base, EVLOOP_NONBLOCK) != -1);
 	dispatch_turn_begins(f->d);
 	if (conn_set_has_waiting(&f->set)) {
@@ -195,6 +284,11 @@ static void turn(struct fuzz *f)
 	conn_set_resume_held(&f->set);
 	conn_set_handle_input(&f->set);
 	conn_set_flush(&f->set, true);
+	in_server = false;
+	if (fail_burst && fail_countdown == 1) {
+		fail_countdown = 0;
+		fail_burst = false;
+	}
 }
 
 static void client_reset(struct client *c)
@@ -202,6 +296,7 @@ static void client_reset(struct client *c)
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
+	c->tcp = false;
 	buf_reset(&c->outbox);
 	buf_reset(&c->inbox);
 	buf_reset(&c->plain_out);
@@ -215,15 +310,67 @@ static void client_reset(struct client *c)
 	c->next_id = 1;
 }
 
+/*
+ * The server's end of a new connection, as server_on_accept takes it (without its slack
+ * past the limit, which three clients never reach): at --max-connections a connection that
+ * has not said HELLO gives way, else the newcomer is let in on trial or refused BUSY.
+ */
+static void accept_conn(struct fuzz *f, int fd, uint64_t source, uint64_t owner)
+{
+	bool on_trial;
+
+	in_server = true;
+	if (f->set.count >= f->max_connections && !conn_set_drop_ungreeted(&f->set, source) &&
+	    !conn_set_may_try(&f->set, owner)) {
+		conn_say_busy(fd, "the server is at its --max-connections");
+		close(fd);
+	} else {
+		on_trial = f->set.count >= f->max_connections;
+		/* On failure (an allocation) it has closed fd: the client reads the end. */
+		conn_new(&f->set, f->base, fd, source, owner, true, "fuzz", on_trial);
+	}
+	in_server = false;
+}
+
 static void client_connect(struct fuzz *f, unsigned i)
 {
 	struct client *c = &f->cl[i];
-	int sv[2];
+	int sv[2], one = 1;
 
 	client_reset(c);
-	check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+	if (f->tcp && i > 0) {
+		sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		check(sv[0] != -1);
+		check(connect(sv[0], (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) ==
+		      0);
+		check(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+		/* As libsessd's: with Nagle a small write behind unacknowledged bytes waits for the
+		 * server's delayed ACK, and the end's drain, finding nothing moving, would stop
+		 * before it arrives. */
+		check(setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
+		sv[1] = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		check(sv[1] != -1);
+		c->tcp = true;
+	} else {
+		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+	}
 	c->fd = sv[0];
-	check(conn_new(&f->set, f->base, sv[1], i + 1, i + 1, true, "fuzz", false) == 0);
+	if (c->tcp)
+		accept_conn(f, sv[1], SOURCE_TCP, SOURCE_TCP);
+	else
+		accept_conn(f, sv[1], SOURCE_UNIX, OWNER_PROCESS(f->pool && i < 2 ? 0 : i));
+}
+
+/* A client's close; over TCP with a reset when ${reset} (SO_LINGER 0), as a killed process's
+ * with unread bytes would be. */
+static void client_close(struct client *c, bool reset)
+{
+	struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+
+	if (reset && c->tcp)
+		check(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close)) ==
+		      0);
+	client_reset(c);
 }
 
 static void expect(struct client *c, uint64_t id, bool lies)
@@ -252,7 +399,7 @@ static void queue_request(struct fuzz *f, struct client *c, struct codec_request
 	}
 	buf_init(&auth);
 	if (f->sealing && req->op == CODEC_OP_HELLO) {
-		c->seal = seal_client_new_with_key(psk, client_secret_key, pk, proof);
+		c->seal = seal_client_new_with_key(psk, fuzz_client_secret_key, pk, proof);
 		check(c->seal != NULL);
 		check(mp_write_map(&auth, 2) == 0 && mp_write_str(&auth, "kx", 2) == 0 &&
 		      mp_write_bin(&auth, pk, SEAL_KEY_BYTES) == 0 &&
@@ -318,7 +465,7 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 	struct client *c = &f->cl[i];
 	struct codec_request req = {0};
 	uint8_t k = take_u8(in), b;
-	char id[32];
+	char id[32], name[16] = "fuzz_conn";
 
 	if (f->stopping && c->fd == -1)
 		return;
@@ -330,7 +477,13 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 	case 0:
 		req.op = CODEC_OP_HELLO;
 		req.version = CODEC_PROTOCOL_VERSION;
-		req.client_name = (struct mp_bytes){(const uint8_t *)"fuzz_conn", 9};
+		/* A process identity after a NUL (PROTOCOL.md, HELLO): over TCP, what tells the
+		 * processes of a host apart at --max-connections. */
+		req.client_name = (struct mp_bytes){(const uint8_t *)name, 9};
+		if ((k >> 3) % 4u != 0) {
+			name[10] = (char)('0' + (k >> 3) % 4u);
+			req.client_name.len = 11;
+		}
 		req.id = (struct mp_bytes){0};
 		break;
 	case 1:
@@ -521,6 +674,8 @@ static ssize_t client_read(struct fuzz *f, struct client *c, size_t most)
 		most = sizeof(chunk);
 	got = recv(c->fd, chunk, most, 0);
 	if (got == 0) {
+		if (getenv("FUZZ_CONN_DEBUG") != NULL)
+			fprintf(stderr, "client %zu: the end of the stream\n", (size_t)(c - f->cl));
 		c->ended = true;
 		return 0;
 	}
@@ -535,10 +690,79 @@ static ssize_t client_read(struct fuzz *f, struct client *c, size_t most)
 	return got;
 }
 
+struct timers {
+	struct event *armed[MAX_TIMERS];
+	struct timeval when[MAX_TIMERS];
+	size_t n;
+};
+
+/* Collects the armed timers: the connections' (the harness adds no other event without a
+ * descriptor). */
+static int collect_timer(const struct event_base *base, const struct event *ev, void *arg)
+{
+	struct timers *t = arg;
+
+	(void)base;
+	if (event_get_fd(ev) != -1 || t->n == MAX_TIMERS ||
+	    !event_pending(ev, EV_TIMEOUT, &t->when[t->n]))
+		return 0;
+	t->armed[t->n++] = (struct event *)(uintptr_t)ev;
+	return 0;
+}
+
+/*
+ * TIMER: fire the (${pick} mod n)-th armed timer, soonest first (the order they would fire
+ * in; a timer's time is taken when it is armed, so the order does not depend on how fast
+ * the input runs), or with ${pick} bit 7 every one, and run a turn. The foreach may not
+ * change events, so they are activated after it.
+ */
+static void fire_timers(struct fuzz *f, uint8_t pick)
+{
+	struct timers t = {.n = 0};
+
+	check(event_base_foreach_event(f->base, collect_timer, &t) == 0);
+	if (t.n > 0) {
+		size_t chosen = pick % t.n;
+
+		for (size_t k = 0; k < t.n; k++) {
+			size_t before = 0;
+
+			for (size_t j = 0; j < t.n; j++)
+				if (timercmp(&t.when[j], &t.when[k], <))
+					before++;
+			if ((pick & 0x80) || before == chosen)
+				event_active(t.armed[k], EV_TIMEOUT, 1);
+		}
+	}
+	turn(f);
+}
+
+/* TICK, or with config bit 7 one of its variants (TIMER, FAIL). */
+static void run_tick(struct fuzz *f, unsigned variant, struct input *in)
+{
+	uint8_t b;
+
+	switch (f->variants ? variant % 3 : 0) {
+	case 0:
+		in_server = true;
+		conn_set_tick(&f->set);
+		in_server = false;
+		break;
+	case 1:
+		fire_timers(f, take_u8(in));
+		break;
+	default:
+		b = take_u8(in);
+		fail_countdown = b % 64u + 1;
+		fail_burst = b & 0x80;
+		break;
+	}
+}
+
 static void run_op(struct fuzz *f, struct input *in)
 {
 	uint8_t a = take_u8(in);
-	unsigned i = (unsigned)(a >> 3) % N_CLIENTS;
+	unsigned i = (unsigned)(a >> 3) % N_CLIENTS, variant = (unsigned)(a >> 3) / N_CLIENTS;
 	struct client *c = &f->cl[i];
 
 	switch (a % 8) {
@@ -560,22 +784,25 @@ static void run_op(struct fuzz *f, struct input *in)
 	}
 	case 4:
 		if (c->fd != -1 && !c->shut) {
-			check(shutdown(c->fd, SHUT_WR) == 0);
+			/* Over TCP the server may have reset the connection already. */
+			check(shutdown(c->fd, SHUT_WR) == 0 || (c->tcp && errno == ENOTCONN));
 			c->shut = true;
 		}
 		break;
 	case 5:
-		client_reset(c);
+		client_close(c, variant % 2);
 		break;
 	case 6:
-		conn_set_tick(&f->set);
+		run_tick(f, variant, in);
 		break;
 	default:
 		if (!f->stopping) {
 			f->stopping = true;
+			in_server = true;
 			dispatch_stop_deferring(f->d);
 			conn_set_retry(&f->set, SIZE_MAX);
 			conn_set_shutdown(&f->set);
+			in_server = false;
 		}
 		break;
 	}
@@ -650,24 +877,24 @@ static void init_once(void)
 	if (done)
 		return;
 	done = true;
-	char dir[] = "/tmp/fuzz-conn-XXXXXX", path[64];
-	FILE *file;
+	char dir[] = "/tmp/fuzz-conn-XXXXXX";
+	socklen_t len = sizeof(listen_addr);
 
+	/* Before libevent allocates anything. */
+	event_set_mem_functions(__wrap_malloc, __wrap_realloc, free_for_libevent);
 	check(sodium_init() >= 0);
 	signal(SIGPIPE, SIG_IGN);
-	log_set_level((enum log_level)(LOG_ERROR + 1));
-	seal_psk(psk, secret, strlen(secret));
-	check(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof path, "%s/secret", dir);
-	file = fopen(path, "w");
-	check(file != NULL);
-	check(fputs(secret, file) >= 0);
-	check(fclose(file) == 0);
-	check(chmod(path, 0600) == 0);
-	server_auth = auth_new(path);
-	check(server_auth != NULL);
-	unlink(path);
-	rmdir(dir);
+	/* FUZZ_CONN_DEBUG shows sessd's log too. */
+	log_set_level(getenv("FUZZ_CONN_DEBUG") != NULL ? LOG_DEBUG
+	                                                : (enum log_level)(LOG_ERROR + 1));
+	server_auth = fuzz_server_auth(secret, dir, psk);
+	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	check(listen_fd != -1);
+	listen_addr.sin_family = AF_INET;
+	listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	check(bind(listen_fd, (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) == 0);
+	check(getsockname(listen_fd, (struct sockaddr *)&listen_addr, &len) == 0);
+	check(listen(listen_fd, 16) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -685,13 +912,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg = take_u8(&in);
 	f.max_frame = cfg & 1 ? 8192 : 4096;
 	f.sealing = cfg & 4;
+	f.tcp = cfg & 8;
+	f.max_connections = cfg & 16 ? (cfg & 64 ? 1 : 2) : 64;
+	f.pool = cfg & 32;
+	f.variants = cfg & 128;
+	fail_countdown = 0;
+	fail_burst = false;
+	allocations_failed = 0;
 	f.base = event_base_new();
 	check(f.base != NULL);
 	scfg.max_flash_bytes = f.max_frame / 2;
 	f.st = store_new(&scfg);
 	check(f.st != NULL);
 	dcfg.max_frame = f.max_frame;
-	dcfg.max_connections = 64;
+	dcfg.max_connections = f.max_connections;
 	dcfg.auth = f.sealing ? server_auth : NULL;
 	f.d = dispatch_new(&dcfg, f.st, NULL, &f.stats);
 	check(f.d != NULL);
@@ -701,7 +935,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ccfg.max_client_bytes = cfg & 2 ? 3 * (size_t)f.max_frame : 64 * 1024 * 1024;
 	ccfg.close_timeout_s = 60;
 	ccfg.hello_timeout_s = 60;
-	ccfg.max_connections = 64;
+	ccfg.max_connections = f.max_connections;
 	ccfg.on_frame = on_frame;
 	ccfg.on_prefetch = on_prefetch;
 	ccfg.on_reply_bound = on_reply_bound;
@@ -720,16 +954,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	while (in.left > 0 && ops++ < MAX_OPS)
 		run_op(&f, &in);
+	fail_countdown = 0;
+	fail_burst = false;
 	drain(&f);
 	for (unsigned i = 0; i < N_CLIENTS; i++)
 		client_reset(&f.cl[i]);
 	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++)
 		turn(&f);
 	if (getenv("FUZZ_CONN_DEBUG") != NULL)
-		fprintf(stderr, "replies %u, connections closed %u, left %zu, bytes held %zu\n",
-		        f.replies, f.closed, f.set.count, f.set.client_bytes);
+		fprintf(
+		    stderr,
+		    "replies %u, connections closed %u, left %zu, bytes held %zu, on trial %zu, "
+		    "allocations failed %u\n",
+		    f.replies, f.closed, f.set.count, f.set.client_bytes, f.set.trials,
+		    allocations_failed);
 	check(f.set.count == 0);
 	check(f.set.client_bytes == 0);
+	check(f.set.trials == 0);
 
 	conn_set_finish(&f.set);
 	for (unsigned i = 0; i < N_CLIENTS; i++) {

@@ -46,8 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -55,6 +53,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "dispatch.h"
+#include "fuzz_auth.h"
 #include "fuzz_input.h"
 #include "log.h"
 #include "mp.h"
@@ -66,9 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* 32 bytes: the --auth-file secret of the harness's server, known to both sides. */
 static const char secret[] = "fuzz_seal: a secret of 32 bytes!";
-static const uint8_t client_secret_key[SEAL_KEY_BYTES] = {
-    0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
-    0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
 static const uint8_t server_secret_key[SEAL_KEY_BYTES] = {
     0x5d, 0xab, 0x08, 0x7e, 0x62, 0x4a, 0x8a, 0x4b, 0x79, 0xe1, 0x7f, 0x8b, 0x83, 0x80, 0x0e, 0xe6,
     0x6f, 0x3b, 0xb1, 0x29, 0x26, 0x18, 0xb6, 0xfd, 0x1c, 0x2f, 0x8b, 0x27, 0xff, 0x88, 0xe0, 0xeb};
@@ -82,26 +78,14 @@ static const uint64_t now_ms = 1764547200000ull;
 static void init_once(void)
 {
 	static bool done;
-	char dir[] = "/tmp/fuzz-seal-XXXXXX", path[64];
-	FILE *f;
+	char dir[] = "/tmp/fuzz-seal-XXXXXX";
 
 	if (done)
 		return;
 	done = true;
 	check(sodium_init() >= 0);
 	log_set_level(LOG_ERROR);
-	seal_psk(psk, secret, strlen(secret));
-	check(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof path, "%s/secret", dir);
-	f = fopen(path, "w");
-	check(f != NULL);
-	check(fputs(secret, f) >= 0);
-	check(fclose(f) == 0);
-	check(chmod(path, 0600) == 0);
-	server_auth = auth_new(path);
-	check(server_auth != NULL);
-	unlink(path);
-	rmdir(dir);
+	server_auth = fuzz_server_auth(secret, dir, psk);
 }
 
 /* Every record the sender sealed, by number, whether or not it reached the wire. */
@@ -369,7 +353,7 @@ static void fixed_pair(struct seal **client, struct seal **server)
 	uint8_t c_pk[SEAL_KEY_BYTES], c_proof[SEAL_PROOF_BYTES];
 	uint8_t s_pk[SEAL_KEY_BYTES], s_proof[SEAL_PROOF_BYTES];
 
-	*client = seal_client_new_with_key(psk, client_secret_key, c_pk, c_proof);
+	*client = seal_client_new_with_key(psk, fuzz_client_secret_key, c_pk, c_proof);
 	check(*client != NULL);
 	*server = seal_server_new_with_key(psk, c_pk, c_proof, server_secret_key, s_pk, s_proof);
 	check(*server != NULL);
@@ -528,7 +512,7 @@ static void run_hello(struct input *in)
 	buf_init(&auth);
 	buf_init(&frame);
 	buf_init(&out);
-	client = seal_client_new_with_key(psk, client_secret_key, c_pk, c_proof);
+	client = seal_client_new_with_key(psk, fuzz_client_secret_key, c_pk, c_proof);
 	check(client != NULL);
 	switch (kind) {
 	case 0:
@@ -613,7 +597,7 @@ static void right_reply(struct buf *out, struct seal **server)
 {
 	uint8_t c_pk[SEAL_KEY_BYTES], c_proof[SEAL_PROOF_BYTES];
 	uint8_t s_pk[SEAL_KEY_BYTES], s_proof[SEAL_PROOF_BYTES];
-	struct seal *c = seal_client_new_with_key(psk, client_secret_key, c_pk, c_proof);
+	struct seal *c = seal_client_new_with_key(psk, fuzz_client_secret_key, c_pk, c_proof);
 	size_t at;
 
 	check(c != NULL);
@@ -679,7 +663,7 @@ static void run_reply(struct input *in)
 	bool ours = take_u8(in) % 2 == 1;
 
 	buf_init(&right);
-	client = seal_client_new_with_key(psk, client_secret_key, c_pk, c_proof);
+	client = seal_client_new_with_key(psk, fuzz_client_secret_key, c_pk, c_proof);
 	check(client != NULL);
 	if (ours) {
 		right_reply(&right, &server);

@@ -23,6 +23,31 @@ def read(n, client=0):
     return op(READ, client, n // 64 - 1)
 
 
+def variant(code, v, client=0, *args):
+    """An operation's variant v: (a >> 3) / 3 (TICK's with config bit 7, CLOSE's reset)."""
+    return bytes([code | (v * 3 + client) << 3, *args])
+
+
+def tick(client=0):
+    return variant(TICK, 0, client)
+
+
+def timer(pick, client=0):
+    return variant(TICK, 1, client, pick)
+
+
+def fail(n, burst=False, client=0):
+    return variant(TICK, 2, client, (n - 1) | (0x80 if burst else 0))
+
+
+def reset(client):
+    return variant(CLOSE, 1, client)
+
+
+TCP, LIMIT, POOL, LIMIT_ONE, VARIANTS = 8, 16, 32, 64, 128
+FIRE_ALL = 0x80
+
+
 def raw(body, client=0, announce=None):
     lying = announce is not None
     n = len(body)
@@ -76,6 +101,52 @@ SEEDS = {
     + b"".join(frame(GET, 0, 2) for _ in range(10)) + frame(PING, 1, 0, 3)
     + raw(b"\x00\x01\x02", 1) + send(65535) + send(65535, 1) + op(TURN) * 4 + read(2048)
     + read(512, 1),
+    # Clients 1 and 2 over loopback TCP: a pipeline of large replies one stops reading, a
+    # reset close with it unread, the other's replies read.
+    "tcp-pipelines-one-reset-unread": bytes([TCP | 2])
+    + b"".join(frame(HELLO, c) + frame(SET, c, c, 90) + frame(GET, c, c) * 6 for c in (1, 2))
+    + send(65535, 1) + send(65535, 2) + op(TURN) * 3 + read(1024, 2) + reset(1) + op(TURN) * 2
+    + read(8192, 2),
+    # --max-connections 2, clients 0 and 1 one process with both: after idle seconds a third
+    # client is let in on trial and takes one's place once its HELLO is done.
+    "limit-two-a-pool-gives-way-on-trial": bytes([LIMIT | POOL])
+    + frame(HELLO, 0) + frame(HELLO, 1) + send(65535, 0) + send(65535, 1) + op(TURN)
+    + read(256, 0) + read(256, 1) + tick() * 3 + frame(HELLO, 2) + frame(PING, 2, 0, 1)
+    + send(65535, 2) + op(TURN) * 2 + read(512, 0) + read(512, 1) + read(512, 2),
+    # --max-connections 1: a client that has not said HELLO gives way to the next, which is
+    # then refused once a greeted one holds the place.
+    "limit-one-ungreeted-gives-way-then-busy": bytes([LIMIT | LIMIT_ONE])
+    + frame(HELLO, 0) + send(3, 0) + op(TURN) + frame(HELLO, 1) + send(65535, 1) + op(TURN)
+    + read(256, 0) + read(256, 1) + frame(HELLO, 2) + send(65535, 2) + op(TURN)
+    + read(256, 2),
+    # Over TCP at --max-connections 2, HELLOs stating process identities: one host's
+    # processes share it.
+    "tcp-limit-processes-of-one-host": bytes([TCP | LIMIT | VARIANTS])
+    + frame(HELLO, 1, 1) + frame(HELLO, 0) + send(65535, 1) + send(65535, 0) + op(TURN)
+    + read(256, 1) + read(256, 0) + tick() * 3 + frame(HELLO, 2, 2) + send(65535, 2)
+    + op(TURN) * 2 + read(512, 0) + read(512, 1) + read(512, 2),
+    # Timers fired: a client that never says HELLO meets its deadline; after a stop, the
+    # linger and close timeouts of one that reads nothing.
+    "timers-hello-deadline-linger-close-timeout": bytes([VARIANTS | 2])
+    + frame(HELLO, 0) + frame(HELLO, 1) + frame(SET, 1, 1, 90) + frame(GET, 1, 1) * 8
+    + send(65535, 1) + op(TURN) + timer(0) + op(TURN) + op(STOP) + op(TURN) * 2
+    + timer(FIRE_ALL) + read(256, 0) + read(8192, 1) + timer(FIRE_ALL),
+    # Sealed: HELLO's exchange done, then no record: the deadline says SHUTTING_DOWN.
+    "sealed-hello-then-no-record-deadline": bytes([VARIANTS | 4])
+    + frame(HELLO) + send(65535) + op(TURN) * 3 + read(512) + timer(0) + read(512),
+    # Allocations failing through a pipeline: once at points along it, then a burst.
+    "allocation-failures-through-a-pipeline": bytes([VARIANTS | 2])
+    + frame(HELLO) + frame(HELLO, 1) + send(65535) + send(65535, 1) + fail(1) + op(TURN)
+    + read(512) + read(512, 1)
+    + b"".join(frame(SET, 0, 1, 30) + frame(PUSH, 0, 1, 9) + frame(GET, 0, 1) + frame(POP, 0, 1)
+               + frame(LIST, 1) + send(65535) + send(65535, 1) + fail(n) + op(TURN) + read(4096)
+               + read(4096, 1) for n in (1, 2, 3, 5, 8, 13))
+    + frame(GET, 0, 1) + send(65535) + fail(4, True) + op(TURN) + read(4096) + op(TURN),
+    # Sealed over TCP with failing allocations: HELLO's exchange, records and their replies.
+    "sealed-tcp-allocation-failures": bytes([VARIANTS | TCP | 4])
+    + frame(HELLO, 1) + send(65535, 1) + op(TURN) * 3 + read(512, 1)
+    + b"".join(frame(SET, 1, 1, 20) + frame(GET, 1, 1) + send(65535, 1) + fail(n) + op(TURN)
+               + read(2048, 1) for n in (1, 2, 3, 4, 6)),
 }
 
 out = sys.argv[1]
