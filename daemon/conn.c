@@ -411,14 +411,44 @@ static void wipe_unread_input(struct conn *c)
 }
 
 /*
- * Wipe ${c}'s record bytes from ${at} on, never to be opened: a record that does not
+ * Wipe ${c}'s record buffer from ${at} to its end, never to be opened: a record that does not
  * authenticate, or one its client cut short, may be a plain HELLO sent where a record was
- * due, its secret in the clear (sessd(8), --auth-file).
+ * due, its secret in the clear (sessd(8), --auth-file). To the capacity, not the length: a
+ * consume moved the unopened tail to the front and left its old place as it was.
  */
 static void wipe_unopened(struct conn *c, size_t at)
 {
-	if (c->raw.len > at)
-		sodium_memzero(c->raw.data + at, c->raw.len - at);
+	if (c->raw.cap > at)
+		sodium_memzero(c->raw.data + at, c->raw.cap - at);
+}
+
+/* Free ${c}'s record buffer, wiped first (wipe_unopened). */
+static void finish_raw(struct conn *c)
+{
+	wipe_unopened(c, 0);
+	buf_finish(&c->raw);
+}
+
+/*
+ * buf_reserve for ${c}'s record buffer, by copy and wipe instead of realloc, which would free
+ * the old block as it was (wipe_unopened's bytes in it). Returns 0, or -1 when memory ran out
+ * (the buffer is unchanged).
+ */
+static int reserve_raw(struct conn *c, size_t want)
+{
+	struct buf grown;
+
+	if (c->raw.cap - c->raw.len >= want)
+		return 0;
+	buf_init(&grown);
+	if (c->raw.len > SIZE_MAX - want || buf_reserve(&grown, c->raw.len + want) == -1)
+		return -1;
+	if (c->raw.len > 0)
+		memcpy(grown.data, c->raw.data, c->raw.len);
+	grown.len = c->raw.len;
+	finish_raw(c);
+	c->raw = grown;
+	return 0;
 }
 
 /* Free ${c}'s memory and descriptor; no list is touched. */
@@ -433,8 +463,7 @@ static void conn_destroy(struct conn *c)
 	free(c->in_data);
 	buf_finish(&c->out);
 	buf_finish(&c->plain);
-	wipe_unopened(c, 0);
-	buf_finish(&c->raw);
+	finish_raw(c);
 	seal_free(c->peer.seal);
 	free(c);
 }
@@ -1233,7 +1262,8 @@ static int begin_sealed(struct conn *c)
 {
 	size_t rest = c->in_end - c->in_start;
 
-	if (rest > 0 && buf_append(&c->raw, c->in_data + c->in_start, rest) == -1) {
+	if (rest > 0 && (reserve_raw(c, rest) == -1 ||
+	                 buf_append(&c->raw, c->in_data + c->in_start, rest) == -1)) {
 		log_warn("out of memory for a connection's input; closing it");
 		mark_closing(c);
 		return -1;
@@ -1325,7 +1355,7 @@ static ssize_t recv_records(struct conn *c, size_t want, size_t *room)
 		want = size - c->raw.len;
 		long_record = true;
 	}
-	if (buf_reserve(&c->raw, want) == -1) {
+	if (reserve_raw(c, want) == -1) {
 		log_warn("out of memory for a connection's input; closing it");
 		mark_closing(c);
 		return -2;
@@ -1689,6 +1719,8 @@ static void trim_input(struct conn *c)
 		c->in_cap = 0;
 		freed = true;
 	}
+	/* Not wiped (finish_raw): emptied without a fault, every byte it held was a record that
+	 * opened (a fault wipes the rest at once), and this runs after each large request. */
 	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES) {
 		buf_finish(&c->raw);
 		freed = true;
@@ -1711,6 +1743,19 @@ static int shrink_buf(struct buf *b, size_t from)
 		return -1;
 	buf_finish(b);
 	*b = fresh;
+	return 0;
+}
+
+/* shrink_buf for ${c}'s record buffer, the old one wiped (wipe_unopened). */
+static int shrink_raw(struct conn *c)
+{
+	struct buf fresh;
+
+	buf_init(&fresh);
+	if (buf_append(&fresh, c->raw.data, c->raw.len) == -1)
+		return -1;
+	finish_raw(c);
+	c->raw = fresh;
 	return 0;
 }
 
@@ -1771,7 +1816,7 @@ static void free_empty_buffers(struct conn *c)
 		c->in_start = c->in_end = 0;
 	}
 	if (c->raw.len == 0)
-		buf_finish(&c->raw);
+		finish_raw(c);
 	if (c->out.len == c->out_sent && c->plain.len == 0) {
 		buf_finish(&c->out);
 		c->out_sent = 0;
@@ -1798,7 +1843,7 @@ static void give_back_room(struct conn *c, bool spare_arriving)
 	if (roomy(c->in_end - c->in_start, c->in_cap) && !(spare_arriving && frame_arriving(c)))
 		shrink_input(c);
 	if (roomy(c->raw.len, c->raw.cap))
-		shrink_buf(&c->raw, 0);
+		shrink_raw(c);
 	if (roomy(c->plain.len, c->plain.cap))
 		shrink_buf(&c->plain, 0);
 	/* Replies waiting to be sealed have their room kept in out (dispatch_peer.sealed_out). */
