@@ -44,7 +44,9 @@
  * Checks (abort on failure): every reply is one whole frame, within max_frame, that decodes;
  * replies come in request order, each carrying the id of the oldest request wholly sent and
  * not answered yet (a RAW frame's reply may carry any id; after a RAW that lies about its
- * length, ids are not checked); after a reply that ends the connection (BAD_REQUEST,
+ * length, ids are not checked); BAD_REQUEST answers only a RAW or a second HELLO (every
+ * other frame the harness encodes is well formed: BAD_REQUEST for one means its bytes were
+ * corrupted on the way in); after a reply that ends the connection (BAD_REQUEST,
  * TOO_LARGE, NOT_READY, BUSY, SHUTTING_DOWN, AUTH_FAILED, BAD_VERSION) nothing more comes.
  * At the end, each client still open sends the rest of its outbox and reads until every
  * request it sent before its first lying RAW is answered or a reply ended it; then every
@@ -175,6 +177,8 @@ struct client {
 	bool ended;     /* a reply ended the connection, or it read the end of the stream */
 	bool unchecked; /* a RAW lied about its length: the stream after it is not frames */
 	bool lied;      /* its outbox holds (or held) a lying RAW: the rest may never be answered */
+	bool sent_raw;  /* it queued a RAW frame: BAD_REQUEST with id 0 may be that frame's */
+	bool said_hello; /* it queued a HELLO: another is BAD_REQUEST by design */
 	uint64_t next_id;
 	struct buf outbox; /* frames not written yet */
 	size_t sent;       /* bytes of the outbox written; written bytes are dropped at each send */
@@ -192,6 +196,9 @@ struct client {
 	uint64_t expect_id[MAX_EXPECTED];
 	size_t expect_end[MAX_EXPECTED];
 	bool expect_lies[MAX_EXPECTED];
+	/* BAD_REQUEST may answer it: a RAW, or a second HELLO. Any other frame the harness
+	 * encodes is well formed, and a BAD_REQUEST for it means its bytes were corrupted. */
+	bool expect_bad_ok[MAX_EXPECTED];
 	size_t n_expect, expect_head;
 	size_t queued_total; /* bytes queued since it connected */
 };
@@ -305,6 +312,7 @@ static void client_reset(struct client *c)
 	c->seal = NULL;
 	c->sealed = c->refused_kx = false;
 	c->shut = c->ended = c->unchecked = c->lied = false;
+	c->sent_raw = c->said_hello = false;
 	c->sent = c->sent_total = c->queued_total = 0;
 	c->n_expect = c->expect_head = 0;
 	c->next_id = 1;
@@ -380,6 +388,7 @@ static void expect(struct client *c, uint64_t id, bool lies)
 	c->expect_id[c->n_expect] = id;
 	c->expect_end[c->n_expect] = c->queued_total;
 	c->expect_lies[c->n_expect] = lies;
+	c->expect_bad_ok[c->n_expect] = id == ID_ANY;
 	c->n_expect++;
 }
 
@@ -389,12 +398,17 @@ static void queue_request(struct fuzz *f, struct client *c, struct codec_request
 	struct buf auth;
 	size_t at = c->outbox.len;
 
+	bool repeated_hello = req->op == CODEC_OP_HELLO && c->said_hello;
+
 	req->request_id = c->next_id++;
+	if (req->op == CODEC_OP_HELLO)
+		c->said_hello = true;
 	if (c->seal != NULL) {
 		/* After a sealed HELLO: in the next record, its end known once sealed. */
 		check(codec_encode_request(&c->plain_out, req) == 0);
 		expect(c, req->request_id, false);
 		c->expect_end[c->n_expect - 1] = SIZE_MAX;
+		c->expect_bad_ok[c->n_expect - 1] = repeated_hello;
 		return;
 	}
 	buf_init(&auth);
@@ -411,6 +425,7 @@ static void queue_request(struct fuzz *f, struct client *c, struct codec_request
 	buf_finish(&auth);
 	c->queued_total += c->outbox.len - at;
 	expect(c, req->request_id, false);
+	c->expect_bad_ok[c->n_expect - 1] = repeated_hello;
 }
 
 /* Seal what ${c} queued since its sealed HELLO into the outbox, once the exchange is done. */
@@ -441,6 +456,7 @@ static void queue_raw(struct client *c, struct input *in, bool lying)
 	header[2] = (uint8_t)(len >> 8);
 	header[3] = (uint8_t)len;
 	take_bytes(in, body, n);
+	c->sent_raw = true;
 	/* Sealed: bytes on the wire between records, as a man in the middle puts them; the
 	 * stream after them is not checked. */
 	if (c->seal != NULL) {
@@ -590,6 +606,8 @@ static void check_reply(struct fuzz *f, struct client *c, const uint8_t *body, s
 	/* The connection's last word, not a request's: SHUTTING_DOWN and BUSY, or a frame
 	 * refused before its body was read (TOO_LARGE, or BAD_REQUEST for a length of 0). */
 	if (rep.request_id == 0 && ends_connection(rep.status)) {
+		/* A frame refused by its header: only a RAW can have a length of 0. */
+		check(rep.status != CODEC_BAD_REQUEST || c->sent_raw);
 		c->ended = true;
 		return;
 	}
@@ -601,6 +619,7 @@ static void check_reply(struct fuzz *f, struct client *c, const uint8_t *body, s
 	/* Not before the request was wholly sent. */
 	check(c->expect_end[c->expect_head] <= c->sent_total);
 	want = c->expect_id[c->expect_head];
+	check(rep.status != CODEC_BAD_REQUEST || c->expect_bad_ok[c->expect_head]);
 	if (c->expect_lies[c->expect_head])
 		c->unchecked = true;
 	c->expect_head++;
