@@ -40,8 +40,9 @@ static const struct secretfile_kind auth_file_kind = {
     .shape = "a regular file holding the secret",
 };
 
-/* Fewer different byte values than this in a secret is a word or a pattern: 16 random
- * base64 characters hold 14 on average, and fewer than 8 one time in 10^7. */
+/* Fewer different byte values than this in a secret is a word or a pattern, or random
+ * characters of a small alphabet: 16 random base64 characters hold 14 on average, and fewer
+ * than 8 one time in 10^7 (16 hex digits one time in 90, 16 decimal ones one in 4). */
 #define AUTH_FEW_DISTINCT 8u
 
 /* How many different byte values the ${len} bytes at ${secret} hold. The table of them is
@@ -106,8 +107,9 @@ static unsigned char *load_psk(const char *path, enum log_level level)
 	if (distinct_bytes(secret, len) < AUTH_FEW_DISTINCT)
 		log_warn(
 		    "auth file %s: the secret's %zu bytes hold fewer than %u different "
-		    "values, as a word or a pattern does: guessers try such secrets first, and "
-		    "nothing limits how fast they may (sessd(8), --auth-file); make one with: "
+		    "values: a word or a pattern is what guessers try first, and nothing limits "
+		    "how fast they may (sessd(8), --auth-file); random digits or hex want more "
+		    "characters than this; make one with: "
 		    "(umask 077; head -c 32 /dev/urandom | base64 > FILE)",
 		    path, len, AUTH_FEW_DISTINCT);
 	psk = sodium_malloc(SEAL_PSK_BYTES);
