@@ -99,6 +99,31 @@ static void run_end(struct run *r, pid_t pid)
 }
 
 /*
+ * Begin ${r} for a run of sessctl with ${args} (NULL-terminated): ${argv} gets SESSCTL_BIN's
+ * path and ${args} with a NULL after them, ${envp} this process's environment but the names
+ * in ${unset}, at most 240 entries so that the caller's own fit in 256. Returns how many
+ * entries ${envp} holds (the caller adds its own, then NULL).
+ */
+static int run_begin(struct run *r, const char **argv, const char *const *args, char **envp,
+                     const char *const *unset)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	int argc = 0, envc = 0;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	buf_init(&r->out);
+	buf_init(&r->err);
+	argv[argc++] = bin;
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	for (char **e = environ; *e != NULL && envc < 240; e++)
+		if (!env_names(*e, unset))
+			envp[envc++] = *e;
+	return envc;
+}
+
+/*
  * Run sessctl with ${args} (NULL-terminated), feeding ${in} (${in_len} bytes) to its standard
  * input, with SESSD_URL set to ${env_url} and SESSD_AUTH_FILE to ${env_auth} (NULL: unset),
  * RUNTIME_DIRECTORY and XDG_RUNTIME_DIR unset, and the "NAME=VALUE" entries of ${env_more}
@@ -111,26 +136,16 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 {
 	static const char *const unset[] = {
 	    "SESSD_URL=", "SESSD_AUTH_FILE=", "RUNTIME_DIRECTORY=", "XDG_RUNTIME_DIR=", NULL};
-	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[64];
 	char *envp[256], env_buf[400], auth_buf[400];
-	int in_pipe[2], out_pipe[2], err_pipe[2], argc = 0, envc = 0;
+	int in_pipe[2], out_pipe[2], err_pipe[2], envc;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[3];
 	size_t sent = 0;
 	ssize_t n;
 	pid_t pid;
 
-	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
-	buf_init(&r->out);
-	buf_init(&r->err);
-	argv[argc++] = bin;
-	for (size_t i = 0; args[i] != NULL; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	for (char **e = environ; *e != NULL && envc < 240; e++)
-		if (!env_names(*e, unset))
-			envp[envc++] = *e;
+	envc = run_begin(r, argv, args, envp, unset);
 	for (size_t i = 0; env_more != NULL && env_more[i] != NULL && envc < 250; i++)
 		envp[envc++] = (char *)env_more[i];
 	if (env_url != NULL) {
@@ -150,7 +165,7 @@ static void run_spawn(struct run *r, const char *env_url, const char *env_auth,
 	posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp), 0);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	close(in_pipe[0]);
 	close(out_pipe[1]);
@@ -1673,25 +1688,15 @@ static void put(const char *ns, const char *id, const char *data)
 static void run_on_terminal(struct run *r, const char *typed, const char *const *args)
 {
 	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
-	const char *bin = getenv("SESSCTL_BIN");
 	const char *argv[16];
 	char env_url[400], *envp[256];
-	int master, slave, out_pipe[2], err_pipe[2], argc = 0, envc = 0;
+	int master, slave, out_pipe[2], err_pipe[2], envc;
 	posix_spawn_file_actions_t fa;
 	struct pollfd pfd[2];
 	struct termios t;
 	pid_t pid;
 
-	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
-	buf_init(&r->out);
-	buf_init(&r->err);
-	argv[argc++] = bin;
-	for (size_t i = 0; args[i] != NULL; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	for (char **e = environ; *e != NULL && envc < 250; e++)
-		if (!env_names(*e, unset))
-			envp[envc++] = *e;
+	envc = run_begin(r, argv, args, envp, unset);
 	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
 	envp[envc++] = env_url;
 	envp[envc] = NULL;
@@ -1711,7 +1716,7 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 	posix_spawn_file_actions_adddup2(&fa, slave, 0);
 	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp), 0);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	close(slave);
 	close(out_pipe[1]);
