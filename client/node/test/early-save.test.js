@@ -2,6 +2,7 @@
 // The early save (flash.js presave, store.js presave) where it fails or finds the session
 // gone: what the request's end sends after it, and what it reports. What is sent is counted per
 // request on the store's client; faults through the fault proxy, a real sessd behind it.
+// test:express4: the early save holds the end of Express's res.redirect and res.send.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -2,6 +2,7 @@
 // The HTTP status (err.statusCode) of every error an app's error handler gets from sessd:
 // a crashed daemon's socket errors, a store at --max-memory, the wire statuses; and requests
 // that sessd answered in time while the app's own event loop was stalled.
+// test:express4: the status Express's final handler gives sessd's errors.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -2,6 +2,7 @@
 // Two Express servers sharing one sessd, as two processes of one app would: sessions and
 // flashes cross between them, concurrent flashes are never lost or duplicated, logout and
 // cookie expiry end sessions.
+// test:express4: two apps' routes, redirects and flashes, as Express runs them.
 
 const path = require('path');
 const test = require('node:test');

@@ -3,9 +3,10 @@
 // test:express4) makes every require('express') load the express4 devDependency, an npm alias
 // of express@4, which most apps in production still run. Only this process and those that
 // inherit its execArgv (cluster workers) are affected; `npm test` runs on Express 5.
-// test:express4 runs only the files that load Express: those that require('express'), and
-// those marked "// test:express4: " that load it another way (an app they require or fork).
-// The others would only run on Express 5 a second time.
+// test:express4 runs only the files marked "// test:express4: " (the reason follows): those
+// where connect-sessd meets Express's own response code (res.redirect, res.send, res.render,
+// res.cookie, the error handlers), which differs between the majors. The others use Express
+// only to serve requests to express-session and the store, which are the same code on both.
 const Module = require('module');
 const path = require('path');
 

@@ -8,6 +8,7 @@
 // pool; a login's second save waited as long and reached Express's final handler, which
 // logged its stack and destroyed the browser's keep-alive socket. The request already knows
 // sessd is unreachable: its 503 must go out at once.
+// test:express4: the 503 through Express's error handler.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

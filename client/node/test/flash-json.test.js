@@ -4,6 +4,7 @@
 // JSON form; and its calling forms (if (type && msg) push; else if (type) read one type; else
 // read every type). Each scenario runs on sessd and on express-session's MemoryStore (the
 // in-session path apps' tests use), which must agree.
+// test:express4: connect-flash's calls through Express's res.render and res.redirect.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

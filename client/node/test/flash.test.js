@@ -2,6 +2,7 @@
 // flash() in the ways apps misuse or stretch it: a response sent twice (the classic missing
 // return) while a push holds res.end, and req.flash on a store other than SessdStore
 // (express-session's MemoryStore, as apps' tests use).
+// test:express4: flash() holds the end of Express's res.redirect and res.send.
 
 const net = require('net');
 const test = require('node:test');

@@ -4,8 +4,6 @@
 // with its own pool; two stores in this process stand for two processes (they share nothing
 // but sessd), and one test forks real app processes. bench/fleet.js runs the same checks at
 // load, with restarts and crashes.
-// test:express4: loads Express in the app processes it forks (test/fixtures/fleet-app.js),
-// which inherit the Express-4 preload.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -4,6 +4,7 @@
 // of that request (its id changed, so it takes it for unsaved): a second SET of the same
 // session, one more round trip in every login (found counting a shop's saves in an express
 // review). A change made after the save is still saved at the end.
+// test:express4: a login's save before Express's res.redirect.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

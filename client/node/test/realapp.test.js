@@ -3,6 +3,7 @@
 // shape of passport/connect-flash code) against the real daemon, through daemon crashes and
 // restarts, a stuck daemon, oversized sessions, express-session's options, and several app
 // processes sharing one namespace.
+// test:express4: real apps' redirects, renders and error pages, as Express makes them.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -4,6 +4,7 @@
 // save, with sessd still down, reached Express's final handler, which logged it and destroyed
 // the browser's connection. Two ways: a login's flash pushed before the regenerate (passport's
 // successFlash), which the regenerate moves, and a logout's pushed after it.
+// test:express4: the error page Express's handler sends after a failed regenerate.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

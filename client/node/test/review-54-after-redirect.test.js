@@ -1,6 +1,7 @@
 'use strict';
 // Review of stop 54: a session change made in the same tick as the redirect that started the
 // early save (flash.js holds the end, store.js presave).
+// test:express4: a change made in the tick of Express's res.redirect.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

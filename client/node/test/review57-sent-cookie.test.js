@@ -7,6 +7,7 @@
 // URI encoding changes, and other cookies the app sets beside it (Set-Cookie read back as an
 // array, or set by res.writeHead's headers). Counted by a relay (test/waverelay.js) as in
 // touch-pop-end.test.js.
+// test:express4: reads the Set-Cookie that Express's res.cookie writes.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -8,6 +8,7 @@
 // machine, and by the whole wait after a slow save. sessd must keep the session at least as
 // long as the browser keeps the cookie (its Expires has whole seconds); a quick request still
 // sends no touch after its save.
+// test:express4: the cookie Express's response renews after a save-first route.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -11,6 +11,7 @@
 // sent the browser 1 minute and touched the session to it: "remember me" lasted one page. A
 // relay may hold each TOUCH_IF's reply (and those behind it) HOLD_MS, so that the change
 // surely lands between the touch's send and its reply whatever the machine's load.
+// test:express4: flash.locals() on pages Express answers.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');

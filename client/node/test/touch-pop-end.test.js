@@ -9,6 +9,7 @@
 // bought nothing. It is still sent when the response sets the cookie (rolling). Counted by a
 // relay (test/waverelay.js) that holds each reply WAVE_DELAY_MS; what the visitor sees is
 // checked too: sessd keeps the session as long as the browser keeps its cookie.
+// test:express4: flash.locals() on pages Express answers.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
