@@ -1,0 +1,136 @@
+'use strict';
+// @fastify/session on a SessdStore, with requests of one visitor in flight at once.
+// @fastify/session copies the session store.get() answers into its own Session (for...in),
+// which drops connect-sessd's hidden record of what was read: its save cannot merge over that
+// read, so (before stop 61) every save was a whole SET. A slow request loaded before a logout
+// then wrote the logged-in session back after it (with @fastify/session's default rolling:
+// true, even a page that changes nothing), and a cart item another tab added meanwhile was
+// lost to the slow request's copy. The store now keeps its reads by session id for such saves
+// (keepReads, see README.md, "Other frameworks"); these are the cases that failed.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { SessdStore } = require('..');
+const { Daemon, Gates, collectWarnings, once } = require('./helpers');
+const { fastifyApp, json } = require('./apps61-fastify-app');
+
+let daemon;
+test.before(async () => {
+  daemon = await new Daemon().start();
+});
+test.after(() => daemon.cleanup());
+
+async function newStore(t, namespace, opts = {}) {
+  const store = new SessdStore({ url: daemon.unixUrl, namespace, ...opts });
+  await once(store, 'connect');
+  return store;
+}
+
+// The cases with keepReads: true, and most of them with the option left out (detected:
+// @fastify/session's first save turns it on, here the first cart add's).
+for (const keepReads of [true, undefined]) {
+  const named = keepReads === undefined ? 'keepReads detected' : 'keepReads: true';
+
+  for (const logout of ['/logout', '/logout-regenerate']) {
+    for (const note of keepReads ? [false, true] : [false]) {
+      test(`@fastify/session (${named}): a slow page${note ? ' that changes a key' : ' that changes nothing'} loaded before a logout (${logout}) does not log the user back in`, async (t) => {
+        const ns = `apps61-logout-${keepReads}-${logout.slice(1)}-${note}`;
+        const warnings = collectWarnings(t, 'CONNECT_SESSD_KEEP_READS');
+        const store = await newStore(t, ns, { keepReads });
+        const gates = new Gates();
+        const br = await fastifyApp(t, store, gates);
+        json(await br.post('/cart?item=fig'));
+        json(await br.post('/login?user=ann'));
+        const { sid } = json(await br.get('/page'));
+
+        const slow = br.get(`/slow?name=A${note ? '&note=late' : ''}`);
+        await gates.arrived('A');
+        json(await br.post(logout));
+        assert.equal(await store.client.ttl(ns, sid), null, 'the logout ended the session');
+        gates.open('A');
+        assert.equal(json(await slow).user, 'ann', 'the slow page was served to the user it loaded');
+
+        assert.equal(await store.client.ttl(ns, sid), null, 'the slow page\'s save brought the logged-out session back');
+        assert.equal(await store.get(sid), null);
+        // The browser holds the cookie of whichever response came last (the slow page's: the
+        // old id); either way it is logged out.
+        const after = json(await br.get('/page'));
+        assert.equal(after.user, null, 'the visitor is logged in again after the logout');
+        assert.equal(warnings.length, keepReads === undefined ? 1 : 0, warnings.join('\n'));
+      });
+    }
+  }
+
+  test(`@fastify/session (${named}): a cart item another tab adds while a slow page is loaded is kept`, async (t) => {
+    const ns = `apps61-cart-${keepReads}`;
+    const store = await newStore(t, ns, { keepReads });
+    const gates = new Gates();
+    const br = await fastifyApp(t, store, gates);
+    json(await br.post('/login?user=bo'));
+    json(await br.post('/cart?item=fig'));
+
+    // A page that changes nothing (rolling: its save only renews the session), then one that
+    // changes another key.
+    for (const note of ['', 'late']) {
+      const item = note ? 'plum' : 'pear';
+      const slow = br.get(`/slow?name=A&note=${note}`);
+      await gates.arrived('A');
+      json(await br.post(`/cart?item=${item}`));
+      gates.open('A');
+      json(await slow);
+    }
+    const page = json(await br.get('/page'));
+    assert.deepEqual(page.cart, ['fig', 'pear', 'plum'], 'the slow page\'s save undid the other tab\'s cart adds');
+    assert.equal(page.note, 'late', 'the slow page\'s own change is saved');
+    assert.equal(page.user, 'bo');
+  });
+
+  // Two tabs, each with a slow page: A loaded before the other tab's cart add, C after it. The
+  // store holds two reads of the session when the first of them saves, and each save must
+  // merge over its own read: over the other's, A's older cart looked like a change of A's and
+  // was written back (A over C's read), or C took A's read and left A C's, the same (C first).
+  for (const first of keepReads ? ['A', 'C'] : []) {
+    test(`@fastify/session (${named}): two slow pages of one session, loaded before and after a cart add, each save over their own read (${first} ends first)`, async (t) => {
+      const ns = `apps61-tabs-${keepReads}-${first}`;
+      const store = await newStore(t, ns, { keepReads });
+      const gates = new Gates();
+      const br = await fastifyApp(t, store, gates);
+      json(await br.post('/login?user=cy'));
+      json(await br.post('/cart?item=fig'));
+
+      const pages = {};
+      pages.A = br.get('/slow?name=A&note=from-a');
+      await gates.arrived('A');
+      json(await br.post('/cart?item=pear'));
+      pages.C = br.get('/slow?name=C&theme=dark');
+      await gates.arrived('C');
+      for (const name of first === 'A' ? ['A', 'C'] : ['C', 'A']) {
+        gates.open(name);
+        json(await pages[name]);
+      }
+      const page = json(await br.get('/page'));
+      assert.deepEqual(page.cart, ['fig', 'pear']);
+      assert.equal(page.note, 'from-a');
+      assert.equal(page.theme, 'dark');
+      assert.equal(page.user, 'cy');
+    });
+  }
+}
+
+// keepReads: false is the old whole save, for an app that wants it (and shows that these tests
+// can fail: the same slow page does log the user back in).
+test('@fastify/session with keepReads: false: a slow page\'s whole save still undoes a logout', async (t) => {
+  const ns = 'apps61-logout-off';
+  const store = await newStore(t, ns, { keepReads: false });
+  const gates = new Gates();
+  const br = await fastifyApp(t, store, gates);
+  json(await br.post('/login?user=di'));
+  const { sid } = json(await br.get('/page'));
+  const slow = br.get('/slow?name=A');
+  await gates.arrived('A');
+  json(await br.post('/logout'));
+  gates.open('A');
+  json(await slow);
+  assert.ok(await store.client.ttl(ns, sid) > 0, 'whole, the save wrote the session back');
+  assert.equal(store.keptReads, null);
+});
