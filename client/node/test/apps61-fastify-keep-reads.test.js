@@ -11,6 +11,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { SessdStore } = require('..');
+const { ReadKeeper } = require('../lib/store');
 const { Daemon, Gates, collectWarnings, once } = require('./helpers');
 const { fastifyApp, json } = require('./apps61-fastify-app');
 
@@ -83,6 +84,9 @@ for (const keepReads of [true, undefined]) {
     assert.deepEqual(page.cart, ['fig', 'pear', 'plum'], 'the slow page\'s save undid the other tab\'s cart adds');
     assert.equal(page.note, 'late', 'the slow page\'s own change is saved');
     assert.equal(page.user, 'bo');
+    // Each request's save claimed its read (rolling: every request saves): none is left kept.
+    assert.equal(store.keptReads.count, 0);
+    assert.equal(store.keptReads.bytes, 0);
   });
 
   // Two tabs, each with a slow page: A loaded before the other tab's cart add, C after it. The
@@ -117,6 +121,24 @@ for (const keepReads of [true, undefined]) {
   }
 }
 
+// A key every request changes, merged by the app's mergeKey (README's mergeCart): 20 cart adds
+// at once, all kept. Before stop 61 a mergeKey did nothing under @fastify/session (every save
+// whole), and an add was lost whenever another request had read the cart before it was saved.
+test('@fastify/session (keepReads: true): 20 cart adds at once all stand with a mergeKey', async (t) => {
+  const mergeCart = (base = [], mine = [], theirs = []) => {
+    const removed = base.filter((item) => !mine.includes(item));
+    const added = mine.filter((item) => !base.includes(item) && !theirs.includes(item));
+    return [...theirs.filter((item) => !removed.includes(item)), ...added];
+  };
+  const store = await newStore(t, 'apps61-burst', { keepReads: true, mergeKey: (key, base, mine, theirs) => (key === 'cart' ? mergeCart(base, mine, theirs) : mine) });
+  const br = await fastifyApp(t, store, new Gates());
+  json(await br.post('/login?user=eve'));
+  const adds = await Promise.all(Array.from({ length: 20 }, (_, i) => br.post(`/cart?item=i${i}`)));
+  for (const r of adds) json(r);
+  const { cart } = json(await br.get('/page'));
+  assert.deepEqual([...cart].sort(), Array.from({ length: 20 }, (_, i) => `i${i}`).sort());
+});
+
 // keepReads: false is the old whole save, for an app that wants it (and shows that these tests
 // can fail: the same slow page does log the user back in).
 test('@fastify/session with keepReads: false: a slow page\'s whole save still undoes a logout', async (t) => {
@@ -133,4 +155,44 @@ test('@fastify/session with keepReads: false: a slow page\'s whole save still un
   json(await slow);
   assert.ok(await store.client.ttl(ns, sid) > 0, 'whole, the save wrote the session back');
   assert.equal(store.keptReads, null);
+});
+
+// The bounds of what the store keeps: a read that has waited KEPT_READ_MS (5 minutes) for its
+// save is dropped (its save is whole), the oldest go past the byte budget, and one session keeps
+// at most 16 reads (a stuck page's polls).
+test('kept reads are bounded in time, in bytes and per session', () => {
+  const age = new ReadKeeper(1000, 1e9);
+  age.add('a', '{"x":1}', '{"x":1}', 0);
+  age.add('b', '{"x":2}', '{"x":2}', 600);
+  assert.equal(age.reads('a', 1000).length, 1);
+  assert.equal(age.reads('a', 1001), undefined, 'a read kept past its age');
+  assert.equal(age.reads('b', 1001).length, 1);
+  assert.equal(age.count, 1);
+
+  const text = JSON.stringify({ cart: 'x'.repeat(100) });
+  const one = new ReadKeeper(1000, 1e9);
+  one.add('k', text, text, 0);
+  const size = one.bytes;
+  const budget = new ReadKeeper(60000, 10 * size);
+  for (let i = 0; i < 1000; i++) budget.add(`s${i}`, text, text, i);
+  assert.equal(budget.count, 10);
+  assert.ok(budget.bytes <= 10 * size);
+  assert.equal(budget.reads('s989', 1000), undefined, 'an older read kept over the budget');
+  assert.equal(budget.reads('s999', 1000).length, 1);
+  assert.ok(budget.order.length - budget.head <= 2048, `the order keeps ${budget.order.length - budget.head} slots for 10 reads`);
+
+  const perKey = new ReadKeeper(60000, 1e9);
+  for (let i = 0; i < 20; i++) perKey.add('k', `{"n":${i}}`, `{"n":${i}}`, i);
+  const kept = perKey.reads('k', 20);
+  assert.equal(kept.length, 16);
+  assert.equal(kept[0].text, '{"n":4}');
+  for (const r of [...kept]) perKey.drop(r);
+  assert.equal(perKey.reads('k', 20), undefined);
+  assert.equal(perKey.count, 0);
+  assert.equal(perKey.bytes, 0);
+});
+
+test('keepReads is a boolean, and needs merge', () => {
+  assert.throws(() => new SessdStore({ url: 'unix:/nonexistent', keepReads: 'yes' }), /keepReads must be a boolean/);
+  assert.throws(() => new SessdStore({ url: 'unix:/nonexistent', keepReads: true, merge: false }), /keepReads needs merge/);
 });
