@@ -12,7 +12,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { SessdStore } = require('..');
 const { ReadKeeper } = require('../lib/store');
-const { Daemon, Gates, collectWarnings, once } = require('./helpers');
+const { Daemon, Gates, collectWarnings, countCalls, once } = require('./helpers');
 const { fastifyApp, json } = require('./apps61-fastify-app');
 
 let daemon;
@@ -155,6 +155,35 @@ test('@fastify/session with keepReads: false: a slow page\'s whole save still un
   json(await slow);
   assert.ok(await store.client.ttl(ns, sid) > 0, 'whole, the save wrote the session back');
   assert.equal(store.keptReads, null);
+});
+
+// A copied session's save writes its cookie, never only touches: @fastify/session ends a
+// session by the expiry its stored cookie holds (a restored Session whose cookie.expires has
+// passed is regenerated), which a TOUCH_IF leaves as the last whole save wrote it; a user
+// active for maxAge on pages that change nothing would be logged out. Checked through the
+// store with a copy whose cookie is as read (@fastify/session's own differs each time by its
+// originalExpires, so its saves write it anyway), and end to end: the stored expiry moves on.
+test('a copied session\'s save writes the cookie, so the expiry its data holds moves on', async (t) => {
+  const ns = 'apps61-cookie';
+  const store = await newStore(t, ns, { keepReads: true });
+  t.after(() => store.close());
+  const expires = new Date(Date.now() + 3600000).toISOString();
+  await store.set('copied-1', { cookie: { originalMaxAge: 3600000, expires, path: '/', httpOnly: true }, user: 'fay' });
+  class Copy {}
+  const copy = Object.assign(new Copy(), await store.get('copied-1'));
+  const calls = countCalls(store.client, ['setIf', 'touchIf', 'set']);
+  await store.set('copied-1', copy);
+  assert.deepEqual(calls, ['setIf'], 'a copy whose cookie is as read was only touched');
+
+  const gates = new Gates();
+  const app = await newStore(t, `${ns}-app`, { keepReads: true });
+  const br = await fastifyApp(t, app, gates);
+  json(await br.post('/login?user=fay'));
+  const { sid } = json(await br.get('/page'));
+  const before = Date.parse((await app.get(sid)).cookie.expires);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  json(await br.get('/page'));
+  assert.ok(Date.parse((await app.get(sid)).cookie.expires) > before, 'a page that changes nothing left the stored expiry as it was');
 });
 
 // The bounds of what the store keeps: a read that has waited KEPT_READ_MS (5 minutes) for its
