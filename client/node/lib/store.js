@@ -1411,9 +1411,14 @@ class SessdStore extends BaseStore {
   // that tie; differing only by the keys its request changed, the read it came from differs
   // less than one made before or after another request's change. Merged over another's read,
   // sess's stale value of a key changed between the two reads looked like a change of its own
-  // and was written back over the newer one. Under another serializer, the oldest.
+  // and was written back over the newer one. Under another serializer, or when all read the
+  // same bytes, the oldest.
   readOf(reads, sess) {
     if (this.serializer !== JSON) return reads[0];
+    // A page's parallel requests, with no save between their reads, read the same: any of them
+    // is the basis, and none need be parsed.
+    const first = reads[0].data;
+    if (reads.every((read) => read.data === first)) return reads[0];
     const now = this.forms(sess);
     let best = reads[0];
     let fewest = Infinity;
