@@ -349,7 +349,7 @@ declare namespace connectSessd {
     mergeAttempts?: number;
     /**
      * Keep each session's read by id for a framework that copies the session `get()` answers
-     * into an object of its own (@fastify/session), so that its save merges like an Express
+     * into an object of its own class (@fastify/session), so that its save merges like an Express
      * request's and does not undo a logout (README, "Other frameworks"). `true`: from the
      * first request; `false`: never (such saves are whole); not given: from the first save of
      * a session object that is neither a plain object nor express-session's Session. Needs

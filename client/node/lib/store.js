@@ -1379,15 +1379,17 @@ class SessdStore extends BaseStore {
     })(), cb);
   }
 
-  // claimRead(sid, sess): for a session object set() is given without connect-sessd's hidden
-  // record (see ReadKeeper): the read of the session sid it was copied from, if kept, is taken
-  // out of the keeper and put on sess as a read of its own (SessionState.loaded), so that its
-  // save merges over it. The first such object of another framework (copiedSession) turns
-  // keeping on when keepReads was not given: the saves of the reads made before are whole.
+  // claimRead(sid, sess): for a session object of another framework (copiedSession) that
+  // set() is given without connect-sessd's hidden record (see ReadKeeper): the read of the
+  // session sid it was copied from, if kept, is taken out of the keeper and put on sess as a
+  // read of its own (SessionState.loaded), so that its save merges over it. The first such
+  // object turns keeping on when keepReads was not given: the saves of the reads made before
+  // are whole. Not a plain object (the app's own store.set(id, { ... })), which is saved whole
+  // as before: taking the read of a request in flight, it left that request's save whole.
   claimRead(sid, sess) {
-    if (!Object.isExtensible(sess)) return;
+    if (!Object.isExtensible(sess) || !copiedSession(sess)) return;
     if (this.keptReads === null) {
-      if (this.keepReads !== null || !copiedSession(sess)) return;
+      if (this.keepReads !== null) return;
       this.keptReads = new ReadKeeper();
       process.emitWarning('connect-sessd SessdStore: a session object that is not express-session\'s (@fastify/session\'s?) was saved: ' +
         'from now on the store keeps its reads so that such saves merge and do not undo a logout (keepReads); give keepReads: true ' +

@@ -174,6 +174,12 @@ test('a copied session\'s save writes the cookie, so the expiry its data holds m
   const calls = countCalls(store.client, ['setIf', 'touchIf', 'set']);
   await store.set('copied-1', copy);
   assert.deepEqual(calls, ['setIf'], 'a copy whose cookie is as read was only touched');
+  // A plain object of the app's own is saved whole, and takes no read a request may need.
+  await store.get('copied-1');
+  calls.length = 0;
+  await store.set('copied-1', { cookie: { originalMaxAge: 3600000, expires, path: '/' }, user: 'gus' });
+  assert.deepEqual(calls, ['set']);
+  assert.equal(store.keptReads.count, 1);
 
   const gates = new Gates();
   const app = await newStore(t, `${ns}-app`, { keepReads: true });
