@@ -348,6 +348,15 @@ declare namespace connectSessd {
     /** SET_IFs a save tries before it fails with ESESSD_CONFLICT (default 25). */
     mergeAttempts?: number;
     /**
+     * Keep each session's read by id for a framework that copies the session `get()` answers
+     * into an object of its own class (@fastify/session), so that its save merges like an Express
+     * request's and does not undo a logout (README, "Other frameworks"). `true`: from the
+     * first request; `false`: never (such saves are whole); not given: from the first save of
+     * a session object that is neither a plain object nor express-session's Session. Needs
+     * `merge`.
+     */
+    keepReads?: boolean;
+    /**
      * What `regenerate()` moves to the new session: `'own'` (default), the flashes the
      * regenerating request pushed (passport's successFlash), earlier unread ones going with
      * the old session (a logout must not show them to the next user); `'all'`, every unread

@@ -141,7 +141,7 @@ const TOUCH_SPARED = new Set(['ESESSD_IO_ERROR', 'ESESSD_CLOSED', 'ESESSD_DISCON
 const COOKIE_SAVE_TOUCHED = new Set(['ESESSD_NO_MEMORY', 'ESESSD_LIMIT', 'ESESSD_TOO_LARGE', 'ESESSD_CONFLICT']);
 // Client's options: a store that opens its own connections passes them on.
 const CONNECTION_OPTIONS = ['url', 'poolSize', 'timeoutMs', 'connectTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs', 'restartWaitMs', 'clientName', 'auth', 'seal', 'requireAuth'];
-const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes', 'migrateFrom', 'migrateTimeoutMs'];
+const STORE_OPTIONS = ['client', 'namespace', 'prefix', 'ttl', 'serializer', 'disableTouch', 'disableTTL', 'scanCount', 'merge', 'mergeKey', 'mergeAttempts', 'mergeBackoffMaxMs', 'regenerateFlashes', 'migrateFrom', 'migrateTimeoutMs', 'keepReads'];
 // What regenerate() moves to the new session: 'own', the flashes the regenerating request
 // pushed; 'all', every flash still queued (for passport's keepSessionInfo, see regenerate).
 const REGENERATE_FLASHES = new Set(['own', 'all']);
@@ -665,6 +665,133 @@ class TagCache {
   }
 }
 
+// Reads kept by session key (keepReads), for the saves of a framework that copies the session
+// store.get() answers into an object of its own, dropping its hidden record of what was read
+// (SessionState.loaded): @fastify/session's Session copies the enumerable keys (for...in), as
+// express-session's does, but calls no createSession to carry the rest over. Without the read
+// such a save was a whole SET: a slow request loaded before a logout wrote the session back
+// after it, and a key another request changed meanwhile (a cart) was undone. With it, the save
+// is merged over what was read (saveLoaded), as an Express request's is.
+// A read is kept from get() until a save claims it (see claimRead) or it is KEPT_READ_MS old
+// (a request that stalls longer saves whole, as before), the oldest going first past
+// KEPT_READS_BUDGET_BYTES (each counted as its data and KEPT_READ_ENTRY_BYTES) and past
+// KEPT_READS_PER_KEY reads of one session. With @fastify/session's default rolling: true every
+// request saves, so what is kept is mostly the requests in flight; with rolling: false the
+// pages that change nothing leave theirs to age out: 100,000 such reads of 166-byte sessions
+// took 57 MiB of the heap (measured), past the budget, which then holds the last 52,000 (the
+// last 2.6 minutes of a site that reads 333 sessions a second).
+const KEPT_READ_MS = 5 * 60 * 1000;
+const KEPT_READS_BUDGET_BYTES = 32 * 1024 * 1024;
+// What a kept read holds beside its data: its entry, the session's key, its list and slot in
+// the order, the Map's slot (measured: 100,000 reads of 166-byte sessions under 43-byte keys
+// took 601 bytes each of the heap, 435 of them beside the data's).
+const KEPT_READ_ENTRY_BYTES = 440;
+// Reads of one session kept at once: a page's parallel requests. More are polls of a stuck
+// page, whose oldest read goes first.
+const KEPT_READS_PER_KEY = 16;
+
+class ReadKeeper {
+  // maxAgeMs, budgetBytes: the bounds (KEPT_READ_MS and KEPT_READS_BUDGET_BYTES by default;
+  // the tests give smaller ones).
+  constructor(maxAgeMs = KEPT_READ_MS, budgetBytes = KEPT_READS_BUDGET_BYTES) {
+    this.maxAgeMs = maxAgeMs;
+    this.budgetBytes = budgetBytes;
+    // key -> the session's kept reads, oldest first: [{ key (null once dropped), data (the
+    // bytes read, or their text when exact: see exactText), text (their text, or null), atMs,
+    // size }]
+    this.byKey = new Map();
+    // What the reads hold, as the budget counts it, and how many there are.
+    this.bytes = 0;
+    this.count = 0;
+    // The reads in the order kept, from head on, some dropped since (key null): the oldest go
+    // first (as TagCache's order).
+    this.order = [];
+    this.head = 0;
+  }
+
+  // add(key, data, text, nowMs): keeps a read of the session key made at nowMs.
+  add(key, data, text, nowMs) {
+    const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
+    const read = { key, data, text, atMs: nowMs, size };
+    const list = this.byKey.get(key);
+    if (list === undefined) this.byKey.set(key, [read]);
+    else {
+      list.push(read);
+      if (list.length > KEPT_READS_PER_KEY) this.drop(list[0]);
+    }
+    this.order.push(read);
+    this.bytes += size;
+    this.count++;
+    this.expire(nowMs);
+  }
+
+  // reads(key, nowMs): the reads of the session key still kept at nowMs (oldest first), or
+  // undefined. The caller takes the one it claims out with drop().
+  reads(key, nowMs) {
+    this.expire(nowMs);
+    return this.byKey.get(key);
+  }
+
+  // expire(nowMs): drops the reads older than maxAgeMs, and the oldest while over the budget.
+  expire(nowMs) {
+    while (this.head < this.order.length) {
+      const old = this.order[this.head];
+      if (old.key !== null && this.bytes <= this.budgetBytes && nowMs - old.atMs <= this.maxAgeMs) break;
+      this.order[this.head++] = undefined;
+      if (old.key !== null) this.drop(old);
+    }
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    } else if (this.order.length - this.head > 1024 && this.order.length - this.head > 2 * this.count) {
+      this.order = this.order.slice(this.head).filter((r) => r.key !== null);
+      this.head = 0;
+    }
+  }
+
+  // drop(read): removes a kept read (claimed, or gone out).
+  drop(read) {
+    const list = this.byKey.get(read.key);
+    if (list !== undefined) {
+      const at = list.indexOf(read);
+      if (at !== -1) list.splice(at, 1);
+      if (list.length === 0) this.byKey.delete(read.key);
+    }
+    this.bytes -= read.size;
+    this.count--;
+    read.key = null;
+    read.data = null;
+    read.text = null;
+  }
+
+  clear() {
+    this.byKey.clear();
+    this.bytes = 0;
+    this.count = 0;
+    this.order = [];
+    this.head = 0;
+  }
+}
+
+// keptSize(v): what a kept string or Buffer holds: a string of characters above 0xff two bytes
+// a character (as TagCache counts).
+function keptSize(v) {
+  if (typeof v !== 'string') return v.length;
+  return Buffer.byteLength(v, 'utf8') === v.length ? v.length : 2 * v.length;
+}
+
+// copiedSession(sess): whether sess, given to set() without connect-sessd's hidden record, is
+// a session object of another framework's class (@fastify/session's Session), whose saves
+// keepReads is for: not a plain object (an app's own store.set(id, { ... })), not
+// express-session's Session (a new session's first save), nor one of another copy of
+// express-session, which has req as an own property.
+function copiedSession(sess) {
+  const proto = Object.getPrototypeOf(sess);
+  if (proto === Object.prototype || proto === null) return false;
+  if (Session !== null && sess instanceof Session) return false;
+  return !Object.prototype.hasOwnProperty.call(sess, 'req');
+}
+
 // textTag(text): dataTag of text's UTF-8 (a session's text, see exactText), hashed as the string:
 // dataTag makes a Buffer of it first, and a cart add's Buffer.from took 0.2-0.4 us of a 1.5 us
 // hash, with the pool of small Buffers it fills and replaces. crypto.hash (Node 20.12 and
@@ -865,6 +992,15 @@ class SessdStore extends BaseStore {
     this.merge = opts.merge ?? true;
     this.mergeKey = opts.mergeKey || null;
     this.mergeAttempts = opts.mergeAttempts ?? DEFAULT_MERGE_ATTEMPTS;
+    // keepReads (see ReadKeeper): true keeps get()'s reads by session key from the start, false
+    // never, null (not given) from the first save of a session object of another framework
+    // (copiedSession). Only with merge on: a whole save has no use for what was read.
+    if (opts.keepReads !== undefined && opts.keepReads !== null && typeof opts.keepReads !== 'boolean') {
+      throw new TypeError(`keepReads must be a boolean, got ${util.inspect(opts.keepReads)}`);
+    }
+    if (opts.keepReads === true && !this.merge) throw new TypeError('keepReads needs merge: a save that writes the session whole has no use for what was read');
+    this.keepReads = this.merge ? opts.keepReads ?? null : false;
+    this.keptReads = this.keepReads === true ? new ReadKeeper() : null;
     // For benchmarking only (bench/merge-contention.js --compare-cap), not part of the API:
     // the cap of the random wait between merge attempts, in ms (default MERGE_BACKOFF_MAX_MS).
     if (opts.mergeBackoffMaxMs !== undefined && !(Number.isFinite(opts.mergeBackoffMaxMs) && opts.mergeBackoffMaxMs >= 0)) {
@@ -1049,7 +1185,10 @@ class SessdStore extends BaseStore {
     if (soon) state.keep = { key, data: basis };
     // The tag and forms are worked out from data when the session is saved: a request that
     // does not save it pays nothing for them.
-    if (this.merge) state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false };
+    if (this.merge) {
+      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false };
+      if (this.keptReads !== null) this.keptReads.add(key, basis, text, Date.now());
+    }
     if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
     return sess;
   }
@@ -1214,6 +1353,7 @@ class SessdStore extends BaseStore {
   set(sid, sess, cb) {
     const err = idError(sid) ?? sessionError(sess);
     if (err !== null) return withCallback(Promise.reject(err), cb);
+    if (this.keepReads !== false && stateOf(sess) === undefined) this.claimRead(sid, sess);
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
@@ -1237,6 +1377,70 @@ class SessdStore extends BaseStore {
       }
       return undefined;
     })(), cb);
+  }
+
+  // claimRead(sid, sess): for a session object of another framework (copiedSession) that
+  // set() is given without connect-sessd's hidden record (see ReadKeeper): the read of the
+  // session sid it was copied from, if kept, is taken out of the keeper and put on sess as a
+  // read of its own (SessionState.loaded), so that its save merges over it. The first such
+  // object turns keeping on when keepReads was not given: the saves of the reads made before
+  // are whole. Not a plain object (the app's own store.set(id, { ... })), which is saved whole
+  // as before: taking the read of a request in flight, it left that request's save whole.
+  claimRead(sid, sess) {
+    if (!Object.isExtensible(sess) || !copiedSession(sess)) return;
+    if (this.keptReads === null) {
+      if (this.keepReads !== null) return;
+      this.keptReads = new ReadKeeper();
+      process.emitWarning('connect-sessd SessdStore: a session object that is not express-session\'s (@fastify/session\'s?) was saved: ' +
+        'from now on the store keeps its reads so that such saves merge and do not undo a logout (keepReads); give keepReads: true ' +
+        'to keep them from the first request, or false for whole saves', { code: 'CONNECT_SESSD_KEEP_READS' });
+      return;
+    }
+    const key = this.key(sid);
+    const reads = this.keptReads.reads(key, Date.now());
+    if (reads === undefined) return;
+    const read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    const { data, text } = read;
+    this.keptReads.drop(read);
+    // The cookie the read held is not needed: the loop of saveLoaded takes a copied session's
+    // cookie for changed, and its touch paths read the forms that save leaves.
+    stateFor(sess).loaded = { key, data, text, forms: null, cookie: undefined, stored: null, gone: false, copied: true };
+  }
+
+  // readOf(reads, sess): of several kept reads of one session (requests of it in flight at
+  // once, with saves between their reads), the one sess was most likely copied from: the one
+  // whose top-level keys differ from sess's in fewest (the cookie aside), the oldest of those
+  // that tie; differing only by the keys its request changed, the read it came from differs
+  // less than one made before or after another request's change. Merged over another's read,
+  // sess's stale value of a key changed between the two reads looked like a change of its own
+  // and was written back over the newer one. Under another serializer, or when all read the
+  // same bytes, the oldest.
+  readOf(reads, sess) {
+    if (this.serializer !== JSON) return reads[0];
+    // A page's parallel requests, with no save between their reads, read the same: any of them
+    // is the basis, and none need be parsed.
+    const first = reads[0].data;
+    if (reads.every((read) => read.data === first)) return reads[0];
+    const now = this.forms(sess);
+    let best = reads[0];
+    let fewest = Infinity;
+    for (const read of reads) {
+      let parsed;
+      try {
+        parsed = JSON.parse(read.text ?? asBuffer(read.data).toString('utf8'));
+      } catch (err) {
+        continue;
+      }
+      if (!isPlainObject(parsed)) continue;
+      let differ = 0;
+      for (const k of Object.keys(parsed)) if (k !== 'cookie' && this.keyForm(k, parsed[k]) !== now.get(k)) differ++;
+      for (const k of now.keys()) if (k !== 'cookie' && !Object.prototype.hasOwnProperty.call(parsed, k)) differ++;
+      if (differ < fewest) {
+        best = read;
+        fewest = differ;
+      }
+    }
+    return best;
   }
 
   // whileSaving(sess, key, before, saving, cb): withCallback(saving, cb) (saving: set()'s
@@ -1354,7 +1558,7 @@ class SessdStore extends BaseStore {
     if (!whole || whole.key !== key || !isPlainObject(sess) || !Object.isExtensible(sess)) return null;
     const before = await this.wholeRead(whole);
     if (before === null) return null;
-    const st = { key, data: asBuffer(whole.data), text: null, forms: before.forms, cookie: before.cookie, stored: null, gone: false };
+    const st = { key, data: asBuffer(whole.data), text: null, forms: before.forms, cookie: before.cookie, stored: null, gone: false, copied: false };
     stateFor(sess).loaded = st;
     return st;
   }
@@ -1593,7 +1797,9 @@ class SessdStore extends BaseStore {
     else if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
     const changed = [];
     for (const [k, f] of st.forms) {
-      const same = asRead && k === 'cookie' ? sameCookieAsRead(st.cookie, sess.cookie) : null;
+      // A copied session's cookie is always written: @fastify/session ends a session whose
+      // stored cookie has expired, by the expiry the data holds, which a touch does not renew.
+      const same = k !== 'cookie' ? null : st.copied ? false : asRead ? sameCookieAsRead(st.cookie, sess.cookie) : null;
       if (!(same ?? this.sameForm(k, f instanceof ReadForm ? this.formAt(st, k) : f, now.get(k)))) changed.push(k);
     }
     for (const k of now.keys()) if (!st.forms.has(k)) changed.push(k);
@@ -2135,8 +2341,9 @@ class SessdStore extends BaseStore {
     this.client.off('connect', this.onConnect);
     this.client.off('disconnect', this.onDisconnect);
     this.tags.clear(); // the copies of sessions' data go with the store
+    if (this.keptReads !== null) this.keptReads.clear();
     if (this.ownsClient) this.client.close();
   }
 }
 
-module.exports = { SessdStore, sameCookieAsRead, DEFAULT_TTL_S, stateOf, FLASH_PUSHES, REGENERATING, markSaveFailed, warnUnknownOptions };
+module.exports = { SessdStore, ReadKeeper, sameCookieAsRead, DEFAULT_TTL_S, stateOf, FLASH_PUSHES, REGENERATING, markSaveFailed, warnUnknownOptions };

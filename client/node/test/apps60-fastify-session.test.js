@@ -3,52 +3,14 @@
 // plug theirs in (client/node/README.md, "Other frameworks"): @fastify/session calls the
 // express-session store methods with callbacks and hands set() its own Session object, whose
 // cookie (maxAge, expires) gives the session's lifetime in sessd. bench/ecosystem/fastify.js
-// runs the same beside connect-redis by hand; this keeps the sessd side in CI.
+// runs the same beside connect-redis by hand; this keeps the sessd side in CI. Requests of one
+// visitor in flight at once: apps61-fastify-keep-reads.test.js.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const Fastify = require('fastify');
 const { SessdStore } = require('..');
-const { Browser, once, persistentDaemon } = require('./helpers');
-
-const SECRET = 'a-fastify-session-secret-of-32-chars-or-more';
-const HOUR = 3600 * 1000;
-const MONTH = 30 * 24 * HOUR;
-
-async function fastifyApp(t, store) {
-  const app = Fastify();
-  // Browser.post sends an urlencoded form (empty here: the routes read the query).
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body))));
-  await app.register(require('@fastify/cookie'));
-  await app.register(require('@fastify/session'), { secret: SECRET, store, cookie: { secure: false, maxAge: HOUR }, saveUninitialized: false });
-  // A login in the shape of passport's: a new id, the cart kept, "remember me" a longer cookie.
-  app.post('/login', async (request) => {
-    await request.session.regenerate(['cart']);
-    request.session.user = request.query.user;
-    if (request.query.remember) request.session.cookie.maxAge = MONTH;
-    return { ok: true };
-  });
-  app.post('/cart', async (request) => {
-    request.session.cart = [...(request.session.cart || []), request.query.item];
-    return { cart: request.session.cart };
-  });
-  app.get('/page', async (request) => ({ sid: request.session.sessionId, user: request.session.user ?? null, cart: request.session.cart ?? [] }));
-  app.post('/logout', async (request) => {
-    await request.session.destroy();
-    return { ok: true };
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  t.after(async () => {
-    await app.close();
-    store.close();
-  });
-  return new Browser(`http://127.0.0.1:${app.server.address().port}`);
-}
-
-const json = (r) => {
-  assert.equal(r.status, 200, r.body);
-  return JSON.parse(r.body);
-};
+const { once, persistentDaemon } = require('./helpers');
+const { fastifyApp, json, HOUR, MONTH } = require('./apps61-fastify-app');
 
 test('@fastify/session on SessdStore: login by regenerate, the cookie\'s maxAge as the lifetime in sessd, logout', async (t) => {
   const d = await persistentDaemon(t);
