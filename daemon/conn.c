@@ -432,6 +432,20 @@ static void finish_wiped(struct buf *b)
 }
 
 /*
+ * Drop what ${c} read and did not handle, wiped first: its unread frames (wipe_unread_input)
+ * and its unopened records (wipe_unopened). Setting the counts back alone left them whole in
+ * buffers that are then freed as they are, or reused (trim_input frees an empty record buffer
+ * unwiped): the close at --max-client-memory (evict), a RETIRE, the start of a linger.
+ */
+static void drop_unread(struct conn *c)
+{
+	wipe_unread_input(c);
+	c->in_start = c->in_end = 0;
+	wipe_unopened(c, 0);
+	buf_reset(&c->raw);
+}
+
+/*
  * buf_reserve for ${c}'s record buffer, by copy and wipe instead of realloc, which would free
  * the old block as it was (wipe_unopened's bytes in it). Returns 0, or -1 when memory ran out
  * (the buffer is unchanged).
@@ -704,8 +718,7 @@ static bool finish_closing(struct conn *c)
 		}
 		c->lingering = true;
 		shutdown(c->fd, SHUT_WR);
-		c->in_start = c->in_end = 0;
-		buf_reset(&c->raw);
+		drop_unread(c);
 		note_held(c, false);
 		update_reading(c);
 	}
@@ -1722,7 +1735,8 @@ static void trim_input(struct conn *c)
 		freed = true;
 	}
 	/* Not wiped (finish_wiped): emptied without a fault, every byte it held was a record that
-	 * opened (a fault wipes the rest at once), and this runs after each large request. */
+	 * opened (a fault wipes the rest at once, drop_unread what it drops), and this runs after
+	 * each large request. */
 	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES) {
 		buf_finish(&c->raw);
 		freed = true;
@@ -1873,8 +1887,7 @@ static void evict(struct conn *c)
 	/* Sealed records dropped unsent would leave a gap in the record numbers. */
 	bool torn = c->out_torn || c->out_sent > 0 || (c->peer.seal != NULL && c->out.len > 0);
 
-	c->in_start = c->in_end = 0;
-	buf_reset(&c->raw);
+	drop_unread(c);
 	trim_input(c);
 	empty_output(c);
 	give_back_room(c, false);
@@ -2735,8 +2748,7 @@ int conn_set_retire(struct conn_set *s, const struct dispatch_peer *asking,
 		 * conn_set_handle_input). What it read and did not carry out is dropped, nothing
 		 * more is read, process() hands nothing on, and the flush closes it. */
 		c->retired = true;
-		c->in_start = c->in_end = 0;
-		buf_reset(&c->raw);
+		drop_unread(c);
 		c->record_fault = NULL;
 		unhold(c);
 		mark_closing(c);
