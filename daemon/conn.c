@@ -422,11 +422,27 @@ static void wipe_unopened(struct conn *c, size_t at)
 		sodium_memzero(c->raw.data + at, c->raw.cap - at);
 }
 
-/* Free ${c}'s record buffer, wiped first (wipe_unopened). */
-static void finish_raw(struct conn *c)
+/* buf_finish for a buffer that may hold bytes never opened (a sealed connection's records:
+ * wipe_unopened), wiped to its capacity first. */
+static void finish_wiped(struct buf *b)
 {
+	if (b->data != NULL)
+		sodium_memzero(b->data, b->cap);
+	buf_finish(b);
+}
+
+/*
+ * Drop what ${c} read and did not handle, wiped first: its unread frames (wipe_unread_input)
+ * and its unopened records (wipe_unopened). Setting the counts back alone left them whole in
+ * buffers that are then freed as they are, or reused (trim_input frees an empty record buffer
+ * unwiped): the close at --max-client-memory (evict), a RETIRE, the start of a linger.
+ */
+static void drop_unread(struct conn *c)
+{
+	wipe_unread_input(c);
+	c->in_start = c->in_end = 0;
 	wipe_unopened(c, 0);
-	buf_finish(&c->raw);
+	buf_reset(&c->raw);
 }
 
 /*
@@ -446,7 +462,7 @@ static int reserve_raw(struct conn *c, size_t want)
 	if (c->raw.len > 0)
 		memcpy(grown.data, c->raw.data, c->raw.len);
 	grown.len = c->raw.len;
-	finish_raw(c);
+	finish_wiped(&c->raw);
 	c->raw = grown;
 	return 0;
 }
@@ -463,7 +479,7 @@ static void conn_destroy(struct conn *c)
 	free(c->in_data);
 	buf_finish(&c->out);
 	buf_finish(&c->plain);
-	finish_raw(c);
+	finish_wiped(&c->raw);
 	seal_free(c->peer.seal);
 	free(c);
 }
@@ -702,8 +718,7 @@ static bool finish_closing(struct conn *c)
 		}
 		c->lingering = true;
 		shutdown(c->fd, SHUT_WR);
-		c->in_start = c->in_end = 0;
-		buf_reset(&c->raw);
+		drop_unread(c);
 		note_held(c, false);
 		update_reading(c);
 	}
@@ -1719,8 +1734,9 @@ static void trim_input(struct conn *c)
 		c->in_cap = 0;
 		freed = true;
 	}
-	/* Not wiped (finish_raw): emptied without a fault, every byte it held was a record that
-	 * opened (a fault wipes the rest at once), and this runs after each large request. */
+	/* Not wiped (finish_wiped): emptied without a fault, every byte it held was a record that
+	 * opened (a fault wipes the rest at once, drop_unread what it drops), and this runs after
+	 * each large request. */
 	if (c->raw.len == 0 && c->raw.cap > CONN_STAGING_KEEP_BYTES) {
 		buf_finish(&c->raw);
 		freed = true;
@@ -1732,30 +1748,18 @@ static void trim_input(struct conn *c)
 
 /*
  * Move what ${b} holds from offset ${from} on to a buffer of its size (buf_reserve's), or
- * free it when that is nothing. Returns 0, or -1 (ENOMEM; nothing changed).
+ * free it when that is nothing; the old one goes with ${finish} (buf_finish, or finish_wiped
+ * for a sealed connection's records). Returns 0, or -1 (ENOMEM; nothing changed).
  */
-static int shrink_buf(struct buf *b, size_t from)
+static int shrink_buf(struct buf *b, size_t from, void (*finish)(struct buf *))
 {
 	struct buf fresh;
 
 	buf_init(&fresh);
 	if (buf_append(&fresh, b->data + from, b->len - from) == -1)
 		return -1;
-	buf_finish(b);
+	finish(b);
 	*b = fresh;
-	return 0;
-}
-
-/* shrink_buf for ${c}'s record buffer, the old one wiped (wipe_unopened). */
-static int shrink_raw(struct conn *c)
-{
-	struct buf fresh;
-
-	buf_init(&fresh);
-	if (buf_append(&fresh, c->raw.data, c->raw.len) == -1)
-		return -1;
-	finish_raw(c);
-	c->raw = fresh;
 	return 0;
 }
 
@@ -1816,7 +1820,7 @@ static void free_empty_buffers(struct conn *c)
 		c->in_start = c->in_end = 0;
 	}
 	if (c->raw.len == 0)
-		finish_raw(c);
+		finish_wiped(&c->raw);
 	if (c->out.len == c->out_sent && c->plain.len == 0) {
 		buf_finish(&c->out);
 		c->out_sent = 0;
@@ -1843,11 +1847,12 @@ static void give_back_room(struct conn *c, bool spare_arriving)
 	if (roomy(c->in_end - c->in_start, c->in_cap) && !(spare_arriving && frame_arriving(c)))
 		shrink_input(c);
 	if (roomy(c->raw.len, c->raw.cap))
-		shrink_raw(c);
+		shrink_buf(&c->raw, 0, finish_wiped);
 	if (roomy(c->plain.len, c->plain.cap))
-		shrink_buf(&c->plain, 0);
+		shrink_buf(&c->plain, 0, buf_finish);
 	/* Replies waiting to be sealed have their room kept in out (dispatch_peer.sealed_out). */
-	if (c->plain.len == 0 && roomy(out, c->out.cap) && shrink_buf(&c->out, c->out_sent) == 0) {
+	if (c->plain.len == 0 && roomy(out, c->out.cap) &&
+	    shrink_buf(&c->out, c->out_sent, buf_finish) == 0) {
 		/* As when send_output consumes: what is left may start inside a reply. */
 		if (c->out_sent > 0)
 			c->out_torn = true;
@@ -1882,8 +1887,7 @@ static void evict(struct conn *c)
 	/* Sealed records dropped unsent would leave a gap in the record numbers. */
 	bool torn = c->out_torn || c->out_sent > 0 || (c->peer.seal != NULL && c->out.len > 0);
 
-	c->in_start = c->in_end = 0;
-	buf_reset(&c->raw);
+	drop_unread(c);
 	trim_input(c);
 	empty_output(c);
 	give_back_room(c, false);
@@ -2744,8 +2748,7 @@ int conn_set_retire(struct conn_set *s, const struct dispatch_peer *asking,
 		 * conn_set_handle_input). What it read and did not carry out is dropped, nothing
 		 * more is read, process() hands nothing on, and the flush closes it. */
 		c->retired = true;
-		c->in_start = c->in_end = 0;
-		buf_reset(&c->raw);
+		drop_unread(c);
 		c->record_fault = NULL;
 		unhold(c);
 		mark_closing(c);

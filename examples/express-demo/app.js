@@ -67,14 +67,20 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   app.disable('x-powered-by');
   // What a visitor sees while sessions cannot be read or saved. Their session (login, cart,
   // pending flashes) is kept in sessd, so the page says so rather than showing them logged
-  // out; a page they asked for reloads by itself, and a change they sent is said not to
-  // have been made (a reload would send it again, or GET a form's URL).
-  const unavailable = (req, res) => {
+  // out; a page they asked for reloads by itself (a reload of a change would send it again,
+  // or GET a form's URL). A change is said not to have been made only when it was not: no
+  // session to make it in, or an error with notCarriedOut. One whose save timed out or whose
+  // connection broke (${err} without it) may still land, as sessd runs what it read once it
+  // resumes: "try again" had a visitor add the lemons twice.
+  const unavailable = (req, res, err = null) => {
     const change = req.method !== 'GET' && req.method !== 'HEAD';
     const visitor = /(?:^|;\s*)demo\.sid=/.test(req.headers.cookie || '') ? ' You stay logged in, and your cart is kept.' : '';
+    let outcome = 'This page reloads by itself.';
+    if (change && (err === null || err.notCarriedOut === true)) outcome = 'What you sent was not done: please try again shortly.';
+    else if (change) outcome = 'What you sent may or may not have been done: look once the shop is back before you send it again.';
     res.status(503).set('Retry-After', '5').type('html').send(page({
       title: 'sessd demo shop',
-      flash: { error: [`The shop cannot reach its sessions for a moment.${visitor} ${change ? 'What you sent was not done: please try again shortly.' : 'This page reloads by itself.'}`] },
+      flash: { error: [`The shop cannot reach its sessions for a moment.${visitor} ${outcome}`] },
       body: '<p><a href="/">Back to the shop</a></p>',
       served,
       refreshSeconds: change ? 0 : 5,
@@ -196,7 +202,7 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   app.use((err, req, res, next) => {
     if (res.headersSent) return next(err);
     const status = err.statusCode || err.status || 500;
-    if (status === 503) return unavailable(req, res);
+    if (status === 503) return unavailable(req, res, err);
     // Errors without a status are bugs or misconfiguration: the log has them, the page not.
     if (status >= 500) console.error(err);
     res.status(status).type('html').send(page({

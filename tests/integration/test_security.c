@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -344,17 +343,31 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 
 /*
  * Start ${d} with --auth-file ${app_path} (made in ${dir}, a mkdtemp template; ${path_size}
- * bytes) holding the apps' secret, its heap as in service: glibc's MALLOC_PERTURB_ (meson sets
- * it for tests) would fill freed blocks and hide a secret left in one, and its trim threshold
- * raised, so a freed block at the heap's top is not returned by luck.
+ * bytes) holding the apps' secret, and ${more_args} (NULL-terminated; NULL for none), its heap
+ * as in service: glibc's MALLOC_PERTURB_ (meson sets it for tests) would fill freed blocks and
+ * hide a secret left in one; its trim threshold raised, so a freed block at the heap's top is
+ * not returned by luck; and its mmap threshold where glibc moves it the first time a daemon
+ * frees a large buffer (a large reply's), so that a block of 128 KiB (a sealed connection's
+ * record buffer at its largest) comes from the heap, not from a mapping unmapped at its free
+ * (setting the one tunable stops glibc from moving the other).
  */
 static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_path,
-                                size_t path_size)
+                                size_t path_size, const char *const *more_args)
 {
-	const char *const args[] = {"--auth-file", app_path, NULL};
+	const char *args[16] = {"--auth-file", app_path};
+	size_t n = 2;
 
+	for (size_t i = 0; more_args != NULL && more_args[i] != NULL; i++) {
+		cr_assert_lt(n, sizeof(args) / sizeof(args[0]) - 1);
+		args[n++] = more_args[i];
+	}
+	args[n] = NULL;
 	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
-	cr_assert_eq(setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824", 1), 0);
+	cr_assert_eq(setenv("GLIBC_TUNABLES",
+	                    "glibc.malloc.trim_threshold=1073741824:"
+	                    "glibc.malloc.mmap_threshold=4194304",
+	                    1),
+	             0);
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(app_path, path_size, "%s/auth", dir);
 	harness_write_secret(app_path, app_secret, 0600);
@@ -389,7 +402,7 @@ LEAK_CHECKED_TEST(security, a_secret_sent_plain_where_a_record_was_due_leaves_no
 	int stats_fd;
 
 	cr_assert(sodium_init() >= 0);
-	start_as_in_service(&d, dir, app_path, sizeof(app_path));
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), NULL);
 	stats_fd = harness_connect(d.unix_url);
 	cr_assert_geq(stats_fd, 0);
 	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
@@ -580,7 +593,7 @@ LEAK_CHECKED_TEST(security, a_second_hellos_secret_split_across_reads_leaves_no_
 	uint8_t *pad;
 	int stats_fd;
 
-	start_as_in_service(&d, dir, app_path, sizeof(app_path));
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), NULL);
 	buf_init(&prefix);
 
 	buf_init(&auth);
@@ -881,5 +894,139 @@ LEAK_CHECKED_TEST(security, a_secret_of_few_different_bytes_is_warned_of)
 		cr_expect_eq(harness_stop(&d), 0);
 	}
 	unlink(path);
+	rmdir(dir);
+}
+
+/* Wait until STATS' ${key} on ${stats_fd} reaches ${least}, 10 s at most; returns it. */
+static uint64_t stat_reaches(int stats_fd, const char *key, uint64_t least)
+{
+	long started = harness_mono_ms();
+	uint64_t v;
+
+	while ((v = harness_server_stat(stats_fd, key)) < least) {
+		cr_assert_lt(harness_mono_ms() - started, 10000,
+		             "%s stays at %" PRIu64 " < %" PRIu64, key, v, least);
+		harness_sleep_ms(10);
+	}
+	return v;
+}
+
+/* A connection to ${d} past a plain HELLO with the apps' secret, holding the first ${sent}
+ * bytes of a PING of ${frame_bytes}: they count in client_bytes (waited for on ${stats_fd}). */
+static int holding_part_of_a_ping(const struct harness_daemon *d, int stats_fd, size_t sent,
+                                  size_t frame_bytes)
+{
+	uint64_t before = harness_server_stat(stats_fd, "client_bytes");
+	struct buf ping;
+	int fd = harness_connect(d->unix_url);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(plain_hello_on(fd, app_secret, 1), CODEC_OK);
+	buf_init(&ping);
+	append_ping_of(&ping, frame_bytes, 2);
+	cr_assert_eq(harness_send_all(fd, ping.data, sent), 0);
+	buf_finish(&ping);
+	stat_reaches(stats_fd, "client_bytes", before + sent);
+	return fd;
+}
+
+/*
+ * What a connection closed over --max-client-memory had read and not handled: frames behind
+ * the one it was waiting for, a HELLO among them (a secret shown again past the first HELLO),
+ * or a sealed connection's record still arriving, never opened (a secret sent plain where a
+ * record was due). The close dropped them by resetting the buffers' counts and freed the
+ * buffers as they were, the secret whole in memory freed: only a fault or the connection's
+ * end wiped them (stop 60 wiped the records' buffer "wherever it leaves it", but not here,
+ * nor at a RETIRE or the start of a linger, which drop them the same way).
+ */
+LEAK_CHECKED_TEST(security, a_secret_dropped_unread_by_an_evicted_connection_leaves_no_copy)
+{
+	static const char pipelined[] =
+	    "evicted with its frames unread: a HELLO's secret (review-61)";
+	static const char unopened[] =
+	    "evicted with its record unopened: a plain secret (review-61)";
+	static const char *const more_args[] = {"--max-frame", "65536", "--max-client-memory",
+	                                        "131072", NULL};
+	/* A record of the most a record holds (65,536 bytes and its tag): its buffer is 128 KiB. */
+	static const uint8_t longest_record[4] = {0, 1, 0, 0x10};
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
+	const size_t first_bytes = 1000, ping_bytes = 3000, record_sent = 40000;
+	struct harness_daemon d;
+	struct buf tail, ping, record;
+	struct codec_reply rep;
+	struct sealed s;
+	uint8_t *body;
+	uint64_t evicted, held;
+	size_t pad;
+	int stats_fd, victim, a, b, beside;
+
+	cr_assert(sodium_init() >= 0);
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), more_args);
+	stats_fd = harness_connect(d.unix_url);
+	cr_assert_geq(stats_fd, 0);
+	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
+
+	/* Plain. The victim holds the start of a PING first, so it is the one that has gone
+	 * longest without progress; two others hold most of the limit. Its next write (the
+	 * PING's rest, a HELLO with a secret, padding) passes the limit in one read, and it is
+	 * closed with all of that unread. */
+	victim = holding_part_of_a_ping(&d, stats_fd, first_bytes, ping_bytes);
+	a = holding_part_of_a_ping(&d, stats_fd, 60000, 65000);
+	b = holding_part_of_a_ping(&d, stats_fd, 40000, 56000);
+	/* Their input buffers count whole: 65,000 and 56,000 bytes. */
+	held = harness_server_stat(stats_fd, "client_bytes");
+	cr_assert_lt(held, 131072 - 4096, "they hold %" PRIu64, held);
+	cr_assert_gt(held, 131072 - 12000, "they hold %" PRIu64, held);
+	evicted = harness_server_stat(stats_fd, "client_evictions_total");
+	buf_init(&ping);
+	append_ping_of(&ping, ping_bytes, 2);
+	buf_init(&tail);
+	cr_assert_eq(buf_append(&tail, ping.data + first_bytes, ping_bytes - first_bytes), 0);
+	buf_finish(&ping);
+	append_hello(&tail, pipelined, 3);
+	/* As much again as takes it 2 KB past the limit, in a read of 16 KiB. */
+	pad = (size_t)(131072 + 2048 - held) - tail.len;
+	append_ping_of(&tail, pad, 4);
+	cr_assert_eq(harness_send_all(victim, tail.data, tail.len), 0);
+	buf_finish(&tail);
+	stat_reaches(stats_fd, "client_evictions_total", evicted + 1);
+	harness_read_reply(victim, &rep, &body);
+	free(body);
+	cr_expect_eq(rep.status, CODEC_BUSY, "the one longest without progress is closed");
+	harness_expect_closed(victim);
+	cr_expect(!memory_holds(d.pid, pipelined),
+	          "a secret in frames an evicted connection had not handled is still in memory");
+	close(victim);
+	close(a);
+	close(b);
+
+	/* Sealed: a record's first 40,000 bytes, the secret among them, grow its buffer to
+	 * 128 KiB, which passes the limit with a few bytes held beside it. */
+	while (harness_server_stat(stats_fd, "client_bytes") > 4096)
+		harness_sleep_ms(10);
+	s = sealed_open_with(d.unix_url, app_secret);
+	beside = holding_part_of_a_ping(&d, stats_fd, first_bytes, ping_bytes);
+	evicted = harness_server_stat(stats_fd, "client_evictions_total");
+	buf_init(&record);
+	cr_assert_eq(buf_append(&record, longest_record, sizeof(longest_record)), 0);
+	cr_assert_eq(buf_reserve(&record, record_sent), 0);
+	memset(record.data + record.len, 0x5a, record_sent);
+	memcpy(record.data + record.len + record_sent / 2, unopened, strlen(unopened));
+	record.len += record_sent;
+	cr_assert_eq(harness_send_all(s.fd, record.data, record.len), 0);
+	buf_finish(&record);
+	stat_reaches(stats_fd, "client_evictions_total", evicted + 1);
+	for (long started = harness_mono_ms();
+	     harness_server_stat(stats_fd, "client_bytes") > first_bytes + 4096;
+	     harness_sleep_ms(10))
+		cr_assert_lt(harness_mono_ms() - started, 10000, "the sealed one is closed");
+	cr_expect(!memory_holds(d.pid, unopened),
+	          "a secret in a record an evicted connection had not opened is still in memory");
+	sealed_close(&s);
+	close(beside);
+	close(stats_fd);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(app_path);
 	rmdir(dir);
 }

@@ -64,3 +64,46 @@ test('the demo shop answers an error of its own with a page, not a stack', async
   assert.doesNotMatch(r.body, /\n\s+at |Error:/, r.body);
   assert.match(r.body, /could not be handled/);
 });
+
+// A change whose save timed out on a stuck sessd (a swap storm, a paused VM, a slow disk) may
+// still be carried out: the request sat in sessd's socket, and sessd runs what a departed
+// client sent once it resumes (connect-sessd's error has no notCarriedOut). The demo told
+// the visitor "What you sent was not done: please try again", and a visitor who did so had
+// the item twice. Only an error with notCarriedOut (sessd refused it, or it was never sent)
+// may say it was not done.
+test('the demo shop does not say a change was not done when its save timed out and may land', { timeout: 30000 }, async (t) => {
+  // One connection, given up at the save's timeout, and no wait for another: the 503 comes
+  // while sessd is still stuck (as in failed-save.test.js).
+  const { d, store, br } = await demoShop(t, {
+    namespace: 'review61-stuck',
+    storeOptions: { poolSize: 1, timeoutMs: 300, restartWaitMs: 600000 },
+    login: 'Ann',
+  });
+  t.after(() => { if (d.proc) d.proc.kill('SIGCONT'); });
+  // sessd gets stuck once the request has read its session, just before its save.
+  const realSet = store.set.bind(store);
+  let stickBeforeSave = true;
+  store.set = (sid, sess, cb) => {
+    if (!stickBeforeSave) return realSet(sid, sess, cb);
+    stickBeforeSave = false;
+    return d.pause().then(() => realSet(sid, sess, cb), cb);
+  };
+  let add;
+  try {
+    add = await br.post('/cart', { item: '2 lemons' });
+  } finally {
+    d.proc.kill('SIGCONT');
+  }
+  assert.equal(add.status, 503, add.body);
+  assert.doesNotMatch(add.body, /was not done/, 'a save that timed out is said not to have been done');
+  assert.match(add.body, /may or may not have been done/);
+  assert.doesNotMatch(add.body, /\n\s+at |ESESSD_|ETIMEDOUT|Error:/, add.body);
+  // And it was: sessd carried the save out once it resumed.
+  let cart = [];
+  for (let i = 0; i < 100 && cart.length === 0; i++) {
+    const r = await br.get('/');
+    if (r.status === 200) cart = cartOf(r.body);
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.deepEqual(cart, ['2 lemons'], 'the save that timed out landed once sessd resumed');
+});
