@@ -401,6 +401,16 @@ static int read_stdin(const char *what, char **out, size_t *len)
 		        what);
 		goto fail;
 	}
+	/* `sessctl get ID | jq ... | sessctl set-if ID TAG`: a get that timed out, or a filter
+	 * that failed, hands on nothing, and that was stored over the session (the tag still
+	 * matched), which the pipeline's status did not show. */
+	if (n == 0) {
+		fprintf(stderr,
+		        "sessctl: %s: standard input is empty, nothing stored (a command before it "
+		        "in a pipeline may have failed; empty data is given as '')\n",
+		        what);
+		goto fail;
+	}
 	*out = data;
 	*len = n;
 	return 0;

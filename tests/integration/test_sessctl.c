@@ -942,6 +942,7 @@ LEAK_CHECKED_TEST(sessctl, a_value_out_of_place_shows_no_full_id)
 
 LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 {
+	char tag[2 * SESSD_TAG_BYTES + 1];
 	uint8_t data[70000];
 	struct run r;
 
@@ -966,8 +967,23 @@ LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 	RUN(&r, "--json", "get", "esc");
 	expect_json(&r);
 	expect(&r, 0, "\"a\\\"\\\\\\n\\u0001\\u00ff\xc3\xa9\\u007f\\u00ed\\u00a0\\u0080\"\n");
-	/* Empty standard input is empty data. */
+	/* Empty standard input stores nothing: in `get | filter | set-if` it is what a get that
+	 * timed out, or a filter that failed, hands on, and it was stored over the session with
+	 * exit status 0. Empty data is given as ''. */
+	RUN(&r, "set", "empty", "kept");
+	expect(&r, 0, "");
 	run_in(&r, NULL, 0, (const char *const[]){"set", "empty", NULL});
+	cr_assert(strstr((char *)r.err.data, "standard input is empty, nothing stored") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "empty");
+	expect(&r, 0, "kept");
+	get_tag("empty", tag);
+	run_in(&r, NULL, 0, (const char *const[]){"set-if", "empty", tag, NULL});
+	expect(&r, 2, "");
+	RUN(&r, "get", "empty");
+	expect(&r, 0, "kept");
+	RUN(&r, "set", "empty", "");
 	expect(&r, 0, "");
 	RUN(&r, "get", "empty");
 	expect(&r, 0, "");
