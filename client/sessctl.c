@@ -180,6 +180,7 @@ static const char usage_text[] =
     "did not answer (no socket, refused, timed out, connection broken, stopping or full)\n";
 
 static void write_escaped(FILE *f, const char *p, size_t len);
+static bool write_text_escaped(FILE *out, const char *p, size_t len, bool keep_lines);
 
 /*
  * Write "sessctl: ", the printf format ${fmt} with ${ap}, and a newline to standard error,
@@ -664,6 +665,17 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 	} else if (o->tag) {
 		tag_hex(data, len, hex);
 		printf("%s\n", hex);
+	} else if (isatty(STDOUT_FILENO)) {
+		/* Data any client wrote, an app's visitor's text in it, could drive the
+		 * operator's terminal (ESC, the C1 controls: a forged screen, a title, a clipboard
+		 * write), as flash-pop's messages could before they were escaped. */
+		if (write_text_escaped(stdout, data, len, true)) {
+			fflush(stdout);
+			fputs("\nsessctl: get: bytes that could drive the terminal are shown as "
+			      "\\xNN; "
+			      "piped or redirected, get prints the data exactly\n",
+			      stderr);
+		}
 	} else {
 		fwrite(data, 1, len, stdout);
 	}
@@ -817,26 +829,32 @@ static size_t printable_utf8(const unsigned char *p, size_t left)
 }
 
 /*
- * Write ${len} bytes of the message or type ${p}: printable ASCII and UTF-8 text as they are;
- * control characters (a newline, a tab, ESC, the C1 controls), the bidirectional overrides,
- * bytes that are not UTF-8, and the backslash as \\xNN, a byte each. Each message stays on
- * its line, and one an app's user wrote cannot drive the operator's terminal.
+ * Write ${len} bytes of the message or type ${p} to ${out}: printable ASCII and UTF-8 text as
+ * they are; control characters (a newline, a tab, ESC, the C1 controls), the bidirectional
+ * overrides, bytes that are not UTF-8, and the backslash as \\xNN, a byte each. Each message
+ * stays on its line, and one an app's user wrote cannot drive the operator's terminal. With
+ * ${keep_lines} (get's data shown on a terminal) newlines, tabs and backslashes are written
+ * as they are: only what drives the terminal is escaped. Returns whether anything was.
  */
-static void write_text_escaped(FILE *out, const char *p, size_t len)
+static bool write_text_escaped(FILE *out, const char *p, size_t len, bool keep_lines)
 {
 	const unsigned char *bytes = (const unsigned char *)p;
+	bool escaped = false;
 	size_t run;
 
 	for (size_t i = 0; i < len; i++) {
-		if (bytes[i] >= 0x20 && bytes[i] < 0x7f && bytes[i] != '\\') {
+		if ((bytes[i] >= 0x20 && bytes[i] < 0x7f && bytes[i] != '\\') ||
+		    (keep_lines && (bytes[i] == '\n' || bytes[i] == '\t' || bytes[i] == '\\'))) {
 			fputc(bytes[i], out);
 		} else if (bytes[i] >= 0x80 && (run = printable_utf8(bytes + i, len - i)) > 0) {
 			fwrite(bytes + i, 1, run, out);
 			i += run - 1;
 		} else {
 			fprintf(out, "\\x%02x", bytes[i]);
+			escaped = true;
 		}
 	}
+	return escaped;
 }
 
 static void print_flashes_json(FILE *out, const struct sessd_flashes *f, bool one_type)
@@ -880,10 +898,11 @@ static void print_flashes(FILE *out, const struct opts *o, const struct sessd_fl
 	}
 	for (size_t i = 0; i < f->count; i++) {
 		if (type == NULL) {
-			write_text_escaped(out, f->items[i].type, strlen(f->items[i].type));
+			(void)write_text_escaped(out, f->items[i].type, strlen(f->items[i].type),
+			                         false);
 			fputc('\t', out);
 		}
-		write_text_escaped(out, f->items[i].msg, f->items[i].msg_len);
+		(void)write_text_escaped(out, f->items[i].msg, f->items[i].msg_len, false);
 		fputc('\n', out);
 	}
 }

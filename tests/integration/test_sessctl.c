@@ -3506,3 +3506,85 @@ LEAK_CHECKED_TEST(sessctl, flash_pop_keeps_or_shows_what_it_cannot_print)
 	cr_assert_eq(r.status, 0);
 	run_free(&r);
 }
+
+/*
+ * Run sessctl ${args} against the daemon with a terminal for its standard output (its output
+ * processing off, so the bytes come as written), kept in r->out; standard input /dev/null.
+ */
+static void run_to_terminal(struct run *r, const char *const *args)
+{
+	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
+	const char *argv[16];
+	char env_url[400], *envp[256];
+	int master, slave, err_pipe[2], envc;
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd[2];
+	struct termios t;
+	pid_t pid;
+
+	envc = run_begin(r, argv, args, envp, unset);
+	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
+	envp[envc++] = env_url;
+	envp[envc] = NULL;
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	cr_assert_eq(tcgetattr(slave, &t), 0);
+	t.c_oflag &= ~(tcflag_t)OPOST;
+	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, slave, 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(slave);
+	close(err_pipe[1]);
+	pfd[0] = (struct pollfd){.fd = master, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+	/* The master reads EIO once sessctl, the slave's last holder, has exited. */
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+			}
+	}
+	run_end(r, pid);
+}
+
+/*
+ * get prints the data exactly as stored, and any client may have stored it, with an app's
+ * visitor's text in it: on the operator's terminal ESC or a C1 CSI drove it (a forged screen,
+ * a window title, OSC 52's clipboard write). On a terminal those bytes are now shown as \xNN,
+ * with a line on standard error saying so; newlines, tabs, backslashes and UTF-8 text are
+ * shown as they are, and piped, the bytes are exact.
+ */
+LEAK_CHECKED_TEST(sessctl, get_on_a_terminal_cannot_drive_it)
+{
+	static const char hostile[] =
+	    "{\"name\":\"x\x1b]52;c;ZXZpbA==\x07\x1b[2J\"}\n\tcaf\xc3\xa9 "
+	    "\\\"q\\\" \xc2\x9b"
+	    "31m";
+	struct run r;
+
+	put("default", "hostile", hostile);
+	run_to_terminal(&r, (const char *const[]){"get", "hostile", NULL});
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	cr_assert_str_eq((char *)r.out.data, "{\"name\":\"x\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J\"}\n\t"
+	                                     "caf\xc3\xa9 \\\"q\\\" \\xc2\\x9b31m");
+	cr_assert(strstr((char *)r.err.data, "shown as \\xNN") != NULL, "%s", (char *)r.err.data);
+	run_free(&r);
+	/* Plain data on a terminal: as it is, and no note. */
+	put("default", "plain", "{\"a\":\"b\\\"c\"}\n");
+	run_to_terminal(&r, (const char *const[]){"get", "plain", NULL});
+	expect(&r, 0, "{\"a\":\"b\\\"c\"}\n");
+	/* Piped: exact. */
+	RUN(&r, "get", "hostile");
+	expect(&r, 0, hostile);
+}
