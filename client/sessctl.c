@@ -2113,6 +2113,15 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 	else
 		snprintf(source, sizeof(source), "--id-file %s", o->id_file);
 	fd = from_stdin ? STDIN_FILENO : open(o->id_file, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && strchr(o->id_file, '/') == NULL) {
+		char shown[SHOWN_ARG_SIZE];
+
+		/* No such file and no directory in it: it may be the id itself, given in the
+		 * file's place (see shown_arg). */
+		shown_arg(o->id_file, shown);
+		say("--id-file %s: no such file (the file that holds the id goes there)", shown);
+		return EXIT_TROUBLE;
+	}
 	if (fd == -1) {
 		say("%s: %s", source, strerror(errno));
 		return EXIT_TROUBLE;
@@ -2125,8 +2134,10 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 	}
 	if (isatty(fd)) {
 		got = read_terminal_line(fd, text, 2 * ID_TEXT_MAX);
-		if (got == -1 && errno == EFBIG)
-			got = 2 * ID_TEXT_MAX, more = true;
+		if (got == -1 && errno == EFBIG) {
+			got = 2 * ID_TEXT_MAX;
+			more = true;
+		}
 	} else {
 		got = read_bounded(fd, text, 2 * ID_TEXT_MAX, &more);
 	}

@@ -3352,6 +3352,12 @@ LEAK_CHECKED_TEST(sessctl, id_file_and_id_env_take_one_id_and_nothing_else)
 	expect(&r, 0, "again");
 	run_in(&r, "", 0, (const char *const[]){"get", "--id-file", "-", NULL});
 	expect(&r, 2, "");
+	/* The id given in the file's place is not shown whole. */
+	RUN(&r, "get", "--id-file", id);
+	cr_assert(strstr((char *)r.err.data, "no such file") != NULL, "%s", (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, id) == NULL, "the id is shown: %s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
 	RUN(&r, "get", "--id-file", "/nonexistent/id");
 	cr_assert(strstr((char *)r.err.data, "/nonexistent/id: No such file") != NULL, "%s",
 	          (char *)r.err.data);
