@@ -5,6 +5,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +63,11 @@
  * default, see main): during a mass expiry the daemon answers them once it has reclaimed
  * the sessions due, which takes seconds for millions (PROTOCOL.md). */
 #define WAITING_TIMEOUT_MS 60000
+/* The longest id text --id-file or $SESSD_ID may hold: an id, its \xNN forms, or a whole Cookie
+ * header holding the session's cookie (browsers keep a header under 8 KiB). */
+#define ID_TEXT_MAX 8192
+/* The variable --id-env reads the id from. */
+#define ID_ENV "SESSD_ID"
 
 struct opts {
 	const char *url;
@@ -75,6 +84,12 @@ struct opts {
 	uint64_t ttl_s;
 	const char *args[MAX_ARGS];
 	int nargs;
+	/* --id-file FILE ("-": standard input) or --id-env: the id is not among args (where a
+	 * live id would show in ps, /proc/PID/cmdline, shell history and audit logs), and
+	 * id_from_elsewhere puts what it read there, in id_text, as args[1]. */
+	const char *id_file;
+	bool id_env;
+	char id_text[ID_TEXT_MAX + 1];
 	char cookie_id[MAX_ID_BYTES + 1]; /* the id taken out of a signed cookie */
 	/* The id the command works on (args[1] with \xNN decoded, or cookie_id); not a string:
 	 * it may hold NUL bytes. */
@@ -119,6 +134,11 @@ static const char usage_text[] =
     "  --tag             get: print the tag of the data (for set-if) instead of the data\n"
     "  --existing        flash-push: only to a session that has data; never create one\n"
     "  --yes             confirm clear\n"
+    "  --id-file FILE    read the ID from the first line of FILE ('-': standard input,\n"
+    "                    asked for unseen on a terminal) instead of an argument, which\n"
+    "                    ps, /proc, shell history and audit logs show; a line of list\n"
+    "                    or find is such a line\n"
+    "  --id-env          take the ID from $" ID_ENV " instead of an argument\n"
     "  --help, -h        print this help and exit\n"
     "  --version, -V     print the version (the same as sessd -V's) and exit\n"
     "\n"
@@ -148,7 +168,11 @@ static const char usage_text[] =
     "An ID may also be an express-session signed cookie, s:ID.SIGNATURE or s%3AID.SIGNATURE:\n"
     "the id in it is used (the signature is not checked). list, find and namespaces print\n"
     "bytes of ids and names outside printable ASCII, and the backslash, as \\xNN; an ID\n"
-    "or --namespace NAME may be given so too.\n"
+    "or --namespace NAME may be given so too. A live id is as good as a login: with\n"
+    "--id-file or --id-env it is left out of the arguments, which others may see:\n"
+    "  sessctl destroy --id-file - <<<\"$id\"\n"
+    "  sessctl find TEXT | while IFS= read -r id; do\n"
+    "      " ID_ENV "=$id sessctl destroy --id-env; done\n"
     "\n"
     "exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace),\n"
     "2 usage, setup or server error, 3 set-if found the data changed since its tag was read,\n"
@@ -156,6 +180,7 @@ static const char usage_text[] =
     "did not answer (no socket, refused, timed out, connection broken, stopping or full)\n";
 
 static void write_escaped(FILE *f, const char *p, size_t len);
+static bool write_text_escaped(FILE *out, const char *p, size_t len, bool keep_lines);
 
 /*
  * Write "sessctl: ", the printf format ${fmt} with ${ap}, and a newline to standard error,
@@ -201,6 +226,19 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_TROUBLE;
 }
 
+/* Whether the command ${what} changes the store. */
+static bool command_changes(const char *what)
+{
+	static const char *const changes[] = {
+	    "set",        "set-if",    "touch", "destroy", "destroy-if-flash",
+	    "flash-push", "flash-pop", "clear"};
+
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
+		if (strcmp(what, changes[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * What a failure ${rc} of the command ${what} leaves unknown, for its message: a change whose
  * reply did not come may or may not have been carried out (a sealed connection is retired
@@ -208,16 +246,9 @@ static int usage_error(const char *fmt, ...)
  */
 static const char *unknown_outcome(int rc, const char *what)
 {
-	static const char *const changes[] = {
-	    "set",        "set-if",    "touch", "destroy", "destroy-if-flash",
-	    "flash-push", "flash-pop", "clear"};
-
 	if (rc != SESSD_ERR_CLOSED && rc != SESSD_ERR_TIMEOUT && rc != SESSD_ERR_PROTOCOL)
 		return "";
-	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++)
-		if (strcmp(what, changes[i]) == 0)
-			return "; it may or may not have been carried out";
-	return "";
+	return command_changes(what) ? "; it may or may not have been carried out" : "";
 }
 
 /*
@@ -398,6 +429,16 @@ static int read_stdin(const char *what, char **out, size_t *len)
 	if (from_terminal && n == 0) {
 		fprintf(stderr,
 		        "sessctl: %s: nothing typed, nothing stored (empty data is given as '')\n",
+		        what);
+		goto fail;
+	}
+	/* `sessctl get ID | jq ... | sessctl set-if ID TAG`: a get that timed out, or a filter
+	 * that failed, hands on nothing, and that was stored over the session (the tag still
+	 * matched), which the pipeline's status did not show. */
+	if (n == 0) {
+		fprintf(stderr,
+		        "sessctl: %s: standard input is empty, nothing stored (a command before it "
+		        "in a pipeline may have failed; empty data is given as '')\n",
 		        what);
 		goto fail;
 	}
@@ -624,6 +665,17 @@ static int run_get(struct sessd_client *c, const struct opts *o)
 	} else if (o->tag) {
 		tag_hex(data, len, hex);
 		printf("%s\n", hex);
+	} else if (isatty(STDOUT_FILENO)) {
+		/* Data any client wrote, an app's visitor's text in it, could drive the
+		 * operator's terminal (ESC, the C1 controls: a forged screen, a title, a clipboard
+		 * write), as flash-pop's messages could before they were escaped. */
+		if (write_text_escaped(stdout, data, len, true)) {
+			fflush(stdout);
+			fputs("\nsessctl: get: bytes that could drive the terminal are shown as "
+			      "\\xNN; "
+			      "piped or redirected, get prints the data exactly\n",
+			      stderr);
+		}
 	} else {
 		fwrite(data, 1, len, stdout);
 	}
@@ -777,82 +829,186 @@ static size_t printable_utf8(const unsigned char *p, size_t left)
 }
 
 /*
- * Write ${len} bytes of the message or type ${p}: printable ASCII and UTF-8 text as they are;
- * control characters (a newline, a tab, ESC, the C1 controls), the bidirectional overrides,
- * bytes that are not UTF-8, and the backslash as \\xNN, a byte each. Each message stays on
- * its line, and one an app's user wrote cannot drive the operator's terminal.
+ * Write ${len} bytes of the message or type ${p} to ${out}: printable ASCII and UTF-8 text as
+ * they are; control characters (a newline, a tab, ESC, the C1 controls), the bidirectional
+ * overrides, bytes that are not UTF-8, and the backslash as \\xNN, a byte each. Each message
+ * stays on its line, and one an app's user wrote cannot drive the operator's terminal. With
+ * ${keep_lines} (get's data shown on a terminal) newlines, tabs and backslashes are written
+ * as they are: only what drives the terminal is escaped. Returns whether anything was.
  */
-static void write_text_escaped(const char *p, size_t len)
+static bool write_text_escaped(FILE *out, const char *p, size_t len, bool keep_lines)
 {
 	const unsigned char *bytes = (const unsigned char *)p;
+	bool escaped = false;
 	size_t run;
 
 	for (size_t i = 0; i < len; i++) {
-		if (bytes[i] >= 0x20 && bytes[i] < 0x7f && bytes[i] != '\\') {
-			fputc(bytes[i], stdout);
+		if ((bytes[i] >= 0x20 && bytes[i] < 0x7f && bytes[i] != '\\') ||
+		    (keep_lines && (bytes[i] == '\n' || bytes[i] == '\t' || bytes[i] == '\\'))) {
+			fputc(bytes[i], out);
 		} else if (bytes[i] >= 0x80 && (run = printable_utf8(bytes + i, len - i)) > 0) {
-			fwrite(bytes + i, 1, run, stdout);
+			fwrite(bytes + i, 1, run, out);
 			i += run - 1;
 		} else {
-			printf("\\x%02x", bytes[i]);
+			fprintf(out, "\\x%02x", bytes[i]);
+			escaped = true;
 		}
 	}
+	return escaped;
 }
 
-static void print_flashes_json(const struct sessd_flashes *f, bool one_type)
+static void print_flashes_json(FILE *out, const struct sessd_flashes *f, bool one_type)
 {
 	const char *type = NULL;
 
 	if (one_type) {
-		fputc('[', stdout);
+		fputc('[', out);
 		for (size_t i = 0; i < f->count; i++) {
 			if (i > 0)
-				fputc(',', stdout);
-			json_write_string(stdout, f->items[i].msg, f->items[i].msg_len);
+				fputc(',', out);
+			json_write_string(out, f->items[i].msg, f->items[i].msg_len);
 		}
-		fputs("]\n", stdout);
+		fputs("]\n", out);
 		return;
 	}
 	/* Items come grouped by type (sessd.h), so each type opens one array. */
-	fputc('{', stdout);
+	fputc('{', out);
 	for (size_t i = 0; i < f->count; i++) {
 		if (type == NULL || strcmp(type, f->items[i].type) != 0) {
 			if (type != NULL)
-				fputs("],", stdout);
+				fputs("],", out);
 			type = f->items[i].type;
-			json_write_string(stdout, type, strlen(type));
-			fputs(":[", stdout);
+			json_write_string(out, type, strlen(type));
+			fputs(":[", out);
 		} else {
-			fputc(',', stdout);
+			fputc(',', out);
 		}
-		json_write_string(stdout, f->items[i].msg, f->items[i].msg_len);
+		json_write_string(out, f->items[i].msg, f->items[i].msg_len);
 	}
-	fputs(type != NULL ? "]}\n" : "}\n", stdout);
+	fputs(type != NULL ? "]}\n" : "}\n", out);
+}
+
+/* Write flash-pop's output of ${f} (${type}: the one type asked for, or NULL) to ${out}. */
+static void print_flashes(FILE *out, const struct opts *o, const struct sessd_flashes *f,
+                          const char *type)
+{
+	if (o->json) {
+		print_flashes_json(out, f, type != NULL);
+		return;
+	}
+	for (size_t i = 0; i < f->count; i++) {
+		if (type == NULL) {
+			(void)write_text_escaped(out, f->items[i].type, strlen(f->items[i].type),
+			                         false);
+			fputc('\t', out);
+		}
+		(void)write_text_escaped(out, f->items[i].msg, f->items[i].msg_len, false);
+		fputc('\n', out);
+	}
+}
+
+/*
+ * Whether standard output can take the output of ${what}, a command that destroys what it
+ * prints, checked before it does: it must be open for writing (main holds a closed one with a
+ * read-only /dev/null) and, when it is a pipe or a socket, still have a reader. Else says why
+ * on stderr. A write that fails at once (/dev/full, a full disk) cannot be known before; see
+ * deliver_or_rescue.
+ */
+static bool stdout_takes_output(const char *what)
+{
+	int flags = fcntl(STDOUT_FILENO, F_GETFL);
+	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+
+	if (flags == -1 || (flags & O_ACCMODE) == O_RDONLY) {
+		fprintf(stderr,
+		        "sessctl: %s: standard output is closed (or open for reading only), so the "
+		        "messages could not be shown: nothing was removed\n",
+		        what);
+		return false;
+	}
+	/* POLLERR: a pipe whose reader has gone; POLLHUP: a socket or terminal hung up. */
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP)) != 0) {
+		fprintf(stderr,
+		        "sessctl: %s: nothing reads standard output any more (the other end of the "
+		        "pipe has gone), so the messages could not be shown: nothing was removed\n",
+		        what);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Write the ${len} bytes of ${text}, what ${what} removed from the store, to standard output.
+ * When that fails (a full disk, /dev/full, a pipe closed meanwhile) they are written to
+ * standard error after a line that says so, since they exist nowhere else any more: a pipe
+ * may have taken part of them that its reader never read, so all of them are. Returns the
+ * exit status: EXIT_TROUBLE on a failure, even when standard error took them.
+ */
+static int deliver_or_rescue(const char *what, const char *text, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+	int err = 0;
+
+	/* Said as EPIPE, not a silent death midway, when the reader goes. */
+	signal(SIGPIPE, SIG_IGN);
+	if (fflush(stdout) == EOF)
+		err = errno;
+	while (err == 0 && done < len) {
+		n = write(STDOUT_FILENO, text + done, len - done);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			err = errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (err == 0)
+		return EXIT_SUCCESS;
+	fprintf(stderr,
+	        "sessctl: %s: writing standard output: %s; the messages are removed from the "
+	        "session, so here they are, as they would have been printed:\n",
+	        what, strerror(err));
+	fwrite(text, 1, len, stderr);
+	fflush(stderr);
+	return EXIT_TROUBLE;
 }
 
 static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 {
 	const char *type = o->nargs == 3 ? o->args[2] : NULL;
 	struct sessd_flashes *f;
-	int rc;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	int rc, status;
 
+	/* A pop removes the messages: shown nowhere, they would be lost. */
+	if (!stdout_takes_output("flash-pop"))
+		return EXIT_TROUBLE;
 	rc = sessd_flash_pop(c, o->id, o->id_len, type, &f);
 	if (rc != SESSD_OK)
 		return report(c, rc, "flash-pop");
-	if (o->json) {
-		print_flashes_json(f, type != NULL);
-	} else {
-		for (size_t i = 0; i < f->count; i++) {
-			if (type == NULL) {
-				write_text_escaped(f->items[i].type, strlen(f->items[i].type));
-				fputc('\t', stdout);
-			}
-			write_text_escaped(f->items[i].msg, f->items[i].msg_len);
-			fputc('\n', stdout);
+	/* Made whole first, so that a failed write can still give all of it to stderr. */
+	out = open_memstream(&text, &len);
+	if (out != NULL) {
+		print_flashes(out, o, f, type);
+		if (fclose(out) == EOF) {
+			free(text);
+			text = NULL;
 		}
 	}
+	if (text == NULL) {
+		/* Out of memory: straight to standard output, as before. */
+		print_flashes(stdout, o, f, type);
+		sessd_flashes_free(f);
+		return EXIT_SUCCESS;
+	}
 	sessd_flashes_free(f);
-	return EXIT_SUCCESS;
+	status = deliver_or_rescue("flash-pop", text, len);
+	free(text);
+	return status;
 }
 
 /* The namespace the commands work in, *${len} bytes (it may hold a NUL). */
@@ -1395,6 +1551,12 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* Whether ${cmd} works on one session, named by its first argument (or --id-file, --id-env). */
+static bool command_takes_id(const struct command *cmd)
+{
+	return cmd->min_args > 0 && cmd->run != run_find;
+}
+
 /* redis-cli's names for what sessctl's commands do: sessd's users come from Redis, and type
  * them first. */
 static const struct {
@@ -1436,6 +1598,9 @@ static bool expects_positional(const struct opts *o)
 
 	if (o->nargs == 0 || (cmd = find_command(o->args[0])) == NULL)
 		return false;
+	/* An id read from elsewhere takes the first place (id_from_elsewhere). */
+	if ((o->id_file != NULL || o->id_env) && command_takes_id(cmd))
+		return o->nargs < cmd->max_args;
 	return o->nargs - 1 < cmd->max_args;
 }
 
@@ -1538,6 +1703,19 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			o->existing = true;
 		} else if (option_is(arg, "plain-auth", &v) && v == NULL) {
 			o->plain_auth = true;
+		} else if (option_is(arg, "id-env", &v) && v == NULL) {
+			o->id_env = true;
+		} else if (option_is(arg, "id-file", &v)) {
+			if (o->id_file != NULL) {
+				usage_error("--id-file given twice");
+				return PARSE_ERROR;
+			}
+			if ((o->id_file = option_value(argc, argv, &i, v)) == NULL)
+				goto missing;
+			if (o->id_file[0] == '\0') {
+				usage_error("--id-file: no file named");
+				return PARSE_ERROR;
+			}
 		} else if (option_is(arg, "connect", &v)) {
 			if ((o->url = option_value(argc, argv, &i, v)) == NULL)
 				goto missing;
@@ -1741,8 +1919,7 @@ static int check_command(const struct command *cmd, const struct opts *o)
 	if (cmd->run == run_find && o->args[1][0] == '\0')
 		return usage_error("find: TEXT is empty (list shows every session)");
 	/* Every other command with arguments takes the id first. */
-	if (cmd->min_args > 0 && cmd->run != run_find &&
-	    (o->id_len < 1 || o->id_len > MAX_ID_BYTES))
+	if (command_takes_id(cmd) && (o->id_len < 1 || o->id_len > MAX_ID_BYTES))
 		return usage_error("%s: an id has 1 to %d bytes", cmd->name, MAX_ID_BYTES);
 	/* set-if ID TAG given as set-if TAG ID would show the id here: see shown_arg. */
 	if (cmd->run == run_set_if && tag_parse(o->args[2], tag) == -1) {
@@ -1751,6 +1928,230 @@ static int check_command(const struct command *cmd, const struct opts *o)
 		                   cmd->name, shown, 2 * SESSD_TAG_BYTES);
 	}
 	return 0;
+}
+
+/*
+ * A signal that came while the id was read from a terminal with its echo off: the read returns
+ * EINTR, and the echo is put back before sessctl dies of it.
+ */
+static volatile sig_atomic_t id_prompt_signal;
+
+static void id_prompt_on_signal(int sig)
+{
+	id_prompt_signal = sig;
+}
+
+/*
+ * Read one line from the terminal ${fd} into ${out} (${cap} bytes), after a prompt on stderr,
+ * with the terminal's echo off: a pasted id is then neither on the screen nor in its
+ * scrollback. Ctrl-C, a hangup or a kill puts the echo back and ends sessctl by that signal,
+ * so the shell is not left typing blind. Returns the bytes read (the newline not kept), or -1
+ * with errno set (EFBIG: more than ${cap} bytes before the newline).
+ */
+static ssize_t read_terminal_line(int fd, char *out, size_t cap)
+{
+	static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	struct sigaction caught = {.sa_handler = id_prompt_on_signal}, was[4];
+	struct termios saved, quiet;
+	bool echo_off = false;
+	size_t n = 0;
+	ssize_t got = 1;
+	char ch;
+	int err = 0;
+
+	fputs("sessctl: the session id (not shown as you paste or type it), then Enter: ", stderr);
+	fflush(stderr);
+	/* No SA_RESTART: the read must return on the signal. */
+	for (size_t i = 0; i < 4; i++)
+		sigaction(signals[i], &caught, &was[i]);
+	if (tcgetattr(fd, &saved) == 0) {
+		quiet = saved;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		echo_off = tcsetattr(fd, TCSANOW, &quiet) == 0;
+	}
+	while (id_prompt_signal == 0 && (got = read(fd, &ch, 1)) != 0) {
+		if (got == -1) {
+			if (errno == EINTR)
+				continue;
+			err = errno;
+			break;
+		}
+		if (ch == '\n')
+			break;
+		if (n == cap) {
+			err = EFBIG;
+			continue; /* to the end of the line, which is not left for the shell */
+		}
+		out[n++] = ch;
+	}
+	if (echo_off)
+		tcsetattr(fd, TCSANOW, &saved);
+	/* ECHONL showed the Enter; at Ctrl-D or a signal the next line starts here. */
+	if (got == 0 || id_prompt_signal != 0)
+		fputc('\n', stderr);
+	for (size_t i = 0; i < 4; i++)
+		sigaction(signals[i], &was[i], NULL);
+	if (id_prompt_signal != 0)
+		raise(id_prompt_signal);
+	errno = err;
+	return err != 0 ? -1 : (ssize_t)n;
+}
+
+/*
+ * Read all of ${fd} (a file or a pipe) into ${out}, at most ${cap} bytes. Returns the bytes
+ * read, or -1 with errno set; *${more} tells whether more was left unread.
+ */
+static ssize_t read_bounded(int fd, char *out, size_t cap, bool *more)
+{
+	size_t n = 0;
+	ssize_t got;
+	char extra;
+
+	*more = false;
+	while (n < cap && (got = read(fd, out + n, cap - n)) != 0) {
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			return -1;
+		n += (size_t)got;
+	}
+	if (n == cap) {
+		while ((got = read(fd, &extra, 1)) == -1 && errno == EINTR)
+			;
+		*more = got > 0;
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * Take the id from the first line of ${text} (${len} bytes; ${more}: more was there, unread)
+ * into o->id_text, from ${source} (for messages): up to a newline (a CR before it dropped) or
+ * a tab, so that a line of list (the id, a tab, the ttl) or of find gives its id. A second
+ * line that holds anything is refused: `find ... | sessctl destroy --id-file -` would
+ * otherwise destroy the first session only and seem to have done them all. Returns 0, or the
+ * exit status with the error printed (never the text itself: it may be an id).
+ */
+static int id_take_line(struct opts *o, const char *text, size_t len, bool more, const char *source)
+{
+	const char *nl = memchr(text, '\n', len), *tab;
+	size_t line = nl != NULL ? (size_t)(nl - text) : len;
+
+	if (nl != NULL) {
+		for (const char *p = nl; p < text + len; p++)
+			if (*p != '\n' && *p != '\r')
+				more = true;
+	}
+	if (more && nl != NULL) {
+		say("%s holds more than one line; sessctl takes one id (for each id of list or "
+		    "find: ... | while IFS= read -r id; do " ID_ENV
+		    "=$id sessctl ... --id-env; done)",
+		    source);
+		return EXIT_TROUBLE;
+	}
+	if (more || line > ID_TEXT_MAX) {
+		say("%s is longer than an id or a Cookie header", source);
+		return EXIT_TROUBLE;
+	}
+	if (line > 0 && text[line - 1] == '\r')
+		line--;
+	if ((tab = memchr(text, '\t', line)) != NULL)
+		line = (size_t)(tab - text);
+	if (memchr(text, '\0', line) != NULL) {
+		say("%s holds a NUL byte: write it as \\x00, as list prints it", source);
+		return EXIT_TROUBLE;
+	}
+	if (line == 0) {
+		say("%s holds no id", source);
+		return EXIT_TROUBLE;
+	}
+	memcpy(o->id_text, text, line);
+	o->id_text[line] = '\0';
+	return 0;
+}
+
+/*
+ * --id-file FILE or --id-env: read the id the command works on, and put it first among its
+ * arguments (o->args[1]), where the argument form has it. FILE "-" is standard input, refused
+ * to set and set-if when they read their DATA from there; on a terminal the id is asked for
+ * with the echo off. Returns 0, or the exit status with the error printed.
+ */
+static int id_from_elsewhere(const struct command *cmd, struct opts *o)
+{
+	char *text = NULL, source[PATH_MAX + 16];
+	bool more = false, from_stdin;
+	ssize_t got;
+	int fd = -1, status;
+
+	if (o->id_file == NULL && !o->id_env)
+		return 0;
+	if (o->id_file != NULL && o->id_env)
+		return usage_error("--id-file and --id-env name the id twice: give one");
+	if (!command_takes_id(cmd))
+		return usage_error("%s takes no id (--id-file, --id-env)", cmd->name);
+	if (o->nargs == MAX_ARGS)
+		return usage_error("too many arguments");
+	memmove(o->args + 2, o->args + 1, (size_t)(o->nargs - 1) * sizeof(o->args[0]));
+	o->args[1] = o->id_text;
+	o->nargs++;
+	if (o->id_env) {
+		const char *env = getenv(ID_ENV);
+
+		if (env == NULL || env[0] == '\0')
+			return usage_error("--id-env: $" ID_ENV " is not set");
+		return id_take_line(o, env, strlen(env), false, "$" ID_ENV);
+	}
+	from_stdin = strcmp(o->id_file, "-") == 0;
+	if (from_stdin &&
+	    ((cmd->run == run_set && o->nargs <= 2) || (cmd->run == run_set_if && o->nargs <= 3)))
+		return usage_error("--id-file -: %s reads its DATA from standard input; give the "
+		                   "id in a file, as --id-file <(printf '%%s' \"$id\"), or with "
+		                   "--id-env",
+		                   cmd->name);
+	if (from_stdin)
+		snprintf(source, sizeof(source), "standard input (--id-file -)");
+	else
+		snprintf(source, sizeof(source), "--id-file %s", o->id_file);
+	fd = from_stdin ? STDIN_FILENO : open(o->id_file, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && strchr(o->id_file, '/') == NULL) {
+		char shown[SHOWN_ARG_SIZE];
+
+		/* No such file and no directory in it: it may be the id itself, given in the
+		 * file's place (see shown_arg). */
+		shown_arg(o->id_file, shown);
+		say("--id-file %s: no such file (the file that holds the id goes there)", shown);
+		return EXIT_TROUBLE;
+	}
+	if (fd == -1) {
+		say("%s: %s", source, strerror(errno));
+		return EXIT_TROUBLE;
+	}
+	text = malloc(2 * ID_TEXT_MAX);
+	if (text == NULL) {
+		say("%s: out of memory", source);
+		status = EXIT_TROUBLE;
+		goto done;
+	}
+	if (isatty(fd)) {
+		got = read_terminal_line(fd, text, 2 * ID_TEXT_MAX);
+		if (got == -1 && errno == EFBIG) {
+			got = 2 * ID_TEXT_MAX;
+			more = true;
+		}
+	} else {
+		got = read_bounded(fd, text, 2 * ID_TEXT_MAX, &more);
+	}
+	if (got == -1) {
+		say("%s: %s", source, strerror(errno));
+		status = EXIT_TROUBLE;
+		goto done;
+	}
+	status = id_take_line(o, text, (size_t)got, more, source);
+done:
+	free(text);
+	if (fd != -1 && !from_stdin)
+		close(fd);
+	return status;
 }
 
 /*
@@ -1915,6 +2316,27 @@ static int connect_default(struct opts *o, struct sessd_client **c)
 	return EXIT_UNREACHED;
 }
 
+/*
+ * Put /dev/null on whichever of the standard descriptors is closed (`sessctl ... >&-`), open
+ * the way that fails: write-only for standard input, read-only for the other two. A closed one
+ * so still fails as closed (EBADF), and the next file opened (--id-file's, the auth file)
+ * cannot take its number, to be read as set's data or written with what was meant for output.
+ */
+static void std_fds_hold(void)
+{
+	int held;
+
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		held = open("/dev/null", fd == STDIN_FILENO ? O_WRONLY : O_RDONLY);
+		if (held != -1 && held != fd) {
+			dup2(held, fd);
+			close(held);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -1922,8 +2344,9 @@ int main(int argc, char **argv)
 	struct sessd_client *c = NULL;
 	char shown[SHOWN_ARG_SIZE], why[SESSD_ERRMSG_SIZE];
 	const char *env;
-	int status, cookie;
+	int status, cookie, err;
 
+	std_fds_hold();
 	switch (parse_args(argc, argv, &o)) {
 	case PARSE_HELP:
 		fputs(usage_text, stdout);
@@ -1948,10 +2371,12 @@ int main(int argc, char **argv)
 			                   meant);
 		return usage_error("unknown command '%s'", shown);
 	}
+	status = id_from_elsewhere(cmd, &o);
+	if (status != 0)
+		return status;
 	/* An operator copies the cookie from a browser; the store knows only the id in it. */
-	cookie = cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1
-	             ? cookie_session_id(o.args[1], o.cookie_id)
-	             : 0;
+	cookie =
+	    command_takes_id(cmd) && o.nargs > 1 ? cookie_session_id(o.args[1], o.cookie_id) : 0;
 	if (cookie == -1)
 		return usage_error(
 		    "%s: that Cookie header holds the signed cookies of more than one "
@@ -1965,7 +2390,7 @@ int main(int argc, char **argv)
 		    cmd->name, SHOWN_ARG_START, o.cookie_id);
 		o.id = o.cookie_id;
 		o.id_len = strlen(o.cookie_id);
-	} else if (cmd->min_args > 0 && cmd->run != run_find && o.nargs > 1) {
+	} else if (command_takes_id(cmd) && o.nargs > 1) {
 		/* As list and find print ids: \xNN is a byte. */
 		o.id = o.id_buf;
 		o.id_len = unescape_arg(o.args[1], o.id_buf, sizeof(o.id_buf));
@@ -2007,8 +2432,13 @@ int main(int argc, char **argv)
 		    "be carried out later",
 		    sessd_errmsg(c));
 	sessd_close(c);
-	if (fflush(stdout) == EOF || ferror(stdout)) {
-		fprintf(stderr, "sessctl: writing the output: %s\n", strerror(errno));
+	err = fflush(stdout) == EOF ? errno : ferror(stdout) ? EIO : 0;
+	if (err != 0) {
+		/* Exit 2 says the same command fails again: a change made must not read as none. */
+		fprintf(stderr, "sessctl: writing the output: %s%s\n", strerror(err),
+		        status == EXIT_SUCCESS && command_changes(cmd->name)
+		            ? " (the command was carried out; only what it printed is lost)"
+		            : "");
 		return EXIT_TROUBLE;
 	}
 	return status;

@@ -4,6 +4,8 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,20 @@ struct auth_sources {
 	uint64_t others;
 };
 
+/* A namespace the NO_MEMORY warning names, and a figure of it: its writes refused since the
+ * last line, or its bytes. */
+struct dispatch_ns_figure {
+	uint8_t name[64];
+	size_t len;
+	uint64_t count;
+};
+
+/* Namespaces the NO_MEMORY warning names of each kind: the most memory, the refused writes. */
+#define DISPATCH_REFUSED_NS 3
+/* The bytes of a namespace's name it shows (each escaped to 4 characters at most), so that the
+ * line fits log_msg's 1024. */
+#define DISPATCH_NS_SHOWN 32
+
 struct dispatch {
 	struct dispatch_config cfg;
 	struct store *st;
@@ -139,10 +155,14 @@ struct dispatch {
 	 * changed anything (run): none is asked for after it, which could only fail it. A change
 	 * refused before that (a CLEAR answered FORBIDDEN) has none and asks after, as a read. */
 	bool room_kept;
-	/* The namespace of the last write answered NO_MEMORY, for the warning: the one that
-	 * grew, usually. */
-	uint8_t no_memory_ns[64];
-	size_t no_memory_ns_len;
+	/* Writes answered NO_MEMORY since the warning's last line, by namespace: the first
+	 * DISPATCH_REFUSED_NS namespaces refused, the rest counted together. They name the
+	 * victims of a full store, which the warning names beside the namespaces holding the most
+	 * memory, its cause: the last refused write's namespace, all it named before, was often
+	 * a victim's. */
+	struct dispatch_ns_figure refused_ns[DISPATCH_REFUSED_NS];
+	size_t refused_ns_used;
+	uint64_t refused_other_ns;
 	/* Frames that decode as no request (BAD_REQUEST, the connection closed): counted in
 	 * STATS' malformed_total with conn.c's refused frames, and warned of with the last
 	 * peer and the decoder's words (a literal). */
@@ -475,14 +495,119 @@ static void say_malformed(const struct dispatch *d, uint64_t closed, const char 
 	         (unsigned long long)closed, peer_label(d->malformed_peer), d->malformed_why, note);
 }
 
-/* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. The
- * sessions never read back say whether a flood of visitors who never return filled it. */
-static void say_no_memory(const struct dispatch *d, uint64_t refused, const char *note)
+/* The namespaces holding the most bytes, for the NO_MEMORY warning (store_namespaces' visit). */
+struct ns_largest {
+	const struct store *st;
+	struct dispatch_ns_figure top[DISPATCH_REFUSED_NS];
+	size_t used;
+};
+
+static int ns_largest_visit(void *arg, const uint8_t *name, size_t name_len, uint64_t sessions)
 {
-	struct store_stats s, in_ns;
+	struct ns_largest *l = arg;
+	struct store_stats in_ns;
+	size_t at;
+
+	(void)sessions;
+	store_stats(l->st, name, name_len, &in_ns);
+	at = l->used;
+	while (at > 0 && l->top[at - 1].count < in_ns.bytes)
+		at--;
+	if (at == DISPATCH_REFUSED_NS)
+		return 0;
+	if (l->used < DISPATCH_REFUSED_NS)
+		l->used++;
+	memmove(&l->top[at + 1], &l->top[at], (l->used - 1 - at) * sizeof(l->top[0]));
+	l->top[at].len = name_len < sizeof(l->top[at].name) ? name_len : sizeof(l->top[at].name);
+	memcpy(l->top[at].name, name, l->top[at].len);
+	l->top[at].count = in_ns.bytes;
+	return 0;
+}
+
+/* Append to ${text} (${size} bytes, at *${at}) the printf format ${fmt}; a line cut short
+ * stays NUL-terminated. */
+static void text_add(char *text, size_t size, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void text_add(char *text, size_t size, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*at >= size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(text + *at, size - *at, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at += (size_t)n;
+}
+
+/* Append the quoted name of ${f}: its first DISPATCH_NS_SHOWN bytes, up to a NUL, and "..."
+ * when that is not all (the log escapes the bytes that are not printable). */
+static void text_add_name(char *text, size_t size, size_t *at, const struct dispatch_ns_figure *f)
+{
+	size_t shown = f->len < DISPATCH_NS_SHOWN ? f->len : DISPATCH_NS_SHOWN;
+	const uint8_t *nul = memchr(f->name, 0, shown);
+
+	if (nul != NULL)
+		shown = (size_t)(nul - f->name);
+	text_add(text, size, at, "\"%.*s%s\"", (int)shown, (const char *)f->name,
+	         f->len > shown ? "..." : "");
+}
+
+/*
+ * Say by namespace what filled the store and whom it hurt, on a line of its own after the
+ * NO_MEMORY warning's: the namespaces holding the most bytes, with their sessions and unread
+ * ones (a flood of visitors who never return is one with nearly all unread), and the writes
+ * refused since the last line. One walk of the namespaces, at most once a period.
+ */
+static void say_no_memory_by_ns(const struct dispatch *d, uint64_t store_bytes)
+{
+	struct ns_largest largest = {.st = d->st};
+	struct store_stats in_ns;
+	char text[900];
+	size_t at = 0, next;
+
+	(void)store_namespaces(d->st, 0, SIZE_MAX, ns_largest_visit, &largest, &next, &at);
+	at = 0;
+	text_add(text, sizeof(text), &at, "NO_MEMORY by namespace: the most memory in ");
+	if (largest.used == 0)
+		text_add(text, sizeof(text), &at, "none (the store holds no namespace)");
+	for (size_t i = 0; i < largest.used; i++) {
+		const struct dispatch_ns_figure *f = &largest.top[i];
+
+		store_stats(d->st, f->name, f->len, &in_ns);
+		text_add(text, sizeof(text), &at, i == 0 ? "" : ", ");
+		text_add_name(text, sizeof(text), &at, f);
+		text_add(text, sizeof(text), &at,
+		         " (%llu bytes, %llu%% of the store's; %llu sessions, %llu unread)",
+		         (unsigned long long)f->count,
+		         (unsigned long long)(store_bytes > 0 ? f->count * 100 / store_bytes : 0),
+		         (unsigned long long)in_ns.sessions, (unsigned long long)in_ns.unread);
+	}
+	text_add(text, sizeof(text), &at, "; writes refused since the last line: ");
+	for (size_t i = 0; i < d->refused_ns_used; i++) {
+		text_add(text, sizeof(text), &at, i == 0 ? "" : ", ");
+		text_add(text, sizeof(text), &at, "%llu in ",
+		         (unsigned long long)d->refused_ns[i].count);
+		text_add_name(text, sizeof(text), &at, &d->refused_ns[i]);
+	}
+	if (d->refused_other_ns > 0)
+		text_add(text, sizeof(text), &at, ", %llu in other namespaces",
+		         (unsigned long long)d->refused_other_ns);
+	log_warn("%s", text);
+}
+
+/* Without --max-memory a NO_MEMORY is the system's malloc failing, not a setting. The
+ * sessions never read back say whether a flood of visitors who never return filled it. The
+ * namespaces follow on a line of their own (say_no_memory_by_ns), and the refused writes'
+ * counts by namespace start again. */
+static void say_no_memory(struct dispatch *d, uint64_t refused, const char *note)
+{
+	struct store_stats s;
 
 	store_stats(d->st, NULL, 0, &s);
-	store_stats(d->st, d->no_memory_ns, d->no_memory_ns_len, &in_ns);
 	if (d->cfg.max_bytes == 0)
 		log_warn("refused %llu write(s) with NO_MEMORY: out of memory, with %llu bytes of "
 		         "sessions (%s)",
@@ -490,8 +615,8 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 	else
 		log_warn("refused %llu write(s) with NO_MEMORY: sessions now hold %llu bytes of "
 		         "--max-memory %llu, and sessd %s; %llu of the %llu "
-		         "sessions were never read back since they were written (namespace "
-		         "\"%.*s\" of the last refused write: %llu sessions, %llu unread), many of "
+		         "sessions were never read back since they were written (the next line "
+		         "says in which namespaces), many of "
 		         "them visitors that never came back with the cookie, such as a bot's "
 		         "requests to an app that saves a session for every visitor (see sessd(8), "
 		         "FAILURES); else if that is near the limit, raise it, or give sessions "
@@ -500,10 +625,10 @@ static void say_no_memory(const struct dispatch *d, uint64_t refused, const char
 		         (unsigned long long)d->cfg.max_bytes,
 		         d->cfg.drop_unread ? "found no session never read back that it may drop"
 		                            : "never evicts live sessions (but see --when-full)",
-		         (unsigned long long)s.unread, (unsigned long long)s.sessions,
-		         (int)d->no_memory_ns_len, d->no_memory_ns,
-		         (unsigned long long)in_ns.sessions, (unsigned long long)in_ns.unread,
-		         note);
+		         (unsigned long long)s.unread, (unsigned long long)s.sessions, note);
+	say_no_memory_by_ns(d, s.bytes);
+	d->refused_ns_used = 0;
+	d->refused_other_ns = 0;
 }
 
 /* Say what the rate-limited warnings hold back and is due (all of it when ${stopping}). */
@@ -541,11 +666,23 @@ void dispatch_log_due(struct dispatch *d)
 static int reply_no_memory(struct dispatch *d, const struct codec_request *req, struct buf *out)
 {
 	uint64_t refused;
+	size_t i;
 
 	d->no_memory_total++;
-	d->no_memory_ns_len =
-	    req->ns.len < sizeof(d->no_memory_ns) ? req->ns.len : sizeof(d->no_memory_ns);
-	memcpy(d->no_memory_ns, req->ns.ptr, d->no_memory_ns_len);
+	for (i = 0; i < d->refused_ns_used; i++)
+		if (d->refused_ns[i].len == req->ns.len &&
+		    memcmp(d->refused_ns[i].name, req->ns.ptr, req->ns.len) == 0)
+			break;
+	if (i < d->refused_ns_used) {
+		d->refused_ns[i].count++;
+	} else if (i < DISPATCH_REFUSED_NS && req->ns.len <= sizeof(d->refused_ns[i].name)) {
+		memcpy(d->refused_ns[i].name, req->ns.ptr, req->ns.len);
+		d->refused_ns[i].len = req->ns.len;
+		d->refused_ns[i].count = 1;
+		d->refused_ns_used++;
+	} else {
+		d->refused_other_ns++;
+	}
 	refused = log_every_due(&d->no_memory_log, 1, 60);
 	if (refused > 0)
 		say_no_memory(d, refused, DISPATCH_NOTE_PERIODIC);

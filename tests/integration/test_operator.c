@@ -957,7 +957,8 @@ LEAK_CHECKED_TEST(operator, auth_refusals_name_the_busiest_source_that_came_last
  * warned of at most once a minute, the count since the last included; those still counted
  * when the daemon stops are written then. STATS' unread and the warning say how many
  * sessions were never read back since written (a flood of visitors who never return fills
- * a store that way), and the warning names the namespace of the refused write.
+ * a store that way), and a second line names by namespace where the memory is and which
+ * writes were refused.
  */
 LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 {
@@ -996,8 +997,12 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	             text);
 	cr_expect_not_null(strstr(text, "--max-memory 65536"), "%s", text);
 	cr_expect_not_null(strstr(text, "1 of the 1 sessions were never read back since they were "
-	                                "written (namespace \"ops\" of the last refused write: 1 "
-	                                "sessions, 1 unread)"),
+	                                "written (the next line says in which namespaces)"),
+	                   "%s", text);
+	cr_expect_not_null(strstr(text, "NO_MEMORY by namespace: the most memory in \"ops\" ("),
+	                   "%s", text);
+	cr_expect_not_null(strstr(text, "; 1 sessions, 1 unread); writes refused since the last "
+	                                "line: 1 in \"ops\"\n"),
 	                   "%s", text);
 	free(text);
 	cr_assert_eq(get_session(fd, "fits", data, SIZE), CODEC_OK);
@@ -1008,6 +1013,60 @@ LEAK_CHECKED_TEST(operator, no_memory_refusals_are_counted_and_logged)
 	close(fd);
 	text = stop_for_log(&d);
 	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
+	free(text);
+	free(data);
+}
+
+/*
+ * The NO_MEMORY warning must point at what filled the store, not only at whom it hurt. It
+ * named the namespace of the last refused write, and a full store refuses everyone's: the
+ * line said at sessd's stop here named "victim" alone, while "hog" held nearly all of the
+ * memory. Now a line by namespace names the largest first, and the refused writes of each.
+ */
+LEAK_CHECKED_TEST(operator, no_memory_warning_names_the_namespaces_that_hold_the_memory)
+{
+	enum { SIZE = 4 * 1024 };
+	const char *args[] = {"--max-memory", "64K", NULL};
+	struct harness_daemon d;
+	uint8_t *data = malloc(SIZE);
+	const char *line, *by_ns;
+	char id[32], *text;
+	int fd, i, status = CODEC_OK;
+
+	cr_assert_not_null(data);
+	fill(data, SIZE, 5);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "nomem-ns");
+	cr_assert_eq(set_in(fd, "small", "one", data, 100, TTL_MS), CODEC_OK);
+	/* A flood into "hog" until the store is full: its first refusal is said at once. */
+	for (i = 0; i < 64 && status == CODEC_OK; i++) {
+		snprintf(id, sizeof(id), "bot-%d", i);
+		status = set_in(fd, "hog", id, data, SIZE, TTL_MS);
+	}
+	cr_assert_eq(status, CODEC_NO_MEMORY, "64 sessions of 4 KiB fit in 64K");
+	/* Then the app's own users are refused: those the next line counts. */
+	cr_assert_eq(set_in(fd, "victim", "login-1", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in(fd, "victim", "login-2", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	close(fd);
+	text = stop_for_log(&d);
+	cr_expect_eq(refused_in(text, "write(s) with NO_MEMORY"), 3, "%s", text);
+	/* The first line, at once: hog's own refusal. */
+	by_ns = strstr(text, "NO_MEMORY by namespace: ");
+	cr_assert_not_null(by_ns, "%s", text);
+	cr_expect_not_null(strstr(by_ns, "the most memory in \"hog\" ("), "%s", text);
+	cr_expect(strstr(by_ns, "writes refused since the last line: 1 in \"hog\"\n") != NULL, "%s",
+	          text);
+	/* The line said as sessd stops: hog still named first, small after it, victim's two. */
+	line = by_ns;
+	while ((by_ns = strstr(line + 1, "NO_MEMORY by namespace: ")) != NULL)
+		line = by_ns;
+	cr_assert_neq(line, strstr(text, "NO_MEMORY by namespace: "), "one line only:\n%s", text);
+	cr_expect_eq(strncmp(line, "NO_MEMORY by namespace: the most memory in \"hog\" (",
+	                     strlen("NO_MEMORY by namespace: the most memory in \"hog\" (")),
+	             0, "%s", text);
+	cr_expect_not_null(strstr(line, "unread), \"small\" ("), "%s", text);
+	cr_expect_not_null(strstr(line, "writes refused since the last line: 2 in \"victim\"\n"),
+	                   "%s", text);
 	free(text);
 	free(data);
 }

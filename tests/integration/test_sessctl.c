@@ -942,6 +942,7 @@ LEAK_CHECKED_TEST(sessctl, a_value_out_of_place_shows_no_full_id)
 
 LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 {
+	char tag[2 * SESSD_TAG_BYTES + 1];
 	uint8_t data[70000];
 	struct run r;
 
@@ -966,8 +967,23 @@ LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 	RUN(&r, "--json", "get", "esc");
 	expect_json(&r);
 	expect(&r, 0, "\"a\\\"\\\\\\n\\u0001\\u00ff\xc3\xa9\\u007f\\u00ed\\u00a0\\u0080\"\n");
-	/* Empty standard input is empty data. */
+	/* Empty standard input stores nothing: in `get | filter | set-if` it is what a get that
+	 * timed out, or a filter that failed, hands on, and it was stored over the session with
+	 * exit status 0. Empty data is given as ''. */
+	RUN(&r, "set", "empty", "kept");
+	expect(&r, 0, "");
 	run_in(&r, NULL, 0, (const char *const[]){"set", "empty", NULL});
+	cr_assert(strstr((char *)r.err.data, "standard input is empty, nothing stored") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "empty");
+	expect(&r, 0, "kept");
+	get_tag("empty", tag);
+	run_in(&r, NULL, 0, (const char *const[]){"set-if", "empty", tag, NULL});
+	expect(&r, 2, "");
+	RUN(&r, "get", "empty");
+	expect(&r, 0, "kept");
+	RUN(&r, "set", "empty", "");
 	expect(&r, 0, "");
 	RUN(&r, "get", "empty");
 	expect(&r, 0, "");
@@ -3084,10 +3100,11 @@ static pid_t spawn_piped(const char *url, const char *const *args, const char *e
 }
 
 /*
- * Wait (up to 20 s) until process ${pid} sleeps in a write to a pipe (its standard output,
- * which nobody reads): then it has nothing else under way.
+ * Wait (up to 20 s) until process ${pid} sleeps in the kernel function whose name holds
+ * ${wchan_part}: "pipe_write", a write to a pipe nobody reads (then it has nothing else under
+ * way), or "pipe_read", a read of a pipe nobody writes yet.
  */
-static void wait_blocked_on_pipe(pid_t pid)
+static void wait_blocked_in(pid_t pid, const char *wchan_part)
 {
 	char path[64], wchan[128] = "";
 	struct timespec t0;
@@ -3102,10 +3119,10 @@ static void wait_blocked_on_pipe(pid_t pid)
 			wchan[0] = '\0';
 		fclose(f);
 		/* pipe_write (anon_pipe_write in newer kernels); a running process shows 0. */
-		if (strstr(wchan, "pipe_write") != NULL)
+		if (strstr(wchan, wchan_part) != NULL)
 			return;
-		cr_assert_lt(seconds_since(&t0), 20.0,
-		             "sessctl never waited on its full pipe (last in %s)", wchan);
+		cr_assert_lt(seconds_since(&t0), 20.0, "sessctl never waited in %s (last in %s)",
+		             wchan_part, wchan);
 		usleep(2000);
 	}
 }
@@ -3149,7 +3166,7 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 		 * (find, which reads as it prints), has been answered and nothing is in flight.
 		 * A SIGTERM while find's GETs were (a loaded machine, where 200 ms did not always
 		 * fill the pipe) got SHUTTING_DOWN, not the restart this test is about. */
-		wait_blocked_on_pipe(pid);
+		wait_blocked_in(pid, "pipe_write");
 		/* SIGTERM, and the same daemon back on its data: a deploy. */
 		cr_assert_eq(kill(d.pid, SIGTERM), 0);
 		cr_assert_eq(waitpid(d.pid, &st, 0), d.pid);
@@ -3170,4 +3187,410 @@ LEAK_CHECKED_TEST(sessctl, list_and_find_cut_by_a_restart_say_so)
 	cr_assert_eq(harness_stop(&d), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
 	cr_assert_eq(system(cmd), 0);
+}
+
+/* --- The id out of argv: --id-file and --id-env. --- */
+
+/* The bytes of /proc/${pid}/cmdline (its arguments, each ending in a NUL), malloc'd. */
+static char *cmdline_of(pid_t pid, size_t *len)
+{
+	char path[64], *text = malloc(65536);
+	ssize_t n;
+	int fd;
+
+	cr_assert_not_null(text);
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	n = read(fd, text, 65536);
+	cr_assert_gt(n, 0, "%s: %s", path, strerror(errno));
+	close(fd);
+	*len = (size_t)n;
+	return text;
+}
+
+/*
+ * Run sessctl ${args} (a set that reads its DATA from standard input, a pipe) and, once it
+ * waits on that pipe (its id read, connected), whether its command line, as ps and any user
+ * see it in /proc, shows ${id}; then give it ${data} and expect it to store that.
+ */
+static bool cmdline_shows_id(const char *const *args, const char *id, const char *data)
+{
+	char err[4096], *cmdline;
+	size_t len, err_len = 0;
+	int in_fd, err_fd, st;
+	bool shows;
+	ssize_t n;
+	pid_t pid = spawn_with_input(args, &in_fd, &err_fd);
+
+	wait_blocked_in(pid, "pipe_read");
+	cmdline = cmdline_of(pid, &len);
+	shows = memmem(cmdline, len, id, strlen(id)) != NULL;
+	free(cmdline);
+	cr_assert_eq(write(in_fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(in_fd);
+	while ((n = read(err_fd, err + err_len, sizeof(err) - 1 - err_len)) > 0)
+		err_len += (size_t)n;
+	err[err_len] = '\0';
+	close(err_fd);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; stderr: %s", st, err);
+	return shows;
+}
+
+/*
+ * A live session id is as good as the visitor's login, and an argument shows in ps, in
+ * /proc/PID/cmdline to every user, in shell history and in auditd's execve records. Every
+ * command that takes an ID took it only so. --id-file FILE ("-": standard input) and --id-env
+ * ($SESSD_ID) take it from where none of those look; the command line is read while sessctl
+ * runs. The argument form still works, and is seen there: what proves the look can fail.
+ */
+LEAK_CHECKED_TEST(sessctl, an_id_given_by_file_or_environment_is_not_in_the_command_line)
+{
+	char id[SESSD_ID_LEN + 1], dir[] = "/tmp/sessctl-id-XXXXXX", path[128], environ_path[64];
+	struct stat st;
+	struct run r;
+	FILE *f;
+
+	cr_assert_eq(sessd_id_new(id), SESSD_OK);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/id", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", id);
+	cr_assert_eq(fclose(f), 0);
+
+	cr_assert(
+	    cmdline_shows_id((const char *const[]){"--connect", daemon_.unix_url, "set", id, NULL},
+	                     id, "by argument"),
+	    "the look at /proc/PID/cmdline did not see the id given as an argument");
+	RUN(&r, "get", id);
+	expect(&r, 0, "by argument");
+	cr_assert_not(cmdline_shows_id((const char *const[]){"--connect", daemon_.unix_url, "set",
+	                                                     "--id-file", path, NULL},
+	                               id, "by file"),
+	              "--id-file: the id is in the command line");
+	RUN(&r, "get", id);
+	expect(&r, 0, "by file");
+	cr_assert_eq(setenv("SESSD_ID", id, 1), 0);
+	cr_assert_not(cmdline_shows_id((const char *const[]){"--connect", daemon_.unix_url,
+	                                                     "--id-env", "set", NULL},
+	                               id, "by environment"),
+	              "--id-env: the id is in the command line");
+	cr_assert_eq(unsetenv("SESSD_ID"), 0);
+	RUN(&r, "get", id);
+	expect(&r, 0, "by environment");
+	/* What --id-env relies on: another user cannot read the environment (mode 0400). */
+	snprintf(environ_path, sizeof(environ_path), "/proc/%ld/environ", (long)getpid());
+	cr_assert_eq(stat(environ_path, &st), 0);
+	cr_assert_eq(st.st_mode & 077, 0, "%s has mode %o", environ_path, st.st_mode & 0777);
+
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * What --id-file and --id-env read: one id, on one line (a CR before the newline dropped), a
+ * tab ending it, so that a line of list or of find gives its id; \xNN and a signed cookie as
+ * in the argument. A second line is refused with nothing done (find's output piped whole would
+ * otherwise destroy its first session only, and seem to have done them all), and so is set
+ * reading both its id and its data from standard input. No message shows the id.
+ */
+LEAK_CHECKED_TEST(sessctl, id_file_and_id_env_take_one_id_and_nothing_else)
+{
+	char id[SESSD_ID_LEN + 1], other[SESSD_ID_LEN + 1], line[256], env[128];
+	struct run r;
+
+	/* A sessctl that refuses before it reads standard input: a failed write, not a SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(sessd_id_new(id), SESSD_OK);
+	cr_assert_eq(sessd_id_new(other), SESSD_OK);
+	put("default", id, "mine");
+	put("default", other, "theirs");
+
+	snprintf(line, sizeof(line), "%s\n", id);
+	run_in(&r, line, strlen(line), (const char *const[]){"get", "--id-file", "-", NULL});
+	expect(&r, 0, "mine");
+	snprintf(line, sizeof(line), "%s\r\n", id);
+	run_in(&r, line, strlen(line), (const char *const[]){"get", "--id-file=-", NULL});
+	expect(&r, 0, "mine");
+	/* A line of list: the id, a tab, the ttl. */
+	snprintf(line, sizeof(line), "%s\t86399000\n", id);
+	run_in(&r, line, strlen(line), (const char *const[]){"--id-file", "-", "ttl", NULL});
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	run_free(&r);
+	/* The arguments after the id keep their places. */
+	run_in(&r, id, strlen(id),
+	       (const char *const[]){"flash-push", "--id-file", "-", "info", "hello", NULL});
+	expect(&r, 0, "1\n");
+	run_in(&r, id, strlen(id),
+	       (const char *const[]){"flash-pop", "--id-file", "-", "info", NULL});
+	expect(&r, 0, "hello\n");
+	/* set with DATA as an argument may read its id from standard input. */
+	run_in(&r, id, strlen(id), (const char *const[]){"set", "--id-file", "-", "again", NULL});
+	expect(&r, 0, "");
+
+	/* Two ids: refused, both sessions still there, neither id shown. */
+	snprintf(line, sizeof(line), "%s\n%s\n", id, other);
+	run_in(&r, line, strlen(line), (const char *const[]){"destroy", "--id-file", "-", NULL});
+	cr_assert(strstr((char *)r.err.data, "more than one line") != NULL, "%s",
+	          (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, id) == NULL &&
+	              strstr((char *)r.err.data, other) == NULL,
+	          "an id is shown: %s", (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", id);
+	expect(&r, 0, "again");
+	RUN(&r, "get", other);
+	expect(&r, 0, "theirs");
+	/* set's DATA and its id cannot both come from standard input. */
+	run_in(&r, line, strlen(line), (const char *const[]){"set", "--id-file", "-", NULL});
+	cr_assert(strstr((char *)r.err.data, "reads its DATA from standard input") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", id);
+	expect(&r, 0, "again");
+	run_in(&r, "", 0, (const char *const[]){"get", "--id-file", "-", NULL});
+	expect(&r, 2, "");
+	/* The id given in the file's place is not shown whole. */
+	RUN(&r, "get", "--id-file", id);
+	cr_assert(strstr((char *)r.err.data, "no such file") != NULL, "%s", (char *)r.err.data);
+	cr_assert(strstr((char *)r.err.data, id) == NULL, "the id is shown: %s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	RUN(&r, "get", "--id-file", "/nonexistent/id");
+	cr_assert(strstr((char *)r.err.data, "/nonexistent/id: No such file") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+	/* A command on no session, an id given twice, an empty or missing $SESSD_ID. */
+	RUN(&r, "count", "--id-env");
+	expect(&r, 2, "");
+	RUN(&r, "get", id, "--id-file", "-");
+	expect(&r, 2, "");
+	RUN(&r, "get", "--id-file", "-", "--id-env");
+	expect(&r, 2, "");
+	RUN(&r, "get", "--id-env");
+	cr_assert(strstr((char *)r.err.data, "SESSD_ID is not set") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+
+	/* $SESSD_ID: the pipeline of list or find, each id in turn. */
+	snprintf(env, sizeof(env), "SESSD_ID=%s", other);
+	run_spawn(&r, daemon_.unix_url, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"destroy", "--id-env", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "get", other);
+	expect(&r, 1, "");
+	RUN(&r, "get", id);
+	expect(&r, 0, "again");
+	/* An odd id, as list prints it, is read back the same way. */
+	put("default", "odd\tid", "odd");
+	run_in(&r, "odd\\x09id\n", strlen("odd\\x09id\n"),
+	       (const char *const[]){"get", "--id-file", "-", NULL});
+	expect(&r, 0, "odd");
+}
+
+/* From a terminal, --id-file - asks for the id (its echo off) and reads one line. */
+LEAK_CHECKED_TEST(sessctl, id_file_from_a_terminal_asks_for_one_line)
+{
+	char id[SESSD_ID_LEN + 1], typed[64];
+	struct run r;
+
+	cr_assert_eq(sessd_id_new(id), SESSD_OK);
+	put("default", id, "typed");
+	snprintf(typed, sizeof(typed), "%s\n", id);
+	run_on_terminal(&r, typed, (const char *const[]){"get", "--id-file", "-", NULL});
+	cr_assert(strstr((char *)r.err.data, "not shown as you paste or type it") != NULL, "%s",
+	          (char *)r.err.data);
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	cr_assert_str_eq((char *)r.out.data, "typed");
+	run_free(&r);
+}
+
+/* --- Output that cannot be delivered: flash-pop must not destroy what it cannot show. --- */
+
+/*
+ * Run sessctl ${args} on the daemon with standard output ${how}: "closed" (>&-), "read-only"
+ * (1</dev/null), "no-reader" (a pipe whose reader has gone), or a path opened for writing
+ * ("/dev/full"); standard input /dev/null and standard error kept in ${r}.
+ */
+static void run_with_stdout(struct run *r, const char *how, const char *const *args)
+{
+	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
+	const char *argv[64];
+	char *envp[256], env_url[400];
+	posix_spawn_file_actions_t fa;
+	int err_pipe[2], gone[2], envc;
+	pid_t pid;
+
+	envc = run_begin(r, argv, args, envp, unset);
+	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
+	envp[envc++] = env_url;
+	envp[envc] = NULL;
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(gone, O_CLOEXEC), 0);
+	close(gone[0]);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (strcmp(how, "closed") == 0)
+		posix_spawn_file_actions_addclose(&fa, 1);
+	else if (strcmp(how, "read-only") == 0)
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_RDONLY, 0);
+	else if (strcmp(how, "no-reader") == 0)
+		posix_spawn_file_actions_adddup2(&fa, gone[1], 1);
+	else
+		posix_spawn_file_actions_addopen(&fa, 1, how, O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(gone[1]);
+	close(err_pipe[1]);
+	while (drain(err_pipe[0], &r->err))
+		;
+	close(err_pipe[0]);
+	run_end(r, pid);
+}
+
+/*
+ * flash-pop removes what it prints. With standard output closed it popped the messages, then
+ * failed to print them ("writing the output: Bad file descriptor"): gone, never seen. Now an
+ * output that cannot be written (closed, read-only, a pipe without a reader) is found before
+ * the pop, which is then not made; one whose write fails at once (/dev/full) gets the messages
+ * on standard error, every one, after a line saying why, and exit status 2.
+ */
+LEAK_CHECKED_TEST(sessctl, flash_pop_keeps_or_shows_what_it_cannot_print)
+{
+	static const char *const unwritable[] = {"closed", "read-only", "no-reader"};
+	const char *err, *shown;
+	struct run r;
+
+	RUN(&r, "flash-push", "undelivered", "info", "first");
+	expect(&r, 0, "1\n");
+	RUN(&r, "flash-push", "undelivered", "warn", "two\nlines");
+	expect(&r, 0, "1\n");
+	for (size_t i = 0; i < sizeof(unwritable) / sizeof(unwritable[0]); i++) {
+		run_with_stdout(&r, unwritable[i],
+		                (const char *const[]){"flash-pop", "undelivered", NULL});
+		cr_assert(strstr((char *)r.err.data, "nothing was removed") != NULL, "%s: %s",
+		          unwritable[i], (char *)r.err.data);
+		expect(&r, 2, NULL);
+		RUN(&r, "--json", "ttl", "undelivered");
+		expect_json(&r);
+		expect(&r, 0, NULL);
+	}
+	run_with_stdout(&r, "/dev/full", (const char *const[]){"flash-pop", "undelivered", NULL});
+	err = (const char *)r.err.data;
+	cr_assert(strncmp(err,
+	                  "sessctl: flash-pop: writing standard output: No space left on "
+	                  "device; ",
+	                  strlen("sessctl: flash-pop: writing standard output: No space left on "
+	                         "device; ")) == 0,
+	          "%s", err);
+	shown = strchr(err, '\n');
+	cr_assert_not_null(shown, "%s", err);
+	cr_assert_str_eq(shown + 1, "info\tfirst\nwarn\ttwo\\x0alines\n");
+	expect(&r, 2, NULL);
+	/* Popped, and shown on standard error: nothing was lost silently. */
+	RUN(&r, "flash-pop", "undelivered");
+	expect(&r, 0, "");
+	RUN(&r, "flash-push", "undelivered", "info", "json");
+	expect(&r, 0, "1\n");
+	run_with_stdout(&r, "/dev/full",
+	                (const char *const[]){"--json", "flash-pop", "undelivered", NULL});
+	shown = strchr((char *)r.err.data, '\n');
+	cr_assert_not_null(shown, "%s", (char *)r.err.data);
+	cr_assert_str_eq(shown + 1, "{\"info\":[\"json\"]}\n");
+	expect(&r, 2, NULL);
+	/* A change whose output alone is lost says it was made: exit 2 alone reads as not. */
+	put("fulls", "a", "x");
+	run_with_stdout(&r, "/dev/full",
+	                (const char *const[]){"--namespace", "fulls", "clear", "--yes", NULL});
+	cr_assert(strstr((char *)r.err.data, "the command was carried out") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, NULL);
+	RUN(&r, "--namespace", "fulls", "count");
+	cr_assert_eq(r.status, 0);
+	run_free(&r);
+}
+
+/*
+ * Run sessctl ${args} against the daemon with a terminal for its standard output (its output
+ * processing off, so the bytes come as written), kept in r->out; standard input /dev/null.
+ */
+static void run_to_terminal(struct run *r, const char *const *args)
+{
+	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
+	const char *argv[16];
+	char env_url[400], *envp[256];
+	int master, slave, err_pipe[2], envc;
+	posix_spawn_file_actions_t fa;
+	struct pollfd pfd[2];
+	struct termios t;
+	pid_t pid;
+
+	envc = run_begin(r, argv, args, envp, unset);
+	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
+	envp[envc++] = env_url;
+	envp[envc] = NULL;
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	cr_assert_eq(tcgetattr(slave, &t), 0);
+	t.c_oflag &= ~(tcflag_t)OPOST;
+	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
+	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, slave, 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(slave);
+	close(err_pipe[1]);
+	pfd[0] = (struct pollfd){.fd = master, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+	/* The master reads EIO once sessctl, the slave's last holder, has exited. */
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+			}
+	}
+	run_end(r, pid);
+}
+
+/*
+ * get prints the data exactly as stored, and any client may have stored it, with an app's
+ * visitor's text in it: on the operator's terminal ESC or a C1 CSI drove it (a forged screen,
+ * a window title, OSC 52's clipboard write). On a terminal those bytes are now shown as \xNN,
+ * with a line on standard error saying so; newlines, tabs, backslashes and UTF-8 text are
+ * shown as they are, and piped, the bytes are exact.
+ */
+LEAK_CHECKED_TEST(sessctl, get_on_a_terminal_cannot_drive_it)
+{
+	static const char hostile[] =
+	    "{\"name\":\"x\x1b]52;c;ZXZpbA==\x07\x1b[2J\"}\n\tcaf\xc3\xa9 "
+	    "\\\"q\\\" \xc2\x9b"
+	    "31m";
+	struct run r;
+
+	put("default", "hostile", hostile);
+	run_to_terminal(&r, (const char *const[]){"get", "hostile", NULL});
+	cr_assert_eq(r.status, 0, "stderr: %s", (char *)r.err.data);
+	cr_assert_str_eq((char *)r.out.data, "{\"name\":\"x\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J\"}\n\t"
+	                                     "caf\xc3\xa9 \\\"q\\\" \\xc2\\x9b31m");
+	cr_assert(strstr((char *)r.err.data, "shown as \\xNN") != NULL, "%s", (char *)r.err.data);
+	run_free(&r);
+	/* Plain data on a terminal: as it is, and no note. */
+	put("default", "plain", "{\"a\":\"b\\\"c\"}\n");
+	run_to_terminal(&r, (const char *const[]){"get", "plain", NULL});
+	expect(&r, 0, "{\"a\":\"b\\\"c\"}\n");
+	/* Piped: exact. */
+	RUN(&r, "get", "hostile");
+	expect(&r, 0, hostile);
 }
