@@ -22,7 +22,9 @@
  *
  * Each operation is a byte a: a mod 8 picks it, (a >> 3) mod 3 the client (a client closed
  * is connected again by the next FRAME for it); then, by operation:
- *   0 FRAME k [...]: queue a frame in the client's outbox, k mod 8 picking it: HELLO (with
+ *   0 FRAME k [...]: queue a frame in the client's outbox (connecting the client if it is
+ *     not, with k bit 7 over sockets whose kernel buffers are the least the kernel allows on
+ *     both ends, a few KiB, so that a few replies fill them), k mod 8 picking it: HELLO (with
  *     the process identity (k >> 3) mod 4, none for 0), PING
  *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
  *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
@@ -340,7 +342,24 @@ static void accept_conn(struct fuzz *f, int fd, uint64_t source, uint64_t owner)
 	in_server = false;
 }
 
-static void client_connect(struct fuzz *f, unsigned i)
+/*
+ * Shrink the kernel's buffers of ${fd} to the least it allows (a few KiB; it rounds 1 up), as
+ * a client that reads slowly over a slow link makes them: the server's sends then stop after a
+ * few replies, not after the hundreds of KiB a Unix socket or loopback TCP holds, so that its
+ * writes wait for the socket (conn_on_write), fail when the client has gone meanwhile, and a
+ * closing connection's timer finds bytes still queued in the kernel (drop_kernel_queue),
+ * within the few operations an input has.
+ */
+static void shrink_kernel_buffers(int fd)
+{
+	int least = 1;
+
+	check(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &least, sizeof(least)) == 0);
+	check(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &least, sizeof(least)) == 0);
+}
+
+/* Connect client ${i}, with the kernel's least buffers on both ends when ${small}. */
+static void client_connect(struct fuzz *f, unsigned i, bool small)
 {
 	struct client *c = &f->cl[i];
 	int sv[2], one = 1;
@@ -349,6 +368,9 @@ static void client_connect(struct fuzz *f, unsigned i)
 	if (f->tcp && i > 0) {
 		sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		check(sv[0] != -1);
+		/* Before connect: the window it offers is set at the handshake. */
+		if (small)
+			shrink_kernel_buffers(sv[0]);
 		check(connect(sv[0], (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) ==
 		      0);
 		check(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
@@ -361,7 +383,12 @@ static void client_connect(struct fuzz *f, unsigned i)
 		c->tcp = true;
 	} else {
 		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+		if (small)
+			shrink_kernel_buffers(sv[0]);
 	}
+	/* The server's end as sessd's listener would have bounded it, only smaller. */
+	if (small)
+		shrink_kernel_buffers(sv[1]);
 	c->fd = sv[0];
 	if (c->tcp)
 		accept_conn(f, sv[1], SOURCE_TCP, SOURCE_TCP);
@@ -486,7 +513,7 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 	if (f->stopping && c->fd == -1)
 		return;
 	if (c->fd == -1)
-		client_connect(f, i);
+		client_connect(f, i, k & 0x80);
 	snprintf(id, sizeof(id), FUZZ_NOW_SESSION "%u", (k >> 3) % 4u);
 	req.id = (struct mp_bytes){(const uint8_t *)id, strlen(id)};
 	switch (k % 8) {
