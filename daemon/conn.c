@@ -411,6 +411,17 @@ static void wipe_unread_input(struct conn *c)
 }
 
 /*
+ * Drop ${c}'s unread input, wiped first: the close wipes only what lies between the input's
+ * ends, so input dropped by setting them to 0 (a frame still arriving when the connection
+ * began to linger, or was retired) was freed with a second HELLO's secret whole in it.
+ */
+static void drop_unread_input(struct conn *c)
+{
+	wipe_unread_input(c);
+	c->in_start = c->in_end = 0;
+}
+
+/*
  * Wipe ${c}'s record buffer from ${at} to its end, never to be opened: a record that does not
  * authenticate, or one its client cut short, may be a plain HELLO sent where a record was
  * due, its secret in the clear (sessd(8), --auth-file). To the capacity, not the length: a
@@ -702,7 +713,7 @@ static bool finish_closing(struct conn *c)
 		}
 		c->lingering = true;
 		shutdown(c->fd, SHUT_WR);
-		c->in_start = c->in_end = 0;
+		drop_unread_input(c);
 		buf_reset(&c->raw);
 		note_held(c, false);
 		update_reading(c);
@@ -2744,7 +2755,7 @@ int conn_set_retire(struct conn_set *s, const struct dispatch_peer *asking,
 		 * conn_set_handle_input). What it read and did not carry out is dropped, nothing
 		 * more is read, process() hands nothing on, and the flush closes it. */
 		c->retired = true;
-		c->in_start = c->in_end = 0;
+		drop_unread_input(c);
 		buf_reset(&c->raw);
 		c->record_fault = NULL;
 		unhold(c);
