@@ -345,14 +345,16 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 
 /*
  * Start ${d} with --auth-file ${app_path} (made in ${dir}, a mkdtemp template; ${path_size}
- * bytes) holding the apps' secret, its heap as in service: glibc's MALLOC_PERTURB_ (meson sets
- * it for tests) would fill freed blocks and hide a secret left in one, and its trim threshold
- * raised, so a freed block at the heap's top is not returned by luck.
+ * bytes) holding the apps' secret, and --auth-grace ${grace_s} unless NULL, its heap as in
+ * service: glibc's MALLOC_PERTURB_ (meson sets it for tests) would fill freed blocks and hide a
+ * secret left in one, and its trim threshold raised, so a freed block at the heap's top is not
+ * returned by luck.
  */
 static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_path,
-                                size_t path_size)
+                                size_t path_size, const char *grace_s)
 {
-	const char *const args[] = {"--auth-file", app_path, NULL};
+	const char *const args[] = {"--auth-file", app_path,
+	                            grace_s != NULL ? "--auth-grace" : NULL, grace_s, NULL};
 
 	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
 	cr_assert_eq(setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824", 1), 0);
@@ -390,7 +392,7 @@ LEAK_CHECKED_TEST(security, a_secret_sent_plain_where_a_record_was_due_leaves_no
 	int stats_fd;
 
 	cr_assert(sodium_init() >= 0);
-	start_as_in_service(&d, dir, app_path, sizeof(app_path));
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), NULL);
 	stats_fd = harness_connect(d.unix_url);
 	cr_assert_geq(stats_fd, 0);
 	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
@@ -581,7 +583,7 @@ LEAK_CHECKED_TEST(security, a_second_hellos_secret_split_across_reads_leaves_no_
 	uint8_t *pad;
 	int stats_fd;
 
-	start_as_in_service(&d, dir, app_path, sizeof(app_path));
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), NULL);
 	buf_init(&prefix);
 
 	buf_init(&auth);
@@ -878,7 +880,7 @@ static struct sealed sealed_with_half_a_hello(const struct harness_daemon *d, co
  * and so did the linger that follows a SHUTTING_DOWN (here the one a rotated secret gets): the
  * close wiped nothing of it, and the buffer was freed, or kept while the connection lingered,
  * with the secret whole in it. fuzz_conn's RETIRE (stop 61) led to it: no fuzz oracle sees
- * memory, this test does. Its heap as in service (start_as_in_service).
+ * memory, this test does.
  */
 LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_closed_leaves_no_copy)
 {
@@ -886,7 +888,6 @@ LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_closed_
 	static const char rotated[] = "half a HELLO opened from a record, its secret rotated";
 	static const char next[] = "security-61: the apps' next secret, rotated to";
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
-	const char *const args[] = {"--auth-file", app_path, "--auth-grace", "0", NULL};
 	struct codec_request retire = {.op = CODEC_OP_RETIRE, .request_id = 2};
 	struct harness_daemon d;
 	struct sealed victim, asking;
@@ -897,12 +898,7 @@ LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_closed_
 	int stats_fd;
 
 	cr_assert(sodium_init() >= 0);
-	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
-	cr_assert_eq(setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824", 1), 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
+	start_as_in_service(&d, dir, app_path, sizeof(app_path), "0");
 	stats_fd = harness_connect(d.unix_url);
 	cr_assert_geq(stats_fd, 0);
 	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
