@@ -45,6 +45,11 @@ def reset(client):
     return variant(CLOSE, 1, client)
 
 
+def retire(target, client=0):
+    """RETIRE of client target's sealed connection (RAW's kind with k bits 4-6 set)."""
+    return op(FRAME, client, RAW | 0x70, target)
+
+
 TCP, LIMIT, POOL, LIMIT_ONE, VARIANTS = 8, 16, 32, 64, 128
 FIRE_ALL = 0x80
 
@@ -161,6 +166,14 @@ SEEDS = {
     + frame(HELLO, 0, small=True) + frame(SET, 0, 1, 100) + frame(GET, 0, 1) * 12
     + frame(PUSH, 0, 1, 9) + send(65535) + op(TURN) * 2 + op(SHUT) + op(TURN) * 2
     + op(CLOSE) + op(TURN) * 2,
+    # Sealed: one client RETIREs another's connection while that one's pipeline is read in
+    # the same turn (closed at the flush, its replies unsent); then one RETIREs its own.
+    "sealed-retire-of-a-connection-mid-pipeline-then-of-its-own": bytes([4 | 2])
+    + frame(HELLO, 0) + frame(HELLO, 1) + send(65535, 0) + send(65535, 1) + op(TURN) * 3
+    + read(512, 0) + read(512, 1) + frame(SET, 1, 1, 90) + frame(GET, 1, 1) * 6
+    + retire(1, 0) + send(65535, 1) + send(65535, 0) + op(TURN) * 2 + read(4096, 0)
+    + read(8192, 1) + retire(0, 0) + frame(PING, 0, 0, 1) + send(65535, 0) + op(TURN)
+    + read(512, 0),
 }
 
 out = sys.argv[1]
