@@ -22,12 +22,16 @@
  *
  * Each operation is a byte a: a mod 8 picks it, (a >> 3) mod 3 the client (a client closed
  * is connected again by the next FRAME for it); then, by operation:
- *   0 FRAME k [...]: queue a frame in the client's outbox, k mod 8 picking it: HELLO (with
+ *   0 FRAME k [...]: queue a frame in the client's outbox (connecting the client if it is
+ *     not, with k bit 7 over sockets whose kernel buffers are the least the kernel allows on
+ *     both ends, a few KiB, so that a few replies fill them), k mod 8 picking it: HELLO (with
  *     the process identity (k >> 3) mod 4, none for 0), PING
  *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
  *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
  *     of the input as the body, announced as its length, or (k bit 3) as the length the
- *     pair says (which may be 0, lie, or pass max_frame)
+ *     pair says (which may be 0, lie, or pass max_frame); with k bits 4-6 all set, not RAW
+ *     but RETIRE t: of the connection of client t mod 3 (the server key its sealed HELLO's
+ *     reply gave, or zeros: none), which the server closes mid-turn, its replies unsent
  *   1 SEND hi lo: write up to hi lo + 1 bytes of the outbox (what the socket takes)
  *   2 TURN: one loop turn
  *   3 READ b: read up to 64 (b + 1) bytes of replies and check them
@@ -190,6 +194,8 @@ struct client {
 	struct seal *seal;
 	bool sealed;     /* the exchange is finished: frames go, and replies come, as records */
 	bool refused_kx; /* the HELLO's reply did not finish the exchange: nothing more is sent */
+	/* The server's key of its sealed connection, which names it in a RETIRE (zeros: none). */
+	uint8_t server_key[SEAL_KEY_BYTES];
 	struct buf plain_out;
 	struct buf records_in;
 	/* Requests sent or queued, oldest first: their ids, and where each ends in the stream. */
@@ -259,6 +265,15 @@ static bool on_takes_for_client(void *arg, struct dispatch_frame_ref *frame)
 	return dispatch_takes_for_client(f->d, frame);
 }
 
+/* RETIRE: the connections are conn.c's, as server_on_retire hands it on. */
+static int on_retire(void *arg, const struct dispatch_peer *asking,
+                     const uint8_t key[CODEC_RETIRE_KEY_BYTES])
+{
+	struct fuzz *f = arg;
+
+	return conn_set_retire(&f->set, asking, key);
+}
+
 static void on_closed(void *arg)
 {
 	struct fuzz *f = arg;
@@ -274,11 +289,18 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* One loop turn, as server_run and server_after_turn make it (no persistence: commits hold). */
+/*
+ * One loop turn, as server_run and server_after_turn make it (no persistence: commits hold):
+ * one pass over the ready events, as server_run's EVLOOP_ONCE makes it, never blocking. With
+ * EVLOOP_NONBLOCK alone libevent loops for as long as a callback ran, and the write event of a
+ * connection whose replies wait for this turn's flush (pending), its socket writable, runs and
+ * returns at once, pass after pass: the harness spun for good (stop 61's run, a timeout;
+ * server_run leaves the loop after the pass and flushes).
+ */
 static void turn(struct fuzz *f)
 {
 	in_server = true;
-	check(event_base_loop(f->base, EVLOOP_NONBLOCK) != -1);
+	check(event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK) != -1);
 	dispatch_turn_begins(f->d);
 	if (conn_set_has_waiting(&f->set)) {
 		size_t most = dispatch_retries(f->d, wall_ms());
@@ -311,6 +333,7 @@ static void client_reset(struct client *c)
 	seal_free(c->seal);
 	c->seal = NULL;
 	c->sealed = c->refused_kx = false;
+	memset(c->server_key, 0, sizeof(c->server_key));
 	c->shut = c->ended = c->unchecked = c->lied = false;
 	c->sent_raw = c->said_hello = false;
 	c->sent = c->sent_total = c->queued_total = 0;
@@ -340,7 +363,24 @@ static void accept_conn(struct fuzz *f, int fd, uint64_t source, uint64_t owner)
 	in_server = false;
 }
 
-static void client_connect(struct fuzz *f, unsigned i)
+/*
+ * Shrink the kernel's buffers of ${fd} to the least it allows (a few KiB; it rounds 1 up), as
+ * a client that reads slowly over a slow link makes them: the server's sends then stop after a
+ * few replies, not after the hundreds of KiB a Unix socket or loopback TCP holds, so that its
+ * writes wait for the socket (conn_on_write), fail when the client has gone meanwhile, and a
+ * closing connection's timer finds bytes still queued in the kernel (drop_kernel_queue),
+ * within the few operations an input has.
+ */
+static void shrink_kernel_buffers(int fd)
+{
+	int least = 1;
+
+	check(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &least, sizeof(least)) == 0);
+	check(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &least, sizeof(least)) == 0);
+}
+
+/* Connect client ${i}, with the kernel's least buffers on both ends when ${small}. */
+static void client_connect(struct fuzz *f, unsigned i, bool small)
 {
 	struct client *c = &f->cl[i];
 	int sv[2], one = 1;
@@ -349,6 +389,9 @@ static void client_connect(struct fuzz *f, unsigned i)
 	if (f->tcp && i > 0) {
 		sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		check(sv[0] != -1);
+		/* Before connect: the window it offers is set at the handshake. */
+		if (small)
+			shrink_kernel_buffers(sv[0]);
 		check(connect(sv[0], (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) ==
 		      0);
 		check(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
@@ -361,7 +404,12 @@ static void client_connect(struct fuzz *f, unsigned i)
 		c->tcp = true;
 	} else {
 		check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+		if (small)
+			shrink_kernel_buffers(sv[0]);
 	}
+	/* The server's end as sessd's listener would have bounded it, only smaller. */
+	if (small)
+		shrink_kernel_buffers(sv[1]);
 	c->fd = sv[0];
 	if (c->tcp)
 		accept_conn(f, sv[1], SOURCE_TCP, SOURCE_TCP);
@@ -478,7 +526,7 @@ static void queue_raw(struct client *c, struct input *in, bool lying)
 static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 {
 	static uint8_t payload[8192];
-	struct client *c = &f->cl[i];
+	struct client *c = &f->cl[i], *target;
 	struct codec_request req = {0};
 	uint8_t k = take_u8(in), b;
 	char id[32], name[16] = "fuzz_conn";
@@ -486,7 +534,7 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 	if (f->stopping && c->fd == -1)
 		return;
 	if (c->fd == -1)
-		client_connect(f, i);
+		client_connect(f, i, k & 0x80);
 	snprintf(id, sizeof(id), FUZZ_NOW_SESSION "%u", (k >> 3) % 4u);
 	req.id = (struct mp_bytes){(const uint8_t *)id, strlen(id)};
 	switch (k % 8) {
@@ -535,7 +583,18 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 		req.limit = 1 + k % 16u;
 		break;
 	default:
-		queue_raw(c, in, k & 8);
+		if ((k & 0x70) != 0x70) {
+			queue_raw(c, in, k & 8);
+			return;
+		}
+		/* RETIRE of its own connection is BAD_REQUEST by design (it ends the connection);
+		 * of another's, that connection closes at the flush with what it had not sent. */
+		target = &f->cl[take_u8(in) % N_CLIENTS];
+		req.op = CODEC_OP_RETIRE;
+		req.id = (struct mp_bytes){0};
+		req.retire_key = (struct mp_bytes){target->server_key, sizeof(target->server_key)};
+		queue_request(f, c, &req);
+		c->expect_bad_ok[c->n_expect - 1] = target == c;
 		return;
 	}
 	queue_request(f, c, &req);
@@ -587,6 +646,7 @@ static void finish_exchange(struct client *c, const struct codec_reply *rep)
 	check(hello.auth && hello.has_kx);
 	check(reply_hello_kx(&hello.kx, s_pk, s_proof) == SESSD_OK);
 	check(seal_client_finish(c->seal, s_pk, s_proof) == 0);
+	memcpy(c->server_key, s_pk, sizeof(c->server_key));
 	c->sealed = true;
 }
 
@@ -946,6 +1006,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dcfg.max_frame = f.max_frame;
 	dcfg.max_connections = f.max_connections;
 	dcfg.auth = f.sealing ? server_auth : NULL;
+	dcfg.retire = on_retire;
+	dcfg.retire_arg = &f;
 	f.d = dispatch_new(&dcfg, f.st, NULL, &f.stats);
 	check(f.d != NULL);
 	ccfg.max_frame = f.max_frame;

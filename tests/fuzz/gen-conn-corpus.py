@@ -11,8 +11,9 @@ def op(code, client=0, *args):
     return bytes([code | client << 3, *args])
 
 
-def frame(kind, client=0, session=0, *args):
-    return op(FRAME, client, kind | session << 3, *args)
+def frame(kind, client=0, session=0, *args, small=False):
+    """small: the frame that connects its client does so over the kernel's least buffers."""
+    return op(FRAME, client, kind | session << 3 | (0x80 if small else 0), *args)
 
 
 def send(n, client=0):
@@ -42,6 +43,11 @@ def fail(n, burst=False, client=0):
 
 def reset(client):
     return variant(CLOSE, 1, client)
+
+
+def retire(target, client=0):
+    """RETIRE of client target's sealed connection (RAW's kind with k bits 4-6 set)."""
+    return op(FRAME, client, RAW | 0x70, target)
 
 
 TCP, LIMIT, POOL, LIMIT_ONE, VARIANTS = 8, 16, 32, 64, 128
@@ -147,6 +153,27 @@ SEEDS = {
     + frame(HELLO, 1) + send(65535, 1) + op(TURN) * 3 + read(512, 1)
     + b"".join(frame(SET, 1, 1, 20) + frame(GET, 1, 1) + send(65535, 1) + fail(n) + op(TURN)
                + read(2048, 1) for n in (1, 2, 3, 4, 6)),
+    # Over TCP with the kernel's least buffers, a client that reads nothing: the replies wait
+    # for the socket, the server stops, and the close timeout finds them queued in the kernel
+    # (the close resets the connection rather than leave them to an orphan).
+    "tcp-slow-reader-stopped-its-replies-queued-in-the-kernel": bytes([VARIANTS | TCP])
+    + frame(HELLO, 1, small=True) + frame(SET, 1, 1, 100) + frame(GET, 1, 1) * 12
+    + send(65535, 1) + op(TURN) * 3 + op(STOP) + op(TURN) + timer(FIRE_ALL),
+    # Over a Unix socket with the kernel's least buffers: replies wait for the socket, the
+    # client shuts its side (the server goes on writing), then closes with replies still
+    # waiting and the write fails; what it sent behind its GETs still runs.
+    "slow-reader-shuts-then-closes-with-replies-waiting-for-the-socket": bytes([0])
+    + frame(HELLO, 0, small=True) + frame(SET, 0, 1, 100) + frame(GET, 0, 1) * 12
+    + frame(PUSH, 0, 1, 9) + send(65535) + op(TURN) * 2 + op(SHUT) + op(TURN) * 2
+    + op(CLOSE) + op(TURN) * 2,
+    # Sealed: one client RETIREs another's connection while that one's pipeline is read in
+    # the same turn (closed at the flush, its replies unsent); then one RETIREs its own.
+    "sealed-retire-of-a-connection-mid-pipeline-then-of-its-own": bytes([4 | 2])
+    + frame(HELLO, 0) + frame(HELLO, 1) + send(65535, 0) + send(65535, 1) + op(TURN) * 3
+    + read(512, 0) + read(512, 1) + frame(SET, 1, 1, 90) + frame(GET, 1, 1) * 6
+    + retire(1, 0) + send(65535, 1) + send(65535, 0) + op(TURN) * 2 + read(4096, 0)
+    + read(8192, 1) + retire(0, 0) + frame(PING, 0, 0, 1) + send(65535, 0) + op(TURN)
+    + read(512, 0),
 }
 
 out = sys.argv[1]
