@@ -1698,6 +1698,23 @@ static void put(const char *ns, const char *id, const char *data)
 }
 
 /*
+ * A new pseudo-terminal, both ends closed on exec: returns its master's side; ${slave} is
+ * given the other end and ${t} its attributes, for the caller to change and set.
+ */
+static int open_terminal(int *slave, struct termios *t)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	*slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(*slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	cr_assert_eq(tcgetattr(*slave, t), 0);
+	return master;
+}
+
+/*
  * Run sessctl ${args} against the daemon with a terminal for its standard input, on which
  * ${typed} is typed (its line discipline's: "\x04" at the start of a line is Ctrl-D, the end).
  */
@@ -1716,14 +1733,8 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
 	envp[envc++] = env_url;
 	envp[envc] = NULL;
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
-	cr_assert_eq(grantpt(master), 0);
-	cr_assert_eq(unlockpt(master), 0);
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
+	master = open_terminal(&slave, &t);
 	/* No echo: nothing reads the master's side, whose buffer would fill. */
-	cr_assert_eq(tcgetattr(slave, &t), 0);
 	t.c_lflag &= ~(tcflag_t)ECHO;
 	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
 	cr_assert_eq(pipe2(out_pipe, O_CLOEXEC), 0);
@@ -3532,13 +3543,7 @@ static void run_to_terminal(struct run *r, const char *const *args)
 	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
 	envp[envc++] = env_url;
 	envp[envc] = NULL;
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	cr_assert_geq(master, 0, "posix_openpt: %s", strerror(errno));
-	cr_assert_eq(grantpt(master), 0);
-	cr_assert_eq(unlockpt(master), 0);
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	cr_assert_geq(slave, 0, "%s: %s", ptsname(master), strerror(errno));
-	cr_assert_eq(tcgetattr(slave, &t), 0);
+	master = open_terminal(&slave, &t);
 	t.c_oflag &= ~(tcflag_t)OPOST;
 	cr_assert_eq(tcsetattr(slave, TCSANOW, &t), 0);
 	cr_assert_eq(pipe2(err_pipe, O_CLOEXEC), 0);
