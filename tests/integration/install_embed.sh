@@ -50,6 +50,14 @@ sessctl=$(find "$dest" -name sessctl -type f -perm -u+x | head -n 1)
 [ -n "$sessctl" ] || fail "no sessctl installed"
 rpath=$(readelf -d "$sessctl" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')
 [ "$prefix" != /usr ] || want_rpath=
+# A clang sanitizer build links ASan's shared runtime from clang's own directory (meson.build):
+# its programs all carry that directory too, and a program linked with the static runtime
+# against its library stops ("linked against incompatible ASan runtimes").
+app_link=()
+if [ -n "${SESSD_SANITIZER_RPATH:-}" ]; then
+	want_rpath=${want_rpath:+$want_rpath:}$SESSD_SANITIZER_RPATH
+	app_link=(-shared-libasan "-Wl,-rpath,$SESSD_SANITIZER_RPATH")
+fi
 [ "$rpath" = "$want_rpath" ] ||
 	fail "the installed sessctl's RUNPATH is '$rpath', not '$want_rpath' (prefix $prefix)"
 echo "ok: the installed sessctl's RUNPATH is '$rpath'"
@@ -94,7 +102,8 @@ int main(int argc, char **argv)
 }
 APP
 # shellcheck disable=SC2086 # the flags are words
-"$@" -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags "$dir/app.c" -o "$dir/app" $libs ||
+"$@" -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags "$dir/app.c" -o "$dir/app" $libs \
+	"${app_link[@]}" ||
 	fail "a program does not build with the installed header and library"
 readelf -d "$dir/app" | grep -q 'NEEDED.*\[libsessd\.so\.0\]' ||
 	fail "the program does not need libsessd.so.0"
