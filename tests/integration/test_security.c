@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1116,6 +1117,78 @@ LEAK_CHECKED_TEST(security, a_secret_dropped_unread_by_an_evicted_connection_lea
 	sealed_close(&s);
 	close(beside);
 	close(stats_fd);
+
+	cr_expect_eq(harness_stop(&d), 0);
+	unlink(app_path);
+	rmdir(dir);
+}
+
+/*
+ * A connection shed over --max-client-memory (evict) drops what it had read and not handled,
+ * as one retired does (above): a second HELLO still arriving may show a secret, and it stayed
+ * whole in the input buffer, kept or freed. Three sealed connections each send all of a 60 KB
+ * HELLO but its last byte, past --max-client-memory 128 KiB: the connections evicted (answered
+ * BUSY, or closed) must leave no copy of their secrets. The kept one's stays, in its input: the
+ * secrets differ in each 16-byte window memory_copies looks for (fuzz-61's first draft shared
+ * their tails, and found the kept one's where it looked for the evicted ones').
+ */
+LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_evicted_leaves_no_copy)
+{
+	static const char *const secrets[] = {
+	    "1111 evicted 1111 evicted 1111 evicted 1111 evicted 1111",
+	    "2222 evicted 2222 evicted 2222 evicted 2222 evicted 2222",
+	    "3333 evicted 3333 evicted 3333 evicted 3333 evicted 3333",
+	};
+	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
+	const char *const args[] = {"--auth-file",         app_path, "--max-frame", "65536",
+	                            "--max-client-memory", "131072", NULL};
+	struct sealed victims[3];
+	struct harness_daemon d;
+	size_t evicted = 0;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	for (size_t i = 0; i < 3; i++) {
+		struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 2};
+		uint8_t *shown = calloc(1, 60000);
+		struct buf frame, auth;
+
+		cr_assert_not_null(shown);
+		memcpy(shown + 30000, secrets[i], strlen(secrets[i]));
+		buf_init(&auth);
+		cr_assert_eq(mp_write_bin(&auth, shown, 60000), 0);
+		req.client_name = (struct mp_bytes){(const uint8_t *)"security-test", 13};
+		req.auth = (struct mp_bytes){auth.data, auth.len};
+		victims[i] = sealed_open_with(d.unix_url, app_secret);
+		buf_init(&frame);
+		cr_assert_eq(codec_encode_request(&frame, &req), 0);
+		frame.len--;
+		sealed_send(&victims[i], &frame);
+		buf_finish(&frame);
+		buf_finish(&auth);
+		free(shown);
+	}
+	harness_sleep_ms(300);
+	for (size_t i = 0; i < 3; i++) {
+		struct pollfd pfd = {.fd = victims[i].fd, .events = POLLIN};
+
+		/* Kept, it says nothing: its frame is not whole. */
+		if (poll(&pfd, 1, 1000) != 1)
+			continue;
+		evicted++;
+		cr_expect(
+		    !memory_holds(d.pid, secrets[i]),
+		    "a secret in an evicted connection's unread input is still in the daemon's "
+		    "memory (%s)",
+		    secrets[i]);
+	}
+	cr_assert_geq(evicted, 1, "--max-client-memory evicted a connection");
+	for (size_t i = 0; i < 3; i++)
+		sealed_close(&victims[i]);
 
 	cr_expect_eq(harness_stop(&d), 0);
 	unlink(app_path);
