@@ -1698,6 +1698,24 @@ static void put(const char *ns, const char *id, const char *data)
 }
 
 /*
+ * Read sessctl's output from ${out_fd} into r->out and its errors from ${err_fd} into r->err
+ * until both end, and close them.
+ */
+static void collect_output(struct run *r, int out_fd, int err_fd)
+{
+	struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
+
+	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
+		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+			}
+	}
+}
+
+/*
  * A new pseudo-terminal, both ends closed on exec: returns its master's side; ${slave} is
  * given the other end and ${t} its attributes, for the caller to change and set.
  */
@@ -1725,7 +1743,6 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 	char env_url[400], *envp[256];
 	int master, slave, out_pipe[2], err_pipe[2], envc;
 	posix_spawn_file_actions_t fa;
-	struct pollfd pfd[2];
 	struct termios t;
 	pid_t pid;
 
@@ -1750,16 +1767,7 @@ static void run_on_terminal(struct run *r, const char *typed, const char *const 
 	close(err_pipe[1]);
 	/* Typed ahead: the terminal keeps it until sessctl reads. */
 	cr_assert_eq(write(master, typed, strlen(typed)), (ssize_t)strlen(typed));
-	pfd[0] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
-	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
-	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
-		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
-		for (int i = 0; i < 2; i++)
-			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-			}
-	}
+	collect_output(r, out_pipe[0], err_pipe[0]);
 	close(master);
 	run_end(r, pid);
 }
@@ -3535,7 +3543,6 @@ static void run_to_terminal(struct run *r, const char *const *args)
 	char env_url[400], *envp[256];
 	int master, slave, err_pipe[2], envc;
 	posix_spawn_file_actions_t fa;
-	struct pollfd pfd[2];
 	struct termios t;
 	pid_t pid;
 
@@ -3555,17 +3562,8 @@ static void run_to_terminal(struct run *r, const char *const *args)
 	posix_spawn_file_actions_destroy(&fa);
 	close(slave);
 	close(err_pipe[1]);
-	pfd[0] = (struct pollfd){.fd = master, .events = POLLIN};
-	pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
 	/* The master reads EIO once sessctl, the slave's last holder, has exited. */
-	while (pfd[0].fd != -1 || pfd[1].fd != -1) {
-		cr_assert_neq(poll(pfd, 2, 60000), 0, "sessctl hangs");
-		for (int i = 0; i < 2; i++)
-			if (pfd[i].revents && !drain(pfd[i].fd, i == 0 ? &r->out : &r->err)) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-			}
-	}
+	collect_output(r, master, err_pipe[0]);
 	run_end(r, pid);
 }
 
