@@ -69,14 +69,16 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   // pending flashes) is kept in sessd, so the page says so rather than showing them logged
   // out; a page they asked for reloads by itself (a reload of a change would send it again,
   // or GET a form's URL). A change is said not to have been made only when it was not: no
-  // session to make it in, or an error with notCarriedOut. One whose save timed out or whose
-  // connection broke (${err} without it) may still land, as sessd runs what it read once it
-  // resumes: "try again" had a visitor add the lemons twice.
+  // session to make it in (none, or its load failed: the route never ran, whatever the
+  // load's error says of the read), or an error with notCarriedOut. One whose save timed out
+  // or whose connection broke (${err} without it) may still land, as sessd runs what it read
+  // once it resumes: "try again" had a visitor add the lemons twice.
   const unavailable = (req, res, err = null) => {
     const change = req.method !== 'GET' && req.method !== 'HEAD';
     const visitor = /(?:^|;\s*)demo\.sid=/.test(req.headers.cookie || '') ? ' You stay logged in, and your cart is kept.' : '';
+    const notDone = err === null || err.notCarriedOut === true || res.locals.sessionLoaded !== true;
     let outcome = 'This page reloads by itself.';
-    if (change && (err === null || err.notCarriedOut === true)) outcome = 'What you sent was not done: please try again shortly.';
+    if (change && notDone) outcome = 'What you sent was not done: please try again shortly.';
     else if (change) outcome = 'What you sent may or may not have been done: look once the shop is back before you send it again.';
     res.status(503).set('Retry-After', '5').type('html').send(page({
       title: 'sessd demo shop',
@@ -106,7 +108,13 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   // "come back shortly" page, GETs too: rendered without its session, a page would show a
   // logged-in visitor the login form and no cart, as if sessd had lost them, when their
   // session is waiting in sessd; a login made from that form would be refused anyway.
-  app.use((req, res, next) => (req.session ? next() : unavailable(req, res)));
+  // The change a request asks for runs from here on: an error before (its session's load
+  // failed) leaves it not done, whatever the error says of the load itself.
+  app.use((req, res, next) => {
+    if (!req.session) return unavailable(req, res);
+    res.locals.sessionLoaded = true;
+    return next();
+  });
 
   // flash.locals() pops every pending flash on each GET it runs for, so it goes on the page
   // that shows them, not app-wide: there a browser's GET of /favicon.ico (a 404) with the

@@ -547,3 +547,47 @@ LEAK_CHECKED_TEST(flash, a_growing_queue_counts_against_max_bytes)
 	cr_assert_eq(stats.flashes, pushed);
 	store_free(st);
 }
+
+/*
+ * A session with data past its expiry, not reclaimed yet, is absent to every operation
+ * (PROTOCOL.md, "Sessions"): a FLASH_PUSH to its id starts a session of flashes only, whose
+ * data GET does not find; its old flashes are gone; TOUCH, DESTROY, TTL, a push to an
+ * existing session and a pop find nothing. A guard (review-62 found these sound): a lookup
+ * that took a session still in the table for live would bring its data back.
+ */
+LEAK_CHECKED_TEST(flash, a_session_with_data_past_its_expiry_is_absent_to_every_operation)
+{
+	struct store *st = new_store(4096);
+	struct store_key k = key_of("app", "u");
+	struct seen s = {0};
+	const void *data;
+	size_t len, n = 0;
+	uint64_t when;
+
+	cr_assert_eq(store_set(st, &k, "old data", 8, T0 + 10, T0), 0);
+	cr_assert_eq(
+	    store_flash_push(st, &k, (const uint8_t *)"t", 1, "old", 3, false, T0 + 10, T0, NULL),
+	    0);
+	/* At its instant it is gone already (TTL's least answer is 1). */
+	cr_assert_eq(store_get(st, &k, T0 + 10, &data, &len), -1);
+	cr_assert_eq(store_touch(st, &k, T0 + 1000, T0 + 10), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_expiry(st, &k, T0 + 10, &when), -1);
+	cr_assert_eq(store_flash_push_existing(st, &k, (const uint8_t *)"t", 1, "x", 1, false,
+	                                       T0 + 1000, T0 + 10, NULL),
+	             -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_destroy(st, &k, T0 + 10), -1);
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0 + 10, NULL, on_type, on_msg, &s), -1);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"t", 1, "new", 3, false, T0 + 1000,
+	                              T0 + 11, &n),
+	             0);
+	cr_assert_eq(n, 1, "the old message is gone");
+	cr_assert_eq(store_get(st, &k, T0 + 11, &data, &len), -1, "its data came back");
+	cr_assert_eq(store_expiry(st, &k, T0 + 11, &when), 0);
+	cr_assert_eq(when, T0 + 1000);
+	cr_assert_eq(store_flash_pop(st, &k, NULL, 0, T0 + 11, NULL, on_type, on_msg, &s), 0);
+	cr_assert_str_eq(s.log, "t:1 new/s");
+	store_free(st);
+}
