@@ -293,25 +293,38 @@ function put(obj, key, value) {
 // change, every page that changed nothing saved the whole session instead of touching it.
 function sameCookie(a, b) {
   if (a === b) return true;
-  let x;
-  let y;
-  try {
-    x = JSON.parse(a);
-    y = JSON.parse(b);
-  } catch (err) {
-    return false;
-  }
-  if (!isPlainObject(x) || !isPlainObject(y)) return false;
-  const keys = (o) => Object.keys(o).filter((k) => k !== 'expires' && k !== 'originalMaxAge').sort();
-  const kx = keys(x);
-  const ky = keys(y);
-  if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return false;
+  const [x, y] = cookiesWithSameFields(a, b, EXPRESS_LIFETIME_FIELDS);
+  if (x === null) return false;
   const mx = x.originalMaxAge;
   const my = y.originalMaxAge;
   if (typeof mx === 'number' && typeof my === 'number') {
     return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS || sameInstant(x.expires, y.expires);
   }
   return mx === my;
+}
+
+// The fields of a cookie's JSON form that say its lifetime: express-session's, and those
+// @fastify/session adds (originalExpires, the expiry as read).
+const EXPRESS_LIFETIME_FIELDS = new Set(['expires', 'originalMaxAge']);
+const LIFETIME_FIELDS = new Set(['expires', 'originalExpires', 'originalMaxAge']);
+
+// cookiesWithSameFields(a, b, lifetime): two cookie forms (JSON) parsed, [x, y], when they are
+// objects whose fields but those in the Set lifetime are the same; else [null, null].
+function cookiesWithSameFields(a, b, lifetime) {
+  let x;
+  let y;
+  try {
+    x = JSON.parse(a);
+    y = JSON.parse(b);
+  } catch (err) {
+    return [null, null];
+  }
+  if (!isPlainObject(x) || !isPlainObject(y)) return [null, null];
+  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k)).sort();
+  const kx = keys(x);
+  const ky = keys(y);
+  if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return [null, null];
+  return [x, y];
 }
 
 // The fields of express-session's Cookie in its JSON form (Cookie.prototype.data) that
@@ -378,6 +391,60 @@ function sameInstant(a, b) {
   const ta = Date.parse(a);
   const tb = Date.parse(b);
   return Number.isFinite(ta) && Number.isFinite(tb) && Math.abs(ta - tb) <= COOKIE_MAXAGE_SLACK_MS;
+}
+
+// sameLifetimeSet(read, now): whether the cookie of a copied session (see copiedSession) as its
+// request saves it (now: its JSON form) keeps the lifetime and fields of the cookie it was
+// read with (read: its JSON form): the request set none of them. @fastify/session restores a
+// session's cookie with its expiry renewed (the stored originalMaxAge from the load; the
+// stored expiry, without one) and writes the expiry it read as originalExpires: those differ
+// on every request by themselves. A request that set cookie.maxAge (a "remember me" ticked or
+// unticked), its expires (with no maxAge), or any other field (options()) did set it.
+function sameLifetimeSet(read, now) {
+  if (read === now) return true;
+  const [x, y] = cookiesWithSameFields(read, now, LIFETIME_FIELDS);
+  if (x === null) return false;
+  const mx = x.originalMaxAge;
+  const my = y.originalMaxAge;
+  if (typeof mx === 'number' || typeof my === 'number') {
+    return typeof mx === 'number' && typeof my === 'number' && Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS;
+  }
+  if (x.expires === undefined || x.expires === null || y.expires === undefined || y.expires === null) {
+    return (x.expires ?? null) === (y.expires ?? null) && (mx ?? null) === (my ?? null);
+  }
+  return (mx ?? null) === (my ?? null) && sameInstant(x.expires, y.expires);
+}
+
+// adoptStoredLifetime(cookie, stored): gives the cookie of a copied session (see
+// copiedSession) whose request set no lifetime (sameLifetimeSet) the lifetime of the cookie
+// sessd holds now (stored: as parsed), which another request's save set since the read: its
+// originalMaxAge from now, or (none) its expiry, or none (a cookie for the browser's session).
+// @fastify/session sends the browser the session's cookie once its save is done, so the
+// response carries it too. Not one whose lifetime has passed (that save's to act on, as
+// saveLoaded leaves an expired cookie of another request's). Returns whether it changed the
+// cookie.
+function adoptStoredLifetime(cookie, stored) {
+  if (cookie === null || typeof cookie !== 'object' || !isPlainObject(stored)) return false;
+  const maxAge = stored.originalMaxAge;
+  let expires;
+  if (typeof maxAge === 'number') {
+    if (!(maxAge > 0)) return false;
+    expires = new Date(Date.now() + maxAge);
+  } else if (maxAge === null || maxAge === undefined) {
+    if (stored.expires === null || stored.expires === undefined) expires = null;
+    else if (typeof stored.expires !== 'string') return false;
+    else {
+      expires = new Date(stored.expires);
+      if (!(expires.getTime() > Date.now())) return false;
+    }
+  } else return false;
+  try {
+    cookie.expires = expires;
+    cookie.originalMaxAge = typeof maxAge === 'number' ? maxAge : null;
+  } catch (err) {
+    return false; // a frozen cookie, or one whose setters refuse: the request's own stands
+  }
+  return true;
 }
 
 // withCookie(sess): a parsed session (plain JSON: the cookie's expires a string, no maxAge)
@@ -1803,6 +1870,11 @@ class SessdStore extends BaseStore {
       if (!(same ?? this.sameForm(k, f instanceof ReadForm ? this.formAt(st, k) : f, now.get(k)))) changed.push(k);
     }
     for (const k of now.keys()) if (!st.forms.has(k)) changed.push(k);
+    // A copied session whose request set no lifetime writes its cookie only to renew the stored
+    // expiry: merged over another request's save, it takes that save's lifetime (see
+    // applyChanges), as an Express request's merge does (theirCookie, below). Written as it
+    // was, a slow page loaded before a "remember me" set in another tab wrote its hour back.
+    const renewCookie = st.copied && now.has('cookie') && st.forms.has('cookie') && sameLifetimeSet(this.formAt(st, 'cookie'), now.get('cookie'));
     if (early === 'touch' && changed.length > 0) return null;
     if (changed.length === 0) {
       // Saved already in this request (presave, or req.session.save()) and not changed since:
@@ -1825,7 +1897,7 @@ class SessdStore extends BaseStore {
     const basis = before !== undefined ? this.lastWritten.get(st.key) : undefined;
     let expect = basis !== undefined ? dataTag(basis) : this.tags.peek(st.key, st.data);
     const theirs = basis !== undefined ? basis : st.stored;
-    let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now);
+    let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now, renewCookie);
     for (let attempt = 1; ; attempt++) {
       // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
       // (writeMark).
@@ -1838,7 +1910,11 @@ class SessdStore extends BaseStore {
       // of the two kept a forgotten session for the 30 days the slow request had read.
       let writeTtl = ttl;
       let theirCookie = null;
-      if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
+      // The lifetime a copied session's cookie took from the stored one (applyChanges).
+      if (merged !== null && renewCookie) {
+        const adopted = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
+        if (adopted > 0) writeTtl = adopted;
+      } else if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
           !this.sameForm('cookie', this.keyForm('cookie', merged.cookie), now.get('cookie'))) {
         // One that has expired (a ttl function's 0) was that save's to act on: it stands.
         const theirs = this.renewedTtlMs(merged);
@@ -1885,16 +1961,24 @@ class SessdStore extends BaseStore {
         return false;
       }
       expect = dataTag(current);
-      merged = await this.applyChanges(await this.parse(current), sess, changed, st, now);
+      merged = await this.applyChanges(await this.parse(current), sess, changed, st, now, renewCookie);
     }
   }
 
-  // applyChanges(theirs, sess, changed, st, now): a promise of theirs (the session as another
-  // request left it, parsed) with this request's changed keys applied: set to this request's
-  // value, or deleted. A key the other request changed too goes through mergeKey when given.
-  async applyChanges(theirs, sess, changed, st, now) {
+  // applyChanges(theirs, sess, changed, st, now, renewCookie): a promise of theirs (the session
+  // as another request left it, parsed) with this request's changed keys applied: set to this
+  // request's value, or deleted. A key the other request changed too goes through mergeKey
+  // when given. renewCookie: the cookie of a copied session whose request set no lifetime (see
+  // saveLoaded), which takes the lifetime of theirs (adoptStoredLifetime; now's form of it
+  // follows) and is written renewed, without mergeKey.
+  async applyChanges(theirs, sess, changed, st, now, renewCookie = false) {
     const out = isPlainObject(theirs) ? theirs : {};
     for (const k of changed) {
+      if (k === 'cookie' && renewCookie) {
+        if (adoptStoredLifetime(sess.cookie, ownValue(out, 'cookie'))) now.set('cookie', this.keyForm('cookie', sess.cookie));
+        put(out, k, sess.cookie);
+        continue;
+      }
       let value = now.has(k) ? sess[k] : undefined;
       if (this.mergeKey) {
         const other = ownValue(out, k);

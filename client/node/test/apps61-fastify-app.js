@@ -13,7 +13,8 @@ const MONTH = 30 * 24 * HOUR;
 
 // fastifyApp(t, store, gates): the app, listening on a loopback port until t ends (the store
 // closed then), and a Browser of it. gates (helpers.js's Gates): /slow?name=N loads the
-// session and waits at gates.hold(N), then sets ?note= and ?theme= (when given) and answers.
+// session and waits at gates.hold(N), then sets ?note= and ?theme= (when given) and the
+// cookie's maxAge (?remember=1: a month, 0: an hour) and answers.
 async function fastifyApp(t, store, gates = null) {
   const app = Fastify();
   // Browser.post sends an urlencoded form (empty here: the routes read the query).
@@ -36,7 +37,14 @@ async function fastifyApp(t, store, gates = null) {
     await gates.hold(request.query.name);
     if (request.query.note) request.session.note = request.query.note;
     if (request.query.theme) request.session.theme = request.query.theme;
+    if (request.query.remember) request.session.cookie.maxAge = request.query.remember === '1' ? MONTH : HOUR;
     return { user: request.session.user ?? null };
+  });
+  // "Keep me signed in" ticked (on=1: a 30-day cookie) or unticked (on=0: back to an hour) on
+  // a settings page, the user and id kept.
+  app.post('/remember', async (request) => {
+    request.session.cookie.maxAge = request.query.on === '1' ? MONTH : HOUR;
+    return { ok: true };
   });
   app.post('/logout', async (request) => {
     await request.session.destroy();
