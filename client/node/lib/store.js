@@ -776,10 +776,11 @@ class ReadKeeper {
     this.head = 0;
   }
 
-  // add(key, data, text, nowMs): keeps a read of the session key made at nowMs.
+  // add(key, data, text, nowMs): keeps a read of the session key made at nowMs; returns it (a
+  // KeptRead, which drop() empties).
   add(key, data, text, nowMs) {
     const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
-    const read = { key, data, text, atMs: nowMs, size };
+    const read = new KeptRead(key, data, text, nowMs, size);
     const list = this.byKey.get(key);
     if (list === undefined) this.byKey.set(key, [read]);
     else {
@@ -790,6 +791,7 @@ class ReadKeeper {
     this.bytes += size;
     this.count++;
     this.expire(nowMs);
+    return read;
   }
 
   // reads(key, nowMs): the reads of the session key still kept at nowMs (oldest first), or
@@ -838,6 +840,49 @@ class ReadKeeper {
     this.order = [];
     this.head = 0;
   }
+}
+
+// A read ReadKeeper keeps: key (null once dropped), data (the bytes read, or their text when
+// exact: see exactText), text (their text, or null), atMs, size (as the budget counts it).
+class KeptRead {
+  constructor(key, data, text, atMs, size) {
+    this.key = key;
+    this.data = data;
+    this.text = text;
+    this.atMs = atMs;
+    this.size = size;
+  }
+
+  // It is reachable from the session's cookie (READ_TOKEN): an app that logs the cookie, or
+  // @fastify/session's cookie options, shows no session data.
+  [util.inspect.custom]() {
+    return this.key === null ? 'KeptRead (dropped)' : 'KeptRead';
+  }
+}
+
+// On the cookie of a session get() read while reads are kept (an own enumerable property, which
+// JSON leaves out): the KeptRead of that read, so that the save of a session copied from it
+// claims that very read (see keptReadOf). @fastify/session spreads the read cookie into the
+// cookie options it keeps on its Session (restoredCookieOpts, then sessionCookieOpts), and a
+// copy made with Object.assign keeps the cookie itself.
+const READ_TOKEN = Symbol('connect-sessd kept read');
+
+// keptReadOf(sess): the KeptRead whose token (READ_TOKEN) sess carries, on its cookie or on an
+// object it holds under a symbol (@fastify/session's cookie options); undefined when none.
+function keptReadOf(sess) {
+  const own = (o) => (o !== null && typeof o === 'object' && Object.prototype.hasOwnProperty.call(o, READ_TOKEN) && o[READ_TOKEN] instanceof KeptRead ? o[READ_TOKEN] : undefined);
+  let read;
+  try {
+    read = own(sess.cookie);
+    if (read !== undefined) return read;
+    for (const sym of Object.getOwnPropertySymbols(sess)) {
+      read = own(sess[sym]);
+      if (read !== undefined) return read;
+    }
+  } catch (err) {
+    // A getter of the app's that throws: no token.
+  }
+  return undefined;
 }
 
 // keptSize(v): what a kept string or Buffer holds: a string of characters above 0xff two bytes
@@ -1254,7 +1299,11 @@ class SessdStore extends BaseStore {
     // does not save it pays nothing for them.
     if (this.merge) {
       state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false };
-      if (this.keptReads !== null) this.keptReads.add(key, basis, text, Date.now());
+      if (this.keptReads !== null) {
+        const read = this.keptReads.add(key, basis, text, Date.now());
+        const cookie = sess.cookie;
+        if (isPlainObject(cookie) && Object.isExtensible(cookie)) Object.defineProperty(cookie, READ_TOKEN, { value: read, enumerable: true, configurable: true });
+      }
     }
     if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
     return sess;
@@ -1465,8 +1514,16 @@ class SessdStore extends BaseStore {
     }
     const key = this.key(sid);
     const reads = this.keptReads.reads(key, Date.now());
-    if (reads === undefined) return;
-    const read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    // The read sess was copied from, known by its token: dropped since (aged out, or past the
+    // budget), no other read is taken for it, whose keys may be what this request changed them
+    // back to (readOf's match). One of another session (@fastify/session's regenerate() carries
+    // the old session's cookie options over) says nothing of this one.
+    const token = keptReadOf(sess);
+    if (token !== undefined && token.key === null) return;
+    let read;
+    if (token !== undefined && token.key === key) read = token;
+    else if (reads === undefined) return;
+    else read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
     const { data, text } = read;
     this.keptReads.drop(read);
     // The cookie the read held is not needed: the loop of saveLoaded takes a copied session's

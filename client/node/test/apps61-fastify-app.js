@@ -11,16 +11,17 @@ const SECRET = 'a-fastify-session-secret-of-32-chars-or-more';
 const HOUR = 3600 * 1000;
 const MONTH = 30 * 24 * HOUR;
 
-// fastifyApp(t, store, gates): the app, listening on a loopback port until t ends (the store
+// fastifyApp(t, store, gates, sessionOpts): the app (sessionOpts: more of @fastify/session's
+// options, rolling: false say), listening on a loopback port until t ends (the store
 // closed then), and a Browser of it. gates (helpers.js's Gates): /slow?name=N loads the
 // session and waits at gates.hold(N), then sets ?note= and ?theme= (when given) and the
 // cookie's maxAge (?remember=1: a month, 0: an hour) and answers.
-async function fastifyApp(t, store, gates = null) {
+async function fastifyApp(t, store, gates = null, sessionOpts = {}) {
   const app = Fastify();
   // Browser.post sends an urlencoded form (empty here: the routes read the query).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body))));
   await app.register(require('@fastify/cookie'));
-  await app.register(require('@fastify/session'), { secret: SECRET, store, cookie: { secure: false, maxAge: HOUR }, saveUninitialized: false });
+  await app.register(require('@fastify/session'), { secret: SECRET, store, cookie: { secure: false, maxAge: HOUR }, saveUninitialized: false, ...sessionOpts });
   // A login in the shape of passport's: a new id, the cart kept, "remember me" a longer cookie.
   app.post('/login', async (request) => {
     await request.session.regenerate(['cart']);
@@ -31,6 +32,14 @@ async function fastifyApp(t, store, gates = null) {
   app.post('/cart', async (request) => {
     request.session.cart = [...(request.session.cart || []), request.query.item];
     return { cart: request.session.cart };
+  });
+  app.post('/cart/remove', async (request) => {
+    request.session.cart = (request.session.cart || []).filter((item) => item !== request.query.item);
+    return { cart: request.session.cart };
+  });
+  app.post('/theme', async (request) => {
+    request.session.theme = request.query.theme;
+    return { ok: true };
   });
   app.get('/page', async (request) => ({ sid: request.session.sessionId, user: request.session.user ?? null, cart: request.session.cart ?? [], note: request.session.note ?? null, theme: request.session.theme ?? null }));
   app.get('/slow', async (request) => {
