@@ -756,13 +756,20 @@ const KEPT_READ_ENTRY_BYTES = 440;
 // Reads of one session kept at once: a page's parallel requests. More are polls of a stuck
 // page, whose oldest read goes first.
 const KEPT_READS_PER_KEY = 16;
+// The share of the budget one session's reads may hold (the oldest going first past it), and
+// past which a read is not kept at all (its save is whole): without it, a visitor whose
+// session is large (a megabyte, sessd's default --max-frame) reading it 16 times at once
+// held 16 MiB, or 32 as text of characters past U+00FF, and pushed every other session's
+// reads out of the budget (their saves whole, a slow page's undoing a logout again).
+const KEPT_READS_KEY_SHARE = 16;
 
 class ReadKeeper {
-  // maxAgeMs, budgetBytes: the bounds (KEPT_READ_MS and KEPT_READS_BUDGET_BYTES by default;
-  // the tests give smaller ones).
-  constructor(maxAgeMs = KEPT_READ_MS, budgetBytes = KEPT_READS_BUDGET_BYTES) {
+  // maxAgeMs, budgetBytes, keyBudgetBytes: the bounds (KEPT_READ_MS, KEPT_READS_BUDGET_BYTES
+  // and its KEPT_READS_KEY_SHARE by default; the tests give smaller ones).
+  constructor(maxAgeMs = KEPT_READ_MS, budgetBytes = KEPT_READS_BUDGET_BYTES, keyBudgetBytes = budgetBytes / KEPT_READS_KEY_SHARE) {
     this.maxAgeMs = maxAgeMs;
     this.budgetBytes = budgetBytes;
+    this.keyBudgetBytes = keyBudgetBytes;
     // key -> the session's kept reads, oldest first: [{ key (null once dropped), data (the
     // bytes read, or their text when exact: see exactText), text (their text, or null), atMs,
     // size }]
@@ -778,14 +785,30 @@ class ReadKeeper {
 
   // add(key, data, text, nowMs): keeps a read of the session key made at nowMs; returns it (a
   // KeptRead, which drop() empties).
+  // A read too large for its session's share is returned dropped (see claimRead).
   add(key, data, text, nowMs) {
     const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
+    if (size > this.keyBudgetBytes) return new KeptRead(null, null, null, nowMs, 0);
+    // Bytes (a session that is not UTF-8, or a raw serializer's) are a view of the socket's
+    // read, up to 64 KiB of other replies (or a larger session's frame) that the kept read held
+    // alive past its count: copied to their own memory.
+    if (typeof data !== 'string' && data.byteLength !== data.buffer.byteLength) {
+      const own = Buffer.allocUnsafeSlow(data.byteLength);
+      own.set(data);
+      data = own;
+    }
     const read = new KeptRead(key, data, text, nowMs, size);
-    const list = this.byKey.get(key);
-    if (list === undefined) this.byKey.set(key, [read]);
-    else {
-      list.push(read);
-      if (list.length > KEPT_READS_PER_KEY) this.drop(list[0]);
+    let list = this.byKey.get(key);
+    if (list === undefined) {
+      list = [];
+      this.byKey.set(key, list);
+    }
+    list.push(read);
+    let held = 0;
+    for (const r of list) held += r.size;
+    while (list.length > KEPT_READS_PER_KEY || held > this.keyBudgetBytes) {
+      held -= list[0].size;
+      this.drop(list[0]);
     }
     this.order.push(read);
     this.bytes += size;
@@ -833,7 +856,16 @@ class ReadKeeper {
     read.text = null;
   }
 
+  // clear(): drops every read (the store is closing): a token of one claims nothing after.
   clear() {
+    for (let i = this.head; i < this.order.length; i++) {
+      const read = this.order[i];
+      if (read !== undefined && read.key !== null) {
+        read.key = null;
+        read.data = null;
+        read.text = null;
+      }
+    }
     this.byKey.clear();
     this.bytes = 0;
     this.count = 0;
