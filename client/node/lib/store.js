@@ -748,6 +748,10 @@ class TagCache {
 // took 57 MiB of the heap (measured), past the budget, which then holds the last 52,000 (the
 // last 2.6 minutes of a site that reads 333 sessions a second).
 const KEPT_READ_MS = 5 * 60 * 1000;
+// How long, and for how many sessions at most, a lifetime a save set is kept for the slow
+// requests read before it (SessdStore.lifetimes): each is a few dozen bytes.
+const LIFETIME_HINT_MS = KEPT_READ_MS;
+const LIFETIME_HINTS = 10000;
 const KEPT_READS_BUDGET_BYTES = 32 * 1024 * 1024;
 // What a kept read holds beside its data: its entry, the session's key, its list and slot in
 // the order, the Map's slot (measured: 100,000 reads of 166-byte sessions under 43-byte keys
@@ -1200,6 +1204,14 @@ class SessdStore extends BaseStore {
     // merges over them (see saveLoaded) instead of over what its request read, which that save
     // has just changed. Dropped as the session's queue empties.
     this.lastWritten = new Map();
+    // Reads of sessions with merge on, counted: SessionState.loaded's seq is the count when the
+    // read came, so that a read made before a save was sent is known as one (see lifetimes).
+    this.readSeq = 0;
+    // By session key: the lifetime (the cookie's originalMaxAge) the latest save from this
+    // process that set one wrote, { originalMaxAge, seq (readSeq as that save was sent), atMs },
+    // for a request of the same session read before it (see adoptNewerLifetime). Kept
+    // LIFETIME_HINT_MS, at most LIFETIME_HINTS of them.
+    this.lifetimes = new Map();
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -1330,7 +1342,7 @@ class SessdStore extends BaseStore {
     // The tag and forms are worked out from data when the session is saved: a request that
     // does not save it pays nothing for them.
     if (this.merge) {
-      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false };
+      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false, seq: this.readSeq++ };
       if (this.keptReads !== null) {
         const read = this.keptReads.add(key, basis, text, Date.now());
         const cookie = sess.cookie;
@@ -1502,6 +1514,7 @@ class SessdStore extends BaseStore {
     const err = idError(sid) ?? sessionError(sess);
     if (err !== null) return withCallback(Promise.reject(err), cb);
     if (this.keepReads !== false && stateOf(sess) === undefined) this.claimRead(sid, sess);
+    if (this.lifetimes.size !== 0) this.adoptNewerLifetime(sid, sess);
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
@@ -1525,6 +1538,54 @@ class SessdStore extends BaseStore {
       }
       return undefined;
     })(), cb);
+  }
+
+  // adoptNewerLifetime(sid, sess): before express-session sends the cookie of a request that
+  // set no lifetime of its own (it writes the response's headers as soon as set() or touch()
+  // returns, before sessd answers), the lifetime a save from this process set since the
+  // request read the session (lifetimes): a "remember me" ticked or unticked in another tab
+  // while this slow page ran. The merge of its save keeps that lifetime in sessd (see
+  // saveLoaded); the browser, sent the slow page's cookie, dropped it after the hour that
+  // page read (rolling, or a page that changed the session), and a visitor who then only read
+  // pages was signed out with sessd holding the session for 30 days. A save from another
+  // process is not seen here: its lifetime reaches the browser with the next cookie sent.
+  adoptNewerLifetime(sid, sess) {
+    const st = stateOf(sess)?.loaded;
+    if (st === undefined || st.copied || st.gone || typeof sid !== 'string' || st.key !== this.prefix + sid) return;
+    const hint = this.lifetimes.get(st.key);
+    if (hint === undefined || !(st.seq < hint.seq)) return;
+    if (Date.now() - hint.atMs > LIFETIME_HINT_MS) {
+      this.lifetimes.delete(st.key);
+      return;
+    }
+    const cookie = sess.cookie;
+    if (!Cookie || !(cookie instanceof Cookie)) return;
+    const mine = cookie.originalMaxAge;
+    const theirs = hint.originalMaxAge;
+    if (mine === theirs || (typeof mine === 'number' && typeof theirs === 'number' && Math.abs(mine - theirs) <= COOKIE_MAXAGE_SLACK_MS)) return;
+    if (this.cookieChanged(sess, st)) return;
+    adoptLifetime(cookie, hint);
+  }
+
+  // noteLifetime(key, cookie, seq): a save of the session key from this process set its
+  // cookie (cookie: its JSON form as written) when readSeq was seq (see lifetimes).
+  noteLifetime(key, cookie, seq) {
+    let maxAge;
+    try {
+      maxAge = JSON.parse(cookie).originalMaxAge;
+    } catch (err) {
+      return;
+    }
+    if (typeof maxAge !== 'number' && maxAge !== null) return;
+    const nowMs = Date.now();
+    this.lifetimes.delete(key);
+    this.lifetimes.set(key, { originalMaxAge: maxAge, seq, atMs: nowMs });
+    // Oldest first (the Map's order): past the count or the age. Saves that set a lifetime are
+    // few (a login's "remember me"), so the walk passes few deleted slots.
+    for (const [k, hint] of this.lifetimes) {
+      if (this.lifetimes.size <= LIFETIME_HINTS && nowMs - hint.atMs <= LIFETIME_HINT_MS) break;
+      this.lifetimes.delete(k);
+    }
   }
 
   // claimRead(sid, sess): for a session object of another framework (copiedSession) that
@@ -2012,8 +2073,10 @@ class SessdStore extends BaseStore {
           theirCookie = merged.cookie;
         }
       }
+      const sentSeq = this.readSeq;
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
+        if (!st.copied && changed.includes('cookie')) this.noteLifetime(st.key, now.get('cookie'), sentSeq);
         // Only while a queue holds the session, which drops it as it empties (queueEmptied).
         if (this.savesUnderway.has(st.key)) this.lastWritten.set(st.key, bytes);
         st.data = bytes;
@@ -2092,6 +2155,7 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   // A save of sess under way is waited for first (see set): the touch then finds it saved.
   touch(sid, sess, cb) {
+    if (this.lifetimes.size !== 0) this.adoptNewerLifetime(sid, sess);
     const state = stateOf(sess);
     const go = () => (state !== undefined && state.presave !== undefined
       ? state.presave.done.then(() => this.touchAfterPresave(sid, sess, state))
@@ -2515,6 +2579,7 @@ class SessdStore extends BaseStore {
     this.client.off('disconnect', this.onDisconnect);
     this.tags.clear(); // the copies of sessions' data go with the store
     if (this.keptReads !== null) this.keptReads.clear();
+    this.lifetimes.clear();
     if (this.ownsClient) this.client.close();
   }
 }
