@@ -25,8 +25,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { SessdStore } = require('..');
+const { Session } = require('express-session');
 const { ReadKeeper } = require('../lib/store');
-const { Daemon, Gates, cookieExpiresMs, once } = require('./helpers');
+const { Daemon, Gates, collectWarnings, cookieExpiresMs, once } = require('./helpers');
 const { fastifyApp, json, HOUR, MONTH } = require('./apps61-fastify-app');
 
 let daemon;
@@ -218,4 +219,78 @@ test('kept reads of bytes hold no more memory than the budget counts', async (t)
   }
   assert.equal(store.keptReads.count, 20);
   assert.ok(bytes <= store.keptReads.bytes, `the kept reads hold ${bytes} bytes; the budget counts ${store.keptReads.bytes}`);
+});
+
+// Two fastify apps on one store (two routes of a site, or two instances in one process) and a
+// third on a store of its own (another process): a slow page on the first, a cart add on the
+// third, a theme set on the second, "remember me" ticked on the third, all while the slow
+// page is loaded; each change stands after it ends, and so do the 30 days.
+test('@fastify/session: two apps on one store and one on another, each change made while a slow page runs stands', async (t) => {
+  const ns = 'apps62-apps';
+  const shared = await newStore(ns, { keepReads: true });
+  const other = await newStore(ns, { keepReads: true });
+  const gates = new Gates();
+  const one = await fastifyApp(t, shared, gates);
+  const two = await fastifyApp(t, shared, gates);
+  const three = await fastifyApp(t, other, gates);
+  json(await one.post('/login?user=di'));
+  const { sid } = json(await one.get('/page'));
+  // One visitor: the same cookie on each app (as behind a load balancer).
+  two.cookies = one.cookies;
+  three.cookies = one.cookies;
+  const slow = one.get('/slow?name=A&note=slow');
+  await gates.arrived('A');
+  json(await three.post('/cart?item=fig'));
+  json(await two.post('/theme?theme=dark'));
+  json(await three.post('/remember?on=1'));
+  gates.open('A');
+  const r = await slow;
+  assert.equal(json(r).user, 'di');
+  const page = json(await two.get('/page'));
+  assert.deepEqual(page.cart, ['fig']);
+  assert.equal(page.theme, 'dark');
+  assert.equal(page.note, 'slow');
+  const after = await lifetime(shared, ns, sid, r);
+  assert.equal(after.maxAge, MONTH, JSON.stringify(after));
+  assert.ok(after.ttl > 29 * DAY && after.browserLeft > 29 * DAY, JSON.stringify(after));
+  assert.equal(shared.keptReads.count, 0, 'a read is left kept after every request saved');
+});
+
+// keepReads turns itself on only for a session object of another framework's class. An
+// Express app's are express-session's Session (a subclass too), or carry req as their own
+// property (another copy of express-session); a plain object or one without a prototype is
+// the app's own store.set(). None of them turns it on (nor warns): an Express app that did
+// would keep every read for 5 minutes and pay for it on every page.
+test('keepReads is not turned on by an Express session, a subclass of one, or an object of the app\'s', async (t) => {
+  const warnings = collectWarnings(t, 'CONNECT_SESSD_KEEP_READS');
+  const store = await newStore('apps62-detect');
+  t.after(() => store.close());
+  const cookie = () => ({ originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString(), path: '/' });
+  class AppSession extends Session {}
+  const fakeReq = { sessionID: 'x', sessionStore: store };
+  const sessions = [
+    { user: 'plain', cookie: cookie() },
+    Object.assign(Object.create(null), { user: 'no prototype', cookie: cookie() }),
+    Object.assign(new Session(fakeReq), { user: 'express-session', cookie: cookie() }),
+    Object.assign(new AppSession(fakeReq), { user: 'subclass', cookie: cookie() }),
+  ];
+  // Another copy of express-session's Session: its own class, req its own property.
+  class OtherCopy {
+    constructor(req) {
+      Object.defineProperty(this, 'req', { value: req });
+    }
+  }
+  sessions.push(Object.assign(new OtherCopy(fakeReq), { user: 'other copy', cookie: cookie() }));
+  for (const [i, sess] of sessions.entries()) {
+    await store.get(`d${i}`);
+    await store.set(`d${i}`, sess);
+  }
+  assert.equal(store.keptReads, null, 'keepReads was turned on');
+  assert.deepEqual(warnings, []);
+  // A class of another framework does turn it on, with one warning.
+  class OtherFramework {}
+  await store.set('d9', Object.assign(new OtherFramework(), { user: 'fw', cookie: cookie() }));
+  await store.set('d9', Object.assign(new OtherFramework(), { user: 'fw', cookie: cookie() }));
+  assert.notEqual(store.keptReads, null);
+  assert.equal(warnings.length, 1);
 });
