@@ -472,6 +472,9 @@ function adoptLifetime(cookie, stored) {
   const maxAge = stored.originalMaxAge;
   if (typeof maxAge !== 'number' && maxAge !== null) return false;
   cookie.maxAge = maxAge;
+  // Its setter takes originalMaxAge from the clock again (the expiry less now), a millisecond
+  // short when the clock ticks between: the other request's own is taken as it is.
+  if (maxAge !== null) cookie.originalMaxAge = maxAge;
   return true;
 }
 

@@ -123,3 +123,27 @@ for (const rolling of [false, true]) {
     assert.ok(after.browser <= HOUR + 1000, `the browser keeps its cookie ${after.browser} ms: the 30 days the slow page read`);
   });
 }
+
+// The lifetime taken is the other request's own originalMaxAge, not one express-session's
+// maxAge setter works out again from the clock (the expiry less now: a millisecond short when
+// the clock ticks between its two reads, as it did in a full run at load 20, "maxAge
+// 2591999999"). Here every read of the clock moves it on a millisecond while the slow page
+// ends.
+test('express-session: the lifetime a slow page takes from another tab\'s save is that save\'s, to the millisecond', async (t) => {
+  const ns = 'apps62-ex-tick';
+  const { store, gates, br } = await app(t, ns, { rolling: false, resave: true });
+  const { sid } = ok(await br.post('/login?user=cy'));
+  const slow = br.get('/slow?name=A');
+  await gates.arrived('A');
+  ok(await br.post('/remember?on=1'));
+  const now = Date.now;
+  let extra = 0;
+  Date.now = () => now() + ++extra;
+  t.after(() => {
+    Date.now = now;
+  });
+  gates.open('A');
+  ok(await slow);
+  Date.now = now;
+  assert.equal((await ends(store, ns, sid, br)).maxAge, MONTH);
+});
