@@ -27,7 +27,7 @@ const assert = require('node:assert/strict');
 const { SessdStore } = require('..');
 const { Session } = require('express-session');
 const { ReadKeeper } = require('../lib/store');
-const { Daemon, Gates, collectWarnings, cookieExpiresMs, once } = require('./helpers');
+const { Daemon, Gates, collectWarnings, cookieExpiresMs, countCalls, once } = require('./helpers');
 const { fastifyApp, json, HOUR, MONTH } = require('./apps61-fastify-app');
 
 let daemon;
@@ -293,4 +293,35 @@ test('keepReads is not turned on by an Express session, a subclass of one, or an
   await store.set('d9', Object.assign(new OtherFramework(), { user: 'fw', cookie: cookie() }));
   assert.notEqual(store.keptReads, null);
   assert.equal(warnings.length, 1);
+});
+
+// A save whose own read has gone out of the keeper (aged, or past the budget) is whole, as the
+// README promises, and takes no other read of the session: that read is not the one its object
+// was copied from, and may hold what its request changed a key back to. The other read stays
+// for its own request's save.
+test('a copy whose read was dropped saves whole and leaves the other reads kept', async (t) => {
+  const ns = 'apps62-dropped';
+  const store = await newStore(ns, { keepReads: true });
+  t.after(() => store.close());
+  store.keptReads = new ReadKeeper(50);
+  const expires = new Date(Date.now() + 3600000).toISOString();
+  await store.set('d', { cookie: { originalMaxAge: 3600000, expires, path: '/' }, n: 0 });
+  class Copy {}
+  const a = Object.assign(new Copy(), await store.get('d'));
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  const b = Object.assign(new Copy(), await store.get('d'));
+  assert.equal(store.keptReads.count, 1, 'a\'s read is still kept past its age');
+  const calls = countCalls(store.client, ['setIf', 'touchIf', 'set']);
+  a.n = 1;
+  await store.set('d', a);
+  assert.deepEqual(calls, ['set'], 'a copy whose read was dropped merged over another request\'s read');
+  assert.equal(store.keptReads.count, 1, 'it took the other request\'s read');
+  // b's save merges over its own read: a CONFLICT with a's write, then its change over it.
+  calls.length = 0;
+  b.m = 2;
+  await store.set('d', b);
+  assert.deepEqual(calls, ['setIf', 'setIf']);
+  const stored = JSON.parse((await store.client.get(ns, 'd')).toString());
+  assert.equal(stored.n, 1, 'b\'s save undid a\'s change');
+  assert.equal(stored.m, 2);
 });
