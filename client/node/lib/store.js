@@ -766,8 +766,9 @@ const KEPT_READS_PER_KEY = 16;
 // The share of the budget one session's reads may hold (the oldest going first past it), and
 // past which a read is not kept at all (its save is whole): without it, a visitor whose
 // session is large (a megabyte, sessd's default --max-frame) reading it 16 times at once
-// held 16 MiB, or 32 as text of characters past U+00FF, and pushed every other session's
-// reads out of the budget (their saves whole, a slow page's undoing a logout again).
+// held 16 MiB, two such visitors all 32 (one, under a --max-frame raised for 2 MB sessions),
+// and pushed every other session's reads out of the budget (their saves whole, a slow page's
+// undoing a logout again).
 const KEPT_READS_KEY_SHARE = 16;
 
 class ReadKeeper {
