@@ -293,25 +293,38 @@ function put(obj, key, value) {
 // change, every page that changed nothing saved the whole session instead of touching it.
 function sameCookie(a, b) {
   if (a === b) return true;
-  let x;
-  let y;
-  try {
-    x = JSON.parse(a);
-    y = JSON.parse(b);
-  } catch (err) {
-    return false;
-  }
-  if (!isPlainObject(x) || !isPlainObject(y)) return false;
-  const keys = (o) => Object.keys(o).filter((k) => k !== 'expires' && k !== 'originalMaxAge').sort();
-  const kx = keys(x);
-  const ky = keys(y);
-  if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return false;
+  const [x, y] = cookiesWithSameFields(a, b, EXPRESS_LIFETIME_FIELDS);
+  if (x === null) return false;
   const mx = x.originalMaxAge;
   const my = y.originalMaxAge;
   if (typeof mx === 'number' && typeof my === 'number') {
     return Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS || sameInstant(x.expires, y.expires);
   }
   return mx === my;
+}
+
+// The fields of a cookie's JSON form that say its lifetime: express-session's, and those
+// @fastify/session adds (originalExpires, the expiry as read).
+const EXPRESS_LIFETIME_FIELDS = new Set(['expires', 'originalMaxAge']);
+const LIFETIME_FIELDS = new Set(['expires', 'originalExpires', 'originalMaxAge']);
+
+// cookiesWithSameFields(a, b, lifetime): two cookie forms (JSON) parsed, [x, y], when they are
+// objects whose fields but those in the Set lifetime are the same; else [null, null].
+function cookiesWithSameFields(a, b, lifetime) {
+  let x;
+  let y;
+  try {
+    x = JSON.parse(a);
+    y = JSON.parse(b);
+  } catch (err) {
+    return [null, null];
+  }
+  if (!isPlainObject(x) || !isPlainObject(y)) return [null, null];
+  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k)).sort();
+  const kx = keys(x);
+  const ky = keys(y);
+  if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return [null, null];
+  return [x, y];
 }
 
 // The fields of express-session's Cookie in its JSON form (Cookie.prototype.data) that
@@ -380,6 +393,60 @@ function sameInstant(a, b) {
   return Number.isFinite(ta) && Number.isFinite(tb) && Math.abs(ta - tb) <= COOKIE_MAXAGE_SLACK_MS;
 }
 
+// sameLifetimeSet(read, now): whether the cookie of a copied session (see copiedSession) as its
+// request saves it (now: its JSON form) keeps the lifetime and fields of the cookie it was
+// read with (read: its JSON form): the request set none of them. @fastify/session restores a
+// session's cookie with its expiry renewed (the stored originalMaxAge from the load; the
+// stored expiry, without one) and writes the expiry it read as originalExpires: those differ
+// on every request by themselves. A request that set cookie.maxAge (a "remember me" ticked or
+// unticked), its expires (with no maxAge), or any other field (options()) did set it.
+function sameLifetimeSet(read, now) {
+  if (read === now) return true;
+  const [x, y] = cookiesWithSameFields(read, now, LIFETIME_FIELDS);
+  if (x === null) return false;
+  const mx = x.originalMaxAge;
+  const my = y.originalMaxAge;
+  if (typeof mx === 'number' || typeof my === 'number') {
+    return typeof mx === 'number' && typeof my === 'number' && Math.abs(mx - my) <= COOKIE_MAXAGE_SLACK_MS;
+  }
+  if (x.expires === undefined || x.expires === null || y.expires === undefined || y.expires === null) {
+    return (x.expires ?? null) === (y.expires ?? null) && (mx ?? null) === (my ?? null);
+  }
+  return (mx ?? null) === (my ?? null) && sameInstant(x.expires, y.expires);
+}
+
+// adoptStoredLifetime(cookie, stored): gives the cookie of a copied session (see
+// copiedSession) whose request set no lifetime (sameLifetimeSet) the lifetime of the cookie
+// sessd holds now (stored: as parsed), which another request's save set since the read: its
+// originalMaxAge from now, or (none) its expiry, or none (a cookie for the browser's session).
+// @fastify/session sends the browser the session's cookie once its save is done, so the
+// response carries it too. Not one whose lifetime has passed (that save's to act on, as
+// saveLoaded leaves an expired cookie of another request's). Returns whether it changed the
+// cookie.
+function adoptStoredLifetime(cookie, stored) {
+  if (cookie === null || typeof cookie !== 'object' || !isPlainObject(stored)) return false;
+  const maxAge = stored.originalMaxAge;
+  let expires;
+  if (typeof maxAge === 'number') {
+    if (!(maxAge > 0)) return false;
+    expires = new Date(Date.now() + maxAge);
+  } else if (maxAge === null || maxAge === undefined) {
+    if (stored.expires === null || stored.expires === undefined) expires = null;
+    else if (typeof stored.expires !== 'string') return false;
+    else {
+      expires = new Date(stored.expires);
+      if (!(expires.getTime() > Date.now())) return false;
+    }
+  } else return false;
+  try {
+    cookie.expires = expires;
+    cookie.originalMaxAge = typeof maxAge === 'number' ? maxAge : null;
+  } catch (err) {
+    return false; // a frozen cookie, or one whose setters refuse: the request's own stands
+  }
+  return true;
+}
+
 // withCookie(sess): a parsed session (plain JSON: the cookie's expires a string, no maxAge)
 // as express-session would hand it to set(): a shallow copy whose cookie is a Cookie, made as
 // express-session's createSession makes it. A ttl function written for connect-redis reads
@@ -405,6 +472,9 @@ function adoptLifetime(cookie, stored) {
   const maxAge = stored.originalMaxAge;
   if (typeof maxAge !== 'number' && maxAge !== null) return false;
   cookie.maxAge = maxAge;
+  // Its setter takes originalMaxAge from the clock again (the expiry less now), a millisecond
+  // short when the clock ticks between: the other request's own is taken as it is.
+  if (maxAge !== null) cookie.originalMaxAge = maxAge;
   return true;
 }
 
@@ -681,6 +751,10 @@ class TagCache {
 // took 57 MiB of the heap (measured), past the budget, which then holds the last 52,000 (the
 // last 2.6 minutes of a site that reads 333 sessions a second).
 const KEPT_READ_MS = 5 * 60 * 1000;
+// How long, and for how many sessions at most, a lifetime a save set is kept for the slow
+// requests read before it (SessdStore.lifetimes): each is a few dozen bytes.
+const LIFETIME_HINT_MS = KEPT_READ_MS;
+const LIFETIME_HINTS = 10000;
 const KEPT_READS_BUDGET_BYTES = 32 * 1024 * 1024;
 // What a kept read holds beside its data: its entry, the session's key, its list and slot in
 // the order, the Map's slot (measured: 100,000 reads of 166-byte sessions under 43-byte keys
@@ -689,13 +763,21 @@ const KEPT_READ_ENTRY_BYTES = 440;
 // Reads of one session kept at once: a page's parallel requests. More are polls of a stuck
 // page, whose oldest read goes first.
 const KEPT_READS_PER_KEY = 16;
+// The share of the budget one session's reads may hold (the oldest going first past it), and
+// past which a read is not kept at all (its save is whole): without it, a visitor whose
+// session is large (a megabyte, sessd's default --max-frame) reading it 16 times at once
+// held 16 MiB, two such visitors all 32 (one, under a --max-frame raised for 2 MB sessions),
+// and pushed every other session's reads out of the budget (their saves whole, a slow page's
+// undoing a logout again).
+const KEPT_READS_KEY_SHARE = 16;
 
 class ReadKeeper {
-  // maxAgeMs, budgetBytes: the bounds (KEPT_READ_MS and KEPT_READS_BUDGET_BYTES by default;
-  // the tests give smaller ones).
-  constructor(maxAgeMs = KEPT_READ_MS, budgetBytes = KEPT_READS_BUDGET_BYTES) {
+  // maxAgeMs, budgetBytes, keyBudgetBytes: the bounds (KEPT_READ_MS, KEPT_READS_BUDGET_BYTES
+  // and its KEPT_READS_KEY_SHARE by default; the tests give smaller ones).
+  constructor(maxAgeMs = KEPT_READ_MS, budgetBytes = KEPT_READS_BUDGET_BYTES, keyBudgetBytes = budgetBytes / KEPT_READS_KEY_SHARE) {
     this.maxAgeMs = maxAgeMs;
     this.budgetBytes = budgetBytes;
+    this.keyBudgetBytes = keyBudgetBytes;
     // key -> the session's kept reads, oldest first: [{ key (null once dropped), data (the
     // bytes read, or their text when exact: see exactText), text (their text, or null), atMs,
     // size }]
@@ -709,20 +791,39 @@ class ReadKeeper {
     this.head = 0;
   }
 
-  // add(key, data, text, nowMs): keeps a read of the session key made at nowMs.
+  // add(key, data, text, nowMs): keeps a read of the session key made at nowMs; returns it (a
+  // KeptRead, which drop() empties).
+  // A read too large for its session's share is returned dropped (see claimRead).
   add(key, data, text, nowMs) {
     const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
-    const read = { key, data, text, atMs: nowMs, size };
+    if (size > this.keyBudgetBytes) return new KeptRead(null, null, null, nowMs, 0);
+    // Bytes (a session that is not UTF-8, or a raw serializer's) are a view of the socket's
+    // read, up to 64 KiB of other replies (or a larger session's frame) that the kept read held
+    // alive past its count: copied to their own memory.
+    if (typeof data !== 'string' && data.byteLength !== data.buffer.byteLength) {
+      const own = Buffer.allocUnsafeSlow(data.byteLength);
+      own.set(data);
+      data = own;
+    }
+    const read = new KeptRead(key, data, text, nowMs, size);
     const list = this.byKey.get(key);
+    // A session's first read in an array of one: an empty array's first push makes room for
+    // 17, 125 bytes more a read (100,000 sessions read once each).
     if (list === undefined) this.byKey.set(key, [read]);
     else {
       list.push(read);
-      if (list.length > KEPT_READS_PER_KEY) this.drop(list[0]);
+      let held = 0;
+      for (const r of list) held += r.size;
+      while (list.length > KEPT_READS_PER_KEY || held > this.keyBudgetBytes) {
+        held -= list[0].size;
+        this.drop(list[0]);
+      }
     }
     this.order.push(read);
     this.bytes += size;
     this.count++;
     this.expire(nowMs);
+    return read;
   }
 
   // reads(key, nowMs): the reads of the session key still kept at nowMs (oldest first), or
@@ -764,13 +865,65 @@ class ReadKeeper {
     read.text = null;
   }
 
+  // clear(): drops every read (the store is closing): a token of one claims nothing after.
   clear() {
+    for (let i = this.head; i < this.order.length; i++) {
+      const read = this.order[i];
+      if (read !== undefined && read.key !== null) {
+        read.key = null;
+        read.data = null;
+        read.text = null;
+      }
+    }
     this.byKey.clear();
     this.bytes = 0;
     this.count = 0;
     this.order = [];
     this.head = 0;
   }
+}
+
+// A read ReadKeeper keeps: key (null once dropped), data (the bytes read, or their text when
+// exact: see exactText), text (their text, or null), atMs, size (as the budget counts it).
+class KeptRead {
+  constructor(key, data, text, atMs, size) {
+    this.key = key;
+    this.data = data;
+    this.text = text;
+    this.atMs = atMs;
+    this.size = size;
+  }
+
+  // It is reachable from the session's cookie (READ_TOKEN): an app that logs the cookie, or
+  // @fastify/session's cookie options, shows no session data.
+  [util.inspect.custom]() {
+    return this.key === null ? 'KeptRead (dropped)' : 'KeptRead';
+  }
+}
+
+// On the cookie of a session get() read while reads are kept (an own enumerable property, which
+// JSON leaves out): the KeptRead of that read, so that the save of a session copied from it
+// claims that very read (see keptReadOf). @fastify/session spreads the read cookie into the
+// cookie options it keeps on its Session (restoredCookieOpts, then sessionCookieOpts), and a
+// copy made with Object.assign keeps the cookie itself.
+const READ_TOKEN = Symbol('connect-sessd kept read');
+
+// keptReadOf(sess): the KeptRead whose token (READ_TOKEN) sess carries, on its cookie or on an
+// object it holds under a symbol (@fastify/session's cookie options); undefined when none.
+function keptReadOf(sess) {
+  const own = (o) => (o !== null && typeof o === 'object' && Object.prototype.hasOwnProperty.call(o, READ_TOKEN) && o[READ_TOKEN] instanceof KeptRead ? o[READ_TOKEN] : undefined);
+  let read;
+  try {
+    read = own(sess.cookie);
+    if (read !== undefined) return read;
+    for (const sym of Object.getOwnPropertySymbols(sess)) {
+      read = own(sess[sym]);
+      if (read !== undefined) return read;
+    }
+  } catch (err) {
+    // A getter of the app's that throws: no token.
+  }
+  return undefined;
 }
 
 // keptSize(v): what a kept string or Buffer holds: a string of characters above 0xff two bytes
@@ -1056,6 +1209,14 @@ class SessdStore extends BaseStore {
     // merges over them (see saveLoaded) instead of over what its request read, which that save
     // has just changed. Dropped as the session's queue empties.
     this.lastWritten = new Map();
+    // Reads of sessions with merge on, counted: SessionState.loaded's seq is the count when the
+    // read came, so that a read made before a save was sent is known as one (see lifetimes).
+    this.readSeq = 0;
+    // By session key: the lifetime (the cookie's originalMaxAge) the latest save from this
+    // process that set one wrote, { originalMaxAge, seq (readSeq as that save was sent), atMs },
+    // for a request of the same session read before it (see adoptNewerLifetime). Kept
+    // LIFETIME_HINT_MS, at most LIFETIME_HINTS of them.
+    this.lifetimes = new Map();
     this.ownsClient = !opts.client;
     this.client = opts.client || new Client(opts);
     this.onConnect = (hello) => this.emit('connect', hello);
@@ -1186,8 +1347,12 @@ class SessdStore extends BaseStore {
     // The tag and forms are worked out from data when the session is saved: a request that
     // does not save it pays nothing for them.
     if (this.merge) {
-      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false };
-      if (this.keptReads !== null) this.keptReads.add(key, basis, text, Date.now());
+      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false, seq: this.readSeq++ };
+      if (this.keptReads !== null) {
+        const read = this.keptReads.add(key, basis, text, Date.now());
+        const cookie = sess.cookie;
+        if (isPlainObject(cookie) && Object.isExtensible(cookie)) Object.defineProperty(cookie, READ_TOKEN, { value: read, enumerable: true, configurable: true });
+      }
     }
     if (flashes !== null) state.flashCount = { client: this.client, namespace: this.namespace, key, flashes };
     return sess;
@@ -1354,6 +1519,7 @@ class SessdStore extends BaseStore {
     const err = idError(sid) ?? sessionError(sess);
     if (err !== null) return withCallback(Promise.reject(err), cb);
     if (this.keepReads !== false && stateOf(sess) === undefined) this.claimRead(sid, sess);
+    if (this.lifetimes.size !== 0) this.adoptNewerLifetime(sid, sess);
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
     const own = stateOf(sess)?.lastSave !== undefined;
@@ -1379,6 +1545,54 @@ class SessdStore extends BaseStore {
     })(), cb);
   }
 
+  // adoptNewerLifetime(sid, sess): before express-session sends the cookie of a request that
+  // set no lifetime of its own (it writes the response's headers as soon as set() or touch()
+  // returns, before sessd answers), the lifetime a save from this process set since the
+  // request read the session (lifetimes): a "remember me" ticked or unticked in another tab
+  // while this slow page ran. The merge of its save keeps that lifetime in sessd (see
+  // saveLoaded); the browser, sent the slow page's cookie, dropped it after the hour that
+  // page read (rolling, or a page that changed the session), and a visitor who then only read
+  // pages was signed out with sessd holding the session for 30 days. A save from another
+  // process is not seen here: its lifetime reaches the browser with the next cookie sent.
+  adoptNewerLifetime(sid, sess) {
+    const st = stateOf(sess)?.loaded;
+    if (st === undefined || st.copied || st.gone || typeof sid !== 'string' || st.key !== this.prefix + sid) return;
+    const hint = this.lifetimes.get(st.key);
+    if (hint === undefined || !(st.seq < hint.seq)) return;
+    if (Date.now() - hint.atMs > LIFETIME_HINT_MS) {
+      this.lifetimes.delete(st.key);
+      return;
+    }
+    const cookie = sess.cookie;
+    if (!Cookie || !(cookie instanceof Cookie)) return;
+    const mine = cookie.originalMaxAge;
+    const theirs = hint.originalMaxAge;
+    if (mine === theirs || (typeof mine === 'number' && typeof theirs === 'number' && Math.abs(mine - theirs) <= COOKIE_MAXAGE_SLACK_MS)) return;
+    if (this.cookieChanged(sess, st)) return;
+    adoptLifetime(cookie, hint);
+  }
+
+  // noteLifetime(key, cookie, seq): a save of the session key from this process set its
+  // cookie (cookie: its JSON form as written) when readSeq was seq (see lifetimes).
+  noteLifetime(key, cookie, seq) {
+    let maxAge;
+    try {
+      maxAge = JSON.parse(cookie).originalMaxAge;
+    } catch (err) {
+      return;
+    }
+    if (typeof maxAge !== 'number' && maxAge !== null) return;
+    const nowMs = Date.now();
+    this.lifetimes.delete(key);
+    this.lifetimes.set(key, { originalMaxAge: maxAge, seq, atMs: nowMs });
+    // Oldest first (the Map's order): past the count or the age. Saves that set a lifetime are
+    // few (a login's "remember me"), so the walk passes few deleted slots.
+    for (const [k, hint] of this.lifetimes) {
+      if (this.lifetimes.size <= LIFETIME_HINTS && nowMs - hint.atMs <= LIFETIME_HINT_MS) break;
+      this.lifetimes.delete(k);
+    }
+  }
+
   // claimRead(sid, sess): for a session object of another framework (copiedSession) that
   // set() is given without connect-sessd's hidden record (see ReadKeeper): the read of the
   // session sid it was copied from, if kept, is taken out of the keeper and put on sess as a
@@ -1398,8 +1612,16 @@ class SessdStore extends BaseStore {
     }
     const key = this.key(sid);
     const reads = this.keptReads.reads(key, Date.now());
-    if (reads === undefined) return;
-    const read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    // The read sess was copied from, known by its token: dropped since (aged out, or past the
+    // budget), no other read is taken for it, whose keys may be what this request changed them
+    // back to (readOf's match). One of another session (@fastify/session's regenerate() carries
+    // the old session's cookie options over) says nothing of this one.
+    const token = keptReadOf(sess);
+    if (token !== undefined && token.key === null) return;
+    let read;
+    if (token !== undefined && token.key === key) read = token;
+    else if (reads === undefined) return;
+    else read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
     const { data, text } = read;
     this.keptReads.drop(read);
     // The cookie the read held is not needed: the loop of saveLoaded takes a copied session's
@@ -1803,6 +2025,11 @@ class SessdStore extends BaseStore {
       if (!(same ?? this.sameForm(k, f instanceof ReadForm ? this.formAt(st, k) : f, now.get(k)))) changed.push(k);
     }
     for (const k of now.keys()) if (!st.forms.has(k)) changed.push(k);
+    // A copied session whose request set no lifetime writes its cookie only to renew the stored
+    // expiry: merged over another request's save, it takes that save's lifetime (see
+    // applyChanges), as an Express request's merge does (theirCookie, below). Written as it
+    // was, a slow page loaded before a "remember me" set in another tab wrote its hour back.
+    const renewCookie = st.copied && now.has('cookie') && st.forms.has('cookie') && sameLifetimeSet(this.formAt(st, 'cookie'), now.get('cookie'));
     if (early === 'touch' && changed.length > 0) return null;
     if (changed.length === 0) {
       // Saved already in this request (presave, or req.session.save()) and not changed since:
@@ -1825,7 +2052,7 @@ class SessdStore extends BaseStore {
     const basis = before !== undefined ? this.lastWritten.get(st.key) : undefined;
     let expect = basis !== undefined ? dataTag(basis) : this.tags.peek(st.key, st.data);
     const theirs = basis !== undefined ? basis : st.stored;
-    let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now);
+    let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now, renewCookie);
     for (let attempt = 1; ; attempt++) {
       // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
       // (writeMark).
@@ -1838,7 +2065,11 @@ class SessdStore extends BaseStore {
       // of the two kept a forgotten session for the 30 days the slow request had read.
       let writeTtl = ttl;
       let theirCookie = null;
-      if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
+      // The lifetime a copied session's cookie took from the stored one (applyChanges).
+      if (merged !== null && renewCookie) {
+        const adopted = Math.min(this.ttlMs(sess), codec.MAX_TTL_MS);
+        if (adopted > 0) writeTtl = adopted;
+      } else if (merged !== null && !changed.includes('cookie') && isPlainObject(merged.cookie) &&
           !this.sameForm('cookie', this.keyForm('cookie', merged.cookie), now.get('cookie'))) {
         // One that has expired (a ttl function's 0) was that save's to act on: it stands.
         const theirs = this.renewedTtlMs(merged);
@@ -1847,8 +2078,10 @@ class SessdStore extends BaseStore {
           theirCookie = merged.cookie;
         }
       }
+      const sentSeq = this.readSeq;
       const outcome = await this.client.setIf(ns, st.key, bytes, writeTtl, expect);
       if (outcome === 'ok') {
+        if (!st.copied && changed.includes('cookie')) this.noteLifetime(st.key, now.get('cookie'), sentSeq);
         // Only while a queue holds the session, which drops it as it empties (queueEmptied).
         if (this.savesUnderway.has(st.key)) this.lastWritten.set(st.key, bytes);
         st.data = bytes;
@@ -1885,16 +2118,24 @@ class SessdStore extends BaseStore {
         return false;
       }
       expect = dataTag(current);
-      merged = await this.applyChanges(await this.parse(current), sess, changed, st, now);
+      merged = await this.applyChanges(await this.parse(current), sess, changed, st, now, renewCookie);
     }
   }
 
-  // applyChanges(theirs, sess, changed, st, now): a promise of theirs (the session as another
-  // request left it, parsed) with this request's changed keys applied: set to this request's
-  // value, or deleted. A key the other request changed too goes through mergeKey when given.
-  async applyChanges(theirs, sess, changed, st, now) {
+  // applyChanges(theirs, sess, changed, st, now, renewCookie): a promise of theirs (the session
+  // as another request left it, parsed) with this request's changed keys applied: set to this
+  // request's value, or deleted. A key the other request changed too goes through mergeKey
+  // when given. renewCookie: the cookie of a copied session whose request set no lifetime (see
+  // saveLoaded), which takes the lifetime of theirs (adoptStoredLifetime; now's form of it
+  // follows) and is written renewed, without mergeKey.
+  async applyChanges(theirs, sess, changed, st, now, renewCookie = false) {
     const out = isPlainObject(theirs) ? theirs : {};
     for (const k of changed) {
+      if (k === 'cookie' && renewCookie) {
+        if (adoptStoredLifetime(sess.cookie, ownValue(out, 'cookie'))) now.set('cookie', this.keyForm('cookie', sess.cookie));
+        put(out, k, sess.cookie);
+        continue;
+      }
       let value = now.has(k) ? sess[k] : undefined;
       if (this.mergeKey) {
         const other = ownValue(out, k);
@@ -1919,6 +2160,7 @@ class SessdStore extends BaseStore {
   // saved as a cookie changed alone is (saveCookie).
   // A save of sess under way is waited for first (see set): the touch then finds it saved.
   touch(sid, sess, cb) {
+    if (this.lifetimes.size !== 0) this.adoptNewerLifetime(sid, sess);
     const state = stateOf(sess);
     const go = () => (state !== undefined && state.presave !== undefined
       ? state.presave.done.then(() => this.touchAfterPresave(sid, sess, state))
@@ -2342,6 +2584,7 @@ class SessdStore extends BaseStore {
     this.client.off('disconnect', this.onDisconnect);
     this.tags.clear(); // the copies of sessions' data go with the store
     if (this.keptReads !== null) this.keptReads.clear();
+    this.lifetimes.clear();
     if (this.ownsClient) this.client.close();
   }
 }

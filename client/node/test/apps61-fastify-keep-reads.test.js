@@ -208,7 +208,8 @@ test('kept reads are bounded in time, in bytes and per session', () => {
   const one = new ReadKeeper(1000, 1e9);
   one.add('k', text, text, 0);
   const size = one.bytes;
-  const budget = new ReadKeeper(60000, 10 * size);
+  // Each session's share of the budget (a sixteenth of it by default) is the whole here.
+  const budget = new ReadKeeper(60000, 10 * size, 10 * size);
   for (let i = 0; i < 1000; i++) budget.add(`s${i}`, text, text, i);
   assert.equal(budget.count, 10);
   assert.ok(budget.bytes <= 10 * size);
