@@ -225,6 +225,18 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * say's line for ${source} (a file's name, escaped) and the constant ${words} after it, as
+ * they are: say escapes a backslash, and advice to write \x00 read "\x5cx00".
+ */
+static void say_about(const char *source, const char *words)
+{
+	fputs("sessctl: ", stderr);
+	write_escaped(stderr, source, strlen(source));
+	fputs(words, stderr);
+	fputc('\n', stderr);
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...)
@@ -2099,11 +2111,26 @@ static int id_take_line(struct opts *o, const char *text, size_t len, bool more,
 	if ((tab = memchr(text, '\t', line)) != NULL)
 		line = (size_t)(tab - text);
 	if (memchr(text, '\0', line) != NULL) {
-		say("%s holds a NUL byte: write it as \\x00, as list prints it", source);
+		say_about(source, " holds a NUL byte: write it as \\x00, as list prints it");
 		return EXIT_TROUBLE;
 	}
 	if (line == 0) {
 		say("%s holds no id", source);
+		return EXIT_TROUBLE;
+	}
+	/* An editor's or an `echo "$id "`'s space, or Notepad's byte order mark, is no part of
+	 * an id anyone meant: taken as one, a destroy found "no such session" (exit 1, as if
+	 * the visitor were logged out already) and a set or flash-push made a new session
+	 * under the wrong id, saying nothing. */
+	if (text[0] == ' ' || text[line - 1] == ' ') {
+		say_about(source, " holds a space at the start or the end of the id; an id with "
+		                  "one is written \\x20 there");
+		return EXIT_TROUBLE;
+	}
+	if (line >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		say("%s starts with a UTF-8 byte order mark (an editor's), which is no part of an "
+		    "id: save the file without it",
+		    source);
 		return EXIT_TROUBLE;
 	}
 	memcpy(o->id_text, text, line);
@@ -2120,7 +2147,8 @@ static int id_take_line(struct opts *o, const char *text, size_t len, bool more,
 static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 {
 	char *text = NULL, source[PATH_MAX + 16];
-	bool more = false, from_stdin;
+	bool more = false, from_stdin, reads_data;
+	struct stat file_st, stdin_st;
 	ssize_t got;
 	int fd = -1, status;
 
@@ -2143,8 +2171,9 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 		return id_take_line(o, env, strlen(env), false, "$" ID_ENV);
 	}
 	from_stdin = strcmp(o->id_file, "-") == 0;
-	if (from_stdin &&
-	    ((cmd->run == run_set && o->nargs <= 2) || (cmd->run == run_set_if && o->nargs <= 3)))
+	reads_data =
+	    (cmd->run == run_set && o->nargs <= 2) || (cmd->run == run_set_if && o->nargs <= 3);
+	if (from_stdin && reads_data)
 		return usage_error("--id-file -: %s reads its DATA from standard input; give the "
 		                   "id in a file, as --id-file <(printf '%%s' \"$id\"), or with "
 		                   "--id-env",
@@ -2166,6 +2195,18 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 	if (fd == -1) {
 		say("%s: %s", source, strerror(errno));
 		return EXIT_TROUBLE;
+	}
+	/* /dev/stdin, /dev/fd/0, /proc/self/fd/0: "-" by another name. A file there was read
+	 * twice, its first line taken as the id and then the whole file stored as its data (the
+	 * session's data was replaced by its own id); a pipe gave the data to the id. */
+	if (!from_stdin && reads_data && fstat(fd, &file_st) == 0 &&
+	    fstat(STDIN_FILENO, &stdin_st) == 0 && file_st.st_dev == stdin_st.st_dev &&
+	    file_st.st_ino == stdin_st.st_ino) {
+		close(fd);
+		return usage_error("%s is standard input, which %s reads its DATA from; give the "
+		                   "id in a file of its own, as --id-file <(printf '%%s' \"$id\"), "
+		                   "or with --id-env",
+		                   source, cmd->name);
 	}
 	text = malloc(2 * ID_TEXT_MAX);
 	if (text == NULL) {

@@ -3564,11 +3564,12 @@ LEAK_CHECKED_TEST(sessctl, id_file_from_a_terminal_asks_for_one_line)
 /*
  * Run sessctl ${args} on the daemon with standard output ${how}: "closed" (>&-), "read-only"
  * (1</dev/null), "no-reader" (a pipe whose reader has gone), or a path opened for writing
- * ("/dev/full"); standard input /dev/null and standard error kept in ${r}; the "NAME=VALUE"
- * entries of ${env_more} (NULL-terminated, may be NULL) added to its environment.
+ * ("/dev/full"); standard input the file ${in_path} (NULL: /dev/null), standard error kept in
+ * ${r}; the "NAME=VALUE" entries of ${env_more} (NULL-terminated, may be NULL) added to its
+ * environment.
  */
-static void run_with_stdout_env(struct run *r, const char *how, const char *const *env_more,
-                                const char *const *args)
+static void run_with_stdout_env(struct run *r, const char *in_path, const char *how,
+                                const char *const *env_more, const char *const *args)
 {
 	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
 	const char *argv[64];
@@ -3587,7 +3588,8 @@ static void run_with_stdout_env(struct run *r, const char *how, const char *cons
 	cr_assert_eq(pipe2(gone, O_CLOEXEC), 0);
 	close(gone[0]);
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 0, in_path != NULL ? in_path : "/dev/null", O_RDONLY,
+	                                 0);
 	if (strcmp(how, "closed") == 0)
 		posix_spawn_file_actions_addclose(&fa, 1);
 	else if (strcmp(how, "read-only") == 0)
@@ -3610,7 +3612,72 @@ static void run_with_stdout_env(struct run *r, const char *how, const char *cons
 /* run_with_stdout_env with this process's environment alone. */
 static void run_with_stdout(struct run *r, const char *how, const char *const *args)
 {
-	run_with_stdout_env(r, how, NULL, args);
+	run_with_stdout_env(r, NULL, how, NULL, args);
+}
+
+/*
+ * What --id-file and --id-env take must be the id meant. A trailing space (an editor's, an
+ * `echo "$id " >`), a leading one, or a byte order mark was taken as part of the id: destroy
+ * then said "no such session" (exit 1) of a visitor still logged in, and set made a session
+ * under the wrong id. And /dev/stdin (or /dev/fd/0) is standard input by another name: set
+ * read the id from a file there, then stored the whole file, its id line too, as the
+ * session's data. Now each is refused (exit 2) with nothing done.
+ */
+LEAK_CHECKED_TEST(sessctl, id_file_refuses_what_is_not_the_id_meant)
+{
+	static const char *const texts[] = {"spaced \n", " spaced\n", "\xef\xbb\xbfspaced\n"};
+	char path[] = "/tmp/sessctl-idtext-XXXXXX", env[64];
+	struct run r;
+	int fd;
+
+	put("default", "spaced", "kept");
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		fd = mkstemp(path);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, texts[i], strlen(texts[i])), (ssize_t)strlen(texts[i]));
+		close(fd);
+		RUN(&r, "destroy", "--id-file", path);
+		cr_assert(strstr((char *)r.err.data, "space at the start or the end") != NULL ||
+		              strstr((char *)r.err.data, "byte order mark") != NULL,
+		          "%zu: %s", i, (char *)r.err.data);
+		expect(&r, 2, "");
+		unlink(path);
+		strcpy(path, "/tmp/sessctl-idtext-XXXXXX");
+	}
+	snprintf(env, sizeof(env), "SESSD_ID=spaced ");
+	run_spawn(&r, daemon_.unix_url, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"destroy", "--id-env", NULL});
+	expect(&r, 2, "");
+	RUN(&r, "get", "spaced");
+	expect(&r, 0, "kept");
+	/* Advice shown as it is to be typed, not "\x5cx00" (say escapes a backslash). */
+	run_in(&r, "nul\0id\n", 7, (const char *const[]){"get", "--id-file", "-", NULL});
+	cr_assert(strstr((char *)r.err.data, "write it as \\x00,") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+
+	/* set --id-file /dev/stdin < FILE: the file is read once, for the data. */
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "spaced\n", 7), 7);
+	close(fd);
+	run_with_stdout_env(&r, path, "/dev/null", NULL,
+	                    (const char *const[]){"set", "--id-file", "/dev/stdin", NULL});
+	cr_assert(strstr((char *)r.err.data, "is standard input") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, NULL);
+	run_with_stdout_env(&r, path, "/dev/null", NULL,
+	                    (const char *const[]){"set-if", "--id-file", "/dev/fd/0",
+	                                          "00000000000000000000000000000000", NULL});
+	expect(&r, 2, NULL);
+	RUN(&r, "get", "spaced");
+	expect(&r, 0, "kept");
+	/* A command that reads no data may take its id from there. */
+	run_with_stdout_env(
+	    &r, path, "/dev/null", NULL,
+	    (const char *const[]){"touch", "--id-file", "/dev/stdin", "--ttl", "60", NULL});
+	expect(&r, 0, NULL);
+	unlink(path);
 }
 
 /*
@@ -3719,7 +3786,7 @@ LEAK_CHECKED_TEST_OPTS(sessctl, flash_pop_without_memory_loses_nothing_silently,
 		atomic_store(&words[0], point);
 		atomic_store(&words[1], INT64_MAX);
 		atomic_store(&words[2], 0);
-		run_with_stdout_env(&r, "/dev/full", env,
+		run_with_stdout_env(&r, NULL, "/dev/full", env,
 		                    (const char *const[]){"flash-pop", "nomem-pop", NULL});
 		failed = atomic_load(&words[2]);
 		atomic_store(&words[1], 0);
