@@ -3740,6 +3740,15 @@ LEAK_CHECKED_TEST(sessctl, flash_pop_keeps_or_shows_what_it_cannot_print)
 	RUN(&r, "--namespace", "fulls", "count");
 	cr_assert_eq(r.status, 0);
 	run_free(&r);
+	/* A push whose output's reader has gone died of SIGPIPE after queuing the message: a
+	 * pipefail script saw a failure and pushed again. Now it says the push was made. */
+	run_with_stdout(&r, "no-reader",
+	                (const char *const[]){"flash-push", "unread", "info", "pushed", NULL});
+	cr_assert(strstr((char *)r.err.data, "the command was carried out") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, NULL);
+	RUN(&r, "flash-pop", "unread");
+	expect(&r, 0, "info\tpushed\n");
 }
 
 /* The most allocations sessctl's flash-pop makes; a sweep that has not run out by then is wrong. */
