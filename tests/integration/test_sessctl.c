@@ -970,6 +970,17 @@ LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 	RUN(&r, "--json", "get", "esc");
 	expect_json(&r);
 	expect(&r, 0, "\"a\\\"\\\\\\n\\u0001\\u00ff\xc3\xa9\\u007f\\u00ed\\u00a0\\u0080\"\n");
+	/* A C1 CSI, a right-to-left override and a line separator: escaped, the same string
+	 * to a JSON reader, and nothing that drives or reorders a terminal. Before: raw. */
+	run_in(&r,
+	       "\xc2\x9b"
+	       "2J\xe2\x80\xae"
+	       "gpj.exe\xe2\x80\xa8",
+	       17, (const char *const[]){"set", "c1", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "--json", "get", "c1");
+	expect_json(&r);
+	expect(&r, 0, "\"\\u009b2J\\u202egpj.exe\\u2028\"\n");
 	/* Empty standard input stores nothing: in `get | filter | set-if` it is what a get that
 	 * timed out, or a filter that failed, hands on, and it was stored over the session with
 	 * exit status 0. Empty data is given as ''. */
