@@ -2611,21 +2611,21 @@ LEAK_CHECKED_TEST(sessctl, a_request_that_never_left_whole_is_4)
 	cr_assert_not_null(big);
 	memset(big, 'x', big_len);
 	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, big, big_len,
-	            (const char *const[]){"--timeout", "300", "set", "big", "--ttl", "60", NULL});
+	            (const char *const[]){"--timeout", "1000", "set", "big", "--ttl", "60", NULL});
 	free(big);
-	cr_assert(strstr((char *)r.err.data, "no reply within 300 ms") != NULL, "%s",
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms") != NULL, "%s",
 	          (char *)r.err.data);
 	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
 	expect(&r, 4, "");
 	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, NULL, 0,
-	            (const char *const[]){"--timeout", "300", "get", "big", NULL});
-	cr_assert(strstr((char *)r.err.data, "no reply within 300 ms") != NULL, "%s",
+	            (const char *const[]){"--timeout", "1000", "get", "big", NULL});
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms") != NULL, "%s",
 	          (char *)r.err.data);
 	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
 	expect(&r, 4, "");
 	/* A small change leaves whole, into the socket the daemon would read. */
 	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, NULL, 0,
-	            (const char *const[]){"--timeout", "300", "flash-push", "big", "info", "m",
+	            (const char *const[]){"--timeout", "1000", "flash-push", "big", "info", "m",
 	                                  "--ttl", "60", NULL});
 	cr_assert(strstr((char *)r.err.data, "may or may not") != NULL, "%s", (char *)r.err.data);
 	expect(&r, 5, "");
@@ -2669,14 +2669,14 @@ LEAK_CHECKED_TEST(sessctl, a_push_whose_reply_was_lost_is_5_and_was_made)
 	                            hello_reply_bytes(daemon_.tcp_url)),
 	             0);
 	run_env(&r, proxy.url, NULL, 0,
-	        (const char *const[]){"--timeout", "500", "--ttl", "60", "flash-push", "lost-reply",
-	                              "info", "once", NULL});
-	cr_assert(strstr((char *)r.err.data, "no reply within 500 ms); it may or may not have "
+	        (const char *const[]){"--timeout", "1000", "--ttl", "60", "flash-push",
+	                              "lost-reply", "info", "once", NULL});
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms); it may or may not have "
 	                                     "been carried out (exit 5)") != NULL,
 	          "%s", (char *)r.err.data);
 	expect(&r, 5, "");
 	run_env(&r, proxy.url, NULL, 0,
-	        (const char *const[]){"--timeout", "500", "ttl", "lost-reply", NULL});
+	        (const char *const[]){"--timeout", "1000", "ttl", "lost-reply", NULL});
 	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
 	expect(&r, 4, "");
 	cr_expect_eq(faultproxy_stop(&proxy), 0, "the relay ran cleanly");
