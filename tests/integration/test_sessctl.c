@@ -2475,9 +2475,10 @@ LEAK_CHECKED_TEST(sessctl, a_path_in_a_reconnection_s_error_is_escaped)
 
 /* What closing_server_serve does after the HELLO. */
 enum after_hello {
-	AFTER_HELLO_CLOSE, /* read the request, close without a reply */
-	AFTER_HELLO_RESET, /* reset with the request unread */
-	AFTER_HELLO_DEAF,  /* read nothing more; close once the client has gone */
+	AFTER_HELLO_CLOSE,   /* read the request, close without a reply */
+	AFTER_HELLO_RESET,   /* reset with the request unread */
+	AFTER_HELLO_DEAF,    /* read nothing more; close once the client has gone */
+	AFTER_HELLO_GARBLED, /* read the request, answer a frame no client can read, close */
 };
 
 /*
@@ -2486,7 +2487,8 @@ enum after_hello {
  * write that failed (PROTOCOL.md, IO_ERROR); or reset it, as a network fault does (closed with
  * the request unread, which a Unix socket's peer reads as ECONNRESET); or read nothing more, a
  * daemon that froze (SIGSTOP, a paused VM) between the HELLO and the request, until the client
- * gives up. Gives up after 10 s without a connection.
+ * gives up; or answer the request with a frame no client can read (a faulty server, a
+ * corrupted path). Gives up after 10 s without a connection.
  */
 static void closing_server_serve(int lfd, int after)
 {
@@ -2502,17 +2504,27 @@ static void closing_server_serve(int lfd, int after)
 	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* A frame of one byte that no msgpack value starts with. */
+	static const uint8_t garbled[] = {0, 0, 0, 1, 0xc1};
+
 	while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
 		if (codec_decode_request(body, len, &req, &status, &why) != 0 ||
-		    req.op != CODEC_OP_HELLO)
+		    req.op != CODEC_OP_HELLO) {
+			/* Closed only once the client has read it and gone: closed at once, the
+			 * garbled frame could be overtaken by the reset. */
+			pfd = (struct pollfd){.fd = fd, .events = POLLRDHUP};
+			if (after == AFTER_HELLO_GARBLED &&
+			    harness_send_all(fd, garbled, sizeof(garbled)) == 0)
+				(void)poll(&pfd, 1, 10000);
 			rc = -1;
-		else
+		} else
 			rc = old_server_answer(fd, &req);
 		free(body);
 		/* Deaf: the client's close is seen (POLLRDHUP), never its bytes read. */
 		pfd = (struct pollfd){.fd = fd,
 		                      .events = after == AFTER_HELLO_DEAF ? POLLRDHUP : POLLIN};
-		if (rc == 0 && after != AFTER_HELLO_CLOSE && poll(&pfd, 1, 10000) == 1)
+		if (rc == 0 && (after == AFTER_HELLO_RESET || after == AFTER_HELLO_DEAF) &&
+		    poll(&pfd, 1, 10000) == 1)
 			break;
 	}
 	close(fd);
@@ -2576,6 +2588,27 @@ LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log
 		/* The set left whole: 5, not 4's "try again", which is for what was not done. */
 		expect(&r, 5, "");
 	}
+}
+
+/*
+ * A reply that cannot be read, to a change that reached the server: the change may have been
+ * carried out, 5; before, 2, "the same command fails again", which a script took for nothing
+ * done. To a read it stays 2.
+ */
+LEAK_CHECKED_TEST(sessctl, an_unreadable_reply_to_a_change_is_5)
+{
+	struct run r;
+
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_GARBLED, NULL, 0,
+	            (const char *const[]){"set", "a", "data", "--ttl", "60", NULL});
+	cr_assert(strstr((char *)r.err.data, "malformed reply") != NULL &&
+	              strstr((char *)r.err.data, "it may or may not have been carried out") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 5, "");
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_GARBLED, NULL, 0,
+	            (const char *const[]){"get", "a", NULL});
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 2, "");
 }
 
 /*
