@@ -386,6 +386,9 @@ static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
 			             codec_op_name(item->op));
 		else if (rc == SESSD_ERR_NOMEM)
 			client_error(b->c, rc, "out of memory for a result");
+		/* Carried out, its result lost: sessd_outcome_unknown. */
+		if (rc == SESSD_ERR_NOMEM && codec_op_changes(item->op))
+			b->c->outcome_unknown = true;
 	}
 	item->status = rc;
 	if (client_status_closes(rc))
@@ -428,6 +431,7 @@ int sessd_batch_run(struct sessd_batch *b)
 	if (b->count == 0)
 		return SESSD_OK;
 	c->errmsg[0] = '\0';
+	client_call_starts(c);
 	rc = client_ready(c);
 	if (rc == SESSD_OK && outgrown(b))
 		rc = SESSD_ERR_TOO_LARGE;

@@ -348,6 +348,12 @@ struct goodbye_watch {
 	wire_frame_fn on_frame;
 	void *ctx;
 	size_t answered; /* replies handed to on_frame */
+	size_t accepted; /* of them, those on_frame took (not a malformed one) */
+	/* A BUSY with request id 0 came, as the reply to request busy_at: the server closes,
+	 * and that request and those after it may or may not have been carried out (PROTOCOL.md,
+	 * "Statuses"). */
+	bool busy;
+	size_t busy_at;
 };
 
 /*
@@ -362,30 +368,42 @@ static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
 	struct goodbye_watch *w = ctx;
 	struct codec_reply rep;
+	int rc;
 
 	if (len >= 3 && body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_SHUTTING_DOWN &&
 	    codec_decode_reply(body, len, &rep) == 0) {
 		server_error(w->c, rep.status, &rep.message);
 		return SESSD_ERR_SHUTTING_DOWN;
 	}
+	if (len >= 3 && body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_BUSY && !w->busy) {
+		w->busy = true;
+		w->busy_at = w->answered;
+	}
 	w->answered++;
-	return w->on_frame(w->ctx, body, len);
+	rc = w->on_frame(w->ctx, body, len);
+	if (rc == SESSD_OK)
+		w->accepted++;
+	return rc;
 }
 
 /*
- * Whether the ${len} bytes of whole frames at ${out} (our own requests) hold a change: a
- * request whose outcome matters if it is carried out late (PROTOCOL.md, "RETIRE").
+ * Whether one of the whole frames at ${out} (${len} bytes of our own requests), from the
+ * ${from}th on, is a change whose last byte is among the first ${sent} bytes: a request whose
+ * outcome matters if it is carried out unseen or late (PROTOCOL.md, "RETIRE").
  */
-static bool sends_change(const uint8_t *out, size_t len)
+static bool change_among(const uint8_t *out, size_t len, size_t from, size_t sent)
 {
 	struct mp_reader r;
 	uint32_t n, elements;
 	uint64_t op;
 
-	for (size_t at = 0; len - at >= CODEC_HEADER_BYTES; at += CODEC_HEADER_BYTES + n) {
+	for (size_t at = 0, i = 0; len - at >= CODEC_HEADER_BYTES;
+	     at += CODEC_HEADER_BYTES + n, i++) {
 		n = codec_frame_length(out + at);
-		if (n > len - at - CODEC_HEADER_BYTES)
+		if (n > len - at - CODEC_HEADER_BYTES || CODEC_HEADER_BYTES + n > sent - at)
 			break;
+		if (i < from)
+			continue;
 		mp_reader_init(&r, out + at + CODEC_HEADER_BYTES, n);
 		if (mp_read_array(&r, &elements) == -1 || mp_read_uint(&r, &op) == -1)
 			continue;
@@ -393,6 +411,29 @@ static bool sends_change(const uint8_t *out, size_t len)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The bytes of plaintext that whole records among the first ${sent} bytes of c->records
+ * carried: the server opens a record only once all of it has come.
+ */
+static size_t sealed_plain_sent(const struct sessd_client *c, size_t sent)
+{
+	size_t at = 0, plain = 0, size;
+
+	while (sent - at >= SEAL_HEADER_BYTES && c->records.len - at >= SEAL_HEADER_BYTES) {
+		size = seal_record_size(c->records.data + at);
+		if (size == 0 || size > sent - at)
+			break;
+		plain += size - SEAL_OVERHEAD;
+		at += size;
+	}
+	return plain;
+}
+
+void client_call_starts(struct sessd_client *c)
+{
+	c->outcome_unknown = false;
 }
 
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
@@ -413,10 +454,12 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .err = c->errmsg,
 	    .err_size = sizeof(c->errmsg),
 	};
-	bool first = c->sealed && !c->spoke;
+	bool first = c->sealed && !c->spoke, fresh = c->fresh, lost;
+	size_t plain_sent;
 	int rc;
 
 	c->resendable = false;
+	c->fresh = false;
 	if (c->sealed) {
 		/* Everything sent in one go is sealed in one go: a batch of small requests
 		 * fills each record (SEAL_MAX_PLAIN) rather than costing one per request. */
@@ -436,13 +479,22 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	}
 	rc = wire_run(&x);
 	c->resendable = rc == SESSD_ERR_SHUTTING_DOWN && first && watch.answered == 0;
+	/* A change that left whole and got no usable reply may have been carried out; one cut
+	 * short (a full socket, a peer gone at once) cannot have been. A BUSY answered to the
+	 * first request after HELLO is sessd turning a newcomer away: it carried out none. */
+	lost = rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED || rc == SESSD_ERR_PROTOCOL ||
+	       rc == SESSD_ERR_NOMEM || (watch.busy && !fresh);
+	plain_sent = c->sealed ? sealed_plain_sent(c, x.sent) : x.sent;
+	if (lost &&
+	    change_among(out, out_len, watch.busy ? watch.busy_at : watch.accepted, plain_sent))
+		c->outcome_unknown = true;
 	/* Broken or given up on with a change in flight: a record of it held on the path could
 	 * still be carried out, after later calls. The connection is retired before the next
 	 * call sends anything (client_ready). Reads (and a RETIRE) carried out late change
 	 * nothing. */
 	if (c->sealed &&
 	    (rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED || rc == SESSD_ERR_PROTOCOL) &&
-	    sends_change(out, out_len)) {
+	    change_among(out, out_len, 0, out_len)) {
 		memcpy(c->owed_key, c->server_key, sizeof(c->owed_key));
 		c->owes_retire = true;
 	}
@@ -891,5 +943,6 @@ int client_ready(struct sessd_client *c)
 		rc = client_retire_owed(c);
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);
+	c->fresh = true;
 	return SESSD_OK;
 }

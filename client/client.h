@@ -85,6 +85,12 @@ struct sessd_client {
 	 * before anything else goes out on the next connection (client_ready). */
 	bool owes_retire;
 	uint8_t owed_key[SEAL_KEY_BYTES];
+	/* The last call failed with a change of its own sent whole and not answered: it may or
+	 * may not have been carried out (sessd_outcome_unknown). Cleared as each call starts. */
+	bool outcome_unknown;
+	/* No request has gone out on the live connection since its HELLO (and RETIRE): a BUSY
+	 * answered to its first one is sessd's refusal of a newcomer, which carried out none. */
+	bool fresh;
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out;     /* the frame of a blocking call, reused */
@@ -193,11 +199,18 @@ bool client_status_closes(int status);
  * Send ${out_len} bytes of frames (borrowed) on c's connection and hand ${replies} reply
  * frames to ${on_frame} (wire_run). On a sealed connection the frames go as records, as few as
  * they fit in, and the replies are opened from records. On any failure the connection is
- * dropped and c->errmsg says why. Returns what wire_run returned, or SESSD_ERR_NOMEM (no
- * memory to seal the frames in).
+ * dropped and c->errmsg says why; c->outcome_unknown is set when a change among the frames
+ * that got no reply had left whole (it is never cleared here). Returns what wire_run returned, or
+ * SESSD_ERR_NOMEM (no memory to seal the frames in).
  */
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,
                     wire_frame_fn on_frame, void *ctx);
+
+/*
+ * client_call_starts(c): for each public call that may send, before anything else: the result
+ * of sessd_outcome_unknown is the new call's from here on.
+ */
+void client_call_starts(struct sessd_client *c);
 
 /*
  * client_resend_ready(c):

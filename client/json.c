@@ -53,6 +53,17 @@ void json_write_string(FILE *f, const void *p, size_t n)
 			i++;
 			continue;
 		}
+		/* The C1 controls (U+009B is CSI), the bidirectional overrides and isolates and
+		 * the line and paragraph separators, escaped as JSON allows, the string unchanged:
+		 * raw, a visitor's text in a session drove or reordered the operator's terminal
+		 * (flash-pop's plain output escapes the same), and U+2028 ends a line in JavaScript
+		 * before ES2019. */
+		if (len > 1 && (cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+		                (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029)) {
+			fprintf(f, "\\u%04x", (unsigned)cp);
+			i += len;
+			continue;
+		}
 		if (len > 1) {
 			fwrite(s + i, 1, len, f);
 			i += len;

@@ -1,7 +1,8 @@
 /*
  * sessctl: look at and change a running sessd from the shell, through libsessd.
  * Exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace), 2
- * usage, connection or server error, 3 set-if found the data changed since its tag was read.
+ * usage, connection or server error, 3 set-if found the data changed since its tag was read,
+ * 4 sessd not reached (nothing carried out), 5 a change sent and not answered.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -30,9 +31,15 @@
 #define EXIT_NOT_FOUND 1
 #define EXIT_TROUBLE   2
 #define EXIT_CONFLICT  3
-/* sessd was not reached or did not answer: a script may try again after a pause, where 2 is a
- * mistake in the command or its setup that the same command meets again. */
+/* sessd was not reached or did not answer, and nothing of the command was carried out: a
+ * script may try again after a pause, where 2 is a mistake in the command or its setup that
+ * the same command meets again. */
 #define EXIT_UNREACHED 4
+/* A change went to sessd whole and no answer came (the connection broke, a timeout): it may
+ * or may not have been carried out, so running it again may do it twice (a flash-push) or
+ * find it done (a set-if's conflict, a destroy's no such session). Before, this was 4 too, and
+ * a script that tried again on 4, as the docs said, pushed its flash twice. */
+#define EXIT_UNKNOWN 5
 
 #define DEFAULT_URL "tcp://127.0.0.1:7077"
 /* The socket of the shipped systemd unit (RuntimeDirectory=sessd), whoever runs sessctl. */
@@ -172,12 +179,17 @@ static const char usage_text[] =
     "--id-file or --id-env it is left out of the arguments, which others may see:\n"
     "  sessctl destroy --id-file - <<<\"$id\"\n"
     "  sessctl find TEXT | while IFS= read -r id; do\n"
-    "      " ID_ENV "=$id sessctl destroy --id-env; done\n"
+    "      " ID_ENV "=$id sessctl destroy --id-env; done\n";
+
+/* Apart from usage_text: C99 promises string literals of 4095 bytes, no more. */
+static const char usage_status_text[] =
     "\n"
     "exit status: 0 done, 1 no such session (find: none matched; clear: no such namespace),\n"
     "2 usage, setup or server error, 3 set-if found the data changed since its tag was read,\n"
     "or destroy-if-flash another message first (nothing changed), 4 sessd not reached or\n"
-    "did not answer (no socket, refused, timed out, connection broken, stopping or full)\n";
+    "did not answer (no socket, refused, timed out, connection broken, stopping or full)\n"
+    "and nothing was carried out, 5 a change was sent and no answer came: it may or may\n"
+    "not have been carried out\n";
 
 static void write_escaped(FILE *f, const char *p, size_t len);
 static bool write_text_escaped(FILE *out, const char *p, size_t len, bool keep_lines);
@@ -213,6 +225,18 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * say's line for ${source} (a file's name, escaped) and the constant ${words} after it, as
+ * they are: say escapes a backslash, and advice to write \x00 read "\x5cx00".
+ */
+static void say_about(const char *source, const char *words)
+{
+	fputs("sessctl: ", stderr);
+	write_escaped(stderr, source, strlen(source));
+	fputs(words, stderr);
+	fputc('\n', stderr);
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...)
@@ -240,23 +264,25 @@ static bool command_changes(const char *what)
 }
 
 /*
- * What a failure ${rc} of the command ${what} leaves unknown, for its message: a change whose
- * reply did not come may or may not have been carried out (a sealed connection is retired
- * before sessctl exits, so not later); "" for a read, or a failure that says it was not sent.
+ * What a failure of a call on ${c} leaves unknown, for its message: a change that left whole
+ * and got no answer may or may not have been carried out (a sealed connection is retired
+ * before sessctl exits, so not later); "" when libsessd knows nothing of it can have been (a
+ * read, a request cut short, a connect that failed).
  */
-static const char *unknown_outcome(int rc, const char *what)
+static const char *unknown_outcome(const struct sessd_client *c)
 {
-	if (rc != SESSD_ERR_CLOSED && rc != SESSD_ERR_TIMEOUT && rc != SESSD_ERR_PROTOCOL)
-		return "";
-	return command_changes(what) ? "; it may or may not have been carried out" : "";
+	return sessd_outcome_unknown(c) ? "; it may or may not have been carried out (exit 5)" : "";
 }
 
 /*
- * The exit status of a failure ${rc} of libsessd: EXIT_UNREACHED when sessd was not reached or
- * did not answer, which trying again later may mend; else EXIT_TROUBLE.
+ * The exit status of a failure ${rc} of libsessd on ${c}: EXIT_UNKNOWN when a change may have
+ * been carried out unanswered; EXIT_UNREACHED when sessd was not reached or did not answer and
+ * nothing was carried out, which trying again later may mend; else EXIT_TROUBLE.
  */
-static int failure_status(int rc)
+static int failure_status(const struct sessd_client *c, int rc)
 {
+	if (sessd_outcome_unknown(c))
+		return EXIT_UNKNOWN;
 	switch (rc) {
 	case SESSD_ERR_CONNECT:
 	case SESSD_ERR_TIMEOUT:
@@ -301,15 +327,14 @@ static int report(struct sessd_client *c, int rc, const char *what)
 	    strcmp(sessd_errmsg(c), "the server closed the connection") == 0)
 		say("%s: %s (%s) without a reply: the daemon stopped or crashed, or could not "
 		    "write changes; if it is up, its log says why (a full disk, for one)%s",
-		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
+		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(c));
 	else if (rc == SESSD_ERR_CLOSED)
 		say("%s: %s (%s) without a reply: the connection broke (a network fault, or the "
 		    "daemon crashed)%s",
-		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(rc, what));
+		    what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(c));
 	else
-		say("%s: %s (%s)%s", what, sessd_strerror(rc), sessd_errmsg(c),
-		    unknown_outcome(rc, what));
-	return failure_status(rc);
+		say("%s: %s (%s)%s", what, sessd_strerror(rc), sessd_errmsg(c), unknown_outcome(c));
+	return failure_status(c, rc);
 }
 
 /*
@@ -938,6 +963,18 @@ static bool stdout_takes_output(const char *what)
 }
 
 /*
+ * Say on stderr that standard output, which ${what} wrote what it removed from the store to,
+ * failed with ${err}, and that the messages follow there.
+ */
+static void say_rescue(const char *what, int err)
+{
+	fprintf(stderr,
+	        "sessctl: %s: writing standard output: %s; the messages are removed from the "
+	        "session, so here they are, as they would have been printed:\n",
+	        what, strerror(err));
+}
+
+/*
  * Write the ${len} bytes of ${text}, what ${what} removed from the store, to standard output.
  * When that fails (a full disk, /dev/full, a pipe closed meanwhile) they are written to
  * standard error after a line that says so, since they exist nowhere else any more: a pipe
@@ -950,8 +987,6 @@ static int deliver_or_rescue(const char *what, const char *text, size_t len)
 	ssize_t n;
 	int err = 0;
 
-	/* Said as EPIPE, not a silent death midway, when the reader goes. */
-	signal(SIGPIPE, SIG_IGN);
 	if (fflush(stdout) == EOF)
 		err = errno;
 	while (err == 0 && done < len) {
@@ -966,12 +1001,31 @@ static int deliver_or_rescue(const char *what, const char *text, size_t len)
 	}
 	if (err == 0)
 		return EXIT_SUCCESS;
-	fprintf(stderr,
-	        "sessctl: %s: writing standard output: %s; the messages are removed from the "
-	        "session, so here they are, as they would have been printed:\n",
-	        what, strerror(err));
+	say_rescue(what, err);
 	fwrite(text, 1, len, stderr);
 	fflush(stderr);
+	return EXIT_TROUBLE;
+}
+
+/*
+ * deliver_or_rescue without the memory to make the output whole first: ${f}'s messages go to
+ * standard output through stdio as they are made, and when that fails, every one of them to
+ * standard error after the line that says so (stderr is unbuffered: it needs no memory).
+ * Before, this printed to standard output and exited 0 whatever became of the write: a full
+ * disk lost the messages without a word.
+ */
+static int print_or_rescue(const struct opts *o, const struct sessd_flashes *f, const char *type)
+{
+	int err;
+
+	print_flashes(stdout, o, f, type);
+	err = fflush(stdout) == EOF ? errno : ferror(stdout) ? EIO : 0;
+	if (err == 0)
+		return EXIT_SUCCESS;
+	say_rescue("flash-pop", err);
+	print_flashes(stderr, o, f, type);
+	/* What stdio could not write is not tried again at exit. */
+	clearerr(stdout);
 	return EXIT_TROUBLE;
 }
 
@@ -1000,10 +1054,9 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 		}
 	}
 	if (text == NULL) {
-		/* Out of memory: straight to standard output, as before. */
-		print_flashes(stdout, o, f, type);
+		status = print_or_rescue(o, f, type);
 		sessd_flashes_free(f);
-		return EXIT_SUCCESS;
+		return status;
 	}
 	sessd_flashes_free(f);
 	status = deliver_or_rescue("flash-pop", text, len);
@@ -2058,11 +2111,26 @@ static int id_take_line(struct opts *o, const char *text, size_t len, bool more,
 	if ((tab = memchr(text, '\t', line)) != NULL)
 		line = (size_t)(tab - text);
 	if (memchr(text, '\0', line) != NULL) {
-		say("%s holds a NUL byte: write it as \\x00, as list prints it", source);
+		say_about(source, " holds a NUL byte: write it as \\x00, as list prints it");
 		return EXIT_TROUBLE;
 	}
 	if (line == 0) {
 		say("%s holds no id", source);
+		return EXIT_TROUBLE;
+	}
+	/* An editor's or an `echo "$id "`'s space, or Notepad's byte order mark, is no part of
+	 * an id anyone meant: taken as one, a destroy found "no such session" (exit 1, as if
+	 * the visitor were logged out already) and a set or flash-push made a new session
+	 * under the wrong id, saying nothing. */
+	if (text[0] == ' ' || text[line - 1] == ' ') {
+		say_about(source, " holds a space at the start or the end of the id; an id with "
+		                  "one is written \\x20 there");
+		return EXIT_TROUBLE;
+	}
+	if (line >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		say("%s starts with a UTF-8 byte order mark (an editor's), which is no part of an "
+		    "id: save the file without it",
+		    source);
 		return EXIT_TROUBLE;
 	}
 	memcpy(o->id_text, text, line);
@@ -2079,7 +2147,8 @@ static int id_take_line(struct opts *o, const char *text, size_t len, bool more,
 static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 {
 	char *text = NULL, source[PATH_MAX + 16];
-	bool more = false, from_stdin;
+	bool more = false, from_stdin, reads_data;
+	struct stat file_st, stdin_st;
 	ssize_t got;
 	int fd = -1, status;
 
@@ -2102,8 +2171,9 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 		return id_take_line(o, env, strlen(env), false, "$" ID_ENV);
 	}
 	from_stdin = strcmp(o->id_file, "-") == 0;
-	if (from_stdin &&
-	    ((cmd->run == run_set && o->nargs <= 2) || (cmd->run == run_set_if && o->nargs <= 3)))
+	reads_data =
+	    (cmd->run == run_set && o->nargs <= 2) || (cmd->run == run_set_if && o->nargs <= 3);
+	if (from_stdin && reads_data)
 		return usage_error("--id-file -: %s reads its DATA from standard input; give the "
 		                   "id in a file, as --id-file <(printf '%%s' \"$id\"), or with "
 		                   "--id-env",
@@ -2125,6 +2195,18 @@ static int id_from_elsewhere(const struct command *cmd, struct opts *o)
 	if (fd == -1) {
 		say("%s: %s", source, strerror(errno));
 		return EXIT_TROUBLE;
+	}
+	/* /dev/stdin, /dev/fd/0, /proc/self/fd/0: "-" by another name. A file there was read
+	 * twice, its first line taken as the id and then the whole file stored as its data (the
+	 * session's data was replaced by its own id); a pipe gave the data to the id. */
+	if (!from_stdin && reads_data && fstat(fd, &file_st) == 0 &&
+	    fstat(STDIN_FILENO, &stdin_st) == 0 && file_st.st_dev == stdin_st.st_dev &&
+	    file_st.st_ino == stdin_st.st_ino) {
+		close(fd);
+		return usage_error("%s is standard input, which %s reads its DATA from; give the "
+		                   "id in a file of its own, as --id-file <(printf '%%s' \"$id\"), "
+		                   "or with --id-env",
+		                   source, cmd->name);
 	}
 	text = malloc(2 * ID_TEXT_MAX);
 	if (text == NULL) {
@@ -2233,7 +2315,7 @@ static int connect_to(const struct opts *o, struct sessd_client **c, bool may_be
 		say("chmod o-rwx %s, or give another file", o->auth_file);
 	else if (rc == SESSD_ERR_AUTH)
 		hint_auth(o, err);
-	return failure_status(rc);
+	return failure_status(NULL, rc);
 }
 
 /*
@@ -2350,6 +2432,7 @@ int main(int argc, char **argv)
 	switch (parse_args(argc, argv, &o)) {
 	case PARSE_HELP:
 		fputs(usage_text, stdout);
+		fputs(usage_status_text, stdout);
 		return EXIT_SUCCESS;
 	case PARSE_VERSION:
 		puts("sessctl " SESSD_VERSION);
@@ -2424,6 +2507,11 @@ int main(int argc, char **argv)
 		o.timeout_ms = WAITING_TIMEOUT_MS;
 		sessd_set_timeout(c, o.timeout_ms);
 	}
+	/* A change whose output's reader has gone is a write failing with EPIPE, said (it was
+	 * carried out; flash-pop's messages shown on stderr), not a death by SIGPIPE that a
+	 * script under pipefail takes for a failure and runs again: a second flash-push. */
+	if (command_changes(cmd->name))
+		signal(SIGPIPE, SIG_IGN);
 	status = cmd->run(c, &o);
 	/* A command whose sealed connection broke or timed out: retired before we exit, so that
 	 * "failed" means nothing more of it will land (PROTOCOL.md, "RETIRE"). */

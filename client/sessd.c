@@ -209,6 +209,7 @@ static int call_once(struct sessd_client *c, struct codec_request *req, struct c
 	int rc;
 
 	c->errmsg[0] = '\0';
+	client_call_starts(c);
 	rc = client_ready(c);
 	if (rc != SESSD_OK)
 		return rc;
@@ -253,6 +254,9 @@ static int call_once(struct sessd_client *c, struct codec_request *req, struct c
 	k->request_id = req->request_id;
 	k->status = SESSD_ERR_PROTOCOL;
 	rc = client_exchange(c, c->out.data, c->out.len, 1, call_on_frame, k);
+	/* Carried out, its result lost (a FLASH_POP's messages): no less than may have been. */
+	if (rc == SESSD_OK && k->status == SESSD_ERR_NOMEM && codec_op_changes(k->op))
+		c->outcome_unknown = true;
 	/* The frame sent and the reply read (the data is the caller's copy now): not kept. */
 	client_trim(c);
 	if (rc != SESSD_OK) {
@@ -587,6 +591,11 @@ int sessd_retire_broken(struct sessd_client *c)
 	if (rc == SESSD_OK)
 		rc = client_retire_owed(c);
 	return rc;
+}
+
+int sessd_outcome_unknown(const struct sessd_client *c)
+{
+	return c != NULL && c->outcome_unknown;
 }
 
 int sessd_ping(struct sessd_client *c)

@@ -311,6 +311,27 @@ int sessd_ping(struct sessd_client *c);
 int sessd_retire_broken(struct sessd_client *c);
 
 /*
+ * sessd_outcome_unknown(c):
+ * After a call of ${c} that failed with SESSD_ERR_TIMEOUT, SESSD_ERR_CLOSED,
+ * SESSD_ERR_PROTOCOL, SESSD_ERR_NOMEM or SESSD_ERR_BUSY, whether it may have been carried out
+ * all the same: 1 when a change of its own (SET, SET_IF, TOUCH, TOUCH_IF, DESTROY,
+ * DESTROY_IF_FLASH, FLASH_PUSH, FLASH_PUSH_EXISTING, FLASH_POP, CLEAR; for a batch, any of its
+ * requests left without a reply) had left whole for the server and no usable reply to it
+ * came, or it was answered and its result could not be kept (SESSD_ERR_NOMEM: it was
+ * carried out, a FLASH_POP's messages are gone); 0 when nothing of it can have been: it was a read
+ * (GET, LOAD, TTL, COUNT, LIST, ..., which may be called again as it is), or the connection failed
+ * before the last byte of the request left (a daemon that stopped or froze before reading it, a
+ * socket that would take no more), or sessd turned the new connection away (BUSY to its first
+ * request). The server acts on whole requests only. "Left" is what this host's kernel took: over
+ * TCP a request that left may still have been lost on the way, so 1 is "may have been", never
+ * "was". The value is the last such call's (the blocking calls, sessd_batch_run;
+ * sessd_retire_broken leaves it as it was); after any other result it is 0 or meaningless, since
+ * every other result says itself whether the request was carried out (sessd_errmsg). Returns 0 for
+ * a NULL ${c}.
+ */
+int sessd_outcome_unknown(const struct sessd_client *c);
+
+/*
  * sessd_get(c, id, id_len, data, data_len):
  * On SESSD_OK, *${data} is a malloc'd copy of the session's data (the caller frees it with
  * free(); one extra NUL byte follows the data, not counted in *${data_len}).

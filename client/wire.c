@@ -496,12 +496,13 @@ static int write_some(struct wire_exchange *x, size_t *sent)
 int wire_run(struct wire_exchange *x)
 {
 	struct pollfd pfd;
-	size_t sent = 0, done = 0;
+	size_t done = 0;
 	bool can_write = true;
 	int64_t deadline = wire_now_ms() + x->timeout_ms;
 	const char *why = NULL;
 	int n, rc, opened;
 
+	x->sent = 0;
 	buf_reset(x->in);
 	if (x->seal != NULL)
 		buf_reset(x->raw);
@@ -514,7 +515,7 @@ int wire_run(struct wire_exchange *x)
 		}
 		pfd.fd = x->fd;
 		pfd.events = POLLIN;
-		if (can_write && sent < x->out_len)
+		if (can_write && x->sent < x->out_len)
 			pfd.events |= POLLOUT;
 		pfd.revents = 0;
 		n = poll(&pfd, 1, poll_wait_ms(deadline));
@@ -544,9 +545,9 @@ int wire_run(struct wire_exchange *x)
 				return opened;
 			}
 		}
-		if ((pfd.revents & POLLOUT) && can_write && sent < x->out_len) {
+		if ((pfd.revents & POLLOUT) && can_write && x->sent < x->out_len) {
 			/* On an error, keep reading: an error reply may be on its way. */
-			if (write_some(x, &sent) == -1)
+			if (write_some(x, &x->sent) == -1)
 				can_write = false;
 		}
 	}

@@ -72,6 +72,9 @@ struct wire_exchange {
 	 * doubled on the path, either way). The exchange succeeded, as its replies say; the
 	 * connection is over. */
 	bool after_last;
+	/* Out: the bytes of out the socket took, whatever the result. A frame whose last byte is
+	 * not among them cannot have been carried out: the server acts on whole frames only. */
+	size_t sent;
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,4 +400,101 @@ LEAK_CHECKED_TEST(fork, a_child_s_own_file_at_the_inherited_number_is_left_open)
 	          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	cr_assert_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
 	sessd_close(c);
+}
+
+/* --- What a call that got no answer may have done: sessd_outcome_unknown. --- */
+
+TestSuite(outcome, .init = start_auth_daemon, .fini = stop_auth_daemon, .timeout = 120);
+
+/* The most sessd_set sends here: far more than a Unix socket takes from a peer that reads
+ * nothing (about 200 KiB), within sessd's default max_frame of 1 MiB. */
+#define OUTCOME_BIG_BYTES (900u * 1024u)
+
+/* A client of ${url}, sealed unless ${plain}, whose calls give up after 300 ms. */
+static struct sessd_client *connect_quick(const char *url, bool plain)
+{
+	struct sessd_client *c = connect_with_secret(url, plain);
+
+	cr_assert_eq(sessd_set_timeout(c, 300), SESSD_OK);
+	return c;
+}
+
+/*
+ * With the daemon frozen after each client's HELLO (SIGSTOP: a paused VM, a stalled host),
+ * every call times out, and sessd_outcome_unknown tells a change that left whole (a flash
+ * push, which sessd then carries out once it runs: a second push would queue it twice) from a
+ * read (nothing to undo) and from a change it never received whole (a large SET cut short by
+ * the socket: sessd drops it). Before there was no way to tell them apart: every one was
+ * SESSD_ERR_TIMEOUT, "may or may not have been carried out".
+ */
+static void frozen_daemon_outcomes(const char *url, bool plain)
+{
+	struct sessd_client *reader = connect_quick(url, plain),
+	                    *pusher = connect_quick(url, plain);
+	struct sessd_client *setter = connect_quick(url, plain),
+	                    *batcher = connect_quick(url, plain);
+	struct sessd_client *check;
+	struct sessd_flashes *f = NULL;
+	struct sessd_batch *b = sessd_batch_new(batcher);
+	char *big = malloc(OUTCOME_BIG_BYTES);
+	void *data = NULL;
+	size_t len;
+	uint64_t ttl = 0;
+	long t0;
+	int rc;
+
+	cr_assert_not_null(big);
+	cr_assert_not_null(b);
+	memset(big, 'x', OUTCOME_BIG_BYTES);
+	cr_assert_eq(sessd_batch_get(b, "frozen-read", 11), 0);
+	cr_assert_eq(sessd_batch_flash_push(b, "frozen-batch", 12, "info", "b", 1, TTL_MS), 1);
+	cr_assert_eq(harness_sigstop(daemon_.pid), 0);
+
+	rc = sessd_get(reader, "frozen-read", 11, &data, &len);
+	cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "get: %s", sessd_errmsg(reader));
+	cr_expect_eq(sessd_outcome_unknown(reader), 0, "a read changes nothing");
+	rc = sessd_set(setter, "frozen-big", 10, big, OUTCOME_BIG_BYTES, TTL_MS);
+	cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "set: %s", sessd_errmsg(setter));
+	cr_expect_eq(sessd_outcome_unknown(setter), 0, "a SET cut short cannot be carried out");
+	rc = sessd_flash_push(pusher, "frozen-push", 11, "info", "once", 4, TTL_MS, NULL);
+	cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "push: %s", sessd_errmsg(pusher));
+	cr_expect_eq(sessd_outcome_unknown(pusher), 1, "a push that left whole may have landed");
+	rc = sessd_batch_run(b);
+	cr_expect_eq(rc, SESSD_ERR_TIMEOUT, "batch: %s", sessd_errmsg(batcher));
+	cr_expect_eq(sessd_outcome_unknown(batcher), 1, "the batch's push left whole");
+	/* The next call's own outcome: a read again, on a connection it must make anew. */
+	rc = sessd_get(pusher, "frozen-read", 11, &data, &len);
+	cr_expect_neq(rc, SESSD_OK);
+	cr_expect_eq(sessd_outcome_unknown(pusher), 0, "the value is the last call's");
+
+	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
+	check = connect_with_secret(url, plain);
+	/* The frozen connections are read once sessd runs again: the push lands meanwhile. */
+	t0 = harness_mono_ms();
+	while (sessd_ttl(check, "frozen-push", 11, &ttl) == SESSD_NOT_FOUND &&
+	       harness_mono_ms() - t0 < 5000)
+		usleep(10000);
+	cr_assert_eq(sessd_flash_pop(check, "frozen-push", 11, NULL, &f), SESSD_OK,
+	             "the push that timed out was carried out: %s", sessd_errmsg(check));
+	cr_expect_eq(f->count, 1);
+	sessd_flashes_free(f);
+	cr_expect_eq(sessd_get(check, "frozen-big", 10, &data, &len), SESSD_NOT_FOUND,
+	             "the SET cut short was not carried out");
+	sessd_batch_free(b);
+	sessd_close(reader);
+	sessd_close(pusher);
+	sessd_close(setter);
+	sessd_close(batcher);
+	sessd_close(check);
+	free(big);
+}
+
+LEAK_CHECKED_TEST(outcome, of_calls_to_a_frozen_daemon_plain)
+{
+	frozen_daemon_outcomes(daemon_.unix_url, true);
+}
+
+LEAK_CHECKED_TEST(outcome, of_calls_to_a_frozen_daemon_sealed)
+{
+	frozen_daemon_outcomes(daemon_.unix_url, false);
 }

@@ -8,13 +8,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -967,6 +970,17 @@ LEAK_CHECKED_TEST(sessctl, binary_safe_stdin_and_stdout)
 	RUN(&r, "--json", "get", "esc");
 	expect_json(&r);
 	expect(&r, 0, "\"a\\\"\\\\\\n\\u0001\\u00ff\xc3\xa9\\u007f\\u00ed\\u00a0\\u0080\"\n");
+	/* A C1 CSI, a right-to-left override and a line separator: escaped, the same string
+	 * to a JSON reader, and nothing that drives or reorders a terminal. Before: raw. */
+	run_in(&r,
+	       "\xc2\x9b"
+	       "2J\xe2\x80\xae"
+	       "gpj.exe\xe2\x80\xa8",
+	       17, (const char *const[]){"set", "c1", NULL});
+	expect(&r, 0, "");
+	RUN(&r, "--json", "get", "c1");
+	expect_json(&r);
+	expect(&r, 0, "\"\\u009b2J\\u202egpj.exe\\u2028\"\n");
 	/* Empty standard input stores nothing: in `get | filter | set-if` it is what a get that
 	 * timed out, or a filter that failed, hands on, and it was stored over the session with
 	 * exit status 0. Empty data is given as ''. */
@@ -1531,7 +1545,9 @@ LEAK_CHECKED_TEST(sessctl, a_failed_sealed_set_is_retired_before_sessctl_exits)
 	n = read(err_fd, err, sizeof(err) - 1);
 	err[n > 0 ? n : 0] = '\0';
 	close(err_fd);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 4, "exit %d; stderr: %s",
+	/* The SET left whole: 5, it may have been carried out (when the record reached sessd
+	 * before the RETIRE); 4 says it was not. */
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 5, "exit %d; stderr: %s",
 	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
 	cr_assert(strstr(err, "set") != NULL && strstr(err, "timed out") != NULL, "stderr: %s",
 	          err);
@@ -2457,14 +2473,24 @@ LEAK_CHECKED_TEST(sessctl, a_path_in_a_reconnection_s_error_is_escaped)
 	rmdir(dir);
 }
 
+/* What closing_server_serve does after the HELLO. */
+enum after_hello {
+	AFTER_HELLO_CLOSE,   /* read the request, close without a reply */
+	AFTER_HELLO_RESET,   /* reset with the request unread */
+	AFTER_HELLO_DEAF,    /* read nothing more; close once the client has gone */
+	AFTER_HELLO_GARBLED, /* read the request, answer a frame no client can read, close */
+};
+
 /*
- * Answer HELLO on one connection as sessd does, then close it without replying to the next
- * request, as sessd does to the connections waiting for a group write that failed (PROTOCOL.md,
- * IO_ERROR), or with ${reset} reset it, as a network fault does (closed with the request
- * unread, which a Unix socket's peer reads as ECONNRESET); gives up after 10 s without a
- * connection.
+ * Answer HELLO on one connection as sessd does, then ${after} (enum after_hello): close it
+ * without replying to the next request, as sessd does to the connections waiting for a group
+ * write that failed (PROTOCOL.md, IO_ERROR); or reset it, as a network fault does (closed with
+ * the request unread, which a Unix socket's peer reads as ECONNRESET); or read nothing more, a
+ * daemon that froze (SIGSTOP, a paused VM) between the HELLO and the request, until the client
+ * gives up; or answer the request with a frame no client can read (a faulty server, a
+ * corrupted path). Gives up after 10 s without a connection.
  */
-static void closing_server_serve(int lfd, bool reset)
+static void closing_server_serve(int lfd, int after)
 {
 	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	struct timeval tv = {.tv_sec = 10};
@@ -2478,19 +2504,57 @@ static void closing_server_serve(int lfd, bool reset)
 	if (poll(&pfd, 1, 10000) != 1 || (fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* A frame of one byte that no msgpack value starts with. */
+	static const uint8_t garbled[] = {0, 0, 0, 1, 0xc1};
+
 	while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
 		if (codec_decode_request(body, len, &req, &status, &why) != 0 ||
-		    req.op != CODEC_OP_HELLO)
+		    req.op != CODEC_OP_HELLO) {
+			/* Closed only once the client has read it and gone: closed at once, the
+			 * garbled frame could be overtaken by the reset. */
+			pfd = (struct pollfd){.fd = fd, .events = POLLRDHUP};
+			if (after == AFTER_HELLO_GARBLED &&
+			    harness_send_all(fd, garbled, sizeof(garbled)) == 0)
+				(void)poll(&pfd, 1, 10000);
 			rc = -1;
-		else
+		} else
 			rc = old_server_answer(fd, &req);
 		free(body);
-		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-		if (rc == 0 && reset && poll(&pfd, 1, 10000) == 1)
+		/* Deaf: the client's close is seen (POLLRDHUP), never its bytes read. */
+		pfd = (struct pollfd){.fd = fd,
+		                      .events = after == AFTER_HELLO_DEAF ? POLLRDHUP : POLLIN};
+		if (rc == 0 && (after == AFTER_HELLO_RESET || after == AFTER_HELLO_DEAF) &&
+		    poll(&pfd, 1, 10000) == 1)
 			break;
 	}
 	close(fd);
 	_exit(0);
+}
+
+/*
+ * Run sessctl ${args} with ${in} (${in_len} bytes) on its standard input against a fake server
+ * on a new Unix socket, ${serve}(listener, ${arg}) in a forked child, which must exit 0.
+ */
+static void run_on_fake(struct run *r, void (*serve)(int lfd, int arg), int arg, const void *in,
+                        size_t in_len, const char *const *args)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/sessctl-fake-XXXXXX", url[200];
+	int lfd, status;
+	pid_t pid;
+
+	lfd = fake_listen(dir, &sa, url, sizeof(url));
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		serve(lfd, arg);
+	close(lfd);
+	run_env(r, url, in, in_len, args);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake server failed");
+	unlink(sa.sun_path);
+	rmdir(dir);
 }
 
 /*
@@ -2500,29 +2564,17 @@ static void closing_server_serve(int lfd, bool reset)
  */
 LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char url[200];
 	struct run r;
-	int lfd, status;
-	pid_t pid;
 
 	for (int reset = 0; reset < 2; reset++) {
-		char dir[] = "/tmp/sessctl-close-XXXXXX";
-
-		lfd = fake_listen(dir, &sa, url, sizeof(url));
-		fflush(NULL);
-		pid = fork();
-		cr_assert_geq(pid, 0);
-		if (pid == 0)
-			closing_server_serve(lfd, reset);
-		close(lfd);
-
-		run_env(&r, url, NULL, 0, (const char *const[]){"set", "a", "data", NULL});
+		run_on_fake(&r, closing_server_serve, reset ? AFTER_HELLO_RESET : AFTER_HELLO_CLOSE,
+		            NULL, 0,
+		            (const char *const[]){"set", "a", "data", "--ttl", "60", NULL});
 		if (reset) {
 			cr_assert(strstr((char *)r.err.data,
 			                 "without a reply: the connection broke (a network fault, "
 			                 "or the daemon crashed); it may or may not have been "
-			                 "carried out\n") != NULL,
+			                 "carried out (exit 5)\n") != NULL,
 			          "%s", (char *)r.err.data);
 			cr_assert_null(strstr((char *)r.err.data, "log"), "%s", (char *)r.err.data);
 		} else {
@@ -2530,15 +2582,140 @@ LEAK_CHECKED_TEST(sessctl, a_connection_closed_without_a_reply_points_at_the_log
 			                 "without a reply: the daemon stopped or crashed, or could "
 			                 "not write changes; if it is up, its log says why (a full "
 			                 "disk, for one); it may or may not have been carried "
-			                 "out\n") != NULL,
+			                 "out (exit 5)\n") != NULL,
 			          "%s", (char *)r.err.data);
 		}
-		expect(&r, 4, "");
-		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		unlink(sa.sun_path);
-		rmdir(dir);
+		/* The set left whole: 5, not 4's "try again", which is for what was not done. */
+		expect(&r, 5, "");
 	}
+}
+
+/*
+ * A reply that cannot be read, to a change that reached the server: the change may have been
+ * carried out, 5; before, 2, "the same command fails again", which a script took for nothing
+ * done. To a read it stays 2.
+ */
+LEAK_CHECKED_TEST(sessctl, an_unreadable_reply_to_a_change_is_5)
+{
+	struct run r;
+
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_GARBLED, NULL, 0,
+	            (const char *const[]){"set", "a", "data", "--ttl", "60", NULL});
+	cr_assert(strstr((char *)r.err.data, "malformed reply") != NULL &&
+	              strstr((char *)r.err.data, "it may or may not have been carried out") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 5, "");
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_GARBLED, NULL, 0,
+	            (const char *const[]){"get", "a", NULL});
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 2, "");
+}
+
+/*
+ * A set without --ttl first asks the session's ttl (TTL): when that read is what the closed
+ * connection cut off, the SET was never sent. It said "set: ... it may or may not have been
+ * carried out" all the same (its words went by the command's name), and exited 4; now 4 with
+ * no such words.
+ */
+LEAK_CHECKED_TEST(sessctl, a_set_cut_off_at_its_ttl_read_says_nothing_was_done)
+{
+	struct run r;
+
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_CLOSE, NULL, 0,
+	            (const char *const[]){"set", "a", "data", NULL});
+	cr_assert(strstr((char *)r.err.data, "set: connection closed") != NULL, "%s",
+	          (char *)r.err.data);
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+}
+
+/*
+ * 4 says nothing of the command was carried out, so trying again is safe; 5 that a change left
+ * whole and no answer came. A read that timed out is 4 whatever it sent; a set whose data the
+ * frozen daemon never read (more than the socket takes) is 4 too: sessd acts on whole
+ * requests only. Before, both were 4 and a set's message said it may have been carried out.
+ */
+LEAK_CHECKED_TEST(sessctl, a_request_that_never_left_whole_is_4)
+{
+	size_t big_len = 900 * 1024;
+	char *big = malloc(big_len);
+	struct run r;
+
+	cr_assert_not_null(big);
+	memset(big, 'x', big_len);
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, big, big_len,
+	            (const char *const[]){"--timeout", "1000", "set", "big", "--ttl", "60", NULL});
+	free(big);
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms") != NULL, "%s",
+	          (char *)r.err.data);
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, NULL, 0,
+	            (const char *const[]){"--timeout", "1000", "get", "big", NULL});
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms") != NULL, "%s",
+	          (char *)r.err.data);
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+	/* A small change leaves whole, into the socket the daemon would read. */
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_DEAF, NULL, 0,
+	            (const char *const[]){"--timeout", "1000", "flash-push", "big", "info", "m",
+	                                  "--ttl", "60", NULL});
+	cr_assert(strstr((char *)r.err.data, "may or may not") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 5, "");
+}
+
+/* The bytes of sessd's reply to a HELLO on ${url}, its frame's header included. */
+static uint32_t hello_reply_bytes(const char *url)
+{
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	int fd = harness_connect(url);
+	uint8_t *body;
+	struct buf b;
+	size_t len;
+
+	cr_assert_geq(fd, 0);
+	req.client_name.ptr = (const uint8_t *)"sessctl";
+	req.client_name.len = strlen("sessctl");
+	buf_init(&b);
+	cr_assert_eq(codec_encode_request(&b, &req), 0);
+	harness_send_buf(fd, &b);
+	cr_assert_eq(harness_recv_frame(fd, &body, &len), 0);
+	free(body);
+	buf_finish(&b);
+	close(fd);
+	return (uint32_t)(CODEC_HEADER_BYTES + len);
+}
+
+/*
+ * A flash-push whose reply was lost on the way back (a relay passes the HELLO's reply, then
+ * swallows what sessd sends): sessd queued the message. It exited 4, whose "try again after a
+ * pause" a script followed, and the message was queued twice; now 5. A get whose reply is
+ * lost so is 4: it changed nothing.
+ */
+LEAK_CHECKED_TEST(sessctl, a_push_whose_reply_was_lost_is_5_and_was_made)
+{
+	struct faultproxy proxy;
+	struct run r;
+
+	cr_assert_eq(faultproxy_start(&proxy, daemon_.tcp_url), 0, "the relay did not start");
+	cr_assert_eq(faultproxy_set(&proxy, FAULTPROXY_DOWN, FAULTPROXY_BLACKHOLE,
+	                            hello_reply_bytes(daemon_.tcp_url)),
+	             0);
+	run_env(&r, proxy.url, NULL, 0,
+	        (const char *const[]){"--timeout", "1000", "--ttl", "60", "flash-push",
+	                              "lost-reply", "info", "once", NULL});
+	cr_assert(strstr((char *)r.err.data, "no reply within 1000 ms); it may or may not have "
+	                                     "been carried out (exit 5)") != NULL,
+	          "%s", (char *)r.err.data);
+	expect(&r, 5, "");
+	run_env(&r, proxy.url, NULL, 0,
+	        (const char *const[]){"--timeout", "1000", "ttl", "lost-reply", NULL});
+	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
+	expect(&r, 4, "");
+	cr_expect_eq(faultproxy_stop(&proxy), 0, "the relay ran cleanly");
+	/* It was carried out, once: running the push again would have made two. */
+	RUN(&r, "flash-pop", "lost-reply");
+	expect(&r, 0, "info\tonce\n");
 }
 
 /* --- Ids as an operator copies them: express-session's signed cookie. --- */
@@ -3431,9 +3608,12 @@ LEAK_CHECKED_TEST(sessctl, id_file_from_a_terminal_asks_for_one_line)
 /*
  * Run sessctl ${args} on the daemon with standard output ${how}: "closed" (>&-), "read-only"
  * (1</dev/null), "no-reader" (a pipe whose reader has gone), or a path opened for writing
- * ("/dev/full"); standard input /dev/null and standard error kept in ${r}.
+ * ("/dev/full"); standard input the file ${in_path} (NULL: /dev/null), standard error kept in
+ * ${r}; the "NAME=VALUE" entries of ${env_more} (NULL-terminated, may be NULL) added to its
+ * environment.
  */
-static void run_with_stdout(struct run *r, const char *how, const char *const *args)
+static void run_with_stdout_env(struct run *r, const char *in_path, const char *how,
+                                const char *const *env_more, const char *const *args)
 {
 	static const char *const unset[] = {"SESSD_URL=", "SESSD_AUTH_FILE=", NULL};
 	const char *argv[64];
@@ -3443,6 +3623,8 @@ static void run_with_stdout(struct run *r, const char *how, const char *const *a
 	pid_t pid;
 
 	envc = run_begin(r, argv, args, envp, unset);
+	for (size_t i = 0; env_more != NULL && env_more[i] != NULL && envc < 250; i++)
+		envp[envc++] = (char *)env_more[i];
 	snprintf(env_url, sizeof(env_url), "SESSD_URL=%s", daemon_.unix_url);
 	envp[envc++] = env_url;
 	envp[envc] = NULL;
@@ -3450,7 +3632,8 @@ static void run_with_stdout(struct run *r, const char *how, const char *const *a
 	cr_assert_eq(pipe2(gone, O_CLOEXEC), 0);
 	close(gone[0]);
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 0, in_path != NULL ? in_path : "/dev/null", O_RDONLY,
+	                                 0);
 	if (strcmp(how, "closed") == 0)
 		posix_spawn_file_actions_addclose(&fa, 1);
 	else if (strcmp(how, "read-only") == 0)
@@ -3468,6 +3651,77 @@ static void run_with_stdout(struct run *r, const char *how, const char *const *a
 		;
 	close(err_pipe[0]);
 	run_end(r, pid);
+}
+
+/* run_with_stdout_env with this process's environment alone. */
+static void run_with_stdout(struct run *r, const char *how, const char *const *args)
+{
+	run_with_stdout_env(r, NULL, how, NULL, args);
+}
+
+/*
+ * What --id-file and --id-env take must be the id meant. A trailing space (an editor's, an
+ * `echo "$id " >`), a leading one, or a byte order mark was taken as part of the id: destroy
+ * then said "no such session" (exit 1) of a visitor still logged in, and set made a session
+ * under the wrong id. And /dev/stdin (or /dev/fd/0) is standard input by another name: set
+ * read the id from a file there, then stored the whole file, its id line too, as the
+ * session's data. Now each is refused (exit 2) with nothing done.
+ */
+LEAK_CHECKED_TEST(sessctl, id_file_refuses_what_is_not_the_id_meant)
+{
+	static const char *const texts[] = {"spaced \n", " spaced\n", "\xef\xbb\xbfspaced\n"};
+	char path[] = "/tmp/sessctl-idtext-XXXXXX", env[64];
+	struct run r;
+	int fd;
+
+	put("default", "spaced", "kept");
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		fd = mkstemp(path);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, texts[i], strlen(texts[i])), (ssize_t)strlen(texts[i]));
+		close(fd);
+		RUN(&r, "destroy", "--id-file", path);
+		cr_assert(strstr((char *)r.err.data, "space at the start or the end") != NULL ||
+		              strstr((char *)r.err.data, "byte order mark") != NULL,
+		          "%zu: %s", i, (char *)r.err.data);
+		expect(&r, 2, "");
+		unlink(path);
+		strcpy(path, "/tmp/sessctl-idtext-XXXXXX");
+	}
+	snprintf(env, sizeof(env), "SESSD_ID=spaced ");
+	run_spawn(&r, daemon_.unix_url, NULL, (const char *const[]){env, NULL}, NULL, 0,
+	          (const char *const[]){"destroy", "--id-env", NULL});
+	expect(&r, 2, "");
+	RUN(&r, "get", "spaced");
+	expect(&r, 0, "kept");
+	/* Advice shown as it is to be typed, not "\x5cx00" (say escapes a backslash). */
+	run_in(&r, "nul\0id\n", 7, (const char *const[]){"get", "--id-file", "-", NULL});
+	cr_assert(strstr((char *)r.err.data, "write it as \\x00,") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, "");
+
+	/* set --id-file /dev/stdin < FILE: the file is read once, for the data. */
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "spaced\n", 7), 7);
+	close(fd);
+	run_with_stdout_env(&r, path, "/dev/null", NULL,
+	                    (const char *const[]){"set", "--id-file", "/dev/stdin", NULL});
+	cr_assert(strstr((char *)r.err.data, "is standard input") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, NULL);
+	run_with_stdout_env(&r, path, "/dev/null", NULL,
+	                    (const char *const[]){"set-if", "--id-file", "/dev/fd/0",
+	                                          "00000000000000000000000000000000", NULL});
+	expect(&r, 2, NULL);
+	RUN(&r, "get", "spaced");
+	expect(&r, 0, "kept");
+	/* A command that reads no data may take its id from there. */
+	run_with_stdout_env(
+	    &r, path, "/dev/null", NULL,
+	    (const char *const[]){"touch", "--id-file", "/dev/stdin", "--ttl", "60", NULL});
+	expect(&r, 0, NULL);
+	unlink(path);
 }
 
 /*
@@ -3530,6 +3784,104 @@ LEAK_CHECKED_TEST(sessctl, flash_pop_keeps_or_shows_what_it_cannot_print)
 	RUN(&r, "--namespace", "fulls", "count");
 	cr_assert_eq(r.status, 0);
 	run_free(&r);
+	/* A push whose output's reader has gone died of SIGPIPE after queuing the message: a
+	 * pipefail script saw a failure and pushed again. Now it says the push was made. */
+	run_with_stdout(&r, "no-reader",
+	                (const char *const[]){"flash-push", "unread", "info", "pushed", NULL});
+	cr_assert(strstr((char *)r.err.data, "the command was carried out") != NULL, "%s",
+	          (char *)r.err.data);
+	expect(&r, 2, NULL);
+	RUN(&r, "flash-pop", "unread");
+	expect(&r, 0, "info\tpushed\n");
+}
+
+/* The most allocations sessctl's flash-pop makes; a sweep that has not run out by then is wrong. */
+#define FLASH_POP_MAX_POINTS 2000
+
+/*
+ * flash-pop to a full disk (/dev/full) with sessctl's allocations failed from the Nth on
+ * (failalloc.so), for every N until none fails: the message is never lost without a word. It
+ * stays queued (the run failed before the pop), or is shown on standard error after the line
+ * that says why (exit 2), or libsessd lost the reply and sessctl says the pop may have been
+ * carried out (exit 5). Before, with no memory to make the output whole first (open_memstream),
+ * flash-pop printed straight to standard output and exited 0 whatever the write did: at the
+ * point where that allocation failed the message was popped, written to /dev/full, and gone.
+ */
+LEAK_CHECKED_TEST_OPTS(sessctl, flash_pop_without_memory_loses_nothing_silently, .timeout = 120)
+{
+	const char *so = getenv("SESSD_FAILALLOC_SO");
+	char words_path[] = "/tmp/sessctl-failalloc-XXXXXX", preload[PATH_MAX + 16], words_env[64];
+	const char *env[] = {preload, words_env, "ASAN_OPTIONS=verify_asan_link_order=0", NULL};
+	int fd, point, failed_points = 0, rescued_after_failure = 0;
+	_Atomic int64_t *words;
+	bool queued = false;
+	struct run r;
+
+	cr_assert_not_null(so, "SESSD_FAILALLOC_SO is not set (meson test sets it)");
+	fd = mkstemp(words_path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 3 * sizeof(int64_t)), 0);
+	words = mmap(NULL, 3 * sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(words, MAP_FAILED);
+	close(fd);
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", so);
+	snprintf(words_env, sizeof(words_env), "SESSD_FAILALLOC_FILE=%s", words_path);
+	for (point = 0; point < FLASH_POP_MAX_POINTS; point++) {
+		const char *err;
+		bool rescued, said_unknown;
+		int64_t failed;
+
+		if (!queued) {
+			RUN(&r, "flash-push", "nomem-pop", "info", "kept");
+			expect(&r, 0, "1\n");
+			queued = true;
+		}
+		atomic_store(&words[0], point);
+		atomic_store(&words[1], INT64_MAX);
+		atomic_store(&words[2], 0);
+		run_with_stdout_env(&r, NULL, "/dev/full", env,
+		                    (const char *const[]){"flash-pop", "nomem-pop", NULL});
+		failed = atomic_load(&words[2]);
+		atomic_store(&words[1], 0);
+		err = (const char *)r.err.data;
+		cr_assert_neq(r.status, -1, "point %d: sessctl died of a signal: %s", point, err);
+		cr_assert_neq(r.status, 0, "point %d: exit 0 with its output on /dev/full", point);
+		rescued =
+		    strstr(err, "here they are, as they would have been printed:\ninfo\tkept\n") !=
+		    NULL;
+		said_unknown = r.status == 5 && strstr(err, "may or may not have been carried out");
+		run_free(&r);
+		if (rescued) {
+			cr_assert_eq(r.status, 2, "point %d", point);
+			queued = false;
+			if (failed > 0)
+				rescued_after_failure++;
+		} else if (said_unknown) {
+			queued = false;
+		} else {
+			/* Neither shown nor said: it must still be queued. */
+			RUN(&r, "ttl", "nomem-pop");
+			cr_assert_eq(r.status, 0, "point %d: the message was popped and lost: %s",
+			             point, err);
+			run_free(&r);
+		}
+		if (failed == 0)
+			break;
+		failed_points++;
+	}
+	cr_assert_lt(point, FLASH_POP_MAX_POINTS, "flash-pop never ran out of allocations to fail");
+	cr_assert_gt(failed_points, 0,
+	             "no allocation of sessctl was failed (failalloc.so not used?)");
+	cr_assert_gt(rescued_after_failure, 0,
+	             "no point failed an allocation after the pop and still showed the message");
+	cr_log_info("%d allocation points failed in turn, %d rescued on stderr after a failure",
+	            failed_points, rescued_after_failure);
+	munmap((void *)words, 3 * sizeof(int64_t));
+	unlink(words_path);
+	if (!queued) {
+		RUN(&r, "flash-pop", "nomem-pop");
+		run_free(&r);
+	}
 }
 
 /*
