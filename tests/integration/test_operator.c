@@ -3703,3 +3703,112 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_without_the_admin_secret_gives_the_s
 	harness_cleanup(&d);
 	rm_tree(dir);
 }
+
+/*
+ * Answer ${req} on ${fd} as a server sessctl cannot trust would: STATS with a figure this
+ * sessctl does not know (a newer sessd's), one named to forge a line, one repeated, one named as
+ * another's metric is, and one not a uint (skipped by libsessd); NAMESPACES with UNKNOWN_OP, as
+ * a sessd older than it. Returns 0, or -1 to close.
+ */
+static int odd_server_answer(int fd, const struct codec_request *req)
+{
+	static const char forged[] = "x\"} 1\nsessd_up 0\n#";
+	struct buf r;
+	size_t at;
+	int rc;
+
+	buf_init(&r);
+	if (req->op == CODEC_OP_NAMESPACES) {
+		rc = codec_reply_error(&r, req->request_id, CODEC_UNKNOWN_OP, "unknown opcode");
+	} else if (codec_reply_open(&r, req->request_id, CODEC_OK, &at) == -1) {
+		rc = -1;
+	} else {
+		if (req->op == CODEC_OP_HELLO)
+			rc = mp_write_map(&r, 3) | mp_write_str(&r, "version", 7) |
+			     mp_write_uint(&r, 1) | mp_write_str(&r, "server_id", 9) |
+			     mp_write_str(&r, "0123456789abcdef0123456789abcdef", 32) |
+			     mp_write_str(&r, "max_frame", 9) | mp_write_uint(&r, 1048576);
+		else if (req->op == CODEC_OP_STATS)
+			rc = mp_write_map(&r, 7) | mp_write_str(&r, "sessions", 8) |
+			     mp_write_uint(&r, 3) | mp_write_str(&r, "uptime_ms", 9) |
+			     mp_write_uint(&r, 1500) | mp_write_str(&r, "shiny_new_total", 15) |
+			     mp_write_uint(&r, 9) | mp_write_str(&r, forged, strlen(forged)) |
+			     mp_write_uint(&r, 7) | mp_write_str(&r, "sessions", 8) |
+			     mp_write_uint(&r, 4) | mp_write_str(&r, "uptime_seconds", 14) |
+			     mp_write_uint(&r, 5) | mp_write_str(&r, "label", 5) |
+			     mp_write_str(&r, "text", 4);
+		else
+			rc = mp_write_uint(&r, 0);
+		rc |= codec_frame_close(&r, at);
+	}
+	if (rc == 0)
+		rc = harness_send_all(fd, r.data, r.len);
+	buf_finish(&r);
+	return rc;
+}
+
+/*
+ * A server's figures are its words: what sessctl does not know or cannot name is left out or
+ * given as untyped, and the exposition stays sound, so that one odd figure (a newer sessd's, or
+ * a faulty or hostile server's) does not make Prometheus refuse the whole of it, nor forge a
+ * sample (sessd_up 0 here). The fake server answers over loopback TCP in a child process.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, .timeout = 60)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sa_len = sizeof(sa);
+	struct timeval tv = {.tv_sec = 10};
+	char url[64];
+	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
+	struct sessctl_run r;
+	int lfd, status;
+	pid_t pid;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sa_len), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	/* accept and the reads give up after 10 s: a test that fails leaves no process behind. */
+	cr_assert_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct codec_request req;
+		uint32_t why_status;
+		const char *why;
+		uint8_t *body;
+		size_t len;
+		int fd = accept(lfd, NULL, NULL), rc = 0;
+
+		if (fd == -1)
+			_exit(1);
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
+			rc = codec_decode_request(body, len, &req, &why_status, &why) == 0
+			         ? odd_server_answer(fd, &req)
+			         : -1;
+			free(body);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	r = run_sessctl_prom(args, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+	expect_exposition(r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_up"), 1);
+	cr_expect_eq(prom_value(r.out, "sessd_sessions"), 3, "the first of two is taken");
+	cr_expect_eq(count_of(r.out, "\nsessd_sessions "), 1, "%s", r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_uptime_seconds"), 1.5, "%s", r.out);
+	cr_expect_eq(count_of(r.out, "\nsessd_uptime_seconds "), 1, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n# TYPE sessd_shiny_new_total untyped\n"), "%s", r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_shiny_new_total"), 9);
+	cr_expect_null(strstr(r.out, "sessd_up 0"), "a forged sample:\n%s", r.out);
+	cr_expect_null(strstr(r.out, "label"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n# No figures per namespace: "), "%s", r.out);
+	sessctl_run_free(&r);
+}
