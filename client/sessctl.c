@@ -83,6 +83,8 @@ struct opts {
 	const char *ns; /* --namespace, ns_len bytes (it may hold a NUL); NULL: none given */
 	size_t ns_len;
 	bool json;
+	bool prometheus;    /* stats --prometheus */
+	const char *output; /* stats --prometheus --output FILE; NULL: standard output */
 	int timeout_ms;
 	bool yes;
 	bool tag;      /* get --tag */
@@ -134,6 +136,10 @@ static const char usage_text[] =
     "                    server that cannot seal)\n"
     "  --namespace NAME  the namespace (default: \"default\")\n"
     "  --json            print results as JSON\n"
+    "  --prometheus      stats: print every figure in Prometheus's text format, with\n"
+    "                    sessd_up 0 (and exit status 4) when sessd does not answer\n"
+    "  --output FILE     stats --prometheus: write to FILE, replaced whole (for\n"
+    "                    node_exporter's textfile collector), not standard output\n"
     "  --timeout MS      timeout of each wait in milliseconds (default 5000; the reply\n"
     "                    of count and clear: 60000)\n"
     "  --ttl SECONDS     for set, set-if, touch and flash-push (set, set-if, flash-push:\n"
@@ -147,7 +153,10 @@ static const char usage_text[] =
     "                    or find is such a line\n"
     "  --id-env          take the ID from $" ID_ENV " instead of an argument\n"
     "  --help, -h        print this help and exit\n"
-    "  --version, -V     print the version (the same as sessd -V's) and exit\n"
+    "  --version, -V     print the version (the same as sessd -V's) and exit\n";
+
+/* The rest of the help: one string of it would pass the 4095 bytes C compilers must take. */
+static const char usage_commands[] =
     "\n"
     "commands:\n"
     "  ping                         check the server answers\n"
@@ -169,7 +178,8 @@ static const char usage_text[] =
     "  find TEXT                    ids of the sessions whose data contains TEXT (reads\n"
     "                               every session of the namespace)\n"
     "  namespaces                   every namespace and its number of sessions\n"
-    "  stats                        server figures (with --namespace: that namespace's)\n"
+    "  stats                        server figures (with --namespace: that namespace's;\n"
+    "                               with --prometheus: all of them, for Prometheus)\n"
     "  clear --yes                  remove every session of the namespace\n"
     "\n"
     "An ID may also be an express-session signed cookie, s:ID.SIGNATURE or s%3AID.SIGNATURE:\n"
@@ -1140,6 +1150,63 @@ static int ns_survey_add(struct ns_survey *sv, const struct sessd_namespace *e)
 	return 0;
 }
 
+/* A namespace NAMESPACES gave, for namespaces_each's caller: 0, or -1 to stop (out of memory). */
+typedef int namespace_visit(void *arg, const struct sessd_namespace *e);
+
+/*
+ * Call ${visit}(${arg}, e) for each namespace of the server, over every page of NAMESPACES from
+ * cursor 0. Returns SESSD_OK; the failure of sessd_namespaces, unsaid (what a refusal means is
+ * the caller's); SESSD_ERR_NOMEM when ${visit} returned -1, unsaid; or -1 when the server gave
+ * back the cursor it was sent, said on stderr for the command ${what}: the scan would go on
+ * forever.
+ */
+static int namespaces_each(struct sessd_client *c, const char *what, namespace_visit *visit,
+                           void *arg)
+{
+	struct sessd_namespaces *page;
+	uint64_t cursor = 0, next;
+	int rc;
+
+	do {
+		if ((rc = sessd_namespaces(c, cursor, 1000, &page)) != SESSD_OK)
+			return rc;
+		for (size_t i = 0; i < page->count; i++)
+			if (visit(arg, &page->items[i]) == -1) {
+				sessd_namespaces_free(page);
+				return SESSD_ERR_NOMEM;
+			}
+		next = page->next_cursor;
+		sessd_namespaces_free(page);
+		if (next != 0 && next == cursor) {
+			fprintf(stderr,
+			        "sessctl: %s: namespaces: the server returned cursor %" PRIu64
+			        " again; stopping\n",
+			        what, next);
+			return -1;
+		}
+		cursor = next;
+	} while (cursor != 0);
+	return SESSD_OK;
+}
+
+/* What ns_survey's scan carries: the survey, and the namespace it looks for. */
+struct ns_survey_scan {
+	struct ns_survey *sv;
+	const char *ns;
+	size_t ns_len;
+};
+
+static int ns_survey_visit(void *arg, const struct sessd_namespace *e)
+{
+	struct ns_survey_scan *scan = arg;
+
+	if (e->name_len == scan->ns_len && memcmp(e->name, scan->ns, scan->ns_len) == 0) {
+		scan->sv->found = true;
+		return 0;
+	}
+	return ns_survey_add(scan->sv, e);
+}
+
 /*
  * Read every namespace of the server (NAMESPACES) into ${sv}, which the caller finishes with
  * ns_survey_finish, and whether namespace_of(o) is one of them. Returns 0, or -1 when it
@@ -1150,56 +1217,27 @@ static int ns_survey_add(struct ns_survey *sv, const struct sessd_namespace *e)
 static int ns_survey(struct sessd_client *c, const struct opts *o, const char *what,
                      struct ns_survey *sv)
 {
-	size_t ns_len;
-	const char *ns = namespace_of(o, &ns_len);
-	struct sessd_namespaces *page;
-	uint64_t cursor = 0, next;
+	struct ns_survey_scan scan = {.sv = sv};
 	int rc;
 
+	scan.ns = namespace_of(o, &scan.ns_len);
 	*sv = (struct ns_survey){0};
 	sv->names = malloc(NAMESPACES_SHOWN * sizeof(*sv->names));
 	sv->lens = malloc(NAMESPACES_SHOWN * sizeof(*sv->lens));
-	if (sv->names == NULL || sv->lens == NULL)
-		goto fail_nomem;
-	do {
-		rc = sessd_namespaces(c, cursor, 1000, &page);
-		if (rc == SESSD_ERR_UNKNOWN_OP || rc == SESSD_ERR_FORBIDDEN)
-			goto fail;
-		if (rc != SESSD_OK) {
-			fprintf(stderr, "sessctl: %s: cannot tell whether namespace \"", what);
-			write_escaped(stderr, ns, ns_len);
-			fprintf(stderr, "\" exists: %s (", sessd_strerror(rc));
-			write_escaped(stderr, sessd_errmsg(c), strlen(sessd_errmsg(c)));
-			fputs(")\n", stderr);
-			goto fail;
-		}
-		for (size_t i = 0; i < page->count; i++) {
-			const struct sessd_namespace *e = &page->items[i];
-
-			if (e->name_len == ns_len && memcmp(e->name, ns, ns_len) == 0)
-				sv->found = true;
-			else if (ns_survey_add(sv, e) == -1) {
-				sessd_namespaces_free(page);
-				goto fail_nomem;
-			}
-		}
-		next = page->next_cursor;
-		sessd_namespaces_free(page);
-		/* A server whose cursor does not move would keep this loop going forever. */
-		if (next != 0 && next == cursor) {
-			fprintf(stderr,
-			        "sessctl: %s: namespaces: the server returned cursor %" PRIu64
-			        " again; stopping\n",
-			        what, next);
-			goto fail;
-		}
-		cursor = next;
-	} while (cursor != 0);
-	return 0;
-
-fail_nomem:
-	fprintf(stderr, "sessctl: %s: out of memory\n", what);
-fail:
+	rc = sv->names == NULL || sv->lens == NULL
+	         ? SESSD_ERR_NOMEM
+	         : namespaces_each(c, what, ns_survey_visit, &scan);
+	if (rc == SESSD_OK)
+		return 0;
+	if (rc == SESSD_ERR_NOMEM) {
+		fprintf(stderr, "sessctl: %s: out of memory\n", what);
+	} else if (rc != SESSD_ERR_UNKNOWN_OP && rc != SESSD_ERR_FORBIDDEN && rc != -1) {
+		fprintf(stderr, "sessctl: %s: cannot tell whether namespace \"", what);
+		write_escaped(stderr, scan.ns, scan.ns_len);
+		fprintf(stderr, "\" exists: %s (", sessd_strerror(rc));
+		write_escaped(stderr, sessd_errmsg(c), strlen(sessd_errmsg(c)));
+		fputs(")\n", stderr);
+	}
 	ns_survey_finish(sv);
 	*sv = (struct ns_survey){0};
 	return -1;
@@ -1403,12 +1441,17 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 	return EXIT_SUCCESS;
 }
 
+static int run_stats_prometheus(struct sessd_client *c, const struct opts *o);
+
 static int run_stats(struct sessd_client *c, const struct opts *o)
 {
 	struct sessd_stats *s;
 	bool empty = false;
-	int rc = sessd_stats(c, o->ns == NULL, &s);
+	int rc;
 
+	if (o->prometheus)
+		return run_stats_prometheus(c, o);
+	rc = sessd_stats(c, o->ns == NULL, &s);
 	if (rc != SESSD_OK)
 		return report(c, rc, "stats");
 	if (o->json)
@@ -1438,6 +1481,577 @@ static int run_stats(struct sessd_client *c, const struct opts *o)
 		(void)namespace_missing(c, o, "stats");
 	}
 	return EXIT_SUCCESS;
+}
+
+/*
+ * stats --prometheus: the figures in Prometheus's text exposition format, version 0.0.4, which
+ * a Prometheus scrape and node_exporter's textfile collector read. Each STATS figure NAME is
+ * the metric sessd_NAME (but for the time figures, given in seconds as Prometheus wants them:
+ * uptime_ms is sessd_uptime_seconds, loop_stall_max_us sessd_loop_stall_max_seconds, and the
+ * stall counts end in _total as every counter does); a namespace's are
+ * sessd_namespace_NAME{namespace="..."}; sessd_up says whether sessd answered at all.
+ */
+
+/* The namespaces with figures of their own, those with the most sessions: each costs a STATS
+ * round trip and five series, and Prometheus keeps every series a scrape ever showed for its
+ * whole retention, so clients that make thousands of namespaces (a bug, or a hostile client)
+ * must not make every scrape that large. */
+#define PROM_NAMESPACES_MAX 100
+/* The longest STATS name made into a metric name; sessd's are under 30 bytes. */
+#define PROM_KEY_MAX 64
+/* A metric's name: the longest prefix, such a name and a NUL. */
+#define PROM_NAME_MAX (sizeof("sessd_namespace_") + PROM_KEY_MAX)
+
+struct prom_metric {
+	const char *key;  /* the STATS figure */
+	const char *name; /* its metric */
+	const char *type; /* "counter" or "gauge" */
+	uint32_t divisor; /* to seconds: 1000 for milliseconds, 1000000 for microseconds; else 1 */
+	const char *help;
+};
+
+static const char prom_up_help[] =
+    "# HELP sessd_up 1: sessctl read sessd's figures; 0: sessd did not answer (its other "
+    "figures are left out).\n"
+    "# TYPE sessd_up gauge\n";
+
+/* PROTOCOL.md, "STATS", says more of each. */
+static const struct prom_metric prom_server_metrics[] = {
+    {"sessions", "sessd_sessions", "gauge", 1, "Sessions held, flash-only ones included."},
+    {"unread", "sessd_unread", "gauge", 1,
+     "Sessions a write created that no read has read since (visitors who never came back)."},
+    {"evicted_total", "sessd_evicted_total", "counter", 1,
+     "Sessions dropped unread to make room (--when-full drop-unread)."},
+    {"drop_unread", "sessd_drop_unread", "gauge", 1, "1: sessd runs with --when-full drop-unread."},
+    {"namespaces", "sessd_namespaces", "gauge", 1, "Namespaces that hold sessions."},
+    {"bytes", "sessd_bytes", "gauge", 1, "Bytes the store holds: what max_bytes bounds."},
+    {"max_bytes", "sessd_max_bytes", "gauge", 1, "The store's limit in bytes (0: none)."},
+    {"expired_total", "sessd_expired_total", "counter", 1,
+     "Sessions removed because they expired."},
+    {"connections", "sessd_connections", "gauge", 1, "Client connections open."},
+    {"connections_total", "sessd_connections_total", "counter", 1, "Client connections accepted."},
+    {"connections_displaced_total", "sessd_connections_displaced_total", "counter", 1,
+     "Connections closed at --max-connections to make room for new ones."},
+    {"connections_refused_total", "sessd_connections_refused_total", "counter", 1,
+     "New connections refused BUSY at --max-connections."},
+    {"max_connections", "sessd_max_connections", "gauge", 1,
+     "The connection limit (--max-connections)."},
+    {"max_client_bytes", "sessd_max_client_bytes", "gauge", 1,
+     "The bound on client_bytes (--max-client-memory)."},
+    {"requests_total", "sessd_requests_total", "counter", 1, "Requests handled."},
+    {"uptime_ms", "sessd_uptime_seconds", "gauge", 1000, "Seconds since sessd started."},
+    {"loop_stall_max_us", "sessd_loop_stall_max_seconds", "gauge", 1000000,
+     "The longest one event-loop turn held the loop since start: the longest a ready client "
+     "waited."},
+    {"loop_stalls_over_1ms", "sessd_loop_stalls_over_1ms_total", "counter", 1,
+     "Event-loop turns longer than 1 ms."},
+    {"loop_stalls_over_2ms", "sessd_loop_stalls_over_2ms_total", "counter", 1,
+     "Event-loop turns longer than 2 ms."},
+    {"loop_stalls_over_10ms", "sessd_loop_stalls_over_10ms_total", "counter", 1,
+     "Event-loop turns longer than 10 ms."},
+    {"client_bytes", "sessd_client_bytes", "gauge", 1,
+     "Bytes held for connections: requests not handled yet, replies not read yet."},
+    {"client_bytes_peak", "sessd_client_bytes_peak", "gauge", 1,
+     "The most client_bytes has been since start."},
+    {"client_evictions_total", "sessd_client_evictions_total", "counter", 1,
+     "Connections closed over max_client_bytes (clients that do not read their replies)."},
+    {"no_memory_total", "sessd_no_memory_total", "counter", 1,
+     "Writes refused NO_MEMORY at the store's limit."},
+    {"io_errors_total", "sessd_io_errors_total", "counter", 1,
+     "Changes refused IO_ERROR: sessd could not make them durable (a full or failing disk)."},
+    {"forbidden_total", "sessd_forbidden_total", "counter", 1,
+     "LIST, NAMESPACES and CLEAR refused for want of the admin secret."},
+    {"retired_total", "sessd_retired_total", "counter", 1,
+     "Sealed connections closed by a client's RETIRE."},
+    {"writable", "sessd_writable", "gauge", 1,
+     "1 while sessd takes changes; 0 while it refuses them IO_ERROR."},
+    {"malformed_total", "sessd_malformed_total", "counter", 1,
+     "Connections closed for a malformed frame or request."},
+    {"hello_deferred_total", "sessd_hello_deferred_total", "counter", 1,
+     "Sealed HELLOs put off to a later loop turn."},
+    {"hello_abandoned_total", "sessd_hello_abandoned_total", "counter", 1,
+     "Sealed HELLOs put off and dropped, their client having stopped sending."},
+    {"held_over_total", "sessd_held_over_total", "counter", 1,
+     "Times a connection's requests were left for a later loop turn, the turn's budget spent."},
+    {"cpu_deferred_total", "sessd_cpu_deferred_total", "counter", 1,
+     "Requests put off to a later loop turn by the turn's budget for CPU."},
+    {"reads_deferred_total", "sessd_reads_deferred_total", "counter", 1,
+     "Times a connection with bytes waiting was left unread for a later loop turn."},
+};
+
+static const struct prom_metric prom_namespace_metrics[] = {
+    {"sessions", "sessd_namespace_sessions", "gauge", 1, "The namespace's sessions."},
+    {"unread", "sessd_namespace_unread", "gauge", 1,
+     "The namespace's sessions that no read has read since a write created them."},
+    {"evicted_total", "sessd_namespace_evicted_total", "counter", 1,
+     "The namespace's sessions dropped unread to make room, since the namespace was created."},
+    {"bytes", "sessd_namespace_bytes", "gauge", 1, "Bytes the namespace holds."},
+    {"flashes", "sessd_namespace_flashes", "gauge", 1, "Flash messages queued in the namespace."},
+};
+
+/* A namespace with figures of its own. */
+struct prom_namespace {
+	char *name; /* name_len bytes and a NUL; malloc'd */
+	size_t name_len;
+	uint64_t sessions;         /* as NAMESPACES counted them: the order of the choice */
+	struct sessd_stats *stats; /* its STATS; sessd_stats_free */
+};
+
+/* The exposition being made, and what it holds so far. */
+struct prom_out {
+	FILE *f; /* a memory stream: nothing is written out before the whole is made */
+	char *text;
+	size_t len;
+	char **names; /* the metric names written, each once (malloc'd) */
+	size_t n_names;
+	struct prom_namespace *ns; /* the namespaces chosen, most sessions first */
+	size_t n_ns;
+	uint64_t ns_left_out;  /* over PROM_NAMESPACES_MAX */
+	uint64_t ns_unlabeled; /* names no label value can hold (prom_label_ok) */
+	bool ns_refused;       /* NAMESPACES refused: an admin secret, or an older sessd */
+};
+
+static void prom_out_finish(struct prom_out *po)
+{
+	if (po->f != NULL)
+		fclose(po->f);
+	free(po->text);
+	for (size_t i = 0; i < po->n_names; i++)
+		free(po->names[i]);
+	free(po->names);
+	for (size_t i = 0; i < po->n_ns; i++) {
+		free(po->ns[i].name);
+		sessd_stats_free(po->ns[i].stats);
+	}
+	free(po->ns);
+}
+
+/*
+ * Whether the STATS name ${key} may be part of a metric name as it is: sessd's are lower-case
+ * words and digits joined by '_'. Another server's (a newer sessd's, or a faulty or hostile
+ * one's) could hold anything.
+ */
+static bool prom_key_ok(const char *key)
+{
+	size_t len = strlen(key);
+
+	if (len == 0 || len > PROM_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') ||
+		      key[i] == '_'))
+			return false;
+	return true;
+}
+
+/*
+ * Whether a label value can hold the ${len} bytes of ${p} exactly: Prometheus refuses a whole
+ * exposition with one label value that is not UTF-8 (a textfile collector would show none of
+ * sessd's figures), and a NUL ends the value for many a reader. Only a C client makes such a
+ * namespace name: JavaScript strings (connect-sessd's) reach the wire as UTF-8.
+ */
+static bool prom_label_ok(const char *p, size_t len)
+{
+	uint32_t code_point;
+	size_t n;
+
+	for (size_t i = 0; i < len; i += n)
+		if ((n = json_utf8_sequence(p + i, len - i, &code_point)) == 0 || code_point == 0)
+			return false;
+	return true;
+}
+
+/* Write the ${len} bytes of ${p} as a label value: '\\', '"' and newline escaped, the only
+ * escapes the format has. */
+static void prom_write_label_value(FILE *f, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\\')
+			fputs("\\\\", f);
+		else if (p[i] == '"')
+			fputs("\\\"", f);
+		else if (p[i] == '\n')
+			fputs("\\n", f);
+		else
+			fputc(p[i], f);
+	}
+}
+
+/* Write ${value} divided by ${divisor} (1, 1000 or 1000000), exactly, and a newline. */
+static void prom_write_value(FILE *f, uint64_t value, uint32_t divisor)
+{
+	if (divisor == 1000)
+		fprintf(f, "%" PRIu64 ".%03" PRIu64 "\n", value / 1000, value % 1000);
+	else if (divisor == 1000000)
+		fprintf(f, "%" PRIu64 ".%06" PRIu64 "\n", value / 1000000, value % 1000000);
+	else
+		fprintf(f, "%" PRIu64 "\n", value);
+}
+
+/*
+ * Begin the family ${name}: its HELP and TYPE lines. Returns 0; 1 when a family of that name was
+ * written already (a server that repeats a figure, or names a new one as another's metric), which
+ * the caller then leaves out: Prometheus refuses an exposition that repeats one; -1 when out of
+ * memory.
+ */
+static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
+{
+	char **grown, *copy;
+
+	for (size_t i = 0; i < po->n_names; i++)
+		if (strcmp(po->names[i], name) == 0)
+			return 1;
+	grown = realloc(po->names, (po->n_names + 1) * sizeof(*po->names));
+	if (grown == NULL)
+		return -1;
+	po->names = grown;
+	if ((copy = strdup(name)) == NULL)
+		return -1;
+	po->names[po->n_names++] = copy;
+	fprintf(po->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	return 0;
+}
+
+/* The entry of ${table} (${n} entries) for the STATS name ${key}; NULL when none. */
+static const struct prom_metric *prom_metric_of(const struct prom_metric *table, size_t n,
+                                                const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].key, key) == 0)
+			return &table[i];
+	return NULL;
+}
+
+/*
+ * Begin the family of the STATS figure ${key}, as ${table} (${n} entries) names it, or, for a
+ * figure this sessctl does not know (a newer sessd's), as ${prefix}${key} of type untyped. The
+ * family's name goes to ${name}, its entry of ${table} to *${m} (NULL for an unknown figure).
+ * Returns as prom_family; 1 also for a STATS name no metric name can hold.
+ */
+static int prom_figure_family(struct prom_out *po, const struct prom_metric *table, size_t n,
+                              const char *prefix, const char *key, char name[PROM_NAME_MAX],
+                              const struct prom_metric **m)
+{
+	char help[PROM_NAME_MAX + 64];
+
+	if ((*m = prom_metric_of(table, n, key)) != NULL) {
+		snprintf(name, PROM_NAME_MAX, "%s", (*m)->name);
+		return prom_family(po, (*m)->name, (*m)->type, (*m)->help);
+	}
+	if (!prom_key_ok(key))
+		return 1;
+	snprintf(name, PROM_NAME_MAX, "%s%s", prefix, key);
+	snprintf(help, sizeof(help), "sessd's STATS figure %s, which this sessctl does not know.",
+	         key);
+	return prom_family(po, name, "untyped", help);
+}
+
+/* Write the server's figures ${s}. Returns 0 or -1 (out of memory). */
+static int prom_server_figures(struct prom_out *po, const struct sessd_stats *s)
+{
+	const size_t n = sizeof(prom_server_metrics) / sizeof(prom_server_metrics[0]);
+	const struct prom_metric *m;
+	char name[PROM_NAME_MAX];
+	int rc;
+
+	for (size_t i = 0; i < s->count; i++) {
+		rc = prom_figure_family(po, prom_server_metrics, n, "sessd_", s->items[i].name,
+		                        name, &m);
+		if (rc == -1)
+			return -1;
+		if (rc == 0) {
+			fprintf(po->f, "%s ", name);
+			prom_write_value(po->f, s->items[i].value, m != NULL ? m->divisor : 1);
+		}
+	}
+	return 0;
+}
+
+/* The value of the figure ${key} in ${s}; false when it has none. */
+static bool prom_stat(const struct sessd_stats *s, const char *key, uint64_t *value)
+{
+	for (size_t i = 0; i < s->count; i++)
+		if (strcmp(s->items[i].name, key) == 0) {
+			*value = s->items[i].value;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * Write the chosen namespaces' figures, one family for each figure the first one's STATS
+ * names (every namespace of one server has the same), a sample for each namespace: the format
+ * wants each family's samples together. Returns 0 or -1 (out of memory).
+ */
+static int prom_namespace_figures(struct prom_out *po)
+{
+	const size_t n = sizeof(prom_namespace_metrics) / sizeof(prom_namespace_metrics[0]);
+	const struct sessd_stats *first;
+	const struct prom_metric *m;
+	const char *key;
+	char name[PROM_NAME_MAX];
+	uint64_t value;
+	int rc;
+
+	if (po->n_ns == 0)
+		return 0;
+	first = po->ns[0].stats;
+	for (size_t k = 0; k < first->count; k++) {
+		key = first->items[k].name;
+		rc = prom_figure_family(po, prom_namespace_metrics, n, "sessd_namespace_", key,
+		                        name, &m);
+		if (rc == -1)
+			return -1;
+		if (rc == 1)
+			continue;
+		for (size_t i = 0; i < po->n_ns; i++) {
+			if (!prom_stat(po->ns[i].stats, key, &value))
+				continue;
+			fprintf(po->f, "%s{namespace=\"", name);
+			prom_write_label_value(po->f, po->ns[i].name, po->ns[i].name_len);
+			fputs("\"} ", po->f);
+			prom_write_value(po->f, value, m != NULL ? m->divisor : 1);
+		}
+	}
+	return 0;
+}
+
+/* Whether ${e} goes before ${have} in the choice: more sessions, then byte order. */
+static bool prom_namespace_before(const struct sessd_namespace *e,
+                                  const struct prom_namespace *have)
+{
+	if (e->sessions != have->sessions)
+		return e->sessions > have->sessions;
+	return name_cmp(e->name, e->name_len, have->name, have->name_len) < 0;
+}
+
+/*
+ * Keep ${e} among the PROM_NAMESPACES_MAX namespaces with the most sessions in the prom_out
+ * ${arg}; -1: out of memory.
+ */
+static int prom_namespace_offer(void *arg, const struct sessd_namespace *e)
+{
+	struct prom_out *po = arg;
+	size_t at = po->n_ns;
+	char *copy;
+
+	if (!prom_label_ok(e->name, e->name_len)) {
+		po->ns_unlabeled++;
+		return 0;
+	}
+	while (at > 0 && prom_namespace_before(e, &po->ns[at - 1]))
+		at--;
+	if (at == PROM_NAMESPACES_MAX) {
+		po->ns_left_out++;
+		return 0;
+	}
+	if ((copy = malloc(e->name_len + 1)) == NULL)
+		return -1;
+	memcpy(copy, e->name, e->name_len + 1);
+	if (po->n_ns == PROM_NAMESPACES_MAX) {
+		free(po->ns[--po->n_ns].name);
+		po->ns_left_out++;
+	}
+	memmove(po->ns + at + 1, po->ns + at, (po->n_ns - at) * sizeof(*po->ns));
+	po->ns[at] = (struct prom_namespace){copy, e->name_len, e->sessions, NULL};
+	po->n_ns++;
+	return 0;
+}
+
+/*
+ * Read every namespace (NAMESPACES) into po->ns, the PROM_NAMESPACES_MAX with the most
+ * sessions, and each one's STATS. A sessd that keeps NAMESPACES for its admin secret, or is
+ * older than it, sets po->ns_refused: its figures are then the server's alone. Returns 0, or
+ * the exit status with the error said.
+ */
+static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
+{
+	int rc;
+
+	if ((po->ns = malloc(PROM_NAMESPACES_MAX * sizeof(*po->ns))) == NULL)
+		rc = SESSD_ERR_NOMEM;
+	else
+		rc = namespaces_each(c, "stats", prom_namespace_offer, po);
+	if (rc == SESSD_ERR_FORBIDDEN || rc == SESSD_ERR_UNKNOWN_OP) {
+		po->ns_refused = true;
+		return 0;
+	}
+	if (rc == SESSD_ERR_NOMEM) {
+		fputs("sessctl: stats: out of memory\n", stderr);
+		return EXIT_TROUBLE;
+	}
+	if (rc == -1)
+		return EXIT_TROUBLE;
+	if (rc != SESSD_OK)
+		return report(c, rc, "stats");
+	for (size_t i = 0; i < po->n_ns; i++) {
+		(void)sessd_set_namespace_len(c, po->ns[i].name, po->ns[i].name_len);
+		if ((rc = sessd_stats(c, 0, &po->ns[i].stats)) != SESSD_OK)
+			return report(c, rc, "stats");
+	}
+	return 0;
+}
+
+/*
+ * Write the ${len} bytes of ${text} to ${path} so that no reader ever sees a part of it, nor
+ * anything but the old file or the whole new one: into a new file of its own beside it, synced,
+ * then renamed over it. A unique name (PATH.tmp.XXXXXX), not one PATH.tmp: two runs at once
+ * (the timer's and an operator's) would write into one file and rename a mix of both; nor does
+ * it end in .prom, which node_exporter's textfile collector would read. The file gets mode
+ * 0666 less the umask, as the shell's > would make it: the collector runs as another user.
+ * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
+ * left (but after a SIGKILL midway, the PATH.tmp.XXXXXX file).
+ */
+static int prom_write_file(const char *path, const char *text, size_t len)
+{
+	size_t path_len = strlen(path), done = 0;
+	char *tmp = malloc(path_len + sizeof(".tmp.XXXXXX"));
+	const char *step;
+	mode_t mask;
+	ssize_t n;
+	int fd, err;
+
+	if (tmp == NULL) {
+		fputs("sessctl: stats: out of memory\n", stderr);
+		return EXIT_TROUBLE;
+	}
+	memcpy(tmp, path, path_len);
+	memcpy(tmp + path_len, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		say("--output: cannot create a file beside %s: %s", path, strerror(errno));
+		free(tmp);
+		return EXIT_TROUBLE;
+	}
+	mask = umask(0);
+	umask(mask);
+	step = "setting the mode of";
+	if (fchmod(fd, 0666 & ~mask) == -1)
+		goto fail_unlink;
+	step = "writing";
+	while (done < len) {
+		n = write(fd, text + done, len - done);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail_unlink;
+		done += (size_t)n;
+	}
+	/* Synced before the rename: a crash after it must not leave PATH empty or cut short. The
+	 * directory is not synced: a figure lost to a power cut is written again within seconds
+	 * of the next run, and a fsync of it each 15 s would compete with sessd's own. */
+	step = "syncing";
+	if (fsync(fd) == -1)
+		goto fail_unlink;
+	err = close(fd);
+	fd = -1;
+	if (err == -1)
+		goto fail_unlink;
+	step = "renaming";
+	if (rename(tmp, path) == -1)
+		goto fail_unlink;
+	free(tmp);
+	return EXIT_SUCCESS;
+
+fail_unlink:
+	err = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	say("--output: %s %s: %s (%s is as it was)", step,
+	    strcmp(step, "renaming") == 0 ? "the new file over it" : "a new file for it",
+	    strerror(err), path);
+	free(tmp);
+	return EXIT_TROUBLE;
+}
+
+/* Deliver the exposition ${text} (${len} bytes) to o->output, else to standard output. */
+static int prom_deliver(const struct opts *o, const char *text, size_t len)
+{
+	if (o->output != NULL)
+		return prom_write_file(o->output, text, len);
+	/* An error is found by main's fflush, and said there. */
+	fwrite(text, 1, len, stdout);
+	return EXIT_SUCCESS;
+}
+
+/*
+ * sessd did not answer (${status}, the exit status its error was said with): deliver an
+ * exposition that says so, sessd_up 0, so that a scrape, or the textfile collector reading the
+ * file a run before wrote while sessd was up, shows the daemon down rather than the last
+ * figures it gave. Returns ${status}, or EXIT_TROUBLE when even that could not be delivered.
+ */
+static int prom_down(const struct opts *o, int status)
+{
+	static const char down[] = "sessd_up 0\n";
+	char text[sizeof(prom_up_help) + sizeof(down)];
+
+	memcpy(text, prom_up_help, sizeof(prom_up_help) - 1);
+	memcpy(text + sizeof(prom_up_help) - 1, down, sizeof(down));
+	if (prom_deliver(o, text, strlen(text)) != EXIT_SUCCESS)
+		return EXIT_TROUBLE;
+	return status;
+}
+
+static int run_stats_prometheus(struct sessd_client *c, const struct opts *o)
+{
+	struct prom_out po = {0};
+	struct sessd_stats *s = NULL;
+	char server_id[SERVER_ID_CHARS + 1];
+	int rc, status;
+
+	if ((rc = sessd_stats(c, 1, &s)) != SESSD_OK)
+		return prom_down(o, report(c, rc, "stats"));
+	snprintf(server_id, sizeof(server_id), "%s", sessd_server_id(c));
+	if ((status = prom_namespaces(c, &po)) != 0)
+		goto down;
+	/* libsessd reconnects by itself: figures of two daemons, one before a restart and one
+	 * after, are no one's. */
+	if (strcmp(sessd_server_id(c), server_id) != 0) {
+		fputs("sessctl: stats: sessd restarted while its figures were read\n", stderr);
+		status = EXIT_UNREACHED;
+		goto down;
+	}
+	if ((po.f = open_memstream(&po.text, &po.len)) == NULL)
+		goto fail_nomem;
+	fputs(prom_up_help, po.f);
+	fputs("sessd_up 1\n", po.f);
+	if (prom_server_figures(&po, s) == -1)
+		goto fail_nomem;
+	/* Comments (lines of '#' and a space): Prometheus reads past them. */
+	if (po.ns_refused)
+		fputs(
+		    "# No figures per namespace: this sessd keeps NAMESPACES for its admin secret "
+		    "(--admin-auth-file), or is older than it.\n",
+		    po.f);
+	if (po.ns_left_out > 0)
+		fprintf(po.f,
+		        "# Figures per namespace for the %d with the most sessions; %" PRIu64
+		        " more left out.\n",
+		        PROM_NAMESPACES_MAX, po.ns_left_out);
+	if (po.ns_unlabeled > 0)
+		fprintf(po.f,
+		        "# %" PRIu64 " namespaces left out: their names are not UTF-8, or hold a "
+		        "NUL, which no label value may.\n",
+		        po.ns_unlabeled);
+	if (prom_namespace_figures(&po) == -1)
+		goto fail_nomem;
+	/* fclose, not fflush: only then is po.text all there (and a failure to grow it said). */
+	rc = fclose(po.f);
+	po.f = NULL;
+	if (rc == EOF)
+		goto fail_nomem;
+	status = prom_deliver(o, po.text, po.len);
+	prom_out_finish(&po);
+	sessd_stats_free(s);
+	return status;
+
+fail_nomem:
+	fputs("sessctl: stats: out of memory\n", stderr);
+	status = EXIT_TROUBLE;
+down:
+	prom_out_finish(&po);
+	sessd_stats_free(s);
+	return prom_down(o, status);
 }
 
 /*
@@ -1754,6 +2368,15 @@ static enum parse_result parse_args(int argc, char **argv, struct opts *o)
 			o->tag = true;
 		} else if (option_is(arg, "existing", &v) && v == NULL) {
 			o->existing = true;
+		} else if (option_is(arg, "prometheus", &v) && v == NULL) {
+			o->prometheus = true;
+		} else if (option_is(arg, "output", &v)) {
+			if ((o->output = option_value(argc, argv, &i, v)) == NULL)
+				goto missing;
+			if (o->output[0] == '\0') {
+				usage_error("--output: no file named");
+				return PARSE_ERROR;
+			}
 		} else if (option_is(arg, "plain-auth", &v) && v == NULL) {
 			o->plain_auth = true;
 		} else if (option_is(arg, "id-env", &v) && v == NULL) {
@@ -1962,6 +2585,16 @@ static int check_command(const struct command *cmd, const struct opts *o)
 		return usage_error("%s does not take --tag", cmd->name);
 	if (o->existing && !cmd->takes_existing)
 		return usage_error("%s does not take --existing", cmd->name);
+	if (o->prometheus && cmd->run != run_stats)
+		return usage_error("%s does not take --prometheus (stats does)", cmd->name);
+	if (o->prometheus && o->json)
+		return usage_error("stats: --prometheus and --json are two formats; give one");
+	/* Every namespace's figures are in it already, each with its label. */
+	if (o->prometheus && o->ns != NULL)
+		return usage_error("stats --prometheus gives every namespace's figures (the "
+		                   "namespace label): drop --namespace");
+	if (o->output != NULL && !o->prometheus)
+		return usage_error("--output is for stats --prometheus");
 	if (cmd->takes_yes && !o->yes) {
 		fprintf(stderr,
 		        "sessctl: %s removes every session of the namespace; "
@@ -2432,6 +3065,7 @@ int main(int argc, char **argv)
 	switch (parse_args(argc, argv, &o)) {
 	case PARSE_HELP:
 		fputs(usage_text, stdout);
+		fputs(usage_commands, stdout);
 		fputs(usage_status_text, stdout);
 		return EXIT_SUCCESS;
 	case PARSE_VERSION:
@@ -2497,8 +3131,9 @@ int main(int argc, char **argv)
 			status = connect_to(&o, &c, false, why);
 		else
 			status = connect_default(&o, &c);
+		/* A scrape of a daemon that is down still says so: sessd_up 0. */
 		if (status != 0)
-			return status;
+			return o.prometheus ? prom_down(&o, status) : status;
 	}
 	/* The long wait of count and clear is for their reply, not for the connect or HELLO
 	 * (done above with the default): a hung daemon must not take WAITING_TIMEOUT_MS to

@@ -3035,3 +3035,935 @@ LEAK_CHECKED_TEST_OPTS(operator, a_data_directory_started_with_another_key_is_a_
 	harness_cleanup(&d);
 	rm_tree(dir);
 }
+
+/*
+ * sessctl stats --prometheus, as Prometheus and node_exporter's textfile collector take it.
+ * The exposition is checked by prom_check, a strict reader of the text format (version
+ * 0.0.4) written here: Prometheus's own (promtool) is in no package CI installs (Debian's
+ * prometheus is 19 MB to fetch, 96 MB installed, for one check). Stricter than the format
+ * where node_exporter's textfile collector is (no timestamps) and where sessctl promises more
+ * (every family has a HELP and a TYPE, before its samples).
+ */
+
+/* The families of an exposition prom_check has seen. */
+struct prom_family_seen {
+	char name[128];
+	char type[16];
+	bool help, closed;
+	int samples;
+};
+
+/* The length of the valid UTF-8 sequence at ${p} (${n} bytes left), or 0. */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+	size_t len = p[0] < 0x80             ? 1
+	             : (p[0] & 0xe0) == 0xc0 ? 2
+	             : (p[0] & 0xf0) == 0xe0 ? 3
+	             : (p[0] & 0xf8) == 0xf0 ? 4
+	                                     : 0;
+	uint32_t cp;
+
+	if (len == 0 || len > n)
+		return 0;
+	if (len == 1)
+		return 1;
+	cp = p[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, past U+10FFFF. */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+static bool prom_name_char(char ch, bool first)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ':' ||
+	       (!first && ch >= '0' && ch <= '9');
+}
+
+/* A metric name at ${p}: its length, 0 when there is none. */
+static size_t prom_name_len(const char *p)
+{
+	size_t n = 0;
+
+	while (prom_name_char(p[n], n == 0))
+		n++;
+	return n;
+}
+
+static struct prom_family_seen *prom_seen(struct prom_family_seen *fams, size_t *n,
+                                          const char *name, size_t len)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strlen(fams[i].name) == len && memcmp(fams[i].name, name, len) == 0)
+			return &fams[i];
+	cr_assert_lt(*n, 256, "more than 256 families");
+	cr_assert_lt(len, sizeof(fams[0].name));
+	fams[*n] = (struct prom_family_seen){0};
+	memcpy(fams[*n].name, name, len);
+	return &fams[(*n)++];
+}
+
+/* Close every family but ${open}: the format wants each family's lines together. */
+static void prom_close_others(struct prom_family_seen *fams, size_t n,
+                              const struct prom_family_seen *open)
+{
+	for (size_t i = 0; i < n; i++)
+		if (&fams[i] != open && (fams[i].help || fams[i].samples > 0 || fams[i].type[0]))
+			fams[i].closed = true;
+}
+
+/*
+ * Check the exposition ${text} (${len} bytes) strictly. Returns NULL when it is sound, else
+ * what is wrong and where, in ${why}.
+ */
+static const char *prom_check(const char *text, size_t len, char why[256])
+{
+	static struct prom_family_seen fams[256];
+	static char series[512][256];
+	size_t n_fams = 0, n_series = 0, line_no = 0, at = 0, n;
+	char line[4096];
+
+#define PROM_BAD(...)                                                                              \
+	do {                                                                                       \
+		int used_ = snprintf(why, 256, "line %zu: ", line_no);                             \
+		snprintf(why + used_, 256 - (size_t)used_, __VA_ARGS__);                           \
+		return why;                                                                        \
+	} while (0)
+
+	if (len == 0 || text[len - 1] != '\n')
+		PROM_BAD("the text does not end with a newline (cut short?)");
+	for (size_t i = 0; i < len; i += n)
+		if ((n = utf8_sequence((const unsigned char *)text + i, len - i)) == 0)
+			PROM_BAD("byte %zu is not UTF-8", i);
+	while (at < len) {
+		const char *end = memchr(text + at, '\n', len - at), *p = line;
+		struct prom_family_seen *f;
+		size_t name_len, line_len = (size_t)(end - (text + at));
+		char key[256];
+		size_t key_len = 0;
+
+		line_no++;
+		cr_assert_lt(line_len, sizeof(line));
+		memcpy(line, text + at, line_len);
+		line[line_len] = '\0';
+		at += line_len + 1;
+		if (memchr(line, '\0', line_len) != NULL)
+			PROM_BAD("a NUL byte");
+		if (line_len == 0)
+			continue;
+		if (strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0) {
+			bool help = line[2] == 'H';
+
+			p = line + 7;
+			if ((name_len = prom_name_len(p)) == 0 || p[name_len] != ' ')
+				PROM_BAD("%s without a valid metric name", help ? "HELP" : "TYPE");
+			f = prom_seen(fams, &n_fams, p, name_len);
+			if (f->closed)
+				PROM_BAD("%s comes again after other families", f->name);
+			p += name_len + 1;
+			if (help) {
+				if (f->help)
+					PROM_BAD("a second HELP for %s", f->name);
+				f->help = true;
+				for (; *p != '\0'; p++)
+					if (*p == '\\' && p[1] != '\\' && p[1] != 'n')
+						PROM_BAD(
+						    "HELP of %s: an escape other than \\\\ or \\n",
+						    f->name);
+					else if (*p == '\\')
+						p++;
+			} else {
+				if (f->type[0] != '\0')
+					PROM_BAD("a second TYPE for %s", f->name);
+				if (f->samples > 0)
+					PROM_BAD("TYPE of %s after its samples", f->name);
+				if (strcmp(p, "counter") != 0 && strcmp(p, "gauge") != 0 &&
+				    strcmp(p, "untyped") != 0)
+					PROM_BAD("TYPE of %s: '%s' is no type sessd's figures have",
+					         f->name, p);
+				snprintf(f->type, sizeof(f->type), "%s", p);
+			}
+			prom_close_others(fams, n_fams, f);
+			continue;
+		}
+		if (line[0] == '#') {
+			/* A comment: "#" and a space, then anything. */
+			if (line[1] != ' ' && line[1] != '\0')
+				PROM_BAD("a comment without a space after '#'");
+			continue;
+		}
+		if ((name_len = prom_name_len(p)) == 0)
+			PROM_BAD("a sample without a valid metric name: %s", line);
+		f = prom_seen(fams, &n_fams, p, name_len);
+		if (f->closed)
+			PROM_BAD("a sample of %s after other families", f->name);
+		if (!f->help || f->type[0] == '\0')
+			PROM_BAD("a sample of %s before its HELP and TYPE", f->name);
+		if (strcmp(f->type, "counter") == 0 &&
+		    (name_len < 6 || strncmp(p + name_len - 6, "_total", 6) != 0))
+			PROM_BAD("the counter %s does not end in _total", f->name);
+		prom_close_others(fams, n_fams, f);
+		memcpy(key, p, name_len);
+		key_len = name_len;
+		p += name_len;
+		if (*p == '{') {
+			char labels[8][64];
+			size_t n_labels = 0;
+
+			key[key_len++] = *p++;
+			while (*p != '}') {
+				size_t label_len = prom_name_len(p);
+
+				if (label_len == 0 || (p[0] == '_' && p[1] == '_'))
+					PROM_BAD("a label without a valid name: %s", line);
+				cr_assert_lt(label_len, sizeof(labels[0]));
+				for (size_t i = 0; i < n_labels; i++)
+					if (strlen(labels[i]) == label_len &&
+					    memcmp(labels[i], p, label_len) == 0)
+						PROM_BAD("the label %.*s twice", (int)label_len, p);
+				cr_assert_lt(n_labels, 8);
+				memcpy(labels[n_labels], p, label_len);
+				labels[n_labels++][label_len] = '\0';
+				if (p[label_len] != '=' || p[label_len + 1] != '"')
+					PROM_BAD("a label without =\"value\": %s", line);
+				cr_assert_lt(key_len + label_len + 2, sizeof(key));
+				memcpy(key + key_len, p, label_len + 2);
+				key_len += label_len + 2;
+				p += label_len + 2;
+				while (*p != '"') {
+					if (*p == '\0')
+						PROM_BAD("a label value without its closing quote");
+					if (*p == '\\') {
+						if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+							PROM_BAD(
+							    "a label value with the escape \\%c",
+							    p[1]);
+						cr_assert_lt(key_len + 1, sizeof(key));
+						key[key_len++] = *p++;
+					}
+					cr_assert_lt(key_len + 1, sizeof(key));
+					key[key_len++] = *p++;
+				}
+				key[key_len++] = *p++;
+				if (*p == ',')
+					key[key_len++] = *p++;
+				else if (*p != '}')
+					PROM_BAD("labels not parted by ',': %s", line);
+			}
+			key[key_len++] = *p++;
+		}
+		key[key_len] = '\0';
+		if (*p != ' ')
+			PROM_BAD("no single space before the value: %s", line);
+		p++;
+		{
+			char *num_end;
+			double v;
+
+			errno = 0;
+			v = strtod(p, &num_end);
+			if (num_end == p || errno != 0)
+				PROM_BAD("the value of %s is not a number: '%s'", key, p);
+			if (*num_end == ' ')
+				PROM_BAD("%s has a timestamp, which the textfile collector refuses",
+				         key);
+			if (*num_end != '\0')
+				PROM_BAD("the value of %s is not a number: '%s'", key, p);
+			if (strcmp(f->type, "counter") == 0 && !(v >= 0))
+				PROM_BAD("the counter %s is %g", key, v);
+		}
+		for (size_t i = 0; i < n_series; i++)
+			if (strcmp(series[i], key) == 0)
+				PROM_BAD("the series %s twice", key);
+		cr_assert_lt(n_series, 512);
+		snprintf(series[n_series++], sizeof(series[0]), "%s", key);
+		f->samples++;
+	}
+	for (size_t i = 0; i < n_fams; i++)
+		if (fams[i].samples == 0)
+			PROM_BAD("the family %s has no sample", fams[i].name);
+	return NULL;
+#undef PROM_BAD
+}
+
+/* prom_check on a NUL-terminated ${text}; fails the test, showing it, when it is not sound. */
+static void expect_exposition(const char *text)
+{
+	char why[256];
+	const char *bad = prom_check(text, strlen(text), why);
+
+	cr_expect_null(bad, "not a sound exposition: %s\n%s", bad, text);
+}
+
+/*
+ * The value of the sample ${series} (a metric name, with its labels as they are written, in
+ * braces) in ${text}; fails the test when it has none.
+ */
+static double prom_value(const char *text, const char *series)
+{
+	size_t len = strlen(series);
+	const char *p = text;
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[len] == ' ')
+			return strtod(p + len + 1, NULL);
+		p += len;
+	}
+	cr_assert_fail("no sample %s in:\n%s", series, text);
+	return 0;
+}
+
+/* Whether ${text} holds a sample of ${series}, as prom_value finds one. */
+static bool prom_has(const char *text, const char *series)
+{
+	size_t len = strlen(series);
+	const char *p = text;
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && (p[len] == ' ' || p[len] == '{'))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* What run_sessctl_prom gives back. */
+struct sessctl_run {
+	int status; /* the exit status, or -1 for a death by a signal */
+	char *out;  /* standard output, NUL-terminated; free */
+	char *err;  /* standard error, the same */
+};
+
+/*
+ * Run $SESSCTL_BIN with ${args} (NULL-terminated) to its end, its output and errors into
+ * files; with ${fsize_limit} (0: none), limited to files of that many bytes with SIGXFSZ
+ * ignored (a full disk: a write fails, EFBIG). Umask 022, SESSD_URL and SESSD_AUTH_FILE unset.
+ */
+static struct sessctl_run run_sessctl_prom(const char *const *args, rlim_t fsize_limit)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	const char *argv[24] = {bin};
+	char dir[64], out_path[100], err_path[100];
+	struct sessctl_run r;
+	int status, argc = 1;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	for (size_t i = 0; args[i] != NULL; i++) {
+		cr_assert_lt(argc, 23);
+		argv[argc++] = args[i];
+	}
+	argv[argc] = NULL;
+	make_dir(dir, "sessctl");
+	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	snprintf(err_path, sizeof(err_path), "%s/err", dir);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (out == -1 || err == -1 || dup2(out, 1) == -1 || dup2(err, 2) == -1)
+			_exit(127);
+		umask(022);
+		unsetenv("SESSD_URL");
+		unsetenv("SESSD_AUTH_FILE");
+		if (fsize_limit != 0) {
+			struct rlimit lim = {fsize_limit, fsize_limit};
+
+			signal(SIGXFSZ, SIG_IGN);
+			if (setrlimit(RLIMIT_FSIZE, &lim) == -1)
+				_exit(127);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	r.out = slurp(out_path);
+	r.err = slurp(err_path);
+	rm_tree(dir);
+	return r;
+}
+
+static void sessctl_run_free(struct sessctl_run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* sessctl --connect ${url} stats --prometheus, which must exit 0 with a sound exposition on
+ * standard output and nothing on standard error; returns that output (the caller frees it). */
+static char *scrape(const char *url)
+{
+	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
+	struct sessctl_run r = run_sessctl_prom(args, 0);
+
+	cr_assert_eq(r.status, 0, "sessctl exited %d:\n%s", r.status, r.err);
+	cr_expect_str_empty(r.err);
+	expect_exposition(r.out);
+	free(r.err);
+	return r.out;
+}
+
+/*
+ * The checker the tests below trust finds what Prometheus refuses (or what sessctl promises
+ * not to write): each of these is one fault in an otherwise sound exposition.
+ */
+Test(operator, the_exposition_checker_refuses_what_prometheus_would)
+{
+	static const char ok[] = "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n"
+	                         "# HELP b B \\\\ \\n.\n# TYPE b gauge\nb{l=\"x\\\"\\\\\\n\"} 2.5\n"
+	                         "# a comment\nb{l=\"y\"} -1e3\n";
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"# HELP a A.\n# TYPE a gauge\na 1", "cut short"},
+	    {"# TYPE a gauge\na 1\n", "no HELP"},
+	    {"# HELP a A.\na 1\n", "no TYPE"},
+	    {"# HELP a A.\na 1\n# TYPE a gauge\n", "TYPE after the sample"},
+	    {"# HELP a A.\n# TYPE a counter\na 1\n", "a counter not named _total"},
+	    {"# HELP a A.\n# TYPE a gauge\na one\n", "not a number"},
+	    {"# HELP a A.\n# TYPE a gauge\na 1 1700000000\n", "a timestamp"},
+	    {"# HELP a A.\n# TYPE a gauge\na{l=\"x\\ty\"} 1\n", "the escape \\t"},
+	    {"# HELP a A.\n# TYPE a gauge\na{l=\"x\"y\"} 1\n", "an unescaped quote"},
+	    {"# HELP a A.\n# TYPE a gauge\na{l=\"\xff\"} 1\n", "not UTF-8"},
+	    {"# HELP a A.\n# TYPE a gauge\na{1l=\"x\"} 1\n", "a bad label name"},
+	    {"# HELP a A.\n# TYPE a gauge\na{l=\"x\"} 1\na{l=\"x\"} 2\n", "a series twice"},
+	    {"# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\nb 1\na 2\n",
+	     "a family split"},
+	    {"# HELP a A.\n# TYPE a gauge\n", "a family without samples"},
+	    {"# HELP 1a A.\n# TYPE 1a gauge\n1a 1\n", "a bad metric name"},
+	};
+	char why[256];
+
+	cr_assert_null(prom_check(ok, strlen(ok), why), "%s", why);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_not_null(prom_check(bad[i].text, strlen(bad[i].text), why),
+		                   "the checker took %s:\n%s", bad[i].why, bad[i].text);
+}
+
+/*
+ * The exposition of a daemon with sessions in several namespaces: sound, sessd_up 1, the
+ * server's figures (times in seconds), each namespace's under a label that gives its name
+ * back exactly, '"', '\' and a newline escaped; a name no label value can hold (not UTF-8:
+ * Prometheus would refuse the whole file, so node_exporter would show none of sessd's figures)
+ * left out and said in a comment; no session id anywhere.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, stats_for_prometheus_are_sound_and_name_every_namespace,
+                       .timeout = 60)
+{
+	static const char weird[] = "shop \"eu\"\\main\nline2";
+	static const char id[] = "Xq7-session-id-that-must-never-show";
+	struct harness_daemon d;
+	char *text;
+	int fd;
+
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	fd = harness_open_ready(d.unix_url, "prom");
+	cr_assert_eq(set_in(fd, "shop", id, "{}", 2, TTL_MS), CODEC_OK);
+	cr_assert_eq(set_in(fd, "shop", "second", "{}", 2, TTL_MS), CODEC_OK);
+	cr_assert_eq(set_in(fd, weird, "w", "{}", 2, TTL_MS), CODEC_OK);
+	cr_assert_eq(set_in(fd, "bin\xff\xfe", "b", "{}", 2, TTL_MS), CODEC_OK);
+	cr_assert_eq(push_flash(fd, "f", "hi", 2), CODEC_OK);
+
+	text = scrape(d.unix_url);
+	cr_expect_eq(prom_value(text, "sessd_up"), 1);
+	cr_expect_eq(prom_value(text, "sessd_sessions"), 5);
+	cr_expect_eq(prom_value(text, "sessd_namespaces"), 4);
+	cr_expect_eq(prom_value(text, "sessd_writable"), 1);
+	cr_expect_gt(prom_value(text, "sessd_uptime_seconds"), 0);
+	cr_expect_lt(prom_value(text, "sessd_uptime_seconds"), 600, "not in seconds");
+	cr_expect(prom_has(text, "sessd_loop_stall_max_seconds"), "%s", text);
+	cr_expect(!prom_has(text, "sessd_uptime_ms"), "%s", text);
+	cr_expect_eq(prom_value(text, "sessd_namespace_sessions{namespace=\"shop\"}"), 2);
+	cr_expect_eq(prom_value(text, "sessd_namespace_flashes{namespace=\"ops\"}"), 1);
+	cr_expect_eq(
+	    prom_value(text,
+	               "sessd_namespace_sessions{namespace=\"shop \\\"eu\\\"\\\\main\\nline2\"}"),
+	    1);
+	cr_expect_null(strstr(text, "namespace=\"bin"),
+	               "a name that is not UTF-8 made a label:\n%s", text);
+	cr_expect_not_null(strstr(text, "\n# 1 namespaces left out: their names are not UTF-8"),
+	                   "%s", text);
+	cr_expect_null(strstr(text, id), "a session id in the exposition:\n%s", text);
+	free(text);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+}
+
+/*
+ * The counters an alert watches move when the daemon does the thing: NO_MEMORY refusals at
+ * --max-memory, a malformed frame, requests; a flash queued shows in its namespace.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_counters_move_with_the_daemon, .timeout = 60)
+{
+	enum { SIZE = 4 * 1024 };
+	const char *args[] = {"--max-memory", "64K", NULL};
+	static const uint8_t garbage[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};
+	struct harness_daemon d;
+	uint8_t *data = malloc(SIZE);
+	char id[32], *before, *after;
+	int fd, bad, status = CODEC_OK;
+
+	cr_assert_not_null(data);
+	fill(data, SIZE, 9);
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "prom-move");
+	cr_assert_eq(set_session(fd, "first", "{}", 2, TTL_MS), CODEC_OK);
+	before = scrape(d.unix_url);
+	cr_expect_eq(prom_value(before, "sessd_no_memory_total"), 0);
+	cr_expect_eq(prom_value(before, "sessd_malformed_total"), 0);
+	cr_expect_eq(prom_value(before, "sessd_namespace_flashes{namespace=\"ops\"}"), 0);
+	/* Before the store is full, which would refuse it. */
+	cr_assert_eq(push_flash(fd, "first", "hi", 2), CODEC_OK);
+
+	for (int i = 0; i < 64 && status == CODEC_OK; i++) {
+		snprintf(id, sizeof(id), "fill-%d", i);
+		status = set_session(fd, id, data, SIZE, TTL_MS);
+	}
+	cr_assert_eq(status, CODEC_NO_MEMORY, "64 sessions of 4 KiB fit in 64K");
+	cr_assert_eq(set_session(fd, "one-more", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	bad = harness_connect_hello(d.unix_url, "prom-garbage");
+	cr_assert_geq(bad, 0);
+	cr_assert_eq(harness_send_all(bad, garbage, sizeof(garbage)), 0);
+	/* sessd may say why before it closes: read to the end. */
+	{
+		uint8_t reply[256];
+		ssize_t n;
+
+		while ((n = recv(bad, reply, sizeof(reply), 0)) > 0 || (n == -1 && errno == EINTR))
+			;
+		cr_assert(n == 0 || errno == ECONNRESET, "the connection was not closed");
+	}
+	close(bad);
+
+	after = scrape(d.unix_url);
+	cr_expect_eq(prom_value(after, "sessd_no_memory_total"), 2, "%s", after);
+	cr_expect_eq(prom_value(after, "sessd_no_memory_total"),
+	             (double)harness_server_stat(fd, "no_memory_total"));
+	cr_expect_eq(prom_value(after, "sessd_malformed_total"), 1, "%s", after);
+	cr_expect_gt(prom_value(after, "sessd_requests_total"),
+	             prom_value(before, "sessd_requests_total"));
+	cr_expect_geq(prom_value(after, "sessd_bytes"), 48 * 1024, "%s", after);
+	cr_expect_eq(prom_value(after, "sessd_max_bytes"), 64 * 1024);
+	cr_expect_eq(prom_value(after, "sessd_namespace_flashes{namespace=\"ops\"}"), 1);
+	free(before);
+	free(after);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	free(data);
+}
+
+/*
+ * Persistence failing, as the alert on it sees it: a full disk (a file-size limit) turns
+ * sessd_writable to 0 and sessd_io_errors_total up.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_shows_a_full_disk, .timeout = 60)
+{
+	char data_dir[64];
+	const char *args[] = {"--data-dir", data_dir, "--fsync", "always", NULL};
+	struct harness_daemon d;
+	struct rlimit saved;
+	char *text;
+	int fd;
+
+	make_dir(data_dir, "prom-disk");
+	cr_assert_eq(harness_start_file_limited(&d, args, 256 * 1024, &saved), 0);
+	fd = harness_open_ready(d.unix_url, "prom-disk");
+	text = scrape(d.unix_url);
+	cr_expect_eq(prom_value(text, "sessd_writable"), 1);
+	cr_expect_eq(prom_value(text, "sessd_io_errors_total"), 0);
+	free(text);
+	fd = harness_fill_disk(&d, fd, NULL, "prom-disk");
+	cr_assert_eq(set_session(fd, "refused", "{}", 2, TTL_MS), CODEC_IO_ERROR);
+	text = scrape(d.unix_url);
+	cr_expect_eq(prom_value(text, "sessd_writable"), 0, "%s", text);
+	cr_expect_geq(prom_value(text, "sessd_io_errors_total"), 1, "%s", text);
+	free(text);
+	close(fd);
+	cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &saved, NULL), 0);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(data_dir);
+}
+
+/* The names in ${dir} but "." and "..", joined by spaces (the caller frees it). */
+static char *dir_names(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+	char *names = calloc(1, 1);
+	size_t len = 0;
+
+	cr_assert_not_null(dh);
+	cr_assert_not_null(names);
+	while ((e = readdir(dh)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		names = realloc(names, len + strlen(e->d_name) + 2);
+		cr_assert_not_null(names);
+		len += (size_t)sprintf(names + len, "%s%s", len > 0 ? " " : "", e->d_name);
+	}
+	closedir(dh);
+	return names;
+}
+
+/*
+ * --output FILE replaces FILE whole, for node_exporter's textfile collector, which may read it
+ * at any moment: a reader never sees it empty or cut short while runs rewrite it, a write
+ * that fails (a full disk) leaves the old file as it was, and no other file is left in the
+ * directory (the collector would read any *.prom). The file is readable by others (mode 0644
+ * under umask 022): the collector runs as its own user.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_file_is_never_seen_torn, .timeout = 120)
+{
+	enum { RUNS = 10 };
+	struct harness_daemon d;
+	char dir[64], path[100], stop[100], *names, *first, *now;
+	const char *last;
+	const char *args[] = {"--connect", d.unix_url, "stats", "--prometheus",
+	                      "--output",  path,       NULL};
+	struct sessctl_run r;
+	struct stat st;
+	pid_t reader;
+	int fd, fd_stop, status;
+
+	make_dir(dir, "prom-out");
+	snprintf(path, sizeof(path), "%s/sessd.prom", dir);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	fd = harness_open_ready(d.unix_url, "prom-out");
+	/* Namespaces enough for a file of some pages, which a torn write would show. */
+	for (int i = 0; i < 60; i++) {
+		char ns[32];
+
+		snprintf(ns, sizeof(ns), "namespace-of-some-length-%d", i);
+		cr_assert_eq(set_in(fd, ns, "s", "{}", 2, TTL_MS), CODEC_OK);
+	}
+	r = run_sessctl_prom(args, 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect_str_empty(r.out, "--output wrote to standard output too");
+	sessctl_run_free(&r);
+	first = slurp(path);
+	expect_exposition(first);
+	cr_expect_gt(strlen(first), 16384);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0644, "mode %o", (unsigned)(st.st_mode & 0777));
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom");
+	free(names);
+
+	/* A reader that checks every read of the file while sessctl rewrites it RUNS times, till
+	 * the test makes ${stop}: each holds the first file's first line and ends with its last
+	 * (a namespace's flashes, 0 each time), as a whole file does and a torn one does not.
+	 * Not prom_check each time: under ASan it took the CPU the runs need. Its
+	 * own reads, not the harness's, which would fail a test from a child process. */
+	last = first + strlen(first) - 1;
+	while (last > first && last[-1] != '\n')
+		last--;
+	snprintf(stop, sizeof(stop), "%s.stop", dir);
+	reader = fork();
+	cr_assert_neq(reader, -1);
+	if (reader == 0) {
+		static char text[1 << 20];
+		long reads = 0, started = harness_mono_ms();
+
+		while (harness_mono_ms() - started < 60000) {
+			int in = open(path, O_RDONLY | O_CLOEXEC);
+			size_t len = 0;
+			ssize_t n;
+
+			if (in == -1)
+				_exit(2);
+			while ((n = read(in, text + len, sizeof(text) - 1 - len)) > 0)
+				len += (size_t)n;
+			close(in);
+			text[len] = '\0';
+			if (len < strlen(last) ||
+			    strncmp(text, first, strcspn(first, "\n") + 1) != 0 ||
+			    strcmp(text + len - strlen(last), last) != 0) {
+				fprintf(stderr, "a read of the file saw it torn (%zu bytes)\n",
+				        len);
+				_exit(1);
+			}
+			reads++;
+			if (access(stop, F_OK) == 0)
+				_exit(reads >= RUNS ? 0 : 3);
+		}
+		_exit(4);
+	}
+	for (int i = 0; i < RUNS; i++) {
+		r = run_sessctl_prom(args, 0);
+		cr_expect_eq(r.status, 0, "%s", r.err);
+		sessctl_run_free(&r);
+	}
+	fd_stop = open(stop, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_neq(fd_stop, -1);
+	close(fd_stop);
+	cr_assert_eq(waitpid(reader, &status, 0), reader);
+	unlink(stop);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "the reader: exit %d (1: saw the file torn; 3: read it fewer than %d times)",
+	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, RUNS);
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom");
+	free(names);
+
+	/* A write that fails midway (EFBIG past a file-size limit, as ENOSPC on a full disk):
+	 * the old file is left as it was, and nothing beside it. */
+	now = slurp(path);
+	expect_exposition(now);
+	r = run_sessctl_prom(args, 4096);
+	cr_expect_eq(r.status, 2, "exit %d:\n%s", r.status, r.err);
+	cr_expect_not_null(strstr(r.err, "is as it was"), "%s", r.err);
+	sessctl_run_free(&r);
+	{
+		char *kept = slurp(path);
+
+		cr_expect_str_eq(kept, now, "the file changed though its write failed");
+		free(kept);
+	}
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom");
+	free(names);
+	free(now);
+	free(first);
+	close(fd);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}
+
+/*
+ * A daemon that is down still gives an exposition, sessd_up 0 and nothing else, with exit
+ * status 4 (not reached); with --output, the file a run wrote while it was up is replaced by
+ * that, so the collector does not go on showing the last figures of a dead daemon. And the
+ * options that make no sense together are usage errors (exit status 2).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_says_when_sessd_is_down, .timeout = 60)
+{
+	static const char down[] = "# HELP sessd_up ";
+	struct harness_daemon d;
+	char dir[64], path[100], *names, *text;
+	const char *to_file[] = {"--connect", d.unix_url, "stats", "--prometheus",
+	                         "--output",  path,       NULL};
+	const char *nowhere[] = {"--connect", "unix:/nonexistent/sessd.sock", "stats",
+	                         "--prometheus", NULL};
+	static const char *const misuse[][8] = {
+	    {"stats", "--prometheus", "--json", NULL},
+	    {"stats", "--prometheus", "--namespace", "shop", NULL},
+	    {"stats", "--output", "/tmp/x.prom", NULL},
+	    {"count", "--prometheus", NULL},
+	};
+	struct sessctl_run r;
+
+	r = run_sessctl_prom(nowhere, 0);
+	cr_expect_eq(r.status, 4, "exit %d:\n%s", r.status, r.err);
+	expect_exposition(r.out);
+	cr_expect_eq(strncmp(r.out, down, strlen(down)), 0, "%s", r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_up"), 0);
+	cr_expect_eq(count_of(r.out, "\nsessd_"), 1, "figures of no daemon:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "/nonexistent/sessd.sock"), "%s", r.err);
+	sessctl_run_free(&r);
+
+	make_dir(dir, "prom-down");
+	snprintf(path, sizeof(path), "%s/sessd.prom", dir);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	r = run_sessctl_prom(to_file, 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sessctl_run_free(&r);
+	text = slurp(path);
+	cr_expect_eq(prom_value(text, "sessd_up"), 1);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+
+	r = run_sessctl_prom(to_file, 0);
+	cr_expect_eq(r.status, 4, "exit %d:\n%s", r.status, r.err);
+	sessctl_run_free(&r);
+	text = slurp(path);
+	expect_exposition(text);
+	cr_expect_eq(prom_value(text, "sessd_up"), 0, "%s", text);
+	cr_expect(!prom_has(text, "sessd_sessions"), "the last figures stayed:\n%s", text);
+	free(text);
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom");
+	free(names);
+	harness_cleanup(&d);
+	rm_tree(dir);
+
+	for (size_t i = 0; i < sizeof(misuse) / sizeof(misuse[0]); i++) {
+		const char *args[12] = {"--connect", "unix:/nonexistent/sessd.sock"};
+
+		for (size_t k = 0; misuse[i][k] != NULL; k++)
+			args[2 + k] = misuse[i][k];
+		r = run_sessctl_prom(args, 0);
+		cr_expect_eq(r.status, 2, "%s %s: exit %d", misuse[i][0], misuse[i][1], r.status);
+		cr_expect_str_empty(r.out, "%s", r.out);
+		sessctl_run_free(&r);
+	}
+}
+
+/*
+ * A sessd that keeps NAMESPACES for its admin secret (--admin-auth-file), scraped with the
+ * apps' secret: the server's figures, sessd_up 1 and exit status 0, no namespace's, and a
+ * comment that says why; a scrape given the admin secret has them.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_without_the_admin_secret_gives_the_servers_figures,
+                       .timeout = 60)
+{
+	struct harness_daemon d;
+	char dir[64], apps[100], admin[100];
+	const char *args[] = {"--auth-file", apps, "--admin-auth-file", admin, NULL};
+	const char *as_app[] = {"--connect", d.unix_url,     "--auth-file", apps,
+	                        "stats",     "--prometheus", NULL};
+	const char *as_admin[] = {"--connect", d.unix_url,     "--auth-file", admin,
+	                          "stats",     "--prometheus", NULL};
+	struct sessctl_run r;
+	int fd;
+
+	make_dir(dir, "prom-admin");
+	snprintf(apps, sizeof(apps), "%s/apps", dir);
+	snprintf(admin, sizeof(admin), "%s/admin", dir);
+	harness_write_secret(apps, "the apps' secret, 32 bytes long!", 0600);
+	harness_write_secret(admin, "the admin secret, a different one", 0600);
+	cr_assert_eq(harness_start(&d, args), 0);
+	cr_assert_eq(hello_secret(d.unix_url, "the apps' secret, 32 bytes long!", &fd), CODEC_OK);
+	cr_assert_eq(set_in(fd, "shop", "s", "{}", 2, TTL_MS), CODEC_OK);
+	close(fd);
+
+	r = run_sessctl_prom(as_app, 0);
+	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+	expect_exposition(r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_up"), 1);
+	cr_expect_eq(prom_value(r.out, "sessd_sessions"), 1);
+	cr_expect(!prom_has(r.out, "sessd_namespace_sessions"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n# No figures per namespace: "), "%s", r.out);
+	cr_expect_str_empty(r.err);
+	sessctl_run_free(&r);
+
+	r = run_sessctl_prom(as_admin, 0);
+	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+	expect_exposition(r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_namespace_sessions{namespace=\"shop\"}"), 1);
+	sessctl_run_free(&r);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}
+
+/*
+ * Answer ${req} on ${fd} as a server sessctl cannot trust would: STATS with a figure this
+ * sessctl does not know (a newer sessd's), one named to forge a line, one repeated, one named as
+ * another's metric is, and one not a uint (skipped by libsessd); NAMESPACES with UNKNOWN_OP, as
+ * a sessd older than it. Returns 0, or -1 to close.
+ */
+static int odd_server_answer(int fd, const struct codec_request *req)
+{
+	static const char forged[] = "x\"} 1\nsessd_up 0\n#";
+	struct buf r;
+	size_t at;
+	int rc;
+
+	buf_init(&r);
+	if (req->op == CODEC_OP_NAMESPACES) {
+		rc = codec_reply_error(&r, req->request_id, CODEC_UNKNOWN_OP, "unknown opcode");
+	} else if (codec_reply_open(&r, req->request_id, CODEC_OK, &at) == -1) {
+		rc = -1;
+	} else {
+		if (req->op == CODEC_OP_HELLO)
+			rc = mp_write_map(&r, 3) | mp_write_str(&r, "version", 7) |
+			     mp_write_uint(&r, 1) | mp_write_str(&r, "server_id", 9) |
+			     mp_write_str(&r, "0123456789abcdef0123456789abcdef", 32) |
+			     mp_write_str(&r, "max_frame", 9) | mp_write_uint(&r, 1048576);
+		else if (req->op == CODEC_OP_STATS)
+			rc = mp_write_map(&r, 7) | mp_write_str(&r, "sessions", 8) |
+			     mp_write_uint(&r, 3) | mp_write_str(&r, "uptime_ms", 9) |
+			     mp_write_uint(&r, 1500) | mp_write_str(&r, "shiny_new_total", 15) |
+			     mp_write_uint(&r, 9) | mp_write_str(&r, forged, strlen(forged)) |
+			     mp_write_uint(&r, 7) | mp_write_str(&r, "sessions", 8) |
+			     mp_write_uint(&r, 4) | mp_write_str(&r, "uptime_seconds", 14) |
+			     mp_write_uint(&r, 5) | mp_write_str(&r, "label", 5) |
+			     mp_write_str(&r, "text", 4);
+		else
+			rc = mp_write_uint(&r, 0);
+		rc |= codec_frame_close(&r, at);
+	}
+	if (rc == 0)
+		rc = harness_send_all(fd, r.data, r.len);
+	buf_finish(&r);
+	return rc;
+}
+
+/*
+ * A server's figures are its words: what sessctl does not know or cannot name is left out or
+ * given as untyped, and the exposition stays sound, so that one odd figure (a newer sessd's, or
+ * a faulty or hostile server's) does not make Prometheus refuse the whole of it, nor forge a
+ * sample (sessd_up 0 here). The fake server answers over loopback TCP in a child process.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, .timeout = 60)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sa_len = sizeof(sa);
+	struct timeval tv = {.tv_sec = 10};
+	char url[64];
+	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
+	struct sessctl_run r;
+	int lfd, status;
+	pid_t pid;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sa_len), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	/* accept and the reads give up after 10 s: a test that fails leaves no process behind. */
+	cr_assert_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct codec_request req;
+		uint32_t why_status;
+		const char *why;
+		uint8_t *body;
+		size_t len;
+		int fd = accept(lfd, NULL, NULL), rc = 0;
+
+		if (fd == -1)
+			_exit(1);
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
+			rc = codec_decode_request(body, len, &req, &why_status, &why) == 0
+			         ? odd_server_answer(fd, &req)
+			         : -1;
+			free(body);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	r = run_sessctl_prom(args, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+	expect_exposition(r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_up"), 1);
+	cr_expect_eq(prom_value(r.out, "sessd_sessions"), 3, "the first of two is taken");
+	cr_expect_eq(count_of(r.out, "\nsessd_sessions "), 1, "%s", r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_uptime_seconds"), 1.5, "%s", r.out);
+	cr_expect_eq(count_of(r.out, "\nsessd_uptime_seconds "), 1, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n# TYPE sessd_shiny_new_total untyped\n"), "%s", r.out);
+	cr_expect_eq(prom_value(r.out, "sessd_shiny_new_total"), 9);
+	cr_expect_null(strstr(r.out, "sessd_up 0"), "a forged sample:\n%s", r.out);
+	cr_expect_null(strstr(r.out, "label"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n# No figures per namespace: "), "%s", r.out);
+	sessctl_run_free(&r);
+}
