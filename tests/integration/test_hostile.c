@@ -25,11 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "buf.h"
 #include "codec.h"
 #include "harness.h"
 #include "leakcheck.h"
 #include "mp.h"
+#include "sealed.h"
 #include "sessd.h"
 
 /* The sanitizer build is several times slower: scale the biggest counts down there. */
@@ -667,6 +670,108 @@ static bool told_anything(int fd)
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
 	return poll(&pfd, 1, 100) != 0;
+}
+
+/* Whether the daemon closes ${fd} within ${ms} (what it sent first, a BUSY, is read past). */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	uint8_t b[256];
+	ssize_t r;
+
+	for (;;) {
+		if (poll(&pfd, 1, ms) != 1)
+			return false;
+		r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+		if (r == 0 || (r == -1 && errno != EINTR && errno != EAGAIN))
+			return true;
+	}
+}
+
+/*
+ * Connections from ${n} new loopback hosts 127.1.0.1.. (Linux routes 127.0.0.0/8 to loopback:
+ * one attacker looks like many hosts) that say nothing, each a newcomer at the limit; waits
+ * until the first ${displaced} of them were closed to make room for the later ones, so that the
+ * daemon has handled every accept. Returns the flood's descriptors in ${fds}.
+ */
+static void flood_from_many_hosts(int *fds, int n, int displaced)
+{
+	for (int i = 0; i < n; i++) {
+		char source[32];
+
+		snprintf(source, sizeof(source), "127.1.%d.%d", (i + 1) / 250, (i + 1) % 250 + 1);
+		fds[i] = connect_from(source);
+	}
+	for (int i = 0; i < displaced; i++)
+		cr_assert(closed_within(fds[i], 5000),
+		          "flood connection %d gave way to a later one of the flood", i);
+}
+
+/*
+ * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
+ * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
+ * connections at the limit does not close a web server's connections while it opens its pool:
+ * neither a sealed connection whose HELLO proved the secret and whose first request is not
+ * sent yet, nor a newcomer from a host that holds connections past HELLO. Those not past HELLO
+ * that have shown nothing give way first (conn.c, give_way_rank). Before, the oldest gave way
+ * whoever it was: the sealed connection here was closed by the flood's eighth connection.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
+{
+	static const char secret[] = "many-hosts-spare-a-pool-0123456789";
+	char dir[] = "/tmp/sessd-many-hosts-XXXXXX", path[64];
+	const char *const args[] = {"--max-connections", "8", "--auth-file", path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	enum { FLOOD = 40 };
+	int flood[FLOOD], newcomer;
+	struct sealed opening, next;
+	struct codec_reply rep;
+	struct buf auth;
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+
+	/* A sealed connection of the web server (127.0.0.1) between its HELLO reply and its first
+	 * request, its host holding no other: the flood closes its own, not it. */
+	opening = sealed_open_with(dmn.tcp_url, secret);
+	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
+	cr_assert_eq(sealed_call(&opening, &ping, NULL, NULL), CODEC_OK,
+	             "the sealed connection that proved the secret is served");
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i]);
+
+	/* Its host now holds a connection past HELLO: the pool's next newcomer, which has not
+	 * sent its HELLO yet, is not closed for another flood either. */
+	newcomer = harness_connect(dmn.tcp_url);
+	cr_assert_geq(newcomer, 0);
+	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
+	seal_psk(psk, secret, strlen(secret));
+	next.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(next.seal);
+	next.fd = newcomer;
+	next.plain_at = 0;
+	buf_init(&next.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	rep = sealed_hello_with(newcomer, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the pool's newcomer is answered (status %u)",
+	             rep.status);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(next.seal, s_pk, s_proof), 0);
+	free(body);
+	buf_finish(&auth);
+	cr_assert_eq(sealed_call(&next, &ping, NULL, NULL), CODEC_OK, "and served");
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i]);
+	sealed_close(&next);
+	sealed_close(&opening);
+	stop_clean();
+	unlink(path);
+	rmdir(dir);
 }
 
 /*
