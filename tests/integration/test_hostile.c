@@ -5910,3 +5910,136 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_long_frame_in_small_pieces_arrives_whole, .tim
 	free(data);
 	stop_clean();
 }
+
+/* The pipeline of the half-close tests: GETs of the 512 KB session "big" (replies the
+ * socket cannot hold at once, so that some wait for later turns and for the client to read),
+ * between them FLASH_PUSHes numbered from 0 to session ${id}, then one FLASH_POP of it. */
+enum { HALF_GETS = 12, HALF_PUSHES = 24 };
+
+static void encode_half_close_pipeline(struct buf *b, const char *id)
+{
+	struct codec_request get = {.op = CODEC_OP_GET}, pop = {.op = CODEC_OP_FLASH_POP};
+	struct codec_request push_req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = 600000};
+	uint64_t rid = 1000;
+	char msg[HALF_PUSHES][16];
+
+	get.id = bytes("big");
+	push_req.id = bytes(id);
+	push_req.flash_type = bytes("info");
+	for (int i = 0, p = 0; i < HALF_GETS; i++) {
+		get.request_id = rid++;
+		encode(b, &get);
+		for (int k = 0; k < HALF_PUSHES / HALF_GETS; k++, p++) {
+			snprintf(msg[p], sizeof(msg[p]), "msg-%03d", p);
+			push_req.request_id = rid++;
+			push_req.flash_msg = bytes(msg[p]);
+			encode(b, &push_req);
+		}
+	}
+	pop.request_id = rid;
+	pop.id = bytes(id);
+	pop.flash_all = true;
+	encode(b, &pop);
+}
+
+/* The messages of a FLASH_POP reply's result are msg-000.. msg-(n-1), each once, in order. */
+static void expect_each_push_once(const struct codec_reply *rep, const char *where)
+{
+	const uint8_t *at = rep->result.ptr, *end = rep->result.ptr + rep->result.len;
+
+	for (int i = 0; i < HALF_PUSHES; i++) {
+		char want[16];
+		const uint8_t *found;
+
+		snprintf(want, sizeof(want), "msg-%03d", i);
+		found = memmem(at, (size_t)(end - at), want, strlen(want));
+		cr_assert_not_null(found, "%s: push %d was carried out, after the one before",
+		                   where, i);
+		cr_assert_null(memmem(found + 1, (size_t)(end - found - 1), want, strlen(want)),
+		               "%s: push %d was carried out once", where, i);
+		at = found + strlen(want);
+	}
+	cr_assert_null(memmem(rep->result.ptr, rep->result.len, "msg-024", 7), "%s: no more",
+	               where);
+}
+
+/*
+ * A TCP client that sends a pipeline and shuts down its sending side (FIN) before it reads a
+ * reply still gets every reply, in order, then the end of the stream (PROTOCOL.md, "A client
+ * that has gone": a plain close over TCP looks like that half-close), although 6 MB of GETs'
+ * replies make the daemon wait for it to read, with the FIN long arrived. And one that then
+ * closes without reading (its unread replies turn the close into a reset, and the daemon's
+ * writes fail, EPIPE or ECONNRESET) still has every change carried out once, in order: its
+ * pushes are all queued once, none lost with the replies, none repeated.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, tcp_half_close_gets_every_reply_once, .timeout = 60)
+{
+	enum { BIG = 512 * 1024 };
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 2, .flash_all = true};
+	struct codec_reply rep;
+	struct buf frames;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *data = malloc(BIG), *body;
+	uint64_t rid = 1000;
+	int good, fd;
+
+	start_with(NULL);
+	cr_assert_not_null(data);
+	fill_binary(data, BIG, 7);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	set.id = bytes("big");
+	set.data = span(data, BIG);
+	cr_assert_eq(call_status(good, &set), CODEC_OK);
+
+	/* FIN, then read: every reply, in order. */
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&frames);
+	encode_half_close_pipeline(&frames, "read-after-fin");
+	harness_send_buf(fd, &frames);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	harness_sleep_ms(200); /* the daemon has read the FIN, its replies wait for us */
+	for (int i = 0; i < HALF_GETS; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, rid++);
+		cr_assert_eq(rep.status, CODEC_OK, "GET %d after the FIN", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert(got.len == BIG && memcmp(got.ptr, data, BIG) == 0, "the whole session");
+		free(body);
+		for (int k = 0; k < HALF_PUSHES / HALF_GETS; k++) {
+			harness_read_reply(fd, &rep, &body);
+			cr_assert_eq(rep.request_id, rid++);
+			cr_assert_eq(rep.status, CODEC_OK, "a push after the FIN");
+			free(body);
+		}
+	}
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, rid);
+	cr_assert_eq(rep.status, CODEC_OK);
+	expect_each_push_once(&rep, "read after the FIN");
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+
+	/* FIN, then gone without reading: the daemon's writes fail; every push runs once. */
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_reset(&frames);
+	encode_half_close_pipeline(&frames, "gone-after-fin");
+	harness_send_buf(fd, &frames);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	harness_sleep_ms(200);
+	close(fd);
+	harness_sleep_ms(300);
+	pop.id = bytes("gone-after-fin");
+	cr_assert_eq(call(good, &pop, &rep, &body), CODEC_OK);
+	expect_each_push_once(&rep, "gone after the FIN");
+	free(body);
+	ping_ok(good, 3);
+
+	buf_finish(&frames);
+	free(data);
+	close(good);
+	stop_clean();
+}
