@@ -6043,3 +6043,87 @@ LEAK_CHECKED_TEST_OPTS(hostile, tcp_half_close_gets_every_reply_once, .timeout =
 	close(good);
 	stop_clean();
 }
+
+/* Stop the daemon and return its log (to free), asserting it exited 0. */
+static char *stop_for_log(void)
+{
+	char *text;
+	int status;
+
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	text = harness_log(&dmn);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd stopped with %d:\n%s",
+	          status, text);
+	harness_cleanup(&dmn);
+	return text;
+}
+
+/* A HELLO without the secret from the loopback address ${source}: refused, closed. */
+static void refused_from(const char *source)
+{
+	static const uint8_t nil = 0xc0;
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	int fd = connect_from(source);
+
+	req.client_name = bytes("guesser");
+	req.auth = span(&nil, 1);
+	cr_assert_eq(call_status(fd, &req), CODEC_AUTH_FAILED,
+	             "a HELLO from %s without the secret is refused", source);
+	close(fd);
+}
+
+/*
+ * The warning about refused HELLOs names a guesser however many sources come between its
+ * guesses, and says how many sources there were: 20 guesses from 127.0.0.9, each followed by
+ * 64 refusals from 64 new addresses (one attacker binding to 127.1.x.y, as one holding an IPv6
+ * /48 could). Before, each new source took the place of the one with the fewest refusals,
+ * the guesser among them: it was pushed out before each guess and never named.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_guesser_among_many_sources_is_named, .timeout = 60)
+{
+	static const char secret[] = "a-guesser-among-many-0123456789ab";
+	char dir[] = "/tmp/sessd-guesser-XXXXXX", path[64], source[32];
+	const char *const args[] = {"--auth-file", path, NULL};
+	enum { GUESSES = 20, BETWEEN = 64 };
+	const char *line, *at;
+	unsigned long named, spread;
+	char *text;
+	int n = 0;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+	/* The first refusal's line is written at once: the rest go in the line at the stop. */
+	refused_from("127.3.0.1");
+	for (int g = 0; g < GUESSES; g++) {
+		refused_from("127.0.0.9");
+		for (int i = 0; i < BETWEEN; i++, n++) {
+			snprintf(source, sizeof(source), "127.1.%d.%d", n / 250, n % 250 + 1);
+			refused_from(source);
+		}
+	}
+	text = stop_for_log();
+	line =
+	    strstr(text, "refused 1300 connection(s) that did not show the --auth-file secret: ");
+	cr_assert_not_null(line, "one line counts the 1300 refusals after the first:\n%s", text);
+	at = strchr(line, ':') + 2;
+	/* It came into the table with the sketch's count, an upper bound. */
+	if (strncmp(at, "up to ", 6) == 0)
+		at += 6;
+	named = strtoul(at, (char **)&at, 10);
+	/* The sketch may count over by the refusals of others sharing all its cells: a few. */
+	cr_expect(named >= GUESSES && named <= GUESSES + 3 &&
+	              strncmp(at, " from 127.0.0.9, ", 17) == 0,
+	          "the guesser is named first, with its 20 guesses:\n%s", line);
+	at = strstr(line, "; they came from about ");
+	cr_assert_not_null(at, "the line says how many sources there were:\n%s", line);
+	spread = strtoul(at + strlen("; they came from about "), NULL, 10);
+	cr_expect(spread > 1200 && spread < 1360, "about 1281 sources, said %lu:\n%s", spread,
+	          line);
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
