@@ -15,7 +15,9 @@
  *   hello   say a plain HELLO (no secret), then a PING every 0.5 s so as never to look idle;
  *   connect say nothing, hold the slot until the daemon closes it;
  *   sealed  send a sealed HELLO made with --attack-secret (the right secret or a wrong one;
- *           an own key exchange each), read the reply and close (a guesser or a replay).
+ *           an own key exchange each), read the reply and close (a guesser, or a fleet
+ *           reconnecting with the right secret);
+ *   sealed-hangup  the same, closing right after the HELLO is sent (a replay that hangs up).
  *
  * The web server's threads start first and hold their pool for 1 s; the attack then runs for
  * --duration seconds. Nothing here is a test: the figures depend on the machine and its load.
@@ -51,7 +53,7 @@
 #define HOSTS_MAX_SAMPLES (1u << 22)
 #define HOSTS_SESSIONS    1000
 
-enum attack { ATTACK_NONE, ATTACK_HELLO, ATTACK_CONNECT, ATTACK_SEALED };
+enum attack { ATTACK_NONE, ATTACK_HELLO, ATTACK_CONNECT, ATTACK_SEALED, ATTACK_SEALED_HANGUP };
 
 struct config {
 	unsigned port;
@@ -63,6 +65,7 @@ struct config {
 	const char *attack_secret; /* the attacker's (sealed attack) */
 	double backoff_s; /* the attacker waits this long before it replaces a lost connection */
 	double restart_gap_s; /* the web server is down this long at its restart */
+	bool replay;          /* sealed: one HELLO made once and sent on every connection */
 	bool ipv6;            /* the web server connects to [::1]:v6_port */
 	unsigned v6_port;
 };
@@ -308,9 +311,10 @@ static void attacker_run(const struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	buf_init(&hello);
 	buf_init(&ping);
-	if (cfg->attack == ATTACK_SEALED && read_secret(cfg->attack_secret, secret, &secret_len))
+	if ((cfg->attack == ATTACK_SEALED || cfg->attack == ATTACK_SEALED_HANGUP) &&
+	    read_secret(cfg->attack_secret, secret, &secret_len))
 		_exit(2);
-	if (cfg->attack != ATTACK_SEALED)
+	if (cfg->attack != ATTACK_SEALED && cfg->attack != ATTACK_SEALED_HANGUP)
 		encode_hello(&hello, NULL, 0);
 	codec_encode_request(&ping, &preq);
 	for (int i = 0; i < held; i++) {
@@ -329,7 +333,9 @@ static void attacker_run(const struct config *cfg)
 
 			if (!dead && (evs[k].events & EPOLLOUT) && !s->hello_sent &&
 			    cfg->attack != ATTACK_CONNECT) {
-				if (cfg->attack == ATTACK_SEALED) {
+				if ((cfg->attack == ATTACK_SEALED ||
+				     cfg->attack == ATTACK_SEALED_HANGUP) &&
+				    (!cfg->replay || hello.len == 0)) {
 					buf_reset(&hello);
 					encode_hello(&hello, secret, secret_len);
 				}
@@ -337,6 +343,7 @@ static void attacker_run(const struct config *cfg)
 				       (ssize_t)hello.len;
 				s->hello_sent = true;
 				hellos++;
+				dead = dead || cfg->attack == ATTACK_SEALED_HANGUP;
 				s->next_ping_s = now + 0.5;
 			}
 			if (!dead && (evs[k].events & EPOLLIN)) {
@@ -400,11 +407,11 @@ static int compare_double(const void *a, const void *b)
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: many-hosts --port PORT [--pool N] [--hosts N] [--duration S]\n"
-	        "                  [--attack none|hello|connect|sealed] [--attack-secret FILE]\n"
-	        "                  [--auth-file FILE] [--ipv6-port PORT] [--backoff S]\n"
-	        "                  [--restart-gap S]\n");
+	fprintf(stderr, "usage: many-hosts --port PORT [--pool N] [--hosts N] [--duration S]\n"
+	                "                  [--attack none|hello|connect|sealed|sealed-hangup]\n"
+	                "                  [--attack-secret FILE [--replay]]\n"
+	                "                  [--auth-file FILE] [--ipv6-port PORT] [--backoff S]\n"
+	                "                  [--restart-gap S]\n");
 	exit(2);
 }
 
@@ -422,6 +429,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--replay") == 0) {
+			cfg.replay = true;
+			continue;
+		}
 		if (v == NULL)
 			usage();
 		i++;
@@ -445,16 +456,18 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--attack-secret") == 0)
 			cfg.attack_secret = v;
 		else if (strcmp(a, "--attack") == 0)
-			cfg.attack = strcmp(v, "hello") == 0     ? ATTACK_HELLO
-			             : strcmp(v, "connect") == 0 ? ATTACK_CONNECT
-			             : strcmp(v, "sealed") == 0  ? ATTACK_SEALED
-			             : strcmp(v, "none") == 0    ? ATTACK_NONE
-			                                         : (usage(), ATTACK_NONE);
+			cfg.attack = strcmp(v, "hello") == 0           ? ATTACK_HELLO
+			             : strcmp(v, "connect") == 0       ? ATTACK_CONNECT
+			             : strcmp(v, "sealed") == 0        ? ATTACK_SEALED
+			             : strcmp(v, "sealed-hangup") == 0 ? ATTACK_SEALED_HANGUP
+			             : strcmp(v, "none") == 0          ? ATTACK_NONE
+			                                               : (usage(), ATTACK_NONE);
 		else
 			usage();
 	}
 	if (cfg.port == 0 || cfg.pool < 1 || cfg.pool > HOSTS_MAX_POOL || cfg.hosts < 1 ||
-	    (cfg.attack == ATTACK_SEALED && cfg.attack_secret == NULL))
+	    ((cfg.attack == ATTACK_SEALED || cfg.attack == ATTACK_SEALED_HANGUP) &&
+	     cfg.attack_secret == NULL))
 		usage();
 	if (sodium_init() < 0)
 		return 1;
