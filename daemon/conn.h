@@ -243,9 +243,12 @@ void conn_say_busy(evutil_socket_t fd, const char *why);
  * At --max-connections, close a connection that has not said HELLO (with --auth-file, one that
  * has not shown the secret; sealed, one whose client has not sent a record that authenticates
  * yet, as a recorded HELLO can be replayed without the secret) to make room for a newcomer
- * from ${source} (a listener_accept_fn key): the oldest from that same source when one is
- * among the oldest few, else the oldest. So a source opening connections faster than it says
- * HELLO displaces its own, not a client elsewhere that is about to say it. A newcomer on trial
+ * from ${source} (a listener_accept_fn key): of the oldest few, one from that same source
+ * that has shown nothing, else one of another client that has shown nothing (no HELLO
+ * answered, its client holding no connection past HELLO), else the oldest. So a source
+ * opening connections faster than it says HELLO displaces its own, not a client elsewhere
+ * that is about to say it, and an attacker posing as many hosts without the secret displaces
+ * its own, not a web server's sealed connection awaiting its first record. A newcomer on trial
  * (conn_set_may_try) is kept from its own source's newcomers for half a second, so that a pool
  * opened at once does not close its own connections before their HELLO is read. The one
  * closed is told BUSY first if its socket takes it and its HELLO is not answered. Returns

@@ -70,12 +70,25 @@
  * socket (its uid, whatever the process), the DISPATCH_AUTH_SOURCES with the most named with
  * their counts, the rest counted together. A guesser opens a connection a guess, so the last
  * peer alone named a port or a pid that told little, and one source of two or more none.
- * DISPATCH_AUTH_TRACKED sources are counted apart; a new one past them takes the place of the
- * oldest of those with the fewest, whose count goes to others. Keeping the first four alone,
- * a guesser that came after four others was never named, however many it made.
+ *
+ * DISPATCH_AUTH_TRACKED sources are named in a table; every source is also counted in a
+ * count-min sketch (DISPATCH_AUTH_ROWS rows of DISPATCH_AUTH_CELLS counters, keyed by a random
+ * key per start, so no client can choose a label that lands on another's cells), which never
+ * forgets one within the line's minute and never counts one short, only over by the few
+ * refusals of others sharing all its cells. A source not in the table takes the place of the
+ * one with the fewest (the oldest of those) once the sketch counts more for it, and comes in
+ * with the sketch's count. Before, a newcomer always took the place of the one with the
+ * fewest, starting at one: a guesser followed each time by 64 new sources (an attacker that
+ * binds to new 127.x.y.z, or holds an IPv6 /48) was pushed out before each of its guesses
+ * and never named, however many it made. A bitmap (linear counting) estimates how many
+ * sources there were, so that a guess spread over thousands of addresses is seen as such.
+ * A count that came in from the sketch is said "up to". 45 KiB in all, whatever the sources.
  */
 #define DISPATCH_AUTH_SOURCES 4
 #define DISPATCH_AUTH_TRACKED 64
+#define DISPATCH_AUTH_ROWS    4
+#define DISPATCH_AUTH_CELLS   4096
+#define DISPATCH_AUTH_BITMAP  4096
 struct auth_sources {
 	char name[DISPATCH_AUTH_TRACKED][DISPATCH_PEER_NAME_BYTES];
 	uint64_t count[DISPATCH_AUTH_TRACKED];
@@ -83,7 +96,11 @@ struct auth_sources {
 	uint64_t since[DISPATCH_AUTH_TRACKED];
 	uint64_t arrivals;
 	size_t n;
-	uint64_t others;
+	uint64_t total; /* refusals tallied since the last line */
+	/* Whether a count came in from the sketch: an upper bound, said "up to". */
+	bool estimated[DISPATCH_AUTH_TRACKED];
+	uint16_t sketch[DISPATCH_AUTH_ROWS][DISPATCH_AUTH_CELLS]; /* saturating */
+	uint8_t seen[DISPATCH_AUTH_BITMAP / 8];
 };
 
 /* A namespace the NO_MEMORY warning names, and a figure of it: its writes refused since the
@@ -151,6 +168,7 @@ struct dispatch {
 	 * from since its last line (auth_sources), which it names. */
 	struct log_every auth_refusals;
 	struct auth_sources auth_refused_from;
+	uint8_t sources_key[crypto_shorthash_KEYBYTES]; /* auth_sources' sketch, random per start */
 	/* Plain HELLOs refused by --auth-plain, likewise. */
 	struct log_every plain_refusals;
 	char plain_refused_peer[DISPATCH_PEER_NAME_BYTES];
@@ -259,6 +277,7 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
 	randombytes_buf(d->process_key, sizeof(d->process_key));
+	randombytes_buf(d->sources_key, sizeof(d->sources_key));
 	return d;
 }
 
@@ -424,67 +443,133 @@ static void source_label(const char *name, char *out)
 		snprintf(out, DISPATCH_PEER_NAME_BYTES, "%s", name);
 }
 
-/* Count a refusal of ${peer} against its source in ${from}. */
-static void tally_source(struct auth_sources *from, const struct dispatch_peer *peer)
+/* Count a refusal of ${peer} against its source in ${from}, the sketch keyed by ${key}. */
+static void tally_source(struct auth_sources *from, const uint8_t *key,
+                         const struct dispatch_peer *peer)
 {
 	char label[DISPATCH_PEER_NAME_BYTES];
-	size_t i;
+	uint8_t hash[crypto_shorthash_BYTES];
+	uint32_t cell[DISPATCH_AUTH_ROWS], least = UINT16_MAX;
+	uint64_t bits;
+	size_t i, fewest = 0;
 
 	source_label(peer->name != NULL ? peer->name : "", label);
+	crypto_shorthash(hash, (const unsigned char *)label, strlen(label), key);
+	memcpy(&bits, hash, sizeof(bits));
+	from->total++;
+	from->seen[(bits % DISPATCH_AUTH_BITMAP) / 8] |= (uint8_t)(1u << (bits % 8));
+	/* Conservative update: only the cells at the least rise, which keeps the counts of
+	 * sources sharing a cell from running up each other's. */
+	for (int r = 0; r < DISPATCH_AUTH_ROWS; r++) {
+		cell[r] = (uint32_t)((bits >> (12 * r + 12)) % DISPATCH_AUTH_CELLS);
+		if (from->sketch[r][cell[r]] < least)
+			least = from->sketch[r][cell[r]];
+	}
+	for (int r = 0; r < DISPATCH_AUTH_ROWS; r++)
+		if (from->sketch[r][cell[r]] == least && least < UINT16_MAX)
+			from->sketch[r][cell[r]]++;
+	if (least < UINT16_MAX)
+		least++;
 	for (i = 0; i < from->n && strcmp(from->name[i], label) != 0; i++)
 		;
-	if (i == from->n) {
-		if (from->n < DISPATCH_AUTH_TRACKED) {
-			from->n++;
-		} else {
-			i = 0;
-			for (size_t k = 1; k < from->n; k++)
-				if (from->count[k] < from->count[i] ||
-				    (from->count[k] == from->count[i] &&
-				     from->since[k] < from->since[i]))
-					i = k;
-			from->others += from->count[i];
-		}
-		memcpy(from->name[i], label, sizeof(label));
-		from->count[i] = 0;
-		from->since[i] = from->arrivals++;
+	if (i < from->n) {
+		from->count[i]++;
+		return;
 	}
-	from->count[i]++;
+	if (from->n < DISPATCH_AUTH_TRACKED) {
+		i = from->n++;
+	} else {
+		for (size_t k = 1; k < from->n; k++)
+			if (from->count[k] < from->count[fewest] ||
+			    (from->count[k] == from->count[fewest] &&
+			     from->since[k] < from->since[fewest]))
+				fewest = k;
+		if (least <= from->count[fewest])
+			return; /* counted in the sketch, and among the others */
+		i = fewest;
+	}
+	memcpy(from->name[i], label, sizeof(label));
+	from->estimated[i] = least > 1;
+	from->count[i] = least;
+	from->since[i] = from->arrivals++;
 }
 
-/* Say the ${refused} refusals tallied in d->auth_refused_from, most first, and start over. */
+/* ln(${z}) for 1 <= z, without libm: z = m * 2^e with m in [1, 2), and ln m by its atanh
+ * series, whose terms past the ninth are under 1e-9 there. */
+static double ln_whole(uint64_t z)
+{
+	double m = (double)z, y, y2, term, sum = 0;
+	int e = 0;
+
+	while (m >= 2) {
+		m /= 2;
+		e++;
+	}
+	y = (m - 1) / (m + 1);
+	y2 = y * y;
+	term = y;
+	for (int k = 1; k < 20; k += 2) {
+		sum += term / k;
+		term *= y2;
+	}
+	return e * 0.6931471805599453 + 2 * sum;
+}
+
+/* How many sources ${from} saw: linear counting over its bitmap, -m ln(zero bits / m)
+ * (within a few percent up to some ten thousand sources); *${more} when the bitmap is full,
+ * the figure then a floor. */
+static uint64_t sources_seen(const struct auth_sources *from, bool *more)
+{
+	uint64_t zero = 0;
+
+	for (size_t b = 0; b < DISPATCH_AUTH_BITMAP; b++)
+		zero += !(from->seen[b / 8] & (1u << (b % 8)));
+	*more = zero == 0;
+	if (zero == 0)
+		zero = 1;
+	return (uint64_t)(DISPATCH_AUTH_BITMAP * (ln_whole(DISPATCH_AUTH_BITMAP) - ln_whole(zero)) +
+	                  0.5);
+}
+
+/* Say the ${refused} refusals tallied in d->auth_refused_from, most first, and start over. A
+ * source's figure comes from the sketch when it came into the table late: never short, and
+ * over only by others sharing all its cells. */
 static void say_auth_refusals(struct dispatch *d, uint64_t refused, const char *note)
 {
 	struct auth_sources *from = &d->auth_refused_from;
 	char sources[DISPATCH_AUTH_SOURCES * (DISPATCH_PEER_NAME_BYTES + 32) + 64];
-	bool said[DISPATCH_AUTH_TRACKED] = {false};
-	uint64_t others = from->others;
-	size_t at = 0;
+	char spread[64] = "";
+	bool said[DISPATCH_AUTH_TRACKED] = {false}, more;
+	uint64_t named = 0, seen;
+	size_t at = 0, k;
 
 	sources[0] = '\0';
-	for (size_t k = 0; k < from->n; k++) {
+	for (k = 0; k < from->n && k < DISPATCH_AUTH_SOURCES; k++) {
 		size_t most = from->n;
 
 		for (size_t i = 0; i < from->n; i++)
 			if (!said[i] && (most == from->n || from->count[i] > from->count[most]))
 				most = i;
 		said[most] = true;
-		if (k >= DISPATCH_AUTH_SOURCES) {
-			others += from->count[most];
-			continue;
-		}
-		at += (size_t)snprintf(sources + at, sizeof(sources) - at, "%s%llu from %s",
-		                       k > 0 ? ", " : "", (unsigned long long)from->count[most],
-		                       from->name[most]);
+		named += from->count[most];
+		at += (size_t)snprintf(sources + at, sizeof(sources) - at, "%s%s%llu from %s",
+		                       k > 0 ? ", " : "", from->estimated[most] ? "up to " : "",
+		                       (unsigned long long)from->count[most], from->name[most]);
 	}
-	if (others > 0)
+	if (from->total > named)
 		snprintf(sources + at, sizeof(sources) - at, ", %llu from other sources",
-		         (unsigned long long)others);
+		         (unsigned long long)(from->total - named));
+	/* Many sources, each with a few: a guesser spread over many addresses (127.0.0.0/8 over
+	 * loopback, an IPv6 prefix), or many hosts with an old secret. */
+	seen = sources_seen(from, &more);
+	if (from->n == DISPATCH_AUTH_TRACKED && seen > k)
+		snprintf(spread, sizeof(spread), "; they came from %s%llu sources",
+		         more ? "more than " : "about ", (unsigned long long)seen);
 	/* Without --auth-file only a key exchange is refused: one that did not prove the admin
 	 * secret, the file an operator must then look at. */
-	log_warn("refused %llu connection(s) that did not show the %s secret: %s (%s)",
+	log_warn("refused %llu connection(s) that did not show the %s secret: %s (%s)%s",
 	         (unsigned long long)refused,
-	         d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file", sources, note);
+	         d->cfg.auth != NULL ? "--auth-file" : "--admin-auth-file", sources, note, spread);
 	memset(from, 0, sizeof(*from));
 }
 
@@ -1056,7 +1141,7 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 	}
 	if (!any_secret)
 		return 0;
-	tally_source(&d->auth_refused_from, peer);
+	tally_source(&d->auth_refused_from, d->sources_key, peer);
 	n = log_every_due(&d->auth_refusals, 1, 60);
 	if (n > 0)
 		say_auth_refusals(d, n, DISPATCH_NOTE_PERIODIC);

@@ -25,11 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "buf.h"
 #include "codec.h"
 #include "harness.h"
 #include "leakcheck.h"
 #include "mp.h"
+#include "sealed.h"
 #include "sessd.h"
 
 /* The sanitizer build is several times slower: scale the biggest counts down there. */
@@ -667,6 +670,108 @@ static bool told_anything(int fd)
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
 	return poll(&pfd, 1, 100) != 0;
+}
+
+/* Whether the daemon closes ${fd} within ${ms} (what it sent first, a BUSY, is read past). */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	uint8_t b[256];
+	ssize_t r;
+
+	for (;;) {
+		if (poll(&pfd, 1, ms) != 1)
+			return false;
+		r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+		if (r == 0 || (r == -1 && errno != EINTR && errno != EAGAIN))
+			return true;
+	}
+}
+
+/*
+ * Connections from ${n} new loopback hosts 127.1.0.1.. (Linux routes 127.0.0.0/8 to loopback:
+ * one attacker looks like many hosts) that say nothing, each a newcomer at the limit; waits
+ * until the first ${displaced} of them were closed to make room for the later ones, so that the
+ * daemon has handled every accept. Returns the flood's descriptors in ${fds}.
+ */
+static void flood_from_many_hosts(int *fds, int n, int displaced)
+{
+	for (int i = 0; i < n; i++) {
+		char source[32];
+
+		snprintf(source, sizeof(source), "127.1.%d.%d", (i + 1) / 250, (i + 1) % 250 + 1);
+		fds[i] = connect_from(source);
+	}
+	for (int i = 0; i < displaced; i++)
+		cr_assert(closed_within(fds[i], 5000),
+		          "flood connection %d gave way to a later one of the flood", i);
+}
+
+/*
+ * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
+ * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
+ * connections at the limit does not close a web server's connections while it opens its pool:
+ * neither a sealed connection whose HELLO proved the secret and whose first request is not
+ * sent yet, nor a newcomer from a host that holds connections past HELLO. Those not past HELLO
+ * that have shown nothing give way first (conn.c, give_way_rank). Before, the oldest gave way
+ * whoever it was: the sealed connection here was closed by the flood's eighth connection.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
+{
+	static const char secret[] = "many-hosts-spare-a-pool-0123456789";
+	char dir[] = "/tmp/sessd-many-hosts-XXXXXX", path[64];
+	const char *const args[] = {"--max-connections", "8", "--auth-file", path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	enum { FLOOD = 40 };
+	int flood[FLOOD], newcomer;
+	struct sealed opening, next;
+	struct codec_reply rep;
+	struct buf auth;
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+
+	/* A sealed connection of the web server (127.0.0.1) between its HELLO reply and its first
+	 * request, its host holding no other: the flood closes its own, not it. */
+	opening = sealed_open_with(dmn.tcp_url, secret);
+	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
+	cr_assert_eq(sealed_call(&opening, &ping, NULL, NULL), CODEC_OK,
+	             "the sealed connection that proved the secret is served");
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i]);
+
+	/* Its host now holds a connection past HELLO: the pool's next newcomer, which has not
+	 * sent its HELLO yet, is not closed for another flood either. */
+	newcomer = harness_connect(dmn.tcp_url);
+	cr_assert_geq(newcomer, 0);
+	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
+	seal_psk(psk, secret, strlen(secret));
+	next.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(next.seal);
+	next.fd = newcomer;
+	next.plain_at = 0;
+	buf_init(&next.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	rep = sealed_hello_with(newcomer, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "the pool's newcomer is answered (status %u)",
+	             rep.status);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(next.seal, s_pk, s_proof), 0);
+	free(body);
+	buf_finish(&auth);
+	cr_assert_eq(sealed_call(&next, &ping, NULL, NULL), CODEC_OK, "and served");
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i]);
+	sealed_close(&next);
+	sealed_close(&opening);
+	stop_clean();
+	unlink(path);
+	rmdir(dir);
 }
 
 /*
@@ -5804,4 +5909,221 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_long_frame_in_small_pieces_arrives_whole, .tim
 	close(good);
 	free(data);
 	stop_clean();
+}
+
+/* The pipeline of the half-close tests: GETs of the 512 KB session "big" (replies the
+ * socket cannot hold at once, so that some wait for later turns and for the client to read),
+ * between them FLASH_PUSHes numbered from 0 to session ${id}, then one FLASH_POP of it. */
+enum { HALF_GETS = 12, HALF_PUSHES = 24 };
+
+static void encode_half_close_pipeline(struct buf *b, const char *id)
+{
+	struct codec_request get = {.op = CODEC_OP_GET}, pop = {.op = CODEC_OP_FLASH_POP};
+	struct codec_request push_req = {.op = CODEC_OP_FLASH_PUSH, .ttl_ms = 600000};
+	uint64_t rid = 1000;
+	char msg[HALF_PUSHES][16];
+
+	get.id = bytes("big");
+	push_req.id = bytes(id);
+	push_req.flash_type = bytes("info");
+	for (int i = 0, p = 0; i < HALF_GETS; i++) {
+		get.request_id = rid++;
+		encode(b, &get);
+		for (int k = 0; k < HALF_PUSHES / HALF_GETS; k++, p++) {
+			snprintf(msg[p], sizeof(msg[p]), "msg-%03d", p);
+			push_req.request_id = rid++;
+			push_req.flash_msg = bytes(msg[p]);
+			encode(b, &push_req);
+		}
+	}
+	pop.request_id = rid;
+	pop.id = bytes(id);
+	pop.flash_all = true;
+	encode(b, &pop);
+}
+
+/* The messages of a FLASH_POP reply's result are msg-000.. msg-(n-1), each once, in order. */
+static void expect_each_push_once(const struct codec_reply *rep, const char *where)
+{
+	const uint8_t *at = rep->result.ptr, *end = rep->result.ptr + rep->result.len;
+
+	for (int i = 0; i < HALF_PUSHES; i++) {
+		char want[16];
+		const uint8_t *found;
+
+		snprintf(want, sizeof(want), "msg-%03d", i);
+		found = memmem(at, (size_t)(end - at), want, strlen(want));
+		cr_assert_not_null(found, "%s: push %d was carried out, after the one before",
+		                   where, i);
+		cr_assert_null(memmem(found + 1, (size_t)(end - found - 1), want, strlen(want)),
+		               "%s: push %d was carried out once", where, i);
+		at = found + strlen(want);
+	}
+	cr_assert_null(memmem(rep->result.ptr, rep->result.len, "msg-024", 7), "%s: no more",
+	               where);
+}
+
+/*
+ * A TCP client that sends a pipeline and shuts down its sending side (FIN) before it reads a
+ * reply still gets every reply, in order, then the end of the stream (PROTOCOL.md, "A client
+ * that has gone": a plain close over TCP looks like that half-close), although 6 MB of GETs'
+ * replies make the daemon wait for it to read, with the FIN long arrived. And one that then
+ * closes without reading (its unread replies turn the close into a reset, and the daemon's
+ * writes fail, EPIPE or ECONNRESET) still has every change carried out once, in order: its
+ * pushes are all queued once, none lost with the replies, none repeated.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, tcp_half_close_gets_every_reply_once, .timeout = 60)
+{
+	enum { BIG = 512 * 1024 };
+	struct codec_request set = {.op = CODEC_OP_SET, .request_id = 1, .ttl_ms = 600000};
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .request_id = 2, .flash_all = true};
+	struct codec_reply rep;
+	struct buf frames;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint8_t *data = malloc(BIG), *body;
+	uint64_t rid = 1000;
+	int good, fd;
+
+	start_with(NULL);
+	cr_assert_not_null(data);
+	fill_binary(data, BIG, 7);
+	good = harness_open_ready(dmn.unix_url, "test_hostile");
+	set.id = bytes("big");
+	set.data = span(data, BIG);
+	cr_assert_eq(call_status(good, &set), CODEC_OK);
+
+	/* FIN, then read: every reply, in order. */
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_init(&frames);
+	encode_half_close_pipeline(&frames, "read-after-fin");
+	harness_send_buf(fd, &frames);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	harness_sleep_ms(200); /* the daemon has read the FIN, its replies wait for us */
+	for (int i = 0; i < HALF_GETS; i++) {
+		harness_read_reply(fd, &rep, &body);
+		cr_assert_eq(rep.request_id, rid++);
+		cr_assert_eq(rep.status, CODEC_OK, "GET %d after the FIN", i);
+		mp_reader_init(&r, rep.result.ptr, rep.result.len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		cr_assert(got.len == BIG && memcmp(got.ptr, data, BIG) == 0, "the whole session");
+		free(body);
+		for (int k = 0; k < HALF_PUSHES / HALF_GETS; k++) {
+			harness_read_reply(fd, &rep, &body);
+			cr_assert_eq(rep.request_id, rid++);
+			cr_assert_eq(rep.status, CODEC_OK, "a push after the FIN");
+			free(body);
+		}
+	}
+	harness_read_reply(fd, &rep, &body);
+	cr_assert_eq(rep.request_id, rid);
+	cr_assert_eq(rep.status, CODEC_OK);
+	expect_each_push_once(&rep, "read after the FIN");
+	free(body);
+	harness_expect_closed(fd);
+	close(fd);
+
+	/* FIN, then gone without reading: the daemon's writes fail; every push runs once. */
+	fd = harness_open_ready(dmn.tcp_url, "test_hostile");
+	buf_reset(&frames);
+	encode_half_close_pipeline(&frames, "gone-after-fin");
+	harness_send_buf(fd, &frames);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	harness_sleep_ms(200);
+	close(fd);
+	harness_sleep_ms(300);
+	pop.id = bytes("gone-after-fin");
+	cr_assert_eq(call(good, &pop, &rep, &body), CODEC_OK);
+	expect_each_push_once(&rep, "gone after the FIN");
+	free(body);
+	ping_ok(good, 3);
+
+	buf_finish(&frames);
+	free(data);
+	close(good);
+	stop_clean();
+}
+
+/* Stop the daemon and return its log (to free), asserting it exited 0. */
+static char *stop_for_log(void)
+{
+	char *text;
+	int status;
+
+	cr_assert_eq(kill(dmn.pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(dmn.pid, &status, 0), dmn.pid);
+	dmn.pid = 0;
+	text = harness_log(&dmn);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sessd stopped with %d:\n%s",
+	          status, text);
+	harness_cleanup(&dmn);
+	return text;
+}
+
+/* A HELLO without the secret from the loopback address ${source}: refused, closed. */
+static void refused_from(const char *source)
+{
+	static const uint8_t nil = 0xc0;
+	struct codec_request req = {.op = CODEC_OP_HELLO, .request_id = 1, .version = 1};
+	int fd = connect_from(source);
+
+	req.client_name = bytes("guesser");
+	req.auth = span(&nil, 1);
+	cr_assert_eq(call_status(fd, &req), CODEC_AUTH_FAILED,
+	             "a HELLO from %s without the secret is refused", source);
+	close(fd);
+}
+
+/*
+ * The warning about refused HELLOs names a guesser however many sources come between its
+ * guesses, and says how many sources there were: 20 guesses from 127.0.0.9, each followed by
+ * 64 refusals from 64 new addresses (one attacker binding to 127.1.x.y, as one holding an IPv6
+ * /48 could). Before, each new source took the place of the one with the fewest refusals,
+ * the guesser among them: it was pushed out before each guess and never named.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_guesser_among_many_sources_is_named, .timeout = 60)
+{
+	static const char secret[] = "a-guesser-among-many-0123456789ab";
+	char dir[] = "/tmp/sessd-guesser-XXXXXX", path[64], source[32];
+	const char *const args[] = {"--auth-file", path, NULL};
+	enum { GUESSES = 20, BETWEEN = 64 };
+	const char *line, *at;
+	unsigned long named, spread;
+	char *text;
+	int n = 0;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+	/* The first refusal's line is written at once: the rest go in the line at the stop. */
+	refused_from("127.3.0.1");
+	for (int g = 0; g < GUESSES; g++) {
+		refused_from("127.0.0.9");
+		for (int i = 0; i < BETWEEN; i++, n++) {
+			snprintf(source, sizeof(source), "127.1.%d.%d", n / 250, n % 250 + 1);
+			refused_from(source);
+		}
+	}
+	text = stop_for_log();
+	line =
+	    strstr(text, "refused 1300 connection(s) that did not show the --auth-file secret: ");
+	cr_assert_not_null(line, "one line counts the 1300 refusals after the first:\n%s", text);
+	at = strchr(line, ':') + 2;
+	/* It came into the table with the sketch's count, an upper bound. */
+	if (strncmp(at, "up to ", 6) == 0)
+		at += 6;
+	named = strtoul(at, (char **)&at, 10);
+	/* The sketch may count over by the refusals of others sharing all its cells: a few. */
+	cr_expect(named >= GUESSES && named <= GUESSES + 3 &&
+	              strncmp(at, " from 127.0.0.9, ", 17) == 0,
+	          "the guesser is named first, with its 20 guesses:\n%s", line);
+	at = strstr(line, "; they came from about ");
+	cr_assert_not_null(at, "the line says how many sources there were:\n%s", line);
+	spread = strtoul(at + strlen("; they came from about "), NULL, 10);
+	cr_expect(spread > 1200 && spread < 1360, "about 1281 sources, said %lu:\n%s", spread,
+	          line);
+	free(text);
+	unlink(path);
+	rmdir(dir);
 }
