@@ -2030,8 +2030,8 @@ static int run_stats_prometheus(struct sessd_client *c, const struct opts *o)
 		        PROM_NAMESPACES_MAX, po.ns_left_out);
 	if (po.ns_unlabeled > 0)
 		fprintf(po.f,
-		        "# %" PRIu64 " namespaces left out: their names are not UTF-8, or hold a "
-		        "NUL, which no label value may.\n",
+		        "# Namespaces left out, their names not UTF-8 or holding a NUL, which no "
+		        "label value may: %" PRIu64 ".\n",
 		        po.ns_unlabeled);
 	if (prom_namespace_figures(&po) == -1)
 		goto fail_nomem;

@@ -571,7 +571,7 @@ struct sessd_stats {
  * sessd_stats(c, whole_server, out):
  * The server's figures (whole_server != 0) or the namespace's. On SESSD_OK *${out} is owned
  * by the caller; free it with sessd_stats_free. Figures that are not uints are skipped; more
- * than 1024 uint figures is SESSD_ERR_PROTOCOL (sessd sends under 20), so that a reply cannot
+ * than 1024 uint figures is SESSD_ERR_PROTOCOL (sessd sends about 35), so that a reply cannot
  * make *${out} several times its own size.
  */
 int sessd_stats(struct sessd_client *c, int whole_server, struct sessd_stats **out);
