@@ -1570,7 +1570,14 @@ class SessdStore extends BaseStore {
     const theirs = hint.originalMaxAge;
     if (mine === theirs || (typeof mine === 'number' && typeof theirs === 'number' && Math.abs(mine - theirs) <= COOKIE_MAXAGE_SLACK_MS)) return;
     if (this.cookieChanged(sess, st)) return;
-    if (!adoptLifetime(cookie, hint)) return;
+    if (theirs === false) {
+      // A cookie for the browser's session, as express-session's own setter makes it.
+      try {
+        cookie.expires = false;
+      } catch (err) {
+        return;
+      }
+    } else if (!adoptLifetime(cookie, hint)) return;
     // The lifetime is that save's, not this request's: the save compares its cookie with it as
     // if read so (saveLoaded), and merges over sessd's cookie as over any other request's. Taken
     // for this request's own, it was written over a newer one another process had saved since
@@ -1587,11 +1594,14 @@ class SessdStore extends BaseStore {
     try {
       maxAge = JSON.parse(cookie).originalMaxAge;
     } catch (err) {
-      return;
+      maxAge = undefined;
     }
-    if (typeof maxAge !== 'number' && maxAge !== null) return;
-    const nowMs = Date.now();
     this.lifetimes.delete(key);
+    // A lifetime it cannot hand over leaves none: an older one noted would outlive this newer
+    // decision (false, the browser's session's own: req.session.cookie.expires = false, is
+    // handed over).
+    if (typeof maxAge !== 'number' && maxAge !== null && maxAge !== false) return;
+    const nowMs = Date.now();
     this.lifetimes.set(key, { originalMaxAge: maxAge, seq, atMs: nowMs });
     // Oldest first (the Map's order): past the count or the age. Saves that set a lifetime are
     // few (a login's "remember me"), so the walk passes few deleted slots.

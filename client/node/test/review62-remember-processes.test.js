@@ -5,7 +5,8 @@
 // process's latest, not sessd's: another process (a second worker of the site) may have set a
 // newer one since, "remember me" turned off. The slow page's save must not write the older
 // lifetime it took over that newer one in sessd. Two apps, each its own SessdStore (as two
-// worker processes are), on one sessd and one namespace. About 2 s (four cases, with the daemon's start).
+// worker processes are), on one sessd and one namespace; and in one process, a cookie for the
+// browser's session set after "remember me". About 2 s (five cases, with the daemon's start).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -48,7 +49,7 @@ async function worker(t, ns, gates, opts) {
     await closeServer(server);
     store.close();
   });
-  return { base, store };
+  return { base, store, app: a };
 }
 
 function ok(r) {
@@ -80,3 +81,30 @@ for (const rolling of [false, true]) {
     });
   }
 }
+
+// In one process: "remember me" (30 days), then a cookie for the browser's session only
+// (req.session.cookie.expires = false, express-session's way), then a slow page read before
+// both ends and sends its cookie (rolling). The 30 days were the last lifetime noted, the
+// browser's session one not being a lifetime noteLifetime could hand over: the slow page gave
+// the browser a cookie of 30 days after the visitor had asked for none.
+test('express-session (rolling: true): a cookie for the browser\'s session set after "remember me" is not undone in the browser by a slow page read before both', async (t) => {
+  const ns = 'review62-rp-browser-session';
+  const gates = new Gates();
+  const one = await worker(t, ns, gates, { rolling: true });
+  one.app.post('/browser-session', (req, res) => {
+    req.session.cookie.expires = false;
+    res.json({ ok: true });
+  });
+  const br = new Browser(one.base);
+  ok(await br.request('POST', '/login', null, one.base));
+  const slow = br.request('GET', '/slow', null, one.base);
+  await gates.arrived('A');
+  ok(await br.request('POST', '/remember?on=1', null, one.base));
+  ok(await br.request('POST', '/browser-session', null, one.base));
+  gates.open('A');
+  const r = await slow;
+  ok(r);
+  const set = (r.headers['set-cookie'] || [])[0] || '';
+  assert.match(set, /^sid=/);
+  assert.doesNotMatch(set, /Expires=/, `the slow page sent ${set}`);
+});
