@@ -2489,7 +2489,9 @@ enum after_hello {
  * the request unread, which a Unix socket's peer reads as ECONNRESET); or read nothing more, a
  * daemon that froze (SIGSTOP, a paused VM) between the HELLO and the request, until the client
  * gives up; or answer the request with a frame no client can read (a faulty server, a
- * corrupted path). Gives up after 10 s without a connection.
+ * corrupted path); or answer it BUSY with request id 0, as sessd's --max-client-memory
+ * eviction does after dropping the replies it had queued. Gives up after 10 s without a
+ * connection.
  */
 static void closing_server_serve(int lfd, int after)
 {
