@@ -6,7 +6,7 @@
 // newer one since, "remember me" turned off. The slow page's save must not write the older
 // lifetime it took over that newer one in sessd. Two apps, each its own SessdStore (as two
 // worker processes are), on one sessd and one namespace; and in one process, a cookie for the
-// browser's session set after "remember me". About 2 s (five cases, with the daemon's start).
+// browser's session set after "remember me". About 2.5-3.5 s at load 5-6 (five cases, with the daemon's start).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
