@@ -454,12 +454,11 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	    .err = c->errmsg,
 	    .err_size = sizeof(c->errmsg),
 	};
-	bool first = c->sealed && !c->spoke, fresh = c->fresh, lost;
+	bool first = c->sealed && !c->spoke, lost;
 	size_t plain_sent;
 	int rc;
 
 	c->resendable = false;
-	c->fresh = false;
 	if (c->sealed) {
 		/* Everything sent in one go is sealed in one go: a batch of small requests
 		 * fills each record (SEAL_MAX_PLAIN) rather than costing one per request. */
@@ -480,10 +479,14 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	rc = wire_run(&x);
 	c->resendable = rc == SESSD_ERR_SHUTTING_DOWN && first && watch.answered == 0;
 	/* A change that left whole and got no usable reply may have been carried out; one cut
-	 * short (a full socket, a peer gone at once) cannot have been. A BUSY answered to the
-	 * first request after HELLO is sessd turning a newcomer away: it carried out none. */
+	 * short (a full socket, a peer gone at once) cannot have been. A BUSY as the first reply
+	 * to a sealed connection's first record (no RETIRE before it) is sessd turning a newcomer
+	 * away as that record proves the secret: it carried out none. A plain newcomer is turned
+	 * away in place of the HELLO's reply (say_hello), so a BUSY to a request on a plain
+	 * connection, or after other replies, is the --max-client-memory eviction, which drops the
+	 * replies of requests it carried out (PROTOCOL.md, "Errors that close"). */
 	lost = rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED || rc == SESSD_ERR_PROTOCOL ||
-	       rc == SESSD_ERR_NOMEM || (watch.busy && !fresh);
+	       rc == SESSD_ERR_NOMEM || (watch.busy && !(first && watch.busy_at == 0));
 	plain_sent = c->sealed ? sealed_plain_sent(c, x.sent) : x.sent;
 	if (lost &&
 	    change_among(out, out_len, watch.busy ? watch.busy_at : watch.accepted, plain_sent))
@@ -943,6 +946,5 @@ int client_ready(struct sessd_client *c)
 		rc = client_retire_owed(c);
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);
-	c->fresh = true;
 	return SESSD_OK;
 }

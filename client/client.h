@@ -88,9 +88,6 @@ struct sessd_client {
 	/* The last call failed with a change of its own sent whole and not answered: it may or
 	 * may not have been carried out (sessd_outcome_unknown). Cleared as each call starts. */
 	bool outcome_unknown;
-	/* No request has gone out on the live connection since its HELLO (and RETIRE): a BUSY
-	 * answered to its first one is sessd's refusal of a newcomer, which carried out none. */
-	bool fresh;
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out;     /* the frame of a blocking call, reused */

@@ -2479,6 +2479,7 @@ enum after_hello {
 	AFTER_HELLO_RESET,   /* reset with the request unread */
 	AFTER_HELLO_DEAF,    /* read nothing more; close once the client has gone */
 	AFTER_HELLO_GARBLED, /* read the request, answer a frame no client can read, close */
+	AFTER_HELLO_BUSY,    /* read the request, answer BUSY with request id 0, close */
 };
 
 /*
@@ -2488,7 +2489,9 @@ enum after_hello {
  * the request unread, which a Unix socket's peer reads as ECONNRESET); or read nothing more, a
  * daemon that froze (SIGSTOP, a paused VM) between the HELLO and the request, until the client
  * gives up; or answer the request with a frame no client can read (a faulty server, a
- * corrupted path). Gives up after 10 s without a connection.
+ * corrupted path); or answer it BUSY with request id 0, as sessd's --max-client-memory
+ * eviction does after dropping the replies it had queued. Gives up after 10 s without a
+ * connection.
  */
 static void closing_server_serve(int lfd, int after)
 {
@@ -2516,6 +2519,17 @@ static void closing_server_serve(int lfd, int after)
 			if (after == AFTER_HELLO_GARBLED &&
 			    harness_send_all(fd, garbled, sizeof(garbled)) == 0)
 				(void)poll(&pfd, 1, 10000);
+			if (after == AFTER_HELLO_BUSY) {
+				struct buf busy;
+
+				buf_init(&busy);
+				if (codec_reply_error(&busy, 0, CODEC_BUSY,
+				                      "--max-client-memory is full and this "
+				                      "connection had waited longest") == 0 &&
+				    harness_send_all(fd, busy.data, busy.len) == 0)
+					(void)poll(&pfd, 1, 10000);
+				buf_finish(&busy);
+			}
 			rc = -1;
 		} else
 			rc = old_server_answer(fd, &req);
@@ -2609,6 +2623,22 @@ LEAK_CHECKED_TEST(sessctl, an_unreadable_reply_to_a_change_is_5)
 	            (const char *const[]){"get", "a", NULL});
 	cr_assert_null(strstr((char *)r.err.data, "may or may not"), "%s", (char *)r.err.data);
 	expect(&r, 2, "");
+}
+
+/*
+ * BUSY with request id 0 to the first request after a plain HELLO: sessd turns a newcomer away
+ * in place of the HELLO's reply, so this is its --max-client-memory eviction, which drops the
+ * replies of requests it carried out (PROTOCOL.md, "Errors that close"): the push may have
+ * been carried out, 5. It was 4, "safe to run again", which pushed the message twice.
+ */
+LEAK_CHECKED_TEST(sessctl, busy_to_the_first_request_after_a_plain_hello_is_5)
+{
+	struct run r;
+
+	run_on_fake(&r, closing_server_serve, AFTER_HELLO_BUSY, NULL, 0,
+	            (const char *const[]){"flash-push", "a", "info", "m", "--ttl", "60", NULL});
+	cr_assert(strstr((char *)r.err.data, "may or may not") != NULL, "%s", (char *)r.err.data);
+	expect(&r, 5, "");
 }
 
 /*

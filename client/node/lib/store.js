@@ -43,7 +43,8 @@ class SessionState {
     // get() parsed from data: what forms would hold for it while forms is null), stored (null
     // when the session object is exactly what sessd holds plus this request's changes; else
     // the bytes last written, a merge of another request's data), gone (sessd no longer has
-    // it) }.
+    // it), adopted (true once cookie holds a lifetime adoptNewerLifetime took, not this
+    // request's) }.
     this.loaded = undefined;
     // On a session get() read with LOAD (and carried onto req.session by createSession): what
     // that LOAD saw, { client, namespace, key, flashes (the messages queued in the session
@@ -1347,7 +1348,7 @@ class SessdStore extends BaseStore {
     // The tag and forms are worked out from data when the session is saved: a request that
     // does not save it pays nothing for them.
     if (this.merge) {
-      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false, seq: this.readSeq++ };
+      state.loaded = { key, data: basis, text, forms: null, cookie: sess.cookie, stored: null, gone: false, copied: false, seq: this.readSeq++, adopted: false };
       if (this.keptReads !== null) {
         const read = this.keptReads.add(key, basis, text, Date.now());
         const cookie = sess.cookie;
@@ -1569,7 +1570,21 @@ class SessdStore extends BaseStore {
     const theirs = hint.originalMaxAge;
     if (mine === theirs || (typeof mine === 'number' && typeof theirs === 'number' && Math.abs(mine - theirs) <= COOKIE_MAXAGE_SLACK_MS)) return;
     if (this.cookieChanged(sess, st)) return;
-    adoptLifetime(cookie, hint);
+    if (theirs === false) {
+      // A cookie for the browser's session, as express-session's own setter makes it.
+      try {
+        cookie.expires = false;
+      } catch (err) {
+        return;
+      }
+    } else if (!adoptLifetime(cookie, hint)) return;
+    // The lifetime is that save's, not this request's: the save compares its cookie with it as
+    // if read so (saveLoaded), and merges over sessd's cookie as over any other request's. Taken
+    // for this request's own, it was written over a newer one another process had saved since
+    // (a "forget me" there undone by the slow page: 30 days in sessd).
+    st.cookie = JSON.parse(JSON.stringify(cookie));
+    if (st.forms !== null) st.forms.set('cookie', new ReadForm(st.cookie));
+    st.adopted = true;
   }
 
   // noteLifetime(key, cookie, seq): a save of the session key from this process set its
@@ -1579,11 +1594,14 @@ class SessdStore extends BaseStore {
     try {
       maxAge = JSON.parse(cookie).originalMaxAge;
     } catch (err) {
-      return;
+      maxAge = undefined;
     }
-    if (typeof maxAge !== 'number' && maxAge !== null) return;
-    const nowMs = Date.now();
     this.lifetimes.delete(key);
+    // A lifetime it cannot hand over leaves none: an older one noted would outlive this newer
+    // decision (false, the browser's session's own: req.session.cookie.expires = false, is
+    // handed over).
+    if (typeof maxAge !== 'number' && maxAge !== null && maxAge !== false) return;
+    const nowMs = Date.now();
     this.lifetimes.set(key, { originalMaxAge: maxAge, seq, atMs: nowMs });
     // Oldest first (the Map's order): past the count or the age. Saves that set a lifetime are
     // few (a login's "remember me"), so the walk passes few deleted slots.
@@ -2015,8 +2033,11 @@ class SessdStore extends BaseStore {
     const asRead = st.forms === null && this.serializer === JSON;
     const now = this.forms(sess);
     // JSON's parse is no promise: awaited, it cost each save a turn (see get).
-    if (asRead) st.forms = this.readForms(parseJson(st.text ?? asBuffer(st.data).toString('utf8')), sess, now);
-    else if (st.forms === null) st.forms = this.forms(await this.parse(st.text ?? st.data));
+    if (st.forms === null) {
+      st.forms = asRead ? this.readForms(parseJson(st.text ?? asBuffer(st.data).toString('utf8')), sess, now) : this.forms(await this.parse(st.text ?? st.data));
+      // Its cookie as read, but for the lifetime adopted (see adoptNewerLifetime).
+      if (st.adopted && st.forms.has('cookie')) st.forms.set('cookie', new ReadForm(st.cookie));
+    }
     const changed = [];
     for (const [k, f] of st.forms) {
       // A copied session's cookie is always written: @fastify/session ends a session whose
