@@ -323,12 +323,12 @@ int sessd_retire_broken(struct sessd_client *c);
  * before the last byte of the request left (a daemon that stopped or froze before reading it, a
  * socket that would take no more), or sessd turned the new sealed connection away (BUSY as the
  * reply to its first record; a plain one is turned away at its HELLO, and a BUSY to a request
- * of its is sessd dropping the connection's replies for memory: 1). The server acts on whole requests only. "Left" is what this host's kernel took: over
- * TCP a request that left may still have been lost on the way, so 1 is "may have been", never
- * "was". The value is the last such call's (the blocking calls, sessd_batch_run;
- * sessd_retire_broken leaves it as it was); after any other result it is 0 or meaningless, since
- * every other result says itself whether the request was carried out (sessd_errmsg). Returns 0 for
- * a NULL ${c}.
+ * of its is sessd dropping the connection's replies for memory: 1). The server acts on whole
+ * requests only. "Left" is what this host's kernel took: over TCP a request that left may still
+ * have been lost on the way, so 1 is "may have been", never "was". The value is the last such
+ * call's (the blocking calls, sessd_batch_run; sessd_retire_broken leaves it as it was); after any
+ * other result it is 0 or meaningless, since every other result says itself whether the request was
+ * carried out (sessd_errmsg). Returns 0 for a NULL ${c}.
  */
 int sessd_outcome_unknown(const struct sessd_client *c);
 
