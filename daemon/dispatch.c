@@ -4,6 +4,7 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -494,27 +495,6 @@ static void tally_source(struct auth_sources *from, const uint8_t *key,
 	from->since[i] = from->arrivals++;
 }
 
-/* ln(${z}) for 1 <= z, without libm: z = m * 2^e with m in [1, 2), and ln m by its atanh
- * series, whose terms past the ninth are under 1e-9 there. */
-static double ln_whole(uint64_t z)
-{
-	double m = (double)z, y, y2, term, sum = 0;
-	int e = 0;
-
-	while (m >= 2) {
-		m /= 2;
-		e++;
-	}
-	y = (m - 1) / (m + 1);
-	y2 = y * y;
-	term = y;
-	for (int k = 1; k < 20; k += 2) {
-		sum += term / k;
-		term *= y2;
-	}
-	return e * 0.6931471805599453 + 2 * sum;
-}
-
 /* How many sources ${from} saw: linear counting over its bitmap, -m ln(zero bits / m)
  * (within a few percent up to some ten thousand sources); *${more} when the bitmap is full,
  * the figure then a floor. */
@@ -527,7 +507,7 @@ static uint64_t sources_seen(const struct auth_sources *from, bool *more)
 	*more = zero == 0;
 	if (zero == 0)
 		zero = 1;
-	return (uint64_t)(DISPATCH_AUTH_BITMAP * (ln_whole(DISPATCH_AUTH_BITMAP) - ln_whole(zero)) +
+	return (uint64_t)(DISPATCH_AUTH_BITMAP * log((double)DISPATCH_AUTH_BITMAP / (double)zero) +
 	                  0.5);
 }
 
