@@ -680,6 +680,18 @@ int harness_connect(const char *url)
 	return fd;
 }
 
+int harness_write_hello_result(struct buf *out)
+{
+	if (mp_write_map(out, 3) == -1 || mp_write_str(out, "version", 7) == -1 ||
+	    mp_write_uint(out, CODEC_PROTOCOL_VERSION) == -1 ||
+	    mp_write_str(out, "server_id", 9) == -1 ||
+	    mp_write_str(out, "0123456789abcdef0123456789abcdef", 32) == -1 ||
+	    mp_write_str(out, "max_frame", 9) == -1 ||
+	    mp_write_uint(out, CODEC_DEFAULT_MAX_FRAME) == -1)
+		return -1;
+	return 0;
+}
+
 int harness_send_all(int fd, const void *p, size_t n)
 {
 	const uint8_t *at = p;

@@ -190,6 +190,13 @@ int harness_call(int fd, const struct codec_request *req, struct codec_reply *re
 int harness_request(int fd, struct codec_request *req, uint8_t **result, size_t *result_len);
 
 /*
+ * harness_write_hello_result(out):
+ * Append to ${out} the result a fake server answers a HELLO with: sessd's map of version,
+ * server_id (a fixed one) and max_frame. Returns 0, or -1 when out of memory.
+ */
+int harness_write_hello_result(struct buf *out);
+
+/*
  * harness_send_all(fd, p, n) / harness_recv_all(fd, p, n):
  * Write or read exactly ${n} bytes. Return 0, or -1 (error, timeout, or end of stream).
  */

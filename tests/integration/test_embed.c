@@ -247,13 +247,8 @@ static void *die_mid_write(void *arg)
 		goto done;
 	failure = "cannot answer the HELLO";
 	if (codec_reply_open(&out, req.request_id, CODEC_OK, &at) == -1 ||
-	    mp_write_map(&out, 3) == -1 || mp_write_str(&out, "version", 7) == -1 ||
-	    mp_write_uint(&out, CODEC_PROTOCOL_VERSION) == -1 ||
-	    mp_write_str(&out, "server_id", 9) == -1 ||
-	    mp_write_str(&out, "0123456789abcdef0123456789abcdef", 32) == -1 ||
-	    mp_write_str(&out, "max_frame", 9) == -1 ||
-	    mp_write_uint(&out, CODEC_DEFAULT_MAX_FRAME) == -1 ||
-	    codec_frame_close(&out, at) == -1 || harness_send_all(fd, out.data, out.len) == -1)
+	    harness_write_hello_result(&out) == -1 || codec_frame_close(&out, at) == -1 ||
+	    harness_send_all(fd, out.data, out.len) == -1)
 		goto done;
 	failure = "the request did not start";
 	if (harness_recv_all(fd, header, sizeof(header)) == -1)

@@ -3881,10 +3881,7 @@ static int odd_server_answer(int fd, const struct codec_request *req)
 		rc = -1;
 	} else {
 		if (req->op == CODEC_OP_HELLO)
-			rc = mp_write_map(&r, 3) | mp_write_str(&r, "version", 7) |
-			     mp_write_uint(&r, 1) | mp_write_str(&r, "server_id", 9) |
-			     mp_write_str(&r, "0123456789abcdef0123456789abcdef", 32) |
-			     mp_write_str(&r, "max_frame", 9) | mp_write_uint(&r, 1048576);
+			rc = harness_write_hello_result(&r);
 		else if (req->op == CODEC_OP_STATS)
 			rc = mp_write_map(&r, 7) | mp_write_str(&r, "sessions", 8) |
 			     mp_write_uint(&r, 3) | mp_write_str(&r, "uptime_ms", 9) |
