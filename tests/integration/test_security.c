@@ -345,16 +345,12 @@ LEAK_CHECKED_TEST(security, a_secret_behind_a_hello_refused_busy_leaves_no_copy)
 
 /*
  * Start ${d} with --auth-file ${app_path} (made in ${dir}, a mkdtemp template; ${path_size}
- * bytes) holding the apps' secret, and ${more_args} (NULL-terminated; NULL for none), its heap
- * as in service: glibc's MALLOC_PERTURB_ (meson sets it for tests) would fill freed blocks and
- * hide a secret left in one; its trim threshold raised, so a freed block at the heap's top is
- * not returned by luck; and its mmap threshold where glibc moves it the first time a daemon
- * frees a large buffer (a large reply's), so that a block of 128 KiB (a sealed connection's
- * record buffer at its largest) comes from the heap, not from a mapping unmapped at its free
- * (setting the one tunable stops glibc from moving the other).
+ * bytes) holding the apps' secret, and ${more_args} (NULL-terminated; NULL for none), with
+ * glibc's MALLOC_PERTURB_ (meson sets it for tests) unset: it would fill freed blocks and hide
+ * a secret left in one.
  */
-static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_path,
-                                size_t path_size, const char *const *more_args)
+static void start_with_app_secret(struct harness_daemon *d, char *dir, char *app_path,
+                                  size_t path_size, const char *const *more_args)
 {
 	const char *args[16] = {"--auth-file", app_path};
 	size_t n = 2;
@@ -365,15 +361,28 @@ static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_p
 	}
 	args[n] = NULL;
 	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(app_path, path_size, "%s/auth", dir);
+	harness_write_secret(app_path, app_secret, 0600);
+	cr_assert_eq(harness_start(d, args), 0);
+}
+
+/*
+ * start_with_app_secret with the daemon's heap as in service: its trim threshold raised, so a
+ * freed block at the heap's top is not returned by luck; and its mmap threshold where glibc
+ * moves it the first time a daemon frees a large buffer (a large reply's), so that a block of
+ * 128 KiB (a sealed connection's record buffer at its largest) comes from the heap, not from a
+ * mapping unmapped at its free (setting the one tunable stops glibc from moving the other).
+ */
+static void start_as_in_service(struct harness_daemon *d, char *dir, char *app_path,
+                                size_t path_size, const char *const *more_args)
+{
 	cr_assert_eq(setenv("GLIBC_TUNABLES",
 	                    "glibc.malloc.trim_threshold=1073741824:"
 	                    "glibc.malloc.mmap_threshold=4194304",
 	                    1),
 	             0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, path_size, "%s/auth", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	cr_assert_eq(harness_start(d, args), 0);
+	start_with_app_secret(d, dir, app_path, path_size, more_args);
 }
 
 /*
@@ -798,18 +807,13 @@ static void sealed_keys(const uint8_t psk[SEAL_PSK_BYTES], const uint8_t c_sk[32
 LEAK_CHECKED_TEST(security, a_sealed_connections_keys_leave_no_copy_once_it_closes)
 {
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
-	const char *const args[] = {"--auth-file", app_path, NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
 	static const char *const ends[] = {"its client hung up", "a record that does not open"};
 	struct harness_daemon d;
 	int stats_fd;
 
 	cr_assert(sodium_init() >= 0);
-	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
+	start_with_app_secret(&d, dir, app_path, sizeof(app_path), NULL);
 	stats_fd = harness_connect(d.unix_url);
 	cr_assert_geq(stats_fd, 0);
 	cr_assert_eq(plain_hello_on(stats_fd, app_secret, 1), CODEC_OK);
@@ -1140,18 +1144,14 @@ LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_evicted
 	    "3333 evicted 3333 evicted 3333 evicted 3333 evicted 3333",
 	};
 	char dir[] = "/tmp/sessd-security-XXXXXX", app_path[64];
-	const char *const args[] = {"--auth-file",         app_path, "--max-frame", "65536",
-	                            "--max-client-memory", "131072", NULL};
+	const char *const more_args[] = {"--max-frame", "65536", "--max-client-memory", "131072",
+	                                 NULL};
 	struct sealed victims[3];
 	struct harness_daemon d;
 	size_t evicted = 0;
 
 	cr_assert(sodium_init() >= 0);
-	cr_assert_eq(unsetenv("MALLOC_PERTURB_"), 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(app_path, sizeof(app_path), "%s/auth", dir);
-	harness_write_secret(app_path, app_secret, 0600);
-	cr_assert_eq(harness_start(&d, args), 0);
+	start_with_app_secret(&d, dir, app_path, sizeof(app_path), more_args);
 	for (size_t i = 0; i < 3; i++) {
 		struct codec_request req = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 2};
 		uint8_t *shown = calloc(1, 60000);
