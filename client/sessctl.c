@@ -184,9 +184,10 @@ static const char usage_commands[] =
     "\n"
     "An ID may also be an express-session signed cookie, s:ID.SIGNATURE or s%3AID.SIGNATURE:\n"
     "the id in it is used (the signature is not checked). list, find and namespaces print\n"
-    "bytes of ids and names outside printable ASCII, and the backslash, as \\xNN; an ID\n"
-    "or --namespace NAME may be given so too. A live id is as good as a login: with\n"
-    "--id-file or --id-env it is left out of the arguments, which others may see:\n"
+    "bytes of ids and names outside printable ASCII, the backslash, and a space at either\n"
+    "end, as \\xNN; an ID or --namespace NAME may be given so too. A live id is as good\n"
+    "as a login: with --id-file or --id-env it is left out of the arguments, which\n"
+    "others may see:\n"
     "  sessctl destroy --id-file - <<<\"$id\"\n"
     "  sessctl find TEXT | while IFS= read -r id; do\n"
     "      " ID_ENV "=$id sessctl destroy --id-env; done\n";
@@ -1098,6 +1099,28 @@ static void write_escaped(FILE *f, const char *p, size_t len)
 	}
 }
 
+/*
+ * write_escaped for an id or a namespace name on a line of list, find or namespaces, which
+ * --id-file, --id-env and --namespace read back: a space at its start or end is written \x20
+ * too (the whole run of them). --id-file refuses an id with a raw space there (an editor's or
+ * an `echo "$id "`'s, which no one meant), so such an id printed as it was could not be given
+ * back; and a space before the tab or at the end of a line does not show.
+ */
+static void write_id(FILE *f, const char *p, size_t len)
+{
+	size_t lead = 0, trail = 0;
+
+	while (lead < len && p[lead] == ' ')
+		lead++;
+	while (trail < len - lead && p[len - 1 - trail] == ' ')
+		trail++;
+	for (size_t i = 0; i < lead; i++)
+		fputs("\\x20", f);
+	write_escaped(f, p + lead, len - lead - trail);
+	for (size_t i = 0; i < trail; i++)
+		fputs("\\x20", f);
+}
+
 /* What NAMESPACES says of the server's namespaces, for the warning about a missing one. */
 struct ns_survey {
 	bool found;      /* the namespace asked about is one of them */
@@ -1341,7 +1364,7 @@ static int run_namespaces(struct sessd_client *c, const struct opts *o)
 				json_write_string(stdout, e->name, e->name_len);
 				printf(",\"sessions\":%" PRIu64 "}", e->sessions);
 			} else {
-				write_escaped(stdout, e->name, e->name_len);
+				write_id(stdout, e->name, e->name_len);
 				printf("\t%" PRIu64 "\n", e->sessions);
 			}
 			first = false;
@@ -1413,7 +1436,7 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 				json_write_string(stdout, e->id, e->id_len);
 				printf(",\"ttl_ms\":%" PRIu64 "}", e->ttl_ms);
 			} else {
-				write_escaped(stdout, e->id, e->id_len);
+				write_id(stdout, e->id, e->id_len);
 				printf("\t%" PRIu64 "\n", e->ttl_ms);
 			}
 			first = false;
@@ -2123,7 +2146,7 @@ static int find_in_page(struct sessd_client *c, const struct opts *o, struct ses
 				fputs(*found == 0 ? "" : ",", stdout);
 				json_write_string(stdout, e->id, e->id_len);
 			} else {
-				write_escaped(stdout, e->id, e->id_len);
+				write_id(stdout, e->id, e->id_len);
 				fputc('\n', stdout);
 			}
 			(*found)++;

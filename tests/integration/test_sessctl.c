@@ -3996,3 +3996,65 @@ LEAK_CHECKED_TEST(sessctl, get_on_a_terminal_cannot_drive_it)
 	RUN(&r, "get", "hostile");
 	expect(&r, 0, hostile);
 }
+
+/*
+ * A line of list (or find) is an --id-file line (sessctl(1), IDS), but --id-file refuses a
+ * space at the id's start or end, an editor's or an `echo "$id "`'s: list printed an id that
+ * really ends in a space as it is, and that line was refused (exit 2), so the session could
+ * not be named from it. Such spaces are printed \x20 now, and every line gives its id back.
+ * The same for namespaces' names and --namespace.
+ */
+LEAK_CHECKED_TEST(sessctl, a_list_line_of_an_id_with_spaces_at_its_ends_names_it_again)
+{
+	static const struct {
+		const char *id, *printed;
+	} ids[] = {
+	    {"ends ", "ends\\x20"},
+	    {" starts", "\\x20starts"},
+	    {"  both  ", "\\x20\\x20both\\x20\\x20"},
+	    {"in side", "in side"},
+	    {" ", "\\x20"},
+	};
+	const size_t n = sizeof(ids) / sizeof(ids[0]);
+	char line[128];
+	const char *p;
+	struct run r;
+
+	for (size_t i = 0; i < n; i++)
+		put_bytes("edges", ids[i].id, strlen(ids[i].id), ids[i].printed);
+	put_bytes(" pad ", "x", 1, "padded namespace");
+	RUN(&r, "--namespace", "edges", "list");
+	cr_assert_eq(count_lines(&r), n, "%s", (char *)r.out.data);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "%s\t", ids[i].printed);
+		cr_assert(has_line_starting(&r, line), "no line for \"%s\":\n%s", ids[i].id,
+		          (char *)r.out.data);
+	}
+	/* Each line as list printed it, fed to --id-file: the session it names, its data. */
+	for (p = (const char *)r.out.data; *p != '\0'; p = strchr(p, '\n') + 1) {
+		size_t len = strcspn(p, "\n") + 1;
+		struct run got;
+
+		run_in(
+		    &got, p, len,
+		    (const char *const[]){"--namespace", "edges", "get", "--id-file", "-", NULL});
+		cr_assert_eq(got.status, 0, "line %.*s: exit %d: %s", (int)len - 1, p, got.status,
+		             (char *)got.err.data);
+		cr_assert_eq(strncmp(p, (char *)got.out.data, got.out.len), 0,
+		             "line %.*s gave the data %s", (int)len - 1, p, (char *)got.out.data);
+		cr_assert_eq(p[got.out.len], '\t', "line %.*s gave the data %s", (int)len - 1, p,
+		             (char *)got.out.data);
+		run_free(&got);
+	}
+	run_free(&r);
+	RUN(&r, "--namespace", "edges", "find", "both");
+	expect(&r, 0, "\\x20\\x20both\\x20\\x20\n");
+	RUN(&r, "namespaces");
+	cr_assert(has_line(&r, "\\x20pad\\x20\t1"), "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	RUN(&r, "--namespace", "\\x20pad\\x20", "get", "x");
+	expect(&r, 0, "padded namespace");
+	/* The JSON is exact: a JSON string shows its spaces. */
+	RUN(&r, "--namespace", "edges", "--json", "find", "both");
+	expect(&r, 0, "[\"  both  \"]\n");
+}
