@@ -1729,7 +1729,11 @@ static void prom_write_value(FILE *f, uint64_t value, uint32_t divisor)
  * the caller then leaves out: Prometheus refuses an exposition that repeats one; -1 when out of
  * memory.
  */
-static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
+/*
+ * Note the metric name ${name} as written. Returns 0; 1 when it was written already; -1 when
+ * out of memory.
+ */
+static int prom_name_take(struct prom_out *po, const char *name)
 {
 	char **grown, *copy;
 
@@ -1743,8 +1747,16 @@ static int prom_family(struct prom_out *po, const char *name, const char *type, 
 	if ((copy = strdup(name)) == NULL)
 		return -1;
 	po->names[po->n_names++] = copy;
-	fprintf(po->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	return 0;
+}
+
+static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
+{
+	int rc = prom_name_take(po, name);
+
+	if (rc == 0)
+		fprintf(po->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	return rc;
 }
 
 /* The entry of ${table} (${n} entries) for the STATS name ${key}; NULL when none. */
@@ -1874,6 +1886,13 @@ static int prom_namespace_offer(void *arg, const struct sessd_namespace *e)
 		po->ns_unlabeled++;
 		return 0;
 	}
+	/* NAMESPACES may give a namespace twice when namespaces are made during the scan
+	 * (PROTOCOL.md): two samples of one series and Prometheus, node_exporter's textfile
+	 * collector too, refuses the whole exposition. The first is kept. */
+	for (size_t i = 0; i < po->n_ns; i++)
+		if (po->ns[i].name_len == e->name_len &&
+		    memcmp(po->ns[i].name, e->name, e->name_len) == 0)
+			return 0;
 	while (at > 0 && prom_namespace_before(e, &po->ns[at - 1]))
 		at--;
 	if (at == PROM_NAMESPACES_MAX) {
@@ -2047,6 +2066,10 @@ static int run_stats_prometheus(struct sessd_client *c, const struct opts *o)
 		goto down;
 	}
 	if ((po.f = open_memstream(&po.text, &po.len)) == NULL)
+		goto fail_nomem;
+	/* Taken, so that a STATS figure "up" (a newer or a hostile server's) is left out rather
+	 * than written as a second sessd_up family, which Prometheus refuses. */
+	if (prom_name_take(&po, "sessd_up") == -1)
 		goto fail_nomem;
 	fputs(prom_up_help, po.f);
 	fputs("sessd_up 1\n", po.f);
