@@ -1954,13 +1954,16 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * it end in .prom, which node_exporter's textfile collector would read. The file gets mode
  * 0666 less the umask, as the shell's > would make it: the collector runs as another user.
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
- * left (but after a SIGKILL midway, the PATH.tmp.XXXXXX file).
+ * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
+ * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
+ * for good, one more at each such stop. (A SIGKILL or a crash midway still leaves it.)
  */
 static int prom_write_file(const char *path, const char *text, size_t len)
 {
 	size_t path_len = strlen(path), done = 0;
 	char *tmp = malloc(path_len + sizeof(".tmp.XXXXXX"));
 	const char *step;
+	sigset_t stops, was;
 	mode_t mask;
 	ssize_t n;
 	int fd, err;
@@ -1971,8 +1974,15 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	}
 	memcpy(tmp, path, path_len);
 	memcpy(tmp + path_len, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGHUP);
+	sigaddset(&stops, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &stops, &was);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
 		say("--output: cannot create a file beside %s: %s", path, strerror(errno));
+		sigprocmask(SIG_SETMASK, &was, NULL);
 		free(tmp);
 		return EXIT_TROUBLE;
 	}
@@ -2003,6 +2013,8 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	step = "renaming";
 	if (rename(tmp, path) == -1)
 		goto fail_unlink;
+	/* A stop that came meanwhile ends sessctl here, the new file in place. */
+	sigprocmask(SIG_SETMASK, &was, NULL);
 	free(tmp);
 	return EXIT_SUCCESS;
 
@@ -2011,6 +2023,7 @@ fail_unlink:
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
+	sigprocmask(SIG_SETMASK, &was, NULL);
 	say("--output: %s %s: %s (%s is as it was)", step,
 	    strcmp(step, "renaming") == 0 ? "the new file over it" : "a new file for it",
 	    strerror(err), path);

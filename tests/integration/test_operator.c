@@ -4075,3 +4075,75 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_writes_a_namespace_given_twice_once,
 	cr_expect_eq(prom_value(r.out, "sessd_up"), 1);
 	sessctl_run_free(&r);
 }
+
+/*
+ * sessd-metrics.service's TimeoutStartSec= stops a run that takes too long with SIGTERM. One
+ * that came while the new file was being written (an fsync slowed by a busy disk) left
+ * sessd.prom.tmp.XXXXXX behind for good, one more each time. Now the stop waits until the file
+ * is renamed into place (or removed), then ends sessctl. strace holds each fsync 3 s (fault
+ * injection), and the SIGTERM comes as soon as the new file shows: no file but sessd.prom is
+ * left, and it is whole. Needs strace (scripts/deps installs it).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_stopped_midway_leaves_no_file_behind,
+                       .timeout = 60)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	struct harness_daemon d;
+	char dir[64], path[100], children[64], *names, *text;
+	pid_t strace_pid;
+	int sessctl_pid = 0;
+	long t0;
+	int status;
+	FILE *f;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	cr_assert_eq(system("strace -V >/dev/null 2>&1"), 0,
+	             "strace is not installed (scripts/deps)");
+	make_dir(dir, "prom-term");
+	snprintf(path, sizeof(path), "%s/sessd.prom", dir);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+	fflush(NULL);
+	strace_pid = fork();
+	cr_assert_neq(strace_pid, -1);
+	if (strace_pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null == -1 || dup2(null, 1) == -1 || dup2(null, 2) == -1)
+			_exit(127);
+		umask(022);
+		execlp("strace", "strace", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e",
+		       "inject=fsync:delay_enter=3000000", bin, "--connect", d.unix_url, "stats",
+		       "--prometheus", "--output", path, (char *)NULL);
+		_exit(127);
+	}
+	/* sessctl is strace's one child; the new file shows once it writes. */
+	snprintf(children, sizeof(children), "/proc/%d/task/%d/children", (int)strace_pid,
+	         (int)strace_pid);
+	t0 = harness_mono_ms();
+	for (;;) {
+		names = dir_names(dir);
+		if (strstr(names, "sessd.prom.tmp.") != NULL)
+			break;
+		free(names);
+		cr_assert_lt(harness_mono_ms() - t0, 20000, "no new file beside %s", path);
+		usleep(2000);
+	}
+	free(names);
+	f = fopen(children, "r");
+	cr_assert_not_null(f, "%s", children);
+	cr_assert_eq(fscanf(f, "%d", &sessctl_pid), 1, "strace has no child");
+	fclose(f);
+	cr_assert_eq(kill(sessctl_pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(strace_pid, &status, 0), strace_pid);
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom", "a file left beside it");
+	free(names);
+	cr_assert_eq(access(path, F_OK), 0, "sessd.prom was not written");
+	text = slurp(path);
+	expect_exposition(text);
+	cr_expect_eq(prom_value(text, "sessd_up"), 1);
+	free(text);
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}
