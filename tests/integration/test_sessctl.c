@@ -4093,3 +4093,62 @@ LEAK_CHECKED_TEST(sessctl, a_list_line_of_an_id_with_spaces_at_its_ends_names_it
 	RUN(&r, "--namespace", "edges", "--json", "find", "both");
 	expect(&r, 0, "[\"  both  \"]\n");
 }
+
+/*
+ * A sealed set of more than the socket takes, to a daemon that froze after the HELLO: the SET
+ * never left whole, so nothing of it can be carried out (a record is opened only whole, and the
+ * rest of it will never come: libsessd resets the connection), and sessctl says so, exit 4.
+ * It then retired that connection all the same (owed for any change among the frames, sent or
+ * not): a second connect to the frozen daemon, a second timeout, and "warning: could not retire
+ * the broken connection ...; what it sent may still be carried out later" under an exit status
+ * that says nothing was. Now only a change that left whole is owed a RETIRE.
+ */
+LEAK_CHECKED_TEST(sessctl, a_sealed_set_that_never_left_whole_owes_no_retire)
+{
+	const size_t big_len = 900 * 1024;
+	char dir[64], secret[128], url[200], err[4096] = "";
+	const char *args[] = {"--auth-file", secret, NULL};
+	struct harness_daemon d;
+	char *big = malloc(big_len);
+	struct run r;
+	int in_fd, err_fd, status;
+	size_t done = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_not_null(big);
+	memset(big, 'x', big_len);
+	snprintf(dir, sizeof(dir), "/tmp/sessd-ctlowed-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	write_secret(secret, dir, "secret", AUTH_SECRET "\n", 0600);
+	cr_assert_eq(harness_start(&d, args), 0, "the daemon did not start");
+	snprintf(url, sizeof(url), "%s", d.unix_url);
+	/* set reads its data after its HELLO: the daemon is frozen in between. */
+	pid = spawn_with_input((const char *const[]){"--connect", url, "--auth-file", secret,
+	                                             "--timeout", "500", "--ttl", "60", "set",
+	                                             "never-whole", NULL},
+	                       &in_fd, &err_fd);
+	wait_blocked_in(pid, "pipe_read");
+	cr_assert_eq(harness_sigstop(d.pid), 0);
+	signal(SIGPIPE, SIG_IGN);
+	while (done < big_len && (n = write(in_fd, big + done, big_len - done)) > 0)
+		done += (size_t)n;
+	cr_assert_eq(done, big_len, "sessctl did not read its input");
+	close(in_fd);
+	free(big);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	n = read(err_fd, err, sizeof(err) - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(err_fd);
+	cr_assert_eq(kill(d.pid, SIGCONT), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 4, "exit %d; stderr: %s",
+	          WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
+	cr_assert_null(strstr(err, "may or may not"), "stderr: %s", err);
+	cr_assert_null(strstr(err, "could not retire"), "stderr: %s", err);
+	run_full(&r, url, secret, NULL, 0, (const char *const[]){"get", "never-whole", NULL});
+	cr_assert_eq(r.status, 1, "exit %d: %s", r.status, (char *)r.err.data);
+	run_free(&r);
+	cr_assert_eq(harness_stop(&d), 0);
+	unlink(secret);
+	cr_assert_eq(rmdir(dir), 0);
+}
