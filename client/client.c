@@ -494,10 +494,11 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
 	/* Broken or given up on with a change in flight: a record of it held on the path could
 	 * still be carried out, after later calls. The connection is retired before the next
 	 * call sends anything (client_ready). Reads (and a RETIRE) carried out late change
-	 * nothing. */
+	 * nothing, nor does a change whose record never left whole: the rest of it will never
+	 * come (the connection is dropped or reset below), and sessd opens whole records only. */
 	if (c->sealed &&
 	    (rc == SESSD_ERR_TIMEOUT || rc == SESSD_ERR_CLOSED || rc == SESSD_ERR_PROTOCOL) &&
-	    change_among(out, out_len, 0, out_len)) {
+	    change_among(out, out_len, 0, plain_sent)) {
 		memcpy(c->owed_key, c->server_key, sizeof(c->owed_key));
 		c->owes_retire = true;
 	}

@@ -184,9 +184,10 @@ static const char usage_commands[] =
     "\n"
     "An ID may also be an express-session signed cookie, s:ID.SIGNATURE or s%3AID.SIGNATURE:\n"
     "the id in it is used (the signature is not checked). list, find and namespaces print\n"
-    "bytes of ids and names outside printable ASCII, and the backslash, as \\xNN; an ID\n"
-    "or --namespace NAME may be given so too. A live id is as good as a login: with\n"
-    "--id-file or --id-env it is left out of the arguments, which others may see:\n"
+    "bytes of ids and names outside printable ASCII, the backslash, and a space at either\n"
+    "end, as \\xNN; an ID or --namespace NAME may be given so too. A live id is as good\n"
+    "as a login: with --id-file or --id-env it is left out of the arguments, which\n"
+    "others may see:\n"
     "  sessctl destroy --id-file - <<<\"$id\"\n"
     "  sessctl find TEXT | while IFS= read -r id; do\n"
     "      " ID_ENV "=$id sessctl destroy --id-env; done\n";
@@ -1052,6 +1053,18 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 	if (!stdout_takes_output("flash-pop"))
 		return EXIT_TROUBLE;
 	rc = sessd_flash_pop(c, o->id, o->id_len, type, &f);
+	/* sessd answered and libsessd had no memory for the messages in its reply (its words
+	 * are call_on_frame's, client/sessd.c): the pop was carried out, which report's "may or
+	 * may not" left open. No memory for the reply's bytes themselves ("... for a reply") is
+	 * not this: then what came may not have been the answer. */
+	if (rc == SESSD_ERR_NOMEM && sessd_outcome_unknown(c) &&
+	    strcmp(sessd_errmsg(c), "out of memory for the result") == 0) {
+		fputs(
+		    "sessctl: flash-pop: sessd removed the messages and answered, but there was no "
+		    "memory to read its answer: the messages are lost (exit 5)\n",
+		    stderr);
+		return EXIT_UNKNOWN;
+	}
 	if (rc != SESSD_OK)
 		return report(c, rc, "flash-pop");
 	/* Made whole first, so that a failed write can still give all of it to stderr. */
@@ -1096,6 +1109,28 @@ static void write_escaped(FILE *f, const char *p, size_t len)
 		else
 			fprintf(f, "\\x%02x", ch);
 	}
+}
+
+/*
+ * write_escaped for an id or a namespace name on a line of list, find or namespaces, which
+ * --id-file, --id-env and --namespace read back: a space at its start or end is written \x20
+ * too (the whole run of them). --id-file refuses an id with a raw space there (an editor's or
+ * an `echo "$id "`'s, which no one meant), so such an id printed as it was could not be given
+ * back; and a space before the tab or at the end of a line does not show.
+ */
+static void write_id(FILE *f, const char *p, size_t len)
+{
+	size_t lead = 0, trail = 0;
+
+	while (lead < len && p[lead] == ' ')
+		lead++;
+	while (trail < len - lead && p[len - 1 - trail] == ' ')
+		trail++;
+	for (size_t i = 0; i < lead; i++)
+		fputs("\\x20", f);
+	write_escaped(f, p + lead, len - lead - trail);
+	for (size_t i = 0; i < trail; i++)
+		fputs("\\x20", f);
 }
 
 /* What NAMESPACES says of the server's namespaces, for the warning about a missing one. */
@@ -1341,7 +1376,7 @@ static int run_namespaces(struct sessd_client *c, const struct opts *o)
 				json_write_string(stdout, e->name, e->name_len);
 				printf(",\"sessions\":%" PRIu64 "}", e->sessions);
 			} else {
-				write_escaped(stdout, e->name, e->name_len);
+				write_id(stdout, e->name, e->name_len);
 				printf("\t%" PRIu64 "\n", e->sessions);
 			}
 			first = false;
@@ -1413,7 +1448,7 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 				json_write_string(stdout, e->id, e->id_len);
 				printf(",\"ttl_ms\":%" PRIu64 "}", e->ttl_ms);
 			} else {
-				write_escaped(stdout, e->id, e->id_len);
+				write_id(stdout, e->id, e->id_len);
 				printf("\t%" PRIu64 "\n", e->ttl_ms);
 			}
 			first = false;
@@ -1694,7 +1729,11 @@ static void prom_write_value(FILE *f, uint64_t value, uint32_t divisor)
  * the caller then leaves out: Prometheus refuses an exposition that repeats one; -1 when out of
  * memory.
  */
-static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
+/*
+ * Note the metric name ${name} as written. Returns 0; 1 when it was written already; -1 when
+ * out of memory.
+ */
+static int prom_name_take(struct prom_out *po, const char *name)
 {
 	char **grown, *copy;
 
@@ -1708,8 +1747,16 @@ static int prom_family(struct prom_out *po, const char *name, const char *type, 
 	if ((copy = strdup(name)) == NULL)
 		return -1;
 	po->names[po->n_names++] = copy;
-	fprintf(po->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	return 0;
+}
+
+static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
+{
+	int rc = prom_name_take(po, name);
+
+	if (rc == 0)
+		fprintf(po->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	return rc;
 }
 
 /* The entry of ${table} (${n} entries) for the STATS name ${key}; NULL when none. */
@@ -1839,6 +1886,13 @@ static int prom_namespace_offer(void *arg, const struct sessd_namespace *e)
 		po->ns_unlabeled++;
 		return 0;
 	}
+	/* NAMESPACES may give a namespace twice when namespaces are made during the scan
+	 * (PROTOCOL.md): two samples of one series and Prometheus, node_exporter's textfile
+	 * collector too, refuses the whole exposition. The first is kept. */
+	for (size_t i = 0; i < po->n_ns; i++)
+		if (po->ns[i].name_len == e->name_len &&
+		    memcmp(po->ns[i].name, e->name, e->name_len) == 0)
+			return 0;
 	while (at > 0 && prom_namespace_before(e, &po->ns[at - 1]))
 		at--;
 	if (at == PROM_NAMESPACES_MAX) {
@@ -1900,13 +1954,16 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * it end in .prom, which node_exporter's textfile collector would read. The file gets mode
  * 0666 less the umask, as the shell's > would make it: the collector runs as another user.
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
- * left (but after a SIGKILL midway, the PATH.tmp.XXXXXX file).
+ * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
+ * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
+ * for good, one more at each such stop. (A SIGKILL or a crash midway still leaves it.)
  */
 static int prom_write_file(const char *path, const char *text, size_t len)
 {
 	size_t path_len = strlen(path), done = 0;
 	char *tmp = malloc(path_len + sizeof(".tmp.XXXXXX"));
 	const char *step;
+	sigset_t stops, was;
 	mode_t mask;
 	ssize_t n;
 	int fd, err;
@@ -1917,8 +1974,15 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	}
 	memcpy(tmp, path, path_len);
 	memcpy(tmp + path_len, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGHUP);
+	sigaddset(&stops, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &stops, &was);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
 		say("--output: cannot create a file beside %s: %s", path, strerror(errno));
+		sigprocmask(SIG_SETMASK, &was, NULL);
 		free(tmp);
 		return EXIT_TROUBLE;
 	}
@@ -1949,6 +2013,8 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	step = "renaming";
 	if (rename(tmp, path) == -1)
 		goto fail_unlink;
+	/* A stop that came meanwhile ends sessctl here, the new file in place. */
+	sigprocmask(SIG_SETMASK, &was, NULL);
 	free(tmp);
 	return EXIT_SUCCESS;
 
@@ -1957,6 +2023,7 @@ fail_unlink:
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
+	sigprocmask(SIG_SETMASK, &was, NULL);
 	say("--output: %s %s: %s (%s is as it was)", step,
 	    strcmp(step, "renaming") == 0 ? "the new file over it" : "a new file for it",
 	    strerror(err), path);
@@ -2012,6 +2079,10 @@ static int run_stats_prometheus(struct sessd_client *c, const struct opts *o)
 		goto down;
 	}
 	if ((po.f = open_memstream(&po.text, &po.len)) == NULL)
+		goto fail_nomem;
+	/* Taken, so that a STATS figure "up" (a newer or a hostile server's) is left out rather
+	 * than written as a second sessd_up family, which Prometheus refuses. */
+	if (prom_name_take(&po, "sessd_up") == -1)
 		goto fail_nomem;
 	fputs(prom_up_help, po.f);
 	fputs("sessd_up 1\n", po.f);
@@ -2123,7 +2194,7 @@ static int find_in_page(struct sessd_client *c, const struct opts *o, struct ses
 				fputs(*found == 0 ? "" : ",", stdout);
 				json_write_string(stdout, e->id, e->id_len);
 			} else {
-				write_escaped(stdout, e->id, e->id_len);
+				write_id(stdout, e->id, e->id_len);
 				fputc('\n', stdout);
 			}
 			(*found)++;

@@ -299,9 +299,10 @@ int sessd_ping(struct sessd_client *c);
 /*
  * sessd_retire_broken(c):
  * When a call of ${c} failed with its sealed connection broken or timed out
- * (SESSD_ERR_TIMEOUT, SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL), what it sent may or may not have
- * been carried out, and a party on the path holding a record of it could have it carried out
- * later (PROTOCOL.md, "What sealing does not protect against"). The next call of ${c}
+ * (SESSD_ERR_TIMEOUT, SESSD_ERR_CLOSED, SESSD_ERR_PROTOCOL) after a change of it had left whole,
+ * that change may or may not have been carried out, and a party on the path holding its record
+ * could have it carried out later (PROTOCOL.md, "What sealing does not protect against"); a
+ * change cut short owes nothing (sessd opens whole records only). The next call of ${c}
  * reconnects and sends RETIRE of that connection before anything else; this does it now, for
  * a program about to exit (sessctl does). SESSD_OK once sessd has answered it (nothing sent
  * on that connection will be carried out from then on), when nothing was owed, or when the

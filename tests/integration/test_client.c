@@ -5487,3 +5487,60 @@ LEAK_CHECKED_TEST(big_frames, a_large_set_and_get_are_not_kept)
 	free(data);
 	sessd_close(c);
 }
+
+/* --- The ABI as a program built against an earlier libsessd.so.0 sees it. --- */
+
+#include <dlfcn.h>
+
+/*
+ * Every function of client/libsessd.map resolves at the symbol version whose block names it,
+ * as the dynamic linker resolves a program's versioned references: each LIBSESSD_0 one at
+ * LIBSESSD_0, so a program built against the first release still starts and runs; each one
+ * added later at its own version only (sessd_outcome_unknown at LIBSESSD_0.1, never at
+ * LIBSESSD_0), so a program that calls it needs a library that has it, and an older one says
+ * "version `LIBSESSD_0.1' not found" at start rather than fail at the call. A function moved
+ * from one block to another, or a block renamed, breaks every program built before: this fails.
+ */
+Test(client, each_function_resolves_at_the_version_of_its_block)
+{
+	const char *root = getenv("SESSD_SOURCE_ROOT");
+	char path[PATH_MAX], line[256], version[64] = "", name[128];
+	int (*want)(const struct sessd_client *);
+	void *lib, *at, *other;
+	size_t checked = 0, later = 0;
+	FILE *map;
+
+	cr_assert_not_null(root, "SESSD_SOURCE_ROOT is not set (meson test sets it)");
+	snprintf(path, sizeof(path), "%s/client/libsessd.map", root);
+	map = fopen(path, "r");
+	cr_assert_not_null(map, "%s", path);
+	/* The library this test is linked with, as loaded. */
+	lib = dlopen("libsessd.so.0", RTLD_NOW | RTLD_NOLOAD);
+	cr_assert_not_null(lib, "%s", dlerror());
+	while (fgets(line, sizeof(line), map) != NULL) {
+		if (sscanf(line, "%63[A-Z0-9_.] {", version) == 1 && strchr(line, '{') != NULL)
+			continue;
+		if (sscanf(line, " %127[a-z0-9_];", name) != 1 || strncmp(name, "sessd_", 6) != 0)
+			continue;
+		cr_assert_neq(version[0], '\0', "%s before any version block", name);
+		at = dlvsym(lib, name, version);
+		cr_expect_not_null(at, "%s is not at %s", name, version);
+		cr_expect_eq(at, dlsym(lib, name), "%s: another %s is the default", name, version);
+		if (strcmp(version, "LIBSESSD_0") != 0) {
+			other = dlvsym(lib, name, "LIBSESSD_0");
+			cr_expect_null(other, "%s (added at %s) is at LIBSESSD_0 too", name,
+			               version);
+			later++;
+		}
+		checked++;
+	}
+	fclose(map);
+	cr_expect_geq(checked, 50, "%zu functions in %s", checked, path);
+	cr_expect_geq(later, 1, "no block after LIBSESSD_0 in %s", path);
+	/* This very function, as the header declares it (pointers compared as bytes: ISO C
+	 * converts no function pointer to void *). */
+	want = sessd_outcome_unknown;
+	at = dlvsym(lib, "sessd_outcome_unknown", "LIBSESSD_0.1");
+	cr_expect_eq(memcmp(&want, &at, sizeof(at)), 0);
+	dlclose(lib);
+}
