@@ -1724,12 +1724,6 @@ static void prom_write_value(FILE *f, uint64_t value, uint32_t divisor)
 }
 
 /*
- * Begin the family ${name}: its HELP and TYPE lines. Returns 0; 1 when a family of that name was
- * written already (a server that repeats a figure, or names a new one as another's metric), which
- * the caller then leaves out: Prometheus refuses an exposition that repeats one; -1 when out of
- * memory.
- */
-/*
  * Note the metric name ${name} as written. Returns 0; 1 when it was written already; -1 when
  * out of memory.
  */
@@ -1750,6 +1744,12 @@ static int prom_name_take(struct prom_out *po, const char *name)
 	return 0;
 }
 
+/*
+ * Begin the family ${name}: its HELP and TYPE lines. Returns 0; 1 when a family of that name was
+ * written already (a server that repeats a figure, or names a new one as another's metric), which
+ * the caller then leaves out: Prometheus refuses an exposition that repeats one; -1 when out of
+ * memory.
+ */
 static int prom_family(struct prom_out *po, const char *name, const char *type, const char *help)
 {
 	int rc = prom_name_take(po, name);
