@@ -7,6 +7,8 @@
 //   replay:   a sealed connection's client bytes recorded through a proxy (a SET of a
 //             session, then its value changed by another client) replayed on 20 new
 //             connections: the session must keep the later value
+//   replay-inline: one record of a live sealed connection sent twice by a man in the middle
+//             (a FLASH_PUSH): it must not be carried out twice (runs first, before the others)
 // Prints what each got back (closed how and when) and whether the replay changed anything.
 // usage: node hostile.js --tcp PORT --auth FILE [--flood 10000] [--hold 20] [--only a,b]
 const net = require('net');
@@ -135,8 +137,52 @@ async function replay() {
     data_after: after, replay_changed_data: after !== '{"user":"ada"}', flashes_after: flashes };
 }
 
+// A man in the middle that sends one of a live sealed connection's records twice, in place
+// (frames after the HELLO: 4-byte length, then the record): a FLASH_PUSH record duplicated
+// must not push twice; sessd should drop the connection (connect-sessd then sends the push
+// again or fails it: at most once).
+async function replayInline() {
+  const ns = 'shop-replay';
+  const id = crypto.randomBytes(32).toString('base64url');
+  let frames = 0;
+  let duplicated = false;
+  const proxy = net.createServer((c) => {
+    const up = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const n = 4 + buf.readUInt32BE(0);
+        const frame = buf.subarray(0, n);
+        buf = buf.subarray(n);
+        frames++;
+        up.write(frame);
+        // Frame 1 is HELLO, 2 the first record (the set below), 3 the flash push.
+        if (frames === 3) { up.write(frame); duplicated = true; }
+      }
+    });
+    up.on('data', (d) => c.write(d));
+    c.on('close', () => up.destroy()); up.on('close', () => c.destroy());
+    c.on('error', () => {}); up.on('error', () => {});
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  const victim = new Client({ url: `tcp://127.0.0.1:${proxy.address().port}`, auth, poolSize: 1, reconnectMinMs: 5000 });
+  await victim.ready({ timeoutMs: 5000 });
+  await victim.set(ns, id, Buffer.from('{}'), 600000);
+  let push;
+  try { push = await victim.flashPush(ns, id, 'info', 'once', 600000); } catch (e) { push = e.code; }
+  victim.terminate();
+  proxy.close();
+  const honest = new Client({ url: `tcp://127.0.0.1:${port}`, auth, poolSize: 1 });
+  const flashes = await honest.flashPop(ns, id, 'info');
+  await honest.destroy(ns, id);
+  await honest.close();
+  return { duplicated, push_answer: push, messages_queued: flashes.length };
+}
+
 (async () => {
   const result = {};
+  if (want('replay-inline')) await replayInline().then((r) => { result.replay_inline = r; }).catch((e) => { result.replay_inline = { error: e.message }; });
   const jobs = [];
   if (want('scanner')) jobs.push(scanner().then((r) => { result.scanner = r; }));
   if (want('huge')) jobs.push(huge().then((r) => { result.huge = r; }));
