@@ -3,8 +3,8 @@
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
-SESSD=$BUILD/daemon/sessd
-SESSCTL=$BUILD/client/sessctl
+SESSD=${SESSD:-$BUILD/daemon/sessd}
+SESSCTL=${SESSCTL:-$BUILD/client/sessctl}
 TCP_PORT=${TCP_PORT:-17077}
 SESSD_EXTRA=${SESSD_EXTRA:-}
 
