@@ -7,7 +7,7 @@ const reqs = fs.readFileSync(reqFile, 'utf8').trim().split('\n').filter(Boolean)
 const evs = fs.readFileSync(evFile, 'utf8').trim().split('\n').map((l) => {
   const i = l.indexOf(' ');
   return { t: Math.round(Number(l.slice(0, i)) * 1000), what: l.slice(i + 1) };
-}).filter((e) => !/restarted|SIGCONT|freed|^start$|^end$|truncated|done/.test(e.what));
+}).filter((e) => !/restarted|SIGCONT|freed|^start$|^end$|truncated|done|over/.test(e.what));
 const win = Number(winS) * 1000;
 const windows = [];
 let prev = reqs.length ? reqs[0].t : 0;
