@@ -2,6 +2,8 @@
 // Scenario 3's hostile clients, against a running sessd (the shop beside them):
 //   scanner:  200 connections sending a port scanner's probes (HTTP, TLS ClientHello, random)
 //   flood:    --flood connections (10,000) opened and held silent for --hold seconds
+//   churn:    (only with --only churn) connections opened for --hold seconds as fast as they
+//             open, none closed: past --max-connections sessd closes the oldest silent ones
 //   huge:     a frame header announcing 4 GiB - 1, then 64 KiB of body, repeated 50 times
 //   trickle:  20 connections each sending one byte a second (a HELLO's bytes)
 //   replay:   a sealed connection's client bytes recorded through a proxy (a SET of a
@@ -63,6 +65,25 @@ async function flood(n, holdS) {
   const closedBySessd = socks.filter((r) => r.closed !== null).length;
   socks.forEach((r) => r.s.destroy());
   return { opened: socks.length, connect_errors: errors, closed_by_sessd_while_held: closedBySessd, held_s: (Date.now() - openedAt) / 1000 };
+}
+
+// churn: keep opening connections for holdS seconds, never closing one, as fast as they
+// open (sessd closes the oldest silent ones to make room once at --max-connections).
+async function churn(holdS) {
+  const end = Date.now() + holdS * 1000;
+  let opened = 0; let errors = 0; let closedBySessd = 0;
+  const open = new Set();
+  while (Date.now() < end) {
+    const batch = await Promise.all(Array.from({ length: 200 }, () => conn()));
+    for (const r of batch) {
+      if (r.err) { errors++; continue; }
+      opened++;
+      open.add(r);
+      r.s.on('close', () => { if (open.delete(r)) closedBySessd++; });
+    }
+  }
+  for (const r of open) { open.delete(r); r.s.destroy(); }
+  return { opened, connect_errors: errors, closed_by_sessd: closedBySessd, per_s: Math.round(opened / holdS) };
 }
 
 async function huge() {
@@ -188,6 +209,7 @@ async function replayInline() {
   if (want('huge')) jobs.push(huge().then((r) => { result.huge = r; }));
   if (want('trickle')) jobs.push(trickle().then((r) => { result.trickle = r; }));
   if (want('replay')) jobs.push(replay().then((r) => { result.replay = r; }).catch((e) => { result.replay = { error: e.message }; }));
+  if (only && only.includes('churn')) jobs.push(churn(Number(args.hold || 20)).then((r) => { result.churn = r; }));
   if (want('flood')) jobs.push(flood(Number(args.flood || 10000), Number(args.hold || 20)).then((r) => { result.flood = r; }));
   await Promise.all(jobs);
   console.log(JSON.stringify(result, null, 1));
