@@ -193,6 +193,24 @@ function maybeCarriedOut(err, why) {
   return out;
 }
 
+// The statuses with which sessd refuses a request for want of room, disk or time, changing
+// nothing: to a change sent again after a break, see refusedResend.
+const RESEND_REFUSALS = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY]);
+
+// refusedResend(err): the error of a change sent again after its connection broke (see
+// resend) and answered err. A refusal (RESEND_REFUSALS) says its second send changed nothing,
+// but the first may have been carried out before the break: sessd makes the change that meets
+// a disk as it fills in memory and closes its connection unanswered (sessd(8), "Durability"),
+// so its IO_ERROR's "nothing changed" would be untrue of the call, and an app that believed it
+// would tell the visitor to do again what is done. The same status, code and statusCode, a
+// message that says the outcome is not known, sessd's own on cause. Other errors stand.
+function refusedResend(err) {
+  if (!(err instanceof SessdError) || !RESEND_REFUSALS.has(err.sessdStatus)) throw err;
+  const out = new SessdError(err.sessdStatus, 'the change was sent again after its connection broke and refused: the first send may or may not have been carried out', err.op);
+  out.cause = err;
+  throw out;
+}
+
 // heldChange(err): the error of a change held behind a RETIRE that failed with err (see
 // beforeChange): it was not sent. The code of err when it has one (the pool is down, the
 // connection that carried the RETIRE broke), so that it fails as a broken connection's do.
@@ -711,6 +729,7 @@ class Client extends EventEmitter {
     const send = (conn) => {
       let sent = conn.request(entry.op, entry.args, entry.key, record);
       if (record.breakGen !== null && entry.op === OP.SET_IF) sent = sent.catch((e) => this.ownWrite(entry, e));
+      if (record.breakGen !== null && CHANGE_OPS.has(entry.op)) sent = sent.catch(refusedResend);
       sent.then(entry.resolve, entry.reject);
     };
     if (this.closed || (entry.retried && left <= 0)) return fail();
