@@ -743,8 +743,11 @@ class TagCache {
 // such a save was a whole SET: a slow request loaded before a logout wrote the session back
 // after it, and a key another request changed meanwhile (a cart) was undone. With it, the save
 // is merged over what was read (saveLoaded), as an Express request's is.
-// A read is kept from get() until a save claims it (see claimRead) or it is KEPT_READ_MS old
-// (a request that stalls longer saves whole, as before), the oldest going first past
+// Each read also travels with the session object copied from it, as a token on its cookie
+// (READ_TOKEN), which holds it for as long as that object lives: a save finds its own read
+// there, whatever the keeper has dropped since. The keeper is for the saves of frameworks
+// that carry no token (readOf), and keeps a read from get() until a save claims it (see
+// claimRead) or it is KEPT_READ_MS old, the oldest going first past
 // KEPT_READS_BUDGET_BYTES (each counted as its data and KEPT_READ_ENTRY_BYTES) and past
 // KEPT_READS_PER_KEY reads of one session. With @fastify/session's default rolling: true every
 // request saves, so what is kept is mostly the requests in flight; with rolling: false the
@@ -793,11 +796,9 @@ class ReadKeeper {
   }
 
   // add(key, data, text, nowMs): keeps a read of the session key made at nowMs; returns it (a
-  // KeptRead, which drop() empties).
-  // A read too large for its session's share is returned dropped (see claimRead).
+  // KeptRead, which its token carries: see READ_TOKEN). A read too large for its session's
+  // share is not kept here (returned with kept false): its token alone holds it.
   add(key, data, text, nowMs) {
-    const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
-    if (size > this.keyBudgetBytes) return new KeptRead(null, null, null, nowMs, 0);
     // Bytes (a session that is not UTF-8, or a raw serializer's) are a view of the socket's
     // read, up to 64 KiB of other replies (or a larger session's frame) that the kept read held
     // alive past its count: copied to their own memory.
@@ -806,7 +807,12 @@ class ReadKeeper {
       own.set(data);
       data = own;
     }
-    const read = new KeptRead(key, data, text, nowMs, size);
+    const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
+    const read = new KeptRead(this, key, data, text, nowMs, size);
+    if (size > this.keyBudgetBytes) {
+      read.kept = false;
+      return read;
+    }
     const list = this.byKey.get(key);
     // A session's first read in an array of one: an empty array's first push makes room for
     // 17, 125 bytes more a read (100,000 sessions read once each).
@@ -838,21 +844,25 @@ class ReadKeeper {
   expire(nowMs) {
     while (this.head < this.order.length) {
       const old = this.order[this.head];
-      if (old.key !== null && this.bytes <= this.budgetBytes && nowMs - old.atMs <= this.maxAgeMs) break;
+      if (old.kept && this.bytes <= this.budgetBytes && nowMs - old.atMs <= this.maxAgeMs) break;
       this.order[this.head++] = undefined;
-      if (old.key !== null) this.drop(old);
+      if (old.kept) this.drop(old);
     }
     if (this.head > 1024 && this.head * 2 > this.order.length) {
       this.order = this.order.slice(this.head);
       this.head = 0;
     } else if (this.order.length - this.head > 1024 && this.order.length - this.head > 2 * this.count) {
-      this.order = this.order.slice(this.head).filter((r) => r.key !== null);
+      this.order = this.order.slice(this.head).filter((r) => r.kept);
       this.head = 0;
     }
   }
 
-  // drop(read): removes a kept read (claimed, or gone out).
+  // drop(read): takes a kept read out of the keeper (gone out past its bounds, or claimed). Its
+  // token (READ_TOKEN) still holds it, for as long as the session object that carries it
+  // lives: the save of a page that stalled or that other visitors' reads pushed out merges
+  // over its own read all the same.
   drop(read) {
+    if (!read.kept) return;
     const list = this.byKey.get(read.key);
     if (list !== undefined) {
       const at = list.indexOf(read);
@@ -861,7 +871,13 @@ class ReadKeeper {
     }
     this.bytes -= read.size;
     this.count--;
-    read.key = null;
+    read.kept = false;
+  }
+
+  // take(read): the read a save claims (see claimRead): out of the keeper, and emptied, so that
+  // another object copied from it (it holds the same token) saves whole.
+  take(read) {
+    this.drop(read);
     read.data = null;
     read.text = null;
   }
@@ -870,8 +886,8 @@ class ReadKeeper {
   clear() {
     for (let i = this.head; i < this.order.length; i++) {
       const read = this.order[i];
-      if (read !== undefined && read.key !== null) {
-        read.key = null;
+      if (read !== undefined) {
+        read.kept = false;
         read.data = null;
         read.text = null;
       }
@@ -884,21 +900,25 @@ class ReadKeeper {
   }
 }
 
-// A read ReadKeeper keeps: key (null once dropped), data (the bytes read, or their text when
-// exact: see exactText), text (their text, or null), atMs, size (as the budget counts it).
+// A read ReadKeeper made: keeper (that ReadKeeper: a token is claimed by its own store only),
+// key (the session's), data (the bytes read, or their text when exact: see exactText; null
+// once claimed), text (their text, or null), atMs, size (as the budget counts it), kept
+// (whether the keeper holds it still).
 class KeptRead {
-  constructor(key, data, text, atMs, size) {
+  constructor(keeper, key, data, text, atMs, size) {
+    this.keeper = keeper;
     this.key = key;
     this.data = data;
     this.text = text;
     this.atMs = atMs;
     this.size = size;
+    this.kept = true;
   }
 
   // It is reachable from the session's cookie (READ_TOKEN): an app that logs the cookie, or
   // @fastify/session's cookie options, shows no session data.
   [util.inspect.custom]() {
-    return this.key === null ? 'KeptRead (dropped)' : 'KeptRead';
+    return this.data === null ? 'KeptRead (claimed)' : 'KeptRead';
   }
 }
 
@@ -906,7 +926,13 @@ class KeptRead {
 // JSON leaves out): the KeptRead of that read, so that the save of a session copied from it
 // claims that very read (see keptReadOf). @fastify/session spreads the read cookie into the
 // cookie options it keeps on its Session (restoredCookieOpts, then sessionCookieOpts), and a
-// copy made with Object.assign keeps the cookie itself.
+// copy made with Object.assign keeps the cookie itself. The token holds the read while the
+// keeper's bounds drop it: before stop 63 they emptied it, and on a busy site (rolling: false,
+// every page view's read kept until it aged out: 2,000 page views a second of 2 KB sessions
+// filled the 32 MiB in seconds) a slow page's save was whole again, undoing a logout or a
+// cart add made in another tab meanwhile (test/node63-fastify-busy-keeper.test.js). What it
+// holds beside the keeper is one copy of the session's text per session object of a request in
+// flight, which holds the parsed session anyway.
 const READ_TOKEN = Symbol('connect-sessd kept read');
 
 // keptReadOf(sess): the KeptRead whose token (READ_TOKEN) sess carries, on its cookie or on an
@@ -1629,19 +1655,24 @@ class SessdStore extends BaseStore {
       return;
     }
     const key = this.key(sid);
-    const reads = this.keptReads.reads(key, Date.now());
-    // The read sess was copied from, known by its token: dropped since (aged out, or past the
-    // budget), no other read is taken for it, whose keys may be what this request changed them
-    // back to (readOf's match). One of another session (@fastify/session's regenerate() carries
-    // the old session's cookie options over) says nothing of this one.
+    // The read sess was copied from, known by its token, which holds it whether the keeper
+    // still does or not. Claimed already (another object copied from the same read saved
+    // first) or the store closed: no other read is taken for it, whose keys may be what this
+    // request changed them back to (readOf's match): the save is whole. One of another session
+    // (@fastify/session's regenerate() carries the old session's cookie options over) or store
+    // says nothing of this one.
     const token = keptReadOf(sess);
-    if (token !== undefined && token.key === null) return;
     let read;
-    if (token !== undefined && token.key === key) read = token;
-    else if (reads === undefined) return;
-    else read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    if (token !== undefined && token.keeper === this.keptReads && token.key === key) {
+      if (token.data === null) return;
+      read = token;
+    } else {
+      const reads = this.keptReads.reads(key, Date.now());
+      if (reads === undefined) return;
+      read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    }
     const { data, text } = read;
-    this.keptReads.drop(read);
+    this.keptReads.take(read);
     // The cookie the read held is not needed: the loop of saveLoaded takes a copied session's
     // cookie for changed, and its touch paths read the forms that save leaves.
     stateFor(sess).loaded = { key, data, text, forms: null, cookie: undefined, stored: null, gone: false, copied: true };
