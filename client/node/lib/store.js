@@ -310,22 +310,39 @@ const EXPRESS_LIFETIME_FIELDS = new Set(['expires', 'originalMaxAge']);
 const LIFETIME_FIELDS = new Set(['expires', 'originalExpires', 'originalMaxAge']);
 
 // cookiesWithSameFields(a, b, lifetime): two cookie forms (JSON) parsed, [x, y], when they are
-// objects whose fields but those in the Set lifetime are the same; else [null, null].
+// objects whose fields but those in the Set lifetime are the same; else [null, null]. A field
+// that is null is no field, and _expires is expires (see cookieFields).
 function cookiesWithSameFields(a, b, lifetime) {
   let x;
   let y;
   try {
-    x = JSON.parse(a);
-    y = JSON.parse(b);
+    x = cookieFields(JSON.parse(a));
+    y = cookieFields(JSON.parse(b));
   } catch (err) {
     return [null, null];
   }
   if (!isPlainObject(x) || !isPlainObject(y)) return [null, null];
-  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k)).sort();
+  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k) && o[k] !== null).sort();
   const kx = keys(x);
   const ky = keys(y);
   if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return [null, null];
   return [x, y];
+}
+
+// cookieFields(o): a cookie as parsed (o) with its expiry under expires. A serializer that writes
+// an object's own fields (MessagePack's encode, which knows no toJSON) stores express-session's
+// and @fastify/session's Cookie with the expiry under _expires, the field behind their
+// accessor, where their JSON form has expires: compared as they were, such a cookie read back
+// differed from every request's, so each page view under MessagePack was a save of a changed
+// cookie, written over a "remember me" another tab had saved meanwhile (and noted as the
+// newest lifetime), and a slow @fastify/session page wrote its own lifetime back over it
+// (test/node63-fastify-serializers.test.js).
+function cookieFields(o) {
+  if (!isPlainObject(o) || !Object.prototype.hasOwnProperty.call(o, '_expires')) return o;
+  const out = { ...o };
+  delete out._expires;
+  if (out.expires === undefined) out.expires = o._expires;
+  return out;
 }
 
 // The fields of express-session's Cookie in its JSON form (Cookie.prototype.data) that
@@ -427,15 +444,17 @@ function sameLifetimeSet(read, now) {
 function adoptStoredLifetime(cookie, stored) {
   if (cookie === null || typeof cookie !== 'object' || !isPlainObject(stored)) return false;
   const maxAge = stored.originalMaxAge;
+  // Under a serializer that writes own fields, the expiry is _expires, a Date (see cookieFields).
+  const storedExpires = stored.expires !== undefined ? stored.expires : stored._expires;
   let expires;
   if (typeof maxAge === 'number') {
     if (!(maxAge > 0)) return false;
     expires = new Date(Date.now() + maxAge);
   } else if (maxAge === null || maxAge === undefined) {
-    if (stored.expires === null || stored.expires === undefined) expires = null;
-    else if (typeof stored.expires !== 'string') return false;
+    if (storedExpires === null || storedExpires === undefined) expires = null;
+    else if (typeof storedExpires !== 'string' && !(storedExpires instanceof Date)) return false;
     else {
-      expires = new Date(stored.expires);
+      expires = new Date(storedExpires);
       if (!(expires.getTime() > Date.now())) return false;
     }
   } else return false;
