@@ -121,7 +121,9 @@ test('express-session, msgpack: a page view that changes nothing is a touch, and
   gates.open('A');
   assert.equal((await slow).status, 200);
   const { sess, ttl } = await stored(store, ns, sid);
-  assert.equal(sess.cookie.originalMaxAge, MONTH, 'the slow page wrote its hour over "remember me"');
+  // Within a second: express-session's maxAge setter takes originalMaxAge from the clock again
+  // (the expiry less now), a millisecond short when it ticks between (the /remember page's own).
+  assert.ok(Math.abs(sess.cookie.originalMaxAge - MONTH) <= 1000, `the slow page wrote ${sess.cookie.originalMaxAge} ms over "remember me"`);
   assert.ok(ttl > 29 * DAY, `sessd keeps the session ${ttl} ms`);
   assert.equal(sess.user, 'cy');
 });
