@@ -1,5 +1,4 @@
 'use strict';
-// test:express4: express-session's cases under Express 4 too.
 // @fastify/session and express-session on a SessdStore whose serializer is not JSON
 // (MessagePack's raw bytes, and JSON's own functions wrapped in an object, which the store
 // cannot tell from any other serializer): stop 62's token, the lifetime a slow page takes from
