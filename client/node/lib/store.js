@@ -502,7 +502,10 @@ function adoptLifetime(cookie, stored) {
 // with, or NaN when it has none (a browser-session cookie) or is no cookie.
 function savedExpiry(sess) {
   const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
-  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
+  // Under a serializer that writes own fields (MessagePack), the expiry is _expires, a Date
+  // (see cookieFields): read as none, every get() of a session of an hour or less asked sessd
+  // its TTL besides.
+  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && (cookie.expires !== undefined ? cookie.expires : cookie._expires);
   // Date.parse(s) is new Date(s).getTime() without the Date (every get() asks, see farFromEnd).
   if (typeof expires === 'string') return Date.parse(expires);
   return expires instanceof Date ? new Date(expires).getTime() : NaN;
