@@ -310,22 +310,39 @@ const EXPRESS_LIFETIME_FIELDS = new Set(['expires', 'originalMaxAge']);
 const LIFETIME_FIELDS = new Set(['expires', 'originalExpires', 'originalMaxAge']);
 
 // cookiesWithSameFields(a, b, lifetime): two cookie forms (JSON) parsed, [x, y], when they are
-// objects whose fields but those in the Set lifetime are the same; else [null, null].
+// objects whose fields but those in the Set lifetime are the same; else [null, null]. A field
+// that is null is no field, and _expires is expires (see cookieFields).
 function cookiesWithSameFields(a, b, lifetime) {
   let x;
   let y;
   try {
-    x = JSON.parse(a);
-    y = JSON.parse(b);
+    x = cookieFields(JSON.parse(a));
+    y = cookieFields(JSON.parse(b));
   } catch (err) {
     return [null, null];
   }
   if (!isPlainObject(x) || !isPlainObject(y)) return [null, null];
-  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k)).sort();
+  const keys = (o) => Object.keys(o).filter((k) => !lifetime.has(k) && o[k] !== null).sort();
   const kx = keys(x);
   const ky = keys(y);
   if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i] || JSON.stringify(x[k]) !== JSON.stringify(y[k]))) return [null, null];
   return [x, y];
+}
+
+// cookieFields(o): a cookie as parsed (o) with its expiry under expires. A serializer that writes
+// an object's own fields (MessagePack's encode, which knows no toJSON) stores express-session's
+// and @fastify/session's Cookie with the expiry under _expires, the field behind their
+// accessor, where their JSON form has expires: compared as they were, such a cookie read back
+// differed from every request's, so each page view under MessagePack was a save of a changed
+// cookie, written over a "remember me" another tab had saved meanwhile (and noted as the
+// newest lifetime), and a slow @fastify/session page wrote its own lifetime back over it
+// (test/node63-fastify-serializers.test.js).
+function cookieFields(o) {
+  if (!isPlainObject(o) || !Object.prototype.hasOwnProperty.call(o, '_expires')) return o;
+  const out = { ...o };
+  delete out._expires;
+  if (out.expires === undefined) out.expires = o._expires;
+  return out;
 }
 
 // The fields of express-session's Cookie in its JSON form (Cookie.prototype.data) that
@@ -427,15 +444,17 @@ function sameLifetimeSet(read, now) {
 function adoptStoredLifetime(cookie, stored) {
   if (cookie === null || typeof cookie !== 'object' || !isPlainObject(stored)) return false;
   const maxAge = stored.originalMaxAge;
+  // Under a serializer that writes own fields, the expiry is _expires, a Date (see cookieFields).
+  const storedExpires = stored.expires !== undefined ? stored.expires : stored._expires;
   let expires;
   if (typeof maxAge === 'number') {
     if (!(maxAge > 0)) return false;
     expires = new Date(Date.now() + maxAge);
   } else if (maxAge === null || maxAge === undefined) {
-    if (stored.expires === null || stored.expires === undefined) expires = null;
-    else if (typeof stored.expires !== 'string') return false;
+    if (storedExpires === null || storedExpires === undefined) expires = null;
+    else if (typeof storedExpires !== 'string' && !(storedExpires instanceof Date)) return false;
     else {
-      expires = new Date(stored.expires);
+      expires = new Date(storedExpires);
       if (!(expires.getTime() > Date.now())) return false;
     }
   } else return false;
@@ -483,7 +502,10 @@ function adoptLifetime(cookie, stored) {
 // with, or NaN when it has none (a browser-session cookie) or is no cookie.
 function savedExpiry(sess) {
   const cookie = isPlainObject(sess) && isPlainObject(sess.cookie) ? sess.cookie : null;
-  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && cookie.expires;
+  // Under a serializer that writes own fields (MessagePack), the expiry is _expires, a Date
+  // (see cookieFields): read as none, every get() of a session of an hour or less asked sessd
+  // its TTL besides.
+  const expires = cookie && typeof cookie.toJSON === 'function' ? cookie.toJSON().expires : cookie && (cookie.expires !== undefined ? cookie.expires : cookie._expires);
   // Date.parse(s) is new Date(s).getTime() without the Date (every get() asks, see farFromEnd).
   if (typeof expires === 'string') return Date.parse(expires);
   return expires instanceof Date ? new Date(expires).getTime() : NaN;
@@ -743,8 +765,11 @@ class TagCache {
 // such a save was a whole SET: a slow request loaded before a logout wrote the session back
 // after it, and a key another request changed meanwhile (a cart) was undone. With it, the save
 // is merged over what was read (saveLoaded), as an Express request's is.
-// A read is kept from get() until a save claims it (see claimRead) or it is KEPT_READ_MS old
-// (a request that stalls longer saves whole, as before), the oldest going first past
+// Each read also travels with the session object copied from it, as a token on its cookie
+// (READ_TOKEN), which holds it for as long as that object lives: a save finds its own read
+// there, whatever the keeper has dropped since. The keeper is for the saves of frameworks
+// that carry no token (readOf), and keeps a read from get() until a save claims it (see
+// claimRead) or it is KEPT_READ_MS old, the oldest going first past
 // KEPT_READS_BUDGET_BYTES (each counted as its data and KEPT_READ_ENTRY_BYTES) and past
 // KEPT_READS_PER_KEY reads of one session. With @fastify/session's default rolling: true every
 // request saves, so what is kept is mostly the requests in flight; with rolling: false the
@@ -793,11 +818,9 @@ class ReadKeeper {
   }
 
   // add(key, data, text, nowMs): keeps a read of the session key made at nowMs; returns it (a
-  // KeptRead, which drop() empties).
-  // A read too large for its session's share is returned dropped (see claimRead).
+  // KeptRead, which its token carries: see READ_TOKEN). A read too large for its session's
+  // share is not kept here (returned with kept false): its token alone holds it.
   add(key, data, text, nowMs) {
-    const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
-    if (size > this.keyBudgetBytes) return new KeptRead(null, null, null, nowMs, 0);
     // Bytes (a session that is not UTF-8, or a raw serializer's) are a view of the socket's
     // read, up to 64 KiB of other replies (or a larger session's frame) that the kept read held
     // alive past its count: copied to their own memory.
@@ -806,7 +829,12 @@ class ReadKeeper {
       own.set(data);
       data = own;
     }
-    const read = new KeptRead(key, data, text, nowMs, size);
+    const size = keptSize(data) + (text !== null && text !== data ? keptSize(text) : 0) + KEPT_READ_ENTRY_BYTES;
+    const read = new KeptRead(this, key, data, text, nowMs, size);
+    if (size > this.keyBudgetBytes) {
+      read.kept = false;
+      return read;
+    }
     const list = this.byKey.get(key);
     // A session's first read in an array of one: an empty array's first push makes room for
     // 17, 125 bytes more a read (100,000 sessions read once each).
@@ -838,21 +866,25 @@ class ReadKeeper {
   expire(nowMs) {
     while (this.head < this.order.length) {
       const old = this.order[this.head];
-      if (old.key !== null && this.bytes <= this.budgetBytes && nowMs - old.atMs <= this.maxAgeMs) break;
+      if (old.kept && this.bytes <= this.budgetBytes && nowMs - old.atMs <= this.maxAgeMs) break;
       this.order[this.head++] = undefined;
-      if (old.key !== null) this.drop(old);
+      if (old.kept) this.drop(old);
     }
     if (this.head > 1024 && this.head * 2 > this.order.length) {
       this.order = this.order.slice(this.head);
       this.head = 0;
     } else if (this.order.length - this.head > 1024 && this.order.length - this.head > 2 * this.count) {
-      this.order = this.order.slice(this.head).filter((r) => r.key !== null);
+      this.order = this.order.slice(this.head).filter((r) => r.kept);
       this.head = 0;
     }
   }
 
-  // drop(read): removes a kept read (claimed, or gone out).
+  // drop(read): takes a kept read out of the keeper (gone out past its bounds, or claimed). Its
+  // token (READ_TOKEN) still holds it, for as long as the session object that carries it
+  // lives: the save of a page that stalled or that other visitors' reads pushed out merges
+  // over its own read all the same.
   drop(read) {
+    if (!read.kept) return;
     const list = this.byKey.get(read.key);
     if (list !== undefined) {
       const at = list.indexOf(read);
@@ -861,7 +893,13 @@ class ReadKeeper {
     }
     this.bytes -= read.size;
     this.count--;
-    read.key = null;
+    read.kept = false;
+  }
+
+  // take(read): the read a save claims (see claimRead): out of the keeper, and emptied, so that
+  // another object copied from it (it holds the same token) saves whole.
+  take(read) {
+    this.drop(read);
     read.data = null;
     read.text = null;
   }
@@ -870,8 +908,8 @@ class ReadKeeper {
   clear() {
     for (let i = this.head; i < this.order.length; i++) {
       const read = this.order[i];
-      if (read !== undefined && read.key !== null) {
-        read.key = null;
+      if (read !== undefined) {
+        read.kept = false;
         read.data = null;
         read.text = null;
       }
@@ -884,21 +922,25 @@ class ReadKeeper {
   }
 }
 
-// A read ReadKeeper keeps: key (null once dropped), data (the bytes read, or their text when
-// exact: see exactText), text (their text, or null), atMs, size (as the budget counts it).
+// A read ReadKeeper made: keeper (that ReadKeeper: a token is claimed by its own store only),
+// key (the session's), data (the bytes read, or their text when exact: see exactText; null
+// once claimed), text (their text, or null), atMs, size (as the budget counts it), kept
+// (whether the keeper holds it still).
 class KeptRead {
-  constructor(key, data, text, atMs, size) {
+  constructor(keeper, key, data, text, atMs, size) {
+    this.keeper = keeper;
     this.key = key;
     this.data = data;
     this.text = text;
     this.atMs = atMs;
     this.size = size;
+    this.kept = true;
   }
 
   // It is reachable from the session's cookie (READ_TOKEN): an app that logs the cookie, or
   // @fastify/session's cookie options, shows no session data.
   [util.inspect.custom]() {
-    return this.key === null ? 'KeptRead (dropped)' : 'KeptRead';
+    return this.data === null ? 'KeptRead (claimed)' : 'KeptRead';
   }
 }
 
@@ -906,7 +948,13 @@ class KeptRead {
 // JSON leaves out): the KeptRead of that read, so that the save of a session copied from it
 // claims that very read (see keptReadOf). @fastify/session spreads the read cookie into the
 // cookie options it keeps on its Session (restoredCookieOpts, then sessionCookieOpts), and a
-// copy made with Object.assign keeps the cookie itself.
+// copy made with Object.assign keeps the cookie itself. The token holds the read while the
+// keeper's bounds drop it: before stop 63 they emptied it, and on a busy site (rolling: false,
+// every page view's read kept until it aged out: 2,000 page views a second of 2 KB sessions
+// filled the 32 MiB in seconds) a slow page's save was whole again, undoing a logout or a
+// cart add made in another tab meanwhile (test/node63-fastify-busy-keeper.test.js). What it
+// holds beside the keeper is one copy of the session's text per session object of a request in
+// flight, which holds the parsed session anyway.
 const READ_TOKEN = Symbol('connect-sessd kept read');
 
 // keptReadOf(sess): the KeptRead whose token (READ_TOKEN) sess carries, on its cookie or on an
@@ -1629,19 +1677,24 @@ class SessdStore extends BaseStore {
       return;
     }
     const key = this.key(sid);
-    const reads = this.keptReads.reads(key, Date.now());
-    // The read sess was copied from, known by its token: dropped since (aged out, or past the
-    // budget), no other read is taken for it, whose keys may be what this request changed them
-    // back to (readOf's match). One of another session (@fastify/session's regenerate() carries
-    // the old session's cookie options over) says nothing of this one.
+    // The read sess was copied from, known by its token, which holds it whether the keeper
+    // still does or not. Claimed already (another object copied from the same read saved
+    // first) or the store closed: no other read is taken for it, whose keys may be what this
+    // request changed them back to (readOf's match): the save is whole. One of another session
+    // (@fastify/session's regenerate() carries the old session's cookie options over) or store
+    // says nothing of this one.
     const token = keptReadOf(sess);
-    if (token !== undefined && token.key === null) return;
     let read;
-    if (token !== undefined && token.key === key) read = token;
-    else if (reads === undefined) return;
-    else read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    if (token !== undefined && token.keeper === this.keptReads && token.key === key) {
+      if (token.data === null) return;
+      read = token;
+    } else {
+      const reads = this.keptReads.reads(key, Date.now());
+      if (reads === undefined) return;
+      read = reads.length === 1 ? reads[0] : this.readOf(reads, sess);
+    }
     const { data, text } = read;
-    this.keptReads.drop(read);
+    this.keptReads.take(read);
     // The cookie the read held is not needed: the loop of saveLoaded takes a copied session's
     // cookie for changed, and its touch paths read the forms that save leaves.
     stateFor(sess).loaded = { key, data, text, forms: null, cookie: undefined, stored: null, gone: false, copied: true };
