@@ -1881,11 +1881,21 @@ static void give_back_all_room(struct conn_set *s, bool spare_arriving)
 	}
 }
 
-/* Drop what ${c} holds and close it, answering BUSY when a frame can still start. */
+/*
+ * Drop what ${c} holds and close it, answering BUSY when a frame can still start and, sealed,
+ * no reply is dropped: a sealed connection's replies all went out before its BUSY, so that
+ * the requests it leaves unanswered were not carried out (PROTOCOL.md, "The bound on
+ * connections' buffers"). libsessd reads a BUSY as the first reply to a sealed connection's
+ * first record as a newcomer turned away with nothing done: evicted between that record's
+ * handling and the flush that seals its replies (plain), its FLASH_PUSH was carried out and
+ * its client, told it was not, pushed it again.
+ */
 static void evict(struct conn *c)
 {
-	/* Sealed records dropped unsent would leave a gap in the record numbers. */
-	bool torn = c->out_torn || c->out_sent > 0 || (c->peer.seal != NULL && c->out.len > 0);
+	/* Sealed records dropped unsent would leave a gap in the record numbers; replies not
+	 * sealed yet are of requests carried out. */
+	bool torn = c->out_torn || c->out_sent > 0 ||
+	            (c->peer.seal != NULL && (c->out.len > 0 || c->plain.len > 0));
 
 	drop_unread(c);
 	trim_input(c);

@@ -114,9 +114,12 @@ struct dispatch_ns_figure {
 
 /* Namespaces the NO_MEMORY warning names of each kind: the most memory, the refused writes. */
 #define DISPATCH_REFUSED_NS 3
-/* The bytes of a namespace's name it shows (each escaped to 4 characters at most, a quote
- * doubled), so that the line fits log_msg's 1024. */
-#define DISPATCH_NS_SHOWN 32
+/* The bytes of a namespace's name it shows, and the characters they may take as the log writes
+ * them (a byte it escapes takes 4, a quote doubled 2), so that the line of six names fits
+ * log_msg's 1024 whatever the names: 32 bytes escaped each, six names with figures of a store
+ * of megabytes came to 1,140 characters, and the line lost its last victims. */
+#define DISPATCH_NS_SHOWN       32
+#define DISPATCH_NS_SHOWN_WIDTH 64
 /* Namespaces the NO_MEMORY warning's walk looks at in one step: at most about 3.5 ms (300,000
  * namespaces took 3.4 us each at load 7: store_namespaces' scan hashes each name it passes).
  * One step is taken with the warning, the others once a second (dispatch_log_due), so that a
@@ -633,19 +636,32 @@ static void text_add(char *text, size_t size, size_t *at, const char *fmt, ...)
 		*at += (size_t)n;
 }
 
+/* The characters name byte ${ch} takes on the line as the log writes it (log_escape). */
+static size_t shown_width(uint8_t ch)
+{
+	if (ch == '"')
+		return 2; /* doubled */
+	return ch >= 0x20 && ch < 0x7f && ch != '\\' ? 1 : 4;
+}
+
 /*
- * Append the quoted name of ${f}: its first DISPATCH_NS_SHOWN bytes, up to a NUL (the line is a
- * C string), and "..." when that is not all. The log shows a byte outside printable ASCII, and
+ * Append the quoted name of ${f}: its first DISPATCH_NS_SHOWN bytes, as many as the log writes
+ * in DISPATCH_NS_SHOWN_WIDTH characters, up to a NUL (the line is a C string), and "..." when
+ * that is not all. The log shows a byte outside printable ASCII, and
  * the backslash, as \xNN (sessctl's form of a name, which its --namespace takes); a quote is
  * doubled here, so that a name cannot end its quotes early and write the rest of the line (a
  * namespace `a", 7 in "b` named a victim "b" that had no write refused).
  */
 static void text_add_name(char *text, size_t size, size_t *at, const struct dispatch_ns_figure *f)
 {
-	size_t i;
+	size_t i, width = 0, w;
 
 	text_add(text, size, at, "\"");
 	for (i = 0; i < f->len && i < DISPATCH_NS_SHOWN && f->name[i] != 0; i++) {
+		w = shown_width(f->name[i]);
+		if (width + w > DISPATCH_NS_SHOWN_WIDTH)
+			break;
+		width += w;
 		if (f->name[i] == '"')
 			text_add(text, size, at, "\"\"");
 		else

@@ -1085,8 +1085,8 @@ static const char *last_by_ns_line(const char *text)
 /*
  * A namespace's name is the client's to choose, and the NO_MEMORY line shows it in quotes: a
  * quote in it ended them, and the rest of the name read as the line's own words (the line
- * named a victim "b" that had no refused write). A guard beside it: six names of 32 bytes the
- * log escapes (\xNN, four characters each) still leave the line whole to its end.
+ * named a victim "b" that had no refused write). A guard beside it: names of 40 bytes the log
+ * escapes (\xNN, four characters each) show 16 of them, and the line stays whole to its end.
  */
 LEAK_CHECKED_TEST(operator, a_namespace_cannot_forge_or_cut_the_no_memory_line)
 {
@@ -1129,14 +1129,67 @@ LEAK_CHECKED_TEST(operator, a_namespace_cannot_forge_or_cut_the_no_memory_line)
 	cr_expect_null(strstr(line, "1 in \"a\", 7 in \"b\""),
 	               "a name's quote ends its quotes:\n%s", text);
 	cr_expect_not_null(strstr(line, "1 in \"a\"\", 7 in \"\"b\""), "%s", text);
-	/* 32 bytes of each name, escaped, and the line whole to its end. */
-	cr_expect_not_null(strstr(line, "\\x1d\\x1e\\x01\\x02...\" ("), "%s", text);
-	cr_expect_not_null(
-	    strstr(line, "1 in \"\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f"
-	                 "\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f"
-	                 "\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f...\""),
-	    "%s", text);
+	/* 16 bytes of each name, escaped (64 characters), and the line whole to its end. */
+	cr_expect_not_null(strstr(line, "\\x0f\\x10...\" ("), "%s", text);
+	cr_expect_not_null(strstr(line,
+	                          "1 in \"\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f\\x7f"
+	                          "\\x7f\\x7f\\x7f\\x7f\\x7f...\""),
+	                   "%s", text);
 	cr_expect_not_null(strstr(line, ", 1 in other namespaces\n"), "the line is cut:\n%s", text);
+	free(text);
+	free(data);
+}
+
+/*
+ * Six names the log escapes, with the figures of a store of megabytes, still leave the NO_MEMORY
+ * line by namespace whole: a name showed 32 bytes, 128 characters once escaped, and six of them
+ * with seven-digit byte counts made the line 1,140 characters, past the log's 1024, which cut
+ * it before its refused writes' last namespace and the count of the others. Any client names
+ * its namespaces: one that filled the store could so keep its victims off the line. A name
+ * now shows at most 64 characters as the log writes them (16 escaped bytes).
+ */
+LEAK_CHECKED_TEST(operator, six_escaped_names_leave_the_no_memory_line_whole)
+{
+	enum { SIZE = 64 * 1024, NAME = 40, NAMES = 6 };
+	const char *args[] = {"--max-memory", "8M", NULL};
+	struct harness_daemon d;
+	uint8_t *data = malloc(SIZE);
+	char name[NAMES][NAME + 1], id[32], *text;
+	const char *line, *end, *by_bytes;
+	int fd, i, status = CODEC_OK;
+
+	cr_assert_not_null(data);
+	fill(data, SIZE, 11);
+	/* Control bytes, a different one at the start of each (no NUL, which ends a C string). */
+	for (int n = 0; n < NAMES; n++) {
+		for (i = 0; i < NAME; i++)
+			name[n][i] = (char)(1 + (n + i) % 30);
+		name[n][NAME] = '\0';
+	}
+	cr_assert_eq(harness_start(&d, args), 0);
+	fd = harness_open_ready(d.unix_url, "nomem-width");
+	for (i = 0; i < 256 && status == CODEC_OK; i++) {
+		snprintf(id, sizeof(id), "s-%d", i);
+		status = set_in(fd, name[i % 3], id, data, SIZE, TTL_MS);
+	}
+	cr_assert_eq(status, CODEC_NO_MEMORY, "256 sessions of 64 KiB fit in 8M");
+	for (int n = 3; n < NAMES; n++)
+		cr_assert_eq(set_in(fd, name[n], "x", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in(fd, "tail", "x", data, SIZE, TTL_MS), CODEC_NO_MEMORY);
+	close(fd);
+	text = stop_for_log(&d);
+	line = last_by_ns_line(text);
+	cr_assert_not_null(line, "%s", text);
+	end = strchr(line, '\n');
+	cr_assert_not_null(end);
+	by_bytes = strstr(line, "...\" (");
+	cr_assert_not_null(by_bytes, "%s", text);
+	cr_expect_geq(strtoull(by_bytes + 6, NULL, 10), 1000000, "byte counts of seven digits:\n%s",
+	              text);
+	cr_expect_not_null(strstr(line, ", 1 in other namespaces\n"),
+	                   "the line is cut (%d "
+	                   "characters from its words):\n%s",
+	                   (int)(end - line), text);
 	free(text);
 	free(data);
 }

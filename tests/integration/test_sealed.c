@@ -936,6 +936,157 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_sealed_connections_room_counts_and_is_given_bac
 	cr_expect_eq(harness_stop(&d), 0);
 }
 
+/* Send what ${fd}'s socket takes of ${n} bytes at ${p} without waiting; returns how many. */
+static size_t send_what_fits(int fd, const uint8_t *p, size_t n)
+{
+	size_t sent = 0;
+	ssize_t put;
+
+	while (sent < n && (put = send(fd, p + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0)
+		sent += (size_t)put;
+	return sent;
+}
+
+/*
+ * A sealed connection closed over --max-client-memory after requests of its first record were
+ * carried out, but before their replies were sealed, is closed without BUSY: libsessd reads a
+ * BUSY as the first reply to a sealed connection's first record as a newcomer turned away with
+ * nothing carried out (sessd_outcome_unknown 0, sessctl exit 4, "safe to retry"), so a flash
+ * pushed there was pushed twice by a retry. evict() judged the replies by what waited for the
+ * socket alone (out), not by those not sealed yet (plain).
+ *
+ * The turns are laid out with the daemon stopped (SIGSTOP) while everything is written, so
+ * that its next turn finds it all, in this order: a SET_IF over a session of 1 MB (which
+ * charges the turn's budget for heavy requests 1 ms, all of it: DISPATCH_HASH_NS_PER_BYTE);
+ * the victim's first record, a SET_IF of that session (put off to the next turn, as heavy),
+ * a FLASH_PUSH and a GET of the 1 MB session; 1-byte records from six connections, counted
+ * 512 bytes each against the turn's reading (2 MiB), so that the reads behind them wait for
+ * the next turn; and eight plain connections, each with part of a 1 MB SET, whose reads so
+ * wait. The next turn hands the victim's record again first (conn_set_retry): its FLASH_PUSH
+ * is carried out and its GET's reply of 1 MB waits to be sealed; then the reads put off bring
+ * the held bytes past --max-client-memory 2M, and the victim, which has gone longest without
+ * progress among those holding a byte, is closed. Before the fix its first reply was BUSY.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, an_eviction_after_a_first_record_carried_out_is_no_busy,
+                       .timeout = 60)
+{
+	enum { BIG = 1000000, FLOODERS = 6, FLOOD_WIRE = 16380, HOLDERS = 8 };
+	const char *const args[] = {"--auth-file", secret_path, "--max-client-memory", "2M", NULL};
+	static const uint8_t wrong_tag[CODEC_TAG_BYTES] = {0};
+	struct codec_request req = {.ttl_ms = TTL_MS, .ns = str("evicted")};
+	struct sealed setup, spender, victim, flood[FLOODERS];
+	struct codec_request ping = {.op = CODEC_OP_PING};
+	int holders[HOLDERS];
+	struct buf frames, wire, held;
+	struct harness_daemon d;
+	struct mp_bytes result;
+	uint64_t evictions;
+	uint32_t status = 0;
+	uint8_t *data, *body;
+	bool busy, ended;
+
+	data = malloc(BIG);
+	cr_assert_not_null(data);
+	memset(data, 'x', BIG);
+	cr_assert_eq(harness_start(&d, args), 0);
+	setup = sealed_open(d.unix_url);
+	req.op = CODEC_OP_SET;
+	req.request_id = 1;
+	req.id = str("big");
+	req.data = (struct mp_bytes){data, BIG};
+	cr_assert_eq(sealed_call(&setup, &req, NULL, NULL), CODEC_OK);
+	evictions = sealed_stat(&setup, "client_evictions_total");
+	spender = sealed_open(d.unix_url);
+	victim = sealed_open(d.unix_url);
+	for (int i = 0; i < FLOODERS; i++)
+		flood[i] = sealed_open(d.unix_url);
+	for (int i = 0; i < HOLDERS; i++) {
+		struct codec_reply rep = plain_hello(d.unix_url, secret, &holders[i], &body);
+
+		cr_assert_eq(rep.status, CODEC_OK);
+		free(body);
+	}
+
+	buf_init(&frames);
+	buf_init(&wire);
+	buf_init(&held);
+	/* Part of a 1 MB SET, what each holder's socket takes of it. */
+	req.request_id = 2;
+	req.id = str("held");
+	cr_assert_eq(codec_encode_request(&held, &req), 0);
+	cr_assert_eq(harness_sigstop(d.pid), 0);
+	req.op = CODEC_OP_SET_IF;
+	req.id = str("big");
+	req.expect = (struct mp_bytes){wrong_tag, sizeof(wrong_tag)};
+	req.data = str("spent");
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	sealed_send(&spender, &frames);
+	buf_reset(&frames);
+	req.request_id = 3;
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	req.op = CODEC_OP_FLASH_PUSH;
+	req.request_id = 4;
+	req.id = str("victim");
+	req.flash_type = str("info");
+	req.flash_msg = str("pushed once");
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	req.op = CODEC_OP_GET;
+	req.request_id = 5;
+	req.id = str("big");
+	cr_assert_eq(codec_encode_request(&frames, &req), 0);
+	sealed_send(&victim, &frames);
+	buf_reset(&frames);
+	while (frames.len * (1 + SEAL_OVERHEAD) < FLOOD_WIRE) {
+		ping.request_id++;
+		cr_assert_eq(codec_encode_request(&frames, &ping), 0);
+	}
+	for (int i = 0; i < FLOODERS; i++) {
+		buf_reset(&wire);
+		for (size_t at = 0; at < frames.len; at++)
+			cr_assert_eq(seal_append(flood[i].seal, &wire, frames.data + at, 1), 0);
+		cr_assert_eq(harness_send_all(flood[i].fd, wire.data, wire.len), 0);
+	}
+	for (int i = 0; i < HOLDERS; i++)
+		cr_assert_gt(send_what_fits(holders[i], held.data, held.len), 64 * 1024);
+	cr_assert_eq(kill(d.pid, SIGCONT), 0);
+
+	/* The stream's end, or the first record and the reply it starts. */
+	ended = sealed_read_record(&victim) == -1;
+	if (!ended) {
+		struct codec_reply rep;
+
+		sealed_reply(&victim, &rep, &body);
+		status = rep.status;
+		free(body);
+	}
+	cr_assert(ended || status == CODEC_BUSY,
+	          "the victim's first record was answered (status %u): it was not closed", status);
+	busy = !ended;
+	cr_assert_gt(sealed_stat(&setup, "client_evictions_total"), evictions,
+	             "no connection was closed over --max-client-memory");
+	req.op = CODEC_OP_FLASH_POP;
+	req.request_id = 6;
+	req.id = str("victim");
+	cr_assert_eq(sealed_call(&setup, &req, &result, &body), CODEC_OK);
+	cr_assert_neq(memmem(result.ptr, result.len, "pushed once", 11), NULL,
+	              "the victim was closed before its FLASH_PUSH ran: the case was not reached");
+	free(body);
+	cr_expect_not(busy, "the victim's first reply is BUSY, and its FLASH_PUSH was carried out");
+
+	for (int i = 0; i < HOLDERS; i++)
+		close(holders[i]);
+	for (int i = 0; i < FLOODERS; i++)
+		sealed_close(&flood[i]);
+	sealed_close(&victim);
+	sealed_close(&spender);
+	sealed_close(&setup);
+	buf_finish(&held);
+	buf_finish(&wire);
+	buf_finish(&frames);
+	free(data);
+	cr_expect_eq(harness_stop(&d), 0);
+}
+
 /* A recorded sealed HELLO's auth map into ${auth} (to finish): whoever saw it can replay it
  * without the secret. Returns the seal that made it (free with seal_free). */
 static struct seal *recorded_hello(struct buf *auth)
