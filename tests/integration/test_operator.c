@@ -3955,20 +3955,18 @@ static int odd_server_answer(int fd, const struct codec_request *req)
 }
 
 /*
- * A server's figures are its words: what sessctl does not know or cannot name is left out or
- * given as untyped, and the exposition stays sound, so that one odd figure (a newer sessd's, or
- * a faulty or hostile server's) does not make Prometheus refuse the whole of it, nor forge a
- * sample (sessd_up 0 here). The fake server answers over loopback TCP in a child process.
+ * A fake server on loopback TCP in a child process, each request answered by ${answer} (which
+ * returns 0, or -1 to close), its URL written to ${url} (${url_size} bytes). Returns the
+ * child's pid, for the caller's waitpid. accept and the reads give up after 10 s: a test that
+ * fails leaves no process behind.
  */
-LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, .timeout = 60)
+static pid_t fake_stats_server(char *url, size_t url_size,
+                               int (*answer)(int fd, const struct codec_request *req))
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sa_len = sizeof(sa);
 	struct timeval tv = {.tv_sec = 10};
-	char url[64];
-	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
-	struct sessctl_run r;
-	int lfd, status;
+	int lfd;
 	pid_t pid;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -3976,8 +3974,7 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, 
 	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert_eq(listen(lfd, 4), 0);
 	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sa_len), 0);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-	/* accept and the reads give up after 10 s: a test that fails leaves no process behind. */
+	snprintf(url, url_size, "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
 	cr_assert_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	fflush(NULL);
 	pid = fork();
@@ -3995,13 +3992,30 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, 
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
 			rc = codec_decode_request(body, len, &req, &why_status, &why) == 0
-			         ? odd_server_answer(fd, &req)
+			         ? answer(fd, &req)
 			         : -1;
 			free(body);
 		}
 		_exit(0);
 	}
 	close(lfd);
+	return pid;
+}
+
+/*
+ * A server's figures are its words: what sessctl does not know or cannot name is left out or
+ * given as untyped, and the exposition stays sound, so that one odd figure (a newer sessd's, or
+ * a faulty or hostile server's) does not make Prometheus refuse the whole of it, nor forge a
+ * sample (sessd_up 0 here). The fake server answers over loopback TCP in a child process.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, .timeout = 60)
+{
+	char url[64];
+	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
+	struct sessctl_run r;
+	int status;
+	pid_t pid = fake_stats_server(url, sizeof(url), odd_server_answer);
+
 	r = run_sessctl_prom(args, 0);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -4069,50 +4083,16 @@ static int repeating_server_answer(int fd, const struct codec_request *req)
  * cannot fire). NAMESPACES may give a namespace twice when namespaces are made during the scan,
  * and each page's names went in as they came: sessd_namespace_sessions{namespace="shop"} twice.
  * A server figure "up" made a second sessd_up family, with 0 in it. Now the first of a
- * namespace is kept and "up" is left out, sessd_up 1 alone. The fake server answers over a
- * Unix socket in a child process.
+ * namespace is kept and "up" is left out, sessd_up 1 alone.
  */
 LEAK_CHECKED_TEST_OPTS(operator, prometheus_writes_a_namespace_given_twice_once, .timeout = 60)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sa_len = sizeof(sa);
-	struct timeval tv = {.tv_sec = 10};
 	char url[64];
 	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
 	struct sessctl_run r;
-	int lfd, status;
-	pid_t pid;
+	int status;
+	pid_t pid = fake_stats_server(url, sizeof(url), repeating_server_answer);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(lfd, 4), 0);
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sa_len), 0);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-	cr_assert_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct codec_request req;
-		uint32_t why_status;
-		const char *why;
-		uint8_t *body;
-		size_t len;
-		int fd = accept(lfd, NULL, NULL), rc = 0;
-
-		if (fd == -1)
-			_exit(1);
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		while (rc == 0 && harness_recv_frame(fd, &body, &len) == 0) {
-			rc = codec_decode_request(body, len, &req, &why_status, &why) == 0
-			         ? repeating_server_answer(fd, &req)
-			         : -1;
-			free(body);
-		}
-		_exit(0);
-	}
-	close(lfd);
 	r = run_sessctl_prom(args, 0);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
