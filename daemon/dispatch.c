@@ -121,11 +121,12 @@ struct dispatch_ns_figure {
 #define DISPATCH_NS_SHOWN       32
 #define DISPATCH_NS_SHOWN_WIDTH 64
 /* Namespaces the NO_MEMORY warning's walk looks at in one step: at most about 3.5 ms (300,000
- * namespaces took 3.4 us each at load 7: store_namespaces' scan hashes each name it passes).
- * One step is taken with the warning, the others once a second (dispatch_log_due), so that a
- * store of hundreds of thousands of namespaces does not hold the loop for the whole walk:
- * 300,000 held it 2.5 s in a refused write's turn at stop 61 (load 26), 1.0 s at load 7. Their
- * line comes about 5 minutes later. */
+ * namespaces took 3.4 us each at load 7 when store_namespaces' scan hashed each name it passed;
+ * with the hash kept in the namespace, a step is about half the instructions). One step is taken
+ * with the warning, the others once a second (dispatch_log_due), so that a store of hundreds of
+ * thousands of namespaces does not hold the loop for the whole walk: 300,000 held it 2.5 s in a
+ * refused write's turn at stop 61 (load 26), 1.0 s at load 7. Their line comes about 5 minutes
+ * later. */
 #define DISPATCH_NS_WALK_STEP 1024
 
 /* The namespaces holding the most bytes, found by the NO_MEMORY warning's walk a step at a
