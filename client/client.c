@@ -457,6 +457,7 @@ static size_t sealed_plain_sent(const struct sessd_client *c, size_t sent)
 void client_call_starts(struct sessd_client *c)
 {
 	c->outcome_unknown = false;
+	c->result_lost = false;
 }
 
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,

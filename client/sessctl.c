@@ -1053,12 +1053,11 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 	if (!stdout_takes_output("flash-pop"))
 		return EXIT_TROUBLE;
 	rc = sessd_flash_pop(c, o->id, o->id_len, type, &f);
-	/* sessd answered and libsessd had no memory for the messages in its reply (its words
-	 * are call_on_frame's, client/sessd.c): the pop was carried out, which report's "may or
-	 * may not" left open. No memory for the reply's bytes themselves ("... for a reply") is
-	 * not this: then what came may not have been the answer. */
-	if (rc == SESSD_ERR_NOMEM && sessd_outcome_unknown(c) &&
-	    strcmp(sessd_errmsg(c), "out of memory for the result") == 0) {
+	/* sessd answered and libsessd had no memory for the messages in its reply: the pop was
+	 * carried out, which report's "may or may not" left open. No memory for the reply's
+	 * bytes themselves is not this (sessd_result_lost 0): then what came may not have been
+	 * the answer. Before libsessd said so, this compared its error's words. */
+	if (rc == SESSD_ERR_NOMEM && sessd_result_lost(c)) {
 		fputs(
 		    "sessctl: flash-pop: sessd removed the messages and answered, but there was no "
 		    "memory to read its answer: the messages are lost (exit 5)\n",

@@ -5627,3 +5627,45 @@ LEAK_CHECKED_TEST(fake_server, a_closing_status_in_a_wider_form_is_read_by_value
 	sessd_close(c);
 	tmp_finish(&l, pid, "fake server");
 }
+
+/*
+ * The library's file is libsessd.so.0.N.0 for its newest symbol version LIBSESSD_0.N
+ * (client/meson.build), and sessd_result_lost, added at LIBSESSD_0.2, resolves there and
+ * nowhere older: a program that tells a FLASH_POP's lost messages from an unknown outcome needs
+ * a library that can say it.
+ */
+Test(client, the_file_name_says_the_newest_symbol_version)
+{
+	const char *root = getenv("SESSD_SOURCE_ROOT");
+	char path[PATH_MAX], line[256], real[PATH_MAX], want[64];
+	int (*lost)(const struct sessd_client *) = sessd_result_lost;
+	unsigned minor, newest = 0;
+	const char *base;
+	void *lib, *at;
+	Dl_info info;
+	FILE *map;
+
+	cr_assert_not_null(root, "SESSD_SOURCE_ROOT is not set (meson test sets it)");
+	snprintf(path, sizeof(path), "%s/client/libsessd.map", root);
+	map = fopen(path, "r");
+	cr_assert_not_null(map, "%s", path);
+	while (fgets(line, sizeof(line), map) != NULL)
+		if (sscanf(line, "LIBSESSD_0.%u {", &minor) == 1 && minor > newest)
+			newest = minor;
+	fclose(map);
+	cr_assert_geq(newest, 2, "no LIBSESSD_0.2 block in %s", path);
+	lib = dlopen("libsessd.so.0", RTLD_NOW | RTLD_NOLOAD);
+	cr_assert_not_null(lib, "%s", dlerror());
+	at = dlvsym(lib, "sessd_result_lost", "LIBSESSD_0.2");
+	cr_expect_eq(memcmp(&lost, &at, sizeof(at)), 0, "sessd_result_lost is not at LIBSESSD_0.2");
+	cr_expect_null(dlvsym(lib, "sessd_result_lost", "LIBSESSD_0.1"));
+	cr_expect_null(dlvsym(lib, "sessd_result_lost", "LIBSESSD_0"));
+	cr_assert_neq(dladdr(at, &info), 0);
+	cr_assert_not_null(realpath(info.dli_fname, real), "%s", info.dli_fname);
+	base = strrchr(real, '/') != NULL ? strrchr(real, '/') + 1 : real;
+	snprintf(want, sizeof(want), "libsessd.so.0.%u.0", newest);
+	cr_expect_str_eq(base, want, "%s: LIBSESSD_0.%u is the newest block of %s", real, newest,
+	                 path);
+	cr_expect_eq(sessd_result_lost(NULL), 0);
+	dlclose(lib);
+}
