@@ -1987,8 +1987,9 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * keeps its mode, and its owner and group as far as this user may give them (root: both; others:
  * a group of their own); else mode 0666 less the umask. Before, a replaced file got the umask's
  * mode too, and an operator's run by hand under umask 077 made sessd.prom unreadable to the
- * collector till the timer's next run. A symbolic link at PATH is replaced, not followed (nor
- * its target's mode taken): in a directory another user may write in, it could name any file.
+ * collector till the timer's next run. Anything at PATH but a regular file is refused (exit 2,
+ * nothing written): a device or a link is not replaced, nor is a link followed (in a directory
+ * another user may write in, it could name any file).
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
  * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
  * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
@@ -2006,6 +2007,20 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	ssize_t n;
 	int fd, err;
 
+	/* Anything but a regular file there would be replaced by one: root's run with --output
+	 * /dev/null or /dev/stdout (a link) put a file of figures in place of the device, for
+	 * every program on the machine till the next boot. A FIFO or socket, a reader's, too. */
+	replacing = lstat(path, &old) == 0;
+	if (replacing && !S_ISREG(old.st_mode)) {
+		say("--output: %s is not a regular file (%s): --output puts a new file in its "
+		    "place; give the path of a file, or leave --output out for standard output",
+		    path,
+		    S_ISLNK(old.st_mode)   ? "a symbolic link"
+		    : S_ISDIR(old.st_mode) ? "a directory"
+		                           : "a device, FIFO or socket");
+		free(tmp);
+		return EXIT_TROUBLE;
+	}
 	if (tmp == NULL) {
 		fputs("sessctl: stats: out of memory\n", stderr);
 		return EXIT_TROUBLE;
@@ -2024,7 +2039,6 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 		free(tmp);
 		return EXIT_TROUBLE;
 	}
-	replacing = lstat(path, &old) == 0 && S_ISREG(old.st_mode);
 	if (replacing) {
 		mode = old.st_mode & 0777;
 		if (fstat(fd, &made) == 0 &&

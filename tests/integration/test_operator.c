@@ -4215,13 +4215,12 @@ static int prom_output_under_umask(const char *url, const char *path, mode_t mas
  * umask: an operator's run by hand under umask 077 left sessd.prom mode 0600, which
  * node_exporter's textfile collector, another user, could not read (the figures gone, a
  * scrape error) till the timer's next run (on main: "mode 600, not 640"). A file made new
- * still has 0666 less the umask. A symbolic link there is replaced, not followed, and its
- * target's mode is not taken: in a directory another user may write in, it could name any file.
+ * still has 0666 less the umask. Anything else there, a symbolic link or a device, is refused.
  */
 LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_keeps_the_replaced_files_mode, .timeout = 60)
 {
 	struct harness_daemon d;
-	char dir[64], path[100], target[100], *text;
+	char dir[64], path[100], target[100], *text, *names;
 	bool root = geteuid() == 0;
 	struct stat st;
 	int fd;
@@ -4255,22 +4254,29 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_keeps_the_replaced_files_mode
 	cr_expect_eq(st.st_mode & 07777, 0640, "a new file's mode %o, not 640",
 	             (unsigned)(st.st_mode & 07777));
 
-	/* A symbolic link: replaced by a file of the umask's mode, its target as it was. */
+	/* A symbolic link (as /dev/stdout is) and a FIFO (standing in for /dev/null, a device):
+	 * refused, exit 2, each left as it was. Before, each was replaced by a file of figures,
+	 * exit 0: as root, --output /dev/null put a regular file in place of the device. */
 	cr_assert_eq(unlink(path), 0);
 	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	cr_assert_neq(fd, -1);
 	cr_assert_eq(write(fd, "target\n", 7), 7);
 	close(fd);
 	cr_assert_eq(symlink("elsewhere", path), 0);
-	cr_assert_eq(prom_output_under_umask(d.unix_url, path, 022), 0);
+	cr_expect_eq(prom_output_under_umask(d.unix_url, path, 022), 2);
 	cr_assert_eq(lstat(path, &st), 0);
-	cr_expect(S_ISREG(st.st_mode), "sessd.prom is no longer a link");
-	cr_expect_eq(st.st_mode & 07777, 0644, "mode %o, not 644", (unsigned)(st.st_mode & 07777));
+	cr_expect(S_ISLNK(st.st_mode), "the link was replaced");
 	text = slurp(target);
 	cr_expect_str_eq(text, "target\n", "the link's target was written");
 	free(text);
-	cr_assert_eq(stat(target, &st), 0);
-	cr_expect_eq(st.st_mode & 07777, 0600);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	cr_expect_eq(prom_output_under_umask(d.unix_url, path, 022), 2);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+	names = dir_names(dir);
+	cr_expect_null(strstr(names, ".tmp."), "a file left beside it: %s", names);
+	free(names);
 
 	cr_assert_eq(harness_stop(&d), 0);
 	harness_cleanup(&d);
