@@ -386,9 +386,9 @@ static int batch_on_frame(void *ctx, const uint8_t *body, size_t len)
 			             codec_op_name(item->op));
 		else if (rc == SESSD_ERR_NOMEM)
 			client_error(b->c, rc, "out of memory for a result");
-		/* Carried out, its result lost: sessd_outcome_unknown. */
+		/* Carried out, its result lost: sessd_outcome_unknown, sessd_result_lost. */
 		if (rc == SESSD_ERR_NOMEM && codec_op_changes(item->op))
-			b->c->outcome_unknown = true;
+			b->c->outcome_unknown = b->c->result_lost = true;
 	}
 	item->status = rc;
 	if (client_status_closes(rc))

@@ -357,27 +357,50 @@ struct goodbye_watch {
 };
 
 /*
+ * The request id and status at the head of the reply ${body} (${len} bytes), read by value:
+ * PROTOCOL.md lets a uint take any of msgpack's integer forms (a server should write the
+ * shortest, and sessd does), and the decoder takes them all. Returns 0, or -1 when the body
+ * does not begin as a reply does (client_check_reply then says what is wrong with it).
+ */
+static int reply_head(const uint8_t *body, size_t len, uint64_t *request_id, uint64_t *status)
+{
+	struct mp_reader r;
+	uint32_t n;
+
+	mp_reader_init(&r, body, len);
+	if (mp_read_array(&r, &n) == -1 || n != 3 || mp_read_uint(&r, request_id) == -1 ||
+	    mp_read_uint(&r, status) == -1)
+		return -1;
+	return 0;
+}
+
+/*
  * A stopping server's last frame, SHUTTING_DOWN with request id 0 (which libsessd never uses
  * for a request), answers none of the requests: it says that every one still without a reply
  * was not carried out. So it ends the exchange, and each of them fails with it, rather than
- * being taken as the reply of the oldest. sessd writes the reply's header in its shortest form
- * (fixarray 3, 0, 11); a longer form reaches client_check_reply, which fails the oldest request
- * with it as well.
+ * being taken as the reply of the oldest. A BUSY (request id 0 from sessd; any, from a server
+ * that strays) leaves the requests without a reply "may or may not" (PROTOCOL.md, "Statuses"):
+ * noted here, for client_exchange. Both are read by value: before, only sessd's own shortest
+ * form (fixarray 3, 0, 13) was seen as BUSY, and a BUSY in a longer one reached the call as an
+ * ordinary answer, which said a change was not carried out when it may have been.
  */
 static int goodbye_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
 	struct goodbye_watch *w = ctx;
 	struct codec_reply rep;
+	uint64_t request_id, status;
 	int rc;
 
-	if (len >= 3 && body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_SHUTTING_DOWN &&
-	    codec_decode_reply(body, len, &rep) == 0) {
-		server_error(w->c, rep.status, &rep.message);
-		return SESSD_ERR_SHUTTING_DOWN;
-	}
-	if (len >= 3 && body[0] == 0x93 && body[1] == 0x00 && body[2] == CODEC_BUSY && !w->busy) {
-		w->busy = true;
-		w->busy_at = w->answered;
+	if (reply_head(body, len, &request_id, &status) == 0) {
+		if (request_id == 0 && status == CODEC_SHUTTING_DOWN &&
+		    codec_decode_reply(body, len, &rep) == 0) {
+			server_error(w->c, rep.status, &rep.message);
+			return SESSD_ERR_SHUTTING_DOWN;
+		}
+		if (status == CODEC_BUSY && !w->busy) {
+			w->busy = true;
+			w->busy_at = w->answered;
+		}
 	}
 	w->answered++;
 	rc = w->on_frame(w->ctx, body, len);
@@ -434,6 +457,7 @@ static size_t sealed_plain_sent(const struct sessd_client *c, size_t sent)
 void client_call_starts(struct sessd_client *c)
 {
 	c->outcome_unknown = false;
+	c->result_lost = false;
 }
 
 int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, size_t replies,

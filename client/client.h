@@ -88,6 +88,10 @@ struct sessd_client {
 	/* The last call failed with a change of its own sent whole and not answered: it may or
 	 * may not have been carried out (sessd_outcome_unknown). Cleared as each call starts. */
 	bool outcome_unknown;
+	/* The last call failed SESSD_ERR_NOMEM after sessd answered a change of it: carried out,
+	 * its result (a FLASH_POP's messages) not kept (sessd_result_lost). Cleared as each call
+	 * starts. */
+	bool result_lost;
 	char server_id[33];
 	uint64_t next_request_id;
 	struct buf out;     /* the frame of a blocking call, reused */
@@ -204,8 +208,8 @@ int client_exchange(struct sessd_client *c, const uint8_t *out, size_t out_len, 
                     wire_frame_fn on_frame, void *ctx);
 
 /*
- * client_call_starts(c): for each public call that may send, before anything else: the result
- * of sessd_outcome_unknown is the new call's from here on.
+ * client_call_starts(c): for each public call that may send, before anything else: the results
+ * of sessd_outcome_unknown and sessd_result_lost are the new call's from here on.
  */
 void client_call_starts(struct sessd_client *c);
 

@@ -1053,12 +1053,11 @@ static int run_flash_pop(struct sessd_client *c, const struct opts *o)
 	if (!stdout_takes_output("flash-pop"))
 		return EXIT_TROUBLE;
 	rc = sessd_flash_pop(c, o->id, o->id_len, type, &f);
-	/* sessd answered and libsessd had no memory for the messages in its reply (its words
-	 * are call_on_frame's, client/sessd.c): the pop was carried out, which report's "may or
-	 * may not" left open. No memory for the reply's bytes themselves ("... for a reply") is
-	 * not this: then what came may not have been the answer. */
-	if (rc == SESSD_ERR_NOMEM && sessd_outcome_unknown(c) &&
-	    strcmp(sessd_errmsg(c), "out of memory for the result") == 0) {
+	/* sessd answered and libsessd had no memory for the messages in its reply: the pop was
+	 * carried out, which report's "may or may not" left open. No memory for the reply's
+	 * bytes themselves is not this (sessd_result_lost 0): then what came may not have been
+	 * the answer. Before libsessd said so, this compared its error's words. */
+	if (rc == SESSD_ERR_NOMEM && sessd_result_lost(c)) {
 		fputs(
 		    "sessctl: flash-pop: sessd removed the messages and answered, but there was no "
 		    "memory to read its answer: the messages are lost (exit 5)\n",
@@ -1111,26 +1110,58 @@ static void write_escaped(FILE *f, const char *p, size_t len)
 	}
 }
 
+static int cookie_session_id(const char *arg, char id[MAX_ID_BYTES + 1]);
+
 /*
- * write_escaped for an id or a namespace name on a line of list, find or namespaces, which
- * --id-file, --id-env and --namespace read back: a space at its start or end is written \x20
- * too (the whole run of them). --id-file refuses an id with a raw space there (an editor's or
- * an `echo "$id "`'s, which no one meant), so such an id printed as it was could not be given
- * back; and a space before the tab or at the end of a line does not show.
+ * Write ${len} bytes of ${p} as write_escaped does into ${out} (4 * ${len} + 1 bytes), with a
+ * NUL, and a space at its start or end as \x20 too (the whole run of them); with ${colons},
+ * also every ':' and '%' as \x3a and \x25.
  */
-static void write_id(FILE *f, const char *p, size_t len)
+static void id_escape(const char *p, size_t len, bool colons, char *out)
 {
 	size_t lead = 0, trail = 0;
+	unsigned char ch;
 
 	while (lead < len && p[lead] == ' ')
 		lead++;
 	while (trail < len - lead && p[len - 1 - trail] == ' ')
 		trail++;
-	for (size_t i = 0; i < lead; i++)
-		fputs("\\x20", f);
-	write_escaped(f, p + lead, len - lead - trail);
-	for (size_t i = 0; i < trail; i++)
-		fputs("\\x20", f);
+	for (size_t i = 0; i < len; i++) {
+		ch = (unsigned char)p[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\' &&
+		    (ch != ' ' || (i >= lead && i < len - trail)) &&
+		    (!colons || (ch != ':' && ch != '%')))
+			*out++ = (char)ch;
+		else
+			out += snprintf(out, 5, "\\x%02x", ch);
+	}
+	*out = '\0';
+}
+
+/*
+ * write_escaped for an id or a namespace name on a line of list, find or namespaces, which
+ * --id-file, --id-env, an ID argument and --namespace read back: a space at its start or end
+ * is written \x20 too (the whole run of them). --id-file refuses an id with a raw space there
+ * (an editor's or an `echo "$id "`'s, which no one meant), so such an id printed as it was
+ * could not be given back; and a space before the tab or at the end of a line does not show.
+ * An id that reads as express-session's signed cookie (s:ID.SIGNATURE, or a Cookie header
+ * holding one, as "x;s:ID.SIGNATURE"), which an ID is taken to be (cookie_session_id), has its
+ * ':' and '%' written \x3a and \x25: printed as it was, its line named the session ID in it,
+ * another one, and `list | ... destroy --id-env` destroyed that one.
+ */
+static void write_id(FILE *f, const char *p, size_t len)
+{
+	char text[4 * MAX_ID_BYTES + 1], cookie_id[MAX_ID_BYTES + 1];
+
+	/* No id sessctl takes is longer (check_command); a hostile server's is written as is. */
+	if (len > MAX_ID_BYTES) {
+		write_escaped(f, p, len);
+		return;
+	}
+	id_escape(p, len, false, text);
+	if (cookie_session_id(text, cookie_id) != 0)
+		id_escape(p, len, true, text);
+	fputs(text, f);
 }
 
 /* What NAMESPACES says of the server's namespaces, for the warning about a missing one. */
@@ -1951,8 +1982,14 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * anything but the old file or the whole new one: into a new file of its own beside it, synced,
  * then renamed over it. A unique name (PATH.tmp.XXXXXX), not one PATH.tmp: two runs at once
  * (the timer's and an operator's) would write into one file and rename a mix of both; nor does
- * it end in .prom, which node_exporter's textfile collector would read. The file gets mode
- * 0666 less the umask, as the shell's > would make it: the collector runs as another user.
+ * it end in .prom, which node_exporter's textfile collector would read. The collector runs as
+ * another user, so the new file gets what the shell's > leaves: a regular file it replaces
+ * keeps its mode, and its owner and group as far as this user may give them (root: both; others:
+ * a group of their own); else mode 0666 less the umask. Before, a replaced file got the umask's
+ * mode too, and an operator's run by hand under umask 077 made sessd.prom unreadable to the
+ * collector till the timer's next run. Anything at PATH but a regular file is refused (exit 2,
+ * nothing written): a device or a link is not replaced, nor is a link followed (in a directory
+ * another user may write in, it could name any file).
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
  * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
  * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
@@ -1964,10 +2001,26 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 	char *tmp = malloc(path_len + sizeof(".tmp.XXXXXX"));
 	const char *step;
 	sigset_t stops, was;
-	mode_t mask;
+	struct stat old, made;
+	bool replacing;
+	mode_t mode;
 	ssize_t n;
 	int fd, err;
 
+	/* Anything but a regular file there would be replaced by one: root's run with --output
+	 * /dev/null or /dev/stdout (a link) put a file of figures in place of the device, for
+	 * every program on the machine till the next boot. A FIFO or socket, a reader's, too. */
+	replacing = lstat(path, &old) == 0;
+	if (replacing && !S_ISREG(old.st_mode)) {
+		say("--output: %s is not a regular file (%s): --output puts a new file in its "
+		    "place; give the path of a file, or leave --output out for standard output",
+		    path,
+		    S_ISLNK(old.st_mode)   ? "a symbolic link"
+		    : S_ISDIR(old.st_mode) ? "a directory"
+		                           : "a device, FIFO or socket");
+		free(tmp);
+		return EXIT_TROUBLE;
+	}
 	if (tmp == NULL) {
 		fputs("sessctl: stats: out of memory\n", stderr);
 		return EXIT_TROUBLE;
@@ -1986,10 +2039,22 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 		free(tmp);
 		return EXIT_TROUBLE;
 	}
-	mask = umask(0);
-	umask(mask);
+	if (replacing) {
+		mode = old.st_mode & 0777;
+		if (fstat(fd, &made) == 0 &&
+		    (made.st_uid != old.st_uid || made.st_gid != old.st_gid) &&
+		    fchown(fd, geteuid() == 0 ? old.st_uid : (uid_t)-1, old.st_gid) == -1) {
+			/* Best effort: a user may not give a file away, nor a group not its
+			 * own. (The unit's root has no CAP_CHOWN, but the file it replaces is
+			 * its own, so it never gets here.) */
+		}
+	} else {
+		mode = umask(0);
+		umask(mode);
+		mode = 0666 & ~mode;
+	}
 	step = "setting the mode of";
-	if (fchmod(fd, 0666 & ~mask) == -1)
+	if (fchmod(fd, mode) == -1)
 		goto fail_unlink;
 	step = "writing";
 	while (done < len) {

@@ -254,9 +254,10 @@ static int call_once(struct sessd_client *c, struct codec_request *req, struct c
 	k->request_id = req->request_id;
 	k->status = SESSD_ERR_PROTOCOL;
 	rc = client_exchange(c, c->out.data, c->out.len, 1, call_on_frame, k);
-	/* Carried out, its result lost (a FLASH_POP's messages): no less than may have been. */
+	/* Carried out, its result lost (a FLASH_POP's messages): no less than may have been, and
+	 * known to have been (sessd_result_lost). */
 	if (rc == SESSD_OK && k->status == SESSD_ERR_NOMEM && codec_op_changes(k->op))
-		c->outcome_unknown = true;
+		c->outcome_unknown = c->result_lost = true;
 	/* The frame sent and the reply read (the data is the caller's copy now): not kept. */
 	client_trim(c);
 	if (rc != SESSD_OK) {
@@ -596,6 +597,11 @@ int sessd_retire_broken(struct sessd_client *c)
 int sessd_outcome_unknown(const struct sessd_client *c)
 {
 	return c != NULL && c->outcome_unknown;
+}
+
+int sessd_result_lost(const struct sessd_client *c)
+{
+	return c != NULL && c->result_lost;
 }
 
 int sessd_ping(struct sessd_client *c)

@@ -334,6 +334,20 @@ int sessd_retire_broken(struct sessd_client *c);
 int sessd_outcome_unknown(const struct sessd_client *c);
 
 /*
+ * sessd_result_lost(c):
+ * After a call of ${c} that failed with SESSD_ERR_NOMEM, whether sessd had answered a change of
+ * it and there was no memory to keep the result: 1 then (the change was carried out; a
+ * FLASH_POP's messages are removed from the session and lost; sessd_outcome_unknown is 1 too);
+ * 0 when no such answer was read: the call may have failed before anything was sent, or with
+ * no memory for the reply's bytes, whose outcome sessd_outcome_unknown tells. For
+ * sessd_batch_run, 1 when that befell any change of the batch, whatever the run returned (that
+ * request's sessd_batch_status is SESSD_ERR_NOMEM). The
+ * value is the last call's, as sessd_outcome_unknown's. Returns 0 for a NULL ${c}. Symbol
+ * version LIBSESSD_0.2 (libsessd.so.0.2.0 and later).
+ */
+int sessd_result_lost(const struct sessd_client *c);
+
+/*
  * sessd_get(c, id, id_len, data, data_len):
  * On SESSD_OK, *${data} is a malloc'd copy of the session's data (the caller frees it with
  * free(); one extra NUL byte follows the data, not counted in *${data_len}).

@@ -5544,3 +5544,128 @@ Test(client, each_function_resolves_at_the_version_of_its_block)
 	cr_expect_eq(memcmp(&want, &at, sizeof(at)), 0);
 	dlclose(lib);
 }
+
+/* --- A closing status in a longer msgpack form than sessd's. --- */
+
+/*
+ * A frame whose body is a reply [0, ${status}, "full"] with the request id and the status in
+ * the widest uint forms (uint 64 and uint 32), which PROTOCOL.md lets a server write though
+ * sessd writes the shortest.
+ */
+static int fake_wide_closing(int fd, uint32_t status)
+{
+	const uint8_t frame[] = {
+	    0,    0,   0,   20,  0x93, 0xcf, 0, 0, 0, 0, 0, 0, 0, 0, 0xce, 0, 0, 0, (uint8_t)status,
+	    0xa4, 'f', 'u', 'l', 'l'};
+
+	return harness_send_all(fd, frame, sizeof(frame));
+}
+
+/*
+ * Connection 0: a FLASH_PUSH answered BUSY in the wide form. Connection 1: a GET so answered.
+ * Connection 2: a batch of three FLASH_PUSHes, the first answered OK, then (all three read)
+ * SHUTTING_DOWN in the wide form.
+ */
+static int wide_closing_answer(int fd, const struct codec_request *req, int conn, int nth)
+{
+	if (nth == 0)
+		return fake_hello(fd, req->request_id, CODEC_DEFAULT_MAX_FRAME);
+	if (conn < 2) {
+		(void)fake_wide_closing(fd, CODEC_BUSY);
+		return -1;
+	}
+	if (nth == 1)
+		return fake_reply(fd, req->request_id, CODEC_OK, "\x01", 1);
+	/* Once all three are read: a close with bytes unread would reset the connection. */
+	if (nth == 2)
+		return 0;
+	(void)fake_wide_closing(fd, CODEC_SHUTTING_DOWN);
+	return -1;
+}
+
+/*
+ * BUSY and SHUTTING_DOWN are read by value, whatever msgpack form carries them. A BUSY says
+ * the requests left without a reply may or may not have been carried out; libsessd saw it only
+ * in sessd's own form (93 00 0d), and a BUSY in a wider one reached the call as an answer:
+ * a FLASH_PUSH failed SESSD_ERR_BUSY with sessd_outcome_unknown 0, "not carried out", and
+ * sessctl said exit 4, after which a script pushes again (on main: "outcome 0 after a BUSY to
+ * a FLASH_PUSH"). A wide SHUTTING_DOWN was taken as the reply of the oldest request waiting,
+ * and those behind it failed as a broken connection, "may have been carried out", though the
+ * status says none was.
+ */
+LEAK_CHECKED_TEST(fake_server, a_closing_status_in_a_wider_form_is_read_by_value)
+{
+	struct tmp_listener l;
+	struct sessd_client *c;
+	struct sessd_batch *b;
+	pid_t pid = fake_start(&l, 3, wide_closing_answer);
+	void *data = NULL;
+	size_t len = 0, queued = 0;
+	int rc;
+
+	c = connect_fake(l.url);
+	rc = sessd_flash_push(c, "wb", 2, "t", "m", 1, 60000, &queued);
+	cr_expect_eq(rc, SESSD_ERR_BUSY, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	cr_expect_eq(sessd_outcome_unknown(c), 1, "outcome 0 after a BUSY to a FLASH_PUSH");
+	rc = sessd_get(c, "wb", 2, &data, &len);
+	cr_expect_eq(rc, SESSD_ERR_BUSY, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	cr_expect_eq(sessd_outcome_unknown(c), 0, "a GET is a read");
+	b = sessd_batch_new(c);
+	cr_assert_not_null(b);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sessd_batch_flash_push(b, "wb", 2, "t", "m", 1, 60000), i);
+	rc = sessd_batch_run(b);
+	cr_expect_eq(rc, SESSD_ERR_SHUTTING_DOWN, "%s: %s", sessd_strerror(rc), sessd_errmsg(c));
+	cr_expect_eq(sessd_batch_status(b, 0), SESSD_OK);
+	cr_expect_eq(sessd_batch_status(b, 1), SESSD_ERR_SHUTTING_DOWN, "%s",
+	             sessd_strerror(sessd_batch_status(b, 1)));
+	cr_expect_eq(sessd_batch_status(b, 2), SESSD_ERR_SHUTTING_DOWN, "%s",
+	             sessd_strerror(sessd_batch_status(b, 2)));
+	cr_expect_eq(sessd_outcome_unknown(c), 0,
+	             "SHUTTING_DOWN says the two left without a reply were not carried out");
+	sessd_batch_free(b);
+	sessd_close(c);
+	tmp_finish(&l, pid, "fake server");
+}
+
+/*
+ * The library's file is libsessd.so.0.N.0 for its newest symbol version LIBSESSD_0.N
+ * (client/meson.build), and sessd_result_lost, added at LIBSESSD_0.2, resolves there and
+ * nowhere older: a program that tells a FLASH_POP's lost messages from an unknown outcome needs
+ * a library that can say it.
+ */
+Test(client, the_file_name_says_the_newest_symbol_version)
+{
+	const char *root = getenv("SESSD_SOURCE_ROOT");
+	char path[PATH_MAX], line[256], real[PATH_MAX], want[64];
+	int (*lost)(const struct sessd_client *) = sessd_result_lost;
+	unsigned minor, newest = 0;
+	const char *base;
+	void *lib, *at;
+	Dl_info info;
+	FILE *map;
+
+	cr_assert_not_null(root, "SESSD_SOURCE_ROOT is not set (meson test sets it)");
+	snprintf(path, sizeof(path), "%s/client/libsessd.map", root);
+	map = fopen(path, "r");
+	cr_assert_not_null(map, "%s", path);
+	while (fgets(line, sizeof(line), map) != NULL)
+		if (sscanf(line, "LIBSESSD_0.%u {", &minor) == 1 && minor > newest)
+			newest = minor;
+	fclose(map);
+	cr_assert_geq(newest, 2, "no LIBSESSD_0.2 block in %s", path);
+	lib = dlopen("libsessd.so.0", RTLD_NOW | RTLD_NOLOAD);
+	cr_assert_not_null(lib, "%s", dlerror());
+	at = dlvsym(lib, "sessd_result_lost", "LIBSESSD_0.2");
+	cr_expect_eq(memcmp(&lost, &at, sizeof(at)), 0, "sessd_result_lost is not at LIBSESSD_0.2");
+	cr_expect_null(dlvsym(lib, "sessd_result_lost", "LIBSESSD_0.1"));
+	cr_expect_null(dlvsym(lib, "sessd_result_lost", "LIBSESSD_0"));
+	cr_assert_neq(dladdr(at, &info), 0);
+	cr_assert_not_null(realpath(info.dli_fname, real), "%s", info.dli_fname);
+	base = strrchr(real, '/') != NULL ? strrchr(real, '/') + 1 : real;
+	snprintf(want, sizeof(want), "libsessd.so.0.%u.0", newest);
+	cr_expect_str_eq(base, want, "%s: LIBSESSD_0.%u is the newest block of %s", real, newest,
+	                 path);
+	cr_expect_eq(sessd_result_lost(NULL), 0);
+	dlclose(lib);
+}

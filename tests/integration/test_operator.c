@@ -4180,3 +4180,105 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_stopped_midway_leaves_no_file
 	harness_cleanup(&d);
 	rm_tree(dir);
 }
+
+/*
+ * sessctl --connect ${url} stats --prometheus --output ${path} under the umask ${mask}, standard
+ * output and error to /dev/null; returns its exit status (-1: died of a signal).
+ */
+static int prom_output_under_umask(const char *url, const char *path, mode_t mask)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	int status;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null == -1 || dup2(null, 1) == -1 || dup2(null, 2) == -1)
+			_exit(127);
+		umask(mask);
+		execl(bin, bin, "--connect", url, "stats", "--prometheus", "--output", path,
+		      (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * --output replaces a file as the shell's > would write into it: the file keeps its mode (and,
+ * run by root, its owner and group), whatever the umask. Before, the new file had 0666 less the
+ * umask: an operator's run by hand under umask 077 left sessd.prom mode 0600, which
+ * node_exporter's textfile collector, another user, could not read (the figures gone, a
+ * scrape error) till the timer's next run (on main: "mode 600, not 640"). A file made new
+ * still has 0666 less the umask. Anything else there, a symbolic link or a device, is refused.
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_keeps_the_replaced_files_mode, .timeout = 60)
+{
+	struct harness_daemon d;
+	char dir[64], path[100], target[100], *text, *names;
+	bool root = geteuid() == 0;
+	struct stat st;
+	int fd;
+
+	make_dir(dir, "prom-mode");
+	snprintf(path, sizeof(path), "%s/sessd.prom", dir);
+	snprintf(target, sizeof(target), "%s/elsewhere", dir);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, "old\n", 4), 4);
+	cr_assert_eq(fchmod(fd, 0640), 0);
+	if (root)
+		cr_assert_eq(fchown(fd, 4242, 4343), 0);
+	close(fd);
+	cr_assert_eq(prom_output_under_umask(d.unix_url, path, 077), 0);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0640, "mode %o, not 640", (unsigned)(st.st_mode & 07777));
+	if (root)
+		cr_expect(st.st_uid == 4242 && st.st_gid == 4343, "owner %u:%u, not 4242:4343",
+		          (unsigned)st.st_uid, (unsigned)st.st_gid);
+	text = slurp(path);
+	expect_exposition(text);
+	free(text);
+
+	/* A file made new: 0666 less the umask. */
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(prom_output_under_umask(d.unix_url, path, 027), 0);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0640, "a new file's mode %o, not 640",
+	             (unsigned)(st.st_mode & 07777));
+
+	/* A symbolic link (as /dev/stdout is) and a FIFO (standing in for /dev/null, a device):
+	 * refused, exit 2, each left as it was. Before, each was replaced by a file of figures,
+	 * exit 0: as root, --output /dev/null put a regular file in place of the device. */
+	cr_assert_eq(unlink(path), 0);
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, "target\n", 7), 7);
+	close(fd);
+	cr_assert_eq(symlink("elsewhere", path), 0);
+	cr_expect_eq(prom_output_under_umask(d.unix_url, path, 022), 2);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode), "the link was replaced");
+	text = slurp(target);
+	cr_expect_str_eq(text, "target\n", "the link's target was written");
+	free(text);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	cr_expect_eq(prom_output_under_umask(d.unix_url, path, 022), 2);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+	names = dir_names(dir);
+	cr_expect_null(strstr(names, ".tmp."), "a file left beside it: %s", names);
+	free(names);
+
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}

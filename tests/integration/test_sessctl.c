@@ -4152,3 +4152,73 @@ LEAK_CHECKED_TEST(sessctl, a_sealed_set_that_never_left_whole_owes_no_retire)
 	unlink(secret);
 	cr_assert_eq(rmdir(dir), 0);
 }
+
+/*
+ * An id that reads as express-session's signed cookie, s:ID.SIGNATURE (or a Cookie header
+ * holding one), is taken to be the cookie, and the session ID in it is used (sessctl(1), IDS).
+ * list printed such an id as it was, so its line named ID, another session: `list | while read
+ * ...; do SESSD_ID=$id sessctl destroy --id-env` destroyed the session ID (logged its visitor
+ * out) and left the listed one, and a set so wrote over ID's data. Such an id is printed with
+ * its ':' and '%' as \x3a and \x25 now, and every line of list and find gives its own session
+ * back, through --id-file, --id-env and the argument.
+ */
+LEAK_CHECKED_TEST(sessctl, a_list_line_of_an_id_shaped_as_a_cookie_names_that_id)
+{
+	static const char sig[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	char ids[3][128], line[160], env[200];
+	const char *p;
+	struct run r;
+
+	snprintf(ids[0], sizeof(ids[0]), "s:victim.%s", sig);
+	snprintf(ids[1], sizeof(ids[1]), "x;s%%3Avictim.%s", sig);
+	snprintf(ids[2], sizeof(ids[2]), "s:plain");
+	put_bytes("cookie-shaped", "victim", 6, "victim's data");
+	for (size_t i = 0; i < 3; i++)
+		put_bytes("cookie-shaped", ids[i], strlen(ids[i]), ids[i]);
+	RUN(&r, "--namespace", "cookie-shaped", "list");
+	cr_assert_eq(count_lines(&r), 4, "%s", (char *)r.out.data);
+	/* An id that does not read as a cookie is printed as it was. */
+	cr_assert(has_line_starting(&r, "s:plain\t"), "%s", (char *)r.out.data);
+	for (p = (const char *)r.out.data; *p != '\0'; p = strchr(p, '\n') + 1) {
+		size_t len = strcspn(p, "\n"), id_len = strcspn(p, "\t");
+		bool victim;
+		struct run got;
+
+		snprintf(line, sizeof(line), "%.*s", (int)id_len, p);
+		victim = strcmp(line, "victim") == 0;
+		run_in(&got, p, len + 1,
+		       (const char *const[]){"--namespace", "cookie-shaped", "get", "--id-file",
+		                             "-", NULL});
+		cr_assert_eq(got.status, 0, "line %s: exit %d: %s", line, got.status,
+		             (char *)got.err.data);
+		cr_assert_eq(strcmp((char *)got.out.data, "victim's data") == 0, victim,
+		             "the line %s named the session whose data is %s", line,
+		             (char *)got.out.data);
+		run_free(&got);
+		snprintf(env, sizeof(env), "SESSD_ID=%s", line);
+		run_spawn(
+		    &got, daemon_.unix_url, NULL, (const char *const[]){env, NULL}, NULL, 0,
+		    (const char *const[]){"--namespace", "cookie-shaped", "get", "--id-env", NULL});
+		cr_assert_eq(got.status, 0, "%s: %s", line, (char *)got.err.data);
+		cr_assert_eq(strcmp((char *)got.out.data, "victim's data") == 0, victim,
+		             "$SESSD_ID %s named the session whose data is %s", line,
+		             (char *)got.out.data);
+		run_free(&got);
+		RUN(&got, "--namespace", "cookie-shaped", "get", line);
+		cr_assert_eq(got.status, 0, "%s: %s", line, (char *)got.err.data);
+		cr_assert_eq(strcmp((char *)got.out.data, "victim's data") == 0, victim,
+		             "the argument %s named the session whose data is %s", line,
+		             (char *)got.out.data);
+		run_free(&got);
+	}
+	run_free(&r);
+	RUN(&r, "--namespace", "cookie-shaped", "find", "victim.");
+	cr_assert_eq(count_lines(&r), 2, "%s", (char *)r.out.data);
+	cr_assert_null(strstr((char *)r.out.data, "s:victim"), "%s", (char *)r.out.data);
+	run_free(&r);
+	/* A cookie given on purpose is still read as one. */
+	RUN(&r, "--namespace", "cookie-shaped", "get", ids[0]);
+	cr_assert_eq(r.status, 0, "%s", (char *)r.err.data);
+	cr_assert_str_eq((char *)r.out.data, "victim's data");
+	run_free(&r);
+}
