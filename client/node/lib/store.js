@@ -612,7 +612,10 @@ function cookieJson(cookie) {
     if (typeof v === 'string') f = JSON.stringify(v);
     else if (typeof v === 'number') f = Number.isFinite(v) ? String(v) : 'null';
     else if (typeof v === 'boolean' || v === null) f = String(v);
-    else if (plainDate(v)) f = Number.isFinite(v.getTime()) ? '"' + v.toISOString() + '"' : 'null';
+    // valueOf, not getTime: Date's toJSON goes by the time value (through valueOf, which
+    // plainDate found to be Date's own), and a Date subclass may have a getTime of its own
+    // (one that said NaN wrote "expires":null where JSON.stringify writes the expiry).
+    else if (plainDate(v)) f = Number.isFinite(v.valueOf()) ? '"' + v.toISOString() + '"' : 'null';
     else return JSON.stringify(cookie);
     out += (out === '' ? '{"' : ',"') + k + '":' + f;
   }
