@@ -6,9 +6,9 @@
 // its session's share of the budget or KEPT_READS_PER_KEY: a page that polls, a visitor who
 // reloads) stayed in that order, uncounted, until the head reached it or a compaction passed
 // it: a visitor with a large session viewing pages (rolling: false, no save) behind another
-// visitor's read left every one of those reads alive. Here a 400 KB session is viewed 100
-// times: on stop 63's store the app's heap grew by about 38 MiB, the keeper counting 2 MiB.
-// About 1.5 s.
+// visitor's read left every one of those reads alive. Here a 400 KB session is viewed 80
+// times: on stop 63's store the app's heap grew by about 31 MiB, the keeper counting 2 MiB.
+// About 2 s on a quiet machine (10 s at a load of 30).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -69,12 +69,12 @@ test('@fastify/session (rolling: false): a large session viewed again and again 
   assert.equal((await other.get('/page')).status, 200);
   for (let i = 0; i < 5; i++) assert.equal((await big.get('/page')).status, 200);
   const before = await settled(gc);
-  for (let i = 0; i < 100; i++) assert.equal((await big.get('/page')).status, 200);
+  for (let i = 0; i < 80; i++) assert.equal((await big.get('/page')).status, 200);
   const grew = (await settled(gc)) - before;
   const counted = store.keptReads.bytes;
   assert.ok(counted <= store.keptReads.keyBudgetBytes + 4096, `the keeper counts ${counted} bytes`);
   // The 2 MiB share the session may hold, and room for the runtime's own noise.
-  assert.ok(grew < 12 * 1048576, `100 views of a 400 KB session grew the app's heap by ${(grew / 1048576).toFixed(1)} MiB; the keeper counts ${(counted / 1048576).toFixed(1)} MiB`);
+  assert.ok(grew < 12 * 1048576, `80 views of a 400 KB session grew the app's heap by ${(grew / 1048576).toFixed(1)} MiB; the keeper counts ${(counted / 1048576).toFixed(1)} MiB`);
 });
 
 test('the keeper\'s order holds the reads it counts and no other, through adds, claims, bounds and compactions', () => {
@@ -87,11 +87,11 @@ test('the keeper\'s order holds the reads it counts and no other, through adds, 
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  for (let round = 0; round < 5; round++) {
+  for (let round = 0; round < 2; round++) {
     const k = new ReadKeeper(1000, 20000, 3000);
     const tokens = [];
     let now = 0;
-    for (let i = 0; i < 20000; i++) {
+    for (let i = 0; i < 10000; i++) {
       now += rnd(3);
       const op = rnd(10);
       if (op < 6) {
