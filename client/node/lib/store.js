@@ -919,7 +919,8 @@ class ReadKeeper {
   }
 
   // clear(): drops every read (the store is closing): a token of one still kept claims nothing
-  // after (one dropped before holds its data for its token; the closed client fails its save).
+  // after. One dropped before is no longer here: its token holds its data, and a save made
+  // through it merges over it (a closed client of the store's own fails that save).
   clear() {
     for (let i = this.head; i < this.order.length; i++) {
       const read = this.order[i];
