@@ -128,6 +128,9 @@ test('a merged save writes the cookie as JSON.stringify does, whatever its field
     ['an expiry whose toISOString is its own', (c) => { hidden(c.expires, 'toISOString', () => 'i"so'); return c; }],
     ['an expiry whose valueOf is its own', (c) => { hidden(c.expires, 'valueOf', () => NaN); return c; }],
     ['an expiry that is a string', (c) => { c._expires = '2030-01-01T00:00:00.000Z'; return c; }],
+    // Date subclasses (a time-zone library's date): their JSON is Date's, by their time value.
+    ['an expiry of a Date subclass', (c) => { c.expires = new (class extends Date {})(Date.now() + 60000); return c; }],
+    ['an expiry of a Date subclass whose getTime is its own', (c) => { c.expires = new (class extends Date { getTime() { return NaN; } })(Date.now() + 60000); return c; }],
     ['a domain that is an object', (c) => Object.assign(c, { domain: { toJSON: () => 'd' } })],
     ['a field of the app\'s own (not in its JSON)', (c) => Object.assign(c, { mine: 1 })],
     ['a toJSON of its own', (c) => Object.assign(c, { toJSON: () => ({ own: true }) })],
