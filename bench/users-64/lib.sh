@@ -11,12 +11,13 @@ mkdir -p "$W"
 
 log() { printf '%s %s\n' "$(date -u +%T.%N | cut -c1-12)" "$*" | tee -a "$W/events.log" >&2; }
 
-# start_sessd [ARGS...]: sessd on $W/sessd.sock and loopback TCP, secret $W/auth.
+# start_sessd [ARGS...]: sessd on $W/sessd.sock and loopback TCP, secret $W/auth; SESSD_PRE: a
+# command prefix (env VAR=... of libfaketime, say).
 start_sessd() {
 	[ -s "$W/auth" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$W/auth")
 	rm -f "$W/ready"
 	# shellcheck disable=SC2086
-	"$SESSD" --listen "unix:$W/sessd.sock" --listen "tcp://127.0.0.1:$TCP_PORT" \
+	${SESSD_PRE:-} "$SESSD" --listen "unix:$W/sessd.sock" --listen "tcp://127.0.0.1:$TCP_PORT" \
 		--auth-file "$W/auth" --ready-file "$W/ready" $SESSD_EXTRA "$@" 2>>"$W/sessd.log" &
 	echo $! >"$W/sessd.pid"
 	for _ in $(seq 400); do [ -s "$W/ready" ] && return 0; sleep 0.05; done
