@@ -81,14 +81,31 @@ async function fastifyApp() {
   process.on('SIGTERM', () => app.close().then(() => { store.close(); process.exit(0); }));
 }
 
+// STORE (Express only): sessd (default); redis: connect-redis 9 + connect-flash, the app before
+// its switch; migrate: connect-sessd with migrateFrom that RedisStore, as client/node/README.md's
+// "Switching from connect-redis" has it (REDIS_URL; modules from client/node/bench/e2e).
+function redisStore() {
+  const e2e = path.join(nodeDir, 'bench/e2e');
+  const { createClient } = require(require.resolve('redis', { paths: [e2e] }));
+  const { RedisStore } = require(require.resolve('connect-redis', { paths: [e2e] }));
+  const redis = createClient({ url: process.env.REDIS_URL });
+  redis.connect().catch(console.error);
+  return new RedisStore({ client: redis, prefix: 'sess:' });
+}
+
 function expressApp() {
   const express = req_('express4');
   const session = req_('express-session');
-  const store = new SessdStore(storeOpts);
-  store.on('disconnect', (err) => console.error(`sessd unreachable: ${err ? err.message : ''}`));
+  const kind = process.env.STORE || 'sessd';
+  const store = kind === 'redis' ? redisStore() : new SessdStore(kind === 'migrate' ? { ...storeOpts, migrateFrom: redisStore() } : storeOpts);
+  if (kind !== 'redis') store.on('disconnect', (err) => console.error(`sessd unreachable: ${err ? err.message : ''}`));
   const app = express();
-  app.use(session({ genid, store, secret: SECRET, resave: false, saveUninitialized: false, rolling: ROLLING, cookie: { maxAge: MAX_AGE_MS } }));
-  app.use(flash());
+  // genid only on sessd: the app before its switch has express-session's own ids.
+  app.use(session({ ...(kind === 'sessd' ? { genid } : {}), store, secret: SECRET, resave: false, saveUninitialized: false, rolling: ROLLING, cookie: { maxAge: MAX_AGE_MS } }));
+  if (kind === 'redis') {
+    app.use(require(require.resolve('connect-flash', { paths: [path.join(nodeDir, 'bench/e2e')] }))());
+    flash.locals = () => (req, res, next) => { res.locals.flash = req.flash(); next(); };
+  } else app.use(flash());
   app.use((req, res, next) => (req.session ? next() : res.status(503).send('Try again shortly')));
   app.post('/login', (req, res, next) => {
     req.session.regenerate((err) => {
@@ -96,7 +113,7 @@ function expressApp() {
       req.session.user = req.query.user;
       req.session.save(async (e) => {
         if (e) return next(e);
-        await req.flash('info', `welcome:${req.query.user}`).catch(logErr);
+        await Promise.resolve(req.flash('info', `welcome:${req.query.user}`)).catch(logErr);
         res.redirect(303, '/');
       });
     });
@@ -116,5 +133,5 @@ function expressApp() {
   app.post('/logout', (req, res, next) => req.session.destroy((e) => (e ? next(e) : res.json({ ok: true }))));
   app.use((err, req, res, next) => { if (res.headersSent) return next(err); logErr(err); res.status(err.statusCode || 500).json({ error: err.code || 'error' }); });
   const server = app.listen(PORT, '127.0.0.1');
-  process.on('SIGTERM', () => server.close(() => { store.close(); process.exit(0); }));
+  process.on('SIGTERM', () => server.close(() => { if (store.close) store.close(); process.exit(0); }));
 }
