@@ -5,7 +5,7 @@
 // flash() is Express middleware); APP=express4: Express 4 + express-session + connect-sessd's
 // flash(). Each runs as a Node cluster of WORKERS (4) processes on PORT.
 // The same routes in both, so one driver (tabs.js, ttl.js) serves both:
-//   POST /login?user=U     regenerate, user=U, flash "welcome:U", 303 /
+//   POST /login?user=U     regenerate (k0, the cart, kept), user=U, flash "welcome:U", 303 /
 //   POST /set/:key?val=V   session[key] = V, flash "set:KEY=V", 303 /
 //   GET  /state            { user, keys: {k*: v}, flashes: [popped messages], pid }
 //   POST /logout           destroy
@@ -56,7 +56,7 @@ async function fastifyApp() {
   };
   const push = (request, msg) => store.client.flashPush(store.namespace, key(request), 'info', msg, ttlMs(request));
   app.post('/login', async (request, reply) => {
-    await request.session.regenerate();
+    await request.session.regenerate(['k0']); // k0, the cart, kept across the login
     request.session.user = request.query.user;
     await request.session.save();
     await push(request, `welcome:${request.query.user}`);
@@ -108,8 +108,10 @@ function expressApp() {
   } else app.use(flash());
   app.use((req, res, next) => (req.session ? next() : res.status(503).send('Try again shortly')));
   app.post('/login', (req, res, next) => {
+    const cart = req.session.k0; // k0, the cart, kept across the login
     req.session.regenerate((err) => {
       if (err) return next(err);
+      if (cart !== undefined) req.session.k0 = cart;
       req.session.user = req.query.user;
       req.session.save(async (e) => {
         if (e) return next(e);

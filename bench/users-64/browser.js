@@ -15,14 +15,16 @@ class Browser {
         res.setEncoding('utf8');
         res.on('data', (c) => { body += c; });
         res.on('end', () => {
-          const sc = res.headers['set-cookie'];
-          if (sc) {
-            this.setCookie = sc[0];
+          // Every Set-Cookie, in order, as a browser takes them: @fastify/session clears the
+          // old cookie and sets the new one in one response after a regenerate() and save().
+          for (const sc of res.headers['set-cookie'] || []) {
+            this.setCookie = sc;
             this.setCookieAt = Date.now();
-            const pair = sc[0].split(';')[0];
-            // An expired cookie (Expires in the past) is the browser's deletion.
-            const exp = /Expires=([^;]+)/i.exec(sc[0]);
-            this.cookie = exp && Date.parse(exp[1]) <= Date.now() ? null : pair;
+            const pair = sc.split(';')[0];
+            // An expired cookie (Expires in the past, Max-Age=0) is the browser's deletion.
+            const exp = /Expires=([^;]+)/i.exec(sc);
+            const gone = /Max-Age=0(;|$)/i.test(sc) || (exp && Date.parse(exp[1]) <= Date.now());
+            this.cookie = gone ? null : pair;
           }
           resolve({ status: res.statusCode, body, json: () => JSON.parse(body) });
         });

@@ -3,7 +3,7 @@
 // and are read back; then a flood (FLOOD_NS, 2 KB sessions written and never read, as a bot's
 // visits to an app saving anonymous sessions) until FLOOD writes are done or refused. Then each
 // logged-in user views a page, changes a key (growing the session) and reads the flash; new
-// visitors log in. Prints what each saw (statuses, logged out or not) as JSON lines.
+// visitors log in, and anonymous visitors with a cart log in. Prints what each saw (statuses, logged out or not) as JSON lines.
 // Exit 1 when a logged-in user is logged out, or a change answered 303 is missing.
 const { Browser } = require('./browser');
 const { Client } = require('../../client/node');
@@ -23,6 +23,17 @@ const count = (o, k) => { o[k] = (o[k] || 0) + 1; };
       if (r.status !== 303) throw new Error(`login before the flood: ${r.status} ${r.body}`);
       await b.request('GET', '/state'); // the redirect's page: reads the session and its flash
       users[port].push(b);
+    }
+  }
+  // Anonymous visitors with a cart (a key saved before any login), who log in once sessd is full.
+  const anon = {};
+  for (const port of PORTS) {
+    anon[port] = [];
+    for (let i = 0; i < 5; i++) {
+      const b = new Browser(port);
+      if ((await b.request('POST', `/set/k0?val=cart${i}`)).status !== 303) throw new Error('anonymous cart before the flood');
+      await b.request('GET', '/state');
+      anon[port].push(b);
     }
   }
   const c = new Client({ url: process.env.SESSD_URL, auth: fs.readFileSync(process.env.SESSD_AUTH_FILE) });
@@ -61,6 +72,15 @@ const count = (o, k) => { o[k] = (o[k] || 0) + 1; };
       if (seen.samples.length < 4 && r.status !== 303) seen.samples.push(`login ${r.status} ${r.body.slice(0, 120)} cookie:${b.cookie ? 'yes' : 'no'}`);
       const q = await b.request('GET', '/state');
       if (q.status === 200 && q.json().user === `new${i}`) seen.newLoggedIn++;
+    }
+    // The anonymous carts: a login refused NO_MEMORY, then the cart page.
+    seen.anonLogin = {}; seen.anonCartKept = 0; seen.anonCartLost = 0;
+    for (const [i, b] of anon[port].entries()) {
+      const l = await b.request('POST', `/login?user=anon${i}`);
+      const q = await b.request('GET', '/state');
+      const kept = q.status === 200 && q.json().keys.k0 === `cart${i}`;
+      count(seen.anonLogin, `${l.status} cart ${kept ? 'kept' : 'lost'}${q.status === 200 && q.json().user ? ', logged in' : ''}`);
+      if (kept) seen.anonCartKept++; else seen.anonCartLost++;
     }
     if (seen.loggedOut || seen.setLost) bad = true;
     console.log(JSON.stringify(seen));
