@@ -93,6 +93,12 @@ class SessionState {
     // it (see set, touch).
     this.saving = 0;
     this.lastSave = undefined;
+    // On the session regenerate() made (a login's, passport's): its first whole save is read
+    // back at once (see saveOther). Until the page its redirect leads to read it, sessd counted
+    // it unread, and a full sessd with --when-full drop-unread, flooded by a bot's sessions,
+    // dropped it as one a visitor never came back to: the user told "logged in" found the next
+    // page logged out (users-64: 2 and 7 of 40 logins).
+    this.regenerated = false;
   }
 }
 
@@ -1854,6 +1860,12 @@ class SessdStore extends BaseStore {
     }
     await this.client.set(this.namespace, key, data, ttl);
     markSaved(sess, atMs, ttl, { key, data }, cookie);
+    if (state !== undefined && state.regenerated) {
+      state.regenerated = false;
+      // A read (LOAD) changes nothing; sent before the response, it reaches sessd long before
+      // the browser's next request. Its failure costs the session only that protection.
+      this.client.load(this.namespace, key).catch(noValue);
+    }
   }
 
   // madeState(sess, key): for a session this store saved whole under key (one it made: a first
@@ -2530,6 +2542,8 @@ class SessdStore extends BaseStore {
         messages.push(p);
       });
       this.generate(req);
+      const made = stateFor(req.session);
+      if (made !== null) made.regenerated = true;
       // express-session makes the new session whatever the outcome (an app that ignores the
       // error must not go on in the old one), but after a failed DESTROY its save would fail
       // the same way: answered an error page, it is not saved (see answeredFailedSave).
