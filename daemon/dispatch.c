@@ -780,6 +780,7 @@ static void say_no_memory(struct dispatch *d, uint64_t refused, const char *note
 static void say_held_back(struct dispatch *d, bool stopping)
 {
 	const char *note = stopping ? DISPATCH_NOTE_STOPPING : DISPATCH_NOTE_PERIODIC;
+	bool walking = d->largest.walking;
 	uint64_t n;
 
 	if ((n = log_every_held(&d->auth_refusals, 60, stopping)) > 0)
@@ -790,8 +791,11 @@ static void say_held_back(struct dispatch *d, bool stopping)
 		say_unchecked_secrets(d, n, note);
 	if ((n = log_every_held(&d->no_memory_log, 60, stopping)) > 0)
 		say_no_memory(d, n, note);
-	/* The walk's next step, or at the stop all that is left of it. */
-	ns_walk_step(d, stopping);
+	/* The walk's next step, or at the stop all that is left of it; none more in this call for
+	 * a walk the warning just started, which took its first step (two steps in one turn held
+	 * the loop twice as long as the step is sized for). */
+	if (walking || stopping)
+		ns_walk_step(d, stopping);
 	if ((n = log_every_held(&d->dropped_log, 60, stopping)) > 0)
 		say_dropped(d, n, 0, note);
 	if ((n = log_every_held(&d->malformed_log, 60, stopping)) > 0)
