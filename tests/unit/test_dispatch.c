@@ -2139,3 +2139,75 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
 	             "one of them), one started by a write %d",
 	             started_by_tick, started_by_write);
 }
+
+/* A SET of ${len} bytes of ${data} in the namespace of ${ns_len} bytes at ${ns} (any bytes). */
+static uint32_t set_in_bytes(const uint8_t *ns, size_t ns_len, const char *data)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = 60000};
+	struct codec_reply rep;
+
+	req.ns = (struct mp_bytes){ns, ns_len};
+	req.id = bytes("x");
+	req.data = bytes(data);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	return rep.status;
+}
+
+/*
+ * A guard over the names a client chooses on the NO_MEMORY line by namespace (stop 63 bounded
+ * each to 64 characters as the log writes them): quotes are doubled within that width, a NUL
+ * ends what is shown but not the name ("victim\0..." is not shown as "victim"), bytes the log
+ * escapes count four each, and the line stays whole to its last words.
+ */
+LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_width)
+{
+	uint8_t quotes[64], high[64];
+	const uint8_t nul_name[] = "victim\0attacker";
+	char big[8192], line[1200], expected[200], *last = NULL;
+	struct store_stats s;
+	FILE *log = tmpfile();
+	int saved = dup(2);
+	size_t at;
+
+	cr_assert_not_null(log);
+	cr_assert_geq(saved, 0);
+	hello();
+	memset(quotes, '"', sizeof(quotes));
+	memset(high, 0xff, sizeof(high));
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(do_set("big", "x", big, 60000, NOW), CODEC_OK);
+	store_stats(fx.st, NULL, 0, &s);
+	store_set_max_bytes(fx.st, s.bytes + 1024);
+	cr_assert_eq(dup2(fileno(log), 2), 2);
+	/* Said at once, with its line; the next ones at the stop, on a line of their own. */
+	cr_assert_eq(do_set("first", "x", big, 60000, NOW), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(quotes, sizeof(quotes), big), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(nul_name, sizeof(nul_name) - 1, big), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(high, sizeof(high), big), CODEC_NO_MEMORY);
+	cr_assert_eq(do_set("tail", "x", big, 60000, NOW), CODEC_NO_MEMORY);
+	dispatch_log_pending(fx.d);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log) != NULL)
+		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
+			free(last);
+			last = strdup(line);
+		}
+	fclose(log);
+	cr_assert_not_null(last);
+	at = (size_t)snprintf(expected, sizeof(expected),
+	                      "writes refused since the last line: 1 in \"");
+	for (int i = 0; i < 32; i++)
+		at += (size_t)snprintf(expected + at, sizeof(expected) - at, "\"\"");
+	snprintf(expected + at, sizeof(expected) - at, "...\", 1 in \"victim...\", 1 in \"");
+	cr_expect_not_null(strstr(last, expected), "%s\nin:\n%s", expected, last);
+	at = 0;
+	for (int i = 0; i < 16; i++)
+		at += (size_t)snprintf(expected + at, sizeof(expected) - at, "\\xff");
+	snprintf(expected + at, sizeof(expected) - at, "...\", 1 in other namespaces\n");
+	cr_expect_not_null(strstr(last, expected), "%s\nin:\n%s", expected, last);
+	free(last);
+}
