@@ -71,6 +71,14 @@
  * --hello-timeout (1 s). Nothing else is kept so: a grace for every connection let a flood
  * spread over a few source addresses keep every slot young and lock real clients out. */
 #define CONN_HELLO_GRACE_MS 500
+/* How long after its HELLO is answered a sealed connection whose client has sent no record yet
+ * counts at --max-connections as one that showed the secret (give_way_rank): enough for the
+ * first record a client sends right after the reply (a PING, or the request it connected for)
+ * to arrive and be read under load, as CONN_HELLO_GRACE_MS is for a HELLO after the connect.
+ * A HELLO replayed off the wire is answered too, and its replayer can never send that record:
+ * credited until --hello-timeout, replays from many addresses held their slots above a web
+ * server's newcomers, which gave way first. */
+#define CONN_FIRST_RECORD_GRACE_MS 500
 /* conn_set_tick calls (seconds) without a whole frame from its client after which a connection
  * past HELLO may give way at --max-connections: idle for two whole seconds at least. */
 #define CONN_IDLE_DISPLACE_TICKS 3
@@ -273,6 +281,9 @@ struct conn {
 	bool tcp;
 	/* Counted in the set's greeted (and, over TCP, members) tallies: greeted, not closing. */
 	bool tallied;
+	/* Sealed: CLOCK_MONOTONIC ms of its HELLO's reply, for CONN_FIRST_RECORD_GRACE_MS (here,
+	 * away from what each frame reads, as peer_name is). */
+	int64_t answered_ms;
 	/* What peer.name points to; last, away from what each frame reads. */
 	char peer_name[DISPATCH_PEER_NAME_BYTES];
 };
@@ -1667,8 +1678,11 @@ static bool process(struct conn *c, const struct dispatch_frame_ref *first)
 	 * here, those before the record were dropped unanswered (PROTOCOL.md, "Records"). */
 	if (c->record_fault != NULL && !c->closing && !c->paused && !c->waiting && !c->held_over)
 		refuse_frame(c, CODEC_BAD_REQUEST, c->record_fault);
-	if (!c->hello_done && c->peer.ready)
+	if (!c->hello_done && c->peer.ready) {
 		c->hello_done = true;
+		if (c->peer.seal != NULL)
+			c->answered_ms = mono_ms();
+	}
 	if (c->hello_done && !c->deadline_met && (c->peer.seal == NULL || c->peer_proved)) {
 		c->deadline_met = true;
 		if (!c->closing)
@@ -2460,14 +2474,21 @@ static void drop_pending(struct conn *c, const char *why)
  * newcomers from a new address each, so that the oldest not past HELLO, the one closed, was
  * that web server's connection in the moment between its HELLO reply and its first request
  * (at --max-connections 40, a restarted pool of 16 needed up to 1.1 s and 89 failed calls).
+ * That moment is a round trip: a sealed HELLO answered longer ago than
+ * CONN_FIRST_RECORD_GRACE_MS, with no record since, has shown nothing (a recorded HELLO
+ * replayed is answered as well, and its replayer never sends a record).
  * None is kept for good: with no other among those scanned, one that has shown the secret
  * gives way as before, so connections that cannot be displaced cannot fill the slots.
  */
-static int give_way_rank(const struct conn_set *s, const struct conn *c, uint64_t source)
+static int give_way_rank(const struct conn_set *s, const struct conn *c, uint64_t source,
+                         int64_t now_ms)
 {
-	bool shown = c->peer.ready || owners_count(&s->greeted, c->owner) > 0;
+	/* Answered, sealed: until its first record opens, only for CONN_FIRST_RECORD_GRACE_MS. */
+	bool hello_shown = c->hello_done && (c->peer.seal == NULL || c->peer_proved ||
+	                                     now_ms - c->answered_ms < CONN_FIRST_RECORD_GRACE_MS);
+	bool shown = hello_shown || owners_count(&s->greeted, c->owner) > 0;
 
-	if (c->source == source && !c->peer.ready)
+	if (c->source == source && !hello_shown)
 		return 0;
 	if (!shown)
 		return 1;
@@ -2488,7 +2509,7 @@ bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source)
 		int rank;
 
 		if (may_give_way(c, source, now_ms) &&
-		    (rank = give_way_rank(s, c, source)) < own_rank) {
+		    (rank = give_way_rank(s, c, source, now_ms)) < own_rank) {
 			own = c;
 			own_rank = rank;
 		}

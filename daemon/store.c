@@ -2495,9 +2495,11 @@ struct dict_scan {
 	/* Visit one node: 0 to go on, -1 to stop the scan (an error). */
 	int (*visit)(const struct dict_scan *scan, const struct hnode *n);
 	uint64_t now_ms;
+	const struct store *st; /* for a visit that reads the store's own figures */
 	/* The caller's callback (one of them, for visit) and its argument. */
 	store_list_fn on_session;
 	store_namespace_fn on_namespace;
+	store_namespace_stats_fn on_namespace_stats;
 	void *arg;
 };
 
@@ -2658,6 +2660,44 @@ int store_namespaces(const struct store *st, uint64_t cursor, size_t limit,
 	return dict_scan(st, &st->names, &scan, cursor, limit, next_cursor, count);
 }
 
+/* Fill ${out} with the figures of ${ns}, as store_stats does for its name. */
+static void ns_stats(const struct store *st, const struct ns *ns, struct store_stats *out)
+{
+	*out = (struct store_stats){
+	    .sessions = ns->sessions.used,
+	    .namespaces = 1,
+	    .bytes = ns->bytes,
+	    .payload = ns->payload,
+	    .flashes = ns->flashes,
+	    .unread = ns->unread,
+	    .expired_total = st->expired_total,
+	    .evicted_total = ns->evicted,
+	};
+}
+
+static int scan_visit_namespace_stats(const struct dict_scan *scan, const struct hnode *n)
+{
+	const struct ns *ns = ns_of(n);
+	struct store_stats in_ns;
+
+	ns_stats(scan->st, ns, &in_ns);
+	return scan->on_namespace_stats(scan->arg, ns->name, ns->name_len, &in_ns);
+}
+
+int store_namespaces_stats(const struct store *st, uint64_t cursor, size_t limit,
+                           store_namespace_stats_fn visit, void *arg, uint64_t *next_cursor,
+                           size_t *count)
+{
+	struct dict_scan scan = {.hash = ns_hash,
+	                         .wanted = scan_wants_any,
+	                         .visit = scan_visit_namespace_stats,
+	                         .st = st,
+	                         .on_namespace_stats = visit,
+	                         .arg = arg};
+
+	return dict_scan(st, &st->names, &scan, cursor, limit, next_cursor, count);
+}
+
 /*
  * store_clear(st, ns, ns_len, now_ms): remove every session of the namespace; returns how
  * many of them were live at ${now_ms} (expired ones not yet reclaimed go too, uncounted).
@@ -2768,15 +2808,8 @@ void store_stats(const struct store *st, const uint8_t *ns_name, size_t ns_len,
 	if (ns_name != NULL) {
 		const struct ns *ns = ns_find_const(st, ns_name, ns_len);
 
-		if (ns != NULL) {
-			out->sessions = ns->sessions.used;
-			out->namespaces = 1;
-			out->bytes = ns->bytes;
-			out->payload = ns->payload;
-			out->flashes = ns->flashes;
-			out->unread = ns->unread;
-			out->evicted_total = ns->evicted;
-		}
+		if (ns != NULL)
+			ns_stats(st, ns, out);
 		return;
 	}
 	out->sessions = st->sessions;

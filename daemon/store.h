@@ -430,6 +430,21 @@ struct store_stats {
  */
 void store_stats(const struct store *st, const uint8_t *ns, size_t ns_len, struct store_stats *out);
 
+/* Called by store_namespaces_stats once per namespace with its figures (borrowed for the call);
+ * returns 0 to go on, -1 to stop (error). */
+typedef int (*store_namespace_stats_fn)(void *arg, const uint8_t *name, size_t name_len,
+                                        const struct store_stats *in_ns);
+
+/*
+ * store_namespaces_stats(st, cursor, limit, visit, arg, next_cursor, count):
+ * store_namespaces, whose ${visit} gets each namespace's figures as store_stats fills them for
+ * its name: without looking the name up again, which hashed it (the NO_MEMORY line's walk of
+ * every namespace, a step at a time, wants each one's bytes).
+ */
+int store_namespaces_stats(const struct store *st, uint64_t cursor, size_t limit,
+                           store_namespace_stats_fn visit, void *arg, uint64_t *next_cursor,
+                           size_t *count);
+
 /*
  * A whole session as store_foreach shows it, for snapshots. Pointers are valid only during
  * the callback.

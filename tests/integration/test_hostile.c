@@ -708,6 +708,32 @@ static void flood_from_many_hosts(int *fds, int n, int displaced)
 }
 
 /*
+ * A sealed connection on ${fd}, connected already: the key exchange with ${key}, its HELLO
+ * answered, no record sent yet.
+ */
+static struct sealed sealed_on(int fd, const char *key)
+{
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
+	struct sealed s = {.fd = fd};
+	struct codec_reply rep;
+	struct buf auth;
+
+	seal_psk(psk, key, strlen(key));
+	s.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(s.seal);
+	buf_init(&s.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	rep = sealed_hello_with(fd, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK, "a sealed HELLO is answered (status %u)", rep.status);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0);
+	free(body);
+	buf_finish(&auth);
+	return s;
+}
+
+/*
  * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
  * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
  * connections at the limit does not close a web server's connections while it opens its pool:
@@ -725,9 +751,6 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 	enum { FLOOD = 40 };
 	int flood[FLOOD], newcomer;
 	struct sealed opening, next;
-	struct codec_reply rep;
-	struct buf auth;
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
 
 	cr_assert(sodium_init() >= 0);
 	cr_assert_not_null(mkdtemp(dir));
@@ -736,12 +759,14 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 	start_with(args);
 
 	/* A sealed connection of the web server (127.0.0.1) between its HELLO reply and its first
-	 * request, its host holding no other: the flood closes its own, not it. */
+	 * request, its host holding no other: the flood closes its own, not it. Nine connections,
+	 * two of them closed, within the half second such a connection counts as having shown the
+	 * secret (conn.c, CONN_FIRST_RECORD_GRACE_MS): the eighth closed it before. */
 	opening = sealed_open_with(dmn.tcp_url, secret);
-	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
+	flood_from_many_hosts(flood, 9, 2);
 	cr_assert_eq(sealed_call(&opening, &ping, NULL, NULL), CODEC_OK,
 	             "the sealed connection that proved the secret is served");
-	for (int i = 0; i < FLOOD; i++)
+	for (int i = 0; i < 9; i++)
 		close(flood[i]);
 
 	/* Its host now holds a connection past HELLO: the pool's next newcomer, which has not
@@ -749,26 +774,77 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 	newcomer = harness_connect(dmn.tcp_url);
 	cr_assert_geq(newcomer, 0);
 	flood_from_many_hosts(flood, FLOOD, FLOOD - 8);
-	seal_psk(psk, secret, strlen(secret));
-	next.seal = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(next.seal);
-	next.fd = newcomer;
-	next.plain_at = 0;
-	buf_init(&next.plain);
-	buf_init(&auth);
-	sealed_kx_map(&auth, c_pk, c_proof);
-	rep = sealed_hello_with(newcomer, &auth, &body);
-	cr_assert_eq(rep.status, CODEC_OK, "the pool's newcomer is answered (status %u)",
-	             rep.status);
-	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
-	cr_assert_eq(seal_client_finish(next.seal, s_pk, s_proof), 0);
-	free(body);
-	buf_finish(&auth);
+	next = sealed_on(newcomer, secret);
 	cr_assert_eq(sealed_call(&next, &ping, NULL, NULL), CODEC_OK, "and served");
 	for (int i = 0; i < FLOOD; i++)
 		close(flood[i]);
 	sealed_close(&next);
 	sealed_close(&opening);
+	stop_clean();
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * A sealed HELLO recorded off the wire can be replayed by anyone, from any address, and is
+ * answered; only the record that follows shows the secret, and a replayer can never send it.
+ * Counted as shown from the reply to --hello-timeout (10 s), replays from many hosts held their
+ * slots above a web server's newcomer, and the next replayer's connection closed that newcomer
+ * (BUSY) instead of a replay: an attacker who recorded one HELLO kept the web server out. A
+ * sealed HELLO now counts only for the round trip to its first record (0.5 s, conn.c,
+ * CONN_FIRST_RECORD_GRACE_MS); then its connection has shown nothing, and the oldest gives way.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_opening, .timeout = 60)
+{
+	static const char secret[] = "replayed-hellos-spare-a-pool-0123456789";
+	char dir[] = "/tmp/sessd-replays-XXXXXX", path[64], source[32];
+	const char *const args[] = {"--max-connections", "4", "--auth-file", path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	enum { SLOTS = 4 };
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], *body;
+	int replay[SLOTS], newcomer, next;
+	struct seal *recorded;
+	struct sealed pool;
+	struct codec_reply rep;
+	struct buf auth;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+	/* The HELLO a client of the secret sent, as seen on the wire. */
+	seal_psk(psk, secret, strlen(secret));
+	recorded = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(recorded);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	for (int i = 0; i < SLOTS; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
+		replay[i] = connect_from(source);
+		rep = sealed_hello_with(replay[i], &auth, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
+		             rep.status);
+		free(body);
+	}
+	/* Past the round trip to a first record: the replays have shown nothing. */
+	harness_sleep_ms(1000);
+	/* The web server (127.0.0.1, holding no connection yet) opens its pool: the oldest
+	 * replay gives way to its first newcomer, which has not said HELLO yet ... */
+	newcomer = connect_from("127.0.0.1");
+	cr_assert(closed_within(replay[0], 5000), "the oldest replay gave way to the newcomer");
+	/* ... and the replayer's next newcomer closes another replay, not the web server's. */
+	next = connect_from("127.3.0.9");
+	cr_expect(closed_within(replay[1], 2000) && !closed_within(newcomer, 100),
+	          "a newcomer from another host closed the web server's, not a replay");
+	pool = sealed_on(newcomer, secret);
+	cr_assert_eq(sealed_call(&pool, &ping, NULL, NULL), CODEC_OK, "the web server is served");
+	for (int i = 0; i < SLOTS; i++)
+		close(replay[i]);
+	close(next);
+	sealed_close(&pool);
+	seal_free(recorded);
+	buf_finish(&auth);
 	stop_clean();
 	unlink(path);
 	rmdir(dir);

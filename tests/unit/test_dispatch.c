@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -20,6 +22,26 @@
 #include "leakcheck.h"
 
 #define NOW 1700000000000ull
+
+/* Milliseconds this test process's CLOCK_MONOTONIC reads ahead of the system's, so that the
+ * periods of the rate-limited warnings (log.c, log_every) pass without a wait. */
+static long long monotonic_ahead_ms;
+
+/* The system's clocks, CLOCK_MONOTONIC moved ahead by monotonic_ahead_ms (the daemon's modules
+ * linked in here read it through this definition). */
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	long long ns;
+
+	if (syscall(SYS_clock_gettime, id, ts) == -1)
+		return -1;
+	if (id != CLOCK_MONOTONIC || monotonic_ahead_ms == 0)
+		return 0;
+	ns = (long long)ts->tv_nsec + monotonic_ahead_ms % 1000 * 1000000LL;
+	ts->tv_sec += (time_t)(monotonic_ahead_ms / 1000 + ns / 1000000000LL);
+	ts->tv_nsec = (long)(ns % 1000000000LL);
+	return 0;
+}
 
 struct fx {
 	struct store *st;
@@ -2049,4 +2071,143 @@ LEAK_CHECKED_TEST(dispatch, destroy_if_flash_refused_moves_no_expiry_and_an_expi
 	             "an expired lock");
 	cr_assert_eq(destroy_if_flash_at("nobody", "move", "tokA", NOW), CODEC_NOT_FOUND);
 	cr_assert_eq(do_ttl(NULL, "lock", NOW + 60000, &ms), CODEC_NOT_FOUND);
+}
+
+/* How many dispatch_log_due calls (the daemon's ticks, once a second) until the log in ${log}
+ * holds ${lines} "NO_MEMORY by namespace" lines: at most ${most}. */
+static int ticks_until_by_ns_lines(FILE *log, int lines, int most)
+{
+	char line[1200];
+	int ticks = 0, seen;
+
+	for (;;) {
+		fflush(stderr);
+		rewind(log);
+		seen = 0;
+		while (fgets(line, sizeof(line), log) != NULL)
+			seen += strstr(line, "NO_MEMORY by namespace: ") != NULL;
+		if (seen >= lines || ticks == most)
+			return ticks;
+		dispatch_log_due(fx.d);
+		ticks++;
+	}
+}
+
+/*
+ * The NO_MEMORY warning's walk of the namespaces takes one step of DISPATCH_NS_WALK_STEP (1024)
+ * namespaces a tick. When the tick said a warning held back by its minute, the warning started
+ * the walk with a step, and the tick took its own right after: two steps in one turn, twice the
+ * time the step is sized to hold the loop. The walk of 3,000 namespaces took 3 steps: started
+ * by a refused write, its line came on the second tick after; started by a tick, on that tick's
+ * next (the same number of ticks from the warning, one step fewer); it must take one more.
+ */
+LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
+{
+	enum { NAMESPACES = 3000 };
+	char ns[16], big[8192];
+	struct store_stats s;
+	FILE *log = tmpfile();
+	int saved = dup(2), started_by_write, started_by_tick;
+
+	cr_assert_not_null(log);
+	cr_assert_geq(saved, 0);
+	hello();
+	for (int i = 0; i < NAMESPACES; i++) {
+		snprintf(ns, sizeof(ns), "ns%04d", i);
+		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
+	}
+	store_stats(fx.st, NULL, 0, &s);
+	store_set_max_bytes(fx.st, s.bytes + 1024);
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(dup2(fileno(log), 2), 2);
+	/* Said at once: the walk's first step, then one a tick. */
+	cr_assert_eq(do_set("hog", "first", big, 60000, NOW), CODEC_NO_MEMORY);
+	started_by_write = ticks_until_by_ns_lines(log, 1, 10);
+	/* Within the minute: held back, said by the first tick after it. */
+	cr_assert_eq(do_set("hog", "second", big, 60000, NOW), CODEC_NO_MEMORY);
+	monotonic_ahead_ms = 61 * 1000;
+	started_by_tick = ticks_until_by_ns_lines(log, 2, 10);
+	monotonic_ahead_ms = 0;
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fclose(log);
+	cr_assert_eq(started_by_write, 2, "3,000 namespaces: a step with the warning, two ticks");
+	cr_expect_eq(started_by_tick, started_by_write + 1,
+	             "a walk started by a tick's warning took its line in %d ticks (two steps in "
+	             "one of them), one started by a write %d",
+	             started_by_tick, started_by_write);
+}
+
+/* A SET of ${len} bytes of ${data} in the namespace of ${ns_len} bytes at ${ns} (any bytes). */
+static uint32_t set_in_bytes(const uint8_t *ns, size_t ns_len, const char *data)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 2, .ttl_ms = 60000};
+	struct codec_reply rep;
+
+	req.ns = (struct mp_bytes){ns, ns_len};
+	req.id = bytes("x");
+	req.data = bytes(data);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	return rep.status;
+}
+
+/*
+ * A guard over the names a client chooses on the NO_MEMORY line by namespace (stop 63 bounded
+ * each to 64 characters as the log writes them): quotes are doubled within that width, a NUL
+ * ends what is shown but not the name ("victim\0..." is not shown as "victim"), bytes the log
+ * escapes count four each, and the line stays whole to its last words.
+ */
+LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_width)
+{
+	uint8_t quotes[64], high[64];
+	const uint8_t nul_name[] = "victim\0attacker";
+	char big[8192], line[1200], expected[200], *last = NULL;
+	struct store_stats s;
+	FILE *log = tmpfile();
+	int saved = dup(2);
+	size_t at;
+
+	cr_assert_not_null(log);
+	cr_assert_geq(saved, 0);
+	hello();
+	memset(quotes, '"', sizeof(quotes));
+	memset(high, 0xff, sizeof(high));
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(do_set("big", "x", big, 60000, NOW), CODEC_OK);
+	store_stats(fx.st, NULL, 0, &s);
+	store_set_max_bytes(fx.st, s.bytes + 1024);
+	cr_assert_eq(dup2(fileno(log), 2), 2);
+	/* Said at once, with its line; the next ones at the stop, on a line of their own. */
+	cr_assert_eq(do_set("first", "x", big, 60000, NOW), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(quotes, sizeof(quotes), big), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(nul_name, sizeof(nul_name) - 1, big), CODEC_NO_MEMORY);
+	cr_assert_eq(set_in_bytes(high, sizeof(high), big), CODEC_NO_MEMORY);
+	cr_assert_eq(do_set("tail", "x", big, 60000, NOW), CODEC_NO_MEMORY);
+	dispatch_log_pending(fx.d);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log) != NULL)
+		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
+			free(last);
+			last = strdup(line);
+		}
+	fclose(log);
+	cr_assert_not_null(last);
+	at = (size_t)snprintf(expected, sizeof(expected),
+	                      "writes refused since the last line: 1 in \"");
+	for (int i = 0; i < 32; i++)
+		at += (size_t)snprintf(expected + at, sizeof(expected) - at, "\"\"");
+	snprintf(expected + at, sizeof(expected) - at, "...\", 1 in \"victim...\", 1 in \"");
+	cr_expect_not_null(strstr(last, expected), "%s\nin:\n%s", expected, last);
+	at = 0;
+	for (int i = 0; i < 16; i++)
+		at += (size_t)snprintf(expected + at, sizeof(expected) - at, "\\xff");
+	snprintf(expected + at, sizeof(expected) - at, "...\", 1 in other namespaces\n");
+	cr_expect_not_null(strstr(last, expected), "%s\nin:\n%s", expected, last);
+	free(last);
 }

@@ -2023,6 +2023,100 @@ LEAK_CHECKED_TEST(store, namespaces_scan_survives_growth_and_shrink)
 	store_free(st);
 }
 
+/* What store_namespaces_stats showed: each "n%05zu" namespace's visits, each checked. */
+struct ns_stats_seen {
+	const struct store *st;
+	int *seen;
+	size_t n;
+};
+
+/* Each namespace's figures as store_namespaces_stats gives them are store_stats' for its name. */
+static int ns_stats_visit(void *arg, const uint8_t *name, size_t name_len,
+                          const struct store_stats *in_ns)
+{
+	struct ns_stats_seen *s = arg;
+	struct store_stats by_name;
+	char buf[65];
+	unsigned idx;
+
+	store_stats(s->st, name, name_len, &by_name);
+	cr_assert_eq(memcmp(&by_name, in_ns, sizeof(by_name)), 0,
+	             "%.*s: %llu sessions, %llu bytes by name; %llu, %llu as visited",
+	             (int)name_len, (const char *)name, (unsigned long long)by_name.sessions,
+	             (unsigned long long)by_name.bytes, (unsigned long long)in_ns->sessions,
+	             (unsigned long long)in_ns->bytes);
+	cr_assert_eq(in_ns->namespaces, 1);
+	memcpy(buf, name, name_len);
+	buf[name_len] = '\0';
+	if (name_len == 6 && sscanf(buf, "n%5u", &idx) == 1 && idx < s->n)
+		s->seen[idx]++;
+	return 0;
+}
+
+/*
+ * The NO_MEMORY line's walk takes each namespace's figures from the scan (store_namespaces_stats)
+ * rather than look its name up again, and steps through the index of names while it changes: a
+ * namespace kept its name's hash at its creation (the scan's order, a resize's buckets). Across
+ * resizes both ways, and namespaces cleared or emptied and made again between steps (a new
+ * record under the same name), every namespace present throughout is visited, with the figures
+ * store_stats gives for its name.
+ */
+LEAK_CHECKED_TEST(store, namespaces_with_their_figures_across_resizes_and_remade_names)
+{
+	enum { BASE = 200, N = 6000 };
+	struct store *st = new_store(0);
+	struct ns_stats_seen s = {st, calloc(N, sizeof(int)), N};
+	uint64_t cursor = 0;
+	size_t count, added = BASE, removed = N, queued, round = 0;
+
+	cr_assert_not_null(s.seen);
+	for (size_t i = 0; i < BASE; i++)
+		put_ns(st, i, 1 + i % 4, T0 + 1000);
+	do {
+		char ns[16];
+		struct id_buf b;
+		struct store_key k;
+
+		cr_assert_eq(
+		    store_namespaces_stats(st, cursor, 3, ns_stats_visit, &s, &cursor, &count), 0);
+		/* One of the last BASE/2 made again under its name, by turns cleared (its memory
+		 * freed later) and emptied; a flash and an unread session on another. */
+		snprintf(ns, sizeof(ns), "n%05zu", BASE / 2 + round % (BASE / 2));
+		if (round % 2 == 0) {
+			cr_assert_gt(store_clear(st, (const uint8_t *)ns, 6, T0), 0);
+		} else {
+			for (size_t i = 0; i < 4; i++) {
+				k = key_n(&b, ns, i);
+				(void)store_destroy(st, &k, T0);
+			}
+		}
+		put_ns(st, BASE / 2 + round % (BASE / 2), 1 + round % 3, T0 + 1000);
+		snprintf(ns, sizeof(ns), "n%05zu", round % (BASE / 2));
+		k = key_n(&b, ns, 0);
+		cr_assert_eq(store_flash_push(st, &k, (const uint8_t *)"info", 4, "m", 1, false,
+		                              T0 + 1000, T0, &queued),
+		             0);
+		round++;
+		/* The index grows past several resizes, then shrinks. */
+		if (round < 40) {
+			for (size_t i = 0; i < 300 && added < N; i++)
+				put_ns(st, added++, 1, T0 + 1000);
+		} else {
+			for (size_t i = 0; i < 300 && removed > BASE; i++) {
+				snprintf(ns, sizeof(ns), "n%05zu", --removed);
+				k = key_n(&b, ns, 0);
+				if (removed < added)
+					cr_assert_eq(store_destroy(st, &k, T0), 0);
+			}
+		}
+	} while (cursor != 0);
+	cr_assert_geq(round, 40, "the scan ended before the index grew");
+	for (size_t i = 0; i < BASE / 2; i++)
+		cr_assert_geq(s.seen[i], 1, "namespace %zu never seen", i);
+	free(s.seen);
+	store_free(st);
+}
+
 static int ns_visit_fail(void *arg, const uint8_t *name, size_t name_len, uint64_t sessions)
 {
 	(void)name;
