@@ -60,11 +60,10 @@ int sealed_reply_kx(const struct codec_reply *rep, uint8_t public[32], uint8_t p
 	return -1;
 }
 
-/* Open a sealed connection to ${url} with ${key} as the secret. */
-struct sealed sealed_open_with(const char *url, const char *key)
+struct sealed sealed_on(int fd, const char *key)
 {
 	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32];
-	struct sealed s = {.fd = -1};
+	struct sealed s = {.fd = fd};
 	struct codec_reply rep;
 	struct buf auth;
 	uint8_t *body;
@@ -74,9 +73,7 @@ struct sealed sealed_open_with(const char *url, const char *key)
 	cr_assert_not_null(s.seal);
 	buf_init(&auth);
 	sealed_kx_map(&auth, c_pk, c_proof);
-	s.fd = harness_connect(url);
-	cr_assert_geq(s.fd, 0);
-	rep = sealed_hello_with(s.fd, &auth, &body);
+	rep = sealed_hello_with(fd, &auth, &body);
 	cr_assert_eq(rep.status, CODEC_OK, "sealed HELLO: status %u", rep.status);
 	cr_assert_eq(harness_map_uint(&rep, "version"), 1);
 	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0, "the reply has no kx");
@@ -86,6 +83,14 @@ struct sealed sealed_open_with(const char *url, const char *key)
 	buf_finish(&auth);
 	buf_init(&s.plain);
 	return s;
+}
+
+struct sealed sealed_open_with(const char *url, const char *key)
+{
+	int fd = harness_connect(url);
+
+	cr_assert_geq(fd, 0);
+	return sealed_on(fd, key);
 }
 
 void sealed_close(struct sealed *s)

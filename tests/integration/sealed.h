@@ -36,6 +36,10 @@ int sealed_reply_kx(const struct codec_reply *rep, uint8_t public[32], uint8_t p
 /* Open a sealed connection to ${url} with ${key} as the secret (free with sealed_close). */
 struct sealed sealed_open_with(const char *url, const char *key);
 
+/* The same on ${fd}, connected already (its owner's now): the key exchange with ${key}, its HELLO
+ * answered, no record sent yet. */
+struct sealed sealed_on(int fd, const char *key);
+
 void sealed_close(struct sealed *s);
 
 /* Seal and send the frames in ${frames}. */

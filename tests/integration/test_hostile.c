@@ -708,32 +708,6 @@ static void flood_from_many_hosts(int *fds, int n, int displaced)
 }
 
 /*
- * A sealed connection on ${fd}, connected already: the key exchange with ${key}, its HELLO
- * answered, no record sent yet.
- */
-static struct sealed sealed_on(int fd, const char *key)
-{
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
-	struct sealed s = {.fd = fd};
-	struct codec_reply rep;
-	struct buf auth;
-
-	seal_psk(psk, key, strlen(key));
-	s.seal = seal_client_new(psk, c_pk, c_proof);
-	cr_assert_not_null(s.seal);
-	buf_init(&s.plain);
-	buf_init(&auth);
-	sealed_kx_map(&auth, c_pk, c_proof);
-	rep = sealed_hello_with(fd, &auth, &body);
-	cr_assert_eq(rep.status, CODEC_OK, "a sealed HELLO is answered (status %u)", rep.status);
-	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
-	cr_assert_eq(seal_client_finish(s.seal, s_pk, s_proof), 0);
-	free(body);
-	buf_finish(&auth);
-	return s;
-}
-
-/*
  * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
  * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
  * connections at the limit does not close a web server's connections while it opens its pool:

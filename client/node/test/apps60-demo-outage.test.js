@@ -48,8 +48,12 @@ test('the demo shop while sessd is down: neither logged out nor an empty cart no
   // Health checks do not need sessions.
   assert.equal((await br.get('/healthz')).status, 200);
 
+  // Listened for before the start: the store retries every 200 ms at most, and on a loaded
+  // machine connected while d.start() still waited for sessd's readiness (CI at 4e5eaad: "no
+  // 'connect' event within 15000 ms").
+  const up = once(store, 'connect');
   await d.start();
-  await once(store, 'connect');
+  await up;
   const back = (await br.get('/')).body;
   assert.match(back, /Logged in as <b>Ann<\/b>/);
   assert.deepEqual(cartOf(back), ['2 lemons']);
