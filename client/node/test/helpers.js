@@ -2,6 +2,7 @@
 // Shared test helpers: start the real sessd daemon on a temporary Unix socket and an
 // ephemeral loopback port, stand in for a misbehaving server, and talk HTTP with cookies.
 
+const assert = require('node:assert/strict');
 const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -632,4 +633,13 @@ function countCalls(client, names) {
   return calls;
 }
 
-module.exports = { countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, restartablePort, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
+// assertSetterMaxAge(actual, chosen, message): a cookie's originalMaxAge as express-session
+// stores it after the app set cookie.maxAge = chosen: its setter takes originalMaxAge from the
+// clock again (the expiry it just set less Date.now()), a millisecond or two short when the clock
+// ticks between (CI at 4e5eaad and 6a0d996: 2591999999, 3599999). What the callers tell apart
+// is one lifetime from another (an hour from 30 days), which this keeps.
+function assertSetterMaxAge(actual, chosen, message) {
+  assert.ok(typeof actual === 'number' && actual <= chosen && actual >= chosen - 2, `${message} (${actual}, set as ${chosen})`);
+}
+
+module.exports = { assertSetterMaxAge, countCalls, Daemon, sealedDaemon, persistentDaemon, countSaves, Browser, cookieExpiresMs, Gates, requireOp, listen, closeServer, waitFor, waitWhileProgressing, restartablePort, sleep, settledThisTurn, once, frameProxy, replyDropper, fakePeer, fakeTcpPeer, spyKeys, leaksBytes, collectWarnings, sessdBin, NODE_DIR, REPO_DIR };
