@@ -1098,12 +1098,17 @@ static const char *namespace_of(const struct opts *o, size_t *len)
  * backslash, as \xNN: a tab or newline in it cannot break a line of output, and what is
  * printed maps back to one sequence of bytes (unescape_arg reads it back).
  */
+static bool printed_as_is(unsigned char ch)
+{
+	return ch >= 0x20 && ch < 0x7f && ch != '\\';
+}
+
 static void write_escaped(FILE *f, const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)p[i];
 
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+		if (printed_as_is(ch))
 			fputc(ch, f);
 		else
 			fprintf(f, "\\x%02x", ch);
@@ -1128,8 +1133,7 @@ static void id_escape(const char *p, size_t len, bool colons, char *out)
 		trail++;
 	for (size_t i = 0; i < len; i++) {
 		ch = (unsigned char)p[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\' &&
-		    (ch != ' ' || (i >= lead && i < len - trail)) &&
+		if (printed_as_is(ch) && (ch != ' ' || (i >= lead && i < len - trail)) &&
 		    (!colons || (ch != ':' && ch != '%')))
 			*out++ = (char)ch;
 		else

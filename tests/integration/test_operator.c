@@ -4003,6 +4003,26 @@ static pid_t fake_stats_server(char *url, size_t url_size,
 }
 
 /*
+ * `sessctl --connect URL stats --prometheus` against a fake_stats_server answering with
+ * ${answer}, the fake server waited for (it must have ended well) and sessctl's exit checked
+ * (0). Returns the run (the caller frees it with sessctl_run_free).
+ */
+static struct sessctl_run prom_from_fake(int (*answer)(int fd, const struct codec_request *req))
+{
+	char url[64];
+	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
+	struct sessctl_run r;
+	int status;
+	pid_t pid = fake_stats_server(url, sizeof(url), answer);
+
+	r = run_sessctl_prom(args, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+	return r;
+}
+
+/*
  * A server's figures are its words: what sessctl does not know or cannot name is left out or
  * given as untyped, and the exposition stays sound, so that one odd figure (a newer sessd's, or
  * a faulty or hostile server's) does not make Prometheus refuse the whole of it, nor forge a
@@ -4010,16 +4030,8 @@ static pid_t fake_stats_server(char *url, size_t url_size,
  */
 LEAK_CHECKED_TEST_OPTS(operator, prometheus_takes_a_servers_odd_figures_safely, .timeout = 60)
 {
-	char url[64];
-	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
-	struct sessctl_run r;
-	int status;
-	pid_t pid = fake_stats_server(url, sizeof(url), odd_server_answer);
+	struct sessctl_run r = prom_from_fake(odd_server_answer);
 
-	r = run_sessctl_prom(args, 0);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
 	expect_exposition(r.out);
 	cr_expect_eq(prom_value(r.out, "sessd_up"), 1);
 	cr_expect_eq(prom_value(r.out, "sessd_sessions"), 3, "the first of two is taken");
@@ -4087,16 +4099,8 @@ static int repeating_server_answer(int fd, const struct codec_request *req)
  */
 LEAK_CHECKED_TEST_OPTS(operator, prometheus_writes_a_namespace_given_twice_once, .timeout = 60)
 {
-	char url[64];
-	const char *args[] = {"--connect", url, "stats", "--prometheus", NULL};
-	struct sessctl_run r;
-	int status;
-	pid_t pid = fake_stats_server(url, sizeof(url), repeating_server_answer);
+	struct sessctl_run r = prom_from_fake(repeating_server_answer);
 
-	r = run_sessctl_prom(args, 0);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
 	expect_exposition(r.out);
 	cr_expect_eq(count_of(r.out, "\nsessd_namespace_sessions{namespace=\"shop\"} "), 1, "%s",
 	             r.out);
