@@ -1,0 +1,749 @@
+"""The live half: a real sessd, its replies checked against what PROTOCOL.md says."""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+from sessdwire import (Conn, Closed, Malformed, MapItems, Str, pack, unpack, parse_reply, tag,
+                       seal_record, STATUS_NUM, TTL_MAX, x25519_base, psk_of, client_proof)
+from vectors_check import classify, decode_request
+
+SECRET = b"spec65-shared-secret-0123456789abcdef"
+ADMIN = b"spec65-admin-secret-fedcba9876543210"
+
+
+class Daemon:
+    def __init__(self, sessd, *args, auth=SECRET, admin=ADMIN, tcp=True):
+        self.dir = tempfile.mkdtemp(prefix="spec65-")
+        self.sock = os.path.join(self.dir, "s.sock")
+        cmd = [sessd, "--listen", "unix:" + self.sock, "--log-level", "error",
+               "--ready-file", os.path.join(self.dir, "ready")]
+        if tcp:
+            cmd += ["--listen", "tcp://127.0.0.1:0"]
+        for flag, val in (("--auth-file", auth), ("--admin-auth-file", admin)):
+            if val is not None:
+                path = os.path.join(self.dir, flag[2:])
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.write(fd, val + b"\n")       # as `base64 > FILE` writes it
+                os.close(fd)
+                cmd += [flag, path]
+        self.proc = subprocess.Popen(cmd + list(args))
+        ready = os.path.join(self.dir, "ready")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(ready):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("sessd did not start")
+            time.sleep(0.02)
+        self.tcp = None
+        for line in open(ready).read().split():
+            if line.startswith("tcp://"):
+                host, port = line[6:].rsplit(":", 1)
+                self.tcp = (host, int(port))
+        self.unix = "unix:" + self.sock
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+
+
+def ended(c, timeout=3.0):
+    """True if the server ends the stream (or resets it) within timeout with nothing more."""
+    c.sock.settimeout(timeout)
+    try:
+        while True:
+            b = c.sock.recv(65536)
+            if not b:
+                return True
+            c.inbuf += b
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def closing(t, name, c, rid, status):
+    """Reads a closing reply and the end of the stream after it."""
+    try:
+        r = c.read_reply()
+    except (Closed, ConnectionResetError) as e:
+        t.ok(name, False, "no reply: %r" % e)
+        return None
+    t.ok(name, r.name == status and r.request_id == rid, "got %r, want %s id %d" % (r, status, rid))
+    if not c.sealed:
+        t.ok(name + " (then end of stream)", ended(c) and not c.inbuf, repr(c.inbuf[:40]))
+    return r
+
+
+def hello(d, kind="plain", secret=SECRET, addr=None):
+    c = Conn(addr or d.unix)
+    r = c.hello_sealed(secret) if kind == "sealed" else c.hello_plain(secret)
+    assert r.name == "OK", r
+    return c
+
+
+def run(sessd, vectors_path, t):
+    d = Daemon(sessd)
+    try:
+        check_hello(d, t)
+        check_vectors_live(d, vectors_path, t)
+        for kind, addr in (("plain", d.unix), ("sealed", d.tcp)):
+            check_sessions(d, t, kind, addr)
+            check_flashes(d, t, kind, addr)
+            check_admin(d, t, kind, addr)
+        check_limits(d, t)
+        check_sealed(d, t)
+        check_retire(d, t)
+        check_pipeline(d, t)
+    finally:
+        d.stop()
+    check_other_configs(sessd, t)
+
+
+# --- HELLO ------------------------------------------------------------------------------
+
+def check_hello(d, t):
+    for where, addr in (("unix", d.unix), ("tcp", d.tcp)):
+        c = Conn(addr)
+        r = c.hello_plain(SECRET)
+        t.eq("hello %s plain: OK" % where, r.name, "OK")
+        m = r.result
+        t.ok("hello: map has str keys, each once", all(isinstance(k, Str) for k in m.keys())
+             and len(set(m.keys())) == len(m))
+        t.eq("hello: version", m.get("version"), 1)
+        t.ok("hello: server str", isinstance(m.get("server"), Str))
+        sid = m.get("server_id")
+        t.ok("hello: server_id 32 hex", isinstance(sid, Str) and len(sid) == 32
+             and all(ch in b"0123456789abcdef" for ch in sid), repr(sid))
+        t.eq("hello: max_frame default", m.get("max_frame"), 1048576)
+        t.eq("hello: max_data", m.get("max_data"), 1048576 - 16)
+        for k, want in (("max_id", 128), ("max_namespace", 64), ("max_flash_type", 64),
+                        ("max_list", 1000)):
+            t.eq("hello: " + k, m.get(k), want)
+        t.eq("hello: auth true", m.get("auth"), True)
+        t.eq("hello: admin false with the shared secret", m.get("admin"), False)
+        t.eq("hello: no kx when plain", m.get("kx"), None)
+        c.close()
+    c = Conn(d.unix)
+    t.eq("hello plain with the admin secret: admin", c.hello_plain(ADMIN).result.get("admin"), True)
+    c.close()
+    # Every HELLO that fails closes, with the request's id.
+    for name, auth in (("wrong secret", b"x" * 37), ("nil auth", None),
+                       ("secret with its trailing newline", SECRET + b"\n"),
+                       ("secret as str", None), ("int auth", 7)):
+        if name == "secret as str":
+            c = Conn(d.unix)
+            t.eq("hello secret as str: OK", c.hello_plain(Str(SECRET)).name, "OK")
+            c.close()
+            continue
+        c = Conn(d.unix)
+        rid = c.request("HELLO", 1, Str(b"x"), auth)
+        closing(t, "hello %s: AUTH_FAILED" % name, c, rid, "AUTH_FAILED")
+        c.close()
+    c = Conn(d.unix)
+    rid = c.request("HELLO", 2, Str(b"x"), SECRET)
+    closing(t, "hello version 2: BAD_VERSION", c, rid, "BAD_VERSION")
+    c = Conn(d.unix)
+    rid = c.request("HELLO", 2, Str(b"x"), b"wrong")
+    r = closing(t, "hello version 2 and a wrong secret: BAD_VERSION?", c, rid, "BAD_VERSION")
+    c = Conn(d.unix)
+    rid = c.request("GET", None, Str(b"abc"))
+    closing(t, "request before HELLO: NOT_READY", c, rid, "NOT_READY")
+    c = Conn(d.unix)
+    rid = c.request(0x7F, 1)
+    closing(t, "unknown op before HELLO: NOT_READY", c, rid, "NOT_READY")
+    c = Conn(d.unix)
+    c.send_body(pack([0x10, 77, None, 5]))
+    closing(t, "malformed GET before HELLO: BAD_REQUEST with its id", c, 77, "BAD_REQUEST")
+    c = Conn(d.unix)
+    c.send_body(b"\xc0" * 4097)
+    closing(t, "4097-byte body before HELLO: TOO_LARGE id 0", c, 0, "TOO_LARGE")
+    c = Conn(d.unix)
+    c.send_body(pack([1, 9, 1, Str(b"n"), SECRET, b"pad" * 1400]))
+    closing(t, "HELLO of 4096+ bytes before HELLO: TOO_LARGE", c, 0, "TOO_LARGE")
+    c = hello(d)
+    rid = c.request("HELLO", 1, Str(b"x"), SECRET)
+    closing(t, "second HELLO: BAD_REQUEST", c, rid, "BAD_REQUEST")
+    # A HELLO then a frame over 4096 in the same write: held to max_frame, not 4096.
+    c = Conn(d.unix)
+    b1 = pack([1, 1, 1, Str(b"x"), SECRET])
+    b2 = pack([2, 2, b"p" * 10000])
+    c.sock.sendall(struct.pack(">I", len(b1)) + b1 + struct.pack(">I", len(b2)) + b2)
+    r1 = c._take_hello(c.read_reply())
+    r2 = c.read_reply()
+    t.ok("HELLO + 10 kB PING in one write: both answered", r1.name == "OK" and r2.name == "OK"
+         and r2.result == b"p" * 10000)
+    c.close()
+    # Client name: 64 bytes with an identity is fine.
+    c = Conn(d.unix)
+    rid = c.request("HELLO", 1, Str(b"n" * 44 + b"\0" + b"i" * 19), SECRET)
+    t.eq("hello 64-byte client name: OK", c.read_reply().name, "OK")
+    c.close()
+
+
+# --- the vectors, sent to the server ---------------------------------------------------------
+
+def check_vectors_live(d, path, t):
+    vs = json.load(open(path))
+    shared = hello(d, "plain", ADMIN)
+    for v in vs:
+        if v["kind"] != "request":
+            continue
+        frame = bytes.fromhex(v["hex"])
+        nm = v["name"]
+        if "request" in v and v["request"]["op"] == 1:
+            c = Conn(d.unix)
+            c.sock.sendall(frame)
+            r = c.read_reply()
+            want = "BAD_VERSION" if "BAD_VERSION" in nm else "AUTH_FAILED"
+            t.eq("live vector: " + nm, r.name, want)
+            c.close()
+            continue
+        if "request" in v:
+            shared.sock.sendall(frame)
+            r = shared.read_reply()
+            t.ok("live vector answered, not BAD_REQUEST: " + nm,
+                 r.name not in ("BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP")
+                 and r.request_id == int(v["request"]["request_id"]), repr(r))
+            continue
+        mf = v.get("max_frame", 1048576)
+        c = Conn(d.unix)
+        if mf == 1048576:
+            c.hello_plain(SECRET)
+        want, rid = classify(frame, mf)
+        c.sock.sendall(frame)
+        try:
+            r = c.read_reply()
+            t.ok("live invalid vector: " + nm, r.name == v["error"] and r.request_id == rid,
+                 "%r, want %s id %d" % (r, v["error"], rid))
+        except Exception as e:
+            t.ok("live invalid vector: " + nm, False, repr(e))
+        c.close()
+    shared.close()
+
+
+# --- operations ------------------------------------------------------------------------------
+
+def uniq(prefix):
+    return Str(("%s-%d-%d" % (prefix, os.getpid(), time.monotonic_ns())).encode())
+
+
+def check_sessions(d, t, kind, addr):
+    p = "%s: " % kind
+    c = hello(d, kind, addr=addr)
+    ns = uniq("ns")
+    sid = Str(b"abc")
+    r = c.call("GET", ns, sid)
+    t.ok(p + "GET missing: NOT_FOUND nil", r.name == "NOT_FOUND" and r.result is None)
+    t.eq(p + "LOAD missing", c.call("LOAD", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "TTL missing", c.call("TTL", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "TOUCH missing", c.call("TOUCH", ns, sid, 1000).name, "NOT_FOUND")
+    t.eq(p + "DESTROY missing", c.call("DESTROY", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "SET_IF missing", c.call("SET_IF", ns, sid, b"x", 1000, tag(b"")).name, "NOT_FOUND")
+    t.eq(p + "TOUCH_IF missing", c.call("TOUCH_IF", ns, sid, 1000, tag(b"")).name, "NOT_FOUND")
+    t.eq(p + "COUNT before", c.call("COUNT", ns).result, 0)
+    r = c.call("SET", ns, sid, Str(b'{"a":1}'), 60000)
+    t.ok(p + "SET (data as str): OK nil", r.name == "OK" and r.result is None)
+    r = c.call("GET", ns, b"abc")
+    t.ok(p + "GET by bin id: the str id's session, data as bin",
+         r.name == "OK" and type(r.result) is bytes and r.result == b'{"a":1}', repr(r))
+    r = c.call("LOAD", ns, sid)
+    t.ok(p + "LOAD: [data, 0]", r.name == "OK" and r.result == [b'{"a":1}', 0]
+         and type(r.result[0]) is bytes, repr(r))
+    r = c.call("TTL", ns, sid)
+    t.ok(p + "TTL: 1..60000", r.name == "OK" and 1 <= r.result <= 60000 and r.result > 55000, repr(r))
+    t.eq(p + "TOUCH", c.call("TOUCH", ns, sid, 3600000).name, "OK")
+    t.ok(p + "TTL after TOUCH", c.call("TTL", ns, sid).result > 3500000)
+    # SET_IF / TOUCH_IF
+    old = b'{"a":1}'
+    r = c.call("SET_IF", ns, sid, b"new", 50000, tag(b"other"))
+    t.eq(p + "SET_IF wrong tag: CONFLICT", r.name, "CONFLICT")
+    t.ok(p + "CONFLICT changed nothing (data, expiry)", c.call("GET", ns, sid).result == old
+         and c.call("TTL", ns, sid).result > 3500000)
+    t.eq(p + "TOUCH_IF wrong tag: CONFLICT", c.call("TOUCH_IF", ns, sid, 5000, tag(b"o")).name, "CONFLICT")
+    t.eq(p + "SET_IF right tag: OK", c.call("SET_IF", ns, sid, b"new", 50000, tag(old)).name, "OK")
+    t.eq(p + "GET after SET_IF", c.call("GET", ns, sid).result, b"new")
+    t.eq(p + "TOUCH_IF right tag: OK", c.call("TOUCH_IF", ns, sid, 5000, tag(b"new")).name, "OK")
+    t.ok(p + "TTL after TOUCH_IF <= 5000", c.call("TTL", ns, sid).result <= 5000)
+    t.eq(p + "SET empty data", c.call("SET", ns, sid, b"", 60000).name, "OK")
+    t.eq(p + "SET_IF with the empty data's tag", c.call("SET_IF", ns, sid, b"e", 60000,
+                                                         bytes.fromhex("786a02f742015903c6c6fd852552d272")).name, "OK")
+    t.eq(p + "COUNT 1", c.call("COUNT", ns).result, 1)
+    t.eq(p + "DESTROY", c.call("DESTROY", ns, sid).name, "OK")
+    t.eq(p + "GET after DESTROY", c.call("GET", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "COUNT 0", c.call("COUNT", ns).result, 0)
+    # ttl bounds
+    t.eq(p + "SET ttl 10 years", c.call("SET", ns, sid, b"x", TTL_MAX).name, "OK")
+    t.ok(p + "TTL of 10 years", c.call("TTL", ns, sid).result > TTL_MAX - 60000)
+    # Expiry
+    t.eq(p + "SET ttl 50 ms", c.call("SET", ns, Str(b"short"), b"x", 50).name, "OK")
+    time.sleep(0.12)
+    t.eq(p + "GET after expiry: NOT_FOUND", c.call("GET", ns, Str(b"short")).name, "NOT_FOUND")
+    # PING
+    r = c.call("PING")
+    t.ok(p + "PING: nil", r.name == "OK" and r.result is None)
+    r = c.call("PING", b"\x00\xff")
+    t.ok(p + "PING bin payload: same bytes bin", r.result == b"\x00\xff" and type(r.result) is bytes)
+    r = c.call("PING", Str(b"hi"))
+    t.ok(p + "PING str payload: comes back bin", r.result == b"hi" and type(r.result) is bytes)
+    # unknown op, id kept, connection open
+    r = c.call(0x7E, Str(b"anything"), [1, {"k": None}])
+    t.eq(p + "unknown op: UNKNOWN_OP", r.name, "UNKNOWN_OP")
+    t.eq(p + "still open after UNKNOWN_OP", c.call("PING").name, "OK")
+    rid = c.request("PING", rid=(1 << 64) - 1)
+    t.eq(p + "request id 2^64-1 echoed", c.read_reply().request_id, (1 << 64) - 1)
+    rid = c.request("PING", rid=0)
+    t.eq(p + "request id 0 echoed", c.read_reply().request_id, 0)
+    # arguments wrong: BAD_REQUEST with the request's id, closes
+    rid = c.request("GET", ns)
+    closing(t, p + "GET with one argument: BAD_REQUEST", c, rid, "BAD_REQUEST")
+    if kind == "sealed":
+        t.ok(p + "then the stream ends", ended(c))
+    c.close()
+
+
+def check_flashes(d, t, kind, addr):
+    p = "%s: " % kind
+    c = hello(d, kind, addr=addr)
+    ns = uniq("fl")
+    sid = Str(b"f1")
+    r = c.call("FLASH_POP", ns, sid, None)
+    t.eq(p + "FLASH_POP missing session: NOT_FOUND", r.name, "NOT_FOUND")
+    t.eq(p + "FLASH_PUSH_EXISTING to none: NOT_FOUND nil",
+         (c.call("FLASH_PUSH_EXISTING", ns, sid, Str(b"info"), Str(b"m"), 60000).name), "NOT_FOUND")
+    t.eq(p + "COUNT after refused push: 0", c.call("COUNT", ns).result, 0)
+    t.eq(p + "FLASH_PUSH creates: 1", c.call("FLASH_PUSH", ns, sid, Str(b"info"), Str(b"one"), 60000).result, 1)
+    t.eq(p + "FLASH_PUSH: 2", c.call("FLASH_PUSH", ns, sid, Str(b"info"), b"two", 60000).result, 2)
+    t.eq(p + "FLASH_PUSH other type: 1", c.call("FLASH_PUSH", ns, sid, Str(b"err"), Str(b""), 60000).result, 1)
+    t.eq(p + "flash-only: GET NOT_FOUND", c.call("GET", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "flash-only: LOAD NOT_FOUND", c.call("LOAD", ns, sid).name, "NOT_FOUND")
+    t.eq(p + "flash-only: SET_IF NOT_FOUND", c.call("SET_IF", ns, sid, b"x", 1000, tag(b"")).name, "NOT_FOUND")
+    t.eq(p + "flash-only: TOUCH_IF NOT_FOUND", c.call("TOUCH_IF", ns, sid, 1000, tag(b"")).name, "NOT_FOUND")
+    t.eq(p + "flash-only: FLASH_PUSH_EXISTING NOT_FOUND",
+         c.call("FLASH_PUSH_EXISTING", ns, sid, Str(b"info"), b"x", 1000).name, "NOT_FOUND")
+    t.eq(p + "flash-only: TTL OK", c.call("TTL", ns, sid).name, "OK")
+    t.eq(p + "flash-only: COUNT 1", c.call("COUNT", ns).result, 1)
+    t.eq(p + "flash-only: TOUCH OK", c.call("TOUCH", ns, sid, 60000).name, "OK")
+    r = c.call("DESTROY_IF_FLASH", ns, sid, Str(b"info"), b"two")
+    t.eq(p + "DESTROY_IF_FLASH not the oldest: CONFLICT", r.name, "CONFLICT")
+    r = c.call("DESTROY_IF_FLASH", ns, sid, Str(b"none"), b"two")
+    t.eq(p + "DESTROY_IF_FLASH empty queue: CONFLICT", r.name, "CONFLICT")
+    r = c.call("FLASH_POP", ns, sid, None)
+    t.ok(p + "FLASH_POP nil: map, types by oldest, formats kept",
+         r.name == "OK" and isinstance(r.result, MapItems)
+         and [(bytes(k), v) for k, v in r.result] == [(b"info", [b"one", b"two"]), (b"err", [b""])]
+         and type(r.result[0][1][0]) is Str and type(r.result[0][1][1]) is bytes
+         and type(r.result[1][1][0]) is Str, repr(r))
+    r = c.call("FLASH_POP", ns, sid, None)
+    t.ok(p + "FLASH_POP nil emptied: {}", r.name == "OK" and r.result == [] and isinstance(r.result, MapItems), repr(r))
+    r = c.call("FLASH_POP", ns, sid, Str(b"info"))
+    t.ok(p + "FLASH_POP type emptied: []", r.name == "OK" and r.result == [] and not isinstance(r.result, MapItems))
+    t.eq(p + "emptied flash-only still counted", c.call("COUNT", ns).result, 1)
+    # With data
+    s2 = Str(b"f2")
+    c.call("SET", ns, s2, b"d", 60000)
+    t.eq(p + "FLASH_PUSH_EXISTING with data: 1", c.call("FLASH_PUSH_EXISTING", ns, s2, Str(b"t"), b"a", 1000).result, 1)
+    t.eq(p + "LOAD counts flashes", c.call("LOAD", ns, s2).result, [b"d", 1])
+    t.ok(p + "push's shorter ttl did not shorten", c.call("TTL", ns, s2).result > 50000)
+    c.call("FLASH_PUSH", ns, s2, Str(b"t"), b"b", 120000)
+    t.ok(p + "push's longer ttl lengthened", c.call("TTL", ns, s2).result > 110000)
+    r = c.call("FLASH_POP", ns, s2, Str(b"t"))
+    t.eq(p + "FLASH_POP type: oldest first", r.result, [b"a", b"b"])
+    t.eq(p + "data untouched by flashes", c.call("GET", ns, s2).result, b"d")
+    # DESTROY_IF_FLASH: str and bin compare as bytes
+    tok = os.urandom(16)
+    t.eq(p + "lock push: 1", c.call("FLASH_PUSH", ns, Str(b"lock"), Str(b"move"), tok, 30000).result, 1)
+    t.eq(p + "second push: 2", c.call("FLASH_PUSH", ns, Str(b"lock"), Str(b"move"), b"other", 30000).result, 2)
+    r = c.call("DESTROY_IF_FLASH", ns, Str(b"lock"), Str(b"move"), Str(tok))
+    t.eq(p + "DESTROY_IF_FLASH token (str vs bin): OK nil", (r.name, r.result), ("OK", None))
+    t.eq(p + "lock gone", c.call("TTL", ns, Str(b"lock")).name, "NOT_FOUND")
+    t.eq(p + "DESTROY_IF_FLASH again: NOT_FOUND",
+         c.call("DESTROY_IF_FLASH", ns, Str(b"lock"), Str(b"move"), tok).name, "NOT_FOUND")
+    # 64 types
+    s3 = Str(b"f3")
+    ok = all(c.call("FLASH_PUSH", ns, s3, Str(b"t%02d" % i), b"", 60000).name == "OK" for i in range(64))
+    t.ok(p + "64 flash types", ok)
+    t.eq(p + "65th flash type: LIMIT", c.call("FLASH_PUSH", ns, s3, Str(b"t64"), b"", 60000).name, "LIMIT")
+    t.eq(p + "a 64th type's queue still takes more", c.call("FLASH_PUSH", ns, s3, Str(b"t63"), b"", 60000).result, 2)
+    t.eq(p + "still open after LIMIT", c.call("PING").name, "OK")
+    c.close()
+
+
+def check_admin(d, t, kind, addr):
+    p = "%s: " % kind
+    app = hello(d, kind, SECRET, addr)
+    adm = hello(d, kind, ADMIN, addr)
+    t.eq(p + "admin: true for the admin secret", adm.hello.get("admin"), True)
+    ns = uniq("adm")
+    for i in range(5):
+        app.call("SET", ns, Str(b"s%d" % i), b"x", 60000 + i)
+    app.call("FLASH_PUSH", ns, Str(b"fo"), Str(b"t"), b"m", 60000)
+    for op, args in (("LIST", (ns, 0, 10)), ("NAMESPACES", (0, 10)), ("CLEAR", (ns,))):
+        r = app.call(op, *args)
+        t.ok(p + op + " without admin: FORBIDDEN str", r.name == "FORBIDDEN" and isinstance(r.result, Str))
+    t.eq(p + "open after FORBIDDEN", app.call("COUNT", ns).result, 6)
+    seen, cur, pages = [], 0, 0
+    while True:
+        r = adm.call("LIST", ns, cur, 2)
+        nxt, entries = r.result
+        for e in entries:
+            t.ok(p + "LIST entry [bin id, ttl]", type(e[0]) is bytes and 1 <= e[1] <= 60004)
+            seen.append(e[0])
+        pages += 1
+        cur = nxt
+        if cur == 0 or pages > 100:
+            break
+    t.eq(p + "LIST by 2 finds all 6", sorted(set(seen)), sorted([b"s%d" % i for i in range(5)] + [b"fo"]))
+    r = adm.call("LIST", ns, 0, 0)
+    t.ok(p + "LIST limit 0 clamped to 1: at most 1 entry", r.name == "OK" and len(r.result[1]) <= 1)
+    r = adm.call("LIST", ns, 12345678901234, 1000)
+    t.eq(p + "LIST unknown cursor: not an error", r.name, "OK")
+    found, cur = {}, 0
+    for _ in range(1000):
+        r = adm.call("NAMESPACES", cur, 1000)
+        for name, n in r.result[1]:
+            t.ok(p + "NAMESPACES name is str", isinstance(name, Str))
+            found[bytes(name)] = n
+        cur = r.result[0]
+        if cur == 0:
+            break
+    t.eq(p + "NAMESPACES: our namespace and its count", found.get(bytes(ns)), 6)
+    st = app.call("STATS", ns).result
+    for k in ("sessions", "unread", "evicted_total", "bytes", "flashes"):
+        t.ok(p + "STATS ns has " + k, isinstance(st.get(k), int), repr(st))
+    t.eq(p + "STATS ns sessions", st.get("sessions"), 6)
+    t.eq(p + "STATS ns flashes", st.get("flashes"), 1)
+    t.eq(p + "STATS ns unread (6 created, none read)", st.get("unread"), 6)
+    glob = app.call("STATS", None).result
+    keys = ("sessions unread evicted_total drop_unread namespaces bytes max_bytes expired_total "
+            "connections connections_total connections_displaced_total connections_refused_total "
+            "max_connections max_client_bytes requests_total uptime_ms loop_stall_max_us "
+            "loop_stalls_over_1ms loop_stalls_over_2ms loop_stalls_over_10ms client_bytes "
+            "client_bytes_peak client_evictions_total no_memory_total io_errors_total "
+            "forbidden_total retired_total writable malformed_total hello_deferred_total "
+            "hello_abandoned_total held_over_total cpu_deferred_total reads_deferred_total").split()
+    missing = [k for k in keys if not isinstance(glob.get(k), int) or glob.get(k) < 0]
+    t.ok(p + "STATS nil: every key the spec lists, uint", not missing, repr(missing))
+    extra = [bytes(k) for k in glob.keys() if bytes(k).decode() not in keys]
+    print("  (STATS keys the spec does not list: %r)" % extra) if extra else None
+    t.ok(p + "STATS nil: values uint", all(isinstance(v, int) and v >= 0 for _, v in glob))
+    empty = app.call("STATS", Str(b"no-such-namespace-spec65")).result
+    t.eq(p + "STATS of a missing namespace: zeros", empty.get("sessions"), 0)
+    t.eq(p + "CLEAR: 6", adm.call("CLEAR", ns).result, 6)
+    t.eq(p + "COUNT after CLEAR", app.call("COUNT", ns).result, 0)
+    r = adm.call("NAMESPACES", 0, 1000)
+    t.ok(p + "cleared namespace gone", all(bytes(nm) != bytes(ns) for nm, _ in r.result[1]) or r.result[0] != 0)
+    app.close()
+    adm.close()
+
+
+def check_limits(d, t):
+    c = hello(d)
+    mf, md = c.max_frame, c.max_data
+    ns = None
+    big = os.urandom(md)
+    r = c.call("SET", ns, Str(b"a"), big, 100)
+    t.eq("SET of max_data with a 1-byte id and ttl<128: OK", r.name, "OK")
+    c.call("SET", ns, Str(b"big"), big, 60000)
+    r = c.call("GET", ns, Str(b"big"))
+    t.ok("GET of max_data: OK, reply within max_frame", r.name == "OK" and r.result == big)
+    r = c.call("LOAD", ns, Str(b"big"))
+    t.eq("LOAD of data over max_data - 10: LIMIT", r.name, "LIMIT")
+    c.call("SET", ns, Str(b"big"), big[:md - 10], 60000)
+    t.eq("LOAD of max_data - 10: OK", c.call("LOAD", ns, Str(b"big")).name, "OK")
+    r = c.call("SET", ns, Str(b"a"), big + b"x", 100)
+    t.eq("SET of max_data + 1 in a frame within max_frame: LIMIT", r.name, "LIMIT")
+    t.eq("open after LIMIT", c.call("PING").name, "OK")
+    # flash bytes: max_frame / 2, each message type + msg + 5
+    room = mf // 2
+    r = c.call("FLASH_PUSH", ns, Str(b"fb"), Str(b"t"), b"m" * (room - 6), 60000)
+    t.eq("flash message filling max_frame/2 exactly: OK", r.name, "OK")
+    r = c.call("FLASH_PUSH", ns, Str(b"fb"), Str(b"t"), b"", 60000)
+    t.eq("one more empty message: LIMIT", r.name, "LIMIT")
+    r = c.call("FLASH_PUSH", ns, Str(b"fb2"), Str(b"t"), b"m" * (room - 5), 60000)
+    t.eq("flash message 1 byte over max_frame/2: LIMIT", r.name, "LIMIT")
+    r = c.call("FLASH_POP", ns, Str(b"fb"), None)
+    t.ok("full flash queue pops in one reply", r.name == "OK" and len(r.result[0][1][0]) == room - 6)
+    # id and namespace lengths at the bound
+    t.eq("id of 128 bytes", c.call("SET", Str(b"n" * 64), Str(b"i" * 128), b"x", 1000).name, "OK")
+    # TOO_LARGE: a header over max_frame, then what was pipelined behind it fails
+    c.sock.sendall(struct.pack(">I", mf + 1) + b"\0" * 100)
+    closing(t, "frame over max_frame: TOO_LARGE id 0", c, 0, "TOO_LARGE")
+    c.close()
+    c = hello(d)
+    body = pack([0x11, 5, None, Str(b"a"), big + b"0123456789abcdef", 100])
+    assert len(body) > mf
+    try:
+        c.sock.sendall(struct.pack(">I", len(body)) + body + struct.pack(">I", 3) + pack([2, 6]))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    closing(t, "SET whose frame passes max_frame: TOO_LARGE, and the PING behind it is not answered",
+            c, 0, "TOO_LARGE")
+    c.close()
+    c = hello(d)
+    c.send_body(pack([2, 8]) + b"\x00")
+    closing(t, "trailing byte: BAD_REQUEST with the id", c, 8, "BAD_REQUEST")
+    c = hello(d)
+    c.sock.sendall(b"\0\0\0\0")
+    closing(t, "length 0: BAD_REQUEST id 0", c, 0, "BAD_REQUEST")
+    c = hello(d)
+    deep = []
+    for _ in range(15):
+        deep = [deep]
+    c.send_body(pack([0x7F, 3, deep]))
+    closing(t, "17 levels in an unknown op's argument: BAD_REQUEST", c, 3, "BAD_REQUEST")
+    c = hello(d)
+    deep = []
+    for _ in range(14):
+        deep = [deep]
+    t.eq("16 levels in an unknown op's argument: UNKNOWN_OP", c.call(0x7F, deep).name, "UNKNOWN_OP")
+    c.close()
+
+
+def check_sealed(d, t):
+    c = Conn(d.tcp)
+    r = c.hello_sealed(SECRET)
+    t.ok("sealed HELLO: OK, auth true, proof checked", r.name == "OK" and c.sealed)
+    t.eq("sealed: max_frame", c.max_frame, 1048576)
+    # several frames in one record, one frame over several records
+    f1 = pack([2, 10])
+    f2 = pack([0x11, 11, None, Str(b"sl"), b"y" * 70000, 60000])
+    stream = struct.pack(">I", len(f1)) + f1 + struct.pack(">I", len(f2)) + f2
+    c.send_bytes(stream)      # 70 kB: two records, the first holds the PING and part of the SET
+    t.eq("sealed: two frames across records: PING", c.read_reply().request_id, 10)
+    t.eq("sealed: two frames across records: SET", c.read_reply().name, "OK")
+    pieces = struct.pack(">I", 3) + pack([2, 12])
+    for ch in pieces:         # one byte a record
+        c.send_bytes(bytes([ch]))
+    t.eq("sealed: a frame in 1-byte records", c.read_reply().request_id, 12)
+    r = c.call("GET", None, Str(b"sl"))
+    t.ok("sealed: 70 kB reply over several records", r.result == b"y" * 70000)
+    # a replayed record
+    rec = seal_record(c.key_c2s, c.n_out, struct.pack(">I", 3) + pack([2, 13]))
+    c.n_out += 1
+    c.sock.sendall(rec + rec)
+    t.eq("sealed: the record once: answered", c.read_reply().request_id, 13)
+    r = c.read_reply()
+    t.ok("sealed: the record replayed: BAD_REQUEST id 0, sealed", r.name == "BAD_REQUEST" and r.request_id == 0, repr(r))
+    t.ok("sealed: then the stream ends", ended(c))
+    c.close()
+    # a record changed
+    c = hello(d, "sealed", addr=d.tcp)
+    rec = bytearray(seal_record(c.key_c2s, 0, struct.pack(">I", 3) + pack([2, 1])))
+    rec[6] ^= 1
+    c.sock.sendall(bytes(rec))
+    r = c.read_reply()
+    t.ok("sealed: a changed record: BAD_REQUEST id 0", r.name == "BAD_REQUEST" and r.request_id == 0)
+    c.close()
+    # a record length under 17
+    c = hello(d, "sealed", addr=d.tcp)
+    c.sock.sendall(struct.pack(">I", 16) + b"\0" * 16)
+    r = c.read_reply()
+    t.ok("sealed: record length 16: BAD_REQUEST id 0", r.name == "BAD_REQUEST" and r.request_id == 0)
+    c.close()
+    c = hello(d, "sealed", addr=d.tcp)
+    c.sock.sendall(struct.pack(">I", 65553))
+    r = c.read_reply()
+    t.ok("sealed: record length 65553: BAD_REQUEST id 0", r.name == "BAD_REQUEST" and r.request_id == 0)
+    c.close()
+    # a record moved to another connection
+    a = hello(d, "sealed", addr=d.tcp)
+    b = hello(d, "sealed", addr=d.tcp)
+    rec = seal_record(a.key_c2s, 0, struct.pack(">I", 3) + pack([2, 1]))
+    b.sock.sendall(rec)
+    r = b.read_reply()
+    t.ok("sealed: a record moved to another connection: BAD_REQUEST", r.name == "BAD_REQUEST")
+    t.eq("sealed: the connection it came from still works", a.call("PING").name, "OK")
+    a.close()
+    b.close()
+    # a replayed HELLO is answered, with fresh keys
+    c_sk = os.urandom(32)
+    a = Conn(d.tcp)
+    a.hello_sealed(SECRET, c_sk=c_sk)
+    b = Conn(d.tcp)
+    b.sock.sendall(struct.pack(">I", len(a.last_hello_body)) + a.last_hello_body)
+    r = b.read_reply()
+    t.ok("sealed: a replayed HELLO is answered, another s_pk", r.name == "OK"
+         and r.result.get("kx").get("key") != a.s_pk)
+    a.close()
+    b.close()
+    # failures of the exchange
+    psk = psk_of(SECRET)
+    c_pk = x25519_base(c_sk)
+    good = client_proof(psk, c_pk)
+    for name, auth in (("wrong secret", {"kx": c_pk, "proof": client_proof(psk_of(b"nope" * 5), c_pk)}),
+                       ("third key", {"kx": c_pk, "proof": good, "x": b""}),
+                       ("bin key", {b"kx": c_pk, "proof": good}),
+                       ("short kx", {"kx": c_pk[:31], "proof": good}),
+                       ("proof as str", {"kx": c_pk, "proof": Str(good)}),
+                       ("low-order key", {"kx": b"\0" * 32, "proof": client_proof(psk, b"\0" * 32)}),
+                       ("admin secret's proof by the shared one's... (admin)", None)):
+        if auth is None:
+            continue
+        c = Conn(d.tcp)
+        rid = c.request("HELLO", 1, Str(b"x"), auth)
+        closing(t, "sealed HELLO, %s: AUTH_FAILED in the clear" % name, c, rid, "AUTH_FAILED")
+        c.close()
+    c = Conn(d.unix)
+    t.eq("sealed with the admin secret: admin true", c.hello_sealed(ADMIN).result.get("admin"), True)
+    t.eq("sealed admin: LIST", c.call("LIST", None, 0, 1).name, "OK")
+    c.close()
+
+
+def check_retire(d, t):
+    a = hello(d, "sealed", addr=d.tcp)
+    b = hello(d, "plain")
+    r = b.call("RETIRE", a.s_pk)
+    t.ok("RETIRE an open sealed connection: true", r.name == "OK" and r.result is True, repr(r))
+    try:
+        a.sock.settimeout(3)
+        rest = a.sock.recv(4096)
+        what = "end of stream" if not rest else "bytes: %s" % rest[:40].hex()
+    except ConnectionResetError:
+        what = "reset"
+    except socket.timeout:
+        what = "nothing in 3 s"
+    print("  (what a retired connection sees: %s)" % what)
+    t.ok("RETIRE: the retired connection ends", what in ("end of stream", "reset") or what.startswith("bytes"), what)
+    r = b.call("RETIRE", a.s_pk)
+    t.ok("RETIRE again: false", r.name == "OK" and r.result is False)
+    r = b.call("RETIRE", os.urandom(32))
+    t.ok("RETIRE an unknown key: false", r.result is False)
+    c = hello(d, "sealed", addr=d.tcp)
+    rid = c.request("RETIRE", c.s_pk)
+    r = c.read_reply()
+    t.ok("RETIRE of its own connection: BAD_REQUEST with its id", r.name == "BAD_REQUEST" and r.request_id == rid, repr(r))
+    c.close()
+    rid = b.request("RETIRE", os.urandom(31))
+    closing(t, "RETIRE a 31-byte key: BAD_REQUEST", b, rid, "BAD_REQUEST")
+    b.close()
+
+
+def check_pipeline(d, t):
+    for kind, addr in (("plain", d.unix), ("sealed", d.tcp)):
+        c = hello(d, kind, addr=addr)
+        ns = uniq("pipe")
+        stream = b""
+        n = 3000
+        for i in range(n):
+            op = [[0x11, i, ns, Str(b"k%d" % (i % 50)), b"v%d" % i, 60000],
+                  [0x10, i, ns, Str(b"k%d" % (i % 50))],
+                  [0x20, i, ns, Str(b"k%d" % (i % 50)), Str(b"t"), b"m", 60000]][i % 3]
+            body = pack(op)
+            stream += struct.pack(">I", len(body)) + body
+        c.send_bytes(stream)
+        ids = []
+        for i in range(n):
+            ids.append(c.read_reply().request_id)
+        t.ok("%s: 3000 pipelined requests answered in order" % kind, ids == list(range(n)))
+        c.close()
+
+
+def check_other_configs(sessd, t):
+    # No secret: any plain auth in; a key exchange refused; auth nil in the reply.
+    d = Daemon(sessd, auth=None, admin=None)
+    try:
+        for auth in (None, b"anything", Str(b"")):
+            c = Conn(d.unix)
+            r = c.hello_plain(auth)
+            t.ok("no secret: plain %r let in" % (auth,), r.name == "OK")
+            if auth is None:
+                t.ok("no secret: reply's auth is nil (key present)", "auth" in [bytes(k).decode() for k in r.result.keys()]
+                     and r.result.get("auth") is None, repr(r.result))
+                t.eq("no secret: admin true", r.result.get("admin"), True)
+            c.close()
+        c = Conn(d.unix)
+        c_sk = os.urandom(32)
+        c_pk = x25519_base(c_sk)
+        rid = c.request("HELLO", 1, Str(b"x"), {"kx": c_pk, "proof": client_proof(psk_of(SECRET), c_pk)})
+        closing(t, "no secret: a key exchange is AUTH_FAILED", c, rid, "AUTH_FAILED")
+        c = Conn(d.unix)
+        rid = c.request("HELLO", 1, Str(b"x"), 5)
+        closing(t, "no secret: an int auth is AUTH_FAILED", c, rid, "AUTH_FAILED")
+        # SHUTTING_DOWN on stop, plain and before HELLO
+        a = hello(d, "plain", None)
+        pre = Conn(d.unix)
+        time.sleep(0.1)
+        d.proc.send_signal(signal.SIGTERM)
+        r = a.read_reply()
+        t.ok("stop: SHUTTING_DOWN id 0", r.name == "SHUTTING_DOWN" and r.request_id == 0, repr(r))
+        t.ok("stop: then end of stream", ended(a))
+        try:
+            r = pre.read_reply()
+            t.ok("stop: before HELLO too, SHUTTING_DOWN", r.name == "SHUTTING_DOWN", repr(r))
+        except Exception as e:
+            t.ok("stop: before HELLO too, SHUTTING_DOWN", False, repr(e))
+        d.proc.wait(10)
+    finally:
+        d.stop()
+    # Admin secret only
+    d = Daemon(sessd, auth=None, admin=ADMIN)
+    try:
+        c = Conn(d.unix)
+        r = c.hello_plain(None)
+        t.ok("admin only: nil lets an app in, admin false", r.name == "OK" and r.result.get("admin") is False, repr(r))
+        print("  (admin only, nil: auth = %r)" % (r.result.get("auth"),))
+        c.close()
+        c = Conn(d.unix)
+        r = c.hello_plain(b"not the admin secret")
+        t.ok("admin only: any bin over Unix is let in as an app", r.name == "OK" and r.result.get("admin") is False, repr(r))
+        c.close()
+        c = Conn(d.unix)
+        r = c.hello_plain(ADMIN)
+        t.ok("admin only: the admin secret: admin true, auth true", r.name == "OK" and r.result.get("admin") is True
+             and r.result.get("auth") is True, repr(r))
+        c.close()
+        c = Conn(d.tcp)
+        r = c.hello_sealed(ADMIN)
+        t.ok("admin only: sealed with the admin secret", r.name == "OK" and r.result.get("admin") is True)
+        c.close()
+    finally:
+        d.stop()
+    # --auth-plain no
+    d = Daemon(sessd, "--auth-plain", "no", admin=None)
+    try:
+        c = Conn(d.unix)
+        rid = c.request("HELLO", 1, Str(b"x"), SECRET)
+        closing(t, "--auth-plain no: the right plain secret is AUTH_FAILED", c, rid, "AUTH_FAILED")
+        c = Conn(d.unix)
+        t.eq("--auth-plain no: sealed is let in", c.hello_sealed(SECRET).name, "OK")
+        c.close()
+    finally:
+        d.stop()
+    # hello timeout: plain closed without a reply; sealed answered: SHUTTING_DOWN sealed
+    d = Daemon(sessd, "--hello-timeout", "1", admin=None)
+    try:
+        a = Conn(d.unix)
+        b = Conn(d.tcp)
+        b.hello_sealed(SECRET)
+        t0 = time.monotonic()
+        t.ok("hello timeout: closed, no reply", ended(a, 4) and not a.inbuf, repr(a.inbuf))
+        try:
+            r = b.read_reply()
+            t.ok("hello timeout, sealed HELLO answered and no record: SHUTTING_DOWN sealed id 0",
+                 r.name == "SHUTTING_DOWN" and r.request_id == 0, repr(r))
+        except Exception as e:
+            t.ok("hello timeout, sealed HELLO answered and no record: SHUTTING_DOWN sealed id 0", False, repr(e))
+    finally:
+        d.stop()
+    # max_frame from the option; a connection limit of 1
+    d = Daemon(sessd, "--max-frame", "5000", "--max-connections", "1", admin=None)
+    try:
+        a = hello(d)
+        t.eq("--max-frame 5000 announced", a.max_frame, 5000)
+        t.eq("max_data = max_frame - 16", a.max_data, 4984)
+        b = Conn(d.unix)
+        try:
+            r = b.read_reply()
+            t.ok("at the limit: a newcomer gets BUSY id 0", r.name == "BUSY" and r.request_id == 0, repr(r))
+        except Exception as e:
+            t.ok("at the limit: a newcomer gets BUSY id 0", False, repr(e))
+        a.close()
+        b.close()
+    finally:
+        d.stop()
