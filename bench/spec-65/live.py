@@ -103,6 +103,8 @@ def run(sessd, vectors_path, t):
     finally:
         d.stop()
     check_other_configs(sessd, t)
+    check_edges(sessd, t)
+    check_semantics(sessd, t)
 
 
 # --- HELLO ------------------------------------------------------------------------------
@@ -745,5 +747,185 @@ def check_other_configs(sessd, t):
             t.ok("at the limit: a newcomer gets BUSY id 0", False, repr(e))
         a.close()
         b.close()
+    finally:
+        d.stop()
+
+
+def check_edges(sessd, t):
+    """The places where the spec left a question, probed."""
+    d = Daemon(sessd, "--auth-grace", "1")
+    try:
+        # A body of exactly 4096 before HELLO is read (NOT_READY), not TOO_LARGE.
+        c = Conn(d.unix)
+        body = pack([2, 4, b"p" * (4096 - 6)])
+        assert len(body) == 4096, len(body)
+        c.send_body(body)
+        closing(t, "4096-byte PING before HELLO: NOT_READY, not TOO_LARGE", c, 4, "NOT_READY")
+        # A frame of exactly max_frame is taken.
+        c = hello(d)
+        body = pack([2, 5, b"p" * (c.max_frame - 8)])
+        assert len(body) == c.max_frame
+        r = c.call("PING", b"p" * (c.max_frame - 8))
+        t.ok("a frame of exactly max_frame: answered", r.name == "OK" and len(r.result) == c.max_frame - 8)
+        # LOAD bound: max_data - 9 is LIMIT
+        md = c.max_data
+        c.call("SET", None, Str(b"l9"), b"z" * (md - 9), 60000)
+        t.eq("LOAD of max_data - 9: LIMIT", c.call("LOAD", None, Str(b"l9")).name, "LIMIT")
+        # a huge opcode is UNKNOWN_OP, not BAD_REQUEST
+        t.eq("opcode 2^40: UNKNOWN_OP", c.call(1 << 40).name, "UNKNOWN_OP")
+        # LIST limit over 1000 clamps
+        c2 = hello(d, "plain", ADMIN)
+        t.eq("LIST limit 5000: OK (clamped)", c2.call("LIST", None, 0, 5000).name, "OK")
+        t.eq("CLEAR of a namespace that does not exist: 0", c2.call("CLEAR", Str(b"nope-spec65"), ).result, 0)
+        # FLASH_POP of a session with data and no flashes
+        t.eq("FLASH_POP nil of a session with data, no flashes: {}", c.call("FLASH_POP", None, Str(b"l9"), None).result, [])
+        t.eq("DESTROY_IF_FLASH of a session with data, no flashes: CONFLICT",
+             c.call("DESTROY_IF_FLASH", None, Str(b"l9"), Str(b"t"), b"").name, "CONFLICT")
+        r = c.call("FLASH_PUSH_EXISTING", None, Str(b"nobody"), Str(b"t"), b"", 1000)
+        t.ok("FLASH_PUSH_EXISTING NOT_FOUND: result nil", r.name == "NOT_FOUND" and r.result is None)
+        # unread: what reads clear it
+        ns = uniq("unread")
+        for k in (b"a", b"b", b"c", b"d"):
+            c.call("SET", ns, Str(k), b"x", 60000)
+        c.call("TTL", ns, Str(b"a"))
+        c2.call("LIST", ns, 0, 1000)
+        c.call("SET", ns, Str(b"b"), b"y", 60000)
+        c.call("FLASH_PUSH", ns, Str(b"c"), Str(b"t"), b"m", 60000)
+        c.call("GET", ns, Str(b"d"))
+        u = c.call("STATS", ns).result.get("unread")
+        print("  (unread after SET x4, then TTL a, LIST, SET b again, FLASH_PUSH c, GET d: %r)" % u)
+        # After a HELLO that fails, nothing more is handled: the PING behind it is not answered.
+        c3 = Conn(d.unix)
+        b1 = pack([1, 1, 1, Str(b"x"), b"wrong"])
+        b2 = pack([2, 2])
+        c3.sock.sendall(struct.pack(">I", len(b1)) + b1 + struct.pack(">I", len(b2)) + b2)
+        closing(t, "failed HELLO with a PING behind it: AUTH_FAILED only", c3, 1, "AUTH_FAILED")
+        # Replies queued before a BAD_REQUEST are sent first; nothing after.
+        c4 = hello(d)
+        s = b""
+        for b in (pack([2, 10]), pack([2, 11]), pack([0x10, 12, None]), pack([2, 13])):
+            s += struct.pack(">I", len(b)) + b
+        c4.sock.sendall(s)
+        got = [(r.request_id, r.name) for r in (c4.read_reply(), c4.read_reply(), c4.read_reply())]
+        t.eq("PING PING bad PING: two OK, BAD_REQUEST, then the end", got,
+             [(10, "OK"), (11, "OK"), (12, "BAD_REQUEST")])
+        t.ok("... and the PING after it unanswered", ended(c4) and not c4.inbuf)
+        # Secret rotation: the old secret's connections get SHUTTING_DOWN after the grace.
+        old_plain = hello(d)
+        old_sealed = hello(d, "sealed", addr=d.tcp)
+        path = os.path.join(d.dir, "auth-file")
+        tmp = path + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"spec65-the-new-shared-secret-000000\n")
+        os.close(fd)
+        os.rename(tmp, path)
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        n = Conn(d.unix)
+        t.eq("rotation: the old secret still lets in during the grace", n.hello_plain(SECRET).name, "OK")
+        for name, cc in (("plain", old_plain), ("sealed", old_sealed), ("new in grace", n)):
+            try:
+                r = cc.read_reply()
+                t.ok("rotation: %s connection on the old secret: SHUTTING_DOWN id 0 after the grace" % name,
+                     r.name == "SHUTTING_DOWN" and r.request_id == 0, repr(r))
+            except Exception as e:
+                t.ok("rotation: %s connection on the old secret: SHUTTING_DOWN id 0 after the grace" % name, False, repr(e))
+        c5 = Conn(d.unix)
+        rid = c5.request("HELLO", 1, Str(b"x"), SECRET)
+        closing(t, "rotation: the old secret after the grace: AUTH_FAILED", c5, rid, "AUTH_FAILED")
+        # A sealed connection at a stop gets SHUTTING_DOWN, sealed.
+        s = Conn(d.tcp)
+        s.hello_sealed(b"spec65-the-new-shared-secret-000000")
+        s.call("PING")
+        d.proc.send_signal(signal.SIGTERM)
+        r = s.read_reply()
+        t.ok("stop: a sealed connection gets SHUTTING_DOWN id 0, sealed", r.name == "SHUTTING_DOWN" and r.request_id == 0)
+        d.proc.wait(10)
+    finally:
+        d.stop()
+    # an odd max_frame: the flash room is max_frame / 2 rounded how?
+    d = Daemon(sessd, "--max-frame", "5001", admin=None)
+    try:
+        c = hello(d)
+        t.eq("--max-frame 5001 announced", c.max_frame, 5001)
+        r1 = c.call("FLASH_PUSH", None, Str(b"odd"), Str(b"t"), b"m" * (2500 - 6), 60000)
+        r2 = c.call("FLASH_PUSH", None, Str(b"odd2"), Str(b"t"), b"m" * (2500 - 5), 60000)
+        print("  (max_frame 5001: flash bytes 2500 -> %s, 2501 -> %s)" % (r1.name, r2.name))
+        t.ok("odd max_frame: flash room is max_frame / 2 rounded down", r1.name == "OK" and r2.name == "LIMIT")
+    finally:
+        d.stop()
+
+
+def check_semantics(sessd, t):
+    """Claims of the spec on expiry, flashes, bytes and the STATS counters."""
+    d = Daemon(sessd)
+    try:
+        c = hello(d)
+        adm = hello(d, "plain", ADMIN)
+        ns = uniq("sem")
+        g = lambda k: c.call("STATS", None).result.get(k)
+        # str is bytes: invalid UTF-8 and NUL everywhere a str goes
+        odd = Str(b"\xff\x00\xfe")
+        t.eq("invalid UTF-8 ns and id: SET", c.call("SET", Str(b"n\xff"), odd, b"d", 60000).name, "OK")
+        t.eq("... GET", c.call("GET", Str(b"n\xff"), odd).result, b"d")
+        t.eq("... FLASH_PUSH with such a type and message", c.call("FLASH_PUSH", Str(b"n\xff"), odd, Str(b"\xc3"), Str(b"\xe2\x82"), 60000).result, 1)
+        r = c.call("FLASH_POP", Str(b"n\xff"), odd, None)
+        t.ok("... FLASH_POP returns the type and message bytes as str", r.result == [(b"\xc3", [b"\xe2\x82"])]
+             and type(r.result[0][0]) is Str and type(r.result[0][1][0]) is Str, repr(r))
+        names = [bytes(n) for n, _ in adm.call("NAMESPACES", 0, 1000).result[1]]
+        t.ok("... NAMESPACES gives the name back as it was given", b"n\xff" in names)
+        # expiry: a session past its instant is absent for every operation
+        c.call("SET", ns, Str(b"e"), b"old", 50)
+        c.call("FLASH_PUSH", ns, Str(b"e"), Str(b"t"), b"m1", 50)
+        time.sleep(0.15)
+        t.eq("expired, not yet reclaimed: COUNT 0", c.call("COUNT", ns).result, 0)
+        t.eq("expired: TOUCH NOT_FOUND", c.call("TOUCH", ns, Str(b"e"), 60000).name, "NOT_FOUND")
+        t.eq("expired: FLASH_PUSH makes a new session: 1", c.call("FLASH_PUSH", ns, Str(b"e"), Str(b"t"), b"m2", 60000).result, 1)
+        t.eq("... without the old data", c.call("GET", ns, Str(b"e")).name, "NOT_FOUND")
+        t.eq("... or the old flashes", c.call("FLASH_POP", ns, Str(b"e"), Str(b"t")).result, [b"m2"])
+        # SET keeps flashes; FLASH_POP nil orders types by their oldest message
+        c.call("FLASH_PUSH", ns, Str(b"k"), Str(b"a"), b"1", 60000)
+        c.call("FLASH_PUSH", ns, Str(b"k"), Str(b"b"), b"2", 60000)
+        c.call("FLASH_PUSH", ns, Str(b"k"), Str(b"a"), b"3", 60000)
+        c.call("SET", ns, Str(b"k"), b"data", 60000)
+        t.eq("SET keeps the flashes: LOAD [data, 3]", c.call("LOAD", ns, Str(b"k")).result, [b"data", 3])
+        c.call("FLASH_POP", ns, Str(b"k"), Str(b"a"))
+        c.call("FLASH_PUSH", ns, Str(b"k"), Str(b"a"), b"4", 60000)
+        r = c.call("FLASH_POP", ns, Str(b"k"), None)
+        t.eq("FLASH_POP nil: types by their oldest message (b's before a's new one)",
+             [(bytes(k), v) for k, v in r.result], [(b"b", [b"2"]), (b"a", [b"4"])])
+        # counters
+        m0, f0, r0 = g("malformed_total"), g("forbidden_total"), g("requests_total")
+        x = hello(d)
+        x.request("HELLO", 1, Str(b"x"), SECRET)
+        x.read_reply()
+        x.close()
+        t.eq("malformed_total: not for a second HELLO", g("malformed_total"), m0)
+        x = Conn(d.unix)
+        x.request("PING")
+        x.read_reply()
+        x.close()
+        t.eq("malformed_total: not for NOT_READY", g("malformed_total"), m0)
+        x = hello(d)
+        x.send_body(b"\xc1")
+        x.read_reply()
+        x.close()
+        time.sleep(0.05)
+        t.eq("malformed_total: +1 for a malformed frame", g("malformed_total"), m0 + 1)
+        c.call("LIST", ns, 0, 1)
+        t.eq("forbidden_total: +1", g("forbidden_total"), f0 + 1)
+        e0 = g("expired_total")
+        c.call("SET", ns, Str(b"x1"), b"d", 20)
+        time.sleep(0.08)
+        c.call("GET", ns, Str(b"x1"))
+        t.ok("expired_total counts an expired session", g("expired_total") >= e0 + 1)
+        u0 = c.call("STATS", ns).result.get("unread")
+        c.call("SET", ns, Str(b"lk"), b"d", 60000)
+        c.call("FLASH_PUSH", ns, Str(b"lk"), Str(b"t"), b"tok", 60000)
+        t.eq("unread +1 for a new SET", c.call("STATS", ns).result.get("unread"), u0 + 1)
+        c.call("DESTROY_IF_FLASH", ns, Str(b"lk"), Str(b"t"), b"not")
+        t.eq("a DESTROY_IF_FLASH's look reads the session (unread -1)", c.call("STATS", ns).result.get("unread"), u0)
+        conns = g("connections")
+        t.ok("connections counts this client's two", conns >= 2)
     finally:
         d.stop()

@@ -13,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from vectors_check import check_vectors, check_seal_vectors  # noqa: E402
+from vectors_check import check_vectors, check_seal_vectors, check_spec_examples  # noqa: E402
 
 
 class Tally:
@@ -48,6 +48,7 @@ def main():
     start = time.monotonic()
     check_vectors(os.path.join(root, "protocol", "vectors.json"), t)
     check_seal_vectors(os.path.join(root, "protocol", "seal-vectors.json"), t)
+    check_spec_examples(t)
     if not a.offline:
         import live
         live.run(a.sessd, os.path.join(root, "protocol", "vectors.json"), t)

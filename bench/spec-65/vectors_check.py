@@ -313,3 +313,27 @@ def check_seal_vectors(path, t):
         plain, want = bytes.fromhex(rec["plain_hex"]), bytes.fromhex(rec["record_hex"])
         t.ok("seal: record %d seals" % i, seal_record(key, rec["number"], plain) == want)
         t.ok("seal: record %d opens" % i, open_record(key, rec["number"], want[:4], want[4:]) == plain)
+
+
+# The frames PROTOCOL.md writes out in its own text ("On the wire"), as hex.
+SPEC_EXAMPLES = [
+    ("LOAD request", [0x16, 47, None, Str(b"abc")], "0000000894162fc0a3616263"),
+    ("TTL request", [0x15, 45, None, Str(b"abc")], "0000000894152dc0a3616263"),
+    ("TTL reply", [45, 0, 3599870], "00000008932d00ce0036edfe"),
+    ("TOUCH_IF request", [0x17, 48, None, Str(b"abc"), 2592000000, tag(b'{"user":42}')],
+     "0000001f961730c0a3616263ce9a7ec800c410d9ea1c428210bdb2c87db3d5e2b5d395"),
+    ("TOUCH_IF reply", [48, 0, None], "00000004933000c0"),
+    ("DESTROY_IF_FLASH request", [0x23, 52, Str(b"locks"), Str(b"k"), Str(b"move"), bytes(range(16))],
+     "00000022962334a56c6f636b73a16ba46d6f7665c410000102030405060708090a0b0c0d0e0f"),
+    ("DESTROY_IF_FLASH reply", [52, 0, None], "00000004933400c0"),
+    ("NAMESPACES request", [0x34, 44, 0, 1000], "0000000794342c00cd03e8"),
+    ("NAMESPACES reply", [44, 0, [0, [[Str(b"shop"), 3], [Str(b"default"), 1]]]],
+     "00000017932c0092009292a473686f700392a764656661756c7401"),
+]
+
+
+def check_spec_examples(t):
+    for name, value, hexed in SPEC_EXAMPLES:
+        body = pack(value)
+        t.ok("spec example: " + name, (struct.pack(">I", len(body)) + body).hex() == hexed)
+    t.ok("spec example: the empty data's tag", tag(b"").hex() == "786a02f742015903c6c6fd852552d272")
