@@ -105,6 +105,8 @@ def run(sessd, vectors_path, t):
     check_other_configs(sessd, t)
     check_edges(sessd, t)
     check_semantics(sessd, t)
+    check_transport(sessd, t)
+    check_hello_order(sessd, t)
 
 
 # --- HELLO ------------------------------------------------------------------------------
@@ -927,5 +929,130 @@ def check_semantics(sessd, t):
         t.eq("a DESTROY_IF_FLASH's look reads the session (unread -1)", c.call("STATS", ns).result.get("unread"), u0)
         conns = g("connections")
         t.ok("connections counts this client's two", conns >= 2)
+    finally:
+        d.stop()
+
+
+def hello_as(addr, identity, secret=SECRET):
+    c = Conn(addr)
+    name = Str(b"spec65\0" + identity) if identity is not None else Str(b"spec65")
+    r = c._take_hello(c.call("HELLO", 1, name, secret))
+    return c, r
+
+
+def check_transport(sessd, t):
+    """Half-close, a client that has gone, TOO_LARGE over TCP, the limits on connections."""
+    d = Daemon(sessd, admin=None)
+    try:
+        for where, addr in (("unix", d.unix), ("tcp", d.tcp)):
+            # half-close: what was sent is answered, then the end of the stream
+            c = hello(d, addr=addr)
+            s = b"".join(struct.pack(">I", 3) + pack([2, i]) for i in range(20))
+            c.sock.sendall(s)
+            c.sock.shutdown(socket.SHUT_WR)
+            ids = [c.read_reply().request_id for _ in range(20)]
+            t.ok("%s: half-close after 20 PINGs: all answered, then the end" % where,
+                 ids == list(range(20)) and ended(c))
+            c.close()
+            # a client that has gone: its changes still run
+            ns = uniq("gone")
+            c = hello(d, addr=addr)
+            s = b"".join(struct.pack(">I", len(b)) + b for b in
+                         (pack([0x11, i, ns, Str(b"g%d" % i), b"x", 60000]) for i in range(200)))
+            c.sock.sendall(s)
+            if where == "tcp":
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            q = hello(d)
+            n = 0
+            for _ in range(100):
+                n = q.call("COUNT", ns).result
+                if n == 200:
+                    break
+                time.sleep(0.01)
+            t.eq("%s: 200 SETs then %s: all carried out" % (where, "a reset" if where == "tcp" else "a close"), n, 200)
+            q.close()
+        # TOO_LARGE over TCP with the body still coming: the reply is not lost to a reset
+        c = hello(d, addr=d.tcp)
+        big = b"\0" * (2 << 20)
+        c.sock.sendall(struct.pack(">I", len(big)) + big)
+        closing(t, "tcp: 2 MiB frame sent whole: TOO_LARGE arrives", c, 0, "TOO_LARGE")
+        c.close()
+    finally:
+        d.stop()
+    # --max-connections 2 over TCP: a second process of the host takes one of the first's
+    d = Daemon(sessd, "--max-connections", "2", admin=None)
+    try:
+        a1, _ = hello_as(d.tcp, b"proc-A")
+        a2, _ = hello_as(d.tcp, b"proc-A")
+        b, r = hello_as(d.tcp, b"proc-B")
+        t.eq("limit 2, process A holds 2: process B's HELLO answered OK", r.name, "OK")
+        got = []
+        for a in (a1, a2):
+            a.sock.settimeout(1.0)
+            try:
+                got.append(a.read_reply().name)
+            except (socket.timeout, Closed) as e:
+                got.append(type(e).__name__)
+        t.ok("... one of A's connections told SHUTTING_DOWN", sorted(got).count("SHUTTING_DOWN") == 1, repr(got))
+        t.eq("... B's connection works", b.call("PING").name, "OK")
+        # a third process now: A and B hold one each: refused after its HELLO (plain: in place of the reply)
+        c = Conn(d.tcp)
+        rid = c.request("HELLO", 1, Str(b"spec65\0proc-C"), SECRET)
+        try:
+            r = c.read_reply()
+            t.ok("... process C, A and B holding one each: BUSY id 0 in place of the HELLO reply",
+                 r.name == "BUSY" and r.request_id == 0, repr(r))
+        except (Closed, ConnectionResetError) as e:
+            t.ok("... process C, A and B holding one each: BUSY or the end", True)
+            print("  (process C saw %r, not BUSY)" % e)
+        st = b.call("STATS", None).result
+        t.ok("... connections_displaced_total and connections_refused_total count them",
+             st.get("connections_displaced_total") >= 1 and st.get("connections_refused_total") >= 1, repr(st))
+    finally:
+        d.stop()
+    # --max-client-memory: a connection that stalls mid-frame may be closed with BUSY
+    d = Daemon(sessd, "--max-frame", "65536", "--max-client-memory", "262144", admin=None)
+    try:
+        st = hello(d).call("STATS", None).result
+        print("  (max_client_bytes with --max-client-memory 262144: %r)" % st.get("max_client_bytes"))
+        conns = []
+        for i in range(8):
+            c = hello(d)
+            c.sock.sendall(struct.pack(">I", 65000) + pack([0x11, 1, None, Str(b"m"), b""])[:5] + b"\0" * 60000)
+            conns.append(c)
+            time.sleep(0.05)
+        busy = 0
+        for c in conns:
+            c.sock.settimeout(0.5)
+            try:
+                r = c.read_reply()
+                busy += r.name == "BUSY" and r.request_id == 0
+            except (socket.timeout, Closed, ConnectionResetError):
+                pass
+        t.ok("--max-client-memory: stalled mid-frame connections told BUSY id 0 (%d of 8)" % busy, busy >= 1)
+        t.ok("... and the server still serves", hello(d).call("PING").name == "OK")
+    finally:
+        d.stop()
+
+
+def check_hello_order(sessd, t):
+    d = Daemon(sessd, admin=None)
+    try:
+        c_sk = os.urandom(32)
+        c_pk = x25519_base(c_sk)
+        kx = {"kx": c_pk, "proof": client_proof(psk_of(b"not the secret at all"), c_pk)}
+        c = Conn(d.tcp)
+        rid = c.request("HELLO", 2, Str(b"x"), kx)
+        closing(t, "sealed HELLO, version 2, wrong proof: BAD_VERSION in the clear", c, rid, "BAD_VERSION")
+        c = Conn(d.tcp)
+        rid = c.request("HELLO", 1, Str(b"x"), kx)
+        closing(t, "sealed HELLO, wrong proof: AUTH_FAILED in the clear", c, rid, "AUTH_FAILED")
+        c = hello(d, "sealed", addr=d.tcp)
+        rid = c.request("HELLO", 2, Str(b"x"), None)
+        r = c.read_reply()
+        t.ok("a second HELLO (version 2) on a sealed connection: BAD_REQUEST, sealed, with its id",
+             r.name == "BAD_REQUEST" and r.request_id == rid, repr(r))
+        t.ok("... then the end", ended(c))
     finally:
         d.stop()
