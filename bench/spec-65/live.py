@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -50,6 +51,7 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def ended(c, timeout=3.0):
@@ -87,6 +89,15 @@ def hello(d, kind="plain", secret=SECRET, addr=None):
     return c
 
 
+def run_ci(sessd, vectors_path, t):
+    d = Daemon(sessd)
+    try:
+        check_vectors_live(d, vectors_path, t)
+        check_hello(d, t)
+    finally:
+        d.stop()
+
+
 def run(sessd, vectors_path, t):
     d = Daemon(sessd)
     try:
@@ -107,6 +118,7 @@ def run(sessd, vectors_path, t):
     check_semantics(sessd, t)
     check_transport(sessd, t)
     check_hello_order(sessd, t)
+    check_memory_and_restart(sessd, t)
 
 
 # --- HELLO ------------------------------------------------------------------------------
@@ -1056,3 +1068,58 @@ def check_hello_order(sessd, t):
         t.ok("... then the end", ended(c))
     finally:
         d.stop()
+
+
+def check_memory_and_restart(sessd, t):
+    """NO_MEMORY's claims, and a restart under a smaller max_frame (PROTOCOL.md, Limits)."""
+    d = Daemon(sessd, "--max-memory", "2000000", admin=None)
+    try:
+        c = hello(d)
+        ns = uniq("mem")
+        st = None
+        for i in range(400):
+            st = c.call("SET", ns, Str(b"m%d" % i), b"x" * 20000, 60000)
+            if st.name != "OK":
+                break
+        t.eq("--max-memory 2 MB: SETs end in NO_MEMORY", st.name, "NO_MEMORY")
+        t.eq("... connection open", c.call("PING").name, "OK")
+        t.eq("at NO_MEMORY: FLASH_PUSH_EXISTING to no session is NOT_FOUND",
+             c.call("FLASH_PUSH_EXISTING", ns, Str(b"none"), Str(b"t"), b"m" * 20000, 60000).name, "NOT_FOUND")
+        t.eq("at NO_MEMORY: SET_IF of no session is NOT_FOUND",
+             c.call("SET_IF", ns, Str(b"none"), b"x" * 30000, 60000, tag(b"")).name, "NOT_FOUND")
+        r = c.call("SET", Str(b"fresh-ns-spec65"), Str(b"a"), b"x" * 40000, 60000)
+        t.eq("at NO_MEMORY: a SET to a new namespace refused", r.name, "NO_MEMORY")
+        t.eq("... and leaves no namespace behind", c.call("STATS", Str(b"fresh-ns-spec65")).result.get("sessions"), 0)
+        g = c.call("STATS", None).result
+        t.ok("no_memory_total counts them", g.get("no_memory_total") >= 2, repr(g.get("no_memory_total")))
+        t.ok("max_bytes is the limit", g.get("max_bytes") == 2000000, repr(g.get("max_bytes")))
+    finally:
+        d.stop()
+    datadir = tempfile.mkdtemp(prefix="spec65-data-")
+    os.chmod(datadir, 0o700)
+    d = Daemon(sessd, "--data-dir", datadir, admin=None)
+    big = os.urandom(100000)
+    try:
+        c = hello(d)
+        c.call("SET", None, Str(b"big"), big, 600000)
+        c.call("FLASH_PUSH", None, Str(b"big"), Str(b"t"), b"f" * 40000, 600000)
+        c.call("FLASH_PUSH", None, Str(b"big"), Str(b"u"), b"g" * 10, 600000)
+        c.close()
+    finally:
+        d.stop()
+    d = Daemon(sessd, "--data-dir", datadir, "--max-frame", "65536", admin=None)
+    try:
+        c = hello(d)
+        t.eq("restart, smaller max_frame: GET of older, larger data: LIMIT", c.call("GET", None, Str(b"big")).name, "LIMIT")
+        t.eq("... LOAD: LIMIT", c.call("LOAD", None, Str(b"big")).name, "LIMIT")
+        t.eq("... TTL answers", c.call("TTL", None, Str(b"big")).name, "OK")
+        t.eq("... FLASH_POP of all, over the new max_frame / 2 ... fits? (40 kB < 64 KiB)",
+             c.call("FLASH_POP", None, Str(b"big"), Str(b"u")).result, [b"g" * 10])
+        t.eq("... a push to flashes over the new max_frame / 2: LIMIT",
+             c.call("FLASH_PUSH", None, Str(b"big"), Str(b"t"), b"", 600000).name, "LIMIT")
+        t.eq("... SET_IF with a wrong tag: CONFLICT", c.call("SET_IF", None, Str(b"big"), b"n", 600000, tag(b"x")).name, "CONFLICT")
+        t.eq("... SET_IF with the old data's tag: OK", c.call("SET_IF", None, Str(b"big"), b"n", 600000, tag(big)).name, "OK")
+        t.eq("... and the flashes kept", c.call("LOAD", None, Str(b"big")).result, [b"n", 1])
+    finally:
+        d.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
