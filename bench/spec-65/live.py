@@ -10,12 +10,13 @@ import subprocess
 import tempfile
 import time
 
-from sessdwire import (Conn, Closed, Malformed, MapItems, Str, pack, unpack, parse_reply, tag,
+from sessdwire import (Conn, Closed, Malformed, MapItems, Str, Raw, pack, unpack, parse_reply, tag,
                        seal_record, STATUS_NUM, TTL_MAX, x25519_base, psk_of, client_proof)
 from vectors_check import classify, decode_request
 
 SECRET = b"spec65-shared-secret-0123456789abcdef"
 ADMIN = b"spec65-admin-secret-fedcba9876543210"
+BAD_EXITS = []
 
 
 class Daemon:
@@ -52,6 +53,9 @@ class Daemon:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A sanitizer's report, or any crash, ends sessd with another status.
+        if self.proc.returncode != 0:
+            BAD_EXITS.append(self.proc.returncode)
 
 
 def ended(c, timeout=3.0):
@@ -96,6 +100,7 @@ def run_ci(sessd, vectors_path, t):
         check_hello(d, t)
     finally:
         d.stop()
+    t.eq("sessd exited 0 each time", BAD_EXITS, [])
 
 
 def run(sessd, vectors_path, t):
@@ -119,6 +124,7 @@ def run(sessd, vectors_path, t):
     check_transport(sessd, t)
     check_hello_order(sessd, t)
     check_memory_and_restart(sessd, t)
+    t.eq("sessd exited 0 each time", BAD_EXITS, [])
 
 
 # --- HELLO ------------------------------------------------------------------------------
@@ -598,7 +604,9 @@ def check_sealed(d, t):
                        ("short kx", {"kx": c_pk[:31], "proof": good}),
                        ("proof as str", {"kx": c_pk, "proof": Str(good)}),
                        ("low-order key", {"kx": b"\0" * 32, "proof": client_proof(psk, b"\0" * 32)}),
-                       ("admin secret's proof by the shared one's... (admin)", None)):
+                       ("kx twice", Raw(b"\x82" + pack(Str(b"kx")) + pack(c_pk) + pack(Str(b"kx")) + pack(c_pk))),
+                       ("proof twice", Raw(b"\x82" + pack(Str(b"proof")) + pack(good) + pack(Str(b"proof")) + pack(good))),
+                       ("a nil value", {"kx": c_pk, "proof": None})):
         if auth is None:
             continue
         c = Conn(d.tcp)
@@ -956,11 +964,12 @@ def check_transport(sessd, t):
     """Half-close, a client that has gone, TOO_LARGE over TCP, the limits on connections."""
     d = Daemon(sessd, admin=None)
     try:
-        for where, addr in (("unix", d.unix), ("tcp", d.tcp)):
+        for where, addr, kind in (("unix", d.unix, "plain"), ("tcp", d.tcp, "plain"),
+                                  ("sealed tcp", d.tcp, "sealed")):
             # half-close: what was sent is answered, then the end of the stream
-            c = hello(d, addr=addr)
+            c = hello(d, kind, addr=addr)
             s = b"".join(struct.pack(">I", 3) + pack([2, i]) for i in range(20))
-            c.sock.sendall(s)
+            c.send_bytes(s)
             c.sock.shutdown(socket.SHUT_WR)
             ids = [c.read_reply().request_id for _ in range(20)]
             t.ok("%s: half-close after 20 PINGs: all answered, then the end" % where,
@@ -968,11 +977,11 @@ def check_transport(sessd, t):
             c.close()
             # a client that has gone: its changes still run
             ns = uniq("gone")
-            c = hello(d, addr=addr)
+            c = hello(d, kind, addr=addr)
             s = b"".join(struct.pack(">I", len(b)) + b for b in
                          (pack([0x11, i, ns, Str(b"g%d" % i), b"x", 60000]) for i in range(200)))
-            c.sock.sendall(s)
-            if where == "tcp":
+            c.send_bytes(s)
+            if where != "unix":
                 c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.close()
             q = hello(d)
@@ -982,7 +991,7 @@ def check_transport(sessd, t):
                 if n == 200:
                     break
                 time.sleep(0.01)
-            t.eq("%s: 200 SETs then %s: all carried out" % (where, "a reset" if where == "tcp" else "a close"), n, 200)
+            t.eq("%s: 200 SETs then %s: all carried out" % (where, "a reset" if where != "unix" else "a close"), n, 200)
             q.close()
         # TOO_LARGE over TCP with the body still coming: the reply is not lost to a reset
         c = hello(d, addr=d.tcp)
