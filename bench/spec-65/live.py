@@ -124,6 +124,7 @@ def run(sessd, vectors_path, t):
     check_transport(sessd, t)
     check_hello_order(sessd, t)
     check_memory_and_restart(sessd, t)
+    check_io_error(sessd, t)
     t.eq("sessd exited 0 each time", BAD_EXITS, [])
 
 
@@ -1132,3 +1133,64 @@ def check_memory_and_restart(sessd, t):
     finally:
         d.stop()
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+def check_io_error(sessd, t):
+    """A data directory on a full disk: IO_ERROR's claims (Statuses, 8). Needs root (a tmpfs of
+    its own in a mount namespace); skipped, and said so, without."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("  (IO_ERROR not checked: needs root and unshare)")
+        return
+    top = tempfile.mkdtemp(prefix="spec65-disk-")
+    wrapper = os.path.join(top, "sessd-on-tmpfs")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nmount -t tmpfs -o size=2m,mode=0700 none "%s/d" || exit 9\n'
+                'exec "%s" "$@"\n' % (top, sessd))
+    os.chmod(wrapper, 0o755)
+    os.mkdir(os.path.join(top, "d"), 0o700)
+    runner = os.path.join(top, "unshared")
+    with open(runner, "w") as f:
+        f.write('#!/bin/sh\nexec unshare -m "%s" "$@"\n' % wrapper)
+    os.chmod(runner, 0o755)
+    d = Daemon(runner, "--data-dir", os.path.join(top, "d"), "--fsync", "always", admin=None)
+    try:
+        c = hello(d)
+        ns = uniq("io")
+        c.call("SET", ns, Str(b"keep"), b"k", 600000)
+        c.call("FLASH_PUSH", ns, Str(b"keep"), Str(b"t"), b"m", 600000)
+        broke = None
+        for i in range(400):
+            try:
+                r = c.call("SET", ns, Str(b"f%d" % i), os.urandom(20000), 600000)
+            except (Closed, ConnectionResetError) as e:
+                broke = "closed"
+                break
+            if r.name != "OK":
+                broke = r.name
+                break
+        print("  (full disk: the SETs end with %s)" % broke)
+        t.ok("full disk: the SETs end (IO_ERROR, or the connection closed without a reply)",
+             broke in ("IO_ERROR", "closed"), repr(broke))
+        q = hello(d)
+        st = q.call("STATS", None).result
+        t.eq("full disk: STATS writable 0", st.get("writable"), 0)
+        for name, args, in (("SET", (ns, Str(b"new"), b"x", 1000)),
+                            ("DESTROY of none", (ns, Str(b"none"))),
+                            ("TOUCH of none", (ns, Str(b"none"), 1000)),
+                            ("SET_IF, wrong tag", (ns, Str(b"keep"), b"x", 1000, tag(b"no"))),
+                            ("FLASH_PUSH_EXISTING of none", (ns, Str(b"none"), Str(b"t"), b"m", 1000)),
+                            ("DESTROY_IF_FLASH, wrong token", (ns, Str(b"keep"), Str(b"t"), b"no"))):
+            op = name.split(" ")[0].rstrip(",")
+            r = q.call(op, *args)
+            t.eq("full disk: %s: IO_ERROR before looking at the session" % name, r.name, "IO_ERROR")
+        t.eq("full disk: FLASH_POP that would remove: IO_ERROR", q.call("FLASH_POP", ns, Str(b"keep"), None).name, "IO_ERROR")
+        t.eq("full disk: ... and the message stays", q.call("LOAD", ns, Str(b"keep")).result, [b"k", 1])
+        t.eq("full disk: FLASH_POP of nothing: OK", q.call("FLASH_POP", ns, Str(b"keep"), Str(b"other")).result, [])
+        t.eq("full disk: TTL answers", q.call("TTL", ns, Str(b"keep")).name, "OK")
+        t.eq("full disk: GET answers", q.call("GET", ns, Str(b"keep")).result, b"k")
+        t.ok("full disk: io_errors_total counts", q.call("STATS", None).result.get("io_errors_total") >= 7)
+        t.eq("full disk: connection open after IO_ERROR", q.call("PING").name, "OK")
+    finally:
+        d.stop()
+        subprocess.run(["umount", os.path.join(top, "d")], stderr=subprocess.DEVNULL)
+        shutil.rmtree(top, ignore_errors=True)
