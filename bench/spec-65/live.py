@@ -1033,6 +1033,28 @@ def check_transport(sessd, t):
              st.get("connections_displaced_total") >= 1 and st.get("connections_refused_total") >= 1, repr(st))
     finally:
         d.stop()
+    # sealed, on trial and refused: a process holds two, a newcomer of its host states no
+    # identity: let in on trial, its HELLO answered, then BUSY as its first reply, its first
+    # record's SET not carried out (PROTOCOL.md, "At the connection limit" and BUSY)
+    d = Daemon(sessd, "--max-connections", "2", admin=None)
+    try:
+        a1, _ = hello_as(d.tcp, b"proc-A")
+        a2, _ = hello_as(d.tcp, b"proc-A")
+        s = Conn(d.tcp)
+        r = s.hello_sealed(SECRET, name="spec65")
+        t.eq("limit 2, A holds 2, a sealed newcomer stating no identity: HELLO answered", r.name, "OK")
+        if r.name == "OK":
+            s.request("SET", None, Str(b"from-D"), b"x", 60000)
+            try:
+                r = s.read_reply()
+                t.ok("... its first record: BUSY id 0 as its first reply, sealed",
+                     r.name == "BUSY" and r.request_id == 0, repr(r))
+            except Exception as e:
+                t.ok("... its first record: BUSY id 0 as its first reply, sealed", False, repr(e))
+        t.eq("... its SET was not carried out", a1.call("GET", None, Str(b"from-D")).name, "NOT_FOUND")
+        t.eq("... and A keeps both", a2.call("PING").name, "OK")
+    finally:
+        d.stop()
     # --max-client-memory: a connection that stalls mid-frame may be closed with BUSY
     d = Daemon(sessd, "--max-frame", "65536", "--max-client-memory", "262144", admin=None)
     try:
