@@ -125,6 +125,7 @@ def run(sessd, vectors_path, t):
     check_hello_order(sessd, t)
     check_memory_and_restart(sessd, t)
     check_io_error(sessd, t)
+    check_stop_midway(sessd, t)
     t.eq("sessd exited 0 each time", BAD_EXITS, [])
 
 
@@ -1216,3 +1217,62 @@ def check_io_error(sessd, t):
         d.stop()
         subprocess.run(["umount", os.path.join(top, "d")], stderr=subprocess.DEVNULL)
         shutil.rmtree(top, ignore_errors=True)
+
+
+def check_stop_midway(sessd, t):
+    """SHUTTING_DOWN's promise: every request carried out was answered before it, none after
+    was carried out. A pipeline of SETs, SIGTERM while it is read; then a restart on the same
+    data shows which were made."""
+    datadir = tempfile.mkdtemp(prefix="spec65-stop-")
+    os.chmod(datadir, 0o700)
+    n = 20000
+    try:
+        for kind in ("plain", "sealed"):
+            d = Daemon(sessd, "--data-dir", datadir, admin=None)
+            ns = Str(b"stop-" + kind.encode())
+            try:
+                c = hello(d, kind, addr=d.tcp)
+                stream = b"".join(struct.pack(">I", len(b)) + b for b in
+                                  (pack([0x11, i, ns, Str(b"s%d" % i), b"v", 600000]) for i in range(n)))
+                import threading
+                w = threading.Thread(target=lambda: _send_quietly(c, stream))
+                w.start()
+                answered, last = 0, None
+                while True:
+                    try:
+                        r = c.read_reply()
+                    except (Closed, ConnectionResetError) as e:
+                        last = "end"
+                        break
+                    if r.name == "OK" and r.request_id == answered:
+                        answered += 1
+                        if answered == 200:
+                            d.proc.send_signal(signal.SIGTERM)
+                        continue
+                    last = r
+                    break
+                w.join(10)
+                d.proc.wait(10)
+                print("  (%s: %d of %d SETs answered before %r)" % (kind, answered, n, last))
+                t.ok("%s stop midway: SHUTTING_DOWN id 0 after the answered ones" % kind,
+                     getattr(last, "name", None) == "SHUTTING_DOWN" and last.request_id == 0 and answered < n, repr(last))
+            finally:
+                d.stop()
+            d = Daemon(sessd, "--data-dir", datadir, admin=None)
+            try:
+                q = hello(d)
+                count = q.call("COUNT", ns).result
+                t.eq("%s stop midway: after a restart, exactly the answered SETs are there" % kind, count, answered)
+                if answered:
+                    t.eq("... the last answered one among them", q.call("GET", ns, Str(b"s%d" % (answered - 1))).name, "OK")
+            finally:
+                d.stop()
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _send_quietly(c, stream):
+    try:
+        c.send_bytes(stream)
+    except OSError:
+        pass
