@@ -47,6 +47,10 @@ const SCENARIOS = [
   ['unicode', [{ calls: [['info', 'Größe ✓ <b>bold</b> 😀']] }, { calls: [['info']] }]],
   ['many-types', [{ calls: Array.from({ length: 20 }, (_, i) => [`t${i}`, `m${i}`]) }, { calls: [[]] }]],
   ['fire-and-forget', [{ calls: [['info', 'not awaited']], mode: 'noawait-redirect' }, { calls: [['info']] }]],
+  ['noawait-push-then-read', [{ calls: [['info', 'a'], ['info', 'b'], ['error', 'c'], ['info']], mode: 'noawait-then-read' }, { calls: [[]] }]],
+  ['noawait-push-then-read-all', [{ calls: [['info', 'a'], ['error', 'c'], []], mode: 'noawait-then-read' }, { calls: [[]] }]],
+  ['promise-all-push-push-read', [{ calls: [['info', 'a'], ['info', 'b'], ['info']], mode: 'all' }, { calls: [['info']] }]],
+  ['noawait-in-existing-session', [{ calls: [['x', 'seed']] }, { calls: [['x']] }, { calls: [['info', 'a'], ['info', 'b'], ['info']], mode: 'noawait-then-read' }, { calls: [[]] }]],
   ['locals-app-wide', [{ calls: [['info', 'saved']], mode: 'redirect' }, { mode: 'locals' }, { mode: 'locals' }]],
   ['push-then-redirect-then-locals', [{ calls: [['error', 'Invalid password'], ['error', 'Try again']], mode: 'redirect' }, { mode: 'locals' }]],
 ];
@@ -84,6 +88,16 @@ function makeApp(kind, store) {
     if (mode === 'noawait-redirect') {
       for (const args of calls) req.flash(...args);
       return res.redirect(303, '/landing');
+    }
+    if (mode === 'noawait-then-read') {
+      // connect-flash code, unconverted but for the last call: the pushes not awaited
+      const last = calls[calls.length - 1];
+      for (const args of calls.slice(0, -1)) req.flash(...args);
+      try { return res.json([await req.flash(...last)]); } catch (e) { return res.json([{ error: e.message }]); }
+    }
+    if (mode === 'all') {
+      const r = await Promise.all(calls.map((args) => Promise.resolve(req.flash(...args)).catch((e) => ({ error: e.message }))));
+      return res.json(r);
     }
     const out = await run(req, calls);
     if (mode === 'redirect') return res.redirect(303, '/landing');

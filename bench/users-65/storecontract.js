@@ -7,7 +7,8 @@
 //     maxAge, no maxAge (a browser-session cookie) and cookie.expires set to a Date in the
 //     route: which responses send a cookie, who is logged in, and sessd's ttl against the
 //     cookie's Expires (never earlier; a browser-session cookie: the store's ttl, 1 day);
-//  C. req.session.regenerate, reload, save, destroy, touch.
+//  C. req.session.regenerate, reload, save, destroy, touch;
+//  D. unset: 'destroy', the cookie option expires as a Date, a "forget me" (maxAge = null).
 // Prints each check, PASS or FAIL; exit 1 on a FAIL. Needs SESSD and SESSCTL.
 const path = require('path');
 const fs = require('fs');
@@ -170,6 +171,8 @@ function makeApp(store, opts, cookieOpts) {
   });
   app.get('/destroy', (req, res, next) => req.session.destroy((e) => (e ? next(e) : res.json({ ok: true }))));
   app.get('/touch', (req, res) => { req.session.touch(); res.json({ ok: true }); });
+  app.get('/unset', (req, res) => { req.session = null; res.json({ ok: true }); });
+  app.get('/forget-me', (req, res) => { req.session.cookie.maxAge = null; req.session.user = 'no-remember'; res.json({ id: req.sessionID }); });
   app.use((err, req, res, next) => res.status(500).json({ error: err.message })); // eslint-disable-line no-unused-vars
   return new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
 }
@@ -257,6 +260,60 @@ async function partC(url) {
   }
 }
 
+// D. unset: 'destroy' (req.session = null), the cookie option expires as a fixed Date
+// (deprecated by express-session, still in apps), and a "forget me" that sets maxAge to null
+// (a browser-session cookie from then on: the store's ttl, a day).
+async function partD(url, sock) {
+  const ns = 'contract-d';
+  const fixed = new Date(Date.now() + 90000);
+  const forget = {};
+  for (const kind of ['memory', 'sessd']) {
+    const store = kind === 'memory' ? new session.MemoryStore() : new SessdStore({ url, namespace: ns });
+    const srv = await makeApp(store, { resave: false, saveUninitialized: false, unset: 'destroy' }, { maxAge: 60000 });
+    const port = srv.address().port;
+    let jar = null;
+    const go = async (p) => {
+      const r = await request(port, p, jar);
+      if (r.setCookie) jar = cookieOf(r.setCookie);
+      return { ...JSON.parse(r.body), setCookie: r.setCookie };
+    };
+    const l = await go('/login');
+    const before = jar;
+    await go('/unset');
+    const gone = await new Promise((res) => store.get(l.id, (e, s) => res(!e && s == null)));
+    jar = before;
+    const v = await go('/view');
+    check(`D ${kind} unset 'destroy': req.session = null removes the session`, gone && v.user === null, JSON.stringify({ gone, v: v.user }));
+    await go('/login');
+    const f = await go('/forget-me');
+    const browserCookie = f.setCookie && !/Expires=/.test(f.setCookie);
+    if (kind === 'sessd') {
+      const ttl = sessdTtlMs(url, ns, f.id);
+      check('D sessd "forget me" (maxAge = null): the store\'s ttl (a day)', ttl !== null && Math.abs(ttl - 86400000) < 60000, `ttl ${ttl} ms, cookie ${f.setCookie}`);
+    }
+    // express-session sends no cookie for it (not rolling, and a browser-session cookie has no
+    // expires to renew): the browser keeps its persistent one, on either store.
+    forget[kind] = browserCookie ? 'browser-session cookie' : f.setCookie ? 'persistent cookie' : 'no Set-Cookie';
+    srv.close();
+    const st2 = kind === 'memory' ? new session.MemoryStore() : new SessdStore({ url, namespace: ns });
+    const srv2 = await makeApp(st2, { resave: false, saveUninitialized: false }, { expires: fixed });
+    jar = null;
+    const port2 = srv2.address().port;
+    const r = await request(port2, '/login', null);
+    const id = JSON.parse(r.body).id;
+    const exp = expiresOf(r.setCookie);
+    check(`D ${kind} cookie option expires (a fixed Date): the cookie ends then`, exp !== null && Math.abs(exp - fixed.getTime()) < 1000, r.setCookie);
+    if (kind === 'sessd') {
+      const ttl = sessdTtlMs(url, ns, id);
+      const left = fixed.getTime() - Date.now();
+      check('D sessd cookie option expires: sessd ends the session with it', ttl !== null && ttl >= left - 1000 && ttl <= left + 2000, `ttl ${ttl} ms, ${left} ms to the date`);
+    }
+    srv2.close();
+    if (kind === 'sessd') { store.close(); st2.close(); }
+  }
+  check('D "forget me": what the response sends, as on MemoryStore', forget.memory === forget.sessd, JSON.stringify(forget));
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'users65-contract-'));
   const d = await startSessd(dir);
@@ -264,6 +321,7 @@ async function main() {
     await partA(d.url);
     await partB(d.url);
     await partC(d.url);
+    await partD(d.url);
   } finally {
     d.p.kill('SIGTERM');
   }
