@@ -25,6 +25,8 @@ const BUILD = process.env.BUILD || path.join(__dirname, '../../build');
 const SESSD = process.env.SESSD || path.join(BUILD, 'daemon/sessd');
 const SESSCTL = process.env.SESSCTL || path.join(BUILD, 'client/sessctl');
 let failures = 0;
+// Every session id the checks saw, searched for in sessd's debug log at the end.
+const seenIds = new Set();
 const check = (name, ok, detail = '') => {
   if (!ok) failures++;
   console.log(`${ok ? 'PASS' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
@@ -125,7 +127,12 @@ function request(port, p, cookie) {
       let b = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { b += c; });
-      res.on('end', () => resolve({ status: res.statusCode, setCookie: (res.headers['set-cookie'] || [])[0] || null, body: b }));
+      res.on('end', () => {
+        const sc = (res.headers['set-cookie'] || [])[0] || null;
+        const m = sc && /=s%3A([^.;]+)\./.exec(sc);
+        if (m) seenIds.add(decodeURIComponent(m[1]));
+        resolve({ status: res.statusCode, setCookie: sc, body: b });
+      });
     });
     r.on('error', reject);
     r.end();
@@ -325,6 +332,10 @@ async function main() {
   } finally {
     d.p.kill('SIGTERM');
   }
+  await new Promise((r) => d.p.on('exit', r));
+  const log = fs.readFileSync(path.join(dir, 'sessd.log'), 'utf8');
+  const found = [...seenIds].filter((id) => log.includes(id.slice(0, 16)));
+  check(`sessd's debug log (${log.split('\n').length} lines) holds none of the ${seenIds.size} session ids, whole or their first 16 characters`, seenIds.size > 0 && found.length === 0, found.join(' '));
   console.log(`${failures} FAIL; sessd's log: ${dir}/sessd.log`);
   process.exitCode = failures ? 1 : 0;
 }
