@@ -13,7 +13,8 @@ const http = require('http');
 const { spawn } = require('child_process');
 const NODE = path.join(__dirname, '../../client/node');
 const req_ = (m) => require(require.resolve(m, { paths: [NODE] }));
-const express = req_('express');
+// EXPRESS=express4: the same on Express 4 (client/node's devDependency of that name)
+const express = req_(process.env.EXPRESS || 'express');
 const session = req_('express-session');
 const connectFlash = require('connect-flash');
 const { SessdStore, flash } = require(NODE);
