@@ -10,13 +10,13 @@ const path = require('path');
 const fs = require('fs');
 const os = require('os');
 const http = require('http');
-const { spawn } = require('child_process');
 const NODE = path.join(__dirname, '../../client/node');
 const req_ = (m) => require(require.resolve(m, { paths: [NODE] }));
 // EXPRESS=express4: the same on Express 4 (client/node's devDependency of that name)
 const express = req_(process.env.EXPRESS || 'express');
 const session = req_('express-session');
 const connectFlash = require('connect-flash');
+const { startSessd } = require('./sessd');
 const { SessdStore, flash } = require(NODE);
 
 const SESSD = process.env.SESSD || path.join(__dirname, '../../build/daemon/sessd');
@@ -56,20 +56,6 @@ const SCENARIOS = [
   ['push-then-redirect-then-locals', [{ calls: [['error', 'Invalid password'], ['error', 'Try again']], mode: 'redirect' }, { mode: 'locals' }]],
 ];
 
-function startSessd(dir) {
-  return new Promise((resolve, reject) => {
-    const sock = path.join(dir, 'sessd.sock');
-    const ready = path.join(dir, 'ready');
-    const p = spawn(SESSD, ['--listen', `unix:${sock}`, '--ready-file', ready, '--log-level', 'debug'], {
-      stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'sessd.log'), 'a')],
-    });
-    const t0 = Date.now();
-    const poll = setInterval(() => {
-      if (fs.existsSync(ready)) { clearInterval(poll); resolve({ p, url: `unix:${sock}` }); }
-      else if (Date.now() - t0 > 20000) { clearInterval(poll); reject(new Error('sessd not ready')); }
-    }, 50);
-  });
-}
 
 // The converted app: every req.flash awaited, errors become a JSON answer.
 function makeApp(kind, store) {
@@ -154,7 +140,7 @@ async function runScenario(port, reqs) {
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'users65-flash-'));
-  const d = await startSessd(dir);
+  const d = await startSessd(SESSD, dir);
   const store = new SessdStore({ url: d.url, namespace: 'compat' });
   const apps = {
     'connect-flash': makeApp('cf', new session.MemoryStore()),
