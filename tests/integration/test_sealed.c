@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1164,6 +1165,54 @@ static void expect_ends(int fd, const char *what)
 	while (r > 0 || (r == -1 && errno == EINTR));
 	cr_assert(r == 0 || errno == ECONNRESET, "%s: the connection is still open (%s)", what,
 	          strerror(errno));
+}
+
+/*
+ * A sealed connection whose HELLO was answered and from which no record has come is closed for
+ * a newcomer at --max-connections (here the only one not past HELLO, so any newcomer closes it).
+ * Its client may have sent its first request in the meantime: that record crosses the close.
+ * Before, the connection got no message, only the end of the stream, so that request "may or
+ * may not" have been carried out (a libsessd call read "unknown"); it is now told
+ * SHUTTING_DOWN, sealed, as at its --hello-timeout: not carried out, send it again.
+ */
+LEAK_CHECKED_TEST_OPTS(sealed, a_sealed_connection_closed_for_a_newcomer_is_told_so, .timeout = 60)
+{
+	const char *const args[] = {"--auth-file", secret_path, "--max-connections", "1", NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 9};
+	struct harness_daemon d;
+	struct codec_reply rep;
+	struct sealed opened, next;
+	struct buf frame;
+	struct pollfd pfd;
+	uint8_t *body;
+	int newcomer;
+
+	cr_assert_eq(harness_start(&d, args), 0);
+	opened = sealed_open_with(d.tcp_url, secret);
+	newcomer = harness_connect(d.tcp_url);
+	cr_assert_geq(newcomer, 0);
+	/* Closed for the newcomer: something (the end of the stream at least) has come. */
+	pfd = (struct pollfd){.fd = opened.fd, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 5000), 1, "the connection was not closed for the newcomer");
+	/* Its client, not knowing yet, sends its first request. */
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &ping), 0);
+	sealed_send(&opened, &frame);
+	buf_finish(&frame);
+	cr_assert_eq(sealed_read_record(&opened), 0,
+	             "the connection closed for a newcomer ended with no message");
+	sealed_reply(&opened, &rep, &body);
+	cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+	cr_expect_eq(rep.request_id, 0);
+	cr_expect_not_null(memmem(rep.message.ptr, rep.message.len, "--max-connections", 17));
+	free(body);
+	expect_ends(opened.fd, "closed for a newcomer");
+	/* The newcomer is served. */
+	next = sealed_on(newcomer, secret);
+	cr_assert_eq(sealed_call(&next, &ping, NULL, NULL), CODEC_OK);
+	sealed_close(&next);
+	sealed_close(&opened);
+	cr_expect_eq(harness_stop(&d), 0);
 }
 
 /*
