@@ -2519,17 +2519,26 @@ static void drop_pending(struct conn *c, const char *why)
  * (at --max-connections 40, a restarted pool of 16 needed up to 1.1 s and 89 failed calls).
  * That moment is a round trip: a sealed HELLO answered longer ago than
  * CONN_FIRST_RECORD_GRACE_MS, with no record since, has shown nothing (a recorded HELLO
- * replayed is answered as well, and its replayer never sends a record).
+ * replayed is answered as well, and its replayer never sends a record). Nor has one whose
+ * client key sessd had answered before (replays.h): re-replayed every half second, one
+ * recorded HELLO held its slots above a web server's newcomers for as long as the replayer
+ * went on; nor does its host's credit count for it. A real client taken for a replay by
+ * chance (about 0.5% at most) loses only these credits: its first record counts as ever, and
+ * closed, it is told so (drop_pending).
  * None is kept for good: with no other among those scanned, one that has shown the secret
  * gives way as before, so connections that cannot be displaced cannot fill the slots.
  */
 static int give_way_rank(const struct conn_set *s, const struct conn *c, uint64_t source,
                          int64_t now_ms)
 {
-	/* Answered, sealed: until its first record opens, only for CONN_FIRST_RECORD_GRACE_MS. */
-	bool hello_shown = c->hello_done && (c->peer.seal == NULL || c->peer_proved ||
-	                                     now_ms - c->answered_ms < CONN_FIRST_RECORD_GRACE_MS);
-	bool shown = hello_shown || owners_count(&s->greeted, c->owner) > 0;
+	/* Answered, sealed: until its first record opens, only for CONN_FIRST_RECORD_GRACE_MS,
+	 * and not at all when its client key was answered before (dispatch_peer.replayed). */
+	bool hello_shown =
+	    c->hello_done &&
+	    (c->peer.seal == NULL || c->peer_proved ||
+	     (!c->peer.replayed && now_ms - c->answered_ms < CONN_FIRST_RECORD_GRACE_MS));
+	/* Nor does its host's credit count for it: the HELLO was sent by whoever recorded it. */
+	bool shown = hello_shown || (!c->peer.replayed && owners_count(&s->greeted, c->owner) > 0);
 
 	if (c->source == source && !hello_shown)
 		return 0;

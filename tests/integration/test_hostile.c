@@ -825,6 +825,89 @@ LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_ope
 }
 
 /*
+ * The half second a sealed HELLO is credited for (CONN_FIRST_RECORD_GRACE_MS) is the replayer's
+ * too if it replays again and again: a recorded HELLO sent anew from a new address every half
+ * second kept each of its connections fresh, so they held their slots above a web server's
+ * newcomer, and the replayer's next connection closed that newcomer (BUSY) rather than one of
+ * its own. sessd now remembers the client keys of the sealed HELLOs it answered
+ * (daemon/replays.h): a HELLO whose key it answered before gets no credit, however fresh, and
+ * the replays give way as connections that showed nothing, oldest first.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_hello_replayed_again_and_again_gets_no_credit, .timeout = 60)
+{
+	static const char secret[] = "replayed-again-and-again-0123456789abc";
+	char dir[] = "/tmp/sessd-rereplays-XXXXXX", path[64], source[32];
+	const char *const args[] = {"--max-connections", "5", "--auth-file", path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	enum { SLOTS = 4, AGAIN = 2 };
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
+	int replay[SLOTS], again[AGAIN], newcomer;
+	struct sealed honest, pool;
+	struct codec_reply rep;
+	struct buf auth;
+
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+	/* A client of the secret (127.0.0.2) connects, and its HELLO is recorded on the way. It
+	 * stays, past HELLO, in the fifth slot. */
+	seal_psk(psk, secret, strlen(secret));
+	honest = (struct sealed){.fd = connect_from("127.0.0.2")};
+	honest.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(honest.seal);
+	buf_init(&honest.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	rep = sealed_hello_with(honest.fd, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(honest.seal, s_pk, s_proof), 0);
+	free(body);
+	cr_assert_eq(sealed_call(&honest, &ping, NULL, NULL), CODEC_OK);
+	/* The replayer fills the other four slots, each connection from a new host and answered
+	 * just now, as it does every half second. */
+	for (int i = 0; i < SLOTS; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
+		replay[i] = connect_from(source);
+		rep = sealed_hello_with(replay[i], &auth, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
+		             rep.status);
+		free(body);
+	}
+	/* The web server (127.0.0.1, holding no connection yet) opens its pool: the oldest replay
+	 * gives way to its first newcomer, which has not said HELLO yet ... */
+	newcomer = connect_from("127.0.0.1");
+	cr_assert(closed_within(replay[0], 5000), "the oldest replay gave way to the newcomer");
+	/* ... and the replayer, replaying again, closes its own older replays, not the web
+	 * server's newcomer. */
+	for (int i = 0; i < AGAIN; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", 9 + i);
+		again[i] = connect_from(source);
+		cr_expect(closed_within(replay[1 + i], 2000) && !closed_within(newcomer, 100),
+		          "replay %d, answered within the half second, closed the web server's "
+		          "newcomer, not an older replay",
+		          SLOTS + i);
+		rep = sealed_hello_with(again[i], &auth, &body);
+		free(body);
+	}
+	pool = sealed_on(newcomer, secret);
+	cr_assert_eq(sealed_call(&pool, &ping, NULL, NULL), CODEC_OK, "the web server is served");
+	cr_assert_eq(sealed_call(&honest, &ping, NULL, NULL), CODEC_OK);
+	for (int i = 0; i < SLOTS; i++)
+		close(replay[i]);
+	for (int i = 0; i < AGAIN; i++)
+		close(again[i]);
+	sealed_close(&pool);
+	sealed_close(&honest);
+	buf_finish(&auth);
+	stop_clean();
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
  * A web server whose pool leaks (connections past HELLO, never used again) cannot lock the
  * others out at --max-connections: once a newcomer has said HELLO, an idle connection (2 s
  * without a whole frame from its client) of the client holding the most connections gives way to
