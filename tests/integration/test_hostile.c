@@ -708,6 +708,21 @@ static void flood_from_many_hosts(int *fds, int n, int displaced)
 }
 
 /*
+ * Write ${secret} to a file in ${dir} (a mkdtemp template, made here), its name into ${path}
+ * (${path_size} bytes), and start the daemon with ${args}, which name ${path}. The caller unlinks
+ * the file and removes ${dir} after stop_clean.
+ */
+static void start_with_secret(char *dir, char *path, size_t path_size, const char *secret,
+                              const char *const *args)
+{
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, path_size, "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+}
+
+/*
  * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
  * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
  * connections at the limit does not close a web server's connections while it opens its pool:
@@ -726,11 +741,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 	int flood[FLOOD], newcomer;
 	struct sealed opening, next;
 
-	cr_assert(sodium_init() >= 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, secret, 0600);
-	start_with(args);
+	start_with_secret(dir, path, sizeof(path), secret, args);
 
 	/* A sealed connection of the web server (127.0.0.1) between its HELLO reply and its first
 	 * request, its host holding no other: the flood closes its own, not it. Nine connections,
@@ -782,11 +793,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_ope
 	struct codec_reply rep;
 	struct buf auth;
 
-	cr_assert(sodium_init() >= 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, secret, 0600);
-	start_with(args);
+	start_with_secret(dir, path, sizeof(path), secret, args);
 	/* The HELLO a client of the secret sent, as seen on the wire. */
 	seal_psk(psk, secret, strlen(secret));
 	recorded = seal_client_new(psk, c_pk, c_proof);
@@ -846,11 +853,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_hello_replayed_again_and_again_gets_no_credit,
 	struct codec_reply rep;
 	struct buf auth;
 
-	cr_assert(sodium_init() >= 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, secret, 0600);
-	start_with(args);
+	start_with_secret(dir, path, sizeof(path), secret, args);
 	/* A client of the secret (127.0.0.2) connects, and its HELLO is recorded on the way. It
 	 * stays, past HELLO, in the fifth slot. */
 	seal_psk(psk, secret, strlen(secret));

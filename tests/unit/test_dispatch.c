@@ -2140,6 +2140,27 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
 	             started_by_tick, started_by_write);
 }
 
+/*
+ * Put stderr back (${saved}, its descriptor before it went to ${log}) and close ${log}: the last
+ * "NO_MEMORY by namespace" line it holds, to free, or NULL when it holds none.
+ */
+static char *last_by_ns_line(FILE *log, int saved)
+{
+	char line[1200], *last = NULL;
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log) != NULL)
+		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
+			free(last);
+			last = strdup(line);
+		}
+	fclose(log);
+	return last;
+}
+
 /* DESTROY of ${id} in ${ns}: its status. */
 static uint32_t destroy_in(const char *ns, const char *id)
 {
@@ -2164,7 +2185,7 @@ static uint32_t destroy_in(const char *ns, const char *id)
 LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_through_dropped_namespaces_ends_at_the_stop)
 {
 	enum { NAMESPACES = 3000 };
-	char ns[16], big[8192], mid[2048], line[1200], *found = NULL;
+	char ns[16], big[8192], mid[2048], *found;
 	struct store_stats s;
 	FILE *log = tmpfile();
 	int saved = dup(2);
@@ -2201,16 +2222,7 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_through_dropped_namespaces_ends_a
 	/* SIGTERM: the walk, two steps from its end or more (2,500 namespaces, 1,024 seen), ends
 	 * now. */
 	dispatch_log_pending(fx.d);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(log);
-	while (fgets(line, sizeof(line), log) != NULL)
-		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
-			free(found);
-			found = strdup(line);
-		}
-	fclose(log);
+	found = last_by_ns_line(log, saved);
 	cr_assert_not_null(found, "no line by namespace at the stop");
 	cr_expect_not_null(strstr(found, "\"stays\" ("), "%s", found);
 	free(found);
@@ -2239,7 +2251,7 @@ LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_w
 {
 	uint8_t quotes[64], high[64];
 	const uint8_t nul_name[] = "victim\0attacker";
-	char big[8192], line[1200], expected[200], *last = NULL;
+	char big[8192], expected[200], *last;
 	struct store_stats s;
 	FILE *log = tmpfile();
 	int saved = dup(2);
@@ -2263,16 +2275,7 @@ LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_w
 	cr_assert_eq(set_in_bytes(high, sizeof(high), big), CODEC_NO_MEMORY);
 	cr_assert_eq(do_set("tail", "x", big, 60000, NOW), CODEC_NO_MEMORY);
 	dispatch_log_pending(fx.d);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(log);
-	while (fgets(line, sizeof(line), log) != NULL)
-		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
-			free(last);
-			last = strdup(line);
-		}
-	fclose(log);
+	last = last_by_ns_line(log, saved);
 	cr_assert_not_null(last);
 	at = (size_t)snprintf(expected, sizeof(expected),
 	                      "writes refused since the last line: 1 in \"");
