@@ -146,6 +146,19 @@
 #define CONN_BUSY_PENDING                                                                          \
 	"the server is at its --max-connections and this connection had not completed HELLO; "     \
 	"try again later"
+/* SHUTTING_DOWN's messages to a sealed connection whose HELLO was answered and from which no
+ * record came: at its --hello-timeout (say_goodbye), and closed for a newcomer at
+ * --max-connections (drop_pending). */
+#define CONN_GOODBYE_HELLO_TIMEOUT                                                                 \
+	"sessd closed this sealed connection: no request came within --hello-timeout of "          \
+	"connecting, and only a record from the client shows it holds the secret (a sealed HELLO " \
+	"can be replayed); send a request or PING soon after HELLO"
+#define CONN_GOODBYE_UNPROVEN                                                                      \
+	"sessd closed this sealed connection for a newcomer at --max-connections: no record had "  \
+	"come from it since its HELLO was answered, and only a record shows the secret (a sealed " \
+	"HELLO can be replayed); requests without a reply were not carried out; send a request "   \
+	"or "                                                                                      \
+	"PING right after HELLO"
 #define CONN_BUSY_AFTER_HELLO                                                                      \
 	"the server is at its --max-connections and no connection could give way: a client "       \
 	"holding more than this one's gives up one idle for 2 s, and one holding two or more "     \
@@ -666,9 +679,7 @@ static void say_goodbye(struct conn *c)
 	const char *why = "sessd is stopping; requests without a reply were not carried out";
 
 	if (c->unproven)
-		why = "sessd closed this sealed connection: no request came within --hello-timeout "
-		      "of connecting, and only a record from the client shows it holds the secret "
-		      "(a sealed HELLO can be replayed); send a request or PING soon after HELLO";
+		why = CONN_GOODBYE_HELLO_TIMEOUT;
 	else if (c->displaced)
 		why = "sessd closed this connection, nothing of it in flight, to make room at "
 		      "--max-connections for a client holding fewer; connect again when needed";
@@ -2453,13 +2464,45 @@ void conn_say_busy(evutil_socket_t fd, const char *why)
 }
 
 /*
+ * ${c}, sealed and not closing, is closed now for a newcomer: seal SHUTTING_DOWN behind what
+ * its output holds (its HELLO's reply, when that has not gone yet) and send what the socket
+ * takes of it at once, without waiting, as conn_say_busy does; then read what its client sent
+ * meanwhile (conn_say_busy), so that the close does not reset the connection under it. The
+ * slot must be free before the newcomer is let in, so this cannot wait for the flush; if the
+ * socket takes it only in part, the client sees the end of the stream as before.
+ */
+static void say_unproven_goodbye_now(struct conn *c)
+{
+	ssize_t put;
+
+	if (reply_last(c, CODEC_SHUTTING_DOWN, CONN_GOODBYE_UNPROVEN) == 0 && seal_output(c) == 0) {
+		while (c->out.len > c->out_sent) {
+			put = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
+			           MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (put == -1 && errno == EINTR)
+				continue;
+			if (put <= 0)
+				break;
+			c->out_sent += (size_t)put;
+		}
+	}
+	conn_say_busy(c->fd, NULL);
+}
+
+/*
  * Close ${c}, not past HELLO, for a newcomer. Its client is told BUSY (conn_say_busy) when no
  * reply of it has been sent and its HELLO has not been answered: a sealed client could not
- * read it plain after that.
+ * read it plain after that. A sealed one whose HELLO was answered is told SHUTTING_DOWN,
+ * sealed, as at its --hello-timeout: its client may have sent its first request meanwhile,
+ * which crosses the close, and a bare end of the stream left that "may or may not" (a
+ * libsessd call so read "unknown"; told, it sends the request again on a new connection).
  */
 static void drop_pending(struct conn *c, const char *why)
 {
-	conn_say_busy(c->fd, !c->peer.ready && unsent(c) == 0 ? why : NULL);
+	if (c->peer.seal != NULL && !c->closing && !c->broken)
+		say_unproven_goodbye_now(c);
+	else
+		conn_say_busy(c->fd, !c->peer.ready && unsent(c) == 0 ? why : NULL);
 	conn_close(c);
 }
 
@@ -2476,17 +2519,26 @@ static void drop_pending(struct conn *c, const char *why)
  * (at --max-connections 40, a restarted pool of 16 needed up to 1.1 s and 89 failed calls).
  * That moment is a round trip: a sealed HELLO answered longer ago than
  * CONN_FIRST_RECORD_GRACE_MS, with no record since, has shown nothing (a recorded HELLO
- * replayed is answered as well, and its replayer never sends a record).
+ * replayed is answered as well, and its replayer never sends a record). Nor has one whose
+ * client key sessd had answered before (replays.h): re-replayed every half second, one
+ * recorded HELLO held its slots above a web server's newcomers for as long as the replayer
+ * went on; nor does its host's credit count for it. A real client taken for a replay by
+ * chance (about 0.5% at most) loses only these credits: its first record counts as ever, and
+ * closed, it is told so (drop_pending).
  * None is kept for good: with no other among those scanned, one that has shown the secret
  * gives way as before, so connections that cannot be displaced cannot fill the slots.
  */
 static int give_way_rank(const struct conn_set *s, const struct conn *c, uint64_t source,
                          int64_t now_ms)
 {
-	/* Answered, sealed: until its first record opens, only for CONN_FIRST_RECORD_GRACE_MS. */
-	bool hello_shown = c->hello_done && (c->peer.seal == NULL || c->peer_proved ||
-	                                     now_ms - c->answered_ms < CONN_FIRST_RECORD_GRACE_MS);
-	bool shown = hello_shown || owners_count(&s->greeted, c->owner) > 0;
+	/* Answered, sealed: until its first record opens, only for CONN_FIRST_RECORD_GRACE_MS,
+	 * and not at all when its client key was answered before (dispatch_peer.replayed). */
+	bool hello_shown =
+	    c->hello_done &&
+	    (c->peer.seal == NULL || c->peer_proved ||
+	     (!c->peer.replayed && now_ms - c->answered_ms < CONN_FIRST_RECORD_GRACE_MS));
+	/* Nor does its host's credit count for it: the HELLO was sent by whoever recorded it. */
+	bool shown = hello_shown || (!c->peer.replayed && owners_count(&s->greeted, c->owner) > 0);
 
 	if (c->source == source && !hello_shown)
 		return 0;

@@ -19,6 +19,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mp.h"
+#include "replays.h"
 #include "seal.h"
 
 /*
@@ -167,6 +168,9 @@ struct dispatch {
 	/* Keys the log tags of session ids: sodium_malloc'd, read-only, wiped when freed. */
 	uint8_t *tag_key;
 	char server_id[33];
+	/* The client keys of the sealed HELLOs answered, to tell one seen again (a replay); NULL
+	 * with neither --auth-file nor --admin-auth-file, where no HELLO is sealed. */
+	struct replays *replays;
 	/* Keys the hash of the process identity a HELLO states (hello_process), random per start:
 	 * a client cannot choose its identity to land on another process's hash. */
 	uint8_t process_key[crypto_shorthash_KEYBYTES];
@@ -271,20 +275,26 @@ struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct store *s
 	d->deferring = true;
 	buf_init(&d->scratch);
 	d->tag_key = ids_secret_new(IDS_LOG_TAG_KEY_BYTES);
-	if (d->tag_key == NULL) {
-		free(d);
-		return NULL;
-	}
-	if (cfg->drop_unread && store_drop_unread(st, on_drop, d) == -1) {
-		sodium_free(d->tag_key);
-		free(d);
-		return NULL;
-	}
+	if (d->tag_key == NULL)
+		goto fail_free;
+	if ((cfg->auth != NULL || cfg->admin_auth != NULL) && (d->replays = replays_new()) == NULL)
+		goto fail_tag_key;
+	if (cfg->drop_unread && store_drop_unread(st, on_drop, d) == -1)
+		goto fail_replays;
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(d->server_id, sizeof(d->server_id), raw, sizeof(raw));
 	randombytes_buf(d->process_key, sizeof(d->process_key));
 	randombytes_buf(d->sources_key, sizeof(d->sources_key));
 	return d;
+
+fail_replays:
+	replays_free(d->replays);
+fail_tag_key:
+	sodium_free(d->tag_key);
+fail_free:
+	free(d);
+	errno = ENOMEM;
+	return NULL;
 }
 
 void dispatch_free(struct dispatch *d)
@@ -293,6 +303,7 @@ void dispatch_free(struct dispatch *d)
 		return;
 	buf_finish(&d->scratch);
 	sodium_free(d->tag_key); /* wipes it */
+	replays_free(d->replays);
 	free(d);
 }
 
@@ -949,6 +960,7 @@ static size_t max_data(const struct dispatch *d)
  * secret shown: --auth-file's or --admin-auth-file's (at most one of the two is set). */
 struct hello_kx {
 	struct seal *seal; /* NULL: a plain HELLO */
+	bool replayed;     /* sealed: its client key was answered before (replays_note) */
 	uint64_t generation;
 	uint64_t admin_generation;
 	uint8_t server_public[SEAL_KEY_BYTES];
@@ -1105,10 +1117,13 @@ static int auth_passes(struct dispatch *d, const struct dispatch_peer *peer,
 			*why = "auth for a sealed connection must be a map of kx and proof, each "
 			       "bin of "
 			       "32 bytes";
-		else if ((kx->seal =
-		              seal_with_either(d, now_ms, client_public, client_proof, kx)) != NULL)
+		else if ((kx->seal = seal_with_either(d, now_ms, client_public, client_proof,
+		                                      kx)) != NULL) {
+			/* Noted only once its proof holds: keys that prove nothing cannot push
+			 * the keys answered out of the filters. */
+			kx->replayed = replays_note(d->replays, client_public);
 			return 1;
-		else if (errno == ENOMEM)
+		} else if (errno == ENOMEM)
 			return -1;
 		else if (errno == EDOM)
 			*why = "the key exchange's public key is a low-order point: it gives no "
@@ -1279,6 +1294,7 @@ static int op_hello(struct dispatch *d, struct dispatch_peer *peer, const struct
 	}
 	peer->ready = true;
 	peer->seal = kx.seal;
+	peer->replayed = kx.replayed;
 	if (kx.seal != NULL)
 		memcpy(peer->seal_key, kx.server_public, sizeof peer->seal_key);
 	peer->auth_generation = kx.generation;

@@ -116,6 +116,11 @@ struct dispatch_peer {
 	uint64_t process;
 	/* Its HELLO was put off once already: hello_deferred_total counts HELLOs, not retries. */
 	bool hello_put_off;
+	/* Set by a sealed HELLO whose client key (c_pk) sessd answered before, or that looks so by
+	 * chance (replays.h): it may be a HELLO recorded off the wire and replayed, whose sender
+	 * can never send a record. The connection's owner gives it no credit for the HELLO
+	 * (conn.c, give_way_rank); nothing else changes, as a real client may be taken for one. */
+	bool replayed;
 	/* Set by a sealed HELLO (PROTOCOL.md, "Sealed connections"): the frames after its reply
 	 * go in records sealed with it, both ways. The connection owns it from then on and frees
 	 * it with seal_free. */

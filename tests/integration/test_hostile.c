@@ -708,6 +708,21 @@ static void flood_from_many_hosts(int *fds, int n, int displaced)
 }
 
 /*
+ * Write ${secret} to a file in ${dir} (a mkdtemp template, made here), its name into ${path}
+ * (${path_size} bytes), and start the daemon with ${args}, which name ${path}. The caller unlinks
+ * the file and removes ${dir} after stop_clean.
+ */
+static void start_with_secret(char *dir, char *path, size_t path_size, const char *secret,
+                              const char *const *args)
+{
+	cr_assert(sodium_init() >= 0);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, path_size, "%s/secret", dir);
+	harness_write_secret(path, secret, 0600);
+	start_with(args);
+}
+
+/*
  * An attacker without the --auth-file secret posing as many hosts (a new 127.1.x.y address
  * for each connection, as the /64s of an IPv6 /48 would be over a network) and opening
  * connections at the limit does not close a web server's connections while it opens its pool:
@@ -726,11 +741,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 	int flood[FLOOD], newcomer;
 	struct sealed opening, next;
 
-	cr_assert(sodium_init() >= 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, secret, 0600);
-	start_with(args);
+	start_with_secret(dir, path, sizeof(path), secret, args);
 
 	/* A sealed connection of the web server (127.0.0.1) between its HELLO reply and its first
 	 * request, its host holding no other: the flood closes its own, not it. Nine connections,
@@ -782,11 +793,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_ope
 	struct codec_reply rep;
 	struct buf auth;
 
-	cr_assert(sodium_init() >= 0);
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	harness_write_secret(path, secret, 0600);
-	start_with(args);
+	start_with_secret(dir, path, sizeof(path), secret, args);
 	/* The HELLO a client of the secret sent, as seen on the wire. */
 	seal_psk(psk, secret, strlen(secret));
 	recorded = seal_client_new(psk, c_pk, c_proof);
@@ -818,6 +825,85 @@ LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_ope
 	close(next);
 	sealed_close(&pool);
 	seal_free(recorded);
+	buf_finish(&auth);
+	stop_clean();
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * The half second a sealed HELLO is credited for (CONN_FIRST_RECORD_GRACE_MS) is the replayer's
+ * too if it replays again and again: a recorded HELLO sent anew from a new address every half
+ * second kept each of its connections fresh, so they held their slots above a web server's
+ * newcomer, and the replayer's next connection closed that newcomer (BUSY) rather than one of
+ * its own. sessd now remembers the client keys of the sealed HELLOs it answered
+ * (daemon/replays.h): a HELLO whose key it answered before gets no credit, however fresh, and
+ * the replays give way as connections that showed nothing, oldest first.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_hello_replayed_again_and_again_gets_no_credit, .timeout = 60)
+{
+	static const char secret[] = "replayed-again-and-again-0123456789abc";
+	char dir[] = "/tmp/sessd-rereplays-XXXXXX", path[64], source[32];
+	const char *const args[] = {"--max-connections", "5", "--auth-file", path, NULL};
+	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
+	enum { SLOTS = 4, AGAIN = 2 };
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], s_pk[32], s_proof[32], *body;
+	int replay[SLOTS], again[AGAIN], newcomer;
+	struct sealed honest, pool;
+	struct codec_reply rep;
+	struct buf auth;
+
+	start_with_secret(dir, path, sizeof(path), secret, args);
+	/* A client of the secret (127.0.0.2) connects, and its HELLO is recorded on the way. It
+	 * stays, past HELLO, in the fifth slot. */
+	seal_psk(psk, secret, strlen(secret));
+	honest = (struct sealed){.fd = connect_from("127.0.0.2")};
+	honest.seal = seal_client_new(psk, c_pk, c_proof);
+	cr_assert_not_null(honest.seal);
+	buf_init(&honest.plain);
+	buf_init(&auth);
+	sealed_kx_map(&auth, c_pk, c_proof);
+	rep = sealed_hello_with(honest.fd, &auth, &body);
+	cr_assert_eq(rep.status, CODEC_OK);
+	cr_assert_eq(sealed_reply_kx(&rep, s_pk, s_proof), 0);
+	cr_assert_eq(seal_client_finish(honest.seal, s_pk, s_proof), 0);
+	free(body);
+	cr_assert_eq(sealed_call(&honest, &ping, NULL, NULL), CODEC_OK);
+	/* The replayer fills the other four slots, each connection from a new host and answered
+	 * just now, as it does every half second. */
+	for (int i = 0; i < SLOTS; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
+		replay[i] = connect_from(source);
+		rep = sealed_hello_with(replay[i], &auth, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
+		             rep.status);
+		free(body);
+	}
+	/* The web server (127.0.0.1, holding no connection yet) opens its pool: the oldest replay
+	 * gives way to its first newcomer, which has not said HELLO yet ... */
+	newcomer = connect_from("127.0.0.1");
+	cr_assert(closed_within(replay[0], 5000), "the oldest replay gave way to the newcomer");
+	/* ... and the replayer, replaying again, closes its own older replays, not the web
+	 * server's newcomer. */
+	for (int i = 0; i < AGAIN; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", 9 + i);
+		again[i] = connect_from(source);
+		cr_expect(closed_within(replay[1 + i], 2000) && !closed_within(newcomer, 100),
+		          "replay %d, answered within the half second, closed the web server's "
+		          "newcomer, not an older replay",
+		          SLOTS + i);
+		rep = sealed_hello_with(again[i], &auth, &body);
+		free(body);
+	}
+	pool = sealed_on(newcomer, secret);
+	cr_assert_eq(sealed_call(&pool, &ping, NULL, NULL), CODEC_OK, "the web server is served");
+	cr_assert_eq(sealed_call(&honest, &ping, NULL, NULL), CODEC_OK);
+	for (int i = 0; i < SLOTS; i++)
+		close(replay[i]);
+	for (int i = 0; i < AGAIN; i++)
+		close(again[i]);
+	sealed_close(&pool);
+	sealed_close(&honest);
 	buf_finish(&auth);
 	stop_clean();
 	unlink(path);

@@ -1,6 +1,7 @@
 /*
  * auth: loading --auth-file's secret (what counts as the secret, what is refused) and checking
- * what a client presents, with real files.
+ * what a client presents, with real files; and replays, the client keys of the sealed HELLOs
+ * answered, by which one replayed is told (daemon/replays.h).
  */
 #include <criterion/criterion.h>
 
@@ -16,6 +17,7 @@
 
 #include "auth.h"
 #include "leakcheck.h"
+#include "replays.h"
 #include "seal.h"
 
 static char dir[64], path[128];
@@ -350,4 +352,126 @@ LEAK_CHECKED_TEST(auth, two_secrets_are_told_apart_and_kept_so)
 	auth_free(admin);
 	auth_free(app);
 	unlink(other_path);
+}
+
+/* ${n} random client keys into ${keys}. */
+static void random_keys(uint8_t (*keys)[REPLAYS_KEY_BYTES], size_t n)
+{
+	randombytes_buf(keys, n * REPLAYS_KEY_BYTES);
+}
+
+/* Note ${n} random keys in ${r}, none of them known; returns how many were taken for known. */
+static size_t note_fresh(struct replays *r, size_t n)
+{
+	uint8_t key[REPLAYS_KEY_BYTES];
+	size_t known = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		randombytes_buf(key, sizeof(key));
+		known += replays_note(r, key);
+	}
+	return known;
+}
+
+/*
+ * A key answered is known when it comes again, however often, and one replayed on stays known
+ * however many keys come between; a key never noted is taken for known rarely: within 0.5% or
+ * so at the worst (both filters full), and 1.5% is a bound a sound filter passes with room
+ * (a filter too small, or one never emptied, fails it: 10,000 of 40,000 keys noted without a
+ * switch would leave a 2^17-bit filter 70% set, some 25% false positives).
+ */
+LEAK_CHECKED_TEST(auth, replays_tell_a_key_answered_before)
+{
+	enum { KEYS = 64, PROBES = 10000 };
+	uint8_t keys[KEYS][REPLAYS_KEY_BYTES];
+	struct replays *r = replays_new();
+	size_t known;
+
+	cr_assert_not_null(r);
+	random_keys(keys, KEYS);
+	for (size_t i = 0; i < KEYS; i++)
+		cr_assert(!replays_note(r, keys[i]), "key %zu, never noted: unknown", i);
+	for (size_t round = 0; round < 3; round++) {
+		for (size_t i = 0; i < KEYS; i++)
+			cr_assert(replays_note(r, keys[i]), "key %zu, round %zu: known", i, round);
+	}
+	/* Replayed on every few thousand keys, through six switches of the filters. */
+	for (size_t round = 0; round < 12; round++) {
+		(void)note_fresh(r, REPLAYS_GENERATION_KEYS / 2);
+		for (size_t i = 0; i < KEYS; i++)
+			cr_assert(replays_note(r, keys[i]), "key %zu still known after %zu keys", i,
+			          (round + 1) * (REPLAYS_GENERATION_KEYS / 2));
+	}
+	/* Both filters about full: fresh keys are rarely taken for known. */
+	(void)note_fresh(r, 2 * REPLAYS_GENERATION_KEYS - 1);
+	known = note_fresh(r, PROBES);
+	cr_expect_leq(known, PROBES * 15 / 1000, "%zu of %d fresh keys taken for known", known,
+	              PROBES);
+	replays_free(r);
+	replays_free(NULL);
+}
+
+/*
+ * The filters' space is fixed: a key not seen again for two switches is forgotten, so that a
+ * flood of honest HELLOs leaves the false positives where they were. At least the last
+ * REPLAYS_GENERATION_KEYS keys are remembered.
+ */
+LEAK_CHECKED_TEST(auth, replays_forget_keys_two_switches_old)
+{
+	enum { KEYS = 64 };
+	uint8_t keys[KEYS][REPLAYS_KEY_BYTES];
+	struct replays *r = replays_new();
+	size_t known = 0;
+
+	cr_assert_not_null(r);
+	random_keys(keys, KEYS);
+	for (size_t i = 0; i < KEYS; i++)
+		(void)replays_note(r, keys[i]);
+	/* Remembered for the next REPLAYS_GENERATION_KEYS keys at least. */
+	(void)note_fresh(r, REPLAYS_GENERATION_KEYS - KEYS);
+	for (size_t i = 0; i < KEYS; i++)
+		cr_assert(replays_note(r, keys[i]), "key %zu forgotten too soon", i);
+	/* Two whole filters later, forgotten but for a chance false positive or two. */
+	(void)note_fresh(r, 2 * REPLAYS_GENERATION_KEYS + 1);
+	for (size_t i = 0; i < KEYS; i++)
+		known += replays_note(r, keys[i]);
+	cr_expect_leq(known, 4, "%zu of %d keys two switches old still known", known, KEYS);
+	replays_free(r);
+}
+
+/*
+ * The bits a key lands on are drawn per start of sessd (replays_new's key): two filters given the
+ * same keys take different fresh keys for known, so which keys a filter will take for known
+ * cannot be found without its key. Unkeyed, both would err on the very same keys.
+ */
+LEAK_CHECKED_TEST(auth, replays_are_keyed_per_start)
+{
+	enum { PROBES = 20000 };
+	struct replays *a = replays_new(), *b = replays_new();
+	uint8_t key[REPLAYS_KEY_BYTES];
+	size_t in_a = 0, in_both = 0;
+	bool known_a, known_b;
+
+	cr_assert_not_null(a);
+	cr_assert_not_null(b);
+	/* The same keys in both, filling both filters of each. */
+	for (size_t i = 0; i < 2 * REPLAYS_GENERATION_KEYS - 1; i++) {
+		randombytes_buf(key, sizeof(key));
+		(void)replays_note(a, key);
+		(void)replays_note(b, key);
+	}
+	for (size_t i = 0; i < PROBES; i++) {
+		randombytes_buf(key, sizeof(key));
+		known_a = replays_note(a, key);
+		known_b = replays_note(b, key);
+		in_a += known_a;
+		in_both += known_a && known_b;
+	}
+	cr_assert_geq(in_a, 10, "only %zu false positives of %d: the test shows nothing", in_a,
+	              PROBES);
+	cr_expect_leq(in_both, in_a / 4,
+	              "%zu of the %zu keys one filter took for known, the other did too", in_both,
+	              in_a);
+	replays_free(a);
+	replays_free(b);
 }

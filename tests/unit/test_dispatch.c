@@ -2140,6 +2140,94 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
 	             started_by_tick, started_by_write);
 }
 
+/*
+ * Put stderr back (${saved}, its descriptor before it went to ${log}) and close ${log}: the last
+ * "NO_MEMORY by namespace" line it holds, to free, or NULL when it holds none.
+ */
+static char *last_by_ns_line(FILE *log, int saved)
+{
+	char line[1200], *last = NULL;
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log) != NULL)
+		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
+			free(last);
+			last = strdup(line);
+		}
+	fclose(log);
+	return last;
+}
+
+/* DESTROY of ${id} in ${ns}: its status. */
+static uint32_t destroy_in(const char *ns, const char *id)
+{
+	struct codec_request req = {.op = CODEC_OP_DESTROY, .request_id = 31};
+	struct codec_reply rep;
+
+	req.ns = bytes(ns);
+	req.id = bytes(id);
+	cr_assert_eq(call(&req, &rep), DISPATCH_KEEP);
+	return rep.status;
+}
+
+/*
+ * A guard for the NO_MEMORY walk (stop 64: a step a tick, each namespace's figures from the
+ * scan) read as an attacker: namespaces dropped between its steps (a namespace's last session
+ * destroyed frees its record) and made again, the largest among them, and a stop that comes
+ * while the walk is under way. The line is said at the stop (dispatch_log_pending finishes the
+ * walk while the store is alive), names the largest namespace that stayed, and names a dropped
+ * one only by the copy of its name the walk keeps (a pointer into a freed record would be a
+ * use after free, which the sanitizer build reports).
+ */
+LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_through_dropped_namespaces_ends_at_the_stop)
+{
+	enum { NAMESPACES = 3000 };
+	char ns[16], big[8192], mid[2048], *found;
+	struct store_stats s;
+	FILE *log = tmpfile();
+	int saved = dup(2);
+
+	cr_assert_not_null(log);
+	cr_assert_geq(saved, 0);
+	hello();
+	for (int i = 0; i < NAMESPACES; i++) {
+		snprintf(ns, sizeof(ns), "ns%04d", i);
+		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
+	}
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memset(mid, 'm', sizeof(mid) - 1);
+	mid[sizeof(mid) - 1] = '\0';
+	cr_assert_eq(do_set("stays", "x", mid, 60000, NOW), CODEC_OK);
+	cr_assert_eq(do_set("dropped", "x", big, 60000, NOW), CODEC_OK);
+	store_stats(fx.st, NULL, 0, &s);
+	store_set_max_bytes(fx.st, s.bytes + 1024);
+	cr_assert_eq(dup2(fileno(log), 2), 2);
+	/* The walk's first step, with the warning. */
+	cr_assert_eq(do_set("hog", "first", big, 60000, NOW), CODEC_NO_MEMORY);
+	/* Between steps: the largest dropped, a thousand small ones dropped and some made again,
+	 * which shrinks the table of names under the walk's cursor. */
+	cr_assert_eq(destroy_in("dropped", "x"), CODEC_OK);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(ns, sizeof(ns), "ns%04d", i);
+		cr_assert_eq(destroy_in(ns, "x"), CODEC_OK);
+	}
+	for (int i = 0; i < 500; i++) {
+		snprintf(ns, sizeof(ns), "ns%04d", i);
+		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
+	}
+	/* SIGTERM: the walk, two steps from its end or more (2,500 namespaces, 1,024 seen), ends
+	 * now. */
+	dispatch_log_pending(fx.d);
+	found = last_by_ns_line(log, saved);
+	cr_assert_not_null(found, "no line by namespace at the stop");
+	cr_expect_not_null(strstr(found, "\"stays\" ("), "%s", found);
+	free(found);
+}
+
 /* A SET of ${len} bytes of ${data} in the namespace of ${ns_len} bytes at ${ns} (any bytes). */
 static uint32_t set_in_bytes(const uint8_t *ns, size_t ns_len, const char *data)
 {
@@ -2163,7 +2251,7 @@ LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_w
 {
 	uint8_t quotes[64], high[64];
 	const uint8_t nul_name[] = "victim\0attacker";
-	char big[8192], line[1200], expected[200], *last = NULL;
+	char big[8192], expected[200], *last;
 	struct store_stats s;
 	FILE *log = tmpfile();
 	int saved = dup(2);
@@ -2187,16 +2275,7 @@ LEAK_CHECKED_TEST(dispatch, names_on_the_no_memory_line_are_shown_within_their_w
 	cr_assert_eq(set_in_bytes(high, sizeof(high), big), CODEC_NO_MEMORY);
 	cr_assert_eq(do_set("tail", "x", big, 60000, NOW), CODEC_NO_MEMORY);
 	dispatch_log_pending(fx.d);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(log);
-	while (fgets(line, sizeof(line), log) != NULL)
-		if (strstr(line, "NO_MEMORY by namespace: ") != NULL) {
-			free(last);
-			last = strdup(line);
-		}
-	fclose(log);
+	last = last_by_ns_line(log, saved);
 	cr_assert_not_null(last);
 	at = (size_t)snprintf(expected, sizeof(expected),
 	                      "writes refused since the last line: 1 in \"");
