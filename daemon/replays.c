@@ -9,11 +9,14 @@
 
 #include <sodium.h>
 
+#include "ids.h"
+
 #define REPLAYS_WORDS (REPLAYS_FILTER_BITS / 64u)
 
 struct replays {
-	/* Keys the bit positions (replays_positions), drawn at random by replays_new. */
-	uint8_t hash_key[crypto_generichash_KEYBYTES];
+	/* Keys the bit positions (replays_positions), drawn at random by replays_new: a secret
+	 * (it lets whoever holds it aim false positives), kept as the store's hash key is. */
+	uint8_t *hash_key;
 	/* The filter keys are noted in, and the one before it; they switch places. */
 	uint64_t *current;
 	uint64_t *older;
@@ -26,18 +29,25 @@ struct replays *replays_new(void)
 {
 	struct replays *r = calloc(1, sizeof(*r));
 
-	if (r == NULL) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	randombytes_buf(r->hash_key, sizeof(r->hash_key));
+	if (r == NULL)
+		goto fail;
+	r->hash_key = ids_secret_new(crypto_generichash_KEYBYTES);
+	if (r->hash_key == NULL)
+		goto fail;
 	r->current = r->filters[0];
 	r->older = r->filters[1];
 	return r;
+fail:
+	replays_free(r);
+	errno = ENOMEM;
+	return NULL;
 }
 
 void replays_free(struct replays *r)
 {
+	if (r == NULL)
+		return;
+	sodium_free(r->hash_key);
 	free(r);
 }
 
@@ -49,7 +59,7 @@ static void replays_positions(const struct replays *r, const uint8_t key[REPLAYS
 
 	_Static_assert(sizeof(hash) >= crypto_generichash_BYTES_MIN, "BLAKE2b's least output");
 	crypto_generichash(hash, sizeof(hash), key, REPLAYS_KEY_BYTES, r->hash_key,
-	                   sizeof(r->hash_key));
+	                   crypto_generichash_KEYBYTES);
 	for (unsigned i = 0; i < REPLAYS_HASHES; i++) {
 		uint32_t h = (uint32_t)hash[4 * i] | (uint32_t)hash[4 * i + 1] << 8 |
 		             (uint32_t)hash[4 * i + 2] << 16 | (uint32_t)hash[4 * i + 3] << 24;
