@@ -658,6 +658,37 @@ function writeMark() {
   return MARK_CHARS[markPool[at]] + MARK_CHARS[markPool[at + 1]] + MARK_CHARS[markPool[at + 2]] + MARK_CHARS[markPool[at + 3]];
 }
 
+// The marks a merged save carries over from the data it was made over (carriedMarks): three
+// (48 bytes), so that a session's data ends with at most 64 bytes of whitespace.
+const CARRIED_MARK_BYTES = 3 * WRITE_MARK_BYTES;
+
+// carriedMarks(basis): the whitespace that ends basis (the data a merged save expects to
+// find, as text or bytes: what its request read, or what it read again after a CONFLICT), its
+// last CARRIED_MARK_BYTES, for the save to write before its own mark. A SET_IF sent again
+// after a break that meets CONFLICT looks for its own mark there (Client.ownWrite): its first
+// send, carried out, and then saved over by another request that read it, is under that save
+// (its changes in it, newer ones of the same keys over them), and must not be merged again. It
+// was: a mergeKey that counts (views + 1) counted twice, and a key both changed took this
+// request's older value back over the other's (test/node65-resend-conflict.test.js). Three
+// marks cover the saves of the session between a break and its resend (a reconnect, tens of
+// milliseconds); one made over data that carried none (a whole SET) starts the chain again.
+function carriedMarks(basis) {
+  if (basis === null || basis === undefined) return '';
+  const end = basis.length;
+  let at = end;
+  if (typeof basis === 'string') {
+    while (at > 0 && end - at < CARRIED_MARK_BYTES && jsonSpace(basis.charCodeAt(at - 1))) at--;
+    return at === end ? '' : basis.slice(at);
+  }
+  while (at > 0 && end - at < CARRIED_MARK_BYTES && jsonSpace(basis[at - 1])) at--;
+  return at === end ? '' : String.fromCharCode.apply(null, basis.subarray(at));
+}
+
+// jsonSpace(c): whether the character or byte code c is JSON whitespace (JSON_WS).
+function jsonSpace(c) {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+}
+
 // The tags (dataTag) of sessions' data as last read, by key, so that a page view of a session
 // whose data has not changed since the last one this store tagged compares the bytes (a
 // tenth of a microsecond for 200 bytes) rather than hashing them again (about 3 us of
@@ -2155,12 +2186,15 @@ class SessdStore extends BaseStore {
     // CONFLICT: a GET and a second SET_IF, three round trips where one does.
     const basis = before !== undefined ? this.lastWritten.get(st.key) : undefined;
     let expect = basis !== undefined ? dataTag(basis) : this.tags.peek(st.key, st.data);
+    // The data whose tag expect is: its marks are carried (carriedMarks).
+    let expected = basis !== undefined ? basis : st.data;
     const theirs = basis !== undefined ? basis : st.stored;
     let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now, renewCookie);
     for (let attempt = 1; ; attempt++) {
       // Under JSON, bytes no other save writes, so that a resend after a crash knows its own
-      // (writeMark).
-      const mark = this.serializer === JSON ? writeMark() : '';
+      // (writeMark), after the marks of the data it expects, so that it knows its own under
+      // another's save too (carriedMarks).
+      const mark = this.serializer === JSON ? carriedMarks(expected) + writeMark() : '';
       const bytes = merged === null ? this.serialize(sess, now, mark)
         : mark === '' ? asBuffer(this.serializer.stringify(merged)) : Buffer.from(JSON.stringify(merged) + mark, 'utf8');
       // The cookie another request saved meanwhile (this one did not change it) is the newer
@@ -2222,6 +2256,7 @@ class SessdStore extends BaseStore {
         return false;
       }
       expect = dataTag(current);
+      expected = current;
       merged = await this.applyChanges(await this.parse(current), sess, changed, st, now, renewCookie);
     }
   }
