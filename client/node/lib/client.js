@@ -841,7 +841,10 @@ class Client extends EventEmitter {
     // A full daemon's BUSY (at --max-connections, at HELLO) is no restart: it fails at once.
     const sessdErr = err instanceof SessdError ? err : err.cause;
     const busy = sessdErr instanceof SessdError && sessdErr.sessdStatus === STATUS.BUSY;
-    const notCarriedOut = err.notCarriedOut === true && !busy;
+    // Nor a refusal for want of memory or disk (notCarriedOut all the same): sent again at once
+    // it meets the same full daemon, again and again until restartWaitMs had passed.
+    const refused = sessdErr instanceof SessdError && RESEND_REFUSALS.has(sessdErr.sessdStatus);
+    const notCarriedOut = err.notCarriedOut === true && !busy && !refused;
     // A timeout (of this request, or of the one ahead of it on the connection) is a stuck
     // daemon, not a restart: sessd may still be working on it.
     const timedOut = err.code === 'ETIMEDOUT' || (err.cause && err.cause.code === 'ETIMEDOUT');
