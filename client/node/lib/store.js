@@ -1012,6 +1012,35 @@ class KeptRead {
 // flight, which holds the parsed session anyway.
 const READ_TOKEN = Symbol('connect-sessd kept read');
 
+// regenerating(sess, sid): whether sess, a session object of another framework (copiedSession)
+// saved under the id sid, is the new session of a regenerate() under way: the request it holds
+// (under a symbol, as @fastify/session's Session does) still holds another session, of
+// another id. @fastify/session's regenerate() saves the new session (store.set) before it
+// puts it on the request; every other save of a session is made with it on the request. Its
+// login whose keys were set before the regenerate (regenerate(['cart', 'user'])) saves only
+// there: sessd counted the session unread until the redirect's page read it, and a full sessd
+// with --when-full drop-unread, flooded by a bot, dropped it
+// (test/node65-fastify-login-unread.test.js). Taken wrongly, a session costs one LOAD.
+function regenerating(sess, sid) {
+  let syms;
+  try {
+    syms = Object.getOwnPropertySymbols(sess);
+  } catch (err) {
+    return false;
+  }
+  for (const sym of syms) {
+    try {
+      const v = sess[sym];
+      if (v === null || typeof v !== 'object' || v === sess) continue;
+      const held = v.session;
+      if (held !== null && typeof held === 'object' && held !== sess && typeof held.sessionId === 'string' && held.sessionId !== sid) return true;
+    } catch (err) {
+      // A getter that throws says nothing of a regenerate.
+    }
+  }
+  return false;
+}
+
 // keptReadOf(sess): the KeptRead whose token (READ_TOKEN) sess carries, on its cookie or on an
 // object it holds under a symbol (@fastify/session's cookie options); undefined when none.
 function keptReadOf(sess) {
@@ -1623,6 +1652,10 @@ class SessdStore extends BaseStore {
     const err = idError(sid) ?? sessionError(sess);
     if (err !== null) return withCallback(Promise.reject(err), cb);
     if (this.keepReads !== false && stateOf(sess) === undefined) this.claimRead(sid, sess);
+    // A session no read is claimed for (a new one) that another framework's own regenerate()
+    // is saving: read back after its save, as one of this store's regenerate() is (see
+    // SessionState.regenerated).
+    if (stateOf(sess) === undefined && Object.isExtensible(sess) && copiedSession(sess) && regenerating(sess, sid)) stateFor(sess).regenerated = true;
     if (this.lifetimes.size !== 0) this.adoptNewerLifetime(sid, sess);
     const key = this.merge ? this.key(sid) : null;
     const before = key !== null ? this.savesUnderway.get(key) : undefined;
