@@ -49,6 +49,22 @@ test('the example shop at --max-memory: a cart add refused NO_MEMORY says it was
   assert.deepEqual(cartOf((await br.get('/')).body), ['2 lemons'], 'the refused add is not in the cart');
 });
 
+test('the example shop at --max-memory: an anonymous visitor\'s login refused NO_MEMORY is not told "You stay logged in"', async (t) => {
+  const { store, br } = await demoShop(t, { namespace: 'node65-full-login', daemonArgs: ['--max-memory', '1M'] });
+  // A login without a name: the error flash gives the visitor a session cookie, no login.
+  assert.equal((await br.post('/login', { username: '' })).status, 303);
+  assert.ok(br.cookies.has('demo.sid'));
+  await br.get('/');
+  const refusal = await fill(store.client, 'node65-filler');
+  assert.ok(refusal instanceof SessdError && refusal.code === 'ESESSD_NO_MEMORY', String(refusal));
+  const login = await br.post('/login', { username: 'Bob, with a name long enough to need room' });
+  assert.equal(login.status, 503, login.body);
+  assert.doesNotMatch(login.body, /You stay logged in/, `the page of a refused login: ${login.body}`);
+  assert.match(login.body, /What you sent was not done/);
+  await store.client.clear('node65-filler');
+  assert.match((await br.get('/')).body, /id="login"/, 'and the visitor is not logged in');
+});
+
 test('a full disk: a change refused IO_ERROR on its first send says notCarriedOut and changed nothing; the write that met the full disk, sent again, does not say it; a CLEAR refused so is sent once', async (t) => {
   const d = new Daemon({ fileSizeLimit: 128 * 1024 });
   d.extraArgs = ['--data-dir', path.join(d.dir, 'data')];
