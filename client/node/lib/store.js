@@ -681,7 +681,10 @@ function carriedMarks(basis) {
     return at === end ? '' : basis.slice(at);
   }
   while (at > 0 && end - at < CARRIED_MARK_BYTES && jsonSpace(basis[at - 1])) at--;
-  return at === end ? '' : String.fromCharCode.apply(null, basis.subarray(at));
+  if (at === end) return '';
+  // Whitespace is ASCII: its bytes are its text. Not String.fromCharCode.apply over the
+  // bytes: 2 us a save, about 6% of a cart add's instructions under cachegrind.
+  return asBuffer(basis).toString('latin1', at, end);
 }
 
 // jsonSpace(c): whether the character or byte code c is JSON whitespace (JSON_WS).
@@ -2220,7 +2223,7 @@ class SessdStore extends BaseStore {
     const basis = before !== undefined ? this.lastWritten.get(st.key) : undefined;
     let expect = basis !== undefined ? dataTag(basis) : this.tags.peek(st.key, st.data);
     // The data whose tag expect is: its marks are carried (carriedMarks).
-    let expected = basis !== undefined ? basis : st.data;
+    let expected = basis !== undefined ? basis : st.text ?? st.data;
     const theirs = basis !== undefined ? basis : st.stored;
     let merged = theirs === null ? null : await this.applyChanges(await this.parse(theirs), sess, changed, st, now, renewCookie);
     for (let attempt = 1; ; attempt++) {
