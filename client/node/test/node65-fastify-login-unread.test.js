@@ -49,7 +49,7 @@ for (const shape of ['keys carried, no change after', 'no session before, keys c
     const bot = Buffer.alloc(1500, 'x');
     let n = 0;
     const flood = async (count) => {
-      for (const end = n + count; n < end;) await Promise.all(Array.from({ length: 50 }, () => bots.set('shop', `bot${n++}`, bot, 3600 * 1000)));
+      for (const end = n + count; n < end;) await Promise.all(Array.from({ length: 100 }, () => bots.set('shop', `bot${n++}`, bot, 3600 * 1000)));
     };
     const br = new Browser(base);
     const withCart = shape !== 'no session before, keys carried';
