@@ -212,10 +212,10 @@ function refusedResend(err) {
 }
 
 // The whitespace mark that ends a merged save's data under connect-sessd's JSON serializer
-// (store.js writeMark), and the most whitespace such data ends with (its mark and three
+// (store.js writeMark), and the most whitespace such data ends with (its mark and the one
 // carried from the data it was made over: store.js carriedMarks).
 const MARK_BYTES = 16;
-const MARKS_END_BYTES = 4 * MARK_BYTES;
+const MARKS_END_BYTES = 2 * MARK_BYTES;
 
 // builtOn(held, sent): whether the data held (what sessd holds now) was saved over sent (a
 // SET_IF's data): sent ends with a mark (MARK_BYTES of JSON whitespace, not all one byte, as

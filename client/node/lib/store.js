@@ -658,9 +658,14 @@ function writeMark() {
   return MARK_CHARS[markPool[at]] + MARK_CHARS[markPool[at + 1]] + MARK_CHARS[markPool[at + 2]] + MARK_CHARS[markPool[at + 3]];
 }
 
-// The marks a merged save carries over from the data it was made over (carriedMarks): three
-// (48 bytes), so that a session's data ends with at most 64 bytes of whitespace.
-const CARRIED_MARK_BYTES = 3 * WRITE_MARK_BYTES;
+// The marks a merged save carries over from the data it was made over (carriedMarks): one, so
+// that a session's data ends with at most 32 bytes of whitespace. Each byte of it counted
+// about 400 instructions a cart add under cachegrind (bench/e2e/store-layer.js ONLY=add, a
+// 194-byte session, its stand-in client copying and hashing the data as well: 128,252 with 16
+// bytes, 137,549 with 32, 146,761 with 64; not found why so many): one save over the first
+// send between a break and its resend (a reconnect) is the case to cover; with more, or a
+// whole SET, over it, the resend merges as it did before.
+const CARRIED_MARK_BYTES = WRITE_MARK_BYTES;
 
 // carriedMarks(basis): the whitespace that ends basis (the data a merged save expects to
 // find, as text or bytes: what its request read, or what it read again after a CONFLICT), its
@@ -669,9 +674,7 @@ const CARRIED_MARK_BYTES = 3 * WRITE_MARK_BYTES;
 // send, carried out, and then saved over by another request that read it, is under that save
 // (its changes in it, newer ones of the same keys over them), and must not be merged again. It
 // was: a mergeKey that counts (views + 1) counted twice, and a key both changed took this
-// request's older value back over the other's (test/node65-resend-conflict.test.js). Three
-// marks cover the saves of the session between a break and its resend (a reconnect, tens of
-// milliseconds); one made over data that carried none (a whole SET) starts the chain again.
+// request's older value back over the other's (test/node65-resend-conflict.test.js).
 function carriedMarks(basis) {
   if (basis === null || basis === undefined) return '';
   const end = basis.length;
