@@ -532,8 +532,11 @@ declare namespace connectSessd {
     /** The opcode of the request it answers. */
     op: number | undefined;
     /**
-     * true: the request was not carried out. SHUTTING_DOWN (a Client sends it again), and
-     * BUSY to the requests behind a HELLO that sessd refused (at --max-connections).
+     * true: the request was not carried out. SHUTTING_DOWN (a Client sends it again), BUSY
+     * to the requests behind a HELLO that sessd refused (at --max-connections), and NO_MEMORY
+     * or IO_ERROR answered to a request's first send (sessd changed nothing); unset on the
+     * same statuses answered to a change sent again after its connection broke (its first
+     * send may have been carried out).
      */
     notCarriedOut?: boolean;
     /** The HTTP status for an error handler: 503 for NO_MEMORY, IO_ERROR, BUSY and

@@ -75,7 +75,16 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   // once it resumes: "try again" had a visitor add the lemons twice.
   const unavailable = (req, res, err = null) => {
     const change = req.method !== 'GET' && req.method !== 'HEAD';
-    const visitor = /(?:^|;\s*)demo\.sid=/.test(req.headers.cookie || '') ? ' You stay logged in, and your cart is kept.' : '';
+    // Said only where it is known: with the session loaded, of a visitor who was logged in
+    // and whose session this request did not replace (a login's or a logout's regenerate()
+    // ends the old one, whatever became of the new one: an anonymous visitor whose login sessd
+    // refused for want of memory was told "You stay logged in"); without it (sessd
+    // unreachable), of a visitor with a session cookie, whose session waits in sessd.
+    const loaded = res.locals.sessionLoaded === true;
+    const kept = loaded
+      ? res.locals.loadedUser !== null && req.sessionID === res.locals.loadedId
+      : /(?:^|;\s*)demo\.sid=/.test(req.headers.cookie || '');
+    const visitor = kept ? ' You stay logged in, and your cart is kept.' : '';
     const notDone = err === null || err.notCarriedOut === true || res.locals.sessionLoaded !== true;
     let outcome = 'This page reloads by itself.';
     if (change && notDone) outcome = 'What you sent was not done: please try again shortly.';
@@ -113,6 +122,8 @@ function createApp({ store, flash, secret, served = 'express-demo', cookieMaxAge
   app.use((req, res, next) => {
     if (!req.session) return unavailable(req, res);
     res.locals.sessionLoaded = true;
+    res.locals.loadedId = req.sessionID;
+    res.locals.loadedUser = req.session.user || null;
     return next();
   });
 

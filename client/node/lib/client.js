@@ -211,6 +211,31 @@ function refusedResend(err) {
   throw out;
 }
 
+// The whitespace mark that ends a merged save's data under connect-sessd's JSON serializer
+// (store.js writeMark), and the most whitespace such data ends with (its mark and the one
+// carried from the data it was made over: store.js carriedMarks).
+const MARK_BYTES = 16;
+const MARKS_END_BYTES = 2 * MARK_BYTES;
+
+// builtOn(held, sent): whether the data held (what sessd holds now) was saved over sent (a
+// SET_IF's data): sent ends with a mark (MARK_BYTES of JSON whitespace, not all one byte, as
+// a text padded with spaces or newlines would be), and it is among the whitespace held ends
+// with, where a save over sent carried it. Marks are random: another's cannot be it.
+function builtOn(held, sent) {
+  if (sent.length < MARK_BYTES) return false;
+  const mark = sent.subarray(sent.length - MARK_BYTES);
+  let uniform = true;
+  for (let i = 0; i < MARK_BYTES; i++) {
+    if (!JSON_SPACE.has(mark[i])) return false;
+    if (mark[i] !== mark[0]) uniform = false;
+  }
+  if (uniform) return false;
+  let at = held.length;
+  while (at > 0 && held.length - at < MARKS_END_BYTES && JSON_SPACE.has(held[at - 1])) at--;
+  return held.subarray(at).indexOf(mark) !== -1;
+}
+const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
 // heldChange(err): the error of a change held behind a RETIRE that failed with err (see
 // beforeChange): it was not sent. The code of err when it has one (the pool is down, the
 // connection that carried the RETIRE broke), so that it fails as a broken connection's do.
@@ -746,15 +771,21 @@ class Client extends EventEmitter {
   // must (a merge of the store would apply this request's changes a second time: mergeKey's
   // "theirs" would be its own). Bytes equal to its own written by another client look the
   // same: the store makes each SET_IF's data unique (writeMark in store.js) so that they
-  // cannot be. Else (another request saved since) the CONFLICT stands; a GET
+  // cannot be. Another request that read the data it sent and saved over it carries that
+  // mark in the whitespace its own data ends with (builtOn): the first attempt was carried
+  // out, and its changes are in what sessd holds (newer ones of the same keys over them), so
+  // the save is done too; merged again, a mergeKey that counts would count it twice. Else
+  // (another request saved over data this one never wrote) the CONFLICT stands; a GET
   // that fails rejects with its error (the outcome is not known). Other errors stand.
   async ownWrite(entry, err) {
     if (!(err instanceof SessdError && err.sessdStatus === STATUS.CONFLICT) || err.ownWriteChecked) throw err;
     // An earlier attempt's resend reaches here with the same error: read once.
     err.ownWriteChecked = true;
     const r = await this.request(OP.GET, entry.args.slice(0, 2), entry.key);
-    if (r.status === STATUS.OK && r.result instanceof Uint8Array && toBuffer(r.result).equals(toBuffer(entry.args[2]))) {
-      return { status: STATUS.OK, result: null };
+    if (r.status === STATUS.OK && r.result instanceof Uint8Array) {
+      const held = toBuffer(r.result);
+      const sent = toBuffer(entry.args[2]);
+      if (held.equals(sent) || builtOn(held, sent)) return { status: STATUS.OK, result: null };
     }
     throw err;
   }
@@ -810,7 +841,10 @@ class Client extends EventEmitter {
     // A full daemon's BUSY (at --max-connections, at HELLO) is no restart: it fails at once.
     const sessdErr = err instanceof SessdError ? err : err.cause;
     const busy = sessdErr instanceof SessdError && sessdErr.sessdStatus === STATUS.BUSY;
-    const notCarriedOut = err.notCarriedOut === true && !busy;
+    // Nor a refusal for want of memory or disk (notCarriedOut all the same): sent again at once
+    // it meets the same full daemon, again and again until restartWaitMs had passed.
+    const refused = sessdErr instanceof SessdError && RESEND_REFUSALS.has(sessdErr.sessdStatus);
+    const notCarriedOut = err.notCarriedOut === true && !busy && !refused;
     // A timeout (of this request, or of the one ahead of it on the connection) is a stuck
     // daemon, not a restart: sessd may still be working on it.
     const timedOut = err.code === 'ETIMEDOUT' || (err.cause && err.cause.code === 'ETIMEDOUT');

@@ -100,6 +100,9 @@ const AUTH_CODE = 'ESESSD_AUTH';
 // retrying the same request will not help (a request it refused, a per-session LIMIT, a
 // configuration error such as AUTH_FAILED).
 const UNAVAILABLE_STATUSES = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR, STATUS.BUSY, STATUS.SHUTTING_DOWN]);
+// The statuses of a request that sessd answered having changed nothing, for want of memory or
+// of disk: its SessdError says notCarriedOut.
+const REFUSED_STATUSES = new Set([STATUS.NO_MEMORY, STATUS.IO_ERROR]);
 
 class SessdError extends Error {
   // An error status the server answered. sessdStatus: the wire number (codec.STATUS);
@@ -895,6 +898,11 @@ class Connection extends EventEmitter {
       entry.resolve({ status: STATUS.NOT_FOUND, result: null });
     } else {
       const err = new SessdError(reply.status, typeof reply.result === 'string' ? reply.result : '', entry.op);
+      // sessd refused it for want of room or disk and changed nothing (PROTOCOL.md
+      // "Statuses", sessd(8) "Durability"): an app's error page may say it was not done. A
+      // change sent again after a break is answered for its second send only: the pool's
+      // resend gives it an error of its own without this (Client refusedResend).
+      if (REFUSED_STATUSES.has(reply.status)) err.notCarriedOut = true;
       entry.reject(err);
       // The server answers nothing more and closes (PROTOCOL.md "Errors that close"): close
       // now, so that no request waits on it or is sent on it meanwhile.

@@ -17,6 +17,10 @@
 //   node-redis stand-in that keeps strings in a Map: the store layer a user switches from),
 //   STORE_OPTS (JSON: more options of the SessdStores, '{"merge":false}' for saves that write
 //   the whole session with SET, as connect-redis does), TRUST (1: see below)
+//   ONLY=login: a login instead, as express-session and the README's route make it (get,
+//   createSession, regenerate: DESTROY and a new session, the user and the cart set, set:
+//   SET and, since stop 64, the read-back LOAD), the new session then put back under the old
+//   id for the next round (the same work for every lib)
 
 const path = require('path');
 if (!process.argv[2]) {
@@ -36,6 +40,7 @@ function fakeClient() {
     async set(ns, id, data) { m.set(id, Buffer.from(data)); return 'ok'; },
     async setIf(ns, id, data, ttl, expect) { const d = m.get(id); if (!d) return 'not_found'; if (!TRUST && !dataTag(d).equals(expect)) return 'conflict'; m.set(id, Buffer.from(data)); return 'ok'; },
     async touchIf() { return 'ok'; }, async touch() { return true; }, async ttlIfKnown() { return 3600000; },
+    async destroy(ns, id) { return m.delete(id); },
     close() {}, on() {}, once() {}, emit() {}, removeListener() {},
   };
 }
@@ -60,10 +65,27 @@ const sids = Array.from({ length: N }, (_, i) => `sid-${i}-`.padEnd(32, 'x'));
 const profile = {};
 for (let i = 0; JSON.stringify(profile).length < (+process.env.PROFILE || 0); i++) profile[`field${i}`] = i % 3 ? `value of field ${i}` : { n: i, on: i % 2 === 0, tags: ['a', 'b'] };
 const cart = Array.from({ length: +process.env.CART || 3 }, (_, i) => `product-${i}`);
+let logins = 0;
+async function login(store, sid) {
+  const data = await p((cb) => store.get(sid, cb));
+  const req = { sessionID: sid, sessionStore: store };
+  req.session = store.createSession(req, data);
+  await p((cb) => store.regenerate(req, cb));
+  req.session.user = 'someone@example.com';
+  req.session.cart = [...cart];
+  await p((cb) => store.set(req.sessionID, req.session, cb));
+  const m = store.client.m;
+  m.set(sid, m.get(req.sessionID));
+  m.delete(req.sessionID);
+}
 async function run(store, kind, ops = OPS) {
   const c0 = process.cpuUsage();
   for (let i = 0; i < ops; i++) {
     const sid = sids[i % N];
+    if (kind === 'login') {
+      await login(store, sid);
+      continue;
+    }
     const data = await p((cb) => store.get(sid, cb));
     const sess = store.createSession({ sessionID: sid, sessionStore: store }, data);
     if (kind === 'add') sess.cart = [...sess.cart.slice(1), 'i' + i];
@@ -83,12 +105,20 @@ async function run(store, kind, ops = OPS) {
       const { SessdStore, Client } = require(dir);
       const client = Object.assign(Object.create(Client.prototype), fakeClient());
       stores[k] = new SessdStore({ client, namespace: 'x', ...STORE_OPTS });
+      // As express-session's middleware sets it (store.generate), for regenerate().
+      const { Session, Cookie } = require(require.resolve('express-session', { paths: [dir] }));
+      stores[k].generate = (req) => {
+        req.sessionID = `sid-new-${logins++}-`.padEnd(32, 'y');
+        req.session = new Session(req);
+        req.session.cookie = new Cookie({ maxAge: 3600000 });
+      };
     }
     for (const sid of sids) {
       const sess = stores[k].createSession({ sessionID: sid, sessionStore: stores[k] }, { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000), httpOnly: true, path: '/' }, user: 'someone@example.com', ...(process.env.PROFILE ? { profile } : {}), cart: [...cart] });
       await p((cb) => stores[k].set(sid, sess, cb));
     }
     await run(stores[k], 'view', ONLY ? 3000 : OPS); await run(stores[k], 'add', ONLY ? 3000 : OPS);
+    if (ONLY === 'login') await run(stores[k], 'login', 3000);
   }
   if (ONLY) {
     await run(stores.base, ONLY);
