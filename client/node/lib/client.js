@@ -717,7 +717,7 @@ class Client extends EventEmitter {
       if (this.closed) {
         this.refuse().catch(entry.reject);
       } else if (record.breakGen === null && brokenOn === null) {
-        entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+        entry.reject(unavailableError(`sessd closed the connection (${err.message}); the request was not carried out`, err));
       } else if (READ_OPS.has(entry.op)) {
         // A read changes nothing: carried out or not, it fails as one does while sessd is
         // down, but without notCarriedOut (it may have been).
@@ -821,7 +821,7 @@ class Client extends EventEmitter {
       const conn = this.newConnection({ ...this.connOpts, timeoutMs });
       // Not sent again on the pool: a COUNT or CLEAR must not hold up its session requests
       // (adminRetry sends it again on a new connection of this kind).
-      conn.onNotCarriedOut = (entry, err) => entry.reject(unavailableError(`sessd is restarting (${err.message}); the request was not carried out`, err));
+      conn.onNotCarriedOut = (entry, err) => entry.reject(unavailableError(`sessd closed the connection (${err.message}); the request was not carried out`, err));
       conn.on('close', () => {
         if (this.adminConn === conn) this.adminConn = null;
       });
