@@ -76,6 +76,19 @@ extern "C" {
 
 /* The release (sessctl -V): meson.build's project version, which the build checks. */
 #define SESSD_VERSION "0.1.0"
+/*
+ * This library's own version, which the build checks against the library's file name
+ * (libsessd.so.0.MINOR.PATCH) and pkg-config's (pkg-config --modversion libsessd): MAJOR is the
+ * soname's number; MINOR the newest symbol version, LIBSESSD_0.MINOR, raised with each call
+ * added; PATCH a release that only mends. So a program can ask at build time for a call that
+ * came later: sessd_result_lost came in 0.2 (#if SESSD_LIB_VERSION_MINOR >= 2, or pkg-config's
+ * libsessd >= 0.2). It is not SESSD_VERSION, the whole project's release, which moves apart.
+ */
+#define SESSD_LIB_VERSION "0.2.0"
+/* Its numbers, for #if. */
+#define SESSD_LIB_VERSION_MAJOR 0
+#define SESSD_LIB_VERSION_MINOR 2
+#define SESSD_LIB_VERSION_PATCH 0
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43
 /* Length of the tag of session data (sessd_data_tag, sessd_set_if, sessd_touch_if). */
