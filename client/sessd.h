@@ -116,9 +116,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	/* The server had no room: for this connection, at its --max-connections (from
-	 * sessd_connect or a reconnection; sealed and let in on trial, from the first call
-	 * after the HELLO), or for an unfinished request. The connection is dropped; try again
-	 * later. */
+	 * sessd_connect or a call's reconnection: sealed and let in on trial, in answer to the
+	 * first record after the HELLO, sessd_connect's PING or the call's request), or for an
+	 * unfinished request. The connection is dropped; try again later. */
 	SESSD_ERR_BUSY = 13,
 	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
 	 * a batch's SET_IF) found data other than what its tag names, or sessd_destroy_if_flash
@@ -211,8 +211,11 @@ struct sessd_options {
  * saying which.
  * SESSD_ERR_BUSY (errno EAGAIN): the server is at its connection limit (sessd
  * --max-connections) and none of its connections may give way; try again later. A sealed
- * connection is admitted only with its first request, so there sessd_connect succeeds and
- * that first call fails so.
+ * connection is admitted only with its first record, so on one sessd_connect sends a PING
+ * right after the HELLO and returns its answer (this too); the PING also keeps the
+ * connection, which sessd would otherwise close for a newcomer half a second after its HELLO
+ * reply (at --max-connections) or at its --hello-timeout. A PING without an answer is a
+ * HELLO's failure: SESSD_ERR_CONNECT with ETIMEDOUT or ECONNRESET, below.
  * SESSD_ERR_BAD_VERSION (errno EPROTONOSUPPORT): the server speaks another protocol version.
  * Any other status the server refuses the HELLO with is returned as it is, errno ECONNREFUSED.
  * SESSD_ERR_CONNECT: errno from the step that failed: the connect (ENOENT, ECONNREFUSED,
