@@ -554,7 +554,9 @@ bool client_resend_ready(struct sessd_client *c)
 	return false;
 }
 
-struct retire {
+/* One request alone in its exchange (a RETIRE, sessd_connect's PING), for its on_frame: the
+ * client, the request's id, and the status its reply gave. */
+struct lone_request {
 	struct sessd_client *c;
 	uint64_t request_id;
 	int status;
@@ -562,7 +564,7 @@ struct retire {
 
 static int retire_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
-	struct retire *r = ctx;
+	struct lone_request *r = ctx;
 	struct codec_reply rep;
 	struct mp_reader mr;
 	bool closed;
@@ -579,7 +581,7 @@ static int retire_on_frame(void *ctx, const uint8_t *body, size_t len)
 int client_retire_owed(struct sessd_client *c)
 {
 	struct codec_request req;
-	struct retire r = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	struct lone_request r = {.c = c, .status = SESSD_ERR_PROTOCOL};
 	char why[CLIENT_ERRMSG_SIZE];
 	int rc;
 
@@ -974,16 +976,10 @@ int client_ready(struct sessd_client *c)
 	return SESSD_OK;
 }
 
-/* The PING by which sessd_connect's sealed connection shows the secret (client_connect). */
-struct first_ping {
-	struct sessd_client *c;
-	uint64_t request_id;
-	int status;
-};
-
+/* The reply to the PING by which sessd_connect's sealed connection shows the secret. */
 static int first_ping_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
-	struct first_ping *p = ctx;
+	struct lone_request *p = ctx;
 	struct codec_reply rep;
 
 	p->status = client_check_reply(p->c, body, len, CODEC_OP_PING, p->request_id, &rep);
@@ -997,7 +993,7 @@ static int first_ping_on_frame(void *ctx, const uint8_t *body, size_t len)
 static int first_ping(struct sessd_client *c)
 {
 	struct codec_request req;
-	struct first_ping p = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	struct lone_request p = {.c = c, .status = SESSD_ERR_PROTOCOL};
 	int rc;
 
 	memset(&req, 0, sizeof(req));
