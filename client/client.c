@@ -554,7 +554,9 @@ bool client_resend_ready(struct sessd_client *c)
 	return false;
 }
 
-struct retire {
+/* One request alone in its exchange (a RETIRE, sessd_connect's PING), for its on_frame: the
+ * client, the request's id, and the status its reply gave. */
+struct lone_request {
 	struct sessd_client *c;
 	uint64_t request_id;
 	int status;
@@ -562,7 +564,7 @@ struct retire {
 
 static int retire_on_frame(void *ctx, const uint8_t *body, size_t len)
 {
-	struct retire *r = ctx;
+	struct lone_request *r = ctx;
 	struct codec_reply rep;
 	struct mp_reader mr;
 	bool closed;
@@ -579,7 +581,7 @@ static int retire_on_frame(void *ctx, const uint8_t *body, size_t len)
 int client_retire_owed(struct sessd_client *c)
 {
 	struct codec_request req;
-	struct retire r = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	struct lone_request r = {.c = c, .status = SESSD_ERR_PROTOCOL};
 	char why[CLIENT_ERRMSG_SIZE];
 	int rc;
 
@@ -972,4 +974,83 @@ int client_ready(struct sessd_client *c)
 	if (rc != SESSD_OK)
 		return connect_failed(c, rc);
 	return SESSD_OK;
+}
+
+/* The reply to the PING by which sessd_connect's sealed connection shows the secret. */
+static int first_ping_on_frame(void *ctx, const uint8_t *body, size_t len)
+{
+	struct lone_request *p = ctx;
+	struct codec_reply rep;
+
+	p->status = client_check_reply(p->c, body, len, CODEC_OP_PING, p->request_id, &rep);
+	if (p->status == SESSD_OK && reply_nil(&rep.result) != SESSD_OK)
+		p->status = client_error(p->c, SESSD_ERR_PROTOCOL, "PING's result is not nil");
+	/* A malformed reply: the stream can no longer be trusted (call_on_frame). */
+	return p->status == SESSD_ERR_PROTOCOL ? SESSD_ERR_PROTOCOL : SESSD_OK;
+}
+
+/* A PING on c's live connection, and its reply. Returns SESSD_OK, or why not. */
+static int first_ping(struct sessd_client *c)
+{
+	struct codec_request req;
+	struct lone_request p = {.c = c, .status = SESSD_ERR_PROTOCOL};
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.op = CODEC_OP_PING;
+	req.request_id = p.request_id = client_next_id(c);
+	buf_reset(&c->out);
+	if (codec_encode_request(&c->out, &req) == -1)
+		return client_error(c, SESSD_ERR_NOMEM, "out of memory");
+	rc = client_exchange(c, c->out.data, c->out.len, 1, first_ping_on_frame, &p);
+	if (rc != SESSD_OK)
+		return rc;
+	if (client_status_closes(p.status))
+		client_drop(c);
+	return p.status;
+}
+
+int client_connect(struct sessd_client *c)
+{
+	char why[CLIENT_ERRMSG_SIZE];
+	int rc = client_ready(c), err;
+
+	/* A plain connection is admitted with its HELLO; a sealed one that said nothing more
+	 * gave way to newcomers half a second later, at a full sessd, and was closed at its
+	 * --hello-timeout: a program that connects at its start and calls later lost it. */
+	if (rc != SESSD_OK || !c->sealed || c->spoke)
+		return rc;
+	rc = first_ping(c);
+	if (rc == SESSD_ERR_SHUTTING_DOWN && client_resend_ready(c))
+		rc = first_ping(c);
+	switch (rc) {
+	case SESSD_OK:
+		return SESSD_OK;
+	case SESSD_ERR_BUSY:
+		err = EAGAIN; /* sessd has no room for it: as a plain HELLO answered BUSY */
+		break;
+	case SESSD_ERR_TIMEOUT:
+	case SESSD_ERR_CLOSED:
+	case SESSD_ERR_SHUTTING_DOWN:
+		err = rc == SESSD_ERR_TIMEOUT ? ETIMEDOUT : ECONNRESET;
+		memcpy(why, c->errmsg, sizeof(why));
+		client_error(c, SESSD_ERR_CONNECT, "%s: %s",
+		             rc == SESSD_ERR_TIMEOUT ? "the PING after HELLO timed out"
+		                                     : "the PING after HELLO failed",
+		             why);
+		rc = SESSD_ERR_CONNECT;
+		break;
+	case SESSD_ERR_PROTOCOL:
+		err = EPROTO;
+		break;
+	case SESSD_ERR_NOMEM:
+		err = ENOMEM;
+		break;
+	default:
+		err = ECONNREFUSED;
+		break;
+	}
+	client_drop(c);
+	errno = err;
+	return connect_failed(c, rc);
 }

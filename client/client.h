@@ -135,6 +135,22 @@ size_t client_put_printable(char *dst, size_t size, size_t at, const void *src, 
 int client_ready(struct sessd_client *c);
 
 /*
+ * client_connect(c):
+ * client_ready for sessd_connect, which opens a connection ahead of its use: on a sealed one,
+ * also a PING at once, its first record (PROTOCOL.md, "Replayed HELLOs"). sessd counts a sealed
+ * connection as one that showed the secret only once a record from it opens: until then it
+ * gives way at --max-connections 0.5 s after its HELLO reply, is closed at --hello-timeout, and
+ * is admitted (or turned away, BUSY) only with that record. A PING that crosses a close
+ * (SHUTTING_DOWN before any reply) goes once more on a new connection (client_resend_ready).
+ * Returns what client_ready returns, and for the PING: SESSD_ERR_BUSY (errno EAGAIN: no room,
+ * as a plain HELLO's BUSY), SESSD_ERR_CONNECT (errno ETIMEDOUT, or ECONNRESET: the connection
+ * broke or the server is stopping), SESSD_ERR_PROTOCOL (EPROTO), SESSD_ERR_NOMEM (ENOMEM), or
+ * another status of the server's (ECONNREFUSED); c->errmsg says "cannot connect to URL: " and
+ * why, and the connection is dropped.
+ */
+int client_connect(struct sessd_client *c);
+
+/*
  * client_set_secret(c, secret, len):
  * Take the ${len} bytes of ${secret} (borrowed) for every HELLO, replacing any earlier secret:
  * with c->plain_auth a copy to show as it is (c->auth_field), else only the key derived from

@@ -434,7 +434,7 @@ int sessd_connect_errbuf(const char *url, const struct sessd_options *opts,
 			goto fail;
 		}
 	}
-	rc = client_ready(c);
+	rc = client_connect(c);
 	if (rc != SESSD_OK)
 		goto fail;
 	put_errbuf(errbuf, errbuf_len, "");

@@ -76,6 +76,19 @@ extern "C" {
 
 /* The release (sessctl -V): meson.build's project version, which the build checks. */
 #define SESSD_VERSION "0.1.0"
+/*
+ * This library's own version, which the build checks against the library's file name
+ * (libsessd.so.0.MINOR.PATCH) and pkg-config's (pkg-config --modversion libsessd): MAJOR is the
+ * soname's number; MINOR the newest symbol version, LIBSESSD_0.MINOR, raised with each call
+ * added; PATCH a release that only mends. So a program can ask at build time for a call that
+ * came later: sessd_result_lost came in 0.2 (#if SESSD_LIB_VERSION_MINOR >= 2, or pkg-config's
+ * libsessd >= 0.2). It is not SESSD_VERSION, the whole project's release, which moves apart.
+ */
+#define SESSD_LIB_VERSION "0.2.0"
+/* Its numbers, for #if. */
+#define SESSD_LIB_VERSION_MAJOR 0
+#define SESSD_LIB_VERSION_MINOR 2
+#define SESSD_LIB_VERSION_PATCH 0
 /* Length of an id from sessd_id_new, without its NUL. */
 #define SESSD_ID_LEN 43
 /* Length of the tag of session data (sessd_data_tag, sessd_set_if, sessd_touch_if). */
@@ -103,9 +116,9 @@ enum sessd_result {
 	SESSD_ERR_SHUTTING_DOWN = 11,
 	SESSD_ERR_LIMIT = 12,
 	/* The server had no room: for this connection, at its --max-connections (from
-	 * sessd_connect or a reconnection; sealed and let in on trial, from the first call
-	 * after the HELLO), or for an unfinished request. The connection is dropped; try again
-	 * later. */
+	 * sessd_connect or a call's reconnection: sealed and let in on trial, in answer to the
+	 * first record after the HELLO, sessd_connect's PING or the call's request), or for an
+	 * unfinished request. The connection is dropped; try again later. */
 	SESSD_ERR_BUSY = 13,
 	/* An answer rather than an error, as SESSD_NOT_FOUND: sessd_set_if, sessd_touch_if (or
 	 * a batch's SET_IF) found data other than what its tag names, or sessd_destroy_if_flash
@@ -198,8 +211,11 @@ struct sessd_options {
  * saying which.
  * SESSD_ERR_BUSY (errno EAGAIN): the server is at its connection limit (sessd
  * --max-connections) and none of its connections may give way; try again later. A sealed
- * connection is admitted only with its first request, so there sessd_connect succeeds and
- * that first call fails so.
+ * connection is admitted only with its first record, so on one sessd_connect sends a PING
+ * right after the HELLO and returns its answer (this too); the PING also keeps the
+ * connection, which sessd would otherwise close for a newcomer half a second after its HELLO
+ * reply (at --max-connections) or at its --hello-timeout. A PING without an answer is a
+ * HELLO's failure: SESSD_ERR_CONNECT with ETIMEDOUT or ECONNRESET, below.
  * SESSD_ERR_BAD_VERSION (errno EPROTONOSUPPORT): the server speaks another protocol version.
  * Any other status the server refuses the HELLO with is returned as it is, errno ECONNREFUSED.
  * SESSD_ERR_CONNECT: errno from the step that failed: the connect (ENOENT, ECONNREFUSED,

@@ -349,6 +349,31 @@ static void send_sealed_script(int fd, struct seal *seal, const uint8_t *script,
 	buf_finish(&out);
 }
 
+/* Answer the PING in ${plain} (one frame) with OK and nil, sealed. Returns 0 or -1. */
+static int answer_sealed_ping(int fd, struct seal *seal, const struct buf *plain)
+{
+	struct codec_request req;
+	struct buf reply, out;
+	uint32_t status;
+	const char *why;
+	size_t at;
+	int rc = -1;
+
+	if (codec_decode_request(plain->data + CODEC_HEADER_BYTES, plain->len - CODEC_HEADER_BYTES,
+	                         &req, &status, &why) == -1 ||
+	    req.op != CODEC_OP_PING)
+		fail("sessd_connect's first record is not a PING");
+	buf_init(&reply);
+	buf_init(&out);
+	if (codec_reply_open(&reply, req.request_id, CODEC_OK, &at) == 0 &&
+	    mp_write_nil(&reply) == 0 && codec_frame_close(&reply, at) == 0 &&
+	    seal_append_all(seal, &out, reply.data, reply.len) == 0)
+		rc = send_all(fd, out.data, out.len);
+	buf_finish(&reply);
+	buf_finish(&out);
+	return rc;
+}
+
 /* One connection: HELLO, the call's requests, the script, then the end of the stream. */
 static void *fake_serve(void *arg)
 {
@@ -373,7 +398,11 @@ static void *fake_serve(void *arg)
 		seal = send_sealed_hello_reply(fd, req.request_id, s->max_frame, &req.auth);
 		if (seal == NULL)
 			fail("the client's sealed HELLO is malformed");
-		if (recv_sealed_frames(fd, seal, &body, s->requests) == 0)
+		/* sessd_connect's PING, the connection's first record (client.c, client_connect),
+		 * is answered as sessd would before the call's requests are read. */
+		if (recv_sealed_frames(fd, seal, &body, 1) == 0 &&
+		    answer_sealed_ping(fd, seal, &body) == 0 &&
+		    recv_sealed_frames(fd, seal, &body, s->requests) == 0)
 			send_sealed_script(fd, seal, s->script, s->script_len);
 		seal_free(seal);
 		goto end;

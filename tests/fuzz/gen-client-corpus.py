@@ -139,16 +139,18 @@ def main():
         reply(2 + n, 0, GOOD[ITEM_CALL[i]]) for n, i in enumerate(items[:2])) + GOODBYE)
     # Sealed (byte 1's SEALED bit): the script's first byte says what becomes of the rest
     # (0: sealed whole, 1: a bit flipped at the next u16, 2: cut there, 3: sent unsealed).
-    seeds["sealed-get"] = seed("get", b"\x00" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+    # sessd_connect's PING (request id 2) is answered first: the call's ids start at 3.
+    seeds["sealed-get"] = seed("get", b"\x00" + reply(3, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
     seeds["sealed-get-then-goodbye"] = seed(
-        "get", b"\x00" + reply(2, 0, mp_bin(b"x")) + GOODBYE, MAX_FRAME_1M | SEALED)
+        "get", b"\x00" + reply(3, 0, mp_bin(b"x")) + GOODBYE, MAX_FRAME_1M | SEALED)
     seeds["sealed-get-flipped"] = seed(
-        "get", b"\x01\x00\x09" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+        "get", b"\x01\x00\x09" + reply(3, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
     seeds["sealed-get-cut"] = seed(
-        "get", b"\x02\x00\x0c" + reply(2, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
-    seeds["sealed-get-unsealed"] = seed("get", b"\x03" + reply(2, 0, GOOD["get"]),
+        "get", b"\x02\x00\x0c" + reply(3, 0, GOOD["get"]), MAX_FRAME_1M | SEALED)
+    seeds["sealed-get-unsealed"] = seed("get", b"\x03" + reply(3, 0, GOOD["get"]),
                                         MAX_FRAME_1M | SEALED)
-    sealed_batch = bytearray(batch_seed(items, b"\x00" + script))
+    sealed_script = b"".join(reply(3 + n, 0, GOOD[ITEM_CALL[i]]) for n, i in enumerate(items))
+    sealed_batch = bytearray(batch_seed(items, b"\x00" + sealed_script))
     sealed_batch[1] |= SEALED
     seeds["sealed-batch-every-op"] = bytes(sealed_batch)
     for name, data in seeds.items():

@@ -108,6 +108,37 @@ APP
 readelf -d "$dir/app" | grep -q 'NEEDED.*\[libsessd\.so\.0\]' ||
 	fail "the program does not need libsessd.so.0"
 echo "ok: a program builds with pkg-config --cflags --libs libsessd alone"
+# pkg-config gives the library's own version: the one its file is named by and sessd.h's
+# SESSD_LIB_VERSION, so that a build can ask for a call added since (sessd_result_lost came in
+# 0.2). It said the project's 0.1.0 for libsessd.so.0.2.0.
+modversion=$(pkg-config --modversion libsessd)
+[ "$(basename "$lib")" = "libsessd.so.$modversion" ] ||
+	fail "pkg-config --modversion libsessd says $modversion; the library is $(basename "$lib")"
+pkg-config --atleast-version=0.2 libsessd ||
+	fail "pkg-config --atleast-version=0.2 libsessd fails: it says $modversion"
+cat >"$dir/version.c" <<'APP'
+#include <sessd.h>
+
+#include <stdio.h>
+
+#if SESSD_LIB_VERSION_MAJOR != 0 || SESSD_LIB_VERSION_MINOR < 2
+#error "sessd_result_lost needs libsessd 0.2"
+#endif
+
+int main(void)
+{
+	printf("%s %d.%d.%d %d\n", SESSD_LIB_VERSION, SESSD_LIB_VERSION_MAJOR,
+	       SESSD_LIB_VERSION_MINOR, SESSD_LIB_VERSION_PATCH, sessd_result_lost(NULL));
+	return 0;
+}
+APP
+# shellcheck disable=SC2086 # the flags are words
+"$@" -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags "$dir/version.c" -o "$dir/version" \
+	$libs "${app_link[@]}" || fail "a program that checks SESSD_LIB_VERSION_MINOR does not build"
+said=$(LD_LIBRARY_PATH=$libdir "$dir/version") || fail "the version program failed"
+[ "$said" = "$modversion $modversion 0" ] ||
+	fail "sessd.h says '$said' where pkg-config says $modversion"
+echo "ok: pkg-config --modversion libsessd, the library's file and sessd.h say $modversion"
 printf '#include <sessd.h>\n' >"$dir/alone.c"
 # shellcheck disable=SC2086
 "$@" -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags -fsyntax-only "$dir/alone.c" ||

@@ -4353,11 +4353,25 @@ LEAK_CHECKED_TEST(auth, sealed_value_near_max_data)
 	free(big);
 }
 
+/* The bytes of the PING frame sessd_connect sends on a sealed connection (client_connect). */
+static size_t ping_frame_bytes(void)
+{
+	struct codec_request req = {.op = CODEC_OP_PING, .request_id = 2};
+	struct buf frame;
+	size_t len;
+
+	buf_init(&frame);
+	cr_assert_eq(codec_encode_request(&frame, &req), 0);
+	len = frame.len;
+	buf_finish(&frame);
+	return len;
+}
+
 /*
  * A batch of pipelined requests goes sealed in as few records as it fits in (one per 64 KiB
  * of frames, not one per request), and its replies come back whole: watched by a relay on a
- * connection that says HELLO and runs the one batch. Then a deep batch, to fill both socket
- * buffers both ways, over TCP.
+ * connection that says HELLO, sends sessd_connect's PING and runs the one batch. Then a deep
+ * batch, to fill both socket buffers both ways, over TCP.
  */
 LEAK_CHECKED_TEST(auth, sealed_batch)
 {
@@ -4402,7 +4416,8 @@ LEAK_CHECKED_TEST(auth, sealed_batch)
 	sniff_finish(&l, pid, report_fd, &rep);
 	cr_assert_not(rep.marker_seen);
 	cr_assert_gt(rep.c2s_plain, 3 * 65536, "the batch was only %zu bytes", rep.c2s_plain);
-	cr_assert_eq(rep.c2s_records, (rep.c2s_plain + 65535) / 65536,
+	/* Beside the batch's records, sessd_connect's PING went in one of its own. */
+	cr_assert_eq(rep.c2s_records, 1 + (rep.c2s_plain - ping_frame_bytes() + 65535) / 65536,
 	             "%zu bytes of requests went in %zu records", rep.c2s_plain, rep.c2s_records);
 
 	c = connect_with(daemon_.tcp_url, (struct sessd_options){.auth_file = auth_path});
@@ -4747,7 +4762,8 @@ static const enum fake_kx refusals[] = {
 };
 
 /*
- * Connection 0: a good exchange, one PING answered sealed, then closed at the next request.
+ * Connection 0: a good exchange, sessd_connect's PING and one more answered sealed, then
+ * closed at the next request.
  * Then one connection per refusals[] entry, each expected to end with nothing more sent.
  * Returns the child's exit status: 0, or 2 + the connection that went wrong.
  */
@@ -4764,7 +4780,7 @@ static int refusing_fake(int lfd)
 			return 2 + conn;
 		if (conn == 0) {
 			if (fake_kx_hello(&p, FAKE_KX_GOOD) == -1 || fake_answer_sealed(&p) == -1 ||
-			    fake_recv_sealed(&p, &req) == -1)
+			    fake_answer_sealed(&p) == -1 || fake_recv_sealed(&p, &req) == -1)
 				return 2;
 		} else if (fake_kx_hello(&p, refusals[conn - 1]) == -1 ||
 		           fake_expect_silence(p.fd) == -1) {
@@ -4790,10 +4806,10 @@ static pid_t sealed_fake_start(struct tmp_listener *l, int (*serve)(int lfd))
 }
 
 /*
- * Connection 0: a good exchange, a PING answered, the next request read and the connection
- * closed. Connection 1: the HELLO answered with a sealed SHUTTING_DOWN right behind, then
- * nothing more may come. Connection 2: a good exchange, a PING answered. Returns the child's
- * exit status: 0, or 2 + the connection that went wrong.
+ * Connection 0: a good exchange, sessd_connect's PING and another answered, the next request
+ * read and the connection closed. Connection 1: the HELLO answered with a sealed SHUTTING_DOWN
+ * right behind, then nothing more may come. Connection 2: a good exchange, a PING answered. Returns
+ * the child's exit status: 0, or 2 + the connection that went wrong.
  */
 static int goodbye_after_sealed_hello_fake(int lfd)
 {
@@ -4805,11 +4821,12 @@ static int goodbye_after_sealed_hello_fake(int lfd)
 		buf_init(&p.frame);
 		if ((p.fd = fake_accept(lfd)) == -1)
 			return 2 + conn;
-		if (conn == 1
-		        ? fake_kx_hello(&p, FAKE_KX_GOODBYE) == -1 ||
-		              fake_expect_silence(p.fd) == -1
-		        : fake_kx_hello(&p, FAKE_KX_GOOD) == -1 || fake_answer_sealed(&p) == -1 ||
-		              (conn == 0 && fake_recv_sealed(&p, &req) == -1))
+		if (conn == 1 ? fake_kx_hello(&p, FAKE_KX_GOODBYE) == -1 ||
+		                    fake_expect_silence(p.fd) == -1
+		              : fake_kx_hello(&p, FAKE_KX_GOOD) == -1 ||
+		                    (conn == 0 && fake_answer_sealed(&p) == -1) ||
+		                    fake_answer_sealed(&p) == -1 ||
+		                    (conn == 0 && fake_recv_sealed(&p, &req) == -1))
 			return 2 + conn;
 		fake_peer_finish(&p);
 	}
@@ -4906,7 +4923,8 @@ static void spoil_last_byte(struct buf *records)
 }
 
 /*
- * After a good exchange, records that must not be opened. Connection 0: one PING answered,
+ * After a good exchange, records that must not be opened. Connection 0: sessd_connect's PING
+ * and one more answered,
  * the next answered with a changed record. 1: a record of a malformed length (4 GiB - 1). 2:
  * one of 16 bytes (no plaintext). 3: one PING answered, the next with that same record again
  * (a replay). 4: a batch of three PINGs, the first answered in a good record, the other two
@@ -4929,7 +4947,8 @@ static int bad_records_fake(int lfd)
 		buf_reset(&records);
 		buf_reset(&first);
 		rc = 2 + conn;
-		if ((p.fd = fake_accept(lfd)) == -1 || fake_kx_hello(&p, FAKE_KX_GOOD) == -1)
+		if ((p.fd = fake_accept(lfd)) == -1 || fake_kx_hello(&p, FAKE_KX_GOOD) == -1 ||
+		    (conn == 0 && fake_answer_sealed(&p) == -1))
 			break;
 		if (conn == 0 || conn == 3) {
 			if (fake_recv_sealed(&p, &req) == -1 ||
@@ -5038,7 +5057,8 @@ LEAK_CHECKED_TEST(fake_server, sealed_records_that_do_not_open)
 }
 
 /*
- * Connection 0: a request answered with its reply's record sent twice (doubled on the path:
+ * Connection 0: sessd_connect's PING answered, then a request answered with its reply's
+ * record sent twice (doubled on the path:
  * the copy does not open). Connection 1: a request answered with its reply and, in the same
  * write, a sealed BAD_REQUEST of request id 0 (sessd's answer to a record of the client's
  * doubled on the path, before it closes). Connection 2: a request answered. Each time the
@@ -5062,6 +5082,7 @@ static int doubled_records_fake(int lfd)
 		buf_reset(&bad);
 		rc = 2 + conn;
 		if ((p.fd = fake_accept(lfd)) == -1 || fake_kx_hello(&p, FAKE_KX_GOOD) == -1 ||
+		    (conn == 0 && fake_answer_sealed(&p) == -1) ||
 		    fake_recv_sealed(&p, &req) == -1 ||
 		    fake_seal_nil(&p, req.request_id, &records) == -1)
 			break;
@@ -5668,4 +5689,94 @@ Test(client, the_file_name_says_the_newest_symbol_version)
 	                 path);
 	cr_expect_eq(sessd_result_lost(NULL), 0);
 	dlclose(lib);
+}
+
+/* A whole frame from the daemon, or its close, on ${fd} within ${ms}: whether it came. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) == 1;
+}
+
+/*
+ * sessd counts a sealed connection as one that showed the secret only once a record from it
+ * has opened (a recorded HELLO can be replayed): until then it gives way at --max-connections
+ * once 0.5 s have passed since its HELLO reply, is closed at --hello-timeout, and is admitted
+ * (or turned away, BUSY) only with that record. sessd_connect now sends a PING at once on a
+ * sealed connection, as connect-sessd does, so that a program that connects ahead of use
+ * (at its start, and calls later) keeps the connection it made, and learns at sessd_connect,
+ * as over a plain one, that sessd has no room for it. Before, sessd_connect sent nothing
+ * after the HELLO: a newcomer 0.7 s later displaced the program's connection rather than
+ * another newcomer, --hello-timeout 1 closed it within 1.5 s (its next call connected again),
+ * and a full daemon's BUSY came from the first call after sessd_connect had said SESSD_OK.
+ * About 6 s: the daemon's own half second, its --hello-timeout of 1 s and its 2 to 3 s of idleness
+ * before a connection may give way to a newcomer let in on trial are waited out.
+ */
+LEAK_CHECKED_TEST(auth, a_sealed_connect_shows_the_secret_at_once)
+{
+	const char *const limit[] = {"--auth-file", auth_path, "--max-connections", "2", NULL};
+	const char *const hello[] = {
+	    "--auth-file", auth_path, "--hello-timeout", "1", "--max-connections", "1", NULL};
+	struct sessd_options opts = {.auth_file = auth_path, .timeout_ms = 10000};
+	char errbuf[SESSD_ERRMSG_SIZE], want[SESSD_ERRMSG_SIZE];
+	struct sessd_client *c, *late = (struct sessd_client *)1;
+	struct sessd_stats *s;
+	int first, second, found, rc;
+
+	/* At --max-connections 2: the program's connection, 0.7 s after its HELLO reply, then two
+	 * newcomers that say nothing. The second displaces one not past HELLO: the first
+	 * newcomer, not the program's. */
+	cr_assert_eq(harness_stop(&daemon_), 0);
+	cr_assert_eq(harness_start(&daemon_, limit), 0);
+	c = connect_with(daemon_.unix_url, opts);
+	poll(NULL, 0, 700);
+	first = harness_connect(daemon_.unix_url);
+	cr_assert_neq(first, -1);
+	second = harness_connect(daemon_.unix_url);
+	cr_assert_neq(second, -1);
+	cr_expect(closed_within(first, 2000),
+	          "the first newcomer was not displaced: the program's connection, which had sent "
+	          "nothing after its HELLO for 0.7 s, gave way in its place");
+	close(first);
+	close(second);
+	cr_assert_eq(sessd_stats(c, 1, &s), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_expect_eq(stat_value(s, "connections_displaced_total", &found), 1);
+	cr_expect_eq(stat_value(s, "connections_total", &found), 3,
+	             "the program connected again (%llu connections)",
+	             (unsigned long long)stat_value(s, "connections_total", &found));
+	sessd_stats_free(s);
+	sessd_close(c);
+
+	/* --hello-timeout 1: the connection outlives it. */
+	cr_assert_eq(harness_stop(&daemon_), 0);
+	cr_assert_eq(harness_start(&daemon_, hello), 0);
+	c = connect_with(daemon_.unix_url, opts);
+	poll(NULL, 0, 1500);
+	cr_assert_eq(sessd_stats(c, 1, &s), SESSD_OK, "%s", sessd_errmsg(c));
+	cr_expect_eq(stat_value(s, "connections_total", &found), 1,
+	             "the connection was closed at --hello-timeout and made again (%llu)",
+	             (unsigned long long)stat_value(s, "connections_total", &found));
+	sessd_stats_free(s);
+
+	/* --max-connections 1, that connection idle for 3 s: a newcomer is let in on trial and
+	 * turned away with its first record, its client (this process) holding as many
+	 * connections as the idle one's. sessd_connect says so, as over a plain connection. */
+	poll(NULL, 0, 3200);
+	errno = 0;
+	rc = sessd_connect_errbuf(daemon_.unix_url, &opts, &late, errbuf, sizeof(errbuf));
+	if (rc == SESSD_OK) {
+		rc = sessd_ping(late);
+		cr_expect_eq(rc, SESSD_OK, "sessd_connect said SESSD_OK, its first call %s",
+		             sessd_strerror(rc));
+		sessd_close(late);
+	} else {
+		cr_expect_eq(rc, SESSD_ERR_BUSY, "%s: %s", sessd_strerror(rc), errbuf);
+		cr_expect_null(late);
+		cr_expect_eq(errno, EAGAIN, "errno %d (%s)", errno, strerror(errno));
+		snprintf(want, sizeof(want), "cannot connect to %s: BUSY: ", daemon_.unix_url);
+		cr_expect(strncmp(errbuf, want, strlen(want)) == 0, "%s", errbuf);
+	}
+	cr_expect_eq(sessd_ping(c), SESSD_OK, "%s", sessd_errmsg(c));
+	sessd_close(c);
 }

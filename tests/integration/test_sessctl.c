@@ -4229,3 +4229,21 @@ LEAK_CHECKED_TEST(sessctl, a_list_line_of_an_id_shaped_as_a_cookie_names_that_id
 	cr_assert_str_eq((char *)r.out.data, "victim's data");
 	run_free(&r);
 }
+
+/*
+ * --help says what list and find print an id shaped as a signed cookie with (\x3a, \x25:
+ * sessctl(1), IDS), beside the other \xNN cases: before, it named only bytes outside printable
+ * ASCII, the backslash and the edge spaces, and a script writer who read only the help met
+ * "s\x3a..." in list's output with nothing to say why.
+ */
+LEAK_CHECKED_TEST(sessctl, help_names_the_escapes_of_a_cookie_shaped_id)
+{
+	struct run r;
+
+	RUN(&r, "--help");
+	cr_assert(strstr((char *)r.out.data, "\\x3a") != NULL &&
+	              strstr((char *)r.out.data, "\\x25") != NULL,
+	          "%s", (char *)r.out.data);
+	expect(&r, 0, NULL);
+	run_free(&r);
+}
