@@ -4,8 +4,8 @@
 // processes share the daemon, which runs with --auth-file: the demos get the secret in
 // SESSD_AUTH_FILE, so their connections are sealed (the default). The browser moves between them.
 // playwright-core stays at 1.60 (package.json): 1.62 and later refuse to run on Node 18
-// ("Playwright requires Node.js 20 or higher"), and Node 18 is what scripts/deps installs from
-// Debian 12 on a machine without node; 1.60 drives Debian's current Chromium on Node 18 and 20.
+// ("Playwright requires Node.js 20 or higher"), which connect-sessd stated until stop 65 (the
+// tests now run on 20 everywhere: scripts/deps); 1.60 drives Debian's current Chromium.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
