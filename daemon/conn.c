@@ -156,9 +156,8 @@
 #define CONN_GOODBYE_UNPROVEN                                                                      \
 	"sessd closed this sealed connection for a newcomer at --max-connections: no record had "  \
 	"come from it since its HELLO was answered, and only a record shows the secret (a sealed " \
-	"HELLO can be replayed); requests without a reply were not carried out; send a request "   \
-	"or "                                                                                      \
-	"PING right after HELLO"
+	"HELLO can be replayed); requests without a reply were not carried out; "                  \
+	"send a request or PING right after HELLO"
 #define CONN_BUSY_AFTER_HELLO                                                                      \
 	"the server is at its --max-connections and no connection could give way: a client "       \
 	"holding more than this one's gives up one idle for 2 s, and one holding two or more "     \
