@@ -46,7 +46,8 @@ static int answer(int status, const char *body)
 int main(void)
 {
 	const char *url = getenv("SESSD_URL") ? getenv("SESSD_URL") : "unix:/run/sessd/sessd.sock";
-	struct sessd_options o = { .timeout_ms = 2000, .ns = "cgi", .auth_file = getenv("SESSD_AUTH_FILE") };
+	struct sessd_options o = {
+	    .timeout_ms = 2000, .ns = "cgi", .auth_file = getenv("SESSD_AUTH_FILE")};
 	struct sessd_client *c;
 	char why[SESSD_ERRMSG_SIZE];
 	struct sessd_flashes *flashes;
@@ -80,7 +81,8 @@ int main(void)
 	}
 	if (rc != SESSD_OK)
 		goto fail;
-	rc = sessd_flash_push_existing(c, id, id_len, "info", "Seen by the CGI", 15, left_ms, &queued);
+	rc = sessd_flash_push_existing(c, id, id_len, "info", "Seen by the CGI", 15, left_ms,
+	                               &queued);
 	if (rc == SESSD_NOT_FOUND) {
 		sessd_close(c);
 		return answer(401, "the session ended meanwhile");
@@ -99,7 +101,8 @@ int main(void)
 
 fail:
 	fprintf(stderr, "cgi-flash: %s (%s%s)\n", sessd_errmsg(c), sessd_strerror(rc),
-		sessd_outcome_unknown(c) ? ", may have been carried out" : "");
+	        sessd_outcome_unknown(c) ? ", may have been carried out" : "");
 	sessd_close(c);
-	return answer(rc == SESSD_ERR_CONNECT || rc == SESSD_ERR_AUTH ? 503 : 500, "something went wrong");
+	return answer(rc == SESSD_ERR_CONNECT || rc == SESSD_ERR_AUTH ? 503 : 500,
+	              "something went wrong");
 }

@@ -771,6 +771,26 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 }
 
 /*
+ * Replay the sealed HELLO ${auth} holds (recorded off the wire) on ${n} new connections, the
+ * i-th from 127.3.0.(i + 1), into ${fds}; each must be answered OK.
+ */
+static void replay_hello_from_hosts(int *fds, int n, const struct buf *auth)
+{
+	char source[32];
+	struct codec_reply rep;
+	uint8_t *body;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
+		fds[i] = connect_from(source);
+		rep = sealed_hello_with(fds[i], auth, &body);
+		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
+		             rep.status);
+		free(body);
+	}
+}
+
+/*
  * A sealed HELLO recorded off the wire can be replayed by anyone, from any address, and is
  * answered; only the record that follows shows the secret, and a replayer can never send it.
  * Counted as shown from the reply to --hello-timeout (10 s), replays from many hosts held their
@@ -782,15 +802,14 @@ LEAK_CHECKED_TEST_OPTS(hostile, many_hosts_spare_a_pool_opening, .timeout = 60)
 LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_opening, .timeout = 60)
 {
 	static const char secret[] = "replayed-hellos-spare-a-pool-0123456789";
-	char dir[] = "/tmp/sessd-replays-XXXXXX", path[64], source[32];
+	char dir[] = "/tmp/sessd-replays-XXXXXX", path[64];
 	const char *const args[] = {"--max-connections", "4", "--auth-file", path, NULL};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 2};
 	enum { SLOTS = 4 };
-	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32], *body;
+	uint8_t psk[SEAL_PSK_BYTES], c_pk[32], c_proof[32];
 	int replay[SLOTS], newcomer, next;
 	struct seal *recorded;
 	struct sealed pool;
-	struct codec_reply rep;
 	struct buf auth;
 
 	start_with_secret(dir, path, sizeof(path), secret, args);
@@ -800,14 +819,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, replayed_hellos_from_many_hosts_spare_a_pool_ope
 	cr_assert_not_null(recorded);
 	buf_init(&auth);
 	sealed_kx_map(&auth, c_pk, c_proof);
-	for (int i = 0; i < SLOTS; i++) {
-		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
-		replay[i] = connect_from(source);
-		rep = sealed_hello_with(replay[i], &auth, &body);
-		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
-		             rep.status);
-		free(body);
-	}
+	replay_hello_from_hosts(replay, SLOTS, &auth);
 	/* Past the round trip to a first record: the replays have shown nothing. */
 	harness_sleep_ms(1000);
 	/* The web server (127.0.0.1, holding no connection yet) opens its pool: the oldest
@@ -871,14 +883,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_hello_replayed_again_and_again_gets_no_credit,
 	cr_assert_eq(sealed_call(&honest, &ping, NULL, NULL), CODEC_OK);
 	/* The replayer fills the other four slots, each connection from a new host and answered
 	 * just now, as it does every half second. */
-	for (int i = 0; i < SLOTS; i++) {
-		snprintf(source, sizeof(source), "127.3.0.%d", i + 1);
-		replay[i] = connect_from(source);
-		rep = sealed_hello_with(replay[i], &auth, &body);
-		cr_assert_eq(rep.status, CODEC_OK, "replay %d is answered (status %u)", i,
-		             rep.status);
-		free(body);
-	}
+	replay_hello_from_hosts(replay, SLOTS, &auth);
 	/* The web server (127.0.0.1, holding no connection yet) opens its pool: the oldest replay
 	 * gives way to its first newcomer, which has not said HELLO yet ... */
 	newcomer = connect_from("127.0.0.1");

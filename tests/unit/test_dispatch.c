@@ -157,6 +157,17 @@ static uint32_t do_set(const char *ns, const char *id, const char *data, uint64_
 	return rep.status;
 }
 
+/* Set session "x" to "1" in each of the ${count} namespaces ns0000, ns0001, ... */
+static void set_in_namespaces(int count)
+{
+	char ns[16];
+
+	for (int i = 0; i < count; i++) {
+		snprintf(ns, sizeof(ns), "ns%04d", i);
+		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
+	}
+}
+
 static uint32_t do_get(const char *ns, const char *id, uint64_t now, char *data, size_t size)
 {
 	struct codec_request req = {.op = CODEC_OP_GET, .request_id = 3};
@@ -2104,7 +2115,7 @@ static int ticks_until_by_ns_lines(FILE *log, int lines, int most)
 LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
 {
 	enum { NAMESPACES = 3000 };
-	char ns[16], big[8192];
+	char big[8192];
 	struct store_stats s;
 	FILE *log = tmpfile();
 	int saved = dup(2), started_by_write, started_by_tick;
@@ -2112,10 +2123,7 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_takes_one_step_a_tick)
 	cr_assert_not_null(log);
 	cr_assert_geq(saved, 0);
 	hello();
-	for (int i = 0; i < NAMESPACES; i++) {
-		snprintf(ns, sizeof(ns), "ns%04d", i);
-		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
-	}
+	set_in_namespaces(NAMESPACES);
 	store_stats(fx.st, NULL, 0, &s);
 	store_set_max_bytes(fx.st, s.bytes + 1024);
 	memset(big, 'b', sizeof(big) - 1);
@@ -2193,10 +2201,7 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_through_dropped_namespaces_ends_a
 	cr_assert_not_null(log);
 	cr_assert_geq(saved, 0);
 	hello();
-	for (int i = 0; i < NAMESPACES; i++) {
-		snprintf(ns, sizeof(ns), "ns%04d", i);
-		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
-	}
+	set_in_namespaces(NAMESPACES);
 	memset(big, 'b', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	memset(mid, 'm', sizeof(mid) - 1);
@@ -2215,10 +2220,7 @@ LEAK_CHECKED_TEST(dispatch, the_no_memory_walk_through_dropped_namespaces_ends_a
 		snprintf(ns, sizeof(ns), "ns%04d", i);
 		cr_assert_eq(destroy_in(ns, "x"), CODEC_OK);
 	}
-	for (int i = 0; i < 500; i++) {
-		snprintf(ns, sizeof(ns), "ns%04d", i);
-		cr_assert_eq(do_set(ns, "x", "1", 60000, NOW), CODEC_OK);
-	}
+	set_in_namespaces(500);
 	/* SIGTERM: the walk, two steps from its end or more (2,500 namespaces, 1,024 seen), ends
 	 * now. */
 	dispatch_log_pending(fx.d);
