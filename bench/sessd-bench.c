@@ -365,20 +365,22 @@ static void bench_conn_flush(struct bench_conn *c);
 static void bench_conn_fill(struct bench_conn *c);
 static void bench_enter(struct bench *b, enum bench_phase phase);
 
-static void bench_mark_now(struct bench *b, struct bench_mark *m)
+/* The CPU figures now, stamped ${ns}: the caller's clock reading, so that the slices' times
+ * add up to the timed run's exactly, however long reading /proc takes on a loaded machine. */
+static void bench_mark_at(struct bench *b, struct bench_mark *m, uint64_t ns)
 {
-	m->ns = bench_now_ns();
+	m->ns = ns;
 	m->client_cpu_s = bench_self_cpu_s();
 	m->server_cpu_s = b->opt.server_pid > 0 ? bench_proc_threads_cpu_s(b->opt.server_pid) : -1;
 }
 
-/* End the slice now running: its time and CPU go to its side. */
-static void bench_slice_close(struct bench *b)
+/* End the slice now running at ${now}: its time and CPU go to its side. */
+static void bench_slice_close(struct bench *b, uint64_t now)
 {
 	struct bench_side *side = &b->sides[b->side];
 	struct bench_mark end;
 
-	bench_mark_now(b, &end);
+	bench_mark_at(b, &end, now);
 	side->ns += end.ns - b->mark.ns;
 	side->client_cpu_s += end.client_cpu_s - b->mark.client_cpu_s;
 	if (end.server_cpu_s < 0 || b->mark.server_cpu_s < 0)
@@ -408,7 +410,7 @@ static void bench_on_slice(evutil_socket_t fd, short what, void *arg)
 
 	if (b->phase != PHASE_TIMED)
 		return;
-	bench_slice_close(b);
+	bench_slice_close(b, bench_now_ns());
 	b->side = !b->side;
 	bench_schedule_slice(b);
 }
@@ -525,7 +527,7 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 		bench_sample_cpu(b, 0);
 		if (b->opt.versus) {
 			b->side = 0;
-			bench_mark_now(b, &b->mark);
+			bench_mark_at(b, &b->mark, now);
 			bench_schedule_slice(b);
 		}
 		bench_schedule(b, (uint64_t)(b->opt.duration_s * 1e9));
@@ -538,7 +540,7 @@ static void bench_enter(struct bench *b, enum bench_phase phase)
 			bench_sample_cpu(b, 1);
 		if (b->opt.versus && b->slice_timer) {
 			evtimer_del(b->slice_timer);
-			bench_slice_close(b);
+			bench_slice_close(b, now);
 		}
 		event_base_loopbreak(b->base);
 		return;
@@ -1020,17 +1022,20 @@ static void bench_report_versus(const struct bench *b, double ops_s, double serv
 	double cpu = server_cpu >= 0 ? bench_per_op(server_cpu * 1e6, b->all.count) : -1;
 
 	if (b->opt.json) {
-		printf(",\"slice_s\":%.3f,\"slices\":%u,\"versus\":{\"mix\":\"%s\","
-		       "\"value_size\":%zu,\"slices\":%u,\"duration_s\":%.3f,\"ops\":%" PRIu64
-		       ",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%" PRIu64
-		       ",\"client_cpu_us_per_op\":%.3f,\"bytes_sent_per_op\":%.1f,"
-		       "\"bytes_received_per_op\":%.1f",
-		       b->opt.slice_s, b->sides[0].slices, b->opt.versus, b->opt.versus_value_size,
-		       v->slices, secs, v->ops, v_ops_s, bench_us(hist_quantile(&v->latency, 0.5)),
-		       bench_us(hist_quantile(&v->latency, 0.99)), v->errors,
-		       bench_per_op(v->client_cpu_s * 1e6, v->ops),
-		       bench_per_op((double)v->bytes_sent, v->ops),
-		       bench_per_op((double)v->bytes_received, v->ops));
+		printf(
+		    ",\"slice_s\":%.3f,\"slices\":%u,\"timed_s\":%.3f,\"versus\":{\"mix\":\"%s\","
+		    "\"value_size\":%zu,\"slices\":%u,\"duration_s\":%.3f,\"ops\":%" PRIu64
+		    ",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"errors\":%" PRIu64
+		    ",\"client_cpu_us_per_op\":%.3f,\"bytes_sent_per_op\":%.1f,"
+		    "\"bytes_received_per_op\":%.1f",
+		    b->opt.slice_s, b->sides[0].slices,
+		    (double)(b->timed_end_ns - b->timed_start_ns) / 1e9, b->opt.versus,
+		    b->opt.versus_value_size, v->slices, secs, v->ops, v_ops_s,
+		    bench_us(hist_quantile(&v->latency, 0.5)),
+		    bench_us(hist_quantile(&v->latency, 0.99)), v->errors,
+		    bench_per_op(v->client_cpu_s * 1e6, v->ops),
+		    bench_per_op((double)v->bytes_sent, v->ops),
+		    bench_per_op((double)v->bytes_received, v->ops));
 		if (v_cpu >= 0)
 			printf(",\"server_cpu_us_per_op\":%.3f", v_cpu);
 		printf("},\"versus_ops_ratio\":%.4f", v_ops_s > 0 ? ops_s / v_ops_s : 0);
