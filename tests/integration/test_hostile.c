@@ -1647,7 +1647,7 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_flood_from_one_host_displaces_its_own, .timeou
 			harness_sleep_ms(PAST_HELLO_GRACE_MS);
 		if (i >= 3) {
 			for (long started = harness_mono_ms();
-			     gone < i - 2 && harness_mono_ms() - started < 5000;
+			     gone < i - 2 && harness_mono_ms() - started < 30000;
 			     harness_sleep_ms(5)) {
 				gone = turned_away(web);
 				for (int j = 0; j <= i; j++)
@@ -5256,7 +5256,7 @@ static void expect_changes_ran(int good, const char *ns)
 	req.ns = bytes(ns);
 	req.id = bytes("victim");
 	while ((status = harness_request(good, &req, NULL, NULL)) == CODEC_OK &&
-	       harness_mono_ms() - started < 5000)
+	       harness_mono_ms() - started < 30000)
 		harness_sleep_ms(10);
 	cr_assert_eq(status, CODEC_NOT_FOUND, "the DESTROY sent before leaving was carried out");
 	req.id = bytes("kept");
@@ -5382,7 +5382,7 @@ LEAK_CHECKED_TEST(hostile, changes_read_before_a_hang_up_run_after_a_failed_send
 	}
 	/* Nothing is held for the connection once its frames ran. */
 	started = harness_mono_ms();
-	while (stat_of(good, NULL, "connections") > 1 && harness_mono_ms() - started < 5000)
+	while (stat_of(good, NULL, "connections") > 1 && harness_mono_ms() - started < 30000)
 		harness_sleep_ms(10);
 	cr_assert_eq(stat_of(good, NULL, "connections"), 1);
 	cr_assert_lt(stat_of(good, NULL, "client_bytes"), 65536);
