@@ -270,9 +270,10 @@ int harness_tcp_orphans(unsigned local_port);
 /* harness_url_port(url): the port of "tcp://HOST:PORT". */
 unsigned harness_url_port(const char *url);
 
-/* harness_wait_read(fd): wait (up to 10 s, else the test fails) until the daemon has read all
- * that was sent on the Unix socket ${fd}, or closed it: what it has not read yet is charged to
- * our side's send queue (SIOCOUTQ). */
+/* harness_wait_read(fd): wait (up to 30 s, else the test fails) until the daemon has read all
+ * that was sent on ${fd}, or closed it: on a Unix socket what it has not read yet is charged
+ * to our side's send queue (SIOCOUTQ); over loopback IPv4 TCP it is its end's receive queue
+ * (/proc/net/tcp). */
 void harness_wait_read(int fd);
 
 /*

@@ -2963,7 +2963,11 @@ LEAK_CHECKED_TEST_OPTS(operator, out_of_descriptors_is_said_once, .timeout = 60)
 LEAK_CHECKED_TEST_OPTS(operator, held_back_accept_failures_are_said_at_the_period_end,
                        .timeout = 60)
 {
-	enum { CLIENTS = 80, PERIOD_MS = 10000, SLACK_MS = 2500, BURST_MS = 1000 };
+	/* SLACK_MS bounds a hang, not the tick's punctuality: the line is due at the first tick
+	 * past the period, which a loaded machine delays (its loop off the CPU for a third of a
+	 * second and more at a time), and without that tick it never comes before the SIGTERM
+	 * below. That it was not said before the period's end is checked apart. */
+	enum { CLIENTS = 80, PERIOD_MS = 10000, SLACK_MS = 20000, BURST_MS = 1000 };
 	struct harness_daemon d;
 	struct rlimit lim;
 	int fds[CLIENTS], fd;

@@ -469,10 +469,11 @@ static void frozen_daemon_outcomes(const char *url, bool plain)
 
 	cr_assert_eq(kill(daemon_.pid, SIGCONT), 0);
 	check = connect_with_secret(url, plain);
-	/* The frozen connections are read once sessd runs again: the push lands meanwhile. */
+	/* The frozen connections are read once sessd runs again: the push lands meanwhile (the
+	 * deadline only bounds a hang: a loaded machine's sessd catches up late). */
 	t0 = harness_mono_ms();
 	while (sessd_ttl(check, "frozen-push", 11, &ttl) == SESSD_NOT_FOUND &&
-	       harness_mono_ms() - t0 < 5000)
+	       harness_mono_ms() - t0 < 30000)
 		usleep(10000);
 	cr_assert_eq(sessd_flash_pop(check, "frozen-push", 11, NULL, &f), SESSD_OK,
 	             "the push that timed out was carried out: %s", sessd_errmsg(check));

@@ -617,7 +617,7 @@ static void wait_for_log(struct harness_daemon *d, const char *what, int times)
 	char *text = NULL;
 	int seen = 0;
 
-	for (long t = harness_mono_ms(); harness_mono_ms() - t < 5000 && seen < times;
+	for (long t = harness_mono_ms(); harness_mono_ms() - t < 30000 && seen < times;
 	     usleep(10000)) {
 		free(text);
 		text = harness_log(d);
@@ -1266,9 +1266,10 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_replayed_hello_is_closed_at_the_hello_timeout, 
  * secret) on ${n} new connections at once, into ${fds}: every connection is accepted first
  * (the PING on ${watcher} is answered after the accepts), so that as many HELLOs as possible
  * are ready in the same loop turn. ${junk} bytes follow each HELLO (0: none): more than the
- * daemon reads at once, they keep the client's close behind unread data.
+ * daemon reads at once, they keep the client's close behind unread data. The daemon is left
+ * stopped (harness_sigstop) before the HELLOs are written: the caller sends it SIGCONT.
  */
-static void hello_burst(struct sealed *watcher, int *fds, int n, size_t junk, bool stopped)
+static void hello_burst(struct sealed *watcher, int *fds, int n, size_t junk)
 {
 	struct codec_request hello = {.op = CODEC_OP_HELLO, .version = 1, .request_id = 1};
 	struct codec_request ping = {.op = CODEC_OP_PING, .request_id = 3};
@@ -1287,8 +1288,7 @@ static void hello_burst(struct sealed *watcher, int *fds, int n, size_t junk, bo
 		cr_assert_geq(fds[i], 0);
 	}
 	cr_assert_eq(sealed_call(watcher, &ping, NULL, NULL), CODEC_OK);
-	if (stopped)
-		cr_assert_eq(harness_sigstop(daemon_with_secret.pid), 0);
+	cr_assert_eq(harness_sigstop(daemon_with_secret.pid), 0);
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(harness_send_all(fds[i], frame.data, frame.len), 0);
 	seal_free(recorded);
@@ -1314,7 +1314,11 @@ LEAK_CHECKED_TEST_OPTS(sealed, a_burst_of_sealed_hellos_is_spread_over_loop_turn
 	int fds[N];
 
 	watcher = sealed_open(daemon_with_secret.unix_url);
-	hello_burst(&watcher, fds, N, 0, false);
+	/* Written with the daemon stopped, so that it meets them all in one turn: running, it
+	 * could answer each HELLO as it came while a loaded machine kept this process writing
+	 * them one by one, and none was put off. */
+	hello_burst(&watcher, fds, N, 0);
+	cr_assert_eq(kill(daemon_with_secret.pid, SIGCONT), 0);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(harness_recv_frame(fds[i], &body, &len), 0, "HELLO %d has no reply",
 		             i);
@@ -1350,7 +1354,7 @@ static void replays_closed_at_once(size_t junk)
 	/* Sent and closed with the daemon stopped, so that it meets them all in one turn: running,
 	 * it could answer every HELLO while a loaded machine kept this process from closing them
 	 * (CI at stop 63: 287 put off, all answered before their clients hung up). */
-	hello_burst(&watcher, fds, N, junk, true);
+	hello_burst(&watcher, fds, N, junk);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
 	cr_assert_eq(kill(daemon_with_secret.pid, SIGCONT), 0);

@@ -1199,7 +1199,10 @@ LEAK_CHECKED_TEST(security, a_secret_in_the_unread_input_of_a_connection_evicted
 		buf_finish(&auth);
 		free(shown);
 	}
-	harness_sleep_ms(300);
+	/* Read by the daemon (or closed): an eviction is decided as it reads, and its BUSY sent
+	 * in that turn. A guessed 300 ms (and a second's poll) is not that on a loaded machine. */
+	for (size_t i = 0; i < 3; i++)
+		harness_wait_read(victims[i].fd);
 	for (size_t i = 0; i < 3; i++) {
 		struct pollfd pfd = {.fd = victims[i].fd, .events = POLLIN};
 

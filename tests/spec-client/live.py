@@ -58,8 +58,11 @@ class Daemon:
             BAD_EXITS.append(self.proc.returncode)
 
 
-def ended(c, timeout=3.0):
-    """True if the server ends the stream (or resets it) within timeout with nothing more."""
+def ended(c, timeout=30.0):
+    """True if the server ends the stream (or resets it) within timeout with nothing more.
+
+    The timeout bounds a hang only: each use waits for an end that must come, and a loaded
+    machine stops sessd for a third of a second and more at a time."""
     c.sock.settimeout(timeout)
     try:
         while True:
@@ -748,7 +751,7 @@ def check_other_configs(sessd, t):
         b = Conn(d.tcp)
         b.hello_sealed(SECRET)
         t0 = time.monotonic()
-        t.ok("hello timeout: closed, no reply", ended(a, 4) and not a.inbuf, repr(a.inbuf))
+        t.ok("hello timeout: closed, no reply", ended(a) and not a.inbuf, repr(a.inbuf))
         try:
             r = b.read_reply()
             t.ok("hello timeout, sealed HELLO answered and no record: SHUTTING_DOWN sealed id 0",
