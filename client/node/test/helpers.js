@@ -87,32 +87,27 @@ async function settledThisTurn(promises) {
   return settled === promises.length;
 }
 
-// loopLag(pids): from now on, how long this process's event loop (its main thread) and the
-// processes pids (a daemon's, say) waited for a CPU while they had work to do: the run-queue
-// delay the kernel counts per thread (/proc/PID/schedstat, its second field). A loaded machine
-// runs everything late (CI's grading machine held sessd's event loop off the CPU for up to
-// 359 ms at a time): an assertion that something took at most N ms asserts
-// took <= N + lag.totalMs instead, which the machine's load does not break and code that
-// waits too long still does (on an idle machine totalMs is about 0). totalMs grows until
-// stop(), which returns the lag with its final figure. Without /proc (not Linux) it stays 0:
-// the bounds are then as strict as before.
+// loopLag(): from now on, how long this process's event loop (its main thread) waited for a
+// CPU while it had work to do: the run-queue delay the kernel counts per thread
+// (/proc/self/schedstat, its second field). A loaded machine runs everything late (CI's
+// grading machine held sessd's event loop off the CPU for up to 359 ms at a time): an
+// assertion that something took at most N ms asserts took <= N + lag.totalMs instead, which
+// the machine's load does not break and code that waits too long still does (on an idle
+// machine totalMs is about 0). totalMs grows until stop(), which returns the lag with its
+// final figure. Without /proc (not Linux) it stays 0: the bounds are then as strict as before.
 // Not a probe timer's lateness, summed: on a loaded machine every wake-up waits for a CPU, and
 // a 10 ms probe's sum grew to 2851 ms in 3136 (load 40), where the 300 ms timer it was meant
 // to allow for waited one wake-up's worth.
-function loopLag(pids = []) {
-  const waitedMs = (pid) => {
+function loopLag() {
+  const waitedMs = () => {
     try {
-      return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+      return Number(fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e6;
     } catch {
-      return null; // not Linux, or the process has ended: its wait is not known
+      return null; // not Linux: the wait is not known
     }
   };
-  const all = ['self', ...pids];
-  const start = all.map(waitedMs);
-  const sum = () => Math.round(all.reduce((ms, pid, i) => {
-    const now = start[i] === null ? null : waitedMs(pid);
-    return ms + (now === null ? 0 : now - start[i]);
-  }, 0));
+  const start = waitedMs();
+  const sum = () => (start === null ? 0 : Math.round(waitedMs() - start));
   let final = null;
   return {
     get totalMs() {
