@@ -123,9 +123,19 @@ test('a logout while a slow request of the session runs: the session stays ended
   const ns = 'mid-request-logout';
   const { store, b } = await signedInNear(t, ns);
   const sid = sidOf(b);
+  // The slow request has read the session (and, near its end, renews it) before the logout:
+  // waited for, where a fixed 300 ms was a guess a loaded machine need not meet (a logout
+  // first, and the slow page was served signed out).
+  let read = false;
+  const get = store.get;
+  store.get = function readOnce(id, cb) {
+    return get.call(this, id, (err, sess) => {
+      read = true;
+      cb(err, sess);
+    });
+  };
   const slow = b.get(`/?wait=${SLOW_MS}`);
-  // The slow request has read the session (and, near its end, renewed it) before the logout.
-  await sleep(300);
+  await waitFor(() => read, 'the slow request to read the session');
   const other = new Browser(b.base);
   other.cookies = new Map(b.cookies);
   assert.equal((await other.post('/logout')).status, 303);

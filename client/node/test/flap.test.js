@@ -11,7 +11,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { encode } = require('@msgpack/msgpack');
 const { Client, codec } = require('..');
-const { fakePeer, waitFor, sleep, settledThisTurn } = require('./helpers');
+const { fakePeer, waitFor, sleep, settledThisTurn, mostConnections } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const HELLO_RESULT = { version: 1, max_frame: 1048576, server_id: '0'.repeat(32) };
@@ -29,20 +29,6 @@ async function flappingPeer(t) {
     else s.write(reply);
   }));
   return peer;
-}
-
-// mostConnections(elapsedMs, minMs, maxMs): the most connections one slot can open in
-// elapsedMs when each loss is a failed attempt: its first, then one after each wait, the k-th
-// wait (from 0) being at least half of min(maxMs, minMs * 2^k) (full jitter in the upper half).
-// Timers fire late on a busy machine, never early: a slower machine opens fewer.
-function mostConnections(elapsedMs, minMs, maxMs) {
-  let n = 1;
-  let at = 0;
-  for (let k = 0; ; k++) {
-    at += Math.min(maxMs, minMs * 2 ** k) / 2;
-    if (at > elapsedMs) return n;
-    n++;
-  }
 }
 
 test('a server that answers HELLO then closes at once: each slot backs off, it does not reconnect in a loop', async (t) => {

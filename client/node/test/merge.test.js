@@ -444,7 +444,9 @@ async function nothingStored(store, sid, others, what) {
   assert.equal(await store.get(sid), null, what);
   assert.equal(await store.client.get(store.namespace, sid), null, what);
   assert.deepEqual(await store.client.flashPop(store.namespace, sid, null), {}, what);
-  assert.deepEqual(await store.ids(), others, `${what}: the id came back`);
+  // The id checked is said too: a loaded machine listed one once (merge-flash-expired, stop 66),
+  // and whether it was sid come back or another session was not known.
+  assert.deepEqual(await store.ids(), others, `${what}: the id came back (the one checked: ${sid})`);
   assert.equal(await store.length(), others.length, what);
   assert.equal(await store.client.count(store.namespace), others.length, what);
 }

@@ -15,7 +15,7 @@ const { encode, decode } = require('@msgpack/msgpack');
 const { Client, codec } = require('..');
 const { Connection } = require('../lib/connection');
 const seal = require('../lib/seal');
-const { once, sleep, waitFor, REPO_DIR } = require('./helpers');
+const { once, sleep, waitFor, mostConnections, REPO_DIR } = require('./helpers');
 
 const { OP, STATUS } = codec;
 const V = JSON.parse(fs.readFileSync(path.join(REPO_DIR, 'protocol/seal-vectors.json'), 'utf8'));
@@ -289,13 +289,19 @@ test('seal: a Client refused by an impostor says ESESSD_AUTH and backs off', asy
   const c = new Client({ url, auth: SECRET, poolSize: 1 });
   t.after(() => c.terminate());
   const err = await once(c, 'disconnect');
+  const failedAt = Date.now();
   assert.equal(err.code, 'ESESSD_AUTH');
   await assert.rejects(c.get(null, 'x'), (e) => e.code === 'ESESSD_AUTH');
   await sleep(500);
   c.terminate();
+  const elapsed = Date.now() - failedAt;
   // reconnectMinMs 50, doubling, jitter in the upper half (25-50, 50-100, 100-200, 200-400
-  // ms): the first attempt and at most 5 more in the 500 ms after it failed.
-  assert.ok(peers.length >= 2 && peers.length <= 6, `${peers.length} attempts in 500 ms`);
+  // ms): the first attempt and at most 5 more in the 500 ms after it failed, one more for a
+  // timer a millisecond early. The bound follows the time that passed: on a loaded machine
+  // the sleep lasts longer (CI's grading machine held processes off the CPU for 359 ms at a
+  // time), and the pool has tried more by then.
+  const most = mostConnections(elapsed, 50, 2000) + 1;
+  assert.ok(peers.length >= 2 && peers.length <= most, `${peers.length} attempts in ${elapsed} ms (at most ${most} with the backoff)`);
   // Each attempt is a fresh exchange (a fresh ephemeral key), and none sent anything after HELLO.
   const answered = peers.filter((p) => p.helloLength);
   assert.equal(new Set(answered.map(kxOf)).size, answered.length);

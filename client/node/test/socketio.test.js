@@ -15,7 +15,7 @@ const { Server } = require('socket.io');
 const { io: ioClient } = require('socket.io-client');
 const { SessdStore, flash } = require('..');
 const { FLASH_PUSHES } = require('../lib/store');
-const { Daemon, sleep } = require('./helpers');
+const { Daemon, sleep, waitFor } = require('./helpers');
 
 const SECRET = 'socketio-test-secret';
 let daemon;
@@ -144,13 +144,30 @@ test('a socket of a session read at its handshake: an HTTP logout stays, its sav
 });
 
 test('a socket that reload()s before its change keeps a session HTTP kept alive past the handshake cookie\'s expiry', async (t) => {
-  const { get, connect } = await app(t, { maxAge: 1000 });
+  // Pages every 400 ms keep the session alive (rolling) from the login on, while the socket
+  // connects and until the cookie its handshake read has ended, however long each takes: with
+  // maxAge 1000 and three pages after the connect, a loaded machine's slow connect or page
+  // (CI's grading machine held processes off the CPU for 359 ms at a time; here, at load 37,
+  // a connect took over 2 s and a page 2.5 s) let the session itself expire first. With 3000
+  // a page may take 2.6 s; the test lasts about 3.5 s where it lasted 1.7.
+  const maxAge = 3000;
+  const { get, connect } = await app(t, { maxAge });
   const { cookie } = await get('/login?user=dave');
+  let keeping = true;
+  const users = [];
+  const keeper = (async () => {
+    while (keeping) {
+      await sleep(400);
+      users.push((await get('/state', cookie)).body.user);
+    }
+  })();
   const s = await connect(cookie);
-  for (let i = 0; i < 3; i++) {
-    await sleep(400);
-    await get('/state', cookie);
-  }
+  // Not before the handshake's cookie ends: the handshake read it before the connect.
+  const handshakeEnds = Date.now() + maxAge;
+  await waitFor(() => Date.now() > handshakeEnds + 200, "the handshake cookie's end", 60000);
+  keeping = false;
+  await keeper;
+  assert.deepEqual(new Set(users), new Set(['dave']), 'the pages kept the session alive');
   assert.equal(await emit(s, 'reloadinc'), null);
   await sleep(500);
   assert.equal((await get('/state', cookie)).body.user, 'dave');

@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Client } = require('..');
-const { Daemon, waitFor } = require('./helpers');
+const { Daemon, waitFor, settledThisTurn } = require('./helpers');
 
 let daemon;
 
@@ -101,21 +101,15 @@ test('stall: a flash pop in flight when the client is terminated leaves its mess
   });
 });
 
-// settled(promise, ms): the promise, or a rejection after ms if it has not settled by then.
-function settled(promise, ms) {
-  let timer;
-  const late = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 // A readiness probe that calls client.ready() after the app closed its store (shutting down
 // while sessd is down): a closed client no longer reconnects, so the wait must end with
 // ESESSD_CLOSED, as the README says, not hang for ever as it did without a timeout.
 test('stall: ready() on a closed client rejects at once, with or without a timeout', async () => {
   const c = new Client({ url: 'unix:/nonexistent/sessd.sock', poolSize: 1, reconnectMaxMs: 100 });
   c.close();
-  await assert.rejects(settled(c.ready(), 2000), (err) => err.code === 'ESESSD_CLOSED');
-  await assert.rejects(settled(c.ready({ timeoutMs: 60000 }), 2000), (err) => err.code === 'ESESSD_CLOSED');
+  // "At once": before the event loop's next turn (settledThisTurn), which a loaded machine
+  // does not change, where "within 2000 ms" was a guess at how busy it is.
+  const waits = [c.ready(), c.ready({ timeoutMs: 60000 })];
+  assert.ok(await settledThisTurn(waits), 'ready() on a closed client waited');
+  for (const wait of waits) await assert.rejects(wait, (err) => err.code === 'ESESSD_CLOSED');
 });
