@@ -16,7 +16,9 @@
  * snapshot's switch to a new segment the loop serves reads while the old segment's last sync
  * is held, changes wait for it, and a kill around it keeps every answered write; a failed
  * fdatasync leaves its change unanswered and refuses changes until a snapshot, and a kill after
- * it keeps every answered write.
+ * it keeps every answered write; a torture of kills at random moments (as snapshots run, and on
+ * a disk that fills) under clients sending every kind of change keeps each acknowledged one
+ * exactly, flash pops and lifetimes too.
  */
 #include <criterion/criterion.h>
 
