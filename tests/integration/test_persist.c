@@ -2211,6 +2211,8 @@ static struct torture_key torture_read_key(int fd, int client, int key, const ch
 	get.id = ttl.id = pop.id = str(id);
 	*data_len = 0;
 	*ttl_ms = -1;
+	/* harness_request gives a result (to free) with every reply, NOT_FOUND's nil too. */
+	res = NULL;
 	if (call(fd, &get, &res, &len) == CODEC_OK) {
 		mp_reader_init(&r, res, len);
 		cr_assert_eq(mp_read_bin(&r, &got), 0);
@@ -2222,14 +2224,15 @@ static struct torture_key torture_read_key(int fd, int client, int key, const ch
 		mp_reader_init(&r, res, len);
 		cr_assert_eq(mp_read_uint(&r, &left), 0);
 		*ttl_ms = (int64_t)left;
-		free(res);
 	}
+	free(res);
 	/* A pop that removes messages is a change: refused (IO_ERROR) on a restart onto the full
 	 * disk. The data was read there; the room comes back for the pop, as sessd(8) says,
 	 * within about a second. */
 	for (long until = harness_mono_ms() + 15000;
 	     (*pop_status = call(fd, &pop, &res, &len)) == CODEC_IO_ERROR &&
 	     harness_mono_ms() < until;) {
+		free(res);
 		if (filler != NULL && unlink(filler) == -1)
 			cr_assert_eq(errno, ENOENT, "%s: %s", filler, strerror(errno));
 		harness_sleep_ms(50);
@@ -2240,8 +2243,8 @@ static struct torture_key torture_read_key(int fd, int client, int key, const ch
 	if (*pop_status == CODEC_OK) {
 		memcpy(res_pop, res, len < 4096 ? len : 4096);
 		*pop_len = len < 4096 ? len : 4096;
-		free(res);
 	}
+	free(res);
 	return found;
 }
 
