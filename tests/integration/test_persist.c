@@ -16,7 +16,9 @@
  * snapshot's switch to a new segment the loop serves reads while the old segment's last sync
  * is held, changes wait for it, and a kill around it keeps every answered write; a failed
  * fdatasync leaves its change unanswered and refuses changes until a snapshot, and a kill after
- * it keeps every answered write.
+ * it keeps every answered write; a torture of kills at random moments (as snapshots run, and on
+ * a disk that fills) under clients sending every kind of change keeps each acknowledged one
+ * exactly, flash pops and lifetimes too.
  */
 #include <criterion/criterion.h>
 
@@ -1867,6 +1869,580 @@ static void fill_volume(const char *dir, const char *path, unsigned long left)
 	cr_assert_lt(tries, TRIES, "the volume kept gaining space: %lu bytes free, not %lu",
 	             (unsigned long)(vfs.f_bfree * vfs.f_frsize), left);
 	close(fd);
+}
+
+/*
+ * The torture of kills: several client processes send SET, SET_IF, TOUCH, DESTROY, FLASH_PUSH
+ * and FLASH_POP (all types) to keys of their own without pause, under --fsync always and a
+ * snapshot every 16 KiB of log (one at a time, forked, their switches and compactions
+ * continually under way), and sessd is killed (SIGKILL) at a random moment, some cycles just
+ * as a snapshot's child is seen, then restarted. Each client reports every request before it
+ * sends it and every reply as it reads it (a pipe to the test), so the test's model holds
+ * every acknowledged change, and of each client at most one change in flight: after the
+ * restart every key must hold exactly what the model says (data byte for byte, the lifetime
+ * of its last SET, SET_IF or TOUCH, every flash message pushed and not popped, none popped),
+ * or, for the key of a change in flight, exactly what it says with that change carried out
+ * whole. A FLASH_POP whose reply was read is acknowledged like any change: a message it
+ * returned must not come back. The clients check as they go too: a SET_IF is made over the
+ * tag of the data the model holds, so CONFLICT (or NOT_FOUND on data) is data lost or
+ * changed; a pop must return exactly the messages the model holds.
+ *
+ * On a small volume (a tmpfs of its own, mount_small_volume), some cycles leave too little
+ * room, so the disk fills while the clients write: changes are refused (IO_ERROR: nothing
+ * changed) or their connections closed unanswered (in flight); the kill then comes on a full
+ * disk, and the restart on it or with the room back.
+ *
+ * A few seconds by default; SESSD_TORTURE_CYCLES=N runs N cycles (each about 0.1-0.8 s).
+ */
+#define TORTURE_CLIENTS 4
+#define TORTURE_KEYS    6
+#define TORTURE_QUEUE   8    /* flash messages a key holds at most (the clients pop past it) */
+#define TORTURE_DATA    3000 /* the most bytes of data a SET writes */
+#define TORTURE_SLACK   1500 /* ms: the lifetime TTL answers, beside the model's bounds */
+
+enum torture_op { T_SET, T_SET_IF, T_TOUCH, T_DESTROY, T_PUSH, T_POP, T_OPS };
+
+static const char *const torture_op_name[T_OPS] = {"SET",     "SET_IF",     "TOUCH",
+                                                   "DESTROY", "FLASH_PUSH", "FLASH_POP"};
+
+/* One key as acknowledged: its data (by generation, torture_value), its lifetime's bounds
+ * (wall clock, ms: the expiry sessd chose lies between), its flash messages, oldest first. */
+struct torture_key {
+	bool has_data;
+	uint32_t gen;
+	int64_t expires_lo, expires_hi;
+	size_t queued;
+	uint32_t msg_gen[TORTURE_QUEUE];
+	uint8_t msg_type[TORTURE_QUEUE]; /* 0: "a", 1: "b" */
+};
+
+/* A client's report: a request about to be sent (done false), or its reply read. */
+struct torture_note {
+	bool done;
+	uint8_t op, key, type;
+	int32_t status;
+	uint32_t gen;
+	uint64_t ttl_ms;
+	int64_t sent_ms, done_ms;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void torture_id(char id[32], int client, int key)
+{
+	snprintf(id, 32, "c%d-k%d", client, key);
+}
+
+/* The data of generation ${gen} of a key: its length and bytes follow from the three. */
+static size_t torture_value(uint8_t *v, int client, int key, uint32_t gen)
+{
+	uint32_t x = gen * 2654435761u ^ (uint32_t)(client * 131 + key);
+	size_t len = 1 + x % TORTURE_DATA;
+
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		v[i] = (uint8_t)(x >> 16);
+	}
+	memcpy(v, &gen, len < sizeof(gen) ? len : sizeof(gen));
+	return len;
+}
+
+static void torture_msg(char out[48], int client, int key, uint32_t gen)
+{
+	snprintf(out, 48, "c%d/k%d/g%u", client, key, gen);
+}
+
+/* ${k} with the change of ${n} carried out as its reply ${status} says. */
+static void torture_apply(struct torture_key *k, const struct torture_note *n, int32_t status,
+                          int64_t done_ms)
+{
+	if (status != CODEC_OK)
+		return;
+	switch (n->op) {
+	case T_SET:
+	case T_SET_IF:
+	case T_TOUCH:
+		/* A SET sets the lifetime as a TOUCH does. */
+		if (n->op != T_TOUCH) {
+			k->has_data = true;
+			k->gen = n->gen;
+		}
+		k->expires_lo = n->sent_ms + (int64_t)n->ttl_ms;
+		k->expires_hi = done_ms + (int64_t)n->ttl_ms;
+		break;
+	case T_DESTROY:
+		k->has_data = false;
+		k->queued = 0;
+		break;
+	case T_PUSH:
+		if (k->queued < TORTURE_QUEUE) {
+			k->msg_gen[k->queued] = n->gen;
+			k->msg_type[k->queued] = n->type;
+			k->queued++;
+		}
+		break;
+	case T_POP:
+		k->queued = 0;
+		break;
+	}
+}
+
+/* Whether the pop-all reply ${res} holds exactly ${k}'s messages. */
+static bool torture_pop_matches(const struct torture_key *k, int client, int key,
+                                const uint8_t *res, size_t len)
+{
+	struct mp_reader r;
+	uint32_t pairs, n;
+	size_t seen = 0;
+
+	mp_reader_init(&r, res, len);
+	if (mp_read_map(&r, &pairs) == -1)
+		return false;
+	for (uint32_t p = 0; p < pairs; p++) {
+		struct mp_bytes type, msg;
+		size_t at = 0;
+		int t;
+
+		if (mp_read_str(&r, &type) == -1 || type.len != 1 || mp_read_array(&r, &n) == -1)
+			return false;
+		t = type.ptr[0] == 'a' ? 0 : type.ptr[0] == 'b' ? 1 : -1;
+		if (t == -1)
+			return false;
+		for (uint32_t i = 0; i < n; i++) {
+			char want[48];
+
+			while (at < k->queued && k->msg_type[at] != t)
+				at++;
+			if (at == k->queued || mp_read_str(&r, &msg) == -1)
+				return false;
+			torture_msg(want, client, key, k->msg_gen[at]);
+			if (msg.len != strlen(want) || memcmp(msg.ptr, want, msg.len) != 0)
+				return false;
+			at++;
+			seen++;
+		}
+		while (at < k->queued && k->msg_type[at] != t)
+			at++;
+		if (at < k->queued)
+			return false; /* a message of the type is missing */
+	}
+	return seen == k->queued && r.pos == r.end;
+}
+
+static void torture_note_send(int report_fd, const struct torture_note *n)
+{
+	if (write(report_fd, n, sizeof(*n)) != (ssize_t)sizeof(*n))
+		_exit(3);
+}
+
+/*
+ * A client process: requests to its own keys (${model}, its copy of the test's model) until
+ * its connection ends, reporting each (torture_note). Exits 0 at the end of its connection;
+ * 10 + op when a reply disagrees with the model (data lost or changed under the client).
+ */
+static void torture_client(const char *url, int client, uint32_t first_gen,
+                           struct torture_key *model, int report_fd, uint64_t seed)
+{
+	struct codec_request hello = {.op = CODEC_OP_HELLO, .version = 1};
+	int fd = harness_connect(url);
+	uint8_t value[TORTURE_DATA + 8];
+	uint32_t gen = first_gen;
+	uint64_t rng = seed | 1;
+
+	if (fd == -1 || call(fd, &hello, NULL, NULL) != CODEC_OK)
+		_exit(0); /* killed before its HELLO: nothing sent */
+	for (;;) {
+		struct codec_request req = {.ttl_ms = 0};
+		struct torture_note n = {.done = false};
+		struct torture_key *k;
+		uint8_t tag[CODEC_TAG_BYTES], *res = NULL;
+		char id[32], msg[48];
+		size_t len = 0, res_len = 0;
+		int status;
+
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		n.key = (uint8_t)(rng % TORTURE_KEYS);
+		n.op = (uint8_t)((rng >> 8) % T_OPS);
+		k = &model[n.key];
+		if (n.op == T_PUSH && k->queued == TORTURE_QUEUE)
+			n.op = T_POP;
+		n.gen = ++gen;
+		n.type = (uint8_t)((rng >> 16) % 2);
+		/* Lifetimes of 1 to 2 hours in whole seconds: one lost is seen in TTL. */
+		n.ttl_ms = 3600000u + (uint64_t)((rng >> 24) % 3600) * 1000u;
+		torture_id(id, client, n.key);
+		req.ns = str("torture");
+		req.id = str(id);
+		req.ttl_ms = n.ttl_ms;
+		switch (n.op) {
+		case T_SET:
+		case T_SET_IF:
+			len = torture_value(value, client, n.key, n.gen);
+			req.op = n.op == T_SET ? CODEC_OP_SET : CODEC_OP_SET_IF;
+			req.data = bytes(value, len);
+			if (n.op == T_SET_IF) {
+				uint8_t old[TORTURE_DATA + 8];
+				size_t old_len =
+				    k->has_data ? torture_value(old, client, n.key, k->gen) : 0;
+
+				/* Over a missing session: any tag, NOT_FOUND all the same. */
+				codec_data_tag(old, old_len, tag);
+				req.expect = bytes(tag, sizeof(tag));
+			}
+			break;
+		case T_TOUCH:
+			req.op = CODEC_OP_TOUCH;
+			break;
+		case T_DESTROY:
+			req.op = CODEC_OP_DESTROY;
+			break;
+		case T_PUSH:
+			/* A minute: never past the lifetime of a key with data (1 h or more). */
+			req.op = CODEC_OP_FLASH_PUSH;
+			req.ttl_ms = 60000;
+			n.ttl_ms = 60000;
+			torture_msg(msg, client, n.key, n.gen);
+			req.flash_type = str(n.type ? "b" : "a");
+			req.flash_msg = str(msg);
+			break;
+		default:
+			req.op = CODEC_OP_FLASH_POP; /* every type (flash_type empty: nil) */
+			req.flash_all = true;
+			break;
+		}
+		n.sent_ms = wall_ms();
+		torture_note_send(report_fd, &n);
+		status = call(fd, &req, n.op == T_POP ? &res : NULL, &res_len);
+		if (status == -1)
+			_exit(0);
+		n.done = true;
+		n.status = status;
+		n.done_ms = wall_ms();
+		if ((status != CODEC_OK && status != CODEC_NOT_FOUND && status != CODEC_IO_ERROR) ||
+		    (n.op == T_SET_IF && status != CODEC_IO_ERROR &&
+		     (status == CODEC_NOT_FOUND) != !k->has_data) ||
+		    (n.op == T_POP && status == CODEC_OK &&
+		     !torture_pop_matches(k, client, n.key, res, res_len)) ||
+		    (n.op == T_POP && status == CODEC_NOT_FOUND && k->queued > 0)) {
+			fprintf(stderr,
+			        "torture client %d: %s of key %u answered status %d; the model: "
+			        "data %s (gen %u), %zu messages\n",
+			        client, torture_op_name[n.op], n.key, status,
+			        k->has_data ? "yes" : "no", k->gen, k->queued);
+			_exit(10 + n.op);
+		}
+		free(res);
+		torture_apply(k, &n, status, n.done_ms);
+		torture_note_send(report_fd, &n);
+	}
+}
+
+/* What a run did: its cycles, the changes acknowledged (by op), those in flight at kills, the
+ * kills during a snapshot, the cycles on a full disk, and the changes refused there. */
+struct torture_counts {
+	long cycles, acked, in_flight, mid_snapshot, full_cycles, refused;
+	long by_op[T_OPS];
+	long pops_at_kill; /* pops that emptied a queue, answered within 10 ms before a kill */
+};
+
+/* A key's change in flight at a kill: the key as it is with it carried out. */
+struct torture_pending {
+	bool any;
+	int key;
+	struct torture_key after;
+};
+
+/*
+ * Read client ${c}'s reports from ${fd} to its end into ${model}: the acknowledged changes,
+ * and the one sent without a reply read (${p}), carried out or not, ending by ${kill_ms}.
+ */
+static void torture_read_notes(int fd, struct torture_key *model, struct torture_pending *p,
+                               int64_t kill_ms, struct torture_counts *counts)
+{
+	struct torture_note n, sent = {.done = true};
+	ssize_t got;
+
+	while ((got = read(fd, &n, sizeof(n))) == (ssize_t)sizeof(n)) {
+		if (!n.done) {
+			sent = n;
+			continue;
+		}
+		counts->pops_at_kill += n.op == T_POP && n.status == CODEC_OK &&
+		                        model[n.key].queued > 0 && n.done_ms >= kill_ms - 10;
+		torture_apply(&model[n.key], &n, n.status, n.done_ms);
+		sent.done = true;
+		counts->acked++;
+		counts->by_op[n.op]++;
+		counts->refused += n.status == CODEC_IO_ERROR;
+	}
+	cr_assert_eq(got, 0, "a client's report was cut: %s", strerror(errno));
+	p->any = !sent.done;
+	if (p->any) {
+		p->key = sent.key;
+		p->after = model[sent.key];
+		torture_apply(&p->after, &sent, CODEC_OK, kill_ms);
+	}
+}
+
+/* What ${fd}'s daemon holds of key ${key} of ${client}; ${filler} (may be NULL) is removed
+ * when the disk is too full for the pop that reads its flashes. */
+static struct torture_key torture_read_key(int fd, int client, int key, const char *filler,
+                                           uint8_t *res_pop, size_t *pop_len, uint8_t *data,
+                                           size_t *data_len, int64_t *ttl_ms, int *pop_status)
+{
+	struct codec_request get = {.op = CODEC_OP_GET}, ttl = {.op = CODEC_OP_TTL};
+	struct codec_request pop = {.op = CODEC_OP_FLASH_POP, .flash_all = true};
+	struct torture_key found = {.has_data = false};
+	uint8_t *res;
+	size_t len;
+	struct mp_reader r;
+	struct mp_bytes got;
+	uint64_t left;
+	char id[32];
+
+	torture_id(id, client, key);
+	get.ns = ttl.ns = pop.ns = str("torture");
+	get.id = ttl.id = pop.id = str(id);
+	*data_len = 0;
+	*ttl_ms = -1;
+	/* harness_request gives a result (to free) with every reply, NOT_FOUND's nil too. */
+	res = NULL;
+	if (call(fd, &get, &res, &len) == CODEC_OK) {
+		mp_reader_init(&r, res, len);
+		cr_assert_eq(mp_read_bin(&r, &got), 0);
+		found.has_data = true;
+		memcpy(data, got.ptr, got.len < TORTURE_DATA + 8 ? got.len : TORTURE_DATA + 8);
+		*data_len = got.len;
+		free(res);
+		cr_assert_eq(call(fd, &ttl, &res, &len), CODEC_OK, "%s has data and no TTL", id);
+		mp_reader_init(&r, res, len);
+		cr_assert_eq(mp_read_uint(&r, &left), 0);
+		*ttl_ms = (int64_t)left;
+	}
+	free(res);
+	/* A pop that removes messages is a change: refused (IO_ERROR) on a restart onto the full
+	 * disk. The data was read there; the room comes back for the pop, as sessd(8) says,
+	 * within about a second. */
+	for (long until = harness_mono_ms() + 15000;
+	     (*pop_status = call(fd, &pop, &res, &len)) == CODEC_IO_ERROR &&
+	     harness_mono_ms() < until;) {
+		free(res);
+		if (filler != NULL && unlink(filler) == -1)
+			cr_assert_eq(errno, ENOENT, "%s: %s", filler, strerror(errno));
+		harness_sleep_ms(50);
+	}
+	cr_assert(*pop_status == CODEC_OK || *pop_status == CODEC_NOT_FOUND, "pop %s: %d", id,
+	          *pop_status);
+	*pop_len = 0;
+	if (*pop_status == CODEC_OK) {
+		memcpy(res_pop, res, len < 4096 ? len : 4096);
+		*pop_len = len < 4096 ? len : 4096;
+	}
+	free(res);
+	return found;
+}
+
+/* Whether what was read of a key is ${k} exactly, at ${now_ms}. */
+static bool torture_key_is(const struct torture_key *k, int client, int key, bool has_data,
+                           const uint8_t *data, size_t data_len, int64_t ttl_ms, int64_t now_ms,
+                           int pop_status, const uint8_t *pop, size_t pop_len)
+{
+	uint8_t want[TORTURE_DATA + 8];
+
+	if (has_data != k->has_data)
+		return false;
+	if (has_data) {
+		size_t len = torture_value(want, client, key, k->gen);
+
+		if (len != data_len || memcmp(want, data, len) != 0)
+			return false;
+		if (ttl_ms < k->expires_lo - now_ms - TORTURE_SLACK ||
+		    ttl_ms > k->expires_hi - now_ms + TORTURE_SLACK)
+			return false;
+	}
+	if (pop_status == CODEC_NOT_FOUND)
+		return k->queued == 0 && !has_data;
+	return torture_pop_matches(k, client, key, pop, pop_len);
+}
+
+/*
+ * ${cycles} cycles of clients, a kill and a restart on ${data_dir} (on the small volume
+ * ${volume} when not NULL: then every other cycle fills it first), counted in ${counts}.
+ */
+
+static void torture_run(const char *data_dir, const char *volume, int cycles,
+                        struct torture_counts *counts)
+{
+	const char *args[] = {
+	    "--data-dir", data_dir,          "--fsync", "always", "--snapshot-log-bytes",
+	    "16K",        "--snapshot-idle", "1",       NULL};
+	static struct torture_key model[TORTURE_CLIENTS][TORTURE_KEYS];
+	struct harness_daemon d;
+	char filler[128];
+	uint64_t seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15u ^ (uint64_t)wall_ms();
+
+	memset(model, 0, sizeof(model));
+	memset(counts, 0, sizeof(*counts));
+	snprintf(filler, sizeof(filler), "%s/filler", volume != NULL ? volume : "/nonexistent");
+	fprintf(stderr, "torture: seed %llu\n", (unsigned long long)seed);
+	cr_assert_eq(harness_start(&d, args), 0);
+	for (int cycle = 0; cycle < cycles; cycle++) {
+		int pipes[TORTURE_CLIENTS][2], fd;
+		pid_t kids[TORTURE_CLIENTS];
+		struct torture_pending pending[TORTURE_CLIENTS];
+		bool full = volume != NULL && cycle % 2 == 1, mid_snapshot = false;
+		int64_t kill_ms, now;
+
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		if (full) {
+			/* Room for a little log, less than a snapshot needs at times. */
+			wait_for_a_quiet_data_dir(d.pid, data_dir);
+			fill_volume(volume, filler, 16384 + (unsigned long)(seed >> 33) % 98304);
+			counts->full_cycles++;
+		}
+		for (int c = 0; c < TORTURE_CLIENTS; c++) {
+			cr_assert_eq(pipe(pipes[c]), 0);
+			kids[c] = fork();
+			cr_assert_neq(kids[c], -1);
+			if (kids[c] == 0) {
+				close(pipes[c][0]);
+				torture_client(c % 2 ? d.unix_url : d.tcp_url, c,
+				               (uint32_t)(cycle + 1) << 20, model[c], pipes[c][1],
+				               seed ^ (uint64_t)(c + 1) * 0x2545f4914f6cdd1du);
+			}
+			close(pipes[c][1]);
+		}
+		/* 50 to 800 ms of writes; every fourth cycle, the kill comes as soon as a
+		 * snapshot's child is seen after that. */
+		harness_sleep_ms(50 + (long)((seed >> 20) % 750));
+		if (cycle % 4 == 3) {
+			for (long until = harness_mono_ms() + 2000; harness_mono_ms() < until;)
+				if (first_child(d.pid) != 0)
+					break;
+		}
+		mid_snapshot = first_child(d.pid) != 0;
+		kill_ms = wall_ms();
+		cr_assert_eq(harness_kill(&d), 0);
+		counts->mid_snapshot += mid_snapshot;
+		for (int c = 0; c < TORTURE_CLIENTS; c++) {
+			int status;
+
+			torture_read_notes(pipes[c][0], model[c], &pending[c], kill_ms, counts);
+			close(pipes[c][0]);
+			cr_assert_eq(waitpid(kids[c], &status, 0), kids[c]);
+			cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			          "cycle %d: client %d found a reply the model disagrees with: %s "
+			          "(exit %d)",
+			          cycle, c,
+			          WIFEXITED(status) && WEXITSTATUS(status) >= 10 &&
+			                  WEXITSTATUS(status) < 10 + T_OPS
+			              ? torture_op_name[WEXITSTATUS(status) - 10]
+			              : "?",
+			          status);
+			counts->in_flight += pending[c].any;
+		}
+		if (full && (seed >> 40) % 2 == 0)
+			cr_assert_eq(unlink(filler), 0);
+		cr_assert_eq(harness_restart(&d, args), 0, "cycle %d: no restart", cycle);
+		fd = harness_open_ready(d.unix_url, "torture-check");
+		now = wall_ms();
+		for (int c = 0; c < TORTURE_CLIENTS; c++) {
+			for (int k = 0; k < TORTURE_KEYS; k++) {
+				uint8_t data[TORTURE_DATA + 8], pop[4096];
+				size_t data_len, pop_len;
+				int64_t ttl_ms;
+				int pop_status;
+				struct torture_key found =
+				    torture_read_key(fd, c, k, full ? filler : NULL, pop, &pop_len,
+				                     data, &data_len, &ttl_ms, &pop_status);
+				bool as_model =
+				    torture_key_is(&model[c][k], c, k, found.has_data, data,
+				                   data_len, ttl_ms, now, pop_status, pop, pop_len);
+				bool as_pending =
+				    pending[c].any && pending[c].key == k &&
+				    torture_key_is(&pending[c].after, c, k, found.has_data, data,
+				                   data_len, ttl_ms, now, pop_status, pop, pop_len);
+
+				cr_assert(
+				    as_model || as_pending,
+				    "cycle %d: key c%d-k%d after the restart: data %s (%zu "
+				    "bytes, ttl %lld ms), flashes %s (%zu bytes); the model: "
+				    "data %s gen %u expiring in %lld..%lld ms, %zu messages%s",
+				    cycle, c, k, found.has_data ? "yes" : "no", data_len,
+				    (long long)ttl_ms, pop_status == CODEC_OK ? "ok" : "none",
+				    pop_len, model[c][k].has_data ? "yes" : "no", model[c][k].gen,
+				    (long long)(model[c][k].expires_lo - now),
+				    (long long)(model[c][k].expires_hi - now), model[c][k].queued,
+				    pending[c].any && pending[c].key == k
+				        ? "; a change was in flight"
+				        : "");
+				if (!as_model)
+					model[c][k] = pending[c].after;
+				/* Popped by the check: none held now. */
+				model[c][k].queued = 0;
+			}
+		}
+		close(fd);
+		if (full && access(filler, F_OK) == 0)
+			cr_assert_eq(unlink(filler), 0);
+		counts->cycles++;
+	}
+	cr_assert_eq(harness_stop(&d), 0);
+}
+
+static int torture_cycles(int dflt)
+{
+	const char *v = getenv("SESSD_TORTURE_CYCLES");
+
+	return v != NULL && *v != '\0' ? atoi(v) : dflt;
+}
+
+static void torture_say(const char *name, const struct torture_counts *t)
+{
+	fprintf(stderr,
+	        "torture %s: %ld cycles, %ld kills during a snapshot, %ld on a full disk; %ld "
+	        "changes acknowledged (SET %ld, SET_IF %ld, TOUCH %ld, DESTROY %ld, FLASH_PUSH "
+	        "%ld, FLASH_POP %ld; %ld pops of messages answered within 10 ms before a kill), "
+	        "%ld refused IO_ERROR, %ld in flight at a kill\n",
+	        name, t->cycles, t->mid_snapshot, t->full_cycles, t->acked, t->by_op[T_SET],
+	        t->by_op[T_SET_IF], t->by_op[T_TOUCH], t->by_op[T_DESTROY], t->by_op[T_PUSH],
+	        t->by_op[T_POP], t->pops_at_kill, t->refused, t->in_flight);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_torture_of_kills_loses_no_acknowledged_change, .timeout = 600)
+{
+	char data_dir[64];
+	struct torture_counts t;
+
+	make_data_dir(data_dir);
+	torture_run(data_dir, NULL, torture_cycles(12), &t);
+	torture_say("plain", &t);
+	cr_expect_gt(t.mid_snapshot, 0, "no kill came during a snapshot");
+	cr_expect_gt(t.by_op[T_POP], 0, "no FLASH_POP was acknowledged");
+	cr_expect_gt(t.in_flight, 0, "no change was in flight at a kill");
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+LEAK_CHECKED_TEST_OPTS(persist, a_torture_of_kills_on_a_full_disk_loses_no_acknowledged_change,
+                       .timeout = 600)
+{
+	char volume[64], data_dir[96];
+	struct torture_counts t;
+
+	mount_small_volume(volume, 4 << 20);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", volume);
+	torture_run(data_dir, volume, torture_cycles(8), &t);
+	torture_say("full disk", &t);
+	cr_expect_gt(t.refused, 0, "no change was refused on the full disk");
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	umount2(volume, MNT_DETACH);
+	rmdir(volume);
 }
 
 #define ROOM_KEYS 48

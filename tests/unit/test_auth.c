@@ -440,6 +440,52 @@ LEAK_CHECKED_TEST(auth, replays_forget_keys_two_switches_old)
 }
 
 /*
+ * What a stock of recorded HELLOs buys a replayer (PROTOCOL.md, "Replayed HELLOs"). The filters
+ * switch by count, and each replay of a key forgotten is noted as a new key: replayed in turn,
+ * a stock of 2 * REPLAYS_GENERATION_KEYS + 1 pushes each of its own keys out before that key's
+ * turn comes again, so none is known (but by chance), round after round, for as long as the
+ * replayer goes on. A stock of REPLAYS_GENERATION_KEYS is known from its second round on. So
+ * 16,385 recordings hold slots without end; PROTOCOL.md said a fresh recording was needed for
+ * each slot every half second (48,000 for 40 slots and 10 minutes). A filter that switched by
+ * time, or remembered more keys, would fail the second half of this test: the figure must then
+ * be stated again.
+ */
+LEAK_CHECKED_TEST(auth, replays_forget_a_stock_replayed_in_turn)
+{
+	enum { ROUNDS = 3 };
+	size_t stock = 2 * REPLAYS_GENERATION_KEYS + 1, known = 0;
+	uint8_t(*keys)[REPLAYS_KEY_BYTES] = malloc(stock * REPLAYS_KEY_BYTES);
+	struct replays *r = replays_new();
+
+	cr_assert_not_null(keys);
+	cr_assert_not_null(r);
+	random_keys(keys, stock);
+	/* REPLAYS_GENERATION_KEYS in turn: each known from the second round on. */
+	for (size_t round = 0; round < ROUNDS; round++) {
+		for (size_t i = 0; i < REPLAYS_GENERATION_KEYS; i++) {
+			bool seen = replays_note(r, keys[i]);
+
+			cr_assert(round == 0 || seen,
+			          "key %zu of a small stock unknown in round %zu", i, round);
+		}
+	}
+	replays_free(r);
+	r = replays_new();
+	cr_assert_not_null(r);
+	/* One more than twice as many: none known after the first round, but by chance. */
+	for (size_t i = 0; i < stock; i++)
+		(void)replays_note(r, keys[i]);
+	for (size_t round = 1; round < ROUNDS; round++)
+		for (size_t i = 0; i < stock; i++)
+			known += replays_note(r, keys[i]);
+	cr_expect_leq(known, (ROUNDS - 1) * stock * 15 / 1000,
+	              "%zu of %zu replays of a stock of %zu were known", known,
+	              (ROUNDS - 1) * stock, stock);
+	replays_free(r);
+	free(keys);
+}
+
+/*
  * The bits a key lands on are drawn per start of sessd (replays_new's key): two filters given the
  * same keys take different fresh keys for known, so which keys a filter will take for known
  * cannot be found without its key. Unkeyed, both would err on the very same keys.
