@@ -11,7 +11,9 @@
 // flash shown twice, a page over HANG_MS, an error page without the app's markup, a logout
 // undone. Flashes never shown are counted (at most once: a crash may lose one in flight).
 //
-// env: URL (http://127.0.0.1:PORT), DURATION_S, CONC, MAXAGE_MS, REMEMBER_MS, OUT, HANG_MS.
+// env: URL (http://127.0.0.1:PORT), DURATION_S, CONC, MAXAGE_MS, REMEMBER_MS (the app's: think
+// times are up to 40% of them), OUT, HANG_MS, EXPIRY_CHECKS (the share of users who wait out
+// their cookie, default 0.05).
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
@@ -174,7 +176,7 @@ async function user() {
       anomaly('logged-out', { name, kind, remember, sinceLastMs: Date.now() - p.sentAfter, seen: u });
     }
   };
-  if (Math.random() < 0.05) {
+  if (Math.random() < Number(process.env.EXPIRY_CHECKS ?? 0.05)) {
     // The expiry check: gone after the cookie's lifetime, as with any store.
     counts.expiryChecks++;
     await sleep(life + 3000);
