@@ -11,7 +11,7 @@
 // flash shown twice, a page over HANG_MS, an error page without the app's markup, a logout
 // undone. Flashes never shown are counted (at most once: a crash may lose one in flight).
 //
-// env: URL (http://127.0.0.1:PORT), DURATION_S, CONC, MAXAGE_MS, REMEMBER_MS (the app's: think
+// env: URL (http://127.0.0.1:PORT), T0_MS (the epoch request times count from; default now), DURATION_S, CONC, MAXAGE_MS, REMEMBER_MS (the app's: think
 // times are up to 40% of them), OUT, HANG_MS, EXPIRY_CHECKS (the share of users who wait out
 // their cookie, default 0.05).
 const http = require('http');
@@ -27,7 +27,8 @@ const hangMs = Number(process.env.HANG_MS || 20000);
 const out = process.env.OUT || '.';
 const reqLog = fs.createWriteStream(path.join(out, 'req.ndjson'));
 const anomLog = fs.createWriteStream(path.join(out, 'anomalies.ndjson'));
-const t0 = Date.now();
+// The soak's own start (T0_MS), so that request times and its events' times share one clock.
+const t0 = Number(process.env.T0_MS) || Date.now();
 const agent = new http.Agent({ keepAlive: true, maxSockets: conc * 2 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rnd = (n) => Math.floor(Math.random() * n);
@@ -102,7 +103,8 @@ function noteFlashes(text) {
 }
 
 let tokSeq = 0;
-const running = () => Date.now() - t0 < durationMs;
+const started = Date.now();
+const running = () => Date.now() - started < durationMs;
 
 // A browser: follows its cookie as browsers do (the last Set-Cookie wins).
 class Browser {
