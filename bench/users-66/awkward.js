@@ -32,7 +32,7 @@ const DOCUMENTED = {
   'cart past the size limit': 'Differences, "Size limits": a save over max_frame - 16 fails ESESSD_TOO_LARGE',
   'mostly flashes': 'flashes live beside the session (connect-flash keeps them in it; MemoryStore/redis use connect-flash here)',
   'flash limit': 'Differences, "Size limits": a session\'s flashes hold max_frame / 2 bytes',
-  'lone surrogate flash': 'see the report (not documented before this stop)',
+  'lone surrogate flash': 'Differences: a string message is stored as UTF-8 (a lone surrogate comes back U+FFFD; said since stop 66)',
   'remember me per request': 'README "Why sessd": a request that changed only the cookie has it saved (connect-redis\'s touch keeps the old cookie: its next page has the 60-minute one)',
   'cart past the size limit, saved after the response': 'Differences, "Size limits": express-session saves after the response, the page said it worked and the change is lost',
   'reload under concurrent saves': 'README "Why sessd": saves write only the keys a request changed (MemoryStore and connect-redis write the whole session and undo C\'s x=5)',
