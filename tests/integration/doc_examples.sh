@@ -75,11 +75,14 @@ check_last
 # The logout pipeline, where the docs give it: with nothing to find (a user already logged
 # out, a misspelt name) it must do nothing and succeed, and with sessions to find, one of
 # them an id that starts with a dash, it destroys them and nothing else.
-grep -ho "sessctl --namespace shop find '\"alice\"' | xargs[^\`]*" \
+grep -ho "sessctl --namespace shop find '\"user\":\"alice\"' | xargs[^\`]*" \
 	"$src/README.md" "$src/docs/sessctl.1.scd" >"$dir/pipelines.txt" || true
 [ "$(wc -l <"$dir/pipelines.txt")" -ge 2 ] || fail "the find | xargs pipeline not found in README.md and sessctl(1)"
 while IFS= read -r pipeline; do
 	sessctl --namespace shop set bob-session '{"user":"bob"}' --ttl 600
+	# Another user whose session holds the name elsewhere (a product "alice" in her cart)
+	# stays logged in: the pipeline matches the user's field, not the name anywhere.
+	sessctl --namespace shop set carol-session '{"user":"carol","cart":["alice"]}' --ttl 600
 	rc=0
 	bash -c "$pipeline" >"$dir/out" 2>"$dir/err" || rc=$?
 	[ "$rc" = 0 ] || { cat "$dir/err"; fail "\`$pipeline\` with no match exited $rc"; }
@@ -88,9 +91,10 @@ while IFS= read -r pipeline; do
 	rc=0
 	bash -c "$pipeline" >"$dir/out" 2>"$dir/err" || rc=$?
 	[ "$rc" = 0 ] || { cat "$dir/err"; fail "\`$pipeline\` exited $rc"; }
-	[ "$(sessctl --namespace shop list | cut -f1)" = bob-session ] ||
+	[ "$(sessctl --namespace shop list | cut -f1 | sort | tr '\n' ' ')" = "bob-session carol-session " ] ||
 		fail "\`$pipeline\` left $(sessctl --namespace shop list | cut -f1 | tr '\n' ' ')"
 	sessctl --namespace shop destroy bob-session
+	sessctl --namespace shop destroy carol-session
 	echo "ok: $pipeline"
 done <"$dir/pipelines.txt"
 
