@@ -86,3 +86,23 @@ test('README example: started without SESSION_SECRET, the 500 says why in the ap
   assert.equal(res.status, 500);
   await waitFor(() => app.stderr().includes('secret option required for sessions'), `the error in the app's log (it has: ${app.stderr()})`, 5000);
 });
+
+// users-66: a session that outgrows --max-frame (a cart of thousands of items: README
+// "Differences", "Size limits") fails its save with ESESSD_TOO_LARGE, whose statusCode is 500;
+// the example's error handler logged only errors without a statusCode, so the visitor got
+// "Something went wrong" on every save from then on and the log said nothing.
+test('README example: a login whose session is too large for sessd is a 500 that the app logs', async (t) => {
+  // 16 KiB frames: a 20,000-byte user name (within express.urlencoded's 100 KB) makes a
+  // session sessd cannot hold, as a cart of thousands of items does under the default 1 MiB.
+  const small = await new Daemon({ extraArgs: ['--max-frame', '16384'] }).start();
+  t.after(() => small.cleanup());
+  const app = await startApp(t, { SESSION_SECRET: 'users66-secret', SESSD_URL: small.unixUrl });
+  // The same login with a short name works: the app and daemon are sound.
+  assert.equal((await new Browser(app.base).post('/login', { username: 'ada' })).status, 303);
+  const login = await new Browser(app.base).post('/login', { username: 'x'.repeat(20000) });
+  assert.equal(login.status, 500, 'the save sessd refuses as too large is the error page');
+  assert.match(login.body, /Something went wrong/);
+  // The log is written as the error page goes out: wait for it, then say what it holds.
+  await waitFor(() => /TOO_LARGE/.test(app.stderr()), 'the app to log why the page failed', 5000).catch(() => {});
+  assert.match(app.stderr(), /TOO_LARGE/, `the app's log says why the visitor got a 500; it holds: ${JSON.stringify(app.stderr().slice(0, 300))}`);
+});
