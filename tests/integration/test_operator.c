@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -3175,6 +3176,20 @@ static void prom_close_others(struct prom_family_seen *fams, size_t n,
 			fams[i].closed = true;
 }
 
+/* Write "line N: " and the message into ${why} (256 bytes), cut short if it must be: it only
+ * explains a failure, and gcc without LTO would call each fixed-size snprintf of a line a
+ * -Wformat-truncation error. */
+__attribute__((format(printf, 3, 4))) static void prom_why(char why[256], size_t line_no,
+                                                           const char *fmt, ...)
+{
+	int used = snprintf(why, 256, "line %zu: ", line_no);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why + used, 256 - (size_t)used, fmt, ap);
+	va_end(ap);
+}
+
 /*
  * Check the exposition ${text} (${len} bytes) strictly. Returns NULL when it is sound, else
  * what is wrong and where, in ${why}.
@@ -3188,8 +3203,7 @@ static const char *prom_check(const char *text, size_t len, char why[256])
 
 #define PROM_BAD(...)                                                                              \
 	do {                                                                                       \
-		int used_ = snprintf(why, 256, "line %zu: ", line_no);                             \
-		snprintf(why + used_, 256 - (size_t)used_, __VA_ARGS__);                           \
+		prom_why(why, line_no, __VA_ARGS__);                                               \
 		return why;                                                                        \
 	} while (0)
 

@@ -4114,7 +4114,8 @@ LEAK_CHECKED_TEST(sessctl, a_list_line_of_an_id_with_spaces_at_its_ends_names_it
 LEAK_CHECKED_TEST(sessctl, a_sealed_set_that_never_left_whole_owes_no_retire)
 {
 	const size_t big_len = 900 * 1024;
-	char dir[64], secret[128], url[200], err[4096] = "";
+	char dir[64], secret[128], url[sizeof(((struct harness_daemon *)0)->unix_url)],
+	    err[4096] = "";
 	const char *args[] = {"--auth-file", secret, NULL};
 	struct harness_daemon d;
 	char *big = malloc(big_len);
