@@ -85,6 +85,9 @@ function makeApp(store, gates, sessionOpts = {}) {
       many: () => req.flash('info', ['too', 'late']),
       format: () => req.flash('info', 'too %s', 'late'),
     };
+    // Which session the request held, for the expiry test: on a loaded machine its session
+    // may have expired before this request read it, and it then held a new one.
+    res.set('x-held-sid', req.sessionID);
     res.json({ n: await forms[req.body.form]() });
   }));
   // Saves twice: one change, save(), the gate, another change, then express-session's save.
@@ -483,7 +486,9 @@ test('logout race: a slow request\'s flash after the logout resolves 0, and does
 });
 
 test('a session that expires while a slow request holds it: that request\'s flash resolves 0, and the id does not come back', async (t) => {
-  const maxAge = 400;
+  // 1.5 s: the slow request must read the login's session before it expires (400 ms was too
+  // short once on a loaded machine, stop 66: the id listed at the end was not known).
+  const maxAge = 1500;
   const { store, base, gates } = await setup(t, { namespace: 'merge-flash-expired' }, { cookie: { maxAge } });
   const { br, sid } = await login(base, 'gil');
   const slow = br.post('/slow-flash', { gate: 'g', form: 'one' });
@@ -492,6 +497,7 @@ test('a session that expires while a slow request holds it: that request\'s flas
   gates.open('g');
   const r = await slow;
   assert.equal(r.status, 200, r.body);
+  assert.equal(r.headers['x-held-sid'], sid, 'the slow request held the login\'s session (else it expired first: the machine was too slow for this test)');
   assert.deepEqual(json(r), { n: 0 });
   await nothingStored(store, sid, [], 'expired');
 });
