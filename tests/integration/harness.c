@@ -1109,11 +1109,29 @@ int harness_fill_disk(struct harness_daemon *d, int fd, const char *ns, const ch
 	return fd;
 }
 
-int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds)
+/* One row of /proc/net/tcp: "sl: LOCAL:PORT REMOTE:PORT ST TX:RX TR:WHEN ...". */
+struct tcp_row {
+	unsigned local_port, remote_port, state, timer;
+	unsigned long tx, rx, when;
+};
+
+/* Read the next connection's row of /proc/net/tcp from ${f} into ${row} (its heading line is
+ * passed over); false at the end. */
+static bool tcp_next_row(FILE *f, struct tcp_row *row)
 {
 	char line[512];
-	unsigned lport, rport, state;
-	unsigned long when;
+
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %lx:%lx %x:%lx", &row->local_port,
+		           &row->remote_port, &row->state, &row->tx, &row->rx, &row->timer,
+		           &row->when) == 7)
+			return true;
+	return false;
+}
+
+int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, double *seconds)
+{
+	struct tcp_row row;
 	int found = -1;
 	/* /proc/net/tcp gives times in clock ticks (USER_HZ). */
 	long hz = sysconf(_SC_CLK_TCK);
@@ -1121,57 +1139,46 @@ int harness_tcp_timer(unsigned local_port, unsigned remote_port, int *timer, dou
 
 	if (f == NULL)
 		return -1;
-	while (found == -1 && fgets(line, sizeof(line), f) != NULL) {
-		/* "sl: LOCAL:PORT REMOTE:PORT ST TX:RX TR:WHEN ..." */
-		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %*x:%*x %x:%lx", &lport, &rport, &state,
-		           (unsigned *)timer, &when) == 5 &&
-		    state == 1 && rport == remote_port &&
-		    (local_port == 0 || lport == local_port)) {
-			*seconds = (double)when / (double)(hz > 0 ? hz : 100);
+	while (found == -1 && tcp_next_row(f, &row))
+		if (row.state == 1 && row.remote_port == remote_port &&
+		    (local_port == 0 || row.local_port == local_port)) {
+			*timer = (int)row.timer;
+			*seconds = (double)row.when / (double)(hz > 0 ? hz : 100);
 			found = 0;
 		}
-	}
 	fclose(f);
 	return found;
 }
 
 int harness_tcp_queues(unsigned local_port, unsigned long *tx, unsigned long *rx, int max)
 {
-	char line[512];
-	unsigned lport, state;
-	unsigned long sent, received;
+	struct tcp_row row;
 	int n = 0;
 	FILE *f = fopen("/proc/net/tcp", "r");
 
 	if (f == NULL)
 		return 0;
-	while (n < max && fgets(line, sizeof(line), f) != NULL) {
-		/* "sl: LOCAL:PORT REMOTE:PORT ST TX:RX ..." */
-		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %lx:%lx", &lport, &state, &sent,
-		           &received) == 4 &&
-		    state == 1 && lport == local_port) {
-			tx[n] = sent;
-			rx[n] = received;
+	while (n < max && tcp_next_row(f, &row))
+		if (row.state == 1 && row.local_port == local_port) {
+			tx[n] = row.tx;
+			rx[n] = row.rx;
 			n++;
 		}
-	}
 	fclose(f);
 	return n;
 }
 
 int harness_tcp_orphans(unsigned local_port)
 {
-	char line[512];
-	unsigned lport, state;
+	struct tcp_row row;
 	int n = 0;
 	FILE *f = fopen("/proc/net/tcp", "r");
 
 	if (f == NULL)
 		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x", &lport, &state) == 2 &&
-		    lport == local_port &&
-		    (state == 0x04 || state == 0x05 || state == 0x0b || state == 0x09))
+	while (tcp_next_row(f, &row))
+		if (row.local_port == local_port && (row.state == 0x04 || row.state == 0x05 ||
+		                                     row.state == 0x0b || row.state == 0x09))
 			n++;
 	fclose(f);
 	return n;
@@ -1193,9 +1200,7 @@ static long tcp_peer_unread(int fd)
 {
 	struct sockaddr_in ours, theirs;
 	socklen_t len = sizeof(ours);
-	unsigned lport, rport, state;
-	unsigned long received;
-	char line[512];
+	struct tcp_row row;
 	long unread = 0;
 	FILE *f;
 
@@ -1206,13 +1211,12 @@ static long tcp_peer_unread(int fd)
 		return 0; /* reset: nothing of it is left to read */
 	f = fopen("/proc/net/tcp", "r");
 	cr_assert_not_null(f, "/proc/net/tcp: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f) != NULL)
-		/* "sl: LOCAL:PORT REMOTE:PORT ST TX:RX ...": the daemon's end, not yet closed. */
-		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %*x:%lx", &lport, &rport, &state,
-		           &received) == 4 &&
-		    lport == ntohs(theirs.sin_port) && rport == ntohs(ours.sin_port) &&
-		    (state == 0x01 || state == 0x08))
-			unread = (long)received;
+	while (tcp_next_row(f, &row))
+		/* The daemon's end, not yet closed (ESTABLISHED or CLOSE_WAIT). */
+		if (row.local_port == ntohs(theirs.sin_port) &&
+		    row.remote_port == ntohs(ours.sin_port) &&
+		    (row.state == 0x01 || row.state == 0x08))
+			unread = (long)row.rx;
 	fclose(f);
 	return unread;
 }
