@@ -25,7 +25,9 @@
  *   0 FRAME k [...]: queue a frame in the client's outbox (connecting the client if it is
  *     not, with k bit 7 over sockets whose kernel buffers are the least the kernel allows on
  *     both ends, a few KiB, so that a few replies fill them), k mod 8 picking it: HELLO (with
- *     the process identity (k >> 3) mod 4, none for 0), PING
+ *     the process identity (k >> 3) mod 4, none for 0; sealed, with k bit 6 a client key of
+ *     its own, as a real client draws one for each connection, else fuzz_auth.h's fixed one,
+ *     which the server takes for a HELLO replayed from its second use on), PING
  *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
  *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
  *     of the input as the body, announced as its length, or (k bit 3) as the length the
@@ -37,7 +39,10 @@
  *   3 READ b: read up to 64 (b + 1) bytes of replies and check them
  *   4 SHUT: shut the client's side down for writing (it still reads)
  *   5 CLOSE: close the client's socket (replies unread are lost)
- *   6 TICK: conn_set_tick, as the server's timer calls it each second. With config bit 7,
+ *   6 TICK: conn_set_tick, as the server's timer calls it each second, a second later on
+ *     the monotonic clock sessd's code reads (linked with --wrap=clock_gettime: the clock
+ *     moves on only here), so that the half-second graces of --max-connections's admission
+ *     (a newcomer on trial, a sealed HELLO awaiting its first record) run out. With config bit 7,
  *     (a >> 3) / 3 mod 3 picks: 0 TICK; 1 TIMER b: a connection's timer (HELLO deadline,
  *     close timeout or linger) fires now, as if its time had passed: the (b mod n)-th of the
  *     n armed, soonest first, or (b bit 7) every one; then a turn; 2 FAIL b: the (b mod 64 +
@@ -67,11 +72,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <linux/sockios.h>
 #include <sodium.h>
 
 #include "buf.h"
@@ -93,6 +100,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_OPS          1000
 #define MAX_DRAIN_TURNS  400
 #define DRAIN_IDLE_TURNS 4
+/* The end's waits for bytes a TCP client's kernel still holds (tcp_in_flight), and each one's
+ * length: a zero window's probe comes after 200 ms, then later. */
+#define DRAIN_WAITS      300
+#define DRAIN_WAIT_US    2000
 #define MAX_EXPECTED     4096
 #define RAW_MOST         512
 #define ID_ANY           UINT64_MAX
@@ -124,6 +135,10 @@ static bool in_server;
 static unsigned fail_countdown; /* 0: none armed */
 static bool fail_burst;
 static unsigned allocations_failed; /* for FUZZ_CONN_DEBUG */
+/* How far TICKs have moved sessd's monotonic clock on (ms), and the client keys of their own
+ * the sealed HELLOs of this input drew (FRAME's HELLO, k bit 6). */
+static int64_t mono_skew_ms;
+static uint8_t fresh_keys;
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -167,6 +182,25 @@ void *__wrap_realloc(void *p, size_t n)
 char *__wrap_strdup(const char *s)
 {
 	return alloc_fails() ? NULL : __real_strdup(s);
+}
+
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+
+/* sessd's monotonic clock, mono_skew_ms ahead of the kernel's (TICK). */
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int r = __real_clock_gettime(id, ts);
+
+	if (r == 0 && mono_skew_ms > 0 && (id == CLOCK_MONOTONIC || id == CLOCK_MONOTONIC_COARSE)) {
+		ts->tv_sec += mono_skew_ms / 1000;
+		ts->tv_nsec += (mono_skew_ms % 1000) * 1000000;
+		if (ts->tv_nsec >= 1000000000) {
+			ts->tv_sec++;
+			ts->tv_nsec -= 1000000000;
+		}
+	}
+	return r;
 }
 
 static void free_for_libevent(void *p)
@@ -440,7 +474,8 @@ static void expect(struct client *c, uint64_t id, bool lies)
 	c->n_expect++;
 }
 
-static void queue_request(struct fuzz *f, struct client *c, struct codec_request *req)
+static void queue_request(struct fuzz *f, struct client *c, struct codec_request *req,
+                          bool fresh_key)
 {
 	uint8_t pk[SEAL_KEY_BYTES], proof[SEAL_PROOF_BYTES];
 	struct buf auth;
@@ -461,7 +496,12 @@ static void queue_request(struct fuzz *f, struct client *c, struct codec_request
 	}
 	buf_init(&auth);
 	if (f->sealing && req->op == CODEC_OP_HELLO) {
-		c->seal = seal_client_new_with_key(psk, fuzz_client_secret_key, pk, proof);
+		uint8_t key[SEAL_KEY_BYTES];
+
+		memcpy(key, fuzz_client_secret_key, sizeof(key));
+		if (fresh_key)
+			key[1] ^= ++fresh_keys;
+		c->seal = seal_client_new_with_key(psk, key, pk, proof);
 		check(c->seal != NULL);
 		check(mp_write_map(&auth, 2) == 0 && mp_write_str(&auth, "kx", 2) == 0 &&
 		      mp_write_bin(&auth, pk, SEAL_KEY_BYTES) == 0 &&
@@ -593,11 +633,11 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 		req.op = CODEC_OP_RETIRE;
 		req.id = (struct mp_bytes){0};
 		req.retire_key = (struct mp_bytes){target->server_key, sizeof(target->server_key)};
-		queue_request(f, c, &req);
+		queue_request(f, c, &req, false);
 		c->expect_bad_ok[c->n_expect - 1] = target == c;
 		return;
 	}
-	queue_request(f, c, &req);
+	queue_request(f, c, &req, req.op == CODEC_OP_HELLO && (k & 0x40));
 }
 
 /* Write up to ${want} bytes of ${c}'s outbox, what its socket takes of them. */
@@ -823,6 +863,7 @@ static void run_tick(struct fuzz *f, unsigned variant, struct input *in)
 
 	switch (f->variants ? variant % 3 : 0) {
 	case 0:
+		mono_skew_ms += 1000;
 		in_server = true;
 		conn_set_tick(&f->set);
 		in_server = false;
@@ -887,6 +928,26 @@ static void run_op(struct fuzz *f, struct input *in)
 	}
 }
 
+/*
+ * Whether the kernel of a TCP client of ${f} still holds bytes it wrote that the server's has
+ * not acknowledged. Over the kernel's least buffers (FRAME's k bit 7) a frame larger than the
+ * server's receive window goes in pieces, and once the server has read one, the window often
+ * opens again only at the sender's zero-window probe, 200 ms on: the end's turns, a few
+ * microseconds each, found nothing moving and stopped with the frame still on its way (a SET
+ * of 4000 bytes behind HELLO, unanswered; or its connection still open at the end's check).
+ */
+static bool tcp_in_flight(const struct fuzz *f)
+{
+	int queued;
+
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		if (f->cl[i].fd != -1 && f->cl[i].tcp &&
+		    ioctl(f->cl[i].fd, SIOCOUTQ, &queued) == 0 && queued > 0)
+			return true;
+	}
+	return false;
+}
+
 /* Whether ${c} still waits for a reply the server owes it. */
 static bool owed(const struct client *c)
 {
@@ -908,7 +969,7 @@ static bool owed(const struct client *c)
  */
 static void drain(struct fuzz *f)
 {
-	unsigned idle = 0;
+	unsigned idle = 0, waits = 0;
 	size_t moved, before;
 
 	/* Until nothing is owed, or nothing moves for a few turns with nothing left to the set's
@@ -933,6 +994,13 @@ static void drain(struct fuzz *f)
 		turn(f);
 		if (!waiting)
 			break;
+		if (moved == 0 && waits < DRAIN_WAITS && tcp_in_flight(f)) {
+			/* Not a turn: this wait is the kernel's (tcp_in_flight). */
+			waits++;
+			t--;
+			usleep(DRAIN_WAIT_US);
+			continue;
+		}
 		if (moved == 0 && !conn_set_has_pending(&f->set) && !conn_set_has_held(&f->set) &&
 		    !conn_set_has_unread(&f->set) && !conn_set_has_waiting(&f->set))
 			idle++;
@@ -998,6 +1066,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fail_countdown = 0;
 	fail_burst = false;
 	allocations_failed = 0;
+	mono_skew_ms = 0;
+	fresh_keys = 0;
 	f.base = event_base_new();
 	check(f.base != NULL);
 	scfg.max_flash_bytes = f.max_frame / 2;
@@ -1040,8 +1110,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain(&f);
 	for (unsigned i = 0; i < N_CLIENTS; i++)
 		client_reset(&f.cl[i]);
-	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++)
+	/* After the first few turns, with a wait between them: a closed TCP client's kernel
+	 * still sends what it held, and its end after it (tcp_in_flight). */
+	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++) {
+		if (t >= DRAIN_IDLE_TURNS)
+			usleep(DRAIN_WAIT_US);
 		turn(&f);
+	}
 	if (getenv("FUZZ_CONN_DEBUG") != NULL)
 		fprintf(
 		    stderr,
