@@ -100,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_OPS          1000
 #define MAX_DRAIN_TURNS  400
 #define DRAIN_IDLE_TURNS 4
-/* The end's waits for bytes a TCP client's kernel still holds (tcp_in_flight), and each one's
- * length: a zero window's probe comes after 200 ms, then later. */
+/* The end's waits for bytes the kernels of TCP clients still hold (tcp_may_move), and each
+ * one's length: a zero window's probe comes after 200 ms, then later. */
 #define DRAIN_WAITS      300
 #define DRAIN_WAIT_US    2000
 #define MAX_EXPECTED     4096
@@ -928,26 +928,6 @@ static void run_op(struct fuzz *f, struct input *in)
 	}
 }
 
-/*
- * Whether the kernel of a TCP client of ${f} still holds bytes it wrote that the server's has
- * not acknowledged. Over the kernel's least buffers (FRAME's k bit 7) a frame larger than the
- * server's receive window goes in pieces, and once the server has read one, the window often
- * opens again only at the sender's zero-window probe, 200 ms on: the end's turns, a few
- * microseconds each, found nothing moving and stopped with the frame still on its way (a SET
- * of 4000 bytes behind HELLO, unanswered; or its connection still open at the end's check).
- */
-static bool tcp_in_flight(const struct fuzz *f)
-{
-	int queued;
-
-	for (unsigned i = 0; i < N_CLIENTS; i++) {
-		if (f->cl[i].fd != -1 && f->cl[i].tcp &&
-		    ioctl(f->cl[i].fd, SIOCOUTQ, &queued) == 0 && queued > 0)
-			return true;
-	}
-	return false;
-}
-
 /* Whether ${c} still waits for a reply the server owes it. */
 static bool owed(const struct client *c)
 {
@@ -960,6 +940,31 @@ static bool owed(const struct client *c)
 		if (c->expect_lies[k])
 			return false;
 	return c->expect_end[c->expect_head] <= c->sent_total;
+}
+
+/*
+ * Whether a TCP client of ${f} may yet see bytes move that the kernels hold: its own kernel
+ * holds bytes it wrote that the server's has not acknowledged, or a reply is owed to it, which
+ * the server's kernel may hold. Over the kernel's least buffers (FRAME's k bit 7) a frame
+ * larger than the receiving end's window goes in pieces, and once that end has read one, the
+ * window often opens again only at the sender's zero-window probe, 200 ms on: the end's
+ * turns, a few microseconds each, found nothing moving and stopped with a 4000-byte SET still
+ * in the client's kernel (unanswered, or its connection still open at the end's check), or a
+ * GET's 4006-byte reply in the server's.
+ */
+static bool tcp_may_move(const struct fuzz *f)
+{
+	int queued;
+
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		const struct client *c = &f->cl[i];
+
+		if (c->fd == -1 || !c->tcp)
+			continue;
+		if (owed(c) || (ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -994,8 +999,8 @@ static void drain(struct fuzz *f)
 		turn(f);
 		if (!waiting)
 			break;
-		if (moved == 0 && waits < DRAIN_WAITS && tcp_in_flight(f)) {
-			/* Not a turn: this wait is the kernel's (tcp_in_flight). */
+		if (moved == 0 && waits < DRAIN_WAITS && tcp_may_move(f)) {
+			/* Not a turn: this wait is the kernels' (tcp_may_move). */
 			waits++;
 			t--;
 			usleep(DRAIN_WAIT_US);
@@ -1111,7 +1116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < N_CLIENTS; i++)
 		client_reset(&f.cl[i]);
 	/* After the first few turns, with a wait between them: a closed TCP client's kernel
-	 * still sends what it held, and its end after it (tcp_in_flight). */
+	 * still sends what it held, and its end after it (tcp_may_move). */
 	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++) {
 		if (t >= DRAIN_IDLE_TURNS)
 			usleep(DRAIN_WAIT_US);
