@@ -25,7 +25,9 @@
  *   0 FRAME k [...]: queue a frame in the client's outbox (connecting the client if it is
  *     not, with k bit 7 over sockets whose kernel buffers are the least the kernel allows on
  *     both ends, a few KiB, so that a few replies fill them), k mod 8 picking it: HELLO (with
- *     the process identity (k >> 3) mod 4, none for 0), PING
+ *     the process identity (k >> 3) mod 4, none for 0; sealed, with k bit 6 a client key of
+ *     its own, as a real client draws one for each connection, else fuzz_auth.h's fixed one,
+ *     which the server takes for a HELLO replayed from its second use on), PING
  *     with a payload of 64 b bytes, SET of 40 b bytes, GET, FLASH_PUSH, FLASH_POP, LIST
  *     (the session k >> 3 mod 4), or RAW: a length byte pair, then that many bytes mod 512
  *     of the input as the body, announced as its length, or (k bit 3) as the length the
@@ -37,7 +39,10 @@
  *   3 READ b: read up to 64 (b + 1) bytes of replies and check them
  *   4 SHUT: shut the client's side down for writing (it still reads)
  *   5 CLOSE: close the client's socket (replies unread are lost)
- *   6 TICK: conn_set_tick, as the server's timer calls it each second. With config bit 7,
+ *   6 TICK: conn_set_tick, as the server's timer calls it each second, a second later on
+ *     the monotonic clock sessd's code reads (linked with --wrap=clock_gettime: the clock
+ *     moves on only here), so that the half-second graces of --max-connections's admission
+ *     (a newcomer on trial, a sealed HELLO awaiting its first record) run out. With config bit 7,
  *     (a >> 3) / 3 mod 3 picks: 0 TICK; 1 TIMER b: a connection's timer (HELLO deadline,
  *     close timeout or linger) fires now, as if its time had passed: the (b mod n)-th of the
  *     n armed, soonest first, or (b bit 7) every one; then a turn; 2 FAIL b: the (b mod 64 +
@@ -67,11 +72,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <linux/sockios.h>
 #include <sodium.h>
 
 #include "buf.h"
@@ -93,11 +100,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_OPS          1000
 #define MAX_DRAIN_TURNS  400
 #define DRAIN_IDLE_TURNS 4
-#define MAX_EXPECTED     4096
-#define RAW_MOST         512
-#define ID_ANY           UINT64_MAX
-#define FUZZ_NOW_SESSION "fuzz-conn-session-"
-#define MAX_TIMERS       64
+/* The end's waits for bytes the kernels of TCP clients still hold (tcp_may_move), and each
+ * one's length: a zero window's probe comes after 200 ms, then later. */
+#define DRAIN_WAITS 300
+/* The segment size (MSS) of a TCP client on the kernel's least buffers (client_connect). */
+#define SMALL_TCP_SEGMENT 536
+#define DRAIN_WAIT_US     2000
+#define MAX_EXPECTED      4096
+#define RAW_MOST          512
+#define ID_ANY            UINT64_MAX
+#define FUZZ_NOW_SESSION  "fuzz-conn-session-"
+#define MAX_TIMERS        64
 /* Sources and owners as the listener keys them (listener.c): one uid for every Unix client,
  * one host for every TCP one; a Unix client's owner is its process. */
 #define SOURCE_UNIX      1
@@ -124,6 +137,10 @@ static bool in_server;
 static unsigned fail_countdown; /* 0: none armed */
 static bool fail_burst;
 static unsigned allocations_failed; /* for FUZZ_CONN_DEBUG */
+/* How far TICKs have moved sessd's monotonic clock on (ms), and the client keys of their own
+ * the sealed HELLOs of this input drew (FRAME's HELLO, k bit 6). */
+static int64_t mono_skew_ms;
+static uint8_t fresh_keys;
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -167,6 +184,25 @@ void *__wrap_realloc(void *p, size_t n)
 char *__wrap_strdup(const char *s)
 {
 	return alloc_fails() ? NULL : __real_strdup(s);
+}
+
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+
+/* sessd's monotonic clock, mono_skew_ms ahead of the kernel's (TICK). */
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int r = __real_clock_gettime(id, ts);
+
+	if (r == 0 && mono_skew_ms > 0 && (id == CLOCK_MONOTONIC || id == CLOCK_MONOTONIC_COARSE)) {
+		ts->tv_sec += mono_skew_ms / 1000;
+		ts->tv_nsec += (mono_skew_ms % 1000) * 1000000;
+		if (ts->tv_nsec >= 1000000000) {
+			ts->tv_sec++;
+			ts->tv_nsec -= 1000000000;
+		}
+	}
+	return r;
 }
 
 static void free_for_libevent(void *p)
@@ -390,8 +426,15 @@ static void client_connect(struct fuzz *f, unsigned i, bool small)
 		sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		check(sv[0] != -1);
 		/* Before connect: the window it offers is set at the handshake. */
-		if (small)
+		/* With loopback's 64 KiB segments against windows of a few KiB, a window that
+		 * opens again is announced only by the sender's zero-window probe, 200 ms on and
+		 * doubling: an input of a few large replies took seconds. Segments of a slow link's
+		 * size keep the windows moving. */
+		if (small) {
 			shrink_kernel_buffers(sv[0]);
+			check(setsockopt(sv[0], IPPROTO_TCP, TCP_MAXSEG, &(int){SMALL_TCP_SEGMENT},
+			                 sizeof(int)) == 0);
+		}
 		check(connect(sv[0], (const struct sockaddr *)&listen_addr, sizeof(listen_addr)) ==
 		      0);
 		check(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
@@ -440,7 +483,8 @@ static void expect(struct client *c, uint64_t id, bool lies)
 	c->n_expect++;
 }
 
-static void queue_request(struct fuzz *f, struct client *c, struct codec_request *req)
+static void queue_request(struct fuzz *f, struct client *c, struct codec_request *req,
+                          bool fresh_key)
 {
 	uint8_t pk[SEAL_KEY_BYTES], proof[SEAL_PROOF_BYTES];
 	struct buf auth;
@@ -461,7 +505,12 @@ static void queue_request(struct fuzz *f, struct client *c, struct codec_request
 	}
 	buf_init(&auth);
 	if (f->sealing && req->op == CODEC_OP_HELLO) {
-		c->seal = seal_client_new_with_key(psk, fuzz_client_secret_key, pk, proof);
+		uint8_t key[SEAL_KEY_BYTES];
+
+		memcpy(key, fuzz_client_secret_key, sizeof(key));
+		if (fresh_key)
+			key[1] ^= ++fresh_keys;
+		c->seal = seal_client_new_with_key(psk, key, pk, proof);
 		check(c->seal != NULL);
 		check(mp_write_map(&auth, 2) == 0 && mp_write_str(&auth, "kx", 2) == 0 &&
 		      mp_write_bin(&auth, pk, SEAL_KEY_BYTES) == 0 &&
@@ -593,11 +642,11 @@ static void op_frame(struct fuzz *f, unsigned i, struct input *in)
 		req.op = CODEC_OP_RETIRE;
 		req.id = (struct mp_bytes){0};
 		req.retire_key = (struct mp_bytes){target->server_key, sizeof(target->server_key)};
-		queue_request(f, c, &req);
+		queue_request(f, c, &req, false);
 		c->expect_bad_ok[c->n_expect - 1] = target == c;
 		return;
 	}
-	queue_request(f, c, &req);
+	queue_request(f, c, &req, req.op == CODEC_OP_HELLO && (k & 0x40));
 }
 
 /* Write up to ${want} bytes of ${c}'s outbox, what its socket takes of them. */
@@ -823,6 +872,7 @@ static void run_tick(struct fuzz *f, unsigned variant, struct input *in)
 
 	switch (f->variants ? variant % 3 : 0) {
 	case 0:
+		mono_skew_ms += 1000;
 		in_server = true;
 		conn_set_tick(&f->set);
 		in_server = false;
@@ -887,6 +937,13 @@ static void run_op(struct fuzz *f, struct input *in)
 	}
 }
 
+/* Whether ${s} has work left for its next turn, whatever the sockets do. */
+static bool set_busy(struct conn_set *s)
+{
+	return conn_set_has_pending(s) || conn_set_has_held(s) || conn_set_has_unread(s) ||
+	       conn_set_has_waiting(s);
+}
+
 /* Whether ${c} still waits for a reply the server owes it. */
 static bool owed(const struct client *c)
 {
@@ -902,13 +959,39 @@ static bool owed(const struct client *c)
 }
 
 /*
+ * Whether a TCP client of ${f} may yet see bytes move that the kernels hold: its own kernel
+ * holds bytes it wrote that the server's has not acknowledged, or a reply is owed to it, which
+ * the server's kernel may hold. Over the kernel's least buffers (FRAME's k bit 7) a frame
+ * larger than the receiving end's window goes in pieces, and once that end has read one, the
+ * window often opens again only at the sender's zero-window probe, 200 ms on: the end's
+ * turns, a few microseconds each, found nothing moving and stopped with a 4000-byte SET still
+ * in the client's kernel (unanswered, or its connection still open at the end's check), or a
+ * GET's 4006-byte reply in the server's. Small segments (SMALL_TCP_SEGMENT) keep it short,
+ * but loopback's delivery still takes longer than those turns.
+ */
+static bool tcp_may_move(const struct fuzz *f)
+{
+	int queued;
+
+	for (unsigned i = 0; i < N_CLIENTS; i++) {
+		const struct client *c = &f->cl[i];
+
+		if (c->fd == -1 || !c->tcp)
+			continue;
+		if (owed(c) || (ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Each open client sends the rest of its outbox and reads until nothing is owed to it. A
  * shut-down client's requests sent are answered too (PROTOCOL.md: what a client sent before
  * it shut its side down is answered).
  */
 static void drain(struct fuzz *f)
 {
-	unsigned idle = 0;
+	unsigned idle = 0, waits = 0;
 	size_t moved, before;
 
 	/* Until nothing is owed, or nothing moves for a few turns with nothing left to the set's
@@ -933,11 +1016,17 @@ static void drain(struct fuzz *f)
 		turn(f);
 		if (!waiting)
 			break;
-		if (moved == 0 && !conn_set_has_pending(&f->set) && !conn_set_has_held(&f->set) &&
-		    !conn_set_has_unread(&f->set) && !conn_set_has_waiting(&f->set))
-			idle++;
-		else
+		if (moved > 0 || set_busy(&f->set)) {
 			idle = 0;
+		} else if (waits < DRAIN_WAITS && tcp_may_move(f)) {
+			/* The set has nothing to do: the wait is the kernels' (tcp_may_move), not a
+			 * turn of the set's. */
+			waits++;
+			t--;
+			usleep(DRAIN_WAIT_US);
+		} else {
+			idle++;
+		}
 	}
 	for (unsigned i = 0; i < N_CLIENTS; i++) {
 		if (owed(&f->cl[i]))
@@ -998,6 +1087,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fail_countdown = 0;
 	fail_burst = false;
 	allocations_failed = 0;
+	mono_skew_ms = 0;
+	fresh_keys = 0;
 	f.base = event_base_new();
 	check(f.base != NULL);
 	scfg.max_flash_bytes = f.max_frame / 2;
@@ -1040,8 +1131,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain(&f);
 	for (unsigned i = 0; i < N_CLIENTS; i++)
 		client_reset(&f.cl[i]);
-	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++)
+	/* A closed TCP client's kernel still sends what it held, and its end after it
+	 * (tcp_may_move): after the first few turns, the set having nothing to do, a wait. */
+	for (unsigned t = 0; t < MAX_DRAIN_TURNS && f.set.count > 0; t++) {
+		if (t >= DRAIN_IDLE_TURNS && !set_busy(&f.set))
+			usleep(DRAIN_WAIT_US);
 		turn(&f);
+	}
 	if (getenv("FUZZ_CONN_DEBUG") != NULL)
 		fprintf(
 		    stderr,

@@ -32,7 +32,9 @@
  *    9 LIST limit (the whole scan)
  *   10 CLEAR                   11 STATS (a bit 4: the whole server)
  *   12 NAMESPACES limit (as LIST's)                  13 ADVANCE t: the clock moves on
- *   14 EXPIRE budget: store_expire, as the server's timer runs it
+ *   14 EXPIRE budget: store_expire, then dispatch_log_due, as the server's timer runs them
+ *      (the warnings held back and due, the NO_MEMORY line by namespace's next step); at
+ *      the end of the input, dispatch_log_pending, as the server's stop calls it
  *   15 RAW n bytes: a frame body as it is, unless it decodes as a request other than PING
  *      (which would change the store behind the model's back); a new connection and HELLO
  *      after one that closes
@@ -960,6 +962,7 @@ static void run_op(struct fuzz *f, struct input *in)
 		if (f->pipelined)
 			new_turn(f);
 		store_expire(f->st, f->now_ms, (size_t)take_u8(in) + 1);
+		dispatch_log_due(f->d);
 		break;
 	default: {
 		/* a malformed frame: any reply that decodes; it may close */
@@ -1043,6 +1046,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			session_clear(&f.m[n][i]);
 	buf_finish(&f.out);
 	buf_finish(&f.frame);
+	dispatch_log_pending(f.d);
 	dispatch_free(f.d);
 	store_free(f.st);
 	return 0;

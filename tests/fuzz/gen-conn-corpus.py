@@ -11,9 +11,11 @@ def op(code, client=0, *args):
     return bytes([code | client << 3, *args])
 
 
-def frame(kind, client=0, session=0, *args, small=False):
-    """small: the frame that connects its client does so over the kernel's least buffers."""
-    return op(FRAME, client, kind | session << 3 | (0x80 if small else 0), *args)
+def frame(kind, client=0, session=0, *args, small=False, fresh=False):
+    """small: the frame that connects its client does so over the kernel's least buffers;
+    fresh: a sealed HELLO with a client key of its own (k bit 6), not the fixed one."""
+    return op(FRAME, client,
+              kind | session << 3 | (0x80 if small else 0) | (0x40 if fresh else 0), *args)
 
 
 def send(n, client=0):
@@ -174,6 +176,28 @@ SEEDS = {
     + retire(1, 0) + send(65535, 1) + send(65535, 0) + op(TURN) * 2 + read(4096, 0)
     + read(8192, 1) + retire(0, 0) + frame(PING, 0, 0, 1) + send(65535, 0) + op(TURN)
     + read(512, 0),
+    # Sealed at --max-connections 2: two HELLOs answered (fresh client keys) and no record
+    # since; a second later (TICK moves the clock) a newcomer closes the oldest, whose grace
+    # for its first record has run out, told SHUTTING_DOWN sealed (drop_pending).
+    "sealed-answered-no-record-past-the-grace-gives-way-told-shutting-down": bytes([4 | LIMIT])
+    + frame(HELLO, 0, fresh=True) + frame(HELLO, 1, fresh=True) + send(65535, 0)
+    + send(65535, 1) + op(TURN) + read(512, 0) + read(512, 1) + tick()
+    + frame(HELLO, 2, fresh=True) + frame(PING, 2, 0, 1) + send(65535, 2) + op(TURN) * 2
+    + read(1024, 0) + read(512, 1) + read(512, 2),
+    # Sealed at --max-connections 2, within the grace: the HELLO whose client key was
+    # answered before (the fixed key, used twice: a replay) gives way, not the fresh one.
+    "sealed-a-replayed-hello-gives-way-before-a-fresh-one-in-its-grace": bytes([4 | LIMIT])
+    + frame(HELLO, 0) + frame(HELLO, 1) + send(65535, 0) + send(65535, 1) + op(TURN)
+    + read(512, 0) + read(512, 1) + frame(HELLO, 2, fresh=True) + frame(PING, 2, 0, 1)
+    + send(65535, 2) + op(TURN) * 2 + read(512, 0) + read(1024, 1) + read(512, 2),
+    # --max-connections 1: a newcomer let in on trial (the one connection idle 3 s) keeps its
+    # place from its own source's next newcomer (refused BUSY) for half a second; a second
+    # later the next one's newcomer displaces it.
+    "limit-one-a-newcomer-on-trial-keeps-its-place-half-a-second": bytes([LIMIT | LIMIT_ONE])
+    + frame(HELLO, 0) + frame(PING, 0, 0, 1) + send(65535, 0) + op(TURN) + read(512, 0)
+    + tick() * 3 + frame(PING, 1, 0, 1) + op(TURN) + frame(PING, 2, 0, 1) + op(TURN)
+    + read(256, 2) + op(CLOSE, 2) + tick() + frame(PING, 2, 0, 1) + op(TURN) + read(256, 1)
+    + frame(HELLO, 2) + send(65535, 2) + op(TURN) * 2 + read(512, 2) + read(512, 0),
 }
 
 out = sys.argv[1]

@@ -106,6 +106,14 @@ SEEDS = {
         op(CLEAR, key(0)),
         op(NAMESPACES, 0, 0),
     ]),
+    # the 48 KiB memory limit reached: 3950-byte sessions in the three namespaces until a
+    # write is refused NO_MEMORY (its warning, and the line by namespace the walk then
+    # says), a push refused, a CLEAR and the warnings held back said at EXPIRE and the end
+    "memory-limit-reached-the-line-by-namespace": bytes([1]) + b"".join(
+        [op(SET, key(ns, sid), 250, ns * 4 + sid, 7) for ns in range(3) for sid in range(4)]
+        + [op(PUSH, key(2, 3, 2), 200, 1, 7), op(SET, key(1, 2), 250, 9, 7),
+           op(EXPIRE, 0, 3), op(CLEAR, key(1)), op(SET, key(1, 2), 250, 9, 7),
+           op(EXPIRE, 0, 3), op(STATS | ALL, key())]),
     # a bigger frame, several namespaces, LIST pages, CLEAR, malformed frames
     "admin": bytes([2]) + b"".join([
         op(SET, key(0, 0), 1, 1, 5),
