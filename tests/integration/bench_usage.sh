@@ -7,6 +7,18 @@ bench=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# refuses SCRIPT ARGS...: each of ARGS (words split) makes bench/SCRIPT exit 2 without output.
+refuses() {
+	local script=$1 args status
+	shift
+	for args in "$@"; do
+		status=0
+		# shellcheck disable=SC2086
+		"$bench/$script" $args >"$dir/out" 2>"$dir/err" || status=$?
+		[ "$status" = 2 ] || fail "bench/$script $args exited $status, want 2"
+		[ ! -s "$dir/out" ] || fail "bench/$script $args wrote to stdout: $(cat "$dir/out")"
+	done
+}
 
 status=0
 "$bench/memory" --help >"$dir/out" 2>"$dir/err" || status=$?
@@ -40,11 +52,16 @@ status=0
 [ "$status" = 0 ] || fail "bench/turn-flood-compare --help exited $status"
 [ ! -s "$dir/err" ] || fail "bench/turn-flood-compare --help wrote to stderr: $(cat "$dir/err")"
 grep -q '^  bench/turn-flood-compare \[--runs N\]' "$dir/out" || fail "its usage: $(cat "$dir/out")"
-for args in "--bogus" "sideways build" "records"; do
-	status=0
-	# shellcheck disable=SC2086
-	"$bench/turn-flood-compare" $args >"$dir/out" 2>"$dir/err" || status=$?
-	[ "$status" = 2 ] || fail "bench/turn-flood-compare $args exited $status, want 2"
-	[ ! -s "$dir/out" ] || fail "bench/turn-flood-compare $args wrote to stdout: $(cat "$dir/out")"
-done
+refuses turn-flood-compare "--bogus" "sideways build" "records"
 echo "ok: bench/turn-flood-compare describes itself and refuses bad arguments"
+
+# bench/ceiling-profile describes --pin and --symbols, and refuses a --symbols that is not a
+# count before it starts anything (its table would otherwise fail after minutes of runs).
+status=0
+"$bench/ceiling-profile" --help >"$dir/out" 2>"$dir/err" || status=$?
+[ "$status" = 0 ] || fail "bench/ceiling-profile --help exited $status"
+grep -q -- '--pin runs sessd on the last CPU' "$dir/out" || fail "--pin is not described: $(cat "$dir/out")"
+grep -q -- '--symbols N adds' "$dir/out" || fail "--symbols is not described: $(cat "$dir/out")"
+grep -q '^Needs perf' "$dir/out" || fail "what it needs is not shown: $(cat "$dir/out")"
+refuses ceiling-profile "--symbols many" "--symbols -3" "--bogus"
+echo "ok: bench/ceiling-profile describes --pin and --symbols and refuses a bad count"
