@@ -612,13 +612,14 @@ static void trim_when_quiet(struct server *srv)
 }
 
 /* Close the connections that showed a secret --auth-file or --admin-auth-file no longer lets
- * in. */
+ * in. Said as a warning: clients are cut off (the reload's own line, which the operator asked
+ * for, stays at info). */
 static void close_retired_auth(struct server *srv)
 {
 	size_t closing = conn_set_close_auth_retired(&srv->conns, srv->auth, srv->admin_auth);
 
 	if (closing > 0)
-		log_info("closing %zu connection(s) made with a retired --auth-file or "
+		log_warn("closing %zu connection(s) made with a retired --auth-file or "
 		         "--admin-auth-file secret",
 		         closing);
 }

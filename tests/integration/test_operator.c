@@ -4304,3 +4304,56 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_keeps_the_replaced_files_mode
 	harness_cleanup(&d);
 	rm_tree(dir);
 }
+
+/*
+ * The level ("warn", "info", ...) of the first line of the daemon's log ${text} that holds
+ * ${needle}, into ${level} (16 bytes); fails the test when no line holds it. A line is "[<N>]"
+ * (under journald), a timestamp, the level, then the text (sessd(8), LOGS).
+ */
+static void level_of_line(const char *text, const char *needle, char level[16])
+{
+	const char *at = strstr(text, needle), *start, *word;
+
+	cr_assert_not_null(at, "no line says \"%s\":\n%s", needle, text);
+	for (start = at; start > text && start[-1] != '\n'; start--)
+		;
+	word = strchr(start, ' ');
+	cr_assert(word != NULL && word < at, "a line without a level: %.80s", start);
+	cr_assert_eq(sscanf(word, " %15s", level), 1);
+}
+
+/*
+ * The end of --auth-grace is a warning, and so is the close of the connections made with the
+ * retired secret: an operator who watches the warnings (journalctl -p warning, an alert on
+ * them) saw only the AUTH_FAILED refusals that follow, with nothing saying why they began.
+ * Both were info. The reload's own line, which the operator asked for, stays info.
+ */
+LEAK_CHECKED_TEST(operator, the_end_of_an_auth_grace_is_a_warning)
+{
+	char dir[64], path[128], level[16];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	int old_fd;
+	char *text;
+
+	old_fd = start_and_rotate(&d, dir, path, "grace-warning", "1");
+	/* Told SHUTTING_DOWN once the grace is over (a tick after it), then closed: by then both
+	 * lines are written. */
+	cr_assert_eq(harness_recv_frame(old_fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+	free(body);
+	harness_expect_closed(old_fd);
+	close(old_fd);
+	text = harness_log(&d);
+	level_of_line(text, "the previous secret's grace is over", level);
+	cr_expect_str_eq(level, "warn", "the grace's end is said at %s:\n%s", level, text);
+	level_of_line(text, "closing 1 connection(s) made with a retired --auth-file", level);
+	cr_expect_str_eq(level, "warn", "the connections cut are said at %s:\n%s", level, text);
+	level_of_line(text, "reloaded a new secret", level);
+	cr_expect_str_eq(level, "info", "the reload is said at %s:\n%s", level, text);
+	free(text);
+	stop_rotated(&d, dir, path);
+}
