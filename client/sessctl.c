@@ -2028,7 +2028,11 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * mode too, and an operator's run by hand under umask 077 made sessd.prom unreadable to the
  * collector till the timer's next run. Anything at PATH but a regular file is refused (exit 2,
  * nothing written): a device or a link is not replaced, nor is a link followed (in a directory
- * another user may write in, it could name any file).
+ * another user may write in, it could name any file). So is, but for root, a file another user
+ * owns: the rename cannot give the new file that owner (only root may give a file away), so it
+ * changed hands, as mv's does, which > never does (it writes into the file, if it may); and that
+ * user's own runs (a timer's or cron job's) could then no longer replace it in a directory with the
+ * sticky bit, or write into it.
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
  * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
  * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
@@ -2057,6 +2061,15 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 		    S_ISLNK(old.st_mode)   ? "a symbolic link"
 		    : S_ISDIR(old.st_mode) ? "a directory"
 		                           : "a device, FIFO or socket");
+		free(tmp);
+		return EXIT_TROUBLE;
+	}
+	if (replacing && geteuid() != 0 && old.st_uid != geteuid()) {
+		say("--output: %s is another user's (uid %lu), and a file put in its place would "
+		    "be "
+		    "yours (uid %lu): run sessctl as its owner (the timer's or job's user that "
+		    "writes it), or remove it first; it is left as it was",
+		    path, (unsigned long)old.st_uid, (unsigned long)geteuid());
 		free(tmp);
 		return EXIT_TROUBLE;
 	}
