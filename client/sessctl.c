@@ -186,8 +186,9 @@ static const char usage_commands[] =
     "the id in it is used (the signature is not checked). list, find and namespaces print\n"
     "bytes of ids and names outside printable ASCII, the backslash, a space at either end,\n"
     "and the : and % of an id that reads as such a cookie, as \\xNN (\\x3a, \\x25); an ID\n"
-    "or --namespace NAME may be given so too. A live id is as good as a login: with\n"
-    "--id-file or --id-env it is left out of the arguments, which others may see:\n"
+    "or --namespace NAME may be given so too, as may list --json's \"arg\" (not its \"id\").\n"
+    "A live id is as good as a login: with --id-file or --id-env it is left out of the\n"
+    "arguments, which others may see:\n"
     "  sessctl destroy --id-file - <<<\"$id\"\n"
     "  sessctl find TEXT | while IFS= read -r id; do\n"
     "      " ID_ENV "=$id sessctl destroy --id-env; done\n";
@@ -1143,29 +1144,61 @@ static void id_escape(const char *p, size_t len, bool colons, char *out)
 }
 
 /*
- * write_escaped for an id or a namespace name on a line of list, find or namespaces, which
- * --id-file, --id-env, an ID argument and --namespace read back: a space at its start or end
- * is written \x20 too (the whole run of them). --id-file refuses an id with a raw space there
- * (an editor's or an `echo "$id "`'s, which no one meant), so such an id printed as it was
- * could not be given back; and a space before the tab or at the end of a line does not show.
- * An id that reads as express-session's signed cookie (s:ID.SIGNATURE, or a Cookie header
- * holding one, as "x;s:ID.SIGNATURE"), which an ID is taken to be (cookie_session_id), has its
- * ':' and '%' written \x3a and \x25: printed as it was, its line named the session ID in it,
- * another one, and `list | ... destroy --id-env` destroyed that one.
+ * write_id(f, p, len): write_escaped for an id or a namespace name on a line of list, find or
+ * namespaces, which --id-file, --id-env, an ID argument and --namespace read back: a space at
+ * its start or end is written \x20 too (the whole run of them). --id-file refuses an id with a
+ * raw space there (an editor's or an `echo "$id "`'s, which no one meant), so such an id
+ * printed as it was could not be given back; and a space before the tab or at the end of a line
+ * does not show. An id that reads as express-session's signed cookie (s:ID.SIGNATURE, or a
+ * Cookie header holding one, as "x;s:ID.SIGNATURE"), which an ID is taken to be
+ * (cookie_session_id), has its ':' and '%' written \x3a and \x25: printed as it was, its line
+ * named the session ID in it, another one, and `list | ... destroy --id-env` destroyed that
+ * one. id_arg(p, len, text) puts that text in ${text} and returns it, or NULL for an id longer
+ * than MAX_ID_BYTES.
  */
-static void write_id(FILE *f, const char *p, size_t len)
+static const char *id_arg(const char *p, size_t len, char text[4 * MAX_ID_BYTES + 1])
 {
-	char text[4 * MAX_ID_BYTES + 1], cookie_id[MAX_ID_BYTES + 1];
+	char cookie_id[MAX_ID_BYTES + 1];
 
-	/* No id sessctl takes is longer (check_command); a hostile server's is written as is. */
-	if (len > MAX_ID_BYTES) {
-		write_escaped(f, p, len);
-		return;
-	}
+	/* No id sessctl takes is longer (check_command). */
+	if (len > MAX_ID_BYTES)
+		return NULL;
 	id_escape(p, len, false, text);
 	if (cookie_session_id(text, cookie_id) != 0)
 		id_escape(p, len, true, text);
-	fputs(text, f);
+	return text;
+}
+
+static void write_id(FILE *f, const char *p, size_t len)
+{
+	char text[4 * MAX_ID_BYTES + 1];
+	const char *arg = id_arg(p, len, text);
+
+	/* A hostile server's longer one is written escaped, as it is. */
+	if (arg == NULL)
+		write_escaped(f, p, len);
+	else
+		fputs(arg, f);
+}
+
+/*
+ * list --json's "arg" of the id ${p} (${len} bytes): the text write_id prints, which an ID
+ * argument, --id-file and --id-env read back as exactly those bytes, as a JSON string. It is
+ * printable ASCII, so every JSON reader hands back those very characters: "id" holds the bytes
+ * as JSON can (not one to one past ASCII: the byte 0x85 and U+0085 are both \u0085), and
+ * given back as an ID its \xNN were decoded and a signed cookie's shape read as the cookie, so
+ * that an id another client made, \x76ictim... or s:victim.SIGNATURE, named the session
+ * victim... there. null for an id longer than sessctl takes (a hostile server's).
+ */
+static void write_id_arg_json(FILE *f, const char *p, size_t len)
+{
+	char text[4 * MAX_ID_BYTES + 1];
+	const char *arg = id_arg(p, len, text);
+
+	if (arg == NULL)
+		fputs("null", f);
+	else
+		json_write_string(f, arg, strlen(arg));
 }
 
 /* What NAMESPACES says of the server's namespaces, for the warning about a missing one. */
@@ -1481,7 +1514,9 @@ static int run_list(struct sessd_client *c, const struct opts *o)
 			if (o->json) {
 				fputs(first ? "{\"id\":" : ",{\"id\":", stdout);
 				json_write_string(stdout, e->id, e->id_len);
-				printf(",\"ttl_ms\":%" PRIu64 "}", e->ttl_ms);
+				printf(",\"ttl_ms\":%" PRIu64 ",\"arg\":", e->ttl_ms);
+				write_id_arg_json(stdout, e->id, e->id_len);
+				fputc('}', stdout);
 			} else {
 				write_id(stdout, e->id, e->id_len);
 				printf("\t%" PRIu64 "\n", e->ttl_ms);
@@ -1993,7 +2028,11 @@ static int prom_namespaces(struct sessd_client *c, struct prom_out *po)
  * mode too, and an operator's run by hand under umask 077 made sessd.prom unreadable to the
  * collector till the timer's next run. Anything at PATH but a regular file is refused (exit 2,
  * nothing written): a device or a link is not replaced, nor is a link followed (in a directory
- * another user may write in, it could name any file).
+ * another user may write in, it could name any file). So is, but for root, a file another user
+ * owns: the rename cannot give the new file that owner (only root may give a file away), so it
+ * changed hands, as mv's does, which > never does (it writes into the file, if it may); and that
+ * user's own runs (a timer's or cron job's) could then no longer replace it in a directory with the
+ * sticky bit, or write into it.
  * Returns 0, or EXIT_TROUBLE with the error said; PATH is then as it was, and no new file is
  * left. SIGTERM, SIGINT, SIGHUP and SIGQUIT wait while the new file exists: the unit's
  * TimeoutStartSec= stops a run with SIGTERM, which in a slow fsync left PATH.tmp.XXXXXX behind
@@ -2022,6 +2061,15 @@ static int prom_write_file(const char *path, const char *text, size_t len)
 		    S_ISLNK(old.st_mode)   ? "a symbolic link"
 		    : S_ISDIR(old.st_mode) ? "a directory"
 		                           : "a device, FIFO or socket");
+		free(tmp);
+		return EXIT_TROUBLE;
+	}
+	if (replacing && geteuid() != 0 && old.st_uid != geteuid()) {
+		say("--output: %s is another user's (uid %lu), and a file put in its place would "
+		    "be "
+		    "yours (uid %lu): run sessctl as its owner (the timer's or job's user that "
+		    "writes it), or remove it first; it is left as it was",
+		    path, (unsigned long)old.st_uid, (unsigned long)geteuid());
 		free(tmp);
 		return EXIT_TROUBLE;
 	}

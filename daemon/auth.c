@@ -237,7 +237,9 @@ bool auth_expire(struct auth *a, uint64_t now_ms)
 		return false;
 	sodium_free(a->previous); /* wipes it */
 	a->previous = NULL;
-	log_info("auth file %s: the previous secret's grace is over; it is refused from now on "
+	/* A warning: an operator who watches only those would otherwise first see the refusals
+	 * of the clients still holding that secret, with nothing saying why they began. */
+	log_warn("auth file %s: the previous secret's grace is over; it is refused from now on "
 	         "and its connections are closed",
 	         a->path);
 	return true;

@@ -58,6 +58,15 @@
  * hostile review, stop 40). */
 #define CONN_FREE_ROOM_BYTES CONN_READ_CHUNK
 #define CONN_LINGER_S        2
+/* What a lingering socket reads and discards at a time (each read wiped). */
+#define CONN_DISCARD_BYTES 4096u
+/* Bytes a socket lingering apart (struct conn_linger) reads, over its linger, before it is
+ * closed at once: what a client may have sent before it reads the reply it is owed (a Unix
+ * socket holds about 200 KB, loopback TCP's window about as much), so that a refused client's
+ * first request, a pipeline of SETs or a sealed client's first records, is read whole. The
+ * bound keeps a client that goes on sending from making sessd read for it: what sessd reads
+ * for one refused socket is at most this, 64 reads, once. */
+#define CONN_LINGER_BYTES (256u * 1024u)
 /* How long a stopping server lingers after SHUTTING_DOWN (see finish_closing): a client that
  * reads it closes at once, and one that does not must not hold the stop up. */
 #define CONN_GOODBYE_LINGER_MS 500
@@ -162,6 +171,24 @@
 	"the server is at its --max-connections and no connection could give way: a client "       \
 	"holding more than this one's gives up one idle for 2 s, and one holding two or more "     \
 	"gives up one not in use only to a client holding none; try again later"
+
+/*
+ * A socket closed before it was let in (conn_set_refuse, drop_pending, or a connection closing
+ * before its HELLO was done or refused at it: hand_off), its last reply sent and its sending
+ * side shut down, reading and discarding until its client closes, its time is up or it has read
+ * CONN_LINGER_BYTES, so that what its client was still sending does not turn the close into a
+ * reset that destroys the reply on its way. Not a connection: it holds no slot of
+ * --max-connections, no one ranks below it, and it holds no buffer; at most CONN_LINGER_MOST
+ * at once.
+ */
+struct conn_linger {
+	TAILQ_ENTRY(conn_linger) link;
+	struct conn_set *set;
+	evutil_socket_t fd;
+	struct event *ev; /* EV_READ, armed with the time left as its timeout */
+	int64_t until_ms; /* CLOCK_MONOTONIC ms when it closes at the latest */
+	size_t discarded; /* bytes read and dropped */
+};
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -284,6 +311,8 @@ struct conn {
 	bool on_trial;
 	/* Its SHUTTING_DOWN is for the secret its HELLO showed, retired since. */
 	bool auth_retired;
+	/* Refused at its HELLO (admit): never let in, it lingers apart (hand_off). */
+	bool turned_away;
 	/* Closed over --max-client-memory (evict): what the kernel still holds of it goes too. */
 	bool evicted;
 	/* Named by a RETIRE from another connection (conn_set_retire): nothing more of it is
@@ -490,14 +519,15 @@ static int reserve_raw(struct conn *c, size_t want)
 	return 0;
 }
 
-/* Free ${c}'s memory and descriptor; no list is touched. */
+/* Free ${c}'s memory and descriptor (-1 when hand_off took it); no list is touched. */
 static void conn_destroy(struct conn *c)
 {
 	event_free(c->read_ev);
 	event_free(c->write_ev);
 	if (c->timer != NULL)
 		event_free(c->timer);
-	evutil_closesocket(c->fd);
+	if (c->fd != -1)
+		evutil_closesocket(c->fd);
 	wipe_unread_input(c);
 	free(c->in_data);
 	buf_finish(&c->out);
@@ -595,6 +625,139 @@ static void conn_close(struct conn *c)
 	/* Last, so the owner sees the set as it now is (a stopping server counts to zero). */
 	if (s->cfg.on_closed != NULL)
 		s->cfg.on_closed(s->cfg.arg);
+}
+
+/*
+ * Read what ${fd}'s client sent, up to CONN_DISCARD_BYTES, and drop it, wiped: a HELLO sent
+ * after the close may show a secret, which the stack would keep until something overwrote it.
+ * Returns recv(2)'s result.
+ */
+static ssize_t discard_some(evutil_socket_t fd)
+{
+	uint8_t sink[CONN_DISCARD_BYTES];
+	ssize_t got = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+
+	if (got > 0)
+		sodium_memzero(sink, (size_t)got);
+	return got;
+}
+
+/* Close ${l} and free it. */
+static void linger_end(struct conn_linger *l)
+{
+	struct conn_set *s = l->set;
+
+	TAILQ_REMOVE(&s->lingering, l, link);
+	s->n_lingering--;
+	event_free(l->ev);
+	evutil_closesocket(l->fd);
+	free(l);
+}
+
+/* Arm ${l}'s event for what is left of its time, ${left_ms}. Returns 0, or -1. */
+static int linger_arm(struct conn_linger *l, int64_t left_ms)
+{
+	struct timeval tv = {(time_t)(left_ms / 1000), (suseconds_t)(left_ms % 1000) * 1000};
+
+	return event_add(l->ev, &tv);
+}
+
+/* A lingering socket is readable, or its time is up: one read, then close once its client has
+ * closed (or reset), its time is up or it read CONN_LINGER_BYTES, the rest unread (then a
+ * reset, as for a socket that could not linger). */
+static void linger_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_linger *l = arg;
+	struct conn_set *s = l->set;
+	int64_t left_ms = l->until_ms - mono_ms();
+	ssize_t got = 0;
+
+	if (s->cfg.on_io != NULL)
+		s->cfg.on_io(s->cfg.arg);
+	if (!(what & EV_TIMEOUT)) {
+		got = discard_some(fd);
+		if (got > 0)
+			l->discarded += (size_t)got;
+		else if (got == -1 && (errno == EAGAIN || errno == EINTR))
+			got = 1;
+	}
+	if (got <= 0 || left_ms <= 0 || l->discarded >= CONN_LINGER_BYTES ||
+	    linger_arm(l, left_ms) == -1)
+		linger_end(l);
+}
+
+/*
+ * Whether one more socket may linger apart now, ${counted} of the set's connections being it (1:
+ * a connection handed off, whose descriptor moves over): not while the server stops, at most
+ * CONN_LINGER_MOST, and only in the descriptors the connections leave of max_connections and
+ * spare_sockets (the owner's budget of open files), so that a connection let in on trial or
+ * giving way is never refused for a socket lingering.
+ */
+static bool may_linger(const struct conn_set *s, size_t counted)
+{
+	size_t budget = (size_t)s->cfg.max_connections + s->cfg.spare_sockets;
+
+	return !s->stopping && s->n_lingering < CONN_LINGER_MOST &&
+	       s->count - counted + s->n_lingering < budget;
+}
+
+/*
+ * Close ${fd} (the set's from now on), a socket of ${base} whose last reply has gone out or was
+ * dropped: it lingers apart (struct conn_linger) for up to ${ms}, its sending side shut down, so
+ * that the client reads that reply and then the end of the stream; or, when CONN_LINGER_MOST
+ * linger already, the server stops or memory runs out, it is closed at once after one read of
+ * what is waiting (a reset if more was).
+ */
+static void close_lingering(struct conn_set *s, struct event_base *base, evutil_socket_t fd,
+                            long ms)
+{
+	struct conn_linger *l = NULL;
+
+	if (!may_linger(s, 0))
+		goto fail_close;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		goto fail_close;
+	l->set = s;
+	l->fd = fd;
+	l->until_ms = mono_ms() + ms;
+	l->ev = event_new(base, fd, EV_READ, linger_on_read, l);
+	if (l->ev == NULL || linger_arm(l, ms) == -1)
+		goto fail_free;
+	shutdown(fd, SHUT_WR);
+	TAILQ_INSERT_TAIL(&s->lingering, l, link);
+	s->n_lingering++;
+	return;
+
+fail_free:
+	if (l->ev != NULL)
+		event_free(l->ev);
+	free(l);
+fail_close:
+	(void)discard_some(fd);
+	evutil_closesocket(fd);
+}
+
+/*
+ * ${c}, closing, not let in (before its HELLO was done, or refused at it) and its replies out,
+ * would linger now: it lingers apart instead (close_lingering) for ${ms}, freed at once, so that
+ * it holds no slot of --max-connections (it did for up to 2 s, above every newcomer that had not
+ * said HELLO yet, which were closed for a newcomer before it). Not while the server stops: its
+ * SHUTTING_DOWN lingers as a connection, which the stop waits for. Returns true when ${c} was
+ * freed.
+ */
+static bool hand_off(struct conn *c, long ms)
+{
+	struct conn_set *s = c->set;
+	struct event_base *base = event_get_base(c->read_ev);
+	evutil_socket_t fd = c->fd;
+
+	if ((c->greeted && !c->turned_away) || !may_linger(s, 1))
+		return false;
+	c->fd = -1;
+	conn_close(c);
+	close_lingering(s, base, fd, ms);
+	return true;
 }
 
 /* Watch for requests only while nothing stops it (see the flags in struct conn); the flags
@@ -732,8 +895,11 @@ static bool finish_closing(struct conn *c)
 		return true;
 	}
 	if (!c->lingering) {
-		if (arm_timer_ms(c, c->said_goodbye ? CONN_GOODBYE_LINGER_MS
-		                                    : CONN_LINGER_S * 1000L) == -1) {
+		long linger_ms = c->said_goodbye ? CONN_GOODBYE_LINGER_MS : CONN_LINGER_S * 1000L;
+
+		if (hand_off(c, linger_ms))
+			return true;
+		if (arm_timer_ms(c, linger_ms) == -1) {
 			conn_close(c);
 			return true;
 		}
@@ -997,6 +1163,7 @@ static bool admit(struct conn *c)
 	 * take more than its part. */
 	if (!c->closing && tally_greeted(c) == -1) {
 		log_warn("out of memory for the tally of connections; refusing one");
+		c->turned_away = true;
 		return false;
 	}
 	/* Only a newcomer let in on trial is in excess: one let in within the limit (or for a
@@ -1005,6 +1172,7 @@ static bool admit(struct conn *c)
 		return true;
 	victim = find_victim(s, c);
 	if (victim == NULL) {
+		c->turned_away = true;
 		s->refused_at_hello++;
 		say_admissions(s, 0, log_every_due(&s->refused_at_hello_log, 1, 10));
 		return false;
@@ -2169,13 +2337,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 	if (s->cfg.on_io != NULL)
 		s->cfg.on_io(s->cfg.arg);
 	if (c->lingering) {
-		uint8_t sink[4096];
-
-		got = recv(fd, sink, sizeof(sink), 0);
-		/* Dropped unread, and wiped as unread input is: a HELLO sent after the close may
-		 * show a secret, which the stack would keep until something overwrote it. */
-		if (got > 0)
-			sodium_memzero(sink, (size_t)got);
+		got = discard_some(fd);
 		if (got == 0 || (got == -1 && errno != EAGAIN && errno != EINTR))
 			conn_close(c);
 		return;
@@ -2363,6 +2525,7 @@ void conn_set_init(struct conn_set *s, const struct conn_config *cfg)
 	TAILQ_INIT(&s->held_over);
 	TAILQ_INIT(&s->held_starved);
 	TAILQ_INIT(&s->grown);
+	TAILQ_INIT(&s->lingering);
 	owners_init(&s->owners);
 	owners_init(&s->greeted);
 	owners_init(&s->members);
@@ -2429,6 +2592,8 @@ void conn_set_finish(struct conn_set *s)
 
 	while ((c = TAILQ_FIRST(&s->all)) != NULL)
 		conn_unlink_destroy(c);
+	while (!TAILQ_EMPTY(&s->lingering))
+		linger_end(TAILQ_FIRST(&s->lingering));
 	owners_finish(&s->owners);
 	owners_finish(&s->greeted);
 	owners_finish(&s->members);
@@ -2445,30 +2610,35 @@ static bool may_give_way(const struct conn *c, uint64_t source, int64_t now_ms)
 	       now_ms - c->accepted_ms >= CONN_HELLO_GRACE_MS;
 }
 
-void conn_say_busy(evutil_socket_t fd, const char *why)
+/* Send BUSY with the message ${why} on ${fd} if the socket takes it at once. */
+static void send_busy(evutil_socket_t fd, const char *why)
 {
-	uint8_t unread[4096];
 	struct buf frame;
 	ssize_t moved;
 
 	buf_init(&frame);
-	if (why != NULL && codec_reply_error(&frame, 0, CODEC_BUSY, why) == 0) {
+	if (codec_reply_error(&frame, 0, CODEC_BUSY, why) == 0) {
 		moved = send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)moved; /* best effort: the close tells the client in any case */
 	}
 	buf_finish(&frame);
-	moved = recv(fd, unread, sizeof(unread), MSG_DONTWAIT);
-	(void)moved;
-	sodium_memzero(unread, sizeof(unread));
+}
+
+void conn_set_refuse(struct conn_set *s, struct event_base *base, evutil_socket_t fd,
+                     const char *why)
+{
+	send_busy(fd, why);
+	close_lingering(s, base, fd, CONN_LINGER_S * 1000L);
 }
 
 /*
  * ${c}, sealed and not closing, is closed now for a newcomer: seal SHUTTING_DOWN behind what
  * its output holds (its HELLO's reply, when that has not gone yet) and send what the socket
- * takes of it at once, without waiting, as conn_say_busy does; then read what its client sent
- * meanwhile (conn_say_busy), so that the close does not reset the connection under it. The
- * slot must be free before the newcomer is let in, so this cannot wait for the flush; if the
- * socket takes it only in part, the client sees the end of the stream as before.
+ * takes of it at once, without waiting, as conn_set_refuse sends BUSY; its close then lingers
+ * apart (drop_pending), so that the first request its client sent meanwhile does not reset the
+ * connection under it. The slot must be free before the newcomer is let in, so this cannot
+ * wait for the flush; if the socket takes it only in part, the client sees the end of the
+ * stream as before.
  */
 static void say_unproven_goodbye_now(struct conn *c)
 {
@@ -2485,24 +2655,34 @@ static void say_unproven_goodbye_now(struct conn *c)
 			c->out_sent += (size_t)put;
 		}
 	}
-	conn_say_busy(c->fd, NULL);
 }
 
 /*
- * Close ${c}, not past HELLO, for a newcomer. Its client is told BUSY (conn_say_busy) when no
- * reply of it has been sent and its HELLO has not been answered: a sealed client could not
- * read it plain after that. A sealed one whose HELLO was answered is told SHUTTING_DOWN,
- * sealed, as at its --hello-timeout: its client may have sent its first request meanwhile,
- * which crosses the close, and a bare end of the stream left that "may or may not" (a
- * libsessd call so read "unknown"; told, it sends the request again on a new connection).
+ * Close ${c}, not past HELLO, for a newcomer, its slot free at once. Its client is told BUSY
+ * (send_busy) when no reply of it has been sent and its HELLO has not been answered: a sealed
+ * client could not read it plain after that. A sealed one whose HELLO was answered is told
+ * SHUTTING_DOWN, sealed, as at its --hello-timeout: its client may have sent its first request
+ * meanwhile, which crosses the close, and a bare end of the stream left that "may or may not"
+ * (a libsessd call so read "unknown"; told, it sends the request again on a new connection).
+ * Then its socket lingers apart (close_lingering), as a refused newcomer's does: closed with
+ * that request unread, the close reset the connection, and the reset could destroy the reply.
  */
 static void drop_pending(struct conn *c, const char *why)
 {
-	if (c->peer.seal != NULL && !c->closing && !c->broken)
+	struct conn_set *s = c->set;
+	struct event_base *base = event_get_base(c->read_ev);
+	evutil_socket_t fd = c->fd;
+	long linger_ms = CONN_LINGER_S * 1000L;
+
+	if (c->peer.seal != NULL && !c->closing && !c->broken) {
 		say_unproven_goodbye_now(c);
-	else
-		conn_say_busy(c->fd, !c->peer.ready && unsent(c) == 0 ? why : NULL);
+		linger_ms = CONN_GOODBYE_LINGER_MS;
+	} else if (!c->peer.ready && unsent(c) == 0) {
+		send_busy(fd, why);
+	}
+	c->fd = -1;
 	conn_close(c);
+	close_lingering(s, base, fd, linger_ms);
 }
 
 /*
@@ -2881,6 +3061,9 @@ void conn_set_shutdown(struct conn_set *s)
 	conn_set_resume_held(s);
 	conn_set_handle_input(s);
 	s->stopping = true;
+	/* Refused sockets are not connections: the stop waits for none of them. */
+	while (!TAILQ_EMPTY(&s->lingering))
+		linger_end(TAILQ_FIRST(&s->lingering));
 	for (c = TAILQ_FIRST(&s->all); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->lingering) {

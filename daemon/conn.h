@@ -30,6 +30,11 @@
 
 struct conn;
 TAILQ_HEAD(conn_list, conn);
+struct conn_linger;
+TAILQ_HEAD(conn_linger_list, conn_linger);
+
+/* At most this many sockets linger at once apart from the connections (conn_set_refuse). */
+#define CONN_LINGER_MOST 32
 
 /*
  * Turns one frame (borrowed; decoded already when the hint before it decoded it) into one
@@ -85,6 +90,10 @@ struct conn_config {
 	/* --max-connections: past it, a client that says HELLO takes an idle connection's place
 	 * or is refused (conn_set_may_try). */
 	unsigned max_connections;
+	/* Descriptors past max_connections the owner keeps for sockets: connections let in on
+	 * trial or giving way, and, in what those leave, sockets lingering apart
+	 * (conn_set_refuse). */
+	unsigned spare_sockets;
 	/* Replies one loop turn may make, over all connections, before the rest of the input
 	 * waits for the next turn (at least one frame is always handled): bounds both the loop's
 	 * turn and what a burst from many connections at once adds to max_client_bytes. Past
@@ -185,6 +194,10 @@ struct conn_set {
 	char refused_frame_peer[DISPATCH_PEER_NAME_BYTES];
 	const char *refused_frame_why;
 	size_t count;
+	/* Sockets refused or closed before they were let in, their last reply sent, reading on
+	 * until their client closes (conn_set_refuse): not connections, counted nowhere else. */
+	struct conn_linger_list lingering;
+	size_t n_lingering;
 	bool stopping;
 };
 
@@ -229,14 +242,21 @@ int conn_new(struct conn_set *s, struct event_base *base, evutil_socket_t fd, ui
              uint64_t owner, bool local, const char *name, bool on_trial);
 
 /*
- * conn_say_busy(fd, why):
- * Before ${fd}, a connection not past HELLO, is closed: send BUSY with the message ${why}
- * (NULL: nothing) if the socket takes it at once, then read what its client sent that was not
- * read (at most 4096 bytes, wiped after: it may hold a HELLO's secret), since closed unread
- * the close would be a reset, which may reach the client before it reads the reply. The
- * caller still owns and closes ${fd}.
+ * conn_set_refuse(s, base, fd, why):
+ * Turn away ${fd}, a newcomer accepted on ${base} and not served (the set takes it and closes
+ * it): send BUSY with the message ${why} if the socket takes it at once, then close it so that
+ * what its client sent, or is still sending, does not make the close a reset that may destroy
+ * the BUSY on its way (TCP: an RST; a Unix socket: ECONNRESET at the client's read), as a
+ * connection not past HELLO closed for a newcomer is closed: its sending side is shut down, and
+ * it lingers apart from the connections (counted toward --max-connections nowhere), reading and
+ * discarding what comes (wiped: it may hold a HELLO's secret), until its client closes, 2 s
+ * pass or 256 KiB are read. At most CONN_LINGER_MOST linger at once, and only in the
+ * descriptors that connections leave of max_connections and spare_sockets; past that, or once
+ * the server stops, it is closed at once after one read of at most 4 KiB of what is waiting,
+ * and conn_set_shutdown closes those lingering.
  */
-void conn_say_busy(evutil_socket_t fd, const char *why);
+void conn_set_refuse(struct conn_set *s, struct event_base *base, evutil_socket_t fd,
+                     const char *why);
 
 /*
  * conn_set_drop_ungreeted(s, source):
@@ -251,8 +271,9 @@ void conn_say_busy(evutil_socket_t fd, const char *why);
  * its own, not a web server's sealed connection awaiting its first record. A newcomer on trial
  * (conn_set_may_try) is kept from its own source's newcomers for half a second, so that a pool
  * opened at once does not close its own connections before their HELLO is read. The one
- * closed is told BUSY first if its socket takes it and its HELLO is not answered. Returns
- * false when none gives way: the newcomer is to be refused, or let in on trial.
+ * closed is told BUSY first if its socket takes it and its HELLO is not answered (sealed and
+ * answered, SHUTTING_DOWN), and lingers as conn_set_refuse says, its slot free at once.
+ * Returns false when none gives way: the newcomer is to be refused, or let in on trial.
  */
 bool conn_set_drop_ungreeted(struct conn_set *s, uint64_t source);
 
@@ -363,7 +384,8 @@ size_t conn_set_close_auth_retired(struct conn_set *s, const struct auth *a,
  * that requests still on their way cannot reset the connection under it. Each closes once
  * its queued replies are sent (pending ones after conn_set_flush) and the client has closed or
  * the linger ended, or its close timeout passes (the owner's drain limit may come first: a
- * connection cut then gets no SHUTTING_DOWN).
+ * connection cut then gets no SHUTTING_DOWN). The sockets lingering apart (conn_set_refuse)
+ * and the connections lingering already are closed at once.
  */
 /*
  * conn_set_retire(s, asking, key):

@@ -69,7 +69,8 @@
 #define SERVER_REFUSED_LOG_S     10
 /* Connections past --max-connections that may be open at once: newcomers on trial and idle
  * ones given way that linger (conn_set_may_try), within the descriptors kept spare
- * (SERVER_SPARE_FDS). */
+ * (SERVER_SPARE_FDS); refused sockets lingering apart take what of it they leave
+ * (conn_config.spare_sockets). */
 #define SERVER_DISPLACE_SLACK 32
 /* Below this a --max-memory is more likely a typo (100 for 100M) than a limit. */
 #define SERVER_SMALL_MAX_MEMORY (1024u * 1024u)
@@ -94,7 +95,8 @@
 /* A tick with at most this many requests counts as quiet (a health check's pings do not
  * keep the memory from coming back). */
 #define SERVER_TRIM_QUIET_REQUESTS 100
-/* Descriptors besides the connections: listeners, the log and data files, the event loop. */
+/* Descriptors besides the connections: listeners, the log and data files, the event loop (14
+ * with --data-dir and two listeners), and SERVER_DISPLACE_SLACK. */
 #define SERVER_SPARE_FDS 64
 
 struct server {
@@ -440,11 +442,11 @@ static void server_log_held_back(struct server *srv, bool stopping)
 }
 
 /* A client turned away at --max-connections is told why, so that its error can say so. */
-static void refuse_busy(evutil_socket_t fd)
+static void refuse_busy(struct server *srv, evutil_socket_t fd)
 {
-	conn_say_busy(fd, "the server is at its --max-connections and no connection can give "
-	                  "way; try again later");
-	evutil_closesocket(fd);
+	conn_set_refuse(&srv->conns, srv->base, fd,
+	                "the server is at its --max-connections and no connection can give way; "
+	                "try again later");
 }
 
 static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uint64_t owner,
@@ -475,7 +477,7 @@ static void server_on_accept(void *arg, evutil_socket_t fd, uint64_t source, uin
 			srv->refused_total++;
 			snprintf(srv->refused_peer, sizeof(srv->refused_peer), "%s", name);
 
-			refuse_busy(fd);
+			refuse_busy(srv, fd);
 			if (logged > 0)
 				say_refusals(srv, logged);
 			return;
@@ -610,13 +612,14 @@ static void trim_when_quiet(struct server *srv)
 }
 
 /* Close the connections that showed a secret --auth-file or --admin-auth-file no longer lets
- * in. */
+ * in. Said as a warning: clients are cut off (the reload's own line, which the operator asked
+ * for, stays at info). */
 static void close_retired_auth(struct server *srv)
 {
 	size_t closing = conn_set_close_auth_retired(&srv->conns, srv->auth, srv->admin_auth);
 
 	if (closing > 0)
-		log_info("closing %zu connection(s) made with a retired --auth-file or "
+		log_warn("closing %zu connection(s) made with a retired --auth-file or "
 		         "--admin-auth-file secret",
 		         closing);
 }
@@ -1270,6 +1273,7 @@ struct server *server_new(const struct config *cfg, bool *config_fault)
 	conn_cfg.hello_timeout_s = cfg->hello_timeout_s;
 	conn_cfg.max_client_bytes = max_client_memory;
 	conn_cfg.max_connections = cfg->max_connections;
+	conn_cfg.spare_sockets = SERVER_DISPLACE_SLACK;
 	conn_cfg.turn_output_bytes = max_client_memory / 8 < SERVER_TURN_OUTPUT_BYTES
 	                                 ? max_client_memory / 8
 	                                 : SERVER_TURN_OUTPUT_BYTES;

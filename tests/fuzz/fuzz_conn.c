@@ -392,8 +392,7 @@ static void accept_conn(struct fuzz *f, int fd, uint64_t source, uint64_t owner)
 	in_server = true;
 	if (f->set.count >= f->max_connections && !conn_set_drop_ungreeted(&f->set, source) &&
 	    !conn_set_may_try(&f->set, owner)) {
-		conn_say_busy(fd, "the server is at its --max-connections");
-		close(fd);
+		conn_set_refuse(&f->set, f->base, fd, "the server is at its --max-connections");
 	} else {
 		on_trial = f->set.count >= f->max_connections;
 		/* On failure (an allocation) it has closed fd: the client reads the end. */

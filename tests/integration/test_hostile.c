@@ -6290,3 +6290,366 @@ LEAK_CHECKED_TEST_OPTS(hostile, a_guesser_among_many_sources_is_named, .timeout 
 	unlink(path);
 	rmdir(dir);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* A refusal's reply and the close after it */
+
+/* Bytes of the first request of the refused clients below: more than the 4 KiB a refusal
+ * reads before its close (conn.c, CONN_DISCARD_BYTES), as a web server's first SET
+ * after it connects may be. */
+#define LARGE_FIRST_BYTES (64u * 1024u)
+
+/* A SET of ${len} bytes of session data, encoded into ${b}. */
+static void encode_large_set(struct buf *b, size_t len)
+{
+	struct codec_request req = {.op = CODEC_OP_SET, .request_id = 5, .ttl_ms = 60000};
+	uint8_t *data = malloc(len);
+
+	cr_assert_not_null(data);
+	memset(data, 'x', len);
+	req.ns = bytes("large");
+	req.id = bytes("first-request");
+	req.data = span(data, len);
+	encode(b, &req);
+	free(data);
+}
+
+/* What a refused client saw: the rest of its request sent or not, and what it read. */
+struct refusal_seen {
+	int send_errno; /* 0: the whole request went out */
+	struct buf got; /* every byte the daemon sent */
+	int end_errno;  /* 0: the end of the stream; ECONNRESET: the close reset it */
+};
+
+/*
+ * The client of ${fd} sends the rest of ${request} from ${sent} on, then reads to the end of the
+ * stream into ${seen} (freed by the caller with buf_finish).
+ */
+static void finish_refused(int fd, const struct buf *request, size_t sent,
+                           struct refusal_seen *seen)
+{
+	ssize_t r;
+
+	seen->send_errno = 0;
+	if (sent < request->len &&
+	    harness_send_all(fd, request->data + sent, request->len - sent) == -1)
+		seen->send_errno = errno;
+	buf_init(&seen->got);
+	for (;;) {
+		cr_assert_eq(buf_reserve(&seen->got, 4096), 0);
+		r = recv(fd, seen->got.data + seen->got.len, 4096, 0);
+		if (r > 0) {
+			seen->got.len += (size_t)r;
+			continue;
+		}
+		if (r == -1 && errno == EINTR)
+			continue;
+		seen->end_errno = r == 0 ? 0 : errno;
+		return;
+	}
+}
+
+/* ${seen} holds one plain reply, ${status} answering no request, then the end of the stream. */
+static void expect_told(const struct refusal_seen *seen, uint32_t status, const char *who)
+{
+	struct codec_reply rep;
+	uint32_t n;
+
+	cr_expect_eq(seen->send_errno, 0, "%s: its request could not be sent whole: %s", who,
+	             strerror(seen->send_errno));
+	cr_expect_eq(seen->end_errno, 0, "%s: the stream ended with %s, not its end", who,
+	             strerror(seen->end_errno));
+	cr_assert_geq(seen->got.len, CODEC_HEADER_BYTES, "%s: no reply came (%zu bytes)", who,
+	              seen->got.len);
+	n = codec_frame_length(seen->got.data);
+	cr_assert_eq(seen->got.len, CODEC_HEADER_BYTES + n, "%s: one reply, %zu bytes came", who,
+	             seen->got.len);
+	cr_assert_eq(codec_decode_reply(seen->got.data + CODEC_HEADER_BYTES, n, &rep), 0);
+	cr_expect_eq(rep.status, status, "%s: told %s", who, codec_status_name(rep.status));
+	cr_expect_eq(rep.request_id, 0);
+}
+
+/*
+ * A newcomer refused at --max-connections whose first request is larger than what the refusal
+ * reads (a 64 KiB SET, sent while sessd was not looking: here, stopped), or still arriving when
+ * the BUSY goes out, sends it whole and reads its BUSY and then the end of the stream. Closed
+ * with that request unread (4 KiB was read), the connection was reset instead (TCP: an RST;
+ * Unix: ECONNRESET at the client's read after the BUSY, and the rest of a request still
+ * arriving failed, EPIPE), and a reset may reach a client before it reads the BUSY.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_refused_client_with_a_large_first_request_reads_busy,
+                       .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	struct refusal_seen seen;
+	struct buf request, half;
+	struct pollfd pfd;
+	const char *url;
+	size_t sent;
+	int holder, fd;
+
+	start_with(args);
+	holder = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&request);
+	encode_large_set(&request, LARGE_FIRST_BYTES);
+	for (int i = 0; i < 2; i++) {
+		url = i == 0 ? dmn.unix_url : dmn.tcp_url;
+		/* In use: not idle for the 2 s that would let a newcomer in on trial. */
+		ping_ok(holder, 10 + (uint64_t)i);
+		cr_assert_eq(harness_sigstop(dmn.pid), 0);
+		fd = harness_connect(url);
+		cr_assert_geq(fd, 0);
+		send_what_fits(fd, &request, &sent);
+		cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+		finish_refused(fd, &request, sent, &seen);
+		expect_told(&seen, CODEC_BUSY, url);
+		buf_finish(&seen.got);
+		close(fd);
+
+		/* Still arriving: half of it sent before the refusal, the rest once the BUSY has
+		 * come, as a client writing a large request over a slow link sends it. */
+		ping_ok(holder, 30 + (uint64_t)i);
+		cr_assert_eq(harness_sigstop(dmn.pid), 0);
+		fd = harness_connect(url);
+		cr_assert_geq(fd, 0);
+		half = request;
+		half.len = request.len / 2;
+		send_what_fits(fd, &half, &sent);
+		cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+		pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+		cr_assert_eq(poll(&pfd, 1, 10000), 1, "%s: no BUSY came", url);
+		finish_refused(fd, &request, sent, &seen);
+		expect_told(&seen, CODEC_BUSY, url);
+		buf_finish(&seen.got);
+		close(fd);
+	}
+	ping_ok(holder, 20);
+	close(holder);
+	buf_finish(&request);
+	stop_clean();
+}
+
+/*
+ * A connection not past HELLO closed for a newcomer at --max-connections (drop_pending), whose
+ * client had sent a large first request meanwhile, reads what it is owed and then the end of the
+ * stream: plain and silent, BUSY; sealed with its HELLO answered, SHUTTING_DOWN in a record.
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_displaced_client_with_a_large_first_request_is_told_so,
+                       .timeout = 60)
+{
+	static const char secret[] = "a-displaced-client-0123456789abcdef";
+	char dir[] = "/tmp/sessd-displaced-XXXXXX", path[64];
+	const char *const args[] = {"--max-connections", "1", "--auth-file", path, NULL};
+	struct refusal_seen seen;
+	struct buf request, wire;
+	struct codec_reply rep;
+	struct sealed opened, next;
+	const char *url;
+	uint8_t *body;
+	size_t sent;
+	int fd, newcomer;
+
+	start_with_secret(dir, path, sizeof(path), secret, args);
+	buf_init(&request);
+	encode_large_set(&request, LARGE_FIRST_BYTES);
+	for (int i = 0; i < 2; i++) {
+		url = i == 0 ? dmn.unix_url : dmn.tcp_url;
+		/* Plain, silent: connected and sending its first request while sessd is stopped, a
+		 * newcomer behind it; sessd accepts both, and the second displaces the first. */
+		cr_assert_eq(harness_sigstop(dmn.pid), 0);
+		fd = harness_connect(url);
+		cr_assert_geq(fd, 0);
+		send_what_fits(fd, &request, &sent);
+		newcomer = harness_connect(url);
+		cr_assert_geq(newcomer, 0);
+		cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+		finish_refused(fd, &request, sent, &seen);
+		expect_told(&seen, CODEC_BUSY, url);
+		buf_finish(&seen.got);
+		close(fd);
+
+		/* Sealed, its HELLO answered and no record sent: displaced by the next newcomer,
+		 * its first request (a 64 KiB SET) crossing the close. */
+		next = sealed_on(newcomer, secret);
+		opened = next;
+		cr_assert_eq(harness_sigstop(dmn.pid), 0);
+		buf_init(&wire);
+		cr_assert_eq(seal_append_all(opened.seal, &wire, request.data, request.len), 0);
+		send_what_fits(opened.fd, &wire, &sent);
+		newcomer = harness_connect(url);
+		cr_assert_geq(newcomer, 0);
+		cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+		finish_refused(opened.fd, &wire, sent, &seen);
+		cr_expect_eq(seen.send_errno, 0,
+		             "%s sealed: its request could not be sent whole: %s", url,
+		             strerror(seen.send_errno));
+		cr_expect_eq(seen.end_errno, 0, "%s sealed: the stream ended with %s, not its end",
+		             url, strerror(seen.end_errno));
+		/* The records: the SHUTTING_DOWN's (the HELLO's reply was read already). */
+		{
+			size_t at = 0, size;
+
+			cr_assert_geq(seen.got.len, SEAL_HEADER_BYTES, "%s sealed: no record came",
+			              url);
+			size = seal_record_size(seen.got.data);
+			cr_assert_eq(size, seen.got.len, "%s sealed: one record, %zu bytes came",
+			             url, seen.got.len);
+			cr_assert_eq(buf_reserve(&opened.plain, size), 0);
+			cr_assert_eq(seal_open(opened.seal, seen.got.data + at, size,
+			                       opened.plain.data + opened.plain.len),
+			             0);
+			opened.plain.len += size - SEAL_OVERHEAD;
+		}
+		sealed_reply(&opened, &rep, &body);
+		cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "%s sealed: told %s", url,
+		             codec_status_name(rep.status));
+		free(body);
+		buf_finish(&seen.got);
+		buf_finish(&wire);
+		sealed_close(&opened);
+		close(newcomer);
+		/* Over TCP next, on a daemon of its own: no close of these is still on its way. */
+		stop_clean();
+		if (i == 0)
+			start_with(args);
+	}
+	buf_finish(&request);
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * The sockets a refusal leaves lingering are bounded (conn.c, struct conn_linger): at most 32 at
+ * once (a 33rd is closed at once as before, here with its 64 KiB request unread: a reset), each
+ * for at most 2 s however its client behaves, and to 256 KiB read (a client that goes on
+ * sending past it finds the connection closed). A stop closes those still lingering at once
+ * (the daemon exits 0, nothing of them leaked).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, refused_sockets_linger_within_bounds, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "1", NULL};
+	enum { MOST = 32, FLOOD_BYTES = 1024 * 1024 };
+	static uint8_t flood[FLOOD_BYTES];
+	int quiet[MOST], holder, late, sender, left[3];
+	struct refusal_seen seen;
+	struct buf request, none;
+	size_t sent;
+	ssize_t w;
+	bool all_closed = false;
+
+	start_with(args);
+	holder = harness_open_ready(dmn.unix_url, "test_hostile");
+	buf_init(&request);
+	buf_init(&none);
+	encode_large_set(&request, LARGE_FIRST_BYTES);
+	/* 32 refused newcomers that neither read nor close, then one with a large request. */
+	ping_ok(holder, 1);
+	cr_assert_eq(harness_sigstop(dmn.pid), 0);
+	for (int i = 0; i < MOST; i++) {
+		quiet[i] = harness_connect(dmn.unix_url);
+		cr_assert_geq(quiet[i], 0);
+	}
+	late = harness_connect(dmn.unix_url);
+	cr_assert_geq(late, 0);
+	send_what_fits(late, &request, &sent);
+	cr_assert_eq(kill(dmn.pid, SIGCONT), 0);
+	finish_refused(late, &request, sent, &seen);
+	cr_expect_eq(seen.end_errno, ECONNRESET,
+	             "the 33rd refused socket was not closed at once: the stream ended with %s",
+	             seen.end_errno == 0 ? "its end" : strerror(seen.end_errno));
+	buf_finish(&seen.got);
+	close(late);
+	/* The 32 were told BUSY and then the end (their sessd side shut down), but linger on. */
+	for (int i = 0; i < MOST; i++) {
+		finish_refused(quiet[i], &none, 0, &seen);
+		expect_told(&seen, CODEC_BUSY, "a quiet refused socket");
+		buf_finish(&seen.got);
+	}
+	cr_assert_eq(stat_of(holder, NULL, "connections"), 1, "lingering sockets are not counted");
+	/* Within their time, each closes though its client does not: a byte sent then finds it
+	 * gone (EPIPE). Waited for up to 10 s, polled every 50 ms. */
+	for (long t0 = harness_mono_ms(); !all_closed && harness_mono_ms() - t0 < 10000;) {
+		all_closed = true;
+		for (int i = 0; i < MOST; i++) {
+			if (quiet[i] == -1)
+				continue;
+			w = send(quiet[i], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+				close(quiet[i]);
+				quiet[i] = -1;
+				continue;
+			}
+			all_closed = false;
+		}
+		if (!all_closed)
+			harness_sleep_ms(50);
+	}
+	cr_assert(all_closed, "a refused socket lingered past its time (10 s)");
+	/* A refused client that goes on sending: closed once it has sent 256 KiB or so, its send
+	 * failing before the 1 MiB it means to send is out. */
+	ping_ok(holder, 2);
+	sender = harness_connect(dmn.unix_url);
+	cr_assert_geq(sender, 0);
+	sent = 0;
+	while (sent < FLOOD_BYTES) {
+		w = send(sender, flood + sent, FLOOD_BYTES - sent, MSG_NOSIGNAL);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		sent += (size_t)w;
+	}
+	cr_expect_lt(sent, (size_t)FLOOD_BYTES,
+	             "a refused socket read a whole MiB (256 KiB is its bound)");
+	close(sender);
+	/* Three linger at the stop: closed with it, nothing left behind. */
+	ping_ok(holder, 3);
+	for (int i = 0; i < 3; i++) {
+		left[i] = harness_connect(dmn.unix_url);
+		cr_assert_geq(left[i], 0);
+		harness_wait_read(left[i]);
+	}
+	ping_ok(holder, 4);
+	close(holder);
+	buf_finish(&request);
+	stop_clean();
+	for (int i = 0; i < 3; i++)
+		close(left[i]);
+}
+
+/*
+ * A newcomer refused after its HELLO (here, one stating no process identity from a host whose
+ * process holds two connections, at --max-connections 2: it takes no one's place) whose client
+ * ignores the BUSY and keeps its socket open holds no slot: it lingers apart. It lingered as a
+ * connection for up to 2 s, counted toward --max-connections above the newcomers that had not
+ * said HELLO (review-65).
+ */
+LEAK_CHECKED_TEST_OPTS(hostile, a_client_refused_at_its_hello_holds_no_slot, .timeout = 60)
+{
+	static const char *const args[] = {"--max-connections", "2", NULL};
+	struct refusal_seen seen;
+	struct buf none;
+	int held[2], refused;
+
+	start_with(args);
+	buf_init(&none);
+	for (int i = 0; i < 2; i++) {
+		held[i] = greeted_as("127.0.0.2", "worker-1");
+		cr_assert_geq(held[i], 0, "connection %d of worker-1 is served", i);
+	}
+	refused = connect_from("127.0.0.2");
+	cr_assert_eq(hello_outcome_as(refused, NULL), 0, "the newcomer is refused at its HELLO");
+	cr_assert_eq(stat_of(held[0], NULL, "connections"), 2,
+	             "the refused connection, lingering, still counts as a connection");
+	cr_assert_eq(stat_of(held[0], NULL, "connections_refused_total"), 1);
+	/* After its BUSY, the end of the stream, not a reset. */
+	finish_refused(refused, &none, 0, &seen);
+	cr_expect_eq(seen.end_errno, 0, "the stream ended with %s", strerror(seen.end_errno));
+	cr_expect_eq(seen.got.len, 0, "more came after the BUSY");
+	buf_finish(&seen.got);
+	ping_ok(held[1], 5);
+	close(refused);
+	for (int i = 0; i < 2; i++)
+		close(held[i]);
+	stop_clean();
+}

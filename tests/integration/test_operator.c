@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -4299,6 +4300,170 @@ LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_keeps_the_replaced_files_mode
 	names = dir_names(dir);
 	cr_expect_null(strstr(names, ".tmp."), "a file left beside it: %s", names);
 	free(names);
+
+	cr_assert_eq(harness_stop(&d), 0);
+	harness_cleanup(&d);
+	rm_tree(dir);
+}
+
+/*
+ * The level ("warn", "info", ...) of the first line of the daemon's log ${text} that holds
+ * ${needle}, into ${level} (16 bytes); fails the test when no line holds it. A line is "[<N>]"
+ * (under journald), a timestamp, the level, then the text (sessd(8), LOGS).
+ */
+static void level_of_line(const char *text, const char *needle, char level[16])
+{
+	const char *at = strstr(text, needle), *start, *word;
+
+	cr_assert_not_null(at, "no line says \"%s\":\n%s", needle, text);
+	for (start = at; start > text && start[-1] != '\n'; start--)
+		;
+	word = strchr(start, ' ');
+	cr_assert(word != NULL && word < at, "a line without a level: %.80s", start);
+	cr_assert_eq(sscanf(word, " %15s", level), 1);
+}
+
+/*
+ * The end of --auth-grace is a warning, and so is the close of the connections made with the
+ * retired secret: an operator who watches the warnings (journalctl -p warning, an alert on
+ * them) saw only the AUTH_FAILED refusals that follow, with nothing saying why they began.
+ * Both were info. The reload's own line, which the operator asked for, stays info.
+ */
+LEAK_CHECKED_TEST(operator, the_end_of_an_auth_grace_is_a_warning)
+{
+	char dir[64], path[128], level[16];
+	struct harness_daemon d;
+	struct codec_reply rep;
+	uint8_t *body;
+	size_t len;
+	int old_fd;
+	char *text;
+
+	old_fd = start_and_rotate(&d, dir, path, "grace-warning", "1");
+	/* Told SHUTTING_DOWN once the grace is over (a tick after it), then closed: by then both
+	 * lines are written. */
+	cr_assert_eq(harness_recv_frame(old_fd, &body, &len), 0);
+	cr_assert_eq(codec_decode_reply(body, len, &rep), 0);
+	cr_expect_eq(rep.status, CODEC_SHUTTING_DOWN, "%s", codec_status_name(rep.status));
+	free(body);
+	harness_expect_closed(old_fd);
+	close(old_fd);
+	text = harness_log(&d);
+	level_of_line(text, "the previous secret's grace is over", level);
+	cr_expect_str_eq(level, "warn", "the grace's end is said at %s:\n%s", level, text);
+	level_of_line(text, "closing 1 connection(s) made with a retired --auth-file", level);
+	cr_expect_str_eq(level, "warn", "the connections cut are said at %s:\n%s", level, text);
+	level_of_line(text, "reloaded a new secret", level);
+	cr_expect_str_eq(level, "info", "the reload is said at %s:\n%s", level, text);
+	free(text);
+	stop_rotated(&d, dir, path);
+}
+
+/*
+ * sessctl --connect ${url} stats --prometheus --output ${path} run as ${uid} (its group
+ * ${uid}, no other), standard output to /dev/null, standard error into ${err} (${size} bytes,
+ * NUL-ended); returns its exit status (-1: died of a signal).
+ */
+static int prom_output_as(uid_t uid, const char *url, const char *path, char *err, size_t size)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	int pipe_fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null == -1 || dup2(null, 1) == -1 || dup2(pipe_fds[1], 2) == -1)
+			_exit(127);
+		if (setgroups(0, NULL) == -1 || setgid(uid) == -1 || setuid(uid) == -1)
+			_exit(126);
+		umask(022);
+		execl(bin, bin, "--connect", url, "stats", "--prometheus", "--output", path,
+		      (char *)NULL);
+		_exit(125);
+	}
+	close(pipe_fds[1]);
+	while (got < size - 1 && (n = read(pipe_fds[0], err + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	err[got] = '\0';
+	close(pipe_fds[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * An operator other than root whose --output names another user's file (a textfile directory
+ * its group may write in, the file written by a timer or cron job as that user) is refused,
+ * exit 2, and the file is left as it was: the rename cannot give the new file that owner
+ * (only root may give a file away), so it changed hands, where the shell's > could not even
+ * have written into it (0644, another's), and that user's own runs could then no longer
+ * replace it in a directory with the sticky bit. Before, the run took it over: exit 0, owner
+ * 65534. A file of the operator's own is replaced, its mode kept, as ever. Needs root, to own
+ * files as others and to run sessctl as uid 65534 (over TCP: the daemon's Unix socket is in a
+ * directory of root's).
+ */
+LEAK_CHECKED_TEST_OPTS(operator, prometheus_output_leaves_another_users_file_alone, .timeout = 60)
+{
+	const char *bin = getenv("SESSCTL_BIN");
+	const uid_t operator_uid = 65534, owner_uid = 4242;
+	char dir[64], path[100], err[2048], *text, *names;
+	struct harness_daemon d;
+	struct stat st;
+	int fd;
+
+	cr_assert_not_null(bin, "SESSCTL_BIN is not set");
+	if (geteuid() != 0)
+		cr_skip_test("needs root: to make a file another user owns, and to run sessctl as "
+		             "uid %lu",
+		             (unsigned long)operator_uid);
+	if (!harness_can_exec_as(operator_uid, bin))
+		cr_skip_test("uid %lu cannot execute %s (a build under a directory closed to other "
+		             "users)",
+		             (unsigned long)operator_uid, bin);
+	make_dir(dir, "prom-owner");
+	/* A directory the operator may write in, without the sticky bit: a rename over any file
+	 * in it is allowed. */
+	cr_assert_eq(chmod(dir, 0777), 0);
+	snprintf(path, sizeof(path), "%s/sessd.prom", dir);
+	cr_assert_eq(harness_start(&d, NULL), 0);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, "old\n", 4), 4);
+	cr_assert_eq(fchmod(fd, 0644), 0);
+	cr_assert_eq(fchown(fd, owner_uid, 4343), 0);
+	close(fd);
+	cr_expect_eq(prom_output_as(operator_uid, d.tcp_url, path, err, sizeof(err)), 2,
+	             "not refused: %s", err);
+	cr_expect_not_null(strstr(err, "is another user's (uid 4242)"), "%s", err);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect(st.st_uid == owner_uid && st.st_gid == 4343, "owner %u:%u, not 4242:4343",
+	          (unsigned)st.st_uid, (unsigned)st.st_gid);
+	cr_expect_eq(st.st_mode & 07777, 0644, "mode %o", (unsigned)(st.st_mode & 07777));
+	text = slurp(path);
+	cr_expect_str_eq(text, "old\n", "the file was replaced");
+	free(text);
+	names = dir_names(dir);
+	cr_expect_str_eq(names, "sessd.prom", "a file left beside it");
+	free(names);
+
+	/* The operator's own file: replaced, its mode kept. */
+	cr_assert_eq(chown(path, operator_uid, operator_uid), 0);
+	cr_assert_eq(chmod(path, 0640), 0);
+	cr_expect_eq(prom_output_as(operator_uid, d.tcp_url, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect_eq(st.st_uid, operator_uid);
+	cr_expect_eq(st.st_mode & 07777, 0640, "mode %o", (unsigned)(st.st_mode & 07777));
+	text = slurp(path);
+	expect_exposition(text);
+	free(text);
 
 	cr_assert_eq(harness_stop(&d), 0);
 	harness_cleanup(&d);

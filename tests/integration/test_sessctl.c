@@ -4249,3 +4249,111 @@ LEAK_CHECKED_TEST(sessctl, help_names_the_escapes_of_a_cookie_shaped_id)
 	expect(&r, 0, NULL);
 	run_free(&r);
 }
+
+/*
+ * The "arg" fields of ${r}'s list --json output, JSON-decoded (each string is printable ASCII,
+ * its '\' and '"' escaped as JSON does), into ${args} (${most} at most, each malloc'd);
+ * returns how many.
+ */
+static size_t list_args(const struct run *r, char **args, size_t most)
+{
+	const char *p = (const char *)r->out.data;
+	size_t n = 0, len;
+	char *arg;
+
+	while ((p = strstr(p, ",\"arg\":\"")) != NULL && n < most) {
+		p += strlen(",\"arg\":\"");
+		arg = malloc(strlen(p) + 1);
+		cr_assert_not_null(arg);
+		for (len = 0; *p != '"'; p++) {
+			cr_assert((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f,
+			          "a byte outside printable ASCII in an arg: %s",
+			          (char *)r->out.data);
+			if (*p == '\\') {
+				p++;
+				cr_assert(*p == '\\' || *p == '"',
+				          "an escape other than \\\\ or \\\": %s",
+				          (char *)r->out.data);
+			}
+			arg[len++] = *p;
+		}
+		arg[len] = '\0';
+		args[n++] = arg;
+	}
+	return n;
+}
+
+/*
+ * list --json gives each id's "arg": what to give back as the ID, exactly. Its "id" is the id
+ * as JSON holds it, which named another session when given back (jq -r .id): an id that holds
+ * a backslash, x76 (\x76ictim...) was decoded as the ID argument's \xNN and named victim...;
+ * one shaped as a signed cookie (s:victim....SIGNATURE) was read as the cookie and named
+ * victim... too; and one with a byte that is not UTF-8 has no JSON string that gives it back
+ * (0x85 and U+0085 are both \u0085). Here every session is listed, each "arg" names its own
+ * session (get), destroys it (as an argument, and by --id-file), and victimAAAA is left alone
+ * until its own arg destroys it.
+ */
+LEAK_CHECKED_TEST(sessctl, an_id_is_given_back_as_list_json_s_arg)
+{
+	static const char victim[] = "victimAAAA", lookalike[] = "\\x76ictimAAAA";
+	static const char binary[] = "n\x85\nl";
+	enum { N = 5 };
+	char cookie[64], path[] = "/tmp/sessctl-arg-XXXXXX", *args[N + 1], *arg_of[N] = {0};
+	const char *const datas[N] = {"the-victim", "a-lookalike", "a-cookie-shape", "a-binary",
+	                              "a-leading-space"};
+	struct run r;
+	size_t n;
+	int fd;
+
+	snprintf(cookie, sizeof(cookie), "s:%s.%043d", victim, 0);
+	put_bytes("args", victim, strlen(victim), datas[0]);
+	put_bytes("args", lookalike, strlen(lookalike), datas[1]);
+	put_bytes("args", cookie, strlen(cookie), datas[2]);
+	put_bytes("args", binary, strlen(binary), datas[3]);
+	put_bytes("args", " lead", 5, datas[4]);
+
+	RUN(&r, "--namespace", "args", "list", "--json");
+	expect_json(&r);
+	n = list_args(&r, args, N + 1);
+	cr_assert_eq(n, N, "%zu \"arg\" fields, not one per session: %s", n, (char *)r.out.data);
+	run_free(&r);
+	/* Each names its own session. */
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		RUN(&r, "--namespace", "args", "get", args[i]);
+		for (k = 0; k < N && strcmp((char *)r.out.data, datas[k]) != 0; k++)
+			;
+		cr_assert_lt(k, N, "arg %s names no session listed (got \"%s\")", args[i],
+		             (char *)r.out.data);
+		cr_assert_null(arg_of[k], "args %s and %s name the same session", arg_of[k],
+		               args[i]);
+		arg_of[k] = args[i];
+		/* Not read as a cookie: nothing on standard error. */
+		expect(&r, 0, NULL);
+	}
+	/* Each lookalike destroyed by its arg leaves the victim alone. */
+	for (int k = 1; k < 4; k++) {
+		RUN(&r, "--namespace", "args", "destroy", arg_of[k]);
+		expect(&r, 0, "");
+		RUN(&r, "--namespace", "args", "get", victim);
+		expect(&r, 0, datas[0]);
+	}
+	/* --id-file takes it too (a line of it, as a line of list is). */
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, arg_of[4], strlen(arg_of[4])), (ssize_t)strlen(arg_of[4]));
+	cr_assert_eq(write(fd, "\n", 1), 1);
+	close(fd);
+	RUN(&r, "--namespace", "args", "destroy", "--id-file", path);
+	expect(&r, 0, "");
+	unlink(path);
+	RUN(&r, "--namespace", "args", "count");
+	expect(&r, 0, "1\n");
+	RUN(&r, "--namespace", "args", "destroy", arg_of[0]);
+	expect(&r, 0, "");
+	RUN(&r, "--namespace", "args", "count");
+	expect_warned(&r, 0, "0\n", "args");
+	for (size_t i = 0; i < n; i++)
+		free(args[i]);
+}
